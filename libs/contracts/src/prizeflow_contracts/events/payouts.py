@@ -1,0 +1,209 @@
+"""Payout requests (`prizeflow.payouts.requests.v1`, from rewards) and payout lifecycle events
+(`prizeflow.payouts.events.v1`, from payouts), ARCHITECTURE §7.
+
+Every lifecycle event carries what rewards needs to settle its reservation without a lookup: the claim,
+the player, the amount and the idempotency key. Rewards posts the pending transfer on `PayoutPaid` and
+voids it on `PayoutCancelled`, `PayoutRejected` and on a `PayoutFailed` with `final=True`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from prizeflow_contracts.envelope import EventPayload
+from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
+from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason, TxHash
+from prizeflow_contracts.money import Money, PayableMoney
+from prizeflow_contracts.providers import PayoutDestination, ProviderType
+from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, Topic
+
+Attempt = Annotated[int, Field(strict=True, ge=1, le=1000, description="1-based attempt number")]
+
+
+class ApprovalPolicy(StrEnum):
+    """Approvals a payout needed: auto below a threshold, one approver above it, two above a higher one."""
+
+    AUTO = "auto"
+    SINGLE = "single"
+    DUAL = "dual"
+
+
+REQUIRED_APPROVERS = {ApprovalPolicy.AUTO: 0, ApprovalPolicy.SINGLE: 1, ApprovalPolicy.DUAL: 2}
+
+
+class PayoutRequested(EventPayload):
+    """Rewards reserved `amount` for an approved claim and asks payouts to pay it, exactly once per key."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutRequested"
+    TOPIC: ClassVar[Topic] = PAYOUT_REQUESTS
+
+    payout_request_id: Identifier
+    claim_id: Identifier
+    player_id: Identifier
+    amount: PayableMoney
+    destination: PayoutDestination
+    idempotency_key: IdempotencyKey
+    requested_by: Identifier = Field(description="The player, or the admin acting for them")
+    provider: ProviderType | None = Field(
+        default=None, description="Preferred rail; None lets payouts choose"
+    )
+    requested_at: AwareDatetime
+
+
+class _PayoutEvent(EventPayload):
+    payout_id: Identifier
+    payout_request_id: Identifier
+    claim_id: Identifier
+    player_id: Identifier
+    amount: PayableMoney
+    provider: ProviderType
+    idempotency_key: IdempotencyKey
+
+
+class PayoutCreated(_PayoutEvent):
+    """Payouts accepted the request; `approval_policy` tells how many approvers it waits for."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutCreated"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    destination: PayoutDestination
+    approval_policy: ApprovalPolicy
+    created_at: AwareDatetime
+
+
+class PayoutApproved(_PayoutEvent):
+    """The approval policy is satisfied; nobody approves their own request (checked by payouts)."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutApproved"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    approval_policy: ApprovalPolicy
+    approved_by: Annotated[list[Identifier], Field(max_length=2)] = Field(default_factory=list)
+    approved_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> PayoutApproved:
+        needed = REQUIRED_APPROVERS[self.approval_policy]
+        if len(self.approved_by) != needed:
+            raise ValueError(
+                f"policy {self.approval_policy.value} needs exactly {needed} approver(s), "
+                f"got {len(self.approved_by)}"
+            )
+        if len(set(self.approved_by)) != len(self.approved_by):
+            raise ValueError("approvers must be distinct people")
+        return self
+
+
+class PayoutSubmitted(_PayoutEvent):
+    """Handed to the provider; the outcome comes later. For Stellar, `tx_hash` and `valid_until` are set:
+    the same envelope is resubmitted until it lands or `valid_until` passes."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutSubmitted"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    attempt: Attempt
+    provider_ref: ProviderRef | None = None
+    tx_hash: TxHash | None = None
+    valid_until: AwareDatetime | None = None
+    submitted_at: AwareDatetime
+
+
+class PayoutPaid(_PayoutEvent):
+    """The provider confirmed the money arrived: rewards posts the reservation."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutPaid"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    provider_ref: ProviderRef | None = None
+    tx_hash: TxHash | None = None
+    fee: Money | None = Field(default=None, description="Fee the provider charged the platform, if known")
+    paid_at: AwareDatetime
+
+
+class PayoutFailed(_PayoutEvent):
+    """An attempt failed. With `final=False` payouts retries after backoff (same idempotency key) and the
+    reservation stays; with `final=True` nothing more happens and rewards voids the reservation."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutFailed"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    attempt: Attempt
+    code: PayoutErrorCode
+    retryable: bool
+    final: bool
+    detail: Reason
+    provider_code: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    next_attempt_at: AwareDatetime | None = None
+    failed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> PayoutFailed:
+        if self.retryable and not is_retryable(self.code):
+            raise ValueError(f"{self.code.value} is a terminal error code; retryable must be false")
+        if not self.retryable and not self.final:
+            raise ValueError("a failure that is not retryable is final")
+        if self.final and self.next_attempt_at is not None:
+            raise ValueError("a final failure has no next attempt")
+        if not self.final and self.next_attempt_at is None:
+            raise ValueError("a failure that will be retried needs next_attempt_at")
+        return self
+
+
+class PayoutCancelled(_PayoutEvent):
+    """Cancelled before it was paid: rewards voids the reservation."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutCancelled"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    cancelled_by: Identifier
+    reason: Reason
+    cancelled_at: AwareDatetime
+
+
+class PayoutRejected(_PayoutEvent):
+    """An approver refused the payout: rewards voids the reservation."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutRejected"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    rejected_by: Identifier
+    reason: Reason
+    rejected_at: AwareDatetime
+
+
+class PayoutReturned(_PayoutEvent):
+    """A paid payout came back (bounced, reversed): rewards credits `returned_amount` back to the wallet."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutReturned"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    returned_amount: PayableMoney
+    provider_ref: ProviderRef | None = None
+    reason: Reason
+    returned_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> PayoutReturned:
+        if self.returned_amount.asset != self.amount.asset:
+            raise ValueError("returned_amount must be in the asset that was paid")
+        if self.returned_amount.amount > self.amount.amount:
+            raise ValueError("more cannot come back than was paid")
+        return self
+
+
+__all__ = [
+    "REQUIRED_APPROVERS",
+    "ApprovalPolicy",
+    "PayoutApproved",
+    "PayoutCancelled",
+    "PayoutCreated",
+    "PayoutFailed",
+    "PayoutPaid",
+    "PayoutRejected",
+    "PayoutRequested",
+    "PayoutReturned",
+    "PayoutSubmitted",
+]

@@ -1,0 +1,210 @@
+"""The signer's request and result topics (ARCHITECTURE §8).
+
+The signer trusts nothing but the intent: it decodes `unsigned_xdr` and signs only if the transaction
+does exactly what the intent says, within policy. Amounts are stroops (7 decimals), never decimals.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, ClassVar, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from prizeflow_contracts.envelope import EventPayload
+from prizeflow_contracts.ids import (
+    Identifier,
+    StellarAccountId,
+    StellarContractId,
+    TxHash,
+    XdrBase64,
+)
+from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, asset
+from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS, Topic
+
+MAX_OPERATIONS: Final = 100  # Stellar's per-transaction limit
+
+
+class SignatureRefusalCode(StrEnum):
+    WRONG_NETWORK = "wrong_network"
+    WRONG_SOURCE = "wrong_source"
+    DESTINATION_MISMATCH = "destination_mismatch"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    ASSET_NOT_ALLOWED = "asset_not_allowed"
+    CONTRACT_MISMATCH = "contract_mismatch"
+    METHOD_MISMATCH = "method_mismatch"
+    UNEXPECTED_OPERATION = "unexpected_operation"
+    FEE_TOO_HIGH = "fee_too_high"
+    MISSING_TIME_BOUNDS = "missing_time_bounds"
+    OVER_TX_CAP = "over_tx_cap"
+    OVER_DAILY_CAP = "over_daily_cap"
+    DESTINATION_DENIED = "destination_denied"
+    MALFORMED_XDR = "malformed_xdr"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+
+
+# Only a signer outage may be retried with the same request; every other refusal is a verdict.
+RETRYABLE_REFUSALS: Final = frozenset({SignatureRefusalCode.BACKEND_UNAVAILABLE})
+
+
+def _stellar_asset(code: str) -> str:
+    if "stellar" not in asset(code).provider_codes:
+        raise ValueError(f"asset {code} has no Stellar mapping")
+    return code
+
+
+StellarAsset = Annotated[AssetCode, AfterValidator(_stellar_asset)]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ScArgType(StrEnum):
+    """Soroban argument types an intent may name; values are strings so big integers stay exact."""
+
+    ADDRESS = "address"
+    I128 = "i128"
+    U128 = "u128"
+    I64 = "i64"
+    U64 = "u64"
+    U32 = "u32"
+    BOOL = "bool"
+    SYMBOL = "symbol"
+    STRING = "string"
+    BYTES = "bytes"
+
+
+_INT_RANGES: Final = {
+    ScArgType.I128: (-(2**127), 2**127 - 1),
+    ScArgType.U128: (0, 2**128 - 1),
+    ScArgType.I64: (-(2**63), 2**63 - 1),
+    ScArgType.U64: (0, 2**64 - 1),
+    ScArgType.U32: (0, 2**32 - 1),
+}
+_ADDRESS_RE: Final = re.compile(r"[GC][A-Z2-7]{55}")
+_SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
+_INT_RE: Final = re.compile(r"-?(0|[1-9][0-9]*)")
+_HEX_RE: Final = re.compile(r"([0-9a-f]{2})*")
+
+
+class ScArg(_Part):
+    """One contract argument, typed, its value as a canonical string."""
+
+    type: ScArgType
+    value: Annotated[str, Field(max_length=4096)]
+
+    @model_validator(mode="after")
+    def _check(self) -> ScArg:
+        t, v = self.type, self.value
+        if t in _INT_RANGES:
+            if not _INT_RE.fullmatch(v):
+                raise ValueError(f"{t.value} value must be a canonical integer string, got {v!r}")
+            low, high = _INT_RANGES[t]
+            if not low <= int(v) <= high:
+                raise ValueError(f"{v} is out of range for {t.value}")
+        elif t is ScArgType.ADDRESS and not _ADDRESS_RE.fullmatch(v):
+            raise ValueError(f"address must be a G... account or C... contract, got {v!r}")
+        elif t is ScArgType.BOOL and v not in ("true", "false"):
+            raise ValueError(f"bool value must be 'true' or 'false', got {v!r}")
+        elif t is ScArgType.SYMBOL and not _SYMBOL_RE.fullmatch(v):
+            raise ValueError(f"symbol must be 1-32 chars of [A-Za-z0-9_], got {v!r}")
+        elif t is ScArgType.BYTES and not _HEX_RE.fullmatch(v):
+            raise ValueError("bytes value must be lowercase hex")
+        return self
+
+
+class PaymentIntent(_Part):
+    """A classic payment the transaction must contain, exactly."""
+
+    type: Literal["payment"] = "payment"
+    payout_id: Identifier
+    destination: StellarAccountId
+    asset: StellarAsset
+    amount_stroops: PositiveMinorUnits
+
+
+class ContractInvokeIntent(_Part):
+    """A Soroban contract call the transaction must contain, exactly (e.g. distribute_winnings)."""
+
+    type: Literal["invoke_contract"] = "invoke_contract"
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_OPERATIONS)]
+    contract_id: StellarContractId
+    method: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+    args: Annotated[list[ScArg], Field(max_length=64)] = Field(default_factory=list)
+
+
+IntendedOperation = Annotated[PaymentIntent | ContractInvokeIntent, Field(discriminator="type")]
+
+
+class SignatureRequested(EventPayload):
+    """Sign this transaction if, and only if, it is exactly the intent."""
+
+    EVENT_NAME: ClassVar[str] = "SignatureRequested"
+    TOPIC: ClassVar[Topic] = SIGNER_REQUESTS
+
+    request_id: Identifier
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_OPERATIONS)]
+    unsigned_xdr: XdrBase64
+    network_passphrase: Annotated[str, Field(min_length=1, max_length=128)]
+    source_account: StellarAccountId
+    intent: Annotated[list[IntendedOperation], Field(min_length=1, max_length=MAX_OPERATIONS)]
+    max_fee_stroops: PositiveMinorUnits
+
+    @model_validator(mode="after")
+    def _check(self) -> SignatureRequested:
+        if len(set(self.payout_ids)) != len(self.payout_ids):
+            raise ValueError("payout_ids must be unique")
+        covered: list[str] = []
+        for op in self.intent:
+            covered.extend([op.payout_id] if isinstance(op, PaymentIntent) else op.payout_ids)
+        if set(covered) != set(self.payout_ids) or len(covered) != len(set(covered)):
+            raise ValueError(
+                "every payout_id must be covered by exactly one intended operation, and no other"
+            )
+        return self
+
+
+class TransactionSigned(EventPayload):
+    """The signed envelope; payouts submits it unchanged until it lands or its time bound passes."""
+
+    EVENT_NAME: ClassVar[str] = "TransactionSigned"
+    TOPIC: ClassVar[Topic] = SIGNER_RESULTS
+
+    request_id: Identifier
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_OPERATIONS)]
+    signed_xdr: XdrBase64
+    tx_hash: TxHash
+    signed_by: StellarAccountId = Field(description="Public key of the signing key")
+
+
+class SignatureRefused(EventPayload):
+    """The signer would not sign; `code` says why (only backend_unavailable may be retried)."""
+
+    EVENT_NAME: ClassVar[str] = "SignatureRefused"
+    TOPIC: ClassVar[Topic] = SIGNER_RESULTS
+
+    request_id: Identifier
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_OPERATIONS)]
+    code: SignatureRefusalCode
+    detail: Annotated[str, Field(min_length=1, max_length=2000)]
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_REFUSALS
+
+
+__all__ = [
+    "MAX_OPERATIONS",
+    "RETRYABLE_REFUSALS",
+    "ContractInvokeIntent",
+    "IntendedOperation",
+    "PaymentIntent",
+    "ScArg",
+    "ScArgType",
+    "SignatureRefusalCode",
+    "SignatureRefused",
+    "SignatureRequested",
+    "TransactionSigned",
+]

@@ -1,0 +1,101 @@
+"""Shared identifier and text types for event payloads.
+
+Ids end up in database keys, Kafka keys, log lines and URLs, so every one is bounded and drawn from a
+safe character set; a payload that fails these checks is refused at the edge, never half-processed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, Field
+
+IDENTIFIER_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$"
+IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9:_\-]{1,255}$"
+STELLAR_ACCOUNT_PATTERN: Final = r"^G[A-Z2-7]{55}$"
+STELLAR_CONTRACT_PATTERN: Final = r"^C[A-Z2-7]{55}$"
+CODE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
+PROVIDER_REF_PATTERN: Final = r"^[\x21-\x7e]{1,255}$"
+MAX_XDR_CHARS: Final = 200_000
+
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=IDENTIFIER_PATTERN,
+        description="An id: 1-128 chars of [A-Za-z0-9:_.-], starting with a letter or digit",
+        examples=["round-2024-0001"],
+    ),
+]
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Idempotency key: 1-255 chars of [A-Za-z0-9:_-]; the same key never moves money twice",
+        examples=["claim-42:payout:1"],
+    ),
+]
+StellarAccountId = Annotated[
+    str, Field(pattern=STELLAR_ACCOUNT_PATTERN, description="A Stellar account public key (G..., 56 chars)")
+]
+StellarContractId = Annotated[
+    str, Field(pattern=STELLAR_CONTRACT_PATTERN, description="A Soroban contract id (C..., 56 chars)")
+]
+StableCode = Annotated[
+    str,
+    Field(pattern=CODE_PATTERN, description="A stable snake_case code (1-64 chars), safe as a metric label"),
+]
+ProviderRef = Annotated[
+    str,
+    Field(
+        pattern=PROVIDER_REF_PATTERN,
+        description="A reference minted by an external provider: 1-255 printable ASCII chars, no spaces",
+    ),
+]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 digest, lowercase hex")]
+TxHash = Annotated[
+    str, Field(pattern=r"^[0-9a-f]{64}$", description="Stellar transaction hash, lowercase hex")
+]
+Reason = Annotated[
+    str, Field(min_length=1, max_length=1000, description="Human-readable reason (1-1000 chars)")
+]
+ServiceName = Annotated[
+    str, Field(pattern=r"^[a-z][a-z0-9\-]{0,63}$", description="A Prizeflow service or source name")
+]
+
+
+def _is_base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ValueError("not valid base64 (standard alphabet, padded)") from err
+    return value
+
+
+XdrBase64 = Annotated[
+    str,
+    Field(
+        min_length=4,
+        max_length=MAX_XDR_CHARS,
+        pattern=r"^[A-Za-z0-9+/]+={0,2}$",
+        description="A Stellar TransactionEnvelope XDR, base64",
+    ),
+    AfterValidator(_is_base64),
+]
+
+__all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
+    "IDENTIFIER_PATTERN",
+    "IdempotencyKey",
+    "Identifier",
+    "ProviderRef",
+    "Reason",
+    "ServiceName",
+    "Sha256Hex",
+    "StableCode",
+    "StellarAccountId",
+    "StellarContractId",
+    "TxHash",
+    "XdrBase64",
+]

@@ -1,0 +1,238 @@
+"""The payout provider contract (ARCHITECTURE §7): every payout rail implements `RewardPayoutProvider`.
+
+The protocol is shaped for the hardest rail, an asynchronous, signed, confirm-later one (Stellar via the
+signer): `create_payout` may answer `pending` or `submitted`, and the outcome arrives later through
+`sync_status` or a webhook. Synchronous rails simply answer `paid` at once.
+
+Error rules:
+- A definitive answer about the payout, including a definitive failure, is a `ProviderPayoutResult`
+  (`status=failed` carries a `PayoutError`).
+- No definitive answer raises `PayoutProviderError`. `timeout_unknown_outcome` means the payout may exist:
+  call `sync_status` with the same idempotency key; never create a second payout. `payout_not_found` from
+  `sync_status` means the provider never saw it, so `create_payout` with the same key is safe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Final, Protocol, runtime_checkable
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from prizeflow_contracts.errors import PayoutError
+from prizeflow_contracts.ids import (
+    STELLAR_ACCOUNT_PATTERN,
+    IdempotencyKey,
+    Identifier,
+    ProviderRef,
+    Sha256Hex,
+    TxHash,
+)
+from prizeflow_contracts.money import AssetCode, Money, PayableMoney
+
+MAX_METADATA_ITEMS: Final = 20
+
+
+class ProviderType(StrEnum):
+    MANUAL = "manual"
+    STELLAR = "stellar"
+    STRIPE = "stripe"
+    GIFT_CARD = "gift_card"
+    TON_WALLET = "ton_wallet"
+    CRYPTO_EXCHANGE = "crypto_exchange"
+    FIAT_PROVIDER = "fiat_provider"
+    TELEGRAM_IF_SUPPORTED = "telegram_if_supported"
+    SANDBOX = "sandbox"
+
+
+class DestinationType(StrEnum):
+    STELLAR_ACCOUNT = "stellar_account"
+    TON_WALLET = "ton_wallet"
+    CRYPTO_ADDRESS = "crypto_address"
+    STRIPE_ACCOUNT = "stripe_account"
+    BANK_ACCOUNT = "bank_account"
+    EMAIL = "email"
+    TELEGRAM_USER = "telegram_user"
+    MANUAL = "manual"
+    SANDBOX = "sandbox"
+
+
+class ProviderPayoutStatus(StrEnum):
+    """A provider's view of one payout, normalized. `returned` = paid, then reversed by the provider."""
+
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
+
+
+# Statuses after which polling stops (a paid payout may still be `returned` later, by webhook).
+FINAL_PROVIDER_STATUSES: Final = frozenset(
+    {
+        ProviderPayoutStatus.PAID,
+        ProviderPayoutStatus.FAILED,
+        ProviderPayoutStatus.CANCELLED,
+        ProviderPayoutStatus.RETURNED,
+    }
+)
+
+STELLAR_TEXT_MEMO_MAX_BYTES: Final = 28
+_STELLAR_ACCOUNT_RE: Final = re.compile(STELLAR_ACCOUNT_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class PayoutDestination(_Model):
+    """Where the money goes. `address` is the rail's own reference (account key, wallet, email...)."""
+
+    type: DestinationType
+    address: ProviderRef
+    memo: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$")] | None = Field(
+        default=None, description="Memo/tag the destination needs (exchanges); Stellar text memo <= 28 bytes"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PayoutDestination:
+        if self.type is DestinationType.STELLAR_ACCOUNT:
+            if not _STELLAR_ACCOUNT_RE.fullmatch(self.address):
+                raise ValueError("a stellar_account destination must be a G... public key (56 chars)")
+            if self.memo is not None and len(self.memo.encode()) > STELLAR_TEXT_MEMO_MAX_BYTES:
+                raise ValueError(f"a Stellar text memo is at most {STELLAR_TEXT_MEMO_MAX_BYTES} bytes")
+        return self
+
+
+class ProviderCapabilities(_Model):
+    """What a provider can do; the payouts workflow branches on these, never on the provider type."""
+
+    supports_cancel: bool
+    supports_quote: bool
+    supports_webhooks: bool
+    async_confirmation: bool = Field(description="The outcome arrives later (sync_status or webhook)")
+    requires_signature: bool = Field(description="Transactions go through the signer service")
+    supports_batching: bool
+    assets: Annotated[tuple[AssetCode, ...], Field(min_length=1)] = Field(description="Assets it can pay")
+    destination_types: Annotated[tuple[DestinationType, ...], Field(min_length=1)]
+
+
+Metadata = Annotated[
+    dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], Annotated[str, Field(max_length=500)]],
+    Field(max_length=MAX_METADATA_ITEMS),
+]
+
+
+class PayoutInstruction(_Model):
+    """Pay `amount` to `destination`, exactly once per `idempotency_key`."""
+
+    payout_id: Identifier
+    idempotency_key: IdempotencyKey
+    amount: PayableMoney
+    destination: PayoutDestination
+    metadata: Metadata = Field(default_factory=dict, description="Non-secret context passed to the provider")
+
+
+class PayoutLookup(_Model):
+    """Find a payout at the provider: by our idempotency key, and by its reference once known."""
+
+    payout_id: Identifier
+    idempotency_key: IdempotencyKey
+    provider_ref: ProviderRef | None = None
+
+
+class Quote(_Model):
+    """What a payout would cost and deliver, valid until `expires_at`."""
+
+    quote_id: ProviderRef | None = None
+    amount: PayableMoney
+    fee: Money = Field(description="Provider fee, in the asset the provider charges it")
+    receive_amount: Money = Field(description="What the destination receives")
+    expires_at: AwareDatetime | None = None
+
+
+class ProviderPayoutResult(_Model):
+    """The provider's definitive answer about one payout at this moment."""
+
+    status: ProviderPayoutStatus
+    idempotency_key: IdempotencyKey
+    provider_ref: ProviderRef | None = None
+    tx_hash: TxHash | None = None
+    fee: Money | None = None
+    error: PayoutError | None = None
+    raw_status: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="The provider's own status word, for support; never branch on it"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ProviderPayoutResult:
+        if self.status is ProviderPayoutStatus.FAILED and self.error is None:
+            raise ValueError("a failed payout result must carry an error")
+        if self.status is not ProviderPayoutStatus.FAILED and self.error is not None:
+            raise ValueError(f"only a failed result carries an error, not {self.status.value}")
+        return self
+
+
+class WebhookEvent(_Model):
+    """A provider webhook, verified and normalized by `parse_webhook`."""
+
+    provider: ProviderType
+    provider_event_id: ProviderRef
+    kind: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/\-]{1,128}$")] = Field(
+        description="The provider's event kind, e.g. payout.paid"
+    )
+    verified: bool
+    provider_payout_ref: ProviderRef | None = None
+    idempotency_key: IdempotencyKey | None = None
+    status: ProviderPayoutStatus | None = Field(default=None, description="None: the event says nothing new")
+    error: PayoutError | None = None
+    occurred_at: AwareDatetime | None = None
+    payload_digest: Sha256Hex
+
+
+@runtime_checkable
+class RewardPayoutProvider(Protocol):
+    """A payout rail. Implementations hold their secrets; nothing here is ever sent to a client."""
+
+    provider_type: ProviderType
+    capabilities: ProviderCapabilities
+
+    async def quote(self, instruction: PayoutInstruction) -> Quote:
+        """Price a payout; raises `PayoutProviderError(unsupported_operation)` unless `supports_quote`."""
+        ...
+
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        """Start a payout; calling again with the same idempotency key returns the same payout."""
+        ...
+
+    async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        """Current status; raises `PayoutProviderError(payout_not_found)` if the provider never saw it."""
+        ...
+
+    async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        """Cancel if still possible; `not_cancellable` once too late, `unsupported_operation` if never."""
+        ...
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Verify and normalize a webhook; raises `PayoutProviderError(webhook_signature_invalid)`."""
+        ...
+
+
+__all__ = [
+    "FINAL_PROVIDER_STATUSES",
+    "DestinationType",
+    "PayoutDestination",
+    "PayoutInstruction",
+    "PayoutLookup",
+    "ProviderCapabilities",
+    "ProviderPayoutResult",
+    "ProviderPayoutStatus",
+    "ProviderType",
+    "Quote",
+    "RewardPayoutProvider",
+    "WebhookEvent",
+]

@@ -1,0 +1,110 @@
+"""FastStream Kafka broker factory and the wiring of `ReliableConsumer`s onto it.
+
+Subscribers use `AckPolicy.MANUAL` and batch polls: FastStream hands us the records, `ReliableConsumer`
+settles them (DB commit or DLQ), and only then are the exact next offsets committed, per partition.
+FastStream's own ack (`consumer.commit()` of the fetch position) is never used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from prizeflow_contracts.topics import Topic
+from prizeflow_runtime.consumer import ReliableConsumer
+
+log = logging.getLogger(__name__)
+
+
+def create_broker(bootstrap_servers: str, *, client_id: str = "prizeflow", **overrides: Any) -> KafkaBroker:
+    """A broker whose publisher is idempotent and waits for all in-sync replicas."""
+    options: dict[str, Any] = {
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "logger": logging.getLogger(f"faststream.{client_id}"),
+    }
+    options.update(overrides)
+    return KafkaBroker(bootstrap_servers, **options)
+
+
+def attach_consumer(
+    broker: KafkaBroker,
+    consumer: ReliableConsumer,
+    *,
+    max_records: int = 500,
+    batch_timeout_ms: int = 50,
+    auto_offset_reset: Literal["earliest", "latest", "none"] = "earliest",
+) -> Any:
+    """Subscribe `consumer` to its topics with group id = consumer name and manual, explicit commits.
+
+    Returns the FastStream subscriber (its live aiokafka consumer is `.consumer` once started).
+    """
+    subscriber = broker.subscriber(
+        *consumer.topics,
+        group_id=consumer.name,
+        ack_policy=AckPolicy.MANUAL,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        auto_offset_reset=auto_offset_reset,
+        max_poll_interval_ms=600_000,
+    )
+
+    @subscriber
+    async def _on_poll(msg: KafkaMessage) -> None:
+        raw = msg.raw_message
+        records = list(raw) if isinstance(raw, tuple) else [raw]
+        offsets = await consumer.process(records)
+        await commit_offsets(msg.consumer, offsets)
+
+    return subscriber
+
+
+async def commit_offsets(kafka_consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commit exact offsets. A commit lost to a rebalance is harmless: the inbox dedups the redelivery."""
+    if not offsets:
+        return
+    try:
+        await kafka_consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as err:
+        log.warning("offset commit refused (rebalance?): %s; records will be redelivered and deduped", err)
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Sequence[Topic | str],
+    *,
+    with_dlq: bool = True,
+    replication_factor: int = 1,
+) -> None:
+    """Create topics (and their DLQs) if missing; existing ones are left as they are."""
+    wanted: list[NewTopic] = []
+    for t in topics:
+        name, partitions = (t.name, t.partitions) if isinstance(t, Topic) else (t, 3)
+        wanted.append(NewTopic(name, partitions, replication_factor))
+        if with_dlq:
+            wanted.append(NewTopic(name + ".dlq", 1, replication_factor))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            except KafkaError as err:
+                if "TopicAlreadyExists" not in repr(err):
+                    raise
+    finally:
+        await admin.close()

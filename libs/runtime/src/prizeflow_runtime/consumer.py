@@ -1,0 +1,247 @@
+"""Reliable consumption: inbox dedup, retry in place, DLQ with a reason, offsets committed after the DB.
+
+The partition never moves past a message that has not been either applied (its DB transaction committed)
+or dead-lettered (the DLQ write acknowledged by Kafka): offsets are committed explicitly, per partition,
+only after the whole poll is settled. This rules out the failure of FastStream issues #1980 and #2618,
+where a failed message is skipped because a later one's commit moves the group offset past it.
+
+A poll is first applied as ONE database transaction (fast path). If that fails, the records are retried
+one by one, each in its own transaction with exponential backoff, so one poison message cannot hold back
+or roll back its neighbours; after `max_attempts` it goes to `<topic>.dlq`. An `EventRefusal` (malformed,
+unknown type, illegal transition...) goes to the DLQ at once: retrying cannot fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.topics import DLQ_SUFFIX
+from prizeflow_runtime.inbox import Delivery, claim_many
+from prizeflow_runtime.logging import log_context
+from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.settings import RetrySettings
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[AsyncSession, Envelope[EventPayload]], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[Envelope[EventPayload]]], Awaitable[None]]
+
+DLQ_REASON = "x-dlq-reason"
+DLQ_ERROR = "x-dlq-error"
+DLQ_ERROR_TYPE = "x-dlq-error-type"
+DLQ_ATTEMPTS = "x-dlq-attempts"
+DLQ_CONSUMER = "x-dlq-consumer"
+DLQ_ORIGINAL_TOPIC = "x-original-topic"
+DLQ_ORIGINAL_PARTITION = "x-original-partition"
+DLQ_ORIGINAL_OFFSET = "x-original-offset"
+DLQ_AT = "x-dlq-at"
+_MAX_ERROR_LEN = 4000
+
+
+class OffsetCommitter(Protocol):
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Item:
+    record: ConsumerRecord[bytes, bytes]
+    envelope: Envelope[EventPayload] | None = None
+    refusal: EventRefusal | None = None
+
+    @property
+    def delivery(self) -> Delivery:
+        assert self.envelope is not None
+        r = self.record
+        return Delivery(self.envelope.id, r.topic, r.partition, r.offset)
+
+
+@dataclass
+class ReliableConsumer:
+    """Applies Kafka records to the database exactly once per event id, with retry and DLQ."""
+
+    name: str
+    topics: Sequence[str]
+    session_factory: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+    handler: EventHandler | None = None
+    batch_handler: BatchHandler | None = None
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    metrics: RuntimeMetrics | None = None
+    # Runs after a transaction commits and before any offset commit (tests use it to crash in that gap).
+    after_commit: Callable[[], Awaitable[None]] | None = None
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.batch_handler is None):
+            raise ValueError(f"consumer {self.name}: give exactly one of handler or batch_handler")
+
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
+        """Settle every record of a poll; returns the offsets to commit (next offset per partition)."""
+        started = time.perf_counter()
+        items = [self._decode(r) for r in records]
+        for item in items:
+            if item.refusal is not None:
+                await self._dead_letter(item.record, item.refusal.reason, item.refusal, attempts=0)
+        good = self._first_occurrences([i for i in items if i.envelope is not None])
+        if len(good) > 1 and await self._apply_batch(good):
+            good = []
+        for item in good:
+            await self._apply_with_retry(item)
+        if self.metrics is not None:
+            self.metrics.handle_seconds.labels(self.name).observe(time.perf_counter() - started)
+        return next_offsets(records)
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
+        try:
+            return _Item(record, envelope=decode(record.value or b""))
+        except EventRefusal as refusal:
+            return _Item(record, refusal=refusal)
+
+    async def _apply(self, items: Sequence[_Item]) -> int:
+        """One transaction: claim the inbox rows, run the handler on the new events, commit."""
+        async with self.session_factory() as session, session.begin():
+            fresh = await claim_many(session, self.name, [i.delivery for i in items])
+            new = [i.envelope for i in items if i.envelope is not None and i.envelope.id in fresh]
+            if new:
+                if self.batch_handler is not None:
+                    await self.batch_handler(session, new)
+                else:
+                    assert self.handler is not None
+                    for envelope in new:
+                        with log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)):
+                            await self.handler(session, envelope)
+        if self.after_commit is not None:
+            await self.after_commit()
+        self._count(items, fresh)
+        return len(new)
+
+    async def _apply_batch(self, items: Sequence[_Item]) -> bool:
+        """The fast path: the whole poll in one transaction. False sends every record down the slow path."""
+        try:
+            await self._apply(items)
+        except EventRefusal:
+            return False
+        except Exception:
+            log.warning("batch of %d failed; retrying its records one by one", len(items), exc_info=True)
+            return False
+        return True
+
+    async def _apply_with_retry(self, item: _Item) -> None:
+        assert item.envelope is not None
+        env = item.envelope
+        with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
+            for attempt in range(1, self.retry.max_attempts + 1):
+                try:
+                    await self._apply([item])
+                    return
+                except EventRefusal as refusal:
+                    await self._dead_letter(item.record, refusal.reason, refusal, attempts=attempt)
+                    return
+                except Exception as err:
+                    if attempt == self.retry.max_attempts:
+                        log.exception("handler failed %d times; dead-lettering", attempt)
+                        await self._dead_letter(item.record, "handler_failed", err, attempts=attempt)
+                        return
+                    if self.metrics is not None:
+                        self.metrics.handler_retries.labels(self.name, item.record.topic).inc()
+                    delay = self._backoff(attempt)
+                    log.warning("handler failed (attempt %d), retrying in %.3fs: %r", attempt, delay, err)
+                    await self.sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped."""
+        cap = min(self.retry.backoff_max_ms, self.retry.backoff_initial_ms * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap) / 1000  # noqa: S311 - jitter, not cryptography
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, err: BaseException, *, attempts: int
+    ) -> None:
+        """Write the record to its topic's DLQ with why; retried until Kafka acknowledges it."""
+        detail = (
+            err.detail
+            if isinstance(err, EventRefusal)
+            else "".join(traceback.format_exception_only(err)).strip()
+        )
+        headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("x-dlq-")]
+        headers += [
+            (DLQ_REASON, reason.encode()),
+            (DLQ_ERROR, detail[:_MAX_ERROR_LEN].encode()),
+            (DLQ_ERROR_TYPE, type(err).__name__.encode()),
+            (DLQ_ATTEMPTS, str(attempts).encode()),
+            (DLQ_CONSUMER, self.name.encode()),
+            (DLQ_ORIGINAL_TOPIC, record.topic.encode()),
+            (DLQ_ORIGINAL_PARTITION, str(record.partition).encode()),
+            (DLQ_ORIGINAL_OFFSET, str(record.offset).encode()),
+            (DLQ_AT, datetime.now(UTC).isoformat().encode()),
+        ]
+        dlq_topic = record.topic + DLQ_SUFFIX
+        delay = 0.2
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    dlq_topic, value=record.value, key=record.key, headers=headers
+                )
+                break
+            except Exception:
+                log.exception("could not write to %s; the partition waits until it can", dlq_topic)
+                await self.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        log.error(
+            "event dead-lettered",
+            extra={"reason": reason, "dlq_topic": dlq_topic, "offset": record.offset, "detail": detail[:500]},
+        )
+        if self.metrics is not None:
+            self.metrics.dead_lettered.labels(self.name, record.topic, reason).inc()
+            self.metrics.consumed.labels(self.name, record.topic, "dead_lettered").inc()
+
+    def _first_occurrences(self, items: Sequence[_Item]) -> list[_Item]:
+        """The same event twice in one poll (a duplicate publish) is applied once: keep the first."""
+        seen: set[Any] = set()
+        out = []
+        for item in items:
+            assert item.envelope is not None
+            if item.envelope.id in seen:
+                if self.metrics is not None:
+                    self.metrics.duplicates.labels(self.name, item.record.topic).inc()
+                    self.metrics.consumed.labels(self.name, item.record.topic, "duplicate").inc()
+            else:
+                seen.add(item.envelope.id)
+                out.append(item)
+        return out
+
+    def _count(self, items: Sequence[_Item], fresh: set[Any]) -> None:
+        if self.metrics is None:
+            return
+        now = datetime.now(UTC)
+        for item in items:
+            assert item.envelope is not None
+            topic = item.record.topic
+            if item.envelope.id in fresh:
+                self.metrics.consumed.labels(self.name, topic, "applied").inc()
+                self.metrics.event_lag_seconds.labels(self.name).observe(
+                    max(0.0, (now - item.envelope.time).total_seconds())
+                )
+            else:
+                self.metrics.duplicates.labels(self.name, topic).inc()
+                self.metrics.consumed.labels(self.name, topic, "duplicate").inc()
+
+
+def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    return offsets

@@ -1,0 +1,103 @@
+"""Async SQLAlchemy engine and session factory, plus the messaging tables every service owns."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+messaging_metadata = MetaData()
+
+outbox_table = Table(
+    "outbox",
+    messaging_metadata,
+    # `seq` orders publication; the event id stays the dedup key downstream.
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("event_type", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Index("outbox_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
+)
+
+inbox_table = Table(
+    "inbox",
+    messaging_metadata,
+    Column("consumer", String(128), primary_key=True),
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Wakes the relay as soon as an outbox row commits; NOTIFY is transactional and deduplicated per txn.
+OUTBOX_CHANNEL = "prizeflow_outbox"
+OUTBOX_NOTIFY_DDL = (
+    f"""
+    CREATE OR REPLACE FUNCTION prizeflow_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$;
+    """,
+    "DROP TRIGGER IF EXISTS outbox_notify ON outbox",
+    """
+    CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION prizeflow_outbox_notify()
+    """,
+)
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        echo=echo,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def create_messaging_schema(engine: AsyncEngine) -> None:
+    """Create outbox, inbox and the notify trigger (tests and the demo; services use Alembic)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(messaging_metadata.create_all)
+        for ddl in OUTBOX_NOTIFY_DDL:
+            await conn.execute(text(ddl))
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy asyncpg URL as a plain libpq DSN asyncpg.connect() accepts."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "OUTBOX_NOTIFY_DDL",
+    "asyncpg_dsn",
+    "create_engine",
+    "create_messaging_schema",
+    "inbox_table",
+    "messaging_metadata",
+    "outbox_table",
+    "session_factory",
+]

@@ -1,0 +1,202 @@
+"""Transactional outbox: events are rows written in the same transaction as the state change.
+
+`OutboxRelay` publishes committed rows in `seq` order with an idempotent producer (acks=all), awaits the
+broker's acknowledgement of the whole batch, then marks the rows published. A crash between the two
+re-publishes the batch; consumers dedup by event id, so delivery is effectively once. One relay per
+database is active at a time (a PostgreSQL advisory lock), which keeps per-key order across replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, outbox_table
+from prizeflow_runtime.metrics import RuntimeMetrics
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK_KEY = 0x5052_4F55_5442_4F58  # "PROUTBOX": one relay leader per database
+
+
+def _row(envelope: Envelope[Any], topic: str | None) -> dict[str, Any]:
+    return {
+        "event_id": envelope.id,
+        "topic": topic or envelope.data.TOPIC.name,
+        "key": envelope.key,
+        "headers": {name: value.decode() for name, value in envelope.headers()},
+        "payload": envelope.encode(),
+        "event_type": envelope.type,
+    }
+
+
+async def add_event(
+    session: AsyncSession | AsyncConnection, envelope: Envelope[Any], *, topic: str | None = None
+) -> None:
+    """Stage an event in the caller's transaction; it is published only if that transaction commits."""
+    await session.execute(insert(outbox_table), [_row(envelope, topic)])
+
+
+async def add_events(
+    session: AsyncSession | AsyncConnection, envelopes: Sequence[Envelope[Any]], *, topic: str | None = None
+) -> None:
+    if envelopes:
+        await session.execute(insert(outbox_table), [_row(e, topic) for e in envelopes])
+
+
+def idempotent_producer(
+    bootstrap_servers: str, *, client_id: str | None = None, **overrides: Any
+) -> AIOKafkaProducer:
+    """The producer every Prizeflow publisher uses: idempotent, acks from all in-sync replicas."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 2,
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 30_000,
+        "client_id": client_id or "prizeflow-relay",
+    }
+    config.update(overrides)
+    return AIOKafkaProducer(**config)
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    published: int
+    leader: bool
+
+
+_SELECT_BATCH = """
+SELECT seq, topic, key, headers, payload FROM outbox
+WHERE published_at IS NULL ORDER BY seq LIMIT $1
+"""
+_MARK = "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka, in order, in batches."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        producer: AIOKafkaProducer,
+        metrics: RuntimeMetrics | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._producer = producer
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._conn: asyncpg.Connection | None = None
+        self._wakeup = asyncio.Event()
+        self._leader = False
+        self._stopping = asyncio.Event()
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._leader = False
+            self._conn = await asyncpg.connect(self._dsn)
+            await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+        return self._conn
+
+    def _on_notify(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def _ensure_leader(self, conn: asyncpg.Connection) -> bool:
+        if not self._leader:
+            self._leader = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY))
+        return self._leader
+
+    async def publish_once(self) -> RelayResult:
+        """Publish one batch if this relay is the leader. Returns how many events went out."""
+        conn = await self._connect()
+        if not await self._ensure_leader(conn):
+            return RelayResult(0, leader=False)
+        rows = await conn.fetch(_SELECT_BATCH, self._batch_size)
+        if self._metrics is not None:
+            self._metrics.outbox_pending.set(len(rows))
+        if not rows:
+            return RelayResult(0, leader=True)
+        started = time.perf_counter()
+        futures = []
+        for row in rows:
+            headers = [(k, v.encode()) for k, v in _json(row["headers"]).items()]
+            # send() enqueues in call order; the idempotent producer keeps that order per partition.
+            futures.append(
+                await self._producer.send(row["topic"], value=row["payload"], key=row["key"], headers=headers)
+            )
+        await asyncio.gather(*futures)
+        await conn.execute(_MARK, [row["seq"] for row in rows])
+        if self._metrics is not None:
+            self._metrics.outbox_publish_seconds.observe(time.perf_counter() - started)
+            for row in rows:
+                self._metrics.outbox_published.labels(row["topic"]).inc()
+        return RelayResult(len(rows), leader=True)
+
+    async def run(self) -> None:
+        """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""
+        backoff = 0.1
+        while not self._stopping.is_set():
+            self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
+            try:
+                result = await self.publish_once()
+                backoff = 0.1
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                log.warning("outbox relay: database unavailable, retrying", extra={"error": str(err)})
+                await self._close_conn()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception:
+                log.exception("outbox relay: publish failed, retrying the batch")
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if result.published >= self._batch_size:
+                continue
+            await self._sleep(self._poll_interval if result.leader else self._poll_interval * 4, wake=True)
+
+    async def _sleep(self, seconds: float, *, wake: bool = False) -> None:
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if wake:
+            waiters.append(asyncio.ensure_future(self._wakeup.wait()))
+        _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for task in waiters:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._close_conn()
+
+    async def _close_conn(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        self._conn = None
+        self._leader = False
+
+
+def _json(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        loaded: dict[str, str] = json.loads(value)
+        return loaded
+    return dict(value)

@@ -1,0 +1,59 @@
+"""Settings base: every service's settings subclass this and add their own env vars."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RetrySettings(BaseSettings):
+    """How a failing handler is retried in place before its message goes to the DLQ."""
+
+    model_config = SettingsConfigDict(env_prefix="CONSUMER_RETRY_", extra="ignore")
+
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    backoff_initial_ms: int = Field(default=100, ge=0)
+    backoff_max_ms: int = Field(default=5_000, ge=0)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every Prizeflow process shares. Values come from the environment (and `.env`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    service_name: str = Field(default="prizeflow", description="Name in logs, metrics and CloudEvents source")
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/prizeflow",
+        description="SQLAlchemy URL of this service's own database",
+    )
+    database_pool_size: int = Field(default=10, ge=1)
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
+    kafka_client_id: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+    jwt_secret: SecretStr = Field(
+        default=SecretStr("dev-only-secret-change-me-0123456789abcdef"),
+        description="HS256 key for admin/player bearer tokens",
+    )
+    jwt_issuer: str = "prizeflow"
+    jwt_audience: str = "prizeflow"
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_interval_ms: int = Field(default=500, ge=10)
+    consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_retry: RetrySettings = Field(default_factory=RetrySettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Accept plain postgres URLs (as DATABASE_URL usually is) and use the asyncpg driver."""
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def source(self) -> str:
+        """CloudEvents `source` of events this service emits."""
+        return f"/prizeflow/{self.service_name}"

@@ -1,0 +1,112 @@
+"""Helpers for tests against real Kafka: read a topic to its end, wait for a group to catch up.
+
+They poll with a deadline; nothing here sleeps for a fixed time and hopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+) -> T:
+    """Call `probe` until `until(result)` holds; fail with the last result after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout}s; last value: {result!r}")
+        await asyncio.sleep(interval)
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, timeout: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record currently in `topic`, from offset 0 to the end offsets taken at call time."""
+    ends = await end_offsets(bootstrap, topic)
+    wanted = {tp: end for tp, end in ends.items() if end > 0}
+    if not wanted:
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        consumer.assign(list(wanted))
+        await consumer.seek_to_beginning(*wanted)
+        positions = dict.fromkeys(wanted, 0)
+        deadline = time.monotonic() + timeout
+        while any(positions[tp] < end for tp, end in wanted.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"could not read {topic} to its end within {timeout}s: {positions} of {wanted}"
+                )
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, recs in batch.items():
+                for r in recs:
+                    if r.offset < wanted[tp]:
+                        records.append(r)
+                    positions[tp] = max(positions[tp], r.offset + 1)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition of `topic` (missing partitions: nothing committed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {
+        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0
+    }
+
+
+async def wait_caught_up(bootstrap: str, group: str, topic: str, *, timeout: float = 60.0) -> None:
+    """Wait until `group` has committed the end offset of every non-empty partition of `topic`."""
+    ends = {tp.partition: end for tp, end in (await end_offsets(bootstrap, topic)).items() if end > 0}
+
+    async def probe() -> dict[int, int]:
+        return await committed_offsets(bootstrap, group, topic)
+
+    await eventually(probe, lambda c: all(c.get(p, 0) >= end for p, end in ends.items()), timeout=timeout)
+
+
+def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode()
+    return None

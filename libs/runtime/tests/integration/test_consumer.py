@@ -1,0 +1,239 @@
+"""Reliable consumption on real Kafka + PostgreSQL: inbox dedup, retry in place, DLQ, no skipped message."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+from sample import apply_thing, thing, totals, unique
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode
+from prizeflow_runtime.broker import attach_consumer, create_broker, ensure_topics
+from prizeflow_runtime.consumer import (
+    DLQ_ATTEMPTS,
+    DLQ_ERROR,
+    DLQ_ORIGINAL_OFFSET,
+    DLQ_REASON,
+    ReliableConsumer,
+)
+from prizeflow_runtime.db import session_factory
+from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.settings import RetrySettings
+from prizeflow_runtime.testing import header, read_topic, wait_caught_up
+
+pytestmark = pytest.mark.integration
+
+FAST_RETRY = RetrySettings(max_attempts=3, backoff_initial_ms=20, backoff_max_ms=50)
+
+
+@asynccontextmanager
+async def running_consumer(
+    kafka_bootstrap: str, consumer: ReliableConsumer, *, max_records: int = 100
+) -> AsyncIterator[None]:
+    broker = create_broker(kafka_bootstrap, client_id=consumer.name)
+    attach_consumer(broker, consumer, max_records=max_records)
+    await broker.start()
+    try:
+        yield
+    finally:
+        await broker.stop()
+
+
+async def publish(
+    producer: AIOKafkaProducer, topic: str, envelopes: Sequence[Envelope[Any]]
+) -> None:
+    for env in envelopes:
+        await producer.send_and_wait(topic, env.encode(), key=env.key, headers=env.headers())
+
+
+async def test_same_event_three_times_is_applied_once(engine: AsyncEngine, kafka_bootstrap: str) -> None:
+    topic = unique("prizeflow.dedup")
+    await ensure_topics(kafka_bootstrap, [topic])
+    group = unique("dedup-consumer")
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    registry = CollectorRegistry()
+    metrics = RuntimeMetrics.create("test", registry)
+    consumer = ReliableConsumer(
+        name=group,
+        topics=[topic],
+        session_factory=session_factory(engine),
+        producer=producer,
+        handler=apply_thing,
+        retry=FAST_RETRY,
+        metrics=metrics,
+    )
+    event = thing("once", 7)
+    try:
+        # Delivery 1 and 2: a duplicate publish (e.g. a relay that crashed before marking its batch).
+        await publish(producer, topic, [event, event])
+        async with running_consumer(kafka_bootstrap, consumer):
+            await wait_caught_up(kafka_bootstrap, group, topic)
+        assert await totals(engine) == (7, 1)
+
+        # Delivery 3 and 4: the group's offsets are reset to the beginning and everything is redelivered.
+        reset = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+        await reset.start()
+        tps = [TopicPartition(topic, p) for p in range(3)]
+        reset.assign(tps)
+        await reset.commit(dict.fromkeys(tps, 0))
+        await reset.stop()
+
+        async with running_consumer(kafka_bootstrap, consumer):
+            await wait_caught_up(kafka_bootstrap, group, topic)
+    finally:
+        await producer.stop()
+
+    assert await totals(engine) == (7, 1)
+    applied = registry.get_sample_value(
+        "prizeflow_test_events_consumed_total", {"consumer": group, "topic": topic, "outcome": "applied"}
+    )
+    duplicates = registry.get_sample_value(
+        "prizeflow_test_events_duplicate_total", {"consumer": group, "topic": topic}
+    )
+    assert applied == 1
+    assert duplicates == 3  # 4 deliveries, 1 application
+    async with engine.connect() as conn:
+        inbox_rows = await conn.scalar(text("SELECT count(*) FROM inbox WHERE consumer = :c"), {"c": group})
+    assert inbox_rows == 1
+
+
+async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_wait_for_it(
+    engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    topic = unique("prizeflow.dlq")
+    await ensure_topics(kafka_bootstrap, [topic])
+    group = unique("dlq-consumer")
+    attempts: list[str] = []
+
+    async def handler(session: AsyncSession, envelope: Envelope[EventPayload]) -> None:
+        attempts.append(envelope.data.thing_id)  # type: ignore[attr-defined]
+        await apply_thing(session, envelope)
+
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    consumer = ReliableConsumer(
+        name=group,
+        topics=[topic],
+        session_factory=session_factory(engine),
+        producer=producer,
+        handler=handler,
+        retry=FAST_RETRY,
+    )
+    # One key → one partition: before, poison, malformed, after1, after2, in that order.
+    before, poison, after1, after2 = (
+        thing("before", 1, correlation_id="k"),
+        thing("poison", 100, correlation_id="k", poison=True),
+        thing("after-1", 10, correlation_id="k"),
+        thing("after-2", 20, correlation_id="k"),
+    )
+    try:
+        await publish(producer, topic, [before, poison])
+        await producer.send_and_wait(topic, b"{not json", key=b"k")
+        await publish(producer, topic, [after1, after2])
+        # max_records=1: each message is its own poll, the shape FastStream #1980/#2618 skipped messages in.
+        async with running_consumer(kafka_bootstrap, consumer, max_records=1):
+            await wait_caught_up(kafka_bootstrap, group, topic)
+    finally:
+        await producer.stop()
+
+    # The poison message was tried max_attempts times before anything after it was applied.
+    assert attempts == ["before", "poison", "poison", "poison", "after-1", "after-2"]
+    assert await totals(engine) == (31, 3)
+
+    dead = await read_topic(kafka_bootstrap, topic + ".dlq")
+    reasons = {header(r, DLQ_REASON): r for r in dead}
+    assert set(reasons) == {"handler_failed", "malformed_json"}
+    failed = reasons["handler_failed"]
+    assert decode(failed.value).id == poison.id
+    assert header(failed, DLQ_ATTEMPTS) == "3"
+    assert "poison thing poison cannot be applied" in (header(failed, DLQ_ERROR) or "")
+    assert header(reasons["malformed_json"], DLQ_ATTEMPTS) == "0"
+
+    # Nothing skipped: every offset of the partition is either applied (inbox) or dead-lettered.
+    source = await read_topic(kafka_bootstrap, topic)
+    async with engine.connect() as conn:
+        applied_offsets = set((await conn.execute(text('SELECT "offset" FROM inbox'))).scalars())
+    dead_offsets = {int(header(r, DLQ_ORIGINAL_OFFSET) or -1) for r in dead}
+    assert {r.offset for r in source} == applied_offsets | dead_offsets
+    assert not applied_offsets & dead_offsets
+
+
+async def test_poll_batch_with_one_poison_applies_the_rest_in_order(
+    engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    topic = unique("prizeflow.batch")
+    await ensure_topics(kafka_bootstrap, [topic])
+    group = unique("batch-consumer")
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    consumer = ReliableConsumer(
+        name=group,
+        topics=[topic],
+        session_factory=session_factory(engine),
+        producer=producer,
+        handler=apply_thing,
+        retry=FAST_RETRY,
+    )
+    events = [thing(f"t{i}", i, correlation_id="same", poison=(i == 25)) for i in range(50)]
+    try:
+        await publish(producer, topic, events)
+        async with running_consumer(kafka_bootstrap, consumer, max_records=500):
+            await wait_caught_up(kafka_bootstrap, group, topic)
+    finally:
+        await producer.stop()
+    assert await totals(engine) == (sum(range(50)) - 25, 49)
+    async with engine.connect() as conn:
+        order = (
+            (await conn.execute(text("SELECT thing_id FROM effects ORDER BY applied_seq"))).scalars().all()
+        )
+    assert order == [f"t{i}" for i in range(50) if i != 25]
+    assert [decode(r.value).id for r in await read_topic(kafka_bootstrap, topic + ".dlq")] == [events[25].id]
+
+
+async def test_clients_are_configured_for_effectively_once(kafka_bootstrap: str) -> None:
+    """Asserted on the live clients, not on our own config dicts."""
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        assert producer._sender._acks == -1  # acks=all
+        assert producer._txn_manager is not None  # idempotence on
+        assert producer._txn_manager.producer_id >= 0  # ...and granted a producer id by the broker
+    finally:
+        await producer.stop()
+
+    topic = unique("prizeflow.config")
+    await ensure_topics(kafka_bootstrap, [topic])
+    broker = create_broker(kafka_bootstrap, client_id="config-check")
+    sub = attach_consumer(
+        broker,
+        ReliableConsumer(
+            name=unique("config"),
+            topics=[topic],
+            session_factory=None,  # type: ignore[arg-type]
+            producer=None,
+            handler=apply_thing,
+        ),
+    )
+    await broker.start()
+    try:
+        live = sub.consumer
+        for _ in range(50):
+            if live is not None:
+                break
+            await asyncio.sleep(0.05)
+            live = sub.consumer
+        assert live is not None
+        assert live._enable_auto_commit is False
+        assert live._group_id.startswith("config-")
+        assert live._auto_offset_reset == "earliest"
+    finally:
+        await broker.stop()

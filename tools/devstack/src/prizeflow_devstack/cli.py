@@ -1,0 +1,250 @@
+"""`prizeflow-dev`: bring the local stack up and down, inspect it, run it in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.table import Table
+
+from prizeflow_devstack.infra import Infra, InfraError, ensure_infra, status, stop_infra
+from prizeflow_devstack.paths import Paths, RootNotFoundError, find_root
+from prizeflow_devstack.postgres import running_postmaster
+from prizeflow_devstack.procs import pid_alive, pids_matching
+from prizeflow_devstack.state import load_state
+from prizeflow_devstack.supervisor import (
+    RunningService,
+    ServiceSpecError,
+    ServiceStartError,
+    discover_services,
+    running_services,
+    start_services,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """Teardown must finish: a second Ctrl-C (or SIGTERM) must not leave half the stack running."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _up(root: Path) -> tuple[Infra, list[RunningService]]:
+    started = time.monotonic()
+    infra = ensure_infra(root)
+    specs = discover_services(root)
+    if not specs:
+        err_console.print("no services declare [tool.prizeflow.service]: infrastructure only", markup=False)
+    services = start_services(infra, root, specs)
+    err_console.print(f"[dim]ready in {time.monotonic() - started:.1f}s[/dim]")
+    return infra, services
+
+
+def _table(root: Path, infra: Infra, services: Sequence[RunningService]) -> Table:
+    paths = Paths(root)
+    table = Table(title="Prizeflow devstack")
+    table.add_column("component", style="bold", overflow="fold")
+    table.add_column("address", overflow="fold")
+    table.add_column("metrics", overflow="fold")
+    table.add_column("log", overflow="fold")
+    pg_source = "managed" if infra.managed else "external/env"
+    table.add_row(f"postgres ({pg_source})", infra.postgres_url, "-", str(paths.pg_log))
+    table.add_row("kafka", infra.kafka_bootstrap, "-", str(paths.kafka_log))
+    for svc in services:
+        table.add_row(svc.spec.name, svc.http_url or "-", svc.metrics_url or "-", str(svc.log))
+    return table
+
+
+def _down(root: Path) -> int:
+    """Stop everything, then prove by pid that nothing of ours survives."""
+    paths = Paths(root)
+    with _uninterruptible():
+        stopped = stop_infra(root)
+        state = load_state(paths)
+        leftovers = [f"kafka pid {p}" for p in pids_matching(str(paths.kafka_config))]
+        if (pm := running_postmaster(paths)) is not None:
+            leftovers.append(f"postgres pid {pm.pid}")
+        leftovers += [
+            f"{name} pid {svc.pid}"
+            for name, svc in state.services.items()
+            if pid_alive(svc.pid, svc.start_ticks)
+        ]
+    if leftovers:
+        err_console.print(f"[bold red]still running after down:[/bold red] {', '.join(leftovers)}")
+        return 1
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    return 0
+
+
+def cmd_up(root: Path) -> int:
+    """Interrupted while starting: tear everything down rather than leave a half stack behind."""
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+    }
+    try:
+        infra, services = _up(root)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: tearing down[/yellow]")
+        _down(root)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print(_table(root, infra, services))
+    return 0
+
+
+def cmd_run(root: Path) -> int:
+    from prizeflow_devstack.live import run_live_view
+
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt),
+        # also when started with SIGINT ignored (a background job): Ctrl-C must still tear down
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+    }
+    try:
+        infra, services = _up(root)
+        console.print(_table(root, infra, services))
+        run_live_view(infra, services)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]stopping the stack[/yellow]")
+    finally:
+        code = _down(root)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
+def cmd_status(root: Path) -> int:
+    stack = status(root)
+    table = Table(title=f"Prizeflow devstack at {root}")
+    for column in ("component", "state", "address", "pid", "log"):
+        table.add_column(column, overflow="fold")
+    for comp in (stack.postgres, stack.kafka):
+        state = "[green]running[/green]" if comp.running else "[red]stopped[/red]"
+        table.add_row(comp.name, state, comp.address or "-", str(comp.pid or "-"), str(comp.log or "-"))
+    for svc in running_services(root):
+        table.add_row(
+            svc.spec.name, "[green]running[/green]", svc.http_url or "-", str(svc.pid), str(svc.log)
+        )
+    console.print(table)
+    for key, value in stack.external.items():
+        console.print(f"[dim]env {key}={value} (ensure_infra uses it unless it points at the devstack)[/dim]")
+    return 0
+
+
+def _log_files(root: Path, name: str | None) -> list[Path]:
+    paths = Paths(root)
+    known = {"postgres": paths.pg_log, "kafka": paths.kafka_log}
+    known.update({p.stem: p for p in sorted(paths.logs.glob("*.log")) if p.stem not in known})
+    if name is None:
+        return [p for p in known.values() if p.exists()]
+    if name not in known:
+        raise SystemExit(f"unknown log {name!r}; known: {', '.join(sorted(known))}")
+    return [known[name]]
+
+
+def cmd_logs(root: Path, name: str | None, follow: bool, lines: int) -> int:
+    from prizeflow_devstack.procs import tail
+
+    files = _log_files(root, name)
+    for path in files:
+        if len(files) > 1:
+            console.rule(str(path))
+        sys.stdout.write(tail(path, lines) + "\n")
+    sys.stdout.flush()
+    if not follow:
+        return 0
+    offsets = {p: p.stat().st_size if p.exists() else 0 for p in files}
+    try:
+        while True:
+            for path in files:
+                if not path.exists():
+                    continue
+                size = path.stat().st_size
+                if size < offsets[path]:
+                    offsets[path] = 0  # truncated or recreated
+                if size > offsets[path]:
+                    with path.open("rb") as handle:
+                        handle.seek(offsets[path])
+                        chunk = handle.read().decode(errors="replace")
+                    offsets[path] = size
+                    prefix = f"[{path.stem}] " if len(files) > 1 else ""
+                    sys.stdout.write("".join(prefix + line for line in chunk.splitlines(keepends=True)))
+                    sys.stdout.flush()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_env(root: Path) -> int:
+    infra = ensure_infra(root)
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in infra.env().items())
+    sys.stdout.write(f"export {exports}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prizeflow-dev", description=__doc__)
+    parser.add_argument(
+        "--root", type=Path, help="repo root (default: PRIZEFLOW_ROOT or discovered from cwd)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start PostgreSQL, Kafka, migrations and every discovered service")
+    sub.add_parser("down", help="stop services, Kafka, PostgreSQL; verify no process is left")
+    sub.add_parser("status", help="what runs where")
+    logs = sub.add_parser("logs", help="show (and follow) logs: postgres, kafka or a service")
+    logs.add_argument("name", nargs="?")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    sub.add_parser("env", help="print `export DATABASE_URL=... KAFKA_BOOTSTRAP_SERVERS=...`")
+    sub.add_parser("run", help="up, live view in the foreground, down on Ctrl-C/SIGTERM")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        root = args.root.resolve() if args.root else find_root()
+        if args.root:
+            os.environ.setdefault("PRIZEFLOW_ROOT", str(root))
+        match args.command:
+            case "up":
+                code = cmd_up(root)
+            case "down":
+                code = _down(root)
+            case "status":
+                code = cmd_status(root)
+            case "logs":
+                code = cmd_logs(root, args.name, args.follow, args.lines)
+            case "env":
+                code = cmd_env(root)
+            case "run":
+                code = cmd_run(root)
+            case _:  # pragma: no cover - argparse rejects unknown commands
+                code = 2
+    except (InfraError, ServiceSpecError, ServiceStartError, RootNotFoundError) as err:
+        err_console.print(f"[bold red]prizeflow-dev {args.command} failed:[/bold red] {err}", markup=True)
+        code = 1
+    raise SystemExit(code)

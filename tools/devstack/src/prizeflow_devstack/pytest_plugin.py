@@ -1,0 +1,49 @@
+"""pytest fixtures for real infrastructure: provisioned lazily, errors (never skips) when missing."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from prizeflow_devstack.infra import Infra, create_database, drop_database, ensure_infra, stop_infra
+from prizeflow_devstack.procs import run_sync
+
+
+def _teardown_requested() -> bool:
+    explicit = os.environ.get("PRIZEFLOW_DEVSTACK_TEARDOWN")
+    if explicit is not None:
+        return explicit.strip().lower() in {"1", "true", "yes"}
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """Real PostgreSQL + Kafka for the session; left running afterwards unless teardown is requested."""
+    provisioned = ensure_infra()
+    saved = {key: os.environ.get(key) for key in provisioned.env()}
+    os.environ.update(provisioned.env())  # subprocesses started by tests inherit them
+    yield provisioned
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if _teardown_requested() and provisioned.managed:
+        stop_infra()
+
+
+@pytest.fixture
+def fresh_database(infra: Infra) -> Iterator[str]:
+    """asyncpg URL of a new uniquely named database, dropped WITH (FORCE) after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    url = run_sync(lambda: create_database(infra, name))
+    yield url
+    run_sync(lambda: drop_database(infra, name))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: Infra) -> str:
+    return infra.kafka_bootstrap
