@@ -35,22 +35,21 @@ class ProblemError(HTTPException):
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, HTTPException):
         status = exc.status_code
+        if isinstance(exc, ProblemError):
+            code, extra = exc.code, (exc.extra if isinstance(exc.extra, dict) else {})
+        elif isinstance(exc, ValidationException):
+            code, extra = "validation_error", {"errors": exc.extra or []}
+        else:
+            code, extra = _slug(status), {}
         body: dict[str, Any] = {
-            "type": f"https://prizeflow.dev/problems/{getattr(exc, 'code', _slug(status))}",
+            "type": f"https://prizeflow.dev/problems/{code}",
             "title": _title(status),
             "status": status,
             "detail": exc.detail,
             "instance": request.url.path,
+            "code": code,
+            **extra,
         }
-        if isinstance(exc, ProblemError):
-            body["code"] = exc.code
-            if isinstance(exc.extra, dict):
-                body.update(exc.extra)
-        elif isinstance(exc, ValidationException):
-            body["code"] = "validation_error"
-            body["errors"] = exc.extra or []
-        else:
-            body["code"] = _slug(status)
     else:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
         status = HTTP_500_INTERNAL_SERVER_ERROR

@@ -107,6 +107,8 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._leader = False
         self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
 
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -152,6 +154,15 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""
         backoff = 0.1
+        self._running = True
+        try:
+            await self._loop(backoff)
+        finally:
+            self._running = False
+            await self._close_conn()
+            self._stopped.set()
+
+    async def _loop(self, backoff: float) -> None:
         while not self._stopping.is_set():
             self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
             try:
@@ -184,8 +195,12 @@ class OutboxRelay:
                 await task
 
     async def stop(self) -> None:
+        """Stop after the batch in flight (never mid-statement), then release the connection and the lock."""
         self._stopping.set()
-        await self._close_conn()
+        if self._running:
+            await self._stopped.wait()
+        else:
+            await self._close_conn()
 
     async def _close_conn(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
