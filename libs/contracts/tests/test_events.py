@@ -57,9 +57,7 @@ def test_thirty_event_types_are_registered() -> None:
 
 def test_follow_keeps_correlation_and_sets_causation() -> None:
     cause = new_event(example_payload(ev.RoundSettled), source="settlement", correlation_id="round-r-1")
-    effect = follow(
-        cause, example_payload(ev.RewardAllocated), source="rewards", event_id=event_id_for("a", 1)
-    )
+    effect = follow(cause, example_payload(ev.RewardAllocated), source="rewards", event_id=event_id_for("a", 1))
     assert effect.correlationid == "round-r-1"
     assert effect.causationid == str(cause.id)
     assert effect.id == event_id_for("a", 1)

@@ -111,9 +111,7 @@ def test_payout_error_model_and_exception() -> None:
     assert PayoutError.model_validate({"code": "tx_failed", "message": "op_underfunded"}).retryable is False
     with pytest.raises(ValidationError, match="terminal"):
         PayoutError(code=PayoutErrorCode.INVALID_DESTINATION, message="x", retryable=True)
-    exc = PayoutProviderError.of(
-        PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME, "no answer in 10s", provider="stellar"
-    )
+    exc = PayoutProviderError.of(PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME, "no answer in 10s", provider="stellar")
     assert exc.code is PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME
     assert exc.retryable
     assert "timeout_unknown_outcome" in str(exc)
@@ -151,9 +149,7 @@ class FakeStellarProvider:
             self.created[key] = ProviderPayoutResult(status=ProviderPayoutStatus.PENDING, idempotency_key=key)
         if self.time_out_next:
             self.time_out_next = False
-            raise PayoutProviderError.of(
-                PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME, "rpc timeout", provider="stellar"
-            )
+            raise PayoutProviderError.of(PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME, "rpc timeout", provider="stellar")
         return self.created[key]
 
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
@@ -162,9 +158,7 @@ class FakeStellarProvider:
         return self.created[lookup.idempotency_key]
 
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
-        raise PayoutProviderError.of(
-            PayoutErrorCode.UNSUPPORTED_OPERATION, "stellar payouts cannot be cancelled"
-        )
+        raise PayoutProviderError.of(PayoutErrorCode.UNSUPPORTED_OPERATION, "stellar payouts cannot be cancelled")
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         raise PayoutProviderError.of(PayoutErrorCode.UNSUPPORTED_OPERATION, "no webhooks")

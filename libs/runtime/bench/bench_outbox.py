@@ -91,8 +91,12 @@ async def latency(db_url: str, bootstrap: str, engine: AsyncEngine, rate: int, s
     topic = f"prizeflow.bench.latency-{uuid.uuid4().hex[:8]}"
     await ensure_topics(bootstrap, [topic], with_dlq=False)
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=5,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=5,
     )
     await consumer.start()
     producer = idempotent_producer(bootstrap)

@@ -171,8 +171,7 @@ def test_supervisor_starts_waits_ready_and_stops_a_service(tmp_path: Path) -> No
     directory = _member(
         tmp_path,
         "services/echo",
-        '[tool.prizeflow.service]\nname = "echo"\ncommand = ["python", "app.py"]\n'
-        'http_port_env = "HTTP_PORT"\n',
+        '[tool.prizeflow.service]\nname = "echo"\ncommand = ["python", "app.py"]\nhttp_port_env = "HTTP_PORT"\n',
     )
     (directory / "app.py").write_text(
         textwrap.dedent(

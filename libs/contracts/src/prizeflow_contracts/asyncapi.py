@@ -100,10 +100,7 @@ def build_document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for topic in ALL_TOPICS:
-        refs = {
-            _message_id(c): {"$ref": f"#/components/messages/{_message_id(c)}"}
-            for c in _payload_classes(topic)
-        }
+        refs = {_message_id(c): {"$ref": f"#/components/messages/{_message_id(c)}"} for c in _payload_classes(topic)}
         for address, description, dlq in (
             (topic.name, f"Produced by {topic.producer}. Kafka key: the correlation id.", False),
             (topic.dlq, f"Dead letters of {topic.name}: refused or exhausted messages, unchanged.", True),

@@ -193,9 +193,7 @@ def decode(raw: bytes | str) -> Envelope[EventPayload]:
     try:
         env: Envelope[EventPayload] = Envelope[payload_cls].model_validate(doc)  # type: ignore[valid-type]
     except ValidationError as err:
-        where = (
-            "invalid_payload" if all(e["loc"][:1] == ("data",) for e in err.errors()) else "invalid_envelope"
-        )
+        where = "invalid_payload" if all(e["loc"][:1] == ("data",) for e in err.errors()) else "invalid_envelope"
         raise EventRefusal(where, _describe(err)) from err
     return env
 

@@ -54,12 +54,8 @@ ProviderRef = Annotated[
     ),
 ]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 digest, lowercase hex")]
-TxHash = Annotated[
-    str, Field(pattern=r"^[0-9a-f]{64}$", description="Stellar transaction hash, lowercase hex")
-]
-Reason = Annotated[
-    str, Field(min_length=1, max_length=1000, description="Human-readable reason (1-1000 chars)")
-]
+TxHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Stellar transaction hash, lowercase hex")]
+Reason = Annotated[str, Field(min_length=1, max_length=1000, description="Human-readable reason (1-1000 chars)")]
 ServiceName = Annotated[
     str, Field(pattern=r"^[a-z][a-z0-9\-]{0,63}$", description="A Prizeflow service or source name")
 ]

@@ -66,9 +66,7 @@ ASSETS: Final[Mapping[str, Asset]] = {
             provider_codes={"stellar": f"USDC:{USDC_TESTNET_ISSUER}"},
         ),
         Asset("USD", 2, AssetKind.FIAT, redeemable=True, name="US Dollar", provider_codes={"stripe": "usd"}),
-        Asset(
-            "INR", 2, AssetKind.FIAT, redeemable=True, name="Indian Rupee", provider_codes={"stripe": "inr"}
-        ),
+        Asset("INR", 2, AssetKind.FIAT, redeemable=True, name="Indian Rupee", provider_codes={"stripe": "inr"}),
         # Season Points are a game currency: never claimable, never payable, never refundable in cash.
         Asset("SP", 0, AssetKind.POINTS, redeemable=False, name="Season Points"),
     )
@@ -100,9 +98,7 @@ AssetCode = Annotated[
 ]
 MinorUnits = Annotated[
     int,
-    Field(
-        strict=True, ge=0, le=INT64_MAX, description="Non-negative integer amount in the asset's minor unit"
-    ),
+    Field(strict=True, ge=0, le=INT64_MAX, description="Non-negative integer amount in the asset's minor unit"),
 ]
 PositiveMinorUnits = Annotated[
     int,
@@ -145,9 +141,7 @@ def _positive(money: Money) -> Money:
 def _payable(money: Money) -> Money:
     _positive(money)
     if not asset(money.asset).redeemable:
-        raise ValueError(
-            f"{money.asset} is not redeemable: it can never be claimed, paid out or refunded in cash"
-        )
+        raise ValueError(f"{money.asset} is not redeemable: it can never be claimed, paid out or refunded in cash")
     return money
 
 

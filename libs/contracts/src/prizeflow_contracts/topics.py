@@ -68,12 +68,8 @@ PAYOUT_EVENTS: Final = Topic(
     ),
 )
 SIGNER_REQUESTS: Final = Topic("prizeflow.signer.requests.v1", "payouts", ("SignatureRequested",))
-SIGNER_RESULTS: Final = Topic(
-    "prizeflow.signer.results.v1", "signer", ("TransactionSigned", "SignatureRefused")
-)
-WEBHOOK_PROVIDER_EVENTS: Final = Topic(
-    "prizeflow.webhooks.provider-events.v1", "webhooks", ("ProviderEventReceived",)
-)
+SIGNER_RESULTS: Final = Topic("prizeflow.signer.results.v1", "signer", ("TransactionSigned", "SignatureRefused"))
+WEBHOOK_PROVIDER_EVENTS: Final = Topic("prizeflow.webhooks.provider-events.v1", "webhooks", ("ProviderEventReceived",))
 AUDIT: Final = Topic("prizeflow.audit.v1", "every service", ("AdminActionRecorded",))
 
 ALL_TOPICS: Final[tuple[Topic, ...]] = (

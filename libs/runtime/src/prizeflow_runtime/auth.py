@@ -43,9 +43,7 @@ class JwtConfig:
     algorithm: str = "HS256"
 
 
-def issue_token(
-    config: JwtConfig, user_id: str, roles: list[str] | tuple[str, ...], *, ttl_s: int = 3600
-) -> str:
+def issue_token(config: JwtConfig, user_id: str, roles: list[str] | tuple[str, ...], *, ttl_s: int = 3600) -> str:
     """Mint a token (dev tooling, the simulator and tests; production tokens come from the IdP)."""
     now = int(time.time())
     claims = {
@@ -83,9 +81,7 @@ class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
         super().__init__(app, exclude=exclude)
         self.config = config
 
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:

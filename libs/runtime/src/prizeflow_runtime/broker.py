@@ -43,14 +43,15 @@ def attach_consumer(
     max_records: int = 500,
     batch_timeout_ms: int = 50,
     auto_offset_reset: Literal["earliest", "latest", "none"] = "earliest",
+    group_id: str | None = None,
 ) -> Any:
-    """Subscribe `consumer` to its topics with group id = consumer name and manual, explicit commits.
+    """Subscribe `consumer` to its topics (group id: the consumer's name) with manual, explicit commits.
 
     Returns the FastStream subscriber (its live aiokafka consumer is `.consumer` once started).
     """
     subscriber = broker.subscriber(
         *consumer.topics,
-        group_id=consumer.name,
+        group_id=group_id or consumer.name,
         ack_policy=AckPolicy.MANUAL,
         batch=True,
         max_records=max_records,

@@ -170,11 +170,7 @@ class ReliableConsumer:
         self, record: ConsumerRecord[bytes, bytes], reason: str, err: BaseException, *, attempts: int
     ) -> None:
         """Write the record to its topic's DLQ with why; retried until Kafka acknowledges it."""
-        detail = (
-            err.detail
-            if isinstance(err, EventRefusal)
-            else "".join(traceback.format_exception_only(err)).strip()
-        )
+        detail = err.detail if isinstance(err, EventRefusal) else "".join(traceback.format_exception_only(err)).strip()
         headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("x-dlq-")]
         headers += [
             (DLQ_REASON, reason.encode()),
@@ -191,9 +187,7 @@ class ReliableConsumer:
         delay = 0.2
         while True:
             try:
-                await self.producer.send_and_wait(
-                    dlq_topic, value=record.value, key=record.key, headers=headers
-                )
+                await self.producer.send_and_wait(dlq_topic, value=record.value, key=record.key, headers=headers)
                 break
             except Exception:
                 log.exception("could not write to %s; the partition waits until it can", dlq_topic)

@@ -107,9 +107,7 @@ def create_app(
         results = await asyncio.gather(*(_check(c) for c in readiness))
         failures = [r for r in results if r is not None]
         if failures:
-            return Response(
-                {"status": "unavailable", "failures": failures}, status_code=HTTP_503_SERVICE_UNAVAILABLE
-            )
+            return Response({"status": "unavailable", "failures": failures}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ok"})
 
     @get("/metrics", include_in_schema=False)

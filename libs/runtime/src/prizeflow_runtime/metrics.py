@@ -35,9 +35,7 @@ class RuntimeMetrics:
             return metric_name(service, name)
 
         return cls(
-            outbox_published=Counter(
-                n("outbox_published"), "Outbox events published", ["topic"], registry=registry
-            ),
+            outbox_published=Counter(n("outbox_published"), "Outbox events published", ["topic"], registry=registry),
             outbox_pending=Gauge(
                 n("outbox_pending"), "Outbox rows seen unpublished at the last poll", registry=registry
             ),

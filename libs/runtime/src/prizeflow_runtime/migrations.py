@@ -24,3 +24,62 @@ def drop_messaging_tables(op: Any) -> None:
     bind.execute(text("DROP FUNCTION IF EXISTS prizeflow_outbox_notify()"))
     inbox_table.drop(bind, checkfirst=True)
     outbox_table.drop(bind, checkfirst=True)
+
+
+def run_alembic_env(target_metadata: Any = None) -> None:
+    """The body of every service's `migrations/env.py`: online migrations over asyncpg from DATABASE_URL.
+
+    Offline mode (SQL script output) is supported too, for DBAs who review DDL before it runs.
+    """
+    import asyncio
+    import os
+
+    from alembic import context
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from prizeflow_runtime.settings import ServiceSettings
+
+    url = os.environ.get("DATABASE_URL") or context.config.get_main_option("sqlalchemy.url") or ""
+    url = ServiceSettings(database_url=url).database_url
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def run(connection: Any) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def main() -> None:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            await conn.run_sync(run)
+            await conn.commit()
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+async def upgrade_to_head(alembic_ini: str, database_url: str) -> None:
+    """Run a service's migrations in-process (tests and benchmarks); same as `alembic upgrade head`."""
+    import asyncio
+    import os
+
+    from alembic import command
+    from alembic.config import Config
+
+    def upgrade() -> None:
+        previous = os.environ.get("DATABASE_URL")
+        os.environ["DATABASE_URL"] = database_url
+        try:
+            command.upgrade(Config(alembic_ini), "head")
+        finally:
+            if previous is None:
+                os.environ.pop("DATABASE_URL", None)
+            else:
+                os.environ["DATABASE_URL"] = previous
+
+    await asyncio.to_thread(upgrade)

@@ -56,9 +56,7 @@ async def add_events(
         await session.execute(insert(outbox_table), [_row(e, topic) for e in envelopes])
 
 
-def idempotent_producer(
-    bootstrap_servers: str, *, client_id: str | None = None, **overrides: Any
-) -> AIOKafkaProducer:
+def idempotent_producer(bootstrap_servers: str, *, client_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
     """The producer every Prizeflow publisher uses: idempotent, acks from all in-sync replicas."""
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
@@ -97,12 +95,14 @@ class OutboxRelay:
         metrics: RuntimeMetrics | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.5,
+        topic_suffix: str = "",
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._producer = producer
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._topic_suffix = topic_suffix
         self._conn: asyncpg.Connection | None = None
         self._wakeup = asyncio.Event()
         self._leader = False
@@ -148,7 +148,7 @@ class OutboxRelay:
         if self._metrics is not None:
             self._metrics.outbox_publish_seconds.observe(time.perf_counter() - started)
             for row in rows:
-                self._metrics.outbox_published.labels(row["topic"]).inc()
+                self._metrics.outbox_published.labels(row["topic"]).inc()  # unsuffixed: bounded labels
         return RelayResult(len(rows), leader=True)
 
     async def run(self) -> None:

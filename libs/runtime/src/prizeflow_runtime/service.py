@@ -18,7 +18,7 @@ from litestar.types import ControllerRouterHandler
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from prizeflow_contracts.topics import ALL_TOPICS
+from prizeflow_contracts.topics import ALL_TOPICS, Topic
 from prizeflow_runtime.auth import JwtConfig
 from prizeflow_runtime.broker import attach_consumer, create_broker, ensure_topics
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
@@ -47,6 +47,7 @@ class ServiceRuntime:
             metrics=self.metrics,
             batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval_ms / 1000,
+            topic_suffix=settings.kafka_topic_suffix,
         )
         self.broker = create_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
         self.consumers: list[ReliableConsumer] = []
@@ -67,7 +68,7 @@ class ServiceRuntime:
     ) -> ReliableConsumer:
         consumer = ReliableConsumer(
             name=name,
-            topics=topics,
+            topics=[self.topic(t) for t in topics],
             session_factory=self.sessions,
             producer=self.producer,
             handler=handler,
@@ -75,12 +76,23 @@ class ServiceRuntime:
             retry=self.settings.consumer_retry,
             metrics=self.metrics,
         )
-        attach_consumer(self.broker, consumer, max_records=self.settings.consumer_batch_size)
+        attach_consumer(
+            self.broker,
+            consumer,
+            max_records=self.settings.consumer_batch_size,
+            group_id=name + self.settings.kafka_topic_suffix,
+        )
         self.consumers.append(consumer)
         return consumer
 
+    def topic(self, name: str) -> str:
+        """The physical topic name: the contract's name plus this deployment's suffix (empty in production)."""
+        return name + self.settings.kafka_topic_suffix
+
     async def start(self) -> None:
-        await ensure_topics(self.settings.kafka_bootstrap_servers, ALL_TOPICS)
+        suffix = self.settings.kafka_topic_suffix
+        topics = [Topic(t.name + suffix, t.producer, t.events, t.partitions) for t in ALL_TOPICS]
+        await ensure_topics(self.settings.kafka_bootstrap_servers, topics)
         await self.producer.start()
         await self.broker.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")

@@ -29,6 +29,11 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
     kafka_client_id: str | None = None
+    kafka_topic_suffix: str = Field(
+        default="",
+        pattern=r"^[a-z0-9.\-]*$",
+        description="Appended to every topic and consumer group name: isolates tests and demos on a shared broker",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"

@@ -48,17 +48,13 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def read_topic(
-    bootstrap: str, topic: str, *, timeout: float = 30.0
-) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record currently in `topic`, from offset 0 to the end offsets taken at call time."""
     ends = await end_offsets(bootstrap, topic)
     wanted = {tp: end for tp, end in ends.items() if end > 0}
     if not wanted:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
@@ -68,9 +64,7 @@ async def read_topic(
         deadline = time.monotonic() + timeout
         while any(positions[tp] < end for tp, end in wanted.items()):
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"could not read {topic} to its end within {timeout}s: {positions} of {wanted}"
-                )
+                raise AssertionError(f"could not read {topic} to its end within {timeout}s: {positions} of {wanted}")
             batch = await consumer.getmany(timeout_ms=200)
             for tp, recs in batch.items():
                 for r in recs:
@@ -90,9 +84,7 @@ async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int,
         offsets: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    return {
-        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0
-    }
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
 async def wait_caught_up(bootstrap: str, group: str, topic: str, *, timeout: float = 60.0) -> None:

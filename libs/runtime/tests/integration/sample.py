@@ -37,7 +37,7 @@ EFFECTS_DDL = (
     """CREATE TABLE IF NOT EXISTS effects (
         event_id uuid PRIMARY KEY, thing_id text NOT NULL, amount bigint NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT clock_timestamp(), applied_seq bigserial)""",
-    "CREATE TABLE IF NOT EXISTS totals (name text PRIMARY KEY, amount bigint NOT NULL, applications int NOT NULL)",  # noqa: E501
+    "CREATE TABLE IF NOT EXISTS totals (name text PRIMARY KEY, amount bigint NOT NULL, applications int NOT NULL)",
     "INSERT INTO totals VALUES ('all', 0, 0) ON CONFLICT DO NOTHING",
 )
 
@@ -59,9 +59,7 @@ async def apply_thing(session: AsyncSession, envelope: Envelope[EventPayload]) -
         {"id": envelope.id, "thing": data.thing_id, "amount": data.amount},
     )
     await session.execute(
-        text(
-            "UPDATE totals SET amount = amount + :amount, applications = applications + 1 WHERE name = 'all'"
-        ),
+        text("UPDATE totals SET amount = amount + :amount, applications = applications + 1 WHERE name = 'all'"),
         {"amount": data.amount},
     )
 

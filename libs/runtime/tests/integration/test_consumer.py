@@ -47,9 +47,7 @@ async def running_consumer(
         await broker.stop()
 
 
-async def publish(
-    producer: AIOKafkaProducer, topic: str, envelopes: Sequence[Envelope[Any]]
-) -> None:
+async def publish(producer: AIOKafkaProducer, topic: str, envelopes: Sequence[Envelope[Any]]) -> None:
     for env in envelopes:
         await producer.send_and_wait(topic, env.encode(), key=env.key, headers=env.headers())
 
@@ -96,9 +94,7 @@ async def test_same_event_three_times_is_applied_once(engine: AsyncEngine, kafka
     applied = registry.get_sample_value(
         "prizeflow_test_events_consumed_total", {"consumer": group, "topic": topic, "outcome": "applied"}
     )
-    duplicates = registry.get_sample_value(
-        "prizeflow_test_events_duplicate_total", {"consumer": group, "topic": topic}
-    )
+    duplicates = registry.get_sample_value("prizeflow_test_events_duplicate_total", {"consumer": group, "topic": topic})
     assert applied == 1
     assert duplicates == 3  # 4 deliveries, 1 application
     async with engine.connect() as conn:
@@ -167,9 +163,7 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_
     assert not applied_offsets & dead_offsets
 
 
-async def test_poll_batch_with_one_poison_applies_the_rest_in_order(
-    engine: AsyncEngine, kafka_bootstrap: str
-) -> None:
+async def test_poll_batch_with_one_poison_applies_the_rest_in_order(engine: AsyncEngine, kafka_bootstrap: str) -> None:
     topic = unique("prizeflow.batch")
     await ensure_topics(kafka_bootstrap, [topic])
     group = unique("batch-consumer")
@@ -192,9 +186,7 @@ async def test_poll_batch_with_one_poison_applies_the_rest_in_order(
         await producer.stop()
     assert await totals(engine) == (sum(range(50)) - 25, 49)
     async with engine.connect() as conn:
-        order = (
-            (await conn.execute(text("SELECT thing_id FROM effects ORDER BY applied_seq"))).scalars().all()
-        )
+        order = (await conn.execute(text("SELECT thing_id FROM effects ORDER BY applied_seq"))).scalars().all()
     assert order == [f"t{i}" for i in range(50) if i != 25]
     assert [decode(r.value).id for r in await read_topic(kafka_bootstrap, topic + ".dlq")] == [events[25].id]
 

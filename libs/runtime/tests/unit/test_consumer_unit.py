@@ -15,14 +15,18 @@ class RecordingProducer:
         self.sent: list[tuple[str, bytes, list[tuple[str, bytes]]]] = []
         self.failures = failures
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+    async def send_and_wait(
+        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("broker away")
         self.sent.append((topic, value, headers))
 
 
-def record(value: bytes, offset: int, partition: int = 0, topic: str = "prizeflow.t.v1") -> ConsumerRecord[bytes, bytes]:
+def record(
+    value: bytes, offset: int, partition: int = 0, topic: str = "prizeflow.t.v1"
+) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(topic, partition, offset, 0, 0, b"k", value, None, len(value), len(b"k"), [])
 
 
@@ -66,7 +70,10 @@ async def test_the_partition_waits_until_the_dlq_write_succeeds() -> None:
 
 def test_next_offsets_is_one_past_the_highest_offset_per_partition() -> None:
     records = [record(b"", 5, 0), record(b"", 3, 1), record(b"", 9, 0), record(b"", 4, 1)]
-    assert next_offsets(records) == {TopicPartition("prizeflow.t.v1", 0): 10, TopicPartition("prizeflow.t.v1", 1): 5}
+    assert next_offsets(records) == {
+        TopicPartition("prizeflow.t.v1", 0): 10,
+        TopicPartition("prizeflow.t.v1", 1): 5,
+    }
 
 
 def test_backoff_is_exponential_with_jitter_and_capped() -> None:

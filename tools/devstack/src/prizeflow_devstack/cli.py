@@ -85,9 +85,7 @@ def _down(root: Path) -> int:
         if (pm := running_postmaster(paths)) is not None:
             leftovers.append(f"postgres pid {pm.pid}")
         leftovers += [
-            f"{name} pid {svc.pid}"
-            for name, svc in state.services.items()
-            if pid_alive(svc.pid, svc.start_ticks)
+            f"{name} pid {svc.pid}" for name, svc in state.services.items() if pid_alive(svc.pid, svc.start_ticks)
         ]
     if leftovers:
         err_console.print(f"[bold red]still running after down:[/bold red] {', '.join(leftovers)}")
@@ -145,9 +143,7 @@ def cmd_status(root: Path) -> int:
         state = "[green]running[/green]" if comp.running else "[red]stopped[/red]"
         table.add_row(comp.name, state, comp.address or "-", str(comp.pid or "-"), str(comp.log or "-"))
     for svc in running_services(root):
-        table.add_row(
-            svc.spec.name, "[green]running[/green]", svc.http_url or "-", str(svc.pid), str(svc.log)
-        )
+        table.add_row(svc.spec.name, "[green]running[/green]", svc.http_url or "-", str(svc.pid), str(svc.log))
     console.print(table)
     for key, value in stack.external.items():
         console.print(f"[dim]env {key}={value} (ensure_infra uses it unless it points at the devstack)[/dim]")
@@ -207,9 +203,7 @@ def cmd_env(root: Path) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prizeflow-dev", description=__doc__)
-    parser.add_argument(
-        "--root", type=Path, help="repo root (default: PRIZEFLOW_ROOT or discovered from cwd)"
-    )
+    parser.add_argument("--root", type=Path, help="repo root (default: PRIZEFLOW_ROOT or discovered from cwd)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start PostgreSQL, Kafka, migrations and every discovered service")
     sub.add_parser("down", help="stop services, Kafka, PostgreSQL; verify no process is left")

@@ -147,9 +147,7 @@ def ensure_infra(root: Path | None = None) -> Infra:
         )
         try:
             if docker:
-                pg_url, bootstrap = docker_infra.ensure(
-                    state, need_pg=ext_pg is None, need_kafka=ext_kafka is None
-                )
+                pg_url, bootstrap = docker_infra.ensure(state, need_pg=ext_pg is None, need_kafka=ext_kafka is None)
                 pg_url, bootstrap = ext_pg or pg_url, ext_kafka or bootstrap
                 save_state(paths, state)
             else:
@@ -188,9 +186,7 @@ def _ensure_local(paths: Paths, state: State, ext_pg: str | None, ext_kafka: str
         save_state(paths, state)
         pg_url = f"postgresql+asyncpg://{postgres.PG_USER}@{HOST}:{pm.port}/postgres"
     if started_kafka and bootstrap is not None:
-        kafka.wait_kafka(
-            bootstrap, deadline_s=KAFKA_READY_DEADLINE_S, pid=state.kafka.pid, log=paths.kafka_log
-        )
+        kafka.wait_kafka(bootstrap, deadline_s=KAFKA_READY_DEADLINE_S, pid=state.kafka.pid, log=paths.kafka_log)
     assert pg_url is not None
     assert bootstrap is not None
     return pg_url, bootstrap
@@ -265,9 +261,7 @@ def restart_kafka(root: Path | None = None) -> None:
         kafka.stop_kafka(paths, state)
         bootstrap = kafka.start_kafka(paths, state)
         save_state(paths, state)
-        kafka.wait_kafka(
-            bootstrap, deadline_s=KAFKA_READY_DEADLINE_S, pid=state.kafka.pid, log=paths.kafka_log
-        )
+        kafka.wait_kafka(bootstrap, deadline_s=KAFKA_READY_DEADLINE_S, pid=state.kafka.pid, log=paths.kafka_log)
 
 
 def status(root: Path | None = None) -> StackStatus:

@@ -73,14 +73,10 @@ def ensure_jars() -> Path:
             return libs
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise KafkaError(
-                "`mvn` not found: Maven is needed once to resolve the Kafka jars from Maven Central"
-            )
+            raise KafkaError("`mvn` not found: Maven is needed once to resolve the Kafka jars from Maven Central")
         scratch = home / f"libs.partial-{os.getpid()}"
         shutil.rmtree(scratch, ignore_errors=True)
-        print(
-            f"devstack: resolving Apache Kafka {version} jars from Maven Central into {libs}", file=sys.stderr
-        )
+        print(f"devstack: resolving Apache Kafka {version} jars from Maven Central into {libs}", file=sys.stderr)
         result = subprocess.run(
             [
                 mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
@@ -182,9 +178,7 @@ def _format(libs: Path, paths: Paths, state: State) -> None:
         capture_output=True, text=True, check=False, timeout=180,
     )  # fmt: skip
     if result.returncode != 0:
-        raise KafkaError(
-            f"kafka storage format failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"
-        )
+        raise KafkaError(f"kafka storage format failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
     state.kafka.cluster_id = cluster_id
     marker.write_text(cluster_id + "\n", encoding="utf-8")
 

@@ -39,9 +39,7 @@ def find_bin_dir() -> Path:
         return bin_dir
     if pg_config := shutil.which("pg_config"):
         try:
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
-            )
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             out = None
         if out is not None and (Path(out.stdout.strip()) / "initdb").is_file():
@@ -49,9 +47,7 @@ def find_bin_dir() -> Path:
     candidates = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").is_file()]
     if candidates:
         return max(candidates, key=_version_key)
-    raise PostgresError(
-        "PostgreSQL server binaries not found: install postgresql (initdb, pg_ctl) or set PG_BIN_DIR"
-    )
+    raise PostgresError("PostgreSQL server binaries not found: install postgresql (initdb, pg_ctl) or set PG_BIN_DIR")
 
 
 def _as_root() -> bool:
@@ -69,9 +65,7 @@ def _chown_tree(path: Path) -> None:
     try:
         entry = pwd.getpwnam(PG_USER)
     except KeyError as err:
-        raise PostgresError(
-            "running as root but there is no `postgres` system user to run PostgreSQL"
-        ) from err
+        raise PostgresError("running as root but there is no `postgres` system user to run PostgreSQL") from err
     for dirpath, _dirnames, filenames in os.walk(path):
         os.chown(dirpath, entry.pw_uid, entry.pw_gid)
         for name in filenames:
@@ -178,9 +172,7 @@ def start_postgres(paths: Paths, state: State) -> Postmaster:
     if running is None:
         if not (paths.pg_data / "PG_VERSION").is_file():
             _initdb(paths, bin_dir)
-        port = remembered_or_free(
-            state.postgres.port, exclude=state.used_ports() - {state.postgres.port or -1}
-        )
+        port = remembered_or_free(state.postgres.port, exclude=state.used_ports() - {state.postgres.port or -1})
         _write_config(paths, port)
         print(f"devstack: starting PostgreSQL on {HOST}:{port}", file=sys.stderr)
         _run(

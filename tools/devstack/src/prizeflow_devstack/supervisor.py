@@ -146,17 +146,14 @@ def _wait_ready(spec: ServiceSpec, pid: int, port: int | None, log: Path, deadli
     settle = time.monotonic() + 1.0
     while time.monotonic() < deadline:
         if not pid_alive(pid):
-            raise ServiceStartError(
-                f"{spec.name} (pid {pid}) exited during startup\n--- {log} ---\n{tail(log)}"
-            )
+            raise ServiceStartError(f"{spec.name} (pid {pid}) exited during startup\n--- {log} ---\n{tail(log)}")
         if port is None and time.monotonic() >= settle:
             return  # no HTTP port declared: alive after a second is all we can check
         if port is not None and _health_ok(port):
             return
         time.sleep(0.2)
     raise ServiceStartError(
-        f"{spec.name} not ready (GET /health/ready on port {port}) within {deadline_s:.0f}s\n"
-        f"--- {log} ---\n{tail(log)}"
+        f"{spec.name} not ready (GET /health/ready on port {port}) within {deadline_s:.0f}s\n--- {log} ---\n{tail(log)}"
     )
 
 
@@ -167,9 +164,7 @@ def _running_from_state(spec: ServiceSpec, svc: ServiceState, infra: Infra | Non
     return RunningService(spec=spec, pid=svc.pid, port=svc.port, log=Path(svc.log or ""), database_url=db_url)
 
 
-def _start_one(
-    spec: ServiceSpec, infra: Infra, paths: Paths, state: State, deadline_s: float
-) -> RunningService:
+def _start_one(spec: ServiceSpec, infra: Infra, paths: Paths, state: State, deadline_s: float) -> RunningService:
     previous = state.services.get(spec.name, ServiceState())
     if (already := _running_from_state(spec, previous, infra)) is not None and service_healthy(already):
         return already

@@ -36,8 +36,8 @@ class AdminActionRecorded(EventPayload):
     action_id: Identifier
     actor_user_id: Identifier
     actor_roles: Annotated[list[Role], Field(min_length=1, max_length=len(Role))]
-    action: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$", max_length=64)] = (
-        Field(description="<object>.<verb>, e.g. payout.approve, round.resolve_dispute")
+    action: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$", max_length=64)] = Field(
+        description="<object>.<verb>, e.g. payout.approve, round.resolve_dispute"
     )
     target_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     target_id: Identifier

@@ -92,9 +92,7 @@ class PrizeSpec(_Part):
     amount: PositiveMinorUnits | None = Field(
         default=None, description="Sponsored prize in minor units; absent for entry_pot (the pot decides)"
     )
-    campaign_id: Identifier | None = Field(
-        default=None, description="Funding campaign; required when sponsored"
-    )
+    campaign_id: Identifier | None = Field(default=None, description="Funding campaign; required when sponsored")
 
 
 class Placement(_Part):
@@ -156,9 +154,7 @@ class RoundOpened(EventPayload):
                 raise ValueError("a sponsored prize needs both prize.amount and prize.campaign_id")
         else:
             if self.prize.amount is not None or self.prize.campaign_id is not None:
-                raise ValueError(
-                    "an entry_pot prize is the pot itself: omit prize.amount and prize.campaign_id"
-                )
+                raise ValueError("an entry_pot prize is the pot itself: omit prize.amount and prize.campaign_id")
             if self.entry_fee is None or self.entry_fee.amount == 0:
                 raise ValueError("an entry_pot prize needs a positive entry_fee")
             if self.entry_fee.asset != self.prize.asset:

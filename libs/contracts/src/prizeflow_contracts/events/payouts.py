@@ -47,9 +47,7 @@ class PayoutRequested(EventPayload):
     destination: PayoutDestination
     idempotency_key: IdempotencyKey
     requested_by: Identifier = Field(description="The player, or the admin acting for them")
-    provider: ProviderType | None = Field(
-        default=None, description="Preferred rail; None lets payouts choose"
-    )
+    provider: ProviderType | None = Field(default=None, description="Preferred rail; None lets payouts choose")
     requested_at: AwareDatetime
 
 
@@ -89,8 +87,7 @@ class PayoutApproved(_PayoutEvent):
         needed = REQUIRED_APPROVERS[self.approval_policy]
         if len(self.approved_by) != needed:
             raise ValueError(
-                f"policy {self.approval_policy.value} needs exactly {needed} approver(s), "
-                f"got {len(self.approved_by)}"
+                f"policy {self.approval_policy.value} needs exactly {needed} approver(s), got {len(self.approved_by)}"
             )
         if len(set(self.approved_by)) != len(self.approved_by):
             raise ValueError("approvers must be distinct people")

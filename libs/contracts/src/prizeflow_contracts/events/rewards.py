@@ -128,9 +128,7 @@ class ClaimRejected(_ClaimEvent):
     EVENT_NAME: ClassVar[str] = "ClaimRejected"
     TOPIC: ClassVar[Topic] = REWARDS_EVENTS
 
-    amount: PositiveMoney = Field(
-        description="As claimed; may be a non-redeemable asset (asset_not_redeemable)"
-    )
+    amount: PositiveMoney = Field(description="As claimed; may be a non-redeemable asset (asset_not_redeemable)")
     code: ClaimRejectionCode
     detail: Reason | None = None
     rejected_by: Identifier | None = None

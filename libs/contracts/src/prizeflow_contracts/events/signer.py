@@ -160,9 +160,7 @@ class SignatureRequested(EventPayload):
         for op in self.intent:
             covered.extend([op.payout_id] if isinstance(op, PaymentIntent) else op.payout_ids)
         if set(covered) != set(self.payout_ids) or len(covered) != len(set(covered)):
-            raise ValueError(
-                "every payout_id must be covered by exactly one intended operation, and no other"
-            )
+            raise ValueError("every payout_id must be covered by exactly one intended operation, and no other")
         return self
 
 

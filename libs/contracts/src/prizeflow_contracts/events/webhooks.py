@@ -26,15 +26,11 @@ class ProviderEventReceived(EventPayload):
     provider: ProviderType
     provider_event_id: ProviderRef
     provider_payout_ref: ProviderRef | None = None
-    idempotency_key: IdempotencyKey | None = Field(
-        default=None, description="Our key, if the provider echoes it"
-    )
+    idempotency_key: IdempotencyKey | None = Field(default=None, description="Our key, if the provider echoes it")
     kind: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/\-]{1,128}$")]
     received_at: AwareDatetime
     verified: bool
-    status: ProviderPayoutStatus | None = Field(
-        default=None, description="Normalized status, if the event has one"
-    )
+    status: ProviderPayoutStatus | None = Field(default=None, description="Normalized status, if the event has one")
     error_code: PayoutErrorCode | None = None
     payload_digest: Sha256Hex = Field(description="SHA-256 of the raw request body")
 

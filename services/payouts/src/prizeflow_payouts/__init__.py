@@ -1,0 +1,1 @@
+"""Prizeflow payouts service."""
