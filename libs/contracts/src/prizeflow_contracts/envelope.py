@@ -80,9 +80,16 @@ def register_upcaster(old_type: str, upcaster: Upcaster) -> None:
     _UPCASTERS[old_type] = upcaster
 
 
-def event_types() -> dict[str, type[EventPayload]]:
-    """Every registered event type (import `prizeflow_contracts.events` first to load them all)."""
-    return dict(_REGISTRY)
+def event_types(*, include_local: bool = False) -> dict[str, type[EventPayload]]:
+    """Every event type of the contract (import `prizeflow_contracts.events` first to load them all).
+
+    `include_local` adds payloads registered outside the contract package (tests, benchmarks).
+    """
+    return {
+        t: cls
+        for t, cls in _REGISTRY.items()
+        if include_local or cls.__module__.startswith("prizeflow_contracts.events")
+    }
 
 
 class Envelope(BaseModel, Generic[P]):

@@ -124,6 +124,7 @@ def create_app(
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
         debug=False,
+        logging_config=None,  # the service configured JSON logging already; Litestar must not replace it
     )
 
 

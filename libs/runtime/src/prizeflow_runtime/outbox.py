@@ -141,7 +141,9 @@ class OutboxRelay:
             headers = [(k, v.encode()) for k, v in _json(row["headers"]).items()]
             # send() enqueues in call order; the idempotent producer keeps that order per partition.
             futures.append(
-                await self._producer.send(row["topic"], value=row["payload"], key=row["key"], headers=headers)
+                await self._producer.send(
+                    row["topic"] + self._topic_suffix, value=row["payload"], key=row["key"], headers=headers
+                )
             )
         await asyncio.gather(*futures)
         await conn.execute(_MARK, [row["seq"] for row in rows])

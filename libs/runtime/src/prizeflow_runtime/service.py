@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 from prometheus_client import CollectorRegistry
@@ -31,27 +33,35 @@ from prizeflow_runtime.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _ConsumerSpec:
+    name: str
+    topics: tuple[str, ...]
+    handler: EventHandler | None
+    batch_handler: BatchHandler | None
+
+
 class ServiceRuntime:
+    """Owns the process-wide clients. aiokafka clients need a running loop, so they are built in `start()`."""
+
     def __init__(self, settings: ServiceSettings, *, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = RuntimeMetrics.create(settings.service_name, self.registry)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         self.sessions = session_factory(self.engine)
-        self.producer = idempotent_producer(
-            settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-producer"
-        )
-        self.relay = OutboxRelay(
-            database_url=settings.database_url,
-            producer=self.producer,
-            metrics=self.metrics,
-            batch_size=settings.outbox_batch_size,
-            poll_interval=settings.outbox_poll_interval_ms / 1000,
-            topic_suffix=settings.kafka_topic_suffix,
-        )
         self.broker = create_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
         self.consumers: list[ReliableConsumer] = []
+        self._consumer_specs: list[_ConsumerSpec] = []
+        self._producer: AIOKafkaProducer | None = None
+        self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the Kafka producer exists once ServiceRuntime.start() has run")
+        return self._producer
 
     @property
     def jwt(self) -> JwtConfig:
@@ -65,47 +75,58 @@ class ServiceRuntime:
         *,
         handler: EventHandler | None = None,
         batch_handler: BatchHandler | None = None,
-    ) -> ReliableConsumer:
-        consumer = ReliableConsumer(
-            name=name,
-            topics=[self.topic(t) for t in topics],
-            session_factory=self.sessions,
-            producer=self.producer,
-            handler=handler,
-            batch_handler=batch_handler,
-            retry=self.settings.consumer_retry,
-            metrics=self.metrics,
-        )
-        attach_consumer(
-            self.broker,
-            consumer,
-            max_records=self.settings.consumer_batch_size,
-            group_id=name + self.settings.kafka_topic_suffix,
-        )
-        self.consumers.append(consumer)
-        return consumer
+    ) -> None:
+        """Declare a consumer; it is built and subscribed in `start()`. Name = inbox key and group id."""
+        if (handler is None) == (batch_handler is None):
+            raise ValueError(f"consumer {name}: give exactly one of handler or batch_handler")
+        self._consumer_specs.append(_ConsumerSpec(name, tuple(topics), handler, batch_handler))
 
     def topic(self, name: str) -> str:
         """The physical topic name: the contract's name plus this deployment's suffix (empty in production)."""
         return name + self.settings.kafka_topic_suffix
 
     async def start(self) -> None:
-        suffix = self.settings.kafka_topic_suffix
+        s = self.settings
+        suffix = s.kafka_topic_suffix
         topics = [Topic(t.name + suffix, t.producer, t.events, t.partitions) for t in ALL_TOPICS]
-        await ensure_topics(self.settings.kafka_bootstrap_servers, topics)
-        await self.producer.start()
+        await ensure_topics(s.kafka_bootstrap_servers, topics)
+        self._producer = idempotent_producer(s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer")
+        await self._producer.start()
+        for spec in self._consumer_specs:
+            consumer = ReliableConsumer(
+                name=spec.name,
+                topics=[self.topic(t) for t in spec.topics],
+                session_factory=self.sessions,
+                producer=self._producer,
+                handler=spec.handler,
+                batch_handler=spec.batch_handler,
+                retry=s.consumer_retry,
+                metrics=self.metrics,
+            )
+            attach_consumer(self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix)
+            self.consumers.append(consumer)
         await self.broker.start()
-        self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        self._relay = OutboxRelay(
+            database_url=s.database_url,
+            producer=self._producer,
+            metrics=self.metrics,
+            batch_size=s.outbox_batch_size,
+            poll_interval=s.outbox_poll_interval_ms / 1000,
+            topic_suffix=suffix,
+        )
+        self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
         log.info("service started", extra={"consumers": [c.name for c in self.consumers]})
 
     async def stop(self) -> None:
         await self.broker.stop()
-        await self.relay.stop()
+        if self._relay is not None:
+            await self._relay.stop()
         if self._relay_task is not None:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
-        await self.producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
         await self.engine.dispose()
 
     async def database_ready(self) -> None:

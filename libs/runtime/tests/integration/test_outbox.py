@@ -81,7 +81,7 @@ async def test_rolled_back_transaction_publishes_nothing_and_committed_one_publi
     assert names == ["all", "committed"]
 
 
-async def test_relay_wakes_on_notify_and_publishes_without_waiting_for_the_poll_interval(
+async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without_waiting_for_the_poll(
     engine: AsyncEngine, kafka_bootstrap: str
 ) -> None:
     import asyncio
@@ -89,11 +89,15 @@ async def test_relay_wakes_on_notify_and_publishes_without_waiting_for_the_poll_
     from prizeflow_runtime.testing import eventually
 
     topic = unique("prizeflow.outbox-notify")
-    await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
+    suffix = ".isolated"
+    await ensure_topics(kafka_bootstrap, [topic + suffix], with_dlq=False)
     producer = idempotent_producer(kafka_bootstrap)
     await producer.start()
     relay = OutboxRelay(
-        database_url=engine.url.render_as_string(hide_password=False), producer=producer, poll_interval=30.0
+        database_url=engine.url.render_as_string(hide_password=False),
+        producer=producer,
+        poll_interval=30.0,
+        topic_suffix=suffix,
     )
     task = asyncio.create_task(relay.run())
     try:
@@ -102,7 +106,7 @@ async def test_relay_wakes_on_notify_and_publishes_without_waiting_for_the_poll_
             await add_event(session, thing("notify"), topic=topic)
 
         async def count() -> int:
-            return len(await read_topic(kafka_bootstrap, topic))
+            return len(await read_topic(kafka_bootstrap, topic + suffix))
 
         await eventually(count, lambda n: n == 1, timeout=10.0)
     finally:

@@ -23,6 +23,7 @@ from prizeflow_devstack.procs import pid_alive, pids_matching
 from prizeflow_devstack.state import load_state
 from prizeflow_devstack.supervisor import (
     RunningService,
+    ServiceSpec,
     ServiceSpecError,
     ServiceStartError,
     discover_services,
@@ -49,15 +50,28 @@ def _uninterruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _up(root: Path) -> tuple[Infra, list[RunningService]]:
+def _up(root: Path, *, demo: bool = False) -> tuple[Infra, list[RunningService]]:
     started = time.monotonic()
     infra = ensure_infra(root)
     specs = discover_services(root)
+    if demo:
+        specs.append(demo_spec(root))
     if not specs:
         err_console.print("no services declare [tool.prizeflow.service]: infrastructure only", markup=False)
     services = start_services(infra, root, specs)
     err_console.print(f"[dim]ready in {time.monotonic() - started:.1f}s[/dim]")
     return infra, services
+
+
+def demo_spec(root: Path) -> ServiceSpec:
+    """The outbox → Kafka → inbox demonstration process that `run` starts beside the services."""
+    return ServiceSpec(
+        name="demo",
+        directory=root,
+        command=(sys.executable, "-m", "prizeflow_devstack.demo"),
+        http_port_env="HTTP_PORT",
+        database="prizeflow_demo",
+    )
 
 
 def _table(root: Path, infra: Infra, services: Sequence[RunningService]) -> Table:
@@ -122,7 +136,7 @@ def cmd_run(root: Path) -> int:
         signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
     }
     try:
-        infra, services = _up(root)
+        infra, services = _up(root, demo=True)
         console.print(_table(root, infra, services))
         run_live_view(infra, services)
     except KeyboardInterrupt:
