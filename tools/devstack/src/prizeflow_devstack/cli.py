@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50)
     sub.add_parser("env", help="print `export DATABASE_URL=... KAFKA_BOOTSTRAP_SERVERS=...`")
     sub.add_parser("run", help="up, live view in the foreground, down on Ctrl-C/SIGTERM")
+    bench = sub.add_parser("bench", help="run every */bench/bench_*.py; JSON under .results/bench/")
+    bench.add_argument("only", nargs="*", help="benchmark names (bench_<name>.py) to run; all by default")
     return parser
 
 
@@ -240,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         match args.command:
             case "up":
                 code = cmd_up(root)
+            case "bench":
+                from prizeflow_devstack.bench import run_all
+
+                code = run_all(root, args.only or None, console)
             case "down":
                 code = _down(root)
             case "status":

@@ -1,0 +1,88 @@
+"""`prizeflow-dev bench` (make bench): run every `*/bench/bench_*.py` of the workspace, collect their JSON.
+
+Each benchmark is its own process against the devstack's real PostgreSQL and Kafka and prints one JSON
+document (its last output). Results go to `.results/bench/<name>.json` plus a combined `summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from prizeflow_devstack.infra import ensure_infra
+
+BENCH_GLOBS = (
+    "libs/*/bench/bench_*.py",
+    "services/*/bench/bench_*.py",
+    "tools/*/bench/bench_*.py",
+    "tests/bench/bench_*.py",
+)
+
+
+def discover(root: Path) -> list[Path]:
+    return sorted(p for pattern in BENCH_GLOBS for p in root.glob(pattern))
+
+
+def last_json_document(output: str) -> dict[str, Any] | None:
+    """The last top-level JSON object printed (benchmarks may log before it)."""
+    decoder = json.JSONDecoder()
+    found: dict[str, Any] | None = None
+    index = 0
+    while (start := output.find("{", index)) != -1:
+        try:
+            doc, end = decoder.raw_decode(output, start)
+        except json.JSONDecodeError:
+            index = start + 1
+            continue
+        if isinstance(doc, dict):
+            found = doc
+        index = end
+    return found
+
+
+def run_all(root: Path, only: list[str] | None = None, console: Console | None = None) -> int:
+    console = console or Console()
+    infra = ensure_infra(root)
+    out_dir = root / ".results" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **infra.env(), "PYTHONUNBUFFERED": "1"}
+    summary: dict[str, Any] = {"cores": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {}}
+    failed = 0
+    for script in discover(root):
+        name = script.stem.removeprefix("bench_")
+        if only and name not in only:
+            continue
+        console.print(f"[bold]▶ {name}[/bold] [dim]{script.relative_to(root)}[/dim]")
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True, check=False
+        )
+        elapsed = time.monotonic() - started
+        doc = last_json_document(proc.stdout)
+        if proc.returncode != 0 or doc is None:
+            failed += 1
+            console.print(f"[red]✗ {name} failed (exit {proc.returncode})[/red]\n{proc.stderr[-3000:]}")
+            summary["results"][name] = {"error": proc.stderr[-3000:], "exit": proc.returncode}
+            continue
+        doc["wall_seconds"] = round(elapsed, 1)
+        (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2))
+        summary["results"][name] = doc
+        console.print_json(json.dumps(doc))
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"results: {out_dir}")
+    table = Table(title=f"Benchmarks ({os.cpu_count()} cores)")
+    table.add_column("benchmark")
+    table.add_column("goal met")
+    for name, doc in summary["results"].items():
+        verdict = doc.get("pass")
+        table.add_row(name, "error" if "error" in doc else ("yes" if verdict else ("no" if verdict is False else "-")))
+    console.print(table)
+    return 1 if failed else 0
