@@ -29,6 +29,8 @@ class HoldCode(StrEnum):
     RISK_SCORE = "risk_score"
     KYC_REQUIRED = "kyc_required"
     MANUAL_REVIEW = "manual_review"
+    NEW_DESTINATION = "new_destination"
+    REJECTION_RATE = "rejection_rate"
 
 
 class ClaimRejectionCode(StrEnum):

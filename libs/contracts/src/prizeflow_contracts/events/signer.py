@@ -42,6 +42,8 @@ class SignatureRefusalCode(StrEnum):
     DESTINATION_DENIED = "destination_denied"
     MALFORMED_XDR = "malformed_xdr"
     BACKEND_UNAVAILABLE = "backend_unavailable"
+    # The signer runs the `external` backend: checks passed, an operator signs out of band (payouts admin API).
+    EXTERNAL_SIGNING_REQUIRED = "external_signing_required"
 
 
 # Only a signer outage may be retried with the same request; every other refusal is a verdict.
@@ -125,14 +127,35 @@ class PaymentIntent(_Part):
     amount_stroops: PositiveMinorUnits
 
 
+class ContractWinner(_Part):
+    """One winner of a payout-contract call: paid `amount_stroops` at `address` for `payout_id`."""
+
+    payout_id: Identifier
+    address: Annotated[str, Field(pattern=r"^[GC][A-Z2-7]{55}$", description="G... account or C... contract")]
+    amount_stroops: PositiveMinorUnits
+
+
 class ContractInvokeIntent(_Part):
-    """A Soroban contract call the transaction must contain, exactly (e.g. distribute_winnings)."""
+    """A Soroban contract call the transaction must contain, exactly (e.g. distribute_winnings).
+
+    The call's arguments are `args` followed, when `winners` is not empty, by ONE more argument: a vector of
+    `(address, i128 amount)` tuples, in the order of `winners`. `asset` is what the contract pays out in,
+    so the signer can apply its per-asset caps.
+    """
 
     type: Literal["invoke_contract"] = "invoke_contract"
     payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_OPERATIONS)]
     contract_id: StellarContractId
     method: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]
     args: Annotated[list[ScArg], Field(max_length=64)] = Field(default_factory=list)
+    winners: Annotated[list[ContractWinner], Field(max_length=MAX_OPERATIONS)] = Field(default_factory=list)
+    asset: StellarAsset | None = None
+
+    @model_validator(mode="after")
+    def _winners_cover_payouts(self) -> ContractInvokeIntent:
+        if self.winners and sorted(w.payout_id for w in self.winners) != sorted(self.payout_ids):
+            raise ValueError("winners must name each of payout_ids exactly once")
+        return self
 
 
 IntendedOperation = Annotated[PaymentIntent | ContractInvokeIntent, Field(discriminator="type")]
@@ -197,6 +220,7 @@ __all__ = [
     "MAX_OPERATIONS",
     "RETRYABLE_REFUSALS",
     "ContractInvokeIntent",
+    "ContractWinner",
     "IntendedOperation",
     "PaymentIntent",
     "ScArg",
