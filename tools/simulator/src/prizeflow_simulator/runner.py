@@ -1,0 +1,100 @@
+"""Publishes planned rounds to Kafka at a chosen rate and keeps score."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Counter
+
+from prizeflow_contracts.topics import GAME_ROUNDS
+from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_simulator.chaos import ChaosConfig, apply_chaos
+from prizeflow_simulator.scenarios import RoundPlan, ScenarioConfig, plan_round
+
+
+@dataclass
+class SimulatorStats:
+    rounds: Tally[str] = field(default_factory=Tally)
+    events: int = 0
+    chaos: dict[str, int] = field(default_factory=dict)
+    plans: list[RoundPlan] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"rounds": dict(self.rounds), "events_published": self.events, "chaos": dict(self.chaos)}
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic_suffix: str = "",
+        scenario: ScenarioConfig | None = None,
+        chaos: ChaosConfig | None = None,
+        seed: int | None = None,
+        registry: CollectorRegistry | None = None,
+        keep_plans: bool = False,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = GAME_ROUNDS.name + topic_suffix
+        self.scenario = scenario or ScenarioConfig()
+        self.chaos = chaos or ChaosConfig()
+        self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
+        self.run_id = f"sim{uuid.uuid4().hex[:8]}"
+        self.stats = SimulatorStats()
+        self.keep_plans = keep_plans
+        self._producer: AIOKafkaProducer | None = None
+        self._seq = 0
+        registry = registry or CollectorRegistry()
+        self._m_rounds = Counter(
+            "prizeflow_simulator_rounds_published", "Rounds published", ["kind", "template"], registry=registry
+        )
+        self._m_events = Counter("prizeflow_simulator_events_published", "Records published", registry=registry)
+        self._m_chaos = Counter(
+            "prizeflow_simulator_chaos_injected", "Ugly cases injected", ["case"], registry=registry
+        )
+
+    async def start(self) -> None:
+        self._producer = idempotent_producer(self.bootstrap, client_id="prizeflow-simulator", linger_ms=5)
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def publish_round(self) -> RoundPlan:
+        assert self._producer is not None, "start() first"
+        self._seq += 1
+        plan = plan_round(self.rng, self._seq, self.scenario, run_id=self.run_id)
+        before = dict(self.stats.chaos)
+        records = apply_chaos(self.rng, plan.events, self.chaos, self.stats.chaos)
+        futures = [await self._producer.send(self.topic, r.value, key=r.key, headers=r.headers) for r in records]
+        await asyncio.gather(*futures)
+        self.stats.rounds[plan.kind.value] += 1
+        self.stats.events += len(records)
+        self._m_rounds.labels(plan.kind.value, plan.template.value).inc()
+        self._m_events.inc(len(records))
+        for case, n in self.stats.chaos.items():
+            if n > before.get(case, 0):
+                self._m_chaos.labels(case).inc(n - before.get(case, 0))
+        if self.keep_plans:
+            self.stats.plans.append(plan)
+        return plan
+
+    async def run(self, *, rate: float, rounds: int | None = None, seconds: float | None = None) -> SimulatorStats:
+        """Publish `rounds` rounds (or for `seconds`) at `rate` rounds per second; 0 = as fast as possible."""
+        started = time.monotonic()
+        n = 0
+        while (rounds is None or n < rounds) and (seconds is None or time.monotonic() - started < seconds):
+            await self.publish_round()
+            n += 1
+            if rate > 0 and (delay := started + n / rate - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+        return self.stats
