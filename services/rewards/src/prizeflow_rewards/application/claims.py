@@ -1,0 +1,559 @@
+"""Claims: a player claims a redeemable balance to a payout destination; payouts settle the reservation.
+
+A claim is checked under the wallet's row lock (concurrent claims on one wallet queue, none overdraws it).
+An approved or held claim reserves its amount with a pending transfer wallet → clearing; approval emits
+PayoutRequested through the outbox. Payout outcomes post (paid) or void (failed for good, cancelled,
+rejected) that reservation exactly once; a return credits the wallet back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, follow, new_event
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.payouts import (
+    PayoutCancelled,
+    PayoutFailed,
+    PayoutPaid,
+    PayoutRejected,
+    PayoutRequested,
+    PayoutReturned,
+)
+from prizeflow_contracts.events.rewards import ClaimApproved, ClaimHeld, ClaimRejected, ClaimRejectionCode
+from prizeflow_contracts.money import ASSETS, Money
+from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_rewards.application.common import Clock, audit, count_transfers, utcnow
+from prizeflow_rewards.application.ports import Conn, Ledger
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.claims import (
+    Approve,
+    ClaimFacts,
+    ClaimLimits,
+    ClaimStatus,
+    Hold,
+    RefusalCode,
+    Refuse,
+    assess,
+    can_move,
+)
+from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferFlags, TransferKind, post_of, void_of
+from prizeflow_rewards.metrics import RewardsMetrics
+from prizeflow_runtime.auth import Principal
+from prizeflow_runtime.outbox import add_event
+
+
+class ClaimError(Exception):
+    """A claim request or review action that cannot proceed; `code` is stable (problem details)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    id: str
+    player_id: str
+    asset: str
+    amount: int
+    destination: dict[str, Any]
+    status: ClaimStatus
+    hold_code: str | None
+    hold_detail: str | None
+    rejection_code: str | None
+    payout_request_id: str
+    correlation_id: str
+    created_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "claim_id": self.id,
+            "player_id": self.player_id,
+            "asset": self.asset,
+            "amount": self.amount,
+            "destination": self.destination,
+            "status": self.status.value,
+            "hold_code": self.hold_code,
+            "hold_detail": self.hold_detail,
+            "rejection_code": self.rejection_code,
+            "payout_request_id": self.payout_request_id,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @property
+    def pending(self) -> Transfer:
+        return reservation(self.id, self.player_id, self.asset, self.amount)
+
+
+def reservation(claim_id: str, player_id: str, asset: str, amount: int) -> Transfer:
+    return Transfer.of(
+        accounts.wallet(player_id, asset),
+        accounts.clearing(asset),
+        amount,
+        TransferKind.CLAIM_RESERVE,
+        claim_id,
+        flags=TransferFlags.PENDING,
+    )
+
+
+_SELECT_CLAIM = (
+    "SELECT id, player_id, asset, amount, destination, status, hold_code, hold_detail, rejection_code, "
+    "payout_request_id, correlation_id, created_at FROM claims "
+)
+_GET = text(_SELECT_CLAIM + "WHERE id = :id")
+_GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR UPDATE")
+_HELD = text(_SELECT_CLAIM + "WHERE status = 'held' ORDER BY created_at LIMIT :n")
+
+
+async def get_claim(conn: Conn, claim_id: str, *, lock: bool = False) -> Claim | None:
+    row = (await conn.execute(_GET_LOCKED if lock else _GET, {"id": claim_id})).first()
+    return _claim(row) if row is not None else None
+
+
+async def list_held(conn: Conn, *, limit: int = 100) -> list[Claim]:
+    rows = await conn.execute(_HELD, {"n": limit})
+    return [_claim(r) for r in rows]
+
+
+def _claim(row: Any) -> Claim:
+    return Claim(
+        row.id,
+        row.player_id,
+        row.asset,
+        row.amount,
+        row.destination,
+        ClaimStatus(row.status),
+        row.hold_code,
+        row.hold_detail,
+        row.rejection_code,
+        row.payout_request_id,
+        row.correlation_id,
+        row.created_at,
+    )
+
+
+def destination_key(destination: PayoutDestination) -> str:
+    raw = f"{destination.type.value}|{destination.address}|{destination.memo or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass
+class ClaimPolicy:
+    min_claim: dict[str, int]
+    daily_limit: dict[str, int]
+    review_threshold: dict[str, int]
+    velocity_max_claims: int = 5
+    velocity_window_s: int = 3600
+    new_destination_cooldown_s: int = 86_400
+    rejection_rate_bps: int = 5_000
+    rejection_rate_min_claims: int = 4
+    rejection_rate_window_s: int = 7 * 86_400
+
+    def limits(self, asset: str) -> ClaimLimits:
+        big = 2**63 - 1
+        return ClaimLimits(
+            min_claim=self.min_claim.get(asset, 1),
+            daily_limit=self.daily_limit.get(asset, big),
+            review_threshold=self.review_threshold.get(asset, big),
+            velocity_max_claims=self.velocity_max_claims,
+            new_destination_cooldown_s=self.new_destination_cooldown_s,
+            rejection_rate_bps=self.rejection_rate_bps,
+            rejection_rate_min_claims=self.rejection_rate_min_claims,
+        )
+
+
+_FACTS = text(
+    """
+    SELECT
+      coalesce(sum(amount) FILTER (WHERE asset = :asset AND created_at > :day
+                                   AND status IN ('held', 'approved', 'paid')), 0) AS claimed_today,
+      count(*) FILTER (WHERE created_at > :velocity) AS recent,
+      count(*) FILTER (WHERE created_at > :window AND status IN ('paid', 'rejected', 'voided', 'returned')) AS decided,
+      count(*) FILTER (WHERE created_at > :window AND status IN ('rejected', 'voided', 'returned')) AS failed
+    FROM claims WHERE player_id = :player AND created_at > least(:day, :velocity, :window)
+    """
+)
+
+
+@dataclass
+class SubmitClaim:
+    ledger: Ledger
+    policy: ClaimPolicy
+    source: str
+    metrics: RewardsMetrics | None = None
+    clock: Clock = utcnow
+
+    async def __call__(
+        self,
+        conn: Conn,
+        actor: Principal,
+        *,
+        player_id: str,
+        asset: str,
+        amount: int,
+        destination: PayoutDestination,
+        idempotency_key: str | None = None,
+    ) -> tuple[Claim, bool]:
+        """Returns (claim, created). Raises `ClaimError` for a refusal: then nothing is written."""
+        spec = ASSETS.get(asset)
+        if spec is None:
+            raise self._refuse(
+                RefusalCode.UNKNOWN_ASSET, f"unknown asset {asset!r}; known: {', '.join(sorted(ASSETS))}"
+            )
+        if amount <= 0:
+            raise ClaimError(422, "invalid_amount", "amount must be a positive integer of minor units")
+        claim_id = (
+            "cl-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"prizeflow:claim:{player_id}:{idempotency_key}"))
+            if idempotency_key
+            else f"cl-{uuid.uuid4()}"
+        )
+        wallet = accounts.wallet(player_id, asset)
+        # The wallet row lock serializes this player's claims in this asset: the facts below cannot go stale.
+        balance = (await self.ledger.lock(conn, [wallet]))[wallet]
+        existing = await get_claim(conn, claim_id)
+        if existing is not None:
+            if (existing.player_id, existing.asset, existing.amount) != (player_id, asset, amount):
+                raise ClaimError(409, "idempotency_key_reused", "this Idempotency-Key was used for another claim")
+            return existing, False
+        now = self.clock()
+        limits = self.policy.limits(asset)
+        facts_row = (
+            await conn.execute(
+                _FACTS,
+                {
+                    "player": player_id,
+                    "asset": asset,
+                    "day": now - timedelta(days=1),
+                    "velocity": now - timedelta(seconds=self.policy.velocity_window_s),
+                    "window": now - timedelta(seconds=self.policy.rejection_rate_window_s),
+                },
+            )
+        ).one()
+        dkey = destination_key(destination)
+        seen = (
+            await conn.execute(
+                text("SELECT first_seen_at FROM payout_destinations WHERE player_id = :p AND destination_key = :k"),
+                {"p": player_id, "k": dkey},
+            )
+        ).scalar_one_or_none()
+        risk = (
+            await conn.execute(text("SELECT flagged FROM player_risk_flags WHERE player_id = :p"), {"p": player_id})
+        ).scalar_one_or_none()
+        facts = ClaimFacts(
+            asset=asset,
+            redeemable=spec.redeemable,
+            amount=amount,
+            available=balance.available,
+            claimed_today=int(facts_row.claimed_today),
+            claims_in_velocity_window=int(facts_row.recent),
+            destination_age_s=(now - seen).total_seconds() if seen is not None else None,
+            risk_flagged=bool(risk),
+            recent_decided=int(facts_row.decided),
+            recent_failed=int(facts_row.failed),
+        )
+        decision = assess(facts, limits)
+        if isinstance(decision, Refuse):
+            raise self._refuse(decision.code, decision.detail)
+        pending = reservation(claim_id, player_id, asset, amount)
+        try:
+            result = await self.ledger.apply(conn, [pending])
+        except LedgerError as err:  # the lock makes this unreachable; the CHECK constraint makes it safe
+            raise self._refuse(RefusalCode.INSUFFICIENT_BALANCE, err.detail) from err
+        count_transfers(self.metrics, result)
+        await conn.execute(
+            text(
+                "INSERT INTO payout_destinations (player_id, destination_key, first_seen_at) VALUES (:p, :k, :t) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"p": player_id, "k": dkey, "t": now},
+        )
+        held = isinstance(decision, Hold)
+        claim = Claim(
+            id=claim_id,
+            player_id=player_id,
+            asset=asset,
+            amount=amount,
+            destination=destination.model_dump(mode="json"),
+            status=ClaimStatus.HELD if held else ClaimStatus.APPROVED,
+            hold_code=decision.code.value if isinstance(decision, Hold) else None,
+            hold_detail=decision.detail if isinstance(decision, Hold) else None,
+            rejection_code=None,
+            payout_request_id=f"pr-{claim_id}",
+            correlation_id=claim_id,
+            created_at=now,
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO claims (id, player_id, asset, amount, destination, destination_key, status, hold_code, "
+                "hold_detail, pending_transfer_id, payout_request_id, correlation_id, created_at, decided_at) "
+                "VALUES (:id, :p, :a, :amt, CAST(:d AS jsonb), :k, :s, :hc, :hd, :t, :pr, :c, :now, :decided)"
+            ),
+            {
+                "id": claim_id,
+                "p": player_id,
+                "a": asset,
+                "amt": amount,
+                "d": destination.model_dump_json(),
+                "k": dkey,
+                "s": claim.status.value,
+                "hc": claim.hold_code,
+                "hd": claim.hold_detail,
+                "t": pending.id,
+                "pr": claim.payout_request_id,
+                "c": claim_id,
+                "now": now,
+                "decided": None if held else now,
+            },
+        )
+        money = Money(asset=asset, amount=amount)
+        if isinstance(decision, Hold):
+            await add_event(
+                conn,
+                new_event(
+                    ClaimHeld(
+                        claim_id=claim_id,
+                        player_id=player_id,
+                        amount=money,
+                        code=decision.code,
+                        held_at=now,
+                        detail=decision.detail,
+                    ),
+                    source=self.source,
+                    correlation_id=claim_id,
+                    subject=claim_id,
+                    event_id=event_id_for("ClaimHeld", claim_id),
+                ),
+            )
+            if self.metrics is not None:
+                self.metrics.abuse_holds.labels(decision.code.value).inc()
+                self.metrics.claims.labels("held").inc()
+        else:
+            assert isinstance(decision, Approve)
+            await approve(conn, claim, approved_by=None, requested_by=actor.user_id, source=self.source, at=now)
+            if self.metrics is not None:
+                self.metrics.claims.labels("approved").inc()
+        return claim, True
+
+    def _refuse(self, code: RefusalCode, detail: str) -> ClaimError:
+        if self.metrics is not None:
+            self.metrics.claims.labels(f"refused_{code.value}").inc()
+        return ClaimError(422, code.value, detail)
+
+
+async def approve(
+    conn: Conn, claim: Claim, *, approved_by: str | None, requested_by: str, source: str, at: datetime
+) -> None:
+    """ClaimApproved + PayoutRequested, in the caller's transaction (the reservation already exists)."""
+    money = Money(asset=claim.asset, amount=claim.amount)
+    approved = new_event(
+        ClaimApproved(
+            claim_id=claim.id, player_id=claim.player_id, amount=money, approved_by=approved_by, approved_at=at
+        ),
+        source=source,
+        correlation_id=claim.correlation_id,
+        subject=claim.id,
+        event_id=event_id_for("ClaimApproved", claim.id),
+    )
+    requested = follow(
+        approved,
+        PayoutRequested(
+            payout_request_id=claim.payout_request_id,
+            claim_id=claim.id,
+            player_id=claim.player_id,
+            amount=money,
+            destination=PayoutDestination.model_validate(claim.destination),
+            idempotency_key=f"{claim.id}:payout",
+            requested_by=requested_by,
+            requested_at=at,
+        ),
+        source=source,
+        subject=claim.id,
+        event_id=event_id_for("PayoutRequested", claim.id),
+    )
+    await add_event(conn, approved)
+    await add_event(conn, requested)
+
+
+@dataclass
+class ReviewHold:
+    """Ops decide a held claim: release (approve → PayoutRequested) or reject (void the reservation)."""
+
+    ledger: Ledger
+    source: str
+    metrics: RewardsMetrics | None = None
+    clock: Clock = utcnow
+
+    async def release(self, conn: Conn, actor: Principal, claim_id: str, *, reason: str | None) -> Claim:
+        claim = await self._held(conn, claim_id, ClaimStatus.APPROVED)
+        now = self.clock()
+        await self._set(conn, claim, ClaimStatus.APPROVED, actor, now)
+        await approve(conn, claim, approved_by=actor.user_id, requested_by=actor.user_id, source=self.source, at=now)
+        await self._audit(conn, actor, claim, "claim.release", ClaimStatus.APPROVED, reason=reason)
+        return await self._reload(conn, claim_id)
+
+    async def reject(self, conn: Conn, actor: Principal, claim_id: str, *, reason: str) -> Claim:
+        claim = await self._held(conn, claim_id, ClaimStatus.REJECTED)
+        now = self.clock()
+        result = await self.ledger.apply(conn, [void_of(claim.pending)])
+        count_transfers(self.metrics, result)
+        await self._set(
+            conn, claim, ClaimStatus.REJECTED, actor, now, rejection=ClaimRejectionCode.REJECTED_BY_REVIEWER
+        )
+        await add_event(
+            conn,
+            new_event(
+                ClaimRejected(
+                    claim_id=claim.id,
+                    player_id=claim.player_id,
+                    amount=Money(asset=claim.asset, amount=claim.amount),
+                    code=ClaimRejectionCode.REJECTED_BY_REVIEWER,
+                    detail=reason,
+                    rejected_by=actor.user_id,
+                    rejected_at=now,
+                ),
+                source=self.source,
+                correlation_id=claim.correlation_id,
+                subject=claim.id,
+                event_id=event_id_for("ClaimRejected", claim.id),
+            ),
+        )
+        await self._audit(conn, actor, claim, "claim.reject", ClaimStatus.REJECTED, reason=reason)
+        return await self._reload(conn, claim_id)
+
+    async def _held(self, conn: Conn, claim_id: str, target: ClaimStatus) -> Claim:
+        claim = await get_claim(conn, claim_id, lock=True)
+        if claim is None:
+            raise ClaimError(404, "claim_not_found", f"no claim {claim_id}")
+        if not can_move(claim.status, target):
+            raise ClaimError(409, "illegal_transition", f"claim {claim_id} is {claim.status.value}, not held")
+        return claim
+
+    async def _set(
+        self,
+        conn: Conn,
+        claim: Claim,
+        status: ClaimStatus,
+        actor: Principal,
+        at: datetime,
+        *,
+        rejection: ClaimRejectionCode | None = None,
+    ) -> None:
+        await conn.execute(
+            text(
+                "UPDATE claims SET status = :s, decided_at = :t, decided_by = :by, rejection_code = :rc WHERE id = :id"
+            ),
+            {
+                "s": status.value,
+                "t": at,
+                "by": actor.user_id,
+                "rc": rejection.value if rejection else None,
+                "id": claim.id,
+            },
+        )
+
+    async def _audit(
+        self, conn: Conn, actor: Principal, claim: Claim, action: str, status: ClaimStatus, *, reason: str | None
+    ) -> None:
+        await audit(
+            conn,
+            source=self.source,
+            actor=actor,
+            action=action,
+            target_type="claim",
+            target_id=claim.id,
+            correlation_id=claim.correlation_id,
+            reason=reason,
+            before={"status": claim.status.value, "hold_code": claim.hold_code or ""},
+            after={"status": status.value},
+        )
+
+    async def _reload(self, conn: Conn, claim_id: str) -> Claim:
+        claim = await get_claim(conn, claim_id)
+        assert claim is not None
+        return claim
+
+
+@dataclass
+class SettlePayout:
+    """Payout outcomes → the claim's reservation: paid posts it, final failure/cancel/reject voids it."""
+
+    ledger: Ledger
+    metrics: RewardsMetrics | None = None
+
+    async def handle(self, conn: Conn, env: Envelope[EventPayload]) -> None:
+        data = env.data
+        if isinstance(data, PayoutFailed) and not data.final:
+            return  # payouts retries with the same idempotency key; the reservation stays
+        if not isinstance(data, PayoutPaid | PayoutFailed | PayoutCancelled | PayoutRejected | PayoutReturned):
+            return
+        claim = await get_claim(conn, data.claim_id, lock=True)
+        if claim is None:
+            raise EventRefusal("unknown_aggregate", f"{type(data).__name__}: no claim {data.claim_id}")
+        if (data.player_id, data.amount.asset, data.amount.amount) != (claim.player_id, claim.asset, claim.amount):
+            raise EventRefusal("conflicting_event", f"{type(data).__name__} does not match claim {claim.id}")
+        if isinstance(data, PayoutPaid):
+            await self._paid(conn, claim, data.provider.value)
+        elif isinstance(data, PayoutReturned):
+            await self._returned(conn, claim, data)
+        else:
+            await self._void(conn, claim)
+
+    async def _paid(self, conn: Conn, claim: Claim, provider: str) -> None:
+        if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
+            return
+        if claim.status is not ClaimStatus.APPROVED:
+            raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
+        settle = Transfer.of(
+            accounts.clearing(claim.asset),
+            accounts.external(provider, claim.asset),
+            claim.amount,
+            TransferKind.PAYOUT_SETTLE,
+            claim.id,
+        )
+        await self._apply(conn, [post_of(claim.pending), settle], claim)
+        await self._status(conn, claim, ClaimStatus.PAID)
+
+    async def _void(self, conn: Conn, claim: Claim) -> None:
+        if claim.status is ClaimStatus.VOIDED:
+            return
+        if claim.status is not ClaimStatus.APPROVED:
+            raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be voided")
+        await self._apply(conn, [void_of(claim.pending)], claim)
+        await self._status(conn, claim, ClaimStatus.VOIDED)
+
+    async def _returned(self, conn: Conn, claim: Claim, data: PayoutReturned) -> None:
+        if claim.status is ClaimStatus.RETURNED:
+            return
+        if claim.status is not ClaimStatus.PAID:
+            raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: nothing to return")
+        back = Transfer.of(
+            accounts.external(data.provider.value, claim.asset),
+            accounts.wallet(claim.player_id, claim.asset),
+            data.returned_amount.amount,
+            TransferKind.PAYOUT_RETURN,
+            claim.id,
+        )
+        await self._apply(conn, [back], claim)
+        await self._status(conn, claim, ClaimStatus.RETURNED)
+
+    async def _apply(self, conn: Conn, batch: list[Transfer], claim: Claim) -> None:
+        try:
+            result = await self.ledger.apply(conn, batch)
+        except LedgerError as err:
+            raise EventRefusal("conflicting_event", f"claim {claim.id}: {err.detail}") from err
+        count_transfers(self.metrics, result)
+
+    async def _status(self, conn: Conn, claim: Claim, status: ClaimStatus) -> None:
+        await conn.execute(
+            text("UPDATE claims SET status = :s, settled_at = now() WHERE id = :id"),
+            {"s": status.value, "id": claim.id},
+        )

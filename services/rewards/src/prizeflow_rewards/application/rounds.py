@@ -1,0 +1,356 @@
+"""Money from rounds: entry fees, prizes (one linked batch per round), fee revenue, refunds of voided rounds.
+
+Transfer ids come from round/entry/player keys, so a RoundSettled delivered twice (or re-emitted by
+settlement with a new event id) credits each player once. A sponsored round whose pool cannot pay all of
+it is not paid in part: its allocations are held until an admin tops the pool up and releases them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, follow
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.game import EntryRecorded, PaidVia, PrizeSource
+from prizeflow_contracts.events.rewards import PoolExhausted, PoolLow, RefundIssued, RewardAllocated
+from prizeflow_contracts.events.settlement import FeeParty, RoundSettled, RoundVoided
+from prizeflow_rewards.application.campaigns import (
+    CampaignError,
+    CampaignStatus,
+    PoolFigures,
+    get_campaign,
+    low_threshold,
+)
+from prizeflow_rewards.application.common import Clock, audit, count_transfers, utcnow
+from prizeflow_rewards.application.ports import Conn, Ledger
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.ledger import Balance, LedgerError, Transfer, TransferKind
+from prizeflow_rewards.metrics import RewardsMetrics
+from prizeflow_runtime.auth import Principal
+from prizeflow_runtime.outbox import add_event, add_events
+
+Env = Envelope[Any]
+
+
+def allocation_id(round_id: str, player_id: str) -> str:
+    return f"{round_id}:{player_id}"
+
+
+@dataclass
+class RoundMoney:
+    ledger: Ledger
+    source: str
+    pool_low_bps: int = 1_000
+    metrics: RewardsMetrics | None = None
+    clock: Clock = utcnow
+
+    async def handle(self, conn: Conn, env: Envelope[EventPayload]) -> None:
+        data = env.data
+        if isinstance(data, RoundSettled):
+            await self.settle(conn, env)
+        elif isinstance(data, RoundVoided):
+            await self.void(conn, env)
+        elif isinstance(data, EntryRecorded):
+            await self.entry(conn, env)
+        # Other round events (state changes, disputes, the game's own) move no money.
+
+    async def entry(self, conn: Conn, env: Env) -> None:
+        """An entry fee goes to escrow: from the wallet (wallet-paid) or recorded as arrived externally."""
+        e: EntryRecorded = env.data
+        if e.fee.amount == 0:
+            return
+        source = (
+            accounts.wallet(e.player_id, e.fee.asset)
+            if e.paid_via is PaidVia.WALLET
+            else accounts.external(accounts.EXTERNAL, e.fee.asset)
+        )
+        t = Transfer.of(
+            source, accounts.escrow(e.fee.asset), e.fee.amount, TransferKind.ENTRY_FEE, e.round_id, e.entry_id
+        )
+        try:
+            result = await self.ledger.apply(conn, [t])
+        except LedgerError as err:
+            raise EventRefusal("conflicting_event", f"entry {e.entry_id}: {err.detail}") from err
+        count_transfers(self.metrics, result)
+
+    async def settle(self, conn: Conn, env: Env) -> None:
+        s: RoundSettled = env.data
+        fees = [self._fee(s, i) for i in range(len(s.fees))]
+        if s.prize_source is PrizeSource.ENTRY_POT:
+            prizes = [
+                Transfer.of(
+                    accounts.escrow(s.asset),
+                    accounts.wallet(a.player_id, s.asset),
+                    a.amount,
+                    TransferKind.REWARD,
+                    s.round_id,
+                    a.player_id,
+                )
+                for a in s.allocations
+            ]
+            await self._apply_round(conn, env, [*fees, *prizes], prizes)
+            return
+        assert s.campaign_id is not None  # the contract requires it for sponsored rounds
+        campaign = await get_campaign(conn, s.campaign_id)
+        if campaign is None:
+            raise EventRefusal("unknown_aggregate", f"round {s.round_id}: no campaign {s.campaign_id}")
+        if campaign.asset != s.asset:
+            raise EventRefusal(
+                "conflicting_event", f"round {s.round_id} pays {s.asset}; campaign {campaign.id} holds {campaign.asset}"
+            )
+        if fees:  # revenue does not wait for the pool
+            count_transfers(self.metrics, await self._apply_or_refuse(conn, fees, s.round_id))
+        if not s.allocations:
+            return
+        if await self._already_held(conn, s.round_id):
+            return
+        if campaign.status is not CampaignStatus.ACTIVE:
+            await self._hold(conn, env, reason=f"campaign_{campaign.status.value}")
+            return
+        await self._pay_from_pool(conn, env, hold_if_short=True)
+
+    async def _pay_from_pool(self, conn: Conn, env: Env, *, hold_if_short: bool) -> bool:
+        """Pay all allocations of a sponsored round from its pool, or none. False: the pool is short."""
+        s: RoundSettled = env.data
+        assert s.campaign_id is not None
+        campaign = await get_campaign(conn, s.campaign_id)
+        assert campaign is not None
+        pool = accounts.pool(campaign.id, s.asset)
+        prizes = [
+            Transfer.of(
+                pool, accounts.wallet(a.player_id, s.asset), a.amount, TransferKind.REWARD, s.round_id, a.player_id
+            )
+            for a in s.allocations
+        ]
+        before = (await self.ledger.lock(conn, [pool]))[pool]
+        owed = sum(t.amount for t in prizes) - await self._already_paid(conn, prizes)
+        if owed > before.available:
+            if hold_if_short:
+                await self._hold(conn, env, reason="pool_exhausted")
+                await add_event(
+                    conn,
+                    follow(
+                        env,
+                        PoolExhausted(
+                            campaign_id=campaign.id,
+                            asset=s.asset,
+                            remaining=max(0, before.available),
+                            requested=owed,
+                            round_id=s.round_id,
+                        ),
+                        source=self.source,
+                        subject=campaign.id,
+                        event_id=event_id_for("PoolExhausted", campaign.id, s.round_id),
+                    ),
+                )
+                if self.metrics is not None:
+                    self.metrics.pool_exhausted.labels(campaign.id).inc()
+            return False
+        result = await self._apply_round(conn, env, prizes, prizes)
+        after = result.get(pool.id, before)
+        await self._maybe_pool_low(conn, env, campaign.id, s.asset, before=before, after=after)
+        return True
+
+    async def _apply_round(
+        self, conn: Conn, env: Env, batch: Sequence[Transfer], prizes: Sequence[Transfer]
+    ) -> dict[Any, Balance]:
+        s: RoundSettled = env.data
+        result = await self._apply_or_refuse(conn, batch, s.round_id)
+        count_transfers(self.metrics, result)
+        new = result.applied_ids
+        now = self.clock()
+        events = [
+            follow(
+                env,
+                RewardAllocated(
+                    allocation_id=allocation_id(s.round_id, a.player_id),
+                    round_id=s.round_id,
+                    competition_id=s.competition_id,
+                    player_id=a.player_id,
+                    rank=a.rank,
+                    amount={"asset": s.asset, "amount": a.amount},
+                    source=a.source,
+                    campaign_id=s.campaign_id,
+                    transfer_id=str(t.id),
+                    allocated_at=now,
+                ),
+                source=self.source,
+                subject=s.round_id,
+                event_id=event_id_for("RewardAllocated", s.round_id, a.player_id),
+            )
+            for a, t in zip(s.allocations, prizes, strict=True)
+            if t.id in new
+        ]
+        await add_events(conn, events)
+        return dict(result.balances)
+
+    async def _apply_or_refuse(self, conn: Conn, batch: Sequence[Transfer], round_id: str) -> Any:
+        try:
+            return await self.ledger.apply(conn, batch)
+        except LedgerError as err:
+            raise EventRefusal("conflicting_event", f"round {round_id}: {err.detail}") from err
+
+    async def _already_paid(self, conn: Conn, prizes: Sequence[Transfer]) -> int:
+        """Prizes of this round already in the ledger (a replay after a partial release cannot happen, but a
+        replay of a paid round must not look short)."""
+        rows = await conn.execute(
+            text("SELECT coalesce(sum(amount), 0) FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": [t.id for t in prizes]},
+        )
+        return int(rows.scalar_one())
+
+    async def _already_held(self, conn: Conn, round_id: str) -> bool:
+        row = await conn.execute(text("SELECT 1 FROM held_allocations WHERE round_id = :r"), {"r": round_id})
+        return row.first() is not None
+
+    async def _hold(self, conn: Conn, env: Env, *, reason: str) -> None:
+        s: RoundSettled = env.data
+        await conn.execute(
+            text(
+                "INSERT INTO held_allocations (round_id, campaign_id, asset, total, reason, event, status) "
+                "VALUES (:r, :c, :a, :t, :reason, CAST(:e AS jsonb), 'held') ON CONFLICT (round_id) DO NOTHING"
+            ),
+            {
+                "r": s.round_id,
+                "c": s.campaign_id,
+                "a": s.asset,
+                "t": sum(a.amount for a in s.allocations),
+                "reason": reason,
+                "e": env.model_dump_json(),
+            },
+        )
+
+    async def _maybe_pool_low(
+        self, conn: Conn, env: Env, campaign_id: str, asset: str, *, before: Balance, after: Balance
+    ) -> None:
+        campaign = await get_campaign(conn, campaign_id)
+        assert campaign is not None
+        threshold = low_threshold(campaign, after.credits_posted, self.pool_low_bps)
+        if after.available <= threshold < before.available:
+            await add_event(
+                conn,
+                follow(
+                    env,
+                    PoolLow(campaign_id=campaign_id, asset=asset, remaining=after.available, threshold=threshold),
+                    source=self.source,
+                    subject=campaign_id,
+                    event_id=event_id_for("PoolLow", campaign_id, env.id),
+                ),
+            )
+        if self.metrics is not None:
+            f = PoolFigures.of(after)
+            self.metrics.pool_remaining.labels(campaign_id, asset).set(f.remaining)
+            self.metrics.pool_paid.labels(campaign_id, asset).set(f.paid)
+
+    def _fee(self, s: RoundSettled, i: int) -> Transfer:
+        f = s.fees[i]
+        revenue = (
+            accounts.platform_revenue(f.account_id, f.amount.asset)
+            if f.party is FeeParty.PLATFORM
+            else accounts.organizer_revenue(f.account_id, f.amount.asset)
+        )
+        return Transfer.of(
+            accounts.escrow(f.amount.asset),
+            revenue,
+            f.amount.amount,
+            TransferKind.FEE_REVENUE,
+            s.round_id,
+            f.party.value,
+            f.account_id,
+            f.amount.asset,
+        )
+
+    async def void(self, conn: Conn, env: Env) -> None:
+        """Refund each entry once (keyed by entry id): to the wallet, or recorded as owed externally."""
+        v: RoundVoided = env.data
+        transfers = [
+            Transfer.of(
+                accounts.escrow(r.amount.asset),
+                accounts.wallet(r.player_id, r.amount.asset)
+                if r.paid_via is PaidVia.WALLET
+                else accounts.external(accounts.EXTERNAL, r.amount.asset),
+                r.amount.amount,
+                TransferKind.REFUND,
+                v.round_id,
+                r.entry_id,
+            )
+            for r in v.refunds
+        ]
+        result = await self._apply_or_refuse(conn, transfers, v.round_id)
+        count_transfers(self.metrics, result)
+        new = result.applied_ids
+        now = self.clock()
+        await add_events(
+            conn,
+            [
+                follow(
+                    env,
+                    RefundIssued(
+                        refund_id=f"{v.round_id}:{r.entry_id}",
+                        round_id=v.round_id,
+                        entry_id=r.entry_id,
+                        player_id=r.player_id,
+                        amount=r.amount,
+                        paid_via=r.paid_via,
+                        transfer_id=str(t.id),
+                        issued_at=now,
+                    ),
+                    source=self.source,
+                    subject=v.round_id,
+                    event_id=event_id_for("RefundIssued", v.round_id, r.entry_id),
+                )
+                for r, t in zip(v.refunds, transfers, strict=True)
+                if t.id in new
+            ],
+        )
+
+    async def release_held(
+        self, conn: Conn, actor: Principal, *, campaign_id: str, correlation_id: str
+    ) -> dict[str, Any]:
+        """Pay held rounds of a campaign, oldest first, while the pool covers them; the rest stay held."""
+        campaign = await get_campaign(conn, campaign_id, lock=True)
+        if campaign is None:
+            raise CampaignError(404, "campaign_not_found", f"no campaign {campaign_id}")
+        if campaign.status is not CampaignStatus.ACTIVE:
+            raise CampaignError(409, "campaign_not_active", f"campaign {campaign_id} is {campaign.status.value}")
+        rows = list(
+            await conn.execute(
+                text(
+                    "SELECT round_id, event FROM held_allocations WHERE campaign_id = :c AND status = 'held' "
+                    "ORDER BY held_at, round_id FOR UPDATE"
+                ),
+                {"c": campaign_id},
+            )
+        )
+        released: list[str] = []
+        for row in rows:
+            raw = row.event if isinstance(row.event, str) else json.dumps(row.event)
+            env = decode(raw)
+            if not await self._pay_from_pool(conn, env, hold_if_short=False):
+                break
+            await conn.execute(
+                text(
+                    "UPDATE held_allocations SET status = 'released', released_at = now(), released_by = :by "
+                    "WHERE round_id = :r"
+                ),
+                {"r": row.round_id, "by": actor.user_id},
+            )
+            released.append(row.round_id)
+        still = len(rows) - len(released)
+        if released:
+            await audit(
+                conn,
+                source=self.source,
+                actor=actor,
+                action="campaign.release_held",
+                target_type="campaign",
+                target_id=campaign_id,
+                correlation_id=correlation_id,
+                after={"released_rounds": ",".join(released)[:1000], "still_held": still},
+            )
+        return {"campaign_id": campaign_id, "released": released, "still_held": still}

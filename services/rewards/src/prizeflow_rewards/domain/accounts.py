@@ -1,0 +1,43 @@
+"""The chart of accounts: how each flow names its accounts (ARCHITECTURE §5)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prizeflow_rewards.domain.ledger import AccountKind, AccountRef
+
+PLATFORM: Final = "platform"
+EXTERNAL: Final = "external"
+
+
+def wallet(player_id: str, asset: str) -> AccountRef:
+    return AccountRef(AccountKind.PLAYER_WALLET, player_id, asset)
+
+
+def pool(campaign_id: str, asset: str) -> AccountRef:
+    return AccountRef(AccountKind.CAMPAIGN_POOL, campaign_id, asset)
+
+
+def treasury(asset: str) -> AccountRef:
+    return AccountRef(AccountKind.TREASURY, PLATFORM, asset)
+
+
+def clearing(asset: str) -> AccountRef:
+    return AccountRef(AccountKind.PAYOUT_CLEARING, PLATFORM, asset)
+
+
+def external(provider: str, asset: str) -> AccountRef:
+    """Money outside the platform, per rail (a provider, or `external` for entry fees paid off-platform)."""
+    return AccountRef(AccountKind.PROVIDER_EXTERNAL, provider, asset)
+
+
+def escrow(asset: str) -> AccountRef:
+    return AccountRef(AccountKind.ENTRY_ESCROW, PLATFORM, asset)
+
+
+def platform_revenue(account_id: str, asset: str) -> AccountRef:
+    return AccountRef(AccountKind.PLATFORM_REVENUE, account_id, asset)
+
+
+def organizer_revenue(account_id: str, asset: str) -> AccountRef:
+    return AccountRef(AccountKind.ORGANIZER_REVENUE, account_id, asset)

@@ -1,0 +1,333 @@
+"""HTTP API: campaigns/pools (admin), wallets (player: own only; admin/ops: all), claims, holds (ops)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post, put
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from prizeflow_contracts.ids import Identifier, Reason
+from prizeflow_contracts.money import AssetCode, PositiveMinorUnits
+from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_rewards.application.campaigns import (
+    CampaignError,
+    CampaignStatus,
+    ChangeCampaignStatus,
+    CreateCampaign,
+    FundCampaign,
+    figures,
+    get_campaign,
+    list_campaigns,
+)
+from prizeflow_rewards.application.claims import ClaimError, ReviewHold, SubmitClaim, get_claim, list_held
+from prizeflow_rewards.application.common import admin_correlation_id
+from prizeflow_rewards.application.ports import Ledger
+from prizeflow_rewards.application.rounds import RoundMoney
+from prizeflow_rewards.application.wallets import CursorError, TopUp, set_risk_flag, wallet_balances, wallet_history
+from prizeflow_rewards.domain.ledger import TransferKind
+from prizeflow_runtime.auth import Principal, Role, require_roles
+from prizeflow_runtime.http import ProblemError
+
+
+@dataclass
+class RewardsApi:
+    """What the controllers need, built once in bootstrap and injected as `api`."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    ledger: Ledger
+    source: str
+    create_campaign: CreateCampaign
+    fund_campaign: FundCampaign
+    change_status: ChangeCampaignStatus
+    rounds: RoundMoney
+    submit_claim: SubmitClaim
+    review: ReviewHold
+    top_up: TopUp
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncSession]:
+        """One transaction; any exception (including a problem response) rolls everything back."""
+        async with self.sessions() as session, session.begin():
+            try:
+                yield session
+            except (ClaimError, CampaignError) as err:
+                raise ProblemError(err.status, err.code, err.detail) from err
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CampaignIn(_Body):
+    campaign_id: Identifier
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    asset: AssetCode
+    low_threshold: PositiveMinorUnits | None = None
+
+
+class FundIn(_Body):
+    amount: PositiveMinorUnits
+    reference: Identifier = Field(description="Funding reference; the same reference funds once")
+
+
+class ClaimIn(_Body):
+    asset: Annotated[str, Field(min_length=1, max_length=12, description="Asset code, e.g. USDC")]
+    amount: Annotated[int, Field(strict=True, description="Minor units")]
+    destination: PayoutDestination
+
+
+class ReviewIn(_Body):
+    reason: Reason | None = None
+
+
+class RejectIn(_Body):
+    reason: Reason
+
+
+class TopUpIn(_Body):
+    asset: AssetCode
+    amount: PositiveMinorUnits
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    reference: Identifier
+
+
+class RiskFlagIn(_Body):
+    flagged: bool
+    reason: Reason | None = None
+
+
+def principal(request: Request[Any, Any, Any]) -> Principal:
+    user = request.user
+    assert isinstance(user, Principal)
+    return user
+
+
+def own_or_staff(request: Request[Any, Any, Any], player_id: str) -> None:
+    """BOLA guard: a player token reads only its own wallet and claims; admin and ops read all."""
+    p = principal(request)
+    if p.has_any(Role.ADMIN, Role.OPS):
+        return
+    if p.has_any(Role.PLAYER) and p.user_id == player_id:
+        return
+    raise ProblemError(403, "forbidden", "a player may only read their own wallet and claims")
+
+
+ADMIN = [require_roles(Role.ADMIN)]
+STAFF = [require_roles(Role.ADMIN, Role.OPS)]
+
+
+class CampaignsController(Controller):
+    path = "/campaigns"
+    tags = ["campaigns"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/", guards=ADMIN, status_code=HTTP_201_CREATED)
+    async def create(self, request: Request[Any, Any, Any], data: CampaignIn, api: RewardsApi) -> dict[str, Any]:
+        async with api.tx() as s:
+            c = await api.create_campaign(
+                s,
+                principal(request),
+                campaign_id=data.campaign_id,
+                name=data.name,
+                asset=data.asset,
+                low_threshold=data.low_threshold,
+                correlation_id=admin_correlation_id(),
+            )
+            return (await figures(s, api.ledger, [c]))[c.id]
+
+    @get("/", guards=STAFF)
+    async def list_all(self, api: RewardsApi) -> list[dict[str, Any]]:
+        async with api.tx() as s:
+            return list((await figures(s, api.ledger, await list_campaigns(s))).values())
+
+    @get("/{campaign_id:str}", guards=STAFF)
+    async def show(self, campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+        async with api.tx() as s:
+            c = await get_campaign(s, campaign_id)
+            if c is None:
+                raise ProblemError(404, "campaign_not_found", f"no campaign {campaign_id}")
+            return (await figures(s, api.ledger, [c]))[c.id]
+
+    @post("/{campaign_id:str}/fund", guards=ADMIN, status_code=HTTP_200_OK)
+    async def fund(
+        self, request: Request[Any, Any, Any], campaign_id: str, data: FundIn, api: RewardsApi
+    ) -> dict[str, Any]:
+        async with api.tx() as s:
+            applied = await api.fund_campaign(
+                s,
+                principal(request),
+                campaign_id=campaign_id,
+                amount=data.amount,
+                reference=data.reference,
+                correlation_id=admin_correlation_id(),
+            )
+            c = await get_campaign(s, campaign_id)
+            assert c is not None
+            return {**(await figures(s, api.ledger, [c]))[c.id], "applied": applied}
+
+    async def _status(
+        self, request: Request[Any, Any, Any], campaign_id: str, target: CampaignStatus, api: RewardsApi
+    ) -> dict[str, Any]:
+        async with api.tx() as s:
+            c = await api.change_status(
+                s, principal(request), campaign_id=campaign_id, target=target, correlation_id=admin_correlation_id()
+            )
+            return (await figures(s, api.ledger, [c]))[c.id]
+
+    @post("/{campaign_id:str}/pause", guards=ADMIN, status_code=HTTP_200_OK)
+    async def pause(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+        return await self._status(request, campaign_id, CampaignStatus.PAUSED, api)
+
+    @post("/{campaign_id:str}/resume", guards=ADMIN, status_code=HTTP_200_OK)
+    async def resume(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+        return await self._status(request, campaign_id, CampaignStatus.ACTIVE, api)
+
+    @post("/{campaign_id:str}/close", guards=ADMIN, status_code=HTTP_200_OK)
+    async def close(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+        return await self._status(request, campaign_id, CampaignStatus.CLOSED, api)
+
+    @post("/{campaign_id:str}/held/release", guards=ADMIN, status_code=HTTP_200_OK)
+    async def release_held(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+        async with api.tx() as s:
+            return await api.rounds.release_held(
+                s, principal(request), campaign_id=campaign_id, correlation_id=admin_correlation_id()
+            )
+
+
+class WalletsController(Controller):
+    path = "/wallets"
+    tags = ["wallets"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get("/{player_id:str}")
+    async def balances(self, request: Request[Any, Any, Any], player_id: str, api: RewardsApi) -> dict[str, Any]:
+        own_or_staff(request, player_id)
+        async with api.tx() as s:
+            return {"player_id": player_id, "balances": await wallet_balances(s, player_id)}
+
+    @get("/{player_id:str}/transactions")
+    async def history(  # noqa: PLR0917 - Litestar injects query parameters by name
+        self,
+        request: Request[Any, Any, Any],
+        player_id: str,
+        api: RewardsApi,
+        asset: str | None = None,
+        kind: TransferKind | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> dict[str, Any]:
+        own_or_staff(request, player_id)
+        async with api.tx() as s:
+            try:
+                return await wallet_history(s, player_id, asset=asset, kind=kind, cursor=cursor, limit=limit)
+            except CursorError as err:
+                raise ProblemError(400, "invalid_cursor", str(err)) from err
+
+    @post("/{player_id:str}/top-ups", guards=ADMIN, status_code=HTTP_200_OK)
+    async def top_up(
+        self, request: Request[Any, Any, Any], player_id: str, data: TopUpIn, api: RewardsApi
+    ) -> dict[str, Any]:
+        async with api.tx() as s:
+            transfer_id, applied = await api.top_up(
+                s,
+                principal(request),
+                player_id=player_id,
+                asset=data.asset,
+                amount=data.amount,
+                provider=data.provider,
+                reference=data.reference,
+                correlation_id=admin_correlation_id(),
+            )
+            return {"transfer_id": transfer_id, "applied": applied, "balances": await wallet_balances(s, player_id)}
+
+
+class PlayersController(Controller):
+    path = "/players"
+    tags = ["players"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @put("/{player_id:str}/risk-flag", guards=STAFF)
+    async def risk_flag(
+        self, request: Request[Any, Any, Any], player_id: str, data: RiskFlagIn, api: RewardsApi
+    ) -> dict[str, Any]:
+        async with api.tx() as s:
+            await set_risk_flag(
+                s,
+                principal(request),
+                source=api.source,
+                player_id=player_id,
+                flagged=data.flagged,
+                reason=data.reason,
+                correlation_id=admin_correlation_id(),
+            )
+        return {"player_id": player_id, "flagged": data.flagged}
+
+
+class ClaimsController(Controller):
+    path = "/claims"
+    tags = ["claims"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/", guards=[require_roles(Role.PLAYER)], status_code=HTTP_201_CREATED)
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        data: ClaimIn,
+        api: RewardsApi,
+        idempotency_key: Annotated[
+            str | None, Parameter(header="Idempotency-Key", pattern=r"^[A-Za-z0-9:_\-]{1,128}$")
+        ] = None,
+    ) -> dict[str, Any]:
+        p = principal(request)
+        async with api.tx() as s:
+            claim, created = await api.submit_claim(
+                s,
+                p,
+                player_id=p.user_id,
+                asset=data.asset,
+                amount=data.amount,
+                destination=data.destination,
+                idempotency_key=idempotency_key,
+            )
+            return {**claim.view(), "created": created}
+
+    @get("/{claim_id:str}")
+    async def show(self, request: Request[Any, Any, Any], claim_id: str, api: RewardsApi) -> dict[str, Any]:
+        async with api.tx() as s:
+            claim = await get_claim(s, claim_id)
+        if claim is None:
+            raise ProblemError(404, "claim_not_found", f"no claim {claim_id}")
+        own_or_staff(request, claim.player_id)
+        return claim.view()
+
+
+class HoldsController(Controller):
+    path = "/holds"
+    tags = ["holds"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get("/", guards=STAFF)
+    async def list_holds(self, api: RewardsApi, limit: Annotated[int, Parameter(ge=1, le=500)] = 100) -> list[Any]:
+        async with api.tx() as s:
+            return [c.view() for c in await list_held(s, limit=limit)]
+
+    @post("/{claim_id:str}/release", guards=STAFF, status_code=HTTP_200_OK)
+    async def release(
+        self, request: Request[Any, Any, Any], claim_id: str, api: RewardsApi, data: ReviewIn | None = None
+    ) -> dict[str, Any]:
+        async with api.tx() as s:
+            claim = await api.review.release(s, principal(request), claim_id, reason=data.reason if data else None)
+            return claim.view()
+
+    @post("/{claim_id:str}/reject", guards=STAFF, status_code=HTTP_200_OK)
+    async def reject(
+        self, request: Request[Any, Any, Any], claim_id: str, data: RejectIn, api: RewardsApi
+    ) -> dict[str, Any]:
+        async with api.tx() as s:
+            claim = await api.review.reject(s, principal(request), claim_id, reason=data.reason)
+            return claim.view()
+
+
+CONTROLLERS = [CampaignsController, WalletsController, PlayersController, ClaimsController, HoldsController]

@@ -1,0 +1,61 @@
+"""Rewards metrics (`prizeflow_rewards_*`). Labels are bounded: campaign ids are created by admins, assets
+and codes come from enums; never a player id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from prizeflow_runtime.metrics import metric_name
+
+
+@dataclass(frozen=True)
+class RewardsMetrics:
+    pool_funded: Gauge
+    pool_remaining: Gauge
+    pool_reserved: Gauge
+    pool_paid: Gauge
+    held_allocations: Gauge
+    held_claims: Gauge
+    rejection_rate: Gauge
+    claims: Counter
+    abuse_holds: Counter
+    transfers: Counter
+    pool_exhausted: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
+        def n(name: str) -> str:
+            return metric_name(service, name)
+
+        pool = ["campaign_id", "asset"]
+        return cls(
+            pool_funded=Gauge(
+                n("pool_funded"), "Minor units ever funded into a campaign pool", pool, registry=registry
+            ),
+            pool_remaining=Gauge(n("pool_remaining"), "Minor units a pool can still pay", pool, registry=registry),
+            pool_reserved=Gauge(n("pool_reserved"), "Pending debits against a pool", pool, registry=registry),
+            pool_paid=Gauge(n("pool_paid"), "Minor units a pool has paid to wallets", pool, registry=registry),
+            held_allocations=Gauge(
+                n("held_allocations"),
+                "Rounds whose allocations wait for a pool top-up",
+                ["campaign_id"],
+                registry=registry,
+            ),
+            held_claims=Gauge(n("held_claims"), "Claims waiting for review", registry=registry),
+            rejection_rate=Gauge(
+                n("claim_rejection_rate"),
+                "Share of claims decided in the last 24h that were rejected, voided or returned",
+                registry=registry,
+            ),
+            claims=Counter(n("claims"), "Claim requests by outcome", ["outcome"], registry=registry),
+            abuse_holds=Counter(n("abuse_holds"), "Claims held for review, by reason", ["reason"], registry=registry),
+            transfers=Counter(n("ledger_transfers"), "Ledger transfers applied, by kind", ["kind"], registry=registry),
+            pool_exhausted=Counter(
+                n("pool_exhausted"),
+                "Rounds held because their pool could not pay them",
+                ["campaign_id"],
+                registry=registry,
+            ),
+        )

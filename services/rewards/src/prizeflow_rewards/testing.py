@@ -1,0 +1,92 @@
+"""Test helpers (tests only; needs httpx): a running rewards app (HTTP, consumers, relay) on real infra."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from litestar.testing import AsyncTestClient
+
+from prizeflow_contracts.envelope import Envelope, decode
+from prizeflow_rewards.bootstrap import build
+from prizeflow_rewards.settings import RewardsSettings
+from prizeflow_runtime.auth import JwtConfig, issue_token
+from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.testing import read_topic
+
+STELLAR_KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
+
+
+def settings_for(database_url: str, kafka_bootstrap: str, **overrides: Any) -> RewardsSettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "kafka_topic_suffix": f".t{uuid.uuid4().hex[:10]}",
+        "outbox_poll_interval_ms": 50,
+        "rewards_new_destination_cooldown_s": 0,
+        "rewards_min_claim": {"USDC": 100},
+        "rewards_daily_claim_limit": {"USDC": 1_000_000},
+        "rewards_review_threshold": {"USDC": 500_000},
+        "rewards_velocity_max_claims": 100,
+        "rewards_metrics_refresh_s": 0.2,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return RewardsSettings(**values)
+
+
+def token(settings: RewardsSettings, user: str, *roles: str) -> dict[str, str]:
+    cfg = JwtConfig(
+        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+    return {"Authorization": f"Bearer {issue_token(cfg, user, list(roles))}"}
+
+
+@dataclass
+class Running:
+    settings: RewardsSettings
+    client: AsyncTestClient[Any]
+    producer: AIOKafkaProducer
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return token(self.settings, "admin-1", "admin")
+
+    @property
+    def ops(self) -> dict[str, str]:
+        return token(self.settings, "ops-1", "ops")
+
+    def player(self, player_id: str) -> dict[str, str]:
+        return token(self.settings, player_id, "player")
+
+    def topic(self, name: str) -> str:
+        return name + self.settings.kafka_topic_suffix
+
+    async def publish(self, topic: str, envelopes: Sequence[Envelope[Any]]) -> None:
+        for env in envelopes:
+            await self.producer.send_and_wait(self.topic(topic), env.encode(), key=env.key, headers=env.headers())
+
+    async def events(self, topic: str) -> list[Envelope[Any]]:
+        records = await read_topic(self.settings.kafka_bootstrap_servers, self.topic(topic))
+        return [decode(r.value or b"") for r in records]
+
+    async def balances(self, player_id: str) -> dict[str, dict[str, int]]:
+        r = await self.client.get(f"/wallets/{player_id}", headers=self.admin)
+        assert r.status_code == 200, r.text
+        return {b["asset"]: b for b in r.json()["balances"]}
+
+
+@asynccontextmanager
+async def running_app(settings: RewardsSettings) -> AsyncIterator[Running]:
+    app = build(settings)
+    producer = idempotent_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        async with AsyncTestClient(app) as client:
+            yield Running(settings, client, producer)
+    finally:
+        await producer.stop()

@@ -1,0 +1,117 @@
+"""Pure rules: ledger deltas and ids, claim assessment, claim state transitions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from prizeflow_contracts.events.rewards import HoldCode
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.claims import (
+    Approve,
+    ClaimFacts,
+    ClaimLimits,
+    ClaimStatus,
+    Hold,
+    RefusalCode,
+    Refuse,
+    assess,
+    can_move,
+)
+from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind, deltas, post_of, void_of
+
+W = accounts.wallet("p", "USDC")
+C = accounts.clearing("USDC")
+LIMITS = ClaimLimits(
+    min_claim=100,
+    daily_limit=10_000,
+    review_threshold=5_000,
+    velocity_max_claims=3,
+    new_destination_cooldown_s=3600,
+    rejection_rate_bps=5_000,
+    rejection_rate_min_claims=4,
+)
+OK = ClaimFacts(
+    asset="USDC",
+    redeemable=True,
+    amount=1_000,
+    available=2_000,
+    claimed_today=0,
+    claims_in_velocity_window=0,
+    destination_age_s=7200.0,
+    risk_flagged=False,
+    recent_decided=0,
+    recent_failed=0,
+)
+
+
+def test_ids_are_deterministic_from_the_business_key() -> None:
+    a = Transfer.of(W, C, 5, TransferKind.CLAIM_RESERVE, "cl-1", flags=TransferFlags.PENDING)
+    b = Transfer.of(W, C, 5, TransferKind.CLAIM_RESERVE, "cl-1", flags=TransferFlags.PENDING)
+    assert a.id == b.id
+    assert a.id != Transfer.of(W, C, 5, TransferKind.CLAIM_RESERVE, "cl-2").id
+    assert post_of(a).id != void_of(a).id
+
+
+def test_invalid_transfers_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Transfer.of(W, C, 0, TransferKind.TOP_UP, "x")
+    with pytest.raises(ValueError, match="same"):
+        Transfer.of(W, W, 1, TransferKind.TOP_UP, "x")
+    with pytest.raises(ValueError, match="different assets"):
+        Transfer.of(W, accounts.clearing("XLM"), 1, TransferKind.TOP_UP, "x")
+    with pytest.raises(ValueError, match="pending_id"):
+        Transfer.of(W, C, 1, TransferKind.PAYOUT_POST, "x", flags=TransferFlags.POST_PENDING)
+
+
+@given(st.lists(st.integers(1, 10**9), min_size=1, max_size=20), st.booleans())
+def test_reserve_then_resolve_nets_out(amounts: list[int], post: bool) -> None:
+    pend = [
+        Transfer.of(W, C, a, TransferKind.CLAIM_RESERVE, i, flags=TransferFlags.PENDING) for i, a in enumerate(amounts)
+    ]
+    resolve = [post_of(p) if post else void_of(p) for p in pend]
+    d = deltas(pend + resolve)
+    total = sum(amounts)
+    assert (d[W.id].debits_pending, d[C.id].credits_pending) == (0, 0)
+    assert (d[W.id].debits_posted, d[C.id].credits_posted) == ((total, total) if post else (0, 0))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"redeemable": False, "asset": "SP"}, Refuse(RefusalCode.ASSET_NOT_REDEEMABLE, "")),
+        ({"amount": 99}, Refuse(RefusalCode.BELOW_MINIMUM, "")),
+        ({"amount": 2_001}, Refuse(RefusalCode.INSUFFICIENT_BALANCE, "")),
+        ({"claimed_today": 9_500}, Refuse(RefusalCode.DAILY_LIMIT_EXCEEDED, "")),
+        ({"risk_flagged": True}, Hold(HoldCode.RISK_SCORE, "")),
+        ({"recent_decided": 4, "recent_failed": 2}, Hold(HoldCode.REJECTION_RATE, "")),
+        ({"recent_decided": 4, "recent_failed": 1}, Approve()),
+        ({"claims_in_velocity_window": 3}, Hold(HoldCode.VELOCITY, "")),
+        ({"destination_age_s": None}, Hold(HoldCode.NEW_DESTINATION, "")),
+        ({"destination_age_s": 10.0}, Hold(HoldCode.NEW_DESTINATION, "")),
+        ({"amount": 1_999, "available": 10_000, "review": 1_000}, Hold(HoldCode.AMOUNT_OVER_THRESHOLD, "")),
+        ({}, Approve()),
+    ],
+)
+def test_assess(change: dict[str, object], expected: object) -> None:
+    review = change.pop("review", None)
+    limits = LIMITS
+    if isinstance(review, int):
+        limits = dataclasses.replace(LIMITS, review_threshold=review)
+    facts = dataclasses.replace(OK, **change)  # type: ignore[arg-type]
+    got = assess(facts, limits)
+    assert type(got) is type(expected)
+    if isinstance(got, Refuse | Hold):
+        assert isinstance(expected, Refuse | Hold)
+        assert got.code == expected.code
+
+
+def test_claim_transitions() -> None:
+    assert can_move(ClaimStatus.HELD, ClaimStatus.APPROVED)
+    assert can_move(ClaimStatus.APPROVED, ClaimStatus.VOIDED)
+    assert not can_move(ClaimStatus.REJECTED, ClaimStatus.APPROVED)
+    assert not can_move(ClaimStatus.VOIDED, ClaimStatus.PAID)
+    assert can_move(ClaimStatus.PAID, ClaimStatus.RETURNED)
