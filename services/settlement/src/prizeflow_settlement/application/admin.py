@@ -1,0 +1,136 @@
+"""Admin use cases: ResolveRound and VoidRound. Each change and its AdminActionRecorded commit together."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
+from prizeflow_contracts.events.audit import AdminActionRecorded, Role
+from prizeflow_contracts.events.game import Placement
+from prizeflow_contracts.events.settlement import RoundState
+from prizeflow_settlement.application.apply_round_events import Observations, outcome_event_id
+from prizeflow_settlement.application.ports import RoundStoreFactory
+from prizeflow_settlement.domain.results import ResultSet
+from prizeflow_settlement.domain.round import Round, RoundRuleViolation
+from prizeflow_settlement.metrics import SettlementMetrics
+
+
+class RoundNotFoundError(LookupError):
+    def __init__(self, round_id: str) -> None:
+        super().__init__(f"round {round_id} not found")
+        self.round_id = round_id
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user_id: str
+    roles: tuple[str, ...]
+
+
+def _summary(r: Round) -> dict[str, str]:
+    out = {"state": r.state.value, "disputed": str(r.disputed).lower()}
+    if r.hold_reason:
+        out["hold_reason"] = r.hold_reason
+    if r.results is not None:
+        out["results_digest"] = r.results.digest
+    return out
+
+
+@dataclass
+class _AdminAction:
+    stores: RoundStoreFactory
+    source: str
+    service: str
+    metrics: SettlementMetrics | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def _run(
+        self,
+        round_id: str,
+        *,
+        action: str,
+        actor: Actor,
+        reason: str,
+        change: Callable[[Round, datetime], None],
+    ) -> Round:
+        action_id = f"act-{uuid.uuid4().hex}"
+        now = self.clock()
+        async with self.stores() as store:
+            rounds = await store.lock_rounds([round_id], full_entries_for=[round_id])
+            r = rounds.get(round_id)
+            if r is None:
+                raise RoundNotFoundError(round_id)
+            before = _summary(r)
+            r.cause_id = action_id
+            change(r, now)  # raises RoundRuleViolation: the transaction rolls back, nothing changed
+            seen = Observations()
+            seen.take(r, now)
+            events: list[Envelope[Any]] = [self._follow_action(r, p, action_id) for p in r.pending_events]
+            r.pending_events.clear()
+            roles = [Role(x) for x in actor.roles if x in Role._value2member_map_]
+            audit = AdminActionRecorded(
+                action_id=action_id,
+                actor_user_id=actor.user_id,
+                actor_roles=sorted(set(roles)) or [Role.ADMIN],
+                action=action,
+                target_type="round",
+                target_id=round_id,
+                reason=reason,
+                before=before,
+                after=_summary(r),
+                service=self.service,
+                occurred_at=now,
+            )
+            events.append(
+                new_event(
+                    audit, source=self.source, correlation_id=r.correlation_id, subject=round_id, causation_id=action_id
+                )
+            )
+            await store.save([r])
+            await store.add_events(events)
+        seen.publish(self.metrics)
+        if self.metrics is not None:
+            self.metrics.admin_actions.labels(action).inc()
+        return r
+
+    def _follow_action(self, r: Round, payload: EventPayload, action_id: str) -> Envelope[Any]:
+        return new_event(
+            payload,
+            source=self.source,
+            correlation_id=r.correlation_id,
+            causation_id=action_id,
+            subject=r.round_id,
+            event_id=outcome_event_id(payload),
+        )
+
+
+@dataclass
+class ResolveRound(_AdminAction):
+    """Settle a stuck (closed or held) or disputed round with results an admin vouches for."""
+
+    async def __call__(self, round_id: str, *, placements: Sequence[Placement], reason: str, actor: Actor) -> Round:
+        def change(r: Round, now: datetime) -> None:
+            results = ResultSet.of(placements, reported_at=now, event_id=None)
+            r.admin_resolve(results, reason=reason, actor=actor.user_id, at=now)
+
+        return await self._run(round_id, action="round.resolve", actor=actor, reason=reason, change=change)
+
+
+@dataclass
+class VoidRound(_AdminAction):
+    """Void a round that is not final; every paid entry fee is owed back (RoundVoided carries the refunds)."""
+
+    async def __call__(self, round_id: str, *, reason: str, actor: Actor) -> Round:
+        def change(r: Round, now: datetime) -> None:
+            if r.state is RoundState.VOIDED:
+                raise RoundRuleViolation("illegal_transition", f"round {round_id} is already voided")
+            r.void(f"admin: {reason}", at=now, actor=actor.user_id)
+
+        return await self._run(round_id, action="round.void", actor=actor, reason=reason, change=change)
+
+
+__all__ = ["Actor", "ResolveRound", "RoundNotFoundError", "VoidRound"]

@@ -1,0 +1,134 @@
+"""ApplyRoundEvents: a poll of game events applied to the rounds they touch, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, follow
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.game import (
+    EntryRecorded,
+    GameRoundVoided,
+    RoundClosed,
+    RoundOpened,
+    RoundResultsReported,
+)
+from prizeflow_contracts.events.settlement import RoundDisputed, RoundSettled, RoundStateChanged, RoundVoided
+from prizeflow_settlement.application.ports import EntryKey, RoundStore
+from prizeflow_settlement.domain.results import ResultSet
+from prizeflow_settlement.domain.round import Round, RoundRuleViolation
+from prizeflow_settlement.metrics import SettlementMetrics
+
+GAME_EVENTS = (RoundOpened, EntryRecorded, RoundClosed, RoundResultsReported, GameRoundVoided)
+
+
+def outcome_event_id(payload: EventPayload) -> Any:
+    """The deterministic id of an outcome: each business fact has exactly one id, whoever emits it."""
+    if isinstance(payload, RoundStateChanged):
+        return event_id_for("settlement", payload.round_id, "state", payload.to_state.value)
+    if isinstance(payload, RoundSettled):
+        return event_id_for("settlement", payload.round_id, "settled")
+    if isinstance(payload, RoundVoided):
+        return event_id_for("settlement", payload.round_id, "voided")
+    if isinstance(payload, RoundDisputed):
+        return event_id_for("settlement", payload.round_id, "disputed", payload.conflicting.digest)
+    raise TypeError(f"no outcome id rule for {type(payload).__name__}")
+
+
+@dataclass
+class Observations:
+    """Metric updates held back until the whole batch has been applied (a refused batch is re-run)."""
+
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+    settle_latencies: list[float] = field(default_factory=list)
+    disputes: int = 0
+
+    def take(self, r: Round, at: datetime) -> None:
+        for p in r.pending_events:
+            if isinstance(p, RoundStateChanged):
+                self.transitions.append((p.from_state.value if p.from_state else "none", p.to_state.value))
+            elif isinstance(p, RoundSettled) and r.closed_at is not None:
+                self.settle_latencies.append(max(0.0, (at - r.closed_at).total_seconds()))
+            elif isinstance(p, RoundDisputed):
+                self.disputes += 1
+
+    def publish(self, metrics: SettlementMetrics | None) -> None:
+        if metrics is None:
+            return
+        for from_state, to_state in self.transitions:
+            metrics.transitions.labels(from_state, to_state).inc()
+        for seconds in self.settle_latencies:
+            metrics.settle_latency.observe(seconds)
+        if self.disputes:
+            metrics.disputes.inc(self.disputes)
+
+
+@dataclass
+class ApplyRoundEvents:
+    source: str
+    metrics: SettlementMetrics | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def __call__(self, store: RoundStore, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        for env in envelopes:
+            if not isinstance(env.data, GAME_EVENTS):
+                raise EventRefusal("unknown_event_type", f"settlement does not consume {env.type}")
+        entry_keys = [
+            EntryKey(e.data.round_id, e.data.entry_id, e.data.player_id)
+            for e in envelopes
+            if isinstance(e.data, EntryRecorded)
+        ]
+        voiding = {e.data.round_id for e in envelopes if isinstance(e.data, GameRoundVoided)}
+        round_ids = {e.data.round_id for e in envelopes}  # type: ignore[attr-defined]
+        rounds = await store.lock_rounds(round_ids, entry_keys=entry_keys, full_entries_for=voiding)
+        touched: dict[str, Round] = {}
+        outgoing: list[Envelope[Any]] = []
+        seen = Observations()
+        now = self.clock()
+        for env in envelopes:
+            try:
+                r = self._apply(rounds, env, now)
+            except RoundRuleViolation as violation:
+                raise EventRefusal(violation.code, violation.detail) from violation
+            touched[r.round_id] = r
+            seen.take(r, now)
+            outgoing.extend(
+                follow(env, p, source=self.source, subject=r.round_id, event_id=outcome_event_id(p))
+                for p in r.pending_events
+            )
+            r.pending_events.clear()
+        await store.save(list(touched.values()))
+        await store.add_events(outgoing)
+        seen.publish(self.metrics)
+
+    def _apply(self, rounds: dict[str, Round], env: Envelope[EventPayload], now: datetime) -> Round:
+        data = env.data
+        if isinstance(data, RoundOpened):
+            known = rounds.get(data.round_id)
+            if known is not None:
+                known.reopen(data)
+                return known
+            r = Round.open(data, correlation_id=env.correlationid, at=now, cause_id=str(env.id))
+            rounds[r.round_id] = r
+            return r
+        round_id: str = data.round_id  # type: ignore[attr-defined]
+        r_or_none = rounds.get(round_id)
+        if r_or_none is None:
+            raise RoundRuleViolation("unknown_aggregate", f"round {round_id} was never opened ({env.type})")
+        r = r_or_none
+        r.cause_id = str(env.id)
+        if isinstance(data, EntryRecorded):
+            r.record_entry(data)
+        elif isinstance(data, RoundClosed):
+            r.close(entry_count=data.entry_count, closed_at=data.closed_at, at=now)
+        elif isinstance(data, RoundResultsReported):
+            r.report_results(ResultSet.of(data.placements, reported_at=data.reported_at, event_id=str(env.id)), at=now)
+        elif isinstance(data, GameRoundVoided):
+            r.void(data.reason, at=now)
+        return r
+
+
+__all__ = ["GAME_EVENTS", "ApplyRoundEvents", "Observations", "outcome_event_id"]

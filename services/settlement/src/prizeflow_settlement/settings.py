@@ -1,0 +1,15 @@
+"""Settlement settings: the runtime's (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, HTTP_PORT, ...) plus its own."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from prizeflow_runtime.settings import ServiceSettings
+
+
+class SettlementSettings(ServiceSettings):
+    service_name: str = Field(default="settlement", description="Name in logs, metrics and CloudEvents source")
+    http_port: int = Field(default=8010, ge=0, le=65535)
+    rounds_gauge_interval_s: float = Field(
+        default=15.0, gt=0, description="How often the rounds-by-state gauge is refreshed from the database"
+    )

@@ -1,0 +1,182 @@
+"""Real PostgreSQL + Kafka (devstack fixtures) and the settlement service as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
+from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened, RoundResultsReported
+from prizeflow_contracts.testing import example_payload
+from prizeflow_contracts.topics import GAME_ROUNDS, SETTLEMENT_ROUNDS
+from prizeflow_devstack.ports import pick_free_port
+from prizeflow_runtime.auth import JwtConfig, issue_token
+from prizeflow_runtime.broker import ensure_topics
+from prizeflow_runtime.db import create_engine
+from prizeflow_runtime.migrations import upgrade_to_head
+from prizeflow_runtime.outbox import idempotent_producer
+
+ALEMBIC_INI = str(Path(__file__).parents[2] / "alembic.ini")
+JWT_SECRET = "settlement-integration-secret-0123456789abcdef"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def db_url(fresh_database: str) -> str:
+    await upgrade_to_head(ALEMBIC_INI, fresh_database)
+    return fresh_database
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(db_url, pool_size=2)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def suffix() -> str:
+    return "." + uuid.uuid4().hex[:12]
+
+
+def round_events(round_id: str, players: int = 3, *, at: datetime | None = None) -> list[Envelope[EventPayload]]:
+    """A full round as a game server publishes it: open, entries, close, results (keyed by the round id)."""
+    at = at or datetime.now(UTC)
+
+    def ev(payload: EventPayload) -> Envelope[EventPayload]:
+        return new_event(payload, source="/game/it", correlation_id=round_id, subject=round_id)
+
+    out = [ev(example_payload(RoundOpened, round_id=round_id, opened_at=at))]
+    out += [
+        ev(example_payload(EntryRecorded, round_id=round_id, entry_id=f"{round_id}-e{i}", player_id=f"p{i}"))
+        for i in range(players)
+    ]
+    out.append(ev(example_payload(RoundClosed, round_id=round_id, entry_count=players, closed_at=at)))
+    placements = [Placement(player_id=f"p{i}", rank=i + 1, score=1000 - i) for i in range(players)]
+    out.append(ev(RoundResultsReported(round_id=round_id, placements=placements, reported_at=at)))
+    return out
+
+
+async def publish(bootstrap: str, topic: str, items: Sequence[Envelope[Any] | tuple[bytes, bytes]]) -> None:
+    producer = idempotent_producer(bootstrap)
+    await producer.start()
+    try:
+        futures = []
+        for item in items:
+            if isinstance(item, tuple):
+                key, value = item
+                futures.append(await producer.send(topic, value=value, key=key))
+            else:
+                futures.append(await producer.send(topic, value=item.encode(), key=item.key, headers=item.headers()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def prepare_topics(bootstrap: str, suffix: str) -> None:
+    await ensure_topics(bootstrap, [GAME_ROUNDS.name + suffix, SETTLEMENT_ROUNDS.name + suffix])
+
+
+async def settled_rounds(engine: AsyncEngine) -> list[str]:
+    """Round ids of every RoundSettled staged in the outbox (one row per emitted event)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT key FROM outbox WHERE event_type = 'prizeflow.settlement.RoundSettled.v1' ORDER BY seq")
+        )
+        return [bytes(r[0]).decode() for r in rows]
+
+
+def token(user: str, *roles: str) -> str:
+    return issue_token(JwtConfig(secret=JWT_SECRET), user, list(roles))
+
+
+@dataclass
+class ServiceProcess:
+    """`python -m prizeflow_settlement` with its env; stdout+stderr go to a log file shown on failure."""
+
+    db_url: str
+    bootstrap: str
+    suffix: str
+    log: Path
+    port: int = field(default_factory=pick_free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.db_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "HTTP_PORT": str(self.port),
+            "KAFKA_TOPIC_SUFFIX": self.suffix,
+            "JWT_SECRET": JWT_SECRET,
+            "OUTBOX_POLL_INTERVAL_MS": "50",
+            "LOG_JSON": "false",
+        }
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "prizeflow_settlement"], env=env, stdout=out, stderr=out)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/health/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"service not ready within {timeout}s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture
+def service_factory(db_url: str, kafka_bootstrap: str, suffix: str, tmp_path: Path) -> Iterator[Any]:
+    started: list[ServiceProcess] = []
+
+    def make() -> ServiceProcess:
+        svc = ServiceProcess(db_url, kafka_bootstrap, suffix, tmp_path / f"settlement-{len(started)}.log")
+        started.append(svc)
+        return svc
+
+    yield make
+    for svc in started:
+        svc.stop()

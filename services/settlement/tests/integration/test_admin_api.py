@@ -1,0 +1,125 @@
+"""The admin API of a running settlement process: auth, bad input, and audited resolve/void."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prizeflow_contracts.envelope import decode
+from prizeflow_contracts.events.audit import AdminActionRecorded
+from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
+from prizeflow_contracts.topics import GAME_ROUNDS
+from prizeflow_runtime.testing import eventually
+
+from .conftest import prepare_topics, publish, round_events, token
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"Authorization": f"Bearer {token('admin-7', 'admin')}"}
+OPS = {"Authorization": f"Bearer {token('ops-1', 'ops')}"}
+PLAYER = {"Authorization": f"Bearer {token('p0', 'player')}"}
+
+
+async def outbox(engine: AsyncEngine, event_type: str) -> list[Any]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT payload FROM outbox WHERE event_type = :t ORDER BY seq"),
+            {"t": f"prizeflow.{event_type}.v1"},
+        )
+        return [decode(bytes(r[0])) for r in rows]
+
+
+async def round_state(engine: AsyncEngine, round_id: str) -> str | None:
+    async with engine.connect() as conn:
+        value = await conn.scalar(text("SELECT state FROM rounds WHERE round_id = :r"), {"r": round_id})
+        return str(value) if value is not None else None
+
+
+async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_they_do(
+    engine: AsyncEngine, kafka_bootstrap: str, suffix: str, service_factory: Any
+) -> None:
+    await prepare_topics(kafka_bootstrap, suffix)
+    # round-held: one entry never arrives (entry_count 3, 2 seen) → held RESOLVED; round-open: still open.
+    held = round_events("round-held", players=3)
+    held = [e for e in held if getattr(e.data, "entry_id", None) != "round-held-e2"]
+    opened = round_events("round-open", players=2)[:3]
+    await publish(kafka_bootstrap, GAME_ROUNDS.name + suffix, [*held, *opened])
+    svc = service_factory()
+    svc.start()
+    await eventually(lambda: round_state(engine, "round-held"), lambda s: s == "resolved", timeout=60)
+    await eventually(lambda: round_state(engine, "round-open"), lambda s: s == "open", timeout=60)
+
+    body = {
+        "placements": [{"player_id": "p0", "rank": 1, "score": 10}, {"player_id": "p1", "rank": 2, "score": 5}],
+        "reason": "entry e2 was refunded by the game; settle with the two real entrants",
+    }
+    async with httpx.AsyncClient(base_url=svc.base, timeout=10) as http:
+        assert (await http.get("/rounds")).status_code == 401
+        assert (await http.get("/rounds", headers=PLAYER)).status_code == 403
+        for path in ("/rounds/round-held/resolve", "/rounds/round-open/void"):
+            for who in (PLAYER, OPS):
+                refused = await http.post(path, json=body, headers=who)
+                assert refused.status_code == 403, refused.text
+                assert refused.headers["content-type"].startswith("application/problem+json")
+        for bad in (
+            {"reason": "no placements"},
+            {"placements": [], "reason": "x"},
+            {"placements": [{"player_id": "p0", "rank": 2, "score": 1}], "reason": "rank 2 without a rank 1"},
+            {**body, "reason": ""},
+            {**body, "extra": True},
+        ):
+            res = await http.post("/rounds/round-held/resolve", json=bad, headers=ADMIN)
+            assert res.status_code in (400, 422), (bad, res.text)
+            assert res.json()["code"] == "validation_error"
+        bad_void = await http.post("/rounds/round-open/void", content=b"{nope", headers=ADMIN)
+        assert bad_void.status_code in (400, 422)
+        assert await round_state(engine, "round-held") == "resolved"
+        assert await round_state(engine, "round-open") == "open"
+        assert await outbox(engine, "audit.AdminActionRecorded") == []
+
+        missing = await http.post("/rounds/nope/void", json={"reason": "x"}, headers=ADMIN)
+        assert (missing.status_code, missing.json()["code"]) == (404, "round_not_found")
+        illegal = await http.post("/rounds/round-open/resolve", json=body, headers=ADMIN)
+        assert (illegal.status_code, illegal.json()["code"]) == (409, "illegal_transition")
+
+        resolved = await http.post("/rounds/round-held/resolve", json=body, headers=ADMIN)
+        assert resolved.status_code == 200, resolved.text
+        assert resolved.json()["state"] == "settled"
+        voided = await http.post("/rounds/round-open/void", json={"reason": "server crashed"}, headers=ADMIN)
+        assert voided.status_code == 200, voided.text
+        again = await http.post("/rounds/round-open/void", json={"reason": "twice"}, headers=ADMIN)
+        assert again.status_code == 409
+
+        listed = (await http.get("/rounds", params={"state": "settled"}, headers=OPS)).json()
+        assert "items" in listed, (listed, svc.tail())
+        assert [r["round_id"] for r in listed["items"]] == ["round-held"]
+        page1 = (await http.get("/rounds", params={"limit": 1}, headers=OPS)).json()
+        page2 = (await http.get("/rounds", params={"limit": 1, "cursor": page1["next_cursor"]}, headers=OPS)).json()
+        assert [page1["items"][0]["round_id"], page2["items"][0]["round_id"]] == ["round-held", "round-open"]
+        detail = (await http.get("/rounds/round-held", headers=OPS)).json()
+        assert [(h["from_state"], h["to_state"]) for h in detail["history"]] == [
+            (None, "open"),
+            ("open", "closed"),
+            ("closed", "resolved"),
+            ("resolved", "settled"),
+        ]
+        assert detail["history"][-1]["actor"] == "admin-7"
+        assert (await http.get("/schema/openapi.json")).status_code == 200
+
+    audits = await outbox(engine, "audit.AdminActionRecorded")
+    assert [(a.data.action, a.data.actor_user_id, a.correlationid) for a in audits] == [
+        ("round.resolve", "admin-7", "round-held"),
+        ("round.void", "admin-7", "round-open"),
+    ]
+    assert all(isinstance(a.data, AdminActionRecorded) for a in audits)
+    settled = await outbox(engine, "settlement.RoundSettled")
+    assert [s.data.round_id for s in settled] == ["round-held"]
+    assert isinstance(settled[0].data, RoundSettled)
+    assert {a.player_id for a in settled[0].data.allocations} == {"p0", "p1"}
+    voids = await outbox(engine, "settlement.RoundVoided")
+    assert isinstance(voids[0].data, RoundVoided)
+    assert sorted(r.entry_id for r in voids[0].data.refunds) == ["round-open-e0", "round-open-e1"]
