@@ -1,0 +1,1 @@
+"""Payout provider adapters; each implements `prizeflow_contracts.providers.RewardPayoutProvider`."""

@@ -1,0 +1,565 @@
+"""The sandbox provider: a real adapter for staging, demos and tests whose behaviour is scripted by configuration.
+
+It stands in for an external payout rail and keeps that rail's own books in its own schema (`sandbox.*`,
+reached over its own connection pool, never inside the payouts service's transactions):
+
+- `sandbox.payouts`: one row per payout it accepted, keyed by OUR idempotency key (so a second create with the
+  same key returns the first payout, as a real provider's idempotency does);
+- `sandbox.transfers`: one row per money movement it executed; tests count these to prove "paid once";
+- `sandbox.calls`: how many times each key was created / synced / cancelled (proves "synced, not re-created").
+
+Scenario per payout: a `sandbox` destination whose address starts with `<scenario>:` uses that scenario, any
+other destination the configured `default_scenario`. Built-in scenarios (configuration may add or override):
+
+| scenario | behaviour |
+|---|---|
+| success | paid at once |
+| pending | pending; `sync_status` answers pending `polls` times (default 2), then paid |
+| pending_forever | pending until a webhook or an operator says otherwise |
+| slow | `latency_ms` (default 500) then paid |
+| flaky | provider_unavailable for the first `fail_times` (2) creates of a key, then paid |
+| outage | provider_unavailable for everyone during `duration_ms` (default 2000) after its first call |
+| timeout_after_success | executes the payout, then answers timeout_unknown_outcome (once per key) |
+| fail_<code> | every PayoutErrorCode: retryable codes raise (nothing created), terminal ones answer failed |
+"""
+
+# ruff: noqa: S608 - SQL names only the configured schema, validated as an identifier; values are bound
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+import asyncpg
+
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError, is_retryable
+from prizeflow_contracts.money import Money, apply_bps
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutInstruction,
+    PayoutLookup,
+    ProviderCapabilities,
+    ProviderPayoutResult,
+    ProviderPayoutStatus,
+    ProviderType,
+    Quote,
+    WebhookEvent,
+)
+from prizeflow_payouts.application.ports import CreateOutcome
+
+NAME: Final = "sandbox"
+SIGNATURE_HEADER: Final = "x-sandbox-signature"
+_SCHEMA_LOCK: Final = 0x5341_4E44_424F_5831  # "SANDBOX1"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    PENDING = "pending"
+    FAILURE = "failure"
+    OUTAGE = "outage"
+    TIMEOUT_AFTER_SUCCESS = "timeout_after_success"
+    SLOW = "slow"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    outcome: Outcome
+    code: PayoutErrorCode | None = None
+    fail_times: int | None = None  # failure with a retryable code: only the first N creates of a key fail
+    polls: int = 2  # pending: pending answers before paid; -1 = forever
+    duration_ms: int = 2000  # outage window
+    latency_ms: int = 500  # slow
+
+
+def builtin_scenarios() -> dict[str, Scenario]:
+    s = {
+        "success": Scenario("success", Outcome.SUCCESS),
+        "pending": Scenario("pending", Outcome.PENDING, polls=2),
+        "pending_forever": Scenario("pending_forever", Outcome.PENDING, polls=-1),
+        "slow": Scenario("slow", Outcome.SLOW, latency_ms=500),
+        "flaky": Scenario("flaky", Outcome.FAILURE, code=PayoutErrorCode.PROVIDER_UNAVAILABLE, fail_times=2),
+        "outage": Scenario("outage", Outcome.OUTAGE, duration_ms=2000),
+        "timeout_after_success": Scenario("timeout_after_success", Outcome.TIMEOUT_AFTER_SUCCESS),
+    }
+    for code in PayoutErrorCode:
+        s[f"fail_{code.value}"] = Scenario(f"fail_{code.value}", Outcome.FAILURE, code=code)
+    return s
+
+
+def parse_scenarios(raw: Mapping[str, Any], provider: str) -> dict[str, Scenario]:
+    from prizeflow_payouts.adapters.config import ProviderConfigError
+
+    scenarios = builtin_scenarios()
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r} must be a mapping")
+        allowed = {"outcome", "code", "fail_times", "polls", "duration_ms", "latency_ms"}
+        if set(body) - allowed:
+            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r}: unknown keys {set(body) - allowed}")
+        try:
+            outcome = Outcome(str(body.get("outcome")))
+            code = PayoutErrorCode(body["code"]) if body.get("code") is not None else None
+        except ValueError as err:
+            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r}: {err}") from None
+        if outcome is Outcome.FAILURE and code is None:
+            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r}: a failure needs a `code`")
+        base = Scenario(str(name), outcome, code)
+        scenarios[str(name)] = replace(
+            base,
+            fail_times=body.get("fail_times"),
+            polls=int(body.get("polls", base.polls)),
+            duration_ms=int(body.get("duration_ms", base.duration_ms)),
+            latency_ms=int(body.get("latency_ms", base.latency_ms)),
+        )
+    return scenarios
+
+
+SCHEMA_DDL: Final = (
+    "CREATE SCHEMA IF NOT EXISTS {schema}",
+    """CREATE TABLE IF NOT EXISTS {schema}.payouts (
+        idempotency_key text PRIMARY KEY,
+        payout_id text NOT NULL,
+        provider_ref text NOT NULL UNIQUE,
+        asset text NOT NULL,
+        amount bigint NOT NULL CHECK (amount > 0),
+        destination text NOT NULL,
+        scenario text NOT NULL,
+        status text NOT NULL CHECK (status IN ('pending', 'paid', 'failed', 'cancelled', 'returned')),
+        error_code text,
+        polls_left int NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
+    """CREATE TABLE IF NOT EXISTS {schema}.transfers (
+        id bigserial PRIMARY KEY,
+        idempotency_key text NOT NULL,
+        asset text NOT NULL,
+        amount bigint NOT NULL,
+        executed_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
+    "CREATE INDEX IF NOT EXISTS transfers_key ON {schema}.transfers (idempotency_key)",
+    """CREATE TABLE IF NOT EXISTS {schema}.calls (
+        idempotency_key text PRIMARY KEY,
+        create_calls int NOT NULL DEFAULT 0,
+        sync_calls int NOT NULL DEFAULT 0,
+        cancel_calls int NOT NULL DEFAULT 0)""",
+    "CREATE TABLE IF NOT EXISTS {schema}.windows (scenario text PRIMARY KEY, started_at timestamptz NOT NULL)",
+)
+
+
+def sign_webhook(secret: str, body: bytes) -> str:
+    """The signature header value the sandbox puts on its webhooks (and tests forge honest ones with)."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class SandboxPayoutProvider:
+    """A scripted payout rail with books of its own. Idempotent per key, like the real ones it stands in for."""
+
+    provider_type = ProviderType.SANDBOX
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        capabilities: ProviderCapabilities,
+        scenarios: Mapping[str, Scenario],
+        default_scenario: str,
+        fee_bps: int = 0,
+        webhook_secret: str | None = None,
+        schema: str = "sandbox",
+        pool_size: int = 10,
+    ) -> None:
+        self.capabilities = capabilities
+        self._dsn = dsn
+        self._scenarios = dict(scenarios)
+        self._default = default_scenario
+        self._fee_bps = fee_bps
+        self._webhook_secret = webhook_secret
+        self._schema = schema
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._start_lock = asyncio.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._pool is not None:
+                return
+            pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+                for ddl in SCHEMA_DDL:
+                    await conn.execute(ddl.format(schema=self._schema))
+            self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        return self._pool
+
+    def _t(self, table: str) -> str:
+        return f"{self._schema}.{table}"
+
+    def scenario_for(self, instruction: PayoutInstruction) -> Scenario:
+        dest = instruction.destination
+        if dest.type is DestinationType.SANDBOX:
+            name = dest.address.split(":", 1)[0]
+            if name in self._scenarios:
+                return self._scenarios[name]
+        return self._scenarios[self._default]
+
+    # -- RewardPayoutProvider -------------------------------------------------------------------------------
+    async def quote(self, instruction: PayoutInstruction) -> Quote:
+        money = instruction.amount
+        fee = apply_bps(money.amount, self._fee_bps)
+        return Quote(
+            quote_id=f"sbxq-{instruction.idempotency_key}"[:255],
+            amount=money,
+            fee=Money(asset=money.asset, amount=fee),
+            receive_amount=Money(asset=money.asset, amount=money.amount - fee),
+        )
+
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        (outcome,) = await self.create_payouts([instruction])
+        if isinstance(outcome, PayoutProviderError):
+            raise outcome
+        return outcome
+
+    async def create_payouts(self, instructions: Sequence[PayoutInstruction]) -> list[CreateOutcome]:  # noqa: PLR0912 - one pass over a scripted batch
+        """Batch create: one round trip for the call counters, one transaction for what gets executed."""
+        if not instructions:
+            return []
+        scenarios = [self.scenario_for(i) for i in instructions]
+        latency = max((s.latency_ms for s in scenarios if s.outcome is Outcome.SLOW), default=0)
+        if latency:
+            await asyncio.sleep(latency / 1000)
+        pool = await self._db()
+        keys = [i.idempotency_key for i in instructions]
+        async with pool.acquire() as conn, conn.transaction():
+            counts = dict(
+                await conn.fetch(
+                    f"""INSERT INTO {self._t("calls")} AS c (idempotency_key, create_calls)
+                        SELECT k, count(*) FROM unnest($1::text[]) AS k GROUP BY k
+                        ON CONFLICT (idempotency_key)
+                        DO UPDATE SET create_calls = c.create_calls + EXCLUDED.create_calls
+                        RETURNING idempotency_key, create_calls""",
+                    keys,
+                )
+            )
+            outage_open = await self._outage_windows(conn, {s for s in scenarios if s.outcome is Outcome.OUTAGE})
+            existing = await self._existing(conn, keys)
+            results: list[CreateOutcome | None] = [None] * len(instructions)
+            to_insert: list[tuple[int, PayoutInstruction, Scenario, str, str | None, int]] = []
+            for n, (instr, scenario) in enumerate(zip(instructions, scenarios, strict=True)):
+                row = existing.get(instr.idempotency_key)
+                if row is not None:
+                    results[n] = self._replay(instr, row)
+                    continue
+                calls = int(counts.get(instr.idempotency_key, 1))
+                decided = self._decide(instr, scenario, calls, outage_open)
+                if isinstance(decided, PayoutProviderError):
+                    results[n] = decided
+                else:
+                    status, code, polls = decided
+                    to_insert.append((n, instr, scenario, status, code, polls))
+            if to_insert:
+                inserted = await self._insert(conn, to_insert)
+                for n, instr, scenario, status, code, _ in to_insert:
+                    if instr.idempotency_key not in inserted:
+                        continue  # a concurrent create with the same key won; read it below
+                    result = self._result(instr.idempotency_key, inserted[instr.idempotency_key], status, code)
+                    if scenario.outcome is Outcome.TIMEOUT_AFTER_SUCCESS:
+                        results[n] = PayoutProviderError.of(
+                            PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
+                            "sandbox: executed, then the answer was lost",
+                            provider=NAME,
+                        )
+                    else:
+                        results[n] = result
+            missing = [instructions[n].idempotency_key for n, r in enumerate(results) if r is None]
+            if missing:
+                raced = await self._existing(conn, missing)
+                for n, r in enumerate(results):
+                    if r is None:
+                        results[n] = self._replay(instructions[n], raced[instructions[n].idempotency_key])
+        return [r for r in results if r is not None]
+
+    def _decide(
+        self, instr: PayoutInstruction, scenario: Scenario, calls: int, outage_open: set[str]
+    ) -> PayoutProviderError | tuple[str, str | None, int]:
+        o = scenario.outcome
+        if o is Outcome.OUTAGE and scenario.name in outage_open:
+            return PayoutProviderError.of(PayoutErrorCode.PROVIDER_UNAVAILABLE, "sandbox: outage", provider=NAME)
+        if o is Outcome.FAILURE:
+            assert scenario.code is not None
+            if is_retryable(scenario.code):
+                if scenario.fail_times is None or calls <= scenario.fail_times:
+                    return PayoutProviderError.of(
+                        scenario.code,
+                        f"sandbox: scripted {scenario.code.value}",
+                        provider=NAME,
+                        provider_code=f"SBX_{scenario.code.value.upper()}",
+                    )
+            else:
+                return ("failed", scenario.code.value, 0)
+        if o is Outcome.PENDING:
+            return ("pending", None, scenario.polls)
+        return ("paid", None, 0)
+
+    async def _outage_windows(self, conn: asyncpg.Connection, scenarios: set[Scenario]) -> set[str]:
+        """Names of outage scenarios whose window (from their first call, shared by all processes) is open."""
+        open_now = set()
+        for s in scenarios:
+            started = await conn.fetchval(
+                f"""INSERT INTO {self._t("windows")} (scenario, started_at) VALUES ($1, clock_timestamp())
+                    ON CONFLICT (scenario) DO UPDATE SET scenario = EXCLUDED.scenario RETURNING started_at""",
+                s.name,
+            )
+            if (datetime.now(UTC) - started).total_seconds() * 1000 < s.duration_ms:
+                open_now.add(s.name)
+        return open_now
+
+    async def _existing(self, conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, asyncpg.Record]:
+        rows = await conn.fetch(
+            f"""SELECT idempotency_key, provider_ref, asset, amount, destination, status, error_code
+                FROM {self._t("payouts")} WHERE idempotency_key = ANY($1::text[])""",
+            list(keys),
+        )
+        return {r["idempotency_key"]: r for r in rows}
+
+    async def _insert(
+        self, conn: asyncpg.Connection, rows: Sequence[tuple[int, PayoutInstruction, Scenario, str, str | None, int]]
+    ) -> dict[str, str]:
+        inserted = await conn.fetch(
+            f"""INSERT INTO {self._t("payouts")}
+                  (idempotency_key, payout_id, provider_ref, asset, amount, destination, scenario, status,
+                   error_code, polls_left)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                                     $7::text[], $8::text[], $9::text[], $10::int[])
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING idempotency_key, provider_ref, status, asset, amount""",
+            [i.idempotency_key for _, i, *_ in rows],
+            [i.payout_id for _, i, *_ in rows],
+            [f"sbx-{hashlib.sha256(i.idempotency_key.encode()).hexdigest()[:24]}" for _, i, *_ in rows],
+            [i.amount.asset for _, i, *_ in rows],
+            [i.amount.amount for _, i, *_ in rows],
+            [_dest(i) for _, i, *_ in rows],
+            [s.name for _, _, s, *_ in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            [r[5] for r in rows],
+        )
+        paid = [r for r in inserted if r["status"] == "paid"]
+        if paid:
+            await self._transfer(conn, paid)
+        return {r["idempotency_key"]: r["provider_ref"] for r in inserted}
+
+    async def _transfer(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        """The money movement itself: exactly one row per executed payout (what "paid once" is checked on)."""
+        await conn.execute(
+            f"""INSERT INTO {self._t("transfers")} (idempotency_key, asset, amount)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])""",
+            [r["idempotency_key"] for r in rows],
+            [r["asset"] for r in rows],
+            [r["amount"] for r in rows],
+        )
+
+    def _replay(self, instr: PayoutInstruction, row: asyncpg.Record) -> ProviderPayoutResult:
+        if (
+            row["asset"] != instr.amount.asset
+            or row["amount"] != instr.amount.amount
+            or row["destination"] != _dest(instr)
+        ):
+            return ProviderPayoutResult(
+                status=ProviderPayoutStatus.FAILED,
+                idempotency_key=instr.idempotency_key,
+                provider_ref=row["provider_ref"],
+                error=PayoutError.of(
+                    PayoutErrorCode.DUPLICATE_REQUEST,
+                    "sandbox: this idempotency key was used for a different payout",
+                    provider=NAME,
+                ),
+                raw_status="duplicate",
+            )
+        return self._result(instr.idempotency_key, row["provider_ref"], row["status"], row["error_code"])
+
+    def _result(self, key: str, ref: str, status: str, code: str | None) -> ProviderPayoutResult:
+        error = None
+        if status == "failed":
+            assert code is not None
+            error = PayoutError.of(
+                PayoutErrorCode(code), f"sandbox: scripted {code}", provider=NAME, provider_code=f"SBX_{code.upper()}"
+            )
+        return ProviderPayoutResult(
+            status=ProviderPayoutStatus(status), idempotency_key=key, provider_ref=ref, error=error, raw_status=status
+        )
+
+    async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        pool = await self._db()
+        async with pool.acquire() as conn:
+            await self._count(conn, lookup.idempotency_key, "sync_calls")  # counted even when the answer is an error
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""SELECT idempotency_key, provider_ref, asset, amount, status, error_code, polls_left
+                    FROM {self._t("payouts")} WHERE idempotency_key = $1 FOR UPDATE""",
+                lookup.idempotency_key,
+            )
+            if row is None:
+                raise PayoutProviderError.of(
+                    PayoutErrorCode.PAYOUT_NOT_FOUND, "sandbox: no payout under this idempotency key", provider=NAME
+                )
+            status = row["status"]
+            if status == "pending" and row["polls_left"] == 0:
+                await conn.execute(
+                    f"UPDATE {self._t('payouts')} SET status = 'paid', updated_at = clock_timestamp() "
+                    "WHERE idempotency_key = $1",
+                    lookup.idempotency_key,
+                )
+                await self._transfer(conn, [row])
+                status = "paid"
+            elif status == "pending" and row["polls_left"] > 0:
+                await conn.execute(
+                    f"UPDATE {self._t('payouts')} SET polls_left = polls_left - 1 WHERE idempotency_key = $1",
+                    lookup.idempotency_key,
+                )
+        return self._result(lookup.idempotency_key, row["provider_ref"], status, row["error_code"])
+
+    async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        pool = await self._db()
+        async with pool.acquire() as conn:
+            await self._count(conn, lookup.idempotency_key, "cancel_calls")  # counted even when the answer is an error
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT provider_ref, status FROM {self._t('payouts')} WHERE idempotency_key = $1 FOR UPDATE",
+                lookup.idempotency_key,
+            )
+            if row is None:
+                raise PayoutProviderError.of(
+                    PayoutErrorCode.PAYOUT_NOT_FOUND, "sandbox: no payout under this idempotency key", provider=NAME
+                )
+            if row["status"] not in ("pending", "cancelled"):
+                raise PayoutProviderError.of(
+                    PayoutErrorCode.NOT_CANCELLABLE, f"sandbox: payout is {row['status']}", provider=NAME
+                )
+            await conn.execute(
+                f"UPDATE {self._t('payouts')} SET status = 'cancelled', updated_at = clock_timestamp() "
+                "WHERE idempotency_key = $1",
+                lookup.idempotency_key,
+            )
+        return self._result(lookup.idempotency_key, row["provider_ref"], "cancelled", None)
+
+    async def _count(self, conn: asyncpg.Connection, key: str, column: str) -> None:
+        await conn.execute(
+            f"""INSERT INTO {self._t("calls")} AS c (idempotency_key, {column}) VALUES ($1, 1)
+                ON CONFLICT (idempotency_key) DO UPDATE SET {column} = c.{column} + 1""",
+            key,
+        )
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Verify the HMAC-SHA256 signature over the raw body, then normalize the sandbox's JSON."""
+        if self._webhook_secret is None:
+            raise PayoutProviderError.of(
+                PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID, "sandbox: no webhook secret configured", provider=NAME
+            )
+        given = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "")
+        if not hmac.compare_digest(given, sign_webhook(self._webhook_secret, body)):
+            raise PayoutProviderError.of(
+                PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID, "sandbox: bad webhook signature", provider=NAME
+            )
+        try:
+            doc = json.loads(body)
+            status = ProviderPayoutStatus(doc["status"]) if doc.get("status") else None
+            code = doc.get("error_code")
+            error = PayoutError.of(PayoutErrorCode(code), f"sandbox: {code}", provider=NAME) if code else None
+            return WebhookEvent(
+                provider=ProviderType.SANDBOX,
+                provider_event_id=doc["event_id"],
+                kind=doc["kind"],
+                verified=True,
+                provider_payout_ref=doc.get("provider_ref"),
+                idempotency_key=doc.get("idempotency_key"),
+                status=status,
+                error=error,
+                occurred_at=doc.get("occurred_at"),
+                payload_digest=hashlib.sha256(body).hexdigest(),
+            )
+        except (KeyError, ValueError, TypeError) as err:
+            raise PayoutProviderError.of(
+                PayoutErrorCode.INVALID_REQUEST, f"sandbox: malformed webhook: {err}", provider=NAME
+            ) from err
+
+    # -- for tests and demos: what the rail itself recorded ---------------------------------------------------
+    async def books(self, key: str) -> dict[str, int]:
+        pool = await self._db()
+        async with pool.acquire() as conn:
+            transfers = await conn.fetchval(
+                f"SELECT count(*) FROM {self._t('transfers')} WHERE idempotency_key = $1", key
+            )
+            calls = await conn.fetchrow(
+                f"SELECT create_calls, sync_calls, cancel_calls FROM {self._t('calls')} WHERE idempotency_key = $1", key
+            )
+        out = {"transfers": int(transfers)}
+        out.update({k: int(v) for k, v in (dict(calls) if calls else {}).items()})
+        return out
+
+
+def _dest(instruction: PayoutInstruction) -> str:
+    d = instruction.destination
+    return f"{d.type.value}:{d.address}" + (f":{d.memo}" if d.memo else "")
+
+
+def build_sandbox(spec: object, context: object) -> tuple[SandboxPayoutProvider, bool]:
+    from prizeflow_payouts.adapters.config import ProviderConfigError, ProviderContext, ProviderSpec
+    from prizeflow_runtime.db import asyncpg_dsn
+
+    assert isinstance(spec, ProviderSpec)
+    assert isinstance(context, ProviderContext)
+    opts = dict(spec.options)
+    allowed = {"default_scenario", "scenarios", "fee_bps", "schema", "pool_size"}
+    if set(opts) - allowed:
+        raise ProviderConfigError(f"provider {spec.name!r}: unknown sandbox options {sorted(set(opts) - allowed)}")
+    if set(spec.secrets) - {"webhook_secret"}:
+        raise ProviderConfigError(f"provider {spec.name!r}: the sandbox only knows the secret `webhook_secret`")
+    scenarios = parse_scenarios(opts.get("scenarios") or {}, spec.name)
+    default = str(opts.get("default_scenario", "success"))
+    if default not in scenarios:
+        raise ProviderConfigError(f"provider {spec.name!r}: default_scenario {default!r} is not a scenario")
+    schema = str(opts.get("schema", "sandbox"))
+    if not schema.isidentifier():
+        raise ProviderConfigError(f"provider {spec.name!r}: schema {schema!r} is not an identifier")
+    caps = ProviderCapabilities(
+        supports_cancel=True,
+        supports_quote=True,
+        supports_webhooks=True,
+        async_confirmation=True,
+        requires_signature=False,
+        supports_batching=True,
+        assets=spec.assets,
+        destination_types=spec.destination_types,
+    )
+    secret = spec.secrets.get("webhook_secret")
+    provider = SandboxPayoutProvider(
+        dsn=asyncpg_dsn(context.database_url),
+        capabilities=caps,
+        scenarios=scenarios,
+        default_scenario=default,
+        fee_bps=int(opts.get("fee_bps", 0)),
+        webhook_secret=secret.reveal() if secret is not None else None,
+        schema=schema,
+        pool_size=int(opts.get("pool_size", 10)),
+    )
+    return provider, True
+
+
+__all__ = ["SIGNATURE_HEADER", "Outcome", "SandboxPayoutProvider", "Scenario", "build_sandbox", "sign_webhook"]

@@ -1,0 +1,417 @@
+"""`SqlPayoutRepository`: every statement the payouts use cases run, batched wherever a worker or consumer
+handles many payouts at once (one statement per step, not one per payout)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prizeflow_payouts.adapters import tables
+from prizeflow_payouts.application.model import Change, PayoutRecord
+from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_runtime.outbox import add_events
+
+_PAYOUT_COLUMNS = (
+    ("id", "text"), ("payout_request_id", "text"), ("idempotency_key", "text"), ("request_hash", "text"),
+    ("claim_id", "text"), ("player_id", "text"), ("requested_by", "text"), ("asset", "text"), ("amount", "bigint"),
+    ("destination_type", "text"), ("destination_address", "text"), ("destination_memo", "text"),
+    ("provider_type", "text"), ("provider_name", "text"), ("state", "text"), ("approval_policy", "text"),
+    ("correlation_id", "text"), ("cause_event_id", "text"), ("attempts", "int"), ("max_attempts", "int"),
+    ("available_at", "timestamptz"), ("sync_first", "boolean"), ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)  # fmt: skip
+_INSERT_PAYOUTS = text(
+    f"INSERT INTO payouts ({', '.join(c for c, _ in _PAYOUT_COLUMNS)}) "  # noqa: S608 - fixed column list
+    f"SELECT * FROM unnest({', '.join(f'CAST(:a_{c} AS {t}[])' for c, t in _PAYOUT_COLUMNS)}) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+
+_CLAIM_SUBMIT = text(
+    """
+    WITH due AS (
+        SELECT id, state AS previous_state FROM payouts
+        WHERE (state = 'approved' AND available_at <= now())
+           OR (state = 'failed' AND next_attempt_at <= now())
+           OR (state = 'submitting' AND lease_until < now())
+        ORDER BY coalesce(lease_until, next_attempt_at, available_at)
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE payouts p SET
+        state = 'submitting',
+        -- a stale lease is the same attempt resumed (outcome unknown), not a new one
+        attempts = CASE WHEN due.previous_state = 'submitting' THEN p.attempts ELSE p.attempts + 1 END,
+        sync_first = p.sync_first OR due.previous_state = 'submitting' OR p.attempts > 0,
+        next_attempt_at = NULL,
+        lease_owner = :owner,
+        lease_token = gen_random_uuid(),
+        lease_until = now() + make_interval(secs => :lease_s),
+        updated_at = now()
+    FROM due WHERE p.id = due.id
+    RETURNING p.*, due.previous_state
+    """
+)
+
+_CLAIM_SYNC = text(
+    """
+    WITH due AS (
+        SELECT id FROM payouts
+        WHERE state = 'submitted' AND next_sync_at <= now() AND provider_name = ANY(CAST(:providers AS text[]))
+        ORDER BY next_sync_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE payouts p SET
+        lease_owner = :owner,
+        lease_token = gen_random_uuid(),
+        lease_until = now() + make_interval(secs => :lease_s),
+        next_sync_at = now() + make_interval(secs => :lease_s),
+        updated_at = now()
+    FROM due WHERE p.id = due.id
+    RETURNING p.*
+    """
+)
+
+_INSERT_HISTORY = text(
+    """
+    INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason, error_code, attempt)
+    SELECT u.id, u.f, u.t, :at, u.actor, u.reason, u.code, u.attempt FROM unnest(
+        CAST(:ids AS text[]), CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:actors AS text[]),
+        CAST(:reasons AS text[]), CAST(:codes AS text[]), CAST(:attempts AS int[])
+    ) AS u(id, f, t, actor, reason, code, attempt)
+    """
+)
+_INSERT_ATTEMPTS = text(
+    """
+    INSERT INTO payout_attempts (payout_id, attempt, kind, worker, started_at, finished_at, outcome, error_code, detail)
+    SELECT * FROM unnest(
+        CAST(:ids AS text[]), CAST(:attempts AS int[]), CAST(:kinds AS text[]), CAST(:workers AS text[]),
+        CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]), CAST(:outcomes AS text[]),
+        CAST(:codes AS text[]), CAST(:details AS text[])
+    )
+    """
+)
+
+_APPLY = text(
+    """
+    UPDATE payouts p SET
+        state = u.to_state,
+        provider_ref = coalesce(u.provider_ref, p.provider_ref),
+        tx_hash = coalesce(u.tx_hash, p.tx_hash),
+        fee_asset = coalesce(u.fee_asset, p.fee_asset),
+        fee_amount = coalesce(u.fee_amount, p.fee_amount),
+        last_error_code = coalesce(u.error_code, p.last_error_code),
+        last_error_detail = coalesce(u.error_detail, p.last_error_detail),
+        next_attempt_at = u.next_attempt_at,
+        next_sync_at = u.next_sync_at,
+        sync_polls = u.sync_polls,
+        sync_first = coalesce(u.sync_first, p.sync_first),
+        available_at = coalesce(u.available_at, p.available_at),
+        submitted_at = coalesce(p.submitted_at, u.submitted_at),
+        paid_at = coalesce(p.paid_at, u.paid_at),
+        finished_at = u.finished_at,
+        max_attempts = coalesce(u.max_attempts, p.max_attempts),
+        lease_owner = NULL, lease_token = NULL, lease_until = NULL,
+        updated_at = now()
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:expected AS text[]), CAST(:tokens AS uuid[]), CAST(:to_states AS text[]),
+        CAST(:provider_refs AS text[]), CAST(:tx_hashes AS text[]), CAST(:fee_assets AS text[]),
+        CAST(:fee_amounts AS bigint[]), CAST(:error_codes AS text[]), CAST(:error_details AS text[]),
+        CAST(:next_attempt_ats AS timestamptz[]), CAST(:next_sync_ats AS timestamptz[]), CAST(:sync_polls AS int[]),
+        CAST(:sync_firsts AS boolean[]), CAST(:available_ats AS timestamptz[]), CAST(:submitted_ats AS timestamptz[]),
+        CAST(:paid_ats AS timestamptz[]), CAST(:finished_ats AS timestamptz[]), CAST(:max_attempts AS int[])
+    ) AS u(id, expected, token, to_state, provider_ref, tx_hash, fee_asset, fee_amount, error_code, error_detail,
+           next_attempt_at, next_sync_at, sync_polls, sync_first, available_at, submitted_at, paid_at, finished_at,
+           max_attempts)
+    WHERE p.id = u.id AND p.state = u.expected AND (u.token IS NULL OR p.lease_token = u.token)
+    RETURNING p.id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    state: str | None = None
+    provider: str | None = None
+    asset: str | None = None
+    player_id: str | None = None
+    older_than_s: int | None = None
+    newer_than_s: int | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class SqlPayoutRepository:
+    async def insert_new(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Insert payouts; a row whose idempotency key or request id exists is skipped. Returns inserted ids.
+
+        One statement over arrays (unnest): no per-row SQL to build, whatever the batch size.
+        """
+        if not rows:
+            return set()
+        params = {f"a_{col}": [r[col] for r in rows] for col, _ in _PAYOUT_COLUMNS}
+        return set((await session.execute(_INSERT_PAYOUTS, params)).scalars())
+
+    async def find_existing(
+        self, session: AsyncSession, keys: Sequence[str], request_ids: Sequence[str]
+    ) -> list[PayoutRecord]:
+        rows = await session.execute(
+            text(
+                "SELECT * FROM payouts WHERE idempotency_key = ANY(CAST(:keys AS text[])) "
+                "OR payout_request_id = ANY(CAST(:rids AS text[]))"
+            ),
+            {"keys": list(keys), "rids": list(request_ids)},
+        )
+        return [PayoutRecord.from_row(r) for r in rows.mappings()]
+
+    async def get(self, session: AsyncSession, payout_id: str, *, for_update: bool = False) -> PayoutRecord | None:
+        sql = (
+            "SELECT * FROM payouts WHERE id = :id FOR UPDATE" if for_update else "SELECT * FROM payouts WHERE id = :id"
+        )
+        row = (await session.execute(text(sql), {"id": payout_id})).mappings().first()
+        return PayoutRecord.from_row(row) if row else None
+
+    async def get_row(self, session: AsyncSession, payout_id: str) -> dict[str, Any] | None:
+        row = (await session.execute(text("SELECT * FROM payouts WHERE id = :id"), {"id": payout_id})).mappings()
+        first = row.first()
+        return dict(first) if first else None
+
+    async def find_for_provider_event(
+        self, session: AsyncSession, provider_type: str, provider_ref: str | None, key: str | None
+    ) -> PayoutRecord | None:
+        row = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT * FROM payouts WHERE (CAST(:key AS text) IS NOT NULL AND idempotency_key = :key) "
+                        "OR (CAST(:ref AS text) IS NOT NULL AND provider_type = :ptype AND provider_ref = :ref) "
+                        "LIMIT 1 FOR UPDATE"
+                    ),
+                    {"key": key, "ref": provider_ref, "ptype": provider_type},
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return PayoutRecord.from_row(row) if row else None
+
+    async def claim_for_submit(
+        self, session: AsyncSession, *, owner: str, limit: int, lease_s: float
+    ) -> list[PayoutRecord]:
+        result = await session.execute(_CLAIM_SUBMIT, {"owner": owner, "limit": limit, "lease_s": lease_s})
+        return [PayoutRecord.from_row(r) for r in result.mappings()]
+
+    async def claim_for_sync(
+        self, session: AsyncSession, *, owner: str, providers: Sequence[str], limit: int, lease_s: float
+    ) -> list[PayoutRecord]:
+        result = await session.execute(
+            _CLAIM_SYNC, {"owner": owner, "limit": limit, "lease_s": lease_s, "providers": list(providers)}
+        )
+        return [PayoutRecord.from_row(r) for r in result.mappings()]
+
+    async def apply(self, session: AsyncSession, changes: Sequence[Change], *, at: datetime) -> list[Change]:
+        """Apply guarded changes; stage history, attempts and events of those that applied. Returns them."""
+        if not changes:
+            return []
+        c = changes
+        params = {
+            "ids": [x.record.id for x in c],
+            "expected": [x.expected.value for x in c],
+            "tokens": [x.token for x in c],
+            "to_states": [x.to.value for x in c],
+            "provider_refs": [x.provider_ref for x in c],
+            "tx_hashes": [x.tx_hash for x in c],
+            "fee_assets": [x.fee.asset if x.fee else None for x in c],
+            "fee_amounts": [x.fee.amount if x.fee else None for x in c],
+            "error_codes": [x.error_code for x in c],
+            "error_details": [x.error_detail for x in c],
+            "next_attempt_ats": [x.next_attempt_at for x in c],
+            "next_sync_ats": [x.next_sync_at for x in c],
+            "sync_polls": [x.sync_polls for x in c],
+            "sync_firsts": [x.sync_first for x in c],
+            "available_ats": [x.available_at for x in c],
+            "submitted_ats": [x.submitted_at for x in c],
+            "paid_ats": [x.paid_at for x in c],
+            "finished_ats": [x.finished_at for x in c],
+            "max_attempts": [x.max_attempts for x in c],
+        }
+        applied_ids = set((await session.execute(_APPLY, params)).scalars())
+        applied = [x for x in changes if x.record.id in applied_ids]
+        await self.stage(session, applied, at=at)
+        return applied
+
+    async def stage(self, session: AsyncSession, changes: Sequence[Change], *, at: datetime) -> None:
+        """History rows, attempt rows and outbox events of changes already written."""
+        history = [(x.record.id, h) for x in changes for h in x.history]
+        if history:
+            await session.execute(
+                _INSERT_HISTORY,
+                {
+                    "ids": [i for i, _ in history],
+                    "froms": [h.from_state.value if h.from_state else None for _, h in history],
+                    "tos": [h.to_state.value for _, h in history],
+                    "at": at,
+                    "actors": [h.actor for _, h in history],
+                    "reasons": [h.reason for _, h in history],
+                    "codes": [h.error_code for _, h in history],
+                    "attempts": [h.attempt for _, h in history],
+                },
+            )
+        logs = [(x.record.id, a) for x in changes if (a := x.attempt_log) is not None]
+        if logs:
+            await session.execute(
+                _INSERT_ATTEMPTS,
+                {
+                    "ids": [i for i, _ in logs],
+                    "attempts": [a.attempt for _, a in logs],
+                    "kinds": [a.kind for _, a in logs],
+                    "workers": [a.worker for _, a in logs],
+                    "starts": [a.started_at for _, a in logs],
+                    "ends": [a.finished_at for _, a in logs],
+                    "outcomes": [a.outcome for _, a in logs],
+                    "codes": [a.error_code for _, a in logs],
+                    "details": [a.detail for _, a in logs],
+                },
+            )
+        await add_events(session, [e for x in changes for e in x.events])
+
+    async def insert_history(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await session.execute(insert(tables.history), list(rows))
+
+    async def approvals(self, session: AsyncSession, payout_id: str) -> list[dict[str, Any]]:
+        rows = await session.execute(
+            text(
+                "SELECT approver_id, decided_at, reason, correlation_id FROM payout_approvals "
+                "WHERE payout_id = :id ORDER BY decided_at"
+            ),
+            {"id": payout_id},
+        )
+        return [dict(r) for r in rows.mappings()]
+
+    async def add_approval(
+        self,
+        session: AsyncSession,
+        payout_id: str,
+        approver: str,
+        *,
+        reason: str | None,
+        correlation_id: str,
+        at: datetime,
+    ) -> bool:
+        """False when this approver already approved (the primary key says so, not only the code)."""
+        result = await session.execute(
+            pg_insert(tables.approvals)
+            .values(
+                payout_id=payout_id, approver_id=approver, decided_at=at, reason=reason, correlation_id=correlation_id
+            )
+            .on_conflict_do_nothing()
+            .returning(tables.approvals.c.approver_id)
+        )
+        return result.first() is not None
+
+    async def history(self, session: AsyncSession, payout_id: str) -> list[dict[str, Any]]:
+        rows = await session.execute(
+            text(
+                "SELECT from_state, to_state, at, actor, reason, error_code, attempt FROM payout_history "
+                "WHERE payout_id = :id ORDER BY id"
+            ),
+            {"id": payout_id},
+        )
+        return [dict(r) for r in rows.mappings()]
+
+    async def attempts(self, session: AsyncSession, payout_id: str) -> list[dict[str, Any]]:
+        rows = await session.execute(
+            text(
+                "SELECT attempt, kind, worker, started_at, finished_at, outcome, error_code, detail "
+                "FROM payout_attempts WHERE payout_id = :id ORDER BY id"
+            ),
+            {"id": payout_id},
+        )
+        return [dict(r) for r in rows.mappings()]
+
+    async def list_payouts(self, session: AsyncSession, f: ListFilter) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": f.limit, "offset": f.offset}
+        for column, value in (
+            ("state", f.state),
+            ("provider_name", f.provider),
+            ("asset", f.asset),
+            ("player_id", f.player_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if f.older_than_s is not None:
+            where.append("created_at <= now() - make_interval(secs => :older)")
+            params["older"] = f.older_than_s
+        if f.newer_than_s is not None:
+            where.append("created_at >= now() - make_interval(secs => :newer)")
+            params["newer"] = f.newer_than_s
+        # Column names come from the fixed tuple above; every value is a bound parameter.
+        sql = "SELECT * FROM payouts" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
+        sql += " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
+        return [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
+
+    async def record_provider_event(
+        self,
+        session: AsyncSession,
+        provider: str,
+        event_id: str,
+        *,
+        payout_id: str | None,
+        status: str | None,
+        outcome: str,
+    ) -> bool:
+        """False for a provider event seen before (however it was delivered to us)."""
+        result = await session.execute(
+            text(
+                "INSERT INTO provider_events (provider, provider_event_id, payout_id, status, outcome) "
+                "VALUES (:p, :e, :id, :s, :o) ON CONFLICT DO NOTHING RETURNING provider_event_id"
+            ),
+            {"p": provider, "e": event_id, "id": payout_id, "s": status, "o": outcome},
+        )
+        return result.first() is not None
+
+    async def counts(self, session: AsyncSession) -> list[tuple[str, str, int]]:
+        rows = await session.execute(
+            text("SELECT state, provider_name, count(*) FROM payouts GROUP BY state, provider_name")
+        )
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    async def queue_length(self, session: AsyncSession) -> int:
+        value = await session.scalar(
+            text(
+                "SELECT count(*) FROM payouts WHERE (state = 'approved' AND available_at <= now()) "
+                "OR (state = 'failed' AND next_attempt_at <= now())"
+            )
+        )
+        return int(value or 0)
+
+    async def stuck(self, session: AsyncSession, *, submitted_older_s: float) -> dict[str, int]:
+        """Rows the reconciler watches: expired leases, and submitted ones unconfirmed for too long."""
+        row = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE state = 'submitting' AND lease_until < now()) AS stale_leases, "
+                    "count(*) FILTER (WHERE state = 'submitted' AND submitted_at < now() - make_interval(secs => :s)) "
+                    "AS unconfirmed FROM payouts WHERE state IN ('submitting', 'submitted')"
+                ),
+                {"s": submitted_older_s},
+            )
+        ).one()
+        return {"stale_leases": int(row[0]), "unconfirmed": int(row[1])}
+
+
+def new_token() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+__all__ = ["ListFilter", "PayoutState", "SqlPayoutRepository"]

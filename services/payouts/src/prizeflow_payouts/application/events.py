@@ -1,0 +1,45 @@
+"""Building the payout lifecycle events from a stored payout (deterministic ids: a re-emission dedups)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
+from prizeflow_contracts.events.payouts import _PayoutEvent
+from prizeflow_payouts.application.model import PayoutRecord
+
+E = TypeVar("E", bound=_PayoutEvent)
+
+
+def payout_event(
+    record: PayoutRecord,
+    cls: type[E],
+    *,
+    source: str,
+    key: tuple[object, ...] = (),
+    causation_id: str | uuid.UUID | None = None,
+    **fields: Any,
+) -> Envelope[E]:
+    """An event about `record` on the payout's own flow: its correlation id (so one partition keeps the order)."""
+    payload = cls(
+        payout_id=record.id,
+        payout_request_id=record.payout_request_id,
+        claim_id=record.claim_id,
+        player_id=record.player_id,
+        amount=record.money,
+        provider=record.provider,
+        idempotency_key=record.idempotency_key,
+        **fields,
+    )
+    return new_event(
+        payload,
+        source=source,
+        correlation_id=record.correlation_id,
+        causation_id=causation_id if causation_id is not None else record.cause_event_id,
+        subject=record.id,
+        event_id=event_id_for("payout", record.id, cls.EVENT_NAME, *key),
+    )
+
+
+__all__ = ["payout_event"]

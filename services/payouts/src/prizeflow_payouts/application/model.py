@@ -1,0 +1,170 @@
+"""What the use cases pass around: a payout as stored, and one guarded change to it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutDestination,
+    PayoutInstruction,
+    PayoutLookup,
+    ProviderType,
+)
+from prizeflow_payouts.domain.state import PayoutState
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRecord:
+    id: str
+    payout_request_id: str
+    idempotency_key: str
+    request_hash: str
+    claim_id: str
+    player_id: str
+    requested_by: str
+    asset: str
+    amount: int
+    destination_type: str
+    destination_address: str
+    destination_memo: str | None
+    provider_type: str
+    provider_name: str
+    state: PayoutState
+    approval_policy: ApprovalPolicy
+    correlation_id: str
+    cause_event_id: str | None
+    attempts: int
+    max_attempts: int
+    sync_first: bool
+    sync_polls: int
+    provider_ref: str | None
+    tx_hash: str | None
+    last_error_code: str | None
+    created_at: datetime
+    submitted_at: datetime | None = None
+    lease_token: uuid.UUID | None = None
+    previous_state: PayoutState | None = None  # set by claims: the state before this claim
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> PayoutRecord:
+        prev = row.get("previous_state")
+        return cls(
+            id=row["id"],
+            payout_request_id=row["payout_request_id"],
+            idempotency_key=row["idempotency_key"],
+            request_hash=row["request_hash"],
+            claim_id=row["claim_id"],
+            player_id=row["player_id"],
+            requested_by=row["requested_by"],
+            asset=row["asset"],
+            amount=int(row["amount"]),
+            destination_type=row["destination_type"],
+            destination_address=row["destination_address"],
+            destination_memo=row["destination_memo"],
+            provider_type=row["provider_type"],
+            provider_name=row["provider_name"],
+            state=PayoutState(row["state"]),
+            approval_policy=ApprovalPolicy(row["approval_policy"]),
+            correlation_id=row["correlation_id"],
+            cause_event_id=row["cause_event_id"],
+            attempts=int(row["attempts"]),
+            max_attempts=int(row["max_attempts"]),
+            sync_first=bool(row["sync_first"]),
+            sync_polls=int(row["sync_polls"]),
+            provider_ref=row["provider_ref"],
+            tx_hash=row["tx_hash"],
+            last_error_code=row["last_error_code"],
+            created_at=row["created_at"],
+            submitted_at=row.get("submitted_at"),
+            lease_token=row.get("lease_token"),
+            previous_state=PayoutState(prev) if prev else None,
+        )
+
+    @property
+    def money(self) -> Money:
+        return Money(asset=self.asset, amount=self.amount)
+
+    @property
+    def provider(self) -> ProviderType:
+        return ProviderType(self.provider_type)
+
+    @property
+    def destination(self) -> PayoutDestination:
+        return PayoutDestination(
+            type=DestinationType(self.destination_type), address=self.destination_address, memo=self.destination_memo
+        )
+
+    def instruction(self) -> PayoutInstruction:
+        return PayoutInstruction(
+            payout_id=self.id,
+            idempotency_key=self.idempotency_key,
+            amount=self.money,
+            destination=self.destination,
+            metadata={"claim_id": self.claim_id},
+        )
+
+    def lookup(self) -> PayoutLookup:
+        return PayoutLookup(payout_id=self.id, idempotency_key=self.idempotency_key, provider_ref=self.provider_ref)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    from_state: PayoutState | None
+    to_state: PayoutState
+    actor: str
+    reason: str | None = None
+    error_code: str | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLog:
+    attempt: int
+    kind: str  # create | sync | cancel
+    worker: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+    error_code: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class Change:
+    """Move one payout from `expected` to `to`, only if it is still there (and still ours, when `token` is set).
+
+    Nullable columns: None keeps the stored value, except the `clear_*`-style explicit ones documented inline.
+    """
+
+    record: PayoutRecord
+    expected: PayoutState
+    to: PayoutState
+    token: uuid.UUID | None = None
+    provider_ref: str | None = None
+    tx_hash: str | None = None
+    fee: Money | None = None
+    error_code: str | None = None
+    error_detail: str | None = None
+    next_attempt_at: datetime | None = None  # written as given (None clears)
+    next_sync_at: datetime | None = None  # written as given (None clears)
+    sync_polls: int = 0  # written as given
+    sync_first: bool | None = None
+    available_at: datetime | None = None
+    submitted_at: datetime | None = None
+    paid_at: datetime | None = None
+    finished_at: datetime | None = None  # written as given
+    max_attempts: int | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+    events: list[Envelope[Any]] = field(default_factory=list)
+    attempt_log: AttemptLog | None = None
+
+
+__all__ = ["AttemptLog", "Change", "HistoryEntry", "PayoutRecord"]

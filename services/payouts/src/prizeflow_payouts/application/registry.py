@@ -1,0 +1,78 @@
+"""The provider registry: which configured provider pays a given asset to a given destination type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prizeflow_contracts.providers import DestinationType, ProviderType, RewardPayoutProvider
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    """One configured provider. `public` is what the admin API may show: never a secret, nor its env name."""
+
+    name: str
+    provider: RewardPayoutProvider
+    assets: tuple[str, ...]
+    destination_types: tuple[DestinationType, ...]
+    # False: nobody polls it (manual: an operator reports the outcome through the admin API).
+    polls_status: bool = True
+    public: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def type(self) -> ProviderType:
+        return self.provider.provider_type
+
+    def serves(self, asset: str, destination_type: DestinationType) -> bool:
+        return asset in self.assets and destination_type in self.destination_types
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    asset: str
+    destination_type: DestinationType
+    provider: str
+
+
+class NoRouteError(LookupError):
+    pass
+
+
+class ProviderRegistry:
+    """Routing: explicit routes first (in file order), then the first provider serving asset and destination."""
+
+    def __init__(self, entries: Sequence[ProviderEntry], routes: Sequence[Route] = ()) -> None:
+        self._entries = {e.name: e for e in entries}
+        self._order = list(entries)
+        self._routes = list(routes)
+
+    def __iter__(self) -> Iterator[ProviderEntry]:
+        return iter(self._order)
+
+    def get(self, name: str) -> ProviderEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise NoRouteError(f"no provider named {name!r} is configured") from None
+
+    def route(
+        self, asset: str, destination_type: DestinationType, preferred: ProviderType | None = None
+    ) -> ProviderEntry:
+        def fits(entry: ProviderEntry) -> bool:
+            return entry.serves(asset, destination_type) and (preferred is None or entry.type is preferred)
+
+        for route in self._routes:
+            if route.asset == asset and route.destination_type is destination_type:
+                entry = self._entries[route.provider]
+                if fits(entry):
+                    return entry
+        for entry in self._order:
+            if fits(entry):
+                return entry
+        want = f" of type {preferred.value}" if preferred else ""
+        raise NoRouteError(f"no provider{want} pays {asset} to a {destination_type.value} destination")
+
+
+__all__ = ["NoRouteError", "ProviderEntry", "ProviderRegistry", "Route"]

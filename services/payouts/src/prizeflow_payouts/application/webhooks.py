@@ -1,0 +1,109 @@
+"""`ApplyProviderEvents`: normalized provider webhooks (ProviderEventReceived) drive payout transitions.
+
+A provider event is applied at most once per (provider, provider_event_id), and only if the transition table
+allows it from where the payout is now: a duplicate, or a stale report arriving out of order, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.errors import EventRefusal, PayoutError, PayoutErrorCode
+from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.registry import ProviderRegistry
+from prizeflow_payouts.application.transitions import ChangeBuilder
+
+log = logging.getLogger(__name__)
+
+
+class ApplyProviderEvents:
+    def __init__(
+        self,
+        *,
+        repo: SqlPayoutRepository,
+        registry: ProviderRegistry,
+        builder: ChangeBuilder,
+        metrics: PayoutMetrics | None = None,
+    ) -> None:
+        self.repo = repo
+        self.registry = registry
+        self.builder = builder
+        self.metrics = metrics
+
+    async def execute(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> list[str]:
+        """Returns an outcome per event: applied, duplicate, stale, unverified, no_status."""
+        return [await self._one(session, env) for env in envelopes]
+
+    async def _one(self, session: AsyncSession, env: Envelope[Any]) -> str:
+        ev = env.data
+        if not isinstance(ev, ProviderEventReceived):
+            raise EventRefusal("unknown_event_type", f"payouts does not handle {env.type} on the webhooks topic")
+        provider = ev.provider.value
+        rec = await self.repo.find_for_provider_event(session, provider, ev.provider_payout_ref, ev.idempotency_key)
+        if rec is None:
+            raise EventRefusal(
+                "unknown_aggregate",
+                f"no payout for {provider} ref={ev.provider_payout_ref!r} key={ev.idempotency_key!r}",
+            )
+        outcome, change = "applied", None
+        if not ev.verified:
+            outcome = "unverified"
+        elif ev.status is None:
+            outcome = "no_status"
+        else:
+            error = None
+            if ev.status is ProviderPayoutStatus.FAILED:
+                code = ev.error_code or PayoutErrorCode.TX_FAILED
+                error = PayoutError.of(code, f"{provider} webhook {ev.kind}: {code.value}", provider=provider)
+            result = ProviderPayoutResult(
+                status=ev.status,
+                idempotency_key=rec.idempotency_key,
+                provider_ref=ev.provider_payout_ref or rec.provider_ref,
+                error=error,
+                raw_status=ev.kind[:128],
+            )
+            entry = self.registry.get(rec.provider_name)
+            change = self.builder.from_result(
+                rec,
+                rec.state,
+                result,
+                now=datetime.now(UTC),
+                actor=f"webhook:{provider}",
+                token=None,
+                polls_status=entry.polls_status,
+                cause=env.id,
+            )
+            if change is None or change.to is rec.state:
+                outcome, change = "stale", None
+        first = await self.repo.record_provider_event(
+            session,
+            provider,
+            ev.provider_event_id,
+            payout_id=rec.id,
+            status=ev.status.value if ev.status else None,
+            outcome=outcome,
+        )
+        if not first:
+            outcome, change = "duplicate", None
+        if change is not None:
+            applied = await self.repo.apply(session, [change], at=datetime.now(UTC))
+            if not applied:  # cannot happen under the row lock; kept as a guard, not a silent skip
+                raise RuntimeError(f"payout {rec.id} changed under its row lock")
+            if self.metrics is not None:
+                self.metrics.transitions.labels(change.to.value, rec.provider_name).inc()
+        if self.metrics is not None:
+            self.metrics.webhooks.labels(provider, outcome).inc()
+        log.info("provider event %s: %s", ev.provider_event_id, outcome, extra={"payout_id": rec.id})
+        return outcome
+
+
+__all__ = ["ApplyProviderEvents"]

@@ -1,0 +1,387 @@
+"""The payout worker: claim due payouts in batches, call their providers, record what they answered.
+
+Never twice at the provider:
+- a claim is `FOR UPDATE SKIP LOCKED` and moves the rows to `submitting` with a lease (token + deadline) and
+  COMMITS before any provider is called, so two workers never hold one payout;
+- a result is written only if the row is still `submitting` under the same token (a webhook or a reclaim that
+  got there first wins; the late result is dropped, and the reclaim will have synced);
+- any attempt after the first, and any row reclaimed after a lease expired (a crashed worker), asks the
+  provider first (`sync_status`, same idempotency key) and creates only on `payout_not_found`;
+- an unknown outcome is never declared failed for good: once attempts are exhausted it waits in
+  `submitted` for a confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.providers import ProviderPayoutResult
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.model import AttemptLog, Change, PayoutRecord
+from prizeflow_payouts.application.ports import BatchPayoutProvider, CreateOutcome
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.application.transitions import ChangeBuilder
+from prizeflow_payouts.domain.state import PayoutState
+
+log = logging.getLogger(__name__)
+S = PayoutState
+
+
+@dataclass
+class WorkerResult:
+    processed: int = 0
+    submitted: int = 0
+    confirmed: int = 0
+    failed: int = 0
+
+    def __add__(self, other: WorkerResult) -> WorkerResult:
+        return WorkerResult(
+            self.processed + other.processed,
+            self.submitted + other.submitted,
+            self.confirmed + other.confirmed,
+            self.failed + other.failed,
+        )
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    batch_size: int = 500
+    interval_s: float = 0.1
+    lease_s: float = 60.0
+    provider_timeout_s: float = 10.0
+    concurrency: int = 64
+    gauges_interval_s: float = 5.0
+
+
+@dataclass(slots=True)
+class _Call:
+    kind: str  # create | sync
+    started: datetime
+    finished: datetime
+    result: ProviderPayoutResult | None = None
+    error: PayoutError | None = None
+
+
+class PayoutWorker:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        repo: SqlPayoutRepository,
+        registry: ProviderRegistry,
+        builder: ChangeBuilder,
+        config: WorkerConfig,
+        metrics: PayoutMetrics | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.repo = repo
+        self.registry = registry
+        self.builder = builder
+        self.config = config
+        self.metrics = metrics
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self._sem = asyncio.Semaphore(config.concurrency)
+        self._last_gauges = 0.0
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        log.info("payout worker started", extra={"worker": self.worker_id})
+        while not stop.is_set():
+            try:
+                result = await self.run_once()
+                await self._maybe_gauges()
+            except Exception:
+                log.exception("payout worker pass failed; retrying")
+                result = WorkerResult()
+                await _wait(stop, wake, 1.0)
+                continue
+            if result.processed >= self.config.batch_size:
+                continue  # more is due: no pause
+            await _wait(stop, wake, self.config.interval_s)
+
+    async def run_once(self) -> WorkerResult:
+        return await self.submit_due() + await self.sync_submitted()
+
+    # -- submission -------------------------------------------------------------------------------------------
+    async def submit_due(self) -> WorkerResult:
+        now = _now()
+        async with self.sessions() as session, session.begin():
+            claimed = await self.repo.claim_for_submit(
+                session, owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
+            )
+            await self.repo.insert_history(session, [h for rec in claimed for h in self._claim_history(rec, now)])
+        if not claimed:
+            return WorkerResult()
+        calls = await self._submit_calls(claimed)
+        done = _now()
+        changes = []
+        for rec, call in zip(claimed, calls, strict=True):
+            entry = self.registry.get(rec.provider_name)
+            change = self._change_for(rec, S.SUBMITTING, call, done, entry)
+            if change is not None:
+                change.attempt_log = self._attempt_log(rec, call)
+                changes.append(change)
+        async with self.sessions() as session, session.begin():
+            applied = await self.repo.apply(session, changes, at=done)
+        return self._account(claimed, applied, lost=len(changes) - len(applied))
+
+    def _claim_history(self, rec: PayoutRecord, now: datetime) -> list[dict[str, object]]:
+        base = {"payout_id": rec.id, "at": now, "actor": self.worker_id, "attempt": rec.attempts, "error_code": None}
+        prev = rec.previous_state
+        rows: list[dict[str, object]] = []
+        if prev is S.FAILED:
+            rows.append({**base, "from_state": "failed", "to_state": "approved", "reason": "retry after backoff"})
+        if prev in (S.FAILED, S.APPROVED):
+            rows.append({**base, "from_state": "approved", "to_state": "submitting", "reason": None})
+        if prev is S.SUBMITTING:
+            rows.append(
+                {
+                    **base,
+                    "from_state": "submitting",
+                    "to_state": "submitting",
+                    "reason": "lease expired: resumed, sync first",
+                }
+            )
+        return rows
+
+    async def _submit_calls(self, claimed: Sequence[PayoutRecord]) -> list[_Call]:
+        calls: list[_Call | None] = [None] * len(claimed)
+        # 1. Anything that may already be at the provider is asked first, with the same idempotency key.
+        sync_idx = [n for n, rec in enumerate(claimed) if rec.sync_first]
+        synced = await asyncio.gather(*(self._sync_call(claimed[n]) for n in sync_idx))
+        for n, call in zip(sync_idx, synced, strict=True):
+            if not (call.error is not None and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND):
+                calls[n] = call
+        # 2. The rest is created, batched per provider where the provider takes batches.
+        to_create = [n for n in range(len(claimed)) if calls[n] is None]
+        by_provider: dict[str, list[int]] = {}
+        for n in to_create:
+            by_provider.setdefault(claimed[n].provider_name, []).append(n)
+        results = await asyncio.gather(
+            *(
+                self._create_calls(self.registry.get(name), [claimed[n] for n in idx])
+                for name, idx in by_provider.items()
+            )
+        )
+        for idx, outs in zip(by_provider.values(), results, strict=True):
+            for n, call in zip(idx, outs, strict=True):
+                calls[n] = call
+        return [c for c in calls if c is not None]
+
+    async def _create_calls(self, entry: ProviderEntry, recs: Sequence[PayoutRecord]) -> list[_Call]:
+        provider = entry.provider
+        started = _now()
+        t0 = time.perf_counter()
+        if isinstance(provider, BatchPayoutProvider) and provider.capabilities.supports_batching:
+            outcomes: Sequence[CreateOutcome | BaseException]
+            try:
+                async with self._sem:
+                    outcomes = await asyncio.wait_for(
+                        provider.create_payouts([r.instruction() for r in recs]), self.config.provider_timeout_s
+                    )
+            except Exception as err:  # noqa: BLE001 - every failure of the call becomes a stable code below
+                outcomes = [err] * len(recs)
+            if self.metrics is not None:
+                self.metrics.submit_seconds.labels(entry.name).observe(time.perf_counter() - t0)
+            return [self._call("create", started, o, entry.name) for o in outcomes]
+
+        async def one(rec: PayoutRecord) -> _Call:
+            t1 = time.perf_counter()
+            begun = _now()
+            try:
+                async with self._sem:
+                    out: CreateOutcome | BaseException = await asyncio.wait_for(
+                        provider.create_payout(rec.instruction()), self.config.provider_timeout_s
+                    )
+            except Exception as err:  # noqa: BLE001
+                out = err
+            if self.metrics is not None:
+                self.metrics.submit_seconds.labels(entry.name).observe(time.perf_counter() - t1)
+            return self._call("create", begun, out, entry.name)
+
+        return list(await asyncio.gather(*(one(r) for r in recs)))
+
+    async def _sync_call(self, rec: PayoutRecord) -> _Call:
+        entry = self.registry.get(rec.provider_name)
+        started = _now()
+        try:
+            async with self._sem:
+                out: CreateOutcome | BaseException = await asyncio.wait_for(
+                    entry.provider.sync_status(rec.lookup()), self.config.provider_timeout_s
+                )
+        except Exception as err:  # noqa: BLE001
+            out = err
+        return self._call("sync", started, out, entry.name)
+
+    def _call(self, kind: str, started: datetime, out: CreateOutcome | BaseException, provider: str) -> _Call:
+        call = _Call(kind, started, _now())
+        if isinstance(out, ProviderPayoutResult):
+            call.result = out
+        elif isinstance(out, PayoutProviderError):
+            call.error = out.error
+        elif isinstance(out, TimeoutError):
+            call.error = PayoutError.of(
+                PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
+                f"no answer within {self.config.provider_timeout_s}s",
+                provider=provider,
+            )
+        else:
+            log.error("provider %s raised an unexpected error", provider, exc_info=out)
+            call.error = PayoutError.of(
+                PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
+                f"unexpected provider error (outcome unknown): {type(out).__name__}",
+                provider=provider,
+            )
+        if self.metrics is not None:
+            outcome = call.result.status.value if call.result else "error"
+            self.metrics.attempts.labels(provider, kind, outcome).inc()
+            if call.error is not None:
+                self.metrics.provider_errors.labels(provider, call.error.code.value).inc()
+            elif call.result is not None and call.result.error is not None:
+                self.metrics.provider_errors.labels(provider, call.result.error.code.value).inc()
+        return call
+
+    def _change_for(
+        self, rec: PayoutRecord, expected: PayoutState, call: _Call, now: datetime, entry: ProviderEntry
+    ) -> Change | None:
+        if call.result is not None:
+            return self.builder.from_result(
+                rec,
+                expected,
+                call.result,
+                now=now,
+                actor=self.worker_id,
+                token=rec.lease_token,
+                polls_status=entry.polls_status,
+            )
+        assert call.error is not None
+        if expected is S.SUBMITTED and call.error.code is not PayoutErrorCode.PAYOUT_NOT_FOUND:
+            # A sync that got no answer says nothing about the payout: ask again later.
+            polls = rec.sync_polls + 1
+            return Change(
+                record=rec,
+                expected=S.SUBMITTED,
+                to=S.SUBMITTED,
+                token=rec.lease_token,
+                sync_polls=polls,
+                next_sync_at=self.builder.poll_at(now, polls, polls_status=True),
+            )
+        return self.builder.from_error(rec, expected, call.error, now=now, actor=self.worker_id, token=rec.lease_token)
+
+    def _attempt_log(self, rec: PayoutRecord, call: _Call) -> AttemptLog:
+        err = call.error or (call.result.error if call.result else None)
+        return AttemptLog(
+            attempt=max(rec.attempts, 1),
+            kind=call.kind,
+            worker=self.worker_id,
+            started_at=call.started,
+            finished_at=call.finished,
+            outcome=call.result.status.value if call.result else "error",
+            error_code=err.code.value if err else None,
+            detail=err.message[:500] if err else None,
+        )
+
+    def _account(self, claimed: Sequence[PayoutRecord], applied: Sequence[Change], *, lost: int) -> WorkerResult:
+        result = WorkerResult(processed=len(claimed))
+        for ch in applied:
+            if ch.to is S.SUBMITTED and ch.expected is S.SUBMITTING:
+                result.submitted += 1
+            elif ch.to in (S.PAID, S.RETURNED):
+                result.confirmed += 1
+            elif ch.to is S.FAILED:
+                result.failed += 1
+            if self.metrics is not None and ch.to is not ch.expected:
+                self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
+                if ch.to is S.PAID:
+                    self.metrics.confirm_seconds.labels(ch.record.provider_name).observe(
+                        max(0.0, (_now() - ch.record.created_at).total_seconds())
+                    )
+        if lost:
+            log.info("%d results dropped: their payouts moved on meanwhile (webhook or reclaim)", lost)
+        if self.metrics is not None:
+            for key in ("processed", "submitted", "confirmed", "failed"):
+                self.metrics.worker_runs.labels(key).inc(getattr(result, key))
+        return result
+
+    # -- status sync of submitted payouts (confirm-later providers) ---------------------------------------------
+    async def sync_submitted(self) -> WorkerResult:
+        pollable = [e.name for e in self.registry if e.polls_status]
+        if not pollable:
+            return WorkerResult()
+        async with self.sessions() as session, session.begin():
+            claimed = await self.repo.claim_for_sync(
+                session,
+                owner=self.worker_id,
+                providers=pollable,
+                limit=self.config.batch_size,
+                lease_s=self.config.lease_s,
+            )
+        if not claimed:
+            return WorkerResult()
+        calls = await asyncio.gather(*(self._sync_call(rec) for rec in claimed))
+        done = _now()
+        changes = []
+        for rec, call in zip(claimed, calls, strict=True):
+            change = self._change_for(rec, S.SUBMITTED, call, done, self.registry.get(rec.provider_name))
+            if change is not None:
+                if change.to is not S.SUBMITTED:
+                    change.attempt_log = self._attempt_log(rec, call)
+                changes.append(change)
+        async with self.sessions() as session, session.begin():
+            applied = await self.repo.apply(session, changes, at=done)
+        return self._account(claimed, applied, lost=len(changes) - len(applied))
+
+    # -- reconciler view and gauges ---------------------------------------------------------------------------
+    async def _maybe_gauges(self) -> None:
+        if self.metrics is None or time.monotonic() - self._last_gauges < self.config.gauges_interval_s:
+            return
+        self._last_gauges = time.monotonic()
+        await self.refresh_gauges()
+
+    async def refresh_gauges(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            counts = await self.repo.counts(session)
+            queue = await self.repo.queue_length(session)
+            stuck = await self.repo.stuck(session, submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000)
+        if self.metrics is not None:
+            self.metrics.payouts.clear()
+            for state, provider, count in counts:
+                self.metrics.payouts.labels(state, provider).set(count)
+            self.metrics.queue_length.set(queue)
+            for kind, value in stuck.items():
+                self.metrics.stuck.labels(kind).set(value)
+        if stuck["stale_leases"] or stuck["unconfirmed"]:
+            log.warning("reconciler: rows waiting on recovery", extra=stuck)
+        return {"queue": queue, **stuck}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    waiters: list[Awaitable[object]] = [stop.wait()]
+    if wake is not None:
+        waiters.append(wake.wait())
+    tasks = [asyncio.ensure_future(w) for w in waiters]
+    await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for t in tasks:
+        t.cancel()
+    if wake is not None:
+        wake.clear()
+
+
+WorkerFactory = Callable[[], PayoutWorker]
+
+__all__ = ["PayoutWorker", "WorkerConfig", "WorkerResult"]

@@ -1,0 +1,173 @@
+"""The one composition root: everything is built here from `PayoutsSettings`; nothing at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from prizeflow_contracts.topics import PAYOUT_REQUESTS, WEBHOOK_PROVIDER_EVENTS
+from prizeflow_payouts.adapters.config import PayoutsConfig, ProviderContext, load_config
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.application.admin import PayoutAdmin
+from prizeflow_payouts.application.create import CreatePayouts
+from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.ports import ManagedProvider
+from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.application.webhooks import ApplyProviderEvents
+from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
+from prizeflow_payouts.entrypoints.http import PayoutsController, ProvidersController
+from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler, ProviderEventsHandler
+from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.service import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+REQUESTS_CONSUMER = "payouts-requests"
+WEBHOOKS_CONSUMER = "payouts-webhooks"
+
+
+@dataclass
+class Payouts:
+    """Everything a payouts process runs, wired."""
+
+    settings: PayoutsSettings
+    runtime: ServiceRuntime
+    config: PayoutsConfig
+    metrics: PayoutMetrics
+    repo: SqlPayoutRepository
+    builder: ChangeBuilder
+    create: CreatePayouts
+    admin: PayoutAdmin
+    webhooks: ApplyProviderEvents
+    worker: PayoutWorker
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    async def start_providers(self) -> None:
+        for entry in self.config.registry:
+            if isinstance(entry.provider, ManagedProvider):
+                await entry.provider.start()
+
+    async def close_providers(self) -> None:
+        for entry in self.config.registry:
+            if isinstance(entry.provider, ManagedProvider):
+                await entry.provider.close()
+
+    async def start_worker(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self.worker.run(self._stop, self.wake), name="payout-worker")
+
+    async def stop_worker(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def provider_context(settings: PayoutsSettings) -> ProviderContext:
+    return ProviderContext(
+        live_execution=settings.payouts_live_execution,
+        database_url=settings.database_url,
+        provider_timeout_s=settings.payouts_provider_timeout_ms / 1000,
+    )
+
+
+def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payouts:
+    """Build the parts. Raises `ProviderConfigError` (naming the culprit) for an unusable provider config."""
+    config = load_config(settings.payouts_providers_file, provider_context(settings))
+    rt = ServiceRuntime(settings)
+    metrics = PayoutMetrics.create(rt.registry, settings.service_name)
+    repo = SqlPayoutRepository()
+    builder = ChangeBuilder(
+        source=settings.source,
+        policy=RetryPolicy(
+            base_ms=settings.payouts_retry_base_ms,
+            max_ms=settings.payouts_retry_max_ms,
+            confirm_poll_ms=settings.payouts_confirm_poll_ms,
+            confirm_max_polls=settings.payouts_confirm_max_polls,
+            reconcile_interval_ms=settings.payouts_reconcile_interval_ms,
+        ),
+    )
+    create = CreatePayouts(
+        repo=repo,
+        registry=config.registry,
+        approvals=config.approvals,
+        max_attempts=settings.payouts_max_attempts,
+        source=settings.source,
+        metrics=metrics,
+    )
+    admin = PayoutAdmin(
+        sessions=rt.sessions,
+        repo=repo,
+        registry=config.registry,
+        builder=builder,
+        service=settings.service_name,
+        metrics=metrics,
+    )
+    webhooks = ApplyProviderEvents(repo=repo, registry=config.registry, builder=builder, metrics=metrics)
+    worker = PayoutWorker(
+        sessions=rt.sessions,
+        repo=repo,
+        registry=config.registry,
+        builder=builder,
+        config=WorkerConfig(
+            batch_size=settings.payouts_worker_batch_size,
+            interval_s=settings.payouts_worker_interval_ms / 1000,
+            lease_s=settings.payouts_lease_seconds,
+            provider_timeout_s=settings.payouts_provider_timeout_ms / 1000,
+            concurrency=settings.payouts_worker_concurrency,
+        ),
+        metrics=metrics,
+        worker_id=worker_id,
+    )
+    return Payouts(settings, rt, config, metrics, repo, builder, create, admin, webhooks, worker)
+
+
+def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litestar:
+    """The API process: HTTP + both consumers + outbox relay + (unless disabled) the worker."""
+    p = parts or compose(settings)
+    rt = p.runtime
+    rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=PayoutRequestsHandler(p.create, p.wake))
+    rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
+
+    def const(value: object) -> Provide:
+        return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+    app = rt.http_app(
+        [PayoutsController, ProvidersController],
+        dependencies={
+            "repo": const(p.repo),
+            "admin": const(p.admin),
+            "create": const(p.create),
+            "registry": const(p.config.registry),
+        },
+    )
+    app.on_startup.insert(0, p.start_providers)
+    if settings.payouts_worker_enabled:
+        app.on_startup.append(p.start_worker)
+        app.on_shutdown.insert(0, p.stop_worker)
+    app.on_shutdown.append(p.close_providers)
+    app.state.payouts = p
+    return app
+
+
+async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_id: str | None = None) -> None:
+    """The worker as its own process: worker + outbox relay, no HTTP, no consumers."""
+    p = compose(settings, worker_id=worker_id)
+    await p.start_providers()
+    await p.runtime.start()
+    try:
+        await p.worker.run(stop)
+    finally:
+        await p.runtime.stop()
+        await p.close_providers()
+
+
+__all__ = ["REQUESTS_CONSUMER", "WEBHOOKS_CONSUMER", "Payouts", "build", "compose", "run_worker"]

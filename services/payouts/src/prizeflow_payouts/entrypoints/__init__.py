@@ -1,0 +1,1 @@
+"""Thin entrypoints: decode, call a use case, encode."""

@@ -1,0 +1,259 @@
+"""Admin API (Litestar): list, get, create, approve, reject, cancel, retry, mark manual payouts, quote.
+
+Roles (prizeflow_runtime.auth): reading needs admin, approver or ops; approve/reject need `approver`
+(admins configure, approvers decide: an admin who must approve also holds the approver role); cancel, retry
+and create need `admin`; marking a manual payout paid/failed needs `ops` or `admin`; players have no access.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from pydantic import BaseModel, ConfigDict
+
+from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason
+from prizeflow_contracts.money import Money, PayableMoney
+from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
+from prizeflow_payouts.adapters.repository import ListFilter, SqlPayoutRepository
+from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin, summary
+from prizeflow_payouts.application.create import (
+    CreatePayoutCommand,
+    CreatePayouts,
+    PayoutConflictError,
+    new_correlation_id,
+)
+from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
+from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_runtime.auth import Principal, Role, require_roles
+from prizeflow_runtime.http import ProblemError
+
+_CORRELATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$")
+READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DecisionBody(_Body):
+    reason: Reason | None = None
+
+
+class ReasonBody(_Body):
+    reason: Reason
+
+
+class MarkPaidBody(_Body):
+    reference: ProviderRef
+    reason: Reason | None = None
+
+
+class MarkFailedBody(_Body):
+    reason: Reason
+    code: PayoutErrorCode = PayoutErrorCode.INVALID_REQUEST
+
+
+class CreateBody(_Body):
+    payout_request_id: Identifier
+    claim_id: Identifier
+    player_id: Identifier
+    amount: PayableMoney
+    destination: PayoutDestination
+    idempotency_key: IdempotencyKey
+    provider: ProviderType | None = None
+
+
+class QuoteBody(_Body):
+    amount: PayableMoney
+    destination: PayoutDestination
+    provider: ProviderType | None = None
+
+
+class QuoteOut(_Body):
+    provider: str
+    amount: Money
+    fee: Money
+    receive_amount: Money
+    quote_id: str | None
+    expires_at: str | None
+
+
+def _actor(request: Request[Any, Any, Any]) -> Actor:
+    principal = request.user
+    assert isinstance(principal, Principal)
+    given = request.headers.get("x-correlation-id", "")
+    cid = given if _CORRELATION_RE.fullmatch(given) else new_correlation_id()
+    return Actor(principal.user_id, frozenset(r.value for r in principal.roles), cid)
+
+
+def _problem(err: AdminError) -> ProblemError:
+    return ProblemError(err.status, err.code, err.detail)
+
+
+class PayoutsController(Controller):
+    path = "/payouts"
+    tags = ["payouts"]  # noqa: RUF012 - Litestar reads this class attribute as is
+
+    @get("/", guards=[READERS])
+    async def list_payouts(  # noqa: PLR0917 - Litestar maps each query parameter to an argument
+        self,
+        repo: SqlPayoutRepository,
+        admin: PayoutAdmin,
+        state_filter: Annotated[PayoutState | None, Parameter(query="state")] = None,
+        provider: str | None = None,
+        asset: str | None = None,
+        player_id: str | None = None,
+        older_than_s: Annotated[int | None, Parameter(ge=0)] = None,
+        newer_than_s: Annotated[int | None, Parameter(ge=0)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        f = ListFilter(
+            state=state_filter.value if state_filter else None,
+            provider=provider,
+            asset=asset,
+            player_id=player_id,
+            older_than_s=older_than_s,
+            newer_than_s=newer_than_s,
+            limit=limit,
+            offset=offset,
+        )
+        async with admin.sessions() as session:
+            rows = await repo.list_payouts(session, f)
+        return {"items": [summary(r) for r in rows], "limit": limit, "offset": offset}
+
+    @get("/{payout_id:str}", guards=[READERS])
+    async def get_payout(self, payout_id: str, repo: SqlPayoutRepository, admin: PayoutAdmin) -> dict[str, Any]:
+        async with admin.sessions() as session:
+            row = await repo.get_row(session, payout_id)
+            if row is None:
+                raise ProblemError(404, "payout_not_found", f"no payout {payout_id}")
+            history = await repo.history(session, payout_id)
+            attempts = await repo.attempts(session, payout_id)
+            approvals = await repo.approvals(session, payout_id)
+        return {
+            **summary(row),
+            "history": [summary(h) for h in history],
+            "attempts": [summary(a) for a in attempts],
+            "approvals": [summary(a) for a in approvals],
+        }
+
+    @post("/", guards=[require_roles(Role.ADMIN)], status_code=201)
+    async def create_payout(
+        self, request: Request[Any, Any, Any], data: CreateBody, create: CreatePayouts, admin: PayoutAdmin
+    ) -> dict[str, Any]:
+        actor = _actor(request)
+        cmd = CreatePayoutCommand(
+            payout_request_id=data.payout_request_id,
+            claim_id=data.claim_id,
+            player_id=data.player_id,
+            amount=data.amount,
+            destination=data.destination,
+            idempotency_key=data.idempotency_key,
+            requested_by=actor.user_id,
+            provider=data.provider,
+            correlation_id=actor.correlation_id,
+        )
+        try:
+            async with admin.sessions() as session, session.begin():
+                (created,) = await create.execute(session, [cmd], channel="http")
+        except PayoutConflictError as err:
+            raise ProblemError(409, "idempotency_conflict", err.detail, payout_id=err.existing_id) from err
+        except NoRouteError as err:
+            raise ProblemError(422, "no_provider", str(err)) from err
+        return {"payout_id": created.payout_id, "created": created.created}
+
+    @post("/quote", guards=[require_roles(Role.ADMIN, Role.OPS)], status_code=200)
+    async def quote(self, data: QuoteBody, admin: PayoutAdmin) -> QuoteOut:
+        instruction = PayoutInstruction(
+            payout_id="quote", idempotency_key="quote", amount=data.amount, destination=data.destination
+        )
+        try:
+            name, q = await admin.quote(instruction, data.provider)
+        except AdminError as err:
+            raise _problem(err) from err
+        return QuoteOut(
+            provider=name,
+            amount=q.amount,
+            fee=q.fee,
+            receive_amount=q.receive_amount,
+            quote_id=q.quote_id,
+            expires_at=q.expires_at.isoformat() if q.expires_at else None,
+        )
+
+    @post("/{payout_id:str}/approve", guards=[require_roles(Role.APPROVER)], status_code=200)
+    async def approve(
+        self, request: Request[Any, Any, Any], payout_id: str, admin: PayoutAdmin, data: DecisionBody | None = None
+    ) -> dict[str, str]:
+        try:
+            state = await admin.approve(payout_id, _actor(request), data.reason if data else None)
+        except AdminError as err:
+            raise _problem(err) from err
+        return {"payout_id": payout_id, "state": state}
+
+    @post("/{payout_id:str}/reject", guards=[require_roles(Role.APPROVER)], status_code=200)
+    async def reject(
+        self, request: Request[Any, Any, Any], payout_id: str, data: ReasonBody, admin: PayoutAdmin
+    ) -> dict[str, str]:
+        try:
+            state = await admin.reject(payout_id, _actor(request), data.reason)
+        except AdminError as err:
+            raise _problem(err) from err
+        return {"payout_id": payout_id, "state": state}
+
+    @post("/{payout_id:str}/cancel", guards=[require_roles(Role.ADMIN)], status_code=200)
+    async def cancel(
+        self, request: Request[Any, Any, Any], payout_id: str, data: ReasonBody, admin: PayoutAdmin
+    ) -> dict[str, str]:
+        try:
+            state = await admin.cancel(payout_id, _actor(request), data.reason)
+        except AdminError as err:
+            raise _problem(err) from err
+        return {"payout_id": payout_id, "state": state}
+
+    @post("/{payout_id:str}/retry", guards=[require_roles(Role.ADMIN)], status_code=200)
+    async def retry(
+        self, request: Request[Any, Any, Any], payout_id: str, data: ReasonBody, admin: PayoutAdmin
+    ) -> dict[str, str]:
+        try:
+            state = await admin.retry(payout_id, _actor(request), data.reason)
+        except AdminError as err:
+            raise _problem(err) from err
+        return {"payout_id": payout_id, "state": state}
+
+    @post("/{payout_id:str}/mark-paid", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
+    async def mark_paid(
+        self, request: Request[Any, Any, Any], payout_id: str, data: MarkPaidBody, admin: PayoutAdmin
+    ) -> dict[str, str]:
+        try:
+            state = await admin.mark_paid(payout_id, _actor(request), data.reference, data.reason)
+        except AdminError as err:
+            raise _problem(err) from err
+        return {"payout_id": payout_id, "state": state}
+
+    @post("/{payout_id:str}/mark-failed", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
+    async def mark_failed(
+        self, request: Request[Any, Any, Any], payout_id: str, data: MarkFailedBody, admin: PayoutAdmin
+    ) -> dict[str, str]:
+        try:
+            state = await admin.mark_failed(payout_id, _actor(request), data.reason, data.code)
+        except AdminError as err:
+            raise _problem(err) from err
+        return {"payout_id": payout_id, "state": state}
+
+
+class ProvidersController(Controller):
+    path = "/providers"
+    tags = ["payouts"]  # noqa: RUF012
+
+    @get("/", guards=[require_roles(Role.ADMIN, Role.OPS)])
+    async def list_providers(self, registry: ProviderRegistry) -> dict[str, Any]:
+        """Configured providers and capabilities; secrets (and the names of their env vars) never appear."""
+        return {"providers": [dict(e.public) for e in registry]}
+
+
+__all__ = ["PayoutsController", "ProvidersController"]

@@ -1,0 +1,63 @@
+"""Kafka handlers: PayoutRequested (create) and ProviderEventReceived (webhooks). Each runs inside the one
+transaction the runtime opened for the poll, with the inbox rows already claimed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.payouts import PayoutRequested
+from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
+from prizeflow_payouts.application.registry import NoRouteError
+from prizeflow_payouts.application.webhooks import ApplyProviderEvents
+
+
+class PayoutRequestsHandler:
+    def __init__(self, create: CreatePayouts, wake: asyncio.Event | None = None) -> None:
+        self.create = create
+        self.wake = wake
+
+    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        commands = []
+        for env in envelopes:
+            data = env.data
+            if not isinstance(data, PayoutRequested):
+                raise EventRefusal("unknown_event_type", f"payouts does not handle {env.type} on the requests topic")
+            commands.append(
+                CreatePayoutCommand(
+                    payout_request_id=data.payout_request_id,
+                    claim_id=data.claim_id,
+                    player_id=data.player_id,
+                    amount=data.amount,
+                    destination=data.destination,
+                    idempotency_key=data.idempotency_key,
+                    requested_by=data.requested_by,
+                    provider=data.provider,
+                    correlation_id=env.correlationid,
+                    cause_event_id=str(env.id),
+                )
+            )
+        try:
+            await self.create.execute(session, commands, channel="kafka")
+        except PayoutConflictError as err:
+            raise EventRefusal("conflicting_event", err.detail) from err
+        except NoRouteError as err:
+            raise EventRefusal("invalid_payload", str(err)) from err
+        if self.wake is not None:
+            self.wake.set()  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
+
+
+class ProviderEventsHandler:
+    def __init__(self, apply: ApplyProviderEvents) -> None:
+        self.apply = apply
+
+    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        await self.apply.execute(session, envelopes)
+
+
+__all__ = ["PayoutRequestsHandler", "ProviderEventsHandler"]

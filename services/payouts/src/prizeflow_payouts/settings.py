@@ -1,0 +1,37 @@
+"""Payouts settings: the runtime's shared ones plus the env vars below (documented in the service README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from prizeflow_runtime.settings import ServiceSettings
+
+DEFAULT_PROVIDERS_FILE = Path(__file__).resolve().parents[2] / "providers.yaml"
+
+
+class PayoutsSettings(ServiceSettings):
+    service_name: str = "payouts"
+    payouts_max_attempts: int = Field(default=5, ge=1, le=1000, description="Provider attempts before a final failure")
+    payouts_live_execution: bool = Field(
+        default=False,
+        description="Rails that move real money submit only when true (build-only otherwise); "
+        "manual and sandbox are not affected",
+    )
+    payouts_confirm_poll_ms: int = Field(default=2500, ge=10, description="Status sync interval for submitted payouts")
+    payouts_confirm_max_polls: int = Field(
+        default=20, ge=1, description="Polls at that interval before the reconciler's slower pace takes over"
+    )
+    payouts_providers_file: Path = Field(default=DEFAULT_PROVIDERS_FILE, description="Provider registry YAML")
+    payouts_worker_enabled: bool = Field(default=True, description="Run the worker inside the API process")
+    payouts_worker_batch_size: int = Field(default=500, ge=1, le=5000)
+    payouts_worker_interval_ms: int = Field(default=100, ge=1)
+    payouts_worker_concurrency: int = Field(default=64, ge=1, description="Provider calls in flight per worker")
+    payouts_lease_seconds: float = Field(default=60.0, gt=0, description="How long a claim holds a payout")
+    payouts_provider_timeout_ms: int = Field(default=10_000, ge=1)
+    payouts_retry_base_ms: int = Field(default=1000, ge=1, description="Backoff of the first retry")
+    payouts_retry_max_ms: int = Field(default=300_000, ge=1, description="Backoff cap")
+    payouts_reconcile_interval_ms: int = Field(
+        default=60_000, ge=10, description="Sync pace for payouts past their polls or with an unknown outcome"
+    )

@@ -1,0 +1,187 @@
+"""Helpers for payouts tests and benches against real Kafka + PostgreSQL: settings, a running service,
+publishing requests, polling states, reading the sandbox books. Imported by tests only; nothing runs at import."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+from aiokafka import AIOKafkaProducer
+from litestar.testing import AsyncTestClient
+
+from prizeflow_contracts.envelope import Envelope, decode, new_event
+from prizeflow_contracts.events.payouts import PayoutRequested
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_payouts.bootstrap import Payouts, build, compose
+from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.auth import issue_token
+from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.testing import eventually, read_topic
+
+SERVICE_DIR = Path(__file__).resolve().parents[2]  # services/payouts
+ALEMBIC_INI = str(SERVICE_DIR / "alembic.ini")
+WEBHOOK_SECRET_ENV = "PAYOUTS_TEST_SANDBOX_WEBHOOK_SECRET"  # noqa: S105 - the NAME of a variable, not a secret
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def providers_file(tmp_path: Path, *, scenarios: dict[str, Any] | None = None, **approvals: Any) -> Path:
+    doc = {
+        "approvals": approvals or {"USDC": {"auto_below": "100", "dual_from": "1000"}},
+        "providers": [
+            {
+                "name": "sandbox",
+                "type": "sandbox",
+                "assets": ["USDC", "XLM", "USD"],
+                "destination_types": ["sandbox", "stellar_account"],
+                "secrets": {"webhook_secret": WEBHOOK_SECRET_ENV},
+                "options": {"default_scenario": "success", "scenarios": scenarios or {}},
+            },
+            {
+                "name": "manual",
+                "type": "manual",
+                "assets": ["USDC", "USD", "INR"],
+                "destination_types": ["manual", "bank_account"],
+            },
+        ],
+    }
+    path = tmp_path / f"providers-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def settings_for(database_url: str, kafka: str, providers: Path, **overrides: Any) -> PayoutsSettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": kafka,
+        "kafka_topic_suffix": "." + uuid.uuid4().hex[:12],
+        "payouts_providers_file": providers,
+        "payouts_retry_base_ms": 50,
+        "payouts_retry_max_ms": 400,
+        "payouts_confirm_poll_ms": 100,
+        "payouts_confirm_max_polls": 50,
+        "payouts_worker_interval_ms": 50,
+        "outbox_poll_interval_ms": 50,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return PayoutsSettings(**values)
+
+
+@asynccontextmanager
+async def running(settings: PayoutsSettings) -> AsyncIterator[tuple[Payouts, AsyncTestClient[Any]]]:
+    """The whole API process in this event loop: HTTP (test client), consumers, relay and worker."""
+    parts = compose(settings)
+    app = build(settings, parts=parts)
+    async with AsyncTestClient(app) as client:
+        yield parts, client
+
+
+def token(settings: PayoutsSettings, user: str, *roles: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(settings_jwt(settings), user, list(roles))}
+
+
+def settings_jwt(settings: PayoutsSettings) -> Any:
+    from prizeflow_runtime.auth import JwtConfig
+
+    return JwtConfig(
+        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+
+
+def request(
+    key: str | None = None,
+    *,
+    address: str = "success:p",
+    amount: int = 10_000_000,
+    asset: str = "USDC",
+    dtype: DestinationType = DestinationType.SANDBOX,
+    requested_by: str = "player-1",
+    correlation_id: str | None = None,
+) -> Envelope[PayoutRequested]:
+    key = key or unique("claim")
+    return new_event(
+        PayoutRequested(
+            payout_request_id=f"pr-{key}",
+            claim_id=f"cl-{key}",
+            player_id="player-1",
+            amount=Money(asset=asset, amount=amount),
+            destination=PayoutDestination(type=dtype, address=address),
+            idempotency_key=key,
+            requested_by=requested_by,
+            requested_at=datetime.now(UTC),
+        ),
+        source="/prizeflow/rewards",
+        correlation_id=correlation_id or f"corr-{key}",
+    )
+
+
+async def publish(kafka: str, topic: str, envelopes: Sequence[Envelope[Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, e.encode(), key=e.key, headers=e.headers()) for e in envelopes]
+        for f in futures:
+            await f
+    finally:
+        await producer.stop()
+
+
+async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def state_of(database_url: str, key: str) -> str | None:
+    rows = await fetch(database_url, "SELECT state FROM payouts WHERE idempotency_key = $1", key)
+    return rows[0]["state"] if rows else None
+
+
+async def wait_state(database_url: str, key: str, *states: str, timeout: float = 30.0) -> str:
+    async def probe() -> str | None:
+        return await state_of(database_url, key)
+
+    result = await eventually(probe, lambda s: s in states, timeout=timeout, interval=0.05)
+    assert result is not None
+    return result
+
+
+async def books(database_url: str, key: str) -> dict[str, int]:
+    rows = await fetch(
+        database_url,
+        """SELECT (SELECT count(*) FROM sandbox.transfers WHERE idempotency_key = $1) AS transfers,
+                  coalesce((SELECT create_calls FROM sandbox.calls WHERE idempotency_key = $1), 0) AS create_calls,
+                  coalesce((SELECT sync_calls FROM sandbox.calls WHERE idempotency_key = $1), 0) AS sync_calls""",
+        key,
+    )
+    return {k: int(v) for k, v in dict(rows[0]).items()}
+
+
+async def payout_events(
+    kafka: str, settings: PayoutsSettings, key: str, *, expect: int, timeout: float = 30.0
+) -> list[str]:
+    """Event names about the payout with `key` on the payouts topic, once at least `expect` are there."""
+    topic = "prizeflow.payouts.events.v1" + settings.kafka_topic_suffix
+
+    async def probe() -> list[str]:
+        records = await read_topic(kafka, topic)
+        out = []
+        for r in records:
+            env = decode(r.value)
+            if getattr(env.data, "idempotency_key", None) == key:
+                out.append(env.type.split(".")[2])
+        return out
+
+    return await eventually(probe, lambda names: len(names) >= expect, timeout=timeout, interval=0.2)

@@ -1,0 +1,191 @@
+"""Admin API on real PostgreSQL + Kafka: the approval matrix, audit events, manual payouts, problem details."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prizeflow_contracts.envelope import decode
+from prizeflow_payouts.testing import books, fetch, providers_file, running, settings_for, token, unique, wait_state
+from prizeflow_runtime.testing import eventually, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def body(key: str, amount: int, *, address: str = "success:p1", dtype: str = "sandbox") -> dict[str, Any]:
+    return {
+        "payout_request_id": f"pr-{key}",
+        "claim_id": f"cl-{key}",
+        "player_id": "player-9",
+        "amount": {"asset": "USDC", "amount": amount},
+        "destination": {"type": dtype, "address": address},
+        "idempotency_key": key,
+    }
+
+
+async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    key = unique("big")
+    # The requester is an admin who ALSO holds the approver role: still may not approve their own request.
+    requester = token(settings, "alice", "admin", "approver")
+    async with running(settings) as (_, client):
+        created = await client.post("/payouts", json=body(key, 2_000 * 10**7), headers=requester)  # 2,000 USDC: dual
+        assert created.status_code == 201, created.text
+        pid = created.json()["payout_id"]
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+
+        refusals = {
+            "self": await client.post(f"/payouts/{pid}/approve", json={}, headers=requester),
+            "player": await client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, "p-1", "player")),
+            "ops": await client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, "olga", "ops")),
+            "admin_only": await client.post(
+                f"/payouts/{pid}/approve", json={}, headers=token(settings, "adam", "admin")
+            ),
+            "no_token": await client.post(f"/payouts/{pid}/approve", json={}),
+        }
+        assert {k: r.status_code for k, r in refusals.items()} == {
+            "self": 403,
+            "player": 403,
+            "ops": 403,
+            "admin_only": 403,
+            "no_token": 401,
+        }
+        assert refusals["self"].json()["code"] == "self_approval"
+        assert refusals["self"].headers["content-type"].startswith("application/problem+json")
+
+        bob = token(settings, "bob", "approver")
+        first = await client.post(
+            f"/payouts/{pid}/approve", json={"reason": "looks right"}, headers={**bob, "X-Correlation-Id": "cr-bob-1"}
+        )
+        assert first.status_code == 200
+        assert first.json()["state"] == "pending_approval"
+        twice = await client.post(f"/payouts/{pid}/approve", json={}, headers=bob)
+        assert twice.status_code == 409
+        assert twice.json()["code"] == "already_approved"
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+
+        carol = token(settings, "carol", "approver")
+        second = await client.post(f"/payouts/{pid}/approve", json={"reason": "ok"}, headers=carol)
+        assert second.status_code == 200
+        assert second.json()["state"] == "approved"
+        assert await wait_state(db, key, "paid") == "paid"
+
+        detail = (await client.get(f"/payouts/{pid}", headers=token(settings, "olga", "ops"))).json()
+        assert [a["approver_id"] for a in detail["approvals"]] == ["bob", "carol"]
+        assert [h["to_state"] for h in detail["history"]] == [
+            "pending_approval",
+            "pending_approval",
+            "approved",
+            "submitting",
+            "paid",
+        ]
+        assert len(detail["attempts"]) == 1
+
+        audit_topic = "prizeflow.audit.v1" + settings.kafka_topic_suffix
+
+        async def audits() -> list[Any]:
+            return [decode(r.value) for r in await read_topic(kafka_bootstrap, audit_topic)]
+
+        events = await eventually(audits, lambda e: len(e) >= 2, timeout=20)
+    actions = sorted((e.data.actor_user_id, e.data.action, e.data.after.get("approvals")) for e in events)
+    assert actions == [("bob", "payout.approve", "1/2"), ("carol", "payout.approve", "2/2")]
+    by_bob = next(e for e in events if e.data.actor_user_id == "bob")  # audit events are keyed by their own flow
+    assert by_bob.correlationid == "cr-bob-1"
+    assert by_bob.data.reason == "looks right"
+    assert (await books(db, key))["transfers"] == 1
+
+
+async def test_single_approval_reject_cancel_and_http_idempotency(
+    db: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    admin = token(settings, "alice", "admin")
+    approver = token(settings, "bob", "approver")
+    async with running(settings) as (_, client):
+        k1, k2 = unique("mid"), unique("mid")
+        r1 = await client.post("/payouts", json=body(k1, 500 * 10**7), headers=admin)  # single approver
+        assert r1.status_code == 201
+        again = await client.post("/payouts", json=body(k1, 500 * 10**7), headers=admin)
+        assert again.status_code == 201
+        assert again.json() == {"payout_id": r1.json()["payout_id"], "created": False}
+        conflict = await client.post("/payouts", json=body(k1, 501 * 10**7), headers=admin)
+        assert conflict.status_code == 409
+        assert conflict.json()["code"] == "idempotency_conflict"
+        bad = await client.post(
+            "/payouts", json={**body(k2, 10), "amount": {"asset": "SP", "amount": 5}}, headers=admin
+        )
+        assert bad.status_code == 400
+        assert bad.json()["code"] == "validation_error"
+
+        p1 = r1.json()["payout_id"]
+        no_reason = await client.post(f"/payouts/{p1}/reject", json={}, headers=approver)
+        assert no_reason.status_code == 400
+        rejected = await client.post(f"/payouts/{p1}/reject", json={"reason": "fraud check"}, headers=approver)
+        assert rejected.json()["state"] == "rejected"
+        late = await client.post(f"/payouts/{p1}/approve", json={}, headers=approver)
+        assert late.status_code == 409
+        assert late.json()["code"] == "not_pending_approval"
+
+        p2 = (await client.post("/payouts", json=body(k2, 500 * 10**7), headers=admin)).json()["payout_id"]
+        ops_cancel = await client.post(
+            f"/payouts/{p2}/cancel", json={"reason": "x"}, headers=token(settings, "o", "ops")
+        )
+        assert ops_cancel.status_code == 403
+        cancelled = await client.post(f"/payouts/{p2}/cancel", json={"reason": "player asked"}, headers=admin)
+        assert cancelled.json()["state"] == "cancelled"
+        missing = await client.get("/payouts/po-nope", headers=admin)
+        assert missing.status_code == 404
+        assert missing.json()["code"] == "payout_not_found"
+        listed = await client.get("/payouts", params={"state": "cancelled"}, headers=admin)
+        assert [p["id"] for p in listed.json()["items"]] == [p2]
+        providers = await client.get("/providers", headers=admin)
+        text = providers.text
+    assert "test-webhook-secret" not in text
+    assert "PAYOUTS_TEST_SANDBOX_WEBHOOK_SECRET" not in text
+    assert {p["name"] for p in providers.json()["providers"]} == {"sandbox", "manual"}
+
+
+async def test_manual_provider_marked_paid_and_failed_by_ops(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    admin = token(settings, "alice", "admin")
+    ops = token(settings, "olga", "ops")
+    async with running(settings) as (_, client):
+        k1, k2 = unique("man"), unique("man")
+        p1 = (
+            await client.post("/payouts", json=body(k1, 10**7, address="iban-1", dtype="manual"), headers=admin)
+        ).json()
+        p2 = (
+            await client.post("/payouts", json=body(k2, 10**7, address="iban-2", dtype="manual"), headers=admin)
+        ).json()
+        assert await wait_state(db, k1, "submitted") == "submitted"
+        assert await wait_state(db, k2, "submitted") == "submitted"
+        player = await client.post(
+            f"/payouts/{p1['payout_id']}/mark-paid",
+            json={"reference": "bank-123"},
+            headers=token(settings, "p", "player"),
+        )
+        assert player.status_code == 403
+        paid = await client.post(f"/payouts/{p1['payout_id']}/mark-paid", json={"reference": "bank-123"}, headers=ops)
+        assert paid.json()["state"] == "paid"
+        twice = await client.post(f"/payouts/{p1['payout_id']}/mark-paid", json={"reference": "bank-124"}, headers=ops)
+        assert twice.status_code == 409
+        failed = await client.post(
+            f"/payouts/{p2['payout_id']}/mark-failed",
+            json={"reason": "account closed", "code": "account_closed"},
+            headers=ops,
+        )
+        assert failed.json()["state"] == "failed"
+        retried = await client.post(f"/payouts/{p2['payout_id']}/retry", json={"reason": "fixed"}, headers=admin)
+        assert retried.json()["state"] == "approved"
+        assert await wait_state(db, k2, "submitted") == "submitted"
+        quote = await client.post(
+            "/payouts/quote",
+            json={"amount": {"asset": "USDC", "amount": 10**7}, "destination": {"type": "sandbox", "address": "x"}},
+            headers=ops,
+        )
+        assert quote.status_code == 200
+        assert quote.json()["provider"] == "sandbox"
+    rows = await fetch(db, "SELECT provider_ref, state FROM payouts WHERE idempotency_key = $1", k1)
+    assert (rows[0]["provider_ref"], rows[0]["state"]) == ("bank-123", "paid")

@@ -1,0 +1,147 @@
+"""Two worker processes on one database: 1,000 payouts, none submitted twice, none lost.
+
+Also: a worker SIGKILLed mid-flight leaves `submitting` rows behind; once their lease expires another
+worker takes them over, syncs first (same idempotency key) and the payout is still executed exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prizeflow_payouts.application.create import CreatePayoutCommand
+from prizeflow_payouts.bootstrap import compose
+from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_payouts.testing import fetch, providers_file, request, settings_for
+from prizeflow_runtime.testing import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def _create(settings: PayoutsSettings, addresses: list[str]) -> None:
+    parts = compose(settings)
+    try:
+        commands = []
+        for address in addresses:
+            d = request(address=address).data
+            commands.append(
+                CreatePayoutCommand(
+                    payout_request_id=d.payout_request_id,
+                    claim_id=d.claim_id,
+                    player_id=d.player_id,
+                    amount=d.amount,
+                    destination=d.destination,
+                    idempotency_key=d.idempotency_key,
+                    requested_by=d.requested_by,
+                    provider=None,
+                    correlation_id=f"corr-{d.idempotency_key}",
+                )
+            )
+        session: AsyncSession
+        async with parts.runtime.sessions() as session, session.begin():
+            await parts.create.execute(session, commands)
+    finally:
+        await parts.runtime.engine.dispose()
+
+
+def _spawn(settings: PayoutsSettings, worker_id: str, **env: str) -> subprocess.Popen[bytes]:
+    full = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_TOPIC_SUFFIX": settings.kafka_topic_suffix,
+        "PAYOUTS_PROVIDERS_FILE": str(settings.payouts_providers_file),
+        "PAYOUTS_WORKER_INTERVAL_MS": "20",
+        "LOG_JSON": "false",
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "prizeflow_payouts", "worker", worker_id],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+async def _states(db: str) -> dict[str, int]:
+    rows = await fetch(db, "SELECT state, count(*) AS n FROM payouts GROUP BY state")
+    return {r["state"]: int(r["n"]) for r in rows}
+
+
+async def test_two_worker_processes_never_submit_one_payout_twice(
+    db: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    await _create(settings, [f"success:p{i}" for i in range(1000)])
+    assert await _states(db) == {"approved": 1000}
+    procs = [
+        _spawn(settings, "w1", PAYOUTS_WORKER_BATCH_SIZE="25"),
+        _spawn(settings, "w2", PAYOUTS_WORKER_BATCH_SIZE="25"),
+    ]
+    try:
+        final = await eventually(lambda: _states(db), lambda s: s == {"paid": 1000}, timeout=120, interval=0.2)
+    finally:
+        _stop(procs)
+    assert final == {"paid": 1000}
+    calls = await fetch(
+        db,
+        "SELECT min(create_calls) AS lo, max(create_calls) AS hi, count(*) AS n, sum(sync_calls) AS syncs "
+        "FROM sandbox.calls",
+    )
+    assert dict(calls[0]) == {"lo": 1, "hi": 1, "n": 1000, "syncs": 0}  # each payout submitted exactly once
+    transfers = await fetch(db, "SELECT count(*) AS n, count(DISTINCT idempotency_key) AS keys FROM sandbox.transfers")
+    assert dict(transfers[0]) == {"n": 1000, "keys": 1000}  # ... and executed exactly once
+    workers = await fetch(db, "SELECT worker, count(*) AS n FROM payout_attempts GROUP BY worker ORDER BY worker")
+    assert [r["worker"] for r in workers] == ["w1", "w2"]  # both did real work
+    assert sum(int(r["n"]) for r in workers) == 1000
+
+
+async def test_a_crashed_workers_rows_are_taken_over_after_the_lease_and_paid_once(
+    db: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    scenarios = {"crawl": {"outcome": "slow", "latency_ms": 4000}}
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path, scenarios=scenarios))
+    await _create(settings, [f"crawl:p{i}" for i in range(20)])
+    lease = {"PAYOUTS_LEASE_SECONDS": "3", "PAYOUTS_PROVIDER_TIMEOUT_MS": "8000"}
+    first = _spawn(settings, "doomed", **lease)
+    try:
+        await eventually(lambda: _states(db), lambda s: s.get("submitting") == 20, timeout=30, interval=0.05)
+        first.kill()  # SIGKILL while the provider calls are in flight
+        first.wait()
+    finally:
+        _stop([first])
+    await asyncio.sleep(0)  # the rows are now leased to a dead worker
+    second = _spawn(settings, "rescuer", **lease)
+    try:
+        final = await eventually(lambda: _states(db), lambda s: s == {"paid": 20}, timeout=60, interval=0.2)
+    finally:
+        _stop([second])
+    assert final == {"paid": 20}
+    transfers = await fetch(db, "SELECT count(*) AS n, count(DISTINCT idempotency_key) AS keys FROM sandbox.transfers")
+    assert dict(transfers[0]) == {"n": 20, "keys": 20}
+    resumed = await fetch(
+        db, "SELECT count(*) AS n FROM payout_history WHERE from_state = 'submitting' AND to_state = 'submitting'"
+    )
+    assert resumed[0]["n"] == 20  # every one was resumed by the rescuer after the lease expired
+    attempts = await fetch(db, "SELECT DISTINCT worker, kind FROM payout_attempts")
+    assert {(r["worker"], r["kind"]) for r in attempts} <= {("rescuer", "sync"), ("rescuer", "create")}

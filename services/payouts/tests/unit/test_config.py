@@ -1,0 +1,125 @@
+"""Provider registry configuration: refused at start-up, with the culprit named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_payouts.adapters.config import ProviderConfigError, ProviderContext, Secret, parse_config
+from prizeflow_payouts.application.registry import NoRouteError
+
+CTX = ProviderContext(live_execution=False, database_url="postgresql+asyncpg://x@127.0.0.1:1/x", provider_timeout_s=1)
+
+
+def doc(*providers: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"providers": list(providers), **extra}
+
+
+SANDBOX = {"name": "sbx", "type": "sandbox", "assets": ["USDC"], "destination_types": ["sandbox", "stellar_account"]}
+MANUAL = {
+    "name": "ops_desk",
+    "type": "manual",
+    "assets": ["USDC", "INR"],
+    "destination_types": ["manual", "stellar_account"],
+}
+
+
+def test_unknown_type_is_refused_by_name() -> None:
+    with pytest.raises(ProviderConfigError, match=r"provider 'pix': unknown provider type 'pix_rail'"):
+        parse_config(doc({**SANDBOX, "name": "pix", "type": "pix_rail"}), CTX, env={})
+
+
+@pytest.mark.parametrize("ptype", ["stripe", "stellar", "gift_card", "ton_wallet", "telegram_if_supported"])
+def test_unimplemented_contract_type_is_refused(ptype: str) -> None:
+    with pytest.raises(ProviderConfigError, match=rf"provider 'rail': type '{ptype}' is not implemented"):
+        parse_config(doc(SANDBOX, {**SANDBOX, "name": "rail", "type": ptype}), CTX, env={})
+
+
+def test_missing_secret_is_refused_naming_the_variable() -> None:
+    spec = {**SANDBOX, "secrets": {"webhook_secret": "SBX_HOOK_SECRET"}}
+    with pytest.raises(ProviderConfigError, match=r"provider 'sbx': secret 'webhook_secret' needs .*SBX_HOOK_SECRET"):
+        parse_config(doc(spec), CTX, env={})
+
+
+def test_a_secret_value_in_the_file_is_refused() -> None:
+    spec = {**SANDBOX, "secrets": {"webhook_secret": "s3cr3t-value!"}}
+    with pytest.raises(ProviderConfigError, match="must name an environment variable"):
+        parse_config(doc(spec), CTX, env={})
+
+
+def test_secrets_never_show_themselves() -> None:
+    spec = {**SANDBOX, "secrets": {"webhook_secret": "SBX_HOOK_SECRET"}}
+    config = parse_config(doc(spec), CTX, env={"SBX_HOOK_SECRET": "very-secret"})
+    assert "very-secret" not in repr(config.specs)
+    assert "very-secret" not in str(config.registry.get("sbx").public)
+    assert repr(Secret("X", "v")) == "Secret(env='X', value='***')"
+
+
+def test_routing_explicit_then_first_fit_and_preferred_type() -> None:
+    routes = [{"asset": "USDC", "destination_type": "stellar_account", "provider": "ops_desk"}]
+    config = parse_config(doc(SANDBOX, MANUAL, routes=routes), CTX, env={})
+    reg = config.registry
+    assert reg.route("USDC", DestinationType.STELLAR_ACCOUNT).name == "ops_desk"
+    assert reg.route("USDC", DestinationType.SANDBOX).name == "sbx"
+    assert reg.route("USDC", DestinationType.STELLAR_ACCOUNT, ProviderType.SANDBOX).name == "sbx"
+    with pytest.raises(NoRouteError, match="INR"):
+        reg.route("INR", DestinationType.SANDBOX)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        ({"assets": ["SP"]}, "not redeemable"),
+        ({"assets": ["DOGE"]}, "unknown asset 'DOGE'"),
+        ({"destination_types": ["pigeon"]}, "pigeon"),
+        ({"name": "Bad Name"}, "must match"),
+        ({"colour": "red"}, "unknown keys"),
+        ({"options": {"default_scenario": "nope"}}, "default_scenario 'nope'"),
+    ],
+)
+def test_bad_provider_entries(mutation: dict[str, Any], message: str) -> None:
+    with pytest.raises(ProviderConfigError, match=message):
+        parse_config(doc({**SANDBOX, **mutation}), CTX, env={})
+
+
+def test_approval_thresholds_are_exact_decimals() -> None:
+    config = parse_config(doc(SANDBOX, approvals={"USDC": {"auto_below": "100.5", "dual_from": "1000"}}), CTX, env={})
+    assert config.approvals.rules["USDC"].auto_below == 1_005_000_000
+    with pytest.raises(ProviderConfigError, match="decimal places"):
+        parse_config(doc(SANDBOX, approvals={"USDC": {"auto_below": "0.00000001"}}), CTX, env={})
+
+
+@pytest.mark.parametrize(
+    ("provider", "env", "expected"),
+    [
+        ({**SANDBOX, "type": "stripe", "name": "cards"}, {}, "provider 'cards': type 'stripe' is not implemented"),
+        ({**SANDBOX, "secrets": {"webhook_secret": "NOT_SET_ANYWHERE_42"}}, {}, "NOT_SET_ANYWHERE_42"),
+    ],
+)
+def test_the_service_process_refuses_to_start(
+    tmp_path: Path, provider: dict[str, Any], env: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(doc(provider)))
+    run_env = {k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE_42"}
+    run_env.update({"PAYOUTS_PROVIDERS_FILE": str(path), "LOG_JSON": "false", "HTTP_PORT": "0", **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "prizeflow_payouts"], env=run_env, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr.decode()
+
+
+def test_the_shipped_default_config_loads() -> None:
+    from prizeflow_payouts.adapters.config import load_config
+    from prizeflow_payouts.settings import DEFAULT_PROVIDERS_FILE
+
+    config = load_config(DEFAULT_PROVIDERS_FILE, CTX, env={})
+    assert {e.name for e in config.registry} == {"sandbox", "manual"}
