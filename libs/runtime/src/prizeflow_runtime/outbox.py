@@ -19,11 +19,11 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
-from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, outbox_table
+from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn
 from prizeflow_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
@@ -31,29 +31,43 @@ log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x5052_4F55_5442_4F58  # "PROUTBOX": one relay leader per database
 
 
-def _row(envelope: Envelope[Any], topic: str | None) -> dict[str, Any]:
-    return {
-        "event_id": envelope.id,
-        "topic": topic or envelope.data.TOPIC.name,
-        "key": envelope.key,
-        "headers": {name: value.decode() for name, value in envelope.headers()},
-        "payload": envelope.encode(),
-        "event_type": envelope.type,
-    }
+_INSERT_MANY = text(
+    """
+    INSERT INTO outbox (event_id, topic, key, headers, payload, event_type)
+    SELECT e.event_id, e.topic, e.key, e.headers::jsonb, e.payload, e.event_type
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]),
+        CAST(:headers AS text[]), CAST(:payloads AS bytea[]), CAST(:types AS text[])
+    ) WITH ORDINALITY AS e(event_id, topic, key, headers, payload, event_type, n)
+    ORDER BY e.n
+    """
+)
 
 
 async def add_event(
     session: AsyncSession | AsyncConnection, envelope: Envelope[Any], *, topic: str | None = None
 ) -> None:
     """Stage an event in the caller's transaction; it is published only if that transaction commits."""
-    await session.execute(insert(outbox_table), [_row(envelope, topic)])
+    await add_events(session, [envelope], topic=topic)
 
 
 async def add_events(
     session: AsyncSession | AsyncConnection, envelopes: Sequence[Envelope[Any]], *, topic: str | None = None
 ) -> None:
-    if envelopes:
-        await session.execute(insert(outbox_table), [_row(e, topic) for e in envelopes])
+    """Stage many events with ONE statement (arrays unnested server-side), keeping their order in `seq`."""
+    if not envelopes:
+        return
+    await session.execute(
+        _INSERT_MANY,
+        {
+            "ids": [e.id for e in envelopes],
+            "topics": [topic or e.data.TOPIC.name for e in envelopes],
+            "keys": [e.key for e in envelopes],
+            "headers": [json.dumps({k: v.decode() for k, v in e.headers()}) for e in envelopes],
+            "payloads": [e.encode() for e in envelopes],
+            "types": [e.type for e in envelopes],
+        },
+    )
 
 
 def idempotent_producer(bootstrap_servers: str, *, client_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:

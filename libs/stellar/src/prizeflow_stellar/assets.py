@@ -20,7 +20,7 @@ def supported_asset_codes() -> frozenset[str]:
 
 
 def stellar_asset(code: str) -> SdkAsset:
-    """"XLM" → native, "USDC" → USDC:<issuer>, as the registry maps them."""
+    """ "XLM" → native, "USDC" → USDC:<issuer>, as the registry maps them."""
     try:
         mapping = asset(code).provider_codes.get(PROVIDER)
     except ValueError as err:
@@ -34,7 +34,7 @@ def stellar_asset(code: str) -> SdkAsset:
 
 
 def canonical(sdk_asset: SdkAsset) -> str:
-    """"native" or "CODE:ISSUER"; the form the registry's provider codes use."""
+    """ "native" or "CODE:ISSUER"; the form the registry's provider codes use."""
     return "native" if sdk_asset.is_native() else f"{sdk_asset.code}:{sdk_asset.issuer}"
 
 

@@ -48,9 +48,7 @@ def is_contract_id(address: str) -> bool:
     return address_kind(address) is AddressKind.CONTRACT
 
 
-def validate_destination(
-    address: str, *, allow_muxed: bool = True, allow_contract: bool = False
-) -> AddressKind:
+def validate_destination(address: str, *, allow_muxed: bool = True, allow_contract: bool = False) -> AddressKind:
     """A payout destination: a G account, an M muxed account if allowed, a C contract if allowed."""
     kind = address_kind(address)
     allowed = {AddressKind.ACCOUNT}
