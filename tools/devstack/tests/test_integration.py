@@ -35,7 +35,7 @@ async def _roundtrip(bootstrap: str, topic: str, payload: bytes) -> bytes:
                 for records in batch.values():
                     for record in records:
                         if record.value == payload:
-                            return record.value
+                            return payload
     finally:
         await consumer.stop()
 

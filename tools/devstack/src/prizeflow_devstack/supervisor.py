@@ -9,7 +9,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prizeflow_devstack.infra import Infra, create_database
@@ -164,21 +164,23 @@ def _running_from_state(spec: ServiceSpec, svc: ServiceState, infra: Infra | Non
     return RunningService(spec=spec, pid=svc.pid, port=svc.port, log=Path(svc.log or ""), database_url=db_url)
 
 
-def _start_one(spec: ServiceSpec, infra: Infra, paths: Paths, state: State, deadline_s: float) -> RunningService:
+def _start_one(
+    spec: ServiceSpec, infra: Infra, paths: Paths, state: State, deadline_s: float, *, peers: dict[str, str]
+) -> RunningService:
     previous = state.services.get(spec.name, ServiceState())
     if (already := _running_from_state(spec, previous, infra)) is not None and service_healthy(already):
         return already
     if previous.pid is not None:
         terminate(previous.pid, group=True, grace=STOP_GRACE_S)  # alive but unhealthy, or stale
     log = paths.service_log(spec.name)
-    env = {**os.environ, **infra.env(), "PRIZEFLOW_SERVICE_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **peers, **infra.env(), "PRIZEFLOW_SERVICE_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
     db_url = None
     if spec.database:
         db_url = run_sync(lambda: create_database(infra, spec.database or ""))
         env["DATABASE_URL"] = db_url
     port = None
     if spec.http_port_env:
-        port = remembered_or_free(previous.port, exclude=state.used_ports() - {previous.port or -1})
+        port = previous.port or remembered_or_free(None, exclude=state.used_ports())
         env[spec.http_port_env] = str(port)
     if spec.migrations:
         _migrate(spec, env, log)
@@ -211,10 +213,35 @@ def start_services(
     started: list[RunningService] = []
     with locked(paths):
         state = load_state(paths)
+        peers = _assign_ports(wanted, state)
+        save_state(paths, state)
         for spec in wanted:
-            started.append(_start_one(spec, infra, paths, state, deadline_s))
+            started.append(_start_one(spec, infra, paths, state, deadline_s, peers=peers))
             save_state(paths, state)
     return started
+
+
+def peer_url_env(name: str) -> str:
+    """The env var through which every service finds another: `soroban-rpc` → `SOROBAN_RPC_URL`."""
+    return name.upper().replace("-", "_") + "_URL"
+
+
+def _alive(svc: ServiceState) -> bool:
+    return svc.pid is not None and pid_alive(svc.pid, svc.start_ticks)
+
+
+def _assign_ports(specs: list[ServiceSpec], state: State) -> dict[str, str]:
+    """Fix every service's port before any starts, so each can be told where the others are."""
+    peers: dict[str, str] = {}
+    for spec in specs:
+        if spec.http_port_env is None:
+            continue
+        previous = state.services.get(spec.name, ServiceState())
+        if previous.port is None or not _alive(previous):
+            port = remembered_or_free(previous.port, exclude=state.used_ports() - {previous.port or -1})
+            state.services[spec.name] = replace(previous, port=port)
+        peers[peer_url_env(spec.name)] = f"http://{HOST}:{state.services[spec.name].port}"
+    return peers
 
 
 def running_services(root: Path | None = None, infra: Infra | None = None) -> list[RunningService]:

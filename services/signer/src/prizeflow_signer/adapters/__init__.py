@@ -1,0 +1,1 @@
+"""Adapters: key backends and the SQL store."""

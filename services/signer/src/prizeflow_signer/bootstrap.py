@@ -1,0 +1,77 @@
+"""The composition root: backend, policies, store and the consumer, built from SignerSettings."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar
+
+from prizeflow_contracts.topics import SIGNER_REQUESTS
+from prizeflow_runtime.service import ServiceRuntime
+from prizeflow_signer.adapters.backends import build_backend
+from prizeflow_signer.adapters.sql import SqlSignerStore
+from prizeflow_signer.application.ports import SignatureBackend
+from prizeflow_signer.application.sign_request import SignRequest
+from prizeflow_signer.domain.policy import SpendingPolicy
+from prizeflow_signer.entrypoints.kafka import CONSUMER_NAME
+from prizeflow_signer.metrics import SignerMetrics
+from prizeflow_signer.settings import SignerSettings
+from prizeflow_stellar.checks import CheckPolicy
+from prizeflow_stellar.strkeys import is_account_id, is_contract_id
+
+log = logging.getLogger(__name__)
+
+
+def check_policy(settings: SignerSettings) -> CheckPolicy:
+    for account in [settings.payout_source_account, *settings.signer_channel_accounts]:
+        if not is_account_id(account):
+            raise ValueError(
+                f"{account!r} is not a valid G... account (PAYOUT_SOURCE_ACCOUNT / SIGNER_CHANNEL_ACCOUNTS)"
+            )
+    if settings.payout_contract_id is not None and not is_contract_id(settings.payout_contract_id):
+        raise ValueError("PAYOUT_CONTRACT_ID is not a valid C... contract id")
+    return CheckPolicy(
+        network_passphrase=settings.stellar_network_passphrase,
+        funding_account=settings.payout_source_account,
+        allowed_sources=frozenset([settings.payout_source_account, *settings.signer_channel_accounts]),
+        max_fee_stroops=settings.payouts_max_gas_stroops,
+        contract_id=settings.payout_contract_id,
+        method_name=settings.payout_method_name,
+        allowed_assets=frozenset(settings.signer_allowed_assets),
+        contract_asset=settings.signer_contract_asset,
+        max_validity_seconds=settings.signer_max_validity_s,
+    )
+
+
+def spending_policy(settings: SignerSettings) -> SpendingPolicy:
+    return SpendingPolicy(
+        tx_caps=dict(settings.signer_tx_caps),
+        daily_caps=dict(settings.signer_daily_caps),
+        deny_destinations=frozenset(settings.signer_deny_destinations),
+    )
+
+
+def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) -> Litestar:
+    backend = backend or build_backend(settings)
+    rt = ServiceRuntime(settings)
+    metrics = SignerMetrics.create(rt.registry, settings.service_name)
+    sign = SignRequest(
+        store=SqlSignerStore(),
+        backend=backend,
+        check_policy=check_policy(settings),
+        spending=spending_policy(settings),
+        source=settings.source,
+        metrics=metrics,
+    )
+    rt.add_consumer(CONSUMER_NAME, [SIGNER_REQUESTS.name], handler=sign)
+    app = rt.http_app([])
+
+    async def close_backend() -> None:
+        backend.close()
+
+    app.on_shutdown.append(close_backend)
+    log.info("signer configured", extra={"backend": backend.kind.value, "public_key": backend.public_key})
+    return app
+
+
+__all__ = ["build", "check_policy", "spending_policy"]

@@ -1,0 +1,104 @@
+"""Signer settings: the runtime's (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, HTTP_PORT, ...) plus its own.
+
+Secrets (hot key, PKCS#11 PIN) are `SecretStr` so they never reach a log line or a repr.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from prizeflow_runtime.settings import ServiceSettings
+
+TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"  # noqa: S105 - a public network name
+_XLM = 10_000_000  # stroops in one unit
+
+
+class BackendKind(StrEnum):
+    HOT_KEY = "hot_key"
+    PKCS11 = "pkcs11"
+    EXTERNAL = "external"
+
+
+def _split(value: Any) -> Any:
+    """Comma-separated env values ("GA..,GB..") or JSON lists both work."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class SignerSettings(ServiceSettings):
+    service_name: str = Field(default="signer", description="Name in logs, metrics and CloudEvents source")
+    http_port: int = Field(default=8040, ge=0, le=65535)
+
+    stellar_network_passphrase: str = Field(default=TESTNET_PASSPHRASE, min_length=1)
+    payout_source_account: str = Field(description="The funding account every payment is spent from (G...)")
+    signer_channel_accounts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Channel accounts allowed as transaction source (comma-separated)"
+    )
+    payouts_max_gas_stroops: int = Field(default=2_000_000, gt=0, description="Maximum total fee of a transaction")
+    payout_contract_id: str | None = Field(default=None, description="The payout contract (C...); none: no invokes")
+    payout_method_name: str = Field(default="distribute_winnings", pattern=r"^[A-Za-z0-9_]{1,32}$")
+    signer_contract_asset: str = Field(default="XLM", description="Asset the payout contract pays in (for caps)")
+    signer_allowed_assets: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["XLM", "USDC"])
+    signer_tx_caps: dict[str, int] = Field(
+        default_factory=lambda: {"XLM": 10_000 * _XLM, "USDC": 10_000 * _XLM},
+        description="Per-transaction cap per asset, stroops (JSON)",
+    )
+    signer_daily_caps: dict[str, int] = Field(
+        default_factory=lambda: {"XLM": 100_000 * _XLM, "USDC": 100_000 * _XLM},
+        description="Rolling 24 h cap per asset, stroops (JSON)",
+    )
+    signer_deny_destinations: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    signer_max_validity_s: int = Field(default=3600, gt=0, description="Upper time bound at most this far ahead")
+
+    signer_backend: BackendKind = Field(default=BackendKind.EXTERNAL)
+    payouts_sign_with_hot_key: bool = Field(default=False, description="Must be true for the hot_key backend")
+    payout_hot_signer_secret: SecretStr | None = None
+    payout_hot_signer_secret_file: Path | None = None
+    signer_pkcs11_module: str = Field(default="/usr/lib/softhsm/libsofthsm2.so")
+    signer_pkcs11_token_label: str | None = None
+    signer_pkcs11_pin: SecretStr | None = None
+    signer_pkcs11_pin_file: Path | None = None
+    signer_pkcs11_key_label: str | None = None
+
+    _split_lists = field_validator(
+        "signer_channel_accounts", "signer_allowed_assets", "signer_deny_destinations", mode="before"
+    )(_split)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SignerSettings:
+        missing = [
+            a for a in self.signer_allowed_assets if a not in self.signer_tx_caps or a not in self.signer_daily_caps
+        ]
+        if missing:
+            raise ValueError(f"every allowed asset needs a per-transaction and a daily cap; missing for {missing}")
+        if self.signer_backend is BackendKind.HOT_KEY and not self.payouts_sign_with_hot_key:
+            raise ValueError(
+                "SIGNER_BACKEND=hot_key needs PAYOUTS_SIGN_WITH_HOT_KEY=true (controlled environments only)"
+            )
+        return self
+
+    def hot_secret(self) -> str:
+        """The hot key seed, from PAYOUT_HOT_SIGNER_SECRET_FILE or PAYOUT_HOT_SIGNER_SECRET."""
+        if self.payout_hot_signer_secret_file is not None:
+            return self.payout_hot_signer_secret_file.read_text().strip()
+        if self.payout_hot_signer_secret is not None:
+            return self.payout_hot_signer_secret.get_secret_value().strip()
+        raise ValueError("hot_key backend: set PAYOUT_HOT_SIGNER_SECRET or PAYOUT_HOT_SIGNER_SECRET_FILE")
+
+    def pkcs11_pin(self) -> str:
+        if self.signer_pkcs11_pin_file is not None:
+            return self.signer_pkcs11_pin_file.read_text().strip()
+        if self.signer_pkcs11_pin is not None:
+            return self.signer_pkcs11_pin.get_secret_value()
+        raise ValueError("pkcs11 backend: set SIGNER_PKCS11_PIN or SIGNER_PKCS11_PIN_FILE")
