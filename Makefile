@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.devstack/tools/bin/uv
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-unit test-integration lint fmt bench down status asyncapi sync
+.PHONY: help run test test-unit test-integration lint fmt bench down status asyncapi sync system-deps
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
@@ -24,16 +24,20 @@ $(CURDIR)/.devstack/tools/bin/uv:
 sync: $(UV)
 	$(UV) sync --frozen --all-packages
 
-run: sync
+# Debian packages the tests need beyond the machine's baseline (SoftHSM2 for the signer's PKCS#11 backend).
+system-deps:
+	bash tools/devstack/scripts/ensure-softhsm.sh
+
+run: sync system-deps
 	$(RUN) prizeflow-dev run
 
-test: sync
+test: sync system-deps
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults" $(PYTEST_ARGS)
 
-test-integration: sync
+test-integration: sync system-deps
 	$(RUN) pytest -m integration $(PYTEST_ARGS)
 
 lint: sync
@@ -46,7 +50,7 @@ fmt: sync
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-bench: sync
+bench: sync system-deps
 	$(RUN) prizeflow-dev bench
 
 asyncapi: sync

@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from prizeflow_devstack.devenv import dev_env
 from prizeflow_devstack.infra import Infra, create_database
 from prizeflow_devstack.paths import Paths, resolve_root
 from prizeflow_devstack.ports import HOST, remembered_or_free
@@ -173,7 +174,14 @@ def _start_one(
     if previous.pid is not None:
         terminate(previous.pid, group=True, grace=STOP_GRACE_S)  # alive but unhealthy, or stale
     log = paths.service_log(spec.name)
-    env = {**os.environ, **peers, **infra.env(), "PRIZEFLOW_SERVICE_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **dev_env(paths),
+        **os.environ,
+        **peers,
+        **infra.env(),
+        "PRIZEFLOW_SERVICE_NAME": spec.name,
+        "PYTHONUNBUFFERED": "1",
+    }
     db_url = None
     if spec.database:
         db_url = run_sync(lambda: create_database(infra, spec.database or ""))

@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from collections import Counter as Tally
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_simulator.chaos import ChaosConfig, apply_chaos
-from prizeflow_simulator.scenarios import RoundPlan, ScenarioConfig, plan_round
+from prizeflow_simulator.scenarios import RoundKind, RoundPlan, ScenarioConfig, plan_round
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Simulator:
         self.keep_plans = keep_plans
         self._producer: AIOKafkaProducer | None = None
         self._seq = 0
+        self.recent_players: deque[str] = deque(maxlen=500)  # who may have won something lately
         registry = registry or CollectorRegistry()
         self._m_rounds = Counter(
             "prizeflow_simulator_rounds_published", "Rounds published", ["kind", "template"], registry=registry
@@ -86,6 +88,8 @@ class Simulator:
                 self._m_chaos.labels(case).inc(n - before.get(case, 0))
         if self.keep_plans:
             self.stats.plans.append(plan)
+        if plan.kind is not RoundKind.VOIDED:
+            self.recent_players.extend(plan.players)
         return plan
 
     async def run(self, *, rate: float, rounds: int | None = None, seconds: float | None = None) -> SimulatorStats:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import random
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
+import httpx
+from prometheus_client import CollectorRegistry, Counter
 
+from prizeflow_contracts.money import asset
+from prizeflow_runtime.auth import JwtConfig
 from prizeflow_runtime.http import create_app
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.service import serve
 from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_simulator.players import ClaimConfig, ClaimStats, RewardsClient, claim_round, review_holds
 from prizeflow_simulator.runner import Simulator
 
 log = logging.getLogger("prizeflow.simulator")
@@ -24,17 +30,32 @@ def serve_simulator(build: Callable[[CollectorRegistry], Simulator], *, rate: fl
     registry = CollectorRegistry()
     sim = build(registry)
     task: asyncio.Task[object] | None = None
+    side_tasks: list[asyncio.Task[object]] = []
+    rewards_url = os.environ.get("REWARDS_URL")
+    claims = ClaimStats()
+    claim_outcomes = Counter(
+        "prizeflow_simulator_claims",
+        "Claims submitted by simulated players, by outcome",
+        ["outcome"],
+        registry=registry,
+    )
 
     async def start() -> None:
         nonlocal task
         await sim.start()
         task = asyncio.create_task(_forever(sim, rate))
+        if rewards_url:
+            client = RewardsClient(rewards_url, settings_jwt(settings))
+            side_tasks.append(asyncio.create_task(_players(sim, client, claims, claim_outcomes)))
+        else:
+            log.warning("REWARDS_URL not set: simulated players will not claim")
 
     async def stop() -> None:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for t in [task, *side_tasks]:
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
         await sim.stop()
 
     async def ready() -> None:
@@ -45,6 +66,40 @@ def serve_simulator(build: Callable[[CollectorRegistry], Simulator], *, rate: fl
         service_name="simulator", registry=registry, readiness=[ready], on_startup=[start], on_shutdown=[stop]
     )
     serve(app, settings)
+
+
+def settings_jwt(settings: ServiceSettings) -> JwtConfig:
+    return JwtConfig(
+        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+
+
+async def _players(sim: Simulator, client: RewardsClient, stats: ClaimStats, outcomes: Counter) -> None:
+    """Fund the sponsor's campaign once, then every few seconds some recent players claim and ops review holds."""
+    scenario = sim.scenario
+    while True:
+        try:
+            await client.ensure_funded_campaign(scenario.campaign_id, scenario.asset, whole_units=10_000_000)
+            break
+        except (httpx.HTTPError, OSError) as err:
+            log.info("rewards not ready to fund the campaign yet: %s", err)
+            await asyncio.sleep(2)
+    rng = random.Random()  # noqa: S311 - simulation
+    minimum = asset(scenario.asset).unit
+    while True:
+        await asyncio.sleep(3)
+        try:
+            before = dict(stats.outcomes)
+            players = rng.sample(list(set(sim.recent_players)), k=min(5, len(set(sim.recent_players))))
+            await claim_round(
+                client, rng, players, asset_code=scenario.asset, config=ClaimConfig(), stats=stats, minimum=minimum
+            )
+            await review_holds(client, rng, stats, reject_rate=0.1)
+            for outcome, n in stats.outcomes.items():
+                if n > before.get(outcome, 0):
+                    outcomes.labels(outcome).inc(n - before.get(outcome, 0))
+        except (httpx.HTTPError, OSError) as err:
+            log.warning("claiming failed this time: %s", err)
 
 
 async def _forever(sim: Simulator, rate: float) -> None:
