@@ -38,6 +38,9 @@ def _generate(paths: Paths) -> dict[str, str]:
         "SOROBAN_EMULATOR_ACCOUNTS": json.dumps({source: {"XLM": "100000000", "USDC": "100000000"}}),
         "SOROBAN_EMULATOR_LEDGER_MS": "1000",
         "STELLAR_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015",
+        # The demo shows the safety nets at work: a few duplicate deliveries and malformed records.
+        "SIM_DUPLICATE_RATE": "0.02",
+        "SIM_MALFORMED_RATE": "0.01",
     }
 
 

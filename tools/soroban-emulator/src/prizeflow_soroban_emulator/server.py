@@ -251,6 +251,8 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_post("/rpc", emulator.handle)
     app.router.add_get("/friendbot", emulator.friendbot)
     app.router.add_get("/health", emulator.health)
+    app.router.add_get("/health/live", emulator.health)
+    app.router.add_get("/health/ready", emulator.health)
     app.on_startup.append(emulator.start)
     app.on_cleanup.append(emulator.stop)
     return app
