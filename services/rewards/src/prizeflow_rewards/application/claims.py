@@ -202,8 +202,13 @@ class SubmitClaim:
         amount: int,
         destination: PayoutDestination,
         idempotency_key: str | None = None,
+        correlation_id: str | None = None,
     ) -> tuple[Claim, bool]:
-        """Returns (claim, created). Raises `ClaimError` for a refusal: then nothing is written."""
+        """Returns (claim, created). Raises `ClaimError` for a refusal: then nothing is written.
+
+        `correlation_id` ties the claim to the flow that prompted it (e.g. the round just won, sent by the
+        game client as `X-Correlation-Id`); without one the claim starts its own flow under its id.
+        """
         spec = ASSETS.get(asset)
         if spec is None:
             raise self._refuse(
@@ -288,7 +293,7 @@ class SubmitClaim:
             hold_detail=decision.detail if isinstance(decision, Hold) else None,
             rejection_code=None,
             payout_request_id=f"pr-{claim_id}",
-            correlation_id=claim_id,
+            correlation_id=correlation_id or claim_id,
             created_at=now,
         )
         await conn.execute(
@@ -328,7 +333,7 @@ class SubmitClaim:
                         detail=decision.detail,
                     ),
                     source=self.source,
-                    correlation_id=claim_id,
+                    correlation_id=claim.correlation_id,
                     subject=claim_id,
                     event_id=event_id_for("ClaimHeld", claim_id),
                 ),

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.ids import Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
@@ -280,6 +281,9 @@ class ClaimsController(Controller):
         idempotency_key: Annotated[
             str | None, Parameter(header="Idempotency-Key", pattern=r"^[A-Za-z0-9:_\-]{1,128}$")
         ] = None,
+        correlation_id: Annotated[
+            str | None, Parameter(header="X-Correlation-Id", pattern=CORRELATION_ID_PATTERN)
+        ] = None,
     ) -> dict[str, Any]:
         p = principal(request)
         async with api.tx() as s:
@@ -291,6 +295,7 @@ class ClaimsController(Controller):
                 amount=data.amount,
                 destination=data.destination,
                 idempotency_key=idempotency_key,
+                correlation_id=correlation_id,
             )
             return {**claim.view(), "created": created}
 
