@@ -19,10 +19,14 @@ DEV_ENV_FILE = "dev-env.json"
 
 
 def _generate(paths: Paths) -> dict[str, str]:
+    return generate_dev_env(paths.base / "secrets")
+
+
+def generate_dev_env(secret_dir: Path) -> dict[str, str]:
+    """Fresh local settings; the hot key seed is written to `secret_dir` (0600), never into the env."""
     from stellar_sdk import Keypair
 
     keypair = Keypair.random()
-    secret_dir = paths.base / "secrets"
     secret_dir.mkdir(parents=True, exist_ok=True)
     seed_file = secret_dir / "hot-signer.seed"
     seed_file.write_text(keypair.secret)

@@ -107,13 +107,13 @@ def discover_services(root: Path | None = None) -> list[ServiceSpec]:
     return specs
 
 
-def _argv(spec: ServiceSpec) -> list[str]:
+def service_argv(spec: ServiceSpec) -> list[str]:
     """`python` means the interpreter running the devstack (the workspace venv)."""
     head, *rest = spec.command
     return [sys.executable if head in {"python", "python3"} else head, *rest]
 
 
-def _health_ok(port: int, timeout: float = 1.0) -> bool:
+def health_ok(port: int, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}/health/ready", timeout=timeout) as resp:
             return int(resp.status) == 200
@@ -124,10 +124,10 @@ def _health_ok(port: int, timeout: float = 1.0) -> bool:
 def service_healthy(running: RunningService) -> bool:
     if not pid_alive(running.pid):
         return False
-    return running.port is None or _health_ok(running.port, timeout=0.5)
+    return running.port is None or health_ok(running.port, timeout=0.5)
 
 
-def _migrate(spec: ServiceSpec, env: dict[str, str], log: Path) -> None:
+def migrate(spec: ServiceSpec, env: dict[str, str], log: Path) -> None:
     assert spec.migrations is not None
     if not spec.migrations.is_file():
         raise ServiceStartError(f"{spec.name}: migrations config {spec.migrations} does not exist")
@@ -150,7 +150,7 @@ def _wait_ready(spec: ServiceSpec, pid: int, port: int | None, log: Path, deadli
             raise ServiceStartError(f"{spec.name} (pid {pid}) exited during startup\n--- {log} ---\n{tail(log)}")
         if port is None and time.monotonic() >= settle:
             return  # no HTTP port declared: alive after a second is all we can check
-        if port is not None and _health_ok(port):
+        if port is not None and health_ok(port):
             return
         time.sleep(0.2)
     raise ServiceStartError(
@@ -191,12 +191,12 @@ def _start_one(
         port = previous.port or remembered_or_free(None, exclude=state.used_ports())
         env[spec.http_port_env] = str(port)
     if spec.migrations:
-        _migrate(spec, env, log)
+        migrate(spec, env, log)
     with log.open("ab") as out:
         out.write(f"\n=== start {' '.join(spec.command)} ({time.strftime('%F %T')}) ===\n".encode())
         out.flush()
         proc = subprocess.Popen(
-            _argv(spec), cwd=spec.directory, env=env, stdin=subprocess.DEVNULL,
+            service_argv(spec), cwd=spec.directory, env=env, stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     state.services[spec.name] = ServiceState(

@@ -314,7 +314,7 @@ class SubmitClaim:
                 "hd": claim.hold_detail,
                 "t": pending.id,
                 "pr": claim.payout_request_id,
-                "c": claim_id,
+                "c": claim.correlation_id,
                 "now": now,
                 "decided": None if held else now,
             },

@@ -1,0 +1,194 @@
+"""Helpers for whole-platform tests: a game server, API clients with role tokens, DB and topic readers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.game import (
+    Distribution,
+    DistributionTemplate,
+    EntryRecorded,
+    GameRoundVoided,
+    PaidVia,
+    Placement,
+    PrizeSource,
+    PrizeSpec,
+    RoundClosed,
+    RoundOpened,
+    RoundResultsReported,
+)
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.topics import GAME_ROUNDS
+from prizeflow_devstack.platform import Platform
+from prizeflow_runtime.auth import JwtConfig, issue_token
+from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.testing import eventually, read_topic
+
+T = TypeVar("T")
+USDC = 10_000_000  # minor units in one USDC
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class GameServer:
+    """Publishes a round's events as a game server does: keyed by the round id, in order."""
+
+    def __init__(self, bootstrap: str, suffix: str) -> None:
+        self.topic = GAME_ROUNDS.name + suffix
+        self._producer: AIOKafkaProducer = idempotent_producer(bootstrap, client_id="e2e-game")
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, round_id: str, *payloads: EventPayload) -> list[Envelope[Any]]:
+        envelopes = [new_event(p, source="/games/e2e", correlation_id=round_id, subject=round_id) for p in payloads]
+        for env in envelopes:
+            await self._producer.send_and_wait(self.topic, env.encode(), key=env.key, headers=env.headers())
+        return envelopes
+
+    async def sponsored_round(
+        self,
+        round_id: str,
+        players: Sequence[str],
+        *,
+        campaign_id: str,
+        prize: int,
+        template: DistributionTemplate = DistributionTemplate.TOP3,
+        ranks: Sequence[int] | None = None,
+        entry_fee: int = 0,
+        paid_via: PaidVia = PaidVia.EXTERNAL,
+        close: bool = True,
+        results: bool = True,
+    ) -> None:
+        now = datetime.now(UTC)
+        fee = Money(asset="USDC", amount=entry_fee)
+        events: list[EventPayload] = [
+            RoundOpened(
+                round_id=round_id,
+                competition_id="e2e-cup",
+                game_id="e2e",
+                opened_at=now,
+                entry_fee=fee if entry_fee else None,
+                prize=PrizeSpec(asset="USDC", amount=prize, campaign_id=campaign_id),
+                prize_source=PrizeSource.SPONSORED,
+                distribution=Distribution(template=template),
+            )
+        ]
+        events += [
+            EntryRecorded(
+                round_id=round_id, entry_id=f"{round_id}-e{i}", player_id=p, fee=fee, paid_via=paid_via, recorded_at=now
+            )
+            for i, p in enumerate(players)
+        ]
+        if close:
+            events.append(RoundClosed(round_id=round_id, closed_at=now, entry_count=len(players)))
+        if results:
+            events.append(results_of(round_id, players, ranks))
+        await self.publish(round_id, *events)
+
+    async def void(self, round_id: str, reason: str = "server crashed") -> None:
+        await self.publish(round_id, GameRoundVoided(round_id=round_id, reason=reason, voided_at=datetime.now(UTC)))
+
+
+def results_of(round_id: str, players: Sequence[str], ranks: Sequence[int] | None = None) -> RoundResultsReported:
+    ranks = ranks or list(range(1, len(players) + 1))
+    return RoundResultsReported(
+        round_id=round_id,
+        placements=[Placement(player_id=p, rank=r, score=1000 - 10 * r) for p, r in zip(players, ranks, strict=True)],
+        reported_at=datetime.now(UTC),
+    )
+
+
+class Api:
+    """HTTP clients for the platform's services, with tokens minted for any role."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.jwt = JwtConfig(secret=platform._base_env["JWT_SECRET"])
+        self.http = httpx.AsyncClient(timeout=30)
+
+    def token(self, user: str, *roles: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(self.jwt, user, roles)}"}
+
+    async def call(
+        self, method: str, service: str, path: str, *, user: str, roles: Sequence[str], **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**self.token(user, *roles), **kwargs.pop("headers", {})}
+        return await self.http.request(method, self.platform.url(service) + path, headers=headers, **kwargs)
+
+    async def ok(self, method: str, service: str, path: str, *, user: str, roles: Sequence[str], **kw: Any) -> Any:
+        response = await self.call(method, service, path, user=user, roles=roles, **kw)
+        assert response.is_success, f"{method} {service}{path}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    # rewards
+    async def funded_campaign(self, campaign_id: str, amount: int) -> None:
+        await self.ok(
+            "POST",
+            "rewards",
+            "/campaigns/",
+            user="sponsor",
+            roles=["admin"],
+            json={"campaign_id": campaign_id, "name": campaign_id, "asset": "USDC"},
+        )
+        await self.fund(campaign_id, amount, reference=f"{campaign_id}-initial")
+
+    async def fund(self, campaign_id: str, amount: int, *, reference: str) -> Any:
+        return await self.ok(
+            "POST",
+            "rewards",
+            f"/campaigns/{campaign_id}/fund",
+            user="sponsor",
+            roles=["admin"],
+            json={"amount": amount, "reference": reference},
+        )
+
+    async def available(self, player: str, asset: str = "USDC") -> int:
+        doc = await self.ok("GET", "rewards", f"/wallets/{player}", user=player, roles=["player"])
+        return sum(int(b["available"]) for b in doc["balances"] if b["asset"] == asset)
+
+
+async def wait_for(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 60.0) -> T:
+    return await eventually(probe, until, timeout=timeout, interval=0.25)
+
+
+async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def events_on(bootstrap: str, topic: str) -> list[Envelope[Any]]:
+    out = []
+    for record in await read_topic(bootstrap, topic):
+        try:
+            out.append(decode(record.value))
+        except EventRefusal:
+            continue
+    return out
+
+
+async def gather_events(bootstrap: str, topics: Sequence[str]) -> list[Envelope[Any]]:
+    per_topic = await asyncio.gather(*(events_on(bootstrap, t) for t in topics))
+    return [e for events in per_topic for e in events]

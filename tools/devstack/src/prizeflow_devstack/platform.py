@@ -1,0 +1,194 @@
+"""The whole platform as separate OS processes, for e2e tests, fault injection and the end-to-end bench.
+
+Unlike `prizeflow-dev up` (one long-lived stack per checkout), a `Platform` is private to its caller:
+its own databases (`<prefix>_<service>`), its own topics (`KAFKA_TOPIC_SUFFIX`), its own ports, secrets
+and logs, on the shared real PostgreSQL and Kafka. Services can be SIGKILLed and restarted at will.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prizeflow_devstack.devenv import generate_dev_env
+from prizeflow_devstack.infra import Infra, create_database, drop_database
+from prizeflow_devstack.ports import HOST, pick_free_port
+from prizeflow_devstack.procs import run_sync, tail
+from prizeflow_devstack.supervisor import (
+    ServiceSpec,
+    ServiceStartError,
+    discover_services,
+    health_ok,
+    migrate,
+    peer_url_env,
+    service_argv,
+)
+
+
+@dataclass
+class Proc:
+    spec: ServiceSpec
+    port: int | None
+    database_url: str | None
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    peak_rss_kb: int = 0
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, f"{self.spec.name} has no HTTP port"
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def sample_rss(self) -> int:
+        """Peak resident set (VmHWM) of the current process, remembered across restarts."""
+        if self.alive and self.popen is not None:
+            try:
+                for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
+            except OSError:
+                pass
+        return self.peak_rss_kb
+
+
+@dataclass
+class Platform:
+    infra: Infra
+    workdir: Path
+    services: tuple[str, ...] = ("settlement", "rewards", "payouts", "signer", "soroban-rpc")
+    env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        return f".e2e{self.run_id}"
+
+    def database_name(self, service: str) -> str:
+        return f"pf{self.run_id}_{service.replace('-', '_')}"
+
+    def start(self, *, ready_timeout: float = 90.0) -> Platform:
+        specs = {s.name: s for s in discover_services()}
+        missing = [n for n in self.services if n not in specs]
+        if missing:
+            raise ServiceStartError(f"unknown services {missing}; discovered: {sorted(specs)}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._base_env = {
+            **os.environ,
+            **generate_dev_env(self.workdir / "secrets"),
+            **self.infra.env(),
+            "KAFKA_TOPIC_SUFFIX": self.suffix,
+            "JWT_SECRET": f"e2e-{self.run_id}-jwt-secret-0123456789abcdef",
+            "PYTHONUNBUFFERED": "1",
+            "LOG_JSON": "true",
+            **self.env,
+        }
+        for name in self.services:
+            spec = specs[name]
+            db_url = self._create_database(spec.name) if spec.database else None
+            port = pick_free_port({p.port for p in self.procs.values() if p.port})
+            self.procs[name] = Proc(spec, port if spec.http_port_env else None, db_url, self.workdir / f"{name}.log")
+        for name in self.services:
+            proc = self.procs[name]
+            if proc.spec.migrations:
+                migrate(proc.spec, self._env(proc), proc.log)
+        for name in self.services:
+            self._spawn(self.procs[name])
+        for name in self.services:
+            self.wait_ready(name, timeout=ready_timeout)
+        return self
+
+    def _create_database(self, service: str) -> str:
+        name = self.database_name(service)
+        return run_sync(lambda: create_database(self.infra, name))
+
+    def _drop_database(self, service: str) -> None:
+        name = self.database_name(service)
+        run_sync(lambda: drop_database(self.infra, name))
+
+    def _env(self, proc: Proc) -> dict[str, str]:
+        env = dict(self._base_env)
+        for other in self.procs.values():
+            if other.port is not None:
+                env[peer_url_env(other.spec.name)] = other.url
+        if proc.database_url:
+            env["DATABASE_URL"] = proc.database_url
+        if proc.spec.http_port_env and proc.port:
+            env[proc.spec.http_port_env] = str(proc.port)
+        env["PRIZEFLOW_SERVICE_NAME"] = proc.spec.name
+        env.update(self.service_env.get(proc.spec.name, {}))
+        return env
+
+    def _spawn(self, proc: Proc) -> None:
+        with proc.log.open("ab") as out:
+            out.write(f"\n=== start #{proc.starts + 1} ({time.strftime('%F %T')}) ===\n".encode())
+            out.flush()
+            proc.popen = subprocess.Popen(
+                service_argv(proc.spec), cwd=proc.spec.directory, env=self._env(proc), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        proc.starts += 1
+
+    def wait_ready(self, name: str, *, timeout: float = 90.0) -> None:
+        proc = self.procs[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive:
+                raise ServiceStartError(f"{name} exited during startup\n--- {proc.log} ---\n{tail(proc.log)}")
+            if proc.port is None or health_ok(proc.port):
+                proc.sample_rss()
+                return
+            time.sleep(0.2)
+        raise ServiceStartError(f"{name} not ready within {timeout}s\n--- {proc.log} ---\n{tail(proc.log)}")
+
+    def url(self, name: str) -> str:
+        return self.procs[name].url
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown hook runs, in-flight work is lost exactly as in a crash."""
+        proc = self.procs[name]
+        proc.sample_rss()
+        if proc.popen is not None and proc.alive:
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+            proc.popen.wait(timeout=30)
+
+    def restart(self, name: str, *, ready_timeout: float = 90.0) -> None:
+        self.kill(name)
+        self._spawn(self.procs[name])
+        self.wait_ready(name, timeout=ready_timeout)
+
+    def sample_rss(self) -> dict[str, int]:
+        return {name: proc.sample_rss() for name, proc in self.procs.items()}
+
+    def stop(self, *, drop_databases: bool = True) -> None:
+        for proc in self.procs.values():
+            proc.sample_rss()
+            if proc.popen is not None and proc.alive:
+                os.killpg(proc.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            if proc.popen is None:
+                continue
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait(timeout=10)
+        if drop_databases:
+            for name, proc in self.procs.items():
+                if proc.database_url:
+                    self._drop_database(name)
+
+    def logs(self, name: str, lines: int = 60) -> str:
+        return tail(self.procs[name].log, lines)
