@@ -1,0 +1,280 @@
+"""Fault injection: the platform under crashes and restarts must never pay twice nor lose money.
+
+While simulated game servers publish rounds (with duplicate and malformed records) and players claim,
+this SIGKILLs each service at random moments and restarts it, restarts the Kafka broker and PostgreSQL,
+replays topics from offset 0, and makes the sandbox provider time out after succeeding. Then it drains
+and checks, against each service's own records:
+
+- every settled allocation is credited to a wallet exactly once;
+- every payout is paid exactly once at the provider (the sandbox's own books) or sits in an explicit
+  state with a reason;
+- per asset the ledger sums to zero and no flagged account is negative;
+- every event in a DLQ carries a reason.
+
+Size: PRIZEFLOW_FAULTS_ROUNDS (default 60, CI) and PRIZEFLOW_FAULTS_SEED; e.g.
+`PRIZEFLOW_FAULTS_ROUNDS=600 uv run pytest tests/faults -m faults -s` for a longer run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from support import USDC, Api, fetch, uid, wait_for
+
+from prizeflow_contracts.errors import REFUSAL_REASONS
+from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS, SETTLEMENT_ROUNDS
+from prizeflow_devstack.infra import Infra, restart_kafka, restart_postgres
+from prizeflow_devstack.platform import Platform
+from prizeflow_runtime.consumer import DLQ_REASON
+from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.testing import header, read_topic
+from prizeflow_simulator.chaos import ChaosConfig
+from prizeflow_simulator.runner import Simulator
+from prizeflow_simulator.scenarios import ScenarioConfig
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+ROUNDS = int(os.environ.get("PRIZEFLOW_FAULTS_ROUNDS", "60"))
+SEED = int(os.environ.get("PRIZEFLOW_FAULTS_SEED", "20261121"))
+SERVICES = ("settlement", "rewards", "payouts")
+DESTINATIONS = (("success", 0.6), ("timeout_after_success", 0.25), ("pending", 0.15))
+
+
+@pytest.fixture(scope="module")
+def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    p = Platform(
+        infra,
+        tmp_path_factory.mktemp("faults"),
+        services=SERVICES,
+        env={
+            "CONSUMER_RETRY_MAX_ATTEMPTS": "5",
+            "REWARDS_NEW_DESTINATION_COOLDOWN_S": "0",  # holds are not what this suite is about
+            "REWARDS_VELOCITY_MAX_CLAIMS": "1000",
+            "PAYOUTS_WORKER_INTERVAL_MS": "100",
+        },
+    )
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+
+
+class Faults:
+    def __init__(self, platform: Platform, infra: Infra, rng: random.Random) -> None:
+        self.platform, self.infra, self.rng = platform, infra, rng
+        self.injected: Counter[str] = Counter()
+
+    async def kill_and_restart(self, service: str) -> None:
+        await asyncio.to_thread(self.platform.restart, service)
+        self.injected[f"sigkill {service}"] += 1
+
+    async def restart_kafka(self) -> None:
+        if not self.infra.managed:
+            self.injected["kafka restart skipped (external broker)"] += 1
+            return
+        await asyncio.to_thread(restart_kafka)
+        self.injected["kafka restart"] += 1
+
+    async def restart_postgres(self) -> None:
+        if not self.infra.managed:
+            self.injected["postgres restart skipped (external server)"] += 1
+            return
+        await asyncio.to_thread(restart_postgres)
+        self.injected["postgres restart"] += 1
+
+    async def replay(self, topic: str) -> None:
+        """Re-publish every record of `topic` from offset 0: every consumer sees it all again."""
+        bootstrap = self.infra.kafka_bootstrap
+        records = await read_topic(bootstrap, topic)
+        producer = idempotent_producer(bootstrap, client_id="faults-replay")
+        await producer.start()
+        try:
+            for r in records:
+                await producer.send(topic, r.value, key=r.key, headers=list(r.headers or ()))
+            await producer.flush()
+        finally:
+            await producer.stop()
+        self.injected[f"replay {topic.split('.')[1]} ({len(records)} records)"] += 1
+
+
+async def claimer(api: Api, sim: Simulator, rng: random.Random, stop: asyncio.Event, outcomes: Counter[str]) -> None:
+    """Players claim most of what they hold, to sandbox destinations that succeed, time out after success, or pend."""
+    while not stop.is_set():
+        players = list(set(sim.recent_players))
+        for player in rng.sample(players, k=min(4, len(players))):
+            try:
+                available = await api.available(player)
+                if available < USDC:
+                    continue
+                scenario = rng.choices([d for d, _ in DESTINATIONS], weights=[w for _, w in DESTINATIONS])[0]
+                response = await api.call(
+                    "POST",
+                    "rewards",
+                    "/claims/",
+                    user=player,
+                    roles=["player"],
+                    json={
+                        "asset": "USDC",
+                        "amount": available * 3 // 4,
+                        "destination": {"type": "sandbox", "address": f"{scenario}:{player}"},
+                    },
+                )
+                outcomes[f"claim {response.status_code}"] += 1
+            except Exception as err:  # noqa: BLE001 - services are being killed on purpose; try again later
+                outcomes[f"claim error {type(err).__name__}"] += 1
+        await asyncio.sleep(0.5)
+
+
+async def test_never_pays_twice_never_loses_money_under_faults(platform: Platform, infra: Infra) -> None:
+    rng = random.Random(SEED)
+    api = Api(platform)
+    campaign = uid("faults")
+    await api.funded_campaign(campaign, 10_000_000 * USDC)
+    sim = Simulator(
+        bootstrap=infra.kafka_bootstrap,
+        topic_suffix=platform.suffix,
+        scenario=ScenarioConfig(campaign_id=campaign, players=40, entry_fee_units=(0, 0)),
+        chaos=ChaosConfig(duplicate_rate=0.05, malformed_rate=0.05),
+        seed=SEED,
+    )
+    await sim.start()
+    faults = Faults(platform, infra, rng)
+    stop = asyncio.Event()
+    claims: Counter[str] = Counter()
+    started = time.monotonic()
+    claiming = asyncio.create_task(claimer(api, sim, rng, stop, claims))
+    try:
+        schedule = [faults.kill_and_restart(s) for s in SERVICES] + [
+            faults.restart_kafka(),
+            faults.restart_postgres(),
+            faults.replay(GAME_ROUNDS.name + platform.suffix),
+            faults.replay(SETTLEMENT_ROUNDS.name + platform.suffix),
+        ]
+        rng.shuffle(schedule)
+        per_fault = max(1, ROUNDS // (len(schedule) + 1))
+        for fault in schedule:
+            await sim.run(rate=20, rounds=per_fault)
+            await fault
+        await sim.run(rate=20, rounds=ROUNDS - per_fault * len(schedule))
+        await asyncio.sleep(5)  # let the last claims be made while everything runs
+    finally:
+        stop.set()
+        await claiming
+        await sim.stop()
+
+    summary = await drain_and_check(platform, api, infra)
+    summary.update(
+        faults=dict(faults.injected),
+        rounds_published=dict(sim.stats.rounds),
+        records_published=sim.stats.events,
+        chaos=dict(sim.stats.chaos),
+        claims=dict(claims),
+        seconds=round(time.monotonic() - started, 1),
+        restarts={name: proc.starts - 1 for name, proc in platform.procs.items()},
+    )
+    await api.close()
+    print("\nfault injection summary:")
+    for key, value in summary.items():
+        print(f"  {key}: {value}")
+    assert summary["invariant checks passed"] == summary["invariant checks"]
+
+
+async def drain_and_check(platform: Platform, api: Api, infra: Infra) -> dict[str, Any]:
+    db = {name: platform.procs[name].database_url or "" for name in SERVICES}
+
+    async def quiet() -> tuple[int, int]:
+        unpublished = 0
+        for s in SERVICES:
+            rows = await fetch(db[s], "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+            unpublished += int(rows[0]["n"])
+        in_flight = int(
+            (
+                await fetch(
+                    db["payouts"],
+                    "SELECT count(*) AS n FROM payouts WHERE state NOT IN "
+                    "('paid', 'failed', 'cancelled', 'rejected', 'returned')",
+                )
+            )[0]["n"]
+        )
+        return unpublished, in_flight
+
+    await wait_for(quiet, lambda q: q == (0, 0), timeout=240)
+    await asyncio.sleep(3)  # consumers apply what the relays published last
+    await wait_for(quiet, lambda q: q == (0, 0), timeout=60)
+
+    checks: dict[str, bool] = {}
+    # 1. Every settled allocation is in a wallet exactly once, for its amount.
+    allocations = {
+        (r["round_id"], r["player_id"]): int(r["amount"])
+        for r in await fetch(
+            db["settlement"],
+            "SELECT a.round_id, a.player_id, a.amount FROM round_allocations a JOIN rounds r USING (round_id) "
+            "WHERE r.state = 'settled' AND a.source = 'pool'",
+        )
+    }
+    credited: Counter[tuple[str, str]] = Counter()
+    credited_amount: dict[tuple[str, str], int] = {}
+    for r in await fetch(db["rewards"], "SELECT business_key, amount FROM ledger_transfers WHERE kind = 'reward'"):
+        _, round_id, player = r["business_key"].split("|", 2)
+        credited[(round_id, player)] += 1
+        credited_amount[(round_id, player)] = int(r["amount"])
+    held = {r["round_id"] for r in await fetch(db["rewards"], "SELECT round_id FROM held_allocations")}
+    checks["every settled allocation credited exactly once"] = (
+        all(credited[k] == 1 and credited_amount[k] == v for k, v in allocations.items() if k[0] not in held)
+        and all(n == 1 for n in credited.values())
+        and set(credited) <= set(allocations)
+    )
+    # 2. Every payout paid exactly once at the provider, or in an explicit state with a reason.
+    payouts = await fetch(db["payouts"], "SELECT id, idempotency_key, state, last_error_code FROM payouts")
+    transfers = Counter(
+        r["idempotency_key"] for r in await fetch(db["payouts"], "SELECT idempotency_key FROM sandbox.transfers")
+    )
+    paid = [p for p in payouts if p["state"] == "paid"]
+    checks["every paid payout executed exactly once by the provider"] = all(
+        transfers[p["idempotency_key"]] == 1 for p in paid
+    )
+    checks["no provider execution without a paid payout"] = set(transfers) <= {p["idempotency_key"] for p in paid}
+    checks["every unpaid payout has an explicit state and reason"] = all(
+        p["state"] in ("failed", "cancelled", "rejected") and p["last_error_code"]
+        for p in payouts
+        if p["state"] != "paid"
+    )
+    # 3. The rewards ledger balances and nothing is overdrawn; claims agree with payouts.
+    sums = await fetch(
+        db["rewards"], "SELECT asset, sum(credits_posted - debits_posted) AS s FROM ledger_accounts GROUP BY asset"
+    )
+    checks["per asset the ledger sums to zero"] = all(r["s"] == 0 for r in sums)
+    negative = await fetch(
+        db["rewards"],
+        "SELECT 1 FROM ledger_accounts WHERE flags & 1 = 1 AND debits_posted + debits_pending > credits_posted",
+    )
+    checks["no negative balance"] = not negative
+    claim_states = Counter(r["status"] for r in await fetch(db["rewards"], "SELECT status FROM claims"))
+    checks["paid claims match paid payouts"] = claim_states.get("paid", 0) == len(paid)
+    # 4. Nothing in a DLQ without a reason.
+    dead = []
+    for topic in ALL_TOPICS:
+        dead += await read_topic(infra.kafka_bootstrap, topic.dlq.replace(topic.name, topic.name + platform.suffix))
+    reasons = Counter(header(r, DLQ_REASON) for r in dead)
+    checks["every DLQ record carries a known reason"] = all(reason in REFUSAL_REASONS for reason in reasons)
+    checks["nothing dead-lettered as handler_failed"] = "handler_failed" not in reasons
+
+    failed = [name for name, ok in checks.items() if not ok]
+    return {
+        "invariant checks": len(checks),
+        "invariant checks passed": len(checks) - len(failed),
+        "failed checks": failed,
+        "allocations": len(allocations),
+        "payouts": dict(Counter(p["state"] for p in payouts)),
+        "provider executions": sum(transfers.values()),
+        "claims by status": dict(claim_states),
+        "dead-lettered by reason": dict(reasons),
+    }
