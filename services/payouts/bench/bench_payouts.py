@@ -1,19 +1,27 @@
-"""Payouts throughput: PayoutRequested on Kafka -> paid, sandbox provider (immediate success), auto-approval.
+"""Payouts: PayoutRequested on Kafka -> paid, sandbox provider (immediate success), auto-approval (issue #5).
 
 The service runs as its own process (`python -m prizeflow_payouts`: consumers, worker, outbox relay, HTTP) on
-real Kafka + PostgreSQL from the devstack. The bench publishes N requests as fast as it can and waits until all
-are paid. Prints JSON: payouts/s (first request sent -> last paid), p50/p99 latency requested -> paid, cores.
+real Kafka + PostgreSQL from the devstack. Everything is measured on the real path: PayoutRequested in on Kafka
+-> inbox, payout rows, approval -> worker claim -> sandbox provider -> paid -> outbox -> relay -> PayoutPaid out
+on `prizeflow.payouts.events.v1`, which this script reads back like any downstream consumer. A payout counts as
+paid when its PayoutPaid has been received from Kafka.
 
-    uv run python services/payouts/bench/bench_payouts.py [--payouts 20000]
+1. Throughput: N requests published as fast as possible; payouts/s = N / (first request sent -> last
+   PayoutPaid received).
+2. Latency: requests offered at half the measured rate for `--latency-seconds`; requested -> paid per payout =
+   PayoutPaid received - request sent, p50/p99/max (and the same until the database says paid).
+3. Exactly once: one sandbox transfer, one `paid` row and one PayoutPaid per request.
+
+    uv run python services/payouts/bench/bench_payouts.py [--payouts 20000] [--latency-seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -21,13 +29,14 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import yaml
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from prizeflow_contracts.envelope import new_event
-from prizeflow_contracts.events.payouts import PayoutRequested
+from prizeflow_contracts.envelope import HEADER_TYPE, Envelope, new_event
+from prizeflow_contracts.events.payouts import PayoutPaid, PayoutRequested
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_devstack.infra import create_database, drop_database, ensure_infra
@@ -36,6 +45,86 @@ from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import upgrade_to_head
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
+GOAL_PER_S = 1_000  # issue #5: payouts/s requested -> paid on this 2-core machine
+PAID_TYPE = PayoutPaid.event_type().encode()
+
+
+def request(i: int, tag: str) -> tuple[str, Envelope[PayoutRequested]]:
+    """A PayoutRequested under the auto-approval threshold for the sandbox provider (immediate success)."""
+    key = f"{tag}-{i}-{uuid.uuid4().hex[:6]}"
+    env = new_event(
+        PayoutRequested(
+            payout_request_id=f"pr-{key}",
+            claim_id=f"cl-{key}",
+            player_id=f"p-{i % 500}",
+            amount=Money(asset="USDC", amount=10_000_000),
+            idempotency_key=key,
+            requested_by=f"p-{i % 500}",
+            destination=PayoutDestination(type=DestinationType.SANDBOX, address=f"success:p{i}"),
+            requested_at=datetime.now(UTC),
+        ),
+        source="/prizeflow/bench",
+        correlation_id=f"c-{key}",
+    )
+    return env.correlationid, env
+
+
+class PaidWatcher:
+    """Reads `prizeflow.payouts.events.v1` like a downstream consumer: when did each PayoutPaid arrive.
+
+    Only the `ce_type` header and the key (the request's correlation id) are read: cheap next to the service.
+    """
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic,  # no group: every partition, from the beginning
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=20,
+        )
+        self.first_seen: dict[str, float] = {}  # correlation id -> time.time() of its first PayoutPaid
+        self.records = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=50, max_records=20_000)
+            now = time.time()
+            for records in batches.values():
+                for r in records:
+                    if (HEADER_TYPE, PAID_TYPE) in (r.headers or ()):
+                        self.records += 1
+                        self.first_seen.setdefault((r.key or b"").decode(), now)
+
+    async def wait(self, keys: list[str], timeout: float) -> float:
+        """Until every payout is paid on Kafka; returns when the last PayoutPaid arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = sum(1 for k in keys if k not in self.first_seen)
+            if not missing:
+                return max(self.first_seen[k] for k in keys)
+            if self._task is not None and self._task.done():
+                self._task.result()  # the watcher died: say why
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out: {missing} of {len(keys)} payouts never paid on Kafka")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, max(0, round(q * len(sorted_ms)) - 1))]
 
 
 def providers(path: Path) -> Path:
@@ -73,7 +162,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     raise SystemExit("service not ready in time")
 
 
-async def run(n: int, workers: int) -> dict[str, object]:  # noqa: PLR0915 - one linear script: set up, drive, measure
+async def run(n: int, workers: int, latency_seconds: float) -> dict[str, Any]:  # noqa: PLR0915 - one linear script: set up, drive, measure
     infra = ensure_infra()
     db_name = f"bench_payouts_{uuid.uuid4().hex[:8]}"
     url = await create_database(infra, db_name)
@@ -129,59 +218,94 @@ async def run(n: int, workers: int) -> dict[str, object]:  # noqa: PLR0915 - one
             max_batch_size=512 * 1024,
         )
         await producer.start()
-        sent: dict[str, float] = {}
+        watcher = PaidWatcher(infra.kafka_bootstrap, "prizeflow.payouts.events.v1" + suffix)
+        await watcher.start()
         topic = "prizeflow.payouts.requests.v1" + suffix
-        t0 = time.time()
-        futures = []
-        for i in range(n):
-            key = f"bench-{i}-{uuid.uuid4().hex[:6]}"
-            env_ = new_event(
-                PayoutRequested(
-                    payout_request_id=f"pr-{key}",
-                    claim_id=f"cl-{key}",
-                    player_id=f"p-{i % 500}",
-                    amount=Money(asset="USDC", amount=10_000_000),
-                    idempotency_key=key,
-                    requested_by=f"p-{i % 500}",
-                    destination=PayoutDestination(type=DestinationType.SANDBOX, address=f"success:p{i}"),
-                    requested_at=datetime.now(UTC),
-                ),
-                source="/prizeflow/bench",
-                correlation_id=f"c-{key}",
-            )
-            sent[key] = time.time()
-            futures.append(await producer.send(topic, env_.encode(), key=env_.key, headers=env_.headers()))
-        await asyncio.gather(*futures)
-        await producer.stop()
-        publish_s = time.time() - t0
+        try:
+            # 1. throughput: everything at once
+            reqs = [request(i, "bench") for i in range(n)]
+            t0 = time.time()
+            futures = [await producer.send(topic, e.encode(), key=e.key, headers=e.headers()) for _, e in reqs]
+            await asyncio.gather(*futures)
+            publish_s = time.time() - t0
+            keys = [k for k, _ in reqs]
+            last_paid = await watcher.wait(keys, 600)
+            rate = n / (last_paid - t0)
+
+            # 2. latency at half the measured rate
+            half = rate / 2
+            total = max(1, int(half * latency_seconds))
+            lat_reqs = [request(i, "lat") for i in range(total)]
+            sent: dict[str, float] = {}
+            tick = 0.02
+            per_tick = max(1, round(half * tick))
+            t1 = time.monotonic()
+            for start in range(0, total, per_tick):
+                chunk = lat_reqs[start : start + per_tick]
+                now = time.time()
+                futures = []
+                for k, e in chunk:
+                    sent[k] = now
+                    futures.append(await producer.send(topic, e.encode(), key=e.key, headers=e.headers()))
+                await asyncio.gather(*futures)
+                pause = t1 + (start // per_tick + 1) * tick - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+            offered_s = time.monotonic() - t1
+            lat_keys = [k for k, _ in lat_reqs]
+            await watcher.wait(lat_keys, 600)
+            lat = sorted((watcher.first_seen[k] - sent[k]) * 1000 for k in lat_keys)
+        finally:
+            await watcher.stop()
+            await producer.stop()
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            deadline = time.monotonic() + 600
-            while True:
-                paid = await conn.fetchval("SELECT count(*) FROM payouts WHERE state = 'paid'")
-                if paid >= n or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
-            rows = await conn.fetch("SELECT idempotency_key, extract(epoch FROM paid_at) AS t FROM payouts")
+            paid_rows = await conn.fetch(
+                "SELECT correlation_id, extract(epoch FROM paid_at) AS t FROM payouts WHERE state = 'paid'"
+            )
             transfers = await conn.fetchval("SELECT count(*) FROM sandbox.transfers")
+            paid_events = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE event_type = $1", PayoutPaid.event_type()
+            )
         finally:
             await conn.close()
-        paid_at = {r["idempotency_key"]: float(r["t"]) for r in rows if r["t"] is not None}
-        lat = sorted((paid_at[k] - sent[k]) * 1000 for k in paid_at)
-        elapsed = max(paid_at.values()) - t0
+        db_paid = {r["correlation_id"]: float(r["t"]) for r in paid_rows}
+        db_lat = sorted((db_paid[k] - sent[k]) * 1000 for k in lat_keys if k in db_paid)
+        everything = n + total
+        once = len(db_paid) == transfers == paid_events == len(watcher.first_seen) == everything
         return {
             "bench": "payouts_requested_to_paid",
-            "payouts": n,
-            "paid": len(paid_at),
-            "sandbox_transfers": transfers,
-            "payouts_per_s": round(len(paid_at) / elapsed, 1),
-            "elapsed_s": round(elapsed, 2),
-            "publish_s": round(publish_s, 2),
-            "p50_ms": round(statistics.median(lat), 1),
-            "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 1),
             "cores": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "worker_processes": workers,
-            "goal_per_s": 1000,
+            "goal": {"payouts_per_s": GOAL_PER_S},
+            "throughput": {
+                "payouts": n,
+                "payouts_per_s": round(rate, 1),
+                "elapsed_s": round(last_paid - t0, 2),
+                "publish_s": round(publish_s, 2),
+                "measured_until": "last PayoutPaid received from Kafka",
+            },
+            "latency_at_half_rate": {
+                "payouts_per_s_offered": round(half),
+                "payouts": total,
+                "seconds": round(offered_s, 2),
+                "requested_to_paid_on_kafka_ms_p50": round(percentile(lat, 0.5), 1),
+                "requested_to_paid_on_kafka_ms_p99": round(percentile(lat, 0.99), 1),
+                "requested_to_paid_on_kafka_ms_max": round(lat[-1], 1),
+                "requested_to_paid_in_db_ms_p50": round(percentile(db_lat, 0.5), 1),
+                "requested_to_paid_in_db_ms_p99": round(percentile(db_lat, 0.99), 1),
+            },
+            "exactly_once": {
+                "payouts": everything,
+                "paid_rows": len(db_paid),
+                "sandbox_transfers": transfers,
+                "payout_paid_events_staged": paid_events,
+                "payout_paid_received": len(watcher.first_seen),
+                "payout_paid_records_on_kafka": watcher.records,
+                "ok": once,
+            },
+            "pass": rate >= GOAL_PER_S and once,
         }
     finally:
         for w in worker_procs:
@@ -206,8 +330,17 @@ def main() -> None:
         default=int(os.environ.get("BENCH_WORKER_PROCESSES", "1")),
         help="separate `python -m prizeflow_payouts worker` processes (0: the worker runs inside the API process)",
     )
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.payouts, args.worker_processes))))
+    result = asyncio.run(run(args.payouts, args.worker_processes, args.latency_seconds))
+    t, lat = result["throughput"], result["latency_at_half_rate"]
+    print(
+        f"payouts: goal >= {GOAL_PER_S} payouts/s requested -> paid; measured {t['payouts_per_s']}/s "
+        f"({'PASS' if result['pass'] else 'FAIL'}); requested->paid at {lat['payouts_per_s_offered']}/s offered: "
+        f"p50 {lat['requested_to_paid_on_kafka_ms_p50']} ms, p99 {lat['requested_to_paid_on_kafka_ms_p99']} ms; "
+        f"exactly once: {'ok' if result['exactly_once']['ok'] else 'VIOLATED'}; load {result['load_average']}"
+    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

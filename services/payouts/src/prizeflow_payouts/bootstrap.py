@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 from litestar import Litestar
 from litestar.di import Provide
 
-from prizeflow_contracts.topics import PAYOUT_REQUESTS, WEBHOOK_PROVIDER_EVENTS
+from prizeflow_contracts.topics import PAYOUT_REQUESTS, SIGNER_RESULTS, WEBHOOK_PROVIDER_EVENTS
 from prizeflow_payouts.adapters.config import PayoutsConfig, ProviderContext, load_config
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import ManagedProvider
+from prizeflow_payouts.application.ports import ManagedProvider, SignerResultsSink
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.entrypoints.http import PayoutsController, ProvidersController
-from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler, ProviderEventsHandler
+from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler, ProviderEventsHandler, SignerResultsHandler
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.service import ServiceRuntime
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 REQUESTS_CONSUMER = "payouts-requests"
 WEBHOOKS_CONSUMER = "payouts-webhooks"
+SIGNER_RESULTS_CONSUMER = "payouts-signer-results"
 
 
 @dataclass
@@ -76,6 +77,11 @@ def provider_context(settings: PayoutsSettings) -> ProviderContext:
         live_execution=settings.payouts_live_execution,
         database_url=settings.database_url,
         provider_timeout_s=settings.payouts_provider_timeout_ms / 1000,
+        source=settings.source,
+        max_attempts=settings.payouts_max_attempts,
+        confirm_poll_ms=settings.payouts_confirm_poll_ms,
+        confirm_max_polls=settings.payouts_confirm_max_polls,
+        reconcile_interval_ms=settings.payouts_reconcile_interval_ms,
     )
 
 
@@ -136,6 +142,9 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     rt = p.runtime
     rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=PayoutRequestsHandler(p.create, p.wake))
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
+    sinks = [e.provider for e in p.config.registry if isinstance(e.provider, SignerResultsSink)]
+    if sinks:
+        rt.add_consumer(SIGNER_RESULTS_CONSUMER, [SIGNER_RESULTS.name], batch_handler=SignerResultsHandler(sinks))
 
     def const(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False, use_cache=True)
@@ -170,4 +179,12 @@ async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_i
         await p.close_providers()
 
 
-__all__ = ["REQUESTS_CONSUMER", "WEBHOOKS_CONSUMER", "Payouts", "build", "compose", "run_worker"]
+__all__ = [
+    "REQUESTS_CONSUMER",
+    "SIGNER_RESULTS_CONSUMER",
+    "WEBHOOKS_CONSUMER",
+    "Payouts",
+    "build",
+    "compose",
+    "run_worker",
+]

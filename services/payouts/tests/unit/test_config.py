@@ -36,7 +36,7 @@ def test_unknown_type_is_refused_by_name() -> None:
         parse_config(doc({**SANDBOX, "name": "pix", "type": "pix_rail"}), CTX, env={})
 
 
-@pytest.mark.parametrize("ptype", ["stripe", "stellar", "gift_card", "ton_wallet", "telegram_if_supported"])
+@pytest.mark.parametrize("ptype", ["stripe", "gift_card", "ton_wallet", "telegram_if_supported"])
 def test_unimplemented_contract_type_is_refused(ptype: str) -> None:
     with pytest.raises(ProviderConfigError, match=rf"provider 'rail': type '{ptype}' is not implemented"):
         parse_config(doc(SANDBOX, {**SANDBOX, "name": "rail", "type": ptype}), CTX, env={})

@@ -64,6 +64,11 @@ class ProviderContext:
     live_execution: bool
     database_url: str
     provider_timeout_s: float
+    source: str = "/prizeflow/payouts"
+    max_attempts: int = 5
+    confirm_poll_ms: int = 2500
+    confirm_max_polls: int = 20
+    reconcile_interval_ms: int = 60_000
 
 
 ProviderFactory = Callable[[ProviderSpec, ProviderContext], tuple[RewardPayoutProvider, bool]]
@@ -73,8 +78,9 @@ def _factories() -> dict[ProviderType, ProviderFactory]:
     """Implemented provider types. A type of the contract missing here is refused at start-up."""
     from prizeflow_payouts.adapters.providers.manual import build_manual
     from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
+    from prizeflow_payouts.adapters.stellar import build_stellar
 
-    return {ProviderType.MANUAL: build_manual, ProviderType.SANDBOX: build_sandbox}
+    return {ProviderType.MANUAL: build_manual, ProviderType.SANDBOX: build_sandbox, ProviderType.STELLAR: build_stellar}
 
 
 @dataclass(frozen=True)

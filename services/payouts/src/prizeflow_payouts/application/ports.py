@@ -7,9 +7,12 @@ the worker discovers at run time, so a provider that has neither still fits unch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from prizeflow_contracts.errors import PayoutProviderError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.errors import PayoutError, PayoutProviderError
 from prizeflow_contracts.providers import PayoutInstruction, ProviderPayoutResult
 
 CreateOutcome = ProviderPayoutResult | PayoutProviderError
@@ -35,4 +38,46 @@ class ManagedProvider(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["BatchPayoutProvider", "CreateOutcome", "ManagedProvider"]
+@runtime_checkable
+class SignerResultsSink(Protocol):
+    """A provider that signs through the signer service: it takes TransactionSigned / SignatureRefused events,
+    inside the consumer's inbox transaction (`session`)."""
+
+    async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None: ...
+
+
+@runtime_checkable
+class PayoutValidator(Protocol):
+    """A provider that can refuse a payout before anything is created (the API answers problem details)."""
+
+    def validate(self, instruction: PayoutInstruction) -> PayoutError | None: ...
+
+
+class ExternalSigningError(Exception):
+    """An externally signed envelope was refused; `code` is stable, `status` the HTTP status to answer."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+@runtime_checkable
+class ExternalSigning(Protocol):
+    """A provider whose transactions an operator may sign out of band (signer backend `external`)."""
+
+    async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None: ...
+
+    async def submit_signed(self, payout_id: str, signed_xdr: str) -> Any: ...
+
+
+__all__ = [
+    "BatchPayoutProvider",
+    "CreateOutcome",
+    "ExternalSigning",
+    "ExternalSigningError",
+    "ManagedProvider",
+    "PayoutValidator",
+    "SignerResultsSink",
+]

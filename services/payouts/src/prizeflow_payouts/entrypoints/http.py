@@ -15,7 +15,7 @@ from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict
 
 from prizeflow_contracts.errors import PayoutErrorCode
-from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason
+from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason, XdrBase64
 from prizeflow_contracts.money import Money, PayableMoney
 from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.adapters.repository import ListFilter, SqlPayoutRepository
@@ -26,6 +26,7 @@ from prizeflow_payouts.application.create import (
     PayoutConflictError,
     new_correlation_id,
 )
+from prizeflow_payouts.application.ports import ExternalSigning, ExternalSigningError, PayoutValidator
 from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.auth import Principal, Role, require_roles
@@ -65,6 +66,10 @@ class CreateBody(_Body):
     destination: PayoutDestination
     idempotency_key: IdempotencyKey
     provider: ProviderType | None = None
+
+
+class SignedXdrBody(_Body):
+    signed_xdr: XdrBase64
 
 
 class QuoteBody(_Body):
@@ -144,7 +149,12 @@ class PayoutsController(Controller):
 
     @post("/", guards=[require_roles(Role.ADMIN)], status_code=201)
     async def create_payout(
-        self, request: Request[Any, Any, Any], data: CreateBody, create: CreatePayouts, admin: PayoutAdmin
+        self,
+        request: Request[Any, Any, Any],
+        data: CreateBody,
+        create: CreatePayouts,
+        admin: PayoutAdmin,
+        registry: ProviderRegistry,
     ) -> dict[str, Any]:
         actor = _actor(request)
         cmd = CreatePayoutCommand(
@@ -158,6 +168,7 @@ class PayoutsController(Controller):
             provider=data.provider,
             correlation_id=actor.correlation_id,
         )
+        _refuse_invalid(registry, data)
         try:
             async with admin.sessions() as session, session.begin():
                 (created,) = await create.execute(session, [cmd], channel="http")
@@ -244,6 +255,65 @@ class PayoutsController(Controller):
         except AdminError as err:
             raise _problem(err) from err
         return {"payout_id": payout_id, "state": state}
+
+    @get("/{payout_id:str}/unsigned-xdr", guards=[READERS])
+    async def unsigned_xdr(
+        self, payout_id: str, repo: SqlPayoutRepository, admin: PayoutAdmin, registry: ProviderRegistry
+    ) -> dict[str, Any]:
+        """The envelope built for this payout (build-only and external signing): sign it out of band."""
+        signing = await _external_signing(payout_id, repo, admin, registry)
+        out = await signing.unsigned_transaction(payout_id)
+        if out is None:
+            raise ProblemError(404, "payout_not_found", f"the provider holds no payout {payout_id}")
+        return out
+
+    @post("/{payout_id:str}/submit-signed", guards=[require_roles(Role.ADMIN)], status_code=202)
+    async def submit_signed(
+        self,
+        payout_id: str,
+        data: SignedXdrBody,
+        repo: SqlPayoutRepository,
+        admin: PayoutAdmin,
+        registry: ProviderRegistry,
+    ) -> dict[str, Any]:
+        """Verify an externally signed envelope (same transaction hash, valid signature) and queue its submission."""
+        signing = await _external_signing(payout_id, repo, admin, registry)
+        try:
+            done = await signing.submit_signed(payout_id, data.signed_xdr)
+        except ExternalSigningError as err:
+            raise ProblemError(err.status, err.code, err.detail) from err
+        return {"payout_id": payout_id, "queued": True, "tx_hash": done.tx_hash, "payout_ids": list(done.payout_ids)}
+
+
+def _refuse_invalid(registry: ProviderRegistry, data: CreateBody) -> None:
+    """Refuse, before anything is stored, what the routed provider could never pay (problem details)."""
+    try:
+        entry = registry.route(data.amount.asset, data.destination.type, data.provider)
+    except NoRouteError:
+        return  # the use case answers no_provider
+    if isinstance(entry.provider, PayoutValidator):
+        instruction = PayoutInstruction(
+            payout_id="validation",
+            idempotency_key=data.idempotency_key,
+            amount=data.amount,
+            destination=data.destination,
+        )
+        error = entry.provider.validate(instruction)
+        if error is not None:
+            raise ProblemError(422, error.code.value, error.message, provider=entry.name)
+
+
+async def _external_signing(
+    payout_id: str, repo: SqlPayoutRepository, admin: PayoutAdmin, registry: ProviderRegistry
+) -> ExternalSigning:
+    async with admin.sessions() as session:
+        row = await repo.get_row(session, payout_id)
+    if row is None:
+        raise ProblemError(404, "payout_not_found", f"no payout {payout_id}")
+    provider = registry.get(str(row["provider_name"])).provider
+    if not isinstance(provider, ExternalSigning):
+        raise ProblemError(409, "unsupported_operation", "this payout's provider has no transactions to sign")
+    return provider
 
 
 class ProvidersController(Controller):

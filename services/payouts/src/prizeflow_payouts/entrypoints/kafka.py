@@ -13,6 +13,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
+from prizeflow_payouts.application.ports import SignerResultsSink
 from prizeflow_payouts.application.registry import NoRouteError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 
@@ -60,4 +61,15 @@ class ProviderEventsHandler:
         await self.apply.execute(session, envelopes)
 
 
-__all__ = ["PayoutRequestsHandler", "ProviderEventsHandler"]
+class SignerResultsHandler:
+    """TransactionSigned / SignatureRefused for the providers that sign through the signer service."""
+
+    def __init__(self, sinks: Sequence[SignerResultsSink]) -> None:
+        self.sinks = list(sinks)
+
+    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        for sink in self.sinks:
+            await sink.on_signer_results(session, envelopes)
+
+
+__all__ = ["PayoutRequestsHandler", "ProviderEventsHandler", "SignerResultsHandler"]

@@ -1,0 +1,189 @@
+"""SQL of the Stellar provider's books (tables of migration 0002). Every state change is guarded by the state it
+expects (compare-and-set), so a late or duplicate actor changes nothing."""
+
+# ruff: noqa: S608 - only constant fragments are interpolated; values are bound
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import text
+
+OPEN_TX_STATES: Final = ("signing", "signed", "external", "submitted")
+LANE_BUSY_STATES: Final = OPEN_TX_STATES
+
+ENSURE_LANE = text(
+    "INSERT INTO stellar_lanes (account, role) VALUES (:account, :role) ON CONFLICT (account) DO NOTHING"
+)
+
+FREE_LANES = text(
+    "SELECT account, sequence FROM stellar_lanes WHERE account = ANY(:lanes) AND busy_tx IS NULL ORDER BY account"
+)
+
+LANE = text("SELECT account, sequence, busy_tx FROM stellar_lanes WHERE account = :lane")
+
+# Resync: take the network's sequence only if nobody changed the lane since we looked.
+SET_LANE_SEQUENCE = text(
+    """UPDATE stellar_lanes SET sequence = :new, synced_at = now(), updated_at = now()
+       WHERE account = :lane AND sequence IS NOT DISTINCT FROM :old AND busy_tx IS NULL"""
+)
+
+# Reserve the next sequence number and the lane in one compare-and-set.
+RESERVE_LANE = text(
+    """UPDATE stellar_lanes SET sequence = :seq, busy_tx = :tx, updated_at = now()
+       WHERE account = :lane AND sequence = :old AND busy_tx IS NULL"""
+)
+
+# Build-only: sequences are reserved (distinct per lane) but the lane is never held.
+RESERVE_SEQUENCE = text(
+    """UPDATE stellar_lanes SET sequence = :seq, updated_at = now()
+       WHERE account = :lane AND sequence = :old"""
+)
+
+# The envelope consumed its sequence number (landed, successfully or not).
+RELEASE_LANE_CONSUMED = text(
+    """UPDATE stellar_lanes SET busy_tx = NULL, sequence = GREATEST(coalesce(sequence, 0), :seq), updated_at = now()
+       WHERE account = :lane AND busy_tx = :tx"""
+)
+
+# The envelope never landed and never will: forget what we believe and re-read the network next time.
+RELEASE_LANE_RESYNC = text(
+    """UPDATE stellar_lanes SET busy_tx = NULL, sequence = :sequence, updated_at = now()
+       WHERE account = :lane AND busy_tx = :tx"""
+)
+
+QUEUED = text(
+    """SELECT idempotency_key, payout_id, asset, amount, destination, attempts, isolate
+       FROM stellar_payouts
+       WHERE provider = :provider AND state = 'queued' AND not_before <= now() AND asset = ANY(:assets)
+       ORDER BY isolate DESC, created_at, idempotency_key
+       LIMIT :limit FOR UPDATE SKIP LOCKED"""
+)
+
+INSERT_TX = text(
+    """INSERT INTO stellar_txs (id, provider, lane, sequence, kind, payout_ids, state, unsigned_xdr, sign_request,
+                                tx_hash, fee, max_time, sign_requests, sign_requested_at, next_check_at)
+       VALUES (:id, :provider, :lane, :sequence, :kind, :payout_ids, :state, :unsigned_xdr,
+               CAST(:sign_request AS jsonb), :tx_hash, :fee, :max_time, :sign_requests,
+               CASE WHEN :sign_requests > 0 THEN now() END, now() + make_interval(secs => :check_in_s))"""
+)
+
+ASSIGN_PAYOUTS = text(
+    """UPDATE stellar_payouts SET state = 'in_tx', tx_id = :tx, attempts = attempts + 1, error_code = NULL,
+              error_detail = NULL, updated_at = now()
+       WHERE payout_id = ANY(:payout_ids) AND state = 'queued'"""
+)
+
+DUE_TXS = text(
+    f"""SELECT id, lane, sequence, kind, payout_ids, state, tx_hash, signed_xdr, max_time, submits, polls,
+               sign_requests, sign_request, last_status, error_code, fee
+        FROM stellar_txs
+        WHERE provider = :provider AND state IN {OPEN_TX_STATES!r} AND next_check_at <= now()
+        ORDER BY next_check_at LIMIT :limit"""
+)
+
+TX_BY_ID = text(
+    """SELECT id, provider, lane, sequence, kind, payout_ids, state, tx_hash, unsigned_xdr, signed_xdr, max_time,
+              fee, error_code, detail, ledger, result_code, op_codes, submits, created_at
+       FROM stellar_txs WHERE id = :id"""
+)
+
+TXS_OF_PAYOUT = text(
+    """SELECT id, state, tx_hash, sequence, lane, max_time, error_code, ledger, created_at
+       FROM stellar_txs WHERE :payout_id = ANY(payout_ids) ORDER BY created_at"""
+)
+
+MARK_TX = text(
+    """UPDATE stellar_txs SET state = :state, error_code = coalesce(:error_code, error_code),
+              detail = coalesce(:detail, detail), last_status = coalesce(:last_status, last_status),
+              submits = submits + :submitted,
+              last_submit_at = CASE WHEN :submitted > 0 THEN now() ELSE last_submit_at END,
+              polls = polls + :polled, next_check_at = now() + make_interval(secs => :check_in_s), updated_at = now()
+       WHERE id = :id AND state = :expected"""
+)
+
+FINISH_TX = text(
+    """UPDATE stellar_txs SET state = :state, ledger = :ledger, result_code = :result_code, op_codes = :op_codes,
+              error_code = coalesce(:error_code, error_code), updated_at = now()
+       WHERE id = :id AND state = ANY(:expected)"""
+)
+
+RESEND_SIGN = text(
+    """UPDATE stellar_txs SET sign_requests = sign_requests + 1, sign_requested_at = now(),
+              next_check_at = now() + make_interval(secs => :check_in_s), updated_at = now()
+       WHERE id = :id AND state = 'signing' AND sign_requests = :seen"""
+)
+
+SIGNED = text(
+    """UPDATE stellar_txs SET state = 'signed', signed_xdr = :signed_xdr, signed_by = :signed_by,
+              next_check_at = now(), updated_at = now()
+       WHERE id = :id AND provider = :provider AND tx_hash = :tx_hash AND state IN ('signing', 'external')"""
+)
+
+SIGNER_RETRY_LATER = text(
+    """UPDATE stellar_txs SET error_code = :error_code, detail = :detail,
+              next_check_at = now() + make_interval(secs => :check_in_s), updated_at = now()
+       WHERE id = :id AND provider = :provider AND state = 'signing'"""
+)
+
+EXTERNAL = text(
+    """UPDATE stellar_txs SET state = 'external', detail = :detail, next_check_at = to_timestamp(max_time + 1),
+              updated_at = now()
+       WHERE id = :id AND provider = :provider AND state = 'signing'"""
+)
+
+REFUSED = text(
+    """UPDATE stellar_txs SET state = 'refused', error_code = :error_code, detail = :detail, updated_at = now()
+       WHERE id = :id AND provider = :provider AND state IN ('signing', 'external')
+       RETURNING lane, sequence, payout_ids"""
+)
+
+PAID = text(
+    """UPDATE stellar_payouts SET state = 'paid', tx_hash = :tx_hash, ledger = :ledger, error_code = NULL,
+              error_detail = NULL, updated_at = now()
+       WHERE tx_id = :tx AND state = 'in_tx'"""
+)
+
+# Back to the queue (a new envelope will be built), or failed for good.
+REQUEUE = text(
+    """UPDATE stellar_payouts SET state = 'queued', tx_id = NULL, isolate = isolate OR :isolate,
+              attempts = attempts - :refund, error_code = :error_code, error_detail = :detail,
+              not_before = now() + make_interval(secs => :delay_s), updated_at = now()
+       WHERE tx_id = :tx AND state = 'in_tx' AND payout_id = ANY(:payout_ids)"""
+)
+
+FAIL = text(
+    """UPDATE stellar_payouts SET state = 'failed', error_code = :error_code, error_detail = :detail,
+              updated_at = now()
+       WHERE tx_id = :tx AND state = 'in_tx' AND payout_id = ANY(:payout_ids)"""
+)
+
+FAIL_QUEUED = text(
+    """UPDATE stellar_payouts SET state = 'failed', error_code = 'invalid_request', error_detail = :detail,
+              updated_at = now()
+       WHERE payout_id = ANY(:ids) AND state = 'queued'"""
+)
+
+ISOLATE = text("UPDATE stellar_payouts SET isolate = true WHERE payout_id = ANY(:ids) AND state = 'queued'")
+
+PAYOUT_ATTEMPTS = text("SELECT payout_id, attempts FROM stellar_payouts WHERE tx_id = :tx AND state = 'in_tx'")
+
+INSERT_PAYOUTS = text(
+    """INSERT INTO stellar_payouts (idempotency_key, payout_id, provider, asset, amount, destination, state)
+       SELECT k, p, :provider, a, m, d, 'queued'
+       FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]), CAST(:assets AS text[]), CAST(:amounts AS bigint[]),
+                   CAST(:dests AS text[])) AS t(k, p, a, m, d)
+       ON CONFLICT DO NOTHING"""
+)
+
+PAYOUTS_BY_KEY = text(
+    """SELECT p.idempotency_key, p.payout_id, p.asset, p.amount, p.destination, p.state, p.tx_id, p.tx_hash,
+              p.error_code, p.error_detail, p.attempts, t.tx_hash AS current_hash
+       FROM stellar_payouts p LEFT JOIN stellar_txs t ON t.id = p.tx_id
+       WHERE p.idempotency_key = ANY(:keys)"""
+)
+
+PAYOUT_BY_ID = text(
+    "SELECT idempotency_key, payout_id, provider, state, tx_id, tx_hash FROM stellar_payouts WHERE payout_id = :id"
+)
+
+__all__ = [name for name in dir() if name.isupper()]

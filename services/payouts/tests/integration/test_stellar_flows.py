@@ -1,0 +1,172 @@
+"""The Stellar provider on real Kafka + PostgreSQL, with the Soroban emulator and the signer as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
+
+from prizeflow_devstack.infra import Infra
+from prizeflow_payouts.adapters.stellar import StellarPayoutProvider
+from prizeflow_payouts.application.model import PayoutRecord
+from prizeflow_payouts.stellar_testing import NETWORK, destinations, stellar_stack
+from prizeflow_payouts.testing import fetch
+from prizeflow_runtime.testing import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def test_payouts_are_paid_once_on_the_ledger(
+    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with stellar_stack(infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch) as s:
+        dests = destinations(s.rpc, 5)
+        keys = []
+        for n, d in enumerate(dests):
+            resp = await s.create(d, 10_000_000 * (n + 1), asset="XLM" if n % 2 else "USDC")
+            assert resp.status_code == 201, resp.text
+            keys.append(resp.json()["payout_id"])
+        rows = await fetch(db, "SELECT idempotency_key FROM payouts")
+        final = await s.wait_final([r["idempotency_key"] for r in rows], timeout=60)
+        assert set(final.values()) == {"paid"}, final
+        paid = s.paid_count()
+        assert all(paid[d] == 1 for d in dests), paid
+        txs = await fetch(db, "SELECT state, payout_ids FROM stellar_txs")
+        landed = [p for t in txs if t["state"] == "success" for p in t["payout_ids"]]
+        assert sorted(landed) == sorted(keys)  # each payout in exactly one transaction that landed
+
+
+async def test_build_only_stores_unsigned_xdr_and_submits_nothing(
+    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with stellar_stack(
+        infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch, live=False, backend=None
+    ) as s:
+        dests = destinations(s.rpc, 3)
+        ids = []
+        for d in dests:
+            resp = await s.create(d, 5_000_000)
+            assert resp.status_code == 201, resp.text
+            ids.append(resp.json()["payout_id"])
+
+        async def built() -> list[str]:
+            rows = await fetch(db, "SELECT state FROM stellar_payouts WHERE state = 'in_tx'")
+            return [r["state"] for r in rows]
+
+        await eventually(built, lambda r: len(r) == 3, timeout=30)
+        view = (await s.client.get(f"/payouts/{ids[0]}/unsigned-xdr", headers=s.admin)).json()
+        tx = view["transaction"]
+        assert tx["state"] == "built"
+        assert not tx["awaiting_signature"]
+        env = TransactionEnvelope.from_xdr(tx["unsigned_xdr"], NETWORK)
+        assert env.hash_hex() == tx["tx_hash"]
+        assert not env.signatures
+        assert env.transaction.preconditions is not None
+        assert env.transaction.preconditions.time_bounds is not None
+        assert env.transaction.preconditions.time_bounds.max_time > 0
+        await asyncio.sleep(1.0)
+        counters = s.rpc.call("emulator_stats", {})["counters"]
+        assert not any(k.startswith("send_") for k in counters), counters  # nothing submitted
+        assert s.payments() == []
+        states = await fetch(db, "SELECT state FROM payouts")
+        assert {r["state"] for r in states} == {"submitted"}
+
+
+async def test_one_payout_one_transaction(
+    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with stellar_stack(infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch) as s:
+        (dest,) = destinations(s.rpc, 1)
+        key = "claim-42:payout:1"
+        first = await s.create(dest, 12_345_678, key=key)
+        again = await s.create(dest, 12_345_678, key=key)
+        assert first.status_code == again.status_code == 201
+        assert first.json()["payout_id"] == again.json()["payout_id"]
+        assert not again.json()["created"]
+        conflict = await s.create(dest, 99, key=key)
+        assert conflict.status_code == 409
+        # The provider itself is idempotent per key too (a worker retry after an unknown outcome).
+        provider = s.parts.config.registry.get("stellar").provider
+        assert isinstance(provider, StellarPayoutProvider)
+        await s.wait_final([key])
+        row = (await fetch(db, "SELECT * FROM payouts WHERE idempotency_key = $1", key))[0]
+        rec = PayoutRecord.from_row(row)
+        # A second process (own pool, own event loop) asking again: the books answer, nothing new is built.
+        other = StellarPayoutProvider(provider.o, database_url=db)
+        try:
+            replay = await other.create_payouts([rec.instruction(), rec.instruction()])
+            synced = await other.sync_status(rec.lookup())
+        finally:
+            await other.close()
+        assert synced.status.value == "paid"
+        assert synced.tx_hash is not None
+        assert {r.status.value for r in replay if not isinstance(r, Exception)} == {"paid"}
+        txs = await fetch(db, "SELECT state FROM stellar_txs WHERE $1 = ANY(payout_ids)", rec.id)
+        assert [t["state"] for t in txs] == ["success"]
+        assert s.paid_count()[dest] == 1
+        assert [p["amount"] for p in s.payments()] == [12_345_678]
+
+
+async def test_100_concurrent_payouts_from_one_source_account(
+    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with stellar_stack(
+        infra=infra,
+        db=db,
+        kafka=kafka_bootstrap,
+        tmp=tmp_path,
+        monkeypatch=monkeypatch,
+        ledger_ms=400,
+        options={"max_ops_per_tx": 7},  # many transactions, so many sequence numbers, from one account
+    ) as s:
+        dests = destinations(s.rpc, 100, usdc=False)
+        keys = [f"nonce-{n}-{uuid.uuid4().hex[:6]}" for n in range(100)]
+        answers = await asyncio.gather(
+            *(s.create(d, 1_000_000 + n, key=k) for n, (d, k) in enumerate(zip(dests, keys, strict=True)))
+        )
+        assert all(a.status_code == 201 for a in answers)
+        final = await s.wait_final(keys, timeout=120)
+        assert set(final.values()) == {"paid"}, await s.dump()
+        paid = s.paid_count()
+        assert all(paid[d] == 1 for d in dests)
+        assert len(s.payments()) == 100  # none lost, none twice
+        txs = await fetch(db, "SELECT lane, sequence, state FROM stellar_txs ORDER BY sequence")
+        landed = [t["sequence"] for t in txs if t["state"] in ("success", "failed")]
+        assert len({t["lane"] for t in txs}) == 1
+        assert len(landed) >= 100 // 7
+        assert landed == list(range(landed[0], landed[0] + len(landed)))  # consecutive, no collision, no gap
+        live = [(t["lane"], t["sequence"]) for t in txs if t["state"] not in ("dead", "refused")]
+        assert len(live) == len(set(live))
+        ledger_seq = s.rpc.call("emulator_getAccount", {"account": s.keys.funding.public_key})["sequence"]
+        assert ledger_seq == landed[-1]
+
+
+async def test_invalid_payouts_are_refused_with_problem_details(
+    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with stellar_stack(
+        infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch, live=False, backend=None
+    ) as s:
+        good = Keypair.random().public_key
+        bad_checksum = good[:-1] + ("A" if good[-1] != "A" else "B")
+        resp = await s.create(bad_checksum, 10)
+        assert resp.status_code == 422
+        assert resp.json()["code"] == "invalid_destination"
+        muxed = MuxedAccount(good, 7).account_muxed
+        assert muxed is not None
+        resp = await s.create(muxed, 10)
+        assert resp.status_code == 400  # the contract's destination accepts G... only
+        assert "G..." in resp.text
+        resp = await s.create(s.keys.funding.public_key, 10)
+        assert resp.status_code == 422
+        resp = await s.create(good, 10, asset="USD")
+        assert resp.status_code == 422
+        assert resp.json()["code"] == "no_provider"
+        resp = await s.create(good, 10, key="bad key!")
+        assert resp.status_code == 400
+        resp = await s.create(good, 2**63)  # beyond int64 stroops
+        assert resp.status_code == 400
+        assert (await fetch(db, "SELECT count(*) AS n FROM payouts"))[0]["n"] == 0
