@@ -19,10 +19,10 @@ DEV_ENV_FILE = "dev-env.json"
 
 
 def _generate(paths: Paths) -> dict[str, str]:
-    return generate_dev_env(paths.base / "secrets")
+    return generate_dev_env(paths.base / "secrets", root=paths.root)
 
 
-def generate_dev_env(secret_dir: Path) -> dict[str, str]:
+def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
     """Fresh local settings; the hot key seed is written to `secret_dir` (0600), never into the env."""
     from stellar_sdk import Keypair
 
@@ -42,6 +42,7 @@ def generate_dev_env(secret_dir: Path) -> dict[str, str]:
         "SOROBAN_EMULATOR_ACCOUNTS": json.dumps({source: {"XLM": "100000000", "USDC": "100000000"}}),
         "SOROBAN_EMULATOR_LEDGER_MS": "1000",
         "STELLAR_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015",
+        "PAYOUTS_PROVIDERS_FILE": str(root / "deploy" / "local" / "providers.yaml"),
         # The demo shows the safety nets at work: a few duplicate deliveries and malformed records.
         "SIM_DUPLICATE_RATE": "0.02",
         "SIM_MALFORMED_RATE": "0.01",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prizeflow_devstack.devenv import generate_dev_env
 from prizeflow_devstack.infra import Infra, create_database, drop_database
+from prizeflow_devstack.paths import resolve_root
 from prizeflow_devstack.ports import HOST, pick_free_port
 from prizeflow_devstack.procs import run_sync, tail
 from prizeflow_devstack.supervisor import (
@@ -86,7 +87,7 @@ class Platform:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._base_env = {
             **os.environ,
-            **generate_dev_env(self.workdir / "secrets"),
+            **generate_dev_env(self.workdir / "secrets", root=resolve_root(None)),
             **self.infra.env(),
             "KAFKA_TOPIC_SUFFIX": self.suffix,
             "JWT_SECRET": f"e2e-{self.run_id}-jwt-secret-0123456789abcdef",
@@ -127,7 +128,11 @@ class Platform:
         if proc.spec.http_port_env and proc.port:
             env[proc.spec.http_port_env] = str(proc.port)
         env["PRIZEFLOW_SERVICE_NAME"] = proc.spec.name
-        env.update(self.service_env.get(proc.spec.name, {}))
+        for key, value in self.service_env.get(proc.spec.name, {}).items():
+            if value == "":
+                env.pop(key, None)  # an empty override removes a setting (e.g. a hot key from an HSM signer)
+            else:
+                env[key] = value
         return env
 
     def _spawn(self, proc: Proc) -> None:
