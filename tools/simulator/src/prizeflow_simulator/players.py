@@ -23,6 +23,8 @@ log = logging.getLogger("prizeflow.simulator.players")
 class ClaimConfig:
     share: float = 0.8  # of the available balance a claiming player asks for
     destinations: tuple[tuple[str, float], ...] = (("sandbox:success", 0.9), ("sandbox:pending", 0.1))
+    stellar_accounts: tuple[str, ...] = ()  # G... accounts on the Soroban RPC emulator
+    stellar_share: float = 0.2
 
 
 @dataclass
@@ -81,6 +83,8 @@ class RewardsClient:
 
 
 def pick_destination(rng: random.Random, config: ClaimConfig, player_id: str) -> dict[str, str]:
+    if config.stellar_accounts and rng.random() < config.stellar_share:
+        return {"type": "stellar_account", "address": rng.choice(config.stellar_accounts)}
     kinds = [k for k, _ in config.destinations]
     kind = rng.choices(kinds, weights=[w for _, w in config.destinations])[0]
     rail, _, scenario = kind.partition(":")
@@ -122,3 +126,21 @@ async def review_holds(client: RewardsClient, rng: random.Random, stats: ClaimSt
         else:
             decided = await client.http.post(f"/holds/{claim_id}/release", json={}, headers=ops)
             stats.outcomes["hold_released" if decided.is_success else "hold_release_failed"] += 1
+
+
+async def stellar_accounts(rpc_url: str, n: int) -> tuple[str, ...]:
+    """Create `n` destination accounts (with a USDC trustline) on the Soroban RPC emulator."""
+    from stellar_sdk import Keypair
+
+    accounts = tuple(Keypair.random().public_key for _ in range(n))
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i, account in enumerate(accounts):
+            body = {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "emulator_createAccount",
+                "params": {"account": account, "balances": {"XLM": "1", "USDC": "0"}},
+            }
+            response = await http.post(rpc_url, json=body)
+            response.raise_for_status()
+    return accounts

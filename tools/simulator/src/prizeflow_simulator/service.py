@@ -18,7 +18,14 @@ from prizeflow_runtime.http import create_app
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.service import serve
 from prizeflow_runtime.settings import ServiceSettings
-from prizeflow_simulator.players import ClaimConfig, ClaimStats, RewardsClient, claim_round, review_holds
+from prizeflow_simulator.players import (
+    ClaimConfig,
+    ClaimStats,
+    RewardsClient,
+    claim_round,
+    review_holds,
+    stellar_accounts,
+)
 from prizeflow_simulator.runner import Simulator
 
 log = logging.getLogger("prizeflow.simulator")
@@ -86,13 +93,22 @@ async def _players(sim: Simulator, client: RewardsClient, stats: ClaimStats, out
             await asyncio.sleep(2)
     rng = random.Random()  # noqa: S311 - simulation
     minimum = asset(scenario.asset).unit
+    config = ClaimConfig()
+    if rpc_url := os.environ.get("SOROBAN_RPC_URL"):
+        for _ in range(60):  # the emulator may start after the simulator
+            try:
+                config = ClaimConfig(stellar_accounts=await stellar_accounts(rpc_url, 10))
+                break
+            except (httpx.HTTPError, OSError) as err:
+                log.info("Soroban RPC emulator not reachable yet: %s", err)
+                await asyncio.sleep(1)
     while True:
         await asyncio.sleep(3)
         try:
             before = dict(stats.outcomes)
             players = rng.sample(list(set(sim.recent_players)), k=min(5, len(set(sim.recent_players))))
             await claim_round(
-                client, rng, players, asset_code=scenario.asset, config=ClaimConfig(), stats=stats, minimum=minimum
+                client, rng, players, asset_code=scenario.asset, config=config, stats=stats, minimum=minimum
             )
             await review_holds(client, rng, stats, reject_rate=0.1)
             for outcome, n in stats.outcomes.items():
