@@ -127,7 +127,9 @@ def platform_panels(scraped: dict[str, list[Sample]]) -> Columns:
     transfers = breakdown(rewards, "prizeflow_rewards_ledger_transfers_total", "kind")
     reward_rows = [(f"transfers: {k}", _n(v)) for k, v in sorted(transfers.items())]
     reward_rows += [
-        (f"pools {f}", _n(total(rewards, f"pool_{f}"))) for f in ("funded", "reserved", "paid", "remaining")
+        (f"pools {figure}", _money(minor, code))
+        for figure in ("funded", "reserved", "paid", "remaining")
+        for code, minor in sorted(breakdown(rewards, f"prizeflow_rewards_pool_{figure}", "asset").items())
     ]
     reward_rows.append(("rounds held (pool short)", _n(total(rewards, "held_allocations"))))
     claims = breakdown(rewards, "prizeflow_rewards_claims_total", "outcome")
