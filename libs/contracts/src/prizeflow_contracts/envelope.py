@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json
 
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.topics import Topic
@@ -51,11 +52,17 @@ class EventPayload(BaseModel):
     @classmethod
     def event_type(cls) -> str:
         """`prizeflow.<domain>.<EventName>.v<N>`, the domain being the topic's second segment."""
-        domain = cls.TOPIC.name.split(".")[1]
-        return f"prizeflow.{domain}.{cls.EVENT_NAME}.v{cls.SCHEMA_VERSION}"
+        key = (cls, cls.TOPIC.name, cls.EVENT_NAME, cls.SCHEMA_VERSION)
+        cached = _EVENT_TYPES.get(key)
+        if cached is None:
+            domain = cls.TOPIC.name.split(".")[1]
+            cached = _EVENT_TYPES[key] = f"prizeflow.{domain}.{cls.EVENT_NAME}.v{cls.SCHEMA_VERSION}"
+        return cached
 
 
 P = TypeVar("P", bound=EventPayload)
+
+_EVENT_TYPES: dict[tuple[type[EventPayload], str, str, int], str] = {}
 
 _REGISTRY: dict[str, type[EventPayload]] = {}
 # An upcaster turns the raw `data` of an old type into (new type, new data) before validation.
@@ -137,7 +144,7 @@ def new_event(
 ) -> Envelope[P]:
     """Wrap a payload. Pass a deterministic `event_id` (see `event_id_for`) when a retry must not mint
     a new one."""
-    return Envelope[P](
+    return _GENERIC_ENVELOPE(  # type: ignore[no-any-return]
         id=event_id or uuid.uuid4(),
         type=payload.event_type(),
         source=source,
@@ -148,6 +155,11 @@ def new_event(
         schemaversion=payload.SCHEMA_VERSION,
         data=payload,
     )
+
+
+# `Envelope[P]` looked up once: pydantic resolves a parametrization through a cache keyed by the type
+# arguments, which costs more than validating the envelope itself.
+_GENERIC_ENVELOPE: Final[Any] = Envelope[P]  # type: ignore[valid-type]
 
 
 def follow(
@@ -184,9 +196,12 @@ def decode(raw: bytes | str) -> Envelope[EventPayload]:
     unknown_event_type or invalid_payload.
     """
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EventRefusal("malformed_json", f"not a JSON document: {err}") from err
+        doc = from_json(raw)  # pydantic-core's parser: about twice as fast as json.loads
+    except ValueError:
+        try:  # the standard library's verdict (and message), and its UTF-16/32 detection
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise EventRefusal("malformed_json", f"not a JSON document: {err}") from err
     if not isinstance(doc, dict):
         raise EventRefusal("invalid_envelope", "an event must be a JSON object")
     event_type = doc.get("type")

@@ -58,6 +58,9 @@ def attach_consumer(
         batch_timeout_ms=batch_timeout_ms,
         auto_offset_reset=auto_offset_reset,
         max_poll_interval_ms=600_000,
+        # `ReliableConsumer` decodes each record itself (to an Envelope, or a DLQ refusal): FastStream's own
+        # decoding would json-parse every record a second time, for a body nobody reads.
+        decoder=_raw_records,
     )
 
     @subscriber
@@ -68,6 +71,11 @@ def attach_consumer(
         await commit_offsets(msg.consumer, offsets)
 
     return subscriber
+
+
+async def _raw_records(msg: Any) -> Any:
+    """FastStream decoder that leaves the records alone: the handler reads `msg.raw_message`."""
+    return None
 
 
 async def commit_offsets(kafka_consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode
@@ -143,7 +144,10 @@ class ReliableConsumer:
         assert item.envelope is not None
         env = item.envelope
         with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
-            for attempt in range(1, self.retry.max_attempts + 1):
+            attempt = 0
+            outage = 0
+            while attempt < self.retry.max_attempts:
+                attempt += 1
                 try:
                     await self._apply([item])
                     return
@@ -151,6 +155,15 @@ class ReliableConsumer:
                     await self._dead_letter(item.record, refusal.reason, refusal, attempts=attempt)
                     return
                 except Exception as err:
+                    if is_infrastructure_outage(err):
+                        # The database is down or restarting: not this event's fault. The partition waits
+                        # (attempts are not spent) instead of dead-lettering good events during an outage.
+                        attempt -= 1
+                        outage += 1
+                        delay = min(5.0, 0.2 * 2 ** min(outage, 5))
+                        log.warning("database unavailable, retrying in %.1fs: %r", delay, err)
+                        await self.sleep(delay)
+                        continue
                     if attempt == self.retry.max_attempts:
                         log.exception("handler failed %d times; dead-lettering", attempt)
                         await self._dead_letter(item.record, "handler_failed", err, attempts=attempt)
@@ -217,20 +230,51 @@ class ReliableConsumer:
         return out
 
     def _count(self, items: Sequence[_Item], fresh: set[Any]) -> None:
+        """Metrics of a settled poll: one labelled child lookup per topic and outcome, not per record."""
         if self.metrics is None:
             return
         now = datetime.now(UTC)
+        applied: dict[str, int] = {}
+        duplicate: dict[str, int] = {}
+        lag = self.metrics.event_lag_seconds.labels(self.name)
         for item in items:
             assert item.envelope is not None
             topic = item.record.topic
             if item.envelope.id in fresh:
-                self.metrics.consumed.labels(self.name, topic, "applied").inc()
-                self.metrics.event_lag_seconds.labels(self.name).observe(
-                    max(0.0, (now - item.envelope.time).total_seconds())
-                )
+                applied[topic] = applied.get(topic, 0) + 1
+                lag.observe(max(0.0, (now - item.envelope.time).total_seconds()))
             else:
-                self.metrics.duplicates.labels(self.name, topic).inc()
-                self.metrics.consumed.labels(self.name, topic, "duplicate").inc()
+                duplicate[topic] = duplicate.get(topic, 0) + 1
+        for topic, n in applied.items():
+            self.metrics.consumed.labels(self.name, topic, "applied").inc(n)
+        for topic, n in duplicate.items():
+            self.metrics.duplicates.labels(self.name, topic).inc(n)
+            self.metrics.consumed.labels(self.name, topic, "duplicate").inc(n)
+
+
+_OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006", "53300"})
+
+
+def is_infrastructure_outage(err: BaseException) -> bool:
+    """A lost or refused database connection (restart, failover, too many clients), not a handler bug."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionError, TimeoutError)) or (
+            isinstance(current, OSError) and current.errno is not None
+        ):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate in _OUTAGE_SQLSTATES:
+            return True
+        if type(current).__name__ in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError"}:
+            return True
+        orig = getattr(current, "orig", None)  # SQLAlchemy keeps the driver's exception here
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
 
 
 def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:

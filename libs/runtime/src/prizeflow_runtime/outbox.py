@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from pydantic_core import from_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -29,6 +31,8 @@ from prizeflow_runtime.metrics import RuntimeMetrics
 log = logging.getLogger(__name__)
 
 RELAY_LOCK_KEY = 0x5052_4F55_5442_4F58  # "PROUTBOX": one relay leader per database
+_PARTITIONER = DefaultPartitioner()  # what `idempotent_producer` uses: murmur2 of the key, as the Java client
+_PARTITION_CACHE_SIZE = 200_000
 
 
 _INSERT_MANY = text(
@@ -123,6 +127,27 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running = False
+        self._partitions: dict[tuple[str, bytes], tuple[int, int]] = {}
+
+    def _partition_for(self, topic: str, key: bytes | None) -> int | None:
+        """The partition the producer's default partitioner would pick for `key`, remembered per key.
+
+        Every event of a flow shares its key (the correlation id), so one murmur2 hash serves them all.
+        None (the producer decides, after fetching metadata) when the topic's partitions are not known yet.
+        """
+        if key is None:
+            return None
+        partitions = self._producer.client.cluster.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        cached = self._partitions.get((topic, key))
+        if cached is not None and cached[0] == len(partitions):
+            return cached[1]
+        chosen: int = _PARTITIONER(key, list(partitions), list(partitions))
+        if len(self._partitions) >= _PARTITION_CACHE_SIZE:
+            self._partitions.clear()
+        self._partitions[(topic, key)] = (len(partitions), chosen)
+        return chosen
 
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -153,10 +178,15 @@ class OutboxRelay:
         futures = []
         for row in rows:
             headers = [(k, v.encode()) for k, v in _json(row["headers"]).items()]
+            topic = row["topic"] + self._topic_suffix
             # send() enqueues in call order; the idempotent producer keeps that order per partition.
             futures.append(
                 await self._producer.send(
-                    row["topic"] + self._topic_suffix, value=row["payload"], key=row["key"], headers=headers
+                    topic,
+                    value=row["payload"],
+                    key=row["key"],
+                    headers=headers,
+                    partition=self._partition_for(topic, row["key"]),
                 )
             )
         await asyncio.gather(*futures)
@@ -228,6 +258,6 @@ class OutboxRelay:
 
 def _json(value: Any) -> dict[str, str]:
     if isinstance(value, str):
-        loaded: dict[str, str] = json.loads(value)
+        loaded: dict[str, str] = from_json(value)
         return loaded
     return dict(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,27 @@ from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
 from prizeflow_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+# A poll of thousands of events allocates millions of short-lived objects, most of them still referenced
+# until the poll's transaction commits. With CPython's default thresholds (700, 10, 10) that triggers
+# hundreds of collections per poll, the full ones scanning every long-lived object in the process: about
+# a third of the consumer's CPU time in the settlement benchmark. Larger thresholds plus freezing what
+# start-up allocated keep the collector (cycles are still collected) off the hot path.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+_gc_tuned = False
+
+
+def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
+    """Move start-up objects to the permanent generation (once per process), raise the thresholds."""
+    global _gc_tuned  # noqa: PLW0603 - a process-wide setting, applied once
+    if not _gc_tuned:
+        _gc_tuned = True
+        gc.collect()
+        gc.freeze()
+    gc.set_threshold(*thresholds)
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,7 @@ class ServiceRuntime:
             topic_suffix=suffix,
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+        tune_gc()
         log.info("service started", extra={"consumers": [c.name for c in self.consumers]})
 
     async def stop(self) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_runtime.db import create_engine, create_messaging_schema
 
-sys.path.insert(0, str(Path(__file__).parent))  # the `sample` module, shared with the subprocess app
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # `sample`, shared with the subprocess app
 
 from sample import create_effects_schema
 

@@ -82,3 +82,25 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
         delays = {c._backoff(attempt) for _ in range(50)}
         assert all(cap / 2 <= d <= cap for d in delays)
         assert len(delays) > 1
+
+
+def test_database_outages_are_told_apart_from_handler_bugs() -> None:
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from prizeflow_runtime.consumer import is_infrastructure_outage
+
+    class AdminShutdown(Exception):
+        sqlstate = "57P01"  # the server is restarting
+
+    class UniqueViolation(Exception):
+        sqlstate = "23505"
+
+    wrapped = DBAPIError("SELECT 1", {}, AdminShutdown("terminating connection"))
+    assert is_infrastructure_outage(ConnectionRefusedError(111, "refused"))
+    assert is_infrastructure_outage(wrapped)
+    chained = RuntimeError("handler gave up")
+    chained.__cause__ = OSError(104, "connection reset")
+    assert is_infrastructure_outage(chained)
+    assert not is_infrastructure_outage(IntegrityError("INSERT", {}, UniqueViolation("duplicate key")))
+    assert not is_infrastructure_outage(ValueError("bad amount"))
+    assert not is_infrastructure_outage(KeyError("round"))

@@ -39,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 async def _worker(settings: PayoutsSettings, worker_id: str | None) -> None:
     from prizeflow_payouts.bootstrap import run_worker
+    from prizeflow_runtime.service import tune_gc
 
+    tune_gc()  # as ServiceRuntime.start() does for the API process: keep the collector off the batch path
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,6 +86,15 @@ _INSERT_HISTORY = text(
         CAST(:ids AS text[]), CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:actors AS text[]),
         CAST(:reasons AS text[]), CAST(:codes AS text[]), CAST(:attempts AS int[])
     ) AS u(id, f, t, actor, reason, code, attempt)
+    """
+)
+_INSERT_HISTORY_ROWS = text(
+    """
+    INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason, error_code, attempt)
+    SELECT * FROM unnest(
+        CAST(:ids AS text[]), CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:ats AS timestamptz[]),
+        CAST(:actors AS text[]), CAST(:reasons AS text[]), CAST(:codes AS text[]), CAST(:attempts AS int[])
+    )
     """
 )
 _INSERT_ATTEMPTS = text(
@@ -283,8 +292,21 @@ class SqlPayoutRepository:
         await add_events(session, [e for x in changes for e in x.events])
 
     async def insert_history(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        """History rows given as dicts (one statement over arrays, like `stage`: no per-row SQL)."""
         if rows:
-            await session.execute(insert(tables.history), list(rows))
+            await session.execute(
+                _INSERT_HISTORY_ROWS,
+                {
+                    "ids": [r["payout_id"] for r in rows],
+                    "froms": [r.get("from_state") for r in rows],
+                    "tos": [r["to_state"] for r in rows],
+                    "ats": [r["at"] for r in rows],
+                    "actors": [r.get("actor") for r in rows],
+                    "reasons": [r.get("reason") for r in rows],
+                    "codes": [r.get("error_code") for r in rows],
+                    "attempts": [r.get("attempt") for r in rows],
+                },
+            )
 
     async def approvals(self, session: AsyncSession, payout_id: str) -> list[dict[str, Any]]:
         rows = await session.execute(
