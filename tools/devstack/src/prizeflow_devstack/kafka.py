@@ -20,7 +20,7 @@ from prizeflow_devstack.procs import pid_alive, pids_matching, run_sync, start_t
 from prizeflow_devstack.state import State
 
 _COMPLETE_MARKER = ".complete"
-JVM_HEAP = "-Xmx512m"
+JVM_HEAP = "-Xmx1g"  # thousands of short-lived test topics accumulate on a long-lived dev broker
 
 
 class KafkaError(RuntimeError):

@@ -194,6 +194,20 @@ class Platform:
             for name, proc in self.procs.items():
                 if proc.database_url:
                     self._drop_database(name)
+            run_sync(self._delete_topics)
+
+    async def _delete_topics(self) -> None:
+        """Drop this platform's topics: a long-lived dev broker would otherwise collect thousands."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.kafka_bootstrap)
+        await admin.start()
+        try:
+            mine = [t for t in await admin.list_topics() if t.endswith((self.suffix, self.suffix + ".dlq"))]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
 
     def logs(self, name: str, lines: int = 60) -> str:
         return tail(self.procs[name].log, lines)
