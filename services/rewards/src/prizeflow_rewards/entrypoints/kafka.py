@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload
+from prizeflow_contracts.events.game import EntryRecorded, PaidVia, PrizeSource
+from prizeflow_contracts.events.settlement import RoundSettled
 from prizeflow_rewards.application.claims import SettlePayout
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_runtime.logging import log_context
@@ -20,9 +22,45 @@ class RoundEventsHandler:
     rounds: RoundMoney
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        """RoundSettled of sponsored rounds are gathered and paid together (`RoundMoney.settle_sponsored_many`);
+        other events run one by one as they come. A gathered round is paid before any later event of the same
+        round, and before a later wallet-paid entry that debits a wallet it credits, so no event sees the ledger
+        differently than in poll order. Reordering across unrelated rounds is harmless: those events touch
+        no account the gathered rounds debit with a balance rule (their pools) nor wallets they credit."""
+        pending: list[Envelope[EventPayload]] = []
+        rounds: set[str] = set()
+        wallets: set[tuple[str, str]] = set()
+
+        async def flush() -> None:
+            if pending:
+                await self.rounds.settle_sponsored_many(session, list(pending))
+                pending.clear()
+                rounds.clear()
+                wallets.clear()
+
         for env in envelopes:
+            data = env.data
+            if isinstance(data, RoundSettled) and data.prize_source is PrizeSource.SPONSORED:
+                if data.round_id in rounds:  # a replay of a gathered round: pay the first before looking again
+                    await flush()
+                pending.append(env)
+                rounds.add(data.round_id)
+                wallets.update((a.player_id, data.asset) for a in data.allocations)
+                continue
+            if pending and _depends(data, rounds, wallets):
+                await flush()
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
                 await self.rounds.handle(session, env)
+        await flush()
+
+
+def _depends(data: EventPayload, rounds: set[str], wallets: set[tuple[str, str]]) -> bool:
+    round_id = getattr(data, "round_id", None)
+    if round_id is None or round_id in rounds:
+        return True
+    if isinstance(data, EntryRecorded) and data.paid_via is PaidVia.WALLET:
+        return (data.player_id, data.fee.asset) in wallets
+    return False
 
 
 @dataclass
