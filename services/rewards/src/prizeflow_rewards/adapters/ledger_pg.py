@@ -4,12 +4,13 @@
 behind and the caller may still record the refusal. Per batch:
 
 1. (post/void only) read the pending transfers they resolve and check they match;
-2. insert the transfers in one statement, sorted by id, ON CONFLICT DO NOTHING RETURNING id: a retried id
+2. insert the transfers in one statement, sorted by id (as all new first; if some are not, the savepoint is
+   rolled back and the batch redone with ON CONFLICT DO NOTHING RETURNING id): a retried id
    is found already there (same body = no-op, different body = `transfer_conflict`), a second post/void of
    one pending transfer hits the partial unique index on `pending_id` (`pending_already_resolved`);
 3. aggregate the per-account deltas of the new transfers in memory and apply them with ONE upsert, rows in
-   account-id order, so every batch locks its accounts in the same global order (no deadlocks) and a
-   missing account is created on the way. The row's CHECK constraint enforces
+   account-id order, so every batch locks its accounts in the same global order (no deadlocks); a missing
+   account is then created with the batch's deltas as its counters. The row's CHECK constraint enforces
    `debits_must_not_exceed_credits` in the database; a violation aborts the whole batch.
 """
 
@@ -18,8 +19,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -30,12 +33,10 @@ from prizeflow_rewards.domain.ledger import (
     AccountRef,
     Balance,
     BatchResult,
-    Delta,
     LedgerError,
     Transfer,
     TransferFlags,
     TransferKind,
-    deltas,
 )
 
 Conn = AsyncSession | AsyncConnection
@@ -53,37 +54,45 @@ _CREATE_ACCOUNTS = text(
     ON CONFLICT DO NOTHING
     """
 )
+# The two hot statements run on the asyncpg connection itself (prepared once per connection, no SQLAlchemy
+# compilation or row processing): their arrays go out and their rows come back in asyncpg's native types.
+#
 # The `locked` CTE takes the row locks in account-id order (LockRows runs above the Sort), so concurrent
 # batches lock their common accounts in one global order: no deadlocks. The UPDATE then applies the deltas;
-# the row's CHECK constraint is evaluated on the new values.
-_UPDATE = text(
-    """
+# the row's CHECK constraint is evaluated on the new values. `rep` marks the accounts whose balances the
+# caller wants back; every updated row still returns its id (so missing accounts are found).
+_UPDATE = """
     WITH d AS (
-        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:dp AS bigint[]), CAST(:cp AS bigint[]),
-                             CAST(:dpe AS bigint[]), CAST(:cpe AS bigint[])) AS d(id, dp, cp, dpe, cpe)
+        SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bool[])
+            AS d(id, dp, cp, dpe, cpe, rep)
     ), locked AS (
-        SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE
+        SELECT id FROM ledger_accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
     )
     UPDATE ledger_accounts AS a SET
         debits_posted = a.debits_posted + d.dp,
         credits_posted = a.credits_posted + d.cp,
         debits_pending = a.debits_pending + d.dpe,
         credits_pending = a.credits_pending + d.cpe
-    FROM d JOIN locked USING (id)
-    WHERE a.id = d.id
-    RETURNING a.id, a.flags, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending
-    """
-)
-_INSERT = text(
-    """
+    FROM d
+    -- count(*) reads the whole `locked` CTE in a one-time filter, before the UPDATE touches any row; the
+    -- `= ANY` lets the planner fetch just the batch's accounts instead of hashing the whole table.
+    WHERE a.id = d.id AND a.id = ANY($1::uuid[]) AND (SELECT count(*) FROM locked) >= 0
+    RETURNING a.id, d.rep, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending, a.flags
+"""
+# A batch is first inserted as all new (no speculative insertion: ON CONFLICT costs about half as much
+# again); if any of its transfers is already there, the unique violation rolls the savepoint back and the
+# batch is redone with `_INSERT_OR_SKIP`, which reports which transfers were new.
+_INSERT_NEW = """
     INSERT INTO ledger_transfers
         (id, debit_account_id, credit_account_id, asset, amount, kind, flags, pending_id, business_key)
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:debits AS uuid[]), CAST(:credits AS uuid[]),
-                         CAST(:assets AS text[]), CAST(:amounts AS bigint[]), CAST(:kinds AS text[]),
-                         CAST(:flags AS int[]), CAST(:pendings AS uuid[]), CAST(:keys AS text[]))
-    ON CONFLICT DO NOTHING
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::int[],
+                         $8::uuid[], $9::text[])
+"""
+_INSERT_OR_SKIP = (
+    _INSERT_NEW
+    + """    ON CONFLICT DO NOTHING
     RETURNING id
-    """
+"""
 )
 _EXISTING = text(
     """
@@ -103,72 +112,59 @@ class PgLedger:
         if not batch:
             return BatchResult()
         try:
-            async with conn.begin_nested():
-                return await self._apply(conn, batch)
+            try:
+                async with conn.begin_nested():
+                    return await self._apply(conn, batch, retry=False)
+            except _NotAllNewError:
+                async with conn.begin_nested():
+                    return await self._apply(conn, batch, retry=True)
         except IntegrityError as err:
             raise _ledger_error(err) from err
+        except asyncpg.IntegrityConstraintViolationError as err:
+            raise _ledger_error(err) from err
 
-    async def _apply(self, conn: Conn, batch: list[Transfer]) -> BatchResult:
+    async def _apply(self, conn: Conn, batch: list[Transfer], *, retry: bool) -> BatchResult:
         await self._check_pendings(conn, batch)
-        batch.sort(key=lambda t: t.id)
-        inserted = {
-            row[0]
-            for row in await conn.execute(
-                _INSERT,
-                {
-                    "ids": [t.id for t in batch],
-                    "debits": [t.debit.id for t in batch],
-                    "credits": [t.credit.id for t in batch],
-                    "assets": [t.asset for t in batch],
-                    "amounts": [t.amount for t in batch],
-                    "kinds": [t.kind.value for t in batch],
-                    "flags": [t.bits for t in batch],
-                    "pendings": [t.pending_id for t in batch],
-                    "keys": [t.business_key for t in batch],
-                },
-            )
-        }
-        if len(inserted) == len(batch):
+        batch.sort(key=_ID_INT)
+        raw = await _driver_connection(conn)
+        columns = (
+            list(map(_ID, batch)),
+            list(map(_DEBIT_ID, batch)),
+            list(map(_CREDIT_ID, batch)),
+            list(map(_ASSET, batch)),
+            list(map(_AMOUNT, batch)),
+            list(map(_KIND, batch)),  # a StrEnum member is its value
+            list(map(_BITS, batch)),
+            list(map(_PENDING_ID, batch)),
+            list(map(_KEY, batch)),
+        )
+        if not retry:
+            try:
+                await raw.execute(_INSERT_NEW, *columns)
+            except asyncpg.UniqueViolationError as err:
+                raise _NotAllNewError from err
+            rows: list[Any] | None = None  # all new
+        else:
+            rows = await raw.fetch(_INSERT_OR_SKIP, *columns)
+        if rows is None or len(rows) == len(batch):
             applied, duplicates = batch, []
         else:
-            applied = [t for t in batch if t.id in inserted]
-            duplicates = [t for t in batch if t.id not in inserted]
+            inserted = {r[0].int for r in rows}
+            applied = [t for t in batch if t.id.int in inserted]
+            duplicates = [t for t in batch if t.id.int not in inserted]
             await self._check_duplicates(conn, duplicates)
         if not applied:
             return BatchResult(applied=(), duplicates=duplicates)
-        changes = deltas(applied)
-        balances = await self._update(conn, changes, {t.debit.id for t in applied})
-        if len(balances) < len(changes):
-            # First use of some accounts: create them (zero balances) and apply their deltas.
-            refs = {r.id: r for t in applied for r in (t.debit, t.credit)}
-            await create_accounts(conn, [refs[i] for i in sorted(changes) if i not in balances])
-            rest = {i: d for i, d in changes.items() if i not in balances}
-            balances.update(await self._update(conn, rest, set(rest)))
-        return BatchResult(
-            applied=applied, duplicates=duplicates, balances={i: b for i, b in balances.items() if b is not None}
-        )
-
-    async def _update(
-        self, conn: Conn, changes: dict[uuid.UUID, Delta], report: set[uuid.UUID]
-    ) -> dict[uuid.UUID, Balance | None]:
-        """Apply deltas to existing accounts; returns every account updated (balances of `report` only)."""
-        ids = sorted(changes)
-        rows = await conn.execute(
-            _UPDATE,
-            {
-                "ids": ids,
-                "dp": [changes[i].debits_posted for i in ids],
-                "cp": [changes[i].credits_posted for i in ids],
-                "dpe": [changes[i].debits_pending for i in ids],
-                "cpe": [changes[i].credits_pending for i in ids],
-            },
-        )
-        return {
-            r.id: Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending, r.flags)
-            if r.id in report
-            else None
-            for r in rows
-        }
+        ids, changes, debited = _deltas(applied)
+        keys = sorted(changes)
+        balances, done = await _update(raw, [ids[k] for k in keys], [changes[k] for k in keys], debited, keys)
+        if len(done) < len(keys):
+            # First use of some accounts: create them, their deltas as their counters.
+            updated = {r[0].int for r in done}
+            rest = [k for k in keys if k not in updated]
+            refs = {r.id.int: r for t in applied for r in (t.debit, t.credit)}
+            balances.update(await _create(raw, [refs[k] for k in rest], [changes[k] for k in rest]))
+        return BatchResult(applied=applied, duplicates=duplicates, balances=balances)
 
     async def _lock(self, conn: Conn, refs: dict[uuid.UUID, AccountRef]) -> dict[uuid.UUID, Balance]:
         ids = sorted(refs)
@@ -252,6 +248,120 @@ async def create_accounts(conn: Conn, refs: Sequence[AccountRef]) -> None:
     )
 
 
+class _NotAllNewError(Exception):
+    """Some transfer of the batch is already there (a retry, or a second post/void of a pending one)."""
+
+
+_ID_INT = attrgetter("id.int")
+_ID = attrgetter("id")
+_DEBIT_ID = attrgetter("debit.id")
+_CREDIT_ID = attrgetter("credit.id")
+_ASSET = attrgetter("debit.asset")
+_AMOUNT = attrgetter("amount")
+_KIND = attrgetter("kind")
+_BITS = attrgetter("bits")
+_PENDING_ID = attrgetter("pending_id")
+_KEY = attrgetter("business_key")
+_PENDING = int(TransferFlags.PENDING)
+_POST = int(TransferFlags.POST_PENDING)
+_VOID = int(TransferFlags.VOID_PENDING)
+
+
+async def _driver_connection(conn: Conn) -> Any:
+    """The asyncpg connection under `conn`, in the transaction (and savepoint) SQLAlchemy opened on it."""
+    if isinstance(conn, AsyncSession):
+        conn = await conn.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+def _deltas(
+    transfers: Sequence[Transfer],
+) -> tuple[dict[int, uuid.UUID], dict[int, list[int]], set[int]]:
+    """Per-account change of a batch (what `domain.ledger.deltas` computes), keyed by `id.int`: the ids,
+    the changes [debits_posted, credits_posted, debits_pending, credits_pending] and the debited accounts."""
+    ids: dict[int, uuid.UUID] = {}
+    changes: dict[int, list[int]] = {}
+    debited: set[int] = set()
+    for t in transfers:
+        did, cid = t.debit.id, t.credit.id
+        dk, ck = did.int, cid.int
+        d = changes.get(dk)
+        if d is None:
+            d = changes[dk] = [0, 0, 0, 0]
+            ids[dk] = did
+        c = changes.get(ck)
+        if c is None:
+            c = changes[ck] = [0, 0, 0, 0]
+            ids[ck] = cid
+        debited.add(dk)
+        a, bits = t.amount, t.bits
+        if bits & _PENDING:
+            d[2] += a
+            c[3] += a
+        elif bits & _POST:
+            d[2] -= a
+            d[0] += a
+            c[3] -= a
+            c[1] += a
+        elif bits & _VOID:
+            d[2] -= a
+            c[3] -= a
+        else:
+            d[0] += a
+            c[1] += a
+    return ids, changes, debited
+
+
+async def _update(
+    raw: Any, ids: list[uuid.UUID], changes: list[list[int]], report: set[int] | None, keys: list[int]
+) -> tuple[dict[uuid.UUID, Balance], list[Any]]:
+    """Apply deltas (ids in id order) to the existing accounts: the balances of `report` (every account
+    if None) and the rows of every account updated."""
+    dp, cp, dpe, cpe = (list(col) for col in zip(*changes, strict=True))
+    rep = [True] * len(keys) if report is None else [k in report for k in keys]
+    rows = await raw.fetch(_UPDATE, ids, dp, cp, dpe, cpe, rep)
+    return {r[0]: Balance(r[2], r[3], r[4], r[5], r[6]) for r in rows if r[1]}, rows
+
+
+_CREATE_WITH_DELTAS = """
+    INSERT INTO ledger_accounts
+        (id, kind, owner_id, asset, flags, debits_posted, credits_posted, debits_pending, credits_pending)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
+                         $8::bigint[], $9::bigint[])
+    ORDER BY 1
+    ON CONFLICT DO NOTHING
+    RETURNING id, debits_posted, credits_posted, debits_pending, credits_pending, flags
+"""
+
+
+async def _create(raw: Any, refs: list[AccountRef], changes: list[list[int]]) -> dict[uuid.UUID, Balance]:
+    """Create missing accounts (id order) with the batch's deltas as their counters (the CHECK constraints
+    apply to the new row); an account created meanwhile by a concurrent batch gets them by an update."""
+    dp, cp, dpe, cpe = (list(col) for col in zip(*changes, strict=True))
+    rows = await raw.fetch(
+        _CREATE_WITH_DELTAS,
+        [r.id for r in refs],
+        [r.kind for r in refs],
+        [r.owner for r in refs],
+        [r.asset for r in refs],
+        [int(r.flags) for r in refs],
+        dp,
+        cp,
+        dpe,
+        cpe,
+    )
+    balances = {r[0]: Balance(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    if len(rows) < len(refs):
+        created = {r[0].int for r in rows}
+        late = [i for i, r in enumerate(refs) if r.id.int not in created]
+        more, _ = await _update(
+            raw, [refs[i].id for i in late], [changes[i] for i in late], None, [refs[i].id.int for i in late]
+        )
+        balances.update(more)
+    return balances
+
+
 def _balances(rows: Any) -> dict[uuid.UUID, Balance]:
     return {
         r.id: Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending, r.flags) for r in rows
@@ -259,6 +369,8 @@ def _balances(rows: Any) -> dict[uuid.UUID, Balance]:
 
 
 def _dedup_in_batch(transfers: Sequence[Transfer]) -> list[Transfer]:
+    if len(set(map(_ID_INT, transfers))) == len(transfers) and not any(t.bits & RESOLVING_BITS for t in transfers):
+        return list(transfers)  # the common case: distinct ids, no post/void
     seen: dict[uuid.UUID, Transfer] = {}
     for t in transfers:
         prior = seen.get(t.id)
@@ -272,9 +384,10 @@ def _dedup_in_batch(transfers: Sequence[Transfer]) -> list[Transfer]:
     return list(seen.values())
 
 
-def _ledger_error(err: IntegrityError) -> LedgerError:
-    cause = getattr(err.orig, "__cause__", None)
-    constraint = getattr(cause, "constraint_name", None) or str(err.orig)
+def _ledger_error(err: IntegrityError | asyncpg.IntegrityConstraintViolationError) -> LedgerError:
+    """`err` from SQLAlchemy (asyncpg's error is its `orig.__cause__`) or from asyncpg itself."""
+    cause = getattr(err.orig, "__cause__", None) if isinstance(err, IntegrityError) else err
+    constraint = getattr(cause, "constraint_name", None) or str(getattr(err, "orig", err))
     if "debits_must_not_exceed_credits" in constraint:
         # DETAIL: Failing row contains (<account id>, <kind>, <owner>, <asset>, ...).
         row = re.search(r"\(([0-9a-f-]{36}), ([a-z_]+), (.*?), ([A-Z]+),", getattr(cause, "detail", "") or "")
@@ -282,11 +395,13 @@ def _ledger_error(err: IntegrityError) -> LedgerError:
         return LedgerError("exceeds_credits", f"the database refused: debits would exceed credits{where}")
     if "ledger_transfers_resolves_once" in constraint:
         return LedgerError("pending_already_resolved", "the pending transfer was already posted or voided")
-    return LedgerError("integrity_error", str(err.orig))
+    return LedgerError("integrity_error", str(getattr(err, "orig", err)))
 
 
 def is_serialization_failure(err: BaseException) -> bool:
     """Deadlock or serialization failure: safe to retry the whole transaction."""
+    if isinstance(err, asyncpg.PostgresError):  # from the statements run on the asyncpg connection itself
+        return err.sqlstate in {"40001", "40P01"}
     sqlstate = getattr(getattr(getattr(err, "orig", None), "__cause__", None), "sqlstate", None)
     return isinstance(err, DBAPIError) and sqlstate in {"40001", "40P01"}
 
