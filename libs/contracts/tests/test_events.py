@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from prizeflow_contracts import events as ev
@@ -21,6 +24,7 @@ from prizeflow_contracts.envelope import (
     follow,
     new_event,
     register_upcaster,
+    stage_event,
 )
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.testing import AT, all_examples, example_data, example_payload
@@ -51,6 +55,45 @@ def test_envelope_round_trip(event_type: str, cls: type[EventPayload]) -> None:
         setattr(payload, next(iter(cls.model_fields)), "x")
 
 
+@pytest.mark.parametrize(("event_type", "cls"), ALL_TYPES, ids=[t for t, _ in ALL_TYPES])
+@pytest.mark.parametrize("subject", [None, "s-1"])
+@pytest.mark.parametrize(
+    "at", [AT, AT.astimezone(timezone(timedelta(hours=-3, minutes=-30))), AT.replace(microsecond=0)]
+)
+def test_stage_event_is_new_event_encoded(
+    event_type: str, cls: type[EventPayload], subject: str | None, at: Any
+) -> None:
+    """The outbox fast path writes the document `new_event(...).encode()` would: decoded, they are equal."""
+    payload = example_payload(cls)
+    cause = uuid.uuid4()
+    args: dict[str, Any] = {"source": '/prizeflow/t "q"', "correlation_id": "flow-1", "subject": subject}
+    staged = stage_event(payload, causation_id=cause, event_id=event_id_for("x"), time=at, **args)
+    env = new_event(payload, causation_id=cause, event_id=event_id_for("x"), time=at, **args)
+    assert decode(staged.payload) == env
+    assert staged == env.staged()  # byte for byte
+    assert (staged.id, staged.type, staged.topic, staged.key) == (env.id, event_type, cls.TOPIC.name, b"flow-1")
+    assert json.loads(staged.headers_json) == {k: v.decode() for k, v in env.headers()}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"correlation_id": "has space"},
+        {"correlation_id": ""},
+        {"source": ""},
+        {"subject": "x" * 256},
+        {"causation_id": "c" * 129},
+        {"time": datetime(2026, 1, 1)},  # noqa: DTZ001 - the point: no offset
+    ],
+)
+def test_stage_event_refuses_what_an_envelope_would(bad: dict[str, Any]) -> None:
+    args: dict[str, Any] = {"source": "/s", "correlation_id": "flow-1", **bad}
+    with pytest.raises(ValueError):
+        stage_event(example_payload(ev.RoundSettled), **args)
+    with pytest.raises(ValueError):
+        new_event(example_payload(ev.RoundSettled), **args)
+
+
 def test_thirty_event_types_are_registered() -> None:
     assert len(all_examples()) == len(event_types()) == 30
 
@@ -66,6 +109,21 @@ def test_follow_keeps_correlation_and_sets_causation() -> None:
 
 def test_event_id_for_is_deterministic() -> None:
     assert event_id_for("r-1", "p-1") == event_id_for("r-1", "p-1") != event_id_for("r-1", "p-2")
+
+
+@given(st.lists(st.one_of(st.text(), st.integers()), min_size=1, max_size=5))
+def test_event_id_for_is_rfc4122_uuid5(key: list[Any]) -> None:
+    """The fast path mints exactly the ids `uuid.uuid5` did: ids already on Kafka and in inboxes stay valid."""
+    expected = uuid.uuid5(uuid.UUID("6d1c0a0e-6b3f-4c55-9d0e-7f1f5a8e2b10"), "|".join(str(k) for k in key))
+    got = event_id_for(*key)
+    assert got == expected
+    assert (got.version, got.variant) == (5, uuid.RFC_4122)
+
+
+@given(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}\Z"))
+def test_headers_json_is_the_headers(correlation_id: str) -> None:
+    env = new_event(example_payload(ev.RoundSettled), source="settlement", correlation_id=correlation_id)
+    assert json.loads(env.headers_json()) == {k: v.decode() for k, v in env.headers()}
 
 
 def test_same_name_on_two_topics_is_two_types() -> None:

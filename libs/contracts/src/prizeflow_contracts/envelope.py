@@ -7,10 +7,12 @@ Payload classes register themselves by subclassing `EventPayload`, so decoding n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 
@@ -128,8 +130,41 @@ class Envelope(BaseModel, Generic[P]):
             (HEADER_CORRELATION, self.correlationid.encode()),
         ]
 
+    def headers_json(self) -> str:
+        """`headers()` as a JSON object, as the outbox stores them."""
+        return _headers_json(self.type, self.id, self.correlationid)
+
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def staged(self) -> StagedEvent:
+        """This envelope as the outbox row it becomes."""
+        return StagedEvent(
+            id=self.id,
+            type=self.type,
+            topic=self.data.TOPIC.name,
+            key=self.key,
+            headers_json=self.headers_json(),
+            payload=self.encode(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StagedEvent:
+    """An event encoded for the outbox: exactly the columns `add_events` writes."""
+
+    id: uuid.UUID
+    type: str
+    topic: str
+    key: bytes
+    headers_json: str
+    payload: bytes
+
+
+def _headers_json(event_type: str, event_id: uuid.UUID, correlation_id: str) -> str:
+    # Every value is plain ASCII without quotes or backslashes (an event type and a correlation id matching
+    # their patterns, a UUID): formatting them needs no escaping and beats json.dumps on the hot path.
+    return f'{{"{HEADER_TYPE}":"{event_type}","{HEADER_ID}":"{event_id}","{HEADER_CORRELATION}":"{correlation_id}"}}'
 
 
 def new_event(
@@ -154,6 +189,72 @@ def new_event(
         causationid=str(causation_id) if causation_id is not None else None,
         schemaversion=payload.SCHEMA_VERSION,
         data=payload,
+    )
+
+
+_CORRELATION_ID_RE: Final = re.compile(CORRELATION_ID_PATTERN)
+_UTC_SUFFIX: Final = "+00:00"
+# json.dumps with a non-default option builds a new encoder per call; this one is built once.
+_JSON_STRING: Final = json.JSONEncoder(ensure_ascii=False).encode  # pydantic writes UTF-8 too
+
+
+def _json_time(at: datetime) -> str:
+    """RFC 3339 as pydantic writes it (`Z` for UTC). The last one is remembered: a batch stamps its events
+    with one `datetime` object."""
+    last = _LAST_TIME[0]
+    if last[0] is at:
+        return last[1]
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("an event time must carry its UTC offset")
+    text = at.isoformat()
+    text = text[: -len(_UTC_SUFFIX)] + "Z" if text.endswith(_UTC_SUFFIX) else text
+    _LAST_TIME[0] = (at, text)
+    return text
+
+
+_LAST_TIME: list[tuple[datetime | None, str]] = [(None, "")]
+
+
+def _json_str(value: str, field: str, max_length: int) -> str:
+    if not 1 <= len(value) <= max_length:
+        raise ValueError(f"{field} must be 1 to {max_length} characters")
+    return _JSON_STRING(value)
+
+
+def stage_event(
+    payload: EventPayload,
+    *,
+    source: str,
+    correlation_id: str,
+    causation_id: str | uuid.UUID | None = None,
+    subject: str | None = None,
+    event_id: uuid.UUID | None = None,
+    time: datetime | None = None,
+) -> StagedEvent:
+    """`new_event(...).staged()` without building and re-validating an `Envelope` (the payload is already a
+    validated model): the JSON document is the same CloudEvent, and `decode` reads it back equal to the
+    envelope `new_event` would have made (a test holds it to that for every event type). For producers that
+    emit thousands of events per poll."""
+    if _CORRELATION_ID_RE.match(correlation_id) is None:
+        raise ValueError(f"invalid correlation id {correlation_id!r}")
+    event_id = event_id or uuid.uuid4()
+    event_type = payload.event_type()
+    causation = "null" if causation_id is None else _json_str(str(causation_id), "causationid", 128)
+    body = (
+        f'{{"specversion":"1.0","id":"{event_id}","type":"{event_type}",'
+        f'"source":{_json_str(source, "source", 255)},'
+        f'"subject":{"null" if subject is None else _json_str(subject, "subject", 255)},'
+        f'"time":"{_json_time(time or datetime.now(UTC))}","datacontenttype":"application/json",'
+        f'"correlationid":"{correlation_id}","causationid":{causation},"schemaversion":{payload.SCHEMA_VERSION},'
+        f'"data":{payload.model_dump_json()}}}'
+    )
+    return StagedEvent(
+        id=event_id,
+        type=event_type,
+        topic=payload.TOPIC.name,
+        key=correlation_id.encode(),
+        headers_json=_headers_json(event_type, event_id, correlation_id),
+        payload=body.encode(),
     )
 
 
@@ -182,11 +283,21 @@ def follow(
 
 
 _EVENT_ID_NAMESPACE: Final = uuid.UUID("6d1c0a0e-6b3f-4c55-9d0e-7f1f5a8e2b10")
+_NAMESPACE_BYTES: Final = _EVENT_ID_NAMESPACE.bytes
+# RFC 4122 name-based SHA-1 (version 5): clear the version and variant bits, then set version 5, variant 10.
+_UUID5_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID5_SET: Final = (5 << 76) | (0x8000 << 48)
 
 
 def event_id_for(*business_key: object) -> uuid.UUID:
-    """A deterministic event id for a business key, so a re-emitted event dedups downstream."""
-    return uuid.uuid5(_EVENT_ID_NAMESPACE, "|".join(str(part) for part in business_key))
+    """A deterministic event id for a business key, so a re-emitted event dedups downstream.
+
+    Exactly `uuid.uuid5(namespace, "|".join(key))` (a test holds it to that), computed in half the time:
+    the settlement hot path mints three per round.
+    """
+    name = "|".join(str(part) for part in business_key).encode()
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
+    return uuid.UUID(int=(int.from_bytes(digest[:16], "big") & _UUID5_CLEAR) | _UUID5_SET)
 
 
 def decode(raw: bytes | str) -> Envelope[EventPayload]:

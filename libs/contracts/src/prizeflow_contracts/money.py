@@ -198,17 +198,23 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     """
     if total < 0:
         raise ValueError(f"cannot split a negative total {total}")
-    if any(w < 0 for w in weights):
+    if not weights:
+        raise ValueError("at least one positive weight is needed to split an amount")
+    if min(weights) < 0:
         raise ValueError("weights must be non-negative")
     weight_sum = sum(weights)
-    if not weights or weight_sum == 0:
+    if weight_sum == 0:
         raise ValueError("at least one positive weight is needed to split an amount")
-    parts = [total * w // weight_sum for w in weights]
-    remainders = [total * w % weight_sum for w in weights]
+    parts: list[int] = []
+    remainders: list[int] = []
+    for w in weights:
+        part, remainder = divmod(total * w, weight_sum)
+        parts.append(part)
+        remainders.append(remainder)
     leftover = total - sum(parts)
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
-    for i in order[:leftover]:
-        parts[i] += 1
+    if leftover:
+        for i in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:leftover]:
+            parts[i] += 1
     return parts
 
 

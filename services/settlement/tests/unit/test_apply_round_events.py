@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
+from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent, decode, new_event
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.game import EntryRecorded, RoundClosed, RoundOpened, RoundResultsReported
 from prizeflow_contracts.events.settlement import RoundSettled, RoundStateChanged
@@ -39,8 +39,9 @@ class MemoryStore:
             r.clear_pending()
             self.rounds[r.round_id] = copy.deepcopy(r)
 
-    async def add_events(self, envelopes: Sequence[Envelope[Any]]) -> None:
-        self.events.extend(envelopes)
+    async def add_events(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
+        # What a consumer downstream reads: the staged bytes, decoded.
+        self.events.extend(decode(e.payload) if isinstance(e, StagedEvent) else e for e in events)
 
 
 def env(payload: EventPayload) -> Envelope[EventPayload]:

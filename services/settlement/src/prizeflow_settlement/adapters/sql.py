@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -12,7 +11,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.events.game import PaidVia, RoundOpened
 from prizeflow_contracts.events.settlement import ResultsSummary, RoundState
 from prizeflow_contracts.money import Money
@@ -144,11 +143,25 @@ async def _bulk_insert(s: AsyncSession, table: str, columns: dict[str, str], row
 
 
 def _round_row(r: Round) -> dict[str, Any]:
-    snap = r.snapshot()
-    snap["reached"] = ",".join(snap["reached"])
-    summary = snap["results_summary"]
-    snap["results_summary"] = json.dumps(summary) if summary is not None else None
-    return snap
+    """The mutable columns (`Round.snapshot()`), `reached` and `results_summary` as the text the SQL casts."""
+    results = r.results
+    return {
+        "round_id": r.round_id,
+        "state": r.state.value,
+        "version": r.version,
+        "entries_seen": r.entries_seen,
+        "entries_expected": r.entries_expected,
+        "pot": r.pot,
+        "closed_at": r.closed_at,
+        "settled_at": r.settled_at,
+        "voided_at": r.voided_at,
+        "disputed": r.disputed,
+        "hold_reason": r.hold_reason,
+        "void_reason": r.void_reason,
+        "reached": ",".join(sorted(s.value for s in r.reached)),
+        "results_digest": results.digest if results else None,
+        "results_summary": results.model_dump_json() if results else None,
+    }
 
 
 def _round_from_row(row: Any) -> Round:
@@ -333,8 +346,8 @@ class SqlRoundStore(RoundStore):
         for r in changed:
             r.clear_pending()
 
-    async def add_events(self, envelopes: Sequence[Envelope[Any]]) -> None:
-        await add_events(self.session, envelopes)
+    async def add_events(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
+        await add_events(self.session, events)
 
     @staticmethod
     def _new_row(r: Round) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, follow
+from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent, event_id_for, stage_event
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.game import (
     EntryRecorded,
@@ -85,7 +85,7 @@ class ApplyRoundEvents:
         round_ids = {e.data.round_id for e in envelopes}  # type: ignore[attr-defined]
         rounds = await store.lock_rounds(round_ids, entry_keys=entry_keys, full_entries_for=voiding)
         touched: dict[str, Round] = {}
-        outgoing: list[Envelope[Any]] = []
+        outgoing: list[StagedEvent] = []
         seen = Observations()
         now = self.clock()
         for env in envelopes:
@@ -96,7 +96,15 @@ class ApplyRoundEvents:
             touched[r.round_id] = r
             seen.take(r, now)
             outgoing.extend(
-                follow(env, p, source=self.source, subject=r.round_id, event_id=outcome_event_id(p))
+                stage_event(
+                    p,
+                    source=self.source,
+                    correlation_id=env.correlationid,
+                    causation_id=env.id,
+                    subject=r.round_id,
+                    event_id=outcome_event_id(p),
+                    time=now,
+                )
                 for p in r.pending_events
             )
             r.pending_events.clear()

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_settlement.domain.round import Round
 
@@ -35,7 +35,7 @@ class RoundStore(Protocol):
 
     async def save(self, rounds: Sequence[Round]) -> None: ...
 
-    async def add_events(self, envelopes: Sequence[Envelope[Any]]) -> None: ...
+    async def add_events(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None: ...
 
 
 class RoundStoreFactory(Protocol):

@@ -9,18 +9,28 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import NamedTuple, Protocol
 
 from prizeflow_contracts.money import BPS_WHOLE, apply_bps, largest_remainder
 
 
-@dataclass(frozen=True, slots=True)
-class Finisher:
+class Ranked(Protocol):
+    """Anything with a player and a rank: a `Finisher`, or a reported `Placement` as it is."""
+
+    @property
+    def player_id(self) -> str: ...
+
+    @property
+    def rank(self) -> int: ...
+
+
+class Finisher(NamedTuple):
     player_id: str
     rank: int
 
 
-@dataclass(frozen=True, slots=True)
-class Award:
+class Award(NamedTuple):
     player_id: str
     rank: int
     amount: int
@@ -56,7 +66,10 @@ def is_non_increasing(shares_bps: Sequence[int]) -> bool:
     return all(a >= b for a, b in itertools.pairwise(shares_bps))
 
 
-def distribute(distributable: int, shares_bps: Sequence[int], finishers: Sequence[Finisher]) -> Split:
+_BY_RANK_THEN_PLAYER = attrgetter("rank", "player_id")
+
+
+def distribute(distributable: int, shares_bps: Sequence[int], finishers: Sequence[Ranked]) -> Split:
     """Split `distributable` by place.
 
     Rules (README "Distribution"): finishers tied at rank r occupy places r..r+k-1 and share those places'
@@ -69,29 +82,31 @@ def distribute(distributable: int, shares_bps: Sequence[int], finishers: Sequenc
     """
     if distributable < 0:
         raise ValueError("cannot distribute a negative amount")
-    if not shares_bps or sum(shares_bps) != BPS_WHOLE or any(s < 0 for s in shares_bps):
+    if not shares_bps or sum(shares_bps) != BPS_WHOLE or min(shares_bps) < 0:
         raise ValueError(f"place shares must be non-negative and sum to {BPS_WHOLE}")
-    ordered = sorted(finishers, key=lambda f: (f.rank, f.player_id))
-    groups: dict[int, list[Finisher]] = {}
-    for f in ordered:
-        groups.setdefault(f.rank, []).append(f)
+    ordered = sorted(finishers, key=_BY_RANK_THEN_PLAYER)
+    # Tie groups in rank order: [first index, size].
+    groups: list[list[int]] = []
+    previous_rank = None
+    for i, f in enumerate(ordered):
+        if f.rank == previous_rank:
+            groups[-1][1] += 1
+        else:
+            groups.append([i, 1])
+            previous_rank = f.rank
     # Common denominator so each tied player's share of its group's bps is an integer weight.
-    lcm = math.lcm(*(len(g) for g in groups.values())) if groups else 1
+    lcm = math.lcm(*(size for _, size in groups)) if groups else 1
     weights: list[int] = []
     paid_bps = 0
-    for rank, members in groups.items():
-        first = rank - 1
-        group_bps = sum(shares_bps[first : first + len(members)])
+    for first, size in groups:
+        place = ordered[first].rank - 1
+        group_bps = sum(shares_bps[place : place + size])
         paid_bps += group_bps
-        weights.extend([group_bps * (lcm // len(members))] * len(members))
-    unpaid_weight = (BPS_WHOLE - paid_bps) * lcm
-    parts = largest_remainder(distributable, [*weights, unpaid_weight])
-    awards = tuple(
-        Award(player_id=f.player_id, rank=f.rank, amount=amount)
-        for f, amount in zip(ordered, parts, strict=False)
-        if amount > 0
-    )
+        weights += [group_bps * (lcm // size)] * size
+    weights.append((BPS_WHOLE - paid_bps) * lcm)  # the unpaid places
+    parts = largest_remainder(distributable, weights)
+    awards = tuple(Award(f.player_id, f.rank, amount) for f, amount in zip(ordered, parts, strict=False) if amount > 0)
     return Split(distributable=distributable, awards=awards, remainder=parts[-1])
 
 
-__all__ = ["Award", "Fees", "Finisher", "Split", "distribute", "fees_on", "is_non_increasing"]
+__all__ = ["Award", "Fees", "Finisher", "Ranked", "Split", "distribute", "fees_on", "is_non_increasing"]

@@ -22,9 +22,7 @@ from prizeflow_contracts.events.game import (
     RoundOpened,
 )
 from prizeflow_contracts.events.settlement import (
-    Allocation,
     AllocationSource,
-    FeeLine,
     FeeParty,
     Refund,
     ResultsSummary,
@@ -35,7 +33,7 @@ from prizeflow_contracts.events.settlement import (
     RoundVoided,
 )
 from prizeflow_contracts.money import Money
-from prizeflow_settlement.domain.distribution import Finisher, Split, distribute, fees_on, is_non_increasing
+from prizeflow_settlement.domain.distribution import Split, distribute, fees_on, is_non_increasing
 from prizeflow_settlement.domain.results import ResultSet
 
 TRANSITIONS: Final[Mapping[RoundState, frozenset[RoundState]]] = {
@@ -352,42 +350,42 @@ class Round:
         else:
             assert spec.prize.amount is not None
             distributable, source = spec.prize.amount, AllocationSource.POOL
-        split: Split = distribute(
-            distributable,
-            spec.distribution.shares_bps(),
-            [Finisher(p.player_id, p.rank) for p in results.placements],
-        )
-        fee_lines: list[FeeLine] = []
+        split: Split = distribute(distributable, spec.distribution.shares_bps(), results.placements)
+        fee_lines: list[dict[str, Any]] = []
         if entry_asset is not None:
             if fees.platform:
                 fee_lines.append(
-                    FeeLine(
-                        party=FeeParty.PLATFORM,
-                        account_id=PLATFORM_ACCOUNT,
-                        amount=Money(asset=entry_asset, amount=fees.platform),
-                    )
+                    {
+                        "party": FeeParty.PLATFORM,
+                        "account_id": PLATFORM_ACCOUNT,
+                        "amount": {"asset": entry_asset, "amount": fees.platform},
+                    }
                 )
             if fees.organizer and spec.organizer_id is not None:
                 fee_lines.append(
-                    FeeLine(
-                        party=FeeParty.ORGANIZER,
-                        account_id=spec.organizer_id,
-                        amount=Money(asset=entry_asset, amount=fees.organizer),
-                    )
+                    {
+                        "party": FeeParty.ORGANIZER,
+                        "account_id": spec.organizer_id,
+                        "amount": {"asset": entry_asset, "amount": fees.organizer},
+                    }
                 )
-        return RoundSettled(
-            round_id=self.round_id,
-            competition_id=self.competition_id,
-            asset=spec.prize.asset,
-            prize_source=spec.prize_source,
-            campaign_id=spec.prize.campaign_id,
-            distributable=split.distributable,
-            allocations=[
-                Allocation(player_id=a.player_id, rank=a.rank, amount=a.amount, source=source) for a in split.awards
-            ],
-            remainder=split.remainder,
-            fees=fee_lines,
-            settled_at=at,
+        # One validation of the whole document: cheaper than a constructor call per allocation and fee line.
+        return RoundSettled.model_validate(
+            {
+                "round_id": self.round_id,
+                "competition_id": self.competition_id,
+                "asset": spec.prize.asset,
+                "prize_source": spec.prize_source,
+                "campaign_id": spec.prize.campaign_id,
+                "distributable": split.distributable,
+                "allocations": [
+                    {"player_id": a.player_id, "rank": a.rank, "amount": a.amount, "source": source}
+                    for a in split.awards
+                ],
+                "remainder": split.remainder,
+                "fees": fee_lines,
+                "settled_at": at,
+            }
         )
 
     def clear_pending(self) -> None:
