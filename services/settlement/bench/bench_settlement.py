@@ -95,8 +95,16 @@ async def wait_for(engine: AsyncEngine, sql: str, target: int, timeout: float) -
     return time.monotonic()
 
 
-async def send_all(producer: Any, topic: str, envelopes: list[Envelope[EventPayload]]) -> None:
-    futures = [await producer.send(topic, value=e.encode(), key=e.key, headers=e.headers()) for e in envelopes]
+Encoded = tuple[bytes, bytes, list[tuple[str, bytes]]]  # value, key, headers: a record as a game server sends it
+
+
+def encoded(envelopes: list[Envelope[EventPayload]]) -> list[Encoded]:
+    return [(e.encode(), e.key, e.headers()) for e in envelopes]
+
+
+async def send_all(producer: Any, topic: str, envelopes: list[Envelope[EventPayload]] | list[Encoded]) -> None:
+    records = [e if isinstance(e, tuple) else (e.encode(), e.key, e.headers()) for e in envelopes]
+    futures = [await producer.send(topic, value=value, key=key, headers=headers) for value, key, headers in records]
     await asyncio.gather(*futures)
 
 
@@ -119,6 +127,8 @@ class SettledWatcher:
         self.topic = topic
         self.first_seen: dict[str, float] = {}  # round id → time.monotonic() of its first RoundSettled
         self.records = 0  # RoundSettled records received (a relay retry may publish one twice)
+        self._waiting: set[str] = set()  # rounds `wait` still waits for
+        self.arrived = asyncio.Event()  # set when the last of them arrived
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -133,20 +143,29 @@ class SettledWatcher:
                 for r in records:
                     if (HEADER_TYPE, SETTLED_TYPE) in (r.headers or ()):
                         self.records += 1
-                        self.first_seen.setdefault((r.key or b"").decode(), now)
+                        key = (r.key or b"").decode()
+                        if key not in self.first_seen:
+                            self.first_seen[key] = now
+                            self._waiting.discard(key)
+            if not self._waiting:
+                self.arrived.set()
 
     async def wait(self, round_ids: list[str], timeout: float) -> float:
-        """Until every round has its RoundSettled; returns when the last one arrived."""
+        """Until every round has its RoundSettled; returns when the last one arrived.
+
+        The reader strikes rounds off as they arrive (no rescans: the benchmark's own CPU time is taken
+        from the service it measures)."""
         deadline = time.monotonic() + timeout
-        while True:
-            missing = [r for r in round_ids if r not in self.first_seen]
-            if not missing:
-                return max(self.first_seen[r] for r in round_ids)
+        self._waiting = {r for r in round_ids if r not in self.first_seen}
+        self.arrived.clear()
+        while self._waiting:
             if self._task is not None and self._task.done():
                 self._task.result()  # the watcher died: say why
             if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out: {len(missing)} of {len(round_ids)} rounds never settled on Kafka")
-            await asyncio.sleep(0.02)
+                raise RuntimeError(f"timed out: {len(self._waiting)} of {len(round_ids)} rounds never settled on Kafka")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), timeout=0.5)
+        return max(self.first_seen[r] for r in round_ids)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -160,10 +179,12 @@ def percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, max(0, round(q * len(sorted_ms)) - 1))]
 
 
-def start_service(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_service(
+    env: dict[str, str], port: int, log: Path, module: str = "prizeflow_settlement"
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "prizeflow_settlement"], env={**env, "HTTP_PORT": str(port)}, stdout=out, stderr=out
+        return subprocess.Popen(  # noqa: S603 - our own modules, by name
+            [sys.executable, "-m", module], env={**env, "HTTP_PORT": str(port)}, stdout=out, stderr=out
         )
 
 
@@ -181,7 +202,7 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> Non
         await asyncio.sleep(0.2)
 
 
-async def run(rounds: int, players: int, latency_seconds: float, replicas: int) -> dict[str, Any]:
+async def run(rounds: int, players: int, latency_seconds: float, replicas: int, relay: str) -> dict[str, Any]:
     infra = ensure_infra()
     db_name = f"bench_settlement_{uuid.uuid4().hex[:8]}"
     db_url = await create_database(infra, db_name)
@@ -201,6 +222,7 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int) 
         "CONSUMER_BATCH_SIZE": "2000",
         "OUTBOX_BATCH_SIZE": "5000",
         "OUTBOX_POLL_INTERVAL_MS": "20",
+        "OUTBOX_RELAY": "external" if relay == "process" else "inline",
     }
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
@@ -209,6 +231,9 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int) 
         logs.append(Path(tempfile.gettempdir()) / f"bench-settlement-{port}.log")
         procs.append(start_service(env, port, logs[-1]))
         await wait_ready(port, procs[-1], logs[-1])
+    if relay == "process":
+        logs.append(Path(tempfile.gettempdir()) / f"bench-settlement-relay-{port}.log")
+        procs.append(start_service(env, pick_free_port(), logs[-1], module="prizeflow_runtime.relay"))
     producer = idempotent_producer(infra.kafka_bootstrap, linger_ms=5)
     await producer.start()
     watcher = SettledWatcher(infra.kafka_bootstrap, SETTLEMENT_ROUNDS.name + suffix)
@@ -221,10 +246,23 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int) 
         setup = [e for rid in ids for e in [*opening(rid, players, at), closing(rid, players, at)]]
         await send_all(producer, topic, setup)
         setup_done = await wait_for(engine, "SELECT count(*) FROM rounds WHERE state = 'closed'", rounds, 600)
+        # The game servers' side is encoded before the clock starts: what is timed is the service.
+        reported = encoded([results(rid, players, at) for rid in ids])
         started = time.monotonic()
-        await send_all(producer, topic, [results(rid, players, at) for rid in ids])
+        await send_all(producer, topic, reported)
         received_at = await watcher.wait(ids, 600)
         rate = rounds / (received_at - started)
+        async with engine.connect() as conn:
+            # The database's side of the same run: first to last settling transaction (service clock).
+            db_span = float(
+                await conn.scalar(
+                    text(
+                        "SELECT extract(epoch FROM max(settled_at) - min(settled_at)) FROM rounds"
+                        " WHERE round_id LIKE 'bench-%'"
+                    )
+                )
+                or 0.0
+            )
         setup_events = rounds * (players + 2)
 
         # 2. latency at half the measured rate: rounds already open and full, then closed and reported
@@ -279,6 +317,7 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int) 
             "cores": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "replicas": replicas,
+            "relay": relay,
             "players_per_round": players,
             "goal": {"round_results_settled_per_s": GOAL_PER_S},
             "throughput": {
@@ -286,6 +325,7 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int) 
                 "round_results_settled_per_s": round(rate),
                 "seconds_to_settle": round(received_at - started, 3),
                 "measured_until": "last RoundSettled received from Kafka",
+                "seconds_first_to_last_settled_in_db": round(db_span, 3),
                 "setup_events": setup_events,
                 "setup_events_per_s": round(setup_events / (setup_done - setup_started)),
             },
@@ -331,9 +371,15 @@ def main() -> None:
     parser.add_argument(
         "--replicas", type=int, default=1, help="settlement processes sharing the consumer group (one relays)"
     )
+    parser.add_argument(
+        "--relay",
+        choices=["inline", "process"],
+        default="process",
+        help="outbox relay inside the service (inline) or as `python -m prizeflow_runtime.relay` (process)",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
-    result = asyncio.run(run(args.rounds, args.players, args.latency_seconds, args.replicas))
+    result = asyncio.run(run(args.rounds, args.players, args.latency_seconds, args.replicas, args.relay))
     t, lat = result["throughput"], result["latency_at_half_rate"]
     print(
         f"settlement: goal >= {GOAL_PER_S} round results settled/s; measured {t['round_results_settled_per_s']}/s "

@@ -9,6 +9,11 @@ A poll is first applied as ONE database transaction (fast path). If that fails, 
 one by one, each in its own transaction with exponential backoff, so one poison message cannot hold back
 or roll back its neighbours; after `max_attempts` it goes to `<topic>.dlq`. An `EventRefusal` (malformed,
 unknown type, illegal transition...) goes to the DLQ at once: retrying cannot fix it.
+
+With `lanes` > 1 the poll's partitions are dealt into that many lanes, each applied as its own transaction
+on its own connection, concurrently: while one lane's statements run in PostgreSQL the process computes
+the next lane. Per-key order holds (a key lives in one partition, a partition in one lane); the offsets are
+still committed only once every lane has settled. For consumers whose aggregates are keyed like the topic.
 """
 
 from __future__ import annotations
@@ -84,10 +89,14 @@ class ReliableConsumer:
     # Runs after a transaction commits and before any offset commit (tests use it to crash in that gap).
     after_commit: Callable[[], Awaitable[None]] | None = None
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    # Transactions a poll is split into, by partition, applied concurrently (see the module docstring).
+    lanes: int = 1
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
             raise ValueError(f"consumer {self.name}: give exactly one of handler or batch_handler")
+        if self.lanes < 1:
+            raise ValueError(f"consumer {self.name}: lanes must be at least 1")
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
         """Settle every record of a poll; returns the offsets to commit (next offset per partition)."""
@@ -97,13 +106,36 @@ class ReliableConsumer:
             if item.refusal is not None:
                 await self._dead_letter(item.record, item.refusal.reason, item.refusal, attempts=0)
         good = self._first_occurrences([i for i in items if i.envelope is not None])
-        if len(good) > 1 and await self._apply_batch(good):
-            good = []
-        for item in good:
-            await self._apply_with_retry(item)
+        lanes = self._deal(good)
+        if len(lanes) == 1:
+            await self._settle(lanes[0])
+        else:
+            await asyncio.gather(*(self._settle(lane) for lane in lanes))
         if self.metrics is not None:
             self.metrics.handle_seconds.labels(self.name).observe(time.perf_counter() - started)
         return next_offsets(records)
+
+    def _deal(self, items: list[_Item]) -> list[list[_Item]]:
+        """Partitions dealt into at most `lanes` lanes, largest first onto the lightest lane; poll order is
+        kept within a partition."""
+        if self.lanes == 1 or len(items) < 2:
+            return [items]
+        by_partition: dict[tuple[str, int], list[_Item]] = {}
+        for item in items:
+            by_partition.setdefault((item.record.topic, item.record.partition), []).append(item)
+        if len(by_partition) == 1:
+            return [items]
+        lanes: list[list[_Item]] = [[] for _ in range(min(self.lanes, len(by_partition)))]
+        for group in sorted(by_partition.values(), key=len, reverse=True):
+            min(lanes, key=len).extend(group)
+        return lanes
+
+    async def _settle(self, items: list[_Item]) -> None:
+        """Apply the items: all in one transaction if they can, else each on its own with retry and DLQ."""
+        if len(items) > 1 and await self._apply_batch(items):
+            return
+        for item in items:
+            await self._apply_with_retry(item)
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -17,7 +19,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 messaging_metadata = MetaData()
 
@@ -85,6 +93,15 @@ async def create_messaging_schema(engine: AsyncEngine) -> None:
             await conn.execute(text(ddl))
 
 
+async def driver_connection(conn: AsyncSession | AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`, inside the transaction (and savepoint) SQLAlchemy opened on it:
+    for what only the driver does, such as COPY."""
+    if isinstance(conn, AsyncSession):
+        conn = await conn.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
 def asyncpg_dsn(url: str) -> str:
     """A SQLAlchemy asyncpg URL as a plain libpq DSN asyncpg.connect() accepts."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -96,6 +113,7 @@ __all__ = [
     "asyncpg_dsn",
     "create_engine",
     "create_messaging_schema",
+    "driver_connection",
     "inbox_table",
     "messaging_metadata",
     "outbox_table",

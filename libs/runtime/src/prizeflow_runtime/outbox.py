@@ -20,11 +20,10 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic_core import from_json
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
-from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn
+from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, driver_connection
 from prizeflow_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
@@ -34,17 +33,6 @@ _PARTITIONER = DefaultPartitioner()  # what `idempotent_producer` uses: murmur2 
 _PARTITION_CACHE_SIZE = 200_000
 
 
-_INSERT_MANY = text(
-    """
-    INSERT INTO outbox (event_id, topic, key, headers, payload, event_type)
-    SELECT e.event_id, e.topic, e.key, e.headers::jsonb, e.payload, e.event_type
-    FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]),
-        CAST(:headers AS text[]), CAST(:payloads AS bytea[]), CAST(:types AS text[])
-    ) WITH ORDINALITY AS e(event_id, topic, key, headers, payload, event_type, n)
-    ORDER BY e.n
-    """
-)
 
 
 async def add_event(
@@ -67,17 +55,17 @@ async def add_events(
     if not events:
         return
     staged = [e if isinstance(e, StagedEvent) else e.staged() for e in events]
-    await session.execute(
-        _INSERT_MANY,
-        {
-            "ids": [e.id for e in staged],
-            "topics": [topic or e.topic for e in staged],
-            "keys": [e.key for e in staged],
-            "headers": [e.headers_json for e in staged],
-            "payloads": [e.payload for e in staged],
-            "types": [e.type for e in staged],
-        },
+    # COPY, in order (so `seq` follows the list): a fraction of the client and server time of an INSERT.
+    # The statement-level NOTIFY trigger fires for COPY as for INSERT.
+    raw = await driver_connection(session)
+    await raw.copy_records_to_table(
+        "outbox",
+        records=[(e.id, topic or e.topic, e.key, e.headers_json, e.payload, e.type) for e in staged],
+        columns=_OUTBOX_COLUMNS,
     )
+
+
+_OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload", "event_type")
 
 
 def idempotent_producer(bootstrap_servers: str, *, client_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
@@ -135,21 +123,17 @@ class OutboxRelay:
         self._running = False
         self._partitions: dict[tuple[str, bytes], tuple[int, int]] = {}
 
-    def _partition_for(self, topic: str, key: bytes | None) -> int | None:
-        """The partition the producer's default partitioner would pick for `key`, remembered per key.
-
-        Every event of a flow shares its key (the correlation id), so one murmur2 hash serves them all.
-        None (the producer decides, after fetching metadata) when the topic's partitions are not known yet.
-        """
-        if key is None:
-            return None
+    async def _partition_for(self, topic: str, key: bytes) -> int:
+        """The partition the producer's default partitioner picks for `key` (murmur2, as the Java client),
+        remembered per key: every event of a flow shares its key (the correlation id)."""
         partitions = self._producer.client.cluster.partitions_for_topic(topic)
         if not partitions:
-            return None
+            partitions = await self._producer.partitions_for(topic)  # waits for the topic's metadata
         cached = self._partitions.get((topic, key))
         if cached is not None and cached[0] == len(partitions):
             return cached[1]
-        chosen: int = _PARTITIONER(key, list(partitions), list(partitions))
+        ordered = sorted(partitions)
+        chosen: int = _PARTITIONER(key, ordered, ordered)
         if len(self._partitions) >= _PARTITION_CACHE_SIZE:
             self._partitions.clear()
         self._partitions[(topic, key)] = (len(partitions), chosen)
@@ -181,27 +165,44 @@ class OutboxRelay:
         if not rows:
             return RelayResult(0, leader=True)
         started = time.perf_counter()
-        futures = []
-        for row in rows:
-            headers = [(k, v.encode()) for k, v in _json(row["headers"]).items()]
-            topic = row["topic"] + self._topic_suffix
-            # send() enqueues in call order; the idempotent producer keeps that order per partition.
-            futures.append(
-                await self._producer.send(
-                    topic,
-                    value=row["payload"],
-                    key=row["key"],
-                    headers=headers,
-                    partition=self._partition_for(topic, row["key"]),
-                )
-            )
-        await asyncio.gather(*futures)
+        await self._send(rows)
         await conn.execute(_MARK, [row["seq"] for row in rows])
         if self._metrics is not None:
             self._metrics.outbox_publish_seconds.observe(time.perf_counter() - started)
+            per_topic: dict[str, int] = {}
             for row in rows:
-                self._metrics.outbox_published.labels(row["topic"]).inc()  # unsuffixed: bounded labels
+                per_topic[row["topic"]] = per_topic.get(row["topic"], 0) + 1
+            for topic, n in per_topic.items():
+                self._metrics.outbox_published.labels(topic).inc(n)  # unsuffixed: bounded labels
         return RelayResult(len(rows), leader=True)
+
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
+        """Publish the rows and wait until the broker acknowledged every one.
+
+        Rows are appended, in `seq` order, to one record batch per partition and each batch is submitted
+        whole (`send_batch`): a few microseconds per record instead of a `send()` each. The idempotent
+        producer delivers a partition's batches in submission order, so per-key order is kept.
+        """
+        producer = self._producer
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for row in rows:
+            topic = row["topic"] + self._topic_suffix
+            key = row["key"]
+            partition = await self._partition_for(topic, key)
+            headers = [(k, v.encode()) for k, v in _json(row["headers"]).items()]
+            builder = builders.get((topic, partition))
+            if builder is None:
+                builder = builders[(topic, partition)] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=row["payload"], headers=headers) is None:
+                # The batch is full: submit it and start the next one for this partition.
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+                builder = builders[(topic, partition)] = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=row["payload"], headers=headers) is None:
+                    raise ValueError(f"outbox row {row['seq']} is larger than a record batch may be")
+        for (topic, partition), builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+        await asyncio.gather(*futures)
 
     async def run(self) -> None:
         """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""

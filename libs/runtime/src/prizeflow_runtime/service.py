@@ -61,6 +61,7 @@ class _ConsumerSpec:
     topics: tuple[str, ...]
     handler: EventHandler | None
     batch_handler: BatchHandler | None
+    partition_lanes: bool
 
 
 class ServiceRuntime:
@@ -97,11 +98,17 @@ class ServiceRuntime:
         *,
         handler: EventHandler | None = None,
         batch_handler: BatchHandler | None = None,
+        partition_lanes: bool = False,
     ) -> None:
-        """Declare a consumer; it is built and subscribed in `start()`. Name = inbox key and group id."""
+        """Declare a consumer; it is built and subscribed in `start()`. Name = inbox key and group id.
+
+        `partition_lanes`: the handler's aggregates are keyed like the topic (no two partitions touch the
+        same rows), so a poll may be applied as `CONSUMER_LANES` concurrent transactions, one per lane of
+        partitions.
+        """
         if (handler is None) == (batch_handler is None):
             raise ValueError(f"consumer {name}: give exactly one of handler or batch_handler")
-        self._consumer_specs.append(_ConsumerSpec(name, tuple(topics), handler, batch_handler))
+        self._consumer_specs.append(_ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes))
 
     def topic(self, name: str) -> str:
         """The physical topic name: the contract's name plus this deployment's suffix (empty in production)."""
@@ -124,19 +131,21 @@ class ServiceRuntime:
                 batch_handler=spec.batch_handler,
                 retry=s.consumer_retry,
                 metrics=self.metrics,
+                lanes=s.consumer_lanes if spec.partition_lanes else 1,
             )
             attach_consumer(self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix)
             self.consumers.append(consumer)
         await self.broker.start()
-        self._relay = OutboxRelay(
-            database_url=s.database_url,
-            producer=self._producer,
-            metrics=self.metrics,
-            batch_size=s.outbox_batch_size,
-            poll_interval=s.outbox_poll_interval_ms / 1000,
-            topic_suffix=suffix,
-        )
-        self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+        if s.outbox_relay == "inline":
+            self._relay = OutboxRelay(
+                database_url=s.database_url,
+                producer=self._producer,
+                metrics=self.metrics,
+                batch_size=s.outbox_batch_size,
+                poll_interval=s.outbox_poll_interval_ms / 1000,
+                topic_suffix=suffix,
+            )
+            self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
         tune_gc()
         log.info("service started", extra={"consumers": [c.name for c in self.consumers]})
 

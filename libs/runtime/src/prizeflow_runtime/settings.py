@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,7 +48,17 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "prizeflow"
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_ms: int = Field(default=500, ge=10)
+    outbox_relay: Literal["inline", "external"] = Field(
+        default="inline",
+        description="inline: this process relays its outbox; external: `python -m prizeflow_runtime.relay` does",
+    )
     consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_lanes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Concurrent transactions a poll is split into by partition (consumers that allow it)",
+    )
     consumer_retry: RetrySettings = Field(default_factory=RetrySettings)
 
     @field_validator("database_url")

@@ -191,6 +191,47 @@ async def test_poll_batch_with_one_poison_applies_the_rest_in_order(engine: Asyn
     assert [decode(r.value).id for r in await read_topic(kafka_bootstrap, topic + ".dlq")] == [events[25].id]
 
 
+async def test_lanes_apply_partitions_concurrently_in_order_and_isolate_a_poison(
+    engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    """Three lanes over three partitions: each flow in order, once; the poison's lane falls back alone."""
+    topic = unique("prizeflow.lanes")
+    await ensure_topics(kafka_bootstrap, [topic])  # 3 partitions
+    group = unique("lanes-consumer")
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    consumer = ReliableConsumer(
+        name=group,
+        topics=[topic],
+        session_factory=session_factory(engine),
+        producer=producer,
+        handler=apply_thing,
+        retry=FAST_RETRY,
+        lanes=3,
+    )
+    flows = [f"flow-{n}" for n in range(9)]
+    events = [
+        thing(f"{flow}-{i}", 1, correlation_id=flow, poison=(flow, i) == ("flow-4", 3))
+        for i in range(8)
+        for flow in flows
+    ]
+    try:
+        await publish(producer, topic, events)
+        async with running_consumer(kafka_bootstrap, consumer, max_records=500):
+            await wait_caught_up(kafka_bootstrap, group, topic)
+    finally:
+        await producer.stop()
+    assert await totals(engine) == (71, 71)
+    async with engine.connect() as conn:
+        order = (await conn.execute(text("SELECT thing_id FROM effects ORDER BY applied_seq"))).scalars().all()
+    for flow in flows:
+        assert [t for t in order if t.startswith(flow + "-")] == [
+            f"{flow}-{i}" for i in range(8) if (flow, i) != ("flow-4", 3)
+        ]
+    dead = await read_topic(kafka_bootstrap, topic + ".dlq")
+    assert [decode(r.value).data.thing_id for r in dead] == ["flow-4-3"]  # type: ignore[attr-defined]
+
+
 async def test_clients_are_configured_for_effectively_once(kafka_bootstrap: str) -> None:
     """Asserted on the live clients, not on our own config dicts."""
     producer = idempotent_producer(kafka_bootstrap)

@@ -104,3 +104,23 @@ def test_database_outages_are_told_apart_from_handler_bugs() -> None:
     assert not is_infrastructure_outage(IntegrityError("INSERT", {}, UniqueViolation("duplicate key")))
     assert not is_infrastructure_outage(ValueError("bad amount"))
     assert not is_infrastructure_outage(KeyError("round"))
+
+
+def test_lanes_deal_whole_partitions_and_keep_their_order() -> None:
+    from prizeflow_runtime.consumer import _Item
+
+    c = consumer(RecordingProducer(), [])
+    c.lanes = 2
+    sizes = {0: 5, 1: 4, 2: 3, 3: 2, 4: 1}
+    items = [_Item(record(b"{}", offset, partition=p)) for p, n in sizes.items() for offset in range(n)]
+    lanes = c._deal(items)
+    assert len(lanes) == 2
+    placed: dict[int, int] = {}
+    for n, lane in enumerate(lanes):
+        for item in lane:
+            assert placed.setdefault(item.record.partition, n) == n  # a partition lives in one lane
+        for p in {i.record.partition for i in lane}:
+            assert [i.record.offset for i in lane if i.record.partition == p] == list(range(sizes[p]))
+    assert sorted(len(lane) for lane in lanes) == [7, 8]  # largest partitions first onto the lightest lane
+    c.lanes = 1
+    assert c._deal(items) == [items]

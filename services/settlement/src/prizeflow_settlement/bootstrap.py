@@ -63,7 +63,9 @@ def build(settings: SettlementSettings) -> Litestar:
     stores = sql_store_factory(rt.sessions)
     queries = SqlRoundQueries(rt.sessions)
     apply = ApplyRoundEvents(source=settings.source, metrics=metrics)
-    rt.add_consumer(CONSUMER_NAME, [GAME_ROUNDS.name], batch_handler=RoundEventsHandler(apply))
+    # Game events are keyed by round (the correlation id): partitions never share a round, so a poll may be
+    # applied as concurrent transactions, one per lane of partitions.
+    rt.add_consumer(CONSUMER_NAME, [GAME_ROUNDS.name], batch_handler=RoundEventsHandler(apply), partition_lanes=True)
     resolve = ResolveRound(stores=stores, source=settings.source, service=settings.service_name, metrics=metrics)
     void = VoidRound(stores=stores, source=settings.source, service=settings.service_name, metrics=metrics)
     gauge = RoundsGauge(queries, metrics, settings.rounds_gauge_interval_s)

@@ -38,6 +38,7 @@ from prizeflow_rewards.domain.ledger import (
     TransferFlags,
     TransferKind,
 )
+from prizeflow_runtime.db import driver_connection
 
 Conn = AsyncSession | AsyncConnection
 
@@ -126,7 +127,7 @@ class PgLedger:
     async def _apply(self, conn: Conn, batch: list[Transfer], *, retry: bool) -> BatchResult:
         await self._check_pendings(conn, batch)
         batch.sort(key=_ID_INT)
-        raw = await _driver_connection(conn)
+        raw = await driver_connection(conn)
         columns = (
             list(map(_ID, batch)),
             list(map(_DEBIT_ID, batch)),
@@ -265,14 +266,6 @@ _KEY = attrgetter("business_key")
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING)
 _VOID = int(TransferFlags.VOID_PENDING)
-
-
-async def _driver_connection(conn: Conn) -> Any:
-    """The asyncpg connection under `conn`, in the transaction (and savepoint) SQLAlchemy opened on it."""
-    if isinstance(conn, AsyncSession):
-        conn = await conn.connection()
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
 
 
 def _deltas(

@@ -15,6 +15,7 @@ from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.events.game import PaidVia, RoundOpened
 from prizeflow_contracts.events.settlement import ResultsSummary, RoundState
 from prizeflow_contracts.money import Money
+from prizeflow_runtime.db import driver_connection
 from prizeflow_runtime.outbox import add_events
 from prizeflow_settlement.adapters.tables import (
     round_allocations,
@@ -92,34 +93,12 @@ _UPDATE_ROUNDS = text(
     + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in _ROUND_STATE_COLUMNS.items())
     + f") AS u({', '.join(_UPDATE_COLUMNS)}) WHERE r.round_id = u.round_id"
 )
-_ENTRY_COLUMNS = {
-    "round_id": "text",
-    "entry_id": "text",
-    "player_id": "text",
-    "fee_asset": "text",
-    "fee_amount": "bigint",
-    "paid_via": "text",
-    "recorded_at": "timestamptz",
-}
-_RESULT_COLUMNS = {"round_id": "text", "player_id": "text", "rank": "int", "score": "bigint"}
-_TRANSITION_COLUMNS = {
-    "round_id": "text",
-    "from_state": "text",
-    "to_state": "text",
-    "reason": "text",
-    "actor": "text",
-    "cause_id": "text",
-    "at": "timestamptz",
-}
-_ALLOCATION_COLUMNS = {
-    "round_id": "text",
-    "player_id": "text",
-    "rank": "int",
-    "asset": "text",
-    "amount": "bigint",
-    "source": "text",
-}
-_FEE_COLUMNS = {"round_id": "text", "party": "text", "account_id": "text", "asset": "text", "amount": "bigint"}
+# Child tables are written with COPY, columns in this order.
+_ENTRY_COLUMNS = ("round_id", "entry_id", "player_id", "fee_asset", "fee_amount", "paid_via", "recorded_at")
+_RESULT_COLUMNS = ("round_id", "player_id", "rank", "score")
+_TRANSITION_COLUMNS = ("round_id", "from_state", "to_state", "reason", "actor", "cause_id", "at")
+_ALLOCATION_COLUMNS = ("round_id", "player_id", "rank", "asset", "amount", "source")
+_FEE_COLUMNS = ("round_id", "party", "account_id", "asset", "amount")
 _BULK_CACHE: dict[tuple[str, tuple[str, ...]], Any] = {}
 
 
@@ -140,6 +119,14 @@ async def _bulk_insert(s: AsyncSession, table: str, columns: dict[str, str], row
         )
         _BULK_CACHE[key] = stmt
     await s.execute(stmt, {c: [row[c] for row in rows] for c in columns})
+
+
+async def _copy(s: AsyncSession, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """COPY rows into `table` inside the session's transaction: the cheapest bulk insert for the process
+    and for PostgreSQL alike (constraints, foreign keys included, are checked as for an INSERT)."""
+    if rows:
+        raw = await driver_connection(s)
+        await raw.copy_records_to_table(table, records=rows, columns=columns)
 
 
 def _round_row(r: Round) -> dict[str, Any]:
@@ -238,20 +225,12 @@ class SqlRoundStore(RoundStore):
         if dirty:
             rows = [_round_row(r) for r in dirty]
             await s.execute(_UPDATE_ROUNDS, {c: [row[c] for row in rows] for c in _UPDATE_COLUMNS})
-        await _bulk_insert(
+        await _copy(
             s,
             "round_entries",
             _ENTRY_COLUMNS,
             [
-                {
-                    "round_id": r.round_id,
-                    "entry_id": e.entry_id,
-                    "player_id": e.player_id,
-                    "fee_asset": e.fee.asset,
-                    "fee_amount": e.fee.amount,
-                    "paid_via": e.paid_via.value,
-                    "recorded_at": e.recorded_at,
-                }
+                (r.round_id, e.entry_id, e.player_id, e.fee.asset, e.fee.amount, e.paid_via.value, e.recorded_at)
                 for r in changed
                 for e in r.pending_entries
             ],
@@ -259,65 +238,52 @@ class SqlRoundStore(RoundStore):
         replaced = [r.round_id for r in changed if r.pending_results is not None and r.had_results]
         if replaced:
             await s.execute(round_results.delete().where(round_results.c.round_id.in_(replaced)))
-        await _bulk_insert(
+        await _copy(
             s,
             "round_results",
             _RESULT_COLUMNS,
             [
-                {"round_id": r.round_id, "player_id": p.player_id, "rank": p.rank, "score": p.score}
+                (r.round_id, p.player_id, p.rank, p.score)
                 for r in changed
                 if r.pending_results is not None
                 for p in r.pending_results.placements
             ],
         )
-        await _bulk_insert(
+        await _copy(
             s,
             "round_transitions",
             _TRANSITION_COLUMNS,
             [
-                {
-                    "round_id": r.round_id,
-                    "from_state": t.from_state.value if t.from_state else None,
-                    "to_state": t.to_state.value,
-                    "reason": t.reason,
-                    "actor": t.actor,
-                    "cause_id": t.cause_id,
-                    "at": t.at,
-                }
+                (
+                    r.round_id,
+                    t.from_state.value if t.from_state else None,
+                    t.to_state.value,
+                    t.reason,
+                    t.actor,
+                    t.cause_id,
+                    t.at,
+                )
                 for r in changed
                 for t in r.pending_transitions
             ],
         )
         splits = [r.pending_split for r in changed if r.pending_split is not None]
-        await _bulk_insert(
+        await _copy(
             s,
             "round_allocations",
             _ALLOCATION_COLUMNS,
             [
-                {
-                    "round_id": split.round_id,
-                    "player_id": a.player_id,
-                    "rank": a.rank,
-                    "asset": split.asset,
-                    "amount": a.amount,
-                    "source": a.source.value,
-                }
+                (split.round_id, a.player_id, a.rank, split.asset, a.amount, a.source.value)
                 for split in splits
                 for a in split.allocations
             ],
         )
-        await _bulk_insert(
+        await _copy(
             s,
             "round_fees",
             _FEE_COLUMNS,
             [
-                {
-                    "round_id": split.round_id,
-                    "party": f.party.value,
-                    "account_id": f.account_id,
-                    "asset": f.amount.asset,
-                    "amount": f.amount.amount,
-                }
+                (split.round_id, f.party.value, f.account_id, f.amount.asset, f.amount.amount)
                 for split in splits
                 for f in split.fees
             ],

@@ -1,0 +1,59 @@
+"""`python -m prizeflow_runtime.relay`: a service's outbox relay as a process of its own.
+
+Every service relays its outbox inline by default. Set `OUTBOX_RELAY=external` on the service and run this
+next to it (a sidecar, or its own Deployment) with the same `DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`,
+`KAFKA_TOPIC_SUFFIX` and `SERVICE_NAME`: publishing then gets a CPU of its own instead of sharing the
+consumer's event loop. Inline relays and this one can run at once: the advisory lock keeps exactly one
+publishing per database, so switching over needs no coordination. Metrics on `HTTP_PORT` (`/metrics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from prizeflow_runtime.logging import configure_logging
+from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
+from prizeflow_runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None = None) -> None:
+    """Relay until SIGTERM/SIGINT, then finish the batch in flight and release the leader lock."""
+    producer = idempotent_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
+    await producer.start()
+    relay = OutboxRelay(
+        database_url=settings.database_url,
+        producer=producer,
+        metrics=metrics,
+        batch_size=settings.outbox_batch_size,
+        poll_interval=settings.outbox_poll_interval_ms / 1000,
+        topic_suffix=settings.kafka_topic_suffix,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(relay.stop()))
+    log.info("outbox relay started")
+    try:
+        await relay.run()
+    finally:
+        await producer.stop()
+        log.info("outbox relay stopped")
+
+
+def main() -> None:
+    settings = ServiceSettings()
+    configure_logging(f"{settings.service_name}-relay", level=settings.log_level, json_output=settings.log_json)
+    registry = CollectorRegistry()
+    metrics = RuntimeMetrics.create(settings.service_name, registry)
+    start_http_server(settings.http_port, addr=settings.http_host, registry=registry)
+    asyncio.run(run_relay(settings, metrics=metrics))
+
+
+if __name__ == "__main__":
+    main()
