@@ -91,7 +91,7 @@ class RelayResult:
 
 _SELECT_BATCH = """
 SELECT seq, topic, key, headers, payload FROM outbox
-WHERE published_at IS NULL ORDER BY seq LIMIT $1
+WHERE published_at IS NULL AND seq <> ALL($2::bigint[]) ORDER BY seq LIMIT $1
 """
 _MARK = "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
 
@@ -116,6 +116,10 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._topic_suffix = topic_suffix
         self._conn: asyncpg.Connection | None = None
+        # Marking a published batch runs on a second connection while the next batch is read and sent.
+        self._mark_conn: asyncpg.Connection | None = None
+        self._marking: asyncio.Task[None] | None = None
+        self._marking_seqs: list[int] = []
         self._wakeup = asyncio.Event()
         self._leader = False
         self._stopping = asyncio.Event()
@@ -159,14 +163,20 @@ class OutboxRelay:
         conn = await self._connect()
         if not await self._ensure_leader(conn):
             return RelayResult(0, leader=False)
-        rows = await conn.fetch(_SELECT_BATCH, self._batch_size)
+        # The batch being marked (acknowledged by Kafka, UPDATE in flight) is excluded by seq: the marking
+        # transaction may commit after this statement's snapshot was taken.
+        rows = await conn.fetch(_SELECT_BATCH, self._batch_size, self._marking_seqs)
         if self._metrics is not None:
             self._metrics.outbox_pending.set(len(rows))
         if not rows:
+            await self._finish_marking()
             return RelayResult(0, leader=True)
         started = time.perf_counter()
         await self._send(rows)
-        await conn.execute(_MARK, [row["seq"] for row in rows])
+        # Only acknowledged rows are marked; one marking at a time, so the exclusion list stays one batch.
+        await self._finish_marking()
+        self._marking_seqs = [row["seq"] for row in rows]
+        self._marking = asyncio.create_task(self._mark(self._marking_seqs), name="outbox-mark")
         if self._metrics is not None:
             self._metrics.outbox_publish_seconds.observe(time.perf_counter() - started)
             per_topic: dict[str, int] = {}
@@ -175,6 +185,21 @@ class OutboxRelay:
             for topic, n in per_topic.items():
                 self._metrics.outbox_published.labels(topic).inc(n)  # unsuffixed: bounded labels
         return RelayResult(len(rows), leader=True)
+
+    async def _mark(self, seqs: list[int]) -> None:
+        if self._mark_conn is None or self._mark_conn.is_closed():
+            self._mark_conn = await asyncpg.connect(self._dsn)
+        await self._mark_conn.execute(_MARK, seqs)
+
+    async def _finish_marking(self) -> None:
+        """Wait for the batch being marked. If marking failed, its rows stay unpublished and go out again
+        (consumers dedup by event id); the error is raised for the relay loop to back off."""
+        task, self._marking = self._marking, None
+        try:
+            if task is not None:
+                await task
+        finally:
+            self._marking_seqs = []
 
     async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
         """Publish the rows and wait until the broker acknowledged every one.
@@ -256,6 +281,12 @@ class OutboxRelay:
             await self._close_conn()
 
     async def _close_conn(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._finish_marking()
+        if self._mark_conn is not None and not self._mark_conn.is_closed():
+            with contextlib.suppress(Exception):
+                await self._mark_conn.close()
+        self._mark_conn = None
         if self._conn is not None and not self._conn.is_closed():
             with contextlib.suppress(Exception):
                 await self._conn.close()
