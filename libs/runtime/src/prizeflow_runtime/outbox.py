@@ -33,8 +33,6 @@ _PARTITIONER = DefaultPartitioner()  # what `idempotent_producer` uses: murmur2 
 _PARTITION_CACHE_SIZE = 200_000
 
 
-
-
 async def add_event(
     session: AsyncSession | AsyncConnection, envelope: Envelope[Any], *, topic: str | None = None
 ) -> None:
