@@ -15,7 +15,8 @@ reads it back with a plain consumer. A round counts as settled when its RoundSet
 3. Exactly once: every round has exactly one RoundSettled in the outbox and is `settled` in the database.
 
 Run: `uv run python services/settlement/bench/bench_settlement.py [--rounds 20000] [--players 4]
-[--replicas 1]`. Prints the goal against the measurement, then a JSON document (`--out FILE` writes it too).
+[--replicas 2] [--relay process|inline]`. Prints the goal against the measurement, then a JSON document
+(`--out FILE` writes it too).
 """
 
 # ruff: noqa: PLR0915, ASYNC210
@@ -369,7 +370,10 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=4)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument(
-        "--replicas", type=int, default=1, help="settlement processes sharing the consumer group (one relays)"
+        "--replicas",
+        type=int,
+        default=2,
+        help="settlement processes sharing the consumer group (two: one per core of the reference machine)",
     )
     parser.add_argument(
         "--relay",
