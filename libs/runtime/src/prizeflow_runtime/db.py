@@ -9,7 +9,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Identity,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -32,7 +31,8 @@ messaging_metadata = MetaData()
 outbox_table = Table(
     "outbox",
     messaging_metadata,
-    # `seq` orders publication; the event id stays the dedup key downstream.
+    # `seq` orders publication; the event id stays the dedup key downstream. A row lives until the relay has
+    # published it (then it is deleted): the table is the queue of what is still to go out.
     Column("seq", BigInteger, Identity(always=True), primary_key=True),
     Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
     Column("topic", String(255), nullable=False),
@@ -41,8 +41,6 @@ outbox_table = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("event_type", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("published_at", DateTime(timezone=True), nullable=True),
-    Index("outbox_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
 )
 
 inbox_table = Table(

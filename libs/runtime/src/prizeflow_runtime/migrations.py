@@ -18,6 +18,33 @@ def create_messaging_tables(op: Any) -> None:
         bind.execute(text(ddl))
 
 
+def outbox_delete_on_publish(op: Any) -> None:
+    """Upgrade an outbox that marked rows published (`published_at`) to one the relay deletes from.
+
+    Rows already published are removed, rows still pending stay and go out as before. A no-op on a
+    database created with the current `outbox_table`.
+    """
+    bind = op.get_bind()
+    marked = bind.execute(
+        text(
+            "SELECT 1 FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'outbox' AND column_name = 'published_at'"
+        )
+    ).first()
+    if marked is None:
+        return
+    bind.execute(text("DELETE FROM outbox WHERE published_at IS NOT NULL"))
+    bind.execute(text("DROP INDEX IF EXISTS outbox_unpublished"))
+    bind.execute(text("ALTER TABLE outbox DROP COLUMN published_at"))
+
+
+def outbox_mark_on_publish(op: Any) -> None:
+    """The downgrade of `outbox_delete_on_publish`: every row left in the outbox is still unpublished."""
+    bind = op.get_bind()
+    bind.execute(text("ALTER TABLE outbox ADD COLUMN IF NOT EXISTS published_at timestamptz"))
+    bind.execute(text("CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL"))
+
+
 def drop_messaging_tables(op: Any) -> None:
     bind = op.get_bind()
     bind.execute(text("DROP TRIGGER IF EXISTS outbox_notify ON outbox"))

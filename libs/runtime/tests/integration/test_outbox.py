@@ -75,7 +75,7 @@ async def test_rolled_back_transaction_publishes_nothing_and_committed_one_publi
         assert by_key[key] == [str(e.id) for e in committed if e.correlationid == key]
 
     async with engine.connect() as conn:
-        unpublished = await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        unpublished = await conn.scalar(text("SELECT count(*) FROM outbox"))
         names = (await conn.execute(text("SELECT name FROM totals ORDER BY name"))).scalars().all()
     assert unpublished == 0
     assert names == ["all", "committed"]
@@ -113,3 +113,86 @@ async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without
         await relay.stop()
         task.cancel()
         await producer.stop()
+
+
+async def test_relay_deletes_what_it_published_and_vacuums_the_outbox(
+    engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    from prizeflow_runtime.testing import eventually
+
+    topic = unique("prizeflow.outbox-vacuum")
+    await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
+    sessions = session_factory(engine)
+    events = [thing(f"v-{i}", i) for i in range(30)]
+    async with sessions() as session, session.begin():
+        for env in events:
+            await add_event(session, env, topic=topic)
+
+    async def vacuums() -> int:
+        async with engine.connect() as conn:
+            value = await conn.scalar(
+                text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox' AND schemaname = 'public'")
+            )
+            return int(value or 0)
+
+    before = await vacuums()
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    relay = OutboxRelay(
+        database_url=engine.url.render_as_string(hide_password=False),
+        producer=producer,
+        batch_size=8,
+        vacuum_every=20,
+    )
+    try:
+        while (await relay.publish_once()).published:
+            pass
+        await eventually(vacuums, lambda n: n > before, timeout=15)  # 30 deleted >= 20: one VACUUM
+    finally:
+        await relay.stop()
+        await producer.stop()
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
+    assert sorted(str(decode(r.value).id) for r in await read_topic(kafka_bootstrap, topic)) == sorted(
+        str(e.id) for e in events
+    )
+
+
+async def test_migration_turns_a_marking_outbox_into_a_deleting_one_and_back(engine: AsyncEngine) -> None:
+    """An outbox of the earlier schema (rows marked `published_at`): published rows go, pending rows stay."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from prizeflow_runtime.migrations import outbox_delete_on_publish, outbox_mark_on_publish
+
+    def run(step: Any) -> Any:
+        return lambda sync_conn: step(SimpleNamespace(get_bind=lambda: sync_conn))
+
+    sessions = session_factory(engine)
+    async with engine.begin() as conn:
+        await conn.run_sync(run(outbox_mark_on_publish))  # the earlier schema
+    async with sessions() as session, session.begin():
+        for i in range(4):
+            await add_event(session, thing(f"m-{i}", i), topic="prizeflow.migration-test")
+        await session.execute(text("UPDATE outbox SET published_at = now() WHERE seq IN (SELECT min(seq) FROM outbox)"))
+
+    async def columns() -> list[str]:
+        async with engine.connect() as conn:
+            names = await conn.execute(
+                text("SELECT column_name FROM information_schema.columns WHERE table_name = 'outbox' ORDER BY 1")
+            )
+            return list(names.scalars())
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run(outbox_delete_on_publish))
+        await conn.run_sync(run(outbox_delete_on_publish))  # idempotent
+    assert "published_at" not in await columns()
+    async with engine.connect() as conn:
+        pending = (await conn.execute(text("SELECT payload FROM outbox ORDER BY seq"))).scalars().all()
+    assert [decode(bytes(p)).data.thing_id for p in pending] == ["m-1", "m-2", "m-3"]  # type: ignore[attr-defined]
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run(outbox_mark_on_publish))
+    assert "published_at" in await columns()
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 3

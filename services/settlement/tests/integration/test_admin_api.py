@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prizeflow_contracts.envelope import decode
+from prizeflow_contracts.envelope import HEADER_TYPE, decode
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
-from prizeflow_contracts.topics import GAME_ROUNDS
-from prizeflow_runtime.testing import eventually
+from prizeflow_contracts.topics import AUDIT, GAME_ROUNDS, SETTLEMENT_ROUNDS
+from prizeflow_runtime.broker import ensure_topics
+from prizeflow_runtime.testing import eventually, header, read_topic
 
 from .conftest import prepare_topics, publish, round_events, token
 
@@ -24,13 +25,22 @@ OPS = {"Authorization": f"Bearer {token('ops-1', 'ops')}"}
 PLAYER = {"Authorization": f"Bearer {token('p0', 'player')}"}
 
 
-async def outbox(engine: AsyncEngine, event_type: str) -> list[Any]:
+async def emitted(engine: AsyncEngine, bootstrap: str, suffix: str, event_type: str) -> list[Any]:
+    """Events of `event_type` the service emitted: still in its outbox or already published to Kafka (the
+    relay deletes what it published), one per event id, in the order they were emitted."""
+    wanted = f"prizeflow.{event_type}.v1"
+    seen: dict[Any, Any] = {}
+    topic = {"audit.AdminActionRecorded": AUDIT}.get(event_type, SETTLEMENT_ROUNDS).name + suffix
+    for record in await read_topic(bootstrap, topic):
+        if header(record, HEADER_TYPE) == wanted:
+            env = decode(record.value)
+            seen[env.id] = env
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT payload FROM outbox WHERE event_type = :t ORDER BY seq"),
-            {"t": f"prizeflow.{event_type}.v1"},
-        )
-        return [decode(bytes(r[0])) for r in rows]
+        rows = await conn.execute(text("SELECT payload FROM outbox WHERE event_type = :t ORDER BY seq"), {"t": wanted})
+        for row in rows:
+            env = decode(bytes(row[0]))
+            seen.setdefault(env.id, env)
+    return sorted(seen.values(), key=lambda e: e.time)
 
 
 async def round_state(engine: AsyncEngine, round_id: str) -> str | None:
@@ -43,6 +53,7 @@ async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_t
     engine: AsyncEngine, kafka_bootstrap: str, suffix: str, service_factory: Any
 ) -> None:
     await prepare_topics(kafka_bootstrap, suffix)
+    await ensure_topics(kafka_bootstrap, [AUDIT.name + suffix])
     # round-held: one entry never arrives (entry_count 3, 2 seen) → held RESOLVED; round-open: still open.
     held = round_events("round-held", players=3)
     held = [e for e in held if getattr(e.data, "entry_id", None) != "round-held-e2"]
@@ -79,7 +90,7 @@ async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_t
         assert bad_void.status_code in (400, 422)
         assert await round_state(engine, "round-held") == "resolved"
         assert await round_state(engine, "round-open") == "open"
-        assert await outbox(engine, "audit.AdminActionRecorded") == []
+        assert await emitted(engine, kafka_bootstrap, suffix, "audit.AdminActionRecorded") == []
 
         missing = await http.post("/rounds/nope/void", json={"reason": "x"}, headers=ADMIN)
         assert (missing.status_code, missing.json()["code"]) == (404, "round_not_found")
@@ -110,16 +121,18 @@ async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_t
         assert detail["history"][-1]["actor"] == "admin-7"
         assert (await http.get("/schema/openapi.json")).status_code == 200
 
-    audits = await outbox(engine, "audit.AdminActionRecorded")
+    audits = await eventually(
+        lambda: emitted(engine, kafka_bootstrap, suffix, "audit.AdminActionRecorded"), lambda a: len(a) >= 2
+    )
     assert [(a.data.action, a.data.actor_user_id, a.correlationid) for a in audits] == [
         ("round.resolve", "admin-7", "round-held"),
         ("round.void", "admin-7", "round-open"),
     ]
     assert all(isinstance(a.data, AdminActionRecorded) for a in audits)
-    settled = await outbox(engine, "settlement.RoundSettled")
+    settled = await emitted(engine, kafka_bootstrap, suffix, "settlement.RoundSettled")
     assert [s.data.round_id for s in settled] == ["round-held"]
     assert isinstance(settled[0].data, RoundSettled)
     assert {a.player_id for a in settled[0].data.allocations} == {"p0", "p1"}
-    voids = await outbox(engine, "settlement.RoundVoided")
+    voids = await emitted(engine, kafka_bootstrap, suffix, "settlement.RoundVoided")
     assert isinstance(voids[0].data, RoundVoided)
     assert sorted(r.entry_id for r in voids[0].data.refunds) == ["round-open-e0", "round-open-e1"]

@@ -54,11 +54,9 @@ class SqlSignerStore:
         await add_event(session, envelope)
 
     async def reemit(self, session: AsyncSession, envelope: Envelope[Any]) -> None:
-        """The outbox keeps one row per event id: mark it unpublished again (or stage it if it was pruned)."""
-        result = await session.execute(
-            text("UPDATE outbox SET published_at = NULL WHERE event_id = :id"), {"id": envelope.id}
-        )
-        if getattr(result, "rowcount", 0) == 0:
+        """Publish the event again: a row still in the outbox is still to go out; else stage it anew."""
+        pending = await session.scalar(text("SELECT 1 FROM outbox WHERE event_id = :id"), {"id": envelope.id})
+        if pending is None:
             await add_event(session, envelope)
 
     async def audit(self, session: AsyncSession, record: AuditRecord) -> None:
