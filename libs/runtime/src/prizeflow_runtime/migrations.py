@@ -92,21 +92,27 @@ def run_alembic_env(target_metadata: Any = None) -> None:
 
 async def upgrade_to_head(alembic_ini: str, database_url: str) -> None:
     """Run a service's migrations in-process (tests and benchmarks); same as `alembic upgrade head`."""
+    await migrate(alembic_ini, database_url, "head")
+
+
+async def migrate(alembic_ini: str, database_url: str, revision: str, *, downgrade: bool = False) -> None:
+    """`alembic upgrade <revision>` (or `downgrade`) in-process, against `database_url`."""
     import asyncio
     import os
 
     from alembic import command
     from alembic.config import Config
 
-    def upgrade() -> None:
+    def run() -> None:
         previous = os.environ.get("DATABASE_URL")
         os.environ["DATABASE_URL"] = database_url
         try:
-            command.upgrade(Config(alembic_ini), "head")
+            step = command.downgrade if downgrade else command.upgrade
+            step(Config(alembic_ini), revision)
         finally:
             if previous is None:
                 os.environ.pop("DATABASE_URL", None)
             else:
                 os.environ["DATABASE_URL"] = previous
 
-    await asyncio.to_thread(upgrade)
+    await asyncio.to_thread(run)
