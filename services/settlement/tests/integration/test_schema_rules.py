@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 # One valid row per child table for round `round_id`, as COPY records (columns as listed).
-CHILD_ROWS = {
+Row = Callable[[str, int], tuple[object, ...]]
+CHILD_ROWS: dict[str, tuple[tuple[str, ...], Row]] = {
     "round_entries": (
         ("round_id", "entry_id", "player_id", "fee_asset", "fee_amount", "paid_via", "recorded_at"),
         lambda r, i: (r, f"e{i}", f"p{i}", "USDC", 100, "wallet", NOW),
