@@ -207,7 +207,9 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> Non
         await asyncio.sleep(0.2)
 
 
-async def run(rounds: int, players: int, latency_seconds: float, replicas: int, relay: str) -> dict[str, Any]:
+async def run(
+    rounds: int, players: int, latency_seconds: float, replicas: int, relay: str, *, batch_size: int = 2000
+) -> dict[str, Any]:
     infra = ensure_infra()
     db_name = f"bench_settlement_{uuid.uuid4().hex[:8]}"
     db_url = await create_database(infra, db_name)
@@ -224,7 +226,7 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int, 
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "KAFKA_TOPIC_SUFFIX": suffix,
         "LOG_LEVEL": "WARNING",
-        "CONSUMER_BATCH_SIZE": "2000",
+        "CONSUMER_BATCH_SIZE": str(batch_size),
         "OUTBOX_BATCH_SIZE": "5000",
         "OUTBOX_POLL_INTERVAL_MS": "20",
         "OUTBOX_RELAY": "external" if relay == "process" else "inline",
@@ -257,6 +259,7 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int, 
         await send_all(producer, topic, reported)
         received_at = await watcher.wait(ids, 600)
         rate = rounds / (received_at - started)
+        first_received = min(watcher.first_seen[r] for r in ids)
         async with engine.connect() as conn:
             # The database's side of the same run: first to last settling transaction (service clock).
             db_span = float(
@@ -317,6 +320,7 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int, 
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "replicas": replicas,
             "relay": relay,
+            "consumer_batch_size": batch_size,
             "players_per_round": players,
             "goal": {"round_results_settled_per_s": GOAL_PER_S},
             "throughput": {
@@ -325,6 +329,7 @@ async def run(rounds: int, players: int, latency_seconds: float, replicas: int, 
                 "seconds_to_settle": round(received_at - started, 3),
                 "measured_until": "last RoundSettled received from Kafka",
                 "seconds_first_to_last_settled_in_db": round(db_span, 3),
+                "seconds_to_first_round_settled_on_kafka": round(first_received - started, 3),
                 "setup_events": setup_events,
                 "setup_events_per_s": round(setup_events / (setup_done - setup_started)),
             },
@@ -380,9 +385,12 @@ def main() -> None:
         default="process",
         help="outbox relay inside the service (inline) or as `python -m prizeflow_runtime.relay` (process)",
     )
+    parser.add_argument("--batch-size", type=int, default=2000, help="CONSUMER_BATCH_SIZE: records per poll")
     parser.add_argument("--out")
     args = parser.parse_args()
-    result = asyncio.run(run(args.rounds, args.players, args.latency_seconds, args.replicas, args.relay))
+    result = asyncio.run(
+        run(args.rounds, args.players, args.latency_seconds, args.replicas, args.relay, batch_size=args.batch_size)
+    )
     t, lat = result["throughput"], result["latency_at_half_rate"]
     print(
         f"settlement: goal >= {GOAL_PER_S} round results settled/s; measured {t['round_results_settled_per_s']}/s "
