@@ -103,7 +103,8 @@ _DELETE_BATCH = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 # sequential or bitmap scan + sort over a backlog costs hundreds of milliseconds), and do not wait for the
 # WAL flush when deleting published rows: a delete lost in a crash only means the batch goes out again,
 # which consumers dedup by event id.
-_RELAY_SESSION = {"enable_seqscan": "off", "enable_bitmapscan": "off", "synchronous_commit": "off"}
+# (SET after connecting rather than startup parameters: connection poolers refuse unknown startup parameters.)
+_RELAY_SESSION = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET synchronous_commit = off"
 
 
 class OutboxRelay:
@@ -157,7 +158,8 @@ class OutboxRelay:
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             self._leader = False
-            self._conn = await asyncpg.connect(self._dsn, server_settings=_RELAY_SESSION)
+            self._conn = await asyncpg.connect(self._dsn)
+            await self._conn.execute(_RELAY_SESSION)
             await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
         return self._conn
 
