@@ -19,10 +19,14 @@ async def counts(database_url: str) -> dict[str, int]:
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            return {
+            counted = {
                 t: int((await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one())
-                for t in ("claims", "ledger_transfers", "outbox", "payout_destinations")
+                for t in ("claims", "ledger_transfers", "payout_destinations")
             }
+            # Events ever staged: the relay deletes outbox rows once published, so count what the sequence
+            # handed out (a staged-then-rolled-back event counts too: a refusal should stage nothing at all).
+            staged = await conn.execute(text("SELECT pg_sequence_last_value(pg_get_serial_sequence('outbox', 'seq'))"))
+            return {**counted, "events_staged": int(staged.scalar_one() or 0)}
     finally:
         await engine.dispose()
 
