@@ -75,6 +75,21 @@ def test_stage_event_is_new_event_encoded(
     assert json.loads(staged.headers_json) == {k: v.decode() for k, v in env.headers()}
 
 
+@given(
+    source=st.text(min_size=1, max_size=40),
+    subject=st.text(min_size=1, max_size=40),
+    cause=st.one_of(st.uuids(), st.text(min_size=1, max_size=40)),
+)
+def test_stage_event_writes_any_source_subject_and_cause_as_the_envelope_does(
+    source: str, subject: str, cause: uuid.UUID | str
+) -> None:
+    """Plain values (ids, UUIDs, paths) skip the JSON encoder; anything else is escaped: both byte for byte."""
+    payload = example_payload(ev.RoundStateChanged)
+    args: dict[str, Any] = {"source": source, "correlation_id": "flow-1", "subject": subject, "causation_id": cause}
+    staged = stage_event(payload, event_id=event_id_for("y"), time=AT, **args)
+    assert staged == new_event(payload, event_id=event_id_for("y"), time=AT, **args).staged()
+
+
 @pytest.mark.parametrize(
     "bad",
     [

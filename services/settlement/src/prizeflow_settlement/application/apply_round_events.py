@@ -89,8 +89,9 @@ class ApplyRoundEvents:
         seen = Observations()
         now = self.clock()
         for env in envelopes:
+            cause = str(env.id)
             try:
-                r = self._apply(rounds, env, now)
+                r = self._apply(rounds, env, now, cause)
             except RoundRuleViolation as violation:
                 raise EventRefusal(violation.code, violation.detail) from violation
             touched[r.round_id] = r
@@ -100,7 +101,7 @@ class ApplyRoundEvents:
                     p,
                     source=self.source,
                     correlation_id=env.correlationid,
-                    causation_id=env.id,
+                    causation_id=cause,
                     subject=r.round_id,
                     event_id=outcome_event_id(p),
                     time=now,
@@ -112,14 +113,14 @@ class ApplyRoundEvents:
         await store.add_events(outgoing)
         seen.publish(self.metrics)
 
-    def _apply(self, rounds: dict[str, Round], env: Envelope[EventPayload], now: datetime) -> Round:
+    def _apply(self, rounds: dict[str, Round], env: Envelope[EventPayload], now: datetime, cause: str) -> Round:
         data = env.data
         if isinstance(data, RoundOpened):
             known = rounds.get(data.round_id)
             if known is not None:
                 known.reopen(data)
                 return known
-            r = Round.open(data, correlation_id=env.correlationid, at=now, cause_id=str(env.id))
+            r = Round.open(data, correlation_id=env.correlationid, at=now, cause_id=cause)
             rounds[r.round_id] = r
             return r
         round_id: str = data.round_id  # type: ignore[attr-defined]
@@ -127,13 +128,13 @@ class ApplyRoundEvents:
         if r_or_none is None:
             raise RoundRuleViolation("unknown_aggregate", f"round {round_id} was never opened ({env.type})")
         r = r_or_none
-        r.cause_id = str(env.id)
+        r.cause_id = cause
         if isinstance(data, EntryRecorded):
             r.record_entry(data)
         elif isinstance(data, RoundClosed):
             r.close(entry_count=data.entry_count, closed_at=data.closed_at, at=now)
         elif isinstance(data, RoundResultsReported):
-            r.report_results(ResultSet.of(data.placements, reported_at=data.reported_at, event_id=str(env.id)), at=now)
+            r.report_results(ResultSet.of(data.placements, reported_at=data.reported_at, event_id=cause), at=now)
         elif isinstance(data, GameRoundVoided):
             r.void(data.reason, at=now)
         return r
