@@ -25,6 +25,7 @@ from prizeflow_contracts.envelope import (
     new_event,
     register_upcaster,
     stage_event,
+    stage_events,
 )
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.testing import AT, all_examples, example_data, example_payload
@@ -88,6 +89,20 @@ def test_stage_event_writes_any_source_subject_and_cause_as_the_envelope_does(
     args: dict[str, Any] = {"source": source, "correlation_id": "flow-1", "subject": subject, "causation_id": cause}
     staged = stage_event(payload, event_id=event_id_for("y"), time=AT, **args)
     assert staged == new_event(payload, event_id=event_id_for("y"), time=AT, **args).staged()
+
+
+def test_stage_events_shares_the_envelope_and_keeps_each_payload_its_own() -> None:
+    """One command's events (different types, schema versions, topics) staged together are each the
+    document `new_event` makes for it; a missing id becomes a fresh random one per event."""
+    payloads = [example_payload(cls) for _, cls in ALL_TYPES]
+    args: dict[str, Any] = {"source": "/s", "correlation_id": "flow-1", "subject": "s-1", "causation_id": "c-1"}
+    ids = [event_id_for("z", i) for i in range(len(payloads))]
+    staged = stage_events(list(zip(payloads, ids, strict=True)), time=AT, **args)
+    assert staged == [new_event(p, event_id=i, time=AT, **args).staged() for p, i in zip(payloads, ids, strict=True)]
+    fresh = stage_events([(payloads[0], None), (payloads[0], None)], time=AT, **args)
+    assert fresh[0].id != fresh[1].id
+    assert fresh[0].id.version == 4
+    assert stage_events([], **args) == []
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 
+import uvloop
 from prometheus_client import CollectorRegistry, start_http_server
 
 from prizeflow_runtime.logging import configure_logging
@@ -52,7 +53,7 @@ def main() -> None:
     registry = CollectorRegistry()
     metrics = RuntimeMetrics.create(settings.service_name, registry)
     start_http_server(settings.http_port, addr=settings.http_host, registry=registry)
-    asyncio.run(run_relay(settings, metrics=metrics))
+    uvloop.run(run_relay(settings, metrics=metrics))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from litestar.di import Provide
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_runtime.service import ServiceRuntime
-from prizeflow_settlement.adapters.sql import SqlRoundQueries, sql_store_factory
+from prizeflow_settlement.adapters.sql import SpecCache, SqlRoundQueries, sql_store_factory
 from prizeflow_settlement.application.admin import ResolveRound, VoidRound
 from prizeflow_settlement.application.apply_round_events import ApplyRoundEvents
 from prizeflow_settlement.application.ports import RoundQueries
@@ -60,12 +60,15 @@ class RoundsGauge:
 def build(settings: SettlementSettings) -> Litestar:
     rt = ServiceRuntime(settings)
     metrics = SettlementMetrics.create(rt.registry, settings.service_name)
-    stores = sql_store_factory(rt.sessions)
+    specs = SpecCache(settings.spec_cache_rounds)
+    stores = sql_store_factory(rt.sessions, specs)
     queries = SqlRoundQueries(rt.sessions)
     apply = ApplyRoundEvents(source=settings.source, metrics=metrics)
     # Game events are keyed by round (the correlation id): partitions never share a round, so a poll may be
     # applied as concurrent transactions, one per lane of partitions.
-    rt.add_consumer(CONSUMER_NAME, [GAME_ROUNDS.name], batch_handler=RoundEventsHandler(apply), partition_lanes=True)
+    rt.add_consumer(
+        CONSUMER_NAME, [GAME_ROUNDS.name], batch_handler=RoundEventsHandler(apply, specs), partition_lanes=True
+    )
     resolve = ResolveRound(stores=stores, source=settings.source, service=settings.service_name, metrics=metrics)
     void = VoidRound(stores=stores, source=settings.source, service=settings.service_name, metrics=metrics)
     gauge = RoundsGauge(queries, metrics, settings.rounds_gauge_interval_s)

@@ -19,3 +19,9 @@ class SettlementSettings(ServiceSettings):
     rounds_gauge_interval_s: float = Field(
         default=15.0, gt=0, description="How often the rounds-by-state gauge is refreshed from the database"
     )
+    spec_cache_rounds: int = Field(
+        default=20_000,
+        ge=0,
+        description="Round terms kept in memory (about 3 KB each) so events of a known round skip reading them; "
+        "0 disables",
+    )

@@ -130,3 +130,38 @@ async def test_downgrade_restores_the_foreign_keys_and_upgrade_replaces_them_aga
     assert await foreign_keys() == {"round_disputes_round_id_fkey"} | {f"{t}_round_id_fkey" for t in CHILD_ROWS}
     await upgrade_to_head(ALEMBIC_INI, db_url)
     assert await foreign_keys() == {"round_disputes_round_id_fkey"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("spec", "'{\"prize\": 1}'::jsonb"),
+        ("competition_id", "'c-2'"),
+        ("game_id", "'g-2'"),
+        ("organizer_id", "'o-2'"),
+        ("correlation_id", "'x-2'"),
+        ("prize_source", "'entry_pot'"),
+        ("asset", "'EUR'"),
+        ("opened_at", "opened_at + interval '1 second'"),
+    ],
+)
+async def test_the_terms_of_a_round_never_change(conn: asyncpg.Connection, column: str, value: str) -> None:
+    """The service caches a round's terms on this promise (SpecCache): no writer may break it."""
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="terms of round r-1 cannot change"):
+        await conn.execute(f"UPDATE rounds SET {column} = {value} WHERE round_id = 'r-1'")
+    # Writing the same value again is not a change; the hot path's UPDATE (state, counters) is untouched.
+    await conn.execute(f"UPDATE rounds SET {column} = {column}, entries_seen = 2 WHERE round_id = 'r-1'")
+    assert await conn.fetchval("SELECT entries_seen FROM rounds WHERE round_id = 'r-1'") == 2
+
+
+async def test_downgrade_of_0004_lets_terms_change_again(db_url: str) -> None:
+    await migrate(ALEMBIC_INI, db_url, "0003", downgrade=True)
+    c = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        await add_round(c, "r-1")
+        await c.execute("UPDATE rounds SET asset = 'EUR' WHERE round_id = 'r-1'")
+        await upgrade_to_head(ALEMBIC_INI, db_url)
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+            await c.execute("UPDATE rounds SET asset = 'USDC' WHERE round_id = 'r-1'")
+    finally:
+        await c.close()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,12 +30,14 @@ from prizeflow_settlement.domain.round import Entry, Round
 
 _LOCK = text(
     """
-    SELECT round_id, competition_id, correlation_id, state, version, spec::text AS spec, entries_seen,
+    SELECT round_id, competition_id, correlation_id, state, version, entries_seen,
            entries_expected, pot, reached, closed_at, settled_at, voided_at, disputed, hold_reason, void_reason,
            results_summary::text AS results_summary
     FROM rounds WHERE round_id = ANY(CAST(:ids AS text[])) ORDER BY round_id FOR UPDATE
     """
 )
+# A round's terms, read apart from the lock: most are already in the SpecCache.
+_SPECS = text("SELECT round_id, spec::text AS spec FROM rounds WHERE round_id = ANY(CAST(:ids AS text[]))")
 _ENTRIES_BY_KEY = text(
     """
     SELECT e.round_id, e.entry_id, e.player_id, e.fee_asset, e.fee_amount, e.paid_via, e.recorded_at
@@ -152,8 +154,45 @@ def _round_row(r: Round) -> dict[str, Any]:
     }
 
 
-def _round_from_row(row: Any) -> Round:
-    """The aggregate from its locked row; the JSON columns arrive as text and are validated straight from it
+class SpecCache:
+    """Round terms (the validated RoundOpened) by round id, so the hot path neither reads nor re-validates
+    them for every event of a round.
+
+    Sound because a round's terms never change once the round exists: the code never updates them and a
+    trigger (migration 0004) refuses any UPDATE that would, and rounds are never deleted. A spec is cached
+    only when its row is known to be committed: as read by `lock_rounds` (the first statement of its
+    transaction on `rounds`, so it sees committed rows only), or after the commit of the transaction that
+    opened the round. A rolled-back RoundOpened never reaches the cache. Bounded: the oldest entry goes
+    first (rounds are short-lived); a miss costs one extra query for the whole poll. Capacity 0 disables it.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError("capacity must be >= 0")
+        self.capacity = capacity
+        self._specs: dict[str, RoundOpened] = {}
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def get(self, round_id: str) -> RoundOpened | None:
+        return self._specs.get(round_id)
+
+    def put(self, round_id: str, spec: RoundOpened) -> None:
+        if not self.capacity:
+            return
+        specs = self._specs
+        if round_id not in specs and len(specs) >= self.capacity:
+            del specs[next(iter(specs))]
+        specs[round_id] = spec
+
+    def put_many(self, specs: Iterable[tuple[str, RoundOpened]]) -> None:
+        for round_id, spec in specs:
+            self.put(round_id, spec)
+
+
+def _round_from_row(row: Any, spec: RoundOpened) -> Round:
+    """The aggregate from its locked row; the JSON column arrives as text and is validated straight from it
     (half the time of decoding to dicts first)."""
     summary = row.results_summary
     return Round(
@@ -161,7 +200,7 @@ def _round_from_row(row: Any) -> Round:
         competition_id=row.competition_id,
         correlation_id=row.correlation_id,
         state=RoundState(row.state),
-        spec=RoundOpened.model_validate_json(row.spec),
+        spec=spec,
         version=row.version,
         entries_seen=row.entries_seen,
         entries_expected=row.entries_expected,
@@ -179,8 +218,9 @@ def _round_from_row(row: Any) -> Round:
 
 
 class SqlRoundStore(RoundStore):
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, specs: SpecCache | None = None) -> None:
         self.session = session
+        self.specs = specs if specs is not None else SpecCache(0)
 
     async def lock_rounds(
         self,
@@ -191,8 +231,20 @@ class SqlRoundStore(RoundStore):
     ) -> dict[str, Round]:
         if not round_ids:
             return {}
-        result = await self.session.execute(_LOCK, {"ids": sorted(round_ids)})
-        found = {row.round_id: _round_from_row(row) for row in result}
+        locked = (await self.session.execute(_LOCK, {"ids": sorted(round_ids)})).all()
+        specs = self.specs
+        terms: dict[str, RoundOpened] = {}
+        missing: list[str] = []
+        for row in locked:
+            if (spec := specs.get(row.round_id)) is None:
+                missing.append(row.round_id)
+            else:
+                terms[row.round_id] = spec
+        if missing:
+            for row in await self.session.execute(_SPECS, {"ids": missing}):
+                terms[row.round_id] = spec = RoundOpened.model_validate_json(row.spec)
+                specs.put(row.round_id, spec)
+        found = {row.round_id: _round_from_row(row, terms[row.round_id]) for row in locked}
         full = [rid for rid in full_entries_for if rid in found]
         keys = [k for k in entry_keys if k.round_id in found]
         if keys or full:
@@ -225,6 +277,10 @@ class SqlRoundStore(RoundStore):
         new = [r for r in changed if r.is_new]
         dirty = [r for r in changed if r.dirty and not r.is_new]
         await _bulk_insert(s, "rounds", _NEW_ROUND_COLUMNS, [self._new_row(r) for r in new])
+        if new and self.specs.capacity:
+            # The terms of the rounds opened here are known: cached once (and only if) the rows are committed.
+            opened = [(r.round_id, r.spec) for r in new]
+            event.listen(s.sync_session, "after_commit", lambda _: self.specs.put_many(opened), once=True)
         if dirty:
             rows = [_round_row(r) for r in dirty]
             await s.execute(_UPDATE_ROUNDS, {c: [row[c] for row in rows] for c in _UPDATE_COLUMNS})
@@ -338,13 +394,13 @@ def _last_actor(r: Round) -> str | None:
     return next((t.actor for t in reversed(r.pending_transitions) if t.actor), None) or r.last_actor
 
 
-def sql_store_factory(sessions: async_sessionmaker[AsyncSession]) -> Any:
+def sql_store_factory(sessions: async_sessionmaker[AsyncSession], specs: SpecCache | None = None) -> Any:
     """A RoundStoreFactory: each `async with` is one transaction, committed on a clean exit."""
 
     @asynccontextmanager
     async def open_store() -> AsyncIterator[RoundStore]:
         async with sessions() as session, session.begin():
-            yield SqlRoundStore(session)
+            yield SqlRoundStore(session, specs)
 
     def factory() -> AbstractAsyncContextManager[RoundStore]:
         return open_store()
@@ -475,4 +531,4 @@ class SqlRoundQueries:
             return {str(row[0]): int(row[1]) for row in result}
 
 
-__all__ = ["SqlRoundQueries", "SqlRoundStore", "decode_cursor", "encode_cursor", "sql_store_factory"]
+__all__ = ["SpecCache", "SqlRoundQueries", "SqlRoundStore", "decode_cursor", "encode_cursor", "sql_store_factory"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent, event_id_for, stage_event
+from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent, event_id_for, stage_events
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.game import (
     EntryRecorded,
@@ -96,19 +96,16 @@ class ApplyRoundEvents:
                 raise EventRefusal(violation.code, violation.detail) from violation
             touched[r.round_id] = r
             seen.take(r, now)
-            outgoing.extend(
-                stage_event(
-                    p,
+            if r.pending_events:
+                outgoing += stage_events(
+                    [(p, outcome_event_id(p)) for p in r.pending_events],
                     source=self.source,
                     correlation_id=env.correlationid,
                     causation_id=cause,
                     subject=r.round_id,
-                    event_id=outcome_event_id(p),
                     time=now,
                 )
-                for p in r.pending_events
-            )
-            r.pending_events.clear()
+                r.pending_events.clear()
         await store.save(list(touched.values()))
         await store.add_events(outgoing)
         seen.publish(self.metrics)
