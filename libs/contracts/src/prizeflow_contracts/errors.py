@@ -23,6 +23,8 @@ REFUSAL_REASONS: Final = frozenset(
         "illegal_transition",
         "conflicting_event",
         "handler_failed",
+        # The same event id arrived with other bytes than those first processed under it.
+        "event_id_reused",
     }
 )
 

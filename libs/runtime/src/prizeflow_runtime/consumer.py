@@ -1,14 +1,20 @@
 """Reliable consumption: inbox dedup, retry in place, DLQ with a reason, offsets committed after the DB.
 
 The partition never moves past a message that has not been either applied (its DB transaction committed)
-or dead-lettered (the DLQ write acknowledged by Kafka): offsets are committed explicitly, per partition,
-only after the whole poll is settled. This rules out the failure of FastStream issues #1980 and #2618,
-where a failed message is skipped because a later one's commit moves the group offset past it.
+or dead-lettered (its refusal committed, the DLQ copy with it in the outbox): offsets are committed
+explicitly, per partition, only after the whole poll is settled. This rules out the failure of FastStream
+issues #1980 and #2618, where a failed message is skipped because a later one's commit moves the group
+offset past it.
 
 A poll is first applied as ONE database transaction (fast path). If that fails, the records are retried
 one by one, each in its own transaction with exponential backoff, so one poison message cannot hold back
 or roll back its neighbours; after `max_attempts` it goes to `<topic>.dlq`. An `EventRefusal` (malformed,
 unknown type, illegal transition...) goes to the DLQ at once: retrying cannot fix it.
+
+A dead-lettered record is remembered as processed (`prizeflow_runtime.dead_letters`): its inbox row says
+`refused` and the DLQ copy is staged in the outbox in that same transaction, so a redelivery or a replay
+from offset 0 is a no-op for refused events as for applied ones. The inbox also keeps a digest of each
+record's bytes: the same event id with other bytes is refused as `event_id_reused`, never absorbed.
 
 With `lanes` > 1 the poll's partitions are dealt into that many lanes, each applied as its own transaction
 on its own connection, concurrently: while one lane's statements run in PostgreSQL the process computes
@@ -19,42 +25,41 @@ still committed only once every lane has settled. For consumers whose aggregates
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import re
 import time
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.envelope import Envelope, EventPayload, decode
+from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN, Envelope, EventPayload, decode
 from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.topics import DLQ_SUFFIX
-from prizeflow_runtime.inbox import Delivery, claim_many
+from prizeflow_runtime.dead_letters import (
+    DeadLetter,
+    DeadLetterStore,
+    RefusalHook,
+    SqlDeadLetters,
+    dlq_topic_for,
+)
+from prizeflow_runtime.inbox import Delivery, claim_many, digest_of
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.settings import RetrySettings
 
 log = logging.getLogger(__name__)
+_CORRELATION_ID_RE = re.compile(CORRELATION_ID_PATTERN)
 
 EventHandler = Callable[[AsyncSession, Envelope[EventPayload]], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[Envelope[EventPayload]]], Awaitable[None]]
-
-DLQ_REASON = "x-dlq-reason"
-DLQ_ERROR = "x-dlq-error"
-DLQ_ERROR_TYPE = "x-dlq-error-type"
-DLQ_ATTEMPTS = "x-dlq-attempts"
-DLQ_CONSUMER = "x-dlq-consumer"
-DLQ_ORIGINAL_TOPIC = "x-original-topic"
-DLQ_ORIGINAL_PARTITION = "x-original-partition"
-DLQ_ORIGINAL_OFFSET = "x-original-offset"
-DLQ_AT = "x-dlq-at"
-_MAX_ERROR_LEN = 4000
 
 
 class OffsetCommitter(Protocol):
@@ -64,6 +69,7 @@ class OffsetCommitter(Protocol):
 @dataclass(slots=True)
 class _Item:
     record: ConsumerRecord[bytes, bytes]
+    digest: bytes
     envelope: Envelope[EventPayload] | None = None
     refusal: EventRefusal | None = None
 
@@ -71,7 +77,7 @@ class _Item:
     def delivery(self) -> Delivery:
         assert self.envelope is not None
         r = self.record
-        return Delivery(self.envelope.id, r.topic, r.partition, r.offset)
+        return Delivery(self.envelope.id, r.topic, r.partition, r.offset, self.digest)
 
 
 @dataclass
@@ -81,7 +87,6 @@ class ReliableConsumer:
     name: str
     topics: Sequence[str]
     session_factory: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
     handler: EventHandler | None = None
     batch_handler: BatchHandler | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -91,6 +96,10 @@ class ReliableConsumer:
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     # Transactions a poll is split into, by partition, applied concurrently (see the module docstring).
     lanes: int = 1
+    # The deployment's topic suffix: DLQ copies are staged under the contract's topic name, as every event is.
+    topic_suffix: str = ""
+    dead_letters: DeadLetterStore = field(default_factory=SqlDeadLetters)
+    on_refusal: RefusalHook | None = None
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
@@ -104,13 +113,15 @@ class ReliableConsumer:
         items = [self._decode(r) for r in records]
         for item in items:
             if item.refusal is not None:
-                await self._dead_letter(item.record, item.refusal.reason, item.refusal, attempts=0)
-        good = self._first_occurrences([i for i in items if i.envelope is not None])
+                await self._dead_letter(item, item.refusal.reason, item.refusal, attempts=0)
+        good, later = self._first_occurrences([i for i in items if i.envelope is not None])
         lanes = self._deal(good)
         if len(lanes) == 1:
             await self._settle(lanes[0])
         else:
             await asyncio.gather(*(self._settle(lane) for lane in lanes))
+        for item in later:
+            await self._apply_with_retry(item)
         if self.metrics is not None:
             self.metrics.handle_seconds.labels(self.name).observe(time.perf_counter() - started)
         return next_offsets(records)
@@ -138,15 +149,22 @@ class ReliableConsumer:
             await self._apply_with_retry(item)
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
+        value = record.value or b""
         try:
-            return _Item(record, envelope=decode(record.value or b""))
+            return _Item(record, digest_of(value), envelope=decode(value))
         except EventRefusal as refusal:
-            return _Item(record, refusal=refusal)
+            return _Item(record, digest_of(value), refusal=refusal)
 
     async def _apply(self, items: Sequence[_Item]) -> int:
         """One transaction: claim the inbox rows, run the handler on the new events, commit."""
         async with self.session_factory() as session, session.begin():
-            fresh = await claim_many(session, self.name, [i.delivery for i in items])
+            claimed = await claim_many(session, self.name, [i.delivery for i in items])
+            if claimed.reused:
+                raise EventRefusal(
+                    "event_id_reused",
+                    f"event id {sorted(map(str, claimed.reused))[0]} was processed before with different bytes",
+                )
+            fresh = claimed.fresh
             new = [i.envelope for i in items if i.envelope is not None and i.envelope.id in fresh]
             if new:
                 if self.batch_handler is not None:
@@ -184,7 +202,7 @@ class ReliableConsumer:
                     await self._apply([item])
                     return
                 except EventRefusal as refusal:
-                    await self._dead_letter(item.record, refusal.reason, refusal, attempts=attempt)
+                    await self._dead_letter(item, refusal.reason, refusal, attempts=attempt)
                     return
                 except Exception as err:
                     if is_infrastructure_outage(err):
@@ -198,7 +216,7 @@ class ReliableConsumer:
                         continue
                     if attempt == self.retry.max_attempts:
                         log.exception("handler failed %d times; dead-lettering", attempt)
-                        await self._dead_letter(item.record, "handler_failed", err, attempts=attempt)
+                        await self._dead_letter(item, "handler_failed", err, attempts=attempt)
                         return
                     if self.metrics is not None:
                         self.metrics.handler_retries.labels(self.name, item.record.topic).inc()
@@ -211,55 +229,96 @@ class ReliableConsumer:
         cap = min(self.retry.backoff_max_ms, self.retry.backoff_initial_ms * 2 ** (attempt - 1))
         return random.uniform(cap / 2, cap) / 1000  # noqa: S311 - jitter, not cryptography
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], reason: str, err: BaseException, *, attempts: int
-    ) -> None:
-        """Write the record to its topic's DLQ with why; retried until Kafka acknowledges it."""
-        detail = err.detail if isinstance(err, EventRefusal) else "".join(traceback.format_exception_only(err)).strip()
-        headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("x-dlq-")]
-        headers += [
-            (DLQ_REASON, reason.encode()),
-            (DLQ_ERROR, detail[:_MAX_ERROR_LEN].encode()),
-            (DLQ_ERROR_TYPE, type(err).__name__.encode()),
-            (DLQ_ATTEMPTS, str(attempts).encode()),
-            (DLQ_CONSUMER, self.name.encode()),
-            (DLQ_ORIGINAL_TOPIC, record.topic.encode()),
-            (DLQ_ORIGINAL_PARTITION, str(record.partition).encode()),
-            (DLQ_ORIGINAL_OFFSET, str(record.offset).encode()),
-            (DLQ_AT, datetime.now(UTC).isoformat().encode()),
-        ]
-        dlq_topic = record.topic + DLQ_SUFFIX
-        delay = 0.2
+    async def _dead_letter(self, item: _Item, reason: str, err: BaseException, *, attempts: int) -> None:
+        """Remember the refusal, its inbox row and its DLQ copy in one transaction; retried until it commits
+        (the partition waits: a refusal is never dropped)."""
+        letter = self._letter(item, reason, err, attempts)
+        dlq_topic = dlq_topic_for(item.record.topic, self.topic_suffix)
+        delay, failures, hook = 0.2, 0, self.on_refusal
         while True:
             try:
-                await self.producer.send_and_wait(dlq_topic, value=record.value, key=record.key, headers=headers)
+                async with self.session_factory() as session, session.begin():
+                    recorded = await self.dead_letters.record(session, letter, dlq_topic=dlq_topic)
+                    if recorded is not None and hook is not None:
+                        await hook(session, letter)
                 break
             except Exception:
-                log.exception("could not write to %s; the partition waits until it can", dlq_topic)
+                failures += 1
+                log.exception("could not record a dead letter; the partition waits until it can")
+                if hook is not None and failures >= self.retry.max_attempts:
+                    log.error("the refusal hook keeps failing: recording the dead letter without it")
+                    hook = None
                 await self.sleep(delay)
                 delay = min(delay * 2, 10.0)
         log.error(
             "event dead-lettered",
-            extra={"reason": reason, "dlq_topic": dlq_topic, "offset": record.offset, "detail": detail[:500]},
+            extra={
+                "reason": reason,
+                "dlq_topic": dlq_topic,
+                "offset": item.record.offset,
+                "detail": letter.detail[:500],
+            },
         )
-        if self.metrics is not None:
-            self.metrics.dead_lettered.labels(self.name, record.topic, reason).inc()
-            self.metrics.consumed.labels(self.name, record.topic, "dead_lettered").inc()
+        if self.metrics is not None and recorded is not None:
+            self.metrics.dead_lettered.labels(self.name, item.record.topic, reason).inc()
+            self.metrics.consumed.labels(self.name, item.record.topic, "dead_lettered").inc()
 
-    def _first_occurrences(self, items: Sequence[_Item]) -> list[_Item]:
-        """The same event twice in one poll (a duplicate publish) is applied once: keep the first."""
-        seen: set[Any] = set()
-        out = []
+    def _letter(self, item: _Item, reason: str, err: BaseException, attempts: int) -> DeadLetter:
+        record, env = item.record, item.envelope
+        detail = err.detail if isinstance(err, EventRefusal) else "".join(traceback.format_exception_only(err)).strip()
+        event_id, event_type, correlation_id = (
+            (env.id, env.type, env.correlationid) if env is not None else _readable_ids(record.value or b"")
+        )
+        return DeadLetter(
+            consumer=self.name,
+            digest=item.digest,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value or b"",
+            headers=tuple((k, bytes(v)) for k, v in (record.headers or ())),
+            reason=reason,
+            detail=detail,
+            error_type=type(err).__name__,
+            attempts=attempts,
+            event_id=event_id,
+            event_type=event_type,
+            correlation_id=correlation_id,
+        )
+
+    async def apply_redrive(self, session: AsyncSession, envelope: Envelope[EventPayload], delivery: Delivery) -> None:
+        """An operator's redrive: claim and apply one stored record in the caller's transaction."""
+        claimed = await claim_many(session, self.name, [delivery])
+        if envelope.id not in claimed.fresh:
+            raise EventRefusal("conflicting_event", f"event {envelope.id} is already processed by {self.name}")
+        with log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)):
+            if self.batch_handler is not None:
+                await self.batch_handler(session, [envelope])
+            else:
+                assert self.handler is not None
+                await self.handler(session, envelope)
+
+    def _first_occurrences(self, items: Sequence[_Item]) -> tuple[list[_Item], list[_Item]]:
+        """The same event twice in one poll (a duplicate publish) is applied once: keep the first. The same id
+        with other bytes is not a duplicate: it is set aside, and once the poll's first occurrences are settled
+        it is judged against what the inbox then holds (refused as a reused id, unless it is the bytes the
+        inbox already knows)."""
+        seen: dict[Any, bytes] = {}
+        out: list[_Item] = []
+        later: list[_Item] = []
         for item in items:
             assert item.envelope is not None
-            if item.envelope.id in seen:
-                if self.metrics is not None:
-                    self.metrics.duplicates.labels(self.name, item.record.topic).inc()
-                    self.metrics.consumed.labels(self.name, item.record.topic, "duplicate").inc()
-            else:
-                seen.add(item.envelope.id)
+            first = seen.get(item.envelope.id)
+            if first is None:
+                seen[item.envelope.id] = item.digest
                 out.append(item)
-        return out
+            elif first != item.digest:
+                later.append(item)
+            elif self.metrics is not None:
+                self.metrics.duplicates.labels(self.name, item.record.topic).inc()
+                self.metrics.consumed.labels(self.name, item.record.topic, "duplicate").inc()
+        return out, later
 
     def _count(self, items: Sequence[_Item], fresh: set[Any]) -> None:
         """Metrics of a settled poll: one labelled child lookup per topic and outcome, not per record."""
@@ -307,6 +366,24 @@ def is_infrastructure_outage(err: BaseException) -> bool:
         orig = getattr(current, "orig", None)  # SQLAlchemy keeps the driver's exception here
         current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
     return False
+
+
+def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None]:
+    """Best effort on a record that did not decode: its event id, type and correlation id, if it names them."""
+    try:
+        doc = json.loads(value)
+    except (UnicodeDecodeError, ValueError):
+        return None, None, None
+    if not isinstance(doc, dict):
+        return None, None, None
+    try:
+        event_id = uuid.UUID(str(doc.get("id")))
+    except ValueError:
+        event_id = None
+    event_type = doc.get("type") if isinstance(doc.get("type"), str) else None
+    correlation = doc.get("correlationid")
+    valid = isinstance(correlation, str) and _CORRELATION_ID_RE.fullmatch(correlation) is not None
+    return event_id, (event_type or "")[:255] or None, correlation if valid else None
 
 
 def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:

@@ -6,14 +6,17 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     func,
     text,
 )
@@ -52,6 +55,59 @@ inbox_table = Table(
     Column("partition", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # SHA-256 of the record's bytes: the same event id arriving with a different body is refused
+    # (`event_id_reused`) instead of vanishing as a duplicate. NULL only on rows from before it was kept.
+    Column("digest", LargeBinary, nullable=True),
+    # `refused`: the event was dead-lettered, and that is its outcome until an operator redrives it.
+    Column(
+        "outcome",
+        String(16),
+        CheckConstraint("outcome IN ('applied', 'refused')", name="inbox_outcome"),
+        nullable=False,
+        server_default="applied",
+    ),
+)
+
+dead_letters_table = Table(
+    "dead_letters",
+    messaging_metadata,
+    # Every record a consumer refused or gave up on, with why, its bytes and what became of it. One row per
+    # (consumer, digest): a replayed or redelivered refusal finds its row and adds nothing. The record also
+    # goes to `<topic>.dlq` through the outbox, in the same transaction.
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("consumer", String(128), nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=True),  # NULL: the record had no readable id
+    Column("event_type", String(255), nullable=True),
+    Column("correlation_id", String(128), nullable=True),
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("detail", String(4000), nullable=False),
+    Column("error_type", String(128), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column(
+        "status",
+        String(16),
+        CheckConstraint("status IN ('open', 'redriven', 'discarded')", name="dead_letters_status"),
+        nullable=False,
+        server_default="open",
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(128), nullable=True),
+    Column("decision_reason", String(1000), nullable=True),
+    UniqueConstraint("consumer", "digest", name="dead_letters_once"),
+)
+Index(
+    "dead_letters_open",
+    dead_letters_table.c.consumer,
+    dead_letters_table.c.id,
+    postgresql_where=text("status = 'open'"),
 )
 
 # Wakes the relay as soon as an outbox row commits; NOTIFY is transactional and deduplicated per txn.
@@ -84,7 +140,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def create_messaging_schema(engine: AsyncEngine) -> None:
-    """Create outbox, inbox and the notify trigger (tests and the demo; services use Alembic)."""
+    """Create outbox, inbox, dead letters and the notify trigger (tests and the demo; services use Alembic)."""
     async with engine.begin() as conn:
         await conn.run_sync(messaging_metadata.create_all)
         for ddl in OUTBOX_NOTIFY_DDL:
@@ -111,6 +167,7 @@ __all__ = [
     "asyncpg_dsn",
     "create_engine",
     "create_messaging_schema",
+    "dead_letters_table",
     "driver_connection",
     "inbox_table",
     "messaging_metadata",

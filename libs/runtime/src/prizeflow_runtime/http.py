@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from prizeflow_runtime.auth import JwtConfig, jwt_middleware
+from prizeflow_runtime.errors import UseCaseError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class ProblemError(HTTPException):
 
 
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, UseCaseError):
+        exc = ProblemError(exc.status, exc.code, exc.detail, **exc.extra)
     if isinstance(exc, HTTPException):
         status = exc.status_code
         if isinstance(exc, ProblemError):

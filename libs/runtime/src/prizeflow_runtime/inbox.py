@@ -1,17 +1,29 @@
 """Inbox: a consumer records `(consumer, event_id)` in the same transaction as its effects.
 
 A redelivered event finds its row already there and is skipped, so its effects apply once however many
-times Kafka hands it over (duplicate publish, offset reset, a crash before the offset commit).
+times Kafka hands it over (duplicate publish, offset reset, a crash before the offset commit). The row also
+keeps a digest of the record's bytes: the same event id arriving with different bytes is not a duplicate
+but a reused id, which the consumer refuses (`event_id_reused`) instead of letting it vanish. A refused
+event's row says so (`outcome = 'refused'`): a replay of it is a no-op too, until an operator redrives it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+APPLIED = "applied"
+REFUSED = "refused"
+
+
+def digest_of(value: bytes) -> bytes:
+    """What the inbox remembers of a record's body: its SHA-256."""
+    return hashlib.sha256(value).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,40 +32,73 @@ class Delivery:
     topic: str
     partition: int
     offset: int
+    digest: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim found: the events seen for the first time, and those seen before with other bytes."""
+
+    fresh: set[uuid.UUID] = field(default_factory=set)
+    reused: set[uuid.UUID] = field(default_factory=set)
 
 
 _CLAIM = text(
     """
-    INSERT INTO inbox (consumer, event_id, topic, partition, "offset")
-    SELECT :consumer, d.event_id, d.topic, d.partition, d.off
+    INSERT INTO inbox (consumer, event_id, topic, partition, "offset", digest, outcome)
+    SELECT :consumer, d.event_id, d.topic, d.partition, d.off, d.digest, :outcome
     FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[])
-    ) AS d(event_id, topic, partition, off)
+        CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[]),
+        CAST(:digests AS bytea[])
+    ) AS d(event_id, topic, partition, off, digest)
     ON CONFLICT (consumer, event_id) DO NOTHING
     RETURNING event_id
+    """
+)
+# Only run for the deliveries the insert did not claim (duplicates are rare): which of them carry bytes other
+# than those first recorded under their id. Rows from before digests were kept (NULL) are given the benefit.
+_REUSED = text(
+    """
+    SELECT i.event_id FROM inbox i
+    JOIN unnest(CAST(:ids AS uuid[]), CAST(:digests AS bytea[])) AS d(event_id, digest)
+      ON i.consumer = :consumer AND i.event_id = d.event_id
+    WHERE i.digest IS NOT NULL AND d.digest IS NOT NULL AND i.digest <> d.digest
     """
 )
 
 
 async def claim(session: AsyncSession | AsyncConnection, consumer: str, delivery: Delivery) -> bool:
     """True when this delivery is the first of its event for `consumer`; False for a duplicate."""
-    return delivery.event_id in await claim_many(session, consumer, [delivery])
+    return delivery.event_id in (await claim_many(session, consumer, [delivery])).fresh
 
 
 async def claim_many(
-    session: AsyncSession | AsyncConnection, consumer: str, deliveries: Sequence[Delivery]
-) -> set[uuid.UUID]:
-    """Claim a batch in one statement; returns the ids seen for the first time."""
+    session: AsyncSession | AsyncConnection,
+    consumer: str,
+    deliveries: Sequence[Delivery],
+    *,
+    outcome: str = APPLIED,
+) -> Claimed:
+    """Claim a batch in one statement; returns the ids seen for the first time and the reused ones."""
     if not deliveries:
-        return set()
+        return Claimed()
     result = await session.execute(
         _CLAIM,
         {
             "consumer": consumer,
+            "outcome": outcome,
             "ids": [d.event_id for d in deliveries],
             "topics": [d.topic for d in deliveries],
             "partitions": [d.partition for d in deliveries],
             "offsets": [d.offset for d in deliveries],
+            "digests": [d.digest for d in deliveries],
         },
     )
-    return {row[0] for row in result}
+    fresh = {row[0] for row in result}
+    seen = [d for d in deliveries if d.event_id not in fresh]
+    if not seen:
+        return Claimed(fresh)
+    rows = await session.execute(
+        _REUSED, {"consumer": consumer, "ids": [d.event_id for d in seen], "digests": [d.digest for d in seen]}
+    )
+    return Claimed(fresh, {row[0] for row in rows})

@@ -6,14 +6,15 @@ from typing import Any
 
 from sqlalchemy import text
 
-from prizeflow_runtime.db import OUTBOX_NOTIFY_DDL, inbox_table, outbox_table
+from prizeflow_runtime.db import OUTBOX_NOTIFY_DDL, dead_letters_table, inbox_table, outbox_table
 
 
 def create_messaging_tables(op: Any) -> None:
-    """Call from a service's first Alembic revision: outbox, inbox and the outbox notify trigger."""
+    """Call from a service's first Alembic revision: outbox, inbox, dead letters and the outbox notify trigger."""
     bind = op.get_bind()
     outbox_table.create(bind, checkfirst=True)
     inbox_table.create(bind, checkfirst=True)
+    dead_letters_table.create(bind, checkfirst=True)
     for ddl in OUTBOX_NOTIFY_DDL:
         bind.execute(text(ddl))
 
@@ -45,10 +46,34 @@ def outbox_mark_on_publish(op: Any) -> None:
     bind.execute(text("CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL"))
 
 
+def inbox_outcomes(op: Any) -> None:
+    """Upgrade the messaging tables so refusals are remembered: the inbox keeps each event's digest and
+    outcome (applied or refused), and `dead_letters` keeps every refused record. A no-op on a database
+    created with the current tables."""
+    bind = op.get_bind()
+    bind.execute(text("ALTER TABLE inbox ADD COLUMN IF NOT EXISTS digest bytea"))
+    bind.execute(
+        text(
+            "ALTER TABLE inbox ADD COLUMN IF NOT EXISTS outcome varchar(16) NOT NULL DEFAULT 'applied' "
+            "CONSTRAINT inbox_outcome CHECK (outcome IN ('applied', 'refused'))"
+        )
+    )
+    dead_letters_table.create(bind, checkfirst=True)
+
+
+def inbox_outcomes_downgrade(op: Any) -> None:
+    bind = op.get_bind()
+    dead_letters_table.drop(bind, checkfirst=True)
+    bind.execute(text("DELETE FROM inbox WHERE outcome = 'refused'"))  # before: a refusal left no inbox row
+    bind.execute(text("ALTER TABLE inbox DROP COLUMN IF EXISTS outcome"))
+    bind.execute(text("ALTER TABLE inbox DROP COLUMN IF EXISTS digest"))
+
+
 def drop_messaging_tables(op: Any) -> None:
     bind = op.get_bind()
     bind.execute(text("DROP TRIGGER IF EXISTS outbox_notify ON outbox"))
     bind.execute(text("DROP FUNCTION IF EXISTS prizeflow_outbox_notify()"))
+    dead_letters_table.drop(bind, checkfirst=True)
     inbox_table.drop(bind, checkfirst=True)
     outbox_table.drop(bind, checkfirst=True)
 

@@ -17,15 +17,18 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from litestar import Litestar
+from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from prizeflow_contracts.topics import ALL_TOPICS, Topic
+from prizeflow_runtime.admin_http import DeadLettersController
 from prizeflow_runtime.auth import JwtConfig
 from prizeflow_runtime.broker import attach_consumer, create_broker, ensure_topics
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
 from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
 from prizeflow_runtime.http import create_app
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
@@ -62,6 +65,7 @@ class _ConsumerSpec:
     handler: EventHandler | None
     batch_handler: BatchHandler | None
     partition_lanes: bool
+    on_refusal: RefusalHook | None
 
 
 class ServiceRuntime:
@@ -99,16 +103,19 @@ class ServiceRuntime:
         handler: EventHandler | None = None,
         batch_handler: BatchHandler | None = None,
         partition_lanes: bool = False,
+        on_refusal: RefusalHook | None = None,
     ) -> None:
         """Declare a consumer; it is built and subscribed in `start()`. Name = inbox key and group id.
 
         `partition_lanes`: the handler's aggregates are keyed like the topic (no two partitions touch the
         same rows), so a poll may be applied as `CONSUMER_LANES` concurrent transactions, one per lane of
-        partitions.
+        partitions. `on_refusal` runs in the transaction that records a new dead letter.
         """
         if (handler is None) == (batch_handler is None):
             raise ValueError(f"consumer {name}: give exactly one of handler or batch_handler")
-        self._consumer_specs.append(_ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes))
+        self._consumer_specs.append(
+            _ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes, on_refusal)
+        )
 
     def topic(self, name: str) -> str:
         """The physical topic name: the contract's name plus this deployment's suffix (empty in production)."""
@@ -126,12 +133,13 @@ class ServiceRuntime:
                 name=spec.name,
                 topics=[self.topic(t) for t in spec.topics],
                 session_factory=self.sessions,
-                producer=self._producer,
                 handler=spec.handler,
                 batch_handler=spec.batch_handler,
                 retry=s.consumer_retry,
                 metrics=self.metrics,
                 lanes=s.consumer_lanes if spec.partition_lanes else 1,
+                topic_suffix=suffix,
+                on_refusal=spec.on_refusal,
             )
             attach_consumer(self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix)
             self.consumers.append(consumer)
@@ -168,19 +176,35 @@ class ServiceRuntime:
     async def kafka_ready(self) -> None:
         await self.producer.client.fetch_all_metadata()
 
+    def dead_letter_admin(self) -> DeadLetterAdmin:
+        """Dead letters of this process's consumers (those are known once `start()` built them)."""
+        return DeadLetterAdmin(
+            sessions=self.sessions,
+            consumers=lambda: {c.name: c for c in self.consumers},
+            service=self.settings.service_name,
+            source=self.settings.source,
+        )
+
     def http_app(
         self,
         route_handlers: Sequence[ControllerRouterHandler] = (),
         *,
         dependencies: dict[str, Any] | None = None,
     ) -> Litestar:
+        """The service's app; a service with consumers also serves `/admin/dead-letters`."""
+        handlers = list(route_handlers)
+        deps = dict(dependencies or {})
+        if self._consumer_specs:
+            admin = self.dead_letter_admin()
+            handlers.append(DeadLettersController)
+            deps["dead_letters"] = Provide(lambda: admin, sync_to_thread=False)
         return create_app(
             service_name=self.settings.service_name,
-            route_handlers=route_handlers,
+            route_handlers=handlers,
             registry=self.registry,
             readiness=[self.database_ready, self.kafka_ready],
             jwt=self.jwt,
-            dependencies=dependencies,
+            dependencies=deps,
             on_startup=[self.start],
             on_shutdown=[self.stop],
         )

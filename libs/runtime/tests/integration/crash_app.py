@@ -18,14 +18,11 @@ from sample import apply_thing
 from prizeflow_runtime.broker import attach_consumer, create_broker
 from prizeflow_runtime.consumer import ReliableConsumer
 from prizeflow_runtime.db import create_engine, session_factory
-from prizeflow_runtime.outbox import idempotent_producer
 
 
 async def main(topic: str, group: str) -> None:
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     engine = create_engine(os.environ["DATABASE_URL"])
-    producer = idempotent_producer(bootstrap)
-    await producer.start()
 
     async def crash() -> None:
         # The DB transaction has committed; the offset commit has not happened yet.
@@ -36,7 +33,6 @@ async def main(topic: str, group: str) -> None:
         name=group,
         topics=[topic],
         session_factory=session_factory(engine),
-        producer=producer,
         handler=apply_thing,
         after_commit=crash if os.environ.get("CRASH_AFTER_COMMIT") == "1" else None,
     )
@@ -48,7 +44,6 @@ async def main(topic: str, group: str) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await broker.stop()
-    await producer.stop()
     await engine.dispose()
 
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from harness import outbox_drained, publish, rewind, running_consumer, running_relay
 from prometheus_client import CollectorRegistry
 from sample import apply_thing, thing, totals, unique
 from sqlalchemy import text
@@ -16,14 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode
 from prizeflow_runtime.broker import attach_consumer, create_broker, ensure_topics
-from prizeflow_runtime.consumer import (
-    DLQ_ATTEMPTS,
-    DLQ_ERROR,
-    DLQ_ORIGINAL_OFFSET,
-    DLQ_REASON,
-    ReliableConsumer,
-)
+from prizeflow_runtime.consumer import ReliableConsumer
 from prizeflow_runtime.db import session_factory
+from prizeflow_runtime.dead_letters import DLQ_ATTEMPTS, DLQ_ERROR, DLQ_ORIGINAL_OFFSET, DLQ_REASON
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import RetrySettings
@@ -32,24 +24,6 @@ from prizeflow_runtime.testing import header, read_topic, wait_caught_up
 pytestmark = pytest.mark.integration
 
 FAST_RETRY = RetrySettings(max_attempts=3, backoff_initial_ms=20, backoff_max_ms=50)
-
-
-@asynccontextmanager
-async def running_consumer(
-    kafka_bootstrap: str, consumer: ReliableConsumer, *, max_records: int = 100
-) -> AsyncIterator[None]:
-    broker = create_broker(kafka_bootstrap, client_id=consumer.name)
-    attach_consumer(broker, consumer, max_records=max_records)
-    await broker.start()
-    try:
-        yield
-    finally:
-        await broker.stop()
-
-
-async def publish(producer: AIOKafkaProducer, topic: str, envelopes: Sequence[Envelope[Any]]) -> None:
-    for env in envelopes:
-        await producer.send_and_wait(topic, env.encode(), key=env.key, headers=env.headers())
 
 
 async def test_same_event_three_times_is_applied_once(engine: AsyncEngine, kafka_bootstrap: str) -> None:
@@ -64,7 +38,6 @@ async def test_same_event_three_times_is_applied_once(engine: AsyncEngine, kafka
         name=group,
         topics=[topic],
         session_factory=session_factory(engine),
-        producer=producer,
         handler=apply_thing,
         retry=FAST_RETRY,
         metrics=metrics,
@@ -78,12 +51,7 @@ async def test_same_event_three_times_is_applied_once(engine: AsyncEngine, kafka
         assert await totals(engine) == (7, 1)
 
         # Delivery 3 and 4: the group's offsets are reset to the beginning and everything is redelivered.
-        reset = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
-        await reset.start()
-        tps = [TopicPartition(topic, p) for p in range(3)]
-        reset.assign(tps)
-        await reset.commit(dict.fromkeys(tps, 0))
-        await reset.stop()
+        await rewind(kafka_bootstrap, group, topic)
 
         async with running_consumer(kafka_bootstrap, consumer):
             await wait_caught_up(kafka_bootstrap, group, topic)
@@ -120,7 +88,6 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_
         name=group,
         topics=[topic],
         session_factory=session_factory(engine),
-        producer=producer,
         handler=handler,
         retry=FAST_RETRY,
     )
@@ -136,8 +103,9 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_
         await producer.send_and_wait(topic, b"{not json", key=b"k")
         await publish(producer, topic, [after1, after2])
         # max_records=1: each message is its own poll, the shape FastStream #1980/#2618 skipped messages in.
-        async with running_consumer(kafka_bootstrap, consumer, max_records=1):
+        async with running_relay(kafka_bootstrap, engine), running_consumer(kafka_bootstrap, consumer, max_records=1):
             await wait_caught_up(kafka_bootstrap, group, topic)
+            await outbox_drained(engine)
     finally:
         await producer.stop()
 
@@ -154,13 +122,19 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_
     assert "poison thing poison cannot be applied" in (header(failed, DLQ_ERROR) or "")
     assert header(reasons["malformed_json"], DLQ_ATTEMPTS) == "0"
 
-    # Nothing skipped: every offset of the partition is either applied (inbox) or dead-lettered.
+    # Nothing skipped: every offset of the partition is either applied (inbox) or dead-lettered, and a
+    # dead-lettered event with a readable id is remembered as processed (refused), so a replay skips it.
     source = await read_topic(kafka_bootstrap, topic)
     async with engine.connect() as conn:
-        applied_offsets = set((await conn.execute(text('SELECT "offset" FROM inbox'))).scalars())
+        outcomes = {row.offset: row.outcome for row in await conn.execute(text('SELECT "offset", outcome FROM inbox'))}
+        letters = (await conn.execute(text('SELECT "offset", reason FROM dead_letters ORDER BY 1'))).all()
+    applied_offsets = {o for o, outcome in outcomes.items() if outcome == "applied"}
     dead_offsets = {int(header(r, DLQ_ORIGINAL_OFFSET) or -1) for r in dead}
     assert {r.offset for r in source} == applied_offsets | dead_offsets
     assert not applied_offsets & dead_offsets
+    # One key, one partition: before 0, poison 1, malformed 2, after-1 3, after-2 4.
+    assert {o for o, outcome in outcomes.items() if outcome == "refused"} == {1}
+    assert [tuple(row) for row in letters] == [(1, "handler_failed"), (2, "malformed_json")]
 
 
 async def test_poll_batch_with_one_poison_applies_the_rest_in_order(engine: AsyncEngine, kafka_bootstrap: str) -> None:
@@ -173,15 +147,15 @@ async def test_poll_batch_with_one_poison_applies_the_rest_in_order(engine: Asyn
         name=group,
         topics=[topic],
         session_factory=session_factory(engine),
-        producer=producer,
         handler=apply_thing,
         retry=FAST_RETRY,
     )
     events = [thing(f"t{i}", i, correlation_id="same", poison=(i == 25)) for i in range(50)]
     try:
         await publish(producer, topic, events)
-        async with running_consumer(kafka_bootstrap, consumer, max_records=500):
+        async with running_relay(kafka_bootstrap, engine), running_consumer(kafka_bootstrap, consumer, max_records=500):
             await wait_caught_up(kafka_bootstrap, group, topic)
+            await outbox_drained(engine)
     finally:
         await producer.stop()
     assert await totals(engine) == (sum(range(50)) - 25, 49)
@@ -204,7 +178,6 @@ async def test_lanes_apply_partitions_concurrently_in_order_and_isolate_a_poison
         name=group,
         topics=[topic],
         session_factory=session_factory(engine),
-        producer=producer,
         handler=apply_thing,
         retry=FAST_RETRY,
         lanes=3,
@@ -217,8 +190,9 @@ async def test_lanes_apply_partitions_concurrently_in_order_and_isolate_a_poison
     ]
     try:
         await publish(producer, topic, events)
-        async with running_consumer(kafka_bootstrap, consumer, max_records=500):
+        async with running_relay(kafka_bootstrap, engine), running_consumer(kafka_bootstrap, consumer, max_records=500):
             await wait_caught_up(kafka_bootstrap, group, topic)
+            await outbox_drained(engine)
     finally:
         await producer.stop()
     assert await totals(engine) == (71, 71)
@@ -252,7 +226,6 @@ async def test_clients_are_configured_for_effectively_once(kafka_bootstrap: str)
             name=unique("config"),
             topics=[topic],
             session_factory=None,  # type: ignore[arg-type]
-            producer=None,
             handler=apply_thing,
         ),
     )

@@ -1,27 +1,47 @@
-"""ReliableConsumer paths that need no database: refusals go straight to the DLQ, offsets, backoff."""
+"""ReliableConsumer paths that need no database: refusals are recorded with their reason, offsets, backoff."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from prizeflow_runtime.consumer import DLQ_ATTEMPTS, DLQ_REASON, ReliableConsumer, next_offsets
+from prizeflow_runtime.consumer import ReliableConsumer, next_offsets
+from prizeflow_runtime.dead_letters import DeadLetter
 from prizeflow_runtime.settings import RetrySettings
 
 
-class RecordingProducer:
+class FakeSession:
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[None]:
+        yield
+
+
+class FakeSessions:
+    """Stands in for an async_sessionmaker: `async with sessions() as s, s.begin():`."""
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeSession]:
+        yield FakeSession()
+
+
+class RecordingDeadLetters:
+    """Remembers refusals by (consumer, digest) as the SQL store does; can fail a few times first."""
+
     def __init__(self, failures: int = 0) -> None:
-        self.sent: list[tuple[str, bytes, list[tuple[str, bytes]]]] = []
+        self.recorded: list[tuple[DeadLetter, str]] = []
         self.failures = failures
 
-    async def send_and_wait(
-        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
+    async def record(self, session: Any, letter: DeadLetter, *, dlq_topic: str) -> int | None:
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("broker away")
-        self.sent.append((topic, value, headers))
+            raise ConnectionError("database away")
+        if any(known.digest == letter.digest for known, _ in self.recorded):
+            return None
+        self.recorded.append((letter, dlq_topic))
+        return len(self.recorded)
 
 
 def record(
@@ -30,7 +50,7 @@ def record(
     return ConsumerRecord(topic, partition, offset, 0, 0, b"k", value, None, len(value), len(b"k"), [])
 
 
-def consumer(producer: Any, sleeps: list[float]) -> ReliableConsumer:
+def consumer(store: RecordingDeadLetters, sleeps: list[float], *, topic_suffix: str = "") -> ReliableConsumer:
     async def no_handler(*_: Any) -> None:
         raise AssertionError("refused events never reach the handler")
 
@@ -39,32 +59,59 @@ def consumer(producer: Any, sleeps: list[float]) -> ReliableConsumer:
 
     return ReliableConsumer(
         name="unit",
-        topics=["prizeflow.t.v1"],
-        session_factory=None,  # type: ignore[arg-type]
-        producer=producer,
+        topics=["prizeflow.t.v1" + topic_suffix],
+        session_factory=FakeSessions(),  # type: ignore[arg-type]
         handler=no_handler,
         retry=RetrySettings(max_attempts=4, backoff_initial_ms=100, backoff_max_ms=250),
         sleep=sleep,
+        topic_suffix=topic_suffix,
+        dead_letters=store,
     )
 
 
 async def test_undecodable_records_are_dead_lettered_with_their_reason_and_their_offsets_committed() -> None:
-    producer = RecordingProducer()
-    c = consumer(producer, [])
+    store = RecordingDeadLetters()
+    c = consumer(store, [])
     offsets = await c.process([record(b"{oops", 7), record(b'{"type": "prizeflow.x.Nope.v1"}', 8)])
-    assert [(topic, dict(h)[DLQ_REASON]) for topic, _, h in producer.sent] == [
-        ("prizeflow.t.v1.dlq", b"malformed_json"),
-        ("prizeflow.t.v1.dlq", b"unknown_event_type"),
+    assert [(letter.reason, letter.attempts, topic) for letter, topic in store.recorded] == [
+        ("malformed_json", 0, "prizeflow.t.v1.dlq"),
+        ("unknown_event_type", 0, "prizeflow.t.v1.dlq"),
     ]
-    assert all(dict(h)[DLQ_ATTEMPTS] == b"0" for _, _, h in producer.sent)
+    assert [letter.offset for letter, _ in store.recorded] == [7, 8]
     assert offsets == {TopicPartition("prizeflow.t.v1", 0): 9}
 
 
-async def test_the_partition_waits_until_the_dlq_write_succeeds() -> None:
-    producer = RecordingProducer(failures=3)
+async def test_a_replayed_refusal_is_recorded_once() -> None:
+    store = RecordingDeadLetters()
+    c = consumer(store, [])
+    await c.process([record(b"{oops", 7)])
+    await c.process([record(b"{oops", 7), record(b"{oops", 12)])  # a replay, and the same bytes again
+    assert len(store.recorded) == 1
+
+
+async def test_a_record_that_names_its_id_keeps_it_in_the_dead_letter() -> None:
+    store = RecordingDeadLetters()
+    body = b'{"id": "8c7e3c2e-2a39-4a59-9d53-9ad1b9f0f7a1", "type": "prizeflow.x.Nope.v1", "correlationid": "r-1"}'
+    await consumer(store, []).process([record(body, 3)])
+    ((letter, _),) = store.recorded
+    assert str(letter.event_id) == "8c7e3c2e-2a39-4a59-9d53-9ad1b9f0f7a1"
+    assert (letter.event_type, letter.correlation_id) == ("prizeflow.x.Nope.v1", "r-1")
+
+
+async def test_dlq_copies_are_staged_under_the_contract_topic_name() -> None:
+    store = RecordingDeadLetters()
+    c = consumer(store, [], topic_suffix=".t-42")
+    await c.process([record(b"nope", 0, topic="prizeflow.t.v1.t-42")])
+    ((letter, topic),) = store.recorded
+    assert topic == "prizeflow.t.v1.dlq"  # the relay appends the suffix, as for every staged event
+    assert letter.topic == "prizeflow.t.v1.t-42"
+
+
+async def test_the_partition_waits_until_the_refusal_is_recorded() -> None:
+    store = RecordingDeadLetters(failures=3)
     sleeps: list[float] = []
-    await consumer(producer, sleeps).process([record(b"nope", 0)])
-    assert len(producer.sent) == 1
+    await consumer(store, sleeps).process([record(b"nope", 0)])
+    assert len(store.recorded) == 1
     assert sleeps == [0.2, 0.4, 0.8]
 
 
@@ -77,7 +124,7 @@ def test_next_offsets_is_one_past_the_highest_offset_per_partition() -> None:
 
 
 def test_backoff_is_exponential_with_jitter_and_capped() -> None:
-    c = consumer(RecordingProducer(), [])
+    c = consumer(RecordingDeadLetters(), [])
     for attempt, cap in ((1, 0.1), (2, 0.2), (3, 0.25), (9, 0.25)):
         delays = {c._backoff(attempt) for _ in range(50)}
         assert all(cap / 2 <= d <= cap for d in delays)
@@ -109,10 +156,10 @@ def test_database_outages_are_told_apart_from_handler_bugs() -> None:
 def test_lanes_deal_whole_partitions_and_keep_their_order() -> None:
     from prizeflow_runtime.consumer import _Item
 
-    c = consumer(RecordingProducer(), [])
+    c = consumer(RecordingDeadLetters(), [])
     c.lanes = 2
     sizes = {0: 5, 1: 4, 2: 3, 3: 2, 4: 1}
-    items = [_Item(record(b"{}", offset, partition=p)) for p, n in sizes.items() for offset in range(n)]
+    items = [_Item(record(b"{}", offset, partition=p), b"") for p, n in sizes.items() for offset in range(n)]
     lanes = c._deal(items)
     assert len(lanes) == 2
     placed: dict[int, int] = {}

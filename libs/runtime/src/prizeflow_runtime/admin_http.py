@@ -1,0 +1,89 @@
+"""HTTP routes every consuming service gets from the runtime: its dead letters, for ops and admins."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from pydantic import BaseModel, ConfigDict
+
+from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
+from prizeflow_contracts.ids import Reason
+from prizeflow_runtime.auth import Principal, Role, require_roles
+from prizeflow_runtime.dead_letters import DeadLetterAdmin, DeadLetterFilter
+
+_CORRELATION_RE = re.compile(CORRELATION_ID_PATTERN)
+OPERATORS = require_roles(Role.ADMIN, Role.OPS)
+
+
+def correlation_id_of(request: Request[Any, Any, Any], prefix: str = "admin") -> str:
+    """The caller's `X-Correlation-Id` when it is a valid one, else a new id for this action's flow."""
+    given = request.headers.get("x-correlation-id", "")
+    return given if _CORRELATION_RE.fullmatch(given) else f"{prefix}-{uuid.uuid4().hex}"
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal:
+    principal = request.user
+    if not isinstance(principal, Principal):  # the auth middleware guarantees it on every guarded route
+        raise TypeError("no authenticated principal on this request")
+    return principal
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: Reason
+
+
+class DeadLettersController(Controller):
+    """What this service's consumers refused: list, inspect, redrive (apply it now) or discard, audited."""
+
+    path = "/admin/dead-letters"
+    tags = ["dead letters"]  # noqa: RUF012 - Litestar reads this class attribute as is
+
+    @get("/", guards=[OPERATORS])
+    async def list_dead_letters(  # noqa: PLR0917 - Litestar maps each query parameter to an argument
+        self,
+        dead_letters: DeadLetterAdmin,
+        consumer: str | None = None,
+        status_filter: Annotated[str | None, Parameter(query="status", pattern="^(open|redriven|discarded)$")] = "open",
+        reason: str | None = None,
+        after: Annotated[int | None, Parameter(ge=0)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        items = await dead_letters.list(
+            DeadLetterFilter(consumer=consumer, status=status_filter, reason=reason, after_id=after, limit=limit)
+        )
+        return {"items": items, "next_after": items[-1]["id"] if len(items) == limit else None}
+
+    @get("/{dead_letter_id:int}", guards=[OPERATORS])
+    async def get_dead_letter(self, dead_letter_id: int, dead_letters: DeadLetterAdmin) -> dict[str, Any]:
+        return await dead_letters.get(dead_letter_id)
+
+    @post("/{dead_letter_id:int}/redrive", guards=[OPERATORS], status_code=200)
+    async def redrive(
+        self, request: Request[Any, Any, Any], dead_letter_id: int, data: DecisionBody, dead_letters: DeadLetterAdmin
+    ) -> dict[str, Any]:
+        return await dead_letters.redrive(
+            dead_letter_id,
+            actor=principal_of(request),
+            reason=data.reason,
+            correlation_id=correlation_id_of(request),
+        )
+
+    @post("/{dead_letter_id:int}/discard", guards=[OPERATORS], status_code=200)
+    async def discard(
+        self, request: Request[Any, Any, Any], dead_letter_id: int, data: DecisionBody, dead_letters: DeadLetterAdmin
+    ) -> dict[str, Any]:
+        return await dead_letters.discard(
+            dead_letter_id,
+            actor=principal_of(request),
+            reason=data.reason,
+            correlation_id=correlation_id_of(request),
+        )
+
+
+__all__ = ["DeadLettersController", "DecisionBody", "correlation_id_of", "principal_of"]
