@@ -7,13 +7,16 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.devstack/tools/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+# The official AsyncAPI parser (Node), pinned in tools/asyncapi-lint/package-lock.json; the tests and lint run it.
+ASYNCAPI_LINT := tools/asyncapi-lint
+ASYNCAPI_LINT_STAMP := $(ASYNCAPI_LINT)/node_modules/.installed
 
-.PHONY: help run test test-unit test-integration lint fmt bench down status asyncapi sync system-deps
+.PHONY: help run test test-unit test-integration lint fmt bench down status asyncapi sync system-deps asyncapi-lint-deps
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
 	@echo "make test   - unit + integration (+ e2e) tests on real Kafka and PostgreSQL, provisioned automatically"
-	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI staleness"
+	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI staleness + the official AsyncAPI parser"
 	@echo "make bench  - every benchmark; JSON under .results/"
 	@echo "make down   - stop everything make run / make test started"
 
@@ -28,23 +31,35 @@ sync: $(UV)
 system-deps:
 	bash tools/devstack/scripts/ensure-softhsm.sh
 
+# npm ci (exactly the lock file, no install scripts: see $(ASYNCAPI_LINT)/.npmrc) when node_modules is missing
+# or older than the lock file; the stamp is written only after a complete install.
+asyncapi-lint-deps: $(ASYNCAPI_LINT_STAMP)
+
+$(ASYNCAPI_LINT_STAMP): $(ASYNCAPI_LINT)/package-lock.json $(ASYNCAPI_LINT)/package.json
+	@command -v npm >/dev/null || { echo "asyncapi-lint-deps: npm (Node.js) is not installed" >&2; exit 1; }
+	cd $(ASYNCAPI_LINT) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 run: sync system-deps
 	$(RUN) prizeflow-dev run
 
-test: sync system-deps
+test: sync system-deps asyncapi-lint-deps
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-unit: sync
+test-unit: sync asyncapi-lint-deps
 	$(RUN) pytest -m "not integration and not e2e and not faults" $(PYTEST_ARGS)
 
 test-integration: sync system-deps
 	$(RUN) pytest -m integration $(PYTEST_ARGS)
 
-lint: sync
+lint: sync asyncapi-lint-deps
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) prizeflow-asyncapi --check
+	@out=$$(node $(ASYNCAPI_LINT)/validate.mjs --fail-on=warning docs/asyncapi.yaml) \
+		&& echo "AsyncAPI parser: no errors or warnings in docs/asyncapi.yaml" \
+		|| { echo "$$out"; echo "docs/asyncapi.yaml: the AsyncAPI parser reports errors or warnings" >&2; exit 1; }
 
 fmt: sync
 	$(RUN) ruff check --fix .

@@ -231,6 +231,62 @@ def test_asyncapi_document_shape() -> None:
     assert asyncapi.render() == asyncapi.render()
 
 
+def test_asyncapi_schema_translates_pydantic_2020_12_spellings() -> None:
+    tagged = {
+        "discriminator": {"mapping": {"a": "#/components/schemas/A"}, "propertyName": "kind"},
+        "oneOf": [{"$ref": "#/components/schemas/A"}],
+    }
+    assert asyncapi.asyncapi_schema(tagged) == {
+        "discriminator": "kind",
+        asyncapi.DISCRIMINATOR_MAPPING: {"a": "#/components/schemas/A"},
+        "oneOf": [{"$ref": "#/components/schemas/A"}],
+    }
+    fixed = {"maxItems": 2, "minItems": 2, "prefixItems": [{"type": "integer"}, tagged], "type": "array"}
+    assert asyncapi.asyncapi_schema(fixed) == {
+        "maxItems": 2,
+        "minItems": 2,
+        "items": [{"type": "integer"}, asyncapi.asyncapi_schema(tagged)],
+        "type": "array",
+    }
+    open_tail = {"prefixItems": [{"type": "integer"}], "items": {"type": "string"}, "type": "array"}
+    assert asyncapi.asyncapi_schema(open_tail) == {
+        "items": [{"type": "integer"}],
+        "additionalItems": {"type": "string"},
+        "type": "array",
+    }
+    homogeneous = {"items": tagged, "type": "array"}
+    assert asyncapi.asyncapi_schema(homogeneous) == {"items": asyncapi.asyncapi_schema(tagged), "type": "array"}
+
+
+def test_asyncapi_schema_leaves_data_and_property_names_alone() -> None:
+    # Keywords are rewritten only where a schema is expected, never inside values or as property names.
+    data = {"discriminator": {"propertyName": "x"}, "prefixItems": [1]}
+    schema = {
+        "properties": {"discriminator": {"type": "object", "default": data, "examples": [data]}, "prefixItems": {}},
+        "const": data,
+    }
+    assert asyncapi.asyncapi_schema(schema) == schema
+
+
+def test_asyncapi_schema_refuses_keywords_draft_07_cannot_express() -> None:
+    with pytest.raises(ValueError, match=r"#/properties/a/items: .*unevaluatedProperties"):
+        asyncapi.asyncapi_schema({"properties": {"a": {"items": {"unevaluatedProperties": False}}}})
+
+
+def test_asyncapi_document_has_no_2020_12_spellings_left() -> None:
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            assert not isinstance(node.get("discriminator"), dict)
+            assert "prefixItems" not in node
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(asyncapi.render()))
+
+
 def test_asyncapi_check_flag(tmp_path: Path) -> None:
     target = tmp_path / "asyncapi.yaml"
     with pytest.raises(SystemExit) as info:
