@@ -32,7 +32,7 @@ from prizeflow_contracts.errors import REFUSAL_REASONS
 from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.infra import Infra, restart_kafka, restart_postgres
 from prizeflow_devstack.platform import Platform
-from prizeflow_runtime.consumer import DLQ_REASON
+from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.testing import header, read_topic
 from prizeflow_simulator.chaos import ChaosConfig

@@ -26,7 +26,7 @@ from prizeflow_payouts.testing import (
     unique,
     wait_state,
 )
-from prizeflow_runtime.consumer import DLQ_REASON
+from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.testing import eventually, header, read_topic
 
 pytestmark = pytest.mark.integration
