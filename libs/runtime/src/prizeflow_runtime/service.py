@@ -190,11 +190,13 @@ class ServiceRuntime:
         route_handlers: Sequence[ControllerRouterHandler] = (),
         *,
         dependencies: dict[str, Any] | None = None,
+        dead_letter_routes: bool = True,
     ) -> Litestar:
-        """The service's app; a service with consumers also serves `/admin/dead-letters`."""
+        """The service's app; a service with consumers also serves `/admin/dead-letters` unless it has no inbound
+        API by design (the signer: its dead letters are decided in its database, by its operators)."""
         handlers = list(route_handlers)
         deps = dict(dependencies or {})
-        if self._consumer_specs:
+        if self._consumer_specs and dead_letter_routes:
             admin = self.dead_letter_admin()
             handlers.append(DeadLettersController)
             deps["dead_letters"] = Provide(lambda: admin, sync_to_thread=False)

@@ -64,7 +64,7 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
         metrics=metrics,
     )
     rt.add_consumer(CONSUMER_NAME, [SIGNER_REQUESTS.name], handler=sign)
-    app = rt.http_app([])
+    app = rt.http_app([], dead_letter_routes=False)  # no inbound API but health and metrics
 
     async def close_backend() -> None:
         backend.close()
