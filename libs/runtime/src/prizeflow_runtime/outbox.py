@@ -33,6 +33,7 @@ from pydantic_core import from_json
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
+from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, driver_connection
 from prizeflow_runtime.metrics import RuntimeMetrics
 
@@ -74,6 +75,14 @@ async def add_events(
 
 
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload", "event_type")
+
+
+def physical_topic(name: str, suffix: str) -> str:
+    """The deployment's name of a contract topic: the suffix goes after the topic, before a DLQ's `.dlq`
+    (the DLQ of a physical topic T is T + `.dlq`, as `ensure_topics` creates it)."""
+    if suffix and name.endswith(DLQ_SUFFIX):
+        return name.removesuffix(DLQ_SUFFIX) + suffix + DLQ_SUFFIX
+    return name + suffix
 
 
 def idempotent_producer(bootstrap_servers: str, *, client_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
@@ -221,7 +230,7 @@ class OutboxRelay:
         builders: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
         for row in rows:
-            topic = row["topic"] + self._topic_suffix
+            topic = physical_topic(row["topic"], self._topic_suffix)
             key = row["key"]
             partition = await self._partition_for(topic, key)
             headers = [(k, v.encode()) for k, v in _json(row["headers"]).items()]

@@ -171,3 +171,14 @@ def test_lanes_deal_whole_partitions_and_keep_their_order() -> None:
     assert sorted(len(lane) for lane in lanes) == [7, 8]  # largest partitions first onto the lightest lane
     c.lanes = 1
     assert c._deal(items) == [items]
+
+
+def test_a_dlq_copy_goes_to_the_physical_topics_own_dlq() -> None:
+    from prizeflow_runtime.dead_letters import dlq_topic_for
+    from prizeflow_runtime.outbox import physical_topic
+
+    staged = dlq_topic_for("prizeflow.t.v1.e2e42", ".e2e42")
+    assert staged == "prizeflow.t.v1.dlq"
+    assert physical_topic(staged, ".e2e42") == "prizeflow.t.v1.e2e42.dlq"  # what ensure_topics created
+    assert physical_topic("prizeflow.t.v1", ".e2e42") == "prizeflow.t.v1.e2e42"
+    assert physical_topic("prizeflow.t.v1.dlq", "") == "prizeflow.t.v1.dlq"
