@@ -124,8 +124,8 @@ def test_stage_event_refuses_what_an_envelope_would(bad: dict[str, Any]) -> None
         new_event(example_payload(ev.RoundSettled), **args)
 
 
-def test_thirty_event_types_are_registered() -> None:
-    assert len(all_examples()) == len(event_types()) == 30
+def test_every_event_type_is_registered_with_an_example() -> None:
+    assert len(all_examples()) == len(event_types()) == 33
 
 
 def test_follow_keeps_correlation_and_sets_causation() -> None:

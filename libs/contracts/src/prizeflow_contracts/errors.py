@@ -25,6 +25,10 @@ REFUSAL_REASONS: Final = frozenset(
         "handler_failed",
         # The same event id arrived with other bytes than those first processed under it.
         "event_id_reused",
+        # Results place a player who never entered the round (and its terms require an entry).
+        "placement_not_entered",
+        # A wallet cannot cover an entry fee settlement accepted.
+        "insufficient_funds",
     }
 )
 
@@ -75,6 +79,7 @@ class PayoutErrorCode(StrEnum):
     NOT_CANCELLABLE = "not_cancellable"
     TX_FAILED = "tx_failed"
     WEBHOOK_SIGNATURE_INVALID = "webhook_signature_invalid"
+    NO_PROVIDER_ROUTE = "no_provider_route"
 
 
 _R, _T = True, False
@@ -113,6 +118,8 @@ PAYOUT_ERROR_RETRYABLE: Final[Mapping[PayoutErrorCode, bool]] = {
     PayoutErrorCode.NOT_CANCELLABLE: _T,
     PayoutErrorCode.TX_FAILED: _T,
     PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID: _T,
+    # No configured provider pays this asset to this kind of destination.
+    PayoutErrorCode.NO_PROVIDER_ROUTE: _T,
 }
 
 

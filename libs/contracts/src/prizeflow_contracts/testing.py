@@ -122,6 +122,14 @@ _EXAMPLES: Final[dict[type[EventPayload], Callable[[], dict[str, Any]]]] = {
         ],
         "voided_at": AT,
     },
+    ev.EntryAccepted: lambda: {
+        "round_id": "r-1",
+        "entry_id": "e-1",
+        "player_id": "p-1",
+        "fee": {"asset": "USD", "amount": 500},
+        "paid_via": "wallet",
+        "accepted_at": AT,
+    },
     ev.RoundDisputed: lambda: {
         "round_id": "r-1",
         "existing": _SUMMARY,
@@ -182,6 +190,18 @@ _EXAMPLES: Final[dict[type[EventPayload], Callable[[], dict[str, Any]]]] = {
         "idempotency_key": "cl-1:payout",
         "requested_by": "p-1",
         "requested_at": AT,
+    },
+    ev.PayoutRequestRefused: lambda: {
+        "payout_request_id": "pr-1",
+        "claim_id": "cl-1",
+        "code": "no_provider_route",
+        "detail": "no provider pays USDC to a stellar_account",
+        "refused_at": AT,
+    },
+    ev.PayoutRoutesPublished: lambda: {
+        "sequence": 1,
+        "routes": [{"asset": "USDC", "destination_type": "stellar_account", "provider": "stellar"}],
+        "published_at": AT,
     },
     ev.PayoutCreated: lambda: {
         **_PAYOUT,

@@ -37,7 +37,7 @@ GAME_ROUNDS: Final = Topic(
 SETTLEMENT_ROUNDS: Final = Topic(
     "prizeflow.settlement.rounds.v1",
     "settlement",
-    ("RoundStateChanged", "RoundSettled", "RoundVoided", "RoundDisputed"),
+    ("RoundStateChanged", "EntryAccepted", "RoundSettled", "RoundVoided", "RoundDisputed"),
 )
 REWARDS_EVENTS: Final = Topic(
     "prizeflow.rewards.events.v1",
@@ -65,6 +65,8 @@ PAYOUT_EVENTS: Final = Topic(
         "PayoutCancelled",
         "PayoutRejected",
         "PayoutReturned",
+        "PayoutRequestRefused",
+        "PayoutRoutesPublished",
     ),
 )
 SIGNER_REQUESTS: Final = Topic("prizeflow.signer.requests.v1", "payouts", ("SignatureRequested",))

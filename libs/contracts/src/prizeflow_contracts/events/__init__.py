@@ -27,7 +27,10 @@ from prizeflow_contracts.events.payouts import (
     PayoutPaid,
     PayoutRejected,
     PayoutRequested,
+    PayoutRequestRefused,
     PayoutReturned,
+    PayoutRoute,
+    PayoutRoutesPublished,
     PayoutSubmitted,
 )
 from prizeflow_contracts.events.rewards import (
@@ -44,6 +47,7 @@ from prizeflow_contracts.events.rewards import (
 from prizeflow_contracts.events.settlement import (
     Allocation,
     AllocationSource,
+    EntryAccepted,
     FeeLine,
     FeeParty,
     Refund,
@@ -88,6 +92,7 @@ __all__ = [
     "ContractWinner",
     "Distribution",
     "DistributionTemplate",
+    "EntryAccepted",
     "EntryRecorded",
     "FeeLine",
     "FeeParty",
@@ -102,8 +107,11 @@ __all__ = [
     "PayoutFailed",
     "PayoutPaid",
     "PayoutRejected",
+    "PayoutRequestRefused",
     "PayoutRequested",
     "PayoutReturned",
+    "PayoutRoute",
+    "PayoutRoutesPublished",
     "PayoutSubmitted",
     "Placement",
     "PoolExhausted",

@@ -139,6 +139,11 @@ class RoundOpened(EventPayload):
     distribution: Distribution
     platform_fee_bps: BasisPoints = 0
     organizer_fee_bps: BasisPoints = 0
+    placements_require_entry: bool = Field(
+        default=True,
+        description="Results may only place players who entered the round (settlement refuses others); false "
+        "for rounds whose game server reports no entries, e.g. free open tournaments",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RoundOpened:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
 from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason, TxHash
-from prizeflow_contracts.money import Money, PayableMoney
-from prizeflow_contracts.providers import PayoutDestination, ProviderType
+from prizeflow_contracts.money import AssetCode, Money, PayableMoney
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, Topic
 
 Attempt = Annotated[int, Field(strict=True, ge=1, le=1000, description="1-based attempt number")]
@@ -49,6 +49,49 @@ class PayoutRequested(EventPayload):
     requested_by: Identifier = Field(description="The player, or the admin acting for them")
     provider: ProviderType | None = Field(default=None, description="Preferred rail; None lets payouts choose")
     requested_at: AwareDatetime
+
+
+class PayoutRequestRefused(EventPayload):
+    """Payouts will never pay this request (no provider routes it, the provider refuses its destination, it
+    is unreadable): no payout exists for the claim and none ever will, so rewards voids the reservation."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutRequestRefused"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    payout_request_id: Identifier
+    claim_id: Identifier
+    code: PayoutErrorCode
+    detail: Reason
+    refused_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> PayoutRequestRefused:
+        if is_retryable(self.code):
+            raise ValueError(f"{self.code.value} is retryable: a request is only refused for good")
+        return self
+
+
+class PayoutRoute(BaseModel):
+    """One (asset, destination type) pair some configured provider pays."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    asset: AssetCode
+    destination_type: DestinationType
+    provider: ProviderType
+
+
+class PayoutRoutesPublished(EventPayload):
+    """What payouts can pay, as configured now (published when the configuration changes): rewards refuses
+    claims to anything else up front instead of reserving money no provider will ever pay out. A higher
+    `sequence` replaces a lower one."""
+
+    EVENT_NAME: ClassVar[str] = "PayoutRoutesPublished"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    sequence: Annotated[int, Field(strict=True, ge=1)]
+    routes: Annotated[list[PayoutRoute], Field(max_length=1000)]
+    published_at: AwareDatetime
 
 
 class _PayoutEvent(EventPayload):
@@ -200,7 +243,10 @@ __all__ = [
     "PayoutFailed",
     "PayoutPaid",
     "PayoutRejected",
+    "PayoutRequestRefused",
     "PayoutRequested",
     "PayoutReturned",
+    "PayoutRoute",
+    "PayoutRoutesPublished",
     "PayoutSubmitted",
 ]

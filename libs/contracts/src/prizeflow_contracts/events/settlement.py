@@ -91,6 +91,21 @@ class RoundStateChanged(EventPayload):
         return self
 
 
+class EntryAccepted(EventPayload):
+    """Settlement took a paid entry into its round: the fee is owed, and rewards charges it (and only entries
+    settlement accepted are ever charged). Free entries move no money and are not announced."""
+
+    EVENT_NAME: ClassVar[str] = "EntryAccepted"
+    TOPIC: ClassVar[Topic] = SETTLEMENT_ROUNDS
+
+    round_id: Identifier
+    entry_id: Identifier
+    player_id: Identifier
+    fee: PositiveMoney
+    paid_via: PaidVia
+    accepted_at: AwareDatetime
+
+
 class RoundSettled(EventPayload):
     """The prize split of a resolved round: rewards credits each allocation once, in one linked batch.
 
@@ -193,6 +208,7 @@ class RoundDisputed(EventPayload):
 __all__ = [
     "Allocation",
     "AllocationSource",
+    "EntryAccepted",
     "FeeLine",
     "FeeParty",
     "Refund",
