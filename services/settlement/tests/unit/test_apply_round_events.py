@@ -11,7 +11,7 @@ import pytest
 from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent, decode, new_event
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.game import EntryRecorded, RoundClosed, RoundOpened, RoundResultsReported
-from prizeflow_contracts.events.settlement import RoundSettled, RoundStateChanged
+from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundStateChanged
 from prizeflow_contracts.testing import example_payload
 from prizeflow_settlement.application import ApplyRoundEvents, EntryKey
 from prizeflow_settlement.domain import Round
@@ -98,3 +98,57 @@ async def test_outcome_event_ids_are_deterministic() -> None:
     await ApplyRoundEvents(source="/s")(a, round_events())
     await ApplyRoundEvents(source="/s")(b, round_events())
     assert [e.id for e in a.events] == [e.id for e in b.events]
+
+
+async def test_paid_entries_are_announced_once_under_the_rounds_own_flow_id() -> None:
+    store, apply = MemoryStore(), ApplyRoundEvents(source="/prizeflow/settlement")
+    opened = env(example_payload(RoundOpened))
+    # The game server keys its entries under another flow id: settlement's outcomes follow the round's.
+    paid: Envelope[EventPayload] = new_event(
+        example_payload(EntryRecorded, entry_id="e-1", player_id="p-1"), source="/g", correlation_id="x"
+    )
+    free = env(example_payload(EntryRecorded, entry_id="e-2", player_id="p-2", fee={"asset": "USD", "amount": 0}))
+    await apply(store, [opened, paid, free])
+    await apply(store, [paid])  # a redelivery with the same facts
+    accepted = [e for e in store.events if isinstance(e.data, EntryAccepted)]
+    assert [(e.data.entry_id, e.data.fee.amount, e.correlationid) for e in accepted] == [("e-1", 500, "r-1")]
+    assert {e.correlationid for e in store.events} == {"r-1"}
+
+
+async def test_an_entry_settlement_refuses_is_never_announced() -> None:
+    store, apply = MemoryStore(), ApplyRoundEvents(source="/prizeflow/settlement")
+    await apply(store, [env(example_payload(RoundOpened)), env(example_payload(RoundClosed, entry_count=0))])
+    with pytest.raises(EventRefusal) as late:
+        await apply(store, [env(example_payload(EntryRecorded, entry_id="e-9", player_id="p-9"))])
+    assert late.value.reason == "illegal_transition"
+    with pytest.raises(EventRefusal) as unknown:
+        await apply(store, [env(example_payload(EntryRecorded, round_id="no-such-round"))])
+    assert unknown.value.reason == "unknown_aggregate"
+    assert not [e for e in store.events if isinstance(e.data, EntryAccepted)]
+
+
+async def test_results_placing_a_player_who_never_entered_are_refused_and_nothing_is_paid() -> None:
+    store, apply = MemoryStore(), ApplyRoundEvents(source="/prizeflow/settlement")
+    events = round_events()
+    await apply(store, events[:4])
+    stranger = example_payload(
+        RoundResultsReported,
+        placements=[{"player_id": "p-1", "rank": 1, "score": 9}, {"player_id": "intruder", "rank": 2, "score": 8}],
+    )
+    with pytest.raises(EventRefusal) as err:
+        await apply(store, [env(stranger)])
+    assert err.value.reason == "placement_not_entered"
+    assert "intruder" in err.value.detail
+    assert store.rounds["r-1"].state == "closed"
+    assert not [e for e in store.events if isinstance(e.data, RoundSettled)]
+
+
+async def test_rounds_whose_terms_need_no_entry_may_place_anyone() -> None:
+    store, apply = MemoryStore(), ApplyRoundEvents(source="/prizeflow/settlement")
+    opened = example_payload(RoundOpened, placements_require_entry=False, entry_fee=None)
+    await apply(
+        store,
+        [env(opened), env(example_payload(RoundClosed, entry_count=0)), env(example_payload(RoundResultsReported))],
+    )
+    (settled,) = [e.data for e in store.events if isinstance(e.data, RoundSettled)]
+    assert [a.player_id for a in settled.allocations] == ["p-1", "p-2"]

@@ -124,7 +124,8 @@ def test_entry_pot_fees_come_off_first_and_everything_adds_up(
     r = Round.open(spec, correlation_id="r-1", at=AT)
     for i in range(players):
         r.record_entry(
-            example_payload(EntryRecorded, entry_id=f"e{i}", player_id=f"p{i}", fee={"asset": "USD", "amount": fee})
+            example_payload(EntryRecorded, entry_id=f"e{i}", player_id=f"p{i}", fee={"asset": "USD", "amount": fee}),
+            at=AT,
         )
     r.close(entry_count=players, closed_at=AT, at=AT)
     placements = [Placement(player_id=f"p{i}", rank=i + 1, score=0) for i in range(players)]
@@ -142,7 +143,7 @@ def test_entry_pot_fees_come_off_first_and_everything_adds_up(
 def test_sponsored_round_pays_the_pool_and_takes_fees_from_entry_fees() -> None:
     r = Round.open(example_payload(RoundOpened), correlation_id="r-1", at=AT)
     for i in (1, 2):
-        r.record_entry(example_payload(EntryRecorded, entry_id=f"e-{i}", player_id=f"p-{i}"))
+        r.record_entry(example_payload(EntryRecorded, entry_id=f"e-{i}", player_id=f"p-{i}"), at=AT)
     r.close(entry_count=2, closed_at=AT, at=AT)
     placements = [Placement(player_id="p-1", rank=1, score=9), Placement(player_id="p-2", rank=2, score=7)]
     r.report_results(ResultSet.of(placements, reported_at=AT, event_id=None), at=AT)

@@ -55,8 +55,8 @@ def entry(n: int, **overrides: object) -> EntryRecorded:
 def in_state(state: RoundState) -> Round:
     """A round driven to `state` through the game's own events."""
     r = opened()
-    r.record_entry(entry(1))
-    r.record_entry(entry(2))
+    r.record_entry(entry(1), at=AT)
+    r.record_entry(entry(2), at=AT)
     if state is RoundState.VOIDED:
         r.void("crash", at=AT)
     if state in (RoundState.CLOSED, RoundState.RESOLVED, RoundState.SETTLED):
@@ -158,24 +158,24 @@ def test_conflicting_results_open_a_dispute_without_changing_the_outcome(state: 
 def test_new_entry_refused_unless_open(state: RoundState) -> None:
     r = in_state(state)
     with pytest.raises(RoundRuleViolation) as err:
-        r.record_entry(entry(9))
+        r.record_entry(entry(9), at=AT)
     assert err.value.code == "illegal_transition"
 
 
 def test_entry_replayed_is_a_noop_and_a_changed_one_conflicts() -> None:
     r = in_state(RoundState.CLOSED)
-    r.record_entry(entry(1))
+    r.record_entry(entry(1), at=AT)
     assert r.entries_seen == 2
     with pytest.raises(RoundRuleViolation) as err:
-        r.record_entry(entry(1, paid_via="external"))
+        r.record_entry(entry(1, paid_via="external"), at=AT)
     assert err.value.code == "conflicting_event"
 
 
 def test_same_player_twice_conflicts() -> None:
     r = opened()
-    r.record_entry(entry(1))
+    r.record_entry(entry(1), at=AT)
     with pytest.raises(RoundRuleViolation) as err:
-        r.record_entry(example_payload(EntryRecorded, entry_id="e-9", player_id="p-1"))
+        r.record_entry(example_payload(EntryRecorded, entry_id="e-9", player_id="p-1"), at=AT)
     assert err.value.code == "conflicting_event"
 
 
@@ -232,5 +232,5 @@ def test_non_increasing_custom_shares_are_refused() -> None:
 def test_entry_in_wrong_asset_conflicts() -> None:
     r = opened()
     with pytest.raises(RoundRuleViolation) as err:
-        r.record_entry(entry(1, fee={"asset": "INR", "amount": 500}))
+        r.record_entry(entry(1, fee={"asset": "INR", "amount": 500}), at=AT)
     assert err.value.code == "conflicting_event"

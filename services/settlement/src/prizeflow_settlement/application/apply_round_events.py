@@ -16,7 +16,13 @@ from prizeflow_contracts.events.game import (
     RoundOpened,
     RoundResultsReported,
 )
-from prizeflow_contracts.events.settlement import RoundDisputed, RoundSettled, RoundStateChanged, RoundVoided
+from prizeflow_contracts.events.settlement import (
+    EntryAccepted,
+    RoundDisputed,
+    RoundSettled,
+    RoundStateChanged,
+    RoundVoided,
+)
 from prizeflow_settlement.application.ports import EntryKey, RoundStore
 from prizeflow_settlement.domain.results import ResultSet
 from prizeflow_settlement.domain.round import Round, RoundRuleViolation
@@ -35,6 +41,8 @@ def outcome_event_id(payload: EventPayload) -> Any:
         return event_id_for("settlement", payload.round_id, "voided")
     if isinstance(payload, RoundDisputed):
         return event_id_for("settlement", payload.round_id, "disputed", payload.conflicting.digest)
+    if isinstance(payload, EntryAccepted):
+        return event_id_for("settlement", payload.round_id, "entry", payload.entry_id)
     raise TypeError(f"no outcome id rule for {type(payload).__name__}")
 
 
@@ -76,10 +84,17 @@ class ApplyRoundEvents:
         for env in envelopes:
             if not isinstance(env.data, GAME_EVENTS):
                 raise EventRefusal("unknown_event_type", f"settlement does not consume {env.type}")
+        # Entries a poll needs to see: those it records (same id or same player), and every placed player's.
         entry_keys = [
             EntryKey(e.data.round_id, e.data.entry_id, e.data.player_id)
             for e in envelopes
             if isinstance(e.data, EntryRecorded)
+        ]
+        entry_keys += [
+            EntryKey(e.data.round_id, None, p.player_id)
+            for e in envelopes
+            if isinstance(e.data, RoundResultsReported)
+            for p in e.data.placements
         ]
         voiding = {e.data.round_id for e in envelopes if isinstance(e.data, GameRoundVoided)}
         round_ids = {e.data.round_id for e in envelopes}  # type: ignore[attr-defined]
@@ -97,10 +112,12 @@ class ApplyRoundEvents:
             touched[r.round_id] = r
             seen.take(r, now)
             if r.pending_events:
+                # The round's own flow id (from RoundOpened), whatever the game event carried: every outcome of
+                # a round is keyed alike, so its EntryAccepted precede its RoundSettled on one partition.
                 outgoing += stage_events(
                     [(p, outcome_event_id(p)) for p in r.pending_events],
                     source=self.source,
-                    correlation_id=env.correlationid,
+                    correlation_id=r.correlation_id,
                     causation_id=cause,
                     subject=r.round_id,
                     time=now,
@@ -127,7 +144,7 @@ class ApplyRoundEvents:
         r = r_or_none
         r.cause_id = cause
         if isinstance(data, EntryRecorded):
-            r.record_entry(data)
+            r.record_entry(data, at=now)
         elif isinstance(data, RoundClosed):
             r.close(entry_count=data.entry_count, closed_at=data.closed_at, at=now)
         elif isinstance(data, RoundResultsReported):

@@ -14,8 +14,10 @@ from prizeflow_settlement.domain.round import Round
 
 @dataclass(frozen=True, slots=True)
 class EntryKey:
+    """Entries to load: by entry id, or by player (entry id None: "did this player enter?")."""
+
     round_id: str
-    entry_id: str
+    entry_id: str | None
     player_id: str
 
 

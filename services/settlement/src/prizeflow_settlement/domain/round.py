@@ -23,6 +23,7 @@ from prizeflow_contracts.events.game import (
 )
 from prizeflow_contracts.events.settlement import (
     AllocationSource,
+    EntryAccepted,
     FeeParty,
     Refund,
     ResultsSummary,
@@ -184,7 +185,9 @@ class Round:
             )
 
     # --- game events ----------------------------------------------------------------------------------
-    def record_entry(self, e: EntryRecorded) -> None:
+    def record_entry(self, e: EntryRecorded, *, at: datetime) -> None:
+        """Take an entry while the round is open. A paid one is announced (EntryAccepted): the fee is charged
+        on settlement's decision, never on the game feed's word alone."""
         entry = Entry.of(e)
         known = self.entries.get(entry.entry_id)
         if known is not None:
@@ -216,6 +219,17 @@ class Round:
         self.entries_seen += 1
         self.pot += entry.fee.amount
         self.dirty = True
+        if entry.fee.amount:
+            self.pending_events.append(
+                EntryAccepted(
+                    round_id=self.round_id,
+                    entry_id=entry.entry_id,
+                    player_id=entry.player_id,
+                    fee=entry.fee,
+                    paid_via=entry.paid_via,
+                    accepted_at=at,
+                )
+            )
 
     def close(self, *, entry_count: int, closed_at: datetime, at: datetime) -> None:
         if self._replay_of(RoundState.CLOSED):
@@ -225,13 +239,20 @@ class Round:
         self.closed_at = closed_at
 
     def report_results(self, results: ResultSet, *, at: datetime) -> None:
-        """Resolve and settle; identical results again are a replay, different ones open a dispute."""
+        """Resolve and settle; identical results again are a replay, different ones open a dispute.
+
+        The caller loads the entries of every placed player (`players`): results placing someone who never
+        entered are refused, unless the round's terms say entry is not required."""
         if self.results is not None:
             if results.digest == self.results.digest:
                 return  # replay
             if self.state in (RoundState.RESOLVED, RoundState.SETTLED):
+                self.check_entrants(results)
                 self._dispute(results, at)
                 return
+        if not can_transition(self.state, RoundState.RESOLVED):
+            raise illegal(self.state, RoundState.RESOLVED, self.round_id, "resolving")
+        self.check_entrants(results)
         self._move(RoundState.RESOLVED, "results reported", at, what="resolving")
         self._store_results(results)
         if self.entries_expected is not None and self.entries_expected != self.entries_seen:
@@ -257,6 +278,7 @@ class Round:
     # --- admin ----------------------------------------------------------------------------------------
     def admin_resolve(self, results: ResultSet, *, reason: str, actor: str, at: datetime) -> None:
         """Settle a stuck or disputed round with the results an admin vouches for."""
+        self.check_entrants(results)
         self.last_actor = actor
         if self.state is RoundState.CLOSED:
             self._move(RoundState.RESOLVED, f"admin: {reason}", at, what="resolving", actor=actor)
@@ -279,6 +301,17 @@ class Round:
         self._close_disputes()
         self.hold_reason = None
         self._settle(results, at, reason=f"admin: {reason}", actor=actor)
+
+    def check_entrants(self, results: ResultSet) -> None:
+        """Only players who entered may be placed (and so paid), unless the terms say entry is not required."""
+        if not self.spec.placements_require_entry:
+            return
+        strangers = sorted(p.player_id for p in results.placements if p.player_id not in self.players)
+        if strangers:
+            shown = ", ".join(strangers[:5]) + (f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
+            raise RoundRuleViolation(
+                "placement_not_entered", f"round {self.round_id}: results place players who never entered: {shown}"
+            )
 
     # --- internals ------------------------------------------------------------------------------------
     def _replay_of(self, target: RoundState) -> bool:
