@@ -29,6 +29,8 @@ REFUSAL_REASONS: Final = frozenset(
         "placement_not_entered",
         # A wallet cannot cover an entry fee settlement accepted.
         "insufficient_funds",
+        # An outcome of a second payout for a claim another payout settles (a double payment attempt).
+        "duplicate_payout",
     }
 )
 

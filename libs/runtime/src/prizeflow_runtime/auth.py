@@ -77,8 +77,11 @@ def verify_token(config: JwtConfig, token: str) -> Principal:
 
 
 class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
-    def __init__(self, app: Any, config: JwtConfig, exclude: list[str] | None = None) -> None:
-        super().__init__(app, exclude=exclude)
+    """Every route needs a bearer token, except the handlers whose `opt` sets `exclude_from_auth` (exact routes:
+    no path pattern, so `/wallets/metrics` or `/rounds/health-check` are never mistaken for a public one)."""
+
+    def __init__(self, app: Any, config: JwtConfig) -> None:
+        super().__init__(app)
         self.config = config
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
@@ -90,8 +93,8 @@ class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=token)
 
 
-def jwt_middleware(config: JwtConfig, *, exclude: list[str]) -> DefineMiddleware:
-    return DefineMiddleware(JwtAuthMiddleware, config=config, exclude=exclude)
+def jwt_middleware(config: JwtConfig) -> DefineMiddleware:
+    return DefineMiddleware(JwtAuthMiddleware, config=config)
 
 
 def require_roles(*roles: Role) -> Any:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
-from litestar import Litestar, MediaType, Request, Response, get
+from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.pydantic import PydanticInitPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
-from litestar.types import ControllerRouterHandler
+from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 
 from prizeflow_runtime.auth import JwtConfig, jwt_middleware
 from prizeflow_runtime.errors import UseCaseError
@@ -21,8 +26,10 @@ from prizeflow_runtime.errors import UseCaseError
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
-PUBLIC_PATHS = ["/health", "/metrics", "/schema"]
 PROBLEM_JSON = "application/problem+json"
+# A route handler (or router) whose `opt` sets this key is served without a token. Only the health probes,
+# the metrics and the OpenAPI documents are: the exemption is on those exact routes, never a path pattern.
+PUBLIC = {"exclude_from_auth": True}
 
 
 class ProblemError(HTTPException):
@@ -67,6 +74,121 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     return Response(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+class FieldStrictPydanticPlugin(PydanticInitPlugin):
+    """Request bodies validated the way the contracts say: Litestar's own plugin calls
+    `model_validate(value, strict=False)`, which overrides `Field(strict=True)`, so `"1000"` or `1000.0` passed
+    as an amount of money. Here each field keeps its own strictness (money and counts are strict ints)."""
+
+    @classmethod
+    def decoders(cls, validate_strict: bool = False) -> list[tuple[Callable[[Any], bool], Callable[[Any, Any], Any]]]:
+        return [(_is_model_class, _validate_model)]
+
+
+def _is_model_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _validate_model(model: type[BaseModel], value: Any) -> BaseModel:
+    return model.model_validate(value)
+
+
+MAX_BODY_BYTES = 1_048_576
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply a JSON document nests, counted without parsing it (strings are skipped first)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub(b"", body)):
+        if bracket in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+class BodyGuardMiddleware:
+    """Refuses, before anything parses it, a body over `max_bytes` (413) or a JSON body nested deeper than
+    `max_depth` (400): a deep document used to crash the decoder into a 500. Both as problem details."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if str(scope["type"]) != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message: dict[str, Any] = dict(await receive())
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _problem(send, scope, 413, "body_too_large", f"the request body exceeds {self.max_bytes} bytes")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if _is_json(scope) and json_depth(body) > self.max_depth:
+            await _problem(send, scope, 400, "json_too_deep", f"JSON nested deeper than {self.max_depth} levels")
+            return
+        await self.app(scope, _replay([body], None), send)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return b"json" in value.lower()
+    return True  # no content type: judge it as JSON (what the handlers would try to read)
+
+
+def _replay(bodies: list[bytes], last: dict[str, Any] | None) -> Receive:
+    """A `receive` that hands the buffered body over once, then whatever comes next."""
+    pending: list[dict[str, Any]] = (
+        [{"type": "http.request", "body": b"".join(bodies), "more_body": False}] if bodies else []
+    )
+    if last is not None:
+        pending.append(last)
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        return {"type": "http.disconnect"}
+
+    return cast("Receive", receive)
+
+
+async def _problem(send: Send, scope: Scope, status: int, code: str, detail: str) -> None:
+    body = json.dumps(
+        {
+            "type": f"https://prizeflow.dev/problems/{code}",
+            "title": _title(status),
+            "status": status,
+            "detail": detail,
+            "instance": scope.get("path", ""),
+            "code": code,
+        }
+    ).encode()
+    start: dict[str, Any] = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+    }
+    end: dict[str, Any] = {"type": "http.response.body", "body": body}
+    await send(cast("Message", start))
+    await send(cast("Message", end))
+
+
 def _slug(status: int) -> str:
     return {
         400: "bad_request",
@@ -101,11 +223,11 @@ def create_app(
 ) -> Litestar:
     """The HTTP face of a service. Every route but health, metrics and the schema needs a bearer token."""
 
-    @get("/health/live", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
+    @get("/health/live", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False, opt=PUBLIC)
     def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/health/ready", media_type=MediaType.JSON, include_in_schema=False)
+    @get("/health/ready", media_type=MediaType.JSON, include_in_schema=False, opt=PUBLIC)
     async def ready() -> Response[dict[str, Any]]:
         results = await asyncio.gather(*(_check(c) for c in readiness))
         failures = [r for r in results if r is not None]
@@ -113,16 +235,22 @@ def create_app(
             return Response({"status": "unavailable", "failures": failures}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ok"})
 
-    @get("/metrics", include_in_schema=False)
+    @get("/metrics", include_in_schema=False, opt=PUBLIC)
     async def metrics() -> Response[bytes]:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    middleware = [jwt_middleware(jwt, exclude=PUBLIC_PATHS)] if jwt is not None else []
+    middleware: list[Any] = [DefineMiddleware(BodyGuardMiddleware)]
+    if jwt is not None:
+        middleware.append(jwt_middleware(jwt))
+    schema_router = Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC)
     return Litestar(
         route_handlers=[live, ready, metrics, *route_handlers],
         middleware=middleware,
+        plugins=[FieldStrictPydanticPlugin()],
         exception_handlers={Exception: problem_response},
-        openapi_config=OpenAPIConfig(title=f"Prizeflow {service_name}", version=version, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title=f"Prizeflow {service_name}", version=version, path="/schema", openapi_router=schema_router
+        ),
         dependencies=dependencies,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),

@@ -6,6 +6,7 @@ They poll with a deadline; nothing here sleeps for a fixed time and hopes.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -102,3 +103,41 @@ def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
         if key == name:
             return bytes(value).decode()
     return None
+
+
+def public_routes(app: Any) -> set[str]:
+    """Paths an app serves without a token (its OpenAPI documents collapsed to `/schema`)."""
+    out: set[str] = set()
+    for route in app.routes:
+        if any(getattr(h, "opt", {}).get("exclude_from_auth") for h in getattr(route, "route_handlers", ())):
+            out.add("/schema" if route.path.startswith("/schema") else route.path)
+    return out
+
+
+_PATH_PARAM = re.compile(r"\{(\w+):(\w+)\}")
+_SAMPLE = {"int": "1", "uuid": "00000000-0000-4000-8000-000000000001"}
+
+
+async def unauthenticated_answers(app: Any) -> dict[str, int]:
+    """What every non-public route of `app` answers a request without a token, by `METHOD path` (from the
+    app's own route table, so a route added tomorrow is covered without touching the test). The app's
+    lifespan is not run: nothing behind the routes needs to exist for the auth layer to answer."""
+    import httpx
+
+    public = public_routes(app)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service.test")
+    answers: dict[str, int] = {}
+    try:
+        for route in app.routes:
+            path = "/schema" if route.path.startswith("/schema") else route.path
+            if path in public or not hasattr(route, "route_handlers"):
+                continue
+            concrete = _PATH_PARAM.sub(lambda m: _SAMPLE.get(m.group(2), "metrics"), route.path)
+            for method in sorted(set(getattr(route, "methods", ())) - {"OPTIONS", "HEAD"}):
+                response = await client.request(
+                    method, concrete, json={} if method in {"POST", "PUT", "PATCH"} else None
+                )
+                answers[f"{method} {route.path}"] = response.status_code
+    finally:
+        await client.aclose()
+    return answers
