@@ -12,7 +12,7 @@ from litestar.di import Provide
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.topics import GAME_ROUNDS, PAYOUT_EVENTS, SETTLEMENT_ROUNDS
+from prizeflow_contracts.topics import PAYOUT_EVENTS, SETTLEMENT_ROUNDS
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.application.campaigns import (
     ChangeCampaignStatus,
@@ -109,11 +109,8 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     ledger = PgLedger()
     source = settings.source
     rounds = RoundMoney(ledger=ledger, source=source, pool_low_bps=settings.rewards_pool_low_bps, metrics=metrics)
-    rt.add_consumer(
-        ROUNDS_CONSUMER,
-        [SETTLEMENT_ROUNDS.name, GAME_ROUNDS.name],
-        batch_handler=RoundEventsHandler(rounds),
-    )
+    # Settlement's decisions only: the game feed moves no money (an entry settlement refuses costs nothing).
+    rt.add_consumer(ROUNDS_CONSUMER, [SETTLEMENT_ROUNDS.name], batch_handler=RoundEventsHandler(rounds))
     rt.add_consumer(
         PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(SettlePayout(ledger, metrics))
     )

@@ -11,14 +11,32 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from litestar.testing import AsyncTestClient
 
-from prizeflow_contracts.envelope import Envelope, decode
+from prizeflow_contracts.envelope import Envelope, decode, new_event
+from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
+from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.testing import AT
+from prizeflow_contracts.topics import PAYOUT_EVENTS
 from prizeflow_rewards.bootstrap import build
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_runtime.auth import JwtConfig, issue_token
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import read_topic
+from prizeflow_runtime.testing import eventually, read_topic
 
 STELLAR_KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
+# What the tests' payouts "configuration" pays, as payouts would announce it.
+ROUTES = (
+    PayoutRoute(asset="USDC", destination_type=DestinationType.STELLAR_ACCOUNT, provider=ProviderType.STELLAR),
+    PayoutRoute(asset="XLM", destination_type=DestinationType.STELLAR_ACCOUNT, provider=ProviderType.STELLAR),
+    PayoutRoute(asset="USDC", destination_type=DestinationType.SANDBOX, provider=ProviderType.SANDBOX),
+)
+
+
+def routes_event(routes: Sequence[PayoutRoute] = ROUTES, *, sequence: int = 1) -> Envelope[PayoutRoutesPublished]:
+    return new_event(
+        PayoutRoutesPublished(sequence=sequence, routes=list(routes), published_at=AT),
+        source="/prizeflow/payouts",
+        correlation_id=f"payouts-routes-{sequence}",
+    )
 
 
 def settings_for(database_url: str, kafka_bootstrap: str, **overrides: Any) -> RewardsSettings:
@@ -74,6 +92,17 @@ class Running:
         records = await read_topic(self.settings.kafka_bootstrap_servers, self.topic(topic))
         return [decode(r.value or b"") for r in records]
 
+    async def announce_routes(self, routes: Sequence[PayoutRoute] = ROUTES, *, sequence: int = 1) -> None:
+        """Publish payouts' routes and wait until rewards knows them (claims to anything else are refused)."""
+        await self.publish(PAYOUT_EVENTS.name, [routes_event(routes, sequence=sequence)])
+        want = sorted((r.asset, r.destination_type.value) for r in routes)
+
+        async def known() -> list[tuple[str, str]]:
+            r = await self.client.get("/payout-routes/", headers=self.admin)
+            return sorted((x["asset"], x["destination_type"]) for x in r.json()["routes"])
+
+        await eventually(known, lambda k: k == want, timeout=60)
+
     async def balances(self, player_id: str) -> dict[str, dict[str, int]]:
         r = await self.client.get(f"/wallets/{player_id}", headers=self.admin)
         assert r.status_code == 200, r.text
@@ -81,12 +110,16 @@ class Running:
 
 
 @asynccontextmanager
-async def running_app(settings: RewardsSettings) -> AsyncIterator[Running]:
+async def running_app(settings: RewardsSettings, *, routes: Sequence[PayoutRoute] = ROUTES) -> AsyncIterator[Running]:
+    """The whole rewards process in this event loop, told payouts' `routes` (none: claims are all refused)."""
     app = build(settings)
     producer = idempotent_producer(settings.kafka_bootstrap_servers)
     await producer.start()
     try:
         async with AsyncTestClient(app) as client:
-            yield Running(settings, client, producer)
+            running = Running(settings, client, producer)
+            if routes:
+                await running.announce_routes(routes)
+            yield running
     finally:
         await producer.stop()

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.application.claims import ClaimError, ClaimPolicy, SubmitClaim
+from prizeflow_rewards.application.claims import ClaimError, ClaimPolicy, SubmitClaim, publish_routes
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
+from prizeflow_rewards.testing import routes_event
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import session_factory
 
@@ -32,6 +33,7 @@ async def test_fifty_concurrent_claims_never_overdraw(engine: AsyncEngine) -> No
                 )
             ],
         )
+        await publish_routes(conn, routes_event().data)
     policy = ClaimPolicy(
         min_claim={"USDC": 1},
         daily_limit={"USDC": 10**12},

@@ -9,8 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
-from prizeflow_contracts.events.game import EntryRecorded
-from prizeflow_contracts.events.settlement import RoundSettled
+from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
 from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.application.campaigns import CreateCampaign, FundCampaign
@@ -44,14 +43,14 @@ def settled(round_id: str, campaign_id: str, shares: dict[str, int], fee: int = 
     return new_event(payload, source="/test", correlation_id=round_id)
 
 
-def wallet_entry(round_id: str, player_id: str, amount: int) -> Envelope[EventPayload]:
-    payload = EntryRecorded(
+def entry(round_id: str, player_id: str, amount: int, *, paid_via: str = "wallet") -> Envelope[EventPayload]:
+    payload = EntryAccepted(
         round_id=round_id,
         entry_id=f"{round_id}-e1",
         player_id=player_id,
         fee={"asset": "USDC", "amount": amount},
-        paid_via="wallet",
-        recorded_at=AT,
+        paid_via=paid_via,
+        accepted_at=AT,
     )
     return new_event(payload, source="/test", correlation_id=round_id)
 
@@ -73,8 +72,20 @@ async def test_poll_batches_rounds_with_the_guarantees_of_one_by_one(engine: Asy
     a4 = settled("r-a4", "camp-a", {"p-2": 1_000})
     b1, b2, b3 = (settled(f"r-b{i}", "camp-b", {"p-3": 1_000}) for i in (1, 2, 3))
     replay = new_event(a1.data, source="/test", correlation_id="r-a1")
-    # w-1 pays an entry with the prize of r-a2, which must therefore be credited first.
-    poll = [a1, b1, a2, wallet_entry("r-x9", "w-1", 300), b2, replay, a3, b3, a4]
+    # r-a1's fee comes from its own entry; w-1 pays an entry with the prize of r-a2, which must therefore be
+    # credited first.
+    poll = [
+        entry("r-a1", "p-9", 50, paid_via="external"),
+        a1,
+        b1,
+        a2,
+        entry("r-x9", "w-1", 300),
+        b2,
+        replay,
+        a3,
+        b3,
+        a4,
+    ]
     handler = RoundEventsHandler(RoundMoney(ledger, "/test"))
     async with sessions() as session, session.begin():
         await handler(session, poll)

@@ -123,6 +123,17 @@ class PgLedger:
             raise _ledger_error(err) from err
         except asyncpg.IntegrityConstraintViolationError as err:
             raise _ledger_error(err) from err
+        except (asyncpg.NumericValueOutOfRangeError, asyncpg.DataError, OverflowError) as err:
+            # A counter (or a batch's total for one account) past int64: nothing applies, the caller refuses.
+            raise LedgerError(
+                "amount_out_of_range", "the transfer would take an account's counters past the int64 range"
+            ) from err
+        except DBAPIError as err:
+            if _sqlstate(err) == "22003":  # numeric_value_out_of_range, through SQLAlchemy
+                raise LedgerError(
+                    "amount_out_of_range", "the transfer would take an account's counters past the int64 range"
+                ) from err
+            raise
 
     async def _apply(self, conn: Conn, batch: list[Transfer], *, retry: bool) -> BatchResult:
         await self._check_pendings(conn, batch)
@@ -389,6 +400,12 @@ def _ledger_error(err: IntegrityError | asyncpg.IntegrityConstraintViolationErro
     if "ledger_transfers_resolves_once" in constraint:
         return LedgerError("pending_already_resolved", "the pending transfer was already posted or voided")
     return LedgerError("integrity_error", str(getattr(err, "orig", err)))
+
+
+def _sqlstate(err: DBAPIError) -> str | None:
+    cause = getattr(getattr(err, "orig", None), "__cause__", None)
+    value = getattr(cause, "sqlstate", None)
+    return value if isinstance(value, str) else None
 
 
 def is_serialization_failure(err: BaseException) -> bool:

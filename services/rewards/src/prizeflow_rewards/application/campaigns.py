@@ -182,7 +182,7 @@ class FundCampaign:
         try:
             result = await self.ledger.apply(conn, [t])
         except LedgerError as err:
-            raise CampaignError(409, err.code, err.detail) from err
+            raise CampaignError(422 if err.code == "amount_out_of_range" else 409, err.code, err.detail) from err
         count_transfers(self.metrics, result)
         if result.applied:
             await audit(

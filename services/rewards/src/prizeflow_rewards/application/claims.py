@@ -20,11 +20,14 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, f
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import (
     PayoutCancelled,
+    PayoutCreated,
     PayoutFailed,
     PayoutPaid,
     PayoutRejected,
     PayoutRequested,
+    PayoutRequestRefused,
     PayoutReturned,
+    PayoutRoutesPublished,
 )
 from prizeflow_contracts.events.rewards import ClaimApproved, ClaimHeld, ClaimRejected, ClaimRejectionCode
 from prizeflow_contracts.money import ASSETS, Money
@@ -73,6 +76,8 @@ class Claim:
     payout_request_id: str
     correlation_id: str
     created_at: datetime
+    destination_key: str = ""
+    payout_id: str | None = None
 
     def view(self) -> dict[str, Any]:
         return {
@@ -86,6 +91,7 @@ class Claim:
             "hold_detail": self.hold_detail,
             "rejection_code": self.rejection_code,
             "payout_request_id": self.payout_request_id,
+            "payout_id": self.payout_id,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -107,7 +113,7 @@ def reservation(claim_id: str, player_id: str, asset: str, amount: int) -> Trans
 
 _SELECT_CLAIM = (
     "SELECT id, player_id, asset, amount, destination, status, hold_code, hold_detail, rejection_code, "
-    "payout_request_id, correlation_id, created_at FROM claims "
+    "payout_request_id, correlation_id, created_at, destination_key, payout_id FROM claims "
 )
 _GET = text(_SELECT_CLAIM + "WHERE id = :id")
 _GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR UPDATE")
@@ -138,6 +144,8 @@ def _claim(row: Any) -> Claim:
         row.payout_request_id,
         row.correlation_id,
         row.created_at,
+        row.destination_key,
+        row.payout_id,
     )
 
 
@@ -224,9 +232,16 @@ class SubmitClaim:
         wallet = accounts.wallet(player_id, asset)
         # The wallet row lock serializes this player's claims in this asset: the facts below cannot go stale.
         balance = (await self.ledger.lock(conn, [wallet]))[wallet]
+        dkey = destination_key(destination)
         existing = await get_claim(conn, claim_id)
         if existing is not None:
-            if (existing.player_id, existing.asset, existing.amount) != (player_id, asset, amount):
+            # Any difference in the request under the same key is a different claim, never the first one back.
+            if (existing.player_id, existing.asset, existing.amount, existing.destination_key) != (
+                player_id,
+                asset,
+                amount,
+                dkey,
+            ):
                 raise ClaimError(409, "idempotency_key_reused", "this Idempotency-Key was used for another claim")
             return existing, False
         now = self.clock()
@@ -243,7 +258,6 @@ class SubmitClaim:
                 },
             )
         ).one()
-        dkey = destination_key(destination)
         seen = (
             await conn.execute(
                 text("SELECT first_seen_at FROM payout_destinations WHERE player_id = :p AND destination_key = :k"),
@@ -253,6 +267,12 @@ class SubmitClaim:
         risk = (
             await conn.execute(text("SELECT flagged FROM player_risk_flags WHERE player_id = :p"), {"p": player_id})
         ).scalar_one_or_none()
+        routable = (
+            await conn.execute(
+                text("SELECT 1 FROM payout_routes WHERE asset = :a AND destination_type = :t LIMIT 1"),
+                {"a": asset, "t": destination.type.value},
+            )
+        ).first() is not None
         facts = ClaimFacts(
             asset=asset,
             redeemable=spec.redeemable,
@@ -264,6 +284,7 @@ class SubmitClaim:
             risk_flagged=bool(risk),
             recent_decided=int(facts_row.decided),
             recent_failed=int(facts_row.failed),
+            routable=routable,
         )
         decision = assess(facts, limits)
         if isinstance(decision, Refuse):
@@ -295,6 +316,7 @@ class SubmitClaim:
             payout_request_id=f"pr-{claim_id}",
             correlation_id=correlation_id or claim_id,
             created_at=now,
+            destination_key=dkey,
         )
         await conn.execute(
             text(
@@ -489,28 +511,64 @@ class ReviewHold:
 
 @dataclass
 class SettlePayout:
-    """Payout outcomes → the claim's reservation: paid posts it, final failure/cancel/reject voids it."""
+    """Payout outcomes → the claim's reservation: paid posts it, final failure/cancel/reject voids it, and so
+    does a refused request (no payout exists, none ever will). One claim is settled by one payout: the first
+    payout payouts created for it; an outcome of any other payout for the claim is refused, never absorbed."""
 
     ledger: Ledger
     metrics: RewardsMetrics | None = None
 
     async def handle(self, conn: Conn, env: Envelope[EventPayload]) -> None:
         data = env.data
+        if isinstance(data, PayoutRoutesPublished):
+            await publish_routes(conn, data)
+            return
+        if isinstance(data, PayoutRequestRefused):
+            await self._refused(conn, data)
+            return
         if isinstance(data, PayoutFailed) and not data.final:
             return  # payouts retries with the same idempotency key; the reservation stays
-        if not isinstance(data, PayoutPaid | PayoutFailed | PayoutCancelled | PayoutRejected | PayoutReturned):
+        if not isinstance(
+            data, PayoutCreated | PayoutPaid | PayoutFailed | PayoutCancelled | PayoutRejected | PayoutReturned
+        ):
             return
         claim = await get_claim(conn, data.claim_id, lock=True)
         if claim is None:
             raise EventRefusal("unknown_aggregate", f"{type(data).__name__}: no claim {data.claim_id}")
         if (data.player_id, data.amount.asset, data.amount.amount) != (claim.player_id, claim.asset, claim.amount):
             raise EventRefusal("conflicting_event", f"{type(data).__name__} does not match claim {claim.id}")
+        await self._bind(conn, claim, data.payout_id, type(data).__name__)
+        if isinstance(data, PayoutCreated):
+            return
         if isinstance(data, PayoutPaid):
             await self._paid(conn, claim, data.provider.value)
         elif isinstance(data, PayoutReturned):
             await self._returned(conn, claim, data)
         else:
             await self._void(conn, claim)
+
+    async def _bind(self, conn: Conn, claim: Claim, payout_id: str, what: str) -> None:
+        """The claim's payout is the first one payouts tells of; any other is a second payout for one claim."""
+        if claim.payout_id == payout_id:
+            return
+        if claim.payout_id is not None:
+            raise EventRefusal(
+                "duplicate_payout",
+                f"{what} of payout {payout_id}: claim {claim.id} is settled by payout {claim.payout_id}",
+            )
+        await conn.execute(text("UPDATE claims SET payout_id = :p WHERE id = :id"), {"p": payout_id, "id": claim.id})
+
+    async def _refused(self, conn: Conn, data: PayoutRequestRefused) -> None:
+        claim = await get_claim(conn, data.claim_id, lock=True)
+        if claim is None:
+            raise EventRefusal("unknown_aggregate", f"PayoutRequestRefused: no claim {data.claim_id}")
+        if claim.payout_request_id != data.payout_request_id:
+            raise EventRefusal("conflicting_event", f"PayoutRequestRefused does not match claim {claim.id}")
+        if claim.payout_id is not None:
+            raise EventRefusal(
+                "conflicting_event", f"claim {claim.id} has payout {claim.payout_id}: its request was not refused"
+            )
+        await self._void(conn, claim)
 
     async def _paid(self, conn: Conn, claim: Claim, provider: str) -> None:
         if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
@@ -562,3 +620,44 @@ class SettlePayout:
             text("UPDATE claims SET status = :s, settled_at = now() WHERE id = :id"),
             {"s": status.value, "id": claim.id},
         )
+
+
+async def publish_routes(conn: Conn, data: PayoutRoutesPublished) -> None:
+    """Replace what rewards knows of payouts' routes with a newer announcement (an older one changes nothing)."""
+    current = (await conn.execute(text("SELECT sequence FROM payout_routes_version FOR UPDATE"))).scalar()
+    if current is not None and current >= data.sequence:
+        return
+    await conn.execute(
+        text(
+            "INSERT INTO payout_routes_version (id, sequence, published_at) VALUES (true, :s, :t) "
+            "ON CONFLICT (id) DO UPDATE SET sequence = :s, published_at = :t"
+        ),
+        {"s": data.sequence, "t": data.published_at},
+    )
+    await conn.execute(text("DELETE FROM payout_routes"))
+    routes = sorted({(r.asset, r.destination_type.value, r.provider.value) for r in data.routes})
+    if routes:
+        assets, types, providers = (list(column) for column in zip(*routes, strict=True))
+        await conn.execute(
+            text(
+                "INSERT INTO payout_routes (asset, destination_type, provider, published_at) "
+                "SELECT a, d, p, :t FROM unnest(CAST(:a AS text[]), CAST(:d AS text[]), CAST(:p AS text[])) "
+                "AS r(a, d, p)"
+            ),
+            {"a": assets, "d": types, "p": providers, "t": data.published_at},
+        )
+
+
+async def known_routes(conn: Conn) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text("SELECT asset, destination_type, provider, published_at FROM payout_routes ORDER BY 1, 2, 3")
+    )
+    return [
+        {
+            "asset": r.asset,
+            "destination_type": r.destination_type,
+            "provider": r.provider,
+            "published_at": r.published_at,
+        }
+        for r in rows
+    ]

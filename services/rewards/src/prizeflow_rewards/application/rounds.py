@@ -1,6 +1,8 @@
 """Money from rounds: entry fees, prizes (one linked batch per round), fee revenue, refunds of voided rounds.
 
-Transfer ids come from round/entry/player keys, so a RoundSettled delivered twice (or re-emitted by
+Every movement follows settlement's decision (its topic), never the game feed: an entry fee is charged on
+EntryAccepted, into the round's own escrow account, which the ledger never lets pay out more than it took
+in. Transfer ids come from round/entry/player keys, so a RoundSettled delivered twice (or re-emitted by
 settlement with a new event id) credits each player once. A sponsored round whose pool cannot pay all of
 it is not paid in part: its allocations are held until an admin tops the pool up and releases them.
 """
@@ -8,6 +10,7 @@ it is not paid in part: its allocations are held until an admin tops the pool up
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,9 +19,9 @@ from sqlalchemy import text
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, follow
 from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.events.game import EntryRecorded, PaidVia, PrizeSource
+from prizeflow_contracts.events.game import PaidVia, PrizeSource
 from prizeflow_contracts.events.rewards import PoolExhausted, PoolLow, RefundIssued, RewardAllocated
-from prizeflow_contracts.events.settlement import FeeParty, RoundSettled, RoundVoided
+from prizeflow_contracts.events.settlement import EntryAccepted, FeeParty, RoundSettled, RoundVoided
 from prizeflow_rewards.application.campaigns import (
     Campaign,
     CampaignError,
@@ -30,7 +33,7 @@ from prizeflow_rewards.application.campaigns import (
 from prizeflow_rewards.application.common import Clock, audit, count_transfers, utcnow
 from prizeflow_rewards.application.ports import Conn, Ledger
 from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError, Transfer, TransferKind
+from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError, Transfer, TransferKind, transfer_id
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.outbox import add_event, add_events
@@ -40,6 +43,23 @@ Env = Envelope[Any]
 
 def allocation_id(round_id: str, player_id: str) -> str:
     return f"{round_id}:{player_id}"
+
+
+def entry_fee_id(round_id: str, entry_id: str) -> uuid.UUID:
+    """The id `entry_fee` gives the charge of one entry (the same business key)."""
+    return transfer_id(f"{TransferKind.ENTRY_FEE.value}|{round_id}|{entry_id}")
+
+
+def entry_fee(e: EntryAccepted) -> Transfer:
+    """The fee of an accepted entry into its round's escrow, keyed by (round, entry): charged once."""
+    source = (
+        accounts.wallet(e.player_id, e.fee.asset)
+        if e.paid_via is PaidVia.WALLET
+        else accounts.external(accounts.EXTERNAL, e.fee.asset)
+    )
+    return Transfer.of(
+        source, accounts.escrow(e.round_id, e.fee.asset), e.fee.amount, TransferKind.ENTRY_FEE, e.round_id, e.entry_id
+    )
 
 
 @dataclass
@@ -87,36 +107,51 @@ class RoundMoney:
             await self.settle(conn, env)
         elif isinstance(data, RoundVoided):
             await self.void(conn, env)
-        elif isinstance(data, EntryRecorded):
+        elif isinstance(data, EntryAccepted):
             await self.entry(conn, env)
-        # Other round events (state changes, disputes, the game's own) move no money.
+        # Other round events (state changes, disputes) move no money.
 
     async def entry(self, conn: Conn, env: Env) -> None:
-        """An entry fee goes to escrow: from the wallet (wallet-paid) or recorded as arrived externally."""
-        e: EntryRecorded = env.data
-        if e.fee.amount == 0:
-            return
-        source = (
-            accounts.wallet(e.player_id, e.fee.asset)
-            if e.paid_via is PaidVia.WALLET
-            else accounts.external(accounts.EXTERNAL, e.fee.asset)
-        )
-        t = Transfer.of(
-            source, accounts.escrow(e.fee.asset), e.fee.amount, TransferKind.ENTRY_FEE, e.round_id, e.entry_id
-        )
+        """Settlement accepted a paid entry: its fee goes to the round's escrow, from the wallet (wallet-paid)
+        or recorded as arrived externally. A wallet that cannot cover it refuses the event (a dead letter an
+        operator redrives once the player can pay); the round's escrow then holds less than its pot, and the
+        ledger refuses to let the round pay out the difference."""
+        e: EntryAccepted = env.data
+        if await self._decided(conn, e.round_id):
+            raise EventRefusal(
+                "illegal_transition", f"entry {e.entry_id}: round {e.round_id}'s money was already settled or voided"
+            )
+        t = entry_fee(e)
         try:
             result = await self.ledger.apply(conn, [t])
         except LedgerError as err:
-            raise EventRefusal("conflicting_event", f"entry {e.entry_id}: {err.detail}") from err
+            reason = "insufficient_funds" if err.code == "exceeds_credits" else "conflicting_event"
+            raise EventRefusal(reason, f"entry {e.entry_id} of round {e.round_id}: {err.detail}") from err
         count_transfers(self.metrics, result)
+
+    async def _decided(self, conn: Conn, round_id: str) -> bool:
+        row = await conn.execute(text("SELECT 1 FROM round_outcomes WHERE round_id = :r"), {"r": round_id})
+        return row.first() is not None
+
+    async def _record_outcomes(self, conn: Conn, outcomes: Sequence[tuple[str, str]]) -> None:
+        """The rounds whose money settlement decided (settled or voided): no entry fee is charged after that."""
+        if outcomes:
+            await conn.execute(
+                text(
+                    "INSERT INTO round_outcomes (round_id, outcome) "
+                    "SELECT * FROM unnest(CAST(:r AS text[]), CAST(:o AS text[])) ON CONFLICT DO NOTHING"
+                ),
+                {"r": [r for r, _ in outcomes], "o": [o for _, o in outcomes]},
+            )
 
     async def settle(self, conn: Conn, env: Env) -> None:
         s: RoundSettled = env.data
+        await self._record_outcomes(conn, [(s.round_id, "settled")])
         fees = [self._fee(s, i) for i in range(len(s.fees))]
         if s.prize_source is PrizeSource.ENTRY_POT:
             prizes = [
                 Transfer.of(
-                    accounts.escrow(s.asset),
+                    accounts.escrow(s.round_id, s.asset),
                     accounts.wallet(a.player_id, s.asset),
                     a.amount,
                     TransferKind.REWARD,
@@ -170,6 +205,7 @@ class RoundMoney:
                 slow.add(g.campaign.id)
         fast = [g for g in fast if g.campaign.id not in slow]
         if fast:
+            await self._record_outcomes(conn, [(e.data.round_id, "settled") for g in fast for e in g.envs])
             await self._pay_groups(conn, fast)
         for env in envs:  # in order: a short pool holds the rounds that do not fit, as before
             if env.data.campaign_id in slow:
@@ -402,7 +438,7 @@ class RoundMoney:
             else accounts.organizer_revenue(f.account_id, f.amount.asset)
         )
         return Transfer.of(
-            accounts.escrow(f.amount.asset),
+            accounts.escrow(s.round_id, f.amount.asset),
             revenue,
             f.amount.amount,
             TransferKind.FEE_REVENUE,
@@ -413,11 +449,15 @@ class RoundMoney:
         )
 
     async def void(self, conn: Conn, env: Env) -> None:
-        """Refund each entry once (keyed by entry id): to the wallet, or recorded as owed externally."""
+        """Refund each entry once (keyed by entry id) that was charged: to the wallet, or recorded as owed
+        externally. An entry whose fee was never charged (the wallet could not cover it) gets nothing back."""
         v: RoundVoided = env.data
+        await self._record_outcomes(conn, [(v.round_id, "voided")])
+        charged = await self._charged(conn, v)
+        refunds = [r for r in v.refunds if r.entry_id in charged]
         transfers = [
             Transfer.of(
-                accounts.escrow(r.amount.asset),
+                accounts.escrow(v.round_id, r.amount.asset),
                 accounts.wallet(r.player_id, r.amount.asset)
                 if r.paid_via is PaidVia.WALLET
                 else accounts.external(accounts.EXTERNAL, r.amount.asset),
@@ -426,7 +466,7 @@ class RoundMoney:
                 v.round_id,
                 r.entry_id,
             )
-            for r in v.refunds
+            for r in refunds
         ]
         result = await self._apply_or_refuse(conn, transfers, v.round_id)
         count_transfers(self.metrics, result)
@@ -451,10 +491,20 @@ class RoundMoney:
                     subject=v.round_id,
                     event_id=event_id_for("RefundIssued", v.round_id, r.entry_id),
                 )
-                for r, t in zip(v.refunds, transfers, strict=True)
+                for r, t in zip(refunds, transfers, strict=True)
                 if t.id in new
             ],
         )
+
+    async def _charged(self, conn: Conn, v: RoundVoided) -> set[str]:
+        """The entries of a voided round whose fee the ledger holds."""
+        fees = {entry_fee_id(v.round_id, r.entry_id): r.entry_id for r in v.refunds}
+        if not fees:
+            return set()
+        rows = await conn.execute(
+            text("SELECT id FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": list(fees)}
+        )
+        return {fees[row[0]] for row in rows}
 
     async def release_held(
         self, conn: Conn, actor: Principal, *, campaign_id: str, correlation_id: str

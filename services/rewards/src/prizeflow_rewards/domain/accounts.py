@@ -31,8 +31,11 @@ def external(provider: str, asset: str) -> AccountRef:
     return AccountRef(AccountKind.PROVIDER_EXTERNAL, provider, asset)
 
 
-def escrow(asset: str) -> AccountRef:
-    return AccountRef(AccountKind.ENTRY_ESCROW, PLATFORM, asset)
+def escrow(round_id: str, asset: str) -> AccountRef:
+    """A round's entry fees between the entry and the round's outcome. One account per round, which may never
+    pay out more than it took in (the ledger's CHECK): a round's fees, pot prizes and refunds can only spend
+    what that round's entries paid."""
+    return AccountRef(AccountKind.ENTRY_ESCROW, round_id, asset)
 
 
 def platform_revenue(account_id: str, asset: str) -> AccountRef:

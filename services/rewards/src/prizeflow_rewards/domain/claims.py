@@ -43,6 +43,8 @@ class RefusalCode(StrEnum):
     BELOW_MINIMUM = "below_minimum"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
+    # No payout provider pays this asset to this kind of destination (as payouts last published its routes).
+    NO_PAYOUT_ROUTE = "no_payout_route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class ClaimFacts:
     risk_flagged: bool
     recent_decided: int
     recent_failed: int
+    routable: bool = True  # some provider pays this asset to this destination type
 
 
 def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911 - one return per rule
@@ -97,6 +100,8 @@ def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911
     f, lim = facts, limits
     if not f.redeemable:
         return Refuse(RefusalCode.ASSET_NOT_REDEEMABLE, f"{f.asset} is not redeemable: it can never be claimed")
+    if not f.routable:
+        return Refuse(RefusalCode.NO_PAYOUT_ROUTE, f"no payout provider pays {f.asset} to this kind of destination")
     if f.amount < lim.min_claim:
         return Refuse(RefusalCode.BELOW_MINIMUM, f"the minimum claim is {lim.min_claim} {f.asset} minor units")
     if f.amount > f.available:

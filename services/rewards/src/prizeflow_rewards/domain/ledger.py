@@ -26,8 +26,7 @@ class AccountKind(StrEnum):
     ORGANIZER_REVENUE = "organizer_revenue"
     PAYOUT_CLEARING = "payout_clearing"
     PROVIDER_EXTERNAL = "provider_external"
-    # Entry fees between the entry and the round's outcome (fee split, pot prizes or refunds). Events of
-    # one round arrive on two topics in any order, so this account may be negative for a while.
+    # A round's entry fees between the entry and the round's outcome (fee split, pot prizes or refunds).
     ENTRY_ESCROW = "entry_escrow"
 
 
@@ -47,7 +46,8 @@ KIND_FLAGS: Final[Mapping[AccountKind, AccountFlags]] = {
     AccountKind.PLATFORM_REVENUE: AccountFlags.NONE,
     AccountKind.ORGANIZER_REVENUE: AccountFlags.NONE,
     AccountKind.PROVIDER_EXTERNAL: AccountFlags.NONE,
-    AccountKind.ENTRY_ESCROW: AccountFlags.NONE,
+    # Per round: what a round's outcome pays from it can never exceed what its accepted entries paid in.
+    AccountKind.ENTRY_ESCROW: AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
 }
 
 

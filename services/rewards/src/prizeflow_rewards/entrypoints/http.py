@@ -27,12 +27,19 @@ from prizeflow_rewards.application.campaigns import (
     get_campaign,
     list_campaigns,
 )
-from prizeflow_rewards.application.claims import ClaimError, ReviewHold, SubmitClaim, get_claim, list_held
+from prizeflow_rewards.application.claims import (
+    ClaimError,
+    ReviewHold,
+    SubmitClaim,
+    get_claim,
+    known_routes,
+    list_held,
+)
 from prizeflow_rewards.application.common import admin_correlation_id
 from prizeflow_rewards.application.ports import Ledger
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.wallets import CursorError, TopUp, set_risk_flag, wallet_balances, wallet_history
-from prizeflow_rewards.domain.ledger import TransferKind
+from prizeflow_rewards.domain.ledger import LedgerError, TransferKind
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.http import ProblemError
 
@@ -60,6 +67,9 @@ class RewardsApi:
                 yield session
             except (ClaimError, CampaignError) as err:
                 raise ProblemError(err.status, err.code, err.detail) from err
+            except LedgerError as err:  # a batch the ledger refused: nothing of it, nor of the request, is kept
+                status = 422 if err.code == "amount_out_of_range" else 409
+                raise ProblemError(status, err.code, err.detail) from err
 
 
 class _Body(BaseModel):
@@ -309,6 +319,17 @@ class ClaimsController(Controller):
         return claim.view()
 
 
+class PayoutRoutesController(Controller):
+    path = "/payout-routes"
+    tags = ["claims"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get("/", guards=STAFF)
+    async def routes(self, api: RewardsApi) -> dict[str, Any]:
+        """What payouts last published it can pay: claims to anything else are refused (no_payout_route)."""
+        async with api.tx() as s:
+            return {"routes": await known_routes(s)}
+
+
 class HoldsController(Controller):
     path = "/holds"
     tags = ["holds"]  # noqa: RUF012 - Litestar reads it as a class attribute
@@ -335,4 +356,11 @@ class HoldsController(Controller):
             return claim.view()
 
 
-CONTROLLERS = [CampaignsController, WalletsController, PlayersController, ClaimsController, HoldsController]
+CONTROLLERS = [
+    CampaignsController,
+    WalletsController,
+    PlayersController,
+    ClaimsController,
+    PayoutRoutesController,
+    HoldsController,
+]

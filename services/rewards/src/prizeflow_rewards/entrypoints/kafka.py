@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload
-from prizeflow_contracts.events.game import EntryRecorded, PaidVia, PrizeSource
-from prizeflow_contracts.events.settlement import RoundSettled
+from prizeflow_contracts.events.game import PaidVia, PrizeSource
+from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
 from prizeflow_rewards.application.claims import SettlePayout
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_runtime.logging import log_context
@@ -17,7 +17,7 @@ from prizeflow_runtime.logging import log_context
 
 @dataclass
 class RoundEventsHandler:
-    """prizeflow.settlement.rounds.v1 (RoundSettled, RoundVoided) and prizeflow.game.rounds.v1 (EntryRecorded)."""
+    """prizeflow.settlement.rounds.v1: EntryAccepted, RoundSettled, RoundVoided (settlement's decisions only)."""
 
     rounds: RoundMoney
 
@@ -58,7 +58,7 @@ def _depends(data: EventPayload, rounds: set[str], wallets: set[tuple[str, str]]
     round_id = getattr(data, "round_id", None)
     if round_id is None or round_id in rounds:
         return True
-    if isinstance(data, EntryRecorded) and data.paid_via is PaidVia.WALLET:
+    if isinstance(data, EntryAccepted) and data.paid_via is PaidVia.WALLET:
         return (data.player_id, data.fee.asset) in wallets
     return False
 
