@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from litestar import Litestar
 from litestar.di import Provide
 
+from prizeflow_contracts.envelope import event_id_for, new_event
+from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
 from prizeflow_contracts.topics import PAYOUT_REQUESTS, SIGNER_RESULTS, WEBHOOK_PROVIDER_EVENTS
 from prizeflow_payouts.adapters.config import PayoutsConfig, ProviderContext, load_config
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
@@ -23,6 +28,7 @@ from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.entrypoints.http import PayoutsController, ProvidersController
 from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler, ProviderEventsHandler, SignerResultsHandler
 from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.outbox import add_events
 from prizeflow_runtime.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,29 @@ class Payouts:
         for entry in self.config.registry:
             if isinstance(entry.provider, ManagedProvider):
                 await entry.provider.close()
+
+    async def publish_routes(self) -> None:
+        """Tell rewards what this configuration pays (it refuses claims to anything else up front): once per
+        change of configuration, not once per start (a restart or a second replica publishes nothing)."""
+        routes = [
+            PayoutRoute(asset=asset, destination_type=dt, provider=ptype)
+            for asset, dt, ptype in self.config.registry.routable()
+        ]
+        digest = hashlib.sha256(json.dumps([r.model_dump(mode="json") for r in routes]).encode()).hexdigest()
+        now = datetime.now(UTC)
+        async with self.runtime.sessions() as session, session.begin():
+            sequence = await self.repo.next_route_announcement(session, digest, now)
+            if sequence is None:
+                return
+            announcement = PayoutRoutesPublished(sequence=sequence, routes=routes, published_at=now)
+            event = new_event(
+                announcement,
+                source=self.settings.source,
+                correlation_id="payouts-routes",  # one key: announcements stay in order on one partition
+                event_id=event_id_for("payout-routes", sequence),
+            )
+            await add_events(session, [event])
+        log.info("payout routes published", extra={"routes": len(routes), "sequence": sequence})
 
     async def start_worker(self) -> None:
         self._stop.clear()
@@ -140,7 +169,12 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     """The API process: HTTP + both consumers + outbox relay + (unless disabled) the worker."""
     p = parts or compose(settings)
     rt = p.runtime
-    rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=PayoutRequestsHandler(p.create, p.wake))
+    rt.add_consumer(
+        REQUESTS_CONSUMER,
+        [PAYOUT_REQUESTS.name],
+        batch_handler=PayoutRequestsHandler(p.create, p.wake),
+        on_refusal=p.create.refuse_unreadable,
+    )
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
     sinks = [e.provider for e in p.config.registry if isinstance(e.provider, SignerResultsSink)]
     if sinks:
@@ -154,11 +188,11 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
         dependencies={
             "repo": const(p.repo),
             "admin": const(p.admin),
-            "create": const(p.create),
             "registry": const(p.config.registry),
         },
     )
     app.on_startup.insert(0, p.start_providers)
+    app.on_startup.append(p.publish_routes)
     if settings.payouts_worker_enabled:
         app.on_startup.append(p.start_worker)
         app.on_shutdown.insert(0, p.stop_worker)

@@ -19,6 +19,7 @@ from prizeflow_contracts.envelope import Envelope, decode, new_event
 from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.bootstrap import Payouts, build, compose
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.auth import issue_token
@@ -134,6 +135,34 @@ async def publish(kafka: str, topic: str, envelopes: Sequence[Envelope[Any]]) ->
             await f
     finally:
         await producer.stop()
+
+
+async def request_payout(
+    settings: PayoutsSettings,
+    key: str,
+    *,
+    amount: int,
+    address: str = "success:p1",
+    dtype: str = "sandbox",
+    requested_by: str = "player-1",
+    asset: str = "USDC",
+) -> str:
+    """Ask for a payout the only way there is (PayoutRequested on Kafka, as rewards does); its payout id once
+    payouts stored it."""
+    env = request(
+        key, address=address, amount=amount, asset=asset, dtype=DestinationType(dtype), requested_by=requested_by
+    )
+    await publish(
+        settings.kafka_bootstrap_servers, "prizeflow.payouts.requests.v1" + settings.kafka_topic_suffix, [env]
+    )
+    await wait_state(settings.database_url, key, *PAYOUT_STATES)
+    return payout_id_for(key)
+
+
+PAYOUT_STATES = (
+    "requested", "pending_approval", "approved", "submitting", "submitted", "paid", "failed", "cancelled",
+    "rejected", "returned",
+)  # fmt: skip
 
 
 async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:

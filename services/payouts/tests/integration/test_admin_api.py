@@ -8,32 +8,29 @@ from typing import Any
 import pytest
 
 from prizeflow_contracts.envelope import decode
-from prizeflow_payouts.testing import books, fetch, providers_file, running, settings_for, token, unique, wait_state
+from prizeflow_payouts.testing import (
+    books,
+    fetch,
+    providers_file,
+    request_payout,
+    running,
+    settings_for,
+    token,
+    unique,
+    wait_state,
+)
 from prizeflow_runtime.testing import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
 
-def body(key: str, amount: int, *, address: str = "success:p1", dtype: str = "sandbox") -> dict[str, Any]:
-    return {
-        "payout_request_id": f"pr-{key}",
-        "claim_id": f"cl-{key}",
-        "player_id": "player-9",
-        "amount": {"asset": "USDC", "amount": amount},
-        "destination": {"type": dtype, "address": address},
-        "idempotency_key": key,
-    }
-
-
 async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
     key = unique("big")
-    # The requester is an admin who ALSO holds the approver role: still may not approve their own request.
+    # The requester (an operator acting for the player) ALSO holds the approver role: still may not approve it.
     requester = token(settings, "alice", "admin", "approver")
     async with running(settings) as (_, client):
-        created = await client.post("/payouts", json=body(key, 2_000 * 10**7), headers=requester)  # 2,000 USDC: dual
-        assert created.status_code == 201, created.text
-        pid = created.json()["payout_id"]
+        pid = await request_payout(settings, key, amount=2_000 * 10**7, requested_by="alice")  # 2,000 USDC: dual
         assert await wait_state(db, key, "pending_approval") == "pending_approval"
 
         refusals = {
@@ -97,7 +94,7 @@ async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: s
     assert (await books(db, key))["transfers"] == 1
 
 
-async def test_single_approval_reject_cancel_and_http_idempotency(
+async def test_single_approval_reject_cancel_and_no_payout_without_a_reservation(
     db: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
@@ -105,21 +102,16 @@ async def test_single_approval_reject_cancel_and_http_idempotency(
     approver = token(settings, "bob", "approver")
     async with running(settings) as (_, client):
         k1, k2 = unique("mid"), unique("mid")
-        r1 = await client.post("/payouts", json=body(k1, 500 * 10**7), headers=admin)  # single approver
-        assert r1.status_code == 201
-        again = await client.post("/payouts", json=body(k1, 500 * 10**7), headers=admin)
-        assert again.status_code == 201
-        assert again.json() == {"payout_id": r1.json()["payout_id"], "created": False}
-        conflict = await client.post("/payouts", json=body(k1, 501 * 10**7), headers=admin)
-        assert conflict.status_code == 409
-        assert conflict.json()["code"] == "idempotency_conflict"
-        bad = await client.post(
-            "/payouts", json={**body(k2, 10), "amount": {"asset": "SP", "amount": 5}}, headers=admin
+        # Payouts are created only from PayoutRequested (rewards reserved the money first): there is no
+        # admin route that pays money no reservation backs.
+        forged = await client.post(
+            "/payouts",
+            json={"claim_id": "cl-x", "amount": {"asset": "USDC", "amount": 5}, "idempotency_key": k1},
+            headers=admin,
         )
-        assert bad.status_code == 400
-        assert bad.json()["code"] == "validation_error"
-
-        p1 = r1.json()["payout_id"]
+        assert forged.status_code == 405
+        p1 = await request_payout(settings, k1, amount=500 * 10**7)  # single approver
+        assert await wait_state(db, k1, "pending_approval") == "pending_approval"
         no_reason = await client.post(f"/payouts/{p1}/reject", json={}, headers=approver)
         assert no_reason.status_code == 400
         rejected = await client.post(f"/payouts/{p1}/reject", json={"reason": "fraud check"}, headers=approver)
@@ -128,7 +120,7 @@ async def test_single_approval_reject_cancel_and_http_idempotency(
         assert late.status_code == 409
         assert late.json()["code"] == "not_pending_approval"
 
-        p2 = (await client.post("/payouts", json=body(k2, 500 * 10**7), headers=admin)).json()["payout_id"]
+        p2 = await request_payout(settings, k2, amount=500 * 10**7)
         ops_cancel = await client.post(
             f"/payouts/{p2}/cancel", json={"reason": "x"}, headers=token(settings, "o", "ops")
         )
@@ -153,12 +145,8 @@ async def test_manual_provider_marked_paid_and_failed_by_ops(db: str, kafka_boot
     ops = token(settings, "olga", "ops")
     async with running(settings) as (_, client):
         k1, k2 = unique("man"), unique("man")
-        p1 = (
-            await client.post("/payouts", json=body(k1, 10**7, address="iban-1", dtype="manual"), headers=admin)
-        ).json()
-        p2 = (
-            await client.post("/payouts", json=body(k2, 10**7, address="iban-2", dtype="manual"), headers=admin)
-        ).json()
+        p1 = {"payout_id": await request_payout(settings, k1, amount=10**7, address="iban-1", dtype="manual")}
+        p2 = {"payout_id": await request_payout(settings, k2, amount=10**7, address="iban-2", dtype="manual")}
         assert await wait_state(db, k1, "submitted") == "submitted"
         assert await wait_state(db, k2, "submitted") == "submitted"
         player = await client.post(

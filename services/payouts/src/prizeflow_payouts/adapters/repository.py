@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from prizeflow_contracts.envelope import Envelope
 from prizeflow_payouts.adapters import tables
 from prizeflow_payouts.application.model import Change, PayoutRecord
 from prizeflow_payouts.domain.state import PayoutState
@@ -169,16 +170,59 @@ class SqlPayoutRepository:
         return set((await session.execute(_INSERT_PAYOUTS, params)).scalars())
 
     async def find_existing(
-        self, session: AsyncSession, keys: Sequence[str], request_ids: Sequence[str]
+        self,
+        session: AsyncSession,
+        keys: Sequence[str],
+        request_ids: Sequence[str],
+        claim_ids: Sequence[str] = (),
     ) -> list[PayoutRecord]:
         rows = await session.execute(
             text(
                 "SELECT * FROM payouts WHERE idempotency_key = ANY(CAST(:keys AS text[])) "
-                "OR payout_request_id = ANY(CAST(:rids AS text[]))"
+                "OR payout_request_id = ANY(CAST(:rids AS text[])) OR claim_id = ANY(CAST(:claims AS text[]))"
             ),
-            {"keys": list(keys), "rids": list(request_ids)},
+            {"keys": list(keys), "rids": list(request_ids), "claims": list(claim_ids)},
         )
         return [PayoutRecord.from_row(r) for r in rows.mappings()]
+
+    async def find_refusals(self, session: AsyncSession, claim_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Refused requests by claim id (a claim has a payout or a refusal, never both)."""
+        rows = await session.execute(
+            text(
+                "SELECT claim_id, payout_request_id, request_hash, code, detail FROM payout_request_refusals "
+                "WHERE claim_id = ANY(CAST(:claims AS text[]))"
+            ),
+            {"claims": list(claim_ids)},
+        )
+        return {r["claim_id"]: dict(r) for r in rows.mappings()}
+
+    async def insert_refusals(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Store refusals; returns the claim ids stored now (the others were refused before)."""
+        if not rows:
+            return set()
+        result = await session.execute(
+            pg_insert(tables.refusals).values(list(rows)).on_conflict_do_nothing().returning(tables.refusals.c.claim_id)
+        )
+        return {r[0] for r in result}
+
+    async def next_route_announcement(self, session: AsyncSession, digest: str, at: datetime) -> int | None:
+        """The sequence number for announcing routes with `digest`, or None if they are the ones last announced
+        (the row lock makes concurrent replicas agree)."""
+        row = (await session.execute(text("SELECT sequence, digest FROM route_announcements FOR UPDATE"))).first()
+        if row is not None and row.digest == digest:
+            return None
+        sequence = 1 if row is None else int(row.sequence) + 1
+        await session.execute(
+            text(
+                "INSERT INTO route_announcements (id, sequence, digest, published_at) VALUES (true, :s, :d, :t) "
+                "ON CONFLICT (id) DO UPDATE SET sequence = :s, digest = :d, published_at = :t"
+            ),
+            {"s": sequence, "d": digest, "t": at},
+        )
+        return sequence
+
+    async def add_events(self, session: AsyncSession, events: Sequence[Envelope[Any]]) -> None:
+        await add_events(session, events)
 
     async def get(self, session: AsyncSession, payout_id: str, *, for_update: bool = False) -> PayoutRecord | None:
         sql = (

@@ -72,4 +72,17 @@ approvals = Table(
     Column("correlation_id", Text),
 )
 
-__all__ = ["approvals", "attempts", "history", "metadata", "payouts"]
+
+refusals = Table(
+    "payout_request_refusals",
+    metadata,
+    Column("claim_id", Text, primary_key=True),
+    Column("payout_request_id", Text),
+    Column("idempotency_key", Text),
+    Column("request_hash", Text),
+    Column("code", Text),
+    Column("detail", Text),
+    Column("correlation_id", Text),
+    Column("refused_at", DateTime(timezone=True)),
+)
+__all__ = ["approvals", "attempts", "history", "metadata", "payouts", "refusals"]

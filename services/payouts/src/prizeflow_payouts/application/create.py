@@ -1,9 +1,16 @@
-"""`CreatePayouts`: from PayoutRequested (or the admin API) to a stored payout, idempotently, in batches."""
+"""`CreatePayouts`: from PayoutRequested to a stored payout, idempotently, in batches.
+
+Every request ends in exactly one of three ways, recorded in the database: a payout (one per claim, ever:
+UNIQUE claim_id), a refusal that can never become a payout (no provider routes it, the provider refuses its
+destination) announced as PayoutRequestRefused so rewards voids the reservation, or a conflict with the
+claim's existing payout (a dead letter: the existing payout settles the reservation, nothing is voided).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,17 +19,21 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prizeflow_contracts.envelope import event_id_for
-from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutCreated
+from prizeflow_contracts.envelope import event_id_for, new_event
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
+from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutCreated, PayoutRequestRefused
+from prizeflow_contracts.ids import IDEMPOTENCY_KEY_PATTERN, IDENTIFIER_PATTERN
 from prizeflow_contracts.money import Money
-from prizeflow_contracts.providers import PayoutDestination, ProviderType
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.model import Change, HistoryEntry, PayoutRecord
-from prizeflow_payouts.application.registry import ProviderRegistry
+from prizeflow_payouts.application.ports import PayoutValidator
+from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_runtime.dead_letters import DeadLetter
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +76,22 @@ class PayoutConflictError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    payout_id: str
-    created: bool  # False: the request named an existing payout (same body), which is returned
+    payout_id: str | None  # None: the request was refused (see `refused`)
+    created: bool  # False: the request named an existing payout or refusal (same body), which is returned
+    refused: PayoutError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request payouts will never pay, and why (stored; announced once as PayoutRequestRefused)."""
+
+    command: CreatePayoutCommand
+    error: PayoutError
+    request_hash: str | None = None  # None: the command's body hash
+
+    @property
+    def body_hash(self) -> str:
+        return self.request_hash or self.command.body_hash()
 
 
 def payout_id_for(idempotency_key: str) -> str:
@@ -97,9 +122,35 @@ class CreatePayouts:
     async def execute(
         self, session: AsyncSession, commands: Sequence[CreatePayoutCommand], *, channel: str = "kafka"
     ) -> list[Created]:
-        """Raises `PayoutConflictError` (different body under a used key) or `NoRouteError` (nobody pays it)."""
+        """Raises `PayoutConflictError` (a different body under a used key, request id or claim)."""
         now = self.clock()
         hashes = {id(c): c.body_hash() for c in commands}
+        unique = self._unique(commands, hashes, channel)
+        outcome, fresh = await self._known(session, unique, hashes, channel)
+        refused = await self._create(session, fresh, hashes, outcome, channel=channel, now=now)
+        stored = {r.command.claim_id for r in await self._refuse(session, refused, now)}
+        late = [r for r in refused if r.command.claim_id not in stored]
+        known = await self.repo.find_refusals(session, [r.command.claim_id for r in late]) if late else {}
+        for r in refused:
+            key = r.command.idempotency_key
+            if r.command.claim_id in stored:
+                outcome[key] = Created(None, created=True, refused=r.error)
+            elif r.command.claim_id in known:  # refused meanwhile by a concurrent consumer
+                outcome[key] = self._match_refusal(r.command, known[r.command.claim_id], channel)
+            else:  # the claim got a payout meanwhile: judge against it
+                again = await self.repo.find_existing(
+                    session, [key], [r.command.payout_request_id], [r.command.claim_id]
+                )
+                match = self._match(r.command, hashes[id(r.command)], again, channel)
+                assert match is not None
+                outcome[key] = match
+        return [outcome[c.idempotency_key] for c in commands]
+
+    def _unique(
+        self, commands: Sequence[CreatePayoutCommand], hashes: dict[int, str], channel: str
+    ) -> list[CreatePayoutCommand]:
+        """One command per idempotency key (same body twice is one request); a key, request id or claim named
+        twice with different bodies refuses the batch."""
         firsts: dict[str, CreatePayoutCommand] = {}
         by_request: dict[str, CreatePayoutCommand] = {}
         for cmd in commands:
@@ -116,20 +167,62 @@ class CreatePayouts:
                         "was used twice with different bodies",
                     )
         unique = list(firsts.values())
+        claims: dict[str, CreatePayoutCommand] = {}
+        for cmd in unique:
+            seen = claims.setdefault(cmd.claim_id, cmd)
+            if seen is not cmd:
+                self._refused(channel)
+                raise PayoutConflictError(
+                    cmd.idempotency_key,
+                    payout_id_for(seen.idempotency_key),
+                    f"claim {cmd.claim_id} is named by two requests ({seen.payout_request_id!r}, "
+                    f"{cmd.payout_request_id!r}): one claim has at most one payout",
+                )
+        return unique
+
+    async def _known(
+        self, session: AsyncSession, unique: list[CreatePayoutCommand], hashes: dict[int, str], channel: str
+    ) -> tuple[dict[str, Created], list[CreatePayoutCommand]]:
+        """Requests that name an existing payout or refusal (answered from it), and the fresh ones."""
         existing = await self.repo.find_existing(
-            session, [c.idempotency_key for c in unique], [c.payout_request_id for c in unique]
+            session,
+            [c.idempotency_key for c in unique],
+            [c.payout_request_id for c in unique],
+            [c.claim_id for c in unique],
         )
+        refusals = await self.repo.find_refusals(session, [c.claim_id for c in unique])
         outcome: dict[str, Created] = {}
         fresh = []
         for cmd in unique:
+            known = refusals.get(cmd.claim_id)
+            if known is not None:
+                outcome[cmd.idempotency_key] = self._match_refusal(cmd, known, channel)
+                continue
             match = self._match(cmd, hashes[id(cmd)], existing, channel)
             if match is not None:
                 outcome[cmd.idempotency_key] = match
             else:
                 fresh.append(cmd)
-        rows, records, changes = [], {}, []
+        return outcome, fresh
+
+    async def _create(
+        self,
+        session: AsyncSession,
+        fresh: list[CreatePayoutCommand],
+        hashes: dict[int, str],
+        outcome: dict[str, Created],
+        *,
+        channel: str,
+        now: datetime,
+    ) -> list[Refusal]:
+        """Store a payout for each fresh request some provider will pay; returns those none ever will."""
+        rows, records, changes, refused = [], {}, [], []
         for cmd in fresh:
-            entry = self.registry.route(cmd.amount.asset, cmd.destination.type, cmd.provider)
+            entry, error = self._screen(cmd)
+            if entry is None:
+                assert error is not None
+                refused.append(Refusal(cmd, error))
+                continue
             policy = self.approvals.policy_for(cmd.amount.asset, cmd.amount.amount)
             state = PayoutState.APPROVED if policy is ApprovalPolicy.AUTO else PayoutState.PENDING_APPROVAL
             row = self._row(
@@ -151,7 +244,9 @@ class CreatePayouts:
             rec = records[row["id"]]
             cmd = by_key[rec.idempotency_key]
             if rec.id not in inserted:  # a concurrent creator won the race: judge against what it stored
-                again = await self.repo.find_existing(session, [cmd.idempotency_key], [cmd.payout_request_id])
+                again = await self.repo.find_existing(
+                    session, [cmd.idempotency_key], [cmd.payout_request_id], [cmd.claim_id]
+                )
                 match = self._match(cmd, hashes[id(cmd)], again, channel)
                 assert match is not None
                 outcome[cmd.idempotency_key] = match
@@ -162,13 +257,130 @@ class CreatePayouts:
         if self.metrics is not None:
             for ch in changes:
                 self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
-        return [outcome[c.idempotency_key] for c in commands]
+        return refused
+
+    async def refuse_unreadable(self, session: AsyncSession, letter: DeadLetter) -> None:
+        """A payout request that could not be read but names its claim: refuse it for good, so rewards voids
+        the reservation now instead of never (unless the claim already has a payout, which settles it)."""
+        doc = letter.readable() or {}
+        data = doc.get("data")
+        if not isinstance(data, dict):
+            return
+        claim_id, request_id = data.get("claim_id"), data.get("payout_request_id")
+        if not (_is_identifier(claim_id) and _is_identifier(request_id)):
+            return
+        assert isinstance(claim_id, str)
+        assert isinstance(request_id, str)
+        if await self.repo.find_existing(session, [], [], [claim_id]):
+            return
+        key = data.get("idempotency_key")
+        command = CreatePayoutCommand(
+            payout_request_id=request_id,
+            claim_id=claim_id,
+            player_id=str(data.get("player_id") or "unknown")[:128],
+            amount=Money(asset="XLM", amount=0),  # unread: only the claim and the request id are trusted here
+            destination=_UNREAD_DESTINATION,
+            idempotency_key=key if isinstance(key, str) and _KEY_RE.fullmatch(key) else f"unreadable:{claim_id}",
+            requested_by="unknown",
+            provider=None,
+            correlation_id=letter.correlation_id or claim_id,
+            cause_event_id=str(letter.event_id) if letter.event_id else None,
+        )
+        error = PayoutError.of(
+            PayoutErrorCode.INVALID_REQUEST, f"the payout request could not be read ({letter.reason})"
+        )
+        await self._refuse(
+            session, [Refusal(command, error, request_hash=f"unreadable:{letter.digest.hex()}")], self.clock()
+        )
+
+    def _screen(self, cmd: CreatePayoutCommand) -> tuple[ProviderEntry | None, PayoutError | None]:
+        """The provider that will pay this request, or why none ever will."""
+        try:
+            entry = self.registry.route(cmd.amount.asset, cmd.destination.type, cmd.provider)
+        except NoRouteError as err:
+            return None, PayoutError.of(PayoutErrorCode.NO_PROVIDER_ROUTE, str(err))
+        if isinstance(entry.provider, PayoutValidator):
+            error = entry.provider.validate(
+                PayoutInstruction(
+                    payout_id=payout_id_for(cmd.idempotency_key),
+                    idempotency_key=cmd.idempotency_key,
+                    amount=cmd.amount,
+                    destination=cmd.destination,
+                )
+            )
+            if error is not None:
+                if error.retryable:  # a validator's verdict is about the request itself: final
+                    error = PayoutError.of(PayoutErrorCode.INVALID_REQUEST, error.message, provider=entry.name)
+                return None, error
+        return entry, None
+
+    async def _refuse(self, session: AsyncSession, refused: Sequence[Refusal], now: datetime) -> list[Refusal]:
+        """Store refusals (one per claim: a claim with a refusal never gets a payout, nor the reverse) and
+        announce each new one, in this transaction."""
+        if not refused:
+            return []
+        stored = await self.repo.insert_refusals(
+            session,
+            [
+                {
+                    "claim_id": r.command.claim_id,
+                    "payout_request_id": r.command.payout_request_id,
+                    "idempotency_key": r.command.idempotency_key,
+                    "request_hash": r.body_hash,
+                    "code": r.error.code.value,
+                    "detail": r.error.message[:1000],
+                    "correlation_id": r.command.correlation_id,
+                    "refused_at": now,
+                }
+                for r in refused
+            ],
+        )
+        new = [r for r in refused if r.command.claim_id in stored]
+        await self.repo.add_events(
+            session,
+            [
+                new_event(
+                    PayoutRequestRefused(
+                        payout_request_id=r.command.payout_request_id,
+                        claim_id=r.command.claim_id,
+                        code=r.error.code,
+                        detail=r.error.message[:1000],
+                        refused_at=now,
+                    ),
+                    source=self.source,
+                    correlation_id=r.command.correlation_id,
+                    causation_id=r.command.cause_event_id,
+                    subject=r.command.claim_id,
+                    event_id=refusal_event_id(r.command.claim_id),
+                )
+                for r in new
+            ],
+        )
+        if self.metrics is not None:
+            for r in new:
+                self.metrics.requests_refused.labels(r.error.code.value).inc()
+        return new
+
+    def _match_refusal(self, cmd: CreatePayoutCommand, known: dict[str, Any], channel: str) -> Created:
+        if known["request_hash"] != cmd.body_hash():
+            self._refused(channel)
+            raise PayoutConflictError(
+                cmd.idempotency_key,
+                "",
+                f"claim {cmd.claim_id}'s payout request {known['payout_request_id']!r} was refused "
+                f"({known['code']}); a different request for it cannot be paid either",
+            )
+        return Created(None, created=False, refused=PayoutError.of(PayoutErrorCode(known["code"]), known["detail"]))
 
     def _match(
         self, cmd: CreatePayoutCommand, body_hash: str, existing: Sequence[PayoutRecord], channel: str
     ) -> Created | None:
         for rec in existing:
-            if rec.idempotency_key == cmd.idempotency_key or rec.payout_request_id == cmd.payout_request_id:
+            if (
+                rec.idempotency_key == cmd.idempotency_key
+                or rec.payout_request_id == cmd.payout_request_id
+                or rec.claim_id == cmd.claim_id
+            ):
                 if rec.request_hash != body_hash:
                     self._refused(channel)
                     raise PayoutConflictError(
@@ -255,6 +467,20 @@ class CreatePayouts:
         return change
 
 
+_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_ID_RE = re.compile(IDENTIFIER_PATTERN)
+_UNREAD_DESTINATION = PayoutDestination(type=DestinationType.MANUAL, address="unread")
+
+
+def _is_identifier(value: object) -> bool:
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def refusal_event_id(claim_id: str) -> Any:
+    """One refusal per claim, whoever stages it (a request, or a request that could not be read)."""
+    return event_id_for("payout-request-refused", claim_id)
+
+
 def new_correlation_id(prefix: str = "admin") -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
@@ -264,6 +490,8 @@ __all__ = [
     "CreatePayouts",
     "Created",
     "PayoutConflictError",
+    "Refusal",
     "new_correlation_id",
     "payout_id_for",
+    "refusal_event_id",
 ]

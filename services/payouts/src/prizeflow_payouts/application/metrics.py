@@ -26,6 +26,7 @@ class PayoutMetrics:
     webhooks: Counter
     approvals_refused: Counter
     worker_runs: Counter
+    requests_refused: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "payouts") -> PayoutMetrics:
@@ -74,6 +75,12 @@ class PayoutMetrics:
                 n("approvals_refused"), "Approval decisions refused", ["code"], registry=registry
             ),
             worker_runs=Counter(n("worker_payouts"), "Worker results", ["result"], registry=registry),
+            requests_refused=Counter(
+                n("requests_refused"),
+                "Payout requests refused for good (PayoutRequestRefused: rewards voids the reservation), by code",
+                ["code"],
+                registry=registry,
+            ),
         )
 
 

@@ -51,6 +51,14 @@ class ProviderRegistry:
     def __iter__(self) -> Iterator[ProviderEntry]:
         return iter(self._order)
 
+    def routable(self) -> list[tuple[str, DestinationType, ProviderType]]:
+        """Every (asset, destination type) some provider pays, with that provider's type: what rewards may
+        accept claims for."""
+        return sorted(
+            {(asset, dt, e.type) for e in self._order for asset in e.assets for dt in e.destination_types},
+            key=lambda r: (r[0], r[1].value, r[2].value),
+        )
+
     def get(self, name: str) -> ProviderEntry:
         try:
             return self._entries[name]

@@ -15,19 +15,16 @@ from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict
 
 from prizeflow_contracts.errors import PayoutErrorCode
-from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason, XdrBase64
+from prizeflow_contracts.ids import ProviderRef, Reason, XdrBase64
 from prizeflow_contracts.money import Money, PayableMoney
 from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.adapters.repository import ListFilter, SqlPayoutRepository
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin, summary
 from prizeflow_payouts.application.create import (
-    CreatePayoutCommand,
-    CreatePayouts,
-    PayoutConflictError,
     new_correlation_id,
 )
-from prizeflow_payouts.application.ports import ExternalSigning, ExternalSigningError, PayoutValidator
-from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
+from prizeflow_payouts.application.ports import ExternalSigning, ExternalSigningError
+from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.http import ProblemError
@@ -56,16 +53,6 @@ class MarkPaidBody(_Body):
 class MarkFailedBody(_Body):
     reason: Reason
     code: PayoutErrorCode = PayoutErrorCode.INVALID_REQUEST
-
-
-class CreateBody(_Body):
-    payout_request_id: Identifier
-    claim_id: Identifier
-    player_id: Identifier
-    amount: PayableMoney
-    destination: PayoutDestination
-    idempotency_key: IdempotencyKey
-    provider: ProviderType | None = None
 
 
 class SignedXdrBody(_Body):
@@ -146,37 +133,6 @@ class PayoutsController(Controller):
             "attempts": [summary(a) for a in attempts],
             "approvals": [summary(a) for a in approvals],
         }
-
-    @post("/", guards=[require_roles(Role.ADMIN)], status_code=201)
-    async def create_payout(
-        self,
-        request: Request[Any, Any, Any],
-        data: CreateBody,
-        create: CreatePayouts,
-        admin: PayoutAdmin,
-        registry: ProviderRegistry,
-    ) -> dict[str, Any]:
-        actor = _actor(request)
-        cmd = CreatePayoutCommand(
-            payout_request_id=data.payout_request_id,
-            claim_id=data.claim_id,
-            player_id=data.player_id,
-            amount=data.amount,
-            destination=data.destination,
-            idempotency_key=data.idempotency_key,
-            requested_by=actor.user_id,
-            provider=data.provider,
-            correlation_id=actor.correlation_id,
-        )
-        _refuse_invalid(registry, data)
-        try:
-            async with admin.sessions() as session, session.begin():
-                (created,) = await create.execute(session, [cmd], channel="http")
-        except PayoutConflictError as err:
-            raise ProblemError(409, "idempotency_conflict", err.detail, payout_id=err.existing_id) from err
-        except NoRouteError as err:
-            raise ProblemError(422, "no_provider", str(err)) from err
-        return {"payout_id": created.payout_id, "created": created.created}
 
     @post("/quote", guards=[require_roles(Role.ADMIN, Role.OPS)], status_code=200)
     async def quote(self, data: QuoteBody, admin: PayoutAdmin) -> QuoteOut:
@@ -283,24 +239,6 @@ class PayoutsController(Controller):
         except ExternalSigningError as err:
             raise ProblemError(err.status, err.code, err.detail) from err
         return {"payout_id": payout_id, "queued": True, "tx_hash": done.tx_hash, "payout_ids": list(done.payout_ids)}
-
-
-def _refuse_invalid(registry: ProviderRegistry, data: CreateBody) -> None:
-    """Refuse, before anything is stored, what the routed provider could never pay (problem details)."""
-    try:
-        entry = registry.route(data.amount.asset, data.destination.type, data.provider)
-    except NoRouteError:
-        return  # the use case answers no_provider
-    if isinstance(entry.provider, PayoutValidator):
-        instruction = PayoutInstruction(
-            payout_id="validation",
-            idempotency_key=data.idempotency_key,
-            amount=data.amount,
-            destination=data.destination,
-        )
-        error = entry.provider.validate(instruction)
-        if error is not None:
-            raise ProblemError(422, error.code.value, error.message, provider=entry.name)
 
 
 async def _external_signing(

@@ -14,7 +14,6 @@ from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
 from prizeflow_payouts.application.ports import SignerResultsSink
-from prizeflow_payouts.application.registry import NoRouteError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 
 
@@ -46,9 +45,8 @@ class PayoutRequestsHandler:
         try:
             await self.create.execute(session, commands, channel="kafka")
         except PayoutConflictError as err:
+            # The claim already has a payout (or a refusal): that one settles its reservation; nothing is voided.
             raise EventRefusal("conflicting_event", err.detail) from err
-        except NoRouteError as err:
-            raise EventRefusal("invalid_payload", str(err)) from err
         if self.wake is not None:
             self.wake.set()  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
 

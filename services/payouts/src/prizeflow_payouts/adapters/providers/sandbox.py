@@ -21,6 +21,9 @@ other destination the configured `default_scenario`. Built-in scenarios (configu
 | outage | provider_unavailable for everyone during `duration_ms` (default 2000) after its first call |
 | timeout_after_success | executes the payout, then answers timeout_unknown_outcome (once per key) |
 | fail_<code> | every PayoutErrorCode: retryable codes raise (nothing created), terminal ones answer failed |
+
+A `refuse_<terminal code>:` address is refused before anything is created (`validate`), as a rail refuses a
+destination it can never pay: the request ends in PayoutRequestRefused.
 """
 
 # ruff: noqa: S608 - SQL names only the configured schema, validated as an identifier; values are bound
@@ -54,6 +57,7 @@ from prizeflow_contracts.providers import (
 from prizeflow_payouts.application.ports import CreateOutcome
 
 NAME: Final = "sandbox"
+REFUSE_PREFIX: Final = "refuse_"
 SIGNATURE_HEADER: Final = "x-sandbox-signature"
 _SCHEMA_LOCK: Final = 0x5341_4E44_424F_5831  # "SANDBOX1"
 
@@ -218,6 +222,20 @@ class SandboxPayoutProvider:
             if name in self._scenarios:
                 return self._scenarios[name]
         return self._scenarios[self._default]
+
+    def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
+        """A rail refuses some destinations before anything exists (a malformed account, a closed market): the
+        sandbox refuses a `refuse_<terminal code>:` address with that code, so the refusal path can be driven."""
+        dest = instruction.destination
+        if dest.type is not DestinationType.SANDBOX or not dest.address.startswith(REFUSE_PREFIX):
+            return None
+        try:
+            code = PayoutErrorCode(dest.address.removeprefix(REFUSE_PREFIX).split(":", 1)[0])
+        except ValueError:
+            return None
+        if is_retryable(code):
+            return None
+        return PayoutError.of(code, "the sandbox refuses this destination up front", provider=NAME)
 
     # -- RewardPayoutProvider -------------------------------------------------------------------------------
     async def quote(self, instruction: PayoutInstruction) -> Quote:
