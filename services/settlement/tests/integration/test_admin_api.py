@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prizeflow_contracts.envelope import HEADER_TYPE, decode
+from prizeflow_contracts.envelope import HEADER_TYPE, decode, new_event
+from prizeflow_contracts.events.game import RoundResultsReported
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
 from prizeflow_contracts.topics import AUDIT, GAME_ROUNDS, SETTLEMENT_ROUNDS
@@ -54,9 +55,18 @@ async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_t
 ) -> None:
     await prepare_topics(kafka_bootstrap, suffix)
     await ensure_topics(kafka_bootstrap, [AUDIT.name + suffix])
-    # round-held: one entry never arrives (entry_count 3, 2 seen) → held RESOLVED; round-open: still open.
+    # round-held: one entry never arrives (entry_count 3, 2 seen; the results place the two who entered) →
+    # held RESOLVED; round-open: still open.
     held = round_events("round-held", players=3)
     held = [e for e in held if getattr(e.data, "entry_id", None) != "round-held-e2"]
+    results = held[-1].data
+    assert isinstance(results, RoundResultsReported)
+    held[-1] = new_event(
+        results.model_copy(update={"placements": results.placements[:2]}),
+        source="/game/it",
+        correlation_id="round-held",
+        subject="round-held",
+    )
     opened = round_events("round-open", players=2)[:3]
     await publish(kafka_bootstrap, GAME_ROUNDS.name + suffix, [*held, *opened])
     svc = service_factory()
