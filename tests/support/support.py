@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
 from prizeflow_contracts.errors import EventRefusal
@@ -33,7 +34,7 @@ from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.auth import JwtConfig, issue_token
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import eventually, read_topic
+from prizeflow_runtime.testing import eventually, read_topic, wait_caught_up
 
 T = TypeVar("T")
 USDC = 10_000_000  # minor units in one USDC
@@ -192,3 +193,91 @@ async def events_on(bootstrap: str, topic: str) -> list[Envelope[Any]]:
 async def gather_events(bootstrap: str, topics: Sequence[str]) -> list[Envelope[Any]]:
     per_topic = await asyncio.gather(*(events_on(bootstrap, t) for t in topics))
     return [e for events in per_topic for e in events]
+
+
+async def top_up(api: Api, player: str, amount: int, *, reference: str | None = None) -> None:
+    """Money arrives in a player's wallet from outside (a card top-up)."""
+    await api.ok(
+        "POST",
+        "rewards",
+        f"/wallets/{player}/top-ups",
+        user="cashier",
+        roles=["admin"],
+        json={"asset": "USDC", "amount": amount, "provider": "sandbox", "reference": reference or uid("topup")},
+    )
+
+
+async def claim(
+    api: Api, player: str, amount: int, destination: dict[str, str], *, key: str | None = None
+) -> httpx.Response:
+    headers = {"Idempotency-Key": key} if key else {}
+    return await api.call(
+        "POST",
+        "rewards",
+        "/claims/",
+        user=player,
+        roles=["player"],
+        json={"asset": "USDC", "amount": amount, "destination": destination},
+        headers=headers,
+    )
+
+
+async def claim_status(api: Api, player: str, claim_id: str) -> str:
+    doc = await api.ok("GET", "rewards", f"/claims/{claim_id}", user=player, roles=["player"])
+    return str(doc["status"])
+
+
+async def groups_of(platform: Platform) -> dict[str, list[TopicPartition]]:
+    """The platform's consumer groups and the partitions each has committed offsets on (a partition it never
+    committed on is read from its start anyway: `auto_offset_reset=earliest`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        groups = [g[0] for g in await admin.list_consumer_groups() if g[0].endswith(platform.suffix)]
+        out: dict[str, list[TopicPartition]] = {}
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            if offsets:
+                out[group] = sorted(offsets, key=lambda tp: (tp.topic, tp.partition))
+        return out
+    finally:
+        await admin.close()
+
+
+async def topics_of(platform: Platform) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        return sorted(t for t in await admin.list_topics() if platform.suffix in t)
+    finally:
+        await admin.close()
+
+
+async def caught_up(platform: Platform, *, timeout: float = 120.0) -> None:
+    """Every consumer group has committed the end of every topic it reads, and every outbox is empty."""
+    for group, partitions in (await groups_of(platform)).items():
+        for topic in sorted({tp.topic for tp in partitions}):
+            await wait_caught_up(platform.infra.kafka_bootstrap, group, topic, timeout=timeout)
+    for proc in platform.procs.values():
+        if proc.database_url is not None:
+            db = proc.database_url
+
+            async def outbox(db: str = db) -> int:
+                return int((await fetch(db, "SELECT count(*) AS n FROM outbox"))[0]["n"])
+
+            await eventually(outbox, lambda n: n == 0, timeout=timeout)
+
+
+async def rewind(platform: Platform, groups: dict[str, list[TopicPartition]]) -> None:
+    """Commit offset 0 on every partition each group has read (its services are stopped): the operator's
+    "replay the topics" move."""
+    for group, partitions in groups.items():
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=platform.infra.kafka_bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            await consumer.commit(dict.fromkeys(partitions, 0))
+        finally:
+            await consumer.stop()
