@@ -1,6 +1,6 @@
 """Money follows settlement's decisions; one payout per claim; claims only to routable destinations.
 
-- `round_outcomes`: rounds whose money settlement decided (settled or voided): no entry fee is charged after.
+- `round_outcomes`: rounds whose money settlement decided (settled or voided): a voided round takes no more fees.
 - Entry escrow is per round (account owner = round id) and flagged debits_must_not_exceed_credits: a round
   can never pay out more than its entries paid in. The platform-wide escrow of earlier versions keeps its
   balance and flags; rounds in flight when upgrading should be drained first (see the rewards README).

@@ -117,10 +117,9 @@ class RoundMoney:
         operator redrives once the player can pay); the round's escrow then holds less than its pot, and the
         ledger refuses to let the round pay out the difference."""
         e: EntryAccepted = env.data
-        if await self._decided(conn, e.round_id):
-            raise EventRefusal(
-                "illegal_transition", f"entry {e.entry_id}: round {e.round_id}'s money was already settled or voided"
-            )
+        if await self._voided(conn, e.round_id):
+            # Its refunds are done: a fee charged now (a late redrive) would never come back.
+            raise EventRefusal("illegal_transition", f"entry {e.entry_id}: round {e.round_id} was voided")
         t = entry_fee(e)
         try:
             result = await self.ledger.apply(conn, [t])
@@ -129,12 +128,14 @@ class RoundMoney:
             raise EventRefusal(reason, f"entry {e.entry_id} of round {e.round_id}: {err.detail}") from err
         count_transfers(self.metrics, result)
 
-    async def _decided(self, conn: Conn, round_id: str) -> bool:
-        row = await conn.execute(text("SELECT 1 FROM round_outcomes WHERE round_id = :r"), {"r": round_id})
+    async def _voided(self, conn: Conn, round_id: str) -> bool:
+        row = await conn.execute(
+            text("SELECT 1 FROM round_outcomes WHERE round_id = :r AND outcome = 'voided'"), {"r": round_id}
+        )
         return row.first() is not None
 
     async def _record_outcomes(self, conn: Conn, outcomes: Sequence[tuple[str, str]]) -> None:
-        """The rounds whose money settlement decided (settled or voided): no entry fee is charged after that."""
+        """The rounds whose money settlement decided (settled or voided): a voided round takes no more fees."""
         if outcomes:
             await conn.execute(
                 text(
