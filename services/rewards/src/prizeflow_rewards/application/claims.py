@@ -568,7 +568,9 @@ class SettlePayout:
             raise EventRefusal(
                 "conflicting_event", f"claim {claim.id} has payout {claim.payout_id}: its request was not refused"
             )
-        await self._void(conn, claim)
+        # Held too: payouts refused a request naming this claim (it could only be forged or unreadable) and will
+        # refuse the real one when the hold is released, so the reservation goes back now, not never.
+        await self._void(conn, claim, allowed=(ClaimStatus.APPROVED, ClaimStatus.HELD))
 
     async def _paid(self, conn: Conn, claim: Claim, provider: str) -> None:
         if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
@@ -585,10 +587,12 @@ class SettlePayout:
         await self._apply(conn, [post_of(claim.pending), settle], claim)
         await self._status(conn, claim, ClaimStatus.PAID)
 
-    async def _void(self, conn: Conn, claim: Claim) -> None:
+    async def _void(
+        self, conn: Conn, claim: Claim, *, allowed: tuple[ClaimStatus, ...] = (ClaimStatus.APPROVED,)
+    ) -> None:
         if claim.status is ClaimStatus.VOIDED:
             return
-        if claim.status is not ClaimStatus.APPROVED:
+        if claim.status not in allowed:
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be voided")
         await self._apply(conn, [void_of(claim.pending)], claim)
         await self._status(conn, claim, ClaimStatus.VOIDED)

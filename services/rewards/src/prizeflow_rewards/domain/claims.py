@@ -19,10 +19,11 @@ class ClaimStatus(StrEnum):
     RETURNED = "returned"
 
 
-# held → approved (ops release) | rejected (ops reject); approved → paid | voided (payout failed/cancelled/
-# rejected); paid → returned (the provider reversed it).
+# held → approved (ops release) | rejected (ops reject) | voided (payouts refused a request naming it);
+# approved → paid | voided (payout failed/cancelled/rejected, or its request refused); paid → returned (the
+# provider reversed it).
 TRANSITIONS: Final[Mapping[ClaimStatus, frozenset[ClaimStatus]]] = {
-    ClaimStatus.HELD: frozenset({ClaimStatus.APPROVED, ClaimStatus.REJECTED}),
+    ClaimStatus.HELD: frozenset({ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.VOIDED}),
     ClaimStatus.APPROVED: frozenset({ClaimStatus.PAID, ClaimStatus.VOIDED}),
     ClaimStatus.PAID: frozenset({ClaimStatus.RETURNED}),
     ClaimStatus.REJECTED: frozenset(),
