@@ -239,6 +239,7 @@ def test_an_exact_envelope_hashes_and_signs_the_bytes_received() -> None:
     assert signed.tx_hash == exact.tx_hash
     assert signed.signed_by(key.public_key)
     assert not signed.signed_by(Keypair.random().public_key)
+    assert not signed.signed_by("G" + "A" * 55)  # not a valid key: no signature of it
     assert ps.exact_envelope(built.envelope_xdr, "Another network").tx_hash != exact.tx_hash
 
 

@@ -69,8 +69,11 @@ class ExactEnvelope:
         return base64.b64encode(out).decode()
 
     def signed_by(self, public_key: str) -> bool:
-        """A signature of `public_key` over this envelope's hash is attached."""
-        key = Keypair.from_public_key(public_key)
+        """A signature of `public_key` over this envelope's hash is attached (False for an invalid key)."""
+        try:
+            key = Keypair.from_public_key(public_key)
+        except ValueError:  # stellar-sdk's invalid-key errors are ValueErrors
+            return False
         for sig in self.signatures:
             if sig.hint.signature_hint != key.signature_hint():
                 continue
