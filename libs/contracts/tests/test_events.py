@@ -393,3 +393,16 @@ def test_refund_issued_to_the_wallet_needs_its_transfer() -> None:
 def test_signature_refusal_retryability() -> None:
     assert example_payload(ev.SignatureRefused, code="backend_unavailable").retryable
     assert not example_payload(ev.SignatureRefused).retryable
+
+
+def test_signature_refused_names_its_payouts_unless_the_request_was_unreadable() -> None:
+    with pytest.raises(ValidationError, match="malformed_request"):
+        example_payload(ev.SignatureRefused, payout_ids=[])
+    assert example_payload(ev.SignatureRefused, payout_ids=[], code="malformed_request").payout_ids == []
+    with pytest.raises(ValidationError, match="live_until"):
+        example_payload(ev.SignatureRefused, code="live_signature_exists")
+    with pytest.raises(ValidationError, match="live_until"):
+        example_payload(ev.SignatureRefused, live_until=1_700_000_000)
+    live = example_payload(ev.SignatureRefused, code="live_signature_exists", live_until=1_700_000_000)
+    assert live.live_until == 1_700_000_000
+    assert not live.retryable

@@ -214,3 +214,70 @@ def test_result_codes() -> None:
         ext=xdr.TransactionResultExt(0),
     )
     assert ps.transaction_result_code(result.to_xdr()) == "tx_bad_seq"
+
+
+def _usdc_payment() -> ps.BuiltTransaction:
+    return ps.build_payments(
+        source_account=SRC,
+        sequence=9,
+        payments=[ps.PaymentInstruction("po-1", DEST, "USDC", 5)],
+        network_passphrase=NET,
+        valid_until=int(time.time()) + 60,
+    )
+
+
+def test_an_exact_envelope_hashes_and_signs_the_bytes_received() -> None:
+    import base64
+
+    built = _usdc_payment()
+    exact = ps.exact_envelope(built.envelope_xdr, NET)
+    assert exact.tx_hash_hex == built.tx_hash
+    assert exact.transaction_bytes == base64.b64decode(built.envelope_xdr)[4:-4]
+    key = Keypair.random()
+    signed = ps.exact_envelope(exact.with_signature(key.signature_hint(), key.sign(exact.tx_hash)), NET)
+    assert signed.transaction_bytes == exact.transaction_bytes
+    assert signed.tx_hash == exact.tx_hash
+    assert signed.signed_by(key.public_key)
+    assert not signed.signed_by(Keypair.random().public_key)
+    assert not signed.signed_by("G" + "A" * 55)  # not a valid key: no signature of it
+    assert ps.exact_envelope(built.envelope_xdr, "Another network").tx_hash != exact.tx_hash
+
+
+def test_a_zero_padded_asset_code_is_not_canonical_though_stellar_sdk_reads_it() -> None:
+    from stellar_sdk import xdr
+
+    built = _usdc_payment()
+    env = xdr.TransactionEnvelope.from_xdr(built.envelope_xdr)
+    assert env.v1 is not None
+    pay = env.v1.tx.operations[0].body.payment_op
+    assert pay is not None
+    assert pay.asset.alpha_num4 is not None
+    a4 = pay.asset.alpha_num4
+    pay.asset = xdr.Asset(
+        xdr.AssetType.ASSET_TYPE_CREDIT_ALPHANUM12,
+        alpha_num12=xdr.AlphaNum12(xdr.AssetCode12(a4.asset_code.asset_code4 + b"\0" * 8), a4.issuer),
+    )
+    variant = env.to_xdr()
+    # stellar-sdk reads it back as USDC and re-encodes it as the canonical transaction: another hash.
+    assert TransactionEnvelope.from_xdr(variant, NET).hash_hex() == built.tx_hash
+    with pytest.raises(ps.NonCanonicalEnvelopeError):
+        ps.exact_envelope(variant, NET)
+    policy = ps.CheckPolicy(
+        network_passphrase=NET,
+        funding_account=SRC,
+        allowed_sources=frozenset({SRC}),
+        max_fee_stroops=10**6,
+        contract_id=None,
+        method_name=ps.DEFAULT_METHOD_NAME,
+        allowed_assets=frozenset({"USDC"}),
+    )
+    req = built.signature_request(request_id="r", network_passphrase=NET, max_fee_stroops=10**6)
+    with pytest.raises(ps.IntentViolation) as err:
+        ps.decode_and_check(variant, req, policy)
+    assert err.value.code.value == "non_canonical_encoding"
+
+
+@pytest.mark.parametrize("text", ["", "AAAA", "not base64!", "AAAAAgAAAAA="])
+def test_what_is_not_a_v1_envelope_is_an_envelope_error(text: str) -> None:
+    with pytest.raises(ps.EnvelopeError):
+        ps.exact_envelope(text, NET)

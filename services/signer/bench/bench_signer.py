@@ -29,7 +29,7 @@ from prizeflow_contracts.events.signer import SignatureRequested, TransactionSig
 from prizeflow_signer.adapters.backends import HotKeyBackend, Pkcs11Backend
 from prizeflow_signer.application.ports import AuditRecord, SignatureBackend
 from prizeflow_signer.application.sign_request import SignRequest
-from prizeflow_signer.domain.policy import SpendingPolicy
+from prizeflow_signer.domain.policy import LiveSignature, SpendingPolicy
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL, SoftHsmToken
 from prizeflow_stellar.checks import CheckPolicy
 
@@ -54,6 +54,12 @@ class MemoryStore:
         return {}
 
     async def record_spend(self, session: Any, request_id: str, amounts: Mapping[str, int]) -> None:
+        return None
+
+    async def live_signatures(self, session: Any, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+        return {}
+
+    async def record_signature(self, session: Any, **kw: Any) -> None:
         return None
 
     async def audit(self, session: Any, record: AuditRecord) -> None:

@@ -1,8 +1,9 @@
 """Stellar building blocks shared by the payouts service and the signer.
 
 Exact amounts, StrKey and idempotency-key validation, registry ↔ Stellar assets, transaction builders for
-classic payment batches and payout-contract calls (with the intent each one implements), the checker the
-signer runs before signing, and result-code parsing for RPC answers. No I/O.
+classic payment batches and payout-contract calls (with the intent each one implements), exact envelopes
+(canonical only, hashed and signed as received), the checker the signer runs before signing, and result-code
+parsing for RPC answers. No I/O.
 """
 
 from prizeflow_stellar.amounts import INT64_MAX, STROOPS_PER_UNIT, AmountError, check_stroops, from_stroops, to_stroops
@@ -30,6 +31,13 @@ from prizeflow_stellar.builder import (
     winners_scval,
 )
 from prizeflow_stellar.checks import CheckedTransaction, CheckPolicy, IntentViolation, decode_and_check
+from prizeflow_stellar.envelopes import (
+    TIME_BOUND_MARGIN_S,
+    EnvelopeError,
+    ExactEnvelope,
+    NonCanonicalEnvelopeError,
+    exact_envelope,
+)
 from prizeflow_stellar.results import operation_result_codes, transaction_result_code
 from prizeflow_stellar.strkeys import (
     AddressKind,
@@ -48,14 +56,18 @@ __all__ = [
     "DEFAULT_METHOD_NAME",
     "INT64_MAX",
     "STROOPS_PER_UNIT",
+    "TIME_BOUND_MARGIN_S",
     "AddressKind",
     "AmountError",
     "BuildError",
     "BuiltTransaction",
     "CheckPolicy",
     "CheckedTransaction",
+    "EnvelopeError",
+    "ExactEnvelope",
     "IntentViolation",
     "InvalidAddressError",
+    "NonCanonicalEnvelopeError",
     "PaymentInstruction",
     "Simulation",
     "UnsupportedAssetError",
@@ -67,6 +79,7 @@ __all__ = [
     "check_stroops",
     "contract_args",
     "decode_and_check",
+    "exact_envelope",
     "from_stroops",
     "invoke_intent",
     "is_account_id",

@@ -1,18 +1,18 @@
 """`decode_and_check`: does this unsigned envelope do exactly what the SignatureRequested intent says?
 
 The signer calls it before any key is touched. It works on the raw XDR (int64 stroops, SCVals), never on
-re-parsed decimals, and every refusal carries a stable `SignatureRefusalCode`.
+re-parsed decimals, and every refusal carries a stable `SignatureRefusalCode`. Only canonical envelopes pass
+(`prizeflow_stellar.envelopes`): the hash it returns is over the received bytes, so what was checked is
+exactly what gets signed.
 """
 
 from __future__ import annotations
 
-import binascii
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from stellar_sdk import Address, MuxedAccount, TransactionEnvelope, scval, xdr
-from stellar_sdk.exceptions import SdkError
+from stellar_sdk import Address, MuxedAccount, scval, xdr
 
 from prizeflow_contracts.events.signer import (
     ContractInvokeIntent,
@@ -20,8 +20,9 @@ from prizeflow_contracts.events.signer import (
     SignatureRefusalCode,
     SignatureRequested,
 )
-from prizeflow_stellar.assets import registry_code_of
+from prizeflow_stellar.assets import registry_code_of, stellar_asset
 from prizeflow_stellar.builder import contract_args
+from prizeflow_stellar.envelopes import EnvelopeError, ExactEnvelope, NonCanonicalEnvelopeError, exact_envelope
 
 Code = SignatureRefusalCode
 
@@ -54,10 +55,9 @@ class CheckPolicy:
 
 @dataclass(frozen=True, slots=True)
 class CheckedTransaction:
-    """A transaction that matched its intent: what to sign and what it moves."""
+    """A transaction that matched its intent: what to sign (the received bytes) and what it moves."""
 
-    envelope: TransactionEnvelope
-    tx_hash: bytes
+    exact: ExactEnvelope
     source_account: str
     fee: int
     max_time: int
@@ -65,8 +65,13 @@ class CheckedTransaction:
     destinations: tuple[str, ...] = ()
 
     @property
+    def tx_hash(self) -> bytes:
+        """The hash of the received envelope's bytes on the signer's network."""
+        return self.exact.tx_hash
+
+    @property
     def tx_hash_hex(self) -> str:
-        return self.tx_hash.hex()
+        return self.exact.tx_hash_hex
 
 
 def _account_of(muxed: xdr.MuxedAccount) -> str:
@@ -77,19 +82,18 @@ def _fail(code: SignatureRefusalCode, detail: str) -> IntentViolation:
     return IntentViolation(code, detail)
 
 
-def _decode(envelope_xdr: str, passphrase: str) -> tuple[TransactionEnvelope, xdr.Transaction]:
+def _decode(envelope_xdr: str, passphrase: str) -> tuple[ExactEnvelope, xdr.Transaction]:
     try:
-        raw = xdr.TransactionEnvelope.from_xdr(envelope_xdr)
-        env = TransactionEnvelope.from_xdr(envelope_xdr, passphrase)
-    except (SdkError, ValueError, TypeError, IndexError, binascii.Error) as err:
-        raise _fail(Code.MALFORMED_XDR, f"not a transaction envelope: {type(err).__name__}") from err
-    except Exception as err:  # xdrlib raises assorted errors on truncated input
-        raise _fail(Code.MALFORMED_XDR, f"not a transaction envelope: {type(err).__name__}") from err
-    if raw.type != xdr.EnvelopeType.ENVELOPE_TYPE_TX or raw.v1 is None:
-        raise _fail(Code.MALFORMED_XDR, "only v1 transaction envelopes are signed (no fee bumps, no v0)")
-    if raw.v1.signatures:
+        exact = exact_envelope(envelope_xdr, passphrase)
+    except NonCanonicalEnvelopeError as err:
+        raise _fail(Code.NON_CANONICAL_ENCODING, f"not canonical XDR: {err}") from err
+    except EnvelopeError as err:
+        raise _fail(Code.MALFORMED_XDR, str(err)) from err
+    v1 = exact.xdr_envelope.v1
+    assert v1 is not None
+    if v1.signatures:
         raise _fail(Code.MALFORMED_XDR, "the envelope to sign already carries signatures")
-    return env, raw.v1.tx
+    return exact, v1.tx
 
 
 def _check_time_bounds(tx: xdr.Transaction, policy: CheckPolicy, now: int | None) -> int:
@@ -123,6 +127,8 @@ def _check_payment(
         raise _fail(Code.ASSET_NOT_ALLOWED, f"operation {index} pays an asset that is not allowed")
     if code != want.asset:
         raise _fail(Code.ASSET_NOT_ALLOWED, f"operation {index} pays {code}, intent says {want.asset}")
+    if pay.asset.to_xdr_bytes() != stellar_asset(code).to_xdr_object().to_xdr_bytes():
+        raise _fail(Code.NON_CANONICAL_ENCODING, f"operation {index} encodes {code} in a non-canonical form")
     destination = _account_of(pay.destination)
     if destination != want.destination:
         raise _fail(Code.DESTINATION_MISMATCH, f"operation {index} pays {destination}, intent says {want.destination}")
@@ -227,7 +233,7 @@ def decode_and_check(
     """
     if request.network_passphrase != policy.network_passphrase:
         raise _fail(Code.WRONG_NETWORK, "the request is for another network than the signer's")
-    env, tx = _decode(envelope_xdr, policy.network_passphrase)
+    exact, tx = _decode(envelope_xdr, policy.network_passphrase)
     source = _account_of(tx.source_account)
     if source != request.source_account:
         raise _fail(Code.WRONG_SOURCE, f"transaction source {source} is not the request's {request.source_account}")
@@ -260,8 +266,7 @@ def decode_and_check(
         else:
             destinations.extend(_check_invoke(index, op, want, policy, amounts))
     return CheckedTransaction(
-        envelope=env,
-        tx_hash=env.hash(),
+        exact=exact,
         source_account=source,
         fee=fee,
         max_time=max_time,

@@ -1,4 +1,4 @@
-"""The composition root: backend, policies, store and the consumer, built from SignerSettings."""
+"""The composition root: backend, policies, store, the consumer and its refusal hook, built from SignerSettings."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_signer.adapters.backends import build_backend
 from prizeflow_signer.adapters.sql import SqlSignerStore
 from prizeflow_signer.application.ports import SignatureBackend
+from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest
 from prizeflow_signer.application.sign_request import SignRequest
-from prizeflow_signer.domain.policy import SpendingPolicy
-from prizeflow_signer.entrypoints.kafka import CONSUMER_NAME
+from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
+from prizeflow_signer.entrypoints.kafka import CONSUMER_NAME, refusal_hook
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import SignerSettings
 from prizeflow_stellar.checks import CheckPolicy
@@ -55,15 +56,20 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
     backend = backend or build_backend(settings)
     rt = ServiceRuntime(settings)
     metrics = SignerMetrics.create(rt.registry, settings.service_name)
+    store = SqlSignerStore()
     sign = SignRequest(
-        store=SqlSignerStore(),
+        store=store,
         backend=backend,
         check_policy=check_policy(settings),
         spending=spending_policy(settings),
         source=settings.source,
         metrics=metrics,
+        live=OneLiveSignature(settings.signer_live_margin_s),
     )
-    rt.add_consumer(CONSUMER_NAME, [SIGNER_REQUESTS.name], handler=sign)
+    refuse = RefuseUnreadableRequest(
+        store=store, backend_kind=backend.kind.value, source=settings.source, metrics=metrics
+    )
+    rt.add_consumer(CONSUMER_NAME, [SIGNER_REQUESTS.name], handler=sign, on_refusal=refusal_hook(refuse))
     app = rt.http_app([], dead_letter_routes=False)  # no inbound API but health and metrics
 
     async def close_backend() -> None:

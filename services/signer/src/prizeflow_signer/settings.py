@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_stellar.envelopes import TIME_BOUND_MARGIN_S
 
 TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"  # noqa: S105 - a public network name
 _XLM = 10_000_000  # stroops in one unit
@@ -60,6 +61,12 @@ class SignerSettings(ServiceSettings):
     )
     signer_deny_destinations: Annotated[list[str], NoDecode] = Field(default_factory=list)
     signer_max_validity_s: int = Field(default=3600, gt=0, description="Upper time bound at most this far ahead")
+    signer_live_margin_s: int = Field(
+        default=TIME_BOUND_MARGIN_S,
+        ge=0,
+        le=3600,
+        description="A signed transaction counts as live until this long after its upper time bound",
+    )
 
     signer_backend: BackendKind = Field(default=BackendKind.EXTERNAL)
     payouts_sign_with_hot_key: bool = Field(default=False, description="Must be true for the hot_key backend")

@@ -1,8 +1,10 @@
-"""The signer as a real process on real Kafka + PostgreSQL: requests in, results out through the outbox."""
+"""The signer as a real process on real Kafka + PostgreSQL: requests in, results out through the outbox; unreadable
+requests answered at once; one live signature per payout, held by the database too."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from stellar_sdk import Keypair, TransactionEnvelope
 
 import prizeflow_stellar as ps
@@ -29,9 +31,13 @@ from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS
 from prizeflow_devstack.ports import pick_free_port
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import create_engine
+from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.testing import eventually, read_topic
+from prizeflow_signer.adapters.sql import SqlSignerStore
+from prizeflow_signer.application.sign_request import result_event_id
+from prizeflow_signer.domain.policy import LiveSignature
 
 pytestmark = pytest.mark.integration
 
@@ -125,11 +131,11 @@ def signer_factory(db_url: str, kafka_bootstrap: str, suffix: str, tmp_path: Pat
         svc.stop()
 
 
-def request(n: int, *, amount: int = 10_000_000) -> Envelope[EventPayload]:
+def request(n: int, *, amount: int = 10_000_000, payout: str | None = None) -> Envelope[EventPayload]:
     built = ps.build_payments(
         source_account=HOT.public_key,
         sequence=1000 + n,
-        payments=[ps.PaymentInstruction(f"po-{n}", DEST, "XLM", amount)],
+        payments=[ps.PaymentInstruction(payout or f"po-{n}", DEST, "XLM", amount)],
         network_passphrase=NETWORK,
         valid_until=int(time.time()) + 600,
     )
@@ -137,11 +143,19 @@ def request(n: int, *, amount: int = 10_000_000) -> Envelope[EventPayload]:
     return new_event(payload, source="/prizeflow/payouts", correlation_id=f"payout-{n}")
 
 
-async def publish(bootstrap: str, topic: str, items: Sequence[Envelope[Any]]) -> None:
+async def publish(bootstrap: str, topic: str, items: Sequence[Envelope[Any] | bytes]) -> None:
+    """Envelopes as the runtime sends them; raw bytes as they are (garbage a producer might send)."""
     producer = idempotent_producer(bootstrap)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=e.encode(), key=e.key, headers=e.headers()) for e in items]
+        futures = [
+            await (
+                producer.send(topic, value=e, key=b"garbage")
+                if isinstance(e, bytes)
+                else producer.send(topic, value=e.encode(), key=e.key, headers=e.headers())
+            )
+            for e in items
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -235,3 +249,108 @@ async def test_sigkill_mid_stream_and_restart_gives_exactly_one_result_per_reque
         spent = await conn.scalar(text("SELECT sum(amount) FROM signer_spend"))
     assert signed == count
     assert spent == count * 10_000_000  # the daily cap counted every signature once
+
+
+async def test_an_unreadable_request_that_names_its_request_id_is_refused_at_once(
+    engine: AsyncEngine, kafka_bootstrap: str, suffix: str, signer_factory: Any
+) -> None:
+    """Garbage naming a valid request id gets SignatureRefused(malformed_request) and an audit row; a later
+    readable copy of that request gets the same answer; garbage naming no valid request id only goes to the DLQ."""
+    await ensure_topics(kafka_bootstrap, [SIGNER_REQUESTS.name + suffix, SIGNER_RESULTS.name + suffix])
+    honest = request(1, payout="po-garbage-1")
+    doc = json.loads(honest.encode())
+    bad_payload = json.dumps(
+        {**doc, "id": str(uuid.uuid4()), "data": {**doc["data"], "unsigned_xdr": "!!"}}  # invalid_payload
+    ).encode()
+    no_envelope = json.dumps({"data": {"request_id": "sig-noenv", "payout_ids": ["po-garbage-2"]}}).encode()
+    bad_id = json.dumps({**doc, "id": str(uuid.uuid4()), "data": {**doc["data"], "request_id": "no spaces!"}}).encode()
+    not_json = b"\xff{ not json"
+    svc = signer_factory()
+    svc.start()
+    await publish(kafka_bootstrap, SIGNER_REQUESTS.name + suffix, [bad_payload, no_envelope, bad_id, not_json])
+
+    async def dead_letters() -> list[str]:
+        async with engine.connect() as conn:
+            return [r[0] for r in await conn.execute(text("SELECT reason FROM dead_letters ORDER BY id"))]
+
+    assert sorted(await eventually(dead_letters, lambda d: len(list(d)) >= 4, timeout=60)) == sorted(
+        ["invalid_payload", "unknown_event_type", "invalid_payload", "malformed_json"]
+    )
+    out = await eventually(lambda: results(kafka_bootstrap, suffix), lambda r: len(r) >= 2, timeout=60)
+    assert set(out) == {result_event_id("sig-1"), result_event_id("sig-noenv")}
+    first, second = out[result_event_id("sig-1")], out[result_event_id("sig-noenv")]
+    assert isinstance(first, SignatureRefused)
+    assert (first.code.value, first.payout_ids) == ("malformed_request", ["po-garbage-1"])
+    assert "invalid_payload" in first.detail
+    assert isinstance(second, SignatureRefused)
+    assert (second.code.value, second.payout_ids) == ("malformed_request", ["po-garbage-2"])
+    # The readable request under the refused request id: the same answer, under the same event id.
+    await publish(kafka_bootstrap, SIGNER_REQUESTS.name + suffix, [honest])
+    await eventually(lambda: _audit_decisions(engine), lambda d: d.get("replayed", 0) >= 1, timeout=60)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT request_id, decision, code, payout_ids FROM signer_audit ORDER BY request_id, id")
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("sig-1", "refused", "malformed_request", ["po-garbage-1"]),
+        ("sig-1", "replayed", "malformed_request", ["po-garbage-1"]),
+        ("sig-noenv", "refused", "malformed_request", ["po-garbage-2"]),
+    ]
+    dlq = await eventually(
+        lambda: read_topic(kafka_bootstrap, SIGNER_REQUESTS.dlq + suffix), lambda r: len(r) >= 4, timeout=60
+    )
+    assert len(dlq) == 4  # every refused record is still dead-lettered, answered or not
+    assert sorted(dict(r.headers)[DLQ_REASON].decode() for r in dlq) == sorted(await dead_letters())
+    out = await results(kafka_bootstrap, suffix)
+    assert set(out) == {result_event_id("sig-1"), result_event_id("sig-noenv")}  # no answer to what named no id
+
+
+async def test_a_second_live_transaction_for_a_payout_is_refused_through_kafka(
+    engine: AsyncEngine, kafka_bootstrap: str, suffix: str, signer_factory: Any
+) -> None:
+    await ensure_topics(kafka_bootstrap, [SIGNER_REQUESTS.name + suffix, SIGNER_RESULTS.name + suffix])
+    first, rebuilt = request(1, payout="po-live"), request(2, payout="po-live")  # two transactions, one payout
+    same_again = new_event(
+        first.data.model_copy(update={"request_id": "sig-1b"}),
+        source="/prizeflow/payouts",
+        correlation_id="payout-1",
+    )
+    svc = signer_factory()
+    svc.start()
+    await publish(kafka_bootstrap, SIGNER_REQUESTS.name + suffix, [first])
+    await eventually(lambda: results(kafka_bootstrap, suffix), lambda r: len(r) >= 1, timeout=60)
+    await publish(kafka_bootstrap, SIGNER_REQUESTS.name + suffix, [rebuilt, same_again])
+    out = await eventually(lambda: results(kafka_bootstrap, suffix), lambda r: len(r) >= 3, timeout=60)
+    by_request = {p.request_id: p for p in out.values()}  # type: ignore[attr-defined]
+    signed, refused, again = by_request["sig-1"], by_request["sig-2"], by_request["sig-1b"]
+    assert isinstance(signed, TransactionSigned)
+    assert isinstance(refused, SignatureRefused)
+    assert refused.code.value == "live_signature_exists"
+    assert isinstance(again, TransactionSigned)
+    assert again.signed_xdr == signed.signed_xdr
+    async with engine.connect() as conn:
+        live = (await conn.execute(text("SELECT payout_id, tx_hash FROM signer_payout_signatures"))).all()
+        spent = await conn.scalar(text("SELECT sum(amount) FROM signer_spend"))
+    assert [tuple(r) for r in live] == [("po-live", signed.tx_hash)]
+    assert spent == 10_000_000  # the same transaction signed twice is counted once
+
+
+async def test_the_database_refuses_replacing_a_transaction_that_can_still_land(engine: AsyncEngine) -> None:
+    store = SqlSignerStore()
+    a, b = "a" * 64, "b" * 64
+    async with engine.begin() as conn, AsyncSession(bind=conn) as session:
+        await store.record_signature(session, request_id="r-a", tx_hash=a, max_time=1_000, payout_ids=["p"], now=900)
+        await store.record_signature(session, request_id="r-a2", tx_hash=a, max_time=1_000, payout_ids=["p"], now=950)
+    with pytest.raises(DBAPIError, match="can still land"):
+        async with engine.begin() as conn, AsyncSession(bind=conn) as session:
+            await store.record_signature(
+                session, request_id="r-b", tx_hash=b, max_time=2_000, payout_ids=["p"], now=1_000
+            )
+    async with engine.begin() as conn, AsyncSession(bind=conn) as session:
+        await store.record_signature(session, request_id="r-b", tx_hash=b, max_time=2_000, payout_ids=["p"], now=1_001)
+        assert (await store.live_signatures(session, ["p", "q"])) == {"p": LiveSignature(b, 2_000)}
+    with pytest.raises(DBAPIError, match="refused"):
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM signer_payout_signatures"))

@@ -1,11 +1,15 @@
 """SignRequest end to end on fakes for the store, with REAL keys: a hot key and an Ed25519 key in SoftHSM2.
 
 Every tampered request is refused with its own code; the honest one is signed and the signature verifies
-with stellar-sdk against the transaction hash on the signer's network.
+with stellar-sdk against the transaction hash on the signer's network. What is signed is exactly the bytes
+received (non-canonical encodings are refused), and a payout never has two live signed transactions.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import struct
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +26,7 @@ from prizeflow_contracts.events.signer import SignatureRefused, SignatureRequest
 from prizeflow_signer.adapters.backends import ExternalBackend, HotKeyBackend, Pkcs11Backend
 from prizeflow_signer.application.ports import AuditRecord, SignatureBackend
 from prizeflow_signer.application.sign_request import SignRequest, result_event_id
-from prizeflow_signer.domain.policy import SpendingPolicy
+from prizeflow_signer.domain.policy import LiveSignature, OneLiveSignature, SpendingPolicy
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL as HSM_KEY_LABEL
 from prizeflow_signer.softhsm import SoftHsmToken
 from prizeflow_stellar.checks import CheckPolicy
@@ -42,6 +46,7 @@ class FakeStore:
     spent: dict[str, int] = field(default_factory=dict)
     audits: list[AuditRecord] = field(default_factory=list)
     emitted: list[Envelope[Any]] = field(default_factory=list)
+    live: dict[str, LiveSignature] = field(default_factory=dict)
     locks: int = 0
 
     async def stored_result(self, session: Any, request_id: str) -> str | None:
@@ -60,6 +65,17 @@ class FakeStore:
     async def record_spend(self, session: Any, request_id: str, amounts: Mapping[str, int]) -> None:
         for asset, amount in amounts.items():
             self.spent[asset] = self.spent.get(asset, 0) + amount
+
+    async def live_signatures(self, session: Any, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+        return {p: self.live[p] for p in payout_ids if p in self.live}
+
+    async def record_signature(
+        self, session: Any, *, request_id: str, tx_hash: str, max_time: int, payout_ids: Sequence[str], now: int
+    ) -> None:
+        for p in payout_ids:
+            old = self.live.get(p)
+            assert old is None or old.tx_hash == tx_hash or now > old.max_time  # as the table's trigger
+            self.live[p] = LiveSignature(tx_hash, max_time)
 
     async def audit(self, session: Any, record: AuditRecord) -> None:
         self.audits.append(record)
@@ -99,7 +115,15 @@ class World:
         return decode(out.encode()).data
 
 
-def make_world(backend: SignatureBackend, *, daily_xlm: int = 1_000 * UNIT) -> World:
+@dataclass
+class Clock:
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_world(backend: SignatureBackend, *, daily_xlm: int = 1_000 * UNIT, clock: Clock | None = None) -> World:
     source = backend.public_key or Keypair.random().public_key
     store = FakeStore()
     signer = SignRequest(
@@ -122,15 +146,17 @@ def make_world(backend: SignatureBackend, *, daily_xlm: int = 1_000 * UNIT) -> W
             deny_destinations=frozenset({DENIED}),
         ),
         source="/prizeflow/signer",
+        clock=clock or Clock(),
+        live=OneLiveSignature(margin_s=5),
     )
     return World(signer, store, source)
 
 
-def payments(source: str, items: Sequence[tuple[str, str, int]], **kw: Any) -> ps.BuiltTransaction:
+def payments(source: str, items: Sequence[tuple[str, str, int]], *, first: int = 0, **kw: Any) -> ps.BuiltTransaction:
     args: dict[str, Any] = {
         "source_account": source,
         "sequence": 1234,
-        "payments": [ps.PaymentInstruction(f"po-{i}", d, a, n) for i, (d, a, n) in enumerate(items)],
+        "payments": [ps.PaymentInstruction(f"po-{first + i}", d, a, n) for i, (d, a, n) in enumerate(items)],
         "network_passphrase": NETWORK,
         "valid_until": int(time.time()) + 300,
     }
@@ -291,9 +317,9 @@ async def test_rolling_daily_cap_counts_what_was_signed_before(backend: Signatur
     w = make_world(backend, daily_xlm=12 * UNIT)
     first = payments(w.source, [(DEST, "XLM", 5 * UNIT)])
     assert isinstance(await w.run(request_for(first)), TransactionSigned)
-    second = payments(w.source, [(DEST, "XLM", 5 * UNIT)], sequence=1235)
+    second = payments(w.source, [(DEST, "XLM", 5 * UNIT)], sequence=1235, first=1)
     assert isinstance(await w.run(request_for(second)), TransactionSigned)
-    third = payments(w.source, [(DEST, "XLM", 5 * UNIT)], sequence=1236)
+    third = payments(w.source, [(DEST, "XLM", 5 * UNIT)], sequence=1236, first=2)
     assert_refused(await w.run(request_for(third)), "over_daily_cap")
     assert w.store.spent == {"XLM": 10 * UNIT}
     assert w.store.locks == 3
@@ -340,3 +366,161 @@ def test_hot_key_backend_never_shows_its_secret() -> None:
     backend = HotKeyBackend(HOT.secret)
     assert HOT.secret not in repr(backend)
     assert HOT.secret not in str(vars(backend))
+
+
+# --- exactly what was checked is what gets signed -----------------------------------------------------------
+
+
+def _zero_padded_alphanum12(canonical: str) -> str:
+    """The same payment with its 4-character asset code sent as a zero-padded 12-character one."""
+    env = xdr.TransactionEnvelope.from_xdr(canonical)
+    assert env.v1 is not None
+    pay = env.v1.tx.operations[0].body.payment_op
+    assert pay is not None
+    assert pay.asset.alpha_num4 is not None
+    a4 = pay.asset.alpha_num4
+    pay.asset = xdr.Asset(
+        xdr.AssetType.ASSET_TYPE_CREDIT_ALPHANUM12,
+        alpha_num12=xdr.AlphaNum12(xdr.AssetCode12(a4.asset_code.asset_code4 + b"\0" * 8), a4.issuer),
+    )
+    return str(env.to_xdr())
+
+
+def _nonzero_padding(canonical: str) -> str:
+    """A contract call whose method name's XDR padding byte is 1 instead of 0 (stellar-sdk does not check it)."""
+    raw = base64.b64decode(canonical)
+    name = b"distribute_winnings"  # 19 bytes: one padding byte follows
+    at = raw.index(name + b"\0") + len(name)
+    return base64.b64encode(raw[:at] + b"\1" + raw[at + 1 :]).decode()
+
+
+def _trailing_bytes(canonical: str) -> str:
+    return base64.b64encode(base64.b64decode(canonical) + b"\0\0\0\0").decode()
+
+
+def _non_canonical_base64(canonical: str) -> str:
+    """Same bytes, other text: the unused low bits of the last base64 character set."""
+    last = canonical.rstrip("=")
+    assert last != canonical, "needs a padded encoding"
+    assert last[-1] == "A", "the last character only carries the zero signature count's bits"
+    return last[:-1] + "B" + canonical[len(last) :]
+
+
+NON_CANONICAL: dict[str, tuple[Callable[[str], ps.BuiltTransaction], Callable[[str], str]]] = {
+    "zero_padded_alphanum12_usdc": (lambda s: payments(s, [(DEST, "USDC", 5 * UNIT)]), _zero_padded_alphanum12),
+    "nonzero_xdr_padding": (lambda s: invoke(s, [(DEST, 5)]), _nonzero_padding),
+    "trailing_bytes": (lambda s: payments(s, [(DEST, "XLM", 5 * UNIT)]), _trailing_bytes),
+    "non_canonical_base64": (lambda s: payments(s, [(DEST, "USDC", 5 * UNIT)]), _non_canonical_base64),
+}
+
+
+@pytest.mark.parametrize("form", sorted(NON_CANONICAL))
+async def test_a_non_canonical_envelope_is_refused_not_signed_as_re_encoded(
+    backend: SignatureBackend, form: str
+) -> None:
+    w = make_world(backend)
+    build, mangle = NON_CANONICAL[form]
+    honest = build(w.source)
+    variant = mangle(honest.envelope_xdr)
+    assert variant != honest.envelope_xdr
+    # stellar-sdk reads the variant as a valid envelope (what the signer used to check, then re-encode and sign).
+    if form != "trailing_bytes":
+        assert TransactionEnvelope.from_xdr(variant, NETWORK).transaction is not None
+    result = await w.run(request_for(honest, xdr_from=variant))
+    assert_refused(result, "non_canonical_encoding")
+    assert w.store.spent == {}
+    assert w.store.live == {}
+    assert [a.code for a in w.store.audits] == ["non_canonical_encoding"]
+
+
+def _signature_base(envelope_xdr: str) -> bytes:
+    """network id ‖ ENVELOPE_TYPE_TX ‖ transaction, straight from the bytes of an unsigned v1 envelope."""
+    raw = base64.b64decode(envelope_xdr)
+    assert raw[:4] == struct.pack(">I", 2)  # ENVELOPE_TYPE_TX
+    assert raw[-4:] == b"\0\0\0\0"  # no signatures
+    return hashlib.sha256(NETWORK.encode()).digest() + raw[:-4]
+
+
+@pytest.mark.parametrize("shape", ["payments", "invoke"])
+async def test_the_signed_envelope_is_the_received_bytes_plus_a_signature(
+    backend: SignatureBackend, shape: str
+) -> None:
+    w = make_world(backend)
+    built = (
+        payments(w.source, [(DEST, "USDC", 5 * UNIT), (OTHER, "XLM", 1)])
+        if shape == "payments"
+        else invoke(w.source, [(DEST, 7)])
+    )
+    result = await w.run(request_for(built))
+    assert isinstance(result, TransactionSigned)
+    received = base64.b64decode(built.envelope_xdr)
+    signed = base64.b64decode(result.signed_xdr)
+    expected_hash = hashlib.sha256(_signature_base(built.envelope_xdr)).digest()
+    assert result.tx_hash == expected_hash.hex()
+    assert signed[: len(received) - 4] == received[:-4]  # the transaction part, byte for byte
+    hint, signature = signed[len(received) : len(received) + 4], signed[len(received) + 8 :]
+    assert signed[len(received) - 4 : len(received)] == struct.pack(">I", 1)
+    assert signed[len(received) + 4 : len(received) + 8] == struct.pack(">I", 64)
+    key = Keypair.from_public_key(result.signed_by)
+    assert hint == key.signature_hint()
+    key.verify(expected_hash, signature)  # over the hash of the input's bytes
+    assert len(signed) == len(received) + 72
+
+
+# --- one live signature per payout ---------------------------------------------------------------------------
+
+
+async def test_a_second_transaction_for_a_payout_is_refused_while_the_first_can_land(
+    backend: SignatureBackend,
+) -> None:
+    clock = Clock()
+    w = make_world(backend, clock=clock)
+    first = payments(w.source, [(DEST, "XLM", UNIT)], valid_until=int(clock.now) + 60)
+    signed = await w.run(request_for(first))
+    assert isinstance(signed, TransactionSigned)
+    rebuilt = payments(w.source, [(DEST, "XLM", UNIT)], sequence=1235, valid_until=int(clock.now) + 120)
+    refused = await w.run(request_for(rebuilt))
+    assert_refused(refused, "live_signature_exists")
+    assert isinstance(refused, SignatureRefused)
+    assert refused.live_until == first.max_time + 5
+    assert w.store.live["po-0"] == LiveSignature(first.tx_hash, first.max_time)
+    clock.now = first.max_time + 5  # bound passed, but within the margin the ledger clock may lag
+    assert_refused(await w.run(request_for(rebuilt)), "live_signature_exists")
+    clock.now = first.max_time + 6
+    assert isinstance(await w.run(request_for(rebuilt)), TransactionSigned)
+    assert w.store.live["po-0"] == LiveSignature(rebuilt.tx_hash, rebuilt.max_time)
+    assert w.store.spent == {"XLM": 2 * UNIT}
+
+
+async def test_another_batch_sharing_one_payout_is_refused_too(backend: SignatureBackend) -> None:
+    w = make_world(backend)
+    assert isinstance(await w.run(request_for(payments(w.source, [(DEST, "XLM", UNIT)]))), TransactionSigned)
+    # po-0 again, alongside a new payout po-1: po-1 must not be signed either (one transaction, all or nothing).
+    batch = payments(w.source, [(DEST, "XLM", UNIT), (OTHER, "XLM", UNIT)], sequence=1240)
+    assert_refused(await w.run(request_for(batch)), "live_signature_exists")
+    assert "po-1" not in w.store.live
+
+
+async def test_the_same_transaction_under_a_new_request_id_is_signed_again_and_counted_once(
+    backend: SignatureBackend,
+) -> None:
+    w = make_world(backend)
+    built = payments(w.source, [(DEST, "XLM", UNIT)])
+    first = await w.run(request_for(built))
+    again = await w.run(request_for(built))  # request_for mints a new request id
+    assert isinstance(first, TransactionSigned)
+    assert isinstance(again, TransactionSigned)
+    assert first.request_id != again.request_id
+    assert again.signed_xdr == first.signed_xdr  # Ed25519 is deterministic: the very same envelope
+    assert w.store.spent == {"XLM": UNIT}
+    assert [a.decision for a in w.store.audits] == ["signed", "signed"]
+    assert w.store.audits[1].detail is not None
+
+
+async def test_external_backend_records_no_live_signature() -> None:
+    w = make_world(ExternalBackend())
+    first = payments(w.source, [(DEST, "XLM", UNIT)])
+    assert_refused(await w.run(request_for(first)), "external_signing_required")
+    rebuilt = payments(w.source, [(DEST, "XLM", UNIT)], sequence=1235)
+    assert_refused(await w.run(request_for(rebuilt)), "external_signing_required")
+    assert w.store.live == {}

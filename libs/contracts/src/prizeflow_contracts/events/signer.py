@@ -44,6 +44,14 @@ class SignatureRefusalCode(StrEnum):
     BACKEND_UNAVAILABLE = "backend_unavailable"
     # The signer runs the `external` backend: checks passed, an operator signs out of band (payouts admin API).
     EXTERNAL_SIGNING_REQUIRED = "external_signing_required"
+    # The envelope decodes but does not re-encode to the same bytes (e.g. a zero-padded asset code, trailing
+    # bytes, non-zero padding): what would be signed is not what was checked.
+    NON_CANONICAL_ENCODING = "non_canonical_encoding"
+    # The request itself could not be read (bad JSON, envelope or payload) but named its request id.
+    MALFORMED_REQUEST = "malformed_request"
+    # A transaction the signer signed earlier for one of these payouts can still land (its upper time bound
+    # has not passed); `live_until` says when it will sign another.
+    LIVE_SIGNATURE_EXISTS = "live_signature_exists"
 
 
 # Only a signer outage may be retried with the same request; every other refusal is a verdict.
@@ -207,9 +215,31 @@ class SignatureRefused(EventPayload):
     TOPIC: ClassVar[Topic] = SIGNER_RESULTS
 
     request_id: Identifier
-    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_OPERATIONS)]
+    payout_ids: Annotated[
+        list[Identifier],
+        Field(
+            max_length=MAX_OPERATIONS,
+            description="The request's payouts; empty only for malformed_request when the record named none",
+        ),
+    ]
     code: SignatureRefusalCode
     detail: Annotated[str, Field(min_length=1, max_length=2000)]
+    live_until: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="live_signature_exists: unix time after which the signer signs another transaction for "
+            "these payouts",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SignatureRefused:
+        if not self.payout_ids and self.code is not SignatureRefusalCode.MALFORMED_REQUEST:
+            raise ValueError("payout_ids may be empty only for a malformed_request refusal")
+        if (self.live_until is not None) != (self.code is SignatureRefusalCode.LIVE_SIGNATURE_EXISTS):
+            raise ValueError("live_until is given exactly for live_signature_exists refusals")
+        return self
 
     @property
     def retryable(self) -> bool:

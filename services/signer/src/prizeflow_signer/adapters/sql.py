@@ -1,4 +1,5 @@
-"""The signer's tables: append-only audit and spend rows, stored results (one per request id)."""
+"""The signer's tables: append-only audit and spend rows, stored results (one per request id), and the last
+transaction signed per payout."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_runtime.outbox import add_event
 from prizeflow_signer.application.ports import AuditRecord
+from prizeflow_signer.domain.policy import LiveSignature
 
 SPEND_LOCK_KEY = 0x5349_474E_4341_5053  # "SIGNCAPS": one cap decision at a time across signer replicas
 
@@ -49,6 +51,38 @@ class SqlSignerStore:
                 text("INSERT INTO signer_spend (request_id, asset, amount) VALUES (:r, :a, :n)"),
                 [{"r": request_id, "a": asset, "n": amount} for asset, amount in amounts.items()],
             )
+
+    async def live_signatures(self, session: AsyncSession, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+        rows = await session.execute(
+            text("SELECT payout_id, tx_hash, max_time FROM signer_payout_signatures WHERE payout_id = ANY(:ids)"),
+            {"ids": list(payout_ids)},
+        )
+        return {str(p): LiveSignature(str(h), int(m)) for p, h, m in rows}
+
+    async def record_signature(
+        self,
+        session: AsyncSession,
+        *,
+        request_id: str,
+        tx_hash: str,
+        max_time: int,
+        payout_ids: Sequence[str],
+        now: int,
+    ) -> None:
+        """Upsert per payout; the table's trigger refuses replacing a transaction that can still land."""
+        await session.execute(
+            text(
+                """
+                INSERT INTO signer_payout_signatures (payout_id, tx_hash, max_time, request_id, signed_at_epoch)
+                SELECT p, :h, :m, :r, :now FROM unnest(CAST(:ids AS text[])) AS p
+                ON CONFLICT (payout_id) DO UPDATE SET
+                    tx_hash = EXCLUDED.tx_hash, max_time = EXCLUDED.max_time, request_id = EXCLUDED.request_id,
+                    signed_at_epoch = EXCLUDED.signed_at_epoch, updated_at = now()
+                WHERE signer_payout_signatures.tx_hash <> EXCLUDED.tx_hash
+                """
+            ),
+            {"ids": list(payout_ids), "h": tx_hash, "m": max_time, "r": request_id, "now": now},
+        )
 
     async def emit(self, session: AsyncSession, envelope: Envelope[Any]) -> None:
         await add_event(session, envelope)

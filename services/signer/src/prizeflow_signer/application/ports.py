@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
+from prizeflow_signer.domain.policy import LiveSignature
 from prizeflow_signer.settings import BackendKind
 
 
@@ -60,7 +61,25 @@ class SignerStore(Protocol):
     async def save_result(self, session: AsyncSession, request_id: str, outcome: str, envelope: str) -> None: ...
 
     async def lock_spending(self, session: AsyncSession) -> None:
-        """Serialize cap decisions until the transaction ends (concurrent signers cannot both pass)."""
+        """Serialize cap and live-signature decisions until the transaction ends (concurrent signers cannot
+        both pass)."""
+        ...
+
+    async def live_signatures(self, session: AsyncSession, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+        """The last transaction signed for each of these payouts, if any."""
+        ...
+
+    async def record_signature(
+        self,
+        session: AsyncSession,
+        *,
+        request_id: str,
+        tx_hash: str,
+        max_time: int,
+        payout_ids: Sequence[str],
+        now: int,
+    ) -> None:
+        """Remember that `tx_hash` (valid until `max_time`) was signed for these payouts at `now`."""
         ...
 
     async def spent_in_window(self, session: AsyncSession, assets: Sequence[str]) -> dict[str, int]: ...

@@ -1,8 +1,11 @@
 """SignRequest: check a SignatureRequested against its intent and policy, sign or refuse, audit, emit.
 
 Everything happens in the consumer's database transaction: the result event (outbox), the audit row, the
-stored result and the spend rows commit together or not at all, so a crash anywhere yields exactly one
-outcome per request id.
+stored result, the spend rows and the payouts' live signatures commit together or not at all, so a crash
+anywhere yields exactly one outcome per request id.
+
+What is signed is the hash of exactly the bytes that were checked, and the signed envelope returned is those
+bytes plus the signature.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from stellar_sdk import Keypair
-from stellar_sdk.decorated_signature import DecoratedSignature
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, follow
 from prizeflow_contracts.errors import EventRefusal
@@ -26,10 +28,11 @@ from prizeflow_contracts.events.signer import (
     TransactionSigned,
 )
 from prizeflow_signer.application.ports import AuditRecord, BackendUnavailableError, SignatureBackend, SignerStore
-from prizeflow_signer.domain.policy import SpendingPolicy
+from prizeflow_signer.domain.policy import LiveSignatureExistsError, OneLiveSignature, SpendingPolicy
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import BackendKind
 from prizeflow_stellar.checks import CheckedTransaction, CheckPolicy, IntentViolation, decode_and_check
+from prizeflow_stellar.envelopes import TIME_BOUND_MARGIN_S
 
 log = logging.getLogger(__name__)
 Code = SignatureRefusalCode
@@ -49,6 +52,7 @@ class SignRequest:
     source: str
     metrics: SignerMetrics | None = None
     clock: Callable[[], float] = field(default=time.time)
+    live: OneLiveSignature = field(default_factory=lambda: OneLiveSignature(TIME_BOUND_MARGIN_S))
 
     async def __call__(self, session: AsyncSession, envelope: Envelope[EventPayload]) -> None:
         request = envelope.data
@@ -58,10 +62,11 @@ class SignRequest:
         if stored is not None:
             await self._replay(session, envelope, request, stored)
             return
-        outcome, result, audit = self._decide_static(envelope, request)
+        now = int(self.clock())
+        outcome, result, audit = self._decide_static(envelope, request, now)
         if outcome == "checked":
             assert isinstance(result, CheckedTransaction)
-            outcome, result, audit = await self._decide_and_sign(session, envelope, request, result)
+            outcome, result, audit = await self._decide_and_sign(session, envelope, request, result, now)
         assert isinstance(result, EventPayload)
         retryable = isinstance(result, SignatureRefused) and result.retryable
         event_id = event_id_for("signer-attempt", envelope.id) if retryable else result_event_id(request.request_id)
@@ -95,15 +100,19 @@ class SignRequest:
     ) -> tuple[str, EventPayload, AuditRecord]:
         decision = "external" if v.code is Code.EXTERNAL_SIGNING_REQUIRED else "refused"
         payload = SignatureRefused(
-            request_id=request.request_id, payout_ids=request.payout_ids, code=v.code, detail=v.detail[:2000]
+            request_id=request.request_id,
+            payout_ids=request.payout_ids,
+            code=v.code,
+            detail=v.detail[:2000],
+            live_until=v.live_until if isinstance(v, LiveSignatureExistsError) else None,
         )
         return decision, payload, self._audit(envelope, request, decision, code=v.code.value, detail=v.detail, **kw)
 
     def _decide_static(
-        self, envelope: Envelope[EventPayload], request: SignatureRequested
+        self, envelope: Envelope[EventPayload], request: SignatureRequested, now: int
     ) -> tuple[str, EventPayload | CheckedTransaction, AuditRecord]:
         try:
-            checked = decode_and_check(request.unsigned_xdr, request, self.check_policy, now=int(self.clock()))
+            checked = decode_and_check(request.unsigned_xdr, request, self.check_policy, now=now)
             self.spending.check_transaction(checked)
         except IntentViolation as v:
             return self._refusal(envelope, request, v, source_account=request.source_account)
@@ -115,6 +124,7 @@ class SignRequest:
         envelope: Envelope[EventPayload],
         request: SignatureRequested,
         checked: CheckedTransaction,
+        now: int,
     ) -> tuple[str, EventPayload, AuditRecord]:
         common: dict[str, Any] = {
             "tx_hash": checked.tx_hash_hex,
@@ -123,8 +133,12 @@ class SignRequest:
         }
         try:
             await self.store.lock_spending(session)
-            used = await self.store.spent_in_window(session, sorted(checked.amounts))
-            self.spending.check_daily(checked.amounts, used)
+            live = await self.store.live_signatures(session, request.payout_ids)
+            # The same transaction signed again moves nothing new: it is neither capped nor counted twice.
+            resigning = self.live.check(request.payout_ids, checked.tx_hash_hex, live, now)
+            if not resigning:
+                used = await self.store.spent_in_window(session, sorted(checked.amounts))
+                self.spending.check_daily(checked.amounts, used)
             if self.backend.kind is BackendKind.EXTERNAL:
                 raise IntentViolation(
                     Code.EXTERNAL_SIGNING_REQUIRED,
@@ -149,17 +163,27 @@ class SignRequest:
             return self._refusal(envelope, request, IntentViolation(Code.BACKEND_UNAVAILABLE, why), **common)
         if self.metrics is not None:
             self.metrics.sign_seconds.labels(self.backend.kind.value).observe(time.perf_counter() - started)
-        env = checked.envelope
-        env.signatures.append(DecoratedSignature(signer.signature_hint(), signature))
-        await self.store.record_spend(session, request.request_id, checked.amounts)
+        signed_xdr = checked.exact.with_signature(signer.signature_hint(), signature)
+        await self.store.record_signature(
+            session,
+            request_id=request.request_id,
+            tx_hash=checked.tx_hash_hex,
+            max_time=checked.max_time,
+            payout_ids=request.payout_ids,
+            now=now,
+        )
+        if not resigning:
+            await self.store.record_spend(session, request.request_id, checked.amounts)
         payload = TransactionSigned(
             request_id=request.request_id,
             payout_ids=request.payout_ids,
-            signed_xdr=env.to_xdr(),
+            signed_xdr=signed_xdr,
             tx_hash=checked.tx_hash_hex,
             signed_by=public_key,
         )
-        return "signed", payload, self._audit(envelope, request, "signed", signed_by=public_key, **common)
+        detail = "the same transaction as an earlier request: signed again, not counted again" if resigning else None
+        audit = self._audit(envelope, request, "signed", signed_by=public_key, detail=detail, **common)
+        return "signed", payload, audit
 
     async def _replay(
         self, session: AsyncSession, envelope: Envelope[EventPayload], request: SignatureRequested, stored: str

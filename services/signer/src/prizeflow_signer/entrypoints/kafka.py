@@ -1,7 +1,34 @@
-"""SignatureRequested in: one handler call per request, inside the runtime's transaction."""
+"""SignatureRequested in: one handler call per request, inside the runtime's transaction; and the refusal hook
+that answers a request the signer could not read, inside the transaction that dead-letters it."""
 
 from __future__ import annotations
 
 from typing import Final
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prizeflow_runtime.dead_letters import DeadLetter, RefusalHook
+from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest, UnreadableRequest
+
 CONSUMER_NAME: Final = "signer"
+
+
+def refusal_hook(refuse: RefuseUnreadableRequest) -> RefusalHook:
+    """The runtime's `on_refusal`: a dead-lettered record that names a request id gets that request's answer."""
+
+    async def hook(session: AsyncSession, letter: DeadLetter) -> None:
+        request = UnreadableRequest.from_document(
+            letter.readable(),
+            reason=letter.reason,
+            detail=letter.detail,
+            event_id=letter.event_id,
+            correlation_id=letter.correlation_id,
+            digest=letter.digest,
+        )
+        if request is not None:
+            await refuse(session, request)
+
+    return hook
+
+
+__all__ = ["CONSUMER_NAME", "refusal_hook"]

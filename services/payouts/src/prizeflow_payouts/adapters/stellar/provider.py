@@ -11,7 +11,12 @@ and drives each envelope to an end. `sync_status` reads the books. Never twice o
   bound, or after its sequence number was consumed by another transaction (read before getTransaction);
 - an envelope is resubmitted unchanged until it lands or dies; only then a new one is built (new attempt);
 - a failed transaction moved nothing: the payouts whose operation failed get its code, the others go back to
-  the queue without penalty (a contract call that failed with many winners is split into single-winner calls).
+  the queue without penalty (a contract call that failed with many winners is split into single-winner calls);
+- the signer signs at most one live transaction per payout, so payouts of a signed envelope that ended (failed,
+  or dead by a consumed sequence number) are rebuilt only once its upper time bound has passed (plus a margin
+  for the ledger clock): the signer cannot know the first can no longer land, and would refuse;
+- a signed envelope is accepted only if it is exactly the transaction built (its hash over the received bytes
+  equals the stored one) with a valid signature; anything else is never submitted.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any, Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from stellar_sdk import Keypair, TransactionEnvelope
+from stellar_sdk import Keypair
 from stellar_sdk.exceptions import BadSignatureError
 
 import prizeflow_stellar as ps
@@ -65,6 +70,13 @@ log = logging.getLogger(__name__)
 C = PayoutErrorCode
 _ENGINE_LOCK_BASE: Final = 0x5354_454C_4C41_0000  # "STELLA..": one engine leader per provider per database
 STELLAR_SCALE: Final = 7
+# stellar_txs.error_code of a TransactionSigned that is not exactly the transaction built (never submitted).
+SIGNED_ENVELOPE_MISMATCH: Final = "signed_envelope_mismatch"
+
+
+def _live_until(tx: Mapping[str, Any]) -> int:
+    """When a signed envelope's payouts may be rebuilt: once the signer would sign another transaction for them."""
+    return int(tx["max_time"]) + ps.TIME_BOUND_MARGIN_S + 1
 
 
 @dataclass(frozen=True)
@@ -835,6 +847,7 @@ class StellarPayoutProvider:
                     "isolate": isolate,
                     "refund": 1,
                     "delay_s": 0,
+                    "live_until": _live_until(tx),
                     "error_code": None,
                     "detail": f"batch failed ({result_code}) because of another payout",
                 },
@@ -850,6 +863,7 @@ class StellarPayoutProvider:
                         "isolate": True,
                         "refund": 0,
                         "delay_s": min(60.0, 2.0 * attempts.get(pid, 1)),
+                        "live_until": _live_until(tx),
                         "error_code": code.value,
                         "detail": detail,
                     },
@@ -897,6 +911,7 @@ class StellarPayoutProvider:
                     "isolate": False,
                     "refund": 0,
                     "delay_s": 0,
+                    "live_until": _live_until(tx),
                     "error_code": code.value,
                     "detail": f"envelope {tx['tx_hash']} never landed ({code.value})",
                 },
@@ -923,25 +938,44 @@ class StellarPayoutProvider:
         self.wake.set()
 
     async def _signed(self, session: AsyncSession, data: TransactionSigned) -> None:
-        try:
-            env = TransactionEnvelope.from_xdr(data.signed_xdr, self.o.network_passphrase)
-            actual = env.hash_hex()
-        except Exception:  # noqa: BLE001 - a malformed answer is logged and ignored: the envelope will expire
-            log.error("signer returned an undecodable envelope", extra={"request_id": data.request_id})
-            return
-        if actual != data.tx_hash:
-            log.error("signer result hash mismatch", extra={"request_id": data.request_id})
+        """Accept the envelope only if it is exactly the transaction built here, validly signed by `signed_by`."""
+        params = {"id": data.request_id, "provider": self.o.name}
+        row = (await session.execute(q.TX_FOR_SIGNATURE, params)).mappings().first()
+        if row is None or row["state"] not in ("signing", "external"):
+            return  # not ours, or decided meanwhile (a duplicate or late answer)
+        tx = dict(row)
+        why = self._not_the_transaction_built(data, tx)
+        if why is not None:
+            log.error(
+                "signed envelope refused",
+                extra={"request_id": data.request_id, "code": SIGNED_ENVELOPE_MISMATCH, "reason": why},
+            )
+            detail = f"signed envelope refused, never submitted: {why}"
+            await session.execute(
+                q.SIGNED_REFUSED, {**params, "error_code": SIGNED_ENVELOPE_MISMATCH, "detail": detail[:1000]}
+            )
             return
         await session.execute(
             q.SIGNED,
-            {
-                "id": data.request_id,
-                "provider": self.o.name,
-                "tx_hash": actual,
-                "signed_xdr": data.signed_xdr,
-                "signed_by": data.signed_by,
-            },
+            {**params, "tx_hash": tx["tx_hash"], "signed_xdr": data.signed_xdr, "signed_by": data.signed_by},
         )
+
+    def _not_the_transaction_built(self, data: TransactionSigned, tx: Mapping[str, Any]) -> str | None:
+        """Why `data` is not the stored transaction with a valid signature of its signer, or None."""
+        try:
+            signed = ps.exact_envelope(data.signed_xdr, self.o.network_passphrase)
+        except ps.NonCanonicalEnvelopeError as err:
+            return f"not canonical XDR ({err})"
+        except ps.EnvelopeError as err:
+            return f"undecodable ({err})"
+        built = ps.exact_envelope(tx["unsigned_xdr"], self.o.network_passphrase)
+        if signed.tx_hash_hex != tx["tx_hash"] or signed.transaction_bytes != built.transaction_bytes:
+            return f"transaction {signed.tx_hash_hex} is not the one built ({tx['tx_hash']})"
+        if data.tx_hash != tx["tx_hash"]:
+            return f"the answer names transaction {data.tx_hash}, not the one built ({tx['tx_hash']})"
+        if not signed.signed_by(data.signed_by):
+            return f"no valid signature of {data.signed_by} over the transaction built"
+        return None
 
     async def _refused(self, session: AsyncSession, data: SignatureRefused) -> None:
         params = {"id": data.request_id, "provider": self.o.name, "detail": data.detail[:1000]}
@@ -962,6 +996,24 @@ class StellarPayoutProvider:
         lane, seq, payout_ids = row
         await session.execute(q.RELEASE_LANE_RESYNC, {"lane": lane, "tx": data.request_id, "sequence": int(seq) - 1})
         detail = f"signer refused: {data.code.value}: {data.detail}"[:1000]
+        if data.code is SignatureRefusalCode.LIVE_SIGNATURE_EXISTS:
+            # Not a verdict on the payouts: an earlier transaction signed for them may still land. Never fail
+            # them now (it could pay them); rebuild once the signer says it can no longer land.
+            until = data.live_until if data.live_until is not None else int(_now()) + self.o.validity_s
+            await session.execute(
+                q.REQUEUE,
+                {
+                    "tx": data.request_id,
+                    "payout_ids": list(payout_ids),
+                    "isolate": False,
+                    "refund": 1,
+                    "delay_s": 0,
+                    "live_until": until + 1,
+                    "error_code": None,
+                    "detail": detail,
+                },
+            )
+            return
         if data.code in (SignatureRefusalCode.OVER_TX_CAP,) and len(payout_ids) > 1:
             await session.execute(
                 q.REQUEUE,
@@ -971,6 +1023,7 @@ class StellarPayoutProvider:
                     "isolate": True,
                     "refund": 1,
                     "delay_s": 0,
+                    "live_until": 0,
                     "error_code": None,
                     "detail": detail,
                 },
@@ -1038,16 +1091,19 @@ class StellarPayoutProvider:
         if _now() >= int(tx["max_time"]):
             raise ExternalSigningError(409, "tx_expired", "the transaction's time bound has passed; it will be rebuilt")
         try:
-            env = TransactionEnvelope.from_xdr(signed_xdr, self.o.network_passphrase)
-        except Exception as err:
+            signed = ps.exact_envelope(signed_xdr, self.o.network_passphrase)
+        except ps.NonCanonicalEnvelopeError as err:
             raise ExternalSigningError(
-                422, "malformed_xdr", f"not a transaction envelope: {type(err).__name__}"
+                422, "non_canonical_xdr", f"the envelope does not re-encode to the bytes posted: {err}"
             ) from err
-        if env.hash_hex() != tx["tx_hash"]:
+        except ps.EnvelopeError as err:
+            raise ExternalSigningError(422, "malformed_xdr", f"not a transaction envelope: {err}") from err
+        built = ps.exact_envelope(tx["unsigned_xdr"], self.o.network_passphrase)
+        if signed.tx_hash_hex != tx["tx_hash"] or signed.transaction_bytes != built.transaction_bytes:
             raise ExternalSigningError(
                 422, "tx_hash_mismatch", "this is a different transaction from the one built for this payout"
             )
-        await self._verify_signatures(env)
+        await self._verify_signatures(signed)
         async with db.begin() as conn:
             res = await conn.execute(
                 q.SIGNED,
@@ -1055,7 +1111,7 @@ class StellarPayoutProvider:
                     "id": tx["id"],
                     "provider": self.o.name,
                     "tx_hash": tx["tx_hash"],
-                    "signed_xdr": env.to_xdr(),
+                    "signed_xdr": signed_xdr,  # exactly the bytes verified (canonical: nothing re-encoded)
                     "signed_by": "external",
                 },
             )
@@ -1064,14 +1120,15 @@ class StellarPayoutProvider:
         self.wake.set()
         return ExternalSubmission(tx["id"], tx["tx_hash"], tuple(tx["payout_ids"]))
 
-    async def _verify_signatures(self, env: TransactionEnvelope) -> None:
-        """Every spending account (source, operation sources) has valid signatures reaching its medium threshold."""
-        tx = env.transaction
+    async def _verify_signatures(self, env: ps.ExactEnvelope) -> None:
+        """Every spending account (source, operation sources) has valid signatures reaching its medium threshold,
+        over the hash of the stored transaction's bytes."""
+        tx = env.sdk_envelope.transaction
         spenders = {tx.source.account_id}
         for op in tx.operations:
             if op.source is not None:
                 spenders.add(op.source.account_id)
-        tx_hash = env.hash()
+        tx_hash = env.tx_hash
         for account in sorted(spenders):
             try:
                 info = await self.rpc.account(account)
@@ -1083,10 +1140,10 @@ class StellarPayoutProvider:
             for key, w in signers.items():
                 kp = Keypair.from_public_key(key)
                 for sig in env.signatures:
-                    if sig.signature_hint != kp.signature_hint():
+                    if sig.hint.signature_hint != kp.signature_hint():
                         continue
                     try:
-                        kp.verify(tx_hash, sig.signature)
+                        kp.verify(tx_hash, sig.signature.signature)
                     except BadSignatureError:
                         continue
                     weight += w

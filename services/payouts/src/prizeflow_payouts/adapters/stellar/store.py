@@ -119,6 +119,18 @@ SIGNED = text(
        WHERE id = :id AND provider = :provider AND tx_hash = :tx_hash AND state IN ('signing', 'external')"""
 )
 
+TX_FOR_SIGNATURE = text(
+    "SELECT state, tx_hash, unsigned_xdr, max_time FROM stellar_txs WHERE id = :id AND provider = :provider"
+)
+
+# A signed envelope that is not exactly the transaction built: never submitted. The envelope waits for its own
+# time bound (nothing new is built for its payouts while something signed for them might be live), then dies.
+SIGNED_REFUSED = text(
+    """UPDATE stellar_txs SET error_code = :error_code, detail = :detail, next_check_at = to_timestamp(max_time + 1),
+              updated_at = now()
+       WHERE id = :id AND provider = :provider AND state IN ('signing', 'external')"""
+)
+
 SIGNER_RETRY_LATER = text(
     """UPDATE stellar_txs SET error_code = :error_code, detail = :detail,
               next_check_at = now() + make_interval(secs => :check_in_s), updated_at = now()
@@ -143,11 +155,13 @@ PAID = text(
        WHERE tx_id = :tx AND state = 'in_tx'"""
 )
 
-# Back to the queue (a new envelope will be built), or failed for good.
+# Back to the queue (a new envelope will be built), or failed for good. `live_until` (unix seconds, 0 for none):
+# not before a transaction the signer signed for these payouts can no longer land (it refuses another until then).
 REQUEUE = text(
     """UPDATE stellar_payouts SET state = 'queued', tx_id = NULL, isolate = isolate OR :isolate,
               attempts = attempts - :refund, error_code = :error_code, error_detail = :detail,
-              not_before = now() + make_interval(secs => :delay_s), updated_at = now()
+              not_before = GREATEST(now() + make_interval(secs => :delay_s), to_timestamp(:live_until)),
+              updated_at = now()
        WHERE tx_id = :tx AND state = 'in_tx' AND payout_id = ANY(:payout_ids)"""
 )
 
