@@ -180,7 +180,8 @@ async def test_routes_are_announced_once_per_configuration(db: str, kafka_bootst
     )
     async with running(settings.model_copy(update={"payouts_providers_file": narrow})):
         pass
-    newest = sorted(await eventually(announced, lambda a: len(a) == 2, timeout=30), key=lambda a: a.sequence)
+    both = await eventually(announced, lambda a: len(a) == 2, timeout=30)
+    newest = sorted(both, key=lambda a: a.sequence)
     assert [a.sequence for a in newest] == [1, 2]
     assert [(r.asset, r.destination_type.value) for r in newest[1].routes] == [("USD", "manual")]
 

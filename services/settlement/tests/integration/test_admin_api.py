@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import HEADER_TYPE, decode, new_event
-from prizeflow_contracts.events.game import RoundResultsReported
 from prizeflow_contracts.events.audit import AdminActionRecorded
+from prizeflow_contracts.events.game import RoundResultsReported
 from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
 from prizeflow_contracts.topics import AUDIT, GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_runtime.broker import ensure_topics
