@@ -3,6 +3,7 @@ funded accounts, a providers file with a `stellar` provider. Imported by tests a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from stellar_sdk import Keypair
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_payouts.testing import fetch, running, settings_for, token, unique
+from prizeflow_payouts.testing import fetch, publish_raw, running, settings_for, token, unique
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.testing import eventually
 from prizeflow_soroban_emulator.client import Rpc
@@ -209,6 +210,17 @@ def stellar_providers_file(tmp_path: Path, **options: Any) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What payouts recorded for one request."""
+
+    kind: str  # payout | refused | dead_letter
+    payout_id: str | None = None
+    code: str | None = None
+    created: bool = True
+    detail: str | None = None
+
+
 @dataclass
 class Stack:
     rpc: Rpc
@@ -229,17 +241,74 @@ class Stack:
     def admin(self) -> dict[str, str]:
         return token(self.settings, "admin-1", "admin")
 
-    async def create(self, dest: str, amount: int, *, asset: str = "XLM", key: str | None = None) -> Any:
+    async def create(self, dest: str, amount: int, *, asset: str = "XLM", key: str | None = None) -> Outcome:
+        """Ask for a payout the only way there is (PayoutRequested on Kafka, as rewards does) and wait for what
+        payouts recorded: a payout, a refusal for good, or a dead letter (an unreadable or conflicting
+        request). Values the contract refuses (an M... address, a bad key, an amount past int64) are sent as
+        raw JSON, as a broken producer would."""
         key = key or unique("st")
-        body = {
+        claim_id, correlation_id = f"cl-{key}", f"corr-{uuid.uuid4().hex[:12]}"
+        data: dict[str, Any] = {
             "payout_request_id": f"pr-{key}",
-            "claim_id": f"cl-{key}",
+            "claim_id": claim_id,
             "player_id": "player-1",
             "amount": {"asset": asset, "amount": amount},
             "destination": {"type": "stellar_account", "address": dest},
             "idempotency_key": key,
+            "requested_by": "player-1",
+            "requested_at": "2025-01-01T12:00:00Z",
         }
-        return await self.client.post("/payouts", json=body, headers=self.admin)
+        envelope: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "type": "prizeflow.payouts.PayoutRequested.v1",
+            "source": "/prizeflow/rewards",
+            "subject": None,
+            "time": "2025-01-01T12:00:00Z",
+            "datacontenttype": "application/json",
+            "correlationid": correlation_id,
+            "causationid": None,
+            "schemaversion": 1,
+            "data": data,
+        }
+        before = await self._outcomes(key, claim_id)
+        letters = len(await fetch(self.db, "SELECT id FROM dead_letters"))
+        consumed = await self._consumed()
+        await publish_raw(
+            self.kafka,
+            "prizeflow.payouts.requests.v1" + self.settings.kafka_topic_suffix,
+            [(correlation_id.encode(), json.dumps(envelope).encode())],
+        )
+
+        async def after() -> Outcome | None:
+            if await self._consumed() <= consumed:
+                return None  # not settled yet (a duplicate changes nothing else one could wait for)
+            rows = await fetch(self.db, "SELECT reason, detail FROM dead_letters ORDER BY id")
+            if len(rows) > letters:
+                return Outcome("dead_letter", code=rows[-1]["reason"], detail=rows[-1]["detail"])
+            now = await self._outcomes(key, claim_id)
+            if now is None:
+                return None
+            return Outcome(now.kind, payout_id=now.payout_id, code=now.code, created=before is None)
+
+        outcome = await eventually(after, lambda o: o is not None, timeout=30, interval=0.05)
+        assert outcome is not None
+        return outcome
+
+    async def _consumed(self) -> float:
+        """Records the requests consumer has settled so far (applied, duplicate or dead-lettered)."""
+        text = (await self.client.get("/metrics")).text
+        prefix = 'prizeflow_payouts_events_consumed_total{consumer="payouts-requests"'
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+    async def _outcomes(self, key: str, claim_id: str) -> Outcome | None:
+        payouts = await fetch(self.db, "SELECT id FROM payouts WHERE idempotency_key = $1", key)
+        if payouts:
+            return Outcome("payout", payout_id=payouts[0]["id"])
+        refused = await fetch(self.db, "SELECT code FROM payout_request_refusals WHERE claim_id = $1", claim_id)
+        if refused:
+            return Outcome("refused", code=refused[0]["code"])
+        return None
 
     async def states(self, keys: Sequence[str]) -> dict[str, str]:
         rows = await fetch(self.db, "SELECT idempotency_key, state FROM payouts WHERE idempotency_key = ANY($1)", keys)
@@ -362,6 +431,7 @@ __all__ = [
     "NETWORK",
     "SIGNER_ALEMBIC_INI",
     "Keys",
+    "Outcome",
     "Process",
     "Stack",
     "destinations",

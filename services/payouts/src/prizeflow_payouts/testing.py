@@ -137,6 +137,17 @@ async def publish(kafka: str, topic: str, envelopes: Sequence[Envelope[Any]]) ->
         await producer.stop()
 
 
+async def publish_raw(kafka: str, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    """(key, value) records as they are: what a broken or hostile producer puts on a topic."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
 async def request_payout(
     settings: PayoutsSettings,
     key: str,

@@ -332,7 +332,7 @@ async def test_a_failed_batch_is_rebuilt_without_ever_asking_for_a_second_live_s
         (blocker, *good) = destinations(s.rpc, 3)
         (untrusting,) = destinations(s.rpc, 1, usdc=False)
         # The first payout holds the lane (one envelope in flight per lane) so the next ones form one batch.
-        assert (await s.create(blocker, 1_000_000, key=f"first-{uuid.uuid4().hex[:6]}")).status_code == 201
+        assert (await s.create(blocker, 1_000_000, key=f"first-{uuid.uuid4().hex[:6]}")).kind == "payout"
 
         async def lane_busy() -> list[Any]:
             return await fetch(db, "SELECT state FROM stellar_txs WHERE state IN ('signing', 'signed', 'submitted')")
@@ -340,7 +340,7 @@ async def test_a_failed_batch_is_rebuilt_without_ever_asking_for_a_second_live_s
         await eventually(lane_busy, lambda r: len(r) == 1, timeout=30)
         keys = [f"batch-{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
         for key, dest in zip(keys, [*good, untrusting], strict=True):
-            assert (await s.create(dest, 2_000_000, asset="USDC", key=key)).status_code == 201
+            assert (await s.create(dest, 2_000_000, asset="USDC", key=key)).kind == "payout"
         final = await s.wait_final(keys, timeout=90)
         assert final == {keys[0]: "paid", keys[1]: "paid", keys[2]: "failed"}, await s.dump()
         assert all(s.paid_count()[d] == 1 for d in good)
@@ -376,7 +376,7 @@ async def test_submit_signed_holds_the_operator_to_the_exact_transaction_built(
         options={"validity_s": 600},
     ) as s:
         (dest,) = destinations(s.rpc, 1)
-        payout_id = (await s.create(dest, 33_000_000, asset="USDC", key="ext-usdc")).json()["payout_id"]
+        payout_id = (await s.create(dest, 33_000_000, asset="USDC", key="ext-usdc")).payout_id
 
         async def view() -> dict[str, Any]:
             out: dict[str, Any] = (await s.client.get(f"/payouts/{payout_id}/unsigned-xdr", headers=s.admin)).json()
