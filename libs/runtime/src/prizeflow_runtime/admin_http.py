@@ -7,7 +7,8 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from pydantic import BaseModel, ConfigDict
 
 from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
@@ -47,12 +48,14 @@ class DeadLettersController(Controller):
     @get("/", guards=[OPERATORS])
     async def list_dead_letters(  # noqa: PLR0917 - Litestar maps each query parameter to an argument
         self,
-        dead_letters: DeadLetterAdmin,
-        consumer: str | None = None,
-        status_filter: Annotated[str | None, Parameter(query="status", pattern="^(open|redriven|discarded)$")] = "open",
-        reason: str | None = None,
-        after: Annotated[int | None, Parameter(ge=0)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        dead_letters: NamedDependency[DeadLetterAdmin],
+        consumer: FromQuery[str | None] = None,
+        status_filter: Annotated[
+            str | None, QueryParameter(name="status", pattern="^(open|redriven|discarded)$")
+        ] = "open",
+        reason: FromQuery[str | None] = None,
+        after: Annotated[int | None, QueryParameter(ge=0)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         items = await dead_letters.list(
             DeadLetterFilter(consumer=consumer, status=status_filter, reason=reason, after_id=after, limit=limit)
@@ -60,12 +63,18 @@ class DeadLettersController(Controller):
         return {"items": items, "next_after": items[-1]["id"] if len(items) == limit else None}
 
     @get("/{dead_letter_id:int}", guards=[OPERATORS])
-    async def get_dead_letter(self, dead_letter_id: int, dead_letters: DeadLetterAdmin) -> dict[str, Any]:
+    async def get_dead_letter(
+        self, dead_letter_id: FromPath[int], dead_letters: NamedDependency[DeadLetterAdmin]
+    ) -> dict[str, Any]:
         return await dead_letters.get(dead_letter_id)
 
     @post("/{dead_letter_id:int}/redrive", guards=[OPERATORS], status_code=200)
     async def redrive(
-        self, request: Request[Any, Any, Any], dead_letter_id: int, data: DecisionBody, dead_letters: DeadLetterAdmin
+        self,
+        request: Request[Any, Any, Any],
+        dead_letter_id: FromPath[int],
+        data: JSONBody[DecisionBody],
+        dead_letters: NamedDependency[DeadLetterAdmin],
     ) -> dict[str, Any]:
         return await dead_letters.redrive(
             dead_letter_id,
@@ -76,7 +85,11 @@ class DeadLettersController(Controller):
 
     @post("/{dead_letter_id:int}/discard", guards=[OPERATORS], status_code=200)
     async def discard(
-        self, request: Request[Any, Any, Any], dead_letter_id: int, data: DecisionBody, dead_letters: DeadLetterAdmin
+        self,
+        request: Request[Any, Any, Any],
+        dead_letter_id: FromPath[int],
+        data: JSONBody[DecisionBody],
+        dead_letters: NamedDependency[DeadLetterAdmin],
     ) -> dict[str, Any]:
         return await dead_letters.discard(
             dead_letter_id,

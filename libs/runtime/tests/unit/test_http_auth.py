@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from litestar import Request, get, post
+from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
@@ -21,7 +22,7 @@ class Body(BaseModel):
 
 
 @post("/things", guards=[require_roles(Role.ADMIN)], sync_to_thread=False)
-def create_thing(data: Body) -> dict[str, int]:
+def create_thing(data: JSONBody[Body]) -> dict[str, int]:
     if data.amount > 100:
         raise ProblemError(409, "over_limit", "amount above the limit", limit=100)
     return {"amount": data.amount}

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import pytest
 from litestar import Litestar, Request, get, post
+from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
@@ -25,17 +26,17 @@ class Pay(BaseModel):
 
 
 @post("/pay", sync_to_thread=False)
-def pay(data: Pay) -> dict[str, int]:
+def pay(data: JSONBody[Pay]) -> dict[str, int]:
     return {"amount": data.amount}
 
 
 @get("/wallets/{player_id:str}", sync_to_thread=False)
-def wallet(request: Request[Principal, Any, Any], player_id: str) -> dict[str, str]:
+def wallet(request: Request[Principal, Any, Any], player_id: FromPath[str]) -> dict[str, str]:
     return {"player": player_id, "caller": request.user.user_id}
 
 
 @get("/rounds/{round_id:str}/health-check", sync_to_thread=False)
-def round_check(round_id: str) -> dict[str, str]:
+def round_check(round_id: FromPath[str]) -> dict[str, str]:
     return {"round": round_id}
 
 

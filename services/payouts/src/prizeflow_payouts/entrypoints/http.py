@@ -11,7 +11,8 @@ import re
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from pydantic import BaseModel, ConfigDict
 
 from prizeflow_contracts.errors import PayoutErrorCode
@@ -31,6 +32,11 @@ from prizeflow_runtime.http import ProblemError
 
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$")
 READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)
+
+
+Repo = NamedDependency[SqlPayoutRepository]
+Admin = NamedDependency[PayoutAdmin]
+Registry = NamedDependency[ProviderRegistry]
 
 
 class _Body(BaseModel):
@@ -93,16 +99,16 @@ class PayoutsController(Controller):
     @get("/", guards=[READERS])
     async def list_payouts(  # noqa: PLR0917 - Litestar maps each query parameter to an argument
         self,
-        repo: SqlPayoutRepository,
-        admin: PayoutAdmin,
-        state_filter: Annotated[PayoutState | None, Parameter(query="state")] = None,
-        provider: str | None = None,
-        asset: str | None = None,
-        player_id: str | None = None,
-        older_than_s: Annotated[int | None, Parameter(ge=0)] = None,
-        newer_than_s: Annotated[int | None, Parameter(ge=0)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        repo: Repo,
+        admin: Admin,
+        state_filter: Annotated[PayoutState | None, QueryParameter(name="state")] = None,
+        provider: FromQuery[str | None] = None,
+        asset: FromQuery[str | None] = None,
+        player_id: FromQuery[str | None] = None,
+        older_than_s: Annotated[int | None, QueryParameter(ge=0)] = None,
+        newer_than_s: Annotated[int | None, QueryParameter(ge=0)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> dict[str, Any]:
         f = ListFilter(
             state=state_filter.value if state_filter else None,
@@ -119,7 +125,7 @@ class PayoutsController(Controller):
         return {"items": [summary(r) for r in rows], "limit": limit, "offset": offset}
 
     @get("/{payout_id:str}", guards=[READERS])
-    async def get_payout(self, payout_id: str, repo: SqlPayoutRepository, admin: PayoutAdmin) -> dict[str, Any]:
+    async def get_payout(self, payout_id: FromPath[str], repo: Repo, admin: Admin) -> dict[str, Any]:
         async with admin.sessions() as session:
             row = await repo.get_row(session, payout_id)
             if row is None:
@@ -135,7 +141,7 @@ class PayoutsController(Controller):
         }
 
     @post("/quote", guards=[require_roles(Role.ADMIN, Role.OPS)], status_code=200)
-    async def quote(self, data: QuoteBody, admin: PayoutAdmin) -> QuoteOut:
+    async def quote(self, data: JSONBody[QuoteBody], admin: Admin) -> QuoteOut:
         instruction = PayoutInstruction(
             payout_id="quote", idempotency_key="quote", amount=data.amount, destination=data.destination
         )
@@ -154,7 +160,11 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/approve", guards=[require_roles(Role.APPROVER)], status_code=200)
     async def approve(
-        self, request: Request[Any, Any, Any], payout_id: str, admin: PayoutAdmin, data: DecisionBody | None = None
+        self,
+        request: Request[Any, Any, Any],
+        payout_id: FromPath[str],
+        admin: Admin,
+        data: JSONBody[DecisionBody | None] = None,
     ) -> dict[str, str]:
         try:
             state = await admin.approve(payout_id, _actor(request), data.reason if data else None)
@@ -164,7 +174,7 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/reject", guards=[require_roles(Role.APPROVER)], status_code=200)
     async def reject(
-        self, request: Request[Any, Any, Any], payout_id: str, data: ReasonBody, admin: PayoutAdmin
+        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
         try:
             state = await admin.reject(payout_id, _actor(request), data.reason)
@@ -174,7 +184,7 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/cancel", guards=[require_roles(Role.ADMIN)], status_code=200)
     async def cancel(
-        self, request: Request[Any, Any, Any], payout_id: str, data: ReasonBody, admin: PayoutAdmin
+        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
         try:
             state = await admin.cancel(payout_id, _actor(request), data.reason)
@@ -184,7 +194,7 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/retry", guards=[require_roles(Role.ADMIN)], status_code=200)
     async def retry(
-        self, request: Request[Any, Any, Any], payout_id: str, data: ReasonBody, admin: PayoutAdmin
+        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
         try:
             state = await admin.retry(payout_id, _actor(request), data.reason)
@@ -194,7 +204,7 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/mark-paid", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_paid(
-        self, request: Request[Any, Any, Any], payout_id: str, data: MarkPaidBody, admin: PayoutAdmin
+        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[MarkPaidBody], admin: Admin
     ) -> dict[str, str]:
         try:
             state = await admin.mark_paid(payout_id, _actor(request), data.reference, data.reason)
@@ -204,7 +214,7 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/mark-failed", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_failed(
-        self, request: Request[Any, Any, Any], payout_id: str, data: MarkFailedBody, admin: PayoutAdmin
+        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[MarkFailedBody], admin: Admin
     ) -> dict[str, str]:
         try:
             state = await admin.mark_failed(payout_id, _actor(request), data.reason, data.code)
@@ -214,7 +224,7 @@ class PayoutsController(Controller):
 
     @get("/{payout_id:str}/unsigned-xdr", guards=[READERS])
     async def unsigned_xdr(
-        self, payout_id: str, repo: SqlPayoutRepository, admin: PayoutAdmin, registry: ProviderRegistry
+        self, payout_id: FromPath[str], repo: Repo, admin: Admin, registry: Registry
     ) -> dict[str, Any]:
         """The envelope built for this payout (build-only and external signing): sign it out of band."""
         signing = await _external_signing(payout_id, repo, admin, registry)
@@ -226,11 +236,11 @@ class PayoutsController(Controller):
     @post("/{payout_id:str}/submit-signed", guards=[require_roles(Role.ADMIN)], status_code=202)
     async def submit_signed(
         self,
-        payout_id: str,
-        data: SignedXdrBody,
-        repo: SqlPayoutRepository,
-        admin: PayoutAdmin,
-        registry: ProviderRegistry,
+        payout_id: FromPath[str],
+        data: JSONBody[SignedXdrBody],
+        repo: Repo,
+        admin: Admin,
+        registry: Registry,
     ) -> dict[str, Any]:
         """Verify an externally signed envelope (same transaction hash, valid signature) and queue its submission."""
         signing = await _external_signing(payout_id, repo, admin, registry)
@@ -259,7 +269,7 @@ class ProvidersController(Controller):
     tags = ["payouts"]  # noqa: RUF012
 
     @get("/", guards=[require_roles(Role.ADMIN, Role.OPS)])
-    async def list_providers(self, registry: ProviderRegistry) -> dict[str, Any]:
+    async def list_providers(self, registry: Registry) -> dict[str, Any]:
         """Configured providers and capabilities; secrets (and the names of their env vars) never appear."""
         return {"providers": [dict(e.public) for e in registry]}
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,6 +71,9 @@ class RewardsApi:
             except LedgerError as err:  # a batch the ledger refused: nothing of it, nor of the request, is kept
                 status = 422 if err.code == "amount_out_of_range" else 409
                 raise ProblemError(status, err.code, err.detail) from err
+
+
+Api = NamedDependency[RewardsApi]
 
 
 class _Body(BaseModel):
@@ -139,7 +143,7 @@ class CampaignsController(Controller):
     tags = ["campaigns"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/", guards=ADMIN, status_code=HTTP_201_CREATED)
-    async def create(self, request: Request[Any, Any, Any], data: CampaignIn, api: RewardsApi) -> dict[str, Any]:
+    async def create(self, request: Request[Any, Any, Any], data: JSONBody[CampaignIn], api: Api) -> dict[str, Any]:
         async with api.tx() as s:
             c = await api.create_campaign(
                 s,
@@ -153,12 +157,12 @@ class CampaignsController(Controller):
             return (await figures(s, api.ledger, [c]))[c.id]
 
     @get("/", guards=STAFF)
-    async def list_all(self, api: RewardsApi) -> list[dict[str, Any]]:
+    async def list_all(self, api: Api) -> list[dict[str, Any]]:
         async with api.tx() as s:
             return list((await figures(s, api.ledger, await list_campaigns(s))).values())
 
     @get("/{campaign_id:str}", guards=STAFF)
-    async def show(self, campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+    async def show(self, campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
         async with api.tx() as s:
             c = await get_campaign(s, campaign_id)
             if c is None:
@@ -167,7 +171,7 @@ class CampaignsController(Controller):
 
     @post("/{campaign_id:str}/fund", guards=ADMIN, status_code=HTTP_200_OK)
     async def fund(
-        self, request: Request[Any, Any, Any], campaign_id: str, data: FundIn, api: RewardsApi
+        self, request: Request[Any, Any, Any], campaign_id: FromPath[str], data: JSONBody[FundIn], api: Api
     ) -> dict[str, Any]:
         async with api.tx() as s:
             applied = await api.fund_campaign(
@@ -192,19 +196,21 @@ class CampaignsController(Controller):
             return (await figures(s, api.ledger, [c]))[c.id]
 
     @post("/{campaign_id:str}/pause", guards=ADMIN, status_code=HTTP_200_OK)
-    async def pause(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+    async def pause(self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
         return await self._status(request, campaign_id, CampaignStatus.PAUSED, api)
 
     @post("/{campaign_id:str}/resume", guards=ADMIN, status_code=HTTP_200_OK)
-    async def resume(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+    async def resume(self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
         return await self._status(request, campaign_id, CampaignStatus.ACTIVE, api)
 
     @post("/{campaign_id:str}/close", guards=ADMIN, status_code=HTTP_200_OK)
-    async def close(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+    async def close(self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
         return await self._status(request, campaign_id, CampaignStatus.CLOSED, api)
 
     @post("/{campaign_id:str}/held/release", guards=ADMIN, status_code=HTTP_200_OK)
-    async def release_held(self, request: Request[Any, Any, Any], campaign_id: str, api: RewardsApi) -> dict[str, Any]:
+    async def release_held(
+        self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api
+    ) -> dict[str, Any]:
         async with api.tx() as s:
             return await api.rounds.release_held(
                 s, principal(request), campaign_id=campaign_id, correlation_id=admin_correlation_id()
@@ -216,7 +222,7 @@ class WalletsController(Controller):
     tags = ["wallets"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get("/{player_id:str}")
-    async def balances(self, request: Request[Any, Any, Any], player_id: str, api: RewardsApi) -> dict[str, Any]:
+    async def balances(self, request: Request[Any, Any, Any], player_id: FromPath[str], api: Api) -> dict[str, Any]:
         own_or_staff(request, player_id)
         async with api.tx() as s:
             return {"player_id": player_id, "balances": await wallet_balances(s, player_id)}
@@ -225,12 +231,12 @@ class WalletsController(Controller):
     async def history(  # noqa: PLR0917 - Litestar injects query parameters by name
         self,
         request: Request[Any, Any, Any],
-        player_id: str,
-        api: RewardsApi,
-        asset: str | None = None,
-        kind: TransferKind | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        player_id: FromPath[str],
+        api: Api,
+        asset: FromQuery[str | None] = None,
+        kind: FromQuery[TransferKind | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         own_or_staff(request, player_id)
         async with api.tx() as s:
@@ -241,7 +247,7 @@ class WalletsController(Controller):
 
     @post("/{player_id:str}/top-ups", guards=ADMIN, status_code=HTTP_200_OK)
     async def top_up(
-        self, request: Request[Any, Any, Any], player_id: str, data: TopUpIn, api: RewardsApi
+        self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[TopUpIn], api: Api
     ) -> dict[str, Any]:
         async with api.tx() as s:
             transfer_id, applied = await api.top_up(
@@ -263,7 +269,7 @@ class PlayersController(Controller):
 
     @put("/{player_id:str}/risk-flag", guards=STAFF)
     async def risk_flag(
-        self, request: Request[Any, Any, Any], player_id: str, data: RiskFlagIn, api: RewardsApi
+        self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[RiskFlagIn], api: Api
     ) -> dict[str, Any]:
         async with api.tx() as s:
             await set_risk_flag(
@@ -286,13 +292,13 @@ class ClaimsController(Controller):
     async def submit(
         self,
         request: Request[Any, Any, Any],
-        data: ClaimIn,
-        api: RewardsApi,
+        data: JSONBody[ClaimIn],
+        api: Api,
         idempotency_key: Annotated[
-            str | None, Parameter(header="Idempotency-Key", pattern=r"^[A-Za-z0-9:_\-]{1,128}$")
+            str | None, HeaderParameter(name="Idempotency-Key", pattern=r"^[A-Za-z0-9:_\-]{1,128}$")
         ] = None,
         correlation_id: Annotated[
-            str | None, Parameter(header="X-Correlation-Id", pattern=CORRELATION_ID_PATTERN)
+            str | None, HeaderParameter(name="X-Correlation-Id", pattern=CORRELATION_ID_PATTERN)
         ] = None,
     ) -> dict[str, Any]:
         p = principal(request)
@@ -310,7 +316,7 @@ class ClaimsController(Controller):
             return {**claim.view(), "created": created}
 
     @get("/{claim_id:str}")
-    async def show(self, request: Request[Any, Any, Any], claim_id: str, api: RewardsApi) -> dict[str, Any]:
+    async def show(self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api) -> dict[str, Any]:
         async with api.tx() as s:
             claim = await get_claim(s, claim_id)
         if claim is None:
@@ -324,7 +330,7 @@ class PayoutRoutesController(Controller):
     tags = ["claims"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get("/", guards=STAFF)
-    async def routes(self, api: RewardsApi) -> dict[str, Any]:
+    async def routes(self, api: Api) -> dict[str, Any]:
         """What payouts last published it can pay: claims to anything else are refused (no_payout_route)."""
         async with api.tx() as s:
             return {"routes": await known_routes(s)}
@@ -335,13 +341,13 @@ class HoldsController(Controller):
     tags = ["holds"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get("/", guards=STAFF)
-    async def list_holds(self, api: RewardsApi, limit: Annotated[int, Parameter(ge=1, le=500)] = 100) -> list[Any]:
+    async def list_holds(self, api: Api, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> list[Any]:
         async with api.tx() as s:
             return [c.view() for c in await list_held(s, limit=limit)]
 
     @post("/{claim_id:str}/release", guards=STAFF, status_code=HTTP_200_OK)
     async def release(
-        self, request: Request[Any, Any, Any], claim_id: str, api: RewardsApi, data: ReviewIn | None = None
+        self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api, data: JSONBody[ReviewIn | None] = None
     ) -> dict[str, Any]:
         async with api.tx() as s:
             claim = await api.review.release(s, principal(request), claim_id, reason=data.reason if data else None)
@@ -349,7 +355,7 @@ class HoldsController(Controller):
 
     @post("/{claim_id:str}/reject", guards=STAFF, status_code=HTTP_200_OK)
     async def reject(
-        self, request: Request[Any, Any, Any], claim_id: str, data: RejectIn, api: RewardsApi
+        self, request: Request[Any, Any, Any], claim_id: FromPath[str], data: JSONBody[RejectIn], api: Api
     ) -> dict[str, Any]:
         async with api.tx() as s:
             claim = await api.review.reject(s, principal(request), claim_id, reason=data.reason)

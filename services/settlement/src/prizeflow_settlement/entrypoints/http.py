@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Dependency, Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prizeflow_contracts.events.game import MAX_PLACEMENTS, Placement, check_placements
@@ -20,7 +21,7 @@ from prizeflow_settlement.domain.round import Round, RoundRuleViolation
 # Room for the "admin: " prefix inside the contract's 1000-char Reason.
 AdminReason = Annotated[str, Field(min_length=1, max_length=900)]
 # A Protocol cannot be validated as a value: the composition root vouches for what it injects.
-Queries = Annotated[RoundQueries, Dependency(skip_validation=True)]
+Queries = NamedDependency[SkipValidation[RoundQueries]]
 
 
 class ResolveRequest(BaseModel):
@@ -76,11 +77,11 @@ class RoundsController(Controller):
         self,
         queries: Queries,
         *,
-        round_state: Annotated[RoundState | None, Parameter(query="state")] = None,
-        competition_id: str | None = None,
-        disputed: bool | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        round_state: Annotated[RoundState | None, QueryParameter(name="state")] = None,
+        competition_id: FromQuery[str | None] = None,
+        disputed: FromQuery[bool | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         after = None
         if cursor is not None:
@@ -94,7 +95,7 @@ class RoundsController(Controller):
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     @get("/{round_id:str}", guards=[require_roles(Role.ADMIN, Role.OPS)], summary="One round with its history")
-    async def get_round(self, queries: Queries, round_id: str) -> dict[str, Any]:
+    async def get_round(self, queries: Queries, round_id: FromPath[str]) -> dict[str, Any]:
         found = await queries.get_round(round_id)
         if found is None:
             raise ProblemError(404, "round_not_found", f"round {round_id} not found")
@@ -107,7 +108,11 @@ class RoundsController(Controller):
         summary="Settle a disputed or stuck round with the given results (admin, audited)",
     )
     async def resolve(
-        self, request: Request[Any, Any, Any], resolve_round: ResolveRound, round_id: str, data: ResolveRequest
+        self,
+        request: Request[Any, Any, Any],
+        resolve_round: NamedDependency[ResolveRound],
+        round_id: FromPath[str],
+        data: JSONBody[ResolveRequest],
     ) -> dict[str, Any]:
         try:
             r = await resolve_round(round_id, placements=data.placements, reason=data.reason, actor=_actor(request))
@@ -122,7 +127,11 @@ class RoundsController(Controller):
         summary="Void a round that is not final; entry fees are owed back (admin, audited)",
     )
     async def void(
-        self, request: Request[Any, Any, Any], void_round: VoidRound, round_id: str, data: VoidRequest
+        self,
+        request: Request[Any, Any, Any],
+        void_round: NamedDependency[VoidRound],
+        round_id: FromPath[str],
+        data: JSONBody[VoidRequest],
     ) -> dict[str, Any]:
         try:
             r = await void_round(round_id, reason=data.reason, actor=_actor(request))
