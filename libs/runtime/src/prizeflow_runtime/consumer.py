@@ -6,10 +6,12 @@ explicitly, per partition, only after the whole poll is settled. This rules out 
 issues #1980 and #2618, where a failed message is skipped because a later one's commit moves the group
 offset past it.
 
-A poll is first applied as ONE database transaction (fast path). If that fails, the records are retried
-one by one, each in its own transaction with exponential backoff, so one poison message cannot hold back
-or roll back its neighbours; after `max_attempts` it goes to `<topic>.dlq`. An `EventRefusal` (malformed,
-unknown type, illegal transition...) goes to the DLQ at once: retrying cannot fix it.
+A poll is first applied as ONE database transaction (fast path); one that loses a deadlock or a
+serialization failure (rolled back whole) is applied again, whole, up to `batch_conflict_retries` times. If
+that fails, the records are retried one by one, each in its own transaction with exponential backoff, so one
+poison message cannot hold back or roll back its neighbours; after `max_attempts` it goes to `<topic>.dlq`.
+An `EventRefusal` (malformed, unknown type, illegal transition...) goes to the DLQ at once: retrying cannot
+fix it.
 
 A dead-lettered record is remembered as processed (`prizeflow_runtime.dead_letters`): its inbox row says
 `refused` and the DLQ copy is staged in the outbox in that same transaction, so a redelivery or a replay
@@ -100,6 +102,9 @@ class ReliableConsumer:
     topic_suffix: str = ""
     dead_letters: DeadLetterStore = field(default_factory=SqlDeadLetters)
     on_refusal: RefusalHook | None = None
+    # A poll that lost a deadlock or a serialization failure changed nothing: apply it again, whole, this many
+    # times (with backoff) before splitting it into one transaction per record.
+    batch_conflict_retries: int = 2
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
@@ -181,14 +186,24 @@ class ReliableConsumer:
 
     async def _apply_batch(self, items: Sequence[_Item]) -> bool:
         """The fast path: the whole poll in one transaction. False sends every record down the slow path."""
-        try:
-            await self._apply(items)
-        except EventRefusal:
-            return False
-        except Exception:
-            log.warning("batch of %d failed; retrying its records one by one", len(items), exc_info=True)
-            return False
-        return True
+        conflicts = 0
+        while True:
+            try:
+                await self._apply(items)
+            except EventRefusal:
+                return False
+            except Exception as err:
+                if is_transient_conflict(err) and conflicts < self.batch_conflict_retries:
+                    conflicts += 1
+                    delay = self._backoff(conflicts)
+                    log.warning(
+                        "batch of %d lost to a concurrent transaction, again in %.3fs: %r", len(items), delay, err
+                    )
+                    await self.sleep(delay)
+                    continue
+                log.warning("batch of %d failed; retrying its records one by one", len(items), exc_info=True)
+                return False
+            return True
 
     async def _apply_with_retry(self, item: _Item) -> None:
         assert item.envelope is not None
@@ -362,6 +377,24 @@ def is_infrastructure_outage(err: BaseException) -> bool:
         if isinstance(sqlstate, str) and sqlstate in _OUTAGE_SQLSTATES:
             return True
         if type(current).__name__ in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError"}:
+            return True
+        orig = getattr(current, "orig", None)  # SQLAlchemy keeps the driver's exception here
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def is_transient_conflict(err: BaseException) -> bool:
+    """A deadlock (40P01) or serialization failure (40001) anywhere in the chain: PostgreSQL rolled the whole
+    transaction back, so applying it again is safe."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate in _CONFLICT_SQLSTATES:
             return True
         orig = getattr(current, "orig", None)  # SQLAlchemy keeps the driver's exception here
         current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)

@@ -1,11 +1,13 @@
-"""ReliableConsumer paths that need no database: refusals are recorded with their reason, offsets, backoff."""
+"""ReliableConsumer paths that need no database: refusals are recorded with their reason, offsets, backoff, a
+poll that lost a deadlock applied again whole."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from prizeflow_runtime.consumer import ReliableConsumer, next_offsets
@@ -182,3 +184,82 @@ def test_a_dlq_copy_goes_to_the_physical_topics_own_dlq() -> None:
     assert physical_topic(staged, ".e2e42") == "prizeflow.t.v1.e2e42.dlq"  # what ensure_topics created
     assert physical_topic("prizeflow.t.v1", ".e2e42") == "prizeflow.t.v1.e2e42"
     assert physical_topic("prizeflow.t.v1.dlq", "") == "prizeflow.t.v1.dlq"
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"  # what asyncpg's DeadlockDetectedError carries
+
+
+def poll_of(n: int) -> list[ConsumerRecord[bytes, bytes]]:
+    from prizeflow_contracts.envelope import new_event
+    from prizeflow_contracts.testing import all_examples
+
+    payload = all_examples()[0]
+    return [record(new_event(payload, source="/t", correlation_id=f"c-{i}").encode(), i) for i in range(n)]
+
+
+def batch_consumer(
+    sleeps: list[float], fails: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ReliableConsumer, list[int]]:
+    """A consumer whose transaction (`_apply`) is replaced: it records the size of each attempt, and raises
+    `fails(size)` when that returns an exception."""
+    c = consumer(RecordingDeadLetters(), sleeps)
+    sizes: list[int] = []
+
+    async def apply(items: Sequence[Any]) -> int:
+        sizes.append(len(items))
+        err = fails(len(items))
+        if err is not None:
+            raise err
+        return len(items)
+
+    monkeypatch.setattr(c, "_apply", apply)
+    return c, sizes
+
+
+async def test_a_poll_that_loses_a_deadlock_is_applied_again_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    failures = [Deadlock("deadlock detected"), Deadlock("deadlock detected")]
+    c, sizes = batch_consumer(sleeps, lambda _: failures.pop(0) if failures else None, monkeypatch)
+    offsets = await c.process(poll_of(3))
+    assert sizes == [3, 3, 3]  # the whole poll twice more, never split
+    assert len(sleeps) == 2
+    assert all(0 < s <= 0.25 for s in sleeps)
+    assert offsets == {TopicPartition("prizeflow.t.v1", 0): 3}
+
+
+async def test_a_poll_that_keeps_deadlocking_is_split_after_its_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    c, sizes = batch_consumer([], lambda n: Deadlock("deadlock detected") if n > 1 else None, monkeypatch)
+    await c.process(poll_of(2))
+    assert sizes == [2, 2, 2, 1, 1]  # one attempt and `batch_conflict_retries` more, then record by record
+
+
+async def test_any_other_failure_splits_the_poll_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    c, sizes = batch_consumer([], lambda n: ValueError("a bug") if n > 1 else None, monkeypatch)
+    await c.process(poll_of(2))
+    assert sizes == [2, 1, 1]
+
+
+def test_deadlocks_and_serialization_failures_are_told_apart_from_other_errors() -> None:
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from prizeflow_runtime.consumer import is_transient_conflict
+
+    class SerializationFailure(Exception):
+        pgcode = "40001"  # psycopg's spelling
+
+    class UniqueViolation(Exception):
+        sqlstate = "23505"
+
+    class AdminShutdown(Exception):
+        sqlstate = "57P01"
+
+    assert is_transient_conflict(Deadlock("deadlock detected"))
+    assert is_transient_conflict(DBAPIError("UPDATE", {}, Deadlock("deadlock detected")))
+    assert is_transient_conflict(SerializationFailure("could not serialize access"))
+    chained = RuntimeError("use case failed")
+    chained.__cause__ = Deadlock("deadlock detected")
+    assert is_transient_conflict(chained)
+    assert not is_transient_conflict(IntegrityError("INSERT", {}, UniqueViolation("duplicate key")))
+    assert not is_transient_conflict(DBAPIError("SELECT 1", {}, AdminShutdown("terminating connection")))
+    assert not is_transient_conflict(ValueError("bad amount"))
