@@ -25,7 +25,7 @@ from prizeflow_rewards.application.claims import ClaimPolicy, ReviewHold, Settle
 from prizeflow_rewards.application.ports import Ledger
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.wallets import TopUp
-from prizeflow_rewards.entrypoints.http import CONTROLLERS, RewardsApi
+from prizeflow_rewards.entrypoints.http import RewardsApi, router
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler, RoundEventsHandler
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_rewards.settings import RewardsSettings
@@ -106,7 +106,7 @@ class MetricsRefresher:
 def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -> Litestar:
     rt = runtime or ServiceRuntime(settings)
     metrics = RewardsMetrics.create(rt.registry, settings.service_name)
-    ledger = PgLedger()
+    ledger = PgLedger(strict=settings.rewards_ledger_strict_locks)
     source = settings.source
     rounds = RoundMoney(ledger=ledger, source=source, pool_low_bps=settings.rewards_pool_low_bps, metrics=metrics)
     # Settlement's decisions only: the game feed moves no money (an entry settlement refuses costs nothing).
@@ -125,9 +125,10 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
         submit_claim=SubmitClaim(ledger, claim_policy(settings), source, metrics),
         review=ReviewHold(ledger, source, metrics),
         top_up=TopUp(ledger, source, metrics),
+        metrics=metrics,
     )
     refresher = MetricsRefresher(rt.sessions, ledger, metrics, settings.rewards_metrics_refresh_s)
-    app = rt.http_app(CONTROLLERS, dependencies={"api": Provide(lambda: api, sync_to_thread=False)})
+    app = rt.http_app([router()], dependencies={"api": Provide(lambda: api, sync_to_thread=False)})
     app.on_startup.append(refresher.start)
     app.on_shutdown.insert(0, refresher.stop)
     return app

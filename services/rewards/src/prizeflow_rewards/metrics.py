@@ -23,6 +23,7 @@ class RewardsMetrics:
     abuse_holds: Counter
     transfers: Counter
     pool_exhausted: Counter
+    transaction_retries: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
@@ -56,6 +57,12 @@ class RewardsMetrics:
                 n("pool_exhausted"),
                 "Rounds held because their pool could not pay them",
                 ["campaign_id"],
+                registry=registry,
+            ),
+            transaction_retries=Counter(
+                n("transaction_retries"),
+                "HTTP transactions run again after a deadlock or serialization failure (retried), or given up (503)",
+                ["outcome"],
                 registry=registry,
             ),
         )

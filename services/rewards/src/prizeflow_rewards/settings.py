@@ -37,3 +37,7 @@ class RewardsSettings(ServiceSettings):
         default=1_000, ge=1, le=10_000, description="PoolLow when remaining <= this share of funded (no own threshold)"
     )
     rewards_metrics_refresh_s: float = Field(default=15.0, gt=0)
+    rewards_ledger_strict_locks: bool = Field(
+        default=False,
+        description="Refuse a ledger account a transaction did not lock up front (the tests prove every path does)",
+    )

@@ -51,6 +51,7 @@ def settings_for(database_url: str, kafka_bootstrap: str, **overrides: Any) -> R
         "rewards_review_threshold": {"USDC": 500_000},
         "rewards_velocity_max_claims": 100,
         "rewards_metrics_refresh_s": 0.2,
+        "rewards_ledger_strict_locks": True,
         "log_json": False,
     }
     values.update(overrides)

@@ -23,7 +23,7 @@ KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 
 
 async def test_fifty_concurrent_claims_never_overdraw(engine: AsyncEngine) -> None:
-    ledger = PgLedger()
+    ledger = PgLedger(strict=True)
     async with engine.begin() as conn:
         await ledger.apply(
             conn,

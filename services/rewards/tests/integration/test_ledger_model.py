@@ -49,7 +49,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ledger = PgLedger()
+        self.ledger = PgLedger(strict=True)
         self.ns = uuid.uuid4().hex[:8]  # examples share the database; their accounts do not overlap
         self.wallet: Counter[str] = Counter()
         self.reserved: Counter[str] = Counter()

@@ -56,10 +56,10 @@ def entry(round_id: str, player_id: str, amount: int, *, paid_via: str = "wallet
 
 
 async def test_poll_batches_rounds_with_the_guarantees_of_one_by_one(engine: AsyncEngine) -> None:
-    ledger = PgLedger()
+    ledger = PgLedger(strict=True)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    async with sessions() as session, session.begin():
-        for cid, funded, low in (("camp-a", 5_000, 2_000), ("camp-b", 2_500, None)):
+    for cid, funded, low in (("camp-a", 5_000, 2_000), ("camp-b", 2_500, None)):
+        async with sessions() as session, session.begin():  # one admin action per transaction, as over HTTP
             await CreateCampaign("/test")(
                 session, ADMIN, campaign_id=cid, name=cid, asset="USDC", low_threshold=low, correlation_id=cid
             )

@@ -1,16 +1,28 @@
 """The ledger on PostgreSQL: a batch of transfers in a handful of statements, whatever its size.
 
-`apply` runs inside the caller's transaction, in a SAVEPOINT, so a batch that cannot apply leaves nothing
-behind and the caller may still record the refusal. Per batch:
+**Locks: one global order per transaction.** A transaction takes ledger accounts (row locks, FOR NO KEY UPDATE)
+in ascending account id over its whole life, never one below an account it already holds, so no two ledger
+transactions can wait on each other in a cycle: deadlock-free by construction, whatever they do between
+statements. `PgLedger` keeps each transaction's lock set: `declare` (or `lock`) takes every account a use case
+or a whole consumer poll will touch, up front, in id order, creating missing ones; a later call may add
+accounts only above every account held, else it raises `LockOrderError` (a caller bug, refused before it can
+wait). With `strict=True` (the tests) any account not declared up front is refused: every path is proved to
+declare all of them first.
+
+`apply` runs inside the caller's transaction, in a SAVEPOINT, so a batch that cannot apply leaves nothing behind
+and the caller may still record the refusal. Per batch:
 
 1. (post/void only) read the pending transfers they resolve and check they match;
-2. insert the transfers in one statement, sorted by id (as all new first; if some are not, the savepoint is
+2. take the batch's accounts not held yet, in id order, inside the savepoint (a refused batch gives back what it
+   took, and the lock set forgets it): those below the first missing one with one locking read, the others with
+   an upsert that creates the missing ones where they fall in that order;
+3. insert the transfers in one statement, sorted by id (as all new first; if some are not, the savepoint is
    rolled back and the batch redone with ON CONFLICT DO NOTHING RETURNING id): a retried id
    is found already there (same body = no-op, different body = `transfer_conflict`), a second post/void of
-   one pending transfer hits the partial unique index on `pending_id` (`pending_already_resolved`);
-3. aggregate the per-account deltas of the new transfers in memory and apply them with ONE upsert, rows in
-   account-id order, so every batch locks its accounts in the same global order (no deadlocks); a missing
-   account is then created with the batch's deltas as its counters. The row's CHECK constraint enforces
+   one pending transfer hits the partial unique index on `pending_id` (`pending_already_resolved`); the
+   database checks the transfers' accounts exist and share their asset (migration 0005);
+4. aggregate the per-account deltas of the new transfers in memory and apply them with ONE update (the rows
+   are held already: it waits for nobody). The row's CHECK constraint enforces
    `debits_must_not_exceed_credits` in the database; a violation aborts the whole batch.
 """
 
@@ -19,8 +31,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from sqlalchemy import text
@@ -42,43 +55,60 @@ from prizeflow_runtime.db import driver_connection
 
 Conn = AsyncSession | AsyncConnection
 
-_LOCK = text(
-    "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending "
-    "FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
-)
-_CREATE_ACCOUNTS = text(
+# Taking accounts, in id order, FOR NO KEY UPDATE (foreign-key checks, FOR KEY SHARE, never wait for it).
+# Through SQLAlchemy, not the raw driver: it may be the transaction's first statement, and SQLAlchemy begins
+# the transaction on the connection lazily, with the first statement it runs itself.
+#
+# The accounts below the first one that does not exist yet (all of them, usually) are locked in id order by
+# one plain locking read (LockRows above the Sort); the first missing id comes back with the count, and the
+# rest are taken by the upsert below, in id order too, so the whole set is still taken in one order.
+_LOCK_BELOW_FIRST_MISSING = text(
     """
-    INSERT INTO ledger_accounts (id, kind, owner_id, asset, flags)
+    WITH first_missing AS (
+        SELECT w.id FROM unnest(CAST(:ids AS uuid[])) AS w(id)
+        WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = w.id)
+        ORDER BY w.id LIMIT 1
+    )
+    SELECT (SELECT id FROM first_missing) AS first_missing, count(*) AS locked FROM (
+        SELECT 1 FROM ledger_accounts
+        WHERE id = ANY(CAST(:ids AS uuid[]))
+          AND ((SELECT id FROM first_missing) IS NULL OR id < (SELECT id FROM first_missing))
+        ORDER BY id FOR NO KEY UPDATE
+    ) AS locked
+    """
+)
+# From the first missing account on: each account in id order is locked, or created where it falls in that
+# order (one another transaction is creating is waited for in that order too). `WHERE false` updates nothing
+# but still locks the existing row.
+_ACQUIRE = text(
+    """
+    INSERT INTO ledger_accounts AS a (id, kind, owner_id, asset, flags)
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[]), CAST(:owners AS text[]),
                          CAST(:assets AS text[]), CAST(:flags AS int[]))
     ORDER BY 1
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (id) DO UPDATE SET flags = a.flags WHERE false
     """
 )
-# The two hot statements run on the asyncpg connection itself (prepared once per connection, no SQLAlchemy
+_READ = text(
+    "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending "
+    "FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
+# The hot statements run on the asyncpg connection itself (prepared once per connection, no SQLAlchemy
 # compilation or row processing): their arrays go out and their rows come back in asyncpg's native types.
+# They run inside the batch's savepoint, so SQLAlchemy has begun the transaction already.
 #
-# The `locked` CTE takes the row locks in account-id order (LockRows runs above the Sort), so concurrent
-# batches lock their common accounts in one global order: no deadlocks. The UPDATE then applies the deltas;
-# the row's CHECK constraint is evaluated on the new values. `rep` marks the accounts whose balances the
-# caller wants back; every updated row still returns its id (so missing accounts are found).
+# The batch's accounts are held already: this update applies the deltas and waits for nobody; the row's
+# CHECK constraint is evaluated on the new values.
 _UPDATE = """
-    WITH d AS (
-        SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bool[])
-            AS d(id, dp, cp, dpe, cpe, rep)
-    ), locked AS (
-        SELECT id FROM ledger_accounts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
-    )
     UPDATE ledger_accounts AS a SET
         debits_posted = a.debits_posted + d.dp,
         credits_posted = a.credits_posted + d.cp,
         debits_pending = a.debits_pending + d.dpe,
         credits_pending = a.credits_pending + d.cpe
-    FROM d
-    -- count(*) reads the whole `locked` CTE in a one-time filter, before the UPDATE touches any row; the
-    -- `= ANY` lets the planner fetch just the batch's accounts instead of hashing the whole table.
-    WHERE a.id = d.id AND a.id = ANY($1::uuid[]) AND (SELECT count(*) FROM locked) >= 0
-    RETURNING a.id, d.rep, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending, a.flags
+    FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS d(id, dp, cp, dpe, cpe)
+    -- the `= ANY` lets the planner fetch just the batch's accounts instead of hashing the whole table.
+    WHERE a.id = d.id AND a.id = ANY($1::uuid[])
+    RETURNING a.id, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending, a.flags
 """
 # A batch is first inserted as all new (no speculative insertion: ON CONFLICT costs about half as much
 # again); if any of its transfers is already there, the unique violation rolls the savepoint back and the
@@ -104,21 +134,37 @@ _EXISTING = text(
 _RESOLVED_BY = text("SELECT id FROM ledger_transfers WHERE pending_id = ANY(CAST(:ids AS uuid[]))")
 
 
+class LockOrderError(RuntimeError):
+    """A transaction asked for an account below one it already holds, without having declared it up front:
+    taking it could deadlock, so nothing is locked. A bug in the caller (declare every account first)."""
+
+
+@dataclass(slots=True)
+class _Held:
+    """The accounts one transaction holds, as `id.int` (the order PostgreSQL sorts uuids in)."""
+
+    transaction: object
+    ids: set[int] = field(default_factory=set)
+    top: int = -1
+
+
+_HELD: Final = "prizeflow_rewards.ledger_locks"
+
+
 class PgLedger:
     """Applies linked batches of transfers; every call is all-or-nothing. Balance rules are the database's:
-    the batch's net effect per account is checked by the row's CHECK constraint."""
+    the batch's net effect per account is checked by the row's CHECK constraint. Account locks follow one
+    global order per transaction (module docstring)."""
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
 
     async def apply(self, conn: Conn, transfers: Sequence[Transfer]) -> BatchResult:
         batch = _dedup_in_batch(transfers)
         if not batch:
             return BatchResult()
         try:
-            try:
-                async with conn.begin_nested():
-                    return await self._apply(conn, batch, retry=False)
-            except _NotAllNewError:
-                async with conn.begin_nested():
-                    return await self._apply(conn, batch, retry=True)
+            return await self._apply_in_savepoint(conn, batch)
         except IntegrityError as err:
             raise _ledger_error(err) from err
         except asyncpg.IntegrityConstraintViolationError as err:
@@ -135,8 +181,28 @@ class PgLedger:
                 ) from err
             raise
 
-    async def _apply(self, conn: Conn, batch: list[Transfer], *, retry: bool) -> BatchResult:
+    async def _apply_in_savepoint(self, conn: Conn, batch: list[Transfer]) -> BatchResult:
+        """The batch's accounts not held yet are taken inside its savepoint: their locks and the counters'
+        update are one subtransaction (PostgreSQL need not remember two lockers per row), and a batch that
+        rolls back gives back exactly the accounts it took, so the lock set is restored with it."""
+        held = await self._held(conn)
+        before = (set(held.ids), held.top)
+        retry = False
+        try:
+            while True:
+                try:
+                    async with conn.begin_nested():
+                        return await self._apply(conn, batch, held, retry=retry)
+                except _NotAllNewError:
+                    retry = True
+                    held.ids, held.top = set(before[0]), before[1]
+        except BaseException:
+            held.ids, held.top = before
+            raise
+
+    async def _apply(self, conn: Conn, batch: list[Transfer], held: _Held, *, retry: bool) -> BatchResult:
         await self._check_pendings(conn, batch)
+        fresh = self._not_held([r for t in batch for r in (t.debit, t.credit)], held)
         batch.sort(key=_ID_INT)
         raw = await driver_connection(conn)
         columns = (
@@ -150,42 +216,80 @@ class PgLedger:
             list(map(_PENDING_ID, batch)),
             list(map(_KEY, batch)),
         )
-        if not retry:
+        await self._take(conn, fresh, held)
+        if not retry:  # as if every transfer is new: a retried one is the exception, redone below
             try:
                 await raw.execute(_INSERT_NEW, *columns)
             except asyncpg.UniqueViolationError as err:
                 raise _NotAllNewError from err
-            rows: list[Any] | None = None  # all new
-        else:
-            rows = await raw.fetch(_INSERT_OR_SKIP, *columns)
-        if rows is None or len(rows) == len(batch):
-            applied, duplicates = batch, []
-        else:
-            inserted = {r[0].int for r in rows}
-            applied = [t for t in batch if t.id.int in inserted]
-            duplicates = [t for t in batch if t.id.int not in inserted]
+            return BatchResult(applied=batch, duplicates=[], balances=await _move(raw, batch))
+        rows = await raw.fetch(_INSERT_OR_SKIP, *columns)
+        inserted = {r[0].int for r in rows}
+        applied = [t for t in batch if t.id.int in inserted]
+        duplicates = [t for t in batch if t.id.int not in inserted]
+        if duplicates:
             await self._check_duplicates(conn, duplicates)
         if not applied:
             return BatchResult(applied=(), duplicates=duplicates)
-        ids, changes, debited = _deltas(applied)
-        keys = sorted(changes)
-        balances, done = await _update(raw, [ids[k] for k in keys], [changes[k] for k in keys], debited, keys)
-        if len(done) < len(keys):
-            # First use of some accounts: create them, their deltas as their counters.
-            updated = {r[0].int for r in done}
-            rest = [k for k in keys if k not in updated]
-            refs = {r.id.int: r for t in applied for r in (t.debit, t.credit)}
-            balances.update(await _create(raw, [refs[k] for k in rest], [changes[k] for k in rest]))
-        return BatchResult(applied=applied, duplicates=duplicates, balances=balances)
+        return BatchResult(applied=applied, duplicates=duplicates, balances=await _move(raw, applied))
 
-    async def _lock(self, conn: Conn, refs: dict[uuid.UUID, AccountRef]) -> dict[uuid.UUID, Balance]:
-        ids = sorted(refs)
-        balances = _balances(await conn.execute(_LOCK, {"ids": ids}))
-        missing = [refs[i] for i in ids if i not in balances]
-        if missing:
-            await create_accounts(conn, missing)
-            balances = _balances(await conn.execute(_LOCK, {"ids": ids}))
-        return balances
+    async def declare(self, conn: Conn, refs: Iterable[AccountRef]) -> None:
+        """Lock every account the transaction will touch (creating missing ones), in account-id order, until
+        it ends. Called first with all of them, later ledger calls on these accounts wait for nobody."""
+        held = await self._held(conn)
+        await self._take(conn, self._not_held(refs, held), held)
+
+    def _not_held(self, refs: Iterable[AccountRef], held: _Held) -> list[AccountRef]:
+        """The accounts of `refs` the transaction does not hold yet, in id order. Refused (LockOrderError,
+        nothing taken) if taking them would break the transaction's one order."""
+        new = {r.id.int: r for r in refs if r.id.int not in held.ids}
+        keys = sorted(new)
+        if keys and held.ids and (self.strict or keys[0] < held.top):
+            first = new[keys[0]]
+            raise LockOrderError(
+                f"{first.kind.value} {first.owner} {first.asset} was not declared in this transaction's first lock"
+                + ("" if self.strict else " and sorts below an account it already holds")
+            )
+        return [new[k] for k in keys]
+
+    async def _take(self, conn: Conn, accounts: list[AccountRef], held: _Held) -> None:
+        """Lock `accounts` (in id order, none held yet) until the transaction ends: those below the first one
+        missing with one plain locking read, the others (from it on) with the ordered upsert that creates the
+        missing ones where they fall."""
+        if not accounts:
+            return
+        row = (await conn.execute(_LOCK_BELOW_FIRST_MISSING, {"ids": [a.id for a in accounts]})).one()
+        if row.first_missing is not None:
+            rest = accounts[row.locked :]  # accounts are never deleted: exactly those below it were locked
+            if rest[0].id != row.first_missing:
+                raise LedgerError("integrity_error", "the accounts below the first missing one changed")
+            await conn.execute(
+                _ACQUIRE,
+                {
+                    "ids": [a.id for a in rest],
+                    "kinds": [a.kind.value for a in rest],
+                    "owners": [a.owner for a in rest],
+                    "assets": [a.asset for a in rest],
+                    "flags": [int(a.flags) for a in rest],
+                },
+            )
+        self._hold(held, accounts)
+
+    @staticmethod
+    def _hold(held: _Held, accounts: list[AccountRef]) -> None:
+        if accounts:
+            held.ids.update(a.id.int for a in accounts)
+            held.top = max(held.top, accounts[-1].id.int)
+
+    async def _held(self, conn: Conn) -> _Held:
+        """This transaction's lock set, kept on the connection and replaced when a new transaction starts."""
+        sync = (await conn.connection() if isinstance(conn, AsyncSession) else conn).sync_connection
+        assert sync is not None
+        transaction = sync.get_transaction()
+        held = sync.info.get(_HELD)
+        if not isinstance(held, _Held) or held.transaction is not transaction:
+            held = sync.info[_HELD] = _Held(transaction)
+        return held
 
     async def _check_pendings(self, conn: Conn, batch: Sequence[Transfer]) -> None:
         resolving = [t for t in batch if t.bits & RESOLVING_BITS]
@@ -237,27 +341,15 @@ class PgLedger:
         return {r: rows.get(r.id, Balance(flags=r.flags)) for r in refs}
 
     async def lock(self, conn: Conn, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
-        """Lock accounts (creating them) until the transaction ends: a check-then-apply is then race-free."""
+        """`declare`, and the accounts' balances: a check-then-apply is then race-free."""
         refs = list(refs)
-        balances = await self._lock(conn, {r.id: r for r in refs})
-        return {r: balances[r.id] for r in refs}
+        await self.declare(conn, refs)
+        rows = _balances(await conn.execute(_READ, {"ids": [r.id for r in refs]}))
+        return {r: rows[r.id] for r in refs}
 
     async def resolved_by(self, conn: Conn, pending_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         rows = await conn.execute(_RESOLVED_BY, {"ids": list(pending_ids)})
         return {r[0] for r in rows}
-
-
-async def create_accounts(conn: Conn, refs: Sequence[AccountRef]) -> None:
-    await conn.execute(
-        _CREATE_ACCOUNTS,
-        {
-            "ids": [r.id for r in refs],
-            "kinds": [r.kind.value for r in refs],
-            "owners": [r.owner for r in refs],
-            "assets": [r.asset for r in refs],
-            "flags": [int(r.flags) for r in refs],
-        },
-    )
 
 
 class _NotAllNewError(Exception):
@@ -317,53 +409,16 @@ def _deltas(
     return ids, changes, debited
 
 
-async def _update(
-    raw: Any, ids: list[uuid.UUID], changes: list[list[int]], report: set[int] | None, keys: list[int]
-) -> tuple[dict[uuid.UUID, Balance], list[Any]]:
-    """Apply deltas (ids in id order) to the existing accounts: the balances of `report` (every account
-    if None) and the rows of every account updated."""
-    dp, cp, dpe, cpe = (list(col) for col in zip(*changes, strict=True))
-    rep = [True] * len(keys) if report is None else [k in report for k in keys]
-    rows = await raw.fetch(_UPDATE, ids, dp, cp, dpe, cpe, rep)
-    return {r[0]: Balance(r[2], r[3], r[4], r[5], r[6]) for r in rows if r[1]}, rows
-
-
-_CREATE_WITH_DELTAS = """
-    INSERT INTO ledger_accounts
-        (id, kind, owner_id, asset, flags, debits_posted, credits_posted, debits_pending, credits_pending)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
-                         $8::bigint[], $9::bigint[])
-    ORDER BY 1
-    ON CONFLICT DO NOTHING
-    RETURNING id, debits_posted, credits_posted, debits_pending, credits_pending, flags
-"""
-
-
-async def _create(raw: Any, refs: list[AccountRef], changes: list[list[int]]) -> dict[uuid.UUID, Balance]:
-    """Create missing accounts (id order) with the batch's deltas as their counters (the CHECK constraints
-    apply to the new row); an account created meanwhile by a concurrent batch gets them by an update."""
-    dp, cp, dpe, cpe = (list(col) for col in zip(*changes, strict=True))
-    rows = await raw.fetch(
-        _CREATE_WITH_DELTAS,
-        [r.id for r in refs],
-        [r.kind for r in refs],
-        [r.owner for r in refs],
-        [r.asset for r in refs],
-        [int(r.flags) for r in refs],
-        dp,
-        cp,
-        dpe,
-        cpe,
-    )
-    balances = {r[0]: Balance(r[1], r[2], r[3], r[4], r[5]) for r in rows}
-    if len(rows) < len(refs):
-        created = {r[0].int for r in rows}
-        late = [i for i, r in enumerate(refs) if r.id.int not in created]
-        more, _ = await _update(
-            raw, [refs[i].id for i in late], [changes[i] for i in late], None, [refs[i].id.int for i in late]
-        )
-        balances.update(more)
-    return balances
+async def _move(raw: Any, transfers: Sequence[Transfer]) -> dict[uuid.UUID, Balance]:
+    """Apply the transfers' per-account deltas to the accounts (held already), in id order; the balances of the
+    debited accounts."""
+    ids, changes, debited = _deltas(transfers)
+    keys = sorted(changes)
+    dp, cp, dpe, cpe = (list(col) for col in zip(*(changes[k] for k in keys), strict=True))
+    rows = await raw.fetch(_UPDATE, [ids[k] for k in keys], dp, cp, dpe, cpe)
+    if len(rows) != len(keys):  # every account was held or created first: this cannot happen
+        raise LedgerError("integrity_error", f"{len(keys) - len(rows)} accounts of the batch are missing")
+    return {r[0]: Balance(r[1], r[2], r[3], r[4], r[5]) for r in rows if r[0].int in debited}
 
 
 def _balances(rows: Any) -> dict[uuid.UUID, Balance]:
@@ -399,6 +454,10 @@ def _ledger_error(err: IntegrityError | asyncpg.IntegrityConstraintViolationErro
         return LedgerError("exceeds_credits", f"the database refused: debits would exceed credits{where}")
     if "ledger_transfers_resolves_once" in constraint:
         return LedgerError("pending_already_resolved", "the pending transfer was already posted or voided")
+    if "ledger_transfers_accounts_exist" in constraint:  # the database's own check (migration 0005)
+        return LedgerError("unknown_account", str(getattr(err, "orig", err)))
+    if "ledger_transfers_same_asset" in constraint:
+        return LedgerError("asset_mismatch", str(getattr(err, "orig", err)))
     return LedgerError("integrity_error", str(getattr(err, "orig", err)))
 
 
@@ -408,18 +467,27 @@ def _sqlstate(err: DBAPIError) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_RETRYABLE: Final = frozenset({"40001", "40P01"})
+
+
 def is_serialization_failure(err: BaseException) -> bool:
-    """Deadlock or serialization failure: safe to retry the whole transaction."""
-    if isinstance(err, asyncpg.PostgresError):  # from the statements run on the asyncpg connection itself
-        return err.sqlstate in {"40001", "40P01"}
-    sqlstate = getattr(getattr(getattr(err, "orig", None), "__cause__", None), "sqlstate", None)
-    return isinstance(err, DBAPIError) and sqlstate in {"40001", "40P01"}
+    """Deadlock (40P01) or serialization failure (40001) anywhere in the chain (asyncpg's own error, or wrapped
+    by SQLAlchemy or by a use case): the transaction was rolled back whole, and is safe to retry."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) in _RETRYABLE:
+            return True
+        orig = getattr(current, "orig", None)  # SQLAlchemy keeps the driver's exception here
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
 
 
 __all__ = [
     "AccountKind",
+    "LockOrderError",
     "PgLedger",
     "TransferKind",
-    "create_accounts",
     "is_serialization_failure",
 ]

@@ -67,7 +67,8 @@ def low_threshold(campaign: Campaign, funded: int, default_bps: int) -> int:
 
 
 _GET = text("SELECT id, name, asset, status, low_threshold FROM campaigns WHERE id = :id")
-_GET_LOCKED = text("SELECT id, name, asset, status, low_threshold FROM campaigns WHERE id = :id FOR UPDATE")
+# NO KEY UPDATE: a held round's foreign key to its campaign (FOR KEY SHARE) never waits for this lock.
+_GET_LOCKED = text("SELECT id, name, asset, status, low_threshold FROM campaigns WHERE id = :id FOR NO KEY UPDATE")
 
 
 async def get_campaign(conn: Conn, campaign_id: str, *, lock: bool = False) -> Campaign | None:

@@ -1,6 +1,7 @@
 """Claims: a player claims a redeemable balance to a payout destination; payouts settle the reservation.
 
-A claim is checked under the wallet's row lock (concurrent claims on one wallet queue, none overdraws it).
+A claim is checked under the wallet's row lock (concurrent claims on one wallet queue, none overdraws it),
+taken together with the clearing account its reservation credits: one ordered lock, up front.
 An approved or held claim reserves its amount with a pending transfer wallet → clearing; approval emits
 PayoutRequested through the outbox. Payout outcomes post (paid) or void (failed for good, cancelled,
 rejected) that reservation exactly once; a return credits the wallet back.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +48,15 @@ from prizeflow_rewards.domain.claims import (
     assess,
     can_move,
 )
-from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferFlags, TransferKind, post_of, void_of
+from prizeflow_rewards.domain.ledger import (
+    AccountRef,
+    LedgerError,
+    Transfer,
+    TransferFlags,
+    TransferKind,
+    post_of,
+    void_of,
+)
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.outbox import add_event
@@ -116,7 +126,11 @@ _SELECT_CLAIM = (
     "payout_request_id, correlation_id, created_at, destination_key, payout_id FROM claims "
 )
 _GET = text(_SELECT_CLAIM + "WHERE id = :id")
-_GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR UPDATE")
+_GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR NO KEY UPDATE")
+# A consumer poll's claims, in id order (before any account): claims are always locked before accounts.
+_LOCK_MANY = text(
+    "SELECT id, player_id, asset FROM claims WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR NO KEY UPDATE"
+)
 _HELD = text(_SELECT_CLAIM + "WHERE status = 'held' ORDER BY created_at LIMIT :n")
 
 
@@ -231,7 +245,8 @@ class SubmitClaim:
         )
         wallet = accounts.wallet(player_id, asset)
         # The wallet row lock serializes this player's claims in this asset: the facts below cannot go stale.
-        balance = (await self.ledger.lock(conn, [wallet]))[wallet]
+        # The clearing account the reservation credits is locked with it, in the one global order.
+        balance = (await self.ledger.lock(conn, [wallet, accounts.clearing(asset)]))[wallet]
         dkey = destination_key(destination)
         existing = await get_claim(conn, claim_id)
         if existing is not None:
@@ -518,6 +533,24 @@ class SettlePayout:
     ledger: Ledger
     metrics: RewardsMetrics | None = None
 
+    async def prepare(self, conn: Conn, envs: Sequence[Envelope[EventPayload]]) -> None:
+        """Take every lock a poll of these events needs, before any event is applied: the routes (if the poll
+        announces some), then the claims in id order, then all their accounts in one ordered ledger lock. The
+        events then run in poll order without waiting for anyone, so a poll cannot deadlock with another poll,
+        a claim or a hold decision."""
+        if any(isinstance(e.data, PayoutRoutesPublished) for e in envs):
+            await conn.execute(text("SELECT sequence FROM payout_routes_version FOR UPDATE"))
+        outcomes = [e.data for e in envs if isinstance(e.data, _CLAIM_EVENTS)]
+        if not outcomes:
+            return
+        rows = await conn.execute(_LOCK_MANY, {"ids": sorted({d.claim_id for d in outcomes})})
+        claims = {r.id: (r.player_id, r.asset) for r in rows}
+        refs: set[AccountRef] = set()
+        for d in outcomes:
+            if d.claim_id in claims:
+                refs.update(settlement_accounts(d, *claims[d.claim_id]))
+        await self.ledger.declare(conn, refs)
+
     async def handle(self, conn: Conn, env: Envelope[EventPayload]) -> None:
         data = env.data
         if isinstance(data, PayoutRoutesPublished):
@@ -624,6 +657,32 @@ class SettlePayout:
             text("UPDATE claims SET status = :s, settled_at = now() WHERE id = :id"),
             {"s": status.value, "id": claim.id},
         )
+
+
+_CLAIM_EVENTS = (
+    PayoutCreated,
+    PayoutPaid,
+    PayoutFailed,
+    PayoutCancelled,
+    PayoutRejected,
+    PayoutReturned,
+    PayoutRequestRefused,
+)
+
+
+def settlement_accounts(data: EventPayload, player_id: str, asset: str) -> list[AccountRef]:
+    """The accounts a payout outcome moves money between, for a claim of `player_id` in `asset` (what
+    `SettlePayout.handle` would apply; nothing for events that move no money)."""
+    wallet, clearing = accounts.wallet(player_id, asset), accounts.clearing(asset)
+    if isinstance(data, PayoutPaid):
+        return [wallet, clearing, accounts.external(data.provider.value, asset)]
+    if isinstance(data, PayoutReturned):
+        return [accounts.external(data.provider.value, asset), wallet]
+    if isinstance(data, PayoutCancelled | PayoutRejected | PayoutRequestRefused) or (
+        isinstance(data, PayoutFailed) and data.final
+    ):
+        return [wallet, clearing]
+    return []
 
 
 async def publish_routes(conn: Conn, data: PayoutRoutesPublished) -> None:

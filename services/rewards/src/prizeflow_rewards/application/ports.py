@@ -14,12 +14,19 @@ Conn = AsyncSession | AsyncConnection
 
 
 class Ledger(Protocol):
+    """Accounts are locked in one global order per transaction (ascending account id, never below one held):
+    a use case declares every account it will touch before it moves money, a consumer poll all of the poll's."""
+
     async def apply(self, conn: Conn, transfers: Sequence[Transfer]) -> BatchResult:
         """Apply a linked batch in the caller's transaction: all or nothing (raises `LedgerError`)."""
         ...
 
+    async def declare(self, conn: Conn, refs: Iterable[AccountRef]) -> None:
+        """Lock every account the transaction will touch, once, in account-id order, until it ends."""
+        ...
+
     async def lock(self, conn: Conn, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
-        """Lock accounts until the transaction ends (check-then-apply without races)."""
+        """`declare`, and the balances (check-then-apply without races)."""
         ...
 
     async def balances(self, conn: Conn, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]: ...

@@ -5,6 +5,9 @@ EntryAccepted, into the round's own escrow account, which the ledger never lets 
 in. Transfer ids come from round/entry/player keys, so a RoundSettled delivered twice (or re-emitted by
 settlement with a new event id) credits each player once. A sponsored round whose pool cannot pay all of
 it is not paid in part: its allocations are held until an admin tops the pool up and releases them.
+
+Every account an event (or a whole consumer poll, `prepare`) may touch is declared to the ledger before the
+first transfer, in one ordered lock: the ledger takes accounts in one global order per transaction.
 """
 
 from __future__ import annotations
@@ -62,6 +65,41 @@ def entry_fee(e: EntryAccepted) -> Transfer:
     )
 
 
+def round_accounts(env: Env) -> set[AccountRef]:
+    """Every account `RoundMoney.handle` may move money between for this event (a superset: a refused or
+    held round touches fewer). Pure, so a whole poll's accounts are known before any of it is applied."""
+    data = env.data
+    if isinstance(data, EntryAccepted):
+        t = entry_fee(data)
+        return {t.debit, t.credit}
+    if isinstance(data, RoundVoided):
+        return {
+            ref
+            for r in data.refunds
+            for ref in (
+                accounts.escrow(data.round_id, r.amount.asset),
+                accounts.wallet(r.player_id, r.amount.asset)
+                if r.paid_via is PaidVia.WALLET
+                else accounts.external(accounts.EXTERNAL, r.amount.asset),
+            )
+        }
+    if not isinstance(data, RoundSettled):
+        return set()
+    out = {accounts.wallet(a.player_id, data.asset) for a in data.allocations}
+    for f in data.fees:
+        out.add(accounts.escrow(data.round_id, f.amount.asset))
+        out.add(
+            accounts.platform_revenue(f.account_id, f.amount.asset)
+            if f.party is FeeParty.PLATFORM
+            else accounts.organizer_revenue(f.account_id, f.amount.asset)
+        )
+    if data.prize_source is PrizeSource.ENTRY_POT:
+        out.add(accounts.escrow(data.round_id, data.asset))
+    elif data.campaign_id is not None:  # paid only from a pool in the round's asset (else refused)
+        out.add(accounts.pool(data.campaign_id, data.asset))
+    return out
+
+
 @dataclass
 class _Group:
     """Sponsored rounds of one campaign, paid together: their prizes, and what each still owes."""
@@ -100,6 +138,12 @@ class RoundMoney:
     pool_low_bps: int = 1_000
     metrics: RewardsMetrics | None = None
     clock: Clock = utcnow
+
+    async def prepare(self, conn: Conn, envs: Sequence[Env]) -> None:
+        """Lock every account these events may touch, in one ordered lock, before any of them is applied."""
+        refs = {ref for env in envs for ref in round_accounts(env)}
+        if refs:
+            await self.ledger.declare(conn, refs)
 
     async def handle(self, conn: Conn, env: Envelope[EventPayload]) -> None:
         data = env.data
@@ -147,6 +191,7 @@ class RoundMoney:
 
     async def settle(self, conn: Conn, env: Env) -> None:
         s: RoundSettled = env.data
+        await self.prepare(conn, [env])  # fees, then the pool's check, then prizes: all declared first
         await self._record_outcomes(conn, [(s.round_id, "settled")])
         fees = [self._fee(s, i) for i in range(len(s.fees))]
         if s.prize_source is PrizeSource.ENTRY_POT:
@@ -190,6 +235,7 @@ class RoundMoney:
         one linked batch. A campaign that is unknown, not active, has a held round here, or whose pool is
         short is left to `settle`, round by round, which holds (or refuses) exactly as it always did.
         """
+        await self.prepare(conn, envs)
         by_campaign: dict[str, list[Env]] = {}
         for env in envs:
             assert env.data.prize_source is PrizeSource.SPONSORED
@@ -525,10 +571,22 @@ class RoundMoney:
                 {"c": campaign_id},
             )
         )
+        held: list[Env] = [decode(row.event if isinstance(row.event, str) else json.dumps(row.event)) for row in rows]
+        # The pool and every wallet any of these rounds pays, locked once in order before the first is paid
+        # (their fees went to revenue when they were settled).
+        await self.ledger.declare(
+            conn,
+            {
+                ref
+                for env in held
+                for ref in (
+                    accounts.pool(campaign.id, env.data.asset),
+                    *(accounts.wallet(a.player_id, env.data.asset) for a in env.data.allocations),
+                )
+            },
+        )
         released: list[str] = []
-        for row in rows:
-            raw = row.event if isinstance(row.event, str) else json.dumps(row.event)
-            env = decode(raw)
+        for row, env in zip(rows, held, strict=True):
             if not await self._pay_from_pool(conn, env, hold_if_short=False):
                 break
             await conn.execute(

@@ -37,10 +37,13 @@ def decode_cursor(cursor: str) -> int:
 
 
 async def wallet_balances(conn: Conn, player_id: str) -> list[dict[str, Any]]:
+    """Balances per asset. A wallet no transfer ever moved is no balance: the ledger creates accounts when it
+    locks them, before it knows whether money will move (a held round locks its winners' wallets)."""
     rows = await conn.execute(
         text(
             "SELECT asset, debits_posted, credits_posted, debits_pending, credits_pending FROM ledger_accounts "
-            "WHERE kind = :k AND owner_id = :p ORDER BY asset"
+            "WHERE kind = :k AND owner_id = :p "
+            "AND (debits_posted, credits_posted, debits_pending, credits_pending) <> (0, 0, 0, 0) ORDER BY asset"
         ),
         {"k": AccountKind.PLAYER_WALLET.value, "p": player_id},
     )

@@ -1,13 +1,18 @@
-"""HTTP API: campaigns/pools (admin), wallets (player: own only; admin/ops: all), claims, holds (ops)."""
+"""HTTP API: campaigns/pools (admin), wallets (player: own only; admin/ops: all), claims, holds (ops).
+
+Every route that writes runs its transaction through `RewardsApi.run`: a transaction that loses a deadlock or a
+serialization failure is run again, whole (bounded, with jitter); if it still loses, the answer is a 503 problem
+with `Retry-After`, never a 500.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, Response, Router, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -18,6 +23,7 @@ from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.ids import Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
 from prizeflow_rewards.application.campaigns import (
     CampaignError,
     CampaignStatus,
@@ -41,8 +47,11 @@ from prizeflow_rewards.application.ports import Ledger
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.wallets import CursorError, TopUp, set_risk_flag, wallet_balances, wallet_history
 from prizeflow_rewards.domain.ledger import LedgerError, TransferKind
+from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.http import ProblemError
+from prizeflow_runtime.http import ProblemError, problem_response
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,6 +68,22 @@ class RewardsApi:
     submit_claim: SubmitClaim
     review: ReviewHold
     top_up: TopUp
+    metrics: RewardsMetrics | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`work` in one transaction (`tx`), run again whole if it loses a deadlock or a serialization failure;
+        after `retry.attempts` it raises `TransactionContendedError` (a 503 with Retry-After)."""
+
+        async def attempt() -> T:
+            async with self.tx() as session:
+                return await work(session)
+
+        def counted(outcome: str) -> None:
+            if self.metrics is not None:
+                self.metrics.transaction_retries.labels(outcome).inc()
+
+        return await retry_transaction(attempt, policy=self.retry, on_retry=counted)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
@@ -144,7 +169,7 @@ class CampaignsController(Controller):
 
     @post("/", guards=ADMIN, status_code=HTTP_201_CREATED)
     async def create(self, request: Request[Any, Any, Any], data: JSONBody[CampaignIn], api: Api) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> dict[str, Any]:
             c = await api.create_campaign(
                 s,
                 principal(request),
@@ -155,6 +180,8 @@ class CampaignsController(Controller):
                 correlation_id=admin_correlation_id(),
             )
             return (await figures(s, api.ledger, [c]))[c.id]
+
+        return await api.run(work)
 
     @get("/", guards=STAFF)
     async def list_all(self, api: Api) -> list[dict[str, Any]]:
@@ -173,7 +200,7 @@ class CampaignsController(Controller):
     async def fund(
         self, request: Request[Any, Any, Any], campaign_id: FromPath[str], data: JSONBody[FundIn], api: Api
     ) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> dict[str, Any]:
             applied = await api.fund_campaign(
                 s,
                 principal(request),
@@ -186,14 +213,18 @@ class CampaignsController(Controller):
             assert c is not None
             return {**(await figures(s, api.ledger, [c]))[c.id], "applied": applied}
 
+        return await api.run(work)
+
     async def _status(
         self, request: Request[Any, Any, Any], campaign_id: str, target: CampaignStatus, api: RewardsApi
     ) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> dict[str, Any]:
             c = await api.change_status(
                 s, principal(request), campaign_id=campaign_id, target=target, correlation_id=admin_correlation_id()
             )
             return (await figures(s, api.ledger, [c]))[c.id]
+
+        return await api.run(work)
 
     @post("/{campaign_id:str}/pause", guards=ADMIN, status_code=HTTP_200_OK)
     async def pause(self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
@@ -211,10 +242,12 @@ class CampaignsController(Controller):
     async def release_held(
         self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api
     ) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> dict[str, Any]:
             return await api.rounds.release_held(
                 s, principal(request), campaign_id=campaign_id, correlation_id=admin_correlation_id()
             )
+
+        return await api.run(work)
 
 
 class WalletsController(Controller):
@@ -249,7 +282,7 @@ class WalletsController(Controller):
     async def top_up(
         self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[TopUpIn], api: Api
     ) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> dict[str, Any]:
             transfer_id, applied = await api.top_up(
                 s,
                 principal(request),
@@ -262,6 +295,8 @@ class WalletsController(Controller):
             )
             return {"transfer_id": transfer_id, "applied": applied, "balances": await wallet_balances(s, player_id)}
 
+        return await api.run(work)
+
 
 class PlayersController(Controller):
     path = "/players"
@@ -271,7 +306,7 @@ class PlayersController(Controller):
     async def risk_flag(
         self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[RiskFlagIn], api: Api
     ) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> None:
             await set_risk_flag(
                 s,
                 principal(request),
@@ -281,6 +316,8 @@ class PlayersController(Controller):
                 reason=data.reason,
                 correlation_id=admin_correlation_id(),
             )
+
+        await api.run(work)
         return {"player_id": player_id, "flagged": data.flagged}
 
 
@@ -302,7 +339,8 @@ class ClaimsController(Controller):
         ] = None,
     ) -> dict[str, Any]:
         p = principal(request)
-        async with api.tx() as s:
+
+        async def work(s: AsyncSession) -> dict[str, Any]:
             claim, created = await api.submit_claim(
                 s,
                 p,
@@ -314,6 +352,8 @@ class ClaimsController(Controller):
                 correlation_id=correlation_id,
             )
             return {**claim.view(), "created": created}
+
+        return await api.run(work)
 
     @get("/{claim_id:str}")
     async def show(self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api) -> dict[str, Any]:
@@ -349,17 +389,37 @@ class HoldsController(Controller):
     async def release(
         self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api, data: JSONBody[ReviewIn | None] = None
     ) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> dict[str, Any]:
             claim = await api.review.release(s, principal(request), claim_id, reason=data.reason if data else None)
             return claim.view()
+
+        return await api.run(work)
 
     @post("/{claim_id:str}/reject", guards=STAFF, status_code=HTTP_200_OK)
     async def reject(
         self, request: Request[Any, Any, Any], claim_id: FromPath[str], data: JSONBody[RejectIn], api: Api
     ) -> dict[str, Any]:
-        async with api.tx() as s:
+        async def work(s: AsyncSession) -> dict[str, Any]:
             claim = await api.review.reject(s, principal(request), claim_id, reason=data.reason)
             return claim.view()
+
+        return await api.run(work)
+
+
+def contended(request: Request[Any, Any, Any], exc: TransactionContendedError) -> Response[dict[str, Any]]:
+    """A transaction that kept losing to concurrent ones: nothing was kept, so the client may simply retry."""
+    response = problem_response(
+        request,
+        ProblemError(503, "transaction_contended", f"{exc}; nothing was changed, retry after {exc.retry_after_s}s"),
+    )
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+def router() -> Router:
+    """The controllers, with the handler that turns a transaction still contended after its retries into a
+    503 problem with Retry-After (the app's catch-all would make it a 500)."""
+    return Router(path="/", route_handlers=CONTROLLERS, exception_handlers={TransactionContendedError: contended})
 
 
 CONTROLLERS = [

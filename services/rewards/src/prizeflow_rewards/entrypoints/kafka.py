@@ -1,4 +1,10 @@
-"""Kafka handlers: decode → use case. Each runs inside the consumer's transaction (inbox row claimed)."""
+"""Kafka handlers: decode → use case. Each runs inside the consumer's transaction (inbox row claimed).
+
+A poll is one transaction that applies event after event, each touching other accounts: so every handler
+first takes every lock the whole poll needs (claims, then all ledger accounts, each set in its one global
+order), and only then applies the events in poll order. No poll can deadlock with another poll, a claim,
+a hold decision or an admin action.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ class RoundEventsHandler:
         round, and before a later wallet-paid entry that debits a wallet it credits, so no event sees the ledger
         differently than in poll order. Reordering across unrelated rounds is harmless: those events touch
         no account the gathered rounds debit with a balance rule (their pools) nor wallets they credit."""
+        await self.rounds.prepare(session, envelopes)
         pending: list[Envelope[EventPayload]] = []
         rounds: set[str] = set()
         wallets: set[tuple[str, str]] = set()
@@ -70,6 +77,7 @@ class PayoutEventsHandler:
     settle: SettlePayout
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        await self.settle.prepare(session, envelopes)
         for env in envelopes:
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
                 await self.settle.handle(session, env)

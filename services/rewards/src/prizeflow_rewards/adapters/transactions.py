@@ -1,0 +1,79 @@
+"""A transaction that loses a deadlock (40P01) or a serialization failure (40001) is run again, whole, a few times.
+
+PostgreSQL rolls such a transaction back entirely, so running the unit of work again is safe. The ledger takes
+its locks in one global order (no deadlock between its transactions), so this is the last line of defence
+(a lock the ledger does not govern, a future isolation level), never how a deadlock is meant to be handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from prizeflow_rewards.adapters.ledger_pg import is_serialization_failure
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded: `attempts` in all, the waits between them growing from `backoff_initial_s`, with jitter."""
+
+    attempts: int = 4
+    backoff_initial_s: float = 0.02
+    backoff_max_s: float = 0.4
+    # What a caller that still lost is told to wait before trying again (HTTP Retry-After, seconds).
+    retry_after_s: int = 1
+
+    def delay(self, attempt: int) -> float:
+        """Exponential with jitter: two transactions that deadlocked do not collide again in lockstep."""
+        cap = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not cryptography
+
+
+class TransactionContendedError(Exception):
+    """Still a deadlock or serialization failure after every attempt: nothing was kept, try again later."""
+
+    def __init__(self, attempts: int, retry_after_s: int) -> None:
+        super().__init__(f"the transaction lost to concurrent ones {attempts} times")
+        self.attempts = attempts
+        self.retry_after_s = retry_after_s
+
+
+async def retry_transaction(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    on_retry: Callable[[str], None] | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> T:
+    """Run `attempt` (one whole transaction, begun and ended inside it) until it does not lose to a deadlock or
+    a serialization failure, at most `policy.attempts` times; any other error goes straight to the caller.
+    `on_retry` is told "retried" or "gave_up" (a metric)."""
+    n = 0
+    while True:
+        n += 1
+        try:
+            return await attempt()
+        except Exception as err:
+            if not is_serialization_failure(err):
+                raise
+            if n >= policy.attempts:
+                if on_retry is not None:
+                    on_retry("gave_up")
+                log.warning("transaction lost to concurrent ones %d times; giving up: %r", n, err)
+                raise TransactionContendedError(n, policy.retry_after_s) from err
+            if on_retry is not None:
+                on_retry("retried")
+            delay = policy.delay(n)
+            log.warning("transaction lost to a concurrent one (attempt %d), retrying in %.3fs: %r", n, delay, err)
+            await sleep(delay)
+
+
+__all__ = ["RetryPolicy", "TransactionContendedError", "retry_transaction"]

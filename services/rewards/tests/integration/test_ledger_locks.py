@@ -1,0 +1,265 @@
+"""How the ledger locks accounts (real PostgreSQL): one global order per transaction, taken up front, held to the
+end; a consumer poll of payout outcomes takes every lock it needs before applying any of them; a transaction that
+loses a real deadlock anyway is run again whole."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
+from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_contracts.events.payouts import (
+    PayoutCreated,
+    PayoutFailed,
+    PayoutPaid,
+    PayoutRequestRefused,
+    PayoutReturned,
+)
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_contracts.testing import AT, example_payload
+from prizeflow_rewards.adapters.ledger_pg import LockOrderError, PgLedger, is_serialization_failure
+from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
+from prizeflow_rewards.application.claims import Claim, ClaimPolicy, SettlePayout, SubmitClaim, publish_routes
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.ledger import AccountRef, Transfer, TransferKind
+from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
+from prizeflow_rewards.testing import STELLAR_KEY, routes_event
+from prizeflow_runtime.auth import Principal, Role
+from prizeflow_runtime.db import asyncpg_dsn, session_factory
+
+pytestmark = pytest.mark.integration
+
+
+def by_id(*refs: AccountRef) -> list[AccountRef]:
+    return sorted(refs, key=lambda r: r.id.int)
+
+
+async def locked_elsewhere(database_url: str, ref: AccountRef) -> bool:
+    """Whether another transaction holds `ref`: taking it the ledger's way (an upsert that locks, or waits for an
+    account being created) from another connection times out."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '200ms'")
+            await conn.execute(
+                "INSERT INTO ledger_accounts AS a (id, kind, owner_id, asset, flags) VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (id) DO UPDATE SET flags = a.flags WHERE false",
+                ref.id,
+                ref.kind.value,
+                ref.owner,
+                ref.asset,
+                int(ref.flags),
+            )
+            raise _Rollback
+    except asyncpg.LockNotAvailableError:
+        return True
+    except _Rollback:  # leave nothing behind: the probe must not create the account itself
+        return False
+    finally:
+        await conn.close()
+
+
+class _Rollback(Exception):
+    pass
+
+
+async def test_accounts_are_taken_up_front_in_id_order_and_never_below_one_held(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    low, mid, high = by_id(accounts.wallet("a", "USDC"), accounts.wallet("b", "USDC"), accounts.wallet("c", "USDC"))
+    ledger = PgLedger()
+    async with engine.begin() as conn:
+        # The transaction's first statement: the accounts are created and held until it ends.
+        balances = await ledger.lock(conn, [mid])
+        assert balances[mid].posted == 0
+        assert await locked_elsewhere(database_url, mid)
+        with pytest.raises(LockOrderError, match="sorts below an account it already holds"):
+            await ledger.declare(conn, [low])
+        with pytest.raises(LockOrderError):  # nor through a batch that names it
+            await ledger.apply(conn, [Transfer.of(low, mid, 5, TransferKind.TOP_UP, "x")])
+        await ledger.declare(conn, [mid, high])  # above every account held: still one global order
+        assert await locked_elsewhere(database_url, high)
+        assert not await locked_elsewhere(database_url, low)
+    assert not await locked_elsewhere(database_url, mid)
+    async with engine.begin() as conn:  # a new transaction starts with nothing held
+        await ledger.declare(conn, [low])
+
+
+async def test_strict_mode_refuses_any_account_not_declared_first(engine: AsyncEngine) -> None:
+    low, high = by_id(accounts.wallet("a", "USDC"), accounts.wallet("b", "USDC"))
+    ledger = PgLedger(strict=True)
+    async with engine.begin() as conn:
+        await ledger.declare(conn, [low])
+        await ledger.lock(conn, [low])  # already held: nothing new
+        with pytest.raises(LockOrderError, match="was not declared in this transaction's first lock"):
+            await ledger.declare(conn, [high])
+
+
+async def test_a_held_account_does_not_hold_up_foreign_key_checks(engine: AsyncEngine, database_url: str) -> None:
+    """Accounts are locked FOR NO KEY UPDATE: a check that an account exists (FOR KEY SHARE) never waits."""
+    wallet = accounts.wallet("a", "USDC")
+    async with engine.begin() as conn:
+        await PgLedger().declare(conn, [wallet])
+        other = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            async with other.transaction():
+                await other.execute("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR KEY SHARE NOWAIT", wallet.id)
+        finally:
+            await other.close()
+
+
+def outcome(cls: type[Any], claim: Claim, **extra: Any) -> Envelope[EventPayload]:
+    payload = example_payload(
+        cls,
+        payout_id=f"po-{claim.id}",
+        payout_request_id=claim.payout_request_id,
+        claim_id=claim.id,
+        player_id=claim.player_id,
+        amount={"asset": claim.asset, "amount": claim.amount},
+        provider="stellar",
+        idempotency_key=f"{claim.id}:payout",
+        **extra,
+    )
+    return new_event(payload, source="/payouts", correlation_id=claim.id)
+
+
+async def test_a_poll_of_payout_outcomes_takes_all_its_locks_before_applying_any(engine: AsyncEngine) -> None:
+    """Paid, failed for good, paid then returned, refused, for claims of several players, in one poll and
+    one transaction: applied in a strict ledger, so every account was locked by `prepare`, in one go."""
+    ledger = PgLedger(strict=True)
+    sessions = session_factory(engine)
+    players = [f"p-{i}" for i in range(4)]
+    for p in players:
+        async with sessions() as s, s.begin():
+            await ledger.apply(
+                s,
+                [
+                    Transfer.of(
+                        accounts.external("stripe", "USDC"), accounts.wallet(p, "USDC"), 1_000, TransferKind.TOP_UP, p
+                    )
+                ],
+            )
+    async with sessions() as s, s.begin():
+        await publish_routes(s, routes_event().data)
+    submit = SubmitClaim(
+        ledger, ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t"
+    )
+    dest = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY)
+    claims: list[Claim] = []
+    for p in players:
+        async with sessions() as s, s.begin():
+            claim, _ = await submit(
+                s, Principal(p, frozenset({Role.PLAYER})), player_id=p, asset="USDC", amount=400, destination=dest
+            )
+            claims.append(claim)
+    paid, failed, returned, refused = claims
+    poll: list[Envelope[EventPayload]] = [
+        outcome(PayoutCreated, paid),
+        outcome(PayoutPaid, paid, paid_at=AT),
+        outcome(
+            PayoutFailed,
+            failed,
+            attempt=1,
+            code=PayoutErrorCode.INVALID_DESTINATION,
+            retryable=False,
+            final=True,
+            detail="no such account",
+            next_attempt_at=None,
+            failed_at=AT,
+        ),
+        outcome(PayoutPaid, returned, paid_at=AT),
+        outcome(
+            PayoutReturned, returned, returned_amount={"asset": "USDC", "amount": 400}, reason="bounced", returned_at=AT
+        ),
+        new_event(
+            PayoutRequestRefused(
+                payout_request_id=refused.payout_request_id,
+                claim_id=refused.id,
+                code=PayoutErrorCode.INVALID_DESTINATION,
+                detail="unpayable",
+                refused_at=AT,
+            ),
+            source="/payouts",
+            correlation_id=refused.id,
+        ),
+    ]
+    async with sessions() as s, s.begin():
+        await PayoutEventsHandler(SettlePayout(ledger))(s, poll)
+    async with engine.connect() as conn:
+        statuses: dict[str, str] = {r.id: r.status for r in await conn.execute(text("SELECT id, status FROM claims"))}
+        balances = await ledger.balances(conn, [accounts.wallet(p, "USDC") for p in players])
+    assert [statuses[c.id] for c in claims] == ["paid", "voided", "returned", "voided"]
+    assert [b.posted for b in balances.values()] == [600, 1_000, 1_000, 1_000]
+    assert [b.debits_pending for b in balances.values()] == [0, 0, 0, 0]
+
+
+async def test_a_transaction_that_loses_a_real_deadlock_is_run_again_whole(engine: AsyncEngine) -> None:
+    """Two transactions lock two rows in opposite orders (what the ledger never does): PostgreSQL aborts one
+    of them with 40P01; `retry_transaction` runs it again, and nothing of its first attempt is kept."""
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE pair (id int PRIMARY KEY, n int NOT NULL)"))
+        await conn.execute(text("CREATE TABLE attempts (who text NOT NULL)"))
+        await conn.execute(text("INSERT INTO pair VALUES (1, 0), (2, 0)"))
+    sessions = session_factory(engine)
+    first_locked = {1: asyncio.Event(), 2: asyncio.Event()}
+    runs: list[str] = []
+
+    async def transfer(first: int, second: int) -> None:
+        async def attempt() -> None:
+            async with sessions() as s, s.begin():
+                runs.append(f"{first}->{second}")
+                await s.execute(text("INSERT INTO attempts VALUES (:w)"), {"w": f"{first}->{second}"})
+                await s.execute(text("UPDATE pair SET n = n + 1 WHERE id = :i"), {"i": first})
+                first_locked[first].set()
+                await first_locked[second].wait()  # each holds one row and wants the other's
+                await s.execute(text("UPDATE pair SET n = n + 1 WHERE id = :i"), {"i": second})
+
+        await retry_transaction(attempt, policy=RetryPolicy(attempts=3))
+
+    await asyncio.gather(transfer(1, 2), transfer(2, 1))
+    assert len(runs) == 3  # one of the two ran twice
+    async with engine.connect() as conn:
+        assert list(await conn.execute(text("SELECT id, n FROM pair ORDER BY id"))) == [(1, 2), (2, 2)]
+        assert (await conn.execute(text("SELECT count(*) FROM attempts"))).scalar_one() == 2  # the lost one left none
+
+
+async def test_a_transaction_still_losing_after_its_attempts_is_contended(engine: AsyncEngine) -> None:
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    calls = 0
+
+    async def attempt() -> None:
+        nonlocal calls
+        calls += 1
+        raise Deadlock("deadlock detected")
+
+    with pytest.raises(TransactionContendedError) as err:
+        await retry_transaction(attempt, policy=RetryPolicy(attempts=3, backoff_initial_s=0.001))
+    assert (calls, err.value.attempts, err.value.retry_after_s) == (3, 3, 1)
+    assert is_serialization_failure(err.value)  # its cause is kept for the logs
+
+    async def bug() -> None:
+        raise ValueError("not a conflict")
+
+    with pytest.raises(ValueError, match="not a conflict"):
+        await retry_transaction(bug, policy=RetryPolicy())
+
+
+async def test_the_session_lock_set_follows_the_session_transaction(engine: AsyncEngine, database_url: str) -> None:
+    """Through an ORM session (the HTTP and consumer paths), as through a connection."""
+    wallet = accounts.wallet("s", "USDC")
+    sessions = session_factory(engine)
+    ledger = PgLedger(strict=True)
+    for _ in range(2):  # the same pooled connection, two transactions: each starts with nothing held
+        async with sessions() as s, s.begin():
+            session: AsyncSession = s
+            await ledger.declare(session, [wallet, accounts.clearing("USDC")])
+            assert await locked_elsewhere(database_url, wallet)
+        assert not await locked_elsewhere(database_url, wallet)

@@ -1,0 +1,140 @@
+"""A write route whose transaction loses a deadlock is run again, whole; after its attempts the answer is a 503
+problem with Retry-After, never a 500 (the HTTP layer on fake sessions and a flaky use case: no database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from litestar.di import Provide
+from litestar.testing import AsyncTestClient
+from prometheus_client import CollectorRegistry
+
+from prizeflow_rewards.adapters.transactions import RetryPolicy
+from prizeflow_rewards.application.claims import Claim
+from prizeflow_rewards.domain.claims import ClaimStatus
+from prizeflow_rewards.entrypoints.http import RewardsApi, router
+from prizeflow_rewards.metrics import RewardsMetrics
+from prizeflow_runtime.auth import JwtConfig, issue_token
+from prizeflow_runtime.http import create_app
+
+SECRET = "unit-test-secret-0123456789abcdef-0123456789"
+BODY = {
+    "asset": "USDC",
+    "amount": 1_000,
+    "destination": {"type": "stellar_account", "address": "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"},
+}
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+class FakeSession:
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[None]:
+        yield
+
+
+class FakeSessions:
+    """Stands in for an async_sessionmaker; counts the transactions begun."""
+
+    def __init__(self) -> None:
+        self.begun = 0
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeSession]:
+        self.begun += 1
+        yield FakeSession()
+
+
+class FlakySubmit:
+    """A SubmitClaim that loses a deadlock `failures` times, then succeeds."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self, conn: Any, actor: Any, **kw: Any) -> tuple[Claim, bool]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise Deadlock("deadlock detected")
+        claim = Claim(
+            id="cl-1",
+            player_id=kw["player_id"],
+            asset=kw["asset"],
+            amount=kw["amount"],
+            destination=kw["destination"].model_dump(mode="json"),
+            status=ClaimStatus.APPROVED,
+            hold_code=None,
+            hold_detail=None,
+            rejection_code=None,
+            payout_request_id="pr-cl-1",
+            correlation_id="cl-1",
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        return claim, True
+
+
+@asynccontextmanager
+async def client_for(submit: FlakySubmit, sessions: FakeSessions) -> AsyncIterator[tuple[Any, RewardsMetrics]]:
+    stand_in: Any = None
+    metrics = RewardsMetrics.create(CollectorRegistry())
+    api = RewardsApi(
+        sessions=sessions,  # type: ignore[arg-type]
+        ledger=stand_in,
+        source="/test",
+        create_campaign=stand_in,
+        fund_campaign=stand_in,
+        change_status=stand_in,
+        rounds=stand_in,
+        submit_claim=submit,  # type: ignore[arg-type]
+        review=stand_in,
+        top_up=stand_in,
+        metrics=metrics,
+        retry=RetryPolicy(attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002, retry_after_s=2),
+    )
+    app = create_app(
+        service_name="rewards",
+        route_handlers=[router()],
+        registry=CollectorRegistry(),
+        jwt=JwtConfig(secret=SECRET),
+        dependencies={"api": Provide(lambda: api, sync_to_thread=False)},
+    )
+    async with AsyncTestClient(app) as client:
+        yield client, metrics
+
+
+def player() -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(JwtConfig(secret=SECRET), 'p-1', ['player'])}"}
+
+
+def retries(metrics: RewardsMetrics, outcome: str) -> float:
+    return float(metrics.transaction_retries.labels(outcome)._value.get())
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+async def test_a_claim_that_loses_a_deadlock_is_run_again_and_succeeds(failures: int) -> None:
+    submit, sessions = FlakySubmit(failures), FakeSessions()
+    async with client_for(submit, sessions) as (client, metrics):
+        r = await client.post("/claims/", json=BODY, headers=player())
+    assert r.status_code == 201, r.text
+    assert r.json()["claim_id"] == "cl-1"
+    assert (submit.calls, sessions.begun) == (failures + 1, failures + 1)  # a new transaction each time
+    assert retries(metrics, "retried") == failures
+
+
+async def test_a_claim_still_losing_after_its_attempts_is_a_503_with_retry_after() -> None:
+    submit, sessions = FlakySubmit(failures=99), FakeSessions()
+    async with client_for(submit, sessions) as (client, metrics):
+        r = await client.post("/claims/", json=BODY, headers=player())
+    assert r.status_code == 503, r.text
+    assert r.headers["retry-after"] == "2"
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "transaction_contended"
+    assert r.json()["status"] == 503
+    assert submit.calls == 3
+    assert (retries(metrics, "retried"), retries(metrics, "gave_up")) == (2, 1)
