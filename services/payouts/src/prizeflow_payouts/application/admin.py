@@ -110,7 +110,7 @@ class PayoutAdmin:
             AdminActionRecorded(
                 action_id=uuid.uuid4().hex,
                 actor_user_id=actor.user_id,
-                actor_roles=roles or [AuditRole.ADMIN],
+                actor_roles=roles,  # what the actor holds: none is refused by the contract, never assumed
                 action=action,
                 target_type="payout",
                 target_id=rec.id,
