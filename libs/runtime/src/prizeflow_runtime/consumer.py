@@ -54,6 +54,7 @@ from prizeflow_runtime.dead_letters import (
 from prizeflow_runtime.inbox import Delivery, claim_many, digest_of
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.redaction import redact
 from prizeflow_runtime.settings import RetrySettings
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,11 @@ class ReliableConsumer:
 
     def _letter(self, item: _Item, reason: str, err: BaseException, attempts: int) -> DeadLetter:
         record, env = item.record, item.envelope
-        detail = err.detail if isinstance(err, EventRefusal) else "".join(traceback.format_exception_only(err)).strip()
+        detail = (
+            err.detail
+            if isinstance(err, EventRefusal)
+            else redact("".join(traceback.format_exception_only(err)).strip())
+        )
         event_id, event_type, correlation_id = (
             (env.id, env.type, env.correlationid) if env is not None else _readable_ids(record.value or b"")
         )

@@ -126,12 +126,14 @@ OUTBOX_NOTIFY_DDL = (
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """`hide_parameters`: a statement's values (player ids, destinations) never appear in an error's text."""
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         echo=echo,
+        hide_parameters=True,
     )
 
 
