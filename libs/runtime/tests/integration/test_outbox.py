@@ -161,13 +161,17 @@ async def test_relay_deletes_what_it_published_and_vacuums_the_outbox(
 
 async def test_migration_turns_a_marking_outbox_into_a_deleting_one_and_back(engine: AsyncEngine) -> None:
     """An outbox of the earlier schema (rows marked `published_at`): published rows go, pending rows stay."""
-    from types import SimpleNamespace
     from typing import Any
 
-    from prizeflow_runtime.migrations import outbox_delete_on_publish, outbox_mark_on_publish
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from prizeflow_runtime.schema_history import messaging_0002_outbox_delete_on_publish as step
+
+    outbox_delete_on_publish, outbox_mark_on_publish = step.upgrade, step.downgrade
 
     def run(step: Any) -> Any:
-        return lambda sync_conn: step(SimpleNamespace(get_bind=lambda: sync_conn))
+        return lambda sync_conn: step(Operations(MigrationContext.configure(sync_conn)))
 
     sessions = session_factory(engine)
     async with engine.begin() as conn:
