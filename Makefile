@@ -15,7 +15,7 @@ ASYNCAPI_LINT_STAMP := $(ASYNCAPI_LINT)/node_modules/.installed
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
-	@echo "make test   - unit + integration (+ e2e) tests on real Kafka and PostgreSQL, provisioned automatically"
+	@echo "make test   - make lint, then every test (unit, integration, e2e, faults) on real Kafka and PostgreSQL"
 	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI staleness + the official AsyncAPI parser"
 	@echo "make bench  - every benchmark; JSON under .results/"
 	@echo "make down   - stop everything make run / make test started"
@@ -43,7 +43,9 @@ $(ASYNCAPI_LINT_STAMP): $(ASYNCAPI_LINT)/package-lock.json $(ASYNCAPI_LINT)/pack
 run: sync system-deps
 	$(RUN) prizeflow-dev run
 
+# Lint first (seconds), then every test: CI (.ci/run) enforces both through this one target.
 test: sync system-deps asyncapi-lint-deps
+	@$(MAKE) --no-print-directory lint
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-unit: sync asyncapi-lint-deps

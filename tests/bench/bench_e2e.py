@@ -55,9 +55,9 @@ from prizeflow_devstack.infra import Infra, ensure_infra
 from prizeflow_devstack.kafka import ensure_jars, java_bin, kafka_version
 from prizeflow_devstack.paths import find_root
 from prizeflow_devstack.platform import Platform
-from prizeflow_runtime.auth import JwtConfig, issue_token
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.settings import audience_for
 
 USDC = 10_000_000
 PLAYERS_PER_ROUND = 8
@@ -204,8 +204,8 @@ async def publish(producer: Any, topic: str, payloads: list[Any], correlation: s
 async def fund(platform: Platform, campaign: str, amount: int) -> None:
     import httpx
 
-    jwt = JwtConfig(secret=platform._base_env["JWT_SECRET"])
-    headers = {"Authorization": f"Bearer {issue_token(jwt, 'bench', ['admin'])}"}
+    token = platform.identity.issue("bench", ["admin"], audience=audience_for("rewards"))
+    headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=platform.url("rewards"), headers=headers, timeout=30) as http:
         r = await http.post("/campaigns/", json={"campaign_id": campaign, "name": campaign, "asset": "USDC"})
         r.raise_for_status()

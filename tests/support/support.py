@@ -31,9 +31,9 @@ from prizeflow_contracts.events.game import (
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_devstack.platform import Platform
-from prizeflow_runtime.auth import JwtConfig, issue_token
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.settings import audience_for
 from prizeflow_runtime.testing import eventually, read_topic, wait_caught_up
 
 T = TypeVar("T")
@@ -117,20 +117,21 @@ def results_of(round_id: str, players: Sequence[str], ranks: Sequence[int] | Non
 
 
 class Api:
-    """HTTP clients for the platform's services, with tokens minted for any role."""
+    """HTTP clients for the platform's services, with tokens minted for any role by the platform's dev identity."""
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
-        self.jwt = JwtConfig(secret=platform._base_env["JWT_SECRET"])
+        self.identity = platform.identity
         self.http = httpx.AsyncClient(timeout=30)
 
-    def token(self, user: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(self.jwt, user, roles)}"}
+    def token(self, user: str, *roles: str, service: str) -> dict[str, str]:
+        """A bearer header for `user` holding `roles`, for `service`'s audience only."""
+        return {"Authorization": f"Bearer {self.identity.issue(user, roles, audience=audience_for(service))}"}
 
     async def call(
         self, method: str, service: str, path: str, *, user: str, roles: Sequence[str], **kwargs: Any
     ) -> httpx.Response:
-        headers = {**self.token(user, *roles), **kwargs.pop("headers", {})}
+        headers = {**self.token(user, *roles, service=service), **kwargs.pop("headers", {})}
         return await self.http.request(method, self.platform.url(service) + path, headers=headers, **kwargs)
 
     async def ok(self, method: str, service: str, path: str, *, user: str, roles: Sequence[str], **kw: Any) -> Any:

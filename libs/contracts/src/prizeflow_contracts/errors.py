@@ -31,6 +31,8 @@ REFUSAL_REASONS: Final = frozenset(
         "insufficient_funds",
         # An outcome of a second payout for a claim another payout settles (a double payment attempt).
         "duplicate_payout",
+        # A provider event the webhook ingress did not verify (or that did not come from it).
+        "unverified_provider_event",
     }
 )
 

@@ -1,6 +1,6 @@
 """Prizeflow runtime kit: settings, database, outbox and relay, inbox, reliable Kafka consumers, HTTP."""
 
-from prizeflow_runtime.auth import JwtConfig, Principal, Role, issue_token, require_roles, verify_token
+from prizeflow_runtime.auth import Principal, Role, TokenVerifier, require_roles, token_verifier
 from prizeflow_runtime.broker import attach_consumer, commit_offsets, create_broker, ensure_topics
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
 from prizeflow_runtime.db import create_engine, create_messaging_schema, session_factory
@@ -10,22 +10,23 @@ from prizeflow_runtime.logging import configure_logging, log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, add_event, add_events, idempotent_producer
 from prizeflow_runtime.service import ServiceRuntime, serve
-from prizeflow_runtime.settings import RetrySettings, ServiceSettings
+from prizeflow_runtime.settings import Profile, RetrySettings, ServiceSettings, settings_or_exit
 
 __all__ = [
     "BatchHandler",
     "Delivery",
     "EventHandler",
-    "JwtConfig",
     "OutboxRelay",
     "Principal",
     "ProblemError",
+    "Profile",
     "ReliableConsumer",
     "RetrySettings",
     "Role",
     "RuntimeMetrics",
     "ServiceRuntime",
     "ServiceSettings",
+    "TokenVerifier",
     "add_event",
     "add_events",
     "attach_consumer",
@@ -39,10 +40,10 @@ __all__ = [
     "create_messaging_schema",
     "ensure_topics",
     "idempotent_producer",
-    "issue_token",
     "log_context",
     "require_roles",
     "serve",
     "session_factory",
-    "verify_token",
+    "settings_or_exit",
+    "token_verifier",
 ]

@@ -1,22 +1,40 @@
-"""JWT bearer authentication and role guards for every service's HTTP API.
+"""Bearer JWT authentication and role guards for every service's HTTP API (ADR 0005).
+
+Production tokens come from the identity provider: asymmetric signatures (RS256, ES256, EdDSA by default)
+checked against its JWKS (`prizeflow_runtime.jwks`), then issuer, this service's audience, `exp`/`nbf` with a
+small leeway and a `sub`. Roles come only from the configured claim; a token holding no known role is refused
+(403), never given a default one. HS256 with a shared key exists for the dev profile only.
 
 Roles: `player` (may read only its own wallet: the token's subject), `admin`, `approver`, `ops`.
-Tokens are HS256 with issuer and audience checked; the acting user id is the `sub` claim.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final, Protocol
 
 import jwt
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.enums import HttpMethod
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
+from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
+from litestar.security.base import AbstractSecurityConfig
+from litestar.types import ASGIApp, Method, Scopes
+
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN
+from prizeflow_runtime.jwks import JwksKeys, JwksUnavailableError, UnknownKeyError, jwks_fetch
+from prizeflow_runtime.settings import ServiceSettings
+
+MAX_TOKEN_BYTES: Final = 8192
+SECURITY_SCHEME: Final = "BearerJWT"
+# The subject is the actor in audit events and the requester/approver of payouts: one stable identifier.
+_SUBJECT = re.compile(IDENTIFIER_PATTERN)
 
 
 class Role(StrEnum):
@@ -35,66 +53,185 @@ class Principal:
         return bool(self.roles.intersection(roles))
 
 
-@dataclass(frozen=True)
-class JwtConfig:
-    secret: str
-    issuer: str = "prizeflow"
-    audience: str = "prizeflow"
-    algorithm: str = "HS256"
+@dataclass(frozen=True, slots=True)
+class ClaimsPolicy:
+    """What a verified token must say besides its signature."""
+
+    issuer: str
+    audience: str
+    roles_claim: str = "roles"
+    leeway_s: int = 30
 
 
-def issue_token(config: JwtConfig, user_id: str, roles: list[str] | tuple[str, ...], *, ttl_s: int = 3600) -> str:
-    """Mint a token (dev tooling, the simulator and tests; production tokens come from the IdP)."""
-    now = int(time.time())
-    claims = {
-        "sub": user_id,
-        "roles": list(roles),
-        "iss": config.issuer,
-        "aud": config.audience,
-        "iat": now,
-        "exp": now + ttl_s,
-    }
-    return jwt.encode(claims, config.secret, algorithm=config.algorithm)
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Principal:
+        """The caller behind `token`; NotAuthorizedException (401) or ServiceUnavailableException (503)."""
+        ...
 
 
-def verify_token(config: JwtConfig, token: str) -> Principal:
+def _refused(reason: str) -> NotAuthorizedException:
+    return NotAuthorizedException(detail=f"invalid bearer token: {reason}")
+
+
+def _header(token: str) -> dict[str, Any]:
+    if len(token) > MAX_TOKEN_BYTES:
+        raise _refused("too long")
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError as err:
+        raise _refused("malformed") from err
+
+
+def _decode(token: str, key: Any, algorithm: str, policy: ClaimsPolicy) -> Principal:
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            config.secret,
-            algorithms=[config.algorithm],
-            issuer=config.issuer,
-            audience=config.audience,
-            options={"require": ["sub", "exp", "iss", "aud"]},
+            key,
+            algorithms=[algorithm],
+            issuer=policy.issuer,
+            audience=policy.audience,
+            leeway=policy.leeway_s,
+            options={"require": ["sub", "exp", "iss", "aud"], "verify_sub": True},
         )
     except jwt.PyJWTError as err:
-        raise NotAuthorizedException(detail=f"invalid bearer token: {err}") from err
-    raw_roles = claims.get("roles", [])
-    if not isinstance(raw_roles, list):
-        raise NotAuthorizedException(detail="invalid bearer token: roles must be a list")
-    roles = frozenset(Role(r) for r in raw_roles if r in Role._value2member_map_)
-    return Principal(user_id=str(claims["sub"]), roles=roles)
+        raise _refused(str(err)) from err
+    return principal_from(claims, policy.roles_claim)
+
+
+def principal_from(claims: dict[str, Any], roles_claim: str) -> Principal:
+    """Subject and roles of verified claims: roles only from `roles_claim`, unknown ones ignored."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+        raise _refused("sub must be 1-128 characters of [A-Za-z0-9:_.-]")
+    raw = claims.get(roles_claim, [])
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise _refused(f"claim {roles_claim!r} must be a list of strings")
+    roles = frozenset(Role(r) for r in raw if r in Role._value2member_map_)
+    return Principal(user_id=subject, roles=roles)
+
+
+class JwksVerifier:
+    """Asymmetric tokens, each signed by the provider key its `kid` names, with that key's own algorithm."""
+
+    def __init__(self, keys: JwksKeys, policy: ClaimsPolicy, *, algorithms: Collection[str]) -> None:
+        self.keys = keys
+        self.policy = policy
+        self.algorithms = frozenset(algorithms)
+
+    async def verify(self, token: str) -> Principal:
+        header = _header(token)
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if algorithm not in self.algorithms:
+            raise _refused("signature algorithm not accepted")
+        if not isinstance(kid, str) or not kid:
+            raise _refused("no key id (kid)")
+        try:
+            jwk = await self.keys.get(kid)
+        except UnknownKeyError as err:
+            raise _refused("signed by an unknown key") from err
+        except JwksUnavailableError as err:
+            raise ServiceUnavailableException(detail="the identity provider's keys are unavailable") from err
+        if jwk.algorithm_name != algorithm:
+            raise _refused("algorithm does not match the signing key")
+        return _decode(token, jwk.key, algorithm, self.policy)
+
+
+class HmacVerifier:
+    """Dev profile only: HS256 with a shared key (settings refuse a key shorter than 32 bytes)."""
+
+    def __init__(self, secret: str, policy: ClaimsPolicy) -> None:
+        self.secret = secret
+        self.policy = policy
+
+    async def verify(self, token: str) -> Principal:
+        if _header(token).get("alg") != "HS256":
+            raise _refused("signature algorithm not accepted")
+        return _decode(token, self.secret, "HS256", self.policy)
+
+
+def token_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """The verifier the settings describe (they were validated for the profile when they were loaded)."""
+    policy = ClaimsPolicy(
+        issuer=settings.issuer,
+        audience=settings.audience,
+        roles_claim=settings.jwt_roles_claim,
+        leeway_s=settings.jwt_leeway_s,
+    )
+    if settings.jwt_secret is not None:
+        return HmacVerifier(settings.jwt_secret.get_secret_value(), policy)
+    if settings.jwt_jwks_url is None:
+        raise ValueError("JWT_JWKS_URL is not set")
+    keys = JwksKeys(
+        jwks_fetch(settings.jwt_jwks_url, timeout_s=settings.jwt_jwks_timeout_s),
+        algorithms=settings.jwt_algorithms,
+        cache_s=settings.jwt_jwks_cache_s,
+        min_refresh_s=settings.jwt_jwks_min_refresh_s,
+    )
+    return JwksVerifier(keys, policy, algorithms=settings.jwt_algorithms)
 
 
 class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
     """Every route needs a bearer token, except the handlers whose `opt` sets `exclude_from_auth` (exact routes:
     no path pattern, so `/wallets/metrics` or `/rounds/health-check` are never mistaken for a public one)."""
 
-    def __init__(self, app: Any, config: JwtConfig) -> None:
-        super().__init__(app)
-        self.config = config
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        exclude_opt_key: str = "exclude_from_auth",
+        exclude_http_methods: Sequence[Method] | None = None,
+        scopes: Scopes | None = None,
+    ) -> None:
+        super().__init__(
+            app, exclude_from_auth_key=exclude_opt_key, exclude_http_methods=exclude_http_methods, scopes=scopes
+        )
+        self.verifier = verifier
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException(detail="missing bearer token")
-        principal = verify_token(self.config, token.strip())
+        principal = await self.verifier.verify(token.strip())
+        if not principal.roles:
+            raise PermissionDeniedException(detail="the token holds no known role")
         return AuthenticationResult(user=principal, auth=token)
 
 
-def jwt_middleware(config: JwtConfig) -> DefineMiddleware:
-    return DefineMiddleware(JwtAuthMiddleware, config=config)
+def _no_lookup(token: Any, connection: ASGIConnection[Any, Any, Any, Any]) -> Any:
+    return None  # the middleware builds the Principal from the verified claims; there is no user store
+
+
+@dataclass
+class BearerJwtAuth(AbstractSecurityConfig[Principal, str]):
+    """Litestar's security config: installs the middleware and documents `bearer JWT` in the OpenAPI schema."""
+
+    verifier: TokenVerifier
+    authentication_middleware_class: type[AbstractAuthenticationMiddleware] = field(default=JwtAuthMiddleware)
+    retrieve_user_handler: Callable[[Any, ASGIConnection[Any, Any, Any, Any]], Any] = field(default=_no_lookup)
+    exclude_opt_key: str = "exclude_from_auth"
+    # OPTIONS answers the allowed methods only; HEAD is not excluded (Litestar's default would skip auth for it).
+    exclude_http_methods: Sequence[Method] | None = field(default_factory=lambda: [HttpMethod.OPTIONS])
+    description: str = "A JWT from the identity provider: `Authorization: Bearer <token>`"
+
+    @property
+    def openapi_components(self) -> Components:
+        scheme = SecurityScheme(type="http", scheme="bearer", bearer_format="JWT", description=self.description)
+        return Components(security_schemes={SECURITY_SCHEME: scheme})
+
+    @property
+    def security_requirement(self) -> SecurityRequirement:
+        return {SECURITY_SCHEME: []}
+
+    @property
+    def middleware(self) -> DefineMiddleware:
+        return DefineMiddleware(
+            self.authentication_middleware_class,
+            verifier=self.verifier,
+            exclude_opt_key=self.exclude_opt_key,
+            exclude_http_methods=self.exclude_http_methods,
+            scopes=self.scopes,
+        )
 
 
 def require_roles(*roles: Role) -> Any:
@@ -106,3 +243,18 @@ def require_roles(*roles: Role) -> Any:
             raise PermissionDeniedException(detail=f"requires one of roles: {', '.join(sorted(roles))}")
 
     return guard
+
+
+__all__ = [
+    "BearerJwtAuth",
+    "ClaimsPolicy",
+    "HmacVerifier",
+    "JwksVerifier",
+    "JwtAuthMiddleware",
+    "Principal",
+    "Role",
+    "TokenVerifier",
+    "principal_from",
+    "require_roles",
+    "token_verifier",
+]

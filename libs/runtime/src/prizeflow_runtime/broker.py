@@ -67,10 +67,30 @@ def attach_consumer(
     async def _on_poll(msg: KafkaMessage) -> None:
         raw = msg.raw_message
         records = list(raw) if isinstance(raw, tuple) else [raw]
-        offsets = await consumer.process(records)
-        await commit_offsets(msg.consumer, offsets)
+        try:
+            offsets = await consumer.process(records)
+            await commit_offsets(msg.consumer, offsets)
+        except BaseException:
+            # Whatever failed (decoding, an upcaster, the database, a bug, the offset commit), the consumer is
+            # moved back to this poll's first record on each partition: the next poll fetches them again (the
+            # inbox dedups what did commit), and no later poll's commit can step over them.
+            await rewind_to(msg.consumer, records)
+            raise
 
     return subscriber
+
+
+async def rewind_to(kafka_consumer: AIOKafkaConsumer, records: Sequence[Any]) -> None:
+    """Seek each partition of a poll back to the first record the poll held."""
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        first[tp] = min(first.get(tp, r.offset), r.offset)
+    for tp, offset in first.items():
+        try:
+            kafka_consumer.seek(tp, offset)
+        except IllegalStateError:
+            log.warning("could not seek %s back to %d (partition revoked?): it is redelivered anyway", tp, offset)
 
 
 async def _raw_records(msg: Any) -> Any:

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -55,6 +56,7 @@ from prizeflow_runtime.dead_letters import (
 from prizeflow_runtime.inbox import Delivery, claim_many, digest_of
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.redaction import redact
 from prizeflow_runtime.settings import RetrySettings
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ class ReliableConsumer:
     topic_suffix: str = ""
     dead_letters: DeadLetterStore = field(default_factory=SqlDeadLetters)
     on_refusal: RefusalHook | None = None
+    # How long the database gets to answer the probe that tells an outage from a poison record.
+    outage_probe_timeout_s: float = 2.0
     # A poll that lost a deadlock or a serialization failure changed nothing: apply it again, whole, this many
     # times (with backoff) before splitting it into one transaction per record.
     batch_conflict_retries: int = 2
@@ -220,13 +224,15 @@ class ReliableConsumer:
                     await self._dead_letter(item, refusal.reason, refusal, attempts=attempt)
                     return
                 except Exception as err:
-                    if is_infrastructure_outage(err):
+                    if is_infrastructure_outage(err) and not await self._database_answers():
                         # The database is down or restarting: not this event's fault. The partition waits
-                        # (attempts are not spent) instead of dead-lettering good events during an outage.
+                        # (attempts are not spent) instead of dead-lettering good events during an outage. An
+                        # error that only looks like an outage while the database answers is this record's own
+                        # failure: it spends attempts like any other (a handler timing out for ever is poison).
                         attempt -= 1
                         outage += 1
                         delay = min(5.0, 0.2 * 2 ** min(outage, 5))
-                        log.warning("database unavailable, retrying in %.1fs: %r", delay, err)
+                        log.warning("database unavailable, retrying in %.1fs: %s", delay, type(err).__name__)
                         await self.sleep(delay)
                         continue
                     if attempt == self.retry.max_attempts:
@@ -238,6 +244,15 @@ class ReliableConsumer:
                     delay = self._backoff(attempt)
                     log.warning("handler failed (attempt %d), retrying in %.3fs: %r", attempt, delay, err)
                     await self.sleep(delay)
+
+    async def _database_answers(self) -> bool:
+        """Probe the database the way a handler uses it: a session that can run one statement, briefly."""
+        try:
+            async with asyncio.timeout(self.outage_probe_timeout_s), self.session_factory() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure to answer means "unreachable" here
+            return False
+        return True
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped."""
@@ -280,7 +295,11 @@ class ReliableConsumer:
 
     def _letter(self, item: _Item, reason: str, err: BaseException, attempts: int) -> DeadLetter:
         record, env = item.record, item.envelope
-        detail = err.detail if isinstance(err, EventRefusal) else "".join(traceback.format_exception_only(err)).strip()
+        detail = (
+            err.detail
+            if isinstance(err, EventRefusal)
+            else redact("".join(traceback.format_exception_only(err)).strip())
+        )
         event_id, event_type, correlation_id = (
             (env.id, env.type, env.correlationid) if env is not None else _readable_ids(record.value or b"")
         )

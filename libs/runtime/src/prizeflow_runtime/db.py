@@ -126,12 +126,14 @@ OUTBOX_NOTIFY_DDL = (
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """`hide_parameters`: a statement's values (player ids, destinations) never appear in an error's text."""
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         echo=echo,
+        hide_parameters=True,
     )
 
 
@@ -149,10 +151,17 @@ async def create_messaging_schema(engine: AsyncEngine) -> None:
 
 async def driver_connection(conn: AsyncSession | AsyncConnection) -> Any:
     """The asyncpg connection under `conn`, inside the transaction (and savepoint) SQLAlchemy opened on it:
-    for what only the driver does, such as COPY."""
+    for what only the driver does, such as COPY.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes. A COPY sent straight
+    to the driver as a transaction's first statement would run outside it, in autocommit, and survive a
+    rollback (an outbox event published for a change that never happened): so the transaction is started
+    first, the public way, when it has not been yet."""
     if isinstance(conn, AsyncSession):
         conn = await conn.connection()
     raw = await conn.get_raw_connection()
+    if getattr(raw.dbapi_connection, "_transaction", True) is None and conn.in_transaction():
+        await conn.exec_driver_sql("SELECT 1")
     return raw.driver_connection
 
 

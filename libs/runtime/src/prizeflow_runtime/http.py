@@ -1,4 +1,4 @@
-"""Litestar app factory: health, metrics, RFC 9457 problem details, JWT auth, OpenAPI at /schema."""
+"""Litestar app factory: health, metrics, RFC 9457 problem details, bearer JWT auth, OpenAPI at /schema."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, S
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
-from prizeflow_runtime.auth import JwtConfig, jwt_middleware
+from prizeflow_runtime.auth import BearerJwtAuth, TokenVerifier
 from prizeflow_runtime.errors import UseCaseError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 PROBLEM_JSON = "application/problem+json"
 # A route handler (or router) whose `opt` sets this key is served without a token. Only the health probes,
 # the metrics and the OpenAPI documents are: the exemption is on those exact routes, never a path pattern.
-PUBLIC = {"exclude_from_auth": True}
+PUBLIC_KEY = "exclude_from_auth"
+PUBLIC = {PUBLIC_KEY: True}
 
 
 class ProblemError(HTTPException):
@@ -215,13 +216,14 @@ def create_app(
     route_handlers: Sequence[ControllerRouterHandler] = (),
     registry: CollectorRegistry,
     readiness: Sequence[ReadinessCheck] = (),
-    jwt: JwtConfig | None = None,
+    auth: TokenVerifier | None = None,
     dependencies: dict[str, Any] | None = None,
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     version: str = "0.1.0",
 ) -> Litestar:
-    """The HTTP face of a service. Every route but health, metrics and the schema needs a bearer token."""
+    """The HTTP face of a service. Every route but health, metrics and the schema needs a bearer token, checked
+    by `auth`; without a verifier the app may serve those public routes only (it refuses to be built otherwise)."""
 
     @get("/health/live", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False, opt=PUBLIC)
     def live() -> dict[str, str]:
@@ -239,13 +241,11 @@ def create_app(
     async def metrics() -> Response[bytes]:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    middleware: list[Any] = [DefineMiddleware(BodyGuardMiddleware)]
-    if jwt is not None:
-        middleware.append(jwt_middleware(jwt))
     schema_router = Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC)
-    return Litestar(
+    app = Litestar(
         route_handlers=[live, ready, metrics, *route_handlers],
-        middleware=middleware,
+        middleware=[DefineMiddleware(BodyGuardMiddleware)],
+        on_app_init=[BearerJwtAuth(verifier=auth).on_app_init] if auth is not None else [],
         plugins=[FieldStrictPydanticPlugin()],
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(
@@ -257,6 +257,19 @@ def create_app(
         debug=False,
         logging_config=None,  # the service configured JSON logging already; Litestar must not replace it
     )
+    if auth is None and (guarded := _guarded_paths(app)):
+        raise ValueError(f"{service_name}: routes {sorted(guarded)} need a token verifier (auth=...)")
+    return app
+
+
+def _guarded_paths(app: Litestar) -> set[str]:
+    """Paths with a handler that is not public (Litestar's automatic OPTIONS handlers aside)."""
+    return {
+        route.path
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", ())
+        if not handler.opt.get(PUBLIC_KEY) and set(getattr(handler, "http_methods", ())) != {"OPTIONS"}
+    }
 
 
 async def _check(check: ReadinessCheck) -> str | None:

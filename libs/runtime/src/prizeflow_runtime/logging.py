@@ -11,6 +11,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from prizeflow_runtime.redaction import redact
+
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 event_id_var: ContextVar[str | None] = ContextVar("event_id", default=None)
 
@@ -40,7 +42,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         if (cid := correlation_id_var.get()) is not None:
             doc["correlation_id"] = cid
@@ -48,8 +50,15 @@ class JsonFormatter(logging.Formatter):
             doc["event_id"] = eid
         doc.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")})
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(doc, default=str)
+
+
+class RedactingFormatter(logging.Formatter):
+    """The plain-text format, with statement values cut out of messages and tracebacks."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(service: str, *, level: str = "INFO", json_output: bool = True) -> None:
@@ -57,7 +66,7 @@ def configure_logging(service: str, *, level: str = "INFO", json_output: bool = 
     if json_output:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -106,7 +106,24 @@ class RelayResult:
     leader: bool
 
 
-_SELECT_BATCH = "SELECT seq, topic, key, headers, payload FROM outbox ORDER BY seq LIMIT $1"
+_SELECT_BATCH = "SELECT seq, topic, key, headers, payload FROM outbox WHERE seq <= $2 ORDER BY seq LIMIT $1"
+# Sequence numbers are handed out at INSERT, and transactions commit in any order: a row committed with seq 8
+# may sit above a row with seq 7 whose transaction is still open. Publishing 8 first would break the outbox's
+# order (and per-key order with it). So the relay first takes a watermark (the last seq handed out), then waits
+# until every transaction that was writing to the outbox at that moment has ended: every seq up to the
+# watermark is then final (committed or gone), and only those rows are published, in order. A transaction that
+# writes later gets a seq above the watermark. Writers are found by the lock every INSERT/COPY takes on the table.
+_WATERMARK = "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence}"
+_OUTBOX_WRITERS = """
+    SELECT coalesce(array_agg(DISTINCT virtualtransaction), '{}') FROM pg_locks
+    WHERE locktype = 'relation' AND relation = 'outbox'::regclass AND mode = 'RowExclusiveLock'
+      AND granted AND pid <> pg_backend_pid()
+"""
+_WRITERS_STILL_OPEN = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'relation' AND relation = 'outbox'::regclass AND mode = 'RowExclusiveLock'
+      AND virtualtransaction = ANY($1::text[])
+"""
 _DELETE_BATCH = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 # The relay's session: walk the primary key in order (a queue table's statistics are always stale, and a
 # sequential or bitmap scan + sort over a backlog costs hundreds of milliseconds), and do not wait for the
@@ -147,6 +164,9 @@ class OutboxRelay:
         self._stopped = asyncio.Event()
         self._running = False
         self._partitions: dict[tuple[str, bytes], tuple[int, int]] = {}
+        self._watermark_sql: str | None = None
+        self._slow_writer_warning_s = 5.0
+        self.waiting_for_writers = False  # observable: the relay waits for an open transaction's seq to settle
 
     async def _partition_for(self, topic: str, key: bytes) -> int:
         """The partition the producer's default partitioner picks for `key` (murmur2, as the Java client),
@@ -185,7 +205,8 @@ class OutboxRelay:
         conn = await self._connect()
         if not await self._ensure_leader(conn):
             return RelayResult(0, leader=False)
-        rows = await conn.fetch(_SELECT_BATCH, self._batch_size)
+        watermark = await self._watermark(conn)
+        rows = await conn.fetch(_SELECT_BATCH, self._batch_size, watermark)
         if self._metrics is not None:
             self._metrics.outbox_pending.set(len(rows))
         if not rows:
@@ -206,6 +227,28 @@ class OutboxRelay:
             for topic, n in per_topic.items():
                 self._metrics.outbox_published.labels(topic).inc(n)  # unsuffixed: bounded labels
         return RelayResult(len(rows), leader=True)
+
+    async def _watermark(self, conn: asyncpg.Connection) -> int:
+        """The highest seq whose fate is decided: every transaction that could still commit a row at or below it
+        has ended (see `_WATERMARK`)."""
+        if self._watermark_sql is None:
+            sequence = await conn.fetchval("SELECT pg_get_serial_sequence('outbox', 'seq')")
+            self._watermark_sql = _WATERMARK.format(sequence=sequence)
+        watermark = int(await conn.fetchval(self._watermark_sql))
+        writers = await conn.fetchval(_OUTBOX_WRITERS)
+        waited, delay = 0.0, 0.001
+        try:
+            while writers and await conn.fetchval(_WRITERS_STILL_OPEN, writers):
+                self.waiting_for_writers = True
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 0.05)
+                if waited > self._slow_writer_warning_s:
+                    log.warning("outbox relay: waiting for transactions still writing to the outbox")
+                    self._slow_writer_warning_s *= 2
+        finally:
+            self.waiting_for_writers = False
+        return watermark
 
     async def _vacuum(self) -> None:
         """VACUUM the outbox: drop the dead rows and index entries every poll would otherwise step over."""

@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from prizeflow_contracts.topics import ALL_TOPICS, Topic
 from prizeflow_runtime.admin_http import DeadLettersController
-from prizeflow_runtime.auth import JwtConfig
+from prizeflow_runtime.auth import TokenVerifier, token_verifier
 from prizeflow_runtime.broker import attach_consumer, create_broker, ensure_topics
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
 from prizeflow_runtime.db import create_engine, session_factory
@@ -83,17 +83,14 @@ class ServiceRuntime:
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        # Built from validated settings, no I/O: the JWKS is fetched when the first token arrives.
+        self.auth: TokenVerifier | None = token_verifier(settings) if settings.verifies_tokens else None
 
     @property
     def producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             raise RuntimeError("the Kafka producer exists once ServiceRuntime.start() has run")
         return self._producer
-
-    @property
-    def jwt(self) -> JwtConfig:
-        s = self.settings
-        return JwtConfig(secret=s.jwt_secret.get_secret_value(), issuer=s.jwt_issuer, audience=s.jwt_audience)
 
     def add_consumer(
         self,
@@ -205,7 +202,7 @@ class ServiceRuntime:
             route_handlers=handlers,
             registry=self.registry,
             readiness=[self.database_ready, self.kafka_ready],
-            jwt=self.jwt,
+            auth=self.auth,
             dependencies=deps,
             on_startup=[self.start],
             on_shutdown=[self.stop],

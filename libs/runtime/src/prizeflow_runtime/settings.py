@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import sys
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Profile(StrEnum):
+    """`production` (the default) takes every key and identity setting from the platform; only an explicit
+    `PRIZEFLOW_PROFILE=dev` allows local keys (HS256, `file://`/`http://` JWKS) and dev defaults."""
+
+    PRODUCTION = "production"
+    DEV = "dev"
+
+
+DEV_ISSUER: Final = "prizeflow-dev"
+MIN_HS256_KEY_BYTES: Final = 32  # RFC 7518 §3.2: an HMAC key at least as long as the hash
+ASYMMETRIC_ALGORITHMS: Final = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+def audience_for(service_name: str) -> str:
+    """The dev default audience of a service's tokens: one per service, so a token for one is refused by another."""
+    return f"prizeflow-{service_name}"
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class RetrySettings(BaseSettings):
@@ -21,8 +49,15 @@ class RetrySettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """Settings every Prizeflow process shares. Values come from the environment (and `.env`)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Never echo a rejected value (a secret, a URL with credentials) into an error message or a log line.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
+    # A process with no authenticated route (the signer, the simulator) needs no token verification settings.
+    verifies_tokens: ClassVar[bool] = True
+
+    prizeflow_profile: Profile = Field(
+        default=Profile.PRODUCTION, description="production, or dev: local keys and dev defaults allowed"
+    )
     service_name: str = Field(default="prizeflow", description="Name in logs, metrics and CloudEvents source")
     database_url: str = Field(
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/prizeflow",
@@ -40,12 +75,27 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
     log_json: bool = True
-    jwt_secret: SecretStr = Field(
-        default=SecretStr("dev-only-secret-change-me-0123456789abcdef"),
-        description="HS256 key for admin/player bearer tokens",
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        description="The identity provider's JWKS (https://; dev also http:// and file://): keys that sign tokens",
     )
-    jwt_issuer: str = "prizeflow"
-    jwt_audience: str = "prizeflow"
+    jwt_issuer: str | None = Field(default=None, min_length=1, description="Required `iss` (dev: prizeflow-dev)")
+    jwt_audience: str | None = Field(
+        default=None, min_length=1, description="Required `aud`, one per service (dev: prizeflow-<service>)"
+    )
+    jwt_roles_claim: str = Field(default="roles", min_length=1, description="The claim listing the caller's roles")
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256", "EdDSA"], description="Accepted signature algorithms"
+    )
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp and nbf")
+    jwt_jwks_cache_s: float = Field(default=300.0, gt=0, description="Keys are refetched when older than this")
+    jwt_jwks_min_refresh_s: float = Field(
+        default=30.0, ge=0, description="At most one JWKS fetch per this interval (unknown kid, failed fetch)"
+    )
+    jwt_jwks_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Deadline of one JWKS fetch")
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="Dev profile only: an HS256 key (at least 32 bytes) instead of a JWKS"
+    )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_ms: int = Field(default=500, ge=10)
     outbox_relay: Literal["inline", "external"] = Field(
@@ -61,6 +111,69 @@ class ServiceSettings(BaseSettings):
     )
     consumer_retry: RetrySettings = Field(default_factory=RetrySettings)
 
+    _split_algorithms = field_validator("jwt_algorithms", mode="before")(_comma_list)
+
+    @model_validator(mode="after")
+    def _identity(self) -> ServiceSettings:
+        """Refuse to start, naming the env vars, rather than verify tokens against a guessable default."""
+        unknown = sorted(set(self.jwt_algorithms) - ASYMMETRIC_ALGORITHMS)
+        if unknown or not self.jwt_algorithms:
+            raise ValueError(f"JWT_ALGORITHMS: only asymmetric algorithms ({', '.join(sorted(ASYMMETRIC_ALGORITHMS))})")
+        if not self.verifies_tokens:
+            return self
+        dev = self.prizeflow_profile is Profile.DEV
+        if self.jwt_secret is not None:
+            if not dev:
+                raise ValueError("JWT_SECRET (HS256) is for PRIZEFLOW_PROFILE=dev only; set JWT_JWKS_URL instead")
+            if self.jwt_jwks_url is not None:
+                raise ValueError("set one of JWT_JWKS_URL or JWT_SECRET, not both")
+            if len(self.jwt_secret.get_secret_value().encode()) < MIN_HS256_KEY_BYTES:
+                raise ValueError(f"JWT_SECRET must be at least {MIN_HS256_KEY_BYTES} bytes long")
+            return self
+        if dev:
+            if self.jwt_jwks_url is None:
+                raise ValueError("JWT_JWKS_URL is not set (the devstack's file:// JWKS, or JWT_SECRET for HS256)")
+        else:
+            missing = [
+                env
+                for env, value in (
+                    ("JWT_JWKS_URL", self.jwt_jwks_url),
+                    ("JWT_ISSUER", self.jwt_issuer),
+                    ("JWT_AUDIENCE", self.jwt_audience),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)} not set: production verifies the identity provider's tokens "
+                    "(PRIZEFLOW_PROFILE=dev allows local keys)"
+                )
+        url = self.jwt_jwks_url or ""
+        schemes = ("https://", "http://", "file://") if dev else ("https://",)
+        if not url.startswith(schemes):
+            raise ValueError(
+                f"JWT_JWKS_URL must start with {' or '.join(schemes)} in the {self.prizeflow_profile} profile"
+            )
+        return self
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` tokens must carry (JWT_ISSUER; dev default `prizeflow-dev`)."""
+        if self.jwt_issuer is not None:
+            return self.jwt_issuer
+        if self.prizeflow_profile is Profile.DEV:
+            return DEV_ISSUER
+        raise ValueError("JWT_ISSUER is not set")
+
+    @property
+    def audience(self) -> str:
+        """The `aud` this service accepts (JWT_AUDIENCE; dev default `prizeflow-<service>`)."""
+        if self.jwt_audience is not None:
+            return self.jwt_audience
+        if self.prizeflow_profile is Profile.DEV:
+            return audience_for(self.service_name)
+        raise ValueError("JWT_AUDIENCE is not set")
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -74,3 +187,18 @@ class ServiceSettings(BaseSettings):
     def source(self) -> str:
         """CloudEvents `source` of events this service emits."""
         return f"/prizeflow/{self.service_name}"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def settings_or_exit(cls: type[S], program: str) -> S:
+    """Settings from the environment, or exit 2 naming what is wrong (never the values: they may be secrets)."""
+    try:
+        return cls()
+    except ValidationError as err:
+        for error in err.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"{program}: refusing to start: {where + ': ' if where else ''}{message}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 
 import pytest
@@ -13,7 +14,7 @@ from prizeflow_contracts.envelope import decode
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import session_factory
 from prizeflow_runtime.outbox import OutboxRelay, add_event, idempotent_producer
-from prizeflow_runtime.testing import read_topic
+from prizeflow_runtime.testing import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -160,13 +161,17 @@ async def test_relay_deletes_what_it_published_and_vacuums_the_outbox(
 
 async def test_migration_turns_a_marking_outbox_into_a_deleting_one_and_back(engine: AsyncEngine) -> None:
     """An outbox of the earlier schema (rows marked `published_at`): published rows go, pending rows stay."""
-    from types import SimpleNamespace
     from typing import Any
 
-    from prizeflow_runtime.migrations import outbox_delete_on_publish, outbox_mark_on_publish
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from prizeflow_runtime.schema_history import messaging_0002_outbox_delete_on_publish as step
+
+    outbox_delete_on_publish, outbox_mark_on_publish = step.upgrade, step.downgrade
 
     def run(step: Any) -> Any:
-        return lambda sync_conn: step(SimpleNamespace(get_bind=lambda: sync_conn))
+        return lambda sync_conn: step(Operations(MigrationContext.configure(sync_conn)))
 
     sessions = session_factory(engine)
     async with engine.begin() as conn:
@@ -196,3 +201,53 @@ async def test_migration_turns_a_marking_outbox_into_a_deleting_one_and_back(eng
     assert "published_at" in await columns()
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 3
+
+
+async def test_two_writers_of_one_key_are_published_in_outbox_order_when_the_later_commits_first(
+    engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    """Writer 1 stages its event first (lower seq) but commits last; writer 2 stages and commits in between.
+    The relay must not publish writer 2's event before writer 1's: it waits for the open writer."""
+    topic = unique("prizeflow.outbox-order")
+    await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
+    sessions = session_factory(engine)
+    first, second = thing("first", correlation_id="one-key"), thing("second", correlation_id="one-key")
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    relay = OutboxRelay(
+        database_url=str(engine.url.render_as_string(hide_password=False)), producer=producer, batch_size=16
+    )
+    try:
+        async with sessions() as writer1, writer1.begin():
+            await add_event(writer1, first, topic=topic)  # seq n, uncommitted
+            async with sessions() as writer2, writer2.begin():
+                await add_event(writer2, second, topic=topic)  # seq n+1
+            # writer 2 committed; writer 1 is still open. Let the relay look now.
+            publishing = asyncio.create_task(relay.publish_once())
+
+            async def relay_state() -> str:
+                return "done" if publishing.done() else "waiting" if relay.waiting_for_writers else "reading"
+
+            await eventually(relay_state, lambda s: s in ("done", "waiting"), timeout=10, interval=0.01)
+        await publishing  # writer 1 committed on leaving the block
+        while (await relay.publish_once()).published:
+            pass
+    finally:
+        await producer.stop()
+    order = [decode(r.value or b"").data.thing_id for r in await read_topic(kafka_bootstrap, topic)]  # type: ignore[attr-defined]
+    assert order == ["first", "second"]
+
+
+async def test_events_staged_first_in_a_transaction_are_rolled_back_with_it(
+    engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    """The outbox COPY goes to the driver directly; as a transaction's first statement it must still be inside
+    the transaction (SQLAlchemy begins lazily), so a rollback takes the event with it."""
+    sessions = session_factory(engine)
+    with pytest.raises(Boom):
+        async with sessions() as session, session.begin():
+            await add_event(session, thing("never", correlation_id="k-rb"), topic="prizeflow.never")
+            raise Boom
+    async with engine.connect() as conn:
+        staged = await conn.scalar(text("SELECT count(*) FROM outbox WHERE topic = 'prizeflow.never'"))
+    assert staged == 0

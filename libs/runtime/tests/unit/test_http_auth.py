@@ -1,4 +1,4 @@
-"""HTTP face of every service: health, metrics, problem details, JWT roles."""
+"""HTTP face of every service: health, metrics, problem details, bearer JWT and roles, the OpenAPI scheme."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
-from prizeflow_runtime.auth import JwtConfig, Principal, Role, issue_token, require_roles
+from prizeflow_runtime.auth import Principal, Role, require_roles
+from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.http import ProblemError, create_app
 
-JWT = JwtConfig(secret="unit-test-secret-0123456789abcdef0123")
+IDENTITY = DevIdentity.generate()
+AUDIENCE = "prizeflow-unit"
 
 
 class Body(BaseModel):
@@ -42,12 +44,12 @@ def app(readiness: list[Any] | None = None) -> Any:
         route_handlers=[create_thing, whoami],
         registry=registry,
         readiness=readiness or [],
-        jwt=JWT,
+        auth=IDENTITY.verifier(audience=AUDIENCE),
     )
 
 
 def bearer(*roles: str, user: str = "u-1") -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(JWT, user, roles)}"}
+    return {"Authorization": f"Bearer {IDENTITY.issue(user, roles, audience=AUDIENCE)}"}
 
 
 async def test_health_and_metrics_need_no_token() -> None:
@@ -70,11 +72,15 @@ async def test_readiness_reports_each_failing_dependency_with_503() -> None:
 
 
 async def test_missing_bad_and_foreign_tokens_are_401_problems() -> None:
-    other = JwtConfig(secret="another-secret-0123456789abcdef0123456")
+    other = DevIdentity.generate()
+    forged_token = other.issue("x", ["admin"], audience=AUDIENCE)
+    another_service = IDENTITY.issue("x", ["admin"], audience="prizeflow-other")
     async with AsyncTestClient(app()) as client:
         missing = await client.get("/whoami")
-        forged = await client.get("/whoami", headers={"Authorization": f"Bearer {issue_token(other, 'x', ['admin'])}"})
-    for response in (missing, forged):
+        forged = await client.get("/whoami", headers={"Authorization": f"Bearer {forged_token}"})
+        misdirected = await client.get("/whoami", headers={"Authorization": f"Bearer {another_service}"})
+        garbage = await client.get("/whoami", headers={"Authorization": "Bearer not.a.jwt"})
+    for response in (missing, forged, misdirected, garbage):
         assert response.status_code == 401
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == 401
@@ -89,6 +95,34 @@ async def test_roles_guard_refuses_with_403_and_accepts_the_role() -> None:
     assert refused.json()["code"] == "forbidden"
     assert accepted.status_code == 201
     assert me.json() == {"user": "alice", "roles": ["approver"]}
+
+
+@pytest.mark.parametrize("roles", [[], ["superuser"], ["Admin", "ADMIN"]])
+async def test_a_token_without_a_known_role_is_403_everywhere_never_a_default_role(roles: list[str]) -> None:
+    async with AsyncTestClient(app()) as client:
+        unguarded = await client.get("/whoami", headers=bearer(*roles))
+        guarded = await client.post("/things", json={"amount": 1}, headers=bearer(*roles))
+    assert (unguarded.status_code, guarded.status_code) == (403, 403)
+    assert unguarded.json()["detail"] == "the token holds no known role"
+
+
+async def test_the_openapi_document_declares_bearer_jwt_for_every_operation() -> None:
+    async with AsyncTestClient(app()) as client:
+        schema = (await client.get("/schema/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["BearerJWT"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A JWT from the identity provider: `Authorization: Bearer <token>`",
+    }
+    assert schema["security"] == [{"BearerJWT": []}]
+
+
+def test_an_app_with_guarded_routes_and_no_verifier_refuses_to_be_built() -> None:
+    with pytest.raises(ValueError, match="need a token verifier"):
+        create_app(service_name="unit", route_handlers=[whoami], registry=CollectorRegistry())
+    public_only = create_app(service_name="unit", registry=CollectorRegistry())
+    assert {r.path for r in public_only.routes} >= {"/health/live", "/metrics"}
 
 
 @pytest.mark.parametrize(

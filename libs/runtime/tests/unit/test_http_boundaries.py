@@ -12,11 +12,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
 from prizeflow_contracts.money import MinorUnits
-from prizeflow_runtime.auth import JwtConfig, Principal, issue_token
+from prizeflow_runtime.auth import Principal
+from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.http import MAX_JSON_DEPTH, create_app, json_depth
 from prizeflow_runtime.testing import public_routes, unauthenticated_answers
 
-JWT = JwtConfig(secret="unit-test-secret-0123456789abcdef0123")
+IDENTITY = DevIdentity.generate()
+AUDIENCE = "prizeflow-unit"
 
 
 class Pay(BaseModel):
@@ -42,12 +44,15 @@ def round_check(round_id: FromPath[str]) -> dict[str, str]:
 
 def app() -> Litestar:
     return create_app(
-        service_name="unit", route_handlers=[pay, wallet, round_check], registry=CollectorRegistry(), jwt=JWT
+        service_name="unit",
+        route_handlers=[pay, wallet, round_check],
+        registry=CollectorRegistry(),
+        auth=IDENTITY.verifier(audience=AUDIENCE),
     )
 
 
 def bearer(user: str = "u-1") -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(JWT, user, ['player'])}"}
+    return {"Authorization": f"Bearer {IDENTITY.issue(user, ['player'], audience=AUDIENCE)}"}
 
 
 async def test_only_the_exact_public_routes_are_served_without_a_token() -> None:

@@ -6,7 +6,7 @@ Revises:
 
 from alembic import op
 
-from prizeflow_runtime.migrations import create_messaging_tables, drop_messaging_tables
+from prizeflow_runtime.schema_history import messaging_0001
 
 revision = "0001"
 down_revision = None
@@ -128,7 +128,7 @@ DDL = (
 
 
 def upgrade() -> None:
-    create_messaging_tables(op)
+    messaging_0001.upgrade(op)
     for ddl in DDL:
         op.execute(ddl)
 
@@ -136,4 +136,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("provider_events", "payout_attempts", "payout_approvals", "payout_history", "payouts"):
         op.execute(f"DROP TABLE IF EXISTS {table}")
-    drop_messaging_tables(op)
+    messaging_0001.downgrade(op)

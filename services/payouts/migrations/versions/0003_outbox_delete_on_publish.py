@@ -1,4 +1,4 @@
-"""Outbox: the relay deletes published rows instead of marking them (see prizeflow_runtime.outbox).
+"""Outbox: the relay deletes published rows instead of marking them (frozen step: prizeflow_runtime.schema_history).
 
 Revision ID: 0003
 Revises: 0002
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from prizeflow_runtime.migrations import outbox_delete_on_publish, outbox_mark_on_publish
+from prizeflow_runtime.schema_history import messaging_0002_outbox_delete_on_publish as step
 
 revision = "0003"
 down_revision = "0002"
@@ -17,8 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    outbox_delete_on_publish(op)
+    step.upgrade(op)
 
 
 def downgrade() -> None:
-    outbox_mark_on_publish(op)
+    step.downgrade(op)

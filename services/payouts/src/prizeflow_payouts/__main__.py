@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from prizeflow_payouts.adapters.config import ProviderConfigError
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.logging import configure_logging
+from prizeflow_runtime.settings import settings_or_exit
 
 log = logging.getLogger("prizeflow_payouts")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    settings = PayoutsSettings()
+    settings = settings_or_exit(PayoutsSettings, "prizeflow-payouts")
     configure_logging(settings.service_name, level=settings.log_level, json_output=settings.log_json)
     try:
         if args[:1] == ["worker"]:

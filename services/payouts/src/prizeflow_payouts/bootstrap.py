@@ -146,7 +146,13 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         service=settings.service_name,
         metrics=metrics,
     )
-    webhooks = ApplyProviderEvents(repo=repo, registry=config.registry, builder=builder, metrics=metrics)
+    webhooks = ApplyProviderEvents(
+        repo=repo,
+        registry=config.registry,
+        builder=builder,
+        metrics=metrics,
+        trusted_sources=frozenset(settings.payouts_webhook_sources),
+    )
     worker = PayoutWorker(
         sessions=rt.sessions,
         repo=repo,

@@ -35,3 +35,8 @@ class PayoutsSettings(ServiceSettings):
     payouts_reconcile_interval_ms: int = Field(
         default=60_000, ge=10, description="Sync pace for payouts past their polls or with an unknown outcome"
     )
+    payouts_webhook_sources: list[str] = Field(
+        default_factory=lambda: ["/prizeflow/webhooks"],
+        min_length=1,
+        description="CloudEvents sources trusted to publish provider events (the verifying webhook ingress)",
+    )

@@ -22,8 +22,8 @@ from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.bootstrap import Payouts, build, compose
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_runtime.auth import issue_token
 from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.dev_identity import dev_bearer
 from prizeflow_runtime.testing import eventually, read_topic
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]  # services/payouts
@@ -88,15 +88,8 @@ async def running(settings: PayoutsSettings) -> AsyncIterator[tuple[Payouts, Asy
 
 
 def token(settings: PayoutsSettings, user: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(settings_jwt(settings), user, list(roles))}
-
-
-def settings_jwt(settings: PayoutsSettings) -> Any:
-    from prizeflow_runtime.auth import JwtConfig
-
-    return JwtConfig(
-        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
-    )
+    """A bearer header for `user` holding `roles`, signed by the test session's dev identity."""
+    return dev_bearer(settings, user, *roles)
 
 
 def request(
@@ -107,6 +100,7 @@ def request(
     asset: str = "USDC",
     dtype: DestinationType = DestinationType.SANDBOX,
     requested_by: str = "player-1",
+    player_id: str = "player-1",
     correlation_id: str | None = None,
 ) -> Envelope[PayoutRequested]:
     key = key or unique("claim")
@@ -114,7 +108,7 @@ def request(
         PayoutRequested(
             payout_request_id=f"pr-{key}",
             claim_id=f"cl-{key}",
-            player_id="player-1",
+            player_id=player_id,
             amount=Money(asset=asset, amount=amount),
             destination=PayoutDestination(type=dtype, address=address),
             idempotency_key=key,
@@ -156,12 +150,19 @@ async def request_payout(
     address: str = "success:p1",
     dtype: str = "sandbox",
     requested_by: str = "player-1",
+    player_id: str = "player-1",
     asset: str = "USDC",
 ) -> str:
     """Ask for a payout the only way there is (PayoutRequested on Kafka, as rewards does); its payout id once
     payouts stored it."""
     env = request(
-        key, address=address, amount=amount, asset=asset, dtype=DestinationType(dtype), requested_by=requested_by
+        key,
+        address=address,
+        amount=amount,
+        asset=asset,
+        dtype=DestinationType(dtype),
+        requested_by=requested_by,
+        player_id=player_id,
     )
     await publish(
         settings.kafka_bootstrap_servers, "prizeflow.payouts.requests.v1" + settings.kafka_topic_suffix, [env]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,57 @@ async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: s
     assert by_bob.correlationid == "cr-bob-1"
     assert by_bob.data.reason == "looks right"
     assert (await books(db, key))["transfers"] == 1
+
+
+async def test_one_person_never_satisfies_dual_approval_whatever_tokens_they_hold(
+    db: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A person is a token subject. A second token for the same `sub` with other roles is the same approver; the
+    requester and the player the payout pays never decide, whatever roles their tokens carry."""
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    key = unique("dual")
+    async with running(settings) as (_, client):
+        # Eve's held claim was released by the reviewer Rita: Rita requested the payout, Eve is paid by it.
+        pid = await request_payout(settings, key, amount=5_000 * 10**7, requested_by="rita", player_id="eve")
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+
+        def approve(user: str, *roles: str) -> Any:
+            return client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, user, *roles))
+
+        refusals = {
+            "paid_player_as_approver": await approve("eve", "approver"),
+            "paid_player_as_approver_admin": await approve("eve", "approver", "admin", "player"),
+            "requester_as_approver": await approve("rita", "approver", "ops"),
+            "no_known_role": await approve("mallory", "superuser", "Approver"),
+            "sub_with_a_space": await approve("bob ", "approver"),
+        }
+        assert {k: r.status_code for k, r in refusals.items()} == {
+            "paid_player_as_approver": 403,
+            "paid_player_as_approver_admin": 403,
+            "requester_as_approver": 403,
+            "no_known_role": 403,
+            "sub_with_a_space": 401,
+        }
+        assert {refusals[k].json()["code"] for k in ("paid_player_as_approver", "requester_as_approver")} == {
+            "self_approval"
+        }
+        eve_rejects = await client.post(
+            f"/payouts/{pid}/reject", json={"reason": "mine"}, headers=token(settings, "eve", "approver")
+        )
+        assert (eve_rejects.status_code, eve_rejects.json()["code"]) == (403, "self_approval")
+
+        # Bob approves once; his other tokens (other role sets, sent at once) are still Bob.
+        assert (await approve("bob", "approver")).json()["state"] == "pending_approval"
+        again = await asyncio.gather(
+            approve("bob", "approver", "admin"), approve("bob", "approver", "ops"), approve("bob", "approver")
+        )
+        assert [(r.status_code, r.json()["code"]) for r in again] == [(409, "already_approved")] * 3
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+
+        second = await approve("carol", "approver")
+        assert second.json()["state"] == "approved"
+        detail = (await client.get(f"/payouts/{pid}", headers=token(settings, "olga", "ops"))).json()
+    assert [a["approver_id"] for a in detail["approvals"]] == ["bob", "carol"]
 
 
 async def test_single_approval_reject_cancel_and_no_payout_without_a_reservation(

@@ -23,6 +23,7 @@ from prizeflow_payouts.testing import (
     request,
     running,
     settings_for,
+    state_of,
     unique,
     wait_state,
 )
@@ -273,3 +274,45 @@ async def test_a_different_body_under_a_used_key_is_dead_lettered(
     rows = await fetch(db, "SELECT destination_address FROM payouts WHERE idempotency_key = $1", key)
     assert [r["destination_address"] for r in rows] == ["success:p1"]
     assert (await books(db, key))["transfers"] == 1
+
+
+async def test_an_unverified_provider_event_moves_nothing_and_leaves_its_id_to_the_genuine_one(
+    db: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Neither a `verified: false` event nor one published by anything but the webhook ingress is acted on, and
+    neither takes the provider event id: the genuine event with that id, arriving later, is applied."""
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    env = request(address="pending_forever:p1")
+    key = env.data.idempotency_key
+    suffix = settings.kafka_topic_suffix
+
+    def webhook(*, verified: bool, source: str) -> object:
+        return new_event(
+            ProviderEventReceived(
+                provider=ProviderType.SANDBOX,
+                provider_event_id="evt-1",
+                idempotency_key=key,
+                kind="payout.paid",
+                received_at=datetime.now(UTC),
+                verified=verified,
+                status=ProviderPayoutStatus.PAID,
+                payload_digest="ab" * 32,
+            ),
+            source=source,
+            correlation_id=f"wh-{key}",
+        )
+
+    async with running(settings):
+        await publish(kafka_bootstrap, REQUESTS + suffix, [env])
+        assert await wait_state(db, key, "submitted") == "submitted"
+        forged = [webhook(verified=False, source="/prizeflow/webhooks"), webhook(verified=True, source="/somebody")]
+        await publish(kafka_bootstrap, WEBHOOKS + suffix, forged)  # type: ignore[arg-type]
+
+        async def refusals() -> list[str | None]:
+            return [header(r, DLQ_REASON) for r in await read_topic(kafka_bootstrap, WEBHOOKS + suffix + ".dlq")]
+
+        assert await eventually(refusals, lambda r: len(r) == 2, timeout=20) == ["unverified_provider_event"] * 2
+        assert await state_of(db, key) == "submitted"
+        assert await fetch(db, "SELECT provider_event_id FROM provider_events") == []
+        await publish(kafka_bootstrap, WEBHOOKS + suffix, [webhook(verified=True, source="/prizeflow/webhooks")])  # type: ignore[list-item]
+        assert await wait_state(db, key, "paid") == "paid"

@@ -44,7 +44,9 @@ def test_dual_below_auto_is_refused() -> None:
 
 
 def _approve(user: str, roles: set[str], approvers: list[str], policy: ApprovalPolicy = ApprovalPolicy.DUAL) -> bool:
-    return record_approval(policy=policy, user_id=user, roles=roles, requested_by="alice", approvers=approvers)
+    return record_approval(
+        policy=policy, user_id=user, roles=roles, requested_by="alice", beneficiary="p-1", approvers=approvers
+    )
 
 
 def test_two_distinct_approvers_complete_dual() -> None:
@@ -60,6 +62,8 @@ def test_single_completes_with_one() -> None:
     ("user", "roles", "approvers", "code"),
     [
         ("alice", {"approver", "admin"}, [], "self_approval"),
+        ("p-1", {"approver"}, [], "self_approval"),
+        ("p-1", {"approver", "player"}, ["bob"], "self_approval"),
         ("bob", {"approver"}, ["bob"], "already_approved"),
         ("pete", {"player"}, [], "approver_role_required"),
         ("olga", {"ops"}, [], "approver_role_required"),
@@ -79,4 +83,9 @@ def test_auto_needs_no_approval() -> None:
 
 def test_requester_cannot_reject_either() -> None:
     with pytest.raises(ApprovalRefusedError, match="self_approval"):
-        check_decider(user_id="alice", roles={"approver"}, requested_by="alice")
+        check_decider(user_id="alice", roles={"approver"}, requested_by="alice", beneficiary="p-1")
+
+
+def test_the_paid_player_cannot_decide_either() -> None:
+    with pytest.raises(ApprovalRefusedError, match="self_approval"):
+        check_decider(user_id="p-1", roles={"approver"}, requested_by="ops-reviewer", beneficiary="p-1")

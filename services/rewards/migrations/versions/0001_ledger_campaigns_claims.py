@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from prizeflow_runtime.migrations import create_messaging_tables, drop_messaging_tables
+from prizeflow_runtime.schema_history import messaging_0001
 
 revision = "0001"
 down_revision = None
@@ -150,7 +150,7 @@ _DOWN = [
 
 
 def upgrade() -> None:
-    create_messaging_tables(op)
+    messaging_0001.upgrade(op)
     for ddl in _UP:
         op.execute(ddl)
 
@@ -158,4 +158,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for ddl in _DOWN:
         op.execute(ddl)
-    drop_messaging_tables(op)
+    messaging_0001.downgrade(op)

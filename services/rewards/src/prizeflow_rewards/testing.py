@@ -18,7 +18,7 @@ from prizeflow_contracts.testing import AT
 from prizeflow_contracts.topics import PAYOUT_EVENTS
 from prizeflow_rewards.bootstrap import build
 from prizeflow_rewards.settings import RewardsSettings
-from prizeflow_runtime.auth import JwtConfig, issue_token
+from prizeflow_runtime.dev_identity import dev_bearer
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.testing import eventually, read_topic
 
@@ -59,10 +59,8 @@ def settings_for(database_url: str, kafka_bootstrap: str, **overrides: Any) -> R
 
 
 def token(settings: RewardsSettings, user: str, *roles: str) -> dict[str, str]:
-    cfg = JwtConfig(
-        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
-    )
-    return {"Authorization": f"Bearer {issue_token(cfg, user, list(roles))}"}
+    """A bearer header for `user` holding `roles`, signed by the test session's dev identity."""
+    return dev_bearer(settings, user, *roles)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from prizeflow_runtime.migrations import create_messaging_tables, drop_messaging_tables
+from prizeflow_runtime.schema_history import messaging_0001
 
 revision = "0001"
 down_revision = None
@@ -139,7 +139,7 @@ DDL = [
 
 
 def upgrade() -> None:
-    create_messaging_tables(op)
+    messaging_0001.upgrade(op)
     for statement in DDL:
         op.execute(statement)
 
@@ -155,4 +155,4 @@ def downgrade() -> None:
         "rounds",
     ):
         op.execute(f"DROP TABLE IF EXISTS {table}")
-    drop_messaging_tables(op)
+    messaging_0001.downgrade(op)

@@ -26,14 +26,14 @@ from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClose
 from prizeflow_contracts.testing import example_payload
 from prizeflow_contracts.topics import GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.ports import pick_free_port
-from prizeflow_runtime.auth import JwtConfig, issue_token
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import create_engine
+from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.settings import audience_for
 
 ALEMBIC_INI = str(Path(__file__).parents[2] / "alembic.ini")
-JWT_SECRET = "settlement-integration-secret-0123456789abcdef"
 
 
 def unique(prefix: str) -> str:
@@ -105,7 +105,9 @@ async def settled_rounds(engine: AsyncEngine) -> list[str]:
 
 
 def token(user: str, *roles: str) -> str:
-    return issue_token(JwtConfig(secret=JWT_SECRET), user, list(roles))
+    """Signed by the test session's dev identity, for settlement's dev audience (the process inherits the JWKS)."""
+    identity = DevIdentity.from_jwks_url(os.environ["JWT_JWKS_URL"])
+    return identity.issue(user, roles, audience=audience_for("settlement"))
 
 
 @dataclass
@@ -130,7 +132,6 @@ class ServiceProcess:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "HTTP_PORT": str(self.port),
             "KAFKA_TOPIC_SUFFIX": self.suffix,
-            "JWT_SECRET": JWT_SECRET,
             "OUTBOX_POLL_INTERVAL_MS": "50",
             "LOG_JSON": "false",
         }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from prizeflow_runtime.migrations import create_messaging_tables, drop_messaging_tables
+from prizeflow_runtime.schema_history import messaging_0001
 
 revision = "0001"
 down_revision = None
@@ -72,7 +72,7 @@ DDL = [
 
 
 def upgrade() -> None:
-    create_messaging_tables(op)
+    messaging_0001.upgrade(op)
     for statement in DDL:
         op.execute(statement)
     for table in APPEND_ONLY:
@@ -90,4 +90,4 @@ def downgrade() -> None:
     for table in ("signer_spend", "signer_results", "signer_audit"):
         op.execute(f"DROP TABLE IF EXISTS {table}")
     op.execute("DROP FUNCTION IF EXISTS signer_append_only()")
-    drop_messaging_tables(op)
+    messaging_0001.downgrade(op)

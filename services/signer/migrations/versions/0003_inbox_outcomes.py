@@ -1,4 +1,4 @@
-"""Refusals are remembered: inbox digest and outcome, dead_letters (see prizeflow_runtime.dead_letters).
+"""Refusals are remembered: inbox digest and outcome, dead_letters (frozen step: prizeflow_runtime.schema_history).
 
 Revision ID: 0003
 Revises: 0002
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from prizeflow_runtime.migrations import inbox_outcomes, inbox_outcomes_downgrade
+from prizeflow_runtime.schema_history import messaging_0003_refusals as step
 
 revision = "0003"
 down_revision = "0002"
@@ -17,8 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    inbox_outcomes(op)
+    step.upgrade(op)
 
 
 def downgrade() -> None:
-    inbox_outcomes_downgrade(op)
+    step.downgrade(op)

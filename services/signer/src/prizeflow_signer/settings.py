@@ -1,6 +1,8 @@
 """Signer settings: the runtime's (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, HTTP_PORT, ...) plus its own.
 
-Secrets (hot key, PKCS#11 PIN) are `SecretStr` so they never reach a log line or a repr.
+Secrets (hot key, PKCS#11 PIN) are `SecretStr` so they never reach a log line or a repr. The key settings of
+the chosen backend are checked when the settings load, naming the missing env var; the SoftHSM2 library is a
+default of the dev profile only (a production signer names its HSM's PKCS#11 library).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.settings import Profile, ServiceSettings
 from prizeflow_stellar.envelopes import TIME_BOUND_MARGIN_S
 
 TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"  # noqa: S105 - a public network name
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 _XLM = 10_000_000  # stroops in one unit
 
 
@@ -38,6 +41,8 @@ def _split(value: Any) -> Any:
 
 
 class SignerSettings(ServiceSettings):
+    verifies_tokens = False  # no inbound API but health and metrics: no bearer token to verify
+
     service_name: str = Field(default="signer", description="Name in logs, metrics and CloudEvents source")
     http_port: int = Field(default=8040, ge=0, le=65535)
 
@@ -72,7 +77,7 @@ class SignerSettings(ServiceSettings):
     payouts_sign_with_hot_key: bool = Field(default=False, description="Must be true for the hot_key backend")
     payout_hot_signer_secret: SecretStr | None = None
     payout_hot_signer_secret_file: Path | None = None
-    signer_pkcs11_module: str = Field(default="/usr/lib/softhsm/libsofthsm2.so")
+    signer_pkcs11_module: str | None = Field(default=None, description="The PKCS#11 library (dev: SoftHSM2)")
     signer_pkcs11_token_label: str | None = None
     signer_pkcs11_pin: SecretStr | None = None
     signer_pkcs11_pin_file: Path | None = None
@@ -89,11 +94,37 @@ class SignerSettings(ServiceSettings):
         ]
         if missing:
             raise ValueError(f"every allowed asset needs a per-transaction and a daily cap; missing for {missing}")
-        if self.signer_backend is BackendKind.HOT_KEY and not self.payouts_sign_with_hot_key:
-            raise ValueError(
-                "SIGNER_BACKEND=hot_key needs PAYOUTS_SIGN_WITH_HOT_KEY=true (controlled environments only)"
-            )
+        if self.signer_backend is BackendKind.HOT_KEY:
+            if not self.payouts_sign_with_hot_key:
+                raise ValueError(
+                    "SIGNER_BACKEND=hot_key needs PAYOUTS_SIGN_WITH_HOT_KEY=true (controlled environments only)"
+                )
+            if self.payout_hot_signer_secret is None and self.payout_hot_signer_secret_file is None:
+                raise ValueError(
+                    "SIGNER_BACKEND=hot_key needs PAYOUT_HOT_SIGNER_SECRET or PAYOUT_HOT_SIGNER_SECRET_FILE"
+                )
+        if self.signer_backend is BackendKind.PKCS11:
+            given = {
+                "SIGNER_PKCS11_TOKEN_LABEL": self.signer_pkcs11_token_label is not None,
+                "SIGNER_PKCS11_KEY_LABEL": self.signer_pkcs11_key_label is not None,
+                "SIGNER_PKCS11_PIN or SIGNER_PKCS11_PIN_FILE": (
+                    self.signer_pkcs11_pin is not None or self.signer_pkcs11_pin_file is not None
+                ),
+                "SIGNER_PKCS11_MODULE": self.signer_pkcs11_module is not None or self.prizeflow_profile is Profile.DEV,
+            }
+            missing = [env for env, ok in given.items() if not ok]
+            if missing:
+                raise ValueError(f"SIGNER_BACKEND=pkcs11 needs {', '.join(missing)}")
         return self
+
+    @property
+    def pkcs11_module(self) -> str:
+        """SIGNER_PKCS11_MODULE; in the dev profile SoftHSM2 when unset."""
+        if self.signer_pkcs11_module is not None:
+            return self.signer_pkcs11_module
+        if self.prizeflow_profile is Profile.DEV:
+            return SOFTHSM_MODULE
+        raise ValueError("SIGNER_PKCS11_MODULE is not set")
 
     def hot_secret(self) -> str:
         """The hot key seed, from PAYOUT_HOT_SIGNER_SECRET_FILE or PAYOUT_HOT_SIGNER_SECRET."""

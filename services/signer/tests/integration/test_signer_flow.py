@@ -299,7 +299,7 @@ async def test_an_unreadable_request_that_names_its_request_id_is_refused_at_onc
         ("sig-noenv", "refused", "malformed_request", ["po-garbage-2"]),
     ]
     dlq = await eventually(
-        lambda: read_topic(kafka_bootstrap, SIGNER_REQUESTS.dlq + suffix), lambda r: len(r) >= 4, timeout=60
+        lambda: read_topic(kafka_bootstrap, SIGNER_REQUESTS.name + suffix + ".dlq"), lambda r: len(r) >= 4, timeout=60
     )
     assert len(dlq) == 4  # every refused record is still dead-lettered, answered or not
     assert sorted(dict(r.headers)[DLQ_REASON].decode() for r in dlq) == sorted(await dead_letters())

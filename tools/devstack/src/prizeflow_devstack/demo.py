@@ -24,7 +24,7 @@ from prizeflow_runtime.db import create_messaging_schema
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.outbox import add_event
 from prizeflow_runtime.service import ServiceRuntime, serve
-from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.settings import ServiceSettings, settings_or_exit
 
 log = logging.getLogger("prizeflow.demo")
 
@@ -98,8 +98,12 @@ class Demo:
             await asyncio.sleep(1 / self.rate)
 
 
+class DemoSettings(ServiceSettings):
+    service_name: str = "demo"
+
+
 def main() -> None:
-    settings = ServiceSettings(service_name="demo")
+    settings = settings_or_exit(DemoSettings, "prizeflow-demo")
     configure_logging("demo", level=settings.log_level, json_output=settings.log_json)
     rt = ServiceRuntime(settings)
     rt.add_consumer("demo-applier", [DEMO_TOPIC.name], handler=apply_ping)

@@ -1,21 +1,25 @@
 """Local-only configuration shared by every process `prizeflow-dev up` starts.
 
-Generated once per checkout into `.devstack/dev-env.json` (ignored by git): a random JWT secret all
-services agree on, and a Stellar test keypair that is both the payout source account (funded at genesis
-on the Soroban RPC emulator) and the signer's hot key. None of this is a production setting: production
-gets its secrets from the platform (Kubernetes secrets, an HSM), see docs/signing-modes.md.
+Generated once per checkout into `.devstack/dev-env.json` (ignored by git): the dev profile, a dev identity
+provider (an Ed25519 key pair under `.devstack/secrets/identity/`, its public JWKS as a `file://` URL every
+service verifies tokens against), and a Stellar test keypair that is both the payout source account (funded at
+genesis on the Soroban RPC emulator) and the signer's hot key. None of this is a production setting:
+production gets its secrets from the platform (Kubernetes secrets, an HSM, the identity provider), see
+docs/signing-modes.md and docs/adr/0005-identity.md.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 from prizeflow_devstack.paths import Paths
+from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
 
 DEV_ENV_FILE = "dev-env.json"
+# Identity settings a dev stack defines itself: inherited values would point its services at other keys.
+IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ROLES_CLAIM")
 
 
 def _generate(paths: Paths) -> dict[str, str]:
@@ -23,17 +27,17 @@ def _generate(paths: Paths) -> dict[str, str]:
 
 
 def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
-    """Fresh local settings; the hot key seed is written to `secret_dir` (0600), never into the env."""
+    """Fresh local settings; the hot key seed and the identity's private key are written to `secret_dir` (0600
+    from the first byte), never into the env."""
     from stellar_sdk import Keypair
 
     keypair = Keypair.random()
-    secret_dir.mkdir(parents=True, exist_ok=True)
+    secret_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     seed_file = secret_dir / "hot-signer.seed"
-    seed_file.write_text(keypair.secret)
-    seed_file.chmod(0o600)
+    write_private_file(seed_file, keypair.secret.encode(), replace=True)
     source = keypair.public_key
     return {
-        "JWT_SECRET": secrets.token_hex(32),
+        **identity_env(secret_dir),
         "PAYOUT_SOURCE_ACCOUNT": source,
         "PAYOUT_HOT_SIGNER_SECRET_FILE": str(seed_file),
         "SIGNER_BACKEND": "hot_key",
@@ -49,16 +53,24 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
     }
 
 
+def identity_env(secret_dir: Path) -> dict[str, str]:
+    """The dev profile and the dev identity in `secret_dir/identity` (created on first use)."""
+    identity = DevIdentity.ensure(secret_dir / "identity")
+    return {"PRIZEFLOW_PROFILE": "dev", "JWT_JWKS_URL": identity.jwks_url}
+
+
 def dev_env(paths: Paths) -> dict[str, str]:
-    """The local settings, generated on first use; values already in the environment win."""
+    """The local settings, generated on first use; values already in the environment win. A checkout whose
+    settings predate the dev identity (a shared HS256 `JWT_SECRET`) gets the identity instead."""
     file = paths.base / DEV_ENV_FILE
     if file.exists():
         values: dict[str, str] = json.loads(file.read_text())
+        if "JWT_JWKS_URL" not in values:
+            values.pop("JWT_SECRET", None)
+            values.update(identity_env(paths.base / "secrets"))
+            write_private_file(file, json.dumps(values, indent=2).encode(), replace=True)
     else:
         paths.base.mkdir(parents=True, exist_ok=True)
         values = _generate(paths)
-        tmp = Path(f"{file}.tmp")
-        tmp.write_text(json.dumps(values, indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(file)
+        write_private_file(file, json.dumps(values, indent=2).encode(), replace=True)
     return {k: v for k, v in values.items() if k not in os.environ}

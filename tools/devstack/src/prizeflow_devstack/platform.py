@@ -1,8 +1,9 @@
 """The whole platform as separate OS processes, for e2e tests, fault injection and the end-to-end bench.
 
 Unlike `prizeflow-dev up` (one long-lived stack per checkout), a `Platform` is private to its caller:
-its own databases (`<prefix>_<service>`), its own topics (`KAFKA_TOPIC_SUFFIX`), its own ports, secrets
-and logs, on the shared real PostgreSQL and Kafka. Services can be SIGKILLed and restarted at will.
+its own databases (`<prefix>_<service>`), its own topics (`KAFKA_TOPIC_SUFFIX`), its own ports, secrets,
+dev identity (`identity`: the key pair whose JWKS its services verify tokens against) and logs, on the shared
+real PostgreSQL and Kafka. Services can be SIGKILLed and restarted at will.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prizeflow_devstack.devenv import generate_dev_env
+from prizeflow_devstack.devenv import IDENTITY_ENV, generate_dev_env
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_devstack.paths import resolve_root
 from prizeflow_devstack.ports import HOST, pick_free_port
@@ -29,6 +30,7 @@ from prizeflow_devstack.supervisor import (
     peer_url_env,
     service_argv,
 )
+from prizeflow_runtime.dev_identity import DevIdentity
 
 
 @dataclass
@@ -71,6 +73,14 @@ class Platform:
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     procs: dict[str, Proc] = field(default_factory=dict)
+    _identity: DevIdentity | None = field(default=None, init=False, repr=False)
+
+    @property
+    def identity(self) -> DevIdentity:
+        """The dev identity provider of this platform: mint tokens its services accept with `identity.issue`."""
+        if self._identity is None:
+            raise RuntimeError("the platform's dev identity exists once start() has run")
+        return self._identity
 
     @property
     def suffix(self) -> str:
@@ -85,12 +95,13 @@ class Platform:
         if missing:
             raise ServiceStartError(f"unknown services {missing}; discovered: {sorted(specs)}")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        dev = generate_dev_env(self.workdir / "secrets", root=resolve_root(None))
+        self._identity = DevIdentity.from_jwks_url(dev["JWT_JWKS_URL"])
         self._base_env = {
-            **os.environ,
-            **generate_dev_env(self.workdir / "secrets", root=resolve_root(None)),
+            **{k: v for k, v in os.environ.items() if k not in IDENTITY_ENV},
+            **dev,
             **self.infra.env(),
             "KAFKA_TOPIC_SUFFIX": self.suffix,
-            "JWT_SECRET": f"e2e-{self.run_id}-jwt-secret-0123456789abcdef",
             "PYTHONUNBUFFERED": "1",
             "LOG_JSON": "true",
             **self.env,

@@ -1,15 +1,57 @@
-"""pytest fixtures for real infrastructure: provisioned lazily, errors (never skips) when missing."""
+"""pytest fixtures for real infrastructure: provisioned lazily, errors (never skips) when missing.
+
+The session runs in the dev profile with its own dev identity (a key pair in a private temporary directory):
+every service settings object a test builds verifies tokens against that JWKS, and test helpers mint tokens
+with its private key (`prizeflow_runtime.dev_identity.dev_bearer`).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from prizeflow_devstack.devenv import IDENTITY_ENV
 from prizeflow_devstack.infra import Infra, create_database, drop_database, ensure_infra, stop_infra
 from prizeflow_devstack.procs import run_sync
+from prizeflow_runtime.dev_identity import DevIdentity
+
+# The identity settings (IDENTITY_ENV) belong to the session: whatever the developer's shell says, tests run
+# on their own keys.
+_SAVED_ENV = pytest.StashKey[dict[str, str | None]]()
+_IDENTITY_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="prizeflow-identity-"))
+    identity = DevIdentity.ensure(directory)
+    config.stash[_IDENTITY_DIR] = directory
+    config.stash[_SAVED_ENV] = {key: os.environ.get(key) for key in IDENTITY_ENV}
+    for key in IDENTITY_ENV:
+        os.environ.pop(key, None)
+    os.environ["PRIZEFLOW_PROFILE"] = "dev"
+    os.environ["JWT_JWKS_URL"] = identity.jwks_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for key, value in config.stash.get(_SAVED_ENV, {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if (directory := config.stash.get(_IDENTITY_DIR, None)) is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dev_identity() -> DevIdentity:
+    """The session's dev identity: what `JWT_JWKS_URL` publishes, with the private key to mint tokens."""
+    return DevIdentity.from_jwks_url(os.environ["JWT_JWKS_URL"])
 
 
 def _teardown_requested() -> bool:

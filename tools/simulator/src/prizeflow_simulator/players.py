@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from prizeflow_contracts.money import asset
-from prizeflow_runtime.auth import JwtConfig, issue_token
+from prizeflow_runtime.dev_identity import DevIdentity
 
 log = logging.getLogger("prizeflow.simulator.players")
 
@@ -32,14 +32,30 @@ class ClaimStats:
     outcomes: Tally[str] = field(default_factory=Tally)
 
 
+@dataclass(frozen=True)
+class TokenMinter:
+    """Tokens for the simulated players and ops: signed by the dev identity, for the rewards audience."""
+
+    identity: DevIdentity
+    audience: str
+    issuer: str
+    roles_claim: str = "roles"
+
+    def bearer(self, user: str, *roles: str) -> dict[str, str]:
+        token = self.identity.issue(
+            user, roles, audience=self.audience, issuer=self.issuer, roles_claim=self.roles_claim, ttl_s=600
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+
 class RewardsClient:
-    def __init__(self, base_url: str, jwt: JwtConfig, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, tokens: TokenMinter, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.jwt = jwt
+        self.tokens = tokens
         self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
 
     def _auth(self, user: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(self.jwt, user, roles, ttl_s=600)}"}
+        return self.tokens.bearer(user, *roles)
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -13,15 +13,16 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter
 
 from prizeflow_contracts.money import asset
-from prizeflow_runtime.auth import JwtConfig
+from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.http import create_app
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.service import serve
-from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.settings import Profile, ServiceSettings, audience_for, settings_or_exit
 from prizeflow_simulator.players import (
     ClaimConfig,
     ClaimStats,
     RewardsClient,
+    TokenMinter,
     claim_round,
     review_holds,
     stellar_accounts,
@@ -31,14 +32,22 @@ from prizeflow_simulator.runner import Simulator
 log = logging.getLogger("prizeflow.simulator")
 
 
+class SimulatorSettings(ServiceSettings):
+    """The simulator serves health and metrics only: it verifies no token (its players mint theirs)."""
+
+    verifies_tokens = False
+    service_name: str = "simulator"
+
+
 def serve_simulator(build: Callable[[CollectorRegistry], Simulator], *, rate: float) -> None:
-    settings = ServiceSettings(service_name="simulator")
+    settings = settings_or_exit(SimulatorSettings, "prizeflow-sim")
     configure_logging("simulator", level=settings.log_level, json_output=settings.log_json)
     registry = CollectorRegistry()
     sim = build(registry)
     task: asyncio.Task[object] | None = None
     side_tasks: list[asyncio.Task[object]] = []
     rewards_url = os.environ.get("REWARDS_URL")
+    tokens = player_tokens(settings) if rewards_url else None
     claims = ClaimStats()
     claim_outcomes = Counter(
         "prizeflow_simulator_claims",
@@ -51,8 +60,8 @@ def serve_simulator(build: Callable[[CollectorRegistry], Simulator], *, rate: fl
         nonlocal task
         await sim.start()
         task = asyncio.create_task(_forever(sim, rate))
-        if rewards_url:
-            client = RewardsClient(rewards_url, settings_jwt(settings))
+        if rewards_url and tokens:
+            client = RewardsClient(rewards_url, tokens)
             side_tasks.append(asyncio.create_task(_players(sim, client, claims, claim_outcomes)))
         else:
             log.warning("REWARDS_URL not set: simulated players will not claim")
@@ -75,9 +84,18 @@ def serve_simulator(build: Callable[[CollectorRegistry], Simulator], *, rate: fl
     serve(app, settings)
 
 
-def settings_jwt(settings: ServiceSettings) -> JwtConfig:
-    return JwtConfig(
-        secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+def player_tokens(settings: ServiceSettings) -> TokenMinter:
+    """Simulated players sign with the dev identity: a local stack's only (PRIZEFLOW_PROFILE=dev, file:// JWKS)."""
+    if settings.prizeflow_profile is not Profile.DEV or settings.jwt_jwks_url is None:
+        raise SystemExit(
+            "prizeflow-sim: simulated players mint tokens with the dev identity: "
+            "PRIZEFLOW_PROFILE=dev and JWT_JWKS_URL (file://) are needed when REWARDS_URL is set"
+        )
+    return TokenMinter(
+        DevIdentity.from_jwks_url(settings.jwt_jwks_url),
+        audience=settings.jwt_audience or audience_for("rewards"),  # a shared JWT_AUDIENCE is rewards' too
+        issuer=settings.issuer,
+        roles_claim=settings.jwt_roles_claim,
     )
 
 

@@ -110,7 +110,7 @@ class PayoutAdmin:
             AdminActionRecorded(
                 action_id=uuid.uuid4().hex,
                 actor_user_id=actor.user_id,
-                actor_roles=roles or [AuditRole.ADMIN],
+                actor_roles=roles,  # what the actor holds: none is refused by the contract, never assumed
                 action=action,
                 target_type="payout",
                 target_id=rec.id,
@@ -149,6 +149,7 @@ class PayoutAdmin:
                     user_id=actor.user_id,
                     roles=actor.roles,
                     requested_by=rec.requested_by,
+                    beneficiary=rec.player_id,
                     approvers=approvers,
                 )
             except ApprovalRefusedError as err:
@@ -201,7 +202,9 @@ class PayoutAdmin:
             if rec.state is not S.PENDING_APPROVAL:
                 raise AdminError(409, "not_pending_approval", f"payout {rec.id} is {rec.state.value}")
             try:
-                check_decider(user_id=actor.user_id, roles=actor.roles, requested_by=rec.requested_by)
+                check_decider(
+                    user_id=actor.user_id, roles=actor.roles, requested_by=rec.requested_by, beneficiary=rec.player_id
+                )
             except ApprovalRefusedError as err:
                 self._refused(err.code)
                 raise AdminError(_REFUSAL_STATUS.get(err.code, 409), err.code, err.detail) from err

@@ -2,6 +2,9 @@
 
 A provider event is applied at most once per (provider, provider_event_id), and only if the transition table
 allows it from where the payout is now: a duplicate, or a stale report arriving out of order, changes nothing.
+Only events the webhook ingress verified are acted on, and only from the ingress: anything else is refused
+(`unverified_provider_event`) before its provider event id is recorded, so it can neither move a payout nor
+take the dedup key a later genuine delivery of that event needs.
 """
 
 from __future__ import annotations
@@ -33,20 +36,32 @@ class ApplyProviderEvents:
         registry: ProviderRegistry,
         builder: ChangeBuilder,
         metrics: PayoutMetrics | None = None,
+        trusted_sources: frozenset[str] = frozenset({"/prizeflow/webhooks"}),
     ) -> None:
         self.repo = repo
         self.registry = registry
         self.builder = builder
         self.metrics = metrics
+        self.trusted_sources = trusted_sources
 
     async def execute(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> list[str]:
-        """Returns an outcome per event: applied, duplicate, stale, unverified, no_status."""
+        """Returns an outcome per event: applied, duplicate, stale, no_status (unverified ones are refused)."""
         return [await self._one(session, env) for env in envelopes]
 
-    async def _one(self, session: AsyncSession, env: Envelope[Any]) -> str:
+    def _trusted(self, env: Envelope[Any]) -> ProviderEventReceived:
+        """The event, if the ingress published it and verified it; refused otherwise (nothing recorded)."""
         ev = env.data
         if not isinstance(ev, ProviderEventReceived):
             raise EventRefusal("unknown_event_type", f"payouts does not handle {env.type} on the webhooks topic")
+        if env.source not in self.trusted_sources or not ev.verified:
+            if self.metrics is not None:
+                self.metrics.webhooks.labels(ev.provider.value, "unverified").inc()
+            why = "not verified" if ev.verified is False else f"published by {env.source!r}, not the webhook ingress"
+            raise EventRefusal("unverified_provider_event", f"{ev.provider.value} event {ev.provider_event_id}: {why}")
+        return ev
+
+    async def _one(self, session: AsyncSession, env: Envelope[Any]) -> str:
+        ev = self._trusted(env)
         provider = ev.provider.value
         rec = await self.repo.find_for_provider_event(session, provider, ev.provider_payout_ref, ev.idempotency_key)
         if rec is None:
@@ -55,9 +70,7 @@ class ApplyProviderEvents:
                 f"no payout for {provider} ref={ev.provider_payout_ref!r} key={ev.idempotency_key!r}",
             )
         outcome, change = "applied", None
-        if not ev.verified:
-            outcome = "unverified"
-        elif ev.status is None:
+        if ev.status is None:
             outcome = "no_status"
         else:
             error = None

@@ -54,19 +54,26 @@ class ApprovalRefusedError(Exception):
         self.detail = detail
 
 
-def check_decider(*, user_id: str, roles: Collection[str], requested_by: str) -> None:
-    """Who may approve or reject at all."""
+def check_decider(*, user_id: str, roles: Collection[str], requested_by: str, beneficiary: str) -> None:
+    """Who may approve or reject at all. The beneficiary counts as a requester: a reviewer who released a player's
+    held claim is the payout's `requested_by`, and the player (with an approver role, say) must not decide either."""
     if not APPROVER_ROLES.intersection(roles):
         raise ApprovalRefusedError("approver_role_required", "approving or rejecting needs the approver role")
-    if user_id == requested_by:
-        raise ApprovalRefusedError("self_approval", "nobody decides on a payout they requested")
+    if user_id in (requested_by, beneficiary):
+        raise ApprovalRefusedError("self_approval", "nobody decides on a payout they requested or that pays them")
 
 
 def record_approval(
-    *, policy: ApprovalPolicy, user_id: str, roles: Collection[str], requested_by: str, approvers: Collection[str]
+    *,
+    policy: ApprovalPolicy,
+    user_id: str,
+    roles: Collection[str],
+    requested_by: str,
+    beneficiary: str,
+    approvers: Collection[str],
 ) -> bool:
-    """Check one more approval; True when the policy is now satisfied."""
-    check_decider(user_id=user_id, roles=roles, requested_by=requested_by)
+    """Check one more approval by the subject `user_id`; True when the policy is now satisfied."""
+    check_decider(user_id=user_id, roles=roles, requested_by=requested_by, beneficiary=beneficiary)
     if user_id in approvers:
         raise ApprovalRefusedError("already_approved", f"{user_id} already approved this payout; a second person must")
     needed = REQUIRED_APPROVERS[policy]

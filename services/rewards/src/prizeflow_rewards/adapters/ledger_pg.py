@@ -448,9 +448,10 @@ def _ledger_error(err: IntegrityError | asyncpg.IntegrityConstraintViolationErro
     cause = getattr(err.orig, "__cause__", None) if isinstance(err, IntegrityError) else err
     constraint = getattr(cause, "constraint_name", None) or str(getattr(err, "orig", err))
     if "debits_must_not_exceed_credits" in constraint:
-        # DETAIL: Failing row contains (<account id>, <kind>, <owner>, <asset>, ...).
+        # DETAIL: Failing row contains (<account id>, <kind>, <owner>, <asset>, ...). The owner (a player id)
+        # stays out: this text reaches DLQ headers and logs.
         row = re.search(r"\(([0-9a-f-]{36}), ([a-z_]+), (.*?), ([A-Z]+),", getattr(cause, "detail", "") or "")
-        where = f" on {row.group(2)} {row.group(3)} {row.group(4)}" if row else ""
+        where = f" on a {row.group(2)} account in {row.group(4)}" if row else ""
         return LedgerError("exceeds_credits", f"the database refused: debits would exceed credits{where}")
     if "ledger_transfers_resolves_once" in constraint:
         return LedgerError("pending_already_resolved", "the pending transfer was already posted or voided")

@@ -42,8 +42,9 @@ async def audit(
     after: Mapping[str, object] | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Stage an AdminActionRecorded in the transaction of the action itself."""
-    roles = sorted({AuditRole(r.value) for r in actor.roles}) or [AuditRole.ADMIN]
+    """Stage an AdminActionRecorded in the transaction of the action itself, with the roles the actor holds (an
+    actor without one is refused by the event's contract, and the action with it: no role is ever assumed)."""
+    roles = sorted({AuditRole(r.value) for r in actor.roles})
     payload = AdminActionRecorded(
         action_id=str(uuid.uuid4()),
         actor_user_id=actor.user_id,

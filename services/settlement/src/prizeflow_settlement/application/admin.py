@@ -75,7 +75,7 @@ class _AdminAction:
             audit = AdminActionRecorded(
                 action_id=action_id,
                 actor_user_id=actor.user_id,
-                actor_roles=sorted(set(roles)) or [Role.ADMIN],
+                actor_roles=sorted(set(roles)),  # what the actor holds: none refuses the action
                 action=action,
                 target_type="round",
                 target_id=round_id,

@@ -169,7 +169,7 @@ def _pkcs11(settings: SignerSettings) -> SignatureBackend:
     if not settings.signer_pkcs11_token_label or not settings.signer_pkcs11_key_label:
         raise ValueError("the pkcs11 backend needs SIGNER_PKCS11_TOKEN_LABEL and SIGNER_PKCS11_KEY_LABEL")
     return Pkcs11Backend(
-        module=settings.signer_pkcs11_module,
+        module=settings.pkcs11_module,
         token_label=settings.signer_pkcs11_token_label,
         pin=settings.pkcs11_pin(),
         key_label=settings.signer_pkcs11_key_label,

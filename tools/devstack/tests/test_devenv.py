@@ -1,0 +1,56 @@
+"""The local stack's identity: an explicit dev profile, a key pair under .devstack/ (0600 from the first byte) and
+a file:// JWKS every service verifies against; a checkout still on a shared HS256 secret is moved to it."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from prizeflow_devstack.devenv import DEV_ENV_FILE, dev_env, generate_dev_env
+from prizeflow_devstack.paths import Paths
+from prizeflow_runtime.auth import token_verifier
+from prizeflow_runtime.dev_identity import DevIdentity, dev_bearer
+from prizeflow_runtime.settings import ServiceSettings
+
+IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE")
+
+
+@pytest.fixture(autouse=True)
+def _no_identity_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in IDENTITY_ENV:
+        monkeypatch.delenv(key, raising=False)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_the_dev_env_is_the_dev_profile_with_a_local_jwks_and_private_keys(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    env = generate_dev_env(secrets, root=tmp_path)
+    assert env["PRIZEFLOW_PROFILE"] == "dev"
+    assert env["JWT_JWKS_URL"] == (secrets / "identity" / "jwks.json").resolve().as_uri()
+    assert "JWT_SECRET" not in env
+    assert mode(secrets / "identity" / "signing-key.pem") == 0o600
+    assert mode(secrets / "hot-signer.seed") == 0o600
+
+    settings = ServiceSettings(
+        service_name="rewards", prizeflow_profile=env["PRIZEFLOW_PROFILE"], jwt_jwks_url=env["JWT_JWKS_URL"]
+    )
+    token = dev_bearer(settings, "alice", "admin")["Authorization"].removeprefix("Bearer ")
+    assert (await token_verifier(settings).verify(token)).user_id == "alice"
+
+
+def test_a_checkout_on_a_shared_hs256_secret_moves_to_the_dev_identity(tmp_path: Path) -> None:
+    paths = Paths(tmp_path)
+    paths.base.mkdir(parents=True)
+    (paths.base / DEV_ENV_FILE).write_text(json.dumps({"JWT_SECRET": "0" * 64, "PAYOUT_SOURCE_ACCOUNT": "GA"}))
+    env = dev_env(paths)
+    assert "JWT_SECRET" not in env
+    assert env["PAYOUT_SOURCE_ACCOUNT"] == "GA"
+    assert DevIdentity.from_jwks_url(env["JWT_JWKS_URL"]).directory == paths.base / "secrets" / "identity"
+    assert mode(paths.base / DEV_ENV_FILE) == 0o600
+    assert dev_env(paths) == env  # stable from then on
