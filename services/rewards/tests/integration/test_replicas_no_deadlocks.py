@@ -52,9 +52,10 @@ from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.ports import pick_free_port
 from prizeflow_rewards.testing import ROUTES, STELLAR_KEY, routes_event
-from prizeflow_runtime.auth import JwtConfig, issue_token
 from prizeflow_runtime.db import create_engine
+from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.settings import audience_for
 from prizeflow_runtime.testing import eventually, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,6 @@ VOIDED_ROUNDS = 8
 ENTRY_FEE = 500
 TOP_UP = 50_000_000
 STORM_DEADLINE_S = 400
-JWT_SECRET = f"deadlock-test-{uuid.uuid4().hex}-0123456789abcdef"
 DEST = {"type": "stellar_account", "address": STELLAR_KEY}
 
 
@@ -93,6 +93,7 @@ class Storm:
 
     replicas: list[Replica]
     topic_suffix: str
+    identity: DevIdentity  # the test session's: the replicas trust its JWKS (JWT_JWKS_URL, dev profile)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     expected: Counter[str] = field(default_factory=Counter)
@@ -101,7 +102,8 @@ class Storm:
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
     def token(self, user: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {issue_token(JwtConfig(secret=JWT_SECRET), user, list(roles))}"}
+        token = self.identity.issue(user, list(roles), audience=audience_for("rewards"))
+        return {"Authorization": f"Bearer {token}"}
 
     @property
     def admin(self) -> dict[str, str]:
@@ -138,7 +140,6 @@ def _env(database_url: str, kafka_bootstrap: str, suffix: str, port: int) -> dic
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "KAFKA_TOPIC_SUFFIX": suffix,
             "HTTP_PORT": str(port),
-            "JWT_SECRET": JWT_SECRET,
             "LOG_JSON": "false",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
@@ -537,7 +538,7 @@ async def storm_and_settle(
 
 @pytest.mark.timeout(900)
 async def test_replicas_move_money_concurrently_without_a_single_deadlock(
-    database_url: str, kafka_bootstrap: str, tmp_path: Path
+    database_url: str, kafka_bootstrap: str, dev_identity: DevIdentity, tmp_path: Path
 ) -> None:
     suffix = f".dl{uuid.uuid4().hex[:10]}"
     before = await deadlocks(database_url)
@@ -547,7 +548,7 @@ async def test_replicas_move_money_concurrently_without_a_single_deadlock(
         print(f"[{time.monotonic() - started:6.1f}s] {what}", flush=True)
 
     with replica_processes(database_url, kafka_bootstrap, suffix, tmp_path) as replicas:
-        storm = Storm(replicas, suffix)
+        storm = Storm(replicas, suffix, dev_identity)
         try:
             await asyncio.gather(*(_ready(r) for r in replicas))
             progress(f"{REPLICAS} replicas ready")

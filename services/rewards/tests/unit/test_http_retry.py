@@ -18,10 +18,11 @@ from prizeflow_rewards.application.claims import Claim
 from prizeflow_rewards.domain.claims import ClaimStatus
 from prizeflow_rewards.entrypoints.http import RewardsApi, router
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import JwtConfig, issue_token
+from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.http import create_app
 
-SECRET = "unit-test-secret-0123456789abcdef-0123456789"
+IDENTITY = DevIdentity.generate()
+AUDIENCE = "prizeflow-rewards"
 BODY = {
     "asset": "USDC",
     "amount": 1_000,
@@ -101,7 +102,7 @@ async def client_for(submit: FlakySubmit, sessions: FakeSessions) -> AsyncIterat
         service_name="rewards",
         route_handlers=[router()],
         registry=CollectorRegistry(),
-        jwt=JwtConfig(secret=SECRET),
+        auth=IDENTITY.verifier(audience=AUDIENCE),
         dependencies={"api": Provide(lambda: api, sync_to_thread=False)},
     )
     async with AsyncTestClient(app) as client:
@@ -109,7 +110,7 @@ async def client_for(submit: FlakySubmit, sessions: FakeSessions) -> AsyncIterat
 
 
 def player() -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(JwtConfig(secret=SECRET), 'p-1', ['player'])}"}
+    return {"Authorization": f"Bearer {IDENTITY.issue('p-1', ['player'], audience=AUDIENCE)}"}
 
 
 def retries(metrics: RewardsMetrics, outcome: str) -> float:
