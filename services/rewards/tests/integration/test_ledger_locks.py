@@ -27,7 +27,7 @@ from prizeflow_rewards.adapters.ledger_pg import LockOrderError, PgLedger, is_se
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
 from prizeflow_rewards.application.claims import Claim, ClaimPolicy, SettlePayout, SubmitClaim, publish_routes
 from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.ledger import AccountRef, Transfer, TransferKind
+from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_rewards.testing import STELLAR_KEY, routes_event
 from prizeflow_runtime.auth import Principal, Role
@@ -263,3 +263,39 @@ async def test_the_session_lock_set_follows_the_session_transaction(engine: Asyn
             await ledger.declare(session, [wallet, accounts.clearing("USDC")])
             assert await locked_elsewhere(database_url, wallet)
         assert not await locked_elsewhere(database_url, wallet)
+
+
+async def test_a_refused_batch_gives_back_the_accounts_it_took(engine: AsyncEngine) -> None:
+    """A batch the database refuses (an empty wallet debited, a new one or one that exists): its savepoint takes
+    the accounts it created and the locks it took with it, and the lock set forgets them."""
+    ledger = PgLedger()
+    empty, fresh, escrow = (
+        accounts.wallet("empty", "USDC"),
+        accounts.wallet("new", "USDC"),
+        accounts.escrow("r", "USDC"),
+    )
+    async with engine.begin() as conn:
+        await ledger.declare(conn, [empty, escrow])  # they exist from now on, with nothing in them
+    floor = min(empty.id.int, fresh.id.int, escrow.id.int)
+    below = next(r for i in range(10_000) if (r := accounts.wallet(f"low-{i}", "USDC")).id.int < floor)
+    for payer in (empty, fresh):
+        async with engine.begin() as conn:
+            with pytest.raises(LedgerError) as err:
+                await ledger.apply(conn, [Transfer.of(payer, escrow, 5, TransferKind.ENTRY_FEE, "r", payer.owner)])
+            assert err.value.code == "exceeds_credits"
+            await ledger.declare(conn, [below])  # nothing held any more: an account below them all may come first
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM ledger_transfers"))).scalar_one() == 0
+        owners = {r[0] for r in await conn.execute(text("SELECT owner_id FROM ledger_accounts"))}
+    assert "new" not in owners
+
+
+async def test_a_new_account_past_int64_in_one_batch_is_out_of_range(engine: AsyncEngine) -> None:
+    ledger = PgLedger()
+    big = 2**62
+    source = accounts.external("stripe", "USDC")
+    batch = [Transfer.of(source, accounts.wallet("w", "USDC"), big, TransferKind.TOP_UP, "stripe", i) for i in (1, 2)]
+    async with engine.begin() as conn:
+        with pytest.raises(LedgerError) as err:
+            await ledger.apply(conn, batch)
+    assert err.value.code == "amount_out_of_range"

@@ -102,7 +102,7 @@ async def test_an_entry_fee_is_charged_only_on_settlements_decision_and_a_round_
                 round_event("r-pot", pot_round),  # pays 400 from a round whose entries paid in 200: refused
             ],
         )
-        await consumed(app, 3)
+        await consumed(app, 4)  # the routes announcement running_app waited for counts too
         assert await dead_letters(database_url) == [
             ("EntryAccepted", "insufficient_funds"),
             ("RoundSettled", "conflicting_event"),
@@ -139,7 +139,7 @@ async def test_an_entry_fee_is_charged_only_on_settlements_decision_and_a_round_
                 accepted("r-void", "v-3", "rich", 100),  # after the void (a late redrive): never charged
             ],
         )
-        await consumed(app, 7)
+        await consumed(app, 8)
         assert (await app.balances("rich"))["USDC"]["balance"] == 800
         assert (await app.balances("poor")).get("USDC", {}).get("balance", 0) == 0
         letters = await dead_letters(database_url)

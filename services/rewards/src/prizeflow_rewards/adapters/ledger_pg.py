@@ -15,14 +15,14 @@ and the caller may still record the refusal. Per batch:
 1. (post/void only) read the pending transfers they resolve and check they match;
 2. take the batch's accounts not held yet, in id order, inside the savepoint (a refused batch gives back what it
    took, and the lock set forgets it): those below the first missing one with one locking read, the others with
-   an upsert that creates the missing ones where they fall in that order;
+   an upsert that creates the missing ones where they fall in that order, the batch's deltas as their counters;
 3. insert the transfers in one statement, sorted by id (as all new first; if some are not, the savepoint is
    rolled back and the batch redone with ON CONFLICT DO NOTHING RETURNING id): a retried id
    is found already there (same body = no-op, different body = `transfer_conflict`), a second post/void of
    one pending transfer hits the partial unique index on `pending_id` (`pending_already_resolved`); the
    database checks the transfers' accounts exist and share their asset (migration 0005);
-4. aggregate the per-account deltas of the new transfers in memory and apply them with ONE update (the rows
-   are held already: it waits for nobody). The row's CHECK constraint enforces
+4. apply the per-account deltas of the new transfers (aggregated in memory) to the accounts not just created
+   with ONE update (the rows are held already: it waits for nobody). The row's CHECK constraint enforces
    `debits_must_not_exceed_credits` in the database; a violation aborts the whole batch.
 """
 
@@ -60,16 +60,17 @@ Conn = AsyncSession | AsyncConnection
 # the transaction on the connection lazily, with the first statement it runs itself.
 #
 # The accounts below the first one that does not exist yet (all of them, usually) are locked in id order by
-# one plain locking read (LockRows above the Sort); the first missing id comes back with the count, and the
-# rest are taken by the upsert below, in id order too, so the whole set is still taken in one order.
+# one plain locking read (LockRows above the Sort); the missing ids come back with the count, and the rest are
+# taken by the upsert below, in id order too, so the whole set is still taken in one order.
 _LOCK_BELOW_FIRST_MISSING = text(
     """
-    WITH first_missing AS (
+    WITH missing AS MATERIALIZED (
         SELECT w.id FROM unnest(CAST(:ids AS uuid[])) AS w(id)
         WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = w.id)
-        ORDER BY w.id LIMIT 1
+    ), first_missing AS (
+        SELECT id FROM missing ORDER BY id LIMIT 1
     )
-    SELECT (SELECT id FROM first_missing) AS first_missing, count(*) AS locked FROM (
+    SELECT (SELECT array_agg(id ORDER BY id) FROM missing) AS missing, count(*) AS locked FROM (
         SELECT 1 FROM ledger_accounts
         WHERE id = ANY(CAST(:ids AS uuid[]))
           AND ((SELECT id FROM first_missing) IS NULL OR id < (SELECT id FROM first_missing))
@@ -79,16 +80,19 @@ _LOCK_BELOW_FIRST_MISSING = text(
 )
 # From the first missing account on: each account in id order is locked, or created where it falls in that
 # order (one another transaction is creating is waited for in that order too). `WHERE false` updates nothing
-# but still locks the existing row.
-_ACQUIRE = text(
-    """
-    INSERT INTO ledger_accounts AS a (id, kind, owner_id, asset, flags)
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[]), CAST(:owners AS text[]),
-                         CAST(:assets AS text[]), CAST(:flags AS int[]))
+# but still locks the existing row. An account that was missing is created with the batch's deltas as its
+# counters (its CHECK constraints apply to them); the others propose zeros (a proposed row is checked before
+# its conflict is found) and are moved by the update. Only the created rows come back. On the asyncpg
+# connection: the locking read before it began the transaction.
+_ACQUIRE = """
+    INSERT INTO ledger_accounts AS a
+        (id, kind, owner_id, asset, flags, debits_posted, credits_posted, debits_pending, credits_pending)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
+                         $8::bigint[], $9::bigint[])
     ORDER BY 1
     ON CONFLICT (id) DO UPDATE SET flags = a.flags WHERE false
-    """
-)
+    RETURNING id, debits_posted, credits_posted, debits_pending, credits_pending, flags
+"""
 _READ = text(
     "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending "
     "FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[]))"
@@ -216,13 +220,16 @@ class PgLedger:
             list(map(_PENDING_ID, batch)),
             list(map(_KEY, batch)),
         )
-        await self._take(conn, fresh, held)
         if not retry:  # as if every transfer is new: a retried one is the exception, redone below
+            ids, changes, debited = _deltas(batch)
+            created = await self._take(conn, fresh, held, changes)
             try:
                 await raw.execute(_INSERT_NEW, *columns)
             except asyncpg.UniqueViolationError as err:
                 raise _NotAllNewError from err
-            return BatchResult(applied=batch, duplicates=[], balances=await _move(raw, batch))
+            balances = await _move(raw, ids, changes, debited, created)
+            return BatchResult(applied=batch, duplicates=[], balances=balances)
+        await self._take(conn, fresh, held)
         rows = await raw.fetch(_INSERT_OR_SKIP, *columns)
         inserted = {r[0].int for r in rows}
         applied = [t for t in batch if t.id.int in inserted]
@@ -231,7 +238,9 @@ class PgLedger:
             await self._check_duplicates(conn, duplicates)
         if not applied:
             return BatchResult(applied=(), duplicates=duplicates)
-        return BatchResult(applied=applied, duplicates=duplicates, balances=await _move(raw, applied))
+        ids, changes, debited = _deltas(applied)
+        balances = await _move(raw, ids, changes, debited, {})
+        return BatchResult(applied=applied, duplicates=duplicates, balances=balances)
 
     async def declare(self, conn: Conn, refs: Iterable[AccountRef]) -> None:
         """Lock every account the transaction will touch (creating missing ones), in account-id order, until
@@ -252,28 +261,36 @@ class PgLedger:
             )
         return [new[k] for k in keys]
 
-    async def _take(self, conn: Conn, accounts: list[AccountRef], held: _Held) -> None:
+    async def _take(
+        self, conn: Conn, accounts: list[AccountRef], held: _Held, changes: dict[int, list[int]] | None = None
+    ) -> dict[int, Balance]:
         """Lock `accounts` (in id order, none held yet) until the transaction ends: those below the first one
         missing with one plain locking read, the others (from it on) with the ordered upsert that creates the
-        missing ones where they fall."""
+        missing ones where they fall, with their `changes` as counters. Returns the accounts so created."""
         if not accounts:
-            return
+            return {}
         row = (await conn.execute(_LOCK_BELOW_FIRST_MISSING, {"ids": [a.id for a in accounts]})).one()
-        if row.first_missing is not None:
+        created: dict[int, Balance] = {}
+        if row.missing:
             rest = accounts[row.locked :]  # accounts are never deleted: exactly those below it were locked
-            if rest[0].id != row.first_missing:
+            if rest[0].id != row.missing[0]:
                 raise LedgerError("integrity_error", "the accounts below the first missing one changed")
-            await conn.execute(
+            missing = {m.int for m in row.missing}
+            zero = [0, 0, 0, 0]
+            start = [changes.get(a.id.int, zero) if changes and a.id.int in missing else zero for a in rest]
+            raw = await driver_connection(conn)
+            rows = await raw.fetch(
                 _ACQUIRE,
-                {
-                    "ids": [a.id for a in rest],
-                    "kinds": [a.kind.value for a in rest],
-                    "owners": [a.owner for a in rest],
-                    "assets": [a.asset for a in rest],
-                    "flags": [int(a.flags) for a in rest],
-                },
+                [a.id for a in rest],
+                [a.kind.value for a in rest],
+                [a.owner for a in rest],
+                [a.asset for a in rest],
+                [int(a.flags) for a in rest],
+                *(list(col) for col in zip(*start, strict=True)),
             )
+            created = {r[0].int: Balance(r[1], r[2], r[3], r[4], r[5]) for r in rows}
         self._hold(held, accounts)
+        return created if changes else {}
 
     @staticmethod
     def _hold(held: _Held, accounts: list[AccountRef]) -> None:
@@ -409,16 +426,25 @@ def _deltas(
     return ids, changes, debited
 
 
-async def _move(raw: Any, transfers: Sequence[Transfer]) -> dict[uuid.UUID, Balance]:
-    """Apply the transfers' per-account deltas to the accounts (held already), in id order; the balances of the
-    debited accounts."""
-    ids, changes, debited = _deltas(transfers)
-    keys = sorted(changes)
+async def _move(
+    raw: Any,
+    ids: dict[int, uuid.UUID],
+    changes: dict[int, list[int]],
+    debited: set[int],
+    created: dict[int, Balance],
+) -> dict[uuid.UUID, Balance]:
+    """Apply the per-account deltas to the accounts (held already) but those just `created` with them as their
+    counters, in id order; the balances of the debited accounts."""
+    keys = sorted(k for k in changes if k not in created)
+    balances = {ids[k]: b for k, b in created.items() if k in debited}
+    if not keys:
+        return balances
     dp, cp, dpe, cpe = (list(col) for col in zip(*(changes[k] for k in keys), strict=True))
     rows = await raw.fetch(_UPDATE, [ids[k] for k in keys], dp, cp, dpe, cpe)
     if len(rows) != len(keys):  # every account was held or created first: this cannot happen
         raise LedgerError("integrity_error", f"{len(keys) - len(rows)} accounts of the batch are missing")
-    return {r[0]: Balance(r[1], r[2], r[3], r[4], r[5]) for r in rows if r[0].int in debited}
+    balances.update({r[0]: Balance(r[1], r[2], r[3], r[4], r[5]) for r in rows if r[0].int in debited})
+    return balances
 
 
 def _balances(rows: Any) -> dict[uuid.UUID, Balance]:
