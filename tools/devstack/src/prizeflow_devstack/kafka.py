@@ -95,8 +95,24 @@ def ensure_jars() -> Path:
     return libs
 
 
+_CLUSTER_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{21}$")
+
+
+def valid_cluster_id(cluster_id: str) -> bool:
+    """A KRaft cluster id `kafka-storage format --cluster-id` accepts: 16 bytes, URL-safe base64 without padding,
+    and not starting with `-` (the tool's argument parser would read that as an option and fail the format)."""
+    if not _CLUSTER_ID.fullmatch(cluster_id):
+        return False
+    raw = base64.urlsafe_b64decode(cluster_id + "==")
+    return len(raw) == 16 and base64.urlsafe_b64encode(raw).decode().rstrip("=") == cluster_id
+
+
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id, drawn again when it starts with `-` (1 in 64 do), as Kafka's own Uuid.randomUuid()."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if valid_cluster_id(cluster_id):
+            return cluster_id
 
 
 def _write_config(paths: Paths, port: int, controller_port: int) -> None:
