@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from sample import thing, unique
+from sample import thing
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,9 +23,9 @@ class Boom(Exception):
 
 
 async def test_rolled_back_transaction_publishes_nothing_and_committed_one_publishes_exactly_its_events(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    topic = unique("prizeflow.outbox-test")
+    topic = "prizeflow.outbox-test" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
     sessions = session_factory(engine)
 
@@ -82,14 +82,14 @@ async def test_rolled_back_transaction_publishes_nothing_and_committed_one_publi
 
 
 async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without_waiting_for_the_poll(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
     import asyncio
 
     from prizeflow_runtime.testing import eventually
 
-    topic = unique("prizeflow.outbox-notify")
-    suffix = ".isolated"
+    topic = "prizeflow.outbox-notify"
+    suffix = topic_suffix
     await ensure_topics(kafka_bootstrap, [topic + suffix], with_dlq=False)
     producer = idempotent_producer(kafka_bootstrap)
     await producer.start()
@@ -116,11 +116,11 @@ async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without
 
 
 async def test_relay_deletes_what_it_published_and_vacuums_the_outbox(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
     from prizeflow_runtime.testing import eventually
 
-    topic = unique("prizeflow.outbox-vacuum")
+    topic = "prizeflow.outbox-vacuum" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
     sessions = session_factory(engine)
     events = [thing(f"v-{i}", i) for i in range(30)]

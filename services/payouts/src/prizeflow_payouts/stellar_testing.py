@@ -28,7 +28,7 @@ from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_payouts.testing import fetch, publish_raw, running, settings_for, token, unique
 from prizeflow_runtime.migrations import upgrade_to_head
-from prizeflow_runtime.testing import eventually
+from prizeflow_runtime.testing import eventually, provision_test_topics
 from prizeflow_soroban_emulator.client import Rpc
 
 SIGNER_ALEMBIC_INI = str(Path(__file__).resolve().parents[3] / "signer" / "alembic.ini")
@@ -366,6 +366,7 @@ async def stellar_stack(
     infra: Infra,
     db: str,
     kafka: str,
+    topic_suffix: str,
     tmp: Path,
     monkeypatch: Any,
     ledger_ms: int = 300,
@@ -390,7 +391,8 @@ async def stellar_stack(
         for account in [keys.funding.public_key, *(c.public_key for c in keys.channels)]:
             if extra_signers:
                 rpc.call("emulator_createAccount", {"account": account, "signers": dict.fromkeys(extra_signers, 1)})
-        suffix = "." + uuid.uuid4().hex[:12]
+        suffix = topic_suffix
+        await provision_test_topics(kafka, suffix)  # before the signer and payouts verify them
         if backend is not None:
             name = f"test_{uuid.uuid4().hex[:16]}"
             signer_db = await create_database(infra, name)
@@ -411,7 +413,7 @@ async def stellar_stack(
             db,
             kafka,
             stellar_providers_file(tmp, **(options or {})),
-            kafka_topic_suffix=suffix,
+            topic_suffix=suffix,
             payouts_live_execution=live,
             payouts_confirm_poll_ms=100,
             outbox_poll_interval_ms=20,

@@ -24,8 +24,10 @@ from prizeflow_runtime.testing import eventually, read_topic
 pytestmark = pytest.mark.integration
 
 
-async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_approval_matrix_and_two_approver_path(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     key = unique("big")
     # The requester (an operator acting for the player) ALSO holds the approver role: still may not approve it.
     requester = token(settings, "alice", "admin", "approver")
@@ -95,9 +97,9 @@ async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: s
 
 
 async def test_single_approval_reject_cancel_and_no_payout_without_a_reservation(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     admin = token(settings, "alice", "admin")
     approver = token(settings, "bob", "approver")
     async with running(settings) as (_, client):
@@ -139,8 +141,10 @@ async def test_single_approval_reject_cancel_and_no_payout_without_a_reservation
     assert {p["name"] for p in providers.json()["providers"]} == {"sandbox", "manual"}
 
 
-async def test_manual_provider_marked_paid_and_failed_by_ops(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_manual_provider_marked_paid_and_failed_by_ops(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     admin = token(settings, "alice", "admin")
     ops = token(settings, "olga", "ops")
     async with running(settings) as (_, client):
