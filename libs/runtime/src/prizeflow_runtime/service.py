@@ -291,7 +291,10 @@ class ServiceRuntime:
     async def kafka_ready(self) -> None:
         if self._producer is None:
             raise NotReady("not connected")
-        await self._producer.client.fetch_all_metadata()
+        try:
+            await self._producer.client.fetch_all_metadata()
+        except KafkaError as err:
+            raise NotReady("unreachable") from err
 
     async def startup_ready(self) -> None:
         """Ready once start-up went through; until then, what it waits for (a topic, Kafka, a hook)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from litestar import get
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
@@ -139,3 +140,20 @@ async def test_a_database_error_that_is_not_an_outage_stays_a_500() -> None:
         response = await client.get("/thing", headers=headers)
     assert response.status_code == 500
     assert "retry-after" not in response.headers
+
+
+async def test_readiness_of_a_runtime_says_what_it_waits_for_before_and_after_start() -> None:
+    rt = ServiceRuntime(ServiceSettings(database_url="postgresql://x@127.0.0.1:1/x"))
+    with pytest.raises(NotReady, match=r"^starting$"):
+        await rt.startup_ready()
+    with pytest.raises(NotReady, match=r"^not connected$"):
+        await rt.kafka_ready()
+
+    class LostBroker:
+        async def fetch_all_metadata(self) -> None:
+            raise KafkaError("Unable to get cluster metadata over all known brokers")
+
+    rt._producer = SimpleNamespace(client=LostBroker())  # a started producer whose broker is gone
+    with pytest.raises(NotReady, match=r"^unreachable$"):
+        await rt.kafka_ready()
+    await rt.engine.dispose()
