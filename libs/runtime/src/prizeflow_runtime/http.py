@@ -77,6 +77,11 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
             "code": code,
             **extra,
         }
+        if status == 401:  # RFC 6750 §3: say which scheme, and whether the token presented was the problem
+            challenge = 'Bearer realm="prizeflow"'
+            if request.headers.get("authorization"):
+                challenge += ', error="invalid_token"'
+            return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"WWW-Authenticate": challenge})
     elif is_outage(exc):
         log.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
         status = HTTP_503_SERVICE_UNAVAILABLE
