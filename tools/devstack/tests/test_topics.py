@@ -66,7 +66,8 @@ async def test_topics_command_provisions_once_and_refuses_a_short_topic_unless_a
 
 
 async def test_the_topic_suffix_fixture_deletes_the_topics_a_test_created(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """A test session of its own, so the fixture's teardown has run when we look."""
+    """A test session of its own, so the fixture's teardown has run when we look. It runs as CI runs (teardown
+    requested): a nested session did not start the infrastructure, so it must leave it running for ours."""
     (tmp_path / "test_creates.py").write_text(
         textwrap.dedent(
             """
@@ -90,7 +91,7 @@ async def test_the_topic_suffix_fixture_deletes_the_topics_a_test_created(kafka_
         subprocess.run,
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_creates.py")],
         cwd=tmp_path,
-        env={**os.environ, "SUFFIX_FILE": str(suffix_file), "PRIZEFLOW_ROOT": str(find_root())},
+        env={**os.environ, "CI": "true", "SUFFIX_FILE": str(suffix_file), "PRIZEFLOW_ROOT": str(find_root())},
         capture_output=True,
         text=True,
         check=False,

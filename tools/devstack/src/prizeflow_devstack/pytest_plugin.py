@@ -64,7 +64,9 @@ def _teardown_requested() -> bool:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
-    """Real PostgreSQL + Kafka for the session; left running afterwards unless teardown is requested."""
+    """Real PostgreSQL + Kafka for the session; left running afterwards unless teardown is requested (CI) and
+    this session started them: a session nested in another (a test that runs pytest) or next to a developer's
+    running stack never stops infrastructure someone else is using."""
     provisioned = ensure_infra()
     saved = {key: os.environ.get(key) for key in provisioned.env()}
     os.environ.update(provisioned.env())  # subprocesses started by tests inherit them
@@ -74,7 +76,7 @@ def infra() -> Iterator[Infra]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    if _teardown_requested() and provisioned.managed:
+    if _teardown_requested() and provisioned.started:
         stop_infra()
 
 
