@@ -43,6 +43,8 @@ from prizeflow_devstack.infra import create_database, drop_database, ensure_infr
 from prizeflow_devstack.ports import remembered_or_free
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import upgrade_to_head
+from prizeflow_runtime.testing import provision_test_topics
+from prizeflow_runtime.topics import delete_topics_with_suffix
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 GOAL_PER_S = 1_000  # issue #5: payouts/s requested -> paid on this 2-core machine
@@ -175,6 +177,7 @@ async def run(n: int, workers: int, latency_seconds: float) -> dict[str, Any]:  
     worker_procs: list[subprocess.Popen[bytes]] = []
     try:
         await upgrade_to_head(str(SERVICE_DIR / "alembic.ini"), url)
+        await provision_test_topics(infra.kafka_bootstrap, suffix)  # the service verifies its topics at start
         port = remembered_or_free(None)
         env = {
             **os.environ,
@@ -319,6 +322,7 @@ async def run(n: int, workers: int, latency_seconds: float) -> dict[str, Any]:  
                 proc.kill()
         tmp.unlink(missing_ok=True)
         await drop_database(infra, db_name)
+        await delete_topics_with_suffix(infra.kafka_bootstrap, suffix)
 
 
 def main() -> None:

@@ -47,6 +47,8 @@ from prizeflow_payouts.stellar_testing import (
 )
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import upgrade_to_head
+from prizeflow_runtime.testing import provision_test_topics
+from prizeflow_runtime.topics import delete_topics_with_suffix
 from prizeflow_soroban_emulator.client import Rpc
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -66,6 +68,7 @@ async def run(n: int, channels: int, destinations: int) -> dict[str, object]:  #
     try:
         await upgrade_to_head(str(SERVICE_DIR / "alembic.ini"), payouts_url)
         await upgrade_to_head(SIGNER_ALEMBIC_INI, signer_url)
+        await provision_test_topics(infra.kafka_bootstrap, suffix)  # the services verify their topics at start
         emulator, rpc_url = emulator_process(
             tmp / "emulator.log", ledger_ms=1000, env={"SOROBAN_EMULATOR_LEDGER_CAPACITY": "5000"}
         )
@@ -201,6 +204,7 @@ async def run(n: int, channels: int, destinations: int) -> dict[str, object]:  #
             p.stop()
         await drop_database(infra, f"bench_payouts_{tag}")
         await drop_database(infra, f"bench_signer_{tag}")
+        await delete_topics_with_suffix(infra.kafka_bootstrap, suffix)
 
 
 def main() -> None:

@@ -55,6 +55,7 @@ from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.topics import delete_topics_with_suffix
 
 ALEMBIC_INI = str(Path(__file__).parents[1] / "alembic.ini")
 GOAL_PER_S = 2_000  # issue #3: round results settled per second on this 2-core machine
@@ -377,6 +378,7 @@ async def run(
                 proc.kill()
         await engine.dispose()
         await drop_database(infra, db_name)
+        await delete_topics_with_suffix(infra.kafka_bootstrap, suffix)
 
 
 def main() -> None:

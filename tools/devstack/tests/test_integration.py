@@ -40,7 +40,9 @@ async def _roundtrip(bootstrap: str, topic: str, payload: bytes) -> bytes:
         await consumer.stop()
 
 
-async def test_real_postgres_and_kafka(infra: Infra, fresh_database: str, kafka_bootstrap: str) -> None:
+async def test_real_postgres_and_kafka(
+    infra: Infra, fresh_database: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
     assert fresh_database.startswith("postgresql+asyncpg://")
     conn = await asyncpg.connect(asyncpg_dsn(fresh_database))
     try:
@@ -49,7 +51,7 @@ async def test_real_postgres_and_kafka(infra: Infra, fresh_database: str, kafka_
     finally:
         await conn.close()
 
-    topic = f"prizeflow.devstack.test.{uuid.uuid4().hex[:8]}.v1"
+    topic = "prizeflow.devstack.test.v1" + topic_suffix  # deleted after the test, with the suffix
     assert await _roundtrip(kafka_bootstrap, topic, b"before-restart") == b"before-restart"
 
     await asyncio.to_thread(restart_kafka)

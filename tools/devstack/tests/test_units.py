@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
+from prizeflow_devstack import kafka
 from prizeflow_devstack.infra import Infra, _own_url, asyncpg_dsn, to_asyncpg_url
 from prizeflow_devstack.paths import Paths, RootNotFoundError, find_root
 from prizeflow_devstack.ports import pick_free_port, port_is_free, remembered_or_free
@@ -212,3 +215,35 @@ def test_a_service_that_dies_fails_with_its_log(tmp_path: Path) -> None:
     fake = Infra("postgresql+asyncpg://postgres@127.0.0.1:1/postgres", "127.0.0.1:1", managed=True)
     with pytest.raises(ServiceStartError, match="boom-42"):
         start_services(fake, tmp_path, deadline_s=20)
+
+
+def test_generated_kafka_cluster_ids_are_valid_and_never_start_with_a_dash() -> None:
+    """1 in 64 random ids starts with `-`, which `kafka-storage format --cluster-id` reads as an option."""
+    ids = [kafka._cluster_id() for _ in range(20_000)]  # ~312 raw draws would have started with "-"
+    assert all(kafka.valid_cluster_id(i) for i in ids)
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids)
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+
+
+def test_a_cluster_id_that_would_start_with_a_dash_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    dashed = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+    plain = uuid.UUID("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9")
+    draws = iter([dashed, plain])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    assert kafka._cluster_id() == base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cluster_id",
+    [
+        "-AAAAAAAAAAAAAAAAAAAAA",  # an option to the storage tool
+        "AAAAAAAAAAAAAAAAAAAAA",  # 21 characters
+        "AAAAAAAAAAAAAAAAAAAAAAA",  # 23 characters
+        "AAAAAAAAAAAAAAAAAAAAAB",  # not the canonical encoding of 16 bytes
+        "AAAAAAAAAAAAAAAAAAAA+A",  # standard, not URL-safe, base64
+        "AAAAAAAAAAAAAAAAAAAAAA==",  # padded
+    ],
+)
+def test_invalid_cluster_ids_are_recognised(cluster_id: str) -> None:
+    assert not kafka.valid_cluster_id(cluster_id)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 
 import pytest
@@ -10,14 +9,25 @@ from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.testing import read_topic
+from prizeflow_runtime.topics import TopicsNotReadyError
 from prizeflow_simulator.chaos import ChaosConfig
 from prizeflow_simulator.runner import Simulator
 
 pytestmark = pytest.mark.integration
 
 
-async def test_published_rounds_arrive_keyed_by_round_in_order_with_the_counted_chaos(kafka_bootstrap: str) -> None:
-    suffix = f".sim{uuid.uuid4().hex[:8]}"
+async def test_a_simulator_refuses_to_start_before_its_topic_is_provisioned(
+    kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    sim = Simulator(bootstrap=kafka_bootstrap, topic_suffix=topic_suffix)
+    with pytest.raises(TopicsNotReadyError, match=f"{GAME_ROUNDS.name}{topic_suffix} missing"):
+        await sim.start()
+
+
+async def test_published_rounds_arrive_keyed_by_round_in_order_with_the_counted_chaos(
+    kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    suffix = topic_suffix
     await ensure_topics(kafka_bootstrap, [GAME_ROUNDS.name + suffix], with_dlq=False)
     sim = Simulator(
         bootstrap=kafka_bootstrap,

@@ -28,8 +28,10 @@ def start_emulator(log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]
         "SOROBAN_EMULATOR_SEED": "7",
         **env,
     }
-    out = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "prizeflow_soroban_emulator"], env=full, stdout=out, stderr=out)
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prizeflow_soroban_emulator"], env=full, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
-from prizeflow_contracts.topics import Topic
 from prizeflow_runtime.consumer import ReliableConsumer
+from prizeflow_runtime.topics import ensure_topics
+
+__all__ = ["attach_consumer", "commit_offsets", "create_broker", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -106,34 +107,3 @@ async def commit_offsets(kafka_consumer: AIOKafkaConsumer, offsets: dict[TopicPa
         await kafka_consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError) as err:
         log.warning("offset commit refused (rebalance?): %s; records will be redelivered and deduped", err)
-
-
-async def ensure_topics(
-    bootstrap_servers: str,
-    topics: Sequence[Topic | str],
-    *,
-    with_dlq: bool = True,
-    replication_factor: int = 1,
-) -> None:
-    """Create topics (and their DLQs) if missing; existing ones are left as they are."""
-    wanted: list[NewTopic] = []
-    for t in topics:
-        name, partitions = (t.name, t.partitions) if isinstance(t, Topic) else (t, 3)
-        wanted.append(NewTopic(name, partitions, replication_factor))
-        if with_dlq:
-            wanted.append(NewTopic(name + ".dlq", 1, replication_factor))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in wanted if t.name not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-            except KafkaError as err:
-                if "TopicAlreadyExists" not in repr(err):
-                    raise
-    finally:
-        await admin.close()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware.base import DefineMiddleware
@@ -19,8 +20,10 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from prizeflow_runtime.auth import BearerJwtAuth, TokenVerifier
+from prizeflow_runtime.consumer import is_infrastructure_outage
 from prizeflow_runtime.errors import UseCaseError
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,19 @@ PROBLEM_JSON = "application/problem+json"
 # the metrics and the OpenAPI documents are: the exemption is on those exact routes, never a path pattern.
 PUBLIC_KEY = "exclude_from_auth"
 PUBLIC = {PUBLIC_KEY: True}
+# How long a client is told to wait before retrying while PostgreSQL or Kafka is unreachable.
+RETRY_AFTER_S = 5
+_KAFKA_OUTAGES = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
+
+
+class NotReady(Exception):  # noqa: N818 - an answer of a readiness check, not a failure of the code
+    """Raised by a readiness check; its message is shown on /health/ready, so it names what is missing and
+    carries no internal exception text."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """PostgreSQL or Kafka unreachable (or the connection pool exhausted): the request may succeed later."""
+    return isinstance(exc, (*_KAFKA_OUTAGES, PoolTimeoutError)) or is_infrastructure_outage(exc)
 
 
 class ProblemError(HTTPException):
@@ -61,6 +77,24 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
             "code": code,
             **extra,
         }
+        if status == 401:  # RFC 6750 §3: say which scheme, and whether the token presented was the problem
+            challenge = 'Bearer realm="prizeflow"'
+            if request.headers.get("authorization"):
+                challenge += ', error="invalid_token"'
+            return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"WWW-Authenticate": challenge})
+    elif is_outage(exc):
+        log.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
+        status = HTTP_503_SERVICE_UNAVAILABLE
+        body = {
+            "type": "https://prizeflow.dev/problems/service_unavailable",
+            "title": "Service Unavailable",
+            "status": status,
+            "detail": "a database or broker this service needs is unreachable; retry later",
+            "code": "service_unavailable",
+            "instance": request.url.path,
+        }
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
     else:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
         status = HTTP_500_INTERNAL_SERVER_ERROR
@@ -273,8 +307,16 @@ def _guarded_paths(app: Litestar) -> set[str]:
 
 
 async def _check(check: ReadinessCheck) -> str | None:
+    """None when the check passes, else `<check>: <what is missing>`: a `NotReady` says what; any other
+    failure is only named (the probe is public: internal exception text goes to the log, not the body)."""
+    name = getattr(check, "__name__", "check")
     try:
         await asyncio.wait_for(check(), timeout=2.0)
+    except NotReady as err:
+        return f"{name}: {err}"
+    except TimeoutError:
+        return f"{name}: no answer within 2s"
     except Exception as err:  # noqa: BLE001 - readiness reports any failure, it never raises
-        return f"{getattr(check, '__name__', 'check')}: {err!r}"
+        log.warning("readiness check %s failed: %s", name, type(err).__name__)
+        return f"{name}: unavailable"
     return None

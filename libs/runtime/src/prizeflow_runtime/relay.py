@@ -10,10 +10,13 @@ publishing per database, so switching over needs no coordination. Metrics on `HT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
 import uvloop
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
 from prizeflow_runtime.logging import configure_logging
@@ -26,8 +29,7 @@ log = logging.getLogger(__name__)
 
 async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None = None) -> None:
     """Relay until SIGTERM/SIGINT, then finish the batch in flight and release the leader lock."""
-    producer = idempotent_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
-    await producer.start()
+    producer = await _started_producer(settings)
     relay = OutboxRelay(
         database_url=settings.database_url,
         producer=producer,
@@ -45,6 +47,24 @@ async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None
     finally:
         await producer.stop()
         log.info("outbox relay stopped")
+
+
+async def _started_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    """The relay's producer once Kafka answers: while it does not, the process waits (with backoff) instead of
+    exiting, as a service does."""
+    delay = 0.2
+    while True:
+        producer = idempotent_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
+        try:
+            await producer.start()
+        except KafkaError as err:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            log.warning("Kafka unreachable, retrying in %.1fs", delay, extra={"error": type(err).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.startup_retry_max_ms / 1000)
+        else:
+            return producer
 
 
 def main() -> None:

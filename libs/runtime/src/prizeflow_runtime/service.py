@@ -3,6 +3,11 @@
 Engine and sessions, the idempotent producer, the outbox relay, the FastStream broker with reliable
 consumers, metrics and the HTTP app. Nothing starts at construction; `start()`/`stop()` are driven by the
 HTTP app's lifespan, so one process serves HTTP, consumes Kafka and relays its outbox.
+
+Start-up never creates topics and never gives up: it verifies that the topics this process consumes and
+produces exist with their partitions (`prizeflow_runtime.topics`), then starts the Kafka clients, then the
+service's `after_start` hooks, retrying with backoff while Kafka, PostgreSQL or a topic is missing. Until it
+is through, the process serves `/health/live` and answers `/health/ready` with 503 naming what it waits for.
 """
 
 from __future__ import annotations
@@ -11,28 +16,31 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Sequence
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from prizeflow_contracts.topics import ALL_TOPICS, Topic
+from prizeflow_contracts.topics import AUDIT, DLQ_SUFFIX
 from prizeflow_runtime.admin_http import DeadLettersController
 from prizeflow_runtime.auth import TokenVerifier, token_verifier
-from prizeflow_runtime.broker import attach_consumer, create_broker, ensure_topics
+from prizeflow_runtime.broker import attach_consumer, create_broker
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
 from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
-from prizeflow_runtime.http import create_app
+from prizeflow_runtime.http import NotReady, create_app, is_outage
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
 from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 _gc_tuned = False
+StartupHook = Callable[[], Awaitable[None]]
+_FIRST_RETRY_S = 0.2
 
 
 def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
@@ -80,11 +90,17 @@ class ServiceRuntime:
         self.broker = create_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
         self.consumers: list[ReliableConsumer] = []
         self._consumer_specs: list[_ConsumerSpec] = []
+        self._produced: list[str] = []
+        self._after_start: list[StartupHook] = []
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         # Built from validated settings, no I/O: the JWKS is fetched when the first token arrives.
         self.auth: TokenVerifier | None = token_verifier(settings) if settings.verifies_tokens else None
+        self._clients_up = False
+        self._hooks_done = 0
+        self._waiting_for: str | None = "starting"
+        self._start_task: asyncio.Task[None] | None = None
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -114,17 +130,97 @@ class ServiceRuntime:
             _ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes, on_refusal)
         )
 
+    def produces(self, topics: Sequence[str]) -> None:
+        """Declare the contract topics this process publishes (through its outbox): verified at start like the
+        ones it consumes, so a missing topic keeps the service not ready instead of failing its relay later."""
+        self._produced.extend(t for t in topics if t not in self._produced)
+
+    def after_start(self, hook: StartupHook) -> None:
+        """Run `hook` at start-up once the Kafka clients are up, before the service reports ready; retried with
+        backoff until it succeeds. For start-up work that needs PostgreSQL or Kafka (it must be idempotent)."""
+        self._after_start.append(hook)
+
     def topic(self, name: str) -> str:
         """The physical topic name: the contract's name plus this deployment's suffix (empty in production)."""
         return name + self.settings.kafka_topic_suffix
 
+    def required_topics(self) -> dict[str, int]:
+        """Physical name → partitions expected, of every topic this process consumes (and its DLQ) or produces."""
+        names = list(self._produced)
+        for spec in self._consumer_specs:
+            for topic in spec.topics:
+                names += [topic, topic + DLQ_SUFFIX]
+        return required_topics(names, self.settings.kafka_topics, suffix=self.settings.kafka_topic_suffix)
+
     async def start(self) -> None:
+        """Come up, however long it takes: verify topics, start the Kafka clients, run the `after_start` hooks,
+        retrying with backoff while Kafka, PostgreSQL or a topic is missing. Returns once the service is up."""
+        failures = 0
+        while not self._clients_up:
+            try:
+                await self._verify_topics()
+            except Exception as err:  # noqa: BLE001 - whatever failed, start-up retries (and logs why)
+                failures += 1
+                await self._pause(failures, err)
+                continue
+            try:
+                await self._start_clients()
+            except Exception as err:  # noqa: BLE001 - whatever failed, start-up retries (and logs why)
+                await self._stop_clients()
+                self._waiting_for = "kafka clients failed to start (retrying)"
+                failures += 1
+                await self._pause(failures, err)
+        while self._hooks_done < len(self._after_start):
+            hook = self._after_start[self._hooks_done]
+            try:
+                await hook()
+            except Exception as err:  # noqa: BLE001 - whatever failed, start-up retries (and logs why)
+                self._waiting_for = f"{getattr(hook, '__name__', 'start-up hook')} failed (retrying)"
+                failures += 1
+                await self._pause(failures, err)
+            else:
+                self._hooks_done += 1
+        self._waiting_for = None
+        tune_gc()
+        log.info("service started", extra={"consumers": [c.name for c in self.consumers]})
+
+    async def start_in_background(self) -> None:
+        """The HTTP app's start-up: return at once (so the liveness probe answers) and come up in a task."""
+        self._start_task = asyncio.create_task(self.start(), name="service-start")
+
+    async def _verify_topics(self) -> None:
+        try:
+            problems = await check_topics(self.settings.kafka_bootstrap_servers, self.required_topics())
+        except (KafkaError, OSError):
+            self._waiting_for = "kafka unreachable"
+            raise
+        except Exception:
+            self._waiting_for = "topic check failed (retrying)"
+            raise
+        if problems:
+            error = TopicsNotReadyError(problems)
+            self._waiting_for = str(error)
+            raise error
+
+    async def _pause(self, failures: int, err: Exception) -> None:
+        """Backoff with jitter up to `STARTUP_RETRY_MAX_MS`; the reason is logged (a bug's with its traceback)."""
+        cap = self.settings.startup_retry_max_ms / 1000
+        delay = random.uniform(0.5, 1.0) * min(cap, _FIRST_RETRY_S * 2 ** min(failures, 16))  # noqa: S311
+        waiting = {"waiting_for": self._waiting_for}
+        if isinstance(err, (TopicsNotReadyError, KafkaError)) or is_outage(err):
+            log.warning("not ready (%s), retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting)
+        else:
+            log.error("%s, retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting, exc_info=err)
+        await asyncio.sleep(delay)
+
+    async def _start_clients(self) -> None:
         s = self.settings
         suffix = s.kafka_topic_suffix
-        topics = [Topic(t.name + suffix, t.producer, t.events, t.partitions) for t in ALL_TOPICS]
-        await ensure_topics(s.kafka_bootstrap_servers, topics)
         self._producer = idempotent_producer(s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer")
         await self._producer.start()
+        # A broker whose start failed is not started again: each attempt subscribes on a fresh one.
+        self.broker = create_broker(s.kafka_bootstrap_servers, client_id=s.service_name)
+        self.consumers = []
         for spec in self._consumer_specs:
             consumer = ReliableConsumer(
                 name=spec.name,
@@ -151,27 +247,56 @@ class ServiceRuntime:
                 topic_suffix=suffix,
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
-        tune_gc()
-        log.info("service started", extra={"consumers": [c.name for c in self.consumers]})
+        self._clients_up = True
 
-    async def stop(self) -> None:
-        await self.broker.stop()
+    async def _stop_clients(self) -> None:
+        """Stop whatever Kafka clients run (all of them, or what a failed start-up attempt left behind)."""
+        self._clients_up = False
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
         if self._relay is not None:
             await self._relay.stop()
+            self._relay = None
         if self._relay_task is not None:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
+            self._relay_task = None
         if self._producer is not None:
-            await self._producer.stop()
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    async def stop(self) -> None:
+        if self._start_task is not None:
+            self._start_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._start_task
+            self._start_task = None
+        await self._stop_clients()
         await self.engine.dispose()
 
     async def database_ready(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as err:
+            if is_outage(err):
+                raise NotReady("unreachable") from err
+            raise
 
     async def kafka_ready(self) -> None:
-        await self.producer.client.fetch_all_metadata()
+        if self._producer is None:
+            raise NotReady("not connected")
+        try:
+            await self._producer.client.fetch_all_metadata()
+        except KafkaError as err:
+            raise NotReady("unreachable") from err
+
+    async def startup_ready(self) -> None:
+        """Ready once start-up went through; until then, what it waits for (a topic, Kafka, a hook)."""
+        if self._waiting_for is not None:
+            raise NotReady(self._waiting_for)
 
     def dead_letter_admin(self) -> DeadLetterAdmin:
         """Dead letters of this process's consumers (those are known once `start()` built them)."""
@@ -197,14 +322,15 @@ class ServiceRuntime:
             admin = self.dead_letter_admin()
             handlers.append(DeadLettersController)
             deps["dead_letters"] = Provide(lambda: admin, sync_to_thread=False)
+            self.produces([AUDIT.name])  # a redrive or a discard is audited
         return create_app(
             service_name=self.settings.service_name,
             route_handlers=handlers,
             registry=self.registry,
-            readiness=[self.database_ready, self.kafka_ready],
+            readiness=[self.database_ready, self.kafka_ready, self.startup_ready],
             auth=self.auth,
             dependencies=deps,
-            on_startup=[self.start],
+            on_startup=[self.start_in_background],
             on_shutdown=[self.stop],
         )
 

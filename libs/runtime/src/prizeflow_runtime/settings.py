@@ -46,6 +46,34 @@ class RetrySettings(BaseSettings):
     backoff_max_ms: int = Field(default=5_000, ge=0)
 
 
+DAY_MS = 86_400_000
+
+
+class TopicSettings(BaseSettings):
+    """How topics are provisioned (`python -m prizeflow_runtime.topics provision`) and the partitions every
+    service expects to find at start. The defaults suit one dev broker; production sets RF 3 and min ISR 2."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_TOPIC_", extra="ignore")
+
+    partitions: int | None = Field(
+        default=None, ge=1, le=1_000, description="Partitions of every topic and DLQ; unset: the contract's count"
+    )
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    min_insync_replicas: int = Field(default=1, ge=1, le=16)
+    retention_ms: int = Field(default=7 * DAY_MS, ge=-1, description="retention.ms of topics (-1: forever)")
+    dlq_retention_ms: int = Field(default=28 * DAY_MS, ge=-1, description="retention.ms of `.dlq` topics")
+
+    @model_validator(mode="after")
+    def _isr_within_replicas(self) -> TopicSettings:
+        """acks=all could never succeed if more in-sync replicas were required than there are replicas."""
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"KAFKA_TOPIC_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) exceeds "
+                f"KAFKA_TOPIC_REPLICATION_FACTOR ({self.replication_factor})"
+            )
+        return self
+
+
 class ServiceSettings(BaseSettings):
     """Settings every Prizeflow process shares. Values come from the environment (and `.env`)."""
 
@@ -110,6 +138,12 @@ class ServiceSettings(BaseSettings):
         description="Concurrent transactions a poll is split into by partition (consumers that allow it)",
     )
     consumer_retry: RetrySettings = Field(default_factory=RetrySettings)
+    kafka_topics: TopicSettings = Field(default_factory=TopicSettings)
+    startup_retry_max_ms: int = Field(
+        default=10_000,
+        ge=100,
+        description="Longest pause between start-up attempts while Kafka, PostgreSQL or the topics are missing",
+    )
 
     _split_algorithms = field_validator("jwt_algorithms", mode="before")(_comma_list)
 

@@ -1,4 +1,5 @@
-"""Helpers for tests against real Kafka: read a topic to its end, wait for a group to catch up.
+"""Helpers for tests against real Kafka: provision a test's topics, read a topic to its end, wait for a group
+to catch up, wait for an in-process app to be ready.
 
 They poll with a deadline; nothing here sleeps for a fixed time and hopes.
 """
@@ -13,6 +14,9 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from prizeflow_runtime.settings import TopicSettings
+from prizeflow_runtime.topics import provision_topics, topic_plan
 
 T = TypeVar("T")
 
@@ -33,6 +37,25 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {timeout}s; last value: {result!r}")
         await asyncio.sleep(interval)
+
+
+async def provision_test_topics(bootstrap: str, suffix: str, settings: TopicSettings | None = None) -> None:
+    """Every contract topic and DLQ under `suffix`, as the provisioning Job creates them before a service starts
+    (services only verify). Deleting them is the `topic_suffix` fixture's job."""
+    report = await provision_topics(bootstrap, topic_plan(settings or TopicSettings(), suffix=suffix))
+    if not report.ok:
+        raise AssertionError(f"test topics under {suffix} are short: {report.short}")
+
+
+async def wait_ready(client: Any, *, timeout: float = 60.0) -> None:
+    """Wait until an in-process app (a Litestar test client) answers /health/ready with 200: a service comes up
+    in the background once its lifespan started."""
+
+    async def probe() -> tuple[int, Any]:
+        response = await client.get("/health/ready")
+        return response.status_code, response.json()
+
+    await eventually(probe, lambda r: r[0] == 200, timeout=timeout, interval=0.05)
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:

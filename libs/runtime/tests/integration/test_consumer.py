@@ -26,8 +26,10 @@ pytestmark = pytest.mark.integration
 FAST_RETRY = RetrySettings(max_attempts=3, backoff_initial_ms=20, backoff_max_ms=50)
 
 
-async def test_same_event_three_times_is_applied_once(engine: AsyncEngine, kafka_bootstrap: str) -> None:
-    topic = unique("prizeflow.dedup")
+async def test_same_event_three_times_is_applied_once(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    topic = "prizeflow.dedup" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic])
     group = unique("dedup-consumer")
     producer = idempotent_producer(kafka_bootstrap)
@@ -71,9 +73,9 @@ async def test_same_event_three_times_is_applied_once(engine: AsyncEngine, kafka
 
 
 async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_wait_for_it(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    topic = unique("prizeflow.dlq")
+    topic = "prizeflow.dlq" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic])
     group = unique("dlq-consumer")
     attempts: list[str] = []
@@ -137,8 +139,10 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_
     assert [tuple(row) for row in letters] == [(1, "handler_failed"), (2, "malformed_json")]
 
 
-async def test_poll_batch_with_one_poison_applies_the_rest_in_order(engine: AsyncEngine, kafka_bootstrap: str) -> None:
-    topic = unique("prizeflow.batch")
+async def test_poll_batch_with_one_poison_applies_the_rest_in_order(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    topic = "prizeflow.batch" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic])
     group = unique("batch-consumer")
     producer = idempotent_producer(kafka_bootstrap)
@@ -166,10 +170,10 @@ async def test_poll_batch_with_one_poison_applies_the_rest_in_order(engine: Asyn
 
 
 async def test_lanes_apply_partitions_concurrently_in_order_and_isolate_a_poison(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
     """Three lanes over three partitions: each flow in order, once; the poison's lane falls back alone."""
-    topic = unique("prizeflow.lanes")
+    topic = "prizeflow.lanes" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic])  # 3 partitions
     group = unique("lanes-consumer")
     producer = idempotent_producer(kafka_bootstrap)
@@ -206,7 +210,7 @@ async def test_lanes_apply_partitions_concurrently_in_order_and_isolate_a_poison
     assert [decode(r.value).data.thing_id for r in dead] == ["flow-4-3"]  # type: ignore[attr-defined]
 
 
-async def test_clients_are_configured_for_effectively_once(kafka_bootstrap: str) -> None:
+async def test_clients_are_configured_for_effectively_once(kafka_bootstrap: str, topic_suffix: str) -> None:
     """Asserted on the live clients, not on our own config dicts."""
     producer = idempotent_producer(kafka_bootstrap)
     await producer.start()
@@ -217,7 +221,7 @@ async def test_clients_are_configured_for_effectively_once(kafka_bootstrap: str)
     finally:
         await producer.stop()
 
-    topic = unique("prizeflow.config")
+    topic = "prizeflow.config" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic])
     broker = create_broker(kafka_bootstrap, client_id="config-check")
     sub = attach_consumer(

@@ -39,9 +39,9 @@ def start_app(topic: str, group: str, database_url: str, kafka: str, *, crash: b
 
 
 async def test_sigkill_between_db_commit_and_offset_commit_applies_once(
-    engine: AsyncEngine, fresh_database: str, kafka_bootstrap: str
+    engine: AsyncEngine, fresh_database: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    topic = unique("prizeflow.crash")
+    topic = "prizeflow.crash" + topic_suffix
     group = unique("crash-consumer")
     await ensure_topics(kafka_bootstrap, [topic])
     producer = idempotent_producer(kafka_bootstrap)

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 
 import pytest
-from sample import thing, unique
+from sample import thing
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,9 +24,9 @@ class Boom(Exception):
 
 
 async def test_rolled_back_transaction_publishes_nothing_and_committed_one_publishes_exactly_its_events(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    topic = unique("prizeflow.outbox-test")
+    topic = "prizeflow.outbox-test" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
     sessions = session_factory(engine)
 
@@ -83,14 +83,14 @@ async def test_rolled_back_transaction_publishes_nothing_and_committed_one_publi
 
 
 async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without_waiting_for_the_poll(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
     import asyncio
 
     from prizeflow_runtime.testing import eventually
 
-    topic = unique("prizeflow.outbox-notify")
-    suffix = ".isolated"
+    topic = "prizeflow.outbox-notify"
+    suffix = topic_suffix
     await ensure_topics(kafka_bootstrap, [topic + suffix], with_dlq=False)
     producer = idempotent_producer(kafka_bootstrap)
     await producer.start()
@@ -117,11 +117,11 @@ async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without
 
 
 async def test_relay_deletes_what_it_published_and_vacuums_the_outbox(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
     from prizeflow_runtime.testing import eventually
 
-    topic = unique("prizeflow.outbox-vacuum")
+    topic = "prizeflow.outbox-vacuum" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
     sessions = session_factory(engine)
     events = [thing(f"v-{i}", i) for i in range(30)]
@@ -204,11 +204,11 @@ async def test_migration_turns_a_marking_outbox_into_a_deleting_one_and_back(eng
 
 
 async def test_two_writers_of_one_key_are_published_in_outbox_order_when_the_later_commits_first(
-    engine: AsyncEngine, kafka_bootstrap: str
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
     """Writer 1 stages its event first (lower seq) but commits last; writer 2 stages and commits in between.
     The relay must not publish writer 2's event before writer 1's: it waits for the open writer."""
-    topic = unique("prizeflow.outbox-order")
+    topic = "prizeflow.outbox-order" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
     sessions = session_factory(engine)
     first, second = thing("first", correlation_id="one-key"), thing("second", correlation_id="one-key")

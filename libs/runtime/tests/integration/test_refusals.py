@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
 from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.topics import AUDIT
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.consumer import ReliableConsumer
@@ -49,16 +50,18 @@ async def gated(session: AsyncSession, envelope: Envelope[EventPayload]) -> None
 
 
 class Setup:
-    def __init__(self, engine: AsyncEngine, kafka: str) -> None:
+    def __init__(self, engine: AsyncEngine, kafka: str, suffix: str) -> None:
         self.engine = engine
         self.kafka = kafka
-        self.topic = unique("prizeflow.refusals")
+        self.suffix = suffix  # DLQ copies and audit events go to this test's own topics, deleted afterwards
+        self.topic = "prizeflow.refusals" + suffix
         self.consumer = ReliableConsumer(
             name=unique("refusals"),
             topics=[self.topic],
             session_factory=session_factory(engine),
             handler=gated,
             retry=RetrySettings(max_attempts=2, backoff_initial_ms=10, backoff_max_ms=20),
+            topic_suffix=suffix,
         )
         self.admin = DeadLetterAdmin(
             sessions=session_factory(engine),
@@ -82,7 +85,7 @@ class Setup:
     async def consume(self, *, max_records: int = 100) -> None:
         """Run the consumer (and the relay) until the group has committed the topic's end."""
         async with (
-            running_relay(self.kafka, self.engine),
+            running_relay(self.kafka, self.engine, topic_suffix=self.suffix),
             running_consumer(self.kafka, self.consumer, max_records=max_records),
         ):
             await wait_caught_up(self.kafka, self.consumer.name, self.topic)
@@ -105,7 +108,7 @@ class Setup:
             return list((await conn.execute(text("SELECT outcome FROM inbox ORDER BY received_at"))).scalars())
 
     async def audit_actions(self) -> list[str]:
-        records = await read_topic(self.kafka, "prizeflow.audit.v1")
+        records = await read_topic(self.kafka, AUDIT.name + self.suffix)
         return [
             decode(r.value).data.action  # type: ignore[attr-defined]
             for r in records
@@ -116,9 +119,9 @@ class Setup:
 
 
 @pytest.fixture
-async def s(engine: AsyncEngine, kafka_bootstrap: str, gate: None) -> Setup:
-    setup = Setup(engine, kafka_bootstrap)
-    await ensure_topics(kafka_bootstrap, [setup.topic, "prizeflow.audit.v1"])
+async def s(engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str, gate: None) -> Setup:
+    setup = Setup(engine, kafka_bootstrap, topic_suffix)
+    await ensure_topics(kafka_bootstrap, [setup.topic, AUDIT.name + topic_suffix])
     return setup
 
 

@@ -32,12 +32,17 @@ async def running_consumer(
 
 
 @asynccontextmanager
-async def running_relay(kafka_bootstrap: str, engine: AsyncEngine) -> AsyncIterator[OutboxRelay]:
+async def running_relay(
+    kafka_bootstrap: str, engine: AsyncEngine, *, topic_suffix: str = ""
+) -> AsyncIterator[OutboxRelay]:
     """The outbox relay of the consumer's database: DLQ copies are staged there, like every event."""
     producer = idempotent_producer(kafka_bootstrap)
     await producer.start()
     relay = OutboxRelay(
-        database_url=engine.url.render_as_string(hide_password=False), producer=producer, poll_interval=0.05
+        database_url=engine.url.render_as_string(hide_password=False),
+        producer=producer,
+        poll_interval=0.05,
+        topic_suffix=topic_suffix,
     )
     task = asyncio.create_task(relay.run())
     try:

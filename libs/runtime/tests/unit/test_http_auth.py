@@ -84,6 +84,9 @@ async def test_missing_bad_and_foreign_tokens_are_401_problems() -> None:
         assert response.status_code == 401
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="prizeflow"'
+    for response in (forged, misdirected, garbage):
+        assert response.headers["www-authenticate"] == 'Bearer realm="prizeflow", error="invalid_token"'
 
 
 async def test_roles_guard_refuses_with_403_and_accepts_the_role() -> None:

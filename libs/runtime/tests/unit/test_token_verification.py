@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -29,6 +30,13 @@ ISSUER = "https://id.prizeflow.test/"
 AUDIENCE = "prizeflow-rewards"
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 POLICY = ClaimsPolicy(issuer=ISSUER, audience=AUDIENCE, leeway_s=30)
+
+
+@dataclass(frozen=True)
+class In:
+    """A time `seconds` from when the token is signed (parameters are built at collection, long before)."""
+
+    seconds: int
 
 
 class Key:
@@ -49,7 +57,9 @@ class Key:
         self.jwk.update({"kid": self.kid, "use": "sig", "alg": algorithm})
 
     def sign(self, claims: dict[str, Any] | None = None, *, drop: tuple[str, ...] = (), **header: Any) -> str:
+        """`claims` values of `In(seconds)` are times relative to the moment of signing."""
         now = int(time.time())
+        claims = {k: now + v.seconds if isinstance(v, In) else v for k, v in (claims or {}).items()}
         body = {
             "sub": "alice",
             "roles": ["admin"],
@@ -140,8 +150,8 @@ async def test_symmetric_and_unsigned_tokens_are_refused_whatever_they_claim() -
         ({"iss": "https://evil.test/"}, (), "Invalid issuer"),
         ({"aud": "prizeflow-payouts"}, (), "Audience doesn't match"),
         ({"aud": ["prizeflow-payouts", "prizeflow-settlement"]}, (), "Audience doesn't match"),
-        ({"exp": int(time.time()) - 31}, (), "Signature has expired"),
-        ({"nbf": int(time.time()) + 120}, (), "The token is not yet valid (nbf)"),
+        ({"exp": In(-31)}, (), "Signature has expired"),
+        ({"nbf": In(120)}, (), "The token is not yet valid (nbf)"),
         ({}, ("exp",), 'Token is missing the "exp" claim'),
         ({}, ("sub",), 'Token is missing the "sub" claim'),
         ({}, ("aud",), 'Token is missing the "aud" claim'),

@@ -15,7 +15,14 @@ from litestar.di import Provide
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
-from prizeflow_contracts.topics import PAYOUT_REQUESTS, SIGNER_RESULTS, WEBHOOK_PROVIDER_EVENTS
+from prizeflow_contracts.topics import (
+    AUDIT,
+    PAYOUT_EVENTS,
+    PAYOUT_REQUESTS,
+    SIGNER_REQUESTS,
+    SIGNER_RESULTS,
+    WEBHOOK_PROVIDER_EVENTS,
+)
 from prizeflow_payouts.adapters.config import PayoutsConfig, ProviderContext, load_config
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.admin import PayoutAdmin
@@ -118,6 +125,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
     """Build the parts. Raises `ProviderConfigError` (naming the culprit) for an unusable provider config."""
     config = load_config(settings.payouts_providers_file, provider_context(settings))
     rt = ServiceRuntime(settings)
+    rt.produces([PAYOUT_EVENTS.name, SIGNER_REQUESTS.name, AUDIT.name])
     metrics = PayoutMetrics.create(rt.registry, settings.service_name)
     repo = SqlPayoutRepository()
     builder = ChangeBuilder(
@@ -197,10 +205,11 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             "registry": const(p.config.registry),
         },
     )
-    app.on_startup.insert(0, p.start_providers)
-    app.on_startup.append(p.publish_routes)
+    # Each needs PostgreSQL: run (and retried) once the runtime is up, before the service reports ready.
+    rt.after_start(p.start_providers)
+    rt.after_start(p.publish_routes)
     if settings.payouts_worker_enabled:
-        app.on_startup.append(p.start_worker)
+        rt.after_start(p.start_worker)
         app.on_shutdown.insert(0, p.stop_worker)
     app.on_shutdown.append(p.close_providers)
     app.state.payouts = p
@@ -210,11 +219,20 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
 async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_id: str | None = None) -> None:
     """The worker as its own process: worker + outbox relay, no HTTP, no consumers."""
     p = compose(settings, worker_id=worker_id)
-    await p.start_providers()
-    await p.runtime.start()
+    p.runtime.after_start(p.start_providers)
+    # Start-up waits (retrying) while Kafka, PostgreSQL or a topic is missing; a stop request ends the wait.
+    starting = asyncio.create_task(p.runtime.start(), name="worker-start")
+    stopping = asyncio.create_task(stop.wait(), name="worker-stop")
     try:
-        await p.worker.run(stop)
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done() and not stop.is_set():
+            starting.result()
+            await p.worker.run(stop)
     finally:
+        for task in (starting, stopping):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await p.runtime.stop()
         await p.close_providers()
 

@@ -28,7 +28,7 @@ from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_payouts.testing import fetch, publish_raw, running, settings_for, token, unique
 from prizeflow_runtime.migrations import upgrade_to_head
-from prizeflow_runtime.testing import eventually
+from prizeflow_runtime.testing import eventually, provision_test_topics
 from prizeflow_soroban_emulator.client import Rpc
 
 SIGNER_ALEMBIC_INI = str(Path(__file__).resolve().parents[3] / "signer" / "alembic.ini")
@@ -65,8 +65,10 @@ class Process:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> Process:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(self.args, env={**os.environ, **self.env}, stdout=out, stderr=out)  # noqa: S603
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(  # noqa: S603
+                self.args, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT
+            )
         _wait_http(self.ready_url, self.proc, self.log, timeout)
         return self
 
@@ -241,12 +243,9 @@ class Stack:
     def admin(self) -> dict[str, str]:
         return token(self.settings, "admin-1", "admin")
 
-    async def create(self, dest: str, amount: int, *, asset: str = "XLM", key: str | None = None) -> Outcome:
-        """Ask for a payout the only way there is (PayoutRequested on Kafka, as rewards does) and wait for what
-        payouts recorded: a payout, a refusal for good, or a dead letter (an unreadable or conflicting
-        request). Values the contract refuses (an M... address, a bad key, an amount past int64) are sent as
-        raw JSON, as a broken producer would."""
-        key = key or unique("st")
+    def _request(self, dest: str, amount: int, asset: str, key: str) -> tuple[str, bytes, bytes]:
+        """A PayoutRequested record as rewards publishes it, as raw JSON (so values the contract refuses, an
+        M... address, a bad key, an amount past int64, go out as a broken producer would send them)."""
         claim_id, correlation_id = f"cl-{key}", f"corr-{uuid.uuid4().hex[:12]}"
         data: dict[str, Any] = {
             "payout_request_id": f"pr-{key}",
@@ -271,14 +270,22 @@ class Stack:
             "schemaversion": 1,
             "data": data,
         }
+        return claim_id, correlation_id.encode(), json.dumps(envelope).encode()
+
+    @property
+    def _requests_topic(self) -> str:
+        return "prizeflow.payouts.requests.v1" + self.settings.kafka_topic_suffix
+
+    async def create(self, dest: str, amount: int, *, asset: str = "XLM", key: str | None = None) -> Outcome:
+        """Ask for a payout the only way there is (PayoutRequested on Kafka, as rewards does) and wait for what
+        payouts recorded: a payout, a refusal for good, or a dead letter (an unreadable or conflicting
+        request)."""
+        key = key or unique("st")
+        claim_id, record_key, value = self._request(dest, amount, asset, key)
         before = await self._outcomes(key, claim_id)
         letters = len(await fetch(self.db, "SELECT id FROM dead_letters"))
         consumed = await self._consumed()
-        await publish_raw(
-            self.kafka,
-            "prizeflow.payouts.requests.v1" + self.settings.kafka_topic_suffix,
-            [(correlation_id.encode(), json.dumps(envelope).encode())],
-        )
+        await publish_raw(self.kafka, self._requests_topic, [(record_key, value)])
 
         async def after() -> Outcome | None:
             if await self._consumed() <= consumed:
@@ -294,6 +301,19 @@ class Stack:
         outcome = await eventually(after, lambda o: o is not None, timeout=30, interval=0.05)
         assert outcome is not None
         return outcome
+
+    async def create_together(self, requests: Sequence[tuple[str, int, str, str]]) -> list[Outcome]:
+        """Several well-formed requests `(dest, amount, asset, key)` published at once (one produce call, so the
+        consumer sees them together, as a burst of claims would arrive); waits for each one's payout or
+        refusal."""
+        built = [(key, *self._request(dest, amount, asset, key)) for dest, amount, asset, key in requests]
+        await publish_raw(self.kafka, self._requests_topic, [(rk, value) for _, _, rk, value in built])
+
+        async def outcomes() -> list[Outcome | None]:
+            return [await self._outcomes(key, claim_id) for key, claim_id, _, _ in built]
+
+        settled = await eventually(outcomes, lambda found: None not in found, timeout=30, interval=0.05)
+        return [o for o in settled if o is not None]
 
     async def _consumed(self) -> float:
         """Records the requests consumer has settled so far (applied, duplicate or dead-lettered)."""
@@ -366,6 +386,7 @@ async def stellar_stack(
     infra: Infra,
     db: str,
     kafka: str,
+    topic_suffix: str,
     tmp: Path,
     monkeypatch: Any,
     ledger_ms: int = 300,
@@ -390,7 +411,8 @@ async def stellar_stack(
         for account in [keys.funding.public_key, *(c.public_key for c in keys.channels)]:
             if extra_signers:
                 rpc.call("emulator_createAccount", {"account": account, "signers": dict.fromkeys(extra_signers, 1)})
-        suffix = "." + uuid.uuid4().hex[:12]
+        suffix = topic_suffix
+        await provision_test_topics(kafka, suffix)  # before the signer and payouts verify them
         if backend is not None:
             name = f"test_{uuid.uuid4().hex[:16]}"
             signer_db = await create_database(infra, name)
@@ -411,7 +433,7 @@ async def stellar_stack(
             db,
             kafka,
             stellar_providers_file(tmp, **(options or {})),
-            kafka_topic_suffix=suffix,
+            topic_suffix=suffix,
             payouts_live_execution=live,
             payouts_confirm_poll_ms=100,
             outbox_poll_interval_ms=20,

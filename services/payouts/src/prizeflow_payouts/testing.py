@@ -24,7 +24,7 @@ from prizeflow_payouts.bootstrap import Payouts, build, compose
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.dev_identity import dev_bearer
-from prizeflow_runtime.testing import eventually, read_topic
+from prizeflow_runtime.testing import eventually, provision_test_topics, read_topic, wait_ready
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]  # services/payouts
 ALEMBIC_INI = str(SERVICE_DIR / "alembic.ini")
@@ -60,11 +60,14 @@ def providers_file(tmp_path: Path, *, scenarios: dict[str, Any] | None = None, *
     return path
 
 
-def settings_for(database_url: str, kafka: str, providers: Path, **overrides: Any) -> PayoutsSettings:
+def settings_for(
+    database_url: str, kafka: str, providers: Path, *, topic_suffix: str, **overrides: Any
+) -> PayoutsSettings:
+    """`topic_suffix`: the devstack's `topic_suffix` fixture, which deletes the test's topics afterwards."""
     values: dict[str, Any] = {
         "database_url": database_url,
         "kafka_bootstrap_servers": kafka,
-        "kafka_topic_suffix": "." + uuid.uuid4().hex[:12],
+        "kafka_topic_suffix": topic_suffix,
         "payouts_providers_file": providers,
         "payouts_retry_base_ms": 50,
         "payouts_retry_max_ms": 400,
@@ -80,10 +83,13 @@ def settings_for(database_url: str, kafka: str, providers: Path, **overrides: An
 
 @asynccontextmanager
 async def running(settings: PayoutsSettings) -> AsyncIterator[tuple[Payouts, AsyncTestClient[Any]]]:
-    """The whole API process in this event loop: HTTP (test client), consumers, relay and worker."""
+    """The whole API process in this event loop: HTTP (test client), consumers, relay and worker. Its topics
+    are provisioned first, as the ops Job does: the service only verifies them."""
+    await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix, settings.kafka_topics)
     parts = compose(settings)
     app = build(settings, parts=parts)
     async with AsyncTestClient(app) as client:
+        await wait_ready(client)
         yield parts, client
 
 

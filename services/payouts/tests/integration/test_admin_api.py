@@ -25,8 +25,10 @@ from prizeflow_runtime.testing import eventually, read_topic
 pytestmark = pytest.mark.integration
 
 
-async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_approval_matrix_and_two_approver_path(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     key = unique("big")
     # The requester (an operator acting for the player) ALSO holds the approver role: still may not approve it.
     requester = token(settings, "alice", "admin", "approver")
@@ -96,11 +98,11 @@ async def test_approval_matrix_and_two_approver_path(db: str, kafka_bootstrap: s
 
 
 async def test_one_person_never_satisfies_dual_approval_whatever_tokens_they_hold(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, tmp_path: Path, topic_suffix: str
 ) -> None:
     """A person is a token subject. A second token for the same `sub` with other roles is the same approver; the
     requester and the player the payout pays never decide, whatever roles their tokens carry."""
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     key = unique("dual")
     async with running(settings) as (_, client):
         # Eve's held claim was released by the reviewer Rita: Rita requested the payout, Eve is paid by it.
@@ -147,9 +149,9 @@ async def test_one_person_never_satisfies_dual_approval_whatever_tokens_they_hol
 
 
 async def test_single_approval_reject_cancel_and_no_payout_without_a_reservation(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     admin = token(settings, "alice", "admin")
     approver = token(settings, "bob", "approver")
     async with running(settings) as (_, client):
@@ -191,8 +193,10 @@ async def test_single_approval_reject_cancel_and_no_payout_without_a_reservation
     assert {p["name"] for p in providers.json()["providers"]} == {"sandbox", "manual"}
 
 
-async def test_manual_provider_marked_paid_and_failed_by_ops(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_manual_provider_marked_paid_and_failed_by_ops(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     admin = token(settings, "alice", "admin")
     ops = token(settings, "olga", "ops")
     async with running(settings) as (_, client):

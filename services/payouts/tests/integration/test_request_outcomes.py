@@ -47,9 +47,9 @@ async def letters(db: str) -> list[tuple[str, str]]:
 
 
 async def test_requests_no_provider_pays_are_refused_once_and_never_become_payouts(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     topic = REQUESTS + settings.kafka_topic_suffix
     no_route = request(unique("nr"), amount=10**7, asset="INR", dtype=DestinationType.SANDBOX)
     unreadable_claim = unique("ur")
@@ -86,9 +86,9 @@ async def test_requests_no_provider_pays_are_refused_once_and_never_become_payou
 
 
 async def test_a_destination_the_provider_refuses_is_refused_for_good(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(unique("bad"), amount=10**7, address="refuse_destination_blocked:x", dtype=DestinationType.SANDBOX)
     async with running(settings):
         await publish(kafka_bootstrap, REQUESTS + settings.kafka_topic_suffix, [env])
@@ -100,9 +100,9 @@ async def test_a_destination_the_provider_refuses_is_refused_for_good(
 
 
 async def test_a_second_request_for_a_claim_never_makes_a_second_payout(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     topic = REQUESTS + settings.kafka_topic_suffix
     first = request(unique("one"), amount=10**7)
     second_key = unique("two")
@@ -129,9 +129,9 @@ async def test_a_second_request_for_a_claim_never_makes_a_second_payout(
 
 
 async def test_the_database_keeps_one_payout_or_one_refusal_per_claim(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(unique("db"), amount=10**7)
     async with running(settings):
         await publish(kafka_bootstrap, REQUESTS + settings.kafka_topic_suffix, [env])
@@ -158,8 +158,10 @@ async def test_the_database_keeps_one_payout_or_one_refusal_per_claim(
         await conn.close()
 
 
-async def test_routes_are_announced_once_per_configuration(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_routes_are_announced_once_per_configuration(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     async with running(settings):
         pass
     async with running(settings):  # a restart (or a second replica) with the same configuration

@@ -36,8 +36,8 @@ REQUESTS = "prizeflow.payouts.requests.v1"
 WEBHOOKS = "prizeflow.webhooks.provider-events.v1"
 
 
-async def test_success_is_paid_once(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_success_is_paid_once(db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(address="success:p1")
     key = env.data.idempotency_key
     async with running(settings):
@@ -51,8 +51,10 @@ async def test_success_is_paid_once(db: str, kafka_bootstrap: str, tmp_path: Pat
     assert len(await fetch(db, "SELECT 1 FROM payouts WHERE idempotency_key = $1", key)) == 1
 
 
-async def test_pending_then_paid_through_status_sync(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_pending_then_paid_through_status_sync(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(address="pending:p1")
     key = env.data.idempotency_key
     async with running(settings):
@@ -78,8 +80,8 @@ async def test_pending_then_paid_through_status_sync(db: str, kafka_bootstrap: s
     ]
 
 
-async def test_terminal_failure_stays_failed(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+async def test_terminal_failure_stays_failed(db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path) -> None:
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(address="fail_invalid_destination:p1")
     key = env.data.idempotency_key
     async with running(settings):
@@ -102,8 +104,12 @@ async def test_terminal_failure_stays_failed(db: str, kafka_bootstrap: str, tmp_
     assert (await books(db, key))["transfers"] == 0
 
 
-async def test_retry_then_success_syncs_before_each_retry(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), payouts_max_attempts=5)
+async def test_retry_then_success_syncs_before_each_retry(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        db, kafka_bootstrap, providers_file(tmp_path), payouts_max_attempts=5, topic_suffix=topic_suffix
+    )
     env = request(address="flaky:p1")  # provider_unavailable twice, then paid
     key = env.data.idempotency_key
     async with running(settings):
@@ -116,8 +122,10 @@ async def test_retry_then_success_syncs_before_each_retry(db: str, kafka_bootstr
     assert await books(db, key) == {"transfers": 1, "create_calls": 3, "sync_calls": 2}
 
 
-async def test_retries_exhausted_is_final(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), payouts_max_attempts=3)
+async def test_retries_exhausted_is_final(db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path) -> None:
+    settings = settings_for(
+        db, kafka_bootstrap, providers_file(tmp_path), payouts_max_attempts=3, topic_suffix=topic_suffix
+    )
     env = request(address="fail_provider_unavailable:p1")
     key = env.data.idempotency_key
     async with running(settings):
@@ -146,9 +154,9 @@ async def test_retries_exhausted_is_final(db: str, kafka_bootstrap: str, tmp_pat
 
 
 async def test_duplicate_and_out_of_order_webhooks_move_a_payout_once(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(address="pending_forever:p1")
     key = env.data.idempotency_key
     suffix = settings.kafka_topic_suffix
@@ -199,9 +207,17 @@ async def test_duplicate_and_out_of_order_webhooks_move_a_payout_once(
     assert [r["to_state"] for r in history].count("paid") == 1
 
 
-async def test_provider_outage_payouts_wait_and_resume_none_lost(db: str, kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_provider_outage_payouts_wait_and_resume_none_lost(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
     scenarios = {"down": {"outcome": "outage", "duration_ms": 1500}}
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path, scenarios=scenarios), payouts_max_attempts=20)
+    settings = settings_for(
+        db,
+        kafka_bootstrap,
+        providers_file(tmp_path, scenarios=scenarios),
+        payouts_max_attempts=20,
+        topic_suffix=topic_suffix,
+    )
     envs = [request(address=f"down:p{i}") for i in range(25)]
     keys = [e.data.idempotency_key for e in envs]
     async with running(settings):
@@ -224,9 +240,9 @@ async def test_provider_outage_payouts_wait_and_resume_none_lost(db: str, kafka_
 
 
 async def test_timeout_after_success_is_paid_once_by_syncing_not_recreating(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(address="timeout_after_success:p1")
     key = env.data.idempotency_key
     async with running(settings):
@@ -249,9 +265,9 @@ async def test_timeout_after_success_is_paid_once_by_syncing_not_recreating(
 
 
 async def test_a_different_body_under_a_used_key_is_dead_lettered(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     key = unique("claim")
     original = request(key, address="success:p1", amount=10_000_000)
     forged = request(key, address="success:someone-else", amount=10_000_000)
@@ -277,11 +293,11 @@ async def test_a_different_body_under_a_used_key_is_dead_lettered(
 
 
 async def test_an_unverified_provider_event_moves_nothing_and_leaves_its_id_to_the_genuine_one(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, tmp_path: Path, topic_suffix: str
 ) -> None:
     """Neither a `verified: false` event nor one published by anything but the webhook ingress is acted on, and
     neither takes the provider event id: the genuine event with that id, arriving later, is applied."""
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     env = request(address="pending_forever:p1")
     key = env.data.idempotency_key
     suffix = settings.kafka_topic_suffix

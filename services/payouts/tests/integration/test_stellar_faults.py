@@ -25,7 +25,7 @@ FAULTS = {"drop_after_accept_rate": 0.25, "try_again_later_rate": 0.25, "bad_seq
 
 
 async def test_faults_and_a_killed_signer_never_pay_twice(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with stellar_stack(
         infra=infra,
@@ -37,6 +37,7 @@ async def test_faults_and_a_killed_signer_never_pay_twice(
         channels=2,
         options={"validity_s": 8, "max_ops_per_tx": 10},
         emulator_env={"SOROBAN_EMULATOR_FAULTS": json.dumps(FAULTS)},
+        topic_suffix=topic_suffix,
     ) as s:
         dests = destinations(s.rpc, 40)
         keys = [f"fault-{n}-{uuid.uuid4().hex[:6]}" for n in range(40)]
@@ -69,7 +70,7 @@ async def test_faults_and_a_killed_signer_never_pay_twice(
 
 
 async def test_external_signing_refuses_wrong_signatures_and_other_transactions(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with stellar_stack(
         infra=infra,
@@ -80,6 +81,7 @@ async def test_external_signing_refuses_wrong_signatures_and_other_transactions(
         backend="external",
         ledger_ms=1000,
         options={"validity_s": 600},
+        topic_suffix=topic_suffix,
     ) as s:
         (dest,) = destinations(s.rpc, 1)
         resp = await s.create(dest, 77_000_000, key="ext-1")
@@ -134,7 +136,7 @@ async def test_external_signing_refuses_wrong_signatures_and_other_transactions(
 
 
 async def test_signed_by_an_hsm_through_pkcs11(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The signer's pkcs11 backend on a real SoftHSM2 token: its Ed25519 key (a signer of the funding account)
     signs the batch; the funding account's own seed is never given to the signer."""
@@ -152,6 +154,7 @@ async def test_signed_by_an_hsm_through_pkcs11(
         ledger_ms=500,
         signer_env=token.env("payout-key"),
         extra_signers=[hsm_key],
+        topic_suffix=topic_suffix,
     ) as s:
         dests = destinations(s.rpc, 3)
         keys = [f"hsm-{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]

@@ -20,9 +20,11 @@ pytestmark = pytest.mark.integration
 
 
 async def test_payouts_are_paid_once_on_the_ledger(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with stellar_stack(infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch) as s:
+    async with stellar_stack(
+        infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch, topic_suffix=topic_suffix
+    ) as s:
         dests = destinations(s.rpc, 5)
         keys = []
         for n, d in enumerate(dests):
@@ -41,10 +43,17 @@ async def test_payouts_are_paid_once_on_the_ledger(
 
 
 async def test_build_only_stores_unsigned_xdr_and_submits_nothing(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with stellar_stack(
-        infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch, live=False, backend=None
+        infra=infra,
+        db=db,
+        kafka=kafka_bootstrap,
+        tmp=tmp_path,
+        monkeypatch=monkeypatch,
+        live=False,
+        backend=None,
+        topic_suffix=topic_suffix,
     ) as s:
         dests = destinations(s.rpc, 3)
         ids = []
@@ -78,9 +87,11 @@ async def test_build_only_stores_unsigned_xdr_and_submits_nothing(
 
 
 async def test_one_payout_one_transaction(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with stellar_stack(infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch) as s:
+    async with stellar_stack(
+        infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch, topic_suffix=topic_suffix
+    ) as s:
         (dest,) = destinations(s.rpc, 1)
         key = "claim-42:payout:1"
         first = await s.create(dest, 12_345_678, key=key)
@@ -114,7 +125,7 @@ async def test_one_payout_one_transaction(
 
 
 async def test_100_concurrent_payouts_from_one_source_account(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with stellar_stack(
         infra=infra,
@@ -124,6 +135,7 @@ async def test_100_concurrent_payouts_from_one_source_account(
         monkeypatch=monkeypatch,
         ledger_ms=400,
         options={"max_ops_per_tx": 7},  # many transactions, so many sequence numbers, from one account
+        topic_suffix=topic_suffix,
     ) as s:
         dests = destinations(s.rpc, 100, usdc=False)
         keys = [f"nonce-{n}-{uuid.uuid4().hex[:6]}" for n in range(100)]
@@ -148,10 +160,17 @@ async def test_100_concurrent_payouts_from_one_source_account(
 
 
 async def test_invalid_payouts_are_refused_for_good_or_dead_lettered(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with stellar_stack(
-        infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch, live=False, backend=None
+        infra=infra,
+        db=db,
+        kafka=kafka_bootstrap,
+        tmp=tmp_path,
+        monkeypatch=monkeypatch,
+        live=False,
+        backend=None,
+        topic_suffix=topic_suffix,
     ) as s:
         good = Keypair.random().public_key
         bad_checksum = good[:-1] + ("A" if good[-1] != "A" else "B")

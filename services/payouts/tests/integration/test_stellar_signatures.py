@@ -315,7 +315,7 @@ async def test_payouts_of_an_envelope_dead_by_a_consumed_sequence_wait_out_its_t
 
 
 async def test_a_failed_batch_is_rebuilt_without_ever_asking_for_a_second_live_signature(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Payouts and the real signer together: a batch fails on the ledger (one destination has no USDC
     trustline); the others are paid exactly once by a transaction built after the first one's time bound,
@@ -328,6 +328,7 @@ async def test_a_failed_batch_is_rebuilt_without_ever_asking_for_a_second_live_s
         monkeypatch=monkeypatch,
         ledger_ms=3000,  # the first envelope holds the lane until a ledger closes: the next three form one batch
         options={"validity_s": 5},
+        topic_suffix=topic_suffix,
     ) as s:
         (blocker, *good) = destinations(s.rpc, 3)
         (untrusting,) = destinations(s.rpc, 1, usdc=False)
@@ -339,8 +340,8 @@ async def test_a_failed_batch_is_rebuilt_without_ever_asking_for_a_second_live_s
 
         await eventually(lane_busy, lambda r: len(r) == 1, timeout=30)
         keys = [f"batch-{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
-        for key, dest in zip(keys, [*good, untrusting], strict=True):
-            assert (await s.create(dest, 2_000_000, asset="USDC", key=key)).kind == "payout"
+        burst = [(dest, 2_000_000, "USDC", key) for key, dest in zip(keys, [*good, untrusting], strict=True)]
+        assert [o.kind for o in await s.create_together(burst)] == ["payout"] * 3
         final = await s.wait_final(keys, timeout=90)
         assert final == {keys[0]: "paid", keys[1]: "paid", keys[2]: "failed"}, await s.dump()
         assert all(s.paid_count()[d] == 1 for d in good)
@@ -361,7 +362,7 @@ async def test_a_failed_batch_is_rebuilt_without_ever_asking_for_a_second_live_s
 
 
 async def test_submit_signed_holds_the_operator_to_the_exact_transaction_built(
-    infra: Infra, db: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: a zero-padded variant signed over the stored hash was accepted (stellar-sdk re-encoded it back to
     the transaction built). Now: refused as non-canonical; the envelope accepted is the bytes posted."""
@@ -374,6 +375,7 @@ async def test_submit_signed_holds_the_operator_to_the_exact_transaction_built(
         backend="external",
         ledger_ms=1000,
         options={"validity_s": 600},
+        topic_suffix=topic_suffix,
     ) as s:
         (dest,) = destinations(s.rpc, 1)
         payout_id = (await s.create(dest, 33_000_000, asset="USDC", key="ext-usdc")).payout_id

@@ -20,12 +20,14 @@ from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_payouts.testing import fetch, providers_file, request, settings_for
-from prizeflow_runtime.testing import eventually
+from prizeflow_runtime.testing import eventually, provision_test_topics
 
 pytestmark = pytest.mark.integration
 
 
 async def _create(settings: PayoutsSettings, addresses: list[str]) -> None:
+    """The payouts to work on, and the topics the worker processes verify at start (as the ops Job would)."""
+    await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix)
     parts = compose(settings)
     try:
         commands = []
@@ -89,9 +91,9 @@ async def _states(db: str) -> dict[str, int]:
 
 
 async def test_two_worker_processes_never_submit_one_payout_twice(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path))
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     await _create(settings, [f"success:p{i}" for i in range(1000)])
     assert await _states(db) == {"approved": 1000}
     procs = [
@@ -117,10 +119,12 @@ async def test_two_worker_processes_never_submit_one_payout_twice(
 
 
 async def test_a_crashed_workers_rows_are_taken_over_after_the_lease_and_paid_once(
-    db: str, kafka_bootstrap: str, tmp_path: Path
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
     scenarios = {"crawl": {"outcome": "slow", "latency_ms": 4000}}
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path, scenarios=scenarios))
+    settings = settings_for(
+        db, kafka_bootstrap, providers_file(tmp_path, scenarios=scenarios), topic_suffix=topic_suffix
+    )
     await _create(settings, [f"crawl:p{i}" for i in range(20)])
     lease = {"PAYOUTS_LEASE_SECONDS": "3", "PAYOUTS_PROVIDER_TIMEOUT_MS": "8000"}
     first = _spawn(settings, "doomed", **lease)

@@ -12,7 +12,7 @@ from litestar.di import Provide
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.topics import PAYOUT_EVENTS, SETTLEMENT_ROUNDS
+from prizeflow_contracts.topics import AUDIT, PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS, SETTLEMENT_ROUNDS
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.application.campaigns import (
     ChangeCampaignStatus,
@@ -114,6 +114,7 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     rt.add_consumer(
         PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(SettlePayout(ledger, metrics))
     )
+    rt.produces([REWARDS_EVENTS.name, PAYOUT_REQUESTS.name, AUDIT.name])
     api = RewardsApi(
         sessions=rt.sessions,
         ledger=ledger,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from prizeflow_rewards.bootstrap import build
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_runtime.dev_identity import dev_bearer
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import eventually, read_topic
+from prizeflow_runtime.testing import eventually, provision_test_topics, read_topic, wait_ready
 
 STELLAR_KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 # What the tests' payouts "configuration" pays, as payouts would announce it.
@@ -39,11 +38,12 @@ def routes_event(routes: Sequence[PayoutRoute] = ROUTES, *, sequence: int = 1) -
     )
 
 
-def settings_for(database_url: str, kafka_bootstrap: str, **overrides: Any) -> RewardsSettings:
+def settings_for(database_url: str, kafka_bootstrap: str, *, topic_suffix: str, **overrides: Any) -> RewardsSettings:
+    """`topic_suffix`: the devstack's `topic_suffix` fixture, which deletes the test's topics afterwards."""
     values: dict[str, Any] = {
         "database_url": database_url,
         "kafka_bootstrap_servers": kafka_bootstrap,
-        "kafka_topic_suffix": f".t{uuid.uuid4().hex[:10]}",
+        "kafka_topic_suffix": topic_suffix,
         "outbox_poll_interval_ms": 50,
         "rewards_new_destination_cooldown_s": 0,
         "rewards_min_claim": {"USDC": 100},
@@ -110,12 +110,15 @@ class Running:
 
 @asynccontextmanager
 async def running_app(settings: RewardsSettings, *, routes: Sequence[PayoutRoute] = ROUTES) -> AsyncIterator[Running]:
-    """The whole rewards process in this event loop, told payouts' `routes` (none: claims are all refused)."""
+    """The whole rewards process in this event loop, told payouts' `routes` (none: claims are all refused).
+    Its topics are provisioned first, as the ops Job does: the service only verifies them."""
+    await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix, settings.kafka_topics)
     app = build(settings)
     producer = idempotent_producer(settings.kafka_bootstrap_servers)
     await producer.start()
     try:
         async with AsyncTestClient(app) as client:
+            await wait_ready(client)
             running = Running(settings, client, producer)
             if routes:
                 await running.announce_routes(routes)

@@ -51,9 +51,11 @@ async def top_up(app: Running, player: str, asset: str, amount: int, ref: str = 
     ],
 )
 async def test_refused_claims_have_stable_codes_and_write_nothing(
-    database_url: str, kafka_bootstrap: str, body: dict[str, Any], code: str
+    database_url: str, kafka_bootstrap: str, topic_suffix: str, body: dict[str, Any], code: str
 ) -> None:
-    settings = settings_for(database_url, kafka_bootstrap, rewards_daily_claim_limit={"USDC": 3_000})
+    settings = settings_for(
+        database_url, kafka_bootstrap, rewards_daily_claim_limit={"USDC": 3_000}, topic_suffix=topic_suffix
+    )
     async with running_app(settings) as app:
         await top_up(app, "p-1", "USDC", 5_000)
         await top_up(app, "p-1", "SP", 5_000, "sp-1")
@@ -66,8 +68,8 @@ async def test_refused_claims_have_stable_codes_and_write_nothing(
         assert (await app.balances("p-1"))["USDC"]["available"] == 5_000
 
 
-async def test_player_reads_only_own_wallet(database_url: str, kafka_bootstrap: str) -> None:
-    async with running_app(settings_for(database_url, kafka_bootstrap)) as app:
+async def test_player_reads_only_own_wallet(database_url: str, kafka_bootstrap: str, topic_suffix: str) -> None:
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         await top_up(app, "alice", "USDC", 1_000)
         assert (await app.client.get("/wallets/alice", headers=app.player("alice"))).status_code == 200
         for path in ("/wallets/alice", "/wallets/alice/transactions"):
@@ -91,8 +93,10 @@ async def test_player_reads_only_own_wallet(database_url: str, kafka_bootstrap: 
         assert (await app.client.get("/holds/", headers=app.player("mallory"))).status_code == 403
 
 
-async def test_held_claims_are_reviewed_by_ops(database_url: str, kafka_bootstrap: str) -> None:
-    settings = settings_for(database_url, kafka_bootstrap, rewards_new_destination_cooldown_s=3600)
+async def test_held_claims_are_reviewed_by_ops(database_url: str, kafka_bootstrap: str, topic_suffix: str) -> None:
+    settings = settings_for(
+        database_url, kafka_bootstrap, rewards_new_destination_cooldown_s=3600, topic_suffix=topic_suffix
+    )
     async with running_app(settings) as app:
         await top_up(app, "p-2", "USDC", 10_000)
         r1 = await app.client.post(

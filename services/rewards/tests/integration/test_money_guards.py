@@ -65,23 +65,24 @@ async def dead_letters(database_url: str) -> list[tuple[str, str]]:
 
 
 async def consumed(app: Running, n: int) -> None:
-    """Wait until the rounds and payouts consumers have settled `n` records (applied or dead-lettered)."""
+    """Wait until the rounds and payouts consumers have settled `n` records (applied or dead-lettered).
+    Redeliveries (`duplicate`, after a rebalance or a retried poll) are not new records and do not count."""
 
     async def total() -> float:
         metrics = (await app.client.get("/metrics")).text
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in metrics.splitlines()
-            if line.startswith("prizeflow_rewards_events_consumed_total{")
+            if line.startswith("prizeflow_rewards_events_consumed_total{") and 'outcome="duplicate"' not in line
         )
 
     await eventually(total, lambda t: t >= n, timeout=60)
 
 
 async def test_an_entry_fee_is_charged_only_on_settlements_decision_and_a_round_pays_out_only_what_it_took(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    async with running_app(settings_for(database_url, kafka_bootstrap)) as app:
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         await top_up(app, "rich", 1_000, "t-1")  # "poor" has nothing
         pot_round = example_payload(
             RoundSettled,
@@ -153,9 +154,9 @@ async def test_an_entry_fee_is_charged_only_on_settlements_decision_and_a_round_
 
 
 async def test_claims_to_a_destination_no_provider_pays_are_refused_and_reserve_nothing(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    async with running_app(settings_for(database_url, kafka_bootstrap)) as app:
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         await top_up(app, "p-1", 10_000, "t-1")
         refused = await app.client.post(
             "/claims/",
@@ -175,9 +176,9 @@ async def test_claims_to_a_destination_no_provider_pays_are_refused_and_reserve_
 
 
 async def test_an_idempotency_key_reused_for_another_destination_is_a_conflict(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    async with running_app(settings_for(database_url, kafka_bootstrap)) as app:
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         await top_up(app, "p-1", 10_000, "t-1")
         headers = {**app.player("p-1"), "Idempotency-Key": "k-1"}
         first = await app.client.post(
@@ -217,9 +218,9 @@ def payout_event(cls: type[Any], req: PayoutRequested, payout_id: str, **extra: 
 
 
 async def test_one_claim_is_settled_by_one_payout_and_a_refused_request_voids_its_reservation(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    async with running_app(settings_for(database_url, kafka_bootstrap)) as app:
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         await top_up(app, "p-1", 10_000, "t-1")
         claims = []
         for key in ("a", "b"):
@@ -283,9 +284,9 @@ async def test_one_claim_is_settled_by_one_payout_and_a_refused_request_voids_it
     ],
 )
 async def test_money_sent_as_anything_but_an_integer_is_refused(
-    database_url: str, kafka_bootstrap: str, body: dict[str, Any]
+    database_url: str, kafka_bootstrap: str, topic_suffix: str, body: dict[str, Any]
 ) -> None:
-    async with running_app(settings_for(database_url, kafka_bootstrap)) as app:
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         await top_up(app, "p-1", 10_000, "t-1")
         r = await app.client.post("/claims/", json=body, headers=app.player("p-1"))
         assert r.status_code == 400, r.text
@@ -300,9 +301,9 @@ async def test_money_sent_as_anything_but_an_integer_is_refused(
 
 
 async def test_a_counter_past_int64_is_refused_with_a_problem_and_changes_nothing(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    async with running_app(settings_for(database_url, kafka_bootstrap)) as app:
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         created = await app.client.post(
             "/campaigns/", json={"campaign_id": "big", "name": "Big", "asset": "USDC"}, headers=app.admin
         )

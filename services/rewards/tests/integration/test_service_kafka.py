@@ -48,8 +48,10 @@ def settled(round_id: str, campaign_id: str, shares: dict[str, int]) -> RoundSet
     )
 
 
-async def test_round_settled_delivered_twice_credits_once(database_url: str, kafka_bootstrap: str) -> None:
-    settings = settings_for(database_url, kafka_bootstrap)
+async def test_round_settled_delivered_twice_credits_once(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    settings = settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)
     async with running_app(settings) as app:
         await fund_campaign(app, "camp-a", 10_000)
         env = new_event(settled("r-1", "camp-a", {"p-1": 600, "p-2": 400}), source="/test", correlation_id="r-1")
@@ -83,8 +85,10 @@ async def test_round_settled_delivered_twice_credits_once(database_url: str, kaf
         assert (await app.balances("p-1"))["USDC"]["balance"] == 600
 
 
-async def test_pool_short_round_is_held_then_released(database_url: str, kafka_bootstrap: str) -> None:
-    settings = settings_for(database_url, kafka_bootstrap)
+async def test_pool_short_round_is_held_then_released(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    settings = settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)
     async with running_app(settings) as app:
         await fund_campaign(app, "camp-b", 500)
         await app.publish(
@@ -127,8 +131,10 @@ def payout_event(cls: type[Any], req: PayoutRequested, **extra: Any) -> Any:
     )
 
 
-async def test_claim_is_paid_or_voided_by_payout_events(database_url: str, kafka_bootstrap: str) -> None:
-    settings = settings_for(database_url, kafka_bootstrap)
+async def test_claim_is_paid_or_voided_by_payout_events(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    settings = settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)
     async with running_app(settings) as app:
         r = await app.client.post(
             "/wallets/p-9/top-ups",

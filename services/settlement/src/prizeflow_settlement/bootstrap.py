@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from prizeflow_contracts.events.settlement import RoundState
-from prizeflow_contracts.topics import GAME_ROUNDS
+from prizeflow_contracts.topics import AUDIT, GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_settlement.adapters.sql import SpecCache, SqlRoundQueries, sql_store_factory
 from prizeflow_settlement.application.admin import ResolveRound, VoidRound
@@ -69,6 +69,7 @@ def build(settings: SettlementSettings) -> Litestar:
     rt.add_consumer(
         CONSUMER_NAME, [GAME_ROUNDS.name], batch_handler=RoundEventsHandler(apply, specs), partition_lanes=True
     )
+    rt.produces([SETTLEMENT_ROUNDS.name, AUDIT.name])
     resolve = ResolveRound(stores=stores, source=settings.source, service=settings.service_name, metrics=metrics)
     void = VoidRound(stores=stores, source=settings.source, service=settings.service_name, metrics=metrics)
     gauge = RoundsGauge(queries, metrics, settings.rounds_gauge_interval_s)

@@ -24,14 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened, RoundResultsReported
 from prizeflow_contracts.testing import example_payload
-from prizeflow_contracts.topics import GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.ports import pick_free_port
-from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
+from prizeflow_runtime.testing import provision_test_topics
 
 ALEMBIC_INI = str(Path(__file__).parents[2] / "alembic.ini")
 
@@ -54,8 +53,9 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def suffix() -> str:
-    return "." + uuid.uuid4().hex[:12]
+def suffix(topic_suffix: str) -> str:
+    """The test's topic suffix; its topics are deleted afterwards (the devstack's `topic_suffix`)."""
+    return topic_suffix
 
 
 def round_events(round_id: str, players: int = 3, *, at: datetime | None = None) -> list[Envelope[EventPayload]]:
@@ -93,7 +93,8 @@ async def publish(bootstrap: str, topic: str, items: Sequence[Envelope[Any] | tu
 
 
 async def prepare_topics(bootstrap: str, suffix: str) -> None:
-    await ensure_topics(bootstrap, [GAME_ROUNDS.name + suffix, SETTLEMENT_ROUNDS.name + suffix])
+    """Every contract topic under `suffix`, as the ops Job provisions them: the service only verifies."""
+    await provision_test_topics(bootstrap, suffix)
 
 
 async def settled_rounds(engine: AsyncEngine) -> list[str]:
@@ -135,8 +136,10 @@ class ServiceProcess:
             "OUTBOX_POLL_INTERVAL_MS": "50",
             "LOG_JSON": "false",
         }
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "prizeflow_settlement"], env=env, stdout=out, stderr=out)
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "prizeflow_settlement"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -14,7 +14,6 @@ from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.game import RoundResultsReported
 from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
 from prizeflow_contracts.topics import AUDIT, GAME_ROUNDS, SETTLEMENT_ROUNDS
-from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.testing import eventually, header, read_topic
 
 from .conftest import prepare_topics, publish, round_events, token
@@ -54,7 +53,6 @@ async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_t
     engine: AsyncEngine, kafka_bootstrap: str, suffix: str, service_factory: Any
 ) -> None:
     await prepare_topics(kafka_bootstrap, suffix)
-    await ensure_topics(kafka_bootstrap, [AUDIT.name + suffix])
     # round-held: one entry never arrives (entry_count 3, 2 seen; the results place the two who entered) →
     # held RESOLVED; round-open: still open.
     held = round_events("round-held", players=3)

@@ -6,7 +6,7 @@ import logging
 
 from litestar import Litestar
 
-from prizeflow_contracts.topics import SIGNER_REQUESTS
+from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_signer.adapters.backends import build_backend
 from prizeflow_signer.adapters.sql import SqlSignerStore
@@ -70,6 +70,7 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
         store=store, backend_kind=backend.kind.value, source=settings.source, metrics=metrics
     )
     rt.add_consumer(CONSUMER_NAME, [SIGNER_REQUESTS.name], handler=sign, on_refusal=refusal_hook(refuse))
+    rt.produces([SIGNER_RESULTS.name])
     app = rt.http_app([], dead_letter_routes=False)  # no inbound API but health and metrics
 
     async def close_backend() -> None:

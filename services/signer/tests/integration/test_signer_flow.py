@@ -29,12 +29,11 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_eve
 from prizeflow_contracts.events.signer import SignatureRefused, SignatureRequested, TransactionSigned
 from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS
 from prizeflow_devstack.ports import pick_free_port
-from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import eventually, read_topic
+from prizeflow_runtime.testing import eventually, provision_test_topics, read_topic
 from prizeflow_signer.adapters.sql import SqlSignerStore
 from prizeflow_signer.application.sign_request import result_event_id
 from prizeflow_signer.domain.policy import LiveSignature
@@ -61,8 +60,9 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def suffix() -> str:
-    return "." + uuid.uuid4().hex[:12]
+def suffix(topic_suffix: str) -> str:
+    """The test's topic suffix; its topics are deleted afterwards (the devstack's `topic_suffix`)."""
+    return topic_suffix
 
 
 class SignerProcess:
@@ -87,8 +87,10 @@ class SignerProcess:
             "PAYOUT_HOT_SIGNER_SECRET": HOT.secret,
             "CONSUMER_BATCH_SIZE": "20",
         }
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "prizeflow_signer"], env=env, stdout=out, stderr=out)
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "prizeflow_signer"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -175,7 +177,7 @@ async def staged(engine: AsyncEngine) -> list[str]:
 async def test_requests_in_signed_results_out_duplicates_answered_alike_and_audit_is_append_only(
     engine: AsyncEngine, kafka_bootstrap: str, suffix: str, signer_factory: Any
 ) -> None:
-    await ensure_topics(kafka_bootstrap, [SIGNER_REQUESTS.name + suffix, SIGNER_RESULTS.name + suffix])
+    await provision_test_topics(kafka_bootstrap, suffix)  # as the ops Job does: the signer only verifies
     honest = [request(i) for i in range(5)]
     tampered = request(99)
     bad = tampered.data
@@ -225,7 +227,7 @@ async def _audit_decisions(engine: AsyncEngine) -> dict[str, int]:
 async def test_sigkill_mid_stream_and_restart_gives_exactly_one_result_per_request(
     engine: AsyncEngine, kafka_bootstrap: str, suffix: str, signer_factory: Any
 ) -> None:
-    await ensure_topics(kafka_bootstrap, [SIGNER_REQUESTS.name + suffix, SIGNER_RESULTS.name + suffix])
+    await provision_test_topics(kafka_bootstrap, suffix)  # as the ops Job does: the signer only verifies
     count = 300
     await publish(kafka_bootstrap, SIGNER_REQUESTS.name + suffix, [request(i) for i in range(count)])
     first = signer_factory()
@@ -256,7 +258,7 @@ async def test_an_unreadable_request_that_names_its_request_id_is_refused_at_onc
 ) -> None:
     """Garbage naming a valid request id gets SignatureRefused(malformed_request) and an audit row; a later
     readable copy of that request gets the same answer; garbage naming no valid request id only goes to the DLQ."""
-    await ensure_topics(kafka_bootstrap, [SIGNER_REQUESTS.name + suffix, SIGNER_RESULTS.name + suffix])
+    await provision_test_topics(kafka_bootstrap, suffix)  # as the ops Job does: the signer only verifies
     honest = request(1, payout="po-garbage-1")
     doc = json.loads(honest.encode())
     bad_payload = json.dumps(
@@ -310,7 +312,7 @@ async def test_an_unreadable_request_that_names_its_request_id_is_refused_at_onc
 async def test_a_second_live_transaction_for_a_payout_is_refused_through_kafka(
     engine: AsyncEngine, kafka_bootstrap: str, suffix: str, signer_factory: Any
 ) -> None:
-    await ensure_topics(kafka_bootstrap, [SIGNER_REQUESTS.name + suffix, SIGNER_RESULTS.name + suffix])
+    await provision_test_topics(kafka_bootstrap, suffix)  # as the ops Job does: the signer only verifies
     first, rebuilt = request(1, payout="po-live"), request(2, payout="po-live")  # two transactions, one payout
     same_again = new_event(
         first.data.model_copy(update={"request_id": "sig-1b"}),

@@ -30,6 +30,7 @@ from prizeflow_devstack.supervisor import (
     running_services,
     start_services,
 )
+from prizeflow_devstack.topics import provision, provision_or_fail
 
 console = Console()
 err_console = Console(stderr=True)
@@ -53,6 +54,8 @@ def _uninterruptible() -> Iterator[None]:
 def _up(root: Path, *, demo: bool = False) -> tuple[Infra, list[RunningService]]:
     started = time.monotonic()
     infra = ensure_infra(root)
+    report = provision_or_fail(infra.kafka_bootstrap, _suffix())  # services verify their topics, never create them
+    err_console.print(f"[dim]topics: {len(report.created)} created, {len(report.present)} present[/dim]")
     specs = discover_services(root)
     if demo:
         specs.append(demo_spec(root))
@@ -61,6 +64,24 @@ def _up(root: Path, *, demo: bool = False) -> tuple[Infra, list[RunningService]]
     services = start_services(infra, root, specs)
     err_console.print(f"[dim]ready in {time.monotonic() - started:.1f}s[/dim]")
     return infra, services
+
+
+def _suffix() -> str:
+    return os.environ.get("KAFKA_TOPIC_SUFFIX", "")
+
+
+def cmd_topics(root: Path, suffix: str, increase_partitions: bool) -> int:
+    """Provision every contract topic and DLQ; exit 1 when one is short and was not increased."""
+    infra = ensure_infra(root)
+    report = provision(infra.kafka_bootstrap, suffix, increase_partitions=increase_partitions)
+    for line in report.lines():
+        style = "red" if line.startswith("SHORT") else "yellow" if line.startswith("increased") else "dim"
+        console.print(f"[{style}]{line}[/{style}]", markup=True, highlight=False)
+    console.print(
+        f"topics on {infra.kafka_bootstrap}: {len(report.created)} created, {len(report.present)} present, "
+        f"{len(report.increased)} increased, {len(report.short)} short"
+    )
+    return 0 if report.ok else 1
 
 
 def demo_spec(root: Path) -> ServiceSpec:
@@ -228,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50)
     sub.add_parser("env", help="print `export DATABASE_URL=... KAFKA_BOOTSTRAP_SERVERS=...`")
     sub.add_parser("run", help="up, live view in the foreground, down on Ctrl-C/SIGTERM")
+    topics = sub.add_parser("topics", help="provision every contract topic and DLQ (what `up` does first)")
+    topics.add_argument("--suffix", default=None, help="topic suffix (default: KAFKA_TOPIC_SUFFIX, else none)")
+    topics.add_argument(
+        "--increase-partitions", action="store_true", help="add partitions to topics that have fewer than expected"
+    )
     bench = sub.add_parser("bench", help="run every */bench/bench_*.py; JSON under .results/bench/")
     bench.add_argument("only", nargs="*", help="benchmark names (bench_<name>.py) to run; all by default")
     return parser
@@ -256,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 code = cmd_env(root)
             case "run":
                 code = cmd_run(root)
+            case "topics":
+                code = cmd_topics(root, _suffix() if args.suffix is None else args.suffix, args.increase_partitions)
             case _:  # pragma: no cover - argparse rejects unknown commands
                 code = 2
     except (InfraError, ServiceSpecError, ServiceStartError, RootNotFoundError) as err:

@@ -60,7 +60,8 @@ class Demo:
         self._task: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
-        """Schema and topic before the runtime's consumers subscribe."""
+        """Schema and topic before the runtime starts: it verifies its topics, it does not create them (this
+        one is the demo's own, outside the contracts' table, so `prizeflow-dev topics` does not know it)."""
         await create_messaging_schema(self.rt.engine)
         async with self.rt.engine.begin() as conn:
             for ddl in SCHEMA:
@@ -107,10 +108,11 @@ def main() -> None:
     configure_logging("demo", level=settings.log_level, json_output=settings.log_json)
     rt = ServiceRuntime(settings)
     rt.add_consumer("demo-applier", [DEMO_TOPIC.name], handler=apply_ping)
+    rt.produces([DEMO_TOPIC.name])
     demo = Demo(rt, rate=float(os.environ.get("DEMO_RATE", "20")))
     app = rt.http_app()
     app.on_startup.insert(0, demo.prepare)
-    app.on_startup.append(demo.start)
+    rt.after_start(demo.start)  # it publishes through the runtime's producer, which exists once started
     app.on_shutdown.insert(0, demo.stop)
     serve(app, settings)
 

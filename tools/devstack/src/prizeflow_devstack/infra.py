@@ -31,11 +31,13 @@ class InfraError(RuntimeError):
 
 @dataclass(frozen=True)
 class Infra:
-    """Where PostgreSQL and Kafka answer. `managed`: the devstack provisioned both (nothing came from env)."""
+    """Where PostgreSQL and Kafka answer. `managed`: the devstack provisioned both (nothing came from env).
+    `started`: this call started them (they were not running before), so only its caller may stop them."""
 
     postgres_url: str
     kafka_bootstrap: str
     managed: bool
+    started: bool = False
 
     def database_url(self, name: str) -> str:
         """Same server, another database (SQLAlchemy asyncpg form)."""
@@ -142,6 +144,9 @@ def ensure_infra(root: Path | None = None) -> Infra:
         state = load_state(paths)
         ext_pg = env_pg if env_pg and not _own_url(env_pg, state.postgres.port) else None
         ext_kafka = env_kafka if env_kafka and not _own_bootstrap(env_kafka, state.kafka.port) else None
+        was_running = docker_infra.active(state) or (
+            postgres.running_postmaster(paths) is not None and kafka.broker_pid(paths, state) is not None
+        )
         docker = docker_infra.active(state) or (
             (ext_pg is None or ext_kafka is None) and not _local_running(paths, state) and _docker_answers()
         )
@@ -165,7 +170,8 @@ def ensure_infra(root: Path | None = None) -> Infra:
             kafka.wait_kafka(ext_kafka, deadline_s=20.0)
         except kafka.KafkaError as err:
             raise InfraError(f"KAFKA_BOOTSTRAP_SERVERS={ext_kafka} is not reachable: {err}") from err
-    return Infra(postgres_url=pg_url, kafka_bootstrap=bootstrap, managed=ext_pg is None and ext_kafka is None)
+    managed = ext_pg is None and ext_kafka is None
+    return Infra(postgres_url=pg_url, kafka_bootstrap=bootstrap, managed=managed, started=managed and not was_running)
 
 
 def _local_running(paths: Paths, state: State) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prizeflow_devstack.paths import Paths, cache_dir, find_root
 from prizeflow_devstack.ports import HOST, remembered_or_free, tcp_answers
-from prizeflow_devstack.procs import pid_alive, pids_matching, run_sync, start_ticks, tail, terminate
+from prizeflow_devstack.procs import pid_alive, pids_matching, run_sync, spawn_detached, start_ticks, tail, terminate
 from prizeflow_devstack.state import State
 
 _COMPLETE_MARKER = ".complete"
@@ -95,8 +95,24 @@ def ensure_jars() -> Path:
     return libs
 
 
+_CLUSTER_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{21}$")
+
+
+def valid_cluster_id(cluster_id: str) -> bool:
+    """A KRaft cluster id `kafka-storage format --cluster-id` accepts: 16 bytes, URL-safe base64 without padding,
+    and not starting with `-` (the tool's argument parser would read that as an option and fail the format)."""
+    if not _CLUSTER_ID.fullmatch(cluster_id):
+        return False
+    raw = base64.urlsafe_b64decode(cluster_id + "==")
+    return len(raw) == 16 and base64.urlsafe_b64encode(raw).decode().rstrip("=") == cluster_id
+
+
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id, drawn again when it starts with `-` (1 in 64 do), as Kafka's own Uuid.randomUuid()."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if valid_cluster_id(cluster_id):
+            return cluster_id
 
 
 def _write_config(paths: Paths, port: int, controller_port: int) -> None:
@@ -250,12 +266,11 @@ def start_kafka(paths: Paths, state: State, *, deadline_s: float = 90.0) -> str:
     _format(libs, paths, state)
     print(f"devstack: starting Kafka on {HOST}:{port} (controller {controller_port})", file=sys.stderr)
     with paths.kafka_stdout.open("ab") as out:
-        proc = subprocess.Popen(
+        pid = spawn_detached(
             [*_jvm(libs, paths, JVM_HEAP), "kafka.Kafka", str(paths.kafka_config)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=paths.kafka_dir, start_new_session=True,  # Ctrl-C in the terminal is ours to handle
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=paths.kafka_dir,
         )  # fmt: skip
-    state.kafka.pid, state.kafka.start_ticks = proc.pid, start_ticks(proc.pid)
+    state.kafka.pid, state.kafka.start_ticks = pid, start_ticks(pid)
     return f"{HOST}:{port}"
 
 

@@ -1,9 +1,10 @@
 """The whole platform as separate OS processes, for e2e tests, fault injection and the end-to-end bench.
 
 Unlike `prizeflow-dev up` (one long-lived stack per checkout), a `Platform` is private to its caller:
-its own databases (`<prefix>_<service>`), its own topics (`KAFKA_TOPIC_SUFFIX`), its own ports, secrets,
-dev identity (`identity`: the key pair whose JWKS its services verify tokens against) and logs, on the shared
-real PostgreSQL and Kafka. Services can be SIGKILLed and restarted at will.
+its own databases (`<prefix>_<service>`), its own topics (`KAFKA_TOPIC_SUFFIX`, provisioned before the
+services start and deleted by `stop()`), its own ports, secrets, dev identity (`identity`: the key pair whose
+JWKS its services verify tokens against) and logs, on the shared real PostgreSQL and Kafka. Services can be
+SIGKILLed and restarted at will.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prizeflow_devstack.supervisor import (
     peer_url_env,
     service_argv,
 )
+from prizeflow_devstack.topics import delete_suffixed, provision_or_fail
 from prizeflow_runtime.dev_identity import DevIdentity
 
 
@@ -115,6 +117,7 @@ class Platform:
             proc = self.procs[name]
             if proc.spec.migrations:
                 migrate(proc.spec, self._env(proc), proc.log)
+        provision_or_fail(self.infra.kafka_bootstrap, self.suffix)  # services verify topics; they never create them
         for name in self.services:
             self._spawn(self.procs[name])
         for name in self.services:
@@ -205,20 +208,8 @@ class Platform:
             for name, proc in self.procs.items():
                 if proc.database_url:
                     self._drop_database(name)
-            run_sync(self._delete_topics)
-
-    async def _delete_topics(self) -> None:
-        """Drop this platform's topics: a long-lived dev broker would otherwise collect thousands."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.kafka_bootstrap)
-        await admin.start()
-        try:
-            mine = [t for t in await admin.list_topics() if t.endswith((self.suffix, self.suffix + ".dlq"))]
-            if mine:
-                await admin.delete_topics(mine)
-        finally:
-            await admin.close()
+            # A long-lived dev broker would otherwise collect thousands of topics (and their open files).
+            delete_suffixed(self.infra.kafka_bootstrap, self.suffix)
 
     def logs(self, name: str, lines: int = 60) -> str:
         return tail(self.procs[name].log, lines)

@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,6 +33,20 @@ def _state_char(pid: int) -> str | None:
     except OSError:
         return None
     return stat[stat.rfind(")") + 2 :].split()[0]
+
+
+# Processes started to outlive the call that started them (Kafka, services): tracked by pid (and start ticks)
+# in the devstack state from then on and reaped by `pid_alive`. Their Popen objects are kept here so none is
+# collected while its process runs (which would warn that the process was abandoned).
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+
+def spawn_detached(argv: list[str], **kwargs: object) -> int:
+    """Start `argv` in its own session (Ctrl-C in the terminal is ours to handle) and return its pid."""
+    proc = subprocess.Popen(argv, start_new_session=True, **kwargs)  # type: ignore[call-overload]
+    _DETACHED[:] = [p for p in _DETACHED if p.poll() is None]
+    _DETACHED.append(proc)
+    return int(proc.pid)
 
 
 def _reap(pid: int) -> None:

@@ -19,6 +19,7 @@ import pytest
 from prizeflow_devstack.devenv import IDENTITY_ENV
 from prizeflow_devstack.infra import Infra, create_database, drop_database, ensure_infra, stop_infra
 from prizeflow_devstack.procs import run_sync
+from prizeflow_devstack.topics import delete_suffixed
 from prizeflow_runtime.dev_identity import DevIdentity
 
 # The identity settings (IDENTITY_ENV) belong to the session: whatever the developer's shell says, tests run
@@ -63,7 +64,9 @@ def _teardown_requested() -> bool:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
-    """Real PostgreSQL + Kafka for the session; left running afterwards unless teardown is requested."""
+    """Real PostgreSQL + Kafka for the session; left running afterwards unless teardown is requested (CI) and
+    this session started them: a session nested in another (a test that runs pytest) or next to a developer's
+    running stack never stops infrastructure someone else is using."""
     provisioned = ensure_infra()
     saved = {key: os.environ.get(key) for key in provisioned.env()}
     os.environ.update(provisioned.env())  # subprocesses started by tests inherit them
@@ -73,7 +76,7 @@ def infra() -> Iterator[Infra]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    if _teardown_requested() and provisioned.managed:
+    if _teardown_requested() and provisioned.started:
         stop_infra()
 
 
@@ -89,3 +92,13 @@ def fresh_database(infra: Infra) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(infra: Infra) -> str:
     return infra.kafka_bootstrap
+
+
+@pytest.fixture
+def topic_suffix(infra: Infra) -> Iterator[str]:
+    """A fresh `KAFKA_TOPIC_SUFFIX` for one test. Whoever starts a service with it provisions its topics first;
+    afterwards every `*<suffix>` and `*<suffix>.dlq` topic is deleted, so a run leaves no topics behind (a
+    broker that kept them all ran out of open files after a few runs)."""
+    suffix = f".t{uuid.uuid4().hex[:12]}"
+    yield suffix
+    delete_suffixed(infra.kafka_bootstrap, suffix)

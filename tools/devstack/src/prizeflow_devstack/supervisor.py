@@ -16,7 +16,7 @@ from prizeflow_devstack.devenv import dev_env
 from prizeflow_devstack.infra import Infra, create_database
 from prizeflow_devstack.paths import Paths, resolve_root
 from prizeflow_devstack.ports import HOST, remembered_or_free
-from prizeflow_devstack.procs import pid_alive, run_sync, start_ticks, tail, terminate
+from prizeflow_devstack.procs import pid_alive, run_sync, spawn_detached, start_ticks, tail, terminate
 from prizeflow_devstack.state import ServiceState, State, load_state, locked, save_state
 
 SERVICE_GLOBS = ("services/*/pyproject.toml", "tools/*/pyproject.toml")
@@ -195,16 +195,16 @@ def _start_one(
     with log.open("ab") as out:
         out.write(f"\n=== start {' '.join(spec.command)} ({time.strftime('%F %T')}) ===\n".encode())
         out.flush()
-        proc = subprocess.Popen(
+        pid = spawn_detached(
             service_argv(spec), cwd=spec.directory, env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     state.services[spec.name] = ServiceState(
-        pid=proc.pid, start_ticks=start_ticks(proc.pid), port=port, database=spec.database, log=str(log)
+        pid=pid, start_ticks=start_ticks(pid), port=port, database=spec.database, log=str(log)
     )
     save_state(paths, state)
-    _wait_ready(spec, proc.pid, port, log, deadline_s)
-    return RunningService(spec=spec, pid=proc.pid, port=port, log=log, database_url=db_url)
+    _wait_ready(spec, pid, port, log, deadline_s)
+    return RunningService(spec=spec, pid=pid, port=port, log=log, database_url=db_url)
 
 
 def start_services(

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.topics import TopicsNotReadyError, check_topics
 from prizeflow_simulator.chaos import ChaosConfig, apply_chaos
 from prizeflow_simulator.scenarios import RoundKind, RoundPlan, ScenarioConfig, plan_round
 
@@ -64,6 +65,11 @@ class Simulator:
         )
 
     async def start(self) -> None:
+        """Refuses (`TopicsNotReadyError`) when the game topic is not provisioned: publishing to it would create
+        it with the broker's defaults on a broker that auto-creates topics."""
+        problems = await check_topics(self.bootstrap, {self.topic: 1})
+        if problems:
+            raise TopicsNotReadyError(problems)
         self._producer = idempotent_producer(self.bootstrap, client_id="prizeflow-simulator", linger_ms=5)
         await self._producer.start()
 

@@ -195,10 +195,14 @@ class SandboxPayoutProvider:
             if self._pool is not None:
                 return
             pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-                for ddl in SCHEMA_DDL:
-                    await conn.execute(ddl.format(schema=self._schema))
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+                    for ddl in SCHEMA_DDL:
+                        await conn.execute(ddl.format(schema=self._schema))
+            except BaseException:
+                await pool.close()  # a failed start (database down) is retried whole, without a leaked pool
+                raise
             self._pool = pool
 
     async def close(self) -> None:

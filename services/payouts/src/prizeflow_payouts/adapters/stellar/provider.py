@@ -163,12 +163,18 @@ class StellarPayoutProvider:
                 return
             from prizeflow_runtime.db import create_engine
 
-            self._db = create_engine(self._database_url, pool_size=5)
-            await self.rpc.start()
-            async with self._db.begin() as conn:
-                for lane in self.o.lanes:
-                    role = "channel" if self.o.channel_accounts else "funding"
-                    await conn.execute(q.ENSURE_LANE, {"account": lane, "role": role})
+            # Kept only once the lanes are ensured: a start that failed (database down) is retried whole.
+            db = create_engine(self._database_url, pool_size=5)
+            try:
+                await self.rpc.start()
+                async with db.begin() as conn:
+                    for lane in self.o.lanes:
+                        role = "channel" if self.o.channel_accounts else "funding"
+                        await conn.execute(q.ENSURE_LANE, {"account": lane, "role": role})
+            except BaseException:
+                await db.dispose()
+                raise
+            self._db = db
             self._stop.clear()
             self._task = asyncio.create_task(self._run(), name=f"stellar-engine-{self.o.name}")
 
