@@ -56,7 +56,7 @@ from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
-from prizeflow_runtime.testing import eventually, wait_caught_up
+from prizeflow_runtime.testing import eventually, provision_test_topics, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -538,9 +538,10 @@ async def storm_and_settle(
 
 @pytest.mark.timeout(900)
 async def test_replicas_move_money_concurrently_without_a_single_deadlock(
-    database_url: str, kafka_bootstrap: str, dev_identity: DevIdentity, tmp_path: Path
+    database_url: str, kafka_bootstrap: str, topic_suffix: str, dev_identity: DevIdentity, tmp_path: Path
 ) -> None:
-    suffix = f".dl{uuid.uuid4().hex[:10]}"
+    suffix = topic_suffix
+    await provision_test_topics(kafka_bootstrap, suffix)  # the replicas only verify their topics
     before = await deadlocks(database_url)
     started = time.monotonic()
 
