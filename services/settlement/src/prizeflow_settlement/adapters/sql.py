@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -25,6 +24,7 @@ from prizeflow_settlement.adapters.tables import (
     round_transitions,
     rounds,
 )
+from prizeflow_settlement.application.cursor import encode_cursor
 from prizeflow_settlement.application.ports import EntryKey, RoundPage, RoundStore
 from prizeflow_settlement.domain.round import Entry, Round
 
@@ -408,18 +408,6 @@ def sql_store_factory(sessions: async_sessionmaker[AsyncSession], specs: SpecCac
     return factory
 
 
-def encode_cursor(round_id: str) -> str:
-    return base64.urlsafe_b64encode(round_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """Raises ValueError for anything that is not a cursor this API handed out."""
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except Exception as err:
-        raise ValueError("invalid cursor") from err
-
-
 _SUMMARY_COLS = (
     rounds.c.round_id,
     rounds.c.competition_id,
@@ -531,4 +519,4 @@ class SqlRoundQueries:
             return {str(row[0]): int(row[1]) for row in result}
 
 
-__all__ = ["SpecCache", "SqlRoundQueries", "SqlRoundStore", "decode_cursor", "encode_cursor", "sql_store_factory"]
+__all__ = ["SpecCache", "SqlRoundQueries", "SqlRoundStore", "sql_store_factory"]

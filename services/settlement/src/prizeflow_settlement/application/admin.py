@@ -12,6 +12,7 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.audit import AdminActionRecorded, Role
 from prizeflow_contracts.events.game import Placement
 from prizeflow_contracts.events.settlement import RoundState
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_settlement.application.apply_round_events import Observations, outcome_event_id
 from prizeflow_settlement.application.ports import RoundStoreFactory
 from prizeflow_settlement.domain.results import ResultSet
@@ -19,9 +20,9 @@ from prizeflow_settlement.domain.round import Round, RoundRuleViolation
 from prizeflow_settlement.metrics import SettlementMetrics
 
 
-class RoundNotFoundError(LookupError):
+class RoundNotFoundError(UseCaseError):
     def __init__(self, round_id: str) -> None:
-        super().__init__(f"round {round_id} not found")
+        super().__init__(ErrorKind.NOT_FOUND, "round_not_found", f"round {round_id} not found")
         self.round_id = round_id
 
 
@@ -66,7 +67,10 @@ class _AdminAction:
                 raise RoundNotFoundError(round_id)
             before = _summary(r)
             r.cause_id = action_id
-            change(r, now)  # raises RoundRuleViolation: the transaction rolls back, nothing changed
+            try:
+                change(r, now)
+            except RoundRuleViolation as err:  # the transaction rolls back: nothing changed
+                raise UseCaseError(ErrorKind.CONFLICT, err.code, err.detail) from err
             seen = Observations()
             seen.take(r, now)
             events: list[Envelope[Any]] = [self._follow_action(r, p, action_id) for p in r.pending_events]

@@ -12,11 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from prizeflow_contracts.events.game import MAX_PLACEMENTS, Placement, check_placements
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.http import ProblemError
-from prizeflow_settlement.adapters.sql import decode_cursor
 from prizeflow_settlement.application.admin import Actor, ResolveRound, RoundNotFoundError, VoidRound
+from prizeflow_settlement.application.cursor import decode_cursor
 from prizeflow_settlement.application.ports import RoundQueries
-from prizeflow_settlement.domain.round import Round, RoundRuleViolation
+from prizeflow_settlement.domain.round import Round
 
 # Room for the "admin: " prefix inside the contract's 1000-char Reason.
 AdminReason = Annotated[str, Field(min_length=1, max_length=900)]
@@ -60,14 +59,6 @@ def _view(r: Round) -> dict[str, Any]:
     }
 
 
-def _problem(err: Exception) -> ProblemError:
-    if isinstance(err, RoundNotFoundError):
-        return ProblemError(404, "round_not_found", str(err))
-    if isinstance(err, RoundRuleViolation):
-        return ProblemError(409, err.code, err.detail)
-    raise err
-
-
 class RoundsController(Controller):
     path = "/rounds"
     tags = ["rounds"]  # noqa: RUF012  (Litestar reads a plain class attribute)
@@ -83,12 +74,7 @@ class RoundsController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
-        after = None
-        if cursor is not None:
-            try:
-                after = decode_cursor(cursor)
-            except ValueError as err:
-                raise ProblemError(400, "invalid_cursor", "the cursor is not one this API returned") from err
+        after = None if cursor is None else decode_cursor(cursor)
         page = await queries.list_rounds(
             state=round_state, competition_id=competition_id, disputed=disputed, after=after, limit=limit
         )
@@ -98,7 +84,7 @@ class RoundsController(Controller):
     async def get_round(self, queries: Queries, round_id: FromPath[str]) -> dict[str, Any]:
         found = await queries.get_round(round_id)
         if found is None:
-            raise ProblemError(404, "round_not_found", f"round {round_id} not found")
+            raise RoundNotFoundError(round_id)
         return found
 
     @post(
@@ -114,11 +100,8 @@ class RoundsController(Controller):
         round_id: FromPath[str],
         data: JSONBody[ResolveRequest],
     ) -> dict[str, Any]:
-        try:
-            r = await resolve_round(round_id, placements=data.placements, reason=data.reason, actor=_actor(request))
-        except (RoundNotFoundError, RoundRuleViolation) as err:
-            raise _problem(err) from err
-        return _view(r)
+        resolved = await resolve_round(round_id, placements=data.placements, reason=data.reason, actor=_actor(request))
+        return _view(resolved)
 
     @post(
         "/{round_id:str}/void",
@@ -133,11 +116,7 @@ class RoundsController(Controller):
         round_id: FromPath[str],
         data: JSONBody[VoidRequest],
     ) -> dict[str, Any]:
-        try:
-            r = await void_round(round_id, reason=data.reason, actor=_actor(request))
-        except (RoundNotFoundError, RoundRuleViolation) as err:
-            raise _problem(err) from err
-        return _view(r)
+        return _view(await void_round(round_id, reason=data.reason, actor=_actor(request)))
 
 
 __all__ = ["ResolveRequest", "RoundsController", "VoidRequest"]
