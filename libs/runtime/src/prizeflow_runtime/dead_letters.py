@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.envelope import StagedEvent, decode, new_event
+from prizeflow_contracts.envelope import StagedEvent, decode
 from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.audit import Role as AuditRole
 from prizeflow_contracts.topics import DLQ_SUFFIX
+from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_runtime.inbox import REFUSED, Delivery, claim_many
 from prizeflow_runtime.outbox import add_events
@@ -333,10 +332,9 @@ class DeadLetterAdmin:
             ),
             {"s": status, "t": now, "by": actor.user_id, "why": reason, "id": row.id},
         )
-        audit = AdminActionRecorded(
-            action_id=uuid.uuid4().hex,
+        audit = admin_action(
             actor_user_id=actor.user_id,
-            actor_roles=sorted({AuditRole(r.value) for r in actor.roles}),
+            actor_roles=actor.roles,
             action="dead_letter.redrive" if status == "redriven" else "dead_letter.discard",
             target_type="dead_letter",
             target_id=f"{self.service}-{row.id}",
@@ -344,20 +342,12 @@ class DeadLetterAdmin:
             before={"status": "open", "refusal": row.reason, "consumer": row.consumer},
             after={"status": status, "event_id": str(row.event_id) if row.event_id else ""},
             service=self.service,
+            source=self.source,
+            # the refused event's own flow when it is known: the decision joins its story
+            correlation_id=row.correlation_id or correlation_id,
             occurred_at=now,
         )
-        await add_events(
-            session,
-            [
-                new_event(
-                    audit,
-                    source=self.source,
-                    # the refused event's own flow when it is known: the decision joins its story
-                    correlation_id=row.correlation_id or correlation_id,
-                    subject=audit.target_id,
-                )
-            ],
-        )
+        await add_events(session, [audit])
 
 
 __all__ = [

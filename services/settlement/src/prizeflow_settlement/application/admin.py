@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
-from prizeflow_contracts.events.audit import AdminActionRecorded, Role
 from prizeflow_contracts.events.game import Placement
 from prizeflow_contracts.events.settlement import RoundState
+from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_settlement.application.apply_round_events import Observations, outcome_event_id
 from prizeflow_settlement.application.ports import RoundStoreFactory
@@ -75,23 +75,22 @@ class _AdminAction:
             seen.take(r, now)
             events: list[Envelope[Any]] = [self._follow_action(r, p, action_id) for p in r.pending_events]
             r.pending_events.clear()
-            roles = [Role(x) for x in actor.roles if x in Role._value2member_map_]
-            audit = AdminActionRecorded(
-                action_id=action_id,
-                actor_user_id=actor.user_id,
-                actor_roles=sorted(set(roles)),  # what the actor holds: none refuses the action
-                action=action,
-                target_type="round",
-                target_id=round_id,
-                reason=reason,
-                before=before,
-                after=_summary(r),
-                service=self.service,
-                occurred_at=now,
-            )
             events.append(
-                new_event(
-                    audit, source=self.source, correlation_id=r.correlation_id, subject=round_id, causation_id=action_id
+                admin_action(
+                    actor_user_id=actor.user_id,
+                    actor_roles=actor.roles,  # what the actor holds: none refuses the action
+                    action=action,
+                    target_type="round",
+                    target_id=round_id,
+                    reason=reason,
+                    before=before,
+                    after=_summary(r),
+                    service=self.service,
+                    source=self.source,
+                    correlation_id=r.correlation_id,
+                    occurred_at=now,
+                    action_id=action_id,
+                    causation_id=action_id,
                 )
             )
             await store.save([r])
