@@ -21,10 +21,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-import prizeflow_stellar as ps
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
-from prizeflow_contracts.money import ASSETS, Money
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
@@ -42,11 +41,11 @@ from prizeflow_payouts.adapters.stellar.engine import StellarEngine
 from prizeflow_payouts.adapters.stellar.external import ExternalSigning, ExternalSubmission
 from prizeflow_payouts.adapters.stellar.lanes import FeeLevel, LaneBuilder
 from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
-from prizeflow_payouts.adapters.stellar.options import STELLAR_SCALE, StellarOptions
+from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import SorobanRpcClient
-from prizeflow_payouts.adapters.stellar.settings import StellarMode
 from prizeflow_payouts.adapters.stellar.signing import SIGNED_ENVELOPE_MISMATCH, SignerResultsSink
 from prizeflow_payouts.adapters.stellar.states import PayoutRow, PayoutState, TxKind
+from prizeflow_payouts.adapters.stellar.validation import refusal
 from prizeflow_payouts.application.ports import CreateOutcome, ExternalSigningError
 
 C = PayoutErrorCode
@@ -146,51 +145,9 @@ class StellarPayoutProvider:
         return self._pool
 
     # -- validation (before anything is built) --------------------------------------------------------------
-    def validate(self, instruction: PayoutInstruction) -> PayoutError | None:  # noqa: PLR0911 - one exit per rule
+    def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
         """Why this payout can never be paid by this provider, or None. Checked at the API and again here."""
-        name = self.o.name
-        dest = instruction.destination
-        if dest.type is not DestinationType.STELLAR_ACCOUNT:
-            return PayoutError.of(
-                C.INVALID_DESTINATION, "stellar pays stellar_account destinations only", provider=name
-            )
-        kind = ps.address_kind(dest.address)
-        if kind is ps.AddressKind.MUXED:
-            return PayoutError.of(
-                C.INVALID_DESTINATION,
-                "muxed (M...) destinations are not supported: the signer's PaymentIntent accepts G... accounts only",
-                provider=name,
-            )
-        if kind is not ps.AddressKind.ACCOUNT:
-            return PayoutError.of(
-                C.INVALID_DESTINATION,
-                f"{dest.address!r} is not a valid Stellar account (StrKey checksum)",
-                provider=name,
-            )
-        if dest.memo is not None:
-            return PayoutError.of(
-                C.INVALID_DESTINATION, "memos are not supported by the Stellar provider", provider=name
-            )
-        money = instruction.amount
-        if money.asset not in self.o.assets or money.asset not in ps.supported_asset_codes():
-            return PayoutError.of(C.UNSUPPORTED_ASSET, f"{money.asset} is not payable on Stellar here", provider=name)
-        if self.o.mode is StellarMode.CONTRACT and money.asset != self.o.contract_asset:
-            return PayoutError.of(
-                C.UNSUPPORTED_ASSET,
-                f"the payout contract pays {self.o.contract_asset}, not {money.asset}",
-                provider=name,
-            )
-        if ASSETS[money.asset].scale != STELLAR_SCALE:
-            return PayoutError.of(C.UNSUPPORTED_ASSET, f"{money.asset} is not a 7-decimal asset", provider=name)
-        try:
-            ps.check_stroops(money.amount)
-        except ps.AmountError as err:
-            return PayoutError.of(C.AMOUNT_ABOVE_MAXIMUM, str(err), provider=name)
-        if not ps.is_valid_idempotency_key(instruction.idempotency_key):
-            return PayoutError.of(C.INVALID_REQUEST, "idempotency key must be [A-Za-z0-9:_-]{1,255}", provider=name)
-        if dest.address in (self.o.funding_account, *self.o.channel_accounts):
-            return PayoutError.of(C.INVALID_DESTINATION, "a payout cannot go to our own source account", provider=name)
-        return None
+        return refusal(self.o, instruction)
 
     # -- RewardPayoutProvider -------------------------------------------------------------------------------
     async def quote(self, instruction: PayoutInstruction) -> Quote:
