@@ -9,9 +9,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 from litestar import Litestar
 from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
@@ -43,6 +45,13 @@ log = logging.getLogger(__name__)
 REQUESTS_CONSUMER = "payouts-requests"
 WEBHOOKS_CONSUMER = "payouts-webhooks"
 SIGNER_RESULTS_CONSUMER = "payouts-signer-results"
+
+
+@runtime_checkable
+class UsesServiceDatabase(Protocol):
+    """A provider keeping books in the service's database: it is handed the runtime's pool, never opens one."""
+
+    def bind_database(self, engine: AsyncEngine) -> None: ...
 
 
 @dataclass
@@ -125,6 +134,9 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
     """Build the parts. Raises `ProviderConfigError` (naming the culprit) for an unusable provider config."""
     config = load_config(settings.payouts_providers_file, provider_context(settings))
     rt = ServiceRuntime(settings)
+    for entry in config.registry:
+        if isinstance(entry.provider, UsesServiceDatabase):
+            entry.provider.bind_database(rt.engine)
     rt.produces([PAYOUT_EVENTS.name, SIGNER_REQUESTS.name, AUDIT.name])
     metrics = PayoutMetrics.create(rt.registry, settings.service_name)
     repo = SqlPayoutRepository()
@@ -208,10 +220,11 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     # Each needs PostgreSQL: run (and retried) once the runtime is up, before the service reports ready.
     rt.after_start(p.start_providers)
     rt.after_start(p.publish_routes)
+    # Shutdown: the worker, then the providers (they use the runtime's pool), then the runtime.
+    app.on_shutdown.insert(0, p.close_providers)
     if settings.payouts_worker_enabled:
         rt.after_start(p.start_worker)
         app.on_shutdown.insert(0, p.stop_worker)
-    app.on_shutdown.append(p.close_providers)
     app.state.payouts = p
     return app
 
@@ -233,8 +246,8 @@ async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_i
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await p.close_providers()  # before the runtime disposes of the pool they use
         await p.runtime.stop()
-        await p.close_providers()
 
 
 __all__ = [
@@ -242,6 +255,7 @@ __all__ = [
     "SIGNER_RESULTS_CONSUMER",
     "WEBHOOKS_CONSUMER",
     "Payouts",
+    "UsesServiceDatabase",
     "build",
     "compose",
     "run_worker",

@@ -6,7 +6,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from prizeflow_payouts.adapters.stellar.provider import StellarOptions, StellarPayoutProvider
+from prizeflow_payouts.adapters.stellar.options import StellarOptions
+from prizeflow_payouts.adapters.stellar.provider import StellarPayoutProvider
 from prizeflow_payouts.adapters.stellar.settings import StellarEnv, StellarMode
 from prizeflow_stellar import is_account_id, supported_asset_codes
 
@@ -94,7 +95,8 @@ def build_stellar(spec: Any, context: Any) -> tuple[StellarPayoutProvider, bool]
         rpc_timeout_s=number("rpc_timeout_s", min(10.0, context.provider_timeout_s), 0.1, 120),
         source=context.source,
     )
-    return StellarPayoutProvider(options, database_url=context.database_url), True
+    # No pool of its own: bootstrap hands it the service's (`bind_database`).
+    return StellarPayoutProvider(options), True
 
 
 __all__ = ["build_stellar"]

@@ -8,8 +8,16 @@ from typing import Final
 
 from sqlalchemy import text
 
-OPEN_TX_STATES: Final = ("signing", "signed", "external", "submitted")
+from prizeflow_payouts.adapters.stellar import states as st
+
+# The states each guard accepts come from the transition table (`states.TX_TRANSITIONS`), never typed here.
+OPEN_TX_STATES: Final = tuple(s.value for s in st.OPEN_TX_STATES)
 LANE_BUSY_STATES: Final = OPEN_TX_STATES
+_OPEN = st.sql_states(st.OPEN_TX_STATES)
+_AWAITING = st.sql_states(sorted(st.AWAITING_SIGNATURE))
+_TO_SIGNED = st.sql_states(st.sources_of(st.TxState.SIGNED, moves_only=True))
+_TO_EXTERNAL = st.sql_states(st.sources_of(st.TxState.EXTERNAL, moves_only=True))
+_TO_REFUSED = st.sql_states(st.sources_of(st.TxState.REFUSED, moves_only=True))
 
 ENSURE_LANE = text(
     "INSERT INTO stellar_lanes (account, role) VALUES (:account, :role) ON CONFLICT (account) DO NOTHING"
@@ -77,7 +85,7 @@ DUE_TXS = text(
     f"""SELECT id, lane, sequence, kind, payout_ids, state, tx_hash, signed_xdr, max_time, submits, polls,
                sign_requests, sign_request, last_status, error_code, fee
         FROM stellar_txs
-        WHERE provider = :provider AND state IN {OPEN_TX_STATES!r} AND next_check_at <= now()
+        WHERE provider = :provider AND state IN {_OPEN} AND next_check_at <= now()
         ORDER BY next_check_at LIMIT :limit"""
 )
 
@@ -114,21 +122,39 @@ RESEND_SIGN = text(
 )
 
 SIGNED = text(
-    """UPDATE stellar_txs SET state = 'signed', signed_xdr = :signed_xdr, signed_by = :signed_by,
+    f"""UPDATE stellar_txs SET state = 'signed', signed_xdr = :signed_xdr, signed_by = :signed_by,
               next_check_at = now(), updated_at = now()
-       WHERE id = :id AND provider = :provider AND tx_hash = :tx_hash AND state IN ('signing', 'external')"""
+       WHERE id = :id AND provider = :provider AND tx_hash = :tx_hash
+              AND state IN {_TO_SIGNED}"""
 )
 
 TX_FOR_SIGNATURE = text(
-    "SELECT state, tx_hash, unsigned_xdr, max_time FROM stellar_txs WHERE id = :id AND provider = :provider"
+    """SELECT id, lane, sequence, state, tx_hash, unsigned_xdr, fee, max_time, payout_ids
+       FROM stellar_txs WHERE id = :id AND provider = :provider"""
+)
+
+# Leader election (migration 0006): one row per provider name, its `lock_id` a unique identity, never reused.
+ENSURE_ENGINE_LOCK = text(
+    "INSERT INTO stellar_engine_locks (provider) VALUES (:provider) ON CONFLICT (provider) DO NOTHING"
+)
+
+ENGINE_LOCK_ID = text("SELECT lock_id FROM stellar_engine_locks WHERE provider = :provider")
+
+TRY_LEAD = text("SELECT pg_try_advisory_lock(:space, :lock_id)")
+
+# Still ours: this session holds the two-key advisory lock (pg_locks shows a two-key lock with objsubid 2).
+STILL_LEADS = text(
+    """SELECT EXISTS (SELECT 1 FROM pg_locks
+                      WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 2
+                        AND classid = CAST(:space AS oid) AND objid = CAST(:lock_id AS oid))"""
 )
 
 # A signed envelope that is not exactly the transaction built: never submitted. The envelope waits for its own
 # time bound (nothing new is built for its payouts while something signed for them might be live), then dies.
 SIGNED_REFUSED = text(
-    """UPDATE stellar_txs SET error_code = :error_code, detail = :detail, next_check_at = to_timestamp(max_time + 1),
+    f"""UPDATE stellar_txs SET error_code = :error_code, detail = :detail, next_check_at = to_timestamp(max_time + 1),
               updated_at = now()
-       WHERE id = :id AND provider = :provider AND state IN ('signing', 'external')"""
+       WHERE id = :id AND provider = :provider AND state IN {_AWAITING}"""
 )
 
 SIGNER_RETRY_LATER = text(
@@ -138,14 +164,14 @@ SIGNER_RETRY_LATER = text(
 )
 
 EXTERNAL = text(
-    """UPDATE stellar_txs SET state = 'external', detail = :detail, next_check_at = to_timestamp(max_time + 1),
+    f"""UPDATE stellar_txs SET state = 'external', detail = :detail, next_check_at = to_timestamp(max_time + 1),
               updated_at = now()
-       WHERE id = :id AND provider = :provider AND state = 'signing'"""
+       WHERE id = :id AND provider = :provider AND state IN {_TO_EXTERNAL}"""
 )
 
 REFUSED = text(
-    """UPDATE stellar_txs SET state = 'refused', error_code = :error_code, detail = :detail, updated_at = now()
-       WHERE id = :id AND provider = :provider AND state IN ('signing', 'external')
+    f"""UPDATE stellar_txs SET state = 'refused', error_code = :error_code, detail = :detail, updated_at = now()
+       WHERE id = :id AND provider = :provider AND state IN {_TO_REFUSED}
        RETURNING lane, sequence, payout_ids"""
 )
 

@@ -1,0 +1,163 @@
+"""External signing (signer backend `external`, admin API): show the envelope built, take it back signed.
+
+An operator's envelope is queued for submission only if it is the stored transaction, byte for byte (canonical,
+same hash over the posted bytes, same transaction bytes), with signatures over that hash reaching the medium
+threshold of every spending account (read from RPC), before its time bound; exactly the posted bytes are kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from stellar_sdk import Keypair
+from stellar_sdk.exceptions import BadSignatureError
+
+import prizeflow_stellar as ps
+from prizeflow_payouts.adapters.stellar import store as q
+from prizeflow_payouts.adapters.stellar.options import StellarOptions
+from prizeflow_payouts.adapters.stellar.rpc import RpcUnavailableError, SorobanRpcClient
+from prizeflow_payouts.adapters.stellar.states import StoredTx, TxState, require_transition
+from prizeflow_payouts.application.ports import ExternalSigningError
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalSubmission:
+    tx_id: str
+    tx_hash: str
+    payout_ids: tuple[str, ...]
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class ExternalSigning:
+    """`GET /payouts/{id}/unsigned-xdr` and `POST /payouts/{id}/submit-signed` for one provider."""
+
+    def __init__(
+        self, options: StellarOptions, rpc: SorobanRpcClient, db: Callable[[], Awaitable[AsyncEngine]]
+    ) -> None:
+        self.o = options
+        self.rpc = rpc
+        self._db = db
+
+    async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
+        db = await self._db()
+        async with db.connect() as conn:
+            p = (await conn.execute(q.PAYOUT_BY_ID, {"id": payout_id})).mappings().first()
+            if p is None or p["provider"] != self.o.name:
+                return None
+            txs = (await conn.execute(q.TXS_OF_PAYOUT, {"payout_id": payout_id})).mappings().all()
+            current = None
+            if p["tx_id"] is not None:
+                row = (await conn.execute(q.TX_BY_ID, {"id": p["tx_id"]})).mappings().first()
+                current = StoredTx.from_row(row) if row is not None else None
+        out: dict[str, Any] = {
+            "payout_id": payout_id,
+            "provider_state": p["state"],
+            "network_passphrase": self.o.network_passphrase,
+            "attempts": [{k: _jsonable(v) for k, v in dict(t).items()} for t in txs],
+            "transaction": None,
+        }
+        if current is not None:
+            out["transaction"] = {
+                "tx_id": current.id,
+                "state": current.state.value,
+                "source_account": current.lane,
+                "sequence": str(current.sequence),
+                "tx_hash": current.tx_hash,
+                "unsigned_xdr": current.unsigned_xdr,
+                "fee": current.fee,
+                "max_time": current.max_time,
+                "payout_ids": list(current.payout_ids),
+                "awaiting_signature": current.awaiting_signature,
+            }
+        return out
+
+    async def submit_signed(self, payout_id: str, signed_xdr: str) -> ExternalSubmission:
+        db = await self._db()
+        async with db.connect() as conn:
+            p = (await conn.execute(q.PAYOUT_BY_ID, {"id": payout_id})).mappings().first()
+            row = (
+                (await conn.execute(q.TX_BY_ID, {"id": p["tx_id"]})).mappings().first()
+                if p is not None and p["tx_id"] is not None
+                else None
+            )
+        if p is None or p["provider"] != self.o.name:
+            raise ExternalSigningError(404, "payout_not_found", f"no Stellar payout {payout_id}")
+        tx = StoredTx.from_row(row) if row is not None else None
+        if tx is None or not tx.awaiting_signature:
+            state = tx.state.value if tx is not None else p["state"]
+            raise ExternalSigningError(409, "not_awaiting_signature", f"no transaction awaits a signature ({state})")
+        if time.time() >= tx.max_time:
+            raise ExternalSigningError(409, "tx_expired", "the transaction's time bound has passed; it will be rebuilt")
+        try:
+            signed = ps.exact_envelope(signed_xdr, self.o.network_passphrase)
+        except ps.NonCanonicalEnvelopeError as err:
+            raise ExternalSigningError(
+                422, "non_canonical_xdr", f"the envelope does not re-encode to the bytes posted: {err}"
+            ) from err
+        except ps.EnvelopeError as err:
+            raise ExternalSigningError(422, "malformed_xdr", f"not a transaction envelope: {err}") from err
+        built = ps.exact_envelope(tx.unsigned_xdr, self.o.network_passphrase)
+        if signed.tx_hash_hex != tx.tx_hash or signed.transaction_bytes != built.transaction_bytes:
+            raise ExternalSigningError(
+                422, "tx_hash_mismatch", "this is a different transaction from the one built for this payout"
+            )
+        await self._verify_signatures(signed)
+        require_transition(tx.state, TxState.SIGNED)
+        async with db.begin() as conn:
+            res = await conn.execute(
+                q.SIGNED,
+                {
+                    "id": tx.id,
+                    "provider": self.o.name,
+                    "tx_hash": tx.tx_hash,
+                    "signed_xdr": signed_xdr,  # exactly the bytes verified (canonical: nothing re-encoded)
+                    "signed_by": "external",
+                },
+            )
+        if res.rowcount != 1:
+            raise ExternalSigningError(409, "not_awaiting_signature", "the transaction moved on meanwhile")
+        return ExternalSubmission(tx.id, tx.tx_hash, tx.payout_ids)
+
+    async def _verify_signatures(self, env: ps.ExactEnvelope) -> None:
+        """Every spending account (source, operation sources) has valid signatures reaching its medium threshold,
+        over the hash of the stored transaction's bytes."""
+        tx = env.sdk_envelope.transaction
+        spenders = {tx.source.account_id}
+        for op in tx.operations:
+            if op.source is not None:
+                spenders.add(op.source.account_id)
+        tx_hash = env.tx_hash
+        for account in sorted(spenders):
+            try:
+                info = await self.rpc.account(account)
+            except RpcUnavailableError as err:
+                raise ExternalSigningError(503, "rpc_unavailable", str(err)) from err
+            signers = info.signers if info is not None else {account: 1}
+            threshold = max(1, info.med_threshold if info is not None else 1)
+            weight = 0
+            for key, w in signers.items():
+                kp = Keypair.from_public_key(key)
+                for sig in env.signatures:
+                    if sig.hint.signature_hint != kp.signature_hint():
+                        continue
+                    try:
+                        kp.verify(tx_hash, sig.signature.signature)
+                    except BadSignatureError:
+                        continue
+                    weight += w
+                    break
+            if weight < threshold:
+                raise ExternalSigningError(
+                    422, "signature_invalid", f"the signatures are not valid for source account {account}"
+                )
+
+
+__all__ = ["ExternalSigning", "ExternalSubmission"]

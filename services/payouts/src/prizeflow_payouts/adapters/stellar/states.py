@@ -1,0 +1,286 @@
+"""The provider's books as types: the states of an envelope (`stellar_txs`) and of a payout it holds
+(`stellar_payouts`), the one table of legal envelope transitions, and typed rows instead of mappings.
+
+No I/O here: the engine asks `require_transition` before every compare-and-set, and the SQL guards in `store`
+are checked against `TX_TRANSITIONS` by the unit tests, so the table is the one place the rules live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import prizeflow_stellar as ps
+
+
+class TxState(StrEnum):
+    """`stellar_txs.state` (the CHECK constraint of migration 0002 lists the same values)."""
+
+    BUILT = "built"  # build-only mode: stored for operators, never signed nor submitted
+    SIGNING = "signing"  # a SignatureRequested is out; waiting for the signer
+    EXTERNAL = "external"  # the signer wants an operator's signature (POST /payouts/{id}/submit-signed)
+    SIGNED = "signed"  # exactly the transaction built, validly signed: to submit
+    SUBMITTED = "submitted"  # sent at least once (or maybe): polled, resubmitted unchanged until it ends
+    SUCCESS = "success"  # landed; its payments moved
+    FAILED = "failed"  # landed failed: its sequence number is consumed, nothing moved
+    DEAD = "dead"  # provably never landed and never will (time bound passed, sequence consumed by another)
+    REFUSED = "refused"  # the signer refused it: never signed
+
+
+class PayoutState(StrEnum):
+    """`stellar_payouts.state`."""
+
+    QUEUED = "queued"
+    IN_TX = "in_tx"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+class TxKind(StrEnum):
+    PAYMENTS = "payments"
+    CONTRACT = "contract"
+
+
+T = TxState
+
+# Every legal move of an envelope, and only those. A state listed in its own set may be re-marked in place
+# (checked again later, polled, a signature asked again); a state with no entry is final.
+TX_TRANSITIONS: Final[Mapping[TxState, frozenset[TxState]]] = {
+    T.BUILT: frozenset(),
+    T.SIGNING: frozenset({T.SIGNING, T.EXTERNAL, T.SIGNED, T.REFUSED, T.SUCCESS, T.FAILED, T.DEAD}),
+    T.EXTERNAL: frozenset({T.EXTERNAL, T.SIGNED, T.REFUSED, T.SUCCESS, T.FAILED, T.DEAD}),
+    T.SIGNED: frozenset({T.SIGNED, T.SUBMITTED, T.SUCCESS, T.FAILED, T.DEAD}),
+    T.SUBMITTED: frozenset({T.SUBMITTED, T.SUCCESS, T.FAILED, T.DEAD}),
+    T.SUCCESS: frozenset(),
+    T.FAILED: frozenset(),
+    T.DEAD: frozenset(),
+    T.REFUSED: frozenset(),
+}
+
+FINAL_TX_STATES: Final = frozenset(s for s, nxt in TX_TRANSITIONS.items() if not nxt)
+# Open: an envelope the engine still drives (its lane is held while it is open in live mode).
+OPEN_TX_STATES: Final = (T.SIGNING, T.SIGNED, T.EXTERNAL, T.SUBMITTED)
+AWAITING_SIGNATURE: Final = frozenset({T.SIGNING, T.EXTERNAL})
+
+# What becomes of a payout (payout rows are moved by the envelope holding them).
+PAYOUT_TRANSITIONS: Final[Mapping[PayoutState, frozenset[PayoutState]]] = {
+    PayoutState.QUEUED: frozenset({PayoutState.IN_TX, PayoutState.FAILED}),
+    PayoutState.IN_TX: frozenset({PayoutState.QUEUED, PayoutState.PAID, PayoutState.FAILED}),
+    PayoutState.PAID: frozenset(),
+    PayoutState.FAILED: frozenset(),
+}
+
+
+class IllegalTransitionError(Exception):
+    """A move the transition table does not allow: a bug, never a network outcome."""
+
+    def __init__(self, machine: str, src: str, dst: str) -> None:
+        super().__init__(f"illegal {machine} transition {src} -> {dst}")
+        self.src = src
+        self.dst = dst
+
+
+def can_move(src: TxState, dst: TxState) -> bool:
+    return dst in TX_TRANSITIONS[src]
+
+
+def require_transition(src: TxState, dst: TxState) -> TxState:
+    """`dst`, if an envelope in `src` may move there; raises `IllegalTransitionError` otherwise."""
+    if not can_move(src, dst):
+        raise IllegalTransitionError("stellar_txs", src, dst)
+    return dst
+
+
+def require_payout_transition(src: PayoutState, dst: PayoutState) -> PayoutState:
+    if dst not in PAYOUT_TRANSITIONS[src]:
+        raise IllegalTransitionError("stellar_payouts", src, dst)
+    return dst
+
+
+def sources_of(dst: TxState, *, moves_only: bool = False) -> tuple[TxState, ...]:
+    """The states an envelope may reach `dst` from (`moves_only`: not `dst` itself), in declaration order."""
+    return tuple(s for s in TxState if can_move(s, dst) and not (moves_only and s is dst))
+
+
+def sql_states(states: Iterable[TxState]) -> str:
+    """`('a', 'b')` for an SQL `IN` guard (constant enum values only, never input)."""
+    return "(" + ", ".join(f"'{s.value}'" for s in states) + ")"
+
+
+def live_until(max_time: int) -> int:
+    """When a signed envelope's payouts may be rebuilt: once the signer would sign another transaction for them."""
+    return int(max_time) + ps.TIME_BOUND_MARGIN_S + 1
+
+
+@dataclass(frozen=True, slots=True)
+class TxRow:
+    """An open envelope as the engine reads it (`store.DUE_TXS`)."""
+
+    id: str
+    lane: str
+    sequence: int
+    kind: TxKind
+    payout_ids: tuple[str, ...]
+    state: TxState
+    tx_hash: str
+    signed_xdr: str | None
+    max_time: int
+    submits: int
+    polls: int
+    sign_requests: int
+    sign_request: Any
+    last_status: str | None
+    error_code: str | None
+    fee: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> TxRow:
+        return cls(
+            id=row["id"],
+            lane=row["lane"],
+            sequence=int(row["sequence"]),
+            kind=TxKind(row["kind"]),
+            payout_ids=tuple(row["payout_ids"]),
+            state=TxState(row["state"]),
+            tx_hash=row["tx_hash"],
+            signed_xdr=row["signed_xdr"],
+            max_time=int(row["max_time"]),
+            submits=int(row["submits"]),
+            polls=int(row["polls"]),
+            sign_requests=int(row["sign_requests"]),
+            sign_request=row["sign_request"],
+            last_status=row["last_status"],
+            error_code=row["error_code"],
+            fee=int(row["fee"]),
+        )
+
+    @property
+    def live_until(self) -> int:
+        return live_until(self.max_time)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTx:
+    """An envelope as signing reads it (`store.TX_BY_ID`, `store.TX_FOR_SIGNATURE`): what was built and stored."""
+
+    id: str
+    lane: str
+    sequence: int
+    state: TxState
+    tx_hash: str
+    unsigned_xdr: str
+    fee: int
+    max_time: int
+    payout_ids: tuple[str, ...]
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> StoredTx:
+        return cls(
+            id=row["id"],
+            lane=row["lane"],
+            sequence=int(row["sequence"]),
+            state=TxState(row["state"]),
+            tx_hash=row["tx_hash"],
+            unsigned_xdr=row["unsigned_xdr"],
+            fee=int(row["fee"]),
+            max_time=int(row["max_time"]),
+            payout_ids=tuple(row["payout_ids"]),
+        )
+
+    @property
+    def awaiting_signature(self) -> bool:
+        return self.state in AWAITING_SIGNATURE
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRow:
+    """A payout in the provider's books with its current envelope's hash (`store.PAYOUTS_BY_KEY`)."""
+
+    idempotency_key: str
+    payout_id: str
+    asset: str
+    amount: int
+    destination: str
+    state: PayoutState
+    tx_id: str | None
+    tx_hash: str | None
+    error_code: str | None
+    error_detail: str | None
+    attempts: int
+    current_hash: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> PayoutRow:
+        return cls(
+            idempotency_key=row["idempotency_key"],
+            payout_id=row["payout_id"],
+            asset=row["asset"],
+            amount=int(row["amount"]),
+            destination=row["destination"],
+            state=PayoutState(row["state"]),
+            tx_id=row["tx_id"],
+            tx_hash=row["tx_hash"],
+            error_code=row["error_code"],
+            error_detail=row["error_detail"],
+            attempts=int(row["attempts"]),
+            current_hash=row["current_hash"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedPayout:
+    """A payout waiting for an envelope (`store.QUEUED`)."""
+
+    idempotency_key: str
+    payout_id: str
+    asset: str
+    amount: int
+    destination: str
+    attempts: int
+    isolate: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> QueuedPayout:
+        return cls(
+            idempotency_key=row["idempotency_key"],
+            payout_id=row["payout_id"],
+            asset=row["asset"],
+            amount=int(row["amount"]),
+            destination=row["destination"],
+            attempts=int(row["attempts"]),
+            isolate=bool(row["isolate"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A source account and the last sequence number used or reserved on it (None: read it from the network)."""
+
+    account: str
+    sequence: int | None
+
+
+__all__ = [
+    "AWAITING_SIGNATURE",
+    "FINAL_TX_STATES",
+    "OPEN_TX_STATES",
+    "PAYOUT_TRANSITIONS",
+    "TX_TRANSITIONS",
+    "IllegalTransitionError",
+    "Lane",
+    "PayoutRow",
+    "PayoutState",
+    "QueuedPayout",
+    "StoredTx",
+    "TxKind",
+    "TxRow",
+    "TxState",
+    "can_move",
+    "live_until",
+    "require_payout_transition",
+    "require_transition",
+    "sources_of",
+    "sql_states",
+]
