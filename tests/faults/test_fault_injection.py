@@ -139,6 +139,7 @@ async def claimer(api: Api, sim: Simulator, rng: random.Random, stop: asyncio.Ev
         await asyncio.sleep(0.5)  # pacing of the workload, not synchronisation
 
 
+@pytest.mark.timeout(900)  # its phases carry their own deadlines (the drain alone may take 300 s on 2 busy cores)
 async def test_never_pays_twice_never_loses_money_under_faults(platform: Platform, infra: Infra) -> None:
     rng = random.Random(SEED)
     api = Api(platform)

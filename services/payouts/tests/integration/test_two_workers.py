@@ -65,12 +65,15 @@ def _spawn(settings: PayoutsSettings, worker_id: str, **env: str) -> subprocess.
         "LOG_LEVEL": "WARNING",
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "prizeflow_payouts", "worker", worker_id],
-        env=full,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # stderr to a file beside the providers file: a pipe nobody reads fills up and blocks the worker
+    log = settings.payouts_providers_file.parent / f"worker-{worker_id}.log"
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "prizeflow_payouts", "worker", worker_id],
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
