@@ -9,22 +9,18 @@ from dataclasses import dataclass, field
 
 from litestar import Litestar
 from litestar.di import Provide
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.topics import AUDIT, PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS, SETTLEMENT_ROUNDS
+from prizeflow_rewards.adapters.claims_pg import PgClaimRepository
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.application.campaigns import (
-    ChangeCampaignStatus,
-    CreateCampaign,
-    FundCampaign,
-    figures,
-    list_campaigns,
-)
+from prizeflow_rewards.adapters.pg import pg_stores
+from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ClaimPolicy, ReviewHold, SettlePayout, SubmitClaim
-from prizeflow_rewards.application.ports import Ledger
+from prizeflow_rewards.application.ports import Stores
+from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
-from prizeflow_rewards.application.wallets import TopUp
+from prizeflow_rewards.application.wallets import SetRiskFlag, TopUp
 from prizeflow_rewards.entrypoints.http import RewardsApi, router
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler, RoundEventsHandler
 from prizeflow_rewards.metrics import RewardsMetrics
@@ -56,7 +52,8 @@ class MetricsRefresher:
     """Pool figures, held claims and the rejection rate come from the database (every replica agrees)."""
 
     sessions: async_sessionmaker[AsyncSession]
-    ledger: Ledger
+    queries: RewardsQueries
+    claims: PgClaimRepository
     metrics: RewardsMetrics
     interval_s: float
     _task: asyncio.Task[None] | None = field(default=None, init=False)
@@ -64,26 +61,16 @@ class MetricsRefresher:
     async def refresh(self) -> None:
         m = self.metrics
         async with self.sessions() as s:
-            for f in (await figures(s, self.ledger, await list_campaigns(s))).values():
+            for f in (await self.queries.figures(s, await self.queries.campaigns(s))).values():
                 labels = (f["campaign_id"], f["asset"])
                 m.pool_funded.labels(*labels).set(f["funded"])
                 m.pool_remaining.labels(*labels).set(f["remaining"])
                 m.pool_reserved.labels(*labels).set(f["reserved"])
                 m.pool_paid.labels(*labels).set(f["paid"])
                 m.held_allocations.labels(f["campaign_id"]).set(f["held_rounds"])
-            row = (
-                await s.execute(
-                    text(
-                        "SELECT count(*) FILTER (WHERE status = 'held') AS held, "
-                        "count(*) FILTER (WHERE decided_at > now() - interval '1 day' "
-                        "  AND status IN ('paid', 'rejected', 'voided', 'returned')) AS decided, "
-                        "count(*) FILTER (WHERE decided_at > now() - interval '1 day' "
-                        "  AND status IN ('rejected', 'voided', 'returned')) AS failed FROM claims"
-                    )
-                )
-            ).one()
-        m.held_claims.set(row.held)
-        m.rejection_rate.set(row.failed / row.decided if row.decided else 0.0)
+            held, decided, failed = await self.claims.stats(s)
+        m.held_claims.set(held)
+        m.rejection_rate.set(failed / decided if decided else 0.0)
 
     async def run(self) -> None:
         while True:
@@ -107,29 +94,61 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     rt = runtime or ServiceRuntime(settings)
     metrics = RewardsMetrics.create(rt.registry, settings.service_name)
     ledger = PgLedger(strict=settings.rewards_ledger_strict_locks)
+    stores = pg_stores()
     source = settings.source
-    rounds = RoundMoney(ledger=ledger, source=source, pool_low_bps=settings.rewards_pool_low_bps, metrics=metrics)
+    rounds = RoundMoney(
+        ledger=ledger, source=source, pool_low_bps=settings.rewards_pool_low_bps, metrics=metrics, stores=stores
+    )
     # Settlement's decisions only: the game feed moves no money (an entry settlement refuses costs nothing).
     rt.add_consumer(ROUNDS_CONSUMER, [SETTLEMENT_ROUNDS.name], batch_handler=RoundEventsHandler(rounds))
-    rt.add_consumer(
-        PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(SettlePayout(ledger, metrics))
-    )
+    settle = SettlePayout(ledger, metrics, stores=stores)
+    rt.add_consumer(PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(settle))
     rt.produces([REWARDS_EVENTS.name, PAYOUT_REQUESTS.name, AUDIT.name])
+    queries = RewardsQueries(ledger, stores)
     api = RewardsApi(
         sessions=rt.sessions,
         ledger=ledger,
         source=source,
-        create_campaign=CreateCampaign(source),
-        fund_campaign=FundCampaign(ledger, source, metrics),
-        change_status=ChangeCampaignStatus(source),
+        create_campaign=CreateCampaign(source, stores=stores),
+        fund_campaign=FundCampaign(ledger, source, metrics, stores=stores),
+        change_status=ChangeCampaignStatus(source, stores=stores),
         rounds=rounds,
-        submit_claim=SubmitClaim(ledger, claim_policy(settings), source, metrics),
-        review=ReviewHold(ledger, source, metrics),
-        top_up=TopUp(ledger, source, metrics),
+        submit_claim=SubmitClaim(ledger, claim_policy(settings), source, metrics, stores=stores),
+        review=ReviewHold(ledger, source, metrics, stores=stores),
+        top_up=TopUp(ledger, source, metrics, stores=stores),
         metrics=metrics,
+        queries=queries,
+        set_risk_flag=SetRiskFlag(source, stores=stores),
     )
-    refresher = MetricsRefresher(rt.sessions, ledger, metrics, settings.rewards_metrics_refresh_s)
+    refresher = MetricsRefresher(rt.sessions, queries, PgClaimRepository(), metrics, settings.rewards_metrics_refresh_s)
     app = rt.http_app([router()], dependencies={"api": Provide(lambda: api, sync_to_thread=False)})
     app.on_startup.append(refresher.start)
     app.on_shutdown.insert(0, refresher.stop)
     return app
+
+
+# The use cases on PostgreSQL without naming their stores: for integration tests and tools that drive one use
+# case in a transaction of their own (the service itself is wired by `build`).
+@dataclass
+class PgSubmitClaim(SubmitClaim):
+    stores: Stores = field(default_factory=pg_stores, kw_only=True)
+
+
+@dataclass
+class PgSettlePayout(SettlePayout):
+    stores: Stores = field(default_factory=pg_stores, kw_only=True)
+
+
+@dataclass
+class PgCreateCampaign(CreateCampaign):
+    stores: Stores = field(default_factory=pg_stores, kw_only=True)
+
+
+@dataclass
+class PgFundCampaign(FundCampaign):
+    stores: Stores = field(default_factory=pg_stores, kw_only=True)
+
+
+@dataclass
+class PgRoundMoney(RoundMoney):
+    stores: Stores = field(default_factory=pg_stores, kw_only=True)

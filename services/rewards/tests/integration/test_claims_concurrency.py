@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.application.claims import ClaimError, ClaimPolicy, SubmitClaim, publish_routes
+from prizeflow_rewards.adapters.routes_pg import publish_routes
+from prizeflow_rewards.application.claims import ClaimError, ClaimPolicy
+from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_rewards.testing import routes_event

@@ -24,8 +24,11 @@ from prizeflow_contracts.events.payouts import (
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_rewards.adapters.ledger_pg import LockOrderError, PgLedger, is_serialization_failure
+from prizeflow_rewards.adapters.routes_pg import publish_routes
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
-from prizeflow_rewards.application.claims import Claim, ClaimPolicy, SettlePayout, SubmitClaim, publish_routes
+from prizeflow_rewards.application.claims import Claim, ClaimPolicy
+from prizeflow_rewards.bootstrap import PgSettlePayout as SettlePayout
+from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler

@@ -12,8 +12,9 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, n
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
 from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.application.campaigns import CreateCampaign, FundCampaign
-from prizeflow_rewards.application.rounds import RoundMoney
+from prizeflow_rewards.bootstrap import PgCreateCampaign as CreateCampaign
+from prizeflow_rewards.bootstrap import PgFundCampaign as FundCampaign
+from prizeflow_rewards.bootstrap import PgRoundMoney as RoundMoney
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.entrypoints.kafka import RoundEventsHandler
 from prizeflow_runtime.auth import Principal, Role

@@ -3,6 +3,7 @@ is staged, never recorded as an admin."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,21 +14,25 @@ from prizeflow_rewards.application import common
 from prizeflow_runtime.auth import Principal, Role
 
 
-@pytest.fixture
-def staged(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+class Staged:
     """What would be staged in the outbox (the transaction is not the point here)."""
-    out: list[Any] = []
 
-    async def add_event(conn: object, envelope: Any) -> None:
-        out.append(envelope)
+    def __init__(self) -> None:
+        self.events: list[Any] = []
 
-    monkeypatch.setattr(common, "add_event", add_event)
-    return out
+    async def stage(self, tx: object, events: Sequence[Any]) -> None:
+        self.events.extend(events)
 
 
-async def fund(actor: Principal) -> None:
+@pytest.fixture
+def staged() -> Staged:
+    return Staged()
+
+
+async def fund(staged: Staged, actor: Principal) -> None:
     await common.audit(
-        object(),  # type: ignore[arg-type]
+        staged,
+        object(),
         source="/prizeflow/rewards",
         actor=actor,
         action="campaign.fund",
@@ -37,14 +42,14 @@ async def fund(actor: Principal) -> None:
     )
 
 
-async def test_an_actor_without_a_known_role_is_refused_and_nothing_is_staged(staged: list[Any]) -> None:
+async def test_an_actor_without_a_known_role_is_refused_and_nothing_is_staged(staged: Staged) -> None:
     with pytest.raises(ValidationError, match="actor_roles"):
-        await fund(Principal("ghost", frozenset()))
-    assert staged == []
+        await fund(staged, Principal("ghost", frozenset()))
+    assert staged.events == []
 
 
-async def test_the_audit_names_the_roles_the_actor_holds(staged: list[Any]) -> None:
-    await fund(Principal("olga", frozenset({Role.OPS})))
-    [envelope] = staged
+async def test_the_audit_names_the_roles_the_actor_holds(staged: Staged) -> None:
+    await fund(staged, Principal("olga", frozenset({Role.OPS})))
+    [envelope] = staged.events
     assert isinstance(envelope.data, AdminActionRecorded)
     assert envelope.data.actor_roles == ["ops"]

@@ -136,6 +136,7 @@ _EXISTING = text(
     """
 )
 _RESOLVED_BY = text("SELECT id FROM ledger_transfers WHERE pending_id = ANY(CAST(:ids AS uuid[]))")
+_RECORDED = text("SELECT id, amount FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))")
 
 
 class LockOrderError(RuntimeError):
@@ -367,6 +368,11 @@ class PgLedger:
     async def resolved_by(self, conn: Conn, pending_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         rows = await conn.execute(_RESOLVED_BY, {"ids": list(pending_ids)})
         return {r[0] for r in rows}
+
+    async def recorded(self, conn: Conn, transfer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """Which of these transfers are in the ledger already, with their amounts: one read."""
+        rows = await conn.execute(_RECORDED, {"ids": list(transfer_ids)})
+        return {r[0]: r[1] for r in rows}
 
 
 class _NotAllNewError(Exception):

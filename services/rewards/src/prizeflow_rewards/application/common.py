@@ -1,19 +1,20 @@
-"""Helpers the use cases share: the clock, audit events, counting applied transfers."""
+"""Helpers the use cases share: the clock, audit events, counting applied transfers, ledger refusals."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from prizeflow_contracts.envelope import new_event
+from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.audit import Role as AuditRole
-from prizeflow_rewards.application.ports import Conn
-from prizeflow_rewards.domain.ledger import BatchResult
+from prizeflow_rewards.application.ports import Outbox, Tx
+from prizeflow_rewards.domain.ledger import BatchResult, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal
-from prizeflow_runtime.outbox import add_event
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 Clock = Callable[[], datetime]
 
@@ -28,8 +29,22 @@ def count_transfers(metrics: RewardsMetrics | None, result: BatchResult) -> None
             metrics.transfers.labels(t.kind.value).inc()
 
 
-async def audit(
-    conn: Conn,
+def ledger_refusal(err: LedgerError) -> UseCaseError:
+    """A batch the ledger refused, as a request's refusal: nothing of it, nor of the request, is kept."""
+    kind = ErrorKind.INVALID if err.code == "amount_out_of_range" else ErrorKind.CONFLICT
+    return UseCaseError(kind, err.code, err.detail)
+
+
+@contextmanager
+def ledger_refusals() -> Iterator[None]:
+    """Around a use case a request runs: a `LedgerError` it lets through becomes the request's refusal."""
+    try:
+        yield
+    except LedgerError as err:
+        raise ledger_refusal(err) from err
+
+
+def admin_action(
     *,
     source: str,
     actor: Principal,
@@ -41,9 +56,9 @@ async def audit(
     before: Mapping[str, object] | None = None,
     after: Mapping[str, object] | None = None,
     at: datetime | None = None,
-) -> None:
-    """Stage an AdminActionRecorded in the transaction of the action itself, with the roles the actor holds (an
-    actor without one is refused by the event's contract, and the action with it: no role is ever assumed)."""
+) -> Envelope[AdminActionRecorded]:
+    """An AdminActionRecorded with the roles the actor holds (an actor without one is refused by the event's
+    contract, and the action with it: no role is ever assumed)."""
     roles = sorted({AuditRole(r.value) for r in actor.roles})
     payload = AdminActionRecorded(
         action_id=str(uuid.uuid4()),
@@ -58,7 +73,36 @@ async def audit(
         service="rewards",
         occurred_at=at or utcnow(),
     )
-    await add_event(conn, new_event(payload, source=source, correlation_id=correlation_id, subject=target_id))
+    return new_event(payload, source=source, correlation_id=correlation_id, subject=target_id)
+
+
+async def audit(
+    outbox: Outbox,
+    tx: Tx,
+    *,
+    source: str,
+    actor: Principal,
+    action: str,
+    target_type: str,
+    target_id: str,
+    correlation_id: str,
+    reason: str | None = None,
+    before: Mapping[str, object] | None = None,
+    after: Mapping[str, object] | None = None,
+) -> None:
+    """Stage the `admin_action` in the transaction of the action itself."""
+    event = admin_action(
+        source=source,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        correlation_id=correlation_id,
+        reason=reason,
+        before=before,
+        after=after,
+    )
+    await outbox.stage(tx, [event])
 
 
 def admin_correlation_id() -> str:

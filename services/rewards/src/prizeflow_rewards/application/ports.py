@@ -1,34 +1,265 @@
-"""Ports the use cases depend on; adapters implement them (PostgreSQL in production and tests)."""
+"""Ports the use cases depend on; adapters implement them (`adapters/*_pg.py` in production, in-memory fakes in
+the unit tests).
+
+Every port takes the caller's open transaction `tx` as its first argument and passes it through untouched:
+a use case runs inside a transaction its entrypoint began (an HTTP request's, or a consumer poll's with the
+inbox row claimed) and everything it reads, locks and writes, events included, commits or rolls back with it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeAlias
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.events.payouts import PayoutRoutesPublished
+from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
+from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.ledger import AccountRef, Balance, BatchResult, Transfer, TransferKind
 
-from prizeflow_rewards.domain.ledger import AccountRef, Balance, BatchResult, Transfer
-
-Conn = AsyncSession | AsyncConnection
+# The open transaction, opaque to the use cases (a SQLAlchemy session or connection in production, whatever a
+# fake likes in the unit tests): they only hand it to the ports.
+Tx: TypeAlias = Any
 
 
 class Ledger(Protocol):
     """Accounts are locked in one global order per transaction (ascending account id, never below one held):
     a use case declares every account it will touch before it moves money, a consumer poll all of the poll's."""
 
-    async def apply(self, conn: Conn, transfers: Sequence[Transfer]) -> BatchResult:
+    async def apply(self, tx: Tx, transfers: Sequence[Transfer]) -> BatchResult:
         """Apply a linked batch in the caller's transaction: all or nothing (raises `LedgerError`)."""
         ...
 
-    async def declare(self, conn: Conn, refs: Iterable[AccountRef]) -> None:
+    async def declare(self, tx: Tx, refs: Iterable[AccountRef]) -> None:
         """Lock every account the transaction will touch, once, in account-id order, until it ends."""
         ...
 
-    async def lock(self, conn: Conn, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
+    async def lock(self, tx: Tx, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
         """`declare`, and the balances (check-then-apply without races)."""
         ...
 
-    async def balances(self, conn: Conn, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]: ...
+    async def balances(self, tx: Tx, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]: ...
 
-    async def resolved_by(self, conn: Conn, pending_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]: ...
+    async def resolved_by(self, tx: Tx, pending_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]: ...
+
+    async def recorded(self, tx: Tx, transfer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """Which of these transfers the ledger holds already, with their amounts (one read, whatever the count)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimHistory:
+    """A player's recent claims, as the claim rules count them (`SubmitClaim`)."""
+
+    claimed_today: int  # in the claim's asset, held/approved/paid, created after `day`
+    recent: int  # any claim created after `velocity`
+    decided: int  # paid/rejected/voided/returned, created after `window`
+    failed: int  # rejected/voided/returned, created after `window`
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecision:
+    status: ClaimStatus
+    at: datetime
+    by: str
+    rejection_code: str | None = None
+
+
+class ClaimRepository(Protocol):
+    """Claims. Locks: claims are always taken before ledger accounts, several at once in id order."""
+
+    async def get(self, tx: Tx, claim_id: str, *, lock: bool = False) -> Claim | None: ...
+
+    async def held(self, tx: Tx, *, limit: int) -> list[Claim]:
+        """Held claims, oldest first."""
+        ...
+
+    async def lock_many(self, tx: Tx, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Lock these claims in id order in one statement; (player id, asset) of those that exist."""
+        ...
+
+    async def history(
+        self, tx: Tx, player_id: str, asset: str, *, day: datetime, velocity: datetime, window: datetime
+    ) -> ClaimHistory: ...
+
+    async def add(self, tx: Tx, claim: Claim) -> None:
+        """A new claim with its reservation (`claim.pending`); decided now unless it is held."""
+        ...
+
+    async def decide(self, tx: Tx, claim_id: str, decision: ClaimDecision) -> None:
+        """A reviewer's decision on a held claim."""
+        ...
+
+    async def bind_payout(self, tx: Tx, claim_id: str, payout_id: str) -> None: ...
+
+    async def settle(self, tx: Tx, claim_id: str, status: ClaimStatus) -> None:
+        """The claim's payout outcome (settled now)."""
+        ...
+
+
+class Players(Protocol):
+    """What rewards knows of a player besides money: destinations used, the game's risk flag."""
+
+    async def destination_first_seen(self, tx: Tx, player_id: str, destination_key: str) -> datetime | None: ...
+
+    async def remember_destination(self, tx: Tx, player_id: str, destination_key: str, at: datetime) -> None:
+        """First use of a destination by a player (a later use keeps the first date)."""
+        ...
+
+    async def risk_flagged(self, tx: Tx, player_id: str) -> bool: ...
+
+    async def set_risk_flag(self, tx: Tx, player_id: str, *, flagged: bool, reason: str | None, by: str) -> None: ...
+
+
+class PayoutRoutes(Protocol):
+    """What payouts last announced it can pay (asset x destination type)."""
+
+    async def routable(self, tx: Tx, asset: str, destination_type: str) -> bool: ...
+
+    async def lock(self, tx: Tx) -> None:
+        """Take the routes' lock (a poll that announces routes takes it before any claim or account)."""
+        ...
+
+    async def publish(self, tx: Tx, announcement: PayoutRoutesPublished) -> None:
+        """Replace the routes with a newer announcement; an older (or the same) sequence changes nothing."""
+        ...
+
+    async def all(self, tx: Tx) -> list[dict[str, Any]]: ...
+
+
+class CampaignRepository(Protocol):
+    async def get(self, tx: Tx, campaign_id: str, *, lock: bool = False) -> Campaign | None:
+        """`lock`: for no key update (a held round's foreign key to its campaign never waits for it)."""
+        ...
+
+    async def all(self, tx: Tx) -> list[Campaign]:
+        """Oldest first."""
+        ...
+
+    async def create(self, tx: Tx, campaign: Campaign, *, created_by: str) -> bool:
+        """False: a campaign with this id exists (nothing written)."""
+        ...
+
+    async def set_status(self, tx: Tx, campaign_id: str, status: CampaignStatus) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRound:
+    """A sponsored round's allocations that wait for its pool (or its campaign) before they are paid."""
+
+    round_id: str
+    campaign_id: str
+    asset: str
+    total: int
+    reason: str
+    event: Envelope[Any]  # the RoundSettled, paid as it is when released
+
+
+class RoundAllocations(Protocol):
+    """Rounds whose money settlement decided (settled or voided), and the sponsored rounds held back."""
+
+    async def record_outcomes(self, tx: Tx, outcomes: Sequence[tuple[str, str]]) -> None:
+        """(round id, "settled" | "voided") pairs, in one statement; a round keeps its first outcome."""
+        ...
+
+    async def voided(self, tx: Tx, round_id: str) -> bool: ...
+
+    async def is_held(self, tx: Tx, round_id: str) -> bool:
+        """Whether the round was ever held (released or not)."""
+        ...
+
+    async def held_among(self, tx: Tx, round_ids: Sequence[str]) -> set[str]:
+        """Those of these rounds ever held, in one read."""
+        ...
+
+    async def hold(self, tx: Tx, held: HeldRound) -> None:
+        """Hold a round's allocations (a round already held stays as it is)."""
+        ...
+
+    async def lock_held(self, tx: Tx, campaign_id: str) -> list[HeldRound]:
+        """A campaign's rounds still held, oldest first, locked until the transaction ends."""
+        ...
+
+    async def mark_released(self, tx: Tx, round_id: str, *, by: str) -> None: ...
+
+    async def held_totals(self, tx: Tx) -> dict[str, tuple[int, int]]:
+        """Per campaign: (rounds held, their total)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WalletMovement:
+    """A transfer that moved a wallet of the player, as the wallet's history shows it."""
+
+    seq: int
+    transfer_id: uuid.UUID
+    kind: str
+    asset: str
+    amount: int
+    incoming: bool
+    pending: bool
+    resolves: uuid.UUID | None
+    business_key: str
+    created_at: datetime
+
+
+class WalletQueries(Protocol):
+    async def balances(self, tx: Tx, player_id: str) -> list[tuple[str, Balance]]:
+        """(asset, balance) of the player's wallets any transfer moved, by asset."""
+        ...
+
+    async def wallet_ids(self, tx: Tx, player_id: str, *, asset: str | None) -> list[uuid.UUID]:
+        """The player's wallet accounts (in `asset` only, if given)."""
+        ...
+
+    async def movements(
+        self,
+        tx: Tx,
+        wallet_ids: Sequence[uuid.UUID],
+        *,
+        kind: TransferKind | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[WalletMovement]:
+        """Transfers moving any of these wallets: newest first, at most `limit`, older than `before_seq` if given."""
+        ...
+
+
+class Outbox(Protocol):
+    async def stage(self, tx: Tx, events: Sequence[Envelope[Any]]) -> None:
+        """Stage events in the transaction (one write, in order): published only if it commits."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Every store but the ledger, built once by the composition root (PostgreSQL) or a test (fakes)."""
+
+    claims: ClaimRepository
+    campaigns: CampaignRepository
+    allocations: RoundAllocations
+    routes: PayoutRoutes
+    players: Players
+    wallets: WalletQueries
+    outbox: Outbox
+
+
+__all__ = [
+    "CampaignRepository",
+    "ClaimDecision",
+    "ClaimHistory",
+    "ClaimRepository",
+    "HeldRound",
+    "Ledger",
+    "Outbox",
+    "PayoutRoutes",
+    "Players",
+    "RoundAllocations",
+    "Stores",
+    "Tx",
+    "WalletMovement",
+    "WalletQueries",
+]

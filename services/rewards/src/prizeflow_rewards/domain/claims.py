@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from prizeflow_contracts.events.rewards import HoldCode
+from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind
 
 
 class ClaimStatus(StrEnum):
@@ -127,3 +132,58 @@ def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911
     if f.amount > lim.review_threshold:
         return Hold(HoldCode.AMOUNT_OVER_THRESHOLD, f"above the review threshold {lim.review_threshold}")
     return Approve()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    id: str
+    player_id: str
+    asset: str
+    amount: int
+    destination: dict[str, Any]
+    status: ClaimStatus
+    hold_code: str | None
+    hold_detail: str | None
+    rejection_code: str | None
+    payout_request_id: str
+    correlation_id: str
+    created_at: datetime
+    destination_key: str = ""
+    payout_id: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "claim_id": self.id,
+            "player_id": self.player_id,
+            "asset": self.asset,
+            "amount": self.amount,
+            "destination": self.destination,
+            "status": self.status.value,
+            "hold_code": self.hold_code,
+            "hold_detail": self.hold_detail,
+            "rejection_code": self.rejection_code,
+            "payout_request_id": self.payout_request_id,
+            "payout_id": self.payout_id,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @property
+    def pending(self) -> Transfer:
+        return reservation(self.id, self.player_id, self.asset, self.amount)
+
+
+def reservation(claim_id: str, player_id: str, asset: str, amount: int) -> Transfer:
+    """What an approved or held claim reserves: a pending transfer wallet → clearing, posted or voided later."""
+    return Transfer.of(
+        accounts.wallet(player_id, asset),
+        accounts.clearing(asset),
+        amount,
+        TransferKind.CLAIM_RESERVE,
+        claim_id,
+        flags=TransferFlags.PENDING,
+    )
+
+
+def destination_key(destination: PayoutDestination) -> str:
+    raw = f"{destination.type.value}|{destination.address}|{destination.memo or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()

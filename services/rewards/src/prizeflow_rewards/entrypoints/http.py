@@ -2,7 +2,8 @@
 
 Every route that writes runs its transaction through `RewardsApi.run`: a transaction that loses a deadlock or a
 serialization failure is run again, whole (bounded, with jitter); if it still loses, the answer is a 503 problem
-with `Retry-After`, never a 500.
+with `Retry-After`, never a 500. A use case's refusal (`UseCaseError`) rolls the transaction back and is turned
+into problem details by the runtime's app, once for every route.
 """
 
 from __future__ import annotations
@@ -24,29 +25,15 @@ from prizeflow_contracts.ids import Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
-from prizeflow_rewards.application.campaigns import (
-    CampaignError,
-    CampaignStatus,
-    ChangeCampaignStatus,
-    CreateCampaign,
-    FundCampaign,
-    figures,
-    get_campaign,
-    list_campaigns,
-)
-from prizeflow_rewards.application.claims import (
-    ClaimError,
-    ReviewHold,
-    SubmitClaim,
-    get_claim,
-    known_routes,
-    list_held,
-)
+from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CreateCampaign, FundCampaign
+from prizeflow_rewards.application.claims import ReviewHold, SubmitClaim
 from prizeflow_rewards.application.common import admin_correlation_id
 from prizeflow_rewards.application.ports import Ledger
+from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
-from prizeflow_rewards.application.wallets import CursorError, TopUp, set_risk_flag, wallet_balances, wallet_history
-from prizeflow_rewards.domain.ledger import LedgerError, TransferKind
+from prizeflow_rewards.application.wallets import SetRiskFlag, TopUp
+from prizeflow_rewards.domain.campaigns import CampaignStatus
+from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.http import ProblemError, problem_response
@@ -70,6 +57,13 @@ class RewardsApi:
     top_up: TopUp
     metrics: RewardsMetrics | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    queries: RewardsQueries | None = None
+    set_risk_flag: SetRiskFlag | None = None
+
+    @property
+    def read(self) -> RewardsQueries:
+        assert self.queries is not None, "the composition root wires the queries"
+        return self.queries
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """`work` in one transaction (`tx`), run again whole if it loses a deadlock or a serialization failure;
@@ -87,15 +81,9 @@ class RewardsApi:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
-        """One transaction; any exception (including a problem response) rolls everything back."""
+        """One transaction; any exception (a use case's refusal too) rolls everything back."""
         async with self.sessions() as session, session.begin():
-            try:
-                yield session
-            except (ClaimError, CampaignError) as err:
-                raise ProblemError(err.status, err.code, err.detail) from err
-            except LedgerError as err:  # a batch the ledger refused: nothing of it, nor of the request, is kept
-                status = 422 if err.code == "amount_out_of_range" else 409
-                raise ProblemError(status, err.code, err.detail) from err
+            yield session
 
 
 Api = NamedDependency[RewardsApi]
@@ -179,22 +167,20 @@ class CampaignsController(Controller):
                 low_threshold=data.low_threshold,
                 correlation_id=admin_correlation_id(),
             )
-            return (await figures(s, api.ledger, [c]))[c.id]
+            return (await api.read.figures(s, [c]))[c.id]
 
         return await api.run(work)
 
     @get("/", guards=STAFF)
     async def list_all(self, api: Api) -> list[dict[str, Any]]:
         async with api.tx() as s:
-            return list((await figures(s, api.ledger, await list_campaigns(s))).values())
+            return list((await api.read.figures(s, await api.read.campaigns(s))).values())
 
     @get("/{campaign_id:str}", guards=STAFF)
     async def show(self, campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
         async with api.tx() as s:
-            c = await get_campaign(s, campaign_id)
-            if c is None:
-                raise ProblemError(404, "campaign_not_found", f"no campaign {campaign_id}")
-            return (await figures(s, api.ledger, [c]))[c.id]
+            c = await api.read.campaign(s, campaign_id)
+            return (await api.read.figures(s, [c]))[c.id]
 
     @post("/{campaign_id:str}/fund", guards=ADMIN, status_code=HTTP_200_OK)
     async def fund(
@@ -209,9 +195,8 @@ class CampaignsController(Controller):
                 reference=data.reference,
                 correlation_id=admin_correlation_id(),
             )
-            c = await get_campaign(s, campaign_id)
-            assert c is not None
-            return {**(await figures(s, api.ledger, [c]))[c.id], "applied": applied}
+            c = await api.read.campaign(s, campaign_id)
+            return {**(await api.read.figures(s, [c]))[c.id], "applied": applied}
 
         return await api.run(work)
 
@@ -222,7 +207,7 @@ class CampaignsController(Controller):
             c = await api.change_status(
                 s, principal(request), campaign_id=campaign_id, target=target, correlation_id=admin_correlation_id()
             )
-            return (await figures(s, api.ledger, [c]))[c.id]
+            return (await api.read.figures(s, [c]))[c.id]
 
         return await api.run(work)
 
@@ -258,7 +243,7 @@ class WalletsController(Controller):
     async def balances(self, request: Request[Any, Any, Any], player_id: FromPath[str], api: Api) -> dict[str, Any]:
         own_or_staff(request, player_id)
         async with api.tx() as s:
-            return {"player_id": player_id, "balances": await wallet_balances(s, player_id)}
+            return {"player_id": player_id, "balances": await api.read.wallet_balances(s, player_id)}
 
     @get("/{player_id:str}/transactions")
     async def history(  # noqa: PLR0917 - Litestar injects query parameters by name
@@ -273,10 +258,7 @@ class WalletsController(Controller):
     ) -> dict[str, Any]:
         own_or_staff(request, player_id)
         async with api.tx() as s:
-            try:
-                return await wallet_history(s, player_id, asset=asset, kind=kind, cursor=cursor, limit=limit)
-            except CursorError as err:
-                raise ProblemError(400, "invalid_cursor", str(err)) from err
+            return await api.read.wallet_history(s, player_id, asset=asset, kind=kind, cursor=cursor, limit=limit)
 
     @post("/{player_id:str}/top-ups", guards=ADMIN, status_code=HTTP_200_OK)
     async def top_up(
@@ -293,7 +275,11 @@ class WalletsController(Controller):
                 reference=data.reference,
                 correlation_id=admin_correlation_id(),
             )
-            return {"transfer_id": transfer_id, "applied": applied, "balances": await wallet_balances(s, player_id)}
+            return {
+                "transfer_id": transfer_id,
+                "applied": applied,
+                "balances": await api.read.wallet_balances(s, player_id),
+            }
 
         return await api.run(work)
 
@@ -306,11 +292,13 @@ class PlayersController(Controller):
     async def risk_flag(
         self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[RiskFlagIn], api: Api
     ) -> dict[str, Any]:
+        set_risk_flag = api.set_risk_flag
+        assert set_risk_flag is not None, "the composition root wires it"
+
         async def work(s: AsyncSession) -> None:
             await set_risk_flag(
                 s,
                 principal(request),
-                source=api.source,
                 player_id=player_id,
                 flagged=data.flagged,
                 reason=data.reason,
@@ -358,9 +346,7 @@ class ClaimsController(Controller):
     @get("/{claim_id:str}")
     async def show(self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api) -> dict[str, Any]:
         async with api.tx() as s:
-            claim = await get_claim(s, claim_id)
-        if claim is None:
-            raise ProblemError(404, "claim_not_found", f"no claim {claim_id}")
+            claim = await api.read.claim(s, claim_id)
         own_or_staff(request, claim.player_id)
         return claim.view()
 
@@ -373,7 +359,7 @@ class PayoutRoutesController(Controller):
     async def routes(self, api: Api) -> dict[str, Any]:
         """What payouts last published it can pay: claims to anything else are refused (no_payout_route)."""
         async with api.tx() as s:
-            return {"routes": await known_routes(s)}
+            return {"routes": await api.read.routes(s)}
 
 
 class HoldsController(Controller):
@@ -383,7 +369,7 @@ class HoldsController(Controller):
     @get("/", guards=STAFF)
     async def list_holds(self, api: Api, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> list[Any]:
         async with api.tx() as s:
-            return [c.view() for c in await list_held(s, limit=limit)]
+            return [c.view() for c in await api.read.held_claims(s, limit=limit)]
 
     @post("/{claim_id:str}/release", guards=STAFF, status_code=HTTP_200_OK)
     async def release(

@@ -1,0 +1,19 @@
+"""The transactional outbox (`Outbox`): the runtime's, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_runtime.outbox import add_events
+
+
+class PgOutbox:
+    async def stage(self, tx: AsyncSession | AsyncConnection, events: Sequence[Envelope[Any]]) -> None:
+        await add_events(tx, events)
+
+
+__all__ = ["PgOutbox"]

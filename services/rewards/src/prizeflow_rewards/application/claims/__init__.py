@@ -1,0 +1,20 @@
+"""Claims, one module per use case: submit a claim, review a hold, settle a payout's outcome."""
+
+from prizeflow_rewards.application.claims.review import ReviewHold
+from prizeflow_rewards.application.claims.settle_payout import SettlePayout, settlement_accounts
+from prizeflow_rewards.application.claims.shared import ClaimError, approval
+from prizeflow_rewards.application.claims.submit import ClaimPolicy, SubmitClaim, claim_id_for
+from prizeflow_rewards.domain.claims import Claim, reservation
+
+__all__ = [
+    "Claim",
+    "ClaimError",
+    "ClaimPolicy",
+    "ReviewHold",
+    "SettlePayout",
+    "SubmitClaim",
+    "approval",
+    "claim_id_for",
+    "reservation",
+    "settlement_accounts",
+]

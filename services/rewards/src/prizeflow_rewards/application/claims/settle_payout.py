@@ -1,0 +1,181 @@
+"""SettlePayout: payouts' outcomes settle a claim's reservation exactly once.
+
+Paid posts it (and moves it on to the provider), a final failure, a cancellation, a rejection or a refused
+request voids it, a return credits the wallet back. Payouts' route announcements arrive on the same topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prizeflow_contracts.envelope import Envelope, EventPayload
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.payouts import (
+    PayoutCancelled,
+    PayoutCreated,
+    PayoutFailed,
+    PayoutPaid,
+    PayoutRejected,
+    PayoutRequestRefused,
+    PayoutReturned,
+    PayoutRoutesPublished,
+)
+from prizeflow_rewards.application.common import count_transfers
+from prizeflow_rewards.application.ports import Ledger, Stores, Tx
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind, post_of, void_of
+from prizeflow_rewards.metrics import RewardsMetrics
+
+_CLAIM_EVENTS = (
+    PayoutCreated,
+    PayoutPaid,
+    PayoutFailed,
+    PayoutCancelled,
+    PayoutRejected,
+    PayoutReturned,
+    PayoutRequestRefused,
+)
+
+
+def settlement_accounts(data: EventPayload, player_id: str, asset: str) -> list[AccountRef]:
+    """The accounts a payout outcome moves money between, for a claim of `player_id` in `asset` (what
+    `SettlePayout.handle` would apply; nothing for events that move no money)."""
+    wallet, clearing = accounts.wallet(player_id, asset), accounts.clearing(asset)
+    if isinstance(data, PayoutPaid):
+        return [wallet, clearing, accounts.external(data.provider.value, asset)]
+    if isinstance(data, PayoutReturned):
+        return [accounts.external(data.provider.value, asset), wallet]
+    if isinstance(data, PayoutCancelled | PayoutRejected | PayoutRequestRefused) or (
+        isinstance(data, PayoutFailed) and data.final
+    ):
+        return [wallet, clearing]
+    return []
+
+
+@dataclass
+class SettlePayout:
+    """Payout outcomes → the claim's reservation: paid posts it, final failure/cancel/reject voids it, and so
+    does a refused request (no payout exists, none ever will). One claim is settled by one payout: the first
+    payout payouts created for it; an outcome of any other payout for the claim is refused, never absorbed."""
+
+    ledger: Ledger
+    metrics: RewardsMetrics | None = None
+    stores: Stores = field(kw_only=True)
+
+    async def prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> None:
+        """Take every lock a poll of these events needs, before any event is applied: the routes (if the poll
+        announces some), then the claims in id order, then all their accounts in one ordered ledger lock. The
+        events then run in poll order without waiting for anyone, so a poll cannot deadlock with another poll,
+        a claim or a hold decision."""
+        if any(isinstance(e.data, PayoutRoutesPublished) for e in envs):
+            await self.stores.routes.lock(tx)
+        outcomes = [e.data for e in envs if isinstance(e.data, _CLAIM_EVENTS)]
+        if not outcomes:
+            return
+        claims = await self.stores.claims.lock_many(tx, sorted({d.claim_id for d in outcomes}))
+        refs: set[AccountRef] = set()
+        for d in outcomes:
+            if d.claim_id in claims:
+                refs.update(settlement_accounts(d, *claims[d.claim_id]))
+        await self.ledger.declare(tx, refs)
+
+    async def handle(self, tx: Tx, env: Envelope[EventPayload]) -> None:
+        data = env.data
+        if isinstance(data, PayoutRoutesPublished):
+            await self.stores.routes.publish(tx, data)
+            return
+        if isinstance(data, PayoutRequestRefused):
+            await self._refused(tx, data)
+            return
+        if isinstance(data, PayoutFailed) and not data.final:
+            return  # payouts retries with the same idempotency key; the reservation stays
+        if not isinstance(
+            data, PayoutCreated | PayoutPaid | PayoutFailed | PayoutCancelled | PayoutRejected | PayoutReturned
+        ):
+            return
+        claim = await self.stores.claims.get(tx, data.claim_id, lock=True)
+        if claim is None:
+            raise EventRefusal("unknown_aggregate", f"{type(data).__name__}: no claim {data.claim_id}")
+        if (data.player_id, data.amount.asset, data.amount.amount) != (claim.player_id, claim.asset, claim.amount):
+            raise EventRefusal("conflicting_event", f"{type(data).__name__} does not match claim {claim.id}")
+        await self._bind(tx, claim, data.payout_id, type(data).__name__)
+        if isinstance(data, PayoutCreated):
+            return
+        if isinstance(data, PayoutPaid):
+            await self._paid(tx, claim, data.provider.value)
+        elif isinstance(data, PayoutReturned):
+            await self._returned(tx, claim, data)
+        else:
+            await self._void(tx, claim)
+
+    async def _bind(self, tx: Tx, claim: Claim, payout_id: str, what: str) -> None:
+        """The claim's payout is the first one payouts tells of; any other is a second payout for one claim."""
+        if claim.payout_id == payout_id:
+            return
+        if claim.payout_id is not None:
+            raise EventRefusal(
+                "duplicate_payout",
+                f"{what} of payout {payout_id}: claim {claim.id} is settled by payout {claim.payout_id}",
+            )
+        await self.stores.claims.bind_payout(tx, claim.id, payout_id)
+
+    async def _refused(self, tx: Tx, data: PayoutRequestRefused) -> None:
+        claim = await self.stores.claims.get(tx, data.claim_id, lock=True)
+        if claim is None:
+            raise EventRefusal("unknown_aggregate", f"PayoutRequestRefused: no claim {data.claim_id}")
+        if claim.payout_request_id != data.payout_request_id:
+            raise EventRefusal("conflicting_event", f"PayoutRequestRefused does not match claim {claim.id}")
+        if claim.payout_id is not None:
+            raise EventRefusal(
+                "conflicting_event", f"claim {claim.id} has payout {claim.payout_id}: its request was not refused"
+            )
+        # Held too: payouts refused a request naming this claim (it could only be forged or unreadable) and will
+        # refuse the real one when the hold is released, so the reservation goes back now, not never.
+        await self._void(tx, claim, allowed=(ClaimStatus.APPROVED, ClaimStatus.HELD))
+
+    async def _paid(self, tx: Tx, claim: Claim, provider: str) -> None:
+        if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
+            return
+        if claim.status is not ClaimStatus.APPROVED:
+            raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
+        settle = Transfer.of(
+            accounts.clearing(claim.asset),
+            accounts.external(provider, claim.asset),
+            claim.amount,
+            TransferKind.PAYOUT_SETTLE,
+            claim.id,
+        )
+        await self._apply(tx, [post_of(claim.pending), settle], claim)
+        await self.stores.claims.settle(tx, claim.id, ClaimStatus.PAID)
+
+    async def _void(self, tx: Tx, claim: Claim, *, allowed: tuple[ClaimStatus, ...] = (ClaimStatus.APPROVED,)) -> None:
+        if claim.status is ClaimStatus.VOIDED:
+            return
+        if claim.status not in allowed:
+            raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be voided")
+        await self._apply(tx, [void_of(claim.pending)], claim)
+        await self.stores.claims.settle(tx, claim.id, ClaimStatus.VOIDED)
+
+    async def _returned(self, tx: Tx, claim: Claim, data: PayoutReturned) -> None:
+        if claim.status is ClaimStatus.RETURNED:
+            return
+        if claim.status is not ClaimStatus.PAID:
+            raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: nothing to return")
+        back = Transfer.of(
+            accounts.external(data.provider.value, claim.asset),
+            accounts.wallet(claim.player_id, claim.asset),
+            data.returned_amount.amount,
+            TransferKind.PAYOUT_RETURN,
+            claim.id,
+        )
+        await self._apply(tx, [back], claim)
+        await self.stores.claims.settle(tx, claim.id, ClaimStatus.RETURNED)
+
+    async def _apply(self, tx: Tx, batch: list[Transfer], claim: Claim) -> None:
+        try:
+            result = await self.ledger.apply(tx, batch)
+        except LedgerError as err:
+            raise EventRefusal("conflicting_event", f"claim {claim.id}: {err.detail}") from err
+        count_transfers(self.metrics, result)

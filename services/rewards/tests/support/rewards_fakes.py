@@ -1,0 +1,345 @@
+"""In-memory fakes of the rewards ports, for unit tests of the use cases: the rules, not the SQL.
+
+The fake ledger keeps the ledger's contract (idempotent transfer ids, pending → post/void once, all-or-nothing
+batches, debits never above credits on the accounts that say so); it takes no locks (one test, one task) but
+remembers what was declared. The transaction handed to the use cases is ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.events.payouts import PayoutRoutesPublished
+from prizeflow_rewards.application.ports import (
+    ClaimDecision,
+    ClaimHistory,
+    HeldRound,
+    Stores,
+    WalletMovement,
+)
+from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
+from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.ledger import (
+    RESOLVING_BITS,
+    AccountKind,
+    AccountRef,
+    Balance,
+    BatchResult,
+    LedgerError,
+    Transfer,
+    TransferFlags,
+    TransferKind,
+    deltas,
+)
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.accounts: dict[uuid.UUID, AccountRef] = {}
+        self.balance: dict[uuid.UUID, Balance] = {}
+        self.transfers: dict[uuid.UUID, Transfer] = {}
+        self.resolved: dict[uuid.UUID, uuid.UUID] = {}  # pending id → the post/void that resolved it
+        self.declared: list[set[AccountRef]] = []
+
+    def _open(self, ref: AccountRef) -> Balance:
+        self.accounts.setdefault(ref.id, ref)
+        return self.balance.setdefault(ref.id, Balance(flags=int(ref.flags)))
+
+    async def apply(self, tx: object, transfers: Sequence[Transfer]) -> BatchResult:
+        batch: dict[uuid.UUID, Transfer] = {}
+        for t in transfers:
+            if t.id in batch and batch[t.id].body() != t.body():
+                raise LedgerError("transfer_conflict", f"{t.business_key}: twice in one batch with different bodies")
+            batch[t.id] = t
+        new: list[Transfer] = []
+        duplicates: list[Transfer] = []
+        resolving: set[uuid.UUID] = set()
+        for t in batch.values():
+            stored = self.transfers.get(t.id)
+            if stored is not None:
+                if stored.body() != t.body():
+                    raise LedgerError("transfer_conflict", f"{t.business_key}: id {t.id} exists with a different body")
+                duplicates.append(t)
+                continue
+            if t.bits & RESOLVING_BITS:
+                assert t.pending_id is not None
+                pending = self.transfers.get(t.pending_id)
+                if pending is None:
+                    raise LedgerError("pending_not_found", f"{t.business_key}: no pending transfer {t.pending_id}")
+                if not pending.bits & TransferFlags.PENDING:
+                    raise LedgerError("not_pending", f"{t.business_key}: transfer {t.pending_id} is not pending")
+                if (pending.debit, pending.credit, pending.amount) != (t.debit, t.credit, t.amount):
+                    raise LedgerError("pending_mismatch", f"{t.business_key}: accounts/amount differ from the pending")
+                if t.pending_id in self.resolved or t.pending_id in resolving:
+                    raise LedgerError("pending_already_resolved", "the pending transfer was already posted or voided")
+                resolving.add(t.pending_id)
+            new.append(t)
+        after: dict[uuid.UUID, Balance] = {}
+        for account_id, d in deltas(new).items():
+            ref = next(r for t in new for r in (t.debit, t.credit) if r.id == account_id)
+            b = self.balance.get(account_id, Balance(flags=int(ref.flags))).apply(d)
+            if b.violates_flags():
+                raise LedgerError("exceeds_credits", f"the database refused: debits would exceed credits on {ref}")
+            after[account_id] = b
+        for t in new:  # all or nothing: only once every account is known to accept the batch
+            self._open(t.debit)
+            self._open(t.credit)
+            self.transfers[t.id] = t
+            if t.pending_id is not None:
+                self.resolved[t.pending_id] = t.id
+        self.balance.update(after)
+        debited = {t.debit.id for t in new}
+        return BatchResult(
+            applied=new,
+            duplicates=duplicates,
+            balances={i: replace(b) for i, b in after.items() if i in debited},
+        )
+
+    async def declare(self, tx: object, refs: Iterable[AccountRef]) -> None:
+        refs = set(refs)
+        for r in refs:
+            self._open(r)
+        self.declared.append(refs)
+
+    async def lock(self, tx: object, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
+        refs = list(refs)
+        await self.declare(tx, refs)
+        return {r: replace(self.balance[r.id]) for r in refs}
+
+    async def balances(self, tx: object, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
+        return {r: replace(self.balance.get(r.id, Balance(flags=int(r.flags)))) for r in refs}
+
+    async def resolved_by(self, tx: object, pending_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return {self.resolved[p] for p in pending_ids if p in self.resolved}
+
+    async def recorded(self, tx: object, transfer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        return {i: self.transfers[i].amount for i in transfer_ids if i in self.transfers}
+
+    # What the tests read back.
+    def of(self, ref: AccountRef) -> Balance:
+        return replace(self.balance.get(ref.id, Balance(flags=int(ref.flags))))
+
+
+@dataclass
+class _Row:
+    claim: Claim
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    settled: bool = False
+
+
+class FakeClaims:
+    def __init__(self) -> None:
+        self.rows: dict[str, _Row] = {}
+
+    async def get(self, tx: object, claim_id: str, *, lock: bool = False) -> Claim | None:
+        row = self.rows.get(claim_id)
+        return row.claim if row is not None else None
+
+    async def held(self, tx: object, *, limit: int) -> list[Claim]:
+        held = [r.claim for r in self.rows.values() if r.claim.status is ClaimStatus.HELD]
+        return sorted(held, key=lambda c: c.created_at)[:limit]
+
+    async def lock_many(self, tx: object, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        return {i: (r.claim.player_id, r.claim.asset) for i in sorted(claim_ids) if (r := self.rows.get(i))}
+
+    async def history(
+        self, tx: object, player_id: str, asset: str, *, day: datetime, velocity: datetime, window: datetime
+    ) -> ClaimHistory:
+        mine = [r.claim for r in self.rows.values() if r.claim.player_id == player_id]
+        live = {ClaimStatus.HELD, ClaimStatus.APPROVED, ClaimStatus.PAID}
+        failed = {ClaimStatus.REJECTED, ClaimStatus.VOIDED, ClaimStatus.RETURNED}
+        recent = [c for c in mine if c.created_at > window]
+        return ClaimHistory(
+            claimed_today=sum(c.amount for c in mine if c.asset == asset and c.created_at > day and c.status in live),
+            recent=sum(1 for c in mine if c.created_at > velocity),
+            decided=sum(1 for c in recent if c.status in failed | {ClaimStatus.PAID}),
+            failed=sum(1 for c in recent if c.status in failed),
+        )
+
+    async def add(self, tx: object, claim: Claim) -> None:
+        assert claim.id not in self.rows
+        held = claim.status is ClaimStatus.HELD
+        self.rows[claim.id] = _Row(claim, decided_at=None if held else claim.created_at)
+
+    async def decide(self, tx: object, claim_id: str, decision: ClaimDecision) -> None:
+        row = self.rows[claim_id]
+        row.claim = replace(row.claim, status=decision.status, rejection_code=decision.rejection_code)
+        row.decided_at, row.decided_by = decision.at, decision.by
+
+    async def bind_payout(self, tx: object, claim_id: str, payout_id: str) -> None:
+        row = self.rows[claim_id]
+        row.claim = replace(row.claim, payout_id=payout_id)
+
+    async def settle(self, tx: object, claim_id: str, status: ClaimStatus) -> None:
+        row = self.rows[claim_id]
+        row.claim = replace(row.claim, status=status)
+        row.settled = True
+
+
+class FakePlayers:
+    def __init__(self) -> None:
+        self.destinations: dict[tuple[str, str], datetime] = {}
+        self.flags: dict[str, bool] = {}
+
+    async def destination_first_seen(self, tx: object, player_id: str, destination_key: str) -> datetime | None:
+        return self.destinations.get((player_id, destination_key))
+
+    async def remember_destination(self, tx: object, player_id: str, destination_key: str, at: datetime) -> None:
+        self.destinations.setdefault((player_id, destination_key), at)
+
+    async def risk_flagged(self, tx: object, player_id: str) -> bool:
+        return self.flags.get(player_id, False)
+
+    async def set_risk_flag(self, tx: object, player_id: str, *, flagged: bool, reason: str | None, by: str) -> None:
+        self.flags[player_id] = flagged
+
+
+class FakeRoutes:
+    def __init__(self) -> None:
+        self.sequence: int | None = None
+        self.routes: set[tuple[str, str, str]] = set()
+
+    async def routable(self, tx: object, asset: str, destination_type: str) -> bool:
+        return any((a, d) == (asset, destination_type) for a, d, _ in self.routes)
+
+    async def lock(self, tx: object) -> None:
+        return None
+
+    async def publish(self, tx: object, announcement: PayoutRoutesPublished) -> None:
+        if self.sequence is not None and self.sequence >= announcement.sequence:
+            return
+        self.sequence = announcement.sequence
+        self.routes = {(r.asset, r.destination_type.value, r.provider.value) for r in announcement.routes}
+
+    async def all(self, tx: object) -> list[dict[str, Any]]:
+        return [{"asset": a, "destination_type": d, "provider": p} for a, d, p in sorted(self.routes)]
+
+
+class FakeCampaigns:
+    def __init__(self) -> None:
+        self.rows: dict[str, Campaign] = {}
+
+    async def get(self, tx: object, campaign_id: str, *, lock: bool = False) -> Campaign | None:
+        return self.rows.get(campaign_id)
+
+    async def all(self, tx: object) -> list[Campaign]:
+        return list(self.rows.values())
+
+    async def create(self, tx: object, campaign: Campaign, *, created_by: str) -> bool:
+        if campaign.id in self.rows:
+            return False
+        self.rows[campaign.id] = campaign
+        return True
+
+    async def set_status(self, tx: object, campaign_id: str, status: CampaignStatus) -> None:
+        self.rows[campaign_id] = replace(self.rows[campaign_id], status=status)
+
+
+@dataclass
+class FakeAllocations:
+    outcomes: dict[str, str] = field(default_factory=dict)
+    held: dict[str, HeldRound] = field(default_factory=dict)  # in the order they were held
+    released: dict[str, str] = field(default_factory=dict)  # round id → by
+
+    async def record_outcomes(self, tx: object, outcomes: Sequence[tuple[str, str]]) -> None:
+        for round_id, outcome in outcomes:
+            self.outcomes.setdefault(round_id, outcome)
+
+    async def voided(self, tx: object, round_id: str) -> bool:
+        return self.outcomes.get(round_id) == "voided"
+
+    async def is_held(self, tx: object, round_id: str) -> bool:
+        return round_id in self.held
+
+    async def held_among(self, tx: object, round_ids: Sequence[str]) -> set[str]:
+        return {r for r in round_ids if r in self.held}
+
+    async def hold(self, tx: object, held: HeldRound) -> None:
+        self.held.setdefault(held.round_id, held)
+
+    async def lock_held(self, tx: object, campaign_id: str) -> list[HeldRound]:
+        return [h for r, h in self.held.items() if h.campaign_id == campaign_id and r not in self.released]
+
+    async def mark_released(self, tx: object, round_id: str, *, by: str) -> None:
+        self.released[round_id] = by
+
+    async def held_totals(self, tx: object) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for r, h in self.held.items():
+            if r not in self.released:
+                n, total = out.get(h.campaign_id, (0, 0))
+                out[h.campaign_id] = (n + 1, total + h.total)
+        return out
+
+
+class FakeWallets:
+    """Reads the fake ledger, as the PostgreSQL queries read the ledger's tables."""
+
+    def __init__(self, ledger: FakeLedger) -> None:
+        self.ledger = ledger
+
+    async def balances(self, tx: object, player_id: str) -> list[tuple[str, Balance]]:
+        return sorted(
+            (ref.asset, self.ledger.of(ref))
+            for ref in self.ledger.accounts.values()
+            if ref.kind is AccountKind.PLAYER_WALLET and ref.owner == player_id and self.ledger.of(ref) != Balance()
+        )
+
+    async def wallet_ids(self, tx: object, player_id: str, *, asset: str | None) -> list[uuid.UUID]:
+        return [
+            ref.id
+            for ref in self.ledger.accounts.values()
+            if ref.kind is AccountKind.PLAYER_WALLET and ref.owner == player_id and asset in (None, ref.asset)
+        ]
+
+    async def movements(
+        self,
+        tx: object,
+        wallet_ids: Sequence[uuid.UUID],
+        *,
+        kind: TransferKind | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[WalletMovement]:
+        raise NotImplementedError("no unit test reads wallet history")
+
+
+class FakeOutbox:
+    def __init__(self) -> None:
+        self.events: list[Envelope[Any]] = []
+
+    async def stage(self, tx: object, events: Sequence[Envelope[Any]]) -> None:
+        self.events.extend(events)
+
+    def of(self, cls: type[Any]) -> list[Any]:
+        """The staged payloads of one event type, in order."""
+        return [e.data for e in self.events if isinstance(e.data, cls)]
+
+
+@dataclass
+class Fakes:
+    ledger: FakeLedger = field(default_factory=FakeLedger)
+    claims: FakeClaims = field(default_factory=FakeClaims)
+    campaigns: FakeCampaigns = field(default_factory=FakeCampaigns)
+    allocations: FakeAllocations = field(default_factory=FakeAllocations)
+    routes: FakeRoutes = field(default_factory=FakeRoutes)
+    players: FakePlayers = field(default_factory=FakePlayers)
+    outbox: FakeOutbox = field(default_factory=FakeOutbox)
+
+    @property
+    def stores(self) -> Stores:
+        return Stores(
+            claims=self.claims,
+            campaigns=self.campaigns,
+            allocations=self.allocations,
+            routes=self.routes,
+            players=self.players,
+            wallets=FakeWallets(self.ledger),
+            outbox=self.outbox,
+        )
