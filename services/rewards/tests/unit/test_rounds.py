@@ -18,9 +18,9 @@ from prizeflow_rewards.application.campaigns import CampaignError, ChangeCampaig
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.campaigns import CampaignStatus
-from prizeflow_rewards.domain.ledger import Transfer, TransferKind
+from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
-from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
 TX = object()
@@ -195,3 +195,19 @@ async def test_a_voided_round_refunds_each_fee_it_charged_once_and_takes_no_more
         await w.apply(entry("e-4", "p-1", 100))
     assert late.value.reason == "illegal_transition"
     assert w.posted("p-1") == 500
+
+
+async def test_a_release_the_ledger_refuses_is_a_409_refusal_never_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = World()
+    await w.campaign(100)
+    await w.apply(settled("r-1", {"p-1": 400}))
+    await w.fund(800, "wire-1")
+
+    async def refuse(tx: object, transfers: object) -> None:
+        raise LedgerError("transfer_conflict", "a prize of r-1 exists with a different body")
+
+    monkeypatch.setattr(w.f.ledger, "apply", refuse)
+    with pytest.raises(UseCaseError) as err:
+        await w.release()
+    assert (err.value.kind, err.value.code) == (ErrorKind.CONFLICT, "conflicting_event")
+    assert "r-1" in w.f.allocations.held  # still held: nothing of the release is kept

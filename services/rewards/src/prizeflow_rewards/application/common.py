@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from prizeflow_contracts.envelope import Envelope, new_event
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.audit import Role as AuditRole
 from prizeflow_rewards.application.ports import Outbox, Tx
 from prizeflow_rewards.domain.ledger import BatchResult, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
+from prizeflow_runtime.audit import admin_action as audit_event
 from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
@@ -37,11 +38,14 @@ def ledger_refusal(err: LedgerError) -> UseCaseError:
 
 @contextmanager
 def ledger_refusals() -> Iterator[None]:
-    """Around a use case a request runs: a `LedgerError` it lets through becomes the request's refusal."""
+    """Around a use case a request runs: a `LedgerError` (or the `EventRefusal` an event path it shares made of
+    one) it lets through becomes the request's refusal, a 409/422 instead of a 500."""
     try:
         yield
     except LedgerError as err:
         raise ledger_refusal(err) from err
+    except EventRefusal as err:  # a ledger refusal a shared event path already named (a round's prizes)
+        raise UseCaseError(ErrorKind.CONFLICT, err.reason, err.detail) from err
 
 
 def admin_action(
@@ -59,21 +63,20 @@ def admin_action(
 ) -> Envelope[AdminActionRecorded]:
     """An AdminActionRecorded with the roles the actor holds (an actor without one is refused by the event's
     contract, and the action with it: no role is ever assumed)."""
-    roles = sorted({AuditRole(r.value) for r in actor.roles})
-    payload = AdminActionRecorded(
-        action_id=str(uuid.uuid4()),
+    return audit_event(
         actor_user_id=actor.user_id,
-        actor_roles=roles,
+        actor_roles=actor.roles,
         action=action,
         target_type=target_type,
         target_id=target_id,
         reason=reason,
-        before={k: str(v) for k, v in (before or {}).items()},
-        after={k: str(v) for k, v in (after or {}).items()},
+        before=before,
+        after=after,
         service="rewards",
+        source=source,
+        correlation_id=correlation_id,
         occurred_at=at or utcnow(),
     )
-    return new_event(payload, source=source, correlation_id=correlation_id, subject=target_id)
 
 
 async def audit(
