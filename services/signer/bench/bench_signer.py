@@ -115,7 +115,7 @@ async def measure(backend: SignatureBackend, ops: int, seconds: float) -> dict[s
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         for env in batch:
-            await sign(None, env)  # type: ignore[arg-type]
+            await sign(None, env)
         done += len(batch)
     elapsed = time.perf_counter() - started
     assert all(isinstance(e.data, TransactionSigned) for e in store.emitted), "every honest request must be signed"

@@ -109,7 +109,7 @@ async def test_the_refusal_is_the_requests_one_stored_result() -> None:
     refuse = RefuseUnreadableRequest(store=store, backend_kind="hot_key", source="/prizeflow/signer")
     request = unreadable({"data": {"request_id": "stx-1", "payout_ids": ["po-1"]}})
     assert request is not None
-    await refuse(None, request)  # type: ignore[arg-type]
+    await refuse(None, request)
     (out,) = store.emitted
     assert out.id == result_event_id("stx-1")
     refusal = decode(out.encode()).data
@@ -130,7 +130,7 @@ async def test_the_refusal_is_the_requests_one_stored_result() -> None:
         digest=b"\x02" * 32,
     )
     assert again is not None
-    await refuse(None, again)  # type: ignore[arg-type]
+    await refuse(None, again)
     assert [e.id for e in store.emitted] == [out.id, out.id]
     assert [a.decision for a in store.audits] == ["refused", "replayed"]
 
@@ -149,7 +149,7 @@ async def test_an_unreadable_copy_of_a_signed_request_re_emits_the_signature() -
     refuse = RefuseUnreadableRequest(store=store, backend_kind="hot_key", source="/prizeflow/signer")
     request = unreadable({"data": {"request_id": "stx-2"}})
     assert request is not None
-    await refuse(None, request)  # type: ignore[arg-type]
+    await refuse(None, request)
     (out,) = store.emitted
     assert out.id == previous.id
     assert isinstance(out.data, TransactionSigned)

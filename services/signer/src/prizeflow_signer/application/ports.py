@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, Protocol, TypeAlias
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_signer.domain.policy import LiveSignature
 from prizeflow_signer.settings import BackendKind
+
+# The open transaction, opaque to the use cases (the consumer's SQLAlchemy session in production, whatever a fake
+# likes in the unit tests): they only hand it to the ports, so a decision and its audit commit together.
+Tx: TypeAlias = Any
 
 
 class BackendUnavailableError(Exception):
@@ -54,24 +56,24 @@ class AuditRecord:
 
 
 class SignerStore(Protocol):
-    async def stored_result(self, session: AsyncSession, request_id: str) -> str | None:
+    async def stored_result(self, session: Tx, request_id: str) -> str | None:
         """The encoded result envelope already given for `request_id`, if any."""
         ...
 
-    async def save_result(self, session: AsyncSession, request_id: str, outcome: str, envelope: str) -> None: ...
+    async def save_result(self, session: Tx, request_id: str, outcome: str, envelope: str) -> None: ...
 
-    async def lock_spending(self, session: AsyncSession) -> None:
+    async def lock_spending(self, session: Tx) -> None:
         """Serialize cap and live-signature decisions until the transaction ends (concurrent signers cannot
         both pass)."""
         ...
 
-    async def live_signatures(self, session: AsyncSession, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+    async def live_signatures(self, session: Tx, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
         """The last transaction signed for each of these payouts, if any."""
         ...
 
     async def record_signature(
         self,
-        session: AsyncSession,
+        session: Tx,
         *,
         request_id: str,
         tx_hash: str,
@@ -82,17 +84,17 @@ class SignerStore(Protocol):
         """Remember that `tx_hash` (valid until `max_time`) was signed for these payouts at `now`."""
         ...
 
-    async def spent_in_window(self, session: AsyncSession, assets: Sequence[str]) -> dict[str, int]: ...
+    async def spent_in_window(self, session: Tx, assets: Sequence[str]) -> dict[str, int]: ...
 
-    async def record_spend(self, session: AsyncSession, request_id: str, amounts: Mapping[str, int]) -> None: ...
+    async def record_spend(self, session: Tx, request_id: str, amounts: Mapping[str, int]) -> None: ...
 
-    async def audit(self, session: AsyncSession, record: AuditRecord) -> None: ...
+    async def audit(self, session: Tx, record: AuditRecord) -> None: ...
 
-    async def emit(self, session: AsyncSession, envelope: Envelope[Any]) -> None:
+    async def emit(self, session: Tx, envelope: Envelope[Any]) -> None:
         """Stage an event in the outbox of this transaction."""
         ...
 
-    async def reemit(self, session: AsyncSession, envelope: Envelope[Any]) -> None:
+    async def reemit(self, session: Tx, envelope: Envelope[Any]) -> None:
         """Publish an already-staged event again, under the same event id."""
         ...
 

@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from prizeflow_contracts.envelope import decode, event_id_for, new_event
 from prizeflow_contracts.events.signer import (
     MAX_OPERATIONS,
@@ -24,7 +22,7 @@ from prizeflow_contracts.events.signer import (
     TransactionSigned,
 )
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
-from prizeflow_signer.application.ports import AuditRecord, SignerStore
+from prizeflow_signer.application.ports import AuditRecord, SignerStore, Tx
 from prizeflow_signer.application.sign_request import result_event_id
 from prizeflow_signer.metrics import SignerMetrics
 
@@ -91,7 +89,7 @@ class RefuseUnreadableRequest:
     source: str
     metrics: SignerMetrics | None = None
 
-    async def __call__(self, session: AsyncSession, request: UnreadableRequest) -> None:
+    async def __call__(self, session: Tx, request: UnreadableRequest) -> None:
         event_id = request.event_id or event_id_for("signer-unreadable", request.digest.hex())
         correlation_id = request.correlation_id or request.request_id
         audit: dict[str, Any] = {

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from stellar_sdk import Keypair
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, follow
@@ -27,7 +26,7 @@ from prizeflow_contracts.events.signer import (
     SignatureRequested,
     TransactionSigned,
 )
-from prizeflow_signer.application.ports import AuditRecord, BackendUnavailableError, SignatureBackend, SignerStore
+from prizeflow_signer.application.ports import AuditRecord, BackendUnavailableError, SignatureBackend, SignerStore, Tx
 from prizeflow_signer.domain.policy import LiveSignatureExistsError, OneLiveSignature, SpendingPolicy
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import BackendKind
@@ -54,7 +53,7 @@ class SignRequest:
     clock: Callable[[], float] = field(default=time.time)
     live: OneLiveSignature = field(default_factory=lambda: OneLiveSignature(TIME_BOUND_MARGIN_S))
 
-    async def __call__(self, session: AsyncSession, envelope: Envelope[EventPayload]) -> None:
+    async def __call__(self, session: Tx, envelope: Envelope[EventPayload]) -> None:
         request = envelope.data
         if not isinstance(request, SignatureRequested):
             raise EventRefusal("unknown_event_type", f"the signer does not handle {envelope.type}")
@@ -120,7 +119,7 @@ class SignRequest:
 
     async def _decide_and_sign(
         self,
-        session: AsyncSession,
+        session: Tx,
         envelope: Envelope[EventPayload],
         request: SignatureRequested,
         checked: CheckedTransaction,
@@ -186,7 +185,7 @@ class SignRequest:
         return "signed", payload, audit
 
     async def _replay(
-        self, session: AsyncSession, envelope: Envelope[EventPayload], request: SignatureRequested, stored: str
+        self, session: Tx, envelope: Envelope[EventPayload], request: SignatureRequested, stored: str
     ) -> None:
         """The same request id again: the same answer, with the same event id (consumers dedup it)."""
         previous = decode(stored)
