@@ -13,9 +13,9 @@ from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.application.claims import ClaimError, ClaimPolicy, SubmitClaim, publish_routes
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
-from prizeflow_rewards.testing import routes_event
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import session_factory
+from prizeflow_testkit.rewards import routes_event
 
 pytestmark = pytest.mark.integration
 

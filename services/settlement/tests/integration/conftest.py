@@ -23,14 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened, RoundResultsReported
-from prizeflow_contracts.testing import example_payload
 from prizeflow_devstack.ports import pick_free_port
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
-from prizeflow_runtime.testing import provision_test_topics
+from prizeflow_testkit import provision_test_topics
+from prizeflow_testkit.events import example_payload
 
 ALEMBIC_INI = str(Path(__file__).parents[2] / "alembic.ini")
 

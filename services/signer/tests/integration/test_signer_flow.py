@@ -33,10 +33,10 @@ from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import eventually, provision_test_topics, read_topic
 from prizeflow_signer.adapters.sql import SqlSignerStore
 from prizeflow_signer.application.sign_request import result_event_id
 from prizeflow_signer.domain.policy import LiveSignature
+from prizeflow_testkit import eventually, provision_test_topics, read_topic
 
 pytestmark = pytest.mark.integration
 
