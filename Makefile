@@ -48,10 +48,10 @@ test: sync system-deps asyncapi-lint-deps
 	@$(MAKE) --no-print-directory lint
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-unit: sync asyncapi-lint-deps
+test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults" $(PYTEST_ARGS)
 
-test-integration: sync system-deps
+test-integration: sync system-deps asyncapi-lint-deps
 	$(RUN) pytest -m integration $(PYTEST_ARGS)
 
 lint: sync asyncapi-lint-deps

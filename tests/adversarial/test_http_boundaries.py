@@ -13,7 +13,7 @@ from support import USDC, Api, top_up, uid
 
 from prizeflow_contracts.money import INT64_MAX
 from prizeflow_devstack.platform import Platform
-from prizeflow_runtime.testing import public_routes, unauthenticated_answers
+from prizeflow_testkit import public_routes, unauthenticated_answers
 
 PUBLIC = {"/health/live", "/health/ready", "/metrics", "/schema"}
 

@@ -33,6 +33,7 @@ def start(service: str, env: dict[str, str], tmp: Path) -> subprocess.CompletedP
     return subprocess.run(argv, env=env, cwd=tmp, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.integration  # starts the service process
 @pytest.mark.parametrize("service", ["settlement", "rewards", "payouts"])
 def test_a_service_without_identity_provider_settings_refuses_to_start_and_names_them(
     service: str, tmp_path: Path
@@ -42,6 +43,7 @@ def test_a_service_without_identity_provider_settings_refuses_to_start_and_names
     assert f"prizeflow-{service}: refusing to start: {IDP_NAMES}" in done.stderr
 
 
+@pytest.mark.integration  # starts the signer process
 @pytest.mark.parametrize(
     ("env", "names"),
     [
@@ -90,6 +92,7 @@ def test_the_signer_needs_no_token_settings_and_softhsm_is_a_dev_default_only(mo
     assert SignerSettings(**pkcs11, prizeflow_profile="dev").pkcs11_module.endswith("libsofthsm2.so")
 
 
+@pytest.mark.integration  # starts the payouts process
 def test_a_provider_secret_names_an_env_var_that_must_resolve(tmp_path: Path) -> None:
     providers = tmp_path / "providers.yaml"
     providers.write_text(

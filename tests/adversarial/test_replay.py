@@ -45,7 +45,7 @@ from prizeflow_contracts.events.game import (
 from prizeflow_contracts.money import Money
 from prizeflow_devstack.infra import Infra
 from prizeflow_devstack.platform import Platform
-from prizeflow_runtime.testing import end_offsets
+from prizeflow_testkit import end_offsets
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -13,10 +13,10 @@ from support import USDC, Api, caught_up, claim, claim_status, events_on, fetch,
 from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.events.payouts import PayoutPaid, PayoutRequested, PayoutRoute, PayoutRoutesPublished
 from prizeflow_contracts.providers import DestinationType, ProviderType
-from prizeflow_contracts.testing import example_payload
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_testkit.events import example_payload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -22,7 +22,7 @@ from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.dev_identity import KEY_FILE, DevIdentity
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import read_topic
+from prizeflow_testkit import read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -34,10 +34,10 @@ from prizeflow_devstack.infra import Infra, restart_kafka, restart_postgres
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import committed_offsets, end_offsets, header, read_topic
 from prizeflow_simulator.chaos import ChaosConfig
 from prizeflow_simulator.runner import Simulator
 from prizeflow_simulator.scenarios import ScenarioConfig
+from prizeflow_testkit import committed_offsets, end_offsets, header, read_topic
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

@@ -34,7 +34,7 @@ from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
-from prizeflow_runtime.testing import eventually, read_topic, wait_caught_up
+from prizeflow_testkit import eventually, read_topic, wait_caught_up
 
 T = TypeVar("T")
 USDC = 10_000_000  # minor units in one USDC

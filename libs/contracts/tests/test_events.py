@@ -28,7 +28,7 @@ from prizeflow_contracts.envelope import (
     stage_events,
 )
 from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.testing import AT, all_examples, example_data, example_payload
+from prizeflow_testkit.events import AT, all_examples, example_data, example_payload
 
 ALL_TYPES = sorted(event_types().items())
 

@@ -33,8 +33,8 @@ from prizeflow_contracts.providers import (
     RewardPayoutProvider,
     WebhookEvent,
 )
-from prizeflow_contracts.testing import PLAYER_KEY
 from prizeflow_contracts.topics import ALL_TOPICS, all_topic_names, topic_named
+from prizeflow_testkit.events import PLAYER_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

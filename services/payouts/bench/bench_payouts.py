@@ -43,8 +43,8 @@ from prizeflow_devstack.infra import create_database, drop_database, ensure_infr
 from prizeflow_devstack.ports import remembered_or_free
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import upgrade_to_head
-from prizeflow_runtime.testing import provision_test_topics
 from prizeflow_runtime.topics import delete_topics_with_suffix
+from prizeflow_testkit import provision_test_topics
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 GOAL_PER_S = 1_000  # issue #5: payouts/s requested -> paid on this 2-core machine

@@ -34,7 +34,12 @@ from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_devstack.infra import create_database, drop_database, ensure_infra
-from prizeflow_payouts.stellar_testing import (
+from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.migrations import upgrade_to_head
+from prizeflow_runtime.topics import delete_topics_with_suffix
+from prizeflow_soroban_emulator.client import Rpc
+from prizeflow_testkit import provision_test_topics
+from prizeflow_testkit.stellar import (
     SIGNER_ALEMBIC_INI,
     Keys,
     Process,
@@ -45,11 +50,6 @@ from prizeflow_payouts.stellar_testing import (
     stellar_env,
     stellar_providers_file,
 )
-from prizeflow_runtime.db import asyncpg_dsn
-from prizeflow_runtime.migrations import upgrade_to_head
-from prizeflow_runtime.testing import provision_test_topics
-from prizeflow_runtime.topics import delete_topics_with_suffix
-from prizeflow_soroban_emulator.client import Rpc
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 GOAL_PER_LEDGER = 400

@@ -47,7 +47,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.envelope import HEADER_ID, HEADER_TYPE, Envelope, EventPayload, new_event
 from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened, RoundResultsReported
 from prizeflow_contracts.events.settlement import RoundSettled
-from prizeflow_contracts.testing import example_payload
 from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS, SETTLEMENT_ROUNDS, Topic
 from prizeflow_devstack.infra import create_database, drop_database, ensure_infra
 from prizeflow_devstack.ports import pick_free_port
@@ -56,6 +55,7 @@ from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.topics import delete_topics_with_suffix
+from prizeflow_testkit.events import example_payload
 
 ALEMBIC_INI = str(Path(__file__).parents[1] / "alembic.ini")
 GOAL_PER_S = 2_000  # issue #3: round results settled per second on this 2-core machine

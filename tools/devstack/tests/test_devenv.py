@@ -12,8 +12,9 @@ import pytest
 from prizeflow_devstack.devenv import DEV_ENV_FILE, dev_env, generate_dev_env
 from prizeflow_devstack.paths import Paths
 from prizeflow_runtime.auth import token_verifier
-from prizeflow_runtime.dev_identity import DevIdentity, dev_bearer
+from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_testkit import dev_bearer
 
 IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE")
 

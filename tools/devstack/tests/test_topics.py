@@ -75,7 +75,7 @@ async def test_the_topic_suffix_fixture_deletes_the_topics_a_test_created(kafka_
             from pathlib import Path
 
             from prizeflow_devstack.procs import run_sync
-            from prizeflow_runtime.testing import provision_test_topics
+            from prizeflow_testkit import provision_test_topics
             from prizeflow_runtime.topics import ensure_topics
 
 

@@ -22,12 +22,14 @@ from prizeflow_devstack.state import KafkaState, ServiceState, State, load_state
 from prizeflow_devstack.supervisor import ServiceSpecError, discover_services, parse_service_spec
 
 
+@pytest.mark.integration  # binds ports or starts processes
 def test_pick_free_port_is_bindable_and_respects_exclusions() -> None:
     first = pick_free_port()
     assert port_is_free(first)
     assert pick_free_port(exclude={first}) != first
 
 
+@pytest.mark.integration  # binds ports or starts processes
 def test_remembered_port_is_kept_when_free_and_replaced_when_busy() -> None:
     port = pick_free_port()
     assert remembered_or_free(port) == port
@@ -55,6 +57,7 @@ def test_missing_state_is_empty(tmp_path: Path) -> None:
     assert load_state(Paths(tmp_path)) == State()
 
 
+@pytest.mark.integration  # binds ports or starts processes
 def test_lock_is_reentrant_in_process_and_exclusive_across_processes(tmp_path: Path) -> None:
     paths = Paths(tmp_path)
     probe = textwrap.dedent(
@@ -166,6 +169,7 @@ def test_urls() -> None:
     assert _own_url("127.0.0.1:9092", 9092)
 
 
+@pytest.mark.integration  # binds ports or starts processes
 def test_supervisor_starts_waits_ready_and_stops_a_service(tmp_path: Path) -> None:
     """A real process with /health/ready; no database, so no infrastructure is needed."""
     from prizeflow_devstack.procs import pid_alive
@@ -201,6 +205,7 @@ def test_supervisor_starts_waits_ready_and_stops_a_service(tmp_path: Path) -> No
     assert running_services(tmp_path) == []
 
 
+@pytest.mark.integration  # binds ports or starts processes
 def test_a_service_that_dies_fails_with_its_log(tmp_path: Path) -> None:
     from prizeflow_devstack.supervisor import ServiceStartError, start_services
 

@@ -8,10 +8,10 @@ from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_runtime.broker import ensure_topics
-from prizeflow_runtime.testing import read_topic
 from prizeflow_runtime.topics import TopicsNotReadyError
 from prizeflow_simulator.chaos import ChaosConfig
 from prizeflow_simulator.runner import Simulator
+from prizeflow_testkit import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,8 @@ import prizeflow_stellar as ps
 from prizeflow_soroban_emulator.client import Rpc
 from prizeflow_stellar.results import transaction_result_code
 
+pytestmark = pytest.mark.integration  # the emulator runs as a process on a port
+
 PASSPHRASE = "Prizeflow Emulator Tests ; 2025"
 
 CONTRACT = StrKey.encode_contract(b"\x07" * 32)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 import time
 import traceback
@@ -57,6 +56,7 @@ from prizeflow_runtime.inbox import Delivery, claim_many, digest_of
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.redaction import redact
+from prizeflow_runtime.retry import Backoff, backoff_delay
 from prizeflow_runtime.settings import RetrySettings
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class ReliableConsumer:
         env = item.envelope
         with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
             attempt = 0
-            outage = 0
+            outage = Backoff(base=0.4, cap=5.0, jitter=False)  # 0.4 s doubling to 5 s while the database is down
             while attempt < self.retry.max_attempts:
                 attempt += 1
                 try:
@@ -230,8 +230,7 @@ class ReliableConsumer:
                         # error that only looks like an outage while the database answers is this record's own
                         # failure: it spends attempts like any other (a handler timing out for ever is poison).
                         attempt -= 1
-                        outage += 1
-                        delay = min(5.0, 0.2 * 2 ** min(outage, 5))
+                        delay = outage.next()
                         log.warning("database unavailable, retrying in %.1fs: %s", delay, type(err).__name__)
                         await self.sleep(delay)
                         continue
@@ -255,16 +254,15 @@ class ReliableConsumer:
         return True
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped."""
-        cap = min(self.retry.backoff_max_ms, self.retry.backoff_initial_ms * 2 ** (attempt - 1))
-        return random.uniform(cap / 2, cap) / 1000  # noqa: S311 - jitter, not cryptography
+        """Exponential backoff with jitter, capped (`RetrySettings`, in ms)."""
+        return backoff_delay(attempt, base=self.retry.backoff_initial_ms, cap=self.retry.backoff_max_ms) / 1000
 
     async def _dead_letter(self, item: _Item, reason: str, err: BaseException, *, attempts: int) -> None:
         """Remember the refusal, its inbox row and its DLQ copy in one transaction; retried until it commits
         (the partition waits: a refusal is never dropped)."""
         letter = self._letter(item, reason, err, attempts)
         dlq_topic = dlq_topic_for(item.record.topic, self.topic_suffix)
-        delay, failures, hook = 0.2, 0, self.on_refusal
+        backoff, failures, hook = Backoff(base=0.2, cap=10.0, jitter=False), 0, self.on_refusal
         while True:
             try:
                 async with self.session_factory() as session, session.begin():
@@ -278,8 +276,7 @@ class ReliableConsumer:
                 if hook is not None and failures >= self.retry.max_attempts:
                     log.error("the refusal hook keeps failing: recording the dead letter without it")
                     hook = None
-                await self.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await self.sleep(backoff.next())
         log.error(
             "event dead-lettered",
             extra={

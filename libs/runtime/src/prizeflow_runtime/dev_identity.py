@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from prizeflow_runtime.auth import ClaimsPolicy, JwksVerifier
 from prizeflow_runtime.jwks import JwksKeys
-from prizeflow_runtime.settings import DEV_ISSUER, ServiceSettings
+from prizeflow_runtime.settings import DEV_ISSUER
 
 KEY_FILE: Final = "signing-key.pem"
 JWKS_FILE: Final = "jwks.json"
@@ -170,20 +170,4 @@ def _load_key(path: Path, mtime_ns: int) -> Ed25519PrivateKey:
     return key
 
 
-def dev_bearer(settings: ServiceSettings, user: str, *roles: str, ttl_s: int = 3600) -> dict[str, str]:
-    """An `Authorization` header the service configured by `settings` accepts (dev profile, file:// JWKS)."""
-    if settings.jwt_jwks_url is None:
-        raise ValueError("JWT_JWKS_URL is not set: the dev identity's file:// JWKS is needed to mint tokens")
-    identity = DevIdentity.from_jwks_url(settings.jwt_jwks_url)
-    token = identity.issue(
-        user,
-        roles,
-        audience=settings.audience,
-        issuer=settings.issuer,
-        roles_claim=settings.jwt_roles_claim,
-        ttl_s=ttl_s,
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
-__all__ = ["ALGORITHM", "JWKS_FILE", "KEY_FILE", "DevIdentity", "dev_bearer", "write_private_file"]
+__all__ = ["ALGORITHM", "JWKS_FILE", "KEY_FILE", "DevIdentity", "write_private_file"]

@@ -36,6 +36,7 @@ from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, driver_connection
 from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -292,31 +293,28 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""
-        backoff = 0.1
         self._running = True
         try:
-            await self._loop(backoff)
+            await self._loop(Backoff(base=0.1, cap=5.0, jitter=False))
         finally:
             self._running = False
             await self._close_conn()
             self._stopped.set()
 
-    async def _loop(self, backoff: float) -> None:
+    async def _loop(self, backoff: Backoff) -> None:
         while not self._stopping.is_set():
             self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
             try:
                 result = await self.publish_once()
-                backoff = 0.1
+                backoff.reset()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
                 log.warning("outbox relay: database unavailable, retrying", extra={"error": str(err)})
                 await self._close_conn()
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await self._sleep(backoff.next())
                 continue
             except Exception:
                 log.exception("outbox relay: publish failed, retrying the batch")
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await self._sleep(backoff.next())
                 continue
             if result.published >= self._batch_size:
                 continue

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
+from prizeflow_runtime.retry import Backoff
 from prizeflow_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None
 async def _started_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     """The relay's producer once Kafka answers: while it does not, the process waits (with backoff) instead of
     exiting, as a service does."""
-    delay = 0.2
+    backoff = Backoff(base=0.2, cap=settings.startup_retry_max_ms / 1000, jitter=False)
     while True:
         producer = idempotent_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
         try:
@@ -60,9 +61,9 @@ async def _started_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         except KafkaError as err:
             with contextlib.suppress(Exception):
                 await producer.stop()
+            delay = backoff.next()
             log.warning("Kafka unreachable, retrying in %.1fs", delay, extra={"error": type(err).__name__})
             await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.startup_retry_max_ms / 1000)
         else:
             return producer
 

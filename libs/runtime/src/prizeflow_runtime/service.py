@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
 from prizeflow_runtime.http import NotReady, create_app, is_outage
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
+from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics
 
@@ -205,7 +205,7 @@ class ServiceRuntime:
     async def _pause(self, failures: int, err: Exception) -> None:
         """Backoff with jitter up to `STARTUP_RETRY_MAX_MS`; the reason is logged (a bug's with its traceback)."""
         cap = self.settings.startup_retry_max_ms / 1000
-        delay = random.uniform(0.5, 1.0) * min(cap, _FIRST_RETRY_S * 2 ** min(failures, 16))  # noqa: S311
+        delay = backoff_delay(min(failures, 16) + 1, base=_FIRST_RETRY_S, cap=cap)
         waiting = {"waiting_for": self._waiting_for}
         if isinstance(err, (TopicsNotReadyError, KafkaError)) or is_outage(err):
             log.warning("not ready (%s), retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting)

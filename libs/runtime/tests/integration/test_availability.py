@@ -26,11 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.topics import AUDIT, Topic
 from prizeflow_devstack.ports import pick_free_port
-from prizeflow_runtime.dev_identity import dev_bearer
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import ServiceSettings, TopicSettings
-from prizeflow_runtime.testing import eventually
 from prizeflow_runtime.topics import ensure_topics, provision_topics, topic_plan
+from prizeflow_testkit import dev_bearer, eventually
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import committed_offsets, read_topic, wait_caught_up
+from prizeflow_testkit import committed_offsets, read_topic, wait_caught_up
 
 pytestmark = pytest.mark.integration
 

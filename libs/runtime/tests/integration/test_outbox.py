@@ -14,7 +14,7 @@ from prizeflow_contracts.envelope import decode
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import session_factory
 from prizeflow_runtime.outbox import OutboxRelay, add_event, idempotent_producer
-from prizeflow_runtime.testing import eventually, read_topic
+from prizeflow_testkit import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without
 ) -> None:
     import asyncio
 
-    from prizeflow_runtime.testing import eventually
+    from prizeflow_testkit import eventually
 
     topic = "prizeflow.outbox-notify"
     suffix = topic_suffix
@@ -119,7 +119,7 @@ async def test_relay_wakes_on_notify_and_publishes_to_the_suffixed_topic_without
 async def test_relay_deletes_what_it_published_and_vacuums_the_outbox(
     engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    from prizeflow_runtime.testing import eventually
+    from prizeflow_testkit import eventually
 
     topic = "prizeflow.outbox-vacuum" + topic_suffix
     await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)

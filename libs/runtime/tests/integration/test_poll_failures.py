@@ -20,7 +20,7 @@ from prizeflow_runtime.consumer import ReliableConsumer
 from prizeflow_runtime.db import session_factory
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import RetrySettings
-from prizeflow_runtime.testing import committed_offsets, eventually, read_topic, wait_caught_up
+from prizeflow_testkit import committed_offsets, eventually, read_topic, wait_caught_up
 
 pytestmark = pytest.mark.integration
 

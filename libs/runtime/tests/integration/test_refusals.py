@@ -24,7 +24,7 @@ from prizeflow_runtime.dead_letters import DLQ_ID, DLQ_REASON, DeadLetterAdmin
 from prizeflow_runtime.errors import UseCaseError
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import RetrySettings
-from prizeflow_runtime.testing import header, read_topic, wait_caught_up
+from prizeflow_testkit import header, read_topic, wait_caught_up
 
 pytestmark = pytest.mark.integration
 

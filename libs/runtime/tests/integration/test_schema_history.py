@@ -21,6 +21,8 @@ from prizeflow_runtime.schema_history import (
     messaging_0003_refusals,
 )
 
+pytestmark = pytest.mark.integration  # a real PostgreSQL (the conftest's pytestmark does not apply to test modules)
+
 STEPS = (messaging_0001, messaging_0002_outbox_delete_on_publish, messaging_0003_refusals)
 
 SHAPE = {

@@ -15,7 +15,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_runtime.broker import attach_consumer, create_broker
 from prizeflow_runtime.consumer import ReliableConsumer
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
-from prizeflow_runtime.testing import eventually
+from prizeflow_testkit import eventually
 
 
 @asynccontextmanager

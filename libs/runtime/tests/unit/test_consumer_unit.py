@@ -192,7 +192,7 @@ class Deadlock(Exception):
 
 def poll_of(n: int) -> list[ConsumerRecord[bytes, bytes]]:
     from prizeflow_contracts.envelope import new_event
-    from prizeflow_contracts.testing import all_examples
+    from prizeflow_testkit.events import all_examples
 
     payload = all_examples()[0]
     return [record(new_event(payload, source="/t", correlation_id=f"c-{i}").encode(), i) for i in range(n)]

@@ -15,7 +15,7 @@ from prizeflow_contracts.money import MinorUnits
 from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.http import MAX_JSON_DEPTH, create_app, json_depth
-from prizeflow_runtime.testing import public_routes, unauthenticated_answers
+from prizeflow_testkit import public_routes, unauthenticated_answers
 
 IDENTITY = DevIdentity.generate()
 AUDIENCE = "prizeflow-unit"

@@ -11,73 +11,27 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 from litestar.exceptions import NotAuthorizedException, ServiceUnavailableException
 
 from prizeflow_runtime.auth import ClaimsPolicy, HmacVerifier, JwksVerifier, Principal, Role
-from prizeflow_runtime.jwks import JwksKeys, http_fetch, parse_jwks
+from prizeflow_runtime.jwks import JwksKeys, parse_jwks
+from prizeflow_testkit.tokens import AUDIENCE, ISSUER, In, SigningKey
 
-ISSUER = "https://id.prizeflow.test/"
-AUDIENCE = "prizeflow-rewards"
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 POLICY = ClaimsPolicy(issuer=ISSUER, audience=AUDIENCE, leeway_s=30)
-
-
-@dataclass(frozen=True)
-class In:
-    """A time `seconds` from when the token is signed (parameters are built at collection, long before)."""
-
-    seconds: int
-
-
-class Key:
-    """A provider signing key: private half to sign tokens, public JWK to publish."""
-
-    def __init__(self, algorithm: str, kid: str | None = None) -> None:
-        self.algorithm = algorithm
-        self.kid = kid or uuid.uuid4().hex
-        if algorithm == "RS256":
-            self.private: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            self.jwk = json.loads(RSAAlgorithm.to_jwk(self.private.public_key()))
-        elif algorithm == "ES256":
-            self.private = ec.generate_private_key(ec.SECP256R1())
-            self.jwk = json.loads(ECAlgorithm.to_jwk(self.private.public_key()))
-        else:
-            self.private = ed25519.Ed25519PrivateKey.generate()
-            self.jwk = json.loads(OKPAlgorithm.to_jwk(self.private.public_key()))
-        self.jwk.update({"kid": self.kid, "use": "sig", "alg": algorithm})
-
-    def sign(self, claims: dict[str, Any] | None = None, *, drop: tuple[str, ...] = (), **header: Any) -> str:
-        """`claims` values of `In(seconds)` are times relative to the moment of signing."""
-        now = int(time.time())
-        claims = {k: now + v.seconds if isinstance(v, In) else v for k, v in (claims or {}).items()}
-        body = {
-            "sub": "alice",
-            "roles": ["admin"],
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "iat": now,
-            "exp": now + 300,
-            **(claims or {}),
-        }
-        for name in drop:
-            body.pop(name)
-        return jwt.encode(body, self.private, algorithm=self.algorithm, headers={"kid": self.kid, **header})
 
 
 class Provider:
     """A JWKS that can change, a clock that moves only when told, and a count of fetches."""
 
-    def __init__(self, *keys: Key) -> None:
+    def __init__(self, *keys: SigningKey) -> None:
         self.keys = list(keys)
         self.now = 1000.0
         self.fetches = 0
@@ -110,23 +64,23 @@ async def refused(verifier: JwksVerifier | HmacVerifier, token: str) -> str:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 async def test_rs256_es256_and_eddsa_tokens_verify_against_the_jwks(algorithm: str) -> None:
-    key = Key(algorithm)
+    key = SigningKey(algorithm)
     principal = await Provider(key).verifier().verify(key.sign({"roles": ["approver", "ops", "root"]}))
     assert principal == Principal("alice", frozenset({Role.APPROVER, Role.OPS}))
 
 
 async def test_a_token_is_checked_against_the_key_its_kid_names_and_that_keys_algorithm() -> None:
-    rsa_key, ec_key = Key("RS256"), Key("ES256")
+    rsa_key, ec_key = SigningKey("RS256"), SigningKey("ES256")
     verifier = Provider(rsa_key, ec_key).verifier()
     # Signed by another EC key (not published) naming a published one's kid.
-    assert "Signature verification failed" in await refused(verifier, Key("ES256").sign(kid=ec_key.kid))
+    assert "Signature verification failed" in await refused(verifier, SigningKey("ES256").sign(kid=ec_key.kid))
     # Signed by the EC key, naming the RSA key.
     mismatch = "invalid bearer token: algorithm does not match the signing key"
     assert await refused(verifier, ec_key.sign(kid=rsa_key.kid)) == mismatch
 
 
 async def test_symmetric_and_unsigned_tokens_are_refused_whatever_they_claim() -> None:
-    key = Key("RS256")
+    key = SigningKey("RS256")
     verifier = Provider(key).verifier()
     pem = key.private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -164,12 +118,12 @@ async def test_symmetric_and_unsigned_tokens_are_refused_whatever_they_claim() -
     ],
 )
 async def test_claims_are_checked(claims: dict[str, Any], drop: tuple[str, ...], why: str) -> None:
-    key = Key("ES256")
+    key = SigningKey("ES256")
     assert why in await refused(Provider(key).verifier(), key.sign(claims, drop=drop))
 
 
 async def test_exp_and_nbf_have_a_small_leeway_and_several_audiences_may_include_ours() -> None:
-    key = Key("EdDSA")
+    key = SigningKey("EdDSA")
     verifier = Provider(key).verifier()
     now = int(time.time())
     late = key.sign({"exp": now - 10, "nbf": now + 10, "aud": ["prizeflow-payouts", AUDIENCE]})
@@ -177,7 +131,7 @@ async def test_exp_and_nbf_have_a_small_leeway_and_several_audiences_may_include
 
 
 async def test_roles_come_only_from_the_configured_claim() -> None:
-    key = Key("RS256")
+    key = SigningKey("RS256")
     namespaced = "https://prizeflow.dev/roles"
     verifier = Provider(key).verifier(ClaimsPolicy(issuer=ISSUER, audience=AUDIENCE, roles_claim=namespaced))
     both = key.sign({namespaced: ["approver"], "roles": ["admin"]})
@@ -187,7 +141,7 @@ async def test_roles_come_only_from_the_configured_claim() -> None:
 
 
 async def test_an_unknown_kid_triggers_one_refresh_at_most_once_per_interval() -> None:
-    old, new = Key("ES256"), Key("ES256")
+    old, new = SigningKey("ES256"), SigningKey("ES256")
     provider = Provider(old)
     verifier = provider.verifier(min_refresh_s=30)
     await verifier.verify(old.sign())
@@ -195,7 +149,7 @@ async def test_an_unknown_kid_triggers_one_refresh_at_most_once_per_interval() -
     # A burst of tokens with invented kids: the provider is asked at most once per interval.
     provider.now += 31
     for _ in range(50):
-        await refused(verifier, Key("ES256").sign())
+        await refused(verifier, SigningKey("ES256").sign())
     assert provider.fetches == 2
     # The provider rotates in a new key; within the interval its tokens wait, after it they verify.
     provider.keys.append(new)
@@ -206,7 +160,7 @@ async def test_an_unknown_kid_triggers_one_refresh_at_most_once_per_interval() -
 
 
 async def test_a_key_withdrawn_from_the_jwks_stops_verifying() -> None:
-    old, new = Key("RS256"), Key("EdDSA")
+    old, new = SigningKey("RS256"), SigningKey("EdDSA")
     provider = Provider(old, new)
     verifier = provider.verifier(cache_s=300, min_refresh_s=30)
     token = old.sign()
@@ -218,7 +172,7 @@ async def test_a_key_withdrawn_from_the_jwks_stops_verifying() -> None:
 
 
 async def test_a_failed_fetch_fails_closed_and_is_not_retried_before_the_interval() -> None:
-    key = Key("ES256")
+    key = SigningKey("ES256")
     provider = Provider(key)
     verifier = provider.verifier(cache_s=60, min_refresh_s=10)
     provider.down = True
@@ -238,7 +192,7 @@ async def test_a_failed_fetch_fails_closed_and_is_not_retried_before_the_interva
 
 
 async def test_concurrent_tokens_with_a_new_kid_share_one_fetch() -> None:
-    key = Key("EdDSA")
+    key = SigningKey("EdDSA")
     provider = Provider(key)
     verifier = provider.verifier()
     results = await asyncio.gather(*(verifier.verify(key.sign()) for _ in range(20)))
@@ -247,14 +201,14 @@ async def test_concurrent_tokens_with_a_new_kid_share_one_fetch() -> None:
 
 
 def test_the_jwks_keeps_only_public_signing_keys_of_accepted_algorithms() -> None:
-    good = Key("ES256", kid="good")
-    private = Key("EdDSA", kid="private")
+    good = SigningKey("ES256", kid="good")
+    private = SigningKey("EdDSA", kid="private")
     private.jwk["d"] = "AAAA"
-    encryption = Key("RS256", kid="enc")
+    encryption = SigningKey("RS256", kid="enc")
     encryption.jwk["use"] = "enc"
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     weak_jwk = {**json.loads(RSAAlgorithm.to_jwk(weak.public_key())), "kid": "weak"}
-    twice_a, twice_b = Key("ES256", kid="twice"), Key("ES256", kid="twice")
+    twice_a, twice_b = SigningKey("ES256", kid="twice"), SigningKey("ES256", kid="twice")
     oct_key = {"kty": "oct", "k": "c2VjcmV0", "kid": "oct", "alg": "HS256"}
     document = {
         "keys": [good.jwk, private.jwk, encryption.jwk, weak_jwk, twice_a.jwk, twice_b.jwk, oct_key, {"kty": "EC"}, 7]
@@ -270,75 +224,7 @@ async def test_hs256_dev_verifier_accepts_only_hs256() -> None:
     now = int(time.time())
     claims = {"sub": "dev", "roles": ["ops"], "iss": ISSUER, "aud": AUDIENCE, "exp": now + 60}
     assert (await verifier.verify(jwt.encode(claims, secret, algorithm="HS256"))).roles == {Role.OPS}
-    assert "not accepted" in await refused(verifier, Key("EdDSA").sign())
+    assert "not accepted" in await refused(verifier, SigningKey("EdDSA").sign())
     assert "Signature verification failed" in await refused(
         verifier, jwt.encode(claims, secret + "x", algorithm="HS256")
     )
-
-
-# --- over HTTP: a real (local) JWKS endpoint, including one that never answers -----------------------------
-
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
-
-
-async def _serve(handler: Handler) -> tuple[asyncio.Server, str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}/.well-known/jwks.json"
-
-
-@pytest.fixture
-async def jwks_server() -> AsyncIterator[tuple[str, list[Key], list[int]]]:
-    keys: list[Key] = [Key("RS256")]
-    hits: list[int] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        hits.append(1)
-        body = json.dumps({"keys": [k.jwk for k in keys]}).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
-        writer.write(f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
-        await writer.drain()
-        writer.close()
-
-    server, url = await _serve(handle)
-    yield url, keys, hits
-    server.close()
-
-
-@pytest.fixture
-async def silent_server() -> AsyncIterator[str]:
-    release = asyncio.Event()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{")
-        await writer.drain()
-        await release.wait()  # then nothing until the test is over: only the deadline ends the fetch
-        writer.close()
-
-    server, url = await _serve(handle)
-    yield url
-    release.set()
-    server.close()
-
-
-async def test_the_jwks_is_fetched_over_http(jwks_server: tuple[str, list[Key], list[int]]) -> None:
-    url, keys, hits = jwks_server
-    verifier = JwksVerifier(
-        JwksKeys(http_fetch(url, timeout_s=5), algorithms=ALGORITHMS), POLICY, algorithms=ALGORITHMS
-    )
-    assert (await verifier.verify(keys[0].sign())).user_id == "alice"
-    assert (await verifier.verify(keys[0].sign({"sub": "bob"}))).user_id == "bob"
-    assert len(hits) == 1
-
-
-async def test_a_jwks_endpoint_that_never_finishes_answering_is_a_503_within_the_deadline(silent_server: str) -> None:
-    verifier = JwksVerifier(
-        JwksKeys(http_fetch(silent_server, timeout_s=0.5), algorithms=ALGORITHMS), POLICY, algorithms=ALGORITHMS
-    )
-    started = time.monotonic()
-    with pytest.raises(ServiceUnavailableException):
-        await verifier.verify(Key("ES256").sign())
-    assert time.monotonic() - started < 3

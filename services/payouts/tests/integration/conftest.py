@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from prizeflow_payouts.testing import ALEMBIC_INI, WEBHOOK_SECRET_ENV
 from prizeflow_runtime.migrations import upgrade_to_head
+from prizeflow_testkit.payouts import ALEMBIC_INI, WEBHOOK_SECRET_ENV
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from prizeflow_contracts.envelope import decode
-from prizeflow_payouts.testing import (
+from prizeflow_testkit import eventually, read_topic
+from prizeflow_testkit.payouts import (
     books,
     fetch,
     providers_file,
@@ -20,7 +21,6 @@ from prizeflow_payouts.testing import (
     unique,
     wait_state,
 )
-from prizeflow_runtime.testing import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,9 @@ import pytest
 from prizeflow_contracts.envelope import Envelope, decode, new_event
 from prizeflow_contracts.events.payouts import PayoutRequested, PayoutRequestRefused, PayoutRoutesPublished
 from prizeflow_contracts.providers import DestinationType
-from prizeflow_payouts.testing import (
+from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_testkit import eventually, read_topic
+from prizeflow_testkit.payouts import (
     fetch,
     providers_file,
     publish,
@@ -23,8 +25,6 @@ from prizeflow_payouts.testing import (
     unique,
     wait_state,
 )
-from prizeflow_runtime.db import asyncpg_dsn
-from prizeflow_runtime.testing import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 

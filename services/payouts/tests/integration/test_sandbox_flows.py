@@ -14,7 +14,9 @@ from prizeflow_contracts.envelope import decode, new_event
 from prizeflow_contracts.events.payouts import PayoutFailed
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
-from prizeflow_payouts.testing import (
+from prizeflow_runtime.dead_letters import DLQ_REASON
+from prizeflow_testkit import eventually, header, read_topic
+from prizeflow_testkit.payouts import (
     books,
     fetch,
     payout_events,
@@ -27,8 +29,6 @@ from prizeflow_payouts.testing import (
     unique,
     wait_state,
 )
-from prizeflow_runtime.dead_letters import DLQ_REASON
-from prizeflow_runtime.testing import eventually, header, read_topic
 
 pytestmark = pytest.mark.integration
 

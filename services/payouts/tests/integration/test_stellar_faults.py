@@ -15,9 +15,9 @@ from stellar_sdk import Keypair, TransactionEnvelope
 
 import prizeflow_stellar as ps
 from prizeflow_devstack.infra import Infra
-from prizeflow_payouts.stellar_testing import NETWORK, destinations, stellar_stack
-from prizeflow_payouts.testing import fetch
-from prizeflow_runtime.testing import eventually
+from prizeflow_testkit import eventually
+from prizeflow_testkit.payouts import fetch
+from prizeflow_testkit.stellar import NETWORK, destinations, stellar_stack
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
 from prizeflow_devstack.infra import Infra
 from prizeflow_payouts.adapters.stellar import StellarPayoutProvider
 from prizeflow_payouts.application.model import PayoutRecord
-from prizeflow_payouts.stellar_testing import NETWORK, destinations, stellar_stack
-from prizeflow_payouts.testing import fetch
-from prizeflow_runtime.testing import eventually
+from prizeflow_testkit import eventually
+from prizeflow_testkit.payouts import fetch
+from prizeflow_testkit.stellar import NETWORK, destinations, stellar_stack
 
 pytestmark = pytest.mark.integration
 

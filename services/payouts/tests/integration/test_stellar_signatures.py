@@ -35,11 +35,11 @@ from prizeflow_payouts.adapters.stellar import StellarPayoutProvider
 from prizeflow_payouts.adapters.stellar import store as q
 from prizeflow_payouts.adapters.stellar.provider import StellarOptions
 from prizeflow_payouts.adapters.stellar.settings import StellarMode
-from prizeflow_payouts.stellar_testing import NETWORK, destinations, stellar_stack
-from prizeflow_payouts.testing import fetch
 from prizeflow_runtime.db import create_engine
-from prizeflow_runtime.testing import eventually
 from prizeflow_stellar.envelopes import network_id
+from prizeflow_testkit import eventually
+from prizeflow_testkit.payouts import fetch
+from prizeflow_testkit.stellar import NETWORK, destinations, stellar_stack
 
 pytestmark = pytest.mark.integration
 

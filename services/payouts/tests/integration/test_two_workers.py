@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_payouts.testing import fetch, providers_file, request, settings_for
-from prizeflow_runtime.testing import eventually, provision_test_topics
+from prizeflow_testkit import eventually, provision_test_topics
+from prizeflow_testkit.payouts import fetch, providers_file, request, settings_for
 
 pytestmark = pytest.mark.integration
 

@@ -96,6 +96,7 @@ def test_approval_thresholds_are_exact_decimals() -> None:
         parse_config(doc(SANDBOX, approvals={"USDC": {"auto_below": "0.00000001"}}), CTX, env={})
 
 
+@pytest.mark.integration  # starts the service process
 @pytest.mark.parametrize(
     ("provider", "env", "expected"),
     [

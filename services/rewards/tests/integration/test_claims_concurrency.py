@@ -15,9 +15,9 @@ from prizeflow_rewards.application.claims import ClaimError, ClaimPolicy
 from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
-from prizeflow_rewards.testing import routes_event
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import session_factory
+from prizeflow_testkit.rewards import routes_event
 
 pytestmark = pytest.mark.integration
 

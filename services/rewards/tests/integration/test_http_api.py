@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from prizeflow_rewards.testing import STELLAR_KEY, Running, running_app, settings_for
 from prizeflow_runtime.db import create_engine
+from prizeflow_testkit.rewards import STELLAR_KEY, Running, running_app, settings_for
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,6 @@ from prizeflow_contracts.events.payouts import (
     PayoutReturned,
 )
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_rewards.adapters.ledger_pg import LockOrderError, PgLedger, is_serialization_failure
 from prizeflow_rewards.adapters.routes_pg import publish_routes
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
@@ -32,9 +31,10 @@ from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
-from prizeflow_rewards.testing import STELLAR_KEY, routes_event
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import asyncpg_dsn, session_factory
+from prizeflow_testkit.events import AT, example_payload
+from prizeflow_testkit.rewards import STELLAR_KEY, routes_event
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.payouts import PayoutCreated, PayoutPaid, PayoutRequested, PayoutRequestRefused
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundVoided
 from prizeflow_contracts.money import INT64_MAX
-from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS
-from prizeflow_rewards.testing import STELLAR_KEY, Running, routes_event, running_app, settings_for
 from prizeflow_runtime.db import create_engine
-from prizeflow_runtime.testing import eventually
+from prizeflow_testkit import eventually
+from prizeflow_testkit.events import AT, example_payload
+from prizeflow_testkit.rewards import STELLAR_KEY, Running, routes_event, running_app, settings_for
 
 pytestmark = pytest.mark.integration
 

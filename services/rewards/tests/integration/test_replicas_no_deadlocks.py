@@ -48,15 +48,15 @@ from prizeflow_contracts.events.payouts import (
     PayoutReturned,
 )
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundVoided
-from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.ports import pick_free_port
-from prizeflow_rewards.testing import ROUTES, STELLAR_KEY, routes_event
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
-from prizeflow_runtime.testing import eventually, provision_test_topics, wait_caught_up
+from prizeflow_testkit import eventually, provision_test_topics, wait_caught_up
+from prizeflow_testkit.events import AT, example_payload
+from prizeflow_testkit.rewards import ROUTES, STELLAR_KEY, routes_event
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
-from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.bootstrap import PgCreateCampaign as CreateCampaign
 from prizeflow_rewards.bootstrap import PgFundCampaign as FundCampaign
@@ -18,6 +17,7 @@ from prizeflow_rewards.bootstrap import PgRoundMoney as RoundMoney
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.entrypoints.kafka import RoundEventsHandler
 from prizeflow_runtime.auth import Principal, Role
+from prizeflow_testkit.events import AT, example_payload
 
 pytestmark = pytest.mark.integration
 

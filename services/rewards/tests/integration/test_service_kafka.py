@@ -10,10 +10,10 @@ from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.payouts import PayoutFailed, PayoutPaid, PayoutRequested
 from prizeflow_contracts.events.settlement import RoundSettled
-from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS, SETTLEMENT_ROUNDS
-from prizeflow_rewards.testing import STELLAR_KEY, Running, running_app, settings_for
-from prizeflow_runtime.testing import eventually
+from prizeflow_testkit import eventually
+from prizeflow_testkit.events import AT, example_payload
+from prizeflow_testkit.rewards import STELLAR_KEY, Running, running_app, settings_for
 
 pytestmark = pytest.mark.integration
 

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,14 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened, RoundResultsReported
-from prizeflow_contracts.testing import example_payload
-from prizeflow_devstack.ports import pick_free_port
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
-from prizeflow_runtime.testing import provision_test_topics
+from prizeflow_testkit import Process, free_port, provision_test_topics
+from prizeflow_testkit.events import example_payload
 
 ALEMBIC_INI = str(Path(__file__).parents[2] / "alembic.ini")
 
@@ -111,61 +104,25 @@ def token(user: str, *roles: str) -> str:
     return identity.issue(user, roles, audience=audience_for("settlement"))
 
 
-@dataclass
-class ServiceProcess:
-    """`python -m prizeflow_settlement` with its env; stdout+stderr go to a log file shown on failure."""
+class ServiceProcess(Process):
+    """`python -m prizeflow_settlement` with its env on a free port; stdout+stderr go to a log file shown on
+    failure (the testkit's runner: ready on /health/ready, stopped SIGTERM then SIGKILL)."""
 
-    db_url: str
-    bootstrap: str
-    suffix: str
-    log: Path
-    port: int = field(default_factory=pick_free_port)
-    proc: subprocess.Popen[bytes] | None = None
+    def __init__(self, db_url: str, bootstrap: str, suffix: str, log: Path) -> None:
+        self.port = free_port()
+        env = {
+            "DATABASE_URL": db_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "HTTP_PORT": str(self.port),
+            "KAFKA_TOPIC_SUFFIX": suffix,
+            "OUTBOX_POLL_INTERVAL_MS": "50",
+            "LOG_JSON": "false",
+        }
+        super().__init__([sys.executable, "-m", "prizeflow_settlement"], env, log, f"{self.base}/health/ready")
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.db_url,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "HTTP_PORT": str(self.port),
-            "KAFKA_TOPIC_SUFFIX": self.suffix,
-            "OUTBOX_POLL_INTERVAL_MS": "50",
-            "LOG_JSON": "false",
-        }
-        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "prizeflow_settlement"], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/health/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"service not ready within {timeout}s:\n{self.tail()}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

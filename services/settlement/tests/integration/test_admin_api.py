@@ -14,7 +14,7 @@ from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.game import RoundResultsReported
 from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
 from prizeflow_contracts.topics import AUDIT, GAME_ROUNDS, SETTLEMENT_ROUNDS
-from prizeflow_runtime.testing import eventually, header, read_topic
+from prizeflow_testkit import eventually, header, read_topic
 
 from .conftest import prepare_topics, publish, round_events, token
 

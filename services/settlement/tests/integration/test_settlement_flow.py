@@ -15,7 +15,7 @@ from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.settlement import RoundSettled
 from prizeflow_contracts.topics import GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_runtime.dead_letters import DLQ_REASON
-from prizeflow_runtime.testing import eventually, header, read_topic
+from prizeflow_testkit import eventually, header, read_topic
 
 from .conftest import prepare_topics, publish, round_events, settled_rounds
 

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.game import RoundOpened
-from prizeflow_contracts.testing import example_payload
 from prizeflow_settlement.adapters.sql import SpecCache, SqlRoundStore
 from prizeflow_settlement.application.apply_round_events import ApplyRoundEvents
+from prizeflow_testkit.events import example_payload
 
 pytestmark = pytest.mark.integration
 

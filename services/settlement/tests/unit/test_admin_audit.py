@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from prizeflow_contracts.envelope import Envelope, StagedEvent, new_event
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.game import RoundOpened
-from prizeflow_contracts.testing import example_payload
 from prizeflow_settlement.application import ApplyRoundEvents, EntryKey
 from prizeflow_settlement.application.admin import Actor, VoidRound
 from prizeflow_settlement.domain import Round
+from prizeflow_testkit.events import example_payload
 
 
 class MemoryStore:

@@ -12,9 +12,9 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent, de
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.game import EntryRecorded, RoundClosed, RoundOpened, RoundResultsReported
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundStateChanged
-from prizeflow_contracts.testing import example_payload
 from prizeflow_settlement.application import ApplyRoundEvents, EntryKey
 from prizeflow_settlement.domain import Round
+from prizeflow_testkit.events import example_payload
 
 
 class MemoryStore:

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from prizeflow_contracts.events.game import TEMPLATE_BPS, EntryRecorded, Placement, RoundOpened
 from prizeflow_contracts.events.settlement import AllocationSource, FeeParty, RoundSettled
 from prizeflow_contracts.money import INT64_MAX
-from prizeflow_contracts.testing import example_payload
 from prizeflow_settlement.domain import Finisher, ResultSet, Round, distribute, fees_on
+from prizeflow_testkit.events import example_payload
 
 AT = datetime(2025, 1, 1, 12, tzinfo=UTC)
 TOP3 = TEMPLATE_BPS[next(t for t in TEMPLATE_BPS if t.value == "top3")]

@@ -15,8 +15,8 @@ from prizeflow_contracts.events.settlement import (
     RoundStateChanged,
     RoundVoided,
 )
-from prizeflow_contracts.testing import example_payload
 from prizeflow_settlement.domain import TRANSITIONS, ResultSet, Round, RoundRuleViolation, can_transition
+from prizeflow_testkit.events import example_payload
 
 AT = datetime(2025, 1, 1, 12, tzinfo=UTC)
 ALLOWED = {

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -28,15 +23,14 @@ import prizeflow_stellar as ps
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
 from prizeflow_contracts.events.signer import SignatureRefused, SignatureRequested, TransactionSigned
 from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS
-from prizeflow_devstack.ports import pick_free_port
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import eventually, provision_test_topics, read_topic
 from prizeflow_signer.adapters.sql import SqlSignerStore
 from prizeflow_signer.application.sign_request import result_event_id
 from prizeflow_signer.domain.policy import LiveSignature
+from prizeflow_testkit import Process, eventually, free_port, provision_test_topics, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -65,19 +59,16 @@ def suffix(topic_suffix: str) -> str:
     return topic_suffix
 
 
-class SignerProcess:
-    def __init__(self, db_url: str, bootstrap: str, suffix: str, log: Path) -> None:
-        self.db_url, self.bootstrap, self.suffix, self.log = db_url, bootstrap, suffix, log
-        self.port = pick_free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+class SignerProcess(Process):
+    """`python -m prizeflow_signer` (hot key) on a free port: the testkit's runner, ready on /health/ready."""
 
-    def start(self, timeout: float = 60.0) -> None:
+    def __init__(self, db_url: str, bootstrap: str, suffix: str, log: Path) -> None:
+        self.port = free_port()
         env = {
-            **os.environ,
-            "DATABASE_URL": self.db_url,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DATABASE_URL": db_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "HTTP_PORT": str(self.port),
-            "KAFKA_TOPIC_SUFFIX": self.suffix,
+            "KAFKA_TOPIC_SUFFIX": suffix,
             "OUTBOX_POLL_INTERVAL_MS": "50",
             "LOG_JSON": "false",
             "STELLAR_NETWORK_PASSPHRASE": NETWORK,
@@ -87,36 +78,9 @@ class SignerProcess:
             "PAYOUT_HOT_SIGNER_SECRET": HOT.secret,
             "CONSUMER_BATCH_SIZE": "20",
         }
-        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "prizeflow_signer"], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"signer exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"signer not ready:\n{self.log.read_text()[-4000:]}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(
+            [sys.executable, "-m", "prizeflow_signer"], env, log, f"http://127.0.0.1:{self.port}/health/ready"
+        )
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_runtime.retry import backoff_delay
 
 
 def backoff_seconds(attempt: int, *, base_ms: int, max_ms: int, rng: random.Random | None = None) -> float:
@@ -14,11 +15,7 @@ def backoff_seconds(attempt: int, *, base_ms: int, max_ms: int, rng: random.Rand
 
     Half the cap is kept so a retry is never immediate; the other half spreads a herd of failures out.
     """
-    if attempt < 1:
-        raise ValueError("attempt is 1-based")
-    cap = min(max_ms, base_ms * 2 ** min(attempt - 1, 32))
-    draw = (rng or random).uniform(cap / 2, cap)
-    return draw / 1000
+    return backoff_delay(attempt, base=base_ms, cap=max_ms, rng=rng) / 1000
 
 
 class AfterFailure(StrEnum):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from prizeflow_rewards.adapters.ledger_pg import is_serialization_failure
+from prizeflow_runtime.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Exponential with jitter: two transactions that deadlocked do not collide again in lockstep."""
-        cap = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
-        return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not cryptography
+        return backoff_delay(attempt, base=self.backoff_initial_s, cap=self.backoff_max_s)
 
 
 class TransactionContendedError(Exception):

@@ -31,6 +31,8 @@ from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL as HSM_KEY_LABEL
 from prizeflow_signer.softhsm import SoftHsmToken
 from prizeflow_stellar.checks import CheckPolicy
 
+pytestmark = pytest.mark.integration  # signs with a key in SoftHSM2 (PKCS#11)
+
 NETWORK = "Prizeflow Signer Tests ; 2025"
 CONTRACT = StrKey.encode_contract(b"\x42" * 32)
 OTHER_CONTRACT = StrKey.encode_contract(b"\x43" * 32)

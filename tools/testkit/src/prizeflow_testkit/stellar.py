@@ -4,13 +4,7 @@ funded accounts, a providers file with a `stellar` provider. Imported by tests a
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -26,66 +20,13 @@ from stellar_sdk import Keypair
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_payouts.testing import fetch, publish_raw, running, settings_for, token, unique
 from prizeflow_runtime.migrations import upgrade_to_head
-from prizeflow_runtime.testing import eventually, provision_test_topics
 from prizeflow_soroban_emulator.client import Rpc
+from prizeflow_testkit import Process, eventually, fetch, free_port, provision_test_topics
+from prizeflow_testkit.payouts import SERVICE_DIR, publish_raw, running, settings_for, token, unique
 
-SIGNER_ALEMBIC_INI = str(Path(__file__).resolve().parents[3] / "signer" / "alembic.ini")
+SIGNER_ALEMBIC_INI = str(SERVICE_DIR.parent / "signer" / "alembic.ini")
 NETWORK = "Prizeflow Payouts Stellar Tests ; 2025"
-
-
-def free_port() -> int:
-    from prizeflow_devstack.ports import pick_free_port
-
-    return int(pick_free_port())
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - a local test URL
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not ready:\n{log.read_text()[-4000:]}")
-
-
-@dataclass
-class Process:
-    args: list[str]
-    env: dict[str, str]
-    log: Path
-    ready_url: str
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> Process:
-        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(  # noqa: S603
-                self.args, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT
-            )
-        _wait_http(self.ready_url, self.proc, self.log, timeout)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown at all, as a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def emulator_process(
@@ -458,6 +399,7 @@ __all__ = [
     "Stack",
     "destinations",
     "emulator_process",
+    "free_port",
     "fund",
     "signer_process",
     "stellar_env",

@@ -323,7 +323,7 @@ def example_data(cls: type[EventPayload]) -> dict[str, Any]:
     try:
         return _EXAMPLES[cls]()
     except KeyError:
-        raise KeyError(f"no example for {cls.__name__}; add one to prizeflow_contracts.testing") from None
+        raise KeyError(f"no example for {cls.__name__}; add one to prizeflow_testkit.events") from None
 
 
 def example_payload(cls: type[E], **overrides: Any) -> E:

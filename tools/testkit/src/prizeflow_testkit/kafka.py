@@ -1,42 +1,20 @@
-"""Helpers for tests against real Kafka: provision a test's topics, read a topic to its end, wait for a group
-to catch up, wait for an in-process app to be ready.
+"""Helpers for tests against real Kafka: provision a test's topics, read a topic to its end, wait until a group
+has consumed up to the end offsets.
 
 They poll with a deadline; nothing here sleeps for a fixed time and hopes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from prizeflow_runtime.settings import TopicSettings
 from prizeflow_runtime.topics import provision_topics, topic_plan
-
-T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    until: Callable[[T], bool],
-    *,
-    timeout: float = 30.0,
-    interval: float = 0.1,
-) -> T:
-    """Call `probe` until `until(result)` holds; fail with the last result after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout}s; last value: {result!r}")
-        await asyncio.sleep(interval)
+from prizeflow_testkit.waits import eventually
 
 
 async def provision_test_topics(bootstrap: str, suffix: str, settings: TopicSettings | None = None) -> None:
@@ -45,17 +23,6 @@ async def provision_test_topics(bootstrap: str, suffix: str, settings: TopicSett
     report = await provision_topics(bootstrap, topic_plan(settings or TopicSettings(), suffix=suffix))
     if not report.ok:
         raise AssertionError(f"test topics under {suffix} are short: {report.short}")
-
-
-async def wait_ready(client: Any, *, timeout: float = 60.0) -> None:
-    """Wait until an in-process app (a Litestar test client) answers /health/ready with 200: a service comes up
-    in the background once its lifespan started."""
-
-    async def probe() -> tuple[int, Any]:
-        response = await client.get("/health/ready")
-        return response.status_code, response.json()
-
-    await eventually(probe, lambda r: r[0] == 200, timeout=timeout, interval=0.05)
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
@@ -128,39 +95,11 @@ def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
     return None
 
 
-def public_routes(app: Any) -> set[str]:
-    """Paths an app serves without a token (its OpenAPI documents collapsed to `/schema`)."""
-    out: set[str] = set()
-    for route in app.routes:
-        if any(getattr(h, "opt", {}).get("exclude_from_auth") for h in getattr(route, "route_handlers", ())):
-            out.add("/schema" if route.path.startswith("/schema") else route.path)
-    return out
-
-
-_PATH_PARAM = re.compile(r"\{(\w+):(\w+)\}")
-_SAMPLE = {"int": "1", "uuid": "00000000-0000-4000-8000-000000000001"}
-
-
-async def unauthenticated_answers(app: Any) -> dict[str, int]:
-    """What every non-public route of `app` answers a request without a token, by `METHOD path` (from the
-    app's own route table, so a route added tomorrow is covered without touching the test). The app's
-    lifespan is not run: nothing behind the routes needs to exist for the auth layer to answer."""
-    import httpx
-
-    public = public_routes(app)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service.test")
-    answers: dict[str, int] = {}
-    try:
-        for route in app.routes:
-            path = "/schema" if route.path.startswith("/schema") else route.path
-            if path in public or not hasattr(route, "route_handlers"):
-                continue
-            concrete = _PATH_PARAM.sub(lambda m: _SAMPLE.get(m.group(2), "metrics"), route.path)
-            for method in sorted(set(getattr(route, "methods", ())) - {"OPTIONS", "HEAD"}):
-                response = await client.request(
-                    method, concrete, json={} if method in {"POST", "PUT", "PATCH"} else None
-                )
-                answers[f"{method} {route.path}"] = response.status_code
-    finally:
-        await client.aclose()
-    return answers
+__all__ = [
+    "committed_offsets",
+    "end_offsets",
+    "header",
+    "provision_test_topics",
+    "read_topic",
+    "wait_caught_up",
+]

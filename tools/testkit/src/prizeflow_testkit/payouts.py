@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import yaml
 from aiokafka import AIOKafkaProducer
 from litestar.testing import AsyncTestClient
 
+import prizeflow_payouts
 from prizeflow_contracts.envelope import Envelope, decode, new_event
 from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_contracts.money import Money
@@ -22,11 +22,10 @@ from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.bootstrap import Payouts, build, compose
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_runtime.db import asyncpg_dsn
-from prizeflow_runtime.dev_identity import dev_bearer
-from prizeflow_runtime.testing import eventually, provision_test_topics, read_topic, wait_ready
+from prizeflow_testkit import dev_bearer, eventually, provision_test_topics, read_topic, wait_ready
+from prizeflow_testkit.db import fetch
 
-SERVICE_DIR = Path(__file__).resolve().parents[2]  # services/payouts
+SERVICE_DIR = Path(prizeflow_payouts.__file__).resolve().parents[2]  # services/payouts
 ALEMBIC_INI = str(SERVICE_DIR / "alembic.ini")
 WEBHOOK_SECRET_ENV = "PAYOUTS_TEST_SANDBOX_WEBHOOK_SECRET"  # noqa: S105 - the NAME of a variable, not a secret
 
@@ -183,14 +182,6 @@ PAYOUT_STATES = (
 )  # fmt: skip
 
 
-async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
 async def state_of(database_url: str, key: str) -> str | None:
     rows = await fetch(database_url, "SELECT state FROM payouts WHERE idempotency_key = $1", key)
     return rows[0]["state"] if rows else None
@@ -232,3 +223,25 @@ async def payout_events(
         return out
 
     return await eventually(probe, lambda names: len(names) >= expect, timeout=timeout, interval=0.2)
+
+
+__all__ = [
+    "ALEMBIC_INI",
+    "PAYOUT_STATES",
+    "SERVICE_DIR",
+    "WEBHOOK_SECRET_ENV",
+    "books",
+    "fetch",
+    "payout_events",
+    "providers_file",
+    "publish",
+    "publish_raw",
+    "request",
+    "request_payout",
+    "running",
+    "settings_for",
+    "state_of",
+    "token",
+    "unique",
+    "wait_state",
+]  # `fetch` is re-exported: the payouts tests take it from here

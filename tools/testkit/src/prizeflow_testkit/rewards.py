@@ -13,13 +13,12 @@ from litestar.testing import AsyncTestClient
 from prizeflow_contracts.envelope import Envelope, decode, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
 from prizeflow_contracts.providers import DestinationType, ProviderType
-from prizeflow_contracts.testing import AT
 from prizeflow_contracts.topics import PAYOUT_EVENTS
 from prizeflow_rewards.bootstrap import build
 from prizeflow_rewards.settings import RewardsSettings
-from prizeflow_runtime.dev_identity import dev_bearer
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.testing import eventually, provision_test_topics, read_topic, wait_ready
+from prizeflow_testkit import dev_bearer, eventually, provision_test_topics, read_topic, wait_ready
+from prizeflow_testkit.events import AT
 
 STELLAR_KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 # What the tests' payouts "configuration" pays, as payouts would announce it.
