@@ -19,10 +19,10 @@ import prizeflow_stellar as ps
 from prizeflow_payouts.adapters.stellar import StellarOptions, StellarPayoutProvider
 from prizeflow_payouts.adapters.stellar.leader import ENGINE_LOCK_SPACE, EngineLeadership
 from prizeflow_payouts.adapters.stellar.settings import StellarMode
-from prizeflow_payouts.testing import ALEMBIC_INI
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
-from prizeflow_runtime.testing import eventually
+from prizeflow_testkit.payouts import ALEMBIC_INI
+from prizeflow_testkit.waits import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -14,13 +14,13 @@ from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import PayoutPaid, PayoutRequested, PayoutReturned
 from prizeflow_contracts.events.rewards import ClaimApproved, ClaimHeld, ClaimRejected
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_rewards.application.claims import Claim, ClaimError, ClaimPolicy, ReviewHold, SettlePayout, SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import ClaimStatus
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_testkit.events import AT, example_payload
 
 KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEY)

@@ -13,7 +13,6 @@ from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.rewards import PoolExhausted, RefundIssued, RewardAllocated
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundVoided
-from prizeflow_contracts.testing import AT, example_payload
 from prizeflow_rewards.application.campaigns import CampaignError, ChangeCampaignStatus, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.domain import accounts
@@ -21,6 +20,7 @@ from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_testkit.events import AT, example_payload
 
 ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
 TX = object()
