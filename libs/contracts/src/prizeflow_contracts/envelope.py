@@ -1,4 +1,4 @@
-"""The CloudEvents 1.0 envelope every Prizeflow event travels in (ARCHITECTURE §2).
+"""The CloudEvents 1.0 envelope every Prizeflow event travels in (docs/architecture.md §2).
 
 Structured JSON mode: the attributes `id`, `type`, `source`, `specversion`, `time`, `subject`,
 `datacontenttype`, the extensions `correlationid`, `causationid`, `schemaversion`, and `data`, the payload.

@@ -52,7 +52,7 @@ class EventRefusal(Exception):  # noqa: N818  (public name since the first relea
 
 
 class PayoutErrorCode(StrEnum):
-    """Why a payout attempt did not succeed, whatever the provider said (ARCHITECTURE §7)."""
+    """Why a payout attempt did not succeed, whatever the provider said (docs/architecture.md §5)."""
 
     # Retryable: the same payout may be attempted again after backoff, with the SAME idempotency key.
     PROVIDER_UNAVAILABLE = "provider_unavailable"

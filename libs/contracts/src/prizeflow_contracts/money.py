@@ -1,4 +1,4 @@
-"""Money and the asset registry (ARCHITECTURE §4).
+"""Money and the asset registry (docs/architecture.md §4).
 
 Amounts are integers in the asset's minor unit with the asset code beside them. Nothing here accepts or
 returns a float: decimal strings are parsed exactly, and splits use the largest-remainder method so the

@@ -1,4 +1,4 @@
-"""The payout provider contract (ARCHITECTURE §7): every payout rail implements `RewardPayoutProvider`.
+"""The payout provider contract (docs/architecture.md §5): every payout rail implements `RewardPayoutProvider`.
 
 The protocol is shaped for the hardest rail, an asynchronous, signed, confirm-later one (Stellar via the
 signer): `create_payout` may answer `pending` or `submitted`, and the outcome arrives later through

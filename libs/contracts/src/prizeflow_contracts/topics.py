@@ -1,4 +1,4 @@
-"""Topic registry (ARCHITECTURE §2).
+"""Topic registry (docs/architecture.md §2).
 
 Every topic has a `.dlq` sibling; the Kafka key of every record is the correlation id, so all events of
 one flow (a round, a claim, an admin action) land on one partition and keep their order.

@@ -1,4 +1,4 @@
-"""Audit trail on `prizeflow.audit.v1`: every admin action, from every service (ARCHITECTURE §9)."""
+"""Audit trail on `prizeflow.audit.v1`: every admin action, from every service (docs/architecture.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Events game servers publish on `prizeflow.game.rounds.v1` (ARCHITECTURE §2, §6).
+"""Events game servers publish on `prizeflow.game.rounds.v1` (docs/architecture.md §2, §5).
 
 Game servers are outside the trust boundary: everything they send is validated here, and settlement
 re-checks what depends on its own state (round known, transition legal).

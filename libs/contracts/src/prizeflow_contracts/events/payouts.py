@@ -1,5 +1,5 @@
 """Payout requests (`prizeflow.payouts.requests.v1`, from rewards) and payout lifecycle events
-(`prizeflow.payouts.events.v1`, from payouts), ARCHITECTURE §7.
+(`prizeflow.payouts.events.v1`, from payouts), docs/architecture.md §5.
 
 Every lifecycle event carries what rewards needs to settle its reservation without a lookup: the claim,
 the player, the amount and the idempotency key. Rewards posts the pending transfer on `PayoutPaid` and

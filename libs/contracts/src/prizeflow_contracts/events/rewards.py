@@ -1,4 +1,4 @@
-"""Events the rewards service publishes on `prizeflow.rewards.events.v1` (ARCHITECTURE §5).
+"""Events the rewards service publishes on `prizeflow.rewards.events.v1` (docs/architecture.md §4).
 
 Each event reports money that has already moved in the ledger (or was refused), keyed by a business id
 so a replay is recognisable.

@@ -1,4 +1,4 @@
-"""Events settlement publishes on `prizeflow.settlement.rounds.v1` (ARCHITECTURE §6).
+"""Events settlement publishes on `prizeflow.settlement.rounds.v1` (docs/architecture.md §5).
 
 These are the authoritative outcome of a round: rewards moves money on `RoundSettled` and `RoundVoided`,
 so their totals are checked here and cannot disagree with themselves.

@@ -1,4 +1,4 @@
-"""The signer's request and result topics (ARCHITECTURE §8).
+"""The signer's request and result topics (docs/signing-modes.md).
 
 The signer trusts nothing but the intent: it decodes `unsigned_xdr` and signs only if the transaction
 does exactly what the intent says, within policy. Amounts are stroops (7 decimals), never decimals.

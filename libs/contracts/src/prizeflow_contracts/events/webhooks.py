@@ -1,4 +1,4 @@
-"""What the webhooks ingress publishes on `prizeflow.webhooks.provider-events.v1` (ARCHITECTURE §7).
+"""What the webhooks ingress publishes on `prizeflow.webhooks.provider-events.v1` (docs/architecture.md §5).
 
 Raw provider bodies never travel on Kafka (they may hold personal data); only the normalized view and a
 digest of the body, which the ingress keeps for support.

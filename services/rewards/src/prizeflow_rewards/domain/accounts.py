@@ -1,4 +1,4 @@
-"""The chart of accounts: how each flow names its accounts (ARCHITECTURE §5)."""
+"""The chart of accounts: how each flow names its accounts (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ KIND_FLAGS: Final[Mapping[AccountKind, AccountFlags]] = {
 
 
 class TransferKind(StrEnum):
-    """The business flow a transfer belongs to (ARCHITECTURE §5); also a metric label."""
+    """The business flow a transfer belongs to (docs/architecture.md §4); also a metric label."""
 
     CAMPAIGN_FUNDING = "campaign_funding"
     REWARD = "reward"

@@ -1,4 +1,4 @@
-"""The round aggregate and its transition table (ARCHITECTURE §6).
+"""The round aggregate and its transition table (docs/architecture.md §5).
 
 OPEN → CLOSED → RESOLVED → SETTLED, and any non-final state → VOIDED. Every state change goes through
 `Round._move`, which consults `TRANSITIONS`; nothing else decides what may follow what. An event whose
