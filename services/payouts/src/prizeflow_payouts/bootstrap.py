@@ -24,18 +24,22 @@ from prizeflow_contracts.topics import (
     WEBHOOK_PROVIDER_EVENTS,
 )
 from prizeflow_payouts.adapters.config import PayoutsConfig, ProviderContext, load_config
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import ManagedProvider, SignerResultsSink
+from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.entrypoints.http import PayoutsController, ProvidersController
-from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler, ProviderEventsHandler, SignerResultsHandler
+from prizeflow_payouts.entrypoints.kafka import (
+    PayoutRequestsHandler,
+    ProviderEventsHandler,
+    SignerResultsHandler,
+    SignerResultsSink,
+)
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_runtime.outbox import add_events
 from prizeflow_runtime.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,8 @@ class Payouts:
     runtime: ServiceRuntime
     config: PayoutsConfig
     metrics: PayoutMetrics
-    repo: SqlPayoutRepository
+    transactions: PayoutTransactions
+    queries: PayoutQueries
     builder: ChangeBuilder
     create: CreatePayouts
     admin: PayoutAdmin
@@ -82,8 +87,8 @@ class Payouts:
         ]
         digest = hashlib.sha256(json.dumps([r.model_dump(mode="json") for r in routes]).encode()).hexdigest()
         now = datetime.now(UTC)
-        async with self.runtime.sessions() as session, session.begin():
-            sequence = await self.repo.next_route_announcement(session, digest, now)
+        async with self.transactions() as repo:
+            sequence = await repo.next_route_announcement(digest, now)
             if sequence is None:
                 return
             announcement = PayoutRoutesPublished(sequence=sequence, routes=routes, published_at=now)
@@ -93,7 +98,7 @@ class Payouts:
                 correlation_id="payouts-routes",  # one key: announcements stay in order on one partition
                 event_id=event_id_for("payout-routes", sequence),
             )
-            await add_events(session, [event])
+            await repo.add_events([event])
         log.info("payout routes published", extra={"routes": len(routes), "sequence": sequence})
 
     async def start_worker(self) -> None:
@@ -127,7 +132,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
     rt = ServiceRuntime(settings)
     rt.produces([PAYOUT_EVENTS.name, SIGNER_REQUESTS.name, AUDIT.name])
     metrics = PayoutMetrics.create(rt.registry, settings.service_name)
-    repo = SqlPayoutRepository()
+    transactions = sql_transactions(rt.sessions)
     builder = ChangeBuilder(
         source=settings.source,
         policy=RetryPolicy(
@@ -139,7 +144,6 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         ),
     )
     create = CreatePayouts(
-        repo=repo,
         registry=config.registry,
         approvals=config.approvals,
         max_attempts=settings.payouts_max_attempts,
@@ -147,23 +151,20 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=metrics,
     )
     admin = PayoutAdmin(
-        sessions=rt.sessions,
-        repo=repo,
+        transactions=transactions,
         registry=config.registry,
         builder=builder,
         service=settings.service_name,
         metrics=metrics,
     )
     webhooks = ApplyProviderEvents(
-        repo=repo,
         registry=config.registry,
         builder=builder,
         metrics=metrics,
         trusted_sources=frozenset(settings.payouts_webhook_sources),
     )
     worker = PayoutWorker(
-        sessions=rt.sessions,
-        repo=repo,
+        transactions=transactions,
         registry=config.registry,
         builder=builder,
         config=WorkerConfig(
@@ -176,19 +177,16 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=metrics,
         worker_id=worker_id,
     )
-    return Payouts(settings, rt, config, metrics, repo, builder, create, admin, webhooks, worker)
+    queries = SqlPayoutQueries(rt.sessions)
+    return Payouts(settings, rt, config, metrics, transactions, queries, builder, create, admin, webhooks, worker)
 
 
 def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litestar:
     """The API process: HTTP + both consumers + outbox relay + (unless disabled) the worker."""
     p = parts or compose(settings)
     rt = p.runtime
-    rt.add_consumer(
-        REQUESTS_CONSUMER,
-        [PAYOUT_REQUESTS.name],
-        batch_handler=PayoutRequestsHandler(p.create, p.wake),
-        on_refusal=p.create.refuse_unreadable,
-    )
+    requests = PayoutRequestsHandler(p.create, p.wake)
+    rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=requests, on_refusal=requests.on_refusal)
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
     sinks = [e.provider for e in p.config.registry if isinstance(e.provider, SignerResultsSink)]
     if sinks:
@@ -200,7 +198,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     app = rt.http_app(
         [PayoutsController, ProvidersController],
         dependencies={
-            "repo": const(p.repo),
+            "queries": const(p.queries),
             "admin": const(p.admin),
             "registry": const(p.config.registry),
         },
