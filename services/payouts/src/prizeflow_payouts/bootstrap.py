@@ -7,14 +7,18 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
+from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.topics import (
     AUDIT,
     PAYOUT_EVENTS,
@@ -23,8 +27,12 @@ from prizeflow_contracts.topics import (
     SIGNER_RESULTS,
     WEBHOOK_PROVIDER_EVENTS,
 )
-from prizeflow_payouts.adapters.config import PayoutsConfig, ProviderContext, load_config
+from prizeflow_payouts.adapters import config as provider_config
+from prizeflow_payouts.adapters.config import PayoutsConfig
+from prizeflow_payouts.adapters.providers.manual import build_manual
+from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
 from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
+from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
@@ -39,6 +47,7 @@ from prizeflow_payouts.entrypoints.kafka import (
     SignerResultsHandler,
     SignerResultsSink,
 )
+from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.service import ServiceRuntime
 
@@ -111,6 +120,22 @@ class Payouts:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def provider_factories() -> dict[ProviderType, ProviderFactory]:
+    """The provider types this build implements, each with its factory. A type of the contract missing here
+    is refused at start-up, naming the provider."""
+    return {ProviderType.MANUAL: build_manual, ProviderType.SANDBOX: build_sandbox, ProviderType.STELLAR: build_stellar}
+
+
+def load_config(path: Path, context: ProviderContext, *, env: Mapping[str, str] | None = None) -> PayoutsConfig:
+    """The providers file at `path`, its providers built by this build's factories."""
+    return provider_config.load_config(path, context, factories=provider_factories(), env=env)
+
+
+def parse_config(doc: Any, context: ProviderContext, *, env: Mapping[str, str]) -> PayoutsConfig:
+    """A parsed providers file, its providers built by this build's factories."""
+    return provider_config.parse_config(doc, context, env=env, factories=provider_factories())
 
 
 def provider_context(settings: PayoutsSettings) -> ProviderContext:
@@ -242,5 +267,8 @@ __all__ = [
     "Payouts",
     "build",
     "compose",
+    "load_config",
+    "parse_config",
+    "provider_factories",
     "run_worker",
 ]
