@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from prizeflow_payouts.adapters.config import ProviderConfigError
+from prizeflow_payouts.provider_spec import ProviderConfigError
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.settings import settings_or_exit

@@ -7,9 +7,11 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
+from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.topics import (
     AUDIT,
     PAYOUT_EVENTS,
@@ -25,19 +28,28 @@ from prizeflow_contracts.topics import (
     SIGNER_RESULTS,
     WEBHOOK_PROVIDER_EVENTS,
 )
-from prizeflow_payouts.adapters.config import PayoutsConfig, ProviderContext, load_config
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.adapters import config as provider_config
+from prizeflow_payouts.adapters.config import PayoutsConfig
+from prizeflow_payouts.adapters.providers.manual import build_manual
+from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
+from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
+from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import ManagedProvider, SignerResultsSink
+from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.entrypoints.http import PayoutsController, ProvidersController
-from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler, ProviderEventsHandler, SignerResultsHandler
+from prizeflow_payouts.entrypoints.kafka import (
+    PayoutRequestsHandler,
+    ProviderEventsHandler,
+    SignerResultsHandler,
+    SignerResultsSink,
+)
+from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_runtime.outbox import add_events
 from prizeflow_runtime.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -62,7 +74,8 @@ class Payouts:
     runtime: ServiceRuntime
     config: PayoutsConfig
     metrics: PayoutMetrics
-    repo: SqlPayoutRepository
+    transactions: PayoutTransactions
+    queries: PayoutQueries
     builder: ChangeBuilder
     create: CreatePayouts
     admin: PayoutAdmin
@@ -91,8 +104,8 @@ class Payouts:
         ]
         digest = hashlib.sha256(json.dumps([r.model_dump(mode="json") for r in routes]).encode()).hexdigest()
         now = datetime.now(UTC)
-        async with self.runtime.sessions() as session, session.begin():
-            sequence = await self.repo.next_route_announcement(session, digest, now)
+        async with self.transactions() as repo:
+            sequence = await repo.next_route_announcement(digest, now)
             if sequence is None:
                 return
             announcement = PayoutRoutesPublished(sequence=sequence, routes=routes, published_at=now)
@@ -102,7 +115,7 @@ class Payouts:
                 correlation_id="payouts-routes",  # one key: announcements stay in order on one partition
                 event_id=event_id_for("payout-routes", sequence),
             )
-            await add_events(session, [event])
+            await repo.add_events([event])
         log.info("payout routes published", extra={"routes": len(routes), "sequence": sequence})
 
     async def start_worker(self) -> None:
@@ -115,6 +128,22 @@ class Payouts:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def provider_factories() -> dict[ProviderType, ProviderFactory]:
+    """The provider types this build implements, each with its factory. A type of the contract missing here
+    is refused at start-up, naming the provider."""
+    return {ProviderType.MANUAL: build_manual, ProviderType.SANDBOX: build_sandbox, ProviderType.STELLAR: build_stellar}
+
+
+def load_config(path: Path, context: ProviderContext, *, env: Mapping[str, str] | None = None) -> PayoutsConfig:
+    """The providers file at `path`, its providers built by this build's factories."""
+    return provider_config.load_config(path, context, factories=provider_factories(), env=env)
+
+
+def parse_config(doc: Any, context: ProviderContext, *, env: Mapping[str, str]) -> PayoutsConfig:
+    """A parsed providers file, its providers built by this build's factories."""
+    return provider_config.parse_config(doc, context, env=env, factories=provider_factories())
 
 
 def provider_context(settings: PayoutsSettings) -> ProviderContext:
@@ -139,7 +168,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
             entry.provider.bind_database(rt.engine)
     rt.produces([PAYOUT_EVENTS.name, SIGNER_REQUESTS.name, AUDIT.name])
     metrics = PayoutMetrics.create(rt.registry, settings.service_name)
-    repo = SqlPayoutRepository()
+    transactions = sql_transactions(rt.sessions)
     builder = ChangeBuilder(
         source=settings.source,
         policy=RetryPolicy(
@@ -151,7 +180,6 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         ),
     )
     create = CreatePayouts(
-        repo=repo,
         registry=config.registry,
         approvals=config.approvals,
         max_attempts=settings.payouts_max_attempts,
@@ -159,23 +187,20 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=metrics,
     )
     admin = PayoutAdmin(
-        sessions=rt.sessions,
-        repo=repo,
+        transactions=transactions,
         registry=config.registry,
         builder=builder,
         service=settings.service_name,
         metrics=metrics,
     )
     webhooks = ApplyProviderEvents(
-        repo=repo,
         registry=config.registry,
         builder=builder,
         metrics=metrics,
         trusted_sources=frozenset(settings.payouts_webhook_sources),
     )
     worker = PayoutWorker(
-        sessions=rt.sessions,
-        repo=repo,
+        transactions=transactions,
         registry=config.registry,
         builder=builder,
         config=WorkerConfig(
@@ -188,19 +213,16 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=metrics,
         worker_id=worker_id,
     )
-    return Payouts(settings, rt, config, metrics, repo, builder, create, admin, webhooks, worker)
+    queries = SqlPayoutQueries(rt.sessions)
+    return Payouts(settings, rt, config, metrics, transactions, queries, builder, create, admin, webhooks, worker)
 
 
 def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litestar:
     """The API process: HTTP + both consumers + outbox relay + (unless disabled) the worker."""
     p = parts or compose(settings)
     rt = p.runtime
-    rt.add_consumer(
-        REQUESTS_CONSUMER,
-        [PAYOUT_REQUESTS.name],
-        batch_handler=PayoutRequestsHandler(p.create, p.wake),
-        on_refusal=p.create.refuse_unreadable,
-    )
+    requests = PayoutRequestsHandler(p.create, p.wake)
+    rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=requests, on_refusal=requests.on_refusal)
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
     sinks = [e.provider for e in p.config.registry if isinstance(e.provider, SignerResultsSink)]
     if sinks:
@@ -212,7 +234,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     app = rt.http_app(
         [PayoutsController, ProvidersController],
         dependencies={
-            "repo": const(p.repo),
+            "queries": const(p.queries),
             "admin": const(p.admin),
             "registry": const(p.config.registry),
         },
@@ -258,5 +280,8 @@ __all__ = [
     "UsesServiceDatabase",
     "build",
     "compose",
+    "load_config",
+    "parse_config",
+    "provider_factories",
     "run_worker",
 ]

@@ -10,8 +10,8 @@ import pytest
 from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
 
 from prizeflow_devstack.infra import Infra
+from prizeflow_payouts.adapters.repository import payout_from_row
 from prizeflow_payouts.adapters.stellar import StellarPayoutProvider
-from prizeflow_payouts.application.model import PayoutRecord
 from prizeflow_testkit import eventually
 from prizeflow_testkit.payouts import fetch
 from prizeflow_testkit.stellar import NETWORK, destinations, stellar_stack
@@ -107,7 +107,7 @@ async def test_one_payout_one_transaction(
         assert isinstance(provider, StellarPayoutProvider)
         await s.wait_final([key])
         row = (await fetch(db, "SELECT * FROM payouts WHERE idempotency_key = $1", key))[0]
-        rec = PayoutRecord.from_row(row)
+        rec = payout_from_row(row)
         # A second process (own pool, own event loop) asking again: the books answer, nothing new is built.
         other = StellarPayoutProvider(provider.o, database_url=db)
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
@@ -48,7 +49,7 @@ async def _create(settings: PayoutsSettings, addresses: list[str]) -> None:
             )
         session: AsyncSession
         async with parts.runtime.sessions() as session, session.begin():
-            await parts.create.execute(session, commands)
+            await parts.create.execute(SqlPayoutRepository(session), commands)
     finally:
         await parts.runtime.engine.dispose()
 

@@ -10,15 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.admin import Actor, PayoutAdmin
-from prizeflow_payouts.application.model import PayoutRecord
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
-RECORD = PayoutRecord(
+RECORD = Payout(
     id="po-1", payout_request_id="pr-1", idempotency_key="k-1", request_hash="h", claim_id="cl-1",
     player_id="p-1", requested_by="p-1", asset="USDC", amount=10**10, destination_type="sandbox",
     destination_address="success:p", destination_memo=None, provider_type="sandbox", provider_name="sandbox",
@@ -30,8 +29,7 @@ RECORD = PayoutRecord(
 
 def admin() -> PayoutAdmin:
     return PayoutAdmin(
-        sessions=None,  # type: ignore[arg-type]
-        repo=SqlPayoutRepository(),
+        transactions=None,  # type: ignore[arg-type]
         registry=ProviderRegistry([]),
         builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
         service="payouts",

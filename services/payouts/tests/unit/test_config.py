@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from prizeflow_contracts.providers import DestinationType, ProviderType
-from prizeflow_payouts.adapters.config import ProviderConfigError, ProviderContext, Secret, parse_config
 from prizeflow_payouts.application.registry import NoRouteError
+from prizeflow_payouts.bootstrap import parse_config
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, Secret
 
 CTX = ProviderContext(live_execution=False, database_url="postgresql+asyncpg://x@127.0.0.1:1/x", provider_timeout_s=1)
 
@@ -119,7 +120,7 @@ def test_the_service_process_refuses_to_start(
 
 
 def test_the_shipped_default_config_loads() -> None:
-    from prizeflow_payouts.adapters.config import load_config
+    from prizeflow_payouts.bootstrap import load_config
     from prizeflow_payouts.settings import DEFAULT_PROVIDERS_FILE
 
     config = load_config(DEFAULT_PROVIDERS_FILE, CTX, env={})

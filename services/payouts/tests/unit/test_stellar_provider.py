@@ -12,8 +12,9 @@ from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
 from prizeflow_contracts.events.signer import SignatureRefusalCode
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction
-from prizeflow_payouts.adapters.config import ProviderConfigError, ProviderContext, parse_config
 from prizeflow_payouts.adapters.stellar import StellarPayoutProvider, classify
+from prizeflow_payouts.bootstrap import parse_config
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 
 CTX = ProviderContext(live_execution=True, database_url="postgresql+asyncpg://x@127.0.0.1:1/x", provider_timeout_s=1)
 FUNDING = Keypair.random().public_key

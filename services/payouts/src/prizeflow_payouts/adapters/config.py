@@ -1,86 +1,86 @@
-"""Provider registry and approval rules from a YAML file plus secrets from the environment.
+"""Provider registry and approval rules from a YAML file (pydantic models) plus secrets from the environment.
 
 Secrets are referenced by environment variable NAME in the file; their values are read once at start-up,
-handed to the provider that needs them and never logged or returned (`Secret.__repr__` hides them).
-Everything that could make a payout go wrong is refused here, at start-up, with a message naming it.
+handed to the provider that needs them and never logged or returned (`Secret` hides them). Everything that
+could make a payout go wrong is refused here, at start-up, with a message naming it. Which factory builds
+which provider type is the caller's (bootstrap's) choice.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from prizeflow_contracts.money import ASSETS, parse_decimal
-from prizeflow_contracts.providers import DestinationType, ProviderType, RewardPayoutProvider
+from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry, Route
 from prizeflow_payouts.domain.approval import ApprovalBook, ApprovalRule
-
-_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_ENV_RE: Final = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-
-
-class ProviderConfigError(ValueError):
-    """The payouts configuration is unusable; the service refuses to start."""
-
-
-class Secret:
-    """A secret value that never shows itself in logs, reprs or tracebacks."""
-
-    __slots__ = ("_value", "env")
-
-    def __init__(self, env: str, value: str) -> None:
-        self.env = env
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret(env={self.env!r}, value='***')"
-
-    __str__ = __repr__
+from prizeflow_payouts.provider_spec import (
+    ProviderConfigError,
+    ProviderContext,
+    ProviderFactory,
+    ProviderSpec,
+)
 
 
-@dataclass(frozen=True)
-class ProviderSpec:
-    name: str
-    type: ProviderType
-    assets: tuple[str, ...]
-    destination_types: tuple[DestinationType, ...]
-    secrets: Mapping[str, Secret]
-    options: Mapping[str, Any]
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-@dataclass(frozen=True)
-class ProviderContext:
-    """What a factory may use besides its own spec."""
-
-    live_execution: bool
-    database_url: str
-    provider_timeout_s: float
-    source: str = "/prizeflow/payouts"
-    max_attempts: int = 5
-    confirm_poll_ms: int = 2500
-    confirm_max_polls: int = 20
-    reconcile_interval_ms: int = 60_000
+class RouteModel(_Model):
+    asset: str
+    destination_type: DestinationType
+    provider: str
 
 
-ProviderFactory = Callable[[ProviderSpec, ProviderContext], tuple[RewardPayoutProvider, bool]]
+class Thresholds(_Model):
+    """Decimal strings in whole units of the asset."""
+
+    auto_below: str | int | float | None = None
+    dual_from: str | int | float | None = None
 
 
-def _factories() -> dict[ProviderType, ProviderFactory]:
-    """Implemented provider types. A type of the contract missing here is refused at start-up."""
-    from prizeflow_payouts.adapters.providers.manual import build_manual
-    from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
-    from prizeflow_payouts.adapters.stellar import build_stellar
+class ProvidersFile(_Model):
+    """The providers file. Validate with `context={"env": environment}`: secrets resolve against it."""
 
-    return {ProviderType.MANUAL: build_manual, ProviderType.SANDBOX: build_sandbox, ProviderType.STELLAR: build_stellar}
+    providers: list[ProviderSpec]
+    routes: list[RouteModel] = []
+    approvals: dict[str, Thresholds] = {}
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_names(cls, value: list[ProviderSpec]) -> list[ProviderSpec]:
+        if not value:
+            raise ValueError("`providers` must be a non-empty list")
+        names = [s.name for s in value]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"provider names must be unique; repeated: {dupes}")
+        return value
+
+    @field_validator("routes", "approvals", mode="before")
+    @classmethod
+    def _empty(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return [] if info.field_name == "routes" else {}
+        return value
+
+    @model_validator(mode="after")
+    def _routes_served(self) -> ProvidersFile:
+        specs = {s.name: s for s in self.providers}
+        for route in self.routes:
+            spec = specs.get(route.provider)
+            if spec is None:
+                raise ValueError(f"route {route.model_dump(mode='json')} names an unknown provider {route.provider!r}")
+            if route.asset not in spec.assets or route.destination_type not in spec.destination_types:
+                raise ValueError(f"route {route.model_dump(mode='json')}: provider {spec.name!r} does not serve it")
+        return self
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ def load_config(
     path: Path,
     context: ProviderContext,
     *,
+    factories: Mapping[ProviderType, ProviderFactory],
     env: Mapping[str, str] | None = None,
-    factories: Mapping[ProviderType, ProviderFactory] | None = None,
 ) -> PayoutsConfig:
     if not path.is_file():
         raise ProviderConfigError(f"payouts providers file {path} does not exist (PAYOUTS_PROVIDERS_FILE)")
@@ -112,29 +112,24 @@ def parse_config(
     context: ProviderContext,
     *,
     env: Mapping[str, str],
-    factories: Mapping[ProviderType, ProviderFactory] | None = None,
+    factories: Mapping[ProviderType, ProviderFactory],
     source: str = "<config>",
 ) -> PayoutsConfig:
+    """The registry and approval rules of a parsed providers file; each provider built by its type's factory.
+    Raises `ProviderConfigError` naming the culprit."""
     if not isinstance(doc, dict):
         raise ProviderConfigError(f"{source}: the top level must be a mapping with `providers`")
-    unknown_keys = set(doc) - {"providers", "routes", "approvals"}
-    if unknown_keys:
-        raise ProviderConfigError(f"{source}: unknown top-level keys {sorted(unknown_keys)}")
-    implemented = dict(factories or _factories())
-    raw_providers = doc.get("providers")
-    if not isinstance(raw_providers, list) or not raw_providers:
-        raise ProviderConfigError(f"{source}: `providers` must be a non-empty list")
-    specs = [_spec(raw, env, source) for raw in raw_providers]
-    names = [s.name for s in specs]
-    if dupes := sorted({n for n in names if names.count(n) > 1}):
-        raise ProviderConfigError(f"{source}: provider names must be unique; repeated: {dupes}")
+    try:
+        parsed = ProvidersFile.model_validate(doc, context={"env": env})
+    except ValidationError as err:
+        raise ProviderConfigError(_describe(err, doc, source)) from None
     entries = []
-    for spec in specs:
-        factory = implemented.get(spec.type)
+    for spec in parsed.providers:
+        factory = factories.get(spec.type)
         if factory is None:
             raise ProviderConfigError(
                 f"provider {spec.name!r}: type {spec.type.value!r} is not implemented in this build "
-                f"(implemented: {', '.join(sorted(t.value for t in implemented))})"
+                f"(implemented: {', '.join(sorted(t.value for t in factories))})"
             )
         provider, polls = factory(spec, context)
         entries.append(
@@ -153,107 +148,66 @@ def parse_config(
                 },
             )
         )
-    routes = [_route(raw, {s.name: s for s in specs}, source) for raw in doc.get("routes") or []]
-    approvals = _approvals(doc.get("approvals") or {}, source)
-    return PayoutsConfig(ProviderRegistry(entries, routes), approvals, source, tuple(specs))
+    routes = [Route(r.asset, r.destination_type, r.provider) for r in parsed.routes]
+    approvals = _approvals(parsed.approvals, source)
+    return PayoutsConfig(ProviderRegistry(entries, routes), approvals, source, tuple(parsed.providers))
 
 
-def _spec(raw: Any, env: Mapping[str, str], source: str) -> ProviderSpec:  # noqa: PLR0912 - one check per field, each with its message
-    if not isinstance(raw, dict):
-        raise ProviderConfigError(f"{source}: each provider must be a mapping")
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ProviderConfigError(f"{source}: provider name {name!r} must match {_NAME_RE.pattern}")
-    extra = set(raw) - {"name", "type", "assets", "destination_types", "secrets", "options"}
-    if extra:
-        raise ProviderConfigError(f"provider {name!r}: unknown keys {sorted(extra)}")
-    raw_type = raw.get("type")
-    try:
-        ptype = ProviderType(str(raw_type))
-    except ValueError:
-        known = ", ".join(t.value for t in ProviderType)
-        raise ProviderConfigError(f"provider {name!r}: unknown provider type {raw_type!r} (known: {known})") from None
-    assets = raw.get("assets")
-    if not isinstance(assets, list) or not assets:
-        raise ProviderConfigError(f"provider {name!r}: `assets` must be a non-empty list")
-    for code in assets:
-        if code not in ASSETS:
-            raise ProviderConfigError(f"provider {name!r}: unknown asset {code!r}")
-        if not ASSETS[code].redeemable:
-            raise ProviderConfigError(f"provider {name!r}: asset {code!r} is not redeemable and can never be paid")
-    dtypes = raw.get("destination_types")
-    if not isinstance(dtypes, list) or not dtypes:
-        raise ProviderConfigError(f"provider {name!r}: `destination_types` must be a non-empty list")
-    try:
-        destination_types = tuple(DestinationType(d) for d in dtypes)
-    except ValueError as err:
-        raise ProviderConfigError(f"provider {name!r}: {err}") from None
-    secrets: dict[str, Secret] = {}
-    for key, env_name in (raw.get("secrets") or {}).items():
-        if not isinstance(env_name, str) or not _ENV_RE.fullmatch(env_name):
-            raise ProviderConfigError(
-                f"provider {name!r}: secret {key!r} must name an environment variable, not hold a value"
-            )
-        value = env.get(env_name)
-        if not value:
-            raise ProviderConfigError(
-                f"provider {name!r}: secret {key!r} needs environment variable {env_name}, which is not set"
-            )
-        secrets[str(key)] = Secret(env_name, value)
-    options = raw.get("options") or {}
-    if not isinstance(options, dict):
-        raise ProviderConfigError(f"provider {name!r}: `options` must be a mapping")
-    return ProviderSpec(name, ptype, tuple(assets), destination_types, secrets, options)
+def _describe(err: ValidationError, doc: Mapping[str, Any], source: str) -> str:
+    """One line naming each problem: `provider '<name>': ...` for a provider entry, `<source>: ...` otherwise.
+    Never echoes a value given under `secrets`."""
+    raw_providers = doc.get("providers")
+    problems: dict[str, list[str]] = {}
+    unknown: dict[str, list[str]] = {}
+    errors = err.errors()
+    locs = [tuple(e["loc"]) for e in errors]
+    for e in errors:
+        here = tuple(e["loc"])
+        if any(len(other) > len(here) and other[: len(here)] == here for other in locs):
+            continue  # a container's complaint about an item already named below it
+        loc = list(here)
+        where = f"{source}:"
+        if loc[:1] == ["providers"] and len(loc) > 1 and isinstance(loc[1], int) and isinstance(raw_providers, list):
+            raw = raw_providers[loc[1]]
+            name = raw.get("name") if isinstance(raw, dict) else None
+            if loc[2:3] != ["name"] and isinstance(name, str):
+                where = f"provider {name!r}:"
+            loc = loc[2:]
+        if e["type"] == "extra_forbidden":
+            unknown.setdefault(where, []).append(str(loc[-1]))
+            continue
+        problems.setdefault(where, []).append(_message(e, loc))
+    for where, keys in unknown.items():
+        problems.setdefault(where, []).append(f"unknown keys {sorted(keys)}")
+    return "; ".join(f"{where} {', '.join(msgs)}" for where, msgs in problems.items())
 
 
-def _route(raw: Any, specs: Mapping[str, ProviderSpec], source: str) -> Route:
-    if not isinstance(raw, dict) or set(raw) != {"asset", "destination_type", "provider"}:
-        raise ProviderConfigError(f"{source}: a route needs exactly asset, destination_type and provider: {raw!r}")
-    spec = specs.get(raw["provider"])
-    if spec is None:
-        raise ProviderConfigError(f"{source}: route {raw!r} names an unknown provider {raw['provider']!r}")
-    try:
-        dtype = DestinationType(raw["destination_type"])
-    except ValueError as err:
-        raise ProviderConfigError(f"{source}: route {raw!r}: {err}") from None
-    if raw["asset"] not in spec.assets or dtype not in spec.destination_types:
-        raise ProviderConfigError(f"{source}: route {raw!r}: provider {spec.name!r} does not serve it")
-    return Route(raw["asset"], dtype, spec.name)
+def _message(e: ErrorDetails, loc: list[int | str]) -> str:
+    if e["type"] == "value_error":  # our validators' messages say what and where
+        return str(e.get("ctx", {}).get("error", e["msg"]))
+    field = ".".join(str(p) for p in loc)
+    shown = "" if "secrets" in loc or e["type"] == "missing" else f" (got {e['input']!r})"
+    return f"{field}: {e['msg']}{shown}" if field else f"{e['msg']}{shown}"
 
 
-def _approvals(raw: Any, source: str) -> ApprovalBook:
-    if not isinstance(raw, dict):
-        raise ProviderConfigError(f"{source}: `approvals` must map asset codes to thresholds")
+def _approvals(raw: Mapping[str, Thresholds], source: str) -> ApprovalBook:
     rules = {}
     for code, thresholds in raw.items():
         if code not in ASSETS:
             raise ProviderConfigError(f"{source}: approvals for unknown asset {code!r}")
-        if not isinstance(thresholds, dict) or set(thresholds) - {"auto_below", "dual_from"}:
-            raise ProviderConfigError(f"{source}: approvals.{code} takes auto_below and dual_from (decimal strings)")
 
-        def amount(key: str, code: str = code, thresholds: dict[str, Any] = thresholds) -> int | None:
-            value = thresholds.get(key)
-            if value is None:
-                return None
+        amounts: dict[str, int | None] = {}
+        for key in ("auto_below", "dual_from"):
+            value = getattr(thresholds, key)
             try:
-                return parse_decimal(str(value), code)
+                amounts[key] = None if value is None else parse_decimal(str(value), code)
             except ValueError as err:
                 raise ProviderConfigError(f"{source}: approvals.{code}.{key}: {err}") from None
-
         try:
-            rules[code] = ApprovalRule(code, amount("auto_below"), amount("dual_from"))
+            rules[code] = ApprovalRule(code, amounts["auto_below"], amounts["dual_from"])
         except ValueError as err:
             raise ProviderConfigError(f"{source}: approvals.{code}: {err}") from None
     return ApprovalBook(rules)
 
 
-__all__ = [
-    "PayoutsConfig",
-    "ProviderConfigError",
-    "ProviderContext",
-    "ProviderFactory",
-    "ProviderSpec",
-    "Secret",
-    "load_config",
-    "parse_config",
-]
+__all__ = ["PayoutsConfig", "ProvidersFile", "load_config", "parse_config"]

@@ -1,21 +1,27 @@
-"""`SqlPayoutRepository`: every statement the payouts use cases run, batched wherever a worker or consumer
-handles many payouts at once (one statement per step, not one per payout)."""
+"""`SqlPayoutRepository`: the `PayoutRepository` port on PostgreSQL, one transaction (session) per instance.
+
+Every statement the payouts use cases run, batched wherever a worker or consumer handles many payouts at once
+(one statement per step, not one per payout), and the mapping between rows and the domain's `Payout`.
+`SqlPayoutQueries` is the admin API's read side.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_payouts.adapters import tables
-from prizeflow_payouts.application.model import Change, PayoutRecord
+from prizeflow_payouts.application.ports import ListFilter, PayoutRepository, PayoutTransactions
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.outbox import add_events
 
@@ -89,15 +95,6 @@ _INSERT_HISTORY = text(
     ) AS u(id, f, t, actor, reason, code, attempt)
     """
 )
-_INSERT_HISTORY_ROWS = text(
-    """
-    INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason, error_code, attempt)
-    SELECT * FROM unnest(
-        CAST(:ids AS text[]), CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:ats AS timestamptz[]),
-        CAST(:actors AS text[]), CAST(:reasons AS text[]), CAST(:codes AS text[]), CAST(:attempts AS int[])
-    )
-    """
-)
 _INSERT_ATTEMPTS = text(
     """
     INSERT INTO payout_attempts (payout_id, attempt, kind, worker, started_at, finished_at, outcome, error_code, detail)
@@ -146,68 +143,107 @@ _APPLY = text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ListFilter:
-    state: str | None = None
-    provider: str | None = None
-    asset: str | None = None
-    player_id: str | None = None
-    older_than_s: int | None = None
-    newer_than_s: int | None = None
-    limit: int = 100
-    offset: int = 0
+def payout_from_row(row: Mapping[Any, Any]) -> Payout:
+    """A `payouts` row (with `previous_state` when a claim returned it) as the domain's payout."""
+    prev = row.get("previous_state")
+    return Payout(
+        id=row["id"],
+        payout_request_id=row["payout_request_id"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        claim_id=row["claim_id"],
+        player_id=row["player_id"],
+        requested_by=row["requested_by"],
+        asset=row["asset"],
+        amount=int(row["amount"]),
+        destination_type=row["destination_type"],
+        destination_address=row["destination_address"],
+        destination_memo=row["destination_memo"],
+        provider_type=row["provider_type"],
+        provider_name=row["provider_name"],
+        state=PayoutState(row["state"]),
+        approval_policy=ApprovalPolicy(row["approval_policy"]),
+        correlation_id=row["correlation_id"],
+        cause_event_id=row["cause_event_id"],
+        attempts=int(row["attempts"]),
+        max_attempts=int(row["max_attempts"]),
+        sync_first=bool(row["sync_first"]),
+        sync_polls=int(row["sync_polls"]),
+        provider_ref=row["provider_ref"],
+        tx_hash=row["tx_hash"],
+        last_error_code=row["last_error_code"],
+        created_at=row["created_at"],
+        submitted_at=row.get("submitted_at"),
+        lease_token=row.get("lease_token"),
+        previous_state=PayoutState(prev) if prev else None,
+    )
+
+
+def _insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
+    """The INSERT's arrays, one per column. A new payout is available, and last updated, when created."""
+    cols: dict[str, list[Any]] = {f"a_{c}": [] for c, _ in _PAYOUT_COLUMNS}
+    for p in payouts:
+        for col, _ in _PAYOUT_COLUMNS:
+            if col in {"available_at", "updated_at"}:
+                value: Any = p.created_at
+            elif col in {"state", "approval_policy"}:
+                value = getattr(p, col).value
+            else:
+                value = getattr(p, col)
+            cols[f"a_{col}"].append(value)
+    return cols
 
 
 class SqlPayoutRepository:
-    async def insert_new(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-        """Insert payouts; a row whose idempotency key or request id exists is skipped. Returns inserted ids.
+    """`PayoutRepository` in the transaction of `session` (the caller begins and commits it)."""
 
-        One statement over arrays (unnest): no per-row SQL to build, whatever the batch size.
-        """
-        if not rows:
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_new(self, payouts: Sequence[Payout]) -> set[str]:
+        """One statement over arrays (unnest): no per-row SQL to build, whatever the batch size."""
+        if not payouts:
             return set()
-        params = {f"a_{col}": [r[col] for r in rows] for col, _ in _PAYOUT_COLUMNS}
-        return set((await session.execute(_INSERT_PAYOUTS, params)).scalars())
+        return set((await self.session.execute(_INSERT_PAYOUTS, _insert_columns(payouts))).scalars())
 
     async def find_existing(
-        self,
-        session: AsyncSession,
-        keys: Sequence[str],
-        request_ids: Sequence[str],
-        claim_ids: Sequence[str] = (),
-    ) -> list[PayoutRecord]:
-        rows = await session.execute(
+        self, keys: Sequence[str], request_ids: Sequence[str], claim_ids: Sequence[str] = ()
+    ) -> list[Payout]:
+        rows = await self.session.execute(
             text(
                 "SELECT * FROM payouts WHERE idempotency_key = ANY(CAST(:keys AS text[])) "
                 "OR payout_request_id = ANY(CAST(:rids AS text[])) OR claim_id = ANY(CAST(:claims AS text[]))"
             ),
             {"keys": list(keys), "rids": list(request_ids), "claims": list(claim_ids)},
         )
-        return [PayoutRecord.from_row(r) for r in rows.mappings()]
+        return [payout_from_row(r) for r in rows.mappings()]
 
-    async def find_refusals(self, session: AsyncSession, claim_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Refused requests by claim id (a claim has a payout or a refusal, never both)."""
-        rows = await session.execute(
+    async def find_refusals(self, claim_ids: Sequence[str]) -> dict[str, RequestRefusal]:
+        rows = await self.session.execute(
             text(
-                "SELECT claim_id, payout_request_id, request_hash, code, detail FROM payout_request_refusals "
-                "WHERE claim_id = ANY(CAST(:claims AS text[]))"
+                "SELECT claim_id, payout_request_id, idempotency_key, request_hash, code, detail, correlation_id, "
+                "refused_at FROM payout_request_refusals WHERE claim_id = ANY(CAST(:claims AS text[]))"
             ),
             {"claims": list(claim_ids)},
         )
-        return {r["claim_id"]: dict(r) for r in rows.mappings()}
+        return {r["claim_id"]: RequestRefusal(**r) for r in rows.mappings()}
 
-    async def insert_refusals(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-        """Store refusals; returns the claim ids stored now (the others were refused before)."""
-        if not rows:
+    async def insert_refusals(self, refusals: Sequence[RequestRefusal]) -> set[str]:
+        if not refusals:
             return set()
-        result = await session.execute(
-            pg_insert(tables.refusals).values(list(rows)).on_conflict_do_nothing().returning(tables.refusals.c.claim_id)
+        result = await self.session.execute(
+            pg_insert(tables.refusals)
+            .values([asdict(r) for r in refusals])
+            .on_conflict_do_nothing()
+            .returning(tables.refusals.c.claim_id)
         )
         return {r[0] for r in result}
 
-    async def next_route_announcement(self, session: AsyncSession, digest: str, at: datetime) -> int | None:
-        """The sequence number for announcing routes with `digest`, or None if they are the ones last announced
-        (the row lock makes concurrent replicas agree)."""
+    async def next_route_announcement(self, digest: str, at: datetime) -> int | None:
+        """The row lock makes concurrent replicas agree."""
+        session = self.session
         row = (await session.execute(text("SELECT sequence, digest FROM route_announcements FOR UPDATE"))).first()
         if row is not None and row.digest == digest:
             return None
@@ -221,27 +257,22 @@ class SqlPayoutRepository:
         )
         return sequence
 
-    async def add_events(self, session: AsyncSession, events: Sequence[Envelope[Any]]) -> None:
-        await add_events(session, events)
+    async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
+        await add_events(self.session, events)
 
-    async def get(self, session: AsyncSession, payout_id: str, *, for_update: bool = False) -> PayoutRecord | None:
+    async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None:
         sql = (
             "SELECT * FROM payouts WHERE id = :id FOR UPDATE" if for_update else "SELECT * FROM payouts WHERE id = :id"
         )
-        row = (await session.execute(text(sql), {"id": payout_id})).mappings().first()
-        return PayoutRecord.from_row(row) if row else None
-
-    async def get_row(self, session: AsyncSession, payout_id: str) -> dict[str, Any] | None:
-        row = (await session.execute(text("SELECT * FROM payouts WHERE id = :id"), {"id": payout_id})).mappings()
-        first = row.first()
-        return dict(first) if first else None
+        row = (await self.session.execute(text(sql), {"id": payout_id})).mappings().first()
+        return payout_from_row(row) if row else None
 
     async def find_for_provider_event(
-        self, session: AsyncSession, provider_type: str, provider_ref: str | None, key: str | None
-    ) -> PayoutRecord | None:
+        self, provider_type: str, provider_ref: str | None, key: str | None
+    ) -> Payout | None:
         row = (
             (
-                await session.execute(
+                await self.session.execute(
                     text(
                         "SELECT * FROM payouts WHERE (CAST(:key AS text) IS NOT NULL AND idempotency_key = :key) "
                         "OR (CAST(:ref AS text) IS NOT NULL AND provider_type = :ptype AND provider_ref = :ref) "
@@ -253,24 +284,19 @@ class SqlPayoutRepository:
             .mappings()
             .first()
         )
-        return PayoutRecord.from_row(row) if row else None
+        return payout_from_row(row) if row else None
 
-    async def claim_for_submit(
-        self, session: AsyncSession, *, owner: str, limit: int, lease_s: float
-    ) -> list[PayoutRecord]:
-        result = await session.execute(_CLAIM_SUBMIT, {"owner": owner, "limit": limit, "lease_s": lease_s})
-        return [PayoutRecord.from_row(r) for r in result.mappings()]
+    async def claim_for_submit(self, *, owner: str, limit: int, lease_s: float) -> list[Payout]:
+        result = await self.session.execute(_CLAIM_SUBMIT, {"owner": owner, "limit": limit, "lease_s": lease_s})
+        return [payout_from_row(r) for r in result.mappings()]
 
-    async def claim_for_sync(
-        self, session: AsyncSession, *, owner: str, providers: Sequence[str], limit: int, lease_s: float
-    ) -> list[PayoutRecord]:
-        result = await session.execute(
+    async def claim_for_sync(self, *, owner: str, providers: Sequence[str], limit: int, lease_s: float) -> list[Payout]:
+        result = await self.session.execute(
             _CLAIM_SYNC, {"owner": owner, "limit": limit, "lease_s": lease_s, "providers": list(providers)}
         )
-        return [PayoutRecord.from_row(r) for r in result.mappings()]
+        return [payout_from_row(r) for r in result.mappings()]
 
-    async def apply(self, session: AsyncSession, changes: Sequence[Change], *, at: datetime) -> list[Change]:
-        """Apply guarded changes; stage history, attempts and events of those that applied. Returns them."""
+    async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
         if not changes:
             return []
         c = changes
@@ -295,31 +321,16 @@ class SqlPayoutRepository:
             "finished_ats": [x.finished_at for x in c],
             "max_attempts": [x.max_attempts for x in c],
         }
-        applied_ids = set((await session.execute(_APPLY, params)).scalars())
+        applied_ids = set((await self.session.execute(_APPLY, params)).scalars())
         applied = [x for x in changes if x.record.id in applied_ids]
-        await self.stage(session, applied, at=at)
+        await self.stage(applied, at=at)
         return applied
 
-    async def stage(self, session: AsyncSession, changes: Sequence[Change], *, at: datetime) -> None:
-        """History rows, attempt rows and outbox events of changes already written."""
-        history = [(x.record.id, h) for x in changes for h in x.history]
-        if history:
-            await session.execute(
-                _INSERT_HISTORY,
-                {
-                    "ids": [i for i, _ in history],
-                    "froms": [h.from_state.value if h.from_state else None for _, h in history],
-                    "tos": [h.to_state.value for _, h in history],
-                    "at": at,
-                    "actors": [h.actor for _, h in history],
-                    "reasons": [h.reason for _, h in history],
-                    "codes": [h.error_code for _, h in history],
-                    "attempts": [h.attempt for _, h in history],
-                },
-            )
+    async def stage(self, changes: Sequence[Change], *, at: datetime) -> None:
+        await self.add_history([(x.record.id, h) for x in changes for h in x.history], at=at)
         logs = [(x.record.id, a) for x in changes if (a := x.attempt_log) is not None]
         if logs:
-            await session.execute(
+            await self.session.execute(
                 _INSERT_ATTEMPTS,
                 {
                     "ids": [i for i, _ in logs],
@@ -333,47 +344,37 @@ class SqlPayoutRepository:
                     "details": [a.detail for _, a in logs],
                 },
             )
-        await add_events(session, [e for x in changes for e in x.events])
+        await add_events(self.session, [e for x in changes for e in x.events])
 
-    async def insert_history(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-        """History rows given as dicts (one statement over arrays, like `stage`: no per-row SQL)."""
-        if rows:
-            await session.execute(
-                _INSERT_HISTORY_ROWS,
-                {
-                    "ids": [r["payout_id"] for r in rows],
-                    "froms": [r.get("from_state") for r in rows],
-                    "tos": [r["to_state"] for r in rows],
-                    "ats": [r["at"] for r in rows],
-                    "actors": [r.get("actor") for r in rows],
-                    "reasons": [r.get("reason") for r in rows],
-                    "codes": [r.get("error_code") for r in rows],
-                    "attempts": [r.get("attempt") for r in rows],
-                },
-            )
+    async def add_history(self, entries: Sequence[tuple[str, HistoryEntry]], *, at: datetime) -> None:
+        if not entries:
+            return
+        await self.session.execute(
+            _INSERT_HISTORY,
+            {
+                "ids": [i for i, _ in entries],
+                "froms": [h.from_state.value if h.from_state else None for _, h in entries],
+                "tos": [h.to_state.value for _, h in entries],
+                "at": at,
+                "actors": [h.actor for _, h in entries],
+                "reasons": [h.reason for _, h in entries],
+                "codes": [h.error_code for _, h in entries],
+                "attempts": [h.attempt for _, h in entries],
+            },
+        )
 
-    async def approvals(self, session: AsyncSession, payout_id: str) -> list[dict[str, Any]]:
-        rows = await session.execute(
-            text(
-                "SELECT approver_id, decided_at, reason, correlation_id FROM payout_approvals "
-                "WHERE payout_id = :id ORDER BY decided_at"
-            ),
+    async def approvers(self, payout_id: str) -> list[str]:
+        rows = await self.session.execute(
+            text("SELECT approver_id FROM payout_approvals WHERE payout_id = :id ORDER BY decided_at"),
             {"id": payout_id},
         )
-        return [dict(r) for r in rows.mappings()]
+        return [r[0] for r in rows]
 
     async def add_approval(
-        self,
-        session: AsyncSession,
-        payout_id: str,
-        approver: str,
-        *,
-        reason: str | None,
-        correlation_id: str,
-        at: datetime,
+        self, payout_id: str, approver: str, *, reason: str | None, correlation_id: str, at: datetime
     ) -> bool:
-        """False when this approver already approved (the primary key says so, not only the code)."""
-        result = await session.execute(
+        """The primary key says "already approved", not only the code."""
+        result = await self.session.execute(
             pg_insert(tables.approvals)
             .values(
                 payout_id=payout_id, approver_id=approver, decided_at=at, reason=reason, correlation_id=correlation_id
@@ -383,27 +384,68 @@ class SqlPayoutRepository:
         )
         return result.first() is not None
 
-    async def history(self, session: AsyncSession, payout_id: str) -> list[dict[str, Any]]:
-        rows = await session.execute(
+    async def record_provider_event(
+        self, provider: str, event_id: str, *, payout_id: str | None, status: str | None, outcome: str
+    ) -> bool:
+        result = await self.session.execute(
             text(
-                "SELECT from_state, to_state, at, actor, reason, error_code, attempt FROM payout_history "
-                "WHERE payout_id = :id ORDER BY id"
+                "INSERT INTO provider_events (provider, provider_event_id, payout_id, status, outcome) "
+                "VALUES (:p, :e, :id, :s, :o) ON CONFLICT DO NOTHING RETURNING provider_event_id"
             ),
-            {"id": payout_id},
+            {"p": provider, "e": event_id, "id": payout_id, "s": status, "o": outcome},
         )
-        return [dict(r) for r in rows.mappings()]
+        return result.first() is not None
 
-    async def attempts(self, session: AsyncSession, payout_id: str) -> list[dict[str, Any]]:
-        rows = await session.execute(
+    async def counts(self) -> list[tuple[str, str, int]]:
+        rows = await self.session.execute(
+            text("SELECT state, provider_name, count(*) FROM payouts GROUP BY state, provider_name")
+        )
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    async def queue_length(self) -> int:
+        value = await self.session.scalar(
             text(
-                "SELECT attempt, kind, worker, started_at, finished_at, outcome, error_code, detail "
-                "FROM payout_attempts WHERE payout_id = :id ORDER BY id"
-            ),
-            {"id": payout_id},
+                "SELECT count(*) FROM payouts WHERE (state = 'approved' AND available_at <= now()) "
+                "OR (state = 'failed' AND next_attempt_at <= now())"
+            )
         )
-        return [dict(r) for r in rows.mappings()]
+        return int(value or 0)
 
-    async def list_payouts(self, session: AsyncSession, f: ListFilter) -> list[dict[str, Any]]:
+    async def stuck(self, *, submitted_older_s: float) -> dict[str, int]:
+        row = (
+            await self.session.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE state = 'submitting' AND lease_until < now()) AS stale_leases, "
+                    "count(*) FILTER (WHERE state = 'submitted' AND submitted_at < now() - make_interval(secs => :s)) "
+                    "AS unconfirmed FROM payouts WHERE state IN ('submitting', 'submitted')"
+                ),
+                {"s": submitted_older_s},
+            )
+        ).one()
+        return {"stale_leases": int(row[0]), "unconfirmed": int(row[1])}
+
+
+def sql_transactions(sessions: async_sessionmaker[AsyncSession]) -> PayoutTransactions:
+    """`PayoutTransactions` on a session factory: one session and transaction per block, committed on exit."""
+
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[PayoutRepository]:
+        async with sessions() as session, session.begin():
+            yield SqlPayoutRepository(session)
+
+    def opener() -> AbstractAsyncContextManager[PayoutRepository]:
+        return transaction()
+
+    return opener
+
+
+class SqlPayoutQueries:
+    """`PayoutQueries`: the admin API's reads, each in its own short session."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def list_payouts(self, f: ListFilter) -> list[dict[str, Any]]:
         where: list[str] = []
         params: dict[str, Any] = {"limit": f.limit, "offset": f.offset}
         for column, value in (
@@ -424,60 +466,43 @@ class SqlPayoutRepository:
         # Column names come from the fixed tuple above; every value is a bound parameter.
         sql = "SELECT * FROM payouts" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
         sql += " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
-        return [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
+        async with self.sessions() as session:
+            return [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
 
-    async def record_provider_event(
-        self,
-        session: AsyncSession,
-        provider: str,
-        event_id: str,
-        *,
-        payout_id: str | None,
-        status: str | None,
-        outcome: str,
-    ) -> bool:
-        """False for a provider event seen before (however it was delivered to us)."""
-        result = await session.execute(
-            text(
-                "INSERT INTO provider_events (provider, provider_event_id, payout_id, status, outcome) "
-                "VALUES (:p, :e, :id, :s, :o) ON CONFLICT DO NOTHING RETURNING provider_event_id"
-            ),
-            {"p": provider, "e": event_id, "id": payout_id, "s": status, "o": outcome},
-        )
-        return result.first() is not None
-
-    async def counts(self, session: AsyncSession) -> list[tuple[str, str, int]]:
-        rows = await session.execute(
-            text("SELECT state, provider_name, count(*) FROM payouts GROUP BY state, provider_name")
-        )
-        return [(r[0], r[1], int(r[2])) for r in rows]
-
-    async def queue_length(self, session: AsyncSession) -> int:
-        value = await session.scalar(
-            text(
-                "SELECT count(*) FROM payouts WHERE (state = 'approved' AND available_at <= now()) "
-                "OR (state = 'failed' AND next_attempt_at <= now())"
+    async def get_payout(self, payout_id: str) -> dict[str, Any] | None:
+        async with self.sessions() as session:
+            found = (
+                (await session.execute(text("SELECT * FROM payouts WHERE id = :id"), {"id": payout_id}))
+                .mappings()
+                .first()
             )
-        )
-        return int(value or 0)
-
-    async def stuck(self, session: AsyncSession, *, submitted_older_s: float) -> dict[str, int]:
-        """Rows the reconciler watches: expired leases, and submitted ones unconfirmed for too long."""
-        row = (
-            await session.execute(
-                text(
-                    "SELECT count(*) FILTER (WHERE state = 'submitting' AND lease_until < now()) AS stale_leases, "
-                    "count(*) FILTER (WHERE state = 'submitted' AND submitted_at < now() - make_interval(secs => :s)) "
-                    "AS unconfirmed FROM payouts WHERE state IN ('submitting', 'submitted')"
+            if found is None:
+                return None
+            row = dict(found)
+            for key, sql in (
+                (
+                    "history",
+                    "SELECT from_state, to_state, at, actor, reason, error_code, attempt FROM payout_history "
+                    "WHERE payout_id = :id ORDER BY id",
                 ),
-                {"s": submitted_older_s},
-            )
-        ).one()
-        return {"stale_leases": int(row[0]), "unconfirmed": int(row[1])}
+                (
+                    "attempts",
+                    "SELECT attempt, kind, worker, started_at, finished_at, outcome, error_code, detail "
+                    "FROM payout_attempts WHERE payout_id = :id ORDER BY id",
+                ),
+                (
+                    "approvals",
+                    "SELECT approver_id, decided_at, reason, correlation_id FROM payout_approvals "
+                    "WHERE payout_id = :id ORDER BY decided_at",
+                ),
+            ):
+                row[key] = [dict(r) for r in (await session.execute(text(sql), {"id": payout_id})).mappings()]
+        return row
+
+    async def provider_name(self, payout_id: str) -> str | None:
+        async with self.sessions() as session:
+            value = await session.scalar(text("SELECT provider_name FROM payouts WHERE id = :id"), {"id": payout_id})
+        return None if value is None else str(value)
 
 
-def new_token() -> uuid.UUID:
-    return uuid.uuid4()
-
-
-__all__ = ["ListFilter", "PayoutState", "SqlPayoutRepository"]
+__all__ = ["SqlPayoutQueries", "SqlPayoutRepository", "payout_from_row", "sql_transactions"]

@@ -1,5 +1,6 @@
-"""Admin use cases: approve, reject, cancel, retry, mark a manual payout paid or failed, quote.
+"""Admin use cases: approve, reject, cancel, retry, mark a manual payout paid or failed, quote, sign out of band.
 
+Refusals are `AdminError`s (a `UseCaseError`: stable code, `ErrorKind`), rendered once by the HTTP app.
 Each decision is audited (AdminActionRecorded: who, roles, why, correlation id, before/after) in the same
 transaction as the change and its payout events.
 """
@@ -11,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
@@ -31,15 +30,16 @@ from prizeflow_contracts.providers import (
     ProviderType,
     Quote,
 )
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.model import Change, HistoryEntry, PayoutRecord
+from prizeflow_payouts.application.ports import ExternalSigning, PayoutRepository, PayoutTransactions
 from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.approval import ApprovalRefusedError, check_decider, record_approval
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.retry import UNKNOWN_OUTCOME_CODES
 from prizeflow_payouts.domain.state import CANCELLABLE_LOCALLY, PayoutState
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 S = PayoutState
 
@@ -51,33 +51,25 @@ class Actor:
     correlation_id: str
 
 
-class AdminError(Exception):
-    """Rendered as problem details by the HTTP entrypoint."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.status = status
-        self.code = code
-        self.detail = detail
+class AdminError(UseCaseError):
+    """An admin request refused: rendered as problem details by the HTTP app (kind → status)."""
 
 
-_REFUSAL_STATUS = {"approver_role_required": 403, "self_approval": 403, "already_approved": 409}
+_REFUSAL_KIND = {"approver_role_required": ErrorKind.FORBIDDEN, "self_approval": ErrorKind.FORBIDDEN}
 
 
 class PayoutAdmin:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
-        repo: SqlPayoutRepository,
+        transactions: PayoutTransactions,
         registry: ProviderRegistry,
         builder: ChangeBuilder,
         service: str,
         metrics: PayoutMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.sessions = sessions
-        self.repo = repo
+        self.transactions = transactions
         self.registry = registry
         self.builder = builder
         self.service = service
@@ -89,17 +81,17 @@ class PayoutAdmin:
         return self.builder.source
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    async def _locked(self, session: AsyncSession, payout_id: str) -> PayoutRecord:
-        rec = await self.repo.get(session, payout_id, for_update=True)
+    async def _locked(self, repo: PayoutRepository, payout_id: str) -> Payout:
+        rec = await repo.get(payout_id, for_update=True)
         if rec is None:
-            raise AdminError(404, "payout_not_found", f"no payout {payout_id}")
+            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
         return rec
 
     def _audit(
         self,
         actor: Actor,
         action: str,
-        rec: PayoutRecord,
+        rec: Payout,
         *,
         reason: str | None,
         after: dict[str, str],
@@ -125,24 +117,26 @@ class PayoutAdmin:
             subject=rec.id,
         )
 
-    async def _commit(self, session: AsyncSession, change: Change, now: datetime) -> None:
+    async def _commit(self, repo: PayoutRepository, change: Change, now: datetime) -> None:
         if change.to is change.expected:
-            await self.repo.stage(session, [change], at=now)
+            await repo.stage([change], at=now)
             return
-        applied = await self.repo.apply(session, [change], at=now)
+        applied = await repo.apply([change], at=now)
         if not applied:
-            raise AdminError(409, "concurrent_change", f"payout {change.record.id} changed meanwhile; try again")
+            raise AdminError(
+                ErrorKind.CONFLICT, "concurrent_change", f"payout {change.record.id} changed meanwhile; try again"
+            )
         if self.metrics is not None:
             self.metrics.transitions.labels(change.to.value, change.record.provider_name).inc()
 
     # -- approvals --------------------------------------------------------------------------------------------
     async def approve(self, payout_id: str, actor: Actor, reason: str | None) -> str:
         now = self.clock()
-        async with self.sessions() as session, session.begin():
-            rec = await self._locked(session, payout_id)
+        async with self.transactions() as repo:
+            rec = await self._locked(repo, payout_id)
             if rec.state is not S.PENDING_APPROVAL:
-                raise AdminError(409, "not_pending_approval", f"payout {rec.id} is {rec.state.value}")
-            approvers = [a["approver_id"] for a in await self.repo.approvals(session, rec.id)]
+                raise AdminError(ErrorKind.CONFLICT, "not_pending_approval", f"payout {rec.id} is {rec.state.value}")
+            approvers = await repo.approvers(rec.id)
             try:
                 complete = record_approval(
                     policy=rec.approval_policy,
@@ -154,12 +148,14 @@ class PayoutAdmin:
                 )
             except ApprovalRefusedError as err:
                 self._refused(err.code)
-                raise AdminError(_REFUSAL_STATUS.get(err.code, 409), err.code, err.detail) from err
-            if not await self.repo.add_approval(
-                session, rec.id, actor.user_id, reason=reason, correlation_id=actor.correlation_id, at=now
+                raise AdminError(_REFUSAL_KIND.get(err.code, ErrorKind.CONFLICT), err.code, err.detail) from err
+            if not await repo.add_approval(
+                rec.id, actor.user_id, reason=reason, correlation_id=actor.correlation_id, at=now
             ):
                 self._refused("already_approved")
-                raise AdminError(409, "already_approved", f"{actor.user_id} already approved this payout")
+                raise AdminError(
+                    ErrorKind.CONFLICT, "already_approved", f"{actor.user_id} already approved this payout"
+                )
             approved_by = [*approvers, actor.user_id]
             needed = REQUIRED_APPROVERS[rec.approval_policy]
             progress = f"{len(approved_by)}/{needed}"
@@ -192,22 +188,22 @@ class PayoutAdmin:
                         approved_at=now,
                     )
                 )
-            await self._commit(session, change, now)
+            await self._commit(repo, change, now)
             return target.value
 
     async def reject(self, payout_id: str, actor: Actor, reason: str) -> str:
         now = self.clock()
-        async with self.sessions() as session, session.begin():
-            rec = await self._locked(session, payout_id)
+        async with self.transactions() as repo:
+            rec = await self._locked(repo, payout_id)
             if rec.state is not S.PENDING_APPROVAL:
-                raise AdminError(409, "not_pending_approval", f"payout {rec.id} is {rec.state.value}")
+                raise AdminError(ErrorKind.CONFLICT, "not_pending_approval", f"payout {rec.id} is {rec.state.value}")
             try:
                 check_decider(
                     user_id=actor.user_id, roles=actor.roles, requested_by=rec.requested_by, beneficiary=rec.player_id
                 )
             except ApprovalRefusedError as err:
                 self._refused(err.code)
-                raise AdminError(_REFUSAL_STATUS.get(err.code, 409), err.code, err.detail) from err
+                raise AdminError(_REFUSAL_KIND.get(err.code, ErrorKind.CONFLICT), err.code, err.detail) from err
             audit = self._audit(actor, "payout.reject", rec, reason=reason, after={"state": S.REJECTED.value}, now=now)
             change = Change(
                 record=rec,
@@ -228,7 +224,7 @@ class PayoutAdmin:
                     ),
                 ],
             )
-            await self._commit(session, change, now)
+            await self._commit(repo, change, now)
             return S.REJECTED.value
 
     def _refused(self, code: str) -> None:
@@ -237,36 +233,42 @@ class PayoutAdmin:
 
     # -- cancel -----------------------------------------------------------------------------------------------
     async def cancel(self, payout_id: str, actor: Actor, reason: str) -> str:
-        async with self.sessions() as session:
-            rec = await self.repo.get(session, payout_id)
+        async with self.transactions() as repo:
+            rec = await repo.get(payout_id)
         if rec is None:
-            raise AdminError(404, "payout_not_found", f"no payout {payout_id}")
+            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
         # Only a submitted payout, or one whose last answer was "unknown", may be held by the provider.
         ask_provider = rec.state is S.SUBMITTED or (
             rec.state is S.FAILED and rec.last_error_code in {c.value for c in UNKNOWN_OUTCOME_CODES}
         )
         if rec.state is S.SUBMITTING:
-            raise AdminError(409, "in_flight", "a worker is talking to the provider right now; try again shortly")
+            raise AdminError(
+                ErrorKind.CONFLICT, "in_flight", "a worker is talking to the provider right now; try again shortly"
+            )
         if not ask_provider and rec.state not in CANCELLABLE_LOCALLY and rec.state is not S.FAILED:
-            raise AdminError(409, "not_cancellable", f"payout {rec.id} is {rec.state.value}")
+            raise AdminError(ErrorKind.CONFLICT, "not_cancellable", f"payout {rec.id} is {rec.state.value}")
         if ask_provider:
             entry = self.registry.get(rec.provider_name)
             if not entry.provider.capabilities.supports_cancel:
-                raise AdminError(409, "not_cancellable", f"provider {entry.name} cannot cancel a payout")
+                raise AdminError(ErrorKind.CONFLICT, "not_cancellable", f"provider {entry.name} cannot cancel a payout")
             try:
                 result = await entry.provider.cancel(rec.lookup())
             except PayoutProviderError as err:
                 if err.code is not PayoutErrorCode.PAYOUT_NOT_FOUND:
-                    status = 409 if err.code is PayoutErrorCode.NOT_CANCELLABLE else 503
-                    raise AdminError(status, err.code.value, err.error.message) from err
+                    kind = ErrorKind.CONFLICT if err.code is PayoutErrorCode.NOT_CANCELLABLE else ErrorKind.UNAVAILABLE
+                    raise AdminError(kind, err.code.value, err.error.message) from err
             else:
                 if result.status is not ProviderPayoutStatus.CANCELLED:
-                    raise AdminError(409, "not_cancellable", f"the provider says the payout is {result.status.value}")
+                    raise AdminError(
+                        ErrorKind.CONFLICT, "not_cancellable", f"the provider says the payout is {result.status.value}"
+                    )
         now = self.clock()
-        async with self.sessions() as session, session.begin():
-            current = await self._locked(session, payout_id)
+        async with self.transactions() as repo:
+            current = await self._locked(repo, payout_id)
             if current.state is not rec.state:
-                raise AdminError(409, "concurrent_change", f"payout moved to {current.state.value}; try again")
+                raise AdminError(
+                    ErrorKind.CONFLICT, "concurrent_change", f"payout moved to {current.state.value}; try again"
+                )
             audit = self._audit(
                 actor, "payout.cancel", current, reason=reason, after={"state": S.CANCELLED.value}, now=now
             )
@@ -289,17 +291,17 @@ class PayoutAdmin:
                     ),
                 ],
             )
-            await self._commit(session, change, now)
+            await self._commit(repo, change, now)
         return S.CANCELLED.value
 
     # -- retry ------------------------------------------------------------------------------------------------
     async def retry(self, payout_id: str, actor: Actor, reason: str) -> str:
         """A failed payout back to approved now, with one more attempt allowed (the worker syncs first)."""
         now = self.clock()
-        async with self.sessions() as session, session.begin():
-            rec = await self._locked(session, payout_id)
+        async with self.transactions() as repo:
+            rec = await self._locked(repo, payout_id)
             if rec.state is not S.FAILED:
-                raise AdminError(409, "not_failed", f"payout {rec.id} is {rec.state.value}")
+                raise AdminError(ErrorKind.CONFLICT, "not_failed", f"payout {rec.id} is {rec.state.value}")
             audit = self._audit(actor, "payout.retry", rec, reason=reason, after={"state": S.APPROVED.value}, now=now)
             change = Change(
                 record=rec,
@@ -311,22 +313,24 @@ class PayoutAdmin:
                 history=[HistoryEntry(S.FAILED, S.APPROVED, actor.user_id, reason=reason)],
                 events=[audit],
             )
-            await self._commit(session, change, now)
+            await self._commit(repo, change, now)
         return S.APPROVED.value
 
     # -- manual provider outcomes -----------------------------------------------------------------------------
-    async def _manual(self, session: AsyncSession, payout_id: str) -> PayoutRecord:
-        rec = await self._locked(session, payout_id)
+    async def _manual(self, repo: PayoutRepository, payout_id: str) -> Payout:
+        rec = await self._locked(repo, payout_id)
         if self.registry.get(rec.provider_name).type is not ProviderType.MANUAL:
-            raise AdminError(409, "not_manual", f"payout {rec.id} is paid by {rec.provider_name}, not by hand")
+            raise AdminError(
+                ErrorKind.CONFLICT, "not_manual", f"payout {rec.id} is paid by {rec.provider_name}, not by hand"
+            )
         if rec.state is not S.SUBMITTED:
-            raise AdminError(409, "not_submitted", f"payout {rec.id} is {rec.state.value}")
+            raise AdminError(ErrorKind.CONFLICT, "not_submitted", f"payout {rec.id} is {rec.state.value}")
         return rec
 
     async def mark_paid(self, payout_id: str, actor: Actor, reference: str, reason: str | None) -> str:
         now = self.clock()
-        async with self.sessions() as session, session.begin():
-            rec = await self._manual(session, payout_id)
+        async with self.transactions() as repo:
+            rec = await self._manual(repo, payout_id)
             audit = self._audit(
                 actor, "payout.mark_paid", rec, reason=reason, after={"state": "paid", "reference": reference}, now=now
             )
@@ -345,43 +349,60 @@ class PayoutAdmin:
             )
             assert change is not None
             change.events.insert(0, audit)
-            await self._commit(session, change, now)
+            await self._commit(repo, change, now)
         return S.PAID.value
 
     async def mark_failed(self, payout_id: str, actor: Actor, reason: str, code: PayoutErrorCode) -> str:
         now = self.clock()
-        async with self.sessions() as session, session.begin():
-            rec = await self._manual(session, payout_id)
+        async with self.transactions() as repo:
+            rec = await self._manual(repo, payout_id)
             error = PayoutError.of(code, reason, provider=rec.provider_name)
             change = self.builder.from_error(rec, S.SUBMITTED, error, now=now, actor=actor.user_id, token=None)
             audit = self._audit(
                 actor, "payout.mark_failed", rec, reason=reason, after={"state": change.to.value}, now=now
             )
             change.events.insert(0, audit)
-            await self._commit(session, change, now)
+            await self._commit(repo, change, now)
         return change.to.value
+
+    # -- out-of-band signing (build-only and external signing) -----------------------------------------------
+    async def _external_signing(self, payout_id: str) -> ExternalSigning:
+        async with self.transactions() as repo:
+            rec = await repo.get(payout_id)
+        if rec is None:
+            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
+        provider = self.registry.get(rec.provider_name).provider
+        if not isinstance(provider, ExternalSigning):
+            raise AdminError(
+                ErrorKind.CONFLICT, "unsupported_operation", "this payout's provider has no transactions to sign"
+            )
+        return provider
+
+    async def unsigned_transaction(self, payout_id: str) -> dict[str, Any]:
+        """The envelope built for this payout, to be signed out of band."""
+        out = await (await self._external_signing(payout_id)).unsigned_transaction(payout_id)
+        if out is None:
+            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"the provider holds no payout {payout_id}")
+        return out
+
+    async def submit_signed(self, payout_id: str, signed_xdr: str) -> Any:
+        """Hand an externally signed envelope to the provider; it raises `ExternalSigningError` (a
+        `UseCaseError`) when it refuses it."""
+        return await (await self._external_signing(payout_id)).submit_signed(payout_id, signed_xdr)
 
     # -- quote ------------------------------------------------------------------------------------------------
     async def quote(self, instruction: PayoutInstruction, preferred: ProviderType | None) -> tuple[str, Quote]:
         try:
             entry = self.registry.route(instruction.amount.asset, instruction.destination.type, preferred)
         except NoRouteError as err:
-            raise AdminError(422, "no_provider", str(err)) from err
+            raise AdminError(ErrorKind.INVALID, "no_provider", str(err)) from err
         if not entry.provider.capabilities.supports_quote:
-            raise AdminError(422, "unsupported_operation", f"provider {entry.name} cannot quote")
+            raise AdminError(ErrorKind.INVALID, "unsupported_operation", f"provider {entry.name} cannot quote")
         try:
             return entry.name, await entry.provider.quote(instruction)
         except PayoutProviderError as err:
-            status = 503 if err.retryable else 422
-            raise AdminError(status, err.code.value, err.error.message) from err
+            kind = ErrorKind.UNAVAILABLE if err.retryable else ErrorKind.INVALID
+            raise AdminError(kind, err.code.value, err.error.message) from err
 
 
-def summary(row: dict[str, Any]) -> dict[str, Any]:
-    """A payout as the admin API shows it (no secrets live on the row; destinations are shown to operators)."""
-    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-    out.pop("lease_token", None)
-    out.pop("request_hash", None)
-    return out
-
-
-__all__ = ["Actor", "AdminError", "PayoutAdmin", "summary"]
+__all__ = ["Actor", "AdminError", "PayoutAdmin"]

@@ -17,23 +17,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutCreated, PayoutRequestRefused
 from prizeflow_contracts.ids import IDEMPOTENCY_KEY_PATTERN, IDENTIFIER_PATTERN
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.model import Change, HistoryEntry, PayoutRecord
-from prizeflow_payouts.application.ports import PayoutValidator
+from prizeflow_payouts.application.ports import PayoutRepository, PayoutValidator
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.dead_letters import DeadLetter
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +62,13 @@ class CreatePayoutCommand:
         return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-class PayoutConflictError(Exception):
-    """The idempotency key or request id already names a payout with a different body."""
+class PayoutConflictError(UseCaseError):
+    """The idempotency key, request id or claim already names a payout (or refusal) with a different body."""
 
     def __init__(self, key: str, existing_id: str, detail: str) -> None:
-        super().__init__(detail)
+        super().__init__(ErrorKind.CONFLICT, "conflicting_event", detail)
         self.key = key
         self.existing_id = existing_id
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +100,6 @@ class CreatePayouts:
     def __init__(
         self,
         *,
-        repo: SqlPayoutRepository,
         registry: ProviderRegistry,
         approvals: ApprovalBook,
         max_attempts: int,
@@ -111,7 +107,6 @@ class CreatePayouts:
         metrics: PayoutMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.repo = repo
         self.registry = registry
         self.approvals = approvals
         self.max_attempts = max_attempts
@@ -120,17 +115,18 @@ class CreatePayouts:
         self.clock = clock
 
     async def execute(
-        self, session: AsyncSession, commands: Sequence[CreatePayoutCommand], *, channel: str = "kafka"
+        self, repo: PayoutRepository, commands: Sequence[CreatePayoutCommand], *, channel: str = "kafka"
     ) -> list[Created]:
-        """Raises `PayoutConflictError` (a different body under a used key, request id or claim)."""
+        """In the caller's transaction (`repo`). Raises `PayoutConflictError` (a different body under a used key,
+        request id or claim)."""
         now = self.clock()
         hashes = {id(c): c.body_hash() for c in commands}
         unique = self._unique(commands, hashes, channel)
-        outcome, fresh = await self._known(session, unique, hashes, channel)
-        refused = await self._create(session, fresh, hashes, outcome, channel=channel, now=now)
-        stored = {r.command.claim_id for r in await self._refuse(session, refused, now)}
+        outcome, fresh = await self._known(repo, unique, hashes, channel)
+        refused = await self._create(repo, fresh, hashes, outcome, channel=channel, now=now)
+        stored = {r.command.claim_id for r in await self._refuse(repo, refused, now)}
         late = [r for r in refused if r.command.claim_id not in stored]
-        known = await self.repo.find_refusals(session, [r.command.claim_id for r in late]) if late else {}
+        known = await repo.find_refusals([r.command.claim_id for r in late]) if late else {}
         for r in refused:
             key = r.command.idempotency_key
             if r.command.claim_id in stored:
@@ -138,9 +134,7 @@ class CreatePayouts:
             elif r.command.claim_id in known:  # refused meanwhile by a concurrent consumer
                 outcome[key] = self._match_refusal(r.command, known[r.command.claim_id], channel)
             else:  # the claim got a payout meanwhile: judge against it
-                again = await self.repo.find_existing(
-                    session, [key], [r.command.payout_request_id], [r.command.claim_id]
-                )
+                again = await repo.find_existing([key], [r.command.payout_request_id], [r.command.claim_id])
                 match = self._match(r.command, hashes[id(r.command)], again, channel)
                 assert match is not None
                 outcome[key] = match
@@ -181,16 +175,15 @@ class CreatePayouts:
         return unique
 
     async def _known(
-        self, session: AsyncSession, unique: list[CreatePayoutCommand], hashes: dict[int, str], channel: str
+        self, repo: PayoutRepository, unique: list[CreatePayoutCommand], hashes: dict[int, str], channel: str
     ) -> tuple[dict[str, Created], list[CreatePayoutCommand]]:
         """Requests that name an existing payout or refusal (answered from it), and the fresh ones."""
-        existing = await self.repo.find_existing(
-            session,
+        existing = await repo.find_existing(
             [c.idempotency_key for c in unique],
             [c.payout_request_id for c in unique],
             [c.claim_id for c in unique],
         )
-        refusals = await self.repo.find_refusals(session, [c.claim_id for c in unique])
+        refusals = await repo.find_refusals([c.claim_id for c in unique])
         outcome: dict[str, Created] = {}
         fresh = []
         for cmd in unique:
@@ -207,7 +200,7 @@ class CreatePayouts:
 
     async def _create(
         self,
-        session: AsyncSession,
+        repo: PayoutRepository,
         fresh: list[CreatePayoutCommand],
         hashes: dict[int, str],
         outcome: dict[str, Created],
@@ -216,7 +209,9 @@ class CreatePayouts:
         now: datetime,
     ) -> list[Refusal]:
         """Store a payout for each fresh request some provider will pay; returns those none ever will."""
-        rows, records, changes, refused = [], {}, [], []
+        payouts: list[Payout] = []
+        changes: list[Change] = []
+        refused: list[Refusal] = []
         for cmd in fresh:
             entry, error = self._screen(cmd)
             if entry is None:
@@ -225,41 +220,36 @@ class CreatePayouts:
                 continue
             policy = self.approvals.policy_for(cmd.amount.asset, cmd.amount.amount)
             state = PayoutState.APPROVED if policy is ApprovalPolicy.AUTO else PayoutState.PENDING_APPROVAL
-            row = self._row(
-                cmd,
-                hashes[id(cmd)],
-                provider_name=entry.name,
-                provider_type=entry.type,
-                policy=policy,
-                state=state,
-                now=now,
+            payouts.append(
+                self._new_payout(
+                    cmd,
+                    hashes[id(cmd)],
+                    provider_name=entry.name,
+                    provider_type=entry.type,
+                    policy=policy,
+                    state=state,
+                    now=now,
+                )
             )
-            rows.append(row)
-            records[row["id"]] = PayoutRecord.from_row(
-                {**row, "sync_polls": 0, "provider_ref": None, "tx_hash": None, "last_error_code": None}
-            )
-        inserted = await self.repo.insert_new(session, rows) if rows else set()
+        inserted = await repo.insert_new(payouts) if payouts else set()
         by_key = {c.idempotency_key: c for c in fresh}
-        for row in rows:
-            rec = records[row["id"]]
+        for rec in payouts:
             cmd = by_key[rec.idempotency_key]
             if rec.id not in inserted:  # a concurrent creator won the race: judge against what it stored
-                again = await self.repo.find_existing(
-                    session, [cmd.idempotency_key], [cmd.payout_request_id], [cmd.claim_id]
-                )
+                again = await repo.find_existing([cmd.idempotency_key], [cmd.payout_request_id], [cmd.claim_id])
                 match = self._match(cmd, hashes[id(cmd)], again, channel)
                 assert match is not None
                 outcome[cmd.idempotency_key] = match
                 continue
             changes.append(self._created_change(rec, now))
             outcome[cmd.idempotency_key] = Created(rec.id, created=True)
-        await self.repo.stage(session, changes, at=now)
+        await repo.stage(changes, at=now)
         if self.metrics is not None:
             for ch in changes:
                 self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
         return refused
 
-    async def refuse_unreadable(self, session: AsyncSession, letter: DeadLetter) -> None:
+    async def refuse_unreadable(self, repo: PayoutRepository, letter: DeadLetter) -> None:
         """A payout request that could not be read but names its claim: refuse it for good, so rewards voids
         the reservation now instead of never (unless the claim already has a payout, which settles it)."""
         doc = letter.readable() or {}
@@ -271,7 +261,7 @@ class CreatePayouts:
             return
         assert isinstance(claim_id, str)
         assert isinstance(request_id, str)
-        if await self.repo.find_existing(session, [], [], [claim_id]):
+        if await repo.find_existing([], [], [claim_id]):
             return
         key = data.get("idempotency_key")
         command = CreatePayoutCommand(
@@ -290,7 +280,7 @@ class CreatePayouts:
             PayoutErrorCode.INVALID_REQUEST, f"the payout request could not be read ({letter.reason})"
         )
         await self._refuse(
-            session, [Refusal(command, error, request_hash=f"unreadable:{letter.digest.hex()}")], self.clock()
+            repo, [Refusal(command, error, request_hash=f"unreadable:{letter.digest.hex()}")], self.clock()
         )
 
     def _screen(self, cmd: CreatePayoutCommand) -> tuple[ProviderEntry | None, PayoutError | None]:
@@ -314,30 +304,28 @@ class CreatePayouts:
                 return None, error
         return entry, None
 
-    async def _refuse(self, session: AsyncSession, refused: Sequence[Refusal], now: datetime) -> list[Refusal]:
+    async def _refuse(self, repo: PayoutRepository, refused: Sequence[Refusal], now: datetime) -> list[Refusal]:
         """Store refusals (one per claim: a claim with a refusal never gets a payout, nor the reverse) and
         announce each new one, in this transaction."""
         if not refused:
             return []
-        stored = await self.repo.insert_refusals(
-            session,
+        stored = await repo.insert_refusals(
             [
-                {
-                    "claim_id": r.command.claim_id,
-                    "payout_request_id": r.command.payout_request_id,
-                    "idempotency_key": r.command.idempotency_key,
-                    "request_hash": r.body_hash,
-                    "code": r.error.code.value,
-                    "detail": r.error.message[:1000],
-                    "correlation_id": r.command.correlation_id,
-                    "refused_at": now,
-                }
+                RequestRefusal(
+                    claim_id=r.command.claim_id,
+                    payout_request_id=r.command.payout_request_id,
+                    idempotency_key=r.command.idempotency_key,
+                    request_hash=r.body_hash,
+                    code=r.error.code.value,
+                    detail=r.error.message[:1000],
+                    correlation_id=r.command.correlation_id,
+                    refused_at=now,
+                )
                 for r in refused
-            ],
+            ]
         )
         new = [r for r in refused if r.command.claim_id in stored]
-        await self.repo.add_events(
-            session,
+        await repo.add_events(
             [
                 new_event(
                     PayoutRequestRefused(
@@ -361,19 +349,19 @@ class CreatePayouts:
                 self.metrics.requests_refused.labels(r.error.code.value).inc()
         return new
 
-    def _match_refusal(self, cmd: CreatePayoutCommand, known: dict[str, Any], channel: str) -> Created:
-        if known["request_hash"] != cmd.body_hash():
+    def _match_refusal(self, cmd: CreatePayoutCommand, known: RequestRefusal, channel: str) -> Created:
+        if known.request_hash != cmd.body_hash():
             self._refused(channel)
             raise PayoutConflictError(
                 cmd.idempotency_key,
                 "",
-                f"claim {cmd.claim_id}'s payout request {known['payout_request_id']!r} was refused "
-                f"({known['code']}); a different request for it cannot be paid either",
+                f"claim {cmd.claim_id}'s payout request {known.payout_request_id!r} was refused "
+                f"({known.code}); a different request for it cannot be paid either",
             )
-        return Created(None, created=False, refused=PayoutError.of(PayoutErrorCode(known["code"]), known["detail"]))
+        return Created(None, created=False, refused=PayoutError.of(PayoutErrorCode(known.code), known.detail))
 
     def _match(
-        self, cmd: CreatePayoutCommand, body_hash: str, existing: Sequence[PayoutRecord], channel: str
+        self, cmd: CreatePayoutCommand, body_hash: str, existing: Sequence[Payout], channel: str
     ) -> Created | None:
         for rec in existing:
             if (
@@ -398,7 +386,7 @@ class CreatePayouts:
         if self.metrics is not None:
             self.metrics.duplicates_refused.labels(channel).inc()
 
-    def _row(
+    def _new_payout(
         self,
         cmd: CreatePayoutCommand,
         body_hash: str,
@@ -408,35 +396,37 @@ class CreatePayouts:
         policy: ApprovalPolicy,
         state: PayoutState,
         now: datetime,
-    ) -> dict[str, Any]:
-        return {
-            "id": payout_id_for(cmd.idempotency_key),
-            "payout_request_id": cmd.payout_request_id,
-            "idempotency_key": cmd.idempotency_key,
-            "request_hash": body_hash,
-            "claim_id": cmd.claim_id,
-            "player_id": cmd.player_id,
-            "requested_by": cmd.requested_by,
-            "asset": cmd.amount.asset,
-            "amount": cmd.amount.amount,
-            "destination_type": cmd.destination.type.value,
-            "destination_address": cmd.destination.address,
-            "destination_memo": cmd.destination.memo,
-            "provider_type": provider_type.value,
-            "provider_name": provider_name,
-            "state": state.value,
-            "approval_policy": policy.value,
-            "correlation_id": cmd.correlation_id,
-            "cause_event_id": cmd.cause_event_id,
-            "attempts": 0,
-            "max_attempts": self.max_attempts,
-            "available_at": now,
-            "sync_first": False,
-            "created_at": now,
-            "updated_at": now,
-        }
+    ) -> Payout:
+        return Payout(
+            id=payout_id_for(cmd.idempotency_key),
+            payout_request_id=cmd.payout_request_id,
+            idempotency_key=cmd.idempotency_key,
+            request_hash=body_hash,
+            claim_id=cmd.claim_id,
+            player_id=cmd.player_id,
+            requested_by=cmd.requested_by,
+            asset=cmd.amount.asset,
+            amount=cmd.amount.amount,
+            destination_type=cmd.destination.type.value,
+            destination_address=cmd.destination.address,
+            destination_memo=cmd.destination.memo,
+            provider_type=provider_type.value,
+            provider_name=provider_name,
+            state=state,
+            approval_policy=policy,
+            correlation_id=cmd.correlation_id,
+            cause_event_id=cmd.cause_event_id,
+            attempts=0,
+            max_attempts=self.max_attempts,
+            sync_first=False,
+            sync_polls=0,
+            provider_ref=None,
+            tx_hash=None,
+            last_error_code=None,
+            created_at=now,
+        )
 
-    def _created_change(self, rec: PayoutRecord, now: datetime) -> Change:
+    def _created_change(self, rec: Payout, now: datetime) -> Change:
         change = Change(
             record=rec,
             expected=PayoutState.REQUESTED,

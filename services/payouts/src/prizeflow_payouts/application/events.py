@@ -7,13 +7,13 @@ from typing import Any, TypeVar
 
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.events.payouts import _PayoutEvent
-from prizeflow_payouts.application.model import PayoutRecord
+from prizeflow_payouts.domain.payout import Payout
 
 E = TypeVar("E", bound=_PayoutEvent)
 
 
 def payout_event(
-    record: PayoutRecord,
+    record: Payout,
     cls: type[E],
     *,
     source: str,

@@ -1,21 +1,144 @@
 """Ports of the payouts use cases, next to them (STYLE: ports are Protocols beside the use cases).
 
-`RewardPayoutProvider` itself lives in the contracts; these are optional extensions a provider may add and
-the worker discovers at run time, so a provider that has neither still fits unchanged.
+`PayoutRepository` is one transaction's view of the payouts (SQL in production, in memory in unit tests);
+`PayoutTransactions` opens one. `RewardPayoutProvider` itself lives in the contracts; the provider Protocols
+here are optional extensions a provider may add and the worker discovers at run time, so a provider that has
+none of them still fits unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutProviderError
 from prizeflow_contracts.providers import PayoutInstruction, ProviderPayoutResult
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 CreateOutcome = ProviderPayoutResult | PayoutProviderError
+
+
+class PayoutRepository(Protocol):
+    """One transaction's view of the payouts: everything read, written and staged here commits together.
+
+    Batch-shaped on purpose: a worker pass or a consumer poll handles many payouts in one call each.
+    """
+
+    async def find_existing(
+        self, keys: Sequence[str], request_ids: Sequence[str], claim_ids: Sequence[str] = ()
+    ) -> list[Payout]:
+        """Payouts named by any of these idempotency keys, request ids or claims."""
+        ...
+
+    async def insert_new(self, payouts: Sequence[Payout]) -> set[str]:
+        """Insert payouts; one whose idempotency key, request id or claim exists is skipped. Returns inserted ids."""
+        ...
+
+    async def find_refusals(self, claim_ids: Sequence[str]) -> dict[str, RequestRefusal]:
+        """Refused requests by claim id."""
+        ...
+
+    async def insert_refusals(self, refusals: Sequence[RequestRefusal]) -> set[str]:
+        """Store refusals; returns the claim ids stored now (the others were refused before)."""
+        ...
+
+    async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
+        """Stage events in the outbox of this transaction."""
+        ...
+
+    async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None: ...
+
+    async def find_for_provider_event(
+        self, provider_type: str, provider_ref: str | None, key: str | None
+    ) -> Payout | None:
+        """The payout a provider event names (by idempotency key, or provider ref), locked."""
+        ...
+
+    async def claim_for_submit(self, *, owner: str, limit: int, lease_s: float) -> list[Payout]:
+        """Due payouts moved to `submitting` under a fresh lease (each knows its `previous_state`)."""
+        ...
+
+    async def claim_for_sync(self, *, owner: str, providers: Sequence[str], limit: int, lease_s: float) -> list[Payout]:
+        """Submitted payouts due for a status sync, leased to `owner`."""
+        ...
+
+    async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
+        """Apply guarded changes (still in `expected`, and still leased by `token` when set); stage history,
+        attempts and events of those that applied. Returns them."""
+        ...
+
+    async def stage(self, changes: Sequence[Change], *, at: datetime) -> None:
+        """History, attempts and events of changes already written (or that change no row)."""
+        ...
+
+    async def add_history(self, entries: Sequence[tuple[str, HistoryEntry]], *, at: datetime) -> None:
+        """History rows by payout id."""
+        ...
+
+    async def approvers(self, payout_id: str) -> list[str]:
+        """Who approved this payout so far, in order."""
+        ...
+
+    async def add_approval(
+        self, payout_id: str, approver: str, *, reason: str | None, correlation_id: str, at: datetime
+    ) -> bool:
+        """False when this approver already approved."""
+        ...
+
+    async def record_provider_event(
+        self, provider: str, event_id: str, *, payout_id: str | None, status: str | None, outcome: str
+    ) -> bool:
+        """False for a provider event seen before (however it was delivered)."""
+        ...
+
+    async def next_route_announcement(self, digest: str, at: datetime) -> int | None:
+        """The sequence number for announcing routes with `digest`, or None if they were the last announced."""
+        ...
+
+    async def counts(self) -> list[tuple[str, str, int]]:
+        """(state, provider name, count) for the gauges."""
+        ...
+
+    async def queue_length(self) -> int: ...
+
+    async def stuck(self, *, submitted_older_s: float) -> dict[str, int]:
+        """Rows the reconciler watches: `stale_leases`, and `unconfirmed` submitted ones."""
+        ...
+
+
+class PayoutTransactions(Protocol):
+    """Opens a transaction: the repository bound to it, committed when the block exits without an error."""
+
+    def __call__(self) -> AbstractAsyncContextManager[PayoutRepository]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    state: str | None = None
+    provider: str | None = None
+    asset: str | None = None
+    player_id: str | None = None
+    older_than_s: int | None = None
+    newer_than_s: int | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class PayoutQueries(Protocol):
+    """Read side for the admin API (rows as the API shows them)."""
+
+    async def list_payouts(self, f: ListFilter) -> list[dict[str, Any]]: ...
+
+    async def get_payout(self, payout_id: str) -> dict[str, Any] | None:
+        """The payout row with its `history`, `attempts` and `approvals`."""
+        ...
+
+    async def provider_name(self, payout_id: str) -> str | None: ...
 
 
 @runtime_checkable
@@ -39,28 +162,17 @@ class ManagedProvider(Protocol):
 
 
 @runtime_checkable
-class SignerResultsSink(Protocol):
-    """A provider that signs through the signer service: it takes TransactionSigned / SignatureRefused events,
-    inside the consumer's inbox transaction (`session`)."""
-
-    async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None: ...
-
-
-@runtime_checkable
 class PayoutValidator(Protocol):
     """A provider that can refuse a payout before anything is created (the API answers problem details)."""
 
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None: ...
 
 
-class ExternalSigningError(Exception):
-    """An externally signed envelope was refused; `code` is stable, `status` the HTTP status to answer."""
+class ExternalSigningError(UseCaseError):
+    """An externally signed envelope was refused; `code` is stable."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.status = status
-        self.code = code
-        self.detail = detail
+    def __init__(self, kind: ErrorKind, code: str, detail: str) -> None:
+        super().__init__(kind, code, detail)
 
 
 @runtime_checkable
@@ -77,7 +189,10 @@ __all__ = [
     "CreateOutcome",
     "ExternalSigning",
     "ExternalSigningError",
+    "ListFilter",
     "ManagedProvider",
+    "PayoutQueries",
+    "PayoutRepository",
+    "PayoutTransactions",
     "PayoutValidator",
-    "SignerResultsSink",
 ]

@@ -22,7 +22,7 @@ from prizeflow_contracts.events.payouts import (
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.application.events import payout_event
-from prizeflow_payouts.application.model import Change, HistoryEntry, PayoutRecord
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.retry import AfterFailure, backoff_seconds, plan_after_failure
 from prizeflow_payouts.domain.state import PayoutState, check_transition, steps_for_provider_status
 
@@ -45,7 +45,7 @@ class ChangeBuilder:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     def _change(
-        self, rec: PayoutRecord, expected: PayoutState, steps: tuple[PayoutState, ...], actor: str, **kw: Any
+        self, rec: Payout, expected: PayoutState, steps: tuple[PayoutState, ...], actor: str, **kw: Any
     ) -> Change:
         src = expected
         history = []
@@ -66,7 +66,7 @@ class ChangeBuilder:
 
     def from_result(
         self,
-        rec: PayoutRecord,
+        rec: Payout,
         expected: PayoutState,
         result: ProviderPayoutResult,
         *,
@@ -169,7 +169,7 @@ class ChangeBuilder:
 
     def paid_event(
         self,
-        rec: PayoutRecord,
+        rec: Payout,
         *,
         provider_ref: str | None,
         tx_hash: str | None,
@@ -190,7 +190,7 @@ class ChangeBuilder:
 
     def from_error(
         self,
-        rec: PayoutRecord,
+        rec: Payout,
         expected: PayoutState,
         error: PayoutError,
         *,

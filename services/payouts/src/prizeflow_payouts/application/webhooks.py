@@ -14,14 +14,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal, PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.ports import PayoutRepository
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 
@@ -32,21 +30,20 @@ class ApplyProviderEvents:
     def __init__(
         self,
         *,
-        repo: SqlPayoutRepository,
         registry: ProviderRegistry,
         builder: ChangeBuilder,
         metrics: PayoutMetrics | None = None,
         trusted_sources: frozenset[str] = frozenset({"/prizeflow/webhooks"}),
     ) -> None:
-        self.repo = repo
         self.registry = registry
         self.builder = builder
         self.metrics = metrics
         self.trusted_sources = trusted_sources
 
-    async def execute(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> list[str]:
-        """Returns an outcome per event: applied, duplicate, stale, no_status (unverified ones are refused)."""
-        return [await self._one(session, env) for env in envelopes]
+    async def execute(self, repo: PayoutRepository, envelopes: Sequence[Envelope[Any]]) -> list[str]:
+        """In the caller's transaction (`repo`). Returns an outcome per event: applied, duplicate, stale,
+        no_status (unverified ones are refused)."""
+        return [await self._one(repo, env) for env in envelopes]
 
     def _trusted(self, env: Envelope[Any]) -> ProviderEventReceived:
         """The event, if the ingress published it and verified it; refused otherwise (nothing recorded)."""
@@ -60,10 +57,10 @@ class ApplyProviderEvents:
             raise EventRefusal("unverified_provider_event", f"{ev.provider.value} event {ev.provider_event_id}: {why}")
         return ev
 
-    async def _one(self, session: AsyncSession, env: Envelope[Any]) -> str:
+    async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
         ev = self._trusted(env)
         provider = ev.provider.value
-        rec = await self.repo.find_for_provider_event(session, provider, ev.provider_payout_ref, ev.idempotency_key)
+        rec = await repo.find_for_provider_event(provider, ev.provider_payout_ref, ev.idempotency_key)
         if rec is None:
             raise EventRefusal(
                 "unknown_aggregate",
@@ -97,8 +94,7 @@ class ApplyProviderEvents:
             )
             if change is None or change.to is rec.state:
                 outcome, change = "stale", None
-        first = await self.repo.record_provider_event(
-            session,
+        first = await repo.record_provider_event(
             provider,
             ev.provider_event_id,
             payout_id=rec.id,
@@ -108,7 +104,7 @@ class ApplyProviderEvents:
         if not first:
             outcome, change = "duplicate", None
         if change is not None:
-            applied = await self.repo.apply(session, [change], at=datetime.now(UTC))
+            applied = await repo.apply([change], at=datetime.now(UTC))
             if not applied:  # cannot happen under the row lock; kept as a guard, not a silent skip
                 raise RuntimeError(f"payout {rec.id} changed under its row lock")
             if self.metrics is not None:

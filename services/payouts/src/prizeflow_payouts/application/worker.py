@@ -21,16 +21,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import ProviderPayoutResult
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.model import AttemptLog, Change, PayoutRecord
-from prizeflow_payouts.application.ports import BatchPayoutProvider, CreateOutcome
+from prizeflow_payouts.application.ports import BatchPayoutProvider, CreateOutcome, PayoutTransactions
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
+from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.state import PayoutState
 
 log = logging.getLogger(__name__)
@@ -76,16 +73,14 @@ class PayoutWorker:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
-        repo: SqlPayoutRepository,
+        transactions: PayoutTransactions,
         registry: ProviderRegistry,
         builder: ChangeBuilder,
         config: WorkerConfig,
         metrics: PayoutMetrics | None = None,
         worker_id: str | None = None,
     ) -> None:
-        self.sessions = sessions
-        self.repo = repo
+        self.transactions = transactions
         self.registry = registry
         self.builder = builder
         self.config = config
@@ -116,11 +111,11 @@ class PayoutWorker:
     # -- submission -------------------------------------------------------------------------------------------
     async def submit_due(self) -> WorkerResult:
         now = _now()
-        async with self.sessions() as session, session.begin():
-            claimed = await self.repo.claim_for_submit(
-                session, owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
+        async with self.transactions() as repo:
+            claimed = await repo.claim_for_submit(
+                owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
             )
-            await self.repo.insert_history(session, [h for rec in claimed for h in self._claim_history(rec, now)])
+            await repo.add_history([(rec.id, h) for rec in claimed for h in self._claim_history(rec)], at=now)
         if not claimed:
             return WorkerResult()
         calls = await self._submit_calls(claimed)
@@ -132,30 +127,26 @@ class PayoutWorker:
             if change is not None:
                 change.attempt_log = self._attempt_log(rec, call)
                 changes.append(change)
-        async with self.sessions() as session, session.begin():
-            applied = await self.repo.apply(session, changes, at=done)
+        async with self.transactions() as repo:
+            applied = await repo.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
 
-    def _claim_history(self, rec: PayoutRecord, now: datetime) -> list[dict[str, object]]:
-        base = {"payout_id": rec.id, "at": now, "actor": self.worker_id, "attempt": rec.attempts, "error_code": None}
-        prev = rec.previous_state
-        rows: list[dict[str, object]] = []
+    def _claim_history(self, rec: Payout) -> list[HistoryEntry]:
+        actor, attempt, prev = self.worker_id, rec.attempts, rec.previous_state
+        entries: list[HistoryEntry] = []
         if prev is S.FAILED:
-            rows.append({**base, "from_state": "failed", "to_state": "approved", "reason": "retry after backoff"})
+            entries.append(HistoryEntry(S.FAILED, S.APPROVED, actor, reason="retry after backoff", attempt=attempt))
         if prev in (S.FAILED, S.APPROVED):
-            rows.append({**base, "from_state": "approved", "to_state": "submitting", "reason": None})
+            entries.append(HistoryEntry(S.APPROVED, S.SUBMITTING, actor, attempt=attempt))
         if prev is S.SUBMITTING:
-            rows.append(
-                {
-                    **base,
-                    "from_state": "submitting",
-                    "to_state": "submitting",
-                    "reason": "lease expired: resumed, sync first",
-                }
+            entries.append(
+                HistoryEntry(
+                    S.SUBMITTING, S.SUBMITTING, actor, reason="lease expired: resumed, sync first", attempt=attempt
+                )
             )
-        return rows
+        return entries
 
-    async def _submit_calls(self, claimed: Sequence[PayoutRecord]) -> list[_Call]:
+    async def _submit_calls(self, claimed: Sequence[Payout]) -> list[_Call]:
         calls: list[_Call | None] = [None] * len(claimed)
         # 1. Anything that may already be at the provider is asked first, with the same idempotency key.
         sync_idx = [n for n, rec in enumerate(claimed) if rec.sync_first]
@@ -179,7 +170,7 @@ class PayoutWorker:
                 calls[n] = call
         return [c for c in calls if c is not None]
 
-    async def _create_calls(self, entry: ProviderEntry, recs: Sequence[PayoutRecord]) -> list[_Call]:
+    async def _create_calls(self, entry: ProviderEntry, recs: Sequence[Payout]) -> list[_Call]:
         provider = entry.provider
         started = _now()
         t0 = time.perf_counter()
@@ -196,7 +187,7 @@ class PayoutWorker:
                 self.metrics.submit_seconds.labels(entry.name).observe(time.perf_counter() - t0)
             return [self._call("create", started, o, entry.name) for o in outcomes]
 
-        async def one(rec: PayoutRecord) -> _Call:
+        async def one(rec: Payout) -> _Call:
             t1 = time.perf_counter()
             begun = _now()
             try:
@@ -212,7 +203,7 @@ class PayoutWorker:
 
         return list(await asyncio.gather(*(one(r) for r in recs)))
 
-    async def _sync_call(self, rec: PayoutRecord) -> _Call:
+    async def _sync_call(self, rec: Payout) -> _Call:
         entry = self.registry.get(rec.provider_name)
         started = _now()
         try:
@@ -253,7 +244,7 @@ class PayoutWorker:
         return call
 
     def _change_for(
-        self, rec: PayoutRecord, expected: PayoutState, call: _Call, now: datetime, entry: ProviderEntry
+        self, rec: Payout, expected: PayoutState, call: _Call, now: datetime, entry: ProviderEntry
     ) -> Change | None:
         if call.result is not None:
             return self.builder.from_result(
@@ -279,7 +270,7 @@ class PayoutWorker:
             )
         return self.builder.from_error(rec, expected, call.error, now=now, actor=self.worker_id, token=rec.lease_token)
 
-    def _attempt_log(self, rec: PayoutRecord, call: _Call) -> AttemptLog:
+    def _attempt_log(self, rec: Payout, call: _Call) -> AttemptLog:
         err = call.error or (call.result.error if call.result else None)
         return AttemptLog(
             attempt=max(rec.attempts, 1),
@@ -292,7 +283,7 @@ class PayoutWorker:
             detail=err.message[:500] if err else None,
         )
 
-    def _account(self, claimed: Sequence[PayoutRecord], applied: Sequence[Change], *, lost: int) -> WorkerResult:
+    def _account(self, claimed: Sequence[Payout], applied: Sequence[Change], *, lost: int) -> WorkerResult:
         result = WorkerResult(processed=len(claimed))
         for ch in applied:
             if ch.to is S.SUBMITTED and ch.expected is S.SUBMITTING:
@@ -319,9 +310,8 @@ class PayoutWorker:
         pollable = [e.name for e in self.registry if e.polls_status]
         if not pollable:
             return WorkerResult()
-        async with self.sessions() as session, session.begin():
-            claimed = await self.repo.claim_for_sync(
-                session,
+        async with self.transactions() as repo:
+            claimed = await repo.claim_for_sync(
                 owner=self.worker_id,
                 providers=pollable,
                 limit=self.config.batch_size,
@@ -338,8 +328,8 @@ class PayoutWorker:
                 if change.to is not S.SUBMITTED:
                     change.attempt_log = self._attempt_log(rec, call)
                 changes.append(change)
-        async with self.sessions() as session, session.begin():
-            applied = await self.repo.apply(session, changes, at=done)
+        async with self.transactions() as repo:
+            applied = await repo.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
 
     # -- reconciler view and gauges ---------------------------------------------------------------------------
@@ -350,10 +340,10 @@ class PayoutWorker:
         await self.refresh_gauges()
 
     async def refresh_gauges(self) -> dict[str, int]:
-        async with self.sessions() as session:
-            counts = await self.repo.counts(session)
-            queue = await self.repo.queue_length(session)
-            stuck = await self.repo.stuck(session, submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000)
+        async with self.transactions() as repo:
+            counts = await repo.counts()
+            queue = await repo.queue_length()
+            stuck = await repo.stuck(submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000)
         if self.metrics is not None:
             self.metrics.payouts.clear()
             for state, provider, count in counts:

@@ -3,38 +3,37 @@
 Roles (prizeflow_runtime.auth): reading needs admin, approver or ops; approve/reject need `approver`
 (admins configure, approvers decide: an admin who must approve also holds the approver role); cancel, retry
 and create need `admin`; marking a manual payout paid/failed needs `ops` or `admin`; players have no access.
+Refusals are `UseCaseError`s, rendered as problem details once by the runtime's app: no handler catches them.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 from pydantic import BaseModel, ConfigDict
 
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.ids import ProviderRef, Reason, XdrBase64
 from prizeflow_contracts.money import Money, PayableMoney
 from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
-from prizeflow_payouts.adapters.repository import ListFilter, SqlPayoutRepository
-from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin, summary
-from prizeflow_payouts.application.create import (
-    new_correlation_id,
-)
-from prizeflow_payouts.application.ports import ExternalSigning, ExternalSigningError
+from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
+from prizeflow_payouts.application.create import new_correlation_id
+from prizeflow_payouts.application.ports import ListFilter, PayoutQueries
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.http import ProblemError
+from prizeflow_runtime.errors import ErrorKind
 
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$")
 READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)
 
 
-Repo = NamedDependency[SqlPayoutRepository]
+Queries = NamedDependency[SkipValidation[PayoutQueries]]  # a Protocol: nothing to check at run time
 Admin = NamedDependency[PayoutAdmin]
 Registry = NamedDependency[ProviderRegistry]
 
@@ -88,8 +87,12 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
     return Actor(principal.user_id, frozenset(r.value for r in principal.roles), cid)
 
 
-def _problem(err: AdminError) -> ProblemError:
-    return ProblemError(err.status, err.code, err.detail)
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A payout as the admin API shows it (no secrets live on the row; destinations are shown to operators)."""
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    out.pop("lease_token", None)
+    out.pop("request_hash", None)
+    return out
 
 
 class PayoutsController(Controller):
@@ -99,8 +102,7 @@ class PayoutsController(Controller):
     @get("/", guards=[READERS])
     async def list_payouts(  # noqa: PLR0917 - Litestar maps each query parameter to an argument
         self,
-        repo: Repo,
-        admin: Admin,
+        queries: Queries,
         state_filter: Annotated[PayoutState | None, QueryParameter(name="state")] = None,
         provider: FromQuery[str | None] = None,
         asset: FromQuery[str | None] = None,
@@ -120,24 +122,17 @@ class PayoutsController(Controller):
             limit=limit,
             offset=offset,
         )
-        async with admin.sessions() as session:
-            rows = await repo.list_payouts(session, f)
+        rows = await queries.list_payouts(f)
         return {"items": [summary(r) for r in rows], "limit": limit, "offset": offset}
 
     @get("/{payout_id:str}", guards=[READERS])
-    async def get_payout(self, payout_id: FromPath[str], repo: Repo, admin: Admin) -> dict[str, Any]:
-        async with admin.sessions() as session:
-            row = await repo.get_row(session, payout_id)
-            if row is None:
-                raise ProblemError(404, "payout_not_found", f"no payout {payout_id}")
-            history = await repo.history(session, payout_id)
-            attempts = await repo.attempts(session, payout_id)
-            approvals = await repo.approvals(session, payout_id)
+    async def get_payout(self, payout_id: FromPath[str], queries: Queries) -> dict[str, Any]:
+        row = await queries.get_payout(payout_id)
+        if row is None:
+            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
         return {
             **summary(row),
-            "history": [summary(h) for h in history],
-            "attempts": [summary(a) for a in attempts],
-            "approvals": [summary(a) for a in approvals],
+            **{key: [summary(r) for r in row[key]] for key in ("history", "attempts", "approvals")},
         }
 
     @post("/quote", guards=[require_roles(Role.ADMIN, Role.OPS)], status_code=200)
@@ -145,10 +140,7 @@ class PayoutsController(Controller):
         instruction = PayoutInstruction(
             payout_id="quote", idempotency_key="quote", amount=data.amount, destination=data.destination
         )
-        try:
-            name, q = await admin.quote(instruction, data.provider)
-        except AdminError as err:
-            raise _problem(err) from err
+        name, q = await admin.quote(instruction, data.provider)
         return QuoteOut(
             provider=name,
             amount=q.amount,
@@ -166,102 +158,59 @@ class PayoutsController(Controller):
         admin: Admin,
         data: JSONBody[DecisionBody | None] = None,
     ) -> dict[str, str]:
-        try:
-            state = await admin.approve(payout_id, _actor(request), data.reason if data else None)
-        except AdminError as err:
-            raise _problem(err) from err
+        state = await admin.approve(payout_id, _actor(request), data.reason if data else None)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/reject", guards=[require_roles(Role.APPROVER)], status_code=200)
     async def reject(
         self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
-        try:
-            state = await admin.reject(payout_id, _actor(request), data.reason)
-        except AdminError as err:
-            raise _problem(err) from err
+        state = await admin.reject(payout_id, _actor(request), data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/cancel", guards=[require_roles(Role.ADMIN)], status_code=200)
     async def cancel(
         self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
-        try:
-            state = await admin.cancel(payout_id, _actor(request), data.reason)
-        except AdminError as err:
-            raise _problem(err) from err
+        state = await admin.cancel(payout_id, _actor(request), data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/retry", guards=[require_roles(Role.ADMIN)], status_code=200)
     async def retry(
         self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
-        try:
-            state = await admin.retry(payout_id, _actor(request), data.reason)
-        except AdminError as err:
-            raise _problem(err) from err
+        state = await admin.retry(payout_id, _actor(request), data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/mark-paid", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_paid(
         self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[MarkPaidBody], admin: Admin
     ) -> dict[str, str]:
-        try:
-            state = await admin.mark_paid(payout_id, _actor(request), data.reference, data.reason)
-        except AdminError as err:
-            raise _problem(err) from err
+        state = await admin.mark_paid(payout_id, _actor(request), data.reference, data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/mark-failed", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_failed(
         self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[MarkFailedBody], admin: Admin
     ) -> dict[str, str]:
-        try:
-            state = await admin.mark_failed(payout_id, _actor(request), data.reason, data.code)
-        except AdminError as err:
-            raise _problem(err) from err
+        state = await admin.mark_failed(payout_id, _actor(request), data.reason, data.code)
         return {"payout_id": payout_id, "state": state}
 
     @get("/{payout_id:str}/unsigned-xdr", guards=[READERS])
-    async def unsigned_xdr(
-        self, payout_id: FromPath[str], repo: Repo, admin: Admin, registry: Registry
-    ) -> dict[str, Any]:
+    async def unsigned_xdr(self, payout_id: FromPath[str], admin: Admin) -> dict[str, Any]:
         """The envelope built for this payout (build-only and external signing): sign it out of band."""
-        signing = await _external_signing(payout_id, repo, admin, registry)
-        out = await signing.unsigned_transaction(payout_id)
-        if out is None:
-            raise ProblemError(404, "payout_not_found", f"the provider holds no payout {payout_id}")
-        return out
+        return await admin.unsigned_transaction(payout_id)
 
     @post("/{payout_id:str}/submit-signed", guards=[require_roles(Role.ADMIN)], status_code=202)
     async def submit_signed(
         self,
         payout_id: FromPath[str],
         data: JSONBody[SignedXdrBody],
-        repo: Repo,
         admin: Admin,
-        registry: Registry,
     ) -> dict[str, Any]:
         """Verify an externally signed envelope (same transaction hash, valid signature) and queue its submission."""
-        signing = await _external_signing(payout_id, repo, admin, registry)
-        try:
-            done = await signing.submit_signed(payout_id, data.signed_xdr)
-        except ExternalSigningError as err:
-            raise ProblemError(err.status, err.code, err.detail) from err
+        done = await admin.submit_signed(payout_id, data.signed_xdr)
         return {"payout_id": payout_id, "queued": True, "tx_hash": done.tx_hash, "payout_ids": list(done.payout_ids)}
-
-
-async def _external_signing(
-    payout_id: str, repo: SqlPayoutRepository, admin: PayoutAdmin, registry: ProviderRegistry
-) -> ExternalSigning:
-    async with admin.sessions() as session:
-        row = await repo.get_row(session, payout_id)
-    if row is None:
-        raise ProblemError(404, "payout_not_found", f"no payout {payout_id}")
-    provider = registry.get(str(row["provider_name"])).provider
-    if not isinstance(provider, ExternalSigning):
-        raise ProblemError(409, "unsupported_operation", "this payout's provider has no transactions to sign")
-    return provider
 
 
 class ProvidersController(Controller):

@@ -1,20 +1,30 @@
-"""Kafka handlers: PayoutRequested (create) and ProviderEventReceived (webhooks). Each runs inside the one
-transaction the runtime opened for the poll, with the inbox rows already claimed."""
+"""Kafka handlers: PayoutRequested (create), ProviderEventReceived (webhooks), signer results. Each runs inside
+the one transaction the runtime opened for the poll (the inbox rows already claimed): the use cases get the
+payouts repository bound to it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import PayoutRequested
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
-from prizeflow_payouts.application.ports import SignerResultsSink
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
+from prizeflow_runtime.dead_letters import DeadLetter
+
+
+@runtime_checkable
+class SignerResultsSink(Protocol):
+    """A provider that signs through the signer service: it takes TransactionSigned / SignatureRefused events,
+    inside the consumer's inbox transaction (`session`)."""
+
+    async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None: ...
 
 
 class PayoutRequestsHandler:
@@ -43,12 +53,16 @@ class PayoutRequestsHandler:
                 )
             )
         try:
-            await self.create.execute(session, commands, channel="kafka")
+            await self.create.execute(SqlPayoutRepository(session), commands, channel="kafka")
         except PayoutConflictError as err:
             # The claim already has a payout (or a refusal): that one settles its reservation; nothing is voided.
-            raise EventRefusal("conflicting_event", err.detail) from err
+            raise EventRefusal(err.code, err.detail) from err
         if self.wake is not None:
             self.wake.set()  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
+
+    async def on_refusal(self, session: AsyncSession, letter: DeadLetter) -> None:
+        """A request dead-lettered unread: refused for good when it names its claim (see `refuse_unreadable`)."""
+        await self.create.refuse_unreadable(SqlPayoutRepository(session), letter)
 
 
 class ProviderEventsHandler:
@@ -56,7 +70,7 @@ class ProviderEventsHandler:
         self.apply = apply
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
-        await self.apply.execute(session, envelopes)
+        await self.apply.execute(SqlPayoutRepository(session), envelopes)
 
 
 class SignerResultsHandler:
@@ -70,4 +84,4 @@ class SignerResultsHandler:
             await sink.on_signer_results(session, envelopes)
 
 
-__all__ = ["PayoutRequestsHandler", "ProviderEventsHandler", "SignerResultsHandler"]
+__all__ = ["PayoutRequestsHandler", "ProviderEventsHandler", "SignerResultsHandler", "SignerResultsSink"]

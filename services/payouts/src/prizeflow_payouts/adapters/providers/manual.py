@@ -15,6 +15,7 @@ from prizeflow_contracts.providers import (
     Quote,
     WebhookEvent,
 )
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 
 class ManualPayoutProvider:
@@ -61,10 +62,7 @@ class ManualPayoutProvider:
         )
 
 
-def build_manual(spec: object, context: object) -> tuple[ManualPayoutProvider, bool]:
-    from prizeflow_payouts.adapters.config import ProviderConfigError, ProviderSpec
-
-    assert isinstance(spec, ProviderSpec)
+def build_manual(spec: ProviderSpec, context: ProviderContext) -> tuple[ManualPayoutProvider, bool]:
     if spec.options:
         raise ProviderConfigError(f"provider {spec.name!r}: the manual provider takes no options")
     caps = ProviderCapabilities(

@@ -55,6 +55,7 @@ from prizeflow_contracts.providers import (
     WebhookEvent,
 )
 from prizeflow_payouts.application.ports import CreateOutcome
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 NAME: Final = "sandbox"
 REFUSE_PREFIX: Final = "refuse_"
@@ -98,8 +99,6 @@ def builtin_scenarios() -> dict[str, Scenario]:
 
 
 def parse_scenarios(raw: Mapping[str, Any], provider: str) -> dict[str, Scenario]:
-    from prizeflow_payouts.adapters.config import ProviderConfigError
-
     scenarios = builtin_scenarios()
     for name, body in raw.items():
         if not isinstance(body, dict):
@@ -541,12 +540,9 @@ def _dest(instruction: PayoutInstruction) -> str:
     return f"{d.type.value}:{d.address}" + (f":{d.memo}" if d.memo else "")
 
 
-def build_sandbox(spec: object, context: object) -> tuple[SandboxPayoutProvider, bool]:
-    from prizeflow_payouts.adapters.config import ProviderConfigError, ProviderContext, ProviderSpec
+def build_sandbox(spec: ProviderSpec, context: ProviderContext) -> tuple[SandboxPayoutProvider, bool]:
     from prizeflow_runtime.db import asyncpg_dsn
 
-    assert isinstance(spec, ProviderSpec)
-    assert isinstance(context, ProviderContext)
     opts = dict(spec.options)
     allowed = {"default_scenario", "scenarios", "fee_bps", "schema", "pool_size"}
     if set(opts) - allowed:

@@ -23,6 +23,7 @@ from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import RpcUnavailableError, SorobanRpcClient
 from prizeflow_payouts.adapters.stellar.states import StoredTx, TxState, require_transition
 from prizeflow_payouts.application.ports import ExternalSigningError
+from prizeflow_runtime.errors import ErrorKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,25 +90,33 @@ class ExternalSigning:
                 else None
             )
         if p is None or p["provider"] != self.o.name:
-            raise ExternalSigningError(404, "payout_not_found", f"no Stellar payout {payout_id}")
+            raise ExternalSigningError(ErrorKind.NOT_FOUND, "payout_not_found", f"no Stellar payout {payout_id}")
         tx = StoredTx.from_row(row) if row is not None else None
         if tx is None or not tx.awaiting_signature:
             state = tx.state.value if tx is not None else p["state"]
-            raise ExternalSigningError(409, "not_awaiting_signature", f"no transaction awaits a signature ({state})")
+            raise ExternalSigningError(
+                ErrorKind.CONFLICT, "not_awaiting_signature", f"no transaction awaits a signature ({state})"
+            )
         if time.time() >= tx.max_time:
-            raise ExternalSigningError(409, "tx_expired", "the transaction's time bound has passed; it will be rebuilt")
+            raise ExternalSigningError(
+                ErrorKind.CONFLICT, "tx_expired", "the transaction's time bound has passed; it will be rebuilt"
+            )
         try:
             signed = ps.exact_envelope(signed_xdr, self.o.network_passphrase)
         except ps.NonCanonicalEnvelopeError as err:
             raise ExternalSigningError(
-                422, "non_canonical_xdr", f"the envelope does not re-encode to the bytes posted: {err}"
+                ErrorKind.INVALID, "non_canonical_xdr", f"the envelope does not re-encode to the bytes posted: {err}"
             ) from err
         except ps.EnvelopeError as err:
-            raise ExternalSigningError(422, "malformed_xdr", f"not a transaction envelope: {err}") from err
+            raise ExternalSigningError(
+                ErrorKind.INVALID, "malformed_xdr", f"not a transaction envelope: {err}"
+            ) from err
         built = ps.exact_envelope(tx.unsigned_xdr, self.o.network_passphrase)
         if signed.tx_hash_hex != tx.tx_hash or signed.transaction_bytes != built.transaction_bytes:
             raise ExternalSigningError(
-                422, "tx_hash_mismatch", "this is a different transaction from the one built for this payout"
+                ErrorKind.INVALID,
+                "tx_hash_mismatch",
+                "this is a different transaction from the one built for this payout",
             )
         await self._verify_signatures(signed)
         require_transition(tx.state, TxState.SIGNED)
@@ -123,7 +132,9 @@ class ExternalSigning:
                 },
             )
         if res.rowcount != 1:
-            raise ExternalSigningError(409, "not_awaiting_signature", "the transaction moved on meanwhile")
+            raise ExternalSigningError(
+                ErrorKind.CONFLICT, "not_awaiting_signature", "the transaction moved on meanwhile"
+            )
         return ExternalSubmission(tx.id, tx.tx_hash, tx.payout_ids)
 
     async def _verify_signatures(self, env: ps.ExactEnvelope) -> None:
@@ -139,7 +150,7 @@ class ExternalSigning:
             try:
                 info = await self.rpc.account(account)
             except RpcUnavailableError as err:
-                raise ExternalSigningError(503, "rpc_unavailable", str(err)) from err
+                raise ExternalSigningError(ErrorKind.UNAVAILABLE, "rpc_unavailable", str(err)) from err
             signers = info.signers if info is not None else {account: 1}
             threshold = max(1, info.med_threshold if info is not None else 1)
             weight = 0
@@ -156,7 +167,7 @@ class ExternalSigning:
                     break
             if weight < threshold:
                 raise ExternalSigningError(
-                    422, "signature_invalid", f"the signatures are not valid for source account {account}"
+                    ErrorKind.INVALID, "signature_invalid", f"the signatures are not valid for source account {account}"
                 )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from pydantic import ValidationError
 
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.provider import StellarPayoutProvider
 from prizeflow_payouts.adapters.stellar.settings import StellarEnv, StellarMode
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 from prizeflow_stellar import is_account_id, supported_asset_codes
 
 OPTIONS: Final = frozenset(
@@ -26,11 +27,7 @@ OPTIONS: Final = frozenset(
 )
 
 
-def build_stellar(spec: Any, context: Any) -> tuple[StellarPayoutProvider, bool]:
-    from prizeflow_payouts.adapters.config import ProviderConfigError, ProviderContext, ProviderSpec
-
-    assert isinstance(spec, ProviderSpec)
-    assert isinstance(context, ProviderContext)
+def build_stellar(spec: ProviderSpec, context: ProviderContext) -> tuple[StellarPayoutProvider, bool]:
     name = spec.name
     opts = dict(spec.options)
     if unknown := set(opts) - OPTIONS:

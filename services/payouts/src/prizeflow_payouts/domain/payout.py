@@ -1,9 +1,9 @@
-"""What the use cases pass around: a payout as stored, and one guarded change to it."""
+"""The payout entity, its history and attempt log, and one guarded change to it. No I/O: the repository
+adapter maps rows to these and back."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,9 @@ from prizeflow_payouts.domain.state import PayoutState
 
 
 @dataclass(frozen=True, slots=True)
-class PayoutRecord:
+class Payout:
+    """A payout as stored: what it pays, to whom, through which provider, and where it stands."""
+
     id: str
     payout_request_id: str
     idempotency_key: str
@@ -53,41 +55,6 @@ class PayoutRecord:
     lease_token: uuid.UUID | None = None
     previous_state: PayoutState | None = None  # set by claims: the state before this claim
 
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> PayoutRecord:
-        prev = row.get("previous_state")
-        return cls(
-            id=row["id"],
-            payout_request_id=row["payout_request_id"],
-            idempotency_key=row["idempotency_key"],
-            request_hash=row["request_hash"],
-            claim_id=row["claim_id"],
-            player_id=row["player_id"],
-            requested_by=row["requested_by"],
-            asset=row["asset"],
-            amount=int(row["amount"]),
-            destination_type=row["destination_type"],
-            destination_address=row["destination_address"],
-            destination_memo=row["destination_memo"],
-            provider_type=row["provider_type"],
-            provider_name=row["provider_name"],
-            state=PayoutState(row["state"]),
-            approval_policy=ApprovalPolicy(row["approval_policy"]),
-            correlation_id=row["correlation_id"],
-            cause_event_id=row["cause_event_id"],
-            attempts=int(row["attempts"]),
-            max_attempts=int(row["max_attempts"]),
-            sync_first=bool(row["sync_first"]),
-            sync_polls=int(row["sync_polls"]),
-            provider_ref=row["provider_ref"],
-            tx_hash=row["tx_hash"],
-            last_error_code=row["last_error_code"],
-            created_at=row["created_at"],
-            submitted_at=row.get("submitted_at"),
-            lease_token=row.get("lease_token"),
-            previous_state=PayoutState(prev) if prev else None,
-        )
-
     @property
     def money(self) -> Money:
         return Money(asset=self.asset, amount=self.amount)
@@ -113,6 +80,20 @@ class PayoutRecord:
 
     def lookup(self) -> PayoutLookup:
         return PayoutLookup(payout_id=self.id, idempotency_key=self.idempotency_key, provider_ref=self.provider_ref)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRefusal:
+    """A payout request refused for good (one per claim: a claim has a payout or a refusal, never both)."""
+
+    claim_id: str
+    payout_request_id: str
+    idempotency_key: str
+    request_hash: str
+    code: str
+    detail: str
+    correlation_id: str
+    refused_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +125,7 @@ class Change:
     Nullable columns: None keeps the stored value, except the `clear_*`-style explicit ones documented inline.
     """
 
-    record: PayoutRecord
+    record: Payout
     expected: PayoutState
     to: PayoutState
     token: uuid.UUID | None = None
@@ -167,4 +148,4 @@ class Change:
     attempt_log: AttemptLog | None = None
 
 
-__all__ = ["AttemptLog", "Change", "HistoryEntry", "PayoutRecord"]
+__all__ = ["AttemptLog", "Change", "HistoryEntry", "Payout", "RequestRefusal"]

@@ -1,0 +1,621 @@
+"""The payout use cases on an in-memory `PayoutRepository`: creation and its idempotency, the approval flow,
+the worker's transitions and retries. No database, broker, socket or process."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.events.payouts import (
+    PayoutApproved,
+    PayoutCreated,
+    PayoutFailed,
+    PayoutPaid,
+    PayoutRejected,
+    PayoutRequestRefused,
+)
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutDestination,
+    PayoutInstruction,
+    PayoutLookup,
+    ProviderCapabilities,
+    ProviderPayoutResult,
+    ProviderPayoutStatus,
+    ProviderType,
+    Quote,
+    WebhookEvent,
+)
+from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
+from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
+from prizeflow_payouts.application.ports import PayoutRepository, PayoutTransactions
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
+from prizeflow_payouts.domain.approval import ApprovalBook, ApprovalRule
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
+from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
+
+S = PayoutState
+T = TypeVar("T")
+USDC = 10_000_000  # one USDC in minor units
+
+
+# -- the fakes ------------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    """A payout and the columns the entity does not carry (schedules, lease)."""
+
+    payout: Payout
+    available_at: datetime
+    next_attempt_at: datetime | None = None
+    next_sync_at: datetime | None = None
+    lease_token: uuid.UUID | None = None
+    lease_until: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass
+class Books:
+    rows: dict[str, Row] = field(default_factory=dict)
+    refusals: dict[str, RequestRefusal] = field(default_factory=dict)
+    history: list[tuple[str, HistoryEntry]] = field(default_factory=list)
+    approvals: dict[str, list[str]] = field(default_factory=dict)
+    provider_events: set[tuple[str, str]] = field(default_factory=set)
+    events: list[Envelope[Any]] = field(default_factory=list)
+    route_digest: tuple[int, str] | None = None
+
+
+class MemoryPayouts:
+    """`PayoutRepository` and `PayoutTransactions` in memory: a transaction works on a copy of the books and
+    keeps it only if its block ends without an error (what a rollback does)."""
+
+    def __init__(self) -> None:
+        self.books = Books()
+        self.skew = timedelta(0)  # moves this repository's "now" (due dates, leases) forward
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.skew
+
+    def transactions(self) -> PayoutTransactions:
+        @asynccontextmanager
+        async def transaction() -> AsyncIterator[PayoutRepository]:
+            before = copy.deepcopy(self.books)
+            try:
+                yield self.repository()
+            except BaseException:
+                self.books = before
+                raise
+
+        def opener() -> AbstractAsyncContextManager[PayoutRepository]:
+            return transaction()
+
+        return opener
+
+    def repository(self) -> PayoutRepository:
+        return _MemoryRepository(self)
+
+    # what the tests look at
+    def state(self, payout_id: str) -> PayoutState:
+        return self.books.rows[payout_id].payout.state
+
+    def path(self, payout_id: str) -> list[tuple[str | None, str]]:
+        return [
+            (h.from_state.value if h.from_state else None, h.to_state.value)
+            for pid, h in self.books.history
+            if pid == payout_id
+        ]
+
+    def events_of(self, kind: type[T]) -> list[T]:
+        return [e.data for e in self.books.events if isinstance(e.data, kind)]
+
+
+class _MemoryRepository:
+    def __init__(self, store: MemoryPayouts) -> None:
+        self.store = store
+
+    @property
+    def b(self) -> Books:
+        return self.store.books
+
+    async def find_existing(
+        self, keys: Sequence[str], request_ids: Sequence[str], claim_ids: Sequence[str] = ()
+    ) -> list[Payout]:
+        return [
+            r.payout
+            for r in self.b.rows.values()
+            if r.payout.idempotency_key in keys
+            or r.payout.payout_request_id in request_ids
+            or r.payout.claim_id in claim_ids
+        ]
+
+    async def insert_new(self, payouts: Sequence[Payout]) -> set[str]:
+        inserted = set()
+        for p in payouts:  # the unique columns: id, idempotency key, request id, claim
+            if p.id in self.b.rows or await self.find_existing(
+                [p.idempotency_key], [p.payout_request_id], [p.claim_id]
+            ):
+                continue
+            self.b.rows[p.id] = Row(p, available_at=p.created_at)
+            inserted.add(p.id)
+        return inserted
+
+    async def find_refusals(self, claim_ids: Sequence[str]) -> dict[str, RequestRefusal]:
+        return {c: self.b.refusals[c] for c in claim_ids if c in self.b.refusals}
+
+    async def insert_refusals(self, refusals: Sequence[RequestRefusal]) -> set[str]:
+        stored = set()
+        for r in refusals:
+            if r.claim_id not in self.b.refusals:
+                self.b.refusals[r.claim_id] = r
+                stored.add(r.claim_id)
+        return stored
+
+    async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
+        self.b.events.extend(events)
+
+    async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None:
+        row = self.b.rows.get(payout_id)
+        return row.payout if row else None
+
+    async def find_for_provider_event(
+        self, provider_type: str, provider_ref: str | None, key: str | None
+    ) -> Payout | None:
+        for r in self.b.rows.values():
+            p = r.payout
+            if (key is not None and p.idempotency_key == key) or (
+                provider_ref is not None and p.provider_type == provider_type and p.provider_ref == provider_ref
+            ):
+                return p
+        return None
+
+    async def claim_for_submit(self, *, owner: str, limit: int, lease_s: float) -> list[Payout]:
+        now = self.store.now()
+        claimed: list[Payout] = []
+        for r in self.b.rows.values():
+            p = r.payout
+            due = (
+                (p.state is S.APPROVED and r.available_at <= now)
+                or (p.state is S.FAILED and r.next_attempt_at is not None and r.next_attempt_at <= now)
+                or (p.state is S.SUBMITTING and r.lease_until is not None and r.lease_until < now)
+            )
+            if not due or len(claimed) >= limit:
+                continue
+            resumed = p.state is S.SUBMITTING
+            r.lease_token, r.lease_until, r.next_attempt_at = uuid.uuid4(), now + timedelta(seconds=lease_s), None
+            r.payout = replace(
+                p,
+                state=S.SUBMITTING,
+                attempts=p.attempts if resumed else p.attempts + 1,
+                sync_first=p.sync_first or resumed or p.attempts > 0,
+            )
+            claimed.append(replace(r.payout, lease_token=r.lease_token, previous_state=p.state))
+        return claimed
+
+    async def claim_for_sync(self, *, owner: str, providers: Sequence[str], limit: int, lease_s: float) -> list[Payout]:
+        now = self.store.now()
+        claimed: list[Payout] = []
+        for r in self.b.rows.values():
+            p = r.payout
+            due = p.state is S.SUBMITTED and r.next_sync_at is not None and r.next_sync_at <= now
+            if due and p.provider_name in providers and len(claimed) < limit:
+                r.lease_token, r.next_sync_at = uuid.uuid4(), now + timedelta(seconds=lease_s)
+                claimed.append(replace(p, lease_token=r.lease_token))
+        return claimed
+
+    async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
+        applied = []
+        for c in changes:
+            r = self.b.rows[c.record.id]
+            if r.payout.state is not c.expected or (c.token is not None and r.lease_token != c.token):
+                continue
+            p = r.payout
+            r.payout = replace(
+                p,
+                state=c.to,
+                provider_ref=c.provider_ref or p.provider_ref,
+                tx_hash=c.tx_hash or p.tx_hash,
+                last_error_code=c.error_code or p.last_error_code,
+                sync_polls=c.sync_polls,
+                sync_first=p.sync_first if c.sync_first is None else c.sync_first,
+                submitted_at=p.submitted_at or c.submitted_at,
+                max_attempts=c.max_attempts or p.max_attempts,
+                lease_token=None,
+            )
+            r.available_at = c.available_at or r.available_at
+            r.next_attempt_at, r.next_sync_at, r.finished_at = c.next_attempt_at, c.next_sync_at, c.finished_at
+            r.lease_token = r.lease_until = None
+            applied.append(c)
+        await self.stage(applied, at=at)
+        return applied
+
+    async def stage(self, changes: Sequence[Change], *, at: datetime) -> None:
+        await self.add_history([(c.record.id, h) for c in changes for h in c.history], at=at)
+        self.b.events.extend(e for c in changes for e in c.events)
+
+    async def add_history(self, entries: Sequence[tuple[str, HistoryEntry]], *, at: datetime) -> None:
+        self.b.history.extend(entries)
+
+    async def approvers(self, payout_id: str) -> list[str]:
+        return list(self.b.approvals.get(payout_id, []))
+
+    async def add_approval(
+        self, payout_id: str, approver: str, *, reason: str | None, correlation_id: str, at: datetime
+    ) -> bool:
+        approvers = self.b.approvals.setdefault(payout_id, [])
+        if approver in approvers:
+            return False
+        approvers.append(approver)
+        return True
+
+    async def record_provider_event(
+        self, provider: str, event_id: str, *, payout_id: str | None, status: str | None, outcome: str
+    ) -> bool:
+        if (provider, event_id) in self.b.provider_events:
+            return False
+        self.b.provider_events.add((provider, event_id))
+        return True
+
+    async def next_route_announcement(self, digest: str, at: datetime) -> int | None:
+        last = self.b.route_digest
+        if last is not None and last[1] == digest:
+            return None
+        sequence = 1 if last is None else last[0] + 1
+        self.b.route_digest = (sequence, digest)
+        return sequence
+
+    async def counts(self) -> list[tuple[str, str, int]]:
+        out: dict[tuple[str, str], int] = {}
+        for r in self.b.rows.values():
+            key = (r.payout.state.value, r.payout.provider_name)
+            out[key] = out.get(key, 0) + 1
+        return [(s, p, n) for (s, p), n in out.items()]
+
+    async def queue_length(self) -> int:
+        return sum(1 for r in self.b.rows.values() if r.payout.state in (S.APPROVED, S.FAILED))
+
+    async def stuck(self, *, submitted_older_s: float) -> dict[str, int]:
+        return {"stale_leases": 0, "unconfirmed": 0}
+
+
+class ScriptedProvider:
+    """A sandbox-like provider answering from a script: per idempotency key, a queue of answers to `create`
+    (a status, or an error code raised); `sync` answers `payout_not_found` unless the provider holds it."""
+
+    provider_type = ProviderType.SANDBOX
+
+    def __init__(self, creates: Mapping[str, list[ProviderPayoutStatus | PayoutErrorCode]] | None = None) -> None:
+        self.capabilities = ProviderCapabilities(
+            supports_cancel=True,
+            supports_quote=False,
+            supports_webhooks=False,
+            async_confirmation=True,
+            requires_signature=False,
+            supports_batching=False,
+            assets=("USDC",),
+            destination_types=(DestinationType.SANDBOX,),
+        )
+        self.creates = {k: list(v) for k, v in (creates or {}).items()}
+        self.held: dict[str, ProviderPayoutStatus] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        key = instruction.idempotency_key
+        self.calls.append(("create", key))
+        script = self.creates.get(key) or [ProviderPayoutStatus.PAID]
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(answer, PayoutErrorCode):
+            raise PayoutProviderError.of(answer, f"scripted {answer.value}", provider="scripted")
+        self.held[key] = answer
+        return ProviderPayoutResult(status=answer, idempotency_key=key, provider_ref=f"ref-{key}")
+
+    async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        key = lookup.idempotency_key
+        self.calls.append(("sync", key))
+        if key not in self.held:
+            raise PayoutProviderError.of(PayoutErrorCode.PAYOUT_NOT_FOUND, "never seen", provider="scripted")
+        return ProviderPayoutResult(status=self.held[key], idempotency_key=key, provider_ref=f"ref-{key}")
+
+    async def quote(self, instruction: PayoutInstruction) -> Quote:
+        raise PayoutProviderError.of(PayoutErrorCode.UNSUPPORTED_OPERATION, "no quotes")
+
+    async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        return ProviderPayoutResult(status=ProviderPayoutStatus.CANCELLED, idempotency_key=lookup.idempotency_key)
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        raise PayoutProviderError.of(PayoutErrorCode.UNSUPPORTED_OPERATION, "no webhooks")
+
+
+@dataclass
+class Service:
+    store: MemoryPayouts
+    provider: ScriptedProvider
+    create: CreatePayouts
+    admin: PayoutAdmin
+    worker: PayoutWorker
+
+    async def request(self, *commands: CreatePayoutCommand) -> list[Any]:
+        async with self.store.transactions()() as repo:
+            return await self.create.execute(repo, commands)
+
+
+SOURCE = "/prizeflow/payouts"
+
+
+def service(provider: ScriptedProvider | None = None, *, max_attempts: int = 3) -> Service:
+    store, provider = MemoryPayouts(), provider or ScriptedProvider()
+    registry = ProviderRegistry(
+        [ProviderEntry("scripted", provider, ("USDC",), (DestinationType.SANDBOX,), polls_status=True)]
+    )
+    # Auto below 100 USDC, one approver from there, two from 1000.
+    approvals = ApprovalBook({"USDC": ApprovalRule("USDC", 100 * USDC, 1000 * USDC)})
+    builder = ChangeBuilder(source=SOURCE, policy=RetryPolicy(base_ms=1000, max_ms=2000))
+    transactions = store.transactions()
+    return Service(
+        store,
+        provider,
+        CreatePayouts(registry=registry, approvals=approvals, max_attempts=max_attempts, source=SOURCE),
+        PayoutAdmin(transactions=transactions, registry=registry, builder=builder, service="payouts"),
+        PayoutWorker(
+            transactions=transactions,
+            registry=registry,
+            builder=builder,
+            config=WorkerConfig(batch_size=50, lease_s=30, provider_timeout_s=5),
+            worker_id="w-1",
+        ),
+    )
+
+
+def command(n: int = 1, *, usdc: int = 10, asset: str = "USDC", player: str = "p-1", **kw: Any) -> CreatePayoutCommand:
+    fields: dict[str, Any] = {
+        "payout_request_id": f"pr-{n}",
+        "claim_id": f"cl-{n}",
+        "player_id": player,
+        "amount": Money(asset=asset, amount=usdc * USDC),
+        "destination": PayoutDestination(type=DestinationType.SANDBOX, address=f"success:{player}"),
+        "idempotency_key": f"claim-{n}:payout:1",
+        "requested_by": player,
+        "provider": None,
+        "correlation_id": f"corr-{n}",
+        **kw,
+    }
+    return CreatePayoutCommand(**fields)
+
+
+def approver(user: str) -> Actor:
+    return Actor(user, frozenset({"approver"}), f"corr-{user}")
+
+
+# -- creation and idempotency ---------------------------------------------------------------------------------
+async def test_a_small_request_is_created_approved_with_its_events() -> None:
+    s = service()
+    (created,) = await s.request(command())
+    assert created.created
+    assert created.refused is None
+    assert s.store.state(created.payout_id) is S.APPROVED
+    assert s.store.path(created.payout_id) == [("requested", "approved")]
+    assert len(s.store.events_of(PayoutCreated)) == len(s.store.events_of(PayoutApproved)) == 1
+
+
+@pytest.mark.parametrize(("usdc", "state"), [(99, S.APPROVED), (100, S.PENDING_APPROVAL), (1000, S.PENDING_APPROVAL)])
+async def test_the_amount_picks_the_approval_policy(usdc: int, state: PayoutState) -> None:
+    s = service()
+    (created,) = await s.request(command(usdc=usdc))
+    assert s.store.state(created.payout_id) is state
+
+
+async def test_the_same_request_again_names_the_same_payout_and_emits_nothing_new() -> None:
+    s = service()
+    (first,) = await s.request(command())
+    events = len(s.store.books.events)
+    (again,) = await s.request(command())
+    (twice_in_a_batch,) = set(await s.request(command(), command()))
+    assert again.payout_id == first.payout_id == twice_in_a_batch.payout_id
+    assert not again.created
+    assert len(s.store.books.rows) == 1
+    assert len(s.store.books.events) == events
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        command(usdc=11),  # same key, request and claim; another amount
+        command(payout_request_id="pr-9", idempotency_key="claim-9:payout:1"),  # another request for the claim
+    ],
+)
+async def test_a_different_body_under_a_used_key_request_or_claim_is_a_conflict(other: CreatePayoutCommand) -> None:
+    s = service()
+    (first,) = await s.request(command())
+    with pytest.raises(PayoutConflictError) as raised:
+        await s.request(other)
+    err = raised.value
+    assert isinstance(err, UseCaseError)
+    assert (err.kind, err.code) == (ErrorKind.CONFLICT, "conflicting_event")
+    assert len(s.store.books.rows) == 1
+    assert s.store.state(first.payout_id) is S.APPROVED
+
+
+async def test_two_requests_for_one_claim_in_a_batch_refuse_the_batch() -> None:
+    s = service()
+    with pytest.raises(PayoutConflictError, match="one claim has at most one payout"):
+        await s.request(command(), command(payout_request_id="pr-2", idempotency_key="claim-2:payout:1"))
+    assert not s.store.books.rows
+    assert not s.store.books.events  # the transaction rolled back
+
+
+async def test_a_request_no_provider_pays_is_refused_once_for_good() -> None:
+    s = service()
+    (refused,) = await s.request(command(asset="XLM"))
+    assert refused.payout_id is None
+    assert refused.refused is not None
+    assert refused.refused.code is PayoutErrorCode.NO_PROVIDER_ROUTE
+    (again,) = await s.request(command(asset="XLM"))
+    assert not again.created
+    assert again.refused is not None
+    assert [e.claim_id for e in s.store.events_of(PayoutRequestRefused)] == ["cl-1"]
+    with pytest.raises(PayoutConflictError, match="was refused"):
+        await s.request(command(usdc=5, asset="XLM"))
+
+
+# -- the approval flow ----------------------------------------------------------------------------------------
+async def test_a_dual_approval_needs_two_distinct_approvers() -> None:
+    s = service()
+    (created,) = await s.request(command(usdc=1000))
+    pid = created.payout_id
+    assert await s.admin.approve(pid, approver("bob"), "ok") == "pending_approval"
+    with pytest.raises(AdminError) as twice:
+        await s.admin.approve(pid, approver("bob"), "again")
+    assert (twice.value.kind, twice.value.code) == (ErrorKind.CONFLICT, "already_approved")
+    assert await s.admin.approve(pid, approver("carol"), None) == "approved"
+    assert s.store.state(pid) is S.APPROVED
+    (approved,) = s.store.events_of(PayoutApproved)
+    assert approved.approved_by == ["bob", "carol"]
+    assert s.store.path(pid)[1:] == [("pending_approval", "pending_approval"), ("pending_approval", "approved")]
+
+
+@pytest.mark.parametrize(
+    ("actor", "code"),
+    [
+        (Actor("p-1", frozenset({"approver"}), "c"), "self_approval"),  # the beneficiary and requester
+        (Actor("olga", frozenset({"ops", "admin"}), "c"), "approver_role_required"),
+    ],
+)
+async def test_who_may_not_decide_is_forbidden_and_nothing_is_recorded(actor: Actor, code: str) -> None:
+    s = service()
+    (created,) = await s.request(command(usdc=500))
+    events = len(s.store.books.events)
+    for decide in (s.admin.approve, s.admin.reject):
+        with pytest.raises(AdminError) as refused:
+            await decide(created.payout_id, actor, "because")
+        assert (refused.value.kind, refused.value.code, refused.value.status) == (ErrorKind.FORBIDDEN, code, 403)
+    assert s.store.state(created.payout_id) is S.PENDING_APPROVAL
+    assert not s.store.books.approvals
+    assert len(s.store.books.events) == events
+
+
+async def test_a_rejected_payout_is_final_and_cannot_be_approved() -> None:
+    s = service()
+    (created,) = await s.request(command(usdc=500))
+    assert await s.admin.reject(created.payout_id, approver("bob"), "suspicious") == "rejected"
+    assert [e.rejected_by for e in s.store.events_of(PayoutRejected)] == ["bob"]
+    with pytest.raises(AdminError) as late:
+        await s.admin.approve(created.payout_id, approver("carol"), None)
+    assert (late.value.kind, late.value.code) == (ErrorKind.CONFLICT, "not_pending_approval")
+
+
+async def test_an_unknown_payout_is_not_found() -> None:
+    s = service()
+    with pytest.raises(AdminError) as missing:
+        await s.admin.approve("po-nope", approver("bob"), None)
+    assert (missing.value.kind, missing.value.code) == (ErrorKind.NOT_FOUND, "payout_not_found")
+
+
+# -- the worker: transitions and retries ----------------------------------------------------------------------
+async def test_an_approved_payout_is_submitted_and_paid() -> None:
+    s = service()
+    (created,) = await s.request(command())
+    result = await s.worker.run_once()
+    assert (result.processed, result.confirmed) == (1, 1)
+    assert s.store.state(created.payout_id) is S.PAID
+    assert s.store.path(created.payout_id) == [
+        ("requested", "approved"),
+        ("approved", "submitting"),
+        ("submitting", "paid"),
+    ]
+    assert len(s.store.events_of(PayoutPaid)) == 1
+    assert s.provider.calls == [("create", "claim-1:payout:1")]
+    assert (await s.worker.run_once()).processed == 0  # nothing left to do
+
+
+async def test_a_pending_payout_waits_for_approval_before_any_provider_call() -> None:
+    s = service()
+    (created,) = await s.request(command(usdc=500))
+    assert (await s.worker.run_once()).processed == 0
+    await s.admin.approve(created.payout_id, approver("bob"), None)
+    await s.worker.run_once()
+    assert s.store.state(created.payout_id) is S.PAID
+
+
+async def test_a_retryable_failure_is_retried_after_its_backoff_asking_the_provider_first() -> None:
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.PROVIDER_UNAVAILABLE, ProviderPayoutStatus.PAID]}))
+    (created,) = await s.request(command())
+    pid = created.payout_id
+    assert (await s.worker.run_once()).failed == 1
+    assert s.store.state(pid) is S.FAILED
+    (failed,) = s.store.events_of(PayoutFailed)
+    assert failed.retryable
+    assert not failed.final
+    assert (await s.worker.run_once()).processed == 0  # not before the backoff (1-2 s)
+    s.store.skew = timedelta(seconds=3)
+    await s.worker.run_once()
+    assert s.store.state(pid) is S.PAID
+    assert s.provider.calls == [("create", key), ("sync", key), ("create", key)]  # a retry syncs first
+    assert ("failed", "approved") in s.store.path(pid)
+    assert s.store.books.rows[pid].payout.attempts == 2
+
+
+async def test_a_final_failure_is_not_retried() -> None:
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.INVALID_DESTINATION]}))
+    (created,) = await s.request(command())
+    await s.worker.run_once()
+    s.store.skew = timedelta(hours=1)
+    assert (await s.worker.run_once()).processed == 0
+    assert s.store.state(created.payout_id) is S.FAILED
+    (failed,) = s.store.events_of(PayoutFailed)
+    assert failed.final
+    assert failed.code is PayoutErrorCode.INVALID_DESTINATION
+    assert s.provider.calls == [("create", key)]
+
+
+async def test_an_unknown_outcome_on_the_last_attempt_waits_in_submitted_never_failed() -> None:
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME]}), max_attempts=1)
+    (created,) = await s.request(command())
+    await s.worker.run_once()
+    assert s.store.state(created.payout_id) is S.SUBMITTED
+    assert not s.store.events_of(PayoutFailed)
+
+
+async def test_an_operator_retry_gives_a_failed_payout_one_more_attempt() -> None:
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.PROVIDER_UNAVAILABLE, ProviderPayoutStatus.PAID]}))
+    s.worker.builder = ChangeBuilder(source=SOURCE, policy=RetryPolicy(base_ms=3_600_000, max_ms=3_600_000))
+    (created,) = await s.request(command())
+    await s.worker.run_once()
+    assert s.store.state(created.payout_id) is S.FAILED
+    admin = Actor("ada", frozenset({"admin"}), "c")
+    assert await s.admin.retry(created.payout_id, admin, "provider is back") == "approved"
+    await s.worker.run_once()  # now, not after the hour-long backoff
+    assert s.store.state(created.payout_id) is S.PAID
+    with pytest.raises(AdminError) as not_failed:
+        await s.admin.retry(created.payout_id, admin, "again")
+    assert (not_failed.value.kind, not_failed.value.code) == (ErrorKind.CONFLICT, "not_failed")
+
+
+async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_again() -> None:
+    key = "claim-1:payout:1"
+    s = service()
+    (created,) = await s.request(command())
+    async with s.store.transactions()() as repo:  # a worker claimed it, reached the provider, then died
+        await repo.claim_for_submit(owner="w-dead", limit=10, lease_s=30)
+    s.provider.held[key] = ProviderPayoutStatus.PAID
+    assert (await s.worker.run_once()).processed == 0  # its lease still runs
+    s.store.skew = timedelta(minutes=5)
+    await s.worker.run_once()
+    assert s.store.state(created.payout_id) is S.PAID
+    assert s.provider.calls == [("sync", key)]
+    assert ("submitting", "submitting") in s.store.path(created.payout_id)
+    assert s.store.books.rows[created.payout_id].payout.attempts == 1  # the same attempt, resumed
