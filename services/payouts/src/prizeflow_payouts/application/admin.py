@@ -7,16 +7,14 @@ transaction as the change and its payout events.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prizeflow_contracts.envelope import Envelope, new_event
+from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.audit import Role as AuditRole
 from prizeflow_contracts.events.payouts import (
     REQUIRED_APPROVERS,
     PayoutApproved,
@@ -39,6 +37,7 @@ from prizeflow_payouts.domain.approval import ApprovalRefusedError, check_decide
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.retry import UNKNOWN_OUTCOME_CODES
 from prizeflow_payouts.domain.state import CANCELLABLE_LOCALLY, PayoutState
+from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 S = PayoutState
@@ -81,10 +80,13 @@ class PayoutAdmin:
         return self.builder.source
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    async def _locked(self, repo: PayoutRepository, payout_id: str) -> Payout:
+    async def _locked(self, repo: PayoutRepository, payout_id: str, *, state: S | None = None) -> Payout:
+        """The payout, locked until the transaction ends; in `state`, or refused `not_<state>`."""
         rec = await repo.get(payout_id, for_update=True)
         if rec is None:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
+        if state is not None and rec.state is not state:
+            raise AdminError(ErrorKind.CONFLICT, f"not_{state.value}", f"payout {rec.id} is {rec.state.value}")
         return rec
 
     def _audit(
@@ -97,24 +99,19 @@ class PayoutAdmin:
         after: dict[str, str],
         now: datetime,
     ) -> Envelope[AdminActionRecorded]:
-        roles = sorted({AuditRole(r) for r in actor.roles if r in AuditRole._value2member_map_})
-        return new_event(
-            AdminActionRecorded(
-                action_id=uuid.uuid4().hex,
-                actor_user_id=actor.user_id,
-                actor_roles=roles,  # what the actor holds: none is refused by the contract, never assumed
-                action=action,
-                target_type="payout",
-                target_id=rec.id,
-                reason=reason,
-                before={"state": rec.state.value},
-                after=after,
-                service=self.service,
-                occurred_at=now,
-            ),
+        return admin_action(
+            actor_user_id=actor.user_id,
+            actor_roles=actor.roles,  # what the actor holds: none is refused by the contract, never assumed
+            action=action,
+            target_type="payout",
+            target_id=rec.id,
+            reason=reason,
+            before={"state": rec.state.value},
+            after=after,
+            service=self.service,
             source=self.source,
             correlation_id=actor.correlation_id,
-            subject=rec.id,
+            occurred_at=now,
         )
 
     async def _commit(self, repo: PayoutRepository, change: Change, now: datetime) -> None:
@@ -129,13 +126,39 @@ class PayoutAdmin:
         if self.metrics is not None:
             self.metrics.transitions.labels(change.to.value, change.record.provider_name).inc()
 
+    async def _decide(
+        self,
+        repo: PayoutRepository,
+        rec: Payout,
+        actor: Actor,
+        action: str,
+        *,
+        to: S,
+        reason: str | None,
+        now: datetime,
+        after: dict[str, str] | None = None,
+        history_reason: str | None = None,
+        follow: Callable[[Envelope[AdminActionRecorded]], list[Envelope[Any]]] | None = None,
+        **fields: Any,
+    ) -> None:
+        """An operator's decision on a locked payout: its audit record, the events it causes (`follow`) and the
+        move from its current state to `to`, committed together (or refused whole: `concurrent_change`)."""
+        audit = self._audit(actor, action, rec, reason=reason, after=after or {"state": to.value}, now=now)
+        change = Change(
+            record=rec,
+            expected=rec.state,
+            to=to,
+            history=[HistoryEntry(rec.state, to, actor.user_id, reason=history_reason or reason)],
+            events=[audit, *(follow(audit) if follow else [])],
+            **fields,
+        )
+        await self._commit(repo, change, now)
+
     # -- approvals --------------------------------------------------------------------------------------------
     async def approve(self, payout_id: str, actor: Actor, reason: str | None) -> str:
         now = self.clock()
         async with self.transactions() as repo:
-            rec = await self._locked(repo, payout_id)
-            if rec.state is not S.PENDING_APPROVAL:
-                raise AdminError(ErrorKind.CONFLICT, "not_pending_approval", f"payout {rec.id} is {rec.state.value}")
+            rec = await self._locked(repo, payout_id, state=S.PENDING_APPROVAL)
             approvers = await repo.approvers(rec.id)
             try:
                 complete = record_approval(
@@ -147,8 +170,7 @@ class PayoutAdmin:
                     approvers=approvers,
                 )
             except ApprovalRefusedError as err:
-                self._refused(err.code)
-                raise AdminError(_REFUSAL_KIND.get(err.code, ErrorKind.CONFLICT), err.code, err.detail) from err
+                raise self._refusal(err) from err
             if not await repo.add_approval(
                 rec.id, actor.user_id, reason=reason, correlation_id=actor.correlation_id, at=now
             ):
@@ -157,27 +179,13 @@ class PayoutAdmin:
                     ErrorKind.CONFLICT, "already_approved", f"{actor.user_id} already approved this payout"
                 )
             approved_by = [*approvers, actor.user_id]
-            needed = REQUIRED_APPROVERS[rec.approval_policy]
-            progress = f"{len(approved_by)}/{needed}"
-            audit = self._audit(
-                actor,
-                "payout.approve",
-                rec,
-                reason=reason,
-                after={"state": (S.APPROVED if complete else S.PENDING_APPROVAL).value, "approvals": progress},
-                now=now,
-            )
+            progress = f"{len(approved_by)}/{REQUIRED_APPROVERS[rec.approval_policy]}"
             target = S.APPROVED if complete else S.PENDING_APPROVAL
-            change = Change(
-                record=rec,
-                expected=S.PENDING_APPROVAL,
-                to=target,
-                available_at=now,
-                history=[HistoryEntry(S.PENDING_APPROVAL, target, actor.user_id, reason=f"approval {progress}")],
-                events=[audit],
-            )
-            if complete:
-                change.events.append(
+
+            def approved(audit: Envelope[AdminActionRecorded]) -> list[Envelope[Any]]:
+                if not complete:
+                    return []
+                return [
                     payout_event(
                         rec,
                         PayoutApproved,
@@ -187,32 +195,42 @@ class PayoutAdmin:
                         approved_by=approved_by,
                         approved_at=now,
                     )
-                )
-            await self._commit(repo, change, now)
+                ]
+
+            await self._decide(
+                repo,
+                rec,
+                actor,
+                "payout.approve",
+                to=target,
+                reason=reason,
+                now=now,
+                after={"state": target.value, "approvals": progress},
+                history_reason=f"approval {progress}",
+                follow=approved,
+                available_at=now,
+            )
             return target.value
 
     async def reject(self, payout_id: str, actor: Actor, reason: str) -> str:
         now = self.clock()
         async with self.transactions() as repo:
-            rec = await self._locked(repo, payout_id)
-            if rec.state is not S.PENDING_APPROVAL:
-                raise AdminError(ErrorKind.CONFLICT, "not_pending_approval", f"payout {rec.id} is {rec.state.value}")
+            rec = await self._locked(repo, payout_id, state=S.PENDING_APPROVAL)
             try:
                 check_decider(
                     user_id=actor.user_id, roles=actor.roles, requested_by=rec.requested_by, beneficiary=rec.player_id
                 )
             except ApprovalRefusedError as err:
-                self._refused(err.code)
-                raise AdminError(_REFUSAL_KIND.get(err.code, ErrorKind.CONFLICT), err.code, err.detail) from err
-            audit = self._audit(actor, "payout.reject", rec, reason=reason, after={"state": S.REJECTED.value}, now=now)
-            change = Change(
-                record=rec,
-                expected=S.PENDING_APPROVAL,
+                raise self._refusal(err) from err
+            await self._decide(
+                repo,
+                rec,
+                actor,
+                "payout.reject",
                 to=S.REJECTED,
-                finished_at=now,
-                history=[HistoryEntry(S.PENDING_APPROVAL, S.REJECTED, actor.user_id, reason=reason)],
-                events=[
-                    audit,
+                reason=reason,
+                now=now,
+                follow=lambda audit: [
                     payout_event(
                         rec,
                         PayoutRejected,
@@ -221,15 +239,19 @@ class PayoutAdmin:
                         rejected_by=actor.user_id,
                         reason=reason,
                         rejected_at=now,
-                    ),
+                    )
                 ],
+                finished_at=now,
             )
-            await self._commit(repo, change, now)
             return S.REJECTED.value
 
     def _refused(self, code: str) -> None:
         if self.metrics is not None:
             self.metrics.approvals_refused.labels(code).inc()
+
+    def _refusal(self, err: ApprovalRefusedError) -> AdminError:
+        self._refused(err.code)
+        return AdminError(_REFUSAL_KIND.get(err.code, ErrorKind.CONFLICT), err.code, err.detail)
 
     # -- cancel -----------------------------------------------------------------------------------------------
     async def cancel(self, payout_id: str, actor: Actor, reason: str) -> str:
@@ -269,17 +291,15 @@ class PayoutAdmin:
                 raise AdminError(
                     ErrorKind.CONFLICT, "concurrent_change", f"payout moved to {current.state.value}; try again"
                 )
-            audit = self._audit(
-                actor, "payout.cancel", current, reason=reason, after={"state": S.CANCELLED.value}, now=now
-            )
-            change = Change(
-                record=current,
-                expected=current.state,
+            await self._decide(
+                repo,
+                current,
+                actor,
+                "payout.cancel",
                 to=S.CANCELLED,
-                finished_at=now,
-                history=[HistoryEntry(current.state, S.CANCELLED, actor.user_id, reason=reason)],
-                events=[
-                    audit,
+                reason=reason,
+                now=now,
+                follow=lambda audit: [
                     payout_event(
                         current,
                         PayoutCancelled,
@@ -288,10 +308,10 @@ class PayoutAdmin:
                         cancelled_by=actor.user_id,
                         reason=reason,
                         cancelled_at=now,
-                    ),
+                    )
                 ],
+                finished_at=now,
             )
-            await self._commit(repo, change, now)
         return S.CANCELLED.value
 
     # -- retry ------------------------------------------------------------------------------------------------
@@ -299,21 +319,19 @@ class PayoutAdmin:
         """A failed payout back to approved now, with one more attempt allowed (the worker syncs first)."""
         now = self.clock()
         async with self.transactions() as repo:
-            rec = await self._locked(repo, payout_id)
-            if rec.state is not S.FAILED:
-                raise AdminError(ErrorKind.CONFLICT, "not_failed", f"payout {rec.id} is {rec.state.value}")
-            audit = self._audit(actor, "payout.retry", rec, reason=reason, after={"state": S.APPROVED.value}, now=now)
-            change = Change(
-                record=rec,
-                expected=S.FAILED,
+            rec = await self._locked(repo, payout_id, state=S.FAILED)
+            await self._decide(
+                repo,
+                rec,
+                actor,
+                "payout.retry",
                 to=S.APPROVED,
+                reason=reason,
+                now=now,
                 available_at=now,
                 sync_first=True,
                 max_attempts=max(rec.max_attempts, rec.attempts + 1),
-                history=[HistoryEntry(S.FAILED, S.APPROVED, actor.user_id, reason=reason)],
-                events=[audit],
             )
-            await self._commit(repo, change, now)
         return S.APPROVED.value
 
     # -- manual provider outcomes -----------------------------------------------------------------------------
