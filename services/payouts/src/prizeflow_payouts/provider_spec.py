@@ -17,6 +17,14 @@ from prizeflow_contracts.providers import DestinationType, ProviderType, RewardP
 
 NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ENV_RE: Final = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# A value that matches the variable-name pattern but is a credential: a Stellar secret seed (S + 55 base32
+# characters, all capitals) or anything longer than a sensible variable name. Refused without echoing it.
+_SEED_RE = re.compile(r"S[A-Z2-7]{55}")
+_MAX_ENV_NAME = 64
+
+
+def _looks_like_a_value(name: str) -> bool:
+    return len(name) > _MAX_ENV_NAME or _SEED_RE.fullmatch(name) is not None
 
 
 class ProviderConfigError(ValueError):
@@ -91,7 +99,7 @@ class ProviderSpec(BaseModel):
             if isinstance(env_name, Secret):  # already resolved (a spec validated again)
                 out[str(key)] = env_name
                 continue
-            if not isinstance(env_name, str) or not ENV_RE.fullmatch(env_name):
+            if not isinstance(env_name, str) or not ENV_RE.fullmatch(env_name) or _looks_like_a_value(env_name):
                 raise ValueError(f"secret {key!r} must name an environment variable, not hold a value")
             resolved = env.get(env_name)
             if not resolved:

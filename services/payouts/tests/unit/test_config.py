@@ -79,7 +79,7 @@ def test_routing_explicit_then_first_fit_and_preferred_type() -> None:
     [
         ({"assets": ["SP"]}, "not redeemable"),
         ({"assets": ["DOGE"]}, "unknown asset 'DOGE'"),
-        ({"destination_types": ["pigeon"]}, "pigeon"),
+        ({"destination_types": ["pigeon"]}, r"destination_types.0: Input should be 'stellar_account'"),  # never echoed
         ({"name": "Bad Name"}, "must match"),
         ({"colour": "red"}, "unknown keys"),
         ({"options": {"default_scenario": "nope"}}, "default_scenario 'nope'"),
@@ -125,3 +125,26 @@ def test_the_shipped_default_config_loads() -> None:
 
     config = load_config(DEFAULT_PROVIDERS_FILE, CTX, env={})
     assert {e.name for e in config.registry} == {"sandbox", "manual"}
+
+
+SEED = "SBX2" + "A" * 52  # the shape of a Stellar secret seed: S + 55 base32 capitals
+WRITTEN_WRONG = "S3CR3T-" + "x" * 20
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"providers": {**SANDBOX, "secrets": {"webhook_secret": WRITTEN_WRONG}}},  # a mapping, not a list
+        {"providers": [[SANDBOX, {"secrets": {"webhook_secret": WRITTEN_WRONG}}]]},  # an entry that is a list
+        doc({**SANDBOX, "options": WRITTEN_WRONG}),
+        doc({**SANDBOX, "assets": WRITTEN_WRONG}),
+        doc({**SANDBOX, "secrets": {"webhook_secret": SEED}}),  # a seed pasted where a variable name goes
+        doc({**SANDBOX, "secrets": {"webhook_secret": "A" * 65}}),
+    ],
+)
+def test_a_refusal_never_echoes_a_value_written_in_the_wrong_place(document: dict[str, Any]) -> None:
+    with pytest.raises(ProviderConfigError) as err:
+        parse_config(document, CTX, env={})
+    message = str(err.value)
+    for value in (WRITTEN_WRONG, SEED, "A" * 65):
+        assert value not in message, message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prizeflow_contracts.events.rewards import HoldCode
+from prizeflow_rewards.application.queries import CursorError, decode_cursor, encode_cursor
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import (
     Approve,
@@ -115,3 +117,14 @@ def test_claim_transitions() -> None:
     assert not can_move(ClaimStatus.REJECTED, ClaimStatus.APPROVED)
     assert not can_move(ClaimStatus.VOIDED, ClaimStatus.PAID)
     assert can_move(ClaimStatus.PAID, ClaimStatus.RETURNED)
+
+
+@pytest.mark.parametrize("raw", ["seq:99999999999999999999999", "seq:-1", "seq:", "seq:1e3", "pos:5"])
+def test_a_history_cursor_past_int64_or_not_ours_is_invalid_never_a_500(raw: str) -> None:
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    with pytest.raises(CursorError):
+        decode_cursor(cursor)
+
+
+def test_a_history_cursor_names_the_seq_it_was_made_from() -> None:
+    assert decode_cursor(encode_cursor(2**63 - 1)) == 2**63 - 1

@@ -186,8 +186,21 @@ def _message(e: ErrorDetails, loc: list[int | str]) -> str:
     if e["type"] == "value_error":  # our validators' messages say what and where
         return str(e.get("ctx", {}).get("error", e["msg"]))
     field = ".".join(str(p) for p in loc)
-    shown = "" if "secrets" in loc or e["type"] == "missing" else f" (got {e['input']!r})"
-    return f"{field}: {e['msg']}{shown}" if field else f"{e['msg']}{shown}"
+    return f"{field}: {e['msg']}{_shown(e, loc)}" if field else f"{e['msg']}{_shown(e, loc)}"
+
+
+def _shown(e: ErrorDetails, loc: list[int | str]) -> str:
+    """What was given, as far as it cannot carry a secret: a number, a boolean or null is shown; a string only by
+    its length and anything else by its type (a secret an operator wrote in the wrong place, in a mis-shaped
+    provider entry or a field meant for something else, never reaches a log)."""
+    value = e.get("input")
+    if e["type"] == "missing":
+        return ""
+    if isinstance(value, str):
+        return f" (got a string of {len(value)} characters)"
+    if "secrets" in loc or not isinstance(value, bool | int | float | None):
+        return f" (got a {type(value).__name__})"
+    return f" (got {value!r})"
 
 
 def _approvals(raw: Mapping[str, Thresholds], source: str) -> ApprovalBook:

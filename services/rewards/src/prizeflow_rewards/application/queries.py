@@ -23,6 +23,9 @@ class CursorError(UseCaseError):
         super().__init__(ErrorKind.BAD_REQUEST, "invalid_cursor", detail)
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
 
@@ -31,7 +34,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, seq = raw.partition(":")
-        if prefix != "seq":
+        if prefix != "seq" or not seq.isdigit() or not 0 <= int(seq) <= _INT64_MAX:
             raise ValueError("not a history cursor")
         return int(seq)
     except (binascii.Error, UnicodeDecodeError, ValueError) as err:

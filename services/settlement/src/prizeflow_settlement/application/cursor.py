@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+
+_ROUND_ID = re.compile(IDENTIFIER_PATTERN)
 
 
 def encode_cursor(round_id: str) -> str:
@@ -18,7 +22,7 @@ def decode_cursor(cursor: str) -> str:
         round_id = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as err:
         raise _invalid() from err
-    if not round_id:
+    if not _ROUND_ID.fullmatch(round_id):  # e.g. a NUL the database cannot compare: never a round id we handed out
         raise _invalid()
     return round_id
 

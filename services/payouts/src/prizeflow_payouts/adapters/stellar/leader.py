@@ -76,6 +76,8 @@ class EngineLeadership:
             got = bool((await conn.execute(q.TRY_LEAD, self._params())).scalar())
             await conn.commit()
         except BaseException:
+            # The lock may be held by the session although the commit failed: never give it back to the pool.
+            await conn.invalidate()
             await conn.close()
             raise
         if not got:
