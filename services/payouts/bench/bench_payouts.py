@@ -44,8 +44,8 @@ from prizeflow_testkit.bench import (
     bench_topics,
     count,
     host,
+    latency_ms,
     paced,
-    percentile,
     print_result,
     send_all,
 )
@@ -197,11 +197,8 @@ async def measure(
             "payouts_per_s_offered": round(half),
             "payouts": total,
             "seconds": round(offered_s, 2),
-            "requested_to_paid_on_kafka_ms_p50": round(percentile(lat, 0.5), 1),
-            "requested_to_paid_on_kafka_ms_p99": round(percentile(lat, 0.99), 1),
-            "requested_to_paid_on_kafka_ms_max": round(lat[-1], 1),
-            "requested_to_paid_in_db_ms_p50": round(percentile(db_lat, 0.5), 1),
-            "requested_to_paid_in_db_ms_p99": round(percentile(db_lat, 0.99), 1),
+            **latency_ms("requested_to_paid_on_kafka", lat),
+            **latency_ms("requested_to_paid_in_db", db_lat, maximum=False),
         },
         "exactly_once": {
             "payouts": everything,

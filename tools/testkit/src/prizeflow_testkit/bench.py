@@ -47,6 +47,17 @@ def percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, max(0, round(q * len(sorted_ms)) - 1))]
 
 
+def latency_ms(name: str, sorted_ms: list[float], *, maximum: bool = True) -> dict[str, float]:
+    """`{name}_ms_p50`, `{name}_ms_p99` (and `{name}_ms_max`) of an already sorted list, to 0.1 ms."""
+    figures = {
+        f"{name}_ms_p50": round(percentile(sorted_ms, 0.5), 1),
+        f"{name}_ms_p99": round(percentile(sorted_ms, 0.99), 1),
+    }
+    if maximum:
+        figures[f"{name}_ms_max"] = round(sorted_ms[-1], 1)
+    return figures
+
+
 def p50_p99(values: Sequence[float]) -> tuple[float, float]:
     """The 50th and 99th of `statistics.quantiles(n=100)` (0, 0 for fewer than two values)."""
     if len(values) < 2:
@@ -245,6 +256,7 @@ __all__ = [
     "count",
     "encoded",
     "host",
+    "latency_ms",
     "p50_p99",
     "paced",
     "percentile",
