@@ -13,7 +13,6 @@ from support import (
     Api,
     GameServer,
     caught_up,
-    fetch,
     results_of,
     top_up,
     uid,
@@ -23,6 +22,7 @@ from support import (
 from prizeflow_contracts.events.game import DistributionTemplate, EntryRecorded, PaidVia
 from prizeflow_contracts.money import Money
 from prizeflow_devstack.platform import Platform
+from prizeflow_testkit import fetch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -21,7 +21,6 @@ from support import (
     caught_up,
     claim,
     claim_status,
-    fetch,
     groups_of,
     results_of,
     rewind,
@@ -45,7 +44,7 @@ from prizeflow_contracts.events.game import (
 from prizeflow_contracts.money import Money
 from prizeflow_devstack.infra import Infra
 from prizeflow_devstack.platform import Platform
-from prizeflow_testkit import end_offsets
+from prizeflow_testkit import end_offsets, fetch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from support import USDC, Api, caught_up, claim, claim_status, events_on, fetch, top_up, uid, wait_for
+from support import USDC, Api, caught_up, claim, claim_status, events_on, top_up, uid, wait_for
 
 from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.events.payouts import PayoutPaid, PayoutRequested, PayoutRoute, PayoutRoutesPublished
@@ -16,6 +16,7 @@ from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_testkit import fetch
 from prizeflow_testkit.events import example_payload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -31,8 +30,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import asyncpg
 
 from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.events.game import (
@@ -58,6 +55,8 @@ from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
+from prizeflow_testkit import fetch
+from prizeflow_testkit.bench import count, p50_p99, print_result, wait_count
 
 USDC = 10_000_000
 PLAYERS_PER_ROUND = 8
@@ -178,23 +177,6 @@ def round_events(round_id: str, campaign: str, players: list[str]) -> tuple[list
     return setup, results
 
 
-async def count(dsn: str, sql: str) -> int:
-    conn = await asyncpg.connect(asyncpg_dsn(dsn))
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
-
-
-async def wait_count(dsn: str, sql: str, target: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await count(dsn, sql) >= target:
-            return time.monotonic()
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{sql!r} did not reach {target} within {timeout}s (at {await count(dsn, sql)})")
-
-
 async def publish(producer: Any, topic: str, payloads: list[Any], correlation: str) -> None:
     for p in payloads:
         env = new_event(p, source="/bench", correlation_id=correlation)
@@ -277,22 +259,19 @@ async def latency(platform: Platform, infra: Infra, rounds_per_s: float, seconds
         total * PLAYERS_PER_ROUND,
         300,
     )
-    conn = await asyncpg.connect(asyncpg_dsn(rewards_db))
-    try:
-        rows = await conn.fetch(
-            "SELECT split_part(business_key, '|', 2) AS rid, max(created_at) AS at FROM ledger_transfers "
-            "WHERE business_key LIKE $1 GROUP BY 1",
-            like,
-        )
-    finally:
-        await conn.close()
+    rows = await fetch(
+        rewards_db,
+        "SELECT split_part(business_key, '|', 2) AS rid, max(created_at) AS at FROM ledger_transfers "
+        "WHERE business_key LIKE $1 GROUP BY 1",
+        like,
+    )
     lat = sorted((r["at"].timestamp() - closed_at[r["rid"]]) * 1000 for r in rows if r["rid"] in closed_at)
-    q = statistics.quantiles(lat, n=100)
+    p50, p99 = p50_p99(lat)
     return {
         "rounds_per_s_offered": round(rounds_per_s, 1),
         "rounds": len(lat),
-        "closed_to_allocated_ms_p50": round(q[49], 1),
-        "closed_to_allocated_ms_p99": round(q[98], 1),
+        "closed_to_allocated_ms_p50": round(p50, 1),
+        "closed_to_allocated_ms_p99": round(p99, 1),
     }
 
 
@@ -323,24 +302,21 @@ async def payouts(platform: Platform, infra: Infra, n: int) -> dict[str, Any]:
         done = await wait_count(payouts_db, "SELECT count(*) FROM payouts WHERE state = 'paid'", base + n, 900)
     finally:
         await producer.stop()
-    conn = await asyncpg.connect(asyncpg_dsn(payouts_db))
-    try:
-        rows = await conn.fetch(
-            "SELECT p.idempotency_key AS key, h.at FROM payouts p "
-            "JOIN (SELECT payout_id, max(at) AS at FROM payout_history WHERE to_state = 'paid' GROUP BY 1) h "
-            "ON h.payout_id = p.id WHERE p.idempotency_key LIKE 'bench:%'"
-        )
-    finally:
-        await conn.close()
+    rows = await fetch(
+        payouts_db,
+        "SELECT p.idempotency_key AS key, h.at FROM payouts p "
+        "JOIN (SELECT payout_id, max(at) AS at FROM payout_history WHERE to_state = 'paid' GROUP BY 1) h "
+        "ON h.payout_id = p.id WHERE p.idempotency_key LIKE 'bench:%'",
+    )
     lat = sorted((r["at"].timestamp() - sent_at[r["key"]]) * 1000 for r in rows if r["key"] in sent_at)
-    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    p50, p99 = p50_p99(lat)
     elapsed = done - started
     return {
         "payouts": n,
         "seconds": round(elapsed, 2),
         "payouts_per_s": round(n / elapsed),
-        "requested_to_paid_ms_p50": round(q[49], 1),
-        "requested_to_paid_ms_p99": round(q[98], 1),
+        "requested_to_paid_ms_p50": round(p50, 1),
+        "requested_to_paid_ms_p99": round(p99, 1),
     }
 
 
@@ -417,8 +393,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         and all(v < 200 for v in doc["peak_rss_mb"].values())
     )
     chart(doc, out_dir / "e2e.png")
-    (out_dir / "e2e.json").write_text(json.dumps(doc, indent=2))
-    print(json.dumps(doc, indent=2))
+    print_result(doc, out_dir / "e2e.json")
     return doc
 
 

@@ -15,14 +15,14 @@ from collections.abc import Iterable
 
 import pytest
 from stellar_sdk import Keypair
-from support import USDC, Api, claim, fetch, top_up, uid, wait_for
+from support import USDC, Api, claim, top_up, uid, wait_for
 
 from prizeflow_contracts.money import INT64_MAX
 from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.dev_identity import KEY_FILE, DevIdentity
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_testkit import read_topic
+from prizeflow_testkit import fetch, read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from support import USDC, Api, GameServer, events_on, fetch, gather_events, results_of, uid, wait_for
+from support import USDC, Api, GameServer, events_on, gather_events, results_of, uid, wait_for
 
 from prizeflow_contracts.events.game import DistributionTemplate, PaidVia
 from prizeflow_contracts.topics import AUDIT, PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.platform import Platform
+from prizeflow_testkit import fetch
 
 pytestmark = pytest.mark.e2e
 

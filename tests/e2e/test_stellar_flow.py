@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from stellar_sdk import Keypair
-from support import USDC, Api, GameServer, fetch, uid, wait_for
+from support import USDC, Api, GameServer, uid, wait_for
 
 from prizeflow_devstack.platform import Platform
 from prizeflow_signer.softhsm import SoftHsmToken
 from prizeflow_soroban_emulator.client import Rpc
+from prizeflow_testkit import fetch
 
 pytestmark = pytest.mark.e2e
 

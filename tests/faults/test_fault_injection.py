@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import USDC, Api, fetch, uid, wait_for
+from support import USDC, Api, uid, wait_for
 
 from prizeflow_contracts.errors import REFUSAL_REASONS
 from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS, PAYOUT_EVENTS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS
@@ -37,7 +37,7 @@ from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_simulator.chaos import ChaosConfig
 from prizeflow_simulator.runner import Simulator
 from prizeflow_simulator.scenarios import ScenarioConfig
-from prizeflow_testkit import committed_offsets, end_offsets, header, read_topic
+from prizeflow_testkit import committed_offsets, end_offsets, fetch, header, read_topic
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -31,10 +30,9 @@ from prizeflow_contracts.events.game import (
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_devstack.platform import Platform
-from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
-from prizeflow_testkit import eventually, read_topic, wait_caught_up
+from prizeflow_testkit import eventually, fetch, read_topic, wait_caught_up
 
 T = TypeVar("T")
 USDC = 10_000_000  # minor units in one USDC
@@ -171,14 +169,6 @@ class Api:
 
 async def wait_for(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 60.0) -> T:
     return await eventually(probe, until, timeout=timeout, interval=0.25)
-
-
-async def fetch(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
 
 
 async def events_on(bootstrap: str, topic: str) -> list[Envelope[Any]]:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import statistics
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,10 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import EventPayload, decode, new_event
 from prizeflow_contracts.topics import Topic
-from prizeflow_devstack.infra import create_database, drop_database, ensure_infra
+from prizeflow_devstack.infra import ensure_infra
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import create_engine, create_messaging_schema, session_factory
 from prizeflow_runtime.outbox import OutboxRelay, add_events, idempotent_producer
+from prizeflow_testkit.bench import bench_database, p50_p99, print_result
 
 BENCH_TOPIC = Topic("prizeflow.bench.ticks.v1", "bench", ("TickHappened",), partitions=6)
 
@@ -130,30 +129,28 @@ async def latency(db_url: str, bootstrap: str, engine: AsyncEngine, rate: int, s
     relay_task.cancel()
     await producer.stop()
     await consumer.stop()
-    q = statistics.quantiles(latencies, n=100)
+    p50, p99 = p50_p99(latencies)
     return {
         "target_rate": rate,
         "achieved_rate": round(achieved),
         "events": len(latencies),
-        "p50_ms": round(q[49], 2),
-        "p99_ms": round(q[98], 2),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
         "max_ms": round(max(latencies), 2),
     }
 
 
 async def main(seconds: float, out: Path | None) -> dict[str, Any]:
     infra = ensure_infra()
-    name = f"bench_outbox_{uuid.uuid4().hex[:8]}"
-    db_url = await create_database(infra, name)
-    engine = create_engine(db_url, pool_size=4)
-    try:
-        await create_messaging_schema(engine)
-        await ensure_topics(infra.kafka_bootstrap, [BENCH_TOPIC], with_dlq=False)
-        tput = await throughput(db_url, infra.kafka_bootstrap, engine, seconds)
-        lat = await latency(db_url, infra.kafka_bootstrap, engine, rate=1000, seconds=seconds)
-    finally:
-        await engine.dispose()
-        await drop_database(infra, name)
+    async with bench_database(infra, "bench_outbox") as db_url:
+        engine = create_engine(db_url, pool_size=4)
+        try:
+            await create_messaging_schema(engine)
+            await ensure_topics(infra.kafka_bootstrap, [BENCH_TOPIC], with_dlq=False)
+            tput = await throughput(db_url, infra.kafka_bootstrap, engine, seconds)
+            lat = await latency(db_url, infra.kafka_bootstrap, engine, rate=1000, seconds=seconds)
+        finally:
+            await engine.dispose()
     doc = {
         "benchmark": "outbox_relay",
         "cores": os.cpu_count(),
@@ -162,10 +159,7 @@ async def main(seconds: float, out: Path | None) -> dict[str, Any]:
         "goals": {"events_per_s": 5000, "p99_ms": 100},
         "pass": tput["events_per_s"] >= 5000 and lat["p99_ms"] < 100,
     }
-    print(json.dumps(doc, indent=2))
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=2))
+    print_result(doc, out)
     return doc
 
 

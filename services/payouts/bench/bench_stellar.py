@@ -16,29 +16,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
-import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-from aiokafka import AIOKafkaProducer
-
 from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_devstack.infra import create_database, drop_database, ensure_infra
-from prizeflow_runtime.db import asyncpg_dsn
-from prizeflow_runtime.migrations import upgrade_to_head
-from prizeflow_runtime.topics import delete_topics_with_suffix
+from prizeflow_devstack.infra import ensure_infra
 from prizeflow_soroban_emulator.client import Rpc
-from prizeflow_testkit import provision_test_topics
+from prizeflow_testkit import fetch, python_module, stop_all
+from prizeflow_testkit.bench import (
+    bench_database,
+    bench_producer,
+    bench_topics,
+    count,
+    print_result,
+    send_all,
+    wait_count,
+)
 from prizeflow_testkit.stellar import (
     SIGNER_ALEMBIC_INI,
     Keys,
@@ -55,20 +57,29 @@ SERVICE_DIR = Path(__file__).resolve().parents[1]
 GOAL_PER_LEDGER = 400
 
 
-async def run(n: int, channels: int, destinations: int) -> dict[str, object]:  # noqa: PLR0915 - one linear script
+async def run(n: int, channels: int, destinations: int) -> dict[str, object]:
     infra = ensure_infra()
+    with tempfile.TemporaryDirectory(prefix="bench-stellar-") as tmp:  # logs and config of this run
+        async with (
+            bench_database(infra, "bench_payouts", SERVICE_DIR / "alembic.ini") as payouts_url,
+            bench_database(infra, "bench_signer", SIGNER_ALEMBIC_INI) as signer_url,
+            bench_topics(infra.kafka_bootstrap) as suffix,  # the services verify their topics at start
+        ):
+            urls = (payouts_url, signer_url)
+            return await measure(
+                infra.kafka_bootstrap, urls, suffix, Path(tmp), n=n, channels=channels, destinations=destinations
+            )
+
+
+async def measure(
+    bootstrap: str, urls: tuple[str, str], suffix: str, tmp: Path, *, n: int, channels: int, destinations: int
+) -> dict[str, object]:
+    """Start the emulator, the signer and payouts; drive them; measure: one linear script."""
+    payouts_url, signer_url = urls
     tag = uuid.uuid4().hex[:8]
-    tmp = Path(f"/tmp/bench_stellar_{tag}")  # noqa: S108 - throwaway logs and config for this run
-    tmp.mkdir()
-    payouts_url = await create_database(infra, f"bench_payouts_{tag}")
-    signer_url = await create_database(infra, f"bench_signer_{tag}")
-    suffix = "." + uuid.uuid4().hex[:10]
     keys = Keys.make(channels)
     procs: list[Process] = []
     try:
-        await upgrade_to_head(str(SERVICE_DIR / "alembic.ini"), payouts_url)
-        await upgrade_to_head(SIGNER_ALEMBIC_INI, signer_url)
-        await provision_test_topics(infra.kafka_bootstrap, suffix)  # the services verify their topics at start
         emulator, rpc_url = emulator_process(
             tmp / "emulator.log", ledger_ms=1000, env={"SOROBAN_EMULATOR_LEDGER_CAPACITY": "5000"}
         )
@@ -82,15 +93,13 @@ async def run(n: int, channels: int, destinations: int) -> dict[str, object]:  #
             kp = Keypair.random().public_key
             rpc.call("emulator_createAccount", {"account": kp, "balances": {"XLM": "1"}})
             dests.append(kp)
-        signer = signer_process(
-            signer_url, infra.kafka_bootstrap, suffix, keys, tmp / "signer.log", extra={"LOG_LEVEL": "WARNING"}
-        )
+        signer = signer_process(signer_url, bootstrap, suffix, keys, tmp / "signer.log", extra={"LOG_LEVEL": "WARNING"})
         procs.append(signer.start())
         port = free_port()
         providers = stellar_providers_file(tmp, validity_s=60, resign_after_s=10.0)
         env = {
             "DATABASE_URL": payouts_url,
-            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "KAFKA_TOPIC_SUFFIX": suffix,
             "HTTP_PORT": str(port),
             "PAYOUTS_PROVIDERS_FILE": str(providers),
@@ -106,25 +115,13 @@ async def run(n: int, channels: int, destinations: int) -> dict[str, object]:  #
             "LOG_JSON": "false",
             **stellar_env(keys, rpc_url),
         }
-        payouts = Process(
-            [sys.executable, "-m", "prizeflow_payouts"],
-            env,
-            tmp / "payouts.log",
-            f"http://127.0.0.1:{port}/health/ready",
-        )
-        procs.append(payouts.start())
+        procs.append(python_module("prizeflow_payouts", env=env, log=tmp / "payouts.log", port=port).start())
 
-        producer = AIOKafkaProducer(
-            bootstrap_servers=infra.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=512 * 1024,
-        )
+        producer = bench_producer(bootstrap)
         await producer.start()
         topic = "prizeflow.payouts.requests.v1" + suffix
         t0 = time.time()
-        futures = []
+        events = []
         for i in range(n):
             key = f"bench-{i}-{tag}"
             event = new_event(
@@ -141,29 +138,19 @@ async def run(n: int, channels: int, destinations: int) -> dict[str, object]:  #
                 source="/prizeflow/bench",
                 correlation_id=f"c-{key}",
             )
-            futures.append(await producer.send(topic, event.encode(), key=event.key, headers=event.headers()))
-        await asyncio.gather(*futures)
+            events.append(event)
+        await send_all(producer, topic, events)
         await producer.stop()
-        conn = await asyncpg.connect(asyncpg_dsn(payouts_url))
-        try:
-            deadline = time.monotonic() + 900
-            while time.monotonic() < deadline:
-                done = await conn.fetchval("SELECT count(*) FROM payouts WHERE state IN ('paid', 'failed')")
-                if done >= n:
-                    break
-                await asyncio.sleep(0.5)
-            paid_rows = await conn.fetch("SELECT extract(epoch FROM paid_at) AS t FROM payouts WHERE state = 'paid'")
-            failed = await conn.fetchval("SELECT count(*) FROM payouts WHERE state = 'failed'")
-            txs = await conn.fetch("SELECT state, cardinality(payout_ids) AS n FROM stellar_txs")
-        finally:
-            await conn.close()
-        sconn = await asyncpg.connect(asyncpg_dsn(signer_url))
-        try:
-            signed = await sconn.fetch(
-                "SELECT extract(epoch FROM decided_at) AS t FROM signer_audit WHERE decision = 'signed'"
-            )
-        finally:
-            await sconn.close()
+        final = "SELECT count(*) FROM payouts WHERE state IN ('paid', 'failed')"
+        await wait_count(payouts_url, final, n, 900, interval=0.5, strict=False)  # a short run is reported as such
+        paid_rows = await fetch(
+            payouts_url, "SELECT extract(epoch FROM paid_at) AS t FROM payouts WHERE state = 'paid'"
+        )
+        failed = await count(payouts_url, "SELECT count(*) FROM payouts WHERE state = 'failed'")
+        txs = await fetch(payouts_url, "SELECT state, cardinality(payout_ids) AS n FROM stellar_txs")
+        signed = await fetch(
+            signer_url, "SELECT extract(epoch FROM decided_at) AS t FROM signer_audit WHERE decision = 'signed'"
+        )
         payments = rpc.call("emulator_getPayments", {})
         per_ledger = Counter(p["ledger"] for p in payments)
         ledgers = sorted(per_ledger)
@@ -200,11 +187,7 @@ async def run(n: int, channels: int, destinations: int) -> dict[str, object]:  #
             "pass": sustained >= GOAL_PER_LEDGER and len(payments) == len(paid_rows) == n,
         }
     finally:
-        for p in reversed(procs):
-            p.stop()
-        await drop_database(infra, f"bench_payouts_{tag}")
-        await drop_database(infra, f"bench_signer_{tag}")
-        await delete_topics_with_suffix(infra.kafka_bootstrap, suffix)
+        stop_all(reversed(procs))
 
 
 def main() -> None:
@@ -214,7 +197,7 @@ def main() -> None:
     parser.add_argument("--destinations", type=int, default=1000)
     args = parser.parse_args()
     result = asyncio.run(run(args.payouts, args.channels, args.destinations))
-    print(json.dumps(result, default=dict))
+    print_result(result, indent=None)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import time
@@ -23,6 +22,7 @@ from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.migrations import upgrade_to_head
+from prizeflow_testkit.bench import bench_database, print_result
 
 ALEMBIC_INI = str(Path(__file__).resolve().parents[1] / "alembic.ini")
 
@@ -131,15 +131,10 @@ async def run(database_url: str, n_batches: int, batch_size: int, n_wallets: int
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     if args.database_url:
         return await run(args.database_url, args.batches, args.batch_size, args.wallets)
-    from prizeflow_devstack.infra import create_database, drop_database, ensure_infra
+    from prizeflow_devstack.infra import ensure_infra
 
-    infra = ensure_infra()
-    name = f"bench_rewards_{uuid.uuid4().hex[:8]}"
-    url = await create_database(infra, name)
-    try:
+    async with bench_database(ensure_infra(), "bench_rewards") as url:
         return await run(url, args.batches, args.batch_size, args.wallets)
-    finally:
-        await drop_database(infra, name)
 
 
 def main() -> None:
@@ -148,7 +143,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--wallets", type=int, default=20_000)
-    print(json.dumps(asyncio.run(main_async(parser.parse_args()))))
+    print_result(asyncio.run(main_async(parser.parse_args())), indent=None)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 import uuid
@@ -32,6 +31,7 @@ from prizeflow_signer.application.sign_request import SignRequest
 from prizeflow_signer.domain.policy import LiveSignature, SpendingPolicy
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL, SoftHsmToken
 from prizeflow_stellar.checks import CheckPolicy
+from prizeflow_testkit.bench import print_result
 
 NETWORK = "Prizeflow Signer Bench ; 2025"
 BIG = 2**62
@@ -147,10 +147,7 @@ async def main() -> None:
                 "single_payment": await measure(backend, 1, args.seconds),
             }
         hsm.close()
-    doc = json.dumps(result, indent=2)
-    print(doc)
-    if args.out:
-        args.out.write_text(doc)
+    print_result(result, args.out)
 
 
 if __name__ == "__main__":

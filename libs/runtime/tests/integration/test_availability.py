@@ -8,9 +8,7 @@ listens on; "back" is that port forwarding to the shared PostgreSQL or Kafka (`s
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,10 @@ from sample import SAMPLE_TOPIC, thing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.topics import AUDIT, Topic
-from prizeflow_devstack.ports import pick_free_port
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import ServiceSettings, TopicSettings
 from prizeflow_runtime.topics import ensure_topics, provision_topics, topic_plan
-from prizeflow_testkit import dev_bearer, eventually
+from prizeflow_testkit import Process, dev_bearer, eventually, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +42,9 @@ class Service:
     """The app as a process, and what an orchestrator's probes and a client would see of it."""
 
     def __init__(self, *, database_url: str, kafka: str, suffix: str, log: Path) -> None:
-        self.port = pick_free_port()
+        self.port = free_port()
         self.log = log
         env = {
-            **os.environ,
             "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "KAFKA_TOPIC_SUFFIX": suffix,
@@ -57,12 +53,12 @@ class Service:
             "OUTBOX_POLL_INTERVAL_MS": "50",
             "LOG_JSON": "false",
         }
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, str(APP)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        # Not waited for: the app is meant to come up without its dependencies, and not be ready.
+        self.process = Process([sys.executable, str(APP)], env, log).spawn()
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=5.0)
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response | None:
-        assert self.proc.poll() is None, f"the service exited ({self.proc.returncode}):\n{self.log.read_text()}"
+        assert self.process.running, f"the service exited ({self.process.returncode}):\n{self.log.read_text()}"
         try:
             return await self.http.get(path, **kwargs)
         except httpx.TransportError:
@@ -75,16 +71,10 @@ class Service:
     def retries_logged(self) -> int:
         return self.log.read_text(errors="replace").count("retrying start-up")
 
-    async def stop(self) -> int:
+    async def stop(self) -> int | None:
         await self.http.aclose()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:  # waited for off the loop: the forwarders this process talks through run on it
-                await asyncio.to_thread(self.proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait)
-        return self.proc.returncode
+        # waited for off the loop: the forwarders this process talks through run on it
+        return await asyncio.to_thread(self.process.stop)
 
 
 async def _retries(svc: Service) -> int:

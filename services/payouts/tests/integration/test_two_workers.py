@@ -7,10 +7,6 @@ worker takes them over, syncs first (same idempotency key) and the payout is sti
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +16,7 @@ from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_testkit import eventually, provision_test_topics
+from prizeflow_testkit import Process, eventually, provision_test_topics, python_module, stop_all
 from prizeflow_testkit.payouts import fetch, providers_file, request, settings_for
 
 pytestmark = pytest.mark.integration
@@ -54,9 +50,8 @@ async def _create(settings: PayoutsSettings, addresses: list[str]) -> None:
         await parts.runtime.engine.dispose()
 
 
-def _spawn(settings: PayoutsSettings, worker_id: str, **env: str) -> subprocess.Popen[bytes]:
+def _spawn(settings: PayoutsSettings, worker_id: str, **env: str) -> Process:
     full = {
-        **os.environ,
         "DATABASE_URL": settings.database_url,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "KAFKA_TOPIC_SUFFIX": settings.kafka_topic_suffix,
@@ -66,27 +61,9 @@ def _spawn(settings: PayoutsSettings, worker_id: str, **env: str) -> subprocess.
         "LOG_LEVEL": "WARNING",
         **env,
     }
-    # stderr to a file beside the providers file: a pipe nobody reads fills up and blocks the worker
+    # output to a file beside the providers file: a pipe nobody reads fills up and blocks the worker
     log = settings.payouts_providers_file.parent / f"worker-{worker_id}.log"
-    with log.open("ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "prizeflow_payouts", "worker", worker_id],
-            env=full,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return python_module("prizeflow_payouts", "worker", worker_id, env=full, log=log).spawn()
 
 
 async def _states(db: str) -> dict[str, int]:
@@ -107,7 +84,7 @@ async def test_two_worker_processes_never_submit_one_payout_twice(
     try:
         final = await eventually(lambda: _states(db), lambda s: s == {"paid": 1000}, timeout=120, interval=0.2)
     finally:
-        _stop(procs)
+        stop_all(procs, timeout=20)
     assert final == {"paid": 1000}
     calls = await fetch(
         db,
@@ -135,15 +112,14 @@ async def test_a_crashed_workers_rows_are_taken_over_after_the_lease_and_paid_on
     try:
         await eventually(lambda: _states(db), lambda s: s.get("submitting") == 20, timeout=30, interval=0.05)
         first.kill()  # SIGKILL while the provider calls are in flight
-        first.wait()
     finally:
-        _stop([first])
+        first.stop(timeout=20)
     await asyncio.sleep(0)  # the rows are now leased to a dead worker
     second = _spawn(settings, "rescuer", **lease)
     try:
         final = await eventually(lambda: _states(db), lambda s: s == {"paid": 20}, timeout=60, interval=0.2)
     finally:
-        _stop([second])
+        second.stop(timeout=20)
     assert final == {"paid": 20}
     transfers = await fetch(db, "SELECT count(*) AS n, count(DISTINCT idempotency_key) AS keys FROM sandbox.transfers")
     assert dict(transfers[0]) == {"n": 20, "keys": 20}

@@ -21,8 +21,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -54,7 +52,7 @@ from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
-from prizeflow_testkit import eventually, provision_test_topics, wait_caught_up
+from prizeflow_testkit import Process, eventually, provision_test_topics, stop_all, wait_caught_up
 from prizeflow_testkit.events import AT, example_payload
 from prizeflow_testkit.rewards import ROUTES, STELLAR_KEY, routes_event
 
@@ -80,7 +78,7 @@ class Replica:
     index: int
     port: int
     log: Path
-    proc: subprocess.Popen[bytes]
+    process: Process
     client: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -167,40 +165,24 @@ def replica_processes(database_url: str, kafka_bootstrap: str, suffix: str, work
             port = pick_free_port(ports)
             ports.add(port)
             log = workdir / f"rewards-{i}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "prizeflow_rewards"],
-                    cwd=workdir,
-                    env=_env(database_url, kafka_bootstrap, suffix, port),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            replicas.append(Replica(i, port, log, proc))
+            env = _env(database_url, kafka_bootstrap, suffix, port)
+            process = Process(
+                [sys.executable, "-m", "prizeflow_rewards"],
+                env,
+                log,
+                f"http://127.0.0.1:{port}/health/ready",
+                cwd=workdir,
+                inherit=False,  # the environment minus the rewards settings of the session
+                new_session=True,
+            )
+            replicas.append(Replica(i, port, log, process.spawn()))
         yield replicas
     finally:
-        for r in replicas:
-            if r.proc.poll() is None:
-                os.killpg(r.proc.pid, signal.SIGTERM)
-        for r in replicas:
-            try:
-                r.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(r.proc.pid, signal.SIGKILL)
-                r.proc.wait(timeout=10)
+        stop_all(r.process for r in replicas)
 
 
 async def _ready(replica: Replica) -> None:
-    async def probe() -> int:
-        if replica.proc.poll() is not None:
-            raise AssertionError(f"replica {replica.index} exited:\n{replica.log.read_text()[-3000:]}")
-        try:
-            return (await replica.client.get("/health/ready")).status_code
-        except httpx.TransportError:
-            return 0
-
-    await eventually(probe, lambda s: s == 200, timeout=90, interval=0.2)
+    await asyncio.to_thread(replica.process.wait_ready, 90)
 
 
 @asynccontextmanager

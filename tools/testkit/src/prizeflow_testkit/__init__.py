@@ -15,7 +15,7 @@ from prizeflow_testkit.kafka import (
     read_topic,
     wait_caught_up,
 )
-from prizeflow_testkit.processes import Process, free_port, wait_http
+from prizeflow_testkit.processes import Process, free_port, python_module, stop_all, wait_http
 from prizeflow_testkit.tokens import dev_bearer
 from prizeflow_testkit.waits import eventually
 
@@ -30,7 +30,9 @@ __all__ = [
     "header",
     "provision_test_topics",
     "public_routes",
+    "python_module",
     "read_topic",
+    "stop_all",
     "unauthenticated_answers",
     "wait_caught_up",
     "wait_http",

@@ -1,0 +1,266 @@
+"""What the benchmark scripts share: a throwaway database and topic suffix, a producer and a paced sender for the
+load, a watcher that sees when each key's output event arrives on Kafka, waits on a count in PostgreSQL,
+percentiles, and the JSON result document.
+
+Each `*/bench/bench_*.py` stays one linear script (set up, drive, measure); what is here is what they all do
+the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from prizeflow_contracts.envelope import HEADER_ID, HEADER_TYPE, Envelope, EventPayload
+from prizeflow_devstack.infra import Infra, create_database, drop_database
+from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.migrations import upgrade_to_head
+from prizeflow_runtime.outbox import idempotent_producer
+from prizeflow_runtime.topics import delete_topics_with_suffix
+from prizeflow_testkit.kafka import provision_test_topics
+
+T = TypeVar("T")
+Encoded = tuple[bytes, bytes, list[tuple[str, bytes]]]  # value, key, headers: a record as a publisher sends it
+
+
+# --- the result document -------------------------------------------------------------------------------------
+
+
+def host() -> dict[str, Any]:
+    """The machine the figures were taken on: cores and load average (other work skews them)."""
+    return {"cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    """Nearest-rank percentile `q` (0..1) of an already sorted list."""
+    return sorted_ms[min(len(sorted_ms) - 1, max(0, round(q * len(sorted_ms)) - 1))]
+
+
+def latency_ms(name: str, sorted_ms: list[float], *, maximum: bool = True) -> dict[str, float]:
+    """`{name}_ms_p50`, `{name}_ms_p99` (and `{name}_ms_max`) of an already sorted list, to 0.1 ms."""
+    figures = {
+        f"{name}_ms_p50": round(percentile(sorted_ms, 0.5), 1),
+        f"{name}_ms_p99": round(percentile(sorted_ms, 0.99), 1),
+    }
+    if maximum:
+        figures[f"{name}_ms_max"] = round(sorted_ms[-1], 1)
+    return figures
+
+
+def p50_p99(values: Sequence[float]) -> tuple[float, float]:
+    """The 50th and 99th of `statistics.quantiles(n=100)` (0, 0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0, 0.0
+    q = statistics.quantiles(values, n=100)
+    return q[49], q[98]
+
+
+def print_result(doc: dict[str, Any], out: Path | str | None = None, *, indent: int | None = 2) -> None:
+    """The benchmark's JSON document on stdout (the last one printed is what `prizeflow-dev bench` collects),
+    and into `out` if given."""
+    text = json.dumps(doc, indent=indent, default=dict)
+    print(text)
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+
+
+# --- where the run happens -----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def bench_database(infra: Infra, prefix: str, alembic_ini: str | Path | None = None) -> AsyncIterator[str]:
+    """A fresh database `<prefix>_<random>` on the devstack's PostgreSQL (migrated to head with `alembic_ini`),
+    dropped afterwards; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = await create_database(infra, name)
+    try:
+        if alembic_ini is not None:
+            await upgrade_to_head(str(alembic_ini), url)
+        yield url
+    finally:
+        await drop_database(infra, name)
+
+
+@asynccontextmanager
+async def bench_topics(bootstrap: str) -> AsyncIterator[str]:
+    """Every contract topic under a fresh suffix, as the provisioning Job creates them (services only verify);
+    deleted afterwards. Yields the suffix."""
+    suffix = f".bench-{uuid.uuid4().hex[:8]}"
+    try:
+        await provision_test_topics(bootstrap, suffix)
+        yield suffix
+    finally:
+        await delete_topics_with_suffix(bootstrap, suffix)
+
+
+# --- load ----------------------------------------------------------------------------------------------------
+
+
+def bench_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
+    """The load's producer: Prizeflow's idempotent producer, batching a little longer (a game server's burst)."""
+    return idempotent_producer(bootstrap, **{"linger_ms": 5, "max_batch_size": 512 * 1024, **overrides})
+
+
+def encoded(envelopes: Iterable[Envelope[Any]]) -> list[Encoded]:
+    """Envelopes as records, encoded ahead (so a timed phase measures the service, not the encoding)."""
+    return [(e.encode(), e.key, e.headers()) for e in envelopes]
+
+
+async def send_all(producer: AIOKafkaProducer, topic: str, records: Iterable[Envelope[Any] | Encoded]) -> None:
+    """Every record handed to the producer at once, then every acknowledgement awaited."""
+    futures = []
+    for r in records:
+        value, key, headers = r if isinstance(r, tuple) else (r.encode(), r.key, r.headers())
+        futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+    await asyncio.gather(*futures)
+
+
+async def paced(items: Sequence[T], per_s: float, *, tick: float = 0.02) -> AsyncIterator[list[T]]:
+    """`items` in chunks, one chunk every `tick` seconds, `per_s` items a second (a steady offered load): the
+    next chunk is due on the schedule from the first, however long the caller took with the last."""
+    per_tick = max(1, round(per_s * tick))
+    started = time.monotonic()
+    for k, n in enumerate(range(0, len(items), per_tick)):
+        yield list(items[n : n + per_tick])
+        pause = started + (k + 1) * tick - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+
+
+# --- measuring -----------------------------------------------------------------------------------------------
+
+
+class EventWatcher:
+    """Reads an output topic like any downstream consumer: when did each key's first `event` arrive.
+
+    Only the `ce_type` and `ce_id` headers and the key are looked at, so the watcher costs little CPU next to
+    the service it measures; keys still awaited are struck off as they arrive (no rescans)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        event: type[EventPayload],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic,  # no group: every partition, from the beginning
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=20,
+        )
+        self.topic = topic
+        self.event_name = event.event_type()
+        self._type = self.event_name.encode()
+        self.clock = clock
+        self.first_seen: dict[str, float] = {}  # key -> clock() when its first event arrived
+        self.records = 0  # such records received (a relay retry may publish one twice)
+        self.event_ids: set[bytes] = set()  # distinct event ids: exactly one per key
+        self._waiting: set[str] = set()  # keys `wait` still waits for
+        self._arrived = asyncio.Event()  # set when the last of them arrived
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=50, max_records=20_000)
+            now = self.clock()
+            for records in batches.values():
+                for r in records:
+                    headers = r.headers or ()
+                    if (HEADER_TYPE, self._type) in headers:
+                        self.records += 1
+                        self.event_ids.update(v for k, v in headers if k == HEADER_ID)
+                        key = (r.key or b"").decode()
+                        if key not in self.first_seen:
+                            self.first_seen[key] = now
+                            self._waiting.discard(key)
+            if not self._waiting:
+                self._arrived.set()
+
+    async def wait(self, keys: Sequence[str], timeout: float) -> float:
+        """Until every key has its event; returns when the last one arrived (on the watcher's clock)."""
+        deadline = time.monotonic() + timeout
+        self._waiting = {k for k in keys if k not in self.first_seen}
+        self._arrived.clear()
+        while self._waiting:
+            if self._task is not None and self._task.done():
+                self._task.result()  # the watcher died: say why
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out: {len(self._waiting)} of {len(keys)} never had {self.event_name}")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout=0.5)
+        return max(self.first_seen[k] for k in keys)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+
+async def count(database_url: str, sql: str) -> int:
+    """One number from PostgreSQL, on a short-lived connection."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return int(await conn.fetchval(sql) or 0)
+    finally:
+        await conn.close()
+
+
+async def wait_count(
+    database_url: str, sql: str, target: int, timeout: float, *, interval: float = 0.1, strict: bool = True
+) -> float:
+    """Until `sql` counts at least `target` (one connection, polled every `interval` s); returns when, on
+    `time.monotonic()`. After `timeout` s: TimeoutError, or with `strict=False` just the time."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        deadline = time.monotonic() + timeout
+        while (n := int(await conn.fetchval(sql) or 0)) < target:
+            if time.monotonic() > deadline:
+                if not strict:
+                    break
+                raise TimeoutError(f"{sql!r} did not reach {target} within {timeout}s (at {n})")
+            await asyncio.sleep(interval)
+        return time.monotonic()
+    finally:
+        await conn.close()
+
+
+__all__ = [
+    "Encoded",
+    "EventWatcher",
+    "bench_database",
+    "bench_producer",
+    "bench_topics",
+    "count",
+    "encoded",
+    "host",
+    "latency_ms",
+    "p50_p99",
+    "paced",
+    "percentile",
+    "print_result",
+    "send_all",
+    "wait_count",
+]
