@@ -17,7 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from prizeflow_devstack.devenv import identity_env
 from prizeflow_devstack.infra import ensure_infra
+from prizeflow_devstack.paths import Paths
 
 BENCH_GLOBS = (
     "libs/*/bench/bench_*.py",
@@ -53,7 +55,10 @@ def run_all(root: Path, only: list[str] | None = None, console: Console | None =
     infra = ensure_infra(root)
     out_dir = root / ".results" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **infra.env(), "PYTHONUNBUFFERED": "1"}
+    # Benchmarks start services: they run in the dev profile on the checkout's dev identity (unless the
+    # environment names another), like `make run`.
+    identity = {k: v for k, v in identity_env(Paths(root).base / "secrets").items() if k not in os.environ}
+    env = {**os.environ, **identity, **infra.env(), "PYTHONUNBUFFERED": "1"}
     summary: dict[str, Any] = {"cores": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {}}
     failed = 0
     for script in discover(root):
