@@ -1,4 +1,4 @@
-"""Approval policy (ARCHITECTURE §7): per asset, auto below a threshold, one approver above it, two distinct
+"""Approval policy (docs/architecture.md §5): per asset, auto below a threshold, one approver above it, two distinct
 approvers above a higher one; nobody approves a payout they requested; only the `approver` role decides."""
 
 from __future__ import annotations

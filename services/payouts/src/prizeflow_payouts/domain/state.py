@@ -1,4 +1,4 @@
-"""The payout state machine (ARCHITECTURE §7): a StrEnum and one transition table, nothing scattered."""
+"""The payout state machine (docs/architecture.md §5): a StrEnum and one transition table, nothing scattered."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stellar provider settings: ARCHITECTURE §8 env names (shared with the signer) plus options from the providers
+"""Stellar provider settings: docs/signing-modes.md env names (shared with the signer) plus options from the providers
 file. Read once when the provider is built; a bad value stops the service at start-up."""
 
 from __future__ import annotations
