@@ -50,6 +50,8 @@ REWARDS_EVENTS: Final = Topic(
         "ClaimRejected",
         "PoolLow",
         "PoolExhausted",
+        "TopUpCredited",
+        "TopUpAdjusted",
     ),
 )
 PAYOUT_REQUESTS: Final = Topic("prizeflow.payouts.requests.v1", "rewards", ("PayoutRequested",))
@@ -71,7 +73,9 @@ PAYOUT_EVENTS: Final = Topic(
 )
 SIGNER_REQUESTS: Final = Topic("prizeflow.signer.requests.v1", "payouts", ("SignatureRequested",))
 SIGNER_RESULTS: Final = Topic("prizeflow.signer.results.v1", "signer", ("TransactionSigned", "SignatureRefused"))
-WEBHOOK_PROVIDER_EVENTS: Final = Topic("prizeflow.webhooks.provider-events.v1", "webhooks", ("ProviderEventReceived",))
+WEBHOOK_PROVIDER_EVENTS: Final = Topic(
+    "prizeflow.webhooks.provider-events.v1", "webhooks", ("ProviderEventReceived", "PaymentEventReceived")
+)
 AUDIT: Final = Topic("prizeflow.audit.v1", "every service", ("AdminActionRecorded",))
 
 ALL_TOPICS: Final[tuple[Topic, ...]] = (

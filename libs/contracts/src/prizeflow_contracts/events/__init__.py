@@ -43,6 +43,9 @@ from prizeflow_contracts.events.rewards import (
     PoolLow,
     RefundIssued,
     RewardAllocated,
+    TopUpAdjusted,
+    TopUpAdjustmentKind,
+    TopUpCredited,
 )
 from prizeflow_contracts.events.settlement import (
     Allocation,
@@ -72,7 +75,7 @@ from prizeflow_contracts.events.signer import (
     SignatureRequested,
     TransactionSigned,
 )
-from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
 
 __all__ = [
     "MAX_OPERATIONS",
@@ -100,6 +103,8 @@ __all__ = [
     "HoldCode",
     "IntendedOperation",
     "PaidVia",
+    "PaymentEventReceived",
+    "PaymentEventStatus",
     "PaymentIntent",
     "PayoutApproved",
     "PayoutCancelled",
@@ -137,6 +142,9 @@ __all__ = [
     "SignatureRefusalCode",
     "SignatureRefused",
     "SignatureRequested",
+    "TopUpAdjusted",
+    "TopUpAdjustmentKind",
+    "TopUpCredited",
     "TransactionSigned",
     "check_placements",
 ]

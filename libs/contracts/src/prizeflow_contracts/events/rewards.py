@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, Field, model_validator
 from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.events.game import MAX_PLACEMENTS, PaidVia
 from prizeflow_contracts.events.settlement import AllocationSource
-from prizeflow_contracts.ids import Identifier, Reason
+from prizeflow_contracts.ids import Identifier, ProviderRef, Reason
 from prizeflow_contracts.money import AssetCode, MinorUnits, PayableMoney, PositiveMinorUnits, PositiveMoney
 from prizeflow_contracts.topics import REWARDS_EVENTS, Topic
 
@@ -174,6 +174,52 @@ class PoolExhausted(EventPayload):
         return self
 
 
+class TopUpCredited(EventPayload):
+    """A player's wallet top-up was paid at the provider and credited, once (from the provider's webhook or
+    a verify call, whichever came first)."""
+
+    EVENT_NAME: ClassVar[str] = "TopUpCredited"
+    TOPIC: ClassVar[Topic] = REWARDS_EVENTS
+
+    top_up_id: Identifier
+    player_id: Identifier
+    amount: PayableMoney
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    session_ref: ProviderRef
+    transfer_id: Identifier = Field(description="The ledger transfer provider clearing -> wallet")
+    credited_at: AwareDatetime
+
+
+class TopUpAdjustmentKind(StrEnum):
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    DISPUTE_WON = "dispute_won"
+
+
+class TopUpAdjusted(EventPayload):
+    """A refund or dispute of a credited top-up moved money: `debited` left the wallet, `receivable` is what the
+    wallet could not cover and the player now owes (never a negative balance); `dispute_won` credits back."""
+
+    EVENT_NAME: ClassVar[str] = "TopUpAdjusted"
+    TOPIC: ClassVar[Topic] = REWARDS_EVENTS
+
+    top_up_id: Identifier
+    player_id: Identifier
+    kind: TopUpAdjustmentKind
+    adjustment_ref: ProviderRef
+    amount: PositiveMoney
+    debited: MinorUnits
+    receivable: MinorUnits
+    credited: MinorUnits = 0
+    adjusted_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> TopUpAdjusted:
+        if self.debited + self.receivable + self.credited != self.amount.amount:
+            raise ValueError("debited + receivable + credited must equal the adjustment amount")
+        return self
+
+
 __all__ = [
     "ClaimApproved",
     "ClaimHeld",
@@ -184,4 +230,7 @@ __all__ = [
     "PoolLow",
     "RefundIssued",
     "RewardAllocated",
+    "TopUpAdjusted",
+    "TopUpAdjustmentKind",
+    "TopUpCredited",
 ]

@@ -1,18 +1,22 @@
 """What the webhooks ingress publishes on `prizeflow.webhooks.provider-events.v1` (docs/architecture.md §5).
 
 Raw provider bodies never travel on Kafka (they may hold personal data); only the normalized view and a
-digest of the body, which the ingress keeps for support.
+digest of the body, which the ingress keeps for support. Two kinds of provider event travel here:
+`ProviderEventReceived` is about a payout (payouts consumes it), `PaymentEventReceived` is about money a
+player paid in, a wallet top-up (rewards consumes it). Each consumer ignores the other's kind.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, Field, model_validator
 
 from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.errors import PayoutErrorCode
-from prizeflow_contracts.ids import IdempotencyKey, ProviderRef, Sha256Hex
+from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Sha256Hex
+from prizeflow_contracts.money import PositiveMoney
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.topics import WEBHOOK_PROVIDER_EVENTS, Topic
 
@@ -43,4 +47,61 @@ class ProviderEventReceived(EventPayload):
         return self
 
 
-__all__ = ["ProviderEventReceived"]
+class PaymentEventStatus(StrEnum):
+    """What a provider says happened to money a player paid in (a top-up's checkout session).
+
+    `paid`: the money is ours (credit the wallet once). `failed` / `expired`: it never arrived (credit
+    nothing). `refunded` / `dispute_lost`: `amount` goes back to the player's card (debit the wallet, or
+    record a receivable when it no longer covers it). `disputed`: funds withdrawn pending the dispute (treated
+    like `dispute_lost` until `dispute_won` gives them back). `dispute_won`: the withdrawn amount returns.
+    """
+
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+    DISPUTE_WON = "dispute_won"
+
+
+class PaymentEventReceived(EventPayload):
+    """A provider webhook about a player's payment into the platform (a wallet top-up), verified by the ingress.
+
+    Names the checkout session (`session_ref`, and our `top_up_id` when the provider echoes it) and, once the
+    provider has one, the payment (`payment_ref`: Stripe's payment intent) that refunds and disputes name.
+    `adjustment_ref` is the refund's or the dispute's own id: each adjustment moves money at most once.
+    """
+
+    EVENT_NAME: ClassVar[str] = "PaymentEventReceived"
+    TOPIC: ClassVar[Topic] = WEBHOOK_PROVIDER_EVENTS
+
+    provider: ProviderType
+    provider_event_id: ProviderRef
+    kind: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/\-]{1,128}$")]
+    received_at: AwareDatetime
+    verified: bool
+    status: PaymentEventStatus
+    top_up_id: Identifier | None = Field(default=None, description="Our top-up session id, if echoed")
+    session_ref: ProviderRef | None = Field(default=None, description="The provider's checkout session id")
+    payment_ref: ProviderRef | None = Field(default=None, description="The provider's payment (intent) id")
+    adjustment_ref: ProviderRef | None = Field(default=None, description="Refund or dispute id")
+    amount: PositiveMoney | None = Field(default=None, description="Paid total, or the refund / dispute amount")
+    payload_digest: Sha256Hex = Field(description="SHA-256 of the raw request body")
+
+    @model_validator(mode="after")
+    def _check(self) -> PaymentEventReceived:
+        if self.top_up_id is None and self.session_ref is None and self.payment_ref is None:
+            raise ValueError("a payment event must name its payment: top_up_id, session_ref or payment_ref")
+        adjusting = {
+            PaymentEventStatus.REFUNDED,
+            PaymentEventStatus.DISPUTED,
+            PaymentEventStatus.DISPUTE_WON,
+        }
+        if self.status in adjusting and (self.adjustment_ref is None or self.amount is None):
+            raise ValueError(f"a {self.status.value} event needs adjustment_ref and amount")
+        if self.status is PaymentEventStatus.PAID and self.amount is None:
+            raise ValueError("a paid event carries the amount paid")
+        return self
+
+
+__all__ = ["PaymentEventReceived", "PaymentEventStatus", "ProviderEventReceived"]
