@@ -1,0 +1,1 @@
+"""Prizeflow webhook ingress."""
