@@ -78,6 +78,9 @@ class StripePayoutProvider:
         self.capabilities = capabilities
         # A webhook `failed` is confirmed by a sync, which pulls the money back first (transfer_and_payout).
         self.settles_failures_on_sync = options.mode is StripeMode.TRANSFER_AND_PAYOUT
+        # No client telemetry to Stripe (request timings, the host's platform string): it is process-wide in the
+        # library, and nothing of ours needs it.
+        stripe.enable_telemetry = False
         self._http = http_client or stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=options.timeout_s))
         self._client = stripe.StripeClient(
             api_key,
