@@ -8,14 +8,21 @@
 - `stripe_provider_doc` / `build_test_provider`: a providers-file entry and a provider built through the real
   factory, pointed at the fake or at the Stripe emulator (`api_base`).
 - `account_id()`: a fresh connected account id.
+- `stripe_providers_file`: a providers file paying USD/INR `stripe_account` destinations through the rail (the
+  Stripe emulator's URL as `api_base`), for service-level tests.
+- `provider_event`: the ProviderEventReceived the webhook ingress publishes for a Stripe event object.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import secrets
 import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -23,9 +30,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import stripe
+import yaml
 
+from prizeflow_contracts.envelope import Envelope, new_event
+from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_payouts.adapters.stripe import StripePayoutProvider, build_stripe
+from prizeflow_payouts.adapters.stripe import StripePayoutProvider, build_stripe, normalize_event
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderSpec
 
 TEST_API_KEY = "sk_test_prizeflow_unit"
@@ -301,11 +311,51 @@ def build_test_provider(
     return provider
 
 
+def stripe_providers_file(
+    tmp_path: Path, api_base: str, *, mode: str = "transfer", api_key_env: str = "STRIPE_API_KEY", **options: Any
+) -> Path:
+    """A providers file whose only rail is Stripe (USD and INR to `stripe_account`), auto-approving small amounts."""
+    doc = {
+        "approvals": {"USD": {"auto_below": "1000", "dual_from": "100000"}},
+        "providers": [
+            stripe_provider_doc(mode=mode, api_base=api_base, api_key_env=api_key_env, timeout_s=2, **options)
+        ],
+    }
+    path = tmp_path / f"providers-stripe-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def provider_event(stripe_event: Mapping[str, Any], *, verified: bool = True) -> Envelope[ProviderEventReceived]:
+    """What the webhook ingress publishes for a verified Stripe event about a payout (normalized the same way as
+    the rail's `parse_webhook`); one partition per payout (correlation id = our idempotency key)."""
+    ev = normalize_event(stripe_event)
+    body = json.dumps(stripe_event, sort_keys=True).encode()
+    return new_event(
+        ProviderEventReceived(
+            provider=ProviderType.STRIPE,
+            provider_event_id=ev.event_id,
+            provider_payout_ref=ev.object_id,
+            idempotency_key=ev.idempotency_key,
+            kind=ev.kind,
+            received_at=datetime.now(UTC),
+            verified=verified,
+            status=ev.status,
+            error_code=ev.error.code if ev.error else None,
+            payload_digest=hashlib.sha256(body).hexdigest(),
+        ),
+        source="/prizeflow/webhooks",
+        correlation_id=f"wh-{ev.idempotency_key or ev.object_id}",
+    )
+
+
 __all__ = [
     "TEST_API_KEY",
     "FakeStripeHTTP",
     "Fault",
     "account_id",
     "build_test_provider",
+    "provider_event",
     "stripe_provider_doc",
+    "stripe_providers_file",
 ]
