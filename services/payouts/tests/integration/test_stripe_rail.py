@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,8 +42,8 @@ async def admin(emulator: StripeEmulator) -> AsyncIterator[StripeAdmin]:
         yield a
 
 
-def rail(emulator: StripeEmulator, **options: object) -> StripePayoutProvider:
-    opts: dict[str, object] = {"timeout_s": 2, "max_network_retries": 0, **options}
+def rail(emulator: StripeEmulator, **options: Any) -> StripePayoutProvider:
+    opts: dict[str, Any] = {"timeout_s": 2, "max_network_retries": 0, **options}
     return build_test_provider(api_base=emulator.url, api_key=emulator.api_key, **opts)
 
 
@@ -150,16 +151,18 @@ async def test_a_retry_after_429_or_500_uses_the_same_key_and_moves_money_once(
             await p.sync_status(lookup(instr))
         assert nothing.value.code is C.PAYOUT_NOT_FOUND
         assert (await p.create_payout(instr)).status is P.PAID
-        calls = [r for r in await admin.requests(method="POST", path="/v1/transfers") if r["idempotency_key"] == instr.idempotency_key]
+        calls = [
+            r
+            for r in await admin.requests(method="POST", path="/v1/transfers")
+            if r["idempotency_key"] == instr.idempotency_key
+        ]
         assert len(calls) == 2
         assert len(await transfers(admin, instr)) == 1
     finally:
         await p.close()
 
 
-async def test_the_library_retries_a_500_itself_with_the_same_key(
-    emulator: StripeEmulator, admin: StripeAdmin
-) -> None:
+async def test_the_library_retries_a_500_itself_with_the_same_key(emulator: StripeEmulator, admin: StripeAdmin) -> None:
     p = rail(emulator, max_network_retries=2)
     instr = await instruction(admin, "lib-retry")
     await admin.fault("api_error", method="POST", path_prefix="/v1/transfers", count=2)

@@ -21,10 +21,10 @@ import json
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
-from pathlib import Path
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
