@@ -178,6 +178,8 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     )
     app.on_startup.append(refresher.start)
     app.on_shutdown.insert(0, refresher.stop)
+    if isinstance(checkout, StripeCheckout):
+        app.on_shutdown.append(checkout.aclose)
     return app
 
 

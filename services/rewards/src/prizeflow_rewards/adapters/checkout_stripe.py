@@ -36,6 +36,18 @@ _UNAVAILABLE = (
 )
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """Stripe's httpx client, sending its form-encoded body as `content`: httpx deprecates `data=<str>`, which
+    the library passes (stripe 16.1)."""
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        body = kwargs.pop("data", None)
+        if body:
+            kwargs["content"] = body
+        return args, kwargs
+
+
 class StripeCheckout:
     name = "stripe"
     currency_scheme = "stripe"
@@ -51,11 +63,9 @@ class StripeCheckout:
         max_network_retries: int = 2,
     ) -> None:
         addresses: Any = {"api": api_base} if api_base else None
+        self._http = _HTTPXClient(timeout=timeout_s)
         self._client = stripe.StripeClient(
-            api_key,
-            base_addresses=addresses,
-            http_client=stripe.HTTPXClient(timeout=timeout_s),
-            max_network_retries=max_network_retries,
+            api_key, base_addresses=addresses, http_client=self._http, max_network_retries=max_network_retries
         )
         self._success_url = success_url
         self._cancel_url = cancel_url
@@ -99,6 +109,9 @@ class StripeCheckout:
             raise self._failure(err, f"retrieve session {session_ref}") from err
         return _session(session)
 
+    async def aclose(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in stripe 16.1
+
     def _failure(self, err: stripe.StripeError, what: str) -> CheckoutUnavailableError | CheckoutRefusedError:
         status = err.http_status
         if isinstance(err, _UNAVAILABLE) or status is None or status >= 500:
@@ -115,18 +128,19 @@ class StripeCheckout:
 
 
 def _session(s: Any) -> CheckoutSession:
-    payment = s.get("payment_intent")
-    metadata = s.get("metadata") or {}
+    """A `stripe.checkout.Session` (a StripeObject: attribute access) as the port's value."""
+    payment = s.payment_intent
+    metadata = s.metadata.to_dict() if s.metadata is not None else {}
     return CheckoutSession(
-        session_ref=s["id"],
-        url=s.get("url"),
-        status=s.get("status") or "open",
-        payment_status=s.get("payment_status") or "unpaid",
-        amount_total=s.get("amount_total"),
-        currency=s.get("currency"),
-        payment_ref=payment if isinstance(payment, str) or payment is None else payment["id"],
-        expires_at=datetime.fromtimestamp(int(s["expires_at"]), UTC),
-        top_up_id=metadata.get("top_up_id") or s.get("client_reference_id"),
+        session_ref=s.id,
+        url=s.url,
+        status=s.status or "open",
+        payment_status=s.payment_status or "unpaid",
+        amount_total=s.amount_total,
+        currency=s.currency,
+        payment_ref=payment if isinstance(payment, str) or payment is None else payment.id,
+        expires_at=datetime.fromtimestamp(int(s.expires_at), UTC),
+        top_up_id=metadata.get("top_up_id") or s.client_reference_id,
     )
 
 
