@@ -58,6 +58,9 @@ _UP = [
     """,
     "CREATE UNIQUE INDEX top_ups_one_payment ON top_ups (provider, payment_ref) WHERE payment_ref IS NOT NULL",
     "CREATE INDEX top_ups_player_recent ON top_ups (player_id, asset, created_at)",
+    # Payment events name a top-up by our id, its session or its payment (any provider): each is an index lookup.
+    "CREATE INDEX top_ups_by_session ON top_ups (session_ref)",
+    "CREATE INDEX top_ups_by_payment ON top_ups (payment_ref) WHERE payment_ref IS NOT NULL",
     # created → credited | failed | expired, then never again; a credit, once set, stays the one credit.
     """
     CREATE FUNCTION top_ups_transition() RETURNS trigger LANGUAGE plpgsql AS $$
