@@ -136,10 +136,12 @@ class CreateTopUpSession:
         amount: int,
         provider: str | None,
         request_key: str | None,
+        correlation_id: str | None = None,
     ) -> tuple[TopUp, bool]:
         """Returns (top-up, created). The same request key returns the same top-up; a different request under it
-        is `409 idempotency_key_reused`. The top-up's id is its correlation id (its events', the provider's
-        metadata): the provider request stays the same request on every retry."""
+        is `409 idempotency_key_reused`. The correlation id (its events', the provider's metadata, the webhook's)
+        is the caller's `X-Correlation-Id` when given, so a top-up joins the flow it funds; else the top-up id.
+        A retry under the same key with another correlation id is another request (the provider refuses it)."""
         checkout = self.providers.get(provider)
         if checkout is None:
             raise _refused(
@@ -164,7 +166,7 @@ class CreateTopUpSession:
         if existing is not None:
             return existing, False
         now = self.clock()
-        correlation = top_up_id
+        correlation = correlation_id or top_up_id
         request = CheckoutRequest(
             top_up_id=top_up_id,
             player_id=player_id,

@@ -331,6 +331,9 @@ class TopUpSessionsController(Controller):
         data: JSONBody[TopUpSessionIn],
         api: Api,
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", pattern=_KEY_PATTERN)] = None,
+        correlation_id: Annotated[
+            str | None, HeaderParameter(name="X-Correlation-Id", pattern=CORRELATION_ID_PATTERN)
+        ] = None,
     ) -> dict[str, Any]:
         p = principal(request)
         if p.user_id != player_id:
@@ -345,6 +348,7 @@ class TopUpSessionsController(Controller):
             amount=data.amount,
             provider=data.provider,
             request_key=request_key(idempotency_key, data.idempotency_key),
+            correlation_id=correlation_id,
         )
         return {**top_up.view(), "created": created}
 
