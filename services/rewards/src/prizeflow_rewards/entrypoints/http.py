@@ -324,7 +324,7 @@ class TopUpSessionsController(Controller):
     tags = ["top-ups"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/", guards=[require_roles(Role.PLAYER)], status_code=HTTP_201_CREATED)
-    async def create(
+    async def create(  # noqa: PLR0917 - Litestar injects parameters by name
         self,
         request: Request[Any, Any, Any],
         player_id: FromPath[str],
