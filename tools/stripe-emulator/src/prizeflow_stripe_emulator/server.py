@@ -16,7 +16,6 @@ from prizeflow_stripe_emulator.admin import Admin
 from prizeflow_stripe_emulator.errors import StripeError
 from prizeflow_stripe_emulator.faults import Faults
 from prizeflow_stripe_emulator.idempotency import IdempotencyStore
-from prizeflow_stripe_emulator.models import ADMIN
 from prizeflow_stripe_emulator.settings import EmulatorSettings
 from prizeflow_stripe_emulator.state import Store
 from prizeflow_stripe_emulator.webhooks import Deliverer, DeliveryConfig
@@ -92,7 +91,7 @@ class Emulator:
         for currency, amount in self.settings.platform_balance.items():
             self.store.fund(currency, amount)
         for account in self.settings.accounts:
-            self.store.create_account({}, ADMIN, account_id=account)
+            self.store.create_account({}, account_id=account)
         for endpoint in self.settings.webhook_endpoints:
             self.store.add_endpoint(endpoint.url, endpoint.secret)
 
