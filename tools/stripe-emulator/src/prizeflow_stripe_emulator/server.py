@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,8 +43,8 @@ class RequestEntry:
 class RequestLog:
     """Every /v1 call received (never the API key), for tests asserting "called once"."""
 
-    def __init__(self) -> None:
-        self.entries: list[RequestEntry] = []
+    def __init__(self, limit: int = 100_000) -> None:
+        self.entries: deque[RequestEntry] = deque(maxlen=limit)
 
     def record(self, method: str, path: str, *, account: str | None, idempotency_key: str | None) -> RequestEntry:
         entry = RequestEntry(method, path, account, idempotency_key, time.time())
@@ -107,6 +107,9 @@ class Emulator:
         self.idempotency.clear()
         self._seed()
 
+    async def start(self, _app: web.Application | None = None) -> None:
+        await self.deliverer.start()
+
     async def close(self, _app: web.Application | None = None) -> None:
         await self.deliverer.close()
 
@@ -158,6 +161,7 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_get("/health/ready", health)
     app.router.add_get("/c/pay/{id}", checkout_page)
     app.router.add_post("/c/pay/{id}", checkout_page)
+    app.on_startup.append(emulator.start)
     app.on_cleanup.append(emulator.close)
     return app
 

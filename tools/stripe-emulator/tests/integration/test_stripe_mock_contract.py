@@ -126,10 +126,12 @@ def test_prizeflow_request_shapes_are_accepted_by_stripe_mock(stripe_mock: str) 
 def test_stripe_mock_rejects_a_shape_the_api_would_reject(stripe_mock: str) -> None:
     """The contract has teeth: a misspelt parameter is refused."""
     client = stripe.StripeClient("sk_test_123", base_addresses={"api": stripe_mock})
+    misspelt: Any = {"amount": 1, "currency": "eur", "destinaton": ACCOUNT}
     with pytest.raises(stripe.InvalidRequestError):
-        client.v1.transfers.create(params={"amount": 1, "currency": "eur", "destinaton": ACCOUNT})  # type: ignore[typeddict-unknown-key]
+        client.v1.transfers.create(params=misspelt)
+    unknown: Any = {"mode": "payment", "payment_intent_metadata": {"a": "b"}}
     with pytest.raises(stripe.InvalidRequestError):
-        client.v1.checkout.sessions.create(params={"mode": "payment", "payment_intent_metadata": {"a": "b"}})  # type: ignore[typeddict-unknown-key]
+        client.v1.checkout.sessions.create(params=unknown)
 
 
 async def test_the_emulator_accepts_the_same_shapes(admin: StripeAdmin, client: stripe.StripeClient) -> None:
