@@ -239,3 +239,14 @@ async def test_the_hosted_page_stand_in_completes_a_session(admin: StripeAdmin, 
     assert paid.status_code == 303
     assert paid.headers["location"] == "http://127.0.0.1/top-ups/done"
     assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+
+
+async def test_the_global_api_base_works_too(
+    admin: StripeAdmin, emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stripe, "api_base", emulator.url)
+    monkeypatch.setattr(stripe, "api_key", emulator.api_key)
+    await admin.create_account("acct_global")
+    await admin.fund("eur", 100)
+    transfer = stripe.Transfer.create(amount=100, currency="eur", destination="acct_global", idempotency_key="g-1")
+    assert stripe.Transfer.retrieve(transfer.id).amount == 100

@@ -181,3 +181,16 @@ def test_settings_fail_closed_and_parse_lists() -> None:
         EmulatorSettings.from_env({"STRIPE_EMULATOR_API_KEYS": "k", "STRIPE_EMULATOR_WEBHOOK_ENDPOINTS": "nope"})
     with pytest.raises(SettingsError, match="STRIPE_EMULATOR_PORT"):
         EmulatorSettings.from_env({"STRIPE_EMULATOR_API_KEYS": "k", "STRIPE_EMULATOR_PORT": "x"})
+
+
+def test_signature_verifies_with_prizeflow_contracts_during_a_rotation() -> None:
+    """The ingress verifies with `prizeflow_contracts.webhook_signatures`; it must accept what the emulator sends."""
+    from prizeflow_contracts.webhook_signatures import STRIPE_SIGNATURE_HEADER, SignatureRefused, verify
+
+    body = b'{"id": "evt_4"}'
+    now = int(time.time())
+    headers = {"Stripe-Signature": stripe_signature(["whsec_new", "whsec_old"], now, body)}
+    for secret in ("whsec_new", "whsec_old"):
+        assert verify(headers, body, header_name=STRIPE_SIGNATURE_HEADER, secrets=[secret], now=now) == now
+    with pytest.raises(SignatureRefused):
+        verify(headers, body, header_name=STRIPE_SIGNATURE_HEADER, secrets=["whsec_other"], now=now)
