@@ -96,11 +96,11 @@ def _cases(secret: str) -> list[tuple[str, str, bytes, dict[str, str], int, str]
         ("sandbox", "signature_missing", body, {}, 400, "sandbox"),
         ("sandbox", "signature_malformed", body, {"prizeflow-signature": "t=abc"}, 400, "sandbox"),
         ("sandbox", "signature_mismatch", body + b" ", {"prizeflow-signature": good}, 400, "sandbox"),
-        ("sandbox", "signature_mismatch", body, {"prizeflow-signature": sign("x" * 32, body)}, 400, "sandbox"),
+        ("sandbox", "signature_mismatch", body, {SIG: sign("x" * 32, body)}, 400, "sandbox"),
         ("sandbox", "timestamp_stale", body, {SIG: sign(secret, body, at=now - 400)}, 400, "sandbox"),
         ("sandbox", "timestamp_future", body, {SIG: sign(secret, body, at=now + 400)}, 400, "sandbox"),
         ("sandbox", "malformed_json", b"{nope", {"prizeflow-signature": sign(secret, b"{nope")}, 400, "sandbox"),
-        ("sandbox", "invalid_payload", b'{"event_id": "e"}', {"prizeflow-signature": sign(secret, b'{"event_id": "e"}')},
+        ("sandbox", "invalid_payload", b'{"event_id": "e"}', {SIG: sign(secret, b'{"event_id": "e"}')},
          422, "sandbox"),
         ("nobody", "unknown_provider", body, {"prizeflow-signature": good}, 404, "unknown"),
     ]  # fmt: skip
