@@ -91,7 +91,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return head.startswith(b"HTTP/1.1 200") and b'"accepted"' in body
 
 
-async def load(mode: str, port: int, n: int, concurrency: int, rate: float, tag: str) -> dict[str, Any]:
+async def load(mode: str, port: int, *, n: int, concurrency: int, rate: float, tag: str) -> dict[str, Any]:
     reqs = requests(tag, n, os.environ[SECRET_ENV], f"127.0.0.1:{port}")
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(concurrency)]
     latencies: list[float] = []
@@ -146,7 +146,7 @@ def cpu_seconds(pid: int) -> float:
 # --- the benchmark --------------------------------------------------------------------------------------------
 
 
-async def run_load(port: int, mode: str, n: int, concurrency: int, rate: float, tag: str) -> dict[str, Any]:
+async def run_load(port: int, mode: str, *, n: int, concurrency: int, rate: float, tag: str) -> dict[str, Any]:
     args = ["--load", mode, "--port", str(port), "--webhooks", str(n), "--concurrency", str(concurrency)]
     args += ["--rate", str(rate), "--tag", tag]
     proc = await asyncio.create_subprocess_exec(
@@ -200,13 +200,15 @@ async def measure(
     try:
         api.start()
         await watcher.start()
-        warm = await run_load(port, "closed", 500, concurrency, rate, "warm")  # connections, JIT-free but caches
+        warm = await run_load(
+            port, "closed", n=500, concurrency=concurrency, rate=rate, tag="warm"
+        )  # connections, JIT-free but caches
         await watcher.wait([f"c-warm-{i}" for i in range(500)], 120)
 
         # 1. throughput, closed loop
         assert api.proc is not None
         cpu_before = cpu_seconds(api.proc.pid)
-        closed = await run_load(port, "closed", n, concurrency, rate, "tp")
+        closed = await run_load(port, "closed", n=n, concurrency=concurrency, rate=rate, tag="tp")
         tp_keys = [f"c-tp-{i}" for i in range(n)]
         last_published = await watcher.wait(tp_keys, 600)
         service_cpu = cpu_seconds(api.proc.pid) - cpu_before
@@ -215,7 +217,7 @@ async def measure(
 
         # 2. latency, open loop at `rate`
         total = int(rate * seconds)
-        opened = await run_load(port, "open", total, concurrency, rate, "lat")
+        opened = await run_load(port, "open", n=total, concurrency=concurrency, rate=rate, tag="lat")
         await watcher.wait([f"c-lat-{i}" for i in range(total)], 600)
         lat: list[float] = opened["latency_ms"]
     finally:
@@ -286,7 +288,9 @@ def main() -> None:
     if args.load:
         import uvloop
 
-        doc = uvloop.run(load(args.load, args.port, args.webhooks, args.concurrency, args.rate, args.tag))
+        doc = uvloop.run(
+            load(args.load, args.port, n=args.webhooks, concurrency=args.concurrency, rate=args.rate, tag=args.tag)
+        )
         print(json.dumps(doc))
         return
     result = asyncio.run(run(args.webhooks, args.concurrency, args.rate, args.latency_seconds))
