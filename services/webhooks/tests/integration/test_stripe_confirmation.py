@@ -85,7 +85,7 @@ async def test_payout_and_top_up_events_are_confirmed_with_stripe_then_published
             "client_reference_id": "tu-1",
             "metadata": {"top_up_id": "tu-1", "correlation_id": "c-tu-1"},
             "payment_intent_data": {"metadata": {"top_up_id": "tu-1", "correlation_id": "c-tu-1"}},
-        },  # fmt: skip
+        },
         {"idempotency_key": "tu-1"},
     )
     async with stripe_em.admin() as admin:
