@@ -84,6 +84,10 @@ class ReceiveWebhook:
         self.confirmers = confirmers or {}
         self.clock = clock
         self.correlation_ids = correlation_ids
+        # The labelled counters of the hot path, looked up once (`labels()` costs more than verifying a MAC).
+        self._outcomes = {
+            (p.name, o): metrics.deliveries.labels(p.name, o.value) for p in providers.values() for o in DeliveryOutcome
+        }
         missing = [p.name for p in providers.values() if p.confirms and p.name not in self.confirmers]
         if missing:
             raise ValueError(f"providers {missing} confirm events but have no confirmer")
@@ -249,7 +253,7 @@ class ReceiveWebhook:
         return self._count(provider, Receipt(outcome, normalized.provider_event_id, event_id))
 
     def _count(self, provider: IngressProvider, receipt: Receipt) -> Receipt:
-        self.metrics.deliveries.labels(provider.name, receipt.outcome.value).inc()
+        self._outcomes[(provider.name, receipt.outcome)].inc()
         return receipt
 
 
