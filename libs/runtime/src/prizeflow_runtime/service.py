@@ -339,4 +339,12 @@ def serve(app: Litestar, settings: ServiceSettings) -> None:
     """Run the service's HTTP app (and with it, its consumers and relay) until SIGTERM/SIGINT."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
