@@ -6,6 +6,7 @@ import logging
 import sys
 
 from prizeflow_runtime.logging import configure_logging
+from prizeflow_runtime.service import serve
 from prizeflow_runtime.settings import settings_or_exit
 from prizeflow_webhooks.adapters.config import ProvidersConfigError
 from prizeflow_webhooks.settings import WebhooksSettings
@@ -24,10 +25,7 @@ def main() -> None:
         log.critical("refusing to start: %s", err)
         print(f"prizeflow-webhooks: refusing to start: {err}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
-    import uvicorn
-
-    # As prizeflow_runtime.service.serve, for the ingress app in front of the Litestar app.
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", log_config=None, access_log=False)
+    serve(app, settings)
 
 
 if __name__ == "__main__":
