@@ -16,6 +16,10 @@ from typing import Any
 
 import pytest
 
+# urllib3 probes for IPv6 by binding a socket when it is first imported (stellar_sdk and stripe import it): done
+# here, before any test, so a unit test that merely imports such a library is not taken for one using the network.
+import urllib3  # noqa: F401
+
 OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults")
 
 

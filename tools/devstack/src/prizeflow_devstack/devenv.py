@@ -67,6 +67,14 @@ def webhook_env(root: Path) -> dict[str, str]:
         "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
         "STRIPE_API_KEY": api_key,
         "STRIPE_EMULATOR_API_KEYS": api_key,
+        # The emulator signs its webhooks with the ingress's endpoint secret and posts them to the ingress, whose
+        # address every process of the stack gets as WEBHOOKS_URL; the bank pays a payout 1.5 s after it is made.
+        "STRIPE_EMULATOR_WEBHOOK_ENDPOINTS": "${WEBHOOKS_URL}/providers/stripe/events|${STRIPE_WEBHOOK_SECRET}",
+        "STRIPE_EMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
+        "STRIPE_EMULATOR_PAYOUT_AUTO_SETTLE_MS": "1500",
+        "STRIPE_EMULATOR_PLATFORM_BALANCE": "usd:100000000,inr:10000000000",
+        # Players top up their wallets through Stripe Checkout on the emulator (its hosted page is a stand-in).
+        "REWARDS_TOPUP_PROVIDER": "stripe",
     }
 
 
@@ -88,8 +96,12 @@ def dev_env(paths: Paths) -> dict[str, str]:
             values.pop("JWT_SECRET", None)
             values.update(identity_env(paths.base / "secrets"))
             changed = True
-        if "WEBHOOKS_PROVIDERS_FILE" not in values:  # settings from before the webhook ingress
-            values.update({k: v for k, v in webhook_env(paths.root).items() if k not in values})
+        missing = {k: v for k, v in webhook_env(paths.root).items() if k not in values}
+        if missing:  # settings from before the webhook ingress, or before one of its settings
+            if "STRIPE_API_KEY" in values:  # keep the emulator accepting the key the stack already uses
+                missing.pop("STRIPE_EMULATOR_API_KEYS", None)
+                values.setdefault("STRIPE_EMULATOR_API_KEYS", values["STRIPE_API_KEY"])
+            values.update(missing)
             changed = True
         if changed:
             write_private_file(file, json.dumps(values, indent=2).encode(), replace=True)

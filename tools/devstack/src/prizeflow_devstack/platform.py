@@ -70,7 +70,7 @@ class Proc:
 class Platform:
     infra: Infra
     workdir: Path
-    services: tuple[str, ...] = ("settlement", "rewards", "payouts", "signer", "soroban-rpc")
+    services: tuple[str, ...] = ("settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "stripe-api")
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])

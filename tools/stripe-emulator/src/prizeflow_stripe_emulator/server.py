@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
+import logging
 import random
 import time
 from collections import Counter, deque
@@ -19,6 +22,8 @@ from prizeflow_stripe_emulator.idempotency import IdempotencyStore
 from prizeflow_stripe_emulator.settings import EmulatorSettings
 from prizeflow_stripe_emulator.state import Store
 from prizeflow_stripe_emulator.webhooks import Deliverer, DeliveryConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Emulator:
             ),
             rng=self.rng,
         )
+        self._settler: asyncio.Task[None] | None = None
         self._seed()
 
     def _new_store(self) -> Store:
@@ -107,10 +113,35 @@ class Emulator:
         self.idempotency.clear()
         self._seed()
 
+    def settle_due_payouts(self) -> int:
+        """With STRIPE_EMULATOR_PAYOUT_AUTO_SETTLE_MS: the bank pays every payout pending for that long (in transit,
+        then paid, with their events), as a real bank does without anyone asking. Returns how many."""
+        delay_s = self.settings.payout_auto_settle_ms / 1000
+        due = self.store.pending_payouts_created_before(self.store.now() - delay_s)
+        for pid in due:
+            self.store.settle_payout(pid, "in_transit")
+            self.store.settle_payout(pid, "paid")
+        return len(due)
+
+    async def _auto_settle(self) -> None:
+        interval = max(0.05, min(1.0, self.settings.payout_auto_settle_ms / 4000))
+        while True:
+            await asyncio.sleep(interval)  # a clock, not synchronisation: the bank's own pace
+            try:
+                self.settle_due_payouts()
+            except Exception:
+                log.exception("auto-settling payouts failed")
+
     async def start(self, _app: web.Application | None = None) -> None:
         await self.deliverer.start()
+        if self.settings.payout_auto_settle_ms > 0:
+            self._settler = asyncio.create_task(self._auto_settle(), name="payout-auto-settle")
 
     async def close(self, _app: web.Application | None = None) -> None:
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
         await self.deliverer.close()
 
 

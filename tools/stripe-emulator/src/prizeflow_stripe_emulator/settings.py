@@ -35,6 +35,7 @@ class EmulatorSettings:
     accounts: tuple[str, ...] = ()
     api_version: str = DEFAULT_API_VERSION
     seed: int | None = None
+    payout_auto_settle_ms: int = 0  # 0: payouts wait for /_emulator/payouts/{id}/settle; else paid after this long
 
     @property
     def base_url(self) -> str:
@@ -59,6 +60,7 @@ class EmulatorSettings:
             accounts=tuple(a.strip() for a in env.get("STRIPE_EMULATOR_ACCOUNTS", "").split(",") if a.strip()),
             api_version=env.get("STRIPE_EMULATOR_API_VERSION") or DEFAULT_API_VERSION,
             seed=_int(env, "STRIPE_EMULATOR_SEED", 0, 0, 2**63) if env.get("STRIPE_EMULATOR_SEED") else None,
+            payout_auto_settle_ms=_int(env, "STRIPE_EMULATOR_PAYOUT_AUTO_SETTLE_MS", 0, 0, 86_400_000),
         )
 
 

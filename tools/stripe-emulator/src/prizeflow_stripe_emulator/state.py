@@ -432,6 +432,14 @@ class Store:
     def cancel_payout(self, pid: str, ctx: Ctx) -> Obj:
         return self._move_payout(self.get_payout(pid, ctx.account), PayoutStatus.CANCELED, ctx)
 
+    def pending_payouts_created_before(self, cutoff: float) -> list[str]:
+        """Ids of payouts still pending that were created at or before `cutoff` (epoch seconds)."""
+        return [
+            pid
+            for pid, payout in self.payouts.items()
+            if payout["status"] == PayoutStatus.PENDING.value and payout["created"] <= cutoff
+        ]
+
     def settle_payout(self, pid: str, outcome: str, failure_code: str | None = None) -> Obj:
         """Admin: the bank's answer. `paid`, `failed` (with `failure_code`), `in_transit`; `failed` after `paid`
         is a bank return."""

@@ -254,3 +254,21 @@ def test_an_api_endpoint_gets_platform_events_and_a_connect_one_connect_events(s
     assert everything.secrets == ["whsec_next", "whsec_given"]
     store.finish_roll(everything.id)
     assert everything.secrets == ["whsec_next"]
+
+
+def test_auto_settle_pays_the_payouts_pending_for_the_configured_time() -> None:
+    from prizeflow_stripe_emulator.server import Emulator
+    from prizeflow_stripe_emulator.settings import EmulatorSettings
+
+    now = [NOW]
+    em = Emulator(EmulatorSettings(api_keys=("sk_test_x",), payout_auto_settle_ms=2_000))
+    em.store = Store(api_version="2024-06-20", public_url="http://emulator", clock=lambda: now[0])
+    em.store.create_account({}, account_id="acct_player")
+    em.store.fund("usd", 500, "acct_player")
+    payout = em.store.create_payout({"amount": "300", "currency": "usd"}, Ctx(account="acct_player"))
+    assert em.settle_due_payouts() == 0  # not yet due
+    now[0] += 2
+    assert em.settle_due_payouts() == 1
+    assert payout["status"] == "paid"
+    assert types(em.store)[-3:] == ["payout.created", "payout.updated", "payout.paid"]
+    assert em.settle_due_payouts() == 0
