@@ -74,9 +74,10 @@ class GameServer:
         paid_via: PaidVia = PaidVia.EXTERNAL,
         close: bool = True,
         results: bool = True,
+        asset: str = "USDC",
     ) -> None:
         now = datetime.now(UTC)
-        fee = Money(asset="USDC", amount=entry_fee)
+        fee = Money(asset=asset, amount=entry_fee)
         events: list[EventPayload] = [
             RoundOpened(
                 round_id=round_id,
@@ -84,7 +85,7 @@ class GameServer:
                 game_id="e2e",
                 opened_at=now,
                 entry_fee=fee if entry_fee else None,
-                prize=PrizeSpec(asset="USDC", amount=prize, campaign_id=campaign_id),
+                prize=PrizeSpec(asset=asset, amount=prize, campaign_id=campaign_id),
                 prize_source=PrizeSource.SPONSORED,
                 distribution=Distribution(template=template),
             )
@@ -141,14 +142,14 @@ class Api:
         await self.http.aclose()
 
     # rewards
-    async def funded_campaign(self, campaign_id: str, amount: int) -> None:
+    async def funded_campaign(self, campaign_id: str, amount: int, *, asset: str = "USDC") -> None:
         await self.ok(
             "POST",
             "rewards",
             "/campaigns/",
             user="sponsor",
             roles=["admin"],
-            json={"campaign_id": campaign_id, "name": campaign_id, "asset": "USDC"},
+            json={"campaign_id": campaign_id, "name": campaign_id, "asset": asset},
         )
         await self.fund(campaign_id, amount, reference=f"{campaign_id}-initial")
 
