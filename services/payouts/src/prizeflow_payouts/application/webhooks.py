@@ -4,7 +4,8 @@ A provider event is applied at most once per (provider, provider_event_id), and 
 allows it from where the payout is now: a duplicate, or a stale report arriving out of order, changes nothing.
 Only events the webhook ingress verified are acted on, and only from the ingress: anything else is refused
 (`unverified_provider_event`) before its provider event id is recorded, so it can neither move a payout nor
-take the dedup key a later genuine delivery of that event needs.
+take the dedup key a later genuine delivery of that event needs. An event only ever moves a payout of its own
+provider type, and never one of a provider without webhooks (nothing can have verified those).
 """
 
 from __future__ import annotations
@@ -66,6 +67,14 @@ class ApplyProviderEvents:
                 "unknown_aggregate",
                 f"no payout for {provider} ref={ev.provider_payout_ref!r} key={ev.idempotency_key!r}",
             )
+        entry = self.registry.get(rec.provider_name)
+        if not entry.provider.capabilities.supports_webhooks:
+            # Nothing can have verified a webhook of a rail that has none (manual, Stellar): refused like a forgery.
+            if self.metrics is not None:
+                self.metrics.webhooks.labels(provider, "unverified").inc()
+            raise EventRefusal(
+                "unverified_provider_event", f"{provider} event {ev.provider_event_id}: provider {entry.name} has no webhooks"
+            )
         outcome, change = "applied", None
         if ev.status is None:
             outcome = "no_status"
@@ -81,7 +90,6 @@ class ApplyProviderEvents:
                 error=error,
                 raw_status=ev.kind[:128],
             )
-            entry = self.registry.get(rec.provider_name)
             change = self.builder.from_result(
                 rec,
                 rec.state,
