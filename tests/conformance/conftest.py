@@ -19,7 +19,7 @@ from prizeflow_testkit.payouts import ALEMBIC_INI
 OUR_LOGGERS: Final = ("prizeflow_payouts", "prizeflow_runtime", "prizeflow_contracts", "prizeflow_stellar")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=list(HARNESSES))
 async def kit(
     request: pytest.FixtureRequest, infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Kit]:

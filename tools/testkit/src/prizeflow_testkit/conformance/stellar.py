@@ -10,9 +10,11 @@ answer (a `sendTransaction` that applies after the client gave up). Its books ar
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Final
 
 from stellar_sdk import Keypair
@@ -41,6 +43,7 @@ class StellarHarness(ProviderHarness):
     def __init__(self) -> None:
         self._stack: Stack | None = None
         self._held: set[str] = set()
+        self.state_file = Path()
 
     @property
     def stack(self) -> Stack:
@@ -49,6 +52,7 @@ class StellarHarness(ProviderHarness):
 
     @asynccontextmanager
     async def running(self, env: KitEnv) -> AsyncIterator[Kit]:
+        self.state_file = env.tmp / "ledger.json"
         async with stellar_stack(
             infra=env.infra,
             db=env.db,
@@ -59,7 +63,7 @@ class StellarHarness(ProviderHarness):
             ledger_ms=300,
             options={"rpc_timeout_s": RPC_TIMEOUT_S},
             # A snapshot at every ledger close: the emulator comes back from an outage with its ledger.
-            emulator_env={"SOROBAN_EMULATOR_STATE_FILE": str(env.tmp / "ledger.json")},
+            emulator_env={"SOROBAN_EMULATOR_STATE_FILE": str(self.state_file)},
             settings_overrides={"payouts_max_attempts": 20},
         ) as stack:
             self._stack = stack
@@ -122,6 +126,13 @@ class StellarHarness(ProviderHarness):
             self._rpc("emulator_setFaults", {"try_again_later_rate": 0.0})
         elif behaviour is Behaviour.OUTAGE:
             await self._tx(kit, key, lambda txs: any(t["state"] == "signing" for t in txs))
+            closed = self._counter("ledgers_closed")
+
+            async def ledgers() -> int:
+                return self._counter("ledgers_closed")
+
+            # The destination account is in a snapshot (one per ledger close) before the network goes down.
+            await eventually(ledgers, lambda n: n > closed, timeout=10, interval=0.05)
             await asyncio.to_thread(self.stack.emulator.stop)
             self._signer(signal.SIGCONT)
         elif behaviour is Behaviour.TIMEOUT_AFTER_SUCCESS:
@@ -154,7 +165,11 @@ class StellarHarness(ProviderHarness):
 
     # -- observing --------------------------------------------------------------------------------------------
     async def payments(self, kit: Kit, key: str) -> int:
-        return len(self._rpc("emulator_getPayments", {"destination": kit.destinations[key]}))
+        dest = kit.destinations[key]
+        if not self.stack.emulator.running:  # the network is down: its last ledger, as snapshotted at its close
+            doc = json.loads(self.state_file.read_text())
+            return sum(1 for p in doc["payments"] if p["destination"] == dest)
+        return len(self._rpc("emulator_getPayments", {"destination": dest}))
 
     async def rail_attempts(self, kit: Kit, key: str) -> int:
         """Envelopes sent to the network for this payout (`sendTransaction` calls, resubmissions included)."""
