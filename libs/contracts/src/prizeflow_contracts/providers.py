@@ -117,6 +117,11 @@ class ProviderCapabilities(_Model):
     async_confirmation: bool = Field(description="The outcome arrives later (sync_status or webhook)")
     requires_signature: bool = Field(description="Transactions go through the signer service")
     supports_batching: bool
+    supports_returns: bool = Field(
+        default=False,
+        description="A paid payout can come back (a bank return, a reversal): a later `failed` for a paid payout "
+        "means returned, never ignored",
+    )
     assets: Annotated[tuple[AssetCode, ...], Field(min_length=1)] = Field(description="Assets it can pay")
     destination_types: Annotated[tuple[DestinationType, ...], Field(min_length=1)]
 

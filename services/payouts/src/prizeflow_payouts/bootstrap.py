@@ -34,6 +34,7 @@ from prizeflow_payouts.adapters.providers.manual import build_manual
 from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
 from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
 from prizeflow_payouts.adapters.stellar import build_stellar
+from prizeflow_payouts.adapters.stripe import build_stripe
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
@@ -133,7 +134,14 @@ class Payouts:
 def provider_factories() -> dict[ProviderType, ProviderFactory]:
     """The provider types this build implements, each with its factory. A type of the contract missing here
     is refused at start-up, naming the provider."""
-    return {ProviderType.MANUAL: build_manual, ProviderType.SANDBOX: build_sandbox, ProviderType.STELLAR: build_stellar}
+    return {
+        ProviderType.MANUAL: build_manual,
+        ProviderType.SANDBOX: build_sandbox,
+        ProviderType.STELLAR: build_stellar,
+        ProviderType.STRIPE: build_stripe,
+        # The rail (`options.rail`) decides the implementation; the factory refuses any rail but stripe.
+        ProviderType.FIAT_PROVIDER: build_stripe,
+    }
 
 
 def load_config(path: Path, context: ProviderContext, *, env: Mapping[str, str] | None = None) -> PayoutsConfig:

@@ -37,7 +37,7 @@ def test_unknown_type_is_refused_by_name() -> None:
         parse_config(doc({**SANDBOX, "name": "pix", "type": "pix_rail"}), CTX, env={})
 
 
-@pytest.mark.parametrize("ptype", ["stripe", "gift_card", "ton_wallet", "telegram_if_supported"])
+@pytest.mark.parametrize("ptype", ["gift_card", "ton_wallet", "telegram_if_supported"])
 def test_unimplemented_contract_type_is_refused(ptype: str) -> None:
     with pytest.raises(ProviderConfigError, match=rf"provider 'rail': type '{ptype}' is not implemented"):
         parse_config(doc(SANDBOX, {**SANDBOX, "name": "rail", "type": ptype}), CTX, env={})
@@ -101,7 +101,17 @@ def test_approval_thresholds_are_exact_decimals() -> None:
 @pytest.mark.parametrize(
     ("provider", "env", "expected"),
     [
-        ({**SANDBOX, "type": "stripe", "name": "cards"}, {}, "provider 'cards': type 'stripe' is not implemented"),
+        (
+            {
+                "name": "cards",
+                "type": "fiat_provider",
+                "assets": ["USD"],
+                "destination_types": ["stripe_account"],
+                "options": {"rail": "wise"},
+            },
+            {},
+            "provider 'cards': fiat_provider rail 'wise' is not implemented",
+        ),
         ({**SANDBOX, "secrets": {"webhook_secret": "NOT_SET_ANYWHERE_42"}}, {}, "NOT_SET_ANYWHERE_42"),
     ],
 )

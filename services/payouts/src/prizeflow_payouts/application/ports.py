@@ -162,6 +162,15 @@ class ManagedProvider(Protocol):
 
 
 @runtime_checkable
+class SettlesFailuresOnSync(Protocol):
+    """A provider that must act before a failure is final (Stripe `transfer_and_payout`: reverse the transfer so
+    the money is back before the reservation is voided). A webhook `failed` for a submitted payout then only
+    schedules an immediate status sync; the sync, having acted, answers `failed`."""
+
+    settles_failures_on_sync: bool
+
+
+@runtime_checkable
 class PayoutValidator(Protocol):
     """A provider that can refuse a payout before anything is created (the API answers problem details)."""
 
@@ -195,4 +204,5 @@ __all__ = [
     "PayoutRepository",
     "PayoutTransactions",
     "PayoutValidator",
+    "SettlesFailuresOnSync",
 ]

@@ -75,10 +75,12 @@ class ChangeBuilder:
         token: uuid.UUID | None,
         polls_status: bool,
         cause: str | uuid.UUID | None = None,
+        returns: bool = False,
     ) -> Change | None:
         """None: nothing to change (a stale or duplicate report) — except a pending answer to a sync, which
-        re-arms the next poll."""
-        steps = steps_for_provider_status(expected, result.status)
+        re-arms the next poll. `returns`: the rail's paid payouts can come back (a `failed` after `paid` is a
+        return)."""
+        steps = steps_for_provider_status(expected, result.status, returns=returns)
         if not steps:
             if expected is S.SUBMITTED and result.status not in (ProviderPayoutStatus.PAID,):
                 polls = rec.sync_polls + 1
@@ -144,14 +146,15 @@ class ChangeBuilder:
             actor,
             **common,
             fee=result.fee,
-            paid_at=now,
+            paid_at=now if S.PAID in steps else None,  # None keeps the stored paid_at of a returned payout
             finished_at=now if final is S.RETURNED else None,
         )
-        change.events.append(
-            self.paid_event(
-                rec, provider_ref=result.provider_ref, tx_hash=result.tx_hash, fee=result.fee, now=now, cause=cause
+        if S.PAID in steps:  # already paid (a return of a paid payout): PayoutPaid was published then
+            change.events.append(
+                self.paid_event(
+                    rec, provider_ref=result.provider_ref, tx_hash=result.tx_hash, fee=result.fee, now=now, cause=cause
+                )
             )
-        )
         if final is S.RETURNED:
             change.events.append(
                 payout_event(
@@ -161,7 +164,7 @@ class ChangeBuilder:
                     causation_id=cause,
                     returned_amount=rec.money,
                     provider_ref=result.provider_ref,
-                    reason="returned by the provider",
+                    reason=_return_reason(result),
                     returned_at=now,
                 )
             )
@@ -276,6 +279,12 @@ class ChangeBuilder:
             )
         )
         return change
+
+
+def _return_reason(result: ProviderPayoutResult) -> str:
+    if result.error is not None:  # a `failed` after `paid`: the provider's failure code says why it came back
+        return f"returned by the provider after it was paid: {result.error.code.value}"[:500]
+    return "returned by the provider"
 
 
 def _identifier(actor: str) -> str:

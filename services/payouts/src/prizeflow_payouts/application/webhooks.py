@@ -20,9 +20,13 @@ from prizeflow_contracts.errors import EventRefusal, PayoutError, PayoutErrorCod
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import PayoutRepository
+from prizeflow_payouts.application.ports import PayoutRepository, SettlesFailuresOnSync
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
+from prizeflow_payouts.domain.payout import Change
+from prizeflow_payouts.domain.state import PayoutState
+
+S = PayoutState
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ class ApplyProviderEvents:
 
     async def execute(self, repo: PayoutRepository, envelopes: Sequence[Envelope[Any]]) -> list[str]:
         """In the caller's transaction (`repo`). Returns an outcome per event: applied, duplicate, stale,
-        no_status (unverified ones are refused)."""
+        no_status, sync_requested (unverified ones are refused)."""
         return [await self._one(repo, env) for env in envelopes]
 
     def _trusted(self, env: Envelope[Any]) -> ProviderEventReceived:
@@ -90,18 +94,27 @@ class ApplyProviderEvents:
                 error=error,
                 raw_status=ev.kind[:128],
             )
-            change = self.builder.from_result(
-                rec,
-                rec.state,
-                result,
-                now=datetime.now(UTC),
-                actor=f"webhook:{provider}",
-                token=None,
-                polls_status=entry.polls_status,
-                cause=env.id,
-            )
-            if change is None or change.to is rec.state:
-                outcome, change = "stale", None
+            now = datetime.now(UTC)
+            if _confirm_by_sync(entry.provider, rec.state, ev.status):
+                # The provider must act before a failure is final (pull the money back): its sync decides, now.
+                outcome = "sync_requested"
+                change = Change(
+                    record=rec, expected=S.SUBMITTED, to=S.SUBMITTED, sync_polls=rec.sync_polls, next_sync_at=now
+                )
+            else:
+                change = self.builder.from_result(
+                    rec,
+                    rec.state,
+                    result,
+                    now=now,
+                    actor=f"webhook:{provider}",
+                    token=None,
+                    polls_status=entry.polls_status,
+                    cause=env.id,
+                    returns=entry.provider.capabilities.supports_returns,
+                )
+                if change is None or change.to is rec.state:
+                    outcome, change = "stale", None
         first = await repo.record_provider_event(
             provider,
             ev.provider_event_id,
@@ -115,12 +128,22 @@ class ApplyProviderEvents:
             applied = await repo.apply([change], at=datetime.now(UTC))
             if not applied:  # cannot happen under the row lock; kept as a guard, not a silent skip
                 raise RuntimeError(f"payout {rec.id} changed under its row lock")
-            if self.metrics is not None:
+            if self.metrics is not None and change.to is not change.expected:
                 self.metrics.transitions.labels(change.to.value, rec.provider_name).inc()
         if self.metrics is not None:
             self.metrics.webhooks.labels(provider, outcome).inc()
         log.info("provider event %s: %s", ev.provider_event_id, outcome, extra={"payout_id": rec.id})
         return outcome
+
+
+def _confirm_by_sync(provider: object, state: PayoutState, status: ProviderPayoutStatus) -> bool:
+    """A `failed` for a submitted payout of a provider that settles failures on sync (port `SettlesFailuresOnSync`)."""
+    return (
+        status is ProviderPayoutStatus.FAILED
+        and state is S.SUBMITTED
+        and isinstance(provider, SettlesFailuresOnSync)
+        and provider.settles_failures_on_sync
+    )
 
 
 __all__ = ["ApplyProviderEvents"]

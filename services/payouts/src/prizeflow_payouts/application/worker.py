@@ -255,6 +255,7 @@ class PayoutWorker:
                 actor=self.worker_id,
                 token=rec.lease_token,
                 polls_status=entry.polls_status,
+                returns=entry.provider.capabilities.supports_returns,
             )
         assert call.error is not None
         if expected is S.SUBMITTED and call.error.code is not PayoutErrorCode.PAYOUT_NOT_FOUND:

@@ -75,7 +75,7 @@ class Payout:
             idempotency_key=self.idempotency_key,
             amount=self.money,
             destination=self.destination,
-            metadata={"claim_id": self.claim_id},
+            metadata={"claim_id": self.claim_id, "correlation_id": self.correlation_id},
         )
 
     def lookup(self) -> PayoutLookup:

@@ -64,12 +64,14 @@ def check_transition(src: PayoutState, dst: PayoutState) -> None:
 
 
 def steps_for_provider_status(  # noqa: PLR0911 - one return per provider status reads as the table it is
-    current: PayoutState, status: ProviderPayoutStatus
+    current: PayoutState, status: ProviderPayoutStatus, *, returns: bool = False
 ) -> tuple[PayoutState, ...]:
     """The states a payout in `current` moves through when its provider reports `status`.
 
     Empty means nothing to do: a duplicate, a stale or out-of-order report never moves a payout backwards or
-    twice (a `pending` after `paid`, a second `paid`, a `failed` after `paid` ...).
+    twice (a `pending` after `paid`, a second `paid` ...). A `failed` after `paid` is a return (`returned`) on a
+    rail whose paid payouts can come back (`returns`: capability `supports_returns`, e.g. a bank return of a
+    Stripe payout); on any other rail it is out of order and changes nothing.
     """
     P = ProviderPayoutStatus  # noqa: N806 - a local alias keeps the table readable
     if status in (P.ACCEPTED, P.PENDING, P.SUBMITTED):
@@ -77,6 +79,8 @@ def steps_for_provider_status(  # noqa: PLR0911 - one return per provider status
     if status is P.PAID:
         return (S.PAID,) if can_transition(current, S.PAID) else ()
     if status is P.FAILED:
+        if current is S.PAID and returns:
+            return (S.RETURNED,)
         return (S.FAILED,) if current in (S.SUBMITTING, S.SUBMITTED) else ()
     if status is P.CANCELLED:
         return (S.CANCELLED,) if current in (S.SUBMITTING, S.SUBMITTED) else ()

@@ -1,0 +1,23 @@
+"""The Stripe payout rail (`type: stripe`, or `type: fiat_provider` with `options.rail: stripe`)."""
+
+from prizeflow_payouts.adapters.stripe.classify import PAYOUT_FAILURE_CODES, REQUEST_CODES, classify, payout_failure
+from prizeflow_payouts.adapters.stripe.events import StripePayoutEvent, normalize_event
+from prizeflow_payouts.adapters.stripe.factory import build_stripe
+from prizeflow_payouts.adapters.stripe.options import StripeMode, StripeOptions, parse_options
+from prizeflow_payouts.adapters.stripe.provider import ACCOUNT_RE, StripePayoutProvider, derived_key
+
+__all__ = [
+    "ACCOUNT_RE",
+    "PAYOUT_FAILURE_CODES",
+    "REQUEST_CODES",
+    "StripeMode",
+    "StripeOptions",
+    "StripePayoutEvent",
+    "StripePayoutProvider",
+    "build_stripe",
+    "classify",
+    "derived_key",
+    "normalize_event",
+    "parse_options",
+    "payout_failure",
+]

@@ -1,0 +1,99 @@
+"""Configuration from the environment. A missing or malformed required setting stops start-up, naming it."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_API_VERSION = "2024-06-20"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class WebhookEndpointSetting:
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    api_keys: tuple[str, ...]
+    host: str = "127.0.0.1"
+    port: int = 12111
+    public_url: str | None = None
+    webhook_endpoints: tuple[WebhookEndpointSetting, ...] = ()
+    webhook_retry_base_ms: int = 1000
+    webhook_max_attempts: int = 8
+    webhook_timeout_ms: int = 10_000
+    platform_balance: Mapping[str, int] = field(default_factory=dict)
+    accounts: tuple[str, ...] = ()
+    api_version: str = DEFAULT_API_VERSION
+    seed: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EmulatorSettings:
+        env = os.environ if env is None else env
+        keys = tuple(k.strip() for k in env.get("STRIPE_EMULATOR_API_KEYS", "").split(",") if k.strip())
+        if not keys:
+            raise SettingsError("STRIPE_EMULATOR_API_KEYS is required: the comma-separated secret keys accepted")
+        return cls(
+            api_keys=keys,
+            host=env.get("STRIPE_EMULATOR_HOST", "127.0.0.1"),
+            port=_int(env, "STRIPE_EMULATOR_PORT", 12111, 0, 65535),
+            public_url=env.get("STRIPE_EMULATOR_PUBLIC_URL") or None,
+            webhook_endpoints=_endpoints(env.get("STRIPE_EMULATOR_WEBHOOK_ENDPOINTS", "")),
+            webhook_retry_base_ms=_int(env, "STRIPE_EMULATOR_WEBHOOK_RETRY_BASE_MS", 1000, 1, 3_600_000),
+            webhook_max_attempts=_int(env, "STRIPE_EMULATOR_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
+            webhook_timeout_ms=_int(env, "STRIPE_EMULATOR_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000),
+            platform_balance=_balances(env.get("STRIPE_EMULATOR_PLATFORM_BALANCE", "")),
+            accounts=tuple(a.strip() for a in env.get("STRIPE_EMULATOR_ACCOUNTS", "").split(",") if a.strip()),
+            api_version=env.get("STRIPE_EMULATOR_API_VERSION") or DEFAULT_API_VERSION,
+            seed=_int(env, "STRIPE_EMULATOR_SEED", 0, 0, 2**63) if env.get("STRIPE_EMULATOR_SEED") else None,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from err
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be within [{low}, {high}], got {value}")
+    return value
+
+
+def _endpoints(raw: str) -> tuple[WebhookEndpointSetting, ...]:
+    out = []
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        url, sep, secret = item.rpartition("|")
+        if not sep or not url.startswith(("http://", "https://")) or not secret:
+            raise SettingsError("STRIPE_EMULATOR_WEBHOOK_ENDPOINTS items are `<http(s) url>|<secret>`")
+        out.append(WebhookEndpointSetting(url, secret))
+    return tuple(out)
+
+
+def _balances(raw: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        match = re.fullmatch(r"([a-zA-Z]{3}):(\d{1,15})", item)
+        if match is None:
+            raise SettingsError(
+                "STRIPE_EMULATOR_PLATFORM_BALANCE items are `<currency>:<minor units>`, e.g. eur:100000"
+            )
+        out[match.group(1).lower()] = int(match.group(2))
+    return out
+
+
+__all__ = ["EmulatorSettings", "SettingsError", "WebhookEndpointSetting"]
