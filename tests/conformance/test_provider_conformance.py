@@ -174,10 +174,11 @@ async def duplicate_webhook(kit: Kit) -> None:
     h = kit.harness
     key = await pending(kit)
     counted = kit.metric("prizeflow_payouts_webhooks_total", provider=h.provider_type.value, outcome="duplicate")
-    event_id = f"evt-{uuid.uuid4().hex[:12]}"
     # The rail delivers the same event twice: the ingress publishes it twice (two envelopes, one event id).
-    deliveries = [await h.webhook(kit, key, ProviderPayoutStatus.PAID, event_id) for _ in range(2)]
+    deliveries = [await h.webhook(kit, key, ProviderPayoutStatus.PAID) for _ in range(2)]
     assert deliveries[0].id != deliveries[1].id
+    event_id = deliveries[0].data.provider_event_id
+    assert deliveries[1].data.provider_event_id == event_id
     await kit.publish_provider_events(deliveries)
     await paid_once(kit, key)
 
@@ -195,11 +196,13 @@ async def duplicate_webhook(kit: Kit) -> None:
 async def stale_webhook(kit: Kit) -> None:
     h = kit.harness
     key = await pending(kit)
-    newer, older = f"evt-{uuid.uuid4().hex[:12]}", f"evt-{uuid.uuid4().hex[:12]}"
-    await kit.publish_provider_events([await h.webhook(kit, key, ProviderPayoutStatus.PAID, newer)])
+    await kit.publish_provider_events([await h.webhook(kit, key, ProviderPayoutStatus.PAID)])
     await paid_once(kit, key)
     before = await kit.events(key)
-    await kit.publish_provider_events([await h.webhook(kit, key, ProviderPayoutStatus.PENDING, older)])
+    # The rail's earlier event (still pending), delivered late: after the one that paid it.
+    late = await h.webhook(kit, key, ProviderPayoutStatus.PENDING)
+    older = late.data.provider_event_id
+    await kit.publish_provider_events([late])
 
     async def probe() -> dict[str, str]:
         return await kit.provider_events([older])
@@ -401,6 +404,6 @@ async def test_provider_conformance(kit: Kit, scenario: Scenario, caplog: pytest
 def test_every_harness_covers_every_scenario() -> None:
     """The kit's own rule: a scenario added to the list is run or explicitly refused for every rail."""
     assert set(SCENARIOS) | {Scenario.SECRETS_NOT_LOGGED} == set(Scenario)
-    assert {"manual", "sandbox", "stellar"} <= set(HARNESSES)
+    assert {"manual", "sandbox", "stellar", "stripe"} <= set(HARNESSES)
     for harness in HARNESSES.values():
         assert harness.destination_type in DestinationType

@@ -26,9 +26,10 @@ from prizeflow_testkit.conformance.base import (
 from prizeflow_testkit.conformance.manual import ManualHarness
 from prizeflow_testkit.conformance.sandbox import SandboxHarness
 from prizeflow_testkit.conformance.stellar import StellarHarness
+from prizeflow_testkit.conformance.stripe import StripeHarness
 
 HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
-    h.name: h for h in (ManualHarness, SandboxHarness, StellarHarness)
+    h.name: h for h in (ManualHarness, SandboxHarness, StellarHarness, StripeHarness)
 }
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "SandboxHarness",
     "Scenario",
     "StellarHarness",
+    "StripeHarness",
     "provider_event",
     "rendered",
 ]

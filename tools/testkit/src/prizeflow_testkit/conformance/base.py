@@ -331,15 +331,11 @@ class ProviderHarness(ABC):
         return
 
     async def webhook(
-        self,
-        kit: Kit,
-        key: str,
-        status: ProviderPayoutStatus,
-        event_id: str,
-        error_code: PayoutErrorCode | None = None,
+        self, kit: Kit, key: str, status: ProviderPayoutStatus, error_code: PayoutErrorCode | None = None
     ) -> Envelope[ProviderEventReceived]:
-        """The rail's webhook about this payout, as the ingress publishes it once verified (the rail's books
-        are brought to `status` first when it is a final one, so the event tells the truth)."""
+        """The rail's event reporting `status` for this payout, as the ingress publishes it once verified (the
+        rail is brought to a final `status` first, so the event tells the truth). Asked again for the same
+        status: the same provider event, delivered again (a new envelope)."""
         raise NotImplementedError(f"{self.name}: webhook")
 
     # -- observing --------------------------------------------------------------------------------------------
@@ -398,19 +394,6 @@ def rendered(records: Sequence[logging.LogRecord]) -> str:
     return "\n".join(lines)
 
 
-async def with_kit(harness: ProviderHarness, env: KitEnv) -> AsyncIterator[Kit]:
-    async with harness.running(env) as kit:
-        yield kit
-
-
-def money(harness: ProviderHarness, amount: int | None = None) -> Money:
-    return Money(asset=harness.asset, amount=amount or harness.amount)
-
-
-def destination_of(harness: ProviderHarness, address: str) -> PayoutDestination:
-    return PayoutDestination(type=harness.destination_type, address=address)
-
-
 __all__ = [
     "FINAL_STATES",
     "WEBHOOK_SOURCE",
@@ -421,8 +404,6 @@ __all__ = [
     "LogCapture",
     "ProviderHarness",
     "Scenario",
-    "destination_of",
-    "money",
     "provider_event",
     "rendered",
     "retryable",

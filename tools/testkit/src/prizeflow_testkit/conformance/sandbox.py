@@ -4,6 +4,7 @@
 # ruff: noqa: S608 - SQL names only the kit's own schema constant; values are bound
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import uuid
@@ -112,9 +113,9 @@ class SandboxHarness(ProviderHarness):
         kit: Kit,
         key: str,
         status: ProviderPayoutStatus,
-        event_id: str,
         error_code: PayoutErrorCode | None = None,
     ) -> Envelope[ProviderEventReceived]:
+        event_id = "evt_" + hashlib.sha256(f"{key}:{status.value}".encode()).hexdigest()[:24]
         if status in (ProviderPayoutStatus.PAID, ProviderPayoutStatus.FAILED):
             rows = await fetch(
                 kit.db,
