@@ -115,7 +115,10 @@ async def capabilities(kit: Kit) -> None:
     listed = (await kit.client.get("/providers", headers=kit.admin)).json()["providers"]
     assert [p["capabilities"] for p in listed if p["name"] == h.name] == [caps.model_dump(mode="json")]
     address = await h.destination(kit, B.SUCCEED)
-    body = {"amount": {"asset": h.asset, "amount": h.amount}, "destination": {"type": h.destination_type, "address": address}}
+    body = {
+        "amount": {"asset": h.asset, "amount": h.amount},
+        "destination": {"type": h.destination_type, "address": address},
+    }
     answer = await kit.client.post("/payouts/quote", json=body, headers=kit.admin)
     kit.answers.append(answer)
     instruction = PayoutInstruction(

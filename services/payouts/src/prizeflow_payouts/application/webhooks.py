@@ -21,9 +21,9 @@ from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutRepository, SettlesFailuresOnSync
-from prizeflow_payouts.application.registry import ProviderRegistry
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
-from prizeflow_payouts.domain.payout import Change
+from prizeflow_payouts.domain.payout import Change, Payout
 from prizeflow_payouts.domain.state import PayoutState
 
 S = PayoutState
@@ -62,8 +62,9 @@ class ApplyProviderEvents:
             raise EventRefusal("unverified_provider_event", f"{ev.provider.value} event {ev.provider_event_id}: {why}")
         return ev
 
-    async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
-        ev = self._trusted(env)
+    async def _payout_for(self, repo: PayoutRepository, ev: ProviderEventReceived) -> tuple[Payout, ProviderEntry]:
+        """The payout of the event's provider type it names, locked; refused if none, or if its provider has no
+        webhooks (nothing can have verified one: refused like a forgery, before its event id is recorded)."""
         provider = ev.provider.value
         rec = await repo.find_for_provider_event(provider, ev.provider_payout_ref, ev.idempotency_key)
         if rec is None:
@@ -73,12 +74,18 @@ class ApplyProviderEvents:
             )
         entry = self.registry.get(rec.provider_name)
         if not entry.provider.capabilities.supports_webhooks:
-            # Nothing can have verified a webhook of a rail that has none (manual, Stellar): refused like a forgery.
             if self.metrics is not None:
                 self.metrics.webhooks.labels(provider, "unverified").inc()
             raise EventRefusal(
-                "unverified_provider_event", f"{provider} event {ev.provider_event_id}: provider {entry.name} has no webhooks"
+                "unverified_provider_event",
+                f"{provider} event {ev.provider_event_id}: provider {entry.name} has no webhooks",
             )
+        return rec, entry
+
+    async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
+        ev = self._trusted(env)
+        provider = ev.provider.value
+        rec, entry = await self._payout_for(repo, ev)
         outcome, change = "applied", None
         if ev.status is None:
             outcome = "no_status"

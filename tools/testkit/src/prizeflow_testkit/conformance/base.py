@@ -12,7 +12,7 @@ import hashlib
 import logging
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,10 +26,8 @@ from litestar.testing import AsyncTestClient
 from prizeflow_contracts.envelope import Envelope, decode, new_event
 from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
-from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import (
     DestinationType,
-    PayoutDestination,
     ProviderPayoutStatus,
     ProviderType,
     RewardPayoutProvider,

@@ -6,7 +6,6 @@ its process stand for the network's transient errors (`TRY_AGAIN_LATER`), an out
 answer (a `sendTransaction` that applies after the client gave up). Its books are the ledger's payments.
 """
 
-# ruff: noqa: S608 - no SQL is built from input here; the noqa covers the f-string-free queries' lint heuristics
 from __future__ import annotations
 
 import asyncio

@@ -172,6 +172,7 @@ class StripeHarness(ProviderHarness):
         """Money that reached the player for good: the connected account's payouts the bank paid. A transfer is
         only in flight until then (a failure or a cancel reverses it), but a second live transfer is a double
         payment whatever its payout says."""
+
         # From the emulator's records (its admin API answers during an outage of `/v1`).
         def ours(kind: str) -> list[dict[str, Any]]:
             return [e["data"]["object"] for e in events if e["type"] == kind and _key(e) == key]
