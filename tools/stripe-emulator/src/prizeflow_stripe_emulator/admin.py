@@ -11,7 +11,6 @@ from aiohttp import web
 
 from prizeflow_stripe_emulator.api import error_response
 from prizeflow_stripe_emulator.errors import StripeError
-from prizeflow_stripe_emulator.models import ADMIN
 from prizeflow_stripe_emulator.webhooks import ReleaseOrder
 
 if TYPE_CHECKING:
@@ -130,7 +129,7 @@ class Admin:
 
     def create_account(self, _request: web.Request, body: dict[str, Any]) -> Any:
         raw = {k: str(v) for k, v in body.items() if k in ("country", "email", "default_currency", "type")}
-        account = self.em.store.create_account(raw, ADMIN, account_id=_opt_str(body, "id"))
+        account = self.em.store.create_account(raw, account_id=_opt_str(body, "id"))
         balance = body.get("balance") or {}
         if not isinstance(balance, dict):
             raise AdminError("balance must be an object {currency: minor units}")

@@ -49,7 +49,7 @@ def _routes() -> list[Route]:
         return Route(method, pattern, handler, connect)
 
     return [
-        r("POST", "/v1/accounts", lambda s, c: s.create_account(c.params, c.ctx)),
+        r("POST", "/v1/accounts", lambda s, c: s.create_account(c.params)),
         r("GET", "/v1/accounts", lambda s, c: s.list_accounts(c.params)),
         r("GET", "/v1/accounts/{id}", lambda s, c: s.get_account(c.args[0]), connect=True),
         r("GET", "/v1/balance", lambda s, c: s.balance(c.ctx.account), connect=True),

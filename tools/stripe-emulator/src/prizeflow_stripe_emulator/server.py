@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +16,6 @@ from prizeflow_stripe_emulator.admin import Admin
 from prizeflow_stripe_emulator.errors import StripeError
 from prizeflow_stripe_emulator.faults import Faults
 from prizeflow_stripe_emulator.idempotency import IdempotencyStore
-from prizeflow_stripe_emulator.models import ADMIN
 from prizeflow_stripe_emulator.settings import EmulatorSettings
 from prizeflow_stripe_emulator.state import Store
 from prizeflow_stripe_emulator.webhooks import Deliverer, DeliveryConfig
@@ -44,8 +43,8 @@ class RequestEntry:
 class RequestLog:
     """Every /v1 call received (never the API key), for tests asserting "called once"."""
 
-    def __init__(self) -> None:
-        self.entries: list[RequestEntry] = []
+    def __init__(self, limit: int = 100_000) -> None:
+        self.entries: deque[RequestEntry] = deque(maxlen=limit)
 
     def record(self, method: str, path: str, *, account: str | None, idempotency_key: str | None) -> RequestEntry:
         entry = RequestEntry(method, path, account, idempotency_key, time.time())
@@ -92,7 +91,7 @@ class Emulator:
         for currency, amount in self.settings.platform_balance.items():
             self.store.fund(currency, amount)
         for account in self.settings.accounts:
-            self.store.create_account({}, ADMIN, account_id=account)
+            self.store.create_account({}, account_id=account)
         for endpoint in self.settings.webhook_endpoints:
             self.store.add_endpoint(endpoint.url, endpoint.secret)
 
@@ -107,6 +106,9 @@ class Emulator:
         self.faults.clear()
         self.idempotency.clear()
         self._seed()
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        await self.deliverer.start()
 
     async def close(self, _app: web.Application | None = None) -> None:
         await self.deliverer.close()
@@ -159,6 +161,7 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_get("/health/ready", health)
     app.router.add_get("/c/pay/{id}", checkout_page)
     app.router.add_post("/c/pay/{id}", checkout_page)
+    app.on_startup.append(emulator.start)
     app.on_cleanup.append(emulator.close)
     return app
 

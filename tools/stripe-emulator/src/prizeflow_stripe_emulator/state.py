@@ -159,7 +159,7 @@ class Store:
 
     # -- accounts and balances -----------------------------------------------------------------------------
 
-    def create_account(self, raw: Obj, ctx: Ctx, *, account_id: str | None = None) -> Obj:
+    def create_account(self, raw: Obj, *, account_id: str | None = None) -> Obj:
         p = Params(
             raw,
             frozenset(
@@ -194,7 +194,6 @@ class Store:
         }
         self.accounts[aid] = account
         self.account_balances.setdefault(aid, {})
-        self._emit("account.updated", account, ctx, account=aid)
         return account
 
     def get_account(self, account_id: str) -> Obj:

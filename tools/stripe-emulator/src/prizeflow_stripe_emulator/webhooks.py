@@ -114,6 +114,7 @@ class Deliverer:
         self._queues: dict[str, asyncio.Queue[Delivery]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._timers: set[asyncio.TimerHandle] = set()
+        self._before_start: list[Delivery] = []  # recorded before the event loop ran (settings applied at build)
         self._session: aiohttp.ClientSession | None = None
         store.listeners.append(self.on_event)
 
@@ -158,13 +159,24 @@ class Deliverer:
         return created
 
     def _enqueue(self, delivery: Delivery) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._before_start.append(delivery)
+            return
         queue = self._queues.get(delivery.endpoint_id)
         if queue is None:
             queue = self._queues[delivery.endpoint_id] = asyncio.Queue()
-            self._workers[delivery.endpoint_id] = asyncio.get_running_loop().create_task(
+            self._workers[delivery.endpoint_id] = loop.create_task(
                 self._worker(queue), name=f"webhooks-{delivery.endpoint_id}"
             )
         queue.put_nowait(delivery)
+
+    async def start(self, _app: object = None) -> None:
+        """Send what was recorded before the loop ran."""
+        waiting, self._before_start = self._before_start, []
+        for delivery in waiting:
+            self._enqueue(delivery)
 
     def release(self, order: ReleaseOrder, *, seed: int | None = None) -> list[Delivery]:
         """Admin: send the held deliveries, in recorded order, reversed or shuffled; stops holding."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from typing import Any
 
 import pytest
 import stripe
@@ -19,11 +20,11 @@ from prizeflow_stripe_emulator.settings import EmulatorSettings, SettingsError
 from prizeflow_stripe_emulator.signing import stripe_signature
 
 
-def stripe_encoded(params: dict[str, object]) -> list[tuple[str, str]]:
+def stripe_encoded(params: dict[str, Any]) -> list[tuple[str, str]]:
     """What the official library puts on the wire for `params`."""
     from stripe._encode import _api_encode
 
-    encoded = urllib.parse.urlencode(list(_api_encode(params)))  # type: ignore[arg-type]
+    encoded = urllib.parse.urlencode(list(_api_encode(params)))
     return urllib.parse.parse_qsl(encoded, keep_blank_values=True)
 
 
@@ -41,7 +42,10 @@ def test_forms_decode_what_the_official_library_encodes() -> None:
     assert parse_form(stripe_encoded(params)) == {
         "mode": "payment",
         "line_items": [
-            {"price_data": {"currency": "eur", "unit_amount": "2500", "product_data": {"name": "Top-up"}}, "quantity": "1"}
+            {
+                "price_data": {"currency": "eur", "unit_amount": "2500", "product_data": {"name": "Top-up"}},
+                "quantity": "1",
+            }
         ],
         "metadata": {"top_up_id": "tu-1", "player_id": "p-1"},
         "payment_intent_data": {"metadata": {"top_up_id": "tu-1"}},
@@ -84,11 +88,14 @@ def test_params_refuse_unknown_missing_and_malformed() -> None:
 def test_pagination_walks_forward_and_back() -> None:
     items = [{"id": f"o{i}", "created": 10 - i} for i in range(5)]
     first = paginate(items, {"limit": "2"}, "/v1/x")
-    assert [o["id"] for o in first["data"]] == ["o0", "o1"] and first["has_more"]
+    assert [o["id"] for o in first["data"]] == ["o0", "o1"]
+    assert first["has_more"]
     second = paginate(items, {"limit": "2", "starting_after": "o1"}, "/v1/x")
-    assert [o["id"] for o in second["data"]] == ["o2", "o3"] and second["has_more"]
+    assert [o["id"] for o in second["data"]] == ["o2", "o3"]
+    assert second["has_more"]
     back = paginate(items, {"limit": "2", "ending_before": "o2"}, "/v1/x")
-    assert [o["id"] for o in back["data"]] == ["o0", "o1"] and not back["has_more"]
+    assert [o["id"] for o in back["data"]] == ["o0", "o1"]
+    assert not back["has_more"]
     with pytest.raises(StripeError):
         paginate(items, {"limit": "101"}, "/v1/x")
 
@@ -142,13 +149,15 @@ def test_faults_match_method_and_prefix_for_the_next_n_calls() -> None:
     faults.add("rate_limit", method="post", path_prefix="/v1/transfers", count=2)
     assert faults.take("GET", "/v1/transfers/tr_1") is None
     first = faults.take("POST", "/v1/transfers")
-    assert first is not None and first.kind is FaultKind.RATE_LIMIT
+    assert first is not None
+    assert first.kind is FaultKind.RATE_LIMIT
     assert faults.take("POST", "/v1/transfers/tr_1/reversals") is not None
     assert faults.take("POST", "/v1/transfers") is None
     assert len(faults.triggered) == 2
     with pytest.raises(ValueError):
         faults.add("nonsense")
-    assert FaultKind.TIMEOUT_AFTER_SUCCESS.after_processing and not FaultKind.API_ERROR.after_processing
+    assert FaultKind.TIMEOUT_AFTER_SUCCESS.after_processing
+    assert not FaultKind.API_ERROR.after_processing
 
 
 def test_settings_fail_closed_and_parse_lists() -> None:
@@ -172,3 +181,16 @@ def test_settings_fail_closed_and_parse_lists() -> None:
         EmulatorSettings.from_env({"STRIPE_EMULATOR_API_KEYS": "k", "STRIPE_EMULATOR_WEBHOOK_ENDPOINTS": "nope"})
     with pytest.raises(SettingsError, match="STRIPE_EMULATOR_PORT"):
         EmulatorSettings.from_env({"STRIPE_EMULATOR_API_KEYS": "k", "STRIPE_EMULATOR_PORT": "x"})
+
+
+def test_signature_verifies_with_prizeflow_contracts_during_a_rotation() -> None:
+    """The ingress verifies with `prizeflow_contracts.webhook_signatures`; it must accept what the emulator sends."""
+    from prizeflow_contracts.webhook_signatures import STRIPE_SIGNATURE_HEADER, SignatureRefused, verify
+
+    body = b'{"id": "evt_4"}'
+    now = int(time.time())
+    headers = {"Stripe-Signature": stripe_signature(["whsec_new", "whsec_old"], now, body)}
+    for secret in ("whsec_new", "whsec_old"):
+        assert verify(headers, body, header_name=STRIPE_SIGNATURE_HEADER, secrets=[secret], now=now) == now
+    with pytest.raises(SignatureRefused):
+        verify(headers, body, header_name=STRIPE_SIGNATURE_HEADER, secrets=["whsec_other"], now=now)

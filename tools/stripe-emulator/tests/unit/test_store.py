@@ -17,7 +17,7 @@ NOW = 1_750_000_000
 @pytest.fixture
 def store() -> Store:
     s = Store(api_version="2024-06-20", public_url="http://emulator", clock=lambda: NOW)
-    s.create_account({}, ADMIN, account_id="acct_player")
+    s.create_account({}, account_id="acct_player")
     return s
 
 
@@ -48,7 +48,8 @@ def test_a_transfer_moves_platform_money_to_the_account_and_refuses_when_short(s
     assert store.platform_balance == {"eur": 400}
     assert store.account_balances["acct_player"] == {"eur": 600}
     event = store.events[next(reversed(store.events))]
-    assert event["type"] == "transfer.created" and "account" not in event
+    assert event["type"] == "transfer.created"
+    assert "account" not in event
     assert event["request"] == {"id": "req_1", "idempotency_key": "po-1"}
     assert event["data"]["object"]["metadata"] == {"payout_id": "po-1"}
     with pytest.raises(StripeError) as short:
@@ -58,9 +59,12 @@ def test_a_transfer_moves_platform_money_to_the_account_and_refuses_when_short(s
         store.create_transfer({"amount": "1", "currency": "eur", "destination": "acct_nobody"}, ctx)
     assert (unknown.value.status, unknown.value.param) == (404, "destination")
     reversal = store.create_reversal(transfer["id"], {"amount": "100"}, ADMIN)
-    assert reversal["amount"] == 100 and transfer["amount_reversed"] == 100 and not transfer["reversed"]
+    assert reversal["amount"] == 100
+    assert transfer["amount_reversed"] == 100
+    assert not transfer["reversed"]
     store.create_reversal(transfer["id"], {}, ADMIN)
-    assert transfer["reversed"] and store.platform_balance == {"eur": 1000}
+    assert transfer["reversed"]
+    assert store.platform_balance == {"eur": 1000}
     assert types(store).count("transfer.reversed") == 2
     with pytest.raises(StripeError, match="fully reversed"):
         store.create_reversal(transfer["id"], {}, ADMIN)
@@ -100,7 +104,8 @@ def test_a_paid_payout_returned_by_the_bank_fails_and_the_money_comes_back(store
     assert store.account_balances["acct_player"] == {"eur": 200}
     store.settle_payout(payout["id"], "paid")
     store.settle_payout(payout["id"], "failed", "account_closed")
-    assert payout["status"] == "failed" and payout["failure_code"] == "account_closed"
+    assert payout["status"] == "failed"
+    assert payout["failure_code"] == "account_closed"
     assert store.account_balances["acct_player"] == {"eur": 500}
     assert types(store)[-3:] == ["payout.created", "payout.paid", "payout.failed"]
     with pytest.raises(StripeError, match="only pending"):
@@ -115,7 +120,8 @@ def test_cancel_only_while_pending(store: Store) -> None:
     ctx = Ctx(account="acct_player")
     payout = store.create_payout({"amount": "500", "currency": "eur"}, ctx)
     store.cancel_payout(payout["id"], ctx)
-    assert payout["status"] == "canceled" and store.account_balances["acct_player"] == {"eur": 500}
+    assert payout["status"] == "canceled"
+    assert store.account_balances["acct_player"] == {"eur": 500}
     with pytest.raises(StripeError):
         store.cancel_payout(payout["id"], ctx)
 
@@ -153,7 +159,8 @@ def test_an_async_session_is_complete_but_unpaid_until_its_outcome(store: Store,
 def test_a_session_expires_by_call_or_by_time(store: Store) -> None:
     session = store.create_session(session_params(), ADMIN)
     store.expire_session(session["id"], ADMIN)
-    assert session["status"] == "expired" and types(store)[-1] == "checkout.session.expired"
+    assert session["status"] == "expired"
+    assert types(store)[-1] == "checkout.session.expired"
     with pytest.raises(StripeError):
         store.complete_session(session["id"], "paid")
     late = store.create_session(session_params(), ADMIN)
@@ -191,7 +198,8 @@ def test_refunds_partial_then_full_then_refused(store: Store) -> None:
     assert too_much.value.code == "amount_too_large"
     store.create_refund({"payment_intent": pi}, ADMIN)
     charge = store.charges[store.payment_intents[pi]["latest_charge"]]
-    assert charge["refunded"] and charge["amount_refunded"] == 2500
+    assert charge["refunded"]
+    assert charge["amount_refunded"] == 2500
     assert store.platform_balance == {"eur": 0}
     with pytest.raises(StripeError) as again:
         store.create_refund({"payment_intent": pi}, ADMIN)
@@ -218,7 +226,7 @@ def test_a_dispute_withdraws_and_reinstates_only_when_won(store: Store, won: boo
 def test_events_are_scoped_to_their_account(store: Store) -> None:
     store.fund("eur", 100, "acct_player")
     store.create_payout({"amount": "100", "currency": "eur"}, Ctx(account="acct_player"))
-    connect = [e for e in store.events.values() if e["type"] == "payout.created"][0]
+    connect = next(e for e in store.events.values() if e["type"] == "payout.created")
     with pytest.raises(StripeError):
         store.get_event(connect["id"], None)
     assert store.get_event(connect["id"], "acct_player") is connect
@@ -235,9 +243,12 @@ def test_an_api_endpoint_gets_platform_events_and_a_connect_one_connect_events(s
     everything = store.add_endpoint("http://x/c", "whsec_given")
     connect_event = {"type": "payout.paid", "account": "acct_player"}
     platform_event = {"type": "transfer.created"}
-    assert platform.wants(platform_event) and not platform.wants(connect_event)
-    assert connect.wants(connect_event) and not connect.wants(platform_event)
-    assert everything.wants(connect_event) and everything.wants(platform_event)
+    assert platform.wants(platform_event)
+    assert not platform.wants(connect_event)
+    assert connect.wants(connect_event)
+    assert not connect.wants(platform_event)
+    assert everything.wants(connect_event)
+    assert everything.wants(platform_event)
     assert everything.secrets == ["whsec_given"]
     store.roll_secret(everything.id, "whsec_next")
     assert everything.secrets == ["whsec_next", "whsec_given"]

@@ -78,6 +78,64 @@ def stripe_emulator(
         proc.stop(timeout=10)
 
 
+@dataclass
+class ReceivedWebhook:
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def signature(self) -> str:
+        return self.headers.get("Stripe-Signature", "")
+
+
+class WebhookReceiver:
+    """A webhook endpoint in the test process (aiohttp on a free port): records every delivery, answers 200, or
+    500 to the next `fail_next` deliveries.
+
+        async with WebhookReceiver() as hook:
+            await admin.add_endpoint(hook.url, secret)
+            ...
+            [delivery] = await hook.wait_for(1)
+    """
+
+    def __init__(self, path: str = "/webhooks/stripe") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}{path}"
+        self.path = path
+        self.received: list[ReceivedWebhook] = []
+        self.fail_next = 0
+        self._runner: Any = None
+
+    async def __aenter__(self) -> WebhookReceiver:
+        from aiohttp import web
+
+        async def handle(request: web.Request) -> web.Response:
+            self.received.append(ReceivedWebhook(dict(request.headers), await request.text()))
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return web.Response(status=500)
+            return web.Response(status=200)
+
+        app = web.Application()
+        app.router.add_post(self.path, handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def wait_for(self, count: int, *, timeout: float = 10.0) -> list[ReceivedWebhook]:
+        """Until at least `count` deliveries arrived."""
+        await eventually(self._count, lambda n: n >= count, timeout=timeout, interval=0.02)
+        return self.received
+
+    async def _count(self) -> int:
+        return len(self.received)
+
+
 class StripeAdminError(AssertionError):
     """The admin API refused a call (its error object is the message)."""
 
@@ -287,9 +345,11 @@ class StripeAdmin:
 
 __all__ = [
     "TEST_API_KEY",
+    "ReceivedWebhook",
     "StripeAdmin",
     "StripeAdminError",
     "StripeEmulator",
+    "WebhookReceiver",
     "stripe_emulator",
     "stripe_emulator_process",
 ]
