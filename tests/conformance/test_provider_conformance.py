@@ -20,6 +20,7 @@ import pytest
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.payouts import PayoutFailed
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import (
     DestinationType,
     PayoutDestination,
@@ -124,7 +125,7 @@ async def capabilities(kit: Kit) -> None:
     instruction = PayoutInstruction(
         payout_id="kit-quote",
         idempotency_key="kit-quote",
-        amount={"asset": h.asset, "amount": h.amount},  # type: ignore[arg-type]
+        amount=Money(asset=h.asset, amount=h.amount),
         destination=PayoutDestination(type=h.destination_type, address=address),
     )
     if caps.supports_quote:

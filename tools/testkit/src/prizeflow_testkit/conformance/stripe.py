@@ -35,7 +35,7 @@ WEBHOOK_SECRET_ENV: Final = "PAYOUTS_KIT_STRIPE_WEBHOOK_SECRET"  # noqa: S105 - 
 UNKNOWN: Final = ("timeout_unknown_outcome", "provider_unavailable")
 # One Stripe `failure_code` per stable code it maps to (terminal ones: a payout failure never succeeds later).
 FAILURE_CODE_FOR: Final = {
-    code: fc for fc, code in reversed(PAYOUT_FAILURE_CODES.items()) if not PAYOUT_ERROR_RETRYABLE[code]
+    code: fc for fc, code in reversed(list(PAYOUT_FAILURE_CODES.items())) if not PAYOUT_ERROR_RETRYABLE[code]
 }
 EVENT_FOR: Final = {
     ProviderPayoutStatus.PENDING: "payout.created",
