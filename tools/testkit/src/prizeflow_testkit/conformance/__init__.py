@@ -26,10 +26,10 @@ from prizeflow_testkit.conformance.base import (
 from prizeflow_testkit.conformance.manual import ManualHarness
 from prizeflow_testkit.conformance.sandbox import SandboxHarness
 from prizeflow_testkit.conformance.stellar import StellarHarness
-from prizeflow_testkit.conformance.stripe import StripeHarness
+from prizeflow_testkit.conformance.stripe import StripeHarness, StripeTransferHarness
 
 HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
-    h.name: h for h in (ManualHarness, SandboxHarness, StellarHarness, StripeHarness)
+    h.name: h for h in (ManualHarness, SandboxHarness, StellarHarness, StripeHarness, StripeTransferHarness)
 }
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "Scenario",
     "StellarHarness",
     "StripeHarness",
+    "StripeTransferHarness",
     "provider_event",
     "rendered",
 ]

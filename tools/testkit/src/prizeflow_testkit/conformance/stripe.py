@@ -45,7 +45,10 @@ EVENT_FOR: Final = {
 
 
 class StripeHarness(ProviderHarness):
+    """Mode `transfer_and_payout`: pending until the bank answers, cancellable while pending."""
+
     name = "stripe"
+    mode = "transfer_and_payout"
     provider_type = ProviderType.STRIPE
     asset = "USD"
     destination_type = DestinationType.STRIPE_ACCOUNT
@@ -66,7 +69,8 @@ class StripeHarness(ProviderHarness):
     @asynccontextmanager
     async def running(self, env: KitEnv) -> AsyncIterator[Kit]:
         entry = stripe_provider_doc(
-            mode="transfer_and_payout",
+            name=self.name,
+            mode=self.mode,
             api_base="http://127.0.0.1:1",
             api_key_env=API_KEY_ENV,
             assets=(self.asset,),
@@ -77,10 +81,10 @@ class StripeHarness(ProviderHarness):
         env.monkeypatch.setenv(API_KEY_ENV, self.api_key)
         env.monkeypatch.setenv(WEBHOOK_SECRET_ENV, self.webhook_secret)
         balance = {"STRIPE_EMULATOR_PLATFORM_BALANCE": "usd:100000000000"}
-        with stripe_emulator(env.tmp / "stripe-emulator.log", api_key=self.api_key, env=balance) as emulator:
+        with stripe_emulator(env.tmp / f"{self.name}-emulator.log", api_key=self.api_key, env=balance) as emulator:
             entry["options"]["api_base"] = emulator.url
             doc = {"approvals": {self.asset: {"auto_below": "1000000"}}, "providers": [entry]}
-            path = env.tmp / "providers-stripe.yaml"
+            path = env.tmp / f"providers-{self.name}.yaml"
             path.write_text(yaml.safe_dump(doc))
             settings = settings_for(env.db, env.kafka, path, topic_suffix=env.topic_suffix, payouts_max_attempts=20)
             async with emulator.admin() as admin, running(settings) as (parts, client):
@@ -194,8 +198,59 @@ class StripeHarness(ProviderHarness):
         return (self.api_key, self.webhook_secret)
 
 
+class StripeTransferHarness(StripeHarness):
+    """Mode `transfer`: the transfer to the player's connected account is the payment, final when created."""
+
+    name = "stripe_transfer"
+    mode = "transfer"
+    claims = Claims(supports_cancel=False, supports_quote=True, supports_webhooks=True, async_confirmation=False)
+
+    def unsupported(self, scenario: Scenario) -> str | None:
+        final = "a transfer is paid when created: "
+        return {
+            Scenario.PENDING: final + "nothing stays pending",
+            Scenario.DUPLICATE_WEBHOOK: final + "no pending payout for a webhook to move (a later transfer.reversed "
+            "is a return, covered by the rail's own tests)",
+            Scenario.STALE_WEBHOOK: final + "its events cannot arrive before what they report",
+            Scenario.CANCEL: final + "it can be reversed, never cancelled",
+        }.get(scenario)
+
+    async def destination(self, kit: Kit, behaviour: Behaviour, code: PayoutErrorCode | None = None) -> str:
+        if behaviour is not Behaviour.FAIL:
+            return await super().destination(kit, behaviour, code)
+        await self.admin.clear_faults()
+        if code is PayoutErrorCode.DESTINATION_NOT_FOUND:
+            return "acct_" + secrets.token_hex(8)  # no such connected account
+        assert code is PayoutErrorCode.DESTINATION_BLOCKED, f"stripe_transfer cannot be made to fail with {code}"
+        account = str((await self.admin.create_account())["id"])
+        await self.admin.restrict_account(account, transfers="inactive")
+        return account
+
+    async def after_request(
+        self, kit: Kit, key: str, behaviour: Behaviour, code: PayoutErrorCode | None = None
+    ) -> None:
+        return  # no bank step: the create answers
+
+    async def heal(self, kit: Kit) -> None:
+        await self.admin.clear_faults()
+
+    async def payments(self, kit: Kit, key: str) -> int:
+        """Transfers of this payout to the player's account that Stripe did not take back."""
+        events = await self.admin.events()
+        created = {e["data"]["object"]["id"] for e in events if e["type"] == "transfer.created" and _key(e) == key}
+        gone = {
+            e["data"]["object"]["id"]
+            for e in events
+            if e["type"] == "transfer.reversed" and _key(e) == key and e["data"]["object"].get("reversed")
+        }
+        return len(created - gone)
+
+    def terminal_codes(self) -> tuple[PayoutErrorCode, ...]:
+        return (PayoutErrorCode.DESTINATION_BLOCKED, PayoutErrorCode.DESTINATION_NOT_FOUND)
+
+
 def _key(event: dict[str, Any]) -> str | None:
     return (event["data"]["object"].get("metadata") or {}).get("idempotency_key")
 
 
-__all__ = ["StripeHarness"]
+__all__ = ["StripeHarness", "StripeTransferHarness"]
