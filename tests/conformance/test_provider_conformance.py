@@ -348,11 +348,13 @@ async def secrets_not_logged(kit: Kit, caplog: pytest.LogCaptureFixture) -> None
     ko = await pay(kit, B.FAIL, h.terminal_codes()[0])
     await paid_once(kit, ok)
     assert (await kit.wait_row(ko, settled))["state"] == "failed"
+    refusals = []
     if kit.provider.capabilities.supports_webhooks:
-        with pytest.raises(PayoutProviderError) as err:
-            await kit.provider.parse_webhook({}, b'{"event_id": "evt-forged"}')  # a delivery with no signature
-        assert err.value.code is PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID
-        caplog.records.append(logging.makeLogRecord({"msg": str(err.value), "args": None}))
+        for headers in ({}, {"stripe-signature": "t=1,v1=00", "x-sandbox-signature": "sha256=00"}):
+            with pytest.raises(PayoutProviderError) as err:
+                await kit.provider.parse_webhook(headers, b'{"event_id": "evt-forged"}')  # unsigned, badly signed
+            assert err.value.code is PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID
+            refusals.append(f"{err.value} {err.value.error.model_dump_json()}")
     for path in ("/providers", f"/payouts/{payout_id_for(ok)}", f"/payouts/{payout_id_for(ko)}", "/payouts/nope"):
         kit.answers.append(await kit.client.get(path, headers=kit.admin))
     kit.answers.append(await kit.post(ok, "mark-failed", {"reason": "too late", "code": "tx_failed"}))
@@ -366,6 +368,7 @@ async def secrets_not_logged(kit: Kit, caplog: pytest.LogCaptureFixture) -> None
         "logs of the whole module": rendered(capture.records),
         "problem details and answers": "\n".join(a.text for a in kit.answers),
         "events": "\n".join(events),
+        "webhook refusals": "\n".join(refusals),
         **{str(p): p.read_text(errors="replace") for p in h.log_files(kit)},
     }
     assert any("problem" in a.headers.get("content-type", "") for a in kit.answers)
