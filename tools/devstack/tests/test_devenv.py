@@ -55,3 +55,27 @@ def test_a_checkout_on_a_shared_hs256_secret_moves_to_the_dev_identity(tmp_path:
     assert DevIdentity.from_jwks_url(env["JWT_JWKS_URL"]).directory == paths.base / "secrets" / "identity"
     assert mode(paths.base / DEV_ENV_FILE) == 0o600
     assert dev_env(paths) == env  # stable from then on
+
+
+def test_the_webhook_ingress_gets_its_providers_file_and_random_secrets_also_on_an_older_checkout(
+    tmp_path: Path,
+) -> None:
+    env = generate_dev_env(tmp_path / "secrets", root=tmp_path)
+    assert env["WEBHOOKS_PROVIDERS_FILE"] == str(tmp_path / "deploy" / "local" / "webhooks.yaml")
+    assert env["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+    assert env["STRIPE_API_KEY"] == env["STRIPE_EMULATOR_API_KEYS"]  # the emulator accepts the ingress's key
+    assert len(env["WEBHOOK_SECRET_SANDBOX"]) >= 32
+    assert (
+        generate_dev_env(tmp_path / "secrets", root=tmp_path)["WEBHOOK_SECRET_SANDBOX"] != env["WEBHOOK_SECRET_SANDBOX"]
+    )
+
+    paths = Paths(tmp_path)
+    paths.base.mkdir(parents=True)
+    older = {"PRIZEFLOW_PROFILE": "dev", "JWT_JWKS_URL": env["JWT_JWKS_URL"], "PAYOUT_SOURCE_ACCOUNT": "GA"}
+    (paths.base / DEV_ENV_FILE).write_text(json.dumps(older))
+    added = dev_env(paths)
+    assert {"WEBHOOKS_PROVIDERS_FILE", "WEBHOOK_SECRET_SANDBOX", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY"} <= set(
+        added
+    )
+    assert added["PAYOUT_SOURCE_ACCOUNT"] == "GA"
+    assert dev_env(paths) == added  # stable from then on

@@ -33,6 +33,8 @@ REFUSAL_REASONS: Final = frozenset(
         "duplicate_payout",
         # A provider event the webhook ingress did not verify (or that did not come from it).
         "unverified_provider_event",
+        # A provider's payment event whose amount or currency is not the payment's it names (a top-up).
+        "amount_mismatch",
     }
 )
 

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from litestar import Litestar
 from litestar.di import Provide
-from litestar.types import ControllerRouterHandler
+from litestar.types import ASGIApp, ControllerRouterHandler
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
@@ -335,8 +335,17 @@ class ServiceRuntime:
         )
 
 
-def serve(app: Litestar, settings: ServiceSettings) -> None:
-    """Run the service's HTTP app (and with it, its consumers and relay) until SIGTERM/SIGINT."""
+def serve(app: Litestar | ASGIApp, settings: ServiceSettings) -> None:
+    """Run the service's HTTP app (and with it, its consumers and relay) until SIGTERM/SIGINT. `app` is the
+    Litestar app, or an ASGI app in front of it (the webhook ingress)."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )

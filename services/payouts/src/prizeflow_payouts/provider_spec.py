@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, SkipValidation, ValidationInfo, field_validator
@@ -125,6 +125,9 @@ class ProviderContext:
     confirm_poll_ms: int = 2500
     confirm_max_polls: int = 20
     reconcile_interval_ms: int = 60_000
+    # The environment the providers file was resolved against: a factory reads an option naming a variable
+    # (e.g. Stripe's `api_base_env`) from here, never from the process directly.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 # A provider built from its spec, and whether the worker polls its status (False: someone reports outcomes).

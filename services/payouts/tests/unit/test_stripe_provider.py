@@ -137,6 +137,24 @@ def test_a_fiat_provider_with_the_stripe_rail_is_built_by_the_stripe_factory() -
         ),
         ({**stripe_provider_doc(), "destination_types": ["bank_account"]}, None, CTX, "stripe_account destinations"),
         (stripe_provider_doc(assets=("USDC",)), None, CTX, "asset USDC has no Stripe currency"),
+        (
+            stripe_provider_doc(api_base=None, api_base_env="STRIPE_API_URL"),
+            None,
+            CTX,
+            "names STRIPE_API_URL, which is not set",
+        ),
+        (
+            stripe_provider_doc(api_base=None, api_base_env="STRIPE_API_URL"),
+            {"STRIPE_API_KEY": TEST_API_KEY, "STRIPE_API_URL": "ftp://x"},
+            CTX,
+            "STRIPE_API_URL: api_base must be an http",
+        ),
+        (
+            stripe_provider_doc(api_base="http://127.0.0.1:1", api_base_env="STRIPE_API_URL"),
+            {"STRIPE_API_KEY": TEST_API_KEY, "STRIPE_API_URL": "http://127.0.0.1:2"},
+            CTX,
+            "api_base or api_base_env, not both",
+        ),
     ],
 )
 def test_unusable_stripe_configuration_is_refused_naming_it(
@@ -147,6 +165,13 @@ def test_unusable_stripe_configuration_is_refused_naming_it(
     assert message in str(info.value)
     assert "sk_live_abc" not in str(info.value)
     assert "pk_test_123" not in str(info.value)
+
+
+def test_api_base_env_reads_the_emulators_address_from_the_environment_the_file_was_resolved_against() -> None:
+    env = {"STRIPE_API_KEY": TEST_API_KEY, "STRIPE_API_URL": "http://127.0.0.1:12111/"}
+    p = next(iter(config(stripe_provider_doc(api_base=None, api_base_env="STRIPE_API_URL"), env).registry)).provider
+    assert isinstance(p, StripePayoutProvider)
+    assert p.options.api_base == "http://127.0.0.1:12111"
 
 
 def test_a_live_key_to_stripe_with_live_execution_is_accepted() -> None:

@@ -11,26 +11,45 @@ from litestar import Litestar
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.topics import AUDIT, PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS, SETTLEMENT_ROUNDS
+from prizeflow_contracts.topics import (
+    AUDIT,
+    PAYOUT_EVENTS,
+    PAYOUT_REQUESTS,
+    REWARDS_EVENTS,
+    SETTLEMENT_ROUNDS,
+    WEBHOOK_PROVIDER_EVENTS,
+)
+from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
+from prizeflow_rewards.adapters.checkout_stripe import StripeCheckout
 from prizeflow_rewards.adapters.claims_pg import PgClaimRepository
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.pg import pg_stores
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ClaimPolicy, ReviewHold, SettlePayout, SubmitClaim
-from prizeflow_rewards.application.ports import Stores
+from prizeflow_rewards.application.ports import CheckoutProvider, Stores
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
+from prizeflow_rewards.application.topups import (
+    ApplyPaymentEvents,
+    CheckoutProviders,
+    CreateTopUpSession,
+    TopUpMoney,
+    VerifyTopUpSession,
+)
 from prizeflow_rewards.application.wallets import SetRiskFlag, TopUp
+from prizeflow_rewards.domain.topups import TopUpLimits
 from prizeflow_rewards.entrypoints.http import RewardsApi, router
-from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler, RoundEventsHandler
+from prizeflow_rewards.entrypoints.kafka import PaymentEventsHandler, PayoutEventsHandler, RoundEventsHandler
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_runtime.service import ServiceRuntime
+from prizeflow_runtime.settings import Profile
 
 log = logging.getLogger(__name__)
 
 ROUNDS_CONSUMER = "rewards-rounds"
 PAYOUTS_CONSUMER = "rewards-payouts"
+PAYMENTS_CONSUMER = "rewards-payments"
 
 
 def claim_policy(settings: RewardsSettings) -> ClaimPolicy:
@@ -45,6 +64,30 @@ def claim_policy(settings: RewardsSettings) -> ClaimPolicy:
         rejection_rate_min_claims=settings.rewards_rejection_rate_min_claims,
         rejection_rate_window_s=settings.rewards_rejection_rate_window_s,
     )
+
+
+def top_up_limits(settings: RewardsSettings) -> TopUpLimits:
+    return TopUpLimits(
+        minimum=settings.rewards_topup_min,
+        maximum=settings.rewards_topup_max,
+        daily=settings.rewards_topup_daily_limit,
+    )
+
+
+def checkout_provider(settings: RewardsSettings, sessions: async_sessionmaker[AsyncSession]) -> CheckoutProvider:
+    """The configured checkout provider (REWARDS_TOPUP_PROVIDER); settings refused a missing secret already."""
+    success_url, cancel_url = settings.checkout_urls
+    if settings.topup_provider == "stripe":
+        assert settings.stripe_api_key is not None, "the settings require it"
+        return StripeCheckout(
+            api_key=settings.stripe_api_key.get_secret_value(),
+            api_base=settings.stripe_api_url,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            timeout_s=settings.stripe_timeout_s,
+        )
+    base = settings.rewards_sandbox_base_url or f"http://{settings.http_host}:{settings.http_port}"
+    return SandboxCheckout(sessions, base_url=base)
 
 
 @dataclass
@@ -103,8 +146,14 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     rt.add_consumer(ROUNDS_CONSUMER, [SETTLEMENT_ROUNDS.name], batch_handler=RoundEventsHandler(rounds))
     settle = SettlePayout(ledger, metrics, stores=stores)
     rt.add_consumer(PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(settle))
+    checkout = checkout_provider(settings, rt.sessions)
+    providers = CheckoutProviders(default=checkout.name, providers={checkout.name: checkout})
+    money = TopUpMoney(ledger, source, metrics, stores=stores)
+    payments = ApplyPaymentEvents(money, metrics, stores=stores)
+    rt.add_consumer(PAYMENTS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=PaymentEventsHandler(payments))
     rt.produces([REWARDS_EVENTS.name, PAYOUT_REQUESTS.name, AUDIT.name])
     queries = RewardsQueries(ledger, stores)
+    sandbox = checkout if isinstance(checkout, SandboxCheckout) and settings.prizeflow_profile is Profile.DEV else None
     api = RewardsApi(
         sessions=rt.sessions,
         ledger=ledger,
@@ -119,11 +168,18 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
         metrics=metrics,
         queries=queries,
         set_risk_flag=SetRiskFlag(source, stores=stores),
+        create_top_up=CreateTopUpSession(providers, top_up_limits(settings), metrics, stores=stores),
+        verify_top_up=VerifyTopUpSession(money, providers, stores=stores),
+        sandbox=sandbox,
     )
     refresher = MetricsRefresher(rt.sessions, queries, PgClaimRepository(), metrics, settings.rewards_metrics_refresh_s)
-    app = rt.http_app([router()], dependencies={"api": Provide(lambda: api, sync_to_thread=False)})
+    app = rt.http_app(
+        [router(sandbox=sandbox is not None)], dependencies={"api": Provide(lambda: api, sync_to_thread=False)}
+    )
     app.on_startup.append(refresher.start)
     app.on_shutdown.insert(0, refresher.stop)
+    if isinstance(checkout, StripeCheckout):
+        app.on_shutdown.append(checkout.aclose)
     return app
 
 
@@ -151,4 +207,9 @@ class PgFundCampaign(FundCampaign):
 
 @dataclass
 class PgRoundMoney(RoundMoney):
+    stores: Stores = field(default_factory=pg_stores, kw_only=True)
+
+
+@dataclass
+class PgTopUpMoney(TopUpMoney):
     stores: Stores = field(default_factory=pg_stores, kw_only=True)

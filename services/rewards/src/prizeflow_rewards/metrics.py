@@ -24,6 +24,8 @@ class RewardsMetrics:
     transfers: Counter
     pool_exhausted: Counter
     transaction_retries: Counter
+    top_ups: Counter
+    payment_events: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
@@ -63,6 +65,18 @@ class RewardsMetrics:
                 n("transaction_retries"),
                 "HTTP transactions run again after a deadlock or serialization failure (retried), or given up (503)",
                 ["outcome"],
+                registry=registry,
+            ),
+            top_ups=Counter(
+                n("top_ups"),
+                "Top-up sessions created or refused, credits ended unpaid, adjustments applied",
+                ["outcome"],
+                registry=registry,
+            ),
+            payment_events=Counter(
+                n("payment_events"),
+                "Provider payment events consumed, by provider and outcome",
+                ["provider", "outcome"],
                 registry=registry,
             ),
         )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
 
-from prizeflow_runtime.settings import ServiceSettings
+from pydantic import Field, SecretStr, model_validator
+
+from prizeflow_runtime.settings import Profile, ServiceSettings
+
+# Stripe secret (`sk_`) or restricted (`rk_`) keys only: a publishable key (`pk_`) cannot create sessions.
+_STRIPE_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
 
 
 class RewardsSettings(ServiceSettings):
@@ -41,3 +46,69 @@ class RewardsSettings(ServiceSettings):
         default=False,
         description="Refuse a ledger account a transaction did not lock up front (the tests prove every path does)",
     )
+
+    # Player top-ups (README: Top-ups). Per asset, minor units; an asset with no maximum is not offered.
+    rewards_topup_provider: Literal["stripe", "sandbox"] | None = Field(
+        default=None, description="Checkout provider of player top-ups (dev default: sandbox; required otherwise)"
+    )
+    rewards_topup_min: dict[str, int] = Field(default_factory=lambda: {"USD": 500, "INR": 10_000})
+    rewards_topup_max: dict[str, int] = Field(default_factory=lambda: {"USD": 50_000, "INR": 5_000_000})
+    rewards_topup_daily_limit: dict[str, int] = Field(
+        default_factory=lambda: {"USD": 100_000, "INR": 10_000_000},
+        description="Top-ups per player and asset in 24h (credited or still payable)",
+    )
+    rewards_topup_success_url: str | None = Field(default=None, description="Where the checkout sends a payer back")
+    rewards_topup_cancel_url: str | None = Field(default=None, description="Where the checkout sends a quitter")
+    rewards_sandbox_base_url: str | None = Field(
+        default=None, description="Base of the sandbox checkout URLs (default: this service's own address)"
+    )
+    stripe_api_key: SecretStr | None = Field(
+        default=None, description="Stripe secret key (REWARDS_TOPUP_PROVIDER=stripe)"
+    )
+    stripe_api_url: str | None = Field(default=None, description="Stripe API base (the emulator's, in dev and tests)")
+    stripe_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _top_ups(self) -> RewardsSettings:
+        """Refuse to start, naming the variable, rather than take players' money with a guessed configuration."""
+        dev = self.prizeflow_profile is Profile.DEV
+        provider = self.topup_provider
+        if provider == "sandbox" and not dev:
+            raise ValueError("REWARDS_TOPUP_PROVIDER=sandbox is for PRIZEFLOW_PROFILE=dev only (it takes no money)")
+        if provider != "stripe":
+            return self
+        if self.stripe_api_key is None:
+            raise ValueError("STRIPE_API_KEY is not set (REWARDS_TOPUP_PROVIDER=stripe)")
+        if not self.stripe_api_key.get_secret_value().startswith(_STRIPE_KEY_PREFIXES):
+            raise ValueError("STRIPE_API_KEY is not a Stripe secret or restricted key (sk_... or rk_...)")
+        if not dev:
+            missing = [
+                env
+                for env, value in (
+                    ("REWARDS_TOPUP_SUCCESS_URL", self.rewards_topup_success_url),
+                    ("REWARDS_TOPUP_CANCEL_URL", self.rewards_topup_cancel_url),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} not set (REWARDS_TOPUP_PROVIDER=stripe)")
+            if self.stripe_api_url is not None and not self.stripe_api_url.startswith("https://"):
+                raise ValueError("STRIPE_API_URL must start with https:// outside PRIZEFLOW_PROFILE=dev")
+        return self
+
+    @property
+    def topup_provider(self) -> Literal["stripe", "sandbox"]:
+        """REWARDS_TOPUP_PROVIDER; the dev profile defaults to the sandbox, any other requires it."""
+        if self.rewards_topup_provider is not None:
+            return self.rewards_topup_provider
+        if self.prizeflow_profile is Profile.DEV:
+            return "sandbox"
+        raise ValueError("REWARDS_TOPUP_PROVIDER is not set (stripe; sandbox is for PRIZEFLOW_PROFILE=dev only)")
+
+    @property
+    def checkout_urls(self) -> tuple[str, str]:
+        """(success, cancel) URLs; dev defaults point at nothing in particular."""
+        return (
+            self.rewards_topup_success_url or "http://127.0.0.1/top-up/success?session_id={CHECKOUT_SESSION_ID}",
+            self.rewards_topup_cancel_url or "http://127.0.0.1/top-up/cancelled",
+        )

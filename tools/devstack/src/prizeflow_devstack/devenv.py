@@ -3,7 +3,8 @@
 Generated once per checkout into `.devstack/dev-env.json` (ignored by git): the dev profile, a dev identity
 provider (an Ed25519 key pair under `.devstack/secrets/identity/`, its public JWKS as a `file://` URL every
 service verifies tokens against), and a Stellar test keypair that is both the payout source account (funded at
-genesis on the Soroban RPC emulator) and the signer's hot key. None of this is a production setting:
+genesis on the Soroban RPC emulator) and the signer's hot key, and the webhook ingress's random dev secrets
+(`webhook_env`). None of this is a production setting:
 production gets its secrets from the platform (Kubernetes secrets, an HSM, the identity provider), see
 docs/signing-modes.md and docs/adr/0005-identity.md.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 from prizeflow_devstack.paths import Paths
@@ -47,9 +49,24 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         "SOROBAN_EMULATOR_LEDGER_MS": "1000",
         "STELLAR_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015",
         "PAYOUTS_PROVIDERS_FILE": str(root / "deploy" / "local" / "providers.yaml"),
+        **webhook_env(root),
         # The demo shows the safety nets at work: a few duplicate deliveries and malformed records.
         "SIM_DUPLICATE_RATE": "0.02",
         "SIM_MALFORMED_RATE": "0.01",
+    }
+
+
+def webhook_env(root: Path) -> dict[str, str]:
+    """The webhook ingress's providers file and random dev secrets for the providers it names: the sandbox's
+    Prizeflow-Signature secret, Stripe's endpoint secret, and the platform key the ingress confirms events with,
+    which the Stripe emulator (service `stripe-api`, found as STRIPE_API_URL) accepts."""
+    api_key = "sk_test_" + secrets.token_hex(16)
+    return {
+        "WEBHOOKS_PROVIDERS_FILE": str(root / "deploy" / "local" / "webhooks.yaml"),
+        "WEBHOOK_SECRET_SANDBOX": secrets.token_hex(24),
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
+        "STRIPE_API_KEY": api_key,
+        "STRIPE_EMULATOR_API_KEYS": api_key,
     }
 
 
@@ -61,13 +78,20 @@ def identity_env(secret_dir: Path) -> dict[str, str]:
 
 def dev_env(paths: Paths) -> dict[str, str]:
     """The local settings, generated on first use; values already in the environment win. A checkout whose
-    settings predate the dev identity (a shared HS256 `JWT_SECRET`) gets the identity instead."""
+    settings predate the dev identity (a shared HS256 `JWT_SECRET`) gets the identity instead, and one whose settings
+    predate the webhook ingress gets its settings added."""
     file = paths.base / DEV_ENV_FILE
     if file.exists():
         values: dict[str, str] = json.loads(file.read_text())
+        changed = False
         if "JWT_JWKS_URL" not in values:
             values.pop("JWT_SECRET", None)
             values.update(identity_env(paths.base / "secrets"))
+            changed = True
+        if "WEBHOOKS_PROVIDERS_FILE" not in values:  # settings from before the webhook ingress
+            values.update({k: v for k, v in webhook_env(paths.root).items() if k not in values})
+            changed = True
+        if changed:
             write_private_file(file, json.dumps(values, indent=2).encode(), replace=True)
     else:
         paths.base.mkdir(parents=True, exist_ok=True)

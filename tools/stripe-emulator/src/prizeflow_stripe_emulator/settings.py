@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -50,7 +51,7 @@ class EmulatorSettings:
             host=env.get("STRIPE_EMULATOR_HOST", "127.0.0.1"),
             port=_int(env, "STRIPE_EMULATOR_PORT", 12111, 0, 65535),
             public_url=env.get("STRIPE_EMULATOR_PUBLIC_URL") or None,
-            webhook_endpoints=_endpoints(env.get("STRIPE_EMULATOR_WEBHOOK_ENDPOINTS", "")),
+            webhook_endpoints=_endpoints(env.get("STRIPE_EMULATOR_WEBHOOK_ENDPOINTS", ""), env),
             webhook_retry_base_ms=_int(env, "STRIPE_EMULATOR_WEBHOOK_RETRY_BASE_MS", 1000, 1, 3_600_000),
             webhook_max_attempts=_int(env, "STRIPE_EMULATOR_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
             webhook_timeout_ms=_int(env, "STRIPE_EMULATOR_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000),
@@ -74,7 +75,15 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
-def _endpoints(raw: str) -> tuple[WebhookEndpointSetting, ...]:
+def _endpoints(raw: str, env: Mapping[str, str]) -> tuple[WebhookEndpointSetting, ...]:
+    """`url|secret` items; `${NAME}` is replaced by the variable NAME (a local stack gives the webhook service's
+    address and the shared endpoint secret that way: `${WEBHOOKS_URL}/providers/stripe/events|${SECRET_VAR}`)."""
+    try:
+        raw = string.Template(raw).substitute(env)
+    except KeyError as err:
+        raise SettingsError(f"STRIPE_EMULATOR_WEBHOOK_ENDPOINTS names ${{{err.args[0]}}}, which is not set") from None
+    except ValueError as err:
+        raise SettingsError(f"STRIPE_EMULATOR_WEBHOOK_ENDPOINTS: {err}") from None
     out = []
     for item in (i.strip() for i in raw.split(",") if i.strip()):
         url, sep, secret = item.rpartition("|")

@@ -183,6 +183,19 @@ def test_settings_fail_closed_and_parse_lists() -> None:
         EmulatorSettings.from_env({"STRIPE_EMULATOR_API_KEYS": "k", "STRIPE_EMULATOR_PORT": "x"})
 
 
+def test_webhook_endpoints_may_name_variables_of_the_environment() -> None:
+    env = {
+        "STRIPE_EMULATOR_API_KEYS": "k",
+        "STRIPE_EMULATOR_WEBHOOK_ENDPOINTS": "${WEBHOOKS_URL}/providers/stripe/events|${SHARED}",
+        "WEBHOOKS_URL": "http://127.0.0.1:9000",
+        "SHARED": "whsec_shared",
+    }
+    (endpoint,) = EmulatorSettings.from_env(env).webhook_endpoints
+    assert (endpoint.url, endpoint.secret) == ("http://127.0.0.1:9000/providers/stripe/events", "whsec_shared")
+    with pytest.raises(SettingsError, match=r"names \$\{SHARED\}, which is not set"):
+        EmulatorSettings.from_env({k: v for k, v in env.items() if k != "SHARED"})
+
+
 def test_signature_verifies_with_prizeflow_contracts_during_a_rotation() -> None:
     """The ingress verifies with `prizeflow_contracts.webhook_signatures`; it must accept what the emulator sends."""
     from prizeflow_contracts.webhook_signatures import STRIPE_SIGNATURE_HEADER, SignatureRefused, verify

@@ -274,14 +274,14 @@ def stripe_provider_doc(
     *,
     name: str = "stripe",
     mode: str = "transfer",
-    api_base: str = "http://127.0.0.1:1",
+    api_base: str | None = "http://127.0.0.1:1",
     api_key_env: str = "STRIPE_API_KEY",
     assets: tuple[str, ...] = ("USD", "INR"),
     ptype: str = "stripe",
     **options: Any,
 ) -> dict[str, Any]:
     """A providers-file entry for the Stripe rail."""
-    opts: dict[str, Any] = {"mode": mode, "api_base": api_base, **options}
+    opts: dict[str, Any] = {"mode": mode, **({"api_base": api_base} if api_base is not None else {}), **options}
     if ptype == ProviderType.FIAT_PROVIDER.value:
         opts.setdefault("rail", "stripe")
     return {

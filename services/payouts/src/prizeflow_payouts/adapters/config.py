@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def parse_config(
                 f"provider {spec.name!r}: type {spec.type.value!r} is not implemented in this build "
                 f"(implemented: {', '.join(sorted(t.value for t in factories))})"
             )
-        provider, polls = factory(spec, context)
+        provider, polls = factory(spec, replace(context, env=env))
         entries.append(
             ProviderEntry(
                 name=spec.name,

@@ -7,6 +7,7 @@ from prizeflow_rewards.adapters.campaigns_pg import PgCampaignRepository
 from prizeflow_rewards.adapters.claims_pg import PgClaimRepository, PgPlayers
 from prizeflow_rewards.adapters.outbox_pg import PgOutbox
 from prizeflow_rewards.adapters.routes_pg import PgPayoutRoutes
+from prizeflow_rewards.adapters.topups_pg import PgTopUpRepository
 from prizeflow_rewards.adapters.wallets_pg import PgWalletQueries
 from prizeflow_rewards.application.ports import Stores
 
@@ -20,6 +21,7 @@ def pg_stores() -> Stores:
         players=PgPlayers(),
         wallets=PgWalletQueries(),
         outbox=PgOutbox(),
+        top_ups=PgTopUpRepository(),
     )
 
 

@@ -9,20 +9,29 @@ inbox row claimed) and everything it reads, locks and writes, events included, c
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import PayoutRoutesPublished
 from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
 from prizeflow_rewards.domain.ledger import AccountRef, Balance, BatchResult, Transfer, TransferKind
+from prizeflow_rewards.domain.topups import Adjustment, TopUp, TopUpStatus
 
 # The open transaction, opaque to the use cases (a SQLAlchemy session or connection in production, whatever a
 # fake likes in the unit tests): they only hand it to the ports.
 Tx: TypeAlias = Any
+T = TypeVar("T")
+
+
+class Transactions(Protocol):
+    """Runs `work` in one transaction of its own (run again whole if it loses a deadlock). For the use cases that
+    call a provider between two transactions, never holding one open across the network."""
+
+    async def __call__(self, work: Callable[[Tx], Awaitable[T]]) -> T: ...
 
 
 class Ledger(Protocol):
@@ -228,6 +237,135 @@ class WalletQueries(Protocol):
         ...
 
 
+class TopUpRepository(Protocol):
+    """Top-ups and their adjustments. Locks: top-up rows before ledger accounts, several at once in id order."""
+
+    async def get(self, tx: Tx, top_up_id: str, *, lock: bool = False) -> TopUp | None: ...
+
+    async def lock_player(self, tx: Tx, player_id: str) -> None:
+        """Serialize this player's top-up creations until the transaction ends (the daily cap cannot race)."""
+        ...
+
+    async def open_or_credited_since(self, tx: Tx, player_id: str, asset: str, *, since: datetime) -> int:
+        """What the player's top-ups created after `since` add up to, among those credited or still payable."""
+        ...
+
+    async def add(self, tx: Tx, top_up: TopUp) -> bool:
+        """False: a top-up with this id exists (nothing written)."""
+        ...
+
+    async def lock_matching(
+        self, tx: Tx, *, top_up_ids: Sequence[str], session_refs: Sequence[str], payment_refs: Sequence[str]
+    ) -> list[TopUp]:
+        """The top-ups any of these names, locked in id order until the transaction ends."""
+        ...
+
+    async def find(
+        self, tx: Tx, *, top_up_id: str | None, session_ref: str | None, payment_ref: str | None
+    ) -> TopUp | None:
+        """The top-up an event names: by our id, else the provider's session, else its payment."""
+        ...
+
+    async def set_status(self, tx: Tx, top_up_id: str, status: TopUpStatus) -> None: ...
+
+    async def mark_credited(
+        self, tx: Tx, top_up_id: str, *, payment_ref: str | None, transfer_id: uuid.UUID, at: datetime
+    ) -> None:
+        """The one credit of a top-up (the database refuses a second)."""
+        ...
+
+    async def adjustments(self, tx: Tx, top_up_id: str) -> list[Adjustment]:
+        """In arrival order."""
+        ...
+
+    async def record_adjustment(self, tx: Tx, provider: str, adjustment: Adjustment, *, provider_event_id: str) -> None:
+        """A new adjustment, pending (the database refuses a second one of the same provider, kind and ref)."""
+        ...
+
+    async def find_adjustment(self, tx: Tx, provider: str, kind: str, adjustment_ref: str) -> Adjustment | None: ...
+
+    async def mark_applied(self, tx: Tx, adjustment: Adjustment) -> None:
+        """The adjustment's split (`debited`, `receivable`, `credited`) and `applied_at`, once."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutRequest:
+    """What a provider needs to open a checkout session for one top-up (`top_up_id` is its idempotency key)."""
+
+    top_up_id: str
+    player_id: str
+    correlation_id: str
+    asset: str
+    currency: str
+    amount: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    """A provider's checkout session as it reports it (Stripe's shape: status open/complete/expired,
+    payment_status unpaid/paid/no_payment_required)."""
+
+    session_ref: str
+    url: str | None
+    status: str
+    payment_status: str
+    amount_total: int | None
+    currency: str | None
+    payment_ref: str | None
+    expires_at: datetime
+    top_up_id: str | None = None
+
+    @property
+    def paid(self) -> bool:
+        return self.status == "complete" and self.payment_status == "paid"
+
+    @property
+    def expired(self) -> bool:
+        return self.status == "expired"
+
+
+class CheckoutUnavailableError(Exception):
+    """No answer from the provider (unreachable, timed out, 5xx, rate limited): nothing was recorded; retry."""
+
+    def __init__(self, provider: str, detail: str) -> None:
+        super().__init__(f"{provider}: {detail}")
+        self.provider = provider
+        self.detail = detail
+
+
+class CheckoutRefusedError(Exception):
+    """The provider answered and refused the request (`code` is the provider's, e.g. Stripe's error code)."""
+
+    def __init__(self, provider: str, code: str, detail: str) -> None:
+        super().__init__(f"{provider}: {code}: {detail}")
+        self.provider = provider
+        self.code = code
+        self.detail = detail
+
+
+class CheckoutProvider(Protocol):
+    """A provider that takes a player's payment on its own page (Stripe Checkout, the sandbox)."""
+
+    @property
+    def name(self) -> str:
+        """The provider's name, as its webhook events name it (`ProviderType`)."""
+        ...
+
+    @property
+    def currency_scheme(self) -> str:
+        """Whose currency codes it takes (`Asset.provider_codes` key)."""
+        ...
+
+    async def create_session(self, request: CheckoutRequest) -> CheckoutSession:
+        """Idempotent on `request.top_up_id`: the same top-up gets the same session back.
+        Raises `CheckoutUnavailableError` or `CheckoutRefusedError`."""
+        ...
+
+    async def retrieve_session(self, session_ref: str) -> CheckoutSession: ...
+
+
 class Outbox(Protocol):
     async def stage(self, tx: Tx, events: Sequence[Envelope[Any]]) -> None:
         """Stage events in the transaction (one write, in order): published only if it commits."""
@@ -245,10 +383,16 @@ class Stores:
     players: Players
     wallets: WalletQueries
     outbox: Outbox
+    top_ups: TopUpRepository
 
 
 __all__ = [
     "CampaignRepository",
+    "CheckoutProvider",
+    "CheckoutRefusedError",
+    "CheckoutRequest",
+    "CheckoutSession",
+    "CheckoutUnavailableError",
     "ClaimDecision",
     "ClaimHistory",
     "ClaimRepository",
@@ -259,6 +403,8 @@ __all__ = [
     "Players",
     "RoundAllocations",
     "Stores",
+    "TopUpRepository",
+    "Transactions",
     "Tx",
     "WalletMovement",
     "WalletQueries",

@@ -7,12 +7,14 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
+from prizeflow_contracts.money import ASSETS
 from prizeflow_rewards.application.campaigns import campaign_not_found
 from prizeflow_rewards.application.ports import Ledger, Stores, Tx
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.campaigns import Campaign, PoolFigures
 from prizeflow_rewards.domain.claims import Claim
 from prizeflow_rewards.domain.ledger import TransferKind
+from prizeflow_rewards.domain.topups import TopUp
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 
@@ -105,6 +107,22 @@ class RewardsQueries:
             }
             for asset, b in await self.stores.wallets.balances(tx, player_id)
         ]
+
+    async def receivables(self, tx: Tx, player_id: str) -> list[dict[str, Any]]:
+        """What the player owes per asset (refunds/disputes of top-ups their wallet could not cover)."""
+        owed = await self.ledger.balances(tx, [accounts.receivable(player_id, a) for a in ASSETS])
+        return [{"asset": ref.asset, "owed": -b.posted} for ref, b in owed.items() if b.posted != 0]
+
+    async def top_up_entity(self, tx: Tx, top_up_id: str) -> TopUp | None:
+        return await self.stores.top_ups.get(tx, top_up_id)
+
+    async def top_up(self, tx: Tx, top_up_id: str) -> dict[str, Any] | None:
+        """A top-up with its refunds and disputes (their split: debited, receivable, credited)."""
+        top_up = await self.stores.top_ups.get(tx, top_up_id)
+        if top_up is None:
+            return None
+        adjustments = await self.stores.top_ups.adjustments(tx, top_up_id)
+        return {**top_up.view(), "adjustments": [a.view() for a in adjustments]}
 
     async def wallet_history(
         self,

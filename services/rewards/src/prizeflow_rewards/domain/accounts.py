@@ -31,6 +31,18 @@ def external(provider: str, asset: str) -> AccountRef:
     return AccountRef(AccountKind.PROVIDER_EXTERNAL, provider, asset)
 
 
+def provider_clearing(provider: str, asset: str) -> AccountRef:
+    """What a checkout provider collected from players for us (top-ups), net of what it paid back (refunds,
+    disputes). Not `external`: that one is money that left the platform (payouts) or arrived off-platform (admin
+    top-ups, recorded entry fees); this one is reconciled against the provider's own balance of checkouts."""
+    return AccountRef(AccountKind.PROVIDER_CLEARING, provider, asset)
+
+
+def receivable(player_id: str, asset: str) -> AccountRef:
+    """What a player owes: the part of a top-up's refund or dispute their wallet could no longer cover."""
+    return AccountRef(AccountKind.PLAYER_RECEIVABLE, player_id, asset)
+
+
 def escrow(round_id: str, asset: str) -> AccountRef:
     """A round's entry fees between the entry and the round's outcome. One account per round, which may never
     pay out more than it took in (the ledger's CHECK): a round's fees, pot prizes and refunds can only spend

@@ -28,6 +28,11 @@ class AccountKind(StrEnum):
     PROVIDER_EXTERNAL = "provider_external"
     # A round's entry fees between the entry and the round's outcome (fee split, pot prizes or refunds).
     ENTRY_ESCROW = "entry_escrow"
+    # What a payment provider collected from players' checkouts for us (a debit balance: the provider owes it),
+    # net of the refunds and disputes it paid back. Per provider and asset; distinct from `provider_external`.
+    PROVIDER_CLEARING = "provider_clearing"
+    # What a player owes the platform: a refund or dispute of a top-up their wallet could no longer cover.
+    PLAYER_RECEIVABLE = "player_receivable"
 
 
 class AccountFlags(IntFlag):
@@ -48,6 +53,8 @@ KIND_FLAGS: Final[Mapping[AccountKind, AccountFlags]] = {
     AccountKind.PROVIDER_EXTERNAL: AccountFlags.NONE,
     # Per round: what a round's outcome pays from it can never exceed what its accepted entries paid in.
     AccountKind.ENTRY_ESCROW: AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+    AccountKind.PROVIDER_CLEARING: AccountFlags.NONE,
+    AccountKind.PLAYER_RECEIVABLE: AccountFlags.NONE,
 }
 
 
@@ -65,6 +72,11 @@ class TransferKind(StrEnum):
     PAYOUT_SETTLE = "payout_settle"
     PAYOUT_RETURN = "payout_return"
     TOP_UP = "top_up"
+    # Player top-ups through a checkout provider (`application/topups.py`).
+    TOP_UP_CREDIT = "top_up_credit"  # provider clearing -> wallet, once per top-up
+    TOP_UP_DEBIT = "top_up_debit"  # wallet -> provider clearing: the part of a refund/dispute the wallet covers
+    TOP_UP_RECEIVABLE = "top_up_receivable"  # receivable -> provider clearing: the part it could not cover
+    TOP_UP_REINSTATE = "top_up_reinstate"  # provider clearing -> receivable, then wallet: a dispute won
 
 
 class TransferFlags(IntFlag):

@@ -1,4 +1,5 @@
-"""HTTP API: campaigns/pools (admin), wallets (player: own only; admin/ops: all), claims, holds (ops).
+"""HTTP API: campaigns/pools (admin), wallets (player: own only; admin/ops: all), top-ups (player), claims,
+holds (ops); in the dev profile with the sandbox provider, the sandbox's checkout page.
 
 Every route that writes runs its transaction through `RewardsApi.run`: a transaction that loses a deadlock or a
 serialization failure is run again, whole (bounded, with jitter); if it still loses, the answer is a 503 problem
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from litestar import Controller, Request, Response, Router, get, post, put
 from litestar.di import NamedDependency
@@ -24,13 +25,15 @@ from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.ids import Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ReviewHold, SubmitClaim
 from prizeflow_rewards.application.common import admin_correlation_id
-from prizeflow_rewards.application.ports import Ledger
+from prizeflow_rewards.application.ports import CheckoutRefusedError, Ledger
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
+from prizeflow_rewards.application.topups import CreateTopUpSession, VerifyTopUpSession, may_see, not_found
 from prizeflow_rewards.application.wallets import SetRiskFlag, TopUp
 from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.ledger import TransferKind
@@ -59,6 +62,10 @@ class RewardsApi:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     queries: RewardsQueries | None = None
     set_risk_flag: SetRiskFlag | None = None
+    create_top_up: CreateTopUpSession | None = None
+    verify_top_up: VerifyTopUpSession | None = None
+    # The sandbox checkout's page, served only in the dev profile with the sandbox provider.
+    sandbox: SandboxCheckout | None = None
 
     @property
     def read(self) -> RewardsQueries:
@@ -124,6 +131,22 @@ class TopUpIn(_Body):
     amount: PositiveMinorUnits
     provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     reference: Identifier
+
+
+_KEY_PATTERN = r"^[A-Za-z0-9:_\-]{1,128}$"
+
+
+class TopUpSessionIn(_Body):
+    asset: Annotated[str, Field(min_length=1, max_length=12, description="Asset code, e.g. USD")]
+    amount: Annotated[int, Field(strict=True, description="Minor units")]
+    provider: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None
+    idempotency_key: Annotated[
+        str | None, Field(pattern=_KEY_PATTERN, description="The same key returns the same session (or the header)")
+    ] = None
+
+
+class SandboxOutcomeIn(_Body):
+    outcome: Literal["paid", "expired"]
 
 
 class RiskFlagIn(_Body):
@@ -243,7 +266,11 @@ class WalletsController(Controller):
     async def balances(self, request: Request[Any, Any, Any], player_id: FromPath[str], api: Api) -> dict[str, Any]:
         own_or_staff(request, player_id)
         async with api.tx() as s:
-            return {"player_id": player_id, "balances": await api.read.wallet_balances(s, player_id)}
+            return {
+                "player_id": player_id,
+                "balances": await api.read.wallet_balances(s, player_id),
+                "receivables": await api.read.receivables(s, player_id),
+            }
 
     @get("/{player_id:str}/transactions")
     async def history(  # noqa: PLR0917 - Litestar injects query parameters by name
@@ -282,6 +309,99 @@ class WalletsController(Controller):
             }
 
         return await api.run(work)
+
+
+def request_key(header: str | None, body: str | None) -> str | None:
+    if header is not None and body is not None and header != body:
+        raise ProblemError(400, "idempotency_key_conflict", "the Idempotency-Key header and body field differ")
+    return header if header is not None else body
+
+
+class TopUpSessionsController(Controller):
+    """Player top-ups: a checkout session at the provider; the wallet is credited only on the provider's word."""
+
+    path = "/wallets/{player_id:str}/top-up-sessions"
+    tags = ["top-ups"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/", guards=[require_roles(Role.PLAYER)], status_code=HTTP_201_CREATED)
+    async def create(  # noqa: PLR0917 - Litestar injects parameters by name
+        self,
+        request: Request[Any, Any, Any],
+        player_id: FromPath[str],
+        data: JSONBody[TopUpSessionIn],
+        api: Api,
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", pattern=_KEY_PATTERN)] = None,
+        correlation_id: Annotated[
+            str | None, HeaderParameter(name="X-Correlation-Id", pattern=CORRELATION_ID_PATTERN)
+        ] = None,
+    ) -> dict[str, Any]:
+        p = principal(request)
+        if p.user_id != player_id:
+            raise ProblemError(403, "forbidden", "a player may only top up their own wallet")
+        create = api.create_top_up
+        assert create is not None, "the composition root wires it"
+        top_up, created = await create(
+            api.run,
+            p,
+            player_id=player_id,
+            asset=data.asset,
+            amount=data.amount,
+            provider=data.provider,
+            request_key=request_key(idempotency_key, data.idempotency_key),
+            correlation_id=correlation_id,
+        )
+        return {**top_up.view(), "created": created}
+
+    @get("/{top_up_id:str}")
+    async def show(
+        self, request: Request[Any, Any, Any], player_id: FromPath[str], top_up_id: FromPath[str], api: Api
+    ) -> dict[str, Any]:
+        own_or_staff(request, player_id)
+        async with api.tx() as s:
+            view = await api.read.top_up(s, top_up_id)
+        if view is None or view["player_id"] != player_id:
+            raise not_found(top_up_id)
+        return view
+
+    @post("/{top_up_id:str}/verify", status_code=HTTP_200_OK)
+    async def verify(
+        self, request: Request[Any, Any, Any], player_id: FromPath[str], top_up_id: FromPath[str], api: Api
+    ) -> dict[str, Any]:
+        own_or_staff(request, player_id)
+        verify = api.verify_top_up
+        assert verify is not None, "the composition root wires it"
+        top_up = await verify(api.run, principal(request), player_id=player_id, top_up_id=top_up_id)
+        async with api.tx() as s:
+            return await api.read.top_up(s, top_up.id) or top_up.view()
+
+
+class SandboxCheckoutController(Controller):
+    """The sandbox provider's checkout page (dev profile only): the payer pays, or lets the session expire; the
+    top-up is then verified, as a player coming back from a real checkout would."""
+
+    path = "/sandbox/checkout"
+    tags = ["top-ups"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/{session_ref:str}/complete", status_code=HTTP_200_OK)
+    async def complete(
+        self, request: Request[Any, Any, Any], session_ref: FromPath[str], data: JSONBody[SandboxOutcomeIn], api: Api
+    ) -> dict[str, Any]:
+        sandbox, verify = api.sandbox, api.verify_top_up
+        assert sandbox is not None, "the composition root wires it in the dev profile"
+        assert verify is not None
+        p = principal(request)
+        try:
+            session = await sandbox.retrieve_session(session_ref)
+        except CheckoutRefusedError as err:
+            raise not_found(session_ref) from err
+        async with api.tx() as s:
+            top_up = await api.read.top_up_entity(s, session.top_up_id or "")
+        if top_up is None or not may_see(p, top_up):
+            raise not_found(session_ref)
+        await sandbox.complete(session_ref, data.outcome)
+        done = await verify(api.run, p, player_id=top_up.player_id, top_up_id=top_up.id)
+        async with api.tx() as s:
+            return await api.read.top_up(s, done.id) or done.view()
 
 
 class PlayersController(Controller):
@@ -402,15 +522,18 @@ def contended(request: Request[Any, Any, Any], exc: TransactionContendedError) -
     return response
 
 
-def router() -> Router:
+def router(*, sandbox: bool = False) -> Router:
     """The controllers, with the handler that turns a transaction still contended after its retries into a
-    503 problem with Retry-After (the app's catch-all would make it a 500)."""
-    return Router(path="/", route_handlers=CONTROLLERS, exception_handlers={TransactionContendedError: contended})
+    503 problem with Retry-After (the app's catch-all would make it a 500). `sandbox`: the sandbox checkout page
+    too (the dev profile's sandbox provider only)."""
+    handlers = [*CONTROLLERS, SandboxCheckoutController] if sandbox else CONTROLLERS
+    return Router(path="/", route_handlers=handlers, exception_handlers={TransactionContendedError: contended})
 
 
 CONTROLLERS = [
     CampaignsController,
     WalletsController,
+    TopUpSessionsController,
     PlayersController,
     ClaimsController,
     PayoutRoutesController,

@@ -18,6 +18,7 @@ from prizeflow_contracts.events.game import PaidVia, PrizeSource
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
 from prizeflow_rewards.application.claims import SettlePayout
 from prizeflow_rewards.application.rounds import RoundMoney
+from prizeflow_rewards.application.topups import ApplyPaymentEvents
 from prizeflow_runtime.logging import log_context
 
 
@@ -81,3 +82,16 @@ class PayoutEventsHandler:
         for env in envelopes:
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
                 await self.settle.handle(session, env)
+
+
+@dataclass
+class PaymentEventsHandler:
+    """prizeflow.webhooks.provider-events.v1: top-up payments, refunds and disputes (payouts' events ignored)."""
+
+    apply: ApplyPaymentEvents
+
+    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        await self.apply.prepare(session, envelopes)
+        for env in envelopes:
+            with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
+                await self.apply.handle(session, env)

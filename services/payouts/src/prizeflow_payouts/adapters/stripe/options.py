@@ -34,6 +34,8 @@ class _Options(BaseModel):
     rail: str | None = None  # only with `type: fiat_provider`; checked by the factory
     mode: StripeMode = StripeMode.TRANSFER
     api_base: str = STRIPE_API
+    # The NAME of a variable holding api_base: a local stack or test gives its Stripe emulator's address there.
+    api_base_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
     timeout_s: float = Field(default=8.0, gt=0, le=60)
     max_network_retries: int = Field(default=2, ge=0, le=5)
     statement_descriptor: str | None = Field(default=None, min_length=1, max_length=22, pattern=r"^[A-Za-z0-9 .\-]+$")
@@ -111,6 +113,16 @@ def _validated(spec: ProviderSpec, context: ProviderContext, where: str) -> _Opt
             f"{where}: timeout_s ({opts.timeout_s}) must be below PAYOUTS_PROVIDER_TIMEOUT_MS "
             f"({context.provider_timeout_s}s): a call the worker gave up on would still be running"
         )
+    if opts.api_base_env is not None:
+        if "api_base" in spec.options:
+            raise ProviderConfigError(f"{where}: give api_base or api_base_env, not both")
+        value = context.env.get(opts.api_base_env)
+        if not value:
+            raise ProviderConfigError(f"{where}: api_base_env names {opts.api_base_env}, which is not set")
+        try:
+            opts = opts.model_copy(update={"api_base": _Options._api_base(value)})
+        except ValueError as err:
+            raise ProviderConfigError(f"{where}: {opts.api_base_env}: {err}") from None
     parts = urlsplit(opts.api_base)
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK and "." in (parts.hostname or ""):
         raise ProviderConfigError(f"{where}: api_base must use https outside loopback or a local service name")

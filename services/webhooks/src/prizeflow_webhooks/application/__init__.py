@@ -1,0 +1,1 @@
+"""Use cases: `ReceiveWebhook` (verify, confirm, store, publish) and `RepublishDelivery` (operators, audited)."""

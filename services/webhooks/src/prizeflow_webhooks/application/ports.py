@@ -1,0 +1,120 @@
+"""Ports the use cases need; adapters implement them (PostgreSQL and the Stripe API in production, in-memory
+fakes in unit tests)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from prizeflow_contracts.envelope import StagedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One accepted callback as it is stored: never its headers (only the verified signature timestamp)."""
+
+    provider: str
+    provider_type: str
+    provider_event_id: str
+    kind: str
+    outcome: str  # published | ignored
+    ignored_reason: str | None
+    event_type: str | None
+    event_json: str | None  # the CloudEvent published (None when ignored)
+    published_event_id: uuid.UUID | None
+    correlation_id: str
+    correlation_generated: bool
+    confirmed: bool
+    body: bytes
+    body_sha256: str
+    signature_timestamp: int
+    received_at: datetime
+
+
+class DeliveryWriter(Protocol):
+    """Stores deliveries, deduplicated by (provider, provider event id), each with its event staged in the
+    outbox in the same transaction."""
+
+    async def write(self, delivery: NewDelivery, event: StagedEvent | None) -> bool:
+        """True once the delivery (and its event) committed; False if (provider, provider event id) was already
+        stored (nothing written). Returns only after the commit."""
+        ...
+
+    async def seen(self, provider: str, provider_event_id: str) -> bool:
+        """Whether that delivery is stored already (a cheap check before asking the provider about it)."""
+        ...
+
+
+class ProviderUnavailableError(Exception):
+    """The provider could not be asked (network, timeout, 5xx, rate limit): the caller answers 503 and the
+    provider delivers again later. Carries no response text (it may hold provider data)."""
+
+
+class EventConfirmer(Protocol):
+    """Asks the provider itself about an event it says it sent (a leaked webhook secret alone cannot forge one)."""
+
+    async def fetch_event(self, event_id: str, *, account: str | None) -> Mapping[str, Any] | None:
+        """The provider's event, or None if it has no such event. Raises ProviderUnavailableError."""
+        ...
+
+    async def fetch_payment_intent(self, payment_intent_id: str, *, account: str | None) -> Mapping[str, Any] | None:
+        """A payment intent (for its metadata), or None if it has none by that id. Raises ProviderUnavailableError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    id: int
+    provider: str
+    provider_event_id: str
+    outcome: str
+    event_json: str | None
+    correlation_id: str
+    republished: int
+
+
+class DeliveryTx(Protocol):
+    """One transaction over the stored deliveries (an operator's action): read, change, stage events."""
+
+    async def lock(self, delivery_id: int) -> StoredDelivery | None: ...
+
+    async def mark_republished(self, delivery_id: int, *, at: datetime) -> None: ...
+
+    async def add_events(self, events: Sequence[StagedEvent]) -> None: ...
+
+
+class DeliveryStoreFactory(Protocol):
+    def __call__(self) -> AbstractAsyncContextManager[DeliveryTx]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class DeliveryQueries(Protocol):
+    """Read side for operators. Lists never carry bodies; `get` does (provider data, never a secret)."""
+
+    async def list_deliveries(
+        self, *, provider: str | None, outcome: str | None, before_id: int | None, limit: int
+    ) -> DeliveryPage: ...
+
+    async def get_delivery(self, delivery_id: int) -> dict[str, Any] | None: ...
+
+
+__all__ = [
+    "DeliveryPage",
+    "DeliveryQueries",
+    "DeliveryStoreFactory",
+    "DeliveryTx",
+    "DeliveryWriter",
+    "EventConfirmer",
+    "NewDelivery",
+    "ProviderUnavailableError",
+    "StoredDelivery",
+]

@@ -1,0 +1,260 @@
+"""`ReceiveWebhook`: one provider callback, verified, confirmed, stored, then published (ADR 0006).
+
+Order matters and is the point: the signature is checked before anything else reads the body; the event is
+fetched back from a provider that offers it before it is believed; only then is it stored, deduplicated by
+(provider, provider event id), with its Prizeflow event staged in the outbox in the same transaction; the
+caller answers 2xx only once that committed. A refusal stores nothing and publishes nothing, so it never takes
+the dedup key a genuine delivery of that event needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic_core import from_json
+
+from prizeflow_contracts.envelope import StagedEvent, stage_event
+from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.webhook_signatures import SignatureRefused, verify
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_webhooks.application.metrics import WebhooksMetrics
+from prizeflow_webhooks.application.ports import DeliveryWriter, EventConfirmer, NewDelivery, ProviderUnavailableError
+from prizeflow_webhooks.domain import prizeflow_events, stripe_events
+from prizeflow_webhooks.domain.deliveries import (
+    UNKNOWN_PROVIDER_LABEL,
+    DeliveryOutcome,
+    IngressProvider,
+    NormalizationError,
+    Normalized,
+    RefusalReason,
+)
+
+log = logging.getLogger(__name__)
+
+_KIND: Final[Mapping[RefusalReason, ErrorKind]] = {
+    RefusalReason.UNKNOWN_PROVIDER: ErrorKind.NOT_FOUND,
+    RefusalReason.BODY_TOO_LARGE: ErrorKind.TOO_LARGE,
+    RefusalReason.INVALID_PAYLOAD: ErrorKind.INVALID,
+    RefusalReason.PROVIDER_UNAVAILABLE: ErrorKind.UNAVAILABLE,
+}
+
+
+class WebhookRefusedError(UseCaseError):
+    """A refused request: `code` is the reason (also the metric label); nothing was stored or published."""
+
+    def __init__(self, reason: RefusalReason, detail: str) -> None:
+        super().__init__(_KIND.get(reason, ErrorKind.BAD_REQUEST), reason.value, detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    outcome: DeliveryOutcome
+    provider_event_id: str
+    event_id: uuid.UUID | None  # the published event's id (accepted only)
+
+
+def new_correlation_id() -> str:
+    return f"wh-{uuid.uuid4().hex}"
+
+
+class ReceiveWebhook:
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, IngressProvider],
+        writer: DeliveryWriter,
+        metrics: WebhooksMetrics,
+        source: str,
+        confirmers: Mapping[str, EventConfirmer] | None = None,
+        clock: Callable[[], float] = time.time,
+        correlation_ids: Callable[[], str] = new_correlation_id,
+    ) -> None:
+        self.providers = providers
+        self.writer = writer
+        self.metrics = metrics
+        self.source = source
+        self.confirmers = confirmers or {}
+        self.clock = clock
+        self.correlation_ids = correlation_ids
+        # The labelled counters of the hot path, looked up once (`labels()` costs more than verifying a MAC).
+        self._outcomes = {
+            (p.name, o): metrics.deliveries.labels(p.name, o.value) for p in providers.values() for o in DeliveryOutcome
+        }
+        missing = [p.name for p in providers.values() if p.confirms and p.name not in self.confirmers]
+        if missing:
+            raise ValueError(f"providers {missing} confirm events but have no confirmer")
+
+    def provider(self, name: str) -> IngressProvider:
+        """The configured provider called `name`, else refused (`unknown_provider`, label `unknown`)."""
+        found = self.providers.get(name)
+        if found is None:
+            raise self.refuse(None, RefusalReason.UNKNOWN_PROVIDER, "no provider by that name receives webhooks here")
+        return found
+
+    def refuse(self, provider: IngressProvider | None, reason: RefusalReason, detail: str) -> WebhookRefusedError:
+        """Count a refusal and return its error (to raise). Logged with the reason only, never the body."""
+        label = provider.name if provider is not None else UNKNOWN_PROVIDER_LABEL
+        self.metrics.refused.labels(label, reason.value).inc()
+        log.info("webhook refused", extra={"provider": label, "reason": reason.value})
+        return WebhookRefusedError(reason, detail)
+
+    async def __call__(self, provider: IngressProvider, signature: str | None, body: bytes) -> Receipt:
+        now = self.clock()
+        try:
+            timestamp = verify(
+                {provider.scheme.header: signature} if signature is not None else {},
+                body,
+                header_name=provider.scheme.header,
+                secrets=provider.secrets,
+                now=now,
+                tolerance_s=provider.tolerance_s,
+            )
+        except SignatureRefused as err:
+            raise self.refuse(provider, RefusalReason(err.reason.value), err.detail) from None
+        try:
+            doc = from_json(body)
+        except ValueError:
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body is not a JSON document") from None
+        if not isinstance(doc, dict):
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body must be a JSON object")
+        digest = hashlib.sha256(body).hexdigest()
+        received_at = datetime.fromtimestamp(now, UTC)
+        confirmed = False
+        try:
+            if provider.type is ProviderType.STRIPE:
+                confirmer = self.confirmers.get(provider.name)
+                if confirmer is not None:
+                    confirmed_doc = await self._confirm_stripe(provider, confirmer, doc)
+                    if confirmed_doc is None:
+                        return self._count(provider, Receipt(DeliveryOutcome.DUPLICATE, str(doc["id"]), None))
+                    doc, payment_intent = confirmed_doc
+                    confirmed = True
+                else:
+                    payment_intent = None
+                normalized = stripe_events.normalize(
+                    doc, provider=provider.type, digest=digest, received_at=received_at, payment_intent=payment_intent
+                )
+            else:
+                normalized = prizeflow_events.normalize(
+                    doc, provider=provider.type, digest=digest, received_at=received_at
+                )
+        except NormalizationError as err:
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
+        return await self._store(
+            provider,
+            normalized,
+            body=body,
+            digest=digest,
+            timestamp=timestamp,
+            received_at=received_at,
+            confirmed=confirmed,
+        )
+
+    async def _confirm_stripe(
+        self, provider: IngressProvider, confirmer: EventConfirmer, doc: dict[str, Any]
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any] | None] | None:
+        """The event as the provider itself has it (and the payment intent a refund or dispute names), or None
+        when the delivery is stored already (no need to ask again)."""
+        ref = stripe_events.event_ref(doc)
+        if await self.writer.seen(provider.name, ref.event_id):
+            return None
+        fetched = await self._ask(provider, confirmer.fetch_event(ref.event_id, account=ref.account))
+        if fetched is None:
+            self.metrics.confirmations.labels(provider.name, "not_found").inc()
+            raise self.refuse(provider, RefusalReason.EVENT_NOT_CONFIRMED, f"the provider has no event {ref.event_id}")
+        try:
+            got = stripe_events.event_ref(fetched)
+        except NormalizationError:
+            got = None
+        if got is None or (got.event_id, got.kind, got.object_id) != (ref.event_id, ref.kind, ref.object_id):
+            self.metrics.confirmations.labels(provider.name, "mismatch").inc()
+            raise self.refuse(
+                provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider's event differs in type or object"
+            )
+        payment_intent = None
+        if (pi := stripe_events.payment_intent_of(fetched)) is not None:
+            payment_intent = await self._ask(provider, confirmer.fetch_payment_intent(pi, account=got.account))
+            if payment_intent is None:
+                self.metrics.confirmations.labels(provider.name, "not_found").inc()
+                raise self.refuse(provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider has no such payment")
+        self.metrics.confirmations.labels(provider.name, "confirmed").inc()
+        return fetched, payment_intent
+
+    async def _ask(self, provider: IngressProvider, call: Any) -> Mapping[str, Any] | None:
+        try:
+            result: Mapping[str, Any] | None = await call
+        except ProviderUnavailableError:
+            self.metrics.confirmations.labels(provider.name, "unavailable").inc()
+            raise self.refuse(
+                provider, RefusalReason.PROVIDER_UNAVAILABLE, "the provider could not confirm the event; retry later"
+            ) from None
+        return result
+
+    async def _store(
+        self,
+        provider: IngressProvider,
+        normalized: Normalized,
+        *,
+        body: bytes,
+        digest: str,
+        timestamp: int,
+        received_at: datetime,
+        confirmed: bool,
+    ) -> Receipt:
+        correlation = normalized.correlation_id
+        generated = correlation is None
+        if correlation is None:
+            correlation = self.correlation_ids()
+        staged: StagedEvent | None = None
+        if normalized.event is not None:
+            staged = stage_event(
+                normalized.event,
+                source=self.source,
+                correlation_id=correlation,
+                subject=normalized.provider_event_id,
+                time=received_at,
+            )
+        delivery = NewDelivery(
+            provider=provider.name,
+            provider_type=provider.type.value,
+            provider_event_id=normalized.provider_event_id,
+            kind=normalized.kind,
+            outcome="published" if staged is not None else "ignored",
+            ignored_reason=normalized.ignored.value if normalized.ignored is not None else None,
+            event_type=staged.type if staged is not None else None,
+            event_json=staged.payload.decode() if staged is not None else None,
+            published_event_id=staged.id if staged is not None else None,
+            correlation_id=correlation,
+            correlation_generated=generated,
+            confirmed=confirmed,
+            body=body,
+            body_sha256=digest,
+            signature_timestamp=timestamp,
+            received_at=received_at,
+        )
+        stored = await self.writer.write(delivery, staged)
+        if not stored:
+            outcome = DeliveryOutcome.DUPLICATE
+        elif staged is None:
+            outcome = DeliveryOutcome.IGNORED
+        else:
+            outcome = DeliveryOutcome.ACCEPTED
+        if stored and generated:
+            self.metrics.correlation_generated.labels(provider.name).inc()
+        event_id = staged.id if stored and staged is not None else None
+        return self._count(provider, Receipt(outcome, normalized.provider_event_id, event_id))
+
+    def _count(self, provider: IngressProvider, receipt: Receipt) -> Receipt:
+        self._outcomes[(provider.name, receipt.outcome)].inc()
+        return receipt
+
+
+__all__ = ["Receipt", "ReceiveWebhook", "WebhookRefusedError", "new_correlation_id"]

@@ -1,0 +1,65 @@
+"""The composition root: everything the webhooks process runs, built from its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from prizeflow_contracts.topics import AUDIT, WEBHOOK_PROVIDER_EVENTS
+from prizeflow_runtime.service import ServiceRuntime
+from prizeflow_runtime.settings import Profile
+from prizeflow_webhooks.adapters.config import WebhooksConfig, load_config
+from prizeflow_webhooks.adapters.deliveries_pg import PgDeliveryWriter, SqlDeliveryQueries, sql_store_factory
+from prizeflow_webhooks.adapters.stripe_api import StripeEventConfirmer
+from prizeflow_webhooks.application.metrics import WebhooksMetrics
+from prizeflow_webhooks.application.ports import EventConfirmer
+from prizeflow_webhooks.application.receive import ReceiveWebhook
+from prizeflow_webhooks.application.republish import RepublishDelivery
+from prizeflow_webhooks.entrypoints.http import DeliveriesController
+from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
+from prizeflow_webhooks.settings import WebhooksSettings
+
+
+def build(
+    settings: WebhooksSettings,
+    *,
+    env: Mapping[str, str] | None = None,
+    confirmers: Mapping[str, EventConfirmer] | None = None,
+) -> WebhookIngress:
+    """The ingress in front of the service's Litestar app. `env` (secrets) defaults to the process environment;
+    `confirmers` default to the Stripe API for every provider configured with `confirm`."""
+    config: WebhooksConfig = load_config(
+        settings.webhooks_providers_file, dev=settings.prizeflow_profile is Profile.DEV, env=env
+    )
+    rt = ServiceRuntime(settings)
+    metrics = WebhooksMetrics.create(rt.registry, config.providers, settings.service_name)
+    writer = PgDeliveryWriter(
+        rt.engine,
+        max_batch=settings.webhooks_write_batch_max,
+        concurrency=settings.webhooks_write_concurrency,
+        metrics=metrics,
+    )
+    if confirmers is None:
+        confirmers = {name: StripeEventConfirmer(c) for name, c in config.confirm.items()}
+    receive = ReceiveWebhook(
+        providers=config.providers, writer=writer, metrics=metrics, source=settings.source, confirmers=confirmers
+    )
+    republish = RepublishDelivery(
+        stores=sql_store_factory(rt.engine), source=settings.source, service=settings.service_name, metrics=metrics
+    )
+    queries = SqlDeliveryQueries(rt.engine)
+    rt.produces([WEBHOOK_PROVIDER_EVENTS.name, AUDIT.name])
+    app: Litestar = rt.http_app(
+        [DeliveriesController],
+        dependencies={
+            "queries": Provide(lambda: queries, sync_to_thread=False),
+            "republish_delivery": Provide(lambda: republish, sync_to_thread=False),
+        },
+    )
+    app.on_shutdown.insert(0, writer.stop)
+    return WebhookIngress(app, receive)
+
+
+__all__ = ["build"]

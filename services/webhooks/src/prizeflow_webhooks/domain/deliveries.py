@@ -1,0 +1,114 @@
+"""What the ingress knows about a provider, why it refuses a request, and what an accepted callback becomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
+from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.webhook_signatures import (
+    PRIZEFLOW_SIGNATURE_HEADER,
+    STRIPE_SIGNATURE_HEADER,
+    SignatureFailure,
+)
+
+UNKNOWN_PROVIDER_LABEL: Final = "unknown"  # the metric label of a provider name nobody configured
+
+
+class Scheme(StrEnum):
+    """How a provider signs its callbacks (both: HMAC-SHA256 over `<t>.<body>`, see webhook_signatures)."""
+
+    STRIPE_SIGNATURE = "stripe_signature"
+    PRIZEFLOW_SIGNATURE = "prizeflow_signature"
+
+    @property
+    def header(self) -> str:
+        return STRIPE_SIGNATURE_HEADER if self is Scheme.STRIPE_SIGNATURE else PRIZEFLOW_SIGNATURE_HEADER
+
+
+class RefusalReason(StrEnum):
+    """Why a request was refused: a stable problem-details code and the `reason` metric label (bounded)."""
+
+    SIGNATURE_MISSING = SignatureFailure.MISSING.value
+    SIGNATURE_MALFORMED = SignatureFailure.MALFORMED.value
+    SIGNATURE_MISMATCH = SignatureFailure.MISMATCH.value
+    TIMESTAMP_STALE = SignatureFailure.STALE.value
+    TIMESTAMP_FUTURE = SignatureFailure.FUTURE.value
+    BODY_TOO_LARGE = "body_too_large"
+    UNKNOWN_PROVIDER = "unknown_provider"
+    MALFORMED_JSON = "malformed_json"
+    INVALID_PAYLOAD = "invalid_payload"
+    EVENT_NOT_CONFIRMED = "event_not_confirmed"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+
+
+class DeliveryOutcome(StrEnum):
+    """What an accepted request came to; the HTTP answer says it, the `outcome` metric label counts it."""
+
+    ACCEPTED = "accepted"  # stored, its event staged in the outbox in the same transaction
+    DUPLICATE = "duplicate"  # (provider, provider event id) was already stored: nothing new
+    IGNORED = "ignored"  # stored, a kind Prizeflow does not act on: nothing published
+
+
+class IgnoredReason(StrEnum):
+    KIND_NOT_HANDLED = "kind_not_handled"
+    PAYMENT_PENDING = "payment_pending"  # checkout completed, money not there yet (async payment methods)
+    NO_PAYMENT = "no_payment"  # checkout completed with nothing to pay
+    REFUND_NOT_PROCEEDING = "refund_not_proceeding"  # a refund created failed or canceled
+
+
+@dataclass(frozen=True, slots=True)
+class IngressProvider:
+    """One configured provider: the name in the URL, its type (the events' `provider`), its scheme and the
+    secrets it may sign with (several during a rotation; values, kept out of reprs)."""
+
+    name: str
+    type: ProviderType
+    scheme: Scheme
+    secrets: tuple[str, ...] = field(repr=False)
+    tolerance_s: int = 300
+    max_body_bytes: int = 65_536
+    confirms: bool = False  # events are fetched back from the provider before they are published
+
+    def __post_init__(self) -> None:
+        if not self.secrets:
+            raise ValueError(f"provider {self.name}: at least one secret")
+
+
+NormalizedEvent = ProviderEventReceived | PaymentEventReceived
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A verified callback, normalized: the provider's event id and kind, the flow's correlation id when the
+    provider echoed it, and the Prizeflow event to publish (None: ignored, with why)."""
+
+    provider_event_id: str
+    kind: str
+    correlation_id: str | None
+    event: NormalizedEvent | None
+    ignored: IgnoredReason | None = None
+
+    def __post_init__(self) -> None:
+        if (self.event is None) == (self.ignored is None):
+            raise ValueError("a normalized callback is either an event or ignored (with a reason)")
+
+
+class NormalizationError(ValueError):
+    """The callback is well signed but cannot be read as the provider's event (a bug on either side): refused
+    with `invalid_payload`, never stored, so a corrected delivery can still take its dedup key."""
+
+
+__all__ = [
+    "UNKNOWN_PROVIDER_LABEL",
+    "DeliveryOutcome",
+    "IgnoredReason",
+    "IngressProvider",
+    "NormalizationError",
+    "Normalized",
+    "NormalizedEvent",
+    "RefusalReason",
+    "Scheme",
+]

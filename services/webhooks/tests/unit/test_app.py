@@ -1,0 +1,54 @@
+"""The service builds from its settings without touching the network; a bad providers file stops it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+
+from prizeflow_webhooks.adapters.config import ProvidersConfigError
+from prizeflow_webhooks.bootstrap import build
+from prizeflow_webhooks.settings import WebhooksSettings
+
+LOCAL = Path(__file__).parents[4] / "deploy" / "local" / "webhooks.yaml"
+ENV = {
+    "WEBHOOK_SECRET_SANDBOX": "sandbox-secret-0123456789",
+    "STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
+    "STRIPE_API_KEY": "sk_test_0123456789abcdef",
+    "STRIPE_API_URL": "http://127.0.0.1:12111",
+}
+
+
+def settings(path: Path) -> WebhooksSettings:
+    return WebhooksSettings(
+        kafka_bootstrap_servers="127.0.0.1:1",
+        database_url="postgresql://x@127.0.0.1:1/x",
+        webhooks_providers_file=path,
+        prizeflow_profile="dev",
+    )
+
+
+def test_the_app_builds_and_documents_the_operators_api() -> None:
+    ingress = build(settings(LOCAL), env=ENV)
+    assert isinstance(ingress.app, Litestar)
+    paths = set(ingress.app.openapi_schema.paths or {})
+    assert {
+        "/admin/deliveries",
+        "/admin/deliveries/{delivery_id}",
+        "/admin/deliveries/{delivery_id}/republish",
+    } <= paths
+    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe"}
+    assert set(ingress.receive_webhook.confirmers) == {"stripe"}
+
+
+def test_a_missing_secret_stops_the_build_naming_the_variable() -> None:
+    with pytest.raises(ProvidersConfigError, match="STRIPE_WEBHOOK_SECRET"):
+        build(settings(LOCAL), env={k: v for k, v in ENV.items() if k != "STRIPE_WEBHOOK_SECRET"})
+
+
+def test_the_providers_file_setting_is_required() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="webhooks_providers_file"):
+        WebhooksSettings(prizeflow_profile="dev")
