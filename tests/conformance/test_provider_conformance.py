@@ -214,7 +214,8 @@ async def stale_webhook(kit: Kit) -> None:
     async def probe() -> dict[str, str]:
         return await kit.provider_events([older])
 
-    assert await eventually(probe, lambda r: older in r, timeout=20) == {older: "stale"}
+    # Stale (an older status), or no status at all (the ingress leaves out what says nothing new).
+    assert (await eventually(probe, lambda r: older in r, timeout=20))[older] in ("stale", "no_status")
     assert await kit.state(key) == "paid"
     assert names(await kit.events(key)) == names(before)
     await paid_once(kit, key)

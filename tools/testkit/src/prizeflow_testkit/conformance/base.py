@@ -31,6 +31,7 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     RewardPayoutProvider,
+    WebhookEvent,
 )
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.bootstrap import Payouts
@@ -276,6 +277,25 @@ def provider_event(
     )
 
 
+def as_ingress_publishes(
+    normalized: ProviderEventReceived | None, parsed: WebhookEvent, *, correlation_id: str | None = None
+) -> Envelope[ProviderEventReceived]:
+    """The webhooks ingress's own normalization of a delivery, published as it publishes it; checked against the
+    provider's `parse_webhook` of the same signed delivery (the two readings of one event must agree)."""
+    assert normalized is not None, f"the ingress ignores {parsed.kind}: no event to publish"
+    agree = ("provider", "provider_event_id", "idempotency_key", "kind", "verified", "payload_digest")
+    assert {k: getattr(normalized, k) for k in agree} == {k: getattr(parsed, k) for k in agree}
+    assert normalized.provider_payout_ref == parsed.provider_payout_ref
+    if normalized.status is not None:  # the ingress leaves a status out where it says nothing new
+        assert normalized.status is parsed.status, (normalized.status, parsed.status)
+        assert normalized.error_code == (parsed.error.code if parsed.error else None)
+    return new_event(
+        normalized,
+        source=WEBHOOK_SOURCE,
+        correlation_id=correlation_id or f"wh-{normalized.idempotency_key or normalized.provider_payout_ref}",
+    )
+
+
 def retryable(codes: Sequence[PayoutErrorCode]) -> tuple[PayoutErrorCode, ...]:
     return tuple(c for c in codes if PAYOUT_ERROR_RETRYABLE[c])
 
@@ -402,6 +422,7 @@ __all__ = [
     "LogCapture",
     "ProviderHarness",
     "Scenario",
+    "as_ingress_publishes",
     "provider_event",
     "rendered",
     "retryable",

@@ -10,6 +10,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Final
 
 import yaml
@@ -26,12 +27,13 @@ from prizeflow_testkit.conformance.base import (
     KitEnv,
     ProviderHarness,
     Scenario,
-    provider_event,
+    as_ingress_publishes,
     retryable,
     terminal,
 )
 from prizeflow_testkit.db import fetch
 from prizeflow_testkit.payouts import running, settings_for
+from prizeflow_webhooks.domain.prizeflow_events import normalize
 
 SECRET_ENV: Final = "PAYOUTS_KIT_SANDBOX_WEBHOOK_SECRET"  # noqa: S105 - the NAME of a variable
 OUTAGE_SCENARIO: Final = "kit_outage"
@@ -133,29 +135,23 @@ class SandboxHarness(ProviderHarness):
                     rows[0]["asset"],
                     rows[0]["amount"],
                 )
-        body = json.dumps(
-            {
-                "event_id": event_id,
-                "kind": f"payout.{status.value}",
-                "idempotency_key": key,
-                "status": status.value,
-                "error_code": error_code.value if error_code else None,
-            }
-        ).encode()
-        # What the ingress does with a delivery: verify the signature and normalize, with the provider's own
-        # parser, then publish the normalized view (never the body).
+        # The Prizeflow webhook format (the ingress's `Prizeflow-Signature` scheme), which the sandbox's own
+        # `x-sandbox-signature` deliveries share.
+        doc = {
+            "event_id": event_id,
+            "kind": f"payout.{status.value}",
+            "subject": "payout",
+            "idempotency_key": key,
+            "status": status.value,
+            "error_code": error_code.value if error_code else None,
+        }
+        body = json.dumps(doc).encode()
         parsed = await kit.provider.parse_webhook({SIGNATURE_HEADER: sign_webhook(self.webhook_secret, body)}, body)
-        return provider_event(
-            provider=parsed.provider,
-            event_id=parsed.provider_event_id,
-            key=parsed.idempotency_key,
-            provider_ref=parsed.provider_payout_ref,
-            status=parsed.status,
-            kind=parsed.kind,
-            error_code=parsed.error.code if parsed.error else None,
-            verified=parsed.verified,
-            body=body,
+        ingress = normalize(
+            doc, provider=self.provider_type, digest=hashlib.sha256(body).hexdigest(), received_at=datetime.now(UTC)
         )
+        assert isinstance(ingress.event, ProviderEventReceived | None)
+        return as_ingress_publishes(ingress.event, parsed)
 
     async def payments(self, kit: Kit, key: str) -> int:
         rows = await fetch(kit.db, f"SELECT count(*) AS n FROM {SCHEMA}.transfers WHERE idempotency_key = $1", key)

@@ -10,11 +10,13 @@ payout that were not reversed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import yaml
@@ -25,10 +27,19 @@ from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.webhook_signatures import STRIPE_SIGNATURE_HEADER, signature_header
 from prizeflow_payouts.adapters.stripe.classify import PAYOUT_FAILURE_CODES
-from prizeflow_testkit.conformance.base import Behaviour, Claims, Kit, KitEnv, ProviderHarness, Scenario, provider_event
+from prizeflow_testkit.conformance.base import (
+    Behaviour,
+    Claims,
+    Kit,
+    KitEnv,
+    ProviderHarness,
+    Scenario,
+    as_ingress_publishes,
+)
 from prizeflow_testkit.payouts import running, settings_for
 from prizeflow_testkit.stripe import StripeAdmin, stripe_emulator
 from prizeflow_testkit.stripe_payouts import stripe_provider_doc
+from prizeflow_webhooks.domain.stripe_events import normalize
 
 API_KEY_ENV: Final = "PAYOUTS_KIT_STRIPE_API_KEY"
 WEBHOOK_SECRET_ENV: Final = "PAYOUTS_KIT_STRIPE_WEBHOOK_SECRET"  # noqa: S105 - the NAME of a variable
@@ -156,17 +167,11 @@ class StripeHarness(ProviderHarness):
         body = json.dumps(event).encode()
         header = signature_header(self.webhook_secret, int(time.time()), body)
         parsed = await kit.provider.parse_webhook({STRIPE_SIGNATURE_HEADER: header}, body)
-        return provider_event(
-            provider=parsed.provider,
-            event_id=parsed.provider_event_id,
-            key=parsed.idempotency_key,
-            provider_ref=parsed.provider_payout_ref,
-            status=parsed.status,
-            kind=parsed.kind,
-            error_code=parsed.error.code if parsed.error else None,
-            verified=parsed.verified,
-            body=body,
+        ingress = normalize(
+            event, provider=self.provider_type, digest=hashlib.sha256(body).hexdigest(), received_at=datetime.now(UTC)
         )
+        assert isinstance(ingress.event, ProviderEventReceived | None)
+        return as_ingress_publishes(ingress.event, parsed)
 
     async def _events(self, kind: str, payout_ref: str) -> list[dict[str, Any]]:
         return [e for e in await self.admin.events(kind) if e["data"]["object"]["id"] == payout_ref]
