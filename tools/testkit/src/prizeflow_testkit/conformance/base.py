@@ -382,20 +382,15 @@ class ProviderHarness(ABC):
         return ()
 
 
-@dataclass
 class LogCapture(logging.Handler):
     """Every log record of a kit module, from start-up on, at DEBUG (the secrets scenario reads them)."""
 
-    records: list[logging.LogRecord] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        logging.Handler.__init__(self, logging.DEBUG)
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
-
-    def __hash__(self) -> int:
-        return id(self)
 
 
 def rendered(records: Sequence[logging.LogRecord]) -> str:
