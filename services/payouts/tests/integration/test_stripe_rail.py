@@ -218,7 +218,7 @@ async def test_a_transfer_is_not_cancellable(emulator: StripeEmulator, admin: St
         ref = (await p.create_payout(instr)).provider_ref
         with pytest.raises(PayoutProviderError) as info:
             await p.cancel(lookup(instr, ref))
-        assert info.value.code is C.NOT_CANCELLABLE
+        assert info.value.code is C.UNSUPPORTED_OPERATION  # supports_cancel is false: never, not "too late"
         assert await admin.requests(method="POST", path=f"/v1/transfers/{ref}/reversals") == []
     finally:
         await p.close()

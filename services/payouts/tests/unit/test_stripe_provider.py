@@ -340,7 +340,7 @@ async def test_a_transfer_cannot_be_cancelled_and_a_full_reversal_is_a_return() 
     paid = await p.create_payout(instr)
     with pytest.raises(PayoutProviderError) as info:
         await p.cancel(lookup(instr, paid.provider_ref))
-    assert info.value.code is C.NOT_CANCELLABLE
+    assert info.value.code is C.UNSUPPORTED_OPERATION  # never, in this mode (supports_cancel is false)
     assert fake.reversals == []  # a reversal is not a cancel
     fake.transfers[str(paid.provider_ref)].update(reversed=True, amount_reversed=1_000)
     assert (await p.sync_status(lookup(instr, paid.provider_ref))).status is P.RETURNED

@@ -174,8 +174,9 @@ class _MemoryRepository:
     ) -> Payout | None:
         for r in self.b.rows.values():
             p = r.payout
-            if (key is not None and p.idempotency_key == key) or (
-                provider_ref is not None and p.provider_type == provider_type and p.provider_ref == provider_ref
+            if p.provider_type == provider_type and (
+                (key is not None and p.idempotency_key == key)
+                or (provider_ref is not None and p.provider_ref == provider_ref)
             ):
                 return p
         return None

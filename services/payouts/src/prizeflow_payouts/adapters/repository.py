@@ -274,8 +274,9 @@ class SqlPayoutRepository:
             (
                 await self.session.execute(
                     text(
-                        "SELECT * FROM payouts WHERE (CAST(:key AS text) IS NOT NULL AND idempotency_key = :key) "
-                        "OR (CAST(:ref AS text) IS NOT NULL AND provider_type = :ptype AND provider_ref = :ref) "
+                        "SELECT * FROM payouts WHERE provider_type = :ptype "
+                        "AND ((CAST(:key AS text) IS NOT NULL AND idempotency_key = :key) "
+                        "OR (CAST(:ref AS text) IS NOT NULL AND provider_ref = :ref)) "
                         "LIMIT 1 FOR UPDATE"
                     ),
                     {"key": key, "ref": provider_ref, "ptype": provider_type},

@@ -56,7 +56,7 @@ class PayoutRepository(Protocol):
     async def find_for_provider_event(
         self, provider_type: str, provider_ref: str | None, key: str | None
     ) -> Payout | None:
-        """The payout a provider event names (by idempotency key, or provider ref), locked."""
+        """The payout of this provider type a provider event names (by idempotency key, or provider ref), locked."""
         ...
 
     async def claim_for_submit(self, *, owner: str, limit: int, lease_s: float) -> list[Payout]:

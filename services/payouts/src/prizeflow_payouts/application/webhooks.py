@@ -4,7 +4,8 @@ A provider event is applied at most once per (provider, provider_event_id), and 
 allows it from where the payout is now: a duplicate, or a stale report arriving out of order, changes nothing.
 Only events the webhook ingress verified are acted on, and only from the ingress: anything else is refused
 (`unverified_provider_event`) before its provider event id is recorded, so it can neither move a payout nor
-take the dedup key a later genuine delivery of that event needs.
+take the dedup key a later genuine delivery of that event needs. An event only ever moves a payout of its own
+provider type, and never one of a provider without webhooks (nothing can have verified those).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutRepository, SettlesFailuresOnSync
-from prizeflow_payouts.application.registry import ProviderRegistry
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
-from prizeflow_payouts.domain.payout import Change
+from prizeflow_payouts.domain.payout import Change, Payout
 from prizeflow_payouts.domain.state import PayoutState
 
 S = PayoutState
@@ -61,8 +62,9 @@ class ApplyProviderEvents:
             raise EventRefusal("unverified_provider_event", f"{ev.provider.value} event {ev.provider_event_id}: {why}")
         return ev
 
-    async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
-        ev = self._trusted(env)
+    async def _payout_for(self, repo: PayoutRepository, ev: ProviderEventReceived) -> tuple[Payout, ProviderEntry]:
+        """The payout of the event's provider type it names, locked; refused if none, or if its provider has no
+        webhooks (nothing can have verified one: refused like a forgery, before its event id is recorded)."""
         provider = ev.provider.value
         rec = await repo.find_for_provider_event(provider, ev.provider_payout_ref, ev.idempotency_key)
         if rec is None:
@@ -70,6 +72,20 @@ class ApplyProviderEvents:
                 "unknown_aggregate",
                 f"no payout for {provider} ref={ev.provider_payout_ref!r} key={ev.idempotency_key!r}",
             )
+        entry = self.registry.get(rec.provider_name)
+        if not entry.provider.capabilities.supports_webhooks:
+            if self.metrics is not None:
+                self.metrics.webhooks.labels(provider, "unverified").inc()
+            raise EventRefusal(
+                "unverified_provider_event",
+                f"{provider} event {ev.provider_event_id}: provider {entry.name} has no webhooks",
+            )
+        return rec, entry
+
+    async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
+        ev = self._trusted(env)
+        provider = ev.provider.value
+        rec, entry = await self._payout_for(repo, ev)
         outcome, change = "applied", None
         if ev.status is None:
             outcome = "no_status"
@@ -85,7 +101,6 @@ class ApplyProviderEvents:
                 error=error,
                 raw_status=ev.kind[:128],
             )
-            entry = self.registry.get(rec.provider_name)
             now = datetime.now(UTC)
             if _confirm_by_sync(entry.provider, rec.state, ev.status):
                 # The provider must act before a failure is final (pull the money back): its sync decides, now.

@@ -296,13 +296,14 @@ class StripePayoutProvider:
 
     # -- cancel -------------------------------------------------------------------------------------------------
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        if self.options.mode is StripeMode.TRANSFER:
+            # Never possible in this mode (`supports_cancel` is false): the contract's unsupported_operation.
+            raise self._refuse(
+                C.UNSUPPORTED_OPERATION, "a transfer cannot be cancelled once created (a reversal is not a cancel)"
+            )
         transfer = await self._find_transfer(lookup)
         if transfer is None:
             raise self._refuse(C.PAYOUT_NOT_FOUND, "no transfer for this payout")
-        if self.options.mode is StripeMode.TRANSFER:
-            raise self._refuse(
-                C.NOT_CANCELLABLE, "a transfer cannot be cancelled once created (a reversal is not a cancel)"
-            )
         ref = lookup.provider_ref
         if not (ref and ref.startswith("po_")):
             raise self._refuse(C.NOT_CANCELLABLE, "the connected account's payout is not known yet: sync first")

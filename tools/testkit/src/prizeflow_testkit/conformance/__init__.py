@@ -1,0 +1,53 @@
+"""The provider conformance kit: every payout rail passes the same suite (`tests/conformance`), through the
+payouts service, on real PostgreSQL and Kafka.
+
+Adding a provider means adding it here: a `ProviderHarness` subclass in its own module (how to build the rail,
+steer its next payout, complete it, produce its webhooks, count what it really paid, what it cannot do), and
+its entry in `HARNESSES`. Then `pytest tests/conformance -k <name>`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prizeflow_testkit.conformance.base import (
+    FINAL_STATES,
+    WEBHOOK_SOURCE,
+    Behaviour,
+    Claims,
+    Kit,
+    KitEnv,
+    LogCapture,
+    ProviderHarness,
+    Scenario,
+    provider_event,
+    rendered,
+)
+from prizeflow_testkit.conformance.manual import ManualHarness
+from prizeflow_testkit.conformance.sandbox import SandboxHarness
+from prizeflow_testkit.conformance.stellar import StellarHarness
+from prizeflow_testkit.conformance.stripe import StripeHarness, StripeTransferHarness
+
+HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
+    h.name: h for h in (ManualHarness, SandboxHarness, StellarHarness, StripeHarness, StripeTransferHarness)
+}
+
+__all__ = [
+    "FINAL_STATES",
+    "HARNESSES",
+    "WEBHOOK_SOURCE",
+    "Behaviour",
+    "Claims",
+    "Kit",
+    "KitEnv",
+    "LogCapture",
+    "ManualHarness",
+    "ProviderHarness",
+    "SandboxHarness",
+    "Scenario",
+    "StellarHarness",
+    "StripeHarness",
+    "StripeTransferHarness",
+    "provider_event",
+    "rendered",
+]
