@@ -6,11 +6,14 @@ with `--load`), so it never shares the service's event loop: a minimal keep-aliv
 streams, with every body pre-built and signed (Prizeflow-Signature, the sandbox scheme: no Stripe needed)
 before a phase is timed.
 
-1. Throughput (closed loop): N webhooks over `--concurrency` connections, each sending its next one as soon as
+1. Latency (open loop): webhooks offered at `--rate`/s on a fixed schedule for `--latency-seconds`; latency =
+   answered - scheduled (queueing included), p50/p99/max. It runs first, on the warmed service: after the
+   throughput phase PostgreSQL is busy for a while digesting it (autovacuum of `deliveries` and the outbox),
+   which measured p99 at the offered rate as "recovery from a 20,000-webhook burst" (23-33 ms before the burst,
+   60-130 ms right after it, same machine, same minute).
+2. Throughput (closed loop): N webhooks over `--concurrency` connections, each sending its next one as soon as
    the last was answered; webhooks/s = N / (first sent -> last answered 200). Every one must come out on
    `prizeflow.webhooks.provider-events.v1` (read back like any consumer: one event per key).
-2. Latency (open loop): webhooks offered at `--rate`/s on a fixed schedule for `--latency-seconds`; latency =
-   answered - scheduled (queueing included), p50/p99/max.
 3. Exactly once: deliveries stored = events on Kafka (distinct ids) = webhooks sent; the outbox drained.
 
     uv run python services/webhooks/bench/bench_ingress.py [--webhooks 20000] [--rate 1000] [--latency-seconds 10]
@@ -205,7 +208,13 @@ async def measure(
         )  # connections, JIT-free but caches
         await watcher.wait([f"c-warm-{i}" for i in range(500)], 120)
 
-        # 1. throughput, closed loop
+        # 1. latency, open loop at `rate`
+        total = int(rate * seconds)
+        opened = await run_load(port, "open", n=total, concurrency=concurrency, rate=rate, tag="lat")
+        await watcher.wait([f"c-lat-{i}" for i in range(total)], 600)
+        lat: list[float] = opened["latency_ms"]
+
+        # 2. throughput, closed loop
         assert api.proc is not None
         cpu_before = cpu_seconds(api.proc.pid)
         closed = await run_load(port, "closed", n=n, concurrency=concurrency, rate=rate, tag="tp")
@@ -214,12 +223,6 @@ async def measure(
         service_cpu = cpu_seconds(api.proc.pid) - cpu_before
         answered_rate = n / closed["elapsed_s"]
         published_rate = n / (last_published - closed["started"])
-
-        # 2. latency, open loop at `rate`
-        total = int(rate * seconds)
-        opened = await run_load(port, "open", n=total, concurrency=concurrency, rate=rate, tag="lat")
-        await watcher.wait([f"c-lat-{i}" for i in range(total)], 600)
-        lat: list[float] = opened["latency_ms"]
     finally:
         await watcher.stop()
         api.stop()
