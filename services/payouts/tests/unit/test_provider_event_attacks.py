@@ -124,7 +124,7 @@ async def test_a_failure_of_another_stripe_payout_carrying_our_key_is_not_a_retu
     attack = webhook("evt_evil", "payout.failed", P.FAILED, ref="po_theirs", key="claim-1:payout:1")
     with pytest.raises(EventRefusal) as refused:
         await use_case().execute(repo, [attack])  # type: ignore[arg-type]
-    assert refused.value.code == "conflicting_event"
+    assert refused.value.reason == "conflicting_event"
     assert repo.payouts["pay-1"].state is S.PAID
     assert repo.events == []
     assert repo.recorded == set()  # the event takes no dedup key
