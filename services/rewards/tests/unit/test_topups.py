@@ -287,7 +287,7 @@ async def test_verify_credits_through_the_same_path_and_the_webhook_then_finds_i
     verified = await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id)
     assert (verified.status, verified.payment_ref) == (TopUpStatus.CREDITED, "pi_test_1")
     assert await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id) == verified
-    assert await w.deliver(w.event("paid", top_up)) == ["duplicate"]
+    assert await w.deliver(w.event("paid", top_up, payment_ref="pi_test_1")) == ["duplicate"]
     assert w.wallet() == 10_000
     assert len(w.f.outbox.of(TopUpCredited)) == 1
 
