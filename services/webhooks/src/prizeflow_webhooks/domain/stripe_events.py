@@ -31,8 +31,10 @@ Top-ups (`PaymentEventReceived`):
 Every other type is stored and ignored, and so is a top-up or transfer event of a connected account (`account`
 set): Prizeflow's checkouts, refunds, disputes and transfers all happen on the platform's own account, and a
 connected account (a player's, with API access of its own) can make Stripe emit genuine ones whose metadata
-names any top-up or payout of ours. Only `payout.*` events come from connected accounts. Refunds and disputes name only the payment intent: the top-up id and
-the correlation id come from the payment intent's metadata, fetched by the caller (`payment_intent_of`).
+names any top-up or payout of ours. Only `payout.*` events come from connected accounts.
+
+Refunds and disputes name only the payment intent: the top-up id and the correlation id come from the payment
+intent's metadata, fetched by the caller (`payment_intent_of`).
 """
 
 from __future__ import annotations
