@@ -287,7 +287,7 @@ async def test_verify_credits_through_the_same_path_and_the_webhook_then_finds_i
     verified = await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id)
     assert (verified.status, verified.payment_ref) == (TopUpStatus.CREDITED, "pi_test_1")
     assert await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id) == verified
-    assert await w.deliver(w.event("paid", top_up)) == ["duplicate"]
+    assert await w.deliver(w.event("paid", top_up, payment_ref="pi_test_1")) == ["duplicate"]
     assert w.wallet() == 10_000
     assert len(w.f.outbox.of(TopUpCredited)) == 1
 
@@ -511,3 +511,52 @@ async def _scenario(ops: list[tuple[str, int]]) -> None:
         assert applied == []
     total = sum(b.posted for b in ledger.balance.values())
     assert total == 0  # double entry: every account's balances sum to zero
+
+
+# ---- adversarial (issue 16 review) ------------------------------------------------------------------------------
+
+
+async def test_a_payment_of_another_checkout_session_naming_our_top_up_credits_nothing() -> None:
+    """A paid checkout the player ran elsewhere (their own Stripe account, paying themselves) whose
+    client_reference_id names their open Prizeflow top-up: the top-up's own session was never paid."""
+    w = World()
+    top_up = await w.top_up()
+    with pytest.raises(EventRefusal) as err:
+        await w.deliver(w.event("paid", top_up, session_ref="cs_elsewhere", payment_ref="pi_elsewhere"))
+    assert err.value.reason == "conflicting_event"
+    assert w.wallet() == 0
+    assert w.f.outbox.of(TopUpCredited) == []
+
+
+async def test_a_refund_of_another_payment_naming_a_credited_top_up_debits_nothing() -> None:
+    w = World()
+    victim = await w.top_up()
+    await w.deliver(w.event("paid", victim))  # paid with pi_1
+    refund = w.event(
+        "refunded",
+        victim,
+        session_ref=None,
+        payment_ref="pi_of_someone_else",
+        adjustment_ref="re_x",
+        amount={"asset": "USD", "amount": 10_000},
+    )
+    with pytest.raises(EventRefusal) as err:
+        await w.deliver(refund)
+    assert err.value.reason == "conflicting_event"
+    assert w.wallet() == 10_000
+
+
+async def test_a_dispute_won_without_its_dispute_does_not_make_room_for_more_refunds() -> None:
+    """Refunds and disputes never take back more than was paid; a dispute won that waits for a dispute which never
+    came has given nothing back yet, so it cannot offset a refund."""
+    w = World()
+    top_up = await w.top_up()
+    await w.deliver(w.event("paid", top_up))
+    won: dict[str, Any] = {"adjustment_ref": "dp_never", "amount": {"asset": "USD", "amount": 10_000}}
+    assert await w.deliver(w.event("dispute_won", top_up, **won)) == ["recorded"]
+    full: dict[str, Any] = {"amount": {"asset": "USD", "amount": 10_000}}
+    assert await w.deliver(w.event("refunded", top_up, adjustment_ref="re_1", **full)) == ["applied"]
+    with pytest.raises(EventRefusal) as err:
+        await w.deliver(w.event("refunded", top_up, adjustment_ref="re_2", **full))
+    assert err.value.reason == "amount_mismatch"
+    assert (w.wallet(), w.owed()) == (0, 0)

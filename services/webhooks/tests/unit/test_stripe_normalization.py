@@ -30,7 +30,7 @@ def normalize(event: dict[str, Any], pi: dict[str, Any] | None = None) -> Normal
     ("kind", "obj_id", "status"),
     [
         ("transfer.created", "tr_1", None),
-        ("transfer.reversed", "tr_1", ProviderPayoutStatus.RETURNED),
+        ("transfer.reversed", "tr_1", ProviderPayoutStatus.RETURNED),  # in full, mode transfer
         ("payout.created", "po_1", None),
         ("payout.updated", "po_1", None),
         ("payout.paid", "po_1", ProviderPayoutStatus.PAID),
@@ -40,7 +40,10 @@ def normalize(event: dict[str, Any], pi: dict[str, Any] | None = None) -> Normal
 def test_payout_events_carry_the_object_its_key_and_the_status_stripe_gives(
     kind: str, obj_id: str, status: ProviderPayoutStatus | None
 ) -> None:
-    got = normalize(stripe_event("evt_1", kind, {"id": obj_id, "metadata": META}, account="acct_1"))
+    # Transfers happen on the platform's account, a connected account's payouts on that account.
+    account = None if kind.startswith("transfer.") else "acct_1"
+    obj = {"id": obj_id, "metadata": {**META, "prizeflow_mode": "transfer"}, "amount": 700, "reversed": True}
+    got = normalize(stripe_event("evt_1", kind, obj, account=account))
     assert isinstance(got.event, ProviderEventReceived)
     assert got.event.status is status
     assert got.event.provider_payout_ref == obj_id

@@ -5,7 +5,8 @@ allows it from where the payout is now: a duplicate, or a stale report arriving 
 Only events the webhook ingress verified are acted on, and only from the ingress: anything else is refused
 (`unverified_provider_event`) before its provider event id is recorded, so it can neither move a payout nor
 take the dedup key a later genuine delivery of that event needs. An event only ever moves a payout of its own
-provider type, and never one of a provider without webhooks (nothing can have verified those).
+provider type, never one of a provider without webhooks (nothing can have verified those), and never one whose
+recorded provider object differs from the event's (`conflicting_event`, before its id is recorded).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class ApplyProviderEvents:
             raise EventRefusal(
                 "unknown_aggregate",
                 f"no payout for {provider} ref={ev.provider_payout_ref!r} key={ev.idempotency_key!r}",
+            )
+        if ev.status is not None and not _names_this_payout(ev, rec):
+            raise EventRefusal(
+                "conflicting_event",
+                f"{provider} event {ev.provider_event_id} names payout {rec.id} but another object or key "
+                f"(ref={ev.provider_payout_ref!r}, recorded {rec.provider_ref!r})",
             )
         entry = self.registry.get(rec.provider_name)
         if not entry.provider.capabilities.supports_webhooks:
@@ -141,6 +148,17 @@ class ApplyProviderEvents:
             self.metrics.webhooks.labels(provider, outcome).inc()
         log.info("provider event %s: %s", ev.provider_event_id, outcome, extra={"payout_id": rec.id})
         return outcome
+
+
+def _names_this_payout(ev: ProviderEventReceived, rec: Payout) -> bool:
+    """Whether what the event is about can be this payout: its key, if it names one, is the payout's, and its
+    object, if both are known, is the one the payout recorded. A provider echoes our key in metadata anyone holding
+    an account there can copy (a player's own Stripe connected account), so the key alone never lets another object
+    settle or return a payout whose own object is known; a payout that has none recorded yet is still matched by
+    key (its sync, by our key at the provider, stays the backstop)."""
+    if ev.idempotency_key is not None and ev.idempotency_key != rec.idempotency_key:
+        return False
+    return ev.provider_payout_ref is None or rec.provider_ref is None or ev.provider_payout_ref == rec.provider_ref
 
 
 def _confirm_by_sync(provider: object, state: PayoutState, status: ProviderPayoutStatus) -> bool:

@@ -408,6 +408,19 @@ class TopUpMoney:
         await self.stores.outbox.stage(tx, [envelope])
 
 
+def _names_another_payment(ev: PaymentEventReceived, top_up: TopUp) -> str | None:
+    """What in the event names a payment other than the top-up's (None: nothing). The top-up id travels in
+    provider metadata anyone can copy onto a payment of their own, so each identifier the event carries must be the
+    top-up's: its id, its session, and its payment once known."""
+    if ev.top_up_id is not None and ev.top_up_id != top_up.id:
+        return f"top_up_id {ev.top_up_id}"
+    if ev.session_ref is not None and ev.session_ref != top_up.session_ref:
+        return f"session {ev.session_ref}"
+    if ev.payment_ref is not None and top_up.payment_ref is not None and ev.payment_ref != top_up.payment_ref:
+        return f"payment {ev.payment_ref}"
+    return None
+
+
 def may_see(actor: Principal, top_up: TopUp) -> bool:
     return actor.has_any(Role.ADMIN, Role.OPS) or (actor.has_any(Role.PLAYER) and actor.user_id == top_up.player_id)
 
@@ -526,6 +539,11 @@ class ApplyPaymentEvents:
         if top_up.provider != ev.provider.value:
             raise EventRefusal(
                 "conflicting_event", f"{ev.provider.value} event for top-up {top_up.id} taken by {top_up.provider}"
+            )
+        if (other := _names_another_payment(ev, top_up)) is not None:
+            raise EventRefusal(
+                "conflicting_event",
+                f"{ev.provider.value} {ev.kind} {ev.provider_event_id}: {other} for top-up {top_up.id}",
             )
         outcome = await self._apply(tx, env, ev, top_up)
         self._count(ev.provider.value, outcome)

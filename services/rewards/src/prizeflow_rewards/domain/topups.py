@@ -194,9 +194,17 @@ class Adjustment:
 
 
 def outstanding(adjustments: list[Adjustment]) -> int:
-    """What refunds and disputes have taken back of a top-up, net of disputes won (recorded ones, applied or not)."""
+    """What refunds and disputes have taken back of a top-up, net of disputes won (recorded ones, applied or not).
+    A dispute won offsets only the dispute it settles, once that is recorded: one waiting for a dispute that has not
+    come (or never will) has given nothing back, so it makes no room for more refunds."""
     taken = sum(a.amount for a in adjustments if a.kind is not AdjustmentKind.DISPUTE_WON)
-    return taken - sum(a.amount for a in adjustments if a.kind is AdjustmentKind.DISPUTE_WON)
+    disputes = {a.adjustment_ref: a.amount for a in adjustments if a.kind is AdjustmentKind.DISPUTE}
+    won = sum(
+        min(a.amount, disputes[a.adjustment_ref])
+        for a in adjustments
+        if a.kind is AdjustmentKind.DISPUTE_WON and a.adjustment_ref in disputes
+    )
+    return taken - won
 
 
 def debit_split(amount: int, available: int) -> tuple[int, int]:

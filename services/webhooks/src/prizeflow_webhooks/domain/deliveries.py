@@ -57,6 +57,8 @@ class IgnoredReason(StrEnum):
     PAYMENT_PENDING = "payment_pending"  # checkout completed, money not there yet (async payment methods)
     NO_PAYMENT = "no_payment"  # checkout completed with nothing to pay
     REFUND_NOT_PROCEEDING = "refund_not_proceeding"  # a refund created failed or canceled
+    # A payment or a transfer on a connected account (`account` set): not money paid to, or sent by, the platform.
+    CONNECTED_ACCOUNT = "connected_account"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ so `transfer.created` is published without a status (informational).
 | Stripe event | status | error_code |
 |---|---|---|
 | transfer.created | none | |
-| transfer.reversed | returned | |
+| transfer.reversed, in full, metadata prizeflow_mode=transfer | returned | |
+| transfer.reversed, partly or in mode transfer_and_payout | none | |
 | payout.created, payout.updated | none | |
 | payout.paid | paid | |
 | payout.failed | failed | from `failure_code` (`STRIPE_FAILURE_CODES`, else tx_failed) |
@@ -27,8 +28,13 @@ Top-ups (`PaymentEventReceived`):
 | charge.dispute.funds_withdrawn | disputed (adjustment_ref = dp_…) |
 | charge.dispute.funds_reinstated | dispute_won |
 
-Every other type is stored and ignored. Refunds and disputes name only the payment intent: the top-up id and
-the correlation id come from the payment intent's metadata, fetched by the caller (`payment_intent_of`).
+Every other type is stored and ignored, and so is a top-up or transfer event of a connected account (`account`
+set): Prizeflow's checkouts, refunds, disputes and transfers all happen on the platform's own account, and a
+connected account (a player's, with API access of its own) can make Stripe emit genuine ones whose metadata
+names any top-up or payout of ours. Only `payout.*` events come from connected accounts.
+
+Refunds and disputes name only the payment intent: the top-up id and the correlation id come from the payment
+intent's metadata, fetched by the caller (`payment_intent_of`).
 """
 
 from __future__ import annotations
@@ -144,6 +150,10 @@ def normalize(
     cannot be read (missing amount, unknown currency, an id that breaks the contract)."""
     ref = event_ref(event)
     obj = _object(event)
+    if ref.account is not None and (
+        ref.kind in SESSION_KINDS or ref.kind in ADJUSTMENT_KINDS or ref.kind.startswith("transfer.")
+    ):
+        return Normalized(ref.event_id, ref.kind, None, None, IgnoredReason.CONNECTED_ACCOUNT)
     try:
         if ref.kind in PAYOUT_KINDS:
             return _payout(ref, obj, provider, digest, received_at)
@@ -162,6 +172,8 @@ def _payout(
     ref: EventRef, obj: Mapping[str, Any], provider: ProviderType, digest: str, received_at: datetime
 ) -> Normalized:
     status = PAYOUT_KINDS[ref.kind]
+    if status is ProviderPayoutStatus.RETURNED and not _returned_in_full(obj):
+        status = None  # payouts' rule: only a transfer-mode transfer reversed in full gives the payout back
     error_code = None
     if status is ProviderPayoutStatus.FAILED:
         error_code = STRIPE_FAILURE_CODES.get(str(obj.get("failure_code") or ""), UNKNOWN_FAILURE)
@@ -236,6 +248,18 @@ def _adjustment(
         payload_digest=digest,
     )
     return Normalized(ref.event_id, ref.kind, correlation, payload)
+
+
+def _returned_in_full(transfer: Mapping[str, Any]) -> bool:
+    """A transfer of a `transfer`-mode payout, reversed in full. A partial reversal leaves the player part of the
+    money (a return credits all of it back); in `transfer_and_payout` the reversal is the payouts service's own
+    pull-back of a payout that failed or was cancelled, which that payout's own event reports."""
+    if _metadata(transfer).get("prizeflow_mode") != "transfer":
+        return False
+    amount, reversed_ = transfer.get("amount"), transfer.get("amount_reversed")
+    if transfer.get("reversed") is True:
+        return True
+    return isinstance(amount, int) and isinstance(reversed_, int) and 0 < amount <= reversed_
 
 
 def _money(amount: Any, currency: Any) -> Money:
