@@ -96,12 +96,15 @@ def payout(pid: str, key: str, state: PayoutState, ref: str | None) -> Payout:
     )  # fmt: skip
 
 
-def webhook(event_id: str, kind: str, status: P | None, *, ref: str | None, key: str | None) -> Envelope[Any]:
+def webhook(
+    event_id: str, kind: str, status: P | None, *, ref: str | None, key: str | None, account: str | None = None
+) -> Envelope[Any]:
     data = ProviderEventReceived(
         provider=ProviderType.STRIPE,
         provider_event_id=event_id,
         provider_payout_ref=ref,
         idempotency_key=key,
+        provider_account=account,
         kind=kind,
         received_at=NOW,
         verified=True,
@@ -159,3 +162,25 @@ async def test_an_informational_event_about_another_object_changes_nothing_and_i
     )
     assert out == ["no_status"]
     assert repo.payouts["pay-1"].state is S.SUBMITTED
+
+
+@pytest.mark.parametrize("state", [S.APPROVED, S.SUBMITTING, S.SUBMITTED])
+async def test_a_payout_on_another_connected_account_never_settles_ours_even_before_ours_has_an_object(
+    state: PayoutState,
+) -> None:
+    """Another player's own account pays out with our key in its metadata before our payout recorded its `po_`:
+    matched by key alone it would mark our payout paid with nothing paid."""
+    repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", state, None)})
+    attack = webhook("evt_evil", "payout.paid", P.PAID, ref="po_theirs", key="claim-1:payout:1", account="acct_1Evil")
+    with pytest.raises(EventRefusal) as refused:
+        await use_case().execute(repo, [attack])  # type: ignore[arg-type]
+    assert refused.value.reason == "conflicting_event"
+    assert repo.payouts["pay-1"].state is state
+    assert repo.recorded == set()
+
+
+async def test_a_payout_on_the_destination_account_settles_ours() -> None:
+    repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", S.SUBMITTED, "po_1")})
+    ok = webhook("evt_ok", "payout.paid", P.PAID, ref="po_1", key="claim-1:payout:1", account="acct_1Player")
+    assert await use_case().execute(repo, [ok]) == ["applied"]  # type: ignore[arg-type]
+    assert repo.payouts["pay-1"].state is S.PAID

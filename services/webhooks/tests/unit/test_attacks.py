@@ -130,3 +130,28 @@ async def test_a_full_reversal_of_a_transfer_mode_payout_is_a_return() -> None:
     data = decode(writer.outbox[0].payload).data
     assert isinstance(data, ProviderEventReceived)
     assert data.status is ProviderPayoutStatus.RETURNED
+
+
+async def test_a_connected_accounts_payout_names_its_account_for_payouts_to_match() -> None:
+    """A bank payout lives on a connected account: the event says which, so payouts moves only a payout to that
+    account (another player's account paying out with our key in its metadata moves nothing)."""
+    uc, writer, stripe, _ = ingress()
+    obj = {"id": "po_1", "status": "paid", "metadata": {"idempotency_key": "claim-1:payout:1"}}
+    event = stripe_event("evt_po", "payout.paid", obj, account="acct_1Player")
+    stripe.events["evt_po"] = event
+    assert (await uc(STRIPE, *signed(STRIPE_SECRET, event))).outcome is DeliveryOutcome.ACCEPTED
+    data = decode(writer.outbox[0].payload).data
+    assert isinstance(data, ProviderEventReceived)
+    assert data.provider_account == "acct_1Player"
+    assert data.status is ProviderPayoutStatus.PAID
+
+
+async def test_a_payout_of_the_platforms_own_balance_is_not_one_of_ours() -> None:
+    uc, writer, stripe, _ = ingress()
+    obj = {"id": "po_platform", "status": "paid", "metadata": {"idempotency_key": "claim-1:payout:1"}}
+    event = stripe_event("evt_pp", "payout.paid", obj)
+    stripe.events["evt_pp"] = event
+    receipt = await uc(STRIPE, *signed(STRIPE_SECRET, event))
+    assert receipt.outcome is DeliveryOutcome.IGNORED
+    assert writer.outbox == []
+    assert writer.deliveries[("stripe", "evt_pp")].ignored_reason == IgnoredReason.PLATFORM_PAYOUT.value

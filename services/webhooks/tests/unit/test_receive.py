@@ -231,7 +231,7 @@ async def test_an_event_that_differs_at_stripe_is_refused(fetched: dict[str, Any
 async def test_stripe_unreachable_is_a_503_and_takes_no_dedup_key() -> None:
     uc, writer, stripe, m = ingress()
     stripe.down = True
-    event = stripe_event("evt_1", "payout.paid", PAYOUT)
+    event = stripe_event("evt_1", "payout.paid", PAYOUT, account="acct_1")
     with pytest.raises(WebhookRefusedError) as refused:
         await uc(STRIPE, *stripe_signed(event))
     assert refused.value.kind is ErrorKind.UNAVAILABLE
@@ -245,7 +245,7 @@ async def test_stripe_unreachable_is_a_503_and_takes_no_dedup_key() -> None:
 
 async def test_a_stored_stripe_event_is_a_duplicate_without_asking_stripe_again() -> None:
     uc, writer, stripe, _ = ingress()
-    event = stripe_event("evt_1", "payout.paid", PAYOUT)
+    event = stripe_event("evt_1", "payout.paid", PAYOUT, account="acct_1")
     stripe.events["evt_1"] = event
     await uc(STRIPE, *stripe_signed(event))
     stripe.asked.clear()

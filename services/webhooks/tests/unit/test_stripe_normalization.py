@@ -69,7 +69,8 @@ def test_payout_events_carry_the_object_its_key_and_the_status_stripe_gives(
     ],
 )
 def test_a_failed_payout_maps_stripes_failure_code(failure_code: str | None, code: PayoutErrorCode) -> None:
-    got = normalize(stripe_event("evt_2", "payout.failed", {"id": "po_1", "failure_code": failure_code}))
+    obj = {"id": "po_1", "failure_code": failure_code}
+    got = normalize(stripe_event("evt_2", "payout.failed", obj, account="acct_1"))
     assert isinstance(got.event, ProviderEventReceived)
     assert got.event.status is ProviderPayoutStatus.FAILED
     assert got.event.error_code is code
@@ -169,11 +170,13 @@ def test_other_kinds_are_ignored(kind: str) -> None:
     "event",
     [
         {"id": "evt_9", "type": "payout.paid"},  # not an event object
-        stripe_event("evt_9", "payout.paid", {"id": "po_1"}) | {"data": {}},
+        stripe_event("evt_9", "payout.paid", {"id": "po_1"}, account="acct_1") | {"data": {}},
         stripe_event("evt_9", "checkout.session.completed", {**SESSION, "currency": "eur"}),
         stripe_event("evt_9", "checkout.session.completed", {**SESSION, "amount_total": 0}),
         stripe_event("evt_9", "checkout.session.completed", {**SESSION, "amount_total": "1500"}),
-        stripe_event("evt_9", "payout.paid", {"id": "po_1", "metadata": {"idempotency_key": "has spaces"}}),
+        stripe_event(
+            "evt_9", "payout.paid", {"id": "po_1", "metadata": {"idempotency_key": "has spaces"}}, account="acct_1"
+        ),
         stripe_event(
             "evt_9", "checkout.session.completed", {"id": "cs_1", "payment_status": "paid", "currency": "usd"}
         ),
@@ -185,7 +188,9 @@ def test_a_handled_kind_that_cannot_be_read_is_refused(event: dict[str, Any]) ->
 
 
 def test_a_correlation_id_that_breaks_the_pattern_is_not_taken() -> None:
-    got = normalize(stripe_event("evt_10", "payout.paid", {"id": "po_1", "metadata": {"correlation_id": "a b"}}))
+    got = normalize(
+        stripe_event("evt_10", "payout.paid", {"id": "po_1", "metadata": {"correlation_id": "a b"}}, account="acct_1")
+    )
     assert got.correlation_id is None
 
 

@@ -31,6 +31,11 @@ class ProviderEventReceived(EventPayload):
     provider_event_id: ProviderRef
     provider_payout_ref: ProviderRef | None = None
     idempotency_key: IdempotencyKey | None = Field(default=None, description="Our key, if the provider echoes it")
+    provider_account: ProviderRef | None = Field(
+        default=None,
+        description="The provider account the reported object lives on, when it is not the platform's own (a "
+        "Stripe connected account's bank payout): such an event moves only a payout to that account",
+    )
     kind: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/\-]{1,128}$")]
     received_at: AwareDatetime
     verified: bool

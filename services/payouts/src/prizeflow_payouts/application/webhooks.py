@@ -154,9 +154,14 @@ def _names_this_payout(ev: ProviderEventReceived, rec: Payout) -> bool:
     """Whether what the event is about can be this payout: its key, if it names one, is the payout's, and its
     object, if both are known, is the one the payout recorded. A provider echoes our key in metadata anyone holding
     an account there can copy (a player's own Stripe connected account), so the key alone never lets another object
-    settle or return a payout whose own object is known; a payout that has none recorded yet is still matched by
-    key (its sync, by our key at the provider, stays the backstop)."""
+    settle or return a payout whose own object is known; an object on a provider account (a connected account's
+    bank payout) must be on the payout's destination account; a payout that has no object recorded yet is still
+    matched by key (its sync, by our key at the provider, stays the backstop)."""
     if ev.idempotency_key is not None and ev.idempotency_key != rec.idempotency_key:
+        return False
+    if ev.provider_account is not None and ev.provider_account != rec.destination_address:
+        # An object on another account than the payout's destination (another player's connected account, whose
+        # owner made it carry our key) is never this payout, whatever else it names.
         return False
     return ev.provider_payout_ref is None or rec.provider_ref is None or ev.provider_payout_ref == rec.provider_ref
 

@@ -59,6 +59,8 @@ class IgnoredReason(StrEnum):
     REFUND_NOT_PROCEEDING = "refund_not_proceeding"  # a refund created failed or canceled
     # A payment or a transfer on a connected account (`account` set): not money paid to, or sent by, the platform.
     CONNECTED_ACCOUNT = "connected_account"
+    # A bank payout of the platform's own balance (`payout.*` without `account`): Prizeflow pays on players' accounts.
+    PLATFORM_PAYOUT = "platform_payout"
 
 
 @dataclass(frozen=True, slots=True)

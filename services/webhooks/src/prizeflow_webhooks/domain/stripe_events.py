@@ -154,6 +154,9 @@ def normalize(
         ref.kind in SESSION_KINDS or ref.kind in ADJUSTMENT_KINDS or ref.kind.startswith("transfer.")
     ):
         return Normalized(ref.event_id, ref.kind, None, None, IgnoredReason.CONNECTED_ACCOUNT)
+    if ref.account is None and ref.kind.startswith("payout.") and ref.kind in PAYOUT_KINDS:
+        # A bank payout of the platform's own balance: Prizeflow's payouts are made on the player's account.
+        return Normalized(ref.event_id, ref.kind, None, None, IgnoredReason.PLATFORM_PAYOUT)
     try:
         if ref.kind in PAYOUT_KINDS:
             return _payout(ref, obj, provider, digest, received_at)
@@ -182,6 +185,7 @@ def _payout(
         provider_event_id=ref.event_id,
         provider_payout_ref=ref.object_id,
         idempotency_key=_metadata(obj).get("idempotency_key"),
+        provider_account=ref.account,
         kind=ref.kind,
         received_at=received_at,
         verified=True,
