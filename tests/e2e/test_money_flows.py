@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from support import USDC, Api, GameServer, events_on, gather_events, results_of, uid, wait_for
+from support import USDC, Api, GameServer, events_on, gather_events, ledger_invariants, results_of, uid, wait_for
 
 from prizeflow_contracts.events.game import DistributionTemplate, PaidVia
 from prizeflow_contracts.topics import AUDIT, PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS, SETTLEMENT_ROUNDS
@@ -26,20 +26,6 @@ def refresh_available(api: Api, player: str) -> Callable[[], Awaitable[int]]:
         return await api.available(player)
 
     return probe
-
-
-async def ledger_invariants(platform: Platform) -> None:
-    """Per asset the balances sum to zero; no account with the no-overdraft flag is below zero."""
-    db = platform.procs["rewards"].database_url
-    assert db is not None
-    sums = await fetch(db, "SELECT asset, sum(credits_posted - debits_posted) AS s FROM ledger_accounts GROUP BY asset")
-    assert all(row["s"] == 0 for row in sums), sums
-    negative = await fetch(
-        db,
-        "SELECT kind, owner_id, asset FROM ledger_accounts WHERE flags & 1 = 1 "
-        "AND debits_posted + debits_pending > credits_posted",
-    )
-    assert negative == []
 
 
 async def test_sponsored_round_to_paid_payout_with_one_correlation_id(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import Api, GameServer, gather_events, uid, wait_for
+from support import Api, GameServer, gather_events, ledger_invariants, uid, wait_for
 
 from prizeflow_contracts.events.game import DistributionTemplate, PaidVia
 from prizeflow_contracts.topics import (
@@ -29,19 +29,6 @@ from prizeflow_testkit.stripe import StripeAdmin
 pytestmark = pytest.mark.e2e
 
 USD = 100  # minor units in one dollar
-
-
-async def ledger_balances(platform: Platform) -> None:
-    db = platform.procs["rewards"].database_url
-    assert db is not None
-    sums = await fetch(db, "SELECT asset, sum(credits_posted - debits_posted) AS s FROM ledger_accounts GROUP BY asset")
-    assert all(row["s"] == 0 for row in sums), sums
-    negative = await fetch(
-        db,
-        "SELECT kind, owner_id, asset FROM ledger_accounts WHERE flags & 1 = 1 "
-        "AND debits_posted + debits_pending > credits_posted",
-    )
-    assert negative == []
 
 
 async def test_top_up_with_stripe_play_win_claim_and_be_paid_through_stripe_under_one_correlation_id(
@@ -146,7 +133,7 @@ async def test_top_up_with_stripe_play_win_claim_and_be_paid_through_stripe_unde
     )
     assert stored
     assert all(row["n"] == 1 for row in stored)
-    await ledger_balances(platform)
+    await ledger_invariants(platform)
 
     # One correlation id from the top-up's webhook through the round, the claim and the payout's webhook.
     s = platform.suffix

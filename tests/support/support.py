@@ -273,3 +273,17 @@ async def rewind(platform: Platform, groups: dict[str, list[TopicPartition]]) ->
             await consumer.commit(dict.fromkeys(partitions, 0))
         finally:
             await consumer.stop()
+
+
+async def ledger_invariants(platform: Platform) -> None:
+    """Per asset the balances sum to zero; no account with the no-overdraft flag is below zero."""
+    db = platform.procs["rewards"].database_url
+    assert db is not None
+    sums = await fetch(db, "SELECT asset, sum(credits_posted - debits_posted) AS s FROM ledger_accounts GROUP BY asset")
+    assert all(row["s"] == 0 for row in sums), sums
+    negative = await fetch(
+        db,
+        "SELECT kind, owner_id, asset FROM ledger_accounts WHERE flags & 1 = 1 "
+        "AND debits_posted + debits_pending > credits_posted",
+    )
+    assert negative == []
