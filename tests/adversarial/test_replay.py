@@ -79,7 +79,8 @@ def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     p = Platform(
         infra,
         tmp_path_factory.mktemp("replay"),
-        services=("settlement", "rewards", "payouts"),
+        # payouts pays stripe_account destinations through the Stripe emulator, whose webhooks need the ingress
+        services=("settlement", "rewards", "payouts", "webhooks", "stripe-api"),
         env={"CONSUMER_RETRY_MAX_ATTEMPTS": "2", "PAYOUTS_WORKER_INTERVAL_MS": "100"},
     )
     try:

@@ -363,7 +363,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     platform = Platform(
         infra,
         Path(tempfile.mkdtemp(prefix="prizeflow-bench-")),
-        services=("settlement", "rewards", "payouts"),
+        services=("settlement", "rewards", "payouts", "webhooks", "stripe-api"),  # payouts' Stripe rail needs both
         env={"CONSUMER_BATCH_SIZE": "1000", "OUTBOX_BATCH_SIZE": "2000", "LOG_LEVEL": "WARNING"},
     )
     try:

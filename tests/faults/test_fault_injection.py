@@ -52,7 +52,7 @@ def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     p = Platform(
         infra,
         tmp_path_factory.mktemp("faults"),
-        services=SERVICES,
+        services=(*SERVICES, "webhooks", "stripe-api"),  # the Stripe rail of payouts and its webhook path
         env={
             "CONSUMER_RETRY_MAX_ATTEMPTS": "5",
             "REWARDS_NEW_DESTINATION_COOLDOWN_S": "0",  # holds are not what this suite is about
