@@ -351,7 +351,7 @@ async def secrets_not_logged(kit: Kit, caplog: pytest.LogCaptureFixture) -> None
     assert (await kit.wait_row(ko, settled))["state"] == "failed"
     refusals = []
     if kit.provider.capabilities.supports_webhooks:
-        for headers in ({}, {"stripe-signature": "t=1,v1=00", "x-sandbox-signature": "sha256=00"}):
+        for headers in ({}, {"stripe-signature": "t=1,v1=00", "prizeflow-signature": "t=1,v1=" + "0" * 64}):
             with pytest.raises(PayoutProviderError) as err:
                 await kit.provider.parse_webhook(headers, b'{"event_id": "evt-forged"}')  # unsigned, badly signed
             assert err.value.code is PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID

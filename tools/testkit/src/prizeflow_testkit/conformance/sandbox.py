@@ -135,8 +135,7 @@ class SandboxHarness(ProviderHarness):
                     rows[0]["asset"],
                     rows[0]["amount"],
                 )
-        # The Prizeflow webhook format (the ingress's `Prizeflow-Signature` scheme), which the sandbox's own
-        # `x-sandbox-signature` deliveries share.
+        # The Prizeflow webhook format, signed with `Prizeflow-Signature`: what the sandbox sends and the ingress reads.
         doc = {
             "event_id": event_id,
             "kind": f"payout.{status.value}",

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -54,12 +54,20 @@ from prizeflow_contracts.providers import (
     Quote,
     WebhookEvent,
 )
+from prizeflow_contracts.webhook_signatures import (
+    PRIZEFLOW_SIGNATURE_HEADER,
+    SignatureRefused,
+    signature_header,
+    verify,
+)
 from prizeflow_payouts.application.ports import CreateOutcome
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 NAME: Final = "sandbox"
 REFUSE_PREFIX: Final = "refuse_"
-SIGNATURE_HEADER: Final = "x-sandbox-signature"
+# The sandbox signs its webhooks as the ingress verifies them: `Prizeflow-Signature: t=…,v1=…` (HMAC-SHA256 over
+# `t.body`, prizeflow_contracts.webhook_signatures), in the Prizeflow webhook format (services/webhooks README).
+SIGNATURE_HEADER: Final = PRIZEFLOW_SIGNATURE_HEADER
 _SCHEMA_LOCK: Final = 0x5341_4E44_424F_5831  # "SANDBOX1"
 
 
@@ -155,9 +163,9 @@ SCHEMA_DDL: Final = (
 )
 
 
-def sign_webhook(secret: str, body: bytes) -> str:
-    """The signature header value the sandbox puts on its webhooks (and tests forge honest ones with)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign_webhook(secret: str, body: bytes, *, at: int | None = None) -> str:
+    """The `Prizeflow-Signature` value the sandbox puts on its webhooks (and tests sign honest ones with)."""
+    return signature_header(secret, int(time.time()) if at is None else at, body)
 
 
 class SandboxPayoutProvider:
@@ -488,16 +496,17 @@ class SandboxPayoutProvider:
         )
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
-        """Verify the HMAC-SHA256 signature over the raw body, then normalize the sandbox's JSON."""
+        """Verify `Prizeflow-Signature` (±300 s) over the raw body, then read the Prizeflow webhook format."""
         if self._webhook_secret is None:
             raise PayoutProviderError.of(
                 PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID, "sandbox: no webhook secret configured", provider=NAME
             )
-        given = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "")
-        if not hmac.compare_digest(given, sign_webhook(self._webhook_secret, body)):
+        try:
+            verify(headers, body, header_name=SIGNATURE_HEADER, secrets=[self._webhook_secret], now=time.time())
+        except SignatureRefused as err:
             raise PayoutProviderError.of(
-                PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID, "sandbox: bad webhook signature", provider=NAME
-            )
+                PayoutErrorCode.WEBHOOK_SIGNATURE_INVALID, f"sandbox: {err.reason.value}", provider=NAME
+            ) from None
         try:
             doc = json.loads(body)
             status = ProviderPayoutStatus(doc["status"]) if doc.get("status") else None
@@ -517,7 +526,7 @@ class SandboxPayoutProvider:
             )
         except (KeyError, ValueError, TypeError) as err:
             raise PayoutProviderError.of(
-                PayoutErrorCode.INVALID_REQUEST, f"sandbox: malformed webhook: {err}", provider=NAME
+                PayoutErrorCode.INVALID_REQUEST, f"sandbox: malformed webhook: {type(err).__name__}", provider=NAME
             ) from err
 
     # -- for tests and demos: what the rail itself recorded ---------------------------------------------------
