@@ -54,6 +54,8 @@ async def test_real_postgres_and_kafka(
     topic = "prizeflow.devstack.test.v1" + topic_suffix  # deleted after the test, with the suffix
     assert await _roundtrip(kafka_bootstrap, topic, b"before-restart") == b"before-restart"
 
+    if not infra.managed:  # servers from the environment: restarting them is their owner's business
+        return
     await asyncio.to_thread(restart_kafka)
     assert infra.kafka_bootstrap == kafka_bootstrap  # same port after the restart
     assert await _roundtrip(kafka_bootstrap, topic, b"after-restart") == b"after-restart"

@@ -252,3 +252,14 @@ def test_a_cluster_id_that_would_start_with_a_dash_is_drawn_again(monkeypatch: p
 )
 def test_invalid_cluster_ids_are_recognised(cluster_id: str) -> None:
     assert not kafka.valid_cluster_id(cluster_id)
+
+
+def test_restarting_kafka_where_this_devstack_runs_none_refuses_instead_of_starting_a_stray_broker(
+    tmp_path: Path,
+) -> None:
+    from prizeflow_devstack.infra import InfraError, restart_kafka
+
+    (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
+    with pytest.raises(InfraError, match="nothing to restart"):
+        restart_kafka(tmp_path)
+    assert load_state(Paths(tmp_path)).kafka.pid is None

@@ -260,10 +260,15 @@ def restart_postgres(root: Path | None = None) -> None:
 
 
 def restart_kafka(root: Path | None = None) -> None:
-    """Controlled shutdown + start on the same ports and log dirs (fault injection)."""
+    """Controlled shutdown + start on the same ports and log dirs (fault injection). Only this devstack's own
+    broker: with none running here (the tests use servers from the environment) it refuses, instead of starting a
+    second broker that nobody stops."""
     paths = Paths(resolve_root(root))
     with locked(paths):
         state = load_state(paths)
+        running = kafka.broker_pid(paths, state)
+        if running is None or not pid_alive(running):
+            raise InfraError(f"no Kafka of this devstack ({paths.base}) is running: nothing to restart")
         kafka.stop_kafka(paths, state)
         bootstrap = kafka.start_kafka(paths, state)
         save_state(paths, state)
