@@ -49,7 +49,11 @@ class CannedStripe(stripe.HTTPClient):
 def debug_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
     """The runtime's logging at DEBUG (as an operator chasing a problem would set it), restored afterwards."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in ("stripe", *logging.root.manager.loggerDict)})
+    saved = (
+        root.handlers[:],
+        root.level,
+        {n: logging.getLogger(n).level for n in ("stripe", *logging.root.manager.loggerDict)},
+    )
     configure_logging("webhooks", level="DEBUG", json_output=True)
     try:
         yield
@@ -67,7 +71,9 @@ async def test_a_confirmation_at_debug_logs_no_payer_data_nor_key(
         ConfirmConfig(api_base="http://stripe.invalid", api_key=API_KEY, timeout_s=1),
         http_client=CannedStripe(INTENT),
     )
-    assert (await confirmer.fetch_payment_intent("pi_1", account="acct_1"))["receipt_email"] == EMAIL
+    intent = await confirmer.fetch_payment_intent("pi_1", account="acct_1")
+    assert intent is not None
+    assert intent["receipt_email"] == EMAIL
     err = capsys.readouterr().err
     assert EMAIL not in err
     assert "player-7" not in err
