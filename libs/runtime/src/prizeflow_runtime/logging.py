@@ -70,5 +70,6 @@ def configure_logging(service: str, *, level: str = "INFO", json_output: bool = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "faststream", "sqlalchemy.engine", "uvicorn.access"):
+    # `stripe` logs its requests' parameters and its answers' bodies (payers' emails, payment links) at DEBUG.
+    for noisy in ("aiokafka", "kafka", "faststream", "sqlalchemy.engine", "uvicorn.access", "stripe"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -27,3 +27,19 @@ def test_plain_postgres_urls_get_the_asyncpg_driver(monkeypatch: object) -> None
     assert s.database_url == "postgresql+asyncpg://u@h:5432/db"
     assert ServiceSettings(database_url="postgres://h/db").database_url == "postgresql+asyncpg://h/db"
     assert ServiceSettings(service_name="rewards").source == "/prizeflow/rewards"
+
+
+def test_at_debug_the_stripe_library_still_logs_only_warnings() -> None:
+    """`stripe` logs request parameters and answer bodies (emails, payment links) at DEBUG, URLs with ids at INFO."""
+    from prizeflow_runtime.logging import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("rewards", level="DEBUG")
+        assert not logging.getLogger("stripe").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in ("aiokafka", "kafka", "faststream", "sqlalchemy.engine", "uvicorn.access", "stripe"):
+            logging.getLogger(name).setLevel(logging.NOTSET)

@@ -40,6 +40,7 @@ from prizeflow_rewards.domain.topups import (
     check_amount,
     debit_split,
     reinstate_split,
+    top_up_id_for,
     topupable,
 )
 from prizeflow_runtime.auth import Principal, Role
@@ -209,6 +210,9 @@ async def test_a_key_reused_for_another_request_is_a_conflict() -> None:
         ("DOGE", 1000, None, "unknown_asset"),
         ("USD", 100, None, "below_minimum"),
         ("USD", 50_001, None, "above_maximum"),
+        ("USD", 0, None, "invalid_amount"),
+        ("USD", -500, None, "invalid_amount"),
+        ("USD", 2**64, None, "above_maximum"),
         ("USD", 1000, "sandbox", "provider_not_available"),
     ],
 )
@@ -560,3 +564,16 @@ async def test_a_dispute_won_without_its_dispute_does_not_make_room_for_more_ref
         await w.deliver(w.event("refunded", top_up, adjustment_ref="re_2", **full))
     assert err.value.reason == "amount_mismatch"
     assert (w.wallet(), w.owed()) == (0, 0)
+
+
+async def test_one_players_request_key_never_names_another_players_top_up() -> None:
+    """Player ids and request keys may both hold `:`: ("p-1", "x:k") and ("p-1:x", "k") are two requests, not
+    one id (which answered the second player 409 idempotency_key_reused, telling them the other's key exists)."""
+    w = World()
+    colon = Principal("p-1:x", frozenset({Role.PLAYER}))
+    theirs = await w.top_up(key="k", player=colon)
+    mine = await w.top_up(key="x:k")
+    assert mine.id != theirs.id
+    assert (mine.player_id, theirs.player_id) == ("p-1", "p-1:x")
+    # Ids of players without `:` are what they always were: a retry across the change finds its session.
+    assert top_up_id_for("p-1", "x:k") == "tu-" + str(uuid.uuid5(uuid.NAMESPACE_URL, "prizeflow:top-up:p-1:x:k"))

@@ -169,3 +169,20 @@ async def test_an_unexpected_error_is_a_500_without_its_text(detail_leak: str) -
     assert status == 500
     assert problem["code"] == "internal_error"
     assert detail_leak not in json.dumps(problem)
+
+
+@pytest.mark.parametrize("valid_first", [True, False])
+async def test_a_signature_header_sent_twice_is_refused_whichever_comes_first(valid_first: bool) -> None:
+    """Two signature headers are ambiguous (a proxy may read the first, the ingress the last): refused whichever
+    order, stored nothing, so a valid one cannot ride behind a junk one a front proxy checked or logged."""
+    app, _, writer, m = app_with()
+    signature, body = signed(SANDBOX_SECRET, sandbox_payout())
+    junk = b"t=1,v1=" + b"0" * 64
+    pair = [signature.encode(), junk] if valid_first else [junk, signature.encode()]
+    headers = [(b"prizeflow-signature", v) for v in pair] + [(b"content-length", str(len(body)).encode())]
+    status, _, problem, _ = await call(app, "/providers/sandbox/events", [body], headers)
+    assert status == 400
+    assert problem["code"] == "signature_malformed"
+    assert writer.deliveries == {}
+    assert writer.outbox == []
+    assert metric(m, "refused", provider="sandbox", reason="signature_malformed") == 1

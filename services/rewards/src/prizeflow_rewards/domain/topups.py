@@ -122,9 +122,11 @@ def check_amount(asset: str, amount: int, created_today: int, limits: TopUpLimit
 
 def top_up_id_for(player_id: str, request_key: str | None) -> str:
     """One top-up per (player, client request key): the same key names the same top-up, hence the same provider
-    session (the provider's Idempotency-Key is the top-up id). No key: a new top-up."""
+    session (the provider's Idempotency-Key is the top-up id). No key: a new top-up. Both may hold `:`, so the
+    player's are escaped (ids without one are unchanged): ("p", "x:k") and ("p:x", "k") are two top-ups."""
     if request_key:
-        return "tu-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"prizeflow:top-up:{player_id}:{request_key}"))
+        player = player_id.replace("%", "%25").replace(":", "%3A")
+        return "tu-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"prizeflow:top-up:{player}:{request_key}"))
     return f"tu-{uuid.uuid4()}"
 
 

@@ -89,6 +89,10 @@ class WebhookIngress:
         length: int | None = None
         for key, value in scope["headers"]:
             if key == wanted:
+                if signature is not None:  # which one counts is ambiguous (a proxy may read the other): none does
+                    raise uc.refuse(
+                        provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {provider.scheme.header} header"
+                    )
                 signature = value.decode("latin-1")
             elif key == b"content-length":
                 length = int(value) if value.isdigit() else None
