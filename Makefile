@@ -11,13 +11,14 @@ PYTEST_ARGS ?=
 ASYNCAPI_LINT := tools/asyncapi-lint
 ASYNCAPI_LINT_STAMP := $(ASYNCAPI_LINT)/node_modules/.installed
 
-.PHONY: help run test test-unit test-integration lint fmt bench down status asyncapi sync system-deps asyncapi-lint-deps
+.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench down status asyncapi sync system-deps asyncapi-lint-deps
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
 	@echo "make test   - make lint, then every test (unit, integration, e2e, faults) on real Kafka and PostgreSQL"
 	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI staleness + the official AsyncAPI parser"
 	@echo "make bench  - every benchmark; JSON under .results/"
+	@echo "make deploy-test - images + docker-compose.yml under podman + a smoke scenario through it"
 	@echo "make down   - stop everything make run / make test started"
 
 $(CURDIR)/.devstack/tools/bin/uv:
@@ -30,6 +31,7 @@ sync: $(UV)
 # Debian packages the tests need beyond the machine's baseline (SoftHSM2 for the signer's PKCS#11 backend).
 system-deps:
 	bash tools/devstack/scripts/ensure-softhsm.sh
+	bash tools/devstack/scripts/ensure-podman.sh
 
 # npm ci (exactly the lock file, no install scripts: see $(ASYNCAPI_LINT)/.npmrc) when node_modules is missing
 # or older than the lock file; the stamp is written only after a complete install.
@@ -49,7 +51,16 @@ test: sync system-deps asyncapi-lint-deps
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-unit: sync
-	$(RUN) pytest -m "not integration and not e2e and not faults" $(PYTEST_ARGS)
+	$(RUN) pytest -m "not integration and not e2e and not faults and not containers" $(PYTEST_ARGS)
+
+# The images (offline, podman), docker-compose.yml under podman-compose, a sponsored round paid through it, and
+# everything torn down. `make test` runs it too (marker `containers`).
+deploy-test: sync system-deps
+	$(RUN) pytest -m containers tests/containers $(PYTEST_ARGS)
+
+# The platform's container images, built offline from a host wheelhouse; sizes in .results/images.json.
+images: sync system-deps
+	$(RUN) prizeflow-dev images
 
 test-integration: sync system-deps asyncapi-lint-deps
 	$(RUN) pytest -m integration $(PYTEST_ARGS)

@@ -19,10 +19,10 @@ def run_alembic_env(target_metadata: Any = None) -> None:
     from alembic import context
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from prizeflow_runtime.settings import ServiceSettings
+    from prizeflow_runtime.settings import async_database_url
 
-    url = os.environ.get("DATABASE_URL") or context.config.get_main_option("sqlalchemy.url") or ""
-    url = ServiceSettings(database_url=url).database_url
+    # Only the database URL: a migrations job needs no other setting of its service (no identity, no Kafka).
+    url = async_database_url(os.environ.get("DATABASE_URL") or context.config.get_main_option("sqlalchemy.url") or "")
 
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
@@ -37,12 +37,45 @@ def run_alembic_env(target_metadata: Any = None) -> None:
 
     async def main() -> None:
         engine = create_async_engine(url)
-        async with engine.connect() as conn:
-            await conn.run_sync(run)
-            await conn.commit()
-        await engine.dispose()
+        try:
+            conn = await _connect_patiently(engine)
+            try:
+                await conn.run_sync(run)
+                await conn.commit()
+            finally:
+                await conn.close()
+        finally:
+            await engine.dispose()
 
     asyncio.run(main())
+
+
+async def _connect_patiently(engine: Any) -> Any:
+    """The first connection, retried while PostgreSQL does not accept connections yet, for at most
+    MIGRATIONS_CONNECT_TIMEOUT_S seconds (default 0: one attempt). A migrations job started beside its database (a
+    compose stack, a Kubernetes Job racing a new cluster) waits instead of failing; a wrong password still fails at
+    once, only "cannot connect (yet)" is retried."""
+    import asyncio
+    import os
+    import sys
+    import time
+
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    deadline = time.monotonic() + float(os.environ.get("MIGRATIONS_CONNECT_TIMEOUT_S", "0"))
+    while True:
+        try:
+            return await engine.connect()
+        except (OSError, InterfaceError, OperationalError, DBAPIError) as err:
+            retryable = (
+                isinstance(err, OSError) or "CannotConnectNow" in repr(err) or isinstance(err.__cause__, OSError)
+            )
+            retryable = retryable or "Connect call failed" in str(err) or "starting up" in str(err)
+            if not retryable or time.monotonic() >= deadline:
+                raise
+            note = f"migrations: database not accepting connections yet ({type(err).__name__}); retrying"
+            print(note, file=sys.stderr)  # noqa: T201 - a command's progress
+            await asyncio.sleep(1)
 
 
 async def upgrade_to_head(alembic_ini: str, database_url: str) -> None:

@@ -36,6 +36,14 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
+def async_database_url(url: str) -> str:
+    """Accept plain postgres URLs (as DATABASE_URL usually is) and use the asyncpg driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    return url
+
+
 class RetrySettings(BaseSettings):
     """How a failing handler is retried in place before its message goes to the DLQ."""
 
@@ -211,11 +219,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
-        """Accept plain postgres URLs (as DATABASE_URL usually is) and use the asyncpg driver."""
-        for prefix in ("postgresql://", "postgres://"):
-            if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url.removeprefix(prefix)
-        return url
+        return async_database_url(url)
 
     @property
     def source(self) -> str:

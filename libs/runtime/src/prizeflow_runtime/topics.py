@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,6 +256,13 @@ def _parser() -> argparse.ArgumentParser:
     for p in (provision, sub.choices["check"]):
         p.add_argument("--bootstrap", help="default: KAFKA_BOOTSTRAP_SERVERS")
         p.add_argument("--suffix", help="default: KAFKA_TOPIC_SUFFIX")
+        p.add_argument(
+            "--wait-s",
+            type=float,
+            default=0.0,
+            help="retry while Kafka does not answer, up to this long (a Job or a "
+            "compose one-shot started beside a new broker)",
+        )
     return parser
 
 
@@ -278,12 +286,18 @@ async def _main(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Exit 0: every topic as expected; 1: some missing (check) or short; 2: Kafka did not answer."""
     args = _parser().parse_args(argv)
-    try:
-        code = asyncio.run(_main(args))
-    except KafkaError as err:
-        print(f"Kafka did not answer: {type(err).__name__}", file=sys.stderr)  # noqa: T201 - a CLI's output
-        code = 2
-    raise SystemExit(code)
+    deadline = time.monotonic() + args.wait_s
+    while True:
+        try:
+            code = asyncio.run(_main(args))
+        except KafkaError as err:
+            if time.monotonic() < deadline:
+                print(f"Kafka did not answer ({type(err).__name__}); retrying", file=sys.stderr)  # noqa: T201
+                time.sleep(2)
+                continue
+            print(f"Kafka did not answer: {type(err).__name__}", file=sys.stderr)  # noqa: T201 - a CLI's output
+            code = 2
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -236,6 +236,25 @@ def cmd_env(root: Path) -> int:
     return 0
 
 
+def cmd_images(root: Path, only: list[str] | None, *, infra: bool) -> int:
+    from prizeflow_devstack import images
+
+    unknown = sorted(set(only or ()) - set(images.IMAGES))
+    if unknown:
+        err_console.print(f"unknown images {unknown}; known: {sorted(images.IMAGES)}")
+        return 2
+    try:
+        if infra:
+            for ref, how in images.ensure_infrastructure_images(root).items():
+                sys.stdout.write(f"{ref}: {how}\n")
+        built = images.build_images(root, only)
+    except images.ImageError as err:
+        err_console.print(f"[bold red]prizeflow-dev images failed:[/bold red] {err}", markup=True)
+        return 1
+    sys.stdout.write(images.report(root, built, root / ".results" / "images.json") + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prizeflow-dev", description=__doc__)
     parser.add_argument("--root", type=Path, help="repo root (default: PRIZEFLOW_ROOT or discovered from cwd)")
@@ -254,12 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument(
         "--increase-partitions", action="store_true", help="add partitions to topics that have fewer than expected"
     )
+    images = sub.add_parser("images", help="build the platform's container images offline with podman; sizes")
+    images.add_argument("only", nargs="*", help="images to build (settlement, …, ops); all by default")
+    images.add_argument("--infra", action="store_true", help="also the official images compose runs (or stand-ins)")
+    sub.add_parser("compose-secrets", help="keys and passwords docker-compose.yml reads (deploy/compose/secrets/)")
     bench = sub.add_parser("bench", help="run every */bench/bench_*.py; JSON under .results/bench/")
     bench.add_argument("only", nargs="*", help="benchmark names (bench_<name>.py) to run; all by default")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case per command
     args = build_parser().parse_args(argv)
     try:
         root = args.root.resolve() if args.root else find_root()
@@ -272,6 +295,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 from prizeflow_devstack.bench import run_all
 
                 code = run_all(root, args.only or None, console)
+            case "images":
+                code = cmd_images(root, args.only or None, infra=args.infra)
+            case "compose-secrets":
+                from prizeflow_devstack.compose import ensure_compose_secrets
+
+                sys.stdout.write(f"{ensure_compose_secrets(root)}\n")
+                code = 0
             case "down":
                 code = _down(root)
             case "status":

@@ -1,0 +1,299 @@
+"""The secrets and generated settings `docker-compose.yml` reads, under `deploy/compose/secrets/` (ignored by git).
+
+`prizeflow-dev compose-secrets` writes them once (it never replaces what exists, so a running stack keeps its keys):
+
+- `identity/`: the dev identity (Ed25519 key pair; `jwks.json` is what every service verifies tokens against, the
+  private key is mounted only into the simulator, which mints its players' tokens);
+- `hot-signer.seed`: the signer's Stellar hot key (a compose *secret*, a file: never an environment value);
+- `postgres.env`, `postgres-init.sql`: the superuser's password; one role and one database per service;
+- `<service>.env`: that service's `DATABASE_URL` (its own role) and secrets it reads from the environment;
+- `stack.env`: generated, non-secret settings every container shares (the payout source account).
+
+The compose stack runs the explicit dev profile (`PRIZEFLOW_PROFILE=dev`: a file JWKS, the sandbox rail); production
+is deploy/k8s, with secrets from the platform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prizeflow_devstack.images import podman, podman_env
+from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
+
+# The uid:gid the images run as (Containerfile): file secrets are bind mounts, so they must be readable by it.
+IMAGE_UID = 10001
+DATABASE_SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
+
+
+def secrets_dir(root: Path) -> Path:
+    return root / "deploy" / "compose" / "secrets"
+
+
+def _write(path: Path, data: str, *, owner: int | None = None, mode: int = 0o600) -> None:
+    if path.exists():
+        return
+    write_private_file(path, data.encode())
+    if owner is not None and os.geteuid() == 0:
+        os.chown(path, owner, owner)  # only the image's user (and root) can read it
+    os.chmod(path, mode)
+
+
+def ensure_compose_secrets(root: Path) -> Path:
+    """Create what is missing; return the directory."""
+    from stellar_sdk import Keypair
+
+    out = secrets_dir(root)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    identity = DevIdentity.ensure(out / "identity")
+    jwks = out / "identity" / "jwks.json"
+    os.chmod(jwks, 0o644)  # public keys
+    os.chmod(out / "identity", 0o755)  # noqa: S103 - the simulator's user enters it; the parent is 0700
+    key_file = next(p for p in (out / "identity").iterdir() if p.name != "jwks.json")
+    if os.geteuid() == 0:
+        os.chown(key_file, IMAGE_UID, IMAGE_UID)  # the simulator (uid 10001) mints tokens with it
+    del identity
+
+    seed = out / "hot-signer.seed"
+    if not seed.exists():
+        keypair = Keypair.random()
+        _write(seed, keypair.secret, owner=IMAGE_UID, mode=0o400)
+        source = keypair.public_key
+        accounts = json.dumps({source: {"XLM": "100000000", "USDC": "100000000"}})
+        _write(out / "stack.env", f"PAYOUT_SOURCE_ACCOUNT={source}\nSOROBAN_EMULATOR_ACCOUNTS={accounts}\n", mode=0o644)
+
+    _write(out / "grafana-admin-password", secrets.token_urlsafe(18), owner=472, mode=0o400)  # grafana's uid
+
+    passwords = {name: secrets.token_urlsafe(24) for name in DATABASE_SERVICES}
+    if not (out / "postgres-init.sql").exists():
+        init = [f"CREATE ROLE prizeflow_{n} LOGIN PASSWORD '{pw}';" for n, pw in passwords.items()]
+        init += [f"CREATE DATABASE prizeflow_{n} OWNER prizeflow_{n};" for n in passwords]
+        # The superuser's init script runs as uid postgres inside the container.
+        _write(out / "postgres-init.sql", "\n".join(init) + "\n", mode=0o644)
+        _write(out / "postgres.env", f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}\n")
+        sandbox_secret = secrets.token_hex(24)
+        for name, pw in passwords.items():
+            lines = [f"DATABASE_URL=postgresql://prizeflow_{name}:{pw}@postgres:5432/prizeflow_{name}"]
+            if name == "webhooks":
+                lines.append(f"WEBHOOK_SECRET_SANDBOX={sandbox_secret}")
+            _write(out / f"{name}.env", "\n".join(lines) + "\n")
+    return out
+
+
+# --- driving the compose file with podman-compose (make deploy-test) ----------------------------------------------
+
+# What the compose file runs here: everything but Grafana, whose image cannot be pulled or built on this machine.
+NOT_RUNNABLE_HERE = {"grafana": "grafana/grafana cannot be pulled (no registry) and Grafana has no Debian package"}
+HTTP_SERVICES = ("settlement", "rewards", "payouts", "webhooks")
+PORT_ENV = {
+    "settlement": "PRIZEFLOW_SETTLEMENT_PORT",
+    "rewards": "PRIZEFLOW_REWARDS_PORT",
+    "payouts": "PRIZEFLOW_PAYOUTS_PORT",
+    "webhooks": "PRIZEFLOW_WEBHOOKS_PORT",
+    "kafka": "PRIZEFLOW_KAFKA_PORT",
+    "prometheus": "PRIZEFLOW_PROMETHEUS_PORT",
+    "grafana": "PRIZEFLOW_GRAFANA_PORT",
+}
+
+
+CONDITION_ORDER = ("", "service_started", "service_healthy", "service_completed_successfully")
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    """A compose service's dependencies with their conditions (the short list form means `service_started`)."""
+    raw = service.get("depends_on") or {}
+    if isinstance(raw, list):
+        return dict.fromkeys(raw, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in raw.items()}
+
+
+class ComposeError(RuntimeError):
+    """The compose stack did not come up or go down as it should; the message carries what podman said."""
+
+
+@dataclass
+class ComposeStack:
+    """`docker-compose.yml` under podman-compose, as one project with its own published ports."""
+
+    root: Path
+    project: str
+    ports: dict[str, int]
+    profiles: tuple[str, ...] = ()
+    log: list[str] = field(default_factory=list)
+    startup_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = podman_env(self.root)
+        env.update({PORT_ENV[name]: str(port) for name, port in self.ports.items()})
+        return env
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        profiles = [a for p in self.profiles for a in ("--profile", p)]
+        argv = [_podman_compose(), "-f", str(self.root / "docker-compose.yml"), "-p", self.project, *profiles, *args]
+        result = subprocess.run(
+            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        self.log.append(f"$ podman-compose {' '.join(args)}\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        if check and result.returncode != 0:
+            raise ComposeError(
+                f"podman-compose {' '.join(args)} failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+            )
+        return result
+
+    def services(self) -> list[str]:
+        names = self.compose("config", "--services").stdout.split()
+        return [n for n in names if n not in NOT_RUNNABLE_HERE]
+
+    def definition(self) -> dict[str, Any]:
+        doc: dict[str, Any] = yaml.safe_load((self.root / "docker-compose.yml").read_text(encoding="utf-8"))
+        return doc
+
+    def tiers(self) -> list[list[str]]:
+        """The services this stack runs, in start order: each tier depends only on earlier ones."""
+        wanted = set(self.services())
+        deps = {name: set(depends_on(svc)) & wanted for name, svc in self.definition()["services"].items()}
+        tiers: list[list[str]] = []
+        placed: set[str] = set()
+        while placed != wanted:
+            tier = sorted(n for n in wanted - placed if deps[n] <= placed)
+            if not tier:
+                raise ComposeError(f"circular depends_on among {sorted(wanted - placed)}")
+            tiers.append(tier)
+            placed.update(tier)
+        return tiers
+
+    def up(self, *, timeout: float = 360) -> None:
+        """Start the file tier by tier, each dependency condition enforced before its dependants start.
+
+        podman-compose 1.6 on podman 4.3 cannot do it in one `up`: podman before 4.6 has no `wait
+        --condition=healthy` (podman-compose then ignores `service_healthy`), `service_completed_successfully` is
+        mapped to "stopped" whatever the exit code, and podman 4.3's `--requires` fails on a transitive dependency.
+        So each tier starts with `up -d --no-deps`, and the driver itself waits: `service_healthy` by the
+        container's own health check (`podman healthcheck run`), `service_completed_successfully` by exit code 0,
+        `service_started` by the container running. Docker Compose honours the same file's conditions itself."""
+        services = self.definition()["services"]
+        conditions: dict[str, str] = {}
+        for name in self.services():
+            for dep, condition in depends_on(services[name]).items():
+                conditions[dep] = max(conditions.get(dep, ""), condition, key=CONDITION_ORDER.index)
+        deadline = time.monotonic() + timeout
+        for tier in self.tiers():
+            self.compose("up", "-d", "--no-deps", *tier, timeout=600)
+            for name in tier:
+                if name in conditions:
+                    self._wait_condition(name, conditions[name], deadline)
+
+    def _wait_condition(self, service: str, condition: str, deadline: float) -> None:
+        while True:
+            code = self.exit_code(service)
+            if condition == "service_completed_successfully":
+                if code == 0:
+                    return
+                if code is not None:
+                    raise ComposeError(f"one-shot {service} exited {code}:\n{self.logs(service)}")
+            elif code is not None:
+                raise ComposeError(f"{service} exited {code} before it was {condition}:\n{self.logs(service)}")
+            elif condition == "service_started" or self._healthy(service):
+                return
+            if time.monotonic() > deadline:
+                raise ComposeError(f"{service} not {condition} in time:\n{self.logs(service)}")
+            time.sleep(1)  # polling the container's own state
+
+    def _healthy(self, service: str) -> bool:
+        return podman(self.root, "healthcheck", "run", self.container(service), check=False).returncode == 0
+
+    def containers(self) -> list[dict[str, object]]:
+        """Every container of the project, running or not (podman's own view, not podman-compose's)."""
+        out = podman(
+            self.root, "ps", "-a", "--format", "json", "--filter", f"label=io.podman.compose.project={self.project}"
+        )
+        return list(json.loads(out.stdout or "[]"))
+
+    def exit_code(self, service: str) -> int | None:
+        for c in self.containers():
+            labels = c.get("Labels") or {}
+            assert isinstance(labels, dict)
+            if labels.get("com.docker.compose.service") == service and c.get("Exited"):
+                return int(str(c.get("ExitCode")))
+        return None
+
+    def logs(self, service: str, tail: int = 60) -> str:
+        name = f"{self.project}_{service}_1"
+        result = podman(self.root, "logs", "--tail", str(tail), name, check=False)
+        return result.stdout + result.stderr
+
+    def container(self, service: str) -> str:
+        return f"{self.project}_{service}_1"
+
+    def jobs(self) -> list[str]:
+        return [s for s in self.services() if s == "topics" or s.startswith("migrate-")]
+
+    def ready(self, service: str) -> bool:
+        """/health/ready answers 200: through the published port, or (the signer publishes none) by running the
+        container's own health check inside it."""
+        if service in self.ports:
+            try:
+                with urllib.request.urlopen(f"{self.url(service)}/health/ready", timeout=2) as response:  # noqa: S310
+                    return bool(response.status == HTTPStatus.OK)
+            except OSError:
+                return False
+        return self._healthy(service)
+
+    def wait_ready(self, *, timeout: float) -> None:
+        """Every one-shot job exited 0 and every long-running service is ready; a job that failed, or a service not
+        ready by the deadline, raises with its log."""
+        deadline = time.monotonic() + timeout
+        running = [s for s in self.services() if s not in self.jobs() and s not in ("postgres", "kafka", "prometheus")]
+        pending = set(running) | set(self.jobs())
+        while pending:
+            for job in [j for j in self.jobs() if j in pending]:
+                code = self.exit_code(job)
+                if code == 0:
+                    pending.discard(job)
+                elif code is not None:
+                    raise ComposeError(f"one-shot {job} exited {code}:\n{self.logs(job)}")
+            for service in [s for s in running if s in pending]:
+                if self.ready(service):
+                    pending.discard(service)
+            if pending and time.monotonic() > deadline:
+                details = "\n".join(f"--- {s} ---\n{self.logs(s)}" for s in sorted(pending))
+                raise ComposeError(f"not ready within {timeout:.0f} s: {sorted(pending)}\n{details}")
+            if pending:
+                time.sleep(1)  # polling the services' own readiness
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports['kafka']}"
+
+    def down(self) -> list[str]:
+        """Stop and remove containers, networks and volumes; return what is still left (nothing, or a failure)."""
+        self.compose("down", "-v", "-t", "20", timeout=300, check=False)
+        left = [str(c.get("Names")) for c in self.containers()]
+        nets = podman(self.root, "network", "ls", "--format", "{{.Name}}").stdout.split()
+        left += [f"network {n}" for n in nets if n.startswith(f"{self.project}_")]
+        vols = podman(self.root, "volume", "ls", "--format", "{{.Name}}").stdout.split()
+        left += [f"volume {v}" for v in vols if v.startswith(f"{self.project}_")]
+        return left
+
+
+def _podman_compose() -> str:
+    found = shutil.which("podman-compose") or str(Path(sys.executable).parent / "podman-compose")
+    if not Path(found).is_file():
+        raise ComposeError("podman-compose is not installed (it is in the dev dependency group: `make sync`)")
+    return found

@@ -1,0 +1,327 @@
+"""Container images with podman, offline: a wheelhouse built on the host, one image per service, and local stand-ins
+for official images when no registry answers.
+
+- `build_wheelhouse`: every third-party wheel `uv.lock` pins (downloaded on the host, hash-checked) plus a wheel of
+  each workspace package, uv and tini-static, under `.build/wheelhouse/`; the `Containerfile` installs from it with no
+  index, so a build needs no network.
+- `ensure_official`: an official image the compose file names is used when present or pullable; otherwise a stand-in
+  is built under the same name from Debian's packages (deploy/images/standins), and the output says so.
+- `build_images`: `podman build` of the repository's `Containerfile`, one image per entry of `IMAGES`.
+
+Every podman call gets `CONTAINERS_CONF=deploy/podman/containers.conf` (the runc runtime, no default ulimits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prizeflow_devstack.kafka import ensure_jars, kafka_version
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+PYTHON_BASE = "docker.io/library/python:3.11-slim-bookworm"
+POSTGRES_IMAGE = "docker.io/library/postgres:15-bookworm"
+PROMETHEUS_IMAGE = "docker.io/prom/prometheus:v2.42.0"
+GRAFANA_IMAGE = "docker.io/grafana/grafana:11.3.0"
+IMAGE_TAG = "dev"
+PIP = "pip==24.3.1"  # downloads the locked wheels (uv has no download command); run with `uv tool run`
+
+
+def kafka_image() -> str:
+    return f"docker.io/apache/kafka:{kafka_version()}"
+
+
+class ImageError(RuntimeError):
+    """An image could not be built or podman cannot run; the message says which step and why."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of the platform: the workspace package it installs (with its locked dependencies), the console
+    script it runs, and the service directory whose migrations it carries (None: a tool without a database)."""
+
+    name: str
+    package: str
+    script: str | None
+    migrations: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"localhost/prizeflow-{self.name}:{IMAGE_TAG}"
+
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("settlement", "prizeflow-settlement", "prizeflow-settlement", "services/settlement"),
+        ImageSpec("rewards", "prizeflow-rewards", "prizeflow-rewards", "services/rewards"),
+        ImageSpec("payouts", "prizeflow-payouts", "prizeflow-payouts", "services/payouts"),
+        ImageSpec("signer", "prizeflow-signer", "prizeflow-signer", "services/signer"),
+        ImageSpec("webhooks", "prizeflow-webhooks", "prizeflow-webhooks", "services/webhooks"),
+        # Topic provisioning (`python -m prizeflow_runtime.topics`) and the external outbox relay: the runtime only.
+        ImageSpec("ops", "prizeflow-runtime", None),
+        ImageSpec("soroban-rpc", "prizeflow-soroban-emulator", "prizeflow-soroban-emulator"),
+        ImageSpec("simulator", "prizeflow-simulator", "prizeflow-sim"),
+    )
+}
+SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
+
+
+def podman_env(root: Path) -> dict[str, str]:
+    return {**os.environ, "CONTAINERS_CONF": str(root / "deploy" / "podman" / "containers.conf")}
+
+
+def podman(root: Path, *args: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["podman", *args], env=podman_env(root), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise ImageError(f"podman {' '.join(args[:3])}… failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def image_exists(root: Path, ref: str) -> bool:
+    return podman(root, "image", "exists", ref, check=False).returncode == 0
+
+
+def image_size(root: Path, ref: str) -> int:
+    """Bytes of the image (all its layers), as `podman images` reports it."""
+    return int(podman(root, "image", "inspect", ref, "--format", "{{.Size}}").stdout.strip())
+
+
+def say(message: str) -> None:
+    print(f"images: {message}", file=sys.stderr, flush=True)
+
+
+# --- stand-ins for official images -------------------------------------------------------------------------------
+
+ROOTFS_PACKAGES: dict[str, tuple[str, ...]] = {
+    "python": ("python3", "ca-certificates"),
+    "infra": ("postgresql-15", "openjdk-17-jre-headless", "prometheus", "ca-certificates"),
+}
+
+
+def _rootfs_ref(kind: str) -> str:
+    digest = hashlib.sha256(" ".join((DEBIAN_SUITE, *ROOTFS_PACKAGES[kind])).encode()).hexdigest()[:12]
+    return f"localhost/prizeflow-debian-{kind}:{DEBIAN_SUITE}-{digest}"
+
+
+def _debootstrap(root: Path, kind: str) -> str:
+    """A minimal Debian root filesystem with `kind`'s packages, imported as an image (cached by its package set)."""
+    ref = _rootfs_ref(kind)
+    if image_exists(root, ref):
+        return ref
+    if shutil.which("debootstrap") is None:
+        raise ImageError("debootstrap is not installed (tools/devstack/scripts/ensure-podman.sh installs it)")
+    started = time.monotonic()
+    say(f"debootstrap {DEBIAN_SUITE} + {', '.join(ROOTFS_PACKAGES[kind])} (no registry: building from Debian)")
+    with tempfile.TemporaryDirectory(prefix=f"prizeflow-rootfs-{kind}-") as tmp:
+        target = Path(tmp) / "rootfs"
+        result = subprocess.run(
+            [
+                "debootstrap", "--variant=minbase", f"--include={','.join(ROOTFS_PACKAGES[kind])}",
+                DEBIAN_SUITE, str(target), DEBIAN_MIRROR,
+            ],
+            capture_output=True, text=True, timeout=1800, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise ImageError(f"debootstrap failed (exit {result.returncode}):\n{result.stdout[-3000:]}")
+        for junk in ("usr/share/doc", "usr/share/man", "usr/share/info", "var/cache/apt", "var/lib/apt/lists"):
+            shutil.rmtree(target / junk, ignore_errors=True)
+        (target / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+        tar = subprocess.Popen(
+            ["tar", "-C", str(target), "--numeric-owner", "--exclude=./proc/*", "--exclude=./sys/*",
+             "--exclude=./dev/*", "-c", "."],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        imported = subprocess.run(
+            ["podman", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["bash"]', "-", ref],
+            stdin=tar.stdout, env=podman_env(root), capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        tar.wait()
+        if imported.returncode != 0 or tar.returncode != 0:
+            raise ImageError(f"podman import of the {kind} root filesystem failed:\n{imported.stderr[-2000:]}")
+    say(f"{ref} built in {time.monotonic() - started:.0f} s")
+    return ref
+
+
+def _pull(root: Path, ref: str) -> bool:
+    result = podman(root, "pull", "--quiet", ref, timeout=300, check=False)
+    if result.returncode == 0:
+        return True
+    reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+    say(f"cannot pull {ref} ({reason[:160]})")
+    return False
+
+
+def _build_standin(root: Path, ref: str) -> None:
+    standins = root / "deploy" / "images" / "standins"
+    if ref == PYTHON_BASE:
+        base = _debootstrap(root, "python")
+        podman(root, "tag", base, ref)
+        return
+    base = _debootstrap(root, "infra")
+    kind = {POSTGRES_IMAGE: "postgres", PROMETHEUS_IMAGE: "prometheus"}.get(ref)
+    if ref == kafka_image():
+        kind = "kafka"
+    if kind is None:
+        raise ImageError(f"{ref}: not pullable here and no local stand-in exists for it")
+    with tempfile.TemporaryDirectory(prefix=f"prizeflow-standin-{kind}-") as tmp:
+        context = Path(tmp) / "context"
+        shutil.copytree(standins / kind, context)
+        if kind == "kafka":
+            libs = ensure_jars()
+            shutil.copytree(libs, context / "libs", ignore=shutil.ignore_patterns(".*"))
+        podman(root, "build", "--quiet", "--format", "docker", "--build-arg", f"BASE={base}", "-t", ref, str(context))
+
+
+def ensure_official(root: Path, ref: str) -> str:
+    """`ref` present locally, pulled, or built as a stand-in under the same name. Returns how it came to be."""
+    if image_exists(root, ref):
+        return "present"
+    if _pull(root, ref):
+        return "pulled"
+    started = time.monotonic()
+    _build_standin(root, ref)
+    say(f"{ref}: built a LOCAL STAND-IN from Debian packages in {time.monotonic() - started:.0f} s (no registry)")
+    return "stand-in"
+
+
+# --- the wheelhouse -----------------------------------------------------------------------------------------------
+
+_WORKSPACE_LINE = re.compile(r"^-e \./(?P<path>\S+)$")
+
+
+def _uv() -> str:
+    """The uv running us (`uv run` sets UV), else uv on PATH."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        raise ImageError("uv not found (UV unset and no uv on PATH): run through `uv run` or `make`")
+    return found
+
+
+def _run(args: list[str], *, cwd: Path, what: str, timeout: float = 900) -> str:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise ImageError(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _package_dirs(root: Path) -> dict[str, Path]:
+    """Workspace package name → its directory."""
+    found: dict[str, Path] = {}
+    for pyproject in root.glob("*/*/pyproject.toml"):
+        match = re.search(r'^name = "([^"]+)"', pyproject.read_text(encoding="utf-8"), re.MULTILINE)
+        if match and pyproject.parent.parent.name in ("libs", "services", "tools"):
+            found[match.group(1)] = pyproject.parent
+    return found
+
+
+def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
+    """`.build/wheelhouse/`: `requirements/<image>.txt` (locked, hashed, third-party), `<image>.workspace` (the
+    workspace wheels it installs), `wheels/`, `bin/uv`, `bin/tini`. Built on the host: TLS from inside a container
+    to the package registries fails here, and a build that needs no network is reproducible."""
+    house = root / ".build" / "wheelhouse"
+    wheels, reqs, bins = house / "wheels", house / "requirements", house / "bin"
+    for d in (wheels, reqs, bins):
+        d.mkdir(parents=True, exist_ok=True)
+    uv = _uv()
+    dirs = {name: path.relative_to(root).as_posix() for name, path in _package_dirs(root).items()}
+    by_path = {path: name for name, path in dirs.items()}
+    needed_workspace: set[str] = set()
+    union: dict[str, str] = {}
+    for spec in specs:
+        base = [uv, "export", "--frozen", "--no-dev", "--package", spec.package, "--format", "requirements-txt"]
+        listing = _run([*base, "--no-hashes", "--no-header"], cwd=root, what=f"uv export {spec.package}")
+        members = sorted(
+            by_path[m.group("path")] for line in listing.splitlines() if (m := _WORKSPACE_LINE.match(line))
+        )
+        needed_workspace.update(members)
+        locked = _run([*base, "--no-emit-workspace", "--no-header"], cwd=root, what=f"uv export {spec.package}")
+        (reqs / f"{spec.name}.txt").write_text(locked, encoding="utf-8")
+        (reqs / f"{spec.name}.workspace").write_text("\n".join(members) + "\n", encoding="utf-8")
+        for block in re.split(r"\n(?=\S)", locked):
+            if block.strip() and not block.startswith("#"):
+                union[block.split("==")[0].strip()] = block
+    all_reqs = house / "all-requirements.txt"
+    all_reqs.write_text("\n".join(union[k] for k in sorted(union)) + "\n", encoding="utf-8")
+    _run(
+        [
+            uv, "tool", "run", "--quiet", "--from", PIP, "pip", "download", "--quiet", "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:", "--require-hashes", "-r", str(all_reqs), "-d", str(wheels),
+        ],
+        cwd=root, what="pip download of the locked wheels", timeout=1800,
+    )  # fmt: skip
+    for old in wheels.glob("prizeflow_*.whl"):
+        old.unlink()
+    for name in sorted(needed_workspace):
+        _run([uv, "build", "--wheel", "--quiet", "--out-dir", str(wheels), dirs[name]], cwd=root, what=f"build {name}")
+    shutil.copy2(uv, bins / "uv")
+    tini = Path("/usr/bin/tini-static")
+    if not tini.is_file():
+        raise ImageError("/usr/bin/tini-static is missing (Debian package tini; ensure-podman.sh installs it)")
+    shutil.copy2(tini, bins / "tini")
+    return house
+
+
+# --- the platform's images -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Built:
+    ref: str
+    size: int
+    seconds: float
+
+
+def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
+    """Build the platform's images from the `Containerfile` (base image: the official Python slim, present, pulled
+    or stood in). Returns each image with its size."""
+    specs = [IMAGES[n] for n in (names or list(IMAGES))]
+    ensure_official(root, PYTHON_BASE)
+    started = time.monotonic()
+    build_wheelhouse(root, specs)
+    say(f"wheelhouse ready in {time.monotonic() - started:.0f} s")
+    built = []
+    for spec in specs:
+        t0 = time.monotonic()
+        target = "service" if spec.migrations else "tool"
+        args = [
+            "build", "--quiet", "--format", "docker", "--target", target, "--build-arg", f"BASE_IMAGE={PYTHON_BASE}",
+            "--build-arg", f"IMAGE={spec.name}", "--build-arg", f"SCRIPT={spec.script or ''}", "-t", spec.ref,
+            "-f", str(root / "Containerfile"),
+        ]  # fmt: skip
+        if spec.migrations:
+            args += ["--build-arg", f"SERVICE_DIR={spec.migrations}"]
+        podman(root, *args, str(root))
+        built.append(Built(spec.ref, image_size(root, spec.ref), time.monotonic() - t0))
+        say(f"{spec.ref}: {built[-1].size / 1e6:.0f} MB in {built[-1].seconds:.0f} s")
+    return built
+
+
+def report(root: Path, built: list[Built], out: Path | None = None) -> str:
+    base = image_size(root, PYTHON_BASE)
+    lines = [f"{'image':42} {'size':>8} {'over base':>10}"]
+    lines += [f"{b.ref:42} {b.size / 1e6:7.0f}M {(b.size - base) / 1e6:9.0f}M" for b in built]
+    lines.append(f"{PYTHON_BASE + ' (base)':42} {base / 1e6:7.0f}M")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"base": {"ref": PYTHON_BASE, "bytes": base}, "images": [b.__dict__ for b in built]}
+        out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return "\n".join(lines)
+
+
+def ensure_infrastructure_images(root: Path) -> dict[str, str]:
+    """The official images the compose file runs (but Grafana, which cannot be built here)."""
+    return {ref: ensure_official(root, ref) for ref in (POSTGRES_IMAGE, kafka_image(), PROMETHEUS_IMAGE)}
