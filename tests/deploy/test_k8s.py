@@ -24,12 +24,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from prizeflow_contracts.topics import topic_named
 from prizeflow_devstack import k8s
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.settings import ServiceSettings
-from prizeflow_runtime.topics import ProvisionSettings
+from prizeflow_runtime.topics import ProvisionSettings, topic_plan
 
 pytestmark = pytest.mark.k8s
 
@@ -109,7 +110,8 @@ def test_the_schemas_are_valid_json_schemas() -> None:
 
 def _a(kind: str, overlay: str = "prod") -> Doc:
     doc = of_kind(rendered(overlay), kind)[0]
-    return json.loads(json.dumps(doc))  # a deep copy to break
+    copy: Doc = json.loads(json.dumps(doc))  # a deep copy to break
+    return copy
 
 
 @pytest.mark.parametrize(
@@ -169,7 +171,8 @@ def test_kube_score_finds_nothing(overlay: str) -> None:
         check=False,
     )
     findings = [line for line in out.stdout.splitlines() if line and not line.startswith(("[OK]", "[SKIPPED]"))]
-    assert out.returncode == 0 and not findings, "\n".join(findings) or out.stderr
+    assert not findings, "\n".join(findings)
+    assert out.returncode == 0, out.stderr
 
 
 def test_every_kube_score_exception_is_justified_inline() -> None:
@@ -196,7 +199,7 @@ def test_generated_manifests_are_current() -> None:
 def test_kafka_topics_are_the_contracts_topics_and_their_dlqs() -> None:
     for overlay in OVERLAYS:
         topics = {d["spec"]["topicName"]: d["spec"] for d in of_kind(rendered(overlay), "KafkaTopic")}
-        expected = {s.name: s for s in k8s.topic_plan(k8s.PRODUCTION_TOPICS)}
+        expected = {s.name: s for s in topic_plan(k8s.PRODUCTION_TOPICS)}
         assert set(topics) == set(expected)
         for name, spec in topics.items():
             assert spec["partitions"] == expected[name].partitions == topic_named(name).partitions
@@ -287,17 +290,18 @@ def test_deployments_are_hardened_probed_and_sized(overlay: str) -> None:
     for doc in of_kind(docs, "Deployment") + of_kind(docs, "Job"):
         pod = doc["spec"]["template"]["spec"]
         c = _container(doc)
-        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 10001
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert pod["automountServiceAccountToken"] is False
         sc = c["securityContext"]
-        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"] == {"drop": ["ALL"]}
         assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
         assert {"tmp"} <= {v["name"] for v in pod["volumes"] if "emptyDir" in v}
-        assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(
-            c["resources"]["limits"]
-        )
+        assert {"cpu", "memory"} <= set(c["resources"]["requests"])
+        assert {"cpu", "memory"} <= set(c["resources"]["limits"])
         assert re.fullmatch(r"[^:@]+(:[\w.-]+|@sha256:[0-9a-f]{64})", c["image"]), c["image"]
         assert not c["image"].startswith("prizeflow/"), "every overlay retags the images"
     for service in SERVICES:
@@ -309,10 +313,12 @@ def test_deployments_are_hardened_probed_and_sized(overlay: str) -> None:
         assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
         assert c["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
         assert c["startupProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
-        assert _config(docs, c)["HTTP_HOST"] == "0.0.0.0"  # noqa: S104 - a pod listens on its own address
+        assert _config(docs, c)["HTTP_HOST"] == "0.0.0.0"
         pdb = named(docs, "PodDisruptionBudget", service)
         assert pdb["spec"]["selector"]["matchLabels"] == doc["spec"]["selector"]["matchLabels"]
-        monitors = [d for d in docs if d["kind"] in {"ServiceMonitor", "PodMonitor"} and d["metadata"]["name"] == service]
+        monitors = [
+            d for d in docs if d["kind"] in {"ServiceMonitor", "PodMonitor"} and d["metadata"]["name"] == service
+        ]
         assert len(monitors) == 1
 
 
@@ -328,7 +334,8 @@ def test_the_signer_has_no_service_and_only_prometheus_may_reach_it() -> None:
         if not all(signer_labels.get(k) == v for k, v in sel.get("matchLabels", {}).items()):
             return False
         return all(
-            (signer_labels.get(e["key"]) in e["values"]) == (e["operator"] == "In") for e in sel.get("matchExpressions", [])
+            (signer_labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
+            for e in sel.get("matchExpressions", [])
         )
 
     policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p)]
@@ -417,9 +424,8 @@ def test_every_env_var_is_a_real_setting_of_its_process(overlay: str) -> None:
     docs = rendered(overlay)
     unknown = []
     for workload, container, names in _workloads(overlay):
-        for env in set(_config(docs, container)) | set(_secret_refs(container)):
-            if env not in names:
-                unknown.append(f"{workload}: {env}")
+        set_here = set(_config(docs, container)) | set(_secret_refs(container))
+        unknown += [f"{workload}: {env}" for env in sorted(set_here - names)]
     assert not unknown, f"set but read by nothing: {unknown}"
 
 
@@ -440,7 +446,9 @@ def test_the_settings_load_from_what_the_manifests_set(overlay: str, service: st
         settings: ServiceSettings = k8s.settings_class(service)()
         assert settings.prizeflow_profile.value == "production"
         if service in {"payouts", "webhooks"}:
-            _load_providers(service, providers["providers.yaml"], env, settings, Path(env[f"{service.upper()}_PROVIDERS_FILE"]))
+            _load_providers(
+                service, providers["providers.yaml"], env, settings, Path(env[f"{service.upper()}_PROVIDERS_FILE"])
+            )
 
 
 def docs_volumes(doc: Doc) -> list[Doc]:
@@ -453,8 +461,8 @@ def _load_providers(service: str, text: str, env: Mapping[str, str], settings: A
     if service == "webhooks":
         from prizeflow_webhooks.adapters.config import parse_config
 
-        config = parse_config(doc, dev=False, env=env, source="webhooks-providers")
-        assert set(config.confirm) == set(config.providers), "every provider confirms outside dev"
+        hooks = parse_config(doc, dev=False, env=env, source="webhooks-providers")
+        assert set(hooks.confirm) == set(hooks.providers), "every provider confirms outside dev"
     else:
         from prizeflow_payouts.adapters.config import parse_config as parse_payouts
         from prizeflow_payouts.bootstrap import provider_context, provider_factories
@@ -471,7 +479,8 @@ def _load_providers(service: str, text: str, env: Mapping[str, str], settings: A
 def test_alert_rules_are_complete_and_use_metrics_that_exist() -> None:
     rules_file = ROOT / "deploy" / "prometheus" / "rules" / "prizeflow.rules.yml"
     groups = yaml.safe_load(rules_file.read_text())["groups"]
-    suffixes = {m._name for m in vars(RuntimeMetrics.create("x", __import__("prometheus_client").CollectorRegistry())).values()}
+    metrics = RuntimeMetrics.create("x", CollectorRegistry())
+    suffixes = {m._name for m in vars(metrics).values()}
     known = {s.removeprefix("prizeflow_x_") for s in suffixes}
     for rule in (r for g in groups for r in g["rules"]):
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}
