@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 ASYNCAPI_LINT := tools/asyncapi-lint
 ASYNCAPI_LINT_STAMP := $(ASYNCAPI_LINT)/node_modules/.installed
 
-.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench down status asyncapi sync system-deps asyncapi-lint-deps
+.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench down status asyncapi sync system-deps asyncapi-lint-deps k8s-tools k8s-validate
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
@@ -42,16 +42,23 @@ $(ASYNCAPI_LINT_STAMP): $(ASYNCAPI_LINT)/package-lock.json $(ASYNCAPI_LINT)/pack
 	cd $(ASYNCAPI_LINT) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+# Pinned kustomize and kube-score (Go, into .devstack/tools/go/bin) for the deploy/k8s tests; k8s-validate runs only those.
+k8s-tools:
+	bash tools/devstack/scripts/ensure-k8s-tools.sh
+
+k8s-validate: sync k8s-tools
+	$(RUN) pytest tests/deploy -m k8s $(PYTEST_ARGS)
+
 run: sync system-deps
 	$(RUN) prizeflow-dev run
 
 # Lint first (seconds), then every test: CI (.ci/run) enforces both through this one target.
-test: sync system-deps asyncapi-lint-deps
+test: sync system-deps asyncapi-lint-deps k8s-tools
 	@$(MAKE) --no-print-directory lint
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-unit: sync
-	$(RUN) pytest -m "not integration and not e2e and not faults and not containers" $(PYTEST_ARGS)
+	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s" $(PYTEST_ARGS)
 
 # The images (offline, podman), docker-compose.yml under podman-compose, a sponsored round paid through it, and
 # everything torn down. `make test` runs it too (marker `containers`).

@@ -20,7 +20,7 @@ import pytest
 # here, before any test, so a unit test that merely imports such a library is not taken for one using the network.
 import urllib3  # noqa: F401
 
-OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults", "containers")
+OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults", "containers", "k8s")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -69,6 +69,25 @@ def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
 
 
 @dataclass(frozen=True)
+class KafkaUsage:
+    """The contract topics a process reads (per consumer group) and writes: what its Kafka ACLs must allow.
+    Groups and topics carry no deployment suffix. Every consumed topic's `.dlq` is written too (a refusal's
+    copy goes there through the outbox)."""
+
+    consumes: dict[str, tuple[str, ...]]
+    produces: tuple[str, ...]
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        dlqs = [t + DLQ_SUFFIX for topics in self.consumes.values() for t in topics]
+        return tuple(sorted({*self.produces, *dlqs}))
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return tuple(sorted({t for topics in self.consumes.values() for t in topics}))
+
+
+@dataclass(frozen=True)
 class _ConsumerSpec:
     name: str
     topics: tuple[str, ...]
@@ -134,6 +153,12 @@ class ServiceRuntime:
         """Declare the contract topics this process publishes (through its outbox): verified at start like the
         ones it consumes, so a missing topic keeps the service not ready instead of failing its relay later."""
         self._produced.extend(t for t in topics if t not in self._produced)
+
+    def kafka_usage(self) -> KafkaUsage:
+        """What this process was declared to consume and produce (deploy/k8s derives its KafkaUser from it)."""
+        return KafkaUsage(
+            consumes={spec.name: spec.topics for spec in self._consumer_specs}, produces=tuple(self._produced)
+        )
 
     def after_start(self, hook: StartupHook) -> None:
         """Run `hook` at start-up once the Kafka clients are up, before the service reports ready; retried with

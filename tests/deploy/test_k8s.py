@@ -1,0 +1,490 @@
+"""deploy/k8s, validated offline: every overlay renders (kustomize), every built-in object validates strictly against
+the Kubernetes schemas (kubernetes-validate), every custom resource against the JSON schemas in deploy/k8s/schemas
+(an unknown kind or field fails), kube-score finds nothing, the generated files are current, and each workload's
+environment is made of real settings of its process, complete enough for those settings to load.
+
+The tools are pinned and installed by `make k8s-tools` (tools/devstack/scripts/ensure-k8s-tools.sh); a missing one
+fails these tests, it never skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from prizeflow_contracts.topics import topic_named
+from prizeflow_devstack import k8s
+from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.topics import ProvisionSettings, topic_plan
+
+pytestmark = pytest.mark.k8s
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+TOOLS = ROOT / ".devstack" / "tools" / "go" / "bin"
+OVERLAYS = ("dev", "prod")
+KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())  # the oldest supported, the newest known
+BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "policy/v1", "networking.k8s.io/v1", "autoscaling/v2"}
+SERVICES = k8s.SERVICES
+
+Doc = dict[str, Any]
+
+
+def tool(name: str) -> str:
+    path = TOOLS / name
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `make k8s-tools` (tools/devstack/scripts/ensure-k8s-tools.sh)")
+    return str(path)
+
+
+@cache
+def rendered(overlay: str) -> tuple[Doc, ...]:
+    out = subprocess.run(
+        [tool("kustomize"), "build", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, f"kustomize build overlays/{overlay} failed:\n{out.stderr}"
+    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+
+
+def of_kind(docs: tuple[Doc, ...], kind: str) -> list[Doc]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def named(docs: tuple[Doc, ...], kind: str, name: str) -> Doc:
+    found = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+# --- schemas ---------------------------------------------------------------------------------------------------
+
+
+def schema_path(doc: Doc) -> Path:
+    return K8S / "schemas" / f"{doc['apiVersion'].replace('/', '_')}_{doc['kind']}.json"
+
+
+def validate(doc: Doc) -> None:
+    """Strict validation of one object, whatever its kind; raises on anything it cannot vouch for."""
+    if doc.get("apiVersion") in BUILTIN_GROUPS:
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+        return
+    path = schema_path(doc)
+    if not path.is_file():
+        raise LookupError(f"{doc.get('apiVersion')} {doc.get('kind')}: no schema in deploy/k8s/schemas (unknown kind)")
+    jsonschema.Draft202012Validator(json.loads(path.read_text())).validate(doc)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_validates_strictly(overlay: str) -> None:
+    problems = []
+    for doc in rendered(overlay):
+        try:
+            validate(doc)
+        except (LookupError, jsonschema.ValidationError, kubernetes_validate.ValidationError) as err:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {getattr(err, 'message', err)}")
+        except kubernetes_validate.SchemaNotFoundError as err:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: no Kubernetes schema: {err}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_schemas_are_valid_json_schemas() -> None:
+    for path in sorted((K8S / "schemas").glob("*.json")):
+        jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+def _a(kind: str, overlay: str = "prod") -> Doc:
+    doc = of_kind(rendered(overlay), kind)[0]
+    copy: Doc = json.loads(json.dumps(doc))  # a deep copy to break
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("KafkaTopic", ("spec",)),
+        ("KafkaUser", ("spec", "authorization", "acls", 0)),
+        ("Cluster", ("spec", "bootstrap", "initdb")),
+        ("ScaledObject", ("spec", "triggers", 0, "metadata")),
+        ("ServiceMonitor", ("spec", "endpoints", 0)),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0)),
+        ("ExternalSecret", ("spec", "target")),
+        ("Deployment", ("spec", "template", "spec", "containers", 0)),
+        ("NetworkPolicy", ("spec",)),
+    ],
+)
+def test_an_unknown_field_fails(kind: str, path: tuple[str | int, ...]) -> None:
+    doc = _a(kind)
+    validate(doc)
+    node: Any = doc
+    for part in path:
+        node = node[part]
+    node["replicasTypo"] = "1"
+    with pytest.raises((jsonschema.ValidationError, kubernetes_validate.ValidationError)):
+        validate(doc)
+
+
+def test_an_unknown_kind_fails() -> None:
+    doc = _a("KafkaTopic")
+    doc["kind"] = "KafkaTopicz"
+    with pytest.raises(LookupError, match="unknown kind"):
+        validate(doc)
+    builtin = _a("Deployment")
+    builtin["kind"] = "Deploymentz"
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        validate(builtin)
+
+
+def test_a_kafka_trigger_with_an_unknown_parameter_fails() -> None:
+    doc = _a("ScaledObject")
+    doc["spec"]["triggers"][0]["metadata"]["lagTreshold"] = "10"
+    with pytest.raises(jsonschema.ValidationError, match="lagTreshold"):
+        validate(doc)
+
+
+# --- lint ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kube_score_finds_nothing(overlay: str) -> None:
+    text = yaml.safe_dump_all(rendered(overlay))
+    out = subprocess.run(
+        [tool("kube-score"), "score", "--kubernetes-version", "v1.30", "--exit-one-on-warning", "-o", "ci", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = [line for line in out.stdout.splitlines() if line and not line.startswith(("[OK]", "[SKIPPED]"))]
+    assert not findings, "\n".join(findings)
+    assert out.returncode == 0, out.stderr
+
+
+def test_every_kube_score_exception_is_justified_inline() -> None:
+    """An ignored check carries a YAML comment right above it saying why."""
+    bare = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if "kube-score/ignore" in line:
+                above = [x.strip() for x in lines[:i] if x.strip()]
+                if not above or not above[-1].startswith("#"):
+                    bare.append(f"{path.relative_to(ROOT)}:{i + 1}")
+    assert not bare, f"kube-score/ignore without a comment saying why: {bare}"
+
+
+# --- generated files -------------------------------------------------------------------------------------------
+
+
+def test_generated_manifests_are_current() -> None:
+    stale = k8s.stale(ROOT)
+    assert not stale, f"stale: {[str(p.relative_to(ROOT)) for p in stale]}: run `uv run --frozen prizeflow-k8s`"
+
+
+def test_kafka_topics_are_the_contracts_topics_and_their_dlqs() -> None:
+    for overlay in OVERLAYS:
+        topics = {d["spec"]["topicName"]: d["spec"] for d in of_kind(rendered(overlay), "KafkaTopic")}
+        expected = {s.name: s for s in topic_plan(k8s.PRODUCTION_TOPICS)}
+        assert set(topics) == set(expected)
+        for name, spec in topics.items():
+            assert spec["partitions"] == expected[name].partitions == topic_named(name).partitions
+    prod = {d["spec"]["topicName"]: d["spec"] for d in of_kind(rendered("prod"), "KafkaTopic")}
+    assert {(s["replicas"], s["config"]["min.insync.replicas"]) for s in prod.values()} == {(3, "2")}
+
+
+def _acls(docs: tuple[Doc, ...], user: str) -> set[tuple[str, str, tuple[str, ...]]]:
+    spec = named(docs, "KafkaUser", user)["spec"]
+    return {
+        (a["resource"]["type"], a["resource"]["name"], tuple(a["operations"])) for a in spec["authorization"]["acls"]
+    }
+
+
+def test_the_signer_reads_only_signer_requests_and_writes_only_signer_results_and_its_dlq() -> None:
+    assert _acls(rendered("prod"), "signer") == {
+        ("topic", "prizeflow.signer.requests.v1", ("Read", "Describe")),
+        ("group", "signer", ("Read",)),
+        ("topic", "prizeflow.signer.results.v1", ("Write", "Describe")),
+        ("topic", "prizeflow.signer.requests.v1.dlq", ("Write", "Describe")),
+    }
+
+
+def test_each_service_user_has_exactly_the_topics_and_groups_its_code_uses() -> None:
+    docs = rendered("prod")
+    for service in SERVICES:
+        usage = k8s.kafka_usage(service, ROOT)
+        acls = _acls(docs, service)
+        assert {n for t, n, ops in acls if ops == ("Read", "Describe")} == set(usage.reads)
+        assert {n for t, n, ops in acls if ops == ("Write", "Describe")} == set(usage.writes)
+        assert {n for t, n, ops in acls if t == "group"} == set(usage.consumes)
+        every = [a for d in of_kind(docs, "KafkaUser") for a in d["spec"]["authorization"]["acls"]]
+        assert all(a["resource"]["patternType"] == "literal" for a in every), "no ACL by prefix"
+        assert all(a["resource"]["type"] in {"topic", "group"} for a in every), "no cluster-wide ACL"
+
+
+# --- autoscaling -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_consumer_scales_on_lag_capped_at_its_partitions(overlay: str) -> None:
+    docs = rendered(overlay)
+    partitions = {d["spec"]["topicName"]: d["spec"]["partitions"] for d in of_kind(docs, "KafkaTopic")}
+    scaled = {d["spec"]["scaleTargetRef"]["name"]: d["spec"] for d in of_kind(docs, "ScaledObject")}
+    consumers = {s for s in SERVICES if k8s.kafka_usage(s, ROOT).consumes}
+    assert set(scaled) == consumers
+    for service, spec in scaled.items():
+        named(docs, "Deployment", service)
+        usage = k8s.kafka_usage(service, ROOT)
+        triggers = {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in spec["triggers"]}
+        assert triggers == {(g, t) for g, topics in usage.consumes.items() for t in topics}
+        assert spec["maxReplicaCount"] <= min(partitions[t] for _, t in triggers), service
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    hpas = {d["spec"]["scaleTargetRef"]["name"] for d in of_kind(docs, "HorizontalPodAutoscaler")}
+    assert hpas == {"webhooks"} == set(SERVICES) - consumers
+
+
+# --- workloads -------------------------------------------------------------------------------------------------
+
+
+def _container(doc: Doc) -> Doc:
+    containers = doc["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def _config(docs: tuple[Doc, ...], container: Doc) -> dict[str, str]:
+    """Literal env of a container: its envFrom ConfigMaps, then its env values (secret refs excluded)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert set(source) == {"configMapRef"}, "secrets are referenced key by key, never with envFrom"
+        env.update(named(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
+
+
+def _secret_refs(container: Doc) -> dict[str, tuple[str, str]]:
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container.get("env", [])
+        if "valueFrom" in e
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_are_hardened_probed_and_sized(overlay: str) -> None:
+    docs = rendered(overlay)
+    for doc in of_kind(docs, "Deployment") + of_kind(docs, "Job"):
+        pod = doc["spec"]["template"]["spec"]
+        c = _container(doc)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 10001
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+        assert {"tmp"} <= {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        assert {"cpu", "memory"} <= set(c["resources"]["requests"])
+        assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+        assert re.fullmatch(r"[^:@]+(:[\w.-]+|@sha256:[0-9a-f]{64})", c["image"]), c["image"]
+        assert not c["image"].startswith("prizeflow/"), "every overlay retags the images"
+    for service in SERVICES:
+        doc = named(docs, "Deployment", service)
+        c = _container(doc)
+        assert c["command"] == ["python", "-m", f"prizeflow_{service}"]
+        port = int(_config(docs, c)["HTTP_PORT"])
+        assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+        assert c["startupProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+        assert _config(docs, c)["HTTP_HOST"] == "0.0.0.0"
+        pdb = named(docs, "PodDisruptionBudget", service)
+        assert pdb["spec"]["selector"]["matchLabels"] == doc["spec"]["selector"]["matchLabels"]
+        monitors = [
+            d for d in docs if d["kind"] in {"ServiceMonitor", "PodMonitor"} and d["metadata"]["name"] == service
+        ]
+        assert len(monitors) == 1
+
+
+def test_the_signer_has_no_service_and_only_prometheus_may_reach_it() -> None:
+    docs = rendered("prod")
+    signer_labels = named(docs, "Deployment", "signer")["spec"]["template"]["metadata"]["labels"]
+    for svc in of_kind(docs, "Service"):
+        selector = svc["spec"]["selector"]
+        assert not all(signer_labels.get(k) == v for k, v in selector.items()), f"Service {svc['metadata']['name']}"
+
+    def selects(policy: Doc) -> bool:
+        sel = policy["spec"]["podSelector"]
+        if not all(signer_labels.get(k) == v for k, v in sel.get("matchLabels", {}).items()):
+            return False
+        return all(
+            (signer_labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
+            for e in sel.get("matchExpressions", [])
+        )
+
+    policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p)]
+    ingress = [r for p in policies for r in p["spec"].get("ingress", [])]
+    assert [peer["namespaceSelector"]["matchLabels"] for r in ingress for peer in r["from"]] == [
+        {"kubernetes.io/metadata.name": "monitoring"}
+    ]
+    egress_names = sorted(p["metadata"]["name"] for p in policies if p["spec"].get("egress"))
+    assert egress_names == ["allow-dns", "kafka-clients-to-kafka", "signer-to-hsm", "signer-to-postgres"]
+    assert "default-deny" in {p["metadata"]["name"] for p in policies}
+
+
+def test_databases_are_the_services_own_and_feed_database_url() -> None:
+    docs = rendered("prod")
+    for service in SERVICES:
+        declared = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())
+        database = declared["tool"]["prizeflow"]["service"]["database"]
+        cluster = named(docs, "Cluster", f"{service}-db")
+        assert cluster["spec"]["bootstrap"]["initdb"]["database"] == database
+        for workload in (named(docs, "Deployment", service), named(docs, "Job", f"{service}-migrate")):
+            assert _secret_refs(_container(workload))["DATABASE_URL"] == (f"{service}-db-app", "uri")
+        job = _container(named(docs, "Job", f"{service}-migrate"))
+        assert job["command"] == ["alembic", "-c", "/app/alembic.ini", "upgrade", "head"]
+        assert job["workingDir"] == "/app"
+
+
+# --- settings --------------------------------------------------------------------------------------------------
+
+_PLACEHOLDERS = {"STRIPE_API_KEY": "sk_test_placeholderplaceholder", "DATABASE_URL": "postgresql://u:p@db:5432/d"}
+
+
+def _settings_env_names(cls: type[Any]) -> set[str]:
+    """Every environment variable a pydantic settings class reads: fields (and aliases) under its prefix, and
+    those of nested settings models under theirs."""
+    from pydantic_settings import BaseSettings
+
+    prefix = cls.model_config.get("env_prefix", "")
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        names.add((prefix + (field.alias or name)).upper())
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseSettings):
+            names |= _settings_env_names(nested)
+    return names
+
+
+def _providers_env(path: Path) -> set[str]:
+    """Environment variables a providers file names (secrets, confirm.api_key, *_env options)."""
+    names: set[str] = set()
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and (key in {"secrets", "api_key"} or key.endswith("_env")):
+            names.add(node)
+        if key == "secrets" and isinstance(node, dict):
+            names.update(v for v in node.values() if isinstance(v, str))
+
+    walk(yaml.safe_load(path.read_text()))
+    return names
+
+
+def _workloads(overlay: str) -> Iterator[tuple[str, Doc, set[str]]]:
+    """(workload name, container, env names its process reads)."""
+    docs = rendered(overlay)
+    config = K8S / "base" / "platform" / "config"
+    for service in SERVICES:
+        names = _settings_env_names(k8s.settings_class(service))
+        if service == "payouts":
+            from prizeflow_payouts.adapters.stellar.settings import StellarEnv
+
+            names |= _settings_env_names(StellarEnv) | _providers_env(config / "payouts-providers.yaml")
+        if service == "webhooks":
+            names |= _providers_env(config / "webhooks-providers.yaml")
+        yield service, _container(named(docs, "Deployment", service)), names
+        yield f"{service}-migrate", _container(named(docs, "Job", f"{service}-migrate")), {"DATABASE_URL"}
+    yield "topics-check", _container(named(docs, "Job", "topics-check")), _settings_env_names(ProvisionSettings)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_env_var_is_a_real_setting_of_its_process(overlay: str) -> None:
+    docs = rendered(overlay)
+    unknown = []
+    for workload, container, names in _workloads(overlay):
+        set_here = set(_config(docs, container)) | set(_secret_refs(container))
+        unknown += [f"{workload}: {env}" for env in sorted(set_here - names)]
+    assert not unknown, f"set but read by nothing: {unknown}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_settings_load_from_what_the_manifests_set(overlay: str, service: str) -> None:
+    """Every required setting is set: the service's settings (and its providers file, for payouts and webhooks)
+    load from exactly the manifest's environment, secrets standing in as placeholders."""
+    docs = rendered(overlay)
+    container = _container(named(docs, "Deployment", service))
+    env = _config(docs, container)
+    env |= {name: _PLACEHOLDERS.get(name, "placeholder-secret-0123456789") for name in _secret_refs(container)}
+    providers = {}
+    for volume in docs_volumes(named(docs, "Deployment", service)):
+        if "configMap" in volume:
+            providers = named(docs, "ConfigMap", volume["configMap"]["name"])["data"]
+    with mock.patch.dict(os.environ, env, clear=True):
+        settings: ServiceSettings = k8s.settings_class(service)()
+        assert settings.prizeflow_profile.value == "production"
+        if service in {"payouts", "webhooks"}:
+            _load_providers(
+                service, providers["providers.yaml"], env, settings, Path(env[f"{service.upper()}_PROVIDERS_FILE"])
+            )
+
+
+def docs_volumes(doc: Doc) -> list[Doc]:
+    return list(doc["spec"]["template"]["spec"].get("volumes", []))
+
+
+def _load_providers(service: str, text: str, env: Mapping[str, str], settings: Any, mounted: Path) -> None:
+    assert mounted == Path("/etc/prizeflow/providers.yaml")
+    doc = yaml.safe_load(text)
+    if service == "webhooks":
+        from prizeflow_webhooks.adapters.config import parse_config
+
+        hooks = parse_config(doc, dev=False, env=env, source="webhooks-providers")
+        assert set(hooks.confirm) == set(hooks.providers), "every provider confirms outside dev"
+    else:
+        from prizeflow_payouts.adapters.config import parse_config as parse_payouts
+        from prizeflow_payouts.bootstrap import provider_context, provider_factories
+
+        config = parse_payouts(
+            doc, provider_context(settings), env=env, factories=provider_factories(), source="payouts-providers"
+        )
+        assert {e.name for e in config.registry} >= {"stellar", "stripe"}
+
+
+# --- monitoring ------------------------------------------------------------------------------------------------
+
+
+def test_alert_rules_are_complete_and_use_metrics_that_exist() -> None:
+    rules_file = ROOT / "deploy" / "prometheus" / "rules" / "prizeflow.rules.yml"
+    groups = yaml.safe_load(rules_file.read_text())["groups"]
+    metrics = RuntimeMetrics.create("x", CollectorRegistry())
+    suffixes = {m._name for m in vars(metrics).values()}
+    known = {s.removeprefix("prizeflow_x_") for s in suffixes}
+    for rule in (r for g in groups for r in g["rules"]):
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+        assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
+        for used in re.findall(r"prizeflow_\.\+_(\w+)", rule["expr"]):
+            assert re.sub(r"_(total|bucket|count|sum)$", "", used) in known, f"{rule['alert']}: {used}"
+    assert named(rendered("prod"), "PrometheusRule", "prizeflow")["spec"]["groups"] == groups
