@@ -101,7 +101,7 @@ def test_prometheus_scrapes_every_service_of_the_stack(compose_stack: ComposeSta
         url = f"{compose_stack.url('prometheus')}/api/v1/targets?state=active"
         with urllib.request.urlopen(url, timeout=5) as response:
             targets = json.load(response)["data"]["activeTargets"]
-        health = {t["labels"].get("service") or t["labels"]["instance"]: t["health"] for t in targets}
+        health = {t["labels"]["job"]: t["health"] for t in targets}
         expected = {"settlement", "rewards", "payouts", "webhooks", "signer"}
         if expected <= {k for k, v in health.items() if v == "up"} or time.monotonic() > deadline:
             break

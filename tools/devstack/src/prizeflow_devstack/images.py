@@ -291,16 +291,19 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     specs = [IMAGES[n] for n in (names or list(IMAGES))]
     ensure_official(root, PYTHON_BASE)
     started = time.monotonic()
-    build_wheelhouse(root, specs)
+    # The shared dependency layer is the ops image's closure (the runtime's): its requirements must be in the house.
+    house = build_wheelhouse(root, sorted({*specs, IMAGES["ops"]}, key=lambda s: s.name))
+    workspace = {s.name: (house / "requirements" / f"{s.name}.workspace").read_text().split() for s in specs}
     say(f"wheelhouse ready in {time.monotonic() - started:.0f} s")
     built = []
     for spec in specs:
         t0 = time.monotonic()
-        target = "service" if spec.migrations else "tool"
+        target = "service" if spec.migrations else "ops" if spec.name == "ops" else "tool"
+        deps = "runtime" if "prizeflow-runtime" in workspace[spec.name] else "none"
         args = [
             "build", "--quiet", "--format", "docker", "--target", target, "--build-arg", f"BASE_IMAGE={PYTHON_BASE}",
-            "--build-arg", f"IMAGE={spec.name}", "--build-arg", f"SCRIPT={spec.script or ''}", "-t", spec.ref,
-            "-f", str(root / "Containerfile"),
+            "--build-arg", f"IMAGE={spec.name}", "--build-arg", f"DEPS={deps}",
+            "--build-arg", f"SCRIPT={spec.script or ''}", "-t", spec.ref, "-f", str(root / "Containerfile"),
         ]  # fmt: skip
         if spec.migrations:
             args += ["--build-arg", f"SERVICE_DIR={spec.migrations}"]
