@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,5 +327,10 @@ def report(root: Path, built: list[Built], out: Path | None = None) -> str:
 
 
 def ensure_infrastructure_images(root: Path) -> dict[str, str]:
-    """The official images the compose file runs (but Grafana, which cannot be built here)."""
-    return {ref: ensure_official(root, ref) for ref in (POSTGRES_IMAGE, kafka_image(), PROMETHEUS_IMAGE)}
+    """The official images the compose file runs (but Grafana, which cannot be built here) and the Python base.
+    The two Debian root filesystems behind the stand-ins are made concurrently (mostly downloads and unpacking)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = {ref: pool.submit(ensure_official, root, ref) for ref in (PYTHON_BASE, POSTGRES_IMAGE)}
+        how = {ref: future.result() for ref, future in first.items()}
+    how.update({ref: ensure_official(root, ref) for ref in (kafka_image(), PROMETHEUS_IMAGE)})
+    return how
