@@ -47,6 +47,9 @@ class KafkaAuthenticationError(KafkaError):
 
     retriable = False
 
+    def __str__(self) -> str:  # aiokafka's errors prefix their class name; this message stands on its own
+        return str(self.args[0]) if self.args else "Kafka refused this process"
+
 
 def _read_secret(path: Path, env: str) -> str:
     try:

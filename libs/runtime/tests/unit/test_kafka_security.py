@@ -141,7 +141,7 @@ def test_production_refuses_plaintext_unless_explicitly_allowed(
 ) -> None:
     for key, value in PRODUCTION_IDENTITY.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(ValidationError, match="KAFKA_SECURITY_PROTOCOL is PLAINTEXT .*KAFKA_ALLOW_PLAINTEXT=true"):
+    with pytest.raises(ValidationError, match=r"KAFKA_SECURITY_PROTOCOL is PLAINTEXT .*KAFKA_ALLOW_PLAINTEXT=true"):
         ServiceSettings()
     monkeypatch.setenv("KAFKA_ALLOW_PLAINTEXT", "true")
     assert ServiceSettings().kafka_security.allow_plaintext
@@ -218,10 +218,10 @@ def test_sasl_reads_the_password_file_at_each_client(password_file: Path) -> Non
 def test_an_unreadable_password_file_names_the_env_var(password_file: Path) -> None:
     security = scram(password_file)
     password_file.unlink()
-    with pytest.raises(KafkaSecurityError, match="KAFKA_SASL_PASSWORD_FILE: .* cannot be read"):
+    with pytest.raises(KafkaSecurityError, match=r"KAFKA_SASL_PASSWORD_FILE: .* cannot be read"):
         kafka_client_options(security)
     password_file.write_text("")
-    with pytest.raises(KafkaSecurityError, match="KAFKA_SASL_PASSWORD_FILE: .* is empty"):
+    with pytest.raises(KafkaSecurityError, match=r"KAFKA_SASL_PASSWORD_FILE: .* is empty"):
         kafka_client_options(security)
 
 

@@ -16,7 +16,6 @@ from prizeflow_runtime.settings import KafkaSecurity, TopicSettings
 from prizeflow_runtime.topics import provision_topics, topic_plan
 from prizeflow_testkit.waits import eventually
 
-
 # What a production-profile process needs besides its own settings: authenticated Kafka (that profile refuses
 # PLAINTEXT). For tests that build production settings and never connect.
 PRODUCTION_KAFKA_ENV = {
