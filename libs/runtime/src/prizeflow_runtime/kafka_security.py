@@ -42,7 +42,7 @@ class KafkaSecurityError(RuntimeError):
     """A file the Kafka security settings name cannot be used; the message names the env var, never a secret."""
 
 
-class KafkaAuthenticationError(KafkaError):
+class KafkaAuthenticationError(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
     """The brokers refused this process's identity (or TLS could not verify them); names the settings to check."""
 
     retriable = False
@@ -68,7 +68,7 @@ def _ssl_context(security: KafkaSecurity) -> ssl.SSLContext:
         password = _read_secret(security.ssl_key_password_file, "KAFKA_SSL_KEY_PASSWORD_FILE")
     env = "KAFKA_SSL_CAFILE"
     try:
-        context = create_ssl_context(cafile=security.ssl_cafile)
+        context: ssl.SSLContext = create_ssl_context(cafile=security.ssl_cafile)
         if security.ssl_certfile is not None:
             env = "KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE"
             context.load_cert_chain(security.ssl_certfile, security.ssl_keyfile, password)

@@ -66,8 +66,8 @@ def security(broker: SaslKafka, user: str, password: str | None = None, *, tmp: 
     password_file = directory / f"{user}-{'wrong' if password else 'right'}.password"
     password_file.write_text(password or broker.users[user])
     return KafkaSecurity(
-        security_protocol="SASL_PLAINTEXT",  # type: ignore[arg-type]
-        sasl_mechanism="SCRAM-SHA-512",  # type: ignore[arg-type]
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
         sasl_username=user,
         sasl_password_file=password_file,
     )
@@ -111,7 +111,7 @@ async def test_a_wrong_password_is_refused_and_reported_as_such(provisioned: Sas
 
     # A service started with it stays not ready, and says why (not "kafka unreachable").
     settings = ServiceSettings(
-        prizeflow_profile="dev",  # type: ignore[arg-type]
+        prizeflow_profile="dev",
         service_name="settlement",
         kafka_bootstrap_servers=provisioned.bootstrap,
         kafka_security=wrong,

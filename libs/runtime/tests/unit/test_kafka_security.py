@@ -85,8 +85,8 @@ def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def scram(password_file: Path, **values: Any) -> KafkaSecurity:
     return KafkaSecurity(
-        security_protocol="SASL_PLAINTEXT",  # type: ignore[arg-type]
-        sasl_mechanism="SCRAM-SHA-512",  # type: ignore[arg-type]
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
         sasl_username="settlement",
         sasl_password_file=password_file,
         **values,
@@ -227,8 +227,8 @@ def test_an_unreadable_password_file_names_the_env_var(password_file: Path) -> N
 
 def test_sasl_ssl_verifies_the_brokers_against_the_configured_ca(password_file: Path, ca_file: Path) -> None:
     security = KafkaSecurity(
-        security_protocol="SASL_SSL",  # type: ignore[arg-type]
-        sasl_mechanism="SCRAM-SHA-256",  # type: ignore[arg-type]
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-256",
         sasl_username="rewards",
         sasl_password_file=password_file,
         ssl_cafile=ca_file,
@@ -250,7 +250,7 @@ def test_sasl_ssl_verifies_the_brokers_against_the_configured_ca(password_file: 
 def test_a_ca_file_that_is_not_a_certificate_names_the_env_var(tmp_path: Path) -> None:
     bogus = tmp_path / "ca.crt"
     bogus.write_text("not a certificate")
-    security = KafkaSecurity(security_protocol="SSL", ssl_cafile=bogus)  # type: ignore[arg-type]
+    security = KafkaSecurity(security_protocol="SSL", ssl_cafile=bogus)
     with pytest.raises(KafkaSecurityError, match="KAFKA_SSL_CAFILE: cannot be loaded"):
         kafka_client_options(security)
 
@@ -264,8 +264,8 @@ def test_the_broker_gets_the_same_options_through_faststreams_security_object(
     password_file: Path, ca_file: Path, mechanism: str, cls: type[BaseSecurity], tls: bool
 ) -> None:
     security = KafkaSecurity(
-        security_protocol="SASL_SSL" if tls else "SASL_PLAINTEXT",  # type: ignore[arg-type]
-        sasl_mechanism=mechanism,  # type: ignore[arg-type]
+        security_protocol="SASL_SSL" if tls else "SASL_PLAINTEXT",
+        sasl_mechanism=mechanism,
         sasl_username="payouts",
         sasl_password_file=password_file,
         ssl_cafile=ca_file if tls else None,
@@ -279,7 +279,7 @@ def test_the_broker_gets_the_same_options_through_faststreams_security_object(
 
 
 def test_tls_without_sasl_and_plaintext_map_through_faststream_too(ca_file: Path) -> None:
-    tls = KafkaSecurity(security_protocol="SSL", ssl_cafile=ca_file)  # type: ignore[arg-type]
+    tls = KafkaSecurity(security_protocol="SSL", ssl_cafile=ca_file)
     parsed = parse_security(faststream_security(tls))
     assert parsed["security_protocol"] == "SSL"
     assert isinstance(parsed["ssl_context"], ssl.SSLContext)

@@ -177,7 +177,7 @@ def _wait_ready(broker: SaslKafka, deadline_s: float) -> None:
             if not tcp_answers(int(broker.bootstrap.rpartition(":")[2])):
                 raise ConnectionRefusedError(broker.bootstrap)  # not listening yet: no client noise in the logs
             run_sync(probe)
-        except Exception as err:  # noqa: BLE001 - any failure means "not ready yet", until the deadline
+        except Exception as err:  # any failure means "not ready yet", until the deadline
             if time.monotonic() > deadline:
                 raise KafkaError(f"SASL test broker not ready within {deadline_s:.0f}s\n{broker.log_tail()}") from err
             time.sleep(0.5)
