@@ -451,6 +451,36 @@ def test_the_settings_load_from_what_the_manifests_set(overlay: str, service: st
             )
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kafka_client_authenticates_as_its_own_user_with_strimzis_secrets(overlay: str) -> None:
+    """SASL_SSL as the process's own KafkaUser: the password file is that user's Strimzi Secret (key `password`), the
+    CA file the cluster CA; the network policy admits only the TLS listener."""
+    docs = rendered(overlay)
+    users = {d["metadata"]["name"]: d["spec"] for d in of_kind(docs, "KafkaUser")}
+    assert {u["authentication"]["type"] for u in users.values()} == {"scram-sha-512"}
+    clients = [(s, named(docs, "Deployment", s)) for s in SERVICES]
+    clients.append(("prizeflow-topics", named(docs, "Job", "topics-check")))
+    for user, workload in clients:
+        container = _container(workload)
+        env = _config(docs, container)
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"] == user
+        assert user in users
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == k8s.KAFKA_BOOTSTRAP_TLS
+        assert not {"KAFKA_SASL_PASSWORD", "KAFKA_ALLOW_PLAINTEXT"} & (set(env) | set(_secret_refs(container)))
+        mounted: dict[str, tuple[str, str]] = {}
+        volumes = {v["name"]: v for v in docs_volumes(workload)}
+        for mount in container["volumeMounts"]:
+            secret: Doc = volumes[mount["name"]].get("secret") or {}
+            for item in secret.get("items", []):
+                mounted[f"{mount['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+        assert mounted[env["KAFKA_SASL_PASSWORD_FILE"]] == (user, "password"), user
+        assert mounted[env["KAFKA_SSL_CAFILE"]] == ("prizeflow-cluster-ca-cert", "ca.crt"), user
+    policy = named(docs, "NetworkPolicy", "kafka-clients-to-kafka")
+    assert [p["port"] for r in policy["spec"]["egress"] for p in r["ports"]] == [9093]
+
+
 def docs_volumes(doc: Doc) -> list[Doc]:
     return list(doc["spec"]["template"]["spec"].get("volumes", []))
 

@@ -18,6 +18,8 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from prizeflow_runtime.consumer import ReliableConsumer
+from prizeflow_runtime.kafka_security import faststream_security
+from prizeflow_runtime.settings import KafkaSecurity
 from prizeflow_runtime.topics import ensure_topics
 
 __all__ = ["attach_consumer", "commit_offsets", "create_broker", "ensure_topics"]
@@ -25,10 +27,18 @@ __all__ = ["attach_consumer", "commit_offsets", "create_broker", "ensure_topics"
 log = logging.getLogger(__name__)
 
 
-def create_broker(bootstrap_servers: str, *, client_id: str = "prizeflow", **overrides: Any) -> KafkaBroker:
-    """A broker whose publisher is idempotent and waits for all in-sync replicas."""
+def create_broker(
+    bootstrap_servers: str,
+    *,
+    client_id: str = "prizeflow",
+    security: KafkaSecurity | None = None,
+    **overrides: Any,
+) -> KafkaBroker:
+    """A broker whose publisher is idempotent and waits for all in-sync replicas; its producer and consumers
+    connect as `security` says (`KafkaSecurity()`: the environment's `KAFKA_*` settings)."""
     options: dict[str, Any] = {
         "client_id": client_id,
+        "security": faststream_security(security if security is not None else KafkaSecurity()),
         "acks": "all",
         "enable_idempotence": True,
         "logger": logging.getLogger(f"faststream.{client_id}"),

@@ -35,8 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, driver_connection
+from prizeflow_runtime.kafka_security import kafka_client_options
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.retry import Backoff
+from prizeflow_runtime.settings import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +88,17 @@ def physical_topic(name: str, suffix: str) -> str:
     return name + suffix
 
 
-def idempotent_producer(bootstrap_servers: str, *, client_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
-    """The producer every Prizeflow publisher uses: idempotent, acks from all in-sync replicas."""
+def idempotent_producer(
+    bootstrap_servers: str,
+    *,
+    client_id: str | None = None,
+    security: KafkaSecurity | None = None,
+    **overrides: Any,
+) -> AIOKafkaProducer:
+    """The producer every Prizeflow publisher uses: idempotent, acks from all in-sync replicas, connected as
+    `security` says (`KafkaSecurity()`: the environment's `KAFKA_*` settings)."""
     config: dict[str, Any] = {
+        **kafka_client_options(security if security is not None else KafkaSecurity()),
         "bootstrap_servers": bootstrap_servers,
         "acks": "all",
         "enable_idempotence": True,

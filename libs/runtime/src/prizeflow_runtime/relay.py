@@ -55,7 +55,11 @@ async def _started_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     exiting, as a service does."""
     backoff = Backoff(base=0.2, cap=settings.startup_retry_max_ms / 1000, jitter=False)
     while True:
-        producer = idempotent_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.service_name}-relay")
+        producer = idempotent_producer(
+            settings.kafka_bootstrap_servers,
+            client_id=f"{settings.service_name}-relay",
+            security=settings.kafka_security,
+        )
         try:
             await producer.start()
         except KafkaError as err:

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.types import ASGIApp, ControllerRouterHandler
@@ -36,6 +37,7 @@ from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsu
 from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
 from prizeflow_runtime.http import NotReady, create_app, is_outage
+from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecurityError, authentication_problem
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
 from prizeflow_runtime.retry import backoff_delay
@@ -106,7 +108,8 @@ class ServiceRuntime:
         self.metrics = RuntimeMetrics.create(settings.service_name, self.registry)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         self.sessions = session_factory(self.engine)
-        self.broker = create_broker(settings.kafka_bootstrap_servers, client_id=settings.service_name)
+        # Built by `start()` (it reads the Kafka credentials): construction never touches a secret or the network.
+        self.broker: KafkaBroker | None = None
         self.consumers: list[ReliableConsumer] = []
         self._consumer_specs: list[_ConsumerSpec] = []
         self._produced: list[str] = []
@@ -214,9 +217,17 @@ class ServiceRuntime:
         self._start_task = asyncio.create_task(self.start(), name="service-start")
 
     async def _verify_topics(self) -> None:
+        s = self.settings
         try:
-            problems = await check_topics(self.settings.kafka_bootstrap_servers, self.required_topics())
-        except (KafkaError, OSError):
+            problems = await check_topics(s.kafka_bootstrap_servers, self.required_topics(), security=s.kafka_security)
+        except KafkaSecurityError as err:
+            self._waiting_for = f"kafka security settings unusable: {err}"
+            raise
+        except (KafkaError, OSError) as err:
+            refusal = await authentication_problem(s.kafka_bootstrap_servers, s.kafka_security)
+            if refusal is not None:
+                self._waiting_for = str(refusal)
+                raise refusal from err
             self._waiting_for = "kafka unreachable"
             raise
         except Exception:
@@ -232,7 +243,11 @@ class ServiceRuntime:
         cap = self.settings.startup_retry_max_ms / 1000
         delay = backoff_delay(min(failures, 16) + 1, base=_FIRST_RETRY_S, cap=cap)
         waiting = {"waiting_for": self._waiting_for}
-        if isinstance(err, (TopicsNotReadyError, KafkaError)) or is_outage(err):
+        if isinstance(err, (KafkaAuthenticationError, KafkaSecurityError)):
+            # A configuration or credentials problem, not an outage: loud, but no traceback to read (it names
+            # the settings to check). Still retried: a rotated Secret is read again by the next attempt.
+            log.error("%s, retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting)
+        elif isinstance(err, (TopicsNotReadyError, KafkaError)) or is_outage(err):
             log.warning("not ready (%s), retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting)
         else:
             log.error("%s, retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting, exc_info=err)
@@ -241,10 +256,12 @@ class ServiceRuntime:
     async def _start_clients(self) -> None:
         s = self.settings
         suffix = s.kafka_topic_suffix
-        self._producer = idempotent_producer(s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer")
+        self._producer = idempotent_producer(
+            s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer", security=s.kafka_security
+        )
         await self._producer.start()
         # A broker whose start failed is not started again: each attempt subscribes on a fresh one.
-        self.broker = create_broker(s.kafka_bootstrap_servers, client_id=s.service_name)
+        self.broker = create_broker(s.kafka_bootstrap_servers, client_id=s.service_name, security=s.kafka_security)
         self.consumers = []
         for spec in self._consumer_specs:
             consumer = ReliableConsumer(
@@ -277,8 +294,9 @@ class ServiceRuntime:
     async def _stop_clients(self) -> None:
         """Stop whatever Kafka clients run (all of them, or what a failed start-up attempt left behind)."""
         self._clients_up = False
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None

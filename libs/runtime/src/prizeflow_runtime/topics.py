@@ -26,8 +26,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prizeflow_contracts.topics import ALL_TOPICS, DLQ_SUFFIX, Topic, topic_named
+from prizeflow_runtime.kafka_security import (
+    KafkaAuthenticationError,
+    KafkaSecurityError,
+    authentication_problem,
+    kafka_client_options,
+)
 from prizeflow_runtime.outbox import physical_topic
-from prizeflow_runtime.settings import TopicSettings
+from prizeflow_runtime.settings import KafkaSecurity, TopicSettings, settings_or_exit
 
 _TOPIC_ALREADY_EXISTS = 36
 _ADMIN_TIMEOUT_MS = 10_000
@@ -119,9 +125,13 @@ def required_topics(names: Iterable[str], settings: TopicSettings, *, suffix: st
     return {physical_topic(name, suffix): expected_partitions(name, settings) for name in names}
 
 
-def _admin(bootstrap: str) -> AIOKafkaAdminClient:
+def _admin(bootstrap: str, security: KafkaSecurity | None) -> AIOKafkaAdminClient:
+    """An admin client connected as `security` says (None: the environment's `KAFKA_*` settings)."""
     return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="prizeflow-topics", request_timeout_ms=_ADMIN_TIMEOUT_MS
+        bootstrap_servers=bootstrap,
+        client_id="prizeflow-topics",
+        request_timeout_ms=_ADMIN_TIMEOUT_MS,
+        **kafka_client_options(security if security is not None else KafkaSecurity()),
     )
 
 
@@ -149,9 +159,12 @@ async def _described(admin: AIOKafkaAdminClient, names: set[str]) -> dict[str, i
         await asyncio.sleep(0.1)
 
 
-async def check_topics(bootstrap: str, expected: Mapping[str, int]) -> list[TopicProblem]:
-    """What is missing or short. Raises aiokafka's errors when Kafka does not answer."""
-    admin = _admin(bootstrap)
+async def check_topics(
+    bootstrap: str, expected: Mapping[str, int], *, security: KafkaSecurity | None = None
+) -> list[TopicProblem]:
+    """What is missing or short. Raises aiokafka's errors when Kafka does not answer. A topic this principal may
+    not describe (no ACL) is reported missing: the broker does not list it."""
+    admin = _admin(bootstrap, security)
     try:
         await admin.start()
         counts = await _partition_counts(admin, expected)
@@ -166,11 +179,15 @@ async def check_topics(bootstrap: str, expected: Mapping[str, int]) -> list[Topi
 
 
 async def provision_topics(
-    bootstrap: str, plan: Sequence[TopicSpec], *, increase_partitions: bool = False
+    bootstrap: str,
+    plan: Sequence[TopicSpec],
+    *,
+    increase_partitions: bool = False,
+    security: KafkaSecurity | None = None,
 ) -> ProvisionReport:
     """Create what is missing; report (or, asked to, increase) what is short; leave the rest alone."""
     report = ProvisionReport()
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, security)
     try:
         await admin.start()
         counts = await _partition_counts(admin, (s.name for s in plan))
@@ -210,6 +227,7 @@ async def ensure_topics(
     *,
     with_dlq: bool = True,
     replication_factor: int = 1,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Tests' and tools' shortcut: create these topics (each DLQ with its topic's partitions) if missing.
     A name rather than a `Topic` gets 3 partitions. Services never call it: they verify (`check_topics`)."""
@@ -219,14 +237,14 @@ async def ensure_topics(
         plan.append(TopicSpec(name, partitions, replication_factor))
         if with_dlq:
             plan.append(TopicSpec(name + DLQ_SUFFIX, partitions, replication_factor))
-    await provision_topics(bootstrap_servers, plan)
+    await provision_topics(bootstrap_servers, plan, security=security)
 
 
-async def delete_topics_with_suffix(bootstrap: str, suffix: str) -> list[str]:
+async def delete_topics_with_suffix(bootstrap: str, suffix: str, *, security: KafkaSecurity | None = None) -> list[str]:
     """Delete every `*<suffix>` and `*<suffix>.dlq` topic (a test's or an e2e platform's); returns their names."""
     if not suffix or len(suffix) < 6:
         raise ValueError(f"refusing to delete topics by the suffix {suffix!r}: too broad")
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, security)
     try:
         await admin.start()
         mine = sorted(t for t in await admin.list_topics() if t.endswith((suffix, suffix + DLQ_SUFFIX)))
@@ -238,13 +256,16 @@ async def delete_topics_with_suffix(bootstrap: str, suffix: str) -> list[str]:
 
 
 class ProvisionSettings(BaseSettings):
-    """What the provisioning Job reads: the broker, the deployment's suffix and `TopicSettings`."""
+    """What the provisioning Job reads: the broker, how to connect to it (`KafkaSecurity`, as the services), the
+    deployment's suffix and `TopicSettings`. It has no profile (it moves no money, and the compose stack's job sets
+    none): PLAINTEXT is accepted here, and refused by every service outside dev."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_suffix: str = Field(default="", pattern=r"^[a-z0-9.\-]*$")
     kafka_topics: TopicSettings = Field(default_factory=TopicSettings)
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -266,30 +287,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _main(args: argparse.Namespace) -> int:
-    settings = ProvisionSettings()
+async def _main(args: argparse.Namespace, settings: ProvisionSettings) -> int:
     bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
     suffix = settings.kafka_topic_suffix if args.suffix is None else args.suffix
     plan = topic_plan(settings.kafka_topics, suffix=suffix)
+    security = settings.kafka_security
+    try:
+        return await _run(args, bootstrap, plan, security)
+    except KafkaError as err:
+        refusal = await authentication_problem(bootstrap, security)
+        raise (refusal or err) from err
+
+
+async def _run(args: argparse.Namespace, bootstrap: str, plan: list[TopicSpec], security: KafkaSecurity) -> int:
     if args.command == "check":
-        problems = await check_topics(bootstrap, {s.name: s.partitions for s in plan})
+        problems = await check_topics(bootstrap, {s.name: s.partitions for s in plan}, security=security)
         for problem in problems:
             print(f"PROBLEM  {problem}")  # noqa: T201 - a CLI's output
         print(f"{len(plan) - len(problems)} of {len(plan)} topics as expected on {bootstrap}")  # noqa: T201
         return 1 if problems else 0
-    report = await provision_topics(bootstrap, plan, increase_partitions=args.increase_partitions)
+    report = await provision_topics(bootstrap, plan, increase_partitions=args.increase_partitions, security=security)
     for line in report.lines():
         print(line)  # noqa: T201 - a CLI's output
     return 0 if report.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Exit 0: every topic as expected; 1: some missing (check) or short; 2: Kafka did not answer."""
+    """Exit 0: every topic as expected; 1: some missing (check) or short; 2: Kafka did not answer, refused the
+    credentials, or the settings are wrong (named on stderr, never their values)."""
     args = _parser().parse_args(argv)
+    settings = settings_or_exit(ProvisionSettings, "prizeflow-topics")
     deadline = time.monotonic() + args.wait_s
     while True:
         try:
-            code = asyncio.run(_main(args))
+            code = asyncio.run(_main(args, settings))
+        except KafkaSecurityError as err:
+            print(f"prizeflow-topics: refusing to start: {err}", file=sys.stderr)  # noqa: T201 - a CLI's output
+            code = 2
+        except KafkaAuthenticationError as err:
+            print(f"prizeflow-topics: {err}", file=sys.stderr)  # noqa: T201 - a CLI's output
+            code = 2
         except KafkaError as err:
             if time.monotonic() < deadline:
                 print(f"Kafka did not answer ({type(err).__name__}); retrying", file=sys.stderr)  # noqa: T201

@@ -14,9 +14,14 @@ from prizeflow_runtime.auth import HmacVerifier, JwksVerifier, token_verifier
 from prizeflow_runtime.dev_identity import JWKS_FILE, KEY_FILE, DevIdentity
 from prizeflow_runtime.settings import ServiceSettings, settings_or_exit
 from prizeflow_testkit import dev_bearer
+from prizeflow_testkit.kafka import production_kafka
 
 IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ROLES_CLAIM")
-IDP = {"jwt_jwks_url": "https://id.example.com/jwks.json", "jwt_issuer": "https://id.example.com/"}
+IDP = {
+    "jwt_jwks_url": "https://id.example.com/jwks.json",
+    "jwt_issuer": "https://id.example.com/",
+    "kafka_security": production_kafka(),  # production also refuses unauthenticated Kafka
+}
 
 
 @pytest.fixture(autouse=True)

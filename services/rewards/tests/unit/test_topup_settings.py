@@ -8,12 +8,14 @@ import pytest
 from pydantic import ValidationError
 
 from prizeflow_rewards.settings import RewardsSettings
+from prizeflow_testkit.kafka import production_kafka
 
 PRODUCTION: dict[str, Any] = {
     "prizeflow_profile": "production",
     "jwt_jwks_url": "https://id.example/jwks.json",
     "jwt_issuer": "https://id.example/",
     "jwt_audience": "prizeflow-rewards",
+    "kafka_security": production_kafka(),
 }
 STRIPE: dict[str, Any] = {
     "rewards_topup_provider": "stripe",

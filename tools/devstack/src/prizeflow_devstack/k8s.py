@@ -38,7 +38,10 @@ from prizeflow_runtime.topics import topic_plan
 
 SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
 KAFKA_CLUSTER = "prizeflow"  # the Strimzi `Kafka` these resources belong to (label strimzi.io/cluster)
+# The Strimzi listener every Prizeflow client uses: TLS (the cluster CA) and SCRAM-SHA-512 (one KafkaUser per
+# process, whose ACLs it then gets). deploy/k8s/README.md "Kafka security" says what the `Kafka` must declare.
 KAFKA_BOOTSTRAP_TLS = "prizeflow-kafka-bootstrap.kafka.svc:9093"
+KAFKA_AUTHENTICATION = "scram-sha-512"
 # Production topic settings: three replicas, two in sync for acks=all (TopicSettings' defaults suit one dev broker).
 PRODUCTION_TOPICS = TopicSettings(replication_factor=3, min_insync_replicas=2)
 TOPICS_CHECK_USER = "prizeflow-topics"
@@ -148,7 +151,7 @@ def kafka_users(usages: Mapping[str, KafkaUsage]) -> list[Any]:
     labels = {"strimzi.io/cluster": KAFKA_CLUSTER}
 
     def user(name: str, acls: list[dict[str, Any]]) -> Any:
-        spec = {"authentication": {"type": "tls"}, "authorization": {"type": "simple", "acls": acls}}
+        spec = {"authentication": {"type": KAFKA_AUTHENTICATION}, "authorization": {"type": "simple", "acls": acls}}
         return _doc("kafka.strimzi.io/v1beta2", "KafkaUser", name, spec, labels)
 
     users = [user(service, service_acls(usage)) for service, usage in usages.items()]
@@ -185,6 +188,7 @@ def scaled_objects(usages: Mapping[str, KafkaUsage]) -> list[Any]:
                     "offsetResetPolicy": "earliest",
                     "allowIdleConsumers": "false",
                     "tls": "enable",
+                    "sasl": "scram_sha512",
                 },
                 "authenticationRef": {"name": "keda-kafka"},
             }

@@ -162,7 +162,8 @@ def _write_config(paths: Paths, port: int, controller_port: int) -> None:
     )
 
 
-def _jvm(libs: Path, paths: Paths, heap: str) -> list[str]:
+def jvm_command(libs: Path, *, log4j: Path, logs_dir: Path, heap: str) -> list[str]:
+    """`java ...` with the Kafka jars on the class path: append a main class and its arguments."""
     return [
         java_bin(),
         heap,
@@ -170,11 +171,15 @@ def _jvm(libs: Path, paths: Paths, heap: str) -> list[str]:
         "-XX:MaxGCPauseMillis=20",
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={paths.kafka_log4j}",
-        f"-Dkafka.logs.dir={paths.logs}",
+        f"-Dlog4j2.configurationFile={log4j}",
+        f"-Dkafka.logs.dir={logs_dir}",
         "-cp",
         f"{libs}/*",
     ]
+
+
+def _jvm(libs: Path, paths: Paths, heap: str) -> list[str]:
+    return jvm_command(libs, log4j=paths.kafka_log4j, logs_dir=paths.logs, heap=heap)
 
 
 def _format(libs: Path, paths: Paths, state: State) -> None:

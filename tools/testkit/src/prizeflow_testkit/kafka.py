@@ -12,9 +12,23 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from prizeflow_runtime.settings import TopicSettings
+from prizeflow_runtime.settings import KafkaSecurity, TopicSettings
 from prizeflow_runtime.topics import provision_topics, topic_plan
 from prizeflow_testkit.waits import eventually
+
+# What a production-profile process needs besides its own settings: authenticated Kafka (that profile refuses
+# PLAINTEXT). For tests that build production settings and never connect.
+PRODUCTION_KAFKA_ENV = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "KAFKA_SASL_USERNAME": "prizeflow-test",
+    "KAFKA_SASL_PASSWORD": "not-a-real-password",
+}
+
+
+def production_kafka() -> KafkaSecurity:
+    """`PRODUCTION_KAFKA_ENV` as settings (`kafka_security=`), whatever the environment says."""
+    return KafkaSecurity.model_validate({k.removeprefix("KAFKA_").lower(): v for k, v in PRODUCTION_KAFKA_ENV.items()})
 
 
 async def provision_test_topics(bootstrap: str, suffix: str, settings: TopicSettings | None = None) -> None:
