@@ -15,15 +15,16 @@ What does not work as testcontainers ships it, under podman 4.3 (proved by
 tests/containers/test_testcontainers_podman.py), and how this module copes:
 
 - Ryuk (the reaper) stays disabled, here and with Docker: its image (`testcontainers/ryuk`) cannot be pulled without
-  a registry, it needs the engine's socket mounted into it (rootful podman's socket is root-only), and the devstack
-  wants the containers to outlive the process that started them, like its local binaries; their ids live in
-  `state.json` and `stop` removes them.
+  a registry and has no local stand-in, and it would remove the containers when the process that started them
+  exits, while the devstack wants them to outlive it like its local binaries; their ids live in `state.json` and
+  `stop` removes them. (Whether Ryuk itself runs under podman was therefore not tried here.)
 - `get_container_host_ip()` raises `KeyError: 'HostConfig'` in the `gateway_ip`/`bridge_ip` connection modes:
   testcontainers reads `HostConfig.NetworkMode` from the container *list* (`GET /containers/json`), which podman
   4.3 does not return (only the inspect endpoint has it). testcontainers picks those modes whenever `/.dockerenv`
-  exists and the socket is local — as on this machine, itself a container running podman inside it. On podman the
-  engine publishes ports in the caller's own network namespace, so the `docker_host` mode is right: it is used
-  with podman unless `TESTCONTAINERS_CONNECTION_MODE` says otherwise.
+  exists and the socket is local — as on this machine, itself a container running podman inside it. Podman publishes
+  ports on the host that serves the API (podman machine forwards them to the client's host), so the `docker_host`
+  mode is right: with podman, `ensure` sets it in testcontainers' process-wide configuration unless
+  `TESTCONTAINERS_CONNECTION_MODE` chose a mode.
 - Everything else testcontainers does here works over podman's API: image lookup, create/start, port mapping,
   `exec` (PostgresContainer's psql readiness check), logs (the Kafka wait strategy), `put_archive`, remove.
 """
@@ -173,9 +174,8 @@ def _start_kafka() -> tuple[str, str]:
     try:
         bootstrap = f"{_host(kf)}:{kf.get_exposed_port(_EXTERNAL_PORT)}"
         _put_file(kf, _ADVERTISED_FILE, f"PLAINTEXT://localhost:9092,EXTERNAL://{bootstrap}")
-        LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(
-            int(KAFKA_READY_DEADLINE_S)
-        ).wait_until_ready(kf)
+        started = LogMessageWaitStrategy("Kafka Server started")
+        started.with_startup_timeout(int(KAFKA_READY_DEADLINE_S)).wait_until_ready(kf)
         kafka.wait_kafka(bootstrap, deadline_s=KAFKA_READY_DEADLINE_S)
     except BaseException:
         kf.stop()
