@@ -157,7 +157,7 @@ def ensure_infra(root: Path | None = None) -> Infra:
                 save_state(paths, state)
             else:
                 pg_url, bootstrap = _ensure_local(paths, state, ext_pg, ext_kafka)
-        except (postgres.PostgresError, kafka.KafkaError) as err:
+        except (postgres.PostgresError, kafka.KafkaError, docker_infra.DockerInfraError) as err:
             raise InfraError(str(err)) from err
     pg_url = to_asyncpg_url(pg_url)
     try:
