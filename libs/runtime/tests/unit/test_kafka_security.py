@@ -179,7 +179,9 @@ def test_production_refuses_sasl_without_tls_unless_explicitly_allowed(
     monkeypatch.setenv("KAFKA_ALLOW_PLAINTEXT", "true")
     assert ServiceSettings().kafka_security.authenticates
     monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
-    with pytest.raises(ValidationError, match=r"KAFKA_SASL_MECHANISM=PLAIN over KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"):
+    with pytest.raises(
+        ValidationError, match=r"KAFKA_SASL_MECHANISM=PLAIN over KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"
+    ):
         ServiceSettings()
     monkeypatch.setenv("PRIZEFLOW_PROFILE", "dev")
     monkeypatch.delenv("KAFKA_ALLOW_PLAINTEXT")
