@@ -133,7 +133,8 @@ class KafkaSecurity(BaseSettings):
     ssl_keyfile: Path | None = Field(default=None, description="PEM private key of KAFKA_SSL_CERTFILE")
     ssl_key_password_file: Path | None = Field(default=None, description="A file holding KAFKA_SSL_KEYFILE's password")
     allow_plaintext: bool = Field(
-        default=False, description="Production only: accept PLAINTEXT (no encryption, no identity, no ACLs) explicitly"
+        default=False,
+        description="Production only: accept a connection without TLS (PLAINTEXT or SASL_PLAINTEXT) explicitly",
     )
 
     @model_validator(mode="after")
@@ -166,7 +167,7 @@ class KafkaSecurity(BaseSettings):
                 raise ValueError("set one of KAFKA_SASL_PASSWORD_FILE or KAFKA_SASL_PASSWORD, not both")
         elif sasl_set:
             raise ValueError(f"{', '.join(sasl_set)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not authenticate")
-        if self.allow_plaintext and protocol is not KafkaSecurityProtocol.PLAINTEXT:
+        if self.allow_plaintext and protocol.tls:
             raise ValueError(f"KAFKA_ALLOW_PLAINTEXT set, but KAFKA_SECURITY_PROTOCOL={protocol}")
         ssl_set = [
             env
@@ -319,16 +320,27 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _kafka_transport(self) -> ServiceSettings:
         """Outside dev, Kafka is reached encrypted and as this service's own principal (its ACLs): PLAINTEXT would
-        carry payouts in clear and let any pod on the network act as any service. It takes an explicit opt-in."""
+        carry payouts in clear and let any pod on the network act as any service; SASL_PLAINTEXT authenticates but
+        still carries payout requests and signatures in clear (and SASL PLAIN the password too). Anything without
+        TLS takes an explicit opt-in, and SASL PLAIN never goes over a connection without TLS."""
         kafka = self.kafka_security
-        if (
-            self.prizeflow_profile is Profile.PRODUCTION
-            and kafka.security_protocol is KafkaSecurityProtocol.PLAINTEXT
-            and not kafka.allow_plaintext
-        ):
+        protocol = kafka.security_protocol
+        if self.prizeflow_profile is not Profile.PRODUCTION or protocol.tls:
+            return self
+        if protocol is KafkaSecurityProtocol.PLAINTEXT and not kafka.allow_plaintext:
             raise ValueError(
                 "KAFKA_SECURITY_PROTOCOL is PLAINTEXT (the default): the production profile connects to Kafka with "
                 "TLS and SASL (SASL_SSL and KAFKA_SASL_*), or KAFKA_ALLOW_PLAINTEXT=true accepts plaintext explicitly"
+            )
+        if kafka.sasl_mechanism is KafkaSaslMechanism.PLAIN:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM=PLAIN over KAFKA_SECURITY_PROTOCOL={protocol} sends the password in clear: "
+                "use SASL_SSL"
+            )
+        if not kafka.allow_plaintext:
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL is {protocol} (no TLS): the production profile connects to Kafka with "
+                "TLS (SASL_SSL), or KAFKA_ALLOW_PLAINTEXT=true accepts a connection without TLS explicitly"
             )
         return self
 

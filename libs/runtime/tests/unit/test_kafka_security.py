@@ -147,10 +147,11 @@ def test_production_refuses_plaintext_unless_explicitly_allowed(
     assert ServiceSettings().kafka_security.allow_plaintext
     monkeypatch.delenv("KAFKA_ALLOW_PLAINTEXT")
     for key, value in {
-        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "KAFKA_SASL_USERNAME": "settlement",
         "KAFKA_SASL_PASSWORD_FILE": str(password_file),
+        "KAFKA_SSL_SYSTEM_TRUST": "true",
     }.items():
         monkeypatch.setenv(key, value)
     assert ServiceSettings().kafka_security.authenticates
@@ -158,6 +159,33 @@ def test_production_refuses_plaintext_unless_explicitly_allowed(
     for key in KAFKA_ENV:
         monkeypatch.delenv(key, raising=False)
     assert ServiceSettings().kafka_security.security_protocol == "PLAINTEXT"  # dev: the devstack's broker
+
+
+def test_production_refuses_sasl_without_tls_unless_explicitly_allowed(
+    monkeypatch: pytest.MonkeyPatch, password_file: Path
+) -> None:
+    """SASL_PLAINTEXT authenticates but carries payout requests and signatures in clear: production wants TLS, or the
+    same explicit opt-in as PLAINTEXT; SASL PLAIN (the password itself on the wire) never goes without TLS."""
+    for key, value in {
+        **PRODUCTION_IDENTITY,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": "settlement",
+        "KAFKA_SASL_PASSWORD_FILE": str(password_file),
+    }.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError, match=r"KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT \(no TLS\)"):
+        ServiceSettings()
+    monkeypatch.setenv("KAFKA_ALLOW_PLAINTEXT", "true")
+    assert ServiceSettings().kafka_security.authenticates
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    with pytest.raises(
+        ValidationError, match=r"KAFKA_SASL_MECHANISM=PLAIN over KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"
+    ):
+        ServiceSettings()
+    monkeypatch.setenv("PRIZEFLOW_PROFILE", "dev")
+    monkeypatch.delenv("KAFKA_ALLOW_PLAINTEXT")
+    assert ServiceSettings().kafka_security.security_protocol == "SASL_PLAINTEXT"  # dev: the SASL test broker
 
 
 def test_a_process_refusing_to_start_names_the_kafka_setting_and_never_the_password(

@@ -80,6 +80,11 @@ def ensure_compose_secrets(root: Path) -> Path:
     if not (out / "postgres-init.sql").exists():
         init = [f"CREATE ROLE prizeflow_{n} LOGIN PASSWORD '{pw}';" for n, pw in passwords.items()]
         init += [f"CREATE DATABASE prizeflow_{n} OWNER prizeflow_{n};" for n in passwords]
+        # PUBLIC may connect to every database by default: each role reaches its own (as owner) and no other.
+        init += [
+            f"REVOKE CONNECT ON DATABASE {db} FROM PUBLIC;"
+            for db in ("postgres", *map("prizeflow_{}".format, passwords))
+        ]
         # The superuser's init script runs as uid postgres inside the container.
         _write(out / "postgres-init.sql", "\n".join(init) + "\n", mode=0o644)
         _write(out / "postgres.env", f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}\n")

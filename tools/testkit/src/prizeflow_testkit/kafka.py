@@ -16,10 +16,11 @@ from prizeflow_runtime.settings import KafkaSecurity, TopicSettings
 from prizeflow_runtime.topics import provision_topics, topic_plan
 from prizeflow_testkit.waits import eventually
 
-# What a production-profile process needs besides its own settings: authenticated Kafka (that profile refuses
-# PLAINTEXT). For tests that build production settings and never connect.
+# What a production-profile process needs besides its own settings: authenticated Kafka over TLS (that profile
+# refuses PLAINTEXT and SASL_PLAINTEXT). For tests that build production settings and never connect.
 PRODUCTION_KAFKA_ENV = {
-    "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SSL_SYSTEM_TRUST": "true",
     "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
     "KAFKA_SASL_USERNAME": "prizeflow-test",
     "KAFKA_SASL_PASSWORD": "not-a-real-password",

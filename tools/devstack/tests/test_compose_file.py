@@ -1,0 +1,62 @@
+"""docker-compose.yml and the secrets it reads, statically: who can reach the signer, what every container may do,
+who may connect to which database. (The live stack is tests/containers; these need no podman.)"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from prizeflow_devstack.compose import DATABASE_SERVICES, ensure_compose_secrets
+from prizeflow_devstack.paths import resolve_root
+
+# Who may share each network the signer is on: Kafka (its only peer), its database and its migrations, Prometheus.
+SIGNER_PEERS = {"signer": {"kafka"}, "signer-db": {"postgres", "migrate-signer"}, "signer-metrics": {"prometheus"}}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((resolve_root(None) / "docker-compose.yml").read_text(encoding="utf-8"))
+    return doc
+
+
+def _networks(service: dict[str, Any]) -> set[str]:
+    return set(service.get("networks") or ["default"])
+
+
+def test_the_signer_shares_networks_only_with_kafka_its_database_and_prometheus(compose: dict[str, Any]) -> None:
+    """Nothing but Kafka reaches the signer, and the signer reaches nothing else: payouts talks to it through Kafka
+    (on `backend`), so no service's HTTP API is one hop from the key, nor the key's health port from a service."""
+    services = compose["services"]
+    assert _networks(services["signer"]) == set(SIGNER_PEERS)
+    for network, allowed in SIGNER_PEERS.items():
+        members = {name for name, svc in services.items() if network in _networks(svc)} - {"signer"}
+        assert members == allowed, f"{network}: {sorted(members - allowed)} can reach the signer"
+        assert compose["networks"][network] == {"internal": True}, f"{network} must have no route out"
+
+
+def test_every_container_runs_without_new_privileges(compose: dict[str, Any]) -> None:
+    """setuid binaries cannot raise a process's privileges in any container; Prizeflow's own also drop every
+    capability and run on a read-only root filesystem."""
+    for name, svc in compose["services"].items():
+        assert "no-new-privileges:true" in (svc.get("security_opt") or []), name
+        if str(svc["image"]).startswith("localhost/prizeflow-"):
+            assert svc.get("read_only") is True, name
+            assert svc.get("cap_drop") == ["ALL"], name
+
+
+def test_a_service_role_can_connect_to_its_own_database_only(tmp_path: Path) -> None:
+    """PostgreSQL grants CONNECT on every database to PUBLIC: without the revocations the signer's role could open
+    payouts' database (and `postgres`) and read its catalog."""
+    out = ensure_compose_secrets(tmp_path)
+    init = (out / "postgres-init.sql").read_text(encoding="utf-8")
+    assert "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;" in init
+    for name in DATABASE_SERVICES:
+        assert f"REVOKE CONNECT ON DATABASE prizeflow_{name} FROM PUBLIC;" in init
+    for secret in ("postgres.env", *(f"{n}.env" for n in DATABASE_SERVICES), "hot-signer.seed"):
+        mode = stat.S_IMODE((out / secret).stat().st_mode)
+        assert mode & 0o077 == 0, f"{secret} is {oct(mode)}: readable beyond its owner"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700  # postgres-init.sql (0644, read by the container) sits inside
