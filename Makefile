@@ -53,9 +53,18 @@ run: sync system-deps
 	$(RUN) prizeflow-dev run
 
 # Lint first (seconds), then every test: CI (.ci/run) enforces both through this one target.
+# The container tier (image builds, the compose stack, testcontainers over podman) waits mostly on downloads,
+# podman and its own containers, and shares nothing with the devstack: it runs beside the rest of the suite, its
+# output in .results/containers-tier.log (printed at the end; whole when it failed). Either failing fails `make test`.
 test: sync system-deps asyncapi-lint-deps k8s-tools
 	@$(MAKE) --no-print-directory lint
-	$(RUN) pytest $(PYTEST_ARGS)
+	@mkdir -p .results
+	@$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
+	$(RUN) pytest -m "not containers" $(PYTEST_ARGS); main=$$?; \
+	wait $$tier; containers=$$?; \
+	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) ---"; \
+	if [ $$containers -ne 0 ]; then cat .results/containers-tier.log; else grep -v "systemd connection" .results/containers-tier.log | tail -40; fi; \
+	[ $$main -eq 0 ] && [ $$containers -eq 0 ]
 
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s" $(PYTEST_ARGS)
@@ -63,7 +72,7 @@ test-unit: sync
 # The images (offline, podman), docker-compose.yml under podman-compose, a sponsored round paid through it, and
 # everything torn down. `make test` runs it too (marker `containers`).
 deploy-test: sync system-deps
-	$(RUN) pytest -m containers tests/containers $(PYTEST_ARGS)
+	$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS)
 
 # The platform's container images, built offline from a host wheelhouse; sizes in .results/images.json.
 images: sync system-deps

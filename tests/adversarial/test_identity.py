@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.settings import audience_for
-from prizeflow_testkit.kafka import PRODUCTION_KAFKA_ENV
+from prizeflow_testkit.production import PRODUCTION_ENV
 
 IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ROLES_CLAIM")
 NOWHERE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
@@ -27,7 +27,7 @@ def production_env(**extra: str) -> dict[str, str]:
     """The environment of a process given no identity settings at all (so the default profile: production), its
     Kafka settings those of production (authenticated)."""
     env = {k: v for k, v in os.environ.items() if k not in IDENTITY_ENV}
-    return {**env, **NOWHERE, **PRODUCTION_KAFKA_ENV, "LOG_JSON": "false", **extra}
+    return {**env, **NOWHERE, **PRODUCTION_ENV, "LOG_JSON": "false", **extra}
 
 
 def start(service: str, env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -79,7 +79,7 @@ def test_the_signer_needs_no_token_settings_and_softhsm_is_a_dev_default_only(mo
 
     for key in IDENTITY_ENV:
         monkeypatch.delenv(key, raising=False)
-    for key, value in PRODUCTION_KAFKA_ENV.items():
+    for key, value in PRODUCTION_ENV.items():
         monkeypatch.setenv(key, value)
     account = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
     external = SignerSettings(payout_source_account=account)  # no inbound API: nothing to verify

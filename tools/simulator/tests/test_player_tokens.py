@@ -7,7 +7,7 @@ import pytest
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_runtime.auth import Role, token_verifier
 from prizeflow_simulator.service import SimulatorSettings, player_tokens
-from prizeflow_testkit.kafka import PRODUCTION_KAFKA_ENV
+from prizeflow_testkit.production import PRODUCTION_ENV
 
 
 async def test_player_tokens_are_accepted_by_rewards_in_the_dev_profile() -> None:
@@ -19,7 +19,7 @@ async def test_player_tokens_are_accepted_by_rewards_in_the_dev_profile() -> Non
 
 def test_outside_the_dev_profile_the_simulator_mints_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRIZEFLOW_PROFILE", "production")
-    for key, value in PRODUCTION_KAFKA_ENV.items():
+    for key, value in PRODUCTION_ENV.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(SystemExit, match="PRIZEFLOW_PROFILE=dev"):
         player_tokens(SimulatorSettings())

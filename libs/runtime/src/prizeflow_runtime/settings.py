@@ -318,6 +318,14 @@ class ServiceSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _database_given(self) -> ServiceSettings:
+        """The defaults of DATABASE_URL (a local superuser, no password) are a dev convenience: the production
+        profile refuses to start without one given."""
+        if self.prizeflow_profile is Profile.PRODUCTION and "database_url" not in self.model_fields_set:
+            raise ValueError("DATABASE_URL is not set: the production profile has no default database")
+        return self
+
+    @model_validator(mode="after")
     def _kafka_transport(self) -> ServiceSettings:
         """Outside dev, Kafka is reached encrypted and as this service's own principal (its ACLs): PLAINTEXT would
         carry payouts in clear and let any pod on the network act as any service; SASL_PLAINTEXT authenticates but

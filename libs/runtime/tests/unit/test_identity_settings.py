@@ -15,12 +15,14 @@ from prizeflow_runtime.dev_identity import JWKS_FILE, KEY_FILE, DevIdentity
 from prizeflow_runtime.settings import ServiceSettings, settings_or_exit
 from prizeflow_testkit import dev_bearer
 from prizeflow_testkit.kafka import production_kafka
+from prizeflow_testkit.production import PRODUCTION_DATABASE_URL
 
 IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ROLES_CLAIM")
 IDP = {
     "jwt_jwks_url": "https://id.example.com/jwks.json",
     "jwt_issuer": "https://id.example.com/",
     "kafka_security": production_kafka(),  # production also refuses unauthenticated Kafka
+    "database_url": PRODUCTION_DATABASE_URL,  # production has no default database
 }
 
 
@@ -137,3 +139,16 @@ async def test_the_dev_identity_tokens_verify_through_its_file_jwks(
     settings = load(jwt_jwks_url=identity.jwks_url)
     principal = await token_verifier(settings).verify(dev_bearer(settings, "alice", "ops")["Authorization"][7:])
     assert principal.user_id == "alice"
+
+
+def test_production_refuses_to_start_without_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default DATABASE_URL (a local superuser, no password) is a dev convenience, never production's."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ValidationError, match="DATABASE_URL is not set"):
+        ServiceSettings(
+            jwt_jwks_url="https://id.example.com/jwks.json",
+            jwt_issuer="https://id.example.com/",
+            jwt_audience="prizeflow-settlement",
+            kafka_security=production_kafka(),
+        )
+    assert ServiceSettings(prizeflow_profile="dev", jwt_jwks_url="file:///jwks.json").database_url

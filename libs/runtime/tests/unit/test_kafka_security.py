@@ -24,6 +24,7 @@ from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import KafkaSecurity, ServiceSettings, settings_or_exit
 from prizeflow_runtime.topics import ProvisionSettings
 from prizeflow_runtime.topics import _admin as topics_admin
+from prizeflow_testkit.production import PRODUCTION_DATABASE_URL
 
 SECRET = "s3cr3t-kafka-password-do-not-print"
 KAFKA_ENV = (
@@ -44,6 +45,7 @@ PRODUCTION_IDENTITY = {
     "JWT_JWKS_URL": "https://id.example.com/jwks.json",
     "JWT_ISSUER": "https://id.example.com/",
     "JWT_AUDIENCE": "prizeflow-settlement",
+    "DATABASE_URL": PRODUCTION_DATABASE_URL,
 }
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_testkit.kafka import production_kafka
+from prizeflow_testkit.production import PRODUCTION_DATABASE_URL
 
 PRODUCTION: dict[str, Any] = {
     "prizeflow_profile": "production",
@@ -16,6 +17,7 @@ PRODUCTION: dict[str, Any] = {
     "jwt_issuer": "https://id.example/",
     "jwt_audience": "prizeflow-rewards",
     "kafka_security": production_kafka(),
+    "database_url": PRODUCTION_DATABASE_URL,  # production has no default database
 }
 STRIPE: dict[str, Any] = {
     "rewards_topup_provider": "stripe",
