@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the container tests need from Debian's packages: podman (with netavark/aardvark-dns networking), the
-# runc runtime, and debootstrap (the local stand-ins for official images are built from Debian packages, because no
+# runc runtime, tini (its static build is PID 1 in every image), and debootstrap (the local stand-ins for official images are built from Debian packages, because no
 # image registry is reachable here). Then check podman really runs a container with the project's settings
 # (deploy/podman/containers.conf: runc, no default ulimits), and fail with the reason when it cannot.
 # Idempotent: installs nothing when the tools are there. Needs root (or sudo) to install.
@@ -8,10 +8,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 export CONTAINERS_CONF="$ROOT/deploy/podman/containers.conf"
-PACKAGES=(podman runc debootstrap netavark aardvark-dns)
+PACKAGES=(podman runc debootstrap netavark aardvark-dns tini)
 
 missing=()
-for tool in podman runc debootstrap; do
+for tool in podman runc debootstrap tini-static; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
