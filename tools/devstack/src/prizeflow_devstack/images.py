@@ -145,11 +145,15 @@ def _debootstrap(root: Path, kind: str) -> str:
              "--exclude=./dev/*", "-c", "."],
             stdout=subprocess.PIPE,
         )  # fmt: skip
-        imported = subprocess.run(
-            ["podman", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["bash"]', "-", ref],
-            stdin=tar.stdout, env=podman_env(root), capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        tar.wait()
+        assert tar.stdout is not None
+        try:
+            imported = subprocess.run(
+                ["podman", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["bash"]', "-", ref],
+                stdin=tar.stdout, env=podman_env(root), capture_output=True, text=True, timeout=600, check=False,
+            )  # fmt: skip
+        finally:
+            tar.stdout.close()  # ours: podman has its own copy of the pipe
+            tar.wait()
         if imported.returncode != 0 or tar.returncode != 0:
             raise ImageError(f"podman import of the {kind} root filesystem failed:\n{imported.stderr[-2000:]}")
     say(f"{ref} built in {time.monotonic() - started:.0f} s")
