@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from prizeflow_devstack import images
-from prizeflow_devstack.compose import PORT_ENV, ComposeStack, ensure_compose_secrets
+from prizeflow_devstack.compose import NOT_RUNNABLE_HERE, PORT_ENV, ComposeStack, ensure_compose_secrets
 from prizeflow_devstack.paths import resolve_root
 from prizeflow_devstack.ports import pick_free_port
 
@@ -60,6 +60,8 @@ def compose_stack(repo_root: Path, built_images: dict[str, images.Built]) -> Ite
         ports[name] = pick_free_port(taken)
         taken.add(ports[name])
     stack = ComposeStack(repo_root, f"pftest{uuid.uuid4().hex[:6]}", ports, profiles=("demo",))
+    for service, why in NOT_RUNNABLE_HERE.items():
+        _note(f"{service}: not started here ({why}); every other service of docker-compose.yml is")
     started = time.monotonic()
     try:
         stack.up()
