@@ -355,9 +355,25 @@ def test_databases_are_the_services_own_and_feed_database_url() -> None:
         database = declared["tool"]["prizeflow"]["service"]["database"]
         cluster = named(docs, "Cluster", f"{service}-db")
         assert cluster["spec"]["bootstrap"]["initdb"]["database"] == database
-        for workload in (named(docs, "Deployment", service), named(docs, "Job", f"{service}-migrate")):
-            assert _secret_refs(_container(workload))["DATABASE_URL"] == (f"{service}-db-app", "uri")
+        owner = cluster["spec"]["bootstrap"]["initdb"]["owner"]
+        # The service logs in as the runtime role (a managed role, its password the Secret the Deployment reads);
+        # only the migrations Job logs in as the owner (CNPG's `<cluster>-app`), and grants the runtime role.
+        [role] = cluster["spec"]["managed"]["roles"]
+        assert role["name"] == f"prizeflow_{service}_app" != owner
+        assert role["ensure"] == "present"
+        assert role["login"] is True
+        assert set(role) == {"name", "ensure", "login", "passwordSecret"}  # no superuser, createdb, inRoles...
+        deployment = _container(named(docs, "Deployment", service))
+        assert _secret_refs(deployment)["DATABASE_URL"] == (role["passwordSecret"]["name"], "uri")
+        assert role["passwordSecret"]["name"] == f"{service}-db-runtime"
+        assert "MIGRATIONS_RUNTIME_ROLE" not in _config(docs, deployment)
         job = _container(named(docs, "Job", f"{service}-migrate"))
+        assert _secret_refs(job)["DATABASE_URL"] == (f"{service}-db-app", "uri")
+        assert _config(docs, job)["MIGRATIONS_RUNTIME_ROLE"] == role["name"]
+        runtime_secret = named(docs, "ExternalSecret", f"{service}-db-runtime")["spec"]["target"]["template"]
+        assert runtime_secret["type"] == "kubernetes.io/basic-auth"
+        assert runtime_secret["data"]["username"] == role["name"]
+        assert runtime_secret["data"]["uri"].startswith(f"postgresql://{role['name']}:")
         assert job["command"] == ["alembic", "-c", "/app/alembic.ini", "upgrade", "head"]
         assert job["workingDir"] == "/app"
 
@@ -415,7 +431,8 @@ def _workloads(overlay: str) -> Iterator[tuple[str, Doc, set[str]]]:
         if service == "webhooks":
             names |= _providers_env(config / "webhooks-providers.yaml")
         yield service, _container(named(docs, "Deployment", service)), names
-        yield f"{service}-migrate", _container(named(docs, "Job", f"{service}-migrate")), {"DATABASE_URL"}
+        job = _container(named(docs, "Job", f"{service}-migrate"))
+        yield f"{service}-migrate", job, {"DATABASE_URL", "MIGRATIONS_RUNTIME_ROLE"}
     yield "topics-check", _container(named(docs, "Job", "topics-check")), _settings_env_names(ProvisionSettings)
 
 

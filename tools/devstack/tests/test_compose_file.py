@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from prizeflow_devstack.compose import DATABASE_SERVICES, ensure_compose_secrets
+from prizeflow_devstack.compose import DATABASE_SERVICES, ensure_compose_secrets, owner_role, runtime_role
 from prizeflow_devstack.paths import resolve_root
 
 # Who may share each network the signer is on: Kafka (its only peer), its database and its migrations, Prometheus.
@@ -56,7 +56,44 @@ def test_a_service_role_can_connect_to_its_own_database_only(tmp_path: Path) -> 
     assert "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;" in init
     for name in DATABASE_SERVICES:
         assert f"REVOKE CONNECT ON DATABASE prizeflow_{name} FROM PUBLIC;" in init
-    for secret in ("postgres.env", *(f"{n}.env" for n in DATABASE_SERVICES), "hot-signer.seed"):
+    migrate_envs = (f"{n}-migrate.env" for n in DATABASE_SERVICES)
+    for secret in ("postgres.env", *(f"{n}.env" for n in DATABASE_SERVICES), *migrate_envs, "hot-signer.seed"):
         mode = stat.S_IMODE((out / secret).stat().st_mode)
         assert mode & 0o077 == 0, f"{secret} is {oct(mode)}: readable beyond its owner"
     assert stat.S_IMODE(out.stat().st_mode) == 0o700  # postgres-init.sql (0644, read by the container) sits inside
+
+
+def _env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if line)
+
+
+def test_migrations_run_as_the_owner_and_services_as_a_runtime_role(compose: dict[str, Any], tmp_path: Path) -> None:
+    """Only a migrate-<service> job logs in as its database's owner; the service logs in as a role the migrations
+    grant the use of the data (MIGRATIONS_RUNTIME_ROLE), which cannot disable a trigger nor drop a constraint."""
+    out = ensure_compose_secrets(tmp_path)
+    init = (out / "postgres-init.sql").read_text(encoding="utf-8")
+    services = compose["services"]
+    for name in DATABASE_SERVICES:
+        owner, app = owner_role(name), runtime_role(name)
+        assert owner != app
+        assert f"CREATE ROLE {owner} LOGIN" in init
+        assert f"CREATE ROLE {app} LOGIN" in init
+        assert f"CREATE DATABASE prizeflow_{name} OWNER {owner};" in init
+        migrate, runtime = _env(out / f"{name}-migrate.env"), _env(out / f"{name}.env")
+        assert migrate["DATABASE_URL"].startswith(f"postgresql://{owner}:")
+        assert migrate["MIGRATIONS_RUNTIME_ROLE"] == app
+        assert runtime["DATABASE_URL"].startswith(f"postgresql://{app}:")
+        assert "MIGRATIONS_RUNTIME_ROLE" not in runtime
+        assert services[f"migrate-{name}"]["env_file"] == [f"deploy/compose/secrets/{name}-migrate.env"]
+    # No long-running container reads an owner's credentials.
+    for name, svc in services.items():
+        if not name.startswith("migrate-"):
+            assert not [f for f in svc.get("env_file") or [] if f.endswith("-migrate.env")], name
+
+
+def test_secrets_from_before_the_runtime_roles_are_refused(tmp_path: Path) -> None:
+    """An old secrets directory (one role per service, its owner) would start services as owners: it is refused."""
+    out = ensure_compose_secrets(tmp_path)
+    (out / "settlement-migrate.env").unlink()
+    with pytest.raises(RuntimeError, match="predates the owner/runtime database roles"):
+        ensure_compose_secrets(tmp_path)

@@ -5,8 +5,10 @@
 - `identity/`: the dev identity (Ed25519 key pair; `jwks.json` is what every service verifies tokens against, the
   private key is mounted only into the simulator, which mints its players' tokens);
 - `hot-signer.seed`: the signer's Stellar hot key (a compose *secret*, a file: never an environment value);
-- `postgres.env`, `postgres-init.sql`: the superuser's password; one role and one database per service;
-- `<service>.env`: that service's `DATABASE_URL` (its own role) and secrets it reads from the environment;
+- `postgres.env`, `postgres-init.sql`: the superuser's password; per service one database, its owner role and a
+  runtime role;
+- `<service>-migrate.env`: its migrations job's `DATABASE_URL` (the owner) and `MIGRATIONS_RUNTIME_ROLE`;
+- `<service>.env`: that service's `DATABASE_URL` (its runtime role) and secrets it reads from the environment;
 - `stack.env`: generated, non-secret settings every container shares (the payout source account).
 
 The compose stack runs the explicit dev profile (`PRIZEFLOW_PROFILE=dev`: a file JWKS, the sandbox rail); production
@@ -36,6 +38,16 @@ from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
 # The uid:gid the images run as (Containerfile): file secrets are bind mounts, so they must be readable by it.
 IMAGE_UID = 10001
 DATABASE_SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
+
+
+def owner_role(service: str) -> str:
+    """The role owning a service's database: its migrations run as it, the service never does."""
+    return f"prizeflow_{service}"
+
+
+def runtime_role(service: str) -> str:
+    """The role a service runs as: reads and writes its rows, no DDL, not the owner."""
+    return f"prizeflow_{service}_app"
 
 
 def secrets_dir(root: Path) -> Path:
@@ -76,21 +88,37 @@ def ensure_compose_secrets(root: Path) -> Path:
 
     _write(out / "grafana-admin-password", secrets.token_urlsafe(18), owner=472, mode=0o400)  # grafana's uid
 
-    passwords = {name: secrets.token_urlsafe(24) for name in DATABASE_SERVICES}
+    if (out / "postgres-init.sql").exists() and not (out / "settlement-migrate.env").exists():
+        raise RuntimeError(
+            f"{out} predates the owner/runtime database roles: remove it and the stack's postgres-data volume "
+            "(`podman-compose down -v`), then run `prizeflow-dev compose-secrets` again"
+        )
+    owners = {name: secrets.token_urlsafe(24) for name in DATABASE_SERVICES}
+    apps = {name: secrets.token_urlsafe(24) for name in DATABASE_SERVICES}
     if not (out / "postgres-init.sql").exists():
-        init = [f"CREATE ROLE prizeflow_{n} LOGIN PASSWORD '{pw}';" for n, pw in passwords.items()]
-        init += [f"CREATE DATABASE prizeflow_{n} OWNER prizeflow_{n};" for n in passwords]
-        # PUBLIC may connect to every database by default: each role reaches its own (as owner) and no other.
+        # Per service two roles: the owner of its database (only its migrate-<service> job logs in as it) and the
+        # runtime role the service runs as, which the migrations grant the use of the data and nothing more (no
+        # DDL: it cannot disable the append-only triggers nor drop a constraint).
+        init = [f"CREATE ROLE {owner_role(n)} LOGIN PASSWORD '{pw}';" for n, pw in owners.items()]
+        init += [f"CREATE ROLE {runtime_role(n)} LOGIN PASSWORD '{pw}';" for n, pw in apps.items()]
+        init += [f"CREATE DATABASE prizeflow_{n} OWNER {owner_role(n)};" for n in owners]
+        # PUBLIC may connect to every database by default: the owner reaches its own, the runtime role is granted
+        # CONNECT on its own by the migrations, and no role any other.
         init += [
-            f"REVOKE CONNECT ON DATABASE {db} FROM PUBLIC;"
-            for db in ("postgres", *map("prizeflow_{}".format, passwords))
+            f"REVOKE CONNECT ON DATABASE {db} FROM PUBLIC;" for db in ("postgres", *map("prizeflow_{}".format, owners))
         ]
-        # The superuser's init script runs as uid postgres inside the container.
+        # The sandbox rail keeps its books in payouts' database, in a schema of the runtime role's (the rail's
+        # tables, never the service's own): made here because the runtime role may not create schemas.
+        init += ["\\connect prizeflow_payouts", f"CREATE SCHEMA sandbox AUTHORIZATION {runtime_role('payouts')};"]
+        # The superuser's init script runs as uid postgres inside the container, through psql (`\connect` works).
         _write(out / "postgres-init.sql", "\n".join(init) + "\n", mode=0o644)
         _write(out / "postgres.env", f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}\n")
         sandbox_secret = secrets.token_hex(24)
-        for name, pw in passwords.items():
-            lines = [f"DATABASE_URL=postgresql://prizeflow_{name}:{pw}@postgres:5432/prizeflow_{name}"]
+        for name in DATABASE_SERVICES:
+            owner_url = f"postgresql://{owner_role(name)}:{owners[name]}@postgres:5432/prizeflow_{name}"
+            migrate = [f"DATABASE_URL={owner_url}", f"MIGRATIONS_RUNTIME_ROLE={runtime_role(name)}"]
+            _write(out / f"{name}-migrate.env", "\n".join(migrate) + "\n")
+            lines = [f"DATABASE_URL=postgresql://{runtime_role(name)}:{apps[name]}@postgres:5432/prizeflow_{name}"]
             if name == "webhooks":
                 lines.append(f"WEBHOOK_SECRET_SANDBOX={sandbox_secret}")
             _write(out / f"{name}.env", "\n".join(lines) + "\n")

@@ -205,7 +205,10 @@ class SandboxPayoutProvider:
             try:
                 async with pool.acquire() as conn, conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-                    for ddl in SCHEMA_DDL:
+                    # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists: a
+                    # service running as its runtime role (no DDL on the database) finds it made beforehand.
+                    exists = await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", self._schema)
+                    for ddl in SCHEMA_DDL[1:] if exists else SCHEMA_DDL:
                         await conn.execute(ddl.format(schema=self._schema))
             except BaseException:
                 await pool.close()  # a failed start (database down) is retried whole, without a leaked pool
