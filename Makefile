@@ -28,9 +28,11 @@ $(CURDIR)/.devstack/tools/bin/uv:
 sync: $(UV)
 	$(UV) sync --frozen --all-packages
 
-# Debian packages the tests need beyond the machine's baseline (SoftHSM2 for the signer's PKCS#11 backend).
+# Debian packages the tests need beyond the machine's baseline (SoftHSM2 for the signer's PKCS#11 backend;
+# Prometheus + promtool for the alert-rule tests, the expression checks and the devstack's Prometheus).
 system-deps:
 	bash tools/devstack/scripts/ensure-softhsm.sh
+	bash tools/devstack/scripts/ensure-prometheus.sh
 	bash tools/devstack/scripts/ensure-podman.sh
 
 # npm ci (exactly the lock file, no install scripts: see $(ASYNCAPI_LINT)/.npmrc) when node_modules is missing
