@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_runtime.metrics import metric_name
 
 
 @dataclass(frozen=True)
 class RewardsMetrics:
+    campaigns: Gauge
     pool_funded: Gauge
     pool_remaining: Gauge
     pool_reserved: Gauge
@@ -33,7 +35,13 @@ class RewardsMetrics:
             return metric_name(service, name)
 
         pool = ["campaign_id", "asset"]
+        campaigns = Gauge(
+            n("campaigns"), "Campaigns by status (refreshed from the database)", ["status"], registry=registry
+        )
+        for status in CampaignStatus:
+            campaigns.labels(status.value).set(0)
         return cls(
+            campaigns=campaigns,
             pool_funded=Gauge(
                 n("pool_funded"), "Minor units ever funded into a campaign pool", pool, registry=registry
             ),
