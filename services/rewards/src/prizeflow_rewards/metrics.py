@@ -13,13 +13,13 @@ from prizeflow_runtime.metrics import metric_name
 
 @dataclass(frozen=True)
 class RewardsMetrics:
-    campaigns: Gauge
     pool_funded: Gauge
     pool_remaining: Gauge
     pool_reserved: Gauge
     pool_paid: Gauge
     held_allocations: Gauge
     held_claims: Gauge
+    campaigns: Gauge
     rejection_rate: Gauge
     claims: Counter
     abuse_holds: Counter
@@ -35,13 +35,7 @@ class RewardsMetrics:
             return metric_name(service, name)
 
         pool = ["campaign_id", "asset"]
-        campaigns = Gauge(
-            n("campaigns"), "Campaigns by status (refreshed from the database)", ["status"], registry=registry
-        )
-        for status in CampaignStatus:
-            campaigns.labels(status.value).set(0)
         return cls(
-            campaigns=campaigns,
             pool_funded=Gauge(
                 n("pool_funded"), "Minor units ever funded into a campaign pool", pool, registry=registry
             ),
@@ -55,6 +49,7 @@ class RewardsMetrics:
                 registry=registry,
             ),
             held_claims=Gauge(n("held_claims"), "Claims waiting for review", registry=registry),
+            campaigns=_by_status(n("campaigns"), "Campaigns by status (refreshed from the database)", registry),
             rejection_rate=Gauge(
                 n("claim_rejection_rate"),
                 "Share of claims decided in the last 24h that were rejected, voided or returned",
@@ -88,3 +83,12 @@ class RewardsMetrics:
                 registry=registry,
             ),
         )
+
+
+def _by_status(name: str, documentation: str, registry: CollectorRegistry) -> Gauge:
+    """Every campaign status exported at 0 from start-up: "active campaigns" reads 0, not nothing, before the
+    first campaign exists."""
+    gauge = Gauge(name, documentation, ["status"], registry=registry)
+    for status in CampaignStatus:
+        gauge.labels(status.value).set(0)
+    return gauge
