@@ -16,7 +16,7 @@ ASYNCAPI_LINT_STAMP := $(ASYNCAPI_LINT)/node_modules/.installed
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
 	@echo "make test   - make lint, then every test (unit, integration, e2e, faults) on real Kafka and PostgreSQL"
-	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI staleness + the official AsyncAPI parser"
+	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI and dashboards staleness + the official AsyncAPI parser"
 	@echo "make bench  - every benchmark; JSON under .results/"
 	@echo "make deploy-test - images + docker-compose.yml under podman + a smoke scenario through it"
 	@echo "make down   - stop everything make run / make test started"
@@ -88,6 +88,7 @@ lint: sync asyncapi-lint-deps
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) prizeflow-asyncapi --check
+	$(RUN) prizeflow-dashboards --check
 	@out=$$(node $(ASYNCAPI_LINT)/validate.mjs --fail-on=warning docs/asyncapi.yaml) \
 		&& echo "AsyncAPI parser: no errors or warnings in docs/asyncapi.yaml" \
 		|| { echo "$$out"; echo "docs/asyncapi.yaml: the AsyncAPI parser reports errors or warnings" >&2; exit 1; }

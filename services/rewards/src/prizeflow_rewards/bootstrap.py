@@ -37,6 +37,7 @@ from prizeflow_rewards.application.topups import (
     VerifyTopUpSession,
 )
 from prizeflow_rewards.application.wallets import SetRiskFlag, TopUp
+from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.topups import TopUpLimits
 from prizeflow_rewards.entrypoints.http import RewardsApi, router
 from prizeflow_rewards.entrypoints.kafka import PaymentEventsHandler, PayoutEventsHandler, RoundEventsHandler
@@ -104,7 +105,10 @@ class MetricsRefresher:
     async def refresh(self) -> None:
         m = self.metrics
         async with self.sessions() as s:
-            for f in (await self.queries.figures(s, await self.queries.campaigns(s))).values():
+            campaigns = await self.queries.campaigns(s)
+            for status in CampaignStatus:
+                m.campaigns.labels(status.value).set(sum(1 for c in campaigns if c.status is status))
+            for f in (await self.queries.figures(s, campaigns)).values():
                 labels = (f["campaign_id"], f["asset"])
                 m.pool_funded.labels(*labels).set(f["funded"])
                 m.pool_remaining.labels(*labels).set(f["remaining"])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_runtime.metrics import metric_name
 
 
@@ -18,6 +19,7 @@ class RewardsMetrics:
     pool_paid: Gauge
     held_allocations: Gauge
     held_claims: Gauge
+    campaigns: Gauge
     rejection_rate: Gauge
     claims: Counter
     abuse_holds: Counter
@@ -47,6 +49,7 @@ class RewardsMetrics:
                 registry=registry,
             ),
             held_claims=Gauge(n("held_claims"), "Claims waiting for review", registry=registry),
+            campaigns=_by_status(n("campaigns"), "Campaigns by status (refreshed from the database)", registry),
             rejection_rate=Gauge(
                 n("claim_rejection_rate"),
                 "Share of claims decided in the last 24h that were rejected, voided or returned",
@@ -80,3 +83,12 @@ class RewardsMetrics:
                 registry=registry,
             ),
         )
+
+
+def _by_status(name: str, documentation: str, registry: CollectorRegistry) -> Gauge:
+    """Every campaign status exported at 0 from start-up: "active campaigns" reads 0, not nothing, before the
+    first campaign exists."""
+    gauge = Gauge(name, documentation, ["status"], registry=registry)
+    for status in CampaignStatus:
+        gauge.labels(status.value).set(0)
+    return gauge

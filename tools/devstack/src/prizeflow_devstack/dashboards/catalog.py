@@ -1,0 +1,683 @@
+"""Prizeflow's Grafana dashboards: the rewards overview, one per service, the payout rails.
+
+Every metric named here is `prizeflow_<service>_<name>` from the services' metrics.py and
+libs/runtime/src/prizeflow_runtime/metrics.py, plus Prometheus's own `up` (`job` is the service name, as the
+compose Prometheus and the Kubernetes ServiceMonitors set it). tests/e2e/test_observability.py runs the
+platform, loads what every service exposes into a real Prometheus and fails on any target whose expression does
+not parse or names a metric with no series: a panel that can never show data fails the build.
+
+Gauges computed from a service's database (pool figures, payouts by state, rounds by state) are exported
+identically by every replica, so they are aggregated with `max`, never `sum`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prizeflow_devstack.dashboards.model import (
+    CORRELATION_VARIABLE,
+    TIMELINE_VARIABLE,
+    Dashboard,
+    Link,
+    Panel,
+    PanelKind,
+    Query,
+    Row,
+    loki_explore_url,
+)
+
+RATE = "$__rate_interval"
+OVERVIEW_UID = "prizeflow-rewards-overview"
+RAILS_UID = "prizeflow-payout-rails"
+SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
+# Services that consume Kafka through the runtime's reliable consumer (the webhook ingress only publishes).
+CONSUMING = ("settlement", "rewards", "payouts", "signer")
+# Every JSON log line carries `correlation_id` (prizeflow_runtime.logging). It is a field, never a Loki stream
+# label: a label per flow would be the unbounded cardinality the metrics refuse too.
+LOGS_QUERY = f'{{namespace="prizeflow"}} | json | correlation_id="${CORRELATION_VARIABLE}"'
+MINOR_UNITS = "Minor units of the asset (USDC: 7 decimals, USD: 2): money is never a float."
+
+
+def service_uid(service: str) -> str:
+    return f"prizeflow-service-{service}"
+
+
+def _quantiles(
+    metric: str, by: str = "", *, quantiles: tuple[float, ...] = (0.5, 0.99), selector: str = ""
+) -> tuple[Query, ...]:
+    """histogram_quantile of a histogram's rate, one query per quantile."""
+    keep = f"{by}, le" if by else "le"
+    return tuple(
+        Query(
+            f"histogram_quantile({q}, sum by ({keep}) (rate({metric}_bucket{selector}[{RATE}])))",
+            f"{_legend(by)} p{round(q * 100)}".strip(),
+        )
+        for q in quantiles
+    )
+
+
+def _legend(by: str) -> str:
+    return " ".join(f"{{{{{name.strip()}}}}}" for name in by.split(",") if name.strip())
+
+
+def _rate(metric: str, by: str = "", *, selector: str = "", legend: str = "", fn: str = "rate") -> Query:
+    """`sum by (<by>) (<fn>(<metric><selector>[$__rate_interval]))`, its legend the `by` labels."""
+    grouping = f" by ({by})" if by else ""
+    return Query(f"sum{grouping} ({fn}({metric}{selector}[{RATE}]))", legend or _legend(by))
+
+
+def _gauge(metric: str, by: str = "", *, selector: str = "", legend: str = "") -> Query:
+    """A gauge every replica exports alike (figures read from the database): `max`, never `sum`."""
+    grouping = f" by ({by})" if by else ""
+    return Query(f"max{grouping} ({metric}{selector})", legend or _legend(by))
+
+
+DRILL_DOWN_TEXT = f"""**Drill down by correlation id.** Type a round, claim, payout or admin action id in
+*Correlation id* above, then open **Logs: correlation id** (every service's log lines of that flow, on Loki) or
+**Audit timeline** (one service's `GET /admin/timeline/<id>`, behind an ops token) in the links bar.
+
+The same audit trail from a terminal, every service's timeline merged in order:
+
+```
+prizeflow-ops trace ${CORRELATION_VARIABLE}
+```
+
+Runbooks: `docs/runbooks/`. Alert rules: `deploy/prometheus/rules/`."""
+
+
+def _links(service: str | None = None) -> tuple[Link, ...]:
+    logs: tuple[Link, ...] = (
+        Link(
+            "Logs: correlation id",
+            loki_explore_url(LOGS_QUERY),
+            "Every service's log lines of this flow (Loki; correlation_id is a JSON field of each line)",
+        ),
+    )
+    if service is not None:
+        logs += (
+            Link(
+                f"Logs: correlation id in {service}",
+                loki_explore_url(f'{LOGS_QUERY} | service="{service}"'),
+                f"{service}'s log lines of this flow",
+            ),
+        )
+    return (
+        *logs,
+        Link(
+            "Audit timeline",
+            f"${{{TIMELINE_VARIABLE}}}/${{{CORRELATION_VARIABLE}}}",
+            "The flow's audit trail (GET /admin/timeline/<correlation id>, ops token required). CLI, every "
+            "service merged in order: prizeflow-ops trace <correlation id>",
+        ),
+    )
+
+
+def _drill_down(width: int = 24) -> Panel:
+    return Panel(
+        "Drill down",
+        "How to follow one flow across services",
+        kind=PanelKind.TEXT,
+        content=DRILL_DOWN_TEXT,
+        width=width,
+        height=6,
+    )
+
+
+# -- rewards overview --------------------------------------------------------------------------------------------
+
+POOL = "campaign_id, asset"
+
+
+def rewards_overview() -> Dashboard:
+    pools = Row(
+        "Campaign pools",
+        (
+            Panel(
+                "Active campaigns",
+                "Campaigns whose pool can pay rounds now (paused and closed ones are not counted).",
+                (_gauge("prizeflow_rewards_campaigns", selector='{status="active"}', legend="active"),),
+                kind=PanelKind.STAT,
+                width=4,
+            ),
+            Panel(
+                "Held claims",
+                "Claims waiting for a person (abuse holds, new destinations): `prizeflow-ops claim held` lists them.",
+                (_gauge("prizeflow_rewards_held_claims", legend="held"),),
+                kind=PanelKind.STAT,
+                width=4,
+                red_above=50,
+            ),
+            Panel(
+                "Failed payouts",
+                "Payouts in state failed now: the reservation is voided, a person may retry or cancel each one.",
+                (Query('sum(max by (provider) (prizeflow_payouts_payouts{state="failed"}))', "failed"),),
+                kind=PanelKind.STAT,
+                width=4,
+                red_above=0,
+            ),
+            Panel(
+                "Pool remaining",
+                f"What each campaign's pool can still pay (funded - paid - reserved). {MINOR_UNITS}",
+                (_gauge("prizeflow_rewards_pool_remaining", POOL),),
+                width=12,
+            ),
+            Panel(
+                "Reserved rewards",
+                f"Pending debits against each pool (allocated, not yet posted). {MINOR_UNITS}",
+                (_gauge("prizeflow_rewards_pool_reserved", POOL),),
+            ),
+            Panel(
+                "Paid rewards",
+                f"What each pool has paid into player wallets. {MINOR_UNITS}",
+                (_gauge("prizeflow_rewards_pool_paid", POOL),),
+            ),
+            Panel(
+                "Rounds held for an empty pool",
+                "Rounds whose allocations wait for a top-up (runbook: reward pool recovery), and pool exhaustions.",
+                (
+                    _gauge("prizeflow_rewards_held_allocations", "campaign_id", legend="held {{campaign_id}}"),
+                    _rate(
+                        "prizeflow_rewards_pool_exhausted_total",
+                        "campaign_id",
+                        fn="increase",
+                        legend="exhausted {{campaign_id}}",
+                    ),
+                ),
+            ),
+        ),
+    )
+    claims = Row(
+        "Claims and payouts",
+        (
+            Panel(
+                "Claims by outcome",
+                "Claim requests per second: approved, held for review, refused (by code).",
+                (_rate("prizeflow_rewards_claims_total", "outcome"),),
+                unit="reqps",
+                stack=True,
+            ),
+            Panel(
+                "Abuse holds",
+                "Claims held for review per second, by reason (new destination, velocity, rejection rate...).",
+                (_rate("prizeflow_rewards_abuse_holds_total", "reason"),),
+                unit="reqps",
+                stack=True,
+            ),
+            Panel(
+                "Claim rejection rate",
+                "Share of recently decided claims that were rejected, voided or returned.",
+                (_gauge("prizeflow_rewards_claim_rejection_rate", legend="rejection rate"),),
+                unit="percentunit",
+                red_above=0.5,
+            ),
+            Panel(
+                "Payouts failing",
+                "Payouts entering state failed per second, by provider.",
+                (_rate("prizeflow_payouts_transitions_total", "provider", selector='{to_state="failed"}'),),
+                unit="reqps",
+            ),
+            Panel(
+                "Provider errors",
+                "Errors the payout rails returned, by provider and stable error code (contracts PayoutErrorCode).",
+                (_rate("prizeflow_payouts_provider_errors_total", "provider, code"),),
+                unit="reqps",
+                stack=True,
+            ),
+            Panel(
+                "Firing alerts",
+                "Prizeflow alerts firing or pending (deploy/prometheus/rules); each names its runbook.",
+                kind=PanelKind.ALERTLIST,
+                alert_filter='alertname=~"Prizeflow.*"',
+            ),
+        ),
+    )
+    return Dashboard(
+        OVERVIEW_UID,
+        "Rewards overview",
+        "Campaign pools, claims and payouts at a glance; drill into a flow by its correlation id.",
+        (Row("Drill down", (_drill_down(),)), pools, claims),
+        tags=("overview",),
+        links=_links(),
+    )
+
+
+# -- one per service ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Service:
+    name: str
+    summary: str
+    traffic: tuple[Panel, ...]  # rate, errors, duration
+    own: tuple[Panel, ...]
+
+
+def _availability(service: str) -> Row:
+    return Row(
+        "Availability",
+        (
+            Panel(
+                "Processes up",
+                f"Scraped {service} processes answering /metrics (Prometheus `up`).",
+                (Query(f'sum(up{{job="{service}"}})', "up"),),
+                kind=PanelKind.STAT,
+                width=6,
+            ),
+            Panel(
+                "Processes down",
+                f"Scraped {service} processes not answering (alert PrizeflowServiceDown after 2 minutes).",
+                (Query(f'count(up{{job="{service}"}} == 0) or vector(0)', "down"),),
+                kind=PanelKind.STAT,
+                width=6,
+                red_above=0,
+            ),
+            _drill_down(width=12),
+        ),
+    )
+
+
+def _consumer_traffic(s: str) -> tuple[Panel, ...]:
+    m = f"prizeflow_{s}"
+    return (
+        Panel(
+            "Events handled",
+            "Events per second settled by each consumer: applied, duplicate (skipped by the inbox), dead-lettered.",
+            (_rate(f"{m}_events_consumed_total", "consumer, outcome"),),
+            unit="reqps",
+            stack=True,
+        ),
+        Panel(
+            "Events not applied",
+            "Errors: events per second a consumer did not apply (dead-lettered, or duplicate deliveries).",
+            (_rate(f"{m}_events_consumed_total", "consumer, outcome", selector='{outcome!="applied"}'),),
+            unit="reqps",
+        ),
+        Panel(
+            "Poll handling time",
+            "Time to settle one poll batch (one database transaction per lane), p50 and p99.",
+            _quantiles(f"{m}_handle_seconds", "consumer"),
+            unit="s",
+        ),
+    )
+
+
+def _delivery(s: str, *, consumes: bool) -> Row:
+    m = f"prizeflow_{s}"
+    consumer_panels = (
+        Panel(
+            "Consumer lag",
+            "Event time to handled time, p99 per consumer (alert PrizeflowConsumerFallingBehind above 60 s).",
+            _quantiles(f"{m}_event_lag_seconds", "consumer", quantiles=(0.99,)),
+            unit="s",
+            red_above=60,
+        ),
+        Panel(
+            "Dead-lettered (DLQ)",
+            "Events sent to the DLQ by consumer, topic and reason: `prizeflow-ops dlq list --service "
+            f"{s}` shows them; each is redriven or purged with a reason.",
+            (_rate(f"{m}_events_dead_lettered_total", "consumer, topic, reason", fn="increase"),),
+            red_above=0,
+        ),
+    )
+    outbox = (
+        Panel(
+            "Outbox backlog",
+            "Outbox rows seen unpublished at the relay's last poll, per process (alert PrizeflowOutboxBacklog).",
+            (Query(f"max by (instance) ({m}_outbox_pending)", "{{instance}}"),),
+            red_above=1000,
+        ),
+        Panel(
+            "Outbox published",
+            "Events the relay published per second, by topic.",
+            (_rate(f"{m}_outbox_published_total", "topic"),),
+            unit="reqps",
+            stack=True,
+        ),
+        Panel(
+            "Relay batch time",
+            "Time to publish one relay batch to Kafka, p50 and p99.",
+            _quantiles(f"{m}_outbox_publish_seconds"),
+            unit="s",
+        ),
+    )
+    if consumes:
+        return Row("Delivery: consumer lag, DLQ, outbox", consumer_panels + outbox)
+    return Row("Delivery: outbox (no Kafka consumers)", outbox)
+
+
+def _services() -> tuple[_Service, ...]:
+    return (
+        _Service(
+            "settlement",
+            "Game rounds in, settled rounds out: round states, settlement latency, disputes.",
+            _consumer_traffic("settlement"),
+            (
+                Panel(
+                    "Rounds by state",
+                    "Rounds in each state (from the database).",
+                    (_gauge("prizeflow_settlement_rounds", "state"),),
+                ),
+                Panel(
+                    "Round transitions",
+                    "Round state changes applied per second.",
+                    (
+                        _rate(
+                            "prizeflow_settlement_round_transitions_total",
+                            "from_state, to_state",
+                            legend="{{from_state}} → {{to_state}}",
+                        ),
+                    ),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Settlement latency",
+                    "From a round's closed_at to its settlement, p50 and p99.",
+                    _quantiles("prizeflow_settlement_settle_latency_seconds"),
+                    unit="s",
+                ),
+                Panel(
+                    "Disputes opened",
+                    "Conflicting result sets that opened a dispute (resolved by an admin, audited).",
+                    (_rate("prizeflow_settlement_disputes_total", fn="increase", legend="disputes"),),
+                    red_above=0,
+                ),
+                Panel(
+                    "Admin actions",
+                    "Round resolutions and voids by admins, per second (each is audited).",
+                    (_rate("prizeflow_settlement_admin_actions_total", "action"),),
+                    unit="reqps",
+                ),
+            ),
+        ),
+        _Service(
+            "rewards",
+            "Ledger, campaign pools, claims and top-ups.",
+            _consumer_traffic("rewards"),
+            (
+                Panel(
+                    "Campaigns by status",
+                    "Campaigns active, paused and closed.",
+                    (_gauge("prizeflow_rewards_campaigns", "status"),),
+                ),
+                Panel(
+                    "Ledger transfers",
+                    "Ledger transfers applied per second, by kind (reward, claim_reserve, payout_post...).",
+                    (_rate("prizeflow_rewards_ledger_transfers_total", "kind"),),
+                    unit="reqps",
+                    stack=True,
+                ),
+                Panel(
+                    "Claims by outcome",
+                    "Claim requests per second, by outcome.",
+                    (_rate("prizeflow_rewards_claims_total", "outcome"),),
+                    unit="reqps",
+                    stack=True,
+                ),
+                Panel(
+                    "Top-ups",
+                    "Top-up sessions created or refused, credits ended unpaid, adjustments, per second.",
+                    (_rate("prizeflow_rewards_top_ups_total", "outcome"),),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Provider payment events",
+                    "Payment events consumed from the webhook ingress, by provider and outcome.",
+                    (_rate("prizeflow_rewards_payment_events_total", "provider, outcome"),),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Held claims and rejection rate",
+                    "Claims waiting for review; share of recently decided claims that were rejected.",
+                    (
+                        _gauge("prizeflow_rewards_held_claims", legend="held claims"),
+                        _gauge("prizeflow_rewards_claim_rejection_rate", legend="rejection rate"),
+                    ),
+                ),
+            ),
+        ),
+        _Service(
+            "payouts",
+            "Payout state machine, the worker and the rails it calls.",
+            _consumer_traffic("payouts"),
+            (
+                Panel(
+                    "Payouts by state",
+                    "Payouts in each state now, by provider (from the database).",
+                    (_gauge("prizeflow_payouts_payouts", "provider, state"),),
+                ),
+                Panel(
+                    "Transitions",
+                    "Payout state changes per second, by provider and target state.",
+                    (
+                        _rate(
+                            "prizeflow_payouts_transitions_total",
+                            "provider, to_state",
+                            legend="{{provider}} → {{to_state}}",
+                        ),
+                    ),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Provider calls",
+                    "Provider calls per second by kind (create, status...) and outcome.",
+                    (_rate("prizeflow_payouts_attempts_total", "provider, kind, outcome"),),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Provider create latency",
+                    "Provider create call latency, p99 by provider.",
+                    _quantiles("prizeflow_payouts_submit_seconds", "provider", quantiles=(0.99,)),
+                    unit="s",
+                ),
+                Panel(
+                    "Worker queue and stuck rows",
+                    "Payouts due for submission; rows the reconciler is watching, by kind.",
+                    (
+                        _gauge("prizeflow_payouts_worker_queue_length", legend="queue"),
+                        _gauge("prizeflow_payouts_stuck", "kind", legend="stuck {{kind}}"),
+                    ),
+                ),
+                Panel(
+                    "Worker results",
+                    "Worker results per second.",
+                    (_rate("prizeflow_payouts_worker_payouts_total", "result"),),
+                    unit="reqps",
+                ),
+            ),
+        ),
+        _Service(
+            "signer",
+            "Signs Stellar payout transactions after checking them against policy; refusals may be an attack.",
+            _consumer_traffic("signer"),
+            (
+                Panel(
+                    "Decisions",
+                    "Signature requests decided per second, by outcome and refusal code.",
+                    (_rate("prizeflow_signer_decisions_total", "outcome, code"),),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Sign latency",
+                    "Time the key backend (hot key, PKCS#11) took to sign, p99 by backend.",
+                    _quantiles("prizeflow_signer_sign_seconds", "backend", quantiles=(0.99,)),
+                    unit="s",
+                ),
+            ),
+        ),
+        _Service(
+            "webhooks",
+            "The webhook ingress: verifies provider signatures, stores each event once, publishes it.",
+            (
+                Panel(
+                    "Deliveries",
+                    "Verified deliveries per second, by provider and outcome (accepted, duplicate, ignored).",
+                    (_rate("prizeflow_webhooks_deliveries_total", "provider, outcome"),),
+                    unit="reqps",
+                    stack=True,
+                ),
+                Panel(
+                    "Refused requests",
+                    "Errors: requests refused per second by provider and reason (signature failures first).",
+                    (_rate("prizeflow_webhooks_refused_total", "provider, reason"),),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Group commit time",
+                    "One group commit (insert, outbox, commit), p50 and p99.",
+                    _quantiles("prizeflow_webhooks_write_seconds"),
+                    unit="s",
+                ),
+            ),
+            (
+                Panel(
+                    "Confirmations",
+                    "Events fetched back from their provider before they count, by provider and outcome.",
+                    (_rate("prizeflow_webhooks_confirmations_total", "provider, outcome"),),
+                    unit="reqps",
+                ),
+                Panel(
+                    "Group commit size",
+                    "Deliveries committed together, p50 and p99.",
+                    _quantiles("prizeflow_webhooks_write_batch_size"),
+                ),
+            ),
+        ),
+    )
+
+
+def service_dashboard(service: _Service) -> Dashboard:
+    return Dashboard(
+        service_uid(service.name),
+        f"Service: {service.name}",
+        service.summary,
+        (
+            _availability(service.name),
+            Row("Traffic: rate, errors, duration", service.traffic),
+            _delivery(service.name, consumes=service.name in CONSUMING),
+            Row(service.name.capitalize(), service.own),
+        ),
+        tags=("service", service.name),
+        links=_links(service.name),
+    )
+
+
+# -- payout rails -------------------------------------------------------------------------------------------------
+
+
+def payout_rails() -> Dashboard:
+    rails = Row(
+        "Payouts by provider",
+        (
+            Panel(
+                "Payouts by provider and state",
+                "Payouts in each state now (from the database).",
+                (_gauge("prizeflow_payouts_payouts", "provider, state"),),
+                kind=PanelKind.TABLE,
+            ),
+            Panel(
+                "Transitions by provider",
+                "Payout state changes per second, by provider and target state.",
+                (
+                    _rate(
+                        "prizeflow_payouts_transitions_total",
+                        "provider, to_state",
+                        legend="{{provider}} → {{to_state}}",
+                    ),
+                ),
+                unit="reqps",
+                width=16,
+            ),
+            Panel(
+                "Error codes",
+                "Provider errors per second by provider and stable code (retryable: provider_unavailable, "
+                "rate_limited, tx_bad_seq...; terminal: invalid_destination, destination_blocked...).",
+                (_rate("prizeflow_payouts_provider_errors_total", "provider, code"),),
+                unit="reqps",
+                stack=True,
+                width=12,
+            ),
+            Panel(
+                "Provider calls",
+                "Calls per second by provider, kind and outcome.",
+                (_rate("prizeflow_payouts_attempts_total", "provider, kind, outcome"),),
+                unit="reqps",
+                width=12,
+            ),
+            Panel(
+                "Time to paid",
+                "Payout created to paid, p50 and p99 by provider.",
+                _quantiles("prizeflow_payouts_confirm_seconds", "provider"),
+                unit="s",
+            ),
+            Panel(
+                "Create call latency",
+                "Provider create call latency, p99 by provider.",
+                _quantiles("prizeflow_payouts_submit_seconds", "provider", quantiles=(0.99,)),
+                unit="s",
+            ),
+            Panel(
+                "Provider webhooks",
+                "Provider events applied by payouts, by provider and outcome; deliveries refused at the ingress.",
+                (
+                    _rate("prizeflow_payouts_webhooks_total", "provider, outcome"),
+                    _rate(
+                        "prizeflow_webhooks_refused_total", "provider, reason", legend="refused {{provider}} {{reason}}"
+                    ),
+                ),
+                unit="reqps",
+            ),
+        ),
+    )
+    stellar = Row(
+        "Stellar and the signer",
+        (
+            Panel(
+                "Stellar transactions",
+                "Stellar rail calls per second by kind (submission, status) and outcome.",
+                (_rate("prizeflow_payouts_attempts_total", "kind, outcome", selector='{provider="stellar"}'),),
+                unit="reqps",
+                width=6,
+            ),
+            Panel(
+                "Stellar ledger and sequence errors",
+                "Transaction errors from the ledger: tx_bad_seq (source sequence), tx_expired, tx_insufficient_fee.",
+                (
+                    _rate(
+                        "prizeflow_payouts_provider_errors_total",
+                        "code",
+                        selector='{provider="stellar", code=~"tx_.*"}',
+                    ),
+                ),
+                unit="reqps",
+                red_above=0,
+                width=6,
+            ),
+            Panel(
+                "Signer decisions",
+                "Signature requests decided per second by outcome and refusal code (a spike of refusals may be "
+                "an attack).",
+                (_rate("prizeflow_signer_decisions_total", "outcome, code"),),
+                unit="reqps",
+                width=6,
+            ),
+            Panel(
+                "Sign latency",
+                "Key backend signing time, p99 by backend.",
+                _quantiles("prizeflow_signer_sign_seconds", "backend", quantiles=(0.99,)),
+                unit="s",
+                width=6,
+            ),
+        ),
+    )
+    return Dashboard(
+        RAILS_UID,
+        "Payout rails",
+        "Payouts by provider and state, provider error codes, the Stellar rail and the signer's decisions.",
+        (Row("Drill down", (_drill_down(),)), rails, stellar),
+        tags=("payouts",),
+        links=_links(),
+    )
+
+
+def dashboards() -> tuple[Dashboard, ...]:
+    return (rewards_overview(), *(service_dashboard(s) for s in _services()), payout_rails())
