@@ -18,6 +18,7 @@ from prizeflow_devstack.prometheus import (
     RULES_DIR,
     PrometheusError,
     parse_alerts,
+    planned_targets,
     render_config,
     scrape_targets,
 )
@@ -64,6 +65,9 @@ def test_only_services_that_serve_metrics_are_scraped() -> None:
         _running("worker", None),
     ]
     assert scrape_targets(services) == {"settlement": "127.0.0.1:8001"}
+    specs = [s.spec for s in services]
+    ports = {"settlement": 8001, "soroban-rpc": 8002}  # reserved before they start
+    assert planned_targets(specs, ports) == {"settlement": "127.0.0.1:8001"}
 
 
 def test_every_platform_service_is_scraped_under_the_job_name_the_compose_stack_and_the_rules_use() -> None:

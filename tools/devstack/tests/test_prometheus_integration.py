@@ -22,6 +22,7 @@ from prizeflow_devstack.paths import Paths, find_root
 from prizeflow_devstack.procs import pid_alive
 from prizeflow_devstack.prometheus import RULES_DIR, api, fetch_alerts, leftover_pids, start_prometheus
 from prizeflow_devstack.state import State, load_state, save_state
+from prizeflow_devstack.supervisor import ServiceSpec, reserve_ports
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +141,12 @@ def test_the_devstack_prometheus_scrapes_loads_the_rules_fires_and_is_stopped_by
     assert leftover_pids(paths) == []
     assert load_state(paths).prometheus.pid is None
     assert not status(tmp_path).prometheus.running
+
+
+def test_ports_are_reserved_before_the_services_start_and_kept(tmp_path: Path) -> None:
+    spec = ServiceSpec(name="echo", directory=tmp_path, command=("x",), http_port_env="HTTP_PORT")
+    worker = ServiceSpec(name="worker", directory=tmp_path, command=("x",))
+    ports = reserve_ports([spec, worker], tmp_path)
+    assert set(ports) == {"echo"}
+    assert load_state(Paths(tmp_path)).services["echo"].port == ports["echo"]
+    assert reserve_ports([spec, worker], tmp_path) == ports  # what start_services will use

@@ -20,7 +20,14 @@ from prizeflow_devstack.infra import Infra, InfraError, ensure_infra, status, st
 from prizeflow_devstack.paths import Paths, RootNotFoundError, find_root
 from prizeflow_devstack.postgres import running_postmaster
 from prizeflow_devstack.procs import pid_alive, pids_matching
-from prizeflow_devstack.prometheus import ALERTS_PAGE, PrometheusError, ensure_prometheus, leftover_pids
+from prizeflow_devstack.prometheus import (
+    ALERTS_PAGE,
+    PrometheusError,
+    ensure_prometheus,
+    leftover_pids,
+    planned_targets,
+    scrape_targets,
+)
 from prizeflow_devstack.state import load_state
 from prizeflow_devstack.supervisor import (
     RunningService,
@@ -28,6 +35,7 @@ from prizeflow_devstack.supervisor import (
     ServiceSpecError,
     ServiceStartError,
     discover_services,
+    reserve_ports,
     running_services,
     start_services,
 )
@@ -62,8 +70,13 @@ def _up(root: Path, *, demo: bool = False) -> tuple[Infra, list[RunningService],
         specs.append(demo_spec(root))
     if not specs:
         err_console.print("no services declare [tool.prizeflow.service]: infrastructure only", markup=False)
+    # Prometheus first, on the ports the services will have: it sees each of them come up, and the simulator's
+    # first chaos burst (timed from the simulator's start) whatever the machine's speed.
+    targets = planned_targets(specs, reserve_ports(specs, root))
+    prometheus_url = ensure_prometheus(root, targets)
     services = start_services(infra, root, specs)
-    prometheus_url = ensure_prometheus(root, services)
+    if (actual := scrape_targets(services)) != targets:  # a reserved port was taken in the meantime
+        prometheus_url = ensure_prometheus(root, actual)
     err_console.print(f"[dim]ready in {time.monotonic() - started:.1f}s[/dim]")
     return infra, services, prometheus_url
 

@@ -179,8 +179,10 @@ def alerts_table(alerts: Sequence[Alert] | None, prometheus_url: str) -> Table:
     """Pending and firing alerts, firing first; `None`: Prometheus did not answer."""
     title = f"Alerts (Prometheus: {prometheus_url}{ALERTS_PAGE})"
     table = Table(title=title, expand=True)
-    for column in ("state", "alert", "severity", "summary", "since"):
-        table.add_column(column, overflow="fold")
+    for column in ("state", "alert", "severity"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("summary", overflow="fold", ratio=1)
+    table.add_column("since (UTC)", no_wrap=True)
     if alerts is None:
         table.add_row(Text("?", style="bold red"), "Prometheus does not answer", "-", "-", "-")
     elif not alerts:

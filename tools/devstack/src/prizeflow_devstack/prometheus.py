@@ -28,7 +28,7 @@ from prizeflow_devstack.procs import pid_alive, pids_matching, spawn_detached, s
 from prizeflow_devstack.state import State, load_state, locked, save_state
 
 if TYPE_CHECKING:
-    from prizeflow_devstack.supervisor import RunningService
+    from prizeflow_devstack.supervisor import RunningService, ServiceSpec
 
 RULES_DIR = Path("deploy") / "prometheus" / "rules"
 RULE_FILES = "*.yml"
@@ -58,8 +58,13 @@ def find_binary() -> str:
 
 
 def scrape_targets(services: Iterable[RunningService]) -> dict[str, str]:
-    """`job` (the service's name) → `host:port` of every service that serves /metrics."""
+    """`job` (the service's name) → `host:port` of every running service that serves /metrics."""
     return {svc.spec.name: f"{HOST}:{svc.port}" for svc in services if svc.metrics_url and svc.port}
+
+
+def planned_targets(specs: Iterable[ServiceSpec], ports: Mapping[str, int]) -> dict[str, str]:
+    """The same for services about to start on `ports` (see supervisor.reserve_ports)."""
+    return {spec.name: f"{HOST}:{ports[spec.name]}" for spec in specs if spec.metrics and spec.name in ports}
 
 
 def _duration(seconds: float) -> str:
@@ -145,12 +150,13 @@ def start_prometheus(
     return address
 
 
-def ensure_prometheus(root: Path | None, services: Iterable[RunningService], *, interval_s: float = INTERVAL_S) -> str:
-    """The devstack's Prometheus over `services`, recorded in state.json (pid on disk before the wait)."""
+def ensure_prometheus(root: Path | None, targets: Mapping[str, str], *, interval_s: float = INTERVAL_S) -> str:
+    """The devstack's Prometheus over `targets` (job → host:port), recorded in state.json (pid on disk before the
+    wait)."""
     paths = Paths(resolve_root(root))
     with locked(paths):
         state = load_state(paths)
-        address = spawn_prometheus(paths, state, scrape_targets(services), interval_s=interval_s)
+        address = spawn_prometheus(paths, state, targets, interval_s=interval_s)
         save_state(paths, state)
     assert state.prometheus.pid is not None
     wait_ready(address, pid=state.prometheus.pid, log=paths.prometheus_log)
@@ -159,7 +165,8 @@ def ensure_prometheus(root: Path | None, services: Iterable[RunningService], *, 
 
 def stop_prometheus(paths: Paths, state: State, *, grace: float = 10.0) -> bool:
     """SIGTERM then SIGKILL; also a Prometheus whose pid the state lost. Keeps the port. True if one ran."""
-    pids = {p for p in (state.prometheus.pid, *leftover_pids(paths)) if p is not None}
+    recorded = state.prometheus.pid if pid_alive(state.prometheus.pid, state.prometheus.start_ticks) else None
+    pids = {p for p in (recorded, *leftover_pids(paths)) if p is not None}  # never a recycled pid
     ran = False
     for pid in pids:
         if pid_alive(pid):

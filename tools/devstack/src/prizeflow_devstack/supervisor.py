@@ -234,6 +234,20 @@ def start_services(
     return started
 
 
+def reserve_ports(specs: list[ServiceSpec], root: Path | None = None) -> dict[str, int]:
+    """Fix (and record) the HTTP port of every service with one before any starts, as `start_services` does: what
+    watches the services (Prometheus) can then be started first, and see each of them come up."""
+    paths = Paths(resolve_root(root))
+    paths.ensure()
+    with locked(paths):
+        state = load_state(paths)
+        _assign_ports(specs, state)
+        save_state(paths, state)
+    return {
+        spec.name: port for spec in specs if spec.http_port_env and (port := state.services[spec.name].port) is not None
+    }
+
+
 def peer_url_env(name: str) -> str:
     """The env var through which every service finds another: `soroban-rpc` → `SOROBAN_RPC_URL`."""
     return name.upper().replace("-", "_") + "_URL"
