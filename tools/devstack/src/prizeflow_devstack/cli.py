@@ -20,6 +20,14 @@ from prizeflow_devstack.infra import Infra, InfraError, ensure_infra, status, st
 from prizeflow_devstack.paths import Paths, RootNotFoundError, find_root
 from prizeflow_devstack.postgres import running_postmaster
 from prizeflow_devstack.procs import pid_alive, pids_matching
+from prizeflow_devstack.prometheus import (
+    ALERTS_PAGE,
+    PrometheusError,
+    ensure_prometheus,
+    leftover_pids,
+    planned_targets,
+    scrape_targets,
+)
 from prizeflow_devstack.state import load_state
 from prizeflow_devstack.supervisor import (
     RunningService,
@@ -27,6 +35,7 @@ from prizeflow_devstack.supervisor import (
     ServiceSpecError,
     ServiceStartError,
     discover_services,
+    reserve_ports,
     running_services,
     start_services,
 )
@@ -51,7 +60,7 @@ def _uninterruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _up(root: Path, *, demo: bool = False) -> tuple[Infra, list[RunningService]]:
+def _up(root: Path, *, demo: bool = False) -> tuple[Infra, list[RunningService], str]:
     started = time.monotonic()
     infra = ensure_infra(root)
     report = provision_or_fail(infra.kafka_bootstrap, _suffix())  # services verify their topics, never create them
@@ -61,9 +70,15 @@ def _up(root: Path, *, demo: bool = False) -> tuple[Infra, list[RunningService]]
         specs.append(demo_spec(root))
     if not specs:
         err_console.print("no services declare [tool.prizeflow.service]: infrastructure only", markup=False)
+    # Prometheus first, on the ports the services will have: it sees each of them come up, and the simulator's
+    # first chaos burst (timed from the simulator's start) whatever the machine's speed.
+    targets = planned_targets(specs, reserve_ports(specs, root))
+    prometheus_url = ensure_prometheus(root, targets)
     services = start_services(infra, root, specs)
+    if (actual := scrape_targets(services)) != targets:  # a reserved port was taken in the meantime
+        prometheus_url = ensure_prometheus(root, actual)
     err_console.print(f"[dim]ready in {time.monotonic() - started:.1f}s[/dim]")
-    return infra, services
+    return infra, services, prometheus_url
 
 
 def _suffix() -> str:
@@ -95,7 +110,7 @@ def demo_spec(root: Path) -> ServiceSpec:
     )
 
 
-def _table(root: Path, infra: Infra, services: Sequence[RunningService]) -> Table:
+def _table(root: Path, infra: Infra, services: Sequence[RunningService], prometheus_url: str) -> Table:
     paths = Paths(root)
     table = Table(title="Prizeflow devstack")
     table.add_column("component", style="bold", overflow="fold")
@@ -105,6 +120,7 @@ def _table(root: Path, infra: Infra, services: Sequence[RunningService]) -> Tabl
     pg_source = "managed" if infra.managed else "external/env"
     table.add_row(f"postgres ({pg_source})", infra.postgres_url, "-", str(paths.pg_log))
     table.add_row("kafka", infra.kafka_bootstrap, "-", str(paths.kafka_log))
+    table.add_row("prometheus", f"{prometheus_url}{ALERTS_PAGE}", "-", str(paths.prometheus_log))
     for svc in services:
         table.add_row(svc.spec.name, svc.http_url or "-", svc.metrics_url or "-", str(svc.log))
     return table
@@ -117,6 +133,9 @@ def _down(root: Path) -> int:
         stopped = stop_infra(root)
         state = load_state(paths)
         leftovers = [f"kafka pid {p}" for p in pids_matching(str(paths.kafka_config))]
+        leftovers += [f"prometheus pid {p}" for p in leftover_pids(paths)]
+        if pid_alive(state.prometheus.pid, state.prometheus.start_ticks):
+            leftovers.append(f"prometheus pid {state.prometheus.pid}")
         if (pm := running_postmaster(paths)) is not None:
             leftovers.append(f"postgres pid {pm.pid}")
         leftovers += [
@@ -136,7 +155,7 @@ def cmd_up(root: Path) -> int:
         signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
     }
     try:
-        infra, services = _up(root)
+        infra, services, prometheus_url = _up(root)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted: tearing down[/yellow]")
         _down(root)
@@ -144,7 +163,7 @@ def cmd_up(root: Path) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    console.print(_table(root, infra, services))
+    console.print(_table(root, infra, services, prometheus_url))
     return 0
 
 
@@ -157,9 +176,9 @@ def cmd_run(root: Path) -> int:
         signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
     }
     try:
-        infra, services = _up(root, demo=True)
-        console.print(_table(root, infra, services))
-        run_live_view(infra, services)
+        infra, services, prometheus_url = _up(root, demo=True)
+        console.print(_table(root, infra, services, prometheus_url))
+        run_live_view(infra, services, prometheus_url=prometheus_url)
     except KeyboardInterrupt:
         err_console.print("[yellow]stopping the stack[/yellow]")
     finally:
@@ -174,7 +193,7 @@ def cmd_status(root: Path) -> int:
     table = Table(title=f"Prizeflow devstack at {root}")
     for column in ("component", "state", "address", "pid", "log"):
         table.add_column(column, overflow="fold")
-    for comp in (stack.postgres, stack.kafka):
+    for comp in (stack.postgres, stack.kafka, stack.prometheus):
         state = "[green]running[/green]" if comp.running else "[red]stopped[/red]"
         table.add_row(comp.name, state, comp.address or "-", str(comp.pid or "-"), str(comp.log or "-"))
     for svc in running_services(root):
@@ -259,10 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prizeflow-dev", description=__doc__)
     parser.add_argument("--root", type=Path, help="repo root (default: PRIZEFLOW_ROOT or discovered from cwd)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start PostgreSQL, Kafka, migrations and every discovered service")
-    sub.add_parser("down", help="stop services, Kafka, PostgreSQL; verify no process is left")
+    sub.add_parser("up", help="start PostgreSQL, Kafka, migrations, every discovered service and Prometheus")
+    sub.add_parser("down", help="stop services, Prometheus, Kafka, PostgreSQL; verify no process is left")
     sub.add_parser("status", help="what runs where")
-    logs = sub.add_parser("logs", help="show (and follow) logs: postgres, kafka or a service")
+    logs = sub.add_parser("logs", help="show (and follow) logs: postgres, kafka, prometheus or a service")
     logs.add_argument("name", nargs="?")
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("-n", "--lines", type=int, default=50)
@@ -316,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
                 code = cmd_topics(root, _suffix() if args.suffix is None else args.suffix, args.increase_partitions)
             case _:  # pragma: no cover - argparse rejects unknown commands
                 code = 2
-    except (InfraError, ServiceSpecError, ServiceStartError, RootNotFoundError) as err:
+    except (InfraError, PrometheusError, ServiceSpecError, ServiceStartError, RootNotFoundError) as err:
         err_console.print(f"[bold red]prizeflow-dev {args.command} failed:[/bold red] {err}", markup=True)
         code = 1
     raise SystemExit(code)

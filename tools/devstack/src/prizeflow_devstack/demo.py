@@ -2,8 +2,10 @@
 
 It commits a business row and its event in one transaction (outbox), lets the relay publish it, consumes
 it back through a `ReliableConsumer` (inbox dedup) and applies it. To show the safety nets it also
-re-sends some events a second time (a duplicate delivery) and some malformed records (they land in the
-DLQ with a reason). Its /metrics feed the live view; `python -m prizeflow_devstack.demo`.
+re-sends some events a second time (a duplicate delivery) and, every `DEMO_MALFORMED_EVERY` pings (40; 0: never),
+a malformed record (it lands in the DLQ with a reason). `make run` sets 0: there the DLQ is shown by the
+simulator's chaos bursts, whose alert fires and then resolves, instead of one that would never stop firing.
+Its /metrics feed the live view; `python -m prizeflow_devstack.demo`.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ async def apply_ping(session: AsyncSession, envelope: Envelope[EventPayload]) ->
 
 
 class Demo:
-    def __init__(self, rt: ServiceRuntime, rate: float) -> None:
+    def __init__(self, rt: ServiceRuntime, rate: float, malformed_every: int = 40) -> None:
         self.rt = rt
         self.rate = rate
+        self.malformed_every = malformed_every
         self._task: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
@@ -94,7 +97,7 @@ class Demo:
                 await self.rt.producer.send_and_wait(
                     self.rt.topic(DEMO_TOPIC.name), envelope.encode(), key=envelope.key, headers=envelope.headers()
                 )
-            if ping_id % 40 == 0:  # a malformed record: it must land in the DLQ with a reason
+            if self.malformed_every and ping_id % self.malformed_every == 0:  # it must land in the DLQ with a reason
                 await self.rt.producer.send_and_wait(self.rt.topic(DEMO_TOPIC.name), b"{not an event", key=b"bad")
             await asyncio.sleep(1 / self.rate)
 
@@ -109,7 +112,11 @@ def main() -> None:
     rt = ServiceRuntime(settings)
     rt.add_consumer("demo-applier", [DEMO_TOPIC.name], handler=apply_ping)
     rt.produces([DEMO_TOPIC.name])
-    demo = Demo(rt, rate=float(os.environ.get("DEMO_RATE", "20")))
+    demo = Demo(
+        rt,
+        rate=float(os.environ.get("DEMO_RATE", "20")),
+        malformed_every=int(os.environ.get("DEMO_MALFORMED_EVERY", "40")),
+    )
     app = rt.http_app()
     app.on_startup.insert(0, demo.prepare)
     rt.after_start(demo.start)  # it publishes through the runtime's producer, which exists once started

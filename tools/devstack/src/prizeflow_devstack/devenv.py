@@ -50,9 +50,23 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         "STELLAR_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015",
         "PAYOUTS_PROVIDERS_FILE": str(root / "deploy" / "local" / "providers.yaml"),
         **webhook_env(root),
-        # The demo shows the safety nets at work: a few duplicate deliveries and malformed records.
+        # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
         "SIM_DUPLICATE_RATE": "0.02",
-        "SIM_MALFORMED_RATE": "0.01",
+        **chaos_env(),
+    }
+
+
+def chaos_env() -> dict[str, str]:
+    """`make run`'s chaos, in bursts so that the alerts it triggers fire and then resolve: 30 s every 15 min (the
+    first 45 s in) of malformed game records (dead-lettered by settlement: PrizeflowEventsDeadLettered, whose
+    10-minute window resolves it ~10 min after the burst) and forged webhooks (refused by the ingress: signature
+    failures). Nothing malformed outside the bursts: an alert that never stops firing teaches nobody anything."""
+    return {
+        "SIM_MALFORMED_RATE": "0",
+        "SIM_CHAOS_BURST": "30s/15m@45s",
+        "SIM_CHAOS_BURST_MALFORMED": "0.5",
+        "SIM_CHAOS_BURST_FORGED_WEBHOOKS": "2",
+        "DEMO_MALFORMED_EVERY": "0",
     }
 
 
@@ -87,7 +101,7 @@ def identity_env(secret_dir: Path) -> dict[str, str]:
 def dev_env(paths: Paths) -> dict[str, str]:
     """The local settings, generated on first use; values already in the environment win. A checkout whose
     settings predate the dev identity (a shared HS256 `JWT_SECRET`) gets the identity instead, and one whose settings
-    predate the webhook ingress gets its settings added."""
+    predate the webhook ingress or the chaos bursts gets their settings added."""
     file = paths.base / DEV_ENV_FILE
     if file.exists():
         values: dict[str, str] = json.loads(file.read_text())
@@ -102,6 +116,9 @@ def dev_env(paths: Paths) -> dict[str, str]:
                 missing.pop("STRIPE_EMULATOR_API_KEYS", None)
                 values.setdefault("STRIPE_EMULATOR_API_KEYS", values["STRIPE_API_KEY"])
             values.update(missing)
+            changed = True
+        if "SIM_CHAOS_BURST" not in values:  # settings from before the chaos bursts (a steady malformed rate)
+            values.update(chaos_env())
             changed = True
         if changed:
             write_private_file(file, json.dumps(values, indent=2).encode(), replace=True)

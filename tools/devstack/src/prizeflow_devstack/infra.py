@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from prizeflow_devstack import docker_infra, kafka, postgres
+from prizeflow_devstack import docker_infra, kafka, postgres, prometheus
 from prizeflow_devstack.paths import Paths, resolve_root
 from prizeflow_devstack.ports import HOST
 from prizeflow_devstack.procs import pid_alive, run_sync
@@ -62,6 +62,7 @@ class StackStatus:
     root: Path
     postgres: ComponentStatus
     kafka: ComponentStatus
+    prometheus: ComponentStatus
     external: dict[str, str] = field(default_factory=dict)
 
 
@@ -227,7 +228,7 @@ async def drop_database(infra: Infra, name: str) -> None:
 
 
 def stop_infra(root: Path | None = None) -> list[str]:
-    """Stop services, then Kafka, then PostgreSQL. Ports and data are kept. Returns what was stopped."""
+    """Stop services, Prometheus, then Kafka, then PostgreSQL. Ports and data are kept. Returns what was stopped."""
     from prizeflow_devstack.supervisor import stop_services
 
     paths = Paths(resolve_root(root))
@@ -235,6 +236,12 @@ def stop_infra(root: Path | None = None) -> list[str]:
     with locked(paths):
         stopped.extend(stop_services(paths.root))
         state = load_state(paths)
+        try:
+            if prometheus.stop_prometheus(paths, state):
+                stopped.append("prometheus")
+        except prometheus.PrometheusError as err:
+            raise InfraError(str(err)) from err
+        save_state(paths, state)
         if docker_infra.active(state):
             stopped.extend(docker_infra.stop(state))
         if kafka.broker_pid(paths, state) is not None:
@@ -296,8 +303,16 @@ def status(root: Path | None = None) -> StackStatus:
         pid=kpid,
         log=paths.kafka_log,
     )
+    ppid = prometheus.running_pid(paths, state)
+    prom = ComponentStatus(
+        name="prometheus",
+        running=ppid is not None,
+        address=prometheus.url(state),
+        pid=ppid,
+        log=paths.prometheus_log,
+    )
     external = {k: v for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS") if (v := os.environ.get(k))}
-    return StackStatus(root=paths.root, postgres=pg, kafka=kf, external=external)
+    return StackStatus(root=paths.root, postgres=pg, kafka=kf, prometheus=prom, external=external)
 
 
 def log(message: str) -> None:

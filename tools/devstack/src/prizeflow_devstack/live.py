@@ -1,7 +1,8 @@
 """The `prizeflow-dev run` foreground view: infra, services, and what flows through them, every second.
 
 Every figure is read from the services' own /metrics (what Prometheus scrapes), so the view shows what
-the platform reports about itself, not a separate bookkeeping.
+the platform reports about itself, not a separate bookkeeping; the alerts are the devstack's Prometheus's own,
+evaluated from the project's rules.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rich.text import Text
 
 from prizeflow_contracts.money import asset
 from prizeflow_devstack.infra import Infra, status
+from prizeflow_devstack.prometheus import ALERTS_PAGE, Alert, PrometheusError, fetch_alerts
 from prizeflow_devstack.supervisor import RunningService, service_healthy
 
 Sample = tuple[str, dict[str, str], float]
@@ -170,12 +172,46 @@ def platform_panels(scraped: dict[str, list[Sample]]) -> Columns:
     )
 
 
+_SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow"}
+
+
+def alerts_table(alerts: Sequence[Alert] | None, prometheus_url: str) -> Table:
+    """Pending and firing alerts, firing first; `None`: Prometheus did not answer."""
+    title = f"Alerts (Prometheus: {prometheus_url}{ALERTS_PAGE})"
+    table = Table(title=title, expand=True)
+    for column in ("state", "alert", "severity"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("summary", overflow="fold", ratio=1)
+    table.add_column("since (UTC)", no_wrap=True)
+    if alerts is None:
+        table.add_row(Text("?", style="bold red"), "Prometheus does not answer", "-", "-", "-")
+    elif not alerts:
+        table.add_row(Text("ok", style="green"), "no alert pending or firing", "-", "-", "-")
+    for alert in alerts or ():
+        state = Text(alert.state, style="bold red" if alert.state == "firing" else "yellow")
+        severity = Text(alert.severity, style=_SEVERITY_STYLE.get(alert.severity, ""))
+        since = alert.active_at[11:19] if len(alert.active_at) >= 19 else alert.active_at  # HH:MM:SS (UTC)
+        table.add_row(state, alert.name, severity, alert.summary, since)
+    return table
+
+
+def _alerts(prometheus_url: str) -> list[Alert] | None:
+    try:
+        return fetch_alerts(prometheus_url, timeout=0.5)
+    except PrometheusError:
+        return None
+
+
 def _mark(ok: bool) -> Text:
     return Text("● up", style="green") if ok else Text("● down", style="bold red")
 
 
 def render(
-    infra: Infra, services: Sequence[RunningService], root: Path | None = None, state: LiveState | None = None
+    infra: Infra,
+    services: Sequence[RunningService],
+    root: Path | None = None,
+    state: LiveState | None = None,
+    prometheus_url: str | None = None,
 ) -> Group:
     stack = status(root)
     table = Table(title="Prizeflow: components (APIs: <url>/schema, metrics: <url>/metrics)", expand=True)
@@ -186,6 +222,8 @@ def render(
         ("kafka", stack.kafka, infra.kafka_bootstrap),
     ):
         table.add_row(name, _mark(comp.running or not infra.managed), address, str(comp.pid or "-"))
+    if prometheus_url is not None:
+        table.add_row("prometheus", _mark(stack.prometheus.running), prometheus_url, str(stack.prometheus.pid or "-"))
     for svc in services:
         table.add_row(svc.spec.name, _mark(service_healthy(svc)), svc.http_url or "-", str(svc.pid))
     parts: list[Table | Text | Columns] = [table]
@@ -193,6 +231,8 @@ def render(
         scraped = {svc.spec.name: scrape_samples(svc.metrics_url) for svc in services if svc.metrics_url}
         parts.append(platform_panels(scraped))
         parts.append(state.flow_table(scraped))
+    if prometheus_url is not None:
+        parts.append(alerts_table(_alerts(prometheus_url), prometheus_url))
     parts.append(
         Text(
             f"{time.strftime('%H:%M:%S')}  logs: uv run prizeflow-dev logs <name> -f   Ctrl-C stops everything",
@@ -202,10 +242,12 @@ def render(
     return Group(*parts)
 
 
-def run_live_view(infra: Infra, services: Sequence[RunningService], root: Path | None = None) -> None:
+def run_live_view(
+    infra: Infra, services: Sequence[RunningService], root: Path | None = None, *, prometheus_url: str | None = None
+) -> None:
     """Blocks until interrupted (KeyboardInterrupt propagates to the caller, which tears down)."""
     state = LiveState()
-    with Live(render(infra, services, root, state), refresh_per_second=1, screen=False) as live:
+    with Live(render(infra, services, root, state, prometheus_url), refresh_per_second=1, screen=False) as live:
         while True:
             time.sleep(1.0)
-            live.update(render(infra, services, root, state))
+            live.update(render(infra, services, root, state, prometheus_url))

@@ -111,6 +111,22 @@ class Paths:
     def kafka_stdout(self) -> Path:
         return self.logs / "kafka.stdout.log"
 
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.base / "prometheus"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.prometheus_dir / "data"
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.prometheus_dir / "prometheus.yml"
+
+    @property
+    def prometheus_log(self) -> Path:
+        return self.logs / "prometheus.log"
+
     def service_log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 

@@ -36,6 +36,13 @@ class KafkaState:
 
 
 @dataclass
+class PrometheusState:
+    port: int | None = None
+    pid: int | None = None
+    start_ticks: int | None = None
+
+
+@dataclass
 class ServiceState:
     pid: int | None = None
     start_ticks: int | None = None
@@ -58,9 +65,10 @@ class State:
     kafka: KafkaState = field(default_factory=KafkaState)
     services: dict[str, ServiceState] = field(default_factory=dict)
     docker: DockerState = field(default_factory=DockerState)
+    prometheus: PrometheusState = field(default_factory=PrometheusState)
 
     def used_ports(self) -> set[int]:
-        ports = {self.postgres.port, self.kafka.port, self.kafka.controller_port}
+        ports = {self.postgres.port, self.kafka.port, self.kafka.controller_port, self.prometheus.port}
         ports.update(svc.port for svc in self.services.values())
         return {p for p in ports if p is not None}
 
@@ -80,6 +88,7 @@ def state_from_dict(raw: dict[str, Any]) -> State:
         kafka=_build(KafkaState, raw.get("kafka")),
         services={name: _build(ServiceState, svc) for name, svc in services_raw.items()},
         docker=_build(DockerState, raw.get("docker")),
+        prometheus=_build(PrometheusState, raw.get("prometheus")),
     )
 
 

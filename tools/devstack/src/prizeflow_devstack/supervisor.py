@@ -40,6 +40,7 @@ class ServiceSpec:
     http_port_env: str | None = None
     database: str | None = None
     migrations: Path | None = None
+    metrics: bool = True  # serves Prometheus /metrics on its HTTP port (the emulators of third parties do not)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class RunningService:
 
     @property
     def metrics_url(self) -> str | None:
-        return f"{self.http_url}/metrics" if self.port else None
+        return f"{self.http_url}/metrics" if self.port and self.spec.metrics else None
 
 
 def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
@@ -80,6 +81,9 @@ def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
         if value is not None and not isinstance(value, str):
             raise ServiceSpecError(f"{where}: `{key}` must be a string")
         optional[key] = value
+    metrics = table.get("metrics", True)
+    if not isinstance(metrics, bool):
+        raise ServiceSpecError(f"{where}: `metrics` must be true or false")
     directory = pyproject.parent
     migrations = directory / optional["migrations"] if optional["migrations"] else None
     return ServiceSpec(
@@ -89,6 +93,7 @@ def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
         http_port_env=optional["http_port_env"],
         database=optional["database"],
         migrations=migrations,
+        metrics=metrics,
     )
 
 
@@ -227,6 +232,20 @@ def start_services(
             started.append(_start_one(spec, infra, paths, state, deadline_s, peers=peers))
             save_state(paths, state)
     return started
+
+
+def reserve_ports(specs: list[ServiceSpec], root: Path | None = None) -> dict[str, int]:
+    """Fix (and record) the HTTP port of every service with one before any starts, as `start_services` does: what
+    watches the services (Prometheus) can then be started first, and see each of them come up."""
+    paths = Paths(resolve_root(root))
+    paths.ensure()
+    with locked(paths):
+        state = load_state(paths)
+        _assign_ports(specs, state)
+        save_state(paths, state)
+    return {
+        spec.name: port for spec in specs if spec.http_port_env and (port := state.services[spec.name].port) is not None
+    }
 
 
 def peer_url_env(name: str) -> str:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import Counter as Tally
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class Simulator:
         seed: int | None = None,
         registry: CollectorRegistry | None = None,
         keep_plans: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = GAME_ROUNDS.name + topic_suffix
@@ -52,6 +54,8 @@ class Simulator:
         self.run_id = f"sim{uuid.uuid4().hex[:8]}"
         self.stats = SimulatorStats()
         self.keep_plans = keep_plans
+        self.clock = clock
+        self.started_at = clock()  # chaos bursts are timed from here (reset by start())
         self._producer: AIOKafkaProducer | None = None
         self._seq = 0
         self.recent_players: deque[str] = deque(maxlen=500)  # who may have won something lately
@@ -72,6 +76,15 @@ class Simulator:
             raise TopicsNotReadyError(problems)
         self._producer = idempotent_producer(self.bootstrap, client_id="prizeflow-simulator", linger_ms=5)
         await self._producer.start()
+        self.started_at = self.clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started_at
+
+    def count_chaos(self, case: str, n: int = 1) -> None:
+        """An ugly case injected outside publish_round (forged webhooks), in the stats and the metric."""
+        self.stats.chaos[case] = self.stats.chaos.get(case, 0) + n
+        self._m_chaos.labels(case).inc(n)
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -82,7 +95,7 @@ class Simulator:
         self._seq += 1
         plan = plan_round(self.rng, self._seq, self.scenario, run_id=self.run_id)
         before = dict(self.stats.chaos)
-        records = apply_chaos(self.rng, plan.events, self.chaos, self.stats.chaos)
+        records = apply_chaos(self.rng, plan.events, self.chaos.at(self.elapsed()), self.stats.chaos)
         futures = [await self._producer.send(self.topic, r.value, key=r.key, headers=r.headers) for r in records]
         await asyncio.gather(*futures)
         self.stats.rounds[plan.kind.value] += 1

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import random
+import time
 from collections.abc import Callable
 
 import httpx
@@ -18,6 +19,7 @@ from prizeflow_runtime.http import create_app
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.service import serve
 from prizeflow_runtime.settings import Profile, ServiceSettings, audience_for, settings_or_exit
+from prizeflow_simulator.chaos import SANDBOX_EVENTS_PATH, forged_webhook
 from prizeflow_simulator.players import (
     ClaimConfig,
     ClaimStats,
@@ -65,6 +67,11 @@ def serve_simulator(build: Callable[[CollectorRegistry], Simulator], *, rate: fl
             side_tasks.append(asyncio.create_task(_players(sim, client, claims, claim_outcomes)))
         else:
             log.warning("REWARDS_URL not set: simulated players will not claim")
+        if sim.chaos.burst is not None and sim.chaos.burst_forged_webhooks > 0:
+            if webhooks_url := os.environ.get("WEBHOOKS_URL"):
+                side_tasks.append(asyncio.create_task(_forge_webhooks(sim, webhooks_url)))
+            else:
+                log.warning("WEBHOOKS_URL not set: no forged webhooks in the chaos bursts")
 
     async def stop() -> None:
         for t in [task, *side_tasks]:
@@ -134,6 +141,32 @@ async def _players(sim: Simulator, client: RewardsClient, stats: ClaimStats, out
                     outcomes.labels(outcome).inc(n - before.get(outcome, 0))
         except (httpx.HTTPError, OSError) as err:
             log.warning("claiming failed this time: %s", err)
+
+
+async def send_forged_webhook(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+    """One sandbox webhook signed with a secret nobody configured, to the ingress `client` points at."""
+    body, headers = forged_webhook(rng, int(time.time()))
+    return await client.post(SANDBOX_EVENTS_PATH, content=body, headers=headers)
+
+
+async def _forge_webhooks(sim: Simulator, webhooks_url: str) -> None:
+    """Inside each chaos burst, forged webhooks at the configured rate: the ingress refuses every one
+    (`signature_mismatch`), so an alert on signature failures fires, then resolves."""
+    interval = 1 / sim.chaos.burst_forged_webhooks
+    rng = random.Random()  # noqa: S311 - simulation
+    async with httpx.AsyncClient(base_url=webhooks_url, timeout=5) as client:
+        while True:
+            await asyncio.sleep(interval)
+            if not sim.chaos.in_burst(sim.elapsed()):
+                continue
+            try:
+                response = await send_forged_webhook(client, rng)
+            except (httpx.HTTPError, OSError) as err:
+                log.info("forged webhook not delivered: %s", err)
+                continue
+            sim.count_chaos("forged_webhook")
+            if response.is_success:
+                log.error("the webhook ingress accepted a forged webhook (%s)", response.status_code)
 
 
 async def _forever(sim: Simulator, rate: float) -> None:
