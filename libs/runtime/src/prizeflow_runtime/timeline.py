@@ -78,8 +78,8 @@ class Timeline:
 
 
 def rfc3339(at: datetime) -> str:
-    """UTC, with a `Z` (a naive time is taken as UTC)."""
-    return _utc(at).isoformat().replace("+00:00", "Z")
+    """UTC, to the microsecond, with a `Z` (a naive time is taken as UTC): such strings sort as their times."""
+    return _utc(at).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def one_line(text: str, limit: int = MAX_SUMMARY_CHARS) -> str:

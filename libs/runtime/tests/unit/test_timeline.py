@@ -40,7 +40,7 @@ async def test_entries_of_every_source_come_back_in_time_order_under_the_service
     assert [e["type"] for e in doc["entries"]] == ["first", "second", "third", "tied-after"]
     assert {e["service"] for e in doc["entries"]} == {"rewards"}
     assert doc["entries"][1] == {
-        "at": "2026-03-01T12:00:02Z",
+        "at": "2026-03-01T12:00:02.000000Z",
         "service": "rewards",
         "kind": "audit",
         "type": "second",
@@ -55,7 +55,7 @@ async def test_a_flow_nobody_knows_is_an_empty_list() -> None:
 
 
 def test_times_are_rfc3339_utc_and_summaries_one_bounded_line() -> None:
-    assert rfc3339(datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))) == "2026-03-01T12:00:00Z"
+    assert rfc3339(datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))) == "2026-03-01T12:00:00.000000Z"
     assert one_line("two\nlines\t here") == "two lines here"
     assert len(one_line("x" * 1000)) == 240
     assert short_event_type("prizeflow.settlement.RoundSettled.v1") == "RoundSettled"

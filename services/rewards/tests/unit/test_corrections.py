@@ -8,6 +8,7 @@ from the pool."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from rewards_fakes import FakeCorrections, FakeLedgerBook, Fakes
@@ -21,7 +22,7 @@ from prizeflow_rewards.application.ports import HeldRound
 from prizeflow_rewards.application.timeline import ledger_entry
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.campaigns import CampaignStatus
-from prizeflow_rewards.domain.corrections import AccountNameError, account_label, parse_account
+from prizeflow_rewards.domain.corrections import AccountNameError, Correction, account_label, parse_account
 from prizeflow_rewards.domain.ledger import AccountKind, Transfer, TransferFlags, TransferKind
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import UseCaseError
@@ -67,7 +68,7 @@ class World:
         await self.f.ledger.apply(TX, [t])
         return t
 
-    async def propose(self, amount: int, reference: str = "fix-1", **overrides: object) -> tuple[object, bool]:
+    async def propose(self, amount: int, reference: str = "fix-1", **overrides: Any) -> tuple[Correction, bool]:
         body: dict[str, object] = {
             "debit_account": "player_wallet:p-1",
             "credit_account": "campaign_pool:camp-1",
@@ -162,7 +163,7 @@ async def test_one_reference_proposes_once() -> None:
     ],
 )
 async def test_a_proposal_names_existing_accounts_in_its_asset(
-    overrides: dict[str, object], status: int, code: str
+    overrides: dict[str, Any], status: int, code: str
 ) -> None:
     w = World()
     await w.campaign(1_000)
