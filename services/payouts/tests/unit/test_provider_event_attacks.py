@@ -20,7 +20,8 @@ import pytest
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.errors import EventRefusal, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy
-from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, ProviderCapabilities, ProviderPayoutStatus, ProviderType
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
@@ -184,3 +185,25 @@ async def test_a_payout_on_the_destination_account_settles_ours() -> None:
     ok = webhook("evt_ok", "payout.paid", P.PAID, ref="po_1", key="claim-1:payout:1", account="acct_1Player")
     assert await use_case().execute(repo, [ok]) == ["applied"]  # type: ignore[arg-type]
     assert repo.payouts["pay-1"].state is S.PAID
+
+
+async def test_a_top_up_payment_event_on_the_shared_topic_is_ignored_not_dead_lettered() -> None:
+    """Rewards' `PaymentEventReceived` shares the webhooks topic: payouts sees it, does nothing and refuses
+    nothing (a refusal would dead-letter every top-up and keep the DLQ alert firing)."""
+    repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", S.SUBMITTED, "po_1")})
+    paid = PaymentEventReceived(
+        provider=ProviderType.STRIPE,
+        provider_event_id="evt_topup",
+        kind="checkout.session.completed",
+        received_at=NOW,
+        verified=True,
+        status=PaymentEventStatus.PAID,
+        session_ref="cs_1",
+        amount=Money(asset="USD", amount=500),
+        payload_digest="cd" * 32,
+    )
+    env = new_event(paid, source="/prizeflow/webhooks", correlation_id="c-2", subject="evt_topup")
+    assert await use_case().execute(repo, [env]) == ["ignored"]  # type: ignore[arg-type]
+    assert repo.recorded == set()
+    assert repo.events == []
+    assert repo.payouts["pay-1"].state is S.SUBMITTED

@@ -18,7 +18,7 @@ from typing import Any
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal, PayoutError, PayoutErrorCode
-from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutRepository, SettlesFailuresOnSync
@@ -90,6 +90,12 @@ class ApplyProviderEvents:
         return rec, entry
 
     async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
+        if isinstance(env.data, PaymentEventReceived):
+            # Rewards' (a top-up's payment) on the shared webhooks topic: seen, nothing to do here. The inbox row
+            # says it was seen; it is neither a refusal nor a dead letter (which would page an operator).
+            if self.metrics is not None:
+                self.metrics.webhooks.labels(env.data.provider.value, "ignored").inc()
+            return "ignored"
         ev = self._trusted(env)
         provider = ev.provider.value
         rec, entry = await self._payout_for(repo, ev)
