@@ -49,7 +49,17 @@ class ApplyProviderEvents:
     async def execute(self, repo: PayoutRepository, envelopes: Sequence[Envelope[Any]]) -> list[str]:
         """In the caller's transaction (`repo`). Returns an outcome per event: applied, duplicate, stale,
         no_status, sync_requested (unverified ones are refused)."""
-        return [await self._one(repo, env) for env in envelopes]
+        return [
+            self._ignored(env) if isinstance(env.data, PaymentEventReceived) else await self._one(repo, env)
+            for env in envelopes
+        ]
+
+    def _ignored(self, env: Envelope[Any]) -> str:
+        """Rewards' event (a top-up's payment) on the shared webhooks topic: seen, nothing to do here. The inbox
+        row says it was seen; it is neither a refusal nor a dead letter (which would page an operator)."""
+        if self.metrics is not None:
+            self.metrics.webhooks.labels(env.data.provider.value, "ignored").inc()
+        return "ignored"
 
     def _trusted(self, env: Envelope[Any]) -> ProviderEventReceived:
         """The event, if the ingress published it and verified it; refused otherwise (nothing recorded)."""
@@ -90,12 +100,6 @@ class ApplyProviderEvents:
         return rec, entry
 
     async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
-        if isinstance(env.data, PaymentEventReceived):
-            # Rewards' (a top-up's payment) on the shared webhooks topic: seen, nothing to do here. The inbox row
-            # says it was seen; it is neither a refusal nor a dead letter (which would page an operator).
-            if self.metrics is not None:
-                self.metrics.webhooks.labels(env.data.provider.value, "ignored").inc()
-            return "ignored"
         ev = self._trusted(env)
         provider = ev.provider.value
         rec, entry = await self._payout_for(repo, ev)
