@@ -110,7 +110,9 @@ class PayoutAdmin:
             after=after,
             service=self.service,
             source=self.source,
-            correlation_id=actor.correlation_id,
+            # The payout's own flow, so its audit joins the round → claim → payout trail (`prizeflow-ops trace`);
+            # the operator's request id stays in the access log.
+            correlation_id=rec.correlation_id,
             occurred_at=now,
         )
 
