@@ -255,6 +255,26 @@ def cmd_images(root: Path, only: list[str] | None, *, infra: bool) -> int:
     return 0
 
 
+def cmd_token(root: Path, args: argparse.Namespace) -> int:
+    """The token alone on stdout (for `$(...)`); a refusal on stderr, exit 2."""
+    from prizeflow_devstack.dev_tokens import DevTokenRefusedError, dev_token
+
+    try:
+        token = dev_token(
+            root,
+            os.environ,
+            user=args.user or os.environ.get("USER") or "operator",
+            roles=args.role,
+            ttl_s=args.ttl,
+            audiences=args.audience,
+        )
+    except DevTokenRefusedError as err:
+        err_console.print(f"prizeflow-dev token: {err}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    sys.stdout.write(token + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prizeflow-dev", description=__doc__)
     parser.add_argument("--root", type=Path, help="repo root (default: PRIZEFLOW_ROOT or discovered from cwd)")
@@ -277,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("only", nargs="*", help="images to build (settlement, …, ops); all by default")
     images.add_argument("--infra", action="store_true", help="also the official images compose runs (or stand-ins)")
     sub.add_parser("compose-secrets", help="keys and passwords docker-compose.yml reads (deploy/compose/secrets/)")
+    token = sub.add_parser(
+        "token", help="print a bearer token the local stack accepts (dev identity; dev profile only)"
+    )
+    token.add_argument("--role", action="append", required=True, help="ops, admin, approver or player (repeatable)")
+    token.add_argument("--user", default=None, help="the token's subject (default: $USER)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
+    token.add_argument("--audience", action="append", default=[], help="instead of every service's dev audience")
     bench = sub.add_parser("bench", help="run every */bench/bench_*.py; JSON under .results/bench/")
     bench.add_argument("only", nargs="*", help="benchmark names (bench_<name>.py) to run; all by default")
     return parser
@@ -302,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
 
                 sys.stdout.write(f"{ensure_compose_secrets(root)}\n")
                 code = 0
+            case "token":
+                code = cmd_token(root, args)
             case "down":
                 code = _down(root)
             case "status":

@@ -1,0 +1,3 @@
+from prizeflow_ops.cli import main
+
+main()
