@@ -134,7 +134,7 @@ class Runbook:
         outside = _strip_blocks(self.text)
         for lineno, line in enumerate(outside.splitlines(), start=1):
             for span in _INLINE_CODE.finditer(line):
-                if re.match(r"\s*(uv\s+run\s+(--frozen\s+)?)?prizeflow-(ops|dev)\b", span.group("code")):
+                if re.match(r"\s*(uv\s+run\s+(--frozen\s+)?)?prizeflow-(ops|dev)\s+\S", span.group("code")):
                     found += _invocations(span.group("code"), f"{self.path.name}:{lineno} (inline)")
         return found
 
