@@ -8,7 +8,10 @@ import argparse
 import contextlib
 import io
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -206,3 +209,24 @@ def test_every_procedure_block_is_executed_by_a_test() -> None:
         assert runs, f"{module} does not run {runbook}:{procedure}"
         block = next(rb for rb in ALL if rb.name == runbook).procedure(procedure)
         assert block.command_lines(), f"{runbook}:{procedure} has no command"
+
+
+@pytest.mark.integration  # runs promtool as a process (Debian's prometheus package: make system-deps)
+def test_every_promql_expression_in_a_runbook_parses_with_promtool(tmp_path: Path) -> None:
+    import yaml
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: bash tools/devstack/scripts/ensure-prometheus.sh (make system-deps)"
+    expressions = [
+        (rb.path.name, line.strip())
+        for rb in ALL
+        for text in _promql(rb)
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert expressions
+    rules = [{"record": f"runbook_expression_{i}", "expr": expr} for i, (_, expr) in enumerate(expressions)]
+    file = tmp_path / "runbooks.rules.yml"
+    file.write_text(yaml.safe_dump({"groups": [{"name": "runbooks", "rules": rules}]}))
+    checked = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, f"{checked.stdout}\n{checked.stderr}\nexpressions: {expressions}"

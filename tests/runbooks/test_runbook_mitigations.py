@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
+from runbook_docs import load
 from runbook_shell import RunbookShell
 from support import USDC, Api, GameServer, ledger_invariants, results_of, uid, wait_for
 
 from prizeflow_contracts.events.game import DistributionTemplate
 from prizeflow_devstack.infra import Infra
 from prizeflow_devstack.platform import Platform
+from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.outbox import RELAY_LOCK_KEY
 from prizeflow_testkit import fetch
 
 pytestmark = pytest.mark.e2e
@@ -361,3 +365,43 @@ async def test_a_disputed_manual_payout_is_traced_then_marked_paid_or_cancelled(
     assert await api.available(paid_player) == 40 * USDC
     assert await wait_for(lambda: api.available(cancelled_player), lambda v: v == 50 * USDC) == 50 * USDC
     await ledger_invariants(ops_platform)
+
+
+async def test_a_relay_lock_held_by_a_session_that_does_not_publish_is_found_and_the_backlog_drains_once_it_ends(
+    ops_platform: Platform, api: Api
+) -> None:
+    """Last in the module: it restarts rewards."""
+    rewards_db = asyncpg_dsn(db(ops_platform, "rewards"))
+    # The situation: rewards' leader dies; a session that will never publish (a wedged process) takes the lock
+    # before the new rewards process starts, whose relay then cannot lead.
+    ops_platform.kill("rewards")
+    wedged = await asyncpg.connect(rewards_db)
+    try:
+
+        async def take() -> bool:
+            return bool(await wedged.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY))
+
+        assert await wait_for(take, bool)  # once PostgreSQL has ended the killed process's session
+        ops_platform.restart("rewards")
+        await api.funded_campaign(uid("camp"), 1 * USDC)  # committed, with its audit events in the outbox
+        assert await outbox_rows(rewards_db) > 0
+
+        # Diagnosis, as the runbook queries it: the holder is the wedged session, not a relay.
+        block = load("relay-not-leading").procedure("find-holder")
+        holders = await fetch(db(ops_platform, "rewards"), block.text)
+        assert [(h["pid"], h["granted"]) for h in holders] == [(await wedged.fetchval("SELECT pg_backend_pid()"), True)]
+        assert await outbox_rows(rewards_db) > 0  # nothing published while it holds the lock
+    finally:
+        await wedged.close()  # the mitigation: the wedged session ends (its pod deleted), its lock with it
+
+    assert await wait_for(lambda: outbox_rows(rewards_db), lambda n: n == 0) == 0
+    holders = await fetch(db(ops_platform, "rewards"), load("relay-not-leading").procedure("find-holder").text)
+    assert len(holders) == 1  # the restarted rewards' relay leads now
+
+
+async def outbox_rows(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM outbox"))
+    finally:
+        await conn.close()

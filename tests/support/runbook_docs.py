@@ -2,8 +2,9 @@
 
 A runbook (docs/runbooks/<name>.md) is `# title`, then the sections `## Meaning`, `## Impact`, `## Diagnosis`,
 `## Mitigation` in that order. A fenced block whose info string carries `runbook:<procedure>` (```` ```bash
-runbook:recover ````) is a procedure the e2e tier executes line by line against the running services, with its
-`<placeholders>` filled in by the test: the doc and the test cannot drift apart. Pure text processing: the unit
+runbook:recover ````, in Diagnosis or Mitigation) is a procedure the e2e tier executes as written against the
+running services (shell lines in bash, SQL on the service's database), with its `<placeholders>` filled in by the
+test: the doc and the test cannot drift apart. Pure text processing: the unit
 tier uses it too.
 """
 
@@ -32,6 +33,7 @@ TESTED_PROCEDURES: Final[Mapping[tuple[str, str], str]] = {
     ("provider-retry", "retry"): "tests/runbooks/test_runbook_mitigations.py",
     ("payout-dispute", "resolve-paid"): "tests/runbooks/test_runbook_mitigations.py",
     ("payout-dispute", "resolve-cancel"): "tests/runbooks/test_runbook_mitigations.py",
+    ("relay-not-leading", "find-holder"): "tests/runbooks/test_runbook_mitigations.py",
 }
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
@@ -112,8 +114,8 @@ class Runbook:
         found = [b for b in self.blocks if b.procedure == name]
         if len(found) != 1:
             raise LookupError(f"{self.path.name}: {len(found)} blocks tagged runbook:{name}, expected one")
-        if found[0].section != "Mitigation":
-            raise LookupError(f"{self.path.name}: runbook:{name} is under {found[0].section!r}, not Mitigation")
+        if found[0].section not in {"Diagnosis", "Mitigation"}:
+            raise LookupError(f"{self.path.name}: runbook:{name} is under {found[0].section!r}, not a step")
         return found[0]
 
     def alerts(self) -> list[str]:
