@@ -547,6 +547,18 @@ def test_trace_with_a_service_down_warns_and_exits_6_unless_partial() -> None:
     assert json.loads(partial.stderr.splitlines()[0])["code"] == "unreachable"
 
 
+def test_trace_says_when_a_service_cut_its_timeline() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if service_of(request) == "rewards":
+            return httpx.Response(200, json={**TIMELINES["rewards"], "truncated": True})
+        return timelines()(request)
+
+    result = cli("trace", "round-1", "--json", handler=handle)
+    assert result.code == ExitCode.OK
+    assert result.document["truncated"] == ["rewards"]
+    assert "rewards cut its timeline short" in result.stderr
+
+
 def test_trace_with_a_refused_token_is_not_forgiven_by_partial() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         if service_of(request) == "rewards":

@@ -151,12 +151,16 @@ async def trace(ctx: Context, args: argparse.Namespace) -> int:
     answers = await asyncio.gather(*(ctx.client.call(s, "GET", path) for s in SERVICES))
     failures = _report_failures(ctx, answers)
     entries = merge_timelines(answers)
+    truncated = [a.service for a in answers if isinstance(a.data, Mapping) and a.data.get("truncated")]
+    for service in truncated:
+        ctx.out.warning(f"{service} cut its timeline short: the flow has more entries than it answers with")
     if ctx.json_mode:
         ctx.out.document(
             {
                 "correlation_id": args.correlation_id,
                 "entries": entries,
                 "services": [a.service for a in answers if a.ok],
+                "truncated": truncated,
                 "failed": [p.document() for p in failures],
             }
         )
