@@ -1,4 +1,5 @@
-"""HTTP routes every consuming service gets from the runtime: its dead letters, for ops and admins."""
+"""HTTP routes the runtime gives services: the dead letters of a consuming service (ops and admins), and the
+timeline of one flow in every service with an authenticated API (ops, admins and approvers)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.ids import Reason
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, DeadLetterFilter
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.timeline import Timeline
 
 _CORRELATION_RE = re.compile(CORRELATION_ID_PATTERN)
 OPERATORS = require_roles(Role.ADMIN, Role.OPS)
+TIMELINE_READERS = require_roles(Role.ADMIN, Role.OPS, Role.APPROVER)
 
 
 def correlation_id_of(request: Request[Any, Any, Any], prefix: str = "admin") -> str:
@@ -99,4 +103,19 @@ class DeadLettersController(Controller):
         )
 
 
-__all__ = ["DeadLettersController", "DecisionBody", "correlation_id_of", "principal_of"]
+class TimelineController(Controller):
+    """Everything this service knows of one flow, in time order (`prizeflow_runtime.timeline`)."""
+
+    path = "/admin/timeline"
+    tags = ["timeline"]  # noqa: RUF012 - Litestar reads this class attribute as is
+
+    @get("/{correlation_id:str}", guards=[TIMELINE_READERS], summary="One flow's entries here, sorted by time")
+    async def timeline(self, correlation_id: FromPath[str], timeline: NamedDependency[Timeline]) -> dict[str, Any]:
+        if not _CORRELATION_RE.fullmatch(correlation_id):
+            raise UseCaseError(
+                ErrorKind.BAD_REQUEST, "invalid_correlation_id", f"a correlation id matches {CORRELATION_ID_PATTERN}"
+            )
+        return await timeline(correlation_id)
+
+
+__all__ = ["DeadLettersController", "DecisionBody", "TimelineController", "correlation_id_of", "principal_of"]

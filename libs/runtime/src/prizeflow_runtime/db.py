@@ -110,6 +110,48 @@ Index(
     postgresql_where=text("status = 'open'"),
 )
 
+Index(
+    "dead_letters_by_correlation",
+    dead_letters_table.c.correlation_id,
+    postgresql_where=text("correlation_id IS NOT NULL"),
+)
+
+admin_audit_table = Table(
+    "admin_audit",
+    messaging_metadata,
+    # One row per `AdminActionRecorded` staged in the outbox, in the same transaction (`outbox.add_events`):
+    # the audit trail, queryable by correlation id. Append-only (ADMIN_AUDIT_DDL). No before/after views: who,
+    # what, which object, why and when, nothing else.
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("action_id", String(128), nullable=False),
+    Column("correlation_id", String(128), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(64), nullable=False),
+    Column("target_id", String(128), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("actor_roles", String(64), nullable=False),  # comma-separated, sorted
+    Column("reason", String(1000), nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("event_id", name="admin_audit_once"),
+)
+Index("admin_audit_by_correlation", admin_audit_table.c.correlation_id, admin_audit_table.c.occurred_at)
+
+# Nobody rewrites the audit trail, not even the service that wrote it.
+ADMIN_AUDIT_DDL = (
+    """
+    CREATE OR REPLACE FUNCTION prizeflow_admin_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'admin_audit is append-only' USING ERRCODE = 'restrict_violation'; END $$
+    """,
+    "DROP TRIGGER IF EXISTS admin_audit_append_only ON admin_audit",
+    """
+    CREATE TRIGGER admin_audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON admin_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION prizeflow_admin_audit_append_only()
+    """,
+)
+
 # Wakes the relay as soon as an outbox row commits; NOTIFY is transactional and deduplicated per txn.
 OUTBOX_CHANNEL = "prizeflow_outbox"
 OUTBOX_NOTIFY_DDL = (
@@ -142,10 +184,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def create_messaging_schema(engine: AsyncEngine) -> None:
-    """Create outbox, inbox, dead letters and the notify trigger (tests and the demo; services use Alembic)."""
+    """Create outbox, inbox, dead letters, the admin audit and their triggers (tests and the demo; services use
+    Alembic)."""
     async with engine.begin() as conn:
         await conn.run_sync(messaging_metadata.create_all)
-        for ddl in OUTBOX_NOTIFY_DDL:
+        for ddl in (*OUTBOX_NOTIFY_DDL, *ADMIN_AUDIT_DDL):
             await conn.execute(text(ddl))
 
 
@@ -171,8 +214,10 @@ def asyncpg_dsn(url: str) -> str:
 
 
 __all__ = [
+    "ADMIN_AUDIT_DDL",
     "OUTBOX_CHANNEL",
     "OUTBOX_NOTIFY_DDL",
+    "admin_audit_table",
     "asyncpg_dsn",
     "create_engine",
     "create_messaging_schema",

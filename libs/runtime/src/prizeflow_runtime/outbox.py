@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.topics import DLQ_SUFFIX
+from prizeflow_runtime.admin_audit import admin_audit_rows, record_admin_audit
 from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, driver_connection
 from prizeflow_runtime.kafka_security import kafka_client_options
 from prizeflow_runtime.metrics import RuntimeMetrics
@@ -62,7 +63,9 @@ async def add_events(
 ) -> None:
     """Stage many events with ONE statement (arrays unnested server-side), keeping their order in `seq`.
 
-    Takes envelopes, or `StagedEvent`s already encoded by `stage_event` (the hot paths' cheaper form).
+    Takes envelopes, or `StagedEvent`s already encoded by `stage_event` (the hot paths' cheaper form). An
+    `AdminActionRecorded` among them is also kept in `admin_audit`, in the same transaction
+    (`prizeflow_runtime.admin_audit`): every service's audit goes through here.
     """
     if not events:
         return
@@ -75,6 +78,7 @@ async def add_events(
         records=[(e.id, topic or e.topic, e.key, e.headers_json, e.payload, e.type) for e in staged],
         columns=_OUTBOX_COLUMNS,
     )
+    await record_admin_audit(raw, admin_audit_rows(staged))
 
 
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload", "event_type")

@@ -30,7 +30,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from prizeflow_contracts.topics import AUDIT, DLQ_SUFFIX
-from prizeflow_runtime.admin_http import DeadLettersController
+from prizeflow_runtime.admin_audit import RuntimeTimeline
+from prizeflow_runtime.admin_http import DeadLettersController, TimelineController
 from prizeflow_runtime.auth import TokenVerifier, token_verifier
 from prizeflow_runtime.broker import attach_consumer, create_broker
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
@@ -42,6 +43,7 @@ from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
 from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.timeline import Timeline, TimelineSource
 from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics
 
 log = logging.getLogger(__name__)
@@ -356,11 +358,19 @@ class ServiceRuntime:
         *,
         dependencies: dict[str, Any] | None = None,
         dead_letter_routes: bool = True,
+        timeline: Sequence[TimelineSource] = (),
     ) -> Litestar:
         """The service's app; a service with consumers also serves `/admin/dead-letters` unless it has no inbound
-        API by design (the signer: its dead letters are decided in its database, by its operators)."""
+        API by design (the signer: its dead letters are decided in its database, by its operators). A service
+        that verifies tokens serves `/admin/timeline/{correlation_id}`: its admin audit and dead letters, plus
+        the entries of its own `timeline` sources."""
         handlers = list(route_handlers)
         deps = dict(dependencies or {})
+        if self.auth is not None:
+            name = self.settings.service_name
+            flow = Timeline(name, [RuntimeTimeline(self.engine, name), *timeline])
+            handlers.append(TimelineController)
+            deps["timeline"] = Provide(lambda: flow, sync_to_thread=False)
         if self._consumer_specs and dead_letter_routes:
             admin = self.dead_letter_admin()
             handlers.append(DeadLettersController)

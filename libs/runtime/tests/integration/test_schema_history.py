@@ -19,26 +19,33 @@ from prizeflow_runtime.schema_history import (
     messaging_0001,
     messaging_0002_outbox_delete_on_publish,
     messaging_0003_refusals,
+    messaging_0004_admin_audit,
 )
 
 pytestmark = pytest.mark.integration  # a real PostgreSQL (the conftest's pytestmark does not apply to test modules)
 
-STEPS = (messaging_0001, messaging_0002_outbox_delete_on_publish, messaging_0003_refusals)
+STEPS = (
+    messaging_0001,
+    messaging_0002_outbox_delete_on_publish,
+    messaging_0003_refusals,
+    messaging_0004_admin_audit,
+)
 
 SHAPE = {
     "columns": """
         SELECT table_name, column_name, data_type, character_maximum_length, is_nullable, column_default,
                is_identity, identity_generation
         FROM information_schema.columns
-        WHERE table_schema = 'public' AND table_name IN ('outbox', 'inbox', 'dead_letters')
+        WHERE table_schema = 'public' AND table_name IN ('outbox', 'inbox', 'dead_letters', 'admin_audit')
         ORDER BY 1, 2""",
     "constraints": """
         SELECT rel.relname, con.conname, pg_get_constraintdef(con.oid)
         FROM pg_constraint con JOIN pg_class rel ON rel.oid = con.conrelid
-        WHERE rel.relname IN ('outbox', 'inbox', 'dead_letters') ORDER BY 1, 2""",
+        WHERE rel.relname IN ('outbox', 'inbox', 'dead_letters', 'admin_audit') ORDER BY 1, 2""",
     "indexes": """
         SELECT tablename, indexname, indexdef FROM pg_indexes
-        WHERE schemaname = 'public' AND tablename IN ('outbox', 'inbox', 'dead_letters') ORDER BY 1, 2""",
+        WHERE schemaname = 'public' AND tablename IN ('outbox', 'inbox', 'dead_letters', 'admin_audit')
+        ORDER BY 1, 2""",
     "triggers": """
         SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
         WHERE NOT tgisinternal ORDER BY 1, 2""",

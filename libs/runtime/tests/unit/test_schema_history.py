@@ -22,6 +22,7 @@ PINNED = {
     "messaging_0001.py": "27cf305f64c8a6c7c75371223501e0d69a4806aa3ac10c2dbd00d32a73a7a99e",
     "messaging_0002_outbox_delete_on_publish.py": "bf4fddefe24d6b9657fe0404006f1cf2a659e693256c646b449f7bbd7c2112b4",
     "messaging_0003_refusals.py": "b7685c9f199be0eebe13871776c9a8c952ae560ef3115b47509ceb23efafc1d3",
+    "messaging_0004_admin_audit.py": "3adf819dbd2dbf5de91ef2287147be5a5ba601cf12878216dea29dd40b4f0468",
 }
 
 # What a revision or a frozen step may import: libraries whose behaviour is versioned by the lock file, and

@@ -17,6 +17,7 @@ from prizeflow_settlement.adapters.sql import SpecCache, SqlRoundQueries, sql_st
 from prizeflow_settlement.application.admin import ResolveRound, VoidRound
 from prizeflow_settlement.application.apply_round_events import ApplyRoundEvents
 from prizeflow_settlement.application.ports import RoundQueries
+from prizeflow_settlement.application.timeline import SettlementTimeline
 from prizeflow_settlement.entrypoints.http import RoundsController
 from prizeflow_settlement.entrypoints.kafka import CONSUMER_NAME, RoundEventsHandler
 from prizeflow_settlement.metrics import SettlementMetrics
@@ -80,6 +81,7 @@ def build(settings: SettlementSettings) -> Litestar:
             "resolve_round": Provide(lambda: resolve, sync_to_thread=False),
             "void_round": Provide(lambda: void, sync_to_thread=False),
         },
+        timeline=[SettlementTimeline(queries)],
     )
     app.on_startup.append(gauge.start)
     app.on_shutdown.insert(0, gauge.stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -128,6 +129,20 @@ async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_t
         ]
         assert detail["history"][-1]["actor"] == "admin-7"
         assert (await http.get("/schema/openapi.json")).status_code == 200
+
+        # The round's flow, in order: its transitions, its settlement and the admin's audited action.
+        flow = (await http.get("/admin/timeline/round-held", headers=OPS)).json()
+        assert (flow["correlation_id"], flow["service"]) == ("round-held", "settlement")
+        entries = [(e["kind"], e["type"]) for e in flow["entries"]]
+        assert entries[:3] == [("state", "round.open"), ("state", "round.closed"), ("state", "round.resolved")]
+        assert {("state", "round.settled"), ("event", "RoundSettled"), ("audit", "round.resolve")} <= set(entries)
+        assert [e["at"] for e in flow["entries"]] == sorted(e["at"] for e in flow["entries"])
+        told = json.dumps(flow)
+        assert "p0" not in told
+        assert body["reason"] not in told  # an admin's free text stays in the audit record
+        approver = {"Authorization": f"Bearer {token('ap-1', 'approver')}"}
+        assert (await http.get("/admin/timeline/nobody", headers=approver)).json()["entries"] == []
+        assert (await http.get("/admin/timeline/round-held", headers=PLAYER)).status_code == 403
 
     audits = await eventually(
         lambda: emitted(engine, kafka_bootstrap, suffix, "audit.AdminActionRecorded"), lambda a: len(a) >= 2

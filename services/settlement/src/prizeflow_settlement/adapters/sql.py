@@ -25,7 +25,14 @@ from prizeflow_settlement.adapters.tables import (
     rounds,
 )
 from prizeflow_settlement.application.cursor import encode_cursor
-from prizeflow_settlement.application.ports import EntryKey, RoundPage, RoundStore
+from prizeflow_settlement.application.ports import (
+    DisputeTrail,
+    EntryKey,
+    RoundPage,
+    RoundStore,
+    RoundTrail,
+    TransitionTrail,
+)
 from prizeflow_settlement.domain.round import Entry, Round
 
 _LOCK = text(
@@ -455,6 +462,73 @@ class SqlRoundQueries:
         more = len(rows) > limit
         items = rows[:limit]
         return RoundPage(items=items, next_cursor=encode_cursor(items[-1]["round_id"]) if more else None)
+
+    async def rounds_of(self, correlation_id: str, *, limit: int) -> list[RoundTrail]:
+        """`RoundTimelineQueries`: the rounds of one flow, with their transitions and disputes (three reads)."""
+        async with self.sessions() as s:
+            found = (
+                await s.execute(
+                    select(
+                        rounds.c.round_id, rounds.c.state, rounds.c.asset, rounds.c.prize_source, rounds.c.settled_at
+                    )
+                    .where(rounds.c.correlation_id == correlation_id)
+                    .order_by(rounds.c.opened_at, rounds.c.round_id)
+                    .limit(limit)
+                )
+            ).all()
+            ids = [r.round_id for r in found]
+            if not ids:
+                return []
+            moves = await s.execute(
+                select(
+                    round_transitions.c.round_id,
+                    round_transitions.c.from_state,
+                    round_transitions.c.to_state,
+                    round_transitions.c.reason,
+                    round_transitions.c.actor,
+                    round_transitions.c.at,
+                )
+                .where(round_transitions.c.round_id.in_(ids))
+                .order_by(round_transitions.c.id)
+            )
+            paid = await s.execute(
+                select(
+                    round_allocations.c.round_id, func.count(), func.coalesce(func.sum(round_allocations.c.amount), 0)
+                )
+                .where(round_allocations.c.round_id.in_(ids))
+                .group_by(round_allocations.c.round_id)
+            )
+            disputes = await s.execute(
+                select(
+                    round_disputes.c.round_id,
+                    round_disputes.c.status,
+                    round_disputes.c.opened_at,
+                    round_disputes.c.resolved_at,
+                )
+                .where(round_disputes.c.round_id.in_(ids))
+                .order_by(round_disputes.c.id)
+            )
+            transitions: dict[str, list[TransitionTrail]] = {i: [] for i in ids}
+            for m in moves:
+                transitions[m.round_id].append(TransitionTrail(m.from_state, m.to_state, m.reason, m.actor, m.at))
+            totals = {p[0]: (int(p[1]), int(p[2])) for p in paid}
+            opened: dict[str, list[DisputeTrail]] = {i: [] for i in ids}
+            for d in disputes:
+                opened[d.round_id].append(DisputeTrail(d.status, d.opened_at, d.resolved_at))
+        return [
+            RoundTrail(
+                round_id=r.round_id,
+                state=r.state,
+                asset=r.asset,
+                prize_source=r.prize_source,
+                settled_at=r.settled_at,
+                allocations=totals.get(r.round_id, (0, 0))[0],
+                allocated=totals.get(r.round_id, (0, 0))[1],
+                transitions=transitions[r.round_id],
+                disputes=opened[r.round_id],
+            )
+            for r in found
+        ]
 
     async def get_round(self, round_id: str) -> dict[str, Any] | None:
         async with self.sessions() as s:

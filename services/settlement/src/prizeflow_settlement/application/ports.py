@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
@@ -68,4 +69,51 @@ class RoundQueries(Protocol):
     async def count_by_state(self) -> dict[str, int]: ...
 
 
-__all__ = ["EntryKey", "RoundPage", "RoundQueries", "RoundStore", "RoundStoreFactory"]
+@dataclass(frozen=True, slots=True)
+class TransitionTrail:
+    from_state: str | None
+    to_state: str
+    reason: str | None
+    actor: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeTrail:
+    status: str
+    opened_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrail:
+    """A round's milestones, for a flow's timeline (never who played or won)."""
+
+    round_id: str
+    state: str
+    asset: str
+    prize_source: str
+    settled_at: datetime | None
+    allocations: int
+    allocated: int
+    transitions: list[TransitionTrail]
+    disputes: list[DisputeTrail]
+
+
+class RoundTimelineQueries(Protocol):
+    async def rounds_of(self, correlation_id: str, *, limit: int) -> list[RoundTrail]:
+        """The rounds of one flow (a correlation id), with their transitions and disputes in order."""
+        ...
+
+
+__all__ = [
+    "DisputeTrail",
+    "EntryKey",
+    "RoundPage",
+    "RoundQueries",
+    "RoundStore",
+    "RoundStoreFactory",
+    "RoundTimelineQueries",
+    "RoundTrail",
+    "TransitionTrail",
+]
