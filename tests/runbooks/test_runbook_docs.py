@@ -205,7 +205,7 @@ def test_every_procedure_block_is_executed_by_a_test() -> None:
     assert tagged == set(TESTED_PROCEDURES), "runbook:<procedure> blocks and TESTED_PROCEDURES differ"
     for (runbook, procedure), module in TESTED_PROCEDURES.items():
         source = (ROOT / module).read_text(encoding="utf-8")
-        runs = re.search(rf'"{re.escape(runbook)}",\s*"{re.escape(procedure)}"', source)
+        runs = re.search(rf'"{re.escape(runbook)}"(,\s*|\)\.procedure\()"{re.escape(procedure)}"', source)
         assert runs, f"{module} does not run {runbook}:{procedure}"
         block = next(rb for rb in ALL if rb.name == runbook).procedure(procedure)
         assert block.command_lines(), f"{runbook}:{procedure} has no command"

@@ -268,7 +268,9 @@ async def test_dead_letters_are_redriven_once_their_cause_is_gone_and_purged_whe
 
     await wait_for(round_state, lambda s: s == "closed")
 
-    await shell.procedure("dead-letters", "redrive", {"dead-letter": str(letter["id"])}, token=shell.token(*OPERATOR))
+    await shell.procedure(
+        "events-dead-lettered", "redrive", {"dead-letter": str(letter["id"])}, token=shell.token(*OPERATOR)
+    )
 
     assert await wait_for(round_state, lambda s: s == "settled") == "settled"
     assert await wait_for(lambda: api.available(winner), lambda v: v == 20 * USDC) == 20 * USDC
@@ -281,7 +283,9 @@ async def test_dead_letters_are_redriven_once_their_cause_is_gone_and_purged_whe
     bad = next(x for x in malformed if (x["partition"], x["offset"]) == (sent.partition, sent.offset))
     assert bad["reason"] == "malformed_json"
 
-    await shell.procedure("dead-letters", "purge", {"dead-letter": str(bad["id"])}, token=shell.token(*OPERATOR))
+    await shell.procedure(
+        "events-dead-lettered", "purge", {"dead-letter": str(bad["id"])}, token=shell.token(*OPERATOR)
+    )
 
     decided = await fetch(
         db(ops_platform, "settlement"), "SELECT id, status FROM dead_letters WHERE id = ANY($1::bigint[])",
@@ -387,7 +391,7 @@ async def test_a_relay_lock_held_by_a_session_that_does_not_publish_is_found_and
         assert await outbox_rows(rewards_db) > 0
 
         # Diagnosis, as the runbook queries it: the holder is the wedged session, not a relay.
-        block = load("relay-not-leading").procedure("find-holder")
+        block = load("outbox-relay-not-leading").procedure("find-holder")
         holders = await fetch(db(ops_platform, "rewards"), block.text)
         assert [(h["pid"], h["granted"]) for h in holders] == [(await wedged.fetchval("SELECT pg_backend_pid()"), True)]
         assert await outbox_rows(rewards_db) > 0  # nothing published while it holds the lock
@@ -395,7 +399,7 @@ async def test_a_relay_lock_held_by_a_session_that_does_not_publish_is_found_and
         await wedged.close()  # the mitigation: the wedged session ends (its pod deleted), its lock with it
 
     assert await wait_for(lambda: outbox_rows(rewards_db), lambda n: n == 0) == 0
-    holders = await fetch(db(ops_platform, "rewards"), load("relay-not-leading").procedure("find-holder").text)
+    holders = await fetch(db(ops_platform, "rewards"), load("outbox-relay-not-leading").procedure("find-holder").text)
     assert len(holders) == 1  # the restarted rewards' relay leads now
 
 

@@ -28,12 +28,12 @@ TESTED_PROCEDURES: Final[Mapping[tuple[str, str], str]] = {
     ("reward-pool-recovery", "recover"): "tests/runbooks/test_runbook_mitigations.py",
     ("accidental-over-allocation", "correct"): "tests/runbooks/test_runbook_mitigations.py",
     ("accidental-over-allocation", "approve"): "tests/runbooks/test_runbook_mitigations.py",
-    ("dead-letters", "redrive"): "tests/runbooks/test_runbook_mitigations.py",
-    ("dead-letters", "purge"): "tests/runbooks/test_runbook_mitigations.py",
+    ("events-dead-lettered", "redrive"): "tests/runbooks/test_runbook_mitigations.py",
+    ("events-dead-lettered", "purge"): "tests/runbooks/test_runbook_mitigations.py",
     ("provider-retry", "retry"): "tests/runbooks/test_runbook_mitigations.py",
     ("payout-dispute", "resolve-paid"): "tests/runbooks/test_runbook_mitigations.py",
     ("payout-dispute", "resolve-cancel"): "tests/runbooks/test_runbook_mitigations.py",
-    ("relay-not-leading", "find-holder"): "tests/runbooks/test_runbook_mitigations.py",
+    ("outbox-relay-not-leading", "find-holder"): "tests/runbooks/test_runbook_mitigations.py",
 }
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
