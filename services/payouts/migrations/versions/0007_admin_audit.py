@@ -1,4 +1,5 @@
-"""The admin audit, kept (frozen step: prizeflow_runtime.schema_history); payouts found by correlation id.
+"""The admin audit, kept (frozen step: prizeflow_runtime.schema_history); payouts and refused requests found by
+correlation id.
 
 Revision ID: 0007
 Revises: 0006
@@ -16,8 +17,16 @@ branch_labels = None
 depends_on = None
 
 # The timeline of a flow (`GET /admin/timeline/{correlation_id}`) finds its payouts.
-_UP = ["CREATE INDEX payouts_by_correlation ON payouts (correlation_id)"]
-_DOWN = ["DROP INDEX payouts_by_correlation"]
+_UP = [
+    "CREATE INDEX payouts_by_correlation ON payouts (correlation_id)",
+    "CREATE INDEX payout_request_refusals_by_correlation ON payout_request_refusals (correlation_id)",
+    "CREATE INDEX provider_events_by_payout ON provider_events (payout_id) WHERE payout_id IS NOT NULL",
+]
+_DOWN = [
+    "DROP INDEX provider_events_by_payout",
+    "DROP INDEX payout_request_refusals_by_correlation",
+    "DROP INDEX payouts_by_correlation",
+]
 
 
 def upgrade() -> None:

@@ -39,6 +39,7 @@ from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
+from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
@@ -246,6 +247,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             "admin": const(p.admin),
             "registry": const(p.config.registry),
         },
+        timeline=[PayoutsTimeline(p.queries)],
     )
     # Each needs PostgreSQL: run (and retried) once the runtime is up, before the service reports ready.
     rt.after_start(p.start_providers)

@@ -83,6 +83,25 @@ async def test_approval_matrix_and_two_approver_path(
         ]
         assert len(detail["attempts"]) == 1
 
+        # The payout's flow, in order: its states, its provider attempt and both approvals; never its destination.
+        flow = (await client.get(f"/admin/timeline/corr-{key}", headers=token(settings, "olga", "ops"))).json()
+        assert (flow["correlation_id"], flow["service"]) == (f"corr-{key}", "payouts")
+        kinds = [(e["kind"], e["type"]) for e in flow["entries"]]
+        assert [t for k, t in kinds if k == "state"] == [
+            "payout.requested",
+            "payout.pending_approval",
+            "payout.pending_approval",
+            "payout.approved",
+            "payout.submitting",
+            "payout.paid",
+        ]
+        assert kinds.count(("event", "payout.approval")) == 2
+        assert ("event", "attempt.create") in kinds
+        assert [e["at"] for e in flow["entries"]] == sorted(e["at"] for e in flow["entries"])
+        assert all(e["subject"] == pid for e in flow["entries"])
+        assert "success:p1" not in str(flow)
+        assert "to a sandbox via" in flow["entries"][0]["summary"]  # the destination's type, not its address
+
         audit_topic = "prizeflow.audit.v1" + settings.kafka_topic_suffix
 
         async def audits() -> list[Any]:

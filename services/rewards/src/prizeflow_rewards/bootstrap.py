@@ -22,13 +22,19 @@ from prizeflow_contracts.topics import (
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.checkout_stripe import StripeCheckout
 from prizeflow_rewards.adapters.claims_pg import PgClaimRepository
+from prizeflow_rewards.adapters.corrections_pg import PgLedgerCorrections
+from prizeflow_rewards.adapters.flows_pg import PgFlowQueries
+from prizeflow_rewards.adapters.ledger_book_pg import PgLedgerBook
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.pg import pg_stores
-from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CreateCampaign, FundCampaign
+from prizeflow_rewards.adapters.transactions import SessionTransactions
+from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ClaimPolicy, ReviewHold, SettlePayout, SubmitClaim
+from prizeflow_rewards.application.corrections import DecideCorrection, LedgerReads, ProposeCorrection
 from prizeflow_rewards.application.ports import CheckoutProvider, Stores
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
+from prizeflow_rewards.application.timeline import RewardsTimeline
 from prizeflow_rewards.application.topups import (
     ApplyPaymentEvents,
     CheckoutProviders,
@@ -153,6 +159,7 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     rt.add_consumer(PAYMENTS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=PaymentEventsHandler(payments))
     rt.produces([REWARDS_EVENTS.name, PAYOUT_REQUESTS.name, AUDIT.name])
     queries = RewardsQueries(ledger, stores)
+    book, corrections = PgLedgerBook(), PgLedgerCorrections()
     sandbox = checkout if isinstance(checkout, SandboxCheckout) and settings.prizeflow_profile is Profile.DEV else None
     api = RewardsApi(
         sessions=rt.sessions,
@@ -171,10 +178,16 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
         create_top_up=CreateTopUpSession(providers, top_up_limits(settings), metrics, stores=stores),
         verify_top_up=VerifyTopUpSession(money, providers, stores=stores),
         sandbox=sandbox,
+        close_campaign=CloseCampaign(ledger, source, metrics, stores=stores),
+        propose_correction=ProposeCorrection(book, corrections, source, stores=stores),
+        decide_correction=DecideCorrection(ledger, book, corrections, source, metrics, stores=stores),
+        ledger_reads=LedgerReads(book, corrections),
     )
     refresher = MetricsRefresher(rt.sessions, queries, PgClaimRepository(), metrics, settings.rewards_metrics_refresh_s)
     app = rt.http_app(
-        [router(sandbox=sandbox is not None)], dependencies={"api": Provide(lambda: api, sync_to_thread=False)}
+        [router(sandbox=sandbox is not None)],
+        dependencies={"api": Provide(lambda: api, sync_to_thread=False)},
+        timeline=[RewardsTimeline(SessionTransactions(rt.sessions), book, PgFlowQueries())],
     )
     app.on_startup.append(refresher.start)
     app.on_shutdown.insert(0, refresher.stop)

@@ -24,10 +24,12 @@ from prizeflow_rewards.application.ports import (
     ClaimHistory,
     HeldRound,
     Stores,
+    TransferRecord,
     WalletMovement,
 )
 from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.corrections import Correction, CorrectionStatus
 from prizeflow_rewards.domain.ledger import (
     RESOLVING_BITS,
     AccountKind,
@@ -482,6 +484,74 @@ class FakeCheckout:
 
     def expire(self, session_ref: str) -> None:
         self.sessions[session_ref] = replace(self.sessions[session_ref], status="expired")
+
+
+class FakeLedgerBook:
+    """Reads the fake ledger as `PgLedgerBook` reads the ledger's tables."""
+
+    def __init__(self, ledger: FakeLedger) -> None:
+        self.ledger = ledger
+
+    def _record(self, seq: int, t: Transfer) -> TransferRecord:
+        return TransferRecord(
+            seq, t.id, t.kind.value, t.debit, t.credit, t.amount, t.bits, t.pending_id, t.business_key,
+            t.correlation_id, datetime(2026, 1, 1, tzinfo=UTC),
+        )  # fmt: skip
+
+    async def transfers(
+        self,
+        tx: object,
+        *,
+        correlation_id: str | None,
+        account: tuple[AccountKind, str] | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[TransferRecord]:
+        found = [
+            self._record(seq, t)
+            for seq, t in enumerate(self.ledger.transfers.values(), start=1)
+            if (correlation_id is None or t.correlation_id == correlation_id)
+            and (account is None or account in {(t.debit.kind, t.debit.owner), (t.credit.kind, t.credit.owner)})
+            and (before_seq is None or seq < before_seq)
+        ]
+        return found[::-1][:limit]
+
+    async def transfer(self, tx: object, transfer_id: uuid.UUID) -> TransferRecord | None:
+        for seq, t in enumerate(self.ledger.transfers.values(), start=1):
+            if t.id == transfer_id:
+                return self._record(seq, t)
+        return None
+
+    async def existing(self, tx: object, refs: Iterable[AccountRef]) -> set[uuid.UUID]:
+        return {r.id for r in refs if r.id in self.ledger.accounts}
+
+
+class FakeCorrections:
+    """Keeps the rules the database keeps: one per reference, two people, a decision is final."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Correction] = {}
+
+    async def add(self, tx: object, correction: Correction) -> bool:
+        if any(c.reference == correction.reference for c in self.rows.values()):
+            return False
+        self.rows[correction.id] = correction
+        return True
+
+    async def by_reference(self, tx: object, reference: str) -> Correction | None:
+        return next((c for c in self.rows.values() if c.reference == reference), None)
+
+    async def get(self, tx: object, correction_id: str, *, lock: bool = False) -> Correction | None:
+        return self.rows.get(correction_id)
+
+    async def list(self, tx: object, *, status: CorrectionStatus | None, limit: int) -> list[Correction]:
+        return [c for c in reversed(self.rows.values()) if status is None or c.status is status][:limit]
+
+    async def decide(self, tx: object, correction: Correction) -> None:
+        before = self.rows[correction.id]
+        assert before.status is CorrectionStatus.PROPOSED, "a decided correction never changes (the database)"
+        assert correction.approved_by != correction.proposed_by, "two people (the database's CHECK)"
+        self.rows[correction.id] = correction
 
 
 @dataclass

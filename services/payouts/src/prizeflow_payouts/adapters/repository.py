@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_payouts.adapters import tables
-from prizeflow_payouts.application.ports import ListFilter, PayoutRepository, PayoutTransactions
+from prizeflow_payouts.application.ports import (
+    ListFilter,
+    PayoutRepository,
+    PayoutTrail,
+    PayoutTransactions,
+    RefusalTrail,
+)
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.outbox import add_events
@@ -440,6 +446,31 @@ def sql_transactions(sessions: async_sessionmaker[AsyncSession]) -> PayoutTransa
     return opener
 
 
+# What a flow's timeline reads of its payouts; never an attempt's `detail` (a provider's own text).
+_TRAIL_PARTS = (
+    (
+        "history",
+        "SELECT payout_id, from_state, to_state, at, actor, reason, error_code, attempt FROM payout_history "
+        "WHERE payout_id = ANY(CAST(:ids AS text[])) ORDER BY id",
+    ),
+    (
+        "attempts",
+        "SELECT payout_id, attempt, kind, finished_at, outcome, error_code FROM payout_attempts "
+        "WHERE payout_id = ANY(CAST(:ids AS text[])) ORDER BY id",
+    ),
+    (
+        "approvals",
+        "SELECT payout_id, approver_id, decided_at FROM payout_approvals "
+        "WHERE payout_id = ANY(CAST(:ids AS text[])) ORDER BY decided_at",
+    ),
+    (
+        "provider_events",
+        "SELECT payout_id, provider, status, outcome, received_at FROM provider_events "
+        "WHERE payout_id = ANY(CAST(:ids AS text[])) ORDER BY received_at",
+    ),
+)
+
+
 class SqlPayoutQueries:
     """`PayoutQueries`: the admin API's reads, each in its own short session."""
 
@@ -499,6 +530,53 @@ class SqlPayoutQueries:
             ):
                 row[key] = [dict(r) for r in (await session.execute(text(sql), {"id": payout_id})).mappings()]
         return row
+
+    async def payouts_of(self, correlation_id: str, *, limit: int) -> list[PayoutTrail]:
+        """`PayoutTimelineQueries`: a flow's payouts and what happened to each (five reads, whatever their number)."""
+        async with self.sessions() as session:
+            found = (
+                await session.execute(
+                    text(
+                        "SELECT id, claim_id, asset, amount, provider_name, destination_type, created_at FROM payouts "
+                        "WHERE correlation_id = :cid ORDER BY created_at, id LIMIT :limit"
+                    ),
+                    {"cid": correlation_id, "limit": limit},
+                )
+            ).all()
+            ids = [r.id for r in found]
+            if not ids:
+                return []
+            parts: dict[str, dict[str, list[dict[str, Any]]]] = {
+                i: {"history": [], "attempts": [], "approvals": [], "provider_events": []} for i in ids
+            }
+            for key, sql in _TRAIL_PARTS:
+                for r in (await session.execute(text(sql), {"ids": ids})).mappings():
+                    row = dict(r)
+                    parts[row.pop("payout_id")][key].append(row)
+        return [
+            PayoutTrail(
+                payout_id=r.id,
+                claim_id=r.claim_id,
+                asset=r.asset,
+                amount=r.amount,
+                provider=r.provider_name,
+                destination_type=r.destination_type,
+                created_at=r.created_at,
+                **parts[r.id],
+            )
+            for r in found
+        ]
+
+    async def refusals_of(self, correlation_id: str, *, limit: int) -> list[RefusalTrail]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                text(
+                    "SELECT claim_id, code, refused_at FROM payout_request_refusals WHERE correlation_id = :cid "
+                    "ORDER BY refused_at, claim_id LIMIT :limit"
+                ),
+                {"cid": correlation_id, "limit": limit},
+            )
+            return [RefusalTrail(r.claim_id, r.code, r.refused_at) for r in rows]
 
     async def provider_name(self, payout_id: str) -> str | None:
         async with self.sessions() as session:

@@ -129,8 +129,43 @@ class ListFilter:
     offset: int = 0
 
 
-class PayoutQueries(Protocol):
-    """Read side for the admin API (rows as the API shows them)."""
+@dataclass(frozen=True, slots=True)
+class PayoutTrail:
+    """A payout's milestones, for a flow's timeline (never its destination's address or memo)."""
+
+    payout_id: str
+    claim_id: str
+    asset: str
+    amount: int
+    provider: str
+    destination_type: str
+    created_at: datetime
+    history: list[dict[str, Any]]  # from_state, to_state, at, actor, reason, error_code, attempt
+    attempts: list[dict[str, Any]]  # attempt, kind, finished_at, outcome, error_code
+    approvals: list[dict[str, Any]]  # approver_id, decided_at
+    provider_events: list[dict[str, Any]]  # status, outcome, received_at
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalTrail:
+    claim_id: str
+    code: str
+    refused_at: datetime
+
+
+class PayoutTimelineQueries(Protocol):
+    async def payouts_of(self, correlation_id: str, *, limit: int) -> list[PayoutTrail]:
+        """The payouts of one flow (a correlation id), each with its history, attempts, approvals and provider
+        events in order."""
+        ...
+
+    async def refusals_of(self, correlation_id: str, *, limit: int) -> list[RefusalTrail]:
+        """Payout requests of the flow that were refused before any payout existed."""
+        ...
+
+
+class PayoutQueries(PayoutTimelineQueries, Protocol):
+    """Read side for the admin API (rows as the API shows them), the flows' timeline included."""
 
     async def list_payouts(self, f: ListFilter) -> list[dict[str, Any]]: ...
 
@@ -202,7 +237,10 @@ __all__ = [
     "ManagedProvider",
     "PayoutQueries",
     "PayoutRepository",
+    "PayoutTimelineQueries",
+    "PayoutTrail",
     "PayoutTransactions",
     "PayoutValidator",
+    "RefusalTrail",
     "SettlesFailuresOnSync",
 ]

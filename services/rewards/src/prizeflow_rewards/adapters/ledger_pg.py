@@ -119,9 +119,9 @@ _UPDATE = """
 # batch is redone with `_INSERT_OR_SKIP`, which reports which transfers were new.
 _INSERT_NEW = """
     INSERT INTO ledger_transfers
-        (id, debit_account_id, credit_account_id, asset, amount, kind, flags, pending_id, business_key)
+        (id, debit_account_id, credit_account_id, asset, amount, kind, flags, pending_id, business_key, correlation_id)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::int[],
-                         $8::uuid[], $9::text[])
+                         $8::uuid[], $9::text[], $10::text[])
 """
 _INSERT_OR_SKIP = (
     _INSERT_NEW
@@ -220,6 +220,7 @@ class PgLedger:
             list(map(_BITS, batch)),
             list(map(_PENDING_ID, batch)),
             list(map(_KEY, batch)),
+            list(map(_CORRELATION, batch)),
         )
         if not retry:  # as if every transfer is new: a retried one is the exception, redone below
             ids, changes, debited = _deltas(batch)
@@ -389,6 +390,7 @@ _KIND = attrgetter("kind")
 _BITS = attrgetter("bits")
 _PENDING_ID = attrgetter("pending_id")
 _KEY = attrgetter("business_key")
+_CORRELATION = attrgetter("correlation_id")
 _PENDING = int(TransferFlags.PENDING)
 _POST = int(TransferFlags.POST_PENDING)
 _VOID = int(TransferFlags.VOID_PENDING)

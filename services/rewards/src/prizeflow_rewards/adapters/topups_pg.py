@@ -76,6 +76,16 @@ def _top_up(row: Any) -> TopUp:
     )
 
 
+_OF_FLOW = text(
+    f"SELECT {_COLUMNS} FROM top_ups WHERE correlation_id = :cid ORDER BY created_at, id LIMIT :limit"  # noqa: S608
+)
+
+
+async def top_ups_of_flow(tx: Conn, correlation_id: str, *, limit: int) -> list[TopUp]:
+    """The top-ups of one flow (a correlation id), oldest first."""
+    return [_top_up(r) for r in await tx.execute(_OF_FLOW, {"cid": correlation_id, "limit": limit})]
+
+
 def _adjustment(row: Any) -> Adjustment:
     return Adjustment(
         top_up_id=row.top_up_id,
@@ -193,4 +203,4 @@ class PgTopUpRepository:
             raise RuntimeError(f"adjustment {adjustment.kind} {adjustment.adjustment_ref} was not pending")
 
 
-__all__ = ["PgTopUpRepository"]
+__all__ = ["PgTopUpRepository", "top_ups_of_flow"]

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from prizeflow_rewards.adapters.ledger_pg import is_serialization_failure
 from prizeflow_runtime.retry import backoff_delay
 
@@ -75,4 +77,15 @@ async def retry_transaction(
             await sleep(delay)
 
 
-__all__ = ["RetryPolicy", "TransactionContendedError", "retry_transaction"]
+class SessionTransactions:
+    """`Transactions` on a session factory: `work` in one transaction of its own (for reads: run once)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def __call__(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.sessions() as session, session.begin():
+            return await work(session)
+
+
+__all__ = ["RetryPolicy", "SessionTransactions", "TransactionContendedError", "retry_transaction"]

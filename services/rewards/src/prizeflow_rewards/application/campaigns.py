@@ -1,7 +1,8 @@
-"""Campaigns and their reward pools: create, fund (treasury → pool), pause, resume, close."""
+"""Campaigns and their reward pools: create, fund (treasury → pool), pause, resume, close (pool → treasury)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from prizeflow_rewards.application.common import Clock, audit, count_transfers, ledger_refusal, utcnow
@@ -13,6 +14,8 @@ from prizeflow_rewards.domain.campaigns import (
     CampaignStatus,
     PoolFigures,
     low_threshold,
+    sweep,
+    sweep_transfer_id,
 )
 from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
@@ -86,6 +89,7 @@ class FundCampaign:
             TransferKind.CAMPAIGN_FUNDING,
             campaign.id,
             reference,
+            correlation_id=correlation_id,
         )
         try:
             result = await self.ledger.apply(tx, [t])
@@ -110,12 +114,16 @@ class FundCampaign:
 
 @dataclass
 class ChangeCampaignStatus:
+    """Pause or resume a campaign (closing is `CloseCampaign`: it moves money)."""
+
     source: str
     stores: Stores = field(kw_only=True)
 
     async def __call__(
         self, tx: Tx, actor: Principal, *, campaign_id: str, target: CampaignStatus, correlation_id: str
     ) -> Campaign:
+        if target is CampaignStatus.CLOSED:
+            raise ValueError("closing a campaign sweeps its pool: CloseCampaign")
         campaign = await self.stores.campaigns.get(tx, campaign_id, lock=True)
         if campaign is None:
             raise campaign_not_found(campaign_id)
@@ -128,7 +136,7 @@ class ChangeCampaignStatus:
                 f"campaign {campaign_id} cannot go {campaign.status.value} → {target.value}",
             )
         await self.stores.campaigns.set_status(tx, campaign_id, target)
-        verb = {CampaignStatus.ACTIVE: "resume", CampaignStatus.PAUSED: "pause", CampaignStatus.CLOSED: "close"}[target]
+        verb = {CampaignStatus.ACTIVE: "resume", CampaignStatus.PAUSED: "pause"}[target]
         await audit(
             self.stores.outbox,
             tx,
@@ -144,12 +152,82 @@ class ChangeCampaignStatus:
         return Campaign(campaign.id, campaign.name, campaign.asset, target, campaign.low_threshold)
 
 
+@dataclass(frozen=True, slots=True)
+class Closed:
+    campaign: Campaign
+    swept: int  # minor units the pool gave back to the treasury
+    transfer_id: uuid.UUID | None  # the sweep (None: the pool held nothing free)
+    changed: bool  # False: it was closed already (this is what closing it did then)
+
+
+@dataclass
+class CloseCampaign:
+    """Close a campaign for good: its pool pays nothing more, and what it still holds goes back to the treasury
+    through the ledger (one `pool_sweep` transfer), with the status change and its audit, in one transaction.
+    Refused while the pool has reservations or held rounds (money promised from it): settle or release those
+    first. Closing a closed campaign changes nothing and answers what its closing did."""
+
+    ledger: Ledger
+    source: str
+    metrics: RewardsMetrics | None = None
+    stores: Stores = field(kw_only=True)
+
+    async def __call__(self, tx: Tx, actor: Principal, *, campaign_id: str, reason: str, correlation_id: str) -> Closed:
+        # Locks as the held-round release takes them: the campaign row, its held rounds, then the accounts.
+        campaign = await self.stores.campaigns.get(tx, campaign_id, lock=True)
+        if campaign is None:
+            raise campaign_not_found(campaign_id)
+        sweep_id = sweep_transfer_id(campaign.id)
+        if campaign.status is CampaignStatus.CLOSED:
+            swept = (await self.ledger.recorded(tx, [sweep_id])).get(sweep_id)
+            return Closed(campaign, swept or 0, sweep_id if swept else None, changed=False)
+        held = await self.stores.allocations.lock_held(tx, campaign.id)
+        pool, treasury = accounts.pool(campaign.id, campaign.asset), accounts.treasury(campaign.asset)
+        balance = (await self.ledger.lock(tx, [pool, treasury]))[pool]
+        if balance.debits_pending or held:
+            raise CampaignError(
+                ErrorKind.CONFLICT,
+                "reservations_pending",
+                f"campaign {campaign_id}: its pool has {balance.debits_pending} reserved and {len(held)} held "
+                "rounds waiting for it; settle or release them before closing it",
+                reserved=balance.debits_pending,
+                held_rounds=len(held),
+            )
+        t = sweep(campaign, balance, correlation_id=correlation_id)
+        if t is not None:
+            try:
+                result = await self.ledger.apply(tx, [t])
+            except LedgerError as err:
+                refusal = ledger_refusal(err)
+                raise CampaignError(refusal.kind, refusal.code, refusal.detail) from err
+            count_transfers(self.metrics, result)
+        await self.stores.campaigns.set_status(tx, campaign.id, CampaignStatus.CLOSED)
+        swept = t.amount if t is not None else 0
+        await audit(
+            self.stores.outbox,
+            tx,
+            source=self.source,
+            actor=actor,
+            action="campaign.close",
+            target_type="campaign",
+            target_id=campaign.id,
+            correlation_id=correlation_id,
+            reason=reason,
+            before={"status": campaign.status.value, "remaining": swept},
+            after={"status": "closed", "swept": swept, "transfer_id": t.id if t is not None else ""},
+        )
+        closed = Campaign(campaign.id, campaign.name, campaign.asset, CampaignStatus.CLOSED, campaign.low_threshold)
+        return Closed(closed, swept, t.id if t is not None else None, changed=True)
+
+
 __all__ = [
     "STATUS_TRANSITIONS",
     "Campaign",
     "CampaignError",
     "CampaignStatus",
     "ChangeCampaignStatus",
+    "CloseCampaign",
+    "Closed",
     "CreateCampaign",
     "FundCampaign",
     "PoolFigures",

@@ -18,7 +18,8 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import PayoutRoutesPublished
 from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
-from prizeflow_rewards.domain.ledger import AccountRef, Balance, BatchResult, Transfer, TransferKind
+from prizeflow_rewards.domain.corrections import Correction, CorrectionStatus
+from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Balance, BatchResult, Transfer, TransferKind
 from prizeflow_rewards.domain.topups import Adjustment, TopUp, TopUpStatus
 
 # The open transaction, opaque to the use cases (a SQLAlchemy session or connection in production, whatever a
@@ -366,6 +367,106 @@ class CheckoutProvider(Protocol):
     async def retrieve_session(self, session_ref: str) -> CheckoutSession: ...
 
 
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """A transfer as the ledger keeps it."""
+
+    seq: int
+    id: uuid.UUID
+    kind: str
+    debit: AccountRef
+    credit: AccountRef
+    amount: int
+    flags: int
+    pending_id: uuid.UUID | None
+    business_key: str
+    correlation_id: str | None
+    created_at: datetime
+
+    @property
+    def asset(self) -> str:
+        return self.debit.asset
+
+
+class LedgerBook(Protocol):
+    """The ledger's read side, for operators: transfers by flow or account, which accounts exist."""
+
+    async def transfers(
+        self,
+        tx: Tx,
+        *,
+        correlation_id: str | None,
+        account: tuple[AccountKind, str] | None,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[TransferRecord]:
+        """Newest first; `account` (kind, owner) matches the account in any asset, on either side."""
+        ...
+
+    async def transfer(self, tx: Tx, transfer_id: uuid.UUID) -> TransferRecord | None: ...
+
+    async def existing(self, tx: Tx, refs: Iterable[AccountRef]) -> set[uuid.UUID]:
+        """The ids of those accounts that exist (a correction never creates one)."""
+        ...
+
+
+class LedgerCorrections(Protocol):
+    """Two-person corrections. Locks: a correction row before any ledger account."""
+
+    async def add(self, tx: Tx, correction: Correction) -> bool:
+        """False: a correction with this reference exists (nothing written)."""
+        ...
+
+    async def by_reference(self, tx: Tx, reference: str) -> Correction | None: ...
+
+    async def get(self, tx: Tx, correction_id: str, *, lock: bool = False) -> Correction | None: ...
+
+    async def list(self, tx: Tx, *, status: CorrectionStatus | None, limit: int) -> list[Correction]:
+        """Newest first."""
+        ...
+
+    async def decide(self, tx: Tx, correction: Correction) -> None:
+        """Store `correction`'s decision (status, who, when, why, its transfer): the database refuses a second one."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimTrail:
+    """A claim's milestones (never its destination)."""
+
+    claim_id: str
+    asset: str
+    amount: int
+    status: str
+    hold_code: str | None
+    rejection_code: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    settled_at: datetime | None
+    payout_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRoundTrail:
+    round_id: str
+    campaign_id: str
+    asset: str
+    total: int
+    reason: str
+    held_at: datetime
+    released_at: datetime | None
+
+
+class FlowQueries(Protocol):
+    """What rewards recorded of one flow (a correlation id), for its timeline; at most `limit` of each."""
+
+    async def claims_of(self, tx: Tx, correlation_id: str, *, limit: int) -> list[ClaimTrail]: ...
+
+    async def held_rounds_of(self, tx: Tx, correlation_id: str, *, limit: int) -> list[HeldRoundTrail]: ...
+
+    async def top_ups_of(self, tx: Tx, correlation_id: str, *, limit: int) -> list[TopUp]: ...
+
+
 class Outbox(Protocol):
     async def stage(self, tx: Tx, events: Sequence[Envelope[Any]]) -> None:
         """Stage events in the transaction (one write, in order): published only if it commits."""
@@ -396,8 +497,13 @@ __all__ = [
     "ClaimDecision",
     "ClaimHistory",
     "ClaimRepository",
+    "ClaimTrail",
+    "FlowQueries",
     "HeldRound",
+    "HeldRoundTrail",
     "Ledger",
+    "LedgerBook",
+    "LedgerCorrections",
     "Outbox",
     "PayoutRoutes",
     "Players",
@@ -405,6 +511,7 @@ __all__ = [
     "Stores",
     "TopUpRepository",
     "Transactions",
+    "TransferRecord",
     "Tx",
     "WalletMovement",
     "WalletQueries",

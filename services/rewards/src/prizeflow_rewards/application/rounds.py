@@ -52,7 +52,7 @@ def entry_fee_id(round_id: str, entry_id: str) -> uuid.UUID:
     return transfer_id(f"{TransferKind.ENTRY_FEE.value}|{round_id}|{entry_id}")
 
 
-def entry_fee(e: EntryAccepted) -> Transfer:
+def entry_fee(e: EntryAccepted, correlation_id: str | None = None) -> Transfer:
     """The fee of an accepted entry into its round's escrow, keyed by (round, entry): charged once."""
     source = (
         accounts.wallet(e.player_id, e.fee.asset)
@@ -60,7 +60,13 @@ def entry_fee(e: EntryAccepted) -> Transfer:
         else accounts.external(accounts.EXTERNAL, e.fee.asset)
     )
     return Transfer.of(
-        source, accounts.escrow(e.round_id, e.fee.asset), e.fee.amount, TransferKind.ENTRY_FEE, e.round_id, e.entry_id
+        source,
+        accounts.escrow(e.round_id, e.fee.asset),
+        e.fee.amount,
+        TransferKind.ENTRY_FEE,
+        e.round_id,
+        e.entry_id,
+        correlation_id=correlation_id,
     )
 
 
@@ -122,6 +128,7 @@ class _Group:
                     TransferKind.REWARD,
                     e.data.round_id,
                     a.player_id,
+                    correlation_id=e.correlationid,
                 )
                 for a in e.data.allocations
             ]
@@ -164,7 +171,7 @@ class RoundMoney:
         if await self.stores.allocations.voided(tx, e.round_id):
             # Its refunds are done: a fee charged now (a late redrive) would never come back.
             raise EventRefusal("illegal_transition", f"entry {e.entry_id}: round {e.round_id} was voided")
-        t = entry_fee(e)
+        t = entry_fee(e, env.correlationid)
         try:
             result = await self.ledger.apply(tx, [t])
         except LedgerError as err:
@@ -181,7 +188,7 @@ class RoundMoney:
         s: RoundSettled = env.data
         await self.prepare(tx, [env])  # fees, then the pool's check, then prizes: all declared first
         await self._record_outcomes(tx, [(s.round_id, "settled")])
-        fees = [self._fee(s, i) for i in range(len(s.fees))]
+        fees = [self._fee(s, i, env.correlationid) for i in range(len(s.fees))]
         if s.prize_source is PrizeSource.ENTRY_POT:
             prizes = [
                 Transfer.of(
@@ -191,6 +198,7 @@ class RoundMoney:
                     TransferKind.REWARD,
                     s.round_id,
                     a.player_id,
+                    correlation_id=env.correlationid,
                 )
                 for a in s.allocations
             ]
@@ -298,7 +306,7 @@ class RoundMoney:
             self._pool_metrics(g.campaign.id, g.campaign.asset, final)
 
     def _fees(self, env: Env) -> list[Transfer]:
-        return [self._fee(env.data, i) for i in range(len(env.data.fees))]
+        return [self._fee(env.data, i, env.correlationid) for i in range(len(env.data.fees))]
 
     async def _recorded(self, tx: Tx, transfers: Sequence[Transfer]) -> dict[uuid.UUID, int]:
         """Those of these transfers the ledger holds already (id → amount)."""
@@ -315,7 +323,13 @@ class RoundMoney:
         pool = accounts.pool(campaign.id, s.asset)
         prizes = [
             Transfer.of(
-                pool, accounts.wallet(a.player_id, s.asset), a.amount, TransferKind.REWARD, s.round_id, a.player_id
+                pool,
+                accounts.wallet(a.player_id, s.asset),
+                a.amount,
+                TransferKind.REWARD,
+                s.round_id,
+                a.player_id,
+                correlation_id=env.correlationid,
             )
             for a in s.allocations
         ]
@@ -439,7 +453,7 @@ class RoundMoney:
             self.metrics.pool_remaining.labels(campaign_id, asset).set(f.remaining)
             self.metrics.pool_paid.labels(campaign_id, asset).set(f.paid)
 
-    def _fee(self, s: RoundSettled, i: int) -> Transfer:
+    def _fee(self, s: RoundSettled, i: int, correlation_id: str | None = None) -> Transfer:
         f = s.fees[i]
         revenue = (
             accounts.platform_revenue(f.account_id, f.amount.asset)
@@ -455,6 +469,7 @@ class RoundMoney:
             f.party.value,
             f.account_id,
             f.amount.asset,
+            correlation_id=correlation_id,
         )
 
     async def void(self, tx: Tx, env: Env) -> None:
@@ -474,6 +489,7 @@ class RoundMoney:
                 TransferKind.REFUND,
                 v.round_id,
                 r.entry_id,
+                correlation_id=env.correlationid,
             )
             for r in refunds
         ]

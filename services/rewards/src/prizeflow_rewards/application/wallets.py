@@ -41,6 +41,7 @@ class TopUp:
             TransferKind.TOP_UP,
             provider,
             reference,
+            correlation_id=correlation_id,
         )
         with ledger_refusals():
             result = await self.ledger.apply(tx, [t])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from prizeflow_rewards.domain.ledger import Balance
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.ledger import Balance, Transfer, TransferKind, transfer_id
 
 
 class CampaignStatus(StrEnum):
@@ -16,7 +18,7 @@ class CampaignStatus(StrEnum):
     CLOSED = "closed"
 
 
-# Closed is final: its pool pays nothing more (its remaining balance stays visible for reconciliation).
+# Closed is final: its pool pays nothing more, and what it still held went back to the treasury (`sweep`).
 STATUS_TRANSITIONS: Final[Mapping[CampaignStatus, frozenset[CampaignStatus]]] = {
     CampaignStatus.ACTIVE: frozenset({CampaignStatus.PAUSED, CampaignStatus.CLOSED}),
     CampaignStatus.PAUSED: frozenset({CampaignStatus.ACTIVE, CampaignStatus.CLOSED}),
@@ -51,4 +53,34 @@ def low_threshold(campaign: Campaign, funded: int, default_bps: int) -> int:
     return campaign.low_threshold or max(1, funded * default_bps // 10_000)
 
 
-__all__ = ["STATUS_TRANSITIONS", "Campaign", "CampaignStatus", "PoolFigures", "low_threshold"]
+def sweep_transfer_id(campaign_id: str) -> uuid.UUID:
+    """A campaign's pool is swept once: its sweep has one id."""
+    return transfer_id(TransferKind.POOL_SWEEP.value, campaign_id)
+
+
+def sweep(campaign: Campaign, pool: Balance, *, correlation_id: str) -> Transfer | None:
+    """pool → treasury: what the pool of a closing campaign still holds free (nothing to move: None). A pool with
+    reservations is not swept (the caller refuses to close it)."""
+    if pool.debits_pending:
+        raise ValueError(f"campaign {campaign.id}: a pool with reservations is not swept")
+    if pool.available <= 0:
+        return None
+    return Transfer.of(
+        accounts.pool(campaign.id, campaign.asset),
+        accounts.treasury(campaign.asset),
+        pool.available,
+        TransferKind.POOL_SWEEP,
+        campaign.id,
+        correlation_id=correlation_id,
+    )
+
+
+__all__ = [
+    "STATUS_TRANSITIONS",
+    "Campaign",
+    "CampaignStatus",
+    "PoolFigures",
+    "low_threshold",
+    "sweep",
+    "sweep_transfer_id",
+]

@@ -169,10 +169,12 @@ class Claim:
 
     @property
     def pending(self) -> Transfer:
-        return reservation(self.id, self.player_id, self.asset, self.amount)
+        return reservation(self.id, self.player_id, self.asset, self.amount, correlation_id=self.correlation_id)
 
 
-def reservation(claim_id: str, player_id: str, asset: str, amount: int) -> Transfer:
+def reservation(
+    claim_id: str, player_id: str, asset: str, amount: int, *, correlation_id: str | None = None
+) -> Transfer:
     """What an approved or held claim reserves: a pending transfer wallet → clearing, posted or voided later."""
     return Transfer.of(
         accounts.wallet(player_id, asset),
@@ -181,6 +183,7 @@ def reservation(claim_id: str, player_id: str, asset: str, amount: int) -> Trans
         TransferKind.CLAIM_RESERVE,
         claim_id,
         flags=TransferFlags.PENDING,
+        correlation_id=correlation_id,
     )
 
 

@@ -77,6 +77,8 @@ class TransferKind(StrEnum):
     TOP_UP_DEBIT = "top_up_debit"  # wallet -> provider clearing: the part of a refund/dispute the wallet covers
     TOP_UP_RECEIVABLE = "top_up_receivable"  # receivable -> provider clearing: the part it could not cover
     TOP_UP_REINSTATE = "top_up_reinstate"  # provider clearing -> receivable, then wallet: a dispute won
+    POOL_SWEEP = "pool_sweep"  # pool -> treasury: what a closed campaign's pool still held, once
+    CORRECTION = "correction"  # a compensating transfer two people agreed on (`domain/corrections.py`)
 
 
 class TransferFlags(IntFlag):
@@ -133,6 +135,9 @@ class Transfer:
     business_key: str
     flags: TransferFlags = TransferFlags.NONE
     pending_id: uuid.UUID | None = None
+    # The flow it belongs to (a round's, a claim's, a top-up's, an admin action's), kept with it so the ledger can
+    # be read by flow. Not part of the body: a retry under another flow is still the same transfer.
+    correlation_id: str | None = field(default=None, compare=False)
     # `flags` as a plain int: IntFlag arithmetic is slow on the hot path of large batches.
     bits: int = field(init=False, compare=False, repr=False)
 
@@ -179,12 +184,16 @@ class Transfer:
         *key: object,
         flags: TransferFlags = TransferFlags.NONE,
         pending_id: uuid.UUID | None = None,
+        correlation_id: str | None = None,
     ) -> Transfer:
         business_key = "|".join(str(p) for p in (kind.value, *key))
-        return cls(transfer_id(business_key), debit, credit, amount, kind, business_key, flags, pending_id)
+        return cls(
+            transfer_id(business_key), debit, credit, amount, kind, business_key, flags, pending_id, correlation_id
+        )
 
 
 def post_of(pending: Transfer, *key: object) -> Transfer:
+    """Post `pending` (in its flow)."""
     return Transfer.of(
         pending.debit,
         pending.credit,
@@ -194,10 +203,12 @@ def post_of(pending: Transfer, *key: object) -> Transfer:
         *key,
         flags=TransferFlags.POST_PENDING,
         pending_id=pending.id,
+        correlation_id=pending.correlation_id,
     )
 
 
 def void_of(pending: Transfer, *key: object) -> Transfer:
+    """Void `pending` (in its flow)."""
     return Transfer.of(
         pending.debit,
         pending.credit,
@@ -207,6 +218,7 @@ def void_of(pending: Transfer, *key: object) -> Transfer:
         *key,
         flags=TransferFlags.VOID_PENDING,
         pending_id=pending.id,
+        correlation_id=pending.correlation_id,
     )
 
 

@@ -230,6 +230,7 @@ def credit_transfer(top_up: TopUp) -> Transfer:
         top_up.amount,
         TransferKind.TOP_UP_CREDIT,
         top_up.id,
+        correlation_id=top_up.correlation_id,
     )
 
 
@@ -240,17 +241,34 @@ def adjustment_transfers(top_up: TopUp, adj: Adjustment) -> list[Transfer]:
     wallet = accounts.wallet(top_up.player_id, top_up.asset)
     owed = accounts.receivable(top_up.player_id, top_up.asset)
     key = (top_up.id, adj.kind.value, adj.adjustment_ref)
+    flow = top_up.correlation_id
     legs: list[Transfer] = []
     if adj.kind is AdjustmentKind.DISPUTE_WON:
         if adj.receivable:
-            legs.append(Transfer.of(clearing, owed, adj.receivable, TransferKind.TOP_UP_REINSTATE, *key, "receivable"))
+            legs.append(
+                Transfer.of(
+                    clearing,
+                    owed,
+                    adj.receivable,
+                    TransferKind.TOP_UP_REINSTATE,
+                    *key,
+                    "receivable",
+                    correlation_id=flow,
+                )
+            )
         if adj.credited:
-            legs.append(Transfer.of(clearing, wallet, adj.credited, TransferKind.TOP_UP_REINSTATE, *key, "wallet"))
+            legs.append(
+                Transfer.of(
+                    clearing, wallet, adj.credited, TransferKind.TOP_UP_REINSTATE, *key, "wallet", correlation_id=flow
+                )
+            )
         return legs
     if adj.debited:
-        legs.append(Transfer.of(wallet, clearing, adj.debited, TransferKind.TOP_UP_DEBIT, *key))
+        legs.append(Transfer.of(wallet, clearing, adj.debited, TransferKind.TOP_UP_DEBIT, *key, correlation_id=flow))
     if adj.receivable:
-        legs.append(Transfer.of(owed, clearing, adj.receivable, TransferKind.TOP_UP_RECEIVABLE, *key))
+        legs.append(
+            Transfer.of(owed, clearing, adj.receivable, TransferKind.TOP_UP_RECEIVABLE, *key, correlation_id=flow)
+        )
     return legs
 
 

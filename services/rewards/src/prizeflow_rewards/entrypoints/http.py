@@ -9,6 +9,7 @@ into problem details by the runtime's app, once for every route.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,17 +28,26 @@ from prizeflow_contracts.money import AssetCode, PositiveMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
-from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CreateCampaign, FundCampaign
+from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ReviewHold, SubmitClaim
 from prizeflow_rewards.application.common import admin_correlation_id
+from prizeflow_rewards.application.corrections import (
+    DecideCorrection,
+    LedgerReads,
+    Proposal,
+    ProposeCorrection,
+    transfer_view,
+)
 from prizeflow_rewards.application.ports import CheckoutRefusedError, Ledger
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.topups import CreateTopUpSession, VerifyTopUpSession, may_see, not_found
 from prizeflow_rewards.application.wallets import SetRiskFlag, TopUp
 from prizeflow_rewards.domain.campaigns import CampaignStatus
+from prizeflow_rewards.domain.corrections import CorrectionStatus
 from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
+from prizeflow_runtime.admin_http import correlation_id_of
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.http import ProblemError, problem_response
 
@@ -66,6 +76,10 @@ class RewardsApi:
     verify_top_up: VerifyTopUpSession | None = None
     # The sandbox checkout's page, served only in the dev profile with the sandbox provider.
     sandbox: SandboxCheckout | None = None
+    close_campaign: CloseCampaign | None = None
+    propose_correction: ProposeCorrection | None = None
+    decide_correction: DecideCorrection | None = None
+    ledger_reads: LedgerReads | None = None
 
     @property
     def read(self) -> RewardsQueries:
@@ -110,6 +124,26 @@ class CampaignIn(_Body):
 class FundIn(_Body):
     amount: PositiveMinorUnits
     reference: Identifier = Field(description="Funding reference; the same reference funds once")
+
+
+class CloseIn(_Body):
+    reason: Reason
+
+
+class CorrectionIn(_Body):
+    debit_account: Annotated[
+        str, Field(min_length=3, max_length=200, description="<kind>:<owner>, e.g. treasury:platform")
+    ]
+    credit_account: Annotated[str, Field(min_length=3, max_length=200, description="<kind>:<owner>")]
+    asset: AssetCode
+    amount: PositiveMinorUnits
+    reason: Reason
+    reference: Identifier = Field(description="The same reference proposes once")
+    corrects_transfer_id: uuid.UUID | None = None
+
+
+class ApproveIn(_Body):
+    reason: Reason | None = None
 
 
 class ClaimIn(_Body):
@@ -243,8 +277,26 @@ class CampaignsController(Controller):
         return await self._status(request, campaign_id, CampaignStatus.ACTIVE, api)
 
     @post("/{campaign_id:str}/close", guards=ADMIN, status_code=HTTP_200_OK)
-    async def close(self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
-        return await self._status(request, campaign_id, CampaignStatus.CLOSED, api)
+    async def close(
+        self, request: Request[Any, Any, Any], campaign_id: FromPath[str], data: JSONBody[CloseIn], api: Api
+    ) -> dict[str, Any]:
+        """Close for good: the pool's free remainder goes back to the treasury (one `pool_sweep` transfer)."""
+        close = api.close_campaign
+        assert close is not None, "the composition root wires it"
+
+        async def work(s: AsyncSession) -> dict[str, Any]:
+            done = await close(
+                s,
+                principal(request),
+                campaign_id=campaign_id,
+                reason=data.reason,
+                correlation_id=correlation_id_of(request),
+            )
+            figures = (await api.read.figures(s, [done.campaign]))[done.campaign.id]
+            transfer = str(done.transfer_id) if done.transfer_id else None
+            return {**figures, "swept": done.swept, "transfer_id": transfer, "changed": done.changed}
+
+        return await api.run(work)
 
     @post("/{campaign_id:str}/held/release", guards=ADMIN, status_code=HTTP_200_OK)
     async def release_held(
@@ -512,6 +564,108 @@ class HoldsController(Controller):
         return await api.run(work)
 
 
+CORRECTORS = [require_roles(Role.ADMIN, Role.OPS)]
+APPROVERS = [require_roles(Role.ADMIN, Role.APPROVER)]
+LEDGER_READERS = [require_roles(Role.ADMIN, Role.OPS, Role.APPROVER)]
+
+
+class LedgerController(Controller):
+    """Two-person corrections (one proposes, another approves: one compensating transfer) and the ledger's
+    transfers by flow or account."""
+
+    path = "/ledger"
+    tags = ["ledger"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/corrections", guards=CORRECTORS, status_code=HTTP_201_CREATED)
+    async def propose(self, request: Request[Any, Any, Any], data: JSONBody[CorrectionIn], api: Api) -> dict[str, Any]:
+        propose = api.propose_correction
+        assert propose is not None, "the composition root wires it"
+        proposal = Proposal(
+            debit_account=data.debit_account,
+            credit_account=data.credit_account,
+            asset=data.asset,
+            amount=data.amount,
+            reason=data.reason,
+            reference=data.reference,
+            corrects_transfer_id=data.corrects_transfer_id,
+        )
+
+        async def work(s: AsyncSession) -> dict[str, Any]:
+            c, created = await propose(s, principal(request), proposal, correlation_id=correlation_id_of(request))
+            return {**c.view(), "created": created}
+
+        return await api.run(work)
+
+    @get("/corrections", guards=LEDGER_READERS)
+    async def list_corrections(
+        self,
+        api: Api,
+        correction_status: Annotated[CorrectionStatus | None, QueryParameter(name="status")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        async with api.tx() as s:
+            found = await self._reads(api).list_corrections(s, status=correction_status, limit=limit)
+        return {"items": [c.view() for c in found]}
+
+    @get("/corrections/{correction_id:str}", guards=LEDGER_READERS)
+    async def show_correction(self, correction_id: FromPath[str], api: Api) -> dict[str, Any]:
+        async with api.tx() as s:
+            return (await self._reads(api).correction(s, correction_id)).view()
+
+    @post("/corrections/{correction_id:str}/approve", guards=APPROVERS, status_code=HTTP_200_OK)
+    async def approve(
+        self,
+        request: Request[Any, Any, Any],
+        correction_id: FromPath[str],
+        api: Api,
+        data: JSONBody[ApproveIn | None] = None,
+    ) -> dict[str, Any]:
+        decide = api.decide_correction
+        assert decide is not None, "the composition root wires it"
+
+        async def work(s: AsyncSession) -> dict[str, Any]:
+            reason = data.reason if data else None
+            return (await decide.approve(s, principal(request), correction_id, reason=reason)).view()
+
+        return await api.run(work)
+
+    @post("/corrections/{correction_id:str}/reject", guards=LEDGER_READERS, status_code=HTTP_200_OK)
+    async def reject(
+        self, request: Request[Any, Any, Any], correction_id: FromPath[str], data: JSONBody[RejectIn], api: Api
+    ) -> dict[str, Any]:
+        decide = api.decide_correction
+        assert decide is not None, "the composition root wires it"
+
+        async def work(s: AsyncSession) -> dict[str, Any]:
+            return (await decide.reject(s, principal(request), correction_id, reason=data.reason)).view()
+
+        return await api.run(work)
+
+    @get("/transfers", guards=STAFF)
+    async def transfers(
+        self,
+        api: Api,
+        correlation_id: Annotated[str | None, QueryParameter(pattern=CORRELATION_ID_PATTERN)] = None,
+        account: Annotated[str | None, QueryParameter(min_length=3, max_length=200)] = None,
+        before: Annotated[int | None, QueryParameter(ge=1)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        """Newest first; `account` is `<kind>:<owner>` (every asset); `before`: a previous page's `next_before`."""
+        async with api.tx() as s:
+            found = await self._reads(api).transfers(
+                s, correlation_id=correlation_id, account=account, before_seq=before, limit=limit
+            )
+        return {
+            "items": [transfer_view(t) for t in found],
+            "next_before": found[-1].seq if len(found) == limit else None,
+        }
+
+    @staticmethod
+    def _reads(api: RewardsApi) -> LedgerReads:
+        assert api.ledger_reads is not None, "the composition root wires it"
+        return api.ledger_reads
+
+
 def contended(request: Request[Any, Any, Any], exc: TransactionContendedError) -> Response[dict[str, Any]]:
     """A transaction that kept losing to concurrent ones: nothing was kept, so the client may simply retry."""
     response = problem_response(
@@ -538,4 +692,5 @@ CONTROLLERS = [
     ClaimsController,
     PayoutRoutesController,
     HoldsController,
+    LedgerController,
 ]

@@ -146,6 +146,7 @@ class SettlePayout:
             claim.amount,
             TransferKind.PAYOUT_SETTLE,
             claim.id,
+            correlation_id=claim.correlation_id,
         )
         await self._apply(tx, [post_of(claim.pending), settle], claim)
         await self.stores.claims.settle(tx, claim.id, ClaimStatus.PAID)
@@ -169,6 +170,7 @@ class SettlePayout:
             data.returned_amount.amount,
             TransferKind.PAYOUT_RETURN,
             claim.id,
+            correlation_id=claim.correlation_id,
         )
         await self._apply(tx, [back], claim)
         await self.stores.claims.settle(tx, claim.id, ClaimStatus.RETURNED)

@@ -175,7 +175,7 @@ class SubmitClaim:
         decision = assess(facts, self.policy.limits(asset))
         if isinstance(decision, Refuse):
             raise self._refuse(decision.code, decision.detail)
-        pending = reservation(claim_id, player_id, asset, amount)
+        pending = reservation(claim_id, player_id, asset, amount, correlation_id=correlation_id or claim_id)
         try:
             result = await self.ledger.apply(tx, [pending])
         except LedgerError as err:  # the lock makes this unreachable; the CHECK constraint makes it safe
@@ -194,7 +194,7 @@ class SubmitClaim:
             hold_detail=held.detail if held else None,
             rejection_code=None,
             payout_request_id=f"pr-{claim_id}",
-            correlation_id=correlation_id or claim_id,
+            correlation_id=pending.correlation_id or claim_id,
             created_at=now,
             destination_key=dkey,
         )
