@@ -147,6 +147,17 @@ async def payout_of(api: Api, player: str) -> dict[str, Any] | None:
     return doc["items"][0] if doc["items"] else None
 
 
+async def submitted_payout(api: Api, player: str) -> dict[str, Any]:
+    """The player's payout once it waits at its rail (`submitted`)."""
+
+    async def probe() -> dict[str, Any] | None:
+        return await payout_of(api, player)
+
+    found = await wait_for(probe, lambda p: p is not None and p["state"] == "submitted")
+    assert found is not None
+    return found
+
+
 async def claim_status(api: Api, player: str, claim_id: str) -> str:
     doc = await api.ok("GET", "rewards", f"/claims/{claim_id}", user=player, roles=["player"])
     return str(doc["status"])
@@ -338,10 +349,7 @@ async def test_a_disputed_manual_payout_is_traced_then_marked_paid_or_cancelled(
     flows = {paid_player: uid("dispute"), cancelled_player: uid("dispute")}
     claims = {p: await claim(api, p, 10 * USDC, {"type": "manual", "address": f"acct-{p}"}, flows[p]) for p in flows}
     # The situation: both payouts wait on the manual rail; the players say they were not paid.
-    waiting = {
-        p: await wait_for(lambda p=p: payout_of(api, p), lambda x: x is not None and x["state"] == "submitted")
-        for p in flows
-    }
+    waiting = {p: await submitted_payout(api, p) for p in flows}
 
     bank_reference = uid("bank")
     ran = await shell.procedure(
