@@ -163,3 +163,33 @@ async def test_top_up_with_stripe_play_win_claim_and_be_paid_through_stripe_unde
     paid_reports = [e for e in events if e.data.EVENT_NAME == "ProviderEventReceived" and e.data.kind == "payout.paid"]
     assert len(paid_reports) == 1
     assert paid_reports[0].source == "/prizeflow/webhooks"
+
+    # The same story from each service's own records (`GET /admin/timeline/{correlation_id}`), merged in time order
+    # as `prizeflow-ops trace` merges it: every service knows its part, and none tells the player's id or account.
+    wanted = {
+        "settlement": {("event", "RoundSettled"), ("state", "round.settled")},
+        "rewards": {
+            ("ledger", "top_up_credit"),
+            ("ledger", "entry_fee"),
+            ("ledger", "reward"),
+            ("ledger", "claim_reserve"),
+        },
+        "payouts": {("state", "payout.requested"), ("state", "payout.paid")},
+        "webhooks": {("delivery", "checkout.session.completed"), ("delivery", "payout.paid")},
+    }
+
+    async def timelines() -> dict[str, list[dict[str, Any]]]:
+        return {
+            service: (await api.ok("GET", service, f"/admin/timeline/{flow}", user="ops-1", roles=["ops"]))["entries"]
+            for service in wanted
+        }
+
+    told = await wait_for(
+        timelines, lambda t: all(want <= {(e["kind"], e["type"]) for e in t[s]} for s, want in wanted.items())
+    )
+    merged = sorted((e for entries in told.values() for e in entries), key=lambda e: e["at"])
+    assert {e["service"] for e in merged} == set(wanted)
+    for entries in told.values():
+        assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)
+    assert account not in str(merged)
+    assert all(player not in e["summary"] for e in merged)

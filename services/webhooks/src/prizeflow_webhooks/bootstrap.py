@@ -17,6 +17,7 @@ from prizeflow_webhooks.application.metrics import WebhooksMetrics
 from prizeflow_webhooks.application.ports import EventConfirmer
 from prizeflow_webhooks.application.receive import ReceiveWebhook
 from prizeflow_webhooks.application.republish import RepublishDelivery
+from prizeflow_webhooks.application.timeline import WebhooksTimeline
 from prizeflow_webhooks.entrypoints.http import DeliveriesController
 from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
 from prizeflow_webhooks.settings import WebhooksSettings
@@ -57,6 +58,7 @@ def build(
             "queries": Provide(lambda: queries, sync_to_thread=False),
             "republish_delivery": Provide(lambda: republish, sync_to_thread=False),
         },
+        timeline=[WebhooksTimeline(queries)],
     )
     app.on_shutdown.insert(0, writer.stop)
     return WebhookIngress(app, receive)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -62,6 +63,18 @@ async def test_operators_list_read_and_republish_deliveries_audited(
         assert again["republished"] == 1
         assert again["event_id"] != accepted["event_id"]
 
+        # The flow's timeline: the delivery, its re-publication and the audited action, in order.
+        flow = await eventually(lambda: timeline(http, "c-flow-1"), lambda f: len(f["entries"]) >= 3, timeout=10)
+        assert (flow["correlation_id"], flow["service"]) == ("c-flow-1", "webhooks")
+        assert [(e["kind"], e["type"], e["subject"]) for e in flow["entries"]] == [
+            ("delivery", "payout.paid", "r-1"),
+            ("audit", "delivery.republish", str(first["id"])),
+            ("delivery", "delivery.republish", "r-1"),
+        ]
+        assert "published as ProviderEventReceived" in flow["entries"][0]["summary"]
+        assert "payouts restored its topic" not in str(flow)
+        assert (await http.get("/admin/timeline/c-flow-1", headers=PLAYER)).status_code == 403
+
     await eventually(lambda: counts(db_url), lambda c: c[1] == 0, timeout=30)
     events = await published(kafka_bootstrap, topics, ProviderEventReceived.event_type())
     assert [str(e.id) for e in events] == [accepted["event_id"], again["event_id"]]
@@ -73,6 +86,13 @@ async def test_operators_list_read_and_republish_deliveries_audited(
     assert audit.data.actor_user_id == "ops-1"
     assert audit.data.reason == "payouts restored its topic"
     assert audit.correlationid == "c-flow-1"
+
+
+async def timeline(http: httpx.AsyncClient, correlation_id: str) -> dict[str, Any]:
+    r = await http.get(f"/admin/timeline/{correlation_id}", headers=OPS)
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
 
 
 def svc_body(doc: dict[str, object]) -> str:

@@ -26,7 +26,7 @@ from prizeflow_runtime.db import driver_connection
 from prizeflow_runtime.http import is_outage
 from prizeflow_runtime.outbox import add_events
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
-from prizeflow_webhooks.application.ports import DeliveryPage, NewDelivery, StoredDelivery
+from prizeflow_webhooks.application.ports import DeliveryPage, DeliveryTrail, NewDelivery, StoredDelivery
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +211,41 @@ _LIST_COLUMNS = (
 )
 
 
+_OF_FLOW = text(
+    """
+    SELECT id, provider, provider_event_id, kind, outcome, ignored_reason, event_type, confirmed, received_at,
+           republished, last_republished_at,
+           coalesce(event->'data'->>'top_up_id', event->'data'->>'idempotency_key',
+                    event->'data'->>'provider_payout_ref', provider_event_id) AS subject
+    FROM deliveries WHERE correlation_id = :cid ORDER BY received_at, id LIMIT :limit
+    """
+)
+
+
 class SqlDeliveryQueries:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    async def deliveries_of(self, correlation_id: str, *, limit: int) -> list[DeliveryTrail]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_OF_FLOW, {"cid": correlation_id, "limit": limit})).all()
+        return [
+            DeliveryTrail(
+                id=r.id,
+                provider=r.provider,
+                provider_event_id=r.provider_event_id,
+                kind=r.kind,
+                outcome=r.outcome,
+                ignored_reason=r.ignored_reason,
+                event_type=r.event_type,
+                subject=r.subject,
+                confirmed=r.confirmed,
+                received_at=r.received_at,
+                republished=r.republished,
+                last_republished_at=r.last_republished_at,
+            )
+            for r in rows
+        ]
 
     async def list_deliveries(
         self, *, provider: str | None, outcome: str | None, before_id: int | None, limit: int

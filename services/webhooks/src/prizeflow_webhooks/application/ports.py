@@ -97,7 +97,31 @@ class DeliveryPage:
     next_cursor: str | None
 
 
-class DeliveryQueries(Protocol):
+@dataclass(frozen=True, slots=True)
+class DeliveryTrail:
+    """A stored delivery as a flow's timeline shows it (never its body)."""
+
+    id: int
+    provider: str
+    provider_event_id: str
+    kind: str
+    outcome: str
+    ignored_reason: str | None
+    event_type: str | None
+    subject: str  # what it is about: our top-up id or payout key when the event names one, else the provider's id
+    confirmed: bool
+    received_at: datetime
+    republished: int
+    last_republished_at: datetime | None
+
+
+class DeliveryTimelineQueries(Protocol):
+    async def deliveries_of(self, correlation_id: str, *, limit: int) -> list[DeliveryTrail]:
+        """The deliveries of one flow (a correlation id), oldest first."""
+        ...
+
+
+class DeliveryQueries(DeliveryTimelineQueries, Protocol):
     """Read side for operators. Lists never carry bodies; `get` does (provider data, never a secret)."""
 
     async def list_deliveries(
@@ -111,6 +135,8 @@ __all__ = [
     "DeliveryPage",
     "DeliveryQueries",
     "DeliveryStoreFactory",
+    "DeliveryTimelineQueries",
+    "DeliveryTrail",
     "DeliveryTx",
     "DeliveryWriter",
     "EventConfirmer",
