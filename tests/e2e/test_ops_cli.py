@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,8 @@ async def test_pools_and_rounds_through_the_cli(
         "round", "resolve", stuck, "--placements", str(placements), "--reason", "video review", roles=ADMIN
     )
     assert resolved["round_id"] == stuck
+    trace = await ops.ok("trace", stuck)
+    assert ("settlement", "audit", "round.resolve") in {(e["service"], e["kind"], e["type"]) for e in trace["entries"]}
     assert await wait_for(lambda: api.available(a), lambda v: v == 150 * USDC) == 150 * USDC
     await wait_for(lambda: ops.ok("pool", "show", campaign), lambda p: p["remaining"] == 700 * USDC)
 
@@ -222,6 +225,16 @@ async def test_dead_letters_are_redriven_and_purged_through_the_cli(
     assert people.code == 0
     assert "discarded" in people.stdout
 
+    # The round's flow, joined across the services: the refused charge and the operator's redrive are in it.
+    trace = await ops.ok("trace", round_id)
+    assert (sorted(trace["services"]), trace["failed"]) == (sorted(SERVICES), [])
+    seen = {(e["service"], e["kind"], e["type"]) for e in trace["entries"]}
+    assert ("rewards", "audit", "dead_letter.redrive") in seen
+    assert ("rewards", "dead_letter") in {(service, kind) for service, kind, _ in seen}
+    times = [datetime.fromisoformat(e["at"]) for e in trace["entries"]]
+    assert times == sorted(times)
+    assert (await ops("trace", round_id)).code == ExitCode.OK
+
 
 async def test_held_claims_and_payouts_through_the_cli(platform: Platform, api: Api, ops: Ops) -> None:
     player = uid("p")
@@ -273,3 +286,62 @@ async def test_held_claims_and_payouts_through_the_cli(platform: Platform, api: 
     assert refused["status"] == "rejected"
     assert (await ops("payout", "show", uid("nope"))).code == ExitCode.NOT_FOUND
     assert (await ops("claim", "release", uid("nope"))).code == ExitCode.NOT_FOUND
+
+
+async def test_a_two_person_ledger_correction_and_a_pool_close_through_the_cli(api: Api, ops: Ops) -> None:
+    """The over-allocation runbook: one operator proposes a compensating transfer, another approves it; then the
+    pool is closed and its remainder swept to the treasury. All of it under the incident's correlation id."""
+    campaign, incident = uid("camp"), uid("incident")
+    await api.ok(
+        "POST", "rewards", "/campaigns/", user="sponsor", roles=["admin"],
+        json={"campaign_id": campaign, "name": campaign, "asset": "USDC"},
+    )  # fmt: skip
+    await ops.ok("pool", "fund", campaign, "--amount", str(100 * USDC), "--reference", f"{campaign}-1", roles=ADMIN)
+    pool_account = f"campaign_pool:{campaign}"
+    transfers = await ops.ok("ledger", "transfers", "--account", pool_account)
+    (funding,) = [t for t in transfers["items"] if t["credit_account"] == pool_account]
+    assert funding["amount"] == 100 * USDC
+
+    propose = (
+        "ledger", "propose", "--debit", pool_account, "--credit", funding["debit_account"], "--asset", "USDC",
+        "--amount", str(10 * USDC), "--reason", "funded 10 USDC too much", "--reference", f"{incident}-fix",
+        "--corrects", funding["transfer_id"], "--x-correlation-id", incident,
+    )  # fmt: skip
+    proposed = await ops.ok(*propose, user="ops-alice")
+    assert (proposed["status"], proposed["proposed_by"]) == ("proposed", "ops-alice")
+    again = await ops.ok(*propose, user="ops-alice")
+    assert again["correction_id"] == proposed["correction_id"]  # one reference, one correction
+    cid = proposed["correction_id"]
+
+    same = await ops("ledger", "approve", cid, "--json", user="ops-alice", roles=["ops", "approver"])
+    assert same.code == ExitCode.DENIED
+    assert problem(same)["code"] == "same_person"
+    applied = await ops.ok("ledger", "approve", cid, "--reason", "checked the books", user="bob", roles=["approver"])
+    assert applied["status"] == "applied"
+    assert applied["transfer_id"]
+    assert (await ops.ok("pool", "show", campaign))["remaining"] == 90 * USDC
+    listed = await ops.ok("ledger", "corrections", "--status", "applied")
+    assert cid in {c["correction_id"] for c in listed["items"]}
+    assert (await ops.ok("ledger", "show", cid))["approved_by"] == "bob"
+    twice = await ops("ledger", "approve", cid, user="carol", roles=["approver"])
+    assert twice.code == ExitCode.CONFLICT
+
+    other = await ops.ok(*propose[:-4], "--reference", f"{incident}-wrong", "--x-correlation-id", incident)
+    rejected = await ops.ok(
+        "ledger", "reject", other["correction_id"], "--reason", "duplicate of the first", user="bob"
+    )
+    assert rejected["status"] == "rejected"
+
+    closed = await ops.ok(
+        "pool", "close", campaign, "--reason", "campaign over", "--x-correlation-id", incident, roles=ADMIN
+    )
+    assert (closed["status"], closed["swept"]) == ("closed", 90 * USDC)
+    assert closed["transfer_id"]
+    assert (await ops.ok("pool", "show", campaign))["remaining"] == 0
+
+    trace = await ops.ok("trace", incident)
+    rewards = {(e["kind"], e["type"]) for e in trace["entries"] if e["service"] == "rewards"}
+    assert {kind for kind, _ in rewards} >= {"audit", "ledger"}, rewards
+    people = await ops("trace", incident)
+    assert people.code == ExitCode.OK
+    assert campaign in people.stdout or cid in people.stdout

@@ -100,8 +100,8 @@ SENT = [
         {"reason": "season over"},
     ),
     (
-        ["ledger", "transfers", "--correlation-id", "round-9", "--account", "treasury:USDC"],
-        ("rewards", "GET", "/ledger/transfers?correlation_id=round-9&account=treasury%3AUSDC"),
+        ["ledger", "transfers", "--correlation-id", "round-9", "--account", "treasury:platform"],
+        ("rewards", "GET", "/ledger/transfers?correlation_id=round-9&account=treasury%3Aplatform"),
         None,
     ),
     (
@@ -109,9 +109,9 @@ SENT = [
             "ledger",
             "propose",
             "--debit",
-            "pool:c-1:USDC",
+            "campaign_pool:c-1",
             "--credit",
-            "treasury:USDC",
+            "treasury:platform",
             "--asset",
             "USDC",
             "--amount",
@@ -125,8 +125,8 @@ SENT = [
         ],
         ("rewards", "POST", "/ledger/corrections"),
         {
-            "debit_account": "pool:c-1:USDC",
-            "credit_account": "treasury:USDC",
+            "debit_account": "campaign_pool:c-1",
+            "credit_account": "treasury:platform",
             "asset": "USDC",
             "amount": 700,
             "reason": "double allocation",
@@ -140,6 +140,12 @@ SENT = [
         None,
     ),
     (["ledger", "corrections"], ("rewards", "GET", "/ledger/corrections"), None),
+    (["ledger", "corrections", "--limit", "5"], ("rewards", "GET", "/ledger/corrections?limit=5"), None),
+    (
+        ["ledger", "transfers", "--account", "campaign_pool:c-1", "--limit", "10", "--before", "99"],
+        ("rewards", "GET", "/ledger/transfers?account=campaign_pool%3Ac-1&before=99&limit=10"),
+        None,
+    ),
     (["ledger", "show", "lc-1"], ("rewards", "GET", "/ledger/corrections/lc-1"), None),
     (["ledger", "approve", "lc-1"], ("rewards", "POST", "/ledger/corrections/lc-1/approve"), {}),
     (

@@ -145,7 +145,9 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
     ledger = group("ledger", "ledger transfers and two-person compensating corrections (rewards)")
     p = leaf(ledger, "transfers", c.ledger_transfers, (REWARDS,), "transfers by correlation id or account")
     p.add_argument("--correlation-id", dest="correlation_id", metavar="CID")
-    p.add_argument("--account", metavar="ACCOUNT")
+    p.add_argument("--account", metavar="ACCOUNT", help="<kind>:<owner>, e.g. campaign_pool:spring-cup")
+    p.add_argument("--limit", type=_positive, help="at most this many, newest first (the service's default: 100)")
+    p.add_argument("--before", type=_positive, metavar="SEQ", help="older than this (a previous page's next_before)")
     p = leaf(
         ledger, "propose", c.ledger_propose, (REWARDS,), "propose a compensating transfer (another person approves)"
     )
@@ -158,6 +160,7 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
     p.add_argument("--corrects", metavar="TRANSFER_ID", help="the transfer this corrects")
     p = leaf(ledger, "corrections", c.ledger_corrections, (REWARDS,), "corrections, by status")
     p.add_argument("--status", choices=("proposed", "applied", "rejected"))
+    p.add_argument("--limit", type=_positive)
     leaf(ledger, "show", c.ledger_show, (REWARDS,), "one correction").add_argument("id", metavar="ID")
     p = leaf(ledger, "approve", c.ledger_approve, (REWARDS,), "approve (not the proposer): posts the transfer")
     p.add_argument("id", metavar="ID")

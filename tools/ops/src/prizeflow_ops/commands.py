@@ -310,7 +310,7 @@ async def pool_close(ctx: Context, args: argparse.Namespace) -> int:
 
 # --- ledger corrections (rewards) ---------------------------------------------------------------------------
 TRANSFER_COLUMNS: Final = (
-    "transfer_id", "id", "kind", "debit_account", "credit_account", "asset", "amount", "correlation_id", "created_at",
+    "transfer_id", "seq", "kind", "state", "debit_account", "credit_account", "asset", "amount", "correlation_id",
 )  # fmt: skip
 CORRECTION_COLUMNS: Final = (
     "correction_id", "status", "debit_account", "credit_account", "asset", "amount", "reference", "proposed_by",
@@ -323,7 +323,12 @@ def _correction(args: argparse.Namespace, action: str = "") -> str:
 
 
 async def ledger_transfers(ctx: Context, args: argparse.Namespace) -> int:
-    params = {"correlation_id": args.correlation_id, "account": args.account}
+    params = {
+        "correlation_id": args.correlation_id,
+        "account": args.account,
+        "before": args.before,
+        "limit": args.limit,
+    }
     return await ctx.one(
         REWARDS, "GET", "/ledger/transfers", params=params, show=_table(ctx, TRANSFER_COLUMNS, "ledger transfers")
     )
@@ -350,7 +355,7 @@ async def ledger_corrections(ctx: Context, args: argparse.Namespace) -> int:
         REWARDS,
         "GET",
         "/ledger/corrections",
-        params={"status": args.status},
+        params={"status": args.status, "limit": args.limit},
         show=_table(ctx, CORRECTION_COLUMNS, "ledger corrections"),
     )
 
