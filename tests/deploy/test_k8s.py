@@ -24,11 +24,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
 
 from prizeflow_contracts.topics import topic_named
 from prizeflow_devstack import k8s
-from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.topics import ProvisionSettings, topic_plan
 
@@ -523,15 +521,9 @@ def _load_providers(service: str, text: str, env: Mapping[str, str], settings: A
 # --- monitoring ------------------------------------------------------------------------------------------------
 
 
-def test_alert_rules_are_complete_and_use_metrics_that_exist() -> None:
+def test_the_prometheus_rule_is_the_rules_file() -> None:
+    """The rules themselves (complete annotations, metrics that exist, promtool tests) are checked by
+    tests/deploy/test_alert_rules.py; here, that the cluster gets exactly them."""
     rules_file = ROOT / "deploy" / "prometheus" / "rules" / "prizeflow.rules.yml"
     groups = yaml.safe_load(rules_file.read_text())["groups"]
-    metrics = RuntimeMetrics.create("x", CollectorRegistry())
-    suffixes = {m._name for m in vars(metrics).values()}
-    known = {s.removeprefix("prizeflow_x_") for s in suffixes}
-    for rule in (r for g in groups for r in g["rules"]):
-        assert rule["labels"]["severity"] in {"critical", "warning", "info"}
-        assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
-        for used in re.findall(r"prizeflow_\.\+_(\w+)", rule["expr"]):
-            assert re.sub(r"_(total|bucket|count|sum)$", "", used) in known, f"{rule['alert']}: {used}"
     assert named(rendered("prod"), "PrometheusRule", "prizeflow")["spec"]["groups"] == groups

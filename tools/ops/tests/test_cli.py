@@ -93,6 +93,7 @@ SENT = [
     ),
     (["pool", "pause", "c-1"], ("rewards", "POST", "/campaigns/c-1/pause"), None),
     (["pool", "resume", "c-1"], ("rewards", "POST", "/campaigns/c-1/resume"), None),
+    (["pool", "release-held", "c-1"], ("rewards", "POST", "/campaigns/c-1/held/release"), None),
     (
         ["pool", "close", "c-1", "--reason", "season over"],
         ("rewards", "POST", "/campaigns/c-1/close"),

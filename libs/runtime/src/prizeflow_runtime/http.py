@@ -265,8 +265,7 @@ def create_app(
 
     @get("/health/ready", media_type=MediaType.JSON, include_in_schema=False, opt=PUBLIC)
     async def ready() -> Response[dict[str, Any]]:
-        results = await asyncio.gather(*(_check(c) for c in readiness))
-        failures = [r for r in results if r is not None]
+        failures = await readiness_failures(readiness)
         if failures:
             return Response({"status": "unavailable", "failures": failures}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ok"})
@@ -304,6 +303,12 @@ def _guarded_paths(app: Litestar) -> set[str]:
         for handler in getattr(route, "route_handlers", ())
         if not handler.opt.get(PUBLIC_KEY) and set(getattr(handler, "http_methods", ())) != {"OPTIONS"}
     }
+
+
+async def readiness_failures(checks: Sequence[ReadinessCheck]) -> list[str]:
+    """What /health/ready answers: every check run at once, `<check>: <what is missing>` for each that fails."""
+    results = await asyncio.gather(*(_check(c) for c in checks))
+    return [r for r in results if r is not None]
 
 
 async def _check(check: ReadinessCheck) -> str | None:

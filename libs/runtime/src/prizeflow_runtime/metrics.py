@@ -1,13 +1,18 @@
 """Prometheus metrics of the runtime kit, named `prizeflow_<service>_<name>`.
 
-Labels are bounded (topic, consumer, reason, outcome): never a player id or an event id.
+Labels are bounded (topic, consumer, reason, outcome): never a player id or an event id. The labelled series the
+alert rules read exist from start-up, at 0 (`RuntimeMetrics.declare_consumer`): a counter that first appears at 1
+is invisible to `increase()`, and a rule naming a series nobody exported can never fire.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from prizeflow_contracts.errors import REFUSAL_REASONS
 
 
 def metric_name(service: str, name: str) -> str:
@@ -28,6 +33,10 @@ class RuntimeMetrics:
     dead_lettered: Counter
     handle_seconds: Histogram
     event_lag_seconds: Histogram
+    outbox_oldest_pending_age_seconds: Gauge
+    outbox_relay_leader: Gauge
+    consumer_lag_records: Gauge
+    ready: Gauge
 
     @classmethod
     def create(cls, service: str, registry: CollectorRegistry) -> RuntimeMetrics:
@@ -83,4 +92,33 @@ class RuntimeMetrics:
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
+            outbox_oldest_pending_age_seconds=Gauge(
+                n("outbox_oldest_pending_age_seconds"),
+                "Age of the oldest committed outbox row not yet published (0: none), by the database's clock",
+                registry=registry,
+            ),
+            outbox_relay_leader=Gauge(
+                n("outbox_relay_leader"),
+                "1 while this process's outbox relay holds the relay lock of its database, else 0",
+                registry=registry,
+            ),
+            consumer_lag_records=Gauge(
+                n("consumer_lag_records"),
+                "Records of the partitions assigned to this process not yet committed by its consumer group",
+                ["consumer", "topic"],
+                registry=registry,
+            ),
+            ready=Gauge(n("ready"), "1 while every readiness check of /health/ready passes, else 0", registry=registry),
         )
+
+    def declare_consumer(self, consumer: str, topics: Iterable[str]) -> None:
+        """Export a consumer's series at 0 (lag, outcomes, dead letters by every refusal reason) before any record
+        arrives. `topics` as the consumer's metrics label them (the physical names)."""
+        for topic in topics:
+            self.consumer_lag_records.labels(consumer, topic).set(0)
+            self.duplicates.labels(consumer, topic)
+            self.handler_retries.labels(consumer, topic)
+            for outcome in ("applied", "duplicate", "dead_lettered"):
+                self.consumed.labels(consumer, topic, outcome)
+            for reason in REFUSAL_REASONS:
+                self.dead_lettered.labels(consumer, topic, reason)

@@ -30,6 +30,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic_core import from_json
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
@@ -113,6 +114,18 @@ def idempotent_producer(
     }
     config.update(overrides)
     return AIOKafkaProducer(**config)
+
+
+_OLDEST_PENDING_AGE = text(
+    "SELECT coalesce(extract(epoch FROM clock_timestamp() - created_at), 0) FROM outbox ORDER BY seq LIMIT 1"
+)
+
+
+async def oldest_pending_age(conn: AsyncConnection) -> float:
+    """Seconds the oldest committed, unpublished outbox row has waited, by the database's clock (0: none). Published
+    rows are deleted, so the lowest `seq` left is the oldest one waiting (one index probe)."""
+    age = await conn.scalar(_OLDEST_PENDING_AGE)
+    return max(0.0, float(age)) if age is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -199,9 +212,19 @@ class OutboxRelay:
         self._partitions[(topic, key)] = (len(partitions), chosen)
         return chosen
 
+    def _lead(self, *, leader: bool) -> None:
+        """Remember whether this relay holds the lock, and say so in `*_outbox_relay_leader`."""
+        self._leader = leader
+        if self._metrics is not None:
+            self._metrics.outbox_relay_leader.set(1 if leader else 0)
+
+    @property
+    def leader(self) -> bool:
+        return self._leader
+
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            self._leader = False
+            self._lead(leader=False)
             self._conn = await asyncpg.connect(self._dsn)
             await self._conn.execute(_RELAY_SESSION)
             await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
@@ -212,7 +235,7 @@ class OutboxRelay:
 
     async def _ensure_leader(self, conn: asyncpg.Connection) -> bool:
         if not self._leader:
-            self._leader = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY))
+            self._lead(leader=bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY)))
         return self._leader
 
     async def publish_once(self) -> RelayResult:
@@ -366,7 +389,7 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await self._conn.close()
         self._conn = None
-        self._leader = False
+        self._lead(leader=False)
 
 
 def _json(value: Any) -> dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,10 +38,11 @@ from prizeflow_runtime.broker import attach_consumer, create_broker
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
 from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
-from prizeflow_runtime.http import NotReady, create_app, is_outage
+from prizeflow_runtime.gauges import LagReader, LagSource, RuntimeGauges
+from prizeflow_runtime.http import NotReady, ReadinessCheck, create_app, is_outage, readiness_failures
 from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecurityError, authentication_problem
 from prizeflow_runtime.metrics import RuntimeMetrics
-from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
+from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer, oldest_pending_age
 from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.timeline import Timeline, TimelineSource
@@ -113,6 +115,7 @@ class ServiceRuntime:
         # Built by `start()` (it reads the Kafka credentials): construction never touches a secret or the network.
         self.broker: KafkaBroker | None = None
         self.consumers: list[ReliableConsumer] = []
+        self._subscribers: dict[str, Any] = {}  # consumer name → its FastStream subscriber (`.consumer`: aiokafka)
         self._consumer_specs: list[_ConsumerSpec] = []
         self._produced: list[str] = []
         self._after_start: list[StartupHook] = []
@@ -125,6 +128,13 @@ class ServiceRuntime:
         self._hooks_done = 0
         self._waiting_for: str | None = "starting"
         self._start_task: asyncio.Task[None] | None = None
+        self.gauges = RuntimeGauges(
+            self.metrics,
+            ready=self.is_ready,
+            outbox_age=self.outbox_age,
+            consumers=self._lag_sources,
+            interval_s=settings.metrics_sample_interval_ms / 1000,
+        )
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -153,6 +163,7 @@ class ServiceRuntime:
         self._consumer_specs.append(
             _ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes, on_refusal)
         )
+        self.metrics.declare_consumer(name, [self.topic(t) for t in topics])
 
     def produces(self, topics: Sequence[str]) -> None:
         """Declare the contract topics this process publishes (through its outbox): verified at start like the
@@ -215,8 +226,10 @@ class ServiceRuntime:
         log.info("service started", extra={"consumers": [c.name for c in self.consumers]})
 
     async def start_in_background(self) -> None:
-        """The HTTP app's start-up: return at once (so the liveness probe answers) and come up in a task."""
+        """The HTTP app's start-up: return at once (so the liveness probe answers) and come up in a task; the
+        sampled gauges (readiness, outbox age, consumer lag) are refreshed from now on."""
         self._start_task = asyncio.create_task(self.start(), name="service-start")
+        self.gauges.start()
 
     async def _verify_topics(self) -> None:
         s = self.settings
@@ -278,7 +291,9 @@ class ServiceRuntime:
                 topic_suffix=suffix,
                 on_refusal=spec.on_refusal,
             )
-            attach_consumer(self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix)
+            self._subscribers[spec.name] = attach_consumer(
+                self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix
+            )
             self.consumers.append(consumer)
         await self.broker.start()
         if s.outbox_relay == "inline":
@@ -296,6 +311,7 @@ class ServiceRuntime:
     async def _stop_clients(self) -> None:
         """Stop whatever Kafka clients run (all of them, or what a failed start-up attempt left behind)."""
         self._clients_up = False
+        self._subscribers = {}
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 await self.broker.stop()
@@ -313,6 +329,7 @@ class ServiceRuntime:
             self._producer = None
 
     async def stop(self) -> None:
+        await self.gauges.stop()
         if self._start_task is not None:
             self._start_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -342,6 +359,29 @@ class ServiceRuntime:
         """Ready once start-up went through; until then, what it waits for (a topic, Kafka, a hook)."""
         if self._waiting_for is not None:
             raise NotReady(self._waiting_for)
+
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        """What /health/ready runs (and the `ready` gauge reflects)."""
+        return [self.database_ready, self.kafka_ready, self.startup_ready]
+
+    async def is_ready(self) -> bool:
+        return not await readiness_failures(self.readiness_checks())
+
+    async def outbox_age(self) -> float:
+        """Seconds the oldest unpublished outbox row has waited (0 when the outbox is empty)."""
+        async with self.engine.connect() as conn:
+            return await oldest_pending_age(conn)
+
+    def _lag_sources(self) -> list[LagSource]:
+        def reader(name: str) -> LagReader | None:
+            subscriber = self._subscribers.get(name)
+            client: LagReader | None = getattr(subscriber, "consumer", None)
+            return client
+
+        return [
+            LagSource(spec.name, tuple(self.topic(t) for t in spec.topics), functools.partial(reader, spec.name))
+            for spec in self._consumer_specs
+        ]
 
     def dead_letter_admin(self) -> DeadLetterAdmin:
         """Dead letters of this process's consumers (those are known once `start()` built them)."""
@@ -380,7 +420,7 @@ class ServiceRuntime:
             service_name=self.settings.service_name,
             route_handlers=handlers,
             registry=self.registry,
-            readiness=[self.database_ready, self.kafka_ready, self.startup_ready],
+            readiness=self.readiness_checks(),
             auth=self.auth,
             dependencies=deps,
             on_startup=[self.start_in_background],

@@ -271,6 +271,11 @@ class ServiceSettings(BaseSettings):
         ge=100,
         description="Longest pause between start-up attempts while Kafka, PostgreSQL or the topics are missing",
     )
+    metrics_sample_interval_ms: int = Field(
+        default=10_000,
+        ge=100,
+        description="How often the sampled gauges (readiness, outbox age, consumer lag) are refreshed",
+    )
 
     _split_algorithms = field_validator("jwt_algorithms", mode="before")(_comma_list)
 

@@ -51,6 +51,7 @@ class Service:
             "HTTP_PORT": str(self.port),
             "STARTUP_RETRY_MAX_MS": "1000",
             "OUTBOX_POLL_INTERVAL_MS": "50",
+            "METRICS_SAMPLE_INTERVAL_MS": "200",
             "LOG_JSON": "false",
         }
         # Not waited for: the app is meant to come up without its dependencies, and not be ready.
@@ -67,6 +68,15 @@ class Service:
     async def ready(self) -> tuple[int, Any]:
         response = await self.get("/health/ready")
         return (0, None) if response is None else (response.status_code, response.json())
+
+    async def metric(self, name: str) -> float | None:
+        """A sample of /metrics by its exact series name (`name{labels}` as exposed), None while absent."""
+        response = await self.get("/metrics")
+        for line in response.text.splitlines() if response is not None else ():
+            series, _, value = line.rpartition(" ")
+            if series == name:
+                return float(value)
+        return None
 
     def retries_logged(self) -> int:
         return self.log.read_text(errors="replace").count("retrying start-up")
@@ -123,6 +133,9 @@ async def test_missing_or_short_topics_keep_a_service_unready_naming_them_and_it
             f"{sample} missing; {sample}.dlq missing",  # audit's DLQ is not its business: it only produces audit
         ]
         assert ((await svc.get("/health/live")) or httpx.Response(0)).status_code == 200
+        assert await svc.metric("prizeflow_availability_ready") == 0  # what the not-ready alert reads
+        lag = f'prizeflow_availability_consumer_lag_records{{consumer="availability",topic="{sample}"}}'
+        assert await svc.metric(lag) == 0  # exported before the consumer exists
         await eventually(lambda: _retries(svc), lambda n: n >= 3, timeout=60)  # it keeps checking...
         assert await _topics(kafka_bootstrap, topic_suffix) == [audit]  # ...and never creates a topic itself
 
@@ -132,6 +145,7 @@ async def test_missing_or_short_topics_keep_a_service_unready_naming_them_and_it
         assert [p.name for p in report.increased] == [audit]
         await ensure_topics(kafka_bootstrap, [Topic(sample, "tests", (), 3)])
         await eventually(svc.ready, lambda r: r[0] == 200, timeout=60)
+        await eventually(lambda: svc.metric("prizeflow_availability_ready"), lambda v: v == 1, timeout=10)
         await _publish_one(kafka_bootstrap, sample, "after-provisioning")
         await eventually(lambda: _effects(svc), lambda r: r == (200, {"effects": 1}), timeout=60)
     finally:

@@ -176,7 +176,14 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         if isinstance(entry.provider, UsesServiceDatabase):
             entry.provider.bind_database(rt.engine)
     rt.produces([PAYOUT_EVENTS.name, SIGNER_REQUESTS.name, AUDIT.name])
-    metrics = PayoutMetrics.create(rt.registry, settings.service_name)
+    metrics = PayoutMetrics.create(
+        rt.registry,
+        settings.service_name,
+        providers=[e.name for e in config.registry],
+        webhook_providers=sorted(
+            {e.provider.provider_type.value for e in config.registry if e.provider.capabilities.supports_webhooks}
+        ),
+    )
     transactions = sql_transactions(rt.sessions)
     builder = ChangeBuilder(
         source=settings.source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -37,9 +38,30 @@ async def test_payouts_are_paid_once_on_the_ledger(
         assert set(final.values()) == {"paid"}, final
         paid = s.paid_count()
         assert all(paid[d] == 1 for d in dests), paid
-        txs = await fetch(db, "SELECT state, payout_ids FROM stellar_txs")
+        txs = await fetch(db, "SELECT state, payout_ids, sequence FROM stellar_txs")
         landed = [p for t in txs if t["state"] == "success" for p in t["payout_ids"]]
         assert sorted(landed) == sorted(keys)  # each payout in exactly one transaction that landed
+        # What the "stuck source account" alert reads (the worker refreshes it): the funding account advanced to
+        # the last landed sequence, and nothing waits.
+        last = max(t["sequence"] for t in txs if t["state"] == "success")
+        funding = '{account="funding",provider="stellar"}'
+
+        async def scraped() -> dict[str, float]:
+            return samples((await s.client.get("/metrics")).text)
+
+        got = await eventually(scraped, lambda m: m.get(f"prizeflow_payouts_source_sequence{funding}") == last)
+        assert abs(got[f"prizeflow_payouts_source_advanced_timestamp_seconds{funding}"] - time.time()) < 120
+        assert got['prizeflow_payouts_oldest_waiting_seconds{provider="stellar"}'] == 0
+
+
+def samples(exposition: str) -> dict[str, float]:
+    """`series{labels}` → value, of a Prometheus text exposition."""
+    out: dict[str, float] = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
 
 
 async def test_build_only_stores_unsigned_xdr_and_submits_nothing(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
@@ -38,7 +39,8 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
-from prizeflow_payouts.application.ports import PayoutRepository, PayoutTransactions
+from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.ports import PayoutRepository, PayoutTransactions, RailProgress, SourceProgress
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
@@ -620,3 +622,53 @@ async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_a
     assert s.provider.calls == [("sync", key)]
     assert ("submitting", "submitting") in s.store.path(created.payout_id)
     assert s.store.books.rows[created.payout_id].payout.attempts == 1  # the same attempt, resumed
+
+
+# -- metrics the alert rules read ----------------------------------------------------------------------------
+class RailWithSources(ScriptedProvider):
+    """A rail sending from source accounts of its own: it reports their progress, or fails to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer: RailProgress | Exception = RailProgress(
+            sources=(SourceProgress("channel-0", 41, 1_700_000_000.0), SourceProgress("channel-1", 0, 0.0)),
+            oldest_waiting_s=12.5,
+        )
+
+    async def progress(self) -> RailProgress:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def gauge(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(f"prizeflow_payouts_{name}", labels)
+
+
+async def test_the_worker_exports_each_source_account_s_progress_and_the_oldest_waiting_payout() -> None:
+    rail = RailWithSources()
+    s = service(rail)
+    registry = CollectorRegistry()
+    s.worker.metrics = PayoutMetrics.create(registry, providers=["scripted"])
+    await s.worker.refresh_gauges()
+    assert gauge(registry, "source_sequence", provider="scripted", account="channel-0") == 41
+    assert gauge(registry, "source_advanced_timestamp_seconds", provider="scripted", account="channel-0") == 1.7e9
+    assert gauge(registry, "source_advanced_timestamp_seconds", provider="scripted", account="channel-1") == 0
+    assert gauge(registry, "oldest_waiting_seconds", provider="scripted") == 12.5
+
+    rail.answer = ConnectionRefusedError("books unreachable")
+    await s.worker.refresh_gauges()  # no exception: the worker goes on, the gauges keep their last values
+    assert gauge(registry, "source_sequence", provider="scripted", account="channel-0") == 41
+
+
+def test_the_series_the_alerts_read_exist_at_zero_for_every_configured_provider() -> None:
+    registry = CollectorRegistry()
+    PayoutMetrics.create(registry, providers=["stellar", "stripe"], webhook_providers=["stripe"])
+    for provider in ("stellar", "stripe"):
+        for code in PayoutErrorCode:
+            assert gauge(registry, "provider_errors_total", provider=provider, code=code.value) == 0
+        assert gauge(registry, "attempts_total", provider=provider, kind="create", outcome="error") == 0
+    for outcome in ("applied", "duplicate", "stale", "no_status", "sync_requested", "unverified"):
+        assert gauge(registry, "webhooks_total", provider="stripe", outcome=outcome) == 0
+    assert gauge(registry, "webhooks_total", provider="stellar", outcome="applied") is None  # no webhooks there
+    assert gauge(registry, "duplicate_payouts_refused_total", source="kafka") == 0

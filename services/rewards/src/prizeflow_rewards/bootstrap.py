@@ -121,8 +121,10 @@ class MetricsRefresher:
                 m.pool_reserved.labels(*labels).set(f["reserved"])
                 m.pool_paid.labels(*labels).set(f["paid"])
                 m.held_allocations.labels(f["campaign_id"]).set(f["held_rounds"])
+                m.pool_exhausted.labels(f["campaign_id"])  # exported at 0 before the pool's first shortfall
             held, decided, failed = await self.claims.stats(s)
         m.held_claims.set(held)
+        m.claims_decided.set(decided)
         m.rejection_rate.set(failed / decided if decided else 0.0)
 
     async def run(self) -> None:

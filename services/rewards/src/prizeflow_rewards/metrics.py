@@ -1,5 +1,6 @@
 """Rewards metrics (`prizeflow_rewards_*`). Labels are bounded: campaign ids are created by admins, assets
-and codes come from enums; never a player id."""
+and codes come from enums; never a player id. The claim outcomes exist from start-up at 0 and a campaign's
+series from the first refresh after it exists (`MetricsRefresher`), so alert rules see a first event."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from prizeflow_rewards.domain.campaigns import CampaignStatus
+from prizeflow_rewards.domain.claims import RefusalCode
 from prizeflow_runtime.metrics import metric_name
+
+# The `outcome` label of `claims`: what a claim request became.
+CLAIM_OUTCOMES = ("approved", "held", *(f"refused_{code.value}" for code in RefusalCode))
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,7 @@ class RewardsMetrics:
     held_claims: Gauge
     campaigns: Gauge
     rejection_rate: Gauge
+    claims_decided: Gauge
     claims: Counter
     abuse_holds: Counter
     transfers: Counter
@@ -35,7 +41,7 @@ class RewardsMetrics:
             return metric_name(service, name)
 
         pool = ["campaign_id", "asset"]
-        return cls(
+        m = cls(
             pool_funded=Gauge(
                 n("pool_funded"), "Minor units ever funded into a campaign pool", pool, registry=registry
             ),
@@ -53,6 +59,11 @@ class RewardsMetrics:
             rejection_rate=Gauge(
                 n("claim_rejection_rate"),
                 "Share of claims decided in the last 24h that were rejected, voided or returned",
+                registry=registry,
+            ),
+            claims_decided=Gauge(
+                n("claims_decided"),
+                "Claims decided (paid, rejected, voided or returned) in the last 24h: the rejection rate's denominator",
                 registry=registry,
             ),
             claims=Counter(n("claims"), "Claim requests by outcome", ["outcome"], registry=registry),
@@ -83,6 +94,9 @@ class RewardsMetrics:
                 registry=registry,
             ),
         )
+        for outcome in CLAIM_OUTCOMES:
+            m.claims.labels(outcome)
+        return m
 
 
 def _by_status(name: str, documentation: str, registry: CollectorRegistry) -> Gauge:

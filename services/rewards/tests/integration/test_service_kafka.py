@@ -76,7 +76,11 @@ async def test_round_settled_delivered_twice_credits_once(
         await app.publish(SETTLEMENT_ROUNDS.name, [env])
         await eventually(
             lambda: app.client.get("/metrics"),
-            lambda r: 'prizeflow_rewards_events_duplicate_total{consumer="rewards-rounds"' in r.text,
+            lambda r: any(
+                line.startswith('prizeflow_rewards_events_duplicate_total{consumer="rewards-rounds"')
+                and float(line.rsplit(" ", 1)[1]) > 0
+                for line in r.text.splitlines()
+            ),
             timeout=30,
         )
         events = await allocated()

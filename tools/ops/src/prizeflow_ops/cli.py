@@ -127,6 +127,11 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
         ("show", c.pool_show, "one campaign with its pool's figures"),
         ("pause", c.pool_pause, "stop allocating from the pool"),
         ("resume", c.pool_resume, "allocate from the pool again"),
+        (
+            "release-held",
+            c.pool_release_held,
+            "pay the rounds held for want of funds, oldest first, while it covers them",
+        ),
     ):
         leaf(pool, name, handler, (REWARDS,), help_).add_argument("campaign", metavar="CAMPAIGN")
     p = leaf(pool, "fund", c.pool_fund, (REWARDS,), "move money from the treasury into the pool (once per reference)")

@@ -288,6 +288,16 @@ async def pool_resume(ctx: Context, args: argparse.Namespace) -> int:
     )
 
 
+async def pool_release_held(ctx: Context, args: argparse.Namespace) -> int:
+    """After a pool was exhausted and funded again: rewards pays its held rounds while the pool covers them."""
+    return await ctx.one(
+        REWARDS,
+        "POST",
+        _campaign(args, "held/release"),
+        show=_record(ctx, f"campaign {args.campaign}: held rounds released"),
+    )
+
+
 async def pool_close(ctx: Context, args: argparse.Namespace) -> int:
     return await ctx.one(
         REWARDS,

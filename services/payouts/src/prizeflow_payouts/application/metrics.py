@@ -1,12 +1,28 @@
-"""Payouts metrics, `prizeflow_payouts_<name>`, with bounded labels (state, provider name, code): never ids."""
+"""Payouts metrics, `prizeflow_payouts_<name>`, with bounded labels (state, provider name, code): never ids.
+
+A source account is labelled by its configured role (`funding`, `channel-<n>`), never by its public key. The
+series the alert rules read exist from start-up at 0 for every configured provider (`create(providers=...)`), so
+a first error or duplicate shows in `increase()`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_contracts.providers import ProviderPayoutStatus
 from prizeflow_runtime.metrics import LATENCY_BUCKETS, metric_name
+
+# `outcome` of `webhooks`: what became of a provider event (ApplyProviderEvents).
+WEBHOOK_OUTCOMES = ("applied", "duplicate", "stale", "no_status", "sync_requested", "unverified")
+# `kind` and `outcome` of `attempts`: a provider call, and the status it answered (or `error`).
+ATTEMPT_KINDS = ("create", "sync")
+ATTEMPT_OUTCOMES = (*(s.value for s in ProviderPayoutStatus), "error")
+# `source` of the duplicate counters: where the payout request came from.
+REQUEST_SOURCES = ("kafka",)
 
 CONFIRM_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 
@@ -27,13 +43,26 @@ class PayoutMetrics:
     approvals_refused: Counter
     worker_runs: Counter
     requests_refused: Counter
+    source_sequence: Gauge
+    source_advanced: Gauge
+    oldest_waiting: Gauge
 
     @classmethod
-    def create(cls, registry: CollectorRegistry, service: str = "payouts") -> PayoutMetrics:
+    def create(
+        cls,
+        registry: CollectorRegistry,
+        service: str = "payouts",
+        *,
+        providers: Iterable[str] = (),
+        webhook_providers: Iterable[str] = (),
+    ) -> PayoutMetrics:
+        """`providers`: the configured providers' names; `webhook_providers`: the provider types whose events
+        arrive through the webhook ingress (the `provider` label of `webhooks`)."""
+
         def n(name: str) -> str:
             return metric_name(service, name)
 
-        return cls(
+        m = cls(
             payouts=Gauge(n("payouts"), "Payouts by state and provider", ["state", "provider"], registry=registry),
             transitions=Counter(n("transitions"), "State changes applied", ["to_state", "provider"], registry=registry),
             provider_errors=Counter(
@@ -81,7 +110,38 @@ class PayoutMetrics:
                 ["code"],
                 registry=registry,
             ),
+            source_sequence=Gauge(
+                n("source_sequence"),
+                "Last sequence number of a rail's source account consumed by a transaction that landed (0: none)",
+                ["provider", "account"],
+                registry=registry,
+            ),
+            source_advanced=Gauge(
+                n("source_advanced_timestamp_seconds"),
+                "Unix time a rail's source account last had a transaction land (0: never)",
+                ["provider", "account"],
+                registry=registry,
+            ),
+            oldest_waiting=Gauge(
+                n("oldest_waiting_seconds"),
+                "Age of the oldest payout a rail holds that has not landed yet (0: none waiting)",
+                ["provider"],
+                registry=registry,
+            ),
         )
+        for provider in providers:
+            for code in PayoutErrorCode:
+                m.provider_errors.labels(provider, code.value)
+            for kind in ATTEMPT_KINDS:
+                for outcome in ATTEMPT_OUTCOMES:
+                    m.attempts.labels(provider, kind, outcome)
+        for provider in webhook_providers:
+            for outcome in WEBHOOK_OUTCOMES:
+                m.webhooks.labels(provider, outcome)
+        for source in REQUEST_SOURCES:
+            m.duplicates_refused.labels(source)
+            m.duplicates_replayed.labels(source)
+        return m
 
 
 __all__ = ["PayoutMetrics"]

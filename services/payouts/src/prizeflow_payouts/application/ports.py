@@ -196,6 +196,30 @@ class ManagedProvider(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SourceProgress:
+    """One source account of a rail, named by its configured role (`funding`, `channel-<n>`), never its key."""
+
+    account: str
+    sequence: int  # the last sequence number a transaction that landed consumed (0: none yet)
+    advanced_at: float  # unix time that transaction landed (0: never)
+
+
+@dataclass(frozen=True, slots=True)
+class RailProgress:
+    """How far a rail that sends from its own source accounts got: what the "sequence stuck" alert reads."""
+
+    sources: tuple[SourceProgress, ...]
+    oldest_waiting_s: float  # age of the oldest payout it holds that has not landed (0: none waiting)
+
+
+@runtime_checkable
+class ReportsProgress(Protocol):
+    """A provider that sends from its own source accounts (Stellar): the worker exports its progress as gauges."""
+
+    async def progress(self) -> RailProgress: ...
+
+
 @runtime_checkable
 class SettlesFailuresOnSync(Protocol):
     """A provider that must act before a failure is final (Stripe `transfer_and_payout`: reverse the transfer so
@@ -241,6 +265,9 @@ __all__ = [
     "PayoutTrail",
     "PayoutTransactions",
     "PayoutValidator",
+    "RailProgress",
     "RefusalTrail",
+    "ReportsProgress",
     "SettlesFailuresOnSync",
+    "SourceProgress",
 ]

@@ -24,7 +24,12 @@ from datetime import UTC, datetime
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import ProviderPayoutResult
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import BatchPayoutProvider, CreateOutcome, PayoutTransactions
+from prizeflow_payouts.application.ports import (
+    BatchPayoutProvider,
+    CreateOutcome,
+    PayoutTransactions,
+    ReportsProgress,
+)
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
@@ -352,9 +357,26 @@ class PayoutWorker:
             self.metrics.queue_length.set(queue)
             for kind, value in stuck.items():
                 self.metrics.stuck.labels(kind).set(value)
+            await self._progress_gauges(self.metrics)
         if stuck["stale_leases"] or stuck["unconfirmed"]:
             log.warning("reconciler: rows waiting on recovery", extra=stuck)
         return {"queue": queue, **stuck}
+
+    async def _progress_gauges(self, metrics: PayoutMetrics) -> None:
+        """Each rail's source accounts (sequence, last landing) and its oldest waiting payout, from its books: every
+        replica reports the same figures. A rail that cannot answer keeps its last ones."""
+        for entry in self.registry:
+            if not isinstance(entry.provider, ReportsProgress):
+                continue
+            try:
+                progress = await entry.provider.progress()
+            except Exception as err:  # noqa: BLE001 - a gauge refresh never stops the worker
+                log.warning("progress of %s unavailable: %s", entry.name, type(err).__name__)
+                continue
+            for source in progress.sources:
+                metrics.source_sequence.labels(entry.name, source.account).set(source.sequence)
+                metrics.source_advanced.labels(entry.name, source.account).set(source.advanced_at)
+            metrics.oldest_waiting.labels(entry.name).set(progress.oldest_waiting_s)
 
 
 def _now() -> datetime:

@@ -45,5 +45,12 @@ class StellarOptions:
     def lane_role(self) -> str:
         return "channel" if self.channel_accounts else "funding"
 
+    @property
+    def lane_names(self) -> dict[str, str]:
+        """Each lane's account → the name metrics give it: its role and place in the configuration, never the key."""
+        if not self.channel_accounts:
+            return {self.funding_account: "funding"}
+        return {account: f"channel-{i}" for i, account in enumerate(self.channel_accounts)}
+
 
 __all__ = ["STELLAR_SCALE", "StellarOptions"]

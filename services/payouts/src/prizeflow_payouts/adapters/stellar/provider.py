@@ -46,7 +46,12 @@ from prizeflow_payouts.adapters.stellar.rpc import SorobanRpcClient
 from prizeflow_payouts.adapters.stellar.signing import SIGNED_ENVELOPE_MISMATCH, SignerResultsSink
 from prizeflow_payouts.adapters.stellar.states import PayoutRow, PayoutState, TxKind
 from prizeflow_payouts.adapters.stellar.validation import refusal
-from prizeflow_payouts.application.ports import CreateOutcome, ExternalSigningError
+from prizeflow_payouts.application.ports import (
+    CreateOutcome,
+    ExternalSigningError,
+    RailProgress,
+    SourceProgress,
+)
 
 C = PayoutErrorCode
 _OWN_POOL_SIZE = 5
@@ -307,6 +312,19 @@ class StellarPayoutProvider:
         raise PayoutProviderError.of(
             C.UNSUPPORTED_OPERATION, "the Stellar provider has no webhooks", provider=self.o.name
         )
+
+    # -- ReportsProgress (the worker's gauges; any replica, read from the books) ------------------------------
+    async def progress(self) -> RailProgress:
+        names = self.o.lane_names
+        db = await self._database()
+        async with db.connect() as conn:
+            rows = (await conn.execute(q.SOURCE_PROGRESS, {"lanes": list(names)})).all()
+            waiting = await conn.scalar(q.OLDEST_WAITING, {"provider": self.o.name})
+        sources = tuple(
+            SourceProgress(names[account], int(sequence), float(advanced_at))
+            for account, sequence, advanced_at in sorted(rows, key=lambda r: names[r[0]])
+        )
+        return RailProgress(sources=sources, oldest_waiting_s=max(0.0, float(waiting or 0)))
 
     # -- the engine -----------------------------------------------------------------------------------------
     async def tick(self) -> bool:

@@ -226,4 +226,30 @@ PAYOUT_BY_ID = text(
     "SELECT idempotency_key, payout_id, provider, state, tx_id, tx_hash FROM stellar_payouts WHERE payout_id = :id"
 )
 
+# Progress of each source account: the highest sequence a landed envelope consumed, and when it landed. Walks the
+# live-envelope index (lane, sequence) backwards from the top: at most the lane's one open envelope is stepped over.
+_LANDED = st.sql_states((st.TxState.SUCCESS, st.TxState.FAILED))
+SOURCE_PROGRESS = text(
+    f"""SELECT l.account, coalesce(landed.sequence, 0) AS sequence,
+              coalesce(extract(epoch FROM landed.updated_at), 0) AS advanced_at
+       FROM stellar_lanes l
+       LEFT JOIN LATERAL (
+           SELECT t.sequence, t.updated_at FROM stellar_txs t
+           WHERE t.lane = l.account AND t.state NOT IN ('dead', 'refused') AND t.state IN {_LANDED}
+           ORDER BY t.sequence DESC LIMIT 1
+       ) landed ON true
+       WHERE l.account = ANY(:lanes)"""
+)
+
+# The oldest payout not landed yet: queued, or in an envelope on its way (a build-only envelope waits for
+# people by design and is not counted).
+OLDEST_WAITING = text(
+    f"""SELECT coalesce(extract(epoch FROM clock_timestamp() - min(w.created_at)), 0) FROM (
+           SELECT created_at FROM stellar_payouts WHERE provider = :provider AND state = 'queued'
+           UNION ALL
+           SELECT p.created_at FROM stellar_txs t JOIN stellar_payouts p ON p.tx_id = t.id AND p.state = 'in_tx'
+           WHERE t.provider = :provider AND t.state IN {_OPEN}
+       ) w"""
+)
+
 __all__ = [name for name in dir() if name.isupper()]
