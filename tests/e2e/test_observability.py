@@ -1,7 +1,9 @@
 """Dashboards and alert rules against what the platform really exposes; metric labels that stay bounded.
 
-This module runs a platform of its own (every service its own process), scraped live by Debian's Prometheus
-with the rules of deploy/prometheus/rules loaded. Its traffic comes in batches:
+This module uses the session's platform (every service its own process; tests/conftest.py), scraped live by
+Debian's Prometheus with the rules of deploy/prometheus/rules loaded. Whatever earlier tests left is the baseline;
+the growth check compares two snapshots of this module's own batches, between which nothing else runs. Its
+traffic comes in batches:
 
 1. coverage, the paths the panels and rules show: a claim paid on the sandbox rail, one failed by the rail
    (a provider error, a failed payout), one paid on Stellar through the signer, a Stripe top-up and a Stripe
@@ -24,7 +26,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +38,6 @@ from support import USDC, Api, GameServer, caught_up, claim_status, uid, wait_fo
 from prizeflow_contracts.events.game import DistributionTemplate
 from prizeflow_contracts.topics import GAME_ROUNDS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS, SIGNER_REQUESTS
 from prizeflow_devstack.dashboards import SERVICES
-from prizeflow_devstack.infra import Infra
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_soroban_emulator.client import Rpc
@@ -93,17 +94,6 @@ class Observed:
 
 
 # -- the platform, its Prometheus and the traffic -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """This module's own platform: every series it scrapes comes from this module's traffic."""
-    p = Platform(infra, tmp_path_factory.mktemp("observability"), env=dict(PLATFORM_ENV))
-    try:
-        p.start()
-        yield p
-    finally:
-        p.stop()
 
 
 async def claim(api: Api, player: str, amount: int, destination: dict[str, str], *, cid: str, asset: str) -> str:
