@@ -17,6 +17,7 @@ from prizeflow_testkit.payouts import (
     request_payout,
     running,
     settings_for,
+    state_of,
     token,
     unique,
     wait_state,
@@ -219,15 +220,25 @@ async def test_single_approval_reject_cancel_and_no_payout_without_a_reservation
 async def test_manual_provider_marked_paid_and_failed_by_ops(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
+    # An hour's backoff: only the operator retries the retryable failure below, the worker does not.
+    hour = 3_600_000
+    settings = settings_for(
+        db,
+        kafka_bootstrap,
+        providers_file(tmp_path),
+        topic_suffix=topic_suffix,
+        payouts_retry_base_ms=hour,
+        payouts_retry_max_ms=hour,
+    )
     admin = token(settings, "alice", "admin")
     ops = token(settings, "olga", "ops")
     async with running(settings) as (_, client):
-        k1, k2 = unique("man"), unique("man")
+        k1, k2, k3 = unique("man"), unique("man"), unique("man")
         p1 = {"payout_id": await request_payout(settings, k1, amount=10**7, address="iban-1", dtype="manual")}
         p2 = {"payout_id": await request_payout(settings, k2, amount=10**7, address="iban-2", dtype="manual")}
-        assert await wait_state(db, k1, "submitted") == "submitted"
-        assert await wait_state(db, k2, "submitted") == "submitted"
+        p3 = {"payout_id": await request_payout(settings, k3, amount=10**7, address="iban-3", dtype="manual")}
+        for k in (k1, k2, k3):
+            assert await wait_state(db, k, "submitted") == "submitted"
         player = await client.post(
             f"/payouts/{p1['payout_id']}/mark-paid",
             json={"reference": "bank-123"},
@@ -244,9 +255,25 @@ async def test_manual_provider_marked_paid_and_failed_by_ops(
             headers=ops,
         )
         assert failed.json()["state"] == "failed"
-        retried = await client.post(f"/payouts/{p2['payout_id']}/retry", json={"reason": "fixed"}, headers=admin)
+        # A final failure: rewards gave the reservation back to the wallet. Another attempt would pay twice.
+        retry = await client.post(f"/payouts/{p2['payout_id']}/retry", json={"reason": "fixed"}, headers=admin)
+        cancel = await client.post(f"/payouts/{p2['payout_id']}/cancel", json={"reason": "fixed"}, headers=admin)
+        for refused in (retry, cancel):
+            assert (refused.status_code, refused.json()["code"]) == (409, "failure_final")
+            assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "the reservation went back to the player's wallet" in retry.json()["detail"]
+        assert "the player can claim again" in retry.json()["detail"]
+        assert await state_of(db, k2) == "failed"
+        # A retryable failure waiting for its backoff: the operator may give it its next attempt now.
+        unavailable = await client.post(
+            f"/payouts/{p3['payout_id']}/mark-failed",
+            json={"reason": "bank offline", "code": "provider_unavailable"},
+            headers=ops,
+        )
+        assert unavailable.json()["state"] == "failed"
+        retried = await client.post(f"/payouts/{p3['payout_id']}/retry", json={"reason": "fixed"}, headers=admin)
         assert retried.json()["state"] == "approved"
-        assert await wait_state(db, k2, "submitted") == "submitted"
+        assert await wait_state(db, k3, "submitted") == "submitted"
         quote = await client.post(
             "/payouts/quote",
             json={"amount": {"asset": "USDC", "amount": 10**7}, "destination": {"type": "sandbox", "address": "x"}},

@@ -18,6 +18,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.payouts import (
     PayoutApproved,
+    PayoutCancelled,
     PayoutCreated,
     PayoutFailed,
     PayoutPaid,
@@ -65,7 +66,6 @@ class Row:
     next_sync_at: datetime | None = None
     lease_token: uuid.UUID | None = None
     lease_until: datetime | None = None
-    finished_at: datetime | None = None
 
 
 @dataclass
@@ -234,10 +234,11 @@ class _MemoryRepository:
                 sync_first=p.sync_first if c.sync_first is None else c.sync_first,
                 submitted_at=p.submitted_at or c.submitted_at,
                 max_attempts=c.max_attempts or p.max_attempts,
+                finished_at=c.finished_at,  # written as given, as the SQL does
                 lease_token=None,
             )
             r.available_at = c.available_at or r.available_at
-            r.next_attempt_at, r.next_sync_at, r.finished_at = c.next_attempt_at, c.next_sync_at, c.finished_at
+            r.next_attempt_at, r.next_sync_at = c.next_attempt_at, c.next_sync_at
             r.lease_token = r.lease_until = None
             applied.append(c)
         await self.stage(applied, at=at)
@@ -606,6 +607,53 @@ async def test_an_operator_retry_gives_a_failed_payout_one_more_attempt() -> Non
     with pytest.raises(AdminError) as not_failed:
         await s.admin.retry(created.payout_id, admin, "again")
     assert (not_failed.value.kind, not_failed.value.code) == (ErrorKind.CONFLICT, "not_failed")
+
+
+@pytest.mark.parametrize(
+    ("code", "max_attempts"),
+    [
+        (PayoutErrorCode.INVALID_DESTINATION, 3),  # terminal code
+        (PayoutErrorCode.PROVIDER_UNAVAILABLE, 1),  # retryable code, attempts exhausted
+    ],
+)
+async def test_a_final_failure_is_neither_retried_nor_cancelled_by_an_operator(
+    code: PayoutErrorCode, max_attempts: int
+) -> None:
+    """Rewards voided the reservation on `PayoutFailed(final=True)`: the money is back in the wallet, so another
+    attempt would pay twice, and a cancel would publish a second outcome for a settled claim."""
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [code, ProviderPayoutStatus.PAID]}), max_attempts=max_attempts)
+    (created,) = await s.request(command())
+    pid = created.payout_id
+    await s.worker.run_once()
+    (failed,) = s.store.events_of(PayoutFailed)
+    assert failed.final
+    assert s.store.books.rows[pid].payout.failed_for_good
+    events, admin = len(s.store.books.events), Actor("ada", frozenset({"admin"}), "c")
+    for act in (s.admin.retry, s.admin.cancel):
+        with pytest.raises(AdminError) as refused:
+            await act(pid, admin, "give it one more go")
+        assert (refused.value.kind, refused.value.code, refused.value.status) == (
+            ErrorKind.CONFLICT,
+            "failure_final",
+            409,
+        )
+        assert "the reservation went back to the player's wallet" in refused.value.detail
+    s.store.skew = timedelta(hours=1)
+    assert (await s.worker.run_once()).processed == 0
+    assert s.store.state(pid) is S.FAILED
+    assert len(s.store.books.events) == events  # no audit, no event: nothing happened
+    assert s.provider.calls == [("create", key)]
+
+
+async def test_a_retryable_failure_waiting_for_its_backoff_can_be_cancelled() -> None:
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.PROVIDER_UNAVAILABLE]}))
+    (created,) = await s.request(command())
+    await s.worker.run_once()
+    assert not s.store.books.rows[created.payout_id].payout.failed_for_good
+    assert await s.admin.cancel(created.payout_id, Actor("ada", frozenset({"admin"}), "c"), "stop") == "cancelled"
+    assert len(s.store.events_of(PayoutCancelled)) == 1  # rewards voids the reservation now
 
 
 async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_again() -> None:

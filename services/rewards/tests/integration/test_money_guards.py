@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import text
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
-from prizeflow_contracts.events.payouts import PayoutCreated, PayoutPaid, PayoutRequested, PayoutRequestRefused
+from prizeflow_contracts.events.payouts import (
+    PayoutCancelled,
+    PayoutCreated,
+    PayoutFailed,
+    PayoutPaid,
+    PayoutRequested,
+    PayoutRequestRefused,
+)
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundVoided
 from prizeflow_contracts.money import INT64_MAX
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS
@@ -275,6 +282,51 @@ async def test_one_claim_is_settled_by_one_payout_and_a_refused_request_voids_it
             'prizeflow_rewards_events_dead_lettered_total{consumer="rewards-payouts",reason="duplicate_payout",'
             f'topic="{app.topic(PAYOUT_EVENTS.name)}"}} 1.0'
         ]
+
+
+async def test_a_payout_paid_after_its_final_failure_voided_the_claim_is_dead_lettered_not_absorbed(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """A final failure gives the reservation back to the wallet; a provider confirming the payout paid after all
+    (payouts allows failed → paid) means the player holds the amount twice. Rewards moves nothing and dead-letters
+    it where operators see it (DLQ, `prizeflow_rewards_events_dead_lettered_total`); a cancel after the void is a
+    no-op, never a second void."""
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
+        await top_up(app, "p-1", 10_000, "t-1")
+        r = await app.client.post(
+            "/claims/",
+            json={"asset": "USDC", "amount": 3_000, "destination": DEST},
+            headers={**app.player("p-1"), "Idempotency-Key": "late"},
+        )
+        assert r.status_code == 201, r.text
+        claim_id = r.json()["claim_id"]
+        (req,) = await eventually(lambda: app.events(PAYOUT_REQUESTS.name), lambda es: len(es) == 1, timeout=60)
+        final = {"attempt": 1, "code": "invalid_destination", "retryable": False, "final": True, "detail": "gone"}
+        await app.publish(
+            PAYOUT_EVENTS.name,
+            [
+                payout_event(PayoutFailed, req.data, "po-1", **final, next_attempt_at=None, failed_at=AT),
+                payout_event(PayoutCancelled, req.data, "po-1", cancelled_by="ada", reason="r", cancelled_at=AT),
+                payout_event(PayoutPaid, req.data, "po-1", paid_at=AT),  # the provider's late confirmation
+            ],
+        )
+        await consumed(app, 3)
+        assert (await app.client.get(f"/claims/{claim_id}", headers=app.player("p-1"))).json()["status"] == "voided"
+        assert (await app.balances("p-1"))["USDC"] == {
+            "asset": "USDC",
+            "balance": 10_000,
+            "reserved": 0,
+            "available": 10_000,
+            "incoming_pending": 0,
+        }
+        assert await dead_letters(database_url) == [("PayoutPaid", "illegal_transition")]
+        (letter,) = await sql(database_url, "SELECT detail FROM dead_letters")
+        assert "holds the amount twice" in str(letter.detail)
+        metrics = (await app.client.get("/metrics")).text
+        assert (
+            'prizeflow_rewards_events_dead_lettered_total{consumer="rewards-payouts",reason="illegal_transition",'
+            f'topic="{app.topic(PAYOUT_EVENTS.name)}"}} 1.0'
+        ) in metrics.splitlines()
 
 
 @pytest.mark.parametrize(

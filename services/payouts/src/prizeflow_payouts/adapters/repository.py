@@ -180,6 +180,7 @@ def payout_from_row(row: Mapping[Any, Any]) -> Payout:
         last_error_code=row["last_error_code"],
         created_at=row["created_at"],
         submitted_at=row.get("submitted_at"),
+        finished_at=row.get("finished_at"),
         lease_token=row.get("lease_token"),
         previous_state=PayoutState(prev) if prev else None,
     )

@@ -261,6 +261,7 @@ class PayoutAdmin:
             rec = await repo.get(payout_id)
         if rec is None:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
+        _refuse_final(rec, "cancelled: there is nothing left to cancel")
         # Only a submitted payout, or one whose last answer was "unknown", may be held by the provider.
         ask_provider = rec.state is S.SUBMITTED or (
             rec.state is S.FAILED and rec.last_error_code in {c.value for c in UNKNOWN_OUTCOME_CODES}
@@ -293,6 +294,7 @@ class PayoutAdmin:
                 raise AdminError(
                     ErrorKind.CONFLICT, "concurrent_change", f"payout moved to {current.state.value}; try again"
                 )
+            _refuse_final(current, "cancelled: there is nothing left to cancel")  # it may have failed again meanwhile
             await self._decide(
                 repo,
                 current,
@@ -318,10 +320,12 @@ class PayoutAdmin:
 
     # -- retry ------------------------------------------------------------------------------------------------
     async def retry(self, payout_id: str, actor: Actor, reason: str) -> str:
-        """A failed payout back to approved now, with one more attempt allowed (the worker syncs first)."""
+        """A retryable failure (waiting for its backoff) back to approved now, with one more attempt allowed (the
+        worker syncs first). A final failure is refused: its reservation is void, an attempt would pay twice."""
         now = self.clock()
         async with self.transactions() as repo:
             rec = await self._locked(repo, payout_id, state=S.FAILED)
+            _refuse_final(rec, "retried: the player can claim again")
             await self._decide(
                 repo,
                 rec,
@@ -423,6 +427,19 @@ class PayoutAdmin:
         except PayoutProviderError as err:
             kind = ErrorKind.UNAVAILABLE if err.retryable else ErrorKind.INVALID
             raise AdminError(kind, err.code.value, err.error.message) from err
+
+
+def _refuse_final(rec: Payout, cannot_be: str) -> None:
+    """A final failure is settled downstream: `PayoutFailed(final=True)` made rewards void the claim's reservation,
+    so the money is back in the player's wallet. Another attempt would pay the player twice; a cancel would
+    publish a second outcome and turn a late provider confirmation (failed → paid, flagged by rewards) silent."""
+    if rec.failed_for_good:
+        raise AdminError(
+            ErrorKind.CONFLICT,
+            "failure_final",
+            f"payout {rec.id} failed for good ({rec.last_error_code}); the reservation went back to the player's "
+            f"wallet, so it cannot be {cannot_be}",
+        )
 
 
 __all__ = ["Actor", "AdminError", "PayoutAdmin"]

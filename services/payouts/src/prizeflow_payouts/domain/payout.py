@@ -52,8 +52,16 @@ class Payout:
     last_error_code: str | None
     created_at: datetime
     submitted_at: datetime | None = None
+    finished_at: datetime | None = None  # set when it stopped for good (a final failure, cancelled, ...)
     lease_token: uuid.UUID | None = None
     previous_state: PayoutState | None = None  # set by claims: the state before this claim
+
+    @property
+    def failed_for_good(self) -> bool:
+        """A final failure: `PayoutFailed(final=True)` went out and rewards voided the claim's reservation (the
+        money is back in the player's wallet), so no attempt may follow. A retryable failure waiting for its
+        backoff has no `finished_at`."""
+        return self.state is PayoutState.FAILED and self.finished_at is not None
 
     @property
     def money(self) -> Money:

@@ -34,7 +34,8 @@ TRANSITIONS: Final[Mapping[PayoutState, frozenset[PayoutState]]] = {
     S.SUBMITTING: frozenset({S.SUBMITTED, S.PAID, S.FAILED, S.CANCELLED}),
     S.SUBMITTED: frozenset({S.PAID, S.FAILED, S.CANCELLED}),
     S.PAID: frozenset({S.RETURNED}),
-    # `approved`: a retryable failure whose backoff has passed, or an admin retry.
+    # `approved`/`cancelled`: a retryable failure whose backoff has passed, or an admin retry or cancel; never a
+    # final failure (`Payout.failed_for_good`: its reservation is void), which only its provider may still move.
     S.FAILED: frozenset({S.APPROVED, S.CANCELLED, S.PAID}),
     S.CANCELLED: frozenset(),
     S.REJECTED: frozenset(),

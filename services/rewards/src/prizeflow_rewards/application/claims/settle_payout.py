@@ -138,6 +138,15 @@ class SettlePayout:
     async def _paid(self, tx: Tx, claim: Claim, provider: str) -> None:
         if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
             return
+        if claim.status is ClaimStatus.VOIDED:
+            # Payouts' provider confirmed (late) a payout whose failure was final: the money left on the rail
+            # and is back in the wallet too. Never absorbed, never re-debited blind: dead-lettered for an operator
+            # to correct the wallet (a two-person ledger correction).
+            raise EventRefusal(
+                "illegal_transition",
+                f"claim {claim.id} was voided (its reservation went back to the wallet) but {provider} paid its "
+                "payout: the player holds the amount twice; correct the wallet with a ledger correction",
+            )
         if claim.status is not ClaimStatus.APPROVED:
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
         settle = Transfer.of(
