@@ -1,4 +1,4 @@
-"""A final failure stays final in PostgreSQL itself (migration 0007), whatever the application asks: rewards voided
+"""A final failure stays final in PostgreSQL itself (migration 0008), whatever the application asks: rewards voided
 its reservation, so it is never attempted again; only its provider's late confirmation (paid) may still land."""
 
 from __future__ import annotations
@@ -120,13 +120,13 @@ async def test_a_final_failure_is_never_attempted_again_but_may_still_be_confirm
     assert (after.state, after.finished_at) == (S.PAID, None)
 
 
-async def test_migration_0007_downgrades_and_upgrades_again(db: str) -> None:
+async def test_migration_0008_downgrades_and_upgrades_again(db: str) -> None:
     unguarded, guarded = await failed(db, final=True), await failed(db, final=True)
     back_to_approved = "UPDATE payouts SET state = 'approved', finished_at = NULL WHERE id = $1"
-    await migrate(ALEMBIC_INI, db, "0006", downgrade=True)
+    await migrate(ALEMBIC_INI, db, "0007", downgrade=True)
     conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
-        await conn.execute(back_to_approved, unguarded)  # what the bug did, unopposed before 0007
+        await conn.execute(back_to_approved, unguarded)  # what the bug did, unopposed before 0008
     finally:
         await conn.close()
     await upgrade_to_head(ALEMBIC_INI, db)

@@ -9,16 +9,16 @@ gave the claim's reservation back to the player's wallet. Moving it back to `app
 - Trigger: a final failure moves only to `paid`/`returned` (the provider's late truth, which rewards flags), or
   stays a final failure. Frozen SQL.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
