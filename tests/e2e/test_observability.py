@@ -54,6 +54,10 @@ from prizeflow_testkit.prometheus import (
 )
 from prizeflow_testkit.stripe import StripeAdmin
 
+# Campaign ids of this module (the session platform is shared with other modules).
+SPRING = uid("spring-cup")
+TINY = uid("tiny-cup")
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +138,7 @@ async def traffic_unit(api: Api, game: GameServer, t: Traffic) -> None:
     payout (invalid destination: a provider error, terminal)."""
     round_id, winner, second = uid("round"), uid("p"), uid("p")
     t.used(round_id, winner, second)
-    await game.sponsored_round(round_id, [winner, second], campaign_id="spring-cup", prize=20 * USDC)
+    await game.sponsored_round(round_id, [winner, second], campaign_id=SPRING, prize=20 * USDC)
     await won(api, winner, 10 * USDC)
     await won(api, second, 6 * USDC)
     paid = await claim(
@@ -163,7 +167,7 @@ async def stellar_payout(platform: Platform, api: Api, game: GameServer, t: Traf
     await game.sponsored_round(
         round_id,
         [player, uid("p")],
-        campaign_id="spring-cup",
+        campaign_id=SPRING,
         prize=7 * USDC,
         template=DistributionTemplate.WINNER_TAKES_ALL,
     )
@@ -204,7 +208,7 @@ async def pool_exhausted(platform: Platform, api: Api, game: GameServer, t: Traf
     round_id = uid("round")
     players = [uid("p"), uid("p")]
     t.used(round_id, *players)
-    await game.sponsored_round(round_id, players, campaign_id="tiny-cup", prize=50 * USDC)
+    await game.sponsored_round(round_id, players, campaign_id=TINY, prize=50 * USDC)
     db = platform.procs["rewards"].database_url or ""
 
     async def held() -> int:
@@ -219,7 +223,7 @@ async def admin_void(api: Api, game: GameServer, t: Traffic) -> None:
     round_id = uid("round")
     players = [uid("p"), uid("p")]
     t.used(round_id, *players)
-    await game.sponsored_round(round_id, players, campaign_id="spring-cup", prize=10 * USDC, close=False, results=False)
+    await game.sponsored_round(round_id, players, campaign_id=SPRING, prize=10 * USDC, close=False, results=False)
 
     async def known() -> int:
         response = await api.call("GET", "settlement", f"/rounds/{round_id}", user="admin-1", roles=["admin"])
@@ -308,8 +312,8 @@ async def observed(
         await game.start()
         try:
             t = Traffic()
-            await funded(api, "spring-cup", 10_000 * USDC)
-            await funded(api, "tiny-cup", 1 * USDC)
+            await funded(api, SPRING, 10_000 * USDC)
+            await funded(api, TINY, 1 * USDC)
             await asyncio.gather(
                 traffic_unit(api, game, t),
                 stellar_payout(platform, api, game, t),
@@ -393,12 +397,19 @@ async def test_every_rule_expression_parses_and_reads_metrics_that_exist(observe
     assert not found, "rules that can never fire or record:\n" + "\n".join(found)
 
 
-def test_every_service_is_scraped_and_the_campaign_gauge_counts_the_campaigns(observed: Observed) -> None:
+async def test_every_service_is_scraped_and_the_campaign_gauge_counts_the_campaigns(
+    observed: Observed, platform: Platform
+) -> None:
     for service in SERVICES:
         mine = {n for n, s in observed.second.source.items() if s == service}
         assert f"prizeflow_{service}_outbox_pending" in mine, service
+    rows = await fetch(
+        platform.procs["rewards"].database_url or "", "SELECT status, count(*) AS n FROM campaigns GROUP BY 1"
+    )
+    in_table = {"active": 0.0, "paused": 0.0, "closed": 0.0} | {r["status"]: float(r["n"]) for r in rows}
+    assert in_table["active"] >= 2  # this module's two, at least
     campaigns = observed.second.values["prizeflow_rewards_campaigns"]
-    assert campaigns == {(("status", "active"),): 2.0, (("status", "paused"),): 0.0, (("status", "closed"),): 0.0}
+    assert campaigns == {(("status", status),): n for status, n in in_table.items()}
 
 
 def test_no_label_value_is_an_id(observed: Observed) -> None:
