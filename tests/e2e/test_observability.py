@@ -44,6 +44,7 @@ from prizeflow_soroban_emulator.client import Rpc
 from prizeflow_testkit import fetch
 from prizeflow_testkit.prometheus import (
     PrometheusServer,
+    SeriesKey,
     Snapshot,
     check_names,
     growing_labels,
@@ -403,13 +404,20 @@ async def test_every_service_is_scraped_and_the_campaign_gauge_counts_the_campai
     for service in SERVICES:
         mine = {n for n, s in observed.second.source.items() if s == service}
         assert f"prizeflow_{service}_outbox_pending" in mine, service
-    rows = await fetch(
-        platform.procs["rewards"].database_url or "", "SELECT status, count(*) AS n FROM campaigns GROUP BY 1"
-    )
-    in_table = {"active": 0.0, "paused": 0.0, "closed": 0.0} | {r["status"]: float(r["n"]) for r in rows}
-    assert in_table["active"] >= 2  # this module's two, at least
-    campaigns = observed.second.values["prizeflow_rewards_campaigns"]
-    assert campaigns == {(("status", status),): n for status, n in in_table.items()}
+    assert observed.second.values["prizeflow_rewards_campaigns"]  # in the snapshot the other checks read
+
+    async def gauge_and_table() -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
+        # The gauge is refreshed from the database every few seconds; earlier modules created campaigns too.
+        gauge = (await scrape({"rewards": platform.url("rewards") + "/metrics"})).values["prizeflow_rewards_campaigns"]
+        rows = await fetch(
+            platform.procs["rewards"].database_url or "", "SELECT status, count(*) AS n FROM campaigns GROUP BY 1"
+        )
+        table = {"active": 0.0, "paused": 0.0, "closed": 0.0} | {r["status"]: float(r["n"]) for r in rows}
+        return gauge, {(("status", status),): n for status, n in table.items()}
+
+    gauge, table = await wait_for(gauge_and_table, lambda both: both[0] == both[1], timeout=30)
+    assert gauge == table
+    assert table[(("status", "active"),)] >= 2  # this module's two, at least
 
 
 def test_no_label_value_is_an_id(observed: Observed) -> None:

@@ -97,9 +97,10 @@ def test_a_label_holding_an_id_is_found_whatever_the_id_looks_like() -> None:
         'c_total{tx="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"} 1',
         'd_total{dest="GDQNY3PBOJOKYZSRMK2S7LHHGWZIUISD4QORETLMXEWXBI7KFZZMKTL3"} 1',
         'e_total{amount="150000000"} 1',
+        'f_total{ledger="ledger-12345678"} 1',
     )
     found = id_labels(snap, {"p-1a2b3c4d5e"})
-    assert len(found) == 5, found
+    assert len(found) == 6, found
     assert "the id 'p-1a2b3c4d5e' of the traffic" in found[0]
 
 
@@ -109,6 +110,7 @@ def test_bounded_labels_are_not_ids() -> None:
         'h_bucket{consumer="rewards-rounds",le="+Inf"} 1',
         'c_total{topic="prizeflow.game.rounds.v1.e2e1a2b3c4d",reason="malformed_json"} 1',
         'p{campaign_id="spring-cup",asset="USDC",state="paid",provider="stellar"} 1',
+        'p{campaign_id="camp-09420559fa",asset="USDC"} 1',  # an admin-made id with a digit run inside its hex
     )
     assert id_labels(snap, {"p-1a2b3c4d5e"}) == []
 

@@ -195,7 +195,8 @@ ID_PATTERNS: Mapping[str, re.Pattern[str]] = {
     "a uuid": re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
     "long hex (an event id, a transaction hash)": re.compile(r"[0-9a-fA-F]{16,}"),
     "a Stellar key": re.compile(r"(?<![A-Z2-7])[GMS][A-Z2-7]{55}(?![A-Z2-7])"),
-    "a long number (an amount, a ledger, a timestamp)": re.compile(r"\d{7,}"),
+    # Digits standing alone, not a run inside a short hex token (`camp-09420559fa`, a bounded admin-made id).
+    "a long number (an amount, a ledger, a timestamp)": re.compile(r"(?<![0-9A-Za-z])\d{7,}(?![0-9A-Za-z])"),
 }
 
 
