@@ -129,7 +129,7 @@ async def test_the_timeline_never_names_the_player_an_admin_action_was_about(
         occurred_at=T0,
     )
     async with session_factory(engine)() as s, s.begin():
-        await add_events(s, [about_a_player])  # type: ignore[list-item]
+        await add_events(s, [about_a_player])
     assert (await rows(engine))[0][2] == "p-4242"
     [entry] = await RuntimeTimeline(engine, "rewards").entries("flow-p")
     assert "p-4242" not in f"{entry.subject} {entry.summary}"
