@@ -64,6 +64,7 @@ async def test_the_environment_wins_as_it_does_for_the_services(tmp_path: Path) 
         ({}, ["root"], "alice", "--role"),
         ({}, [], "alice", "--role"),
         ({}, ["ops"], "alice smith", "--user"),
+        ({}, ["ops"], "alice@example.com", "--user"),  # the services accept no such subject: every call a 401
     ],
 )
 def test_refused(tmp_path: Path, env: dict[str, str], roles: list[str], user: str, message: str) -> None:

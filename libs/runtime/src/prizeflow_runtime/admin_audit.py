@@ -69,6 +69,10 @@ async def record_admin_audit(raw: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         await raw.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))
 
 
+# Audited objects that are a person: their id (a player id) is personal data, kept in the audit row for whoever
+# may read it, never shown in a timeline (its entry says "a player", "a wallet").
+PERSONAL_TARGET_TYPES: Final = frozenset({"player", "wallet"})
+
 _AUDIT_OF = text(
     "SELECT occurred_at, action, target_type, target_id, actor, actor_roles FROM admin_audit "
     "WHERE correlation_id = :cid ORDER BY occurred_at, id LIMIT :limit"
@@ -94,16 +98,7 @@ class RuntimeTimeline:
         async with self.engine.connect() as conn:
             audit = (await conn.execute(_AUDIT_OF, params)).all()
             refused = (await conn.execute(_DEAD_LETTERS_OF, params)).all() if self.dead_letters else []
-        out = [
-            TimelineEntry(
-                at=r.occurred_at,
-                kind=EntryKind.AUDIT,
-                type=r.action,
-                subject=r.target_id,
-                summary=f"{r.action} on {r.target_type} {r.target_id} by {r.actor} ({r.actor_roles})",
-            )
-            for r in audit
-        ]
+        out = [_audit_entry(r) for r in audit]
         out += [
             TimelineEntry(
                 at=r.created_at,
@@ -117,4 +112,16 @@ class RuntimeTimeline:
         return out
 
 
-__all__ = ["AUDIT_EVENT_TYPE", "RuntimeTimeline", "admin_audit_rows", "record_admin_audit"]
+def _audit_entry(r: Any) -> TimelineEntry:
+    personal = r.target_type in PERSONAL_TARGET_TYPES
+    target = f"a {r.target_type}" if personal else f"{r.target_type} {r.target_id}"
+    return TimelineEntry(
+        at=r.occurred_at,
+        kind=EntryKind.AUDIT,
+        type=r.action,
+        subject=r.target_type if personal else r.target_id,
+        summary=f"{r.action} on {target} by {r.actor} ({r.actor_roles})",
+    )
+
+
+__all__ = ["AUDIT_EVENT_TYPE", "PERSONAL_TARGET_TYPES", "RuntimeTimeline", "admin_audit_rows", "record_admin_audit"]

@@ -109,3 +109,32 @@ async def test_the_runtime_timeline_has_the_flows_audit_and_dead_letters_in_orde
     assert "p-7" not in found[1].summary  # the refusal's detail (it may name a player) stays out
     assert found[1].subject.startswith("payouts-")
     assert await RuntimeTimeline(engine, "payouts").entries("nobody") == []
+
+
+@pytest.mark.parametrize(("action_name", "target_type"), [("wallet.top_up", "wallet"), ("player.risk_flag", "player")])
+async def test_the_timeline_never_names_the_player_an_admin_action_was_about(
+    engine: AsyncEngine, action_name: str, target_type: str
+) -> None:
+    """An admin top-up or risk flag under a flow's correlation id (the caller's X-Correlation-Id): the audit row
+    keeps the player's id, the timeline an operator reads does not (ids of people are personal data)."""
+    about_a_player = admin_action(
+        actor_user_id="ops-1",
+        actor_roles=[Role.OPS],
+        action=action_name,
+        target_type=target_type,
+        target_id="p-4242",
+        service="rewards",
+        source="/prizeflow/rewards",
+        correlation_id="flow-p",
+        occurred_at=T0,
+    )
+    async with session_factory(engine)() as s, s.begin():
+        await add_events(s, [about_a_player])
+    assert (await rows(engine))[0][2] == "p-4242"
+    [entry] = await RuntimeTimeline(engine, "rewards").entries("flow-p")
+    assert "p-4242" not in f"{entry.subject} {entry.summary}"
+    assert (entry.type, entry.subject, entry.summary) == (
+        action_name,
+        target_type,
+        f"{action_name} on a {target_type} by ops-1 (ops)",
+    )

@@ -126,6 +126,23 @@ async def test_the_proposer_cannot_approve_their_own_correction() -> None:
     assert (await w.reads.correction(TX, c.id)).status.value == "proposed"
 
 
+async def test_nobody_approves_a_correction_of_their_own_account() -> None:
+    """As for payouts (nobody decides on a payout that pays them): a player id and a staff subject are the same
+    kind of subject, so an approver whose subject owns a player account of the correction may not approve it."""
+    w = World()
+    await w.campaign(1_000)
+    own = accounts.wallet("approver-1", "USDC")
+    await w.f.ledger.apply(TX, [Transfer.of(accounts.external("x", "USDC"), own, 1, TransferKind.TOP_UP, "x")])
+    c, _ = await w.propose(300, debit_account="campaign_pool:camp-1", credit_account="player_wallet:approver-1")
+    with pytest.raises(UseCaseError) as err:
+        await w.decide.approve(TX, APPROVER, c.id, reason=None)
+    assert (err.value.status, err.value.code) == (403, "own_account")
+    assert w.f.ledger.of(own).posted == 1
+    assert (await w.reads.correction(TX, c.id)).status.value == "proposed"
+    applied = await w.decide.approve(TX, OTHER_APPROVER, c.id, reason=None)  # somebody else may
+    assert applied.status.value == "applied"
+
+
 async def test_a_correction_never_overdraws_a_wallet_and_stays_proposed_when_refused() -> None:
     w = World()
     await w.campaign(1_000)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 from prizeflow_devstack.devenv import DEV_ENV_FILE
 from prizeflow_devstack.paths import Paths
 from prizeflow_devstack.supervisor import discover_services
@@ -24,7 +25,8 @@ from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.settings import DEV_ISSUER, audience_for
 
 MAX_TTL_S: Final = 12 * 3600
-_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:\-]{0,127}$")
+# The subject the services accept (prizeflow_runtime.auth): anything else would be a token every call refuses.
+_USER = re.compile(IDENTIFIER_PATTERN)
 
 
 class DevTokenRefusedError(Exception):
@@ -75,7 +77,7 @@ def dev_token(
     if not roles or unknown:
         raise DevTokenRefusedError(f"--role must be one of {', '.join(r.value for r in Role)}; got {unknown or 'none'}")
     if not _USER.fullmatch(user):
-        raise DevTokenRefusedError("--user must be a simple identifier (letters, digits, . _ @ : -)")
+        raise DevTokenRefusedError("--user must be a simple identifier (letters, digits, . _ : -; at most 128)")
     if not 0 < ttl_s <= MAX_TTL_S:
         raise DevTokenRefusedError(f"--ttl must be between 1 and {MAX_TTL_S} seconds")
     try:

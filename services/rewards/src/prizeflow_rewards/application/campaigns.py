@@ -173,7 +173,9 @@ class CloseCampaign:
     stores: Stores = field(kw_only=True)
 
     async def __call__(self, tx: Tx, actor: Principal, *, campaign_id: str, reason: str, correlation_id: str) -> Closed:
-        # Locks as the held-round release takes them: the campaign row, its held rounds, then the accounts.
+        # The campaign row first (as funding and the held-round release take it), then the accounts, then its held
+        # rounds: a round settling now holds the pool's account until it commits, so only once the pool is ours
+        # are the rounds it held for the pool all visible (read before, one held meanwhile would be swept under).
         campaign = await self.stores.campaigns.get(tx, campaign_id, lock=True)
         if campaign is None:
             raise campaign_not_found(campaign_id)
@@ -181,9 +183,9 @@ class CloseCampaign:
         if campaign.status is CampaignStatus.CLOSED:
             swept = (await self.ledger.recorded(tx, [sweep_id])).get(sweep_id)
             return Closed(campaign, swept or 0, sweep_id if swept else None, changed=False)
-        held = await self.stores.allocations.lock_held(tx, campaign.id)
         pool, treasury = accounts.pool(campaign.id, campaign.asset), accounts.treasury(campaign.asset)
         balance = (await self.ledger.lock(tx, [pool, treasury]))[pool]
+        held = await self.stores.allocations.lock_held(tx, campaign.id)
         if balance.debits_pending or held:
             raise CampaignError(
                 ErrorKind.CONFLICT,

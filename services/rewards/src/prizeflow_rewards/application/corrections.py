@@ -197,7 +197,7 @@ class DecideCorrection:
         refusal = c.refusal_to_decide(actor.user_id, target)
         if refusal is not None:
             code, detail = refusal
-            kind = ErrorKind.FORBIDDEN if code == "same_person" else ErrorKind.CONFLICT
+            kind = ErrorKind.FORBIDDEN if code in {"same_person", "own_account"} else ErrorKind.CONFLICT
             raise CorrectionError(kind, code, detail, correction_status=c.status.value)
 
     async def _audit(self, tx: Tx, actor: Principal, c: Correction, verb: str, reason: str | None) -> None:

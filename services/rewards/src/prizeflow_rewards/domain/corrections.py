@@ -119,11 +119,19 @@ class Correction:
             other.corrects_transfer_id,
         )
 
+    def personal_owners(self) -> frozenset[str]:
+        """Whose own accounts (a player's wallet or receivable) this correction moves money of."""
+        return frozenset(r.owner for r in (self.debit, self.credit) if r.kind in PERSONAL_KINDS)
+
     def refusal_to_decide(self, person: str, target: CorrectionStatus) -> tuple[str, str] | None:
         """(code, detail) if `person` may not take this correction to `target`, else None. Approving takes a
-        second person; rejecting may be anyone's (the proposer withdrawing it too)."""
+        second person, who owns no player account of it (a player id and a staff subject are the same kind of
+        subject: as for payouts, nobody decides on money that pays them); rejecting may be anyone's (the proposer
+        withdrawing it too)."""
         if target is CorrectionStatus.APPLIED and person == self.proposed_by:
             return "same_person", f"correction {self.id} was proposed by {person}: another person approves it"
+        if target is CorrectionStatus.APPLIED and person in self.personal_owners():
+            return "own_account", f"correction {self.id} moves money of {person}'s own account: another approves it"
         if target not in TRANSITIONS[self.status]:
             return "not_proposed", f"correction {self.id} is {self.status.value}"
         return None
