@@ -168,6 +168,10 @@ async def test_two_people_correct_an_over_allocation_with_one_compensating_trans
         # Approvers approve; never the proposer, whatever roles they hold.
         r = await app.client.post(f"/ledger/corrections/{cid}/approve", json={}, headers=app.ops)
         assert r.status_code == 403
+        r = await app.client.post(
+            f"/ledger/corrections/{cid}/approve", json={}, headers=token(settings, "adm-1", "admin")
+        )
+        assert r.status_code == 403  # an admin is not an approver: the second person holds the approver role
         r = await app.client.post(f"/ledger/corrections/{cid}/approve", json={}, headers=ops_approver)
         assert (r.status_code, r.json()["code"]) == (403, "same_person")
         r = await app.client.get("/ledger/corrections?status=proposed", headers=app.ops)

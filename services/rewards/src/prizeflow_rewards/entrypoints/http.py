@@ -565,7 +565,8 @@ class HoldsController(Controller):
 
 
 CORRECTORS = [require_roles(Role.ADMIN, Role.OPS)]
-APPROVERS = [require_roles(Role.ADMIN, Role.APPROVER)]
+# The second person of a correction holds the approver role, as for payouts: an admin alone never moves money.
+APPROVERS = [require_roles(Role.APPROVER)]
 LEDGER_READERS = [require_roles(Role.ADMIN, Role.OPS, Role.APPROVER)]
 
 
