@@ -656,6 +656,31 @@ async def test_a_retryable_failure_waiting_for_its_backoff_can_be_cancelled() ->
     assert len(s.store.events_of(PayoutCancelled)) == 1  # rewards voids the reservation now
 
 
+async def test_a_cancel_refuses_when_a_new_attempt_happened_while_it_asked_the_provider() -> None:
+    """The state alone is not enough: while the cancel asked the provider, a worker made a new attempt (same state
+    afterwards). Cancelling locally would void the reservation while the provider may still pay that attempt."""
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [ProviderPayoutStatus.SUBMITTED]}))
+    (created,) = await s.request(command())
+    await s.worker.run_once()
+    pid = created.payout_id
+    assert s.store.state(pid) is S.SUBMITTED
+    asked = s.provider.cancel
+
+    async def cancel_meanwhile(lookup: PayoutLookup) -> ProviderPayoutResult:
+        row = s.store.books.rows[pid]
+        row.payout = replace(row.payout, attempts=row.payout.attempts + 1)  # a retry ran meanwhile, still submitted
+        return await asked(lookup)
+
+    s.provider.cancel = cancel_meanwhile  # type: ignore[method-assign]
+    events = len(s.store.books.events)
+    with pytest.raises(AdminError) as moved:
+        await s.admin.cancel(pid, Actor("ada", frozenset({"admin"}), "c"), "stop")
+    assert (moved.value.kind, moved.value.code) == (ErrorKind.CONFLICT, "concurrent_change")
+    assert s.store.state(pid) is S.SUBMITTED
+    assert len(s.store.books.events) == events  # no cancel, no audit
+
+
 async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_again() -> None:
     key = "claim-1:payout:1"
     s = service()

@@ -290,7 +290,13 @@ class PayoutAdmin:
         now = self.clock()
         async with self.transactions() as repo:
             current = await self._locked(repo, payout_id)
-            if current.state is not rec.state:
+            # The same state is not enough: a retry that ran (and failed again) while we asked the provider left the
+            # state as it was but made a new attempt the provider may still pay. Nothing may have happened since.
+            if (current.state, current.attempts, current.last_error_code) != (
+                rec.state,
+                rec.attempts,
+                rec.last_error_code,
+            ):
                 raise AdminError(
                     ErrorKind.CONFLICT, "concurrent_change", f"payout moved to {current.state.value}; try again"
                 )
