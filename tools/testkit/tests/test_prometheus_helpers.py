@@ -101,6 +101,8 @@ def test_a_label_holding_an_id_is_found_whatever_the_id_looks_like() -> None:
     )
     found = id_labels(snap, {"p-1a2b3c4d5e"})
     assert len(found) == 6, found
+    # An admin-made label is still searched for the traffic's own ids.
+    assert id_labels(snapshot('p{campaign_id="p-1a2b3c4d5e"} 1'), {"p-1a2b3c4d5e"})
     assert "the id 'p-1a2b3c4d5e' of the traffic" in found[0]
 
 
@@ -111,6 +113,7 @@ def test_bounded_labels_are_not_ids() -> None:
         'c_total{topic="prizeflow.game.rounds.v1.e2e1a2b3c4d",reason="malformed_json"} 1',
         'p{campaign_id="spring-cup",asset="USDC",state="paid",provider="stellar"} 1',
         'p{campaign_id="camp-09420559fa",asset="USDC"} 1',  # an admin-made id with a digit run inside its hex
+        'p{campaign_id="camp-7186248044",asset="USDC"} 1',  # an admin-made id that is all digits after its prefix
     )
     assert id_labels(snap, {"p-1a2b3c4d5e"}) == []
 
