@@ -56,17 +56,49 @@ def test_the_rewards_overview_shows_what_operators_asked_for() -> None:
         "Abuse holds",
         "Provider errors",
         "Firing alerts",
+        "Claim rejection rate",
+        "Claims decided (24h)",
+        "Claim volume vs 1-day baseline",
+    }
+    assert asked <= titles, asked - titles
+
+
+def test_the_payout_rails_show_what_their_alerts_read() -> None:
+    titles = {p["title"] for p in panels(committed()["prizeflow-payout-rails"])}
+    asked = {
+        "Source account sequence",
+        "Since a source account last landed",
+        "Oldest waiting payout",
+        "Duplicate payouts refused",
+        "Error share of calls",
+        "Signer decisions",
+        "Provider webhooks",
     }
     assert asked <= titles, asked - titles
 
 
 def test_each_service_dashboard_shows_rate_errors_duration_lag_dlq_and_outbox() -> None:
+    delivery = {"Oldest pending outbox event", "Outbox relay leader", "Outbox backlog"}
+    availability = {"Processes up", "Processes down", "Processes ready", "Processes not ready"}
     for service in ("settlement", "rewards", "payouts", "signer"):
         titles = {p["title"] for p in panels(committed()[f"prizeflow-service-{service}"])}
         assert {"Events handled", "Events not applied", "Poll handling time"} <= titles, service
-        assert {"Consumer lag", "Dead-lettered (DLQ)", "Outbox backlog"} <= titles, service
+        assert {"Consumer lag", "Event lag p99", "Dead-lettered (DLQ)"} | delivery | availability <= titles, service
     webhooks = {p["title"] for p in panels(committed()["prizeflow-service-webhooks"])}
-    assert {"Deliveries", "Refused requests", "Group commit time", "Outbox backlog"} <= webhooks
+    assert {"Deliveries", "Refused requests", "Group commit time"} | delivery | availability <= webhooks
+
+
+def test_every_alert_links_a_dashboard_that_exists() -> None:
+    """The `dashboard` annotation of every alert opens one of these dashboards (per-service ones by `job`)."""
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules/prizeflow.rules.yml").read_text())
+    uids = set(committed())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            uid = rule["annotations"]["dashboard"].split("/")[2]
+            targets = {uid.replace("{{ $labels.job }}", s) for s in dashboards.SERVICES} if "{{" in uid else {uid}
+            assert targets <= uids, (rule["alert"], targets - uids)
 
 
 def test_every_dashboard_has_the_datasource_and_correlation_id_variables_and_drill_down_links() -> None:
