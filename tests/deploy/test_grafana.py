@@ -6,6 +6,7 @@ Prometheus loaded with what the services expose."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -88,17 +89,55 @@ def test_each_service_dashboard_shows_rate_errors_duration_lag_dlq_and_outbox() 
     assert {"Deliveries", "Refused requests", "Group commit time"} | delivery | availability <= webhooks
 
 
-def test_every_alert_links_a_dashboard_that_exists() -> None:
-    """The `dashboard` annotation of every alert opens one of these dashboards (per-service ones by `job`)."""
-    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules/prizeflow.rules.yml").read_text())
-    uids = set(committed())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            if "alert" not in rule:
-                continue
-            uid = rule["annotations"]["dashboard"].split("/")[2]
-            targets = {uid.replace("{{ $labels.job }}", s) for s in dashboards.SERVICES} if "{{" in uid else {uid}
-            assert targets <= uids, (rule["alert"], targets - uids)
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "prizeflow.rules.yml"
+JOB = "{{ $labels.job }}"
+
+
+def rules() -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def metrics_read(expr: str, recorded: dict[str, str]) -> set[tuple[str, str]]:
+    """("name" | "regex", value) of every metric `expr` reads; a recorded series counts as what its rule reads."""
+    out: set[tuple[str, str]] = set()
+    for sel in selectors(expr):
+        names = [sel.name] if sel.name else [v for op, v in sel.name_matchers() if op == "="]
+        for name in names:
+            out |= metrics_read(recorded[name], recorded) if name in recorded else {("name", name)}
+        out |= {("regex", v) for op, v in sel.name_matchers() if op == "=~"}
+    return out
+
+
+def shown(metric: tuple[str, str], on_dashboards: set[tuple[str, str]]) -> bool:
+    kind, value = metric
+    for other_kind, other in on_dashboards:
+        if (kind, value) == (other_kind, other):
+            return True
+        if kind == "regex" and other_kind == "name" and re.fullmatch(value, other):
+            return True
+        if kind == "name" and other_kind == "regex" and re.fullmatch(other, value):
+            return True
+    return False
+
+
+def test_every_alert_opens_a_dashboard_showing_every_metric_it_reads() -> None:
+    """An alert's `dashboard` link opens panels of what it reads. Per-service links (`{{ $labels.job }}`) count the
+    service dashboards together: a runtime metric named by regex is on each dashboard of a service exporting it."""
+    recorded = {rule["record"]: rule["expr"] for rule in rules() if "record" in rule}
+    docs = committed()
+    for rule in (r for r in rules() if "alert" in r):
+        uid = rule["annotations"]["dashboard"].split("/")[2]
+        uids = {uid.replace(JOB, s) for s in dashboards.SERVICES} if JOB in uid else {uid}
+        assert uids <= set(docs), (rule["alert"], uids - set(docs))
+        on_dashboards = {
+            m
+            for u in uids
+            for panel in panels(docs[u])
+            for target in panel.get("targets", [])
+            for m in metrics_read(target["expr"], recorded)
+        }
+        missing = {m for m in metrics_read(rule["expr"], recorded) if not shown(m, on_dashboards)}
+        assert not missing, f"{rule['alert']}: no panel of {sorted(uids)} reads {sorted(missing)}"
 
 
 def test_every_dashboard_has_the_datasource_and_correlation_id_variables_and_drill_down_links() -> None:
