@@ -2,9 +2,12 @@
 
 Every metric named here is `prizeflow_<service>_<name>` from the services' metrics.py and
 libs/runtime/src/prizeflow_runtime/metrics.py, plus Prometheus's own `up` (`job` is the service name, as the
-compose Prometheus and the Kubernetes ServiceMonitors set it). tests/e2e/test_observability.py runs the
-platform, loads what every service exposes into a real Prometheus and fails on any target whose expression does
-not parse or names a metric with no series: a panel that can never show data fails the build.
+compose Prometheus and the Kubernetes ServiceMonitors set it) and a few series of the recording rules
+(deploy/prometheus/rules, `level:metric:operation`) where a panel shows exactly what an alert compares.
+tests/deploy/test_grafana.py checks that each alert's `dashboard` link opens panels reading every metric it
+reads. tests/e2e/test_observability.py runs the platform, loads what every service exposes into a real Prometheus
+(the rules loaded) and fails on any target whose expression does not parse or names a metric with no series: a
+panel that can never show data fails the build.
 
 Gauges computed from a service's database (pool figures, payouts by state, rounds by state) are exported
 identically by every replica, so they are aggregated with `max`, never `sum`.
