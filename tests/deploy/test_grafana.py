@@ -6,6 +6,7 @@ Prometheus loaded with what the services expose."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -56,17 +57,87 @@ def test_the_rewards_overview_shows_what_operators_asked_for() -> None:
         "Abuse holds",
         "Provider errors",
         "Firing alerts",
+        "Claim rejection rate",
+        "Claims decided (24h)",
+        "Claim volume vs 1-day baseline",
+    }
+    assert asked <= titles, asked - titles
+
+
+def test_the_payout_rails_show_what_their_alerts_read() -> None:
+    titles = {p["title"] for p in panels(committed()["prizeflow-payout-rails"])}
+    asked = {
+        "Source account sequence",
+        "Since a source account last landed",
+        "Oldest waiting payout",
+        "Duplicate payouts refused",
+        "Error share of calls",
+        "Signer decisions",
+        "Provider webhooks",
     }
     assert asked <= titles, asked - titles
 
 
 def test_each_service_dashboard_shows_rate_errors_duration_lag_dlq_and_outbox() -> None:
+    delivery = {"Oldest pending outbox event", "Outbox relay leader", "Outbox backlog"}
+    availability = {"Processes up", "Processes down", "Processes ready", "Processes not ready"}
     for service in ("settlement", "rewards", "payouts", "signer"):
         titles = {p["title"] for p in panels(committed()[f"prizeflow-service-{service}"])}
         assert {"Events handled", "Events not applied", "Poll handling time"} <= titles, service
-        assert {"Consumer lag", "Dead-lettered (DLQ)", "Outbox backlog"} <= titles, service
+        assert {"Consumer lag", "Event lag p99", "Dead-lettered (DLQ)"} | delivery | availability <= titles, service
     webhooks = {p["title"] for p in panels(committed()["prizeflow-service-webhooks"])}
-    assert {"Deliveries", "Refused requests", "Group commit time", "Outbox backlog"} <= webhooks
+    assert {"Deliveries", "Refused requests", "Group commit time"} | delivery | availability <= webhooks
+
+
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "prizeflow.rules.yml"
+JOB = "{{ $labels.job }}"
+
+
+def rules() -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def metrics_read(expr: str, recorded: dict[str, str]) -> set[tuple[str, str]]:
+    """("name" | "regex", value) of every metric `expr` reads; a recorded series counts as what its rule reads."""
+    out: set[tuple[str, str]] = set()
+    for sel in selectors(expr):
+        names = [sel.name] if sel.name else [v for op, v in sel.name_matchers() if op == "="]
+        for name in names:
+            out |= metrics_read(recorded[name], recorded) if name in recorded else {("name", name)}
+        out |= {("regex", v) for op, v in sel.name_matchers() if op == "=~"}
+    return out
+
+
+def shown(metric: tuple[str, str], on_dashboards: set[tuple[str, str]]) -> bool:
+    kind, value = metric
+    for other_kind, other in on_dashboards:
+        if (kind, value) == (other_kind, other):
+            return True
+        if kind == "regex" and other_kind == "name" and re.fullmatch(value, other):
+            return True
+        if kind == "name" and other_kind == "regex" and re.fullmatch(other, value):
+            return True
+    return False
+
+
+def test_every_alert_opens_a_dashboard_showing_every_metric_it_reads() -> None:
+    """An alert's `dashboard` link opens panels of what it reads. Per-service links (`{{ $labels.job }}`) count the
+    service dashboards together: a runtime metric named by regex is on each dashboard of a service exporting it."""
+    recorded = {rule["record"]: rule["expr"] for rule in rules() if "record" in rule}
+    docs = committed()
+    for rule in (r for r in rules() if "alert" in r):
+        uid = rule["annotations"]["dashboard"].split("/")[2]
+        uids = {uid.replace(JOB, s) for s in dashboards.SERVICES} if JOB in uid else {uid}
+        assert uids <= set(docs), (rule["alert"], uids - set(docs))
+        on_dashboards = {
+            m
+            for u in uids
+            for panel in panels(docs[u])
+            for target in panel.get("targets", [])
+            for m in metrics_read(target["expr"], recorded)
+        }
+        missing = {m for m in metrics_read(rule["expr"], recorded) if not shown(m, on_dashboards)}
+        assert not missing, f"{rule['alert']}: no panel of {sorted(uids)} reads {sorted(missing)}"
 
 
 def test_every_dashboard_has_the_datasource_and_correlation_id_variables_and_drill_down_links() -> None:

@@ -2,9 +2,12 @@
 
 Every metric named here is `prizeflow_<service>_<name>` from the services' metrics.py and
 libs/runtime/src/prizeflow_runtime/metrics.py, plus Prometheus's own `up` (`job` is the service name, as the
-compose Prometheus and the Kubernetes ServiceMonitors set it). tests/e2e/test_observability.py runs the
-platform, loads what every service exposes into a real Prometheus and fails on any target whose expression does
-not parse or names a metric with no series: a panel that can never show data fails the build.
+compose Prometheus and the Kubernetes ServiceMonitors set it) and a few series of the recording rules
+(deploy/prometheus/rules, `level:metric:operation`) where a panel shows exactly what an alert compares.
+tests/deploy/test_grafana.py checks that each alert's `dashboard` link opens panels reading every metric it
+reads. tests/e2e/test_observability.py runs the platform, loads what every service exposes into a real Prometheus
+(the rules loaded) and fails on any target whose expression does not parse or names a metric with no series: a
+panel that can never show data fails the build.
 
 Gauges computed from a service's database (pool figures, payouts by state, rounds by state) are exported
 identically by every replica, so they are aggregated with `max`, never `sum`.
@@ -197,6 +200,18 @@ def rewards_overview() -> Dashboard:
                 stack=True,
             ),
             Panel(
+                "Claim volume vs 1-day baseline",
+                "Claim requests per second over 5 minutes against the last day's rate (recording rules "
+                "job:prizeflow_rewards_claims:rate5m and :rate1d). Alert PrizeflowAbnormalClaimVolume: above the "
+                "3x line and over 0.2/s for 10 minutes.",
+                (
+                    Query("sum(job:prizeflow_rewards_claims:rate5m)", "last 5 minutes"),
+                    Query("sum(job:prizeflow_rewards_claims:rate1d)", "1-day baseline"),
+                    Query("3 * sum(job:prizeflow_rewards_claims:rate1d)", "alert line (3x baseline)"),
+                ),
+                unit="reqps",
+            ),
+            Panel(
                 "Abuse holds",
                 "Claims held for review per second, by reason (new destination, velocity, rejection rate...).",
                 (_rate("prizeflow_rewards_abuse_holds_total", "reason"),),
@@ -205,10 +220,17 @@ def rewards_overview() -> Dashboard:
             ),
             Panel(
                 "Claim rejection rate",
-                "Share of recently decided claims that were rejected, voided or returned.",
+                "Share of the claims decided in the last 24h that were rejected, voided or returned (alert "
+                "PrizeflowHighClaimRejectionRate above 25 % for 30 minutes, once at least 20 were decided).",
                 (_gauge("prizeflow_rewards_claim_rejection_rate", legend="rejection rate"),),
                 unit="percentunit",
-                red_above=0.5,
+                red_above=0.25,
+            ),
+            Panel(
+                "Claims decided (24h)",
+                "Claims paid, rejected, voided or returned in the last 24h: the rejection rate's denominator (the "
+                "alert needs at least 20).",
+                (_gauge("prizeflow_rewards_claims_decided", legend="decided"),),
             ),
             Panel(
                 "Payouts failing",
@@ -222,12 +244,14 @@ def rewards_overview() -> Dashboard:
                 (_rate("prizeflow_payouts_provider_errors_total", "provider, code"),),
                 unit="reqps",
                 stack=True,
+                width=12,
             ),
             Panel(
                 "Firing alerts",
                 "Prizeflow alerts firing or pending (deploy/prometheus/rules); each names its runbook.",
                 kind=PanelKind.ALERTLIST,
                 alert_filter='alertname=~"Prizeflow.*"',
+                width=12,
             ),
         ),
     )
@@ -253,6 +277,7 @@ class _Service:
 
 
 def _availability(service: str) -> Row:
+    ready = f"prizeflow_{service}_ready"
     return Row(
         "Availability",
         (
@@ -261,14 +286,30 @@ def _availability(service: str) -> Row:
                 f"Scraped {service} processes answering /metrics (Prometheus `up`).",
                 (Query(f'sum(up{{job="{service}"}})', "up"),),
                 kind=PanelKind.STAT,
-                width=6,
+                width=3,
             ),
             Panel(
                 "Processes down",
                 f"Scraped {service} processes not answering (alert PrizeflowServiceDown after 2 minutes).",
                 (Query(f'count(up{{job="{service}"}} == 0) or vector(0)', "down"),),
                 kind=PanelKind.STAT,
-                width=6,
+                width=3,
+                red_above=0,
+            ),
+            Panel(
+                "Processes ready",
+                f"{service} processes whose /health/ready passes (`{ready}` is 1): they take traffic and events.",
+                (Query(f"sum({ready})", "ready"),),
+                kind=PanelKind.STAT,
+                width=3,
+            ),
+            Panel(
+                "Processes not ready",
+                "Processes running but not ready: waiting for PostgreSQL, Kafka, a topic or a start-up step (alert "
+                "PrizeflowServiceNotReady after 5 minutes; the probe's body names the check).",
+                (Query(f"count({ready} == 0) or vector(0)", "not ready"),),
+                kind=PanelKind.STAT,
+                width=3,
                 red_above=0,
             ),
             _drill_down(width=12),
@@ -306,23 +347,46 @@ def _delivery(s: str, *, consumes: bool) -> Row:
     consumer_panels = (
         Panel(
             "Consumer lag",
-            "Event time to handled time, p99 per consumer (alert PrizeflowConsumerFallingBehind above 60 s).",
+            "Records not yet committed by each consumer group, by topic (the sum over the group's members; alert "
+            "PrizeflowConsumerLagGrowing above 1000 and not shrinking for 10 minutes).",
+            (Query(f"sum by (consumer, topic) ({m}_consumer_lag_records)", "{{consumer}} {{topic}}"),),
+            red_above=1000,
+        ),
+        Panel(
+            "Event lag p99",
+            "Event time to handled time, p99 per consumer: how late the events that were handled are.",
             _quantiles(f"{m}_event_lag_seconds", "consumer", quantiles=(0.99,)),
             unit="s",
-            red_above=60,
         ),
         Panel(
             "Dead-lettered (DLQ)",
-            "Events sent to the DLQ by consumer, topic and reason: `prizeflow-ops dlq list --service "
-            f"{s}` shows them; each is redriven or purged with a reason.",
+            "Events sent to the DLQ by consumer, topic and reason (alert PrizeflowEventsDeadLettered): "
+            f"`prizeflow-ops dlq list --service {s}` shows them; each is redriven or purged with a reason.",
             (_rate(f"{m}_events_dead_lettered_total", "consumer, topic, reason", fn="increase"),),
             red_above=0,
         ),
     )
     outbox = (
         Panel(
+            "Oldest pending outbox event",
+            "Age of the oldest committed outbox row not yet published, by the database's clock (alert "
+            "PrizeflowOutboxBacklogAge above 2 minutes for 5 minutes): downstream services do not see it yet.",
+            (Query(f"max({m}_outbox_oldest_pending_age_seconds)", "oldest pending"),),
+            unit="s",
+            red_above=120,
+        ),
+        Panel(
+            "Outbox relay leader",
+            "Processes holding the outbox relay lock: 1 when healthy (the lock admits one); 0 while events wait "
+            "means nobody publishes (alert PrizeflowOutboxRelayNotLeading).",
+            (
+                Query(f"sum by (job) ({m}_outbox_relay_leader)", "leaders"),
+                Query(f"max by (instance) ({m}_outbox_relay_leader)", "{{instance}}"),
+            ),
+        ),
+        Panel(
             "Outbox backlog",
-            "Outbox rows seen unpublished at the relay's last poll, per process (alert PrizeflowOutboxBacklog).",
+            "Outbox rows seen unpublished at the relay's last poll, per process.",
             (Query(f"max by (instance) ({m}_outbox_pending)", "{{instance}}"),),
             red_above=1000,
         ),
@@ -332,12 +396,14 @@ def _delivery(s: str, *, consumes: bool) -> Row:
             (_rate(f"{m}_outbox_published_total", "topic"),),
             unit="reqps",
             stack=True,
+            width=12,
         ),
         Panel(
             "Relay batch time",
             "Time to publish one relay batch to Kafka, p50 and p99.",
             _quantiles(f"{m}_outbox_publish_seconds"),
             unit="s",
+            width=12,
         ),
     )
     if consumes:
@@ -594,14 +660,27 @@ def payout_rails() -> Dashboard:
                 (_rate("prizeflow_payouts_provider_errors_total", "provider, code"),),
                 unit="reqps",
                 stack=True,
-                width=12,
+            ),
+            Panel(
+                "Error share of calls",
+                "Each error code's share of a provider's calls over 5 minutes (recording rules). Alerts "
+                "PrizeflowPayoutProviderErrors above 10 % for one code, PrizeflowPayoutProviderOutage above 50 % "
+                "unavailable, timed out, unauthenticated or unsigned.",
+                (
+                    Query(
+                        "sum by (provider, code) (job_provider_code:prizeflow_payouts_provider_errors:rate5m"
+                        " / on (job, provider) group_left job_provider:prizeflow_payouts_attempts:rate5m)",
+                        "{{provider}} {{code}}",
+                    ),
+                ),
+                unit="percentunit",
+                red_above=0.1,
             ),
             Panel(
                 "Provider calls",
                 "Calls per second by provider, kind and outcome.",
                 (_rate("prizeflow_payouts_attempts_total", "provider, kind, outcome"),),
                 unit="reqps",
-                width=12,
             ),
             Panel(
                 "Time to paid",
@@ -617,11 +696,18 @@ def payout_rails() -> Dashboard:
             ),
             Panel(
                 "Provider webhooks",
-                "Provider events applied by payouts, by provider and outcome; deliveries refused at the ingress.",
+                "Provider events applied by payouts, by provider and outcome; deliveries refused at the ingress; "
+                "verified events payouts could not apply (dead-lettered). Alert PrizeflowPayoutWebhookFailures.",
                 (
                     _rate("prizeflow_payouts_webhooks_total", "provider, outcome"),
                     _rate(
                         "prizeflow_webhooks_refused_total", "provider, reason", legend="refused {{provider}} {{reason}}"
+                    ),
+                    _rate(
+                        "prizeflow_payouts_events_dead_lettered_total",
+                        "reason",
+                        selector='{consumer="payouts-webhooks"}',
+                        legend="dead-lettered {{reason}}",
                     ),
                 ),
                 unit="reqps",
@@ -669,11 +755,63 @@ def payout_rails() -> Dashboard:
             ),
         ),
     )
+    progress = Row(
+        "Stellar source accounts, waiting payouts, duplicates",
+        (
+            Panel(
+                "Source account sequence",
+                "Last sequence number each Stellar source account (by role: funding, channel-<n>) consumed in a "
+                "transaction that landed (0: none yet). A flat line while payouts wait is a stuck account.",
+                (_gauge("prizeflow_payouts_source_sequence", "provider, account"),),
+                unit="none",
+                width=6,
+            ),
+            Panel(
+                "Since a source account last landed",
+                "Time since a transaction of each source account last landed (about 55 years: never). Alert "
+                "PrizeflowStellarStuckSourceAccount: over 15 minutes while a payout of the rail waits over 15.",
+                (
+                    Query(
+                        "time() - max by (provider, account) (prizeflow_payouts_source_advanced_timestamp_seconds)",
+                        "{{provider}} {{account}}",
+                    ),
+                ),
+                unit="s",
+                red_above=900,
+                width=6,
+            ),
+            Panel(
+                "Oldest waiting payout",
+                "Age of the oldest payout each rail holds that has not landed yet (0: none waiting), for the rails "
+                "that report their progress (Stellar).",
+                (_gauge("prizeflow_payouts_oldest_waiting_seconds", "provider"),),
+                unit="s",
+                red_above=900,
+                width=6,
+            ),
+            Panel(
+                "Duplicate payouts refused",
+                "Payout requests refused for reusing an idempotency key, request id or claim with another body, and "
+                "payout outcomes rewards dead-lettered as a second payout for one claim (alert "
+                "PrizeflowDuplicatePayoutAttempt: any).",
+                (
+                    _rate("prizeflow_payouts_duplicate_payouts_refused_total", "source", fn="increase"),
+                    Query(
+                        'sum by (job, consumer) (increase({__name__=~"prizeflow_[a-z]+_events_dead_lettered_total", '
+                        f'reason="duplicate_payout"}}[{RATE}]))',
+                        "dead-lettered {{job}} {{consumer}}",
+                    ),
+                ),
+                red_above=0,
+                width=6,
+            ),
+        ),
+    )
     return Dashboard(
         RAILS_UID,
         "Payout rails",
         "Payouts by provider and state, provider error codes, the Stellar rail and the signer's decisions.",
-        (Row("Drill down", (_drill_down(),)), rails, stellar),
+        (Row("Drill down", (_drill_down(),)), rails, stellar, progress),
         tags=("payouts",),
         links=_links(),
     )
