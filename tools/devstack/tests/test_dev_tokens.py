@@ -98,9 +98,12 @@ IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE
 def test_the_command_prints_the_token_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for key in (*IDENTITY_ENV, "PRIZEFLOW_ROOT"):  # the session's own dev identity is in the environment; --root
-        monkeypatch.delenv(key, raising=False)  # sets PRIZEFLOW_ROOT, which the monkeypatch then removes again
+    for key in IDENTITY_ENV:  # the session's own dev identity is in the environment
+        monkeypatch.delenv(key, raising=False)
     root = checkout(tmp_path, "rewards")
+    # `--root` sets PRIZEFLOW_ROOT when it is unset; set it here so that the monkeypatch restores it afterwards
+    # (a delenv of an unset variable records nothing, and the checkout's root leaked into later tests).
+    monkeypatch.setenv("PRIZEFLOW_ROOT", str(root))
     with pytest.raises(SystemExit) as done:
         main(["--root", str(root), "token", "--role", "ops", "--user", "alice"])
     assert done.value.code == 0
