@@ -7,8 +7,11 @@ worker takes them over, syncs first (same idempotency key) and the payout is sti
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +19,7 @@ from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_testkit import Process, eventually, provision_test_topics, python_module, stop_all
 from prizeflow_testkit.payouts import fetch, providers_file, request, settings_for
 
@@ -66,6 +70,34 @@ def _spawn(settings: PayoutsSettings, worker_id: str, **env: str) -> Process:
     return python_module("prizeflow_payouts", "worker", worker_id, env=full, log=log).spawn()
 
 
+def _local_tcp_ports(pid: int) -> set[int]:
+    """The local TCP ports of a process's sockets (its PostgreSQL sessions among them), from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def _queued_on_payouts(db: str, procs: list[Process]) -> list[bool]:
+    """For each worker process: has one of its sessions been waiting for the payouts table's lock?"""
+    rows = await fetch(
+        db,
+        "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.relation = 'payouts'::regclass AND NOT l.granted",
+    )
+    waiting = {int(r["client_port"]) for r in rows if r["client_port"] is not None}
+    return [p.proc is not None and bool(waiting & _local_tcp_ports(p.proc.pid)) for p in procs]
+
+
 async def _states(db: str) -> dict[str, int]:
     rows = await fetch(db, "SELECT state, count(*) AS n FROM payouts GROUP BY state")
     return {r["state"]: int(r["n"]) for r in rows}
@@ -77,11 +109,22 @@ async def test_two_worker_processes_never_submit_one_payout_twice(
     settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
     await _create(settings, [f"success:p{i}" for i in range(1000)])
     assert await _states(db) == {"approved": 1000}
+    # Both workers must race for the same rows: a slow start of one (a loaded machine) would let the other pay all
+    # 1,000 alone. The payouts table stays locked until each worker process has a session queued on it.
+    gate = await asyncpg.connect(asyncpg_dsn(db))
+    gate_tx = gate.transaction()
+    await gate_tx.start()
+    await gate.execute("LOCK TABLE payouts IN EXCLUSIVE MODE")
     procs = [
         _spawn(settings, "w1", PAYOUTS_WORKER_BATCH_SIZE="25"),
         _spawn(settings, "w2", PAYOUTS_WORKER_BATCH_SIZE="25"),
     ]
     try:
+        try:
+            await eventually(lambda: _queued_on_payouts(db, procs), all, timeout=120)
+        finally:
+            await gate_tx.rollback()
+            await gate.close()
         final = await eventually(lambda: _states(db), lambda s: s == {"paid": 1000}, timeout=120, interval=0.2)
     finally:
         stop_all(procs, timeout=20)
