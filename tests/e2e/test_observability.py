@@ -299,6 +299,18 @@ async def settled_snapshot(platform: Platform) -> Snapshot:
         return gauge, {(r["state"], r["provider_name"]): float(r["n"]) for r in rows}
 
     await wait_for(gauge_and_table, lambda both: both[0] == both[1], timeout=30)
+
+    # The pool gauges are refreshed from rewards' database every few seconds: a campaign an earlier module (or
+    # this batch) created gets its series at the next refresh, which must not count as growth between snapshots.
+    rewards_db = platform.procs["rewards"].database_url or ""
+
+    async def campaigns_exported() -> tuple[set[str], set[str], set[str]]:
+        snap = await scrape({"rewards": platform.url("rewards") + "/metrics"})
+        funded = {dict(k)["campaign_id"] for k in snap.values.get("prizeflow_rewards_pool_funded", {})}
+        paid = {dict(k)["campaign_id"] for k in snap.values.get("prizeflow_rewards_pool_paid", {})}
+        return funded, paid, {r["id"] for r in await fetch(rewards_db, "SELECT id FROM campaigns")}
+
+    await wait_for(campaigns_exported, lambda sets: sets[0] == sets[1] == sets[2], timeout=30)
     return await scrape(metrics_urls(platform))
 
 

@@ -121,7 +121,8 @@ class Api:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.identity = platform.identity
-        self.http = httpx.AsyncClient(timeout=30)
+        # Kept-alive connections expire before uvicorn's 5 s keep-alive closes them (no ReadError on a reused one).
+        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
 
     def token(self, user: str, *roles: str, service: str) -> dict[str, str]:
         """A bearer header for `user` holding `roles`, for `service`'s audience only."""

@@ -82,7 +82,11 @@ class Replica:
     client: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=60.0)
+        # A kept-alive connection expires here before uvicorn's 5 s keep-alive closes it on the server's side: a
+        # request sent on a connection the server is closing at that moment fails with ReadError.
+        self.client = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.port}", timeout=60.0, limits=httpx.Limits(keepalive_expiry=2.0)
+        )
 
 
 @dataclass

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,10 +114,11 @@ class Platform:
             db_url = self._create_database(spec.name) if spec.database else None
             port = pick_free_port({p.port for p in self.procs.values() if p.port})
             self.procs[name] = Proc(spec, port if spec.http_port_env else None, db_url, self.workdir / f"{name}.log")
-        for name in self.services:
-            proc = self.procs[name]
-            if proc.spec.migrations:
-                migrate(proc.spec, self._env(proc), proc.log)
+        # Each service migrates its own database: the migrations run at once (each an alembic process).
+        migrating = [self.procs[n] for n in self.services if self.procs[n].spec.migrations]
+        with ThreadPoolExecutor(max_workers=max(1, len(migrating))) as pool:
+            for done in [pool.submit(migrate, p.spec, self._env(p), p.log) for p in migrating]:
+                done.result()
         provision_or_fail(self.infra.kafka_bootstrap, self.suffix)  # services verify topics; they never create them
         for name in self.services:
             self._spawn(self.procs[name])
