@@ -130,8 +130,13 @@ async def test_a_failure_webhook_before_paid_pulls_the_money_back_then_fails(
         (failed,) = await stripe_events(admin, "payout.failed", key)
         await publish(kafka_bootstrap, WEBHOOKS + topic_suffix, [provider_event(failed)])
         assert await wait_state(db, key, "failed") == "failed"
-        records = await read_topic(kafka_bootstrap, "prizeflow.payouts.events.v1" + topic_suffix)
-    (event,) = [d for d in (decode(r.value).data for r in records) if isinstance(d, PayoutFailed)]
+
+        async def failures() -> list[PayoutFailed]:
+            records = await read_topic(kafka_bootstrap, "prizeflow.payouts.events.v1" + topic_suffix)
+            return [d for d in (decode(r.value).data for r in records) if isinstance(d, PayoutFailed)]
+
+        # The state commits with its event in the outbox; the relay publishes it a moment later.
+        (event,) = await eventually(failures, lambda found: len(found) >= 1, timeout=30)
     assert isinstance(event, PayoutFailed)
     assert event.final
     assert event.code.value == "account_closed"
