@@ -1,0 +1,71 @@
+"""What the console's use cases need from the outside: the services' APIs and the identity provider."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from prizeflow_console.domain.viewer import Viewer
+
+Service = Literal["settlement", "rewards", "payouts", "webhooks"]
+SERVICES: tuple[Service, ...] = ("settlement", "rewards", "payouts", "webhooks")
+Query = Mapping[str, str | int | bool | None]
+
+
+@dataclass(frozen=True)
+class ApiProblem(Exception):  # noqa: N818 - an RFC 9457 problem detail, named as the RFC names it
+    """A service's problem detail (or the console's own when a service cannot be reached), as it should be shown."""
+
+    status: int
+    code: str
+    title: str
+    detail: str
+    service: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.status} {self.code}: {self.detail}"
+
+
+class PlatformApi(Protocol):
+    """The services' HTTP APIs, called as the signed-in person (their access token): the services authorise."""
+
+    async def get(self, service: Service, path: str, *, token: str, query: Query | None = None) -> Any: ...
+
+    async def send(
+        self,
+        method: Literal["POST", "PUT"],
+        service: Service,
+        path: str,
+        *,
+        token: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    viewer: Viewer
+    access_token: str
+    expires_at: int  # epoch seconds
+
+
+class IdentityProvider(Protocol):
+    async def authorization_url(
+        self, *, state: str, nonce: str, code_challenge: str, login_hint: str | None
+    ) -> str: ...
+
+    async def exchange(self, *, code: str, code_verifier: str, nonce: str) -> SignedIn:
+        """Redeem the code (PKCE), verify the ID token (signature, iss, aud, exp, nonce); raise SignInError."""
+        ...
+
+    async def end_session_url(self, *, post_logout_redirect_uri: str) -> str | None: ...
+
+
+class SignInError(Exception):
+    """Sign-in did not complete; the message is safe to show (no code, token or verifier in it)."""
+
+
+__all__ = ["SERVICES", "ApiProblem", "IdentityProvider", "PlatformApi", "Query", "Service", "SignInError", "SignedIn"]

@@ -1,0 +1,60 @@
+"""The composition root: the console built from its settings."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from prometheus_client import CollectorRegistry
+
+from prizeflow_console.adapters.http_apis import HttpPlatformApi
+from prizeflow_console.adapters.oidc import OidcProvider
+from prizeflow_console.application.login import SignInFlow
+from prizeflow_console.application.ports import IdentityProvider, PlatformApi
+from prizeflow_console.entrypoints.http import create_app, origin_of
+from prizeflow_console.settings import ConsoleSettings
+
+
+def build(
+    settings: ConsoleSettings,
+    *,
+    idp: IdentityProvider | None = None,
+    apis: PlatformApi | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Litestar:
+    """`idp` and `apis` default to the identity provider and the services the settings name."""
+    assert settings.oidc_issuer
+    assert settings.oidc_discovery_url
+    assert settings.oidc_client_id
+    assert settings.console_session_secret is not None
+    closers = []
+    if idp is None:
+        oidc = OidcProvider(
+            issuer=settings.oidc_issuer,
+            discovery_url=settings.oidc_discovery_url,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None,
+            redirect_uri=f"{settings.public_url}/auth/callback",
+            scopes=settings.oidc_scopes,
+            roles_claim=settings.oidc_roles_claim,
+            timeout_s=settings.console_api_timeout_s,
+        )
+        closers.append(oidc.aclose)
+        idp = oidc
+    if apis is None:
+        http_apis = HttpPlatformApi(settings.service_urls, timeout_s=settings.console_api_timeout_s)
+        closers.append(http_apis.aclose)
+        apis = http_apis
+    return create_app(
+        sign_in=SignInFlow(idp),
+        idp=idp,
+        apis=apis,
+        session_secret=settings.console_session_secret.get_secret_value(),
+        public_url=settings.public_url,
+        idp_origin=origin_of(settings.oidc_discovery_url),
+        secure_cookies=settings.secure_cookies,
+        max_age_s=settings.console_session_max_age_s,
+        registry=registry or CollectorRegistry(),
+        on_shutdown=closers,
+    )
+
+
+__all__ = ["build"]

@@ -1,0 +1,210 @@
+"""The console's Litestar app: pages, sign-in, health and metrics, security headers, sessions and CSRF."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from litestar import Litestar, Request, Response, get
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ControllerRouterHandler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+
+from prizeflow_console.application.login import SignInFlow
+from prizeflow_console.application.ports import IdentityProvider, PlatformApi
+from prizeflow_console.application.timeline import TraceFlow
+from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
+from prizeflow_console.entrypoints.auth import AuthController
+from prizeflow_console.entrypoints.pages.timeline import TimelineController
+from prizeflow_console.entrypoints.web import ForbiddenPageError, SignInRequiredError, current, page, signed_in
+
+log = logging.getLogger("prizeflow_console")
+PACKAGE = Path(__file__).resolve().parent.parent
+PUBLIC = {"exclude_from_csrf": True}
+
+PAGES: tuple[ControllerRouterHandler, ...] = (TimelineController,)
+
+
+def _when(value: Any) -> str:
+    """An RFC 3339 instant as people read it (UTC, seconds)."""
+    if not value:
+        return ""
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    def setup(engine: JinjaTemplateEngine) -> None:
+        env = engine.engine
+        env.filters["money"] = lambda amount, asset: format_minor(int(amount), str(asset))
+        env.filters["mask"] = mask_destination
+        env.filters["when"] = _when
+        env.tests["redeemable"] = redeemable
+        env.globals["urlencode"] = urlencode
+
+    return TemplateConfig(directory=PACKAGE / "templates", engine=JinjaTemplateEngine, engine_callback=setup)
+
+
+@get("/", include_in_schema=False)
+async def home(request: Request[Any, Any, Any]) -> Template:
+    return page(request, "home.html", session=signed_in(request), title="Prizeflow console")
+
+
+@get("/health/live", include_in_schema=False, opt=PUBLIC, sync_to_thread=False)
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/health/ready", include_in_schema=False, opt=PUBLIC, sync_to_thread=False)
+def ready() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _sign_in_required(request: Request[Any, Any, Any], exc: SignInRequiredError) -> Response[Any]:
+    target = "/auth/login?" + urlencode({"next": exc.next_path})
+    if request.headers.get("hx-request"):
+        return Response(content="", status_code=401, headers={"HX-Redirect": target})
+    return Redirect(path=target, status_code=303)
+
+
+def _forbidden(request: Request[Any, Any, Any], exc: ForbiddenPageError) -> Template:
+    return page(request, "forbidden.html", session=current(request), title="Not for your role", status_code=403)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+    status = exc.status_code
+    if status >= 500:
+        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
+    title = "Page not found" if isinstance(exc, NotFoundException) else "Request refused"
+    detail = exc.detail if status < 500 else "something went wrong on our side"
+    return page(request, "error.html", session=current(request), title=title, detail=detail, status_code=status)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Template:
+    log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+    return page(request, "error.html", session=current(request), title="Something went wrong",
+                detail="the console failed to show this page; try again", status_code=500)  # fmt: skip
+
+
+def _security_headers(idp_origin: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            f"frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self' {idp_origin}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def create_app(
+    *,
+    sign_in: SignInFlow,
+    idp: IdentityProvider,
+    apis: PlatformApi,
+    session_secret: str,
+    public_url: str,
+    idp_origin: str,
+    secure_cookies: bool,
+    max_age_s: int,
+    registry: CollectorRegistry,
+    pages: Sequence[ControllerRouterHandler] = PAGES,
+    on_shutdown: Sequence[Any] = (),
+) -> Litestar:
+    key = hashlib.sha256(b"prizeflow-console/session\0" + session_secret.encode()).digest()
+    csrf_key = hashlib.sha256(b"prizeflow-console/csrf\0" + session_secret.encode()).hexdigest()
+    sessions = CookieBackendConfig(
+        secret=key, key="pf_console", max_age=max_age_s, httponly=True, secure=secure_cookies, samesite="lax",
+        exclude=["/static", "/health", "/metrics"],
+    )  # fmt: skip
+    requests = Counter(
+        "prizeflow_console_http_requests", "Console responses by route and status class", ["route", "status"],
+        registry=registry,
+    )  # fmt: skip
+
+    @get("/metrics", include_in_schema=False, opt=PUBLIC)
+    async def metrics() -> Response[bytes]:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    headers = _security_headers(idp_origin)
+
+    async def after(response: Response[Any]) -> Response[Any]:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    async def count(message: Any, scope: Any) -> None:
+        if message.get("type") == "http.response.start":
+            route = scope.get("path_template") or "unmatched"
+            requests.labels(route, f"{int(message['status']) // 100}xx").inc()
+
+    trace = TraceFlow(apis)
+    return Litestar(
+        route_handlers=[
+            home,
+            live,
+            ready,
+            metrics,
+            AuthController,
+            *pages,
+            create_static_files_router(
+                path="/static", directories=[PACKAGE / "static"], opt=PUBLIC, include_in_schema=False
+            ),
+        ],
+        dependencies={
+            "sign_in": Provide(lambda: sign_in, sync_to_thread=False),
+            "idp": Provide(lambda: idp, sync_to_thread=False),
+            "trace": Provide(lambda: trace, sync_to_thread=False),
+        },
+        middleware=[sessions.middleware],
+        csrf_config=CSRFConfig(
+            secret=csrf_key,
+            cookie_name="pf_csrf",
+            cookie_secure=secure_cookies,
+            cookie_httponly=True,
+            cookie_samesite="strict",
+            header_name="x-csrftoken",
+            exclude_from_csrf_key="exclude_from_csrf",
+        ),
+        template_config=template_config(),
+        exception_handlers={
+            SignInRequiredError: _sign_in_required,
+            ForbiddenPageError: _forbidden,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        after_response=None,
+        after_request=after,
+        before_send=[count],
+        state=State({"apis": apis, "public_url": public_url}),
+        openapi_config=None,
+        on_shutdown=list(on_shutdown),
+        debug=False,
+        logging_config=None,
+    )
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+__all__ = ["create_app", "origin_of", "template_config"]
