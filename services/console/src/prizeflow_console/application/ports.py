@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from prizeflow_console.domain.viewer import Viewer
 
@@ -28,6 +28,7 @@ class ApiProblem(Exception):  # noqa: N818 - an RFC 9457 problem detail, named a
         return f"{self.service} {self.status} {self.code}: {self.detail}"
 
 
+@runtime_checkable  # Litestar checks injected dependencies against their annotation
 class PlatformApi(Protocol):
     """The services' HTTP APIs, called as the signed-in person (their access token): the services authorise."""
 
@@ -52,6 +53,7 @@ class SignedIn:
     expires_at: int  # epoch seconds
 
 
+@runtime_checkable
 class IdentityProvider(Protocol):
     async def authorization_url(
         self, *, state: str, nonce: str, code_challenge: str, login_hint: str | None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from prizeflow_console.application.login import SignInFlow
@@ -24,9 +25,9 @@ class AuthController(Controller):
     async def login(
         self,
         request: Request[Any, Any, Any],
-        sign_in: SignInFlow,
-        next_path: Annotated[str | None, Parameter(query="next", max_length=512)] = None,
-        login_hint: Annotated[str | None, Parameter(pattern=_HINT)] = None,
+        sign_in: NamedDependency[SignInFlow],
+        next_path: Annotated[str | None, QueryParameter(name="next", max_length=512)] = None,
+        login_hint: Annotated[str | None, QueryParameter(pattern=_HINT)] = None,
     ) -> Redirect | Template:
         try:
             attempt, url = await sign_in.begin(next_path=next_path, login_hint=login_hint)
@@ -40,10 +41,10 @@ class AuthController(Controller):
     async def callback(
         self,
         request: Request[Any, Any, Any],
-        sign_in: SignInFlow,
-        code: Annotated[str | None, Parameter(max_length=2048)] = None,
-        returned_state: Annotated[str | None, Parameter(query="state", max_length=512)] = None,
-        error: Annotated[str | None, Parameter(max_length=128)] = None,
+        sign_in: NamedDependency[SignInFlow],
+        code: Annotated[str | None, QueryParameter(max_length=2048)] = None,
+        returned_state: Annotated[str | None, QueryParameter(name="state", max_length=512)] = None,
+        error: Annotated[str | None, QueryParameter(max_length=128)] = None,
     ) -> Redirect | Template:
         attempt = LoginAttempt.from_dict(request.session.pop(SESSION_LOGIN, None))
         if error is not None:
@@ -69,7 +70,7 @@ class AuthController(Controller):
         return Redirect(path=attempt.next_path if attempt else "/", status_code=303)
 
     @post("/logout", status_code=303)
-    async def logout(self, request: Request[Any, Any, Any], idp: IdentityProvider) -> Redirect:
+    async def logout(self, request: Request[Any, Any, Any], idp: NamedDependency[IdentityProvider]) -> Redirect:
         had_session = current(request) is not None
         request.clear_session()
         public_url: str = request.app.state.public_url

@@ -12,11 +12,11 @@ from urllib.parse import urlencode, urlsplit
 
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -90,7 +90,7 @@ def _forbidden(request: Request[Any, Any, Any], exc: ForbiddenPageError) -> Temp
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
     status = exc.status_code
     if status >= 500:
-        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
+        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail, exc_info=exc)
     title = "Page not found" if isinstance(exc, NotFoundException) else "Request refused"
     detail = exc.detail if status < 500 else "something went wrong on our side"
     return page(request, "error.html", session=current(request), title=title, detail=detail, status_code=status)

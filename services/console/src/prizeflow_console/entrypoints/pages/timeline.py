@@ -6,7 +6,8 @@ import re
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 from litestar.response import Template
 
 from prizeflow_console.application.timeline import TraceFlow
@@ -25,8 +26,8 @@ class TimelineController(Controller):
     async def show(
         self,
         request: Request[Any, Any, Any],
-        trace: TraceFlow,
-        correlation_id: Annotated[str | None, Parameter(max_length=256)] = None,
+        trace: NamedDependency[TraceFlow],
+        correlation_id: Annotated[str | None, QueryParameter(max_length=256)] = None,
     ) -> Template:
         session = signed_in(request, Page.TIMELINE)
         cid = (correlation_id or "").strip()

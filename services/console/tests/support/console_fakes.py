@@ -1,0 +1,120 @@
+"""The console in process, with a fake identity provider and fake service APIs (unit tests)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from litestar.testing import TestClient
+from prizeflow_console.application.login import SignInFlow
+from prizeflow_console.application.ports import ApiProblem, Query, SignedIn
+from prizeflow_console.domain.viewer import Viewer
+from prizeflow_console.entrypoints.http import create_app
+from prometheus_client import CollectorRegistry
+
+Handler = Callable[..., Any]
+
+
+@dataclass
+class FakeIdp:
+    """Signs in whoever `next_user` names; remembers the state it was given."""
+
+    next_user: tuple[str, tuple[str, ...]] = ("olivia", ("ops",))
+    state: str = ""
+
+    async def authorization_url(self, *, state: str, nonce: str, code_challenge: str, login_hint: str | None) -> str:
+        self.state = state
+        return f"https://idp.test/authorize?state={state}"
+
+    async def exchange(self, *, code: str, code_verifier: str, nonce: str) -> SignedIn:
+        user, roles = self.next_user
+        return SignedIn(Viewer.of(user, user.title(), roles), f"token-of-{user}", int(time.time()) + 3600)
+
+    async def end_session_url(self, *, post_logout_redirect_uri: str) -> str | None:
+        return None
+
+
+@dataclass
+class Call:
+    method: str
+    service: str
+    path: str
+    token: str
+    query: Mapping[str, Any] | None = None
+    body: Any = None
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass
+class FakeApis:
+    """Answers by (method, service, path) from `routes`: a value, or a callable taking the Call; an ApiProblem
+    raised or returned is raised. Unknown routes answer 404 problem details. Every call is recorded."""
+
+    routes: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+
+    def on(self, method: str, service: str, path: str, answer: Any) -> None:
+        self.routes[(method, service, path)] = answer
+
+    def _answer(self, call: Call) -> Any:
+        answer = self.routes.get((call.method, call.service, call.path))
+        if answer is None:
+            raise ApiProblem(404, "not_found", "Not Found", f"no fake for {call.method} {call.path}", call.service)
+        if callable(answer):
+            answer = answer(call)
+        if isinstance(answer, ApiProblem):
+            raise answer
+        return answer
+
+    async def get(self, service: str, path: str, *, token: str, query: Query | None = None) -> Any:
+        call = Call("GET", service, path, token, query=dict(query or {}))
+        self.calls.append(call)
+        return self._answer(call)
+
+    async def send(
+        self, method: str, service: str, path: str, *, token: str, body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:  # fmt: skip
+        call = Call(method, service, path, token, body=body, headers=headers)
+        self.calls.append(call)
+        return self._answer(call)
+
+
+@contextmanager
+def console(
+    apis: FakeApis | None = None, idp: FakeIdp | None = None
+) -> Iterator[tuple[TestClient[Any], FakeApis, FakeIdp]]:
+    apis = apis or FakeApis()
+    idp = idp or FakeIdp()
+    app = create_app(
+        sign_in=SignInFlow(idp), idp=idp, apis=apis, session_secret="s" * 40, public_url="http://testserver",
+        idp_origin="https://idp.test", secure_cookies=False, max_age_s=3600, registry=CollectorRegistry(),
+    )  # fmt: skip
+    with TestClient(app) as client:
+        yield client, apis, idp
+
+
+def sign_in(client: TestClient[Any], idp: FakeIdp, user: str, *roles: str) -> None:
+    idp.next_user = (user, roles)
+    client.get("/auth/login", follow_redirects=False)
+    response = client.get(f"/auth/callback?code=c&state={idp.state}", follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def csrf(client: TestClient[Any], path: str = "/") -> str:
+    """The CSRF token a page's forms carry (the cookie is set by the GET)."""
+    text = client.get(path).text
+    marker = 'name="_csrf_token" value="'
+    start = text.index(marker) + len(marker)
+    return text[start : text.index('"', start)]
+
+
+def location_query(response: Any) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(response.headers["location"]).query)
+
+
+__all__ = ["Call", "FakeApis", "FakeIdp", "console", "csrf", "location_query", "sign_in"]
