@@ -74,7 +74,7 @@ class Platform:
     # Every port is assigned before any process spawns, so the order does not matter: each finds the others
     # (`<NAME>_URL`) whether they are up yet or not.
     services: tuple[str, ...] = (
-        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "stripe-api", "dev-idp",
+        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "stripe-api", "dev-idp", "console",
     )  # fmt: skip
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
