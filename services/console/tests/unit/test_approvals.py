@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from console_fakes import Call, FakeApis, console, csrf, sign_in
 from markupsafe import escape
+
 from prizeflow_console.application.approvals import ApprovalQueue, QueueFilter
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.review import HOLD_REASONS, age, hold_reason, required_approvals, why_not_decide
 from prizeflow_console.domain.viewer import Viewer
-
 from prizeflow_contracts.events.rewards import HoldCode
 
 PAYOUT = "po-0123456789abcdef0123456789abcdef"

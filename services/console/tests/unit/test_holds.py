@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from console_fakes import FakeApis, console, csrf, sign_in
 from markupsafe import escape
+
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.review import HOLD_REASONS
-
 from prizeflow_contracts.events.rewards import HoldCode
 
 CLAIM = "cl-0b7f6a52-6f0e-4d0c-8d43-3f2a1c9e7b10"
