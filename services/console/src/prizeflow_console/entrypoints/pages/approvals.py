@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from prizeflow_console.application.approvals import ApprovalQueue, QueueFilter, ReviewPayout
 from prizeflow_console.application.ports import ApiProblem
-from prizeflow_console.domain.money import redeemable
+from prizeflow_console.domain.money import format_minor, redeemable
 from prizeflow_console.domain.review import PENDING_APPROVAL, age, why_not_decide
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.web import Session, apis, back, flash, may, page, problem_text, signed_in
@@ -50,6 +50,12 @@ async def reason_of(request: Request[Any, Any, Any]) -> str:
     form = await request.form()
     value = form.get("reason")
     return value.strip() if isinstance(value, str) else ""
+
+
+def _title(payout: dict[str, Any]) -> str:
+    """`Payout of 1,000.0000000 USDC`: words a phone can wrap (the id is in the facts, where it may break)."""
+    amount, asset = payout.get("amount"), payout.get("asset")
+    return f"Payout of {format_minor(int(amount), str(asset))}" if isinstance(amount, int) and asset else "Payout"
 
 
 def _decided(action: str, state: str | None) -> str:
@@ -106,7 +112,7 @@ class ApprovalsController(Controller):
         )
         now = datetime.now(UTC)
         return page(request, "approvals_detail.html", session=session, current_page=Page.APPROVALS,
-                    title=f"Payout {payout_id}", review=review, payout=payout, blocked=blocked,
+                    title=_title(payout), review=review, payout=payout, blocked=blocked,
                     base=_base(payout_id), ago=lambda at: age(at, now), reason_max=REASON_MAX)  # fmt: skip
 
     @post("/{payout_id:str}/approve")
