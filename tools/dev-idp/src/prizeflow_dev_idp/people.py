@@ -28,12 +28,12 @@ class DevPerson:
 
 
 PRESETS: Final = (
-    DevPerson("olivia", (Role.OPS,), "Olivia (ops)"),
-    DevPerson("adam", (Role.ADMIN,), "Adam (admin)"),
-    DevPerson("alice", (Role.APPROVER,), "Alice (approver)"),
-    DevPerson("bob", (Role.APPROVER,), "Bob (approver)"),
+    DevPerson("olivia", (Role.OPS,), "Olivia"),
+    DevPerson("adam", (Role.ADMIN,), "Adam"),
+    DevPerson("alice", (Role.APPROVER,), "Alice"),
+    DevPerson("bob", (Role.APPROVER,), "Bob"),
     # An approver who is also a player: she must never approve her own payout.
-    DevPerson("priya", (Role.APPROVER, Role.PLAYER), "Priya (approver, player)"),
+    DevPerson("priya", (Role.APPROVER, Role.PLAYER), "Priya"),
     DevPerson("player-1", (Role.PLAYER,), "Player 1"),
 )
 

@@ -224,7 +224,7 @@ async def test_code_and_pkce_round_trip_gives_tokens_the_services_accept(
     for audience in SERVICE_AUDIENCES:
         await IDENTITY.verifier(audience=audience).verify(body["access_token"])
     access = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert access["name"] == "Priya (approver, player)"
+    assert access["name"] == "Priya"
     assert sorted(access["aud"]) == sorted(SERVICE_AUDIENCES)
     assert jwt.get_unverified_header(body["access_token"])["kid"] == IDENTITY.kid
 
@@ -234,7 +234,7 @@ async def test_code_and_pkce_round_trip_gives_tokens_the_services_accept(
     assert id_token["sub"] == "priya"
     assert id_token["roles"] == ["player", "approver"]
     assert id_token["nonce"] == "n-456"
-    assert id_token["name"] == "Priya (approver, player)"
+    assert id_token["name"] == "Priya"
     assert id_token["auth_time"] == 1_700_000_000
     assert {"iat", "exp"} <= id_token.keys()
     secrets_seen = (code, verifier, body["access_token"], body["id_token"])

@@ -48,7 +48,7 @@ def risk_signals(payout: Mapping[str, Any], claim: Mapping[str, Any] | None) -> 
     signals: list[Signal] = []
     if claim and claim.get("hold_code"):
         detail = claim.get("hold_detail")
-        text = hold_reason(str(claim["hold_code"])) + (f" ({detail})" if detail else "")
+        text = hold_reason(str(claim["hold_code"])) + (f" Detail: {detail}." if detail else "")
         signals.append(Signal(str(claim["hold_code"]), text))
     requested_by, player = payout.get("requested_by"), payout.get("player_id")
     if requested_by and player and requested_by != player:
