@@ -29,13 +29,14 @@ from prizeflow_console.application.timeline import TraceFlow
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
 from prizeflow_console.entrypoints.auth import AuthController
 from prizeflow_console.entrypoints.pages.timeline import TimelineController
+from prizeflow_console.entrypoints.pages.wallet import WalletController
 from prizeflow_console.entrypoints.web import ForbiddenPageError, SignInRequiredError, current, page, signed_in
 
 log = logging.getLogger("prizeflow_console")
 PACKAGE = Path(__file__).resolve().parent.parent
 PUBLIC = {"exclude_from_csrf": True}
 
-PAGES: tuple[ControllerRouterHandler, ...] = (TimelineController,)
+PAGES: tuple[ControllerRouterHandler, ...] = (TimelineController, WalletController)
 
 
 def _when(value: Any) -> str:
