@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from console_fakes import Call, FakeApis, console, csrf, sign_in
+
 from prizeflow_console.application.ports import ApiProblem
 
 PLAYER = "player-1"
@@ -27,7 +28,10 @@ def balances(*rows: tuple[str, int, int], receivables: list[dict[str, Any]] | No
     }
 
 
-def movement(kind: str, asset: str, amount: int, direction: str = "in", *, pending: bool = False) -> dict[str, Any]:
+def movement(
+    kind: str, asset: str, amount: int, direction: str = "in", *, pending: bool = False, resolves: str | None = None
+) -> dict[str, Any]:
+    """One item of GET /wallets/{player}/transactions."""
     return {
         "transfer_id": "6f1c7d3e-0000-4000-8000-000000000001",
         "kind": kind,
@@ -35,7 +39,7 @@ def movement(kind: str, asset: str, amount: int, direction: str = "in", *, pendi
         "amount": amount,
         "direction": direction,
         "pending": pending,
-        "resolves": None,
+        "resolves": resolves,
         "business_key": "round-1",
         "created_at": AT,
     }
@@ -148,8 +152,10 @@ def test_receivables_are_shown_when_the_player_owes() -> None:
 def test_history_in_words_with_an_older_link_that_carries_the_cursor() -> None:
     history = {
         "items": [
-            movement("reward", "USDC", 20_000_000),
+            movement("payout_void", "USDC", 1_000_000, "out", resolves="t-2"),
+            movement("payout_post", "USDC", 5_000_000, "out", resolves="t-1"),
             movement("claim_reserve", "USDC", 5_000_000, "out", pending=True),
+            movement("reward", "USDC", 20_000_000),
             movement("top_up_credit", "USD", 2_500),
         ],
         "next_cursor": "c2VxOjQy",
@@ -158,13 +164,14 @@ def test_history_in_words_with_an_older_link_that_carries_the_cursor() -> None:
     with console(apis) as (client, _, idp):
         sign_in(client, idp, PLAYER, "player")
         text = client.get("/wallet").text
-        assert "Prize won" in text
-        assert "+2.0000000 USDC" in text
-        assert "Payout requested (amount set aside)" in text
-        assert "(pending)" in text
-        assert "\u22120.5000000 USDC" in text
-        assert "Top-up" in text
-        assert "+25.00 USD" in text
+        rows = re.findall(r'data-label="What">([^<]+)</td>\s*<td data-label="Amount" class="num">([^<]+)</td>', text)
+        assert rows == [
+            ("Payout not made", "0.1000000 USDC available again"),
+            ("Payout sent", "\u22120.5000000 USDC"),
+            ("Payout requested", "0.5000000 USDC set aside"),  # one debit for one payout, never two
+            ("Prize won", "+2.0000000 USDC"),
+            ("Top-up", "+25.00 USD"),
+        ]
         assert 'href="/wallet?cursor=c2VxOjQy#history-h"' in text
         client.get("/wallet?cursor=c2VxOjQy")
     pages = [c.query for c in apis.calls if c.path.endswith("/transactions")]

@@ -26,9 +26,9 @@ KIND_WORDS: Final[Mapping[str, str]] = {
     "reward": "Prize won",
     "entry_fee": "Entry fee paid",
     "refund": "Entry fee refunded",
-    "claim_reserve": "Payout requested (amount set aside)",
+    "claim_reserve": "Payout requested",
     "payout_post": "Payout sent",
-    "payout_void": "Payout not made: back in your wallet",
+    "payout_void": "Payout not made",
     "payout_return": "Payout returned by the provider",
     "top_up": "Top-up",
     "top_up_credit": "Top-up",
@@ -40,6 +40,17 @@ KIND_WORDS: Final[Mapping[str, str]] = {
 
 def kind_words(kind: str) -> str:
     return KIND_WORDS.get(kind) or kind.replace("_", " ").capitalize()
+
+
+def effect(item: Mapping[str, Any]) -> str:
+    """What a history item did to the wallet: `in`, `out`, `held` (set aside for a payout: still the player's
+    balance, no longer available) or `freed` (a set-aside amount available again: a payout not made). A payout
+    request shows once as set aside and once as sent, never as two debits."""
+    if item.get("pending"):
+        return "held"
+    if item.get("resolves") and item.get("kind") == "payout_void":
+        return "freed"
+    return "in" if item.get("direction") == "in" else "out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +170,7 @@ class ReadWallet:
             points=[b for b in held if not _redeemable(b.get("asset"))],
             receivables=[r for r in wallet.get("receivables") or [] if isinstance(r, dict) and r.get("owed")],
             history=[
-                {**item, "words": kind_words(str(item.get("kind", "")))}
+                {**item, "words": kind_words(str(item.get("kind", ""))), "effect": effect(item)}
                 for item in page.get("items") or []
                 if isinstance(item, dict)
             ],
@@ -305,6 +316,7 @@ __all__ = [
     "StartTopUp",
     "Wallet",
     "claim_progress",
+    "effect",
     "kind_words",
     "top_up_progress",
 ]
