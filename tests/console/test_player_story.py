@@ -1,7 +1,8 @@
 """A player's whole story in the browser, against the session platform: sign in, top up through the provider's
 checkout (the platform's: Stripe, its emulator's hosted page) and see the balance; win a round; request a payout
 of the winnings to a destination the platform pays (the sandbox provider) and watch its status reach paid without
-reloading the page. The wallet and the payout's page pass axe at desktop and phone width."""
+reloading the page; another player who opens that payout's address learns nothing of it. The wallet and the
+payout's page pass axe at desktop and phone width."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from support import USDC, Api, GameServer, uid, wait_for
 
 from prizeflow_contracts.events.game import DistributionTemplate
 from prizeflow_devstack.platform import Platform
-from prizeflow_testkit.browser import assert_accessible, screenshot
+from prizeflow_testkit.browser import assert_accessible, new_page, screenshot
 
 T = TypeVar("T")
 LIVE_MS = 60_000  # the longest a live status may take to show a change (a loaded machine, every hop on Kafka)
@@ -66,7 +67,7 @@ async def release_hold(platform: Platform, claim_id: str) -> None:
 
 
 def test_a_players_top_up_round_and_payout_seen_live(
-    page: Page, phone_page: Page, platform: Platform, console_url: str
+    page: Page, phone_page: Page, browser: Browser, platform: Platform, console_url: str
 ) -> None:
     player = uid("story")
     sign_in_as_player(page, console_url, player)
@@ -140,3 +141,16 @@ def test_a_players_top_up_round_and_payout_seen_live(
     expect(phone_page.locator("#claim-status")).to_contain_text("Paid")
     assert_accessible(phone_page)
     screenshot(phone_page, "wallet-claim-phone")
+
+    # -- another player opening this payout's address learns nothing of it ---------------------------------------
+    other = new_page(browser)
+    try:
+        sign_in_as_player(other, console_url, uid("other"))
+        response = other.goto(claim_url)
+        assert response is not None
+        assert response.status == 404
+        expect(other.get_by_role("alert")).to_have_text("You have no such payout request.")
+        for secret in ("25.0000000", player, "succ"):
+            assert secret not in other.content()
+    finally:
+        other.context.close()
