@@ -152,6 +152,10 @@ class FakeClaims:
         held = [r.claim for r in self.rows.values() if r.claim.status is ClaimStatus.HELD]
         return sorted(held, key=lambda c: c.created_at)[:limit]
 
+    async def of_player(self, tx: object, player_id: str, *, limit: int) -> list[Claim]:
+        mine = [r.claim for r in self.rows.values() if r.claim.player_id == player_id]
+        return sorted(mine, key=lambda c: (c.created_at, c.id), reverse=True)[:limit]
+
     async def lock_many(self, tx: object, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         return {i: (r.claim.player_id, r.claim.asset) for i in sorted(claim_ids) if (r := self.rows.get(i))}
 

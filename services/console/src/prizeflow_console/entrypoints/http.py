@@ -31,6 +31,7 @@ from prizeflow_console.entrypoints.auth import AuthController
 from prizeflow_console.entrypoints.pages.approvals import ApprovalsController
 from prizeflow_console.entrypoints.pages.holds import HoldsController
 from prizeflow_console.entrypoints.pages.timeline import TimelineController
+from prizeflow_console.entrypoints.pages.wallet import WalletController
 from prizeflow_console.entrypoints.web import ForbiddenPageError, SignInRequiredError, current, page, signed_in
 
 log = logging.getLogger("prizeflow_console")
@@ -41,6 +42,7 @@ PAGES: tuple[ControllerRouterHandler, ...] = (
     TimelineController,
     ApprovalsController,
     HoldsController,
+    WalletController,
 )
 
 

@@ -26,6 +26,7 @@ _LOCK_MANY = text(
     "SELECT id, player_id, asset FROM claims WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR NO KEY UPDATE"
 )
 _HELD = text(_SELECT_CLAIM + "WHERE status = 'held' ORDER BY created_at LIMIT :n")
+_OF_PLAYER = text(_SELECT_CLAIM + "WHERE player_id = :p ORDER BY created_at DESC, id DESC LIMIT :n")
 _HISTORY = text(
     """
     SELECT
@@ -80,6 +81,9 @@ class PgClaimRepository:
 
     async def held(self, tx: Conn, *, limit: int) -> list[Claim]:
         return [_claim(r) for r in await tx.execute(_HELD, {"n": limit})]
+
+    async def of_player(self, tx: Conn, player_id: str, *, limit: int) -> list[Claim]:
+        return [_claim(r) for r in await tx.execute(_OF_PLAYER, {"p": player_id, "n": limit})]
 
     async def lock_many(self, tx: Conn, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         rows = await tx.execute(_LOCK_MANY, {"ids": list(claim_ids)})

@@ -87,6 +87,10 @@ class ClaimRepository(Protocol):
         """Held claims, oldest first."""
         ...
 
+    async def of_player(self, tx: Tx, player_id: str, *, limit: int) -> list[Claim]:
+        """A player's claims, newest first."""
+        ...
+
     async def lock_many(self, tx: Tx, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Lock these claims in id order in one statement; (player id, asset) of those that exist."""
         ...

@@ -88,6 +88,9 @@ class RewardsQueries:
             raise UseCaseError(ErrorKind.NOT_FOUND, "claim_not_found", f"no claim {claim_id}")
         return claim
 
+    async def player_claims(self, tx: Tx, player_id: str, *, limit: int) -> list[Claim]:
+        return await self.stores.claims.of_player(tx, player_id, limit=limit)
+
     async def held_claims(self, tx: Tx, *, limit: int = 100) -> list[Claim]:
         return await self.stores.claims.held(tx, limit=limit)
 

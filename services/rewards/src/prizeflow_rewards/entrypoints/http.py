@@ -339,6 +339,19 @@ class WalletsController(Controller):
         async with api.tx() as s:
             return await api.read.wallet_history(s, player_id, asset=asset, kind=kind, cursor=cursor, limit=limit)
 
+    @get("/{player_id:str}/claims")
+    async def claims(
+        self,
+        request: Request[Any, Any, Any],
+        player_id: FromPath[str],
+        api: Api,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        """The player's claims (payout requests), newest first, each as `GET /claims/{claim_id}` shows it."""
+        own_or_staff(request, player_id)
+        async with api.tx() as s:
+            return {"items": [c.view() for c in await api.read.player_claims(s, player_id, limit=limit)]}
+
     @post("/{player_id:str}/top-ups", guards=ADMIN, status_code=HTTP_200_OK)
     async def top_up(
         self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[TopUpIn], api: Api
