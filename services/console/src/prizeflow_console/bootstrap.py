@@ -50,6 +50,7 @@ def build(
         session_secret=settings.console_session_secret.get_secret_value(),
         public_url=settings.public_url,
         idp_origin=origin_of(settings.oidc_discovery_url),
+        dev=settings.dev,
         secure_cookies=settings.secure_cookies,
         max_age_s=settings.console_session_max_age_s,
         registry=registry or CollectorRegistry(),

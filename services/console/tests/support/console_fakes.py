@@ -87,13 +87,13 @@ class FakeApis:
 
 @contextmanager
 def console(
-    apis: FakeApis | None = None, idp: FakeIdp | None = None
+    apis: FakeApis | None = None, idp: FakeIdp | None = None, *, dev: bool = True
 ) -> Iterator[tuple[TestClient[Any], FakeApis, FakeIdp]]:
     apis = apis or FakeApis()
     idp = idp or FakeIdp()
     app = create_app(
         sign_in=SignInFlow(idp), idp=idp, apis=apis, session_secret="s" * 40, public_url="http://testserver",
-        idp_origin="https://idp.test", secure_cookies=False, max_age_s=3600, registry=CollectorRegistry(),
+        idp_origin="https://idp.test", dev=dev, secure_cookies=False, max_age_s=3600, registry=CollectorRegistry(),
     )  # fmt: skip
     with TestClient(app) as client:
         yield client, apis, idp

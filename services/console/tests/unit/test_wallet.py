@@ -538,3 +538,10 @@ def test_a_malformed_id_is_not_found_before_any_call(path: str) -> None:
         sign_in(client, idp, PLAYER, "player")
         assert client.get(path).status_code == 404
     assert apis.calls == []
+
+
+def test_the_sandbox_is_offered_as_a_destination_in_the_dev_profile_only() -> None:
+    for dev, offered in ((True, True), (False, False)):
+        with console(wallet_apis(), dev=dev) as (client, _, idp):
+            sign_in(client, idp, PLAYER, "player")
+            assert ('value="sandbox"' in client.get("/wallet").text) is offered

@@ -84,9 +84,7 @@ class ApprovalsController(Controller):
         if errors:
             return page(request, "approvals.html", session=session, current_page=Page.APPROVALS, queue=None,
                         status_code=400, **context)  # fmt: skip
-        result = await ApprovalQueue(apis(request))(
-            filters, token=session.token, with_claims=True
-        )
+        result = await ApprovalQueue(apis(request))(filters, token=session.token, with_claims=True)
         now = datetime.now(UTC)
         return page(request, "approvals.html", session=session, current_page=Page.APPROVALS, queue=result,
                     ago=lambda at: age(at, now), base=_base, **context)  # fmt: skip
@@ -96,9 +94,7 @@ class ApprovalsController(Controller):
         session = signed_in(request, Page.APPROVALS)
         viewer = session.viewer
         try:
-            review = await ReviewPayout(apis(request))(
-                payout_id, token=session.token, with_claims=True
-            )
+            review = await ReviewPayout(apis(request))(payout_id, token=session.token, with_claims=True)
         except ApiProblem as problem:
             return page(request, "approvals_detail.html", session=session, current_page=Page.APPROVALS,
                         title="Payout", review=None, problem=problem,

@@ -61,6 +61,11 @@ DESTINATIONS: Final = tuple(
 _KINDS: Final = {d.type.value: d for d in DESTINATIONS}
 
 
+def offered(dev: bool) -> tuple[DestinationKind, ...]:
+    """The sandbox is offered in the dev profile only (elsewhere rewards would refuse it: no_payout_route)."""
+    return DESTINATIONS if dev else tuple(d for d in DESTINATIONS if d.type.value != "sandbox")
+
+
 def _new_key() -> str:
     """One per rendered form: submitting it twice sends the same key, and rewards makes one top-up or claim."""
     return "wallet-" + secrets.token_urlsafe(24)
@@ -108,7 +113,8 @@ class WalletController(Controller):
         return page(
             request, "wallet.html", session=session, current_page=Page.WALLET, wallet=wallet, cursor=cursor,
             top_up_form=top_up or _top_up_form(), claim_form=claim or _claim_form(), errors=errors or {},
-            top_up_assets=TOP_UP_ASSETS, assets=ASSETS, destinations=DESTINATIONS, status_code=status_code,
+            top_up_assets=TOP_UP_ASSETS, assets=ASSETS, destinations=offered(bool(request.app.state.dev)),
+            status_code=status_code,
         )  # fmt: skip
 
     @get("/")
