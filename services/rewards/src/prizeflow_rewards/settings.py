@@ -58,6 +58,9 @@ class RewardsSettings(ServiceSettings):
         description="Top-ups per player and asset in 24h (credited or still payable)",
     )
     rewards_topup_success_url: str | None = Field(default=None, description="Where the checkout sends a payer back")
+    console_url: str | None = Field(
+        default=None, description="The devstack's console (dev profile): a payer back from checkout lands on /wallet"
+    )
     rewards_topup_cancel_url: str | None = Field(default=None, description="Where the checkout sends a quitter")
     rewards_sandbox_base_url: str | None = Field(
         default=None, description="Base of the sandbox checkout URLs (default: this service's own address)"
@@ -107,7 +110,10 @@ class RewardsSettings(ServiceSettings):
 
     @property
     def checkout_urls(self) -> tuple[str, str]:
-        """(success, cancel) URLs; dev defaults point at nothing in particular."""
+        """(success, cancel) URLs; dev defaults: the devstack's console wallet, or nothing in particular."""
+        if self.prizeflow_profile is Profile.DEV and self.console_url:
+            wallet = self.console_url.rstrip("/") + "/wallet"
+            return self.rewards_topup_success_url or wallet, self.rewards_topup_cancel_url or wallet
         return (
             self.rewards_topup_success_url or "http://127.0.0.1/top-up/success?session_id={CHECKOUT_SESSION_ID}",
             self.rewards_topup_cancel_url or "http://127.0.0.1/top-up/cancelled",

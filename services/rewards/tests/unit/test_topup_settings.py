@@ -51,3 +51,10 @@ def test_production_with_stripe_and_dev_with_the_sandbox_start() -> None:
     assert RewardsSettings(prizeflow_profile="dev").topup_provider == "sandbox"  # the dev default
     dev_stripe = RewardsSettings(prizeflow_profile="dev", rewards_topup_provider="stripe", stripe_api_key="sk_test_x")
     assert dev_stripe.checkout_urls[0].startswith("http://127.0.0.1/")
+
+
+def test_in_the_devstack_a_payer_back_from_checkout_lands_on_the_consoles_wallet() -> None:
+    dev = RewardsSettings(prizeflow_profile="dev", console_url="http://127.0.0.1:4100/")
+    assert dev.checkout_urls == ("http://127.0.0.1:4100/wallet", "http://127.0.0.1:4100/wallet")
+    production = RewardsSettings(**PRODUCTION, **STRIPE, console_url="http://127.0.0.1:4100")
+    assert "4100" not in " ".join(production.checkout_urls)  # production names its own URLs
