@@ -28,6 +28,9 @@ from prizeflow_console.application.ports import IdentityProvider, PlatformApi
 from prizeflow_console.application.timeline import TraceFlow
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
 from prizeflow_console.entrypoints.auth import AuthController
+from prizeflow_console.entrypoints.pages.campaigns import CampaignsController
+from prizeflow_console.entrypoints.pages.dead_letters import DeadLettersController
+from prizeflow_console.entrypoints.pages.rounds import RoundsController
 from prizeflow_console.entrypoints.pages.timeline import TimelineController
 from prizeflow_console.entrypoints.web import ForbiddenPageError, SignInRequiredError, current, page, signed_in
 
@@ -35,7 +38,12 @@ log = logging.getLogger("prizeflow_console")
 PACKAGE = Path(__file__).resolve().parent.parent
 PUBLIC = {"exclude_from_csrf": True}
 
-PAGES: tuple[ControllerRouterHandler, ...] = (TimelineController,)
+PAGES: tuple[ControllerRouterHandler, ...] = (
+    TimelineController,
+    RoundsController,
+    CampaignsController,
+    DeadLettersController,
+)
 
 
 def _when(value: Any) -> str:
