@@ -10,13 +10,19 @@ PYTEST_ARGS ?=
 # The official AsyncAPI parser (Node), pinned in tools/asyncapi-lint/package-lock.json; the tests and lint run it.
 ASYNCAPI_LINT := tools/asyncapi-lint
 ASYNCAPI_LINT_STAMP := $(ASYNCAPI_LINT)/node_modules/.installed
+# The console's browser code (htmx, vendored into the package by build.mjs) and axe-core for the browser tests,
+# pinned in services/console/frontend/package-lock.json.
+CONSOLE_FRONTEND := services/console/frontend
+CONSOLE_ASSETS_STAMP := $(CONSOLE_FRONTEND)/node_modules/.installed
+# The browser tests drive Debian's /usr/bin/chromium (ensure-chromium.sh): no tool may download a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench down status asyncapi sync system-deps asyncapi-lint-deps k8s-tools k8s-validate
+.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench down status asyncapi sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools k8s-validate
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
 	@echo "make test   - make lint, then every test (unit, integration, e2e, faults) on real Kafka and PostgreSQL"
-	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI and dashboards staleness + the official AsyncAPI parser"
+	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI, dashboards and vendored htmx staleness + the official AsyncAPI parser"
 	@echo "make bench  - every benchmark; JSON under .results/"
 	@echo "make deploy-test - images + docker-compose.yml under podman + a smoke scenario through it"
 	@echo "make down   - stop everything make run / make test started"
@@ -29,11 +35,13 @@ sync: $(UV)
 	$(UV) sync --frozen --all-packages
 
 # Debian packages the tests need beyond the machine's baseline (SoftHSM2 for the signer's PKCS#11 backend;
-# Prometheus + promtool for the alert-rule tests, the expression checks and the devstack's Prometheus).
+# Prometheus + promtool for the alert-rule tests, the expression checks and the devstack's Prometheus; Chromium
+# for the console's browser tests).
 system-deps:
 	bash tools/devstack/scripts/ensure-softhsm.sh
 	bash tools/devstack/scripts/ensure-prometheus.sh
 	bash tools/devstack/scripts/ensure-podman.sh
+	bash tools/devstack/scripts/ensure-chromium.sh
 
 # npm ci (exactly the lock file, no install scripts: see $(ASYNCAPI_LINT)/.npmrc) when node_modules is missing
 # or older than the lock file; the stamp is written only after a complete install.
@@ -42,6 +50,14 @@ asyncapi-lint-deps: $(ASYNCAPI_LINT_STAMP)
 $(ASYNCAPI_LINT_STAMP): $(ASYNCAPI_LINT)/package-lock.json $(ASYNCAPI_LINT)/package.json
 	@command -v npm >/dev/null || { echo "asyncapi-lint-deps: npm (Node.js) is not installed" >&2; exit 1; }
 	cd $(ASYNCAPI_LINT) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# The same for the console's browser assets (see $(CONSOLE_FRONTEND)/.npmrc).
+console-assets-deps: $(CONSOLE_ASSETS_STAMP)
+
+$(CONSOLE_ASSETS_STAMP): $(CONSOLE_FRONTEND)/package-lock.json $(CONSOLE_FRONTEND)/package.json
+	@command -v npm >/dev/null || { echo "console-assets-deps: npm (Node.js) is not installed" >&2; exit 1; }
+	cd $(CONSOLE_FRONTEND) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 # Pinned kustomize and kube-score (Go, into .devstack/tools/go/bin) for the deploy/k8s tests; k8s-validate runs only those.
@@ -58,7 +74,7 @@ run: sync system-deps
 # The container tier (image builds, the compose stack, testcontainers over podman) waits mostly on downloads,
 # podman and its own containers, and shares nothing with the devstack: it runs beside the rest of the suite, its
 # output in .results/containers-tier.log (printed at the end; whole when it failed). Either failing fails `make test`.
-test: sync system-deps asyncapi-lint-deps k8s-tools
+test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	@$(MAKE) --no-print-directory lint
 	@mkdir -p .results
 	@$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
@@ -69,7 +85,7 @@ test: sync system-deps asyncapi-lint-deps k8s-tools
 	[ $$main -eq 0 ] && [ $$containers -eq 0 ]
 
 test-unit: sync
-	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s" $(PYTEST_ARGS)
+	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser" $(PYTEST_ARGS)
 
 # The images (offline, podman), docker-compose.yml under podman-compose, a sponsored round paid through it, and
 # everything torn down. `make test` runs it too (marker `containers`).
@@ -83,12 +99,13 @@ images: sync system-deps
 test-integration: sync system-deps asyncapi-lint-deps
 	$(RUN) pytest -m integration $(PYTEST_ARGS)
 
-lint: sync asyncapi-lint-deps
+lint: sync asyncapi-lint-deps console-assets-deps
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) prizeflow-asyncapi --check
 	$(RUN) prizeflow-dashboards --check
+	node $(CONSOLE_FRONTEND)/build.mjs --check
 	@out=$$(node $(ASYNCAPI_LINT)/validate.mjs --fail-on=warning docs/asyncapi.yaml) \
 		&& echo "AsyncAPI parser: no errors or warnings in docs/asyncapi.yaml" \
 		|| { echo "$$out"; echo "docs/asyncapi.yaml: the AsyncAPI parser reports errors or warnings" >&2; exit 1; }

@@ -20,7 +20,8 @@ import pytest
 # here, before any test, so a unit test that merely imports such a library is not taken for one using the network.
 import urllib3  # noqa: F401
 
-OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults", "containers", "k8s")
+# `browser`: Playwright drives Chromium as a process, over a pipe, and the page loads over HTTP.
+OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults", "containers", "k8s", "browser")
 
 
 @pytest.hookimpl(tryfirst=True)

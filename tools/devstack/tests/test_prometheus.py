@@ -75,7 +75,11 @@ def test_every_platform_service_is_scraped_under_the_job_name_the_compose_stack_
     specs = discover_services(root)
     scraped = {s.name for s in specs if s.metrics and s.http_port_env}
     assert PLATFORM | {"simulator"} <= scraped
-    assert {s.name for s in specs if not s.metrics} == {"soroban-rpc", "stripe-api"}  # emulators: no /metrics
+    assert {s.name for s in specs if not s.metrics} == {
+        "soroban-rpc",
+        "stripe-api",
+        "dev-idp",
+    }  # stand-ins: no /metrics
     compose = yaml.safe_load((root / "deploy" / "compose" / "prometheus.yml").read_text())
     compose_jobs = {job["job_name"] for job in compose["scrape_configs"]}
     assert compose_jobs >= PLATFORM

@@ -10,11 +10,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from litestar.testing import TestClient
+from prometheus_client import CollectorRegistry
+
 from prizeflow_console.application.login import SignInFlow
 from prizeflow_console.application.ports import ApiProblem, Query, SignedIn
 from prizeflow_console.domain.viewer import Viewer
 from prizeflow_console.entrypoints.http import create_app
-from prometheus_client import CollectorRegistry
 
 Handler = Callable[..., Any]
 

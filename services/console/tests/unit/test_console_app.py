@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from console_fakes import FakeApis, console, csrf, sign_in
+
 from prizeflow_console.application.ports import ApiProblem
 
 

@@ -28,6 +28,7 @@ from prizeflow_devstack.prometheus import (
     planned_targets,
     scrape_targets,
 )
+from prizeflow_devstack.sign_in import console_banner
 from prizeflow_devstack.state import load_state
 from prizeflow_devstack.supervisor import (
     RunningService,
@@ -126,6 +127,13 @@ def _table(root: Path, infra: Infra, services: Sequence[RunningService], prometh
     return table
 
 
+def _banner(root: Path, infra: Infra, services: Sequence[RunningService], prometheus_url: str) -> None:
+    """What runs where; then, once the console runs, its address and a dev sign-in link per person."""
+    console.print(_table(root, infra, services, prometheus_url))
+    if (sign_in := console_banner(services)) is not None:
+        console.print(sign_in)
+
+
 def _down(root: Path) -> int:
     """Stop everything, then prove by pid that nothing of ours survives."""
     paths = Paths(root)
@@ -163,7 +171,7 @@ def cmd_up(root: Path) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    console.print(_table(root, infra, services, prometheus_url))
+    _banner(root, infra, services, prometheus_url)
     return 0
 
 
@@ -177,7 +185,7 @@ def cmd_run(root: Path) -> int:
     }
     try:
         infra, services, prometheus_url = _up(root, demo=True)
-        console.print(_table(root, infra, services, prometheus_url))
+        _banner(root, infra, services, prometheus_url)
         run_live_view(infra, services, prometheus_url=prometheus_url)
     except KeyboardInterrupt:
         err_console.print("[yellow]stopping the stack[/yellow]")

@@ -24,6 +24,7 @@ from rich.text import Text
 from prizeflow_contracts.money import asset
 from prizeflow_devstack.infra import Infra, status
 from prizeflow_devstack.prometheus import ALERTS_PAGE, Alert, PrometheusError, fetch_alerts
+from prizeflow_devstack.sign_in import console_banner
 from prizeflow_devstack.supervisor import RunningService, service_healthy
 
 Sample = tuple[str, dict[str, str], float]
@@ -227,6 +228,8 @@ def render(
     for svc in services:
         table.add_row(svc.spec.name, _mark(service_healthy(svc)), svc.http_url or "-", str(svc.pid))
     parts: list[Table | Text | Columns] = [table]
+    if (sign_in := console_banner(services)) is not None:
+        parts.append(sign_in)
     if state is not None:
         scraped = {svc.spec.name: scrape_samples(svc.metrics_url) for svc in services if svc.metrics_url}
         parts.append(platform_panels(scraped))

@@ -71,7 +71,11 @@ class Proc:
 class Platform:
     infra: Infra
     workdir: Path
-    services: tuple[str, ...] = ("settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "stripe-api")
+    # Every port is assigned before any process spawns, so the order does not matter: each finds the others
+    # (`<NAME>_URL`) whether they are up yet or not.
+    services: tuple[str, ...] = (
+        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "stripe-api", "dev-idp", "console",
+    )  # fmt: skip
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
