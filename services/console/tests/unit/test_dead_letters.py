@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from console_fakes import FakeApis, console, csrf, sign_in
+
 from prizeflow_console.application.dead_letters import shown_headers, shown_payload
 from prizeflow_console.application.ports import ApiProblem
 

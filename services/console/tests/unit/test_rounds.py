@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from console_fakes import Call, FakeApis, console, csrf, sign_in
+
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.entrypoints.pages.rounds import PlacementsError, parse_placements
 
