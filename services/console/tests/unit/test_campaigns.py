@@ -209,7 +209,7 @@ def test_a_rewards_refusal_becomes_an_error_message() -> None:
         "POST",
         "rewards",
         "/campaigns/camp-1/resume",
-        ApiProblem(409, "illegal_status_change", "Conflict", "campaign camp-1 is closed", "rewards"),
+        ApiProblem(409, "illegal_transition", "Conflict", "campaign camp-1 cannot go closed → active", "rewards"),
     )
     with console(apis) as (client, _, idp):
         sign_in(client, idp, "adam", "admin")
@@ -217,7 +217,7 @@ def test_a_rewards_refusal_becomes_an_error_message() -> None:
         client.post("/campaigns/camp-1/resume", data={"_csrf_token": token}, follow_redirects=False)
         text = client.get("/campaigns/camp-1").text
         assert 'class="flash error" role="alert"' in text
-        assert "campaign camp-1 is closed (illegal_status_change)" in text
+        assert "campaign camp-1 cannot go closed → active (illegal_transition)" in text
 
 
 def test_create_sends_the_threshold_in_minor_units_and_checks_the_form_first() -> None:
@@ -253,6 +253,16 @@ def test_create_sends_the_threshold_in_minor_units_and_checks_the_form_first() -
             "asset": "USD",
             "low_threshold": 10_000,
         }
+        apis.on(
+            "POST", "rewards", "/campaigns", ApiProblem(409, "campaign_exists", "Conflict", "camp-9 exists", "rewards")
+        )
+        taken = client.post(
+            "/campaigns",
+            data={"_csrf_token": token, "campaign_id": "camp-9", "name": "Again", "asset": "USD"},
+            follow_redirects=False,
+        )
+        assert taken.headers["location"] == "/campaigns"
+        assert "camp-9 exists (campaign_exists)" in client.get("/campaigns").text
 
 
 def test_ops_may_not_fund_and_a_player_sees_no_campaign() -> None:

@@ -139,12 +139,13 @@ class CampaignsController(Controller):
                 errors["low_threshold"] = str(err)
         if errors:
             return await self._list(request, session, status_code=400, errors=errors, typed=typed)
-        return await act(
-            request,
-            lambda: apis(request).send("POST", "rewards", "/campaigns", token=session.token, body=body),
-            done=f"Campaign {typed['campaign_id']} created; fund its pool to pay prizes",
-            to=_campaign_path(typed["campaign_id"]),
-        )
+        try:
+            await apis(request).send("POST", "rewards", "/campaigns", token=session.token, body=body)
+        except ApiProblem as problem:  # e.g. the id is taken: back to the list, never to someone else's campaign
+            flash(request, "error", problem_text(problem))
+            return back("/campaigns")
+        flash(request, "success", f"Campaign {typed['campaign_id']} created; fund its pool to pay prizes")
+        return back(_campaign_path(typed["campaign_id"]))
 
     @get("/{campaign_id:str}")
     async def show(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> Response[Any]:
