@@ -228,7 +228,7 @@ def test_resolve_sends_the_typed_placements_and_a_refusal_becomes_an_error_messa
     apis = FakeApis()
     apis.on("GET", "settlement", "/rounds/r-1", detail(state="closed"))
     refused = ApiProblem(
-        422, "placement_not_entered", "Unprocessable", "results place players who never entered: x", "settlement"
+        409, "placement_not_entered", "Conflict", "round r-1: results place players who never entered: x", "settlement"
     )
     apis.on("POST", "settlement", "/rounds/r-1/resolve", refused)
     with console(apis) as (client, _, idp):
