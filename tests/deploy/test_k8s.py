@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -27,7 +28,6 @@ import yaml
 
 from prizeflow_contracts.topics import topic_named
 from prizeflow_devstack import k8s
-from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.topics import ProvisionSettings, topic_plan
 
 pytestmark = pytest.mark.k8s
@@ -38,7 +38,8 @@ TOOLS = ROOT / ".devstack" / "tools" / "go" / "bin"
 OVERLAYS = ("dev", "prod")
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())  # the oldest supported, the newest known
 BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "policy/v1", "networking.k8s.io/v1", "autoscaling/v2"}
-SERVICES = k8s.SERVICES
+SERVICES = k8s.SERVICES  # on Kafka and PostgreSQL
+DEPLOYMENTS = k8s.DEPLOYMENTS  # those and the console
 
 Doc = dict[str, Any]
 
@@ -302,7 +303,7 @@ def test_deployments_are_hardened_probed_and_sized(overlay: str) -> None:
         assert {"cpu", "memory"} <= set(c["resources"]["limits"])
         assert re.fullmatch(r"[^:@]+(:[\w.-]+|@sha256:[0-9a-f]{64})", c["image"]), c["image"]
         assert not c["image"].startswith("prizeflow/"), "every overlay retags the images"
-    for service in SERVICES:
+    for service in DEPLOYMENTS:
         doc = named(docs, "Deployment", service)
         c = _container(doc)
         assert c["command"] == ["python", "-m", f"prizeflow_{service}"]
@@ -320,23 +321,32 @@ def test_deployments_are_hardened_probed_and_sized(overlay: str) -> None:
         assert len(monitors) == 1
 
 
+def _matches(selector: Doc, labels: Mapping[str, str]) -> bool:
+    """A label selector (matchLabels, matchExpressions with In/NotIn) selects these labels."""
+    if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    return all(
+        (labels.get(e["key"]) in e["values"]) == (e["operator"] == "In") for e in selector.get("matchExpressions", [])
+    )
+
+
+def _pod_labels(docs: tuple[Doc, ...], deployment: str) -> dict[str, str]:
+    return dict(named(docs, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"])
+
+
+def _policies_of(docs: tuple[Doc, ...], labels: Mapping[str, str]) -> list[Doc]:
+    """The NetworkPolicies (of this namespace) that select pods with these labels."""
+    return [p for p in of_kind(docs, "NetworkPolicy") if _matches(p["spec"]["podSelector"], labels)]
+
+
 def test_the_signer_has_no_service_and_only_prometheus_may_reach_it() -> None:
     docs = rendered("prod")
-    signer_labels = named(docs, "Deployment", "signer")["spec"]["template"]["metadata"]["labels"]
+    signer_labels = _pod_labels(docs, "signer")
     for svc in of_kind(docs, "Service"):
         selector = svc["spec"]["selector"]
         assert not all(signer_labels.get(k) == v for k, v in selector.items()), f"Service {svc['metadata']['name']}"
 
-    def selects(policy: Doc) -> bool:
-        sel = policy["spec"]["podSelector"]
-        if not all(signer_labels.get(k) == v for k, v in sel.get("matchLabels", {}).items()):
-            return False
-        return all(
-            (signer_labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
-            for e in sel.get("matchExpressions", [])
-        )
-
-    policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p)]
+    policies = _policies_of(docs, signer_labels)
     ingress = [r for p in policies for r in p["spec"].get("ingress", [])]
     assert [peer["namespaceSelector"]["matchLabels"] for r in ingress for peer in r["from"]] == [
         {"kubernetes.io/metadata.name": "monitoring"}
@@ -344,6 +354,112 @@ def test_the_signer_has_no_service_and_only_prometheus_may_reach_it() -> None:
     egress_names = sorted(p["metadata"]["name"] for p in policies if p["spec"].get("egress"))
     assert egress_names == ["allow-dns", "kafka-clients-to-kafka", "signer-to-hsm", "signer-to-postgres"]
     assert "default-deny" in {p["metadata"]["name"] for p in policies}
+
+
+# --- the console -----------------------------------------------------------------------------------------------
+
+APIS = ("settlement", "rewards", "payouts", "webhooks")
+PUBLIC_EGRESS = {"0.0.0.0/0"}
+
+
+def _peers(rule: Doc, side: str) -> list[Doc]:
+    return list(rule.get(side, []))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_reaches_the_four_apis_and_the_identity_provider_only(overlay: str) -> None:
+    """No Kafka, no database, not the signer: its pods carry no Kafka client label, mount no secret file, and the
+    policies selecting them let out DNS, the four APIs' HTTP port and HTTPS to public addresses (the identity
+    provider) only; in, the ingress controller and Prometheus only. Each API admits the console on its HTTP port."""
+    docs = rendered(overlay)
+    labels = _pod_labels(docs, "console")
+    assert "prizeflow.io/kafka-client" not in labels
+    deployment = named(docs, "Deployment", "console")
+    assert [v["name"] for v in docs_volumes(deployment)] == ["tmp"]
+    assert not {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"} & set(_config(docs, _container(deployment)))
+    assert not [d for d in of_kind(docs, "KafkaUser") if d["metadata"]["name"] == "console"]
+
+    policies = _policies_of(docs, labels)
+    assert "default-deny" in {p["metadata"]["name"] for p in policies}
+    ingress_from = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for p in policies
+        for rule in p["spec"].get("ingress", [])
+        for peer in _peers(rule, "from")
+    ]
+    assert sorted(ingress_from) == ["ingress-nginx", "monitoring"]
+    egress = {p["metadata"]["name"]: p["spec"]["egress"] for p in policies if p["spec"].get("egress")}
+    assert set(egress) == {"allow-dns", "console-to-apis", "identity-provider-egress"}
+    [to_apis] = egress["console-to-apis"]
+    assert [port["port"] for port in to_apis["ports"]] == ["http"]
+    [peer] = to_apis["to"]
+    assert set(peer) == {"podSelector"}, "the APIs of this namespace, nothing else"
+    reached = {d for d in DEPLOYMENTS if _matches(peer["podSelector"], _pod_labels(docs, d))}
+    assert reached == set(APIS)
+    [to_idp] = egress["identity-provider-egress"]
+    assert [port["port"] for port in to_idp["ports"]] == [443]
+    assert {peer["ipBlock"]["cidr"] for peer in to_idp["to"]} == PUBLIC_EGRESS
+    assert {"10.0.0.0/8", "169.254.0.0/16"} <= {c for peer in to_idp["to"] for c in peer["ipBlock"]["except"]}
+
+    for api in APIS:  # the other side of the flow, and every API reaches the identity provider for its JWKS
+        admitted = [
+            rule
+            for p in _policies_of(docs, _pod_labels(docs, api))
+            for rule in p["spec"].get("ingress", [])
+            if any("podSelector" in peer and _matches(peer["podSelector"], labels) for peer in _peers(rule, "from"))
+        ]
+        assert [[port["port"] for port in rule["ports"]] for rule in admitted] == [["http"]], api
+        names = {p["metadata"]["name"] for p in _policies_of(docs, _pod_labels(docs, api))}
+        assert "identity-provider-egress" in names, api
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_is_wired_to_the_services_the_identity_provider_and_its_ingress(overlay: str) -> None:
+    """Its service URLs are the APIs' Services in this namespace; its OIDC issuer is the issuer the services accept
+    (JWT_ISSUER), over https; its Ingress serves CONSOLE_PUBLIC_URL with TLS; its session key comes from the Secret
+    console-secrets (in prod an ExternalSecret), the client secret only if that Secret has one; and it shares
+    prizeflow-common's process settings without taking its Kafka and JWT ones."""
+    docs = rendered(overlay)
+    container = _container(named(docs, "Deployment", "console"))
+    env = _config(docs, container)
+    [common_ref, _] = _container(named(docs, "Deployment", "settlement"))["envFrom"]
+    assert common_ref["configMapRef"]["name"].startswith("prizeflow-common-")  # kustomize's name + content hash
+    common = named(docs, "ConfigMap", common_ref["configMapRef"]["name"])["data"]
+    namespace = named(docs, "Deployment", "console")["metadata"]["namespace"]
+    for key in ("PRIZEFLOW_PROFILE", "HTTP_HOST", "HTTP_PORT", "LOG_JSON", "LOG_LEVEL"):
+        assert env[key] == common[key], key
+
+    for api in APIS:
+        url = urlsplit(env[f"{api.upper()}_URL"])
+        assert (url.scheme, url.hostname, url.port, url.path) == ("http", f"{api}.{namespace}.svc", None, "")
+        service = named(docs, "Service", api)
+        assert {"port": 80, "targetPort": "http"}.items() <= service["spec"]["ports"][0].items()
+        assert _matches({"matchLabels": service["spec"]["selector"]}, _pod_labels(docs, api))
+
+    assert env["OIDC_ISSUER"] == common["JWT_ISSUER"]
+    assert env["OIDC_DISCOVERY_URL"].startswith("https://")
+    assert env["OIDC_DISCOVERY_URL"].endswith("/.well-known/openid-configuration")
+    assert urlsplit(env["OIDC_DISCOVERY_URL"]).hostname == urlsplit(common["JWT_JWKS_URL"]).hostname
+
+    public = urlsplit(env["CONSOLE_PUBLIC_URL"])
+    assert public.scheme == "https"
+    ingress = named(docs, "Ingress", "console")["spec"]
+    assert ingress["tls"] == [{"hosts": [public.hostname], "secretName": "console-tls"}]
+    [rule] = ingress["rules"]
+    assert rule["host"] == public.hostname
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"] == {"name": "console", "port": {"name": "http"}}
+
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs["CONSOLE_SESSION_SECRET"] == {"name": "console-secrets", "key": "CONSOLE_SESSION_SECRET"}
+    assert refs["OIDC_CLIENT_SECRET"] == {"name": "console-secrets", "key": "OIDC_CLIENT_SECRET", "optional": True}
+    assert set(refs) == {"CONSOLE_SESSION_SECRET", "OIDC_CLIENT_SECRET"}
+    if overlay == "prod":
+        secret = named(docs, "ExternalSecret", "console-secrets")["spec"]
+        assert secret["target"]["name"] == "console-secrets"
+        assert [d["secretKey"] for d in secret["data"]] == ["CONSOLE_SESSION_SECRET"]
+        assert named(docs, "Deployment", "console")["spec"]["replicas"] == 2
 
 
 def test_databases_are_the_services_own_and_feed_database_url() -> None:
@@ -378,7 +494,11 @@ def test_databases_are_the_services_own_and_feed_database_url() -> None:
 
 # --- settings --------------------------------------------------------------------------------------------------
 
-_PLACEHOLDERS = {"STRIPE_API_KEY": "sk_test_placeholderplaceholder", "DATABASE_URL": "postgresql://u:p@db:5432/d"}
+_PLACEHOLDERS = {
+    "STRIPE_API_KEY": "sk_test_placeholderplaceholder",
+    "DATABASE_URL": "postgresql://u:p@db:5432/d",
+    "CONSOLE_SESSION_SECRET": "placeholder-session-secret-of-at-least-32-bytes",
+}
 
 
 def _settings_env_names(cls: type[Any]) -> set[str]:
@@ -420,7 +540,7 @@ def _workloads(overlay: str) -> Iterator[tuple[str, Doc, set[str]]]:
     """(workload name, container, env names its process reads)."""
     docs = rendered(overlay)
     config = K8S / "base" / "platform" / "config"
-    for service in SERVICES:
+    for service in DEPLOYMENTS:
         names = _settings_env_names(k8s.settings_class(service))
         if service == "payouts":
             from prizeflow_payouts.adapters.stellar.settings import StellarEnv
@@ -429,8 +549,9 @@ def _workloads(overlay: str) -> Iterator[tuple[str, Doc, set[str]]]:
         if service == "webhooks":
             names |= _providers_env(config / "webhooks-providers.yaml")
         yield service, _container(named(docs, "Deployment", service)), names
-        job = _container(named(docs, "Job", f"{service}-migrate"))
-        yield f"{service}-migrate", job, {"DATABASE_URL", "MIGRATIONS_RUNTIME_ROLE"}
+        if service in SERVICES:
+            job = _container(named(docs, "Job", f"{service}-migrate"))
+            yield f"{service}-migrate", job, {"DATABASE_URL", "MIGRATIONS_RUNTIME_ROLE"}
     yield "topics-check", _container(named(docs, "Job", "topics-check")), _settings_env_names(ProvisionSettings)
 
 
@@ -445,7 +566,7 @@ def test_every_env_var_is_a_real_setting_of_its_process(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYMENTS)
 def test_the_settings_load_from_what_the_manifests_set(overlay: str, service: str) -> None:
     """Every required setting is set: the service's settings (and its providers file, for payouts and webhooks)
     load from exactly the manifest's environment, secrets standing in as placeholders."""
@@ -458,7 +579,7 @@ def test_the_settings_load_from_what_the_manifests_set(overlay: str, service: st
         if "configMap" in volume:
             providers = named(docs, "ConfigMap", volume["configMap"]["name"])["data"]
     with mock.patch.dict(os.environ, env, clear=True):
-        settings: ServiceSettings = k8s.settings_class(service)()
+        settings: Any = k8s.settings_class(service)()
         assert settings.prizeflow_profile.value == "production"
         if service in {"payouts", "webhooks"}:
             _load_providers(

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,58 @@ def test_the_wheel_imports_every_module_with_only_its_declared_dependencies(
     }
     missing = shipped - set(report["imported"])
     assert not missing, f"modules in src/ that the wheel does not bring: {sorted(missing)}"
+
+
+def _tracked(directory: Path) -> list[Path]:
+    """The files git tracks under `directory` (a wheel must not depend on what happens to lie in a checkout)."""
+    out = _run("git", "ls-files", "-z", "--", str(directory.relative_to(ROOT)))
+    return [ROOT / name for name in out.split("\0") if name]
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_wheel_carries_every_data_file_of_its_package(project: Path, wheels: Path) -> None:
+    """Templates, static assets, schemas, py.typed: what a package reads from its own directory at run time is in
+    its wheel (the imports above cannot see a missing template or stylesheet)."""
+    package = _name(project).replace("-", "_")
+    [wheel] = wheels.glob(f"{package}-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        inside = set(archive.namelist())
+    src = project / "src"
+    data = {p.relative_to(src).as_posix() for p in _tracked(src / package) if p.suffix != ".py"}
+    assert data <= inside, f"{wheel.name} lacks {sorted(data - inside)}"
+    if package == "prizeflow_console":  # the console serves its pages and assets from the installed package
+        assert {
+            "prizeflow_console/templates/base.html",
+            "prizeflow_console/static/console.css",
+            "prizeflow_console/static/console.js",
+            "prizeflow_console/static/vendor/htmx.min.js",
+        } <= inside
+        with zipfile.ZipFile(wheel) as archive:
+            vendored = archive.read("prizeflow_console/static/vendor/htmx.min.js")
+        assert vendored == (src / package / "static" / "vendor" / "htmx.min.js").read_bytes()
+
+
+def test_the_console_images_requirements_are_its_locked_closure_over_the_runtimes() -> None:
+    """The wheelhouse's export for the console image (images.export_requirements, `uv export --frozen`): its
+    workspace wheels, its own dependencies pinned with hashes, and every pin of the shared runtime layer (ops.txt,
+    installed first: DEPS=runtime) at the same version, so the console's install only adds to that layer."""
+    from prizeflow_devstack import images
+
+    locked, members = images.export_requirements(ROOT, images.IMAGES["console"])
+    assert members == ["prizeflow-console", "prizeflow-contracts", "prizeflow-runtime"]
+    pins = _pins(locked)
+    assert {"litestar", "jinja2", "httpx", "pyjwt", "cryptography", "uvicorn", "uvloop"} <= set(pins)
+    assert "--hash=sha256:" in locked
+    assert not [line for line in locked.splitlines() if line.startswith("-e ")], "workspace packages come as wheels"
+    runtime_layer = _pins(images.export_requirements(ROOT, images.IMAGES["ops"])[0])
+    assert {name: pins.get(name) for name in runtime_layer} == runtime_layer
+
+
+def _pins(locked: str) -> dict[str, str]:
+    """`name==version` of each requirement of a requirements.txt export (markers and hashes dropped)."""
+    pins = {}
+    for line in locked.splitlines():
+        if line and not line[0].isspace() and "==" in line:
+            name, _, rest = line.partition("==")
+            pins[name.strip().lower()] = rest.split(";")[0].split()[0].rstrip("\\").strip()
+    return pins

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from prizeflow_runtime.db import create_engine
-from prizeflow_testkit.rewards import STELLAR_KEY, Running, running_app, settings_for
+from prizeflow_testkit.rewards import STELLAR_KEY, Running, running_app, settings_for, token
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,9 @@ async def test_player_reads_only_own_wallet(database_url: str, kafka_bootstrap: 
         )
         claim_id = r.json()["claim_id"]
         assert (await app.client.get(f"/claims/{claim_id}", headers=app.player("mallory"))).status_code == 403
+        # An approver reads the claim behind a payout they decide (its hold and risk signals), whoever it pays.
+        approver = token(app.settings, "approver-1", "approver")
+        assert (await app.client.get(f"/claims/{claim_id}", headers=approver)).json()["player_id"] == "alice"
         # Players cannot fund, top up or review.
         assert (
             await app.client.post(

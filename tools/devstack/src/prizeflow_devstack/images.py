@@ -69,13 +69,29 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("payouts", "prizeflow-payouts", "prizeflow-payouts", "services/payouts"),
         ImageSpec("signer", "prizeflow-signer", "prizeflow-signer", "services/signer"),
         ImageSpec("webhooks", "prizeflow-webhooks", "prizeflow-webhooks", "services/webhooks"),
+        # The web console: a service without a database (no migrations), on the runtime's dependency layer.
+        ImageSpec("console", "prizeflow-console", "prizeflow-console"),
         # Topic provisioning (`python -m prizeflow_runtime.topics`) and the external outbox relay: the runtime only.
         ImageSpec("ops", "prizeflow-runtime", None),
         ImageSpec("soroban-rpc", "prizeflow-soroban-emulator", "prizeflow-soroban-emulator"),
         ImageSpec("simulator", "prizeflow-simulator", "prizeflow-sim"),
     )
 }
-SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
+SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks", "console")
+
+
+def build_target(spec: ImageSpec) -> str:
+    """The Containerfile stage an image is built from: `service` carries migrations, `ops` runs one-shot commands,
+    `tool` is a server without a database (the console, the Soroban RPC emulator, the simulator)."""
+    if spec.migrations:
+        return "service"
+    return "ops" if spec.name == "ops" else "tool"
+
+
+def dependency_layer(workspace: list[str]) -> str:
+    """The Containerfile's DEPS: `runtime` (start from the shared layer of the runtime's closure) when the image's
+    workspace packages include the runtime, else `none`."""
+    return "runtime" if "prizeflow-runtime" in workspace else "none"
 
 
 def podman_env(root: Path) -> dict[str, str]:
@@ -207,6 +223,12 @@ def ensure_official(root: Path, ref: str) -> str:
 _WORKSPACE_LINE = re.compile(r"^-e \./(?P<path>\S+)$")
 
 
+def workspace_members(listing: str, dirs: dict[str, str]) -> list[str]:
+    """The workspace packages an image installs, from `uv export --no-hashes` (its `-e ./<dir>` lines)."""
+    by_path = {path: name for name, path in dirs.items()}
+    return sorted(by_path[m.group("path")] for line in listing.splitlines() if (m := _WORKSPACE_LINE.match(line)))
+
+
 def _uv() -> str:
     """The uv running us (`uv run` sets UV), else uv on PATH."""
     found = os.environ.get("UV") or shutil.which("uv")
@@ -232,6 +254,17 @@ def _package_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
+def export_requirements(root: Path, spec: ImageSpec) -> tuple[str, list[str]]:
+    """What an image installs, as uv.lock pins it (`uv export --frozen`, offline): the third-party requirements with
+    their hashes, and the workspace packages whose wheels it gets."""
+    uv = _uv()
+    dirs = {name: path.relative_to(root).as_posix() for name, path in _package_dirs(root).items()}
+    base = [uv, "export", "--frozen", "--no-dev", "--package", spec.package, "--format", "requirements-txt"]
+    listing = _run([*base, "--no-hashes", "--no-header"], cwd=root, what=f"uv export {spec.package}")
+    locked = _run([*base, "--no-emit-workspace", "--no-header"], cwd=root, what=f"uv export {spec.package}")
+    return locked, workspace_members(listing, dirs)
+
+
 def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     """`.build/wheelhouse/`: `requirements/<image>.txt` (locked, hashed, third-party), `<image>.workspace` (the
     workspace wheels it installs), `wheels/`, `bin/uv`, `bin/tini`. Built on the host: TLS from inside a container
@@ -242,17 +275,11 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
         d.mkdir(parents=True, exist_ok=True)
     uv = _uv()
     dirs = {name: path.relative_to(root).as_posix() for name, path in _package_dirs(root).items()}
-    by_path = {path: name for name, path in dirs.items()}
     needed_workspace: set[str] = set()
     union: dict[str, str] = {}
     for spec in specs:
-        base = [uv, "export", "--frozen", "--no-dev", "--package", spec.package, "--format", "requirements-txt"]
-        listing = _run([*base, "--no-hashes", "--no-header"], cwd=root, what=f"uv export {spec.package}")
-        members = sorted(
-            by_path[m.group("path")] for line in listing.splitlines() if (m := _WORKSPACE_LINE.match(line))
-        )
+        locked, members = export_requirements(root, spec)
         needed_workspace.update(members)
-        locked = _run([*base, "--no-emit-workspace", "--no-header"], cwd=root, what=f"uv export {spec.package}")
         (reqs / f"{spec.name}.txt").write_text(locked, encoding="utf-8")
         (reqs / f"{spec.name}.workspace").write_text("\n".join(members) + "\n", encoding="utf-8")
         for block in re.split(r"\n(?=\S)", locked):
@@ -303,8 +330,7 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     built = []
     for spec in specs:
         t0 = time.monotonic()
-        target = "service" if spec.migrations else "ops" if spec.name == "ops" else "tool"
-        deps = "runtime" if "prizeflow-runtime" in workspace[spec.name] else "none"
+        target, deps = build_target(spec), dependency_layer(workspace[spec.name])
         args = [
             "build", "--quiet", "--format", "docker", "--target", target, "--build-arg", f"BASE_IMAGE={PYTHON_BASE}",
             "--build-arg", f"IMAGE={spec.name}", "--build-arg", f"DEPS={deps}",

@@ -29,6 +29,7 @@ from typing import Any
 from unittest import mock
 
 import yaml
+from pydantic_settings import BaseSettings
 
 from prizeflow_contracts.topics import topic_named
 from prizeflow_devstack.paths import resolve_root
@@ -37,6 +38,10 @@ from prizeflow_runtime.settings import ServiceSettings, TopicSettings
 from prizeflow_runtime.topics import topic_plan
 
 SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
+# Deployments with neither Kafka nor a database (nothing is generated for them); tests/deploy checks them with the
+# services: hardened, probed, sized, every variable a setting their process reads, their settings complete.
+STATELESS = ("console",)
+DEPLOYMENTS = (*SERVICES, *STATELESS)
 KAFKA_CLUSTER = "prizeflow"  # the Strimzi `Kafka` these resources belong to (label strimzi.io/cluster)
 # The Strimzi listener every Prizeflow client uses: TLS (the cluster CA) and SCRAM-SHA-512 (one KafkaUser per
 # process, whose ACLs it then gets). deploy/k8s/README.md "Kafka security" says what the `Kafka` must declare.
@@ -70,12 +75,14 @@ def k8s_dir(root: Path | None = None) -> Path:
     return resolve_root(root) / "deploy" / "k8s"
 
 
-def settings_class(service: str) -> type[ServiceSettings]:
-    """The service's settings class: `<Service>Settings` in `prizeflow_<service>.settings`."""
+def settings_class(service: str) -> type[BaseSettings]:
+    """The service's settings class: `<Service>Settings` in `prizeflow_<service>.settings` (a `ServiceSettings` for
+    the services on Kafka and PostgreSQL, a settings class of its own for the console)."""
     module = importlib.import_module(f"prizeflow_{service}.settings")
     cls = getattr(module, f"{service.capitalize()}Settings")
-    if not (isinstance(cls, type) and issubclass(cls, ServiceSettings)):
-        raise TypeError(f"prizeflow_{service}.settings.{service.capitalize()}Settings is not a ServiceSettings")
+    base = ServiceSettings if service in SERVICES else BaseSettings
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise TypeError(f"prizeflow_{service}.settings.{service.capitalize()}Settings is not a {base.__name__}")
     return cls
 
 

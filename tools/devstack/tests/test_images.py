@@ -1,0 +1,85 @@
+"""The image catalogue (images.py), without podman: every service ships as an image, each image's command is a
+console script its package declares, and each is built from the right Containerfile stage and dependency layer.
+(Building and running the images is the container tier: tests/containers.)"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prizeflow_devstack import images
+from prizeflow_devstack.paths import resolve_root
+
+ROOT = resolve_root(None)
+
+
+def _project(package: str) -> tuple[Path, dict[str, Any]]:
+    for pyproject in ROOT.glob("*/*/pyproject.toml"):
+        doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        if doc.get("project", {}).get("name") == package:
+            return pyproject.parent, doc
+    raise LookupError(package)
+
+
+def test_every_service_ships_as_an_image() -> None:
+    """A directory under services/ that declares a service process has an image of its own, named as the service."""
+    declared = set()
+    for pyproject in ROOT.glob("services/*/pyproject.toml"):
+        service = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("prizeflow", {})
+        if "service" in service:
+            declared.add(service["service"]["name"])
+    assert "console" in declared
+    assert declared == set(images.SERVICES)
+    assert set(images.SERVICES) <= set(images.IMAGES)
+
+
+@pytest.mark.parametrize("name", sorted(images.IMAGES))
+def test_an_images_command_is_a_script_of_its_package_and_its_migrations_exist(name: str) -> None:
+    spec = images.IMAGES[name]
+    directory, doc = _project(spec.package)
+    if spec.script is not None:
+        assert spec.script in doc["project"]["scripts"], f"{spec.package} declares no script {spec.script}"
+    if spec.migrations is not None:
+        assert (ROOT / spec.migrations) == directory
+        assert (directory / "alembic.ini").is_file()
+        assert (directory / "migrations").is_dir()
+    else:
+        assert not (directory / "alembic.ini").exists(), f"{name} has migrations the image would not carry"
+
+
+def test_the_console_is_a_server_on_the_runtimes_layer_without_migrations() -> None:
+    spec = images.IMAGES["console"]
+    assert (spec.package, spec.script, spec.migrations) == ("prizeflow-console", "prizeflow-console", None)
+    assert spec.ref == "localhost/prizeflow-console:dev"
+    assert images.build_target(spec) == "tool"  # the runtime stage's health check on /health/live, no alembic
+    assert images.dependency_layer(["prizeflow-console", "prizeflow-contracts", "prizeflow-runtime"]) == "runtime"
+
+
+def test_build_stages_and_dependency_layers() -> None:
+    assert images.build_target(images.IMAGES["payouts"]) == "service"
+    assert images.build_target(images.IMAGES["ops"]) == "ops"
+    assert images.build_target(images.IMAGES["soroban-rpc"]) == "tool"
+    assert images.dependency_layer(["prizeflow-soroban-emulator"]) == "none"
+
+
+def test_workspace_members_are_read_from_the_exports_editable_lines() -> None:
+    listing = "\n".join(
+        [
+            "-e ./libs/contracts",
+            "-e ./libs/runtime",
+            "-e ./services/console",
+            "httpx==0.28.1",
+            "    # via prizeflow-console",
+            "litestar==2.25.0",
+        ]
+    )
+    dirs = {
+        "prizeflow-contracts": "libs/contracts",
+        "prizeflow-runtime": "libs/runtime",
+        "prizeflow-console": "services/console",
+        "prizeflow-payouts": "services/payouts",
+    }
+    assert images.workspace_members(listing, dirs) == ["prizeflow-console", "prizeflow-contracts", "prizeflow-runtime"]
