@@ -28,8 +28,10 @@ def console_url(platform: Platform) -> str:
     return platform.url("console")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One per module: Playwright's sync API marks its event loop as running in this thread while it is open, and an
+    async test after it (pytest-asyncio's loop) would fail; a module's browser is closed before the next module."""
     with chromium() as b:
         yield b
 

@@ -29,7 +29,10 @@ from prizeflow_console.application.timeline import TraceFlow
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
 from prizeflow_console.entrypoints.auth import AuthController
 from prizeflow_console.entrypoints.pages.approvals import ApprovalsController
+from prizeflow_console.entrypoints.pages.campaigns import CampaignsController
+from prizeflow_console.entrypoints.pages.dead_letters import DeadLettersController
 from prizeflow_console.entrypoints.pages.holds import HoldsController
+from prizeflow_console.entrypoints.pages.rounds import RoundsController
 from prizeflow_console.entrypoints.pages.timeline import TimelineController
 from prizeflow_console.entrypoints.pages.wallet import WalletController
 from prizeflow_console.entrypoints.web import ForbiddenPageError, SignInRequiredError, current, page, signed_in
@@ -39,9 +42,12 @@ PACKAGE = Path(__file__).resolve().parent.parent
 PUBLIC = {"exclude_from_csrf": True}
 
 PAGES: tuple[ControllerRouterHandler, ...] = (
-    TimelineController,
     ApprovalsController,
     HoldsController,
+    RoundsController,
+    CampaignsController,
+    DeadLettersController,
+    TimelineController,
     WalletController,
 )
 
