@@ -8,6 +8,7 @@ and an approval she forges anyway is refused by the payouts service, its problem
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -170,6 +171,22 @@ def test_a_held_claim_is_released_then_two_approvers_approve_its_payout(
         assert [a["approver_id"] for a in services.payout(paid["id"])["approvals"]] == ["alice", "bob"]
         page.reload()
         expect(page.locator("dl.facts .badge").first).to_have_text("paid")
+
+    # The flow end to end on one page: the claim's correlation id joins rewards, payouts and the audit.
+    with signed_in(browser, console_url, "olivia") as page:
+        page.goto(f"{console_url}/approvals/{payout_id}")
+        page.locator("dl.facts").get_by_role("link", name=re.compile(r"^cl-")).click()
+        expect(page).to_have_url(re.compile(r"/timeline\?correlation_id=cl-"))
+        rows = page.get_by_role("row")
+        # alice's and bob's approvals, audited by payouts; then the provider paid it and the ledger settled it.
+        expect(rows.filter(has_text=re.compile(r"payout\.approve on payout .* by (alice|bob)"))).to_have_count(2)
+        expect(rows.filter(has_text="submitting → paid")).to_have_count(1)
+        expect(rows.filter(has_text="payout_settle")).to_have_count(1)
+        kinds = page.locator("tbody td:nth-child(2)").all_inner_texts()
+        assert {"rewards", "payouts"} <= set(kinds), kinds
+        order = [t.strip() for t in page.locator("tbody td:nth-child(4)").all_inner_texts()]
+        assert order.index("claim.release") < order.index("payout.approve"), order
+        checked(page, "timeline")
 
 
 def test_priya_never_sees_approve_on_her_own_payout_and_a_forged_approval_is_refused(
