@@ -293,3 +293,22 @@ def test_next_never_leaves_the_console(target: str) -> None:
     assert location.startswith("/")
     assert not location.startswith(("//", "/\\"))
     assert "\t" not in location
+
+
+def test_staff_who_also_play_are_offered_no_decision_on_their_own_held_claim() -> None:
+    """Rewards refuses it too (`403 self_review`): a reviewer releasing their own claim past its hold."""
+    own = {
+        "claim_id": "cl-own", "player_id": "eve", "asset": "USD", "amount": 500, "status": "held",
+        "destination": {"type": "sandbox", "address": "success:eve"}, "hold_code": "risk_score",
+        "hold_detail": None, "created_at": "2026-01-01T00:00:00+00:00",
+    }  # fmt: skip
+    other = {**own, "claim_id": "cl-other", "player_id": "player-9"}
+    apis = FakeApis()
+    apis.on("GET", "rewards", "/holds", [own, other])
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "eve", "ops", "player")
+        html = client.get("/holds").text
+    assert 'action="/holds/cl-own/release"' not in html
+    assert 'action="/holds/cl-own/reject"' not in html
+    assert "This claim pays you" in html
+    assert 'action="/holds/cl-other/release"' in html
