@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from prometheus_client import CollectorRegistry
 
 from prizeflow_console.application.login import SignInFlow
+from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.money import AmountError, parse_major
 from prizeflow_console.entrypoints.http import create_app
 
@@ -312,3 +313,33 @@ def test_staff_who_also_play_are_offered_no_decision_on_their_own_held_claim() -
     assert 'action="/holds/cl-own/reject"' not in html
     assert "This claim pays you" in html
     assert 'action="/holds/cl-other/release"' in html
+
+
+@pytest.mark.parametrize("form", ["/wallet/top-up", "/wallet/claim"])
+def test_a_post_retried_after_a_timeout_sends_the_same_idempotency_key(form: str) -> None:
+    """The service may have acted before the console gave up waiting: the form shown again keeps its key, so
+    sending it again makes no second top-up or claim."""
+    apis = wallet_apis()
+    apis.on("GET", "rewards", f"/wallets/{PLAYER}", {
+        "player_id": PLAYER, "receivables": [],
+        "balances": [{"asset": "USDC", "balance": 90_000_000, "reserved": 0, "available": 90_000_000,
+                      "incoming_pending": 0}],
+    })  # fmt: skip
+    timeout = ApiProblem(503, "service_unavailable", "Service unavailable", "rewards did not answer", "rewards")
+    path = "/claims/" if form == "/wallet/claim" else f"/wallets/{PLAYER}/top-up-sessions/"
+    apis.on("POST", "rewards", path, timeout)
+    fields = {"asset": "USD", "amount": "5"} if form == "/wallet/top-up" else {
+        "asset": "USDC", "amount": "1", "type": "stellar_account",
+        "address": "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7",
+    }  # fmt: skip
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, PLAYER, "player")
+        page = client.get("/wallet").text
+        key = re.search(rf'action="{form}".*?name="key" value="([^"]+)"', page, re.S).group(1)  # type: ignore[union-attr]
+        token = csrf(client, "/wallet")
+        first = client.post(form, data={"_csrf_token": token, "key": key, **fields})
+        again = re.search(rf'action="{form}".*?name="key" value="([^"]+)"', first.text, re.S).group(1)  # type: ignore[union-attr]
+        client.post(form, data={"_csrf_token": token, "key": again, **fields})
+    assert first.status_code == 503
+    sent = [c.headers["Idempotency-Key"] for c in apis.calls if c.method == "POST" and c.headers]
+    assert sent == [key, key]
