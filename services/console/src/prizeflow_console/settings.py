@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import secrets
-from typing import Final, Self
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prizeflow_runtime.settings import DEV_ISSUER, Profile
@@ -47,6 +48,12 @@ class ConsoleSettings(BaseSettings):
     webhooks_url: str | None = None
     dev_idp_url: str | None = Field(default=None, description="The devstack's identity provider (dev profile only)")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """`VAR=""` (a template or a secret that rendered empty) is a missing setting, named as one."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def dev(self) -> bool:
         return self.prizeflow_profile is Profile.DEV
@@ -68,10 +75,12 @@ class ConsoleSettings(BaseSettings):
         assert self.console_session_secret is not None
         if len(self.console_session_secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"CONSOLE_SESSION_SECRET must be at least {MIN_SECRET_BYTES} bytes")
-        if not self.dev:
-            for name in ("console_public_url", "oidc_discovery_url"):
-                if not str(getattr(self, name)).startswith("https://"):
-                    raise ValueError(f"{name.upper()} must be an https:// URL in production")
+        schemes = {"http", "https"} if self.dev else {"https"}
+        for name in ("console_public_url", "oidc_discovery_url"):
+            parts = urlsplit(str(getattr(self, name)))
+            if parts.scheme not in schemes or not parts.hostname or parts.username is not None:
+                where = "an http(s)://" if self.dev else "an https://"
+                raise ValueError(f"{name.upper()} must be {where} URL naming a host (no user or password)")
         return self
 
     def _dev_defaults(self) -> None:

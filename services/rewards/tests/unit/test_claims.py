@@ -256,3 +256,26 @@ async def test_a_paid_claim_is_posted_once_and_a_return_credits_the_wallet_back(
     await w.settle.handle(TX, returned)
     assert w.wallet() == (10_000, 0)
     assert (await w.f.claims.get(TX, claim.id)).status is ClaimStatus.RETURNED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("roles", [{Role.OPS}, {Role.ADMIN}])
+async def test_nobody_reviews_their_own_held_claim(roles: set[Role]) -> None:
+    """A member of staff who also plays would release their own claim past its hold (risk flag, KYC required,
+    velocity, new destination) and, below the approval threshold, be paid with nobody else looking: as with payout
+    approvals (ADR 0005), the player a claim pays never decides it."""
+    w = World()
+    await w.top_up(10_000)
+    w.f.players.flags["p-1"] = True
+    held = await w.claim(500)
+    assert held.status is ClaimStatus.HELD
+    staff_player = Principal("p-1", frozenset({Role.PLAYER, *roles}))
+    with pytest.raises(ClaimError) as err:
+        await w.review.release(TX, staff_player, held.id, reason="looks fine to me")
+    assert (err.value.kind, err.value.code) == (ErrorKind.FORBIDDEN, "self_review")
+    with pytest.raises(ClaimError) as err:
+        await w.review.reject(TX, staff_player, held.id, reason="changed my mind")
+    assert (err.value.kind, err.value.code) == (ErrorKind.FORBIDDEN, "self_review")
+    assert w.f.outbox.of(PayoutRequested) == []
+    assert w.wallet() == (10_000, 500)  # still held, still reserved
+    released = await w.review.release(TX, OPS, held.id, reason="someone else looked")
+    assert released.status is ClaimStatus.APPROVED

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -15,11 +16,13 @@ import jwt
 
 from prizeflow_console.application.ports import SignedIn, SignInError
 from prizeflow_console.domain.viewer import Viewer
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 from prizeflow_runtime.jwks import JwksKeys, JwksUnavailableError, UnknownKeyError
 
 log = logging.getLogger("prizeflow_console.oidc")
 
 ALGORITHMS = ("EdDSA", "ES256", "RS256")
+_SUBJECT = re.compile(IDENTIFIER_PATTERN)  # ADR 0005: the services accept no other subject
 DISCOVERY_TTL_S = 300.0
 
 
@@ -64,9 +67,12 @@ class OidcProvider:
                     raise SignInError("the identity provider cannot be reached: try again in a moment") from err
                 if not isinstance(document, dict) or document.get("issuer") != self.issuer:
                     raise SignInError("the identity provider's configuration names another issuer")
+                secure = self.discovery_url.startswith("https://")
                 for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                     if not isinstance(document.get(key), str):
                         raise SignInError(f"the identity provider's configuration has no {key}")
+                    if secure and not document[key].startswith("https://"):  # no downgrade to clear text
+                        raise SignInError(f"the identity provider's {key} is not an https:// URL")
                 if "S256" not in document.get("code_challenge_methods_supported", ["S256"]):
                     raise SignInError("the identity provider does not support PKCE (S256)")
                 self._metadata, self._fetched_at = document, time.monotonic()
@@ -165,6 +171,12 @@ class OidcProvider:
             raise SignInError(f"the ID token is not valid: {err}") from err
         if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
             raise SignInError("the ID token was issued for another sign-in (nonce)")
+        audience, party = claims["aud"], claims.get("azp")
+        several = isinstance(audience, list) and len(audience) > 1
+        if (several or party is not None) and party != self.client_id:  # OIDC Core §3.1.3.7, steps 4 and 5
+            raise SignInError("the ID token was issued to another client (azp)")
+        if not isinstance(claims["sub"], str) or not _SUBJECT.fullmatch(claims["sub"]):
+            raise SignInError("the ID token's subject is not an identifier Prizeflow accepts")
         return claims
 
 

@@ -7,7 +7,11 @@ from typing import Final
 
 from prizeflow_contracts.money import ASSETS, INT64_MAX, asset
 
-_AMOUNT: Final = re.compile(r"^(?P<whole>\d{1,19})(?:\.(?P<frac>\d{1,18}))?$")
+# ASCII digits only (`\d` also matches other scripts' digits, which `int()` reads); a comma only ever groups
+# thousands: `1,50` is refused, never read as 150 (nor as 1.50: a decimal comma is not guessed at).
+_AMOUNT: Final = re.compile(
+    r"(?P<whole>[0-9]{1,19}|[0-9]{1,3}(?:,[0-9]{3}){1,6})(?:\.(?P<frac>[0-9]{1,18}))?", re.ASCII
+)
 
 
 class AmountError(ValueError):
@@ -25,15 +29,18 @@ def format_minor(amount: int, code: str) -> str:
 
 
 def parse_major(text: str, code: str) -> int:
-    """`"12.5", "USD"` → 1250. Refuses more decimals than the asset has, signs, exponents and zero."""
+    """`"12.5", "USD"` → 1250; `"1,000.50"` → 100050. Refuses more decimals than the asset has, signs, exponents,
+    zero, a comma anywhere but between groups of thousands, and digits other than 0-9."""
     spec = asset(code)
-    match = _AMOUNT.fullmatch(text.strip().replace(",", ""))
+    match = _AMOUNT.fullmatch(text.strip())
     if match is None:
-        raise AmountError("enter an amount like 12.50 (digits, at most one decimal point)")
+        raise AmountError(
+            "enter an amount like 12.50 (digits 0-9, a point before the decimals; a comma only between thousands)"
+        )
     frac = match["frac"] or ""
     if len(frac.rstrip("0")) > spec.scale:
         raise AmountError(f"{code} has {spec.scale} decimal places")
-    minor = int(match["whole"]) * spec.unit + int((frac + "0" * spec.scale)[: spec.scale] or "0")
+    minor = int(match["whole"].replace(",", "")) * spec.unit + int((frac + "0" * spec.scale)[: spec.scale] or "0")
     if minor <= 0:
         raise AmountError("the amount must be more than zero")
     if minor > INT64_MAX:

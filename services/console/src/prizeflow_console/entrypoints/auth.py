@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -15,6 +16,21 @@ from prizeflow_console.domain.pkce import LoginAttempt
 from prizeflow_console.entrypoints.web import SESSION_LOGIN, SESSION_USER, current, page
 
 _HINT = r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$"
+# RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6 error codes, in words. `error` is whatever the link says, so
+# anything else gets one fixed sentence: the console's page never shows a stranger's text as the provider's.
+PROVIDER_ERRORS: Final[Mapping[str, str]] = {
+    "access_denied": "you cancelled the sign-in",
+    "invalid_request": "the identity provider found the sign-in request malformed (invalid_request)",
+    "unauthorized_client": "the identity provider does not let this console sign people in (unauthorized_client)",
+    "unsupported_response_type": "the identity provider refused the code flow (unsupported_response_type)",
+    "invalid_scope": "the identity provider refused the requested scopes (invalid_scope)",
+    "server_error": "the identity provider failed (server_error): try again",
+    "temporarily_unavailable": "the identity provider is busy (temporarily_unavailable): try again in a moment",
+    "login_required": "the identity provider needs you to sign in (login_required)",
+    "interaction_required": "the identity provider needs you to act (interaction_required)",
+    "consent_required": "the identity provider needs your consent (consent_required)",
+    "account_selection_required": "the identity provider needs you to choose an account (account_selection_required)",
+}
 
 
 class AuthController(Controller):
@@ -48,7 +64,7 @@ class AuthController(Controller):
     ) -> Redirect | Template:
         attempt = LoginAttempt.from_dict(request.session.pop(SESSION_LOGIN, None))
         if error is not None:
-            reason = "you cancelled the sign-in" if error == "access_denied" else f"the identity provider said {error}"
+            reason = PROVIDER_ERRORS.get(error, "the identity provider refused the sign-in")
             return page(request, "signin_error.html", session=None, title="Sign-in failed", reason=reason,
                         status_code=400)  # fmt: skip
         try:

@@ -14,7 +14,7 @@ from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
@@ -106,7 +106,12 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Template
     if status >= 500:
         log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail, exc_info=exc)
     title = "Page not found" if isinstance(exc, NotFoundException) else "Request refused"
-    detail = exc.detail if status < 500 else "something went wrong on our side"
+    if status >= 500:
+        detail = "something went wrong on our side"
+    elif isinstance(exc, ValidationException):  # its detail is the request's URL: a callback's code, say
+        detail = "the address or the form holds a value this page does not take"
+    else:
+        detail = exc.detail
     return page(request, "error.html", session=current(request), title=title, detail=detail, status_code=status)
 
 
@@ -146,9 +151,12 @@ def create_app(
 ) -> Litestar:
     key = hashlib.sha256(b"prizeflow-console/session\0" + session_secret.encode()).digest()
     csrf_key = hashlib.sha256(b"prizeflow-console/csrf\0" + session_secret.encode()).hexdigest()
+    # Over https both cookies are `__Host-`: a sibling host cannot plant its own session (a victim signed in as the
+    # attacker tops up the attacker's wallet) or a CSRF token it knows. Plain http (dev) cannot use the prefix.
+    prefix = "__Host-" if secure_cookies else ""
     sessions = CookieBackendConfig(
-        secret=key, key="pf_console", max_age=max_age_s, httponly=True, secure=secure_cookies, samesite="lax",
-        exclude=["/static", "/health", "/metrics"],
+        secret=key, key=f"{prefix}pf_console", max_age=max_age_s, httponly=True, secure=secure_cookies,
+        samesite="lax", path="/", exclude=["/static", "/health", "/metrics"],
     )  # fmt: skip
     requests = Counter(
         "prizeflow_console_http_requests", "Console responses by route and status class", ["route", "status"],
@@ -159,12 +167,13 @@ def create_app(
     async def metrics() -> Response[bytes]:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    headers = _security_headers(idp_origin)
+    headers = [(name.lower().encode(), value.encode()) for name, value in _security_headers(idp_origin).items()]
 
-    async def after(response: Response[Any]) -> Response[Any]:
-        for name, value in headers.items():
-            response.headers.setdefault(name, value)
-        return response
+    async def secure(message: Any, scope: Any) -> None:
+        """On every answer, error pages and redirects from exception handlers too (`after_request` skips those)."""
+        if message.get("type") == "http.response.start":
+            present = {bytes(name).lower() for name, _ in message.get("headers") or []}
+            message["headers"] = [*(message.get("headers") or []), *((n, v) for n, v in headers if n not in present)]
 
     async def count(message: Any, scope: Any) -> None:
         if message.get("type") == "http.response.start":
@@ -192,7 +201,8 @@ def create_app(
         middleware=[sessions.middleware],
         csrf_config=CSRFConfig(
             secret=csrf_key,
-            cookie_name="pf_csrf",
+            cookie_name=f"{prefix}pf_csrf",
+            cookie_path="/",
             cookie_secure=secure_cookies,
             cookie_httponly=True,
             cookie_samesite="strict",
@@ -206,9 +216,7 @@ def create_app(
             HTTPException: _http_error,
             Exception: _unexpected,
         },
-        after_response=None,
-        after_request=after,
-        before_send=[count],
+        before_send=[secure, count],
         state=State({"apis": apis, "public_url": public_url, "dev": dev}),
         openapi_config=None,
         on_shutdown=list(on_shutdown),

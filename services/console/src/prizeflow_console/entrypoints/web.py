@@ -3,18 +3,22 @@ and running an action against a service (Post/Redirect/Get; a problem detail bec
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from litestar import Request
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
 from prizeflow_console.application.ports import ApiProblem, PlatformApi
 from prizeflow_console.domain.viewer import PAGE_TITLES, Action, Page, Viewer
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 
+_ID: Final = re.compile(IDENTIFIER_PATTERN)
 SESSION_USER = "user"
 SESSION_LOGIN = "login"
 SESSION_FLASH = "flash"
@@ -160,6 +164,14 @@ async def act(
     return back(to)
 
 
+def checked_id(value: str) -> str:
+    """An id from the console's URL before it goes into a service's: an identifier as the services make them, so
+    never `.` or `..` (which quote to themselves and which httpx resolves as dot segments into another route)."""
+    if not _ID.fullmatch(value):
+        raise NotFoundException("no such page")
+    return value
+
+
 def apis(request: Request[Any, Any, Any]) -> PlatformApi:
     api: PlatformApi = request.app.state.apis
     return api
@@ -172,6 +184,7 @@ __all__ = [
     "act",
     "apis",
     "back",
+    "checked_id",
     "current",
     "flash",
     "fragment",

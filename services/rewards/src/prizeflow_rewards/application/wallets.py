@@ -11,6 +11,7 @@ from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 
 @dataclass
@@ -71,6 +72,8 @@ class SetRiskFlag:
     async def __call__(
         self, tx: Tx, actor: Principal, *, player_id: str, flagged: bool, reason: str | None, correlation_id: str
     ) -> None:
+        if actor.user_id == player_id:  # cleared by its own subject, the flag would stop holding their claims
+            raise UseCaseError(ErrorKind.FORBIDDEN, "self_review", "nobody sets or clears their own risk flag")
         await self.stores.players.set_risk_flag(tx, player_id, flagged=flagged, reason=reason, by=actor.user_id)
         await audit(
             self.stores.outbox,

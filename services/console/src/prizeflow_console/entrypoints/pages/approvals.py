@@ -19,7 +19,17 @@ from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.money import format_minor, redeemable
 from prizeflow_console.domain.review import PENDING_APPROVAL, age, why_not_decide
 from prizeflow_console.domain.viewer import Action, Page
-from prizeflow_console.entrypoints.web import Session, apis, back, flash, may, page, problem_text, signed_in
+from prizeflow_console.entrypoints.web import (
+    Session,
+    apis,
+    back,
+    checked_id,
+    flash,
+    may,
+    page,
+    problem_text,
+    signed_in,
+)
 from prizeflow_contracts.money import ASSETS
 
 REASON_MAX: Final = 1000  # the services' `Reason` (1-1000 characters)
@@ -92,6 +102,7 @@ class ApprovalsController(Controller):
     @get("/{payout_id:str}")
     async def detail(self, request: Request[Any, Any, Any], payout_id: FromPath[str]) -> Template:
         session = signed_in(request, Page.APPROVALS)
+        payout_id = checked_id(payout_id)
         viewer = session.viewer
         try:
             review = await ReviewPayout(apis(request))(payout_id, token=session.token, with_claims=True)
@@ -124,7 +135,7 @@ class ApprovalsController(Controller):
     @staticmethod
     async def _decide(request: Request[Any, Any, Any], session: Session, payout_id: str, action: str) -> Redirect:
         """Post/Redirect/Get: a missing reason is refused here, everything else by the payouts service."""
-        to = _base(payout_id)
+        to = _base(checked_id(payout_id))
         reason = await reason_of(request)
         if not reason or len(reason) > REASON_MAX:
             flash(request, "error", f"Say why you {action} it: a reason of 1 to {REASON_MAX} characters is required.")

@@ -29,12 +29,21 @@ from prizeflow_console.application.wallet import (
 )
 from prizeflow_console.domain.money import AmountError, parse_major, redeemable
 from prizeflow_console.domain.viewer import Action, Page
-from prizeflow_console.entrypoints.web import Session, apis, back, flash, fragment, may, page, problem_text, signed_in
-from prizeflow_contracts.ids import IDENTIFIER_PATTERN
+from prizeflow_console.entrypoints.web import (
+    Session,
+    apis,
+    back,
+    checked_id,
+    flash,
+    fragment,
+    may,
+    page,
+    problem_text,
+    signed_in,
+)
 from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 
-_ID: Final = re.compile(IDENTIFIER_PATTERN)
 _REQUEST_KEY: Final = re.compile(r"^wallet-[A-Za-z0-9_\-]{16,64}$")  # as `_new_key` makes them
 
 
@@ -78,12 +87,6 @@ def _field(form: Mapping[str, Any], name: str, limit: int = 300) -> str:
 
 def _is_htmx(request: Request[Any, Any, Any]) -> bool:
     return request.headers.get("hx-request") == "true"
-
-
-def _checked_id(value: str) -> str:
-    if not _ID.fullmatch(value):
-        raise NotFoundException("no such page")
-    return value
 
 
 def _top_up_form(asset: str = "", amount: str = "") -> dict[str, str]:
@@ -193,7 +196,7 @@ class WalletController(Controller):
     async def top_up_status(self, request: Request[Any, Any, Any], top_up_id: FromPath[str]) -> Template:
         """The top-up's page; for htmx (polling while it waits for payment) only its status fragment."""
         session = signed_in(request, Page.WALLET)
-        top_up_id = _checked_id(top_up_id)
+        top_up_id = checked_id(top_up_id)
         try:
             found = await ShowTopUp(apis(request))(session.viewer.user_id, top_up_id, token=session.token)
         except ApiProblem as problem:
@@ -209,7 +212,7 @@ class WalletController(Controller):
     async def sandbox(self, request: Request[Any, Any, Any], top_up_id: FromPath[str]) -> Redirect:
         """The sandbox provider's checkout, done from here (dev profile): pay, or let the session expire."""
         session = may(request, Page.WALLET, Action.USE_WALLET)
-        top_up_id = _checked_id(top_up_id)
+        top_up_id = checked_id(top_up_id)
         form = await request.form()
         choice = _field(form, "outcome", 20)
         if choice not in Outcome._value2member_map_:
@@ -231,7 +234,7 @@ class WalletController(Controller):
     async def verify(self, request: Request[Any, Any, Any], top_up_id: FromPath[str]) -> Redirect:
         """Back from the provider's checkout: ask rewards to read the payment back from the provider now."""
         session = may(request, Page.WALLET, Action.USE_WALLET)
-        top_up_id = _checked_id(top_up_id)
+        top_up_id = checked_id(top_up_id)
         try:
             await CheckTopUp(apis(request))(session.viewer.user_id, top_up_id, token=session.token)
         except ApiProblem as problem:
@@ -244,7 +247,7 @@ class WalletController(Controller):
     async def claim_status(self, request: Request[Any, Any, Any], claim_id: FromPath[str]) -> Template:
         """A payout request's page; for htmx (polling until it is final) only its status fragment."""
         session = signed_in(request, Page.WALLET)
-        claim_id = _checked_id(claim_id)
+        claim_id = checked_id(claim_id)
         try:
             found = await ShowClaim(apis(request))(session.viewer.user_id, claim_id, token=session.token)
         except ApiProblem as problem:

@@ -29,7 +29,7 @@ class ReviewHold:
 
     async def release(self, tx: Tx, actor: Principal, claim_id: str, *, reason: str | None) -> Claim:
         with ledger_refusals():
-            claim = await self._held(tx, claim_id, ClaimStatus.APPROVED)
+            claim = await self._held(tx, actor, claim_id, ClaimStatus.APPROVED)
             now = self.clock()
             await self._decide(tx, claim, ClaimStatus.APPROVED, actor, now)
             events = approval(claim, approved_by=actor.user_id, requested_by=actor.user_id, source=self.source, at=now)
@@ -39,7 +39,7 @@ class ReviewHold:
 
     async def reject(self, tx: Tx, actor: Principal, claim_id: str, *, reason: str) -> Claim:
         with ledger_refusals():
-            claim = await self._held(tx, claim_id, ClaimStatus.REJECTED)
+            claim = await self._held(tx, actor, claim_id, ClaimStatus.REJECTED)
             now = self.clock()
             result = await self.ledger.apply(tx, [void_of(claim.pending)])
             count_transfers(self.metrics, result)
@@ -69,10 +69,12 @@ class ReviewHold:
             await self._audit(tx, actor, claim, "claim.reject", ClaimStatus.REJECTED, reason=reason)
             return await self._reload(tx, claim_id)
 
-    async def _held(self, tx: Tx, claim_id: str, target: ClaimStatus) -> Claim:
+    async def _held(self, tx: Tx, actor: Principal, claim_id: str, target: ClaimStatus) -> Claim:
         claim = await self.stores.claims.get(tx, claim_id, lock=True)
         if claim is None:
             raise ClaimError(ErrorKind.NOT_FOUND, "claim_not_found", f"no claim {claim_id}")
+        if claim.player_id == actor.user_id:  # as payouts' check_decider: the player a claim pays never decides it
+            raise ClaimError(ErrorKind.FORBIDDEN, "self_review", "nobody reviews a held claim that pays them")
         if not can_move(claim.status, target):
             raise ClaimError(
                 ErrorKind.CONFLICT, "illegal_transition", f"claim {claim_id} is {claim.status.value}, not held"
