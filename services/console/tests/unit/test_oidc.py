@@ -153,4 +153,3 @@ async def test_a_provider_whose_configuration_does_not_fit_signs_nobody_in(
     provider = Provider(DevIdentity.generate(), **discovery)
     with pytest.raises(SignInError, match=message):
         await rp(provider).authorization_url(state="s", nonce="n", code_challenge="c", login_hint=None)
-
