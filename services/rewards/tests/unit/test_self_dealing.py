@@ -31,16 +31,10 @@ async def test_staff_never_clear_nor_set_their_own_risk_flag(role: Role) -> None
     assert not f.players.flags.get("eve")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs a decision: an admin credit (POST /wallets/{player}/top-ups) has no second person at all, so an "
-    "admin who plays credits their own wallet and claims it out; refuse self-credits, or put admin credits under "
-    "the corrections' four eyes",
-)
 async def test_an_admin_never_credits_their_own_wallet() -> None:
     f = Fakes()
     credit = TopUp(f.ledger, "/test", stores=f.stores)
-    with pytest.raises(UseCaseError):
+    with pytest.raises(UseCaseError, match="own wallet"):
         await credit(TX, Principal("adam", frozenset({Role.ADMIN, Role.PLAYER})), player_id="adam", asset="USDC",
                      amount=10_000_000, provider="manual", reference="r-1", correlation_id="c-1")  # fmt: skip
     assert f.ledger.of(accounts.wallet("adam", "USDC")).posted == 0

@@ -35,6 +35,8 @@ class TopUp:
         reference: str,
         correlation_id: str,
     ) -> tuple[str, bool]:
+        if actor.user_id == player_id:  # an admin credit has one person behind it: never to themselves
+            raise UseCaseError(ErrorKind.FORBIDDEN, "self_credit", "nobody credits their own wallet")
         t = Transfer.of(
             accounts.external(provider, asset),
             accounts.wallet(player_id, asset),
