@@ -71,18 +71,33 @@ run: sync system-deps
 	$(RUN) prizeflow-dev run
 
 # Lint first (seconds), then every test: CI (.ci/run) enforces both through this one target.
-# The container tier (image builds, the compose stack, testcontainers over podman) waits mostly on downloads,
-# podman and its own containers, and shares nothing with the devstack: it runs beside the rest of the suite, its
-# output in .results/containers-tier.log (printed at the end; whole when it failed). Either failing fails `make test`.
+# The suite runs in lanes on the devstack's PostgreSQL and Kafka, started once up front so that no lane owns them:
+# - the container tier (image builds, the compose stack, testcontainers over podman) shares nothing with the
+#   devstack: beside everything (output in .results/containers-tier.log, printed at the end; whole when it failed);
+# - the payouts integration tests (the Stellar rail's fault, signature and flow tests: minutes of waiting on ledgers,
+#   leases and processes, each test on its own databases and topics) beside the main lane (.results/lane-payouts.log);
+# - the main lane: everything else but the tests that restart the devstack's PostgreSQL or Kafka (marker
+#   `restarts_infra`), which run last and alone, once both other lanes are done.
+# Any lane failing fails `make test`. CI stops the infrastructure at the end.
+PAYOUTS_LANE := services/payouts/tests/integration
+
 test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	@$(MAKE) --no-print-directory lint
 	@mkdir -p .results
+	@$(RUN) prizeflow-dev env > /dev/null
 	@$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
-	$(RUN) pytest -m "not containers" $(PYTEST_ARGS); main=$$?; \
+	$(RUN) pytest -m "not containers and not restarts_infra" $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
+	$(RUN) pytest -m "not containers and not restarts_infra" --ignore=$(PAYOUTS_LANE) $(PYTEST_ARGS); main=$$?; \
+	wait $$payouts; lane=$$?; [ $$lane -eq 5 ] && lane=0; \
+	echo "--- payouts integration lane (beside the main lane; full log: .results/lane-payouts.log) ---"; \
+	if [ $$lane -ne 0 ]; then cat .results/lane-payouts.log; else tail -5 .results/lane-payouts.log; fi; \
+	echo "--- tests that restart the devstack's PostgreSQL or Kafka (alone, last) ---"; \
+	$(RUN) pytest -m "restarts_infra and not containers" $(PYTEST_ARGS); restarts=$$?; [ $$restarts -eq 5 ] && restarts=0; \
 	wait $$tier; containers=$$?; \
 	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) ---"; \
 	if [ $$containers -ne 0 ]; then cat .results/containers-tier.log; else grep -v "systemd connection" .results/containers-tier.log | tail -40; fi; \
-	[ $$main -eq 0 ] && [ $$containers -eq 0 ]
+	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-dev down > /dev/null; fi; \
+	[ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ]
 
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser" $(PYTEST_ARGS)

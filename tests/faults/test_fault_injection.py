@@ -39,7 +39,7 @@ from prizeflow_simulator.runner import Simulator
 from prizeflow_simulator.scenarios import ScenarioConfig
 from prizeflow_testkit import committed_offsets, end_offsets, fetch, header, read_topic
 
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.restarts_infra]
 
 ROUNDS = int(os.environ.get("PRIZEFLOW_FAULTS_ROUNDS", "60"))
 SEED = int(os.environ.get("PRIZEFLOW_FAULTS_SEED", "20261121"))

@@ -40,6 +40,7 @@ async def _roundtrip(bootstrap: str, topic: str, payload: bytes) -> bytes:
         await consumer.stop()
 
 
+@pytest.mark.restarts_infra
 async def test_real_postgres_and_kafka(
     infra: Infra, fresh_database: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
