@@ -77,6 +77,8 @@ class LiveState:
         table.add_column("applied/s", justify="right")
         now = time.monotonic()
         for name, samples in scraped.items():
+            if not any(n.endswith(("outbox_published_total", "events_consumed_total")) for n, _, _ in samples):
+                continue  # no event flow of its own (the console: HTTP only)
             cells = []
             for _, suffix, outcome in FLOW_COLUMNS:
                 value = total(samples, suffix, **({"outcome": outcome} if outcome else {}))
