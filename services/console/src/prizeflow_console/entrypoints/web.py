@@ -107,6 +107,11 @@ def take_flashes(request: Request[Any, Any, Any]) -> list[dict[str, str]]:
     return [m for m in messages if isinstance(m, dict)]
 
 
+def status_for(problem: ApiProblem) -> int:
+    """The status a page shows a service's problem with: the person's own (4xx) as is, the platform's as 502."""
+    return problem.status if 400 <= problem.status < 500 else 502
+
+
 def problem_text(problem: ApiProblem) -> str:
     return f"{problem.title}: {problem.detail} ({problem.code})"
 
@@ -192,4 +197,5 @@ __all__ = [
     "page",
     "problem_text",
     "signed_in",
+    "status_for",
 ]

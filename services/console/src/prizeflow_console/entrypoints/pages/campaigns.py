@@ -16,7 +16,18 @@ from litestar.response import Redirect
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.money import AmountError, format_minor, parse_major
 from prizeflow_console.domain.viewer import Action, Page
-from prizeflow_console.entrypoints.web import Session, act, apis, back, flash, may, page, problem_text, signed_in
+from prizeflow_console.entrypoints.web import (
+    Session,
+    act,
+    apis,
+    back,
+    flash,
+    may,
+    page,
+    problem_text,
+    signed_in,
+    status_for,
+)
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 from prizeflow_contracts.money import ASSETS
 
@@ -51,10 +62,6 @@ async def _tell(
     return back(to)
 
 
-def _status_for(problem: ApiProblem) -> int:
-    return problem.status if 400 <= problem.status < 500 else 502
-
-
 class CampaignsController(Controller):
     path = "/campaigns"
     include_in_schema = False
@@ -75,7 +82,7 @@ class CampaignsController(Controller):
             context["campaigns"] = await apis(request).get("rewards", "/campaigns", token=session.token)
         except ApiProblem as problem:
             context["problems"] = [problem]
-            status_code = _status_for(problem)
+            status_code = status_for(problem)
         return page(
             request, "campaigns.html", session=session, current_page=Page.CAMPAIGNS, status_code=status_code, **context
         )
@@ -104,7 +111,7 @@ class CampaignsController(Controller):
             context["campaign"] = await apis(request).get("rewards", _campaign_path(campaign_id), token=session.token)
         except ApiProblem as problem:
             context["problems"] = [problem]
-            status_code = _status_for(problem)
+            status_code = status_for(problem)
         return page(
             request,
             "campaigns_detail.html",
@@ -165,7 +172,7 @@ class CampaignsController(Controller):
             campaign = await apis(request).get("rewards", to, token=session.token)
         except ApiProblem as problem:
             return await self._detail(
-                request, session, campaign_id, problems=[problem], status_code=_status_for(problem)
+                request, session, campaign_id, problems=[problem], status_code=status_for(problem)
             )
         asset = str(campaign["asset"])
         try:

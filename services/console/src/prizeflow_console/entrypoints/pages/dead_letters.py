@@ -20,7 +20,7 @@ from prizeflow_console.application.dead_letters import (
 )
 from prizeflow_console.application.ports import ApiProblem, Service
 from prizeflow_console.domain.viewer import Action, Page
-from prizeflow_console.entrypoints.web import Session, act, apis, may, page, signed_in
+from prizeflow_console.entrypoints.web import Session, act, apis, may, page, signed_in, status_for
 
 REASON_MAX: Final = 1000  # the contract's Reason (prizeflow_runtime.admin_http.DecisionBody)
 Text = Annotated[str | None, QueryParameter(max_length=256)]
@@ -34,10 +34,6 @@ def _service(name: str) -> Service:
 
 def _letter_path(service: str, dead_letter_id: int) -> str:
     return f"/dead-letters/{service}/{dead_letter_id}"
-
-
-def _status_for(problem: ApiProblem) -> int:
-    return problem.status if 400 <= problem.status < 500 else 502
 
 
 class DeadLettersController(Controller):
@@ -117,7 +113,7 @@ class DeadLettersController(Controller):
             letter = await apis(request).get(service, f"/admin/dead-letters/{dead_letter_id}", token=session.token)
         except ApiProblem as problem:
             context["problems"] = [problem]
-            status_code = _status_for(problem)
+            status_code = status_for(problem)
         else:
             payload, cut = shown_payload(str(letter.get("value") or ""))
             decides = session.viewer.may(Action.REDRIVE) and letter.get("status") == "open"

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.viewer import Action, Page
-from prizeflow_console.entrypoints.web import Session, act, apis, may, page, signed_in
+from prizeflow_console.entrypoints.web import Session, act, apis, may, page, signed_in, status_for
 from prizeflow_contracts.events.game import MAX_PLACEMENTS, Placement, check_placements
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
@@ -70,10 +70,6 @@ def _placements_text(found: dict[str, Any]) -> str:
     if not top or summary.get("placement_count") != len(top):
         return ""
     return "\n".join(f"{p['player_id']}, {p['rank']}, {p['score']}" for p in top)
-
-
-def _status_for(problem: ApiProblem) -> int:
-    return problem.status if 400 <= problem.status < 500 else 502
 
 
 class RoundsController(Controller):
@@ -132,7 +128,7 @@ class RoundsController(Controller):
                 "rounds.html",
                 session=session,
                 current_page=Page.ROUNDS,
-                status_code=_status_for(problem),
+                status_code=status_for(problem),
                 **context,
             )
         context["items"] = answer.get("items") or []
@@ -164,7 +160,7 @@ class RoundsController(Controller):
                 round=None,
                 round_id=round_id,
                 problems=[problem],
-                status_code=_status_for(problem),
+                status_code=status_for(problem),
             )
         state = RoundState(found["state"]) if found.get("state") in STATES else None
         decides = session.viewer.may(Action.DECIDE_ROUND)
