@@ -1,18 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_testkit.payouts import ALEMBIC_INI, WEBHOOK_SECRET_ENV
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def db(fresh_database: str) -> str:
-    """A fresh database migrated to head."""
-    await upgrade_to_head(ALEMBIC_INI, fresh_database)
-    return fresh_database
+def db(migrated_database: Callable[[str], str]) -> str:
+    """A fresh database at the payouts schema head (a copy of the session's migrated template)."""
+    return migrated_database(ALEMBIC_INI)
 
 
 @pytest.fixture(autouse=True)

@@ -1,22 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_runtime.db import create_engine
-from prizeflow_runtime.migrations import upgrade_to_head
 
 ALEMBIC_INI = str(Path(__file__).resolve().parents[2] / "alembic.ini")
 
 
 @pytest.fixture
-async def database_url(fresh_database: str) -> str:
-    """A fresh database at the rewards schema head."""
-    await upgrade_to_head(ALEMBIC_INI, fresh_database)
-    return fresh_database
+def database_url(migrated_database: Callable[[str], str]) -> str:
+    """A fresh database at the rewards schema head (a copy of the session's migrated template)."""
+    return migrated_database(ALEMBIC_INI)
 
 
 @pytest.fixture

@@ -310,7 +310,7 @@ async def test_a_payout_paid_after_its_final_failure_voided_the_claim_is_dead_le
                 payout_event(PayoutPaid, req.data, "po-1", paid_at=AT),  # the provider's late confirmation
             ],
         )
-        await consumed(app, 3)
+        await consumed(app, 4)  # three payout events and the routes announcement running_app waited for
         assert (await app.client.get(f"/claims/{claim_id}", headers=app.player("p-1"))).json()["status"] == "voided"
         assert (await app.balances("p-1"))["USDC"] == {
             "asset": "USDC",

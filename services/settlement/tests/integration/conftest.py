@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened, RoundResultsReported
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dev_identity import DevIdentity
-from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.settings import audience_for
 from prizeflow_testkit import Process, free_port, provision_test_topics
@@ -33,9 +32,8 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-async def db_url(fresh_database: str) -> str:
-    await upgrade_to_head(ALEMBIC_INI, fresh_database)
-    return fresh_database
+def db_url(migrated_database: Callable[[str], str]) -> str:
+    return migrated_database(ALEMBIC_INI)
 
 
 @pytest.fixture

@@ -12,16 +12,14 @@ import pytest
 from prizeflow_contracts.envelope import HEADER_TYPE, Envelope, decode
 from prizeflow_contracts.topics import AUDIT, WEBHOOK_PROVIDER_EVENTS
 from prizeflow_runtime.dev_identity import DevIdentity
-from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.settings import audience_for
 from prizeflow_testkit import fetch, header, provision_test_topics, read_topic
 from prizeflow_testkit.webhooks import WEBHOOKS_ALEMBIC_INI, WebhooksProcess
 
 
 @pytest.fixture
-async def db_url(fresh_database: str) -> str:
-    await upgrade_to_head(WEBHOOKS_ALEMBIC_INI, fresh_database)
-    return fresh_database
+def db_url(migrated_database: Callable[[str], str]) -> str:
+    return migrated_database(WEBHOOKS_ALEMBIC_INI)
 
 
 @pytest.fixture

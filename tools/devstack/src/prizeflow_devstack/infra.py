@@ -199,17 +199,20 @@ def _ensure_local(paths: Paths, state: State, ext_pg: str | None, ext_kafka: str
     return pg_url, bootstrap
 
 
-async def create_database(infra: Infra, name: str) -> str:
-    """CREATE DATABASE if missing; returns its asyncpg URL."""
+async def create_database(infra: Infra, name: str, *, template: str | None = None) -> str:
+    """CREATE DATABASE if missing (a copy of `template` when given: nobody may be connected to it); returns its
+    asyncpg URL."""
     asyncpg = _asyncpg()
-    if not _DB_NAME.match(name):
-        raise InfraError(f"invalid database name {name!r} (lowercase identifier expected)")
+    for db in (name, template):
+        if db is not None and not _DB_NAME.match(db):
+            raise InfraError(f"invalid database name {db!r} (lowercase identifier expected)")
     conn = await asyncpg.connect(asyncpg_dsn(infra.postgres_url), timeout=10)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # a concurrent caller won the race
-                await conn.execute(f'CREATE DATABASE "{name}"')
+                copy = f' TEMPLATE "{template}"' if template is not None else ""
+                await conn.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await conn.close()
     return infra.database_url(name)

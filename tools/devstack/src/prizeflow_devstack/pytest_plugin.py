@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +78,57 @@ def infra() -> Iterator[Infra]:
             os.environ[key] = value
     if _teardown_requested() and provisioned.started:
         stop_infra()
+
+
+class MigrationTemplates:
+    """One database per alembic.ini, migrated to head once per test session; a test gets a copy of it (`CREATE
+    DATABASE … TEMPLATE`): the same schema a fresh migration gives, for a file copy instead of every migration.
+    Tests about the migrations themselves keep using `fresh_database` and run them."""
+
+    def __init__(self, infra: Infra) -> None:
+        self.infra = infra
+        self.templates: dict[str, str] = {}
+
+    async def copy(self, alembic_ini: str, name: str) -> str:
+        """`alembic_ini` is an absolute path (the template's key)."""
+        from prizeflow_runtime.migrations import upgrade_to_head
+
+        key = alembic_ini
+        template = self.templates.get(key)
+        if template is None:
+            template = f"tmpl_{uuid.uuid4().hex[:16]}"
+            url = await create_database(self.infra, template)
+            await upgrade_to_head(key, url)
+            self.templates[key] = template
+        return await create_database(self.infra, name, template=template)
+
+    def drop_all(self) -> None:
+        for template in self.templates.values():
+            run_sync(lambda t=template: drop_database(self.infra, t))  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def migration_templates(infra: Infra) -> Iterator[MigrationTemplates]:
+    templates = MigrationTemplates(infra)
+    yield templates
+    templates.drop_all()
+
+
+@pytest.fixture
+def migrated_database(infra: Infra, migration_templates: MigrationTemplates) -> Iterator[Callable[[str], str]]:
+    """`migrated_database(alembic_ini)`: asyncpg URL of a new database at that schema's head (a copy of the
+    session's migrated template), dropped WITH (FORCE) after the test."""
+    made: list[str] = []
+
+    def make(alembic_ini: str) -> str:
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        made.append(name)
+        ini = str(Path(alembic_ini).resolve())
+        return run_sync(lambda: migration_templates.copy(ini, name))
+
+    yield make
+    for name in made:
+        run_sync(lambda n=name: drop_database(infra, n))  # type: ignore[misc]
 
 
 @pytest.fixture
