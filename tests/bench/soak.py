@@ -135,7 +135,10 @@ class Generator:
     async def run(self, stop: asyncio.Event) -> None:
         self.started = time.monotonic()
         while not stop.is_set():
-            for n in range(self.sent["rounds"], self.due("rounds")):
+            # At most a second's worth per pass, so that a generator behind its schedule still lets the sampler
+            # run; it catches up over the next passes (and the samples say it was behind).
+            most = int(self.args.rounds_per_s) + 1
+            for n in range(self.sent["rounds"], min(self.due("rounds"), self.sent["rounds"] + most)):
                 rid = f"s{uuid.uuid4().hex[:12]}"
                 setup, result = round_events(
                     rid, self.campaign, [f"p{(n * 7 + i) % 5000}" for i in range(PLAYERS_PER_ROUND)]
@@ -143,13 +146,15 @@ class Generator:
                 await publish(self.producer, self.rounds_topic, [*setup, result], rid)
                 self.rounds.sent(rid, now())
                 self.sent["rounds"] += 1
-            for n in range(self.sent["payouts"], self.due("payouts")):
+            most = int(self.args.payouts_per_s) + 1
+            for n in range(self.sent["payouts"], min(self.due("payouts"), self.sent["payouts"] + most)):
                 key = f"soak:{uuid.uuid4().hex}"
                 await publish(self.producer, self.payouts_topic, [payout_request(key, f"p{n % 997}")], key[5:])
                 self.payouts.sent(key, now())
                 self.sent["payouts"] += 1
+            behind = self.sent["rounds"] < self.due("rounds") or self.sent["payouts"] < self.due("payouts")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=TICK)
+                await asyncio.wait_for(stop.wait(), timeout=0 if behind else TICK)
         await self.producer.flush()
 
 
@@ -231,99 +236,100 @@ def progress(s: dict[str, Any]) -> str:
     )
 
 
+async def drive(platform: Platform, infra: Infra, args: argparse.Namespace, jsonl: Path) -> dict[str, Any]:
+    """The load for `args.minutes` (or until SIGINT/SIGTERM), a sample every `args.interval` s, then the drain."""
+    seconds = args.minutes * 60
+    campaign = f"soak-{uuid.uuid4().hex[:6]}"
+    await fund(platform, campaign, int(args.rounds_per_s * seconds * 1.2 + 100) * 100 * USDC)
+    rounds = CompletionTracker.rounds(platform.procs["rewards"].database_url or "", PLAYERS_PER_ROUND)
+    payouts = CompletionTracker.payouts(platform.procs["payouts"].database_url or "")
+    sampler = Sampler(platform, infra, rounds, payouts)
+    producer = bench_producer(infra.kafka_bootstrap)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    samples: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"samples": samples}
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(sampler.stop)
+        await sampler.start()
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the first ends the load early; the verdict still comes
+            loop.add_signal_handler(sig, stop.set)
+            stack.callback(loop.remove_signal_handler, sig)
+        generator = Generator(producer, platform, campaign, args, rounds, payouts)
+        load = asyncio.create_task(generator.run(stop))
+        deadline = time.monotonic() + seconds
+        print(
+            f"load: {args.rounds_per_s:g} rounds/s ({args.rounds_per_s * PLAYERS_PER_ROUND:,.0f} allocations/s), "
+            f"{args.payouts_per_s:g} payouts/s for {args.minutes:g} min; warm-up {args.warmup_minutes:g} min; "
+            f"a sample every {args.interval:g} s",
+            flush=True,
+        )
+        while not stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(args.interval, deadline - time.monotonic())))
+            if load.done():
+                load.result()  # the generator died: say why
+            warm = time.monotonic() - generator.started >= args.warmup_minutes * 60
+            sample = await sampler.sample(generator, keep_latencies=warm)
+            samples.append(sample)
+            with jsonl.open("a") as f:
+                f.write(json.dumps(sample) + "\n")
+            print(progress(sample), flush=True)
+        out["interrupted"] = stop.is_set()
+        out["load_s"] = round(time.monotonic() - generator.started, 1)
+        stop.set()
+        await load
+        # What was sent still completes: how long the platform takes to catch up says how close to its limit the
+        # load was (these samples are not the verdict's).
+        drained = time.monotonic()
+        drain: list[dict[str, Any]] = []
+        while (rounds.pending or payouts.pending) and time.monotonic() - drained < max(60.0, 3 * args.interval):
+            await asyncio.sleep(2.0)  # the next look at the database for what is still pending
+            drain.append(await sampler.sample(generator, keep_latencies=False))
+        out["drain"] = {
+            "seconds": round(time.monotonic() - drained, 1),
+            "drained": not (rounds.pending or payouts.pending),
+            "left": {"rounds": rounds.pending, "payouts": payouts.pending},
+            "samples": drain,
+        }
+    whole: dict[str, Any] = {}
+    for name, values in sampler.latencies.items():
+        p50, p99 = p50_p99(sorted(values))
+        whole[name] = {"n": len(values), "p50_ms": round(p50, 1), "p99_ms": round(p99, 1)}
+    out["latency_after_warmup"] = whole
+    return out
+
+
 async def soak(args: argparse.Namespace, out: Path, stamp: str) -> dict[str, Any]:
     infra = ensure_infra()
     platform = Platform(infra, Path(tempfile.mkdtemp(prefix="prizeflow-soak-")), env=LOAD_ENV)
     if args.services:
         platform.services = tuple(s.strip() for s in args.services.split(",") if s.strip())
-    services = platform.services
     doc: dict[str, Any] = {
         "soak": "platform",
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": host(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
-    samples: list[dict[str, Any]] = []
-    jsonl = out / f"soak-{stamp}.samples.jsonl"
     began = time.monotonic()
     try:
         await asyncio.to_thread(platform.start)
         doc["platform_start_s"] = round(time.monotonic() - began, 1)
-        print(f"platform up in {doc['platform_start_s']} s: {', '.join(services)}", flush=True)
-        seconds = args.minutes * 60
-        campaign = f"soak-{uuid.uuid4().hex[:6]}"
-        await fund(platform, campaign, int(args.rounds_per_s * seconds * 1.2 + 100) * 100 * USDC)
-        rounds = CompletionTracker.rounds(platform.procs["rewards"].database_url or "", PLAYERS_PER_ROUND)
-        payouts = CompletionTracker.payouts(platform.procs["payouts"].database_url or "")
-        sampler = Sampler(platform, infra, rounds, payouts)
-        await sampler.start()
-        producer = bench_producer(infra.kafka_bootstrap)
-        await producer.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        generator = Generator(producer, platform, campaign, args, rounds, payouts)
-        try:
-            load = asyncio.create_task(generator.run(stop))
-            deadline = time.monotonic() + seconds
-            print(
-                f"load: {args.rounds_per_s:g} rounds/s ({args.rounds_per_s * PLAYERS_PER_ROUND:,.0f} allocations/s), "
-                f"{args.payouts_per_s:g} payouts/s for {args.minutes:g} min; warm-up {args.warmup_minutes:g} min; "
-                f"a sample every {args.interval:g} s",
-                flush=True,
-            )
-            while not stop.is_set() and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=min(args.interval, deadline - time.monotonic()))
-                if load.done():
-                    load.result()  # the generator died: say why
-                s = await sampler.sample(
-                    generator, keep_latencies=time.monotonic() - generator.started >= args.warmup_minutes * 60
-                )
-                samples.append(s)
-                with jsonl.open("a") as f:
-                    f.write(json.dumps(s) + "\n")
-                print(progress(s), flush=True)
-            doc["interrupted"] = stop.is_set()
-            doc["load_s"] = round(time.monotonic() - generator.started, 1)
-            stop.set()
-            await load
-            # What was sent still completes: how long the platform takes to catch up says how close to its limit
-            # the load was (not part of the verdict's samples).
-            drained = time.monotonic()
-            drain_limit = max(60.0, 3 * args.interval)
-            drain: list[dict[str, Any]] = []
-            while (rounds.pending or payouts.pending) and time.monotonic() - drained < drain_limit:
-                await asyncio.sleep(min(2.0, args.interval))  # polling the database for the backlog to drain
-                drain.append(await sampler.sample(generator, keep_latencies=False))
-            doc["drain"] = {
-                "seconds": round(time.monotonic() - drained, 1),
-                "drained": not (rounds.pending or payouts.pending),
-                "left": {"rounds": rounds.pending, "payouts": payouts.pending},
-                "samples": drain,
-            }
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await producer.stop()
-            await sampler.stop()
+        print(f"platform up in {doc['platform_start_s']} s: {', '.join(platform.services)}", flush=True)
+        run = await drive(platform, infra, args, out / f"soak-{stamp}.samples.jsonl")
     finally:
         await asyncio.to_thread(platform.stop)
-    offered = Offered(args.rounds_per_s, args.payouts_per_s, PLAYERS_PER_ROUND)
     thresholds = Thresholds(
         warmup_s=args.warmup_minutes * 60,
         rss_growth=args.rss_growth,
         p99_growth=args.p99_growth,
         table_growth=args.table_growth,
     )
-    verdict = judge(samples, offered, thresholds)
-    whole: dict[str, Any] = {}
-    for name, values in sampler.latencies.items():
-        p50, p99 = p50_p99(sorted(values))
-        whole[name] = {"n": len(values), "p50_ms": round(p50, 1), "p99_ms": round(p99, 1)}
-    doc["latency_after_warmup"] = whole
-    doc["verdict"] = verdict
+    samples = run.pop("samples")
+    doc |= run
+    doc["verdict"] = judge(samples, Offered(args.rounds_per_s, args.payouts_per_s, PLAYERS_PER_ROUND), thresholds)
     doc["samples"] = samples
     return doc
 
