@@ -27,24 +27,27 @@ import signal
 import tempfile
 import time
 import uuid
+from collections import Counter, deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from aiokafka import AIOKafkaProducer
 
-from prizeflow_contracts.topics import GAME_ROUNDS, PAYOUT_REQUESTS
+from prizeflow_contracts.topics import GAME_ROUNDS
 from prizeflow_devstack.infra import Infra, ensure_infra
 from prizeflow_devstack.paths import find_root
 from prizeflow_devstack.platform import Platform
 from prizeflow_testkit.bench import bench_producer, host, p50_p99
 from prizeflow_testkit.platform_load import (
+    CLAIMS_ENV,
     LOAD_ENV,
     PLAYERS_PER_ROUND,
     USDC,
+    Claimant,
     fund,
-    payout_request,
     publish,
     round_events,
 )
@@ -108,66 +111,100 @@ def port_of(url: str) -> int:
     return port
 
 
+def players(n: int) -> list[str]:
+    """The players of the `n`-th round (as bench_e2e picks them: 5,000 players, eight a round)."""
+    return [f"p{(n * 7 + i) % 5000}" for i in range(PLAYERS_PER_ROUND)]
+
+
 class Generator:
-    """Offers the load on a schedule from its start: what is due is handed to Kafka every tick (a slow tick
-    catches up), and each round's close / payout's request is timed when handed over, as bench_e2e times it."""
+    """Offers the load on a schedule from its start: what is due is handed over every tick (a slow tick catches
+    up). Rounds go to Kafka, each timed when its close is handed over; payouts are claims through rewards' API by
+    players a completed round credited (one claim per credit), each timed when sent, at most `concurrency` in
+    flight."""
 
     def __init__(
         self,
         producer: AIOKafkaProducer,
+        claimant: Claimant,
         platform: Platform,
         campaign: str,
         args: argparse.Namespace,
         rounds: CompletionTracker,
-        payouts: CompletionTracker,
+        claims: CompletionTracker,
     ) -> None:
-        self.producer, self.campaign, self.args = producer, campaign, args
+        self.producer, self.claimant, self.campaign, self.args = producer, claimant, campaign, args
         self.rounds_topic = GAME_ROUNDS.name + platform.suffix
-        self.payouts_topic = PAYOUT_REQUESTS.name + platform.suffix
-        self.rounds, self.payouts = rounds, payouts
+        self.rounds, self.claims = rounds, claims
         self.sent = {"rounds": 0, "payouts": 0}
+        self.outcomes: Counter[str] = Counter()  # claims by what rewards answered: approved, held, refused:<code>
         self.started = 0.0
+        self._round_of: dict[str, int] = {}  # round id → n, until the round completed
+        self._credited: deque[str] = deque()  # players a completed round credited, not yet claiming
+        self._in_flight: set[asyncio.Task[None]] = set()
+        rounds.on_complete = self.credit
 
     def due(self, kind: str) -> int:
         rate = self.args.rounds_per_s if kind == "rounds" else self.args.payouts_per_s
         return int(rate * (time.monotonic() - self.started)) if self.started else 0
 
+    def credit(self, round_ids: list[str]) -> None:
+        for rid in round_ids:
+            if (n := self._round_of.pop(rid, None)) is not None:
+                self._credited.extend(players(n))
+
+    async def _claim(self, player: str) -> None:
+        sent_at = now()
+        try:
+            claim_id, status = await self.claimant.claim(player)
+        except httpx.HTTPError as err:
+            self.outcomes[f"error:{type(err).__name__}"] += 1
+            return
+        if claim_id is None:
+            self.outcomes[f"refused:{status}"] += 1
+            return
+        self.outcomes[status] += 1
+        if status == "approved":  # a held claim waits for a person: never paid within the soak
+            self.claims.sent(claim_id, sent_at)
+
     async def run(self, stop: asyncio.Event) -> None:
         self.started = time.monotonic()
         while not stop.is_set():
-            # At most a second's worth per pass, so that a generator behind its schedule still lets the sampler
-            # run; it catches up over the next passes (and the samples say it was behind).
-            most = int(self.args.rounds_per_s) + 1
+            # At most a fifth of a second's worth per pass, so that a generator behind its schedule still lets the
+            # sampler and the trackers run; it catches up over the next passes (and the samples say it was behind).
+            most = int(self.args.rounds_per_s / 5) + 1
             for n in range(self.sent["rounds"], min(self.due("rounds"), self.sent["rounds"] + most)):
                 rid = f"s{uuid.uuid4().hex[:12]}"
-                setup, result = round_events(
-                    rid, self.campaign, [f"p{(n * 7 + i) % 5000}" for i in range(PLAYERS_PER_ROUND)]
-                )
+                setup, result = round_events(rid, self.campaign, players(n))
                 await publish(self.producer, self.rounds_topic, [*setup, result], rid)
+                self._round_of[rid] = n
                 self.rounds.sent(rid, now())
                 self.sent["rounds"] += 1
-            most = int(self.args.payouts_per_s) + 1
-            for n in range(self.sent["payouts"], min(self.due("payouts"), self.sent["payouts"] + most)):
-                key = f"soak:{uuid.uuid4().hex}"
-                await publish(self.producer, self.payouts_topic, [payout_request(key, f"p{n % 997}")], key[5:])
-                self.payouts.sent(key, now())
+            while (
+                self.sent["payouts"] < self.due("payouts")
+                and self._credited
+                and len(self._in_flight) < self.claimant.concurrency
+            ):
+                task = asyncio.create_task(self._claim(self._credited.popleft()))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
                 self.sent["payouts"] += 1
-            behind = self.sent["rounds"] < self.due("rounds") or self.sent["payouts"] < self.due("payouts")
+            behind = self.sent["rounds"] < self.due("rounds")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0 if behind else TICK)
         await self.producer.flush()
+        await asyncio.gather(*self._in_flight)
 
 
 class Sampler:
     """One sample of everything `prizeflow_testkit.soak` documents, every `interval` seconds."""
 
-    def __init__(self, platform: Platform, infra: Infra, rounds: CompletionTracker, payouts: CompletionTracker) -> None:
+    def __init__(self, platform: Platform, infra: Infra, rounds: CompletionTracker, claims: CompletionTracker) -> None:
         self.platform = platform
         self.ports = {"kafka": port_of(f"kafka://{infra.kafka_bootstrap}"), "postgres": port_of(infra.postgres_url)}
         databases = {n: p.database_url for n, p in platform.procs.items() if p.database_url}
         self.pg = PostgresProbe(infra.postgres_url, databases)
         self.lag = LagProbe(infra.kafka_bootstrap, platform.suffix)
-        self.rounds, self.payouts = rounds, payouts
+        self.rounds, self.claims = rounds, claims
         self.latencies: dict[str, list[float]] = {name: [] for name in LATENCIES}  # after the warm-up, whole run
         self.last = time.monotonic()
 
@@ -175,7 +212,7 @@ class Sampler:
         await self.pg.start()
         await self.lag.start()
         await self.rounds.start()
-        await self.payouts.start()
+        await self.claims.start()
         self.last = time.monotonic()
 
     def _processes(self) -> dict[str, dict[str, int]]:
@@ -187,12 +224,12 @@ class Sampler:
         }
 
     async def sample(self, generator: Generator, *, keep_latencies: bool) -> dict[str, Any]:
-        rounds, payouts = await self.rounds.poll(), await self.payouts.poll()
+        rounds, claims = self.rounds.take(), self.claims.take()
         at = time.monotonic()
         window, self.last = at - self.last, at
         if keep_latencies:
             self.latencies["closed_to_allocated"] += rounds.latencies_ms
-            self.latencies["requested_to_paid"] += payouts.latencies_ms
+            self.latencies["requested_to_paid"] += claims.latencies_ms
         return {
             "t": round(at - generator.started, 1),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -202,9 +239,10 @@ class Sampler:
                 "rounds_due": generator.due("rounds"),
                 "payouts_due": generator.due("payouts"),
             },
-            "completed": {"allocations": rounds.completed, "payouts": payouts.completed},
-            "latency_ms": {"closed_to_allocated": figures(rounds), "requested_to_paid": figures(payouts)},
-            "backlog": {"rounds": rounds.pending, "payouts": payouts.pending},
+            "claims": dict(generator.outcomes),
+            "completed": {"allocations": rounds.completed, "payouts": claims.completed},
+            "latency_ms": {"closed_to_allocated": figures(rounds), "requested_to_paid": figures(claims)},
+            "backlog": {"rounds": self.rounds.pending, "payouts": self.claims.pending},
             "services": await asyncio.to_thread(self._processes),
             "postgres_connections": await self.pg.connections(),
             "tables": await self.pg.tables(),
@@ -213,7 +251,7 @@ class Sampler:
         }
 
     async def stop(self) -> None:
-        for probe in (self.rounds, self.payouts, self.lag, self.pg):
+        for probe in (self.rounds, self.claims, self.lag, self.pg):
             await probe.stop()
 
 
@@ -242,10 +280,11 @@ async def drive(platform: Platform, infra: Infra, args: argparse.Namespace, json
     campaign = f"soak-{uuid.uuid4().hex[:6]}"
     await fund(platform, campaign, int(args.rounds_per_s * seconds * 1.2 + 100) * 100 * USDC)
     rounds = CompletionTracker.rounds(platform.procs["rewards"].database_url or "", PLAYERS_PER_ROUND)
-    payouts = CompletionTracker.payouts(platform.procs["payouts"].database_url or "")
-    sampler = Sampler(platform, infra, rounds, payouts)
+    claims = CompletionTracker.claims(platform.procs["payouts"].database_url or "")
+    sampler = Sampler(platform, infra, rounds, claims)
     producer = bench_producer(infra.kafka_bootstrap)
-    stop = asyncio.Event()
+    claimant = Claimant(platform)
+    stop, done = asyncio.Event(), asyncio.Event()  # the load's end; the trackers' end (after the drain)
     loop = asyncio.get_running_loop()
     samples: list[dict[str, Any]] = []
     out: dict[str, Any] = {"samples": samples}
@@ -254,23 +293,33 @@ async def drive(platform: Platform, infra: Infra, args: argparse.Namespace, json
         await sampler.start()
         await producer.start()
         stack.push_async_callback(producer.stop)
+        await claimant.start()
+        stack.push_async_callback(claimant.stop)
         for sig in (signal.SIGINT, signal.SIGTERM):  # the first ends the load early; the verdict still comes
             loop.add_signal_handler(sig, stop.set)
             stack.callback(loop.remove_signal_handler, sig)
-        generator = Generator(producer, platform, campaign, args, rounds, payouts)
+        generator = Generator(producer, claimant, platform, campaign, args, rounds, claims)
+        trackers = [asyncio.create_task(t.run(done)) for t in (rounds, claims)]
+
+        async def end_trackers() -> None:
+            done.set()
+            await asyncio.gather(*trackers)
+
+        stack.push_async_callback(end_trackers)
         load = asyncio.create_task(generator.run(stop))
         deadline = time.monotonic() + seconds
         print(
             f"load: {args.rounds_per_s:g} rounds/s ({args.rounds_per_s * PLAYERS_PER_ROUND:,.0f} allocations/s), "
-            f"{args.payouts_per_s:g} payouts/s for {args.minutes:g} min; warm-up {args.warmup_minutes:g} min; "
-            f"a sample every {args.interval:g} s",
+            f"{args.payouts_per_s:g} claims/s paid out for {args.minutes:g} min; warm-up {args.warmup_minutes:g} "
+            f"min; a sample every {args.interval:g} s",
             flush=True,
         )
         while not stop.is_set() and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(args.interval, deadline - time.monotonic())))
-            if load.done():
-                load.result()  # the generator died: say why
+            for task in (load, *trackers):
+                if task.done():
+                    task.result()  # the generator or a tracker died: say why
             warm = time.monotonic() - generator.started >= args.warmup_minutes * 60
             sample = await sampler.sample(generator, keep_latencies=warm)
             samples.append(sample)
@@ -285,15 +334,16 @@ async def drive(platform: Platform, infra: Infra, args: argparse.Namespace, json
         # load was (these samples are not the verdict's).
         drained = time.monotonic()
         drain: list[dict[str, Any]] = []
-        while (rounds.pending or payouts.pending) and time.monotonic() - drained < max(60.0, 3 * args.interval):
-            await asyncio.sleep(2.0)  # the next look at the database for what is still pending
+        while (rounds.pending or claims.pending) and time.monotonic() - drained < max(60.0, 3 * args.interval):
+            await asyncio.sleep(2.0)  # the trackers poll the database meanwhile
             drain.append(await sampler.sample(generator, keep_latencies=False))
         out["drain"] = {
             "seconds": round(time.monotonic() - drained, 1),
-            "drained": not (rounds.pending or payouts.pending),
-            "left": {"rounds": rounds.pending, "payouts": payouts.pending},
+            "drained": not (rounds.pending or claims.pending),
+            "left": {"rounds": rounds.pending, "payouts": claims.pending},
             "samples": drain,
         }
+        out["claims"] = dict(generator.outcomes)
     whole: dict[str, Any] = {}
     for name, values in sampler.latencies.items():
         p50, p99 = p50_p99(sorted(values))
@@ -304,7 +354,12 @@ async def drive(platform: Platform, infra: Infra, args: argparse.Namespace, json
 
 async def soak(args: argparse.Namespace, out: Path, stamp: str) -> dict[str, Any]:
     infra = ensure_infra()
-    platform = Platform(infra, Path(tempfile.mkdtemp(prefix="prizeflow-soak-")), env=LOAD_ENV)
+    platform = Platform(
+        infra,
+        Path(tempfile.mkdtemp(prefix="prizeflow-soak-")),
+        env=LOAD_ENV,
+        service_env={"rewards": CLAIMS_ENV},
+    )
     if args.services:
         platform.services = tuple(s.strip() for s in args.services.split(",") if s.strip())
     doc: dict[str, Any] = {

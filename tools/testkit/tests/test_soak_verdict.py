@@ -131,6 +131,26 @@ def test_a_generator_short_of_cpu_is_not_sustained() -> None:
     assert any("load generator offered" in p for p in verdict["not_sustained"])
 
 
+def test_claims_rewards_did_not_approve_make_the_load_not_sustained() -> None:
+    samples = run()
+    samples[-1]["claims"] = {"approved": 900, "held": 40, "refused:insufficient_balance": 60}
+    verdict = judge(samples, OFFERED, TH)
+    assert verdict["exit_code"] == 2
+    assert any("did not approve" in p and "held" in p for p in verdict["not_sustained"])
+    samples[-1]["claims"] = {"approved": 1000}
+    assert judge(samples, OFFERED, TH)["sustained"]
+
+
+def test_an_undeclared_table_that_grows_fails_until_declared() -> None:
+    samples = run()
+    for s in samples:
+        s["tables"]["rewards"]["brand_new_table"]["total_bytes"] = int(1 * MB + 5_000 * s["t"])
+    verdict = judge(samples, OFFERED, TH)
+    assert verdict["exit_code"] == 1
+    assert verdict["tables"]["rewards.brand_new_table"]["verdict"].startswith("FAIL")
+    assert any("undeclared" in f for f in verdict["failures"])
+
+
 def test_a_short_run_gives_no_trend_verdict() -> None:
     verdict = judge(run()[:32], OFFERED, TH)  # 5 min 20 s: 3 samples after the warm-up
     assert verdict["not_judged"]

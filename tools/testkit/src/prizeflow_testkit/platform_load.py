@@ -1,13 +1,17 @@
 """Load on a whole `Platform` (every service its own process), as the end-to-end bench and the soak drive it.
 
 Rounds go through the game topic into settlement (opened, eight entries, closed, results), which pays their
-prize pool through rewards into the players' wallets: eight allocations a round. Payouts are requested on the
-payout-requests topic (small amounts, auto-approved) and paid by the sandbox provider.
+prize pool through rewards into the players' wallets: eight allocations a round. Payouts are either requested
+straight on the payout-requests topic (`payout_request`: the bench, payouts alone; rewards knows no such claim and
+dead-letters their outcomes) or claimed by players through rewards' API (`Claimant`: the whole flow, a claim
+reserving the player's money, its payout settling it); both small, auto-approved, paid by the sandbox provider.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,8 +42,17 @@ PLAYERS_PER_ROUND = 8  # allocations per round: every player of a TOP10 round is
 PRIZE_PER_ROUND = 80 * USDC
 PAYOUT_AMOUNT = 5 * USDC  # under every auto-approval threshold: no one has to approve it
 
+CLAIM_AMOUNT = USDC  # the smallest claim rewards takes; every rank of a round is paid more
+
 # What the platform runs with under load: consumers and relay in large batches, quiet logs.
 LOAD_ENV = {"CONSUMER_BATCH_SIZE": "1000", "OUTBOX_BATCH_SIZE": "2000", "LOG_LEVEL": "WARNING"}
+# Rewards' risk rules would hold a load's claims for a person (a player claiming more than 5 times an hour, to a
+# destination first used today, over a daily limit): lifted, so that every claim is approved and paid.
+CLAIMS_ENV = {
+    "REWARDS_VELOCITY_MAX_CLAIMS": "1000000000",
+    "REWARDS_NEW_DESTINATION_COOLDOWN_S": "0",
+    "REWARDS_DAILY_CLAIM_LIMIT": '{"USDC": 1000000000000000000}',
+}
 
 
 def round_events(round_id: str, campaign: str, players: Sequence[str]) -> tuple[list[Any], RoundResultsReported]:
@@ -109,12 +122,61 @@ async def fund(platform: Platform, campaign: str, amount: int) -> None:
         r.raise_for_status()
 
 
+@dataclass
+class Claimant:
+    """Players claiming `CLAIM_AMOUNT` to a sandbox destination through rewards' API, as a game client does:
+    each with a player token of the platform's dev identity (minted once, renewed before it expires)."""
+
+    platform: Platform
+    concurrency: int = 64
+    token_ttl_s: int = 7200
+    _http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _tokens: dict[str, tuple[str, float]] = field(default_factory=dict, init=False, repr=False)
+
+    async def start(self) -> None:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self._http = httpx.AsyncClient(base_url=self.platform.url("rewards"), limits=limits, timeout=60)
+
+    def _token(self, player: str) -> str:
+        token, minted = self._tokens.get(player, ("", 0.0))
+        if time.monotonic() - minted > self.token_ttl_s / 2:
+            audience = audience_for("rewards")
+            token = self.platform.identity.issue(player, ["player"], audience=audience, ttl_s=self.token_ttl_s)
+            self._tokens[player] = (token, time.monotonic())
+        return token
+
+    async def claim(self, player: str) -> tuple[str | None, str]:
+        """(claim id, its status) when rewards took the claim, else (None, the refusal's code)."""
+        assert self._http is not None, "start() first"
+        r = await self._http.post(
+            "/claims/",
+            json={
+                "asset": "USDC",
+                "amount": CLAIM_AMOUNT,
+                "destination": {"type": "sandbox", "address": f"success:{player}"},
+            },
+            headers={"Authorization": f"Bearer {self._token(player)}"},
+        )
+        if r.status_code == 201:
+            body = r.json()
+            return str(body["claim_id"]), str(body["status"])
+        code = r.json().get("code") if r.headers.get("content-type", "").endswith("json") else None
+        return None, str(code or r.status_code)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+
 __all__ = [
+    "CLAIMS_ENV",
+    "CLAIM_AMOUNT",
     "LOAD_ENV",
     "PAYOUT_AMOUNT",
     "PLAYERS_PER_ROUND",
     "PRIZE_PER_ROUND",
     "USDC",
+    "Claimant",
     "fund",
     "payout_request",
     "publish",

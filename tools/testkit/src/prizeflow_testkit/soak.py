@@ -4,8 +4,9 @@ samples show a leak. Pure: samples in, verdict out (unit-tested on synthetic run
 A sample (one every `--interval` seconds, `t` seconds after the load started) holds:
 
     t, window_s                        time since the load started; seconds this sample's window covers
-    offered:   rounds, payouts         events the generator handed to Kafka so far (cumulative)
+    offered:   rounds, payouts         rounds handed to Kafka, claims sent to rewards so far (cumulative)
                rounds_due, payouts_due what its schedule wanted by then (cumulative)
+    claims:    {outcome: n}            what rewards answered the claims: approved, held, refused:<code>
     completed: allocations, payouts    what completed within the window
     latency_ms: closed_to_allocated, requested_to_paid -> {n, p50, p99} of the window
     backlog:   rounds, payouts         sent and not yet complete
@@ -212,11 +213,15 @@ def _load(samples: Sequence[Mapping[str, Any]], offered: Offered, th: Thresholds
         delivered = figures["delivered"][f"{kind}_per_s"]
         if generated < th.min_delivered * per_s:
             problems.append(
-                f"the load generator offered {generated:,.0f} {kind}/s of the {per_s:,.0f} asked "
-                "(it is short of CPU on this machine): lower the rates"
+                f"the load generator offered {generated:,.0f} {kind}/s of the {per_s:,.0f} asked: short of CPU, or "
+                "(claims) of players a completed round credited, or of rewards' answers to the claims in flight"
             )
         if delivered < th.min_delivered * generated:
             problems.append(f"{kind}: {delivered:,.0f}/s delivered of {generated:,.0f}/s offered")
+    outcomes = samples[-1].get("claims", {})
+    unapproved = {k: v for k, v in outcomes.items() if k != "approved"}
+    if sum(unapproved.values()) > 0.01 * sum(outcomes.values()):
+        problems.append(f"claims rewards did not approve (never paid): {unapproved}")
     backlog: dict[str, Any] = {}
     for kind, per_s in (("rounds", offered.rounds_per_s), ("payouts", offered.payouts_per_s)):
         if per_s <= 0:
@@ -322,14 +327,16 @@ def headline(verdict: Mapping[str, Any]) -> list[str]:
     """The verdict in a few lines for the terminal."""
     lines = []
     if not verdict["sustained"]:
-        lines.append(
-            "LOAD NOT SUSTAINED: the platform fell behind the offered load, so this run measured an overloaded"
-        )
-        lines.append("platform, not a soak (exit 2). Lower SOAK_ROUNDS_PER_S / SOAK_PAYOUTS_PER_S:")
+        lines.append("LOAD NOT SUSTAINED: the platform fell behind the offered load, so this run measured an")
+        lines.append("overloaded platform, not a soak (exit 2). Lower SOAK_ROUNDS_PER_S / SOAK_PAYOUTS_PER_S:")
         lines += [f"  - {p}" for p in verdict["not_sustained"]]
-    lines.append("PASS: no leak, no rising p99, bounded tables stayed bounded" if verdict["pass"] else "FAIL:")
-    lines += [f"  - {f}" for f in verdict["failures"]]
-    lines += [f"  (no verdict: too few samples after the warm-up for {x})" for x in verdict["not_judged"]]
+    if verdict["failures"]:
+        lines.append("FAIL:" if verdict["sustained"] else "and, on that overloaded platform:")
+        lines += [f"  - {f}" for f in verdict["failures"]]
+    elif verdict["sustained"]:
+        lines.append("PASS: no leak, no rising p99, bounded tables stayed bounded")
+    if verdict["not_judged"]:
+        lines.append(f"  (no verdict, too few samples after the warm-up: {', '.join(verdict['not_judged'])})")
     return lines
 
 

@@ -7,8 +7,9 @@
 - consumer lag per consumer group of the platform: the end offset minus the committed offset, summed over the
   group's partitions;
 - closed → allocated and requested → paid latencies of what completed since the last sample, measured as
-  `tests/bench/bench_e2e.py` measures them: the ledger's `created_at` of a round's last reward transfer, and the
-  payout's `paid` transition in `payout_history`, against when the load generator handed the event to Kafka.
+  `tests/bench/bench_e2e.py` measures them: the ledger's `created_at` of a round's last reward transfer against
+  when the load generator handed the round's close to Kafka, and the payout's `paid` transition in
+  `payout_history` against when the player's claim was sent.
 
 Every probe holds its connections for the run (the soak's own connections are named `prizeflow-soak` and left out
 of the connection counts), so sampling adds no connection churn of its own.
@@ -16,9 +17,10 @@ of the connection counts), so sampling adds no connection churn of its own.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,41 +227,44 @@ class LagProbe:
 # --- latency -------------------------------------------------------------------------------------------------
 
 _ROUNDS_DONE = """
-SELECT correlation_id AS rid, count(*) AS n, max(created_at) AS at
+SELECT correlation_id AS key, count(*) AS n, max(created_at) AS at
 FROM ledger_transfers WHERE correlation_id = ANY($1::text[]) AND kind = 'reward'
 GROUP BY 1
 """
 
-_PAYOUTS_PAID = """
-SELECT p.idempotency_key AS key, min(h.at) AS at
+_CLAIMS_PAID = """
+SELECT p.claim_id AS key, min(h.at) AS at
 FROM payouts p JOIN payout_history h ON h.payout_id = p.id AND h.to_state = 'paid'
-WHERE p.idempotency_key = ANY($1::text[])
+WHERE p.claim_id = ANY($1::text[])
 GROUP BY 1
 """
 
 
 @dataclass
 class Window:
-    """What completed since the previous poll: how many (allocations or payouts) and their latencies (ms)."""
+    """What completed since the previous `take`: how many (allocations or payouts), their latencies (ms, sorted)
+    and which keys."""
 
-    completed: int
-    latencies_ms: list[float]
-    pending: int  # sent, not yet complete
+    completed: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
 
 
 @dataclass
 class CompletionTracker:
     """Keys the load generator sent (`sent(key, at)`, `at` on `time.time()`), struck off once the database shows
-    them complete; each poll returns what completed since the last one.
-
-    Only the oldest `max_lookup` pending keys are looked up per poll (by index: the ledger's correlation id, the
-    payouts' idempotency key), so a backlog slows the probe down no further than that."""
+    them complete. `run` looks every `every` seconds (small lookups, by index: the ledger's correlation id, the
+    payouts' claim id) and `on_complete` hears of each completed key at once; `take` hands over what completed
+    since the last `take`. Only the oldest `max_lookup` pending keys are looked up at a time, so a backlog slows
+    the probe down no further than that."""
 
     database_url: str
     query: str
     units_per_key: int = 1  # a round is complete once all its allocations are there
     max_lookup: int = 50_000
+    on_complete: Callable[[list[str]], None] | None = None
     _pending: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _window: Window = field(default_factory=Window, init=False, repr=False)
     _conn: Any = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -268,9 +273,9 @@ class CompletionTracker:
         return cls(rewards_url, _ROUNDS_DONE, units_per_key=players_per_round)
 
     @classmethod
-    def payouts(cls, payouts_url: str) -> CompletionTracker:
-        """Payout requested → paid: keys are idempotency keys."""
-        return cls(payouts_url, _PAYOUTS_PAID)
+    def claims(cls, payouts_url: str) -> CompletionTracker:
+        """Payout requested (the claim) → paid: keys are claim ids."""
+        return cls(payouts_url, _CLAIMS_PAID)
 
     async def start(self) -> None:
         self._conn = await asyncpg.connect(
@@ -280,24 +285,35 @@ class CompletionTracker:
     def sent(self, key: str, at: float) -> None:
         self._pending[key] = at
 
-    def sent_many(self, keys: Iterable[str], at: float) -> None:
-        self._pending.update(dict.fromkeys(keys, at))
-
     @property
     def pending(self) -> int:
         return len(self._pending)
 
-    async def poll(self) -> Window:
+    async def poll(self) -> None:
         keys = list(self._pending)[: self.max_lookup]  # dicts keep insertion order: the oldest first
         if not keys:
-            return Window(0, [], 0)
-        rows = await self._conn.fetch(self.query, keys)
-        latencies = []
-        for row in rows:
+            return
+        done = []
+        for row in await self._conn.fetch(self.query, keys):
             if row.get("n", self.units_per_key) >= self.units_per_key:
-                sent_at = self._pending.pop(row[0])
-                latencies.append((row["at"].timestamp() - sent_at) * 1000)
-        return Window(len(latencies) * self.units_per_key, sorted(latencies), len(self._pending))
+                sent_at = self._pending.pop(row["key"])
+                self._window.latencies_ms.append((row["at"].timestamp() - sent_at) * 1000)
+                done.append(row["key"])
+        self._window.completed += len(done) * self.units_per_key
+        self._window.keys += done
+        if done and self.on_complete is not None:
+            self.on_complete(done)
+
+    async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
+        while not stop.is_set():
+            await self.poll()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+
+    def take(self) -> Window:
+        window, self._window = self._window, Window()
+        window.latencies_ms.sort()
+        return window
 
     async def stop(self) -> None:
         if self._conn is not None:
