@@ -134,8 +134,8 @@ bench: sync system-deps
 	$(RUN) prizeflow-dev bench
 
 # Not part of `make test`: the whole platform under a steady load for SOAK_MINUTES (30), sampled every
-# SOAK_INTERVAL_S (10), failed on a leak, a rising p99 or a bounded table growing (docs/soak.md). Every option of
-# tests/bench/soak.py reads SOAK_<OPTION> (SOAK_ROUNDS_PER_S, SOAK_PAYOUTS_PER_S, ...) or comes in SOAK_ARGS.
+# SOAK_INTERVAL_S (10), failed on a leak, a rising p99 or a bounded table growing (docs/soak.md). Its options read
+# SOAK_<OPTION> (SOAK_ROUNDS_PER_S, SOAK_PAYOUTS_PER_S, SOAK_INTERVAL_S, ...) or come in SOAK_ARGS.
 SOAK_ARGS ?=
 soak: sync system-deps
 	$(RUN) prizeflow-dev soak $(SOAK_ARGS)

@@ -2,7 +2,8 @@
 
 Every service runs as its own process (`Platform`) on the devstack's real PostgreSQL and Kafka. A generator
 offers a steady load the way `bench_e2e.py` does: rounds through the game topic into settlement (each paying
-eight players through rewards: eight allocations) and payout requests paid by the sandbox provider. Every
+eight players through rewards: eight allocations), and players' claims through rewards' API, paid out by the
+sandbox provider (`prizeflow_testkit.platform_load`). Every
 `--interval` seconds it samples each service's RSS, file descriptors and connections, every table's size, each
 consumer group's lag and the window's closed → allocated and requested → paid p50/p99
 (`prizeflow_testkit.soak_probes`); at the end `prizeflow_testkit.soak.judge` says whether the load was sustained
@@ -11,7 +12,9 @@ and whether anything rises after the warm-up (docs/soak.md).
 Writes .results/soak/soak.json (every sample and the verdict) and .results/soak/soak.png, plus a timestamped
 copy of both and the samples as JSON lines while the run goes (soak-<stamp>.samples.jsonl).
 Exit 0: pass; 1: a leak, a rising p99 or a bounded table growing; 2: the offered load was not sustained.
-Run: `make soak` or `uv run prizeflow-dev soak --minutes 30`; every option also reads SOAK_<OPTION>.
+Run: `make soak` or `uv run prizeflow-dev soak --minutes 30`; the options also read SOAK_MINUTES, SOAK_ROUNDS_PER_S,
+SOAK_PAYOUTS_PER_S, SOAK_CLAIMS_IN_FLIGHT, SOAK_INTERVAL_S, SOAK_WARMUP_MINUTES, SOAK_RSS_GROWTH, SOAK_P99_GROWTH,
+SOAK_TABLE_GROWTH and SOAK_SERVICES.
 Ctrl-C (or SIGTERM) ends the load early and still judges what was sampled.
 """
 
@@ -82,7 +85,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--payouts-per-s", type=float, default=env_default("PAYOUTS_PER_S", 1000), help="1000: half the goal"
     )
-    p.add_argument("--interval", type=float, default=env_default("INTERVAL_S", 10), help="seconds between samples")
+    p.add_argument(
+        "--claims-in-flight",
+        type=int,
+        default=int(env_default("CLAIMS_IN_FLIGHT", 64)),
+        help="claims awaiting rewards' answer at most (64)",
+    )
+    p.add_argument("--interval", type=float, default=env_default("INTERVAL_S", 10), help="seconds between samples (10)")
     p.add_argument(
         "--warmup-minutes",
         type=float,
@@ -283,7 +292,7 @@ async def drive(platform: Platform, infra: Infra, args: argparse.Namespace, json
     claims = CompletionTracker.claims(platform.procs["payouts"].database_url or "")
     sampler = Sampler(platform, infra, rounds, claims)
     producer = bench_producer(infra.kafka_bootstrap)
-    claimant = Claimant(platform)
+    claimant = Claimant(platform, concurrency=args.claims_in_flight)
     stop, done = asyncio.Event(), asyncio.Event()  # the load's end; the trackers' end (after the drain)
     loop = asyncio.get_running_loop()
     samples: list[dict[str, Any]] = []
