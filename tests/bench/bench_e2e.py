@@ -27,26 +27,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prizeflow_contracts.envelope import new_event
-from prizeflow_contracts.events.game import (
-    Distribution,
-    DistributionTemplate,
-    EntryRecorded,
-    PaidVia,
-    Placement,
-    PrizeSource,
-    PrizeSpec,
-    RoundClosed,
-    RoundOpened,
-    RoundResultsReported,
-)
-from prizeflow_contracts.events.payouts import PayoutRequested
-from prizeflow_contracts.money import Money
-from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_contracts.topics import GAME_ROUNDS, PAYOUT_REQUESTS
 from prizeflow_devstack.infra import Infra, ensure_infra
 from prizeflow_devstack.kafka import ensure_jars, java_bin, kafka_version
@@ -54,12 +37,17 @@ from prizeflow_devstack.paths import find_root
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.settings import audience_for
 from prizeflow_testkit import fetch
 from prizeflow_testkit.bench import count, p50_p99, print_result, wait_count
-
-USDC = 10_000_000
-PLAYERS_PER_ROUND = 8
+from prizeflow_testkit.platform_load import (
+    LOAD_ENV,
+    PLAYERS_PER_ROUND,
+    USDC,
+    fund,
+    payout_request,
+    publish,
+    round_events,
+)
 
 
 def pgbench(infra: Infra, seconds: int) -> dict[str, Any]:
@@ -142,57 +130,6 @@ def kafka_perf(infra: Infra, records: int) -> dict[str, Any]:
         "consumer_records_per_s": round(consumed),
         "record_bytes": 500,
     }
-
-
-def round_events(round_id: str, campaign: str, players: list[str]) -> tuple[list[Any], Any]:
-    now = datetime.now(UTC)
-    setup: list[Any] = [
-        RoundOpened(
-            round_id=round_id,
-            competition_id="bench",
-            game_id="bench",
-            opened_at=now,
-            prize=PrizeSpec(asset="USDC", amount=80 * USDC, campaign_id=campaign),
-            prize_source=PrizeSource.SPONSORED,
-            distribution=Distribution(template=DistributionTemplate.TOP10),
-        ),
-        *[
-            EntryRecorded(
-                round_id=round_id,
-                entry_id=f"{round_id}-{i}",
-                player_id=p,
-                fee=Money(asset="USDC", amount=0),
-                paid_via=PaidVia.EXTERNAL,
-                recorded_at=now,
-            )
-            for i, p in enumerate(players)
-        ],
-        RoundClosed(round_id=round_id, closed_at=now, entry_count=len(players)),
-    ]
-    results = RoundResultsReported(
-        round_id=round_id,
-        placements=[Placement(player_id=p, rank=i + 1, score=1000 - i) for i, p in enumerate(players)],
-        reported_at=now,
-    )
-    return setup, results
-
-
-async def publish(producer: Any, topic: str, payloads: list[Any], correlation: str) -> None:
-    for p in payloads:
-        env = new_event(p, source="/bench", correlation_id=correlation)
-        await producer.send(topic, env.encode(), key=env.key, headers=env.headers())
-
-
-async def fund(platform: Platform, campaign: str, amount: int) -> None:
-    import httpx
-
-    token = platform.identity.issue("bench", ["admin"], audience=audience_for("rewards"))
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=platform.url("rewards"), headers=headers, timeout=30) as http:
-        r = await http.post("/campaigns/", json={"campaign_id": campaign, "name": campaign, "asset": "USDC"})
-        r.raise_for_status()
-        r = await http.post(f"/campaigns/{campaign}/fund", json={"amount": amount, "reference": f"{campaign}-f"})
-        r.raise_for_status()
 
 
 async def allocations(platform: Platform, infra: Infra, rounds: int) -> dict[str, Any]:
@@ -287,16 +224,7 @@ async def payouts(platform: Platform, infra: Infra, n: int) -> dict[str, Any]:
         for i in range(n):
             key = f"bench:{uuid.uuid4().hex}"
             sent_at[key] = time.time()
-            req = PayoutRequested(
-                payout_request_id=f"pr-{key[6:]}",
-                claim_id=f"cl-{key[6:]}",
-                player_id=f"p{i % 997}",
-                amount=Money(asset="USDC", amount=5 * USDC),
-                destination=PayoutDestination(type=DestinationType.SANDBOX, address=f"success:p{i % 997}"),
-                idempotency_key=key,
-                requested_by=f"p{i % 997}",
-                requested_at=datetime.now(UTC),
-            )
+            req = payout_request(key, f"p{i % 997}")
             await publish(producer, topic, [req], key.replace(":", "-"))
         await producer.flush()
         done = await wait_count(payouts_db, "SELECT count(*) FROM payouts WHERE state = 'paid'", base + n, 900)
@@ -364,7 +292,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         infra,
         Path(tempfile.mkdtemp(prefix="prizeflow-bench-")),
         services=("settlement", "rewards", "payouts", "webhooks", "stripe-api"),  # payouts' Stripe rail needs both
-        env={"CONSUMER_BATCH_SIZE": "1000", "OUTBOX_BATCH_SIZE": "2000", "LOG_LEVEL": "WARNING"},
+        env=LOAD_ENV,
     )
     try:
         await asyncio.to_thread(platform.start)

@@ -2,6 +2,9 @@
 
 Each benchmark is its own process against the devstack's real PostgreSQL and Kafka and prints one JSON
 document (its last output). Results go to `.results/bench/<name>.json` plus a combined `summary.json`.
+
+`prizeflow-dev soak` (make soak) runs `tests/bench/soak.py` the same way, in the foreground (it reports as it
+goes, for as long as it is told to: docs/soak.md).
 """
 
 from __future__ import annotations
@@ -50,15 +53,29 @@ def last_json_document(output: str) -> dict[str, Any] | None:
     return found
 
 
+SOAK_SCRIPT = Path("tests") / "bench" / "soak.py"
+
+
+def bench_env(root: Path) -> dict[str, str]:
+    """Benchmarks start services: they run in the dev profile on the checkout's dev identity (unless the
+    environment names another), like `make run`, on the devstack's infrastructure (started if need be)."""
+    infra = ensure_infra(root)
+    identity = {k: v for k, v in identity_env(Paths(root).base / "secrets").items() if k not in os.environ}
+    return {**os.environ, **identity, **infra.env(), "PYTHONUNBUFFERED": "1"}
+
+
+def run_soak(root: Path, argv: list[str]) -> int:
+    """`tests/bench/soak.py` with `argv`, its output straight to the terminal; its exit code."""
+    script = root / SOAK_SCRIPT
+    proc = subprocess.run([sys.executable, str(script), *argv], cwd=root, env=bench_env(root), check=False)
+    return proc.returncode
+
+
 def run_all(root: Path, only: list[str] | None = None, console: Console | None = None) -> int:
     console = console or Console()
-    infra = ensure_infra(root)
+    env = bench_env(root)
     out_dir = root / ".results" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Benchmarks start services: they run in the dev profile on the checkout's dev identity (unless the
-    # environment names another), like `make run`.
-    identity = {k: v for k, v in identity_env(Paths(root).base / "secrets").items() if k not in os.environ}
-    env = {**os.environ, **identity, **infra.env(), "PYTHONUNBUFFERED": "1"}
     summary: dict[str, Any] = {"cores": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {}}
     failed = 0
     for script in discover(root):

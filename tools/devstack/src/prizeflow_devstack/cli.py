@@ -333,11 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--audience", action="append", default=[], help="instead of every service's dev audience")
     bench = sub.add_parser("bench", help="run every */bench/bench_*.py; JSON under .results/bench/")
     bench.add_argument("only", nargs="*", help="benchmark names (bench_<name>.py) to run; all by default")
+    sub.add_parser(
+        "soak",
+        help="the whole platform under a steady load, sampled, judged for leaks (tests/bench/soak.py; its options "
+        "follow: --minutes, --rounds-per-s, --payouts-per-s, --interval, ...; docs/soak.md)",
+        add_help=False,  # --help goes to the soak script, with the rest of its options
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case per command
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "soak":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         root = args.root.resolve() if args.root else find_root()
         if args.root:
@@ -349,6 +358,10 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
                 from prizeflow_devstack.bench import run_all
 
                 code = run_all(root, args.only or None, console)
+            case "soak":
+                from prizeflow_devstack.bench import run_soak
+
+                code = run_soak(root, rest)
             case "images":
                 code = cmd_images(root, args.only or None, infra=args.infra)
             case "compose-secrets":

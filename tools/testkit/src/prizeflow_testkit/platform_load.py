@@ -1,0 +1,184 @@
+"""Load on a whole `Platform` (every service its own process), as the end-to-end bench and the soak drive it.
+
+Rounds go through the game topic into settlement (opened, eight entries, closed, results), which pays their
+prize pool through rewards into the players' wallets: eight allocations a round. Payouts are either requested
+straight on the payout-requests topic (`payout_request`: the bench, payouts alone; rewards knows no such claim and
+dead-letters their outcomes) or claimed by players through rewards' API (`Claimant`: the whole flow, a claim
+reserving the player's money, its payout settling it); both small, auto-approved, paid by the sandbox provider.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from prizeflow_contracts.envelope import new_event
+from prizeflow_contracts.events.game import (
+    Distribution,
+    DistributionTemplate,
+    EntryRecorded,
+    PaidVia,
+    Placement,
+    PrizeSource,
+    PrizeSpec,
+    RoundClosed,
+    RoundOpened,
+    RoundResultsReported,
+)
+from prizeflow_contracts.events.payouts import PayoutRequested
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_devstack.platform import Platform
+from prizeflow_runtime.settings import audience_for
+
+USDC = 10_000_000  # minor units of one USDC
+PLAYERS_PER_ROUND = 8  # allocations per round: every player of a TOP10 round is paid
+PRIZE_PER_ROUND = 80 * USDC
+PAYOUT_AMOUNT = 5 * USDC  # under every auto-approval threshold: no one has to approve it
+
+CLAIM_AMOUNT = USDC  # the smallest claim rewards takes; every rank of a round is paid more
+
+# What the platform runs with under load: consumers and relay in large batches, quiet logs.
+LOAD_ENV = {"CONSUMER_BATCH_SIZE": "1000", "OUTBOX_BATCH_SIZE": "2000", "LOG_LEVEL": "WARNING"}
+# Rewards' risk rules would hold a load's claims for a person (a player claiming more than 5 times an hour, to a
+# destination first used today, over a daily limit): lifted, so that every claim is approved and paid.
+CLAIMS_ENV = {
+    "REWARDS_VELOCITY_MAX_CLAIMS": "1000000000",
+    "REWARDS_NEW_DESTINATION_COOLDOWN_S": "0",
+    "REWARDS_DAILY_CLAIM_LIMIT": '{"USDC": 1000000000000000000}',
+}
+
+
+def round_events(round_id: str, campaign: str, players: Sequence[str]) -> tuple[list[Any], RoundResultsReported]:
+    """A sponsored TOP10 round of `players`, paid from `campaign`: the events up to its close, and its results."""
+    now = datetime.now(UTC)
+    setup: list[Any] = [
+        RoundOpened(
+            round_id=round_id,
+            competition_id="bench",
+            game_id="bench",
+            opened_at=now,
+            prize=PrizeSpec(asset="USDC", amount=PRIZE_PER_ROUND, campaign_id=campaign),
+            prize_source=PrizeSource.SPONSORED,
+            distribution=Distribution(template=DistributionTemplate.TOP10),
+        ),
+        *[
+            EntryRecorded(
+                round_id=round_id,
+                entry_id=f"{round_id}-{i}",
+                player_id=p,
+                fee=Money(asset="USDC", amount=0),
+                paid_via=PaidVia.EXTERNAL,
+                recorded_at=now,
+            )
+            for i, p in enumerate(players)
+        ],
+        RoundClosed(round_id=round_id, closed_at=now, entry_count=len(players)),
+    ]
+    results = RoundResultsReported(
+        round_id=round_id,
+        placements=[Placement(player_id=p, rank=i + 1, score=1000 - i) for i, p in enumerate(players)],
+        reported_at=now,
+    )
+    return setup, results
+
+
+def payout_request(key: str, player: str) -> PayoutRequested:
+    """A small payout of `player` to the sandbox provider (which pays it), under idempotency key `key`."""
+    ref = key.split(":", 1)[-1]
+    return PayoutRequested(
+        payout_request_id=f"pr-{ref}",
+        claim_id=f"cl-{ref}",
+        player_id=player,
+        amount=Money(asset="USDC", amount=PAYOUT_AMOUNT),
+        destination=PayoutDestination(type=DestinationType.SANDBOX, address=f"success:{player}"),
+        idempotency_key=key,
+        requested_by=player,
+        requested_at=datetime.now(UTC),
+    )
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, payloads: Sequence[Any], correlation: str) -> None:
+    """Each payload as an event of correlation `correlation`, handed to the producer (not awaited: flush)."""
+    for p in payloads:
+        env = new_event(p, source="/bench", correlation_id=correlation)
+        await producer.send(topic, env.encode(), key=env.key, headers=env.headers())
+
+
+async def fund(platform: Platform, campaign: str, amount: int) -> None:
+    """Create `campaign` in USDC on the platform's rewards and fund it with `amount` minor units."""
+    token = platform.identity.issue("bench", ["admin"], audience=audience_for("rewards"))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=platform.url("rewards"), headers=headers, timeout=30) as http:
+        r = await http.post("/campaigns/", json={"campaign_id": campaign, "name": campaign, "asset": "USDC"})
+        r.raise_for_status()
+        r = await http.post(f"/campaigns/{campaign}/fund", json={"amount": amount, "reference": f"{campaign}-f"})
+        r.raise_for_status()
+
+
+@dataclass
+class Claimant:
+    """Players claiming `CLAIM_AMOUNT` to a sandbox destination through rewards' API, as a game client does:
+    each with a player token of the platform's dev identity (minted once, renewed before it expires)."""
+
+    platform: Platform
+    concurrency: int = 64
+    token_ttl_s: int = 7200
+    _http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _tokens: dict[str, tuple[str, float]] = field(default_factory=dict, init=False, repr=False)
+
+    async def start(self) -> None:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self._http = httpx.AsyncClient(base_url=self.platform.url("rewards"), limits=limits, timeout=60)
+
+    def _token(self, player: str) -> str:
+        token, minted = self._tokens.get(player, ("", 0.0))
+        if time.monotonic() - minted > self.token_ttl_s / 2:
+            audience = audience_for("rewards")
+            token = self.platform.identity.issue(player, ["player"], audience=audience, ttl_s=self.token_ttl_s)
+            self._tokens[player] = (token, time.monotonic())
+        return token
+
+    async def claim(self, player: str) -> tuple[str | None, str]:
+        """(claim id, its status) when rewards took the claim, else (None, the refusal's code)."""
+        assert self._http is not None, "start() first"
+        r = await self._http.post(
+            "/claims/",
+            json={
+                "asset": "USDC",
+                "amount": CLAIM_AMOUNT,
+                "destination": {"type": "sandbox", "address": f"success:{player}"},
+            },
+            headers={"Authorization": f"Bearer {self._token(player)}"},
+        )
+        if r.status_code == 201:
+            body = r.json()
+            return str(body["claim_id"]), str(body["status"])
+        code = r.json().get("code") if r.headers.get("content-type", "").endswith("json") else None
+        return None, str(code or r.status_code)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+
+__all__ = [
+    "CLAIMS_ENV",
+    "CLAIM_AMOUNT",
+    "LOAD_ENV",
+    "PAYOUT_AMOUNT",
+    "PLAYERS_PER_ROUND",
+    "PRIZE_PER_ROUND",
+    "USDC",
+    "Claimant",
+    "fund",
+    "payout_request",
+    "publish",
+    "round_events",
+]
