@@ -21,6 +21,7 @@ import pytest
 import urllib3  # noqa: F401
 
 # `browser`: Playwright drives Chromium as a process, over a pipe, and the page loads over HTTP.
+RESTARTS_INFRA_FILES = ("tests/faults/", "tools/devstack/tests/test_integration.py")
 OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults", "containers", "k8s", "browser")
 
 
@@ -36,6 +37,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if unmarked:
         raise pytest.UsageError("tests under integration/ without the integration marker: " + ", ".join(unmarked))
+    # `make test` runs the tests that restart PostgreSQL or Kafka from these files only (RESTARTS_INFRA in the
+    # Makefile): one marked anywhere else would run in no lane at all.
+    stray = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("restarts_infra") is not None and not item.nodeid.startswith(RESTARTS_INFRA_FILES)
+    ]
+    if stray:
+        raise pytest.UsageError(
+            "restarts_infra tests outside RESTARTS_INFRA_FILES (conftest.py and the Makefile): " + ", ".join(stray)
+        )
 
 
 class UnitTierViolation(BaseException):
