@@ -146,16 +146,20 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: Iterable[str]) ->
     return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
-async def _described(admin: AIOKafkaAdminClient, names: set[str]) -> dict[str, int]:
-    """Partitions of topics just created (or created concurrently), once the metadata the broker serves lists
-    them: it lags the controller by a moment."""
+async def _described(
+    admin: AIOKafkaAdminClient, names: set[str], *, at_least: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Partitions of topics just created or grown (or created concurrently), once the metadata the broker serves
+    lists them with at least `at_least` partitions: it lags the controller by a moment."""
+    want = at_least or {}
     deadline = asyncio.get_running_loop().time() + _ADMIN_TIMEOUT_MS / 1000
     while True:
         counts = await _partition_counts(admin, names) if names else {}
-        if len(counts) == len(names):
+        lagging = sorted(n for n in names if counts.get(n, 0) < want.get(n, 1))
+        if not lagging:
             return counts
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"created topics not described by the broker: {sorted(names - set(counts))}")
+            raise TimeoutError(f"topics not described by the broker as created or grown: {lagging}")
         await asyncio.sleep(0.1)
 
 
@@ -215,7 +219,11 @@ async def provision_topics(
                 else:
                     report.short.append(problem)
         if grow:
-            await admin.create_partitions(grow, timeout_ms=_ADMIN_TIMEOUT_MS)
+            response = await admin.create_partitions(grow, timeout_ms=_ADMIN_TIMEOUT_MS)
+            for topic, code, *_ in response.topic_errors:
+                if code != 0:
+                    raise for_code(code)(f"could not add partitions to topic {topic}")
+            await _described(admin, set(grow), at_least={n: p.total_count for n, p in grow.items()})
     finally:
         await admin.close()
     return report
