@@ -77,10 +77,15 @@ run: sync system-deps
 #   devstack: beside everything (output in .results/containers-tier.log, printed at the end; whole when it failed);
 # - the payouts integration tests (the Stellar rail's fault, signature and flow tests: minutes of waiting on ledgers,
 #   leases and processes, each test on its own databases and topics) beside the main lane (.results/lane-payouts.log);
+# - the platform lane: the tests that run the whole platform as processes (end to end, adversarial, runbooks, the
+#   console in a browser, conformance; they share a session platform), beside the main lane
+#   (.results/lane-platform.log): both wait on processes and brokers more than they compute, so two lanes finish
+#   sooner than one on two cores;
 # - the main lane: everything else but the tests that restart the devstack's PostgreSQL or Kafka (marker
-#   `restarts_infra`), which run last and alone, once both other lanes are done.
+#   `restarts_infra`), which run last and alone, once every other lane is done.
 # Any lane failing fails `make test`. CI stops the infrastructure at the end.
 PAYOUTS_LANE := services/payouts/tests/integration
+PLATFORM_LANE := tests/e2e tests/adversarial tests/runbooks tests/console tests/conformance
 # Where the `restarts_infra` tests live (conftest.py refuses one marked elsewhere): collecting only these is seconds.
 RESTARTS_INFRA := tests/faults tools/devstack/tests/test_integration.py
 
@@ -90,17 +95,21 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	@$(RUN) prizeflow-dev env > /dev/null
 	@$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra" $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra" --ignore=$(PAYOUTS_LANE) $(PYTEST_ARGS); main=$$?; \
+	$(RUN) pytest -m "not containers and not restarts_infra" $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
+	$(RUN) pytest -m "not containers and not restarts_infra" --ignore=$(PAYOUTS_LANE) $(foreach d,$(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); main=$$?; \
 	wait $$payouts; lane=$$?; [ $$lane -eq 5 ] && lane=0; \
 	echo "--- payouts integration lane (beside the main lane; full log: .results/lane-payouts.log) ---"; \
 	if [ $$lane -ne 0 ]; then cat .results/lane-payouts.log; else tail -5 .results/lane-payouts.log; fi; \
+	wait $$platform; plane=$$?; [ $$plane -eq 5 ] && plane=0; \
+	echo "--- platform lane (beside the main lane; full log: .results/lane-platform.log) ---"; \
+	if [ $$plane -ne 0 ]; then cat .results/lane-platform.log; else tail -5 .results/lane-platform.log; fi; \
 	echo "--- tests that restart the devstack's PostgreSQL or Kafka (alone, last) ---"; \
 	$(RUN) pytest -m "restarts_infra and not containers" $(RESTARTS_INFRA) $(PYTEST_ARGS); restarts=$$?; [ $$restarts -eq 5 ] && restarts=0; \
 	wait $$tier; containers=$$?; \
 	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) ---"; \
 	if [ $$containers -ne 0 ]; then cat .results/containers-tier.log; else grep -v "systemd connection" .results/containers-tier.log | tail -40; fi; \
 	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-dev down > /dev/null; fi; \
-	[ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ]
+	[ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ]
 
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser" $(PYTEST_ARGS)
