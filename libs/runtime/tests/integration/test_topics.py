@@ -116,7 +116,12 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 async def test_the_ops_entrypoint_provisions_checks_and_fails_on_a_short_topic(
     kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_TOPIC_SUFFIX": topic_suffix}
+    # One partition per topic, then two: the same paths as the contracts' counts at a fraction of the broker's work.
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC_SUFFIX": topic_suffix,
+        "KAFKA_TOPIC_PARTITIONS": "1",
+    }
     missing = await asyncio.to_thread(_cli, "check", env=env)
     assert missing.returncode == 1, missing.stdout + missing.stderr
     assert f"PROBLEM  prizeflow.audit.v1{topic_suffix} missing" in missing.stdout
@@ -127,10 +132,10 @@ async def test_the_ops_entrypoint_provisions_checks_and_fails_on_a_short_topic(
     again = await asyncio.to_thread(_cli, "provision", env=env)
     assert (again.returncode, again.stdout.count("present  ")) == (0, 2 * len(ALL_TOPICS))
 
-    wider: dict[str, Any] = {**env, "KAFKA_TOPIC_PARTITIONS": "8"}  # the deployment now wants 8 partitions
+    wider: dict[str, Any] = {**env, "KAFKA_TOPIC_PARTITIONS": "2"}  # the deployment now wants 2 partitions
     short = await asyncio.to_thread(_cli, "provision", env=wider)
     assert short.returncode == 1
-    assert f"SHORT    prizeflow.audit.v1{topic_suffix} has 6 partitions, expected 8" in short.stdout
+    assert f"SHORT    prizeflow.audit.v1{topic_suffix} has 1 partitions, expected 2" in short.stdout
     grown = await asyncio.to_thread(_cli, "provision", "--increase-partitions", env=wider)
     assert grown.returncode == 0, grown.stdout + grown.stderr
     assert grown.stdout.count("increased ") == 2 * len(ALL_TOPICS)
