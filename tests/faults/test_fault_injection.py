@@ -11,8 +11,18 @@ and checks, against each service's own records:
 - per asset the ledger sums to zero and no flagged account is negative;
 - every event in a DLQ carries a reason.
 
-Size: PRIZEFLOW_FAULTS_ROUNDS (default 60, CI) and PRIZEFLOW_FAULTS_SEED; e.g.
-`PRIZEFLOW_FAULTS_ROUNDS=600 uv run pytest tests/faults -m faults -s` for a longer run.
+- every round the simulator published reached its final state in settlement, and was settled (or voided) by
+  one event: a redelivered game event never settles a round a second time;
+- every consumer group's committed offset is its partitions' end offset (lag zero).
+
+Replicas: settlement, rewards and payouts each run as PRIZEFLOW_FAULTS_REPLICAS processes (default 2) in the
+same consumer groups on the same database. Instead of restarting each service, the schedule then SIGKILLs one
+of its replicas while rounds are being published and consumed (it is not restarted: its partitions, uncommitted
+batch and all, move to the survivors), and adds a new replica of each under load (Kafka rebalances the group).
+PRIZEFLOW_FAULTS_REPLICAS=1 runs the former schedule: each service SIGKILLed and restarted.
+
+Size: PRIZEFLOW_FAULTS_ROUNDS (default 60, CI), PRIZEFLOW_FAULTS_REPLICAS and PRIZEFLOW_FAULTS_SEED; e.g.
+`PRIZEFLOW_FAULTS_ROUNDS=600 PRIZEFLOW_FAULTS_REPLICAS=3 uv run pytest tests/faults -m faults -s` for a longer run.
 """
 
 from __future__ import annotations
@@ -26,23 +36,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import USDC, Api, uid, wait_for
+from support import USDC, Api, events_on, uid, wait_for
 
 from prizeflow_contracts.errors import REFUSAL_REASONS
-from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS, PAYOUT_EVENTS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS
+from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
+from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.infra import Infra, restart_kafka, restart_postgres
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_simulator.chaos import ChaosConfig
 from prizeflow_simulator.runner import Simulator
-from prizeflow_simulator.scenarios import ScenarioConfig
-from prizeflow_testkit import committed_offsets, end_offsets, fetch, header, read_topic
+from prizeflow_simulator.scenarios import RoundKind, RoundPlan, ScenarioConfig
+from prizeflow_testkit import consumer_group_lags, fetch, header, read_topic
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.restarts_infra]
 
 ROUNDS = int(os.environ.get("PRIZEFLOW_FAULTS_ROUNDS", "60"))
 SEED = int(os.environ.get("PRIZEFLOW_FAULTS_SEED", "20261121"))
+REPLICAS = int(os.environ.get("PRIZEFLOW_FAULTS_REPLICAS", "2"))
 SERVICES = ("settlement", "rewards", "payouts")
 DESTINATIONS = (("success", 0.6), ("timeout_after_success", 0.25), ("pending", 0.15))
 
@@ -53,6 +65,7 @@ def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         infra,
         tmp_path_factory.mktemp("faults"),
         services=(*SERVICES, "webhooks", "stripe-api"),  # the Stripe rail of payouts and its webhook path
+        replicas=dict.fromkeys(SERVICES, REPLICAS),
         env={
             "CONSUMER_RETRY_MAX_ATTEMPTS": "5",
             "REWARDS_NEW_DESTINATION_COOLDOWN_S": "0",  # holds are not what this suite is about
@@ -68,13 +81,40 @@ def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 class Faults:
-    def __init__(self, platform: Platform, infra: Infra, rng: random.Random) -> None:
-        self.platform, self.infra, self.rng = platform, infra, rng
+    def __init__(self, platform: Platform, infra: Infra, rng: random.Random, sim: Simulator, per_fault: int) -> None:
+        self.platform, self.infra, self.rng, self.sim, self.per_fault = platform, infra, rng, sim, per_fault
         self.injected: Counter[str] = Counter()
 
     async def kill_and_restart(self, service: str) -> None:
         await asyncio.to_thread(self.platform.restart, service)
         self.injected[f"sigkill {service}"] += 1
+
+    async def kill_replica_mid_batch(self, service: str) -> None:
+        """SIGKILL one of the service's other replicas (not the one its peers address) while rounds are published
+        and consumed, and leave it dead: the group hands its partitions, uncommitted batch and all, to the others."""
+        victims = [n for n in self.platform.replica_names(service)[1:] if self.platform.procs[n].alive]
+        victim = self.rng.choice(victims)
+        publishing = asyncio.create_task(self.sim.run(rate=20, rounds=self.per_fault))
+        try:
+            published = self.sim.stats.events
+
+            async def records() -> int:
+                return self.sim.stats.events
+
+            await wait_for(records, lambda n: n >= published + 3, timeout=60)
+            await asyncio.to_thread(self.platform.kill, victim)
+        finally:
+            await publishing
+        self.injected[f"sigkill replica of {service}"] += 1
+
+    async def add_replica(self, service: str) -> None:
+        """One more process in the service's groups while rounds are published: a rebalance under load."""
+        publishing = asyncio.create_task(self.sim.run(rate=20, rounds=self.per_fault))
+        try:
+            await asyncio.to_thread(self.platform.add_replica, service)
+        finally:
+            await publishing
+        self.injected[f"add replica of {service}"] += 1
 
     def _own_infra(self, what: str) -> None:
         """A fault it cannot inject fails the run: a suite that skipped its restarts proved nothing about them."""
@@ -151,26 +191,32 @@ async def test_never_pays_twice_never_loses_money_under_faults(platform: Platfor
         scenario=ScenarioConfig(campaign_id=campaign, players=40, entry_fee_units=(0, 0)),
         chaos=ChaosConfig(duplicate_rate=0.05, malformed_rate=0.05),
         seed=SEED,
+        keep_plans=True,
     )
     await sim.start()
-    faults = Faults(platform, infra, rng)
+    # Rounds are published before each fault, and while each replica fault runs: ROUNDS in all.
+    phases = 8 + (3 * len(SERVICES) if REPLICAS > 1 else 0)
+    faults = Faults(platform, infra, rng, sim, per_fault=max(1, ROUNDS // phases))
     stop = asyncio.Event()
     claims: Counter[str] = Counter()
     started = time.monotonic()
     claiming = asyncio.create_task(claimer(api, sim, rng, stop, claims))
     try:
-        schedule = [faults.kill_and_restart(s) for s in SERVICES] + [
+        # With replicas, a killed replica is replaced by a new one instead of restarted: as many process starts.
+        schedule = [faults.kill_and_restart(s) for s in SERVICES if REPLICAS == 1] + [
             faults.restart_kafka(),
             faults.restart_postgres(),
             faults.replay(GAME_ROUNDS.name + platform.suffix),
             faults.replay(SETTLEMENT_ROUNDS.name + platform.suffix),
         ]
+        if REPLICAS > 1:
+            schedule += [faults.kill_replica_mid_batch(s) for s in SERVICES]
+            schedule += [faults.add_replica(s) for s in SERVICES]
         rng.shuffle(schedule)
-        per_fault = max(1, ROUNDS // (len(schedule) + 1))
         for fault in schedule:
-            await sim.run(rate=20, rounds=per_fault)
+            await sim.run(rate=20, rounds=faults.per_fault)
             await fault
-        await sim.run(rate=20, rounds=ROUNDS - per_fault * len(schedule))
+        await sim.run(rate=20, rounds=max(0, ROUNDS - sim.stats.rounds.total()))
         # Players claim what the last rounds paid them: three more passes over them while everything runs.
         passes = claims["passes"]
 
@@ -183,7 +229,7 @@ async def test_never_pays_twice_never_loses_money_under_faults(platform: Platfor
         await claiming
         await sim.stop()
 
-    summary = await drain_and_check(platform, api, infra)
+    summary = await drain_and_check(platform, api, infra, sim.stats.plans)
     summary.update(
         faults=dict(faults.injected),
         rounds_published=dict(sim.stats.rounds),
@@ -192,6 +238,7 @@ async def test_never_pays_twice_never_loses_money_under_faults(platform: Platfor
         claims=dict(claims),
         seconds=round(time.monotonic() - started, 1),
         restarts={name: proc.starts - 1 for name, proc in platform.procs.items()},
+        replicas={s: sum(platform.procs[n].alive for n in platform.replica_names(s)) for s in SERVICES},
     )
     await api.close()
     print("\nfault injection summary:")
@@ -207,26 +254,23 @@ async def test_never_pays_twice_never_loses_money_under_faults(platform: Platfor
     assert summary["invariant checks passed"] == summary["invariant checks"], summary["failed checks"]
 
 
-async def drain_and_check(platform: Platform, api: Api, infra: Infra) -> dict[str, Any]:
+async def drain_and_check(platform: Platform, api: Api, infra: Infra, plans: list[RoundPlan]) -> dict[str, Any]:
     db = {name: platform.procs[name].database_url or "" for name in SERVICES}
 
     suffix = platform.suffix
-    consumed = [  # (consumer group, topic) of every consumer in the platform
-        ("settlement-rounds" + suffix, GAME_ROUNDS.name + suffix),
-        ("rewards-rounds" + suffix, SETTLEMENT_ROUNDS.name + suffix),
-        ("rewards-payouts" + suffix, PAYOUT_EVENTS.name + suffix),
-        ("payouts-requests" + suffix, PAYOUT_REQUESTS.name + suffix),
+    fed = [  # the consumer groups the workload feeds: each must have committed, whatever else is in the platform
+        group + suffix for group in ("settlement-rounds", "rewards-rounds", "rewards-payouts", "payouts-requests")
     ]
 
     async def quiet() -> bool:
-        """A fixpoint: every consumer has committed its topics' end offsets, no outbox holds an event, no
-        payout is in flight, and the topics' end offsets did not move meanwhile. Consumers commit after their
+        """A fixpoint: every consumer group of the platform has committed its topics' end offsets, no outbox holds
+        an event, no payout is in flight, and the end offsets did not move meanwhile. Consumers commit after their
         transaction (and its outbox rows) commits, so nothing can still be on its way."""
-        before = {topic: await end_offsets(infra.kafka_bootstrap, topic) for _, topic in consumed}
-        for group, topic in consumed:
-            committed = await committed_offsets(infra.kafka_bootstrap, group, topic)
-            if any(committed.get(tp.partition, 0) < end for tp, end in before[topic].items()):
-                return False
+        before = await consumer_group_lags(infra.kafka_bootstrap, suffix)
+        if not all(group in before for group in fed):
+            return False
+        if any(lag for lags in before.values() for lag in lags.values()):
+            return False
         for s in SERVICES:
             if int((await fetch(db[s], "SELECT count(*) AS n FROM outbox"))[0]["n"]):
                 return False
@@ -237,10 +281,7 @@ async def drain_and_check(platform: Platform, api: Api, infra: Infra) -> dict[st
         )
         if int(in_flight[0]["n"]):
             return False
-        for topic, ends in before.items():
-            if await end_offsets(infra.kafka_bootstrap, topic) != ends:
-                return False
-        return True
+        return await consumer_group_lags(infra.kafka_bootstrap, suffix) == before
 
     await wait_for(quiet, lambda done: done, timeout=300)
 
@@ -303,6 +344,24 @@ async def drain_and_check(platform: Platform, api: Api, infra: Infra) -> dict[st
     checks["every DLQ record carries a known reason"] = all(reason in REFUSAL_REASONS for reason in reasons)
     checks["nothing dead-lettered as handler_failed"] = "handler_failed" not in reasons
 
+    # 5. Every round reached its end in settlement, by one settling (or voiding) event: whatever replica handled
+    #    it, however often its game events came (duplicates, replays, redelivery after a kill or a rebalance).
+    states = {r["round_id"]: r["state"] for r in await fetch(db["settlement"], "SELECT round_id, state FROM rounds")}
+    expected = {p.round_id: "voided" if p.kind is RoundKind.VOIDED else "settled" for p in plans}
+    outcomes: dict[str, set[str]] = {}
+    for envelope in await events_on(infra.kafka_bootstrap, SETTLEMENT_ROUNDS.name + suffix):
+        if envelope.type in (RoundSettled.event_type(), RoundVoided.event_type()):
+            round_id = envelope.data.round_id
+            outcomes.setdefault(round_id, set()).add(f"{envelope.type}:{envelope.id}")
+    checks["every round settled (or voided) exactly once"] = all(
+        states.get(round_id) == state and len(outcomes.get(round_id, ())) == 1 for round_id, state in expected.items()
+    ) and set(outcomes) <= set(expected)
+    # 6. Every consumer group of the platform has consumed everything: lag zero on every partition.
+    lags = await consumer_group_lags(infra.kafka_bootstrap, suffix)
+    checks["every partition's lag is zero in every consumer group"] = bool(lags) and not any(
+        lag for per_group in lags.values() for lag in per_group.values()
+    )
+
     failed = [name for name, ok in checks.items() if not ok]
     return {
         "invariant checks": len(checks),
@@ -317,4 +376,6 @@ async def drain_and_check(platform: Platform, api: Api, infra: Infra) -> dict[st
         "provider executions": sum(transfers.values()),
         "claims by status": dict(claim_states),
         "dead-lettered by reason": dict(reasons),
+        "rounds by state": dict(Counter(states.values())),
+        "consumer groups": len(lags),
     }

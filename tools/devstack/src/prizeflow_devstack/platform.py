@@ -5,6 +5,11 @@ its own databases (`<prefix>_<service>`), its own topics (`KAFKA_TOPIC_SUFFIX`, 
 services start and deleted by `stop()`), its own ports, secrets, dev identity (`identity`: the key pair whose
 JWKS its services verify tokens against) and logs, on the shared real PostgreSQL and Kafka. Services can be
 SIGKILLed and restarted at will.
+
+Replicas: `replicas={"settlement": 3}` runs three processes of settlement on its one database, in its consumer
+groups, each with its own HTTP port. The first is `procs["settlement"]` (the one its peers and `url()` address);
+the others are `procs["settlement#2"]`, … (`replica_names`). `add_replica` starts one more under load (Kafka
+rebalances the group), `kill` SIGKILLs any one of them.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from prizeflow_devstack.supervisor import (
 )
 from prizeflow_devstack.topics import delete_suffixed, provision_or_fail
 from prizeflow_runtime.dev_identity import DevIdentity
+
+REPLICA_SEP = "#"  # `settlement#2`: the second process of settlement
 
 
 @dataclass
@@ -78,6 +85,7 @@ class Platform:
     )  # fmt: skip
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
+    replicas: dict[str, int] = field(default_factory=dict)  # processes per service (default 1)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     procs: dict[str, Proc] = field(default_factory=dict)
     _identity: DevIdentity | None = field(default=None, init=False, repr=False)
@@ -113,22 +121,44 @@ class Platform:
             "LOG_JSON": "true",
             **self.env,
         }
+        unknown = sorted(set(self.replicas) - set(self.services))
+        if unknown or any(n < 1 for n in self.replicas.values()):
+            raise ServiceStartError(f"replicas {self.replicas}: only of services in the platform, at least 1 each")
         for name in self.services:
             spec = specs[name]
             db_url = self._create_database(spec.name) if spec.database else None
-            port = pick_free_port({p.port for p in self.procs.values() if p.port})
-            self.procs[name] = Proc(spec, port if spec.http_port_env else None, db_url, self.workdir / f"{name}.log")
+            self.procs[name] = self._new_proc(spec, name, db_url)
+            for n in range(2, self.replicas.get(name, 1) + 1):
+                self.procs[f"{name}{REPLICA_SEP}{n}"] = self._new_proc(spec, f"{name}{REPLICA_SEP}{n}", db_url)
         # Each service migrates its own database: the migrations run at once (each an alembic process).
         migrating = [self.procs[n] for n in self.services if self.procs[n].spec.migrations]
         with ThreadPoolExecutor(max_workers=max(1, len(migrating))) as pool:
             for done in [pool.submit(migrate, p.spec, self._env(p), p.log) for p in migrating]:
                 done.result()
         provision_or_fail(self.infra.kafka_bootstrap, self.suffix)  # services verify topics; they never create them
-        for name in self.services:
-            self._spawn(self.procs[name])
-        for name in self.services:
+        for proc in self.procs.values():
+            self._spawn(proc)
+        for name in self.procs:
             self.wait_ready(name, timeout=ready_timeout)
         return self
+
+    def _new_proc(self, spec: ServiceSpec, name: str, database_url: str | None) -> Proc:
+        port = pick_free_port({p.port for p in self.procs.values() if p.port}) if spec.http_port_env else None
+        return Proc(spec, port, database_url, self.workdir / f"{name}.log")
+
+    def replica_names(self, service: str) -> list[str]:
+        """Every process of `service` started so far, alive or not: the first one's name is the service's."""
+        return [name for name, proc in self.procs.items() if proc.spec.name == service]
+
+    def add_replica(self, service: str, *, ready_timeout: float = 90.0) -> str:
+        """Start one more process of `service` (same database, same consumer groups, a port of its own) and
+        wait until it is ready; its name (`<service>#<n>`)."""
+        first = self.procs[service]
+        name = f"{service}{REPLICA_SEP}{len(self.replica_names(service)) + 1}"
+        proc = self.procs[name] = self._new_proc(first.spec, name, first.database_url)
+        self._spawn(proc)
+        self.wait_ready(name, timeout=ready_timeout)
+        return name
 
     def _create_database(self, service: str) -> str:
         name = self.database_name(service)
@@ -140,8 +170,8 @@ class Platform:
 
     def _env(self, proc: Proc) -> dict[str, str]:
         env = dict(self._base_env)
-        for other in self.procs.values():
-            if other.port is not None:
+        for name, other in self.procs.items():
+            if other.port is not None and name == other.spec.name:  # peers address a service's first process
                 env[peer_url_env(other.spec.name)] = other.url
         if proc.database_url:
             env["DATABASE_URL"] = proc.database_url
@@ -212,7 +242,7 @@ class Platform:
                 proc.popen.wait(timeout=10)
         if drop_databases:
             for name, proc in self.procs.items():
-                if proc.database_url:
+                if proc.database_url and name == proc.spec.name:  # replicas share their first process's database
                     self._drop_database(name)
             # A long-lived dev broker would otherwise collect thousands of topics (and their open files).
             delete_suffixed(self.infra.kafka_bootstrap, self.suffix)

@@ -9,6 +9,7 @@ from prizeflow_testkit.db import fetch
 from prizeflow_testkit.http import public_routes, unauthenticated_answers, wait_ready
 from prizeflow_testkit.kafka import (
     committed_offsets,
+    consumer_group_lags,
     end_offsets,
     header,
     provision_test_topics,
@@ -22,6 +23,7 @@ from prizeflow_testkit.waits import eventually
 __all__ = [
     "Process",
     "committed_offsets",
+    "consumer_group_lags",
     "dev_bearer",
     "end_offsets",
     "eventually",

@@ -103,6 +103,28 @@ async def wait_caught_up(bootstrap: str, group: str, topic: str, *, timeout: flo
     await eventually(probe, lambda c: all(c.get(p, 0) >= end for p, end in ends.items()), timeout=timeout)
 
 
+async def consumer_group_lags(bootstrap: str, group_suffix: str) -> dict[str, dict[TopicPartition, int]]:
+    """For every consumer group whose name ends with `group_suffix`: end offset minus committed offset for every
+    partition of every topic the group committed on (a partition it never committed on counts from 0)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        listed = await admin.list_consumer_groups()
+        groups = sorted({str(g[0]) for g in listed if str(g[0]).endswith(group_suffix)})
+        committed = {group: await admin.list_consumer_group_offsets(group) for group in groups}
+    finally:
+        await admin.close()
+    ends: dict[TopicPartition, int] = {}
+    for topic in sorted({tp.topic for offsets in committed.values() for tp in offsets}):
+        ends.update(await end_offsets(bootstrap, topic))
+    lags: dict[str, dict[TopicPartition, int]] = {}
+    for group, offsets in committed.items():
+        done = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        topics = {tp.topic for tp in offsets}
+        lags[group] = {tp: end - done.get(tp, 0) for tp, end in ends.items() if tp.topic in topics}
+    return lags
+
+
 def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
     for key, value in record.headers or ():
         if key == name:

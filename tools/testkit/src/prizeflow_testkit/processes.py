@@ -7,6 +7,7 @@ The one runner of the tests and benchmarks: services, workers, the emulator, sma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -158,6 +159,24 @@ def stop_all(processes: Iterable[Process], timeout: float = 30.0) -> None:
             p.proc.wait(timeout=30)
 
 
+def local_tcp_ports(pid: int) -> set[int]:
+    """The local TCP ports of a process's sockets, from /proc: which PostgreSQL sessions (`pg_stat_activity.
+    client_port`) or Kafka connections are that process's."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def python_module(module: str, *args: str, env: Mapping[str, str], log: Path, port: int | None = None) -> Process:
     """`python -m module args…` with this interpreter; ready on `http://127.0.0.1:port/health/ready` if a port
     is given (the services' readiness probe), else not waited for."""
@@ -165,4 +184,4 @@ def python_module(module: str, *args: str, env: Mapping[str, str], log: Path, po
     return Process([sys.executable, "-m", module, *args], env, log, url)
 
 
-__all__ = ["Process", "free_port", "python_module", "stop_all", "wait_http", "wait_log_line"]
+__all__ = ["Process", "free_port", "local_tcp_ports", "python_module", "stop_all", "wait_http", "wait_log_line"]
