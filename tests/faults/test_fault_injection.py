@@ -15,14 +15,14 @@ and checks, against each service's own records:
   one event: a redelivered game event never settles a round a second time;
 - every consumer group's committed offset is its partitions' end offset (lag zero).
 
-Replicas: settlement, rewards and payouts each run as PRIZEFLOW_FAULTS_REPLICAS processes (default 2) in the
+Replicas: settlement, rewards and payouts each run as PRIZEFLOW_FAULTS_REPLICAS processes (default 3, as issue 20 asks) in the
 same consumer groups on the same database. Instead of restarting each service, the schedule then SIGKILLs one
 of its replicas while rounds are being published and consumed (it is not restarted: its partitions, uncommitted
 batch and all, move to the survivors), and adds a new replica of each under load (Kafka rebalances the group).
 PRIZEFLOW_FAULTS_REPLICAS=1 runs the former schedule: each service SIGKILLed and restarted.
 
 Size: PRIZEFLOW_FAULTS_ROUNDS (default 60, CI), PRIZEFLOW_FAULTS_REPLICAS and PRIZEFLOW_FAULTS_SEED; e.g.
-`PRIZEFLOW_FAULTS_ROUNDS=600 PRIZEFLOW_FAULTS_REPLICAS=3 uv run pytest tests/faults -m faults -s` for a longer run.
+`PRIZEFLOW_FAULTS_ROUNDS=600 PRIZEFLOW_FAULTS_REPLICAS=5 uv run pytest tests/faults -m faults -s` for a longer run.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.restarts_
 
 ROUNDS = int(os.environ.get("PRIZEFLOW_FAULTS_ROUNDS", "60"))
 SEED = int(os.environ.get("PRIZEFLOW_FAULTS_SEED", "20261121"))
-REPLICAS = int(os.environ.get("PRIZEFLOW_FAULTS_REPLICAS", "2"))
+REPLICAS = int(os.environ.get("PRIZEFLOW_FAULTS_REPLICAS", "3"))
 SERVICES = ("settlement", "rewards", "payouts")
 DESTINATIONS = (("success", 0.6), ("timeout_after_success", 0.25), ("pending", 0.15))
 
