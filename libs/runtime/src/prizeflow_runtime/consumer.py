@@ -53,6 +53,7 @@ from prizeflow_runtime.dead_letters import (
     dlq_topic_for,
 )
 from prizeflow_runtime.inbox import Delivery, claim_many, digest_of
+from prizeflow_runtime.inbox_retention import InboxRetention
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.redaction import redact
@@ -81,7 +82,7 @@ class _Item:
     def delivery(self) -> Delivery:
         assert self.envelope is not None
         r = self.record
-        return Delivery(self.envelope.id, r.topic, r.partition, r.offset, self.digest)
+        return Delivery(self.envelope.id, r.topic, r.partition, r.offset, self.envelope.time, self.digest)
 
 
 @dataclass
@@ -109,6 +110,9 @@ class ReliableConsumer:
     # A poll that lost a deadlock or a serialization failure changed nothing: apply it again, whole, this many
     # times (with backoff) before splitting it into one transaction per record.
     batch_conflict_retries: int = 2
+    # The dedup horizon (ADR 0008): an event whose own time is outside it is refused, never applied.
+    retention: InboxRetention = field(default_factory=InboxRetention)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
@@ -120,10 +124,14 @@ class ReliableConsumer:
         """Settle every record of a poll; returns the offsets to commit (next offset per partition)."""
         started = time.perf_counter()
         items = [self._decode(r) for r in records]
+        now = self.clock()
+        for item in items:
+            if item.envelope is not None and item.refusal is None:
+                item.refusal = self.retention.refusal(item.envelope.time, now)
         for item in items:
             if item.refusal is not None:
                 await self._dead_letter(item, item.refusal.reason, item.refusal, attempts=0)
-        good, later = self._first_occurrences([i for i in items if i.envelope is not None])
+        good, later = self._first_occurrences([i for i in items if i.envelope is not None and i.refusal is None])
         lanes = self._deal(good)
         if len(lanes) == 1:
             await self._settle(lanes[0])
@@ -166,6 +174,7 @@ class ReliableConsumer:
 
     async def _apply(self, items: Sequence[_Item]) -> int:
         """One transaction: claim the inbox rows, run the handler on the new events, commit."""
+        self._within_horizon(items)
         async with self.session_factory() as session, session.begin():
             claimed = await claim_many(session, self.name, [i.delivery for i in items])
             if claimed.reused:
@@ -187,6 +196,16 @@ class ReliableConsumer:
             await self.after_commit()
         self._count(items, fresh)
         return len(new)
+
+    def _within_horizon(self, items: Sequence[_Item]) -> None:
+        """Checked again as each transaction starts: a record retried for a long while may have left the horizon
+        since it was polled (and its partition may then be dropped)."""
+        now = self.clock()
+        for item in items:
+            assert item.envelope is not None
+            refusal = self.retention.refusal(item.envelope.time, now)
+            if refusal is not None:
+                raise refusal
 
     async def _apply_batch(self, items: Sequence[_Item]) -> bool:
         """The fast path: the whole poll in one transaction. False sends every record down the slow path."""
@@ -297,9 +316,11 @@ class ReliableConsumer:
             if isinstance(err, EventRefusal)
             else redact("".join(traceback.format_exception_only(err)).strip())
         )
-        event_id, event_type, correlation_id = (
-            (env.id, env.type, env.correlationid) if env is not None else _readable_ids(record.value or b"")
+        event_id, event_type, correlation_id, occurred_at = (
+            (env.id, env.type, env.correlationid, env.time) if env is not None else _readable_ids(record.value or b"")
         )
+        if occurred_at is not None and self.retention.refusal(occurred_at, self.clock()) is not None:
+            occurred_at = None  # outside the horizon: its partition may be gone, the inbox cannot remember it
         return DeadLetter(
             consumer=self.name,
             digest=item.digest,
@@ -316,10 +337,15 @@ class ReliableConsumer:
             event_id=event_id,
             event_type=event_type,
             correlation_id=correlation_id,
+            occurred_at=occurred_at,
         )
 
     async def apply_redrive(self, session: AsyncSession, envelope: Envelope[EventPayload], delivery: Delivery) -> None:
-        """An operator's redrive: claim and apply one stored record in the caller's transaction."""
+        """An operator's redrive: claim and apply one stored record in the caller's transaction (never one outside
+        the dedup horizon: it is refused again)."""
+        refusal = self.retention.refusal(envelope.time, self.clock())
+        if refusal is not None:
+            raise refusal
         claimed = await claim_many(session, self.name, [delivery])
         if envelope.id not in claimed.fresh:
             raise EventRefusal("conflicting_event", f"event {envelope.id} is already processed by {self.name}")
@@ -417,14 +443,14 @@ def is_transient_conflict(err: BaseException) -> bool:
     return False
 
 
-def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None]:
-    """Best effort on a record that did not decode: its event id, type and correlation id, if it names them."""
+def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None, datetime | None]:
+    """Best effort on a record that did not decode: its event id, type, correlation id and time, if it names them."""
     try:
         doc = json.loads(value)
     except (UnicodeDecodeError, ValueError):
-        return None, None, None
+        return None, None, None, None
     if not isinstance(doc, dict):
-        return None, None, None
+        return None, None, None, None
     try:
         event_id = uuid.UUID(str(doc.get("id")))
     except ValueError:
@@ -432,7 +458,13 @@ def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | Non
     event_type = doc.get("type") if isinstance(doc.get("type"), str) else None
     correlation = doc.get("correlationid")
     valid = isinstance(correlation, str) and _CORRELATION_ID_RE.fullmatch(correlation) is not None
-    return event_id, (event_type or "")[:255] or None, correlation if valid else None
+    try:
+        occurred_at: datetime | None = datetime.fromisoformat(str(doc.get("time")))
+    except ValueError:
+        occurred_at = None
+    if occurred_at is not None and occurred_at.tzinfo is None:
+        occurred_at = None
+    return event_id, (event_type or "")[:255] or None, correlation if valid else None, occurred_at
 
 
 def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
