@@ -52,8 +52,8 @@ from prizeflow_runtime.dead_letters import (
     SqlDeadLetters,
     dlq_topic_for,
 )
-from prizeflow_runtime.inbox import Delivery, claim_many, digest_of
-from prizeflow_runtime.inbox_retention import InboxRetention
+from prizeflow_runtime.inbox import Claimed, Delivery, claim_many, digest_of, hour_of
+from prizeflow_runtime.inbox_retention import BEYOND_CLOCK_SKEW, BEYOND_DEDUP_HORIZON, InboxRetention
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.redaction import redact
@@ -175,27 +175,55 @@ class ReliableConsumer:
     async def _apply(self, items: Sequence[_Item]) -> int:
         """One transaction: claim the inbox rows, run the handler on the new events, commit."""
         self._within_horizon(items)
-        async with self.session_factory() as session, session.begin():
-            claimed = await claim_many(session, self.name, [i.delivery for i in items])
-            if claimed.reused:
-                raise EventRefusal(
-                    "event_id_reused",
-                    f"event id {sorted(map(str, claimed.reused))[0]} was processed before with different bytes",
-                )
-            fresh = claimed.fresh
-            new = [i.envelope for i in items if i.envelope is not None and i.envelope.id in fresh]
-            if new:
-                if self.batch_handler is not None:
-                    await self.batch_handler(session, new)
-                else:
-                    assert self.handler is not None
-                    for envelope in new:
-                        with log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)):
-                            await self.handler(session, envelope)
+        try:
+            async with self.session_factory() as session, session.begin():
+                claimed = await claim_many(session, self.name, [i.delivery for i in items])
+                fresh = await self._handle_claimed(session, items, claimed)
+        except DBAPIError as err:
+            if not _no_inbox_partition(err):
+                raise
+            await self._refuse_forgotten(items, err)
+            raise
         if self.after_commit is not None:
             await self.after_commit()
         self._count(items, fresh)
-        return len(new)
+        return len(fresh)
+
+    async def _handle_claimed(self, session: AsyncSession, items: Sequence[_Item], claimed: Claimed) -> set[Any]:
+        """The claimed poll: refuse a reused id, run the handler on the events seen for the first time."""
+        if claimed.reused:
+            raise EventRefusal(
+                "event_id_reused",
+                f"event id {sorted(map(str, claimed.reused))[0]} was processed before with different bytes",
+            )
+        fresh = claimed.fresh
+        new = [i.envelope for i in items if i.envelope is not None and i.envelope.id in fresh]
+        if new:
+            if self.batch_handler is not None:
+                await self.batch_handler(session, new)
+            else:
+                assert self.handler is not None
+                for envelope in new:
+                    with log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)):
+                        await self.handler(session, envelope)
+        return fresh
+
+    async def _refuse_forgotten(self, items: Sequence[_Item], err: DBAPIError) -> None:
+        """An event inside the horizon found no inbox partition for its hour. If its partition was dropped (the
+        horizon was raised since), the inbox has forgotten whether it applied: refused, never applied. Otherwise
+        the partition was not created yet (the maintenance is behind): the error stands and is retried."""
+        async with self.session_factory() as session:
+            dropped_before = await session.scalar(text("SELECT max(dropped_before) FROM inbox_forgotten"))
+        if dropped_before is None:
+            return
+        for item in items:
+            assert item.envelope is not None
+            if hour_of(item.envelope.time) < dropped_before:
+                raise EventRefusal(
+                    BEYOND_DEDUP_HORIZON,
+                    f"event time {item.envelope.time.isoformat()} is in an inbox partition dropped past the horizon "
+                    "(was INBOX_DEDUP_HORIZON_DAYS raised since?)",
+                ) from err
 
     def _within_horizon(self, items: Sequence[_Item]) -> None:
         """Checked again as each transaction starts: a record retried for a long while may have left the horizon
@@ -319,7 +347,8 @@ class ReliableConsumer:
         event_id, event_type, correlation_id, occurred_at = (
             (env.id, env.type, env.correlationid, env.time) if env is not None else _readable_ids(record.value or b"")
         )
-        if occurred_at is not None and self.retention.refusal(occurred_at, self.clock()) is not None:
+        outside = reason in (BEYOND_DEDUP_HORIZON, BEYOND_CLOCK_SKEW)
+        if occurred_at is not None and (outside or self.retention.refusal(occurred_at, self.clock()) is not None):
             occurred_at = None  # outside the horizon: its partition may be gone, the inbox cannot remember it
         return DeadLetter(
             consumer=self.name,
@@ -465,6 +494,12 @@ def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | Non
     if occurred_at is not None and occurred_at.tzinfo is None:
         occurred_at = None
     return event_id, (event_type or "")[:255] or None, correlation if valid else None, occurred_at
+
+
+def _no_inbox_partition(err: BaseException) -> bool:
+    """PostgreSQL found no inbox partition for a claimed row's hour (SQLSTATE 23514 from tuple routing)."""
+    orig = getattr(err, "orig", None)
+    return getattr(orig, "sqlstate", None) == "23514" and "no partition of relation" in str(err)
 
 
 def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:

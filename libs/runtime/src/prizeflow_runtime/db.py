@@ -101,6 +101,13 @@ inbox_legacy_sealed_table = Table(
     messaging_metadata,
     Column("sealed_at", DateTime(timezone=True), nullable=False),
 )
+# Up to where inbox partitions were dropped (one row): none is ever created again below it, so an event of that
+# time finds no partition and is refused even if the horizon was raised since.
+inbox_forgotten_table = Table(
+    "inbox_forgotten",
+    messaging_metadata,
+    Column("dropped_before", DateTime(timezone=True), nullable=False),
+)
 
 dead_letters_table = Table(
     "dead_letters",
@@ -213,17 +220,22 @@ INBOX_PARTITIONS_DDL = (
         next_lower TIMESTAMP WITH TIME ZONE;
         part RECORD;
     BEGIN
-        IF width < interval '1 hour' OR extract(epoch FROM width) % 3600 <> 0 OR keep_from > now() - interval '1 day' OR cover_until <= now()
-           OR cover_until > now() + interval '60 days' THEN
+        IF width < interval '1 hour' OR extract(epoch FROM width) % 3600 <> 0
+           OR keep_from > now() - interval '1 day' OR cover_until <= now() OR cover_until > now() + interval '60 days'
+        THEN
             RAISE EXCEPTION 'inbox maintenance refused: keep from %, cover until %, width %',
                 keep_from, cover_until, width USING ERRCODE = 'invalid_parameter_value';
         END IF;
         PERFORM pg_advisory_xact_lock(hashtext('prizeflow_inbox_maintain'));
-        FOR part IN SELECT p.name FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from LOOP
+        FOR part IN SELECT p.name, p.upper_at FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from LOOP
             EXECUTE format('DROP TABLE %I', part.name);
+            UPDATE inbox_forgotten SET dropped_before = greatest(dropped_before, part.upper_at);
             RETURN NEXT 'dropped ' || part.name;
         END LOOP;
-        cursor_at := to_timestamp(floor(extract(epoch FROM keep_from) / step_s) * step_s);
+        -- What was dropped never comes back, even if the horizon is raised later: an event of that time finds no
+        -- partition and is refused, instead of meeting an empty one and applying a second time.
+        SELECT greatest(to_timestamp(floor(extract(epoch FROM keep_from) / step_s) * step_s), max(f.dropped_before))
+        INTO cursor_at FROM inbox_forgotten f;
         WHILE cursor_at < cover_until LOOP
             SELECT max(p.upper_at) INTO covering FROM prizeflow_inbox_partitions() p
             WHERE p.lower_at <= cursor_at AND p.upper_at > cursor_at;
@@ -298,6 +310,12 @@ async def create_messaging_schema(engine: AsyncEngine) -> None:
         )
         await conn.execute(
             text(
+                "INSERT INTO inbox_forgotten (dropped_before) SELECT '-infinity' "
+                "WHERE NOT EXISTS (SELECT 1 FROM inbox_forgotten)"
+            )
+        )
+        await conn.execute(
+            text(
                 "SELECT count(*) FROM prizeflow_inbox_maintain(now() - interval '30 days', now() + interval '2 days', "
                 "interval '1 day')"
             )
@@ -336,6 +354,7 @@ __all__ = [
     "create_messaging_schema",
     "dead_letters_table",
     "driver_connection",
+    "inbox_forgotten_table",
     "inbox_legacy_sealed_table",
     "inbox_legacy_table",
     "inbox_table",

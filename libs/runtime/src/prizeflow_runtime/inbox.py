@@ -9,8 +9,9 @@ event's row says so (`outcome = 'refused'`): a replay of it is a no-op too, unti
 The key is `(consumer, event_id, occurred_hour)`, the hour being the event's own CloudEvents `time` floored to the
 UTC hour: the table is partitioned by it, and partitions past the dedup horizon are dropped whole
 (`inbox_retention`, ADR 0008). A redelivery carries the same bytes, hence the same hour and partition; the same id
-with other bytes is caught as reused when its time falls in the same hour as the first one's. The claim also consults `inbox_legacy`, the
-table as it was before it was partitioned, until the maintenance empties it.
+with other bytes is caught as reused when its time falls in the same hour as the first one's (ADR 0008 says why
+no further). The claim also consults `inbox_legacy`, the table as it was before it was partitioned, until the
+maintenance empties it.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ _CLAIM = text(
         CAST(:ids AS uuid[]), CAST(:hours AS timestamptz[]), CAST(:topics AS text[]), CAST(:partitions AS int[]),
         CAST(:offsets AS bigint[]), CAST(:digests AS bytea[])
     ) AS d(event_id, occurred_hour, topic, partition, off, digest)
-    WHERE NOT EXISTS (SELECT 1 FROM inbox_legacy l WHERE l.consumer = CAST(:consumer AS varchar) AND l.event_id = d.event_id)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM inbox_legacy l WHERE l.consumer = CAST(:consumer AS varchar) AND l.event_id = d.event_id
+    )
     ON CONFLICT (consumer, event_id, occurred_hour) DO NOTHING
     RETURNING event_id
     """

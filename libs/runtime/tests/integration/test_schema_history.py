@@ -4,8 +4,8 @@ walks through them with its data intact."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_runtime.db import create_engine, create_messaging_schema
+from prizeflow_runtime.inbox import Delivery, claim_many
 from prizeflow_runtime.schema_history import (
     messaging_0001,
     messaging_0002_outbox_delete_on_publish,
@@ -23,7 +24,6 @@ from prizeflow_runtime.schema_history import (
     messaging_0004_admin_audit,
     messaging_0005_inbox_partitions,
 )
-from prizeflow_runtime.inbox import Delivery, claim_many
 
 pytestmark = pytest.mark.integration  # a real PostgreSQL (the conftest's pytestmark does not apply to test modules)
 
@@ -34,7 +34,7 @@ STEPS = (
     messaging_0004_admin_audit,
     messaging_0005_inbox_partitions,
 )
-TABLES = "('outbox', 'inbox', 'dead_letters', 'admin_audit', 'inbox_legacy', 'inbox_legacy_sealed')"
+TABLES = "('outbox', 'inbox', 'dead_letters', 'admin_audit', 'inbox_legacy', 'inbox_legacy_sealed', 'inbox_forgotten')"
 
 SHAPE = {
     "columns": f"""

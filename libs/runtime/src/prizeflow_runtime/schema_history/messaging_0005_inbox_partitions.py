@@ -8,7 +8,8 @@ is SECURITY DEFINER (the service's runtime role may not create or drop tables), 
 idempotent, and refuses a horizon under a day.
 
 The existing table is not copied (O(1) on any size): it is renamed `inbox_legacy` and the claim still consults it,
-so no dedup row is lost; it is emptied once it was sealed more than the horizon (plus a day) ago. A downgrade folds
+so no dedup row is lost; it is emptied once it was sealed more than the horizon (plus a day) ago. `inbox_forgotten`
+remembers up to where partitions were dropped: none is ever created again below it. A downgrade folds
 the partitioned rows back into it. Frozen: never edit; add a step instead."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ UPGRADE = (
     "ALTER TABLE inbox_legacy RENAME CONSTRAINT inbox_pkey TO inbox_legacy_pkey",
     "CREATE TABLE inbox_legacy_sealed (sealed_at TIMESTAMP WITH TIME ZONE NOT NULL)",
     "INSERT INTO inbox_legacy_sealed (sealed_at) VALUES (now())",
+    "CREATE TABLE inbox_forgotten (dropped_before TIMESTAMP WITH TIME ZONE NOT NULL)",
+    "INSERT INTO inbox_forgotten (dropped_before) VALUES ('-infinity')",
     """
     CREATE TABLE inbox (
         consumer VARCHAR(128) NOT NULL,
@@ -61,17 +64,22 @@ UPGRADE = (
         next_lower TIMESTAMP WITH TIME ZONE;
         part RECORD;
     BEGIN
-        IF width < interval '1 hour' OR extract(epoch FROM width) % 3600 <> 0 OR keep_from > now() - interval '1 day' OR cover_until <= now()
-           OR cover_until > now() + interval '60 days' THEN
+        IF width < interval '1 hour' OR extract(epoch FROM width) % 3600 <> 0
+           OR keep_from > now() - interval '1 day' OR cover_until <= now() OR cover_until > now() + interval '60 days'
+        THEN
             RAISE EXCEPTION 'inbox maintenance refused: keep from %, cover until %, width %',
                 keep_from, cover_until, width USING ERRCODE = 'invalid_parameter_value';
         END IF;
         PERFORM pg_advisory_xact_lock(hashtext('prizeflow_inbox_maintain'));
-        FOR part IN SELECT p.name FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from LOOP
+        FOR part IN SELECT p.name, p.upper_at FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from LOOP
             EXECUTE format('DROP TABLE %I', part.name);
+            UPDATE inbox_forgotten SET dropped_before = greatest(dropped_before, part.upper_at);
             RETURN NEXT 'dropped ' || part.name;
         END LOOP;
-        cursor_at := to_timestamp(floor(extract(epoch FROM keep_from) / step_s) * step_s);
+        -- What was dropped never comes back, even if the horizon is raised later: an event of that time finds no
+        -- partition and is refused, instead of meeting an empty one and applying a second time.
+        SELECT greatest(to_timestamp(floor(extract(epoch FROM keep_from) / step_s) * step_s), max(f.dropped_before))
+        INTO cursor_at FROM inbox_forgotten f;
         WHILE cursor_at < cover_until LOOP
             SELECT max(p.upper_at) INTO covering FROM prizeflow_inbox_partitions() p
             WHERE p.lower_at <= cursor_at AND p.upper_at > cursor_at;
@@ -113,6 +121,7 @@ DOWNGRADE = (
     "DROP TABLE inbox",
     "DROP FUNCTION IF EXISTS prizeflow_inbox_partitions()",
     "DROP TABLE inbox_legacy_sealed",
+    "DROP TABLE inbox_forgotten",
     "ALTER TABLE inbox_legacy RENAME CONSTRAINT inbox_legacy_pkey TO inbox_pkey",
     "ALTER TABLE inbox_legacy RENAME TO inbox",
 )
