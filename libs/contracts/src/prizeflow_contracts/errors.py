@@ -35,6 +35,11 @@ REFUSAL_REASONS: Final = frozenset(
         "unverified_provider_event",
         # A provider's payment event whose amount or currency is not the payment's it names (a top-up).
         "amount_mismatch",
+        # An event whose own time is older than the consumer's dedup horizon: its inbox partition may be gone, so
+        # applying it could apply it twice (ADR 0008). Never redrivable.
+        "beyond_dedup_horizon",
+        # An event whose own time is further ahead of the consumer's clock than the skew it allows (ADR 0008).
+        "beyond_clock_skew",
     }
 )
 

@@ -52,7 +52,8 @@ from prizeflow_runtime.dead_letters import (
     SqlDeadLetters,
     dlq_topic_for,
 )
-from prizeflow_runtime.inbox import Delivery, claim_many, digest_of
+from prizeflow_runtime.inbox import Claimed, Delivery, claim_many, digest_of, hour_of
+from prizeflow_runtime.inbox_retention import BEYOND_CLOCK_SKEW, BEYOND_DEDUP_HORIZON, InboxRetention
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.redaction import redact
@@ -81,7 +82,7 @@ class _Item:
     def delivery(self) -> Delivery:
         assert self.envelope is not None
         r = self.record
-        return Delivery(self.envelope.id, r.topic, r.partition, r.offset, self.digest)
+        return Delivery(self.envelope.id, r.topic, r.partition, r.offset, self.envelope.time, self.digest)
 
 
 @dataclass
@@ -109,6 +110,9 @@ class ReliableConsumer:
     # A poll that lost a deadlock or a serialization failure changed nothing: apply it again, whole, this many
     # times (with backoff) before splitting it into one transaction per record.
     batch_conflict_retries: int = 2
+    # The dedup horizon (ADR 0008): an event whose own time is outside it is refused, never applied.
+    retention: InboxRetention = field(default_factory=InboxRetention)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
@@ -120,10 +124,14 @@ class ReliableConsumer:
         """Settle every record of a poll; returns the offsets to commit (next offset per partition)."""
         started = time.perf_counter()
         items = [self._decode(r) for r in records]
+        now = self.clock()
+        for item in items:
+            if item.envelope is not None and item.refusal is None:
+                item.refusal = self.retention.refusal(item.envelope.time, now)
         for item in items:
             if item.refusal is not None:
                 await self._dead_letter(item, item.refusal.reason, item.refusal, attempts=0)
-        good, later = self._first_occurrences([i for i in items if i.envelope is not None])
+        good, later = self._first_occurrences([i for i in items if i.envelope is not None and i.refusal is None])
         lanes = self._deal(good)
         if len(lanes) == 1:
             await self._settle(lanes[0])
@@ -166,27 +174,66 @@ class ReliableConsumer:
 
     async def _apply(self, items: Sequence[_Item]) -> int:
         """One transaction: claim the inbox rows, run the handler on the new events, commit."""
-        async with self.session_factory() as session, session.begin():
-            claimed = await claim_many(session, self.name, [i.delivery for i in items])
-            if claimed.reused:
-                raise EventRefusal(
-                    "event_id_reused",
-                    f"event id {sorted(map(str, claimed.reused))[0]} was processed before with different bytes",
-                )
-            fresh = claimed.fresh
-            new = [i.envelope for i in items if i.envelope is not None and i.envelope.id in fresh]
-            if new:
-                if self.batch_handler is not None:
-                    await self.batch_handler(session, new)
-                else:
-                    assert self.handler is not None
-                    for envelope in new:
-                        with log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)):
-                            await self.handler(session, envelope)
+        self._within_horizon(items)
+        try:
+            async with self.session_factory() as session, session.begin():
+                claimed = await claim_many(session, self.name, [i.delivery for i in items])
+                fresh = await self._handle_claimed(session, items, claimed)
+        except DBAPIError as err:
+            if not _no_inbox_partition(err):
+                raise
+            await self._refuse_forgotten(items, err)
+            raise
         if self.after_commit is not None:
             await self.after_commit()
         self._count(items, fresh)
-        return len(new)
+        return len(fresh)
+
+    async def _handle_claimed(self, session: AsyncSession, items: Sequence[_Item], claimed: Claimed) -> set[Any]:
+        """The claimed poll: refuse a reused id, run the handler on the events seen for the first time."""
+        if claimed.reused:
+            raise EventRefusal(
+                "event_id_reused",
+                f"event id {sorted(map(str, claimed.reused))[0]} was processed before with different bytes",
+            )
+        fresh = claimed.fresh
+        new = [i.envelope for i in items if i.envelope is not None and i.envelope.id in fresh]
+        if new:
+            if self.batch_handler is not None:
+                await self.batch_handler(session, new)
+            else:
+                assert self.handler is not None
+                for envelope in new:
+                    with log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)):
+                        await self.handler(session, envelope)
+        return fresh
+
+    async def _refuse_forgotten(self, items: Sequence[_Item], err: DBAPIError) -> None:
+        """An event inside the horizon found no inbox partition for its hour. If its partition was dropped (the
+        horizon was raised since), the inbox has forgotten whether it applied: refused, never applied. Otherwise
+        the partition was not created yet (the maintenance is behind): the error stands and is retried."""
+        async with self.session_factory() as session:
+            dropped_before = await session.scalar(text("SELECT max(dropped_before) FROM inbox_forgotten"))
+        if dropped_before is None:
+            return
+        for item in items:
+            assert item.envelope is not None
+            if hour_of(item.envelope.time) < dropped_before:
+                raise EventRefusal(
+                    BEYOND_DEDUP_HORIZON,
+                    f"event time {item.envelope.time.isoformat()} is in an inbox partition dropped past the horizon "
+                    "(was INBOX_DEDUP_HORIZON_DAYS raised since?)",
+                ) from err
+
+    def _within_horizon(self, items: Sequence[_Item]) -> None:
+        """Checked again as each transaction starts: a record retried for a long while may have left the horizon
+        since it was polled (and its partition may then be dropped)."""
+        now = self.clock()
+        for item in items:
+            assert item.envelope is not None
+            refusal = self.retention.refusal(item.envelope.time, now)
+            if refusal is not None:
+                raise refusal
 
     async def _apply_batch(self, items: Sequence[_Item]) -> bool:
         """The fast path: the whole poll in one transaction. False sends every record down the slow path."""
@@ -297,9 +344,12 @@ class ReliableConsumer:
             if isinstance(err, EventRefusal)
             else redact("".join(traceback.format_exception_only(err)).strip())
         )
-        event_id, event_type, correlation_id = (
-            (env.id, env.type, env.correlationid) if env is not None else _readable_ids(record.value or b"")
+        event_id, event_type, correlation_id, occurred_at = (
+            (env.id, env.type, env.correlationid, env.time) if env is not None else _readable_ids(record.value or b"")
         )
+        outside = reason in (BEYOND_DEDUP_HORIZON, BEYOND_CLOCK_SKEW)
+        if occurred_at is not None and (outside or self.retention.refusal(occurred_at, self.clock()) is not None):
+            occurred_at = None  # outside the horizon: its partition may be gone, the inbox cannot remember it
         return DeadLetter(
             consumer=self.name,
             digest=item.digest,
@@ -316,10 +366,15 @@ class ReliableConsumer:
             event_id=event_id,
             event_type=event_type,
             correlation_id=correlation_id,
+            occurred_at=occurred_at,
         )
 
     async def apply_redrive(self, session: AsyncSession, envelope: Envelope[EventPayload], delivery: Delivery) -> None:
-        """An operator's redrive: claim and apply one stored record in the caller's transaction."""
+        """An operator's redrive: claim and apply one stored record in the caller's transaction (never one outside
+        the dedup horizon: it is refused again)."""
+        refusal = self.retention.refusal(envelope.time, self.clock())
+        if refusal is not None:
+            raise refusal
         claimed = await claim_many(session, self.name, [delivery])
         if envelope.id not in claimed.fresh:
             raise EventRefusal("conflicting_event", f"event {envelope.id} is already processed by {self.name}")
@@ -417,14 +472,14 @@ def is_transient_conflict(err: BaseException) -> bool:
     return False
 
 
-def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None]:
-    """Best effort on a record that did not decode: its event id, type and correlation id, if it names them."""
+def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None, datetime | None]:
+    """Best effort on a record that did not decode: its event id, type, correlation id and time, if it names them."""
     try:
         doc = json.loads(value)
     except (UnicodeDecodeError, ValueError):
-        return None, None, None
+        return None, None, None, None
     if not isinstance(doc, dict):
-        return None, None, None
+        return None, None, None, None
     try:
         event_id = uuid.UUID(str(doc.get("id")))
     except ValueError:
@@ -432,7 +487,19 @@ def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | Non
     event_type = doc.get("type") if isinstance(doc.get("type"), str) else None
     correlation = doc.get("correlationid")
     valid = isinstance(correlation, str) and _CORRELATION_ID_RE.fullmatch(correlation) is not None
-    return event_id, (event_type or "")[:255] or None, correlation if valid else None
+    try:
+        occurred_at: datetime | None = datetime.fromisoformat(str(doc.get("time")))
+    except ValueError:
+        occurred_at = None
+    if occurred_at is not None and occurred_at.tzinfo is None:
+        occurred_at = None
+    return event_id, (event_type or "")[:255] or None, correlation if valid else None, occurred_at
+
+
+def _no_inbox_partition(err: BaseException) -> bool:
+    """PostgreSQL found no inbox partition for a claimed row's hour (SQLSTATE 23514 from tuple routing)."""
+    orig = getattr(err, "orig", None)
+    return getattr(orig, "sqlstate", None) == "23514" and "no partition of relation" in str(err)
 
 
 def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:

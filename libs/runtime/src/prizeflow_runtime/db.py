@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
@@ -46,26 +47,66 @@ outbox_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+
+def _inbox_columns() -> list[Column[Any]]:
+    """The columns the inbox and its pre-partitioning predecessor share."""
+    return [
+        Column("consumer", String(128), primary_key=True),
+        Column("event_id", UUID(as_uuid=True), primary_key=True),
+        Column("topic", String(255), nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # SHA-256 of the record's bytes: the same event id arriving with a different body is refused
+        # (`event_id_reused`) instead of vanishing as a duplicate. NULL only on rows from before it was kept.
+        Column("digest", LargeBinary, nullable=True),
+        # `refused`: the event was dead-lettered, and that is its outcome until an operator redrives it.
+        Column(
+            "outcome",
+            String(16),
+            CheckConstraint("outcome IN ('applied', 'refused')", name="inbox_outcome"),
+            nullable=False,
+            server_default="applied",
+        ),
+    ]
+
+
 inbox_table = Table(
     "inbox",
     messaging_metadata,
-    Column("consumer", String(128), primary_key=True),
-    Column("event_id", UUID(as_uuid=True), primary_key=True),
-    Column("topic", String(255), nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("offset", BigInteger, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # SHA-256 of the record's bytes: the same event id arriving with a different body is refused
-    # (`event_id_reused`) instead of vanishing as a duplicate. NULL only on rows from before it was kept.
-    Column("digest", LargeBinary, nullable=True),
-    # `refused`: the event was dead-lettered, and that is its outcome until an operator redrives it.
+    # The event's own CloudEvents `time` floored to the UTC hour: a redelivered record (same bytes) lands in the same
+    # partition, and the same id with other bytes within that hour meets its first row. Rows live as long as their
+    # partition, which `prizeflow_runtime.inbox_retention` drops past the dedup horizon (ADR 0008).
     Column(
-        "outcome",
-        String(16),
-        CheckConstraint("outcome IN ('applied', 'refused')", name="inbox_outcome"),
-        nullable=False,
-        server_default="applied",
+        "occurred_hour",
+        DateTime(timezone=True),
+        CheckConstraint("extract(epoch FROM occurred_hour) % 3600 = 0", name="inbox_occurred_hour"),
+        primary_key=True,
     ),
+    *_inbox_columns(),
+    PrimaryKeyConstraint("consumer", "event_id", "occurred_hour", name="inbox_pkey"),
+    postgresql_partition_by="RANGE (occurred_hour)",
+)
+
+# The inbox as it was before it was partitioned (messaging step 5 renamed it, so no dedup row was lost): the claim
+# still consults it until the maintenance empties it, once every event it remembers is past the horizon.
+inbox_legacy_table = Table(
+    "inbox_legacy",
+    messaging_metadata,
+    *_inbox_columns(),
+    PrimaryKeyConstraint("consumer", "event_id", name="inbox_legacy_pkey"),
+)
+inbox_legacy_sealed_table = Table(
+    "inbox_legacy_sealed",
+    messaging_metadata,
+    Column("sealed_at", DateTime(timezone=True), nullable=False),
+)
+# Up to where inbox partitions were dropped (one row): none is ever created again below it, so an event of that
+# time finds no partition and is refused even if the horizon was raised since.
+inbox_forgotten_table = Table(
+    "inbox_forgotten",
+    messaging_metadata,
+    Column("dropped_before", DateTime(timezone=True), nullable=False),
 )
 
 dead_letters_table = Table(
@@ -152,6 +193,77 @@ ADMIN_AUDIT_DDL = (
     """,
 )
 
+# The inbox's partitions, listed and kept (ADR 0008): `prizeflow_runtime.inbox_retention` calls the second one.
+INBOX_PARTITIONS_DDL = (
+    """
+    CREATE OR REPLACE FUNCTION prizeflow_inbox_partitions()
+    RETURNS TABLE (name TEXT, lower_at TIMESTAMP WITH TIME ZONE, upper_at TIMESTAMP WITH TIME ZONE)
+    LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+        SELECT c.relname::text, b[1]::timestamptz, b[2]::timestamptz
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid,
+        LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b
+        WHERE i.inhparent = 'inbox'::regclass
+        ORDER BY 2
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION prizeflow_inbox_maintain(
+        keep_from TIMESTAMP WITH TIME ZONE, cover_until TIMESTAMP WITH TIME ZONE, width INTERVAL
+    ) RETURNS SETOF TEXT
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '5s' AS $$
+    DECLARE
+        step_s NUMERIC := extract(epoch FROM width);
+        cursor_at TIMESTAMP WITH TIME ZONE;
+        upper_at TIMESTAMP WITH TIME ZONE;
+        covering TIMESTAMP WITH TIME ZONE;
+        next_lower TIMESTAMP WITH TIME ZONE;
+        part RECORD;
+    BEGIN
+        IF width < interval '1 hour' OR extract(epoch FROM width) % 3600 <> 0
+           OR keep_from > now() - interval '1 day' OR cover_until <= now() OR cover_until > now() + interval '60 days'
+        THEN
+            RAISE EXCEPTION 'inbox maintenance refused: keep from %, cover until %, width %',
+                keep_from, cover_until, width USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtext('prizeflow_inbox_maintain'));
+        FOR part IN SELECT p.name, p.upper_at FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from LOOP
+            EXECUTE format('DROP TABLE %I', part.name);
+            UPDATE inbox_forgotten SET dropped_before = greatest(dropped_before, part.upper_at);
+            RETURN NEXT 'dropped ' || part.name;
+        END LOOP;
+        -- What was dropped never comes back, even if the horizon is raised later: an event of that time finds no
+        -- partition and is refused, instead of meeting an empty one and applying a second time.
+        SELECT greatest(to_timestamp(floor(extract(epoch FROM keep_from) / step_s) * step_s), max(f.dropped_before))
+        INTO cursor_at FROM inbox_forgotten f;
+        WHILE cursor_at < cover_until LOOP
+            SELECT max(p.upper_at) INTO covering FROM prizeflow_inbox_partitions() p
+            WHERE p.lower_at <= cursor_at AND p.upper_at > cursor_at;
+            IF covering IS NOT NULL THEN
+                cursor_at := covering;
+                CONTINUE;
+            END IF;
+            upper_at := to_timestamp((floor(extract(epoch FROM cursor_at) / step_s) + 1) * step_s);
+            SELECT min(p.lower_at) INTO next_lower FROM prizeflow_inbox_partitions() p WHERE p.lower_at > cursor_at;
+            IF next_lower IS NOT NULL AND next_lower < upper_at THEN
+                upper_at := next_lower;
+            END IF;
+            EXECUTE format(
+                'CREATE TABLE %I PARTITION OF inbox FOR VALUES FROM (%L) TO (%L)',
+                'inbox_p' || to_char(cursor_at AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MI'), cursor_at, upper_at
+            );
+            RETURN NEXT 'created inbox_p' || to_char(cursor_at AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MI');
+            cursor_at := upper_at;
+        END LOOP;
+        IF EXISTS (SELECT 1 FROM inbox_legacy_sealed WHERE sealed_at < keep_from - interval '1 day')
+           AND EXISTS (SELECT 1 FROM inbox_legacy) THEN
+            TRUNCATE inbox_legacy;
+            RETURN NEXT 'emptied inbox_legacy';
+        END IF;
+    END $$
+    """,
+)
+
 # Wakes the relay as soon as an outbox row commits; NOTIFY is transactional and deduplicated per txn.
 OUTBOX_CHANNEL = "prizeflow_outbox"
 OUTBOX_NOTIFY_DDL = (
@@ -184,12 +296,30 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def create_messaging_schema(engine: AsyncEngine) -> None:
-    """Create outbox, inbox, dead letters, the admin audit and their triggers (tests and the demo; services use
-    Alembic)."""
+    """Create outbox, inbox (with its partitions around now), dead letters, the admin audit and their triggers
+    (tests and the demo; services use Alembic)."""
     async with engine.begin() as conn:
         await conn.run_sync(messaging_metadata.create_all)
-        for ddl in (*OUTBOX_NOTIFY_DDL, *ADMIN_AUDIT_DDL):
+        for ddl in (*OUTBOX_NOTIFY_DDL, *ADMIN_AUDIT_DDL, *INBOX_PARTITIONS_DDL):
             await conn.execute(text(ddl))
+        await conn.execute(
+            text(
+                "INSERT INTO inbox_legacy_sealed (sealed_at) SELECT now() "
+                "WHERE NOT EXISTS (SELECT 1 FROM inbox_legacy_sealed)"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO inbox_forgotten (dropped_before) SELECT '-infinity' "
+                "WHERE NOT EXISTS (SELECT 1 FROM inbox_forgotten)"
+            )
+        )
+        await conn.execute(
+            text(
+                "SELECT count(*) FROM prizeflow_inbox_maintain(now() - interval '30 days', now() + interval '2 days', "
+                "interval '1 day')"
+            )
+        )
 
 
 async def driver_connection(conn: AsyncSession | AsyncConnection) -> Any:
@@ -215,6 +345,7 @@ def asyncpg_dsn(url: str) -> str:
 
 __all__ = [
     "ADMIN_AUDIT_DDL",
+    "INBOX_PARTITIONS_DDL",
     "OUTBOX_CHANNEL",
     "OUTBOX_NOTIFY_DDL",
     "admin_audit_table",
@@ -223,6 +354,9 @@ __all__ = [
     "create_messaging_schema",
     "dead_letters_table",
     "driver_connection",
+    "inbox_forgotten_table",
+    "inbox_legacy_sealed_table",
+    "inbox_legacy_table",
     "inbox_table",
     "messaging_metadata",
     "outbox_table",

@@ -50,7 +50,8 @@ DLQ_ORIGINAL_OFFSET = "x-original-offset"
 DLQ_AT = "x-dlq-at"
 MAX_ERROR_LEN = 4000
 # Reasons whose records can never be applied as they are: an operator may only discard them.
-NOT_REDRIVABLE = frozenset({"event_id_reused", "malformed_json", "invalid_envelope"})
+# (`beyond_dedup_horizon`: the inbox may have forgotten the event; applying it could apply it twice.)
+NOT_REDRIVABLE = frozenset({"event_id_reused", "malformed_json", "invalid_envelope", "beyond_dedup_horizon"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,9 @@ class DeadLetter:
     event_id: uuid.UUID | None = None
     event_type: str | None = None
     correlation_id: str | None = None
+    # The event's own time when the inbox can remember the refusal under it (None: no readable time, or one outside
+    # the dedup horizon, whose partition may not exist; the letter is still kept once per digest).
+    occurred_at: datetime | None = None
 
     def readable(self) -> dict[str, Any] | None:
         """The record as a JSON object, if it is one (a malformed record may still name its request)."""
@@ -116,8 +120,10 @@ class SqlDeadLetters:
     """`dead_letters` + the inbox row + the DLQ copy in the outbox, in the caller's transaction."""
 
     async def record(self, session: AsyncSession, letter: DeadLetter, *, dlq_topic: str) -> int | None:
-        if letter.event_id is not None and letter.reason != "event_id_reused":
-            delivery = Delivery(letter.event_id, letter.topic, letter.partition, letter.offset, letter.digest)
+        if letter.event_id is not None and letter.occurred_at is not None and letter.reason != "event_id_reused":
+            delivery = Delivery(
+                letter.event_id, letter.topic, letter.partition, letter.offset, letter.occurred_at, letter.digest
+            )
             claimed = await claim_many(session, letter.consumer, [delivery], outcome=REFUSED)
             if letter.event_id not in claimed.fresh:
                 return None  # processed meanwhile (another replica), or refused before: nothing to add
@@ -274,18 +280,18 @@ class DeadLetterAdmin:
                 raise UseCaseError(
                     ErrorKind.CONFLICT, "consumer_not_here", f"consumer {row.consumer} does not run in this service"
                 )
-            await session.execute(
-                text("DELETE FROM inbox WHERE consumer = :c AND event_id = :e AND outcome = 'refused'"),
-                {"c": row.consumer, "e": row.event_id},
-            )
+            for table in ("inbox", "inbox_legacy"):
+                await session.execute(
+                    text(f"DELETE FROM {table} WHERE consumer = :c AND event_id = :e AND outcome = 'refused'"),  # noqa: S608
+                    {"c": row.consumer, "e": row.event_id},
+                )
             try:
                 envelope = decode(bytes(row.value))
+                delivery = Delivery(
+                    row.event_id, row.topic, row.partition, row.offset, envelope.time, bytes(row.digest)
+                )
                 async with session.begin_nested():
-                    await consumer.apply_redrive(
-                        session,
-                        envelope,
-                        Delivery(row.event_id, row.topic, row.partition, row.offset, bytes(row.digest)),
-                    )
+                    await consumer.apply_redrive(session, envelope, delivery)
             except EventRefusal as refusal:
                 raise UseCaseError(
                     ErrorKind.CONFLICT,

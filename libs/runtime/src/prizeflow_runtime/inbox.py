@@ -5,6 +5,13 @@ times Kafka hands it over (duplicate publish, offset reset, a crash before the o
 keeps a digest of the record's bytes: the same event id arriving with different bytes is not a duplicate
 but a reused id, which the consumer refuses (`event_id_reused`) instead of letting it vanish. A refused
 event's row says so (`outcome = 'refused'`): a replay of it is a no-op too, until an operator redrives it.
+
+The key is `(consumer, event_id, occurred_hour)`, the hour being the event's own CloudEvents `time` floored to the
+UTC hour: the table is partitioned by it, and partitions past the dedup horizon are dropped whole
+(`inbox_retention`, ADR 0008). A redelivery carries the same bytes, hence the same hour and partition; the same id
+with other bytes is caught as reused when its time falls in the same hour as the first one's (ADR 0008 says why
+no further). The claim also consults `inbox_legacy`, the table as it was before it was partitioned, until the
+maintenance empties it.
 """
 
 from __future__ import annotations
@@ -13,12 +20,21 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 APPLIED = "applied"
 REFUSED = "refused"
+
+
+_HOUR_S = 3600
+
+
+def hour_of(at: datetime) -> datetime:
+    """An event's inbox key: its time floored to the UTC hour (independent of any session's time zone)."""
+    return datetime.fromtimestamp(at.timestamp() // _HOUR_S * _HOUR_S, UTC)
 
 
 def digest_of(value: bytes) -> bytes:
@@ -32,6 +48,7 @@ class Delivery:
     topic: str
     partition: int
     offset: int
+    occurred_at: datetime  # the envelope's `time`: its UTC hour is the inbox partition key
     digest: bytes | None = None
 
 
@@ -45,13 +62,16 @@ class Claimed:
 
 _CLAIM = text(
     """
-    INSERT INTO inbox (consumer, event_id, topic, partition, "offset", digest, outcome)
-    SELECT :consumer, d.event_id, d.topic, d.partition, d.off, d.digest, :outcome
+    INSERT INTO inbox (consumer, event_id, occurred_hour, topic, partition, "offset", digest, outcome)
+    SELECT CAST(:consumer AS varchar), d.event_id, d.occurred_hour, d.topic, d.partition, d.off, d.digest, :outcome
     FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[]),
-        CAST(:digests AS bytea[])
-    ) AS d(event_id, topic, partition, off, digest)
-    ON CONFLICT (consumer, event_id) DO NOTHING
+        CAST(:ids AS uuid[]), CAST(:hours AS timestamptz[]), CAST(:topics AS text[]), CAST(:partitions AS int[]),
+        CAST(:offsets AS bigint[]), CAST(:digests AS bytea[])
+    ) AS d(event_id, occurred_hour, topic, partition, off, digest)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM inbox_legacy l WHERE l.consumer = CAST(:consumer AS varchar) AND l.event_id = d.event_id
+    )
+    ON CONFLICT (consumer, event_id, occurred_hour) DO NOTHING
     RETURNING event_id
     """
 )
@@ -59,9 +79,13 @@ _CLAIM = text(
 # than those first recorded under their id. Rows from before digests were kept (NULL) are given the benefit.
 _REUSED = text(
     """
-    SELECT i.event_id FROM inbox i
-    JOIN unnest(CAST(:ids AS uuid[]), CAST(:digests AS bytea[])) AS d(event_id, digest)
-      ON i.consumer = :consumer AND i.event_id = d.event_id
+    SELECT i.event_id FROM (
+        SELECT consumer, event_id, digest FROM inbox WHERE consumer = :consumer AND event_id = ANY(CAST(:ids AS uuid[]))
+        UNION ALL
+        SELECT consumer, event_id, digest FROM inbox_legacy
+        WHERE consumer = :consumer AND event_id = ANY(CAST(:ids AS uuid[]))
+    ) i
+    JOIN unnest(CAST(:ids AS uuid[]), CAST(:digests AS bytea[])) AS d(event_id, digest) ON i.event_id = d.event_id
     WHERE i.digest IS NOT NULL AND d.digest IS NOT NULL AND i.digest <> d.digest
     """
 )
@@ -88,6 +112,7 @@ async def claim_many(
             "consumer": consumer,
             "outcome": outcome,
             "ids": [d.event_id for d in deliveries],
+            "hours": [hour_of(d.occurred_at) for d in deliveries],
             "topics": [d.topic for d in deliveries],
             "partitions": [d.partition for d in deliveries],
             "offsets": [d.offset for d in deliveries],

@@ -8,6 +8,9 @@ Start-up never creates topics and never gives up: it verifies that the topics th
 produces exist with their partitions (`prizeflow_runtime.topics`), then starts the Kafka clients, then the
 service's `after_start` hooks, retrying with backoff while Kafka, PostgreSQL or a topic is missing. Until it
 is through, the process serves `/health/live` and answers `/health/ready` with 503 naming what it waits for.
+A process with consumers also checks its inbox dedup horizon against the consumed topics' retention (it never
+consumes with a horizon Kafka can outlast, ADR 0008) and keeps the inbox's partitions: created ahead and dropped
+past the horizon before its consumers start, then every `INBOX_MAINTENANCE_INTERVAL_S`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -40,13 +44,14 @@ from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
 from prizeflow_runtime.gauges import LagReader, LagSource, RuntimeGauges
 from prizeflow_runtime.http import NotReady, ReadinessCheck, create_app, is_outage, readiness_failures
+from prizeflow_runtime.inbox_retention import InboxHorizonError, InboxRetention, horizon_problems, maintain_inbox
 from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecurityError, authentication_problem
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer, oldest_pending_age
 from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.timeline import Timeline, TimelineSource
-from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics
+from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics, topic_retention_ms
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,8 @@ class ServiceRuntime:
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self.inbox_retention = InboxRetention.from_settings(settings.inbox)
+        self._inbox_task: asyncio.Task[None] | None = None
         # Built from validated settings, no I/O: the JWKS is fetched when the first token arrives.
         self.auth: TokenVerifier | None = token_verifier(settings) if settings.verifies_tokens else None
         self._clients_up = False
@@ -200,6 +207,7 @@ class ServiceRuntime:
         while not self._clients_up:
             try:
                 await self._verify_topics()
+                await self._prepare_inbox()
             except Exception as err:  # noqa: BLE001 - whatever failed, start-up retries (and logs why)
                 failures += 1
                 await self._pause(failures, err)
@@ -252,13 +260,55 @@ class ServiceRuntime:
             error = TopicsNotReadyError(problems)
             self._waiting_for = str(error)
             raise error
+        await self._verify_inbox_horizon()
+
+    def consumed_topics(self) -> list[str]:
+        """The physical topics this process's consumers read."""
+        return sorted({self.topic(t) for spec in self._consumer_specs for t in spec.topics})
+
+    async def _verify_inbox_horizon(self) -> None:
+        """Refuse to consume while a consumed topic may redeliver what the inbox will have forgotten (ADR 0008)."""
+        consumed = self.consumed_topics()
+        if not consumed:
+            return
+        s = self.settings
+        try:
+            retention = await topic_retention_ms(s.kafka_bootstrap_servers, consumed, security=s.kafka_security)
+        except Exception:
+            self._waiting_for = "topic retention could not be described (retrying)"
+            raise
+        problems = horizon_problems(retention, s.inbox)
+        if problems:
+            error = InboxHorizonError(problems)
+            self._waiting_for = str(error)
+            raise error
+
+    async def _prepare_inbox(self) -> None:
+        """The inbox's partitions exist around now before any consumer claims into them."""
+        if not self._consumer_specs:
+            return
+        try:
+            await maintain_inbox(self.engine, self.inbox_retention, datetime.now(UTC))
+        except Exception:
+            self._waiting_for = "inbox partitions could not be maintained (retrying)"
+            raise
+
+    async def _maintain_inbox_periodically(self) -> None:
+        """Every replica runs it; they queue on an advisory lock and the later ones find nothing to do."""
+        interval = self.settings.inbox.maintenance_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await maintain_inbox(self.engine, self.inbox_retention, datetime.now(UTC))
+            except Exception:
+                log.exception("inbox partition maintenance failed; retrying in %.0fs", interval)
 
     async def _pause(self, failures: int, err: Exception) -> None:
         """Backoff with jitter up to `STARTUP_RETRY_MAX_MS`; the reason is logged (a bug's with its traceback)."""
         cap = self.settings.startup_retry_max_ms / 1000
         delay = backoff_delay(min(failures, 16) + 1, base=_FIRST_RETRY_S, cap=cap)
         waiting = {"waiting_for": self._waiting_for}
-        if isinstance(err, (KafkaAuthenticationError, KafkaSecurityError)):
+        if isinstance(err, (KafkaAuthenticationError, KafkaSecurityError, InboxHorizonError)):
             # A configuration or credentials problem, not an outage: loud, but no traceback to read (it names
             # the settings to check). Still retried: a rotated Secret is read again by the next attempt.
             log.error("%s, retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting)
@@ -290,6 +340,7 @@ class ServiceRuntime:
                 lanes=s.consumer_lanes if spec.partition_lanes else 1,
                 topic_suffix=suffix,
                 on_refusal=spec.on_refusal,
+                retention=self.inbox_retention,
             )
             self._subscribers[spec.name] = attach_consumer(
                 self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix
@@ -306,6 +357,8 @@ class ServiceRuntime:
                 topic_suffix=suffix,
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+        if self._consumer_specs:
+            self._inbox_task = asyncio.create_task(self._maintain_inbox_periodically(), name="inbox-maintenance")
         self._clients_up = True
 
     async def _stop_clients(self) -> None:
@@ -318,11 +371,12 @@ class ServiceRuntime:
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
-            self._relay_task = None
+        for task in (self._relay_task, self._inbox_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._relay_task = self._inbox_task = None
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 await self._producer.stop()

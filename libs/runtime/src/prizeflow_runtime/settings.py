@@ -58,6 +58,47 @@ class RetrySettings(BaseSettings):
 DAY_MS = 86_400_000
 
 
+class InboxSettings(BaseSettings):
+    """How long a consumer remembers what it processed (ADR 0008), env `INBOX_*`.
+
+    The inbox is partitioned by each event's own time and partitions older than the dedup horizon are dropped. An
+    event older than the horizon is refused (`beyond_dedup_horizon`), so dropping never lets one apply twice; and
+    start-up refuses a horizon shorter than a consumed topic's retention plus the longest replay an operator may
+    do, so no event Kafka can still deliver is refused for its age."""
+
+    model_config = SettingsConfigDict(env_prefix="INBOX_", extra="ignore")
+
+    dedup_horizon_days: float = Field(
+        default=10.0, ge=1.0, le=3_650.0, description="How long the inbox remembers an event, by the event's time"
+    )
+    max_replay_days: float = Field(
+        default=2.0,
+        ge=0.0,
+        description="Longest an event may reach a consumer beyond its topic's retention (relay backlog, a replay)",
+    )
+    max_clock_skew_s: float = Field(
+        default=600.0, ge=1.0, le=86_400.0, description="How far ahead of this clock an event's time may be"
+    )
+    partition_hours: int = Field(default=24, ge=1, le=24 * 7, description="Width of one inbox partition")
+    maintenance_interval_s: float = Field(
+        default=3_600.0, ge=1.0, description="How often partitions are created ahead and dropped past the horizon"
+    )
+    accept_infinite_retention: bool = Field(
+        default=False,
+        description="Start even though a consumed topic keeps records for ever (retention.ms -1): a replay of "
+        "records older than the horizon is then dead-lettered (beyond_dedup_horizon), never applied",
+    )
+
+    @model_validator(mode="after")
+    def _partitions_within_horizon(self) -> InboxSettings:
+        if self.partition_hours > self.dedup_horizon_days * 24:
+            raise ValueError(
+                f"INBOX_PARTITION_HOURS ({self.partition_hours}) is longer than INBOX_DEDUP_HORIZON_DAYS "
+                f"({self.dedup_horizon_days:g}): a partition could never be dropped whole in time"
+            )
+        return self
+
+
 class TopicSettings(BaseSettings):
     """How topics are provisioned (`python -m prizeflow_runtime.topics provision`) and the partitions every
     service expects to find at start. The defaults suit one dev broker; production sets RF 3 and min ISR 2."""
@@ -264,6 +305,7 @@ class ServiceSettings(BaseSettings):
         description="Concurrent transactions a poll is split into by partition (consumers that allow it)",
     )
     consumer_retry: RetrySettings = Field(default_factory=RetrySettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
     kafka_topics: TopicSettings = Field(default_factory=TopicSettings)
     kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
     startup_retry_max_ms: int = Field(

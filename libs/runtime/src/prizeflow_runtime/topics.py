@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -180,6 +181,35 @@ async def check_topics(
         if have is None or have < want:
             problems.append(TopicProblem(name, want, have))
     return problems
+
+
+async def topic_retention_ms(
+    bootstrap: str, names: Iterable[str], *, security: KafkaSecurity | None = None
+) -> dict[str, int]:
+    """`retention.ms` of each topic as the broker applies it (its own setting, else the broker's default; -1: for
+    ever). Raises when a topic cannot be described: a dedup horizon is not checked against a guess."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    admin = _admin(bootstrap, security)
+    try:
+        await admin.start()
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={"retention.ms": None}) for name in wanted]
+        responses = await admin.describe_configs(resources)
+    finally:
+        await admin.close()
+    found: dict[str, int] = {}
+    for response in responses:
+        for error_code, error_message, _type, name, entries in response.resources:
+            if error_code != 0:
+                raise for_code(error_code)(f"could not describe topic {name}: {error_message}")
+            for entry in entries:
+                if entry[0] == "retention.ms":
+                    found[name] = int(entry[1])
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise KafkaError(f"the broker did not report retention.ms of {', '.join(missing)}")
+    return found
 
 
 async def provision_topics(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_runtime.db import create_engine, create_messaging_schema
+from prizeflow_runtime.inbox import Delivery, claim_many
 from prizeflow_runtime.schema_history import (
     messaging_0001,
     messaging_0002_outbox_delete_on_publish,
     messaging_0003_refusals,
     messaging_0004_admin_audit,
+    messaging_0005_inbox_partitions,
 )
 
 pytestmark = pytest.mark.integration  # a real PostgreSQL (the conftest's pytestmark does not apply to test modules)
@@ -29,22 +32,24 @@ STEPS = (
     messaging_0002_outbox_delete_on_publish,
     messaging_0003_refusals,
     messaging_0004_admin_audit,
+    messaging_0005_inbox_partitions,
 )
+TABLES = "('outbox', 'inbox', 'dead_letters', 'admin_audit', 'inbox_legacy', 'inbox_legacy_sealed', 'inbox_forgotten')"
 
 SHAPE = {
-    "columns": """
+    "columns": f"""
         SELECT table_name, column_name, data_type, character_maximum_length, is_nullable, column_default,
                is_identity, identity_generation
         FROM information_schema.columns
-        WHERE table_schema = 'public' AND table_name IN ('outbox', 'inbox', 'dead_letters', 'admin_audit')
+        WHERE table_schema = 'public' AND table_name IN {TABLES}
         ORDER BY 1, 2""",
-    "constraints": """
+    "constraints": f"""
         SELECT rel.relname, con.conname, pg_get_constraintdef(con.oid)
         FROM pg_constraint con JOIN pg_class rel ON rel.oid = con.conrelid
-        WHERE rel.relname IN ('outbox', 'inbox', 'dead_letters', 'admin_audit') ORDER BY 1, 2""",
-    "indexes": """
+        WHERE rel.relname IN {TABLES} ORDER BY 1, 2""",
+    "indexes": f"""
         SELECT tablename, indexname, indexdef FROM pg_indexes
-        WHERE schemaname = 'public' AND tablename IN ('outbox', 'inbox', 'dead_letters', 'admin_audit')
+        WHERE schemaname = 'public' AND tablename IN {TABLES}
         ORDER BY 1, 2""",
     "triggers": """
         SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
@@ -122,4 +127,24 @@ async def test_an_old_database_keeps_its_pending_events_through_every_step(
         await run_step(engine, step.upgrade)
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT payload FROM outbox"))).scalars().all() == [b"pending"]
-        assert (await conn.execute(text("SELECT outcome, digest FROM inbox"))).all() == [("applied", None)]
+        assert (await conn.execute(text("SELECT outcome, digest FROM inbox_legacy"))).all() == [("applied", None)]
+        event_id = (await conn.execute(text("SELECT event_id FROM inbox_legacy"))).scalar_one()
+        # The row from before the inbox was partitioned still deduplicates its event, whatever its time.
+        again = Delivery(event_id, "t", 0, 7, datetime.now(UTC))
+        assert (await claim_many(conn, "c", [again])).fresh == set()
+        assert (await claim_many(conn, "other", [again])).fresh == {event_id}
+
+
+async def test_the_partitioned_inbox_downgrades_without_losing_dedup(
+    two_databases: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    engine, _ = two_databases
+    for step in STEPS:
+        await run_step(engine, step.upgrade)
+    event_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await claim_many(conn, "c", [Delivery(event_id, "t", 0, 1, datetime.now(UTC), b"d")])
+    await run_step(engine, messaging_0005_inbox_partitions.downgrade)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT consumer, event_id, digest FROM inbox"))).all()
+    assert rows == [("c", event_id, b"d")]

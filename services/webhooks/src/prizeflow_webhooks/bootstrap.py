@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -11,15 +12,22 @@ from prizeflow_contracts.topics import AUDIT, WEBHOOK_PROVIDER_EVENTS
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_runtime.settings import Profile
 from prizeflow_webhooks.adapters.config import WebhooksConfig, load_config
-from prizeflow_webhooks.adapters.deliveries_pg import PgDeliveryWriter, SqlDeliveryQueries, sql_store_factory
+from prizeflow_webhooks.adapters.deliveries_pg import (
+    PgDeliveryWriter,
+    SqlDeliveryQueries,
+    SqlDeliveryRetention,
+    sql_store_factory,
+)
 from prizeflow_webhooks.adapters.stripe_api import StripeEventConfirmer
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
 from prizeflow_webhooks.application.ports import EventConfirmer
 from prizeflow_webhooks.application.receive import ReceiveWebhook
 from prizeflow_webhooks.application.republish import RepublishDelivery
+from prizeflow_webhooks.application.retention import PruneDeliveries
 from prizeflow_webhooks.application.timeline import WebhooksTimeline
 from prizeflow_webhooks.entrypoints.http import DeliveriesController
 from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
+from prizeflow_webhooks.entrypoints.retention import RetentionLoop
 from prizeflow_webhooks.settings import WebhooksSettings
 
 
@@ -51,6 +59,11 @@ def build(
         stores=sql_store_factory(rt.engine), source=settings.source, service=settings.service_name, metrics=metrics
     )
     queries = SqlDeliveryQueries(rt.engine)
+    prune = PruneDeliveries(
+        SqlDeliveryRetention(rt.engine), retention=timedelta(days=settings.webhooks_delivery_retention_days)
+    )
+    retention = RetentionLoop(prune, interval_s=settings.webhooks_retention_interval_s)
+    rt.after_start(retention.start)
     rt.produces([WEBHOOK_PROVIDER_EVENTS.name, AUDIT.name])
     app: Litestar = rt.http_app(
         [DeliveriesController],
@@ -61,6 +74,7 @@ def build(
         timeline=[WebhooksTimeline(queries)],
     )
     app.on_shutdown.insert(0, writer.stop)
+    app.on_shutdown.insert(0, retention.stop)
     return WebhookIngress(app, receive)
 
 

@@ -21,3 +21,11 @@ class WebhooksSettings(ServiceSettings):
     webhooks_write_concurrency: int = Field(
         default=2, ge=1, le=16, description="Group commits in flight at once (each holds a database connection)"
     )
+    # A provider retries a delivery for days (Stripe: 3) with fresh signatures; an older one is refused by its
+    # signature's timestamp anyway. The row (raw body up to 1 MiB) is not needed after that (ADR 0008).
+    webhooks_delivery_retention_days: float = Field(
+        default=30.0, ge=3.0, description="Deliveries older than this are deleted (at least the providers' retries)"
+    )
+    webhooks_retention_interval_s: float = Field(
+        default=3_600.0, ge=1.0, description="How often deliveries past their retention are deleted"
+    )

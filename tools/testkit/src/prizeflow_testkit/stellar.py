@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,8 @@ class Stack:
             "type": "prizeflow.payouts.PayoutRequested.v1",
             "source": "/prizeflow/rewards",
             "subject": None,
-            "time": "2025-01-01T12:00:00Z",
+            # Now: a consumer refuses an event older than its dedup horizon (ADR 0008).
+            "time": datetime.now(UTC).isoformat(),
             "datacontenttype": "application/json",
             "correlationid": correlation_id,
             "causationid": None,

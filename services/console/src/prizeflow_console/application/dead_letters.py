@@ -18,7 +18,7 @@ DEAD_LETTER_SERVICES: Final[tuple[Service, ...]] = ("settlement", "rewards", "pa
 STATUSES: Final = ("open", "redriven", "discarded")
 # Reasons whose records can never apply as they are (prizeflow_runtime.dead_letters.NOT_REDRIVABLE): the
 # service refuses their redrive; the console does not offer it.
-NOT_REDRIVABLE: Final = frozenset({"event_id_reused", "malformed_json", "invalid_envelope"})
+NOT_REDRIVABLE: Final = frozenset({"event_id_reused", "malformed_json", "invalid_envelope", "beyond_dedup_horizon"})
 PAGE_SIZE: Final = 100
 MAX_SHOWN_PAYLOAD: Final = 64 * 1024
 _SECRET_HEADER_WORDS: Final = (

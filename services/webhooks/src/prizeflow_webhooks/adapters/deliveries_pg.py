@@ -222,6 +222,28 @@ _OF_FLOW = text(
 )
 
 
+# Replicas may prune at once: each takes rows the others have not locked. The BRIN index on `received_at` finds
+# the old ones (rows are appended in arrival order). A short lock_timeout: pruning yields to the ingress.
+_PRUNE = text(
+    """
+    DELETE FROM deliveries WHERE id IN (
+        SELECT id FROM deliveries WHERE received_at < :cutoff LIMIT :limit FOR UPDATE SKIP LOCKED
+    )
+    """
+)
+
+
+class SqlDeliveryRetention:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def delete_received_before(self, cutoff: datetime, *, limit: int) -> int:
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+            result = await conn.execute(_PRUNE, {"cutoff": cutoff, "limit": limit})
+        return int(result.rowcount)
+
+
 class SqlDeliveryQueries:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

@@ -91,6 +91,14 @@ class DeliveryStoreFactory(Protocol):
     def __call__(self) -> AbstractAsyncContextManager[DeliveryTx]: ...
 
 
+class DeliveryRetention(Protocol):
+    """Deletes stored deliveries past their retention, a bounded batch at a time."""
+
+    async def delete_received_before(self, cutoff: datetime, *, limit: int) -> int:
+        """Delete at most `limit` deliveries received before `cutoff`; how many went."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryPage:
     items: list[dict[str, Any]]
