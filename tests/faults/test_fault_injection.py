@@ -15,10 +15,10 @@ and checks, against each service's own records:
   one event: a redelivered game event never settles a round a second time;
 - every consumer group's committed offset is its partitions' end offset (lag zero).
 
-Replicas: settlement, rewards and payouts each run as PRIZEFLOW_FAULTS_REPLICAS processes (default 3, as issue 20 asks) in the
-same consumer groups on the same database. Instead of restarting each service, the schedule then SIGKILLs one
-of its replicas while rounds are being published and consumed (it is not restarted: its partitions, uncommitted
-batch and all, move to the survivors), and adds a new replica of each under load (Kafka rebalances the group).
+Replicas: settlement, rewards and payouts each run as PRIZEFLOW_FAULTS_REPLICAS processes (default 3, as issue
+20 asks) in the same consumer groups on the same database. Instead of restarting each service, the schedule then
+SIGKILLs one of its replicas while rounds are being published and consumed (it is not restarted: its partitions,
+uncommitted batch and all, move to the survivors), and adds a new replica of each under load (a rebalance).
 PRIZEFLOW_FAULTS_REPLICAS=1 runs the former schedule: each service SIGKILLed and restarted.
 
 Size: PRIZEFLOW_FAULTS_ROUNDS (default 60, CI), PRIZEFLOW_FAULTS_REPLICAS and PRIZEFLOW_FAULTS_SEED; e.g.

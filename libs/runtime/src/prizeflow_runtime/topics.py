@@ -212,6 +212,15 @@ async def topic_retention_ms(
     return found
 
 
+async def _grow(admin: AIOKafkaAdminClient, grow: dict[str, NewPartitions]) -> None:
+    """Add partitions, then wait until the broker's metadata shows them (it lags the controller by a moment)."""
+    response = await admin.create_partitions(grow, timeout_ms=_ADMIN_TIMEOUT_MS)
+    for topic, code, *_ in response.topic_errors:
+        if code != 0:
+            raise for_code(code)(f"could not add partitions to topic {topic}")
+    await _described(admin, set(grow), at_least={n: p.total_count for n, p in grow.items()})
+
+
 async def provision_topics(
     bootstrap: str,
     plan: Sequence[TopicSpec],
@@ -249,11 +258,7 @@ async def provision_topics(
                 else:
                     report.short.append(problem)
         if grow:
-            response = await admin.create_partitions(grow, timeout_ms=_ADMIN_TIMEOUT_MS)
-            for topic, code, *_ in response.topic_errors:
-                if code != 0:
-                    raise for_code(code)(f"could not add partitions to topic {topic}")
-            await _described(admin, set(grow), at_least={n: p.total_count for n, p in grow.items()})
+            await _grow(admin, grow)
     finally:
         await admin.close()
     return report
