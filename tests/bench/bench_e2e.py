@@ -6,17 +6,17 @@ Every service runs as its own process (as in production) on the devstack's real 
    tools shipped in the same Kafka artifacts (kafka-tools: ProducerPerformance, ConsumerPerformance).
 2. Allocations: rounds are opened and closed, then all their results are published at once; the figure
    is player allocations credited to wallets (rewards ledger) per second, round results → wallets.
-3. Payouts: PayoutRequested for small amounts (auto-approved) to the sandbox provider; payouts per second
-   from the first request to the last paid, and requested → paid p50/p99.
-4. Claims: players credited in 2. claim through rewards' API (as a game client does), until rewards has settled
+3. Claims: players credited in 2. claim through rewards' API (as a game client does), until rewards has settled
    every approved claim (payouts paid it through the sandbox provider).
+4. Payouts: PayoutRequested for small amounts (auto-approved) to the sandbox provider; payouts per second
+   from the first request to the last paid, and requested → paid p50/p99.
 5. Latency at half load: rounds at half the goal load (500 allocations/s); round closed → allocated p50/p99.
 6. Peak RSS of each service (VmHWM).
 
-Each phase is measured (`prizeflow_testkit.capacity`): the CPU of every service process, of PostgreSQL and of the
-Kafka broker, WAL bytes, transactions and Kafka bytes in; `capacity` in the result gives CPU-µs per round, per
-allocation, per claim and per payout for each service, and PostgreSQL's and Kafka's cost per event (the inputs of
-docs/capacity.md). The idle platform is measured first, and each phase is followed by `--settle-seconds` of
+Each phase is measured (`prizeflow_testkit.capacity`) until every consumer group has caught up: the CPU of every
+service process, of PostgreSQL and of the Kafka broker, WAL bytes, transactions and Kafka bytes in; `capacity` in
+the result gives CPU-µs per round, per allocation, per claim and per payout for each service, and PostgreSQL's
+and Kafka's cost per event (the inputs of docs/capacity.md). The idle platform is measured first, and each phase is followed by `--settle-seconds` of
 quiet. `BENCH_PROFILE=1` (or `--profile`) samples every service with py-spy through the phases
 (.results/bench/profile/; the CPU figures of such a run include py-spy's cost).
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -60,6 +61,7 @@ from prizeflow_testkit.platform_load import (
     publish,
     round_events,
 )
+from prizeflow_testkit.soak_probes import LagProbe
 
 
 def pgbench(infra: Infra, seconds: int) -> dict[str, Any]:
@@ -452,6 +454,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     meter = CostMeter(infra.postgres_url, infra.kafka_bootstrap)
     profiler = Profiler(out_dir / "profile") if args.profile else None
+    stack = contextlib.AsyncExitStack()
     try:
         await asyncio.to_thread(platform.start)
         await meter.start()
@@ -460,15 +463,29 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             return {n: p.popen.pid for n, p in platform.procs.items() if p.popen is not None and p.alive}
 
         dbs = {n: platform.database_name(n) for n, p in platform.procs.items() if p.database_url}
-        phases = Phases(meter, leaders, platform.suffix, dbs, settle_s=args.settle_seconds)
+        lag = LagProbe(infra.kafka_bootstrap, platform.suffix)
+        await lag.start()
+        stack.push_async_callback(lag.stop)
+
+        async def caught_up() -> None:
+            """Every consumer group of the platform has consumed all there is (a phase's backlog is its own)."""
+            deadline = time.monotonic() + 600
+            while any((behind := await lag.lag()).values()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"consumers still behind after 600 s: {behind}")
+                await asyncio.sleep(0.2)
+
+        phases = Phases(meter, leaders, platform.suffix, dbs, settle_s=args.settle_seconds, quiesce=caught_up)
         idle = await phases.idle(args.idle_seconds)
         if profiler is not None:
             profiler.start(leaders())
         doc["allocations"] = await allocations(platform, infra, args.rounds, phases)
-        doc["payouts"] = await payouts(platform, infra, args.payouts, phases)
         credited = sorted({p for n in range(args.rounds) for p in round_players(n)}, key=lambda p: int(p[1:]))
         if args.claims:
             doc["claims"] = await claims(platform, credited[: args.claims], args.claims_in_flight, phases)
+        # Bare requests: rewards knows no such claim and dead-letters their outcomes (after the claims, so that
+        # this backlog is not theirs; each phase ends when every consumer caught up).
+        doc["payouts"] = await payouts(platform, infra, args.payouts, phases)
         # "half that load": half the goal of 1,000 allocations/s, i.e. 500 allocations/s.
         half = 500 / PLAYERS_PER_ROUND
         doc["latency"] = await latency(platform, infra, half, args.latency_seconds, phases)
@@ -480,6 +497,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if profiler is not None:
             await asyncio.to_thread(profiler.stop)
+        await stack.aclose()
         await meter.stop()
         await asyncio.to_thread(platform.stop)
     doc["ratios"] = {

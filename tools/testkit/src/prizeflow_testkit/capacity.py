@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,7 +310,8 @@ def per_unit(
 
 class Phases:
     """A benchmark's phases, each measured with a `CostMeter`: CPU from the phase's start to the moment its work
-    was complete; then `settle_s` of quiet, after which PostgreSQL's per-database counters are read (a backend
+    was complete (`quiesce()` returned: e.g. every consumer group caught up, so that no backlog of one phase is
+    counted in the next); then `settle_s` of quiet, after which PostgreSQL's per-database counters are read (a backend
     flushes its statistics at most once a second while busy, and 10 s after it went idle), with the quiet's idle
     transactions taken off. `idle()` measures those idle rates (CPU s/s per service, transactions/s) first.
 
@@ -322,10 +323,12 @@ class Phases:
         services: Callable[[], Mapping[str, int]],
         suffix: str,
         platform_dbs: Mapping[str, str],
+        *,
         settle_s: float = 11.0,
+        quiesce: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.meter, self.services, self.suffix, self.platform_dbs = meter, services, suffix, dict(platform_dbs)
-        self.settle_s = settle_s
+        self.settle_s, self.quiesce = settle_s, quiesce
         self.idle_cpu_s_per_s: dict[str, float] = {}
         self.idle_xacts_per_s: dict[str, float] = {}
         self.results: dict[str, dict[str, Any]] = {}
@@ -351,7 +354,10 @@ class Phases:
         return await self.meter.snapshot(self.services())
 
     async def end(self, name: str, begun: Snapshot, units: Mapping[str, int]) -> dict[str, Any]:
-        """The phase `name` that began with `begun` is complete now: its costs, per each of `units`."""
+        """The phase `name` that began with `begun` is complete now (once `quiesce()` returns): its costs, per
+        each of `units`."""
+        if self.quiesce is not None:
+            await self.quiesce()
         done = await self.meter.snapshot(self.services())
         d = done.delta(begun, self.suffix, self.platform_dbs)
         if self.settle_s > 0:
