@@ -16,9 +16,9 @@ Every service runs as its own process (as in production) on the devstack's real 
 Each phase is measured (`prizeflow_testkit.capacity`) until every consumer group has caught up: the CPU of every
 service process, of PostgreSQL and of the Kafka broker, WAL bytes, transactions and Kafka bytes in; `capacity` in
 the result gives CPU-µs per round, per allocation, per claim and per payout for each service, and PostgreSQL's
-and Kafka's cost per event (the inputs of docs/capacity.md). The idle platform is measured first, and each phase is followed by `--settle-seconds` of
-quiet. `BENCH_PROFILE=1` (or `--profile`) samples every service with py-spy through the phases
-(.results/bench/profile/; the CPU figures of such a run include py-spy's cost).
+and Kafka's cost per event (the inputs of docs/capacity.md). The idle platform is measured first, and each phase
+is followed by `--settle-seconds` of quiet. `BENCH_PROFILE=1` (or `--profile`) samples every service with py-spy
+through the phases (.results/bench/profile/; the CPU figures of such a run include py-spy's cost).
 
 Writes .results/bench/e2e.json and .results/bench/e2e.png. Goals: ≥ 1,000 allocations/s, ≥ 500 payouts/s,
 p99 closed → allocated < 500 ms at half load, every service < 200 MB RSS.
