@@ -18,7 +18,7 @@ service process, of PostgreSQL and of the Kafka broker, WAL bytes, transactions 
 the result gives CPU-µs per round, per allocation, per claim and per payout for each service, and PostgreSQL's
 and Kafka's cost per event (the inputs of docs/capacity.md). The idle platform is measured first, and each phase
 is followed by `--settle-seconds` of quiet. `BENCH_PROFILE=1` (or `--profile`) samples every service with py-spy
-through the phases (.results/bench/profile/; the CPU figures of such a run include py-spy's cost).
+in each phase (.results/bench/profile/<phase>/; the CPU figures of such a run include py-spy's cost).
 
 Writes .results/bench/e2e.json and .results/bench/e2e.png. Goals: ≥ 1,000 allocations/s, ≥ 500 payouts/s,
 p99 closed → allocated < 500 ms at half load, every service < 200 MB RSS.
@@ -49,7 +49,7 @@ from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_testkit import fetch
 from prizeflow_testkit.bench import count, host, p50_p99, print_result, wait_count
-from prizeflow_testkit.capacity import CostMeter, Phases, Profiler
+from prizeflow_testkit.capacity import CostMeter, Phases
 from prizeflow_testkit.platform_load import (
     CLAIMS_ENV,
     LOAD_ENV,
@@ -162,7 +162,7 @@ async def allocations(platform: Platform, infra: Infra, rounds: int, phases: Pha
     base = await count(rewards_db, "SELECT count(*) FROM ledger_transfers WHERE kind = 'reward'")
     try:
         results = []
-        begun = await phases.begin()
+        begun = await phases.begin("round_setup")
         for n in range(rounds):
             rid = f"b{uuid.uuid4().hex[:10]}"
             setup, result = round_events(rid, campaign, round_players(n))
@@ -171,7 +171,7 @@ async def allocations(platform: Platform, infra: Infra, rounds: int, phases: Pha
         await producer.flush()
         await wait_count(settlement_db, "SELECT count(*) FROM rounds WHERE state = 'closed'", rounds, 600)
         await phases.end("round_setup", begun, {"round": rounds})
-        begun = await phases.begin()
+        begun = await phases.begin("round_results")
         started = time.monotonic()
         for rid, result in results:
             await publish(producer, topic, [result], rid)
@@ -201,7 +201,7 @@ async def latency(
     await producer.start()
     topic = GAME_ROUNDS.name + platform.suffix
     closed_at: dict[str, float] = {}
-    begun = await phases.begin()
+    begun = await phases.begin("paced_rounds")
     try:
         started = time.monotonic()
         for n in range(total):
@@ -245,7 +245,7 @@ async def payouts(platform: Platform, infra: Infra, n: int, phases: Phases) -> d
     topic = PAYOUT_REQUESTS.name + platform.suffix
     payouts_db = platform.procs["payouts"].database_url or ""
     base = await count(payouts_db, "SELECT count(*) FROM payouts WHERE state = 'paid'")
-    begun = await phases.begin()
+    begun = await phases.begin("payouts")
     started = time.monotonic()
     sent_at: dict[str, float] = {}
     try:
@@ -292,7 +292,7 @@ async def claims(platform: Platform, players: list[str], concurrency: int, phase
             _, status = await claimant.claim(player)
         outcomes[status] = outcomes.get(status, 0) + 1
 
-    begun = await phases.begin()
+    begun = await phases.begin("claims")
     started = time.monotonic()
     try:
         await asyncio.gather(*(one(p) for p in players))
@@ -453,7 +453,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         service_env={"rewards": CLAIMS_ENV},  # the claims phase: every claim approved and paid
     )
     meter = CostMeter(infra.postgres_url, infra.kafka_bootstrap)
-    profiler = Profiler(out_dir / "profile") if args.profile else None
     stack = contextlib.AsyncExitStack()
     try:
         await asyncio.to_thread(platform.start)
@@ -475,10 +474,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     raise TimeoutError(f"consumers still behind after 600 s: {behind}")
                 await asyncio.sleep(0.2)
 
-        phases = Phases(meter, leaders, platform.suffix, dbs, settle_s=args.settle_seconds, quiesce=caught_up)
+        phases = Phases(
+            meter,
+            leaders,
+            platform.suffix,
+            dbs,
+            settle_s=args.settle_seconds,
+            quiesce=caught_up,
+            profile_to=out_dir / "profile" if args.profile else None,
+        )
         idle = await phases.idle(args.idle_seconds)
-        if profiler is not None:
-            profiler.start(leaders())
         doc["allocations"] = await allocations(platform, infra, args.rounds, phases)
         credited = sorted({p for n in range(args.rounds) for p in round_players(n)}, key=lambda p: int(p[1:]))
         if args.claims:
@@ -489,14 +494,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # "half that load": half the goal of 1,000 allocations/s, i.e. 500 allocations/s.
         half = 500 / PLAYERS_PER_ROUND
         doc["latency"] = await latency(platform, infra, half, args.latency_seconds, phases)
-        if profiler is not None:
-            doc["profile"] = await asyncio.to_thread(profiler.stop)
-            profiler = None
+        if args.profile:
+            doc["profile"] = {n: r["profile"] for n, r in phases.results.items() if "profile" in r}
         doc["peak_rss_mb"] = {k: round(v / 1024, 1) for k, v in platform.sample_rss().items()}
         doc["capacity"] = capacity(phases, idle, profiled=args.profile)
     finally:
-        if profiler is not None:
-            await asyncio.to_thread(profiler.stop)
         await stack.aclose()
         await meter.stop()
         await asyncio.to_thread(platform.stop)
@@ -541,6 +543,6 @@ if __name__ == "__main__":
         "--profile",
         action="store_true",
         default=os.environ.get("BENCH_PROFILE", "") not in {"", "0"},
-        help="py-spy every service through the phases (BENCH_PROFILE=1); .results/bench/profile/",
+        help="py-spy every service in each phase (BENCH_PROFILE=1); .results/bench/profile/<phase>/",
     )
     asyncio.run(main(parser.parse_args()))

@@ -309,7 +309,8 @@ def per_unit(
 
 
 class Phases:
-    """A benchmark's phases, each measured with a `CostMeter`: CPU from the phase's start to the moment its work
+    """A benchmark's phases, each measured with a `CostMeter` (and with `profile_to`, profiled: py-spy's own CPU
+    is then in the figures): CPU from the phase's start to the moment its work
     was complete (`quiesce()` returned: e.g. every consumer group caught up, so that no backlog of one phase is
     counted in the next); then `settle_s` of quiet, after which PostgreSQL's per-database counters are read (a backend
     flushes its statistics at most once a second while busy, and 10 s after it went idle), with the quiet's idle
@@ -326,9 +327,11 @@ class Phases:
         *,
         settle_s: float = 11.0,
         quiesce: Callable[[], Awaitable[object]] | None = None,
+        profile_to: Path | None = None,
     ) -> None:
         self.meter, self.services, self.suffix, self.platform_dbs = meter, services, suffix, dict(platform_dbs)
-        self.settle_s, self.quiesce = settle_s, quiesce
+        self.settle_s, self.quiesce, self.profile_to = settle_s, quiesce, profile_to
+        self._profiler: Profiler | None = None
         self.idle_cpu_s_per_s: dict[str, float] = {}
         self.idle_xacts_per_s: dict[str, float] = {}
         self.results: dict[str, dict[str, Any]] = {}
@@ -350,7 +353,11 @@ class Phases:
             "kafka_broker_cpu_ms_per_s": _rate_ms(d["kafka"]["cpu_s_broker"], d),
         }
 
-    async def begin(self) -> Snapshot:
+    async def begin(self, name: str) -> Snapshot:
+        """Phase `name` begins (profiled with py-spy into `profile_to/<name>/` when given)."""
+        if self.profile_to is not None:
+            self._profiler = Profiler(self.profile_to / name)
+            self._profiler.start(self.services())
         return await self.meter.snapshot(self.services())
 
     async def end(self, name: str, begun: Snapshot, units: Mapping[str, int]) -> dict[str, Any]:
@@ -360,6 +367,9 @@ class Phases:
             await self.quiesce()
         done = await self.meter.snapshot(self.services())
         d = done.delta(begun, self.suffix, self.platform_dbs)
+        if self._profiler is not None:
+            d["profile"] = await asyncio.to_thread(self._profiler.stop)
+            self._profiler = None
         if self.settle_s > 0:
             await asyncio.sleep(self.settle_s)
             settled = await self.meter.snapshot(self.services())
