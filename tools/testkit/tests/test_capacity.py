@@ -11,6 +11,7 @@ from prizeflow_testkit.capacity import (
     CLK_TCK,
     ProcStat,
     Snapshot,
+    frame_package,
     group_cpu_ticks,
     kafka_log_dirs,
     per_unit,
@@ -120,4 +121,13 @@ def test_the_top_frames_of_collapsed_stacks_are_shares_of_all_samples() -> None:
     assert top["samples"] == 10
     assert top["self"] == [["json (b.py:9)", 0.6], ["work (a.py:5)", 0.2]]
     assert top["inclusive"] == [["work (a.py:5)", 0.8], ["json (b.py:9)", 0.6]]  # main: in every sample
-    assert top_frames("") == {"samples": 0, "self": [], "inclusive": []}
+    assert top["self_by_package"] == [["b", 0.6], ["a", 0.2]]
+    assert top_frames("") == {"samples": 0, "self": [], "inclusive": [], "self_by_package": []}
+
+
+def test_a_frame_s_package_is_the_first_part_of_its_path() -> None:
+    assert frame_package("execute (asyncpg/connection.py:377)") == "asyncpg"
+    assert frame_package("apply (prizeflow_rewards/adapters/ledger_pg.py:200)") == "prizeflow_rewards"
+    assert frame_package("_run_code (<frozen runpy>:88)") == "interpreter"
+    assert frame_package("select (selectors.py:468)") == "selectors"
+    assert frame_package('process 42:"python -m x"') == "process 42"

@@ -421,12 +421,26 @@ class Profiler:
         return summary
 
 
+def frame_package(frame: str) -> str:
+    """The top-level package of a py-spy frame `function (package/module.py:line)`: `asyncpg`, `pydantic`,
+    `prizeflow_rewards`...; `interpreter` for frozen modules."""
+    if "(" not in frame:
+        return frame.split(":", maxsplit=1)[0]
+    path = frame[frame.rfind("(") + 1 : frame.rfind(")")].rsplit(":", 1)[0]
+    head = path.split("/", maxsplit=1)[0]
+    if head.startswith("<"):
+        return "interpreter"
+    return head.removesuffix(".py")
+
+
 def top_frames(collapsed: str, top: int = 12) -> dict[str, Any]:
     """From collapsed stacks (`frame;frame;... count`, root first): the frames with the most samples on top of
-    the stack (self) and anywhere in it (inclusive), as shares of all samples. Frames in at least 90% of the
-    samples (the interpreter's entry, the event loop's runner) are scaffolding: left out of the inclusive list."""
+    the stack (self) and anywhere in it (inclusive), and the self samples by package, as shares of all samples.
+    Frames in at least 90% of the samples (the interpreter's entry, the event loop's runner) are scaffolding:
+    left out of the inclusive list."""
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
+    packages: dict[str, int] = {}
     total = 0
     for line in collapsed.splitlines():
         stack, _, n = line.rpartition(" ")
@@ -436,15 +450,19 @@ def top_frames(collapsed: str, top: int = 12) -> dict[str, Any]:
         frames = stack.split(";")
         total += count
         own[frames[-1]] = own.get(frames[-1], 0) + count
+        package = frame_package(frames[-1])
+        packages[package] = packages.get(package, 0) + count
         for f in set(frames):
             inclusive[f] = inclusive.get(f, 0) + count
 
     def best(d: dict[str, int]) -> list[list[Any]]:
         return [[f, round(c / total, 3)] for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
 
+    if not total:
+        return {"samples": 0, "self": [], "inclusive": [], "self_by_package": []}
     scaffold = {f for f, c in inclusive.items() if c >= 0.9 * total}
     below = {f: c for f, c in inclusive.items() if f not in scaffold}
-    return {"samples": total, "self": best(own) if total else [], "inclusive": best(below) if total else []}
+    return {"samples": total, "self": best(own), "inclusive": best(below), "self_by_package": best(packages)}
 
 
 __all__ = [
@@ -454,6 +472,7 @@ __all__ = [
     "ProcStat",
     "Profiler",
     "Snapshot",
+    "frame_package",
     "group_cpu_ticks",
     "kafka_log_dirs",
     "listening_pid",
