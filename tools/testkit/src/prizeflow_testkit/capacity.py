@@ -390,7 +390,8 @@ def _rate_ms(cpu_s: float | None, d: Mapping[str, Any]) -> float | None:
 
 
 class Profiler:
-    """py-spy sampling each service process (and its children) until `stop()`: raw collapsed stacks per service
+    """py-spy sampling each service process (and its children) until `stop()`, only the thread holding the GIL
+    (Python on a CPU: idle pool threads and the event loop's wait are left out): raw collapsed stacks per service
     under `out`, summarised as the frames most samples were in (self) and under (inclusive)."""
 
     def __init__(self, out: Path, rate: int = 97) -> None:
@@ -402,7 +403,7 @@ class Profiler:
         self.out.mkdir(parents=True, exist_ok=True)
         for name, pid in services.items():
             self.procs[name] = subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", str(self.rate),
+                [spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--rate", str(self.rate),
                  "--duration", "3600", "--format", "raw", "-o", str(self.out / f"{name}.txt")],
                 stdout=subprocess.DEVNULL, stderr=(self.out / f"{name}.log").open("wb"),
             )  # fmt: skip
