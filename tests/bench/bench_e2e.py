@@ -6,10 +6,19 @@ Every service runs as its own process (as in production) on the devstack's real 
    tools shipped in the same Kafka artifacts (kafka-tools: ProducerPerformance, ConsumerPerformance).
 2. Allocations: rounds are opened and closed, then all their results are published at once; the figure
    is player allocations credited to wallets (rewards ledger) per second, round results → wallets.
-3. Payouts: PayoutRequested for small amounts (auto-approved) to the sandbox provider; payouts per second
+3. Claims: players credited in 2. claim through rewards' API (as a game client does), until rewards has settled
+   every approved claim (payouts paid it through the sandbox provider).
+4. Payouts: PayoutRequested for small amounts (auto-approved) to the sandbox provider; payouts per second
    from the first request to the last paid, and requested → paid p50/p99.
-4. Latency at half load: rounds at half the goal load (500 allocations/s); round closed → allocated p50/p99.
-5. Peak RSS of each service (VmHWM).
+5. Latency at half load: rounds at half the goal load (500 allocations/s); round closed → allocated p50/p99.
+6. Peak RSS of each service (VmHWM).
+
+Each phase is measured (`prizeflow_testkit.capacity`) until every consumer group has caught up: the CPU of every
+service process, of PostgreSQL and of the Kafka broker, WAL bytes, transactions and Kafka bytes in; `capacity` in
+the result gives CPU-µs per round, per allocation, per claim and per payout for each service, and PostgreSQL's
+and Kafka's cost per event (the inputs of docs/capacity.md). The idle platform is measured first, and each phase
+is followed by `--settle-seconds` of quiet. `BENCH_PROFILE=1` (or `--profile`) samples every service with py-spy
+in each phase (.results/bench/profile/<phase>/; the CPU figures of such a run include py-spy's cost).
 
 Writes .results/bench/e2e.json and .results/bench/e2e.png. Goals: ≥ 1,000 allocations/s, ≥ 500 payouts/s,
 p99 closed → allocated < 500 ms at half load, every service < 200 MB RSS.
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -38,16 +48,20 @@ from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_testkit import fetch
-from prizeflow_testkit.bench import count, p50_p99, print_result, wait_count
+from prizeflow_testkit.bench import count, host, p50_p99, print_result, wait_count
+from prizeflow_testkit.capacity import CostMeter, Phases
 from prizeflow_testkit.platform_load import (
+    CLAIMS_ENV,
     LOAD_ENV,
     PLAYERS_PER_ROUND,
     USDC,
+    Claimant,
     fund,
     payout_request,
     publish,
     round_events,
 )
+from prizeflow_testkit.soak_probes import LagProbe
 
 
 def pgbench(infra: Infra, seconds: int) -> dict[str, Any]:
@@ -132,7 +146,12 @@ def kafka_perf(infra: Infra, records: int) -> dict[str, Any]:
     }
 
 
-async def allocations(platform: Platform, infra: Infra, rounds: int) -> dict[str, Any]:
+def round_players(n: int) -> list[str]:
+    """The players of the `n`-th round: 5,000 players, eight a round."""
+    return [f"p{(n * 7 + i) % 5000}" for i in range(PLAYERS_PER_ROUND)]
+
+
+async def allocations(platform: Platform, infra: Infra, rounds: int, phases: Phases) -> dict[str, Any]:
     campaign = f"bench-{uuid.uuid4().hex[:6]}"
     await fund(platform, campaign, rounds * 100 * USDC)
     producer = idempotent_producer(infra.kafka_bootstrap, linger_ms=5)
@@ -143,19 +162,23 @@ async def allocations(platform: Platform, infra: Infra, rounds: int) -> dict[str
     base = await count(rewards_db, "SELECT count(*) FROM ledger_transfers WHERE kind = 'reward'")
     try:
         results = []
+        begun = await phases.begin("round_setup")
         for n in range(rounds):
             rid = f"b{uuid.uuid4().hex[:10]}"
-            setup, result = round_events(rid, campaign, [f"p{(n * 7 + i) % 5000}" for i in range(PLAYERS_PER_ROUND)])
+            setup, result = round_events(rid, campaign, round_players(n))
             await publish(producer, topic, setup, rid)
             results.append((rid, result))
         await producer.flush()
         await wait_count(settlement_db, "SELECT count(*) FROM rounds WHERE state = 'closed'", rounds, 600)
+        await phases.end("round_setup", begun, {"round": rounds})
+        begun = await phases.begin("round_results")
         started = time.monotonic()
         for rid, result in results:
             await publish(producer, topic, [result], rid)
         await producer.flush()
         target = base + rounds * PLAYERS_PER_ROUND
         done = await wait_count(rewards_db, "SELECT count(*) FROM ledger_transfers WHERE kind = 'reward'", target, 900)
+        await phases.end("round_results", begun, {"round": rounds, "allocation": rounds * PLAYERS_PER_ROUND})
     finally:
         await producer.stop()
     elapsed = done - started
@@ -168,7 +191,9 @@ async def allocations(platform: Platform, infra: Infra, rounds: int) -> dict[str
     }
 
 
-async def latency(platform: Platform, infra: Infra, rounds_per_s: float, seconds: float) -> dict[str, Any]:
+async def latency(
+    platform: Platform, infra: Infra, rounds_per_s: float, seconds: float, phases: Phases
+) -> dict[str, Any]:
     campaign = f"lat-{uuid.uuid4().hex[:6]}"
     total = max(10, int(rounds_per_s * seconds))
     await fund(platform, campaign, total * 100 * USDC)
@@ -176,6 +201,7 @@ async def latency(platform: Platform, infra: Infra, rounds_per_s: float, seconds
     await producer.start()
     topic = GAME_ROUNDS.name + platform.suffix
     closed_at: dict[str, float] = {}
+    begun = await phases.begin("paced_rounds")
     try:
         started = time.monotonic()
         for n in range(total):
@@ -196,6 +222,7 @@ async def latency(platform: Platform, infra: Infra, rounds_per_s: float, seconds
         total * PLAYERS_PER_ROUND,
         300,
     )
+    await phases.end("paced_rounds", begun, {"round": total, "allocation": total * PLAYERS_PER_ROUND})
     rows = await fetch(
         rewards_db,
         "SELECT split_part(business_key, '|', 2) AS rid, max(created_at) AS at FROM ledger_transfers "
@@ -212,12 +239,13 @@ async def latency(platform: Platform, infra: Infra, rounds_per_s: float, seconds
     }
 
 
-async def payouts(platform: Platform, infra: Infra, n: int) -> dict[str, Any]:
+async def payouts(platform: Platform, infra: Infra, n: int, phases: Phases) -> dict[str, Any]:
     producer = idempotent_producer(infra.kafka_bootstrap, linger_ms=5)
     await producer.start()
     topic = PAYOUT_REQUESTS.name + platform.suffix
     payouts_db = platform.procs["payouts"].database_url or ""
     base = await count(payouts_db, "SELECT count(*) FROM payouts WHERE state = 'paid'")
+    begun = await phases.begin("payouts")
     started = time.monotonic()
     sent_at: dict[str, float] = {}
     try:
@@ -228,6 +256,7 @@ async def payouts(platform: Platform, infra: Infra, n: int) -> dict[str, Any]:
             await publish(producer, topic, [req], key.replace(":", "-"))
         await producer.flush()
         done = await wait_count(payouts_db, "SELECT count(*) FROM payouts WHERE state = 'paid'", base + n, 900)
+        await phases.end("payouts", begun, {"payout": n})
     finally:
         await producer.stop()
     rows = await fetch(
@@ -245,6 +274,134 @@ async def payouts(platform: Platform, infra: Infra, n: int) -> dict[str, Any]:
         "payouts_per_s": round(n / elapsed),
         "requested_to_paid_ms_p50": round(p50, 1),
         "requested_to_paid_ms_p99": round(p99, 1),
+    }
+
+
+async def claims(platform: Platform, players: list[str], concurrency: int, phases: Phases) -> dict[str, Any]:
+    """Players claim through rewards' API (as a game client does), each once; measured until rewards has settled
+    every approved claim (paid by the sandbox provider through payouts, the outcome back in rewards)."""
+    rewards_db = platform.procs["rewards"].database_url or ""
+    base = await count(rewards_db, "SELECT count(*) FROM claims WHERE status = 'paid'")
+    claimant = Claimant(platform, concurrency=concurrency)
+    await claimant.start()
+    outcomes: dict[str, int] = {}
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(player: str) -> None:
+        async with gate:
+            _, status = await claimant.claim(player)
+        outcomes[status] = outcomes.get(status, 0) + 1
+
+    begun = await phases.begin("claims")
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(one(p) for p in players))
+        answered = time.monotonic()
+        approved = outcomes.get("approved", 0)
+        done = await wait_count(rewards_db, "SELECT count(*) FROM claims WHERE status = 'paid'", base + approved, 900)
+        await phases.end("claims", begun, {"claim": approved})
+    finally:
+        await claimant.stop()
+    rows = await fetch(
+        rewards_db,
+        "SELECT extract(epoch FROM settled_at - created_at) * 1000 AS ms FROM claims WHERE status = 'paid'",
+    )
+    p50, p99 = p50_p99(sorted(float(r["ms"]) for r in rows))
+    return {
+        "claims": len(players),
+        "outcomes": outcomes,
+        "concurrency": concurrency,
+        "seconds": round(done - started, 2),
+        "claims_answered_per_s": round(len(players) / (answered - started)),
+        "claims_paid_per_s": round(approved / (done - started)),
+        "claimed_to_settled_ms_p50": round(p50, 1),
+        "claimed_to_settled_ms_p99": round(p99, 1),
+    }
+
+
+CPU_GOAL_US_PER_ALLOCATION = 150
+
+
+def capacity(phases: Phases, idle: dict[str, Any], profiled: bool) -> dict[str, Any]:
+    """The capacity model's inputs (docs/capacity.md): CPU-µs of each service per round, allocation, claim and
+    payout, and PostgreSQL's and Kafka's cost per event, from the phases' counters."""
+    r = phases.results
+    setup, results = r["round_setup"], r["round_results"]
+    rounds, allocations = results["units"]["round"], results["units"]["allocation"]
+
+    def add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in a.keys() | b.keys()}
+
+    round_cpu = add(setup["cpu_s"], results["cpu_s"])  # a round: opened, 8 entries, closed, results, 8 allocations
+    per_round = {s: round(v * 1e6 / rounds, 1) for s, v in sorted(round_cpu.items())}
+    per_allocation = {s: round(v * 1e6 / allocations, 1) for s, v in sorted(round_cpu.items())}
+    total = round(sum(round_cpu.values()) * 1e6 / allocations, 1)
+
+    def pg_kafka(deltas: list[dict[str, Any]], n: int) -> dict[str, Any]:
+        pg = [d["postgres"] for d in deltas]
+        kafka = [d["kafka"] for d in deltas]
+
+        def total_of(values: list[float | None]) -> float | None:
+            return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+        backends, server = (
+            total_of([p["cpu_s_platform_backends"] for p in pg]),
+            total_of([p["cpu_s_server"] for p in pg]),
+        )
+        wal, broker = total_of([p["wal_bytes_platform"] for p in pg]), total_of([k["cpu_s_broker"] for k in kafka])
+        xacts: dict[str, float] = {}
+        for p in pg:
+            xacts = add(xacts, {s: float(v["xacts"]) for s, v in p["by_service"].items()})
+        return {
+            "postgres_cpu_us_platform_backends": None if backends is None else round(backends * 1e6 / n, 1),
+            "postgres_cpu_us_server": None if server is None else round(server * 1e6 / n, 1),
+            "postgres_wal_bytes": None if wal is None else round(wal / n),
+            "postgres_xacts": round(sum(xacts.values()) / n, 4),
+            "postgres_xacts_by_service": {s: round(v / n, 4) for s, v in sorted(xacts.items())},
+            "kafka_broker_cpu_us": None if broker is None else round(broker * 1e6 / n, 1),
+            "kafka_bytes_in": round(sum(k["bytes_in_platform"] for k in kafka) / n),
+        }
+
+    def cpu_per(name: str, unit: str) -> dict[str, float]:
+        per = r.get(name, {}).get("per", {})
+        return dict(sorted(per[unit]["cpu_us_by_service"].items())) if unit in per else {}
+
+    cpu_us = {
+        "per_round": per_round,
+        "per_allocation": per_allocation,
+        "per_allocation_paced": cpu_per("paced_rounds", "allocation"),
+        "per_claim": cpu_per("claims", "claim"),
+        "per_payout": cpu_per("payouts", "payout"),
+    }
+    return {
+        "method": (
+            "utime+stime of each service's process group (/proc/<pid>/stat) before and after each phase; per round "
+            "and per allocation over the rounds' setup (opened, entries, closed) and results phases together; "
+            "PostgreSQL: its processes' CPU (the platform's backends; the server's, other tenants included), WAL "
+            "apportioned by the platform's share of tuples written, commits from pg_stat_database; Kafka: the "
+            "broker's CPU (shared) and the bytes appended to the platform's topics"
+        ),
+        "profiled": profiled,  # py-spy sampling adds CPU: a profiled run's figures are not the capacity model's
+        "host": host(),
+        "load_average_by_phase": {n: d["load_average_after"] for n, d in r.items()},
+        "idle": idle,
+        "cpu_us": cpu_us,
+        "prizeflow_cpu_us_per_allocation": total,
+        "prizeflow_cpu_us_per_allocation_paced": r["paced_rounds"]["per"]["allocation"]["cpu_us_prizeflow"]
+        if "paced_rounds" in r
+        else None,
+        "prizeflow_cpu_us_per_claim": r["claims"]["per"]["claim"]["cpu_us_prizeflow"]
+        if "claim" in r.get("claims", {}).get("per", {})
+        else None,
+        "prizeflow_cpu_us_per_payout": r["payouts"]["per"]["payout"]["cpu_us_prizeflow"] if "payouts" in r else None,
+        "goal_cpu_us_per_allocation": CPU_GOAL_US_PER_ALLOCATION,
+        "cpu_goal_met": total <= CPU_GOAL_US_PER_ALLOCATION,
+        "per_allocation": pg_kafka([setup, results], allocations),
+        "per_claim": pg_kafka([r["claims"]], r["claims"]["units"]["claim"])
+        if r.get("claims", {}).get("units", {}).get("claim")
+        else None,
+        "per_payout": pg_kafka([r["payouts"]], r["payouts"]["units"]["payout"]) if "payouts" in r else None,
+        "phases": r,
     }
 
 
@@ -293,16 +450,57 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         Path(tempfile.mkdtemp(prefix="prizeflow-bench-")),
         services=("settlement", "rewards", "payouts", "webhooks", "stripe-api"),  # payouts' Stripe rail needs both
         env=LOAD_ENV,
+        service_env={"rewards": CLAIMS_ENV},  # the claims phase: every claim approved and paid
     )
+    meter = CostMeter(infra.postgres_url, infra.kafka_bootstrap)
+    stack = contextlib.AsyncExitStack()
     try:
         await asyncio.to_thread(platform.start)
-        doc["allocations"] = await allocations(platform, infra, args.rounds)
-        doc["payouts"] = await payouts(platform, infra, args.payouts)
+        await meter.start()
+
+        def leaders() -> dict[str, int]:
+            return {n: p.popen.pid for n, p in platform.procs.items() if p.popen is not None and p.alive}
+
+        dbs = {n: platform.database_name(n) for n, p in platform.procs.items() if p.database_url}
+        lag = LagProbe(infra.kafka_bootstrap, platform.suffix)
+        await lag.start()
+        stack.push_async_callback(lag.stop)
+
+        async def caught_up() -> None:
+            """Every consumer group of the platform has consumed all there is (a phase's backlog is its own)."""
+            deadline = time.monotonic() + 600
+            while any((behind := await lag.lag()).values()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"consumers still behind after 600 s: {behind}")
+                await asyncio.sleep(0.2)
+
+        phases = Phases(
+            meter,
+            leaders,
+            platform.suffix,
+            dbs,
+            settle_s=args.settle_seconds,
+            quiesce=caught_up,
+            profile_to=out_dir / "profile" if args.profile else None,
+        )
+        idle = await phases.idle(args.idle_seconds)
+        doc["allocations"] = await allocations(platform, infra, args.rounds, phases)
+        credited = sorted({p for n in range(args.rounds) for p in round_players(n)}, key=lambda p: int(p[1:]))
+        if args.claims:
+            doc["claims"] = await claims(platform, credited[: args.claims], args.claims_in_flight, phases)
+        # Bare requests: rewards knows no such claim and dead-letters their outcomes (after the claims, so that
+        # this backlog is not theirs; each phase ends when every consumer caught up).
+        doc["payouts"] = await payouts(platform, infra, args.payouts, phases)
         # "half that load": half the goal of 1,000 allocations/s, i.e. 500 allocations/s.
         half = 500 / PLAYERS_PER_ROUND
-        doc["latency"] = await latency(platform, infra, half, args.latency_seconds)
+        doc["latency"] = await latency(platform, infra, half, args.latency_seconds, phases)
+        if args.profile:
+            doc["profile"] = {n: r["profile"] for n, r in phases.results.items() if "profile" in r}
         doc["peak_rss_mb"] = {k: round(v / 1024, 1) for k, v in platform.sample_rss().items()}
+        doc["capacity"] = capacity(phases, idle, profiled=args.profile)
     finally:
+        await stack.aclose()
+        await meter.stop()
         await asyncio.to_thread(platform.stop)
     doc["ratios"] = {
         "allocations_per_pgbench_tps": round(
@@ -332,4 +530,19 @@ if __name__ == "__main__":
     parser.add_argument("--latency-seconds", type=float, default=15)
     parser.add_argument("--baseline-seconds", type=int, default=10)
     parser.add_argument("--kafka-records", type=int, default=200_000)
+    parser.add_argument("--claims", type=int, default=300, help="players' claims through rewards' API (0: none)")
+    parser.add_argument("--claims-in-flight", type=int, default=64)
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=11,
+        help="quiet after each phase before PostgreSQL's statistics are read (backends flush them 10 s after idling)",
+    )
+    parser.add_argument("--idle-seconds", type=float, default=10, help="the idle platform, measured first")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        default=os.environ.get("BENCH_PROFILE", "") not in {"", "0"},
+        help="py-spy every service in each phase (BENCH_PROFILE=1); .results/bench/profile/<phase>/",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -53,6 +53,46 @@ def last_json_document(output: str) -> dict[str, Any] | None:
     return found
 
 
+def capacity_summary(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The capacity model's headline figures of a benchmark that measured them (`capacity` in its document:
+    bench_e2e): CPU-µs per event per service and in total, and the load the machine was under."""
+    cap = doc.get("capacity")
+    if not isinstance(cap, dict) or "cpu_us" not in cap:
+        return None
+    keys = ("allocation", "claim", "payout")
+    return {
+        "cpu_us": cap["cpu_us"],
+        **{f"prizeflow_cpu_us_per_{k}": cap.get(f"prizeflow_cpu_us_per_{k}") for k in keys},
+        "goal_cpu_us_per_allocation": cap.get("goal_cpu_us_per_allocation"),
+        "cpu_goal_met": cap.get("cpu_goal_met"),
+        **{f"per_{k}": cap.get(f"per_{k}") for k in keys},
+        "load_average": cap.get("host", {}).get("load_average"),
+        "profiled": cap.get("profiled"),
+    }
+
+
+def capacity_table(name: str, figures: dict[str, Any]) -> Table:
+    """CPU-µs per event of each service (docs/capacity.md)."""
+    rows: dict[str, dict[str, float]] = figures["cpu_us"]
+    services = sorted({s for per in rows.values() for s in per})
+    table = Table(title=f"{name}: CPU-µs per event (load average {figures.get('load_average')})")
+    table.add_column("per")
+    for s in services:
+        table.add_column(s, justify="right")
+    table.add_column("all", justify="right")
+    for per, by_service in rows.items():
+        if by_service:
+            cells = [f"{by_service.get(s, 0):,.0f}" for s in services]
+            table.add_row(per.removeprefix("per_"), *cells, f"{sum(by_service.values()):,.0f}")
+    goal = figures.get("goal_cpu_us_per_allocation")
+    if goal is not None:
+        table.caption = (
+            f"Prizeflow CPU per allocation: {figures.get('prizeflow_cpu_us_per_allocation')} µs (goal ≤ {goal}: "
+            f"{'met' if figures.get('cpu_goal_met') else 'not met'})"
+        )
+    return table
+
+
 SOAK_SCRIPT = Path("tests") / "bench" / "soak.py"
 
 
@@ -98,8 +138,13 @@ def run_all(root: Path, only: list[str] | None = None, console: Console | None =
         (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2))
         summary["results"][name] = doc
         console.print_json(json.dumps(doc))
+    capacity = {name: figures for name, doc in summary["results"].items() if (figures := capacity_summary(doc))}
+    if capacity:
+        summary["capacity"] = capacity
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"results: {out_dir}")
+    for name, figures in capacity.items():
+        console.print(capacity_table(name, figures))
     table = Table(title=f"Benchmarks ({os.cpu_count()} cores)")
     table.add_column("benchmark")
     table.add_column("goal met")
