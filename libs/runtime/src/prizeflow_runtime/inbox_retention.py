@@ -89,7 +89,8 @@ class InboxRetention:
 
 
 def horizon_problems(retention_ms: Mapping[str, int], settings: InboxSettings) -> list[str]:
-    """For each consumed topic (physical name → its `retention.ms`), why the horizon does not cover it.
+    """For each consumed topic (physical name → how long it may keep a record: `retention.ms` + `segment.ms`, as
+    `topic_retention_ms` reads it), why the horizon does not cover it.
 
     A topic keeping records for `retention.ms` may deliver an event that old, plus however late it was appended
     (`INBOX_MAX_REPLAY_DAYS` also covers the relay's backlog and an operator's replay). -1 (for ever) never fits,
@@ -109,9 +110,10 @@ def horizon_problems(retention_ms: Mapping[str, int], settings: InboxSettings) -
         if retention + replay_ms > horizon_ms:
             needed = math.ceil((retention + replay_ms) / DAY_MS * 100) / 100
             problems.append(
-                f"topic {topic} retention.ms={retention} ({retention / DAY_MS:g} days) plus INBOX_MAX_REPLAY_DAYS "
+                f"topic {topic} keeps a record up to {retention} ms ({retention / DAY_MS:g} days: retention.ms + "
+                f"segment.ms) plus INBOX_MAX_REPLAY_DAYS "
                 f"({settings.max_replay_days:g}) exceeds INBOX_DEDUP_HORIZON_DAYS ({settings.dedup_horizon_days:g}):"
-                f" raise it to at least {needed:g}, or shorten the topic's retention"
+                f" raise it to at least {needed:g}, or shorten the topic's retention.ms or segment.ms"
             )
     return problems
 
@@ -132,7 +134,12 @@ async def maintain_inbox(db: AsyncEngine | AsyncConnection, retention: InboxRete
         return list((await db.execute(_MAINTAIN, params)).scalars())
     async with db.begin() as conn:
         actions = list((await conn.execute(_MAINTAIN, params)).scalars())
-    if actions:
+    if any(a.startswith("drops postponed") for a in actions):
+        log.warning(
+            "inbox partitions not dropped this time (locks held too long); tried again next run",
+            extra={"actions": actions},
+        )
+    elif actions:
         log.info("inbox partitions maintained", extra={"actions": actions})
     return actions
 

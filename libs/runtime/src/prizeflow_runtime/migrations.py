@@ -64,6 +64,12 @@ _OWN_SCHEMAS = """
     WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'
       AND pg_has_role(current_user, nspowner, 'MEMBER')
     ORDER BY 1"""
+# Tables only the migrating role (through the inbox maintenance function) may write.
+_MAINTENANCE_TABLES = """
+    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relname IN ('inbox_forgotten', 'inbox_legacy_sealed') AND c.relkind = 'r'
+      AND pg_has_role(current_user, n.nspowner, 'MEMBER')
+    ORDER BY 1"""
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_$]{0,62}")
 
 
@@ -103,6 +109,11 @@ def grant_runtime_role(connection: Any, role: str) -> None:
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {who}",
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE, SELECT ON SEQUENCES TO {who}",
         ]
+    # The inbox maintenance's own bookkeeping (ADR 0008) is written only by its SECURITY DEFINER function: a
+    # runtime role that could lower `inbox_forgotten` would let a dropped hour be recreated empty and replayed.
+    kept = connection.execute(text(_MAINTENANCE_TABLES))
+    for (qualified,) in kept.all():
+        statements.append(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {qualified} FROM {who}")
     for statement in statements:
         connection.execute(text(statement))
 

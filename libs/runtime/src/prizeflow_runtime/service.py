@@ -302,6 +302,12 @@ class ServiceRuntime:
                 await maintain_inbox(self.engine, self.inbox_retention, datetime.now(UTC))
             except Exception:
                 log.exception("inbox partition maintenance failed; retrying in %.0fs", interval)
+            try:  # a topic's retention may have been raised since start-up: say so loudly, every run
+                await self._verify_inbox_horizon()
+            except InboxHorizonError as err:
+                log.error("the dedup horizon no longer covers a consumed topic: %s", err)
+            except Exception:
+                log.warning("topic retention could not be described; checked again next run", exc_info=True)
 
     async def _pause(self, failures: int, err: Exception) -> None:
         """Backoff with jitter up to `STARTUP_RETRY_MAX_MS`; the reason is logged (a bug's with its traceback)."""

@@ -101,6 +101,14 @@ def expected_partitions(name: str, settings: TopicSettings) -> int:
     return settings.partitions or contract.partitions
 
 
+SEGMENT_MS_MAX = 86_400_000  # a day: with the default 7-day retention a record lives at most 8 days
+
+
+def segment_ms_for(retention_ms: int) -> int:
+    """The segment roll time a topic is provisioned with: at most a day, and at most its retention."""
+    return SEGMENT_MS_MAX if retention_ms < 0 else max(60_000, min(retention_ms, SEGMENT_MS_MAX))
+
+
 def topic_plan(
     settings: TopicSettings,
     *,
@@ -116,7 +124,13 @@ def topic_plan(
         if with_dlq:
             names.append((topic.dlq, settings.dlq_retention_ms))
         for name, retention in names:
-            config = {"min.insync.replicas": str(settings.min_insync_replicas), "retention.ms": str(retention)}
+            config = {
+                "min.insync.replicas": str(settings.min_insync_replicas),
+                "retention.ms": str(retention),
+                # Kafka deletes whole segments once their newest record is past retention.ms, so a record may
+                # live retention.ms + segment.ms: short segments keep that close to retention.ms (ADR 0008).
+                "segment.ms": str(segment_ms_for(retention)),
+            }
             plan.append(TopicSpec(physical_topic(name, suffix), partitions, settings.replication_factor, config))
     return plan
 
@@ -186,30 +200,36 @@ async def check_topics(
 async def topic_retention_ms(
     bootstrap: str, names: Iterable[str], *, security: KafkaSecurity | None = None
 ) -> dict[str, int]:
-    """`retention.ms` of each topic as the broker applies it (its own setting, else the broker's default; -1: for
-    ever). Raises when a topic cannot be described: a dedup horizon is not checked against a guess."""
+    """How long each topic may keep a record, as the broker applies its settings (its own, else the broker's
+    defaults): `retention.ms` + `segment.ms`, since Kafka deletes a segment only once its newest record is past
+    retention, so its oldest may be a segment's roll time older; -1: for ever. Raises when a topic cannot be
+    described: a dedup horizon is not checked against a guess."""
     wanted = sorted(set(names))
     if not wanted:
         return {}
     admin = _admin(bootstrap, security)
     try:
         await admin.start()
-        resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={"retention.ms": None}) for name in wanted]
+        keys = {"retention.ms": None, "segment.ms": None}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(keys)) for name in wanted]
         responses = await admin.describe_configs(resources)
     finally:
         await admin.close()
-    found: dict[str, int] = {}
+    described: dict[str, dict[str, int]] = {}
     for response in responses:
         for error_code, error_message, _type, name, entries in response.resources:
             if error_code != 0:
                 raise for_code(error_code)(f"could not describe topic {name}: {error_message}")
             for entry in entries:
-                if entry[0] == "retention.ms":
-                    found[name] = int(entry[1])
-    missing = [name for name in wanted if name not in found]
+                if entry[0] in keys:
+                    described.setdefault(name, {})[entry[0]] = int(entry[1])
+    missing = [name for name in wanted if set(described.get(name, {})) != set(keys)]
     if missing:
-        raise KafkaError(f"the broker did not report retention.ms of {', '.join(missing)}")
-    return found
+        raise KafkaError(f"the broker did not report retention.ms and segment.ms of {', '.join(missing)}")
+    return {
+        name: -1 if got["retention.ms"] < 0 else got["retention.ms"] + max(0, got["segment.ms"])
+        for name, got in described.items()
+    }
 
 
 async def _grow(admin: AIOKafkaAdminClient, grow: dict[str, NewPartitions]) -> None:

@@ -179,16 +179,16 @@ async def test_a_service_refuses_to_start_while_a_topic_outlives_its_horizon(
     await provision_topics(
         kafka_bootstrap,
         [
-            TopicSpec(week, 1, config={"retention.ms": str(7 * DAY_MS)}),
+            TopicSpec(week, 1, config={"retention.ms": str(7 * DAY_MS), "segment.ms": str(DAY_MS)}),
             TopicSpec(forever, 1, config={"retention.ms": "-1"}),
             TopicSpec(week + ".dlq", 1),
             TopicSpec(forever + ".dlq", 1),
         ],
     )
     described = await topic_retention_ms(kafka_bootstrap, [week, forever])
-    assert described == {week: 7 * DAY_MS, forever: -1}
-    assert horizon_problems({week: described[week]}, InboxSettings(dedup_horizon_days=9, max_replay_days=2)) == []
-    (too_short,) = horizon_problems({week: described[week]}, InboxSettings(dedup_horizon_days=8, max_replay_days=2))
+    assert described == {week: 8 * DAY_MS, forever: -1}  # a record may outlive retention.ms by a segment: 7 + 1 days
+    assert horizon_problems({week: described[week]}, InboxSettings(dedup_horizon_days=10, max_replay_days=2)) == []
+    (too_short,) = horizon_problems({week: described[week]}, InboxSettings(dedup_horizon_days=9, max_replay_days=2))
     assert week in too_short
     assert "INBOX_DEDUP_HORIZON_DAYS" in too_short
     assert horizon_problems({forever: -1}, InboxSettings(accept_infinite_retention=True)) == []

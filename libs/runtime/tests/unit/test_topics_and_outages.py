@@ -31,8 +31,9 @@ def test_every_contract_topic_is_planned_with_a_dlq_of_the_same_partitions() -> 
         main, dlq = plan[topic.name + ".e2e1"], plan[topic.name + ".e2e1.dlq"]
         assert main.partitions == dlq.partitions == topic.partitions  # DLQs used to get 1
         assert main.replication_factor == dlq.replication_factor == 1
-        assert main.config == {"min.insync.replicas": "1", "retention.ms": str(7 * 86_400_000)}
-        assert dlq.config == {"min.insync.replicas": "1", "retention.ms": str(28 * 86_400_000)}
+        day = str(86_400_000)  # segment.ms: a record outlives retention.ms by at most a day (ADR 0008)
+        assert main.config == {"min.insync.replicas": "1", "retention.ms": str(7 * 86_400_000), "segment.ms": day}
+        assert dlq.config == {"min.insync.replicas": "1", "retention.ms": str(28 * 86_400_000), "segment.ms": day}
 
 
 def test_topic_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,8 +48,13 @@ def test_topic_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     spec = {s.name: s for s in topic_plan(ServiceSettings().kafka_topics)}
     assert (spec[GAME_ROUNDS.name].partitions, spec[GAME_ROUNDS.dlq].partitions) == (12, 12)
     assert spec[GAME_ROUNDS.name].replication_factor == 3
-    assert spec[GAME_ROUNDS.name].config == {"min.insync.replicas": "2", "retention.ms": "3600000"}
+    assert spec[GAME_ROUNDS.name].config == {
+        "min.insync.replicas": "2",
+        "retention.ms": "3600000",
+        "segment.ms": "3600000",  # never longer than the retention
+    }
     assert spec[GAME_ROUNDS.dlq].config["retention.ms"] == "-1"
+    assert spec[GAME_ROUNDS.dlq].config["segment.ms"] == "86400000"
 
 
 def test_more_in_sync_replicas_than_replicas_is_refused() -> None:

@@ -141,7 +141,9 @@ def _write_config(paths: Paths, port: int, controller_port: int) -> None:
         "auto.create.topics.enable=true\n"
         "num.network.threads=2\n"
         "num.io.threads=4\n"
-        "log.retention.hours=24\n",
+        "log.retention.hours=24\n"
+        # A topic without its own segment.ms keeps a record up to retention + roll time (ADR 0008's horizon check).
+        "log.roll.hours=24\n",
         encoding="utf-8",
     )
     paths.kafka_log4j.write_text(

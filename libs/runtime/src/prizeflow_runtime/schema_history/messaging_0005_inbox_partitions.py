@@ -5,7 +5,9 @@ UTC hour (a redelivered record carries the same bytes, so it lands in the same p
 the primary key: the same id with other bytes within one hour still meets its first row and is refused. Whole
 partitions older than the horizon are dropped by `prizeflow_inbox_maintain`, which also creates the ones ahead; it
 is SECURITY DEFINER (the service's runtime role may not create or drop tables), serialised by an advisory lock,
-idempotent, and refuses a horizon under a day.
+idempotent, and refuses a horizon under a day. Both functions fix their `search_path` (`public`, then `pg_temp`:
+a caller's temporary table cannot stand in for `inbox_forgotten`), `DateStyle` and `TimeZone` (partition bounds are
+read back from their text form), whatever the caller's session says.
 
 The existing table is not copied (O(1) on any size): it is renamed `inbox_legacy` and the claim still consults it,
 so no dedup row is lost; it is emptied once it was sealed more than the horizon (plus a day) ago. `inbox_forgotten`
@@ -42,7 +44,7 @@ UPGRADE = (
     """
     CREATE OR REPLACE FUNCTION prizeflow_inbox_partitions()
     RETURNS TABLE (name TEXT, lower_at TIMESTAMP WITH TIME ZONE, upper_at TIMESTAMP WITH TIME ZONE)
-    LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+    LANGUAGE sql STABLE SET search_path = public, pg_temp SET "DateStyle" = 'ISO, YMD' SET "TimeZone" = 'UTC' AS $$
         SELECT c.relname::text, b[1]::timestamptz, b[2]::timestamptz
         FROM pg_inherits i
         JOIN pg_class c ON c.oid = i.inhrelid,
@@ -55,7 +57,8 @@ UPGRADE = (
     CREATE OR REPLACE FUNCTION prizeflow_inbox_maintain(
         keep_from TIMESTAMP WITH TIME ZONE, cover_until TIMESTAMP WITH TIME ZONE, width INTERVAL
     ) RETURNS SETOF TEXT
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '5s' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET "DateStyle" = 'ISO, YMD'
+    SET "TimeZone" = 'UTC' SET lock_timeout = '5s' AS $$
     DECLARE
         step_s NUMERIC := extract(epoch FROM width);
         cursor_at TIMESTAMP WITH TIME ZONE;
@@ -63,6 +66,7 @@ UPGRADE = (
         covering TIMESTAMP WITH TIME ZONE;
         next_lower TIMESTAMP WITH TIME ZONE;
         part RECORD;
+        dropped TEXT[] := ARRAY[]::TEXT[];
     BEGIN
         IF width < interval '1 hour' OR extract(epoch FROM width) % 3600 <> 0
            OR keep_from > now() - interval '1 day' OR cover_until <= now() OR cover_until > now() + interval '60 days'
@@ -71,11 +75,20 @@ UPGRADE = (
                 keep_from, cover_until, width USING ERRCODE = 'invalid_parameter_value';
         END IF;
         PERFORM pg_advisory_xact_lock(hashtext('prizeflow_inbox_maintain'));
-        FOR part IN SELECT p.name, p.upper_at FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from LOOP
-            EXECUTE format('DROP TABLE %I', part.name);
-            UPDATE inbox_forgotten SET dropped_before = greatest(dropped_before, part.upper_at);
-            RETURN NEXT 'dropped ' || part.name;
-        END LOOP;
+        -- Dropping waits for the claims on `inbox` (and a long reader, e.g. pg_dump, can hold it off): a drop that
+        -- times out is rolled back to this block alone and tried at the next run, so the partitions ahead are
+        -- still created below.
+        BEGIN
+            FOR part IN SELECT p.name, p.upper_at FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from
+            LOOP
+                EXECUTE format('DROP TABLE %I', part.name);
+                UPDATE inbox_forgotten SET dropped_before = greatest(dropped_before, part.upper_at);
+                dropped := dropped || ('dropped ' || part.name);
+            END LOOP;
+        EXCEPTION WHEN lock_not_available THEN
+            dropped := ARRAY['drops postponed: ' || SQLERRM];
+        END;
+        RETURN QUERY SELECT unnest(dropped);
         -- What was dropped never comes back, even if the horizon is raised later: an event of that time finds no
         -- partition and is refused, instead of meeting an empty one and applying a second time.
         SELECT greatest(to_timestamp(floor(extract(epoch FROM keep_from) / step_s) * step_s), max(f.dropped_before))
