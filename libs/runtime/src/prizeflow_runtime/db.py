@@ -198,7 +198,7 @@ INBOX_PARTITIONS_DDL = (
     """
     CREATE OR REPLACE FUNCTION prizeflow_inbox_partitions()
     RETURNS TABLE (name TEXT, lower_at TIMESTAMP WITH TIME ZONE, upper_at TIMESTAMP WITH TIME ZONE)
-    LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+    LANGUAGE sql STABLE SET search_path = public, pg_temp SET "DateStyle" = 'ISO, YMD' SET "TimeZone" = 'UTC' AS $$
         SELECT c.relname::text, b[1]::timestamptz, b[2]::timestamptz
         FROM pg_inherits i
         JOIN pg_class c ON c.oid = i.inhrelid,
@@ -211,7 +211,8 @@ INBOX_PARTITIONS_DDL = (
     CREATE OR REPLACE FUNCTION prizeflow_inbox_maintain(
         keep_from TIMESTAMP WITH TIME ZONE, cover_until TIMESTAMP WITH TIME ZONE, width INTERVAL
     ) RETURNS SETOF TEXT
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '5s' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET "DateStyle" = 'ISO, YMD'
+    SET "TimeZone" = 'UTC' SET lock_timeout = '5s' AS $$
     DECLARE
         step_s NUMERIC := extract(epoch FROM width);
         cursor_at TIMESTAMP WITH TIME ZONE;
@@ -219,6 +220,7 @@ INBOX_PARTITIONS_DDL = (
         covering TIMESTAMP WITH TIME ZONE;
         next_lower TIMESTAMP WITH TIME ZONE;
         part RECORD;
+        dropped TEXT[] := ARRAY[]::TEXT[];
     BEGIN
         IF width < interval '1 hour' OR extract(epoch FROM width) % 3600 <> 0
            OR keep_from > now() - interval '1 day' OR cover_until <= now() OR cover_until > now() + interval '60 days'
@@ -227,11 +229,20 @@ INBOX_PARTITIONS_DDL = (
                 keep_from, cover_until, width USING ERRCODE = 'invalid_parameter_value';
         END IF;
         PERFORM pg_advisory_xact_lock(hashtext('prizeflow_inbox_maintain'));
-        FOR part IN SELECT p.name, p.upper_at FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from LOOP
-            EXECUTE format('DROP TABLE %I', part.name);
-            UPDATE inbox_forgotten SET dropped_before = greatest(dropped_before, part.upper_at);
-            RETURN NEXT 'dropped ' || part.name;
-        END LOOP;
+        -- Dropping waits for the claims on `inbox` (and a long reader, e.g. pg_dump, can hold it off): a drop that
+        -- times out is rolled back to this block alone and tried at the next run, so the partitions ahead are
+        -- still created below.
+        BEGIN
+            FOR part IN SELECT p.name, p.upper_at FROM prizeflow_inbox_partitions() p WHERE p.upper_at <= keep_from
+            LOOP
+                EXECUTE format('DROP TABLE %I', part.name);
+                UPDATE inbox_forgotten SET dropped_before = greatest(dropped_before, part.upper_at);
+                dropped := dropped || ('dropped ' || part.name);
+            END LOOP;
+        EXCEPTION WHEN lock_not_available THEN
+            dropped := ARRAY['drops postponed: ' || SQLERRM];
+        END;
+        RETURN QUERY SELECT unnest(dropped);
         -- What was dropped never comes back, even if the horizon is raised later: an event of that time finds no
         -- partition and is refused, instead of meeting an empty one and applying a second time.
         SELECT greatest(to_timestamp(floor(extract(epoch FROM keep_from) / step_s) * step_s), max(f.dropped_before))
