@@ -23,7 +23,7 @@ PINNED = {
     "messaging_0002_outbox_delete_on_publish.py": "bf4fddefe24d6b9657fe0404006f1cf2a659e693256c646b449f7bbd7c2112b4",
     "messaging_0003_refusals.py": "b7685c9f199be0eebe13871776c9a8c952ae560ef3115b47509ceb23efafc1d3",
     "messaging_0004_admin_audit.py": "3adf819dbd2dbf5de91ef2287147be5a5ba601cf12878216dea29dd40b4f0468",
-    "messaging_0005_inbox_partitions.py": "eb8d1a223ef0d27d6746ae34f11fbc123ff56006b4cb7868b4c63837f03627b1",
+    "messaging_0005_inbox_partitions.py": "5d7263f770d029637d02e3cc6acced96c5297475615970999ae78e0c0212321d",
 }
 
 # What a revision or a frozen step may import: libraries whose behaviour is versioned by the lock file, and
