@@ -140,17 +140,20 @@ _SELECT_BATCH = "SELECT seq, topic, key, headers, payload FROM outbox WHERE seq 
 # order (and per-key order with it). So the relay first takes a watermark (the last seq handed out), then waits
 # until every transaction that was writing to the outbox at that moment has ended: every seq up to the
 # watermark is then final (committed or gone), and only those rows are published, in order. A transaction that
-# writes later gets a seq above the watermark. Writers are found by the lock every INSERT/COPY takes on the table.
+# writes later gets a seq above the watermark. Writers are found by the lock every INSERT/COPY takes on the table
+# (in this database: pg_locks is the server's, and a database copied from a template has the same relation OIDs).
 _WATERMARK = "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence}"
 _OUTBOX_WRITERS = """
     SELECT coalesce(array_agg(DISTINCT virtualtransaction), '{}') FROM pg_locks
     WHERE locktype = 'relation' AND relation = 'outbox'::regclass AND mode = 'RowExclusiveLock'
       AND granted AND pid <> pg_backend_pid()
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 _WRITERS_STILL_OPEN = """
     SELECT count(*) FROM pg_locks
     WHERE locktype = 'relation' AND relation = 'outbox'::regclass AND mode = 'RowExclusiveLock'
       AND virtualtransaction = ANY($1::text[])
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 _DELETE_BATCH = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 # The relay's session: walk the primary key in order (a queue table's statistics are always stale, and a

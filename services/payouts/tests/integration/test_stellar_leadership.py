@@ -129,8 +129,10 @@ async def lock_holders(db: str, key: tuple[int, int]) -> list[int]:
         async with engine.connect() as conn:
             rows = await conn.execute(
                 text(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
-                    " AND classid = CAST(:s AS oid) AND objid = CAST(:i AS oid)"
+                    # pg_locks is the whole server's: other tests' payouts (other databases) hold the same key.
+                    "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND d.datname = current_database()"
+                    " AND l.classid = CAST(:s AS oid) AND l.objid = CAST(:i AS oid)"
                 ),
                 {"s": key[0], "i": key[1]},
             )

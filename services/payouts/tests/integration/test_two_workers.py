@@ -92,7 +92,8 @@ async def _queued_on_payouts(db: str, procs: list[Process]) -> list[bool]:
     rows = await fetch(
         db,
         "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.relation = 'payouts'::regclass AND NOT l.granted",
+        "WHERE l.relation = 'payouts'::regclass AND NOT l.granted "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     waiting = {int(r["client_port"]) for r in rows if r["client_port"] is not None}
     return [p.proc is not None and bool(waiting & _local_tcp_ports(p.proc.pid)) for p in procs]

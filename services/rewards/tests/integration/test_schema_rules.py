@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef
@@ -176,7 +178,8 @@ async def test_downgrade_removes_the_rules_and_upgrade_puts_them_back(database_u
         await conn.execute("DELETE FROM ledger_transfers WHERE id = $1", orphan)
         await conn.execute("ALTER TABLE ledger_transfers ENABLE TRIGGER ledger_transfers_append_only")
         await upgrade_to_head(ALEMBIC_INI, database_url)
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0008"
+        head = ScriptDirectory.from_config(Config(ALEMBIC_INI)).get_current_head()
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == head
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await add_transfer(conn, WALLET.id, uuid.uuid4())
     finally:
