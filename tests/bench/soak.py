@@ -472,7 +472,7 @@ def report(doc: dict[str, Any]) -> None:
             f"slope {t['slope_per_h'] / 1024:+,.1f} MB/h "
             f"[{ci[0] / 1024:+,.1f}, {ci[1] / 1024:+,.1f}] {'RISING' if t['rising'] else ''}"
         )
-    print("tables that grow by design today (issue 20's bounded storage, to do):")
+    print("tables that grow with traffic in a soak (a retention of days, or none yet: ADR 0008):")
     for line in unbounded_report(v):
         print(line)
     for line in headline(v):

@@ -39,7 +39,9 @@ MB = 1 << 20
 
 class Retention(StrEnum):
     BOUNDED = "bounded"  # drained, or sized by a population (players, campaigns, providers), not by traffic
-    UNBOUNDED_BY_DESIGN = "unbounded_by_design"  # grows with traffic today: issue 20's bounded storage, to do
+    UNBOUNDED_BY_DESIGN = (
+        "unbounded_by_design"  # grows with traffic in a soak: a retention of days (ADR 0008), or none yet
+    )
     UNDECLARED = "undeclared"  # not in `TABLES`: judged as bounded until someone declares it
 
 
@@ -57,7 +59,9 @@ TABLES: dict[str, TableRule] = {
     # libs/runtime, in every service database
     "outbox": TableRule(_B, "drained by the relay (rows deleted once Kafka acknowledged them)"),
     "alembic_version": TableRule(_B, "one row"),
-    "inbox": TableRule(_U, "one row per consumed event, kept forever (issue 20: time partitions, dedup horizon)"),
+    "inbox": TableRule(
+        _U, "one row per consumed event for the dedup horizon: fills for 10 days, then whole partitions drop (ADR 0008)"
+    ),
     "dead_letters": TableRule(_U, "one row per refused event until an operator acts; no retention yet"),
     "admin_audit": TableRule(_U, "one row per admin action; no retention or archival yet"),
     # settlement
@@ -69,7 +73,7 @@ TABLES: dict[str, TableRule] = {
     "round_fees": TableRule(_U, "settlement child rows: one per fee"),
     "round_disputes": TableRule(_U, "one row per dispute"),
     # rewards
-    "ledger_transfers": TableRule(_U, "the ledger is permanent: issue 20 says how it stays fast (partitions, BRIN)"),
+    "ledger_transfers": TableRule(_U, "the ledger is permanent: ADR 0008 says how it stays fast (partitions, BRIN)"),
     "ledger_corrections": TableRule(_U, "one row per correction (ledger history)"),
     "ledger_accounts": TableRule(_B, "one per player, campaign and asset: sized by the population"),
     "campaigns": TableRule(_B, "one per campaign"),
