@@ -33,10 +33,15 @@ if ((${#missing[@]})); then
 fi
 
 # podman must answer with the project's settings; `podman info` fails when the runtime or storage is unusable.
-if ! out=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}} {{.Host.NetworkBackend}}' 2>&1); then
-    echo "ensure-podman: podman cannot run here: $out" >&2
+# Only its standard output is the answer: on a fresh machine its first run also logs warnings (on standard error)
+# while it sets up its storage, which must not be read as the runtime's name.
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+if ! out=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}} {{.Host.NetworkBackend}}' 2>"$errors"); then
+    echo "ensure-podman: podman cannot run here: $(cat "$errors") $out" >&2
     exit 1
 fi
+out=$(tail -n 1 <<<"$out")
 read -r runtime driver network <<<"$out"
 if [[ "$runtime" != "runc" ]]; then
     echo "ensure-podman: podman uses the '$runtime' runtime, expected runc (CONTAINERS_CONF=$CONTAINERS_CONF)" >&2
