@@ -84,8 +84,10 @@ run: sync system-deps
 # - the main lane: everything else but the tests that restart the devstack's PostgreSQL or Kafka (marker
 #   `restarts_infra`), which run last and alone, once every other lane is done.
 # Any lane failing fails `make test`. CI stops the infrastructure at the end.
-PAYOUTS_LANE := services/payouts/tests/integration
-PLATFORM_LANE := tests/e2e tests/adversarial tests/runbooks tests/console tests/conformance
+# Beside them, the Kafka topic provisioning tests (minutes of the broker creating and growing every topic, little
+# of our CPU), one file in each side lane so that the main lane is not the longest.
+PAYOUTS_LANE := services/payouts/tests/integration libs/runtime/tests/integration/test_topics.py
+PLATFORM_LANE := tests/e2e tests/adversarial tests/runbooks tests/console tests/conformance tools/devstack/tests/test_topics.py
 # Where the `restarts_infra` tests live (conftest.py refuses one marked elsewhere): collecting only these is seconds.
 RESTARTS_INFRA := tests/faults tools/devstack/tests/test_integration.py
 
@@ -94,9 +96,9 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	@mkdir -p .results
 	@$(RUN) prizeflow-dev env > /dev/null
 	@$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra" $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra" $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra" --ignore=$(PAYOUTS_LANE) $(foreach d,$(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); main=$$?; \
+	$(RUN) pytest -m "not containers and not restarts_infra" --durations=15 $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
+	$(RUN) pytest -m "not containers and not restarts_infra" --durations=15 $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
+	$(RUN) pytest -m "not containers and not restarts_infra" --durations=25 $(foreach d,$(PAYOUTS_LANE) $(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); main=$$?; \
 	wait $$payouts; lane=$$?; [ $$lane -eq 5 ] && lane=0; \
 	echo "--- payouts integration lane (beside the main lane; full log: .results/lane-payouts.log) ---"; \
 	if [ $$lane -ne 0 ]; then cat .results/lane-payouts.log; else tail -5 .results/lane-payouts.log; fi; \

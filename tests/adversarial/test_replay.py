@@ -43,7 +43,7 @@ from prizeflow_contracts.events.game import (
 )
 from prizeflow_contracts.money import Money
 from prizeflow_devstack.infra import Infra
-from prizeflow_devstack.platform import Platform
+from prizeflow_devstack.platform import RAIL_EMULATORS, Platform
 from prizeflow_testkit import end_offsets, fetch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -79,8 +79,9 @@ def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     p = Platform(
         infra,
         tmp_path_factory.mktemp("replay"),
-        # payouts pays stripe_account destinations through the Stripe emulator, whose webhooks need the ingress
-        services=("settlement", "rewards", "payouts", "webhooks", "stripe-api"),
+        # payouts pays stripe_account destinations through the Stripe emulator, whose webhooks need the ingress;
+        # the local providers file names the other rails too, whose emulators must be there
+        services=("settlement", "rewards", "payouts", "webhooks", *RAIL_EMULATORS),
         env={"CONSUMER_RETRY_MAX_ATTEMPTS": "2", "PAYOUTS_WORKER_INTERVAL_MS": "100"},
     )
     try:

@@ -44,7 +44,7 @@ from prizeflow_contracts.topics import GAME_ROUNDS, PAYOUT_REQUESTS
 from prizeflow_devstack.infra import Infra, ensure_infra
 from prizeflow_devstack.kafka import ensure_jars, java_bin, kafka_version
 from prizeflow_devstack.paths import find_root
-from prizeflow_devstack.platform import Platform
+from prizeflow_devstack.platform import RAIL_EMULATORS, Platform
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_testkit import fetch
@@ -448,7 +448,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     platform = Platform(
         infra,
         Path(tempfile.mkdtemp(prefix="prizeflow-bench-")),
-        services=("settlement", "rewards", "payouts", "webhooks", "stripe-api"),  # payouts' Stripe rail needs both
+        # payouts' rails (the local providers file) need their emulators, and the ingress
+        services=("settlement", "rewards", "payouts", "webhooks", *RAIL_EMULATORS),
         env=LOAD_ENV,
         service_env={"rewards": CLAIMS_ENV},  # the claims phase: every claim approved and paid
     )
@@ -518,9 +519,49 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         and doc["latency"]["closed_to_allocated_ms_p99"] < 500
         and all(v < 200 for v in doc["peak_rss_mb"].values())
     )
+    doc["goal_at_scale"] = scale_goal(doc)
     chart(doc, out_dir / "e2e.png")
     print_result(doc, out_dir / "e2e.json")
     return doc
+
+
+# Issue #20's goals, reported beside the first ones. This bench's allocations are a burst of a few seconds and its
+# paced phase runs at 500/s, so it cannot show "sustained for 60 s" or the p99s at 4,000/s: those stay unmet here
+# and are named, never claimed (the soak, `make soak`, is the sustained measurement).
+SCALE_GOAL = {
+    "allocations_per_s_sustained_60s": 8000,
+    "payouts_per_s_sustained_60s": 2000,
+    "p99_closed_to_allocated_ms_at_4000_per_s": 150,
+    "p99_requested_to_paid_ms_at_1000_per_s": 300,
+    "cpu_us_per_allocation": CPU_GOAL_US_PER_ALLOCATION,
+}
+
+
+def scale_goal(doc: dict[str, Any]) -> dict[str, Any]:
+    cpu = doc.get("capacity", {}).get("prizeflow_cpu_us_per_allocation")
+    measured = {
+        "allocations_per_s_burst": doc["allocations"]["allocations_per_s"],
+        "allocations_burst_seconds": doc["allocations"]["seconds"],
+        "payouts_per_s_burst": doc["payouts"]["payouts_per_s"],
+        "cpu_us_per_allocation": cpu,
+    }
+    short = [
+        name
+        for name, ok in (
+            ("allocations_per_s", measured["allocations_per_s_burst"] >= 8000),
+            ("payouts_per_s", measured["payouts_per_s_burst"] >= 2000),
+            ("cpu_us_per_allocation", cpu is not None and cpu <= CPU_GOAL_US_PER_ALLOCATION),
+        )
+        if not ok
+    ]
+    not_measured = ["60 s sustained (the allocations phase is a burst)", "p99s at half the scale goal's rates"]
+    return {
+        "goal": SCALE_GOAL,
+        "measured": measured,
+        "short_of": short,
+        "not_measured_here": not_measured,
+        "met": False,
+    }
 
 
 if __name__ == "__main__":

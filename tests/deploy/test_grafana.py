@@ -74,6 +74,7 @@ def test_the_payout_rails_show_what_their_alerts_read() -> None:
         "Error share of calls",
         "Signer decisions",
         "Provider webhooks",
+        "Awaiting an operator",
     }
     assert asked <= titles, asked - titles
 

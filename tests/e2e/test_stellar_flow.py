@@ -94,6 +94,7 @@ async def test_claim_paid_on_stellar_signed_by_hot_key_then_by_pkcs11(
     hsm_address = token.generate_key("payout-signer")
     funding = platform._base_env["PAYOUT_SOURCE_ACCOUNT"]
     rpc.call("emulator_createAccount", {"account": funding, "signers": {hsm_address: 1}})
+    previous = platform.service_env.get("signer")
     platform.service_env["signer"] = {
         **token.env("payout-signer"),
         "PAYOUTS_SIGN_WITH_HOT_KEY": "false",
@@ -101,13 +102,22 @@ async def test_claim_paid_on_stellar_signed_by_hot_key_then_by_pkcs11(
         "PAYOUT_HOT_SIGNER_SECRET": "",
     }
     platform.restart("signer")
-
-    destination = stellar_destination(rpc)
-    player, _ = await win_and_claim(api, game, destination, 9)
-    await paid_once_on_the_ledger(api, platform, rpc, player, destination, 9)
-    signer_db = platform.procs["signer"].database_url
-    assert signer_db is not None
-    signed_by = {
-        r["signed_by"] for r in await fetch(signer_db, "SELECT signed_by FROM signer_audit WHERE signed_by IS NOT NULL")
-    }
-    assert hsm_address in signed_by
+    try:
+        destination = stellar_destination(rpc)
+        player, _ = await win_and_claim(api, game, destination, 9)
+        await paid_once_on_the_ledger(api, platform, rpc, player, destination, 9)
+        signer_db = platform.procs["signer"].database_url
+        assert signer_db is not None
+        signed_by = {
+            r["signed_by"]
+            for r in await fetch(signer_db, "SELECT signed_by FROM signer_audit WHERE signed_by IS NOT NULL")
+        }
+        assert hsm_address in signed_by
+    finally:
+        # The session platform is shared: the next tests (the TON rail's wallet is the hot key's) get the signer
+        # they started with.
+        if previous is None:
+            platform.service_env.pop("signer", None)
+        else:
+            platform.service_env["signer"] = previous
+        platform.restart("signer")

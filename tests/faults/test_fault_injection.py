@@ -42,7 +42,7 @@ from prizeflow_contracts.errors import REFUSAL_REASONS
 from prizeflow_contracts.events.settlement import RoundSettled, RoundVoided
 from prizeflow_contracts.topics import ALL_TOPICS, GAME_ROUNDS, SETTLEMENT_ROUNDS
 from prizeflow_devstack.infra import Infra, restart_kafka, restart_postgres
-from prizeflow_devstack.platform import Platform
+from prizeflow_devstack.platform import RAIL_EMULATORS, Platform
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_simulator.chaos import ChaosConfig
@@ -64,7 +64,8 @@ def platform(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     p = Platform(
         infra,
         tmp_path_factory.mktemp("faults"),
-        services=(*SERVICES, "webhooks", "stripe-api"),  # the Stripe rail of payouts and its webhook path
+        # payouts' rails (deploy/local/providers.yaml) need their emulators, the Stripe rail its webhook path
+        services=(*SERVICES, "webhooks", *RAIL_EMULATORS),
         replicas=dict.fromkeys(SERVICES, REPLICAS),
         env={
             "CONSUMER_RETRY_MAX_ATTEMPTS": "5",

@@ -1,6 +1,8 @@
 """The runbooks are checked as code: their form, the alerts that point at them, and every project command they name
 parsed by the real command-line parsers, so that a runbook cannot tell an operator to run something that does not
-exist. Pure reading and parsing: unit tier."""
+exist. The rest of the documentation (README.md, docs/, each service's and tool's README) is held to what it cites:
+every repository path and test node it names exists, and every `prizeflow-ops`/`prizeflow-dev` subcommand it names
+is one the real parser has. Pure reading and parsing: unit tier."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from runbook_docs import (
     TESTED_PROCEDURES,
     Invocation,
     Runbook,
+    parse,
     rule_runbook_urls,
     runbook_path_of,
     runbooks,
@@ -230,3 +233,114 @@ def test_every_promql_expression_in_a_runbook_parses_with_promtool(tmp_path: Pat
     file.write_text(yaml.safe_dump({"groups": [{"name": "runbooks", "rules": rules}]}))
     checked = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, f"{checked.stdout}\n{checked.stderr}\nexpressions: {expressions}"
+
+
+# -- the rest of the documentation ---------------------------------------------------------------------------------
+
+DOCS = sorted(
+    {
+        ROOT / "README.md",
+        *ROOT.glob("docs/**/*.md"),
+        *ROOT.glob("services/*/README.md"),
+        *ROOT.glob("tools/*/README.md"),
+        *ROOT.glob("libs/*/README.md"),
+        *ROOT.glob("deploy/**/README.md"),
+    }
+)
+DOC_IDS = [str(d.relative_to(ROOT)) for d in DOCS]
+# A repository path as docs cite it (`services/payouts/README.md`, `tests/e2e/test_ops_cli.py::test_x`), in prose,
+# code or a link; a path relative to the document, or to any service (services.md's `tests/unit/`), counts too.
+_REPO_PATH = re.compile(
+    r"(?<![\w/.-])(?P<path>(?:docs|services|tools|libs|tests|deploy)/[A-Za-z0-9_./<>{}*…-]*)(?:::(?P<node>\w+))?"
+)
+_GENERATED = ("deploy/compose/secrets/",)  # written by `prizeflow-dev compose-secrets`, git-ignored
+
+
+def _cited_paths(doc: Path) -> list[tuple[int, str, str | None]]:
+    out = []
+    for lineno, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), start=1):
+        if "kubectl" in line:
+            continue  # `deploy/<name>` there is a Kubernetes Deployment, not a directory
+        for m in _REPO_PATH.finditer(line):
+            path = m.group("path").rstrip(".,:;")
+            if re.search(r"[<>{}*…]|\.\.\.", path) or path.startswith(_GENERATED):
+                continue  # a placeholder or a pattern, not one path
+            out.append((lineno, path, m.group("node")))
+    return out
+
+
+def _missing(doc: Path, cited: list[tuple[int, str, str | None]]) -> list[str]:
+    missing = []
+    for lineno, path, node in cited:
+        bases = (ROOT, doc.parent, *ROOT.glob("services/*"))
+        found = next((b / path for b in bases if (b / path).exists()), None)
+        if found is None:
+            missing.append(f"{doc.name}:{lineno}: {path}")
+        elif node and not re.search(rf"^\s*(async def|def|class) {node}\b", found.read_text(encoding="utf-8"), re.M):
+            missing.append(f"{doc.name}:{lineno}: {path}::{node} (no such test)")
+    return missing
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=DOC_IDS)
+def test_every_path_a_doc_cites_exists(doc: Path) -> None:
+    missing = _missing(doc, _cited_paths(doc))
+    missing += [f"{doc.name}: link to {t}" for t in parse(doc).links() if not (doc.parent / t).resolve().exists()]
+    assert not missing, f"{doc.relative_to(ROOT)} cites what does not exist: {missing}"
+
+
+def test_a_missing_path_is_caught() -> None:
+    """The check above can fail: a made-up path, and a made-up test of a real file, are found; a real one is not."""
+    doc = ROOT / "services" / "payouts" / "README.md"
+    assert {"docs/architecture.md", "tests/unit/test_returns.py"} <= {p for _, p, _ in _cited_paths(doc)}
+    this = "tests/runbooks/test_runbook_docs.py"
+    cited: list[tuple[int, str, str | None]] = [
+        (1, "docs/no-such-page.md", None),
+        (2, this, "test_no_such_test"),
+        (3, this, "test_a_missing_path_is_caught"),
+    ]
+    assert [m.split(": ", 1)[1] for m in _missing(doc, cited)] == [
+        "docs/no-such-page.md",
+        f"{this}::test_no_such_test (no such test)",
+    ]
+
+
+def _subcommand_problem(parser: argparse.ArgumentParser, argv: tuple[str, ...]) -> str | None:
+    """Whether the leading words of `argv` walk the parser's subcommands: `pool fund ...` names `pool`, then `fund`.
+    Options and what follows the last subcommand are not judged (docs show synopses: `[--role R2]`)."""
+    for word in argv:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or word.startswith("#") or word in {"...", "…"}:
+            return None
+        if word.startswith("-"):
+            continue
+        if word not in sub.choices:
+            return f"{word!r} is not one of {sorted(sub.choices)}"
+        parser = sub.choices[word]
+    return None
+
+
+def _doc_invocations() -> list[tuple[str, Invocation]]:
+    runbook_paths = {rb.path for rb in ALL}
+    return [
+        (str(doc.parent.relative_to(ROOT)), inv)
+        for doc in DOCS
+        if doc not in runbook_paths
+        for inv in parse(doc).invocations()
+    ]
+
+
+def test_every_subcommand_a_doc_names_exists() -> None:
+    from prizeflow_devstack.cli import build_parser as dev_parser
+    from prizeflow_ops.cli import build_parser as ops_parser
+
+    parsers = {"prizeflow-ops": ops_parser(io.StringIO(), io.StringIO()), "prizeflow-dev": dev_parser()}
+    invocations = _doc_invocations()
+    assert {inv.tool for _, inv in invocations} == set(parsers)
+    wrong = [
+        f"{where}/{inv.where}: {inv.tool} {' '.join(inv.argv)}: {problem}"
+        for where, inv in invocations
+        if (problem := _subcommand_problem(parsers[inv.tool], inv.argv))
+    ]
+    assert not wrong, f"docs name subcommands that do not exist: {wrong}"
+    assert _subcommand_problem(parsers["prizeflow-ops"], ("pool", "refill", "c-1"))
+    assert _subcommand_problem(parsers["prizeflow-dev"], ("restart",))

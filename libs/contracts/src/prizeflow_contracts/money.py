@@ -67,6 +67,12 @@ ASSETS: Final[Mapping[str, Asset]] = {
         ),
         Asset("USD", 2, AssetKind.FIAT, redeemable=True, name="US Dollar", provider_codes={"stripe": "usd"}),
         Asset("INR", 2, AssetKind.FIAT, redeemable=True, name="Indian Rupee", provider_codes={"stripe": "inr"}),
+        # Telegram Stars: whole stars only. Paid only as a Telegram gift of that star price (docs/adr/0009).
+        Asset("XTR", 0, AssetKind.POINTS, redeemable=True, name="Telegram Stars", provider_codes={"telegram": "XTR"}),
+        # TON in nanotons; USDT (Tether on TON, a jetton) in its 6-decimal units. The TON rail reads the jetton
+        # master and our jetton wallet from its providers-file options, never from here.
+        Asset("TON", 9, AssetKind.CRYPTO, redeemable=True, name="Toncoin", provider_codes={"ton": "native"}),
+        Asset("USDT", 6, AssetKind.CRYPTO, redeemable=True, name="Tether USD", provider_codes={"ton": "jetton"}),
         # Season Points are a game currency: never claimable, never payable, never refundable in cash.
         Asset("SP", 0, AssetKind.POINTS, redeemable=False, name="Season Points"),
     )

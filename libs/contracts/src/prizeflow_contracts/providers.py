@@ -143,11 +143,15 @@ class PayoutInstruction(_Model):
 
 
 class PayoutLookup(_Model):
-    """Find a payout at the provider: by our idempotency key, and by its reference once known."""
+    """Find a payout at the provider: by our idempotency key, and by its reference once known. `amount` and
+    `destination` (the payout's own, when the caller has them) let a rail check that what it found is this
+    payout and not another one under the same id (a shared provider account, a restored database)."""
 
     payout_id: Identifier
     idempotency_key: IdempotencyKey
     provider_ref: ProviderRef | None = None
+    amount: Money | None = None
+    destination: PayoutDestination | None = None
 
 
 class Quote(_Model):

@@ -71,8 +71,12 @@ PAYOUT_EVENTS: Final = Topic(
         "PayoutRoutesPublished",
     ),
 )
-SIGNER_REQUESTS: Final = Topic("prizeflow.signer.requests.v1", "payouts", ("SignatureRequested",))
-SIGNER_RESULTS: Final = Topic("prizeflow.signer.results.v1", "signer", ("TransactionSigned", "SignatureRefused"))
+SIGNER_REQUESTS: Final = Topic(
+    "prizeflow.signer.requests.v1", "payouts", ("SignatureRequested", "TonSignatureRequested")
+)
+SIGNER_RESULTS: Final = Topic(
+    "prizeflow.signer.results.v1", "signer", ("TransactionSigned", "SignatureRefused", "TonMessageSigned")
+)
 WEBHOOK_PROVIDER_EVENTS: Final = Topic(
     "prizeflow.webhooks.provider-events.v1", "webhooks", ("ProviderEventReceived", "PaymentEventReceived")
 )

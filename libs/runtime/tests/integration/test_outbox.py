@@ -233,6 +233,7 @@ async def test_two_writers_of_one_key_are_published_in_outbox_order_when_the_lat
         while (await relay.publish_once()).published:
             pass
     finally:
+        await relay.stop()  # its connection closed here, never by the garbage collector in another test's teardown
         await producer.stop()
     order = [decode(r.value or b"").data.thing_id for r in await read_topic(kafka_bootstrap, topic)]  # type: ignore[attr-defined]
     assert order == ["first", "second"]

@@ -4,6 +4,7 @@ that held from the start stay as guards."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,6 +166,14 @@ def test_over_https_the_session_and_csrf_cookies_are_host_only_prefixed() -> Non
         (("approver",), "POST", "/approvals/%2E/reject"),
         (("ops",), "POST", "/holds/%2E%2E/release"),
         (("ops",), "POST", "/holds/%2E/reject"),
+        # Unchecked before: `/campaigns/./fund` became `/campaigns/fund`, `/rounds/../void` `/void`
+        (("admin",), "GET", "/campaigns/%2E%2E"),
+        (("admin",), "POST", "/campaigns/%2E/fund"),
+        (("admin",), "POST", "/campaigns/%2E%2E/pause"),
+        (("admin",), "POST", "/campaigns/%2E%2E/held/release"),
+        (("admin",), "GET", "/rounds/%2E%2E"),
+        (("admin",), "POST", "/rounds/%2E%2E/void"),
+        (("admin",), "POST", "/rounds/%2E/resolve"),
     ],
 )
 def test_a_dot_segment_id_is_not_found_before_any_call(roles: tuple[str, ...], method: str, path: str) -> None:
@@ -176,7 +185,8 @@ def test_a_dot_segment_id_is_not_found_before_any_call(roles: tuple[str, ...], m
         if method == "GET":
             response = client.get(path, follow_redirects=False)
         else:
-            response = client.post(path, data={"_csrf_token": token, "reason": "r"}, follow_redirects=False)
+            form = {"_csrf_token": token, "reason": "r", "amount": "1", "reference": "fund-1", "placements": "p-1 1 10"}
+            response = client.post(path, data=form, follow_redirects=False)
     assert response.status_code == 404
     assert apis.calls == []
 
@@ -343,3 +353,38 @@ def test_a_post_retried_after_a_timeout_sends_the_same_idempotency_key(form: str
     assert first.status_code == 503
     sent = [c.headers["Idempotency-Key"] for c in apis.calls if c.method == "POST" and c.headers]
     assert sent == [key, key]
+
+
+# --- personal data: a payout destination is never shown in full, whatever shape its record gives it ---------------
+
+STELLAR = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
+
+
+def test_a_dead_letters_destination_object_is_masked_like_a_destination_string() -> None:
+    """`PayoutRequested` and `PayoutCreated` carry the destination as an object (`type`, `address`, `memo`): only a
+    string `destination` was masked, so the dead letter page showed the player's full address and memo."""
+    record = {
+        "specversion": "1.0",
+        "type": "prizeflow.payouts.PayoutRequested.v1",
+        "data": {
+            "payout_request_id": "pr-1", "player_id": PLAYER,
+            "destination": {"type": "exchange_account", "address": STELLAR, "memo": "9081726354"},
+            "winners": [{"payout_id": "po-1", "address": STELLAR}],
+        },
+    }  # fmt: skip
+    letter = {
+        "id": 3, "consumer": "payouts-requests", "event_id": "0b7e9c5e-2f7a-4c1e-9a57-1d1f1f0b1c2d",
+        "event_type": "prizeflow.payouts.PayoutRequested.v1", "correlation_id": "flow-1",
+        "topic": "prizeflow.payouts.requests.v1", "partition": 0, "offset": 1, "reason": "unknown_aggregate",
+        "detail": "d", "error_type": "EventRefusal", "attempts": 1, "status": "open",
+        "created_at": "2026-03-01T10:00:00Z", "value": json.dumps(record), "headers": {},
+    }  # fmt: skip
+    apis = FakeApis()
+    apis.on("GET", "payouts", "/admin/dead-letters/3", letter)
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "olivia", "ops")
+        text = client.get("/dead-letters/payouts/3").text
+    assert STELLAR not in text
+    assert "9081726354" not in text
+    assert "GAAZ…CWN7" in text
+    assert "exchange_account" in text  # the kind of destination is no secret

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
-from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.providers import ProviderType, RewardPayoutProvider
 from prizeflow_contracts.topics import (
     AUDIT,
     PAYOUT_EVENTS,
@@ -30,11 +30,14 @@ from prizeflow_contracts.topics import (
 )
 from prizeflow_payouts.adapters import config as provider_config
 from prizeflow_payouts.adapters.config import PayoutsConfig
+from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.providers.manual import build_manual
 from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
 from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
 from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.adapters.stripe import build_stripe
+from prizeflow_payouts.adapters.telegram import build_telegram
+from prizeflow_payouts.adapters.ton import build_ton_wallet
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
@@ -50,7 +53,7 @@ from prizeflow_payouts.entrypoints.kafka import (
     SignerResultsHandler,
     SignerResultsSink,
 )
-from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory
+from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.service import ServiceRuntime
 
@@ -101,8 +104,8 @@ class Payouts:
         """Tell rewards what this configuration pays (it refuses claims to anything else up front): once per
         change of configuration, not once per start (a restart or a second replica publishes nothing)."""
         routes = [
-            PayoutRoute(asset=asset, destination_type=dt, provider=ptype)
-            for asset, dt, ptype in self.config.registry.routable()
+            PayoutRoute(asset=asset, destination_type=dt, provider=ptype, amounts=amounts)
+            for asset, dt, ptype, amounts in self.config.registry.routes()
         ]
         digest = hashlib.sha256(json.dumps([r.model_dump(mode="json") for r in routes]).encode()).hexdigest()
         now = datetime.now(UTC)
@@ -132,6 +135,14 @@ class Payouts:
             self._task = None
 
 
+def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> tuple[RewardPayoutProvider, bool]:
+    """The crypto_exchange rail, imported only when a providers file names one: ccxt loads every exchange it
+    knows (~4 s of CPU), which a payouts process without that rail should not pay at every start."""
+    from prizeflow_payouts.adapters.exchange import build_exchange  # deliberately lazy
+
+    return build_exchange(spec, context)
+
+
 def provider_factories() -> dict[ProviderType, ProviderFactory]:
     """The provider types this build implements, each with its factory. A type of the contract missing here
     is refused at start-up, naming the provider."""
@@ -142,6 +153,11 @@ def provider_factories() -> dict[ProviderType, ProviderFactory]:
         ProviderType.STRIPE: build_stripe,
         # The rail (`options.rail`) decides the implementation; the factory refuses any rail but stripe.
         ProviderType.FIAT_PROVIDER: build_stripe,
+        # Telegram Stars as gifts of a configured price; what the Bot API cannot do is refused (docs/adr/0009).
+        ProviderType.TELEGRAM_IF_SUPPORTED: build_telegram,
+        ProviderType.CRYPTO_EXCHANGE: _build_exchange,
+        ProviderType.GIFT_CARD: build_giftcard,
+        ProviderType.TON_WALLET: build_ton_wallet,
     }
 
 
@@ -202,12 +218,14 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         source=settings.source,
         metrics=metrics,
     )
+    wake = asyncio.Event()
     admin = PayoutAdmin(
         transactions=transactions,
         registry=config.registry,
         builder=builder,
         service=settings.service_name,
         metrics=metrics,
+        on_due=wake.set,
     )
     webhooks = ApplyProviderEvents(
         registry=config.registry,
@@ -222,6 +240,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         config=WorkerConfig(
             batch_size=settings.payouts_worker_batch_size,
             interval_s=settings.payouts_worker_interval_ms / 1000,
+            idle_max_s=settings.payouts_worker_idle_max_ms / 1000,
             lease_s=settings.payouts_lease_seconds,
             provider_timeout_s=settings.payouts_provider_timeout_ms / 1000,
             concurrency=settings.payouts_worker_concurrency,
@@ -230,7 +249,9 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         worker_id=worker_id,
     )
     queries = SqlPayoutQueries(rt.sessions)
-    return Payouts(settings, rt, config, metrics, transactions, queries, builder, create, admin, webhooks, worker)
+    return Payouts(
+        settings, rt, config, metrics, transactions, queries, builder, create, admin, webhooks, worker, wake=wake
+    )
 
 
 def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litestar:

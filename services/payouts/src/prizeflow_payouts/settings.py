@@ -26,7 +26,13 @@ class PayoutsSettings(ServiceSettings):
     payouts_providers_file: Path = Field(default=DEFAULT_PROVIDERS_FILE, description="Provider registry YAML")
     payouts_worker_enabled: bool = Field(default=True, description="Run the worker inside the API process")
     payouts_worker_batch_size: int = Field(default=500, ge=1, le=5000)
-    payouts_worker_interval_ms: int = Field(default=100, ge=1)
+    payouts_worker_interval_ms: int = Field(default=100, ge=1, description="Pause after a pass that found work")
+    payouts_worker_idle_max_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="Longest pause once passes find nothing (doubling from the interval); a new request or an "
+        "approval in this process wakes the worker at once",
+    )
     payouts_worker_concurrency: int = Field(default=64, ge=1, description="Provider calls in flight per worker")
     payouts_lease_seconds: float = Field(default=60.0, gt=0, description="How long a claim holds a payout")
     payouts_provider_timeout_ms: int = Field(default=10_000, ge=1)

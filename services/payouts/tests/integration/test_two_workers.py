@@ -154,7 +154,8 @@ async def test_a_crashed_workers_rows_are_taken_over_after_the_lease_and_paid_on
     lease = {"PAYOUTS_LEASE_SECONDS": "3", "PAYOUTS_PROVIDER_TIMEOUT_MS": "8000"}
     first = _spawn(settings, "doomed", **lease)
     try:
-        await eventually(lambda: _states(db), lambda s: s.get("submitting") == 20, timeout=30, interval=0.05)
+        # (the process starts first: tens of seconds on a loaded 2-core machine)
+        await eventually(lambda: _states(db), lambda s: s.get("submitting") == 20, timeout=90, interval=0.05)
         first.kill()  # SIGKILL while the provider calls are in flight
     finally:
         first.stop(timeout=20)

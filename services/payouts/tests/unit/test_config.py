@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_payouts.adapters import config as provider_config
 from prizeflow_payouts.application.registry import NoRouteError
-from prizeflow_payouts.bootstrap import parse_config
+from prizeflow_payouts.bootstrap import parse_config, provider_factories
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, Secret
 
 CTX = ProviderContext(live_execution=False, database_url="postgresql+asyncpg://x@127.0.0.1:1/x", provider_timeout_s=1)
@@ -37,10 +38,17 @@ def test_unknown_type_is_refused_by_name() -> None:
         parse_config(doc({**SANDBOX, "name": "pix", "type": "pix_rail"}), CTX, env={})
 
 
-@pytest.mark.parametrize("ptype", ["gift_card", "ton_wallet", "telegram_if_supported"])
-def test_unimplemented_contract_type_is_refused(ptype: str) -> None:
-    with pytest.raises(ProviderConfigError, match=rf"provider 'rail': type '{ptype}' is not implemented"):
-        parse_config(doc(SANDBOX, {**SANDBOX, "name": "rail", "type": ptype}), CTX, env={})
+def test_this_build_implements_every_provider_type_of_the_contract() -> None:
+    assert set(provider_factories()) == set(ProviderType)
+
+
+@pytest.mark.parametrize("ptype", [ProviderType.GIFT_CARD, ProviderType.TON_WALLET])
+def test_a_type_missing_from_the_build_is_refused_naming_it(ptype: ProviderType) -> None:
+    factories = {t: f for t, f in provider_factories().items() if t is not ptype}
+    with pytest.raises(ProviderConfigError, match=rf"provider 'rail': type '{ptype.value}' is not implemented"):
+        provider_config.parse_config(
+            doc(SANDBOX, {**SANDBOX, "name": "rail", "type": ptype.value}), CTX, env={}, factories=factories
+        )
 
 
 def test_missing_secret_is_refused_naming_the_variable() -> None:

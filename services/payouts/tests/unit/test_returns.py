@@ -9,7 +9,13 @@ import pytest
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutReturned
-from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutDestination,
+    ProviderPayoutResult,
+    ProviderPayoutStatus,
+)
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState, steps_for_provider_status
@@ -107,3 +113,12 @@ def test_a_returned_status_of_a_submitted_payout_still_publishes_paid_then_retur
     assert change is not None
     assert [type(e.data).__name__ for e in change.events] == ["PayoutPaid", "PayoutReturned"]
     assert change.paid_at == NOW
+
+
+def test_the_lookup_a_sync_or_cancel_gets_carries_the_payout_s_amount_and_destination() -> None:
+    """So a rail can tell its payout's order from another one under the same id (never paid from a foreign one)."""
+    rec = payout(PayoutState.SUBMITTED)
+    found = rec.lookup()
+    assert (found.payout_id, found.idempotency_key, found.provider_ref) == ("pay-1", "key-1", "po_1")
+    assert found.amount == Money(asset="USD", amount=1_000)
+    assert found.destination == PayoutDestination(type=DestinationType.STRIPE_ACCOUNT, address="acct_1")

@@ -277,3 +277,36 @@ async def test_a_follower_never_ticks() -> None:
         await engine.stop()
     assert leadership.attempts >= 1
     assert work.calls == 0
+
+
+class Scripted(Counting):
+    """Work found by the leader's ticks, in order: True = a tick with work."""
+
+    def __init__(self, ticks: list[bool]) -> None:
+        super().__init__()
+        self.ticks = ticks
+
+    async def drive_open(self) -> bool:
+        self.calls += 1
+        return self.ticks.pop(0) if self.ticks else False
+
+
+async def test_an_idle_leader_backs_off_to_its_maximum_and_a_wake_or_work_restarts_the_interval() -> None:
+    leadership = FakeLeadership()
+    work = Scripted([False] * 6 + [True] + [False] * 3)
+    engine = _engine(leadership, work)
+    pauses: list[float] = []
+    woken_at = {7}
+
+    async def pause(seconds: float) -> bool:
+        pauses.append(seconds)
+        if len(pauses) >= 11:
+            engine._stop.set()
+        return len(pauses) - 1 in woken_at
+
+    engine._pause = pause  # type: ignore[method-assign]
+    await engine.run()
+    tick, top = engine.o.tick_s, engine.o.idle_max_s
+    # six idle ticks double to the maximum; a tick with work pauses not at all; idle again from tick_s; the
+    # wake after the 8th pause (a payout created here) restarts the doubling
+    assert pauses == [tick, 2 * tick, 4 * tick, 8 * tick, 16 * tick, top, tick, 2 * tick, tick, 2 * tick, 4 * tick]

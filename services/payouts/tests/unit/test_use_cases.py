@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import (
     PayoutApproved,
     PayoutCancelled,
@@ -66,6 +67,7 @@ class Row:
     next_sync_at: datetime | None = None
     lease_token: uuid.UUID | None = None
     lease_until: datetime | None = None
+    outcome_unknown_since: datetime | None = None
 
 
 @dataclass
@@ -240,6 +242,10 @@ class _MemoryRepository:
             r.available_at = c.available_at or r.available_at
             r.next_attempt_at, r.next_sync_at = c.next_attempt_at, c.next_sync_at
             r.lease_token = r.lease_until = None
+            if c.finished_at is not None or c.to in (S.PAID, S.CANCELLED, S.REJECTED, S.RETURNED):
+                r.outcome_unknown_since = None  # as the SQL does
+            elif c.outcome_unknown is not None:
+                r.outcome_unknown_since = (r.outcome_unknown_since or at) if c.outcome_unknown else None
             applied.append(c)
         await self.stage(applied, at=at)
         return applied
@@ -289,8 +295,17 @@ class _MemoryRepository:
     async def queue_length(self) -> int:
         return sum(1 for r in self.b.rows.values() if r.payout.state in (S.APPROVED, S.FAILED))
 
-    async def stuck(self, *, submitted_older_s: float) -> dict[str, int]:
-        return {"stale_leases": 0, "unconfirmed": 0}
+    async def stuck(
+        self, *, submitted_older_s: float, operator_after_s: Mapping[str, float], default_operator_after_s: float
+    ) -> list[tuple[str, str, int]]:
+        """Only `unknown_outcome` (the SQL's count is the integration tests' business)."""
+        now = self.store.now()
+        out: dict[str, int] = {}
+        for r in self.b.rows.values():
+            after = timedelta(seconds=operator_after_s.get(r.payout.provider_name, default_operator_after_s))
+            if r.outcome_unknown_since is not None and r.outcome_unknown_since < now - after:
+                out[r.payout.provider_name] = out.get(r.payout.provider_name, 0) + 1
+        return [("unknown_outcome", provider, n) for provider, n in out.items()]
 
 
 class ScriptedProvider:
@@ -312,6 +327,7 @@ class ScriptedProvider:
         )
         self.creates = {k: list(v) for k, v in (creates or {}).items()}
         self.held: dict[str, ProviderPayoutStatus] = {}
+        self.sync_errors: dict[str, list[PayoutErrorCode]] = {}  # raised by the next syncs of a key, in order
         self.calls: list[tuple[str, str]] = []
 
     async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
@@ -327,6 +343,9 @@ class ScriptedProvider:
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
         key = lookup.idempotency_key
         self.calls.append(("sync", key))
+        if self.sync_errors.get(key):
+            code = self.sync_errors[key].pop(0)
+            raise PayoutProviderError.of(code, f"scripted {code.value}", provider="scripted")
         if key not in self.held:
             raise PayoutProviderError.of(PayoutErrorCode.PAYOUT_NOT_FOUND, "never seen", provider="scripted")
         return ProviderPayoutResult(status=self.held[key], idempotency_key=key, provider_ref=f"ref-{key}")
@@ -593,6 +612,30 @@ async def test_an_unknown_outcome_on_the_last_attempt_waits_in_submitted_never_f
     assert not s.store.events_of(PayoutFailed)
 
 
+@pytest.mark.parametrize(
+    "sync_error",
+    [PayoutErrorCode.PROVIDER_UNAVAILABLE, PayoutErrorCode.RATE_LIMITED, PayoutErrorCode.AUTHENTICATION_FAILED],
+)
+async def test_a_lost_answer_then_unreadable_status_never_ends_the_payout(sync_error: PayoutErrorCode) -> None:
+    """The provider paid but its answer was lost; every later attempt syncs first and the status cannot be read
+    (an outage, a rate limit, a rotated key). Were those read errors judged as the payout's failure, attempts
+    would run out, `PayoutFailed(final)` would void the reservation, and the player could claim it again."""
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME]}), max_attempts=3)
+    (created,) = await s.request(command())
+    pid = created.payout_id
+    await s.worker.run_once()
+    s.provider.held[key] = ProviderPayoutStatus.PAID  # the lost answer: the provider did pay
+    s.provider.sync_errors[key] = [sync_error] * 6
+    for hours in range(1, 8):
+        s.store.skew = timedelta(hours=hours)
+        await s.worker.run_once()
+        assert not any(e.final for e in s.store.events_of(PayoutFailed)), s.store.path(pid)
+        assert not s.store.books.rows[pid].payout.failed_for_good
+    assert s.store.state(pid) is S.PAID  # found once the status could be read
+    assert [c for c in s.provider.calls if c[0] == "create"] == [("create", key)]  # never created twice
+
+
 async def test_an_operator_retry_gives_a_failed_payout_one_more_attempt() -> None:
     key = "claim-1:payout:1"
     s = service(ScriptedProvider({key: [PayoutErrorCode.PROVIDER_UNAVAILABLE, ProviderPayoutStatus.PAID]}))
@@ -734,6 +777,83 @@ async def test_the_worker_exports_each_source_account_s_progress_and_the_oldest_
     assert gauge(registry, "source_sequence", provider="scripted", account="channel-0") == 41
 
 
+class PatientRail(ScriptedProvider):
+    """A rail with an operator threshold of its own (`DefersToOperator`), as the exchange rail has."""
+
+    operator_after_s = 7200.0
+
+
+async def test_a_payout_in_doubt_past_its_rail_s_threshold_is_counted_awaiting_an_operator_until_answered() -> None:
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME]}), max_attempts=1)
+    registry = CollectorRegistry()
+    s.worker.metrics = PayoutMetrics.create(registry, providers=["scripted"])
+    (created,) = await s.request(command())
+    await s.worker.run_once()  # the last attempt's answer is lost: submitted, in doubt
+    assert s.store.state(created.payout_id) is S.SUBMITTED
+    assert gauge(registry, "stuck", kind="unknown_outcome", provider="scripted") == 0  # before any refresh
+
+    s.store.skew = timedelta(minutes=29)  # under the worker's default threshold (30 minutes)
+    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 0
+    s.store.skew = timedelta(minutes=31)
+    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 1
+    assert gauge(registry, "stuck", kind="unknown_outcome", provider="scripted") == 1
+
+    s.provider.held[key] = ProviderPayoutStatus.PAID  # found at the provider: the next status sync settles it
+    await s.worker.run_once()
+    assert s.store.state(created.payout_id) is S.PAID
+    await s.worker.refresh_gauges()
+    assert gauge(registry, "stuck", kind="unknown_outcome", provider="scripted") == 0  # there, at 0: not absent
+
+
+async def test_a_payout_found_after_a_lost_answer_is_no_longer_in_doubt_though_its_last_error_says_so() -> None:
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME]}), max_attempts=3)
+    (created,) = await s.request(command())
+    await s.worker.run_once()  # no answer: failed, retried later (sync first)
+    s.provider.held[key] = ProviderPayoutStatus.PENDING  # it was made: the provider holds it, not paid yet
+    s.store.skew = timedelta(minutes=5)
+    await s.worker.run_once()
+    row = s.store.books.rows[created.payout_id]
+    assert (row.payout.state, row.payout.last_error_code) == (S.SUBMITTED, "timeout_unknown_outcome")
+    s.store.skew = timedelta(hours=3)
+    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 0
+
+
+async def test_a_known_answer_after_a_lost_one_ends_the_doubt_an_unreadable_status_does_not() -> None:
+    key = "claim-1:payout:1"
+    codes: list[ProviderPayoutStatus | PayoutErrorCode] = [
+        PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
+        PayoutErrorCode.PROVIDER_UNAVAILABLE,
+    ]
+    s = service(ScriptedProvider({key: codes}), max_attempts=4)
+    (created,) = await s.request(command())
+    row = s.store.books.rows[created.payout_id]
+    await s.worker.run_once()
+    since = row.outcome_unknown_since
+    assert since is not None
+    s.provider.sync_errors[key] = [PayoutErrorCode.RATE_LIMITED]  # the next attempt cannot read the status
+    s.store.skew = timedelta(minutes=5)
+    await s.worker.run_once()
+    assert (row.payout.state, row.outcome_unknown_since) == (S.FAILED, since)  # still in doubt, since the first
+    s.store.skew = timedelta(minutes=10)
+    await s.worker.run_once()  # not at the provider (payout_not_found), created again: refused as unavailable
+    assert s.provider.calls[-2:] == [("sync", key), ("create", key)]
+    assert (row.payout.state, row.outcome_unknown_since) == (S.FAILED, None)  # known: it was not made
+
+
+async def test_a_rail_s_own_operator_threshold_wins_over_the_worker_s() -> None:
+    key = "claim-1:payout:1"
+    s = service(PatientRail({key: [PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME]}), max_attempts=1)
+    assert s.worker.operator_thresholds() == {"scripted": 7200.0}
+    await s.request(command())
+    await s.worker.run_once()
+    s.store.skew = timedelta(hours=1)
+    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 0
+    s.store.skew = timedelta(hours=2, minutes=1)
+    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 1
+
+
 def test_the_series_the_alerts_read_exist_at_zero_for_every_configured_provider() -> None:
     registry = CollectorRegistry()
     PayoutMetrics.create(registry, providers=["stellar", "stripe"], webhook_providers=["stripe"])
@@ -745,3 +865,74 @@ def test_the_series_the_alerts_read_exist_at_zero_for_every_configured_provider(
         assert gauge(registry, "webhooks_total", provider="stripe", outcome=outcome) == 0
     assert gauge(registry, "webhooks_total", provider="stellar", outcome="applied") is None  # no webhooks there
     assert gauge(registry, "duplicate_payouts_refused_total", source="kafka") == 0
+    for kind in ("stale_leases", "unconfirmed", "unknown_outcome"):
+        assert gauge(registry, "stuck", kind=kind, provider="stellar") == 0
+
+
+async def test_the_worker_is_woken_when_a_payout_becomes_approved_and_not_before() -> None:
+    s = service()
+    woken: list[str] = []
+    s.admin.on_due = lambda: woken.append("wake")
+    (created,) = await s.request(command(usdc=1000))
+    assert await s.admin.approve(created.payout_id, approver("bob"), "ok") == "pending_approval"
+    assert woken == []  # one approval of two: nothing due yet
+    assert await s.admin.approve(created.payout_id, approver("carol"), None) == "approved"
+    assert woken == ["wake"]  # due now: this process's worker looks at once instead of after its idle pause
+
+
+class ManualRail(ScriptedProvider):
+    """Paid by hand: the payout waits `submitted` until an operator reports what the bank did."""
+
+    provider_type = ProviderType.MANUAL
+
+
+@pytest.mark.parametrize("outcome", ["mark_paid", "mark_failed"])
+async def test_nobody_reports_the_outcome_of_a_manual_payout_that_pays_them(outcome: str) -> None:
+    """An operator who is also the player: paid by hand, then marking the payout failed (a final code) gave the
+    reservation back to their wallet, to be claimed and paid again. Marking it paid unpaid hides the same hand."""
+    key = "claim-1:payout:1"
+    s = service(ManualRail({key: [ProviderPayoutStatus.SUBMITTED]}))
+    (created,) = await s.request(command(player="olga"))
+    await s.worker.run_once()
+    pid = created.payout_id
+    assert s.store.state(pid) is S.SUBMITTED
+    events = len(s.store.books.events)
+
+    async def report(user: str) -> str:
+        actor = Actor(user, frozenset({"ops"}), "c")
+        if outcome == "mark_paid":
+            return await s.admin.mark_paid(pid, actor, "bank-1", None)
+        return await s.admin.mark_failed(pid, actor, "account closed", PayoutErrorCode.ACCOUNT_CLOSED)
+
+    with pytest.raises(AdminError) as refused:
+        await report("olga")
+    assert (refused.value.kind, refused.value.code) == (ErrorKind.FORBIDDEN, "self_review")
+    assert s.store.state(pid) is S.SUBMITTED
+    assert len(s.store.books.events) == events  # no outcome, no audit
+    assert await report("oscar") in {"paid", "failed"}  # a colleague may
+
+
+class SignedOutOfBand(ScriptedProvider):
+    """A rail whose envelopes an operator signs out of band and hands in (`ExternalSigning`)."""
+
+    async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
+        return {"payout_id": payout_id}
+
+    async def submit_signed(self, payout_id: str, signed_xdr: str) -> Any:
+        return {"tx_hash": "ab" * 32, "payout_ids": [payout_id]}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="POST /payouts/{id}/submit-signed queues money on the network with no AdminActionRecorded: the admin "
+    "is not even passed to PayoutAdmin.submit_signed, and the rails (Stellar, TON) mark the envelope signed in "
+    "a transaction of their own, so the audit cannot join it without widening the ExternalSigning port",
+)
+async def test_an_envelope_handed_in_after_signing_out_of_band_is_audited() -> None:
+    s = service(SignedOutOfBand())
+    (created,) = await s.request(command())
+    ada = Actor("ada", frozenset({"admin"}), "c")
+    await s.admin.submit_signed(created.payout_id, "AAAA", ada)  # type: ignore[call-arg]
+    audits = [a for a in s.store.events_of(AdminActionRecorded) if a.action == "payout.submit_signed"]
+    assert [(a.actor_user_id, a.target_id) for a in audits] == [("ada", created.payout_id)]

@@ -223,10 +223,12 @@ async def test_a_transaction_that_loses_a_real_deadlock_is_run_again_whole(engin
                 await first_locked[second].wait()  # each holds one row and wants the other's
                 await s.execute(text("UPDATE pair SET n = n + 1 WHERE id = :i"), {"i": second})
 
-        await retry_transaction(attempt, policy=RetryPolicy(attempts=3))
+        await retry_transaction(attempt, policy=RetryPolicy(attempts=10))
 
     await asyncio.gather(transfer(1, 2), transfer(2, 1))
-    assert len(runs) == 3  # one of the two ran twice
+    # At least one ran again. How many times is PostgreSQL's: a loser's retry can take the row its winner was only
+    # woken up to lock (a woken waiter has no place in a queue) and deadlock again, so it is not asserted exactly.
+    assert len(runs) >= 3
     async with engine.connect() as conn:
         assert list(await conn.execute(text("SELECT id, n FROM pair ORDER BY id"))) == [(1, 2), (2, 2)]
         assert (await conn.execute(text("SELECT count(*) FROM attempts"))).scalar_one() == 2  # the lost one left none

@@ -16,14 +16,16 @@ from prizeflow_contracts.events.payouts import (
     PayoutPaid,
     PayoutRequested,
     PayoutRequestRefused,
+    PayoutRoute,
 )
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundVoided
 from prizeflow_contracts.money import INT64_MAX
+from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS
 from prizeflow_runtime.db import create_engine
 from prizeflow_testkit import eventually
 from prizeflow_testkit.events import AT, example_payload
-from prizeflow_testkit.rewards import STELLAR_KEY, Running, routes_event, running_app, settings_for
+from prizeflow_testkit.rewards import ROUTES, STELLAR_KEY, Running, routes_event, running_app, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +41,10 @@ async def sql(database_url: str, query: str, **params: Any) -> list[Any]:
         await engine.dispose()
 
 
-async def top_up(app: Running, player: str, amount: int, ref: str) -> None:
+async def top_up(app: Running, player: str, amount: int, ref: str, asset: str = "USDC") -> None:
     r = await app.client.post(
         f"/wallets/{player}/top-ups",
-        json={"asset": "USDC", "amount": amount, "provider": "stripe", "reference": ref},
+        json={"asset": asset, "amount": amount, "provider": "stripe", "reference": ref},
         headers=app.admin,
     )
     assert r.status_code == 200, r.text
@@ -180,6 +182,35 @@ async def test_claims_to_a_destination_no_provider_pays_are_refused_and_reserve_
         await consumed(app, 3)
         known = (await app.client.get("/payout-routes/", headers=app.admin)).json()["routes"]
         assert len(known) == 3
+
+
+async def test_a_route_of_fixed_amounts_refuses_claims_of_other_amounts_and_reserves_nothing(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """Telegram pays Stars only as gifts of listed prices (PayoutRoute.amounts): any other amount is refused here."""
+    gifts = PayoutRoute(
+        asset="XTR",
+        destination_type=DestinationType.TELEGRAM_USER,
+        provider=ProviderType.TELEGRAM_IF_SUPPORTED,
+        amounts=(15, 25),
+    )
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
+        await app.announce_routes([*ROUTES, gifts], sequence=2)
+        await top_up(app, "p-1", 100, "t-1", asset="XTR")
+        dest = {"type": "telegram_user", "address": "4242"}
+        refused = await app.client.post(
+            "/claims/", json={"asset": "XTR", "amount": 16, "destination": dest}, headers=app.player("p-1")
+        )
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "no_payout_route"
+        assert (await app.balances("p-1"))["XTR"]["reserved"] == 0
+        made = await app.client.post(
+            "/claims/", json={"asset": "XTR", "amount": 15, "destination": dest}, headers=app.player("p-1")
+        )
+        assert made.status_code == 201, made.text
+        assert (await app.balances("p-1"))["XTR"]["reserved"] == 15
+        known = (await app.client.get("/payout-routes/", headers=app.admin)).json()["routes"]
+        assert [r["amounts"] for r in known if r["asset"] == "XTR"] == [[15, 25]]
 
 
 async def test_an_idempotency_key_reused_for_another_destination_is_a_conflict(

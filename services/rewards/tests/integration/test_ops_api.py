@@ -360,3 +360,33 @@ async def test_a_flows_timeline_has_its_claim_money_and_audit_in_order(
         assert r.status_code == 403
         r = await app.client.get("/admin/timeline/bad%20id", headers=app.ops)
         assert (r.status_code, r.json()["code"]) == (400, "invalid_correlation_id")
+
+
+async def test_every_campaign_and_wallet_action_is_audited_under_the_callers_correlation_id(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """Create, fund, pause, resume, an admin top-up and a risk flag made up a fresh `admin-…` id and dropped the
+    caller's `X-Correlation-Id` (closing and corrections kept it): their audit rows could not be found by the
+    request that made them, as every other admin action's can."""
+    tag = uuid.uuid4().hex[:10]
+    cid, camp, player = f"op-{tag}", f"camp-{tag}", f"p-{tag}"
+    async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix), routes=()) as app:
+        headers = {**app.admin, "X-Correlation-Id": cid}
+        sent = [
+            ("/campaigns/", {"campaign_id": camp, "name": camp, "asset": "USDC"}),
+            (f"/campaigns/{camp}/fund", {"amount": 1_000, "reference": f"wire-{tag}"}),
+            (f"/campaigns/{camp}/pause", None),
+            (f"/campaigns/{camp}/resume", None),
+            (f"/wallets/{player}/top-ups", {"asset": "USD", "amount": 500, "provider": "bank", "reference": tag}),
+        ]
+        for path, body in sent:
+            r = await app.client.post(path, json=body, headers=headers)
+            assert r.status_code in {200, 201}, (path, r.text)
+        r = await app.client.put(
+            f"/players/{player}/risk-flag", json={"flagged": True, "reason": "chargebacks"}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+    audit = await rows(database_url, "SELECT action FROM admin_audit WHERE correlation_id = $1 ORDER BY 1", cid)
+    assert [a["action"] for a in audit] == sorted(
+        ["campaign.create", "campaign.fund", "campaign.pause", "campaign.resume", "wallet.top_up", "player.risk_flag"]
+    )

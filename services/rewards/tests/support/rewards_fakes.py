@@ -215,9 +215,13 @@ class FakeRoutes:
     def __init__(self) -> None:
         self.sequence: int | None = None
         self.routes: set[tuple[str, str, str]] = set()
+        self.amounts: dict[tuple[str, str, str], tuple[int, ...]] = {}  # routes that pay fixed amounts only
 
-    async def routable(self, tx: object, asset: str, destination_type: str) -> bool:
-        return any((a, d) == (asset, destination_type) for a, d, _ in self.routes)
+    async def routable(self, tx: object, asset: str, destination_type: str, amount: int) -> bool:
+        return any(
+            (a, d) == (asset, destination_type) and amount in self.amounts.get((a, d, p), (amount,))
+            for a, d, p in self.routes
+        )
 
     async def lock(self, tx: object) -> None:
         return None
@@ -227,6 +231,9 @@ class FakeRoutes:
             return
         self.sequence = announcement.sequence
         self.routes = {(r.asset, r.destination_type.value, r.provider.value) for r in announcement.routes}
+        self.amounts = {
+            (r.asset, r.destination_type.value, r.provider.value): r.amounts for r in announcement.routes if r.amounts
+        }
 
     async def all(self, tx: object) -> list[dict[str, Any]]:
         return [{"asset": a, "destination_type": d, "provider": p} for a, d, p in sorted(self.routes)]

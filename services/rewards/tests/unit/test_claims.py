@@ -279,3 +279,25 @@ async def test_nobody_reviews_their_own_held_claim(roles: set[Role]) -> None:
     assert w.wallet() == (10_000, 500)  # still held, still reserved
     released = await w.review.release(TX, OPS, held.id, reason="someone else looked")
     assert released.status is ClaimStatus.APPROVED
+
+
+async def test_a_claim_of_an_amount_a_fixed_price_rail_does_not_pay_is_refused_before_anything_is_reserved() -> None:
+    """Telegram pays Stars only as gifts of listed prices: payouts announces them, rewards refuses the rest."""
+    w = World()
+    w.f.routes.routes.add(("XTR", "telegram_user", "telegram_if_supported"))
+    w.f.routes.amounts[("XTR", "telegram_user", "telegram_if_supported")] = (15, 25)
+    await w.top_up(100, asset="XTR")
+    telegram = PayoutDestination(type=DestinationType.TELEGRAM_USER, address="4242")
+
+    async def claim(stars: int) -> Claim:
+        made, _ = await w.submit(
+            TX, PLAYER, player_id="p-1", asset="XTR", amount=stars, destination=telegram, idempotency_key=None
+        )
+        return made
+
+    with pytest.raises(ClaimError) as err:
+        await claim(16)
+    assert err.value.code == "no_payout_route"
+    assert w.wallet("XTR") == (100, 0)
+    assert (await claim(25)).status is ClaimStatus.APPROVED
+    assert w.wallet("XTR") == (100, 25)

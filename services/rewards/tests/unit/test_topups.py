@@ -29,6 +29,7 @@ from prizeflow_rewards.application.topups import (
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountKind, Transfer, TransferKind
 from prizeflow_rewards.domain.topups import (
+    REVERSES,
     TRANSITIONS,
     Adjustment,
     AdjustmentKind,
@@ -437,13 +438,52 @@ async def test_a_dispute_won_reported_before_its_dispute_waits_for_it() -> None:
     assert kinds == [("dispute", 10_000, 0, 0), ("dispute_won", 0, 0, 10_000)]
 
 
+async def test_a_refund_that_fails_gives_back_what_it_took_once() -> None:
+    """A refund Stripe reported pending debited the wallet; it then failed, so the money never left: the player
+    gets back exactly what the refund took (first what it made them owe, then the wallet), once."""
+    w = World()
+    top_up = await w.top_up()
+    await w.deliver(w.event("paid", top_up))
+    await w.spend(6_000)
+    refund: dict[str, Any] = {"adjustment_ref": "re_1", "amount": {"asset": "USD", "amount": 10_000}}
+    assert await w.deliver(w.event("refunded", top_up, **refund)) == ["applied"]
+    assert (w.wallet(), w.owed()) == (0, 6_000)
+    failed = w.event("refund_failed", top_up, **refund)
+    assert await w.deliver(failed, failed) == ["applied", "duplicate"]
+    assert (w.wallet(), w.owed()) == (4_000, 0)
+    undone = w.f.outbox.of(TopUpAdjusted)[-1]
+    assert (undone.kind.value, undone.debited, undone.receivable, undone.credited) == ("refund_failed", 0, 6_000, 4_000)
+    # and the top-up can be refunded again for real: the failed refund no longer counts as taken back
+    again = w.event("refunded", top_up, adjustment_ref="re_2", amount={"asset": "USD", "amount": 10_000})
+    assert await w.deliver(again) == ["applied"]
+
+
+async def test_a_refund_failure_reported_first_waits_and_never_gives_back_more_than_the_refund() -> None:
+    w = World()
+    top_up = await w.top_up()
+    refund: dict[str, Any] = {"adjustment_ref": "re_1", "amount": {"asset": "USD", "amount": 3_000}}
+    outcomes = await w.deliver(
+        w.event("refund_failed", top_up, **refund), w.event("paid", top_up), w.event("refunded", top_up, **refund)
+    )
+    assert outcomes == ["recorded", "applied", "applied"]
+    assert (w.wallet(), w.owed()) == (10_000, 0)
+    kinds = [(a.kind.value, a.debited, a.receivable, a.credited) for a in w.f.outbox.of(TopUpAdjusted)]
+    assert kinds == [("refund", 3_000, 0, 0), ("refund_failed", 0, 0, 3_000)]
+    bigger = w.event("refund_failed", top_up, adjustment_ref="re_9", amount={"asset": "USD", "amount": 500})
+    assert await w.deliver(bigger) == ["recorded"]  # no refund re_9: nothing given back, nothing made room for
+    assert w.wallet() == 10_000
+    with pytest.raises(EventRefusal):  # a refund smaller than the failure already recorded for it
+        await w.deliver(w.event("refunded", top_up, adjustment_ref="re_9", amount={"asset": "USD", "amount": 400}))
+    assert w.wallet() == 10_000
+
+
 # ---- the money rules, property-tested -------------------------------------------------------------------------
 
 _OPS = st.lists(
     st.one_of(
         st.tuples(st.just("paid"), st.just(0)),
         st.tuples(st.sampled_from(["refunded", "disputed"]), st.integers(1, 6_000)),
-        st.tuples(st.just("dispute_won"), st.integers(0, 5)),
+        st.tuples(st.sampled_from(["dispute_won", "refund_failed"]), st.integers(0, 5)),
         st.tuples(st.just("spend"), st.integers(1, 8_000)),
         st.tuples(st.just("redeliver"), st.integers(0, 10)),
     ),
@@ -462,6 +502,7 @@ async def _scenario(ops: list[tuple[str, int]]) -> None:
     top_up = await w.top_up(10_000)
     delivered: list[Envelope[Any]] = []
     disputes: list[tuple[str, int]] = []
+    refunds: list[tuple[str, int]] = []
     for op, n in ops:
         env: Envelope[Any] | None = None
         if op == "paid":
@@ -469,11 +510,10 @@ async def _scenario(ops: list[tuple[str, int]]) -> None:
         elif op in {"refunded", "disputed"}:
             ref = f"{'re' if op == 'refunded' else 'dp'}_{uuid.uuid4().hex[:8]}"
             env = w.event(op, top_up, adjustment_ref=ref, amount={"asset": "USD", "amount": n})
-            if op == "disputed":
-                disputes.append((ref, n))
-        elif op == "dispute_won" and disputes:
-            ref, amount = disputes[n % len(disputes)]
-            env = w.event("dispute_won", top_up, adjustment_ref=ref, amount={"asset": "USD", "amount": amount})
+            (disputes if op == "disputed" else refunds).append((ref, n))
+        elif op in {"dispute_won", "refund_failed"} and (reversible := disputes if op == "dispute_won" else refunds):
+            ref, amount = reversible[n % len(reversible)]
+            env = w.event(op, top_up, adjustment_ref=ref, amount={"asset": "USD", "amount": amount})
         elif op == "spend":
             if 0 < n <= w.wallet():
                 await w.spend(n)
@@ -509,8 +549,8 @@ async def _scenario(ops: list[tuple[str, int]]) -> None:
     applied = [a for a in adjustments if a.status.value == "applied"]
     assert all(a.debited + a.receivable + a.credited == a.amount for a in applied)
     assert sum(a.debited for a in applied) == debited
-    assert sum(a.receivable for a in applied if a.kind is not AdjustmentKind.DISPUTE_WON) == receivable
-    assert w.owed() == receivable - sum(a.receivable for a in applied if a.kind is AdjustmentKind.DISPUTE_WON)
+    assert sum(a.receivable for a in applied if a.kind not in REVERSES) == receivable
+    assert w.owed() == receivable - sum(a.receivable for a in applied if a.kind in REVERSES)
     if credited == 0:  # nothing applied before the payment: recorded, waiting
         assert applied == []
     total = sum(b.posted for b in ledger.balance.values())

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
-from prizeflow_contracts.events.game import RoundOpened
+from prizeflow_contracts.events.game import GameRoundVoided, RoundOpened
 from prizeflow_settlement.adapters.sql import SpecCache, SqlRoundStore
 from prizeflow_settlement.application.apply_round_events import ApplyRoundEvents
 from prizeflow_testkit.events import example_payload
@@ -84,3 +84,22 @@ def test_the_cache_is_bounded_and_drops_the_oldest_first() -> None:
     assert len(disabled) == 0
     with pytest.raises(ValueError, match="capacity"):
         SpecCache(-1)
+
+
+async def test_a_finished_round_leaves_the_cache_once_that_is_committed(engine: AsyncEngine) -> None:
+    """The cache holds live rounds: a voided (or settled) one is forgotten, so memory follows the rounds in play,
+    not the last `capacity` ever opened (a soak read 20,000 cached terms, ~60 MB, as a leak)."""
+    cache = SpecCache(10)
+    await open_round(engine, opened("r-live"), cache=cache)
+    await open_round(engine, opened("r-done"), cache=cache)
+    apply = ApplyRoundEvents(source="/settlement/test")
+    voiding: Envelope[EventPayload] = new_event(
+        example_payload(GameRoundVoided, round_id="r-done", voided_at=AT), source="/game/t", correlation_id="r-done"
+    )
+    async with AsyncSession(engine) as session:
+        await session.begin()
+        await apply(SqlRoundStore(session, cache), [voiding])
+        assert cache.get("r-done") is not None  # not before the commit: a rollback would leave it live
+        await session.commit()
+    assert cache.get("r-done") is None
+    assert cache.get("r-live") is not None

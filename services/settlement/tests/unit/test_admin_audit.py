@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent, new_event
 from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.game import RoundOpened
+from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_settlement.application import ApplyRoundEvents, EntryKey
-from prizeflow_settlement.application.admin import Actor, VoidRound
+from prizeflow_settlement.application.admin import Actor, ResolveRound, VoidRound
 from prizeflow_settlement.domain import Round
 from prizeflow_testkit.events import example_payload
 
@@ -70,3 +71,58 @@ async def test_the_audit_names_the_roles_the_actor_holds() -> None:
     await void("r-1", reason="server crashed", actor=Actor(user_id="olga", roles=("ops", "admin", "nope")))
     audits = [e.data for e in store.events if isinstance(e, Envelope) and isinstance(e.data, AdminActionRecorded)]
     assert [(a.actor_user_id, a.actor_roles) for a in audits] == [("olga", ["admin", "ops"])]
+
+
+async def played_round(*, require_entry: bool = True) -> tuple[MemoryStore, Any]:
+    """A closed round `r-1` that `ada` (an admin who also plays) entered, with `p-2`, waiting for results."""
+    store = MemoryStore()
+    events = [
+        example_payload(RoundOpened, placements_require_entry=require_entry),
+        example_payload(EntryRecorded, entry_id="e-1", player_id="ada"),
+        example_payload(EntryRecorded, entry_id="e-2", player_id="p-2"),
+        example_payload(RoundClosed, entry_count=2),
+    ]
+    await ApplyRoundEvents(source="/s")(
+        store, [new_event(e, source="/g", correlation_id="r-1", subject="r-1") for e in events]
+    )
+    store.events.clear()
+
+    @asynccontextmanager
+    async def stores() -> AsyncIterator[MemoryStore]:
+        yield store
+
+    return store, stores
+
+
+ADA = Actor(user_id="ada", roles=("admin",))
+
+
+@pytest.mark.parametrize("action", ["void", "resolve_for_herself", "resolve_for_the_other"])
+async def test_nobody_decides_a_round_they_play_in(action: str) -> None:
+    """Self-dealing, as for held claims and risk flags: an admin who entered a round resolved it in her own favour,
+    or voided it once it was lost to get her entry fee back."""
+    store, stores = await played_round()
+    void = VoidRound(stores=stores, source="/prizeflow/settlement", service="settlement")
+    resolve = ResolveRound(stores=stores, source="/prizeflow/settlement", service="settlement")
+    first = [Placement(player_id="ada", rank=1, score=10), Placement(player_id="p-2", rank=2, score=5)]
+    with pytest.raises(UseCaseError) as refused:
+        if action == "void":
+            await void("r-1", reason="lost anyway", actor=ADA)
+        else:
+            placements = first if action == "resolve_for_herself" else first[1:]
+            await resolve("r-1", placements=placements, reason="reviewed", actor=ADA)
+    assert (refused.value.kind, refused.value.code) == (ErrorKind.FORBIDDEN, "self_review")
+    assert store.rounds["r-1"].state == "closed"
+    assert store.events == []
+    done = await resolve("r-1", placements=first, reason="reviewed", actor=Actor(user_id="olga", roles=("admin",)))
+    assert done.state != "closed"  # a colleague may
+
+
+async def test_nobody_places_themselves_in_a_round_that_needs_no_entry() -> None:
+    store, stores = await played_round(require_entry=False)
+    resolve = ResolveRound(stores=stores, source="/prizeflow/settlement", service="settlement")
+    olga = Actor(user_id="olga", roles=("admin",))
+    with pytest.raises(UseCaseError) as refused:
+        await resolve("r-1", placements=[Placement(player_id="olga", rank=1, score=99)], reason="x", actor=olga)
+    assert refused.value.code == "self_review"
+    assert store.events == []

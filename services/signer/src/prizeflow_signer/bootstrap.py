@@ -13,12 +13,15 @@ from prizeflow_signer.adapters.sql import SqlSignerStore
 from prizeflow_signer.application.ports import SignatureBackend
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest
 from prizeflow_signer.application.sign_request import SignRequest
+from prizeflow_signer.application.sign_ton import SignTonRequest
 from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
+from prizeflow_signer.domain.ton import TonJetton, TonPolicy
 from prizeflow_signer.entrypoints.kafka import CONSUMER_NAME, refusal_hook
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import SignerSettings
 from prizeflow_stellar.checks import CheckPolicy
 from prizeflow_stellar.strkeys import is_account_id, is_contract_id
+from prizeflow_ton.addresses import InvalidTonAddressError, canonical
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,28 @@ def check_policy(settings: SignerSettings) -> CheckPolicy:
     )
 
 
+def ton_policy(settings: SignerSettings) -> TonPolicy | None:
+    """The TON wallet policy, None when no TON wallet is configured; a malformed address stops start-up."""
+    if settings.signer_ton_wallet is None:
+        return None
+    try:
+        jettons = {
+            asset: TonJetton(master=canonical(j["master"]), wallet=canonical(j["wallet"]))
+            for asset, j in settings.signer_ton_jettons.items()
+        }
+        wallet = canonical(settings.signer_ton_wallet)
+    except InvalidTonAddressError as err:
+        raise ValueError(f"SIGNER_TON_WALLET / SIGNER_TON_JETTONS: {err}") from err
+    return TonPolicy(
+        wallet=wallet,
+        subwallet_id=settings.signer_ton_subwallet_id,
+        max_validity_s=settings.signer_ton_max_validity_s,
+        native_asset=settings.signer_ton_native_asset,
+        jettons=jettons,
+        max_jetton_attach_nanotons=settings.signer_ton_max_jetton_attach_nanotons,
+    )
+
+
 def spending_policy(settings: SignerSettings) -> SpendingPolicy:
     return SpendingPolicy(
         tx_caps=dict(settings.signer_tx_caps),
@@ -57,14 +82,26 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
     rt = ServiceRuntime(settings)
     metrics = SignerMetrics.create(rt.registry, settings.service_name)
     store = SqlSignerStore()
+    spending = spending_policy(settings)
+    live = OneLiveSignature(settings.signer_live_margin_s)
+    sign_ton = SignTonRequest(
+        store=store,
+        backend=backend,
+        policy=ton_policy(settings),
+        spending=spending,
+        source=settings.source,
+        metrics=metrics,
+        live=live,
+    )
     sign = SignRequest(
         store=store,
         backend=backend,
         check_policy=check_policy(settings),
-        spending=spending_policy(settings),
+        spending=spending,
         source=settings.source,
         metrics=metrics,
-        live=OneLiveSignature(settings.signer_live_margin_s),
+        live=live,
+        ton=sign_ton,
     )
     refuse = RefuseUnreadableRequest(
         store=store, backend_kind=backend.kind.value, source=settings.source, metrics=metrics
@@ -81,4 +118,4 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
     return app
 
 
-__all__ = ["build", "check_policy", "spending_policy"]
+__all__ = ["build", "check_policy", "spending_policy", "ton_policy"]

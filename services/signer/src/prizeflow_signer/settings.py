@@ -20,6 +20,9 @@ from prizeflow_stellar.envelopes import TIME_BOUND_MARGIN_S
 TESTNET_PASSPHRASE = "Test SDF Network ; September 2015"  # noqa: S105 - a public network name
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 _XLM = 10_000_000  # stroops in one unit
+_TON = 1_000_000_000  # nanotons in one TON
+_USDT = 1_000_000  # units of one USDT (6 decimals)
+TON_V4R2_SUBWALLET = 698983191
 
 
 class BackendKind(StrEnum):
@@ -57,11 +60,21 @@ class SignerSettings(ServiceSettings):
     signer_contract_asset: str = Field(default="XLM", description="Asset the payout contract pays in (for caps)")
     signer_allowed_assets: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["XLM", "USDC"])
     signer_tx_caps: dict[str, int] = Field(
-        default_factory=lambda: {"XLM": 10_000 * _XLM, "USDC": 10_000 * _XLM},
+        default_factory=lambda: {
+            "XLM": 10_000 * _XLM,
+            "USDC": 10_000 * _XLM,
+            "TON": 1_000 * _TON,
+            "USDT": 10_000 * _USDT,
+        },
         description="Per-transaction cap per asset, stroops (JSON)",
     )
     signer_daily_caps: dict[str, int] = Field(
-        default_factory=lambda: {"XLM": 100_000 * _XLM, "USDC": 100_000 * _XLM},
+        default_factory=lambda: {
+            "XLM": 100_000 * _XLM,
+            "USDC": 100_000 * _XLM,
+            "TON": 10_000 * _TON,
+            "USDT": 100_000 * _USDT,
+        },
         description="Rolling 24 h cap per asset, stroops (JSON)",
     )
     signer_deny_destinations: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -71,6 +84,20 @@ class SignerSettings(ServiceSettings):
         ge=0,
         le=3600,
         description="A signed transaction counts as live until this long after its upper time bound",
+    )
+
+    signer_ton_wallet: str | None = Field(
+        default=None, description="The TON wallet (v4r2) whose messages this signer signs; unset: no TON"
+    )
+    signer_ton_subwallet_id: int = Field(default=TON_V4R2_SUBWALLET, ge=0, le=2**32 - 1)
+    signer_ton_max_validity_s: int = Field(default=600, gt=0, le=3600, description="valid_until at most this far")
+    signer_ton_native_asset: str = Field(default="TON", description="The asset code paid as plain TON")
+    signer_ton_jettons: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Jettons by asset (JSON): {"USDT": {"master": "0:..", "wallet": "<our jetton wallet>"}}',
+    )
+    signer_ton_max_jetton_attach_nanotons: int = Field(
+        default=100_000_000, gt=0, description="TON attached to a jetton transfer for its fees, at most"
     )
 
     signer_backend: BackendKind = Field(default=BackendKind.EXTERNAL)
@@ -94,6 +121,14 @@ class SignerSettings(ServiceSettings):
         ]
         if missing:
             raise ValueError(f"every allowed asset needs a per-transaction and a daily cap; missing for {missing}")
+        if self.signer_ton_wallet is not None:
+            ton_assets = [self.signer_ton_native_asset, *self.signer_ton_jettons]
+            uncapped = [a for a in ton_assets if a not in self.signer_tx_caps or a not in self.signer_daily_caps]
+            if uncapped:
+                raise ValueError(f"every TON asset needs a per-transaction and a daily cap; missing for {uncapped}")
+            for asset, jetton in self.signer_ton_jettons.items():
+                if set(jetton) != {"master", "wallet"}:
+                    raise ValueError(f"SIGNER_TON_JETTONS[{asset}] needs exactly `master` and `wallet`")
         if self.signer_backend is BackendKind.HOT_KEY:
             if not self.payouts_sign_with_hot_key:
                 raise ValueError(

@@ -8,6 +8,7 @@ from datetime import timedelta
 from litestar import Litestar
 from litestar.di import Provide
 
+from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.topics import AUDIT, WEBHOOK_PROVIDER_EVENTS
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_runtime.settings import Profile
@@ -18,9 +19,10 @@ from prizeflow_webhooks.adapters.deliveries_pg import (
     SqlDeliveryRetention,
     sql_store_factory,
 )
+from prizeflow_webhooks.adapters.giftcard_api import GiftCardOrderFetcher
 from prizeflow_webhooks.adapters.stripe_api import StripeEventConfirmer
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
-from prizeflow_webhooks.application.ports import EventConfirmer
+from prizeflow_webhooks.application.ports import EventConfirmer, OrderFetcher
 from prizeflow_webhooks.application.receive import ReceiveWebhook
 from prizeflow_webhooks.application.republish import RepublishDelivery
 from prizeflow_webhooks.application.retention import PruneDeliveries
@@ -36,6 +38,7 @@ def build(
     *,
     env: Mapping[str, str] | None = None,
     confirmers: Mapping[str, EventConfirmer] | None = None,
+    order_fetchers: Mapping[str, OrderFetcher] | None = None,
 ) -> WebhookIngress:
     """The ingress in front of the service's Litestar app. `env` (secrets) defaults to the process environment;
     `confirmers` default to the Stripe API for every provider configured with `confirm`."""
@@ -50,10 +53,20 @@ def build(
         concurrency=settings.webhooks_write_concurrency,
         metrics=metrics,
     )
+    gift_cards = {n for n, p in config.providers.items() if p.type is ProviderType.GIFT_CARD}
     if confirmers is None:
-        confirmers = {name: StripeEventConfirmer(c) for name, c in config.confirm.items()}
+        confirmers = {name: StripeEventConfirmer(c) for name, c in config.confirm.items() if name not in gift_cards}
+    owned: dict[str, GiftCardOrderFetcher] = {}
+    if order_fetchers is None:
+        owned = {name: GiftCardOrderFetcher(c) for name, c in config.confirm.items() if name in gift_cards}
+        order_fetchers = owned
     receive = ReceiveWebhook(
-        providers=config.providers, writer=writer, metrics=metrics, source=settings.source, confirmers=confirmers
+        providers=config.providers,
+        writer=writer,
+        metrics=metrics,
+        source=settings.source,
+        confirmers=confirmers,
+        order_fetchers=order_fetchers,
     )
     republish = RepublishDelivery(
         stores=sql_store_factory(rt.engine), source=settings.source, service=settings.service_name, metrics=metrics
@@ -75,6 +88,8 @@ def build(
     )
     app.on_shutdown.insert(0, writer.stop)
     app.on_shutdown.insert(0, retention.stop)
+    for fetcher in owned.values():
+        app.on_shutdown.append(fetcher.close)
     return WebhookIngress(app, receive)
 
 

@@ -17,6 +17,9 @@ ENV = {
     "STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
     "STRIPE_API_KEY": "sk_test_0123456789abcdef",
     "STRIPE_API_URL": "http://127.0.0.1:12111",
+    "GIFTCARD_WEBHOOK_KEY": "giftcard-webhook-key-0123456789",
+    "GIFTCARD_API_KEY": "TEST_giftcard_0123456789",
+    "GIFTCARD_API_URL": "http://127.0.0.1:12112",
 }
 
 
@@ -38,8 +41,9 @@ def test_the_app_builds_and_documents_the_operators_api() -> None:
         "/admin/deliveries/{delivery_id}",
         "/admin/deliveries/{delivery_id}/republish",
     } <= paths
-    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe"}
+    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe", "giftcard"}
     assert set(ingress.receive_webhook.confirmers) == {"stripe"}
+    assert set(ingress.receive_webhook.order_fetchers) == {"giftcard"}
 
 
 def test_a_missing_secret_stops_the_build_naming_the_variable() -> None:

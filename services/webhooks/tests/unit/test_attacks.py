@@ -18,6 +18,7 @@ from webhooks_fakes import STRIPE, STRIPE_SECRET, ingress, signed, stripe_event
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutStatus
+from prizeflow_webhooks.application.receive import WebhookRefusedError
 from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IgnoredReason
 
 ATTACKER = "acct_1AttackerStandard"
@@ -155,3 +156,37 @@ async def test_a_payout_of_the_platforms_own_balance_is_not_one_of_ours() -> Non
     assert receipt.outcome is DeliveryOutcome.IGNORED
     assert writer.outbox == []
     assert writer.deliveries[("stripe", "evt_pp")].ignored_reason == IgnoredReason.PLATFORM_PAYOUT.value
+
+
+async def test_a_connected_accounts_checkout_is_its_own_even_when_stripes_copy_does_not_name_the_account() -> None:
+    """The ingress normalized the event it fetched back, and read the account from that copy only. Stripe documents
+    `account` on the events it *delivers* to a Connect endpoint; a copy read back through the API (under the
+    `Stripe-Account` header) that does not carry it made the attacker's own checkout the platform's: published
+    `paid` for the top-up its metadata names."""
+    uc, writer, stripe, _ = ingress()
+    event = stripe_event("evt_conn_9", "checkout.session.completed", THEIR_SESSION, account=ATTACKER)
+    copy = {k: v for k, v in event.items() if k != "account"}
+
+    async def fetch_event(event_id: str, *, account: str | None) -> dict[str, Any] | None:
+        return copy if (event_id, account) == ("evt_conn_9", ATTACKER) else None
+
+    stripe.fetch_event = fetch_event  # type: ignore[method-assign]
+    receipt = await uc(STRIPE, *signed(STRIPE_SECRET, event))
+    assert receipt.outcome is DeliveryOutcome.IGNORED
+    assert writer.outbox == []
+    assert writer.deliveries[("stripe", "evt_conn_9")].ignored_reason == IgnoredReason.CONNECTED_ACCOUNT.value
+
+
+async def test_a_delivered_event_that_names_another_account_than_stripes_copy_is_refused() -> None:
+    uc, writer, stripe, _ = ingress()
+    event = stripe_event("evt_conn_10", "checkout.session.completed", THEIR_SESSION, account=ATTACKER)
+
+    async def fetch_event(event_id: str, *, account: str | None) -> dict[str, Any] | None:
+        return {**event, "account": "acct_someone_else"}
+
+    stripe.fetch_event = fetch_event  # type: ignore[method-assign]
+    with pytest.raises(WebhookRefusedError) as refused:
+        await uc(STRIPE, *signed(STRIPE_SECRET, event))
+    assert refused.value.code == "event_not_confirmed"
+    assert writer.outbox == []
+    assert writer.deliveries == {}

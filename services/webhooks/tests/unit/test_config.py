@@ -17,6 +17,9 @@ ENV = {
     "STRIPE_WEBHOOK_SECRET_NEXT": "whsec_next_0123456789ab",
     "STRIPE_API_KEY": "sk_test_0123456789abcdef",
     "STRIPE_API_URL": "http://127.0.0.1:12111",
+    "GIFTCARD_WEBHOOK_KEY": "giftcard-webhook-key-0123456789",
+    "GIFTCARD_API_KEY": "TEST_giftcard_0123456789",
+    "GIFTCARD_API_URL": "http://127.0.0.1:12112",
 }
 SANDBOX = {"name": "sandbox", "type": "sandbox", "scheme": "prizeflow_signature", "secrets": ["WEBHOOK_SECRET_SANDBOX"]}
 STRIPE: dict[str, Any] = {
@@ -110,4 +113,4 @@ def test_names_must_be_unique_and_the_file_must_exist(tmp_path: Path) -> None:
 def test_the_local_stacks_file_is_valid_with_the_devstack_variables() -> None:
     local = Path(__file__).parents[4] / "deploy" / "local" / "webhooks.yaml"
     config = load_config(local, dev=True, env=ENV)
-    assert {"sandbox", "stripe"} <= set(config.providers)
+    assert {"sandbox", "stripe", "giftcard"} <= set(config.providers)

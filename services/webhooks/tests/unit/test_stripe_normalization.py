@@ -132,6 +132,7 @@ PI = {"id": "pi_1", "object": "payment_intent", "metadata": {"top_up_id": "tu-9"
     [
         ("refund.created", {"id": "re_1", "status": "succeeded"}, PaymentEventStatus.REFUNDED),
         ("refund.created", {"id": "re_1", "status": "pending"}, PaymentEventStatus.REFUNDED),
+        ("refund.updated", {"id": "re_1", "status": "succeeded"}, PaymentEventStatus.REFUNDED),
         ("charge.dispute.funds_withdrawn", {"id": "dp_1", "status": "needs_response"}, PaymentEventStatus.DISPUTED),
         ("charge.dispute.funds_reinstated", {"id": "dp_1", "status": "won"}, PaymentEventStatus.DISPUTE_WON),
     ],
@@ -150,10 +151,42 @@ def test_refunds_and_disputes_name_the_adjustment_and_read_the_payment_intents_m
 
 
 def test_a_refund_that_does_not_proceed_is_ignored() -> None:
-    obj = {"id": "re_1", "status": "failed", "amount": 700, "currency": "usd", "payment_intent": "pi_1"}
+    obj = {"id": "re_1", "status": "requires_action", "amount": 700, "currency": "usd", "payment_intent": "pi_1"}
     got = normalize(stripe_event("evt_7", "refund.created", obj), PI)
     assert got.event is None
     assert got.ignored is IgnoredReason.REFUND_NOT_PROCEEDING
+
+
+def test_a_refund_created_awaiting_action_is_debited_once_it_proceeds() -> None:
+    """Stripe creates some refunds `requires_action` and says they proceed only with `refund.updated`: ignoring the
+    update left the wallet credited with money the platform had paid back (the player kept both). Both events name
+    the same refund id, so rewards records one adjustment whichever it sees first."""
+    obj = {"id": "re_2", "amount": 700, "currency": "usd", "payment_intent": "pi_1"}
+    created = normalize(stripe_event("evt_20", "refund.created", {**obj, "status": "requires_action"}), PI)
+    proceeds = normalize(stripe_event("evt_21", "refund.updated", {**obj, "status": "succeeded"}), PI)
+    fails = normalize(stripe_event("evt_22", "refund.updated", {**obj, "status": "canceled"}), PI)
+    assert created.event is None
+    assert created.ignored is IgnoredReason.REFUND_NOT_PROCEEDING
+    assert isinstance(proceeds.event, PaymentEventReceived)
+    assert (proceeds.event.status, proceeds.event.adjustment_ref) == (PaymentEventStatus.REFUNDED, "re_2")
+    assert proceeds.event.amount == Money(asset="USD", amount=700)
+    # cancelled after it proceeded: rewards gives back what refund re_2 took (nothing, if it never took any)
+    assert isinstance(fails.event, PaymentEventReceived)
+    assert (fails.event.status, fails.event.adjustment_ref) == (PaymentEventStatus.REFUND_FAILED, "re_2")
+
+
+def test_a_refund_that_fails_after_it_was_debited_gives_the_money_back() -> None:
+    obj = {"id": "re_3", "amount": 700, "currency": "usd", "payment_intent": "pi_1"}
+    debited = normalize(stripe_event("evt_30", "refund.created", {**obj, "status": "pending"}), PI)
+    assert isinstance(debited.event, PaymentEventReceived)
+    failed = normalize(stripe_event("evt_31", "refund.failed", {**obj, "status": "failed"}), PI)
+    assert isinstance(failed.event, PaymentEventReceived)  # something rewards can undo re_3 with
+    assert (failed.event.status, failed.event.adjustment_ref) == (PaymentEventStatus.REFUND_FAILED, "re_3")
+    assert failed.event.amount == Money(asset="USD", amount=700)
+    # the same refund's update saying so is the same reversal (rewards keys it by kind and refund id)
+    updated = normalize(stripe_event("evt_32", "refund.updated", {**obj, "status": "failed"}), PI)
+    assert isinstance(updated.event, PaymentEventReceived)
+    assert (updated.event.status, updated.event.adjustment_ref) == (PaymentEventStatus.REFUND_FAILED, "re_3")
 
 
 @pytest.mark.parametrize(

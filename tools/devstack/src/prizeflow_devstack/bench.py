@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -104,11 +105,51 @@ def bench_env(root: Path) -> dict[str, str]:
     return {**os.environ, **identity, **infra.env(), "PYTHONUNBUFFERED": "1"}
 
 
+def run_child(cmd: list[str], *, cwd: Path, env: dict[str, str] | None, capture: bool = False) -> tuple[int, str, str]:
+    """Run a bench script to its end: (exit code, stdout, stderr; empty unless `capture`).
+
+    A bench starts services of its own and stops them in its `finally`. It runs in its own session, so a
+    terminal's Ctrl-C reaches this process only, which passes a SIGINT or SIGTERM on once, as SIGINT, and then
+    waits for the script to stop what it started (`subprocess.run` would have killed it 0.25 s after the signal,
+    leaving its services running). The handlers are installed before the bench starts: a handled signal is
+    reset to its default in the new program, so the bench reacts to SIGINT even when whoever started us ignores it
+    (a shell's background job: an ignored SIGINT is inherited, and Python then never raises KeyboardInterrupt)."""
+    started: list[subprocess.Popen[str]] = []
+    interrupted: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if interrupted:
+            return
+        interrupted.append(signum)
+        if started and started[0].poll() is None:
+            started[0].send_signal(signal.SIGINT)  # benches stop their services on KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            text=True,
+        )
+        started.append(proc)
+        if interrupted:  # the signal came while it was starting
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return proc.returncode, out or "", err or ""
+
+
 def run_soak(root: Path, argv: list[str]) -> int:
     """`tests/bench/soak.py` with `argv`, its output straight to the terminal; its exit code."""
     script = root / SOAK_SCRIPT
-    proc = subprocess.run([sys.executable, str(script), *argv], cwd=root, env=bench_env(root), check=False)
-    return proc.returncode
+    code, _, _ = run_child([sys.executable, str(script), *argv], cwd=root, env=bench_env(root))
+    return code
 
 
 def run_all(root: Path, only: list[str] | None = None, console: Console | None = None) -> int:
@@ -124,15 +165,13 @@ def run_all(root: Path, only: list[str] | None = None, console: Console | None =
             continue
         console.print(f"[bold]▶ {name}[/bold] [dim]{script.relative_to(root)}[/dim]")
         started = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True, check=False
-        )
+        code, stdout, stderr = run_child([sys.executable, str(script)], cwd=root, env=env, capture=True)
         elapsed = time.monotonic() - started
-        doc = last_json_document(proc.stdout)
-        if proc.returncode != 0 or doc is None:
+        doc = last_json_document(stdout)
+        if code != 0 or doc is None:
             failed += 1
-            console.print(f"[red]✗ {name} failed (exit {proc.returncode})[/red]\n{proc.stderr[-3000:]}")
-            summary["results"][name] = {"error": proc.stderr[-3000:], "exit": proc.returncode}
+            console.print(f"[red]✗ {name} failed (exit {code})[/red]\n{stderr[-3000:]}")
+            summary["results"][name] = {"error": stderr[-3000:], "exit": code}
             continue
         doc["wall_seconds"] = round(elapsed, 1)
         (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2))
@@ -148,8 +187,16 @@ def run_all(root: Path, only: list[str] | None = None, console: Console | None =
     table = Table(title=f"Benchmarks ({os.cpu_count()} cores)")
     table.add_column("benchmark")
     table.add_column("goal met")
+    table.add_column("issue 20's goal met")
+
+    def said(verdict: object) -> str:
+        return "yes" if verdict is True else ("no" if verdict is False else "-")
+
     for name, doc in summary["results"].items():
-        verdict = doc.get("pass")
-        table.add_row(name, "error" if "error" in doc else ("yes" if verdict else ("no" if verdict is False else "-")))
+        if "error" in doc:
+            table.add_row(name, "error", "error")
+            continue
+        scale = doc.get("goal_at_scale")
+        table.add_row(name, said(doc.get("pass")), said(scale.get("met") if isinstance(scale, dict) else None))
     console.print(table)
     return 1 if failed else 0

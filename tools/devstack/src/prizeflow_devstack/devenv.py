@@ -11,6 +11,7 @@ docs/signing-modes.md and docs/adr/0005-identity.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -50,6 +51,8 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         "STELLAR_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015",
         "PAYOUTS_PROVIDERS_FILE": str(root / "deploy" / "local" / "providers.yaml"),
         **webhook_env(root),
+        **exchange_env(),
+        **ton_env(source),
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
         "SIM_DUPLICATE_RATE": "0.02",
         **chaos_env(),
@@ -75,6 +78,8 @@ def webhook_env(root: Path) -> dict[str, str]:
     Prizeflow-Signature secret, Stripe's endpoint secret, and the platform key the ingress confirms events with,
     which the Stripe emulator (service `stripe-api`, found as STRIPE_API_URL) accepts."""
     api_key = "sk_test_" + secrets.token_hex(16)
+    telegram_token = f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(30)[:35]}"
+    gift_card_key = "TEST_" + secrets.token_hex(16)
     return {
         "WEBHOOKS_PROVIDERS_FILE": str(root / "deploy" / "local" / "webhooks.yaml"),
         "WEBHOOK_SECRET_SANDBOX": secrets.token_hex(24),
@@ -89,6 +94,66 @@ def webhook_env(root: Path) -> dict[str, str]:
         "STRIPE_EMULATOR_PLATFORM_BALANCE": "usd:100000000,inr:10000000000",
         # Players top up their wallets through Stripe Checkout on the emulator (its hosted page is a stand-in).
         "REWARDS_TOPUP_PROVIDER": "stripe",
+        # Gift cards (the gift-card emulator, service `giftcard-api`, found as GIFTCARD_API_URL): its API key, and
+        # the webhook key it signs its events with, posted to the ingress, which fetches each order back.
+        "GIFTCARD_API_KEY": gift_card_key,
+        "GIFTCARD_WEBHOOK_KEY": secrets.token_hex(24),
+        "GIFTCARD_EMULATOR_API_KEYS": gift_card_key,
+        "GIFTCARD_EMULATOR_WEBHOOK_URL": "${WEBHOOKS_URL}/providers/giftcard/events",
+        "GIFTCARD_EMULATOR_WEBHOOK_PRIVATE_KEY": "${GIFTCARD_WEBHOOK_KEY}",
+        "GIFTCARD_EMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
+        "GIFTCARD_EMULATOR_DELIVERY_DELAY_MS": "1000",
+        # The Telegram rail's bot (service `telegram-api`, found as TELEGRAM_API_URL) and the token it accepts.
+        "TELEGRAM_BOT_TOKEN": telegram_token,
+        "TELEGRAM_EMULATOR_TOKENS": telegram_token,
+        "TELEGRAM_EMULATOR_BALANCE": "1000000",
+    }
+
+
+def exchange_env() -> dict[str, str]:
+    """The exchange emulator (service `exchange-api`, found as EXCHANGE_API_URL) and the random API key and HMAC
+    secret payouts' `crypto_exchange` rail signs with: funded, two whitelisted dev addresses (USDC on Ethereum, XLM
+    with a memo), withdrawals completed 1.5 s after they are made."""
+    key, secret = "dev" + secrets.token_hex(16), secrets.token_hex(32)
+    return {
+        "EXCHANGE_API_KEY": key,
+        "EXCHANGE_API_SECRET": secret,
+        "EXCHANGE_EMULATOR_API_KEY": key,
+        "EXCHANGE_EMULATOR_API_SECRET": secret,
+        "EXCHANGE_EMULATOR_BALANCES": "USDC:1000000,XLM:1000000",
+        "EXCHANGE_EMULATOR_WHITELIST": (
+            "ETH|0x5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a,"
+            "XLM|GCKFBEIYV2U22IO2BJ4KVJOIP7XPWQGQFKKWXR6DOSJBV7STMAQSMTGG|4242"
+        ),
+        "EXCHANGE_EMULATOR_AUTO_SETTLE_MS": "1500",
+    }
+
+
+def ton_env(stellar_public_key: str) -> dict[str, str]:
+    """The TON rail of the local stack: a wallet whose key is the signer's hot key (the same Ed25519 key as the
+    Stellar source account), funded with TON and a USDT jetton at the TON emulator's genesis (service `ton-api`,
+    found as TON_API_URL). The emulator does not derive addresses from a state init: the address is made up."""
+    import hashlib
+
+    from stellar_sdk import StrKey
+
+    public_key = bytes(StrKey.decode_ed25519_public_key(stellar_public_key))
+    wallet = "0:" + hashlib.sha256(b"prizeflow-dev-ton-wallet/" + public_key).hexdigest()
+    master = "0:" + hashlib.sha256(b"prizeflow-dev-usdt-master").hexdigest()
+    jetton_wallet = "0:" + hashlib.sha256(b"prizeflow-dev-usdt-wallet/" + wallet.encode()).hexdigest()
+    genesis = {
+        "wallets": [{"address": wallet, "public_key": public_key.hex(), "balance": 100_000 * 10**9}],
+        "jettons": [{"master": master, "owner": wallet, "jetton_wallet": jetton_wallet, "balance": 1_000_000 * 10**6}],
+    }
+    return {
+        "TON_WALLET_ADDRESS": wallet,
+        "TON_WALLET_PUBLIC_KEY": public_key.hex(),
+        "TON_USDT_MASTER": master,
+        "TON_USDT_JETTON_WALLET": jetton_wallet,
+        "TON_EMULATOR_GENESIS": json.dumps(genesis),
+        "TON_EMULATOR_BLOCK_MS": "500",
+        "SIGNER_TON_WALLET": wallet,
+        "SIGNER_TON_JETTONS": json.dumps({"USDT": {"master": master, "wallet": jetton_wallet}}),
     }
 
 
@@ -117,6 +182,13 @@ def dev_env(paths: Paths) -> dict[str, str]:
                 values.setdefault("STRIPE_EMULATOR_API_KEYS", values["STRIPE_API_KEY"])
             values.update(missing)
             changed = True
+        if "EXCHANGE_API_KEY" not in values:  # settings from before the exchange rail
+            values.update(exchange_env())
+            changed = True
+        if "TON_WALLET_ADDRESS" not in values:  # settings from before the TON rail: its wallet is the same key's
+            with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail
+                values.update(ton_env(values["PAYOUT_SOURCE_ACCOUNT"]))
+                changed = True
         if "SIM_CHAOS_BURST" not in values:  # settings from before the chaos bursts (a steady malformed rate)
             values.update(chaos_env())
             changed = True

@@ -74,6 +74,11 @@ class Proc:
         return self.peak_rss_kb
 
 
+# The providers' emulators of the payout rails deploy/local/providers.yaml names: payouts on that file refuses to
+# start without each one's URL, so every platform that runs payouts runs these too (Stellar's is `soroban-rpc`).
+RAIL_EMULATORS: tuple[str, ...] = ("stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api")
+
+
 @dataclass
 class Platform:
     infra: Infra
@@ -81,7 +86,7 @@ class Platform:
     # Every port is assigned before any process spawns, so the order does not matter: each finds the others
     # (`<NAME>_URL`) whether they are up yet or not.
     services: tuple[str, ...] = (
-        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "stripe-api", "dev-idp", "console",
+        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "dev-idp", "console", *RAIL_EMULATORS,
     )  # fmt: skip
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service

@@ -208,9 +208,10 @@ async def books(database_url: str, key: str) -> dict[str, int]:
 
 
 async def payout_events(
-    kafka: str, settings: PayoutsSettings, key: str, *, expect: int, timeout: float = 30.0
+    kafka: str, settings: PayoutsSettings, key: str, *, expect: int, last: str | None = None, timeout: float = 30.0
 ) -> list[str]:
-    """Event names about the payout with `key` on the payouts topic, once at least `expect` are there."""
+    """Event names about the payout with `key` on the payouts topic, once at least `expect` are there (and the last
+    one is `last`, when given: the relay publishes after the state commits, so a state seen is no event read)."""
     topic = "prizeflow.payouts.events.v1" + settings.kafka_topic_suffix
 
     async def probe() -> list[str]:
@@ -222,7 +223,12 @@ async def payout_events(
                 out.append(env.type.split(".")[2])
         return out
 
-    return await eventually(probe, lambda names: len(names) >= expect, timeout=timeout, interval=0.2)
+    return await eventually(
+        probe,
+        lambda names: len(names) >= expect and (last is None or names[-1] == last),
+        timeout=timeout,
+        interval=0.2,
+    )
 
 
 __all__ = [

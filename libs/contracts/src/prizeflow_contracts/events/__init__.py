@@ -73,6 +73,9 @@ from prizeflow_contracts.events.signer import (
     SignatureRefusalCode,
     SignatureRefused,
     SignatureRequested,
+    TonMessageSigned,
+    TonSignatureRequested,
+    TonTransferIntent,
     TransactionSigned,
 )
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
@@ -142,6 +145,9 @@ __all__ = [
     "SignatureRefusalCode",
     "SignatureRefused",
     "SignatureRequested",
+    "TonMessageSigned",
+    "TonSignatureRequested",
+    "TonTransferIntent",
     "TopUpAdjusted",
     "TopUpAdjustmentKind",
     "TopUpCredited",

@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
 from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason, TxHash
-from prizeflow_contracts.money import AssetCode, Money, PayableMoney
+from prizeflow_contracts.money import AssetCode, Money, PayableMoney, PositiveMinorUnits
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, Topic
 
@@ -79,6 +79,10 @@ class PayoutRoute(BaseModel):
     asset: AssetCode
     destination_type: DestinationType
     provider: ProviderType
+    amounts: Annotated[tuple[PositiveMinorUnits, ...], Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="The only amounts it pays, when its rail pays fixed prices (Telegram gifts); None: any amount",
+    )
 
 
 class PayoutRoutesPublished(EventPayload):

@@ -194,11 +194,13 @@ class TopUpAdjustmentKind(StrEnum):
     REFUND = "refund"
     DISPUTE = "dispute"
     DISPUTE_WON = "dispute_won"
+    REFUND_FAILED = "refund_failed"
 
 
 class TopUpAdjusted(EventPayload):
     """A refund or dispute of a credited top-up moved money: `debited` left the wallet, `receivable` is what the
-    wallet could not cover and the player now owes (never a negative balance); `dispute_won` credits back."""
+    wallet could not cover and the player now owes (never a negative balance); `dispute_won` and `refund_failed`
+    give back what their dispute or refund took: first what the player owed (`receivable`), then the wallet."""
 
     EVENT_NAME: ClassVar[str] = "TopUpAdjusted"
     TOPIC: ClassVar[Topic] = REWARDS_EVENTS

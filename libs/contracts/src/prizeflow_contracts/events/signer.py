@@ -52,6 +52,12 @@ class SignatureRefusalCode(StrEnum):
     # A transaction the signer signed earlier for one of these payouts can still land (its upper time bound
     # has not passed); `live_until` says when it will sign another.
     LIVE_SIGNATURE_EXISTS = "live_signature_exists"
+    # TON: the message's seqno, bounce flag, valid_until or jetton (master and our jetton wallet) is not the
+    # intent's, or not allowed by policy.
+    SEQNO_MISMATCH = "seqno_mismatch"
+    BOUNCE_MISMATCH = "bounce_mismatch"
+    VALIDITY_OUT_OF_WINDOW = "validity_out_of_window"
+    JETTON_MISMATCH = "jetton_mismatch"
 
 
 # Only a signer outage may be retried with the same request; every other refusal is a verdict.
@@ -169,6 +175,69 @@ class ContractInvokeIntent(_Part):
 IntendedOperation = Annotated[PaymentIntent | ContractInvokeIntent, Field(discriminator="type")]
 
 
+_TON_RAW = r"^(0|-1):[0-9a-f]{64}$"
+TonRawAddress = Annotated[str, Field(pattern=_TON_RAW, description="A TON address in raw form, <wc>:<64 hex>")]
+TON_MAX_BOC_CHARS: Final = 4096
+
+
+class TonTransferIntent(_Part):
+    """The one transfer a TON wallet message must make: `amount` minor units of `asset` to `destination` (for a
+    jetton: its owner), with this bounce flag; a jetton names its master and OUR jetton wallet of that master."""
+
+    type: Literal["ton_transfer"] = "ton_transfer"
+    payout_id: Identifier
+    destination: TonRawAddress
+    asset: AssetCode
+    amount: PositiveMinorUnits
+    bounce: bool
+    jetton_master: TonRawAddress | None = None
+    jetton_wallet: TonRawAddress | None = None
+
+    @model_validator(mode="after")
+    def _jetton_pair(self) -> TonTransferIntent:
+        if (self.jetton_master is None) != (self.jetton_wallet is None):
+            raise ValueError("a jetton transfer names both its master and our jetton wallet; TON names neither")
+        return self
+
+
+class TonSignatureRequested(EventPayload):
+    """Sign this TON wallet (v4r2) message if, and only if, it is exactly the intent: one out-message, no state
+    init, this seqno, valid until `valid_until` (unix seconds). `unsigned_body_boc` is the body cell whose hash
+    the key signs; the signer answers the whole external message (TonMessageSigned)."""
+
+    EVENT_NAME: ClassVar[str] = "TonSignatureRequested"
+    TOPIC: ClassVar[Topic] = SIGNER_REQUESTS
+
+    request_id: Identifier
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=1)]
+    wallet: TonRawAddress
+    unsigned_body_boc: Annotated[
+        str, Field(min_length=4, max_length=TON_MAX_BOC_CHARS, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+    ]
+    seqno: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    valid_until: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    intent: TonTransferIntent
+
+    @model_validator(mode="after")
+    def _check(self) -> TonSignatureRequested:
+        if self.payout_ids != [self.intent.payout_id]:
+            raise ValueError("a TON message pays exactly the one payout its intent names")
+        return self
+
+
+class TonMessageSigned(EventPayload):
+    """The signed external message; payouts sends it unchanged until it lands or `valid_until` passes."""
+
+    EVENT_NAME: ClassVar[str] = "TonMessageSigned"
+    TOPIC: ClassVar[Topic] = SIGNER_RESULTS
+
+    request_id: Identifier
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=1)]
+    signed_boc: Annotated[str, Field(min_length=4, max_length=TON_MAX_BOC_CHARS, pattern=r"^[A-Za-z0-9+/]+={0,2}$")]
+    message_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="External message hash, hex")]
+    signed_by: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519 public key, hex")]
+
+
 class SignatureRequested(EventPayload):
     """Sign this transaction if, and only if, it is exactly the intent."""
 
@@ -258,5 +327,8 @@ __all__ = [
     "SignatureRefusalCode",
     "SignatureRefused",
     "SignatureRequested",
+    "TonMessageSigned",
+    "TonSignatureRequested",
+    "TonTransferIntent",
     "TransactionSigned",
 ]

@@ -59,6 +59,8 @@ class PaymentEventStatus(StrEnum):
     nothing). `refunded` / `dispute_lost`: `amount` goes back to the player's card (debit the wallet, or
     record a receivable when it no longer covers it). `disputed`: funds withdrawn pending the dispute (treated
     like `dispute_lost` until `dispute_won` gives them back). `dispute_won`: the withdrawn amount returns.
+    `refund_failed`: a refund (`adjustment_ref`: the same refund's id) failed or was cancelled after it was
+    reported proceeding: what it took back returns, as a dispute won does for its dispute.
     """
 
     PAID = "paid"
@@ -67,6 +69,7 @@ class PaymentEventStatus(StrEnum):
     REFUNDED = "refunded"
     DISPUTED = "disputed"
     DISPUTE_WON = "dispute_won"
+    REFUND_FAILED = "refund_failed"
 
 
 class PaymentEventReceived(EventPayload):
@@ -101,6 +104,7 @@ class PaymentEventReceived(EventPayload):
             PaymentEventStatus.REFUNDED,
             PaymentEventStatus.DISPUTED,
             PaymentEventStatus.DISPUTE_WON,
+            PaymentEventStatus.REFUND_FAILED,
         }
         if self.status in adjusting and (self.adjustment_ref is None or self.amount is None):
             raise ValueError(f"a {self.status.value} event needs adjustment_ref and amount")

@@ -31,7 +31,9 @@ _SECRET_HEADER_WORDS: Final = (
     "api-key",
     "apikey",
 )
-_MASKED_FIELDS: Final = frozenset({"destination"})
+# A payout destination is a string in some records and an object (`{"type", "address", "memo"}`, the contracts'
+# PayoutDestination) in others: the address and memo are masked wherever they sit, at any depth.
+_MASKED_FIELDS: Final = frozenset({"destination", "address", "memo", "destination_address", "destination_memo"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ KIND_WORDS: Final[Mapping[str, str]] = {
     "top_up": "Top-up",
     "top_up_credit": "Top-up",
     "top_up_debit": "Top-up refunded or disputed",
-    "top_up_reinstate": "Dispute decided for you: credited back",
+    "top_up_reinstate": "Dispute decided for you, or refund failed: credited back",
     "correction": "Correction",
 }
 

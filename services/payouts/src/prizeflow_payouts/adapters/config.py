@@ -8,8 +8,9 @@ which provider type is the caller's (bootstrap's) choice.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ def parse_config(
         parsed = ProvidersFile.model_validate(doc, context={"env": env})
     except ValidationError as err:
         raise ProviderConfigError(_describe(err, doc, source)) from None
+    _one_account_each(parsed.providers)
     entries = []
     for spec in parsed.providers:
         factory = factories.get(spec.type)
@@ -151,6 +153,30 @@ def parse_config(
     routes = [Route(r.asset, r.destination_type, r.provider) for r in parsed.routes]
     approvals = _approvals(parsed.approvals, source)
     return PayoutsConfig(ProviderRegistry(entries, routes), approvals, source, tuple(parsed.providers))
+
+
+# The secret naming the account a rail's own books are kept for: two entries on one account would each settle
+# the other's transactions (a Telegram bot's Star transactions, an exchange account's withdrawals).
+_ACCOUNT_SECRETS: Mapping[ProviderType, str] = {
+    ProviderType.TELEGRAM_IF_SUPPORTED: "bot_token",
+    ProviderType.CRYPTO_EXCHANGE: "api_key",
+}
+
+
+def _one_account_each(specs: Sequence[ProviderSpec]) -> None:
+    seen: dict[tuple[ProviderType, str], str] = {}
+    for spec in specs:
+        key = _ACCOUNT_SECRETS.get(spec.type)
+        secret = spec.secrets.get(key) if key else None
+        if key is None or secret is None:
+            continue
+        for ident in (f"env:{secret.env}", f"value:{hashlib.sha256(secret.reveal().encode()).hexdigest()}"):
+            other = seen.setdefault((spec.type, ident), spec.name)
+            if other != spec.name:
+                raise ProviderConfigError(
+                    f"provider {spec.name!r}: its {key} ({secret.env}) is also provider {other!r}'s: one "
+                    f"{spec.type.value} account per provider (each keeps its own books of what it sent)"
+                )
 
 
 def _describe(err: ValidationError, doc: Mapping[str, Any], source: str) -> str:

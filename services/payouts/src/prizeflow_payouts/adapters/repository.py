@@ -21,6 +21,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_payouts.adapters import tables
 from prizeflow_payouts.application.ports import (
+    STUCK_KINDS,
     ListFilter,
     PayoutRepository,
     PayoutTrail,
@@ -112,6 +113,22 @@ _INSERT_ATTEMPTS = text(
     """
 )
 
+_STUCK = text(
+    """
+    SELECT p.provider_name,
+        count(*) FILTER (WHERE p.state = 'submitting' AND p.lease_until < now()) AS stale_leases,
+        count(*) FILTER (WHERE p.state = 'submitted' AND p.submitted_at < now() - make_interval(secs => :s))
+            AS unconfirmed,
+        count(*) FILTER (WHERE p.outcome_unknown_since < now() - make_interval(
+            secs => coalesce(t.after_s, CAST(:default_after AS float8)))) AS unknown_outcome
+    FROM payouts p
+    LEFT JOIN unnest(CAST(:names AS text[]), CAST(:afters AS float8[])) AS t(name, after_s)
+        ON t.name = p.provider_name
+    WHERE p.state IN ('submitting', 'submitted') OR p.outcome_unknown_since IS NOT NULL
+    GROUP BY p.provider_name
+    """
+)
+
 _APPLY = text(
     """
     UPDATE payouts p SET
@@ -131,6 +148,13 @@ _APPLY = text(
         paid_at = coalesce(p.paid_at, u.paid_at),
         finished_at = u.finished_at,
         max_attempts = coalesce(u.max_attempts, p.max_attempts),
+        -- since the first error of unknown outcome; settled, answered or a known error: no longer in doubt
+        outcome_unknown_since = CASE
+            WHEN u.to_state IN ('paid', 'cancelled', 'rejected', 'returned') OR u.finished_at IS NOT NULL THEN NULL
+            WHEN u.outcome_unknown THEN coalesce(p.outcome_unknown_since, CAST(:at AS timestamptz))
+            WHEN NOT u.outcome_unknown THEN NULL
+            ELSE p.outcome_unknown_since
+        END,
         lease_owner = NULL, lease_token = NULL, lease_until = NULL,
         updated_at = now()
     FROM unnest(
@@ -139,10 +163,11 @@ _APPLY = text(
         CAST(:fee_amounts AS bigint[]), CAST(:error_codes AS text[]), CAST(:error_details AS text[]),
         CAST(:next_attempt_ats AS timestamptz[]), CAST(:next_sync_ats AS timestamptz[]), CAST(:sync_polls AS int[]),
         CAST(:sync_firsts AS boolean[]), CAST(:available_ats AS timestamptz[]), CAST(:submitted_ats AS timestamptz[]),
-        CAST(:paid_ats AS timestamptz[]), CAST(:finished_ats AS timestamptz[]), CAST(:max_attempts AS int[])
+        CAST(:paid_ats AS timestamptz[]), CAST(:finished_ats AS timestamptz[]), CAST(:max_attempts AS int[]),
+        CAST(:outcome_unknowns AS boolean[])
     ) AS u(id, expected, token, to_state, provider_ref, tx_hash, fee_asset, fee_amount, error_code, error_detail,
            next_attempt_at, next_sync_at, sync_polls, sync_first, available_at, submitted_at, paid_at, finished_at,
-           max_attempts)
+           max_attempts, outcome_unknown)
     WHERE p.id = u.id AND p.state = u.expected AND (u.token IS NULL OR p.lease_token = u.token)
     RETURNING p.id
     """
@@ -328,6 +353,8 @@ class SqlPayoutRepository:
             "paid_ats": [x.paid_at for x in c],
             "finished_ats": [x.finished_at for x in c],
             "max_attempts": [x.max_attempts for x in c],
+            "outcome_unknowns": [x.outcome_unknown for x in c],
+            "at": at,
         }
         applied_ids = set((await self.session.execute(_APPLY, params)).scalars())
         applied = [x for x in changes if x.record.id in applied_ids]
@@ -419,18 +446,21 @@ class SqlPayoutRepository:
         )
         return int(value or 0)
 
-    async def stuck(self, *, submitted_older_s: float) -> dict[str, int]:
-        row = (
-            await self.session.execute(
-                text(
-                    "SELECT count(*) FILTER (WHERE state = 'submitting' AND lease_until < now()) AS stale_leases, "
-                    "count(*) FILTER (WHERE state = 'submitted' AND submitted_at < now() - make_interval(secs => :s)) "
-                    "AS unconfirmed FROM payouts WHERE state IN ('submitting', 'submitted')"
-                ),
-                {"s": submitted_older_s},
-            )
-        ).one()
-        return {"stale_leases": int(row[0]), "unconfirmed": int(row[1])}
+    async def stuck(
+        self, *, submitted_older_s: float, operator_after_s: Mapping[str, float], default_operator_after_s: float
+    ) -> list[tuple[str, str, int]]:
+        """One statement over the rows in flight (the leases and submissions) and the few in doubt (partial index
+        `payouts_outcome_unknown`), never the settled history."""
+        rows = await self.session.execute(
+            _STUCK,
+            {
+                "s": submitted_older_s,
+                "names": list(operator_after_s),
+                "afters": [float(v) for v in operator_after_s.values()],
+                "default_after": float(default_operator_after_s),
+            },
+        )
+        return [(kind, r.provider_name, int(getattr(r, kind))) for r in rows for kind in STUCK_KINDS]
 
 
 def sql_transactions(sessions: async_sessionmaker[AsyncSession]) -> PayoutTransactions:

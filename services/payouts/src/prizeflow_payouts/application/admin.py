@@ -67,8 +67,10 @@ class PayoutAdmin:
         service: str,
         metrics: PayoutMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_due: Callable[[], None] | None = None,
     ) -> None:
         self.transactions = transactions
+        self.on_due = on_due  # tells this process's worker a payout became due (approved) without waiting its pause
         self.registry = registry
         self.builder = builder
         self.service = service
@@ -127,6 +129,8 @@ class PayoutAdmin:
             )
         if self.metrics is not None:
             self.metrics.transitions.labels(change.to.value, change.record.provider_name).inc()
+        if change.to is S.APPROVED and self.on_due is not None:
+            self.on_due()  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
 
     async def _decide(
         self,
@@ -347,11 +351,15 @@ class PayoutAdmin:
         return S.APPROVED.value
 
     # -- manual provider outcomes -----------------------------------------------------------------------------
-    async def _manual(self, repo: PayoutRepository, payout_id: str) -> Payout:
+    async def _manual(self, repo: PayoutRepository, payout_id: str, actor: Actor) -> Payout:
         rec = await self._locked(repo, payout_id)
         if self.registry.get(rec.provider_name).type is not ProviderType.MANUAL:
             raise AdminError(
                 ErrorKind.CONFLICT, "not_manual", f"payout {rec.id} is paid by {rec.provider_name}, not by hand"
+            )
+        if actor.user_id == rec.player_id:  # paid by hand, then marked failed: the wallet would get it back too
+            raise AdminError(
+                ErrorKind.FORBIDDEN, "self_review", "nobody reports the outcome of a payout that pays them"
             )
         if rec.state is not S.SUBMITTED:
             raise AdminError(ErrorKind.CONFLICT, "not_submitted", f"payout {rec.id} is {rec.state.value}")
@@ -360,7 +368,7 @@ class PayoutAdmin:
     async def mark_paid(self, payout_id: str, actor: Actor, reference: str, reason: str | None) -> str:
         now = self.clock()
         async with self.transactions() as repo:
-            rec = await self._manual(repo, payout_id)
+            rec = await self._manual(repo, payout_id, actor)
             audit = self._audit(
                 actor, "payout.mark_paid", rec, reason=reason, after={"state": "paid", "reference": reference}, now=now
             )
@@ -385,7 +393,7 @@ class PayoutAdmin:
     async def mark_failed(self, payout_id: str, actor: Actor, reason: str, code: PayoutErrorCode) -> str:
         now = self.clock()
         async with self.transactions() as repo:
-            rec = await self._manual(repo, payout_id)
+            rec = await self._manual(repo, payout_id, actor)
             error = PayoutError.of(code, reason, provider=rec.provider_name)
             change = self.builder.from_error(rec, S.SUBMITTED, error, now=now, actor=actor.user_id, token=None)
             audit = self._audit(
@@ -423,7 +431,9 @@ class PayoutAdmin:
     # -- quote ------------------------------------------------------------------------------------------------
     async def quote(self, instruction: PayoutInstruction, preferred: ProviderType | None) -> tuple[str, Quote]:
         try:
-            entry = self.registry.route(instruction.amount.asset, instruction.destination.type, preferred)
+            entry = self.registry.route(
+                instruction.amount.asset, instruction.destination.type, preferred, instruction.amount.amount
+            )
         except NoRouteError as err:
             raise AdminError(ErrorKind.INVALID, "no_provider", str(err)) from err
         if not entry.provider.capabilities.supports_quote:

@@ -286,7 +286,7 @@ class CreatePayouts:
     def _screen(self, cmd: CreatePayoutCommand) -> tuple[ProviderEntry | None, PayoutError | None]:
         """The provider that will pay this request, or why none ever will."""
         try:
-            entry = self.registry.route(cmd.amount.asset, cmd.destination.type, cmd.provider)
+            entry = self.registry.route(cmd.amount.asset, cmd.destination.type, cmd.provider, cmd.amount.amount)
         except NoRouteError as err:
             return None, PayoutError.of(PayoutErrorCode.NO_PROVIDER_ROUTE, str(err))
         if isinstance(entry.provider, PayoutValidator):

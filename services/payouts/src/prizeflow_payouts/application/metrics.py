@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.providers import ProviderPayoutStatus
+from prizeflow_payouts.application.ports import STUCK_KINDS
 from prizeflow_runtime.metrics import LATENCY_BUCKETS, metric_name
 
 # `outcome` of `webhooks`: what became of a provider event (ApplyProviderEvents).
@@ -98,7 +99,13 @@ class PayoutMetrics:
                 ["source"],
                 registry=registry,
             ),
-            stuck=Gauge(n("stuck"), "Rows the reconciler is watching", ["kind"], registry=registry),
+            stuck=Gauge(
+                n("stuck"),
+                "Payouts waiting on recovery or on an operator, by kind (stale_leases, unconfirmed, unknown_outcome: "
+                "in doubt past the rail's operator threshold) and provider",
+                ["kind", "provider"],
+                registry=registry,
+            ),
             webhooks=Counter(n("webhooks"), "Provider events by outcome", ["provider", "outcome"], registry=registry),
             approvals_refused=Counter(
                 n("approvals_refused"), "Approval decisions refused", ["code"], registry=registry
@@ -130,6 +137,8 @@ class PayoutMetrics:
             ),
         )
         for provider in providers:
+            for kind in STUCK_KINDS:
+                m.stuck.labels(kind, provider)
             for code in PayoutErrorCode:
                 m.provider_errors.labels(provider, code.value)
             for kind in ATTEMPT_KINDS:

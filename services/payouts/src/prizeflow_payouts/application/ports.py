@@ -8,11 +8,11 @@ none of them still fits unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutProviderError
@@ -21,6 +21,8 @@ from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, Reques
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 CreateOutcome = ProviderPayoutResult | PayoutProviderError
+# What `PayoutRepository.stuck` counts (the `kind` of `prizeflow_payouts_stuck`).
+STUCK_KINDS: Final = ("stale_leases", "unconfirmed", "unknown_outcome")
 
 
 class PayoutRepository(Protocol):
@@ -106,8 +108,14 @@ class PayoutRepository(Protocol):
 
     async def queue_length(self) -> int: ...
 
-    async def stuck(self, *, submitted_older_s: float) -> dict[str, int]:
-        """Rows the reconciler watches: `stale_leases`, and `unconfirmed` submitted ones."""
+    async def stuck(
+        self, *, submitted_older_s: float, operator_after_s: Mapping[str, float], default_operator_after_s: float
+    ) -> list[tuple[str, str, int]]:
+        """(kind, provider name, count) of the payouts waiting on recovery or on an operator, kinds `STUCK_KINDS`:
+        `stale_leases` (claimed, the lease ran out: its worker died or a pass outlasted it), `unconfirmed`
+        (submitted over `submitted_older_s` ago), `unknown_outcome` (may be at the provider, which could not say,
+        for longer than the provider's operator threshold: `operator_after_s` by provider name, else the default).
+        A provider with nothing in flight nor in doubt may be left out."""
         ...
 
 
@@ -221,6 +229,15 @@ class ReportsProgress(Protocol):
 
 
 @runtime_checkable
+class DefersToOperator(Protocol):
+    """A rail that says how long a payout's outcome may stay unknown before only an operator can decide it (the
+    exchange rail never asks again: past this, it has looked long enough). The others: the worker's default."""
+
+    @property
+    def operator_after_s(self) -> float: ...
+
+
+@runtime_checkable
 class SettlesFailuresOnSync(Protocol):
     """A provider that must act before a failure is final (Stripe `transfer_and_payout`: reverse the transfer so
     the money is back before the reservation is voided). A webhook `failed` for a submitted payout then only
@@ -234,6 +251,14 @@ class PayoutValidator(Protocol):
     """A provider that can refuse a payout before anything is created (the API answers problem details)."""
 
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None: ...
+
+
+@runtime_checkable
+class PaysFixedAmounts(Protocol):
+    """A rail that pays only some amounts (Telegram: the prices of its gifts): rewards refuses a claim of any
+    other amount up front, before money is reserved (`PayoutRoute.amounts`)."""
+
+    def payable_amounts(self, asset: str) -> tuple[int, ...]: ...
 
 
 class ExternalSigningError(UseCaseError):
@@ -253,8 +278,10 @@ class ExternalSigning(Protocol):
 
 
 __all__ = [
+    "STUCK_KINDS",
     "BatchPayoutProvider",
     "CreateOutcome",
+    "DefersToOperator",
     "ExternalSigning",
     "ExternalSigningError",
     "ListFilter",
@@ -265,6 +292,7 @@ __all__ = [
     "PayoutTrail",
     "PayoutTransactions",
     "PayoutValidator",
+    "PaysFixedAmounts",
     "RailProgress",
     "RefusalTrail",
     "ReportsProgress",

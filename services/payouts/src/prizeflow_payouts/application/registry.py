@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prizeflow_contracts.providers import DestinationType, ProviderType, RewardPayoutProvider
+from prizeflow_payouts.application.ports import PaysFixedAmounts
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,26 @@ class ProviderRegistry:
             key=lambda r: (r[0], r[1].value, r[2].value),
         )
 
+    def routes(self) -> list[tuple[str, DestinationType, ProviderType, tuple[int, ...] | None]]:
+        """`routable()` with the amounts each pays: None (any amount) unless every provider of the route pays
+        fixed amounts (`PaysFixedAmounts`), then the union of theirs."""
+        amounts: dict[tuple[str, DestinationType, ProviderType], set[int] | None] = {}
+        for e in self._order:
+            for asset in e.assets:
+                fixed = e.provider.payable_amounts(asset) if isinstance(e.provider, PaysFixedAmounts) else None
+                for dt in e.destination_types:
+                    key = (asset, dt, e.type)
+                    if fixed is None:
+                        amounts[key] = None  # some provider of the route pays any amount
+                    elif key not in amounts:
+                        amounts[key] = set(fixed)
+                    elif (known := amounts[key]) is not None:
+                        known.update(fixed)
+        return [
+            (asset, dt, ptype, tuple(sorted(a)) if a is not None else None)
+            for (asset, dt, ptype), a in sorted(amounts.items(), key=lambda r: (r[0][0], r[0][1].value, r[0][2].value))
+        ]
+
     def get(self, name: str) -> ProviderEntry:
         try:
             return self._entries[name]
@@ -66,19 +87,30 @@ class ProviderRegistry:
             raise NoRouteError(f"no provider named {name!r} is configured") from None
 
     def route(
-        self, asset: str, destination_type: DestinationType, preferred: ProviderType | None = None
+        self,
+        asset: str,
+        destination_type: DestinationType,
+        preferred: ProviderType | None = None,
+        amount: int | None = None,
     ) -> ProviderEntry:
+        """The provider that pays this; with `amount`, the first that pays that amount (`routes()` announces the
+        union of the fixed-amount providers' amounts), else the first that fits (its validation says why not)."""
+
         def fits(entry: ProviderEntry) -> bool:
             return entry.serves(asset, destination_type) and (preferred is None or entry.type is preferred)
 
-        for route in self._routes:
-            if route.asset == asset and route.destination_type is destination_type:
-                entry = self._entries[route.provider]
-                if fits(entry):
+        explicit = [
+            self._entries[r.provider]
+            for r in self._routes
+            if r.asset == asset and r.destination_type is destination_type
+        ]
+        candidates = [e for e in [*explicit, *self._order] if fits(e)]
+        if amount is not None:
+            for entry in candidates:
+                if not isinstance(entry.provider, PaysFixedAmounts) or amount in entry.provider.payable_amounts(asset):
                     return entry
-        for entry in self._order:
-            if fits(entry):
-                return entry
+        if candidates:
+            return candidates[0]
         want = f" of type {preferred.value}" if preferred else ""
         raise NoRouteError(f"no provider{want} pays {asset} to a {destination_type.value} destination")
 

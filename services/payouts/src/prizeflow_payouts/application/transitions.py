@@ -23,7 +23,7 @@ from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
-from prizeflow_payouts.domain.retry import AfterFailure, backoff_seconds, plan_after_failure
+from prizeflow_payouts.domain.retry import UNKNOWN_OUTCOME_CODES, AfterFailure, backoff_seconds, plan_after_failure
 from prizeflow_payouts.domain.state import PayoutState, check_transition, steps_for_provider_status
 
 S = PayoutState
@@ -91,13 +91,19 @@ class ChangeBuilder:
                     token=token,
                     sync_polls=polls,
                     next_sync_at=self.poll_at(now, polls, polls_status=polls_status),
+                    outcome_unknown=False,  # the provider answered: it holds the payout
                 )
             return None
         final = steps[-1]
         if final is S.FAILED:
             assert result.error is not None
             return self.from_error(rec, expected, result.error, now=now, actor=actor, token=token, cause=cause)
-        common: dict[str, Any] = {"token": token, "provider_ref": result.provider_ref, "tx_hash": result.tx_hash}
+        common: dict[str, Any] = {
+            "token": token,
+            "provider_ref": result.provider_ref,
+            "tx_hash": result.tx_hash,
+            "outcome_unknown": False,
+        }
         if final is S.SUBMITTED:
             change = self._change(
                 rec,
@@ -211,6 +217,8 @@ class ChangeBuilder:
             "error_code": error.code.value,
             "error_detail": error.message[:1000],
             "sync_first": True,
+            # Unknown: the doubt starts (or goes on); any other code is a known outcome (not made, refused...).
+            "outcome_unknown": error.code in UNKNOWN_OUTCOME_CODES,
         }
         if plan.after is AfterFailure.AWAIT_CONFIRMATION:
             # The provider may hold it: never fail it blind. Keep asking at the reconciler's pace.

@@ -25,8 +25,10 @@ from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProvi
 from prizeflow_contracts.providers import ProviderPayoutResult
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import (
+    STUCK_KINDS,
     BatchPayoutProvider,
     CreateOutcome,
+    DefersToOperator,
     PayoutTransactions,
     ReportsProgress,
 )
@@ -59,10 +61,14 @@ class WorkerResult:
 class WorkerConfig:
     batch_size: int = 500
     interval_s: float = 0.1
+    idle_max_s: float = 1.0  # idle passes back off, doubling from interval_s up to this
     lease_s: float = 60.0
     provider_timeout_s: float = 10.0
     concurrency: int = 64
     gauges_interval_s: float = 5.0
+    # An outcome unknown this long needs an operator (`unknown_outcome` of the stuck gauge), unless the rail says
+    # otherwise (`DefersToOperator`).
+    operator_after_s: float = 1800.0
 
 
 @dataclass(slots=True)
@@ -93,22 +99,30 @@ class PayoutWorker:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self._sem = asyncio.Semaphore(config.concurrency)
         self._last_gauges = 0.0
+        self._stuck_seen: set[tuple[str, str]] = set()
 
     # -- the loop ---------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Pass after pass: none of a pause while a full batch was found, `interval_s` after work, and doubling
+        up to `idle_max_s` while passes find nothing (an idle replica costs a few queries a second, not ten). A
+        `wake` (a request consumed, an approval made here) ends any pause and restarts the doubling."""
         log.info("payout worker started", extra={"worker": self.worker_id})
+        pause = self.config.interval_s
         while not stop.is_set():
             try:
                 result = await self.run_once()
                 await self._maybe_gauges()
             except Exception:
                 log.exception("payout worker pass failed; retrying")
-                result = WorkerResult()
-                await _wait(stop, wake, 1.0)
+                await _wait(stop, wake, max(1.0, self.config.interval_s))
                 continue
             if result.processed >= self.config.batch_size:
+                pause = self.config.interval_s
                 continue  # more is due: no pause
-            await _wait(stop, wake, self.config.interval_s)
+            if result.processed:
+                pause = self.config.interval_s
+            woken = await _wait(stop, wake, pause)
+            pause = self.config.interval_s if woken or result.processed else _next_pause(pause, self.config)
 
     async def run_once(self) -> WorkerResult:
         return await self.submit_due() + await self.sync_submitted()
@@ -157,8 +171,15 @@ class PayoutWorker:
         sync_idx = [n for n, rec in enumerate(claimed) if rec.sync_first]
         synced = await asyncio.gather(*(self._sync_call(claimed[n]) for n in sync_idx))
         for n, call in zip(sync_idx, synced, strict=True):
-            if not (call.error is not None and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND):
-                calls[n] = call
+            if call.error is not None and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND:
+                continue  # not at the provider: created below, with the same idempotency key
+            if call.error is not None:
+                # The provider could not say whether it holds the payout (outage, rate limit, a key rotated...):
+                # whatever that error is, the outcome of the earlier attempt is still unknown. Judged as a known
+                # failure, it would end the payout for good once attempts ran out and void its reservation while
+                # the provider may have paid it.
+                call.error = _still_unknown(call.error)
+            calls[n] = call
         # 2. The rest is created, batched per provider where the provider takes batches.
         to_create = [n for n in range(len(claimed)) if calls[n] is None]
         by_provider: dict[str, list[int]] = {}
@@ -346,21 +367,50 @@ class PayoutWorker:
         await self.refresh_gauges()
 
     async def refresh_gauges(self) -> dict[str, int]:
+        """The gauges read from the database (every replica exports the same figures); returns the totals."""
         async with self.transactions() as repo:
             counts = await repo.counts()
             queue = await repo.queue_length()
-            stuck = await repo.stuck(submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000)
+            stuck = await repo.stuck(
+                submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000,
+                operator_after_s=self.operator_thresholds(),
+                default_operator_after_s=self.config.operator_after_s,
+            )
+        totals = dict.fromkeys(STUCK_KINDS, 0)
+        for kind, _, count in stuck:
+            totals[kind] += count
         if self.metrics is not None:
             self.metrics.payouts.clear()
             for state, provider, count in counts:
                 self.metrics.payouts.labels(state, provider).set(count)
             self.metrics.queue_length.set(queue)
-            for kind, value in stuck.items():
-                self.metrics.stuck.labels(kind).set(value)
+            self._stuck_gauges(self.metrics, stuck)
             await self._progress_gauges(self.metrics)
-        if stuck["stale_leases"] or stuck["unconfirmed"]:
-            log.warning("reconciler: rows waiting on recovery", extra=stuck)
-        return {"queue": queue, **stuck}
+        if any(totals.values()):
+            log.warning(
+                "reconciler: payouts waiting on recovery or an operator (docs/runbooks/payouts-awaiting-operator.md)",
+                extra=totals,
+            )
+        return {"queue": queue, **totals}
+
+    def operator_thresholds(self) -> dict[str, float]:
+        """Each configured provider's operator threshold: its own (`DefersToOperator`), else the worker's."""
+        return {
+            e.name: float(e.provider.operator_after_s)
+            if isinstance(e.provider, DefersToOperator)
+            else self.config.operator_after_s
+            for e in self.registry
+        }
+
+    def _stuck_gauges(self, metrics: PayoutMetrics, stuck: Sequence[tuple[str, str, int]]) -> None:
+        """Every configured provider, and any provider seen before, gets each kind (0 when nothing waits), so an
+        alert's series never vanishes when the last payout is resolved; never cleared, so never briefly absent."""
+        values = {(kind, e.name): 0 for e in self.registry for kind in STUCK_KINDS}
+        values.update(dict.fromkeys(self._stuck_seen, 0))
+        values.update({(kind, provider): count for kind, provider, count in stuck})
+        for (kind, provider), count in values.items():
+            metrics.stuck.labels(kind, provider).set(count)
+        self._stuck_seen = set(values)
 
     async def _progress_gauges(self, metrics: PayoutMetrics) -> None:
         """Each rail's source accounts (sequence, last landing) and its oldest waiting payout, from its books: every
@@ -383,7 +433,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+def _still_unknown(error: PayoutError) -> PayoutError:
+    """A sync-first that got no answer: the payout may be at the provider (never a final failure)."""
+    return PayoutError.of(
+        PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
+        f"may be at the provider: its status could not be read ({error.code.value}: {error.message})"[:1000],
+        provider=error.provider,
+        provider_code=error.provider_code,
+    )
+
+
+def _next_pause(pause: float, config: WorkerConfig) -> float:
+    return min(pause * 2, max(config.idle_max_s, config.interval_s))
+
+
+async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> bool:
+    """Pause up to `seconds`; True when `wake` ended it."""
     waiters: list[Awaitable[object]] = [stop.wait()]
     if wake is not None:
         waiters.append(wake.wait())
@@ -391,8 +456,11 @@ async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float)
     await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     for t in tasks:
         t.cancel()
-    if wake is not None:
-        wake.clear()
+    if wake is None:
+        return False
+    woken = wake.is_set()
+    wake.clear()
+    return woken
 
 
 WorkerFactory = Callable[[], PayoutWorker]

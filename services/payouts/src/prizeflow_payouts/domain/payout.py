@@ -87,7 +87,13 @@ class Payout:
         )
 
     def lookup(self) -> PayoutLookup:
-        return PayoutLookup(payout_id=self.id, idempotency_key=self.idempotency_key, provider_ref=self.provider_ref)
+        return PayoutLookup(
+            payout_id=self.id,
+            idempotency_key=self.idempotency_key,
+            provider_ref=self.provider_ref,
+            amount=self.money,
+            destination=self.destination,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,9 @@ class Change:
     paid_at: datetime | None = None
     finished_at: datetime | None = None  # written as given
     max_attempts: int | None = None
+    # True: the provider may hold it and could not say (its "unknown since" starts, or goes on); False: an answer or
+    # a known error ended the doubt; None: as it was. A settled payout's doubt is cleared whatever this says.
+    outcome_unknown: bool | None = None
     history: list[HistoryEntry] = field(default_factory=list)
     events: list[Envelope[Any]] = field(default_factory=list)
     attempt_log: AttemptLog | None = None

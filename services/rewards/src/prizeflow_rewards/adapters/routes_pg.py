@@ -15,10 +15,13 @@ _LOCK = text("SELECT sequence FROM payout_routes_version FOR UPDATE")
 
 
 class PgPayoutRoutes:
-    async def routable(self, tx: Conn, asset: str, destination_type: str) -> bool:
+    async def routable(self, tx: Conn, asset: str, destination_type: str, amount: int) -> bool:
         row = await tx.execute(
-            text("SELECT 1 FROM payout_routes WHERE asset = :a AND destination_type = :t LIMIT 1"),
-            {"a": asset, "t": destination_type},
+            text(
+                "SELECT 1 FROM payout_routes WHERE asset = :a AND destination_type = :t "
+                "AND (amounts IS NULL OR CAST(:n AS bigint) = ANY(amounts)) LIMIT 1"
+            ),
+            {"a": asset, "t": destination_type, "n": amount},
         )
         return row.first() is not None
 
@@ -39,21 +42,25 @@ class PgPayoutRoutes:
             {"s": data.sequence, "t": data.published_at},
         )
         await tx.execute(text("DELETE FROM payout_routes"))
-        routes = sorted({(r.asset, r.destination_type.value, r.provider.value) for r in data.routes})
-        if routes:
-            assets, types, providers = (list(column) for column in zip(*routes, strict=True))
+        routes = {(r.asset, r.destination_type.value, r.provider.value): r.amounts for r in data.routes}
+        for (asset, dtype, provider), amounts in sorted(routes.items()):
             await tx.execute(
                 text(
-                    "INSERT INTO payout_routes (asset, destination_type, provider, published_at) "
-                    "SELECT a, d, p, :t FROM unnest(CAST(:a AS text[]), CAST(:d AS text[]), CAST(:p AS text[])) "
-                    "AS r(a, d, p)"
+                    "INSERT INTO payout_routes (asset, destination_type, provider, published_at, amounts) "
+                    "VALUES (:a, :d, :p, :t, CAST(:n AS bigint[]))"
                 ),
-                {"a": assets, "d": types, "p": providers, "t": data.published_at},
+                {
+                    "a": asset,
+                    "d": dtype,
+                    "p": provider,
+                    "t": data.published_at,
+                    "n": list(amounts) if amounts else None,
+                },
             )
 
     async def all(self, tx: Conn) -> list[dict[str, Any]]:
         rows = await tx.execute(
-            text("SELECT asset, destination_type, provider, published_at FROM payout_routes ORDER BY 1, 2, 3")
+            text("SELECT asset, destination_type, provider, published_at, amounts FROM payout_routes ORDER BY 1, 2, 3")
         )
         return [
             {
@@ -61,6 +68,7 @@ class PgPayoutRoutes:
                 "destination_type": r.destination_type,
                 "provider": r.provider,
                 "published_at": r.published_at,
+                "amounts": list(r.amounts) if r.amounts is not None else None,
             }
             for r in rows
         ]

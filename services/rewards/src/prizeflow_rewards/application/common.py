@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -106,7 +105,3 @@ async def audit(
         after=after,
     )
     await outbox.stage(tx, [event])
-
-
-def admin_correlation_id() -> str:
-    return f"admin-{uuid.uuid4()}"

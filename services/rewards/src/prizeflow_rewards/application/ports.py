@@ -129,9 +129,10 @@ class Players(Protocol):
 
 
 class PayoutRoutes(Protocol):
-    """What payouts last announced it can pay (asset x destination type)."""
+    """What payouts last announced it can pay (asset x destination type, and the amounts where a rail pays fixed
+    ones)."""
 
-    async def routable(self, tx: Tx, asset: str, destination_type: str) -> bool: ...
+    async def routable(self, tx: Tx, asset: str, destination_type: str, amount: int) -> bool: ...
 
     async def lock(self, tx: Tx) -> None:
         """Take the routes' lock (a poll that announces routes takes it before any claim or account)."""

@@ -43,6 +43,8 @@ from prizeflow_rewards.application.ports import (
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError
 from prizeflow_rewards.domain.topups import (
+    REVERSED_BY,
+    REVERSES,
     Adjustment,
     AdjustmentKind,
     AdjustmentStatus,
@@ -74,6 +76,7 @@ _ADJUSTING = {
     PaymentEventStatus.REFUNDED: AdjustmentKind.REFUND,
     PaymentEventStatus.DISPUTED: AdjustmentKind.DISPUTE,
     PaymentEventStatus.DISPUTE_WON: AdjustmentKind.DISPUTE_WON,
+    PaymentEventStatus.REFUND_FAILED: AdjustmentKind.REFUND_FAILED,
 }
 
 
@@ -280,9 +283,9 @@ class TopUpMoney:
         waiting = [
             a for a in await self.stores.top_ups.adjustments(tx, top_up.id) if a.status is AdjustmentStatus.PENDING
         ]
-        # Refunds and disputes in arrival order, then disputes won (each after the dispute it settles).
-        for adj in sorted(waiting, key=lambda a: (a.kind is AdjustmentKind.DISPUTE_WON, a.seq)):
-            # Read again: applying a dispute applies the dispute won that waited for it.
+        # Refunds and disputes in arrival order, then their reversals (each after the adjustment it reverses).
+        for adj in sorted(waiting, key=lambda a: (a.kind in REVERSES, a.seq)):
+            # Read again: applying a dispute or refund applies the reversal that waited for it.
             now_ = await self.stores.top_ups.find_adjustment(tx, top_up.provider, adj.kind.value, adj.adjustment_ref)
             if now_ is not None and now_.status is AdjustmentStatus.PENDING:
                 await self._apply_adjustment(tx, top_up, now_, cause)
@@ -325,11 +328,12 @@ class TopUpMoney:
             )
         recorded = await repo.adjustments(tx, top_up.id)
         by_ref = {(a.kind, a.adjustment_ref): a for a in recorded}
-        if kind is AdjustmentKind.DISPUTE_WON:
-            dispute = by_ref.get((AdjustmentKind.DISPUTE, adjustment_ref))
-            if dispute is not None and amount.amount > dispute.amount:
+        if kind in REVERSES:
+            reversed_ = by_ref.get((REVERSES[kind], adjustment_ref))
+            if reversed_ is not None and amount.amount > reversed_.amount:
                 raise EventRefusal(
-                    "amount_mismatch", f"dispute {adjustment_ref} won {amount.amount}, more than its {dispute.amount}"
+                    "amount_mismatch",
+                    f"{kind.value} {adjustment_ref} of {amount.amount} gives back more than its {reversed_.amount}",
                 )
         else:
             if outstanding(recorded) + amount.amount > top_up.amount:
@@ -338,10 +342,12 @@ class TopUpMoney:
                     f"{kind.value} {adjustment_ref} of {amount.amount} would take back more than top-up {top_up.id} "
                     f"paid ({top_up.amount}, {outstanding(recorded)} already taken back)",
                 )
-            won = by_ref.get((AdjustmentKind.DISPUTE_WON, adjustment_ref))
-            if kind is AdjustmentKind.DISPUTE and won is not None and won.amount > amount.amount:
+            reversal = by_ref.get((REVERSED_BY[kind], adjustment_ref)) if kind in REVERSED_BY else None
+            if reversal is not None and reversal.amount > amount.amount:
                 raise EventRefusal(
-                    "amount_mismatch", f"dispute {adjustment_ref} of {amount.amount} was won for {won.amount}"
+                    "amount_mismatch",
+                    f"{kind.value} {adjustment_ref} of {amount.amount}: its {reversal.kind.value} gave back "
+                    f"{reversal.amount}",
                 )
         adj = Adjustment(top_up.id, kind, adjustment_ref, amount.amount)
         await repo.record_adjustment(tx, top_up.provider, adj, provider_event_id=provider_event_id)
@@ -352,11 +358,11 @@ class TopUpMoney:
     async def _apply_adjustment(self, tx: Tx, top_up: TopUp, adj: Adjustment, cause: str | None) -> bool:
         repo = self.stores.top_ups
         now = self.clock()
-        if adj.kind is AdjustmentKind.DISPUTE_WON:
-            dispute = await repo.find_adjustment(tx, top_up.provider, AdjustmentKind.DISPUTE.value, adj.adjustment_ref)
-            if dispute is None or dispute.status is not AdjustmentStatus.APPLIED:
-                return False  # waits for the dispute it settles
-            credited, cleared = reinstate_split(adj.amount, dispute)
+        if adj.kind in REVERSES:
+            reversed_ = await repo.find_adjustment(tx, top_up.provider, REVERSES[adj.kind].value, adj.adjustment_ref)
+            if reversed_ is None or reversed_.status is not AdjustmentStatus.APPLIED:
+                return False  # waits for the dispute or refund it reverses
+            credited, cleared = reinstate_split(adj.amount, reversed_)
             done = replace(adj, debited=0, receivable=cleared, credited=credited)
         else:
             wallet = accounts.wallet(top_up.player_id, top_up.asset)
@@ -381,10 +387,10 @@ class TopUpMoney:
         await self._stage(tx, top_up, event, key, cause)
         if self.metrics is not None:
             self.metrics.top_ups.labels(f"adjusted_{done.kind.value}").inc()
-        if adj.kind is AdjustmentKind.DISPUTE:  # a dispute won reported before its dispute
-            won = await repo.find_adjustment(tx, top_up.provider, AdjustmentKind.DISPUTE_WON.value, adj.adjustment_ref)
-            if won is not None and won.status is AdjustmentStatus.PENDING:
-                await self._apply_adjustment(tx, top_up, won, cause)
+        if adj.kind in REVERSED_BY:  # a dispute won or a refund failed reported before what it reverses
+            later = await repo.find_adjustment(tx, top_up.provider, REVERSED_BY[adj.kind].value, adj.adjustment_ref)
+            if later is not None and later.status is AdjustmentStatus.PENDING:
+                await self._apply_adjustment(tx, top_up, later, cause)
         return True
 
     async def _apply(self, tx: Tx, transfers: list[Any]) -> Any:

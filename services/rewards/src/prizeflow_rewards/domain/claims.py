@@ -98,7 +98,7 @@ class ClaimFacts:
     risk_flagged: bool
     recent_decided: int
     recent_failed: int
-    routable: bool = True  # some provider pays this asset to this destination type
+    routable: bool = True  # some provider pays this amount of this asset to this destination type
 
 
 def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911 - one return per rule
@@ -107,7 +107,9 @@ def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911
     if not f.redeemable:
         return Refuse(RefusalCode.ASSET_NOT_REDEEMABLE, f"{f.asset} is not redeemable: it can never be claimed")
     if not f.routable:
-        return Refuse(RefusalCode.NO_PAYOUT_ROUTE, f"no payout provider pays {f.asset} to this kind of destination")
+        return Refuse(
+            RefusalCode.NO_PAYOUT_ROUTE, f"no payout provider pays {f.amount} {f.asset} to this kind of destination"
+        )
     if f.amount < lim.min_claim:
         return Refuse(RefusalCode.BELOW_MINIMUM, f"the minimum claim is {lim.min_claim} {f.asset} minor units")
     if f.amount > f.available:

@@ -48,6 +48,16 @@ class AdjustmentKind(StrEnum):
     REFUND = "refund"
     DISPUTE = "dispute"
     DISPUTE_WON = "dispute_won"
+    REFUND_FAILED = "refund_failed"
+
+
+# A reversal gives back what the adjustment of the same ref took: a dispute won its dispute, a failed refund its
+# refund. It applies only after the adjustment it reverses (it waits for it), and never gives back more.
+REVERSES: Final[Mapping[AdjustmentKind, AdjustmentKind]] = {
+    AdjustmentKind.DISPUTE_WON: AdjustmentKind.DISPUTE,
+    AdjustmentKind.REFUND_FAILED: AdjustmentKind.REFUND,
+}
+REVERSED_BY: Final[Mapping[AdjustmentKind, AdjustmentKind]] = {v: k for k, v in REVERSES.items()}
 
 
 class AdjustmentStatus(StrEnum):
@@ -196,17 +206,18 @@ class Adjustment:
 
 
 def outstanding(adjustments: list[Adjustment]) -> int:
-    """What refunds and disputes have taken back of a top-up, net of disputes won (recorded ones, applied or not).
-    A dispute won offsets only the dispute it settles, once that is recorded: one waiting for a dispute that has not
-    come (or never will) has given nothing back, so it makes no room for more refunds."""
-    taken = sum(a.amount for a in adjustments if a.kind is not AdjustmentKind.DISPUTE_WON)
-    disputes = {a.adjustment_ref: a.amount for a in adjustments if a.kind is AdjustmentKind.DISPUTE}
-    won = sum(
-        min(a.amount, disputes[a.adjustment_ref])
+    """What refunds and disputes have taken back of a top-up, net of their reversals (disputes won, refunds failed;
+    recorded ones, applied or not). A reversal offsets only the adjustment it reverses, once that is recorded: one
+    waiting for an adjustment that has not come (or never will) has given nothing back, so it makes no room for
+    more refunds."""
+    taken = sum(a.amount for a in adjustments if a.kind not in REVERSES)
+    reversible = {(a.kind, a.adjustment_ref): a.amount for a in adjustments if a.kind in REVERSED_BY}
+    given_back = sum(
+        min(a.amount, reversible[(REVERSES[a.kind], a.adjustment_ref)])
         for a in adjustments
-        if a.kind is AdjustmentKind.DISPUTE_WON and a.adjustment_ref in disputes
+        if a.kind in REVERSES and (REVERSES[a.kind], a.adjustment_ref) in reversible
     )
-    return taken - won
+    return taken - given_back
 
 
 def debit_split(amount: int, available: int) -> tuple[int, int]:
@@ -216,10 +227,10 @@ def debit_split(amount: int, available: int) -> tuple[int, int]:
     return debited, amount - debited
 
 
-def reinstate_split(amount: int, dispute: Adjustment) -> tuple[int, int]:
-    """(credited back to the wallet, cleared from the receivable) for a dispute won of `amount`: first what the
-    dispute made the player owe, then the wallet."""
-    cleared = min(amount, dispute.receivable)
+def reinstate_split(amount: int, reversed_: Adjustment) -> tuple[int, int]:
+    """(credited back to the wallet, cleared from the receivable) for a reversal (dispute won, refund failed) of
+    `amount`: first what the reversed dispute or refund made the player owe, then the wallet."""
+    cleared = min(amount, reversed_.receivable)
     return amount - cleared, cleared
 
 
@@ -243,7 +254,7 @@ def adjustment_transfers(top_up: TopUp, adj: Adjustment) -> list[Transfer]:
     key = (top_up.id, adj.kind.value, adj.adjustment_ref)
     flow = top_up.correlation_id
     legs: list[Transfer] = []
-    if adj.kind is AdjustmentKind.DISPUTE_WON:
+    if adj.kind in REVERSES:
         if adj.receivable:
             legs.append(
                 Transfer.of(

@@ -30,7 +30,6 @@ from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ReviewHold, SubmitClaim
-from prizeflow_rewards.application.common import admin_correlation_id
 from prizeflow_rewards.application.corrections import (
     DecideCorrection,
     LedgerReads,
@@ -222,7 +221,7 @@ class CampaignsController(Controller):
                 name=data.name,
                 asset=data.asset,
                 low_threshold=data.low_threshold,
-                correlation_id=admin_correlation_id(),
+                correlation_id=correlation_id_of(request),
             )
             return (await api.read.figures(s, [c]))[c.id]
 
@@ -250,7 +249,7 @@ class CampaignsController(Controller):
                 campaign_id=campaign_id,
                 amount=data.amount,
                 reference=data.reference,
-                correlation_id=admin_correlation_id(),
+                correlation_id=correlation_id_of(request),
             )
             c = await api.read.campaign(s, campaign_id)
             return {**(await api.read.figures(s, [c]))[c.id], "applied": applied}
@@ -262,7 +261,7 @@ class CampaignsController(Controller):
     ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             c = await api.change_status(
-                s, principal(request), campaign_id=campaign_id, target=target, correlation_id=admin_correlation_id()
+                s, principal(request), campaign_id=campaign_id, target=target, correlation_id=correlation_id_of(request)
             )
             return (await api.read.figures(s, [c]))[c.id]
 
@@ -304,7 +303,7 @@ class CampaignsController(Controller):
     ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             return await api.rounds.release_held(
-                s, principal(request), campaign_id=campaign_id, correlation_id=admin_correlation_id()
+                s, principal(request), campaign_id=campaign_id, correlation_id=correlation_id_of(request)
             )
 
         return await api.run(work)
@@ -365,7 +364,7 @@ class WalletsController(Controller):
                 amount=data.amount,
                 provider=data.provider,
                 reference=data.reference,
-                correlation_id=admin_correlation_id(),
+                correlation_id=correlation_id_of(request),
             )
             return {
                 "transfer_id": transfer_id,
@@ -487,7 +486,7 @@ class PlayersController(Controller):
                 player_id=player_id,
                 flagged=data.flagged,
                 reason=data.reason,
-                correlation_id=admin_correlation_id(),
+                correlation_id=correlation_id_of(request),
             )
 
         await api.run(work)

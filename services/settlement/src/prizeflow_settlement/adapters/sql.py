@@ -161,6 +161,9 @@ def _round_row(r: Round) -> dict[str, Any]:
     }
 
 
+_FINISHED = frozenset({RoundState.SETTLED, RoundState.VOIDED})
+
+
 class SpecCache:
     """Round terms (the validated RoundOpened) by round id, so the hot path neither reads nor re-validates
     them for every event of a round.
@@ -169,8 +172,11 @@ class SpecCache:
     trigger (migration 0004) refuses any UPDATE that would, and rounds are never deleted. A spec is cached
     only when its row is known to be committed: as read by `lock_rounds` (the first statement of its
     transaction on `rounds`, so it sees committed rows only), or after the commit of the transaction that
-    opened the round. A rolled-back RoundOpened never reaches the cache. Bounded: the oldest entry goes
-    first (rounds are short-lived); a miss costs one extra query for the whole poll. Capacity 0 disables it.
+    opened the round. A rolled-back RoundOpened never reaches the cache. A round that settled or was voided
+    leaves it once that is committed (events of a finished round are late duplicates at most), so it holds the
+    live rounds, not the last `capacity` ever opened: ~3 KB each, a full cache of 20,000 was 60 MB that a soak read
+    as a leak. Bounded all the same: the oldest entry goes first; a miss costs one extra query for the whole poll.
+    Capacity 0 disables it.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -196,6 +202,10 @@ class SpecCache:
     def put_many(self, specs: Iterable[tuple[str, RoundOpened]]) -> None:
         for round_id, spec in specs:
             self.put(round_id, spec)
+
+    def forget(self, round_ids: Iterable[str]) -> None:
+        for round_id in round_ids:
+            self._specs.pop(round_id, None)
 
 
 def _round_from_row(row: Any, spec: RoundOpened) -> Round:
@@ -288,6 +298,9 @@ class SqlRoundStore(RoundStore):
             # The terms of the rounds opened here are known: cached once (and only if) the rows are committed.
             opened = [(r.round_id, r.spec) for r in new]
             event.listen(s.sync_session, "after_commit", lambda _: self.specs.put_many(opened), once=True)
+        finished = [r.round_id for r in changed if r.state in _FINISHED]
+        if finished and self.specs.capacity:
+            event.listen(s.sync_session, "after_commit", lambda _: self.specs.forget(finished), once=True)
         if dirty:
             rows = [_round_row(r) for r in dirty]
             await s.execute(_UPDATE_ROUNDS, {c: [row[c] for row in rows] for c in _UPDATE_COLUMNS})

@@ -32,6 +32,15 @@ class Actor:
     roles: tuple[str, ...]
 
 
+def _refuse_own(r: Round, actor: Actor, placements: Sequence[Placement] = ()) -> None:
+    """Self-dealing (docs/architecture.md §6): nobody voids or resolves a round they entered, nor places
+    themselves in one, whatever roles they hold (resolving a lost round in their own favour, voiding it for the fee)."""
+    if actor.user_id in r.players or any(p.player_id == actor.user_id for p in placements):
+        raise UseCaseError(
+            ErrorKind.FORBIDDEN, "self_review", f"nobody decides round {r.round_id}: {actor.user_id} plays in it"
+        )
+
+
 def _summary(r: Round) -> dict[str, str]:
     out = {"state": r.state.value, "disputed": str(r.disputed).lower()}
     if r.hold_reason:
@@ -117,6 +126,7 @@ class ResolveRound(_AdminAction):
 
     async def __call__(self, round_id: str, *, placements: Sequence[Placement], reason: str, actor: Actor) -> Round:
         def change(r: Round, now: datetime) -> None:
+            _refuse_own(r, actor, placements)
             results = ResultSet.of(placements, reported_at=now, event_id=None)
             r.admin_resolve(results, reason=reason, actor=actor.user_id, at=now)
 
@@ -129,6 +139,7 @@ class VoidRound(_AdminAction):
 
     async def __call__(self, round_id: str, *, reason: str, actor: Actor) -> Round:
         def change(r: Round, now: datetime) -> None:
+            _refuse_own(r, actor)
             if r.state is RoundState.VOIDED:
                 raise RoundRuleViolation("illegal_transition", f"round {round_id} is already voided")
             r.void(f"admin: {reason}", at=now, actor=actor.user_id)

@@ -24,9 +24,11 @@ from prizeflow_contracts.events.signer import (
     SignatureRefusalCode,
     SignatureRefused,
     SignatureRequested,
+    TonSignatureRequested,
     TransactionSigned,
 )
 from prizeflow_signer.application.ports import AuditRecord, BackendUnavailableError, SignatureBackend, SignerStore, Tx
+from prizeflow_signer.application.sign_ton import SignTonRequest
 from prizeflow_signer.domain.policy import LiveSignatureExistsError, OneLiveSignature, SpendingPolicy
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import BackendKind
@@ -52,9 +54,13 @@ class SignRequest:
     metrics: SignerMetrics | None = None
     clock: Callable[[], float] = field(default=time.time)
     live: OneLiveSignature = field(default_factory=lambda: OneLiveSignature(TIME_BOUND_MARGIN_S))
+    ton: SignTonRequest | None = None  # TON wallet messages, on the same topics and books
 
     async def __call__(self, session: Tx, envelope: Envelope[EventPayload]) -> None:
         request = envelope.data
+        if isinstance(request, TonSignatureRequested) and self.ton is not None:
+            await self.ton(session, envelope, request)
+            return
         if not isinstance(request, SignatureRequested):
             raise EventRefusal("unknown_event_type", f"the signer does not handle {envelope.type}")
         stored = await self.store.stored_result(session, request.request_id)

@@ -10,10 +10,17 @@ providers:
     secrets: [STRIPE_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET_NEXT]   # several during a rotation
     tolerance_s: 300                # default 300, at most 900
     max_body_bytes: 65536           # default 64 KiB
-    confirm:                        # Stripe only; required outside the dev profile
+    confirm:                        # Stripe: required outside the dev profile
       api_base: https://api.stripe.com     # or api_base_env: STRIPE_API_URL
       api_key: STRIPE_API_KEY
       timeout_s: 5
+  - name: giftcard                  # a Tremendous-shaped gift-card API
+    type: gift_card
+    scheme: giftcard_signature      # Tremendous-Webhook-Signature: sha256=<HMAC of the body>, no timestamp
+    secrets: [GIFTCARD_WEBHOOK_KEY]
+    confirm:                        # always required: the order is fetched back and its status published
+      api_base_env: GIFTCARD_API_URL       # https://api.tremendous.com in production (/api/v2 appended)
+      api_key: GIFTCARD_API_KEY
 ```
 """
 
@@ -113,8 +120,13 @@ class ProviderModel(_Model):
             raise ValueError("a stripe provider signs with scheme stripe_signature")
         if self.type is not ProviderType.STRIPE and self.scheme is Scheme.STRIPE_SIGNATURE:
             raise ValueError("only a stripe provider uses scheme stripe_signature (others: prizeflow_signature)")
-        if self.confirm is not None and self.type is not ProviderType.STRIPE:
-            raise ValueError("confirm is implemented for stripe providers only")
+        if (self.type is ProviderType.GIFT_CARD) != (self.scheme is Scheme.GIFTCARD_SIGNATURE):
+            raise ValueError("a gift_card provider, and only one, signs with scheme giftcard_signature")
+        if self.type is ProviderType.GIFT_CARD and self.confirm is None:
+            # Its events carry no status and no timestamp: the order fetched back is the only truth, in every profile.
+            raise ValueError("a gift_card provider needs `confirm` (its events are read from the order fetched back)")
+        if self.confirm is not None and self.type not in (ProviderType.STRIPE, ProviderType.GIFT_CARD):
+            raise ValueError("confirm is implemented for gift_card and stripe providers only")
         if len(set(self.secrets)) != len(self.secrets):
             raise ValueError("`secrets` names a variable twice")
         return self

@@ -66,6 +66,15 @@ class EventConfirmer(Protocol):
         ...
 
 
+class OrderFetcher(Protocol):
+    """Fetches a gift-card order back from the provider (its events name a resource only, with no status)."""
+
+    async def fetch_order(self, resource_type: str, resource_id: str) -> Mapping[str, Any] | None:
+        """The order (a reward's through its `order_id`) without any card link, or None if the provider has no
+        such resource. Raises ProviderUnavailableError."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDelivery:
     id: int
@@ -149,6 +158,7 @@ __all__ = [
     "DeliveryWriter",
     "EventConfirmer",
     "NewDelivery",
+    "OrderFetcher",
     "ProviderUnavailableError",
     "StoredDelivery",
 ]

@@ -21,12 +21,19 @@ from typing import Any, Final
 from pydantic_core import from_json
 
 from prizeflow_contracts.envelope import StagedEvent, stage_event
+from prizeflow_contracts.giftcard import verify_giftcard_signature
 from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.webhook_signatures import SignatureRefused, verify
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
-from prizeflow_webhooks.application.ports import DeliveryWriter, EventConfirmer, NewDelivery, ProviderUnavailableError
-from prizeflow_webhooks.domain import prizeflow_events, stripe_events
+from prizeflow_webhooks.application.ports import (
+    DeliveryWriter,
+    EventConfirmer,
+    NewDelivery,
+    OrderFetcher,
+    ProviderUnavailableError,
+)
+from prizeflow_webhooks.domain import giftcard_events, prizeflow_events, stripe_events
 from prizeflow_webhooks.domain.deliveries import (
     UNKNOWN_PROVIDER_LABEL,
     DeliveryOutcome,
@@ -34,6 +41,7 @@ from prizeflow_webhooks.domain.deliveries import (
     NormalizationError,
     Normalized,
     RefusalReason,
+    Scheme,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +82,7 @@ class ReceiveWebhook:
         metrics: WebhooksMetrics,
         source: str,
         confirmers: Mapping[str, EventConfirmer] | None = None,
+        order_fetchers: Mapping[str, OrderFetcher] | None = None,
         clock: Callable[[], float] = time.time,
         correlation_ids: Callable[[], str] = new_correlation_id,
     ) -> None:
@@ -82,13 +91,19 @@ class ReceiveWebhook:
         self.metrics = metrics
         self.source = source
         self.confirmers = confirmers or {}
+        self.order_fetchers = order_fetchers or {}
         self.clock = clock
         self.correlation_ids = correlation_ids
         # The labelled counters of the hot path, looked up once (`labels()` costs more than verifying a MAC).
         self._outcomes = {
             (p.name, o): metrics.deliveries.labels(p.name, o.value) for p in providers.values() for o in DeliveryOutcome
         }
-        missing = [p.name for p in providers.values() if p.confirms and p.name not in self.confirmers]
+        missing = [
+            p.name
+            for p in providers.values()
+            if p.confirms
+            and p.name not in (self.order_fetchers if p.type is ProviderType.GIFT_CARD else self.confirmers)
+        ]
         if missing:
             raise ValueError(f"providers {missing} confirm events but have no confirmer")
 
@@ -108,6 +123,8 @@ class ReceiveWebhook:
 
     async def __call__(self, provider: IngressProvider, signature: str | None, body: bytes) -> Receipt:
         now = self.clock()
+        if provider.scheme is Scheme.GIFTCARD_SIGNATURE:
+            return await self._giftcard(provider, signature, body, now)
         try:
             timestamp = verify(
                 {provider.scheme.header: signature} if signature is not None else {},
@@ -158,6 +175,51 @@ class ReceiveWebhook:
             confirmed=confirmed,
         )
 
+    async def _giftcard(self, provider: IngressProvider, signature: str | None, body: bytes, now: float) -> Receipt:
+        """A gift-card callback: signature (no timestamp to check), then the order fetched back, whose status is
+        the one published. A delivery already stored is a duplicate before the provider is asked again."""
+        try:
+            headers = {provider.scheme.header: signature} if signature is not None else {}
+            verify_giftcard_signature(headers, body, keys=provider.secrets)
+        except SignatureRefused as err:
+            raise self.refuse(provider, RefusalReason(err.reason.value), err.detail) from None
+        try:
+            doc = from_json(body)
+        except ValueError:
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body is not a JSON document") from None
+        if not isinstance(doc, dict):
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body must be a JSON object")
+        try:
+            ref = giftcard_events.event_ref(doc)
+        except NormalizationError as err:
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
+        if await self.writer.seen(provider.name, ref.event_id):
+            return self._count(provider, Receipt(DeliveryOutcome.DUPLICATE, ref.event_id, None))
+        order = await self._ask(
+            provider, self.order_fetchers[provider.name].fetch_order(ref.resource_type, ref.resource_id)
+        )
+        if order is None:
+            self.metrics.confirmations.labels(provider.name, "not_found").inc()
+            raise self.refuse(provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider has no such order or reward")
+        self.metrics.confirmations.labels(provider.name, "confirmed").inc()
+        digest = hashlib.sha256(body).hexdigest()
+        received_at = datetime.fromtimestamp(now, UTC)
+        try:
+            normalized = giftcard_events.normalize(
+                ref, order, provider=provider.type, digest=digest, received_at=received_at
+            )
+        except NormalizationError as err:
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
+        return await self._store(
+            provider,
+            normalized,
+            body=body,
+            digest=digest,
+            timestamp=int(now),  # the scheme has none: the time it was verified
+            received_at=received_at,
+            confirmed=True,
+        )
+
     async def _confirm_stripe(
         self, provider: IngressProvider, confirmer: EventConfirmer, doc: dict[str, Any]
     ) -> tuple[Mapping[str, Any], Mapping[str, Any] | None] | None:
@@ -174,11 +236,19 @@ class ReceiveWebhook:
             got = stripe_events.event_ref(fetched)
         except NormalizationError:
             got = None
-        if got is None or (got.event_id, got.kind, got.object_id) != (ref.event_id, ref.kind, ref.object_id):
+        if (
+            got is None
+            or (got.event_id, got.kind, got.object_id) != (ref.event_id, ref.kind, ref.object_id)
+            or got.account not in {None, ref.account}
+        ):
             self.metrics.confirmations.labels(provider.name, "mismatch").inc()
             raise self.refuse(
-                provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider's event differs in type or object"
+                provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider's event differs in type, object or account"
             )
+        if got.account is None and ref.account is not None:
+            # Found only in that connected account's scope, it is that account's event whether or not the API's copy
+            # names it: without it, a connected account's checkout or refund would read as the platform's own.
+            fetched = {**fetched, "account": ref.account}
         payment_intent = None
         if (pi := stripe_events.payment_intent_of(fetched)) is not None:
             payment_intent = await self._ask(provider, confirmer.fetch_payment_intent(pi, account=got.account))

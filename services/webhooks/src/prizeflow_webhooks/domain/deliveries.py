@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Final
 
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
+from prizeflow_contracts.giftcard import GIFTCARD_SIGNATURE_HEADER
 from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.webhook_signatures import (
     PRIZEFLOW_SIGNATURE_HEADER,
@@ -18,14 +19,21 @@ UNKNOWN_PROVIDER_LABEL: Final = "unknown"  # the metric label of a provider name
 
 
 class Scheme(StrEnum):
-    """How a provider signs its callbacks (both: HMAC-SHA256 over `<t>.<body>`, see webhook_signatures)."""
+    """How a provider signs its callbacks: HMAC-SHA256 over `<t>.<body>` (Stripe's and ours, see
+    webhook_signatures), or over the body alone, without a timestamp (the gift-card provider's, see
+    prizeflow_contracts.giftcard: such events are always fetched back before they count)."""
 
     STRIPE_SIGNATURE = "stripe_signature"
     PRIZEFLOW_SIGNATURE = "prizeflow_signature"
+    GIFTCARD_SIGNATURE = "giftcard_signature"
 
     @property
     def header(self) -> str:
-        return STRIPE_SIGNATURE_HEADER if self is Scheme.STRIPE_SIGNATURE else PRIZEFLOW_SIGNATURE_HEADER
+        return {
+            Scheme.STRIPE_SIGNATURE: STRIPE_SIGNATURE_HEADER,
+            Scheme.PRIZEFLOW_SIGNATURE: PRIZEFLOW_SIGNATURE_HEADER,
+            Scheme.GIFTCARD_SIGNATURE: GIFTCARD_SIGNATURE_HEADER,
+        }[self]
 
 
 class RefusalReason(StrEnum):
@@ -56,11 +64,15 @@ class IgnoredReason(StrEnum):
     KIND_NOT_HANDLED = "kind_not_handled"
     PAYMENT_PENDING = "payment_pending"  # checkout completed, money not there yet (async payment methods)
     NO_PAYMENT = "no_payment"  # checkout completed with nothing to pay
-    REFUND_NOT_PROCEEDING = "refund_not_proceeding"  # a refund created failed or canceled
+    REFUND_NOT_PROCEEDING = (
+        "refund_not_proceeding"  # a refund awaiting action (a failed or canceled one: refund_failed)
+    )
     # A payment or a transfer on a connected account (`account` set): not money paid to, or sent by, the platform.
     CONNECTED_ACCOUNT = "connected_account"
     # A bank payout of the platform's own balance (`payout.*` without `account`): Prizeflow pays on players' accounts.
     PLATFORM_PAYOUT = "platform_payout"
+    # A gift-card order Prizeflow did not place (no payout id as its external id): another user of the account.
+    NOT_A_PAYOUT = "not_a_payout"
 
 
 @dataclass(frozen=True, slots=True)

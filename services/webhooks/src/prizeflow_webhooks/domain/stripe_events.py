@@ -24,7 +24,8 @@ Top-ups (`PaymentEventReceived`):
 | checkout.session.async_payment_succeeded | paid |
 | checkout.session.async_payment_failed | failed |
 | checkout.session.expired | expired |
-| refund.created (succeeded or pending) | refunded (adjustment_ref = re_…) |
+| refund.created, refund.updated (succeeded or pending) | refunded (adjustment_ref = re_…, so once per refund) |
+| refund.failed, refund.updated (failed or canceled) | refund_failed (the same re_…: gives back what it took) |
 | charge.dispute.funds_withdrawn | disputed (adjustment_ref = dp_…) |
 | charge.dispute.funds_reinstated | dispute_won |
 
@@ -94,10 +95,17 @@ SESSION_KINDS: Final[Mapping[str, PaymentEventStatus]] = {
 # Events about a payment intent's money after the fact: their object names only the payment intent.
 ADJUSTMENT_KINDS: Final[Mapping[str, PaymentEventStatus]] = {
     "refund.created": PaymentEventStatus.REFUNDED,
+    # A refund created `requires_action` (some payment methods) proceeds later: only its update says so. The same
+    # refund reported by both events is one adjustment (rewards keys it by the refund's id).
+    "refund.updated": PaymentEventStatus.REFUNDED,
+    # A refund reported proceeding that then fails or is cancelled gives back what it took (the refund's own status
+    # decides, whichever refund event carries it).
+    "refund.failed": PaymentEventStatus.REFUND_FAILED,
     "charge.dispute.funds_withdrawn": PaymentEventStatus.DISPUTED,
     "charge.dispute.funds_reinstated": PaymentEventStatus.DISPUTE_WON,
 }
 _REFUND_PROCEEDING: Final = frozenset({"succeeded", "pending"})
+_REFUND_UNDONE: Final = frozenset({"failed", "canceled"})
 # Stripe's lowercase currency → Prizeflow asset code, from the asset registry's `provider_codes["stripe"]`.
 CURRENCIES: Final[Mapping[str, str]] = {
     code: a.code for a in ASSETS.values() if (code := a.provider_codes.get("stripe")) is not None
@@ -236,15 +244,22 @@ def _adjustment(
 ) -> Normalized:
     pi_meta = _metadata(payment_intent)
     correlation = _correlation(payment_intent) or _correlation(obj)
-    if ref.kind == "refund.created" and obj.get("status") not in _REFUND_PROCEEDING:
-        return Normalized(ref.event_id, ref.kind, correlation, None, IgnoredReason.REFUND_NOT_PROCEEDING)
+    status = ADJUSTMENT_KINDS[ref.kind]
+    if ref.kind.startswith("refund."):
+        refund_status = obj.get("status")
+        if refund_status in _REFUND_UNDONE:
+            status = PaymentEventStatus.REFUND_FAILED  # rewards gives back only what a refund of this id took
+        elif refund_status in _REFUND_PROCEEDING and ref.kind != "refund.failed":
+            status = PaymentEventStatus.REFUNDED
+        else:
+            return Normalized(ref.event_id, ref.kind, correlation, None, IgnoredReason.REFUND_NOT_PROCEEDING)
     payload: NormalizedEvent = PaymentEventReceived(
         provider=provider,
         provider_event_id=ref.event_id,
         kind=ref.kind,
         received_at=received_at,
         verified=True,
-        status=ADJUSTMENT_KINDS[ref.kind],
+        status=status,
         top_up_id=pi_meta.get("top_up_id") or _metadata(obj).get("top_up_id"),
         payment_ref=_ref(obj.get("payment_intent")),
         adjustment_ref=ref.object_id,

@@ -537,10 +537,10 @@ def _services() -> tuple[_Service, ...]:
                 ),
                 Panel(
                     "Worker queue and stuck rows",
-                    "Payouts due for submission; rows the reconciler is watching, by kind.",
+                    "Payouts due for submission; rows the reconciler is watching, by kind (all providers).",
                     (
                         _gauge("prizeflow_payouts_worker_queue_length", legend="queue"),
-                        _gauge("prizeflow_payouts_stuck", "kind", legend="stuck {{kind}}"),
+                        Query("sum by (kind) (max by (kind, provider) (prizeflow_payouts_stuck))", "stuck {{kind}}"),
                     ),
                 ),
                 Panel(
@@ -714,6 +714,43 @@ def payout_rails() -> Dashboard:
             ),
         ),
     )
+    waiting = Row(
+        "Payouts waiting on an operator or a worker",
+        (
+            Panel(
+                "Awaiting an operator",
+                "Payouts by provider whose outcome has been unknown past the rail's operator threshold "
+                "(unknown_outcome), and claims whose lease ran out with no worker taking them back (stale_leases). "
+                "Alert PrizeflowPayoutsAwaitingOperator: any unknown outcome, or stale leases for 10 minutes "
+                "(docs/runbooks/payouts-awaiting-operator.md).",
+                (
+                    _gauge(
+                        "prizeflow_payouts_stuck",
+                        "provider, kind",
+                        selector='{kind=~"unknown_outcome|stale_leases"}',
+                        legend="{{provider}} {{kind}}",
+                    ),
+                ),
+                red_above=0,
+                width=12,
+            ),
+            Panel(
+                "Submitted, not confirmed yet",
+                "Payouts by provider submitted over a reconcile interval ago and not confirmed: normal for a rail "
+                "that confirms later (a bank payout takes days); a rail whose count only grows has stopped "
+                "confirming.",
+                (
+                    _gauge(
+                        "prizeflow_payouts_stuck",
+                        "provider",
+                        selector='{kind="unconfirmed"}',
+                        legend="{{provider}}",
+                    ),
+                ),
+                width=12,
+            ),
+        ),
+    )
     stellar = Row(
         "Stellar and the signer",
         (
@@ -810,8 +847,9 @@ def payout_rails() -> Dashboard:
     return Dashboard(
         RAILS_UID,
         "Payout rails",
-        "Payouts by provider and state, provider error codes, the Stellar rail and the signer's decisions.",
-        (Row("Drill down", (_drill_down(),)), rails, stellar, progress),
+        "Payouts waiting on an operator, payouts by provider and state, provider error codes, the Stellar rail and "
+        "the signer's decisions.",
+        (Row("Drill down", (_drill_down(),)), waiting, rails, stellar, progress),
         tags=("payouts",),
         links=_links(),
     )

@@ -23,13 +23,28 @@ from prizeflow_testkit.conformance.base import (
     provider_event,
     rendered,
 )
+from prizeflow_testkit.conformance.exchange import ExchangeHarness
+from prizeflow_testkit.conformance.giftcard import GiftCardHarness
 from prizeflow_testkit.conformance.manual import ManualHarness
 from prizeflow_testkit.conformance.sandbox import SandboxHarness
 from prizeflow_testkit.conformance.stellar import StellarHarness
 from prizeflow_testkit.conformance.stripe import StripeHarness, StripeTransferHarness
+from prizeflow_testkit.conformance.telegram import TelegramHarness
+from prizeflow_testkit.conformance.ton import TonHarness
 
 HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
-    h.name: h for h in (ManualHarness, SandboxHarness, StellarHarness, StripeHarness, StripeTransferHarness)
+    h.name: h
+    for h in (
+        ManualHarness,
+        SandboxHarness,
+        StellarHarness,
+        StripeHarness,
+        StripeTransferHarness,
+        TelegramHarness,
+        ExchangeHarness,
+        GiftCardHarness,
+        TonHarness,
+    )
 }
 
 __all__ = [
@@ -38,6 +53,8 @@ __all__ = [
     "WEBHOOK_SOURCE",
     "Behaviour",
     "Claims",
+    "ExchangeHarness",
+    "GiftCardHarness",
     "Kit",
     "KitEnv",
     "LogCapture",
@@ -48,6 +65,8 @@ __all__ = [
     "StellarHarness",
     "StripeHarness",
     "StripeTransferHarness",
+    "TelegramHarness",
+    "TonHarness",
     "provider_event",
     "rendered",
 ]

@@ -63,7 +63,9 @@ class StellarHarness(ProviderHarness):
             options={"rpc_timeout_s": RPC_TIMEOUT_S},
             # A snapshot at every ledger close: the emulator comes back from an outage with its ledger.
             emulator_env={"SOROBAN_EMULATOR_STATE_FILE": str(self.state_file)},
-            settings_overrides={"payouts_max_attempts": 20},
+            # Past its confirm polls (5 s here) a payout is synced at the reconciler's pace: an outage longer than
+            # that (the emulator restarting on a loaded machine) must not leave a landed payout a minute unseen.
+            settings_overrides={"payouts_max_attempts": 20, "payouts_reconcile_interval_ms": 2_000},
         ) as stack:
             self._stack = stack
             try:

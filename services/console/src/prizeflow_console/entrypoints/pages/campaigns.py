@@ -21,6 +21,7 @@ from prizeflow_console.entrypoints.web import (
     act,
     apis,
     back,
+    checked_id,
     flash,
     may,
     page,
@@ -42,7 +43,8 @@ def funding_reference() -> str:
 
 
 def _campaign_path(campaign_id: str) -> str:
-    return "/campaigns/" + quote(campaign_id, safe="")
+    """The service's path for an id from the console's URL: `.` and `..` would be dot segments into another route."""
+    return "/campaigns/" + quote(checked_id(campaign_id), safe="")
 
 
 async def _tell(

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.viewer import Action, Page
-from prizeflow_console.entrypoints.web import Session, act, apis, may, page, signed_in, status_for
+from prizeflow_console.entrypoints.web import Session, act, apis, checked_id, may, page, signed_in, status_for
 from prizeflow_contracts.events.game import MAX_PLACEMENTS, Placement, check_placements
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
@@ -60,7 +60,8 @@ def parse_placements(text: str) -> list[dict[str, Any]]:
 
 
 def _round_path(round_id: str) -> str:
-    return "/rounds/" + quote(round_id, safe="")
+    """The service's path for an id from the console's URL: `.` and `..` would be dot segments into another route."""
+    return "/rounds/" + quote(checked_id(round_id), safe="")
 
 
 def _placements_text(found: dict[str, Any]) -> str:

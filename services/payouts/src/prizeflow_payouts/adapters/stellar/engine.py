@@ -78,7 +78,11 @@ class StellarEngine:
         await self.leadership.drop()
 
     async def run(self) -> None:
+        """Tick while there is work; once ticks find none, pause `tick_s`, doubling up to `idle_max_s` (an idle
+        leader costs a few queries a second, not sixty). A `wake` (a payout created, a signature back) ends any
+        pause and restarts the doubling."""
         loop = asyncio.get_running_loop()
+        pause = self.o.tick_s
         while not self._stop.is_set():
             busy = False
             try:
@@ -88,10 +92,20 @@ class StellarEngine:
                 log.exception("stellar engine pass failed; retrying")
                 await self.leadership.drop()
                 await asyncio.sleep(RETRY_S)
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.o.tick_s if self.leadership.leads else STANDBY_S)
-                self.wake.clear()
+            if busy:
+                pause = self.o.tick_s
+                continue
+            woken = await self._pause(pause if self.leadership.leads else STANDBY_S)
+            pause = self.o.tick_s if woken else min(pause * 2, max(self.o.idle_max_s, self.o.tick_s))
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait up to `seconds`; True when `wake` ended the wait."""
+        woken = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+            woken = True
+        self.wake.clear()
+        return woken
 
     async def lead(self, now: float) -> bool:
         """True if this process leads now: held and re-checked, or just taken."""

@@ -158,7 +158,7 @@ class SubmitClaim:
         )
         seen = await players.destination_first_seen(tx, player_id, dkey)
         flagged = await players.risk_flagged(tx, player_id)
-        routable = await self.stores.routes.routable(tx, asset, destination.type.value)
+        routable = await self.stores.routes.routable(tx, asset, destination.type.value, amount)
         facts = ClaimFacts(
             asset=asset,
             redeemable=spec.redeemable,

@@ -1,0 +1,2 @@
+"""TON building blocks shared by payouts, the signer and the TON emulator: strict addresses, wallet v4r2 external
+messages with one transfer (TON or a jetton), and the checks that read them back."""

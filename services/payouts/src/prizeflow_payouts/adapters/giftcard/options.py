@@ -1,0 +1,193 @@
+"""What one `type: gift_card` provider entry resolves to: its options validated (unknown keys refused), its API
+key and webhook keys, and the guards that keep a production key away from anything but the provider's own API
+and away from a build-only deployment.
+
+```yaml
+- name: giftcards
+  type: gift_card
+  assets: [USD]
+  destination_types: [email]
+  secrets: {api_key: GIFTCARD_API_KEY, webhook_key: GIFTCARD_WEBHOOK_KEY}
+  options:
+    api_base: https://testflight.tremendous.com            # or api_base_env: GIFTCARD_API_URL (/api/v2 appended)
+    funding_source_id: balance
+    delivery: email                                       # the only one accepted (link is refused)
+    products: {USD: [OKMHM2X2OHYV]}                       # the catalogue ids allowed, per asset
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from prizeflow_contracts.money import ASSETS, AssetKind
+from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
+
+PRODUCTION_API: Final = "https://api.tremendous.com"
+SANDBOX_API: Final = "https://testflight.tremendous.com"
+API_PATH: Final = "/api/v2"  # appended to api_base: the host (a local stack gives its emulator's as GIFTCARD_API_URL)
+_PRODUCTION_PREFIX: Final = "PROD_"
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_SECRETS: Final = frozenset({"api_key", "webhook_key", "webhook_key_next"})
+
+
+class Delivery(StrEnum):
+    EMAIL = "email"  # the provider emails the card to the destination address
+    # The provider answers a redemption link and emails nothing; Prizeflow drops the link (it is the card), so the
+    # player would never get it. Refused by `parse_options` until there is a secure way to hand it over.
+    LINK = "link"
+
+    @property
+    def method(self) -> str:
+        return self.value.upper()
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_base: str = SANDBOX_API
+    # The NAME of a variable holding api_base: a local stack or test gives its emulator's address there.
+    api_base_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
+    funding_source_id: str = Field(default="balance", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    delivery: Delivery = Delivery.EMAIL
+    products: dict[str, list[str]] = Field(min_length=1)
+    recipient_name: str = Field(default="Prizeflow player", min_length=1, max_length=100)
+    timeout_s: float = Field(default=8.0, gt=0, le=60)
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("api_base must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("products")
+    @classmethod
+    def _products(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for asset, ids in value.items():
+            if not ids or any(not isinstance(i, str) or not 0 < len(i) <= 64 or not i.isalnum() for i in ids):
+                raise ValueError(f"products.{asset}: a non-empty list of catalogue ids (letters and digits)")
+        return value
+
+
+@dataclass(frozen=True)
+class GiftCardOptions:
+    name: str
+    provider_type: ProviderType
+    api_base: str
+    funding_source_id: str
+    delivery: Delivery
+    products: dict[str, tuple[str, ...]]  # our asset code -> catalogue ids (the currency is the asset code)
+    recipient_name: str
+    timeout_s: float
+    assets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GiftCardSecrets:
+    api_key: str
+    webhook_keys: tuple[str, ...]
+
+
+def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[GiftCardOptions, GiftCardSecrets]:
+    """The options and secrets of a gift_card entry; raises `ProviderConfigError` naming what is wrong."""
+    where = f"provider {spec.name!r}"
+    opts = _validated(spec, context, where)
+    if opts.delivery is not Delivery.EMAIL:
+        raise ProviderConfigError(
+            f"{where}: gift_card options.delivery: {opts.delivery.value!r} is not supported (the card would be "
+            "paid but never reach the player); use 'email'"
+        )
+    for dt in spec.destination_types:
+        if dt is not DestinationType.EMAIL:
+            raise ProviderConfigError(f"{where}: gift_card pays email destinations only, not {dt.value}")
+    for code in spec.assets:
+        if ASSETS[code].kind is not AssetKind.FIAT:
+            raise ProviderConfigError(f"{where}: gift cards are bought in a currency; {code} is not fiat")
+        if code not in opts.products:
+            raise ProviderConfigError(f"{where}: options.products has no catalogue ids for {code}")
+    if extra := sorted(set(opts.products) - set(spec.assets)):
+        raise ProviderConfigError(f"{where}: options.products names assets the provider does not pay: {extra}")
+    return (
+        GiftCardOptions(
+            name=spec.name,
+            provider_type=spec.type,
+            api_base=opts.api_base,
+            funding_source_id=opts.funding_source_id,
+            delivery=opts.delivery,
+            products={a: tuple(ids) for a, ids in opts.products.items()},
+            recipient_name=opts.recipient_name,
+            timeout_s=opts.timeout_s,
+            assets=spec.assets,
+        ),
+        _secrets(spec, opts, context, where),
+    )
+
+
+def _validated(spec: ProviderSpec, context: ProviderContext, where: str) -> _Options:
+    try:
+        opts = _Options.model_validate(dict(spec.options))
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: "
+            + ("unknown option" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in err.errors()
+        )
+        raise ProviderConfigError(f"{where}: gift_card options: {problems}") from None
+    if opts.timeout_s >= context.provider_timeout_s:
+        raise ProviderConfigError(
+            f"{where}: timeout_s ({opts.timeout_s}) must be below PAYOUTS_PROVIDER_TIMEOUT_MS "
+            f"({context.provider_timeout_s}s): a call the worker gave up on would still be running"
+        )
+    if opts.api_base_env is not None:
+        if "api_base" in spec.options:
+            raise ProviderConfigError(f"{where}: give api_base or api_base_env, not both")
+        value = context.env.get(opts.api_base_env)
+        if not value:
+            raise ProviderConfigError(f"{where}: api_base_env names {opts.api_base_env}, which is not set")
+        try:
+            opts = opts.model_copy(update={"api_base": _Options._api_base(value)})
+        except ValueError as err:
+            raise ProviderConfigError(f"{where}: {opts.api_base_env}: {err}") from None
+    parts = urlsplit(opts.api_base)
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK and "." in (parts.hostname or ""):
+        raise ProviderConfigError(f"{where}: api_base must use https outside loopback or a local service name")
+    return opts
+
+
+def _secrets(spec: ProviderSpec, opts: _Options, context: ProviderContext, where: str) -> GiftCardSecrets:
+    if unknown := set(spec.secrets) - _SECRETS:
+        raise ProviderConfigError(f"{where}: gift_card knows the secrets {sorted(_SECRETS)}, not {sorted(unknown)}")
+    secret = spec.secrets.get("api_key")
+    if secret is None:
+        raise ProviderConfigError(f"{where}: gift_card needs `secrets: {{api_key: <ENV VAR NAME>}}`")
+    key = secret.reveal()
+    if key.startswith(_PRODUCTION_PREFIX):
+        if opts.api_base != PRODUCTION_API:
+            raise ProviderConfigError(f"{where}: a production key ({secret.env}) is only ever sent to {PRODUCTION_API}")
+        if not context.live_execution:
+            raise ProviderConfigError(
+                f"{where}: {secret.env} holds a production key but PAYOUTS_LIVE_EXECUTION is false (build-only)"
+            )
+    webhook = tuple(spec.secrets[k].reveal() for k in ("webhook_key", "webhook_key_next") if k in spec.secrets)
+    if "webhook_key_next" in spec.secrets and "webhook_key" not in spec.secrets:
+        raise ProviderConfigError(f"{where}: webhook_key_next is the second key of a rotation: give webhook_key too")
+    return GiftCardSecrets(api_key=key, webhook_keys=webhook)
+
+
+__all__ = [
+    "API_PATH",
+    "PRODUCTION_API",
+    "SANDBOX_API",
+    "Delivery",
+    "GiftCardOptions",
+    "GiftCardSecrets",
+    "parse_options",
+]

@@ -1,0 +1,65 @@
+"""SQL of the Telegram rail's books (`telegram_gift_sends`, migration 0010). Every change is guarded by the state
+it expects (compare-and-set), so a late or concurrent actor changes nothing."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+GET = text(
+    """SELECT payout_id, idempotency_key, user_id, gift_id, star_count, state, answered, transaction_id,
+              extract(epoch FROM started_at) AS started_at,
+              extract(epoch FROM first_started_at) AS first_started_at, extract(epoch FROM now()) AS now
+       FROM telegram_gift_sends WHERE payout_id = :payout_id"""
+)
+
+# Written and committed BEFORE sendGift: from here on the rail never calls it again for this payout unless
+# Telegram's transactions prove it did not carry the call out.
+INSERT_SENDING = text(
+    """INSERT INTO telegram_gift_sends (payout_id, idempotency_key, provider, user_id, gift_id, star_count, state)
+       VALUES (:payout_id, :key, :provider, :user_id, :gift_id, :star_count, 'sending')"""
+)
+
+RESEND = text(
+    """UPDATE telegram_gift_sends
+       SET state = 'sending', answered = false, sends = sends + 1, error_code = NULL, started_at = now(),
+           updated_at = now()
+       WHERE payout_id = :payout_id AND state = 'refused'"""
+)
+
+ANSWERED = text(
+    """UPDATE telegram_gift_sends SET answered = true, updated_at = now()
+       WHERE payout_id = :payout_id AND state = 'sending'"""
+)
+
+REFUSED = text(
+    """UPDATE telegram_gift_sends SET state = 'refused', error_code = :code, updated_at = now()
+       WHERE payout_id = :payout_id AND state = 'sending' AND NOT answered"""
+)
+
+MATCHED = text(
+    """UPDATE telegram_gift_sends SET state = 'sent', transaction_id = :tx, updated_at = now()
+       WHERE payout_id = :payout_id AND state = 'sending'"""
+)
+
+CLAIMED = text("SELECT transaction_id FROM telegram_gift_sends WHERE transaction_id = ANY(:ids)")
+
+SCAN_FLOOR = text("SELECT floor FROM telegram_star_scans WHERE provider = :provider")
+
+# Only ever forward: two scans racing leave the higher floor.
+ADVANCE_FLOOR = text(
+    """INSERT INTO telegram_star_scans (provider, floor) VALUES (:provider, :floor)
+       ON CONFLICT (provider) DO UPDATE SET floor = GREATEST(telegram_star_scans.floor, EXCLUDED.floor),
+              updated_at = now()"""
+)
+
+__all__ = [
+    "ADVANCE_FLOOR",
+    "ANSWERED",
+    "CLAIMED",
+    "GET",
+    "INSERT_SENDING",
+    "MATCHED",
+    "REFUSED",
+    "RESEND",
+    "SCAN_FLOOR",
+]

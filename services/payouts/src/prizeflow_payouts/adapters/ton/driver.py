@@ -1,0 +1,339 @@
+"""`TonDriver`: the one loop that moves a `ton_wallet` provider's payouts (one message in flight per wallet).
+
+See the provider's docstring for the rules; every pass runs in one transaction under an advisory lock, so one
+replica drives a wallet at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
+from prizeflow_contracts.events.signer import TonSignatureRequested, TonTransferIntent
+from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.options import TonOptions
+from prizeflow_payouts.adapters.ton.toncenter import ChainTx, TonApiError, ToncenterClient
+from prizeflow_runtime.outbox import add_events
+from prizeflow_ton.addresses import InvalidTonAddressError, canonical
+from prizeflow_ton.messages import Transfer, TransferKind, WalletMessage, to_b64, unsigned_body
+
+log = logging.getLogger(__name__)
+C = PayoutErrorCode
+_PAGE: Final = 100  # toncenter's getTransactions page limit
+_MAX_PAGES: Final = 20  # paged back by lt; past this without reaching the message's build time: inconclusive
+_SLACK_S: Final = 120  # clock skew allowed between us and the chain's utime when deciding "older than the message"
+_SEQNO_MOVED: Final = C.TX_BAD_SEQ.value  # a sendBoc refused with exit code 33: the wallet's seqno moved
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """The message's wallet transaction was found: it consumed the seqno. `pending`: a jetton transfer whose
+    jetton wallet transaction is not seen yet (landed, outcome unknown: never expired nor rebuilt)."""
+
+    tx: ChainTx
+    error: PayoutError | None = None
+    pending: bool = False
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    return dict(mapping) if mapping is not None else {}
+
+
+class TonDriver:
+    def __init__(
+        self,
+        options: TonOptions,
+        client: ToncenterClient,
+        *,
+        db: Callable[[], AsyncEngine],
+        clock: Callable[[], float],
+    ) -> None:
+        self.o = options
+        self.name = options.name
+        self.client = client
+        self._db = db
+        self.clock = clock
+
+    def _error(self, code: PayoutErrorCode, message: str) -> PayoutError:
+        return PayoutError.of(code, message, provider=self.name)
+
+    async def tick(self) -> bool:
+        """One pass; True if it changed something (the loop goes again at once)."""
+        async with self._db().begin() as conn:
+            if not (await conn.execute(q.DRIVER_LOCK, {"provider": self.name})).scalar():
+                return False  # another replica drives this wallet
+            message = (await conn.execute(q.IN_FLIGHT, {"provider": self.name})).mappings().first()
+            if message is not None:
+                return await self._drive(conn, _row(message))
+            return await self._build_next(conn)
+
+    def _request_event(self, request: TonSignatureRequested, n: int) -> Envelope[TonSignatureRequested]:
+        return new_event(
+            request,
+            source=self.o.source,
+            correlation_id=request.payout_ids[0],
+            subject=request.request_id,
+            event_id=event_id_for("ton-sign-request", request.request_id, n),
+        )
+
+    async def _build_next(self, conn: AsyncConnection) -> bool:
+        payout = (await conn.execute(q.NEXT_QUEUED, {"provider": self.name})).mappings().first()
+        if payout is None:
+            return False
+        try:
+            seqno = await self.client.seqno(self.o.wallet)
+        except TonApiError as err:
+            log.warning("ton seqno unavailable", extra={"provider": self.name, "code": err.code.value})
+            return False
+        last = (await conn.execute(q.LAST_LANDED_SEQNO, {"wallet": self.o.wallet})).scalar()
+        if last is not None and seqno <= int(last):
+            return False  # the API has not caught up with our last landed message yet
+        asset = self.o.assets[payout["asset"]]
+        transfer = (
+            Transfer(
+                kind=TransferKind.JETTON,
+                destination=payout["destination"],
+                amount=int(payout["amount"]),
+                bounce=True,
+                jetton_wallet=asset.jetton_wallet,
+                attached_nanotons=asset.attach_nanotons,
+                forward_nanotons=1,
+                response_destination=self.o.wallet,
+            )
+            if asset.is_jetton
+            else Transfer(
+                kind=TransferKind.TON,
+                destination=payout["destination"],
+                amount=int(payout["amount"]),
+                bounce=bool(payout["bounce"]),
+            )
+        )
+        message = WalletMessage(
+            wallet=self.o.wallet,
+            subwallet_id=self.o.subwallet_id,
+            valid_until=int(self.clock()) + self.o.validity_s,
+            seqno=seqno,
+            transfer=transfer,
+        )
+        # Never reuse a number for a payout (REQUEUE_FAILED resets `messages`, the per-cycle count): the rows kept.
+        built = await conn.execute(q.MESSAGES_BUILT, {"provider": self.name, "key": payout["idempotency_key"]})
+        n = int(built.scalar() or 0) + 1
+        digest = hashlib.sha256(f"{self.name}/{payout['idempotency_key']}/{n}/{seqno}".encode()).hexdigest()
+        request = TonSignatureRequested(
+            request_id=f"ton-{digest[:40]}",
+            payout_ids=[payout["payout_id"]],
+            wallet=self.o.wallet,
+            unsigned_body_boc=to_b64(unsigned_body(message)),
+            seqno=seqno,
+            valid_until=message.valid_until,
+            intent=TonTransferIntent(
+                payout_id=payout["payout_id"],
+                destination=transfer.destination,
+                asset=asset.code,
+                amount=transfer.amount,
+                bounce=transfer.bounce,
+                jetton_master=asset.jetton_master,
+                jetton_wallet=asset.jetton_wallet,
+            ),
+        )
+        params = {"provider": self.name, "key": payout["idempotency_key"]}
+        await conn.execute(
+            q.INSERT_MESSAGE,
+            {
+                **params,
+                "request_id": request.request_id,
+                "payout_id": payout["payout_id"],
+                "wallet": self.o.wallet,
+                "seqno": seqno,
+                "valid_until": message.valid_until,
+                "request": request.model_dump_json(),
+            },
+        )
+        await conn.execute(q.PAYOUT_SENDING, params)
+        await add_events(conn, [self._request_event(request, 1)])
+        log.info("ton message built", extra={"provider": self.name, "request_id": request.request_id, "seqno": seqno})
+        return True
+
+    async def _drive(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+        if message["state"] == "awaiting_signature":
+            return await self._drive_unsigned(conn, message)
+        if message["state"] == "external":
+            if self.clock() > int(message["valid_until"]) + self.o.expiry_margin_s:
+                return await self._expire_unsent(conn, message, "not signed out of band before valid_until")
+            return False
+        return await self._drive_signed(conn, message)
+
+    async def _drive_unsigned(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+        now = self.clock()
+        if now > int(message["valid_until"]) + self.o.expiry_margin_s:
+            return await self._expire_unsent(conn, message, "never signed before valid_until")
+        if now - message["updated_at"].timestamp() >= self.o.resign_after_s:
+            n = (await conn.execute(q.MESSAGE_SIGN_AGAIN, {"id": message["request_id"]})).scalar()
+            request = TonSignatureRequested.model_validate_json(message["request"])
+            await add_events(conn, [self._request_event(request, int(n or 1))])
+        return False
+
+    async def _drive_signed(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+        now = self.clock()
+        valid_until = int(message["valid_until"])
+        try:
+            landing = await self._landing(message)
+        except TonApiError as err:
+            log.warning("ton transactions unavailable", extra={"provider": self.name, "code": err.code.value})
+            return False
+        if landing is not None:
+            return await self._landed_or_wait(conn, message, landing)
+        if now <= valid_until:
+            try:
+                await self.client.send_boc(message["signed_boc"])
+            except TonApiError as err:  # a refusal (seqno moved: maybe ours landed) is read from the chain next
+                log.info("ton message send refused", extra={"provider": self.name, "code": err.code.value})
+                if err.code is C.TX_BAD_SEQ:  # evidence it may have landed: this message is never expired now
+                    await conn.execute(q.MESSAGE_SEQNO_MOVED, {"id": message["request_id"], "code": _SEQNO_MOVED})
+            await conn.execute(q.MESSAGE_SENT, {"id": message["request_id"]})
+            return False
+        if now > valid_until + self.o.expiry_margin_s:
+            return await self._expire_if_unconsumed(conn, message)
+        return False
+
+    async def _expire_if_unconsumed(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+        """Past valid_until and not found among the wallet's transactions since it was built: dead only if the
+        wallet's seqno is still the message's (nothing consumed it) and no sendBoc answered "seqno moved". Else it
+        may have landed (nobody else sends from this wallet): never build another while that is unresolved."""
+        try:
+            seqno = await self.client.seqno(self.o.wallet)
+            if seqno <= int(message["seqno"]) and message["error_code"] != _SEQNO_MOVED:
+                return await self._expire(conn, message, "not included before valid_until")
+        except TonApiError as err:
+            log.warning("ton expiry check unavailable", extra={"provider": self.name, "code": err.code.value})
+            return False
+        log.error(
+            "ton message seqno consumed but its transaction not found: not rebuilding",
+            extra={"provider": self.name, "request_id": message["request_id"], "seqno": message["seqno"]},
+        )
+        return False
+
+    async def _find(self, address: str, in_hash: str, *, since: float) -> ChainTx | None:
+        """The transaction of `address` whose in-message is `in_hash`, paged back by lt until one older than
+        `since` (minus slack: older ones cannot hold it). Not found in `_MAX_PAGES` pages: a TonApiError (the
+        caller concludes nothing)."""
+        cursor: tuple[int, str] | None = None
+        for _ in range(_MAX_PAGES):
+            if cursor is None:
+                page = await self.client.transactions(address, limit=_PAGE)
+            else:
+                page = await self.client.transactions(address, limit=_PAGE, lt=cursor[0], tx_hash=cursor[1])
+                page = [t for t in page if t.lt < cursor[0]]  # the page starts at the cursor (inclusive)
+            for t in page:
+                if t.in_msg is not None and t.in_msg.hash == in_hash:
+                    return t
+            if not page or page[-1].utime < since - _SLACK_S:
+                return None
+            cursor = (page[-1].lt, page[-1].hash)
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, f"{_MAX_PAGES * _PAGE} transactions read, not back to the message")
+
+    def _jetton_outcome(self, jtx: ChainTx) -> PayoutError | None:
+        """What our jetton wallet did, from its transaction's out-messages (toncenter v2 has no `aborted`): an
+        internal_transfer onward (to the destination's jetton wallet) paid; only a bounce back to our wallet, or
+        nothing, moved no jetton."""
+        try:
+            onward = [m for m in jtx.out_msgs if canonical(m.destination) != self.o.wallet]
+        except InvalidTonAddressError as err:
+            raise TonApiError(C.PROVIDER_UNAVAILABLE, f"unreadable out-message destination: {err}") from None
+        if onward:
+            return None
+        return self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "our jetton wallet bounced the transfer")
+
+    async def _landing(self, message: Mapping[str, Any]) -> Landing | None:
+        """The wallet transaction of this message and what it did, or None (not seen since it was built)."""
+        tx = await self._find(self.o.wallet, message["message_hash"], since=message["created_at"].timestamp())
+        if tx is None:
+            return None
+        if not tx.out_msgs:
+            return Landing(tx, self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "landed but the wallet could not pay"))
+        request = TonSignatureRequested.model_validate_json(message["request"])
+        jetton_wallet = request.intent.jetton_wallet
+        if jetton_wallet is None:
+            return Landing(tx)
+        jtx = await self._find(jetton_wallet, tx.out_msgs[0].hash, since=tx.utime)
+        if jtx is None:
+            return Landing(tx, pending=True)  # landed in the wallet; the jetton wallet's part not seen yet
+        return Landing(tx, self._jetton_outcome(jtx))
+
+    async def _landed_or_wait(self, conn: AsyncConnection, message: Mapping[str, Any], landing: Landing) -> bool:
+        if not landing.pending:
+            return await self._landed(conn, message, landing.tx, landing.error)
+        late = self.clock() - landing.tx.utime > self.o.validity_s + self.o.expiry_margin_s
+        (log.error if late else log.info)(
+            "ton jetton transfer landed in our wallet; its jetton wallet transaction not seen yet: waiting",
+            extra={"provider": self.name, "request_id": message["request_id"], "late": late},
+        )
+        return False
+
+    async def _expire_unsent(self, conn: AsyncConnection, message: Mapping[str, Any], why: str) -> bool:
+        """An unsigned or out-of-band message past valid_until: an operator's tool may have broadcast it, so it
+        is dead only if the wallet's seqno did not move; else never rebuild (an operator resolves it)."""
+        try:
+            seqno = await self.client.seqno(self.o.wallet)
+        except TonApiError as err:
+            log.warning("ton expiry check unavailable", extra={"provider": self.name, "code": err.code.value})
+            return False
+        if seqno <= int(message["seqno"]):
+            return await self._expire(conn, message, why)
+        log.error(
+            "ton message seqno consumed while it was not signed here: not rebuilding",
+            extra={"provider": self.name, "request_id": message["request_id"], "seqno": message["seqno"]},
+        )
+        return False
+
+    async def _landed(
+        self, conn: AsyncConnection, message: Mapping[str, Any], tx: ChainTx, error: PayoutError | None
+    ) -> bool:
+        params = {"provider": self.name, "key": message["idempotency_key"]}
+        await conn.execute(
+            q.MESSAGE_CLOSED,
+            {
+                "id": message["request_id"],
+                "state": "landed",
+                "code": error.code.value if error else None,
+                "detail": error.message if error else None,
+            },
+        )
+        if error is None:
+            await conn.execute(q.PAYOUT_PAID, {**params, "hash": message["message_hash"], "tx_hash": tx.hash})
+            log.info("ton payout landed", extra={"provider": self.name, "payout_id": message["payout_id"]})
+        else:
+            await conn.execute(
+                q.PAYOUT_FAILED,
+                {**params, "code": error.code.value, "retryable": error.retryable, "detail": error.message},
+            )
+            log.warning("ton payout landed without paying", extra={"provider": self.name, "code": error.code.value})
+        return True
+
+    async def _expire(self, conn: AsyncConnection, message: Mapping[str, Any], why: str) -> bool:
+        params = {"provider": self.name, "key": message["idempotency_key"]}
+        await conn.execute(
+            q.MESSAGE_CLOSED,
+            {"id": message["request_id"], "state": "expired", "code": C.TX_EXPIRED.value, "detail": why},
+        )
+        payout = (await conn.execute(q.PAYOUT_FOR_UPDATE, params)).mappings().first()
+        if payout is not None and int(payout["messages"]) >= self.o.max_messages:
+            detail = f"{payout['messages']} messages expired without landing"
+            await conn.execute(
+                q.PAYOUT_FAILED, {**params, "code": C.TX_EXPIRED.value, "retryable": True, "detail": detail}
+            )
+        else:
+            await conn.execute(q.PAYOUT_REQUEUE, {**params, "not_before": datetime.now(UTC)})
+        log.info("ton message expired", extra={"provider": self.name, "request_id": message["request_id"]})
+        return True
+
+
+__all__ = ["TonDriver"]

@@ -1,0 +1,268 @@
+"""`TonWalletProvider`: pays TON, or a jetton such as USDT, from one wallet v4r2, signed by the signer service.
+
+`create_payout` only queues the payout in the provider's books (`ton_payouts`) and answers `pending`; a driver
+(one per provider across replicas: an advisory lock) sends one message at a time:
+
+1. no message in flight: take the oldest queued payout, read the wallet's seqno, build the message (valid for
+   `validity_s`), store it and stage a TonSignatureRequested in the outbox, in one transaction;
+2. signed (TonMessageSigned, checked to be exactly the message built): send the SAME message again every pass
+   until it is seen among the wallet's transactions or `valid_until` (+ margin) has passed;
+3. seen: paid (its out-message exists, and for a jetton the jetton wallet did not bounce it) or failed with
+   `insufficient_provider_funds` (the seqno was consumed, nothing moved; a jetton bounce is read from the jetton
+   wallet's out-messages); seen in our wallet but the jetton wallet's transaction not yet: landed, outcome
+   pending, waited for (never expired). Not seen (paged back by lt to its build time) after `valid_until` +
+   margin, the wallet's seqno unmoved and no sendBoc answering "seqno moved": it provably never lands, so the
+   payout is queued again for a new message (a new request id: never a reused number) with the seqno read
+   again (`max_messages` times, then failed `tx_expired`, retryable by the worker). A moved seqno without our
+   transaction (also for an unsigned or out-of-band message) stops the wallet: an operator resolves it.
+
+The provider reference is the external message's hash (its normalized hash: no state init, body in a ref).
+A retryable failure is reported once as `failed`; afterwards `sync_status` answers `payout_not_found` (nothing
+moved, creating again with the same key is safe) and `create_payout` queues it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutInstruction,
+    PayoutLookup,
+    ProviderCapabilities,
+    ProviderPayoutResult,
+    ProviderPayoutStatus,
+    ProviderType,
+    Quote,
+    WebhookEvent,
+)
+from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.driver import TonDriver
+from prizeflow_payouts.adapters.ton.options import TonOptions
+from prizeflow_payouts.adapters.ton.signing import TonSignatures, TonSubmission
+from prizeflow_payouts.adapters.ton.toncenter import ToncenterClient
+from prizeflow_payouts.application.ports import RailProgress, SourceProgress
+from prizeflow_ton.addresses import InvalidTonAddressError, parse_address
+
+log = logging.getLogger(__name__)
+C = PayoutErrorCode
+P = ProviderPayoutStatus
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    return dict(mapping) if mapping is not None else {}
+
+
+class TonWalletProvider:
+    provider_type = ProviderType.TON_WALLET
+
+    def __init__(
+        self,
+        options: TonOptions,
+        *,
+        capabilities: ProviderCapabilities,
+        client: ToncenterClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.o = options
+        self.name = options.name
+        self.capabilities = capabilities
+        self.client = client or ToncenterClient(options.api_url, api_key=options.api_key, timeout_s=options.timeout_s)
+        self.clock = clock
+        self._pool: AsyncEngine | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.driver = TonDriver(options, self.client, db=lambda: self.db, clock=clock)
+        self.signatures = TonSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def bind_database(self, engine: AsyncEngine) -> None:
+        self._pool = engine
+
+    @property
+    def db(self) -> AsyncEngine:
+        if self._pool is None:
+            raise RuntimeError(f"ton provider {self.name!r} has no database: bootstrap binds one")
+        return self._pool
+
+    async def start(self) -> None:
+        await self.client.start()
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.create_task(self._run(), name=f"ton-driver-{self.name}")
+
+    async def close(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.client.close()
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            try:
+                busy = await self.tick()
+            except Exception:
+                log.exception("ton driver pass failed; retrying", extra={"provider": self.name})
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.o.poll_s)
+                self.wake.clear()
+
+    # -- validation --------------------------------------------------------------------------------------------
+
+    def _error(self, code: PayoutErrorCode, message: str, **kw: Any) -> PayoutError:
+        return PayoutError.of(code, message, provider=self.name, **kw)
+
+    def validate(self, instruction: PayoutInstruction) -> PayoutError | None:  # noqa: PLR0911 - one per rule
+        dest = instruction.destination
+        if instruction.amount.asset not in self.o.assets:
+            return self._error(C.UNSUPPORTED_ASSET, f"{instruction.amount.asset} is not paid by {self.name}")
+        if dest.type is not DestinationType.TON_WALLET:
+            return self._error(C.INVALID_DESTINATION, f"{self.name} pays ton_wallet destinations only")
+        if dest.memo is not None:
+            return self._error(C.INVALID_DESTINATION, "a TON payout carries no memo")
+        try:
+            address = parse_address(dest.address)
+        except InvalidTonAddressError as err:
+            return self._error(C.INVALID_DESTINATION, str(err))
+        if address.test_only and not self.o.testnet:
+            return self._error(C.INVALID_DESTINATION, "a testnet-only address on mainnet")
+        ours = {self.o.wallet, *(a.jetton_wallet for a in self.o.assets.values() if a.jetton_wallet)}
+        if address.raw in ours:
+            return self._error(C.INVALID_DESTINATION, "the destination is the paying wallet itself")
+        return None
+
+    # -- the contract ------------------------------------------------------------------------------------------
+
+    async def quote(self, instruction: PayoutInstruction) -> Quote:
+        err = self.validate(instruction)
+        if err is not None:
+            raise PayoutProviderError(err)
+        asset = self.o.assets[instruction.amount.asset]
+        native = next((a.code for a in self.o.assets.values() if not a.is_jetton), None)
+        fee = Money(asset=native or "TON", amount=asset.attach_nanotons if asset.is_jetton else 0)
+        return Quote(amount=instruction.amount, fee=fee, receive_amount=instruction.amount)
+
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        err = self.validate(instruction)
+        if err is not None:
+            return ProviderPayoutResult(status=P.FAILED, idempotency_key=instruction.idempotency_key, error=err)
+        address = parse_address(instruction.destination.address)
+        params = {"provider": self.name, "key": instruction.idempotency_key}
+        async with self.db.begin() as conn:
+            await conn.execute(
+                q.INSERT_PAYOUT,
+                {
+                    **params,
+                    "payout_id": instruction.payout_id,
+                    "asset": instruction.amount.asset,
+                    "amount": instruction.amount.amount,
+                    "destination": address.raw,
+                    # Never bounceable: a bounce returns the money after the message landed, which reading the
+                    # wallet's transactions cannot tell from a payment. Either form of the address is accepted.
+                    "bounce": False,
+                },
+            )
+            row = _row((await conn.execute(q.PAYOUT_FOR_UPDATE, params)).mappings().first())
+            same = (row["payout_id"], row["asset"], row["amount"], row["destination"]) == (
+                instruction.payout_id,
+                instruction.amount.asset,
+                instruction.amount.amount,
+                address.raw,
+            )
+            if not same:
+                error = self._error(C.DUPLICATE_REQUEST, "this idempotency key names another payout")
+                return ProviderPayoutResult(status=P.FAILED, idempotency_key=instruction.idempotency_key, error=error)
+            if row["state"] == "failed" and row["retryable"]:
+                row = _row((await conn.execute(q.REQUEUE_FAILED, params)).mappings().first())
+        self.wake.set()
+        return self._result(row)
+
+    def _result(self, row: Mapping[str, Any]) -> ProviderPayoutResult:
+        key = str(row["idempotency_key"])
+        ref = row["message_hash"]
+        state = row["state"]
+        if state == "paid":
+            return ProviderPayoutResult(
+                status=P.PAID, idempotency_key=key, provider_ref=ref, tx_hash=row["tx_hash"], raw_status="landed"
+            )
+        if state == "failed":
+            error = PayoutError.of(
+                C(row["error_code"]),
+                row["detail"] or row["error_code"],
+                provider=self.name,
+                retryable=bool(row["retryable"]),
+            )
+            return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, provider_ref=ref, error=error)
+        status = P.SUBMITTED if ref is not None else P.PENDING
+        return ProviderPayoutResult(status=status, idempotency_key=key, provider_ref=ref, raw_status=state)
+
+    async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        params = {"provider": self.name, "key": lookup.idempotency_key}
+        async with self.db.begin() as conn:
+            row = (await conn.execute(q.PAYOUT, params)).mappings().first()
+            if row is None:
+                raise PayoutProviderError.of(C.PAYOUT_NOT_FOUND, "no such payout in the TON books", provider=self.name)
+            if row["state"] == "failed" and row["retryable"]:
+                if row["reported"]:
+                    raise PayoutProviderError.of(
+                        C.PAYOUT_NOT_FOUND,
+                        f"the last attempt failed ({row['error_code']}) and moved nothing: create again",
+                        provider=self.name,
+                    )
+                await conn.execute(q.MARK_REPORTED, params)
+        return self._result(_row(row))
+
+    async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        raise PayoutProviderError.of(
+            C.UNSUPPORTED_OPERATION, "a TON payout cannot be cancelled once queued", provider=self.name
+        )
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        raise PayoutProviderError.of(C.UNSUPPORTED_OPERATION, "the TON provider has no webhooks", provider=self.name)
+
+    # -- delegated: the driver, the signatures -----------------------------------------------------------------
+
+    async def tick(self) -> bool:
+        """One driver pass; True if it changed something."""
+        return await self.driver.tick()
+
+    async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        await self.signatures.on_signer_results(session, envelopes)
+
+    async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
+        return await self.signatures.unsigned_transaction(payout_id)
+
+    async def submit_signed(self, payout_id: str, signed_xdr: str) -> TonSubmission:
+        return await self.signatures.submit_signed(payout_id, signed_xdr)
+
+    # -- ReportsProgress (the worker's gauges: the "source stuck" alert reads them) -----------------------------
+
+    async def progress(self) -> RailProgress:
+        async with self.db.connect() as conn:
+            landed = (await conn.execute(q.WALLET_PROGRESS, {"provider": self.name})).first()
+            waiting = await conn.scalar(q.OLDEST_WAITING, {"provider": self.name})
+        seqno, at = (int(landed[0]) + 1, float(landed[1])) if landed is not None else (0, 0.0)
+        return RailProgress(
+            sources=(SourceProgress("wallet", seqno, at),), oldest_waiting_s=max(0.0, float(waiting or 0))
+        )
+
+
+__all__ = ["TonWalletProvider"]

@@ -1,0 +1,156 @@
+"""`ToncenterClient`: the TON HTTP API calls a sender needs (toncenter v2 shape), every failure classified.
+
+A failure is a `TonApiError` with a stable `PayoutErrorCode`: `rate_limited` (429), `authentication_failed`
+(401/403), `provider_unavailable` (5xx other than a refused message, connection errors), `timeout_unknown_outcome`
+(no answer in time: for sendBoc the message may have been accepted), `tx_bad_seq` / `tx_expired` (the wallet
+refused the external message: exit code 33 / 36), `signature_refused` (exit code 35/34: not our key or
+subwallet), `invalid_request` (4xx).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+
+from prizeflow_contracts.errors import PayoutErrorCode
+
+C = PayoutErrorCode
+_EXIT_CODE: Final = re.compile(r"exit ?code[=: ]+(-?\d+)", re.IGNORECASE)
+_EXIT_CODES: Final = {33: C.TX_BAD_SEQ, 36: C.TX_EXPIRED, 35: C.SIGNATURE_REFUSED, 34: C.SIGNATURE_REFUSED}
+
+
+class TonApiError(Exception):
+    def __init__(self, code: PayoutErrorCode, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def classify(status: int, error: str) -> TonApiError:
+    """The stable code of a toncenter error answer."""
+    if status == 429:
+        return TonApiError(C.RATE_LIMITED, "rate limited", status=status)
+    if status in (401, 403):
+        return TonApiError(C.AUTHENTICATION_FAILED, "the TON API refused the API key", status=status)
+    match = _EXIT_CODE.search(error)
+    if match is not None and int(match.group(1)) in _EXIT_CODES:
+        code = _EXIT_CODES[int(match.group(1))]
+        return TonApiError(code, f"external message not accepted (exit code {match.group(1)})", status=status)
+    if status >= 500:
+        return TonApiError(C.PROVIDER_UNAVAILABLE, f"TON API {status}", status=status)
+    return TonApiError(C.INVALID_REQUEST, f"TON API {status}: {error[:200]}", status=status)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainMessage:
+    hash: str  # hex
+    source: str
+    destination: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainTx:
+    lt: int
+    hash: str  # hex
+    utime: int
+    in_msg: ChainMessage | None
+    out_msgs: tuple[ChainMessage, ...]
+
+
+def _hex(b64: str) -> str:
+    return base64.b64decode(b64).hex()
+
+
+def _message(doc: Any) -> ChainMessage | None:
+    if not isinstance(doc, dict) or not doc.get("hash"):
+        return None
+    return ChainMessage(
+        hash=_hex(str(doc["hash"])),
+        source=str(doc.get("source") or ""),
+        destination=str(doc.get("destination") or ""),
+        value=int(doc.get("value") or 0),
+    )
+
+
+def _tx(doc: dict[str, Any]) -> ChainTx:
+    tid = doc.get("transaction_id") or {}
+    outs = tuple(m for m in (_message(o) for o in doc.get("out_msgs") or []) if m is not None)
+    return ChainTx(
+        lt=int(tid.get("lt", 0)),
+        hash=_hex(str(tid.get("hash", ""))),
+        utime=int(doc.get("utime", 0)),
+        in_msg=_message(doc.get("in_msg")),
+        out_msgs=outs,
+    )
+
+
+class ToncenterClient:
+    def __init__(self, base_url: str, *, api_key: str | None, timeout_s: float) -> None:
+        self.base_url = base_url
+        self._headers = {"X-API-Key": api_key} if api_key else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(self, method: str, path: str, *, unknown_outcome: bool, **kw: Any) -> Any:
+        await self.start()
+        assert self._session is not None
+        try:
+            async with self._session.request(method, f"{self.base_url}/api/v2/{path}", **kw) as resp:
+                try:
+                    doc = await resp.json(content_type=None)
+                except ValueError:
+                    doc = None
+                if resp.status == 200 and isinstance(doc, dict) and doc.get("ok"):
+                    return doc.get("result")
+                error = str(doc.get("error", "")) if isinstance(doc, dict) else ""
+                err = classify(resp.status, error)
+                if unknown_outcome and resp.status in (502, 504):
+                    raise TonApiError(C.TIMEOUT_UNKNOWN_OUTCOME, f"TON API {resp.status} after sending", status=502)
+                raise err
+        except TimeoutError as e:
+            code = C.TIMEOUT_UNKNOWN_OUTCOME if unknown_outcome else C.PROVIDER_UNAVAILABLE
+            raise TonApiError(code, f"no answer from the TON API in {self._timeout.total}s") from e
+        except aiohttp.ClientError as e:
+            code = C.TIMEOUT_UNKNOWN_OUTCOME if unknown_outcome else C.PROVIDER_UNAVAILABLE
+            raise TonApiError(code, f"TON API unreachable ({type(e).__name__})") from e
+
+    async def send_boc(self, boc: str) -> str:
+        """Send an external message; returns its hash (hex). The same message may be sent again."""
+        result = await self._call("POST", "sendBocReturnHash", json={"boc": boc}, unknown_outcome=True)
+        return _hex(str(result["hash"]))
+
+    async def seqno(self, address: str) -> int:
+        result = await self._call(
+            "POST", "runGetMethod", json={"address": address, "method": "seqno", "stack": []}, unknown_outcome=False
+        )
+        if int(result.get("exit_code", 0)) != 0:
+            raise TonApiError(C.PROVIDER_UNAVAILABLE, f"seqno get-method exited {result.get('exit_code')}")
+        return int(result["stack"][0][1], 16)
+
+    async def transactions(
+        self, address: str, *, limit: int = 20, lt: int | None = None, tx_hash: str | None = None
+    ) -> list[ChainTx]:
+        """Newest first; with `lt` and `tx_hash` (hex), from that transaction (inclusive) back."""
+        params = {"address": address, "limit": str(limit)}
+        if lt is not None and tx_hash is not None:
+            params |= {"lt": str(lt), "hash": tx_hash}
+        result = await self._call("GET", "getTransactions", params=params, unknown_outcome=False)
+        return [_tx(t) for t in result or []]
+
+
+__all__ = ["ChainMessage", "ChainTx", "TonApiError", "ToncenterClient", "classify"]

@@ -1,0 +1,364 @@
+"""The ton_wallet driver's decisions without I/O: its books are an in-memory fake answering each statement of
+`adapters/ton/store.py`, the TON API a fake answering in toncenter v2's shape (parsed by the real client code).
+
+What must never happen: a message that may have landed expired and rebuilt (paid twice), a bounced jetton
+recorded paid, a retried payout blocking the wallet's queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_contracts.events.signer import TonSignatureRequested
+from prizeflow_payouts.adapters.ton import driver as driver_module
+from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.driver import TonDriver
+from prizeflow_payouts.adapters.ton.options import TonAsset, TonOptions
+from prizeflow_payouts.adapters.ton.toncenter import ChainTx, TonApiError, _tx
+from prizeflow_ton.addresses import TonAddress
+
+WALLET = "0:" + "11" * 32
+JETTON_WALLET = "0:" + "33" * 32
+MASTER = "0:" + "44" * 32
+DEST = "0:" + "22" * 32
+DEST_JETTON_WALLET = "0:" + "55" * 32
+T0 = 1_800_000_000
+VALIDITY = 60
+MARGIN = 30
+
+
+def friendly(raw: str) -> str:
+    wc, body = raw.split(":")
+    return TonAddress(int(wc), bytes.fromhex(body), None).friendly(bounceable=True)
+
+
+def b64(hex_hash: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_hash)).decode()
+
+
+def h(seed: str) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+class Result:
+    def __init__(self, rows: list[dict[str, Any]] | None = None, scalar: Any = None) -> None:
+        self.rows = rows or []
+        self._scalar = scalar
+
+    def scalar(self) -> Any:
+        return self._scalar
+
+    def mappings(self) -> Result:
+        return self
+
+    def first(self) -> dict[str, Any] | None:
+        return dict(self.rows[0]) if self.rows else None
+
+
+class DuplicateKeyError(Exception):
+    """What PostgreSQL answers an INSERT hitting ton_messages' primary key."""
+
+
+class Books:
+    """ton_payouts and ton_messages in memory; each store statement's effect (guards included)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.payouts: dict[str, dict[str, Any]] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def queue(self, key: str, *, asset: str = "TON", amount: int = 10**9) -> None:
+        self.payouts[key] = {
+            "provider": "ton", "idempotency_key": key, "payout_id": f"po-{key}", "asset": asset, "amount": amount,
+            "destination": DEST, "bounce": False, "state": "queued", "messages": 0, "not_before": self.now(),
+            "created_at": self.now(), "message_hash": None, "tx_hash": None, "error_code": None, "retryable": None,
+            "reported": False, "detail": None,
+        }  # fmt: skip
+        self.order.append(key)
+
+    def of(self, key: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages.values() if m["idempotency_key"] == key]
+
+    def execute(self, stmt: Any, p: dict[str, Any]) -> Result:
+        live = ("awaiting_signature", "external", "signed")
+        if stmt is q.DRIVER_LOCK:
+            return Result(scalar=True)
+        if stmt is q.IN_FLIGHT:
+            return Result([m for m in self.messages.values() if m["state"] in live])
+        if stmt is q.NEXT_QUEUED:
+            ready = [self.payouts[k] for k in self.order if self.payouts[k]["state"] == "queued"]
+            ready = [r for r in ready if r["not_before"] <= self.now()]
+            return Result(sorted(ready, key=lambda r: (r["not_before"], r["created_at"]))[:1])
+        if stmt is q.LAST_LANDED_SEQNO:
+            landed = [m["seqno"] for m in self.messages.values() if m["state"] == "landed"]
+            return Result(scalar=max(landed) if landed else None)
+        if stmt is q.MESSAGES_BUILT:
+            return Result(scalar=len(self.of(p["key"])))
+        if stmt is q.INSERT_MESSAGE:
+            if p["request_id"] in self.messages:
+                raise DuplicateKeyError(p["request_id"])
+            self.messages[p["request_id"]] = {
+                "request_id": p["request_id"], "provider": p["provider"], "idempotency_key": p["key"],
+                "payout_id": p["payout_id"], "wallet": p["wallet"], "seqno": p["seqno"],
+                "valid_until": p["valid_until"], "request": p["request"], "sign_requests": 1, "signed_boc": None,
+                "message_hash": None, "state": "awaiting_signature", "sends": 0, "error_code": None,
+                "detail": None, "created_at": self.now(), "updated_at": self.now(),
+            }  # fmt: skip
+            return Result()
+        payout = self.payouts.get(p.get("key", ""))
+        message = self.messages.get(p.get("id", ""))
+        if stmt is q.PAYOUT_SENDING and payout and payout["state"] == "queued":
+            payout.update(state="sending", messages=payout["messages"] + 1)
+        elif stmt is q.PAYOUT_FOR_UPDATE:
+            return Result([payout] if payout else [])
+        elif stmt is q.PAYOUT_REQUEUE and payout and payout["state"] == "sending":
+            payout.update(state="queued", not_before=p["not_before"])
+        elif stmt is q.PAYOUT_PAID and payout and payout["state"] == "sending":
+            payout.update(state="paid", message_hash=p["hash"], tx_hash=p["tx_hash"])
+        elif stmt is q.PAYOUT_FAILED and payout and payout["state"] in ("queued", "sending"):
+            payout.update(state="failed", error_code=p["code"], retryable=p["retryable"], detail=p["detail"])
+        elif stmt is q.REQUEUE_FAILED and payout and payout["state"] == "failed" and payout["retryable"]:
+            payout.update(state="queued", messages=0, not_before=self.now(), error_code=None, retryable=None)
+        elif stmt is q.MESSAGE_CLOSED and message and message["state"] in live:
+            message.update(state=p["state"], error_code=p["code"], detail=p["detail"])
+        elif stmt is q.MESSAGE_SENT and message:
+            message["sends"] += 1
+        elif stmt is q.MESSAGE_SEQNO_MOVED and message and message["state"] == "signed":
+            message["error_code"] = p["code"]
+        elif stmt is q.MESSAGE_SIGN_AGAIN and message:
+            message["sign_requests"] += 1
+            return Result(scalar=message["sign_requests"])
+        elif stmt not in vars(q).values():
+            raise AssertionError(f"unexpected statement {stmt}")
+        return Result()
+
+    def sign(self, request_id: str) -> str:
+        """The signer's answer taken: the message hash is a stand-in (the driver only compares it)."""
+        message = self.messages[request_id]
+        message.update(state="signed", signed_boc="te6-signed", message_hash=h(f"ext/{request_id}"))
+        self.payouts[message["idempotency_key"]]["message_hash"] = message["message_hash"]
+        return str(message["message_hash"])
+
+
+class Conn:
+    def __init__(self, books: Books) -> None:
+        self.books = books
+
+    async def execute(self, stmt: Any, params: dict[str, Any] | None = None) -> Result:
+        return self.books.execute(stmt, params or {})
+
+
+class Engine:
+    def __init__(self, books: Books) -> None:
+        self.books = books
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[Conn]:
+        yield Conn(self.books)
+
+
+class Api:
+    """The TON HTTP API: getTransactions in toncenter v2's raw.transaction shape (no `aborted`), paged by lt."""
+
+    def __init__(self) -> None:
+        self.seqno_value = 5
+        self.txs: dict[str, list[dict[str, Any]]] = {}  # oldest first
+        self.send_error: TonApiError | None = None
+        self.sent = 0
+        self.lt = 1000
+
+    async def seqno(self, address: str) -> int:
+        return self.seqno_value
+
+    async def send_boc(self, boc: str) -> str:
+        self.sent += 1
+        if self.send_error is not None:
+            raise self.send_error
+        return h(boc)
+
+    def add(self, account: str, utime: int, in_hash: str, source: str, outs: list[tuple[str, str]]) -> None:
+        """One transaction of `account`: its in-message hash (hex) and out-messages (hash, raw destination)."""
+        self.lt += 10
+        self.txs.setdefault(account, []).append(
+            {
+                "@type": "raw.transaction",
+                "utime": utime,
+                "data": "te6",
+                "transaction_id": {"@type": "internal.transactionId", "lt": str(self.lt), "hash": b64(h(str(self.lt)))},
+                "fee": "1000",
+                "storage_fee": "0",
+                "other_fee": "1000",
+                "in_msg": {"hash": b64(in_hash), "source": source, "destination": friendly(account), "value": "0"},
+                "out_msgs": [
+                    {"hash": b64(oh), "source": friendly(account), "destination": friendly(d), "value": "1"}
+                    for oh, d in outs
+                ],
+            }
+        )
+
+    async def transactions(
+        self, address: str, *, limit: int = 20, lt: int | None = None, tx_hash: str | None = None
+    ) -> list[ChainTx]:
+        docs = list(reversed(self.txs.get(address, [])))
+        if lt is not None:
+            docs = [d for d in docs if int(d["transaction_id"]["lt"]) <= lt]
+        return [_tx(d) for d in docs[: min(limit, 100)]]
+
+
+class Rig:
+    def __init__(self, *, max_messages: int = 5) -> None:
+        self.now = float(T0)
+        self.api = Api()
+        self.books = Books(lambda: self.now)
+        options = TonOptions(
+            name="ton", network="testnet", api_url="http://127.0.0.1:9", api_key=None, wallet=WALLET,
+            subwallet_id=698983191, public_key=None, validity_s=VALIDITY, expiry_margin_s=MARGIN,
+            max_messages=max_messages, poll_s=1, resign_after_s=10, timeout_s=5,
+            assets={
+                "TON": TonAsset("TON", 9, None, None, 50_000_000),
+                "USDT": TonAsset("USDT", 6, MASTER, JETTON_WALLET, 50_000_000),
+            },
+            source="payouts",
+        )  # fmt: skip
+        engine = Engine(self.books)
+        self.driver = TonDriver(options, self.api, db=lambda: engine, clock=lambda: self.now)  # type: ignore[arg-type,return-value]
+
+    async def build(self, key: str) -> dict[str, Any]:
+        assert await self.driver.tick()
+        message = next(m for m in self.books.messages.values() if m["state"] == "awaiting_signature")
+        assert message["idempotency_key"] == key
+        return message
+
+    def land(self, message: dict[str, Any], *, outs: list[tuple[str, str]] | None = None) -> str:
+        """Its wallet transaction (consuming the seqno); returns the out-message hash."""
+        out_hash = h(f"out/{message['request_id']}")
+        dest = JETTON_WALLET if outs is None and '"jetton_wallet":"0:' in message["request"] else DEST
+        self.api.add(WALLET, int(self.now), message["message_hash"], "", [(out_hash, dest)] if outs is None else outs)
+        self.api.seqno_value = int(message["seqno"]) + 1
+        return out_hash
+
+
+@pytest.fixture(autouse=True)
+def no_outbox(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    staged: list[Any] = []
+
+    async def add_events(conn: Any, events: list[Any]) -> None:
+        staged.extend(events)
+
+    monkeypatch.setattr(driver_module, "add_events", add_events)
+    return staged
+
+
+async def test_a_message_older_than_the_latest_page_is_found_by_paging_back() -> None:
+    rig = Rig()
+    rig.books.queue("a")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    rig.land(message)
+    for i in range(250):  # deposits to the wallet since: ours is far past the latest 30 (and 100)
+        rig.api.add(WALLET, int(rig.now) + 1, h(f"deposit/{i}"), friendly(DEST), [])
+    rig.now += VALIDITY + MARGIN + 1
+    assert await rig.driver.tick()
+    assert rig.books.payouts["a"]["state"] == "paid"
+    assert message["state"] == "landed"
+
+
+async def test_a_send_refused_because_the_seqno_moved_is_never_expired_nor_rebuilt() -> None:
+    rig = Rig()
+    rig.books.queue("a")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    rig.api.send_error = TonApiError(PayoutErrorCode.TX_BAD_SEQ, "exit code 33")
+    assert not await rig.driver.tick()
+    # Past valid_until, the transaction not indexed yet and a lagging node still showing the old seqno.
+    rig.api.send_error = None
+    rig.now += VALIDITY + MARGIN + 1
+    for _ in range(3):
+        assert not await rig.driver.tick()
+    assert message["state"] == "signed"
+    assert rig.books.payouts["a"]["state"] == "sending"
+    assert len(rig.books.messages) == 1
+
+
+@pytest.mark.parametrize("state", ["awaiting_signature", "external"])
+async def test_an_unsent_message_expires_only_if_the_seqno_did_not_move(state: str) -> None:
+    rig = Rig()
+    rig.books.queue("a")
+    message = await rig.build("a")
+    message["state"] = state
+    rig.now += VALIDITY + MARGIN + 1
+    rig.api.seqno_value = int(message["seqno"]) + 1  # an operator's tool may have broadcast it
+    for _ in range(3):
+        assert not await rig.driver.tick()
+    assert message["state"] == state
+    assert len(rig.books.messages) == 1
+    rig.api.seqno_value = int(message["seqno"])  # nothing consumed it: provably dead, built again
+    assert await rig.driver.tick()
+    assert message["state"] == "expired"
+    assert rig.books.payouts["a"]["state"] == "queued"
+
+
+async def test_a_jetton_landed_in_our_wallet_waits_for_its_jetton_wallet_never_expires() -> None:
+    rig = Rig()
+    rig.books.queue("a", asset="USDT", amount=7_000_000)
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    out_hash = rig.land(message)
+    rig.api.seqno_value = int(message["seqno"])  # a lagging node: seqno not moved yet
+    rig.now += VALIDITY + MARGIN + 1
+    for _ in range(3):
+        assert not await rig.driver.tick()
+    assert message["state"] == "signed"
+    assert rig.books.payouts["a"]["state"] == "sending"
+    assert len(rig.books.messages) == 1
+    rig.api.add(JETTON_WALLET, int(rig.now), out_hash, friendly(WALLET), [(h("internal"), DEST_JETTON_WALLET)])
+    assert await rig.driver.tick()
+    assert rig.books.payouts["a"]["state"] == "paid"
+
+
+async def test_a_bounced_jetton_is_read_from_the_out_messages_and_never_recorded_paid() -> None:
+    rig = Rig()
+    rig.books.queue("a", asset="USDT", amount=7_000_000)
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    out_hash = rig.land(message)
+    # toncenter v2: no `aborted`; the jetton wallet's only out-message is the bounce back to our wallet.
+    rig.api.add(JETTON_WALLET, int(rig.now), out_hash, friendly(WALLET), [(h("bounce"), WALLET)])
+    assert await rig.driver.tick()
+    payout = rig.books.payouts["a"]
+    assert payout["state"] == "failed"
+    assert payout["error_code"] == PayoutErrorCode.INSUFFICIENT_PROVIDER_FUNDS.value
+    assert message["state"] == "landed"
+
+
+async def test_a_payout_retried_after_its_messages_expired_gets_new_messages_and_the_queue_moves() -> None:
+    rig = Rig(max_messages=1)
+    rig.books.queue("a")
+    rig.books.queue("b")
+    first = await rig.build("a")
+    rig.books.sign(first["request_id"])
+    rig.now += VALIDITY + MARGIN + 1
+    assert await rig.driver.tick()  # dead (seqno unmoved): max_messages reached, failed retryable
+    assert rig.books.payouts["a"]["state"] == "failed"
+    rig.books.execute(q.REQUEUE_FAILED, {"provider": "ton", "key": "a"})  # the worker creates it again
+    rig.books.payouts["a"]["not_before"] = rig.books.payouts["b"]["not_before"].replace(year=2000)
+    again = await rig.build("a")  # same payout, same seqno, count reset: still a new request id
+    assert again["request_id"] != first["request_id"]
+    assert TonSignatureRequested.model_validate_json(again["request"]).seqno == first["seqno"]
+    rig.books.sign(again["request_id"])
+    rig.land(again)
+    assert await rig.driver.tick()
+    assert rig.books.payouts["a"]["state"] == "paid"
+    assert (await rig.build("b"))["idempotency_key"] == "b"

@@ -1,0 +1,67 @@
+"""The signer's TON settings fail closed: a TON wallet needs caps for its assets and well-formed addresses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from stellar_sdk import Keypair
+
+from prizeflow_signer.bootstrap import ton_policy
+from prizeflow_signer.settings import SignerSettings
+from prizeflow_ton.addresses import TonAddress
+
+WALLET = TonAddress(0, bytes.fromhex("11" * 32), None)
+MASTER = "0:" + "44" * 32
+JETTON_WALLET = "0:" + "33" * 32
+
+
+def settings(**kw: Any) -> SignerSettings:
+    base: dict[str, Any] = {
+        "database_url": "postgresql+asyncpg://x@127.0.0.1:1/x",
+        "kafka_bootstrap_servers": "127.0.0.1:1",
+        "payout_source_account": Keypair.random().public_key,
+    }
+    base.update(kw)
+    return SignerSettings(**base)
+
+
+def test_no_ton_wallet_means_no_ton_policy() -> None:
+    assert ton_policy(settings()) is None
+
+
+def test_a_ton_wallet_in_any_form_becomes_the_raw_policy() -> None:
+    s = settings(
+        signer_ton_wallet=WALLET.friendly(bounceable=True),
+        signer_ton_jettons={"USDT": {"master": MASTER, "wallet": JETTON_WALLET}},
+    )
+    policy = ton_policy(s)
+    assert policy is not None
+    assert policy.wallet == WALLET.raw
+    assert policy.jettons["USDT"].wallet == JETTON_WALLET
+
+
+def test_a_ton_asset_without_caps_stops_start_up() -> None:
+    with pytest.raises(ValidationError, match="every TON asset needs"):
+        settings(
+            signer_ton_wallet=WALLET.raw,
+            signer_ton_jettons={"DOGS": {"master": MASTER, "wallet": JETTON_WALLET}},
+        )
+
+
+def test_a_jetton_needs_exactly_master_and_wallet() -> None:
+    caps = {"XLM": 1, "USDC": 1, "TON": 1, "USDT": 1}
+    with pytest.raises(ValidationError, match="exactly `master` and `wallet`"):
+        settings(
+            signer_ton_wallet=WALLET.raw,
+            signer_ton_jettons={"USDT": {"master": MASTER}},
+            signer_tx_caps=json.loads(json.dumps(caps)),
+            signer_daily_caps=caps,
+        )
+
+
+def test_a_malformed_ton_wallet_stops_start_up_naming_the_setting() -> None:
+    with pytest.raises(ValueError, match="SIGNER_TON_WALLET"):
+        ton_policy(settings(signer_ton_wallet="EQ-not-an-address"))

@@ -1,0 +1,440 @@
+"""The emulator's books, without I/O: products, orders and their rewards, the funding balance, recipients steered
+by tests, and the webhook events each change emits. Amounts are `Decimal` (the API's JSON numbers are parsed
+so), never floats. Every method is synchronous and runs on the event loop: no locks needed.
+
+Statuses follow Tremendous' documentation: an order is `EXECUTED`, `PENDING APPROVAL`, `CANCELED` or `FAILED`;
+a reward's `delivery.status` is `SCHEDULED`, `PENDING`, `SUCCEEDED` or `FAILED` (`CANCELED` once its order is
+rejected).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Final
+
+EXECUTED: Final = "EXECUTED"
+PENDING_APPROVAL: Final = "PENDING APPROVAL"
+CANCELED: Final = "CANCELED"
+FAILED: Final = "FAILED"
+METHODS: Final = ("EMAIL", "LINK")
+_EMAIL_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~-@")
+
+
+class Outcome(StrEnum):
+    """What the emulator does with the next order to a steered recipient (`/_emulator/recipients`)."""
+
+    DELIVER = "deliver"  # executed, delivered (after the configured delay)
+    APPROVAL = "approval"  # waits in PENDING APPROVAL until approved or rejected
+    DELIVERY_FAILED = "delivery_failed"  # executed, the email bounces: delivery FAILED
+    INVALID_EMAIL = "invalid_email"  # refused at creation: 422 on recipient.email
+    ORDER_FAILED = "order_failed"  # created FAILED (the provider's own processing error)
+
+
+class ApiError(Exception):
+    """An API refusal in Tremendous' shape: `{"errors": {"message": ..., "payload": {...}}}`."""
+
+    def __init__(self, status: int, message: str, payload: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.payload = dict(payload or {})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"errors": {"message": self.message, "payload": self.payload}}
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    name: str
+    currency: str
+    min: Decimal
+    max: Decimal
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "category": "merchant_card",
+            "currency_codes": [self.currency],
+            "skus": [{"min": self.min, "max": self.max}],
+            "countries": [{"abbr": "US"}],
+        }
+
+
+DEFAULT_PRODUCTS: Final = (
+    Product("OKMHM2X2OHYV", "Amazon.com Gift Card", "USD", Decimal(1), Decimal(2000)),
+    Product("KV934TZ93NQM", "Visa Virtual Card", "USD", Decimal(5), Decimal(500)),
+    Product("ET0ZVETV5ILN", "Flipkart Gift Card", "INR", Decimal(100), Decimal(10000)),
+)
+
+
+@dataclass
+class Reward:
+    id: str
+    order_id: str
+    created_at: str
+    denomination: Decimal
+    currency: str
+    method: str
+    recipient_name: str
+    recipient_email: str | None
+    products: list[str]
+    delivery_status: str
+    link: str  # the redemption link: the card itself. Shown only for LINK rewards, as Tremendous does.
+    deliver_at: float | None = None
+    # Shown for an EMAIL reward too (Store.links_for_email): an answer carrying more than documented, so tests
+    # prove a client drops any link it is given.
+    link_shown: bool = False
+    # Spent by whoever holds it (an operator's lever). The emulator's own model: answers carry
+    # `redemption: {status: REDEEMED}` and such a reward can no longer be cancelled.
+    redeemed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        delivery: dict[str, Any] = {"method": self.method, "status": self.delivery_status}
+        if (self.method == "LINK" or self.link_shown) and self.delivery_status in ("SUCCEEDED", "PENDING"):
+            delivery["link"] = self.link
+        recipient: dict[str, Any] = {"name": self.recipient_name}
+        if self.recipient_email is not None:
+            recipient["email"] = self.recipient_email
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "created_at": self.created_at,
+            "value": {"denomination": self.denomination, "currency_code": self.currency},
+            "delivery": delivery,
+            "recipient": recipient,
+            **({"redemption": {"status": "REDEEMED"}} if self.redeemed else {}),
+        }
+
+
+@dataclass
+class Order:
+    id: str
+    external_id: str | None
+    created_at: str
+    status: str
+    funding_source_id: str
+    reward: Reward
+    digest: str  # of the request body, to tell a retry from a conflicting order under the same external_id
+
+    def to_json(self) -> dict[str, Any]:
+        value = self.reward.denomination
+        money = {"currency_code": self.reward.currency}
+        return {
+            "id": self.id,
+            "external_id": self.external_id,
+            "created_at": self.created_at,
+            "status": self.status,
+            "payment": {
+                "subtotal": {**money, "value": value},
+                "total": {**money, "value": value},
+                "fees": {**money, "value": Decimal(0)},
+            },
+            "rewards": [self.reward.to_json()],
+        }
+
+
+@dataclass
+class Event:
+    uuid: str
+    event: str
+    resource_id: str
+    resource_type: str
+    created_utc: str
+    order_id: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "uuid": self.uuid,
+            "created_utc": self.created_utc,
+            "payload": {"resource": {"id": self.resource_id, "type": self.resource_type}, "meta": self.meta},
+        }
+
+
+def _id() -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _valid_email(value: str) -> bool:
+    local, at, domain = value.rpartition("@")
+    return (
+        bool(at and local and "." in domain)
+        and len(value) <= 254
+        and all(c in _EMAIL_CHARS for c in value)
+        and value.count("@") == 1
+        and not domain.startswith(".")
+        and not domain.endswith(".")
+    )
+
+
+@dataclass
+class Store:
+    balances: dict[str, Decimal]
+    products: dict[str, Product] = field(default_factory=lambda: {p.id: p for p in DEFAULT_PRODUCTS})
+    external_id_conflict: str = "replay"
+    delivery_delay_ms: int = 0
+    approvals_required: bool = False
+    links_for_email: bool = False  # answers show an EMAIL reward's link too (see Reward.link_shown)
+    base_url: str = "http://127.0.0.1"
+    orders: dict[str, Order] = field(default_factory=dict)
+    by_external: dict[str, str] = field(default_factory=dict)
+    rewards: dict[str, Reward] = field(default_factory=dict)
+    recipients: dict[str, Outcome] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    created: int = 0  # orders created (replays and refusals excluded): "paid once" is read here
+    listener: Callable[[Event], None] | None = None  # told of every event (the webhook deliverer)
+
+    # -- the API -------------------------------------------------------------------------------------------------
+    def create_order(self, body: Any) -> tuple[int, Order]:
+        """201 and the order; a known `external_id` answers its first order (or 409, setting `reject`)."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "The request body must be a JSON object")
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        external_id = body.get("external_id")
+        if external_id is not None and (not isinstance(external_id, str) or not 0 < len(external_id) <= 128):
+            raise ApiError(400, "Validation failed", {"external_id": ["must be a string of at most 128 characters"]})
+        if external_id is not None and external_id in self.by_external:
+            order = self.orders[self.by_external[external_id]]
+            if order.digest != digest and self.external_id_conflict == "reject":
+                raise ApiError(409, "An order with this external_id exists with different parameters")
+            return 201, order
+        funding, reward = self._parse(body)
+        steer = self.recipients.get((reward.recipient_email or "").lower(), Outcome.DELIVER)
+        if steer is Outcome.INVALID_EMAIL:
+            raise ApiError(422, "Validation failed", {"reward": {"recipient": {"email": ["is invalid"]}}})
+        held = steer is Outcome.APPROVAL or self.approvals_required
+        if not held and steer is not Outcome.ORDER_FAILED:
+            self._charge(reward)
+        order_id = _id()
+        reward.order_id = order_id
+        order = Order(order_id, external_id, _now_iso(), EXECUTED, funding, reward, digest)
+        self.orders[order_id] = order
+        self.rewards[reward.id] = reward
+        if external_id is not None:
+            self.by_external[external_id] = order_id
+        self.created += 1
+        self._emit("ORDERS.CREATED", order_id, "orders", order_id)
+        if steer is Outcome.ORDER_FAILED:
+            order.status, reward.delivery_status = FAILED, "FAILED"
+            self._emit("ORDERS.FAILED", order_id, "orders", order_id)
+        elif held:
+            order.status, reward.delivery_status = PENDING_APPROVAL, "PENDING"
+        else:
+            self._execute(order, failed=steer is Outcome.DELIVERY_FAILED)
+        return 201, order
+
+    def _parse(self, body: Mapping[str, Any]) -> tuple[str, Reward]:  # noqa: PLR0912 - one check per field
+        payment = body.get("payment")
+        funding = payment.get("funding_source_id") if isinstance(payment, dict) else None
+        if funding not in ("balance", "BALANCE"):
+            raise ApiError(400, "Validation failed", {"payment": {"funding_source_id": ["is not a funding source"]}})
+        reward = body.get("reward")
+        if not isinstance(reward, dict):
+            raise ApiError(400, "Validation failed", {"reward": ["is required"]})
+        value = reward.get("value") or {}
+        denomination, currency = value.get("denomination"), value.get("currency_code")
+        if not isinstance(denomination, Decimal | int) or isinstance(denomination, bool):
+            raise ApiError(400, "Validation failed", {"reward": {"value": {"denomination": ["must be a number"]}}})
+        denomination = Decimal(denomination)
+        if denomination <= 0 or denomination.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise ApiError(
+                400, "Validation failed", {"reward": {"value": {"denomination": ["must be positive, in cents"]}}}
+            )
+        products = reward.get("products")
+        if not isinstance(products, list) or not products or not all(isinstance(p, str) for p in products):
+            raise ApiError(400, "Validation failed", {"reward": {"products": ["must list at least one product"]}})
+        for pid in products:
+            product = self.products.get(pid)
+            if product is None:
+                raise ApiError(400, "Validation failed", {"reward": {"products": [f"{pid} is not available"]}})
+            if product.currency != currency:
+                raise ApiError(
+                    400, "Validation failed", {"reward": {"value": {"currency_code": [f"not offered by {pid}"]}}}
+                )
+            if denomination < product.min:
+                raise ApiError(
+                    400,
+                    "Validation failed",
+                    {"reward": {"value": {"denomination": [f"is below the minimum of {product.min} for {pid}"]}}},
+                )
+            if denomination > product.max:
+                raise ApiError(
+                    400,
+                    "Validation failed",
+                    {"reward": {"value": {"denomination": [f"is above the maximum of {product.max} for {pid}"]}}},
+                )
+        delivery = reward.get("delivery") or {}
+        method = delivery.get("method", "EMAIL")
+        if method not in METHODS:
+            raise ApiError(400, "Validation failed", {"reward": {"delivery": {"method": ["is EMAIL or LINK"]}}})
+        recipient = reward.get("recipient") or {}
+        name, email = recipient.get("name"), recipient.get("email")
+        if not isinstance(name, str) or not name.strip():
+            raise ApiError(400, "Validation failed", {"reward": {"recipient": {"name": ["is required"]}}})
+        if email is not None and (not isinstance(email, str) or not _valid_email(email)):
+            raise ApiError(422, "Validation failed", {"reward": {"recipient": {"email": ["is invalid"]}}})
+        if method == "EMAIL" and email is None:
+            raise ApiError(400, "Validation failed", {"reward": {"recipient": {"email": ["is required for EMAIL"]}}})
+        rid = _id()
+        link = f"{self.base_url}/redeem/{secrets.token_urlsafe(24)}"
+        return str(funding), Reward(
+            rid,
+            "",
+            _now_iso(),
+            denomination,
+            str(currency),
+            method,
+            name,
+            email,
+            list(products),
+            "SCHEDULED",
+            link,
+            link_shown=self.links_for_email,
+        )
+
+    def _charge(self, reward: Reward) -> None:
+        left = self.balances.get(reward.currency, Decimal(0))
+        if left < reward.denomination:
+            raise ApiError(
+                400, "Insufficient funds", {"payment": {"funding_source_id": ["has insufficient funds for this order"]}}
+            )
+        self.balances[reward.currency] = left - reward.denomination
+
+    def _execute(self, order: Order, *, failed: bool = False) -> None:
+        order.status = EXECUTED
+        reward = order.reward
+        if failed:
+            self._deliver(reward, "FAILED")
+        elif reward.method == "LINK" or self.delivery_delay_ms == 0:
+            self._deliver(reward, "SUCCEEDED")
+        else:
+            reward.delivery_status = "SCHEDULED"
+            reward.deliver_at = time.monotonic() + self.delivery_delay_ms / 1000
+
+    def _deliver(self, reward: Reward, status: str) -> None:
+        reward.delivery_status, reward.deliver_at = status, None
+        # As Tremendous documents for a bounce: why, and whether the same recipient can be sent it again.
+        meta = {"failure_reason": "invalid_email", "retryable": False} if status == "FAILED" else {}
+        self._emit(f"REWARDS.DELIVERY.{status}", reward.id, "rewards", reward.order_id, meta)
+
+    def advance(self, now: float | None = None) -> int:
+        """Deliver scheduled rewards whose time has come; how many."""
+        now = time.monotonic() if now is None else now
+        due = [r for r in self.rewards.values() if r.deliver_at is not None and r.deliver_at <= now]
+        for reward in due:
+            self._deliver(reward, "SUCCEEDED")
+        return len(due)
+
+    def order(self, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise ApiError(404, "Resource not found")
+        return order
+
+    def find(self, external_id: str) -> list[Order]:
+        oid = self.by_external.get(external_id)
+        return [self.orders[oid]] if oid else []
+
+    def reward(self, reward_id: str) -> Reward:
+        reward = self.rewards.get(reward_id)
+        if reward is None:
+            raise ApiError(404, "Resource not found")
+        return reward
+
+    def approve(self, order_id: str) -> Order:
+        order = self.order(order_id)
+        if order.status != PENDING_APPROVAL:
+            raise ApiError(422, f"The order is {order.status}, not PENDING APPROVAL")
+        steer = self.recipients.get((order.reward.recipient_email or "").lower())
+        self._charge(order.reward)
+        self._emit("ORDERS.APPROVED", order.id, "orders", order.id)
+        self._execute(order, failed=steer is Outcome.DELIVERY_FAILED)
+        return order
+
+    def reject(self, order_id: str) -> Order:
+        order = self.order(order_id)
+        if order.status != PENDING_APPROVAL:
+            raise ApiError(422, f"The order is {order.status}, not PENDING APPROVAL")
+        order.status, order.reward.delivery_status = CANCELED, "CANCELED"
+        self._emit("ORDERS.CANCELED", order.id, "orders", order.id)
+        self._emit("REWARDS.CANCELED", order.reward.id, "rewards", order.id)
+        return order
+
+    def cancel_reward(self, reward_id: str) -> Reward:
+        """An undelivered card cancelled and its value refunded to the funding source (Tremendous allows it for
+        rewards neither redeemed nor expired, typically after a delivery failure)."""
+        reward = self.reward(reward_id)
+        if reward.redeemed:
+            raise ApiError(422, "The reward has been redeemed: it cannot be canceled")
+        if reward.delivery_status not in ("FAILED", "SCHEDULED"):
+            raise ApiError(422, f"The reward's delivery is {reward.delivery_status}: it cannot be canceled")
+        reward.delivery_status, reward.deliver_at = "CANCELED", None
+        self.balances[reward.currency] = self.balances.get(reward.currency, Decimal(0)) + reward.denomination
+        self._emit("REWARDS.CANCELED", reward.id, "rewards", reward.order_id)
+        return reward
+
+    def fail_delivery(self, reward_id: str) -> Reward:
+        """The email bounced (an operator's lever for tests)."""
+        reward = self.reward(reward_id)
+        if reward.delivery_status not in ("SCHEDULED", "PENDING"):
+            raise ApiError(422, f"The reward's delivery is {reward.delivery_status}")
+        self._deliver(reward, "FAILED")
+        return reward
+
+    def resend(self, reward_id: str) -> Reward:
+        """A bounced card sent again and delivered this time (`POST /rewards/{id}/resend`, an operator's lever)."""
+        reward = self.reward(reward_id)
+        if reward.delivery_status != "FAILED":
+            raise ApiError(422, f"The reward's delivery is {reward.delivery_status}, not FAILED")
+        self._deliver(reward, "SUCCEEDED")
+        return reward
+
+    def redeem(self, reward_id: str) -> Reward:
+        """The card spent by whoever holds its link (an operator's lever); a cancelled card cannot be."""
+        reward = self.reward(reward_id)
+        if reward.delivery_status == "CANCELED":
+            raise ApiError(422, "The reward is canceled")
+        reward.redeemed = True
+        return reward
+
+    # -- events --------------------------------------------------------------------------------------------------
+    def _emit(
+        self, name: str, resource_id: str, resource_type: str, order_id: str, meta: dict[str, Any] | None = None
+    ) -> None:
+        event = Event(str(uuid.uuid4()), name, resource_id, resource_type, _now_iso(), order_id, dict(meta or {}))
+        self.events.append(event)
+        if self.listener is not None:
+            self.listener(event)
+
+
+__all__ = [
+    "CANCELED",
+    "DEFAULT_PRODUCTS",
+    "EXECUTED",
+    "FAILED",
+    "PENDING_APPROVAL",
+    "ApiError",
+    "Event",
+    "Order",
+    "Outcome",
+    "Product",
+    "Reward",
+    "Store",
+]

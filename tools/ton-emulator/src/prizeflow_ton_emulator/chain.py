@@ -1,0 +1,318 @@
+"""The emulated chain, with no I/O: wallets (v4r2 semantics), plain accounts, jetton balances, a mempool and
+blocks. The HTTP layer (server.py) and unit tests drive it; time comes from an injectable clock that tests can
+move forward (valid_until expiry without waiting).
+
+What a real wallet v4r2 does and this keeps: an external message is accepted only if its signature verifies
+against the wallet's key, its subwallet id matches, `valid_until` is in the future and its seqno is the
+wallet's; the same checks run again at inclusion. An included message consumes the seqno even when its
+transfer cannot be paid (send mode 3 ignores action errors). A jetton transfer whose sender's jetton balance
+is short bounces: the jetton wallet's transaction is aborted and nothing moves.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytoniq_core.crypto.signature import verify_sign
+
+from prizeflow_ton.addresses import parse_address
+from prizeflow_ton.messages import (
+    DEFAULT_SUBWALLET_ID,
+    MalformedMessageError,
+    SignedExternal,
+    TransferKind,
+    from_b64,
+    parse_external,
+    signing_hash,
+)
+
+# Exit codes of wallet v4r2 when it refuses an external message (the message is then not accepted at all).
+EXIT_EXPIRED, EXIT_BAD_SEQNO, EXIT_BAD_SUBWALLET, EXIT_BAD_SIGNATURE = 36, 33, 34, 35
+
+
+class ApiError(Exception):
+    """An error the HTTP API answers (toncenter shape: ok=false, code, error)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Faults:
+    """Fault injection on sendBoc; rates are probabilities in [0, 1] drawn per call from a seeded RNG."""
+
+    outage: bool = False  # every /api/v2 call answers 503 (the API is down)
+    unavailable_rate: float = 0.0  # 503, nothing accepted
+    lost_response_rate: float = 0.0  # accepted, then the response fails (502): the sender cannot know
+    not_included_rate: float = 0.0  # accepted (200 + hash), never included in a block
+    delay_rate: float = 0.0  # the response is delayed by delay_ms (the message still applies)
+    delay_ms: int = 0
+
+    def update(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if not hasattr(self, key):
+                raise ApiError(400, f"unknown fault {key!r}")
+            current = getattr(self, key)
+            setattr(self, key, bool(value) if isinstance(current, bool) else type(current)(value))
+
+
+@dataclass
+class Wallet:
+    public_key: bytes
+    subwallet_id: int = DEFAULT_SUBWALLET_ID
+    seqno: int = 0
+
+
+@dataclass
+class Tx:
+    """One transaction; getTransactions shows it in toncenter v2's shape (`aborted` is kept here, not shown: v2
+    has no such field, a bounce is read from the out-messages)."""
+
+    account: str
+    lt: int
+    utime: int
+    in_msg: dict[str, Any]
+    out_msgs: list[dict[str, Any]]
+    aborted: bool
+    fee: int
+
+    @property
+    def hash(self) -> str:
+        digest = hashlib.sha256(f"{self.account}/{self.lt}".encode()).digest()
+        return base64.b64encode(digest).decode()
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "@type": "raw.transaction",
+            "utime": self.utime,
+            "transaction_id": {"@type": "internal.transactionId", "lt": str(self.lt), "hash": self.hash},
+            "fee": str(self.fee),
+            "in_msg": self.in_msg,
+            "out_msgs": self.out_msgs,
+        }
+
+
+def _friendly(raw: str) -> str:
+    return parse_address(raw, workchains=frozenset({0, -1})).friendly(bounceable=True)
+
+
+def _b64(hex_hash: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_hash)).decode()
+
+
+@dataclass
+class Chain:
+    fee_nanotons: int = 3_000_000
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+    faults: Faults = field(default_factory=Faults)
+    wallets: dict[str, Wallet] = field(default_factory=dict)
+    balances: dict[str, int] = field(default_factory=dict)  # nanotons by raw address
+    jetton_wallets: dict[str, tuple[str, str]] = field(default_factory=dict)  # jetton wallet -> (master, owner)
+    jetton_balances: dict[tuple[str, str], int] = field(default_factory=dict)  # (master, owner) -> units
+    mempool: dict[str, SignedExternal] = field(default_factory=dict)  # by message hash, in arrival order
+    dropped: set[str] = field(default_factory=set)  # accepted but never to be included (fault)
+    transactions: dict[str, list[Tx]] = field(default_factory=dict)  # by raw account, oldest first
+    included: dict[str, int] = field(default_factory=dict)  # message hash -> lt of the wallet transaction
+    counters: dict[str, int] = field(default_factory=dict)  # what happened, for tests (`/emulator/stats`)
+    offset_s: float = 0.0
+    lt: int = 1_000_000
+    block: int = 0
+
+    def count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def now(self) -> int:
+        return int(self.clock() + self.offset_s)
+
+    # -- setup (admin) -----------------------------------------------------------------------------------------
+
+    def add_wallet(self, address: str, public_key: bytes, *, balance: int, subwallet_id: int) -> str:
+        raw = parse_address(address).raw
+        self.wallets[raw] = Wallet(public_key=public_key, subwallet_id=subwallet_id)
+        self.balances[raw] = balance
+        return raw
+
+    def add_jetton(self, *, master: str, owner: str, jetton_wallet: str, balance: int) -> None:
+        master_raw, owner_raw, wallet_raw = (parse_address(a).raw for a in (master, owner, jetton_wallet))
+        self.jetton_wallets[wallet_raw] = (master_raw, owner_raw)
+        self.jetton_balances[(master_raw, owner_raw)] = balance
+
+    def jetton_wallet_of(self, master: str, owner: str) -> str:
+        """The jetton wallet of `owner` (the emulator's own derivation for owners never declared)."""
+        for wallet, (m, o) in self.jetton_wallets.items():
+            if (m, o) == (master, owner):
+                return wallet
+        derived = "0:" + hashlib.sha256(f"{master}/{owner}".encode()).hexdigest()
+        self.jetton_wallets[derived] = (master, owner)
+        return derived
+
+    # -- API -------------------------------------------------------------------------------------------------
+
+    def _refuse(self, exit_code: int, why: str) -> ApiError:
+        return ApiError(
+            500,
+            "LITE_SERVER_UNKNOWN: cannot apply external message to current state : External message was not "
+            f"accepted (exitcode={exit_code}: {why})",
+        )
+
+    def _verify(self, ext: SignedExternal) -> None:
+        m = ext.message
+        wallet = self.wallets.get(m.wallet)
+        if wallet is None:
+            raise ApiError(500, "LITE_SERVER_UNKNOWN: account is not initialized (no wallet at this address)")
+        if m.valid_until <= self.now():
+            raise self._refuse(EXIT_EXPIRED, "valid_until passed")
+        if m.seqno != wallet.seqno:
+            raise self._refuse(EXIT_BAD_SEQNO, f"seqno {m.seqno} is not the wallet's {wallet.seqno}")
+        if m.subwallet_id != wallet.subwallet_id:
+            raise self._refuse(EXIT_BAD_SUBWALLET, "subwallet id")
+        if not verify_sign(wallet.public_key, signing_hash(m), ext.signature):
+            raise self._refuse(EXIT_BAD_SIGNATURE, "signature")
+
+    def send_boc(self, boc: str) -> str:
+        """Accept an external message into the mempool; returns its hash (hex). The same message again is
+        accepted again and changes nothing (one mempool entry per hash)."""
+        try:
+            ext = parse_external(from_b64(boc))
+        except MalformedMessageError as err:
+            raise ApiError(400, f"failed to parse the message: {err}") from err
+        if ext.hash in self.included:
+            raise self._refuse(EXIT_BAD_SEQNO, "already included")
+        self._verify(ext)
+        self.count("accepted")
+        if ext.hash not in self.mempool and self.rng.random() < self.faults.not_included_rate:
+            self.dropped.add(ext.hash)
+        self.mempool.setdefault(ext.hash, ext)
+        return ext.hash
+
+    def seqno(self, address: str) -> int:
+        wallet = self.wallets.get(parse_address(address).raw)
+        if wallet is None:
+            raise ApiError(500, "runGetMethod: the account is not active (exit code -13)")
+        return wallet.seqno
+
+    def wallet_information(self, address: str) -> dict[str, Any]:
+        raw = parse_address(address, workchains=frozenset({0, -1})).raw
+        wallet = self.wallets.get(raw)
+        info: dict[str, Any] = {"wallet": wallet is not None, "balance": str(self.balances.get(raw, 0))}
+        if wallet is None:
+            info["account_state"] = "active" if raw in self.balances else "uninitialized"
+            return info
+        return {**info, "account_state": "active", "wallet_type": "wallet v4 r2", "seqno": wallet.seqno,
+                "wallet_id": wallet.subwallet_id}  # fmt: skip
+
+    def get_transactions(self, address: str, *, limit: int, lt: int | None = None) -> list[dict[str, Any]]:
+        """Newest first; `lt`: start at this logical time (inclusive) and go back."""
+        raw = parse_address(address, workchains=frozenset({0, -1})).raw
+        txs = [t for t in reversed(self.transactions.get(raw, [])) if lt is None or t.lt <= lt]
+        return [t.view() for t in txs[:limit]]
+
+    # -- blocks ----------------------------------------------------------------------------------------------
+
+    def produce_block(self) -> int:
+        """Include every includable mempool message (in arrival order); drop expired or stale ones."""
+        self.block += 1
+        for h, ext in list(self.mempool.items()):
+            if h in self.dropped:
+                if ext.message.valid_until <= self.now():
+                    del self.mempool[h]
+                continue
+            del self.mempool[h]
+            try:
+                self._verify(ext)
+            except ApiError:
+                continue  # a real validator drops it too: seqno moved on or valid_until passed
+            self._include(ext)
+        return self.block
+
+    def _next_lt(self) -> int:
+        self.lt += 1000
+        return self.lt
+
+    def _record(self, account: str, tx: Tx) -> None:
+        self.transactions.setdefault(account, []).append(tx)
+
+    def _msg(self, h: str, src: str, dest: str, value: int, *, bounce: bool, body: str = "") -> dict[str, Any]:
+        return {"@type": "raw.message", "hash": _b64(h), "source": _friendly(src) if src else "",
+                "destination": _friendly(dest) if dest else "", "value": str(value), "bounce": bounce,
+                "msg_data": {"@type": "msg.dataRaw", "body": body}}  # fmt: skip
+
+    def _include(self, ext: SignedExternal) -> None:
+        m, t = ext.message, ext.message.transfer
+        wallet = self.wallets[m.wallet]
+        wallet.seqno += 1
+        self.included[ext.hash] = self._next_lt()
+        self.count("included")
+        fee = self.fee_nanotons
+        self.balances[m.wallet] = max(0, self.balances.get(m.wallet, 0) - fee)
+        out: list[dict[str, Any]] = []
+        value = t.message_value
+        if self.balances[m.wallet] >= value:  # else: mode 3 ignores the failed action; seqno is consumed anyway
+            self.balances[m.wallet] -= value
+            out_hash = hashlib.sha256(f"out/{ext.hash}".encode()).hexdigest()
+            out.append(self._msg(out_hash, m.wallet, t.message_to, value, bounce=t.bounce))
+            if t.kind is TransferKind.JETTON:
+                self._jetton_transfer(m.wallet, t.message_to, out_hash, ext)
+            else:
+                self.balances[t.destination] = self.balances.get(t.destination, 0) + value
+        in_msg = self._msg(ext.hash, "", m.wallet, 0, bounce=False)
+        tx = Tx(m.wallet, self.included[ext.hash], self.now(), in_msg, out, aborted=False, fee=fee)
+        self._record(m.wallet, tx)
+
+    def _jetton_transfer(self, sender: str, jetton_wallet: str, in_hash: str, ext: SignedExternal) -> None:
+        t = ext.message.transfer
+        owner_of = self.jetton_wallets.get(jetton_wallet)
+        key = (owner_of[0], sender) if owner_of is not None else None
+        in_msg = self._msg(in_hash, sender, jetton_wallet, t.attached_nanotons, bounce=t.bounce)
+        lt = self._next_lt()
+        if owner_of is None or owner_of[1] != sender or key is None or self.jetton_balances.get(key, 0) < t.amount:
+            # Not the sender's jetton wallet, or short of jettons: the jetton wallet throws and bounces.
+            bounce_hash = hashlib.sha256(f"bounce/{in_hash}".encode()).hexdigest()
+            back = max(0, t.attached_nanotons - self.fee_nanotons)
+            out = [self._msg(bounce_hash, jetton_wallet, sender, back, bounce=False)] if t.bounce else []
+            if t.bounce:
+                self.balances[sender] = self.balances.get(sender, 0) + back
+            self._record(jetton_wallet, Tx(jetton_wallet, lt, self.now(), in_msg, out, aborted=True, fee=0))
+            return
+        master = owner_of[0]
+        self.jetton_balances[key] -= t.amount
+        dest_key = (master, t.destination)
+        self.jetton_balances[dest_key] = self.jetton_balances.get(dest_key, 0) + t.amount
+        dest_wallet = self.jetton_wallet_of(master, t.destination)
+        internal_hash = hashlib.sha256(f"internal_transfer/{in_hash}".encode()).hexdigest()
+        out = [self._msg(internal_hash, jetton_wallet, dest_wallet, t.forward_nanotons, bounce=True)]
+        self._record(jetton_wallet, Tx(jetton_wallet, lt, self.now(), in_msg, out, aborted=False, fee=0))
+
+    def transfers_to(self, wallet: str, destination: str) -> dict[str, int]:
+        """How many TON transfers and (unbounced) jetton transfers `wallet` made to `destination`."""
+        src, dest = parse_address(wallet).raw, parse_address(destination).raw
+        ton = sum(1 for t in self.transactions.get(src, []) for o in t.out_msgs
+                  if parse_address(o["destination"]).raw == dest)  # fmt: skip
+        jettons = 0
+        for jw, (_master, owner) in list(self.jetton_wallets.items()):
+            if owner != src:
+                continue
+            for t in self.transactions.get(jw, []):
+                if t.aborted:
+                    continue
+                jettons += sum(1 for o in t.out_msgs if self.jetton_wallets.get(parse_address(o["destination"]).raw,
+                                                                                  ("", ""))[1] == dest)  # fmt: skip
+        return {"ton": ton, "jetton": jettons}
+
+    def jetton_balance(self, master: str, owner: str) -> int:
+        return self.jetton_balances.get((parse_address(master).raw, parse_address(owner).raw), 0)
+
+    def balance(self, address: str) -> int:
+        return self.balances.get(parse_address(address).raw, 0)
+
+
+__all__ = ["ApiError", "Chain", "Faults", "Tx", "Wallet"]

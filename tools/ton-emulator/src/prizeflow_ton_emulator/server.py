@@ -1,0 +1,239 @@
+"""HTTP (aiohttp): the toncenter v2 methods a sender uses under /api/v2, and /emulator/* admin routes.
+
+Answers have toncenter's shape: `{"ok": true, "result": ...}` or `{"ok": false, "code": N, "error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from prizeflow_ton.addresses import InvalidTonAddressError
+from prizeflow_ton_emulator.chain import ApiError, Chain
+from prizeflow_ton_emulator.settings import EmulatorSettings
+
+log = logging.getLogger(__name__)
+CHAIN = web.AppKey("chain", Chain)
+Route = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def build_chain(settings: EmulatorSettings) -> Chain:
+    chain = Chain(fee_nanotons=settings.ton_emulator_fee_nanotons, rng=random.Random(settings.ton_emulator_seed))  # noqa: S311 - fault draws, not crypto
+    for w in settings.ton_emulator_genesis.get("wallets", []):
+        chain.add_wallet(
+            str(w["address"]),
+            bytes.fromhex(str(w["public_key"])),
+            balance=int(w.get("balance", 0)),
+            subwallet_id=int(w.get("subwallet_id", 698983191)),
+        )
+    for j in settings.ton_emulator_genesis.get("jettons", []):
+        chain.add_jetton(
+            master=str(j["master"]),
+            owner=str(j["owner"]),
+            jetton_wallet=str(j["jetton_wallet"]),
+            balance=int(j.get("balance", 0)),
+        )
+    return chain
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"ok": False, "code": status, "error": message}, status=status)
+
+
+async def _args(request: web.Request) -> dict[str, Any]:
+    args: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        try:
+            body = await request.json()
+        except ValueError as err:
+            raise ApiError(400, "the body is not JSON") from err
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        args.update(body)
+    return args
+
+
+def _required(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"`{name}` is required")
+    return value
+
+
+class Api:
+    def __init__(self, chain: Chain, api_key: str | None) -> None:
+        self.chain = chain
+        self.api_key = api_key
+
+    def wrap(self, route: Route, *, public: bool = True) -> Route:
+        async def handler(request: web.Request) -> web.Response:
+            if public and self.chain.faults.outage:
+                self.chain.count("outage_refused")
+                return _error(503, "service unavailable (injected outage)")
+            if public and self.api_key is not None:
+                given = request.headers.get("X-API-Key", "")
+                if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                    return _error(401, "API key does not exist")
+            try:
+                return await route(request)
+            except ApiError as err:
+                return _error(err.status, err.message)
+            except InvalidTonAddressError as err:
+                return _error(416, f"Incorrect address: {err}")
+
+        return handler
+
+    async def send_boc(self, request: web.Request) -> web.Response:
+        faults = self.chain.faults
+        rng = self.chain.rng
+        self.chain.count("send_calls")
+        if rng.random() < faults.unavailable_rate:
+            self.chain.count("unavailable")
+            return _error(503, "service unavailable (injected)")
+        boc = _required(await _args(request), "boc")
+        message_hash = self.chain.send_boc(boc)
+        if faults.delay_ms and rng.random() < faults.delay_rate:
+            await asyncio.sleep(faults.delay_ms / 1000)
+        if rng.random() < faults.lost_response_rate:
+            self.chain.count("lost_responses")
+            return _error(502, "bad gateway (injected after the message was accepted)")
+        b64 = base64.b64encode(bytes.fromhex(message_hash)).decode()
+        return _ok({"@type": "raw.extMessageInfo", "hash": b64, "hash_norm": b64})
+
+    async def run_get_method(self, request: web.Request) -> web.Response:
+        args = await _args(request)
+        address, method = _required(args, "address"), _required(args, "method")
+        if method != "seqno":
+            raise ApiError(400, f"the emulator runs only the `seqno` get-method, not {method!r}")
+        seqno = self.chain.seqno(address)
+        return _ok({"@type": "smc.runResult", "gas_used": 0, "stack": [["num", hex(seqno)]], "exit_code": 0})
+
+    async def wallet_information(self, request: web.Request) -> web.Response:
+        return _ok(self.chain.wallet_information(_required(await _args(request), "address")))
+
+    async def transactions(self, request: web.Request) -> web.Response:
+        args = await _args(request)
+        try:
+            limit = min(int(args.get("limit", 10)), 100)
+            lt = int(args["lt"]) if args.get("lt") else None
+        except ValueError as err:
+            raise ApiError(400, "limit and lt are integers") from err
+        return _ok(self.chain.get_transactions(_required(args, "address"), limit=limit, lt=lt))
+
+    # -- admin -----------------------------------------------------------------------------------------------
+
+    async def add_wallet(self, request: web.Request) -> web.Response:
+        args = await _args(request)
+        raw = self.chain.add_wallet(
+            _required(args, "address"),
+            bytes.fromhex(_required(args, "public_key")),
+            balance=int(args.get("balance", 0)),
+            subwallet_id=int(args.get("subwallet_id", 698983191)),
+        )
+        return _ok({"address": raw})
+
+    async def add_jetton(self, request: web.Request) -> web.Response:
+        args = await _args(request)
+        self.chain.add_jetton(
+            master=_required(args, "master"),
+            owner=_required(args, "owner"),
+            jetton_wallet=_required(args, "jetton_wallet"),
+            balance=int(args.get("balance", 0)),
+        )
+        return _ok({})
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        self.chain.faults.update(await _args(request))
+        return _ok(vars(self.chain.faults))
+
+    async def stats(self, _request: web.Request) -> web.Response:
+        return _ok({"counters": dict(self.chain.counters), "now": self.chain.now(), "block": self.chain.block})
+
+    async def transfers(self, request: web.Request) -> web.Response:
+        """Out-messages of a wallet's transactions to `destination` (TON paid) and jetton transfers to it."""
+        args = await _args(request)
+        wallet, destination = _required(args, "wallet"), _required(args, "destination")
+        return _ok(self.chain.transfers_to(wallet, destination))
+
+    async def produce_block(self, _request: web.Request) -> web.Response:
+        return _ok({"block": self.chain.produce_block()})
+
+    async def advance_clock(self, request: web.Request) -> web.Response:
+        self.chain.offset_s += float((await _args(request)).get("seconds", 0))
+        return _ok({"now": self.chain.now()})
+
+    async def balances(self, request: web.Request) -> web.Response:
+        args = await _args(request)
+        address = _required(args, "address")
+        master = args.get("master")
+        if isinstance(master, str) and master:
+            return _ok({"jetton": str(self.chain.jetton_balance(master, address))})
+        return _ok({"ton": str(self.chain.balance(address))})
+
+
+async def _blocks(chain: Chain, interval_ms: int) -> None:
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        try:
+            chain.produce_block()
+        except Exception:
+            log.exception("block production failed")
+
+
+def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
+    api = Api(chain, settings.ton_emulator_api_key)
+    app = web.Application()
+    app[CHAIN] = chain
+    w = api.wrap
+    app.add_routes(
+        [
+            web.post("/api/v2/sendBocReturnHash", w(api.send_boc)),
+            web.post("/api/v2/runGetMethod", w(api.run_get_method)),
+            web.get("/api/v2/getWalletInformation", w(api.wallet_information)),
+            web.get("/api/v2/getTransactions", w(api.transactions)),
+            web.post("/emulator/wallets", w(api.add_wallet, public=False)),
+            web.post("/emulator/jettons", w(api.add_jetton, public=False)),
+            web.post("/emulator/faults", w(api.set_faults, public=False)),
+            web.post("/emulator/produceBlock", w(api.produce_block, public=False)),
+            web.post("/emulator/advanceClock", w(api.advance_clock, public=False)),
+            web.get("/emulator/balances", w(api.balances, public=False)),
+            web.get("/emulator/stats", w(api.stats, public=False)),
+            web.get("/emulator/transfers", w(api.transfers, public=False)),
+            web.get("/health", lambda _r: _health()),
+            web.get("/health/live", lambda _r: _health()),
+            web.get("/health/ready", lambda _r: _health()),
+        ]
+    )
+    task: dict[str, asyncio.Task[None]] = {}
+
+    async def start(_app: web.Application) -> None:
+        task["blocks"] = asyncio.create_task(_blocks(chain, settings.ton_emulator_block_ms), name="ton-blocks")
+
+    async def stop(_app: web.Application) -> None:
+        if "blocks" in task:
+            task["blocks"].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task["blocks"]
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app
+
+
+async def _health() -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+__all__ = ["CHAIN", "build_chain", "create_app"]

@@ -1,0 +1,26 @@
+"""Emulator configuration from the environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EmulatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    ton_emulator_host: str = Field(default="127.0.0.1")
+    ton_emulator_port: int = Field(default=8081, ge=0, le=65535)
+    ton_emulator_block_ms: int = Field(default=1000, ge=10, description="block interval (mempool inclusion)")
+    ton_emulator_fee_nanotons: int = Field(default=3_000_000, ge=0, description="fee of every transaction")
+    ton_emulator_seed: int | None = Field(default=None, description="seed of the fault RNG")
+    ton_emulator_api_key: str | None = Field(
+        default=None, description="when set, every /api/v2 call needs this X-API-Key (toncenter's header)"
+    )
+    ton_emulator_genesis: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description='JSON: {"wallets": [{"address", "public_key" (hex), "balance"}], '
+        '"jettons": [{"master", "owner", "jetton_wallet", "balance"}]}',
+    )

@@ -1,0 +1,126 @@
+"""The emulated chain without HTTP: acceptance checks, inclusion, seqno, expiry, jettons and faults."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from nacl.signing import SigningKey
+
+from prizeflow_ton.addresses import parse_address
+from prizeflow_ton.messages import Transfer, TransferKind, WalletMessage, external_message, signing_hash, to_b64
+from prizeflow_ton_emulator.chain import ApiError, Chain
+
+WALLET = "0:" + "11" * 32
+DEST = "0:" + "22" * 32
+MASTER = "0:" + "44" * 32
+JETTON_WALLET = "0:" + "33" * 32
+TON = 1_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def chain(key: SigningKey) -> Chain:
+    c = Chain(clock=Clock(), rng=random.Random(1))
+    c.add_wallet(WALLET, bytes(key.verify_key), balance=10 * TON, subwallet_id=698983191)
+    c.add_jetton(master=MASTER, owner=WALLET, jetton_wallet=JETTON_WALLET, balance=5_000_000)
+    return c
+
+
+def boc(key: SigningKey, chain: Chain, *, seqno: int = 0, ttl: int = 60, transfer: Transfer | None = None) -> str:
+    t = transfer or Transfer(kind=TransferKind.TON, destination=DEST, amount=TON, bounce=False)
+    m = WalletMessage(wallet=WALLET, subwallet_id=698983191, valid_until=chain.now() + ttl, seqno=seqno, transfer=t)
+    return to_b64(external_message(m, key.sign(signing_hash(m)).signature))
+
+
+def test_a_transfer_lands_once_and_moves_the_seqno(chain: Chain, key: SigningKey) -> None:
+    message = boc(key, chain)
+    h = chain.send_boc(message)
+    assert chain.send_boc(message) == h  # resubmitting the same message: same hash, one mempool entry
+    chain.produce_block()
+    assert chain.seqno(WALLET) == 1
+    assert chain.balance(DEST) == TON
+    txs = chain.get_transactions(WALLET, limit=10)
+    assert len(txs) == 1
+    assert txs[0]["out_msgs"][0]["value"] == str(TON)
+    with pytest.raises(ApiError, match="exitcode=33"):
+        chain.send_boc(message)  # already included: the seqno moved on
+
+
+def test_a_wrong_key_is_not_accepted(chain: Chain) -> None:
+    with pytest.raises(ApiError, match="exitcode=35"):
+        chain.send_boc(boc(SigningKey.generate(), chain))
+
+
+def test_a_wrong_seqno_is_not_accepted(chain: Chain, key: SigningKey) -> None:
+    with pytest.raises(ApiError, match="exitcode=33"):
+        chain.send_boc(boc(key, chain, seqno=3))
+
+
+def test_an_expired_message_never_lands(chain: Chain, key: SigningKey) -> None:
+    message = boc(key, chain, ttl=30)
+    chain.send_boc(message)
+    chain.offset_s += 31
+    chain.produce_block()
+    assert chain.seqno(WALLET) == 0
+    assert chain.get_transactions(WALLET, limit=10) == []
+    with pytest.raises(ApiError, match="exitcode=36"):
+        chain.send_boc(message)
+
+
+def test_an_unpayable_transfer_consumes_the_seqno_and_moves_nothing(chain: Chain, key: SigningKey) -> None:
+    big = Transfer(kind=TransferKind.TON, destination=DEST, amount=100 * TON, bounce=False)
+    chain.send_boc(boc(key, chain, transfer=big))
+    chain.produce_block()
+    assert chain.seqno(WALLET) == 1
+    assert chain.balance(DEST) == 0
+    assert chain.get_transactions(WALLET, limit=1)[0]["out_msgs"] == []
+
+
+def jetton(amount: int) -> Transfer:
+    return Transfer(
+        kind=TransferKind.JETTON, destination=DEST, amount=amount, bounce=True, jetton_wallet=JETTON_WALLET,
+        attached_nanotons=50_000_000, forward_nanotons=1, response_destination=WALLET,
+    )  # fmt: skip
+
+
+def test_a_jetton_transfer_moves_jettons(chain: Chain, key: SigningKey) -> None:
+    chain.send_boc(boc(key, chain, transfer=jetton(1_000_000)))
+    chain.produce_block()
+    assert chain.jetton_balance(MASTER, DEST) == 1_000_000
+    assert chain.jetton_balance(MASTER, WALLET) == 4_000_000
+    tx = chain.get_transactions(JETTON_WALLET, limit=1)[0]
+    assert "aborted" not in tx  # toncenter v2's raw.transaction has no such field
+    assert [parse_address(m["destination"]).raw for m in tx["out_msgs"]] != [parse_address(WALLET).raw]
+
+
+def test_a_short_jetton_balance_bounces(chain: Chain, key: SigningKey) -> None:
+    chain.send_boc(boc(key, chain, transfer=jetton(9_000_000)))
+    chain.produce_block()
+    assert chain.jetton_balance(MASTER, DEST) == 0
+    tx = chain.get_transactions(JETTON_WALLET, limit=1)[0]
+    assert "aborted" not in tx
+    # As on chain: the bounce is read from the out-messages, a message back to our wallet only.
+    assert [parse_address(m["destination"]).raw for m in tx["out_msgs"]] == [parse_address(WALLET).raw]
+
+
+def test_accepted_but_never_included(chain: Chain, key: SigningKey) -> None:
+    chain.faults.update({"not_included_rate": 1.0})
+    chain.send_boc(boc(key, chain, ttl=10))
+    chain.produce_block()
+    assert chain.seqno(WALLET) == 0
+    chain.offset_s += 11
+    chain.produce_block()
+    assert chain.mempool == {}
