@@ -24,6 +24,6 @@ def emulator(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rpc]:
     env = {"STELLAR_NETWORK_PASSPHRASE": PASSPHRASE, **(dict(marker.kwargs) if marker else {})}
     env.setdefault("SOROBAN_EMULATOR_LEDGER_MS", "3600000")  # tests close ledgers by hand unless they say so
     proc, url = emulator_process(tmp_path / "emulator.log", env=env)
-    proc.start(timeout=30)
+    proc.start(timeout=90)  # a process start on a loaded CI machine
     yield Rpc(url)
     proc.stop(timeout=10)

@@ -45,7 +45,7 @@ def stripe_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("stripe-mock") / "stripe-mock.log"
     proc = Process([str(binary), "-http-addr", f"127.0.0.1:{port}"], {}, log, ready_line="Listening for HTTP")
-    proc.start(timeout=30)
+    proc.start(timeout=90)  # a process start on a loaded CI machine
     yield f"http://127.0.0.1:{port}"
     proc.stop(timeout=10)
 
