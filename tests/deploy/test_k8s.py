@@ -13,8 +13,10 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.k8s
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 TOOLS = ROOT / ".devstack" / "tools" / "go" / "bin"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod", "all-rails")
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())  # the oldest supported, the newest known
 BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "policy/v1", "networking.k8s.io/v1", "autoscaling/v2"}
 SERVICES = k8s.SERVICES  # on Kafka and PostgreSQL
@@ -266,12 +268,21 @@ def _container(doc: Doc) -> Doc:
 
 
 def _config(docs: tuple[Doc, ...], container: Doc) -> dict[str, str]:
-    """Literal env of a container: its envFrom ConfigMaps, then its env values (secret refs excluded)."""
+    """Literal env of a container: its envFrom ConfigMaps, then its env values and the ConfigMap keys it reads one
+    by one (a rail's ConfigMap), each resolved in the rendered ConfigMaps (secret refs excluded)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         assert set(source) == {"configMapRef"}, "secrets are referenced key by key, never with envFrom"
         env.update(named(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
-    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "configMapKeyRef" in e.get("valueFrom", {}):
+            ref = e["valueFrom"]["configMapKeyRef"]
+            assert not ref.get("optional"), f"{e['name']}: a rail's setting is never optional"
+            data = named(docs, "ConfigMap", ref["name"])["data"]  # a hashed name: generated in this namespace
+            assert ref["key"] in data, f"{e['name']}: ConfigMap {ref['name']} has no key {ref['key']}"
+            env[e["name"]] = data[ref["key"]]
     return env
 
 
@@ -279,7 +290,7 @@ def _secret_refs(container: Doc) -> dict[str, tuple[str, str]]:
     return {
         e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
         for e in container.get("env", [])
-        if "valueFrom" in e
+        if "secretKeyRef" in e.get("valueFrom", {})
     }
 
 
@@ -498,6 +509,7 @@ _PLACEHOLDERS = {
     "STRIPE_API_KEY": "sk_test_placeholderplaceholder",
     "DATABASE_URL": "postgresql://u:p@db:5432/d",
     "CONSOLE_SESSION_SECRET": "placeholder-session-secret-of-at-least-32-bytes",
+    "TELEGRAM_BOT_TOKEN": "123456789:placeholder-placeholder-placeholder",  # a bot token's shape
 }
 
 
@@ -516,8 +528,8 @@ def _settings_env_names(cls: type[Any]) -> set[str]:
     return names
 
 
-def _providers_env(path: Path) -> set[str]:
-    """Environment variables a providers file names (secrets, confirm.api_key, *_env options)."""
+def _providers_env(doc: Any) -> set[str]:
+    """Environment variables a providers file (or part) names (secrets, confirm.api_key, *_env options)."""
     names: set[str] = set()
 
     def walk(node: Any, key: str = "") -> None:
@@ -532,22 +544,27 @@ def _providers_env(path: Path) -> set[str]:
         if key == "secrets" and isinstance(node, dict):
             names.update(v for v in node.values() if isinstance(v, str))
 
-    walk(yaml.safe_load(path.read_text()))
+    walk(doc)
     return names
 
 
-def _workloads(overlay: str) -> Iterator[tuple[str, Doc, set[str]]]:
+def _providers_parts(docs: tuple[Doc, ...], service: str) -> dict[str, str]:
+    """The parts of a service's providers directory: the keys of the ConfigMap its `providers` volume mounts."""
+    [volume] = [v for v in docs_volumes(named(docs, "Deployment", service)) if v["name"] == "providers"]
+    return dict(named(docs, "ConfigMap", volume["configMap"]["name"])["data"])
+
+
+def _workloads(docs: tuple[Doc, ...]) -> Iterator[tuple[str, Doc, set[str]]]:
     """(workload name, container, env names its process reads)."""
-    docs = rendered(overlay)
-    config = K8S / "base" / "platform" / "config"
     for service in DEPLOYMENTS:
         names = _settings_env_names(k8s.settings_class(service))
         if service == "payouts":
             from prizeflow_payouts.adapters.stellar.settings import StellarEnv
 
-            names |= _settings_env_names(StellarEnv) | _providers_env(config / "payouts-providers.yaml")
-        if service == "webhooks":
-            names |= _providers_env(config / "webhooks-providers.yaml")
+            names |= _settings_env_names(StellarEnv)
+        if service in {"payouts", "webhooks"}:
+            for part in _providers_parts(docs, service).values():
+                names |= _providers_env(yaml.safe_load(part))
         yield service, _container(named(docs, "Deployment", service)), names
         if service in SERVICES:
             job = _container(named(docs, "Job", f"{service}-migrate"))
@@ -559,7 +576,7 @@ def _workloads(overlay: str) -> Iterator[tuple[str, Doc, set[str]]]:
 def test_every_env_var_is_a_real_setting_of_its_process(overlay: str) -> None:
     docs = rendered(overlay)
     unknown = []
-    for workload, container, names in _workloads(overlay):
+    for workload, container, names in _workloads(docs):
         set_here = set(_config(docs, container)) | set(_secret_refs(container))
         unknown += [f"{workload}: {env}" for env in sorted(set_here - names)]
     assert not unknown, f"set but read by nothing: {unknown}"
@@ -567,24 +584,49 @@ def test_every_env_var_is_a_real_setting_of_its_process(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("service", DEPLOYMENTS)
-def test_the_settings_load_from_what_the_manifests_set(overlay: str, service: str) -> None:
+def test_the_settings_load_from_what_the_manifests_set(overlay: str, service: str, tmp_path: Path) -> None:
     """Every required setting is set: the service's settings (and its providers file, for payouts and webhooks)
     load from exactly the manifest's environment, secrets standing in as placeholders."""
-    docs = rendered(overlay)
+    _load(rendered(overlay), service, tmp_path)
+
+
+def _env(docs: tuple[Doc, ...], service: str) -> dict[str, str]:
+    """The environment the manifests give a service's container, secrets standing in as placeholders."""
     container = _container(named(docs, "Deployment", service))
     env = _config(docs, container)
-    env |= {name: _PLACEHOLDERS.get(name, "placeholder-secret-0123456789") for name in _secret_refs(container)}
-    providers = {}
-    for volume in docs_volumes(named(docs, "Deployment", service)):
-        if "configMap" in volume:
-            providers = named(docs, "ConfigMap", volume["configMap"]["name"])["data"]
+    return env | {name: _PLACEHOLDERS.get(name, "placeholder-secret-0123456789") for name in _secret_refs(container)}
+
+
+def _load(docs: tuple[Doc, ...], service: str, tmp: Path, **override: str) -> Any:
+    """What the service does with that environment at start-up, as far as configuration goes: its settings, then
+    (payouts, webhooks) the providers directory as mounted, read by the service's own loader, and (signer) its TON
+    policy. Returns the settings, or the providers configuration; raises what the service would refuse with."""
+    env = _env(docs, service) | override
     with mock.patch.dict(os.environ, env, clear=True):
         settings: Any = k8s.settings_class(service)()
         assert settings.prizeflow_profile.value == "production"
+        if service == "signer":
+            from prizeflow_signer.bootstrap import ton_policy
+
+            ton_policy(settings)
         if service in {"payouts", "webhooks"}:
-            _load_providers(
-                service, providers["providers.yaml"], env, settings, Path(env[f"{service.upper()}_PROVIDERS_FILE"])
-            )
+            container = _container(named(docs, "Deployment", service))
+            [mount] = [m for m in container["volumeMounts"] if m["name"] == "providers"]
+            assert Path(env[f"{service.upper()}_PROVIDERS_FILE"]) == Path(mount["mountPath"]) == MOUNTED_PROVIDERS
+            return _load_providers(service, _mounted(tmp / service, _providers_parts(docs, service)), env, settings)
+        return settings
+
+
+def _mounted(directory: Path, data: Mapping[str, str]) -> Path:
+    """A ConfigMap's keys laid out as kubelet mounts them: a timestamped directory, `..data` pointing at it, each
+    key a link through `..data` (the loader must skip the dot entries)."""
+    real = directory / "..2026_01_01_00_00_00.000000001"
+    real.mkdir(parents=True)
+    (directory / "..data").symlink_to(real.name)
+    for key, text in data.items():
+        (real / key).write_text(text)
+        (directory / key).symlink_to(Path("..data") / key)
+    return directory
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -621,22 +663,264 @@ def docs_volumes(doc: Doc) -> list[Doc]:
     return list(doc["spec"]["template"]["spec"].get("volumes", []))
 
 
-def _load_providers(service: str, text: str, env: Mapping[str, str], settings: Any, mounted: Path) -> None:
-    assert mounted == Path("/etc/prizeflow/providers.yaml")
-    doc = yaml.safe_load(text)
+MOUNTED_PROVIDERS = Path("/etc/prizeflow/providers")
+
+
+def _load_providers(service: str, directory: Path, env: Mapping[str, str], settings: Any) -> Any:
     if service == "webhooks":
-        from prizeflow_webhooks.adapters.config import parse_config
+        from prizeflow_webhooks.adapters.config import load_config
 
-        hooks = parse_config(doc, dev=False, env=env, source="webhooks-providers")
+        hooks = load_config(directory, dev=False, env=env)
         assert set(hooks.confirm) == set(hooks.providers), "every provider confirms outside dev"
-    else:
-        from prizeflow_payouts.adapters.config import parse_config as parse_payouts
-        from prizeflow_payouts.bootstrap import provider_context, provider_factories
+        return hooks
+    from prizeflow_payouts.bootstrap import load_config as load_payouts
+    from prizeflow_payouts.bootstrap import provider_context
 
-        config = parse_payouts(
-            doc, provider_context(settings), env=env, factories=provider_factories(), source="payouts-providers"
-        )
-        assert {e.name for e in config.registry} >= {"stellar", "stripe"}
+    config = load_payouts(directory, provider_context(settings), env=env)
+    assert {e.name for e in config.registry} >= {"stellar", "stripe"}
+    return config
+
+
+# --- payout rails (deploy/k8s/components/rails) ---------------------------------------------------------------
+
+RAILS_DIR = K8S / "components" / "rails"
+
+
+@dataclass(frozen=True)
+class Rail:
+    callers: frozenset[str]  # the Deployments that call the provider: its egress policy selects exactly them
+    secrets: Mapping[str, frozenset[str]]  # Secret name -> the keys it must hold (each read as the env var of its name)
+    policy: str  # its NetworkPolicy
+
+
+RAILS = {
+    "ton_wallet": Rail(
+        frozenset({"payouts"}), {"payouts-secrets": frozenset({"TONCENTER_API_KEY"})}, "rail-ton-wallet-egress"
+    ),
+    "gift_card": Rail(
+        frozenset({"payouts", "webhooks"}),
+        {
+            "payouts-secrets": frozenset({"GIFTCARD_API_KEY", "GIFTCARD_WEBHOOK_KEY"}),
+            "webhooks-secrets": frozenset({"GIFTCARD_API_KEY", "GIFTCARD_WEBHOOK_KEY"}),
+        },
+        "rail-gift-card-egress",
+    ),
+    "crypto_exchange": Rail(
+        frozenset({"payouts"}),
+        {"payouts-secrets": frozenset({"EXCHANGE_API_KEY", "EXCHANGE_API_SECRET"})},
+        "rail-crypto-exchange-egress",
+    ),
+    "telegram_if_supported": Rail(
+        frozenset({"payouts"}), {"payouts-secrets": frozenset({"TELEGRAM_BOT_TOKEN"})}, "rail-telegram-egress"
+    ),
+}
+
+
+@cache
+def rendered_with(overlay: str, rail: str) -> tuple[Doc, ...]:
+    """An overlay with one rail component enabled, as an operator's overlay would: `namespace`, the overlay, the
+    component (kustomize refuses absolute paths: relative ones from a scratch directory)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": "prizeflow",
+            "resources": [os.path.relpath(K8S / "overlays" / overlay, scratch)],
+            "components": [os.path.relpath(RAILS_DIR / rail, scratch)],
+        }
+        (Path(scratch) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        out = subprocess.run([tool("kustomize"), "build", scratch], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"kustomize build overlays/{overlay} + components/rails/{rail} failed:\n{out.stderr}"
+    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+
+
+def _parts_of(docs: tuple[Doc, ...], service: str) -> dict[str, Doc]:
+    return {key: yaml.safe_load(text) for key, text in _providers_parts(docs, service).items()}
+
+
+def _unset_provider_env(docs: tuple[Doc, ...]) -> list[str]:
+    """Variables a providers part names (secrets, keys, *_env options) that the service's container does not get."""
+    missing = []
+    for service in ("payouts", "webhooks"):
+        container = _container(named(docs, "Deployment", service))
+        given = set(_config(docs, container)) | set(_secret_refs(container))
+        for key, part in _parts_of(docs, service).items():
+            missing += [f"{service} {key}: {env}" for env in sorted(_providers_env(part) - given)]
+    return missing
+
+
+def _unknown_env(docs: tuple[Doc, ...]) -> list[str]:
+    unknown = []
+    for workload, container, names in _workloads(docs):
+        set_here = set(_config(docs, container)) | set(_secret_refs(container))
+        unknown += [f"{workload}: {env}" for env in sorted(set_here - names)]
+    return unknown
+
+
+def _external_keys(docs: tuple[Doc, ...], secret: str) -> dict[str, str]:
+    """The keys the ExternalSecret producing Secret `secret` gives it, each with the store path it comes from."""
+    [spec] = [d["spec"] for d in of_kind(docs, "ExternalSecret") if d["spec"]["target"]["name"] == secret]
+    keys = {d["secretKey"]: d["remoteRef"]["key"] for d in spec["data"]}
+    return keys | dict.fromkeys(spec["target"].get("template", {}).get("data", {}), "template")
+
+
+def test_every_rail_has_a_component_and_all_rails_enables_each() -> None:
+    assert {p.name for p in RAILS_DIR.iterdir() if p.is_dir()} == set(RAILS)
+    components = yaml.safe_load((K8S / "overlays" / "all-rails" / "kustomization.yaml").read_text())["components"]
+    assert [c for c in components if "components/rails/" in c] == [f"../../components/rails/{r}" for r in RAILS]
+    docs = rendered("all-rails")
+    types = {p["type"] for part in _parts_of(docs, "payouts").values() for p in part.get("providers", [])}
+    assert types == {"stellar", "stripe", "manual", *RAILS}
+    hooks = {p["type"] for part in _parts_of(docs, "webhooks").values() for p in part["providers"]}
+    assert hooks == {"stripe", "gift_card"}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("rail", RAILS)
+def test_a_rail_component_adds_its_part_secrets_and_egress(overlay: str, rail: str) -> None:
+    """What enabling one rail changes in an overlay: its providers part (payouts, and webhooks for gift cards), its
+    secrets read key by key from the services' Secrets (in prod, entries of their ExternalSecrets), its egress. Every
+    object it adds or changes validates strictly and carries a stage label (`kubectl apply -l` would skip it)."""
+    spec, base, docs = RAILS[rail], rendered(overlay), rendered_with(overlay, rail)
+
+    unchanged = {json.dumps(d, sort_keys=True) for d in base}
+    changed = [d for d in docs if json.dumps(d, sort_keys=True) not in unchanged]
+    assert changed
+    for doc in changed:
+        validate(doc)
+        assert "prizeflow.io/stage" in doc["metadata"].get("labels", {}), f"{doc['kind']}/{doc['metadata']['name']}"
+
+    for service in ("payouts", "webhooks"):
+        before, after = _parts_of(base, service), _parts_of(docs, service)
+        added = set(after) - set(before)
+        assert {k: v for k, v in after.items() if k in before} == before, "the other parts are untouched"
+        if service == "payouts" or rail == "gift_card":
+            assert added == {f"rail-{rail}.yaml"}, service
+            assert {p["type"] for p in after[f"rail-{rail}.yaml"]["providers"]} == {rail}
+        else:
+            assert not added, service
+    assert not _unset_provider_env(docs), "every variable a part names is set"
+    assert not _unknown_env(docs), "and nothing the processes do not read"
+
+    for secret, keys in spec.secrets.items():
+        service = secret.removesuffix("-secrets")
+        refs = _secret_refs(_container(named(docs, "Deployment", service)))
+        assert {env: refs[env] for env in keys} == {key: (secret, key) for key in keys}
+        if overlay == "prod":
+            given = _external_keys(docs, secret)
+            assert {key: given.get(key) for key in keys} == dict.fromkeys(keys, f"prizeflow/{service}")
+    assert not of_kind(docs, "ExternalSecret") or overlay == "prod"
+
+    policy = named(docs, "NetworkPolicy", spec.policy)
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    selected = {d for d in DEPLOYMENTS if _matches(policy["spec"]["podSelector"], _pod_labels(docs, d))}
+    assert selected == spec.callers
+    assert policy["spec"]["egress"] == named(docs, "NetworkPolicy", "providers-egress")["spec"]["egress"]
+    [rule] = policy["spec"]["egress"]
+    assert [p["port"] for p in rule["ports"]] == [443]
+    assert {c for peer in rule["to"] for c in peer["ipBlock"]["except"]} >= {"10.0.0.0/8", "169.254.0.0/16"}
+
+
+# What each rail alone (its ConfigMap values empty, PAYOUTS_LIVE_EXECUTION false as in the base) is refused with, at
+# start-up, naming the setting; then with the setting given (an override of the environment), what comes next.
+_REFUSALS: dict[str, list[tuple[str, dict[str, str], str]]] = {
+    "ton_wallet": [
+        ("payouts", {}, "network mainnet needs PAYOUTS_LIVE_EXECUTION=true"),
+        ("payouts", {"PAYOUTS_LIVE_EXECUTION": "true"}, "wallet_env names TON_WALLET_ADDRESS, which is not set"),
+        ("signer", {}, "signer_ton_jettons"),
+        ("signer", {"SIGNER_TON_JETTONS": "{}"}, "SIGNER_TON_WALLET"),
+    ],
+    "gift_card": [
+        ("payouts", {"GIFTCARD_API_KEY": "PROD_placeholder-placeholder"}, "PAYOUTS_LIVE_EXECUTION is false"),
+        (
+            "payouts",
+            {
+                "GIFTCARD_API_KEY": "PROD_placeholder",
+                "PAYOUTS_LIVE_EXECUTION": "true",
+                "GIFTCARD_API_URL": "https://testflight.tremendous.com",
+            },
+            "only ever sent to https://api.tremendous.com",
+        ),
+        ("webhooks", {"GIFTCARD_API_URL": "http://giftcard-api:8080"}, "must start with https://"),  # an emulator
+    ],
+    "crypto_exchange": [("payouts", {}, "PAYOUTS_LIVE_EXECUTION is false")],
+    "telegram_if_supported": [("payouts", {}, "PAYOUTS_LIVE_EXECUTION is false")],
+}
+
+
+@pytest.mark.parametrize(
+    ("rail", "service", "override", "says"), [(r, *c) for r, cases in _REFUSALS.items() for c in cases]
+)
+def test_a_rail_is_refused_at_start_up_until_configured(
+    rail: str, service: str, override: dict[str, str], says: str, tmp_path: Path
+) -> None:
+    """Fail closed: what the component leaves to the operator (the wallet, the decision to move real money) stops
+    the service at start-up, naming it; nothing has a usable default."""
+    with pytest.raises(ValueError, match=re.escape(says)):
+        _load(rendered_with("prod", rail), service, tmp_path, **override)
+
+
+@pytest.mark.parametrize("rail", ["gift_card", "crypto_exchange", "telegram_if_supported"])
+def test_a_rail_loads_in_production_once_live_execution_is_decided(rail: str, tmp_path: Path) -> None:
+    """The rails that need no value of the operator's but their secrets load from what the component sets, once
+    PAYOUTS_LIVE_EXECUTION is true (gift cards: even without)."""
+    docs = rendered_with("prod", rail)
+    live = {} if rail == "gift_card" else {"PAYOUTS_LIVE_EXECUTION": "true"}
+    config = _load(docs, "payouts", tmp_path, **live)
+    assert rail in {e.type.value for e in config.registry}
+    if rail == "gift_card":
+        assert "giftcard" in _load(docs, "webhooks", tmp_path).providers
+
+
+def test_all_rails_gives_payouts_and_the_signer_one_ton_wallet_and_one_gift_card_api(tmp_path: Path) -> None:
+    """Settings read by two processes come from one ConfigMap key, and the signer's JSON view of the jettons says
+    what payouts' variables say; both load (the signer with a TON policy for that wallet)."""
+    from prizeflow_ton.addresses import canonical
+
+    docs = rendered("all-rails")
+    payouts, signer, webhooks = (_env(docs, s) for s in ("payouts", "signer", "webhooks"))
+    assert canonical(payouts["TON_WALLET_ADDRESS"]) == canonical(signer["SIGNER_TON_WALLET"])
+    assert json.loads(signer["SIGNER_TON_JETTONS"]) == {
+        "USDT": {"master": payouts["TON_USDT_MASTER"], "wallet": payouts["TON_USDT_JETTON_WALLET"]}
+    }
+    assert payouts["GIFTCARD_API_URL"] == webhooks["GIFTCARD_API_URL"]
+    from prizeflow_signer.bootstrap import ton_policy
+    from prizeflow_signer.settings import SignerSettings
+
+    with mock.patch.dict(os.environ, signer, clear=True):
+        policy = ton_policy(SignerSettings())  # from the environment
+    assert policy is not None
+    assert policy.wallet == canonical(payouts["TON_WALLET_ADDRESS"])
+    config = _load(docs, "payouts", tmp_path)
+    assert {e.name for e in config.registry} == {
+        "stellar",
+        "stripe",
+        "manual",
+        "ton",
+        "giftcards",
+        "exchange",
+        "telegram",
+    }
+    assert set(config.approvals.rules) >= {"XTR", "TON", "USDT"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_variable_a_providers_part_names_is_set(overlay: str) -> None:
+    assert not _unset_provider_env(rendered(overlay))
+
+
+@pytest.mark.parametrize("rail", [None, *RAILS])
+def test_every_secret_a_production_deployment_reads_is_materialised_by_an_external_secret(rail: str | None) -> None:
+    """Every key a production Deployment reads from a Secret (an optional one aside: the console's client secret) is
+    one an ExternalSecret writes, with a rail enabled or not."""
+    docs = rendered("prod") if rail is None else rendered_with("prod", rail)
+    missing = []
+    for service in DEPLOYMENTS:
+        for e in _container(named(docs, "Deployment", service)).get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref and not ref.get("optional") and ref["key"] not in _external_keys(docs, ref["name"]):
+                missing.append(f"{service} {e['name']}: {ref['name']}/{ref['key']}")
+    assert not missing
 
 
 # --- monitoring ------------------------------------------------------------------------------------------------

@@ -23,7 +23,10 @@ class PayoutsSettings(ServiceSettings):
     payouts_confirm_max_polls: int = Field(
         default=20, ge=1, description="Polls at that interval before the reconciler's slower pace takes over"
     )
-    payouts_providers_file: Path = Field(default=DEFAULT_PROVIDERS_FILE, description="Provider registry YAML")
+    payouts_providers_file: Path = Field(
+        default=DEFAULT_PROVIDERS_FILE,
+        description="Provider registry YAML: a file, or a directory of *.yaml parts merged",
+    )
     payouts_worker_enabled: bool = Field(default=True, description="Run the worker inside the API process")
     payouts_worker_batch_size: int = Field(default=500, ge=1, le=5000)
     payouts_worker_interval_ms: int = Field(default=100, ge=1, description="Pause after a pass that found work")

@@ -166,3 +166,127 @@ def test_a_refusal_never_echoes_a_value_written_in_the_wrong_place(document: dic
     message = str(err.value)
     for value in (WRITTEN_WRONG, SEED, "A" * 65):
         assert value not in message, message
+
+
+# --- a directory of parts (PAYOUTS_PROVIDERS_FILE naming a directory, e.g. a mounted ConfigMap) --------------------
+
+STRIPE_LIKE = {"name": "ops_usd", "type": "manual", "assets": ["USD"], "destination_types": ["email"]}
+
+
+def parts(directory: Path, **files: Any) -> Path:
+    """Each keyword a part (`base_yaml` → base.yaml), laid out as kubelet mounts a ConfigMap: the files in a
+    timestamped directory, `..data` pointing at it, and each key a link through `..data`."""
+    directory.mkdir(exist_ok=True)
+    data = directory / "..2026_01_01_00_00_00.000000001"
+    data.mkdir()
+    (directory / "..data").symlink_to(data.name)
+    for key, content in files.items():
+        name = key.replace("_yaml", ".yaml")
+        (data / name).write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+        (directory / name).symlink_to(Path("..data") / name)
+    return directory
+
+
+def load_dir(directory: Path) -> provider_config.PayoutsConfig:
+    return provider_config.load_config(directory, CTX, factories=provider_factories(), env={})
+
+
+def test_a_directorys_parts_are_merged_in_name_order(tmp_path: Path) -> None:
+    directory = parts(
+        tmp_path / "providers",
+        base_yaml=doc(SANDBOX, approvals={"USDC": {"auto_below": "100"}}),
+        rail_manual_yaml=doc(
+            MANUAL,
+            routes=[{"asset": "USDC", "destination_type": "stellar_account", "provider": "ops_desk"}],
+            approvals={"INR": {"dual_from": "50000"}},
+        ),
+        zz_approvals_yaml={"approvals": {"USD": {"auto_below": "50"}}},
+        rail_usd_yaml=doc(STRIPE_LIKE),
+    )
+    config = load_dir(directory)
+    assert [e.name for e in config.registry] == ["sbx", "ops_desk", "ops_usd"]
+    assert config.registry.route("USDC", DestinationType.STELLAR_ACCOUNT).name == "ops_desk"
+    assert set(config.approvals.rules) == {"USDC", "INR", "USD"}
+    assert config.source == str(directory)
+    assert provider_config.read_parts(directory)["routes"] == [
+        {"asset": "USDC", "destination_type": "stellar_account", "provider": "ops_desk"}
+    ]
+
+
+def test_the_merged_document_is_validated_as_one_file(tmp_path: Path) -> None:
+    directory = parts(
+        tmp_path / "p",
+        a_yaml=doc(SANDBOX),
+        b_yaml={"routes": [{"asset": "USDC", "destination_type": "sandbox", "provider": "nobody"}]},
+    )
+    with pytest.raises(ProviderConfigError, match="unknown provider 'nobody'"):
+        load_dir(directory)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {"a_yaml": doc(SANDBOX), "b_yaml": doc({**MANUAL, "name": "sbx"})},
+            r"provider 'sbx' is declared by two parts: .*/a\.yaml and .*/b\.yaml",
+        ),
+        (
+            {
+                "a_yaml": doc(SANDBOX, approvals={"USDC": {"auto_below": "1"}}),
+                "b_yaml": {"approvals": {"USDC": {"auto_below": "2"}}},
+            },
+            r"approvals for USDC are given by two parts: .*/a\.yaml and .*/b\.yaml",
+        ),
+        (
+            {
+                "a_yaml": doc(
+                    SANDBOX,
+                    MANUAL,
+                    routes=[{"asset": "USDC", "destination_type": "stellar_account", "provider": "sbx"}],
+                ),
+                "b_yaml": {
+                    "routes": [{"asset": "USDC", "destination_type": "stellar_account", "provider": "ops_desk"}]
+                },
+            },
+            r"a route for USDC to stellar_account is given by two parts: .*/a\.yaml and .*/b\.yaml",
+        ),
+        (
+            {"a_yaml": doc(SANDBOX), "b_yaml": doc(MANUAL)},
+            r"USDC to stellar_account is paid by providers of different parts, 'sbx' \(.*/a\.yaml\), "
+            r"'ops_desk' \(.*/b\.yaml\): give a `routes` entry",
+        ),
+        ({"a_yaml": doc(SANDBOX), "b_yaml": {"provider": []}}, r"/b\.yaml: unknown keys \['provider'\]"),
+        ({"a_yaml": doc(SANDBOX), "b_yaml": "- just a list\n"}, r"/b\.yaml: a part is a mapping"),
+        ({"a_yaml": doc(SANDBOX), "b_yaml": ""}, r"/b\.yaml: a part is a mapping"),
+        ({"a_yaml": doc(SANDBOX), "b_yaml": {"providers": [], "approvals": None}}, r"/b\.yaml: the part is empty"),
+        ({"a_yaml": doc(SANDBOX), "b_yaml": {"providers": SANDBOX}}, r"/b\.yaml: `providers` must be a list"),
+        ({"a_yaml": doc(SANDBOX), "b_yaml": {"approvals": []}}, r"/b\.yaml: `approvals` must be a mapping"),
+        ({"a_yaml": doc(SANDBOX), "b_yaml": "providers: ["}, r"/b\.yaml: not valid YAML"),
+    ],
+)
+def test_a_directory_that_cannot_be_merged_is_refused_naming_the_files(
+    tmp_path: Path, files: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ProviderConfigError, match=message):
+        load_dir(parts(tmp_path / "providers", **files))
+
+
+def test_two_parts_may_serve_one_destination_with_a_route_for_it(tmp_path: Path) -> None:
+    route = {"asset": "USDC", "destination_type": "stellar_account", "provider": "ops_desk"}
+    config = load_dir(parts(tmp_path / "p", a_yaml=doc(SANDBOX), b_yaml=doc(MANUAL, routes=[route])))
+    assert config.registry.route("USDC", DestinationType.STELLAR_ACCOUNT).name == "ops_desk"
+
+
+def test_a_directory_without_parts_or_with_anything_else_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProviderConfigError, match=r"holds no \*\.yaml part \(PAYOUTS_PROVIDERS_FILE\)"):
+        load_dir(parts(tmp_path / "empty"))
+    typo = parts(tmp_path / "typo", a_yaml=doc(SANDBOX))
+    (typo / "rail.yml").write_text(yaml.safe_dump(doc(MANUAL)))
+    with pytest.raises(ProviderConfigError, match=r"rail\.yml: not a \*\.yaml file"):
+        load_dir(typo)
+    nested = parts(tmp_path / "nested", a_yaml=doc(SANDBOX))
+    (nested / "more.yaml").mkdir()
+    with pytest.raises(ProviderConfigError, match=r"more\.yaml: not a \*\.yaml file"):
+        load_dir(nested)
+    with pytest.raises(ProviderConfigError, match="does not exist"):
+        load_dir(tmp_path / "absent")

@@ -13,7 +13,8 @@ class WebhooksSettings(ServiceSettings):
     service_name: str = Field(default="webhooks", description="Name in logs, metrics and CloudEvents source")
     http_port: int = Field(default=8050, ge=0, le=65535)
     webhooks_providers_file: Path = Field(
-        description="The providers file (YAML): who may call in, how each signs, secrets as env var names"
+        description="The providers file (YAML): who may call in, how each signs, secrets as env var names; or a "
+        "directory of *.yaml parts merged"
     )
     webhooks_write_batch_max: int = Field(
         default=500, ge=1, le=5000, description="Most deliveries one group commit takes"

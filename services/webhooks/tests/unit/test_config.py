@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_webhooks.adapters.config import ProvidersConfigError, load_config, parse_config
+from prizeflow_webhooks.adapters.config import ProvidersConfigError, load_config, parse_config, read_parts
 from prizeflow_webhooks.domain.deliveries import Scheme
 
 ENV = {
@@ -114,3 +115,72 @@ def test_the_local_stacks_file_is_valid_with_the_devstack_variables() -> None:
     local = Path(__file__).parents[4] / "deploy" / "local" / "webhooks.yaml"
     config = load_config(local, dev=True, env=ENV)
     assert {"sandbox", "stripe", "giftcard"} <= set(config.providers)
+
+
+# --- a directory of parts (WEBHOOKS_PROVIDERS_FILE naming a directory, e.g. a mounted ConfigMap) -------------------
+
+GIFTCARD: dict[str, Any] = {
+    "name": "giftcard",
+    "type": "gift_card",
+    "scheme": "giftcard_signature",
+    "secrets": ["GIFTCARD_WEBHOOK_KEY"],
+    "confirm": {"api_base": "https://testflight.tremendous.com", "api_key": "GIFTCARD_API_KEY"},
+}
+
+
+def parts(directory: Path, **files: Any) -> Path:
+    """Each keyword a part (`base_yaml` → base.yaml), laid out as kubelet mounts a ConfigMap: the files in a
+    timestamped directory, `..data` pointing at it, and each key a link through `..data`."""
+    directory.mkdir()
+    data = directory / "..2026_01_01_00_00_00.000000001"
+    data.mkdir()
+    (directory / "..data").symlink_to(data.name)
+    for key, content in files.items():
+        name = key.replace("_yaml", ".yaml")
+        (data / name).write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+        (directory / name).symlink_to(Path("..data") / name)
+    return directory
+
+
+def test_a_directorys_parts_are_merged(tmp_path: Path) -> None:
+    directory = parts(
+        tmp_path / "providers",
+        base_yaml={"providers": [SANDBOX, STRIPE]},
+        rail_gift_card_yaml={"providers": [GIFTCARD]},
+    )
+    config = load_config(directory, dev=False, env=ENV)
+    assert list(config.providers) == ["sandbox", "stripe", "giftcard"]
+    assert set(config.confirm) == {"stripe", "giftcard"}
+    assert read_parts(directory) == {"providers": [SANDBOX, STRIPE, GIFTCARD]}
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        (
+            {"a_yaml": {"providers": [SANDBOX]}, "b_yaml": {"providers": [{**STRIPE, "name": "sandbox"}]}},
+            r"provider 'sandbox' is declared by two parts: .*/a\.yaml and .*/b\.yaml",
+        ),
+        ({"a_yaml": {"providers": [SANDBOX]}, "b_yaml": {"providers": GIFTCARD}}, r"/b\.yaml: a part is a mapping"),
+        ({"a_yaml": {"providers": [SANDBOX]}, "b_yaml": {"provider": [GIFTCARD]}}, r"/b\.yaml: a part is a mapping"),
+        ({"a_yaml": {"providers": [SANDBOX]}, "b_yaml": ""}, r"/b\.yaml: a part is a mapping"),
+        ({"a_yaml": {"providers": [SANDBOX]}, "b_yaml": {"providers": []}}, r"/b\.yaml: the part lists no provider"),
+        ({"a_yaml": {"providers": [SANDBOX]}, "b_yaml": "providers: ["}, r"/b\.yaml: not valid YAML"),
+        ({}, r"holds no \*\.yaml part \(WEBHOOKS_PROVIDERS_FILE\)"),
+        ({"a_yaml": {"providers": [SANDBOX]}, "b_yaml": {"providers": [{**GIFTCARD, "confirm": None}]}}, "confirm"),
+    ],
+)
+def test_a_directory_that_cannot_be_merged_is_refused_naming_the_files(
+    tmp_path: Path, files: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ProvidersConfigError, match=says) as refused:
+        load_config(parts(tmp_path / "providers", **files), dev=False, env=ENV)
+    for value in ENV.values():
+        assert value not in str(refused.value)
+
+
+def test_a_directory_with_anything_but_parts_is_refused(tmp_path: Path) -> None:
+    typo = parts(tmp_path / "typo", a_yaml={"providers": [SANDBOX]})
+    (typo / "giftcard.yml").write_text(yaml.safe_dump({"providers": [GIFTCARD]}))
+    with pytest.raises(ProvidersConfigError, match=r"giftcard\.yml: not a \*\.yaml file"):
+        load_config(typo, dev=False, env=ENV)

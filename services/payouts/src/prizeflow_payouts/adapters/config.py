@@ -4,6 +4,9 @@ Secrets are referenced by environment variable NAME in the file; their values ar
 handed to the provider that needs them and never logged or returned (`Secret` hides them). Everything that
 could make a payout go wrong is refused here, at start-up, with a message naming it. Which factory builds
 which provider type is the caller's (bootstrap's) choice.
+
+`PAYOUTS_PROVIDERS_FILE` names one file, or a directory whose `*.yaml` parts (in name order) are merged into one
+document (`read_parts`): a Kubernetes overlay adds a rail as one more key of the mounted ConfigMap.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
@@ -99,13 +102,113 @@ def load_config(
     factories: Mapping[ProviderType, ProviderFactory],
     env: Mapping[str, str] | None = None,
 ) -> PayoutsConfig:
-    if not path.is_file():
+    """The providers file at `path`, or the parts of the directory at `path` merged (`read_parts`)."""
+    if path.is_dir():
+        doc: Any = read_parts(path)
+    elif path.is_file():
+        doc = _read_yaml(path)
+    else:
         raise ProviderConfigError(f"payouts providers file {path} does not exist (PAYOUTS_PROVIDERS_FILE)")
+    return parse_config(doc, context, env=os.environ if env is None else env, factories=factories, source=str(path))
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        doc = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ProviderConfigError(f"{path}: not valid YAML: {err}") from err
-    return parse_config(doc, context, env=os.environ if env is None else env, factories=factories, source=str(path))
+
+
+_PART_KEYS: Final = frozenset({"providers", "routes", "approvals"})
+
+
+def read_parts(directory: Path) -> dict[str, Any]:
+    """The `*.yaml` parts of a providers directory as one document, in file name order: `providers` and `routes`
+    concatenated, `approvals` united. Refused, naming the files: a directory without parts; an entry that is not a
+    `*.yaml` file (a `.yml` typo would drop a rail silently); a part that is not a mapping of those three keys, or
+    holds nothing; a provider, an asset's approvals or an (asset, destination type)'s route given by two parts; an
+    (asset, destination type) paid by providers of two parts without a route for it (file names would choose the
+    provider). Names starting with a dot are skipped (a mounted ConfigMap's `..data`)."""
+    parts = [(path, _part(path)) for path in _part_paths(directory)]
+    merged: dict[str, Any] = {"providers": [], "routes": [], "approvals": {}}
+    providers: dict[str, Path] = {}
+    approvals: dict[str, Path] = {}
+    routes: dict[tuple[str, str], Path] = {}
+    served: dict[tuple[str, str], dict[str, Path]] = {}
+    for path, part in parts:
+        for entry in part.get("providers", []):
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            if isinstance(name, str):
+                if (first := providers.setdefault(name, path)) != path:
+                    raise ProviderConfigError(f"provider {name!r} is declared by two parts: {first} and {path}")
+                for key in _served(entry):
+                    served.setdefault(key, {})[name] = path
+            merged["providers"].append(entry)
+        for route in part.get("routes", []):
+            pair = _route_key(route)
+            if pair is not None and (first := routes.setdefault(pair, path)) != path:
+                raise ProviderConfigError(
+                    f"a route for {pair[0]} to {pair[1]} is given by two parts: {first} and {path}"
+                )
+            merged["routes"].append(route)
+        for asset, rule in part.get("approvals", {}).items():
+            if (first := approvals.setdefault(str(asset), path)) != path:
+                raise ProviderConfigError(f"approvals for {asset} are given by two parts: {first} and {path}")
+            merged["approvals"][asset] = rule
+    for (asset, destination), by in sorted(served.items()):
+        if len(set(by.values())) > 1 and (asset, destination) not in routes:
+            who = ", ".join(f"{name!r} ({path})" for name, path in by.items())
+            raise ProviderConfigError(
+                f"{asset} to {destination} is paid by providers of different parts, {who}: give a `routes` entry "
+                "for it (the order of file names must not choose the provider)"
+            )
+    return merged
+
+
+def _part_paths(directory: Path) -> list[Path]:
+    paths = []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if not (path.name.endswith(".yaml") and path.is_file()):
+            raise ProviderConfigError(
+                f"{path}: not a *.yaml file, and the providers directory {directory} (PAYOUTS_PROVIDERS_FILE) holds "
+                "parts only"
+            )
+        paths.append(path)
+    if not paths:
+        raise ProviderConfigError(f"providers directory {directory} holds no *.yaml part (PAYOUTS_PROVIDERS_FILE)")
+    return paths
+
+
+def _part(path: Path) -> Mapping[str, Any]:
+    doc = _read_yaml(path)
+    if not isinstance(doc, dict) or not doc:
+        raise ProviderConfigError(f"{path}: a part is a mapping of {sorted(_PART_KEYS)}")
+    if unknown := sorted(str(k) for k in set(doc) - _PART_KEYS):
+        raise ProviderConfigError(f"{path}: unknown keys {unknown} (a part holds {sorted(_PART_KEYS)})")
+    for key, kind in (("providers", list), ("routes", list), ("approvals", dict)):
+        if doc.get(key) is not None and not isinstance(doc[key], kind):
+            raise ProviderConfigError(f"{path}: `{key}` must be a {'list' if kind is list else 'mapping'}")
+    part = {k: v for k, v in doc.items() if v}
+    if not part:
+        raise ProviderConfigError(f"{path}: the part is empty (a lost rail?): give it providers, routes or approvals")
+    return part
+
+
+def _served(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (asset, destination type) pairs a raw provider entry claims; nothing when it is mis-shaped (the model
+    refuses it then, with its own message)."""
+    assets, destinations = entry.get("assets"), entry.get("destination_types")
+    if not isinstance(assets, list) or not isinstance(destinations, list):
+        return []
+    return [(str(a), str(d)) for a in assets for d in destinations]
+
+
+def _route_key(route: Any) -> tuple[str, str] | None:
+    if not isinstance(route, Mapping):
+        return None
+    return str(route.get("asset")), str(route.get("destination_type"))
 
 
 def parse_config(
@@ -249,4 +352,4 @@ def _approvals(raw: Mapping[str, Thresholds], source: str) -> ApprovalBook:
     return ApprovalBook(rules)
 
 
-__all__ = ["PayoutsConfig", "ProvidersFile", "load_config", "parse_config"]
+__all__ = ["PayoutsConfig", "ProvidersFile", "load_config", "parse_config", "read_parts"]

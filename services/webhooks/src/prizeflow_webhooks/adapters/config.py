@@ -1,6 +1,8 @@
 """The providers file (`WEBHOOKS_PROVIDERS_FILE`, YAML): which providers may call in, how each signs, with which
 secrets, and how its events are confirmed. Secrets are NAMES of environment variables; their values are read
 once at start-up and never logged, echoed or returned. Anything unusable stops start-up naming it.
+`WEBHOOKS_PROVIDERS_FILE` may name a directory instead: its `*.yaml` parts are merged (`read_parts`), so a
+Kubernetes overlay adds a provider as one more key of the mounted ConfigMap.
 
 ```yaml
 providers:
@@ -158,13 +160,55 @@ class WebhooksConfig:
 
 
 def load_config(path: Path, *, dev: bool, env: Mapping[str, str] | None = None) -> WebhooksConfig:
-    if not path.is_file():
+    """The providers file at `path`, or the parts of the directory at `path` merged (`read_parts`)."""
+    if path.is_dir():
+        doc: Any = read_parts(path)
+    elif path.is_file():
+        doc = _read_yaml(path)
+    else:
         raise ProvidersConfigError(f"providers file {path} does not exist (WEBHOOKS_PROVIDERS_FILE)")
+    return parse_config(doc, dev=dev, env=os.environ if env is None else env, source=str(path))
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        doc = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ProvidersConfigError(f"{path}: not valid YAML ({type(err).__name__})") from None
-    return parse_config(doc, dev=dev, env=os.environ if env is None else env, source=str(path))
+
+
+def read_parts(directory: Path) -> dict[str, Any]:
+    """The `*.yaml` parts of a providers directory as one document, in file name order, their `providers`
+    concatenated. Refused, naming the files: a directory without parts, an entry that is not a `*.yaml` file (a
+    `.yml` typo would drop a provider silently), a part that is not a mapping with a `providers` list and nothing
+    else, a part listing no provider, and a provider name declared by two parts. Names starting with a dot are
+    skipped (a mounted ConfigMap's `..data`)."""
+    providers: list[Any] = []
+    declared: dict[str, Path] = {}
+    paths = []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if not (path.name.endswith(".yaml") and path.is_file()):
+            raise ProvidersConfigError(
+                f"{path}: not a *.yaml file, and the providers directory {directory} (WEBHOOKS_PROVIDERS_FILE) holds "
+                "parts only"
+            )
+        paths.append(path)
+    if not paths:
+        raise ProvidersConfigError(f"providers directory {directory} holds no *.yaml part (WEBHOOKS_PROVIDERS_FILE)")
+    for path in paths:
+        part = _read_yaml(path)
+        if not isinstance(part, dict) or set(part) != {"providers"} or not isinstance(part["providers"], list):
+            raise ProvidersConfigError(f"{path}: a part is a mapping with one key, `providers` (a list)")
+        if not part["providers"]:
+            raise ProvidersConfigError(f"{path}: the part lists no provider (a lost one?)")
+        for entry in part["providers"]:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and (first := declared.setdefault(name, path)) != path:
+                raise ProvidersConfigError(f"provider {name!r} is declared by two parts: {first} and {path}")
+            providers.append(entry)
+    return {"providers": providers}
 
 
 def parse_config(doc: Any, *, dev: bool, env: Mapping[str, str], source: str = "<config>") -> WebhooksConfig:
@@ -237,4 +281,5 @@ __all__ = [
     "WebhooksConfig",
     "load_config",
     "parse_config",
+    "read_parts",
 ]
