@@ -263,28 +263,33 @@ async def drain_and_check(platform: Platform, api: Api, infra: Infra, plans: lis
         group + suffix for group in ("settlement-rounds", "rewards-rounds", "rewards-payouts", "payouts-requests")
     ]
 
-    async def quiet() -> bool:
-        """A fixpoint: every consumer group of the platform has committed its topics' end offsets, no outbox holds
-        an event, no payout is in flight, and the end offsets did not move meanwhile. Consumers commit after their
-        transaction (and its outbox rows) commits, so nothing can still be on its way."""
+    async def unquiet() -> str:
+        """What keeps the platform from a fixpoint ("" at one): every consumer group of the platform has committed
+        its topics' end offsets, no outbox holds an event, no payout is in flight, and the end offsets did not move
+        meanwhile. Consumers commit after their transaction (and its outbox rows) commits, so nothing can still be
+        on its way. A timeout names what was still moving."""
         before = await consumer_group_lags(infra.kafka_bootstrap, suffix)
-        if not all(group in before for group in fed):
-            return False
-        if any(lag for lags in before.values() for lag in lags.values()):
-            return False
+        if missing := [group for group in fed if group not in before]:
+            return f"no committed offsets yet for {missing}"
+        if lagging := {g: {t: n for t, n in lags.items() if n} for g, lags in before.items() if any(lags.values())}:
+            return f"consumer lag {lagging}"
         for s in SERVICES:
-            if int((await fetch(db[s], "SELECT count(*) AS n FROM outbox"))[0]["n"]):
-                return False
+            if n := int((await fetch(db[s], "SELECT count(*) AS n FROM outbox"))[0]["n"]):
+                return f"{s}'s outbox holds {n} events"
         in_flight = await fetch(
             db["payouts"],
-            "SELECT count(*) AS n FROM payouts "
-            "WHERE state NOT IN ('paid', 'failed', 'cancelled', 'rejected', 'returned')",
+            "SELECT state, provider_name, last_error_code, count(*) AS n FROM payouts "
+            "WHERE state NOT IN ('paid', 'failed', 'cancelled', 'rejected', 'returned') GROUP BY 1, 2, 3",
         )
-        if int(in_flight[0]["n"]):
-            return False
-        return await consumer_group_lags(infra.kafka_bootstrap, suffix) == before
+        if in_flight:
+            return "payouts in flight " + ", ".join(
+                f"{r['n']} {r['state']} on {r['provider_name']} ({r['last_error_code']})" for r in in_flight
+            )
+        if await consumer_group_lags(infra.kafka_bootstrap, suffix) != before:
+            return "end offsets moved"
+        return ""
 
-    await wait_for(quiet, lambda done: done, timeout=300)
+    await wait_for(unquiet, lambda why: why == "", timeout=300)
 
     checks: dict[str, bool] = {}
     # 1. Every settled allocation is in a wallet exactly once, for its amount.
