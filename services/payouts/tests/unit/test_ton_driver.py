@@ -62,6 +62,9 @@ class Result:
     def first(self) -> dict[str, Any] | None:
         return dict(self.rows[0]) if self.rows else None
 
+    def all(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.rows]
+
 
 class DuplicateKeyError(Exception):
     """What PostgreSQL answers an INSERT hitting ton_messages' primary key."""
@@ -104,6 +107,12 @@ class Books:
         if stmt is q.LAST_LANDED_SEQNO:
             landed = [m["seqno"] for m in self.messages.values() if m["state"] == "landed"]
             return Result(scalar=max(landed) if landed else None)
+        if stmt is q.LAST_MESSAGE:
+            ordered = sorted(self.messages.values(), key=lambda m: (m["created_at"], m["request_id"]))
+            return Result(ordered[-1:])
+        if stmt is q.EXPIRED_AT_SEQNO:
+            found = [m for m in self.messages.values() if m["seqno"] == p["seqno"] and m["state"] == "expired"]
+            return Result([m for m in found if m["message_hash"] is not None])
         if stmt is q.MESSAGES_BUILT:
             return Result(scalar=len(self.of(p["key"])))
         if stmt is q.INSERT_MESSAGE:
@@ -125,8 +134,12 @@ class Books:
             return Result([payout] if payout else [])
         elif stmt is q.PAYOUT_REQUEUE and payout and payout["state"] == "sending":
             payout.update(state="queued", not_before=p["not_before"])
-        elif stmt is q.PAYOUT_PAID and payout and payout["state"] == "sending":
+        elif payout and (stmt, payout["state"]) in {
+            (q.PAYOUT_PAID, "sending"), (q.PAYOUT_PAID_LATE, "queued"), (q.PAYOUT_PAID_LATE, "failed")
+        }:  # fmt: skip
             payout.update(state="paid", message_hash=p["hash"], tx_hash=p["tx_hash"])
+        elif stmt is q.MESSAGE_LANDED_LATE and message and message["state"] == "expired":
+            message.update(state="landed", error_code=p["code"], detail=p["detail"])
         elif stmt is q.PAYOUT_FAILED and payout and payout["state"] in ("queued", "sending"):
             payout.update(state="failed", error_code=p["code"], retryable=p["retryable"], detail=p["detail"])
         elif stmt is q.REQUEUE_FAILED and payout and payout["state"] == "failed" and payout["retryable"]:
@@ -362,3 +375,46 @@ async def test_a_payout_retried_after_its_messages_expired_gets_new_messages_and
     assert await rig.driver.tick()
     assert rig.books.payouts["a"]["state"] == "paid"
     assert (await rig.build("b"))["idempotency_key"] == "b"
+
+
+async def test_a_message_that_landed_while_the_api_lagged_is_recorded_never_paid_again() -> None:
+    """The API node answering us lags past valid_until + margin: neither the transaction nor the moved seqno shows,
+    so the message is expired and the payout queued again. Once the node catches up, the wallet's seqno is past
+    that message's: it landed. The payout is recorded paid from its transaction, never sent under the next seqno."""
+    rig = Rig()
+    rig.books.queue("a")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    assert not await rig.driver.tick()  # sent
+    seqno = rig.api.seqno_value
+    rig.land(message)  # it lands on chain...
+    indexed = rig.api.txs.pop(WALLET)  # ...but the node we read has neither the transaction
+    rig.api.seqno_value = seqno  # nor the seqno it consumed
+    rig.now += VALIDITY + MARGIN + 1
+    assert await rig.driver.tick()
+    assert message["state"] == "expired"  # on the lagging node's word
+    rig.api.txs[WALLET] = indexed  # the node catches up
+    rig.api.seqno_value = seqno + 1
+    for _ in range(3):
+        await rig.driver.tick()
+    assert len(rig.books.messages) == 1, "a second message was built for a payout whose first one landed"
+    assert rig.books.payouts["a"]["state"] == "paid"
+    assert message["state"] == "landed"
+
+
+async def test_a_seqno_moved_past_our_last_message_without_its_transaction_stops_building() -> None:
+    """The wallet's seqno moved past our last message (expired here) and its transaction is not found: it may have
+    landed (the index lags) or someone else used the wallet. Nothing new is built until it is resolved."""
+    rig = Rig()
+    rig.books.queue("a")
+    rig.books.queue("b")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    rig.now += VALIDITY + MARGIN + 1
+    assert await rig.driver.tick()
+    assert message["state"] == "expired"
+    rig.api.seqno_value = int(message["seqno"]) + 1
+    for _ in range(3):
+        assert not await rig.driver.tick()
+    assert len(rig.books.messages) == 1
+    assert rig.books.payouts["a"]["state"] == "queued"
