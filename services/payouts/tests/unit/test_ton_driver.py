@@ -418,3 +418,26 @@ async def test_a_seqno_moved_past_our_last_message_without_its_transaction_stops
         assert not await rig.driver.tick()
     assert len(rig.books.messages) == 1
     assert rig.books.payouts["a"]["state"] == "queued"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole (not fixed): a jetton payout is recorded paid once OUR jetton wallet sent the internal_transfer "
+    "onward; the destination's jetton wallet may still refuse it (a frozen USDT wallet, too little TON forwarded to "
+    "deploy it) and bounce the jettons back to ours: the player is never paid, the payout says paid. Reading that "
+    "hop through toncenter v2 means paging back through the destination's jetton wallet (an exchange's deposit "
+    "wallet: thousands of transactions), which would stall the wallet's one-message queue; it needs an indexer "
+    "(toncenter v3 traces) and the TON emulator to model the hop.",
+)
+async def test_a_jetton_bounced_by_the_destinations_jetton_wallet_is_never_recorded_paid() -> None:
+    rig = Rig()
+    rig.books.queue("a", asset="USDT", amount=7_000_000)
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    out_hash = rig.land(message)
+    internal = h("internal")
+    rig.api.add(JETTON_WALLET, int(rig.now), out_hash, friendly(WALLET), [(internal, DEST_JETTON_WALLET)])
+    # The destination's jetton wallet refuses the internal_transfer: the jettons bounce back to our jetton wallet.
+    rig.api.add(DEST_JETTON_WALLET, int(rig.now), internal, friendly(JETTON_WALLET), [(h("bounce"), JETTON_WALLET)])
+    await rig.driver.tick()
+    assert rig.books.payouts["a"]["state"] != "paid"
