@@ -8,6 +8,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError, is_retryable
@@ -183,6 +184,49 @@ async def test_a_timeout_after_the_order_landed_is_an_unknown_outcome_that_sync_
     assert (await p.sync_status(lookup(instr))).status is P.PAID
     assert (await p.create_payout(instr)).status is P.PAID  # the retry answers the same order
     assert t.store.created == 1
+
+
+class Unreadable(httpx.AsyncBaseTransport):
+    """The provider places the order, but the answer that reaches us cannot be read as one (a gateway's 200 page,
+    an empty body, an order without the fields we read)."""
+
+    def __init__(self, inner: StoreTransport, body: bytes) -> None:
+        self.inner, self.body = inner, body
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/orders") and self.body:
+            body, self.body = self.body, b""
+            return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+        return response
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b" ",
+        b"<html>OK</html>",
+        b'{"ok": true}',
+        b'{"order": {"id": "ORD1", "external_id": "po-1", "status": "EXECUTED"}}',
+        b'{"order": {"id": "ORD1", "external_id": "po-1", "status": "PROCESSING", "rewards": [{"id": "R1", '
+        b'"value": {"denomination": 25.1, "currency_code": "USD"}, "recipient": {"email": "ann@example.com"}}]}}',
+    ],
+)
+async def test_an_order_placed_whose_answer_cannot_be_read_is_an_unknown_outcome_never_a_known_failure(
+    body: bytes,
+) -> None:
+    """Once the order request was answered 2xx the order exists: a known failure (`provider_unavailable`) would let
+    the worker fail the payout for good on its last attempt, or an admin cancel it locally, voiding the reservation
+    while the card is delivered."""
+    inner = StoreTransport()
+    p = build_test_provider(Unreadable(inner, body))
+    instr = instruction()
+    with pytest.raises(PayoutProviderError) as err:
+        await p.create_payout(instr)
+    assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    assert inner.store.created == 1
+    assert (await p.sync_status(lookup(instr))).status is P.PAID
+    assert inner.store.created == 1
 
 
 @pytest.mark.parametrize(

@@ -177,11 +177,22 @@ class GiftCardPayoutProvider:
             },
         }
         doc = await self._call("POST", "orders", body=body, mutating=True)
-        order = _object(doc, "order")
-        if not _matches(order, instruction.payout_id, instruction.amount, instruction.destination):
-            # Our payout id already names another order at the provider: this payout is never made under it.
-            return self._conflict(key, order)
-        return await self._settled(key, order)
+        try:
+            order = _object(doc, "order")
+            if order.get("external_id") == instruction.payout_id and not _reward(order):
+                raise self._refuse(C.PROVIDER_UNAVAILABLE, "the answer's order carries no reward")
+            if not _matches(order, instruction.payout_id, instruction.amount, instruction.destination):
+                # Our payout id already names another order at the provider: this payout is never made under it.
+                return self._conflict(key, order)
+            return await self._settled(key, order)
+        except PayoutProviderError as err:
+            # Answered 2xx: the order exists. Whatever kept us from reading its outcome (an answer without an order,
+            # a status we do not know, a bounced card's cancel not made yet), it is unknown, never a known failure:
+            # that would let the payout fail for good (or be cancelled locally) while the card is delivered. The
+            # sync reads the order by our external id.
+            raise self._refuse(
+                C.TIMEOUT_UNKNOWN_OUTCOME, f"the order was placed; its outcome could not be read ({err.code.value})"
+            ) from None
 
     # -- sync ---------------------------------------------------------------------------------------------------
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
