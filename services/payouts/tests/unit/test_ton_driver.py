@@ -402,6 +402,39 @@ async def test_a_message_that_landed_while_the_api_lagged_is_recorded_never_paid
     assert message["state"] == "landed"
 
 
+async def test_a_message_rebuilt_on_a_lagging_node_is_closed_once_the_first_is_found_landed() -> None:
+    """The node still lags when the payout is built again: the new message gets the same (consumed) seqno, can never
+    land, and the wallet refuses it (exit code 33). Once the first message's transaction shows, it is recorded
+    landed (the payout paid) and the stuck one closed: the wallet's queue moves on, nothing is paid twice."""
+    rig = Rig()
+    rig.books.queue("a")
+    rig.books.queue("b")
+    first = await rig.build("a")
+    rig.books.sign(first["request_id"])
+    assert not await rig.driver.tick()
+    seqno = rig.api.seqno_value
+    rig.land(first)
+    indexed = rig.api.txs.pop(WALLET)
+    rig.api.seqno_value = seqno
+    rig.now += VALIDITY + MARGIN + 1
+    assert await rig.driver.tick()  # expired on the lagging node's word
+    second = await rig.build("a")  # still lagging: the same seqno, which the first message consumed
+    assert second["seqno"] == first["seqno"]
+    rig.books.sign(second["request_id"])
+    rig.api.txs[WALLET] = indexed  # the node catches up; the wallet refuses the second message
+    rig.api.seqno_value = seqno + 1
+    rig.api.send_error = TonApiError(PayoutErrorCode.TX_BAD_SEQ, "exit code 33")
+    assert not await rig.driver.tick()
+    rig.api.send_error = None
+    rig.now += VALIDITY + MARGIN + 1
+    assert await rig.driver.tick()
+    assert first["state"] == "landed"
+    assert second["state"] == "expired"
+    assert rig.books.payouts["a"]["state"] == "paid"
+    assert (await rig.build("b"))["seqno"] == seqno + 1  # the queue moves on
+    assert [m["idempotency_key"] for m in rig.books.messages.values()] == ["a", "a", "b"]
+
+
 async def test_a_seqno_moved_past_our_last_message_without_its_transaction_stops_building() -> None:
     """The wallet's seqno moved past our last message (expired here) and its transaction is not found: it may have
     landed (the index lags) or someone else used the wallet. Nothing new is built until it is resolved."""

@@ -97,9 +97,15 @@ class TonDriver:
         if last is not None and seqno <= int(last):
             return False  # the API has not caught up with our last landed message yet
         latest = (await conn.execute(q.LAST_MESSAGE, {"provider": self.name})).mappings().first()
-        if latest is not None and latest["state"] != "landed" and seqno > int(latest["seqno"]):
-            # Only our messages move this wallet's seqno: one we expired consumed it after all (the API lagged
-            # past its valid_until + margin), or another sender did. Never build on top of that.
+        if (
+            latest is not None
+            and latest["state"] != "landed"
+            and seqno > int(latest["seqno"])
+            and (last is None or int(latest["seqno"]) > int(last))
+        ):
+            # Only our messages move this wallet's seqno, and none of ours landed at that one: one we expired
+            # consumed it after all (the API lagged past its valid_until + margin), or another sender did. Never
+            # build on top of that.
             return await self._seqno_moved_past(conn, _row(latest))
         asset = self.o.assets[payout["asset"]]
         transfer = (
@@ -209,6 +215,28 @@ class TonDriver:
             return await self._expire_if_unconsumed(conn, message)
         return False
 
+    async def _consumed_by_an_earlier_message(self, conn: AsyncConnection, message: Mapping[str, Any]) -> bool:
+        """The in-flight message's seqno moved without it: an earlier message of ours at that seqno, expired on a
+        lagging node's word, may have consumed it. If its transaction is found, the in-flight message can never
+        land: it is closed (its payout queued again), then the earlier one recorded as landed late."""
+        earlier = [
+            _row(m)
+            for m in (await conn.execute(q.EXPIRED_AT_SEQNO, {"provider": self.name, "seqno": message["seqno"]}))
+            .mappings()
+            .all()
+            if m["request_id"] != message["request_id"]
+        ]
+        for candidate in earlier:
+            try:
+                landing = await self._landing(candidate)
+            except TonApiError as err:
+                log.warning("ton transactions unavailable", extra={"provider": self.name, "code": err.code.value})
+                return False
+            if landing is not None and not landing.pending:
+                await self._expire(conn, message, "its seqno was consumed by an earlier message of ours")
+                return await self._landed_late(conn, candidate, landing.tx, landing.error)
+        return False
+
     async def _seqno_moved_past(self, conn: AsyncConnection, latest: Mapping[str, Any]) -> bool:
         """The wallet's seqno is past our last message, which is not landed: look for its transaction (and of any
         message of ours expired at that seqno). Found: it landed late, recorded now (its payout paid, or failed if
@@ -267,6 +295,8 @@ class TonDriver:
         except TonApiError as err:
             log.warning("ton expiry check unavailable", extra={"provider": self.name, "code": err.code.value})
             return False
+        if await self._consumed_by_an_earlier_message(conn, message):
+            return True
         log.error(
             "ton message seqno consumed but its transaction not found: not rebuilding",
             extra={"provider": self.name, "request_id": message["request_id"], "seqno": message["seqno"]},
@@ -340,6 +370,8 @@ class TonDriver:
             return False
         if seqno <= int(message["seqno"]):
             return await self._expire(conn, message, why)
+        if await self._consumed_by_an_earlier_message(conn, message):
+            return True
         log.error(
             "ton message seqno consumed while it was not signed here: not rebuilding",
             extra={"provider": self.name, "request_id": message["request_id"], "seqno": message["seqno"]},
