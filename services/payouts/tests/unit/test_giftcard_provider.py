@@ -302,9 +302,31 @@ async def test_an_external_id_naming_another_order_is_a_duplicate_never_a_paymen
     assert result.error.code is C.DUPLICATE_REQUEST
     t.store.external_id_conflict = "reject"
     with pytest.raises(PayoutProviderError) as err:
-        await p.create_payout(conflicting)
-    assert err.value.code is C.DUPLICATE_REQUEST
+        await p.create_payout(conflicting)  # 409: an order exists under this id; which one, the sync reads
+    assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    result = await p.sync_status(lookup(conflicting))
+    assert (result.status, result.error.code if result.error else None) == (P.FAILED, C.DUPLICATE_REQUEST)
     assert t.store.created == 1
+
+
+async def test_a_409_for_our_own_order_placed_under_other_parameters_is_never_a_final_failure() -> None:
+    """The first request placed the order (its answer lost); the providers file changed meanwhile (another product,
+    another sender name) and the order is asked for again: the provider answers 409, an order exists under this
+    external id. It is this payout's own order, delivered: a final `duplicate_request` would void the reservation
+    while the player has the card."""
+    transport = StoreTransport()
+    transport.store.external_id_conflict = "reject"
+    before = build_test_provider(transport)
+    instr = instruction()
+    transport.fail_next("timeout_after_success")
+    with pytest.raises(PayoutProviderError):
+        await before.create_payout(instr)
+    after = build_test_provider(transport, recipient_name="Prizeflow Rewards Team")
+    with pytest.raises(PayoutProviderError) as err:
+        await after.create_payout(instr)
+    assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    assert (await after.sync_status(lookup(instr))).status is P.PAID
+    assert transport.store.created == 1
 
 
 async def test_a_bad_key_is_authentication_failed_logged_loudly_without_the_key(

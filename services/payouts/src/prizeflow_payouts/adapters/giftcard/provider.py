@@ -3,7 +3,9 @@ email address, over `httpx` (async: the event loop is never blocked).
 
 - create: `POST /orders` with `external_id` = our payout id. The provider answers a known external id with its
   first order, so a retry after a lost answer pays once; the order answered is checked against the instruction
-  (amount, currency, recipient) and one that differs is `duplicate_request`, never a payment.
+  (amount, currency, recipient) and one that differs is `duplicate_request`, never a payment. A 409 (an order
+  exists under the id with other parameters) or an answer that cannot be read is an unknown outcome: the sync
+  reads the order.
 - status: `GET /orders/{ref}` once the order's reference is known, else `GET /orders?external_id=<payout id>`;
   `payout_not_found` only when the provider has none. The order found is checked against the payout (external
   id, and amount and recipient when the lookup carries them): another order is `duplicate_request`, never paid.
@@ -176,7 +178,16 @@ class GiftCardPayoutProvider:
                 "products": list(self.options.products[amount.asset]),
             },
         }
-        doc = await self._call("POST", "orders", body=body, mutating=True)
+        try:
+            doc = await self._call("POST", "orders", body=body, mutating=True)
+        except PayoutProviderError as err:
+            if err.code is not C.DUPLICATE_REQUEST:
+                raise
+            # 409: an order exists under our external id (asked for before with other parameters: the providers
+            # file changed since). Ours or another's, delivered or not, only reading it tells: the sync does.
+            raise self._refuse(
+                C.TIMEOUT_UNKNOWN_OUTCOME, "an order exists under this payout's id; its outcome is read by the sync"
+            ) from None
         try:
             order = _object(doc, "order")
             if order.get("external_id") == instruction.payout_id and not _reward(order):
