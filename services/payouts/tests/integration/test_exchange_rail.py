@@ -273,6 +273,38 @@ async def test_without_client_ids_a_sibling_in_flight_blocks_adoption(stack: Exc
         await rail.close()
 
 
+async def test_without_client_ids_a_sibling_asking_the_amount_plus_the_fee_blocks_adoption(
+    stack: ExchangeStack, db: str
+) -> None:
+    """Binance (and the emulator) report a withdrawal's amount net of its fee: a sibling to the same address asking
+    10 + 1.5 makes a withdrawal of 10 that a payout of 10 would match. Neither adopts it while the other is in
+    flight; once the payout of 10 is known not sent, the sibling's own withdrawal is its own."""
+    rail = build_exchange_provider(stack, database_url=db, use_client_id=False)
+    await rail.start()
+    try:
+        sibling, i = usdc("fee-b", amount=USDC_10 + 15_000_000), usdc("fee-a")
+        stack.emulator.faults.add("drop_after_success", method="POST", path_prefix=WITHDRAW)
+        with pytest.raises(PayoutProviderError):
+            await rail.create_payout(sibling)  # made: 11.5 asked, 10 sent and reported, 1.5 fee
+        stack.emulator.faults.add("server_error", method="POST", path_prefix=WITHDRAW)
+        with pytest.raises(PayoutProviderError) as err:
+            await rail.create_payout(i)  # never made, but nothing says so
+        assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+        assert len(stack.withdrawals()) == 1
+        with pytest.raises(PayoutProviderError) as err:
+            await rail.sync_status(lookup(i))
+        assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME, "the sibling's withdrawal was adopted as this payout's"
+        assert (await record(db, i.payout_id))["state"] == "submitting"
+        with pytest.raises(PayoutProviderError):
+            await rail.sync_status(lookup(sibling))  # ambiguous for the sibling too: an operator decides
+        await rail.book.mark_not_sent(i.payout_id)  # the operator finds the payout of 10 was never made
+        found = await rail.sync_status(lookup(sibling))
+        assert (found.status, found.provider_ref) == (P.SUBMITTED, stack.withdrawals()[0]["id"])
+        assert stack.calls(WITHDRAW) == 2
+    finally:
+        await rail.close()
+
+
 async def test_a_wrong_secret_is_refused_by_the_exchange_signature_check(stack: ExchangeStack, db: str) -> None:
     stack.api_secret = "0" * 64
     rail = build_exchange_provider(stack, database_url=db)

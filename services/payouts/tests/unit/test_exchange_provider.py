@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -87,14 +88,14 @@ class MemoryBook:
     async def owned(self, provider: str, withdrawal_ids: list[str]) -> dict[str, str]:
         return {r.withdrawal_id: p for p, r in self.rows.items() if r.withdrawal_id in withdrawal_ids}
 
-    async def alike_in_flight(self, record: WithdrawalRecord, within_s: float) -> int:
+    async def alike_in_flight(self, record: WithdrawalRecord, within_s: float, amounts: Sequence[int]) -> int:
         return sum(
             1
             for r in self.rows.values()
             if r.payout_id != record.payout_id
             and r.state is WithdrawalState.SUBMITTING
             and (r.provider, r.address, r.memo) == (record.provider, record.address, record.memo)
-            and r.amount == record.amount
+            and r.amount in amounts
             and abs((r.submitted_at - record.submitted_at).total_seconds()) <= within_s
         )
 
@@ -279,6 +280,30 @@ async def test_without_client_ids_a_sibling_in_flight_blocks_adoption() -> None:
     assert (found.status, found.provider_ref) == (P.SUBMITTED, "w1")
 
 
+async def test_without_client_ids_a_sibling_whose_amount_differs_by_the_fee_blocks_adoption() -> None:
+    """A withdrawal matches a record by its amount or its amount plus fee (exchanges report either), so a sibling
+    payout of the same address asking for this payout's amount plus the network fee makes a withdrawal this payout
+    would adopt: while that sibling is in flight, nothing is adopted, whichever of the two asked first."""
+    provider, fake, book = rail(use_client_id=False)
+    mine, sibling = pay("1", amount=100_000_000), pay("2", amount=101_500_000)  # USDC has 7 decimals: 10, 10.15
+    fake.errors.append(ccxt_async.RequestTimeout("binance POST landed"))
+    with pytest.raises(PayoutProviderError):
+        await provider.create_payout(sibling)  # made: 10.15 asked, the 0.15 fee taken out, 10 reported
+    fake.made[0].update(amount=10.0, fee={"cost": 0.15, "currency": "USDC"})
+    fake.errors.append(ccxt_async.RequestTimeout("binance POST (lost before the exchange)"))
+    with pytest.raises(PayoutProviderError):
+        await provider.create_payout(mine)  # never made
+    lookup = PayoutLookup(payout_id=mine.payout_id, idempotency_key=mine.idempotency_key)
+    with pytest.raises(PayoutProviderError) as err:
+        await provider.sync_status(lookup)
+    assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME, "the sibling's withdrawal was adopted as this payout's"
+    assert book.rows[mine.payout_id].state is WithdrawalState.SUBMITTING
+    await book.mark_not_sent(mine.payout_id)  # an operator finds it was never made
+    theirs = PayoutLookup(payout_id=sibling.payout_id, idempotency_key=sibling.idempotency_key)
+    found = await provider.sync_status(theirs)
+    assert (found.status, found.provider_ref) == (P.SUBMITTED, "w1")
+
+
 async def test_a_withdrawal_another_payout_holds_is_never_adopted() -> None:
     provider, fake, book = rail(use_client_id=False)
     first, second = pay("1"), pay("2")
@@ -346,7 +371,8 @@ async def test_a_database_error_of_the_book_never_carries_its_parameters() -> No
         address=ADDRESS, memo="memo-4242", submitted_at=datetime.now(UTC),
     )  # fmt: skip
     calls = (book.begin_request(record), book.get("pay-1"), book.mark_sent("pay-1", "w1"),
-             book.mark_not_sent("pay-1"), book.owned("exchange", ["w1"]), book.alike_in_flight(record, 60))  # fmt: skip
+             book.mark_not_sent("pay-1"), book.owned("exchange", ["w1"]),
+             book.alike_in_flight(record, 60, [record.amount]))  # fmt: skip
     for call in calls:
         with pytest.raises(WithdrawalBookError) as err:
             await call

@@ -8,6 +8,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError, is_retryable
@@ -185,6 +186,49 @@ async def test_a_timeout_after_the_order_landed_is_an_unknown_outcome_that_sync_
     assert t.store.created == 1
 
 
+class Unreadable(httpx.AsyncBaseTransport):
+    """The provider places the order, but the answer that reaches us cannot be read as one (a gateway's 200 page,
+    an empty body, an order without the fields we read)."""
+
+    def __init__(self, inner: StoreTransport, body: bytes) -> None:
+        self.inner, self.body = inner, body
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/orders") and self.body:
+            body, self.body = self.body, b""
+            return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+        return response
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b" ",
+        b"<html>OK</html>",
+        b'{"ok": true}',
+        b'{"order": {"id": "ORD1", "external_id": "po-1", "status": "EXECUTED"}}',
+        b'{"order": {"id": "ORD1", "external_id": "po-1", "status": "PROCESSING", "rewards": [{"id": "R1", '
+        b'"value": {"denomination": 25.1, "currency_code": "USD"}, "recipient": {"email": "ann@example.com"}}]}}',
+    ],
+)
+async def test_an_order_placed_whose_answer_cannot_be_read_is_an_unknown_outcome_never_a_known_failure(
+    body: bytes,
+) -> None:
+    """Once the order request was answered 2xx the order exists: a known failure (`provider_unavailable`) would let
+    the worker fail the payout for good on its last attempt, or an admin cancel it locally, voiding the reservation
+    while the card is delivered."""
+    inner = StoreTransport()
+    p = build_test_provider(Unreadable(inner, body))
+    instr = instruction()
+    with pytest.raises(PayoutProviderError) as err:
+        await p.create_payout(instr)
+    assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    assert inner.store.created == 1
+    assert (await p.sync_status(lookup(instr))).status is P.PAID
+    assert inner.store.created == 1
+
+
 @pytest.mark.parametrize(
     ("fault", "code"),
     [
@@ -258,9 +302,31 @@ async def test_an_external_id_naming_another_order_is_a_duplicate_never_a_paymen
     assert result.error.code is C.DUPLICATE_REQUEST
     t.store.external_id_conflict = "reject"
     with pytest.raises(PayoutProviderError) as err:
-        await p.create_payout(conflicting)
-    assert err.value.code is C.DUPLICATE_REQUEST
+        await p.create_payout(conflicting)  # 409: an order exists under this id; which one, the sync reads
+    assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    result = await p.sync_status(lookup(conflicting))
+    assert (result.status, result.error.code if result.error else None) == (P.FAILED, C.DUPLICATE_REQUEST)
     assert t.store.created == 1
+
+
+async def test_a_409_for_our_own_order_placed_under_other_parameters_is_never_a_final_failure() -> None:
+    """The first request placed the order (its answer lost); the providers file changed meanwhile (another product,
+    another sender name) and the order is asked for again: the provider answers 409, an order exists under this
+    external id. It is this payout's own order, delivered: a final `duplicate_request` would void the reservation
+    while the player has the card."""
+    transport = StoreTransport()
+    transport.store.external_id_conflict = "reject"
+    before = build_test_provider(transport)
+    instr = instruction()
+    transport.fail_next("timeout_after_success")
+    with pytest.raises(PayoutProviderError):
+        await before.create_payout(instr)
+    after = build_test_provider(transport, recipient_name="Prizeflow Rewards Team")
+    with pytest.raises(PayoutProviderError) as err:
+        await after.create_payout(instr)
+    assert err.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    assert (await after.sync_status(lookup(instr))).status is P.PAID
+    assert transport.store.created == 1
 
 
 async def test_a_bad_key_is_authentication_failed_logged_loudly_without_the_key(

@@ -340,3 +340,61 @@ def test_two_telegram_providers_on_one_bot_are_refused(env: dict[str, str]) -> N
     big = _second({"9000000000000000001": 500}, token_env="BIG_BOT_TOKEN" if env else "TELEGRAM_BOT_TOKEN")
     with pytest.raises(ProviderConfigError, match=r"telegram_big.*also provider 'telegram'"):
         parse_config({"providers": [doc(), big]}, CTX, env={**ENV, **env})
+
+
+class _SendBooks:
+    """telegram_gift_sends in memory for one create: no row yet, every statement recorded."""
+
+    def __init__(self) -> None:
+        self.statements: list[Any] = []
+
+    def begin(self) -> Any:
+        books = self
+
+        class Conn:
+            async def __aenter__(self) -> Any:
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                return None
+
+            async def execute(self, statement: Any, params: dict[str, Any]) -> Any:
+                books.statements.append(statement)
+                return SimpleNamespace(rowcount=1, mappings=lambda: SimpleNamespace(first=lambda: None))
+
+        return Conn()
+
+
+class _RepricedBot:
+    """The Bot API once Telegram has repriced the configured gift: sendGift charges the gift's price now."""
+
+    def __init__(self, gift_id: str, star_count: int) -> None:
+        self.catalogue = SimpleNamespace(gifts=(SimpleNamespace(id=gift_id, star_count=star_count),))
+        self.sent: list[str] = []
+
+    async def get_available_gifts(self) -> Any:
+        return self.catalogue
+
+    async def send_gift(self, *, gift_id: str, user_id: int, text: str | None) -> bool:
+        self.sent.append(gift_id)
+        return True
+
+
+@pytest.mark.parametrize("price_now", [25, 5])
+async def test_a_gift_whose_price_is_no_longer_the_amount_is_never_sent(price_now: int) -> None:
+    """sendGift takes no price: the bot pays whatever the gift costs now. A gift repriced by Telegram (or priced
+    wrongly in the providers file) would pay the player more or less than the prize, and its transaction, of
+    another amount, would never settle the payout. It is refused before anything is recorded or sent."""
+    p = rail()
+    books = _SendBooks()
+    p.bind_database(books)  # type: ignore[arg-type]
+    gift_id = p.options.prices[15]
+    bot = _RepricedBot(gift_id, price_now)
+    p._bot = bot  # type: ignore[assignment]
+    result = await p.create_payout(instruction(amount=15))
+    assert bot.sent == []
+    assert result.error is not None
+    assert result.error.code is C.UNSUPPORTED_OPERATION
+    from prizeflow_payouts.adapters.telegram import journal
+
+    assert journal.INSERT_SENDING not in books.statements

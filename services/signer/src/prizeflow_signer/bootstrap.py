@@ -73,8 +73,20 @@ def spending_policy(settings: SignerSettings) -> SpendingPolicy:
     return SpendingPolicy(
         tx_caps=dict(settings.signer_tx_caps),
         daily_caps=dict(settings.signer_daily_caps),
-        deny_destinations=frozenset(settings.signer_deny_destinations),
+        deny_destinations=_deny_forms(settings.signer_deny_destinations),
     )
+
+
+def _deny_forms(entries: list[str]) -> frozenset[str]:
+    """The deny list as written, plus the raw form of each TON address in it: a TON message names its destination
+    raw, and operators copy the user-friendly form (bounceable or not) of the address they deny."""
+    forms = set(entries)
+    for entry in entries:
+        try:
+            forms.add(canonical(entry))
+        except InvalidTonAddressError:
+            continue  # not a TON address (a Stellar account, a contract): compared as written
+    return frozenset(forms)
 
 
 def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) -> Litestar:

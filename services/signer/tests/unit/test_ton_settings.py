@@ -9,9 +9,14 @@ import pytest
 from pydantic import ValidationError
 from stellar_sdk import Keypair
 
-from prizeflow_signer.bootstrap import ton_policy
+from prizeflow_contracts.events.signer import SignatureRefusalCode, TonSignatureRequested, TonTransferIntent
+from prizeflow_signer.application.sign_ton import SignTonRequest
+from prizeflow_signer.bootstrap import spending_policy, ton_policy
+from prizeflow_signer.domain.ton import check_ton_request
 from prizeflow_signer.settings import SignerSettings
+from prizeflow_stellar.checks import IntentViolation
 from prizeflow_ton.addresses import TonAddress
+from prizeflow_ton.messages import Transfer, TransferKind, WalletMessage, to_b64, unsigned_body
 
 WALLET = TonAddress(0, bytes.fromhex("11" * 32), None)
 MASTER = "0:" + "44" * 32
@@ -65,3 +70,40 @@ def test_a_jetton_needs_exactly_master_and_wallet() -> None:
 def test_a_malformed_ton_wallet_stops_start_up_naming_the_setting() -> None:
     with pytest.raises(ValueError, match="SIGNER_TON_WALLET"):
         ton_policy(settings(signer_ton_wallet="EQ-not-an-address"))
+
+
+@pytest.mark.parametrize("bounceable", [True, False])
+def test_a_ton_destination_denied_in_its_user_friendly_form_is_never_signed(bounceable: bool) -> None:
+    """SIGNER_DENY_DESTINATIONS holds addresses as operators copy them: a TON address in its user-friendly form
+    (bounceable or not) denies every form of it, as the message carries it raw."""
+    denied = TonAddress(0, bytes.fromhex("66" * 32), None)
+    s = settings(signer_ton_wallet=WALLET.raw, signer_deny_destinations=denied.friendly(bounceable=bounceable))
+    policy = ton_policy(s)
+    assert policy is not None
+    now = 1_800_000_000
+    m = WalletMessage(
+        wallet=WALLET.raw,
+        subwallet_id=policy.subwallet_id,
+        valid_until=now + 60,
+        seqno=7,
+        transfer=Transfer(kind=TransferKind.TON, destination=denied.raw, amount=10**9, bounce=False),
+    )
+    request = TonSignatureRequested(
+        request_id="ton-1",
+        payout_ids=["po-1"],
+        wallet=WALLET.raw,
+        unsigned_body_boc=to_b64(unsigned_body(m)),
+        seqno=7,
+        valid_until=m.valid_until,
+        intent=TonTransferIntent(payout_id="po-1", destination=denied.raw, asset="TON", amount=10**9, bounce=False),
+    )
+    sign = SignTonRequest(
+        store=None,  # type: ignore[arg-type]  # the policy checks touch no store
+        backend=None,  # type: ignore[arg-type]
+        policy=policy,
+        spending=spending_policy(s),
+        source="/test",
+    )
+    with pytest.raises(IntentViolation) as refused:
+        sign._check_static(check_ton_request(request, policy, now=now))
+    assert refused.value.code is SignatureRefusalCode.DESTINATION_DENIED

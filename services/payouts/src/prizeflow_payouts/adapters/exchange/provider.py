@@ -335,9 +335,11 @@ class ExchangeWithdrawalProvider:
         alike = 0
         if mine and not self.options.client_id_param:
             # Matched by address, memo, amount and time only: a sibling payout of the same shape still in flight
-            # (its answer not in yet) may own this withdrawal. Adopt nothing until it has settled.
+            # (its answer not in yet) may own this withdrawal. Adopt nothing until it has settled. Its shape is the
+            # withdrawal's, not this record's: a sibling asking for the amount plus the fee matches it as well.
             window = self.options.clock_skew_s + self.options.match_window_s
-            alike = await self.book.alike_in_flight(record, window)
+            amounts = {a for t in mine for a in self._amounts_asked(t, route)}
+            alike = await self.book.alike_in_flight(record, window, sorted(amounts))
         if len(mine) == 1 and not alike:
             wid = str(mine[0]["id"])
             if await self.book.mark_sent(record.payout_id, wid):
@@ -374,6 +376,14 @@ class ExchangeWithdrawalProvider:
         at = (tx.get("timestamp") or 0) / 1000
         start = record.submitted_at.timestamp() - self.options.clock_skew_s
         return start <= at <= start + self.options.clock_skew_s + self.options.match_window_s
+
+    def _amounts_asked(self, tx: Mapping[str, Any], route: AssetRoute) -> tuple[int, ...]:
+        """The amounts a withdrawal could have been asked for, as `_matches` reads it: its amount, or plus its fee."""
+        amount = self._maybe_minor(tx.get("amount"), route)
+        if amount is None:
+            return ()
+        fee = self._maybe_minor(((tx.get("fee") or {}).get("cost")), route) or 0
+        return (amount, amount + fee)
 
     # -- results ------------------------------------------------------------------------------------------------
     def _result(

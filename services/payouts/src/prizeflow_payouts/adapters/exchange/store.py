@@ -7,7 +7,7 @@ it to `not_sent`, and only from `not_sent` (or no row) may a withdrawal be asked
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,9 +63,10 @@ class WithdrawalBook(Protocol):
         """Which of these withdrawals other records hold: withdrawal id -> payout id."""
         ...
 
-    async def alike_in_flight(self, record: WithdrawalRecord, within_s: float) -> int:
-        """How many OTHER records of this provider, address, memo and amount are still `submitting` with a
-        `submitted_at` within `within_s` of this one's: their withdrawals cannot be told from this one's."""
+    async def alike_in_flight(self, record: WithdrawalRecord, within_s: float, amounts: Sequence[int]) -> int:
+        """How many OTHER records of this provider, address and memo, asking for one of `amounts` (those a
+        withdrawal found could have been made for: its amount, or its amount plus its fee), are still `submitting`
+        with a `submitted_at` within `within_s` of this one's: their withdrawals cannot be told from this one's."""
         ...
 
 
@@ -101,7 +102,7 @@ _OWNED = text(
 _ALIKE = text(
     """SELECT count(*) FROM exchange_withdrawals
        WHERE provider = :provider AND state = 'submitting' AND payout_id <> :payout_id
-         AND address = :address AND memo IS NOT DISTINCT FROM :memo AND amount = :amount
+         AND address = :address AND memo IS NOT DISTINCT FROM :memo AND amount = ANY(CAST(:amounts AS bigint[]))
          AND currency = :currency AND network = :network
          AND submitted_at BETWEEN :earliest AND :latest"""
 )
@@ -201,13 +202,13 @@ class SqlWithdrawalBook:
             rows = (await conn.execute(_OWNED, {"provider": provider, "ids": withdrawal_ids})).all()
         return {r.withdrawal_id: r.payout_id for r in rows}
 
-    async def alike_in_flight(self, record: WithdrawalRecord, within_s: float) -> int:
+    async def alike_in_flight(self, record: WithdrawalRecord, within_s: float, amounts: Sequence[int]) -> int:
         params = {
             "provider": record.provider,
             "payout_id": record.payout_id,
             "address": record.address,
             "memo": record.memo,
-            "amount": record.amount,
+            "amounts": sorted(set(amounts)),
             "currency": record.currency,
             "network": record.network,
             "earliest": record.submitted_at - timedelta(seconds=within_s),

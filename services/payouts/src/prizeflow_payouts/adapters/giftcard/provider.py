@@ -3,7 +3,9 @@ email address, over `httpx` (async: the event loop is never blocked).
 
 - create: `POST /orders` with `external_id` = our payout id. The provider answers a known external id with its
   first order, so a retry after a lost answer pays once; the order answered is checked against the instruction
-  (amount, currency, recipient) and one that differs is `duplicate_request`, never a payment.
+  (amount, currency, recipient) and one that differs is `duplicate_request`, never a payment. A 409 (an order
+  exists under the id with other parameters) or an answer that cannot be read is an unknown outcome: the sync
+  reads the order.
 - status: `GET /orders/{ref}` once the order's reference is known, else `GET /orders?external_id=<payout id>`;
   `payout_not_found` only when the provider has none. The order found is checked against the payout (external
   id, and amount and recipient when the lookup carries them): another order is `duplicate_request`, never paid.
@@ -176,12 +178,32 @@ class GiftCardPayoutProvider:
                 "products": list(self.options.products[amount.asset]),
             },
         }
-        doc = await self._call("POST", "orders", body=body, mutating=True)
-        order = _object(doc, "order")
-        if not _matches(order, instruction.payout_id, instruction.amount, instruction.destination):
-            # Our payout id already names another order at the provider: this payout is never made under it.
-            return self._conflict(key, order)
-        return await self._settled(key, order)
+        try:
+            doc = await self._call("POST", "orders", body=body, mutating=True)
+        except PayoutProviderError as err:
+            if err.code is not C.DUPLICATE_REQUEST:
+                raise
+            # 409: an order exists under our external id (asked for before with other parameters: the providers
+            # file changed since). Ours or another's, delivered or not, only reading it tells: the sync does.
+            raise self._refuse(
+                C.TIMEOUT_UNKNOWN_OUTCOME, "an order exists under this payout's id; its outcome is read by the sync"
+            ) from None
+        try:
+            order = _object(doc, "order")
+            if order.get("external_id") == instruction.payout_id and not _reward(order):
+                raise self._refuse(C.PROVIDER_UNAVAILABLE, "the answer's order carries no reward")
+            if not _matches(order, instruction.payout_id, instruction.amount, instruction.destination):
+                # Our payout id already names another order at the provider: this payout is never made under it.
+                return self._conflict(key, order)
+            return await self._settled(key, order)
+        except PayoutProviderError as err:
+            # Answered 2xx: the order exists. Whatever kept us from reading its outcome (an answer without an order,
+            # a status we do not know, a bounced card's cancel not made yet), it is unknown, never a known failure:
+            # that would let the payout fail for good (or be cancelled locally) while the card is delivered. The
+            # sync reads the order by our external id.
+            raise self._refuse(
+                C.TIMEOUT_UNKNOWN_OUTCOME, f"the order was placed; its outcome could not be read ({err.code.value})"
+            ) from None
 
     # -- sync ---------------------------------------------------------------------------------------------------
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:

@@ -222,6 +222,8 @@ class TelegramGiftProvider:
         row = await self._get(instruction.payout_id)
         if row is not None and row.state != "refused":
             return await self._settle(row)  # sent, or sending: never called again
+        if (repriced := await self._repriced(gift_id, stars)) is not None:
+            return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, error=repriced, raw_status="refused")
         await self._begin(instruction.payout_id, key, user_id, gift_id, stars, resend=row is not None)
         try:
             await self._bot.send_gift(gift_id=gift_id, user_id=user_id, text=self.options.text)
@@ -238,6 +240,22 @@ class TelegramGiftProvider:
         except PayoutProviderError:
             # Telegram said True: the gift is sent; its transaction is matched by a later sync.
             return ProviderPayoutResult(status=P.SUBMITTED, idempotency_key=key, raw_status="gift_sent")
+
+    async def _repriced(self, gift_id: str, stars: int) -> PayoutError | None:
+        """Why the configured gift cannot pay `stars` now (None: it can). `sendGift` takes no price: the bot pays
+        whatever the gift costs at that moment, so a gift Telegram repriced (or one priced wrongly in the providers
+        file) would give the player more or less than the prize, and its transaction, of another amount, would
+        never settle the payout. Read from `getAvailableGifts` just before the send; nothing is recorded or sent."""
+        try:
+            catalogue = await self._bot.get_available_gifts()
+        except tg.TelegramError as err:
+            raise PayoutProviderError(classify(err, mutating=False, provider=self.name).error) from None
+        gift = next((g for g in catalogue.gifts if g.id == gift_id), None)
+        if gift is not None and int(gift.star_count) == stars:
+            return None
+        now = "is no longer on sale" if gift is None else f"costs {gift.star_count} stars now"
+        log.error("telegram: the gift configured for %d stars %s: fix the providers file's gifts", stars, now)
+        return self._error(C.UNSUPPORTED_OPERATION, f"the gift configured for {stars} stars {now}; nothing was sent")
 
     async def _begin(self, payout_id: str, key: str, user_id: int, gift_id: str, stars: int, *, resend: bool) -> None:
         """Commit the `sending` row (or move a refused one back to it) before the call."""

@@ -96,6 +96,17 @@ class TonDriver:
         last = (await conn.execute(q.LAST_LANDED_SEQNO, {"wallet": self.o.wallet})).scalar()
         if last is not None and seqno <= int(last):
             return False  # the API has not caught up with our last landed message yet
+        latest = (await conn.execute(q.LAST_MESSAGE, {"provider": self.name})).mappings().first()
+        if (
+            latest is not None
+            and latest["state"] != "landed"
+            and seqno > int(latest["seqno"])
+            and (last is None or int(latest["seqno"]) > int(last))
+        ):
+            # Only our messages move this wallet's seqno, and none of ours landed at that one: one we expired
+            # consumed it after all (the API lagged past its valid_until + margin), or another sender did. Never
+            # build on top of that.
+            return await self._seqno_moved_past(conn, _row(latest))
         asset = self.o.assets[payout["asset"]]
         transfer = (
             Transfer(
@@ -204,6 +215,75 @@ class TonDriver:
             return await self._expire_if_unconsumed(conn, message)
         return False
 
+    async def _consumed_by_an_earlier_message(self, conn: AsyncConnection, message: Mapping[str, Any]) -> bool:
+        """The in-flight message's seqno moved without it: an earlier message of ours at that seqno, expired on a
+        lagging node's word, may have consumed it. If its transaction is found, the in-flight message can never
+        land: it is closed (its payout queued again), then the earlier one recorded as landed late."""
+        earlier = [
+            _row(m)
+            for m in (await conn.execute(q.EXPIRED_AT_SEQNO, {"provider": self.name, "seqno": message["seqno"]}))
+            .mappings()
+            .all()
+            if m["request_id"] != message["request_id"]
+        ]
+        for candidate in earlier:
+            try:
+                landing = await self._landing(candidate)
+            except TonApiError as err:
+                log.warning("ton transactions unavailable", extra={"provider": self.name, "code": err.code.value})
+                return False
+            if landing is not None and not landing.pending:
+                await self._expire(conn, message, "its seqno was consumed by an earlier message of ours")
+                return await self._landed_late(conn, candidate, landing.tx, landing.error)
+        return False
+
+    async def _seqno_moved_past(self, conn: AsyncConnection, latest: Mapping[str, Any]) -> bool:
+        """The wallet's seqno is past our last message, which is not landed: look for its transaction (and of any
+        message of ours expired at that seqno). Found: it landed late, recorded now (its payout paid, or failed if
+        it paid nothing). Not found: nothing is built until it is (the index lags) or an operator resolves it."""
+        expired = (
+            (await conn.execute(q.EXPIRED_AT_SEQNO, {"provider": self.name, "seqno": latest["seqno"]})).mappings().all()
+        )
+        for found in expired:
+            message = _row(found)
+            try:
+                landing = await self._landing(message)
+            except TonApiError as err:
+                log.warning("ton transactions unavailable", extra={"provider": self.name, "code": err.code.value})
+                return False
+            if landing is not None and not landing.pending:
+                return await self._landed_late(conn, message, landing.tx, landing.error)
+        log.error(
+            "ton wallet seqno moved past our last message without its transaction found: not building",
+            extra={"provider": self.name, "request_id": latest["request_id"], "seqno": latest["seqno"]},
+        )
+        return False
+
+    async def _landed_late(
+        self, conn: AsyncConnection, message: Mapping[str, Any], tx: ChainTx, error: PayoutError | None
+    ) -> bool:
+        params = {"provider": self.name, "key": message["idempotency_key"]}
+        await conn.execute(
+            q.MESSAGE_LANDED_LATE,
+            {
+                "id": message["request_id"],
+                "code": error.code.value if error else None,
+                "detail": error.message if error else None,
+            },
+        )
+        if error is None:
+            await conn.execute(q.PAYOUT_PAID_LATE, {**params, "hash": message["message_hash"], "tx_hash": tx.hash})
+        else:
+            await conn.execute(
+                q.PAYOUT_FAILED,
+                {**params, "code": error.code.value, "retryable": error.retryable, "detail": error.message},
+            )
+        log.error(
+            "ton message landed after it was expired (the API lagged): recorded, nothing sent again",
+            extra={"provider": self.name, "payout_id": message["payout_id"], "paid": error is None},
+        )
+        return True
+
     async def _expire_if_unconsumed(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
         """Past valid_until and not found among the wallet's transactions since it was built: dead only if the
         wallet's seqno is still the message's (nothing consumed it) and no sendBoc answered "seqno moved". Else it
@@ -215,6 +295,8 @@ class TonDriver:
         except TonApiError as err:
             log.warning("ton expiry check unavailable", extra={"provider": self.name, "code": err.code.value})
             return False
+        if await self._consumed_by_an_earlier_message(conn, message):
+            return True
         log.error(
             "ton message seqno consumed but its transaction not found: not rebuilding",
             extra={"provider": self.name, "request_id": message["request_id"], "seqno": message["seqno"]},
@@ -288,6 +370,8 @@ class TonDriver:
             return False
         if seqno <= int(message["seqno"]):
             return await self._expire(conn, message, why)
+        if await self._consumed_by_an_earlier_message(conn, message):
+            return True
         log.error(
             "ton message seqno consumed while it was not signed here: not rebuilding",
             extra={"provider": self.name, "request_id": message["request_id"], "seqno": message["seqno"]},

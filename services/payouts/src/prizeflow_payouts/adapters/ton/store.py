@@ -40,6 +40,18 @@ NEXT_QUEUED = text(
 
 LAST_LANDED_SEQNO = text("SELECT max(seqno) FROM ton_messages WHERE wallet = :wallet AND state = 'landed'")
 
+# The message built last (any state): nothing but our messages moves the wallet's seqno, so a seqno read past it
+# while it is not landed means it, or another sender, consumed that seqno.
+LAST_MESSAGE = text(
+    """SELECT * FROM ton_messages WHERE provider = :provider ORDER BY created_at DESC, request_id DESC LIMIT 1"""
+)
+
+# Our expired messages of one seqno that were signed (only those can have landed), to look for on the chain.
+EXPIRED_AT_SEQNO = text(
+    """SELECT * FROM ton_messages WHERE provider = :provider AND seqno = :seqno AND state = 'expired'
+       AND message_hash IS NOT NULL ORDER BY created_at FOR UPDATE"""
+)
+
 INSERT_MESSAGE = text(
     """INSERT INTO ton_messages (request_id, provider, idempotency_key, payout_id, wallet, seqno, valid_until,
                                 request, state)
@@ -101,6 +113,18 @@ PAYOUT_REQUEUE = text(
 PAYOUT_PAID = text(
     """UPDATE ton_payouts SET state = 'paid', message_hash = :hash, tx_hash = :tx_hash, updated_at = now()
        WHERE provider = :provider AND idempotency_key = :key AND state = 'sending'"""
+)
+
+# An expired message found landed after all (the API lagged past valid_until + margin): it consumed the seqno.
+MESSAGE_LANDED_LATE = text(
+    """UPDATE ton_messages SET state = 'landed', error_code = :code, detail = :detail, updated_at = now()
+       WHERE request_id = :id AND state = 'expired'"""
+)
+
+# Its payout paid from that transaction, wherever the expiry left it (queued again, or failed and not sent since).
+PAYOUT_PAID_LATE = text(
+    """UPDATE ton_payouts SET state = 'paid', message_hash = :hash, tx_hash = :tx_hash, updated_at = now()
+       WHERE provider = :provider AND idempotency_key = :key AND state IN ('queued', 'failed')"""
 )
 
 PAYOUT_FAILED = text(
