@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from stellar_sdk import Keypair
 
-from prizeflow_signer.bootstrap import ton_policy
+from prizeflow_signer.bootstrap import ton_highload_policy, ton_policy
 from prizeflow_signer.settings import SignerSettings
 from prizeflow_ton.addresses import TonAddress
 
@@ -65,3 +65,29 @@ def test_a_jetton_needs_exactly_master_and_wallet() -> None:
 def test_a_malformed_ton_wallet_stops_start_up_naming_the_setting() -> None:
     with pytest.raises(ValueError, match="SIGNER_TON_WALLET"):
         ton_policy(settings(signer_ton_wallet="EQ-not-an-address"))
+
+
+def test_a_highload_wallet_has_its_own_policy_and_jetton_wallets() -> None:
+    assert ton_highload_policy(settings()) is None
+    highload_jetton_wallet = "0:" + "77" * 32  # the highload wallet's own jetton wallet of the same master
+    s = settings(
+        signer_ton_wallet=WALLET.raw,
+        signer_ton_jettons={"USDT": {"master": MASTER, "wallet": JETTON_WALLET}},
+        signer_ton_highload_wallet=TonAddress(0, bytes.fromhex("88" * 32), None).friendly(bounceable=True),
+        signer_ton_highload_jettons={"USDT": {"master": MASTER, "wallet": highload_jetton_wallet}},
+        signer_ton_highload_max_timeout_s=600,
+    )
+    policy = ton_highload_policy(s)
+    assert policy is not None
+    assert policy.wallet == "0:" + "88" * 32
+    assert policy.subwallet_id == 0x10AD
+    assert policy.jettons["USDT"].wallet == highload_jetton_wallet
+    assert policy.max_timeout_s == 600
+    assert policy.max_batch == 254
+    with pytest.raises(ValidationError, match="every TON asset needs"):
+        settings(signer_ton_highload_wallet=WALLET.raw, signer_ton_highload_jettons={"DOGS": {"master": MASTER,
+                 "wallet": JETTON_WALLET}})  # fmt: skip
+    with pytest.raises(ValueError, match="SIGNER_TON_HIGHLOAD_WALLET"):
+        ton_highload_policy(settings(signer_ton_highload_wallet="EQ-not-an-address"))
+    with pytest.raises(ValidationError):
+        settings(signer_ton_highload_max_batch=255)

@@ -22,6 +22,7 @@ from typing import Any, Final
 import yaml
 from stellar_sdk import Keypair
 
+from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTransferIntent
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
@@ -30,6 +31,8 @@ from prizeflow_testkit import Process, free_port, provision_test_topics
 from prizeflow_testkit.payouts import running, settings_for
 from prizeflow_testkit.stellar import SIGNER_ALEMBIC_INI, Keys, signer_process
 from prizeflow_ton.addresses import TonAddress
+from prizeflow_ton.highload import HighloadBatch, inner
+from prizeflow_ton.messages import TransferKind, to_b64
 
 TON_API_KEY_ENV: Final = "TONCENTER_API_KEY"
 TON_API_URL_ENV: Final = "TON_API_URL"
@@ -45,6 +48,41 @@ def raw(address: str) -> str:
     from prizeflow_ton.addresses import canonical
 
     return canonical(address)
+
+
+def batch_request(
+    batch: HighloadBatch,
+    *,
+    master: str,
+    payout_ids: list[str] | None = None,
+    request_id: str | None = None,
+    jetton_asset: str = "USDT",
+) -> TonBatchSignatureRequested:
+    """The signature request an honest payouts would send for `batch`: one intent per transfer, in order (TON
+    transfers in `TON`, jetton transfers in `jetton_asset` of `master` through the transfer's jetton wallet)."""
+    ids = payout_ids or [f"po-{uuid.uuid4().hex[:10]}" for _ in batch.transfers]
+    intents = [
+        TonTransferIntent(
+            payout_id=p,
+            destination=t.destination,
+            asset=jetton_asset if t.kind is TransferKind.JETTON else "TON",
+            amount=t.amount,
+            bounce=t.bounce,
+            jetton_master=master if t.kind is TransferKind.JETTON else None,
+            jetton_wallet=t.jetton_wallet if t.kind is TransferKind.JETTON else None,
+        )
+        for p, t in zip(ids, batch.transfers, strict=True)
+    ]
+    return TonBatchSignatureRequested(
+        request_id=request_id or f"ton-batch-{uuid.uuid4().hex[:12]}",
+        payout_ids=ids,
+        wallet=batch.wallet,
+        unsigned_inner_boc=to_b64(inner(batch)),
+        query_id=batch.query_id.value,
+        created_at=batch.created_at,
+        timeout=batch.timeout,
+        intents=intents,
+    )
 
 
 class TonApi:
@@ -242,6 +280,7 @@ __all__ = [
     "TonApi",
     "TonKeys",
     "TonStack",
+    "batch_request",
     "emulator_process",
     "genesis",
     "random_address",
