@@ -37,6 +37,7 @@ from prizeflow_ton.messages import TransferKind, to_b64
 TON_API_KEY_ENV: Final = "TONCENTER_API_KEY"
 TON_API_URL_ENV: Final = "TON_API_URL"
 NANO: Final = 1_000_000_000
+HIGHLOAD_TIMEOUT_S: Final = 20  # the test highload wallet's timeout: an unincluded batch is dead within ~30 s
 
 
 def random_address(*, bounceable: bool = False) -> str:
@@ -130,17 +131,23 @@ def emulator_process(log: Path, *, api_key: str, block_ms: int = 200) -> tuple[P
 
 @dataclass
 class TonKeys:
-    """The wallet's key (the signer's hot key), its address, our USDT jetton wallet, a denied destination."""
+    """The wallet's key (the signer's hot key), its addresses (a wallet v4r2 and a highload wallet v3), their
+    USDT jetton wallets, a denied destination."""
 
     key: Keypair = field(default_factory=Keypair.random)
     api_key: str = field(default_factory=lambda: "ton-" + uuid.uuid4().hex)
     denied: str = field(default_factory=random_address)
     jetton_master: str = field(default_factory=lambda: "0:" + os.urandom(32).hex())
     jetton_wallet: str = field(default_factory=lambda: "0:" + os.urandom(32).hex())
+    highload_jetton_wallet: str = field(default_factory=lambda: "0:" + os.urandom(32).hex())
 
     @property
     def wallet(self) -> str:
         return "0:" + hashlib.sha256(b"wallet-v4r2/" + self.key.raw_public_key()).hexdigest()
+
+    @property
+    def highload_wallet(self) -> str:
+        return "0:" + hashlib.sha256(b"highload-v3/" + self.key.raw_public_key()).hexdigest()
 
     @property
     def public_key_hex(self) -> str:
@@ -149,9 +156,12 @@ class TonKeys:
 
 def ton_signer_env(keys: TonKeys) -> dict[str, str]:
     caps = {"XLM": 10**16, "USDC": 10**16, "TON": 10**18, "USDT": 10**15}
+    highload_jettons = {"USDT": {"master": keys.jetton_master, "wallet": keys.highload_jetton_wallet}}
     return {
         "SIGNER_TON_WALLET": keys.wallet,
         "SIGNER_TON_JETTONS": json.dumps({"USDT": {"master": keys.jetton_master, "wallet": keys.jetton_wallet}}),
+        "SIGNER_TON_HIGHLOAD_WALLET": keys.highload_wallet,
+        "SIGNER_TON_HIGHLOAD_JETTONS": json.dumps(highload_jettons),
         "SIGNER_TX_CAPS": json.dumps(caps),
         "SIGNER_DAILY_CAPS": json.dumps({k: v * 10 for k, v in caps.items()}),
         "SIGNER_DENY_DESTINATIONS": raw(keys.denied),
@@ -159,6 +169,14 @@ def ton_signer_env(keys: TonKeys) -> dict[str, str]:
 
 
 def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
+    """The `ton` provider of the stack: wallet v4r2 by default; with `wallet_version="highload_v3"` the highload
+    wallet and its jetton wallet, batching (the v4r2-only `validity_s` left out)."""
+    highload = options.get("wallet_version") == "highload_v3"
+    timing: dict[str, Any] = (
+        {"highload_timeout_s": HIGHLOAD_TIMEOUT_S, "created_at_lag_s": 1, "batch_linger_s": 0.2}
+        if highload
+        else {"validity_s": 30}
+    )
     doc = {
         "approvals": {"TON": {"auto_below": "1000"}, "USDT": {"auto_below": "100000"}},
         "providers": [
@@ -171,9 +189,9 @@ def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
                 "options": {
                     "network": "testnet",
                     "api_url_env": TON_API_URL_ENV,
-                    "wallet": keys.wallet,
+                    "wallet": keys.highload_wallet if highload else keys.wallet,
                     "public_key": keys.public_key_hex,
-                    "validity_s": 30,
+                    **timing,
                     "expiry_margin_s": 5,
                     "poll_s": 0.1,
                     "resign_after_s": 2.0,
@@ -183,7 +201,7 @@ def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
                         "USDT": {
                             "decimals": 6,
                             "jetton_master": keys.jetton_master,
-                            "jetton_wallet": keys.jetton_wallet,
+                            "jetton_wallet": keys.highload_jetton_wallet if highload else keys.jetton_wallet,
                             "attach_nanotons": 50_000_000,
                         },
                     },
@@ -207,15 +225,40 @@ class TonStack:
     client: Any
     emulator: Process
     signer: Process
+    highload: bool = False
+
+    @property
+    def wallet(self) -> str:
+        """The wallet the provider pays from (the highload one with `wallet_version: highload_v3`)."""
+        return self.keys.highload_wallet if self.highload else self.keys.wallet
+
+    @property
+    def jetton_wallet(self) -> str:
+        return self.keys.highload_jetton_wallet if self.highload else self.keys.jetton_wallet
 
 
-def genesis(api: TonApi, keys: TonKeys, *, ton: int = 1_000 * NANO, usdt: int = 10**12) -> None:
+def genesis(
+    api: TonApi, keys: TonKeys, *, ton: int = 1_000 * NANO, usdt: int = 10**12, timeout: int = HIGHLOAD_TIMEOUT_S
+) -> None:
+    """Both wallets of the key (v4r2, and highload v3 with `timeout`), funded with TON and USDT."""
     api.call("POST", "/emulator/wallets", {"address": keys.wallet, "public_key": keys.public_key_hex, "balance": ton})
+    api.call(
+        "POST",
+        "/emulator/wallets",
+        {"address": keys.highload_wallet, "public_key": keys.public_key_hex, "balance": ton, "type": "highload_v3",
+         "timeout": timeout},
+    )  # fmt: skip
     api.call(
         "POST",
         "/emulator/jettons",
         {"master": keys.jetton_master, "owner": keys.wallet, "jetton_wallet": keys.jetton_wallet, "balance": usdt},
     )
+    api.call(
+        "POST",
+        "/emulator/jettons",
+        {"master": keys.jetton_master, "owner": keys.highload_wallet, "jetton_wallet": keys.highload_jetton_wallet,
+         "balance": usdt},
+    )  # fmt: skip
 
 
 @asynccontextmanager
@@ -264,7 +307,8 @@ async def ton_stack(
             **(settings_overrides or {}),
         )
         async with running(settings) as (parts, client):
-            yield TonStack(api, url, keys, settings, parts, client, emulator, signer)
+            highload = (options or {}).get("wallet_version") == "highload_v3"
+            yield TonStack(api, url, keys, settings, parts, client, emulator, signer, highload)
     finally:
         if signer is not None:
             signer.stop()
@@ -274,6 +318,7 @@ async def ton_stack(
 
 
 __all__ = [
+    "HIGHLOAD_TIMEOUT_S",
     "NANO",
     "TON_API_KEY_ENV",
     "TON_API_URL_ENV",

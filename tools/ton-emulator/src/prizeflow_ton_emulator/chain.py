@@ -223,8 +223,14 @@ class Chain:
     def add_highload_wallet(
         self, address: str, public_key: bytes, *, balance: int, subwallet_id: int, timeout: int
     ) -> str:
+        """A highload wallet v3 (again: its balance and settings set anew, its processed query ids kept, as funding
+        a deployed wallet would)."""
         raw = parse_address(address).raw
-        self.highload_wallets[raw] = HighloadWallet(public_key=public_key, subwallet_id=subwallet_id, timeout=timeout)
+        wallet = HighloadWallet(public_key=public_key, subwallet_id=subwallet_id, timeout=timeout)
+        if (known := self.highload_wallets.get(raw)) is not None:
+            wallet.old_queries, wallet.queries = known.old_queries, known.queries
+            wallet.last_clean_time = known.last_clean_time
+        self.highload_wallets[raw] = wallet
         self.balances[raw] = balance
         return raw
 
