@@ -196,6 +196,7 @@ async def test_a_highload_batch_pays_mixed_ton_and_usdt_once_through_a_lost_answ
                   ("USDT", 6_000_000, dests[4]),  # our jetton wallet holds 10 USDT: one of the two bounces
                   ("TON", NANO, dests[5])]  # fmt: skip
         keys = await request_many(s, wanted)
+
         async def lost() -> int:
             return s.api.counter("lost_responses")
 
