@@ -168,7 +168,7 @@ def ton_signer_env(keys: TonKeys) -> dict[str, str]:
     }
 
 
-def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
+def ton_providers_file(tmp: Path, keys: TonKeys, *, name: str = "ton", **options: Any) -> Path:
     """The `ton` provider of the stack: wallet v4r2 by default; with `wallet_version="highload_v3"` the highload
     wallet and its jetton wallet, batching (the v4r2-only `validity_s` left out)."""
     highload = options.get("wallet_version") == "highload_v3"
@@ -181,7 +181,7 @@ def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
         "approvals": {"TON": {"auto_below": "1000"}, "USDT": {"auto_below": "100000"}},
         "providers": [
             {
-                "name": "ton",
+                "name": name,
                 "type": "ton_wallet",
                 "assets": ["TON", "USDT"],
                 "destination_types": ["ton_wallet"],
@@ -273,6 +273,7 @@ async def ton_stack(
     options: dict[str, Any] | None = None,
     settings_overrides: dict[str, Any] | None = None,
     backend: str = "hot_key",
+    provider_name: str = "ton",
 ) -> AsyncIterator[TonStack]:
     keys = TonKeys()
     emulator, url = emulator_process(tmp / "ton-emulator.log", api_key=keys.api_key)
@@ -300,7 +301,7 @@ async def ton_stack(
         settings = settings_for(
             db,
             kafka,
-            ton_providers_file(tmp, keys, **(options or {})),
+            ton_providers_file(tmp, keys, name=provider_name, **(options or {})),
             topic_suffix=topic_suffix,
             payouts_live_execution=True,
             outbox_poll_interval_ms=20,
