@@ -180,7 +180,8 @@ async def test_a_highload_batch_pays_mixed_ton_and_usdt_once_through_a_lost_answ
         topic_suffix=topic_suffix,
         tmp=tmp_path,
         monkeypatch=monkeypatch,
-        options={"wallet_version": "highload_v3", "batch_size": 16, "batch_linger_s": 1.5},
+        # The test's six payouts make a full batch, built at once; a partial one (the retries) waits 5 s.
+        options={"wallet_version": "highload_v3", "batch_size": 6, "batch_linger_s": 5.0},
         settings_overrides={"payouts_max_attempts": 20, "payouts_reconcile_interval_ms": 1000},
     ) as s:
         # The wallet holds 10 TON (and USDT for one transfer of two); re-created before anything was sent.
@@ -225,10 +226,12 @@ async def test_a_highload_batch_pays_mixed_ton_and_usdt_once_through_a_lost_answ
         usdt_paid = [i for i in (1, 4) if await state_of(db, keys[i]) == "paid"]
         (bounced,) = [i for i in (1, 4) if i not in usdt_paid]
         assert s.api.jetton_balance(s.keys.jetton_master, dests[bounced]) == 0
-        # One signature request paid them all (a resend of the same message included).
+        # One signature request paid them all; its first sendBoc answer was lost (the message may have landed before
+        # the next pass resent it: either way, once).
         first = (await fetch(db, BATCHES))[0]
         assert first["payouts"] == 6
-        assert first["sends"] >= 2
+        assert first["sends"] >= 1
+        assert first["state"] == "landed"
         # Funded: the failed ones are retried by the worker and paid by a later batch, once.
         s.api.call("POST", "/emulator/wallets", {"address": s.wallet, "public_key": s.keys.public_key_hex,
                                                  "balance": 1_000 * NANO, "type": "highload_v3",
