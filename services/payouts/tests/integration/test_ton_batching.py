@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -41,6 +41,7 @@ from prizeflow_payouts.adapters.ton.factory import build_ton_wallet
 from prizeflow_payouts.adapters.ton.options import parse_options
 from prizeflow_payouts.adapters.ton.provider import TonWalletProvider
 from prizeflow_payouts.adapters.ton.toncenter import ChainTx, TonApiError, _tx, classify
+from prizeflow_payouts.application.ports import ExternalSigningError
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderSpec
 from prizeflow_runtime.db import create_engine
 from prizeflow_ton.addresses import TonAddress
@@ -560,3 +561,36 @@ async def test_the_database_enforces_the_lane_s_invariants(rig: Rig) -> None:
         await insert_item("b-reuse-later", 0, key, dest)  # already in flight in the first batch
     with pytest.raises(DBAPIError, match="ton_batch_items_one_destination"):
         await insert_item(batch["request_id"], 9, queued, dest)  # a second payout to that address in that batch
+
+
+async def test_an_operator_signs_a_batch_out_of_band(rig: Rig) -> None:
+    """Signer backend `external`: the batch waits; the admin API's view shows what to sign (its MsgInner, every
+    payout's intent); only the batch built, signed by the wallet's key, is taken; then it is sent and paid once."""
+    first, first_dest = await rig.pay("TON", TON)
+    second, second_dest = await rig.pay("USDT", 2_000_000)
+    await rig.provider.tick()
+    (request,) = await rig.waiting()
+    await rig.refuse(request, SignatureRefusalCode.EXTERNAL_SIGNING_REQUIRED)
+    shown = await rig.provider.unsigned_transaction(f"po-{second}")
+    assert shown is not None
+    assert shown["state"] == "external"
+    assert shown["payout_ids"] == [f"po-{first}", f"po-{second}"]
+    built = parse_inner(from_b64(shown["unsigned_inner_boc"]), wallet=shown["wallet"])
+    assert shown["signing_hash"] == signing_hash(built).hex()
+    forged = external_message(built, SigningKey.generate().sign(signing_hash(built)).signature)
+    other = replace(built, created_at=built.created_at - 1)
+    for bad, code in (
+        (forged, "bad_signature"),
+        (external_message(other, rig.key.sign(signing_hash(other)).signature), "not_the_message_built"),
+    ):
+        with pytest.raises(ExternalSigningError) as refused:
+            await rig.provider.submit_signed(f"po-{first}", to_b64(bad))
+        assert refused.value.code == code
+    good = external_message(built, rig.key.sign(signing_hash(built)).signature)
+    done = await rig.provider.submit_signed(f"po-{first}", to_b64(good))
+    assert done.tx_hash == message_hash(good)
+    assert done.payout_ids == (f"po-{first}", f"po-{second}")
+    await rig.settle()
+    assert (await rig.state(first), await rig.state(second)) == ("paid", "paid")
+    assert rig.paid(first_dest) == {"ton": 1, "jetton": 0}
+    assert rig.paid(second_dest) == {"ton": 0, "jetton": 1}
