@@ -125,7 +125,7 @@ def test_stage_event_refuses_what_an_envelope_would(bad: dict[str, Any]) -> None
 
 
 def test_every_event_type_is_registered_with_an_example() -> None:
-    assert len(all_examples()) == len(event_types()) == 38
+    assert len(all_examples()) == len(event_types()) == 40
 
 
 def test_follow_keeps_correlation_and_sets_causation() -> None:
@@ -406,3 +406,18 @@ def test_signature_refused_names_its_payouts_unless_the_request_was_unreadable()
     live = example_payload(ev.SignatureRefused, code="live_signature_exists", live_until=1_700_000_000)
     assert live.live_until == 1_700_000_000
     assert not live.retryable
+
+
+def test_a_ton_batch_request_names_each_payout_once_in_the_message_s_order() -> None:
+    data = example_data(ev.TonBatchSignatureRequested)
+    _invalid(ev.TonBatchSignatureRequested, "unique", payout_ids=["po-1", "po-1"])
+    _invalid(ev.TonBatchSignatureRequested, "one each", payout_ids=["po-2", "po-1"])
+    _invalid(ev.TonBatchSignatureRequested, "one each", intents=data["intents"][:1])
+    _invalid(ev.TonBatchSignatureRequested, "less than or equal", query_id=2**23)
+    _invalid(ev.TonBatchSignatureRequested, "greater than or equal", timeout=0)
+    many = [f"po-{i}" for i in range(ev.TON_MAX_BATCH + 1)]
+    _invalid(ev.TonBatchSignatureRequested, "at most 254", payout_ids=many)
+    refused = ev.SignatureRefused(
+        request_id="r", payout_ids=many[: ev.TON_MAX_BATCH], code=ev.SignatureRefusalCode.WRONG_SOURCE, detail="x"
+    )
+    assert len(refused.payout_ids) == ev.TON_MAX_BATCH  # a whole batch is refused in one answer

@@ -72,10 +72,14 @@ PAYOUT_EVENTS: Final = Topic(
     ),
 )
 SIGNER_REQUESTS: Final = Topic(
-    "prizeflow.signer.requests.v1", "payouts", ("SignatureRequested", "TonSignatureRequested")
+    "prizeflow.signer.requests.v1",
+    "payouts",
+    ("SignatureRequested", "TonSignatureRequested", "TonBatchSignatureRequested"),
 )
 SIGNER_RESULTS: Final = Topic(
-    "prizeflow.signer.results.v1", "signer", ("TransactionSigned", "SignatureRefused", "TonMessageSigned")
+    "prizeflow.signer.results.v1",
+    "signer",
+    ("TransactionSigned", "SignatureRefused", "TonMessageSigned", "TonBatchSigned"),
 )
 WEBHOOK_PROVIDER_EVENTS: Final = Topic(
     "prizeflow.webhooks.provider-events.v1", "webhooks", ("ProviderEventReceived", "PaymentEventReceived")

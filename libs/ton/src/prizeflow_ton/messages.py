@@ -82,18 +82,21 @@ class WalletMessage:
     mode: int = SEND_MODE
 
 
-def _addr(raw: str) -> Address:
+def to_address(raw: str) -> Address:
+    """pytoniq's Address of a raw `<wc>:<hex>` address."""
     wc, hex_part = raw.split(":")
     return Address((int(wc), bytes.fromhex(hex_part)))
 
 
-def _raw(address: Any) -> str:
+def raw_of(address: Any) -> str:
+    """The raw form of a parsed internal address; MalformedMessageError for addr_none or an external one."""
     if not isinstance(address, Address):
         raise MalformedMessageError("expected an internal address")
     return TonAddress.from_pytoniq(address).raw
 
 
-def _jetton_body(t: Transfer) -> Cell:
+def jetton_transfer_body(t: Transfer) -> Cell:
+    """The TEP-74 transfer body of a jetton transfer (sent to our jetton wallet)."""
     if t.response_destination is None:
         raise ValueError("a jetton transfer needs a response destination")
     return (  # type: ignore[no-any-return]
@@ -101,8 +104,8 @@ def _jetton_body(t: Transfer) -> Cell:
         .store_uint(JETTON_TRANSFER_OP, 32)
         .store_uint(t.query_id, 64)
         .store_coins(t.amount)
-        .store_address(_addr(t.destination))
-        .store_address(_addr(t.response_destination))
+        .store_address(to_address(t.destination))
+        .store_address(to_address(t.response_destination))
         .store_bit(0)  # no custom payload
         .store_coins(t.forward_nanotons)
         .store_bit(0)  # forward payload: empty, inline
@@ -116,7 +119,7 @@ def internal_message(t: Transfer) -> Cell:
         bounce=t.bounce,
         bounced=False,
         src=None,  # type: ignore[arg-type] # addr_none: the wallet fills in its own address
-        dest=_addr(t.message_to),
+        dest=to_address(t.message_to),
         value=CurrencyCollection(grams=t.message_value),
         ihr_fee=0,
         fwd_fee=0,
@@ -125,7 +128,7 @@ def internal_message(t: Transfer) -> Cell:
     )
     b = Builder().store_cell(info.serialize()).store_bit(0)  # no state init, ever
     if t.kind is TransferKind.JETTON:
-        b.store_bit(1).store_ref(_jetton_body(t))
+        b.store_bit(1).store_ref(jetton_transfer_body(t))
     else:
         b.store_bit(0)  # empty body, inline
     return b.end_cell()  # type: ignore[no-any-return]
@@ -158,7 +161,7 @@ def external_message(m: WalletMessage, signature: bytes) -> Cell:
         Builder()
         .store_uint(0b10, 2)  # ext_in_msg_info$10
         .store_uint(0, 2)  # src: addr_none
-        .store_address(_addr(m.wallet))
+        .store_address(to_address(m.wallet))
         .store_coins(0)  # import_fee
         .store_bit(0)  # no state init
         .store_bit(1)  # body in a reference
@@ -183,12 +186,70 @@ def message_hash(cell: Cell) -> str:
     return bytes(cell.hash).hex()
 
 
-def _end(s: Slice, what: str) -> None:
+def expect_end(s: Slice, what: str) -> None:
+    """Refuse trailing bits or references: a parser reads the whole cell or nothing."""
     if s.remaining_bits or s.remaining_refs:
         raise MalformedMessageError(f"{what} has trailing data")
 
 
-def _parse_internal(cell: Cell) -> Transfer:
+@dataclass(frozen=True, slots=True)
+class JettonTransferBody:
+    """A TEP-74 transfer body as this platform builds it: no custom payload, an empty inline forward payload."""
+
+    query_id: int
+    amount: int
+    destination: str  # raw: the jettons' new owner
+    response_destination: str  # raw: where the excess returns
+    forward_nanotons: int
+
+
+def parse_jetton_transfer_body(cell: Cell) -> JettonTransferBody:
+    """The body of a jetton transfer this platform builds; MalformedMessageError for anything else (another op,
+    a custom or forward payload, trailing data). Re-encoded: a body that does not rebuild to `cell` is refused."""
+    try:
+        body = cell.begin_parse()
+        if body.remaining_bits < 32 or body.load_uint(32) != JETTON_TRANSFER_OP:
+            raise MalformedMessageError("the out-message body is not a jetton transfer")
+        query_id = body.load_uint(64)
+        amount = body.load_coins()
+        destination = raw_of(body.load_address())
+        response = raw_of(body.load_address())
+        if body.load_bit():
+            raise MalformedMessageError("the jetton transfer carries a custom payload")
+        forward = body.load_coins()
+        if body.load_bit():
+            raise MalformedMessageError("the jetton transfer carries a forward payload")
+        expect_end(body, "the jetton transfer")
+    except MalformedMessageError:
+        raise
+    except Exception as err:
+        raise MalformedMessageError(f"unreadable jetton transfer ({type(err).__name__})") from err
+    parsed = JettonTransferBody(
+        query_id=int(query_id),
+        amount=int(amount),
+        destination=destination,
+        response_destination=response,
+        forward_nanotons=int(forward),
+    )
+    rebuilt = jetton_transfer_body(
+        Transfer(
+            kind=TransferKind.JETTON,
+            destination=parsed.destination,
+            amount=parsed.amount,
+            bounce=True,
+            forward_nanotons=parsed.forward_nanotons,
+            response_destination=parsed.response_destination,
+            query_id=parsed.query_id,
+        )
+    )
+    if rebuilt.hash != cell.hash:
+        raise NonCanonicalMessageError("the jetton transfer does not re-encode to the same cell")
+    return parsed
+
+
+def parse_internal_message(cell: Cell) -> Transfer:
+    """One out-message (MessageRelaxed) as this platform builds it: no source, no state init, TON with an empty
+    inline body or a jetton transfer body in a reference. The caller re-encodes the whole message it is part of."""
     s = cell.begin_parse()
     try:
         info = InternalMsgInfo.deserialize(s)
@@ -198,34 +259,23 @@ def _parse_internal(cell: Cell) -> Transfer:
         raise MalformedMessageError("the out-message header is not one this platform builds")
     if s.load_bit():
         raise MalformedMessageError("the out-message carries a state init")
-    dest = _raw(info.dest)
+    dest = raw_of(info.dest)
     if not s.load_bit():
-        _end(s, "the out-message")
+        expect_end(s, "the out-message")
         return Transfer(kind=TransferKind.TON, destination=dest, amount=int(info.value.grams), bounce=info.bounce)
-    body = s.load_ref().begin_parse()
-    _end(s, "the out-message")
-    if body.remaining_bits < 32 or body.load_uint(32) != JETTON_TRANSFER_OP:
-        raise MalformedMessageError("the out-message body is not a jetton transfer")
-    query_id = body.load_uint(64)
-    amount = body.load_coins()
-    destination = _raw(body.load_address())
-    response = _raw(body.load_address())
-    if body.load_bit():
-        raise MalformedMessageError("the jetton transfer carries a custom payload")
-    forward = body.load_coins()
-    if body.load_bit():
-        raise MalformedMessageError("the jetton transfer carries a forward payload")
-    _end(body, "the jetton transfer")
+    body_cell = s.load_ref()
+    expect_end(s, "the out-message")
+    body = parse_jetton_transfer_body(body_cell)
     return Transfer(
         kind=TransferKind.JETTON,
-        destination=destination,
-        amount=int(amount),
+        destination=body.destination,
+        amount=body.amount,
         bounce=info.bounce,
         jetton_wallet=dest,
         attached_nanotons=int(info.value.grams),
-        forward_nanotons=int(forward),
-        response_destination=response,
-        query_id=int(query_id),
+        forward_nanotons=body.forward_nanotons,
+        response_destination=body.response_destination,
+        query_id=body.query_id,
     )
 
 
@@ -239,7 +289,7 @@ def parse_unsigned(cell: Cell, *, wallet: str) -> WalletMessage:
         if s.remaining_refs != 1 or s.remaining_bits != 8:
             raise MalformedMessageError("a message must carry exactly one out-message and nothing else")
         mode = s.load_uint(8)
-        transfer = _parse_internal(s.load_ref())
+        transfer = parse_internal_message(s.load_ref())
     except MalformedMessageError:
         raise
     except Exception as err:
@@ -265,13 +315,13 @@ def parse_external(cell: Cell) -> SignedExternal:
         s = cell.begin_parse()
         if s.load_uint(2) != 0b10 or s.load_uint(2) != 0:
             raise MalformedMessageError("not an inbound external message from addr_none")
-        wallet = _raw(s.load_address())
+        wallet = raw_of(s.load_address())
         if s.load_coins() != 0 or s.load_bit():
             raise MalformedMessageError("import fee or state init present")
         if not s.load_bit():
             raise MalformedMessageError("the body must be in a reference")
         body = s.load_ref().begin_parse()
-        _end(s, "the external message")
+        expect_end(s, "the external message")
         signature = bytes(body.load_bytes(64))
         rest = body.to_cell()
     except MalformedMessageError:
@@ -289,19 +339,26 @@ __all__ = [
     "DEFAULT_SUBWALLET_ID",
     "JETTON_TRANSFER_OP",
     "SEND_MODE",
+    "JettonTransferBody",
     "MalformedMessageError",
     "NonCanonicalMessageError",
     "SignedExternal",
     "Transfer",
     "TransferKind",
     "WalletMessage",
+    "expect_end",
     "external_message",
     "from_b64",
     "internal_message",
+    "jetton_transfer_body",
     "message_hash",
     "parse_external",
+    "parse_internal_message",
+    "parse_jetton_transfer_body",
     "parse_unsigned",
+    "raw_of",
     "signing_hash",
+    "to_address",
     "to_b64",
     "unsigned_body",
 ]

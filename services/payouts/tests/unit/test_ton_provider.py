@@ -10,6 +10,8 @@ import pytest
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
+from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
+from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.provider import TonWalletProvider
 from prizeflow_payouts.adapters.ton.toncenter import classify
 from prizeflow_payouts.bootstrap import parse_config
@@ -169,3 +171,28 @@ def test_a_testnet_only_address_is_refused_on_mainnet() -> None:
 )
 def test_api_errors_map_to_stable_codes(status: int, error: str, code: PayoutErrorCode) -> None:
     assert classify(status, error).code is code
+
+
+def test_the_highload_lane_is_chosen_by_wallet_version_and_batches() -> None:
+    assert isinstance(build().driver, TonDriver)
+    assert build().o.subwallet_id == 698983191
+    provider = build(wallet_version="highload_v3", highload_timeout_s=600, batch_size=100)
+    assert isinstance(provider.driver, TonBatchDriver)
+    assert provider.capabilities.supports_batching
+    assert provider.o.subwallet_id == 0x10AD  # highload wallet v3's recommended subwallet id
+    assert (provider.o.highload_timeout_s, provider.o.batch_size) == (600, 100)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": 5}, "do not apply to wallet_version v4r2"),
+        ({"wallet_version": "highload_v3", "validity_s": 60}, "do not apply to wallet_version highload_v3"),
+        ({"wallet_version": "highload_v3", "batch_size": 255}, "batch_size"),
+        ({"wallet_version": "highload_v3", "highload_timeout_s": 60, "created_at_lag_s": 20}, "highload_timeout_s"),
+        ({"wallet_version": "highload_v4"}, "wallet_version"),
+    ],
+)
+def test_highload_options_fail_closed(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ProviderConfigError, match=message):
+        build(**options)

@@ -14,8 +14,10 @@ from prizeflow_signer.application.ports import SignatureBackend
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest
 from prizeflow_signer.application.sign_request import SignRequest
 from prizeflow_signer.application.sign_ton import SignTonRequest
+from prizeflow_signer.application.sign_ton_batch import SignTonBatchRequest
 from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
 from prizeflow_signer.domain.ton import TonJetton, TonPolicy
+from prizeflow_signer.domain.ton_highload import TonHighloadPolicy
 from prizeflow_signer.entrypoints.kafka import CONSUMER_NAME, refusal_hook
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import SignerSettings
@@ -69,6 +71,32 @@ def ton_policy(settings: SignerSettings) -> TonPolicy | None:
     )
 
 
+def ton_highload_policy(settings: SignerSettings) -> TonHighloadPolicy | None:
+    """The highload wallet v3 policy, None when no highload wallet is configured; a malformed address stops
+    start-up."""
+    if settings.signer_ton_highload_wallet is None:
+        return None
+    try:
+        jettons = {
+            asset: TonJetton(master=canonical(j["master"]), wallet=canonical(j["wallet"]))
+            for asset, j in settings.signer_ton_highload_jettons.items()
+        }
+        wallet = canonical(settings.signer_ton_highload_wallet)
+    except InvalidTonAddressError as err:
+        raise ValueError(f"SIGNER_TON_HIGHLOAD_WALLET / SIGNER_TON_HIGHLOAD_JETTONS: {err}") from err
+    return TonHighloadPolicy(
+        wallet=wallet,
+        subwallet_id=settings.signer_ton_highload_subwallet_id,
+        max_timeout_s=settings.signer_ton_highload_max_timeout_s,
+        clock_skew_s=settings.signer_ton_highload_clock_skew_s,
+        max_internal_nanotons=settings.signer_ton_highload_max_internal_nanotons,
+        max_batch=settings.signer_ton_highload_max_batch,
+        native_asset=settings.signer_ton_native_asset,
+        jettons=jettons,
+        max_jetton_attach_nanotons=settings.signer_ton_max_jetton_attach_nanotons,
+    )
+
+
 def spending_policy(settings: SignerSettings) -> SpendingPolicy:
     return SpendingPolicy(
         tx_caps=dict(settings.signer_tx_caps),
@@ -105,6 +133,15 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
         metrics=metrics,
         live=live,
     )
+    sign_ton_batch = SignTonBatchRequest(
+        store=store,
+        backend=backend,
+        policy=ton_highload_policy(settings),
+        spending=spending,
+        source=settings.source,
+        metrics=metrics,
+        live=live,
+    )
     sign = SignRequest(
         store=store,
         backend=backend,
@@ -114,6 +151,7 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
         metrics=metrics,
         live=live,
         ton=sign_ton,
+        ton_batch=sign_ton_batch,
     )
     refuse = RefuseUnreadableRequest(
         store=store, backend_kind=backend.kind.value, source=settings.source, metrics=metrics
@@ -130,4 +168,4 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
     return app
 
 
-__all__ = ["build", "check_policy", "spending_policy", "ton_policy"]
+__all__ = ["build", "check_policy", "spending_policy", "ton_highload_policy", "ton_policy"]

@@ -23,6 +23,7 @@ _XLM = 10_000_000  # stroops in one unit
 _TON = 1_000_000_000  # nanotons in one TON
 _USDT = 1_000_000  # units of one USDT (6 decimals)
 TON_V4R2_SUBWALLET = 698983191
+TON_HIGHLOAD_SUBWALLET = 0x10AD  # highload wallet v3's recommended subwallet id
 
 
 class BackendKind(StrEnum):
@@ -100,6 +101,26 @@ class SignerSettings(ServiceSettings):
         default=100_000_000, gt=0, description="TON attached to a jetton transfer for its fees, at most"
     )
 
+    signer_ton_highload_wallet: str | None = Field(
+        default=None, description="The TON highload wallet v3 whose batch messages this signer signs; unset: none"
+    )
+    signer_ton_highload_subwallet_id: int = Field(default=TON_HIGHLOAD_SUBWALLET, ge=0, le=2**32 - 1)
+    signer_ton_highload_jettons: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='The highload wallet\'s jettons by asset (JSON): {"USDT": {"master": "0:..", "wallet": "<its '
+        'jetton wallet>"}}',
+    )
+    signer_ton_highload_max_timeout_s: int = Field(
+        default=3600, gt=0, le=2**22 - 1, description="A batch message's timeout (how long it can land) at most"
+    )
+    signer_ton_highload_clock_skew_s: int = Field(
+        default=120, ge=1, le=3600, description="A batch message's created_at at most this far from now"
+    )
+    signer_ton_highload_max_internal_nanotons: int = Field(
+        default=200_000_000, gt=0, description="TON the highload wallet sends itself for its gas, at most"
+    )
+    signer_ton_highload_max_batch: int = Field(default=254, ge=1, le=254, description="Transfers per message, at most")
+
     signer_backend: BackendKind = Field(default=BackendKind.EXTERNAL)
     payouts_sign_with_hot_key: bool = Field(default=False, description="Must be true for the hot_key backend")
     payout_hot_signer_secret: SecretStr | None = None
@@ -114,6 +135,18 @@ class SignerSettings(ServiceSettings):
         "signer_channel_accounts", "signer_allowed_assets", "signer_deny_destinations", mode="before"
     )(_split)
 
+    def _check_ton(self, wallet: str | None, jettons: dict[str, dict[str, str]], name: str) -> None:
+        """A TON wallet's assets are capped, and each jetton names exactly its master and our jetton wallet."""
+        if wallet is None:
+            return
+        ton_assets = [self.signer_ton_native_asset, *jettons]
+        uncapped = [a for a in ton_assets if a not in self.signer_tx_caps or a not in self.signer_daily_caps]
+        if uncapped:
+            raise ValueError(f"every TON asset needs a per-transaction and a daily cap; missing for {uncapped}")
+        for asset, jetton in jettons.items():
+            if set(jetton) != {"master", "wallet"}:
+                raise ValueError(f"{name}[{asset}] needs exactly `master` and `wallet`")
+
     @model_validator(mode="after")
     def _consistent(self) -> SignerSettings:
         missing = [
@@ -121,14 +154,9 @@ class SignerSettings(ServiceSettings):
         ]
         if missing:
             raise ValueError(f"every allowed asset needs a per-transaction and a daily cap; missing for {missing}")
-        if self.signer_ton_wallet is not None:
-            ton_assets = [self.signer_ton_native_asset, *self.signer_ton_jettons]
-            uncapped = [a for a in ton_assets if a not in self.signer_tx_caps or a not in self.signer_daily_caps]
-            if uncapped:
-                raise ValueError(f"every TON asset needs a per-transaction and a daily cap; missing for {uncapped}")
-            for asset, jetton in self.signer_ton_jettons.items():
-                if set(jetton) != {"master", "wallet"}:
-                    raise ValueError(f"SIGNER_TON_JETTONS[{asset}] needs exactly `master` and `wallet`")
+        self._check_ton(self.signer_ton_wallet, self.signer_ton_jettons, "SIGNER_TON_JETTONS")
+        highload = self.signer_ton_highload_wallet
+        self._check_ton(highload, self.signer_ton_highload_jettons, "SIGNER_TON_HIGHLOAD_JETTONS")
         if self.signer_backend is BackendKind.HOT_KEY:
             if not self.payouts_sign_with_hot_key:
                 raise ValueError(

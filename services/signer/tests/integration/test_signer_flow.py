@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nacl.signing import VerifyKey
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -21,7 +22,7 @@ from stellar_sdk import Keypair, TransactionEnvelope
 
 import prizeflow_stellar as ps
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
-from prizeflow_contracts.events.signer import SignatureRefused, SignatureRequested, TransactionSigned
+from prizeflow_contracts.events.signer import SignatureRefused, SignatureRequested, TonBatchSigned, TransactionSigned
 from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dead_letters import DLQ_REASON
@@ -31,6 +32,11 @@ from prizeflow_signer.adapters.sql import SqlSignerStore
 from prizeflow_signer.application.sign_request import result_event_id
 from prizeflow_signer.domain.policy import LiveSignature
 from prizeflow_testkit import Process, eventually, free_port, provision_test_topics, read_topic
+from prizeflow_testkit.ton import batch_request
+from prizeflow_ton import highload as ton_highload
+from prizeflow_ton.highload import HighloadBatch, QueryId
+from prizeflow_ton.messages import Transfer, TransferKind
+from prizeflow_ton.messages import from_b64 as ton_from_b64
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +68,9 @@ def suffix(topic_suffix: str) -> str:
 class SignerProcess(Process):
     """`python -m prizeflow_signer` (hot key) on a free port: the testkit's runner, ready on /health/ready."""
 
-    def __init__(self, db_url: str, bootstrap: str, suffix: str, log: Path) -> None:
+    def __init__(
+        self, db_url: str, bootstrap: str, suffix: str, log: Path, extra: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         env = {
             "DATABASE_URL": db_url,
@@ -77,6 +85,7 @@ class SignerProcess(Process):
             "PAYOUTS_SIGN_WITH_HOT_KEY": "true",
             "PAYOUT_HOT_SIGNER_SECRET": HOT.secret,
             "CONSUMER_BATCH_SIZE": "20",
+            **(extra or {}),
         }
         super().__init__(
             [sys.executable, "-m", "prizeflow_signer"], env, log, f"http://127.0.0.1:{self.port}/health/ready"
@@ -87,8 +96,8 @@ class SignerProcess(Process):
 def signer_factory(db_url: str, kafka_bootstrap: str, suffix: str, tmp_path: Path) -> Iterator[Any]:
     started: list[SignerProcess] = []
 
-    def make() -> SignerProcess:
-        svc = SignerProcess(db_url, kafka_bootstrap, suffix, tmp_path / f"signer-{len(started)}.log")
+    def make(extra: dict[str, str] | None = None) -> SignerProcess:
+        svc = SignerProcess(db_url, kafka_bootstrap, suffix, tmp_path / f"signer-{len(started)}.log", extra)
         started.append(svc)
         return svc
 
@@ -301,6 +310,78 @@ async def test_a_second_live_transaction_for_a_payout_is_refused_through_kafka(
         spent = await conn.scalar(text("SELECT sum(amount) FROM signer_spend"))
     assert [tuple(r) for r in live] == [("po-live", signed.tx_hash)]
     assert spent == 10_000_000  # the same transaction signed twice is counted once
+
+
+async def test_a_highload_batch_is_signed_through_kafka_and_its_payouts_held_live(
+    engine: AsyncEngine, kafka_bootstrap: str, suffix: str, signer_factory: Any
+) -> None:
+    """A TonBatchSignatureRequested of a mixed TON + USDT batch in, TonBatchSigned out (the external message
+    verifies against the hot key); a second batch naming one of its payouts is refused while the first can land;
+    the database holds every payout's live message and the batch's sums."""
+    await provision_test_topics(kafka_bootstrap, suffix)  # as the ops Job does: the signer only verifies
+    wallet, master, jetton_wallet = "0:" + "11" * 32, "0:" + "44" * 32, "0:" + "33" * 32
+    svc = signer_factory(
+        {
+            "SIGNER_TON_HIGHLOAD_WALLET": wallet,
+            "SIGNER_TON_HIGHLOAD_JETTONS": json.dumps({"USDT": {"master": master, "wallet": jetton_wallet}}),
+            "SIGNER_TX_CAPS": json.dumps({"XLM": 10**12, "USDC": 10**12, "TON": 10**12, "USDT": 10**12}),
+            "SIGNER_DAILY_CAPS": json.dumps({"XLM": 10**13, "USDC": 10**13, "TON": 10**13, "USDT": 10**13}),
+        }
+    )
+    now = int(time.time())
+
+    def ton_batch(query: int, transfers: list[Transfer]) -> HighloadBatch:
+        return HighloadBatch(
+            wallet=wallet, subwallet_id=0x10AD, query_id=QueryId.from_sequence(query), created_at=now - 2,
+            timeout=300, transfers=tuple(transfers), internal_nanotons=50_000_000,
+        )  # fmt: skip
+
+    def dest(i: int) -> str:
+        return "0:" + f"{i + 0xA0:064x}"
+
+    usdt = Transfer(
+        kind=TransferKind.JETTON, destination=dest(1), amount=7_000_000, bounce=True, jetton_wallet=jetton_wallet,
+        attached_nanotons=50_000_000, forward_nanotons=1, response_destination=wallet, query_id=1,
+    )  # fmt: skip
+    first = ton_batch(1, [Transfer(kind=TransferKind.TON, destination=dest(0), amount=2 * 10**9, bounce=False), usdt])
+    request_1 = batch_request(first, master=master, payout_ids=["po-hl-0", "po-hl-1"], request_id="ton-batch-1")
+    second = ton_batch(2, [usdt, Transfer(kind=TransferKind.TON, destination=dest(2), amount=10**9, bounce=False)])
+    request_2 = batch_request(second, master=master, payout_ids=["po-hl-1", "po-hl-2"], request_id="ton-batch-2")
+    svc.start()
+    await publish(
+        kafka_bootstrap,
+        SIGNER_REQUESTS.name + suffix,
+        [new_event(request_1, source="/prizeflow/payouts", correlation_id="po-hl-0")],
+    )
+    await eventually(lambda: results(kafka_bootstrap, suffix), lambda r: len(r) >= 1, timeout=60)
+    await publish(
+        kafka_bootstrap,
+        SIGNER_REQUESTS.name + suffix,
+        [new_event(request_2, source="/prizeflow/payouts", correlation_id="po-hl-1")],
+    )
+    out = await eventually(lambda: results(kafka_bootstrap, suffix), lambda r: len(r) >= 2, timeout=60)
+    by_request = {p.request_id: p for p in out.values()}  # type: ignore[attr-defined]
+    signed, refused = by_request["ton-batch-1"], by_request["ton-batch-2"]
+    assert isinstance(signed, TonBatchSigned)
+    assert signed.payout_ids == ["po-hl-0", "po-hl-1"]
+    ext = ton_highload.parse_external(ton_from_b64(signed.signed_boc))
+    assert ext.batch == first
+    assert ext.hash == signed.message_hash
+    VerifyKey(bytes(HOT.raw_public_key())).verify(ton_highload.signing_hash(first), ext.signature)
+    assert isinstance(refused, SignatureRefused)
+    assert refused.code.value == "live_signature_exists"
+    assert refused.live_until is not None
+    assert refused.live_until >= first.expires_at
+    async with engine.connect() as conn:
+        live = (await conn.execute(text("SELECT payout_id, tx_hash, max_time FROM signer_payout_signatures"))).all()
+        rows = (await conn.execute(text("SELECT asset, sum(amount) FROM signer_spend GROUP BY asset"))).all()
+    spent: dict[str, int] = {r[0]: int(r[1]) for r in rows}
+    inner_hash = ton_highload.signing_hash(first).hex()
+    assert sorted(tuple(r) for r in live) == [
+        ("po-hl-0", inner_hash, first.expires_at),
+        ("po-hl-1", inner_hash, first.expires_at),
+    ]
+    assert spent == {"TON": 2 * 10**9 + 50_000_000, "USDT": 7_000_000}
 
 
 async def test_the_database_refuses_replacing_a_transaction_that_can_still_land(engine: AsyncEngine) -> None:

@@ -11,7 +11,7 @@ from stellar_sdk import Keypair
 
 from prizeflow_contracts.events.signer import SignatureRefusalCode, TonSignatureRequested, TonTransferIntent
 from prizeflow_signer.application.sign_ton import SignTonRequest
-from prizeflow_signer.bootstrap import spending_policy, ton_policy
+from prizeflow_signer.bootstrap import spending_policy, ton_highload_policy, ton_policy
 from prizeflow_signer.domain.ton import check_ton_request
 from prizeflow_signer.settings import SignerSettings
 from prizeflow_stellar.checks import IntentViolation
@@ -107,3 +107,29 @@ def test_a_ton_destination_denied_in_its_user_friendly_form_is_never_signed(boun
     with pytest.raises(IntentViolation) as refused:
         sign._check_static(check_ton_request(request, policy, now=now))
     assert refused.value.code is SignatureRefusalCode.DESTINATION_DENIED
+
+
+def test_a_highload_wallet_has_its_own_policy_and_jetton_wallets() -> None:
+    assert ton_highload_policy(settings()) is None
+    highload_jetton_wallet = "0:" + "77" * 32  # the highload wallet's own jetton wallet of the same master
+    s = settings(
+        signer_ton_wallet=WALLET.raw,
+        signer_ton_jettons={"USDT": {"master": MASTER, "wallet": JETTON_WALLET}},
+        signer_ton_highload_wallet=TonAddress(0, bytes.fromhex("88" * 32), None).friendly(bounceable=True),
+        signer_ton_highload_jettons={"USDT": {"master": MASTER, "wallet": highload_jetton_wallet}},
+        signer_ton_highload_max_timeout_s=600,
+    )
+    policy = ton_highload_policy(s)
+    assert policy is not None
+    assert policy.wallet == "0:" + "88" * 32
+    assert policy.subwallet_id == 0x10AD
+    assert policy.jettons["USDT"].wallet == highload_jetton_wallet
+    assert policy.max_timeout_s == 600
+    assert policy.max_batch == 254
+    with pytest.raises(ValidationError, match="every TON asset needs"):
+        settings(signer_ton_highload_wallet=WALLET.raw, signer_ton_highload_jettons={"DOGS": {"master": MASTER,
+                 "wallet": JETTON_WALLET}})  # fmt: skip
+    with pytest.raises(ValueError, match="SIGNER_TON_HIGHLOAD_WALLET"):
+        ton_highload_policy(settings(signer_ton_highload_wallet="EQ-not-an-address"))
+    with pytest.raises(ValidationError):
+        settings(signer_ton_highload_max_batch=255)

@@ -21,6 +21,7 @@ from prizeflow_devstack.paths import Paths
 from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
 
 DEV_ENV_FILE = "dev-env.json"
+TON_HIGHLOAD_TIMEOUT_S = 600  # the local highload wallet's timeout: a provider using it names the same
 # Identity settings a dev stack defines itself: inherited values would point its services at other keys.
 IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ROLES_CLAIM")
 
@@ -132,7 +133,9 @@ def exchange_env() -> dict[str, str]:
 def ton_env(stellar_public_key: str) -> dict[str, str]:
     """The TON rail of the local stack: a wallet whose key is the signer's hot key (the same Ed25519 key as the
     Stellar source account), funded with TON and a USDT jetton at the TON emulator's genesis (service `ton-api`,
-    found as TON_API_URL). The emulator does not derive addresses from a state init: the address is made up."""
+    found as TON_API_URL). The emulator does not derive addresses from a state init: the address is made up.
+    Beside it a highload wallet v3 of the same key (TON_HIGHLOAD_*), for a `ton_wallet` provider with
+    `wallet_version: highload_v3` (deploy/local/providers.yaml keeps the v4r2 one; the e2e suite switches)."""
     import hashlib
 
     from stellar_sdk import StrKey
@@ -141,10 +144,20 @@ def ton_env(stellar_public_key: str) -> dict[str, str]:
     wallet = "0:" + hashlib.sha256(b"prizeflow-dev-ton-wallet/" + public_key).hexdigest()
     master = "0:" + hashlib.sha256(b"prizeflow-dev-usdt-master").hexdigest()
     jetton_wallet = "0:" + hashlib.sha256(b"prizeflow-dev-usdt-wallet/" + wallet.encode()).hexdigest()
+    highload = "0:" + hashlib.sha256(b"prizeflow-dev-ton-highload-wallet/" + public_key).hexdigest()
+    highload_jetton_wallet = "0:" + hashlib.sha256(b"prizeflow-dev-usdt-wallet/" + highload.encode()).hexdigest()
     genesis = {
-        "wallets": [{"address": wallet, "public_key": public_key.hex(), "balance": 100_000 * 10**9}],
-        "jettons": [{"master": master, "owner": wallet, "jetton_wallet": jetton_wallet, "balance": 1_000_000 * 10**6}],
-    }
+        "wallets": [
+            {"address": wallet, "public_key": public_key.hex(), "balance": 100_000 * 10**9},
+            {"address": highload, "public_key": public_key.hex(), "balance": 100_000 * 10**9,
+             "type": "highload_v3", "subwallet_id": 0x10AD, "timeout": TON_HIGHLOAD_TIMEOUT_S},
+        ],
+        "jettons": [
+            {"master": master, "owner": wallet, "jetton_wallet": jetton_wallet, "balance": 1_000_000 * 10**6},
+            {"master": master, "owner": highload, "jetton_wallet": highload_jetton_wallet,
+             "balance": 1_000_000 * 10**6},
+        ],
+    }  # fmt: skip
     return {
         "TON_WALLET_ADDRESS": wallet,
         "TON_WALLET_PUBLIC_KEY": public_key.hex(),
@@ -154,6 +167,10 @@ def ton_env(stellar_public_key: str) -> dict[str, str]:
         "TON_EMULATOR_BLOCK_MS": "500",
         "SIGNER_TON_WALLET": wallet,
         "SIGNER_TON_JETTONS": json.dumps({"USDT": {"master": master, "wallet": jetton_wallet}}),
+        "TON_HIGHLOAD_WALLET_ADDRESS": highload,
+        "TON_HIGHLOAD_USDT_JETTON_WALLET": highload_jetton_wallet,
+        "SIGNER_TON_HIGHLOAD_WALLET": highload,
+        "SIGNER_TON_HIGHLOAD_JETTONS": json.dumps({"USDT": {"master": master, "wallet": highload_jetton_wallet}}),
     }
 
 
@@ -185,7 +202,8 @@ def dev_env(paths: Paths) -> dict[str, str]:
         if "EXCHANGE_API_KEY" not in values:  # settings from before the exchange rail
             values.update(exchange_env())
             changed = True
-        if "TON_WALLET_ADDRESS" not in values:  # settings from before the TON rail: its wallet is the same key's
+        if "TON_WALLET_ADDRESS" not in values or "TON_HIGHLOAD_WALLET_ADDRESS" not in values:
+            # Settings from before the TON rail or its highload wallet: both wallets are the same key's.
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail
                 values.update(ton_env(values["PAYOUT_SOURCE_ACCOUNT"]))
                 changed = True

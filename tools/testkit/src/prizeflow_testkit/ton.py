@@ -22,6 +22,7 @@ from typing import Any, Final
 import yaml
 from stellar_sdk import Keypair
 
+from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTransferIntent
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
@@ -30,10 +31,13 @@ from prizeflow_testkit import Process, free_port, provision_test_topics
 from prizeflow_testkit.payouts import running, settings_for
 from prizeflow_testkit.stellar import SIGNER_ALEMBIC_INI, Keys, signer_process
 from prizeflow_ton.addresses import TonAddress
+from prizeflow_ton.highload import HighloadBatch, inner
+from prizeflow_ton.messages import TransferKind, to_b64
 
 TON_API_KEY_ENV: Final = "TONCENTER_API_KEY"
 TON_API_URL_ENV: Final = "TON_API_URL"
 NANO: Final = 1_000_000_000
+HIGHLOAD_TIMEOUT_S: Final = 20  # the test highload wallet's timeout: an unincluded batch is dead within ~30 s
 
 
 def random_address(*, bounceable: bool = False) -> str:
@@ -45,6 +49,41 @@ def raw(address: str) -> str:
     from prizeflow_ton.addresses import canonical
 
     return canonical(address)
+
+
+def batch_request(
+    batch: HighloadBatch,
+    *,
+    master: str,
+    payout_ids: list[str] | None = None,
+    request_id: str | None = None,
+    jetton_asset: str = "USDT",
+) -> TonBatchSignatureRequested:
+    """The signature request an honest payouts would send for `batch`: one intent per transfer, in order (TON
+    transfers in `TON`, jetton transfers in `jetton_asset` of `master` through the transfer's jetton wallet)."""
+    ids = payout_ids or [f"po-{uuid.uuid4().hex[:10]}" for _ in batch.transfers]
+    intents = [
+        TonTransferIntent(
+            payout_id=p,
+            destination=t.destination,
+            asset=jetton_asset if t.kind is TransferKind.JETTON else "TON",
+            amount=t.amount,
+            bounce=t.bounce,
+            jetton_master=master if t.kind is TransferKind.JETTON else None,
+            jetton_wallet=t.jetton_wallet if t.kind is TransferKind.JETTON else None,
+        )
+        for p, t in zip(ids, batch.transfers, strict=True)
+    ]
+    return TonBatchSignatureRequested(
+        request_id=request_id or f"ton-batch-{uuid.uuid4().hex[:12]}",
+        payout_ids=ids,
+        wallet=batch.wallet,
+        unsigned_inner_boc=to_b64(inner(batch)),
+        query_id=batch.query_id.value,
+        created_at=batch.created_at,
+        timeout=batch.timeout,
+        intents=intents,
+    )
 
 
 class TonApi:
@@ -92,17 +131,23 @@ def emulator_process(log: Path, *, api_key: str, block_ms: int = 200) -> tuple[P
 
 @dataclass
 class TonKeys:
-    """The wallet's key (the signer's hot key), its address, our USDT jetton wallet, a denied destination."""
+    """The wallet's key (the signer's hot key), its addresses (a wallet v4r2 and a highload wallet v3), their
+    USDT jetton wallets, a denied destination."""
 
     key: Keypair = field(default_factory=Keypair.random)
     api_key: str = field(default_factory=lambda: "ton-" + uuid.uuid4().hex)
     denied: str = field(default_factory=random_address)
     jetton_master: str = field(default_factory=lambda: "0:" + os.urandom(32).hex())
     jetton_wallet: str = field(default_factory=lambda: "0:" + os.urandom(32).hex())
+    highload_jetton_wallet: str = field(default_factory=lambda: "0:" + os.urandom(32).hex())
 
     @property
     def wallet(self) -> str:
         return "0:" + hashlib.sha256(b"wallet-v4r2/" + self.key.raw_public_key()).hexdigest()
+
+    @property
+    def highload_wallet(self) -> str:
+        return "0:" + hashlib.sha256(b"highload-v3/" + self.key.raw_public_key()).hexdigest()
 
     @property
     def public_key_hex(self) -> str:
@@ -111,21 +156,32 @@ class TonKeys:
 
 def ton_signer_env(keys: TonKeys) -> dict[str, str]:
     caps = {"XLM": 10**16, "USDC": 10**16, "TON": 10**18, "USDT": 10**15}
+    highload_jettons = {"USDT": {"master": keys.jetton_master, "wallet": keys.highload_jetton_wallet}}
     return {
         "SIGNER_TON_WALLET": keys.wallet,
         "SIGNER_TON_JETTONS": json.dumps({"USDT": {"master": keys.jetton_master, "wallet": keys.jetton_wallet}}),
+        "SIGNER_TON_HIGHLOAD_WALLET": keys.highload_wallet,
+        "SIGNER_TON_HIGHLOAD_JETTONS": json.dumps(highload_jettons),
         "SIGNER_TX_CAPS": json.dumps(caps),
         "SIGNER_DAILY_CAPS": json.dumps({k: v * 10 for k, v in caps.items()}),
         "SIGNER_DENY_DESTINATIONS": raw(keys.denied),
     }
 
 
-def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
+def ton_providers_file(tmp: Path, keys: TonKeys, *, name: str = "ton", **options: Any) -> Path:
+    """The `ton` provider of the stack: wallet v4r2 by default; with `wallet_version="highload_v3"` the highload
+    wallet and its jetton wallet, batching (the v4r2-only `validity_s` left out)."""
+    highload = options.get("wallet_version") == "highload_v3"
+    timing: dict[str, Any] = (
+        {"highload_timeout_s": HIGHLOAD_TIMEOUT_S, "created_at_lag_s": 1, "batch_linger_s": 0.2}
+        if highload
+        else {"validity_s": 30}
+    )
     doc = {
         "approvals": {"TON": {"auto_below": "1000"}, "USDT": {"auto_below": "100000"}},
         "providers": [
             {
-                "name": "ton",
+                "name": name,
                 "type": "ton_wallet",
                 "assets": ["TON", "USDT"],
                 "destination_types": ["ton_wallet"],
@@ -133,9 +189,9 @@ def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
                 "options": {
                     "network": "testnet",
                     "api_url_env": TON_API_URL_ENV,
-                    "wallet": keys.wallet,
+                    "wallet": keys.highload_wallet if highload else keys.wallet,
                     "public_key": keys.public_key_hex,
-                    "validity_s": 30,
+                    **timing,
                     "expiry_margin_s": 5,
                     "poll_s": 0.1,
                     "resign_after_s": 2.0,
@@ -145,7 +201,7 @@ def ton_providers_file(tmp: Path, keys: TonKeys, **options: Any) -> Path:
                         "USDT": {
                             "decimals": 6,
                             "jetton_master": keys.jetton_master,
-                            "jetton_wallet": keys.jetton_wallet,
+                            "jetton_wallet": keys.highload_jetton_wallet if highload else keys.jetton_wallet,
                             "attach_nanotons": 50_000_000,
                         },
                     },
@@ -169,15 +225,40 @@ class TonStack:
     client: Any
     emulator: Process
     signer: Process
+    highload: bool = False
+
+    @property
+    def wallet(self) -> str:
+        """The wallet the provider pays from (the highload one with `wallet_version: highload_v3`)."""
+        return self.keys.highload_wallet if self.highload else self.keys.wallet
+
+    @property
+    def jetton_wallet(self) -> str:
+        return self.keys.highload_jetton_wallet if self.highload else self.keys.jetton_wallet
 
 
-def genesis(api: TonApi, keys: TonKeys, *, ton: int = 1_000 * NANO, usdt: int = 10**12) -> None:
+def genesis(
+    api: TonApi, keys: TonKeys, *, ton: int = 1_000 * NANO, usdt: int = 10**12, timeout: int = HIGHLOAD_TIMEOUT_S
+) -> None:
+    """Both wallets of the key (v4r2, and highload v3 with `timeout`), funded with TON and USDT."""
     api.call("POST", "/emulator/wallets", {"address": keys.wallet, "public_key": keys.public_key_hex, "balance": ton})
+    api.call(
+        "POST",
+        "/emulator/wallets",
+        {"address": keys.highload_wallet, "public_key": keys.public_key_hex, "balance": ton, "type": "highload_v3",
+         "timeout": timeout},
+    )  # fmt: skip
     api.call(
         "POST",
         "/emulator/jettons",
         {"master": keys.jetton_master, "owner": keys.wallet, "jetton_wallet": keys.jetton_wallet, "balance": usdt},
     )
+    api.call(
+        "POST",
+        "/emulator/jettons",
+        {"master": keys.jetton_master, "owner": keys.highload_wallet, "jetton_wallet": keys.highload_jetton_wallet,
+         "balance": usdt},
+    )  # fmt: skip
 
 
 @asynccontextmanager
@@ -192,6 +273,7 @@ async def ton_stack(
     options: dict[str, Any] | None = None,
     settings_overrides: dict[str, Any] | None = None,
     backend: str = "hot_key",
+    provider_name: str = "ton",
 ) -> AsyncIterator[TonStack]:
     keys = TonKeys()
     emulator, url = emulator_process(tmp / "ton-emulator.log", api_key=keys.api_key)
@@ -219,14 +301,15 @@ async def ton_stack(
         settings = settings_for(
             db,
             kafka,
-            ton_providers_file(tmp, keys, **(options or {})),
+            ton_providers_file(tmp, keys, name=provider_name, **(options or {})),
             topic_suffix=topic_suffix,
             payouts_live_execution=True,
             outbox_poll_interval_ms=20,
             **(settings_overrides or {}),
         )
         async with running(settings) as (parts, client):
-            yield TonStack(api, url, keys, settings, parts, client, emulator, signer)
+            highload = (options or {}).get("wallet_version") == "highload_v3"
+            yield TonStack(api, url, keys, settings, parts, client, emulator, signer, highload)
     finally:
         if signer is not None:
             signer.stop()
@@ -236,12 +319,14 @@ async def ton_stack(
 
 
 __all__ = [
+    "HIGHLOAD_TIMEOUT_S",
     "NANO",
     "TON_API_KEY_ENV",
     "TON_API_URL_ENV",
     "TonApi",
     "TonKeys",
     "TonStack",
+    "batch_request",
     "emulator_process",
     "genesis",
     "random_address",

@@ -1,12 +1,20 @@
-"""The emulated chain, with no I/O: wallets (v4r2 semantics), plain accounts, jetton balances, a mempool and
-blocks. The HTTP layer (server.py) and unit tests drive it; time comes from an injectable clock that tests can
-move forward (valid_until expiry without waiting).
+"""The emulated chain, with no I/O: wallets (v4r2 and highload v3 semantics), plain accounts, jetton balances, a
+mempool and blocks. The HTTP layer (server.py) and unit tests drive it; time comes from an injectable clock that
+tests can move forward (valid_until expiry without waiting).
 
 What a real wallet v4r2 does and this keeps: an external message is accepted only if its signature verifies
 against the wallet's key, its subwallet id matches, `valid_until` is in the future and its seqno is the
 wallet's; the same checks run again at inclusion. An included message consumes the seqno even when its
 transfer cannot be paid (send mode 3 ignores action errors). A jetton transfer whose sender's jetton balance
 is short bounces: the jetton wallet's transaction is aborted and nothing moves.
+
+What a real highload wallet v3 does and this keeps (ton-blockchain/highload-wallet-contract-v3): an external
+message is accepted only if its signature over MsgInner verifies, its subwallet id and timeout are the wallet's,
+`now - timeout < created_at <= now`, and its query id is in neither processed set; the sets rotate as the
+contract rotates them (`queries` becomes `old_queries` once `last_clean_time < now - timeout`, both are dropped
+past twice the timeout). Inclusion marks the query id processed and sends the internal transfer to the wallet
+itself (the external transaction's one out-message); the next block delivers it, and that second transaction
+sends every transfer the balance can pay, in order, skipping the others (send mode +2 ignores errors).
 """
 
 from __future__ import annotations
@@ -21,15 +29,29 @@ from typing import Any
 
 from pytoniq_core.crypto.signature import verify_sign
 
+from prizeflow_ton import highload
 from prizeflow_ton.addresses import parse_address
+from prizeflow_ton.highload import (
+    EXIT_ALREADY_EXECUTED,
+    EXIT_INVALID_CREATED_AT,
+    EXIT_INVALID_SIGNATURE,
+    EXIT_INVALID_SUBWALLET,
+    EXIT_INVALID_TIMEOUT,
+    QueryId,
+    SignedHighload,
+)
 from prizeflow_ton.messages import (
     DEFAULT_SUBWALLET_ID,
     MalformedMessageError,
     SignedExternal,
+    Transfer,
     TransferKind,
+    external_message,
     from_b64,
+    jetton_transfer_body,
     parse_external,
     signing_hash,
+    to_b64,
 )
 
 # Exit codes of wallet v4r2 when it refuses an external message (the message is then not accepted at all).
@@ -72,6 +94,49 @@ class Wallet:
 
 
 @dataclass
+class HighloadWallet:
+    """A highload wallet v3's state: key, subwallet, timeout and the two generations of processed query ids
+    (`shift -> bitmask of bit numbers`), as the contract's storage holds them."""
+
+    public_key: bytes
+    subwallet_id: int
+    timeout: int
+    old_queries: dict[int, int] = field(default_factory=dict)
+    queries: dict[int, int] = field(default_factory=dict)
+    last_clean_time: int = 0
+
+    def cleaned(self, now: int) -> tuple[dict[int, int], dict[int, int], int]:
+        """(old_queries, queries, last_clean_time) after the contract's rotation at `now` (not stored)."""
+        old, new, last = self.old_queries, self.queries, self.last_clean_time
+        if last < now - self.timeout:
+            old, new = new, {}
+            if last < now - 2 * self.timeout:
+                old = {}
+            last = now
+        return old, new, last
+
+    def processed(self, q: QueryId, *, now: int | None = None) -> bool:
+        """The `processed?` get-method: with `now`, as after a rotation at that moment (`need_clean`)."""
+        old, new, _ = self.cleaned(now) if now is not None else (self.old_queries, self.queries, 0)
+        return any(bool(gen.get(q.shift, 0) >> q.bit_number & 1) for gen in (old, new))
+
+    def mark(self, q: QueryId, now: int) -> None:
+        self.old_queries, self.queries, self.last_clean_time = self.cleaned(now)
+        self.queries[q.shift] = self.queries.get(q.shift, 0) | (1 << q.bit_number)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInternal:
+    """The internal transfer a highload wallet sent itself: delivered (its second transaction) next block."""
+
+    wallet: str
+    hash: str  # hex
+    value: int
+    batch: highload.HighloadBatch
+    body: str  # base64 BOC of the internal_transfer body
+
+
+@dataclass
 class Tx:
     """One transaction; getTransactions shows it in toncenter v2's shape (`aborted` is kept here, not shown: v2
     has no such field, a bounce is read from the out-messages)."""
@@ -108,6 +173,18 @@ def _b64(hex_hash: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_hash)).decode()
 
 
+def _expires_at(ext: SignedExternal | SignedHighload) -> int:
+    """The first moment the wallet refuses the message."""
+    return ext.batch.expires_at if isinstance(ext, SignedHighload) else ext.message.valid_until
+
+
+def _external_body(ext: SignedExternal | SignedHighload) -> Any:
+    """The body cell of the external message as sent (what toncenter shows as the in-message's `msg_data`)."""
+    if isinstance(ext, SignedHighload):
+        return highload.external_message(ext.batch, ext.signature).refs[0]
+    return external_message(ext.message, ext.signature).refs[0]
+
+
 @dataclass
 class Chain:
     fee_nanotons: int = 3_000_000
@@ -115,10 +192,12 @@ class Chain:
     rng: random.Random = field(default_factory=random.Random)
     faults: Faults = field(default_factory=Faults)
     wallets: dict[str, Wallet] = field(default_factory=dict)
+    highload_wallets: dict[str, HighloadWallet] = field(default_factory=dict)
+    internal_queue: list[PendingInternal] = field(default_factory=list)
     balances: dict[str, int] = field(default_factory=dict)  # nanotons by raw address
     jetton_wallets: dict[str, tuple[str, str]] = field(default_factory=dict)  # jetton wallet -> (master, owner)
     jetton_balances: dict[tuple[str, str], int] = field(default_factory=dict)  # (master, owner) -> units
-    mempool: dict[str, SignedExternal] = field(default_factory=dict)  # by message hash, in arrival order
+    mempool: dict[str, SignedExternal | SignedHighload] = field(default_factory=dict)  # by hash, arrival order
     dropped: set[str] = field(default_factory=set)  # accepted but never to be included (fault)
     transactions: dict[str, list[Tx]] = field(default_factory=dict)  # by raw account, oldest first
     included: dict[str, int] = field(default_factory=dict)  # message hash -> lt of the wallet transaction
@@ -138,6 +217,20 @@ class Chain:
     def add_wallet(self, address: str, public_key: bytes, *, balance: int, subwallet_id: int) -> str:
         raw = parse_address(address).raw
         self.wallets[raw] = Wallet(public_key=public_key, subwallet_id=subwallet_id)
+        self.balances[raw] = balance
+        return raw
+
+    def add_highload_wallet(
+        self, address: str, public_key: bytes, *, balance: int, subwallet_id: int, timeout: int
+    ) -> str:
+        """A highload wallet v3 (again: its balance and settings set anew, its processed query ids kept, as funding
+        a deployed wallet would)."""
+        raw = parse_address(address).raw
+        wallet = HighloadWallet(public_key=public_key, subwallet_id=subwallet_id, timeout=timeout)
+        if (known := self.highload_wallets.get(raw)) is not None:
+            wallet.old_queries, wallet.queries = known.old_queries, known.queries
+            wallet.last_clean_time = known.last_clean_time
+        self.highload_wallets[raw] = wallet
         self.balances[raw] = balance
         return raw
 
@@ -178,16 +271,46 @@ class Chain:
         if not verify_sign(wallet.public_key, signing_hash(m), ext.signature):
             raise self._refuse(EXIT_BAD_SIGNATURE, "signature")
 
+    def _verify_highload(self, ext: SignedHighload) -> None:
+        """The checks of the contract's recv_external, in its order (none of them changes the wallet)."""
+        b = ext.batch
+        wallet = self.highload_wallets.get(b.wallet)
+        if wallet is None:
+            raise ApiError(500, "LITE_SERVER_UNKNOWN: account is not initialized (no wallet at this address)")
+        now = self.now()
+        if not verify_sign(wallet.public_key, bytes.fromhex(ext.inner_hash), ext.signature):
+            raise self._refuse(EXIT_INVALID_SIGNATURE, "signature")
+        if b.subwallet_id != wallet.subwallet_id:
+            raise self._refuse(EXIT_INVALID_SUBWALLET, "subwallet id")
+        if b.timeout != wallet.timeout:
+            raise self._refuse(EXIT_INVALID_TIMEOUT, "timeout")
+        if not now - wallet.timeout < b.created_at <= now:
+            raise self._refuse(EXIT_INVALID_CREATED_AT, f"created_at {b.created_at} not in ({now - b.timeout}, {now}]")
+        if wallet.processed(b.query_id, now=now):
+            raise self._refuse(EXIT_ALREADY_EXECUTED, f"query id {b.query_id.value} already executed")
+
+    def _parse(self, boc: str) -> SignedExternal | SignedHighload:
+        try:
+            cell = from_b64(boc)
+            if highload.external_destination(cell) in self.highload_wallets:
+                return highload.parse_external(cell)
+            return parse_external(cell)
+        except MalformedMessageError as err:
+            raise ApiError(400, f"failed to parse the message: {err}") from err
+
+    def _check(self, ext: SignedExternal | SignedHighload) -> None:
+        if isinstance(ext, SignedHighload):
+            self._verify_highload(ext)
+        else:
+            self._verify(ext)
+
     def send_boc(self, boc: str) -> str:
         """Accept an external message into the mempool; returns its hash (hex). The same message again is
         accepted again and changes nothing (one mempool entry per hash)."""
-        try:
-            ext = parse_external(from_b64(boc))
-        except MalformedMessageError as err:
-            raise ApiError(400, f"failed to parse the message: {err}") from err
-        if ext.hash in self.included:
+        ext = self._parse(boc)
+        if isinstance(ext, SignedExternal) and ext.hash in self.included:
             raise self._refuse(EXIT_BAD_SEQNO, "already included")
-        self._verify(ext)
+        self._check(ext)
         self.count("accepted")
         if ext.hash not in self.mempool and self.rng.random() < self.faults.not_included_rate:
             self.dropped.add(ext.hash)
@@ -196,12 +319,25 @@ class Chain:
 
     def seqno(self, address: str) -> int:
         wallet = self.wallets.get(parse_address(address).raw)
+        if parse_address(address).raw in self.highload_wallets:
+            raise ApiError(500, "runGetMethod: a highload wallet v3 has no seqno (exit code 11)")
         if wallet is None:
             raise ApiError(500, "runGetMethod: the account is not active (exit code -13)")
         return wallet.seqno
 
+    def processed(self, address: str, query_id: int, *, need_clean: bool) -> bool:
+        """The highload wallet's `processed?(query_id, need_clean)` get-method."""
+        wallet = self.highload_wallets.get(parse_address(address).raw)
+        if wallet is None:
+            raise ApiError(500, "runGetMethod: not a highload wallet v3 (exit code 11)")
+        return wallet.processed(QueryId.from_value(query_id), now=self.now() if need_clean else None)
+
     def wallet_information(self, address: str) -> dict[str, Any]:
         raw = parse_address(address, workchains=frozenset({0, -1})).raw
+        hl = self.highload_wallets.get(raw)
+        if hl is not None:
+            return {"wallet": True, "balance": str(self.balances.get(raw, 0)), "account_state": "active",
+                    "wallet_type": "highload v3", "wallet_id": hl.subwallet_id, "timeout": hl.timeout}  # fmt: skip
         wallet = self.wallets.get(raw)
         info: dict[str, Any] = {"wallet": wallet is not None, "balance": str(self.balances.get(raw, 0))}
         if wallet is None:
@@ -221,17 +357,23 @@ class Chain:
     def produce_block(self) -> int:
         """Include every includable mempool message (in arrival order); drop expired or stale ones."""
         self.block += 1
+        delivered, self.internal_queue = self.internal_queue, []
+        for pending in delivered:
+            self._internal_transfer(pending)
         for h, ext in list(self.mempool.items()):
             if h in self.dropped:
-                if ext.message.valid_until <= self.now():
+                if _expires_at(ext) <= self.now():
                     del self.mempool[h]
                 continue
             del self.mempool[h]
             try:
-                self._verify(ext)
+                self._check(ext)
             except ApiError:
-                continue  # a real validator drops it too: seqno moved on or valid_until passed
-            self._include(ext)
+                continue  # a real validator drops it too: seqno moved on, query id used, or it expired
+            if isinstance(ext, SignedHighload):
+                self._include_highload(ext)
+            else:
+                self._include(ext)
         return self.block
 
     def _next_lt(self) -> int:
@@ -240,6 +382,48 @@ class Chain:
 
     def _record(self, account: str, tx: Tx) -> None:
         self.transactions.setdefault(account, []).append(tx)
+
+    def _include_highload(self, ext: SignedHighload) -> None:
+        """The external transaction: the query id is marked processed (committed even if nothing can be sent);
+        its one out-message is the internal transfer to the wallet itself, when the balance pays it."""
+        b = ext.batch
+        wallet = self.highload_wallets[b.wallet]
+        wallet.mark(b.query_id, self.now())
+        self.included[ext.hash] = self._next_lt()
+        self.count("included")
+        self.balances[b.wallet] = max(0, self.balances.get(b.wallet, 0) - self.fee_nanotons)
+        out: list[dict[str, Any]] = []
+        if self.balances[b.wallet] >= b.internal_nanotons:
+            self.balances[b.wallet] -= b.internal_nanotons
+            internal_hash = hashlib.sha256(f"internal_transfer/{ext.hash}".encode()).hexdigest()
+            body = to_b64(highload.internal_transfer(b).refs[0])
+            out.append(self._msg(internal_hash, b.wallet, b.wallet, b.internal_nanotons, bounce=False, body=body))
+            self.internal_queue.append(PendingInternal(b.wallet, internal_hash, b.internal_nanotons, b, body))
+        in_msg = self._msg(ext.hash, "", b.wallet, 0, bounce=False, body=to_b64(_external_body(ext)))
+        tx = Tx(b.wallet, self.included[ext.hash], self.now(), in_msg, out, aborted=False, fee=self.fee_nanotons)
+        self._record(b.wallet, tx)
+
+    def _internal_transfer(self, p: PendingInternal) -> None:
+        """The wallet's second transaction: every transfer the balance can pay, in order; the others skipped."""
+        lt = self._next_lt()
+        self.balances[p.wallet] = self.balances.get(p.wallet, 0) + p.value
+        self.balances[p.wallet] = max(0, self.balances[p.wallet] - self.fee_nanotons)
+        out: list[dict[str, Any]] = []
+        for n, t in enumerate(p.batch.transfers):
+            value = t.message_value
+            if self.balances[p.wallet] < value:
+                self.count("actions_skipped")
+                continue  # send mode +2: this action fails alone
+            self.balances[p.wallet] -= value
+            out_hash = hashlib.sha256(f"out/{p.hash}/{n}".encode()).hexdigest()
+            body = to_b64(jetton_transfer_body(t)) if t.kind is TransferKind.JETTON else ""
+            out.append(self._msg(out_hash, p.wallet, t.message_to, value, bounce=t.bounce, body=body))
+            if t.kind is TransferKind.JETTON:
+                self._jetton(p.wallet, t, out_hash)
+            else:
+                self.balances[t.destination] = self.balances.get(t.destination, 0) + value
+        in_msg = self._msg(p.hash, p.wallet, p.wallet, p.value, bounce=False, body=p.body)
+        self._record(p.wallet, Tx(p.wallet, lt, self.now(), in_msg, out, aborted=False, fee=self.fee_nanotons))
 
     def _msg(self, h: str, src: str, dest: str, value: int, *, bounce: bool, body: str = "") -> dict[str, Any]:
         return {"@type": "raw.message", "hash": _b64(h), "source": _friendly(src) if src else "",
@@ -259,17 +443,18 @@ class Chain:
         if self.balances[m.wallet] >= value:  # else: mode 3 ignores the failed action; seqno is consumed anyway
             self.balances[m.wallet] -= value
             out_hash = hashlib.sha256(f"out/{ext.hash}".encode()).hexdigest()
-            out.append(self._msg(out_hash, m.wallet, t.message_to, value, bounce=t.bounce))
+            body = to_b64(jetton_transfer_body(t)) if t.kind is TransferKind.JETTON else ""
+            out.append(self._msg(out_hash, m.wallet, t.message_to, value, bounce=t.bounce, body=body))
             if t.kind is TransferKind.JETTON:
-                self._jetton_transfer(m.wallet, t.message_to, out_hash, ext)
+                self._jetton(m.wallet, t, out_hash)
             else:
                 self.balances[t.destination] = self.balances.get(t.destination, 0) + value
-        in_msg = self._msg(ext.hash, "", m.wallet, 0, bounce=False)
+        in_msg = self._msg(ext.hash, "", m.wallet, 0, bounce=False, body=to_b64(_external_body(ext)))
         tx = Tx(m.wallet, self.included[ext.hash], self.now(), in_msg, out, aborted=False, fee=fee)
         self._record(m.wallet, tx)
 
-    def _jetton_transfer(self, sender: str, jetton_wallet: str, in_hash: str, ext: SignedExternal) -> None:
-        t = ext.message.transfer
+    def _jetton(self, sender: str, t: Transfer, in_hash: str) -> None:
+        jetton_wallet = t.message_to
         owner_of = self.jetton_wallets.get(jetton_wallet)
         key = (owner_of[0], sender) if owner_of is not None else None
         in_msg = self._msg(in_hash, sender, jetton_wallet, t.attached_nanotons, bounce=t.bounce)
@@ -315,4 +500,4 @@ class Chain:
         return self.balances.get(parse_address(address).raw, 0)
 
 
-__all__ = ["ApiError", "Chain", "Faults", "Tx", "Wallet"]
+__all__ = ["ApiError", "Chain", "Faults", "HighloadWallet", "PendingInternal", "Tx", "Wallet"]

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from prizeflow_ton.addresses import InvalidTonAddressError
+from prizeflow_ton.highload import DEFAULT_HIGHLOAD_SUBWALLET_ID
 from prizeflow_ton_emulator.chain import ApiError, Chain
 from prizeflow_ton_emulator.settings import EmulatorSettings
 
@@ -28,12 +29,7 @@ Route = Callable[[web.Request], Awaitable[web.Response]]
 def build_chain(settings: EmulatorSettings) -> Chain:
     chain = Chain(fee_nanotons=settings.ton_emulator_fee_nanotons, rng=random.Random(settings.ton_emulator_seed))  # noqa: S311 - fault draws, not crypto
     for w in settings.ton_emulator_genesis.get("wallets", []):
-        chain.add_wallet(
-            str(w["address"]),
-            bytes.fromhex(str(w["public_key"])),
-            balance=int(w.get("balance", 0)),
-            subwallet_id=int(w.get("subwallet_id", 698983191)),
-        )
+        _add_wallet(chain, w)
     for j in settings.ton_emulator_genesis.get("jettons", []):
         chain.add_jetton(
             master=str(j["master"]),
@@ -42,6 +38,32 @@ def build_chain(settings: EmulatorSettings) -> Chain:
             balance=int(j.get("balance", 0)),
         )
     return chain
+
+
+def _add_wallet(chain: Chain, w: dict[str, Any]) -> str:
+    """A wallet v4r2 (default) or, with `"type": "highload_v3"`, a highload wallet v3 with its `timeout`."""
+    kind = str(w.get("type", "v4r2"))
+    key = bytes.fromhex(str(w["public_key"]))
+    if kind == "highload_v3":
+        return chain.add_highload_wallet(
+            str(w["address"]),
+            key,
+            balance=int(w.get("balance", 0)),
+            subwallet_id=int(w.get("subwallet_id", DEFAULT_HIGHLOAD_SUBWALLET_ID)),
+            timeout=int(w["timeout"]),
+        )
+    if kind != "v4r2":
+        raise ApiError(400, f"unknown wallet type {kind!r} (v4r2, highload_v3)")
+    return chain.add_wallet(
+        str(w["address"]), key, balance=int(w.get("balance", 0)), subwallet_id=int(w.get("subwallet_id", 698983191))
+    )
+
+
+def _num(entry: Any) -> int:
+    """A toncenter stack entry `["num", "0x.."]` (a negative number as `-0x..`)."""
+    if not isinstance(entry, list) or len(entry) != 2 or entry[0] != "num":
+        raise ApiError(400, 'stack entries are ["num", "0x.."]')
+    return int(str(entry[1]), 16)
 
 
 def _ok(result: Any) -> web.Response:
@@ -115,10 +137,17 @@ class Api:
     async def run_get_method(self, request: web.Request) -> web.Response:
         args = await _args(request)
         address, method = _required(args, "address"), _required(args, "method")
-        if method != "seqno":
-            raise ApiError(400, f"the emulator runs only the `seqno` get-method, not {method!r}")
-        seqno = self.chain.seqno(address)
-        return _ok({"@type": "smc.runResult", "gas_used": 0, "stack": [["num", hex(seqno)]], "exit_code": 0})
+        if method == "seqno":
+            value = self.chain.seqno(address)
+        elif method == "processed?":
+            stack = args.get("stack")
+            if not isinstance(stack, list) or len(stack) != 2:
+                raise ApiError(400, "processed? takes [query_id, need_clean]")
+            done = self.chain.processed(address, _num(stack[0]), need_clean=_num(stack[1]) != 0)
+            value = -1 if done else 0
+        else:
+            raise ApiError(400, f"the emulator runs only the `seqno` and `processed?` get-methods, not {method!r}")
+        return _ok({"@type": "smc.runResult", "gas_used": 0, "stack": [["num", hex(value)]], "exit_code": 0})
 
     async def wallet_information(self, request: web.Request) -> web.Response:
         return _ok(self.chain.wallet_information(_required(await _args(request), "address")))
@@ -136,13 +165,9 @@ class Api:
 
     async def add_wallet(self, request: web.Request) -> web.Response:
         args = await _args(request)
-        raw = self.chain.add_wallet(
-            _required(args, "address"),
-            bytes.fromhex(_required(args, "public_key")),
-            balance=int(args.get("balance", 0)),
-            subwallet_id=int(args.get("subwallet_id", 698983191)),
-        )
-        return _ok({"address": raw})
+        _required(args, "address")
+        _required(args, "public_key")
+        return _ok({"address": _add_wallet(self.chain, args)})
 
     async def add_jetton(self, request: web.Request) -> web.Response:
         args = await _args(request)

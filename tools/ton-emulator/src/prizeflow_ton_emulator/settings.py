@@ -21,6 +21,7 @@ class EmulatorSettings(BaseSettings):
     )
     ton_emulator_genesis: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
-        description='JSON: {"wallets": [{"address", "public_key" (hex), "balance"}], '
+        description='JSON: {"wallets": [{"address", "public_key" (hex), "balance", "type" (v4r2 | highload_v3), '
+        '"subwallet_id", "timeout" (highload)}], '
         '"jettons": [{"master", "owner", "jetton_wallet", "balance"}]}',
     )

@@ -24,6 +24,8 @@ from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, asset
 from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS, Topic
 
 MAX_OPERATIONS: Final = 100  # Stellar's per-transaction limit
+TON_MAX_BATCH: Final = 254  # highload wallet v3: out-actions in one message (255 per transaction, one kept spare)
+MAX_PAYOUTS_PER_REQUEST: Final = max(MAX_OPERATIONS, TON_MAX_BATCH)
 
 
 class SignatureRefusalCode(StrEnum):
@@ -52,8 +54,9 @@ class SignatureRefusalCode(StrEnum):
     # A transaction the signer signed earlier for one of these payouts can still land (its upper time bound
     # has not passed); `live_until` says when it will sign another.
     LIVE_SIGNATURE_EXISTS = "live_signature_exists"
-    # TON: the message's seqno, bounce flag, valid_until or jetton (master and our jetton wallet) is not the
-    # intent's, or not allowed by policy.
+    # TON: the message's seqno (highload wallet v3: query id), bounce flag, validity window (v4r2: valid_until;
+    # highload: created_at within the clock skew, timeout at most the maximum) or jetton (master and our jetton
+    # wallet) is not the intent's, or not allowed by policy.
     SEQNO_MISMATCH = "seqno_mismatch"
     BOUNCE_MISMATCH = "bounce_mismatch"
     VALIDITY_OUT_OF_WINDOW = "validity_out_of_window"
@@ -225,6 +228,53 @@ class TonSignatureRequested(EventPayload):
         return self
 
 
+TON_MAX_BATCH_BOC_CHARS: Final = 131_072  # 254 jetton transfers take about 50,000
+
+
+class TonBatchSignatureRequested(EventPayload):
+    """Sign this highload wallet v3 message if, and only if, its out-messages are exactly `intents`, in order (one
+    per payout, no other message, no state init), from this wallet, with this query id, `created_at` and `timeout`.
+    `unsigned_inner_boc` is the `MsgInner` cell whose hash the key signs; the signer answers the whole external
+    message (TonBatchSigned). It can land while `created_at > now - timeout` (the chain's clock)."""
+
+    EVENT_NAME: ClassVar[str] = "TonBatchSignatureRequested"
+    TOPIC: ClassVar[Topic] = SIGNER_REQUESTS
+
+    request_id: Identifier
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=TON_MAX_BATCH)]
+    wallet: TonRawAddress
+    unsigned_inner_boc: Annotated[
+        str, Field(min_length=4, max_length=TON_MAX_BATCH_BOC_CHARS, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+    ]
+    query_id: Annotated[int, Field(ge=0, le=2**23 - 1, description="shift << 10 | bit_number")]
+    created_at: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    timeout: Annotated[int, Field(ge=1, le=2**22 - 1)]
+    intents: Annotated[list[TonTransferIntent], Field(min_length=1, max_length=TON_MAX_BATCH)]
+
+    @model_validator(mode="after")
+    def _check(self) -> TonBatchSignatureRequested:
+        if len(set(self.payout_ids)) != len(self.payout_ids):
+            raise ValueError("payout_ids must be unique")
+        if [i.payout_id for i in self.intents] != self.payout_ids:
+            raise ValueError("intents name payout_ids, one each, in the message's order")
+        return self
+
+
+class TonBatchSigned(EventPayload):
+    """The signed highload external message; payouts sends it unchanged until it lands or can no longer."""
+
+    EVENT_NAME: ClassVar[str] = "TonBatchSigned"
+    TOPIC: ClassVar[Topic] = SIGNER_RESULTS
+
+    request_id: Identifier
+    payout_ids: Annotated[list[Identifier], Field(min_length=1, max_length=TON_MAX_BATCH)]
+    signed_boc: Annotated[
+        str, Field(min_length=4, max_length=TON_MAX_BATCH_BOC_CHARS, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+    ]
+    message_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="External message hash, hex")]
+    signed_by: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Ed25519 public key, hex")]
+
+
 class TonMessageSigned(EventPayload):
     """The signed external message; payouts sends it unchanged until it lands or `valid_until` passes."""
 
@@ -287,7 +337,7 @@ class SignatureRefused(EventPayload):
     payout_ids: Annotated[
         list[Identifier],
         Field(
-            max_length=MAX_OPERATIONS,
+            max_length=MAX_PAYOUTS_PER_REQUEST,
             description="The request's payouts; empty only for malformed_request when the record named none",
         ),
     ]
@@ -317,7 +367,10 @@ class SignatureRefused(EventPayload):
 
 __all__ = [
     "MAX_OPERATIONS",
+    "MAX_PAYOUTS_PER_REQUEST",
     "RETRYABLE_REFUSALS",
+    "TON_MAX_BATCH",
+    "TON_MAX_BATCH_BOC_CHARS",
     "ContractInvokeIntent",
     "ContractWinner",
     "IntendedOperation",
@@ -327,6 +380,8 @@ __all__ = [
     "SignatureRefusalCode",
     "SignatureRefused",
     "SignatureRequested",
+    "TonBatchSignatureRequested",
+    "TonBatchSigned",
     "TonMessageSigned",
     "TonSignatureRequested",
     "TonTransferIntent",

@@ -24,11 +24,13 @@ from prizeflow_contracts.events.signer import (
     SignatureRefusalCode,
     SignatureRefused,
     SignatureRequested,
+    TonBatchSignatureRequested,
     TonSignatureRequested,
     TransactionSigned,
 )
 from prizeflow_signer.application.ports import AuditRecord, BackendUnavailableError, SignatureBackend, SignerStore, Tx
 from prizeflow_signer.application.sign_ton import SignTonRequest
+from prizeflow_signer.application.sign_ton_batch import SignTonBatchRequest
 from prizeflow_signer.domain.policy import LiveSignatureExistsError, OneLiveSignature, SpendingPolicy
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import BackendKind
@@ -55,11 +57,15 @@ class SignRequest:
     clock: Callable[[], float] = field(default=time.time)
     live: OneLiveSignature = field(default_factory=lambda: OneLiveSignature(TIME_BOUND_MARGIN_S))
     ton: SignTonRequest | None = None  # TON wallet messages, on the same topics and books
+    ton_batch: SignTonBatchRequest | None = None  # TON highload wallet v3 batches, likewise
 
     async def __call__(self, session: Tx, envelope: Envelope[EventPayload]) -> None:
         request = envelope.data
         if isinstance(request, TonSignatureRequested) and self.ton is not None:
             await self.ton(session, envelope, request)
+            return
+        if isinstance(request, TonBatchSignatureRequested) and self.ton_batch is not None:
+            await self.ton_batch(session, envelope, request)
             return
         if not isinstance(request, SignatureRequested):
             raise EventRefusal("unknown_event_type", f"the signer does not handle {envelope.type}")

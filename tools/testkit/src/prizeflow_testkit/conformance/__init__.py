@@ -30,7 +30,7 @@ from prizeflow_testkit.conformance.sandbox import SandboxHarness
 from prizeflow_testkit.conformance.stellar import StellarHarness
 from prizeflow_testkit.conformance.stripe import StripeHarness, StripeTransferHarness
 from prizeflow_testkit.conformance.telegram import TelegramHarness
-from prizeflow_testkit.conformance.ton import TonHarness
+from prizeflow_testkit.conformance.ton import TonHarness, TonHighloadHarness
 
 HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
     h.name: h
@@ -44,6 +44,7 @@ HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
         ExchangeHarness,
         GiftCardHarness,
         TonHarness,
+        TonHighloadHarness,
     )
 }
 
@@ -67,6 +68,7 @@ __all__ = [
     "StripeTransferHarness",
     "TelegramHarness",
     "TonHarness",
+    "TonHighloadHarness",
     "provider_event",
     "rendered",
 ]

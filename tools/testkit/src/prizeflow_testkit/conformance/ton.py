@@ -3,7 +3,8 @@
 Steered at the rail, like Stellar: the signer is paused (SIGSTOP) to hold a payout pending; the emulator's
 fault knobs stand for a flaky API (`unavailable_rate`: sendBoc answers 503), an outage (every call 503) and a
 lost answer (`lost_response_rate`: accepted, then 502). A terminal failure is the signer's refusal: a
-destination on its deny list. Its books are the transfers the emulated wallet made.
+destination on its deny list. Its books are the transfers the emulated wallet made. `TonHighloadHarness` runs
+every scenario again on the highload wallet v3 lane (batches).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.providers import DestinationType, ProviderType
@@ -22,6 +23,8 @@ from prizeflow_testkit.ton import TonStack, random_address, ton_stack
 from prizeflow_testkit.waits import eventually
 
 MESSAGES: Final = "SELECT state, sends FROM ton_messages WHERE payout_id = $1"
+BATCH_SENDS: Final = """SELECT coalesce(sum(b.sends), 0) AS sends FROM ton_batches b
+                        JOIN ton_batch_items i ON i.request_id = b.request_id WHERE i.payout_id = $1"""
 
 
 class TonHarness(ProviderHarness):
@@ -31,6 +34,8 @@ class TonHarness(ProviderHarness):
     destination_type = DestinationType.TON_WALLET
     amount = 1_500_000_000  # 1.5 TON
     claims = Claims(supports_cancel=False, supports_quote=True, supports_webhooks=False, async_confirmation=True)
+
+    options: ClassVar[dict[str, Any]] = {}  # the provider's options beyond the stack's (the wallet version)
 
     def __init__(self) -> None:
         self._stack: TonStack | None = None
@@ -50,7 +55,9 @@ class TonHarness(ProviderHarness):
             topic_suffix=env.topic_suffix,
             tmp=env.tmp,
             monkeypatch=env.monkeypatch,
+            options=self.options,
             settings_overrides={"payouts_max_attempts": 20},
+            provider_name=self.name,
         ) as stack:
             self._stack = stack
             try:
@@ -132,11 +139,13 @@ class TonHarness(ProviderHarness):
 
     # -- observing --------------------------------------------------------------------------------------------
     async def payments(self, kit: Kit, key: str) -> int:
-        made = self.stack.api.transfers(self.stack.keys.wallet, kit.destinations[key])
+        made = self.stack.api.transfers(self.stack.wallet, kit.destinations[key])
         return made["ton"] + made["jetton"]
 
     async def rail_attempts(self, kit: Kit, key: str) -> int:
         """Messages sent to the API for this payout (sendBoc calls, resubmissions of the same message included)."""
+        if self.stack.highload:
+            return int((await fetch(kit.db, BATCH_SENDS, payout_id_for(key)))[0]["sends"])
         return sum(int(m["sends"]) for m in await fetch(kit.db, MESSAGES, payout_id_for(key)))
 
     def terminal_codes(self) -> tuple[PayoutErrorCode, ...]:
@@ -154,4 +163,12 @@ class TonHarness(ProviderHarness):
         return (self.stack.emulator.log, self.stack.signer.log)
 
 
-__all__ = ["TonHarness"]
+class TonHighloadHarness(TonHarness):
+    """The same rail from a highload wallet v3 (`wallet_version: highload_v3`): payouts batched per wallet, one
+    signature request per batch, several batches in flight; every scenario's payout rides in a batch."""
+
+    name = "ton_highload"
+    options: ClassVar[dict[str, Any]] = {"wallet_version": "highload_v3", "batch_size": 8, "batch_linger_s": 0.2}
+
+
+__all__ = ["TonHarness", "TonHighloadHarness"]

@@ -16,7 +16,8 @@ def build_ton_wallet(spec: ProviderSpec, context: ProviderContext) -> tuple[TonW
         supports_webhooks=False,
         async_confirmation=True,
         requires_signature=True,
-        supports_batching=False,  # one wallet v4r2 message per payout; highload wallet v3 batching is not built
+        # v4r2: one message per payout. highload_v3: the driver batches queued payouts (up to batch_size a message).
+        supports_batching=options.highload,
         assets=spec.assets,
         destination_types=spec.destination_types,
     )

@@ -1,5 +1,6 @@
-"""The `ton_wallet` providers-file entry, validated: the TON HTTP API, our wallet, its assets (TON and jettons
-with their decimals, jetton master and OUR jetton wallet), timings. Addresses are kept in raw form."""
+"""The `ton_wallet` providers-file entry, validated: the TON HTTP API, our wallet (v4r2, or a highload wallet v3
+with its batching lane), its assets (TON and jettons with their decimals, jetton master and OUR jetton wallet),
+timings. Addresses are kept in raw form."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.providers import DestinationType
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
+from prizeflow_ton.highload import DEFAULT_HIGHLOAD_SUBWALLET_ID, MAX_ACTIONS
 from prizeflow_ton.messages import DEFAULT_SUBWALLET_ID
 
 TONCENTER_MAINNET: Final = "https://toncenter.com"
@@ -44,7 +46,16 @@ class _Options(BaseModel):
     wallet: str | None = None
     # The NAME of a variable holding the wallet address (a local stack derives it from its dev key).
     wallet_env: str | None = Field(default=None, pattern=_ENV_NAME)
-    subwallet_id: int = Field(default=DEFAULT_SUBWALLET_ID, ge=0, le=2**32 - 1)
+    # v4r2 (default: one message per payout) or highload_v3 (batches of up to `batch_size` payouts per message).
+    wallet_version: Literal["v4r2", "highload_v3"] = "v4r2"
+    subwallet_id: int | None = Field(default=None, ge=0, le=2**32 - 1)  # default: the wallet version's
+    # highload_v3 only: the wallet's timeout (set at deployment, every message carries it), the lane's shape.
+    highload_timeout_s: int = Field(default=3600, ge=10, le=7 * 86400)
+    batch_size: int = Field(default=32, ge=1, le=MAX_ACTIONS)
+    max_batches_in_flight: int = Field(default=4, ge=1, le=64)
+    batch_linger_s: float = Field(default=1.0, ge=0, le=60)  # a partial batch waits this long for company
+    created_at_lag_s: int = Field(default=10, ge=0, le=600)  # created_at this far behind our clock (chain lag)
+    internal_nanotons: int = Field(default=50_000_000, gt=0, le=1_000_000_000)  # the wallet's own gas per batch
     public_key: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")  # the signer's key, hex; checked
     public_key_env: str | None = Field(default=None, pattern=_ENV_NAME)
     validity_s: int = Field(default=120, ge=10, le=3600)
@@ -86,10 +97,21 @@ class TonOptions:
     timeout_s: float
     assets: Mapping[str, TonAsset]
     source: str
+    wallet_version: str = "v4r2"
+    highload_timeout_s: int = 3600
+    batch_size: int = 32
+    max_batches_in_flight: int = 4
+    batch_linger_s: float = 1.0
+    created_at_lag_s: int = 10
+    internal_nanotons: int = 50_000_000
 
     @property
     def testnet(self) -> bool:
         return self.network == "testnet"
+
+    @property
+    def highload(self) -> bool:
+        return self.wallet_version == "highload_v3"
 
 
 def _raw(value: str, what: str, where: str) -> str:
@@ -172,6 +194,28 @@ def _from_env(value: str | None, env_name: str | None, what: str, context: Provi
     return found
 
 
+_HIGHLOAD_ONLY: Final = frozenset(
+    {"highload_timeout_s", "batch_size", "max_batches_in_flight", "batch_linger_s", "created_at_lag_s",
+     "internal_nanotons"}
+)  # fmt: skip
+_V4R2_ONLY: Final = frozenset({"validity_s"})
+
+
+def _check_version(opts: _Options, where: str) -> None:
+    """Options of the other wallet version are refused, not ignored: a setting that does nothing is a mistake."""
+    given = opts.model_fields_set
+    other = _V4R2_ONLY if opts.wallet_version == "highload_v3" else _HIGHLOAD_ONLY
+    if stray := sorted(given & other):
+        raise ProviderConfigError(f"{where}: {stray} do not apply to wallet_version {opts.wallet_version}")
+    if opts.wallet_version == "highload_v3" and 2 * (opts.created_at_lag_s + opts.expiry_margin_s) >= (
+        opts.highload_timeout_s
+    ):
+        raise ProviderConfigError(
+            f"{where}: highload_timeout_s must exceed twice created_at_lag_s + expiry_margin_s (a message must be "
+            "able to land for most of its timeout)"
+        )
+
+
 def parse_options(spec: ProviderSpec, context: ProviderContext) -> TonOptions:
     where = f"provider {spec.name!r}"
     try:
@@ -195,6 +239,7 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> TonOptions:
     wallet = _from_env(opts.wallet, opts.wallet_env, "wallet", context, where)
     if wallet is None:
         raise ProviderConfigError(f"{where}: ton_wallet needs `wallet` (or `wallet_env`)")
+    _check_version(opts, where)
     public_key = _from_env(opts.public_key, opts.public_key_env, "public_key", context, where)
     if public_key is not None and not re.fullmatch(r"[0-9a-f]{64}", public_key):
         raise ProviderConfigError(f"{where}: public_key must be 64 lowercase hex characters (an Ed25519 key)")
@@ -204,7 +249,11 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> TonOptions:
         api_url=_api_url(opts, context, where),
         api_key=api_key.reveal() if api_key is not None else None,
         wallet=_raw(wallet, "wallet", where),
-        subwallet_id=opts.subwallet_id,
+        subwallet_id=(
+            opts.subwallet_id
+            if opts.subwallet_id is not None
+            else (DEFAULT_HIGHLOAD_SUBWALLET_ID if opts.wallet_version == "highload_v3" else DEFAULT_SUBWALLET_ID)
+        ),
         public_key=public_key,
         validity_s=opts.validity_s,
         expiry_margin_s=opts.expiry_margin_s,
@@ -214,6 +263,13 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> TonOptions:
         timeout_s=opts.timeout_s,
         assets=_assets(spec, opts, context, where),
         source=context.source,
+        wallet_version=opts.wallet_version,
+        highload_timeout_s=opts.highload_timeout_s,
+        batch_size=opts.batch_size,
+        max_batches_in_flight=opts.max_batches_in_flight,
+        batch_linger_s=opts.batch_linger_s,
+        created_at_lag_s=opts.created_at_lag_s,
+        internal_nanotons=opts.internal_nanotons,
     )
 
 

@@ -1,4 +1,6 @@
-"""`TonWalletProvider`: pays TON, or a jetton such as USDT, from one wallet v4r2, signed by the signer service.
+"""`TonWalletProvider`: pays TON, or a jetton such as USDT, from one wallet v4r2 — or, with `wallet_version:
+highload_v3`, from a highload wallet v3 in batches (`batching.py`: many payouts per message, many messages in
+flight) — signed by the signer service. What follows is the v4r2 lane.
 
 `create_payout` only queues the payout in the provider's books (`ton_payouts`) and answers `pending`; a driver
 (one per provider across replicas: an advisory lock) sends one message at a time:
@@ -46,7 +48,10 @@ from prizeflow_contracts.providers import (
     Quote,
     WebhookEvent,
 )
+from prizeflow_payouts.adapters.ton import batch_store as b_q
 from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.batch_signing import TonBatchSignatures
+from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
 from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.signing import TonSignatures, TonSubmission
@@ -83,8 +88,13 @@ class TonWalletProvider:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.wake = asyncio.Event()
-        self.driver = TonDriver(options, self.client, db=lambda: self.db, clock=clock)
+        self.driver: TonDriver | TonBatchDriver = (
+            TonBatchDriver(options, self.client, db=lambda: self.db, clock=clock)
+            if options.highload
+            else TonDriver(options, self.client, db=lambda: self.db, clock=clock)
+        )
         self.signatures = TonSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
+        self.batch_signatures = TonBatchSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -159,6 +169,10 @@ class TonWalletProvider:
         native = next((a.code for a in self.o.assets.values() if not a.is_jetton), None)
         fee = Money(asset=native or "TON", amount=asset.attach_nanotons if asset.is_jetton else 0)
         return Quote(amount=instruction.amount, fee=fee, receive_amount=instruction.amount)
+
+    async def create_payouts(self, instructions: Sequence[PayoutInstruction]) -> Sequence[ProviderPayoutResult]:
+        """Queue each (highload lane: the driver batches what is queued; one answer per instruction, in order)."""
+        return [await self.create_payout(i) for i in instructions]
 
     async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
         err = self.validate(instruction)
@@ -245,19 +259,27 @@ class TonWalletProvider:
         return await self.driver.tick()
 
     async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        # Each answers only its own request ids (ton_messages / ton_batches): both run, whatever the version.
         await self.signatures.on_signer_results(session, envelopes)
+        await self.batch_signatures.on_signer_results(session, envelopes)
 
     async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
+        if self.o.highload:
+            return await self.batch_signatures.unsigned_transaction(payout_id)
         return await self.signatures.unsigned_transaction(payout_id)
 
     async def submit_signed(self, payout_id: str, signed_xdr: str) -> TonSubmission:
+        if self.o.highload:
+            return await self.batch_signatures.submit_signed(payout_id, signed_xdr)
         return await self.signatures.submit_signed(payout_id, signed_xdr)
 
     # -- ReportsProgress (the worker's gauges: the "source stuck" alert reads them) -----------------------------
 
     async def progress(self) -> RailProgress:
+        """v4r2: the last seqno a message of ours consumed; highload: the last batch's query sequence number."""
+        progress = b_q.LANE_PROGRESS if self.o.highload else q.WALLET_PROGRESS
         async with self.db.connect() as conn:
-            landed = (await conn.execute(q.WALLET_PROGRESS, {"provider": self.name})).first()
+            landed = (await conn.execute(progress, {"provider": self.name})).first()
             waiting = await conn.scalar(q.OLDEST_WAITING, {"provider": self.name})
         seqno, at = (int(landed[0]) + 1, float(landed[1])) if landed is not None else (0, 0.0)
         return RailProgress(

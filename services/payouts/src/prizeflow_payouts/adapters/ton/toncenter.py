@@ -24,11 +24,17 @@ _EXIT_CODES: Final = {33: C.TX_BAD_SEQ, 36: C.TX_EXPIRED, 35: C.SIGNATURE_REFUSE
 
 
 class TonApiError(Exception):
-    def __init__(self, code: PayoutErrorCode, message: str, *, status: int | None = None) -> None:
+    """`code` is read as wallet v4r2's exit codes; `exit_code` is the wallet's own number (a highload wallet v3
+    numbers its refusals differently: its driver reads that)."""
+
+    def __init__(
+        self, code: PayoutErrorCode, message: str, *, status: int | None = None, exit_code: int | None = None
+    ) -> None:
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.exit_code = exit_code
 
 
 def classify(status: int, error: str) -> TonApiError:
@@ -38,12 +44,15 @@ def classify(status: int, error: str) -> TonApiError:
     if status in (401, 403):
         return TonApiError(C.AUTHENTICATION_FAILED, "the TON API refused the API key", status=status)
     match = _EXIT_CODE.search(error)
-    if match is not None and int(match.group(1)) in _EXIT_CODES:
-        code = _EXIT_CODES[int(match.group(1))]
-        return TonApiError(code, f"external message not accepted (exit code {match.group(1)})", status=status)
+    exit_code = int(match.group(1)) if match is not None else None
+    if exit_code is not None and exit_code in _EXIT_CODES:
+        code = _EXIT_CODES[exit_code]
+        return TonApiError(
+            code, f"external message not accepted (exit code {exit_code})", status=status, exit_code=exit_code
+        )
     if status >= 500:
-        return TonApiError(C.PROVIDER_UNAVAILABLE, f"TON API {status}", status=status)
-    return TonApiError(C.INVALID_REQUEST, f"TON API {status}: {error[:200]}", status=status)
+        return TonApiError(C.PROVIDER_UNAVAILABLE, f"TON API {status}", status=status, exit_code=exit_code)
+    return TonApiError(C.INVALID_REQUEST, f"TON API {status}: {error[:200]}", status=status, exit_code=exit_code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,7 @@ class ChainMessage:
     source: str
     destination: str
     value: int
+    body: str = ""  # base64 BOC of the message body (`msg_data.body` of a `msg.dataRaw`), "" when none shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +80,14 @@ def _hex(b64: str) -> str:
 def _message(doc: Any) -> ChainMessage | None:
     if not isinstance(doc, dict) or not doc.get("hash"):
         return None
+    data = doc.get("msg_data")
+    body = str(data.get("body") or "") if isinstance(data, dict) and data.get("@type") == "msg.dataRaw" else ""
     return ChainMessage(
         hash=_hex(str(doc["hash"])),
         source=str(doc.get("source") or ""),
         destination=str(doc.get("destination") or ""),
         value=int(doc.get("value") or 0),
+        body=body,
     )
 
 
@@ -141,6 +154,20 @@ class ToncenterClient:
         if int(result.get("exit_code", 0)) != 0:
             raise TonApiError(C.PROVIDER_UNAVAILABLE, f"seqno get-method exited {result.get('exit_code')}")
         return int(result["stack"][0][1], 16)
+
+    async def processed(self, address: str, query_id: int) -> bool:
+        """A highload wallet v3's `processed?(query_id, need_clean = false)`: is the query id in its stored
+        processed sets (a message with it landed and was not rotated out yet)."""
+        stack = [["num", hex(query_id)], ["num", "0x0"]]
+        result = await self._call(
+            "POST",
+            "runGetMethod",
+            json={"address": address, "method": "processed?", "stack": stack},
+            unknown_outcome=False,
+        )
+        if int(result.get("exit_code", 0)) != 0:
+            raise TonApiError(C.PROVIDER_UNAVAILABLE, f"processed? get-method exited {result.get('exit_code')}")
+        return int(result["stack"][0][1], 16) != 0
 
     async def transactions(
         self, address: str, *, limit: int = 20, lt: int | None = None, tx_hash: str | None = None

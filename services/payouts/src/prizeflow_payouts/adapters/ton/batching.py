@@ -1,0 +1,643 @@
+"""`TonBatchDriver`: the highload wallet v3 lane of a `ton_wallet` provider (`wallet_version: highload_v3`).
+
+Queued payouts of the wallet are grouped into batches of up to `batch_size` (one payout per destination and asset
+in a batch; a payout requeued after the signer refused its batch goes alone), one highload message and ONE
+signature request per batch (`payout_ids` lists all of them). Several batches are in flight at once (no seqno),
+at most `max_batches_in_flight`. Each pass, in one transaction under the provider's advisory lock:
+
+1. every live batch is driven: unsigned ones are asked again (`resign_after_s`); a signed one is looked for among
+   the wallet's transactions (its external message's hash) and, not found, sent again (the SAME message) while
+   `created_at + timeout` has not passed;
+2. found: its external transaction's only out-message is the internal transfer to the wallet itself, and the
+   wallet's NEXT transaction (whose in-message is that transfer) holds the batch's out-messages: each payout is
+   read from them — TON by destination and amount, a jetton by our jetton wallet and its TEP-74 body (the
+   payout's own jetton query id, amount and owner), then the jetton wallet's transaction as on the v4r2 path.
+   A payout with no out-message was skipped by the wallet (its balance could not pay it; send mode +2 skips that
+   transfer alone): failed `insufficient_provider_funds`, nothing moved — concluded only when every out-message
+   of that transaction is accounted for (one that cannot be read stops the conclusion: an operator looks);
+3. not found after `created_at + timeout` + `expiry_margin_s`, paged back by lt to its build time, no sendBoc
+   answered "already executed" (exit code 36) and the wallet's `processed?` says its query id is not in the
+   processed sets: it provably never lands. Its payouts are queued again (new batch, new query id), or failed
+   `tx_expired` (retryable by the worker) after `max_messages` messages;
+4. batches are built while fewer than `max_batches_in_flight` are live: a partial batch once its oldest payout
+   has waited `batch_linger_s`. Query ids follow a per-wallet sequence; one is used again only when no message
+   with it can land or still sit in the processed sets (the database refuses otherwise).
+
+Unsigned or out-of-band batches past their time expire only if no wallet transaction carries their signed hash
+(any signature) and the query id is not processed; else the lane logs and waits for an operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
+from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTransferIntent
+from prizeflow_payouts.adapters.ton import batch_store as b_q
+from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.options import TonOptions
+from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
+from prizeflow_runtime.outbox import add_events
+from prizeflow_ton.addresses import InvalidTonAddressError, canonical
+from prizeflow_ton.highload import EXIT_ALREADY_EXECUTED, HighloadBatch, QueryId, inner, signed_inner_hash
+from prizeflow_ton.messages import (
+    MalformedMessageError,
+    Transfer,
+    TransferKind,
+    from_b64,
+    parse_jetton_transfer_body,
+    to_b64,
+)
+
+log = logging.getLogger(__name__)
+C = PayoutErrorCode
+_PAGE: Final = 100  # toncenter's getTransactions page limit
+_MAX_PAGES: Final = 20  # per address and pass; past this without reaching a batch's build time: inconclusive
+_SLACK_S: Final = 120  # clock skew allowed between us and the chain's utime when deciding "older than the message"
+ALREADY_EXECUTED: Final = "already_executed"  # a sendBoc of this batch answered exit code 36
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    return dict(mapping) if mapping is not None else {}
+
+
+@dataclass
+class _Pager:
+    """One address's transactions, newest first, read page by page at most once per pass: every batch of the
+    pass searches the same pages."""
+
+    client: ToncenterClient
+    address: str
+    txs: list[ChainTx] = field(default_factory=list)
+    exhausted: bool = False
+    pages: int = 0
+
+    async def find(self, match: Callable[[ChainTx], bool], *, since: float) -> ChainTx | None:
+        """The newest transaction matching, paged back until one older than `since` (minus slack); not found in
+        `_MAX_PAGES` pages: a TonApiError (the caller concludes nothing)."""
+        i = 0
+        while True:
+            for t in self.txs[i:]:
+                if match(t):
+                    return t
+            i = len(self.txs)
+            if self.exhausted or (self.txs and self.txs[-1].utime < since - _SLACK_S):
+                return None
+            if self.pages >= _MAX_PAGES:
+                raise TonApiError(
+                    C.PROVIDER_UNAVAILABLE, f"{_MAX_PAGES * _PAGE} transactions read, not back far enough"
+                )
+            await self._more()
+
+    async def _more(self) -> None:
+        if not self.txs:
+            page = await self.client.transactions(self.address, limit=_PAGE)
+        else:
+            last = self.txs[-1]
+            page = await self.client.transactions(self.address, limit=_PAGE, lt=last.lt, tx_hash=last.hash)
+            page = [t for t in page if t.lt < last.lt]  # the page starts at the cursor (inclusive)
+        self.pages += 1
+        if not page:
+            self.exhausted = True
+        self.txs.extend(page)
+
+
+@dataclass
+class _Pass:
+    client: ToncenterClient
+    pagers: dict[str, _Pager] = field(default_factory=dict)
+
+    def of(self, address: str) -> _Pager:
+        if address not in self.pagers:
+            self.pagers[address] = _Pager(self.client, address)
+        return self.pagers[address]
+
+
+def _in_hash(h: str) -> Callable[[ChainTx], bool]:
+    return lambda t: t.in_msg is not None and t.in_msg.hash == h
+
+
+def _carries_inner(inner_hash: str) -> Callable[[ChainTx], bool]:
+    """A transaction whose external in-message is a highload message of this signed hash, whoever signed it."""
+
+    def match(t: ChainTx) -> bool:
+        if t.in_msg is None or not t.in_msg.body:
+            return False
+        try:
+            return signed_inner_hash(from_b64(t.in_msg.body)) == inner_hash
+        except MalformedMessageError:
+            return False
+
+    return match
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    """One out-message of the batch transaction, read: its raw destination and, sent to one of our jetton
+    wallets, its jetton transfer body."""
+
+    message: ChainMessage
+    destination: str
+    jetton: Any = None  # JettonTransferBody
+
+
+class TonBatchDriver:
+    def __init__(
+        self,
+        options: TonOptions,
+        client: ToncenterClient,
+        *,
+        db: Callable[[], AsyncEngine],
+        clock: Callable[[], float],
+    ) -> None:
+        self.o = options
+        self.name = options.name
+        self.client = client
+        self._db = db
+        self.clock = clock
+        self._jetton_wallets = {a.jetton_wallet: a for a in options.assets.values() if a.jetton_wallet}
+
+    def _error(self, code: PayoutErrorCode, message: str) -> PayoutError:
+        return PayoutError.of(code, message, provider=self.name)
+
+    async def tick(self) -> bool:
+        """One pass; True if it changed something (the loop goes again at once)."""
+        async with self._db().begin() as conn:
+            if not (await conn.execute(q.DRIVER_LOCK, {"provider": self.name})).scalar():
+                return False  # another replica drives this wallet
+            if (await conn.execute(b_q.OPEN_V4R2_MESSAGES, {"provider": self.name})).scalar():
+                log.error(
+                    "ton provider switched to highload_v3 with wallet v4r2 messages still live: not batching",
+                    extra={"provider": self.name},
+                )
+                return False
+            run = _Pass(self.client)
+            changed = False
+            for batch in (await conn.execute(b_q.DRIVEN, {"provider": self.name})).mappings().all():
+                try:
+                    changed |= await self._drive(conn, run, _row(batch))
+                except TonApiError as err:
+                    log.warning(
+                        "ton batch check unavailable",
+                        extra={"provider": self.name, "request_id": batch["request_id"], "code": err.code.value},
+                    )
+            live = int((await conn.execute(b_q.LIVE_COUNT, {"provider": self.name})).scalar() or 0)
+            while live < self.o.max_batches_in_flight and await self._build(conn):
+                live += 1
+                changed = True
+            return changed
+
+    # -- building --------------------------------------------------------------------------------------------
+
+    def _group(self, rows: Sequence[Any]) -> list[Mapping[str, Any]]:
+        """The next batch: in queue order, one payout per destination and asset; a `solo` payout goes alone."""
+        group: list[Mapping[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for r in rows:
+            if r["solo"]:
+                if not group:
+                    return [r]
+                continue
+            if (r["asset"], r["destination"]) in seen:
+                continue
+            group.append(r)
+            seen.add((r["asset"], r["destination"]))
+            if len(group) >= self.o.batch_size:
+                break
+        return group
+
+    def _transfer(self, row: Mapping[str, Any], query: QueryId, position: int) -> Transfer:
+        asset = self.o.assets[row["asset"]]
+        if asset.is_jetton:
+            return Transfer(
+                kind=TransferKind.JETTON,
+                destination=row["destination"],
+                amount=int(row["amount"]),
+                bounce=True,
+                jetton_wallet=asset.jetton_wallet,
+                attached_nanotons=asset.attach_nanotons,
+                forward_nanotons=1,
+                response_destination=self.o.wallet,
+                query_id=(query.value << 8) | position,  # this payout's own: its out-message is read back by it
+            )
+        return Transfer(
+            kind=TransferKind.TON,
+            destination=row["destination"],
+            amount=int(row["amount"]),
+            bounce=bool(row["bounce"]),
+        )
+
+    async def _build(self, conn: AsyncConnection) -> bool:
+        limit = min(4 * self.o.batch_size, 1000)
+        rows = (await conn.execute(b_q.QUEUED, {"provider": self.name, "limit": limit})).mappings().all()
+        group = self._group(rows)
+        if not group:
+            return False
+        full = len(group) >= self.o.batch_size or bool(group[0]["solo"])
+        if not full and float(rows[0]["waited_s"] or 0) < self.o.batch_linger_s:
+            return False  # a partial batch waits a moment for company
+        seqno = int((await conn.execute(b_q.NEXT_QUERY_SEQNO, {"wallet": self.o.wallet})).scalar() or 0)
+        query = QueryId.from_sequence(seqno)
+        created_at = int(self.clock()) - self.o.created_at_lag_s
+        busy = (
+            await conn.execute(
+                b_q.QUERY_ID_BUSY_UNTIL, {"wallet": self.o.wallet, "query_id": query.value, "created_at": created_at}
+            )
+        ).scalar()
+        if busy is not None:
+            log.error(
+                "ton highload query id still in use: not building",
+                extra={"provider": self.name, "query_id": query.value, "free_at": int(busy)},
+            )
+            return False
+        transfers = tuple(self._transfer(r, query, n) for n, r in enumerate(group))
+        batch = HighloadBatch(
+            wallet=self.o.wallet,
+            subwallet_id=self.o.subwallet_id,
+            query_id=query,
+            created_at=created_at,
+            timeout=self.o.highload_timeout_s,
+            transfers=transfers,
+            internal_nanotons=self.o.internal_nanotons,
+        )
+        cell = inner(batch)
+        digest = hashlib.sha256(f"{self.name}/{self.o.wallet}/{seqno}".encode()).hexdigest()
+        request = TonBatchSignatureRequested(
+            request_id=f"tonb-{digest[:40]}",
+            payout_ids=[r["payout_id"] for r in group],
+            wallet=self.o.wallet,
+            unsigned_inner_boc=to_b64(cell),
+            query_id=query.value,
+            created_at=created_at,
+            timeout=batch.timeout,
+            intents=[
+                TonTransferIntent(
+                    payout_id=r["payout_id"],
+                    destination=t.destination,
+                    asset=r["asset"],
+                    amount=t.amount,
+                    bounce=t.bounce,
+                    jetton_master=self.o.assets[r["asset"]].jetton_master,
+                    jetton_wallet=self.o.assets[r["asset"]].jetton_wallet,
+                )
+                for r, t in zip(group, transfers, strict=True)
+            ],
+        )
+        for r in group:
+            await conn.execute(q.PAYOUT_SENDING, {"provider": self.name, "key": r["idempotency_key"]})
+        await conn.execute(
+            b_q.INSERT_BATCH,
+            {
+                "request_id": request.request_id,
+                "provider": self.name,
+                "wallet": self.o.wallet,
+                "query_seqno": seqno,
+                "query_id": query.value,
+                "created_at": created_at,
+                "timeout": batch.timeout,
+                "payouts": len(group),
+                "inner_hash": bytes(cell.hash).hex(),
+                "request": request.model_dump_json(),
+            },
+        )
+        await conn.execute(
+            b_q.INSERT_ITEM,
+            [
+                {
+                    "request_id": request.request_id,
+                    "position": n,
+                    "provider": self.name,
+                    "key": r["idempotency_key"],
+                    "payout_id": r["payout_id"],
+                    "asset": r["asset"],
+                    "amount": int(r["amount"]),
+                    "destination": r["destination"],
+                    "jetton_query_id": t.query_id if t.kind is TransferKind.JETTON else None,
+                }
+                for n, (r, t) in enumerate(zip(group, transfers, strict=True))
+            ],
+        )
+        await add_events(conn, [self._request_event(request, 1)])
+        log.info(
+            "ton batch built",
+            extra={"provider": self.name, "request_id": request.request_id, "payouts": len(group), "seqno": seqno},
+        )
+        return True
+
+    def _request_event(self, request: TonBatchSignatureRequested, n: int) -> Envelope[TonBatchSignatureRequested]:
+        return new_event(
+            request,
+            source=self.o.source,
+            correlation_id=request.payout_ids[0],
+            subject=request.request_id,
+            event_id=event_id_for("ton-batch-sign-request", request.request_id, n),
+        )
+
+    # -- driving ---------------------------------------------------------------------------------------------
+
+    async def _drive(self, conn: AsyncConnection, run: _Pass, b: dict[str, Any]) -> bool:
+        if b["state"] == "landed":
+            return await self._resolve(conn, run, b, None)
+        if b["state"] in ("awaiting_signature", "external"):
+            return await self._drive_unsigned(conn, run, b)
+        return await self._drive_signed(conn, run, b)
+
+    async def _drive_unsigned(self, conn: AsyncConnection, run: _Pass, b: dict[str, Any]) -> bool:
+        now = self.clock()
+        if now > int(b["created_at_chain"]) + int(b["timeout_s"]) + self.o.expiry_margin_s:
+            return await self._expire_unsent(conn, run, b, f"not signed before it expired ({b['state']})")
+        if b["state"] == "awaiting_signature" and now - b["updated_at"].timestamp() >= self.o.resign_after_s:
+            n = (await conn.execute(b_q.BATCH_SIGN_AGAIN, {"id": b["request_id"]})).scalar()
+            request = TonBatchSignatureRequested.model_validate_json(b["request"])
+            await add_events(conn, [self._request_event(request, int(n or 1))])
+        return False
+
+    async def _drive_signed(self, conn: AsyncConnection, run: _Pass, b: dict[str, Any]) -> bool:
+        now = self.clock()
+        expires_at = int(b["created_at_chain"]) + int(b["timeout_s"])
+        tx = await run.of(self.o.wallet).find(_in_hash(b["message_hash"]), since=b["created_at"].timestamp())
+        if tx is not None:
+            await conn.execute(b_q.BATCH_LANDED, {"id": b["request_id"], "external_tx": tx.hash})
+            b.update(state="landed", external_tx_hash=tx.hash)
+            await self._resolve(conn, run, b, tx)
+            return True
+        if now < expires_at:
+            try:
+                await self.client.send_boc(b["signed_boc"])
+            except TonApiError as err:  # read from the chain next pass; "already executed" is evidence
+                log.info("ton batch send refused", extra={"provider": self.name, "code": err.code.value})
+                if err.exit_code == EXIT_ALREADY_EXECUTED:
+                    detail = "a sendBoc answered exit code 36: its query id is processed (it may have landed)"
+                    await conn.execute(
+                        b_q.BATCH_EVIDENCE, {"id": b["request_id"], "code": ALREADY_EXECUTED, "detail": detail}
+                    )
+            await conn.execute(b_q.BATCH_SENT, {"id": b["request_id"]})
+            return False
+        if now > expires_at + self.o.expiry_margin_s:
+            return await self._expire_if_dead(conn, b)
+        return False
+
+    async def _expire_if_dead(self, conn: AsyncConnection, b: Mapping[str, Any]) -> bool:
+        """Past created_at + timeout (+ margin) and not among the wallet's transactions since it was built: dead
+        only if no sendBoc answered "already executed" and its query id is not in the wallet's processed sets."""
+        if b["error_code"] == ALREADY_EXECUTED:
+            log.error(
+                "ton batch query id processed but its transaction not found: not rebuilding",
+                extra={"provider": self.name, "request_id": b["request_id"], "query_id": b["query_id"]},
+            )
+            return False
+        if await self.client.processed(self.o.wallet, int(b["query_id"])):
+            log.error(
+                "ton batch query id processed but its transaction not found: not rebuilding",
+                extra={"provider": self.name, "request_id": b["request_id"], "query_id": b["query_id"]},
+            )
+            return False
+        return await self._expire(conn, b, "not included before created_at + timeout")
+
+    async def _expire_unsent(self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any], why: str) -> bool:
+        """An unsigned or out-of-band batch past its time: an operator's tool may have broadcast it, so it is dead
+        only if no wallet transaction carries its signed hash and its query id is not processed."""
+        landed = await run.of(self.o.wallet).find(_carries_inner(b["inner_hash"]), since=b["created_at"].timestamp())
+        if landed is not None or await self.client.processed(self.o.wallet, int(b["query_id"])):
+            log.error(
+                "ton batch landed while it was not signed here: not rebuilding",
+                extra={"provider": self.name, "request_id": b["request_id"], "query_id": b["query_id"]},
+            )
+            return False
+        return await self._expire(conn, b, why)
+
+    async def _expire(self, conn: AsyncConnection, b: Mapping[str, Any], why: str) -> bool:
+        items = (await conn.execute(b_q.ITEMS, {"id": b["request_id"]})).mappings().all()
+        await conn.execute(
+            b_q.BATCH_CLOSED, {"id": b["request_id"], "state": "expired", "code": C.TX_EXPIRED.value, "detail": why}
+        )
+        await conn.execute(
+            b_q.ITEMS_CLOSED, {"id": b["request_id"], "state": "expired", "code": C.TX_EXPIRED.value, "detail": why}
+        )
+        for item in items:
+            if item["state"] != "in_flight":
+                continue
+            params = {"provider": self.name, "key": item["idempotency_key"]}
+            payout = (await conn.execute(q.PAYOUT_FOR_UPDATE, params)).mappings().first()
+            if payout is not None and int(payout["messages"]) >= self.o.max_messages:
+                detail = f"{payout['messages']} messages expired without landing"
+                await conn.execute(
+                    q.PAYOUT_FAILED, {**params, "code": C.TX_EXPIRED.value, "retryable": True, "detail": detail}
+                )
+            else:
+                await conn.execute(q.PAYOUT_REQUEUE, {**params, "not_before": datetime.now(UTC)})
+        log.info("ton batch expired", extra={"provider": self.name, "request_id": b["request_id"]})
+        return True
+
+    # -- reading a landed batch ------------------------------------------------------------------------------
+
+    def _raw(self, address: str) -> str:
+        try:
+            return canonical(address)
+        except InvalidTonAddressError as err:
+            raise TonApiError(C.PROVIDER_UNAVAILABLE, f"unreadable address in a transaction: {err}") from None
+
+    async def _resolve(self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any], tx: ChainTx | None) -> bool:
+        """The payouts of a landed batch, from the wallet's second transaction (the internal transfer's)."""
+        items = [_row(i) for i in (await conn.execute(b_q.ITEMS, {"id": b["request_id"]})).mappings().all()]
+        if not any(i["state"] == "in_flight" for i in items):
+            return False
+        wallet = run.of(self.o.wallet)
+        since = b["created_at"].timestamp()
+        if tx is None and b.get("internal_tx_hash") is not None:
+            known = await wallet.find(lambda t: t.hash == b["internal_tx_hash"], since=since)
+            if known is not None:
+                return await self._settle(conn, run, b, items, known)
+        if tx is None:
+            tx = await wallet.find(lambda t: t.hash == b["external_tx_hash"], since=since)
+            if tx is None:
+                log.warning("ton batch's external transaction not shown again yet", extra={"provider": self.name})
+                return False
+        if not tx.out_msgs:  # the query id is consumed; the wallet could not even pay its internal transfer
+            error = self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "landed, but the wallet could not pay its own gas")
+            return await self._fail_rest(conn, b, items, error, None)
+        second = await self._internal_transaction(run, b, tx)
+        if second is None:
+            return False
+        if b.get("internal_tx_hash") is None:
+            await conn.execute(b_q.BATCH_INTERNAL_TX, {"id": b["request_id"], "internal_tx": second.hash})
+        return await self._settle(conn, run, b, items, second)
+
+    async def _internal_transaction(self, run: _Pass, b: Mapping[str, Any], tx: ChainTx) -> ChainTx | None:
+        """The wallet's transaction of the internal transfer the external one sent itself (None: not yet)."""
+        to_self = [m for m in tx.out_msgs if self._raw(m.destination) == self.o.wallet]
+        if len(tx.out_msgs) != 1 or not to_self:
+            log.error(
+                "ton batch's external transaction sent something other than its internal transfer: not concluding",
+                extra={"provider": self.name, "request_id": b["request_id"]},
+            )
+            return None
+        second = await run.of(self.o.wallet).find(_in_hash(to_self[0].hash), since=tx.utime)
+        if second is None:
+            late = self.clock() - tx.utime > self.o.expiry_margin_s + 60
+            (log.error if late else log.info)(
+                "ton batch landed; its internal transaction not seen yet: waiting",
+                extra={"provider": self.name, "request_id": b["request_id"], "late": late},
+            )
+        return second
+
+    def _read_outs(self, tx: ChainTx) -> tuple[list[_Out], int]:
+        """The batch transaction's out-messages as ours can be recognised, and how many could not be read."""
+        outs: list[_Out] = []
+        unreadable = 0
+        for m in tx.out_msgs:
+            try:
+                dest = canonical(m.destination)
+            except InvalidTonAddressError:
+                unreadable += 1
+                continue
+            if dest in self._jetton_wallets:
+                try:
+                    outs.append(_Out(m, dest, parse_jetton_transfer_body(from_b64(m.body))))
+                except MalformedMessageError:
+                    unreadable += 1
+                continue
+            outs.append(_Out(m, dest))
+        return outs, unreadable
+
+    def _matches(self, item: Mapping[str, Any], out: _Out) -> bool:
+        asset = self.o.assets[item["asset"]]
+        if asset.is_jetton:
+            body = out.jetton
+            return bool(
+                out.destination == asset.jetton_wallet
+                and body is not None
+                and body.query_id == item["jetton_query_id"]
+                and body.amount == int(item["amount"])
+                and body.destination == item["destination"]
+            )
+        return (
+            out.jetton is None and out.destination == item["destination"] and out.message.value == int(item["amount"])
+        )
+
+    async def _settle(
+        self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any], items: list[dict[str, Any]], tx: ChainTx
+    ) -> bool:
+        outs, unreadable = self._read_outs(tx)
+        claimed: dict[int, _Out] = {}
+        free = list(outs)
+        for item in items:  # every item, settled ones too: each out-message is accounted for once
+            found = next((o for o in free if self._matches(item, o)), None)
+            if found is not None:
+                claimed[int(item["position"])] = found
+                free.remove(found)
+        unaccounted = unreadable + len(free)
+        changed = False
+        for item in items:
+            if item["state"] != "in_flight":
+                continue
+            out = claimed.get(int(item["position"]))
+            if out is None:
+                if unaccounted:
+                    log.error(
+                        "ton batch transaction has out-messages that cannot be read back: payout not concluded",
+                        extra={"provider": self.name, "request_id": b["request_id"], "payout_id": item["payout_id"]},
+                    )
+                    continue
+                error = self._error(
+                    C.INSUFFICIENT_PROVIDER_FUNDS, "the wallet skipped this transfer (balance short): nothing moved"
+                )
+                changed |= await self._item_failed(conn, b, item, error, None)
+                continue
+            asset = self.o.assets[item["asset"]]
+            if not asset.is_jetton:
+                changed |= await self._item_paid(conn, b, item, out.message, tx)
+                continue
+            assert asset.jetton_wallet is not None
+            jtx = await run.of(asset.jetton_wallet).find(_in_hash(out.message.hash), since=tx.utime)
+            if jtx is None:
+                late = self.clock() - tx.utime > self.o.expiry_margin_s + 60
+                (log.error if late else log.info)(
+                    "ton batch jetton transfer sent; its jetton wallet transaction not seen yet: waiting",
+                    extra={"provider": self.name, "payout_id": item["payout_id"], "late": late},
+                )
+                continue
+            outcome = self._jetton_outcome(jtx)
+            if outcome is None:
+                changed |= await self._item_paid(conn, b, item, out.message, tx)
+            else:
+                changed |= await self._item_failed(conn, b, item, outcome, out.message.hash)
+        return changed
+
+    def _jetton_outcome(self, jtx: ChainTx) -> PayoutError | None:
+        """What our jetton wallet did (toncenter v2 has no `aborted`): an internal_transfer onward paid; only a
+        bounce back to our wallet, or nothing, moved no jetton."""
+        onward = [m for m in jtx.out_msgs if self._raw(m.destination) != self.o.wallet]
+        if onward:
+            return None
+        return self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "our jetton wallet bounced the transfer")
+
+    async def _item_paid(
+        self, conn: AsyncConnection, b: Mapping[str, Any], item: Mapping[str, Any], out: ChainMessage, tx: ChainTx
+    ) -> bool:
+        await conn.execute(b_q.ITEM_PAID, {"id": b["request_id"], "position": item["position"], "out_msg": out.hash})
+        await conn.execute(
+            q.PAYOUT_PAID,
+            {"provider": self.name, "key": item["idempotency_key"], "hash": b["message_hash"], "tx_hash": tx.hash},
+        )
+        log.info("ton batch payout landed", extra={"provider": self.name, "payout_id": item["payout_id"]})
+        return True
+
+    async def _item_failed(
+        self,
+        conn: AsyncConnection,
+        b: Mapping[str, Any],
+        item: Mapping[str, Any],
+        error: PayoutError,
+        out_msg: str | None,
+    ) -> bool:
+        await conn.execute(
+            b_q.ITEM_FAILED,
+            {
+                "id": b["request_id"],
+                "position": item["position"],
+                "out_msg": out_msg,
+                "code": error.code.value,
+                "detail": error.message,
+            },
+        )
+        await conn.execute(
+            q.PAYOUT_FAILED,
+            {
+                "provider": self.name,
+                "key": item["idempotency_key"],
+                "code": error.code.value,
+                "retryable": error.retryable,
+                "detail": error.message,
+            },
+        )
+        log.warning(
+            "ton batch payout landed without paying",
+            extra={"provider": self.name, "payout_id": item["payout_id"], "code": error.code.value},
+        )
+        return True
+
+    async def _fail_rest(
+        self,
+        conn: AsyncConnection,
+        b: Mapping[str, Any],
+        items: list[dict[str, Any]],
+        error: PayoutError,
+        out_msg: str | None,
+    ) -> bool:
+        changed = False
+        for item in items:
+            if item["state"] == "in_flight":
+                changed |= await self._item_failed(conn, b, item, error, out_msg)
+        return changed
+
+
+__all__ = ["ALREADY_EXECUTED", "TonBatchDriver"]
