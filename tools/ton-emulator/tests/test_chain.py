@@ -124,3 +124,50 @@ def test_accepted_but_never_included(chain: Chain, key: SigningKey) -> None:
     chain.offset_s += 11
     chain.produce_block()
     assert chain.mempool == {}
+
+
+def test_masterchain_blocks_have_their_time_and_headers(chain: Chain) -> None:
+    info = chain.masterchain_info()
+    assert info["@type"] == "blocks.masterchainInfo"
+    assert info["last"]["seqno"] == 0  # block 0 at creation
+    chain.clock.t += 7  # type: ignore[attr-defined]
+    assert chain.produce_block() == 1
+    last = chain.masterchain_info()["last"]
+    assert (last["workchain"], last["shard"], last["seqno"]) == (-1, "-9223372036854775808", 1)
+    header = chain.block_header(-1, last["shard"], 1, last["root_hash"])
+    assert header["@type"] == "blocks.header"
+    assert header["id"] == last
+    assert header["gen_utime"] == chain.now()
+    with pytest.raises(ApiError, match="not in db"):
+        chain.block_header(-1, last["shard"], 2)
+    with pytest.raises(ApiError, match="root hash"):
+        chain.block_header(-1, last["shard"], 1, "AAAA")
+    answer = chain.run_get_method(WALLET, "seqno", [])
+    assert answer["block_id"] == last
+    assert answer["stack"] == [["num", "0x0"]]
+
+
+def test_a_lagging_node_answers_consistently_from_an_older_block(chain: Chain, key: SigningKey) -> None:
+    """`lag_s`: transactions, seqno, wallet information, get-methods and masterchain info all from the newest
+    block at least that old; a newer block is unknown to it. sendBoc still reaches the chain."""
+    start = chain.now()
+    chain.clock.t += 5  # type: ignore[attr-defined]
+    chain.produce_block()  # block 1: nothing in it
+    chain.clock.t += 5  # type: ignore[attr-defined]
+    chain.send_boc(boc(key, chain))
+    chain.produce_block()  # block 2: the transfer lands, seqno 1
+    chain.faults.update({"lag_s": 4})
+    assert chain.masterchain_info()["last"]["seqno"] == 1
+    assert chain.block_header(-1, "-9223372036854775808", 1)["gen_utime"] == start + 5
+    with pytest.raises(ApiError, match="not in db"):
+        chain.block_header(-1, "-9223372036854775808", 2)
+    assert chain.get_transactions(WALLET, limit=10) == []
+    assert chain.seqno(WALLET) == 0
+    assert chain.wallet_information(WALLET)["seqno"] == 0
+    assert chain.run_get_method(WALLET, "seqno", [])["block_id"]["seqno"] == 1
+    chain.clock.t += 4  # type: ignore[attr-defined]
+    assert chain.masterchain_info()["last"]["seqno"] == 2  # caught up with the landing
+    assert len(chain.get_transactions(WALLET, limit=10)) == 1
+    assert chain.seqno(WALLET) == 1
+    chain.faults.update({"lag_s": 0})
+    assert chain.seqno(WALLET) == 1

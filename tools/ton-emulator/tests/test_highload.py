@@ -218,3 +218,20 @@ def test_a_highload_wallet_has_no_seqno(chain: Chain) -> None:
     with pytest.raises(ApiError, match="no seqno"):
         chain.seqno(WALLET)
     assert chain.wallet_information(WALLET)["wallet_type"] == "highload v3"
+
+
+def test_a_lagging_node_shows_the_processed_sets_of_its_older_block(chain: Chain, key: SigningKey) -> None:
+    b = batch(chain)
+    chain.clock.t += 3  # type: ignore[attr-defined]
+    chain.send_boc(boc(key, b))
+    chain.produce_block()  # block 1: the batch lands, its query id processed
+    chain.faults.update({"lag_s": 2})
+    assert not chain.processed(WALLET, b.query_id.value, need_clean=False)
+    answer = chain.run_get_method(WALLET, "processed?", [b.query_id.value, 0])
+    assert (answer["stack"], answer["block_id"]["seqno"]) == ([["num", "0x0"]], 0)
+    assert chain.get_transactions(WALLET, limit=10) == []
+    chain.clock.t += 2  # type: ignore[attr-defined]
+    assert chain.processed(WALLET, b.query_id.value, need_clean=False)
+    assert chain.run_get_method(WALLET, "processed?", [b.query_id.value, 0])["stack"] == [["num", "-0x1"]]
+    chain.faults.update({"lag_s": 0})
+    assert chain.processed(WALLET, b.query_id.value, need_clean=False)

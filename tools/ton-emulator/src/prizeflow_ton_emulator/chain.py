@@ -15,6 +15,12 @@ contract rotates them (`queries` becomes `old_queries` once `last_clean_time < n
 past twice the timeout). Inclusion marks the query id processed and sends the internal transfer to the wallet
 itself (the external transaction's one out-message); the next block delivers it, and that second transaction
 sends every transfer the balance can pay, in order, skipping the others (send mode +2 ignores errors).
+
+Blocks: each `produce_block` is one masterchain block (seqno, `gen_utime`, the last lt it holds; block 0 at
+creation). The `lag_s` fault makes the API node lag the chain: it answers from the newest block at least `lag_s`
+seconds old, consistently — transactions, seqno, `processed?`, wallet information, masterchain info, block headers
+(a newer block is unknown to it) — as a stuck liteserver or a behind load-balanced backend would. sendBoc still
+reaches the real chain (validators check it against the current state).
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class Faults:
     not_included_rate: float = 0.0  # accepted (200 + hash), never included in a block
     delay_rate: float = 0.0  # the response is delayed by delay_ms (the message still applies)
     delay_ms: int = 0
+    lag_s: int = 0  # the API node answers from the newest block at least this many seconds old
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -91,6 +98,11 @@ class Wallet:
     public_key: bytes
     subwallet_id: int = DEFAULT_SUBWALLET_ID
     seqno: int = 0
+    history: list[tuple[int, int]] = field(default_factory=list)  # (lt, seqno from then on)
+
+    def seqno_at(self, lt: int) -> int:
+        """The seqno as of a block whose last lt is `lt`."""
+        return next((n for at, n in reversed(self.history) if at <= lt), 0)
 
 
 @dataclass
@@ -104,6 +116,12 @@ class HighloadWallet:
     old_queries: dict[int, int] = field(default_factory=dict)
     queries: dict[int, int] = field(default_factory=dict)
     last_clean_time: int = 0
+    history: list[tuple[int, dict[int, int], dict[int, int], int]] = field(default_factory=list)  # lt, storage
+
+    def as_of(self, lt: int) -> HighloadWallet:
+        """The wallet's storage as of a block whose last lt is `lt` (before any inclusion: empty sets)."""
+        old, new, last = next(((o, n, c) for at, o, n, c in reversed(self.history) if at <= lt), ({}, {}, 0))
+        return HighloadWallet(self.public_key, self.subwallet_id, self.timeout, dict(old), dict(new), last)
 
     def cleaned(self, now: int) -> tuple[dict[int, int], dict[int, int], int]:
         """(old_queries, queries, last_clean_time) after the contract's rotation at `now` (not stored)."""
@@ -120,9 +138,29 @@ class HighloadWallet:
         old, new, _ = self.cleaned(now) if now is not None else (self.old_queries, self.queries, 0)
         return any(bool(gen.get(q.shift, 0) >> q.bit_number & 1) for gen in (old, new))
 
-    def mark(self, q: QueryId, now: int) -> None:
+    def mark(self, q: QueryId, now: int, lt: int) -> None:
         self.old_queries, self.queries, self.last_clean_time = self.cleaned(now)
         self.queries[q.shift] = self.queries.get(q.shift, 0) | (1 << q.bit_number)
+        self.history.append((lt, dict(self.old_queries), dict(self.queries), self.last_clean_time))
+
+
+MASTER_SHARD = "-9223372036854775808"
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A masterchain block: its seqno, `gen_utime` and the last lt of what it holds."""
+
+    seqno: int
+    utime: int
+    end_lt: int
+
+    def hash(self, kind: str) -> str:
+        return base64.b64encode(hashlib.sha256(f"{kind}/{self.seqno}".encode()).digest()).decode()
+
+    def id(self) -> dict[str, Any]:
+        return {"@type": "ton.blockIdExt", "workchain": -1, "shard": MASTER_SHARD, "seqno": self.seqno,
+                "root_hash": self.hash("root"), "file_hash": self.hash("file")}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +243,63 @@ class Chain:
     offset_s: float = 0.0
     lt: int = 1_000_000
     block: int = 0
+    blocks: list[Block] = field(default_factory=list)  # masterchain blocks, oldest first (block 0 at creation)
+
+    def __post_init__(self) -> None:
+        if not self.blocks:
+            self.blocks.append(Block(self.block, self.now(), self.lt))
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
     def now(self) -> int:
         return int(self.clock() + self.offset_s)
+
+    def lagging(self) -> bool:
+        return self.faults.lag_s > 0
+
+    def visible(self) -> Block:
+        """The newest block the API node has: the last one, or with `lag_s` the newest at least that old."""
+        if not self.lagging():
+            return self.blocks[-1]
+        cutoff = self.now() - self.faults.lag_s
+        return next((b for b in reversed(self.blocks) if b.utime <= cutoff), self.blocks[0])
+
+    def masterchain_info(self) -> dict[str, Any]:
+        """toncenter v2 `getMasterchainInfo`."""
+        return {"@type": "blocks.masterchainInfo", "last": self.visible().id(), "init": self.blocks[0].id(),
+                "state_root_hash": self.visible().hash("state")}  # fmt: skip
+
+    def block_header(self, workchain: int, shard: str, seqno: int, root_hash: str | None = None) -> dict[str, Any]:
+        """toncenter v2 `getBlockHeader` of a masterchain block the node has."""
+        if workchain != -1 or str(shard) != MASTER_SHARD:
+            raise ApiError(500, "LITE_SERVER_UNKNOWN: the emulator has masterchain blocks only")
+        if not 0 <= seqno <= self.visible().seqno:
+            raise ApiError(500, f"LITE_SERVER_NOTREADY: block {seqno} is not in db")
+        block = self.blocks[seqno]
+        if root_hash and root_hash != block.hash("root"):
+            raise ApiError(500, "LITE_SERVER_UNKNOWN: root hash mismatch")
+        prev = [self.blocks[seqno - 1].id()] if seqno else []
+        return {"@type": "blocks.header", "id": block.id(), "global_id": -217, "version": 0, "flags": 1,
+                "after_merge": False, "after_split": False, "before_split": False, "want_merge": False,
+                "want_split": False, "validator_list_hash_short": 0, "catchain_seqno": 0, "min_ref_mc_seqno": 0,
+                "is_key_block": False, "prev_key_block_seqno": 0, "start_lt": str(block.end_lt),
+                "end_lt": str(block.end_lt), "gen_utime": block.utime, "vert_seqno": 0,
+                "prev_blocks": prev}  # fmt: skip
+
+    def run_get_method(self, address: str, method: str, stack: list[int]) -> dict[str, Any]:
+        """toncenter v2 `runGetMethod` (`seqno`, `processed?`): `smc.runResult`, naming the block it read."""
+        if method == "seqno":
+            value = self.seqno(address)
+        elif method == "processed?":
+            if len(stack) != 2:
+                raise ApiError(400, "processed? takes [query_id, need_clean]")
+            value = -1 if self.processed(address, stack[0], need_clean=stack[1] != 0) else 0
+        else:
+            raise ApiError(400, f"the emulator runs only the `seqno` and `processed?` get-methods, not {method!r}")
+        last_tx = {"@type": "internal.transactionId", "lt": "0", "hash": ""}
+        return {"@type": "smc.runResult", "gas_used": 0, "stack": [["num", hex(value)]], "exit_code": 0,
+                "block_id": self.visible().id(), "last_transaction_id": last_tx}  # fmt: skip
 
     # -- setup (admin) -----------------------------------------------------------------------------------------
 
@@ -230,6 +319,7 @@ class Chain:
         if (known := self.highload_wallets.get(raw)) is not None:
             wallet.old_queries, wallet.queries = known.old_queries, known.queries
             wallet.last_clean_time = known.last_clean_time
+            wallet.history = known.history
         self.highload_wallets[raw] = wallet
         self.balances[raw] = balance
         return raw
@@ -323,13 +413,17 @@ class Chain:
             raise ApiError(500, "runGetMethod: a highload wallet v3 has no seqno (exit code 11)")
         if wallet is None:
             raise ApiError(500, "runGetMethod: the account is not active (exit code -13)")
-        return wallet.seqno
+        return wallet.seqno_at(self.visible().end_lt) if self.lagging() else wallet.seqno
 
     def processed(self, address: str, query_id: int, *, need_clean: bool) -> bool:
         """The highload wallet's `processed?(query_id, need_clean)` get-method."""
         wallet = self.highload_wallets.get(parse_address(address).raw)
         if wallet is None:
             raise ApiError(500, "runGetMethod: not a highload wallet v3 (exit code 11)")
+        if self.lagging():
+            block = self.visible()
+            then = wallet.as_of(block.end_lt)
+            return then.processed(QueryId.from_value(query_id), now=block.utime if need_clean else None)
         return wallet.processed(QueryId.from_value(query_id), now=self.now() if need_clean else None)
 
     def wallet_information(self, address: str) -> dict[str, Any]:
@@ -343,13 +437,15 @@ class Chain:
         if wallet is None:
             info["account_state"] = "active" if raw in self.balances else "uninitialized"
             return info
-        return {**info, "account_state": "active", "wallet_type": "wallet v4 r2", "seqno": wallet.seqno,
+        seqno = wallet.seqno_at(self.visible().end_lt) if self.lagging() else wallet.seqno
+        return {**info, "account_state": "active", "wallet_type": "wallet v4 r2", "seqno": seqno,
                 "wallet_id": wallet.subwallet_id}  # fmt: skip
 
     def get_transactions(self, address: str, *, limit: int, lt: int | None = None) -> list[dict[str, Any]]:
         """Newest first; `lt`: start at this logical time (inclusive) and go back."""
         raw = parse_address(address, workchains=frozenset({0, -1})).raw
-        txs = [t for t in reversed(self.transactions.get(raw, [])) if lt is None or t.lt <= lt]
+        shown = self.visible().end_lt if self.lagging() else self.lt
+        txs = [t for t in reversed(self.transactions.get(raw, [])) if (lt is None or t.lt <= lt) and t.lt <= shown]
         return [t.view() for t in txs[:limit]]
 
     # -- blocks ----------------------------------------------------------------------------------------------
@@ -374,6 +470,7 @@ class Chain:
                 self._include_highload(ext)
             else:
                 self._include(ext)
+        self.blocks.append(Block(self.block, self.now(), self.lt))
         return self.block
 
     def _next_lt(self) -> int:
@@ -388,8 +485,8 @@ class Chain:
         its one out-message is the internal transfer to the wallet itself, when the balance pays it."""
         b = ext.batch
         wallet = self.highload_wallets[b.wallet]
-        wallet.mark(b.query_id, self.now())
         self.included[ext.hash] = self._next_lt()
+        wallet.mark(b.query_id, self.now(), self.included[ext.hash])
         self.count("included")
         self.balances[b.wallet] = max(0, self.balances.get(b.wallet, 0) - self.fee_nanotons)
         out: list[dict[str, Any]] = []
@@ -435,6 +532,7 @@ class Chain:
         wallet = self.wallets[m.wallet]
         wallet.seqno += 1
         self.included[ext.hash] = self._next_lt()
+        wallet.history.append((self.included[ext.hash], wallet.seqno))
         self.count("included")
         fee = self.fee_nanotons
         self.balances[m.wallet] = max(0, self.balances.get(m.wallet, 0) - fee)
@@ -500,4 +598,4 @@ class Chain:
         return self.balances.get(parse_address(address).raw, 0)
 
 
-__all__ = ["ApiError", "Chain", "Faults", "HighloadWallet", "PendingInternal", "Tx", "Wallet"]
+__all__ = ["MASTER_SHARD", "ApiError", "Block", "Chain", "Faults", "HighloadWallet", "PendingInternal", "Tx", "Wallet"]

@@ -137,17 +137,26 @@ class Api:
     async def run_get_method(self, request: web.Request) -> web.Response:
         args = await _args(request)
         address, method = _required(args, "address"), _required(args, "method")
-        if method == "seqno":
-            value = self.chain.seqno(address)
-        elif method == "processed?":
-            stack = args.get("stack")
-            if not isinstance(stack, list) or len(stack) != 2:
-                raise ApiError(400, "processed? takes [query_id, need_clean]")
-            done = self.chain.processed(address, _num(stack[0]), need_clean=_num(stack[1]) != 0)
-            value = -1 if done else 0
-        else:
-            raise ApiError(400, f"the emulator runs only the `seqno` and `processed?` get-methods, not {method!r}")
-        return _ok({"@type": "smc.runResult", "gas_used": 0, "stack": [["num", hex(value)]], "exit_code": 0})
+        stack = args.get("stack") or []
+        if not isinstance(stack, list):
+            raise ApiError(400, "`stack` is a list")
+        return _ok(self.chain.run_get_method(address, method, [_num(e) for e in stack]))
+
+    async def masterchain_info(self, _request: web.Request) -> web.Response:
+        return _ok(self.chain.masterchain_info())
+
+    async def block_header(self, request: web.Request) -> web.Response:
+        args = await _args(request)
+        try:
+            workchain, seqno = int(_required(args, "workchain")), int(_required(args, "seqno"))
+        except ValueError as err:
+            raise ApiError(400, "workchain and seqno are integers") from err
+        root_hash = args.get("root_hash")
+        return _ok(
+            self.chain.block_header(
+                workchain, _required(args, "shard"), seqno, root_hash if isinstance(root_hash, str) else None
+            )
+        )
 
     async def wallet_information(self, request: web.Request) -> web.Response:
         return _ok(self.chain.wallet_information(_required(await _args(request), "address")))
@@ -228,6 +237,8 @@ def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
             web.post("/api/v2/runGetMethod", w(api.run_get_method)),
             web.get("/api/v2/getWalletInformation", w(api.wallet_information)),
             web.get("/api/v2/getTransactions", w(api.transactions)),
+            web.get("/api/v2/getMasterchainInfo", w(api.masterchain_info)),
+            web.get("/api/v2/getBlockHeader", w(api.block_header)),
             web.post("/emulator/wallets", w(api.add_wallet, public=False)),
             web.post("/emulator/jettons", w(api.add_jetton, public=False)),
             web.post("/emulator/faults", w(api.set_faults, public=False)),
@@ -236,9 +247,9 @@ def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
             web.get("/emulator/balances", w(api.balances, public=False)),
             web.get("/emulator/stats", w(api.stats, public=False)),
             web.get("/emulator/transfers", w(api.transfers, public=False)),
-            web.get("/health", lambda _r: _health()),
-            web.get("/health/live", lambda _r: _health()),
-            web.get("/health/ready", lambda _r: _health()),
+            web.get("/health", _health),
+            web.get("/health/live", _health),
+            web.get("/health/ready", _health),
         ]
     )
     task: dict[str, asyncio.Task[None]] = {}
@@ -257,7 +268,7 @@ def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
     return app
 
 
-async def _health() -> web.Response:
+async def _health(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
