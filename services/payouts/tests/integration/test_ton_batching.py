@@ -8,6 +8,7 @@ payout recorded paid that the batch transaction did not pay, an innocent payout 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from nacl.signing import SigningKey
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -38,16 +40,31 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
 )
 from prizeflow_payouts.adapters.ton.factory import build_ton_wallet
+from prizeflow_payouts.adapters.ton.freshness import LAGGING
 from prizeflow_payouts.adapters.ton.options import parse_options
 from prizeflow_payouts.adapters.ton.provider import TonWalletProvider
-from prizeflow_payouts.adapters.ton.toncenter import ChainTx, TonApiError, _tx, classify
+from prizeflow_payouts.adapters.ton.toncenter import (
+    ChainTx,
+    StateRead,
+    TonApiError,
+    ToncenterClient,
+    _tx,
+    block_ref,
+    classify,
+    gen_utime,
+    get_method_stack,
+    last_block,
+    stack_int,
+)
 from prizeflow_payouts.application.ports import ExternalSigningError
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderSpec
 from prizeflow_runtime.db import create_engine
 from prizeflow_ton.addresses import TonAddress
-from prizeflow_ton.highload import external_message, parse_inner, signing_hash
+from prizeflow_ton.highload import QueryId, external_message, parse_inner, signing_hash
 from prizeflow_ton.messages import from_b64, message_hash, to_b64
 from prizeflow_ton_emulator.chain import ApiError, Chain
+from prizeflow_ton_emulator.server import create_app
+from prizeflow_ton_emulator.settings import EmulatorSettings
 
 pytestmark = pytest.mark.integration
 
@@ -101,9 +118,31 @@ class ChainClient:
         return [_tx(self.tamper(d) if self.tamper else d) for d in docs]
 
     async def processed(self, address: str, query_id: int) -> bool:
-        return self.chain.processed(address, query_id, need_clean=False)
+        return (await self.processed_at(address, query_id)).value
+
+    async def processed_at(self, address: str, query_id: int) -> StateRead[bool]:
+        try:
+            result = self.chain.run_get_method(address, "processed?", [query_id, 0])
+        except ApiError as err:
+            raise classify(err.status, err.message) from None
+        block = block_ref(result.get("block_id"))
+        value = stack_int(get_method_stack(result, "processed?")[0]) != 0
+        return StateRead(value, await self.block_time(block) if block is not None else None)
+
+    async def block_time(self, block: Any) -> int:
+        try:
+            header = self.chain.block_header(block.workchain, block.shard, block.seqno, block.root_hash)
+        except ApiError as err:
+            raise classify(err.status, err.message) from None
+        return gen_utime(header, block)
+
+    async def masterchain_time(self) -> int:
+        return await self.block_time(last_block(self.chain.masterchain_info()))
 
     async def seqno(self, address: str) -> int:
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, "a highload wallet has no seqno")
+
+    async def seqno_at(self, address: str) -> StateRead[int]:
         raise TonApiError(C.PROVIDER_UNAVAILABLE, "a highload wallet has no seqno")
 
 
@@ -594,3 +633,100 @@ async def test_an_operator_signs_a_batch_out_of_band(rig: Rig) -> None:
     assert (await rig.state(first), await rig.state(second)) == ("paid", "paid")
     assert rig.paid(first_dest) == {"ton": 1, "jetton": 0}
     assert rig.paid(second_dest) == {"ton": 0, "jetton": 1}
+
+
+async def test_a_batch_landed_just_before_it_expired_is_never_rebuilt_while_the_node_lags(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch lands two seconds before created_at + timeout; the API node answers from a state older than that
+    (it lags by more than the margin): no transaction, its query id not processed, and a masterchain block from
+    before the landing. Nothing proves the batch dead: it waits, never expired nor rebuilt (a highload wallet has no
+    seqno to stop a second batch paying the same payouts). Once the node catches up, it is read landed: paid once."""
+    key, dest = await rig.pay("TON", 2 * TON)
+    other, other_dest = await rig.pay("USDT", 3_000_000)
+    await rig.provider.tick()
+    await rig.sign_all()
+    await rig.provider.tick()  # sent: in the mempool
+    (batch,) = await rig.rows("SELECT created_at_chain, timeout_s FROM ton_batches")
+    expires_at = batch["created_at_chain"] + batch["timeout_s"]
+    rig.clock.now = expires_at - 2
+    rig.block()  # included just before it expires
+    rig.chain.faults.update({"lag_s": MARGIN + 30})  # the node we read is that far behind
+    rig.clock.now = expires_at + MARGIN + 1
+    rig.block()  # the chain moves on (the internal transfer delivered); the node does not show it
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert not await rig.provider.tick()
+            rig.advance(2)
+            rig.block()
+    batches = await rig.rows("SELECT state FROM ton_batches")
+    assert batches == [{"state": "signed"}], "expired on a lagging node's word"
+    assert (await rig.state(key), await rig.state(other)) == ("sending", "sending")
+    lagging = [r for r in caplog.records if r.getMessage() == LAGGING]
+    assert len(lagging) == 1  # once per batch
+    assert lagging[0].__dict__["lag_s"] >= MARGIN + 30
+    rig.chain.faults.update({"lag_s": 0})  # the node catches up
+    await rig.settle()
+    assert (await rig.state(key), await rig.state(other)) == ("paid", "paid")
+    assert [b["state"] for b in await rig.rows("SELECT state FROM ton_batches")] == ["landed"]
+    assert rig.paid(dest) == {"ton": 1, "jetton": 0}
+    assert rig.paid(other_dest) == {"ton": 0, "jetton": 1}
+    assert (await rig.payout(key))["messages"] == 1
+
+
+async def test_a_batch_not_included_expires_once_the_node_has_seen_past_its_time(rig: Rig) -> None:
+    """The lagging node is waited for, not forever: once its view is from past created_at + timeout + margin (and
+    the batch is not there), the batch is dead and rebuilt."""
+    key, dest = await rig.pay("TON", TON)
+    await rig.provider.tick()
+    await rig.sign_all()
+    rig.chain.faults.update({"not_included_rate": 1.0})
+    await rig.provider.tick()  # accepted, never to be included
+    rig.chain.faults.update({"not_included_rate": 0.0, "lag_s": 20})
+    (batch,) = await rig.rows("SELECT created_at_chain, timeout_s FROM ton_batches")
+    rig.clock.now = batch["created_at_chain"] + batch["timeout_s"] + MARGIN + 1
+    rig.block()
+    assert not await rig.provider.tick()  # the node's latest block is 20 s old: no verdict
+    rig.advance(20)
+    rig.block()
+    assert await rig.provider.tick()  # its view is past the deadline now: dead
+    assert [b["state"] for b in await rig.rows("SELECT state FROM ton_batches")] == ["expired"]
+    rig.chain.faults.update({"lag_s": 0})
+    await rig.provider.tick()
+    await rig.sign_all()
+    await rig.settle()
+    assert await rig.state(key) == "paid"
+    assert rig.paid(dest) == {"ton": 1, "jetton": 0}
+
+
+async def test_the_client_reads_the_node_s_time_over_http() -> None:
+    """ToncenterClient against the emulator's HTTP app: getMasterchainInfo + getBlockHeader, and runGetMethod's
+    `block_id` read back to its block's time; a lagging node answers an older block."""
+    chain = Chain(clock=Clock(), rng=random.Random(1))
+    wallet, highload = "0:" + "11" * 32, "0:" + "12" * 32
+    key = bytes(SigningKey.generate().verify_key)
+    chain.add_wallet(wallet, key, balance=TON, subwallet_id=698983191)
+    chain.add_highload_wallet(highload, key, balance=TON, subwallet_id=0x10AD, timeout=TIMEOUT)
+    server = TestServer(create_app(chain, EmulatorSettings(ton_emulator_block_ms=10**7)))
+    await server.start_server()
+    client = ToncenterClient(str(server.make_url("")).rstrip("/"), api_key=None, timeout_s=5)
+    try:
+        start = chain.now()
+        assert await client.masterchain_time() == start
+        chain.clock.now += 10  # type: ignore[attr-defined]
+        chain.produce_block()
+        assert await client.masterchain_time() == start + 10
+        seqno = await client.seqno_at(wallet)
+        assert (seqno.value, seqno.block_time) == (0, start + 10)
+        processed = await client.processed_at(highload, QueryId.from_sequence(3).value)
+        assert (processed.value, processed.block_time) == (False, start + 10)
+        chain.faults.update({"lag_s": 5})  # the node answers from block 0
+        assert await client.masterchain_time() == start
+        assert (await client.seqno_at(wallet)).block_time == start
+        chain.faults.update({"outage": True})
+        with pytest.raises(TonApiError) as err:
+            await client.masterchain_time()
+        assert err.value.code is C.PROVIDER_UNAVAILABLE
+    finally:
+        await client.close()
+        await server.close()

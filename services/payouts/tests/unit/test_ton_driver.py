@@ -21,8 +21,19 @@ from prizeflow_contracts.events.signer import TonSignatureRequested
 from prizeflow_payouts.adapters.ton import driver as driver_module
 from prizeflow_payouts.adapters.ton import store as q
 from prizeflow_payouts.adapters.ton.driver import TonDriver
+from prizeflow_payouts.adapters.ton.freshness import LAGGING
 from prizeflow_payouts.adapters.ton.options import TonAsset, TonOptions
-from prizeflow_payouts.adapters.ton.toncenter import ChainTx, TonApiError, _tx
+from prizeflow_payouts.adapters.ton.toncenter import (
+    ChainTx,
+    StateRead,
+    TonApiError,
+    _tx,
+    block_ref,
+    gen_utime,
+    get_method_stack,
+    last_block,
+    stack_int,
+)
 from prizeflow_ton.addresses import TonAddress
 
 WALLET = "0:" + "11" * 32
@@ -182,18 +193,49 @@ class Engine:
         yield Conn(self.books)
 
 
-class Api:
-    """The TON HTTP API: getTransactions in toncenter v2's raw.transaction shape (no `aborted`), paged by lt."""
+def block_doc(utime: int) -> dict[str, Any]:
+    """A masterchain `ton.blockIdExt` (its seqno stands for its time here)."""
+    return {"@type": "ton.blockIdExt", "workchain": -1, "shard": "-9223372036854775808", "seqno": utime,
+            "root_hash": b64(h(f"root/{utime}")), "file_hash": b64(h(f"file/{utime}"))}  # fmt: skip
 
-    def __init__(self) -> None:
+
+class Api:
+    """The TON HTTP API: getTransactions in toncenter v2's raw.transaction shape (no `aborted`), paged by lt;
+    getMasterchainInfo + getBlockHeader and runGetMethod's `block_id` (parsed by the real client code) answer the
+    node's time: the clock minus `lag_s` (`get_method_lag_s`: the get-method answered by a node lagging more)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
         self.seqno_value = 5
         self.txs: dict[str, list[dict[str, Any]]] = {}  # oldest first
         self.send_error: TonApiError | None = None
+        self.node_error: TonApiError | None = None
         self.sent = 0
         self.lt = 1000
+        self.lag_s = 0
+        self.get_method_lag_s: int | None = None
+        self.get_method_names_block = True
+
+    async def masterchain_time(self) -> int:
+        if self.node_error is not None:
+            raise self.node_error
+        t = int(self.clock()) - self.lag_s
+        last = last_block({"@type": "blocks.masterchainInfo", "last": block_doc(t), "init": block_doc(0)})
+        return gen_utime({"@type": "blocks.header", "id": block_doc(t), "gen_utime": t}, last)
 
     async def seqno(self, address: str) -> int:
         return self.seqno_value
+
+    async def seqno_at(self, address: str) -> StateRead[int]:
+        lag = self.lag_s if self.get_method_lag_s is None else self.get_method_lag_s
+        t = int(self.clock()) - lag
+        result: dict[str, Any] = {"@type": "smc.runResult", "gas_used": 0, "exit_code": 0,
+                                  "stack": [["num", hex(self.seqno_value)]]}  # fmt: skip
+        if self.get_method_names_block:
+            result["block_id"] = block_doc(t)
+        block = block_ref(result.get("block_id"))
+        value = stack_int(get_method_stack(result, "seqno")[0])
+        return StateRead(value, t if block is not None else None)
 
     async def send_boc(self, boc: str) -> str:
         self.sent += 1
@@ -233,7 +275,7 @@ class Api:
 class Rig:
     def __init__(self, *, max_messages: int = 5) -> None:
         self.now = float(T0)
-        self.api = Api()
+        self.api = Api(lambda: self.now)
         self.books = Books(lambda: self.now)
         options = TonOptions(
             name="ton", network="testnet", api_url="http://127.0.0.1:9", api_key=None, wallet=WALLET,
@@ -451,6 +493,97 @@ async def test_a_seqno_moved_past_our_last_message_without_its_transaction_stops
         assert not await rig.driver.tick()
     assert len(rig.books.messages) == 1
     assert rig.books.payouts["a"]["state"] == "queued"
+
+
+async def test_a_message_landed_just_before_valid_until_is_never_rebuilt_while_the_node_lags(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The message lands a second before valid_until; the API node answers from a state older than that (it lags
+    the chain by more than the margin): no transaction, the old seqno, and a masterchain block from before the
+    landing. Its time proves nothing past valid_until + margin: the message waits, never expired nor rebuilt. Once
+    the node catches up it is recorded landed, the payout paid once."""
+    rig = Rig()
+    rig.books.queue("a")
+    rig.books.queue("b")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    assert not await rig.driver.tick()  # sent
+    seqno = rig.api.seqno_value
+    rig.now = float(message["valid_until"] - 1)
+    rig.land(message)  # it lands on chain just before valid_until...
+    indexed = rig.api.txs.pop(WALLET)  # ...but the node we read is behind by more than the margin:
+    rig.api.seqno_value = seqno  # neither its transaction nor the seqno it consumed,
+    rig.api.lag_s = MARGIN + 20  # and its latest block is that old
+    rig.now = float(message["valid_until"] + MARGIN + 1)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert not await rig.driver.tick()
+            rig.now += 1
+    assert message["state"] == "signed", "expired on a lagging node's word"
+    assert rig.books.payouts["a"]["state"] == "sending"
+    assert len(rig.books.messages) == 1
+    lagging = [r for r in caplog.records if r.getMessage() == LAGGING]
+    assert len(lagging) == 1  # once per message
+    assert lagging[0].__dict__["lag_s"] == MARGIN + 20
+    assert lagging[0].__dict__["request_id"] == message["request_id"]
+    rig.api.lag_s = 0  # the node catches up
+    rig.api.txs[WALLET] = indexed
+    rig.api.seqno_value = seqno + 1
+    assert await rig.driver.tick()
+    assert message["state"] == "landed"
+    assert rig.books.payouts["a"]["state"] == "paid"
+    assert (await rig.build("b"))["seqno"] == seqno + 1
+    assert [m["idempotency_key"] for m in rig.books.messages.values()] == ["a", "b"]
+
+
+async def test_a_message_expires_once_the_node_has_seen_past_valid_until_and_margin() -> None:
+    rig = Rig()
+    rig.books.queue("a")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    rig.api.lag_s = 10  # behind, but less than needed once enough time passed
+    rig.now = float(message["valid_until"] + MARGIN + 5)
+    assert not await rig.driver.tick()  # the node's latest block: valid_until + margin - 5
+    assert message["state"] == "signed"
+    rig.now += 5
+    assert await rig.driver.tick()  # now valid_until + margin: dead, requeued
+    assert message["state"] == "expired"
+    assert rig.books.payouts["a"]["state"] == "queued"
+
+
+async def test_no_node_time_or_a_stale_get_method_block_means_no_verdict() -> None:
+    """Fail closed: the masterchain time cannot be read, or the seqno answer names a block from before the
+    deadline (a load-balanced API answering it from a lagging backend): never expired."""
+    rig = Rig()
+    rig.books.queue("a")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    rig.now = float(message["valid_until"] + MARGIN + 60)
+    rig.api.node_error = TonApiError(PayoutErrorCode.PROVIDER_UNAVAILABLE, "TON API 503")
+    assert not await rig.driver.tick()
+    rig.api.node_error = None
+    rig.api.get_method_lag_s = 61
+    assert not await rig.driver.tick()
+    assert message["state"] == "signed"
+    rig.api.get_method_names_block = False  # no block named: the masterchain time read before it is relied on
+    assert await rig.driver.tick()
+    assert message["state"] == "expired"
+
+
+@pytest.mark.parametrize("state", ["awaiting_signature", "external"])
+async def test_an_unsent_message_is_not_expired_while_the_node_lags(state: str) -> None:
+    rig = Rig()
+    rig.books.queue("a")
+    message = await rig.build("a")
+    message["state"] = state
+    rig.now += VALIDITY + MARGIN + 1
+    rig.api.lag_s = MARGIN + 10  # an operator's tool may have broadcast it: the node cannot tell yet
+    for _ in range(3):
+        assert not await rig.driver.tick()
+    assert message["state"] == state
+    rig.api.lag_s = 0
+    assert await rig.driver.tick()
+    assert message["state"] == "expired"
 
 
 @pytest.mark.xfail(

@@ -16,9 +16,11 @@ at most `max_batches_in_flight`. Each pass, in one transaction under the provide
    transfer alone): failed `insufficient_provider_funds`, nothing moved — concluded only when every out-message
    of that transaction is accounted for (one that cannot be read stops the conclusion: an operator looks);
 3. not found after `created_at + timeout` + `expiry_margin_s`, paged back by lt to its build time, no sendBoc
-   answered "already executed" (exit code 36) and the wallet's `processed?` says its query id is not in the
-   processed sets: it provably never lands. Its payouts are queued again (new batch, new query id), or failed
-   `tx_expired` (retryable by the worker) after `max_messages` messages;
+   answered "already executed" (exit code 36), the wallet's `processed?` says its query id is not in the
+   processed sets, and the node's view is from past that moment (its latest masterchain block's time, read at
+   the start of the pass before any of those reads, and the block the `processed?` answer names: freshness.py;
+   a lagging node is waited for, never trusted): it provably never lands. Its payouts are queued again (new
+   batch, new query id), or failed `tx_expired` (retryable by the worker) after `max_messages` messages;
 4. batches are built while fewer than `max_batches_in_flight` are live: a partial batch once its oldest payout
    has waited `batch_linger_s`. Query ids follow a per-wallet sequence; one is used again only when no message
    with it can land or still sit in the processed sets (the database refuses otherwise).
@@ -43,6 +45,7 @@ from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTransferIntent
 from prizeflow_payouts.adapters.ton import batch_store as b_q
 from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
 from prizeflow_runtime.outbox import add_events
@@ -114,6 +117,7 @@ class _Pager:
 class _Pass:
     client: ToncenterClient
     pagers: dict[str, _Pager] = field(default_factory=dict)
+    node_time: int | None = None  # the node's latest masterchain block time, read before any page of the pass
 
     def of(self, address: str) -> _Pager:
         if address not in self.pagers:
@@ -163,6 +167,7 @@ class TonBatchDriver:
         self.client = client
         self._db = db
         self.clock = clock
+        self.freshness = NodeFreshness(self.name, client, clock)
         self._jetton_wallets = {a.jetton_wallet: a for a in options.assets.values() if a.jetton_wallet}
 
     def _error(self, code: PayoutErrorCode, message: str) -> PayoutError:
@@ -181,9 +186,12 @@ class TonBatchDriver:
                 return False
             run = _Pass(self.client)
             changed = False
-            for batch in (await conn.execute(b_q.DRIVEN, {"provider": self.name})).mappings().all():
+            driven = [_row(b) for b in (await conn.execute(b_q.DRIVEN, {"provider": self.name})).mappings().all()]
+            if any(b["state"] != "landed" and self.clock() > self._deadline(b) for b in driven):
+                run.node_time = await self.freshness.node_time()  # before any read a verdict rests on
+            for batch in driven:
                 try:
-                    changed |= await self._drive(conn, run, _row(batch))
+                    changed |= await self._drive(conn, run, batch)
                 except TonApiError as err:
                     log.warning(
                         "ton batch check unavailable",
@@ -350,9 +358,13 @@ class TonBatchDriver:
             return await self._drive_unsigned(conn, run, b)
         return await self._drive_signed(conn, run, b)
 
+    def _deadline(self, b: Mapping[str, Any]) -> int:
+        """created_at + timeout + margin: past it, a batch not seen landed may be declared dead."""
+        return int(b["created_at_chain"]) + int(b["timeout_s"]) + self.o.expiry_margin_s
+
     async def _drive_unsigned(self, conn: AsyncConnection, run: _Pass, b: dict[str, Any]) -> bool:
         now = self.clock()
-        if now > int(b["created_at_chain"]) + int(b["timeout_s"]) + self.o.expiry_margin_s:
+        if now > self._deadline(b):
             return await self._expire_unsent(conn, run, b, f"not signed before it expired ({b['state']})")
         if b["state"] == "awaiting_signature" and now - b["updated_at"].timestamp() >= self.o.resign_after_s:
             n = (await conn.execute(b_q.BATCH_SIGN_AGAIN, {"id": b["request_id"]})).scalar()
@@ -381,37 +393,48 @@ class TonBatchDriver:
                     )
             await conn.execute(b_q.BATCH_SENT, {"id": b["request_id"]})
             return False
-        if now > expires_at + self.o.expiry_margin_s:
-            return await self._expire_if_dead(conn, b)
+        if now > self._deadline(b):
+            return await self._expire_if_dead(conn, run, b)
         return False
 
-    async def _expire_if_dead(self, conn: AsyncConnection, b: Mapping[str, Any]) -> bool:
+    async def _expire_if_dead(self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any]) -> bool:
         """Past created_at + timeout (+ margin) and not among the wallet's transactions since it was built: dead
-        only if no sendBoc answered "already executed" and its query id is not in the wallet's processed sets."""
+        only if no sendBoc answered "already executed", its query id is not in the wallet's processed sets, and
+        the node's view is from past that deadline (the pass's node time, the `processed?` answer's block)."""
         if b["error_code"] == ALREADY_EXECUTED:
             log.error(
                 "ton batch query id processed but its transaction not found: not rebuilding",
                 extra={"provider": self.name, "request_id": b["request_id"], "query_id": b["query_id"]},
             )
             return False
-        if await self.client.processed(self.o.wallet, int(b["query_id"])):
+        if not self.freshness.fresh(b["request_id"], self._deadline(b), run.node_time):
+            return False  # the node may not show a landing yet: wait
+        read = await self.client.processed_at(self.o.wallet, int(b["query_id"]))
+        if read.value:
             log.error(
                 "ton batch query id processed but its transaction not found: not rebuilding",
                 extra={"provider": self.name, "request_id": b["request_id"], "query_id": b["query_id"]},
             )
             return False
+        if not self.freshness.fresh(b["request_id"], self._deadline(b), run.node_time, read.block_time):
+            return False
         return await self._expire(conn, b, "not included before created_at + timeout")
 
     async def _expire_unsent(self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any], why: str) -> bool:
         """An unsigned or out-of-band batch past its time: an operator's tool may have broadcast it, so it is dead
-        only if no wallet transaction carries its signed hash and its query id is not processed."""
+        only if no wallet transaction carries its signed hash, its query id is not processed, and the node's view
+        is from past its deadline."""
         landed = await run.of(self.o.wallet).find(_carries_inner(b["inner_hash"]), since=b["created_at"].timestamp())
-        if landed is not None or await self.client.processed(self.o.wallet, int(b["query_id"])):
+        read = await self.client.processed_at(self.o.wallet, int(b["query_id"])) if landed is None else None
+        if landed is not None or (read is not None and read.value):
             log.error(
                 "ton batch landed while it was not signed here: not rebuilding",
                 extra={"provider": self.name, "request_id": b["request_id"], "query_id": b["query_id"]},
             )
             return False
+        assert read is not None
+        if not self.freshness.fresh(b["request_id"], self._deadline(b), run.node_time, read.block_time):
+            return False  # the node may not show a landing yet: wait
         return await self._expire(conn, b, why)
 
     async def _expire(self, conn: AsyncConnection, b: Mapping[str, Any], why: str) -> bool:

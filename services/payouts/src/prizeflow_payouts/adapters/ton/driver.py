@@ -19,6 +19,7 @@ from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.signer import TonSignatureRequested, TonTransferIntent
 from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.toncenter import ChainTx, TonApiError, ToncenterClient
 from prizeflow_runtime.outbox import add_events
@@ -61,6 +62,7 @@ class TonDriver:
         self.client = client
         self._db = db
         self.clock = clock
+        self.freshness = NodeFreshness(self.name, client, clock)
 
     def _error(self, code: PayoutErrorCode, message: str) -> PayoutError:
         return PayoutError.of(code, message, provider=self.name)
@@ -195,6 +197,9 @@ class TonDriver:
     async def _drive_signed(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
         now = self.clock()
         valid_until = int(message["valid_until"])
+        deadline = valid_until + self.o.expiry_margin_s
+        # Past its time: the node's time is read BEFORE the transactions and seqno a "never landed" rests on.
+        node_time = await self.freshness.node_time() if now > deadline else None
         try:
             landing = await self._landing(message)
         except TonApiError as err:
@@ -211,8 +216,8 @@ class TonDriver:
                     await conn.execute(q.MESSAGE_SEQNO_MOVED, {"id": message["request_id"], "code": _SEQNO_MOVED})
             await conn.execute(q.MESSAGE_SENT, {"id": message["request_id"]})
             return False
-        if now > valid_until + self.o.expiry_margin_s:
-            return await self._expire_if_unconsumed(conn, message)
+        if now > deadline:
+            return await self._expire_if_unconsumed(conn, message, node_time)
         return False
 
     async def _consumed_by_an_earlier_message(self, conn: AsyncConnection, message: Mapping[str, Any]) -> bool:
@@ -284,13 +289,19 @@ class TonDriver:
         )
         return True
 
-    async def _expire_if_unconsumed(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+    async def _expire_if_unconsumed(
+        self, conn: AsyncConnection, message: dict[str, Any], node_time: int | None
+    ) -> bool:
         """Past valid_until and not found among the wallet's transactions since it was built: dead only if the
-        wallet's seqno is still the message's (nothing consumed it) and no sendBoc answered "seqno moved". Else it
-        may have landed (nobody else sends from this wallet): never build another while that is unresolved."""
+        wallet's seqno is still the message's (nothing consumed it), no sendBoc answered "seqno moved", and the
+        node's view is from past valid_until + margin (`node_time`, read before those reads, and the seqno
+        answer's own block). Else it may have landed: never build another while that is unresolved."""
         try:
-            seqno = await self.client.seqno(self.o.wallet)
-            if seqno <= int(message["seqno"]) and message["error_code"] != _SEQNO_MOVED:
+            read = await self.client.seqno_at(self.o.wallet)
+            if read.value <= int(message["seqno"]) and message["error_code"] != _SEQNO_MOVED:
+                deadline = int(message["valid_until"]) + self.o.expiry_margin_s
+                if not self.freshness.fresh(message["request_id"], deadline, node_time, read.block_time):
+                    return False  # the node may not show a landing yet: wait
                 return await self._expire(conn, message, "not included before valid_until")
         except TonApiError as err:
             log.warning("ton expiry check unavailable", extra={"provider": self.name, "code": err.code.value})
@@ -362,13 +373,19 @@ class TonDriver:
 
     async def _expire_unsent(self, conn: AsyncConnection, message: Mapping[str, Any], why: str) -> bool:
         """An unsigned or out-of-band message past valid_until: an operator's tool may have broadcast it, so it
-        is dead only if the wallet's seqno did not move; else never rebuild (an operator resolves it)."""
+        is dead only if the wallet's seqno did not move on a node whose view is from past valid_until + margin;
+        else never rebuild (an operator resolves it)."""
+        node_time = await self.freshness.node_time()  # before the seqno it vouches for
         try:
-            seqno = await self.client.seqno(self.o.wallet)
+            read = await self.client.seqno_at(self.o.wallet)
         except TonApiError as err:
             log.warning("ton expiry check unavailable", extra={"provider": self.name, "code": err.code.value})
             return False
+        seqno = read.value
         if seqno <= int(message["seqno"]):
+            deadline = int(message["valid_until"]) + self.o.expiry_margin_s
+            if not self.freshness.fresh(message["request_id"], deadline, node_time, read.block_time):
+                return False
             return await self._expire(conn, message, why)
         if await self._consumed_by_an_earlier_message(conn, message):
             return True

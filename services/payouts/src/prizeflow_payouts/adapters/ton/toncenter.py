@@ -5,6 +5,20 @@ A failure is a `TonApiError` with a stable `PayoutErrorCode`: `rate_limited` (42
 (no answer in time: for sendBoc the message may have been accepted), `tx_bad_seq` / `tx_expired` (the wallet
 refused the external message: exit code 33 / 36), `signature_refused` (exit code 35/34: not our key or
 subwallet), `invalid_request` (4xx).
+
+How fresh the node's view is (what a "never landed" verdict needs, see `masterchain_time`): toncenter v2's
+`getMasterchainInfo` answers `{"@type": "blocks.masterchainInfo", "last": <ton.blockIdExt>, "init": ...,
+"state_root_hash": ...}` where a `ton.blockIdExt` is `{"workchain", "shard" (a decimal string), "seqno",
+"root_hash", "file_hash" (base64)}`; `getBlockHeader?workchain=&shard=&seqno=[&root_hash=&file_hash=]` answers a
+`blocks.header` whose `gen_utime` (unix seconds) is the block's time; a `runGetMethod` answer (`smc.runResult`)
+carries `block_id` (a `ton.blockIdExt`) and `last_transaction_id` besides `gas_used`, `stack`, `exit_code`.
+Sources: docs.ton.org "Get masterchain info" (ecosystem/api/toncenter/v2/blocks), the toncenter v2 pages of
+QuickNode (getMasterchainInfo, getBlockHeader, runGetMethod: `block_id` in the result) and Chainstack
+(getBlockHeader parameters), ton4j's toncenter `MasterchainInfoResponse` / `BlockHeaderResponse`. Not confirmed:
+whether `block_id` of a get-method answer names the masterchain block or the account's shard block; either way
+its `gen_utime` is the time of the state the answer was read from, so it is read with `getBlockHeader` and never
+taken for anything else (conservative: a missing or unreadable `block_id` proves nothing, the masterchain time
+read before it is relied on instead).
 """
 
 from __future__ import annotations
@@ -12,13 +26,14 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import aiohttp
 
 from prizeflow_contracts.errors import PayoutErrorCode
 
 C = PayoutErrorCode
+T = TypeVar("T")
 _EXIT_CODE: Final = re.compile(r"exit ?code[=: ]+(-?\d+)", re.IGNORECASE)
 _EXIT_CODES: Final = {33: C.TX_BAD_SEQ, 36: C.TX_EXPIRED, 35: C.SIGNATURE_REFUSED, 34: C.SIGNATURE_REFUSED}
 
@@ -103,6 +118,82 @@ def _tx(doc: dict[str, Any]) -> ChainTx:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """A `ton.blockIdExt`: the block a node answered from (hashes base64, as toncenter shows them)."""
+
+    workchain: int
+    shard: str
+    seqno: int
+    root_hash: str = ""
+    file_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StateRead(Generic[T]):
+    """A get-method's value and the `gen_utime` of the block its answer names (None: it names none)."""
+
+    value: T
+    block_time: int | None
+
+
+def block_ref(doc: Any) -> BlockRef | None:
+    """A `ton.blockIdExt` document, or None when it is not one."""
+    if not isinstance(doc, dict):
+        return None
+    try:
+        return BlockRef(
+            workchain=int(doc["workchain"]),
+            shard=str(int(str(doc["shard"]))),
+            seqno=int(doc["seqno"]),
+            root_hash=str(doc.get("root_hash") or ""),
+            file_hash=str(doc.get("file_hash") or ""),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def last_block(info: Any) -> BlockRef:
+    """The `last` masterchain block of a `getMasterchainInfo` answer."""
+    last = block_ref(info.get("last")) if isinstance(info, dict) else None
+    if last is None or last.workchain != -1:
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, "getMasterchainInfo answered no masterchain block")
+    return last
+
+
+def gen_utime(header: Any, block: BlockRef) -> int:
+    """The `gen_utime` of a `getBlockHeader` answer, checked to be the block asked for."""
+    if not isinstance(header, dict):
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, "getBlockHeader answered no header")
+    shown = block_ref(header.get("id"))
+    if shown is not None and (shown.workchain, shown.seqno) != (block.workchain, block.seqno):
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, "getBlockHeader answered another block")
+    try:
+        t = int(header["gen_utime"])
+    except (KeyError, TypeError, ValueError):
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, "getBlockHeader answered no gen_utime") from None
+    if t <= 0:
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, "getBlockHeader answered no gen_utime")
+    return t
+
+
+def get_method_stack(result: Any, method: str) -> list[Any]:
+    """The stack of a successful `smc.runResult`."""
+    if not isinstance(result, dict) or int(result.get("exit_code", 0)) != 0:
+        code = result.get("exit_code") if isinstance(result, dict) else None
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, f"{method} get-method exited {code}")
+    stack = result.get("stack")
+    if not isinstance(stack, list) or not stack:
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, f"{method} get-method answered an empty stack")
+    return stack
+
+
+def stack_int(entry: Any) -> int:
+    if not isinstance(entry, list) or len(entry) != 2 or entry[0] != "num":
+        raise TonApiError(C.PROVIDER_UNAVAILABLE, "a get-method answered a non-number")
+    return int(str(entry[1]), 16)
+
+
 class ToncenterClient:
     def __init__(self, base_url: str, *, api_key: str | None, timeout_s: float) -> None:
         self.base_url = base_url
@@ -147,27 +238,50 @@ class ToncenterClient:
         result = await self._call("POST", "sendBocReturnHash", json={"boc": boc}, unknown_outcome=True)
         return _hex(str(result["hash"]))
 
-    async def seqno(self, address: str) -> int:
-        result = await self._call(
-            "POST", "runGetMethod", json={"address": address, "method": "seqno", "stack": []}, unknown_outcome=False
-        )
-        if int(result.get("exit_code", 0)) != 0:
-            raise TonApiError(C.PROVIDER_UNAVAILABLE, f"seqno get-method exited {result.get('exit_code')}")
-        return int(result["stack"][0][1], 16)
-
-    async def processed(self, address: str, query_id: int) -> bool:
-        """A highload wallet v3's `processed?(query_id, need_clean = false)`: is the query id in its stored
-        processed sets (a message with it landed and was not rotated out yet)."""
-        stack = [["num", hex(query_id)], ["num", "0x0"]]
-        result = await self._call(
+    async def _run_get_method(self, address: str, method: str, stack: list[Any]) -> Any:
+        return await self._call(
             "POST",
             "runGetMethod",
-            json={"address": address, "method": "processed?", "stack": stack},
+            json={"address": address, "method": method, "stack": stack},
             unknown_outcome=False,
         )
-        if int(result.get("exit_code", 0)) != 0:
-            raise TonApiError(C.PROVIDER_UNAVAILABLE, f"processed? get-method exited {result.get('exit_code')}")
-        return int(result["stack"][0][1], 16) != 0
+
+    async def _read(self, result: Any, value: T) -> StateRead[T]:
+        block = block_ref(result.get("block_id")) if isinstance(result, dict) else None
+        return StateRead(value, await self.block_time(block) if block is not None else None)
+
+    async def seqno(self, address: str) -> int:
+        return (await self.seqno_at(address)).value
+
+    async def seqno_at(self, address: str) -> StateRead[int]:
+        """The wallet's seqno and the time of the block the answer was read from (`block_id`, when named)."""
+        result = await self._run_get_method(address, "seqno", [])
+        return await self._read(result, stack_int(get_method_stack(result, "seqno")[0]))
+
+    async def processed(self, address: str, query_id: int) -> bool:
+        return (await self.processed_at(address, query_id)).value
+
+    async def processed_at(self, address: str, query_id: int) -> StateRead[bool]:
+        """A highload wallet v3's `processed?(query_id, need_clean = false)`: is the query id in its stored
+        processed sets (a message with it landed and was not rotated out yet); with the time of the block the
+        answer was read from (`block_id`, when named)."""
+        result = await self._run_get_method(address, "processed?", [["num", hex(query_id)], ["num", "0x0"]])
+        return await self._read(result, stack_int(get_method_stack(result, "processed?")[0]) != 0)
+
+    async def block_time(self, block: BlockRef) -> int:
+        """`gen_utime` of a block (`getBlockHeader`)."""
+        params = {"workchain": str(block.workchain), "shard": block.shard, "seqno": str(block.seqno)}
+        if block.root_hash and block.file_hash:
+            params |= {"root_hash": block.root_hash, "file_hash": block.file_hash}
+        header = await self._call("GET", "getBlockHeader", params=params, unknown_outcome=False)
+        return gen_utime(header, block)
+
+    async def masterchain_time(self) -> int:
+        """The `gen_utime` of the node's latest masterchain block (`getMasterchainInfo`, then `getBlockHeader`):
+        everything the node answers after this is read from a state at least that recent (a node never goes
+        backwards). Behind the chain by a stuck liteserver or a lagging load-balanced backend: this shows it."""
+        last = last_block(await self._call("GET", "getMasterchainInfo", unknown_outcome=False))
+        return await self.block_time(last)
 
     async def transactions(
         self, address: str, *, limit: int = 20, lt: int | None = None, tx_hash: str | None = None
@@ -180,4 +294,17 @@ class ToncenterClient:
         return [_tx(t) for t in result or []]
 
 
-__all__ = ["ChainMessage", "ChainTx", "TonApiError", "ToncenterClient", "classify"]
+__all__ = [
+    "BlockRef",
+    "ChainMessage",
+    "ChainTx",
+    "StateRead",
+    "TonApiError",
+    "ToncenterClient",
+    "block_ref",
+    "classify",
+    "gen_utime",
+    "get_method_stack",
+    "last_block",
+    "stack_int",
+]
