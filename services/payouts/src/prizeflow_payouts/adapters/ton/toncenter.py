@@ -251,7 +251,8 @@ class ToncenterClient:
         return StateRead(value, await self.block_time(block) if block is not None else None)
 
     async def seqno(self, address: str) -> int:
-        return (await self.seqno_at(address)).value
+        """The wallet's seqno (no block time read: for building, not for a verdict)."""
+        return stack_int(get_method_stack(await self._run_get_method(address, "seqno", []), "seqno")[0])
 
     async def seqno_at(self, address: str) -> StateRead[int]:
         """The wallet's seqno and the time of the block the answer was read from (`block_id`, when named)."""
@@ -259,7 +260,9 @@ class ToncenterClient:
         return await self._read(result, stack_int(get_method_stack(result, "seqno")[0]))
 
     async def processed(self, address: str, query_id: int) -> bool:
-        return (await self.processed_at(address, query_id)).value
+        """`processed?` without the block time (see `processed_at`)."""
+        result = await self._run_get_method(address, "processed?", [["num", hex(query_id)], ["num", "0x0"]])
+        return stack_int(get_method_stack(result, "processed?")[0]) != 0
 
     async def processed_at(self, address: str, query_id: int) -> StateRead[bool]:
         """A highload wallet v3's `processed?(query_id, need_clean = false)`: is the query id in its stored
