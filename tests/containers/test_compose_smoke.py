@@ -21,7 +21,7 @@ from prizeflow_contracts.topics import PAYOUT_EVENTS, REWARDS_EVENTS, SETTLEMENT
 from prizeflow_devstack.compose import ComposeStack, secrets_dir
 from prizeflow_runtime.dev_identity import DevIdentity
 
-pytestmark = [pytest.mark.containers, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(3600)]  # its fixture first builds every image
 
 
 @dataclass
