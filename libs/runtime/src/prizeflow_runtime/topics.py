@@ -303,16 +303,31 @@ async def ensure_topics(
     await provision_topics(bootstrap_servers, plan, security=security)
 
 
-async def delete_topics_with_suffix(bootstrap: str, suffix: str, *, security: KafkaSecurity | None = None) -> list[str]:
-    """Delete every `*<suffix>` and `*<suffix>.dlq` topic (a test's or an e2e platform's); returns their names."""
+async def delete_topics_with_suffix(
+    bootstrap: str, suffix: str, *, security: KafkaSecurity | None = None, wait_s: float = 120.0
+) -> list[str]:
+    """Delete every `*<suffix>` and `*<suffix>.dlq` topic (a test's or an e2e platform's); returns their names once
+    the broker no longer lists any of them. A DeleteTopics answer is not that: on a loaded broker it can time out
+    per topic (an error code in the answer, not an exception) and metadata lags the controller, so deletion is
+    re-requested until the listing is clean, and `TimeoutError` names what is still there after `wait_s`."""
     if not suffix or len(suffix) < 6:
         raise ValueError(f"refusing to delete topics by the suffix {suffix!r}: too broad")
+
+    def _mine(listed: Iterable[str]) -> list[str]:
+        return sorted(t for t in listed if t.endswith((suffix, suffix + DLQ_SUFFIX)))
+
     admin = _admin(bootstrap, security)
     try:
         await admin.start()
-        mine = sorted(t for t in await admin.list_topics() if t.endswith((suffix, suffix + DLQ_SUFFIX)))
-        if mine:
-            await admin.delete_topics(mine, timeout_ms=_ADMIN_TIMEOUT_MS)
+        mine = left = _mine(await admin.list_topics())
+        deadline = time.monotonic() + wait_s
+        while left:
+            await admin.delete_topics(left, timeout_ms=_ADMIN_TIMEOUT_MS)
+            left = _mine(await admin.list_topics())
+            if left and time.monotonic() > deadline:
+                raise TimeoutError(f"topics still listed {wait_s:.0f} s after deleting them: {', '.join(left)}")
+            if left:
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
     return mine

@@ -154,6 +154,12 @@ async def test_deleting_by_suffix_removes_only_that_suffix_and_refuses_a_broad_o
     await provision_topics(kafka_bootstrap, topic_plan(TopicSettings(), suffix=topic_suffix, topics=[GAME_ROUNDS]))
     deleted = await delete_topics_with_suffix(kafka_bootstrap, topic_suffix)
     assert deleted == [GAME_ROUNDS.name + topic_suffix, GAME_ROUNDS.name + topic_suffix + ".dlq"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:  # returned only once the broker no longer lists them
+        assert not [t for t in await admin.list_topics() if topic_suffix in t]
+    finally:
+        await admin.close()
     for broad in ("", ".v1", ".dlq"):
         with pytest.raises(ValueError, match="too broad"):
             await delete_topics_with_suffix(kafka_bootstrap, broad)
