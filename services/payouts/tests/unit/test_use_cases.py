@@ -4,6 +4,7 @@ the worker's transitions and retries. No database, broker, socket or process."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -42,7 +43,13 @@ from prizeflow_contracts.providers import (
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import PayoutRepository, PayoutTransactions, RailProgress, SourceProgress
+from prizeflow_payouts.application.ports import (
+    ExternalSigningError,
+    PayoutRepository,
+    PayoutTransactions,
+    RailProgress,
+    SourceProgress,
+)
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
@@ -922,17 +929,25 @@ class SignedOutOfBand(ScriptedProvider):
         return {"tx_hash": "ab" * 32, "payout_ids": [payout_id]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="POST /payouts/{id}/submit-signed queues money on the network with no AdminActionRecorded: the admin "
-    "is not even passed to PayoutAdmin.submit_signed, and the rails (Stellar, TON) mark the envelope signed in "
-    "a transaction of their own, so the audit cannot join it without widening the ExternalSigning port",
-)
 async def test_an_envelope_handed_in_after_signing_out_of_band_is_audited() -> None:
     s = service(SignedOutOfBand())
     (created,) = await s.request(command())
     ada = Actor("ada", frozenset({"admin"}), "c")
-    await s.admin.submit_signed(created.payout_id, "AAAA", ada)  # type: ignore[call-arg]
+    await s.admin.submit_signed(created.payout_id, "AAAA", ada)
     audits = [a for a in s.store.events_of(AdminActionRecorded) if a.action == "payout.submit_signed"]
     assert [(a.actor_user_id, a.target_id) for a in audits] == [("ada", created.payout_id)]
+    assert audits[0].after == {"envelope_sha256": hashlib.sha256(b"AAAA").hexdigest()}  # never the envelope
+
+
+class RefusesEnvelopes(SignedOutOfBand):
+    async def submit_signed(self, payout_id: str, signed_xdr: str) -> Any:
+        raise ExternalSigningError(ErrorKind.INVALID, "bad_signature", "not signed by the source account")
+
+
+async def test_a_refused_envelope_is_on_record_as_an_attempt() -> None:
+    s = service(RefusesEnvelopes())
+    (created,) = await s.request(command())
+    with pytest.raises(ExternalSigningError):
+        await s.admin.submit_signed(created.payout_id, "BBBB", Actor("ada", frozenset({"admin"}), "c"))
+    audits = [a for a in s.store.events_of(AdminActionRecorded) if a.action == "payout.submit_signed"]
+    assert [a.actor_user_id for a in audits] == ["ada"]

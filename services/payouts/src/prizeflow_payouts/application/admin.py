@@ -7,6 +7,7 @@ transaction as the change and its payout events.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -423,10 +424,26 @@ class PayoutAdmin:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"the provider holds no payout {payout_id}")
         return out
 
-    async def submit_signed(self, payout_id: str, signed_xdr: str) -> Any:
+    async def submit_signed(self, payout_id: str, signed_xdr: str, actor: Actor) -> Any:
         """Hand an externally signed envelope to the provider; it raises `ExternalSigningError` (a
-        `UseCaseError`) when it refuses it."""
-        return await (await self._external_signing(payout_id)).submit_signed(payout_id, signed_xdr)
+        `UseCaseError`) when it refuses it.
+
+        The hand-in is audited first, in a transaction of its own (the rails mark the envelope signed in theirs):
+        no signature reaches the network without a record of who handed it in, and a refused one is on record as
+        an attempt. The audit names the envelope by its SHA-256, never the envelope itself."""
+        signing = await self._external_signing(payout_id)
+        now = self.clock()
+        async with self.transactions() as repo:
+            rec = await self._locked(repo, payout_id)
+            envelope = hashlib.sha256(signed_xdr.encode()).hexdigest()
+            await repo.add_events(
+                [
+                    self._audit(
+                        actor, "payout.submit_signed", rec, reason=None, after={"envelope_sha256": envelope}, now=now
+                    )
+                ]
+            )
+        return await signing.submit_signed(payout_id, signed_xdr)
 
     # -- quote ------------------------------------------------------------------------------------------------
     async def quote(self, instruction: PayoutInstruction, preferred: ProviderType | None) -> tuple[str, Quote]:

@@ -204,12 +204,13 @@ class PayoutsController(Controller):
     @post("/{payout_id:str}/submit-signed", guards=[require_roles(Role.ADMIN)], status_code=202)
     async def submit_signed(
         self,
+        request: Request[Any, Any, Any],
         payout_id: FromPath[str],
         data: JSONBody[SignedXdrBody],
         admin: Admin,
     ) -> dict[str, Any]:
         """Verify an externally signed envelope (same transaction hash, valid signature) and queue its submission."""
-        done = await admin.submit_signed(payout_id, data.signed_xdr)
+        done = await admin.submit_signed(payout_id, data.signed_xdr, _actor(request))
         return {"payout_id": payout_id, "queued": True, "tx_hash": done.tx_hash, "payout_ids": list(done.payout_ids)}
 
 
