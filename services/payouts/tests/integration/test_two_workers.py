@@ -162,7 +162,7 @@ async def test_a_crashed_workers_rows_are_taken_over_after_the_lease_and_paid_on
     await asyncio.sleep(0)  # the rows are now leased to a dead worker
     second = _spawn(settings, "rescuer", **lease)
     try:
-        final = await eventually(lambda: _states(db), lambda s: s == {"paid": 20}, timeout=60, interval=0.2)
+        final = await eventually(lambda: _states(db), lambda s: s == {"paid": 20}, timeout=180, interval=0.2)
     finally:
         second.stop(timeout=20)
     assert final == {"paid": 20}
