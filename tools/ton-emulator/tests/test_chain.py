@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -114,6 +115,70 @@ def test_a_short_jetton_balance_bounces(chain: Chain, key: SigningKey) -> None:
     assert "aborted" not in tx
     # As on chain: the bounce is read from the out-messages, a message back to our wallet only.
     assert [parse_address(m["destination"]).raw for m in tx["out_msgs"]] == [parse_address(WALLET).raw]
+
+
+def raws(tx: dict[str, Any]) -> list[str]:
+    return [parse_address(m["destination"], workchains=frozenset({0, -1})).raw for m in tx["out_msgs"]]
+
+
+def test_the_destination_jetton_wallet_s_transaction_is_located_by_its_in_message(
+    chain: Chain, key: SigningKey
+) -> None:
+    """Our jetton wallet's internal_transfer onward carries its created_lt; the destination's jetton wallet's
+    transaction processing it is found by `tryLocateResultTx` (source, destination, created_lt), and sends the
+    notification to its owner and the excess to our wallet — nothing back to our jetton wallet."""
+    chain.send_boc(boc(key, chain, transfer=jetton(1_000_000)))
+    chain.produce_block()
+    (ours,) = chain.get_transactions(JETTON_WALLET, limit=10)
+    (internal,) = ours["out_msgs"]
+    dest_wallet = parse_address(internal["destination"]).raw
+    assert int(internal["created_lt"]) == int(ours["transaction_id"]["lt"]) + 1
+    located = chain.locate_result(JETTON_WALLET, internal["destination"], int(internal["created_lt"]))
+    assert located["in_msg"]["hash"] == internal["hash"]
+    assert located == chain.get_transactions(dest_wallet, limit=1)[0]
+    assert sorted(raws(located)) == sorted([DEST, WALLET])  # notification to the owner, excess to our wallet
+    assert chain.transfers_to(WALLET, DEST) == {"ton": 0, "jetton": 1}
+    with pytest.raises(ApiError, match="not found") as err:
+        chain.locate_result(JETTON_WALLET, internal["destination"], int(internal["created_lt"]) + 1)
+    assert err.value.status == 404
+    with pytest.raises(ApiError, match="not found"):
+        chain.locate_result(WALLET, internal["destination"], int(internal["created_lt"]))  # another source
+
+
+def test_a_frozen_destination_jetton_wallet_bounces_the_jettons_back_to_ours(chain: Chain, key: SigningKey) -> None:
+    chain.faults.update({"frozen_jetton_owners": [parse_address(DEST).friendly(bounceable=True)]})
+    chain.send_boc(boc(key, chain, transfer=jetton(1_000_000)))
+    chain.produce_block()
+    assert chain.jetton_balance(MASTER, DEST) == 0
+    assert chain.jetton_balance(MASTER, WALLET) == 5_000_000  # back with our owner
+    bounce_back, ours = chain.get_transactions(JETTON_WALLET, limit=10)  # newest first
+    (internal,) = ours["out_msgs"]
+    assert raws(ours) != [WALLET]  # our jetton wallet did send it onward
+    located = chain.locate_result(JETTON_WALLET, internal["destination"], int(internal["created_lt"]))
+    assert "aborted" not in located  # toncenter v2: the refusal is read from the out-messages
+    assert raws(located) == [JETTON_WALLET]  # bounced to the sender of the internal_transfer, our jetton wallet
+    assert bounce_back["in_msg"]["hash"] == located["out_msgs"][0]["hash"]  # our jetton wallet took it back
+    assert chain.transfers_to(WALLET, DEST) == {"ton": 0, "jetton": 0}
+    assert chain.counters["jetton_bounced_by_destination"] == 1
+    chain.faults.update({"frozen_jetton_owners": []})  # unfrozen: the next one is taken
+    chain.send_boc(boc(key, chain, seqno=1, transfer=jetton(1_000_000)))
+    chain.produce_block()
+    assert chain.jetton_balance(MASTER, DEST) == 1_000_000
+    assert chain.transfers_to(WALLET, DEST) == {"ton": 0, "jetton": 1}
+    with pytest.raises(ApiError, match="list of strings"):
+        chain.faults.update({"frozen_jetton_owners": DEST})
+
+
+def test_a_lagging_node_does_not_locate_a_newer_transaction(chain: Chain, key: SigningKey) -> None:
+    chain.clock.t += 5  # type: ignore[attr-defined]
+    chain.send_boc(boc(key, chain, transfer=jetton(1_000_000)))
+    chain.produce_block()
+    (internal,) = chain.transactions[JETTON_WALLET][0].out_msgs
+    chain.faults.update({"lag_s": 3})
+    with pytest.raises(ApiError, match="not found"):
+        chain.locate_result(JETTON_WALLET, internal["destination"], int(internal["created_lt"]))
+    chain.faults.update({"lag_s": 0})
+    assert chain.locate_result(JETTON_WALLET, internal["destination"], int(internal["created_lt"]))
 
 
 def test_accepted_but_never_included(chain: Chain, key: SigningKey) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from nacl.signing import SigningKey
 from sqlalchemy import text
@@ -59,9 +60,11 @@ from prizeflow_payouts.adapters.ton.toncenter import (
 from prizeflow_payouts.application.ports import ExternalSigningError
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderSpec
 from prizeflow_runtime.db import create_engine
-from prizeflow_ton.addresses import TonAddress
+from prizeflow_ton.addresses import TonAddress, canonical
 from prizeflow_ton.highload import QueryId, external_message, parse_inner, signing_hash
-from prizeflow_ton.messages import from_b64, message_hash, to_b64
+from prizeflow_ton.messages import Transfer, TransferKind, WalletMessage, from_b64, message_hash, to_b64
+from prizeflow_ton.messages import external_message as v4_external_message
+from prizeflow_ton.messages import signing_hash as v4_signing_hash
 from prizeflow_ton_emulator.chain import ApiError, Chain
 from prizeflow_ton_emulator.server import create_app
 from prizeflow_ton_emulator.settings import EmulatorSettings
@@ -91,6 +94,7 @@ class ChainClient:
         self.hidden: set[str] = set()  # accounts whose transactions the API does not show yet (index lag)
         self.sends = 0
         self.tamper: Any = None  # a function rewriting the API's transaction documents
+        self.located = 0  # tryLocateResultTx calls
 
     async def start(self) -> None:
         return None
@@ -116,6 +120,17 @@ class ChainClient:
             return []
         docs = self.chain.get_transactions(address, limit=limit, lt=lt)
         return [_tx(self.tamper(d) if self.tamper else d) for d in docs]
+
+    async def locate_result(self, source: str, destination: str, created_lt: int) -> ChainTx | None:
+        self.located += 1
+        if canonical(destination) in self.hidden:
+            return None
+        try:
+            return _tx(self.chain.locate_result(source, destination, created_lt))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise classify(err.status, err.message) from None
 
     async def processed(self, address: str, query_id: int) -> bool:
         return (await self.processed_at(address, query_id)).value
@@ -407,6 +422,59 @@ async def test_a_partial_failure_fails_only_the_transfers_that_could_not_be_paid
     assert rig.paid(small_dest) == rig.paid(last_dest) == {"ton": 1, "jetton": 0}
     assert rig.chain.jetton_balance(rig.master, usdt_short_dest) == 600_000
     assert rig.paid(usdt_ok_dest) == {"ton": 0, "jetton": 1}
+
+
+async def test_a_jetton_the_destination_s_jetton_wallet_bounces_fails_alone_and_terminally(rig: Rig) -> None:
+    """A frozen destination jetton wallet refuses the internal_transfer our jetton wallet sent it and bounces the
+    jettons back: that payout fails `destination_blocked` (never retried, never paid), the player credited
+    nothing, our jetton balance back; its neighbours in the same batch are paid."""
+    start = rig.chain.jetton_balance(rig.master, rig.wallet)
+    frozen_dest = TonAddress(0, uuid.uuid4().bytes * 2, None).raw
+    rig.chain.faults.update({"frozen_jetton_owners": [frozen_dest]})
+    frozen, _ = await rig.pay("USDT", 700_000, destination=frozen_dest)
+    usdt, usdt_dest = await rig.pay("USDT", 600_000)
+    ton, ton_dest = await rig.pay("TON", TON)
+    await rig.provider.tick()
+    (request,) = await rig.sign_all()
+    assert len(request.payout_ids) == 3
+    await rig.settle()
+    row = await rig.payout(frozen)
+    assert (row["state"], row["error_code"], row["retryable"]) == ("failed", C.DESTINATION_BLOCKED.value, False), row
+    assert (await rig.state(usdt), await rig.state(ton)) == ("paid", "paid")
+    assert rig.chain.jetton_balance(rig.master, frozen_dest) == 0
+    assert rig.paid(frozen_dest) == {"ton": 0, "jetton": 0}
+    assert rig.chain.jetton_balance(rig.master, usdt_dest) == 600_000
+    assert rig.chain.jetton_balance(rig.master, rig.wallet) == start - 600_000  # the bounced 700_000 came back
+    assert rig.paid(usdt_dest) == {"ton": 0, "jetton": 1}
+    assert rig.paid(ton_dest) == {"ton": 1, "jetton": 0}
+    items = {i["payout_id"]: i for i in await rig.rows("SELECT payout_id, state, error_code FROM ton_batch_items")}
+    assert (items[f"po-{frozen}"]["state"], items[f"po-{frozen}"]["error_code"]) == ("failed", "destination_blocked")
+    result = await rig.provider.sync_status(PayoutLookup(payout_id="x", idempotency_key=frozen))
+    assert result.status is ProviderPayoutStatus.FAILED
+    assert result.error is not None
+    assert (result.error.code, result.error.retryable) == (C.DESTINATION_BLOCKED, False)
+
+
+async def test_a_jetton_waits_while_the_destination_s_jetton_wallet_transaction_is_not_found(rig: Rig) -> None:
+    """The batch and our jetton wallet's transaction are seen, the destination jetton wallet's is not (the index
+    lags): the payout stays in flight — not paid, not failed, the batch never expired — until it is found."""
+    key, dest = await rig.pay("USDT", 500_000)
+    dest_jetton_wallet = rig.chain.jetton_wallet_of(rig.master, dest)
+    rig.client.hidden.add(dest_jetton_wallet)
+    await rig.provider.tick()
+    await rig.sign_all()
+    await rig.settle()
+    rig.advance(TIMEOUT + MARGIN + 5)  # past the batch's deadline: landed, so never expired
+    await rig.settle()
+    assert await rig.state(key) == "sending"
+    assert [b["state"] for b in await rig.rows("SELECT state FROM ton_batches")] == ["landed"]
+    assert [i["state"] for i in await rig.rows("SELECT state FROM ton_batch_items")] == ["in_flight"]
+    assert rig.client.located >= 2
+    rig.client.hidden.discard(dest_jetton_wallet)
+    await rig.provider.tick()
+    assert await rig.state(key) == "paid"
+    assert rig.paid(dest) == {"ton": 0, "jetton": 1}
+    assert (await rig.rows("SELECT count(*) AS n FROM ton_batches"))[0]["n"] == 1
 
 
 async def test_an_out_message_that_cannot_be_read_stops_concluding_a_skip(rig: Rig) -> None:
@@ -726,6 +794,52 @@ async def test_the_client_reads_the_node_s_time_over_http() -> None:
         chain.faults.update({"outage": True})
         with pytest.raises(TonApiError) as err:
             await client.masterchain_time()
+        assert err.value.code is C.PROVIDER_UNAVAILABLE
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_the_client_locates_the_destination_s_jetton_wallet_transaction_over_http() -> None:
+    """ToncenterClient against the emulator's HTTP app: out-messages' created_lt parsed, `tryLocateResultTx`
+    answers the destination jetton wallet's transaction (a frozen one's bounces back to ours: the fault set over
+    HTTP), None when not found, a TonApiError when the API fails."""
+    chain = Chain(clock=Clock(), rng=random.Random(1))
+    wallet, dest = "0:" + "11" * 32, "0:" + "22" * 32
+    master, jetton_wallet = "0:" + "44" * 32, "0:" + "33" * 32
+    key = SigningKey.generate()
+    chain.add_wallet(wallet, bytes(key.verify_key), balance=TON, subwallet_id=698983191)
+    chain.add_jetton(master=master, owner=wallet, jetton_wallet=jetton_wallet, balance=5_000_000)
+    server = TestServer(create_app(chain, EmulatorSettings(ton_emulator_block_ms=10**7)))
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    client = ToncenterClient(base, api_key=None, timeout_s=5)
+    try:
+        frozen = {"frozen_jetton_owners": [dest]}
+        async with ClientSession() as session, session.post(f"{base}/emulator/faults", json=frozen) as resp:
+            assert resp.status == 200, await resp.text()
+        transfer = Transfer(
+            kind=TransferKind.JETTON, destination=dest, amount=1_000_000, bounce=True, jetton_wallet=jetton_wallet,
+            attached_nanotons=50_000_000, forward_nanotons=1, response_destination=wallet,
+        )  # fmt: skip
+        message = WalletMessage(
+            wallet=wallet, subwallet_id=698983191, valid_until=chain.now() + 60, seqno=0, transfer=transfer
+        )
+        signed = v4_external_message(message, key.sign(v4_signing_hash(message)).signature)
+        await client.send_boc(to_b64(signed))
+        chain.produce_block()
+        ours = await client.transactions(jetton_wallet, limit=10)
+        (internal,) = ours[-1].out_msgs  # the oldest: the transfer; the newest takes the bounce back
+        assert internal.created_lt > ours[-1].lt
+        located = await client.locate_result(jetton_wallet, internal.destination, internal.created_lt)
+        assert located is not None
+        assert located.in_msg is not None
+        assert located.in_msg.hash == internal.hash
+        assert [canonical(m.destination) for m in located.out_msgs] == [jetton_wallet]
+        assert await client.locate_result(jetton_wallet, internal.destination, internal.created_lt + 1) is None
+        chain.faults.update({"outage": True})
+        with pytest.raises(TonApiError) as err:
+            await client.locate_result(jetton_wallet, internal.destination, internal.created_lt)
         assert err.value.code is C.PROVIDER_UNAVAILABLE
     finally:
         await client.close()

@@ -3,7 +3,9 @@
 What the conformance kit cannot steer: a message accepted but never included is resent until its valid_until,
 then provably dead, and the payout is paid by a NEW message with the same seqno (the old one never consumed
 it) — once; a jetton transfer our jetton wallet bounces fails `insufficient_provider_funds`, moved nothing,
-and is paid once the jetton wallet is funded. And an operator signs a message out of band (signer `external`).
+and is paid once the jetton wallet is funded; one the destination's (frozen) jetton wallet bounces back fails
+`destination_blocked`, terminally, and credits nobody. And an operator signs a message out of band (signer
+`external`).
 
 The first waits out real `valid_until`s and the signer's live-signature margin (~60 s): it runs in `make test`'s
 payouts lane, which has that room beside the main lane (nothing in the suite is skipped).
@@ -106,6 +108,52 @@ async def test_expiry_rebuilds_with_the_same_seqno_and_a_bounced_jetton_moves_no
         assert s.api.jetton_balance(s.keys.jetton_master, dest) == 7_000_000
         landed = [m for m in await fetch(db, MESSAGES, payout_id) if m["state"] == "landed"]
         assert len(landed) >= 2  # the bounced message(s) consumed their seqnos too
+
+
+async def test_a_jetton_a_frozen_destination_jetton_wallet_bounces_fails_terminally_and_credits_nobody(
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our jetton wallet sends the internal_transfer on, the destination's (frozen) jetton wallet bounces it back:
+    the payout fails `destination_blocked` (terminal: one message, never sent again), the player is credited
+    nothing, our jetton balance is unchanged. A jetton payout to a wallet that takes it is still paid."""
+    async with ton_stack(
+        infra=infra,
+        db=db,
+        kafka=kafka_bootstrap,
+        topic_suffix=topic_suffix,
+        tmp=tmp_path,
+        monkeypatch=monkeypatch,
+        settings_overrides={"payouts_max_attempts": 20, "payouts_reconcile_interval_ms": 1000},
+    ) as s:
+        master = s.keys.jetton_master
+        start = s.api.jetton_balance(master, s.keys.wallet)
+        frozen = random_address(bounceable=True)
+        s.api.faults(frozen_jetton_owners=[frozen])
+        key = f"ton-frz-{uuid.uuid4().hex[:8]}"
+        payout_id = await request_payout(
+            s.settings, key, amount=7_000_000, address=frozen, dtype="ton_wallet", asset="USDT"
+        )
+
+        async def payout_row() -> dict[str, Any]:
+            rows = await fetch(db, "SELECT state, last_error_code FROM payouts WHERE idempotency_key = $1", key)
+            return dict(rows[0])
+
+        row = await eventually(payout_row, lambda r: r["state"] in ("failed", "paid"), timeout=60)
+        assert row == {"state": "failed", "last_error_code": "destination_blocked"}, row
+        (landed,) = await fetch(db, MESSAGES, payout_id)  # one message: a terminal failure is never sent again
+        assert (landed["state"], landed["error_code"]) == ("landed", "destination_blocked")
+        assert s.api.counter("jetton_bounced_by_destination") == 1
+        assert s.api.jetton_balance(master, frozen) == 0
+        assert s.api.transfers(s.keys.wallet, frozen) == {"ton": 0, "jetton": 0}
+        assert s.api.jetton_balance(master, s.keys.wallet) == start  # the jettons came back
+
+        dest = random_address(bounceable=True)
+        key = f"ton-jok-{uuid.uuid4().hex[:8]}"
+        await request_payout(s.settings, key, amount=5_000_000, address=dest, dtype="ton_wallet", asset="USDT")
+        await eventually(lambda: state_of(db, key), lambda st: st == "paid", timeout=60)
+        assert s.api.jetton_balance(master, dest) == 5_000_000
+        assert s.api.transfers(s.keys.wallet, dest) == {"ton": 0, "jetton": 1}
+        assert s.api.jetton_balance(master, s.keys.wallet) == start - 5_000_000
 
 
 async def test_an_operator_signs_a_ton_message_out_of_band(

@@ -34,7 +34,7 @@ from prizeflow_payouts.adapters.ton.toncenter import (
     last_block,
     stack_int,
 )
-from prizeflow_ton.addresses import TonAddress
+from prizeflow_ton.addresses import TonAddress, canonical
 
 WALLET = "0:" + "11" * 32
 JETTON_WALLET = "0:" + "33" * 32
@@ -201,8 +201,9 @@ def block_doc(utime: int) -> dict[str, Any]:
 
 class Api:
     """The TON HTTP API: getTransactions in toncenter v2's raw.transaction shape (no `aborted`), paged by lt;
-    getMasterchainInfo + getBlockHeader and runGetMethod's `block_id` (parsed by the real client code) answer the
-    node's time: the clock minus `lag_s` (`get_method_lag_s`: the get-method answered by a node lagging more)."""
+    tryLocateResultTx by the message's source, destination and created_lt; getMasterchainInfo + getBlockHeader and
+    runGetMethod's `block_id` (parsed by the real client code) answer the node's time: the clock minus `lag_s`
+    (`get_method_lag_s`: the get-method answered by a node lagging more)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
@@ -215,6 +216,9 @@ class Api:
         self.lag_s = 0
         self.get_method_lag_s: int | None = None
         self.get_method_names_block = True
+        self.created_lt: dict[str, int] = {}  # out-message hash -> its created_lt
+        self.read: list[str] = []  # the addresses whose transactions were paged (getTransactions)
+        self.located: list[tuple[str, str, int]] = []  # tryLocateResultTx calls
 
     async def masterchain_time(self) -> int:
         if self.node_error is not None:
@@ -244,8 +248,12 @@ class Api:
         return h(boc)
 
     def add(self, account: str, utime: int, in_hash: str, source: str, outs: list[tuple[str, str]]) -> None:
-        """One transaction of `account`: its in-message hash (hex) and out-messages (hash, raw destination)."""
+        """One transaction of `account`: its in-message hash (hex) and out-messages (hash, raw destination); an
+        in-message that an earlier transaction sent shows that out-message's created_lt."""
         self.lt += 10
+        for n, (oh, _d) in enumerate(outs):
+            self.created_lt[oh] = self.lt + 1 + n
+        in_lt = self.created_lt.get(in_hash, 0)
         self.txs.setdefault(account, []).append(
             {
                 "@type": "raw.transaction",
@@ -255,9 +263,21 @@ class Api:
                 "fee": "1000",
                 "storage_fee": "0",
                 "other_fee": "1000",
-                "in_msg": {"hash": b64(in_hash), "source": source, "destination": friendly(account), "value": "0"},
+                "in_msg": {
+                    "hash": b64(in_hash),
+                    "source": source,
+                    "destination": friendly(account),
+                    "value": "0",
+                    "created_lt": str(in_lt),
+                },
                 "out_msgs": [
-                    {"hash": b64(oh), "source": friendly(account), "destination": friendly(d), "value": "1"}
+                    {
+                        "hash": b64(oh),
+                        "source": friendly(account),
+                        "destination": friendly(d),
+                        "value": "1",
+                        "created_lt": str(self.created_lt[oh]),
+                    }
                     for oh, d in outs
                 ],
             }
@@ -266,10 +286,19 @@ class Api:
     async def transactions(
         self, address: str, *, limit: int = 20, lt: int | None = None, tx_hash: str | None = None
     ) -> list[ChainTx]:
+        self.read.append(address)
         docs = list(reversed(self.txs.get(address, [])))
         if lt is not None:
             docs = [d for d in docs if int(d["transaction_id"]["lt"]) <= lt]
         return [_tx(d) for d in docs[: min(limit, 100)]]
+
+    async def locate_result(self, source: str, destination: str, created_lt: int) -> ChainTx | None:
+        self.located.append((source, destination, created_lt))
+        for d in self.txs.get(canonical(destination), []):
+            m = d["in_msg"]
+            if int(m["created_lt"]) == created_lt and m["source"] and canonical(m["source"]) == canonical(source):
+                return _tx(d)
+        return None
 
 
 class Rig:
@@ -378,9 +407,42 @@ async def test_a_jetton_landed_in_our_wallet_waits_for_its_jetton_wallet_never_e
     assert message["state"] == "signed"
     assert rig.books.payouts["a"]["state"] == "sending"
     assert len(rig.books.messages) == 1
-    rig.api.add(JETTON_WALLET, int(rig.now), out_hash, friendly(WALLET), [(h("internal"), DEST_JETTON_WALLET)])
+    internal = h("internal")
+    rig.api.add(JETTON_WALLET, int(rig.now), out_hash, friendly(WALLET), [(internal, DEST_JETTON_WALLET)])
+    # The destination's jetton wallet took it: the excess to our wallet, the notification to its owner.
+    rig.api.add(DEST_JETTON_WALLET, int(rig.now), internal, friendly(JETTON_WALLET),
+                [(h("excess"), WALLET), (h("notification"), DEST)])  # fmt: skip
     assert await rig.driver.tick()
     assert rig.books.payouts["a"]["state"] == "paid"
+
+
+async def test_a_jetton_whose_destination_jetton_wallet_transaction_is_not_found_yet_waits() -> None:
+    """Our jetton wallet sent the internal_transfer on; the destination's jetton wallet's transaction is not found
+    (yet): landed, outcome unknown — not paid, not failed, never expired nor rebuilt, the destination's history
+    never paged (it is located by the message's created_lt)."""
+    rig = Rig()
+    rig.books.queue("a", asset="USDT", amount=7_000_000)
+    rig.books.queue("b")
+    message = await rig.build("a")
+    rig.books.sign(message["request_id"])
+    out_hash = rig.land(message)
+    internal = h("internal")
+    rig.api.add(JETTON_WALLET, int(rig.now), out_hash, friendly(WALLET), [(internal, DEST_JETTON_WALLET)])
+    rig.now += VALIDITY + MARGIN + 1
+    for _ in range(3):
+        assert not await rig.driver.tick()
+    assert message["state"] == "signed"
+    assert rig.books.payouts["a"]["state"] == "sending"
+    assert rig.books.payouts["b"]["state"] == "queued"  # nothing built on top of a message whose outcome is open
+    assert len(rig.books.messages) == 1
+    created_lt = int(rig.api.created_lt[internal])
+    assert rig.api.located[-1] == (JETTON_WALLET, friendly(DEST_JETTON_WALLET), created_lt)
+    assert DEST_JETTON_WALLET not in rig.api.read
+    rig.api.add(DEST_JETTON_WALLET, int(rig.now), internal, friendly(JETTON_WALLET),
+                [(h("excess"), WALLET), (h("notification"), DEST)])  # fmt: skip
+    assert await rig.driver.tick()
+    assert rig.books.payouts["a"]["state"] == "paid"
+    assert message["state"] == "landed"
 
 
 async def test_a_bounced_jetton_is_read_from_the_out_messages_and_never_recorded_paid() -> None:
@@ -586,15 +648,6 @@ async def test_an_unsent_message_is_not_expired_while_the_node_lags(state: str) 
     assert message["state"] == "expired"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole (not fixed): a jetton payout is recorded paid once OUR jetton wallet sent the internal_transfer "
-    "onward; the destination's jetton wallet may still refuse it (a frozen USDT wallet, too little TON forwarded to "
-    "deploy it) and bounce the jettons back to ours: the player is never paid, the payout says paid. Reading that "
-    "hop through toncenter v2 means paging back through the destination's jetton wallet (an exchange's deposit "
-    "wallet: thousands of transactions), which would stall the wallet's one-message queue; it needs an indexer "
-    "(toncenter v3 traces) and the TON emulator to model the hop.",
-)
 async def test_a_jetton_bounced_by_the_destinations_jetton_wallet_is_never_recorded_paid() -> None:
     rig = Rig()
     rig.books.queue("a", asset="USDT", amount=7_000_000)
@@ -607,3 +660,13 @@ async def test_a_jetton_bounced_by_the_destinations_jetton_wallet_is_never_recor
     rig.api.add(DEST_JETTON_WALLET, int(rig.now), internal, friendly(JETTON_WALLET), [(h("bounce"), JETTON_WALLET)])
     await rig.driver.tick()
     assert rig.books.payouts["a"]["state"] != "paid"
+    # Failed terminally (sending again to a refusing wallet bounces again); the jettons are back in ours.
+    payout = rig.books.payouts["a"]
+    assert (payout["state"], payout["error_code"], payout["retryable"]) == (
+        "failed",
+        PayoutErrorCode.DESTINATION_BLOCKED.value,
+        False,
+    )
+    assert (message["state"], message["error_code"]) == ("landed", PayoutErrorCode.DESTINATION_BLOCKED.value)
+    assert len(rig.books.messages) == 1
+    assert DEST_JETTON_WALLET not in rig.api.read  # located, never paged

@@ -84,13 +84,25 @@ class Faults:
     delay_rate: float = 0.0  # the response is delayed by delay_ms (the message still applies)
     delay_ms: int = 0
     lag_s: int = 0  # the API node answers from the newest block at least this many seconds old
+    # Owners (any address form) whose jetton wallets are frozen: they refuse every incoming internal_transfer
+    # and bounce it back to the sending jetton wallet (a frozen USDT wallet).
+    frozen_jetton_owners: list[str] = field(default_factory=list)
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             if not hasattr(self, key):
                 raise ApiError(400, f"unknown fault {key!r}")
             current = getattr(self, key)
+            if isinstance(current, list):
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ApiError(400, f"fault {key!r} is a list of strings")
+                setattr(self, key, list(value))
+                continue
             setattr(self, key, bool(value) if isinstance(current, bool) else type(current)(value))
+
+    def frozen(self, owner: str) -> bool:
+        """Whether `owner`'s (raw) jetton wallets refuse incoming transfers."""
+        return any(parse_address(o, workchains=frozenset({0, -1})).raw == owner for o in self.frozen_jetton_owners)
 
 
 @dataclass
@@ -172,6 +184,7 @@ class PendingInternal:
     value: int
     batch: highload.HighloadBatch
     body: str  # base64 BOC of the internal_transfer body
+    created_lt: int = 0
 
 
 @dataclass
@@ -494,8 +507,15 @@ class Chain:
             self.balances[b.wallet] -= b.internal_nanotons
             internal_hash = hashlib.sha256(f"internal_transfer/{ext.hash}".encode()).hexdigest()
             body = to_b64(highload.internal_transfer(b).refs[0])
-            out.append(self._msg(internal_hash, b.wallet, b.wallet, b.internal_nanotons, bounce=False, body=body))
-            self.internal_queue.append(PendingInternal(b.wallet, internal_hash, b.internal_nanotons, b, body))
+            lt = self.included[ext.hash]
+            out.append(
+                self._msg(
+                    internal_hash, b.wallet, b.wallet, b.internal_nanotons, bounce=False, body=body, created_lt=lt + 1
+                )
+            )
+            self.internal_queue.append(
+                PendingInternal(b.wallet, internal_hash, b.internal_nanotons, b, body, created_lt=lt + 1)
+            )
         in_msg = self._msg(ext.hash, "", b.wallet, 0, bounce=False, body=to_b64(_external_body(ext)))
         tx = Tx(b.wallet, self.included[ext.hash], self.now(), in_msg, out, aborted=False, fee=self.fee_nanotons)
         self._record(b.wallet, tx)
@@ -514,18 +534,24 @@ class Chain:
             self.balances[p.wallet] -= value
             out_hash = hashlib.sha256(f"out/{p.hash}/{n}".encode()).hexdigest()
             body = to_b64(jetton_transfer_body(t)) if t.kind is TransferKind.JETTON else ""
-            out.append(self._msg(out_hash, p.wallet, t.message_to, value, bounce=t.bounce, body=body))
+            created = lt + 1 + len(out)
+            out.append(
+                self._msg(out_hash, p.wallet, t.message_to, value, bounce=t.bounce, body=body, created_lt=created)
+            )
             if t.kind is TransferKind.JETTON:
-                self._jetton(p.wallet, t, out_hash)
+                self._jetton(p.wallet, t, out_hash, created)
             else:
                 self.balances[t.destination] = self.balances.get(t.destination, 0) + value
-        in_msg = self._msg(p.hash, p.wallet, p.wallet, p.value, bounce=False, body=p.body)
+        in_msg = self._msg(p.hash, p.wallet, p.wallet, p.value, bounce=False, body=p.body, created_lt=p.created_lt)
         self._record(p.wallet, Tx(p.wallet, lt, self.now(), in_msg, out, aborted=False, fee=self.fee_nanotons))
 
-    def _msg(self, h: str, src: str, dest: str, value: int, *, bounce: bool, body: str = "") -> dict[str, Any]:
+    def _msg(
+        self, h: str, src: str, dest: str, value: int, *, bounce: bool, body: str = "", created_lt: int = 0
+    ) -> dict[str, Any]:
+        """A `raw.message`; `created_lt`: the lt its sender's transaction created it at (0 for an external one)."""
         return {"@type": "raw.message", "hash": _b64(h), "source": _friendly(src) if src else "",
                 "destination": _friendly(dest) if dest else "", "value": str(value), "bounce": bounce,
-                "msg_data": {"@type": "msg.dataRaw", "body": body}}  # fmt: skip
+                "created_lt": str(created_lt), "msg_data": {"@type": "msg.dataRaw", "body": body}}  # fmt: skip
 
     def _include(self, ext: SignedExternal) -> None:
         m, t = ext.message, ext.message.transfer
@@ -542,41 +568,107 @@ class Chain:
             self.balances[m.wallet] -= value
             out_hash = hashlib.sha256(f"out/{ext.hash}".encode()).hexdigest()
             body = to_b64(jetton_transfer_body(t)) if t.kind is TransferKind.JETTON else ""
-            out.append(self._msg(out_hash, m.wallet, t.message_to, value, bounce=t.bounce, body=body))
+            created = self.included[ext.hash] + 1
+            out.append(
+                self._msg(out_hash, m.wallet, t.message_to, value, bounce=t.bounce, body=body, created_lt=created)
+            )
             if t.kind is TransferKind.JETTON:
-                self._jetton(m.wallet, t, out_hash)
+                self._jetton(m.wallet, t, out_hash, created)
             else:
                 self.balances[t.destination] = self.balances.get(t.destination, 0) + value
         in_msg = self._msg(ext.hash, "", m.wallet, 0, bounce=False, body=to_b64(_external_body(ext)))
         tx = Tx(m.wallet, self.included[ext.hash], self.now(), in_msg, out, aborted=False, fee=fee)
         self._record(m.wallet, tx)
 
-    def _jetton(self, sender: str, t: Transfer, in_hash: str) -> None:
+    def _jetton(self, sender: str, t: Transfer, in_hash: str, created_lt: int) -> None:
+        """Our jetton wallet's transaction (the `transfer` from its owner), then the destination's jetton wallet's
+        (the `internal_transfer`), in the same block: it credits the destination and sends the excess to the
+        response destination and a notification to its owner, or, frozen, is aborted and bounces the jettons back
+        to our jetton wallet, whose third transaction takes them back."""
         jetton_wallet = t.message_to
         owner_of = self.jetton_wallets.get(jetton_wallet)
         key = (owner_of[0], sender) if owner_of is not None else None
-        in_msg = self._msg(in_hash, sender, jetton_wallet, t.attached_nanotons, bounce=t.bounce)
+        in_msg = self._msg(in_hash, sender, jetton_wallet, t.attached_nanotons, bounce=t.bounce, created_lt=created_lt)
         lt = self._next_lt()
         if owner_of is None or owner_of[1] != sender or key is None or self.jetton_balances.get(key, 0) < t.amount:
             # Not the sender's jetton wallet, or short of jettons: the jetton wallet throws and bounces.
             bounce_hash = hashlib.sha256(f"bounce/{in_hash}".encode()).hexdigest()
             back = max(0, t.attached_nanotons - self.fee_nanotons)
-            out = [self._msg(bounce_hash, jetton_wallet, sender, back, bounce=False)] if t.bounce else []
+            out = (
+                [self._msg(bounce_hash, jetton_wallet, sender, back, bounce=False, created_lt=lt + 1)]
+                if t.bounce
+                else []
+            )
             if t.bounce:
                 self.balances[sender] = self.balances.get(sender, 0) + back
             self._record(jetton_wallet, Tx(jetton_wallet, lt, self.now(), in_msg, out, aborted=True, fee=0))
             return
         master = owner_of[0]
         self.jetton_balances[key] -= t.amount
-        dest_key = (master, t.destination)
-        self.jetton_balances[dest_key] = self.jetton_balances.get(dest_key, 0) + t.amount
         dest_wallet = self.jetton_wallet_of(master, t.destination)
         internal_hash = hashlib.sha256(f"internal_transfer/{in_hash}".encode()).hexdigest()
-        out = [self._msg(internal_hash, jetton_wallet, dest_wallet, t.forward_nanotons, bounce=True)]
-        self._record(jetton_wallet, Tx(jetton_wallet, lt, self.now(), in_msg, out, aborted=False, fee=0))
+        value = max(0, t.attached_nanotons - self.fee_nanotons)
+        internal = self._msg(internal_hash, jetton_wallet, dest_wallet, value, bounce=True, created_lt=lt + 1)
+        self._record(jetton_wallet, Tx(jetton_wallet, lt, self.now(), in_msg, [internal], aborted=False, fee=0))
+        self._internal_transfer_in(jetton_wallet, dest_wallet, t, internal=internal, key=key, master=master)
+
+    def _internal_transfer_in(
+        self,
+        source: str,
+        dest_wallet: str,
+        t: Transfer,
+        *,
+        internal: dict[str, Any],
+        key: tuple[str, str],
+        master: str,
+    ) -> None:
+        """The destination's jetton wallet processing the internal_transfer from ours (`source`)."""
+        internal_hash = base64.b64decode(internal["hash"]).hex()
+        value = int(internal["value"])
+        lt = self._next_lt()
+        if self.faults.frozen(t.destination):
+            self.count("jetton_bounced_by_destination")
+            bounce_hash = hashlib.sha256(f"bounce/{internal_hash}".encode()).hexdigest()
+            back = max(0, value - self.fee_nanotons)
+            bounce = self._msg(bounce_hash, dest_wallet, source, back, bounce=False, created_lt=lt + 1)
+            self._record(dest_wallet, Tx(dest_wallet, lt, self.now(), internal, [bounce], aborted=True, fee=0))
+            # Our jetton wallet's on_bounce: the jettons are its owner's again (nothing sent).
+            back_lt = self._next_lt()
+            self.jetton_balances[key] = self.jetton_balances.get(key, 0) + t.amount
+            self.balances[source] = self.balances.get(source, 0) + back
+            self._record(source, Tx(source, back_lt, self.now(), bounce, [], aborted=False, fee=0))
+            return
+        dest_key = (master, t.destination)
+        self.jetton_balances[dest_key] = self.jetton_balances.get(dest_key, 0) + t.amount
+        out: list[dict[str, Any]] = []
+        if t.forward_nanotons:
+            notify = hashlib.sha256(f"notification/{internal_hash}".encode()).hexdigest()
+            out.append(self._msg(notify, dest_wallet, t.destination, t.forward_nanotons, bounce=False,
+                                 created_lt=lt + 1 + len(out)))  # fmt: skip
+        if t.response_destination:
+            excess = hashlib.sha256(f"excess/{internal_hash}".encode()).hexdigest()
+            rest = max(0, value - t.forward_nanotons - self.fee_nanotons)
+            out.append(self._msg(excess, dest_wallet, t.response_destination, rest, bounce=False,
+                                 created_lt=lt + 1 + len(out)))  # fmt: skip
+        self._record(dest_wallet, Tx(dest_wallet, lt, self.now(), internal, out, aborted=False, fee=0))
+
+    def locate_result(self, source: str, destination: str, created_lt: int) -> dict[str, Any]:
+        """toncenter v2 `tryLocateResultTx`: the transaction of `destination` whose in-message `source` created
+        at `created_lt` (as the node sees it: a lagging node does not have newer ones); not there: 404."""
+        src = parse_address(source, workchains=frozenset({0, -1})).raw
+        raw = parse_address(destination, workchains=frozenset({0, -1})).raw
+        shown = self.visible().end_lt if self.lagging() else self.lt
+        for t in self.transactions.get(raw, []):
+            m = t.in_msg
+            if t.lt > shown or int(m.get("created_lt") or 0) != created_lt or not m.get("source"):
+                continue
+            if parse_address(m["source"], workchains=frozenset({0, -1})).raw == src:
+                return t.view()
+        raise ApiError(404, "Tx not found")
 
     def transfers_to(self, wallet: str, destination: str) -> dict[str, int]:
-        """How many TON transfers and (unbounced) jetton transfers `wallet` made to `destination`."""
+        """How many TON transfers `wallet` made to `destination`, and how many jetton transfers its jetton wallets
+        made to `destination`'s jetton wallet that it took (neither bounced by ours nor by the destination's)."""
         src, dest = parse_address(wallet).raw, parse_address(destination).raw
         ton = sum(1 for t in self.transactions.get(src, []) for o in t.out_msgs
                   if parse_address(o["destination"]).raw == dest)  # fmt: skip
@@ -587,8 +679,12 @@ class Chain:
             for t in self.transactions.get(jw, []):
                 if t.aborted:
                     continue
-                jettons += sum(1 for o in t.out_msgs if self.jetton_wallets.get(parse_address(o["destination"]).raw,
-                                                                                  ("", ""))[1] == dest)  # fmt: skip
+                for o in t.out_msgs:
+                    target = parse_address(o["destination"]).raw
+                    if self.jetton_wallets.get(target, ("", ""))[1] != dest:
+                        continue
+                    taken = [d for d in self.transactions.get(target, []) if d.in_msg["hash"] == o["hash"]]
+                    jettons += sum(1 for d in taken if not d.aborted)
         return {"ton": ton, "jetton": jettons}
 
     def jetton_balance(self, master: str, owner: str) -> int:

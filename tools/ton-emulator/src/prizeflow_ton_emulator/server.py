@@ -170,6 +170,15 @@ class Api:
             raise ApiError(400, "limit and lt are integers") from err
         return _ok(self.chain.get_transactions(_required(args, "address"), limit=limit, lt=lt))
 
+    async def locate_result(self, request: web.Request) -> web.Response:
+        """`tryLocateResultTx?source=&destination=&created_lt=`: the destination's transaction of that message."""
+        args = await _args(request)
+        try:
+            created_lt = int(_required(args, "created_lt"))
+        except ValueError as err:
+            raise ApiError(400, "created_lt is an integer") from err
+        return _ok(self.chain.locate_result(_required(args, "source"), _required(args, "destination"), created_lt))
+
     # -- admin -----------------------------------------------------------------------------------------------
 
     async def add_wallet(self, request: web.Request) -> web.Response:
@@ -237,6 +246,7 @@ def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
             web.post("/api/v2/runGetMethod", w(api.run_get_method)),
             web.get("/api/v2/getWalletInformation", w(api.wallet_information)),
             web.get("/api/v2/getTransactions", w(api.transactions)),
+            web.get("/api/v2/tryLocateResultTx", w(api.locate_result)),
             web.get("/api/v2/getMasterchainInfo", w(api.masterchain_info)),
             web.get("/api/v2/getBlockHeader", w(api.block_header)),
             web.post("/emulator/wallets", w(api.add_wallet, public=False)),

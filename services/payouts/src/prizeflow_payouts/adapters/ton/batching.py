@@ -11,7 +11,9 @@ at most `max_batches_in_flight`. Each pass, in one transaction under the provide
 2. found: its external transaction's only out-message is the internal transfer to the wallet itself, and the
    wallet's NEXT transaction (whose in-message is that transfer) holds the batch's out-messages: each payout is
    read from them — TON by destination and amount, a jetton by our jetton wallet and its TEP-74 body (the
-   payout's own jetton query id, amount and owner), then the jetton wallet's transaction as on the v4r2 path.
+   payout's own jetton query id, amount and owner), then the jetton wallet's transaction and the destination's
+   jetton wallet's (`tryLocateResultTx`: paid only if it took the jettons, failed `destination_blocked` if it
+   bounced them back) as on the v4r2 path (jetton.py).
    A payout with no out-message was skipped by the wallet (its balance could not pay it; send mode +2 skips that
    transfer alone): failed `insufficient_provider_funds`, nothing moved — concluded only when every out-message
    of that transaction is accounted for (one that cannot be read stops the conclusion: an operator looks);
@@ -46,6 +48,7 @@ from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTra
 from prizeflow_payouts.adapters.ton import batch_store as b_q
 from prizeflow_payouts.adapters.ton import store as q
 from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
+from prizeflow_payouts.adapters.ton.jetton import REFUSED_DETAIL, Hop, destination_hop
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
 from prizeflow_runtime.outbox import add_events
@@ -588,20 +591,25 @@ class TonBatchDriver:
                     extra={"provider": self.name, "payout_id": item["payout_id"], "late": late},
                 )
                 continue
-            outcome = self._jetton_outcome(jtx)
-            if outcome is None:
-                changed |= await self._item_paid(conn, b, item, out.message, tx)
+            onward = [m for m in jtx.out_msgs if self._raw(m.destination) != self.o.wallet]
+            if not onward:  # only a bounce back to our wallet, or nothing (toncenter v2 has no `aborted`)
+                error = self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "our jetton wallet bounced the transfer")
+                changed |= await self._item_failed(conn, b, item, error, out.message.hash)
+                continue
+            hop = await destination_hop(self.client, asset.jetton_wallet, onward)
+            if hop is Hop.PENDING:
+                late = self.clock() - jtx.utime > self.o.expiry_margin_s + 60
+                (log.error if late else log.info)(
+                    "ton batch jetton transfer sent on; the destination's jetton wallet transaction not found yet: "
+                    "waiting",
+                    extra={"provider": self.name, "payout_id": item["payout_id"], "late": late},
+                )
+            elif hop is Hop.REFUSED:
+                error = self._error(C.DESTINATION_BLOCKED, REFUSED_DETAIL)
+                changed |= await self._item_failed(conn, b, item, error, out.message.hash)
             else:
-                changed |= await self._item_failed(conn, b, item, outcome, out.message.hash)
+                changed |= await self._item_paid(conn, b, item, out.message, tx)
         return changed
-
-    def _jetton_outcome(self, jtx: ChainTx) -> PayoutError | None:
-        """What our jetton wallet did (toncenter v2 has no `aborted`): an internal_transfer onward paid; only a
-        bounce back to our wallet, or nothing, moved no jetton."""
-        onward = [m for m in jtx.out_msgs if self._raw(m.destination) != self.o.wallet]
-        if onward:
-            return None
-        return self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "our jetton wallet bounced the transfer")
 
     async def _item_paid(
         self, conn: AsyncConnection, b: Mapping[str, Any], item: Mapping[str, Any], out: ChainMessage, tx: ChainTx

@@ -20,8 +20,9 @@ from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.signer import TonSignatureRequested, TonTransferIntent
 from prizeflow_payouts.adapters.ton import store as q
 from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
+from prizeflow_payouts.adapters.ton.jetton import REFUSED_DETAIL, Hop, destination_hop
 from prizeflow_payouts.adapters.ton.options import TonOptions
-from prizeflow_payouts.adapters.ton.toncenter import ChainTx, TonApiError, ToncenterClient
+from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
 from prizeflow_runtime.outbox import add_events
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
 from prizeflow_ton.messages import Transfer, TransferKind, WalletMessage, to_b64, unsigned_body
@@ -37,7 +38,8 @@ _SEQNO_MOVED: Final = C.TX_BAD_SEQ.value  # a sendBoc refused with exit code 33:
 @dataclass(frozen=True, slots=True)
 class Landing:
     """The message's wallet transaction was found: it consumed the seqno. `pending`: a jetton transfer whose
-    jetton wallet transaction is not seen yet (landed, outcome unknown: never expired nor rebuilt)."""
+    jetton wallet transaction, or the destination's jetton wallet transaction it sent the jettons on to, is not
+    seen yet (landed, outcome unknown: never expired nor rebuilt)."""
 
     tx: ChainTx
     error: PayoutError | None = None
@@ -333,17 +335,27 @@ class TonDriver:
             cursor = (page[-1].lt, page[-1].hash)
         raise TonApiError(C.PROVIDER_UNAVAILABLE, f"{_MAX_PAGES * _PAGE} transactions read, not back to the message")
 
-    def _jetton_outcome(self, jtx: ChainTx) -> PayoutError | None:
-        """What our jetton wallet did, from its transaction's out-messages (toncenter v2 has no `aborted`): an
-        internal_transfer onward (to the destination's jetton wallet) paid; only a bounce back to our wallet, or
-        nothing, moved no jetton."""
+    def _onward(self, jtx: ChainTx) -> list[ChainMessage]:
+        """Our jetton wallet's out-messages other than a bounce back to our wallet (toncenter v2 has no
+        `aborted`): the internal_transfer onward to the destination's jetton wallet, when it sent one."""
         try:
-            onward = [m for m in jtx.out_msgs if canonical(m.destination) != self.o.wallet]
+            return [m for m in jtx.out_msgs if canonical(m.destination) != self.o.wallet]
         except InvalidTonAddressError as err:
             raise TonApiError(C.PROVIDER_UNAVAILABLE, f"unreadable out-message destination: {err}") from None
-        if onward:
-            return None
-        return self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "our jetton wallet bounced the transfer")
+
+    async def _jetton_landing(self, tx: ChainTx, jetton_wallet: str, jtx: ChainTx) -> Landing:
+        """What our jetton wallet did, then what the destination's jetton wallet did (jetton.py): nothing onward
+        (only a bounce to our wallet, or nothing) moved no jetton; onward, paid only once the destination's jetton
+        wallet took it; it bouncing the jettons back to ours fails the payout, terminally."""
+        onward = self._onward(jtx)
+        if not onward:
+            return Landing(tx, self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "our jetton wallet bounced the transfer"))
+        hop = await destination_hop(self.client, jetton_wallet, onward)
+        if hop is Hop.PENDING:
+            return Landing(tx, pending=True)
+        if hop is Hop.REFUSED:
+            return Landing(tx, self._error(C.DESTINATION_BLOCKED, REFUSED_DETAIL))
+        return Landing(tx)
 
     async def _landing(self, message: Mapping[str, Any]) -> Landing | None:
         """The wallet transaction of this message and what it did, or None (not seen since it was built)."""
@@ -359,14 +371,14 @@ class TonDriver:
         jtx = await self._find(jetton_wallet, tx.out_msgs[0].hash, since=tx.utime)
         if jtx is None:
             return Landing(tx, pending=True)  # landed in the wallet; the jetton wallet's part not seen yet
-        return Landing(tx, self._jetton_outcome(jtx))
+        return await self._jetton_landing(tx, jetton_wallet, jtx)
 
     async def _landed_or_wait(self, conn: AsyncConnection, message: Mapping[str, Any], landing: Landing) -> bool:
         if not landing.pending:
             return await self._landed(conn, message, landing.tx, landing.error)
         late = self.clock() - landing.tx.utime > self.o.validity_s + self.o.expiry_margin_s
         (log.error if late else log.info)(
-            "ton jetton transfer landed in our wallet; its jetton wallet transaction not seen yet: waiting",
+            "ton jetton transfer landed in our wallet; its jetton wallets' transactions not all seen yet: waiting",
             extra={"provider": self.name, "request_id": message["request_id"], "late": late},
         )
         return False

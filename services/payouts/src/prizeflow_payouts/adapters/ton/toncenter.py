@@ -36,6 +36,11 @@ C = PayoutErrorCode
 T = TypeVar("T")
 _EXIT_CODE: Final = re.compile(r"exit ?code[=: ]+(-?\d+)", re.IGNORECASE)
 _EXIT_CODES: Final = {33: C.TX_BAD_SEQ, 36: C.TX_EXPIRED, 35: C.SIGNATURE_REFUSED, 34: C.SIGNATURE_REFUSED}
+# What a `tryLocate*` answer says when the transaction is not (yet) there: ton-http-api raises "Tx not found"
+# when none of the blocks after `created_lt` holds it, and a lookup of a block past the node's last answers
+# "... not in db". Anything else is a failure like any other call's.
+_NOT_LOCATED: Final = re.compile(r"not found|not in db", re.IGNORECASE)
+_NOT_LOCATED_STATUSES: Final = frozenset({404, 500, 503, 504})  # never 401/403/429: those are refusals
 
 
 class TonApiError(Exception):
@@ -77,6 +82,7 @@ class ChainMessage:
     destination: str
     value: int
     body: str = ""  # base64 BOC of the message body (`msg_data.body` of a `msg.dataRaw`), "" when none shown
+    created_lt: int = 0  # the logical time the message was created at (0: not shown, e.g. an external message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,7 @@ def _message(doc: Any) -> ChainMessage | None:
         destination=str(doc.get("destination") or ""),
         value=int(doc.get("value") or 0),
         body=body,
+        created_lt=int(doc.get("created_lt") or 0),
     )
 
 
@@ -210,7 +217,11 @@ class ToncenterClient:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, path: str, *, unknown_outcome: bool, **kw: Any) -> Any:
+    async def _call(
+        self, method: str, path: str, *, unknown_outcome: bool, absent: re.Pattern[str] | None = None, **kw: Any
+    ) -> Any:
+        """The `result` of an ok answer; with `absent`, None for an error answer (`ok: false`, a status in
+        `_NOT_LOCATED_STATUSES`) whose text matches it: "nothing there", not a failure."""
         await self.start()
         assert self._session is not None
         try:
@@ -222,6 +233,14 @@ class ToncenterClient:
                 if resp.status == 200 and isinstance(doc, dict) and doc.get("ok"):
                     return doc.get("result")
                 error = str(doc.get("error", "")) if isinstance(doc, dict) else ""
+                if (
+                    absent is not None
+                    and isinstance(doc, dict)
+                    and doc.get("ok") is False
+                    and resp.status in _NOT_LOCATED_STATUSES
+                    and absent.search(error)
+                ):
+                    return None
                 err = classify(resp.status, error)
                 if unknown_outcome and resp.status in (502, 504):
                     raise TonApiError(C.TIMEOUT_UNKNOWN_OUTCOME, f"TON API {resp.status} after sending", status=502)
@@ -295,6 +314,19 @@ class ToncenterClient:
             params |= {"lt": str(lt), "hash": tx_hash}
         result = await self._call("GET", "getTransactions", params=params, unknown_outcome=False)
         return [_tx(t) for t in result or []]
+
+    async def locate_result(self, source: str, destination: str, created_lt: int) -> ChainTx | None:
+        """The transaction of `destination` that processed the message `source` sent it, created at logical time
+        `created_lt` (toncenter v2 `tryLocateResultTx`: it looks in the blocks from that lt on, O(1) in the
+        destination's history); None while it is not found. A failure (unreachable, 5xx other than "not found",
+        rate limited) is a TonApiError as for every call. Not confirmed: the exact status toncenter answers "not
+        found" with (ton-http-api raises "Tx not found"; the status its error handler gives it is not documented),
+        hence the match on the text. Either way nothing is concluded from a None or an error: the caller waits."""
+        params = {"source": source, "destination": destination, "created_lt": str(created_lt)}
+        result = await self._call("GET", "tryLocateResultTx", params=params, unknown_outcome=False, absent=_NOT_LOCATED)
+        if not isinstance(result, dict) or result.get("@type", "raw.transaction") != "raw.transaction":
+            return None
+        return _tx(result)
 
 
 __all__ = [
