@@ -46,6 +46,7 @@ from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
+from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_payouts.entrypoints.http import PayoutsController, ProvidersController
 from prizeflow_payouts.entrypoints.kafka import (
     PayoutRequestsHandler,
@@ -211,12 +212,14 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
             reconcile_interval_ms=settings.payouts_reconcile_interval_ms,
         ),
     )
+    deny = DenyList.parse(settings.payouts_deny_destinations)
     create = CreatePayouts(
         registry=config.registry,
         approvals=config.approvals,
         max_attempts=settings.payouts_max_attempts,
         source=settings.source,
         metrics=metrics,
+        deny=deny,
     )
     wake = asyncio.Event()
     admin = PayoutAdmin(
@@ -247,6 +250,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         ),
         metrics=metrics,
         worker_id=worker_id,
+        deny=deny,
     )
     queries = SqlPayoutQueries(rt.sessions)
     return Payouts(

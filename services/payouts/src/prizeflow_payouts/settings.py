@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
+from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_runtime.settings import ServiceSettings
 
 DEFAULT_PROVIDERS_FILE = Path(__file__).resolve().parents[2] / "providers.yaml"
@@ -44,8 +48,31 @@ class PayoutsSettings(ServiceSettings):
     payouts_reconcile_interval_ms: int = Field(
         default=60_000, ge=10, description="Sync pace for payouts past their polls or with an unknown outcome"
     )
+    payouts_deny_destinations: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Destinations no rail may pay, comma-separated `<destination type>:<address>` "
+        "(e.g. `crypto_address:0xab…,email:someone@example.com,ton_wallet:EQ…`): refused at request time and "
+        "never sent if added later (`destination_blocked`)",
+    )
     payouts_webhook_sources: list[str] = Field(
         default_factory=lambda: ["/prizeflow/webhooks"],
         min_length=1,
         description="CloudEvents sources trusted to publish provider events (the verifying webhook ingress)",
     )
+
+    @field_validator("payouts_deny_destinations", mode="before")
+    @classmethod
+    def _split_deny(cls, value: Any) -> Any:
+        """Comma-separated, or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("payouts_deny_destinations")
+    @classmethod
+    def _check_deny(cls, value: list[str]) -> list[str]:
+        DenyList.parse(value)  # a malformed entry stops start-up, named
+        return value

@@ -54,6 +54,7 @@ from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegist
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.domain.approval import ApprovalBook, ApprovalRule
+from prizeflow_payouts.domain.deny import NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
@@ -383,7 +384,9 @@ class Service:
 SOURCE = "/prizeflow/payouts"
 
 
-def service(provider: ScriptedProvider | None = None, *, max_attempts: int = 3) -> Service:
+def service(
+    provider: ScriptedProvider | None = None, *, max_attempts: int = 3, deny: DenyList = NOTHING_DENIED
+) -> Service:
     store, provider = MemoryPayouts(), provider or ScriptedProvider()
     registry = ProviderRegistry(
         [ProviderEntry("scripted", provider, ("USDC",), (DestinationType.SANDBOX,), polls_status=True)]
@@ -395,7 +398,7 @@ def service(provider: ScriptedProvider | None = None, *, max_attempts: int = 3) 
     return Service(
         store,
         provider,
-        CreatePayouts(registry=registry, approvals=approvals, max_attempts=max_attempts, source=SOURCE),
+        CreatePayouts(registry=registry, approvals=approvals, max_attempts=max_attempts, source=SOURCE, deny=deny),
         PayoutAdmin(transactions=transactions, registry=registry, builder=builder, service="payouts"),
         PayoutWorker(
             transactions=transactions,
@@ -403,6 +406,7 @@ def service(provider: ScriptedProvider | None = None, *, max_attempts: int = 3) 
             builder=builder,
             config=WorkerConfig(batch_size=50, lease_s=30, provider_timeout_s=5),
             worker_id="w-1",
+            deny=deny,
         ),
     )
 
@@ -482,6 +486,31 @@ async def test_two_requests_for_one_claim_in_a_batch_refuse_the_batch() -> None:
         await s.request(command(), command(payout_request_id="pr-2", idempotency_key="claim-2:payout:1"))
     assert not s.store.books.rows
     assert not s.store.books.events  # the transaction rolled back
+
+
+async def test_a_request_to_a_denied_destination_is_refused_for_good_whatever_the_rail() -> None:
+    s = service(deny=DenyList.parse(["sandbox:SUCCESS:Mallory"]))  # compared case-folded
+    (refused,) = await s.request(command(player="mallory"))
+    assert refused.payout_id is None
+    assert refused.refused is not None
+    assert refused.refused.code is PayoutErrorCode.DESTINATION_BLOCKED
+    assert not refused.refused.retryable
+    assert [e.claim_id for e in s.store.events_of(PayoutRequestRefused)] == ["cl-1"]  # the reservation is voided
+    assert not s.store.books.rows
+    (fine,) = await s.request(command(2, player="ada", idempotency_key="claim-2:payout:1"))
+    assert s.store.state(fine.payout_id) is S.APPROVED
+
+
+async def test_a_destination_denied_after_its_request_was_accepted_is_never_sent() -> None:
+    s = service()
+    (created,) = await s.request(command(player="mallory"))
+    assert s.store.state(created.payout_id) is S.APPROVED
+    s.worker.deny = DenyList.parse(["sandbox:success:mallory"])  # the entry arrives with the next deployment
+    await s.worker.run_once()
+    assert s.provider.calls == []  # never sent
+    assert s.store.state(created.payout_id) is S.FAILED
+    (failed,) = s.store.events_of(PayoutFailed)
+    assert (failed.code, failed.retryable, failed.final) == (PayoutErrorCode.DESTINATION_BLOCKED, False, True)
 
 
 async def test_a_request_no_provider_pays_is_refused_once_for_good() -> None:

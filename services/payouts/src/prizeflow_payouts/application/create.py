@@ -28,6 +28,7 @@ from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutRepository, PayoutValidator
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
+from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.dead_letters import DeadLetter
@@ -106,8 +107,10 @@ class CreatePayouts:
         source: str,
         metrics: PayoutMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deny: DenyList = NOTHING_DENIED,
     ) -> None:
         self.registry = registry
+        self.deny = deny
         self.approvals = approvals
         self.max_attempts = max_attempts
         self.source = source
@@ -285,6 +288,8 @@ class CreatePayouts:
 
     def _screen(self, cmd: CreatePayoutCommand) -> tuple[ProviderEntry | None, PayoutError | None]:
         """The provider that will pay this request, or why none ever will."""
+        if self.deny.denies(cmd.destination):
+            return None, PayoutError.of(PayoutErrorCode.DESTINATION_BLOCKED, DENIED_DETAIL)
         try:
             entry = self.registry.route(cmd.amount.asset, cmd.destination.type, cmd.provider, cmd.amount.amount)
         except NoRouteError as err:

@@ -34,6 +34,7 @@ from prizeflow_payouts.application.ports import (
 )
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
+from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.state import PayoutState
 
@@ -90,8 +91,10 @@ class PayoutWorker:
         config: WorkerConfig,
         metrics: PayoutMetrics | None = None,
         worker_id: str | None = None,
+        deny: DenyList = NOTHING_DENIED,
     ) -> None:
         self.transactions = transactions
+        self.deny = deny
         self.registry = registry
         self.builder = builder
         self.config = config
@@ -180,7 +183,15 @@ class PayoutWorker:
                 # the provider may have paid it.
                 call.error = _still_unknown(call.error)
             calls[n] = call
-        # 2. The rest is created, batched per provider where the provider takes batches.
+        # 2. A destination denied since the request was accepted is never sent (nothing is at the provider: a payout
+        # that may be was asked above, and its answer stands).
+        for n, rec in enumerate(claimed):
+            if calls[n] is None and self.deny.denies(rec.instruction().destination):
+                now = _now()
+                denied = PayoutError.of(PayoutErrorCode.DESTINATION_BLOCKED, DENIED_DETAIL)
+                calls[n] = _Call("create", now, now, error=denied)
+                log.warning("payout to a denied destination not sent", extra={"payout_id": rec.id})
+        # 3. The rest is created, batched per provider where the provider takes batches.
         to_create = [n for n in range(len(claimed)) if calls[n] is None]
         by_provider: dict[str, list[int]] = {}
         for n in to_create:
