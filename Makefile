@@ -85,9 +85,12 @@ run: sync system-deps
 #   `restarts_infra`), which run last and alone, once every other lane is done.
 # Any lane failing fails `make test`. CI stops the infrastructure at the end.
 # Beside them, the Kafka topic provisioning tests (minutes of the broker creating and growing every topic, little
-# of our CPU), one file in each side lane so that the main lane is not the longest.
-PAYOUTS_LANE := services/payouts/tests/integration libs/runtime/tests/integration/test_topics.py
-PLATFORM_LANE := tests/e2e tests/adversarial tests/runbooks tests/console tests/conformance tools/devstack/tests/test_topics.py
+# of our CPU), one file in each side lane, and two suites of the main lane's heaviest (the Soroban emulator's,
+# rewards' replicas): the lanes then end within a minute or two of each other instead of the main lane running on
+# alone for three.
+PAYOUTS_LANE := services/payouts/tests/integration libs/runtime/tests/integration/test_topics.py tools/soroban-emulator/tests
+PLATFORM_LANE := tests/e2e tests/adversarial tests/runbooks tests/console tests/conformance tools/devstack/tests/test_topics.py \
+	services/rewards/tests/integration/test_replicas_no_deadlocks.py
 # Where the `restarts_infra` tests live (conftest.py refuses one marked elsewhere): collecting only these is seconds.
 RESTARTS_INFRA := tests/faults tools/devstack/tests/test_integration.py
 
