@@ -385,7 +385,11 @@ SOURCE = "/prizeflow/payouts"
 
 
 def service(
-    provider: ScriptedProvider | None = None, *, max_attempts: int = 3, deny: DenyList = NOTHING_DENIED
+    provider: ScriptedProvider | None = None,
+    *,
+    max_attempts: int = 3,
+    deny: DenyList = NOTHING_DENIED,
+    retry: RetryPolicy | None = None,
 ) -> Service:
     store, provider = MemoryPayouts(), provider or ScriptedProvider()
     registry = ProviderRegistry(
@@ -393,7 +397,7 @@ def service(
     )
     # Auto below 100 USDC, one approver from there, two from 1000.
     approvals = ApprovalBook({"USDC": ApprovalRule("USDC", 100 * USDC, 1000 * USDC)})
-    builder = ChangeBuilder(source=SOURCE, policy=RetryPolicy(base_ms=1000, max_ms=2000))
+    builder = ChangeBuilder(source=SOURCE, policy=retry or RetryPolicy(base_ms=1000, max_ms=2000))
     transactions = store.transactions()
     return Service(
         store,
@@ -608,7 +612,11 @@ async def test_a_pending_payout_waits_for_approval_before_any_provider_call() ->
 
 async def test_a_retryable_failure_is_retried_after_its_backoff_asking_the_provider_first() -> None:
     key = "claim-1:payout:1"
-    s = service(ScriptedProvider({key: [PayoutErrorCode.PROVIDER_UNAVAILABLE, ProviderPayoutStatus.PAID]}))
+    # A backoff of minutes: the second pass must come before it however slowly a loaded machine runs the test.
+    s = service(
+        ScriptedProvider({key: [PayoutErrorCode.PROVIDER_UNAVAILABLE, ProviderPayoutStatus.PAID]}),
+        retry=RetryPolicy(base_ms=600_000, max_ms=1_200_000),
+    )
     (created,) = await s.request(command())
     pid = created.payout_id
     assert (await s.worker.run_once()).failed == 1
@@ -616,8 +624,8 @@ async def test_a_retryable_failure_is_retried_after_its_backoff_asking_the_provi
     (failed,) = s.store.events_of(PayoutFailed)
     assert failed.retryable
     assert not failed.final
-    assert (await s.worker.run_once()).processed == 0  # not before the backoff (1-2 s)
-    s.store.skew = timedelta(seconds=3)
+    assert (await s.worker.run_once()).processed == 0  # not before the backoff (10-20 min)
+    s.store.skew = timedelta(minutes=21)
     await s.worker.run_once()
     assert s.store.state(pid) is S.PAID
     assert s.provider.calls == [("create", key), ("sync", key), ("create", key)]  # a retry syncs first
