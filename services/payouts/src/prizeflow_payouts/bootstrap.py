@@ -47,7 +47,7 @@ from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.domain.deny import DenyList
-from prizeflow_payouts.entrypoints.http import PayoutsController, ProvidersController
+from prizeflow_payouts.entrypoints.http import DisagreementsController, PayoutsController, ProvidersController
 from prizeflow_payouts.entrypoints.kafka import (
     PayoutRequestsHandler,
     ProviderEventsHandler,
@@ -273,7 +273,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
         return Provide(lambda: value, sync_to_thread=False, use_cache=True)
 
     app = rt.http_app(
-        [PayoutsController, ProvidersController],
+        [PayoutsController, ProvidersController, DisagreementsController],
         dependencies={
             "queries": const(p.queries),
             "admin": const(p.admin),

@@ -1,8 +1,11 @@
-"""The payout state machine, transition by transition."""
+"""The payout state machine, transition by transition; what every provider report does in every state; and when
+the provider's current status agrees with a payout's state."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +14,11 @@ from prizeflow_payouts.domain.state import (
     TRANSITIONS,
     IllegalTransitionError,
     PayoutState,
+    Reaction,
     can_transition,
     check_transition,
+    judge_report,
+    provider_agrees,
     steps_for_provider_status,
 )
 
@@ -37,7 +43,6 @@ LEGAL = {
     (S.PAID, S.RETURNED),
     (S.FAILED, S.APPROVED),
     (S.FAILED, S.CANCELLED),
-    (S.FAILED, S.PAID),
 }
 
 
@@ -74,7 +79,7 @@ def test_paid_never_moves_backwards() -> None:
         (S.SUBMITTING, P.PAID, (S.PAID,)),
         (S.SUBMITTED, P.PAID, (S.PAID,)),
         (S.PAID, P.PAID, ()),  # duplicate
-        (S.FAILED, P.PAID, (S.PAID,)),  # an unknown outcome confirmed late
+        (S.FAILED, P.PAID, ()),  # never revived: a retry asks the provider first (judge_report)
         (S.PAID, P.FAILED, ()),  # out of order
         (S.SUBMITTED, P.FAILED, (S.FAILED,)),
         (S.FAILED, P.FAILED, ()),
@@ -98,3 +103,121 @@ def test_provider_steps_are_always_legal(current: PayoutState, status: P) -> Non
     for step in steps_for_provider_status(current, status):
         check_transition(src, step)
         src = step
+
+
+def test_the_database_allows_exactly_the_transitions_of_the_table() -> None:
+    """Migration 0015's trigger `payouts_transition_allowed` holds the same pairs, frozen (the integration tests
+    run it on PostgreSQL)."""
+    path = Path(__file__).parents[2] / "migrations" / "versions" / "0015_final_states_final.py"
+    spec = importlib.util.spec_from_file_location("migration_0015", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.ALLOWED) == {(a.value, b.value) for a, targets in TRANSITIONS.items() for b in targets}
+
+
+# -- every provider report in every state (judge_report) ------------------------------------------------------
+# One letter per status, in this order: M moves (the steps below), S stale (nothing), A asks the provider through
+# the path that asks it anyway (a sync now, or the next attempt's sync first), C checks a contradiction (recorded,
+# the provider's current status read, a person if it stands). `failed!` is a final failure, `failed` a retryable.
+ORDER = (P.ACCEPTED, P.PENDING, P.SUBMITTED, P.PAID, P.FAILED, P.CANCELLED, P.RETURNED)
+REPORTS = {
+    "requested": "CCCCSSC",
+    "pending_approval": "CCCCSSC",
+    "approved": "AAAAAAA",
+    "submitting": "MMMMMMM",
+    "submitted": "SSSMMMM",
+    "paid": "SSSSCCM",
+    "failed": "AAAASSA",
+    "failed!": "CCCCSSS",
+    "cancelled": "CCCCSSS",
+    "rejected": "CCCCSSC",
+    "returned": "SSSCSSS",
+}
+LETTER = {"M": Reaction.MOVE, "S": Reaction.STALE, "A": Reaction.ASK, "C": Reaction.CHECK}
+MOVES = {
+    (S.SUBMITTING, P.ACCEPTED): (S.SUBMITTED,),
+    (S.SUBMITTING, P.PENDING): (S.SUBMITTED,),
+    (S.SUBMITTING, P.SUBMITTED): (S.SUBMITTED,),
+    (S.SUBMITTING, P.PAID): (S.PAID,),
+    (S.SUBMITTING, P.FAILED): (S.FAILED,),
+    (S.SUBMITTING, P.CANCELLED): (S.CANCELLED,),
+    (S.SUBMITTING, P.RETURNED): (S.PAID, S.RETURNED),
+    (S.SUBMITTED, P.PAID): (S.PAID,),
+    (S.SUBMITTED, P.FAILED): (S.FAILED,),
+    (S.SUBMITTED, P.CANCELLED): (S.CANCELLED,),
+    (S.SUBMITTED, P.RETURNED): (S.PAID, S.RETURNED),
+    (S.PAID, P.RETURNED): (S.RETURNED,),
+}
+CASES = [
+    (key, status, LETTER[row[n]], returns, confirm)
+    for key, row in REPORTS.items()
+    for n, status in enumerate(ORDER)
+    for returns in (False, True)
+    for confirm in (False, True)
+]
+
+
+def _expected(
+    key: str, status: P, reaction: Reaction, *, returns: bool, confirm: bool
+) -> tuple[Reaction, tuple[S, ...]]:
+    state = S(key.rstrip("!"))
+    if status is P.FAILED and returns and state is S.PAID:
+        return Reaction.MOVE, (S.RETURNED,)  # a paid payout came back, on a rail whose payouts can
+    if status is P.FAILED and confirm and state in (S.SUBMITTING, S.SUBMITTED):
+        return Reaction.ASK, ()  # the rail pulls the money back before a failure is final: its sync decides
+    return reaction, MOVES.get((state, status), ())
+
+
+def test_every_state_and_status_is_in_the_table() -> None:
+    assert {k.rstrip("!") for k in REPORTS} == {s.value for s in PayoutState}
+    assert set(ORDER) == set(P)
+
+
+@pytest.mark.parametrize(("key", "status", "reaction", "returns", "confirm"), CASES)
+def test_what_a_provider_report_does(key: str, status: P, reaction: Reaction, returns: bool, confirm: bool) -> None:
+    verdict = judge_report(
+        S(key.rstrip("!")), status, failed_for_good=key.endswith("!"), returns=returns, confirm_failures=confirm
+    )
+    assert (verdict.reaction, verdict.steps) == _expected(key, status, reaction, returns=returns, confirm=confirm)
+    src = S(key.rstrip("!"))
+    for step in verdict.steps:
+        check_transition(src, step)
+        src = step
+
+
+@pytest.mark.parametrize("final", ["paid", "failed!", "cancelled", "rejected", "returned"])
+def test_no_report_ever_moves_a_final_state_but_a_return_of_a_paid_payout(final: str) -> None:
+    for status, returns, confirm in itertools.product(P, (False, True), (False, True)):
+        verdict = judge_report(
+            S(final.rstrip("!")), status, failed_for_good=final.endswith("!"), returns=returns, confirm_failures=confirm
+        )
+        assert verdict.steps in ((), (S.RETURNED,))
+        if verdict.steps:
+            assert final == "paid"
+
+
+# -- the provider's current status against the payout's state (provider_agrees) -------------------------------
+# Per state, what the provider may say now for us to agree: `-` is "it has no such payout". `None`: in flight.
+NOW = (None, P.ACCEPTED, P.PENDING, P.SUBMITTED, P.PAID, P.FAILED, P.CANCELLED, P.RETURNED)
+AGREES: dict[str, str | None] = {
+    "requested": "YNNNNYYY",
+    "pending_approval": "YNNNNYYY",
+    "rejected": "YNNNNYYY",
+    "cancelled": "YNNNNYYY",
+    "failed!": "YNNNNYYY",
+    "paid": "NNNNYNNN",
+    "returned": "NNNNNYYY",
+    "approved": None,
+    "submitting": None,
+    "submitted": None,
+    "failed": None,
+}
+
+
+@pytest.mark.parametrize(("key", "n"), list(itertools.product(AGREES, range(len(NOW)))))
+def test_whether_the_provider_agrees_now(key: str, n: int) -> None:
+    row = AGREES[key]
+    expected = None if row is None else row[n] == "Y"
+    assert provider_agrees(S(key.rstrip("!")), NOW[n], failed_for_good=key.endswith("!")) is expected

@@ -55,6 +55,7 @@ from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.domain.approval import ApprovalBook, ApprovalRule
 from prizeflow_payouts.domain.deny import NOTHING_DENIED, DenyList
+from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
@@ -87,6 +88,7 @@ class Books:
     provider_events: set[tuple[str, str]] = field(default_factory=set)
     events: list[Envelope[Any]] = field(default_factory=list)
     route_digest: tuple[int, str] | None = None
+    disagreements: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class MemoryPayouts:
@@ -292,6 +294,79 @@ class _MemoryRepository:
         sequence = 1 if last is None else last[0] + 1
         self.b.route_digest = (sequence, digest)
         return sequence
+
+    async def add_disagreement(
+        self, payout: Payout, *, provider: str, reported: ProviderPayoutStatus, source_ref: str | None, at: datetime
+    ) -> bool:
+        open_ = ("checking", "contradiction")
+        if any(d["payout_id"] == payout.id and d["status"] in open_ for d in self.b.disagreements.values()):
+            return False
+        did = len(self.b.disagreements) + 1
+        self.b.disagreements[did] = {
+            "id": did,
+            "payout_id": payout.id,
+            "provider": provider,
+            "payout_state": payout.state,
+            "reported": reported,
+            "source_ref": source_ref,
+            "status": "checking",
+            "checks": 0,
+            "next_check_at": at,
+            "created_at": at,
+            "provider_status_now": None,
+        }
+        return True
+
+    async def claim_disagreements(self, *, limit: int, lease_s: float) -> list[Disagreement]:
+        now = self.store.now()
+        due = [d for d in self.b.disagreements.values() if d["status"] == "checking" and d["next_check_at"] <= now][
+            :limit
+        ]
+        for d in due:
+            d["checks"] += 1
+            d["next_check_at"] = now + timedelta(seconds=lease_s)
+        return [
+            Disagreement(
+                id=d["id"],
+                payout=self.b.rows[d["payout_id"]].payout,
+                provider=d["provider"],
+                payout_state=d["payout_state"],
+                reported=d["reported"],
+                source_ref=d["source_ref"],
+                checks=d["checks"],
+                created_at=d["created_at"],
+            )
+            for d in due
+        ]
+
+    async def payouts_for_update(self, payout_ids: Sequence[str]) -> dict[str, Payout]:
+        return {i: self.b.rows[i].payout for i in payout_ids}
+
+    async def conclude_disagreements(self, conclusions: Sequence[Conclusion], *, at: datetime) -> list[Conclusion]:
+        done = []
+        for c in conclusions:
+            d = self.b.disagreements[c.disagreement.id]
+            if d["status"] != "checking" or d["checks"] != c.disagreement.checks:
+                continue
+            d.update(status=c.status.value, provider_status_now=c.provider_status_now, next_check_at=c.next_check_at)
+            done.append(c)
+        return done
+
+    async def acknowledge_disagreement(
+        self, disagreement_id: int, *, by: str, reason: str, at: datetime
+    ) -> dict[str, Any] | None:
+        d = self.b.disagreements.get(disagreement_id)
+        if d is None or d["status"] != "contradiction":
+            return None
+        d.update(status="acknowledged", acknowledged_by=by, acknowledged_reason=reason)
+        return {k: getattr(v, "value", v) for k, v in d.items()}
+
+    async def open_contradictions(self) -> list[tuple[str, int]]:
+        out: dict[str, int] = {}
+        for d in self.b.disagreements.values():
+            if d["status"] == "contradiction":
+                out[d["provider"]] = out.get(d["provider"], 0) + 1
+        return list(out.items())
 
     async def counts(self) -> list[tuple[str, str, int]]:
         out: dict[tuple[str, str], int] = {}

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.providers import ProviderPayoutStatus
 from prizeflow_payouts.adapters import tables
 from prizeflow_payouts.application.ports import (
     STUCK_KINDS,
@@ -28,6 +29,7 @@ from prizeflow_payouts.application.ports import (
     PayoutTransactions,
     RefusalTrail,
 )
+from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.outbox import add_events
@@ -171,6 +173,59 @@ _APPLY = text(
     WHERE p.id = u.id AND p.state = u.expected AND (u.token IS NULL OR p.lease_token = u.token)
     RETURNING p.id
     """
+)
+
+
+_ADD_DISAGREEMENT = text(
+    """
+    INSERT INTO payout_disagreements
+        (payout_id, provider, payout_state, reported, source_ref, next_check_at, created_at)
+    VALUES (:payout_id, :provider, :state, :reported, :ref, :at, :at)
+    ON CONFLICT (payout_id) WHERE status IN ('checking', 'contradiction') DO NOTHING
+    RETURNING id
+    """
+)
+_CLAIM_DISAGREEMENTS = text(
+    """
+    WITH due AS (
+        SELECT id FROM payout_disagreements
+        WHERE status = 'checking' AND next_check_at <= now()
+        ORDER BY next_check_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE payout_disagreements d SET checks = d.checks + 1, next_check_at = now() + make_interval(secs => :lease_s)
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.payout_id, d.provider, d.payout_state, d.reported, d.source_ref, d.checks, d.created_at
+    """
+)
+_CONCLUDE_DISAGREEMENTS = text(
+    """
+    UPDATE payout_disagreements d SET
+        status = u.status,
+        provider_status_now = u.now_word,
+        detail = u.detail,
+        next_check_at = u.next_check_at,
+        checked_at = CASE WHEN u.status = 'checking' THEN d.checked_at ELSE CAST(:at AS timestamptz) END
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:checks AS int[]), CAST(:statuses AS text[]), CAST(:now_words AS text[]),
+        CAST(:details AS text[]), CAST(:next_check_ats AS timestamptz[])
+    ) AS u(id, checks, status, now_word, detail, next_check_at)
+    WHERE d.id = u.id AND d.status = 'checking' AND d.checks = u.checks
+    RETURNING d.id
+    """
+)
+_ACKNOWLEDGE = text(
+    """
+    UPDATE payout_disagreements SET status = 'acknowledged', acknowledged_by = :by, acknowledged_reason = :reason,
+        acknowledged_at = :at
+    WHERE id = :id AND status = 'contradiction'
+    RETURNING id, payout_id, provider, payout_state, reported, provider_status_now
+    """
+)
+DISAGREEMENT_COLUMNS = (
+    "id, payout_id, provider, payout_state, reported, source_ref, status, provider_status_now, checks, "
+    "next_check_at, detail, created_at, checked_at, acknowledged_by, acknowledged_reason, acknowledged_at"
 )
 
 
@@ -431,6 +486,91 @@ class SqlPayoutRepository:
         )
         return result.first() is not None
 
+    async def add_disagreement(
+        self, payout: Payout, *, provider: str, reported: ProviderPayoutStatus, source_ref: str | None, at: datetime
+    ) -> bool:
+        """False: the payout already has an open one (checking, or waiting for a person)."""
+        row = await self.session.execute(
+            _ADD_DISAGREEMENT,
+            {
+                "payout_id": payout.id,
+                "provider": provider,
+                "state": payout.state.value,
+                "reported": reported.value,
+                "ref": source_ref,
+                "at": at,
+            },
+        )
+        return row.first() is not None
+
+    async def claim_disagreements(self, *, limit: int, lease_s: float) -> list[Disagreement]:
+        rows = (await self.session.execute(_CLAIM_DISAGREEMENTS, {"limit": limit, "lease_s": lease_s})).all()
+        if not rows:
+            return []
+        found = await self.session.execute(
+            text("SELECT * FROM payouts WHERE id = ANY(CAST(:ids AS text[]))"), {"ids": [r.payout_id for r in rows]}
+        )
+        payouts = {p.id: p for p in (payout_from_row(r) for r in found.mappings())}
+        return [
+            Disagreement(
+                id=int(r.id),
+                payout=payouts[r.payout_id],
+                provider=r.provider,
+                payout_state=PayoutState(r.payout_state),
+                reported=ProviderPayoutStatus(r.reported),
+                source_ref=r.source_ref,
+                checks=int(r.checks),
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    async def payouts_for_update(self, payout_ids: Sequence[str]) -> dict[str, Payout]:
+        found = await self.session.execute(
+            text("SELECT * FROM payouts WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"),
+            {"ids": list(payout_ids)},
+        )
+        return {p.id: p for p in (payout_from_row(r) for r in found.mappings())}
+
+    async def conclude_disagreements(self, conclusions: Sequence[Conclusion], *, at: datetime) -> list[Conclusion]:
+        """Written only for the check each was claimed for (`checks` is the fence); returns what was written."""
+        if not conclusions:
+            return []
+        c = conclusions
+        done = set(
+            (
+                await self.session.execute(
+                    _CONCLUDE_DISAGREEMENTS,
+                    {
+                        "ids": [x.disagreement.id for x in c],
+                        "checks": [x.disagreement.checks for x in c],
+                        "statuses": [x.status.value for x in c],
+                        "now_words": [x.provider_status_now for x in c],
+                        "details": [x.detail[:1000] for x in c],
+                        "next_check_ats": [x.next_check_at for x in c],
+                        "at": at,
+                    },
+                )
+            ).scalars()
+        )
+        return [x for x in conclusions if x.disagreement.id in done]
+
+    async def acknowledge_disagreement(
+        self, disagreement_id: int, *, by: str, reason: str, at: datetime
+    ) -> dict[str, Any] | None:
+        row = (
+            (await self.session.execute(_ACKNOWLEDGE, {"id": disagreement_id, "by": by, "reason": reason, "at": at}))
+            .mappings()
+            .first()
+        )
+        return dict(row) if row else None
+
+    async def open_contradictions(self) -> list[tuple[str, int]]:
+        rows = await self.session.execute(
+            text("SELECT provider, count(*) FROM payout_disagreements WHERE status = 'contradiction' GROUP BY provider")
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
     async def counts(self) -> list[tuple[str, str, int]]:
         rows = await self.session.execute(
             text("SELECT state, provider_name, count(*) FROM payouts GROUP BY state, provider_name")
@@ -608,6 +748,20 @@ class SqlPayoutQueries:
                 {"cid": correlation_id, "limit": limit},
             )
             return [RefusalTrail(r.claim_id, r.code, r.refused_at) for r in rows]
+
+    async def list_disagreements(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        sql = f"SELECT {DISAGREEMENT_COLUMNS} FROM payout_disagreements"  # noqa: S608 - a fixed column list
+        sql += " WHERE status = :status" if status is not None else ""
+        sql += " ORDER BY id DESC LIMIT :limit"
+        async with self.sessions() as session:
+            rows = await session.execute(text(sql), {"status": status, "limit": limit})
+            return [dict(r) for r in rows.mappings()]
+
+    async def get_disagreement(self, disagreement_id: int) -> dict[str, Any] | None:
+        sql = f"SELECT {DISAGREEMENT_COLUMNS} FROM payout_disagreements WHERE id = :id"  # noqa: S608
+        async with self.sessions() as session:
+            row = (await session.execute(text(sql), {"id": disagreement_id})).mappings().first()
+        return dict(row) if row else None
 
     async def provider_name(self, payout_id: str) -> str | None:
         async with self.sessions() as session:

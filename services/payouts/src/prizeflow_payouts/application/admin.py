@@ -404,6 +404,47 @@ class PayoutAdmin:
             await self._commit(repo, change, now)
         return change.to.value
 
+    # -- a provider that contradicts a payout's final state ---------------------------------------------------
+    async def acknowledge_contradiction(self, disagreement_id: int, actor: Actor, reason: str) -> dict[str, Any]:
+        """A person's decision on a contradiction between a provider and a payout's final state, on record (audited
+        with the reason: what was found and done). It moves no money and no payout: correcting the books is a
+        transfer of its own (docs/runbooks/final-state-contradicted.md)."""
+        now = self.clock()
+        async with self.transactions() as repo:
+            row = await repo.acknowledge_disagreement(disagreement_id, by=actor.user_id, reason=reason, at=now)
+            if row is None:
+                raise AdminError(
+                    ErrorKind.CONFLICT,
+                    "not_a_contradiction",
+                    f"disagreement {disagreement_id} is not a contradiction waiting for a person",
+                )
+            rec = await self._locked(repo, row["payout_id"])
+            if actor.user_id == rec.player_id:
+                raise AdminError(ErrorKind.FORBIDDEN, "self_review", "nobody decides on a payout that pays them")
+            audit = admin_action(
+                actor_user_id=actor.user_id,
+                actor_roles=actor.roles,
+                action="payout.contradiction_acknowledged",
+                target_type="payout",
+                target_id=rec.id,
+                reason=reason,
+                before={
+                    "state": rec.state.value,
+                    "disagreement": str(disagreement_id),
+                    "reported": row["reported"],
+                    "provider_status_now": str(row["provider_status_now"]),
+                },
+                after={"disagreement": "acknowledged"},
+                service=self.service,
+                source=self.source,
+                correlation_id=rec.correlation_id,
+                occurred_at=now,
+            )
+            history = HistoryEntry(rec.state, rec.state, actor.user_id, reason=f"contradiction acknowledged: {reason}")
+            await repo.add_history([(rec.id, history)], at=now)
+            await repo.add_events([audit])
+        return {"id": disagreement_id, "payout_id": rec.id, "status": "acknowledged"}
+
     # -- out-of-band signing (build-only and external signing) -----------------------------------------------
     async def _external_signing(self, payout_id: str) -> ExternalSigning:
         async with self.transactions() as repo:

@@ -18,7 +18,9 @@ from prizeflow_payouts.application.ports import STUCK_KINDS
 from prizeflow_runtime.metrics import LATENCY_BUCKETS, metric_name
 
 # `outcome` of `webhooks`: what became of a provider event (ApplyProviderEvents).
-WEBHOOK_OUTCOMES = ("applied", "duplicate", "stale", "no_status", "sync_requested", "unverified")
+WEBHOOK_OUTCOMES = ("applied", "duplicate", "stale", "no_status", "sync_requested", "checking", "unverified")
+# `outcome` of `disagreement_checks`: what reading the provider's current status concluded.
+CHECK_OUTCOMES = ("stale", "contradiction", "ask_again")
 # `kind` and `outcome` of `attempts`: a provider call, and the status it answered (or `error`).
 ATTEMPT_KINDS = ("create", "sync")
 ATTEMPT_OUTCOMES = (*(s.value for s in ProviderPayoutStatus), "error")
@@ -47,6 +49,9 @@ class PayoutMetrics:
     source_sequence: Gauge
     source_advanced: Gauge
     oldest_waiting: Gauge
+    contradictions: Counter
+    contradictions_open: Gauge
+    disagreement_checks: Counter
 
     @classmethod
     def create(
@@ -135,8 +140,29 @@ class PayoutMetrics:
                 ["provider"],
                 registry=registry,
             ),
+            contradictions=Counter(
+                n("final_state_contradictions"),
+                "Provider reports that contradict a payout's state, confirmed by its current status: a person decides",
+                ["subject", "state", "reported"],
+                registry=registry,
+            ),
+            contradictions_open=Gauge(
+                n("final_state_contradictions_open"),
+                "Contradictions between a provider and a payout's state waiting for a person, by provider",
+                ["provider"],
+                registry=registry,
+            ),
+            disagreement_checks=Counter(
+                n("disagreement_checks"),
+                "Provider reports that disagreed with a payout's state, checked against its current status, by outcome",
+                ["provider", "outcome"],
+                registry=registry,
+            ),
         )
         for provider in providers:
+            m.contradictions_open.labels(provider)
+            for outcome in CHECK_OUTCOMES:
+                m.disagreement_checks.labels(provider, outcome)
             for kind in STUCK_KINDS:
                 m.stuck.labels(kind, provider)
             for code in PayoutErrorCode:

@@ -16,7 +16,8 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutProviderError
-from prizeflow_contracts.providers import PayoutInstruction, ProviderPayoutResult
+from prizeflow_contracts.providers import PayoutInstruction, ProviderPayoutResult, ProviderPayoutStatus
+from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
@@ -96,6 +97,35 @@ class PayoutRepository(Protocol):
         self, provider: str, event_id: str, *, payout_id: str | None, status: str | None, outcome: str
     ) -> bool:
         """False for a provider event seen before (however it was delivered)."""
+        ...
+
+    async def add_disagreement(
+        self, payout: Payout, *, provider: str, reported: ProviderPayoutStatus, source_ref: str | None, at: datetime
+    ) -> bool:
+        """Record a provider's report that contradicts where `payout` is, to be checked now; False if the payout
+        already has an open disagreement (checking, or waiting for a person)."""
+        ...
+
+    async def claim_disagreements(self, *, limit: int, lease_s: float) -> list[Disagreement]:
+        """Disagreements whose check is due, each leased for `lease_s` (counted as one more check)."""
+        ...
+
+    async def payouts_for_update(self, payout_ids: Sequence[str]) -> dict[str, Payout]:
+        """These payouts as they are now, locked until the transaction ends."""
+        ...
+
+    async def conclude_disagreements(self, conclusions: Sequence[Conclusion], *, at: datetime) -> list[Conclusion]:
+        """Write each conclusion if its disagreement is still at the check it was claimed for; returns those."""
+        ...
+
+    async def acknowledge_disagreement(
+        self, disagreement_id: int, *, by: str, reason: str, at: datetime
+    ) -> dict[str, Any] | None:
+        """A contradiction a person has decided on; None if there is no such contradiction waiting."""
+        ...
+
+    async def open_contradictions(self) -> list[tuple[str, int]]:
+        """(provider name, count) of contradictions waiting for a person."""
         ...
 
     async def next_route_announcement(self, digest: str, at: datetime) -> int | None:
@@ -182,6 +212,12 @@ class PayoutQueries(PayoutTimelineQueries, Protocol):
         ...
 
     async def provider_name(self, payout_id: str) -> str | None: ...
+
+    async def list_disagreements(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        """Provider reports that disagreed with a payout's state, newest first."""
+        ...
+
+    async def get_disagreement(self, disagreement_id: int) -> dict[str, Any] | None: ...
 
 
 @runtime_checkable

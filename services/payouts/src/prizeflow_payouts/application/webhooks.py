@@ -24,8 +24,8 @@ from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutRepository, SettlesFailuresOnSync
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
-from prizeflow_payouts.domain.payout import Change, Payout
-from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
+from prizeflow_payouts.domain.state import PayoutState, Reaction, judge_report
 
 S = PayoutState
 
@@ -103,42 +103,36 @@ class ApplyProviderEvents:
         ev = self._trusted(env)
         provider = ev.provider.value
         rec, entry = await self._payout_for(repo, ev)
-        outcome, change = "applied", None
+        now = datetime.now(UTC)
+        outcome, change, disagrees = Reaction.STALE.value, None, False
         if ev.status is None:
             outcome = "no_status"
         else:
-            error = None
-            if ev.status is ProviderPayoutStatus.FAILED:
-                code = ev.error_code or PayoutErrorCode.TX_FAILED
-                error = PayoutError.of(code, f"{provider} webhook {ev.kind}: {code.value}", provider=provider)
-            result = ProviderPayoutResult(
-                status=ev.status,
-                idempotency_key=rec.idempotency_key,
-                provider_ref=ev.provider_payout_ref or rec.provider_ref,
-                error=error,
-                raw_status=ev.kind[:128],
+            capabilities = entry.provider.capabilities
+            verdict = judge_report(
+                rec.state,
+                ev.status,
+                failed_for_good=rec.failed_for_good,
+                returns=capabilities.supports_returns,
+                confirm_failures=_settles_failures_on_sync(entry.provider),
             )
-            now = datetime.now(UTC)
-            if _confirm_by_sync(entry.provider, rec.state, ev.status):
-                # The provider must act before a failure is final (pull the money back): its sync decides, now.
-                outcome = "sync_requested"
-                change = Change(
-                    record=rec, expected=S.SUBMITTED, to=S.SUBMITTED, sync_polls=rec.sync_polls, next_sync_at=now
-                )
-            else:
+            outcome = verdict.reaction.value
+            actor = f"webhook:{provider}"
+            if verdict.reaction is Reaction.MOVE:
                 change = self.builder.from_result(
                     rec,
                     rec.state,
-                    result,
+                    _result(rec, ev, provider),
                     now=now,
-                    actor=f"webhook:{provider}",
+                    actor=actor,
                     token=None,
                     polls_status=entry.polls_status,
                     cause=env.id,
-                    returns=entry.provider.capabilities.supports_returns,
+                    returns=capabilities.supports_returns,
                 )
-                if change is None or change.to is rec.state:
-                    outcome, change = "stale", None
+            elif verdict.reaction is Reaction.ASK:
+                change = _ask_provider(rec, ev.status, actor, now)
+            disagrees = verdict.reaction is Reaction.CHECK
         first = await repo.record_provider_event(
             provider,
             ev.provider_event_id,
@@ -147,17 +141,77 @@ class ApplyProviderEvents:
             outcome=outcome,
         )
         if not first:
-            outcome, change = "duplicate", None
+            outcome, change, disagrees = "duplicate", None, False
         if change is not None:
-            applied = await repo.apply([change], at=datetime.now(UTC))
+            applied = await repo.apply([change], at=now)
             if not applied:  # cannot happen under the row lock; kept as a guard, not a silent skip
                 raise RuntimeError(f"payout {rec.id} changed under its row lock")
             if self.metrics is not None and change.to is not change.expected:
                 self.metrics.transitions.labels(change.to.value, rec.provider_name).inc()
+        if disagrees:
+            assert ev.status is not None
+            await self._disagreement(repo, rec, entry.name, ev, now)
         if self.metrics is not None:
             self.metrics.webhooks.labels(provider, outcome).inc()
         log.info("provider event %s: %s", ev.provider_event_id, outcome, extra={"payout_id": rec.id})
         return outcome
+
+    async def _disagreement(
+        self, repo: PayoutRepository, rec: Payout, provider: str, ev: ProviderEventReceived, now: datetime
+    ) -> None:
+        """A report that contradicts where the payout is: recorded, never applied; the worker asks the provider."""
+        assert ev.status is not None
+        opened = await repo.add_disagreement(
+            rec, provider=provider, reported=ev.status, source_ref=ev.provider_event_id, at=now
+        )
+        reason = f"the provider reported {ev.status.value} (event {ev.provider_event_id}): " + (
+            "checking its current status" if opened else "a disagreement about it is already open"
+        )
+        entry = HistoryEntry(rec.state, rec.state, f"webhook:{provider}", reason=reason)
+        await repo.add_history([(rec.id, entry)], at=now)
+        log.warning(
+            "provider event %s contradicts the payout's state %s: %s",
+            ev.provider_event_id,
+            rec.state.value,
+            "checking" if opened else "already open",
+            extra={"payout_id": rec.id},
+        )
+
+
+def _result(rec: Payout, ev: ProviderEventReceived, provider: str) -> ProviderPayoutResult:
+    assert ev.status is not None
+    error = None
+    if ev.status is ProviderPayoutStatus.FAILED:
+        code = ev.error_code or PayoutErrorCode.TX_FAILED
+        error = PayoutError.of(code, f"{provider} webhook {ev.kind}: {code.value}", provider=provider)
+    return ProviderPayoutResult(
+        status=ev.status,
+        idempotency_key=rec.idempotency_key,
+        provider_ref=ev.provider_payout_ref or rec.provider_ref,
+        error=error,
+        raw_status=ev.kind[:128],
+    )
+
+
+def _ask_provider(rec: Payout, status: ProviderPayoutStatus, actor: str, now: datetime) -> Change | None:
+    """The provider's current status decides, through the path that asks it anyway. Submitted: its status sync, now.
+    Approved, or a retryable failure: its next attempt asks the provider first (sync first), the failure's now. In
+    submission: the worker's answer and the syncs after it (nothing to change)."""
+    if rec.state is S.SUBMITTED:
+        return Change(record=rec, expected=S.SUBMITTED, to=S.SUBMITTED, sync_polls=rec.sync_polls, next_sync_at=now)
+    if rec.state is S.APPROVED:
+        return Change(record=rec, expected=S.APPROVED, to=S.APPROVED, sync_first=True)
+    if rec.state is S.FAILED and not rec.failed_for_good:
+        why = f"the provider reported {status.value}: retried now, asking the provider first"
+        return Change(
+            record=rec,
+            expected=S.FAILED,
+            to=S.FAILED,
+            next_attempt_at=now,
+            sync_first=True,
+            history=[HistoryEntry(S.FAILED, S.FAILED, actor, reason=why)],
+        )
+    return None
 
 
 def _names_this_payout(ev: ProviderEventReceived, rec: Payout) -> bool:
@@ -176,14 +230,9 @@ def _names_this_payout(ev: ProviderEventReceived, rec: Payout) -> bool:
     return ev.provider_payout_ref is None or rec.provider_ref is None or ev.provider_payout_ref == rec.provider_ref
 
 
-def _confirm_by_sync(provider: object, state: PayoutState, status: ProviderPayoutStatus) -> bool:
-    """A `failed` for a submitted payout of a provider that settles failures on sync (port `SettlesFailuresOnSync`)."""
-    return (
-        status is ProviderPayoutStatus.FAILED
-        and state is S.SUBMITTED
-        and isinstance(provider, SettlesFailuresOnSync)
-        and provider.settles_failures_on_sync
-    )
+def _settles_failures_on_sync(provider: object) -> bool:
+    """The rail must act before a failure is final (port `SettlesFailuresOnSync`): its sync decides a `failed`."""
+    return isinstance(provider, SettlesFailuresOnSync) and provider.settles_failures_on_sync
 
 
 __all__ = ["ApplyProviderEvents"]

@@ -35,6 +35,7 @@ from prizeflow_payouts.application.ports import (
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
+from prizeflow_payouts.domain.disagreement import Conclusion, DisagreementStatus, conclude
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.state import PayoutState
 
@@ -70,6 +71,8 @@ class WorkerConfig:
     # An outcome unknown this long needs an operator (`unknown_outcome` of the stuck gauge), unless the rail says
     # otherwise (`DefersToOperator`).
     operator_after_s: float = 1800.0
+    # How often a pass reads the provider's current status of the payouts a provider report disagreed with.
+    checks_interval_s: float = 2.0
 
 
 @dataclass(slots=True)
@@ -102,6 +105,7 @@ class PayoutWorker:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self._sem = asyncio.Semaphore(config.concurrency)
         self._last_gauges = 0.0
+        self._last_checks = 0.0
         self._stuck_seen: set[tuple[str, str]] = set()
 
     # -- the loop ---------------------------------------------------------------------------------------------
@@ -128,7 +132,9 @@ class PayoutWorker:
             pause = self.config.interval_s if woken or result.processed else _next_pause(pause, self.config)
 
     async def run_once(self) -> WorkerResult:
-        return await self.submit_due() + await self.sync_submitted()
+        result = await self.submit_due() + await self.sync_submitted()
+        await self._maybe_check_disagreements()
+        return result
 
     # -- submission -------------------------------------------------------------------------------------------
     async def submit_due(self) -> WorkerResult:
@@ -370,6 +376,64 @@ class PayoutWorker:
             applied = await repo.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
 
+    # -- provider reports that disagreed with a payout's state (domain/disagreement.py) ------------------------
+    async def _maybe_check_disagreements(self) -> None:
+        if time.monotonic() - self._last_checks < self.config.checks_interval_s:
+            return
+        self._last_checks = time.monotonic()
+        await self.check_disagreements()
+
+    async def check_disagreements(self) -> int:
+        """Read each due disagreement's payout at its provider (never holding a lock across the call), then conclude
+        against the payout as it is by then: stale, a contradiction for a person, or ask again later. Never moves a
+        payout. Returns how many were concluded."""
+        async with self.transactions() as repo:
+            due = await repo.claim_disagreements(limit=self.config.batch_size, lease_s=self.config.lease_s)
+        if not due:
+            return 0
+        calls = await asyncio.gather(*(self._sync_call(d.payout) for d in due))
+        now = _now()
+        async with self.transactions() as repo:
+            current = await repo.payouts_for_update([d.payout.id for d in due])
+            conclusions = [
+                conclude(
+                    d,
+                    current[d.payout.id],
+                    status_now=call.result.status if call.result is not None else None,
+                    error=call.error.code if call.error is not None else None,
+                    now=now,
+                )
+                for d, call in zip(due, calls, strict=True)
+            ]
+            written = await repo.conclude_disagreements(conclusions, at=now)
+            raised = [c for c in written if c.status is DisagreementStatus.CONTRADICTION]
+            await repo.add_history(
+                [
+                    (c.disagreement.payout.id, HistoryEntry(p.state, p.state, self.worker_id, reason=c.detail[:1000]))
+                    for c in raised
+                    if (p := current[c.disagreement.payout.id])
+                ],
+                at=now,
+            )
+        for c in written:
+            self._counted(c, current[c.disagreement.payout.id])
+        return len(written)
+
+    def _counted(self, c: Conclusion, payout: Payout) -> None:
+        d = c.disagreement
+        if c.status is DisagreementStatus.CONTRADICTION:
+            log.error(
+                "a provider contradicts a payout's final state: a person decides (docs/runbooks/"
+                "final-state-contradicted.md)",
+                extra={"payout_id": payout.id, "disagreement": d.id, "state": payout.state.value},
+            )
+        if self.metrics is None:
+            return
+        outcome = "ask_again" if c.status is DisagreementStatus.CHECKING else c.status.value
+        self.metrics.disagreement_checks.labels(d.provider, outcome).inc()
+        if c.status is DisagreementStatus.CONTRADICTION:
+            self.metrics.contradictions.labels("payout", payout.state.value, d.reported.value).inc()
+
     # -- reconciler view and gauges ---------------------------------------------------------------------------
     async def _maybe_gauges(self) -> None:
         if self.metrics is None or time.monotonic() - self._last_gauges < self.config.gauges_interval_s:
@@ -382,6 +446,7 @@ class PayoutWorker:
         async with self.transactions() as repo:
             counts = await repo.counts()
             queue = await repo.queue_length()
+            contradictions = dict(await repo.open_contradictions())
             stuck = await repo.stuck(
                 submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000,
                 operator_after_s=self.operator_thresholds(),
@@ -395,6 +460,8 @@ class PayoutWorker:
             for state, provider, count in counts:
                 self.metrics.payouts.labels(state, provider).set(count)
             self.metrics.queue_length.set(queue)
+            for name in {e.name for e in self.registry} | set(contradictions):
+                self.metrics.contradictions_open.labels(name).set(contradictions.get(name, 0))
             self._stuck_gauges(self.metrics, stuck)
             await self._progress_gauges(self.metrics)
         if any(totals.values()):
@@ -402,7 +469,7 @@ class PayoutWorker:
                 "reconciler: payouts waiting on recovery or an operator (docs/runbooks/payouts-awaiting-operator.md)",
                 extra=totals,
             )
-        return {"queue": queue, **totals}
+        return {"queue": queue, "contradictions": sum(contradictions.values()), **totals}
 
     def operator_thresholds(self) -> dict[str, float]:
         """Each configured provider's operator threshold: its own (`DefersToOperator`), else the worker's."""

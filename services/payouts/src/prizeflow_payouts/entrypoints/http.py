@@ -214,6 +214,42 @@ class PayoutsController(Controller):
         return {"payout_id": payout_id, "queued": True, "tx_hash": done.tx_hash, "payout_ids": list(done.payout_ids)}
 
 
+class DisagreementsController(Controller):
+    """Provider reports that contradicted a payout's state (domain/disagreement.py): checked against the provider's
+    current status, `stale` when it agreed with us, `contradiction` when a person must decide."""
+
+    path = "/disagreements"
+    tags = ["payouts"]  # noqa: RUF012
+
+    @get("/", guards=[READERS])
+    async def list_disagreements(
+        self,
+        queries: Queries,
+        status: Annotated[str | None, QueryParameter(pattern=r"^(checking|stale|contradiction|acknowledged)$")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        rows = await queries.list_disagreements(status=status, limit=limit)
+        return {"items": [summary(r) for r in rows]}
+
+    @get("/{disagreement_id:int}", guards=[READERS])
+    async def get_disagreement(self, disagreement_id: FromPath[int], queries: Queries) -> dict[str, Any]:
+        row = await queries.get_disagreement(disagreement_id)
+        if row is None:
+            raise AdminError(ErrorKind.NOT_FOUND, "disagreement_not_found", f"no disagreement {disagreement_id}")
+        return summary(row)
+
+    @post("/{disagreement_id:int}/acknowledge", guards=[require_roles(Role.ADMIN)], status_code=200)
+    async def acknowledge(
+        self,
+        request: Request[Any, Any, Any],
+        disagreement_id: FromPath[int],
+        data: JSONBody[ReasonBody],
+        admin: Admin,
+    ) -> dict[str, Any]:
+        """A person's decision on a contradiction, on record (audited). It moves no money and no payout."""
+        return await admin.acknowledge_contradiction(disagreement_id, _actor(request), data.reason)
+
+
 class ProvidersController(Controller):
     path = "/providers"
     tags = ["payouts"]  # noqa: RUF012
@@ -224,4 +260,4 @@ class ProvidersController(Controller):
         return {"providers": [dict(e.public) for e in registry]}
 
 
-__all__ = ["PayoutsController", "ProvidersController"]
+__all__ = ["DisagreementsController", "PayoutsController", "ProvidersController"]
