@@ -1,5 +1,6 @@
-"""A final failure stays final in PostgreSQL itself (migration 0008), whatever the application asks: rewards voided
-its reservation, so it is never attempted again; only its provider's late confirmation (paid) may still land."""
+"""A final failure stays final in PostgreSQL itself (migrations 0008 and 0015), whatever the application asks:
+rewards voided its reservation, so it is never attempted again, and a provider's late `paid` never revives it (it
+is a disagreement a person decides: test_final_states.py)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def retry(rec: Payout) -> Change:
     return Change(record=rec, expected=S.FAILED, to=S.APPROVED, available_at=now, sync_first=True, max_attempts=4)
 
 
-async def test_a_final_failure_is_never_attempted_again_but_may_still_be_confirmed_paid(
+async def test_a_final_failure_is_never_attempted_again_nor_revived_as_paid(
     db: str, transactions: PayoutTransactions
 ) -> None:
     final, retryable = await failed(db, final=True), await failed(db, final=False)
@@ -103,21 +104,17 @@ async def test_a_final_failure_is_never_attempted_again_but_may_still_be_confirm
     finally:
         await conn.close()
 
-    # The provider's late truth still wins (rewards flags a paid payout whose reservation it voided).
-    paid = ChangeBuilder(source="/test", policy=RetryPolicy()).from_result(
-        rec,
-        S.FAILED,
-        ProviderPayoutResult(status=ProviderPayoutStatus.PAID, idempotency_key=rec.idempotency_key, provider_ref="r"),
-        now=datetime.now(UTC),
-        actor="webhook",
-        token=None,
-        polls_status=False,
-    )
-    assert paid is not None
-    async with transactions() as repo:
-        assert await repo.apply([paid], at=datetime.now(UTC))
+    # A provider's late `paid` is no step from a final failure, and PostgreSQL refuses the move if code tried it.
+    late = ProviderPayoutResult(status=ProviderPayoutStatus.PAID, idempotency_key=rec.idempotency_key, provider_ref="r")
+    builder = ChangeBuilder(source="/test", policy=RetryPolicy())
+    now = datetime.now(UTC)
+    assert builder.from_result(rec, S.FAILED, late, now=now, actor="webhook", token=None, polls_status=False) is None
+    forced = Change(record=rec, expected=S.FAILED, to=S.PAID, paid_at=now, finished_at=None)
+    with pytest.raises(IntegrityError, match="failed for good"):
+        async with transactions() as repo:
+            await repo.apply([forced], at=now)
     after = await get(transactions, final)
-    assert (after.state, after.finished_at) == (S.PAID, None)
+    assert (after.state, after.failed_for_good) == (S.FAILED, True)
 
 
 async def test_migration_0008_downgrades_and_upgrades_again(db: str) -> None:

@@ -144,3 +144,46 @@ async def test_a_failure_webhook_before_paid_pulls_the_money_back_then_fails(
     assert (await admin.balance(account)).get("usd", 0) == 0
     outcome = await fetch(db, "SELECT outcome FROM provider_events WHERE provider_event_id = $1", failed["id"])
     assert outcome[0]["outcome"] == "sync_requested"
+
+
+async def test_a_paid_event_arriving_after_the_return_never_revives_the_failed_payout(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, emulator: StripeEmulator, admin: StripeAdmin
+) -> None:
+    """The bank paid the payout, then returned it: Stripe sends `payout.paid` then `payout.failed`, and the ingress
+    delivers them the other way round. The failure (confirmed by a sync: the transfer is pulled back) ends the payout
+    for good; the older `paid` is a frozen snapshot, checked against the payout's current status at Stripe (failed):
+    stale. The payout stays failed, no PayoutPaid follows the PayoutFailed, nothing is dead-lettered."""
+    s = settings(db, kafka_bootstrap, topic_suffix, tmp_path, emulator, "transfer_and_payout")
+    account = (await admin.create_account())["id"]
+    env = request(address=account, dtype=DestinationType.STRIPE_ACCOUNT, asset="USD", amount=5_000)
+    key = env.data.idempotency_key
+    async with running(s):
+        await publish(kafka_bootstrap, REQUESTS + topic_suffix, [env])
+        assert await wait_state(db, key, "submitted") == "submitted"
+        ref = (await fetch(db, "SELECT provider_ref FROM payouts WHERE idempotency_key = $1", key))[0]["provider_ref"]
+        await admin.settle_payout(ref, "paid")
+        await admin.settle_payout(ref, "failed", "account_closed")  # the bank sends it back
+        (paid,) = await stripe_events(admin, "payout.paid", key)
+        (failed,) = await stripe_events(admin, "payout.failed", key)
+        await publish(kafka_bootstrap, WEBHOOKS + topic_suffix, [provider_event(failed)])
+        assert await wait_state(db, key, "failed") == "failed"
+        await publish(kafka_bootstrap, WEBHOOKS + topic_suffix, [provider_event(paid), provider_event(paid)])
+        checked = await eventually(
+            lambda: fetch(db, "SELECT status, provider_status_now, reported FROM payout_disagreements"),
+            lambda rows: len(rows) == 1 and rows[0]["status"] != "checking",
+            timeout=30,
+        )
+        outcomes = await fetch(db, "SELECT provider_event_id, outcome FROM provider_events ORDER BY received_at")
+        names = await payout_events(kafka_bootstrap, s, key, expect=4)
+        dead = await fetch(db, "SELECT count(*) AS n FROM dead_letters")
+    assert await wait_state(db, key, "failed") == "failed"
+    assert names == ["PayoutCreated", "PayoutApproved", "PayoutSubmitted", "PayoutFailed"]
+    assert [(r["provider_event_id"], r["outcome"]) for r in outcomes] == [
+        (failed["id"], "sync_requested"),
+        (paid["id"], "checking"),
+    ]
+    assert [(r["status"], r["provider_status_now"], r["reported"]) for r in checked] == [("stale", "failed", "paid")]
+    assert dead[0]["n"] == 0
+    (row,) = await fetch(db, "SELECT finished_at, last_error_code FROM payouts WHERE idempotency_key = $1", key)
+    assert row["finished_at"] is not None
+    assert row["last_error_code"] == "account_closed"
