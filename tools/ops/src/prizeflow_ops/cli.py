@@ -194,6 +194,19 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
     p.add_argument("--code", required=True, help="a stable payout error code")
     p.add_argument("--reason", required=True)
 
+    p = leaf(payout, "disagreements", c.payout_disagreements, (PAYOUTS,), "provider reports that contradicted a payout")
+    p.add_argument("--status", choices=("checking", "stale", "contradiction", "acknowledged"))
+    p.add_argument("--limit", type=_positive, default=100)
+    p = leaf(
+        payout,
+        "acknowledge",
+        c.payout_acknowledge,
+        (PAYOUTS,),
+        "record a person's decision on a contradiction (moves nothing)",
+    )
+    p.add_argument("id", metavar="DISAGREEMENT")
+    p.add_argument("--reason", required=True)
+
     rounds = group("round", "game rounds (settlement)")
     leaf(rounds, "show", c.round_show, (SETTLEMENT,), "one round with its history").add_argument("id", metavar="ID")
     p = leaf(rounds, "void", c.round_void, (SETTLEMENT,), "void a round that is not final")

@@ -419,6 +419,31 @@ payout_mark_paid = _payout_action("mark-paid", "marked paid", lambda a: {"refere
 payout_mark_failed = _payout_action("mark-failed", "marked failed", lambda a: {"code": a.code, "reason": a.reason})
 
 
+DISAGREEMENT_COLUMNS = (
+    "id", "payout_id", "provider", "payout_state", "reported", "status", "provider_status_now", "created_at",
+)  # fmt: skip
+
+
+async def payout_disagreements(ctx: Context, args: argparse.Namespace) -> int:
+    return await ctx.one(
+        PAYOUTS,
+        "GET",
+        "/disagreements/",
+        params={"status": args.status, "limit": args.limit},
+        show=_table(ctx, DISAGREEMENT_COLUMNS, "disagreements"),
+    )
+
+
+async def payout_acknowledge(ctx: Context, args: argparse.Namespace) -> int:
+    return await ctx.one(
+        PAYOUTS,
+        "POST",
+        f"/disagreements/{segment(args.id)}/acknowledge",
+        body={"reason": args.reason},
+        show=_record(ctx, f"disagreement {args.id} acknowledged"),
+    )
+
+
 # --- rounds (settlement) ------------------------------------------------------------------------------------
 def _round(args: argparse.Namespace, action: str = "") -> str:
     return f"/rounds/{segment(args.id)}" + (f"/{action}" if action else "")
