@@ -1,7 +1,8 @@
 """Final states are final: the transition table in PostgreSQL, and the provider's reports that disagree with it.
 
 - Trigger `payouts_transition_allowed`: a change of `payouts.state` must be a pair of
-  `prizeflow_payouts.domain.state.TRANSITIONS` (frozen here; a unit test holds the two equal). `failed → paid` is
+  `prizeflow_payouts.domain.state.TRANSITIONS` (frozen here; a unit test holds the two equal), or the one
+  two-step move a single statement makes (a retry's claim: `failed → approved → submitting`). `failed → paid` is
   gone: a late `paid` never revives a failed payout, whatever order a provider's events arrive in.
 - Trigger `payouts_final_failure_stays` (0008) now keeps a final failure a final failure: it may no longer become
   `paid`/`returned` (its reservation went back to the player's wallet; the provider's contrary word is a
@@ -47,7 +48,9 @@ ALLOWED = (
     ("failed", "approved"),
     ("failed", "cancelled"),
 )
-_PAIRS = ", ".join(f"('{a}', '{b}')" for a, b in ALLOWED)
+# A retry's claim writes `failed → approved → submitting` as one UPDATE (the history has both rows).
+SHORTCUTS = (("failed", "submitting"),)
+_PAIRS = ", ".join(f"('{a}', '{b}')" for a, b in (*ALLOWED, *SHORTCUTS))
 STATUSES = "'accepted', 'pending', 'submitted', 'paid', 'failed', 'cancelled', 'returned'"
 STATES = (
     "'requested', 'pending_approval', 'approved', 'submitting', 'submitted', 'paid', 'failed', 'cancelled', "

@@ -192,19 +192,35 @@ async def test_duplicate_and_out_of_order_webhooks_move_a_payout_once(
 
         seen = await eventually(outcomes, lambda r: len(r) == 3, timeout=20)
         names = await payout_events(kafka_bootstrap, settings, key, expect=4)
+        checked = await eventually(
+            lambda: fetch(db, "SELECT status, provider_status_now FROM payout_disagreements"),
+            lambda rows: len(rows) == 1 and rows[0]["status"] != "checking",
+            timeout=30,
+        )
     assert {r["provider_event_id"]: r["outcome"] for r in seen} == {  # type: ignore[index]
         "evt-paid": "applied",
         "evt-pending": "stale",
-        "evt-failed": "stale",
+        # A failure after paid on a rail whose payouts do not come back: recorded and checked with the provider,
+        # never applied.
+        "evt-failed": "checking",
     }
+    # These webhooks are the test's own: the sandbox's books still hold the payout pending (`pending_forever`), so
+    # the check finds Prizeflow's `paid` unsupported by the provider: a contradiction for a person, nothing moved.
+    assert [(r["status"], r["provider_status_now"]) for r in checked] == [("contradiction", "pending")]
     assert await wait_state(db, key, "paid") == "paid"
     assert names == ["PayoutCreated", "PayoutApproved", "PayoutSubmitted", "PayoutPaid"]
     history = await fetch(
         db,
-        "SELECT to_state FROM payout_history h JOIN payouts p ON p.id = h.payout_id WHERE p.idempotency_key = $1",
+        "SELECT from_state, to_state FROM payout_history h JOIN payouts p ON p.id = h.payout_id "
+        "WHERE p.idempotency_key = $1 ORDER BY h.id",
         key,
     )
-    assert [r["to_state"] for r in history].count("paid") == 1
+    # One move to paid; the disagreement left two lines that move nothing (the report, then the check's conclusion).
+    assert [(r["from_state"], r["to_state"]) for r in history if r["to_state"] == "paid"] == [
+        ("submitted", "paid"),
+        ("paid", "paid"),
+        ("paid", "paid"),
+    ]
 
 
 async def test_provider_outage_payouts_wait_and_resume_none_lost(

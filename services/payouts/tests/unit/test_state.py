@@ -115,6 +115,8 @@ def test_the_database_allows_exactly_the_transitions_of_the_table() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert set(module.ALLOWED) == {(a.value, b.value) for a, targets in TRANSITIONS.items() for b in targets}
+    for src, dst in module.SHORTCUTS:  # each is two legal moves one statement makes at once
+        assert any(can_transition(S(src), mid) and can_transition(mid, S(dst)) for mid in PayoutState)
 
 
 # -- every provider report in every state (judge_report) ------------------------------------------------------
