@@ -350,3 +350,54 @@ async def test_postgresql_refuses_every_move_outside_the_transition_table(db: st
                 )
     finally:
         await conn.close()
+
+
+async def test_a_paid_report_for_a_retryable_failure_makes_the_worker_ask_the_provider_before_anything_else(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """A retryable failure waiting an hour for its retry: the provider's `paid` does not move it (a snapshot), it
+    makes the retry due now, and the retry asks the provider first: paid there, so paid here, created nowhere."""
+    settings = settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix)
+    key = f"fr-{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    try:
+        retryable = True  # a next attempt (moved an hour on below)
+        await conn.execute(_INSERT_ANY, key, "failed", "provider_unavailable", None, None, retryable)
+        await conn.execute(
+            "UPDATE payouts SET next_attempt_at = now() + interval '1 hour', provider_ref = $2 WHERE id = $1",
+            key,
+            f"sbx-{key}",
+        )
+    finally:
+        await conn.close()
+    async with running(settings):
+        await _provider_books(db, {key: Case("failed", P.PAID, "paid", "sync_requested")})
+        await publish(kafka_bootstrap, WEBHOOKS + topic_suffix, [_report(key, P.PAID)])
+        state = await eventually(
+            lambda: fetch(db, "SELECT state FROM payouts WHERE id = $1", key),
+            lambda rows: rows[0]["state"] == "paid",
+            timeout=30,
+        )
+        published = await eventually(
+            lambda: read_topic(kafka_bootstrap, EVENTS + topic_suffix),
+            lambda records: any(getattr(decode(r.value).data, "idempotency_key", None) == key for r in records),
+            timeout=30,
+        )
+    (outcome,) = await fetch(db, "SELECT outcome FROM provider_events WHERE payout_id = $1", key)
+    assert outcome["outcome"] == "sync_requested"
+    assert state[0]["state"] == "paid"
+    path = await fetch(db, "SELECT from_state, to_state FROM payout_history WHERE payout_id = $1 ORDER BY id", key)
+    assert [(r["from_state"], r["to_state"]) for r in path] == [
+        ("failed", "failed"),  # the report: retried now, asking first
+        ("failed", "approved"),
+        ("approved", "submitting"),
+        ("submitting", "paid"),
+    ]
+    calls = await fetch(db, "SELECT create_calls, sync_calls FROM sandbox.calls WHERE idempotency_key = $1", key)
+    assert [(r["create_calls"], r["sync_calls"]) for r in calls] == [(0, 1)]
+    names = [
+        type(decode(r.value).data).__name__
+        for r in published
+        if getattr(decode(r.value).data, "idempotency_key", None) == key
+    ]
+    assert names == ["PayoutPaid"]
