@@ -506,7 +506,7 @@ class PayoutAdmin:
 def _refuse_final(rec: Payout, cannot_be: str) -> None:
     """A final failure is settled downstream: `PayoutFailed(final=True)` made rewards void the claim's reservation,
     so the money is back in the player's wallet. Another attempt would pay the player twice; a cancel would
-    publish a second outcome and turn a late provider confirmation (failed → paid, flagged by rewards) silent."""
+    publish a second outcome (a provider's later word about it is a disagreement a person decides)."""
     if rec.failed_for_good:
         raise AdminError(
             ErrorKind.CONFLICT,
