@@ -81,3 +81,17 @@ def test_history_lags_when_told() -> None:
 
 def test_whitelist_setting_parses() -> None:
     assert whitelist("XLM|GABC|77,ETH|0x1") == (WhitelistEntry("XLM", "GABC", "77"), WhitelistEntry("ETH", "0x1"))
+
+
+def test_a_completed_withdrawal_reversed_later_gives_its_amount_back_once() -> None:
+    account = _account()
+    w = account.withdraw({"coin": "USDC", "network": "ETH", "address": ETH_ADDR, "amount": "10"}, now=1.0)
+    account.settle(w.id, "completed", 2.0)
+    assert account.balances["USDC"] == Decimal(90)
+    with pytest.raises(ValueError, match="a reversal is one of"):
+        account.reverse(w.id, "completed", 3.0)
+    account.reverse(w.id, "cancelled", 3.0)
+    assert (account.withdrawals[w.id].status, account.balances["USDC"]) == (1, Decimal(100))
+    with pytest.raises(ValueError, match="not completed"):
+        account.reverse(w.id, "failure", 4.0)  # once: a reversed withdrawal is not completed any more
+    assert account.balances["USDC"] == Decimal(100)

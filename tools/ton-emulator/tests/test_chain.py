@@ -236,3 +236,24 @@ def test_a_lagging_node_answers_consistently_from_an_older_block(chain: Chain, k
     assert chain.seqno(WALLET) == 1
     chain.faults.update({"lag_s": 0})
     assert chain.seqno(WALLET) == 1
+
+
+@pytest.mark.parametrize("bounce", [False, True])
+def test_a_ton_transfer_to_an_uninitialised_account_bounces_back_only_when_bounceable(
+    chain: Chain, key: SigningKey, bounce: bool
+) -> None:
+    chain.send_boc(
+        boc(key, chain, transfer=Transfer(kind=TransferKind.TON, destination=DEST, amount=TON, bounce=bounce))
+    )
+    chain.produce_block()
+    [sent] = chain.get_transactions(WALLET, limit=10)[-1:]  # the oldest: our transfer (its out-message exists)
+    assert sent["out_msgs"][0]["value"] == str(TON)
+    [arrived] = chain.transactions[DEST]
+    assert arrived.aborted is bounce
+    if bounce:  # the money came back after the transaction that reads as a payment
+        assert chain.balance(DEST) == 0
+        assert chain.counters["native_bounced"] == 1
+        assert len(chain.get_transactions(WALLET, limit=10)) == 2
+    else:
+        assert chain.balance(DEST) == TON
+        assert chain.counters.get("native_bounced", 0) == 0

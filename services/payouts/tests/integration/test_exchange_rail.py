@@ -316,3 +316,25 @@ async def test_a_wrong_secret_is_refused_by_the_exchange_signature_check(stack: 
         assert stack.withdrawals() == []
     finally:
         await rail.close()
+
+
+@pytest.mark.parametrize(
+    ("reversal", "raw"), [("failure", "failed"), ("rejected", "failed"), ("cancelled", "canceled")]
+)
+async def test_a_withdrawal_reversed_after_ok_is_reported_failed_and_its_book_stays_sent(
+    stack: ExchangeStack, rail: ExchangeWithdrawalProvider, db: str, reversal: str, raw: str
+) -> None:
+    i = usdc(f"reversed-{reversal}")
+    created = await rail.create_payout(i)
+    stack.settle(str(created.provider_ref), "completed")
+    assert (await rail.sync_status(lookup(i, created.provider_ref))).status is P.PAID
+    stack.reverse(str(created.provider_ref), reversal)  # the exchange's later word: the money is back on the account
+    for late in (rail.sync_status(lookup(i, created.provider_ref)), rail.create_payout(i)):
+        result = await late
+        # Never `paid` from a withdrawal the exchange now says failed: the core judges the contradiction.
+        assert (result.status, result.provider_ref, result.raw_status) == (P.FAILED, created.provider_ref, raw)
+        assert result.error is not None
+        assert result.error.code is C.TX_FAILED
+    row = await record(db, i.payout_id)
+    assert (row["state"], row["withdrawal_id"]) == ("sent", created.provider_ref)
+    assert stack.calls(WITHDRAW) == 1  # never asked again: the amount back on the account is not "not sent"

@@ -197,3 +197,42 @@ async def test_the_scan_position_is_stored(rail: TelegramGiftProvider, admin: Te
     offsets = [str(c["params"].get("offset")) for c in await admin.calls("getStarTransactions")]
     assert offsets
     assert set(offsets) == {"7"}
+
+
+async def test_a_gift_refunded_to_the_bot_after_it_was_paid_is_reported_returned_and_its_row_stays_sent(
+    rail: TelegramGiftProvider, admin: TelegramAdmin, db: str
+) -> None:
+    u = user()
+    instr = instruction(u)
+    paid = await rail.create_payout(instr)
+    assert paid.status is P.PAID
+    before = await admin.balance()
+    await admin.refund_gift(str(paid.provider_ref))  # Telegram gives the bot the gift's Stars back
+    assert await admin.balance() == before + STARS
+    for late in (rail.sync_status(lookup(instr)), rail.create_payout(instr)):
+        result = await late
+        assert (result.status, result.provider_ref, result.raw_status) == (
+            P.RETURNED,
+            paid.provider_ref,
+            "gift_purchase_refunded",
+        )
+    assert len(await admin.calls("sendGift")) == 1  # never sent again: the Stars back do not make it unsent
+    [row] = await fetch(
+        db, "SELECT state, transaction_id FROM telegram_gift_sends WHERE payout_id = $1", instr.payout_id
+    )
+    assert (row["state"], row["transaction_id"]) == ("sent", paid.provider_ref)
+
+
+async def test_a_gift_refunded_before_its_unknown_outcome_was_settled_is_matched_and_reported_returned(
+    rail: TelegramGiftProvider, admin: TelegramAdmin, db: str
+) -> None:
+    u = user()
+    instr = instruction(u)
+    await admin.fault("sendGift", "timeout_after_success", user_id=u)  # carried out, the answer lost
+    assert await code_of(rail.create_payout(instr)) is C.TIMEOUT_UNKNOWN_OUTCOME
+    [gift] = await admin.gifts_to(u)
+    await admin.refund_gift(gift["id"])
+    result = await rail.sync_status(lookup(instr))
+    assert (result.status, result.provider_ref) == (P.RETURNED, gift["id"])
+    [row] = await fetch(db, "SELECT state FROM telegram_gift_sends WHERE payout_id = $1", instr.payout_id)
+    assert row["state"] == "sent"  # matched: never `refused`, so never sent a second time

@@ -329,3 +329,24 @@ async def test_a_highload_batch_never_included_is_rebuilt_after_it_expires_and_p
         assert s.api.transfers(s.wallet, dests[0]) == {"ton": 1, "jetton": 0}
         assert s.api.transfers(s.wallet, dests[1]) == {"ton": 0, "jetton": 1}
         assert s.api.jetton_balance(s.keys.jetton_master, dests[1]) == 4_000_000
+
+
+async def test_a_ton_payout_to_an_uninitialised_wallet_is_sent_non_bounceable_and_stays_paid(
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A native TON transfer to a wallet never deployed, given in its bounceable form: sent bounceable, it would be
+    aborted and come back after the transaction that reads as paid. The rail never sends one bounceable (and the
+    database refuses a bounceable row: migration 0016), so it is credited there and `paid` is the truth for good."""
+    async with ton_stack(
+        infra=infra, db=db, kafka=kafka_bootstrap, topic_suffix=topic_suffix, tmp=tmp_path, monkeypatch=monkeypatch
+    ) as s:
+        dest = random_address(bounceable=True)  # uninitialised: no contract, no balance
+        key = f"ton-uninit-{uuid.uuid4().hex[:8]}"
+        payout_id = await request_payout(
+            s.settings, key, amount=NANO // 2, address=dest, dtype="ton_wallet", asset="TON"
+        )
+        await eventually(lambda: state_of(db, key), lambda st: st == "paid", timeout=60)
+        [row] = await fetch(db, "SELECT state, bounce FROM ton_payouts WHERE payout_id = $1", payout_id)
+        assert (row["state"], row["bounce"]) == ("paid", False)
+        assert s.api.counter("native_bounced") == 0
+        assert int(s.api.call("GET", "/emulator/balances", address=dest)["ton"]) == NANO // 2

@@ -622,3 +622,43 @@ async def test_sync_reads_the_order_by_its_reference_once_known() -> None:
     t.calls.clear()
     assert (await p.sync_status(lookup(instr, ref="UNKNOWNREF1"))).status is P.PAID
     assert t.calls == [("GET", "/orders/UNKNOWNREF1"), ("GET", "/orders")]
+
+
+# -- a late word after `paid` (issue 31): never `paid` again, always reported so the core can judge it -----------
+async def test_a_delivered_card_the_provider_cancels_later_is_reported_cancelled_by_sync_and_webhook() -> None:
+    p, t = rail()
+    instr = instruction()
+    paid = await p.create_payout(instr)
+    assert paid.status is P.PAID
+    reward_id = t.store.orders[str(paid.provider_ref)].reward.id
+    delivered = next(e for e in t.store.events if e.event == "REWARDS.DELIVERY.SUCCEEDED").to_json()
+    t.store.cancel_delivered(reward_id)
+    cancelled = next(e for e in t.store.events if e.event == "REWARDS.CANCELED").to_json()
+    synced = await p.sync_status(lookup(instr, ref=paid.provider_ref))
+    assert (synced.status, synced.provider_ref, synced.raw_status) == (
+        P.CANCELLED,
+        paid.provider_ref,
+        "EXECUTED/CANCELED",
+    )
+    assert (await p.parse_webhook(*signed(cancelled))).status is P.CANCELLED
+    # The delivery event replayed (or arriving late) says nothing: the order no longer says delivered.
+    assert (await p.parse_webhook(*signed({**delivered, "uuid": "replayed"}))).status is None
+
+
+async def test_a_delivered_card_whose_email_bounces_later_is_cancelled_and_reported_failed_never_paid() -> None:
+    p, t = rail()
+    instr = instruction()
+    paid = await p.create_payout(instr)
+    order = t.store.orders[str(paid.provider_ref)]
+    balance = t.store.balances["USD"]
+    t.store.bounce_after_delivery(order.reward.id)
+    bounced = [e for e in t.store.events if e.event == "REWARDS.DELIVERY.FAILED"][-1].to_json()
+    assert (await p.parse_webhook(*signed(bounced))).status is P.FAILED
+    synced = await p.sync_status(lookup(instr, ref=paid.provider_ref))
+    assert synced.status is P.FAILED  # the undelivered card is cancelled first: its value is back
+    assert synced.error is not None
+    assert synced.error.code is C.INVALID_DESTINATION
+    assert order.reward.delivery_status == "CANCELED"
+    assert t.store.balances["USD"] == balance + Decimal("25.10")
+    # Later syncs keep saying it is not paid (the card is cancelled; it can be neither resent nor redeemed).
+    assert (await p.sync_status(lookup(instr, ref=paid.provider_ref))).status is P.CANCELLED

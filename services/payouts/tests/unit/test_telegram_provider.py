@@ -274,7 +274,7 @@ class _LongHistoryBot:
 
     def __init__(self, old: int, fail_after: int | None) -> None:
         day_ago = datetime.now(UTC) - timedelta(days=2)
-        self.txs = [SimpleNamespace(id=f"t{n}", amount=1, date=day_ago, receiver=None) for n in range(old)]
+        self.txs = [SimpleNamespace(id=f"t{n}", amount=1, date=day_ago, source=None, receiver=None) for n in range(old)]
         self.fail_after = fail_after
         self.offsets: list[int] = []
 
@@ -297,7 +297,7 @@ async def test_the_transactions_scan_keeps_its_progress_page_by_page_across_time
     restarted.bind_database(books)  # type: ignore[arg-type]
     bot = _LongHistoryBot(old=350, fail_after=None)
     restarted._bot = bot  # type: ignore[assignment]
-    assert await restarted._outgoing(since=0) == []
+    assert await restarted._outgoing(since=0) == ([], set())
     assert bot.offsets == [200, 300]
     assert books.floor == 350
 

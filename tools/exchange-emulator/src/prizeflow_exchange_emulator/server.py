@@ -174,6 +174,7 @@ class Emulator:
         r.add_post("/_emulator/reset", self._reset)
         r.add_get("/_emulator/withdrawals", self._withdrawals)
         r.add_post("/_emulator/withdrawals/{id}/settle", self._settle)
+        r.add_post("/_emulator/withdrawals/{id}/reverse", self._reverse)
         r.add_post("/_emulator/whitelist", self._whitelist_add)
         r.add_delete("/_emulator/whitelist", self._whitelist_clear)
         r.add_post("/_emulator/balances", self._balances)
@@ -197,6 +198,16 @@ class Emulator:
         body = await request.json()
         try:
             w = self.account.settle(request.match_info["id"], str(body.get("outcome", "completed")), now())
+        except KeyError:
+            return web.json_response({"error": "no such withdrawal"}, status=404)
+        except ValueError as err:
+            return web.json_response({"error": str(err)}, status=409)
+        return web.json_response(w.to_json())
+
+    async def _reverse(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            w = self.account.reverse(request.match_info["id"], str(body.get("outcome", "failure")), now())
         except KeyError:
             return web.json_response({"error": "no such withdrawal"}, status=404)
         except ValueError as err:

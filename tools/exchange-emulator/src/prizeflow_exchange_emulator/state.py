@@ -4,7 +4,8 @@ whitelist and withdrawals with their statuses. Amounts are `Decimal`s, never flo
 Binance's withdrawal statuses: 0 email sent, 1 cancelled, 2 awaiting approval, 3 rejected, 4 processing,
 5 failure, 6 completed. A withdrawal starts at 4 and moves to 6, 5, 3 or 1; a failed, rejected or cancelled one
 gives the amount back to the balance. The exchange has no idempotency for withdrawals: the same request twice is
-two withdrawals (`withdrawOrderId` is stored and searchable, never deduplicated).
+two withdrawals (`withdrawOrderId` is stored and searchable, never deduplicated). A completed one may still be
+reversed by the exchange later (`reverse`, an admin lever).
 """
 
 from __future__ import annotations
@@ -266,6 +267,20 @@ class Account:
             w.tx_id = "0x" + secrets.token_hex(32)
         if w.status in _GIVES_BACK:
             self.balances[w.coin] = self.balances.get(w.coin, Decimal(0)) + w.amount
+        return w
+
+    def reverse(self, wid: str, outcome: str, now: float) -> Withdrawal:
+        """A completed withdrawal the exchange later reports failed, rejected or cancelled (what only the exchange
+        does: a transfer its chain reverted, a compliance reversal): its amount comes back to the balance."""
+        w = self.withdrawals.get(wid)
+        if w is None:
+            raise KeyError(wid)
+        if outcome == "completed" or outcome not in SETTLE_TO:
+            raise ValueError(f"a reversal is one of {sorted(set(SETTLE_TO) - {'completed'})}")
+        if w.status != 6:
+            raise ValueError(f"withdrawal {wid} is {STATUS_NAMES[w.status]}, not completed")
+        w.status, w.completed = SETTLE_TO[outcome], now
+        self.balances[w.coin] = self.balances.get(w.coin, Decimal(0)) + w.amount
         return w
 
     def due(self, older_than: float) -> list[str]:

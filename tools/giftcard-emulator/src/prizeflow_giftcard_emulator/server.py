@@ -239,6 +239,22 @@ async def fail_delivery(request: web.Request) -> web.Response:
         return dump(err.to_json(), err.status)
 
 
+async def cancel_delivered(request: web.Request) -> web.Response:
+    em: Emulator = request.app["emulator"]
+    try:
+        return dump({"reward": em.store.cancel_delivered(request.match_info["id"]).to_json()})
+    except ApiError as err:
+        return dump(err.to_json(), err.status)
+
+
+async def bounce_after_delivery(request: web.Request) -> web.Response:
+    em: Emulator = request.app["emulator"]
+    try:
+        return dump({"reward": em.store.bounce_after_delivery(request.match_info["id"]).to_json()})
+    except ApiError as err:
+        return dump(err.to_json(), err.status)
+
+
 async def add_fault(request: web.Request) -> web.Response:
     em: Emulator = request.app["emulator"]
     doc = await admin_json(request)
@@ -347,6 +363,8 @@ def create_app(emulator: Emulator) -> web.Application:
     r.add_post("/_emulator/orders/{id}/approve", partial(admin_decide, approve=True))
     r.add_post("/_emulator/orders/{id}/reject", partial(admin_decide, approve=False))
     r.add_post("/_emulator/rewards/{id}/fail", fail_delivery)
+    r.add_post("/_emulator/rewards/{id}/cancel_delivered", cancel_delivered)
+    r.add_post("/_emulator/rewards/{id}/bounce", bounce_after_delivery)
     r.add_post("/_emulator/faults", add_fault)
     r.add_delete("/_emulator/faults", clear_faults)
     r.add_get("/_emulator/requests", requests_log)

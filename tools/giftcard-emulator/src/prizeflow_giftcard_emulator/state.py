@@ -398,6 +398,26 @@ class Store:
         self._deliver(reward, "FAILED")
         return reward
 
+    def cancel_delivered(self, reward_id: str) -> Reward:
+        """The provider cancels a card it had delivered (its support, a fraud review) before anyone redeemed it:
+        the value goes back to the funding source (an operator's lever: the late word after `paid`)."""
+        reward = self.reward(reward_id)
+        if reward.redeemed or reward.delivery_status != "SUCCEEDED":
+            raise ApiError(422, f"The reward's delivery is {reward.delivery_status}: it cannot be canceled")
+        reward.delivery_status = "CANCELED"
+        self.balances[reward.currency] = self.balances.get(reward.currency, Decimal(0)) + reward.denomination
+        self._emit("REWARDS.CANCELED", reward.id, "rewards", reward.order_id)
+        return reward
+
+    def bounce_after_delivery(self, reward_id: str) -> Reward:
+        """A delivered card's email bounces after all (mail servers bounce late): delivery FAILED (an operator's
+        lever: the late word after `paid`)."""
+        reward = self.reward(reward_id)
+        if reward.redeemed or reward.delivery_status != "SUCCEEDED":
+            raise ApiError(422, f"The reward's delivery is {reward.delivery_status}")
+        self._deliver(reward, "FAILED")
+        return reward
+
     def resend(self, reward_id: str) -> Reward:
         """A bounced card sent again and delivered this time (`POST /rewards/{id}/resend`, an operator's lever)."""
         reward = self.reward(reward_id)

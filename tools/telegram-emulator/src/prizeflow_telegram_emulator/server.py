@@ -243,6 +243,13 @@ def _admin_routes(app: web.Application, emulator: Emulator) -> None:
             return _answer(err.status, err.body())
         return web.json_response({"telegram_payment_charge_id": tx.id, "balance": emulator.books.balance})
 
+    async def refund_gift(request: web.Request) -> web.Response:
+        try:
+            tx = emulator.books.refund_gift(str(request.match_info["transaction_id"]))
+        except BotApiError as err:
+            return _answer(err.status, err.body())
+        return web.json_response({"refunded": tx.id, "amount": tx.amount, "balance": emulator.books.balance})
+
     async def add_fault(request: web.Request) -> web.Response:
         body = await request.json()
         kind = str(body.get("kind"))
@@ -275,6 +282,7 @@ def _admin_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_post("/_emulator/gifts", set_gifts)
     app.router.add_post("/_emulator/users", set_user)
     app.router.add_post("/_emulator/payments", pay)
+    app.router.add_post("/_emulator/gift_refunds/{transaction_id}", refund_gift)
     app.router.add_post("/_emulator/faults", add_fault)
     app.router.add_delete("/_emulator/faults", clear_faults)
     app.router.add_post("/_emulator/release", release)

@@ -188,6 +188,32 @@ class Books:
         self.transactions.append(tx)
         return tx
 
+    def refund_gift(self, transaction_id: str) -> Transaction:
+        """Telegram gives the bot back the Stars of a gift it bought (what only Telegram does: a gift it could not
+        deliver, a purchase it reversed): an incoming transaction carrying the purchase's id, as Telegram's refunds
+        do ("coincides with the identifier of the original transaction")."""
+        purchase = next(
+            (t for t in self.transactions if not t.incoming and t.id == transaction_id and t.gift_id is not None),
+            None,
+        )
+        if purchase is None:
+            raise bad_request("TRANSACTION_NOT_FOUND")
+        if purchase.refunded:
+            raise bad_request("TRANSACTION_ALREADY_REFUNDED")
+        purchase.refunded = True
+        self.balance += purchase.amount
+        tx = Transaction(
+            purchase.id,
+            purchase.amount,
+            int(time.time()),
+            incoming=True,
+            user_id=purchase.user_id,
+            transaction_type="gift_purchase",
+            gift_id=purchase.gift_id,
+        )
+        self.transactions.append(tx)
+        return tx
+
     def hold_last(self) -> None:
         """The last transaction is not listed until `release` (a ledger that lags behind the call's answer)."""
         self.held.append(self.transactions.pop())

@@ -78,3 +78,18 @@ def test_transactions_page_in_chronological_order(books: Books) -> None:
     assert [t["id"] for t in books.page(4, 100)] == ids[4:]
     with pytest.raises(BotApiError):
         books.page(0, 101)
+
+
+def test_a_gift_refund_credits_the_bot_once_as_an_incoming_transaction_with_the_purchases_id(books: Books) -> None:
+    purchase = books.send_gift(42, "g15", text=None, pay_for_upgrade=False)
+    books.refund_gift(purchase.id)
+    assert books.balance == 100
+    [_, refund] = books.page(0, 100)
+    assert refund["id"] == purchase.id
+    assert refund["source"]["transaction_type"] == "gift_purchase"
+    assert "receiver" not in refund
+    with pytest.raises(BotApiError, match="TRANSACTION_ALREADY_REFUNDED"):
+        books.refund_gift(purchase.id)
+    with pytest.raises(BotApiError, match="TRANSACTION_NOT_FOUND"):
+        books.refund_gift("gift-none")
+    assert books.balance == 100

@@ -59,6 +59,10 @@ class ExchangeStack:
     def settle(self, withdrawal_id: str, outcome: str = "completed") -> None:
         self.emulator.account.settle(withdrawal_id, outcome, time.time())
 
+    def reverse(self, withdrawal_id: str, outcome: str = "failure") -> None:
+        """The exchange reports a completed withdrawal failed (or rejected, cancelled) after all."""
+        self.emulator.account.reverse(withdrawal_id, outcome, time.time())
+
     def calls(self, path: str) -> int:
         return sum(1 for r in list(self.emulator.requests) if r.path == path)
 

@@ -105,6 +105,16 @@ class GiftCardAdmin:
         result: dict[str, Any] = await self._call("POST", f"/rewards/{reward_id}/fail")
         return result
 
+    async def cancel_delivered(self, reward_id: str) -> dict[str, Any]:
+        """The provider cancels a delivered card (value back to the funding source)."""
+        result: dict[str, Any] = await self._call("POST", f"/rewards/{reward_id}/cancel_delivered")
+        return result
+
+    async def bounce_after_delivery(self, reward_id: str) -> dict[str, Any]:
+        """A delivered card's email bounces after all."""
+        result: dict[str, Any] = await self._call("POST", f"/rewards/{reward_id}/bounce")
+        return result
+
     async def fault(
         self, kind: str, *, method: str = "*", path_prefix: str = "/api/v2/", count: int = 1, delay_ms: int = 30_000
     ) -> dict[str, Any]:

@@ -109,6 +109,10 @@ class TelegramAdmin:
             (await self._ok("POST", "/payments", {"user_id": user_id, "amount": amount}))["telegram_payment_charge_id"]
         )
 
+    async def refund_gift(self, transaction_id: str) -> None:
+        """Telegram gives the bot back a gift's Stars: an incoming transaction carrying the purchase's id."""
+        await self._ok("POST", f"/gift_refunds/{transaction_id}")
+
     async def fault(
         self,
         method: str | None,

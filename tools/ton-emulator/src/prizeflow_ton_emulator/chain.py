@@ -526,6 +526,7 @@ class Chain:
         self.balances[p.wallet] = self.balances.get(p.wallet, 0) + p.value
         self.balances[p.wallet] = max(0, self.balances[p.wallet] - self.fee_nanotons)
         out: list[dict[str, Any]] = []
+        bounced: list[Tx] = []
         for n, t in enumerate(p.batch.transfers):
             value = t.message_value
             if self.balances[p.wallet] < value:
@@ -540,10 +541,12 @@ class Chain:
             )
             if t.kind is TransferKind.JETTON:
                 self._jetton(p.wallet, t, out_hash, created)
-            else:
-                self.balances[t.destination] = self.balances.get(t.destination, 0) + value
+            elif (back := self._native(p.wallet, t, value, out_hash, created)) is not None:
+                bounced.append(back)
         in_msg = self._msg(p.hash, p.wallet, p.wallet, p.value, bounce=False, body=p.body, created_lt=p.created_lt)
         self._record(p.wallet, Tx(p.wallet, lt, self.now(), in_msg, out, aborted=False, fee=self.fee_nanotons))
+        for back in bounced:
+            self._record(p.wallet, back)
 
     def _msg(
         self, h: str, src: str, dest: str, value: int, *, bounce: bool, body: str = "", created_lt: int = 0
@@ -563,6 +566,7 @@ class Chain:
         fee = self.fee_nanotons
         self.balances[m.wallet] = max(0, self.balances.get(m.wallet, 0) - fee)
         out: list[dict[str, Any]] = []
+        bounced: Tx | None = None
         value = t.message_value
         if self.balances[m.wallet] >= value:  # else: mode 3 ignores the failed action; seqno is consumed anyway
             self.balances[m.wallet] -= value
@@ -575,10 +579,39 @@ class Chain:
             if t.kind is TransferKind.JETTON:
                 self._jetton(m.wallet, t, out_hash, created)
             else:
-                self.balances[t.destination] = self.balances.get(t.destination, 0) + value
+                bounced = self._native(m.wallet, t, value, out_hash, created)
         in_msg = self._msg(ext.hash, "", m.wallet, 0, bounce=False, body=to_b64(_external_body(ext)))
         tx = Tx(m.wallet, self.included[ext.hash], self.now(), in_msg, out, aborted=False, fee=fee)
         self._record(m.wallet, tx)
+        if bounced is not None:
+            self._record(m.wallet, bounced)
+
+    def _initialised(self, account: str) -> bool:
+        return (
+            account in self.wallets
+            or account in self.highload_wallets
+            or account in self.jetton_wallets
+            or self.balances.get(account, 0) > 0
+        )
+
+    def _native(self, sender: str, t: Transfer, value: int, in_hash: str, created_lt: int) -> Tx | None:
+        """The destination's transaction of a TON transfer. An uninitialised account (no contract, no balance)
+        cannot run a bounceable message: its transaction is aborted and bounces the value (less the fee) back to
+        the sender, whose later transaction takes it (returned: the caller records it after the sender's own); a
+        non-bounceable one is credited (the account then holds it, uninitialised), as on the real chain."""
+        lt = self._next_lt()
+        in_msg = self._msg(in_hash, sender, t.destination, value, bounce=t.bounce, created_lt=created_lt)
+        if t.bounce and not self._initialised(t.destination):
+            self.count("native_bounced")
+            back = max(0, value - self.fee_nanotons)
+            bounce_hash = hashlib.sha256(f"bounce/{in_hash}".encode()).hexdigest()
+            bounce = self._msg(bounce_hash, t.destination, sender, back, bounce=False, created_lt=lt + 1)
+            self._record(t.destination, Tx(t.destination, lt, self.now(), in_msg, [bounce], aborted=True, fee=0))
+            self.balances[sender] = self.balances.get(sender, 0) + back
+            return Tx(sender, self._next_lt(), self.now(), bounce, [], aborted=False, fee=0)
+        self.balances[t.destination] = self.balances.get(t.destination, 0) + value
+        self._record(t.destination, Tx(t.destination, lt, self.now(), in_msg, [], aborted=False, fee=0))
+        return None
 
     def _jetton(self, sender: str, t: Transfer, in_hash: str, created_lt: int) -> None:
         """Our jetton wallet's transaction (the `transfer` from its owner), then the destination's jetton wallet's

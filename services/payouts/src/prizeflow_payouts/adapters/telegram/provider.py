@@ -12,7 +12,9 @@ never approximated (docs/adr/0009): no Star transfer to a user, no arbitrary amo
   retried; a call of unknown outcome (timeout, 5xx) stays `sending` and is settled from the transactions: found
   -> paid; not found `settle_after_s` after the call, and Telegram never said True -> `refused`
   (`payout_not_found`: creating again is safe);
-- at most one unsettled gift per player and price (a unique index), so a transaction is never ambiguous.
+- at most one unsettled gift per player and price (a unique index), so a transaction is never ambiguous;
+- a gift Telegram refunded to the bot (an incoming `gift_purchase` with the purchase's id) is reported `returned`
+  by every sync, however long after `paid`; the row stays `sent` (final: the database refuses moving it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ P = ProviderPayoutStatus
 
 USER_ID_RE: Final = re.compile(r"^[1-9][0-9]{0,15}$")
 GIFT_PURCHASE: Final = "gift_purchase"
+REFUNDED: Final = "gift_purchase_refunded"
 _PAGE: Final = 100
 _CLOCK_SKEW_S: Final = 60.0  # Telegram's transaction dates are its clock's, in whole seconds
 _FLOOR_AGE_S: Final = 86_400.0  # transactions older than this are not scanned again by this process
@@ -287,14 +290,16 @@ class TelegramGiftProvider:
         return await self._settle(row)
 
     async def _settle(self, row: _Row) -> ProviderPayoutResult:
-        """Paid once matched to the bot's outgoing transaction; raises while the outcome is unknown."""
-        if row.state == "sent":
-            return self._paid(row, str(row.transaction_id))
+        """Paid once matched to the bot's outgoing transaction, `returned` once Telegram refunded that transaction
+        to the bot (the Stars came back: the player has no gift); raises while the outcome is unknown. A sent row
+        stays sent whatever is read later: only the status reported says what Telegram did since."""
         try:
             # From the FIRST call: a late transaction of an earlier call (before a send again) is this payout's.
-            txs = await self._outgoing(since=row.first_started_at - _CLOCK_SKEW_S)
+            txs, refunded = await self._outgoing(since=row.first_started_at - _CLOCK_SKEW_S)
         except tg.TelegramError as err:
             raise PayoutProviderError(classify(err, mutating=False, provider=self.name).error) from None
+        if row.state == "sent":
+            return self._paid(row, str(row.transaction_id), refunded=str(row.transaction_id) in refunded)
         mine = [t for t in txs if t.user_id == row.user_id and t.amount == row.star_count]
         async with self._engine().begin() as conn:
             claimed = {r[0] for r in await conn.execute(q.CLAIMED, {"ids": [t.id for t in mine]})}
@@ -311,19 +316,28 @@ class TelegramGiftProvider:
                             len(unclaimed) - 1,
                             extra={"payout_id": row.payout_id, "transaction_ids": [t.id for t in unclaimed]},
                         )
-                    return self._paid(row, tx.id)
+                    return self._paid(row, tx.id, refunded=tx.id in refunded)
             except IntegrityError:
                 continue  # matched to another payout meanwhile
             fresh = await self._get(row.payout_id)
             if fresh is not None and fresh.state == "sent":
-                return self._paid(fresh, str(fresh.transaction_id))
+                return self._paid(fresh, str(fresh.transaction_id), refunded=str(fresh.transaction_id) in refunded)
         overdue = not row.answered and row.now - row.started_at >= self.options.settle_after_s
         if overdue and await self._exec(q.REFUSED, payout_id=row.payout_id, code="not_carried_out") == 1:
             log.warning("telegram: a gift of unknown outcome is not in the bot's transactions: may be sent again")
             raise self._refuse(C.PAYOUT_NOT_FOUND, "the gift is not in the bot's transactions: it was not sent")
         raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the gift's outcome is not settled yet (never sent again)")
 
-    def _paid(self, row: _Row, tx_id: str) -> ProviderPayoutResult:
+    def _paid(self, row: _Row, tx_id: str, *, refunded: bool) -> ProviderPayoutResult:
+        if refunded:
+            log.error(
+                "telegram: a gift's Stars were refunded to the bot after it was sent: reported returned "
+                "(docs/runbooks/telegram-gift-payouts.md)",
+                extra={"payout_id": row.payout_id, "transaction_id": tx_id},
+            )
+            return ProviderPayoutResult(
+                status=P.RETURNED, idempotency_key=row.idempotency_key, provider_ref=tx_id, raw_status=REFUNDED
+            )
         return ProviderPayoutResult(
             status=P.PAID,
             idempotency_key=row.idempotency_key,
@@ -332,11 +346,14 @@ class TelegramGiftProvider:
             raw_status=GIFT_PURCHASE,
         )
 
-    async def _outgoing(self, *, since: float) -> list[_Tx]:
-        """The bot's outgoing gift purchases dated from `since`, scanning `getStarTransactions` from the floor.
-        The floor (below it every transaction is too old to settle anything) is stored and advanced page by page:
-        a scan cut short by the worker's timeout, or a restart, resumes where it was."""
+    async def _outgoing(self, *, since: float) -> tuple[list[_Tx], set[str]]:
+        """The bot's outgoing gift purchases dated from `since`, and the ids of gift purchases Telegram refunded to
+        the bot (an incoming `gift_purchase` carries the id of the purchase it refunds), scanning
+        `getStarTransactions` from the floor. The floor (below it every transaction is too old to settle anything)
+        is stored and advanced page by page: a scan cut short by the worker's timeout, or a restart, resumes where
+        it was; a refund is newer than its purchase, so it is always above the floor."""
         out: list[_Tx] = []
+        refunded: set[str] = set()
         async with self._engine().begin() as conn:
             stored = (await conn.execute(q.SCAN_FLOOR, {"provider": self.name})).scalar_one_or_none()
         self._floor = max(self._floor, int(stored or 0))
@@ -347,7 +364,9 @@ class TelegramGiftProvider:
                 date = t.date.timestamp()
                 if date < old and floor == offset + n:
                     floor += 1
-                receiver = t.receiver
+                source, receiver = t.source, t.receiver
+                if isinstance(source, telegram.TransactionPartnerUser) and source.transaction_type == GIFT_PURCHASE:
+                    refunded.add(str(t.id))
                 if (
                     isinstance(receiver, telegram.TransactionPartnerUser)
                     and receiver.transaction_type == GIFT_PURCHASE
@@ -360,7 +379,7 @@ class TelegramGiftProvider:
             if len(page) < _PAGE:
                 break
             offset += _PAGE
-        return out
+        return out, refunded
 
     # -- books ----------------------------------------------------------------------------------------------------
     async def _get(self, payout_id: str) -> _Row | None:
