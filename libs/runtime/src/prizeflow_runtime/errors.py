@@ -18,6 +18,7 @@ class ErrorKind(Enum):
     NOT_FOUND = 404
     CONFLICT = 409
     TOO_LARGE = 413
+    UNSUPPORTED_MEDIA_TYPE = 415
     INVALID = 422
     UNAVAILABLE = 503
 

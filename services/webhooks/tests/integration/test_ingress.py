@@ -84,8 +84,12 @@ async def test_an_accepted_webhook_is_stored_and_published_once_and_a_duplicate_
 
 
 async def _raw_post(svc: WebhooksProcess, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """JSON unless `headers` says otherwise (a `content-type` of "" sends none at all)."""
+    sent = {"content-type": "application/json", **headers}
+    if not sent["content-type"]:
+        del sent["content-type"]
     async with httpx.AsyncClient(timeout=10) as http:
-        return await http.post(f"{svc.base}{path}", content=body, headers=headers)
+        return await http.post(f"{svc.base}{path}", content=body, headers=sent)
 
 
 def _cases(secret: str) -> list[tuple[str, str, bytes, dict[str, str], int, str]]:
@@ -103,6 +107,11 @@ def _cases(secret: str) -> list[tuple[str, str, bytes, dict[str, str], int, str]
         ("sandbox", "invalid_payload", b'{"event_id": "e"}', {SIG: sign(secret, b'{"event_id": "e"}')},
          422, "sandbox"),
         ("nobody", "unknown_provider", body, {"prizeflow-signature": good}, 404, "unknown"),
+        # Genuinely signed, but not JSON by its own declaration: no provider of ours sends that.
+        ("sandbox", "unsupported_media_type", body, {SIG: good, "content-type": "text/plain"}, 415, "sandbox"),
+        ("sandbox", "unsupported_media_type", body, {SIG: good, "content-type": "application/xml"}, 415, "sandbox"),
+        ("sandbox", "unsupported_media_type", body, {SIG: good, "content-type": ""}, 415, "sandbox"),
+        ("sandbox", "unsupported_media_type", body, {SIG: good, "content-type": "application/jsonp"}, 415, "sandbox"),
     ]  # fmt: skip
 
 
@@ -120,6 +129,16 @@ async def test_every_refusal_is_a_problem_stores_and_publishes_nothing_and_is_co
     assert await counts(db_url) == (0, 0)
     assert await published(kafka_bootstrap, topics) == []
     assert "sbx-bad" not in svc.log.read_text()  # a refused request is never logged with its body
+    # The refusals took no dedup key: the same genuine delivery, as JSON, is accepted afterwards.
+    body = json.dumps(sandbox_payout_event("sbx-bad", provider_ref="r-1")).encode()
+    secret = svc.secrets[SANDBOX_SECRET_ENV]
+    genuine = await _raw_post(
+        svc,
+        "/providers/sandbox/events",
+        body,
+        {SIG: sign(secret, body), "content-type": "Application/JSON; charset=utf-8"},
+    )
+    assert (genuine.status_code, genuine.json()["outcome"]) == (200, "accepted")
 
 
 async def test_an_oversize_body_is_refused_declared_or_streamed(
@@ -139,7 +158,9 @@ async def test_an_oversize_body_is_refused_declared_or_streamed(
 
     async with httpx.AsyncClient(timeout=10) as http:  # chunked: no Content-Length to refuse up front
         streamed = await http.post(
-            svc.url("sandbox"), content=chunks(), headers={"prizeflow-signature": sign(secret, big)}
+            svc.url("sandbox"),
+            content=chunks(),
+            headers={"prizeflow-signature": sign(secret, big), "content-type": "application/json"},
         )
     assert streamed.status_code == 413
     assert await metric(svc, "refused_total", provider="sandbox", reason="body_too_large") == 2

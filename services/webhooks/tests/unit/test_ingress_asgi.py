@@ -106,9 +106,29 @@ async def test_an_unknown_provider_is_404_before_the_body_is_read() -> None:
     assert metric(m, "refused", provider="unknown", reason="unknown_provider") == 1
 
 
+@pytest.mark.parametrize(
+    "media",
+    [[], [b"text/plain"], [b"application/xml"], [b"application/json", b"application/json"], [b"application/json-seq"]],
+)
+async def test_a_body_that_is_not_json_by_its_own_declaration_is_415_before_it_is_read(media: list[bytes]) -> None:
+    app, _, writer, m = app_with()
+    signature, body = signed(SANDBOX_SECRET, sandbox_payout())
+    headers = [(b"prizeflow-signature", signature.encode()), *((b"content-type", v) for v in media)]
+    status, out, problem, read = await call(app, "/providers/sandbox/events", [body], headers)
+    assert (status, problem["code"], read) == (415, "unsupported_media_type", 0)
+    assert out["content-type"] == "application/problem+json"
+    assert writer.deliveries == {}
+    assert writer.outbox == []
+    assert metric(m, "refused", provider="sandbox", reason="unsupported_media_type") == 1
+    # The same genuine delivery as JSON (any case, with a charset) is then accepted: nothing was taken.
+    again = [(b"prizeflow-signature", signature.encode()), (b"content-type", b"Application/JSON; charset=UTF-8")]
+    status, _, answer, _ = await call(app, "/providers/sandbox/events", [body], again)
+    assert (status, answer["outcome"]) == (200, "accepted")
+
+
 async def test_a_declared_oversize_body_is_refused_before_it_is_read() -> None:
     app, _, _, m = app_with()
-    headers = [(b"content-length", b"65537")]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"65537")]
     status, _, problem, read = await call(app, "/providers/sandbox/events", [b"x" * 65537], headers)
     assert (status, problem["code"], read) == (413, "body_too_large", 0)
     assert metric(m, "refused", provider="sandbox", reason="body_too_large") == 1
@@ -117,7 +137,9 @@ async def test_a_declared_oversize_body_is_refused_before_it_is_read() -> None:
 async def test_a_streamed_body_is_read_only_up_to_the_limit() -> None:
     app, _, writer, m = app_with()
     chunks = [b"x" * 30_000] * 10  # no Content-Length (chunked): 300 KB offered, the limit is 64 KiB
-    status, _, problem, read = await call(app, "/providers/sandbox/events", chunks)
+    status, _, problem, read = await call(
+        app, "/providers/sandbox/events", chunks, [(b"content-type", b"application/json")]
+    )
     assert (status, problem["code"]) == (413, "body_too_large")
     assert read == 3
     assert writer.deliveries == {}

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 _KIND: Final[Mapping[RefusalReason, ErrorKind]] = {
     RefusalReason.UNKNOWN_PROVIDER: ErrorKind.NOT_FOUND,
     RefusalReason.BODY_TOO_LARGE: ErrorKind.TOO_LARGE,
+    RefusalReason.UNSUPPORTED_MEDIA_TYPE: ErrorKind.UNSUPPORTED_MEDIA_TYPE,
     RefusalReason.INVALID_PAYLOAD: ErrorKind.INVALID,
     RefusalReason.PROVIDER_UNAVAILABLE: ErrorKind.UNAVAILABLE,
 }

@@ -45,6 +45,7 @@ class RefusalReason(StrEnum):
     TIMESTAMP_STALE = SignatureFailure.STALE.value
     TIMESTAMP_FUTURE = SignatureFailure.FUTURE.value
     BODY_TOO_LARGE = "body_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # not JSON: no provider of ours sends anything else
     UNKNOWN_PROVIDER = "unknown_provider"
     MALFORMED_JSON = "malformed_json"
     INVALID_PAYLOAD = "invalid_payload"

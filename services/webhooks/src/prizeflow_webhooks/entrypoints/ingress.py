@@ -32,6 +32,7 @@ _PHRASES: Final = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Content Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Content",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -87,6 +88,7 @@ class WebhookIngress:
         wanted = provider.scheme.header.encode()
         signature: str | None = None
         length: int | None = None
+        media: list[bytes] = []
         for key, value in scope["headers"]:
             if key == wanted:
                 if signature is not None:  # which one counts is ambiguous (a proxy may read the other): none does
@@ -96,6 +98,12 @@ class WebhookIngress:
                 signature = value.decode("latin-1")
             elif key == b"content-length":
                 length = int(value) if value.isdigit() else None
+            elif key == b"content-type":
+                media.append(value)
+        if not _json_media(media):
+            # Every provider of ours sends JSON: a request declaring anything else (or nothing) is none of their
+            # webhooks, refused before its body is read, verified or stored (its signature proves nothing here).
+            raise uc.refuse(provider, RefusalReason.UNSUPPORTED_MEDIA_TYPE, "a provider's webhook is application/json")
         limit = provider.max_body_bytes
         if length is not None and length > limit:
             raise uc.refuse(provider, RefusalReason.BODY_TOO_LARGE, f"the body exceeds {limit} bytes")
@@ -107,6 +115,14 @@ class WebhookIngress:
         if receipt.event_id is not None:
             answer["event_id"] = str(receipt.event_id)
         await _send(send, 200, json.dumps(answer).encode(), _JSON)
+
+
+def _json_media(values: list[bytes]) -> bool:
+    """Exactly one Content-Type, `application/json` (any case, parameters such as `charset=utf-8` allowed)."""
+    if len(values) != 1:
+        return False
+    essence = values[0].split(b";", 1)[0].strip().lower()
+    return essence == b"application/json"
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
