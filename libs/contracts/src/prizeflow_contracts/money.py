@@ -17,6 +17,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 INT64_MAX: Final = 2**63 - 1
+INT64_MIN: Final = -(2**63)
 BPS_WHOLE: Final = 10_000
 
 
@@ -109,6 +110,11 @@ MinorUnits = Annotated[
 PositiveMinorUnits = Annotated[
     int,
     Field(strict=True, gt=0, le=INT64_MAX, description="Positive integer amount in the asset's minor unit"),
+]
+# An amount whose sign and size a use case judges (with a refusal code of its own), within what a BIGINT column holds.
+SignedMinorUnits = Annotated[
+    int,
+    Field(strict=True, ge=INT64_MIN, le=INT64_MAX, description="Integer amount in the asset's minor unit (int64)"),
 ]
 BasisPoints = Annotated[int, Field(strict=True, ge=0, le=BPS_WHOLE, description="0..10000 basis points")]
 

@@ -57,6 +57,35 @@ class ProblemError(HTTPException):
         self.code = code
 
 
+_PYDANTIC_HEADER = re.compile(r"^\d+ validation errors? for \S+$")
+_PYDANTIC_TYPE = re.compile(r" \[type=[a-z_]+[^\]]*\]$")
+
+
+def field_errors(extra: Any) -> list[Any]:
+    """The validation errors, each naming its field. A body model's own errors reach Litestar as the text of one
+    pydantic error about `data` (the whole body); that text lists each failing field (its dotted location) and
+    what is wrong with it, which become one error each (`key`, `message`, `source: body`). Anything else as is."""
+    if not isinstance(extra, list):
+        return []
+    out: list[Any] = []
+    for error in extra:
+        message = error.get("message") if isinstance(error, dict) else None
+        lines = message.splitlines() if isinstance(message, str) else []
+        if not (error.get("key") == "data" and lines and _PYDANTIC_HEADER.match(lines[0])):
+            out.append(error)
+            continue
+        parsed: list[dict[str, str]] = []
+        loc: str | None = None
+        for line in lines[1:]:
+            if line and not line.startswith(" "):
+                loc = line.strip()
+            elif loc is not None and line.startswith("  ") and not line.startswith("    "):
+                parsed.append({"key": loc, "message": _PYDANTIC_TYPE.sub("", line.strip()), "source": "body"})
+                loc = None
+        out.extend(parsed or [error])
+    return out
+
+
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, UseCaseError):
         exc = ProblemError(exc.status, exc.code, exc.detail, **exc.extra)
@@ -65,7 +94,7 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
         if isinstance(exc, ProblemError):
             code, extra = exc.code, (exc.extra if isinstance(exc.extra, dict) else {})
         elif isinstance(exc, ValidationException):
-            code, extra = "validation_error", {"errors": exc.extra or []}
+            code, extra = "validation_error", {"errors": field_errors(exc.extra)}
         else:
             code, extra = _slug(status), {}
         body: dict[str, Any] = {

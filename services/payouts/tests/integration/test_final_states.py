@@ -241,7 +241,7 @@ async def test_no_late_provider_report_moves_a_final_payout_and_a_true_contradic
     assert [(r["payout_id"], r["from_state"], r["to_state"]) for r in moves] == [(returned[0], "paid", "returned")]
     published = [decode(r.value) for r in await read_topic(kafka_bootstrap, EVENTS + topic_suffix)]
     outcomes = [
-        (e.data.idempotency_key, type(e.data).__name__)
+        (getattr(e.data, "idempotency_key", None), type(e.data).__name__)
         for e in published
         if getattr(e.data, "idempotency_key", None) in by_key
     ]

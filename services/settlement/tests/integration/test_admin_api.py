@@ -95,6 +95,11 @@ async def test_admin_endpoints_refuse_bad_callers_and_bad_input_and_audit_what_t
             res = await http.post("/rounds/round-held/resolve", json=bad, headers=ADMIN)
             assert res.status_code in (400, 422), (bad, res.text)
             assert res.json()["code"] == "validation_error"
+        for score in (2**63, -(2**63) - 1, 10**40):  # no BIGINT holds it: refused naming the field, never a 500
+            placements = [{"player_id": "p0", "rank": 1, "score": score}, {"player_id": "p1", "rank": 2, "score": 1}]
+            res = await http.post("/rounds/round-held/resolve", json={**body, "placements": placements}, headers=ADMIN)
+            assert (res.status_code, res.json()["code"]) == (400, "validation_error"), res.text
+            assert [e["key"] for e in res.json()["errors"]] == ["placements.0.score"], res.text
         bad_void = await http.post("/rounds/round-open/void", content=b"{nope", headers=ADMIN)
         assert bad_void.status_code in (400, 422)
         assert await round_state(engine, "round-held") == "resolved"

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.ids import Identifier, Reason
-from prizeflow_contracts.money import BPS_WHOLE, AssetCode, BasisPoints, Money, PositiveMinorUnits
+from prizeflow_contracts.money import BPS_WHOLE, INT64_MAX, INT64_MIN, AssetCode, BasisPoints, Money, PositiveMinorUnits
 from prizeflow_contracts.topics import GAME_ROUNDS, Topic
 
 MAX_PLACEMENTS: Final = 10_000
@@ -100,7 +100,9 @@ class Placement(_Part):
 
     player_id: Identifier
     rank: Annotated[int, Field(strict=True, ge=1, le=MAX_PLACEMENTS)]
-    score: Annotated[int, Field(strict=True, description="Game score in the game's own integer unit")]
+    score: Annotated[
+        int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX, description="Game score in the game's own integer unit")
+    ]
 
 
 def check_placements(placements: list[Placement]) -> None:
@@ -192,7 +194,7 @@ class RoundClosed(EventPayload):
 
     round_id: Identifier
     closed_at: AwareDatetime
-    entry_count: Annotated[int, Field(strict=True, ge=0)]
+    entry_count: Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
 
 
 class RoundResultsReported(EventPayload):

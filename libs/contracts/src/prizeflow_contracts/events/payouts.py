@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
 from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason, TxHash
-from prizeflow_contracts.money import AssetCode, Money, PayableMoney, PositiveMinorUnits
+from prizeflow_contracts.money import INT64_MAX, AssetCode, Money, PayableMoney, PositiveMinorUnits
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, Topic
 
@@ -93,7 +93,7 @@ class PayoutRoutesPublished(EventPayload):
     EVENT_NAME: ClassVar[str] = "PayoutRoutesPublished"
     TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
 
-    sequence: Annotated[int, Field(strict=True, ge=1)]
+    sequence: Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
     routes: Annotated[list[PayoutRoute], Field(max_length=1000)]
     published_at: AwareDatetime
 

@@ -182,7 +182,7 @@ class ResultsSummary(_Part):
 
     results_event_id: Identifier | None = None
     reported_at: AwareDatetime
-    placement_count: Annotated[int, Field(strict=True, ge=1)]
+    placement_count: Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
     digest: Sha256Hex = Field(description="SHA-256 of the placements sorted by (rank, player_id), canonical JSON")
     top: Annotated[list[Placement], Field(min_length=1, max_length=MAX_DISPUTE_SAMPLE)]
 

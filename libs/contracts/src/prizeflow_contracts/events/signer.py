@@ -20,7 +20,7 @@ from prizeflow_contracts.ids import (
     TxHash,
     XdrBase64,
 )
-from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, asset
+from prizeflow_contracts.money import INT64_MAX, AssetCode, PositiveMinorUnits, asset
 from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS, Topic
 
 MAX_OPERATIONS: Final = 100  # Stellar's per-transaction limit
@@ -347,6 +347,7 @@ class SignatureRefused(EventPayload):
         int | None,
         Field(
             ge=0,
+            le=INT64_MAX,
             description="live_signature_exists: unix time after which the signer signs another transaction for "
             "these payouts",
         ),

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.ids import Identifier, Reason
-from prizeflow_contracts.money import AssetCode, PositiveMinorUnits
+from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, SignedMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
@@ -147,7 +147,7 @@ class ApproveIn(_Body):
 
 class ClaimIn(_Body):
     asset: Annotated[str, Field(min_length=1, max_length=12, description="Asset code, e.g. USDC")]
-    amount: Annotated[int, Field(strict=True, description="Minor units")]
+    amount: SignedMinorUnits
     destination: PayoutDestination
 
 
@@ -171,7 +171,7 @@ _KEY_PATTERN = r"^[A-Za-z0-9:_\-]{1,128}$"
 
 class TopUpSessionIn(_Body):
     asset: Annotated[str, Field(min_length=1, max_length=12, description="Asset code, e.g. USD")]
-    amount: Annotated[int, Field(strict=True, description="Minor units")]
+    amount: SignedMinorUnits
     provider: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None
     idempotency_key: Annotated[
         str | None, Field(pattern=_KEY_PATTERN, description="The same key returns the same session (or the header)")
