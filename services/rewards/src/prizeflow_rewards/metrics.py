@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.claims import RefusalCode
+from prizeflow_rewards.domain.contradictions import KNOWN
 from prizeflow_runtime.metrics import metric_name
 
 # The `outcome` label of `claims`: what a claim request became.
@@ -34,6 +35,7 @@ class RewardsMetrics:
     transaction_retries: Counter
     top_ups: Counter
     payment_events: Counter
+    contradictions: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
@@ -93,9 +95,18 @@ class RewardsMetrics:
                 ["provider", "outcome"],
                 registry=registry,
             ),
+            contradictions=Counter(
+                n("final_state_contradictions"),
+                "Later words against a final state (a payment after a top-up expired, a payout paid for a voided "
+                "claim...): recorded, never applied; a person decides",
+                ["subject", "state", "reported"],
+                registry=registry,
+            ),
         )
         for outcome in CLAIM_OUTCOMES:
             m.claims.labels(outcome)
+        for subject, state, reported in KNOWN:
+            m.contradictions.labels(subject, state, reported)
         return m
 
 

@@ -315,49 +315,64 @@ async def test_one_claim_is_settled_by_one_payout_and_a_refused_request_voids_it
         ]
 
 
-async def test_a_payout_paid_after_its_final_failure_voided_the_claim_is_dead_lettered_not_absorbed(
+async def test_a_late_payout_outcome_against_a_final_claim_is_kept_for_a_person_and_moves_nothing(
     database_url: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:
-    """A final failure gives the reservation back to the wallet; a provider confirming the payout paid after all
-    (payouts allows failed → paid) means the player holds the amount twice. Rewards moves nothing and dead-letters
-    it where operators see it (DLQ, `prizeflow_rewards_events_dead_lettered_total`); a cancel after the void is a
-    no-op, never a second void."""
+    """Payouts never moves a payout out of a final state any more, but a late or replayed outcome may still reach
+    rewards. A final failure gave the reservation back to the wallet: a `paid` for it would mean the player holds
+    the amount twice. A paid claim: a failure, cancel or rejection after it would give the reservation back a second
+    time. Each such word is kept once for a person (`final_state_contradictions`, the counter and the alert), moves
+    nothing and is no dead letter (a redrive could only be refused again); a cancel after the void is a no-op."""
     async with running_app(settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)) as app:
         await top_up(app, "p-1", 10_000, "t-1")
-        r = await app.client.post(
-            "/claims/",
-            json={"asset": "USDC", "amount": 3_000, "destination": DEST},
-            headers={**app.player("p-1"), "Idempotency-Key": "late"},
-        )
-        assert r.status_code == 201, r.text
-        claim_id = r.json()["claim_id"]
-        (req,) = await eventually(lambda: app.events(PAYOUT_REQUESTS.name), lambda es: len(es) == 1, timeout=60)
+        claims = []
+        for key in ("late-void", "late-paid"):
+            r = await app.client.post(
+                "/claims/",
+                json={"asset": "USDC", "amount": 3_000, "destination": DEST},
+                headers={**app.player("p-1"), "Idempotency-Key": key},
+            )
+            assert r.status_code == 201, r.text
+            claims.append(r.json()["claim_id"])
+        reqs = await eventually(lambda: app.events(PAYOUT_REQUESTS.name), lambda es: len(es) == 2, timeout=60)
+        voided, paid = sorted((e.data for e in reqs), key=lambda d: claims.index(d.claim_id))
         final = {"attempt": 1, "code": "invalid_destination", "retryable": False, "final": True, "detail": "gone"}
+        late_paid = payout_event(PayoutPaid, voided, "po-1", paid_at=AT)  # the provider's word after the end
         await app.publish(
             PAYOUT_EVENTS.name,
             [
-                payout_event(PayoutFailed, req.data, "po-1", **final, next_attempt_at=None, failed_at=AT),
-                payout_event(PayoutCancelled, req.data, "po-1", cancelled_by="ada", reason="r", cancelled_at=AT),
-                payout_event(PayoutPaid, req.data, "po-1", paid_at=AT),  # the provider's late confirmation
+                payout_event(PayoutFailed, voided, "po-1", **final, next_attempt_at=None, failed_at=AT),
+                payout_event(PayoutCancelled, voided, "po-1", cancelled_by="ada", reason="r", cancelled_at=AT),
+                late_paid,
+                late_paid,  # redelivered
+                payout_event(PayoutPaid, paid, "po-2", paid_at=AT),
+                payout_event(PayoutFailed, paid, "po-2", **final, next_attempt_at=None, failed_at=AT),
+                payout_event(PayoutCancelled, paid, "po-2", cancelled_by="ada", reason="r", cancelled_at=AT),
             ],
         )
-        await consumed(app, 4)  # three payout events and the routes announcement running_app waited for
-        assert (await app.client.get(f"/claims/{claim_id}", headers=app.player("p-1"))).json()["status"] == "voided"
-        assert (await app.balances("p-1"))["USDC"] == {
-            "asset": "USDC",
-            "balance": 10_000,
-            "reserved": 0,
-            "available": 10_000,
-            "incoming_pending": 0,
-        }
-        assert await dead_letters(database_url) == [("PayoutPaid", "illegal_transition")]
-        (letter,) = await sql(database_url, "SELECT detail FROM dead_letters")
-        assert "holds the amount twice" in str(letter.detail)
-        metrics = (await app.client.get("/metrics")).text
-        assert (
-            'prizeflow_rewards_events_dead_lettered_total{consumer="rewards-payouts",reason="illegal_transition",'
-            f'topic="{app.topic(PAYOUT_EVENTS.name)}"}} 1.0'
-        ) in metrics.splitlines()
+        await consumed(app, 7)  # six distinct payout events and the routes announcement running_app waited for
+        statuses = [(await app.client.get(f"/claims/{c}", headers=app.player("p-1"))).json()["status"] for c in claims]
+        balances = (await app.balances("p-1"))["USDC"]
+        kept = await sql(
+            database_url,
+            "SELECT subject, aggregate_id, state, reported FROM final_state_contradictions ORDER BY id",
+        )
+        metrics = (await app.client.get("/metrics")).text.splitlines()
+        letters = await dead_letters(database_url)
+    assert statuses == ["voided", "paid"]
+    # 10,000 topped up, 3,000 paid out by the paid claim; the voided claim's 3,000 back once, never taken again.
+    assert balances == {"asset": "USDC", "balance": 7_000, "reserved": 0, "available": 7_000, "incoming_pending": 0}
+    assert sorted(tuple(r) for r in kept) == sorted(  # two claims, two partitions: in no order between them
+        [
+            ("claim", claims[0], "voided", "paid"),
+            ("claim", claims[1], "paid", "failed"),
+            ("claim", claims[1], "paid", "cancelled"),
+        ]
+    )
+    assert letters == []
+    for state, reported in (("voided", "paid"), ("paid", "failed"), ("paid", "cancelled")):
+        labels = f'reported="{reported}",state="{state}",subject="claim"'
+        assert f"prizeflow_rewards_final_state_contradictions_total{{{labels}}} 1.0" in metrics
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,78 @@ async def test_payment_delivered_three_times_and_out_of_order_credits_once(
         assert set((await ledger_sums(database_url)).values()) == {0}
 
 
+async def test_a_top_up_that_ended_never_moves_again_and_a_payment_after_the_end_waits_for_a_person(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """Every final state against every late word, through Kafka: expired and failed top-ups are never credited (a
+    payment for one is kept for a person, counted, no dead letter); a credited one is never un-credited by a late
+    failure or expiry (stale)."""
+    settings = settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)
+    async with running_app(settings) as app:
+        expired = await create(app, "p-1", key="k-exp")
+        failed = await create(app, "p-1", key="k-fail")
+        credited = await create(app, "p-1", key="k-cred")
+        await app.publish(
+            WEBHOOK_PROVIDER_EVENTS.name,
+            [
+                payment(expired, "expired", 1, amount=None),
+                payment(failed, "failed", 1, amount=None),
+                payment(credited, "paid", 1),
+            ],
+        )
+        for t, status in ((expired, "expired"), (failed, "failed"), (credited, "credited")):
+
+            async def view(t: dict[str, Any] = t) -> dict[str, Any]:
+                return await show(app, "p-1", t["top_up_id"])
+
+            def reached(v: dict[str, Any], s: str = status) -> bool:
+                return bool(v["status"] == s)
+
+            await eventually(view, reached)
+        late = [
+            payment(expired, "paid", 2),
+            payment(failed, "paid", 2),
+            payment(credited, "failed", 2, amount=None),
+            payment(credited, "expired", 3, amount=None),
+            payment(expired, "failed", 3, amount=None),
+        ]
+        await app.publish(WEBHOOK_PROVIDER_EVENTS.name, late)
+        await eventually(lambda: payment_events(app, "contradiction"), lambda n: n >= 2, timeout=60)
+        await eventually(lambda: payment_events(app, "stale"), lambda n: n >= 3, timeout=60)
+        views = [(await show(app, "p-1", t["top_up_id"]))["status"] for t in (expired, failed, credited)]
+        balance = (await app.balances("p-1"))["USD"]["balance"]
+        metrics = (await app.client.get("/metrics")).text.splitlines()
+        listed = await app.client.get("/ledger/contradictions", headers=app.ops)
+        by_player = await app.client.get("/ledger/contradictions", headers=app.player("p-1"))
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as c:
+                kept = (
+                    await c.execute(
+                        text("SELECT aggregate_id, state, reported FROM final_state_contradictions ORDER BY id")
+                    )
+                ).all()
+                letters = (await c.execute(text("SELECT count(*) FROM dead_letters"))).scalar_one()
+        finally:
+            await engine.dispose()
+    assert views == ["expired", "failed", "credited"]
+    assert balance == 10_000  # the credited one only
+    assert sorted(tuple(r) for r in kept) == sorted(
+        [(expired["top_up_id"], "expired", "paid"), (failed["top_up_id"], "failed", "paid")]
+    )
+    assert letters == 0
+    assert listed.status_code == 200
+    assert {(i["aggregate_id"], i["state"]) for i in listed.json()["items"]} == {
+        (expired["top_up_id"], "expired"),
+        (failed["top_up_id"], "failed"),
+    }
+    assert by_player.status_code == 403
+    for state in ("expired", "failed"):
+        labels = f'reported="paid",state="{state}",subject="topup"'
+        assert f"prizeflow_rewards_final_state_contradictions_total{{{labels}}} 1.0" in metrics
+    assert set((await ledger_sums(database_url)).values()) == {0}
+
+
 async def test_refund_the_wallet_cannot_cover_is_a_receivable(
     database_url: str, kafka_bootstrap: str, topic_suffix: str
 ) -> None:

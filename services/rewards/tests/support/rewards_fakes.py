@@ -29,6 +29,7 @@ from prizeflow_rewards.application.ports import (
 )
 from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.contradictions import Contradiction
 from prizeflow_rewards.domain.corrections import Correction, CorrectionStatus
 from prizeflow_rewards.domain.ledger import (
     RESOLVING_BITS,
@@ -565,6 +566,27 @@ class FakeCorrections:
         self.rows[correction.id] = correction
 
 
+class FakeContradictions:
+    """`Contradictions` in memory: once per (subject, aggregate, source)."""
+
+    def __init__(self) -> None:
+        self.rows: list[Contradiction] = []
+
+    async def record(self, tx: Any, contradiction: Contradiction) -> bool:
+        key = (contradiction.subject, contradiction.aggregate_id, contradiction.source_ref)
+        if any((c.subject, c.aggregate_id, c.source_ref) == key for c in self.rows):
+            return False
+        self.rows.append(contradiction)
+        return True
+
+    async def recent(self, tx: Any, *, limit: int) -> list[dict[str, Any]]:
+        return [vars_of(c) for c in reversed(self.rows)][:limit]
+
+
+def vars_of(c: Contradiction) -> dict[str, Any]:
+    return {k: getattr(c, k) for k in ("subject", "aggregate_id", "state", "reported", "source_ref", "detail")}
+
+
 @dataclass
 class Fakes:
     ledger: FakeLedger = field(default_factory=FakeLedger)
@@ -575,6 +597,7 @@ class Fakes:
     players: FakePlayers = field(default_factory=FakePlayers)
     outbox: FakeOutbox = field(default_factory=FakeOutbox)
     top_ups: FakeTopUps = field(default_factory=FakeTopUps)
+    contradictions: FakeContradictions = field(default_factory=FakeContradictions)
 
     @property
     def stores(self) -> Stores:
@@ -587,4 +610,5 @@ class Fakes:
             wallets=FakeWallets(self.ledger),
             outbox=self.outbox,
             top_ups=self.top_ups,
+            contradictions=self.contradictions,
         )

@@ -320,10 +320,13 @@ async def test_an_expired_session_is_never_credited() -> None:
     top_up = await w.top_up()
     w.stripe.expire(top_up.session_ref)
     assert (await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id)).status is TopUpStatus.EXPIRED
-    with pytest.raises(EventRefusal) as err:
-        await w.deliver(w.event("paid", top_up))
-    assert err.value.reason == "illegal_transition"
+    paid = w.event("paid", top_up)
+    # Recorded for a person, once however often it is delivered; never credited, never a dead letter.
+    assert await w.deliver(paid, paid) == ["contradiction", "contradiction"]
     assert w.wallet() == 0
+    assert w.f.top_ups.rows[top_up.id].status is TopUpStatus.EXPIRED
+    (kept,) = w.f.contradictions.rows
+    assert (kept.subject, kept.aggregate_id, kept.state, kept.reported) == ("topup", top_up.id, "expired", "paid")
 
 
 async def test_failed_then_expired_reports_are_stale_once_the_session_ended() -> None:

@@ -18,6 +18,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import PayoutRoutesPublished
 from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.contradictions import Contradiction
 from prizeflow_rewards.domain.corrections import Correction, CorrectionStatus
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Balance, BatchResult, Transfer, TransferKind
 from prizeflow_rewards.domain.topups import Adjustment, TopUp, TopUpStatus
@@ -478,6 +479,16 @@ class Outbox(Protocol):
         ...
 
 
+class Contradictions(Protocol):
+    async def record(self, tx: Tx, contradiction: Contradiction) -> bool:
+        """Keep it (once per subject, aggregate and source); False if that source said it before."""
+        ...
+
+    async def recent(self, tx: Tx, *, limit: int) -> list[dict[str, Any]]:
+        """The newest first, as operators read them."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stores:
     """Every store but the ledger, built once by the composition root (PostgreSQL) or a test (fakes)."""
@@ -490,6 +501,7 @@ class Stores:
     wallets: WalletQueries
     outbox: Outbox
     top_ups: TopUpRepository
+    contradictions: Contradictions
 
 
 __all__ = [
@@ -503,6 +515,7 @@ __all__ = [
     "ClaimHistory",
     "ClaimRepository",
     "ClaimTrail",
+    "Contradictions",
     "FlowQueries",
     "HeldRound",
     "HeldRoundTrail",

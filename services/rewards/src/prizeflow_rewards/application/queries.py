@@ -51,6 +51,10 @@ class RewardsQueries:
     async def campaigns(self, tx: Tx) -> list[Campaign]:
         return await self.stores.campaigns.all(tx)
 
+    async def contradictions(self, tx: Tx, *, limit: int) -> list[dict[str, Any]]:
+        """Later words against a final top-up or claim, newest first (kept for a person; nothing moved)."""
+        return await self.stores.contradictions.recent(tx, limit=limit)
+
     async def campaign(self, tx: Tx, campaign_id: str) -> Campaign:
         campaign = await self.stores.campaigns.get(tx, campaign_id)
         if campaign is None:

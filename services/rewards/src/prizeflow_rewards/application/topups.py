@@ -41,6 +41,7 @@ from prizeflow_rewards.application.ports import (
     Tx,
 )
 from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.contradictions import Contradiction
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError
 from prizeflow_rewards.domain.topups import (
     REVERSED_BY,
@@ -254,10 +255,26 @@ class TopUpMoney:
         if top_up.status is TopUpStatus.CREDITED:
             return top_up, "duplicate"
         if not can_move(top_up.status, TopUpStatus.CREDITED):
-            raise EventRefusal(
-                "illegal_transition",
-                f"top-up {top_up.id} is {top_up.status.value}: a payment reported for it needs a person to look",
+            # Expired or failed: never credited later. The payment is on record for a person (the player paid and
+            # got nothing, or the provider reports a payment that never was); no money moves on it.
+            source = cause or f"verify:{payment_ref or top_up.session_ref}"
+            contradiction = Contradiction(
+                subject="topup",
+                aggregate_id=top_up.id,
+                state=top_up.status.value,
+                reported="paid",
+                source_ref=source,
+                detail=f"top-up {top_up.id} is {top_up.status.value}, but {top_up.provider} reports it paid "
+                f"(payment {payment_ref or 'unnamed'}): refund the player at the provider or credit them by hand",
             )
+            if await self.stores.contradictions.record(tx, contradiction) and self.metrics is not None:
+                self.metrics.contradictions.labels("topup", top_up.status.value, "paid").inc()
+            log.error(
+                "a payment was reported for a top-up that is %s: recorded for a person",
+                top_up.status.value,
+                extra={"top_up_id": top_up.id},
+            )
+            return top_up, "contradiction"
         transfer = credit_transfer(top_up)
         result = await self._apply(tx, [transfer])
         now = self.clock()

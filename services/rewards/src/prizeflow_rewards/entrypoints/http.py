@@ -621,6 +621,16 @@ class LedgerController(Controller):
             found = await self._reads(api).list_corrections(s, status=correction_status, limit=limit)
         return {"items": [c.view() for c in found]}
 
+    @get("/contradictions", guards=LEDGER_READERS)
+    async def list_contradictions(
+        self, api: Api, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
+    ) -> dict[str, Any]:
+        """Later words against a final state (a payment for an expired top-up, a payout paid for a voided claim...),
+        newest first: kept for a person (docs/runbooks/final-state-contradicted.md); nothing moved on them."""
+        async with api.tx() as s:
+            rows = await api.read.contradictions(s, limit=limit)
+        return {"items": [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()} for r in rows]}
+
     @get("/corrections/{correction_id:str}", guards=LEDGER_READERS)
     async def show_correction(self, correction_id: FromPath[str], api: Api) -> dict[str, Any]:
         async with api.tx() as s:

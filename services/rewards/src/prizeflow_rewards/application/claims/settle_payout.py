@@ -6,6 +6,7 @@ request voids it, a return credits the wallet back. Payouts' route announcements
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,8 +26,11 @@ from prizeflow_rewards.application.common import count_transfers
 from prizeflow_rewards.application.ports import Ledger, Stores, Tx
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.contradictions import Contradiction, against_claim
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind, post_of, void_of
 from prizeflow_rewards.metrics import RewardsMetrics
+
+log = logging.getLogger(__name__)
 
 _CLAIM_EVENTS = (
     PayoutCreated,
@@ -87,7 +91,7 @@ class SettlePayout:
             await self.stores.routes.publish(tx, data)
             return
         if isinstance(data, PayoutRequestRefused):
-            await self._refused(tx, data)
+            await self._refused(tx, data, env)
             return
         if isinstance(data, PayoutFailed) and not data.final:
             return  # payouts retries with the same idempotency key; the reservation stays
@@ -100,6 +104,8 @@ class SettlePayout:
             raise EventRefusal("unknown_aggregate", f"{type(data).__name__}: no claim {data.claim_id}")
         if (data.player_id, data.amount.asset, data.amount.amount) != (claim.player_id, claim.asset, claim.amount):
             raise EventRefusal("conflicting_event", f"{type(data).__name__} does not match claim {claim.id}")
+        if claim.payout_id in (None, data.payout_id) and await self._contradicts(tx, claim, env):
+            return
         await self._bind(tx, claim, data.payout_id, type(data).__name__)
         if isinstance(data, PayoutCreated):
             return
@@ -121,12 +127,43 @@ class SettlePayout:
             )
         await self.stores.claims.bind_payout(tx, claim.id, payout_id)
 
-    async def _refused(self, tx: Tx, data: PayoutRequestRefused) -> None:
+    async def _contradicts(self, tx: Tx, claim: Claim, env: Envelope[EventPayload]) -> bool:
+        """A later outcome against the claim's final state (paid for a voided claim, a failure after paid...): kept
+        once per event for a person and the alert, never applied, never dead-lettered (a redrive could only be
+        refused again). True if it was one."""
+        outcome = type(env.data).__name__
+        if isinstance(env.data, PayoutFailed) and not env.data.final:
+            return False
+        reported = against_claim(claim.status, outcome)
+        if reported is None:
+            return False
+        contradiction = Contradiction(
+            subject="claim",
+            aggregate_id=claim.id,
+            state=claim.status.value,
+            reported=reported,
+            source_ref=str(env.id),
+            detail=f"claim {claim.id} is {claim.status.value}, but payouts reports its payout {reported} "
+            f"({outcome}): nothing moved; compare the payout and the wallet, correct with a ledger correction",
+        )
+        if await self.stores.contradictions.record(tx, contradiction) and self.metrics is not None:
+            self.metrics.contradictions.labels("claim", claim.status.value, reported).inc()
+        log.error(
+            "a payout outcome contradicts a claim that is %s: recorded for a person (%s)",
+            claim.status.value,
+            outcome,
+            extra={"claim_id": claim.id},
+        )
+        return True
+
+    async def _refused(self, tx: Tx, data: PayoutRequestRefused, env: Envelope[EventPayload]) -> None:
         claim = await self.stores.claims.get(tx, data.claim_id, lock=True)
         if claim is None:
             raise EventRefusal("unknown_aggregate", f"PayoutRequestRefused: no claim {data.claim_id}")
         if claim.payout_request_id != data.payout_request_id:
             raise EventRefusal("conflicting_event", f"PayoutRequestRefused does not match claim {claim.id}")
+        if claim.payout_id is None and await self._contradicts(tx, claim, env):
+            return
         if claim.payout_id is not None:
             raise EventRefusal(
                 "conflicting_event", f"claim {claim.id} has payout {claim.payout_id}: its request was not refused"
@@ -138,15 +175,6 @@ class SettlePayout:
     async def _paid(self, tx: Tx, claim: Claim, provider: str) -> None:
         if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
             return
-        if claim.status is ClaimStatus.VOIDED:
-            # Payouts' provider confirmed (late) a payout whose failure was final: the money left on the rail
-            # and is back in the wallet too. Never absorbed, never re-debited blind: dead-lettered for an operator
-            # to correct the wallet (a two-person ledger correction).
-            raise EventRefusal(
-                "illegal_transition",
-                f"claim {claim.id} was voided (its reservation went back to the wallet) but {provider} paid its "
-                "payout: the player holds the amount twice; correct the wallet with a ledger correction",
-            )
         if claim.status is not ClaimStatus.APPROVED:
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
         settle = Transfer.of(
