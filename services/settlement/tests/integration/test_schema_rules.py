@@ -165,3 +165,16 @@ async def test_downgrade_of_0004_lets_terms_change_again(db_url: str) -> None:
             await c.execute("UPDATE rounds SET asset = 'USDC' WHERE round_id = 'r-1'")
     finally:
         await c.close()
+
+
+@pytest.mark.parametrize("target", ["open", "closed", "resolved", "settled"])
+async def test_a_voided_round_never_moves_again_whatever_sql_asks(conn: asyncpg.Connection, target: str) -> None:
+    """Migration 0008: a change of state follows a path of the round state machine; a final round has none."""
+    await conn.execute(
+        "UPDATE rounds SET state = 'voided', voided_at = $1, void_reason = 'crash' WHERE round_id = 'r-1'", NOW
+    )
+    with pytest.raises(asyncpg.CheckViolationError, match="not a transition of the round state machine"):
+        await conn.execute(
+            "UPDATE rounds SET state = $1, voided_at = NULL, settled_at = $2 WHERE round_id = 'r-1'", target, NOW
+        )
+    assert await conn.fetchval("SELECT state FROM rounds WHERE round_id = 'r-1'") == "voided"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import itertools
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +35,19 @@ ALLOWED = {
 @pytest.mark.parametrize(("source", "target"), list(itertools.product(RoundState, RoundState)))
 def test_table_allows_exactly_the_documented_transitions(source: RoundState, target: RoundState) -> None:
     assert can_transition(source, target) is ((source, target) in ALLOWED)
+
+
+def test_the_database_allows_exactly_the_paths_of_the_table() -> None:
+    """Migration 0008's trigger `rounds_transition_allowed` holds the same pairs (frozen), and their paths never
+    leave a final state."""
+    path = Path(__file__).parents[2] / "migrations" / "versions" / "0008_round_transitions.py"
+    spec = importlib.util.spec_from_file_location("settlement_0008", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.ALLOWED) == {(a.value, b.value) for a, b in ALLOWED}
+    assert not {a for a, _ in module.reachable(module.ALLOWED)} & {"settled", "voided"}
 
 
 def test_final_states_have_no_exit() -> None:
@@ -234,3 +250,32 @@ def test_entry_in_wrong_asset_conflicts() -> None:
     with pytest.raises(RoundRuleViolation) as err:
         r.record_entry(entry(1, fee={"asset": "INR", "amount": 500}), at=AT)
     assert err.value.code == "conflicting_event"
+
+
+# Every game word a final round can receive, as the game or a replay sends it: (name, apply).
+LATE_WORDS = {
+    "opened again, same terms": lambda r: r.reopen(example_payload(RoundOpened)),
+    "entry replayed": lambda r: r.record_entry(entry(1), at=AT),
+    "new entry": lambda r: r.record_entry(entry(9), at=AT),
+    "closed again": lambda r: r.close(entry_count=2, closed_at=AT, at=AT),
+    "same results": lambda r: r.report_results(results(("p-1", 1), ("p-2", 2)), at=AT),
+    "other results": lambda r: r.report_results(results(("p-2", 1), ("p-1", 2)), at=AT),
+    "voided": lambda r: r.void("late crash report", at=AT),
+}
+
+
+@pytest.mark.parametrize(
+    ("final", "word"), list(itertools.product([RoundState.SETTLED, RoundState.VOIDED], LATE_WORDS))
+)
+def test_no_late_word_moves_a_final_round_or_its_money(final: RoundState, word: str) -> None:
+    """A settled or voided round never leaves its state: a replay is a no-op, a word that can never apply is refused
+    (a dead letter with its reason), and other results for a settled round open a dispute for a person, never a
+    second settlement."""
+    r = in_state(final)
+    before = (r.state, r.results.digest if r.results else None, r.pot, r.entries_seen)
+    with contextlib.suppress(RoundRuleViolation):  # a refusal is one right answer: nothing may have moved
+        LATE_WORDS[word](r)
+    assert (r.state, r.results.digest if r.results else None, r.pot, r.entries_seen) == before
+    assert states(r) == []
+    assert not any(isinstance(e, (RoundSettled, RoundVoided)) for e in r.pending_events)
+    assert all(isinstance(e, RoundDisputed) for e in r.pending_events)
