@@ -1,9 +1,9 @@
 """Final states are final: the transition table in PostgreSQL, and the provider's reports that disagree with it.
 
-- Trigger `payouts_transition_allowed`: a change of `payouts.state` must be a pair of
-  `prizeflow_payouts.domain.state.TRANSITIONS` (frozen here; a unit test holds the two equal), or the one
-  two-step move a single statement makes (a retry's claim: `failed → approved → submitting`). `failed → paid` is
-  gone: a late `paid` never revives a failed payout, whatever order a provider's events arrive in.
+- Trigger `payouts_transition_allowed`: a change of `payouts.state` must follow a path of
+  `prizeflow_payouts.domain.state.TRANSITIONS` (frozen here; a unit test holds the two equal). One statement may
+  write several steps (a retry's claim, `failed → approved → submitting`), but no path leaves a final state: paid
+  only goes on to returned; returned, cancelled and rejected go nowhere. The table has no `failed → paid`.
 - Trigger `payouts_final_failure_stays` (0008) now keeps a final failure a final failure: it may no longer become
   `paid`/`returned` (its reservation went back to the player's wallet; the provider's contrary word is a
   disagreement a person decides, below).
@@ -48,9 +48,21 @@ ALLOWED = (
     ("failed", "approved"),
     ("failed", "cancelled"),
 )
-# A retry's claim writes `failed → approved → submitting` as one UPDATE (the history has both rows).
-SHORTCUTS = (("failed", "submitting"),)
-_PAIRS = ", ".join(f"('{a}', '{b}')" for a, b in (*ALLOWED, *SHORTCUTS))
+
+
+def reachable(pairs: tuple[tuple[str, str], ...]) -> set[tuple[str, str]]:
+    """Every (from, to) a path of allowed moves joins: one UPDATE may write several steps at once (a retry's claim
+    writes failed → approved → submitting; a provider's `returned` for a submitted payout, submitted → paid →
+    returned), each with its history row. A final state has no way out, so none has one here either."""
+    closure = set(pairs)
+    while True:
+        more = {(a, d) for a, b in closure for c, d in closure if b == c} - closure
+        if not more:
+            return closure
+        closure |= more
+
+
+_PAIRS = ", ".join(f"('{a}', '{b}')" for a, b in sorted(reachable(ALLOWED)))
 STATUSES = "'accepted', 'pending', 'submitted', 'paid', 'failed', 'cancelled', 'returned'"
 STATES = (
     "'requested', 'pending_approval', 'approved', 'submitting', 'submitted', 'paid', 'failed', 'cancelled', "
