@@ -12,15 +12,17 @@ from urllib.parse import urlencode, urlsplit
 
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
+from litestar.middleware.base import DefineMiddleware
+from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import ControllerRouterHandler
+from litestar.types import ControllerRouterHandler, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from prizeflow_console.application.login import SignInFlow
@@ -40,6 +42,62 @@ from prizeflow_console.entrypoints.web import ForbiddenPageError, SignInRequired
 log = logging.getLogger("prizeflow_console")
 PACKAGE = Path(__file__).resolve().parent.parent
 PUBLIC = {"exclude_from_csrf": True}
+# `reason` of `prizeflow_console_refused_total`: a session cookie that is no session, or a request from elsewhere.
+REFUSALS = (
+    "session_unverifiable",
+    "session_revoked",
+    "session_expired_idle",
+    "session_expired_absolute",
+    "session_ended_at_idp",
+    "cross_origin",
+)
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _verifying_backend(refused: Counter) -> type[ClientSideSessionBackend]:
+    class VerifyingCookieBackend(ClientSideSessionBackend):
+        """A session cookie that does not decrypt, verify or parse is no session: the person signs in again (the
+        empty session clears the cookie), never an error page; counted. Litestar's own backend lets a cookie whose
+        associated data was altered raise."""
+
+        async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+            if cookie_keys := self.get_cookie_keys(connection):
+                data = [connection.cookies[key].encode("utf-8") for key in cookie_keys]
+                try:
+                    return self.load_data(data)
+                except Exception:  # noqa: BLE001 - whatever fails to read it, an unverifiable cookie is no session
+                    refused.labels("session_unverifiable").inc()
+                    log.info("session cookie refused: it does not verify")
+            return {}
+
+    return VerifyingCookieBackend
+
+
+class SameOriginMiddleware:
+    """The browsers' own signal as a second wall behind the CSRF token: a state-changing request whose `Origin` (or,
+    without one, `Sec-Fetch-Site`) says it comes from another site is refused before anything runs. A request with
+    neither (not a browser) is judged by the CSRF token alone."""
+
+    def __init__(self, app: Any, *, origin: str, refused: Counter) -> None:
+        self.app = app
+        self.origin = origin
+        self.refused = refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if str(scope["type"]) == "http" and scope.get("method") in UNSAFE_METHODS and not self._same_origin(scope):
+            self.refused.labels("cross_origin").inc()
+            log.warning("state-changing request from another origin refused", extra={"path": scope.get("path")})
+            raise PermissionDeniedException("this request came from another site")
+        await self.app(scope, receive, send)
+
+    def _same_origin(self, scope: Scope) -> bool:
+        headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        origin = headers.get(b"origin")
+        if origin is not None:
+            return origin.decode("latin-1").rstrip("/").lower() == self.origin.lower()
+        site = headers.get(b"sec-fetch-site")
+        return site is None or site in (b"same-origin", b"none")
+
 
 PAGES: tuple[ControllerRouterHandler, ...] = (
     ApprovalsController,
@@ -162,6 +220,15 @@ def create_app(
         "prizeflow_console_http_requests", "Console responses by route and status class", ["route", "status"],
         registry=registry,
     )  # fmt: skip
+    refused = Counter(
+        "prizeflow_console_refused",
+        "Session cookies that are no session and state-changing requests from another site, by reason",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in REFUSALS:
+        refused.labels(reason)
+    sessions._backend_class = _verifying_backend(refused)
 
     @get("/metrics", include_in_schema=False, opt=PUBLIC)
     async def metrics() -> Response[bytes]:
@@ -198,7 +265,10 @@ def create_app(
             "idp": Provide(lambda: idp, sync_to_thread=False),
             "trace": Provide(lambda: trace, sync_to_thread=False),
         },
-        middleware=[sessions.middleware],
+        middleware=[
+            DefineMiddleware(SameOriginMiddleware, origin=origin_of(public_url), refused=refused),
+            sessions.middleware,
+        ],
         csrf_config=CSRFConfig(
             secret=csrf_key,
             cookie_name=f"{prefix}pf_csrf",
