@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from litestar import Litestar
 from prometheus_client import CollectorRegistry
 
 from prizeflow_console.adapters.http_apis import HttpPlatformApi
 from prizeflow_console.adapters.oidc import OidcProvider
+from prizeflow_console.adapters.sessions_pg import PgSessionStore
 from prizeflow_console.application.login import SignInFlow
-from prizeflow_console.application.ports import IdentityProvider, PlatformApi
+from prizeflow_console.application.ports import IdentityProvider, PlatformApi, SessionStore
+from prizeflow_console.domain.session import Timeouts
 from prizeflow_console.entrypoints.http import create_app, origin_of
 from prizeflow_console.settings import ConsoleSettings
+from prizeflow_runtime.db import create_engine
 
 
 def build(
@@ -18,6 +23,7 @@ def build(
     *,
     idp: IdentityProvider | None = None,
     apis: PlatformApi | None = None,
+    sessions: SessionStore | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Litestar:
     """`idp` and `apis` default to the identity provider and the services the settings name."""
@@ -43,6 +49,15 @@ def build(
         http_apis = HttpPlatformApi(settings.service_urls, timeout_s=settings.console_api_timeout_s)
         closers.append(http_apis.aclose)
         apis = http_apis
+    if sessions is None:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=5)
+
+        async def dispose() -> None:
+            await engine.dispose()
+
+        closers.append(dispose)
+        sessions = PgSessionStore(engine)
     return create_app(
         sign_in=SignInFlow(idp),
         idp=idp,
@@ -53,6 +68,11 @@ def build(
         dev=settings.dev,
         secure_cookies=settings.secure_cookies,
         max_age_s=settings.console_session_max_age_s,
+        sessions=sessions,
+        timeouts=Timeouts(
+            idle=timedelta(seconds=settings.console_session_idle_s),
+            absolute=timedelta(seconds=settings.console_session_max_age_s),
+        ),
         registry=registry or CollectorRegistry(),
         on_shutdown=closers,
     )

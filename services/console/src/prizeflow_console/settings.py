@@ -32,7 +32,16 @@ class ConsoleSettings(BaseSettings):
     console_session_secret: SecretStr | None = Field(
         default=None, description="Encrypts the session cookie and keys CSRF tokens (at least 32 bytes)"
     )
-    console_session_max_age_s: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    console_session_max_age_s: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="Absolute timeout: a session ends this long after sign-in",
+    )
+    console_session_idle_s: int = Field(
+        default=30 * 60, ge=60, le=24 * 3600, description="Idle timeout: a session unused this long ends"
+    )
+    database_url: str | None = Field(default=None, description="The console's sessions (PostgreSQL)")
     console_api_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     oidc_issuer: str | None = Field(default=None, description="The identity provider's issuer (`iss`)")
@@ -66,7 +75,7 @@ class ConsoleSettings(BaseSettings):
             name.upper()
             for name in (
                 "console_public_url", "console_session_secret", "oidc_issuer", "oidc_discovery_url",
-                "oidc_client_id", "settlement_url", "rewards_url", "payouts_url", "webhooks_url",
+                "oidc_client_id", "settlement_url", "rewards_url", "payouts_url", "webhooks_url", "database_url",
             )
             if getattr(self, name) is None
         ]  # fmt: skip

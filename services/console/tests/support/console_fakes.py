@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from prizeflow_console.application.login import SignInFlow
 from prizeflow_console.application.ports import ApiProblem, Query, SignedIn
+from prizeflow_console.domain.session import EndReason, SessionRecord, Timeouts
 from prizeflow_console.domain.viewer import Viewer
 from prizeflow_console.entrypoints.http import create_app
 
@@ -26,6 +28,7 @@ class FakeIdp:
 
     next_user: tuple[str, tuple[str, ...]] = ("olivia", ("ops",))
     state: str = ""
+    token_ttl_s: int = 3600
 
     async def authorization_url(self, *, state: str, nonce: str, code_challenge: str, login_hint: str | None) -> str:
         self.state = state
@@ -33,7 +36,7 @@ class FakeIdp:
 
     async def exchange(self, *, code: str, code_verifier: str, nonce: str) -> SignedIn:
         user, roles = self.next_user
-        return SignedIn(Viewer.of(user, user.title(), roles), f"token-of-{user}", int(time.time()) + 3600)
+        return SignedIn(Viewer.of(user, user.title(), roles), f"token-of-{user}", int(time.time()) + self.token_ttl_s)
 
     async def end_session_url(self, *, post_logout_redirect_uri: str) -> str | None:
         return None
@@ -85,15 +88,37 @@ class FakeApis:
         return self._answer(call)
 
 
+class Clock:
+    """The console's clock, moved by the test (idle and absolute timeouts without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+TIMEOUTS = Timeouts(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
+
+
 @contextmanager
 def console(
-    apis: FakeApis | None = None, idp: FakeIdp | None = None, *, dev: bool = True
+    apis: FakeApis | None = None,
+    idp: FakeIdp | None = None,
+    *,
+    dev: bool = True,
+    sessions: MemorySessions | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[tuple[TestClient[Any], FakeApis, FakeIdp]]:
     apis = apis or FakeApis()
     idp = idp or FakeIdp()
     app = create_app(
         sign_in=SignInFlow(idp), idp=idp, apis=apis, session_secret="s" * 40, public_url="http://testserver",
         idp_origin="https://idp.test", dev=dev, secure_cookies=False, max_age_s=3600, registry=CollectorRegistry(),
+        sessions=sessions or MemorySessions(), timeouts=TIMEOUTS, clock=clock or Clock(),
     )  # fmt: skip
     with TestClient(app) as client:
         yield client, apis, idp
@@ -118,4 +143,50 @@ def location_query(response: Any) -> dict[str, list[str]]:
     return parse_qs(urlsplit(response.headers["location"]).query)
 
 
-__all__ = ["Call", "FakeApis", "FakeIdp", "console", "csrf", "location_query", "sign_in"]
+__all__ = [
+    "TIMEOUTS",
+    "Call",
+    "Clock",
+    "FakeApis",
+    "FakeIdp",
+    "MemorySessions",
+    "console",
+    "csrf",
+    "location_query",
+    "sign_in",
+]
+
+
+class MemorySessions:
+    """`SessionStore` in memory, as the PostgreSQL one behaves (the integration tests run that one)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, SessionRecord] = {}
+        self.ends: list[tuple[str, str, str, int]] = []
+
+    async def create(self, record: SessionRecord) -> None:
+        self.rows[record.id_hash] = record
+
+    async def get(self, id_hash: bytes) -> SessionRecord | None:
+        return self.rows.get(id_hash)
+
+    async def touch(self, id_hash: bytes, at: datetime) -> None:
+        row = self.rows.get(id_hash)
+        if row is not None and row.ended_at is None and row.last_seen_at < at:
+            self.rows[id_hash] = replace(row, last_seen_at=at)
+
+    async def end(self, id_hash: bytes, *, reason: EndReason, at: datetime) -> bool:
+        row = self.rows.get(id_hash)
+        if row is None or row.ended_at is not None:
+            return False
+        self.rows[id_hash] = replace(row, ended_at=at, end_reason=reason)
+        return True
+
+    async def end_all_of(
+        self, subject: str, *, actor: str, actor_roles: Sequence[str], reason: str, at: datetime
+    ) -> int:
+        live = [h for h, r in self.rows.items() if r.viewer.user_id == subject and r.ended_at is None]
+        for h in live:
+            await self.end(h, reason=EndReason.ENDED_BY_ADMIN, at=at)
+        self.ends.append((actor, subject, reason, len(live)))
+        return len(live)

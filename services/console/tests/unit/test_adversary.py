@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from console_fakes import FakeApis, FakeIdp, console, csrf, sign_in
+from console_fakes import TIMEOUTS, FakeApis, FakeIdp, MemorySessions, console, csrf, sign_in
 from litestar.testing import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -131,7 +131,7 @@ def https_console() -> Iterator[tuple[TestClient[Any], FakeIdp]]:
     app = create_app(
         sign_in=SignInFlow(idp), idp=idp, apis=wallet_apis(), session_secret="s" * 40,
         public_url="https://console.test", idp_origin="https://idp.test", secure_cookies=True, max_age_s=3600,
-        registry=CollectorRegistry(),
+        registry=CollectorRegistry(), sessions=MemorySessions(), timeouts=TIMEOUTS,
     )  # fmt: skip
     with TestClient(app, base_url="https://console.test") as client:
         yield client, idp

@@ -138,6 +138,7 @@ PRODUCTION = {
     "REWARDS_URL": "http://rewards:8000",
     "PAYOUTS_URL": "http://payouts:8000",
     "WEBHOOKS_URL": "http://webhooks:8000",
+    "DATABASE_URL": "postgresql+asyncpg://console@db.invalid/prizeflow_console",
 }
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from console_fakes import console, csrf, sign_in
+from console_fakes import Clock, MemorySessions, console, csrf, sign_in
+
+from prizeflow_console.domain.session import EndReason
 
 
 def refused(client: Any, reason: str) -> float:
@@ -80,3 +82,94 @@ def test_a_state_changing_request_from_another_site_is_refused_even_with_a_valid
         assert response.status_code == 403, response.text
         assert [c for c in apis.calls if c.method == "POST"] == []
         assert count == 1
+
+
+def test_a_cookie_copied_before_sign_out_opens_nothing_afterwards() -> None:
+    sessions = MemorySessions()
+    with console(sessions=sessions) as (client, _, idp):
+        sign_in(client, idp, "olga", "ops", "approver")
+        copied = client.cookies["pf_console"]
+        assert client.get("/approvals", follow_redirects=False).status_code == 200
+        token = csrf(client, "/approvals")
+        assert client.post("/auth/logout", data={"_csrf_token": token}, follow_redirects=False).status_code == 303
+        client.cookies.set("pf_console", copied)  # the copy, replayed after sign-out
+        replayed = client.get("/approvals", follow_redirects=False)
+        count = refused(client, "session_revoked")
+    assert replayed.status_code == 303
+    assert replayed.headers["location"].startswith("/auth/login?")
+    assert count == 1
+    (row,) = sessions.rows.values()
+    assert (row.end_reason, row.ended_at is not None) == (EndReason.SIGNED_OUT, True)
+
+
+def test_an_admin_ends_every_session_of_a_person_on_record() -> None:
+    sessions = MemorySessions()
+    with console(sessions=sessions) as (victim, _, idp):
+        sign_in(victim, idp, "mallory", "ops")
+        laptop = victim.cookies["pf_console"]
+        sign_in(victim, idp, "mallory", "ops")  # a second session (another browser)
+        phone = victim.cookies["pf_console"]
+        sign_in(victim, idp, "ada", "admin")
+        token = csrf(victim)
+        ended = victim.post(
+            "/people/sessions/end",
+            data={"_csrf_token": token, "user_id": "mallory", "reason": "laptop stolen, ticket 7"},
+            follow_redirects=False,
+        )
+        still_admin = victim.get("/", follow_redirects=False).status_code
+        answers = []
+        for cookie in (laptop, phone):
+            victim.cookies.set("pf_console", cookie)
+            answers.append(victim.get("/holds", follow_redirects=False).status_code)
+    assert ended.status_code == 303
+    assert still_admin == 200  # the admin's own session is not mallory's
+    assert answers == [303, 303]
+    assert sessions.ends == [("ada", "mallory", "laptop stolen, ticket 7", 2)]
+
+
+def test_only_an_admin_ends_someone_elses_sessions() -> None:
+    sessions = MemorySessions()
+    with console(sessions=sessions) as (client, _, idp):
+        sign_in(client, idp, "mallory", "ops")
+        sign_in(client, idp, "olga", "ops", "approver")
+        token = csrf(client)
+        response = client.post(
+            "/people/sessions/end", data={"_csrf_token": token, "user_id": "mallory", "reason": "x"},
+            follow_redirects=False,
+        )  # fmt: skip
+    assert response.status_code == 403
+    assert sessions.ends == []
+    assert all(r.ended_at is None for r in sessions.rows.values())
+
+
+@pytest.mark.parametrize(
+    ("steps", "reason", "allowed"),
+    [
+        ([{"minutes": 29}], None, True),  # used within the idle timeout
+        ([{"minutes": 31}], "session_expired_idle", False),
+        ([{"minutes": 25}] * 4, None, True),  # kept alive by use: 100 minutes, never idle 30
+        ([{"minutes": 25}] * 20, "session_expired_absolute", False),  # in use all along, but past 8 hours
+        ([{"minutes": 25}] * 3, "session_token_expired", False),  # in use, but its hour-long token expired
+    ],
+)
+def test_idle_and_absolute_timeouts_end_a_session_whatever_the_cookie_says(
+    steps: list[dict[str, float]], reason: str | None, allowed: bool
+) -> None:
+    sessions, clock = MemorySessions(), Clock()
+    with console(sessions=sessions, clock=clock) as (client, _, idp):
+        idp.token_ttl_s = 24 * 3600 if reason != "session_token_expired" else 3600
+        sign_in(client, idp, "olga", "ops")
+        status = 200
+        for step in steps:
+            clock.advance(**step)
+            status = client.get("/holds", follow_redirects=False).status_code
+            if status != 200:
+                break
+        counted = refused(client, reason) if reason else 0.0
+    assert (status == 200) is allowed
+    if reason is not None:
+        assert counted == 1
+    if reason in ("session_expired_idle", "session_expired_absolute"):
+        (row,) = sessions.rows.values()
+        assert row.end_reason is not None
+        assert row.end_reason.value == reason.removeprefix("session_")

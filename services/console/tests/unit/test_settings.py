@@ -20,6 +20,7 @@ PRODUCTION: dict[str, Any] = {
     "rewards_url": "http://rewards",
     "payouts_url": "http://payouts",
     "webhooks_url": "http://webhooks",
+    "database_url": "postgresql+asyncpg://console@db.invalid/prizeflow_console",
 }
 
 
@@ -54,10 +55,10 @@ def test_production_refuses_weak_settings_without_echoing_them(override: dict[st
 def test_the_dev_profile_derives_what_it_can_and_keeps_no_fixed_secret() -> None:
     one = ConsoleSettings(_env_file=None, prizeflow_profile="dev", http_port=4100, dev_idp_url="http://127.0.0.1:4200",
                           settlement_url="http://s", rewards_url="http://r", payouts_url="http://p",
-                          webhooks_url="http://w")  # fmt: skip
+                          webhooks_url="http://w", database_url="postgresql+asyncpg://c@127.0.0.1/c")  # fmt: skip
     two = ConsoleSettings(_env_file=None, prizeflow_profile="dev", http_port=4100, dev_idp_url="http://127.0.0.1:4200",
                           settlement_url="http://s", rewards_url="http://r", payouts_url="http://p",
-                          webhooks_url="http://w")  # fmt: skip
+                          webhooks_url="http://w", database_url="postgresql+asyncpg://c@127.0.0.1/c")  # fmt: skip
     assert one.public_url == "http://127.0.0.1:4100"
     assert one.oidc_discovery_url == "http://127.0.0.1:4200/.well-known/openid-configuration"
     assert one.console_session_secret is not None

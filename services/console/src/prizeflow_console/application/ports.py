@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from prizeflow_console.domain.session import EndReason, SessionRecord
 from prizeflow_console.domain.viewer import Viewer
 
 Service = Literal["settlement", "rewards", "payouts", "webhooks"]
@@ -66,8 +68,40 @@ class IdentityProvider(Protocol):
     async def end_session_url(self, *, post_logout_redirect_uri: str) -> str | None: ...
 
 
+class SessionStore(Protocol):
+    """The console's sessions, shared by every replica (PostgreSQL in production)."""
+
+    async def create(self, record: SessionRecord) -> None: ...
+
+    async def get(self, id_hash: bytes) -> SessionRecord | None: ...
+
+    async def touch(self, id_hash: bytes, at: datetime) -> None:
+        """The session was used at `at` (only moves forward; an ended session is left as it is)."""
+        ...
+
+    async def end(self, id_hash: bytes, *, reason: EndReason, at: datetime) -> bool:
+        """End one session (if it is still live)."""
+        ...
+
+    async def end_all_of(
+        self, subject: str, *, actor: str, actor_roles: Sequence[str], reason: str, at: datetime
+    ) -> int:
+        """End every live session of `subject`, audited in the same transaction; returns how many."""
+        ...
+
+
 class SignInError(Exception):
     """Sign-in did not complete; the message is safe to show (no code, token or verifier in it)."""
 
 
-__all__ = ["SERVICES", "ApiProblem", "IdentityProvider", "PlatformApi", "Query", "Service", "SignInError", "SignedIn"]
+__all__ = [
+    "SERVICES",
+    "ApiProblem",
+    "IdentityProvider",
+    "PlatformApi",
+    "Query",
+    "Service",
+    "SessionStore",
+    "SignInError",
+    "SignedIn",
+]

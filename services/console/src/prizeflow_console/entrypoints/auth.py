@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get, post
@@ -11,11 +14,25 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from prizeflow_console.application.login import SignInFlow
-from prizeflow_console.application.ports import IdentityProvider, SignInError
+from prizeflow_console.application.ports import IdentityProvider, SessionStore, SignInError
 from prizeflow_console.domain.pkce import LoginAttempt
-from prizeflow_console.entrypoints.web import SESSION_LOGIN, SESSION_USER, current, page
+from prizeflow_console.domain.session import EndReason, SessionRecord, id_hash, new_session_id
+from prizeflow_console.domain.viewer import Role
+from prizeflow_console.entrypoints.web import (
+    SESSION_LOGIN,
+    SESSION_USER,
+    ForbiddenPageError,
+    back,
+    current,
+    flash,
+    page,
+    session_id,
+    signed_in,
+)
 
 _HINT = r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$"
+_PERSON = re.compile(r"^[^\s]{1,200}$")
+log = logging.getLogger(__name__)
 # RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6 error codes, in words. `error` is whatever the link says, so
 # anything else gets one fixed sentence: the console's page never shows a stranger's text as the provider's.
 PROVIDER_ERRORS: Final[Mapping[str, str]] = {
@@ -31,6 +48,16 @@ PROVIDER_ERRORS: Final[Mapping[str, str]] = {
     "consent_required": "the identity provider needs your consent (consent_required)",
     "account_selection_required": "the identity provider needs you to choose an account (account_selection_required)",
 }
+
+
+def sessions_of(request: Request[Any, Any, Any]) -> SessionStore:
+    store: SessionStore = request.app.state.sessions
+    return store
+
+
+def sessions_clock(request: Request[Any, Any, Any]) -> Callable[[], datetime]:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock
 
 
 class AuthController(Controller):
@@ -72,22 +99,26 @@ class AuthController(Controller):
         except SignInError as err:
             return page(request, "signin_error.html", session=None, title="Sign-in failed", reason=str(err),
                         status_code=400)  # fmt: skip
-        request.set_session(  # a new session: nothing from before sign-in survives it (no fixation)
-            {
-                SESSION_USER: {
-                    "sub": signed.viewer.user_id,
-                    "name": signed.viewer.name,
-                    "roles": sorted(signed.viewer.roles),
-                    "token": signed.access_token,
-                    "exp": signed.expires_at,
-                }
-            }
+        sid, now = new_session_id(), sessions_clock(request)()
+        await sessions_of(request).create(
+            SessionRecord(
+                id_hash=id_hash(sid),
+                viewer=signed.viewer,
+                access_token=signed.access_token,
+                token_expires_at=datetime.fromtimestamp(signed.expires_at, UTC),
+                created_at=now,
+                last_seen_at=now,
+            )
         )
+        # A new session: nothing from before sign-in survives it (no fixation); the cookie names it, nothing more.
+        request.set_session({SESSION_USER: {"sid": sid}})
         return Redirect(path=attempt.next_path if attempt else "/", status_code=303)
 
     @post("/logout", status_code=303)
     async def logout(self, request: Request[Any, Any, Any], idp: NamedDependency[IdentityProvider]) -> Redirect:
         had_session = current(request) is not None
+        if (sid := session_id(request)) is not None:  # ended on the server: a copy of the cookie opens nothing
+            await sessions_of(request).end(id_hash(sid), reason=EndReason.SIGNED_OUT, at=sessions_clock(request)())
         request.clear_session()
         public_url: str = request.app.state.public_url
         if had_session and (url := await idp.end_session_url(post_logout_redirect_uri=public_url + "/")):
@@ -95,4 +126,34 @@ class AuthController(Controller):
         return Redirect(path="/", status_code=303)
 
 
-__all__ = ["AuthController"]
+class PeopleController(Controller):
+    """An admin ends every session of a person (a leaver, a stolen laptop): audited with the reason, effective at
+    that person's next request on every replica."""
+
+    path = "/people"
+    include_in_schema = False
+
+    @post("/sessions/end", status_code=303)
+    async def end_sessions(self, request: Request[Any, Any, Any]) -> Redirect:
+        session = signed_in(request)
+        if Role.ADMIN not in session.viewer.roles:
+            raise ForbiddenPageError(None, session.viewer)
+        form = await request.form()
+        subject = str(form.get("user_id") or "").strip()
+        reason = str(form.get("reason") or "").strip()
+        if not _PERSON.fullmatch(subject) or not 1 <= len(reason) <= 1000:
+            flash(request, "error", "name the person (their user id) and say why")
+            return back("/")
+        ended = await sessions_of(request).end_all_of(
+            subject,
+            actor=session.viewer.user_id,
+            actor_roles=sorted(r.value for r in session.viewer.roles),
+            reason=reason,
+            at=sessions_clock(request)(),
+        )
+        log.warning("an admin ended every console session of a person", extra={"sessions_ended": ended})
+        flash(request, "success", f"{ended} session(s) of {subject} ended")
+        return back("/")
+
+
+__all__ = ["AuthController", "PeopleController", "sessions_clock", "sessions_of"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -26,10 +26,11 @@ from litestar.types import ControllerRouterHandler, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from prizeflow_console.application.login import SignInFlow
-from prizeflow_console.application.ports import IdentityProvider, PlatformApi
+from prizeflow_console.application.ports import IdentityProvider, PlatformApi, SessionStore
 from prizeflow_console.application.timeline import TraceFlow
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
-from prizeflow_console.entrypoints.auth import AuthController
+from prizeflow_console.domain.session import Timeouts, expiry_of, id_hash, judge, needs_touch
+from prizeflow_console.entrypoints.auth import AuthController, PeopleController
 from prizeflow_console.entrypoints.pages.approvals import ApprovalsController
 from prizeflow_console.entrypoints.pages.campaigns import CampaignsController
 from prizeflow_console.entrypoints.pages.dead_letters import DeadLettersController
@@ -37,7 +38,18 @@ from prizeflow_console.entrypoints.pages.holds import HoldsController
 from prizeflow_console.entrypoints.pages.rounds import RoundsController
 from prizeflow_console.entrypoints.pages.timeline import TimelineController
 from prizeflow_console.entrypoints.pages.wallet import WalletController
-from prizeflow_console.entrypoints.web import ForbiddenPageError, SignInRequiredError, current, page, signed_in
+from prizeflow_console.entrypoints.web import (
+    SCOPE_SESSION,
+    SESSION_USER,
+    ForbiddenPageError,
+    Session,
+    SignInRequiredError,
+    current,
+    page,
+    session_data,
+    session_id,
+    signed_in,
+)
 
 log = logging.getLogger("prizeflow_console")
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -48,7 +60,7 @@ REFUSALS = (
     "session_revoked",
     "session_expired_idle",
     "session_expired_absolute",
-    "session_ended_at_idp",
+    "session_token_expired",
     "cross_origin",
 )
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -203,7 +215,10 @@ def create_app(
     dev: bool = False,
     secure_cookies: bool,
     max_age_s: int,
+    sessions: SessionStore,
+    timeouts: Timeouts,
     registry: CollectorRegistry,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     pages: Sequence[ControllerRouterHandler] = PAGES,
     on_shutdown: Sequence[Any] = (),
 ) -> Litestar:
@@ -212,7 +227,7 @@ def create_app(
     # Over https both cookies are `__Host-`: a sibling host cannot plant its own session (a victim signed in as the
     # attacker tops up the attacker's wallet) or a CSRF token it knows. Plain http (dev) cannot use the prefix.
     prefix = "__Host-" if secure_cookies else ""
-    sessions = CookieBackendConfig(
+    cookies = CookieBackendConfig(
         secret=key, key=f"{prefix}pf_console", max_age=max_age_s, httponly=True, secure=secure_cookies,
         samesite="lax", path="/", exclude=["/static", "/health", "/metrics"],
     )  # fmt: skip
@@ -228,7 +243,7 @@ def create_app(
     )
     for reason in REFUSALS:
         refused.labels(reason)
-    sessions._backend_class = _verifying_backend(refused)
+    cookies._backend_class = _verifying_backend(refused)
 
     @get("/metrics", include_in_schema=False, opt=PUBLIC)
     async def metrics() -> Response[bytes]:
@@ -247,6 +262,29 @@ def create_app(
             route = scope.get("path_template") or "unmatched"
             requests.labels(route, f"{int(message['status']) // 100}xx").inc()
 
+    async def resolve_session(request: Request[Any, Any, Any]) -> None:
+        """The cookie names a session; the server's row decides whether it is one now. A session ended (signed
+        out, ended by an admin), idle or too old, or whose token expired, is none: the cookie forgets it, the
+        person signs in again; counted by reason. Its last use is written at most once a minute."""
+        sid = session_id(request)
+        if sid is None:
+            return
+        key, now = id_hash(sid), clock()
+        record = await sessions.get(key)
+        reason = "session_revoked" if record is None else judge(record, now=now, timeouts=timeouts)
+        if record is None or reason is not None:
+            assert reason is not None
+            refused.labels(reason).inc()
+            if record is not None and (ended := expiry_of(reason)) is not None:
+                await sessions.end(key, reason=ended, at=now)
+            if (store := session_data(request)) is not None:
+                store.pop(SESSION_USER, None)
+            log.info("console session refused: %s", reason)
+            return
+        if needs_touch(record, now):
+            await sessions.touch(key, now)
+        request.scope[SCOPE_SESSION] = Session(record.viewer, record.access_token)  # type: ignore[literal-required]
+
     trace = TraceFlow(apis)
     return Litestar(
         route_handlers=[
@@ -255,6 +293,7 @@ def create_app(
             ready,
             metrics,
             AuthController,
+            PeopleController,
             *pages,
             create_static_files_router(
                 path="/static", directories=[PACKAGE / "static"], opt=PUBLIC, include_in_schema=False
@@ -267,7 +306,7 @@ def create_app(
         },
         middleware=[
             DefineMiddleware(SameOriginMiddleware, origin=origin_of(public_url), refused=refused),
-            sessions.middleware,
+            cookies.middleware,
         ],
         csrf_config=CSRFConfig(
             secret=csrf_key,
@@ -287,7 +326,8 @@ def create_app(
             Exception: _unexpected,
         },
         before_send=[secure, count],
-        state=State({"apis": apis, "public_url": public_url, "dev": dev}),
+        before_request=resolve_session,
+        state=State({"apis": apis, "public_url": public_url, "dev": dev, "sessions": sessions, "clock": clock}),
         openapi_config=None,
         on_shutdown=list(on_shutdown),
         debug=False,

@@ -4,7 +4,6 @@ and running an action against a service (Post/Redirect/Get; a problem detail bec
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -58,19 +57,23 @@ def session_data(request: Request[Any, Any, Any]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def current(request: Request[Any, Any, Any]) -> Session | None:
+# Where the request's server-side session, once checked (`entrypoints.http.resolve_session`), is kept.
+SCOPE_SESSION = "prizeflow_console_session"
+
+
+def session_id(request: Request[Any, Any, Any]) -> str | None:
+    """The session id the cookie carries (nothing else in it counts: the server's row is the truth)."""
     store = session_data(request)
     data = store.get(SESSION_USER) if store else None
-    if not isinstance(data, dict):
-        return None
-    expires_at = data.get("exp")
-    if not isinstance(expires_at, int) or expires_at <= int(time.time()) + 5:
-        return None
-    viewer = Viewer.of(str(data.get("sub")), data.get("name"), data.get("roles") or [])
-    token = data.get("token")
-    if not isinstance(token, str):
-        return None
-    return Session(viewer, token)
+    sid = data.get("sid") if isinstance(data, dict) else None
+    return sid if isinstance(sid, str) and 20 <= len(sid) <= 100 else None
+
+
+def current(request: Request[Any, Any, Any]) -> Session | None:
+    """The signed-in person, as the server's session row says on this request (None: signed out, ended by an admin,
+    idle or too old, or its token expired)."""
+    found = request.scope.get(SCOPE_SESSION)
+    return found if isinstance(found, Session) else None
 
 
 def signed_in(request: Request[Any, Any, Any], page: Page | None = None) -> Session:
@@ -183,6 +186,7 @@ def apis(request: Request[Any, Any, Any]) -> PlatformApi:
 
 
 __all__ = [
+    "SCOPE_SESSION",
     "ForbiddenPageError",
     "Session",
     "SignInRequiredError",
@@ -196,6 +200,7 @@ __all__ = [
     "may",
     "page",
     "problem_text",
+    "session_id",
     "signed_in",
     "status_for",
 ]
