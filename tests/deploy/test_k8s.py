@@ -378,16 +378,17 @@ def _peers(rule: Doc, side: str) -> list[Doc]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_console_reaches_the_four_apis_and_the_identity_provider_only(overlay: str) -> None:
-    """No Kafka, no database, not the signer: its pods carry no Kafka client label, mount no secret file, and the
-    policies selecting them let out DNS, the four APIs' HTTP port and HTTPS to public addresses (the identity
-    provider) only; in, the ingress controller and Prometheus only. Each API admits the console on its HTTP port."""
+def test_the_console_reaches_the_four_apis_the_identity_provider_and_its_own_database_only(overlay: str) -> None:
+    """No Kafka, no other service's database, not the signer: its pods carry no Kafka client label, mount no secret
+    file, and the policies selecting them let out DNS, the four APIs' HTTP port, its sessions' database and HTTPS to
+    public addresses (the identity provider) only; in, the ingress controller and Prometheus only. Each API admits
+    the console on its HTTP port."""
     docs = rendered(overlay)
     labels = _pod_labels(docs, "console")
     assert "prizeflow.io/kafka-client" not in labels
     deployment = named(docs, "Deployment", "console")
     assert [v["name"] for v in docs_volumes(deployment)] == ["tmp"]
-    assert not {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"} & set(_config(docs, _container(deployment)))
+    assert "KAFKA_BOOTSTRAP_SERVERS" not in _config(docs, _container(deployment))
     assert not [d for d in of_kind(docs, "KafkaUser") if d["metadata"]["name"] == "console"]
 
     policies = _policies_of(docs, labels)
@@ -400,7 +401,9 @@ def test_the_console_reaches_the_four_apis_and_the_identity_provider_only(overla
     ]
     assert sorted(ingress_from) == ["ingress-nginx", "monitoring"]
     egress = {p["metadata"]["name"]: p["spec"]["egress"] for p in policies if p["spec"].get("egress")}
-    assert set(egress) == {"allow-dns", "console-to-apis", "identity-provider-egress"}
+    assert set(egress) == {"allow-dns", "console-to-apis", "console-to-postgres", "identity-provider-egress"}
+    [to_db] = egress["console-to-postgres"]
+    assert to_db["to"] == [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "console-db"}}}]
     [to_apis] = egress["console-to-apis"]
     assert [port["port"] for port in to_apis["ports"]] == ["http"]
     [peer] = to_apis["to"]
@@ -465,7 +468,8 @@ def test_the_console_is_wired_to_the_services_the_identity_provider_and_its_ingr
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert refs["CONSOLE_SESSION_SECRET"] == {"name": "console-secrets", "key": "CONSOLE_SESSION_SECRET"}
     assert refs["OIDC_CLIENT_SECRET"] == {"name": "console-secrets", "key": "OIDC_CLIENT_SECRET", "optional": True}
-    assert set(refs) == {"CONSOLE_SESSION_SECRET", "OIDC_CLIENT_SECRET"}
+    assert refs["DATABASE_URL"] == {"name": "console-db-runtime", "key": "uri"}  # its sessions, as the runtime role
+    assert set(refs) == {"CONSOLE_SESSION_SECRET", "OIDC_CLIENT_SECRET", "DATABASE_URL"}
     if overlay == "prod":
         secret = named(docs, "ExternalSecret", "console-secrets")["spec"]
         assert secret["target"]["name"] == "console-secrets"
@@ -475,7 +479,7 @@ def test_the_console_is_wired_to_the_services_the_identity_provider_and_its_ingr
 
 def test_databases_are_the_services_own_and_feed_database_url() -> None:
     docs = rendered("prod")
-    for service in SERVICES:
+    for service in (*SERVICES, "console"):  # the console keeps its sessions in a database of its own
         declared = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())
         database = declared["tool"]["prizeflow"]["service"]["database"]
         cluster = named(docs, "Cluster", f"{service}-db")

@@ -50,11 +50,15 @@ def test_an_images_command_is_a_script_of_its_package_and_its_migrations_exist(n
         assert not (directory / "alembic.ini").exists(), f"{name} has migrations the image would not carry"
 
 
-def test_the_console_is_a_server_on_the_runtimes_layer_without_migrations() -> None:
+def test_the_console_is_a_service_on_the_runtimes_layer_carrying_its_sessions_migrations() -> None:
     spec = images.IMAGES["console"]
-    assert (spec.package, spec.script, spec.migrations) == ("prizeflow-console", "prizeflow-console", None)
+    assert (spec.package, spec.script, spec.migrations) == (
+        "prizeflow-console",
+        "prizeflow-console",
+        "services/console",
+    )
     assert spec.ref == "localhost/prizeflow-console:dev"
-    assert images.build_target(spec) == "tool"  # the runtime stage's health check on /health/live, no alembic
+    assert images.build_target(spec) == "service"  # alembic.ini and migrations/ for its migrations Job
     assert images.dependency_layer(["prizeflow-console", "prizeflow-contracts", "prizeflow-runtime"]) == "runtime"
 
 

@@ -173,3 +173,13 @@ def test_idle_and_absolute_timeouts_end_a_session_whatever_the_cookie_says(
         (row,) = sessions.rows.values()
         assert row.end_reason is not None
         assert row.end_reason.value == reason.removeprefix("session_")
+
+
+def test_the_home_page_offers_an_admin_and_nobody_else_the_form_to_end_someones_sessions() -> None:
+    with console() as (client, _, idp):
+        sign_in(client, idp, "ada", "admin")
+        admin = client.get("/").text
+        sign_in(client, idp, "olga", "ops")
+        ops = client.get("/").text
+    assert 'action="/people/sessions/end"' in admin
+    assert 'action="/people/sessions/end"' not in ops

@@ -69,8 +69,8 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("payouts", "prizeflow-payouts", "prizeflow-payouts", "services/payouts"),
         ImageSpec("signer", "prizeflow-signer", "prizeflow-signer", "services/signer"),
         ImageSpec("webhooks", "prizeflow-webhooks", "prizeflow-webhooks", "services/webhooks"),
-        # The web console: a service without a database (no migrations), on the runtime's dependency layer.
-        ImageSpec("console", "prizeflow-console", "prizeflow-console"),
+        # The web console: its sessions' database (migrations), on the runtime's dependency layer.
+        ImageSpec("console", "prizeflow-console", "prizeflow-console", "services/console"),
         # Topic provisioning (`python -m prizeflow_runtime.topics`) and the external outbox relay: the runtime only.
         ImageSpec("ops", "prizeflow-runtime", None),
         ImageSpec("soroban-rpc", "prizeflow-soroban-emulator", "prizeflow-soroban-emulator"),
@@ -82,7 +82,7 @@ SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks", "console")
 
 def build_target(spec: ImageSpec) -> str:
     """The Containerfile stage an image is built from: `service` carries migrations, `ops` runs one-shot commands,
-    `tool` is a server without a database (the console, the Soroban RPC emulator, the simulator)."""
+    `tool` is a server without a database (the Soroban RPC emulator, the simulator)."""
     if spec.migrations:
         return "service"
     return "ops" if spec.name == "ops" else "tool"

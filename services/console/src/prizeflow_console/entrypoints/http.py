@@ -30,6 +30,7 @@ from prizeflow_console.application.ports import IdentityProvider, PlatformApi, S
 from prizeflow_console.application.timeline import TraceFlow
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
 from prizeflow_console.domain.session import Timeouts, expiry_of, id_hash, judge, needs_touch
+from prizeflow_console.domain.viewer import Role
 from prizeflow_console.entrypoints.auth import AuthController, PeopleController
 from prizeflow_console.entrypoints.pages.approvals import ApprovalsController
 from prizeflow_console.entrypoints.pages.campaigns import CampaignsController
@@ -147,7 +148,10 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
 @get("/", include_in_schema=False)
 async def home(request: Request[Any, Any, Any]) -> Template:
-    return page(request, "home.html", session=signed_in(request), title="Prizeflow console")
+    session = signed_in(request)
+    return page(
+        request, "home.html", session=session, title="Prizeflow console", is_admin=Role.ADMIN in session.viewer.roles
+    )
 
 
 @get("/health/live", include_in_schema=False, opt=PUBLIC, sync_to_thread=False)

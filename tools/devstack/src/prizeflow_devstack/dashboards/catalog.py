@@ -842,6 +842,20 @@ def payout_rails() -> Dashboard:
                 red_above=0,
                 width=6,
             ),
+            Panel(
+                "Final-state contradictions",
+                "A later word against money held as settled, never applied: payouts' contradictions with a provider "
+                "waiting for a person (the provider's current status disagrees with a final payout), and rewards' "
+                "late words against a final claim or top-up (alert PrizeflowFinalStateContradicted: any).",
+                (
+                    _gauge("prizeflow_payouts_final_state_contradictions_open", "provider"),
+                    _rate(
+                        "prizeflow_rewards_final_state_contradictions_total", "subject, state, reported", fn="increase"
+                    ),
+                ),
+                red_above=0,
+                width=6,
+            ),
         ),
     )
     return Dashboard(
