@@ -52,7 +52,8 @@ def test_a_damaged_session_cookie_sends_the_person_to_sign_in_and_is_counted(how
     [
         ({"origin": "https://evil.example"}, False),
         ({"origin": "http://testserver.evil.example"}, False),
-        ({"origin": "null"}, False),
+        ({"origin": "null", "sec-fetch-site": "cross-site"}, False),  # a sandboxed frame on another site
+        ({"origin": "null", "sec-fetch-site": "same-origin"}, True),  # the console's own form (no-referrer policy)
         ({"sec-fetch-site": "cross-site"}, False),
         ({"sec-fetch-site": "same-site"}, False),
         ({"origin": "http://testserver", "sec-fetch-site": "same-origin"}, True),

@@ -88,8 +88,8 @@ def _verifying_backend(refused: Counter) -> type[ClientSideSessionBackend]:
 
 class SameOriginMiddleware:
     """The browsers' own signal as a second wall behind the CSRF token: a state-changing request whose `Origin` (or,
-    without one, `Sec-Fetch-Site`) says it comes from another site is refused before anything runs. A request with
-    neither (not a browser) is judged by the CSRF token alone."""
+    without one or with `null`, `Sec-Fetch-Site`) says it comes from another site is refused before anything runs. A
+    request with neither (not a browser) is judged by the CSRF token alone."""
 
     def __init__(self, app: Any, *, origin: str, refused: Counter) -> None:
         self.app = app
@@ -106,7 +106,9 @@ class SameOriginMiddleware:
     def _same_origin(self, scope: Scope) -> bool:
         headers = {k.lower(): v for k, v in scope.get("headers") or []}
         origin = headers.get(b"origin")
-        if origin is not None:
+        # `null`: the browser withholds the origin (the console's own pages send `Referrer-Policy: no-referrer`,
+        # under which a form's POST carries `Origin: null`): then its `Sec-Fetch-Site` says where the request is from.
+        if origin is not None and origin != b"null":
             return origin.decode("latin-1").rstrip("/").lower() == self.origin.lower()
         site = headers.get(b"sec-fetch-site")
         return site is None or site in (b"same-origin", b"none")
