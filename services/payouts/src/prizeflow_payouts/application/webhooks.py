@@ -130,6 +130,8 @@ class ApplyProviderEvents:
                     cause=env.id,
                     returns=capabilities.supports_returns,
                 )
+                if change is None or change.to is rec.state:  # a failure of unknown outcome: its syncs decide
+                    outcome, change = Reaction.STALE.value, None
             elif verdict.reaction is Reaction.ASK:
                 change = _ask_provider(rec, ev.status, actor, now)
             disagrees = verdict.reaction is Reaction.CHECK
