@@ -87,6 +87,7 @@ TABLES: dict[str, TableRule] = {
     "top_ups": TableRule(_U, "one row per top-up"),
     "top_up_adjustments": TableRule(_U, "one row per top-up adjustment"),
     "sandbox_checkout_sessions": TableRule(_U, "one row per sandbox checkout session"),
+    "final_state_contradictions": TableRule(_U, "one row per late provider word against a final state (rare)"),
     # payouts
     "payouts": TableRule(_U, "one row per payout"),
     "payout_history": TableRule(_U, "one row per payout state change"),
@@ -94,6 +95,7 @@ TABLES: dict[str, TableRule] = {
     "payout_approvals": TableRule(_U, "one row per approval decision"),
     "payout_request_refusals": TableRule(_U, "one row per refused request"),
     "provider_events": TableRule(_U, "one row per provider webhook event"),
+    "payout_disagreements": TableRule(_U, "one row per provider report that disagreed with a payout's state"),
     "route_announcements": TableRule(_B, "one row"),
     "exchange_withdrawals": TableRule(_U, "one row per crypto_exchange payout asked of the exchange"),
     "stellar_engine_locks": TableRule(_B, "one per provider"),
@@ -111,6 +113,9 @@ TABLES: dict[str, TableRule] = {
     "signer_spend": TableRule(_U, "one row per signed spend"),
     # webhooks
     "deliveries": TableRule(_U, "one row per received webhook delivery"),
+    # console
+    "console_sessions": TableRule(_U, "one row per sign-in; ended rows kept (no retention yet)"),
+    "console_session_ends": TableRule(_U, "one row per admin's end-all of a person"),
 }
 
 
