@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import USDC, Api, GameServer, claim, top_up, uid, wait_for
+from support import USDC, Api, GameServer, caught_up, claim, top_up, uid, wait_for
 
 from prizeflow_contracts.events.game import PaidVia
 from prizeflow_contracts.topics import GAME_ROUNDS
@@ -192,6 +192,9 @@ async def test_dead_letters_are_redriven_and_purged_through_the_cli(
     shown = await ops.ok("dlq", "show", "rewards", str(letter["id"]))
     assert (shown["id"], shown["status"]) == (letter["id"], "open")
 
+    # The round's prizes (one of them `broke`'s) are credited by their own events: wait until every consumer has
+    # read everything, so that the balance below moves only by what the redrive does.
+    await caught_up(platform)
     await top_up(api, broke, 5 * USDC)
     before = await api.available(broke)
     redriven = await ops.ok("dlq", "redrive", "rewards", str(letter["id"]), "--reason", "the player topped up")

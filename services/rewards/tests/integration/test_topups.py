@@ -129,7 +129,12 @@ async def test_payment_delivered_three_times_and_out_of_order_credits_once(
         }
         await eventually(lambda: payment_events(app, "duplicate"), lambda n: n >= 2, timeout=30)
         assert (await app.balances("p-1"))["USD"]["balance"] == 6_000
-        events = [e for e in await app.events(REWARDS_EVENTS.name) if e.subject == top_up["top_up_id"]]
+
+        async def mine() -> list[Envelope[Any]]:
+            # The events leave through the outbox relay: the balance above can be read before they are published.
+            return [e for e in await app.events(REWARDS_EVENTS.name) if e.subject == top_up["top_up_id"]]
+
+        events = await eventually(mine, lambda found: len(found) >= 2, timeout=30)
         assert sorted(e.type.split(".")[-2] for e in events) == ["TopUpAdjusted", "TopUpCredited"]
         assert all(e.correlationid == top_up["top_up_id"] for e in events)
         r = await app.client.get("/wallets/p-1/transactions", headers=app.player("p-1"))
