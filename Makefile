@@ -37,7 +37,7 @@ $(CURDIR)/.devstack/tools/bin/uv:
 # ~6.5 s of CPU instead of ~3 s, and the suite starts hundreds of them). Test modules are left to pytest.
 sync: $(UV)
 	$(UV) sync --frozen --all-packages
-	@$(CURDIR)/.venv/bin/python -m compileall -q -j 0 -x '(node_modules|/\.devstack/|/tests/)' .venv/lib libs services tools
+	@$(CURDIR)/.venv/bin/python -m compileall -q -j 0 -x '(node_modules|/tests/)' .venv/lib libs services tools
 
 # Debian packages the tests need beyond the machine's baseline (SoftHSM2 for the signer's PKCS#11 backend;
 # Prometheus + promtool for the alert-rule tests, the expression checks and the devstack's Prometheus; Chromium

@@ -90,8 +90,7 @@ def test_a_players_top_up_round_and_payout_seen_live(
     checkout.get_by_role("button", name="Pay", exact=True).click()
     # Back at the console (the checkout's success URL) before the tab closes: closing a tab mid-navigation can
     # hang Chromium's close on a loaded machine (a 600 s timeout on a fresh-clone run).
-    checkout.wait_for_url(re.compile("^" + re.escape(console_url) + "/wallet"))
-    checkout.wait_for_load_state()
+    checkout.wait_for_url(re.compile("^" + re.escape(console_url) + "/wallet"))  # waits for its `load` too
     checkout.close()
     expect(status).to_contain_text("The payment arrived and was added to your wallet.", timeout=LIVE_MS)
     page.get_by_role("link", name="Back to your wallet").click()
