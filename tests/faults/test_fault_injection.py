@@ -255,6 +255,34 @@ async def test_never_pays_twice_never_loses_money_under_faults(platform: Platfor
     assert summary["invariant checks passed"] == summary["invariant checks"], summary["failed checks"]
 
 
+async def why_stuck(platform: Platform, db: dict[str, str]) -> str:
+    """What a drain that never reached its fixpoint leaves to read: each database's open transactions and outbox
+    writers, and every process's log lines about its relay and its errors."""
+    lines: list[str] = []
+    for service, url in db.items():
+        open_transactions = await fetch(
+            url,
+            "SELECT pid, state, now() - xact_start AS open_for, wait_event_type, wait_event, left(query, 160) AS q "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND xact_start IS NOT NULL ORDER BY xact_start",
+        )
+        writers = await fetch(
+            url,
+            "SELECT l.pid, l.virtualtransaction, a.state FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'relation' AND l.relation = 'outbox'::regclass AND l.mode = 'RowExclusiveLock'",
+        )
+        lines += [f"{service} db: {dict(r)}" for r in open_transactions]
+        lines += [f"{service} outbox writer: {dict(r)}" for r in writers]
+    for name in platform.procs:
+        noted = [
+            line
+            for line in platform.logs(name, 4000).splitlines()
+            if "relay" in line or '"ERROR"' in line or '"CRITICAL"' in line
+        ]
+        lines += [f"{name}: {line[:400]}" for line in noted[-15:]]
+    return "\n".join(lines)
+
+
 async def drain_and_check(platform: Platform, api: Api, infra: Infra, plans: list[RoundPlan]) -> dict[str, Any]:
     db = {name: platform.procs[name].database_url or "" for name in SERVICES}
 
@@ -289,7 +317,10 @@ async def drain_and_check(platform: Platform, api: Api, infra: Infra, plans: lis
             return "end offsets moved"
         return ""
 
-    await wait_for(unquiet, lambda why: why == "", timeout=300)
+    try:
+        await wait_for(unquiet, lambda why: why == "", timeout=300)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{await why_stuck(platform, db)}") from None
 
     checks: dict[str, bool] = {}
     # 1. Every settled allocation is in a wallet exactly once, for its amount.

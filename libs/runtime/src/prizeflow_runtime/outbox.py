@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,29 @@ async def add_events(
 
 
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload", "event_type")
+
+
+class KafkaStalledError(Exception):
+    """Kafka left some of a batch's records unacknowledged past the relay's ack timeout."""
+
+
+async def abandon_producer(producer: AIOKafkaProducer, *, grace: float = 5.0) -> None:
+    """Close `producer` without waiting for the batches it still holds.
+
+    An idempotent aiokafka producer never expires a batch: it retries a retriable error forever (`Sender._can_retry`),
+    so after a broker restart that left it with stale state its futures may never resolve, and `stop()` waits for them.
+    The records stay in the outbox (a relay deletes only what Kafka acknowledged), so whatever this producer might
+    still deliver later is a duplicate that consumers drop by event id."""
+    try:
+        await asyncio.wait_for(producer.stop(), timeout=grace)
+    except Exception:  # noqa: BLE001 - a timeout or a broken client: tear the rest down by hand below
+        log.warning("outbox relay: the stalled producer did not stop in %.0fs; closing its connections", grace)
+    sender = getattr(producer, "_sender", None)  # no public way to stop the sender without flushing
+    if sender is not None:
+        with contextlib.suppress(Exception):
+            await sender.close()
+    with contextlib.suppress(Exception):
+        await producer.client.close()
 
 
 def physical_topic(name: str, suffix: str) -> str:
@@ -184,9 +207,16 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         topic_suffix: str = "",
         vacuum_every: int = 20_000,
+        ack_timeout: float = 60.0,
+        renew_producer: Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]] | None = None,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._producer = producer
+        # A batch Kafka has not acknowledged after `ack_timeout` seconds (twice the producer's request timeout by
+        # default) is a stalled producer, not a slow broker: `renew_producer(old)` abandons it and returns a started
+        # replacement, and the relay gives up leadership for a moment so a healthy replica may take over.
+        self._ack_timeout = ack_timeout
+        self._renew_producer = renew_producer
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -234,6 +264,11 @@ class OutboxRelay:
         self._drained_to = None  # another relay may have published (and deleted) meanwhile
         if self._metrics is not None:
             self._metrics.outbox_relay_leader.set(1 if leader else 0)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer publishing now (a stalled one is replaced: see `renew_producer`)."""
+        return self._producer
 
     @property
     def leader(self) -> bool:
@@ -352,7 +387,14 @@ class OutboxRelay:
                     raise ValueError(f"outbox row {row['seq']} is larger than a record batch may be")
         for (topic, partition), builder in builders.items():
             futures.append(await producer.send_batch(builder, topic, partition=partition))
-        await asyncio.gather(*futures)
+        # Not `wait_for(gather(...))`: cancelling the batches' futures would not stop the producer retrying them.
+        done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+        if pending:
+            raise KafkaStalledError(
+                f"{len(pending)} of {len(futures)} record batches unacknowledged after {self._ack_timeout:.0f}s"
+            )
+        for future in done:
+            future.result()  # the first failure, as gather would raise it
 
     async def run(self) -> None:
         """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""
@@ -375,6 +417,12 @@ class OutboxRelay:
                 await self._close_conn()
                 await self._sleep(backoff.next())
                 continue
+            except KafkaStalledError as err:
+                log.error("outbox relay: Kafka stalled; replacing the producer", extra={"error": str(err)})
+                await self._close_conn()  # leadership goes to whichever relay asks next, perhaps a healthy replica's
+                await self._replace_producer()
+                await self._sleep(backoff.next())
+                continue
             except Exception:
                 log.exception("outbox relay: publish failed, retrying the batch")
                 await self._sleep(backoff.next())
@@ -382,6 +430,15 @@ class OutboxRelay:
             if result.published >= self._batch_size:
                 continue
             await self._sleep(self._poll_interval if result.leader else self._poll_interval * 4, wake=True)
+
+    async def _replace_producer(self) -> None:
+        if self._renew_producer is None:
+            return  # the caller owns the producer: retrying resends the batch through it
+        try:
+            self._producer = await self._renew_producer(self._producer)
+            self._partitions.clear()
+        except Exception:
+            log.exception("outbox relay: could not start a new producer; retrying with the old one")
 
     async def _sleep(self, seconds: float, *, wake: bool = False) -> None:
         waiters = [asyncio.ensure_future(self._stopping.wait())]

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from prizeflow_runtime.logging import configure_logging
 from prizeflow_runtime.metrics import RuntimeMetrics
-from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer
+from prizeflow_runtime.outbox import OutboxRelay, abandon_producer, idempotent_producer
 from prizeflow_runtime.retry import Backoff
 from prizeflow_runtime.settings import ServiceSettings
 
@@ -38,6 +38,8 @@ async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None
         batch_size=settings.outbox_batch_size,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
         topic_suffix=settings.kafka_topic_suffix,
+        ack_timeout=settings.outbox_ack_timeout_ms / 1000,
+        renew_producer=lambda stalled: _renewed(settings, stalled),
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -46,7 +48,7 @@ async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None
     try:
         await relay.run()
     finally:
-        await producer.stop()
+        await relay.producer.stop()
         log.info("outbox relay stopped")
 
 
@@ -70,6 +72,12 @@ async def _started_producer(settings: ServiceSettings) -> AIOKafkaProducer:
             await asyncio.sleep(delay)
         else:
             return producer
+
+
+async def _renewed(settings: ServiceSettings, stalled: AIOKafkaProducer) -> AIOKafkaProducer:
+    fresh = await _started_producer(settings)
+    await abandon_producer(stalled)
+    return fresh
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ from prizeflow_runtime.http import NotReady, ReadinessCheck, create_app, is_outa
 from prizeflow_runtime.inbox_retention import InboxHorizonError, InboxRetention, horizon_problems, maintain_inbox
 from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecurityError, authentication_problem
 from prizeflow_runtime.metrics import RuntimeMetrics
-from prizeflow_runtime.outbox import OutboxRelay, idempotent_producer, oldest_pending_age
+from prizeflow_runtime.outbox import OutboxRelay, abandon_producer, idempotent_producer, oldest_pending_age
 from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.timeline import Timeline, TimelineSource
@@ -361,11 +361,25 @@ class ServiceRuntime:
                 batch_size=s.outbox_batch_size,
                 poll_interval=s.outbox_poll_interval_ms / 1000,
                 topic_suffix=suffix,
+                ack_timeout=s.outbox_ack_timeout_ms / 1000,
+                renew_producer=self._renew_producer,
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+            self._relay_task.add_done_callback(_relay_ended)
         if self._consumer_specs:
             self._inbox_task = asyncio.create_task(self._maintain_inbox_periodically(), name="inbox-maintenance")
         self._clients_up = True
+
+    async def _renew_producer(self, stalled: AIOKafkaProducer) -> AIOKafkaProducer:
+        """A started producer in place of `stalled` (which the relay found stalled), abandoned without a flush."""
+        s = self.settings
+        fresh = idempotent_producer(
+            s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer", security=s.kafka_security
+        )
+        await fresh.start()
+        self._producer = fresh
+        await abandon_producer(stalled)
+        return fresh
 
     async def _stop_clients(self) -> None:
         """Stop whatever Kafka clients run (all of them, or what a failed start-up attempt left behind)."""
@@ -414,6 +428,9 @@ class ServiceRuntime:
             await self._producer.client.fetch_all_metadata()
         except KafkaError as err:
             raise NotReady("unreachable") from err
+        task = self._relay_task
+        if task is not None and task.done():  # it only returns when stopped, and stopping clears it
+            raise NotReady("the outbox relay stopped")
 
     async def startup_ready(self) -> None:
         """Ready once start-up went through; until then, what it waits for (a topic, Kafka, a hook)."""
@@ -486,6 +503,12 @@ class ServiceRuntime:
             on_startup=[self.start_in_background],
             on_shutdown=[self.stop],
         )
+
+
+def _relay_ended(task: asyncio.Task[None]) -> None:
+    """A relay task ends only when stopped; anything else is loud (and the readiness check reports it)."""
+    if not task.cancelled() and (err := task.exception()) is not None:
+        log.critical("outbox relay died; this process publishes nothing until restarted", exc_info=err)
 
 
 def serve(app: Litestar | ASGIApp, settings: ServiceSettings) -> None:

@@ -293,6 +293,11 @@ class ServiceSettings(BaseSettings):
     )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_ms: int = Field(default=500, ge=10)
+    outbox_ack_timeout_ms: int = Field(
+        default=60_000,
+        ge=1_000,
+        description="a batch Kafka has not acknowledged by then means a stalled producer: the relay replaces it",
+    )
     outbox_relay: Literal["inline", "external"] = Field(
         default="inline",
         description="inline: this process relays its outbox; external: `python -m prizeflow_runtime.relay` does",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from typing import Any
 
 import asyncpg
 import pytest
@@ -15,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.envelope import decode
 from prizeflow_runtime.broker import ensure_topics
 from prizeflow_runtime.db import asyncpg_dsn, session_factory
-from prizeflow_runtime.outbox import _RELAY_SESSION, _WATERMARK, OutboxRelay, add_event, idempotent_producer
+from prizeflow_runtime.outbox import (
+    _RELAY_SESSION,
+    _WATERMARK,
+    OutboxRelay,
+    abandon_producer,
+    add_event,
+    idempotent_producer,
+)
 from prizeflow_testkit import eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -163,8 +171,6 @@ async def test_relay_deletes_what_it_published_and_vacuums_the_outbox(
 
 async def test_migration_turns_a_marking_outbox_into_a_deleting_one_and_back(engine: AsyncEngine) -> None:
     """An outbox of the earlier schema (rows marked `published_at`): published rows go, pending rows stay."""
-    from typing import Any
-
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
@@ -310,3 +316,91 @@ async def test_the_relays_session_never_jit_compiles_its_poll(engine: AsyncEngin
         assert "JIT" not in planned
     finally:
         await conn.close()
+
+
+class _StalledProducer:
+    """A real producer whose batches Kafka 'never acknowledges': what an idempotent aiokafka producer does when it
+    retries a batch forever after a broker restart. Everything but `send_batch` is the real one's."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.submitted = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        self.submitted += 1
+        return asyncio.get_running_loop().create_future()  # never resolved
+
+
+async def test_a_stalled_producer_is_replaced_and_the_outbox_still_drains_once_in_order(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """A batch left unacknowledged past the ack timeout: the relay gives up its leadership, abandons the producer
+    (without the flush its `stop()` would wait on forever) and publishes the same rows, in order, through a new one.
+    Nothing left the outbox that Kafka did not acknowledge."""
+    topic = "prizeflow.outbox-stall" + topic_suffix
+    await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
+    real = idempotent_producer(kafka_bootstrap)
+    await real.start()
+    stalled = _StalledProducer(real)
+    renewed: list[Any] = []
+
+    async def renew(old: Any) -> Any:
+        assert old is stalled
+        fresh = idempotent_producer(kafka_bootstrap)
+        await fresh.start()
+        renewed.append(fresh)
+        await real.stop()  # the test's stand-in for abandon_producer: the real one holds nothing unacknowledged
+        return fresh
+
+    async with session_factory(engine)() as session, session.begin():
+        for i in range(5):
+            await add_event(session, thing(f"s-{i}", i, correlation_id="key-stall"), topic=topic)
+    relay = OutboxRelay(
+        database_url=str(engine.url.render_as_string(hide_password=False)),
+        producer=stalled,
+        poll_interval=0.05,
+        ack_timeout=0.5,
+        renew_producer=renew,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def published() -> list[str]:
+            return [decode(r.value or b"").data.thing_id for r in await read_topic(kafka_bootstrap, topic)]  # type: ignore[attr-defined]
+
+        assert await eventually(published, lambda ids: len(ids) >= 5, timeout=20) == [f"s-{i}" for i in range(5)]
+        assert stalled.submitted >= 1
+        assert renewed == [relay.producer]
+
+        async def left() -> int:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one())
+
+        await eventually(left, lambda n: n == 0, timeout=10)
+    finally:
+        await relay.stop()
+        task.cancel()
+        for producer in renewed:
+            await producer.stop()
+
+
+async def test_abandoning_a_producer_returns_even_with_a_batch_kafka_never_acknowledges(kafka_bootstrap: str) -> None:
+    """`abandon_producer` on a producer whose `stop()` would wait forever for a batch: bounded, and closed."""
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    original = producer._message_accumulator.close
+
+    async def close_waiting_forever() -> None:
+        await never  # what flushing a batch the broker never acknowledges looks like to stop()
+
+    producer._message_accumulator.close = close_waiting_forever
+    try:
+        await asyncio.wait_for(abandon_producer(producer, grace=0.2), timeout=10)
+    finally:
+        producer._message_accumulator.close = original
+        never.cancel()
+    assert producer._sender.sender_task.done()
