@@ -125,10 +125,15 @@ def test_the_integration_tier_passes_on_testcontainers_over_podman(
         env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
         env |= {"DATABASE_URL": postgres_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
         t0 = time.monotonic()
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-m", "integration", "-q", "-p", "no:cacheprovider", *INTEGRATION_SLICE],
-            cwd=repo_root, env=env, capture_output=True, text=True, timeout=480, check=False,
-        )  # fmt: skip
+        nested = [sys.executable, "-m", "pytest", "-m", "integration", "-q", "-p", "no:cacheprovider"]
+        try:
+            run = subprocess.run(
+                [*nested, *INTEGRATION_SLICE],
+                cwd=repo_root, env=env, capture_output=True, text=True, timeout=480, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as err:
+            out = err.stdout.decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
+            pytest.fail(f"the integration slice on the containers ran past {err.timeout:.0f} s:\n{out[-6000:]}")
         tier_s = time.monotonic() - t0
         summary = (run.stdout.strip().splitlines() or ["no output"])[-1]
         _note(f"integration slice through testcontainers: {summary} ({tier_s:.0f} s)")
