@@ -52,7 +52,7 @@ def attach_consumer(
     consumer: ReliableConsumer,
     *,
     max_records: int = 500,
-    batch_timeout_ms: int = 50,
+    long_poll_ms: int = 1_000,
     auto_offset_reset: Literal["earliest", "latest", "none"] = "earliest",
     group_id: str | None = None,
 ) -> Any:
@@ -66,13 +66,14 @@ def attach_consumer(
         ack_policy=AckPolicy.MANUAL,
         batch=True,
         max_records=max_records,
-        batch_timeout_ms=batch_timeout_ms,
         auto_offset_reset=auto_offset_reset,
         max_poll_interval_ms=600_000,
         # `ReliableConsumer` decodes each record itself (to an Envelope, or a DLQ refusal): FastStream's own
         # decoding would json-parse every record a second time, for a body nobody reads.
         decoder=_raw_records,
     )
+
+    _long_poll(subscriber, max_records=max_records, timeout_ms=long_poll_ms)
 
     @subscriber
     async def _on_poll(msg: KafkaMessage) -> None:
@@ -89,6 +90,21 @@ def attach_consumer(
             raise
 
     return subscriber
+
+
+def _long_poll(subscriber: Any, *, max_records: int, timeout_ms: int) -> None:
+    """Make the subscriber's poll a long poll: `getmany` returns as soon as any record is fetched, or after
+    `timeout_ms` with nothing, and the loop asks again at once.
+
+    FastStream's batch subscriber polls on a timer instead: `getmany(timeout_ms=batch_timeout_ms)` and, when empty, a
+    sleep of as long again; an idle consumer woke 10 times a second and a record arriving during the sleep waited
+    for it (measured: ~40 % of an idle service's CPU was that loop)."""
+
+    async def get_msg(kafka_consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+        batches = await kafka_consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return tuple(record for records in batches.values() for record in records)
+
+    subscriber.get_msg = get_msg  # an instance attribute: FastStream's consume loop calls `self.get_msg(consumer)`
 
 
 async def rewind_to(kafka_consumer: AIOKafkaConsumer, records: Sequence[Any]) -> None:
