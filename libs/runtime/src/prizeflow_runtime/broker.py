@@ -98,7 +98,7 @@ def _long_poll(subscriber: Any, *, max_records: int, timeout_ms: int) -> None:
 
     FastStream's batch subscriber polls on a timer instead: `getmany(timeout_ms=batch_timeout_ms)` and, when empty, a
     sleep of as long again; an idle consumer woke 10 times a second and a record arriving during the sleep waited
-    for it (measured: ~40 % of an idle service's CPU was that loop)."""
+    for it (an idle platform's rewards used 25.7 CPU-ms/s with it, 18.0 without; settlement 11.7 and 9.0)."""
 
     async def get_msg(kafka_consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
         batches = await kafka_consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)

@@ -376,7 +376,12 @@ class ServiceRuntime:
         fresh = idempotent_producer(
             s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer", security=s.kafka_security
         )
-        await fresh.start()
+        try:
+            await fresh.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            raise
         self._producer = fresh
         await abandon_producer(stalled)
         return fresh
