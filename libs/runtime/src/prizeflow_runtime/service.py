@@ -327,9 +327,7 @@ class ServiceRuntime:
     async def _start_clients(self) -> None:
         s = self.settings
         suffix = s.kafka_topic_suffix
-        self._producer = idempotent_producer(
-            s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer", security=s.kafka_security
-        )
+        self._producer = self._new_producer()
         await self._producer.start()
         # A broker whose start failed is not started again: each attempt subscribes on a fresh one.
         self.broker = create_broker(s.kafka_bootstrap_servers, client_id=s.service_name, security=s.kafka_security)
@@ -370,12 +368,15 @@ class ServiceRuntime:
             self._inbox_task = asyncio.create_task(self._maintain_inbox_periodically(), name="inbox-maintenance")
         self._clients_up = True
 
-    async def _renew_producer(self, stalled: AIOKafkaProducer) -> AIOKafkaProducer:
-        """A started producer in place of `stalled` (which the relay found stalled), abandoned without a flush."""
+    def _new_producer(self) -> AIOKafkaProducer:
         s = self.settings
-        fresh = idempotent_producer(
+        return idempotent_producer(
             s.kafka_bootstrap_servers, client_id=f"{s.service_name}-producer", security=s.kafka_security
         )
+
+    async def _renew_producer(self, stalled: AIOKafkaProducer) -> AIOKafkaProducer:
+        """A started producer in place of `stalled` (which the relay found stalled), abandoned without a flush."""
+        fresh = self._new_producer()
         try:
             await fresh.start()
         except BaseException:
