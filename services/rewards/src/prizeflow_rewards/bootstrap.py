@@ -197,6 +197,7 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     )
     app.on_startup.append(refresher.start)
     app.on_shutdown.insert(0, refresher.stop)
+    app.on_shutdown.insert(0, api.claim_intake.stop)  # the requests waiting on a commit get their answer
     if isinstance(checkout, StripeCheckout):
         app.on_shutdown.append(checkout.aclose)
     return app

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.claims import RefusalCode
@@ -36,6 +36,8 @@ class RewardsMetrics:
     top_ups: Counter
     payment_events: Counter
     contradictions: Counter
+    claim_batch: Histogram
+    claim_batch_seconds: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
@@ -100,6 +102,18 @@ class RewardsMetrics:
                 "Later words against a final state (a payment after a top-up expired, a payout paid for a voided "
                 "claim...): recorded, never applied; a person decides",
                 ["subject", "state", "reported"],
+                registry=registry,
+            ),
+            claim_batch=Histogram(
+                n("claim_batch_size"),
+                "Claim requests decided per intake transaction (group commit)",
+                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
+                registry=registry,
+            ),
+            claim_batch_seconds=Histogram(
+                n("claim_batch_seconds"),
+                "Seconds per claim intake transaction, lock to commit (retries included)",
+                buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
                 registry=registry,
             ),
         )

@@ -22,7 +22,10 @@ from prizeflow_rewards.application.ports import (
     CheckoutUnavailableError,
     ClaimDecision,
     ClaimHistory,
+    FirstUse,
     HeldRound,
+    IntakeFacts,
+    IntakeQuery,
     Stores,
     TransferRecord,
     WalletMovement,
@@ -144,6 +147,9 @@ class _Row:
 class FakeClaims:
     def __init__(self) -> None:
         self.rows: dict[str, _Row] = {}
+        # What `intake_facts` reads besides claims (the database joins them; `Fakes` links them).
+        self.players = FakePlayers()
+        self.routes = FakeRoutes()
 
     async def get(self, tx: object, claim_id: str, *, lock: bool = False) -> Claim | None:
         row = self.rows.get(claim_id)
@@ -160,8 +166,22 @@ class FakeClaims:
     async def lock_many(self, tx: object, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         return {i: (r.claim.player_id, r.claim.asset) for i in sorted(claim_ids) if (r := self.rows.get(i))}
 
-    async def history(
-        self, tx: object, player_id: str, asset: str, *, day: datetime, velocity: datetime, window: datetime
+    async def intake_facts(
+        self, tx: object, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
+    ) -> list[IntakeFacts]:
+        return [
+            IntakeFacts(
+                existing=await self.get(tx, q.claim_id),
+                history=self.history(q.player_id, q.asset, day=day, velocity=velocity, window=window),
+                destination_first_seen=self.players.destinations.get((q.player_id, q.destination_key)),
+                risk_flagged=self.players.flags.get(q.player_id, False),
+                routable=self.routes.routable(q.asset, q.destination_type, q.amount),
+            )
+            for q in queries
+        ]
+
+    def history(
+        self, player_id: str, asset: str, *, day: datetime, velocity: datetime, window: datetime
     ) -> ClaimHistory:
         mine = [r.claim for r in self.rows.values() if r.claim.player_id == player_id]
         live = {ClaimStatus.HELD, ClaimStatus.APPROVED, ClaimStatus.PAID}
@@ -174,10 +194,13 @@ class FakeClaims:
             failed=sum(1 for c in recent if c.status in failed),
         )
 
-    async def add(self, tx: object, claim: Claim) -> None:
-        assert claim.id not in self.rows
-        held = claim.status is ClaimStatus.HELD
-        self.rows[claim.id] = _Row(claim, decided_at=None if held else claim.created_at)
+    async def add_many(self, tx: object, claims: Sequence[Claim], destinations: Sequence[FirstUse]) -> None:
+        for claim in claims:
+            assert claim.id not in self.rows
+            held = claim.status is ClaimStatus.HELD
+            self.rows[claim.id] = _Row(claim, decided_at=None if held else claim.created_at)
+        for d in destinations:
+            self.players.destinations.setdefault((d.player_id, d.destination_key), d.at)
 
     async def decide(self, tx: object, claim_id: str, decision: ClaimDecision) -> None:
         row = self.rows[claim_id]
@@ -199,15 +222,6 @@ class FakePlayers:
         self.destinations: dict[tuple[str, str], datetime] = {}
         self.flags: dict[str, bool] = {}
 
-    async def destination_first_seen(self, tx: object, player_id: str, destination_key: str) -> datetime | None:
-        return self.destinations.get((player_id, destination_key))
-
-    async def remember_destination(self, tx: object, player_id: str, destination_key: str, at: datetime) -> None:
-        self.destinations.setdefault((player_id, destination_key), at)
-
-    async def risk_flagged(self, tx: object, player_id: str) -> bool:
-        return self.flags.get(player_id, False)
-
     async def set_risk_flag(self, tx: object, player_id: str, *, flagged: bool, reason: str | None, by: str) -> None:
         self.flags[player_id] = flagged
 
@@ -218,7 +232,7 @@ class FakeRoutes:
         self.routes: set[tuple[str, str, str]] = set()
         self.amounts: dict[tuple[str, str, str], tuple[int, ...]] = {}  # routes that pay fixed amounts only
 
-    async def routable(self, tx: object, asset: str, destination_type: str, amount: int) -> bool:
+    def routable(self, asset: str, destination_type: str, amount: int) -> bool:
         return any(
             (a, d) == (asset, destination_type) and amount in self.amounts.get((a, d, p), (amount,))
             for a, d, p in self.routes
@@ -598,6 +612,9 @@ class Fakes:
     outbox: FakeOutbox = field(default_factory=FakeOutbox)
     top_ups: FakeTopUps = field(default_factory=FakeTopUps)
     contradictions: FakeContradictions = field(default_factory=FakeContradictions)
+
+    def __post_init__(self) -> None:
+        self.claims.players, self.claims.routes = self.players, self.routes
 
     @property
     def stores(self) -> Stores:

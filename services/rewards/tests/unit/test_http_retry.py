@@ -3,7 +3,7 @@ problem with Retry-After, never a 500 (the HTTP layer on fake sessions and a fla
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from prizeflow_rewards.adapters.transactions import RetryPolicy
 from prizeflow_rewards.application.claims import Claim
+from prizeflow_rewards.application.claims.submit import ClaimRequest
 from prizeflow_rewards.domain.claims import ClaimStatus
 from prizeflow_rewards.entrypoints.http import RewardsApi, router
 from prizeflow_rewards.metrics import RewardsMetrics
@@ -59,16 +60,17 @@ class FlakySubmit:
         self.failures = failures
         self.calls = 0
 
-    async def __call__(self, conn: Any, actor: Any, **kw: Any) -> tuple[Claim, bool]:
+    async def decide(self, conn: Any, requests: Sequence[ClaimRequest]) -> list[tuple[Claim, bool]]:
         self.calls += 1
         if self.calls <= self.failures:
             raise Deadlock("deadlock detected")
+        [r] = requests
         claim = Claim(
             id="cl-1",
-            player_id=kw["player_id"],
-            asset=kw["asset"],
-            amount=kw["amount"],
-            destination=kw["destination"].model_dump(mode="json"),
+            player_id=r.player_id,
+            asset=r.asset,
+            amount=r.amount,
+            destination=r.destination.model_dump(mode="json"),
             status=ClaimStatus.APPROVED,
             hold_code=None,
             hold_detail=None,
@@ -77,7 +79,7 @@ class FlakySubmit:
             correlation_id="cl-1",
             created_at=datetime(2026, 1, 1, tzinfo=UTC),
         )
-        return claim, True
+        return [(claim, True)]
 
 
 @asynccontextmanager

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from prizeflow_rewards.application.ports import ClaimDecision, ClaimHistory
+from prizeflow_rewards.application.ports import ClaimDecision, ClaimHistory, FirstUse, IntakeFacts, IntakeQuery
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_runtime.db import driver_connection
 
 Conn = AsyncSession | AsyncConnection
 
@@ -27,22 +28,44 @@ _LOCK_MANY = text(
 )
 _HELD = text(_SELECT_CLAIM + "WHERE status = 'held' ORDER BY created_at LIMIT :n")
 _OF_PLAYER = text(_SELECT_CLAIM + "WHERE player_id = :p ORDER BY created_at DESC, id DESC LIMIT :n")
-_HISTORY = text(
-    """
-    SELECT
-      coalesce(sum(amount) FILTER (WHERE asset = :asset AND created_at > :day
-                                   AND status IN ('held', 'approved', 'paid')), 0) AS claimed_today,
-      count(*) FILTER (WHERE created_at > :velocity) AS recent,
-      count(*) FILTER (WHERE created_at > :window AND status IN ('paid', 'rejected', 'voided', 'returned')) AS decided,
-      count(*) FILTER (WHERE created_at > :window AND status IN ('rejected', 'voided', 'returned')) AS failed
-    FROM claims WHERE player_id = :player AND created_at > least(:day, :velocity, :window)
-    """
-)
-_INSERT = text(
-    "INSERT INTO claims (id, player_id, asset, amount, destination, destination_key, status, hold_code, "
-    "hold_detail, pending_transfer_id, payout_request_id, correlation_id, created_at, decided_at) "
-    "VALUES (:id, :p, :a, :amt, CAST(:d AS jsonb), :k, :s, :hc, :hd, :t, :pr, :c, :now, :decided)"
-)
+# Everything the claim rules read for an intake batch, one row per request in the batch's order: the claim its
+# id names, the player's history (claims created after the oldest of the three windows), the destination's first
+# use, the risk flag, and whether a route pays it. Prepared once per connection (asyncpg), arrays in.
+_INTAKE_FACTS = """
+    SELECT q.i, c.id, c.player_id, c.asset, c.amount, c.destination, c.status, c.hold_code, c.hold_detail,
+           c.rejection_code, c.payout_request_id, c.correlation_id, c.created_at, c.destination_key, c.payout_id,
+           h.claimed_today, h.recent, h.decided, h.failed, d.first_seen_at, coalesce(f.flagged, false) AS flagged,
+           EXISTS (SELECT 1 FROM payout_routes r WHERE r.asset = q.asset AND r.destination_type = q.dtype
+                   AND (r.amounts IS NULL OR q.amount = ANY(r.amounts))) AS routable
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+         WITH ORDINALITY AS q(claim_id, player, asset, amount, dtype, dkey, i)
+    LEFT JOIN claims c ON c.id = q.claim_id
+    LEFT JOIN payout_destinations d ON d.player_id = q.player AND d.destination_key = q.dkey
+    LEFT JOIN player_risk_flags f ON f.player_id = q.player
+    CROSS JOIN LATERAL (
+        SELECT
+          coalesce(sum(k.amount) FILTER (WHERE k.asset = q.asset AND k.created_at > $7
+                                         AND k.status IN ('held', 'approved', 'paid')), 0) AS claimed_today,
+          count(*) FILTER (WHERE k.created_at > $8) AS recent,
+          count(*) FILTER (WHERE k.created_at > $9
+                           AND k.status IN ('paid', 'rejected', 'voided', 'returned')) AS decided,
+          count(*) FILTER (WHERE k.created_at > $9 AND k.status IN ('rejected', 'voided', 'returned')) AS failed
+        FROM claims k WHERE k.player_id = q.player AND k.created_at > least($7, $8, $9)
+    ) AS h
+    ORDER BY q.i
+"""
+_INSERT_MANY = """
+    INSERT INTO claims (id, player_id, asset, amount, destination, destination_key, status, hold_code, hold_detail,
+                        pending_transfer_id, payout_request_id, correlation_id, created_at, decided_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], $13::timestamptz[],
+                         $14::timestamptz[])
+"""
+_REMEMBER_MANY = """
+    INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+    ON CONFLICT DO NOTHING
+"""
 _DECIDE = text("UPDATE claims SET status = :s, decided_at = :t, decided_by = :by, rejection_code = :rc WHERE id = :id")
 _BIND = text("UPDATE claims SET payout_id = :p WHERE id = :id")
 _SETTLE = text("UPDATE claims SET status = :s, settled_at = now() WHERE id = :id")
@@ -53,6 +76,27 @@ _STATS = text(
     "count(*) FILTER (WHERE decided_at > now() - interval '1 day' "
     "  AND status IN ('rejected', 'voided', 'returned')) AS failed FROM claims"
 )
+
+
+def _claim_of_record(r: Any) -> Claim:
+    """A claim from an asyncpg record of `_INTAKE_FACTS` (jsonb arrives as its text)."""
+    destination = r["destination"]
+    return Claim(
+        r["id"],
+        r["player_id"],
+        r["asset"],
+        r["amount"],
+        json.loads(destination) if isinstance(destination, str) else destination,
+        ClaimStatus(r["status"]),
+        r["hold_code"],
+        r["hold_detail"],
+        r["rejection_code"],
+        r["payout_request_id"],
+        r["correlation_id"],
+        r["created_at"],
+        r["destination_key"],
+        r["payout_id"],
+    )
 
 
 def _claim(row: Any) -> Claim:
@@ -89,37 +133,62 @@ class PgClaimRepository:
         rows = await tx.execute(_LOCK_MANY, {"ids": list(claim_ids)})
         return {r.id: (r.player_id, r.asset) for r in rows}
 
-    async def history(
-        self, tx: Conn, player_id: str, asset: str, *, day: datetime, velocity: datetime, window: datetime
-    ) -> ClaimHistory:
-        row = (
-            await tx.execute(
-                _HISTORY, {"player": player_id, "asset": asset, "day": day, "velocity": velocity, "window": window}
-            )
-        ).one()
-        return ClaimHistory(int(row.claimed_today), int(row.recent), int(row.decided), int(row.failed))
-
-    async def add(self, tx: Conn, claim: Claim) -> None:
-        held = claim.status is ClaimStatus.HELD
-        await tx.execute(
-            _INSERT,
-            {
-                "id": claim.id,
-                "p": claim.player_id,
-                "a": claim.asset,
-                "amt": claim.amount,
-                "d": json.dumps(claim.destination),
-                "k": claim.destination_key,
-                "s": claim.status.value,
-                "hc": claim.hold_code,
-                "hd": claim.hold_detail,
-                "t": claim.pending.id,
-                "pr": claim.payout_request_id,
-                "c": claim.correlation_id,
-                "now": claim.created_at,
-                "decided": None if held else claim.created_at,
-            },
+    async def intake_facts(
+        self, tx: Conn, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
+    ) -> list[IntakeFacts]:
+        if not queries:
+            return []
+        raw = await driver_connection(tx)
+        rows = await raw.fetch(
+            _INTAKE_FACTS,
+            [q.claim_id for q in queries],
+            [q.player_id for q in queries],
+            [q.asset for q in queries],
+            [q.amount for q in queries],
+            [q.destination_type for q in queries],
+            [q.destination_key for q in queries],
+            day,
+            velocity,
+            window,
         )
+        return [
+            IntakeFacts(
+                existing=_claim_of_record(r) if r["id"] is not None else None,
+                history=ClaimHistory(int(r["claimed_today"]), int(r["recent"]), int(r["decided"]), int(r["failed"])),
+                destination_first_seen=r["first_seen_at"],
+                risk_flagged=bool(r["flagged"]),
+                routable=bool(r["routable"]),
+            )
+            for r in rows
+        ]
+
+    async def add_many(self, tx: Conn, claims: Sequence[Claim], destinations: Sequence[FirstUse]) -> None:
+        raw = await driver_connection(tx)
+        if claims:
+            await raw.execute(
+                _INSERT_MANY,
+                [c.id for c in claims],
+                [c.player_id for c in claims],
+                [c.asset for c in claims],
+                [c.amount for c in claims],
+                [json.dumps(c.destination) for c in claims],
+                [c.destination_key for c in claims],
+                [c.status.value for c in claims],
+                [c.hold_code for c in claims],
+                [c.hold_detail for c in claims],
+                [c.pending.id for c in claims],
+                [c.payout_request_id for c in claims],
+                [c.correlation_id for c in claims],
+                [c.created_at for c in claims],
+                [None if c.status is ClaimStatus.HELD else c.created_at for c in claims],
+            )
+        if destinations:
+            await raw.execute(
+                _REMEMBER_MANY,
+                [d.player_id for d in destinations],
+                [d.destination_key for d in destinations],
+                [d.at for d in destinations],
+            )
 
     async def decide(self, tx: Conn, claim_id: str, decision: ClaimDecision) -> None:
         await tx.execute(
@@ -146,30 +215,6 @@ class PgClaimRepository:
 
 
 class PgPlayers:
-    async def destination_first_seen(self, tx: Conn, player_id: str, destination_key: str) -> datetime | None:
-        seen: datetime | None = (
-            await tx.execute(
-                text("SELECT first_seen_at FROM payout_destinations WHERE player_id = :p AND destination_key = :k"),
-                {"p": player_id, "k": destination_key},
-            )
-        ).scalar_one_or_none()
-        return seen
-
-    async def remember_destination(self, tx: Conn, player_id: str, destination_key: str, at: datetime) -> None:
-        await tx.execute(
-            text(
-                "INSERT INTO payout_destinations (player_id, destination_key, first_seen_at) VALUES (:p, :k, :t) "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"p": player_id, "k": destination_key, "t": at},
-        )
-
-    async def risk_flagged(self, tx: Conn, player_id: str) -> bool:
-        flagged = (
-            await tx.execute(text("SELECT flagged FROM player_risk_flags WHERE player_id = :p"), {"p": player_id})
-        ).scalar_one_or_none()
-        return bool(flagged)
-
     async def set_risk_flag(self, tx: Conn, player_id: str, *, flagged: bool, reason: str | None, by: str) -> None:
         await tx.execute(
             text(

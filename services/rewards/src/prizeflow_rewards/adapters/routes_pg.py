@@ -15,16 +15,6 @@ _LOCK = text("SELECT sequence FROM payout_routes_version FOR UPDATE")
 
 
 class PgPayoutRoutes:
-    async def routable(self, tx: Conn, asset: str, destination_type: str, amount: int) -> bool:
-        row = await tx.execute(
-            text(
-                "SELECT 1 FROM payout_routes WHERE asset = :a AND destination_type = :t "
-                "AND (amounts IS NULL OR CAST(:n AS bigint) = ANY(amounts)) LIMIT 1"
-            ),
-            {"a": asset, "t": destination_type, "n": amount},
-        )
-        return row.first() is not None
-
     async def lock(self, tx: Conn) -> None:
         await tx.execute(_LOCK)
 

@@ -72,6 +72,36 @@ class ClaimHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeQuery:
+    """What one claim request of an intake batch asks the store about."""
+
+    claim_id: str
+    player_id: str
+    asset: str
+    amount: int
+    destination_type: str
+    destination_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeFacts:
+    """What the store knows for one claim request (read under the batch's wallet locks)."""
+
+    existing: Claim | None  # the claim this request's id names, if it was made before
+    history: ClaimHistory
+    destination_first_seen: datetime | None  # None: the player never used this destination
+    risk_flagged: bool
+    routable: bool  # some payout provider pays this amount of this asset to this destination type
+
+
+@dataclass(frozen=True, slots=True)
+class FirstUse:
+    player_id: str
+    destination_key: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimDecision:
     status: ClaimStatus
     at: datetime
@@ -96,12 +126,17 @@ class ClaimRepository(Protocol):
         """Lock these claims in id order in one statement; (player id, asset) of those that exist."""
         ...
 
-    async def history(
-        self, tx: Tx, player_id: str, asset: str, *, day: datetime, velocity: datetime, window: datetime
-    ) -> ClaimHistory: ...
+    async def intake_facts(
+        self, tx: Tx, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
+    ) -> list[IntakeFacts]:
+        """Everything the claim rules read for each request of an intake batch, in ONE read, in `queries`' order:
+        the claim its id names if it exists, the player's history, the destination's first use by the player,
+        the player's risk flag, and whether payouts' routes pay it."""
+        ...
 
-    async def add(self, tx: Tx, claim: Claim) -> None:
-        """A new claim with its reservation (`claim.pending`); decided now unless it is held."""
+    async def add_many(self, tx: Tx, claims: Sequence[Claim], destinations: Sequence[FirstUse]) -> None:
+        """An intake batch's new claims (with their reservations, `claim.pending`; decided now unless held) and
+        the destinations players used for the first time (a later use keeps the first date): one write each."""
         ...
 
     async def decide(self, tx: Tx, claim_id: str, decision: ClaimDecision) -> None:
@@ -116,15 +151,7 @@ class ClaimRepository(Protocol):
 
 
 class Players(Protocol):
-    """What rewards knows of a player besides money: destinations used, the game's risk flag."""
-
-    async def destination_first_seen(self, tx: Tx, player_id: str, destination_key: str) -> datetime | None: ...
-
-    async def remember_destination(self, tx: Tx, player_id: str, destination_key: str, at: datetime) -> None:
-        """First use of a destination by a player (a later use keeps the first date)."""
-        ...
-
-    async def risk_flagged(self, tx: Tx, player_id: str) -> bool: ...
+    """The game's risk flag on a player (the claim rules read it with a claim's other facts: `intake_facts`)."""
 
     async def set_risk_flag(self, tx: Tx, player_id: str, *, flagged: bool, reason: str | None, by: str) -> None: ...
 
@@ -132,8 +159,6 @@ class Players(Protocol):
 class PayoutRoutes(Protocol):
     """What payouts last announced it can pay (asset x destination type, and the amounts where a rail pays fixed
     ones)."""
-
-    async def routable(self, tx: Tx, asset: str, destination_type: str, amount: int) -> bool: ...
 
     async def lock(self, tx: Tx) -> None:
         """Take the routes' lock (a poll that announces routes takes it before any claim or account)."""
@@ -516,9 +541,12 @@ __all__ = [
     "ClaimRepository",
     "ClaimTrail",
     "Contradictions",
+    "FirstUse",
     "FlowQueries",
     "HeldRound",
     "HeldRoundTrail",
+    "IntakeFacts",
+    "IntakeQuery",
     "Ledger",
     "LedgerBook",
     "LedgerCorrections",

@@ -10,7 +10,7 @@ into problem details by the runtime's app, once for every route.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
@@ -30,6 +30,7 @@ from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ReviewHold, SubmitClaim
+from prizeflow_rewards.application.claims.submit import Claimed, ClaimOutcome, ClaimRequest
 from prizeflow_rewards.application.corrections import (
     DecideCorrection,
     LedgerReads,
@@ -48,6 +49,7 @@ from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.admin_http import correlation_id_of
 from prizeflow_runtime.auth import Principal, Role, require_roles
+from prizeflow_runtime.group_commit import GroupCommit
 from prizeflow_runtime.http import ProblemError, problem_response
 
 T = TypeVar("T")
@@ -79,6 +81,26 @@ class RewardsApi:
     propose_correction: ProposeCorrection | None = None
     decide_correction: DecideCorrection | None = None
     ledger_reads: LedgerReads | None = None
+    intake_max_batch: int = 500
+
+    def __post_init__(self) -> None:
+        # Claim requests share intake transactions (group commit): the batch is whatever arrived while the
+        # previous one committed. A contention that outlasted its retries fails the batch's every request alike.
+        self.claim_intake: GroupCommit[ClaimRequest, Claimed] = GroupCommit(
+            self._commit_claims,
+            name="claims",
+            max_batch=self.intake_max_batch,
+            shared=(TransactionContendedError,),
+            observe=self._observe_claims,
+        )
+
+    async def _commit_claims(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome]:
+        return await self.run(lambda s: self.submit_claim.decide(s, requests))
+
+    def _observe_claims(self, size: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.claim_batch.observe(size)
+            self.metrics.claim_batch_seconds.observe(seconds)
 
     @property
     def read(self) -> RewardsQueries:
@@ -511,21 +533,10 @@ class ClaimsController(Controller):
         ] = None,
     ) -> dict[str, Any]:
         p = principal(request)
-
-        async def work(s: AsyncSession) -> dict[str, Any]:
-            claim, created = await api.submit_claim(
-                s,
-                p,
-                player_id=p.user_id,
-                asset=data.asset,
-                amount=data.amount,
-                destination=data.destination,
-                idempotency_key=idempotency_key,
-                correlation_id=correlation_id,
-            )
-            return {**claim.view(), "created": created}
-
-        return await api.run(work)
+        claim, created = await api.claim_intake.submit(
+            ClaimRequest(p, p.user_id, data.asset, data.amount, data.destination, idempotency_key, correlation_id)
+        )
+        return {**claim.view(), "created": created}
 
     @get("/{claim_id:str}")
     async def show(self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api) -> dict[str, Any]:

@@ -1,23 +1,26 @@
-"""SubmitClaim: a player claims a redeemable balance to a payout destination.
+"""SubmitClaim: players claim redeemable balances to payout destinations, a batch of requests at a time.
 
-A claim is checked under the wallet's row lock (concurrent claims on one wallet queue, none overdraws it),
-taken together with the clearing account its reservation credits: one ordered lock, up front. An approved or
-held claim reserves its amount with a pending transfer wallet → clearing; approval emits PayoutRequested.
+Claims are checked under their wallets' row locks (concurrent claims on one wallet queue, none overdraws it),
+taken together with the clearing accounts their reservations credit: one ordered lock, up front, for the whole
+batch. An approved or held claim reserves its amount with a pending transfer wallet → clearing; approval emits
+ClaimApproved + PayoutRequested, a hold ClaimHeld.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from prizeflow_contracts.envelope import event_id_for, new_event
+from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.events.rewards import ClaimHeld
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.application.claims.shared import ClaimError, approval
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
-from prizeflow_rewards.application.ports import Ledger, Stores, Tx
+from prizeflow_rewards.application.ports import FirstUse, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import (
     Approve,
@@ -30,12 +33,11 @@ from prizeflow_rewards.domain.claims import (
     Refuse,
     assess,
     destination_key,
-    reservation,
 )
-from prizeflow_rewards.domain.ledger import LedgerError
+from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal
-from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 
 @dataclass
@@ -70,8 +72,47 @@ def claim_id_for(player_id: str, idempotency_key: str | None) -> str:
     return f"cl-{uuid.uuid4()}"
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One player's request to claim `amount` of `asset` to `destination` (`SubmitClaim.decide`)."""
+
+    actor: Principal
+    player_id: str
+    asset: str
+    amount: int
+    destination: PayoutDestination
+    idempotency_key: str | None = None
+    # Ties the claim to the flow that prompted it (e.g. the round just won, sent by the game client as
+    # `X-Correlation-Id`); without one the claim starts its own flow under its id.
+    correlation_id: str | None = None
+
+
+# A request's outcome: (the claim, whether this request created it), or the refusal it alone gets.
+Claimed = tuple[Claim, bool]
+ClaimOutcome = Claimed | UseCaseError
+
+
+@dataclass(slots=True)
+class _Asked:
+    """A request that passed the input checks, with what the batch derived for it."""
+
+    index: int
+    request: ClaimRequest
+    claim_id: str
+    destination_key: str
+
+
 @dataclass
 class SubmitClaim:
+    """Decides a batch of claim requests in the caller's ONE transaction (group commit: `ClaimIntake`).
+
+    One ordered lock of every wallet and clearing account the batch touches, one read of every fact the rules
+    need (`ClaimRepository.intake_facts`), the decisions in memory in arrival order (a request sees the ones
+    before it in the batch as if they had committed first: the wallet they drew on, the day's total, the
+    velocity count, the destination's first use), then one ledger batch of reservations and one write per table.
+    Each request gets its own outcome; a refused one writes nothing and leaves the others alone.
+    """
+
     ledger: Ledger
     policy: ClaimPolicy
     source: str
@@ -90,148 +131,240 @@ class SubmitClaim:
         destination: PayoutDestination,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
-    ) -> tuple[Claim, bool]:
-        """Returns (claim, created). Raises `ClaimError` for a refusal: then nothing is written.
-
-        `correlation_id` ties the claim to the flow that prompted it (e.g. the round just won, sent by the
-        game client as `X-Correlation-Id`); without one the claim starts its own flow under its id.
-        """
+    ) -> Claimed:
+        """One request alone: (claim, created), or its refusal raised (`ClaimError`); then nothing is written."""
+        request = ClaimRequest(actor, player_id, asset, amount, destination, idempotency_key, correlation_id)
         with ledger_refusals():
-            return await self._submit(
-                tx,
-                actor,
-                player_id=player_id,
-                asset=asset,
-                amount=amount,
-                destination=destination,
-                idempotency_key=idempotency_key,
-                correlation_id=correlation_id,
-            )
+            [outcome] = await self.decide(tx, [request])
+        if isinstance(outcome, UseCaseError):
+            raise outcome
+        return outcome
 
-    async def _submit(
-        self,
-        tx: Tx,
-        actor: Principal,
-        *,
-        player_id: str,
-        asset: str,
-        amount: int,
-        destination: PayoutDestination,
-        idempotency_key: str | None,
-        correlation_id: str | None,
-    ) -> tuple[Claim, bool]:
-        claims, players = self.stores.claims, self.stores.players
-        spec = ASSETS.get(asset)
-        if spec is None:
-            raise self._refuse(
-                RefusalCode.UNKNOWN_ASSET, f"unknown asset {asset!r}; known: {', '.join(sorted(ASSETS))}"
-            )
-        if amount <= 0:
-            raise ClaimError(ErrorKind.INVALID, "invalid_amount", "amount must be a positive integer of minor units")
-        claim_id = claim_id_for(player_id, idempotency_key)
-        wallet = accounts.wallet(player_id, asset)
-        # The wallet row lock serializes this player's claims in this asset: the facts below cannot go stale.
-        # The clearing account the reservation credits is locked with it, in the one global order.
-        balance = (await self.ledger.lock(tx, [wallet, accounts.clearing(asset)]))[wallet]
-        dkey = destination_key(destination)
-        existing = await claims.get(tx, claim_id)
-        if existing is not None:
-            # Any difference in the request under the same key is a different claim, never the first one back.
-            if (existing.player_id, existing.asset, existing.amount, existing.destination_key) != (
-                player_id,
-                asset,
-                amount,
-                dkey,
-            ):
-                raise ClaimError(
-                    ErrorKind.CONFLICT, "idempotency_key_reused", "this Idempotency-Key was used for another claim"
+    async def decide(self, tx: Tx, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome]:
+        """One outcome per request, in order. Raises only for what fails the whole batch (the database)."""
+        outcomes: list[ClaimOutcome | None] = [None] * len(requests)
+        asked: list[_Asked] = []
+        for i, r in enumerate(requests):
+            if r.asset not in ASSETS:
+                outcomes[i] = self._refuse(
+                    RefusalCode.UNKNOWN_ASSET, f"unknown asset {r.asset!r}; known: {', '.join(sorted(ASSETS))}"
                 )
-            return existing, False
+            elif r.amount <= 0:
+                outcomes[i] = ClaimError(
+                    ErrorKind.INVALID, "invalid_amount", "amount must be a positive integer of minor units"
+                )
+            else:
+                asked.append(_Asked(i, r, claim_id_for(r.player_id, r.idempotency_key), destination_key(r.destination)))
+        if asked:
+            for i, outcome in (await self._decide(tx, asked)).items():
+                outcomes[i] = outcome
+        assert all(o is not None for o in outcomes)
+        return cast("list[ClaimOutcome]", outcomes)
+
+    async def _decide(self, tx: Tx, asked: list[_Asked]) -> dict[int, ClaimOutcome]:
+        # The wallet row locks serialize each player's claims in each asset: the facts read below cannot go
+        # stale. The clearing accounts the reservations credit are taken with them, in the one global order.
+        wallets = {accounts.wallet(a.request.player_id, a.request.asset) for a in asked}
+        clearings = {accounts.clearing(a.request.asset) for a in asked}
+        balances = await self.ledger.lock(tx, [*wallets, *clearings])
         now = self.clock()
-        history = await claims.history(
+        facts = await self.stores.claims.intake_facts(
             tx,
-            player_id,
-            asset,
+            [
+                IntakeQuery(
+                    a.claim_id,
+                    a.request.player_id,
+                    a.request.asset,
+                    a.request.amount,
+                    a.request.destination.type.value,
+                    a.destination_key,
+                )
+                for a in asked
+            ],
             day=now - timedelta(days=1),
             velocity=now - timedelta(seconds=self.policy.velocity_window_s),
             window=now - timedelta(seconds=self.policy.rejection_rate_window_s),
         )
-        seen = await players.destination_first_seen(tx, player_id, dkey)
-        flagged = await players.risk_flagged(tx, player_id)
-        routable = await self.stores.routes.routable(tx, asset, destination.type.value, amount)
+        batch = _Batch(balances)
+        outcomes: dict[int, ClaimOutcome] = {}
+        for a, known in zip(asked, facts, strict=True):
+            outcomes[a.index] = self._one(a, known, batch, now)
+        if batch.claims:
+            await self._reserve(tx, batch, outcomes)
+        if batch.claims:
+            await self.stores.claims.add_many(tx, batch.claims, batch.first_uses)
+            await self.stores.outbox.stage(tx, batch.events)
+        return outcomes
+
+    def _one(self, a: _Asked, known: IntakeFacts, batch: _Batch, now: datetime) -> ClaimOutcome:
+        """One request, decided in memory against the store's facts and the batch's requests before it."""
+        r = a.request
+        existing = batch.made.get(a.claim_id) or known.existing
+        if existing is not None:
+            # Any difference in the request under the same key is a different claim, never the first one back.
+            if (existing.player_id, existing.asset, existing.amount, existing.destination_key) != (
+                r.player_id,
+                r.asset,
+                r.amount,
+                a.destination_key,
+            ):
+                return ClaimError(
+                    ErrorKind.CONFLICT, "idempotency_key_reused", "this Idempotency-Key was used for another claim"
+                )
+            return existing, False
+        wallet = accounts.wallet(r.player_id, r.asset)
+        history = known.history
+        seen = known.destination_first_seen or batch.first_seen.get((r.player_id, a.destination_key))
         facts = ClaimFacts(
-            asset=asset,
-            redeemable=spec.redeemable,
-            amount=amount,
-            available=balance.available,
-            claimed_today=history.claimed_today,
-            claims_in_velocity_window=history.recent,
+            asset=r.asset,
+            redeemable=ASSETS[r.asset].redeemable,
+            amount=r.amount,
+            available=batch.balances[wallet].available - batch.reserved.get(wallet, 0),
+            claimed_today=history.claimed_today + batch.claimed.get((r.player_id, r.asset), 0),
+            claims_in_velocity_window=history.recent + batch.made_by.get(r.player_id, 0),
             destination_age_s=(now - seen).total_seconds() if seen is not None else None,
-            risk_flagged=flagged,
+            risk_flagged=known.risk_flagged,
             recent_decided=history.decided,
             recent_failed=history.failed,
-            routable=routable,
+            routable=known.routable,
         )
-        decision = assess(facts, self.policy.limits(asset))
+        decision = assess(facts, self.policy.limits(r.asset))
         if isinstance(decision, Refuse):
-            raise self._refuse(decision.code, decision.detail)
-        pending = reservation(claim_id, player_id, asset, amount, correlation_id=correlation_id or claim_id)
-        try:
-            result = await self.ledger.apply(tx, [pending])
-        except LedgerError as err:  # the lock makes this unreachable; the CHECK constraint makes it safe
-            raise self._refuse(RefusalCode.INSUFFICIENT_BALANCE, err.detail) from err
-        count_transfers(self.metrics, result)
-        await players.remember_destination(tx, player_id, dkey, now)
+            return self._refuse(decision.code, decision.detail)
         held = decision if isinstance(decision, Hold) else None
+        correlation_id = r.correlation_id or a.claim_id
         claim = Claim(
-            id=claim_id,
-            player_id=player_id,
-            asset=asset,
-            amount=amount,
-            destination=destination.model_dump(mode="json"),
+            id=a.claim_id,
+            player_id=r.player_id,
+            asset=r.asset,
+            amount=r.amount,
+            destination=r.destination.model_dump(mode="json"),
             status=ClaimStatus.HELD if held else ClaimStatus.APPROVED,
             hold_code=held.code.value if held else None,
             hold_detail=held.detail if held else None,
             rejection_code=None,
-            payout_request_id=f"pr-{claim_id}",
-            correlation_id=pending.correlation_id or claim_id,
+            payout_request_id=f"pr-{a.claim_id}",
+            correlation_id=correlation_id,
             created_at=now,
-            destination_key=dkey,
+            destination_key=a.destination_key,
         )
-        await claims.add(tx, claim)
-        if held is not None:
-            event = ClaimHeld(
-                claim_id=claim_id,
-                player_id=player_id,
-                amount=Money(asset=asset, amount=amount),
-                code=held.code,
-                held_at=now,
-                detail=held.detail,
-            )
-            await self.stores.outbox.stage(
-                tx,
-                [
-                    new_event(
-                        event,
-                        source=self.source,
-                        correlation_id=claim.correlation_id,
-                        subject=claim_id,
-                        event_id=event_id_for("ClaimHeld", claim_id),
-                    )
-                ],
-            )
-            if self.metrics is not None:
-                self.metrics.abuse_holds.labels(held.code.value).inc()
-                self.metrics.claims.labels("held").inc()
-        else:
-            assert isinstance(decision, Approve)
-            events = approval(claim, approved_by=None, requested_by=actor.user_id, source=self.source, at=now)
-            await self.stores.outbox.stage(tx, events)
-            if self.metrics is not None:
-                self.metrics.claims.labels("approved").inc()
+        batch.add(claim, wallet, decision, requested_by=r.actor.user_id, source=self.source, now=now)
         return claim, True
+
+    async def _reserve(self, tx: Tx, batch: _Batch, outcomes: dict[int, ClaimOutcome]) -> None:
+        """The batch's reservations in one ledger batch. The wallet locks and the running balances make a refusal
+        unreachable (the CHECK constraint makes it safe); should one happen all the same, each reservation is
+        tried alone, in the same transaction, and only the claims whose reservation the ledger refused are
+        refused (with every claim decided after them on the same wallet, which counted on it)."""
+        try:
+            count_transfers(self.metrics, await self.ledger.apply(tx, [c.pending for c in batch.claims]))
+            batch.count(self.metrics)
+            return
+        except LedgerError:
+            pass
+        refused: dict[str, LedgerError] = {}
+        tainted: set[AccountRef] = set()
+        for claim in batch.claims:
+            wallet = claim.pending.debit
+            if wallet in tainted:
+                refused[claim.id] = LedgerError("insufficient_balance", "an earlier claim on this wallet was refused")
+                continue
+            try:
+                count_transfers(self.metrics, await self.ledger.apply(tx, [claim.pending]))
+            except LedgerError as err:
+                refused[claim.id] = err
+                tainted.add(wallet)
+        batch.drop(refused)
+        batch.count(self.metrics)
+        for i, outcome in list(outcomes.items()):
+            if isinstance(outcome, tuple) and outcome[1] and (why := refused.get(outcome[0].id)) is not None:
+                outcomes[i] = self._refuse(RefusalCode.INSUFFICIENT_BALANCE, why.detail)
 
     def _refuse(self, code: RefusalCode, detail: str) -> ClaimError:
         if self.metrics is not None:
             self.metrics.claims.labels(f"refused_{code.value}").inc()
         return ClaimError(ErrorKind.INVALID, code.value, detail)
+
+
+@dataclass
+class _Batch:
+    """What an intake batch decided so far, in memory: the requests after see it as committed."""
+
+    balances: Mapping[AccountRef, Balance]
+    claims: list[Claim] = field(default_factory=list)
+    decisions: list[Hold | Approve] = field(default_factory=list)
+    events: list[Envelope[Any]] = field(default_factory=list)
+    first_uses: list[FirstUse] = field(default_factory=list)
+    made: dict[str, Claim] = field(default_factory=dict)
+    reserved: dict[AccountRef, int] = field(default_factory=dict)
+    claimed: dict[tuple[str, str], int] = field(default_factory=dict)
+    made_by: dict[str, int] = field(default_factory=dict)
+    first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def add(
+        self,
+        claim: Claim,
+        wallet: AccountRef,
+        decision: Hold | Approve,
+        *,
+        requested_by: str,
+        source: str,
+        now: datetime,
+    ) -> None:
+        self.claims.append(claim)
+        self.decisions.append(decision)
+        self.made[claim.id] = claim
+        self.reserved[wallet] = self.reserved.get(wallet, 0) + claim.amount
+        key = (claim.player_id, claim.asset)
+        self.claimed[key] = self.claimed.get(key, 0) + claim.amount
+        self.made_by[claim.player_id] = self.made_by.get(claim.player_id, 0) + 1
+        if (claim.player_id, claim.destination_key) not in self.first_seen:
+            self.first_seen[(claim.player_id, claim.destination_key)] = now
+            self.first_uses.append(FirstUse(claim.player_id, claim.destination_key, now))
+        self.events.extend(_events(claim, decision, requested_by=requested_by, source=source, now=now))
+
+    def drop(self, refused: Mapping[str, LedgerError]) -> None:
+        """Forget the claims whose reservation the ledger refused (the unreachable path of `_reserve`)."""
+        if not refused:
+            return
+        kept = [(c, d) for c, d in zip(self.claims, self.decisions, strict=True) if c.id not in refused]
+        self.claims = [c for c, _ in kept]
+        self.decisions = [d for _, d in kept]
+        self.events = [e for e in self.events if e.subject not in refused]
+        users = {(c.player_id, c.destination_key) for c in self.claims}
+        self.first_uses = [u for u in self.first_uses if (u.player_id, u.destination_key) in users]
+
+    def count(self, metrics: RewardsMetrics | None) -> None:
+        if metrics is None:
+            return
+        for decision in self.decisions:
+            if isinstance(decision, Hold):
+                metrics.abuse_holds.labels(decision.code.value).inc()
+                metrics.claims.labels("held").inc()
+            else:
+                metrics.claims.labels("approved").inc()
+
+
+def _events(
+    claim: Claim, decision: Hold | Approve, *, requested_by: str, source: str, now: datetime
+) -> list[Envelope[Any]]:
+    """What a new claim emits: ClaimHeld, or ClaimApproved + PayoutRequested."""
+    if isinstance(decision, Approve):
+        return approval(claim, approved_by=None, requested_by=requested_by, source=source, at=now)
+    held = ClaimHeld(
+        claim_id=claim.id,
+        player_id=claim.player_id,
+        amount=Money(asset=claim.asset, amount=claim.amount),
+        code=decision.code,
+        held_at=now,
+        detail=decision.detail,
+    )
+    return [
+        new_event(
+            held,
+            source=source,
+            correlation_id=claim.correlation_id,
+            subject=claim.id,
+            event_id=event_id_for("ClaimHeld", claim.id),
+        )
+    ]
