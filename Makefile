@@ -17,13 +17,14 @@ CONSOLE_ASSETS_STAMP := $(CONSOLE_FRONTEND)/node_modules/.installed
 # The browser tests drive Debian's /usr/bin/chromium (ensure-chromium.sh): no tool may download a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench soak down status asyncapi sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools k8s-validate
+.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench bench-check soak down status asyncapi sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools k8s-validate
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
 	@echo "make test   - make lint, then every test (unit, integration, e2e, faults) on real Kafka and PostgreSQL"
 	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI, dashboards and vendored htmx staleness + the official AsyncAPI parser"
 	@echo "make bench  - every benchmark; JSON under .results/"
+	@echo "make bench-check - the short benches against docs/capacity.md's figures (fails >20% below)"
 	@echo "make soak   - the whole platform under a steady load for 30 min (SOAK_MINUTES), judged for leaks; .results/soak/"
 	@echo "make deploy-test - images + docker-compose.yml under podman + a smoke scenario through it"
 	@echo "make down   - stop everything make run / make test started"
@@ -152,6 +153,11 @@ fmt: sync
 
 bench: sync system-deps
 	$(RUN) prizeflow-dev bench
+
+# Not part of `make test`: the short e2e bench against the figures docs/capacity.md commits, as ratios to the
+# same run's pgbench; fails when one is more than 20 % below (tools/devstack/src/prizeflow_devstack/bench_check.py).
+bench-check: sync system-deps
+	$(RUN) prizeflow-dev bench-check
 
 # Not part of `make test`: the whole platform under a steady load for SOAK_MINUTES (30), sampled every
 # SOAK_INTERVAL_S (10), failed on a leak, a rising p99 or a bounded table growing (docs/soak.md). Its options read

@@ -8,9 +8,10 @@ Every service runs as its own process (as in production) on the devstack's real 
    is player allocations credited to wallets (rewards ledger) per second, round results → wallets.
 3. Claims: players credited in 2. claim through rewards' API (as a game client does), until rewards has settled
    every approved claim (payouts paid it through the sandbox provider).
-4. Payouts: PayoutRequested for small amounts (auto-approved) to the sandbox provider; payouts per second
-   from the first request to the last paid, and requested → paid p50/p99.
-5. Latency at half load: rounds at half the goal load (500 allocations/s); round closed → allocated p50/p99.
+4. Latency at half load: rounds at half the goal load (500 allocations/s); round closed → allocated p50/p99.
+5. Payouts, last, with rewards stopped (it never asked for them): PayoutRequested for small amounts
+   (auto-approved) to the sandbox provider; payouts per second from the first request to the last paid, and
+   requested → paid p50/p99.
 6. Peak RSS of each service (VmHWM).
 
 Each phase is measured (`prizeflow_testkit.capacity`) until every consumer group has caught up: the CPU of every
@@ -448,8 +449,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     platform = Platform(
         infra,
         Path(tempfile.mkdtemp(prefix="prizeflow-bench-")),
-        # payouts' rails (the local providers file) need their emulators, and the ingress
-        services=("settlement", "rewards", "payouts", "webhooks", *RAIL_EMULATORS),
+        # Every rail of payouts' local providers file has what it dials: the emulators, the Stellar RPC and the
+        # signer (no rail retrying against a closed port in the figures), and the ingress.
+        services=("settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", *RAIL_EMULATORS),
         env=LOAD_ENV,
         service_env={"rewards": CLAIMS_ENV},  # the claims phase: every claim approved and paid
     )
@@ -467,10 +469,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await lag.start()
         stack.push_async_callback(lag.stop)
 
+        without: set[str] = set()  # consumer groups of a stopped service (by prefix)
+
+        async def behind_now() -> dict[str, int]:
+            return {g: n for g, n in (await lag.lag()).items() if not any(g.startswith(w) for w in without)}
+
         async def caught_up() -> None:
             """Every consumer group of the platform has consumed all there is (a phase's backlog is its own)."""
             deadline = time.monotonic() + 600
-            while any((behind := await lag.lag()).values()):
+            while any((behind := await behind_now()).values()):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"consumers still behind after 600 s: {behind}")
                 await asyncio.sleep(0.2)
@@ -489,12 +496,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         credited = sorted({p for n in range(args.rounds) for p in round_players(n)}, key=lambda p: int(p[1:]))
         if args.claims:
             doc["claims"] = await claims(platform, credited[: args.claims], args.claims_in_flight, phases)
-        # Bare requests: rewards knows no such claim and dead-letters their outcomes (after the claims, so that
-        # this backlog is not theirs; each phase ends when every consumer caught up).
-        doc["payouts"] = await payouts(platform, infra, args.payouts, phases)
         # "half that load": half the goal of 1,000 allocations/s, i.e. 500 allocations/s.
         half = 500 / PLAYERS_PER_ROUND
         doc["latency"] = await latency(platform, infra, half, args.latency_seconds, phases)
+        # Bare requests, last: payouts alone. Rewards never requested them and would dead-letter every outcome
+        # (its cost, not payouts'), so it is stopped first and its consumer groups are left out of "caught up".
+        platform.kill("rewards")
+        without.add("rewards-")
+        doc["payouts"] = await payouts(platform, infra, args.payouts, phases)
         if args.profile:
             doc["profile"] = {n: r["profile"] for n, r in phases.results.items() if "profile" in r}
         doc["peak_rss_mb"] = {k: round(v / 1024, 1) for k, v in platform.sample_rss().items()}

@@ -6,7 +6,8 @@ so they are never renamed, only added.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
@@ -50,12 +51,26 @@ class EventRefusal(Exception):  # noqa: N818  (public name since the first relea
     Transient failures are ordinary exceptions and are retried in place before they reach the DLQ.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, event_id: object = None) -> None:
         if reason not in REFUSAL_REASONS:
             raise ValueError(f"unknown refusal reason {reason!r}")
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        # The event refused, when a batch was being applied: the consumer dead-letters that one and applies the
+        # rest of its batch together, instead of looking for it (`refusing`, set by whoever handled the event).
+        self.event_id = event_id
+
+
+@contextmanager
+def refusing(event_id: object) -> Iterator[None]:
+    """Around handling one event of a batch: a refusal raised inside names that event (if it names none)."""
+    try:
+        yield
+    except EventRefusal as refusal:
+        if refusal.event_id is None:
+            refusal.event_id = event_id
+        raise
 
 
 class PayoutErrorCode(StrEnum):
@@ -231,4 +246,5 @@ __all__ = [
     "PayoutErrorCode",
     "PayoutProviderError",
     "is_retryable",
+    "refusing",
 ]

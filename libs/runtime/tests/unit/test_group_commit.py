@@ -65,7 +65,7 @@ async def test_a_refused_request_gets_its_own_error_and_the_batch_still_commits_
     await asyncio.sleep(0)
     store.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert results[0] == 10 and results[2] == 30
+    assert (results[0], results[2]) == (10, 30)
     assert isinstance(results[1], Refused)
     assert store.batches == [[1, -2, 3]]
 

@@ -163,8 +163,8 @@ class FakeClaims:
         mine = [r.claim for r in self.rows.values() if r.claim.player_id == player_id]
         return sorted(mine, key=lambda c: (c.created_at, c.id), reverse=True)[:limit]
 
-    async def lock_many(self, tx: object, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        return {i: (r.claim.player_id, r.claim.asset) for i in sorted(claim_ids) if (r := self.rows.get(i))}
+    async def lock_many(self, tx: object, claim_ids: Iterable[str]) -> dict[str, Claim]:
+        return {i: r.claim for i in sorted(claim_ids) if (r := self.rows.get(i))}
 
     async def intake_facts(
         self, tx: object, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
@@ -207,14 +207,16 @@ class FakeClaims:
         row.claim = replace(row.claim, status=decision.status, rejection_code=decision.rejection_code)
         row.decided_at, row.decided_by = decision.at, decision.by
 
-    async def bind_payout(self, tx: object, claim_id: str, payout_id: str) -> None:
-        row = self.rows[claim_id]
-        row.claim = replace(row.claim, payout_id=payout_id)
-
-    async def settle(self, tx: object, claim_id: str, status: ClaimStatus) -> None:
-        row = self.rows[claim_id]
-        row.claim = replace(row.claim, status=status)
-        row.settled = True
+    async def record_outcomes(
+        self, tx: object, bound: Sequence[tuple[str, str]], settled: Sequence[tuple[str, ClaimStatus]]
+    ) -> None:
+        for claim_id, payout_id in bound:
+            row = self.rows[claim_id]
+            row.claim = replace(row.claim, payout_id=payout_id)
+        for claim_id, status in settled:
+            row = self.rows[claim_id]
+            row.claim = replace(row.claim, status=status)
+            row.settled = True
 
 
 class FakePlayers:

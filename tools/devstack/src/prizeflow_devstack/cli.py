@@ -333,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--audience", action="append", default=[], help="instead of every service's dev audience")
     bench = sub.add_parser("bench", help="run every */bench/bench_*.py; JSON under .results/bench/")
     bench.add_argument("only", nargs="*", help="benchmark names (bench_<name>.py) to run; all by default")
+    check = sub.add_parser(
+        "bench-check",
+        help="the short e2e bench against the figures docs/capacity.md commits (ratios to pgbench); fails >20 %% below",
+    )
+    check.add_argument("--update", action="store_true", help="commit this run's figures to docs/capacity.md instead")
+    check.add_argument("--from-json", type=Path, default=None, help="judge this e2e result instead of running one")
     sub.add_parser(
         "soak",
         help="the whole platform under a steady load, sampled, judged for leaks (tests/bench/soak.py; its options "
@@ -358,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
                 from prizeflow_devstack.bench import run_all
 
                 code = run_all(root, args.only or None, console)
+            case "bench-check":
+                from prizeflow_devstack.bench_check import run_check
+
+                code = run_check(root, write=args.update, e2e_json=args.from_json, console=console)
             case "soak":
                 from prizeflow_devstack.bench import run_soak
 

@@ -23,9 +23,7 @@ _SELECT_CLAIM = (
 _GET = text(_SELECT_CLAIM + "WHERE id = :id")
 _GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR NO KEY UPDATE")
 # A consumer poll's claims, in id order (before any account): claims are always locked before accounts.
-_LOCK_MANY = text(
-    "SELECT id, player_id, asset FROM claims WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR NO KEY UPDATE"
-)
+_LOCK_MANY = text(_SELECT_CLAIM + "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR NO KEY UPDATE")
 _HELD = text(_SELECT_CLAIM + "WHERE status = 'held' ORDER BY created_at LIMIT :n")
 _OF_PLAYER = text(_SELECT_CLAIM + "WHERE player_id = :p ORDER BY created_at DESC, id DESC LIMIT :n")
 # Everything the claim rules read for an intake batch, one row per request in the batch's order: the claim its
@@ -67,8 +65,14 @@ _REMEMBER_MANY = """
     ON CONFLICT DO NOTHING
 """
 _DECIDE = text("UPDATE claims SET status = :s, decided_at = :t, decided_by = :by, rejection_code = :rc WHERE id = :id")
-_BIND = text("UPDATE claims SET payout_id = :p WHERE id = :id")
-_SETTLE = text("UPDATE claims SET status = :s, settled_at = now() WHERE id = :id")
+_BIND_MANY = """
+    UPDATE claims AS c SET payout_id = b.payout_id
+    FROM unnest($1::text[], $2::text[]) AS b(id, payout_id) WHERE c.id = b.id
+"""
+_SETTLE_MANY = """
+    UPDATE claims AS c SET status = s.status, settled_at = now()
+    FROM unnest($1::text[], $2::text[]) AS s(id, status) WHERE c.id = s.id
+"""
 _STATS = text(
     "SELECT count(*) FILTER (WHERE status = 'held') AS held, "
     "count(*) FILTER (WHERE decided_at > now() - interval '1 day' "
@@ -129,9 +133,9 @@ class PgClaimRepository:
     async def of_player(self, tx: Conn, player_id: str, *, limit: int) -> list[Claim]:
         return [_claim(r) for r in await tx.execute(_OF_PLAYER, {"p": player_id, "n": limit})]
 
-    async def lock_many(self, tx: Conn, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    async def lock_many(self, tx: Conn, claim_ids: Iterable[str]) -> dict[str, Claim]:
         rows = await tx.execute(_LOCK_MANY, {"ids": list(claim_ids)})
-        return {r.id: (r.player_id, r.asset) for r in rows}
+        return {r.id: _claim(r) for r in rows}
 
     async def intake_facts(
         self, tx: Conn, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
@@ -202,11 +206,16 @@ class PgClaimRepository:
             },
         )
 
-    async def bind_payout(self, tx: Conn, claim_id: str, payout_id: str) -> None:
-        await tx.execute(_BIND, {"p": payout_id, "id": claim_id})
-
-    async def settle(self, tx: Conn, claim_id: str, status: ClaimStatus) -> None:
-        await tx.execute(_SETTLE, {"s": status.value, "id": claim_id})
+    async def record_outcomes(
+        self, tx: Conn, bound: Sequence[tuple[str, str]], settled: Sequence[tuple[str, ClaimStatus]]
+    ) -> None:
+        if not bound and not settled:
+            return
+        raw = await driver_connection(tx)
+        if bound:
+            await raw.execute(_BIND_MANY, [c for c, _ in bound], [p for _, p in bound])
+        if settled:
+            await raw.execute(_SETTLE_MANY, [c for c, _ in settled], [s.value for _, s in settled])
 
     async def stats(self, tx: Conn) -> tuple[int, int, int]:
         """(held now, decided in the last day, of which failed): the metrics refresher's figures."""

@@ -122,8 +122,8 @@ class ClaimRepository(Protocol):
         """A player's claims, newest first."""
         ...
 
-    async def lock_many(self, tx: Tx, claim_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """Lock these claims in id order in one statement; (player id, asset) of those that exist."""
+    async def lock_many(self, tx: Tx, claim_ids: Iterable[str]) -> dict[str, Claim]:
+        """Lock these claims in id order in one statement; those that exist, as they are."""
         ...
 
     async def intake_facts(
@@ -143,10 +143,11 @@ class ClaimRepository(Protocol):
         """A reviewer's decision on a held claim."""
         ...
 
-    async def bind_payout(self, tx: Tx, claim_id: str, payout_id: str) -> None: ...
-
-    async def settle(self, tx: Tx, claim_id: str, status: ClaimStatus) -> None:
-        """The claim's payout outcome (settled now)."""
+    async def record_outcomes(
+        self, tx: Tx, bound: Sequence[tuple[str, str]], settled: Sequence[tuple[str, ClaimStatus]]
+    ) -> None:
+        """A poll's payout outcomes, one write each: the payout each claim is bound to (claim id, payout id), and
+        the status each claim's payout settled it to (claim id, status; settled now)."""
         ...
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload
+from prizeflow_contracts.errors import refusing
 from prizeflow_contracts.events.game import PaidVia, PrizeSource
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
 from prizeflow_rewards.application.claims import SettlePayout
@@ -57,7 +58,7 @@ class RoundEventsHandler:
                 continue
             if pending and _depends(data, rounds, wallets):
                 await flush()
-            with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
+            with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
                 await self.rounds.handle(session, env)
         await flush()
 
@@ -78,10 +79,7 @@ class PayoutEventsHandler:
     settle: SettlePayout
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
-        await self.settle.prepare(session, envelopes)
-        for env in envelopes:
-            with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
-                await self.settle.handle(session, env)
+        await self.settle.settle_many(session, envelopes)
 
 
 @dataclass
@@ -93,5 +91,5 @@ class PaymentEventsHandler:
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
         await self.apply.prepare(session, envelopes)
         for env in envelopes:
-            with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
+            with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
                 await self.apply.handle(session, env)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prizeflow_contracts.envelope import Envelope, EventPayload
-from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.errors import EventRefusal, refusing
 from prizeflow_contracts.events.payouts import (
     PayoutCancelled,
     PayoutCreated,
@@ -29,6 +29,7 @@ from prizeflow_rewards.domain.claims import Claim, ClaimStatus
 from prizeflow_rewards.domain.contradictions import Contradiction, against_claim
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind, post_of, void_of
 from prizeflow_rewards.metrics import RewardsMetrics
+from prizeflow_runtime.logging import log_context
 
 log = logging.getLogger(__name__)
 
@@ -59,39 +60,78 @@ def settlement_accounts(data: EventPayload, player_id: str, asset: str) -> list[
 
 
 @dataclass
+class _Poll:
+    """One poll's claims (locked, as the poll's events leave them so far) and the effects they add up to, written
+    together when the poll ends (`SettlePayout._flush`)."""
+
+    claims: dict[str, Claim] = field(default_factory=dict)
+    transfers: list[tuple[object, Claim, list[Transfer]]] = field(default_factory=list)  # (event id, claim, ...)
+    bound: dict[str, str] = field(default_factory=dict)
+    settled: dict[str, ClaimStatus] = field(default_factory=dict)
+
+    def set(self, claim: Claim, **changes: object) -> Claim:
+        claim = replace(claim, **changes)  # type: ignore[arg-type]
+        self.claims[claim.id] = claim
+        return claim
+
+
+@dataclass
 class SettlePayout:
     """Payout outcomes → the claim's reservation: paid posts it, final failure/cancel/reject voids it, and so
     does a refused request (no payout exists, none ever will). One claim is settled by one payout: the first
-    payout payouts created for it; an outcome of any other payout for the claim is refused, never absorbed."""
+    payout payouts created for it; an outcome of any other payout for the claim is refused, never absorbed.
+
+    A poll is settled at once (`settle_many`): its claims are locked and read with one statement, its events
+    decided in poll order in memory (each sees the claims as the events before it left them), then every
+    transfer goes to the ledger as one batch and the claims' payouts and statuses are written with one statement
+    each, whatever the poll's size."""
 
     ledger: Ledger
     metrics: RewardsMetrics | None = None
     stores: Stores = field(kw_only=True)
 
     async def prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> None:
+        """Take every lock a poll of these events needs (`settle_many` does, first)."""
+        await self._prepare(tx, envs)
+
+    async def _prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> _Poll:
         """Take every lock a poll of these events needs, before any event is applied: the routes (if the poll
         announces some), then the claims in id order, then all their accounts in one ordered ledger lock. The
         events then run in poll order without waiting for anyone, so a poll cannot deadlock with another poll,
         a claim or a hold decision."""
+        poll = _Poll()
         if any(isinstance(e.data, PayoutRoutesPublished) for e in envs):
             await self.stores.routes.lock(tx)
         outcomes = [e.data for e in envs if isinstance(e.data, _CLAIM_EVENTS)]
         if not outcomes:
-            return
-        claims = await self.stores.claims.lock_many(tx, sorted({d.claim_id for d in outcomes}))
+            return poll
+        poll.claims = await self.stores.claims.lock_many(tx, sorted({d.claim_id for d in outcomes}))
         refs: set[AccountRef] = set()
         for d in outcomes:
-            if d.claim_id in claims:
-                refs.update(settlement_accounts(d, *claims[d.claim_id]))
+            if (claim := poll.claims.get(d.claim_id)) is not None:
+                refs.update(settlement_accounts(d, claim.player_id, claim.asset))
         await self.ledger.declare(tx, refs)
+        return poll
+
+    async def settle_many(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> None:
+        """One poll, in poll order; a refusal names its event (`refusing`) and fails the poll's transaction."""
+        poll = await self._prepare(tx, envs)
+        for env in envs:
+            with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
+                await self._handle(tx, env, poll)
+        await self._flush(tx, poll)
 
     async def handle(self, tx: Tx, env: Envelope[EventPayload]) -> None:
+        """One event alone (a poll of one)."""
+        await self.settle_many(tx, [env])
+
+    async def _handle(self, tx: Tx, env: Envelope[EventPayload], poll: _Poll) -> None:
         data = env.data
         if isinstance(data, PayoutRoutesPublished):
             await self.stores.routes.publish(tx, data)
             return
         if isinstance(data, PayoutRequestRefused):
-            await self._refused(tx, data, env)
+            await self._refused(tx, data, env, poll)
             return
         if isinstance(data, PayoutFailed) and not data.final:
             return  # payouts retries with the same idempotency key; the reservation stays
@@ -99,33 +139,35 @@ class SettlePayout:
             data, PayoutCreated | PayoutPaid | PayoutFailed | PayoutCancelled | PayoutRejected | PayoutReturned
         ):
             return
-        claim = await self.stores.claims.get(tx, data.claim_id, lock=True)
+        claim = poll.claims.get(data.claim_id)
         if claim is None:
             raise EventRefusal("unknown_aggregate", f"{type(data).__name__}: no claim {data.claim_id}")
         if (data.player_id, data.amount.asset, data.amount.amount) != (claim.player_id, claim.asset, claim.amount):
             raise EventRefusal("conflicting_event", f"{type(data).__name__} does not match claim {claim.id}")
         if claim.payout_id in (None, data.payout_id) and await self._contradicts(tx, claim, env):
             return
-        await self._bind(tx, claim, data.payout_id, type(data).__name__)
+        claim = self._bind(poll, claim, data.payout_id, type(data).__name__)
         if isinstance(data, PayoutCreated):
             return
         if isinstance(data, PayoutPaid):
-            await self._paid(tx, claim, data.provider.value)
+            self._paid(env, poll, claim, data.provider.value)
         elif isinstance(data, PayoutReturned):
-            await self._returned(tx, claim, data)
+            self._returned(env, poll, claim, data)
         else:
-            await self._void(tx, claim)
+            self._void(env, poll, claim)
 
-    async def _bind(self, tx: Tx, claim: Claim, payout_id: str, what: str) -> None:
+    @staticmethod
+    def _bind(poll: _Poll, claim: Claim, payout_id: str, what: str) -> Claim:
         """The claim's payout is the first one payouts tells of; any other is a second payout for one claim."""
         if claim.payout_id == payout_id:
-            return
+            return claim
         if claim.payout_id is not None:
             raise EventRefusal(
                 "duplicate_payout",
                 f"{what} of payout {payout_id}: claim {claim.id} is settled by payout {claim.payout_id}",
             )
-        await self.stores.claims.bind_payout(tx, claim.id, payout_id)
+        poll.bound[claim.id] = payout_id
+        return poll.set(claim, payout_id=payout_id)
 
     async def _contradicts(self, tx: Tx, claim: Claim, env: Envelope[EventPayload]) -> bool:
         """A later outcome against the claim's final state (paid for a voided claim, a failure after paid...): kept
@@ -156,8 +198,8 @@ class SettlePayout:
         )
         return True
 
-    async def _refused(self, tx: Tx, data: PayoutRequestRefused, env: Envelope[EventPayload]) -> None:
-        claim = await self.stores.claims.get(tx, data.claim_id, lock=True)
+    async def _refused(self, tx: Tx, data: PayoutRequestRefused, env: Envelope[EventPayload], poll: _Poll) -> None:
+        claim = poll.claims.get(data.claim_id)
         if claim is None:
             raise EventRefusal("unknown_aggregate", f"PayoutRequestRefused: no claim {data.claim_id}")
         if claim.payout_request_id != data.payout_request_id:
@@ -170,9 +212,9 @@ class SettlePayout:
             )
         # Held too: payouts refused a request naming this claim (it could only be forged or unreadable) and will
         # refuse the real one when the hold is released, so the reservation goes back now, not never.
-        await self._void(tx, claim, allowed=(ClaimStatus.APPROVED, ClaimStatus.HELD))
+        self._void(env, poll, claim, allowed=(ClaimStatus.APPROVED, ClaimStatus.HELD))
 
-    async def _paid(self, tx: Tx, claim: Claim, provider: str) -> None:
+    def _paid(self, env: Envelope[EventPayload], poll: _Poll, claim: Claim, provider: str) -> None:
         if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
             return
         if claim.status is not ClaimStatus.APPROVED:
@@ -185,18 +227,23 @@ class SettlePayout:
             claim.id,
             correlation_id=claim.correlation_id,
         )
-        await self._apply(tx, [post_of(claim.pending), settle], claim)
-        await self.stores.claims.settle(tx, claim.id, ClaimStatus.PAID)
+        self._settle(env, poll, claim, [post_of(claim.pending), settle], ClaimStatus.PAID)
 
-    async def _void(self, tx: Tx, claim: Claim, *, allowed: tuple[ClaimStatus, ...] = (ClaimStatus.APPROVED,)) -> None:
+    def _void(
+        self,
+        env: Envelope[EventPayload],
+        poll: _Poll,
+        claim: Claim,
+        *,
+        allowed: tuple[ClaimStatus, ...] = (ClaimStatus.APPROVED,),
+    ) -> None:
         if claim.status is ClaimStatus.VOIDED:
             return
         if claim.status not in allowed:
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be voided")
-        await self._apply(tx, [void_of(claim.pending)], claim)
-        await self.stores.claims.settle(tx, claim.id, ClaimStatus.VOIDED)
+        self._settle(env, poll, claim, [void_of(claim.pending)], ClaimStatus.VOIDED)
 
-    async def _returned(self, tx: Tx, claim: Claim, data: PayoutReturned) -> None:
+    def _returned(self, env: Envelope[EventPayload], poll: _Poll, claim: Claim, data: PayoutReturned) -> None:
         if claim.status is ClaimStatus.RETURNED:
             return
         if claim.status is not ClaimStatus.PAID:
@@ -209,12 +256,31 @@ class SettlePayout:
             claim.id,
             correlation_id=claim.correlation_id,
         )
-        await self._apply(tx, [back], claim)
-        await self.stores.claims.settle(tx, claim.id, ClaimStatus.RETURNED)
+        self._settle(env, poll, claim, [back], ClaimStatus.RETURNED)
 
-    async def _apply(self, tx: Tx, batch: list[Transfer], claim: Claim) -> None:
-        try:
-            result = await self.ledger.apply(tx, batch)
-        except LedgerError as err:
-            raise EventRefusal("conflicting_event", f"claim {claim.id}: {err.detail}") from err
-        count_transfers(self.metrics, result)
+    @staticmethod
+    def _settle(
+        env: Envelope[EventPayload], poll: _Poll, claim: Claim, transfers: list[Transfer], status: ClaimStatus
+    ) -> None:
+        poll.transfers.append((env.id, claim, transfers))
+        poll.settled[claim.id] = status
+        poll.set(claim, status=status)
+
+    async def _flush(self, tx: Tx, poll: _Poll) -> None:
+        """The poll's effects: every transfer in one ledger batch, the claims' payouts and statuses in one write
+        each. Should the ledger refuse the batch, each event's transfers are tried alone (savepoints of the same
+        transaction) to name the event to refuse: the consumer then applies the rest without it."""
+        transfers = [t for _, _, group in poll.transfers for t in group]
+        if transfers:
+            try:
+                count_transfers(self.metrics, await self.ledger.apply(tx, transfers))
+            except LedgerError as err:
+                for event_id, claim, group in poll.transfers:
+                    try:
+                        await self.ledger.apply(tx, group)
+                    except LedgerError as alone:
+                        raise EventRefusal(
+                            "conflicting_event", f"claim {claim.id}: {alone.detail}", event_id=event_id
+                        ) from alone
+                raise EventRefusal("conflicting_event", f"the poll's transfers: {err.detail}") from err
+        await self.stores.claims.record_outcomes(tx, list(poll.bound.items()), list(poll.settled.items()))
