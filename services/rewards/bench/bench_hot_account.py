@@ -7,11 +7,14 @@ time, whatever the number of writers or cores: its ceiling is (transfers per tra
 Two ways around it, both measured here: more transfers per transaction (batching: what rewards' consumer does, a
 whole poll in one transaction) and more pool rows (sharding: K accounts of one campaign, a writer on one of them).
 
-Two clients, each timed for `--seconds` per configuration:
+Three clients, each timed for `--seconds` per configuration:
 - `ledger`: the production path, `PgLedger.apply` (savepoint, ordered locks, insert, balance update) in one
   transaction per call, N asyncio writers on their own connections in this process. Python's CPU is part of each
   transaction's lock hold time here (as in the service); `client_cpu_share` says how busy this process was (near 1
   on a core: the client limits, not the lock).
+- `grouped`: 1, 8 and 64 concurrent requesters, each asking for ONE transfer out of the one hot pool at a time,
+  through a group commit (`prizeflow_runtime.group_commit`, as claim intake does): the requests arriving while a
+  transaction commits share the next one, so the hot row is touched once per transaction.
 - `sql`: pgbench (C, two threads) running the same shape of transaction (pool update, wallet update, transfer
   insert; one or a batch of transfers), so that the database's own hot-row ceiling shows without Python.
 
@@ -30,6 +33,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind
 from prizeflow_runtime.db import asyncpg_dsn, create_engine
+from prizeflow_runtime.group_commit import GroupCommit
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_testkit.bench import bench_database, host, print_result
 
@@ -59,6 +64,9 @@ LEDGER_CONFIGS = [
     Config(w, p, b)
     for w, p, b in [(1, 1, 1), (4, 1, 1), (16, 1, 1), (16, 4, 1), (16, 16, 1), (1, 1, 64), (4, 1, 64), (4, 4, 64)]
 ]
+# Group commit (as claim intake does): N concurrent writers each ask for ONE transfer out of the one hot pool and
+# wait for it; requests arriving while a transaction commits share the next (`GroupCommit`).
+GROUPED_CONFIGS = [Config(w, 1, 1) for w in (1, 8, 64)]
 SQL_CONFIGS = [
     Config(w, p, b)
     for w, p, b in [(1, 1, 1), (4, 1, 1), (16, 1, 1), (32, 1, 1), (16, 4, 1), (16, 16, 1), (32, 32, 1), (4, 1, 64)]
@@ -159,6 +167,47 @@ async def ledger_run(target: Target, config: Config, *, seconds: float, tag: str
     }
 
 
+async def grouped_run(target: Target, config: Config, *, seconds: float, tag: str) -> dict[str, Any]:
+    """`writers` concurrent requesters, one transfer each per request, out of ONE pool, through a group commit:
+    the hot row is touched once per transaction, whatever the number of writers."""
+    engine, writers = target.engine, config.writers
+    ledger = PgLedger()
+    done = [0] * writers
+    batches: list[int] = []
+    deadline = time.monotonic() + seconds
+
+    async def commit(transfers: Sequence[Transfer]) -> list[int]:
+        async with engine.begin() as conn:
+            await ledger.apply(conn, list(transfers))
+        batches.append(len(transfers))
+        return [1] * len(transfers)
+
+    group: GroupCommit[Transfer, int] = GroupCommit(commit, name="hot", max_batch=500)
+
+    async def writer(w: int) -> None:
+        rng = random.Random(w)
+        n = 0
+        while time.monotonic() < deadline:
+            t = Transfer.of(pool(0), wallet(rng.randrange(WALLETS)), 1, TransferKind.REWARD, f"{tag}-{w}-{n}", "g")
+            done[w] += await group.submit(t)
+            n += 1
+
+    cpu0, started = cpu_seconds(), time.monotonic()
+    with LockSampler(target.dsn, target.database) as locks:
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+    elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu0
+    return {
+        "client": "grouped",
+        "writers": writers,
+        "pool_accounts": 1,
+        "transfers_per_txn": round(sum(batches) / len(batches), 1) if batches else 0,
+        "transfers_per_s": round(sum(done) / elapsed),
+        "txns_per_s": round(len(batches) / elapsed),
+        "lock_wait_share": locks.share,
+        "client_cpu_share": round(cpu / elapsed, 2),
+    }
+
+
 _SQL_SCHEMA = """
     DROP TABLE IF EXISTS hot_pools, hot_wallets, hot_transfers;
     CREATE TABLE hot_pools (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
@@ -215,7 +264,7 @@ async def run(database_url: str, seconds: float, which: set[str]) -> dict[str, A
     await upgrade_to_head(ALEMBIC_INI, database_url)
     dsn = asyncpg_dsn(database_url)
     database = dsn.rsplit("/", 1)[1].split("?")[0]
-    engine = create_engine(database_url, pool_size=max(c.writers for c in LEDGER_CONFIGS) + 1)
+    engine = create_engine(database_url, pool_size=max(c.writers for c in LEDGER_CONFIGS) + 2)
     target = Target(engine, dsn, database)
     ledger = PgLedger()
     treasury = AccountRef(AccountKind.TREASURY, "platform", "USDC")
@@ -249,6 +298,10 @@ async def run(database_url: str, seconds: float, which: set[str]) -> dict[str, A
         for i, config in enumerate(LEDGER_CONFIGS):
             runs.append(await ledger_run(target, config, seconds=seconds, tag=f"r{i}"))
             print(runs[-1], flush=True)
+    if "grouped" in which:
+        for i, config in enumerate(GROUPED_CONFIGS):
+            runs.append(await grouped_run(target, config, seconds=seconds, tag=f"g{i}"))
+            print(runs[-1], flush=True)
     await engine.dispose()
     if "sql" in which:
         conn = await asyncpg.connect(dsn)
@@ -268,8 +321,10 @@ async def run(database_url: str, seconds: float, which: set[str]) -> dict[str, A
         ]
         return max(rates, default=0)
 
+    grouped = {f"{r['writers']}_writers": r["transfers_per_s"] for r in runs if r["client"] == "grouped"}
     return {
         "bench": "hot_account",
+        "one_pool_group_commit": grouped,
         "seconds_per_config": seconds,
         "wallets": WALLETS,
         "postgres": settings,
@@ -289,7 +344,7 @@ async def run(database_url: str, seconds: float, which: set[str]) -> dict[str, A
                 ),
                 "one_pool_batched_64": best(client, pools=1, batch=64),
             }
-            for client in sorted(which)
+            for client in sorted(which - {"grouped"})
         },
     }
 
@@ -308,7 +363,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--seconds", type=float, default=4, help="per configuration (4)")
-    parser.add_argument("--clients", default="ledger,sql", help="ledger, sql or both (ledger,sql)")
+    parser.add_argument(
+        "--clients", default="ledger,grouped,sql", help="any of ledger, grouped, sql (ledger,grouped,sql)"
+    )
     print_result(asyncio.run(main_async(parser.parse_args())), indent=None)
 
 

@@ -194,6 +194,10 @@ _DELETE_BATCH = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 _RELAY_SESSION = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET synchronous_commit = off; SET jit = off"
 
 
+# The longest an idle leader waits between polls when no NOTIFY wakes it (see `OutboxRelay._loop`).
+IDLE_POLL_MAX_S = 4.0
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to Kafka, in order, in batches."""
 
@@ -407,6 +411,9 @@ class OutboxRelay:
             self._stopped.set()
 
     async def _loop(self, backoff: Backoff) -> None:
+        # A leader with nothing to publish polls less and less often (doubling up to IDLE_POLL_MAX_S): each commit
+        # that stages events NOTIFYs and wakes it at once, so the poll only sweeps what a lost notification left.
+        idle = 0
         while not self._stopping.is_set():
             self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
             try:
@@ -429,7 +436,12 @@ class OutboxRelay:
                 continue
             if result.published >= self._batch_size:
                 continue
-            await self._sleep(self._poll_interval if result.leader else self._poll_interval * 4, wake=True)
+            idle = idle + 1 if result.leader and result.published == 0 else 0
+            if not result.leader:
+                wait = self._poll_interval * 4
+            else:
+                wait = min(self._poll_interval * 2 ** min(idle, 8), max(self._poll_interval, IDLE_POLL_MAX_S))
+            await self._sleep(wait, wake=True)
 
     async def _replace_producer(self) -> None:
         if self._renew_producer is None:

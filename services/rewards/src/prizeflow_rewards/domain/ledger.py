@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag, StrEnum
+from functools import lru_cache
 from typing import Final
 
 _ACCOUNT_NS: Final = uuid.UUID("3b6f4f0e-5a53-4c1c-9a0b-1f5e2d7c8a01")
@@ -114,7 +115,10 @@ class AccountRef:
         return KIND_FLAGS[self.kind]
 
 
+@lru_cache(maxsize=65_536)
 def account_id(kind: AccountKind, owner: str, asset: str) -> uuid.UUID:
+    """A pure function of the natural key, computed for every reference to an account: the hot ones (clearing,
+    pools, busy wallets) are remembered (a SHA-1 each otherwise, several per claim)."""
     return uuid.uuid5(_ACCOUNT_NS, f"{kind.value}|{owner}|{asset}")
 
 
