@@ -10,6 +10,7 @@ reserving the player's money, its payout settling it); both small, auto-approved
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ PRIZE_PER_ROUND = 80 * USDC
 PAYOUT_AMOUNT = 5 * USDC  # under every auto-approval threshold: no one has to approve it
 
 CLAIM_AMOUNT = USDC  # the smallest claim rewards takes; every rank of a round is paid more
+CLAIM_ATTEMPTS = 3
 
 # What the platform runs with under load: consumers and relay in large batches, quiet logs.
 LOAD_ENV = {"CONSUMER_BATCH_SIZE": "1000", "OUTBOX_BATCH_SIZE": "2000", "LOG_LEVEL": "WARNING"}
@@ -134,29 +136,44 @@ class Claimant:
     _tokens: dict[str, tuple[str, float]] = field(default_factory=dict, init=False, repr=False)
 
     async def start(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        # Kept-alive connections expire before uvicorn's 5 s keep-alive closes them (no ReadError on a reused one).
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency, keepalive_expiry=2.0
+        )
         self._http = httpx.AsyncClient(base_url=self.platform.url("rewards"), limits=limits, timeout=60)
 
     def _token(self, player: str) -> str:
-        token, minted = self._tokens.get(player, ("", 0.0))
-        if time.monotonic() - minted > self.token_ttl_s / 2:
-            audience = audience_for("rewards")
-            token = self.platform.identity.issue(player, ["player"], audience=audience, ttl_s=self.token_ttl_s)
-            self._tokens[player] = (token, time.monotonic())
+        # No "minted at 0" default: the monotonic clock counts from boot, and a machine up for less than half a
+        # token's life would never mint one (an empty bearer).
+        held = self._tokens.get(player)
+        if held is not None and time.monotonic() - held[1] <= self.token_ttl_s / 2:
+            return held[0]
+        audience = audience_for("rewards")
+        token = self.platform.identity.issue(player, ["player"], audience=audience, ttl_s=self.token_ttl_s)
+        self._tokens[player] = (token, time.monotonic())
         return token
 
     async def claim(self, player: str) -> tuple[str | None, str]:
-        """(claim id, its status) when rewards took the claim, else (None, the refusal's code)."""
+        """(claim id, its status) when rewards took the claim, else (None, the refusal's code). A request whose
+        answer is lost on the way (a connection closed under it) is sent again with the same Idempotency-Key, as
+        a game client does: it can never make a second claim."""
         assert self._http is not None, "start() first"
-        r = await self._http.post(
-            "/claims/",
-            json={
-                "asset": "USDC",
-                "amount": CLAIM_AMOUNT,
-                "destination": {"type": "sandbox", "address": f"success:{player}"},
-            },
-            headers={"Authorization": f"Bearer {self._token(player)}"},
-        )
+        key = uuid.uuid4().hex
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            try:
+                r = await self._http.post(
+                    "/claims/",
+                    json={
+                        "asset": "USDC",
+                        "amount": CLAIM_AMOUNT,
+                        "destination": {"type": "sandbox", "address": f"success:{player}"},
+                    },
+                    headers={"Authorization": f"Bearer {self._token(player)}", "Idempotency-Key": key},
+                )
+                break
+            except httpx.TransportError:
+                if attempt == CLAIM_ATTEMPTS:
+                    raise
         if r.status_code == 201:
             body = r.json()
             return str(body["claim_id"]), str(body["status"])

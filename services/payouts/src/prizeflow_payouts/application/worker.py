@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -104,8 +105,8 @@ class PayoutWorker:
         self.metrics = metrics
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self._sem = asyncio.Semaphore(config.concurrency)
-        self._last_gauges = 0.0
-        self._last_checks = 0.0
+        self._last_gauges = -math.inf  # not 0.0: the monotonic clock starts at boot
+        self._last_checks = -math.inf
         self._stuck_seen: set[tuple[str, str]] = set()
 
     # -- the loop ---------------------------------------------------------------------------------------------
