@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker.errors import DockerException
 
 from prizeflow_devstack import docker_infra, images
 from prizeflow_devstack.procs import run_sync
@@ -64,14 +65,20 @@ def podman_api(repo_root: Path, podman_ready: None, tmp_path: Path, monkeypatch:
         last: Exception | None = None
         while True:
             assert service.poll() is None, f"podman system service exited ({service.returncode}):\n{log.read_text()}"
-            probe = _engine()
             try:
-                version = probe.version()
-                break
-            except OSError as err:  # no socket yet / refused / an API error (requests' errors are OSErrors)
+                # Building the client asks the API its version too: before the socket exists that raises
+                # DockerException (not an OSError), so it is inside the retry as well.
+                probe = _engine()
+            except DockerException as err:
                 last = err
-            finally:
-                probe.close()
+            else:
+                try:
+                    version = probe.version()
+                    break
+                except OSError as err:  # no socket yet / refused / an API error (requests' errors are OSErrors)
+                    last = err
+                finally:
+                    probe.close()
             assert time.monotonic() < deadline, (
                 f"podman's API did not answer on {url} in {API_DEADLINE_S:.0f} s: {last!r}"
             )

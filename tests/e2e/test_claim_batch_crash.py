@@ -4,6 +4,9 @@ Claims share a group commit: many requests in one transaction. A crash in the mi
 every answer not yet sent, never a reservation that was answered and never one twice: the players' retries with
 the same Idempotency-Key, against the restarted process, each end with one claim, the one the first answer named
 when there was one; each wallet is down by exactly its claim and the ledger still balances.
+
+The kill is made to land mid-batch, not by timing: the test holds the row lock of one player's wallet, so the
+batch with that player's claim waits inside its transaction (seen in pg_stat_activity) when rewards is killed.
 """
 
 from __future__ import annotations
@@ -13,18 +16,19 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+import asyncpg
 import httpx
 import pytest
 from support import USDC, Api, claim, ledger_invariants, top_up, uid, wait_for
 
 from prizeflow_devstack.platform import Platform
+from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_testkit import fetch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-PLAYERS = 160
-ANSWERED_BEFORE_THE_KILL = 20
-IN_FLIGHT = 32
+ANSWERED_FIRST = 20  # claims answered before the crash
+IN_FLIGHT = 60  # claims sent while the batch is held, the held player's first
 
 
 def destination(player: str) -> dict[str, str]:
@@ -44,38 +48,64 @@ async def retried(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Respon
 async def test_a_crash_mid_batch_loses_no_answered_claim_and_the_retries_make_none_twice(
     platform: Platform, api: Api
 ) -> None:
-    players = [uid("crash-player") for _ in range(PLAYERS)]
+    db = platform.procs["rewards"].database_url
+    assert db is not None
+    players = [uid("crash-player") for _ in range(ANSWERED_FIRST + IN_FLIGHT)]
     for player in players:
         await top_up(api, player, 10 * USDC)
     keys = {player: uid("crash-claim") for player in players}
     answered: dict[str, str] = {}  # player -> the claim id its first answer named
     outcomes: Counter[str] = Counter()
-    # Requests keep arriving while batches commit (at most IN_FLIGHT at once), so that the kill lands with a
-    # batch open and requests waiting for the next one.
-    slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def first_try(player: str) -> None:
-        async with slots:
-            if not platform.procs["rewards"].alive:
-                outcomes["not sent"] += 1
-                return
-            try:
-                response = await claim(api, player, USDC, destination(player), key=keys[player])
-            except httpx.TransportError as err:  # the process died with the request in flight
-                outcomes[f"lost: {type(err).__name__}"] += 1
-                return
-        if response.status_code == 201:
-            answered[player] = response.json()["claim_id"]
-            if len(answered) == ANSWERED_BEFORE_THE_KILL:
-                platform.kill("rewards")  # at once, in the loop: every other request is in flight or queued
-        outcomes[str(response.status_code)] += 1
+        try:
+            response = await claim(api, player, USDC, destination(player), key=keys[player])
+        except httpx.TransportError as err:  # the process died with the request in flight
+            outcomes[f"lost: {type(err).__name__}"] += 1
+            return
+        assert response.status_code == 201, response.text
+        answered[player] = response.json()["claim_id"]
+        outcomes["201"] += 1
 
-    await asyncio.gather(*(first_try(p) for p in players))
-    lost = sum(n for outcome, n in outcomes.items() if outcome.startswith("lost"))
-    assert lost > 0, f"the kill cut no request in flight, so it proved nothing: {dict(outcomes)}"
-    assert outcomes["201"] == len(answered) >= ANSWERED_BEFORE_THE_KILL, dict(outcomes)
-    assert outcomes["201"] + lost + outcomes["not sent"] == PLAYERS, dict(outcomes)
-    await asyncio.to_thread(platform.restart, "rewards")
+    early, later = players[:ANSWERED_FIRST], players[ANSWERED_FIRST:]
+    held = later[0]
+    await asyncio.gather(*(first_try(p) for p in early))
+    assert set(answered) == set(early), dict(outcomes)
+
+    async def lock_waits() -> int:
+        rows = await fetch(
+            db,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND state = 'active' AND query ILIKE '%ledger_accounts%'",
+        )
+        return int(rows[0]["n"])
+
+    blocker = await asyncpg.connect(asyncpg_dsn(db))
+    try:
+        holding = blocker.transaction()
+        await holding.start()
+        try:
+            await blocker.execute(
+                "SELECT 1 FROM ledger_accounts WHERE kind = 'player_wallet' AND owner_id = $1 FOR UPDATE", held
+            )
+            sent = [asyncio.create_task(first_try(held))]
+            await wait_for(lock_waits, lambda n: n >= 1, timeout=30)  # its batch waits inside its transaction
+            sent += [asyncio.create_task(first_try(p)) for p in later[1:]]
+            await asyncio.to_thread(platform.kill, "rewards")
+            await asyncio.gather(*sent)
+        finally:
+            await holding.rollback()  # the killed batch's backend goes on, finds its client gone and rolls back
+        await wait_for(lock_waits, lambda n: n == 0, timeout=30)
+        # The held batch never committed: not even the claim of the player whose wallet held it.
+        assert await fetch(db, "SELECT id FROM claims WHERE player_id = $1", held) == []
+        lost = sum(n for outcome, n in outcomes.items() if outcome.startswith("lost"))
+        assert held not in answered, dict(outcomes)
+        assert lost >= 1, dict(outcomes)
+        assert outcomes["201"] + lost == len(players), dict(outcomes)
+    finally:
+        await blocker.close()
+        if not platform.procs["rewards"].alive:  # never leave the session's platform without rewards
+            await asyncio.to_thread(platform.restart, "rewards")
 
     # Every player retries with the same key (as a client must when its answer was lost): one claim each.
     final: dict[str, str] = {}
@@ -86,8 +116,6 @@ async def test_a_crash_mid_batch_loses_no_answered_claim_and_the_retries_make_no
     for player, claim_id in answered.items():
         assert final[player] == claim_id, f"{player}: answered {claim_id} before the crash, {final[player]} after"
 
-    db = platform.procs["rewards"].database_url
-    assert db is not None
     rows = await fetch(db, "SELECT player_id, count(*) AS n FROM claims WHERE player_id = ANY($1) GROUP BY 1", players)
     assert {r["player_id"]: r["n"] for r in rows} == dict.fromkeys(players, 1)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, OutOfOrderSequenceNumber, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic_core import from_json
 from sqlalchemy import text
@@ -196,6 +197,14 @@ _RELAY_SESSION = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET syn
 
 # The longest an idle leader waits between polls when no NOTIFY wakes it (see `OutboxRelay._loop`).
 IDLE_POLL_MAX_S = 4.0
+# Publish failures after which an idempotent producer never succeeds again: the broker no longer knows its producer
+# id or sequence numbers (a restarted broker answered OutOfOrderSequenceNumber to every batch, 5 s apart, for the
+# 300 s of a fault test's drain), or its epoch was fenced. Only a new producer (a new id) publishes again; the rows
+# are resent through it in `seq` order, and consumers drop the copies they already have by event id.
+_PRODUCER_BROKEN = (OutOfOrderSequenceNumber, InvalidProducerEpoch, InvalidProducerIdMapping, ProducerFenced)
+# Any other publish failure this many times in a row gets a new producer too: no producer state the relay did not
+# foresee may stop the outbox for good.
+REPLACE_PRODUCER_AFTER_FAILURES = 3
 
 
 class OutboxRelay:
@@ -218,7 +227,9 @@ class OutboxRelay:
         self._producer = producer
         # A batch Kafka has not acknowledged after `ack_timeout` seconds (twice the producer's request timeout by
         # default) is a stalled producer, not a slow broker: `renew_producer(old)` abandons it and returns a started
-        # replacement, and the relay gives up leadership for a moment so a healthy replica may take over.
+        # replacement, and the relay gives up leadership for a moment so a healthy replica may take over. A producer
+        # that fails in a way only a new one recovers from (`_PRODUCER_BROKEN`, or any failure
+        # `REPLACE_PRODUCER_AFTER_FAILURES` times in a row) is renewed the same way.
         self._ack_timeout = ack_timeout
         self._renew_producer = renew_producer
         self._metrics = metrics
@@ -413,12 +424,13 @@ class OutboxRelay:
     async def _loop(self, backoff: Backoff) -> None:
         # A leader with nothing to publish polls less and less often (doubling up to IDLE_POLL_MAX_S): each commit
         # that stages events NOTIFYs and wakes it at once, so the poll only sweeps what a lost notification left.
-        idle = 0
+        idle = failures = 0
         while not self._stopping.is_set():
             self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
             try:
                 result = await self.publish_once()
                 backoff.reset()
+                failures = 0
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
                 log.warning("outbox relay: database unavailable, retrying", extra={"error": str(err)})
                 await self._close_conn()
@@ -430,8 +442,16 @@ class OutboxRelay:
                 await self._replace_producer()
                 await self._sleep(backoff.next())
                 continue
-            except Exception:
+            except Exception as err:
+                failures += 1
                 log.exception("outbox relay: publish failed, retrying the batch")
+                if isinstance(err, _PRODUCER_BROKEN) or failures >= REPLACE_PRODUCER_AFTER_FAILURES:
+                    log.error(
+                        "outbox relay: the producer cannot publish; replacing it",
+                        extra={"error": type(err).__name__, "failures": failures},
+                    )
+                    await self._replace_producer()
+                    failures = 0
                 await self._sleep(backoff.next())
                 continue
             if result.published >= self._batch_size:

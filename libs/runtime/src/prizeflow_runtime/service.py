@@ -375,7 +375,8 @@ class ServiceRuntime:
         )
 
     async def _renew_producer(self, stalled: AIOKafkaProducer) -> AIOKafkaProducer:
-        """A started producer in place of `stalled` (which the relay found stalled), abandoned without a flush."""
+        """A started producer in place of `stalled` (which the relay found stalled or broken), abandoned without a
+        flush."""
         fresh = self._new_producer()
         try:
             await fresh.start()

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.errors import OutOfOrderSequenceNumber
 from sample import thing
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +20,7 @@ from prizeflow_runtime.db import asyncpg_dsn, session_factory
 from prizeflow_runtime.outbox import (
     _RELAY_SESSION,
     _WATERMARK,
+    REPLACE_PRODUCER_AFTER_FAILURES,
     OutboxRelay,
     abandon_producer,
     add_event,
@@ -373,6 +375,85 @@ async def test_a_stalled_producer_is_replaced_and_the_outbox_still_drains_once_i
 
         assert await eventually(published, lambda ids: len(ids) >= 5, timeout=20) == [f"s-{i}" for i in range(5)]
         assert stalled.submitted >= 1
+        assert renewed == [relay.producer]
+
+        async def left() -> int:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one())
+
+        await eventually(left, lambda n: n == 0, timeout=10)
+    finally:
+        await relay.stop()
+        task.cancel()
+        for producer in renewed:
+            await producer.stop()
+
+
+class _FailingProducer:
+    """A real producer whose every batch fails at once with `error`: what an idempotent aiokafka producer answers
+    for good once a restarted broker no longer knows its producer id (OutOfOrderSequenceNumber, batch after batch)."""
+
+    def __init__(self, real: Any, error: Exception) -> None:
+        self._real = real
+        self._error = error
+        self.submitted = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        self.submitted += 1
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(self._error)
+        return failed
+
+
+@pytest.mark.parametrize(
+    ("error", "tries"),
+    [
+        (OutOfOrderSequenceNumber(), 1),  # a producer only a new one replaces: at the first failure
+        (RuntimeError("a failure nobody foresaw"), REPLACE_PRODUCER_AFTER_FAILURES),  # any other, repeated
+    ],
+    ids=["broken-producer", "repeated-failure"],
+)
+async def test_a_producer_that_fails_every_batch_is_replaced_and_the_outbox_drains_once_in_order(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str, error: Exception, tries: int
+) -> None:
+    """A fault test's drain once waited 300 s on an outbox whose producer got OutOfOrderSequenceNumber for every
+    batch after a Kafka restart, retried through the same producer forever. Now the relay renews it: the rows go out
+    in order through the new one, and nothing left the outbox that Kafka did not acknowledge."""
+    topic = "prizeflow.outbox-broken" + topic_suffix
+    await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
+    real = idempotent_producer(kafka_bootstrap)
+    await real.start()
+    failing = _FailingProducer(real, error)
+    renewed: list[Any] = []
+
+    async def renew(old: Any) -> Any:
+        assert old is failing
+        fresh = idempotent_producer(kafka_bootstrap)
+        await fresh.start()
+        renewed.append(fresh)
+        await real.stop()
+        return fresh
+
+    async with session_factory(engine)() as session, session.begin():
+        for i in range(5):
+            await add_event(session, thing(f"b-{i}", i, correlation_id="key-broken"), topic=topic)
+    relay = OutboxRelay(
+        database_url=str(engine.url.render_as_string(hide_password=False)),
+        producer=failing,
+        poll_interval=0.05,
+        renew_producer=renew,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def published() -> list[str]:
+            return [decode(r.value or b"").data.thing_id for r in await read_topic(kafka_bootstrap, topic)]  # type: ignore[attr-defined]
+
+        assert await eventually(published, lambda ids: len(ids) >= 5, timeout=30) == [f"b-{i}" for i in range(5)]
+        assert failing.submitted == tries  # renewed after exactly that many failed publishes, not before
         assert renewed == [relay.producer]
 
         async def left() -> int:
