@@ -66,18 +66,28 @@ class GroupCommit(Generic[Req, Res]):
         return len(self._pending)
 
     async def _flush(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            await self._commit_or_halve(batch)
+        me = asyncio.current_task()
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                try:
+                    await self._commit_or_halve(batch)
+                except BaseException as err:  # cancelled at shutdown: nobody may wait for an answer for ever
+                    _fail(batch, err if isinstance(err, Exception) else RuntimeError(f"{self.name}: stopped"))
+                    raise
+        finally:
+            # In the same step as the empty check above, with no await between: a request appended after it finds
+            # this flusher gone and starts one (the done callback runs a loop iteration later, by which time a
+            # request may have been appended and counted this finished task as its flusher, then waited for ever).
+            if me is not None:
+                self._flushers.discard(me)
 
     async def _commit_or_halve(self, batch: list[tuple[Req, asyncio.Future[Res]]]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             outcomes = await self.commit([request for request, _ in batch])
-            if len(outcomes) != len(batch):
-                raise RuntimeError(f"{self.name}: {len(outcomes)} outcomes for a batch of {len(batch)}")
         except Exception as err:  # noqa: BLE001 - whatever failed is handed to the requests waiting on it
             if len(batch) > 1 and not is_outage(err) and not isinstance(err, self.shared):
                 half = len(batch) // 2
@@ -90,12 +100,18 @@ class GroupCommit(Generic[Req, Res]):
                 await self._commit_or_halve(batch[:half])
                 await self._commit_or_halve(batch[half:])
                 return
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(err)
+            _fail(batch, err)
+            return
+        if len(outcomes) != len(batch):
+            # Committed, but not one answer per request: a bug in `commit`. Never halved (committing again would
+            # redo what is committed); every request gets the error.
+            _fail(batch, RuntimeError(f"{self.name}: {len(outcomes)} outcomes for a batch of {len(batch)}"))
             return
         if self.observe is not None:
-            self.observe(len(batch), loop.time() - started)
+            try:
+                self.observe(len(batch), loop.time() - started)
+            except Exception:  # a metric must not keep answers from the requests
+                log.exception("%s: observing a group commit failed", self.name)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
@@ -108,6 +124,12 @@ class GroupCommit(Generic[Req, Res]):
         """Let the commits in flight finish (their requests are waiting for them)."""
         while self._flushers:
             await asyncio.gather(*self._flushers, return_exceptions=True)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[Res]]], err: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(err)
 
 
 __all__ = ["GroupCommit"]

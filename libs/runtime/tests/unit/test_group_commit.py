@@ -123,3 +123,58 @@ async def test_batches_never_exceed_max_batch() -> None:
     await asyncio.gather(*tasks)
     assert max(len(b) for b in store.batches) == 7
     assert sorted(n for b in store.batches for n in b) == list(range(30))
+
+
+async def test_a_request_arriving_as_the_last_flush_ends_is_committed_not_stranded() -> None:
+    """A request appended after the flusher found nothing more to do, but before the finished task left the set of
+    flushers (its done callback runs a loop iteration later), used to count that task as its flusher and wait for
+    ever. (Found by an adversarial review.)"""
+    loop = asyncio.get_running_loop()
+    release: asyncio.Future[None] = loop.create_future()
+
+    async def commit(batch: Sequence[int]) -> list[int | BaseException]:
+        if list(batch) == [1]:
+            release.set_result(None)  # wakes `late` in the same iteration that ends the flusher
+        return [n * 10 for n in batch]
+
+    group: GroupCommit[int, int] = GroupCommit(commit, name="t")
+
+    async def late() -> int:
+        await release
+        return await group.submit(2)
+
+    waiting = asyncio.create_task(late())
+    await asyncio.sleep(0)
+    assert await group.submit(1) == 10
+    assert await asyncio.wait_for(waiting, timeout=5) == 20
+
+
+async def test_a_commit_that_answers_a_different_count_fails_every_request_and_is_not_committed_again() -> None:
+    """The batch is committed already: halving it would commit its requests a second time."""
+    calls: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def commit(batch: Sequence[int]) -> list[int | BaseException]:
+        await gate.wait()
+        calls.append(list(batch))
+        return [0]  # one answer, whatever the batch
+
+    group: GroupCommit[int, int] = GroupCommit(commit, name="t")
+    first = asyncio.create_task(group.submit(1))
+    await asyncio.sleep(0)  # its commit is in flight, waiting on the gate
+    others = [asyncio.create_task(group.submit(n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == 0
+    results = await asyncio.gather(*others, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results), results
+    assert calls == [[1], [2, 3, 4]]
+
+
+async def test_a_failing_metric_does_not_keep_the_answers_from_the_requests() -> None:
+    def observe(size: int, seconds: float) -> None:
+        raise ValueError("metric broken")
+
+    group: GroupCommit[int, int] = GroupCommit(Store().commit, name="t", observe=observe)
+    answers = await asyncio.wait_for(asyncio.gather(*(group.submit(n) for n in (1, 2, 3))), timeout=5)
+    assert answers == [10, 20, 30]
