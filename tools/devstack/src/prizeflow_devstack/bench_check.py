@@ -33,9 +33,10 @@ from prizeflow_devstack.bench import bench_env, last_json_document, run_child
 TOLERANCE = 0.20
 CAPACITY = Path("docs") / "capacity.md"
 E2E = Path("tests") / "bench" / "bench_e2e.py"
-# The short run: each phase long enough to be a rate, the whole check a few minutes.
+# The run the committed figures were measured at (docs/capacity.md): the guarded figures depend on the phases' sizes
+# (a bigger burst of allocations is a faster one), so the check runs the same sizes. A few minutes.
 SHORT_E2E = (
-    "--rounds", "400", "--claims", "2000", "--payouts", "2000", "--latency-seconds", "5",
+    "--rounds", "600", "--claims", "4200", "--payouts", "3000", "--latency-seconds", "5",
     "--baseline-seconds", "5", "--kafka-records", "50000", "--idle-seconds", "5",
 )  # fmt: skip
 # The figures guarded (higher is better), and where each is in the e2e document.
