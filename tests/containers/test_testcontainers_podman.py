@@ -4,7 +4,9 @@ starts. Podman that cannot serve the API fails this test; it never skips."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker.errors import DockerException
 
 from prizeflow_devstack import docker_infra, images
 from prizeflow_devstack.procs import run_sync
@@ -44,6 +45,18 @@ def _engine() -> Any:
     return DockerClient().client
 
 
+def _pings(path: Path) -> bool:
+    """The API on the unix socket `path` answers `GET /_ping` (a closed socket whatever happens)."""
+    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as conn:
+        conn.settimeout(2)
+        try:
+            conn.connect(str(path))
+            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+            return conn.recv(12).startswith(b"HTTP/1.")
+        except OSError:
+            return False
+
+
 def _note(message: str) -> None:
     print(f"\n[testcontainers] {message}", file=sys.stderr, flush=True)
 
@@ -51,8 +64,8 @@ def _note(message: str) -> None:
 @pytest.fixture
 def podman_api(repo_root: Path, podman_ready: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """`podman system service` on a private socket (the project's containers.conf), as DOCKER_HOST; stopped after."""
-    socket = tmp_path / "podman.sock"
-    url = f"unix://{socket}"
+    sock = tmp_path / "podman.sock"
+    url = f"unix://{sock}"
     log = tmp_path / "podman-service.log"
     with log.open("wb") as out:
         service = subprocess.Popen(
@@ -62,27 +75,17 @@ def podman_api(repo_root: Path, podman_ready: None, tmp_path: Path, monkeypatch:
     monkeypatch.setenv("DOCKER_HOST", url)
     try:
         deadline = time.monotonic() + API_DEADLINE_S
-        last: Exception | None = None
-        while True:
+        # A plain socket first: a Docker client built before the API answers raises from its constructor and
+        # leaves its half-open socket to the garbage collector (a ResourceWarning that fails the session).
+        while not _pings(sock):
             assert service.poll() is None, f"podman system service exited ({service.returncode}):\n{log.read_text()}"
-            try:
-                # Building the client asks the API its version too: before the socket exists that raises
-                # DockerException (not an OSError), so it is inside the retry as well.
-                probe = _engine()
-            except DockerException as err:
-                last = err
-            else:
-                try:
-                    version = probe.version()
-                    break
-                except OSError as err:  # no socket yet / refused / an API error (requests' errors are OSErrors)
-                    last = err
-                finally:
-                    probe.close()
-            assert time.monotonic() < deadline, (
-                f"podman's API did not answer on {url} in {API_DEADLINE_S:.0f} s: {last!r}"
-            )
+            assert time.monotonic() < deadline, f"podman's API did not answer on {url} in {API_DEADLINE_S:.0f} s"
             time.sleep(0.2)
+        probe = _engine()
+        try:
+            version = probe.version()
+        finally:
+            probe.close()
         _note(f"podman API on {url}: {version['Components'][0]['Name']} {version['Version']}")
         yield url
     finally:
