@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,17 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+async def _run_writers(
+    target: Target, writers: int, writer: Callable[[int], Awaitable[None]]
+) -> tuple[float, float, float]:
+    """`writer(0..writers-1)` run to the end: (seconds, the client's CPU share, backends' lock-wait share)."""
+    cpu0, started = cpu_seconds(), time.monotonic()
+    with LockSampler(target.dsn, target.database) as locks:
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+    elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu0
+    return elapsed, round(cpu / elapsed, 2), locks.share
+
+
 async def ledger_run(target: Target, config: Config, *, seconds: float, tag: str) -> dict[str, Any]:
     engine, writers, pools, batch = target.engine, config.writers, config.pools, config.batch
     ledger = PgLedger()
@@ -151,10 +162,7 @@ async def ledger_run(target: Target, config: Config, *, seconds: float, tag: str
             n += 1
             done[w] += batch
 
-    cpu0, started = cpu_seconds(), time.monotonic()
-    with LockSampler(target.dsn, target.database) as locks:
-        await asyncio.gather(*(writer(w) for w in range(writers)))
-    elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu0
+    elapsed, client_cpu, lock_share = await _run_writers(target, writers, writer)
     return {
         "client": "ledger",
         "writers": writers,
@@ -162,8 +170,8 @@ async def ledger_run(target: Target, config: Config, *, seconds: float, tag: str
         "transfers_per_txn": batch,
         "transfers_per_s": round(sum(done) / elapsed),
         "txns_per_s": round(sum(done) / batch / elapsed),
-        "lock_wait_share": locks.share,
-        "client_cpu_share": round(cpu / elapsed, 2),
+        "lock_wait_share": lock_share,
+        "client_cpu_share": client_cpu,
     }
 
 
@@ -192,10 +200,7 @@ async def grouped_run(target: Target, config: Config, *, seconds: float, tag: st
             done[w] += await group.submit(t)
             n += 1
 
-    cpu0, started = cpu_seconds(), time.monotonic()
-    with LockSampler(target.dsn, target.database) as locks:
-        await asyncio.gather(*(writer(w) for w in range(writers)))
-    elapsed, cpu = time.monotonic() - started, cpu_seconds() - cpu0
+    elapsed, client_cpu, lock_share = await _run_writers(target, writers, writer)
     return {
         "client": "grouped",
         "writers": writers,
@@ -203,8 +208,8 @@ async def grouped_run(target: Target, config: Config, *, seconds: float, tag: st
         "transfers_per_txn": round(sum(batches) / len(batches), 1) if batches else 0,
         "transfers_per_s": round(sum(done) / elapsed),
         "txns_per_s": round(len(batches) / elapsed),
-        "lock_wait_share": locks.share,
-        "client_cpu_share": round(cpu / elapsed, 2),
+        "lock_wait_share": lock_share,
+        "client_cpu_share": client_cpu,
     }
 
 

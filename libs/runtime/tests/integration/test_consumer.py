@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiokafka import ConsumerRecord
 from harness import outbox_drained, publish, rewind, running_consumer, running_relay
 from prometheus_client import CollectorRegistry
 from sample import apply_thing, thing, totals, unique
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_runtime.broker import attach_consumer, create_broker, ensure_topics
-from prizeflow_runtime.consumer import ReliableConsumer
+from prizeflow_runtime.consumer import EventHandler, ReliableConsumer
 from prizeflow_runtime.db import session_factory
 from prizeflow_runtime.dead_letters import DLQ_ATTEMPTS, DLQ_ERROR, DLQ_ORIGINAL_OFFSET, DLQ_REASON
 from prizeflow_runtime.metrics import RuntimeMetrics
@@ -140,10 +141,11 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_later_messages_
     assert [tuple(row) for row in letters] == [(1, "handler_failed"), (2, "malformed_json")]
 
 
-async def test_poll_batch_with_one_poison_applies_the_rest_in_order(
-    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
-) -> None:
-    topic = "prizeflow.batch" + topic_suffix
+async def _fifty_of_one_key_with_t25_bad(
+    engine: AsyncEngine, kafka_bootstrap: str, topic: str, handler: EventHandler, *, poison: bool
+) -> tuple[list[ConsumerRecord[bytes, bytes]], int]:
+    """t0..t49 of one key (t25 poisoned if `poison`) consumed by `handler`, up to 500 records a poll: every record
+    but t25 applied once, in order, and t25 alone dead-lettered. Its dead letters and the sessions it opened."""
     await ensure_topics(kafka_bootstrap, [topic])
     group = unique("batch-consumer")
     producer = idempotent_producer(kafka_bootstrap)
@@ -160,57 +162,10 @@ async def test_poll_batch_with_one_poison_applies_the_rest_in_order(
         name=group,
         topics=[topic],
         session_factory=counted,  # type: ignore[arg-type]
-        handler=apply_thing,
+        handler=handler,
         retry=FAST_RETRY,
     )
-    events = [thing(f"t{i}", i, correlation_id="same", poison=(i == 25)) for i in range(50)]
-    try:
-        await publish(producer, topic, events)
-        async with running_relay(kafka_bootstrap, engine), running_consumer(kafka_bootstrap, consumer, max_records=500):
-            await wait_caught_up(kafka_bootstrap, group, topic)
-            await outbox_drained(engine)
-    finally:
-        await producer.stop()
-    assert await totals(engine) == (sum(range(50)) - 25, 49)
-    async with engine.connect() as conn:
-        order = (await conn.execute(text("SELECT thing_id FROM effects ORDER BY applied_seq"))).scalars().all()
-    assert order == [f"t{i}" for i in range(50) if i != 25]
-    assert [decode(r.value).id for r in await read_topic(kafka_bootstrap, topic + ".dlq")] == [events[25].id]
-    # Halving to the poison: about 2*log2(50) batch transactions, its 3 attempts and its dead letter; one
-    # transaction per record (50+) before. Several polls may split the 50 records, so allow for a few more.
-    assert opened < 35, opened
-
-
-async def test_a_refused_event_in_a_poll_costs_a_few_transactions_not_one_per_record(
-    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
-) -> None:
-    """A refusal names its event: the records before it apply together, it is dead-lettered, the rest together."""
-    topic = "prizeflow.refusedbatch" + topic_suffix
-    await ensure_topics(kafka_bootstrap, [topic])
-    group = unique("refused-batch-consumer")
-    producer = idempotent_producer(kafka_bootstrap)
-    await producer.start()
-    sessions = session_factory(engine)
-    opened = 0
-
-    def counted() -> AsyncSession:
-        nonlocal opened
-        opened += 1
-        return sessions()
-
-    async def refuse_t25(session: AsyncSession, envelope: Envelope[EventPayload]) -> None:
-        if getattr(envelope.data, "thing_id", None) == "t25":
-            raise EventRefusal("illegal_transition", "t25 cannot happen now")
-        await apply_thing(session, envelope)
-
-    consumer = ReliableConsumer(
-        name=group,
-        topics=[topic],
-        session_factory=counted,  # type: ignore[arg-type]
-        handler=refuse_t25,
-        retry=FAST_RETRY,
-    )
-    events = [thing(f"t{i}", i, correlation_id="same") for i in range(50)]
+    events = [thing(f"t{i}", i, correlation_id="same", poison=poison and i == 25) for i in range(50)]
     try:
         await publish(producer, topic, events)
         async with running_relay(kafka_bootstrap, engine), running_consumer(kafka_bootstrap, consumer, max_records=500):
@@ -224,6 +179,33 @@ async def test_a_refused_event_in_a_poll_costs_a_few_transactions_not_one_per_re
     assert order == [f"t{i}" for i in range(50) if i != 25]
     dead = await read_topic(kafka_bootstrap, topic + ".dlq")
     assert [decode(r.value).id for r in dead] == [events[25].id]
+    return dead, opened
+
+
+async def test_poll_batch_with_one_poison_applies_the_rest_in_order(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    _, opened = await _fifty_of_one_key_with_t25_bad(
+        engine, kafka_bootstrap, "prizeflow.batch" + topic_suffix, apply_thing, poison=True
+    )
+    # Halving to the poison: about 2*log2(50) batch transactions, its 3 attempts and its dead letter; one
+    # transaction per record (50+) before. Several polls may split the 50 records, so allow for a few more.
+    assert opened < 35, opened
+
+
+async def test_a_refused_event_in_a_poll_costs_a_few_transactions_not_one_per_record(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """A refusal names its event: the records before it apply together, it is dead-lettered, the rest together."""
+
+    async def refuse_t25(session: AsyncSession, envelope: Envelope[EventPayload]) -> None:
+        if getattr(envelope.data, "thing_id", None) == "t25":
+            raise EventRefusal("illegal_transition", "t25 cannot happen now")
+        await apply_thing(session, envelope)
+
+    dead, opened = await _fifty_of_one_key_with_t25_bad(
+        engine, kafka_bootstrap, "prizeflow.refusedbatch" + topic_suffix, refuse_t25, poison=False
+    )
     assert header(dead[0], DLQ_REASON) == "illegal_transition"
     # The poll, t0..t24 together, t25 alone and its dead letter, t26..t49 together: 5 (more if polls split it).
     assert opened <= 10, opened

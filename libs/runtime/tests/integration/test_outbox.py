@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -336,21 +337,37 @@ class _StalledProducer:
         return asyncio.get_running_loop().create_future()  # never resolved
 
 
-async def test_a_stalled_producer_is_replaced_and_the_outbox_still_drains_once_in_order(
-    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
-) -> None:
-    """A batch left unacknowledged past the ack timeout: the relay gives up its leadership, abandons the producer
-    (without the flush its `stop()` would wait on forever) and publishes the same rows, in order, through a new one.
-    Nothing left the outbox that Kafka did not acknowledge."""
-    topic = "prizeflow.outbox-stall" + topic_suffix
+class _FailingProducer(_StalledProducer):
+    """A real producer whose every batch fails at once with `error`: what an idempotent aiokafka producer answers
+    for good once a restarted broker no longer knows its producer id (OutOfOrderSequenceNumber, batch after batch)."""
+
+    def __init__(self, real: Any, error: Exception) -> None:
+        super().__init__(real)
+        self._error = error
+
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        failed = await super().send_batch(builder, topic, partition=partition)
+        failed.set_exception(self._error)
+        return failed
+
+
+async def _drains_once_in_order_through_a_renewed_producer(
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    topic: str,
+    bad: Callable[[Any], _StalledProducer],
+    **relay_options: Any,
+) -> _StalledProducer:
+    """Five events of one key staged; a relay starts on `bad(a real producer)` and renews it: the events reach
+    Kafka once, in order, through the new producer (and no other), and the outbox empties. The bad producer back."""
     await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
     real = idempotent_producer(kafka_bootstrap)
     await real.start()
-    stalled = _StalledProducer(real)
+    broken = bad(real)
     renewed: list[Any] = []
 
     async def renew(old: Any) -> Any:
-        assert old is stalled
+        assert old is broken
         fresh = idempotent_producer(kafka_bootstrap)
         await fresh.start()
         renewed.append(fresh)
@@ -359,13 +376,13 @@ async def test_a_stalled_producer_is_replaced_and_the_outbox_still_drains_once_i
 
     async with session_factory(engine)() as session, session.begin():
         for i in range(5):
-            await add_event(session, thing(f"s-{i}", i, correlation_id="key-stall"), topic=topic)
+            await add_event(session, thing(f"e-{i}", i, correlation_id="key-renewed"), topic=topic)
     relay = OutboxRelay(
         database_url=str(engine.url.render_as_string(hide_password=False)),
-        producer=stalled,
+        producer=broken,
         poll_interval=0.05,
-        ack_timeout=0.5,
         renew_producer=renew,
+        **relay_options,
     )
     task = asyncio.create_task(relay.run())
     try:
@@ -373,8 +390,7 @@ async def test_a_stalled_producer_is_replaced_and_the_outbox_still_drains_once_i
         async def published() -> list[str]:
             return [decode(r.value or b"").data.thing_id for r in await read_topic(kafka_bootstrap, topic)]  # type: ignore[attr-defined]
 
-        assert await eventually(published, lambda ids: len(ids) >= 5, timeout=20) == [f"s-{i}" for i in range(5)]
-        assert stalled.submitted >= 1
+        assert await eventually(published, lambda ids: len(ids) >= 5, timeout=20) == [f"e-{i}" for i in range(5)]
         assert renewed == [relay.producer]
 
         async def left() -> int:
@@ -387,25 +403,19 @@ async def test_a_stalled_producer_is_replaced_and_the_outbox_still_drains_once_i
         task.cancel()
         for producer in renewed:
             await producer.stop()
+    return broken
 
 
-class _FailingProducer:
-    """A real producer whose every batch fails at once with `error`: what an idempotent aiokafka producer answers
-    for good once a restarted broker no longer knows its producer id (OutOfOrderSequenceNumber, batch after batch)."""
-
-    def __init__(self, real: Any, error: Exception) -> None:
-        self._real = real
-        self._error = error
-        self.submitted = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
-        self.submitted += 1
-        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        failed.set_exception(self._error)
-        return failed
+async def test_a_stalled_producer_is_replaced_and_the_outbox_still_drains_once_in_order(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """A batch left unacknowledged past the ack timeout: the relay gives up its leadership, abandons the producer
+    (without the flush its `stop()` would wait on forever) and publishes the same rows, in order, through a new one.
+    Nothing left the outbox that Kafka did not acknowledge."""
+    stalled = await _drains_once_in_order_through_a_renewed_producer(
+        engine, kafka_bootstrap, "prizeflow.outbox-stall" + topic_suffix, _StalledProducer, ack_timeout=0.5
+    )
+    assert stalled.submitted >= 1
 
 
 @pytest.mark.parametrize(
@@ -422,50 +432,10 @@ async def test_a_producer_that_fails_every_batch_is_replaced_and_the_outbox_drai
     """A fault test's drain once waited 300 s on an outbox whose producer got OutOfOrderSequenceNumber for every
     batch after a Kafka restart, retried through the same producer forever. Now the relay renews it: the rows go out
     in order through the new one, and nothing left the outbox that Kafka did not acknowledge."""
-    topic = "prizeflow.outbox-broken" + topic_suffix
-    await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
-    real = idempotent_producer(kafka_bootstrap)
-    await real.start()
-    failing = _FailingProducer(real, error)
-    renewed: list[Any] = []
-
-    async def renew(old: Any) -> Any:
-        assert old is failing
-        fresh = idempotent_producer(kafka_bootstrap)
-        await fresh.start()
-        renewed.append(fresh)
-        await real.stop()
-        return fresh
-
-    async with session_factory(engine)() as session, session.begin():
-        for i in range(5):
-            await add_event(session, thing(f"b-{i}", i, correlation_id="key-broken"), topic=topic)
-    relay = OutboxRelay(
-        database_url=str(engine.url.render_as_string(hide_password=False)),
-        producer=failing,
-        poll_interval=0.05,
-        renew_producer=renew,
+    failing = await _drains_once_in_order_through_a_renewed_producer(
+        engine, kafka_bootstrap, "prizeflow.outbox-broken" + topic_suffix, lambda real: _FailingProducer(real, error)
     )
-    task = asyncio.create_task(relay.run())
-    try:
-
-        async def published() -> list[str]:
-            return [decode(r.value or b"").data.thing_id for r in await read_topic(kafka_bootstrap, topic)]  # type: ignore[attr-defined]
-
-        assert await eventually(published, lambda ids: len(ids) >= 5, timeout=30) == [f"b-{i}" for i in range(5)]
-        assert failing.submitted == tries  # renewed after exactly that many failed publishes, not before
-        assert renewed == [relay.producer]
-
-        async def left() -> int:
-            async with engine.connect() as conn:
-                return int((await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one())
-
-        await eventually(left, lambda n: n == 0, timeout=10)
-    finally:
-        await relay.stop()
-        task.cancel()
-        for producer in renewed:
-            await producer.stop()
+    assert failing.submitted == tries  # renewed after exactly that many failed publishes, not before
 
 
 async def test_abandoning_a_producer_returns_even_with_a_batch_kafka_never_acknowledges(kafka_bootstrap: str) -> None:
