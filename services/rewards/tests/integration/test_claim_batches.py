@@ -29,18 +29,11 @@ from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import session_factory
 from prizeflow_runtime.errors import UseCaseError
-from prizeflow_testkit.rewards import STELLAR_KEY, routes_event
+from prizeflow_testkit.rewards import OPEN_CLAIM_POLICY, STELLAR_KEY, routes_event
 
 pytestmark = pytest.mark.integration
 
 DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY)
-OPEN = ClaimPolicy(
-    min_claim={"USDC": 1},
-    daily_limit={"USDC": 10**12},
-    review_threshold={"USDC": 10**12},
-    velocity_max_claims=1_000,
-    new_destination_cooldown_s=0,
-)
 
 
 async def fund(engine: AsyncEngine, ledger: PgLedger, balances: dict[str, int]) -> None:
@@ -82,7 +75,7 @@ async def scalar(engine: AsyncEngine, sql: str) -> int:
 async def test_one_refused_request_in_a_batch_of_500_leaves_the_other_499_decided(engine: AsyncEngine) -> None:
     ledger = PgLedger(strict=True)
     await fund(engine, ledger, {f"p{i:03}": 1_000 for i in range(500)})
-    submit = SubmitClaim(ledger, OPEN, "/test")
+    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
     requests = [ask(f"p{i:03}", 1_000, f"k{i}") for i in range(500)]
     requests[250] = ask("p250", 1_001, "k250")  # one more than the wallet holds
     outcomes = await decide(engine, submit, requests)
@@ -148,7 +141,7 @@ async def test_a_repeated_key_in_one_batch_gets_the_first_claim_and_a_changed_bo
 ) -> None:
     ledger = PgLedger(strict=True)
     await fund(engine, ledger, {"p": 10_000})
-    submit = SubmitClaim(ledger, OPEN, "/test")
+    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
     outcomes = await decide(engine, submit, [ask("p", 1_000, "same"), ask("p", 1_000, "same"), ask("p", 999, "same")])
     first, repeated = outcomes[0], outcomes[1]
     assert isinstance(first, tuple)
@@ -162,7 +155,7 @@ async def test_a_repeated_key_in_one_batch_gets_the_first_claim_and_a_changed_bo
 async def test_two_batches_racing_for_one_wallet_never_overdraw_it(engine: AsyncEngine) -> None:
     ledger = PgLedger(strict=True)
     await fund(engine, ledger, {"p": 10_000, "q": 10_000})
-    submit = SubmitClaim(ledger, OPEN, "/test")
+    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
     gate = asyncio.Event()
     sessions = session_factory(engine)
 
@@ -198,7 +191,7 @@ async def test_concurrent_requests_share_intake_transactions_and_keep_their_own_
         fund_campaign=stand_in,
         change_status=stand_in,
         rounds=stand_in,
-        submit_claim=SubmitClaim(ledger, OPEN, "/test", metrics),
+        submit_claim=SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test", metrics),
         review=stand_in,
         top_up=stand_in,
         metrics=metrics,

@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.application.claims import ClaimError, ClaimPolicy
+from prizeflow_rewards.application.claims import ClaimError
 from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import session_factory
-from prizeflow_testkit.rewards import routes_event
+from prizeflow_testkit.rewards import OPEN_CLAIM_POLICY, routes_event
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,7 @@ async def test_fifty_concurrent_claims_never_overdraw(engine: AsyncEngine) -> No
             ],
         )
         await publish_routes(conn, routes_event().data)
-    policy = ClaimPolicy(
-        min_claim={"USDC": 1},
-        daily_limit={"USDC": 10**12},
-        review_threshold={"USDC": 10**12},
-        velocity_max_claims=1_000,
-        new_destination_cooldown_s=0,
-    )
-    submit = SubmitClaim(ledger, policy, "/test")
+    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
     sessions = session_factory(engine)
     who = Principal("p", frozenset({Role.PLAYER}))
     dest = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEY)

@@ -14,6 +14,7 @@ from prizeflow_contracts.envelope import Envelope, decode, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
 from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS
+from prizeflow_rewards.application.claims import ClaimPolicy
 from prizeflow_rewards.bootstrap import build
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_runtime.outbox import idempotent_producer
@@ -21,6 +22,15 @@ from prizeflow_testkit import dev_bearer, eventually, provision_test_topics, rea
 from prizeflow_testkit.events import AT
 
 STELLAR_KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
+# Claim rules that approve any claim the balance covers: no daily limit, review threshold, velocity or new-destination
+# hold in the way of what a test measures.
+OPEN_CLAIM_POLICY = ClaimPolicy(
+    min_claim={"USDC": 1},
+    daily_limit={"USDC": 10**12},
+    review_threshold={"USDC": 10**12},
+    velocity_max_claims=1_000,
+    new_destination_cooldown_s=0,
+)
 # What the tests' payouts "configuration" pays, as payouts would announce it.
 ROUTES = (
     PayoutRoute(asset="USDC", destination_type=DestinationType.STELLAR_ACCOUNT, provider=ProviderType.STELLAR),
