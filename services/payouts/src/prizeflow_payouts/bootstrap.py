@@ -54,6 +54,7 @@ from prizeflow_payouts.entrypoints.kafka import (
     SignerResultsHandler,
     SignerResultsSink,
 )
+from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.service import ServiceRuntime
@@ -188,7 +189,7 @@ def provider_context(settings: PayoutsSettings) -> ProviderContext:
 def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payouts:
     """Build the parts. Raises `ProviderConfigError` (naming the culprit) for an unusable provider config."""
     config = load_config(settings.payouts_providers_file, provider_context(settings))
-    rt = ServiceRuntime(settings)
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
     for entry in config.registry:
         if isinstance(entry.provider, UsesServiceDatabase):
             entry.provider.bind_database(rt.engine)
@@ -220,6 +221,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         source=settings.source,
         metrics=metrics,
         deny=deny,
+        sync_first_until=settings.payouts_sync_first_until,
     )
     wake = asyncio.Event()
     admin = PayoutAdmin(

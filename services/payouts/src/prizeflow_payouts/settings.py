@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 from pydantic_settings import NoDecode
 
 from prizeflow_payouts.domain.deny import DenyList
@@ -53,6 +53,13 @@ class PayoutsSettings(ServiceSettings):
         description="Destinations no rail may pay, comma-separated `<destination type>:<address>` "
         "(e.g. `crypto_address:0xab…,email:someone@example.com,ton_wallet:EQ…`): refused at request time and "
         "never sent if added later (`destination_blocked`)",
+    )
+    payouts_sync_first_until: AwareDatetime | None = Field(
+        default=None,
+        description="After a restore (docs/runbooks/restore.md): until this instant (ISO 8601 with its offset) every "
+        "new payout asks its provider first (`sync_status`, same idempotency key) and creates only when the provider "
+        "has none. Requests replayed from Kafka after a point-in-time restore may already have been paid; a "
+        "provider's idempotency window (Stripe: 24 h) must not be what stands between them and a second payment",
     )
     payouts_webhook_sources: list[str] = Field(
         default_factory=lambda: ["/prizeflow/webhooks"],

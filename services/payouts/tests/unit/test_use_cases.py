@@ -465,6 +465,7 @@ def service(
     max_attempts: int = 3,
     deny: DenyList = NOTHING_DENIED,
     retry: RetryPolicy | None = None,
+    sync_first_until: datetime | None = None,
 ) -> Service:
     store, provider = MemoryPayouts(), provider or ScriptedProvider()
     registry = ProviderRegistry(
@@ -477,7 +478,14 @@ def service(
     return Service(
         store,
         provider,
-        CreatePayouts(registry=registry, approvals=approvals, max_attempts=max_attempts, source=SOURCE, deny=deny),
+        CreatePayouts(
+            registry=registry,
+            approvals=approvals,
+            max_attempts=max_attempts,
+            source=SOURCE,
+            deny=deny,
+            sync_first_until=sync_first_until,
+        ),
         PayoutAdmin(transactions=transactions, registry=registry, builder=builder, service="payouts"),
         PayoutWorker(
             transactions=transactions,
@@ -857,6 +865,28 @@ async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_a
     assert s.provider.calls == [("sync", key)]
     assert ("submitting", "submitting") in s.store.path(created.payout_id)
     assert s.store.books.rows[created.payout_id].payout.attempts == 1  # the same attempt, resumed
+
+
+async def test_after_a_restore_a_replayed_request_the_provider_already_paid_is_found_not_paid_again() -> None:
+    """A point-in-time restore forgets payouts made after its target; their requests come back from Kafka. While
+    the recovery window is open, a new payout asks its provider first and creates only when the provider has none."""
+    paid_key, new_key = "claim-1:payout:1", "claim-2:payout:1"
+    s = service(sync_first_until=datetime.now(UTC) + timedelta(hours=1))
+    s.provider.held[paid_key] = ProviderPayoutStatus.PAID  # paid before the disaster, forgotten by the restore
+    (replayed,) = await s.request(command(1))
+    (fresh,) = await s.request(command(2))
+    await s.worker.run_once()
+    assert s.store.state(replayed.payout_id) is S.PAID
+    assert s.store.state(fresh.payout_id) is S.PAID
+    assert sorted(s.provider.calls) == sorted([("sync", paid_key), ("sync", new_key), ("create", new_key)])
+
+
+async def test_once_the_recovery_window_has_passed_a_new_payout_is_created_without_asking_first() -> None:
+    s = service(sync_first_until=datetime.now(UTC) - timedelta(seconds=1))
+    (created,) = await s.request(command(1))
+    await s.worker.run_once()
+    assert s.store.state(created.payout_id) is S.PAID
+    assert s.provider.calls == [("create", "claim-1:payout:1")]
 
 
 # -- metrics the alert rules read ----------------------------------------------------------------------------
