@@ -10,6 +10,9 @@ from alembic import op
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
+# expand: only adds, so the previous release keeps working against it; contract: drops or renames what a released
+# version stopped using, and says which (`unused_since = "<release>"`, migrations/releases.toml).
+phase = "expand"
 branch_labels = None
 depends_on = None
 

@@ -30,6 +30,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from prizeflow_runtime.schema_compat import PHASES_TABLE, AppliedRevision
+from prizeflow_runtime.settings import DatabaseTimeouts
+
 messaging_metadata = MetaData()
 
 outbox_table = Table(
@@ -290,8 +293,12 @@ OUTBOX_NOTIFY_DDL = (
 )
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """`hide_parameters`: a statement's values (player ids, destinations) never appear in an error's text."""
+def create_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, timeouts: DatabaseTimeouts | None = None
+) -> AsyncEngine:
+    """`hide_parameters`: a statement's values (player ids, destinations) never appear in an error's text. Every
+    connection carries `timeouts` (the settings' DATABASE_*_TIMEOUT_MS; their defaults when not given)."""
+    limits = timeouts if timeouts is not None else DatabaseTimeouts.defaults()
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -299,6 +306,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         pool_pre_ping=True,
         echo=echo,
         hide_parameters=True,
+        connect_args={"server_settings": limits.server_settings()},
     )
 
 
@@ -349,6 +357,26 @@ async def driver_connection(conn: AsyncSession | AsyncConnection) -> Any:
     return raw.driver_connection
 
 
+async def read_schema_state(conn: AsyncConnection) -> tuple[str | None, dict[str, AppliedRevision]]:
+    """The database's Alembic revision (None: never migrated) and `prizeflow_schema_phases` by revision (empty
+    before the first migration that recorded phases)."""
+    present = (
+        await conn.execute(
+            text("SELECT to_regclass('alembic_version') IS NOT NULL, to_regclass(:phases) IS NOT NULL"),
+            {"phases": PHASES_TABLE},
+        )
+    ).one()
+    revision: str | None = None
+    if present[0]:
+        heads = sorted((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all())
+        revision = ",".join(heads) or None  # several heads: a revision no build expects, refused as unknown
+    applied: dict[str, AppliedRevision] = {}
+    if present[1]:
+        rows = await conn.execute(text(f"SELECT revision, down_revision, phase FROM {PHASES_TABLE}"))  # noqa: S608 - a constant
+        applied = {r.revision: AppliedRevision(r.revision, r.down_revision, r.phase) for r in rows}
+    return revision, applied
+
+
 def asyncpg_dsn(url: str) -> str:
     """A SQLAlchemy asyncpg URL as a plain libpq DSN asyncpg.connect() accepts."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -371,5 +399,6 @@ __all__ = [
     "inbox_table",
     "messaging_metadata",
     "outbox_table",
+    "read_schema_state",
     "session_factory",
 ]

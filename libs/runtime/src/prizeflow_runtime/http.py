@@ -284,9 +284,17 @@ def create_app(
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     version: str = "0.1.0",
+    refusal: Callable[[], str | None] | None = None,
 ) -> Litestar:
     """The HTTP face of a service. Every route but health, metrics and the schema needs a bearer token, checked
-    by `auth`; without a verifier the app may serve those public routes only (it refuses to be built otherwise)."""
+    by `auth`; without a verifier the app may serve those public routes only (it refuses to be built otherwise).
+    While `refusal` names a reason (a database schema this build cannot run against), every route but the public
+    ones answers 503 `schema_incompatible` with it."""
+
+    async def refuse_while_incompatible(request: Request[Any, Any, Any]) -> None:
+        reason = refusal() if refusal is not None else None
+        if reason is not None and not request.route_handler.opt.get(PUBLIC_KEY):
+            raise ProblemError(HTTP_503_SERVICE_UNAVAILABLE, "schema_incompatible", reason)
 
     @get("/health/live", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False, opt=PUBLIC)
     def live() -> dict[str, str]:
@@ -316,6 +324,7 @@ def create_app(
         dependencies=dependencies,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
+        before_request=refuse_while_incompatible if refusal is not None else None,
         debug=False,
         logging_config=None,  # the service configured JSON logging already; Litestar must not replace it
     )

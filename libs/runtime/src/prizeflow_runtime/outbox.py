@@ -42,7 +42,7 @@ from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, driver_connection
 from prizeflow_runtime.kafka_security import kafka_client_options
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.retry import Backoff
-from prizeflow_runtime.settings import KafkaSecurity
+from prizeflow_runtime.settings import DatabaseTimeouts, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,14 @@ class OutboxRelay:
         vacuum_every: int = 20_000,
         ack_timeout: float = 60.0,
         renew_producer: Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]] | None = None,
+        timeouts: DatabaseTimeouts | None = None,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
+        # The relay's connection (its LISTEN, its session-held advisory lock, autocommit statements that each take
+        # milliseconds) has the service's limits; its VACUUM has none but the lock wait (autovacuum may hold it).
+        limits = timeouts if timeouts is not None else DatabaseTimeouts.defaults()
+        self._server_settings = limits.server_settings()
+        self._vacuum_server_settings = limits.server_settings(statement_timeout=False)
         self._producer = producer
         # A batch Kafka has not acknowledged after `ack_timeout` seconds (twice the producer's request timeout by
         # default) is a stalled producer, not a slow broker: `renew_producer(old)` abandons it and returns a started
@@ -292,7 +298,7 @@ class OutboxRelay:
     async def _connect(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             self._lead(leader=False)
-            self._conn = await asyncpg.connect(self._dsn)
+            self._conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
             await self._conn.execute(_RELAY_SESSION)
             await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
         return self._conn
@@ -368,7 +374,7 @@ class OutboxRelay:
         """VACUUM the outbox: drop the dead rows and index entries every poll would otherwise step over."""
         try:
             if self._vacuum_conn is None or self._vacuum_conn.is_closed():
-                self._vacuum_conn = await asyncpg.connect(self._dsn)
+                self._vacuum_conn = await asyncpg.connect(self._dsn, server_settings=self._vacuum_server_settings)
             started = time.perf_counter()
             await self._vacuum_conn.execute("VACUUM outbox")
             log.debug("outbox vacuumed", extra={"seconds": round(time.perf_counter() - started, 3)})

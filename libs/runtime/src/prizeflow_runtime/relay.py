@@ -40,6 +40,7 @@ async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None
         topic_suffix=settings.kafka_topic_suffix,
         ack_timeout=settings.outbox_ack_timeout_ms / 1000,
         renew_producer=lambda stalled: _renewed(settings, stalled),
+        timeouts=settings.database_timeouts,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

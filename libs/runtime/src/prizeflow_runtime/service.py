@@ -4,7 +4,11 @@ Engine and sessions, the idempotent producer, the outbox relay, the FastStream b
 consumers, metrics and the HTTP app. Nothing starts at construction; `start()`/`stop()` are driven by the
 HTTP app's lifespan, so one process serves HTTP, consumes Kafka and relays its outbox.
 
-Start-up never creates topics and never gives up: it verifies that the topics this process consumes and
+Start-up first checks the database's schema against the one the service was built for
+(`prizeflow_runtime.schema_compat`): behind, ahead through a contract step or unknown, the process neither consumes
+nor serves its API (503 `schema_incompatible`), and readiness names the service, the database's revision and the
+expected one, until the right migrations or the right release arrive. Start-up never creates topics and never gives
+up: it verifies that the topics this process consumes and
 produces exist with their partitions (`prizeflow_runtime.topics`), then starts the Kafka clients, then the
 service's `after_start` hooks, retrying with backoff while Kafka, PostgreSQL or a topic is missing. Until it
 is through, the process serves `/health/live` and answers `/health/ready` with 503 naming what it waits for.
@@ -40,7 +44,7 @@ from prizeflow_runtime.admin_http import DeadLettersController, TimelineControll
 from prizeflow_runtime.auth import TokenVerifier, token_verifier
 from prizeflow_runtime.broker import attach_consumer, create_broker
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
-from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.db import create_engine, read_schema_state, session_factory
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
 from prizeflow_runtime.gauges import LagReader, LagSource, RuntimeGauges
 from prizeflow_runtime.http import NotReady, ReadinessCheck, create_app, is_outage, readiness_failures
@@ -49,6 +53,7 @@ from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecu
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox import OutboxRelay, abandon_producer, idempotent_producer, oldest_pending_age
 from prizeflow_runtime.retry import backoff_delay
+from prizeflow_runtime.schema_compat import ExpectedSchema, SchemaMismatchError, check_compatible
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.timeline import Timeline, TimelineSource
 from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics, topic_retention_ms
@@ -111,11 +116,22 @@ class _ConsumerSpec:
 class ServiceRuntime:
     """Owns the process-wide clients. aiokafka clients need a running loop, so they are built in `start()`."""
 
-    def __init__(self, settings: ServiceSettings, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        registry: CollectorRegistry | None = None,
+        schema: ExpectedSchema | None = None,
+    ) -> None:
         self.settings = settings
+        # The schema this build runs against (None: a process without migrations of its own, e.g. a test app).
+        self.schema = schema
+        self.schema_refused: SchemaMismatchError | None = None
         self.registry = registry or CollectorRegistry()
         self.metrics = RuntimeMetrics.create(settings.service_name, self.registry)
-        self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        self.engine = create_engine(
+            settings.database_url, pool_size=settings.database_pool_size, timeouts=settings.database_timeouts
+        )
         self.sessions = session_factory(self.engine)
         # Built by `start()` (it reads the Kafka credentials): construction never touches a secret or the network.
         self.broker: KafkaBroker | None = None
@@ -206,6 +222,7 @@ class ServiceRuntime:
         failures = 0
         while not self._clients_up:
             try:
+                await self._verify_schema()
                 await self._verify_topics()
                 await self._prepare_inbox()
             except Exception as err:  # noqa: BLE001 - whatever failed, start-up retries (and logs why)
@@ -238,6 +255,33 @@ class ServiceRuntime:
         sampled gauges (readiness, outbox age, consumer lag) are refreshed from now on."""
         self._start_task = asyncio.create_task(self.start(), name="service-start")
         self.gauges.start()
+
+    async def _verify_schema(self) -> None:
+        """Refuse to consume or serve against a schema this build cannot run against (`check_compatible`)."""
+        if self.schema is None:
+            return
+        try:
+            async with self.engine.connect() as conn:
+                revision, applied = await read_schema_state(conn)
+        except Exception as err:
+            self._waiting_for = (
+                "database unreachable (schema not checked yet)"
+                if is_outage(err)
+                else ("database schema could not be read (retrying)")
+            )
+            raise
+        try:
+            ahead = check_compatible(self.schema, revision, applied)
+        except SchemaMismatchError as err:
+            self.schema_refused = err
+            self._waiting_for = str(err)
+            raise
+        self.schema_refused = None
+        if ahead:
+            log.info(
+                "database schema ahead of this build through expand steps only",
+                extra={"expected": self.schema.head, "ahead_by": list(ahead)},
+            )
 
     async def _verify_topics(self) -> None:
         s = self.settings
@@ -314,7 +358,7 @@ class ServiceRuntime:
         cap = self.settings.startup_retry_max_ms / 1000
         delay = backoff_delay(min(failures, 16) + 1, base=_FIRST_RETRY_S, cap=cap)
         waiting = {"waiting_for": self._waiting_for}
-        if isinstance(err, (KafkaAuthenticationError, KafkaSecurityError, InboxHorizonError)):
+        if isinstance(err, (KafkaAuthenticationError, KafkaSecurityError, InboxHorizonError, SchemaMismatchError)):
             # A configuration or credentials problem, not an outage: loud, but no traceback to read (it names
             # the settings to check). Still retried: a rotated Secret is read again by the next attempt.
             log.error("%s, retrying start-up in %.1fs", self._waiting_for, delay, extra=waiting)
@@ -361,6 +405,7 @@ class ServiceRuntime:
                 topic_suffix=suffix,
                 ack_timeout=s.outbox_ack_timeout_ms / 1000,
                 renew_producer=self._renew_producer,
+                timeouts=s.database_timeouts,
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
             self._relay_task.add_done_callback(_relay_ended)
@@ -509,7 +554,12 @@ class ServiceRuntime:
             dependencies=deps,
             on_startup=[self.start_in_background],
             on_shutdown=[self.stop],
+            refusal=self._serving_refused,
         )
+
+    def _serving_refused(self) -> str | None:
+        """Why the API must not serve now (a schema this build cannot run against), or None."""
+        return str(self.schema_refused) if self.schema_refused is not None else None
 
 
 def _relay_ended(task: asyncio.Task[None]) -> None:

@@ -55,6 +55,50 @@ class RetrySettings(BaseSettings):
     backoff_max_ms: int = Field(default=5_000, ge=0)
 
 
+class DatabaseTimeouts(BaseSettings):
+    """PostgreSQL's limits on every connection a process opens (asyncpg `server_settings`; 0 turns one off).
+
+    The defaults sit well above the longest legitimate statement of every service (a consumer poll's batch
+    statements, a claim batch waiting for its wallets' locks behind another batch, the inbox maintenance whose
+    drops have their own 5 s lock_timeout, the relay's batch read and delete) and below what a stuck request is
+    worth: a statement cut off is rolled back and retried like a lost deadlock or an outage. The relay's VACUUM
+    runs without a statement limit; migrations have their own limits (`prizeflow_runtime.migrations`)."""
+
+    model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
+
+    statement_timeout_ms: int = Field(
+        default=60_000, ge=0, description="A statement running longer is cancelled (57014); lock waits count"
+    )
+    lock_timeout_ms: int = Field(
+        default=30_000, ge=0, description="A lock waited for longer fails the statement (55P03)"
+    )
+    idle_in_transaction_timeout_ms: int = Field(
+        default=300_000,
+        ge=0,
+        description="A session idle inside an open transaction that long is ended (a leaked transaction's locks)",
+    )
+
+    @model_validator(mode="after")
+    def _lock_wait_within_statement(self) -> DatabaseTimeouts:
+        """A lock wait counts towards the statement's time: a lock_timeout past the statement_timeout never fires."""
+        if self.statement_timeout_ms and self.lock_timeout_ms >= self.statement_timeout_ms:
+            raise ValueError("DATABASE_LOCK_TIMEOUT_MS must be below DATABASE_STATEMENT_TIMEOUT_MS (or that one 0)")
+        return self
+
+    @classmethod
+    def defaults(cls) -> DatabaseTimeouts:
+        """The defaults, without reading the environment (an engine built without settings)."""
+        return cls.model_construct()
+
+    def server_settings(self, *, statement_timeout: bool = True) -> dict[str, str]:
+        """asyncpg's `server_settings`; `statement_timeout=False` for maintenance statements without a limit."""
+        return {
+            "statement_timeout": str(self.statement_timeout_ms if statement_timeout else 0),
+            "lock_timeout": str(self.lock_timeout_ms),
+            "idle_in_transaction_session_timeout": str(self.idle_in_transaction_timeout_ms),
+        }
+
+
 DAY_MS = 86_400_000
 
 
@@ -259,6 +303,7 @@ class ServiceSettings(BaseSettings):
         description="SQLAlchemy URL of this service's own database",
     )
     database_pool_size: int = Field(default=10, ge=1)
+    database_timeouts: DatabaseTimeouts = Field(default_factory=DatabaseTimeouts)
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
     kafka_client_id: str | None = None
     kafka_topic_suffix: str = Field(

@@ -15,6 +15,7 @@ from alembic import op
 
 revision = "0001"
 down_revision = None
+phase = "expand"
 branch_labels = None
 depends_on = None
 

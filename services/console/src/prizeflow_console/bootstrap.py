@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from litestar import Litestar
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_console.adapters.http_apis import HttpPlatformApi
 from prizeflow_console.adapters.oidc import OidcProvider
@@ -14,8 +17,12 @@ from prizeflow_console.application.login import SignInFlow
 from prizeflow_console.application.ports import IdentityProvider, PlatformApi, SessionStore
 from prizeflow_console.domain.session import Timeouts
 from prizeflow_console.entrypoints.http import create_app, origin_of
+from prizeflow_console.expected_schema import EXPECTED_SCHEMA
 from prizeflow_console.settings import ConsoleSettings
-from prizeflow_runtime.db import create_engine
+from prizeflow_runtime.db import create_engine, read_schema_state
+from prizeflow_runtime.schema_compat import check_compatible
+
+log = logging.getLogger(__name__)
 
 
 def build(
@@ -49,16 +56,21 @@ def build(
         http_apis = HttpPlatformApi(settings.service_urls, timeout_s=settings.console_api_timeout_s)
         closers.append(http_apis.aclose)
         apis = http_apis
+    checks = []
     if sessions is None:
         assert settings.database_url is not None
-        engine = create_engine(settings.database_url, pool_size=5)
+        engine = create_engine(settings.database_url, pool_size=5, timeouts=settings.database_timeouts)
 
         async def dispose() -> None:
             await engine.dispose()
 
+        async def schema() -> None:
+            await refuse_incompatible_schema(engine)
+
         closers.append(dispose)
+        checks.append(schema)
         sessions = PgSessionStore(engine)
-    return create_app(
+    app = create_app(
         sign_in=SignInFlow(idp),
         idp=idp,
         apis=apis,
@@ -76,6 +88,22 @@ def build(
         registry=registry or CollectorRegistry(),
         on_shutdown=closers,
     )
+    app.on_startup.extend(checks)
+    return app
 
 
-__all__ = ["build"]
+async def refuse_incompatible_schema(engine: AsyncEngine) -> None:
+    """Its sessions database behind, ahead through a contract step or unknown (`check_compatible`): the console does
+    not start (the process exits naming both revisions; Kubernetes restarts it until the right migrations or release
+    arrive). A database that cannot be reached is not judged here: the console starts, and its sign-ins fail, as
+    before."""
+    try:
+        async with engine.connect() as conn:
+            revision, applied = await read_schema_state(conn)
+    except (OSError, DBAPIError) as err:
+        log.warning("console: database schema not checked (database unreachable: %s)", type(err).__name__)
+        return
+    check_compatible(EXPECTED_SCHEMA, revision, applied)
+
+
+__all__ = ["build", "refuse_incompatible_schema"]

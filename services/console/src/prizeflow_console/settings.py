@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from prizeflow_runtime.settings import DEV_ISSUER, Profile
+from prizeflow_runtime.settings import DEV_ISSUER, DatabaseTimeouts, Profile
 
 DEV_CLIENT_ID: Final = "prizeflow-console"
 MIN_SECRET_BYTES: Final = 32
@@ -42,6 +42,7 @@ class ConsoleSettings(BaseSettings):
         default=30 * 60, ge=60, le=24 * 3600, description="Idle timeout: a session unused this long ends"
     )
     database_url: str | None = Field(default=None, description="The console's sessions (PostgreSQL)")
+    database_timeouts: DatabaseTimeouts = Field(default_factory=DatabaseTimeouts)  # DATABASE_*_TIMEOUT_MS
     console_api_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     oidc_issuer: str | None = Field(default=None, description="The identity provider's issuer (`iss`)")

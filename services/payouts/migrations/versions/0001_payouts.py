@@ -10,6 +10,7 @@ from prizeflow_runtime.schema_history import messaging_0001
 
 revision = "0001"
 down_revision = None
+phase = "expand"
 branch_labels = None
 depends_on = None
 

@@ -8,6 +8,7 @@ from alembic import op
 
 revision = "0002"
 down_revision = "0001"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

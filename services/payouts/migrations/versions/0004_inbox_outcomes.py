@@ -12,6 +12,7 @@ from prizeflow_runtime.schema_history import messaging_0003_refusals as step
 
 revision = "0004"
 down_revision = "0003"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

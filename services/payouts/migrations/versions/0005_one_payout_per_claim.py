@@ -16,6 +16,7 @@ from alembic import op
 
 revision = "0005"
 down_revision = "0004"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

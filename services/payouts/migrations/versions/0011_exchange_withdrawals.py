@@ -16,6 +16,7 @@ from alembic import op
 
 revision = "0011"
 down_revision = "0010"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

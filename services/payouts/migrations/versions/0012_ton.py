@@ -11,6 +11,7 @@ from alembic import op
 
 revision = "0012"
 down_revision = "0011"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

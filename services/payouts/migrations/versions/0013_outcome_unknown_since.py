@@ -23,6 +23,7 @@ from alembic import op
 
 revision = "0013"
 down_revision = "0012"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

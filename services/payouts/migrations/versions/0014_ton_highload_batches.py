@@ -28,6 +28,7 @@ from alembic import op
 
 revision = "0014"
 down_revision = "0013"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

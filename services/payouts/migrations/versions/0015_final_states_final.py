@@ -23,6 +23,7 @@ from alembic import op
 
 revision = "0015"
 down_revision = "0014"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

@@ -20,6 +20,7 @@ from alembic import op
 
 revision = "0006"
 down_revision = "0005"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

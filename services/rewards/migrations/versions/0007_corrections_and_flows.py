@@ -20,6 +20,7 @@ from prizeflow_runtime.schema_history import messaging_0004_admin_audit as step
 
 revision = "0007"
 down_revision = "0006"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

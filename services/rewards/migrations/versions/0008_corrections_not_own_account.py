@@ -14,6 +14,7 @@ from alembic import op
 
 revision = "0008"
 down_revision = "0007"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

@@ -14,6 +14,7 @@ from prizeflow_runtime.schema_history import messaging_0005_inbox_partitions as 
 
 revision = "0009"
 down_revision = "0008"
+phase = "contract"
 branch_labels = None
 depends_on = None
 

@@ -9,6 +9,7 @@ from alembic import op
 
 revision = "0010"
 down_revision = "0009"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

@@ -47,6 +47,7 @@ from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.topups import TopUpLimits
 from prizeflow_rewards.entrypoints.http import RewardsApi, router
 from prizeflow_rewards.entrypoints.kafka import PaymentEventsHandler, PayoutEventsHandler, RoundEventsHandler
+from prizeflow_rewards.expected_schema import EXPECTED_SCHEMA
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_runtime.service import ServiceRuntime
@@ -146,7 +147,7 @@ class MetricsRefresher:
 
 
 def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -> Litestar:
-    rt = runtime or ServiceRuntime(settings)
+    rt = runtime or ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
     metrics = RewardsMetrics.create(rt.registry, settings.service_name)
     ledger = PgLedger(strict=settings.rewards_ledger_strict_locks)
     stores = pg_stores()

@@ -23,6 +23,7 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

@@ -20,6 +20,7 @@ from prizeflow_settlement.application.ports import RoundQueries
 from prizeflow_settlement.application.timeline import SettlementTimeline
 from prizeflow_settlement.entrypoints.http import RoundsController
 from prizeflow_settlement.entrypoints.kafka import CONSUMER_NAME, RoundEventsHandler
+from prizeflow_settlement.expected_schema import EXPECTED_SCHEMA
 from prizeflow_settlement.metrics import SettlementMetrics
 from prizeflow_settlement.settings import SettlementSettings
 
@@ -59,7 +60,7 @@ class RoundsGauge:
 
 
 def build(settings: SettlementSettings) -> Litestar:
-    rt = ServiceRuntime(settings)
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
     metrics = SettlementMetrics.create(rt.registry, settings.service_name)
     specs = SpecCache(settings.spec_cache_rounds)
     stores = sql_store_factory(rt.sessions, specs)

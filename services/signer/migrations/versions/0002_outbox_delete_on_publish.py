@@ -12,6 +12,7 @@ from prizeflow_runtime.schema_history import messaging_0002_outbox_delete_on_pub
 
 revision = "0002"
 down_revision = "0001"
+phase = "contract"
 branch_labels = None
 depends_on = None
 

@@ -19,6 +19,7 @@ from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
 from prizeflow_signer.domain.ton import TonJetton, TonPolicy
 from prizeflow_signer.domain.ton_highload import TonHighloadPolicy
 from prizeflow_signer.entrypoints.kafka import CONSUMER_NAME, refusal_hook
+from prizeflow_signer.expected_schema import EXPECTED_SCHEMA
 from prizeflow_signer.metrics import SignerMetrics
 from prizeflow_signer.settings import SignerSettings
 from prizeflow_stellar.checks import CheckPolicy
@@ -119,7 +120,7 @@ def _deny_forms(entries: list[str]) -> frozenset[str]:
 
 def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) -> Litestar:
     backend = backend or build_backend(settings)
-    rt = ServiceRuntime(settings)
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
     metrics = SignerMetrics.create(rt.registry, settings.service_name)
     store = SqlSignerStore()
     spending = spending_policy(settings)

@@ -17,6 +17,7 @@ from prizeflow_runtime.schema_history import (
 
 revision = "0001"
 down_revision = None
+phase = "expand"
 branch_labels = None
 depends_on = None
 

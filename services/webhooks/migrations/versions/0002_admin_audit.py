@@ -12,6 +12,7 @@ from prizeflow_runtime.schema_history import messaging_0004_admin_audit as step
 
 revision = "0002"
 down_revision = "0001"
+phase = "expand"
 branch_labels = None
 depends_on = None
 

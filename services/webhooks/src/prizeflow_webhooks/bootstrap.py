@@ -30,6 +30,7 @@ from prizeflow_webhooks.application.timeline import WebhooksTimeline
 from prizeflow_webhooks.entrypoints.http import DeliveriesController
 from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
 from prizeflow_webhooks.entrypoints.retention import RetentionLoop
+from prizeflow_webhooks.expected_schema import EXPECTED_SCHEMA
 from prizeflow_webhooks.settings import WebhooksSettings
 
 
@@ -45,7 +46,7 @@ def build(
     config: WebhooksConfig = load_config(
         settings.webhooks_providers_file, dev=settings.prizeflow_profile is Profile.DEV, env=env
     )
-    rt = ServiceRuntime(settings)
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
     metrics = WebhooksMetrics.create(rt.registry, config.providers, settings.service_name)
     writer = PgDeliveryWriter(
         rt.engine,

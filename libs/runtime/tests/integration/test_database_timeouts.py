@@ -1,0 +1,114 @@
+"""Every connection a service opens carries its DATABASE_*_TIMEOUT_MS limits (real PostgreSQL): a statement that
+runs past statement_timeout is cancelled, a lock wait past lock_timeout fails fast, a transaction left idle is
+ended; the outbox relay's connection has the same limits, its VACUUM none but the lock wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import cast
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prizeflow_runtime.db import asyncpg_dsn, create_engine
+from prizeflow_runtime.outbox import OutboxRelay
+from prizeflow_runtime.settings import DatabaseTimeouts
+
+pytestmark = pytest.mark.integration
+
+LIMITS = DatabaseTimeouts.model_construct(
+    statement_timeout_ms=800, lock_timeout_ms=300, idle_in_transaction_timeout_ms=500
+)
+
+
+def sqlstate(err: BaseException) -> str | None:
+    return getattr(getattr(err, "orig", None), "sqlstate", None) or getattr(err, "sqlstate", None)
+
+
+@pytest.fixture
+async def limited(fresh_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(fresh_database, pool_size=2, timeouts=LIMITS)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE wallets (id int PRIMARY KEY, balance bigint NOT NULL)"))
+        await conn.execute(text("INSERT INTO wallets VALUES (1, 100)"))
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_settings_reach_every_pooled_connection(limited: AsyncEngine) -> None:
+    async with limited.connect() as conn:
+        shown = [
+            (await conn.execute(text(f"SHOW {name}"))).scalar_one()
+            for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+        ]
+    assert shown == ["800ms", "300ms", "500ms"]
+
+
+async def test_a_statement_past_statement_timeout_is_cancelled(limited: AsyncEngine) -> None:
+    started = time.monotonic()
+    with pytest.raises(DBAPIError) as cancelled:
+        async with limited.connect() as conn:
+            await conn.execute(text("SELECT pg_sleep(5)"))
+    assert sqlstate(cancelled.value) == "57014", cancelled.value  # query_canceled: statement timeout
+    assert time.monotonic() - started < 3
+
+
+async def test_a_lock_wait_past_lock_timeout_fails_fast(limited: AsyncEngine, fresh_database: str) -> None:
+    """A row held by a long transaction (e.g. the e2e test that holds a wallet) makes a writer fail in
+    lock_timeout, not wait for as long as the holder likes."""
+    holder = await asyncpg.connect(asyncpg_dsn(fresh_database))
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM wallets WHERE id = 1 FOR UPDATE")
+        started = time.monotonic()
+        with pytest.raises(DBAPIError) as refused:
+            async with limited.begin() as conn:
+                await conn.execute(text("UPDATE wallets SET balance = balance - 1 WHERE id = 1"))
+        waited = time.monotonic() - started
+        assert sqlstate(refused.value) == "55P03", refused.value  # lock_not_available
+        assert 0.25 < waited < 0.8, f"waited {waited:.2f}s for a 300 ms lock_timeout"
+        await held.rollback()
+    finally:
+        await holder.close()
+    async with limited.begin() as conn:  # the holder gone, the same write goes through
+        await conn.execute(text("UPDATE wallets SET balance = balance - 1 WHERE id = 1"))
+
+
+async def test_a_transaction_left_idle_is_ended_and_its_locks_released(
+    limited: AsyncEngine, fresh_database: str
+) -> None:
+    async with limited.connect() as conn:
+        await conn.begin()
+        await conn.execute(text("SELECT 1 FROM wallets WHERE id = 1 FOR UPDATE"))
+        await asyncio.sleep(1.0)  # idle inside the transaction past its 500 ms
+        with pytest.raises(DBAPIError):
+            await conn.execute(text("SELECT 1"))
+    other = await asyncpg.connect(asyncpg_dsn(fresh_database))
+    try:  # the row lock went with the session
+        await other.execute("SET lock_timeout = '100ms'; BEGIN; SELECT 1 FROM wallets WHERE id = 1 FOR UPDATE")
+        await other.execute("ROLLBACK")
+    finally:
+        await other.close()
+
+
+async def test_the_relays_connection_has_the_limits_and_its_vacuum_no_statement_limit(fresh_database: str) -> None:
+    relay = OutboxRelay(
+        database_url=fresh_database,
+        producer=cast("AIOKafkaProducer", object()),  # never used: only the relay's connection is
+        timeouts=LIMITS,
+    )
+    conn = await relay._connect()
+    try:
+        assert await conn.fetchval("SHOW statement_timeout") == "800ms"
+        assert await conn.fetchval("SHOW lock_timeout") == "300ms"
+    finally:
+        await relay._close_conn()
+    assert relay._vacuum_server_settings["statement_timeout"] == "0"
+    assert relay._vacuum_server_settings["lock_timeout"] == "300"
