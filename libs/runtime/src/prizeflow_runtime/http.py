@@ -49,6 +49,29 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, (*_KAFKA_OUTAGES, PoolTimeoutError)) or is_infrastructure_outage(exc)
 
 
+# statement_timeout (query_canceled) and lock_timeout (lock_not_available): DATABASE_*_TIMEOUT_MS cut it off.
+_TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
+
+
+def exc_sqlstate(exc: BaseException) -> str | None:
+    """The first SQLSTATE in the chain (SQLAlchemy keeps the driver's error in `orig`)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return None
+
+
+def is_database_timeout(exc: BaseException) -> bool:
+    """A statement or a lock wait past the session's limit: rolled back, and worth retrying later."""
+    return exc_sqlstate(exc) in _TIMEOUT_SQLSTATES
+
+
 class ProblemError(HTTPException):
     """A domain error rendered as problem details with a stable `code`."""
 
@@ -111,6 +134,19 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
             if request.headers.get("authorization"):
                 challenge += ', error="invalid_token"'
             return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"WWW-Authenticate": challenge})
+    elif is_database_timeout(exc):
+        log.warning("database timeout on %s: %s", request.url.path, exc_sqlstate(exc))
+        status = HTTP_503_SERVICE_UNAVAILABLE
+        body = {
+            "type": "https://prizeflow.dev/problems/database_timeout",
+            "title": "Service Unavailable",
+            "status": status,
+            "detail": "a statement or lock wait ran past its limit and was rolled back; retry later",
+            "code": "database_timeout",
+            "instance": request.url.path,
+        }
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
     elif is_outage(exc):
         log.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
         status = HTTP_503_SERVICE_UNAVAILABLE

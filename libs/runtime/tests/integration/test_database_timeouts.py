@@ -112,3 +112,29 @@ async def test_the_relays_connection_has_the_limits_and_its_vacuum_no_statement_
         await relay._close_conn()
     assert relay._vacuum_server_settings["statement_timeout"] == "0"
     assert relay._vacuum_server_settings["lock_timeout"] == "300"
+
+
+async def test_a_request_cut_off_by_a_limit_answers_503_database_timeout(fresh_database: str) -> None:
+    """What a caller sees: retry later (Retry-After), not an internal error."""
+    from litestar import get
+    from litestar.testing import AsyncTestClient
+    from prometheus_client import CollectorRegistry
+
+    from prizeflow_runtime.http import PUBLIC_KEY, create_app
+
+    @get("/slow", opt={PUBLIC_KEY: True})
+    async def slow() -> dict[str, str]:
+        engine = create_engine(fresh_database, pool_size=1, timeouts=LIMITS)  # on the app's own event loop
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_sleep(5)"))
+        finally:
+            await engine.dispose()
+        return {"status": "done"}
+
+    app = create_app(service_name="unit", route_handlers=[slow], registry=CollectorRegistry())
+    async with AsyncTestClient(app) as client:
+        answer = await client.get("/slow")
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "database_timeout"
+    assert answer.headers["Retry-After"]

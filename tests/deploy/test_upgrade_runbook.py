@@ -1,0 +1,228 @@
+"""docs/runbooks/upgrade.md against deploy/k8s: every `kubectl apply -k`, `kubectl diff -k` and `kustomize build` it
+gives is rendered with the pinned kustomize, and its label selector picks exactly the stage the step says (the
+migrations Jobs; the services' Deployments and nothing of the platform); every object another command names (a
+Deployment to wait for, a Job's log, a CloudNativePG cluster to back up, the Jobs and pods a selector lists)
+exists in the overlay. A runbook step that would apply nothing, or the wrong stage, fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from runbook_docs import parse
+
+pytestmark = pytest.mark.k8s
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUSTOMIZE = ROOT / ".devstack" / "tools" / "go" / "bin" / "kustomize"
+RUNBOOK = ROOT / "docs" / "runbooks" / "upgrade.md"
+WITH_MIGRATIONS = sorted(p.parent.name for p in ROOT.glob("services/*/alembic.ini"))
+APPS = WITH_MIGRATIONS  # each service with migrations is one Deployment of the apps stage
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    line: str
+    argv: tuple[str, ...]
+    language: str
+
+
+def _expand_loops(text: str) -> list[str]:
+    """The block's commands, `for x in a b; do … done` unrolled (`$x` and `"$x"` substituted), continuations joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        loop = re.fullmatch(r"for (\w+) in ([^;]+); do", lines[i])
+        if loop is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        end = lines.index("done", i)
+        for value in loop.group(2).split():
+            out += [re.sub(rf"\$\{{?{loop.group(1)}\}}?", value, body) for body in lines[i + 1 : end]]
+        i = end + 1
+    return out
+
+
+@cache
+def commands() -> tuple[Command, ...]:
+    found: list[Command] = []
+    for block in parse(RUNBOOK).blocks:
+        if block.language not in {"bash", "sh"}:
+            continue
+        for line in _expand_loops(block.text):
+            argv = tuple(shlex.split(line.split(" # ")[0]))
+            found.append(Command(line, argv, block.language))
+    return tuple(found)
+
+
+@cache
+def rendered(path: str) -> tuple[Doc, ...]:
+    """`kustomize build deploy/k8s/<path>`, with the pinned kustomize."""
+    if not KUSTOMIZE.is_file():
+        pytest.fail(f"{KUSTOMIZE} is missing: run `make k8s-tools` (tools/devstack/scripts/ensure-k8s-tools.sh)")
+    out = subprocess.run([str(KUSTOMIZE), "build", str(K8S / path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"kustomize build {path} failed:\n{out.stderr}"
+    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+
+
+def _labels(doc: Doc) -> dict[str, str]:
+    return dict(doc.get("metadata", {}).get("labels") or {})
+
+
+def selected(docs: tuple[Doc, ...], selector: str | None, labels_of: Any = _labels) -> list[Doc]:
+    """The objects a `-l` selector picks (equality terms, comma-separated: what `kubectl -l` accepts here)."""
+    if selector is None:
+        return list(docs)
+    terms = []
+    for term in selector.split(","):
+        match = re.fullmatch(r"\s*([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)\s*", term)
+        assert match, f"selector {selector!r}: only key=value and key!=value terms are checked here"
+        terms.append((match.group(1), match.group(2) != "!=", match.group(3)))
+    return [d for d in docs if all((labels_of(d).get(k) == v) is equal for k, equal, v in terms)]
+
+
+def _option(argv: tuple[str, ...], *names: str) -> str | None:
+    for i, word in enumerate(argv):
+        if word in names and i + 1 < len(argv):
+            return argv[i + 1]
+        for name in names:
+            if name.startswith("--") and word.startswith(name + "="):
+                return word.split("=", 1)[1]
+    return None
+
+
+def names(docs: list[Doc], kind: str) -> set[str]:
+    return {d["metadata"]["name"] for d in docs if d["kind"] == kind}
+
+
+def kustomize_commands() -> list[Command]:
+    return [
+        c
+        for c in commands()
+        if c.argv[:1] == ("kustomize",) or (c.argv[:1] == ("kubectl",) and ("-k" in c.argv or "--kustomize" in c.argv))
+    ]
+
+
+def test_the_runbook_gives_the_stages_commands() -> None:
+    rendered_steps = [(c.argv[1], _option(c.argv, "-l", "--selector")) for c in kustomize_commands()]
+    assert ("apply", "prizeflow.io/stage=migrate") in rendered_steps
+    assert ("apply", "prizeflow.io/stage=apps") in rendered_steps
+
+
+def _expect_stage(selector: str | None, picked: list[Doc], line: str) -> None:
+    if selector == "prizeflow.io/stage=migrate":
+        assert {d["kind"] for d in picked} == {"Job"}, f"{line}: selects {sorted({d['kind'] for d in picked})}"
+        assert names(picked, "Job") >= {f"{s}-migrate" for s in WITH_MIGRATIONS}, f"{line}: {names(picked, 'Job')}"
+    elif selector == "prizeflow.io/stage=apps":
+        kinds = {d["kind"] for d in picked}
+        assert names(picked, "Deployment") >= set(APPS), f"{line}: Deployments {names(picked, 'Deployment')}"
+        platform = kinds & {"Job", "Cluster", "Backup", "ScheduledBackup", "Namespace", "Kafka", "KafkaTopic"}
+        assert not platform, f"{line}: the apps stage would also apply {sorted(platform)}"
+    else:
+        pytest.fail(f"{line}: an upgrade applies one stage at a time (-l prizeflow.io/stage=migrate or =apps)")
+
+
+@pytest.mark.parametrize("command", kustomize_commands(), ids=lambda c: c.line)
+def test_every_kustomize_command_renders_and_selects_the_stage_it_says(command: Command) -> None:
+    argv = command.argv
+    path = argv[2] if argv[:2] == ("kustomize", "build") else _option(argv, "-k", "--kustomize")
+    assert path is not None, command.line
+    assert not Path(path).is_absolute(), f"{command.line}: paths are relative to deploy/k8s"
+    selector = _option(argv, "-l", "--selector")
+    picked = selected(rendered(path), selector)
+    assert picked, f"{command.line}: selects nothing in {path}"
+    _expect_stage(selector, picked, command.line)
+
+
+# -- the other commands name objects that exist -----------------------------------------------------------------------
+
+PROD = "overlays/prod"
+
+
+def _kubectl_targets() -> list[tuple[Command, str, str]]:
+    """(command, kind, name) of every `kind/name` a kubectl command names, and every cnpg cluster."""
+    out: list[tuple[Command, str, str]] = []
+    kinds = {"deployment": "Deployment", "deploy": "Deployment", "job": "Job"}
+    for c in commands():
+        if c.argv[:1] != ("kubectl",):
+            continue
+        if c.argv[1:2] == ("cnpg",):
+            out.append((c, "Cluster", c.argv[3]))
+            continue
+        for word in c.argv:
+            kind, _, name = word.partition("/")
+            if name and kind in kinds:
+                out.append((c, kinds[kind], name))
+    return out
+
+
+@pytest.mark.parametrize(("command", "kind", "name"), _kubectl_targets(), ids=lambda v: getattr(v, "line", v))
+def test_every_object_a_command_names_exists_in_the_overlay(command: Command, kind: str, name: str) -> None:
+    assert name in names(list(rendered(PROD)), kind), f"{command.line}: no {kind} {name} in {PROD}"
+
+
+def _selector_commands() -> list[Command]:
+    return [
+        c
+        for c in commands()
+        if c.argv[:1] == ("kubectl",) and _option(c.argv, "-l", "--selector") and c not in kustomize_commands()
+    ]
+
+
+def _pod_labels(doc: Doc) -> dict[str, str]:
+    return dict(doc.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {})
+
+
+@pytest.mark.parametrize("command", _selector_commands(), ids=lambda c: c.line)
+def test_every_selector_a_command_uses_lists_what_the_step_means(command: Command) -> None:
+    selector = _option(command.argv, "-l", "--selector")
+    docs = rendered(PROD)
+    if "pods" in command.argv:  # pods: those of the Deployments whose template carries the labels
+        picked = selected(tuple(d for d in docs if d["kind"] == "Deployment"), selector, _pod_labels)
+        assert names(picked, "Deployment") >= set(APPS), f"{command.line}: {names(picked, 'Deployment')}"
+        return
+    kind = next((k for w, k in (("job", "Job"), ("jobs", "Job"), ("deployments", "Deployment")) if w in command.argv))
+    picked = [d for d in selected(docs, selector) if d["kind"] == kind]
+    if kind == "Job":
+        assert names(picked, "Job") >= {f"{s}-migrate" for s in WITH_MIGRATIONS}, f"{command.line}: {picked}"
+        assert all(_labels(d).get("prizeflow.io/stage") == "migrate" for d in picked), command.line
+    else:
+        assert names(picked, "Deployment") == set(APPS), f"{command.line}: {names(picked, 'Deployment')}"
+
+
+def test_the_backup_resource_names_a_cluster_that_exists() -> None:
+    blocks = [b for b in parse(RUNBOOK).blocks if b.language == "yaml"]
+    backups = [d for b in blocks for d in yaml.safe_load_all(b.text) if d and d.get("kind") == "Backup"]
+    assert backups, "the runbook gives a Backup resource"
+    clusters = names(list(rendered(PROD)), "Cluster")
+    for backup in backups:
+        assert backup["apiVersion"] == "postgresql.cnpg.io/v1"
+        assert backup["metadata"]["namespace"] == "prizeflow"
+        assert backup["spec"]["cluster"]["name"] in clusters
+
+
+def test_a_wrong_stage_or_a_missing_object_is_caught() -> None:
+    """The checks above can fail: a selector that picks nothing, the platform stage in an upgrade step, a Deployment
+    that does not exist."""
+    docs = rendered(PROD)
+    assert selected(docs, "prizeflow.io/stage=upgrade") == []
+    with pytest.raises(AssertionError, match="would also apply"):
+        _expect_stage("prizeflow.io/stage=apps", selected(docs, None), "kubectl apply -k overlays/prod")
+    with pytest.raises(pytest.fail.Exception):
+        _expect_stage("prizeflow.io/stage=platform", selected(docs, "prizeflow.io/stage=platform"), "platform")
+    assert "ledger" not in names(list(docs), "Deployment")
+    assert _expand_loops('for a in x y; do\n  echo "$a-db" ${a}\ndone\n') == ['echo "x-db" x', 'echo "y-db" y']
