@@ -333,12 +333,17 @@ def test_deployments_are_hardened_probed_and_sized(overlay: str) -> None:
 
 
 def _matches(selector: Doc, labels: Mapping[str, str]) -> bool:
-    """A label selector (matchLabels, matchExpressions with In/NotIn) selects these labels."""
+    """A label selector (matchLabels, matchExpressions with In/NotIn/Exists/DoesNotExist) selects these labels."""
     if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
         return False
-    return all(
-        (labels.get(e["key"]) in e["values"]) == (e["operator"] == "In") for e in selector.get("matchExpressions", [])
-    )
+
+    def holds(e: Doc) -> bool:
+        present = (
+            e["key"] in labels if e["operator"] in {"Exists", "DoesNotExist"} else labels.get(e["key"]) in e["values"]
+        )
+        return present == (e["operator"] in {"Exists", "In"})
+
+    return all(holds(e) for e in selector.get("matchExpressions", []))
 
 
 def _pod_labels(docs: tuple[Doc, ...], deployment: str) -> dict[str, str]:
@@ -370,7 +375,12 @@ def test_the_signer_has_no_service_and_only_prometheus_may_reach_it() -> None:
 # --- the console -----------------------------------------------------------------------------------------------
 
 APIS = ("settlement", "rewards", "payouts", "webhooks")
-PUBLIC_EGRESS = {"0.0.0.0/0"}
+PROXY = {
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "egress-proxy", "app.kubernetes.io/component": "proxy"}}
+}
+# Read by the processes' HTTP clients (httpx, and what is built on it), not by their settings: the egress proxy.
+PROXY_ENV = {"HTTPS_PROXY", "NO_PROXY"}
+CALLERS = (*APIS, "console")  # the Deployments that call out through the proxy
 
 
 def _peers(rule: Doc, side: str) -> list[Doc]:
@@ -380,8 +390,8 @@ def _peers(rule: Doc, side: str) -> list[Doc]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_console_reaches_the_four_apis_the_identity_provider_and_its_own_database_only(overlay: str) -> None:
     """No Kafka, no other service's database, not the signer: its pods carry no Kafka client label, mount no secret
-    file, and the policies selecting them let out DNS, the four APIs' HTTP port, its sessions' database and HTTPS to
-    public addresses (the identity provider) only; in, the ingress controller and Prometheus only. Each API admits
+    file, and the policies selecting them let out DNS, the four APIs' HTTP port, its sessions' database and the
+    egress proxy (the identity provider) only; in, the ingress controller and Prometheus only. Each API admits
     the console on its HTTP port."""
     docs = rendered(overlay)
     labels = _pod_labels(docs, "console")
@@ -411,9 +421,8 @@ def test_the_console_reaches_the_four_apis_the_identity_provider_and_its_own_dat
     reached = {d for d in DEPLOYMENTS if _matches(peer["podSelector"], _pod_labels(docs, d))}
     assert reached == set(APIS)
     [to_idp] = egress["identity-provider-egress"]
-    assert [port["port"] for port in to_idp["ports"]] == [443]
-    assert {peer["ipBlock"]["cidr"] for peer in to_idp["to"]} == PUBLIC_EGRESS
-    assert {"10.0.0.0/8", "169.254.0.0/16"} <= {c for peer in to_idp["to"] for c in peer["ipBlock"]["except"]}
+    assert [port["port"] for port in to_idp["ports"]] == [3128]
+    assert to_idp["to"] == [PROXY]
 
     for api in APIS:  # the other side of the flow, and every API reaches the identity provider for its JWKS
         admitted = [
@@ -562,6 +571,8 @@ def _workloads(docs: tuple[Doc, ...]) -> Iterator[tuple[str, Doc, set[str]]]:
     """(workload name, container, env names its process reads)."""
     for service in DEPLOYMENTS:
         names = _settings_env_names(k8s.settings_class(service))
+        if service in CALLERS:
+            names |= PROXY_ENV
         if service == "payouts":
             from prizeflow_payouts.adapters.stellar.settings import StellarEnv
 
@@ -692,14 +703,16 @@ RAILS_DIR = K8S / "components" / "rails"
 
 @dataclass(frozen=True)
 class Rail:
-    callers: frozenset[str]  # the Deployments that call the provider: its egress policy selects exactly them
+    callers: frozenset[str]  # the Deployments that call the provider (through the egress proxy)
     secrets: Mapping[str, frozenset[str]]  # Secret name -> the keys it must hold (each read as the env var of its name)
-    policy: str  # its NetworkPolicy
+    hosts: frozenset[str]  # its API's hosts: its part of the egress proxy's allow-list
 
 
 RAILS = {
     "ton_wallet": Rail(
-        frozenset({"payouts"}), {"payouts-secrets": frozenset({"TONCENTER_API_KEY"})}, "rail-ton-wallet-egress"
+        frozenset({"payouts"}),
+        {"payouts-secrets": frozenset({"TONCENTER_API_KEY"})},
+        frozenset({"toncenter.com", "testnet.toncenter.com"}),
     ),
     "gift_card": Rail(
         frozenset({"payouts", "webhooks"}),
@@ -707,15 +720,17 @@ RAILS = {
             "payouts-secrets": frozenset({"GIFTCARD_API_KEY", "GIFTCARD_WEBHOOK_KEY"}),
             "webhooks-secrets": frozenset({"GIFTCARD_API_KEY", "GIFTCARD_WEBHOOK_KEY"}),
         },
-        "rail-gift-card-egress",
+        frozenset({"api.tremendous.com", "testflight.tremendous.com"}),
     ),
     "crypto_exchange": Rail(
         frozenset({"payouts"}),
         {"payouts-secrets": frozenset({"EXCHANGE_API_KEY", "EXCHANGE_API_SECRET"})},
-        "rail-crypto-exchange-egress",
+        frozenset({"api.binance.com", "fapi.binance.com", "dapi.binance.com"}),
     ),
     "telegram_if_supported": Rail(
-        frozenset({"payouts"}), {"payouts-secrets": frozenset({"TELEGRAM_BOT_TOKEN"})}, "rail-telegram-egress"
+        frozenset({"payouts"}),
+        {"payouts-secrets": frozenset({"TELEGRAM_BOT_TOKEN"})},
+        frozenset({"api.telegram.org"}),
     ),
 }
 
@@ -783,8 +798,9 @@ def test_every_rail_has_a_component_and_all_rails_enables_each() -> None:
 @pytest.mark.parametrize("rail", RAILS)
 def test_a_rail_component_adds_its_part_secrets_and_egress(overlay: str, rail: str) -> None:
     """What enabling one rail changes in an overlay: its providers part (payouts, and webhooks for gift cards), its
-    secrets read key by key from the services' Secrets (in prod, entries of their ExternalSecrets), its egress. Every
-    object it adds or changes validates strictly and carries a stage label (`kubectl apply -l` would skip it)."""
+    secrets read key by key from the services' Secrets (in prod, entries of their ExternalSecrets), its hosts in the
+    egress proxy's allow-list. Every object it adds or changes validates strictly and carries a stage label
+    (`kubectl apply -l` would skip it)."""
     spec, base, docs = RAILS[rail], rendered(overlay), rendered_with(overlay, rail)
 
     unchanged = {json.dumps(d, sort_keys=True) for d in base}
@@ -815,14 +831,36 @@ def test_a_rail_component_adds_its_part_secrets_and_egress(overlay: str, rail: s
             assert {key: given.get(key) for key in keys} == dict.fromkeys(keys, f"prizeflow/{service}")
     assert not of_kind(docs, "ExternalSecret") or overlay == "prod"
 
-    policy = named(docs, "NetworkPolicy", spec.policy)
-    assert policy["spec"]["policyTypes"] == ["Egress"]
-    selected = {d for d in DEPLOYMENTS if _matches(policy["spec"]["podSelector"], _pod_labels(docs, d))}
-    assert selected == spec.callers
-    assert policy["spec"]["egress"] == named(docs, "NetworkPolicy", "providers-egress")["spec"]["egress"]
-    [rule] = policy["spec"]["egress"]
-    assert [p["port"] for p in rule["ports"]] == [443]
-    assert {c for peer in rule["to"] for c in peer["ipBlock"]["except"]} >= {"10.0.0.0/8", "169.254.0.0/16"}
+    # Its way out: its hosts in the egress proxy's allow-list (a part of its own), reached through the proxy the
+    # callers already reach; no NetworkPolicy of its own, and no public address opened to anyone.
+    allowed_before, allowed = _allowlist(base), _allowlist(docs)
+    assert {k: v for k, v in allowed.items() if k in allowed_before} == allowed_before, "the other parts are untouched"
+    assert set(allowed) - set(allowed_before) == {f"rail-{rail}.conf"}
+    assert _acl_hosts(allowed[f"rail-{rail}.conf"]) == {"providers": spec.hosts}
+    assert {d["metadata"]["name"] for d in of_kind(docs, "NetworkPolicy")} == {
+        d["metadata"]["name"] for d in of_kind(base, "NetworkPolicy")
+    }
+    for caller in spec.callers:
+        names = {p["metadata"]["name"] for p in _policies_of(docs, _pod_labels(docs, caller))}
+        assert "providers-egress" in names, caller
+
+
+def _allowlist(docs: tuple[Doc, ...]) -> dict[str, str]:
+    """The egress proxy's allow-list parts: the keys of the ConfigMap its `allowlist` volume mounts."""
+    [volume] = [v for v in docs_volumes(named(docs, "Deployment", "egress-proxy")) if v["name"] == "allowlist"]
+    return dict(named(docs, "ConfigMap", volume["configMap"]["name"])["data"])
+
+
+def _acl_hosts(part: str) -> dict[str, frozenset[str]]:
+    """Squid `acl <name> dstdomain -n <host>...` lines of one part: ACL name -> hosts."""
+    hosts: dict[str, set[str]] = {}
+    for line in part.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words:
+            assert words[0] == "acl", line
+            assert words[2:4] == ["dstdomain", "-n"], line  # names only, no lookups
+            hosts.setdefault(words[1], set()).update(words[4:])
+    return {name: frozenset(h) for name, h in hosts.items()}
 
 
 # What each rail alone (its ConfigMap values empty, PAYOUTS_LIVE_EXECUTION false as in the base) is refused with, at

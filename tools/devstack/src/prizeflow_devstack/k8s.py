@@ -5,7 +5,7 @@ What is generated (and committed), so it cannot drift from what the code does:
   the production topic settings: replication 3, min ISR 2; the dev overlay patches both to 1);
 - `KafkaUser`s: one per service, its ACLs from the Kafka usage the service declares when it is composed
   (`ServiceRuntime.kafka_usage()`: consumer groups and their topics, outbox topics, DLQs), plus the topics
-  check Job's and KEDA's read-only users;
+  check Job's and KEDA's read-only users, and the game servers' (they produce the rounds settlement consumes);
 - KEDA `ScaledObject`s: one per consuming Deployment, a lag trigger per consumer group and topic, capped at
   the smallest partition count among its topics;
 - the `PrometheusRule`, from deploy/prometheus/rules/prizeflow.rules.yml.
@@ -45,12 +45,19 @@ DEPLOYMENTS = (*SERVICES, *STATELESS)
 KAFKA_CLUSTER = "prizeflow"  # the Strimzi `Kafka` these resources belong to (label strimzi.io/cluster)
 # The Strimzi listener every Prizeflow client uses: TLS (the cluster CA) and SCRAM-SHA-512 (one KafkaUser per
 # process, whose ACLs it then gets). deploy/k8s/README.md "Kafka security" says what the `Kafka` must declare.
-KAFKA_BOOTSTRAP_TLS = "prizeflow-kafka-bootstrap.kafka.svc:9093"
+KAFKA_BOOTSTRAP_TLS = "prizeflow-kafka-bootstrap.prizeflow.svc:9093"
+# Strimzi >= 1.0 serves only kafka.strimzi.io/v1 (v1beta2 removed); deploy/k8s/schemas holds Strimzi 1.2.0's.
+STRIMZI_API = "kafka.strimzi.io/v1"
 KAFKA_AUTHENTICATION = "scram-sha-512"
 # Production topic settings: three replicas, two in sync for acks=all (TopicSettings' defaults suit one dev broker).
 PRODUCTION_TOPICS = TopicSettings(replication_factor=3, min_insync_replicas=2)
 TOPICS_CHECK_USER = "prizeflow-topics"
 KEDA_USER = "keda"
+# The game servers (outside Prizeflow; tools/simulator is one) report rounds: Write and Describe on that topic, and
+# nothing else. Their producer is idempotent (tools/simulator: prizeflow_runtime.outbox.idempotent_producer); since
+# Kafka 3.0 (KIP-679) Write on the topic is all an idempotent producer needs, so no cluster-wide IdempotentWrite.
+GAME_SERVERS_USER = "game-servers"
+GAME_ROUNDS_TOPIC = "prizeflow.game.rounds.v1"
 KEDA_LAG_THRESHOLD = 500  # events waiting per replica before KEDA adds one (a consumer poll takes up to 500)
 MIN_REPLICAS = 2  # every consumer keeps a second replica: a rolling update or a node loss never stops a flow
 
@@ -126,7 +133,7 @@ def _doc(api: str, kind: str, name: str, spec: Mapping[str, Any], labels: Mappin
 def kafka_topics(settings: TopicSettings = PRODUCTION_TOPICS) -> list[Any]:
     return [
         _doc(
-            "kafka.strimzi.io/v1beta2",
+            STRIMZI_API,
             "KafkaTopic",
             spec.name,
             {
@@ -159,7 +166,7 @@ def kafka_users(usages: Mapping[str, KafkaUsage]) -> list[Any]:
 
     def user(name: str, acls: list[dict[str, Any]]) -> Any:
         spec = {"authentication": {"type": KAFKA_AUTHENTICATION}, "authorization": {"type": "simple", "acls": acls}}
-        return _doc("kafka.strimzi.io/v1beta2", "KafkaUser", name, spec, labels)
+        return _doc(STRIMZI_API, "KafkaUser", name, spec, labels)
 
     users = [user(service, service_acls(usage)) for service, usage in usages.items()]
     every_topic = [s.name for s in topic_plan(PRODUCTION_TOPICS)]
@@ -170,6 +177,7 @@ def kafka_users(usages: Mapping[str, KafkaUsage]) -> list[Any]:
     groups = sorted({g for u in usages.values() for g in u.consumes})
     keda = [_acl("topic", t, ["Describe"]) for t in consumed] + [_acl("group", g, ["Describe"]) for g in groups]
     users.append(user(KEDA_USER, keda))
+    users.append(user(GAME_SERVERS_USER, [_acl("topic", topic_named(GAME_ROUNDS_TOPIC).name, ["Write", "Describe"])]))
     return users
 
 

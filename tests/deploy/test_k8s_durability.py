@@ -1,0 +1,622 @@
+"""deploy/k8s never loses the ledger (issue 33), checked offline on the rendered overlays: every database archives
+its WAL and is backed up on a schedule with retention, commits wait for a standby on every database, instances and
+pods spread over zones, PostgreSQL's parameters add up (JIT off; every connection the services can open fits in
+max_connections), the Kafka cluster is in the bundle with replication 3 / min ISR 2 / racks in prod and its CA where
+the clients mount it, the game servers may produce rounds and nothing else, only the egress proxy reaches public
+addresses, and the restore example renders and validates. The CRD schemas these validate against are converted
+from the operators' own CRDs (tools/devstack/src/prizeflow_devstack/crd_schemas.py), checked here too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import json
+import math
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from prizeflow_devstack import crd_schemas, k8s
+
+
+def _k8s_helpers() -> ModuleType:
+    """tests/deploy/test_k8s.py's rendering helpers (tests/ is not a package: loaded by path), shared with
+    test_k8s_images.py under one module name, so the overlays are rendered once."""
+    name = "_prizeflow_k8s_helpers"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_k8s.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+H = _k8s_helpers()
+Doc = dict[str, Any]
+CALLERS, DEPLOYMENTS, K8S, OVERLAYS, PROXY = H.CALLERS, H.DEPLOYMENTS, H.K8S, H.OVERLAYS, H.PROXY
+RAILS, ROOT, SERVICES = H.RAILS, H.ROOT, H.SERVICES
+_acl_hosts, _acls, _allowlist, _config, _container, _load = (
+    H._acl_hosts,
+    H._acls,
+    H._allowlist,
+    H._config,
+    H._container,
+    H._load,
+)
+_matches, _pod_labels, _policies_of, docs_volumes, named, of_kind = (
+    H._matches,
+    H._pod_labels,
+    H._policies_of,
+    H.docs_volumes,
+    H.named,
+    H.of_kind,
+)
+rendered, rendered_with, tool, validate = H.rendered, H.rendered_with, H.tool, H.validate
+
+pytestmark = pytest.mark.k8s
+
+DATABASES = (*SERVICES, "console")  # every service's own cluster, `<service>-db`
+MONEY = ("settlement", "rewards", "payouts", "signer", "webhooks")
+BARMAN = "barman-cloud.cloudnative-pg.io"
+ZONE, HOST = "topology.kubernetes.io/zone", "kubernetes.io/hostname"
+
+
+def _clusters(docs: tuple[Doc, ...]) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in of_kind(docs, "Cluster")}
+
+
+# --- backups ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_database_archives_its_wal_and_is_backed_up_nightly_with_retention(overlay: str) -> None:
+    """The barman-cloud plugin is each cluster's WAL archiver, into an ObjectStore with a retention policy and
+    credentials from a Secret; a ScheduledBackup per cluster through the same plugin; nothing uses the deprecated
+    in-tree barmanObjectStore."""
+    docs = rendered(overlay)
+    clusters = _clusters(docs)
+    assert set(clusters) == {f"{d}-db" for d in DATABASES}
+    stores = {d["metadata"]["name"]: d["spec"] for d in of_kind(docs, "ObjectStore")}
+    for name, cluster in clusters.items():
+        spec = cluster["spec"]
+        assert "backup" not in spec, f"{name}: the in-tree barmanObjectStore is deprecated: the plugin archives"
+        [archiver] = [p for p in spec["plugins"] if p.get("isWALArchiver")]
+        assert archiver["name"] == BARMAN, name
+        assert archiver.get("enabled", True), name
+        store = stores[archiver["parameters"]["barmanObjectName"]]
+        assert "serverName" not in archiver["parameters"], "each cluster archives into a folder of its own name"
+        assert re.fullmatch(r"[1-9][0-9]*[dwm]", store["retentionPolicy"]), name
+        config = store["configuration"]
+        assert config["destinationPath"].startswith("s3://")
+        credentials = config["s3Credentials"]
+        assert {credentials[k]["name"] for k in ("accessKeyId", "secretAccessKey")} == {"postgres-backups-s3"}
+        [scheduled] = [d["spec"] for d in of_kind(docs, "ScheduledBackup") if d["spec"]["cluster"]["name"] == name]
+        assert (scheduled["method"], scheduled["pluginConfiguration"]["name"]) == ("plugin", BARMAN), name
+        assert len(scheduled["schedule"].split()) == 6, "CNPG's cron has a seconds field"
+        assert not scheduled.get("suspend")
+    if overlay == "prod":
+        secret = named(docs, "ExternalSecret", "postgres-backups-s3")["spec"]
+        assert {d["secretKey"] for d in secret["data"]} == {"ACCESS_KEY_ID", "ACCESS_SECRET_KEY"}
+
+
+# --- failover --------------------------------------------------------------------------------------------------
+
+
+def test_a_commit_waits_for_a_standby_on_every_money_database_in_prod() -> None:
+    """Quorum synchronous replication (any 1 standby, dataDurability required) on three instances: a committed
+    transaction is on two instances, so a failover to the most advanced standby loses none."""
+    clusters = _clusters(rendered("prod"))
+    for service in MONEY:
+        spec = clusters[f"{service}-db"]["spec"]
+        assert spec["instances"] == 3, service
+        assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+        assert not {"minSyncReplicas", "maxSyncReplicas"} & set(spec), "the legacy knobs: one mechanism"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_synchronous_replication_never_waits_for_a_standby_that_cannot_exist(overlay: str) -> None:
+    """With dataDurability required, a cluster asking for more synchronous standbys than it has instances minus
+    the primary would never commit: dev's single instances have no synchronous section at all."""
+    for name, cluster in _clusters(rendered(overlay)).items():
+        spec = cluster["spec"]
+        sync = spec["postgresql"].get("synchronous")
+        if spec["instances"] == 1:
+            assert sync is None, name
+        else:
+            assert sync is not None, name
+            assert 1 <= sync["number"] <= spec["instances"] - 1, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_database_instances_are_kept_in_different_zones(overlay: str) -> None:
+    for name, cluster in _clusters(rendered(overlay)).items():
+        affinity = cluster["spec"]["affinity"]
+        assert affinity.get("enablePodAntiAffinity", True) is True, name
+        assert (affinity["topologyKey"], affinity["podAntiAffinityType"]) == (ZONE, "required"), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_deployment_spreads_over_zones_and_nodes(overlay: str) -> None:
+    docs = rendered(overlay)
+    for doc in of_kind(docs, "Deployment"):
+        pod = doc["spec"]["template"]
+        constraints = pod["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in constraints} == {ZONE, HOST}, doc["metadata"]["name"]
+        for c in constraints:
+            assert c["maxSkew"] == 1
+            assert _matches(c["labelSelector"], pod["metadata"]["labels"]), "it counts its own pods"
+
+
+# --- PostgreSQL parameters -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_jit_is_off_on_every_database(overlay: str) -> None:
+    """The relay's poll (a few rows) was JIT-compiled for ~15 ms each time: no query of ours is big enough."""
+    for name, cluster in _clusters(rendered(overlay)).items():
+        assert cluster["spec"]["postgresql"]["parameters"]["jit"] == "off", name
+
+
+# What a process opens besides its SQLAlchemy pool (pool_size + max_overflow, libs/runtime db.create_engine):
+RELAY_CONNECTIONS = 2  # the outbox relay's LISTEN/poll connection and its VACUUM connection (runtime outbox.py)
+PROCESSES_PER_POD = 1  # `python -m prizeflow_<service>`: one process, HTTP, consumers and relay on one event loop
+MIGRATIONS_JOB = 1  # alembic upgrades on one connection (runtime migrations.py), alongside a rollout's pods
+# CloudNativePG's own sessions on the primary, outside superuser_reserved_connections: the instance manager, the
+# metrics exporter (one per database it queries), the barman-cloud plugin's backup session, with room to spare.
+# Streaming replication does not count (walsenders have their own max_wal_senders since PostgreSQL 12).
+CNPG_MARGIN = 10
+CONSOLE_POOL = re.compile(r"create_engine\(settings\.database_url, pool_size=(\d+)[,)]")
+
+
+def _max_pods(docs: tuple[Doc, ...], deployment: str) -> int:
+    """The most pods a Deployment can run at once: its autoscaler's maximum (or its fixed replicas) plus a rolling
+    update's surge."""
+    doc = named(docs, "Deployment", deployment)
+    scaled = [
+        d["spec"]["maxReplicaCount"]
+        for d in of_kind(docs, "ScaledObject")
+        if d["spec"]["scaleTargetRef"]["name"] == deployment
+    ]
+    hpa = [
+        d["spec"]["maxReplicas"]
+        for d in of_kind(docs, "HorizontalPodAutoscaler")
+        if d["spec"]["scaleTargetRef"]["name"] == deployment
+    ]
+    [replicas] = scaled + hpa or [doc["spec"]["replicas"]]
+    surge = doc["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    if isinstance(surge, str):
+        surge = math.ceil(replicas * int(surge.rstrip("%")) / 100)
+    return int(replicas) + int(surge)
+
+
+def _adapters_own_connections(docs: tuple[Doc, ...], tmp: Path) -> int:
+    """Connections payouts' providers open beside the service's pool: none for a provider that keeps its books in
+    the service's database (bootstrap hands it the runtime's engine: UsesServiceDatabase), else its own engine
+    (`_OWN_POOL_SIZE`, twice with the overflow) or pool (`_pool_size`)."""
+    from prizeflow_payouts.bootstrap import UsesServiceDatabase
+
+    config = _load(docs, "payouts", tmp, PAYOUTS_LIVE_EXECUTION="true")
+    extra = 0
+    for entry in config.registry:
+        if isinstance(entry.provider, UsesServiceDatabase):
+            continue
+        own = int(getattr(sys.modules[type(entry.provider).__module__], "_OWN_POOL_SIZE", 0))
+        extra += 2 * own + int(getattr(entry.provider, "_pool_size", 0))
+    return extra
+
+
+def _connections(docs: tuple[Doc, ...], service: str, tmp: Path) -> int:
+    container = _container(named(docs, "Deployment", service))
+    assert container["command"] == ["python", "-m", f"prizeflow_{service}"], "one process per pod"
+    if service == "console":
+        [size] = CONSOLE_POOL.findall((ROOT / "services/console/src/prizeflow_console/bootstrap.py").read_text())
+        pool, relay = int(size), 0
+    else:
+        default = k8s.settings_class(service).model_fields["database_pool_size"].default
+        pool, relay = int(_config(docs, container).get("DATABASE_POOL_SIZE", default)), RELAY_CONNECTIONS
+    per_process = 2 * pool + relay  # max_overflow = pool_size
+    if service == "payouts":
+        per_process += _adapters_own_connections(docs, tmp)
+    return _max_pods(docs, service) * PROCESSES_PER_POD * per_process + MIGRATIONS_JOB
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)  # all-rails: every rail's adapters
+def test_every_connection_the_services_can_open_fits_in_max_connections(overlay: str, tmp_path: Path) -> None:
+    """Each database's clients at their worst (every pod at the autoscaler's maximum plus a rollout's surge, each
+    process's pool and overflow, the relay, the adapters' own engines, the migrations Job) stay within
+    max_connections minus the superuser's reserve minus CNPG's own: no service is refused a connection at peak."""
+    docs = rendered(overlay)
+    clusters = _clusters(docs)
+    for service in DATABASES:
+        parameters = clusters[f"{service}-db"]["spec"]["postgresql"]["parameters"]
+        budget = int(parameters["max_connections"]) - int(parameters["superuser_reserved_connections"]) - CNPG_MARGIN
+        needed = _connections(docs, service, tmp_path)
+        assert needed <= budget, f"{service}-db: up to {needed} connections, room for {budget}"
+
+
+def test_the_connection_count_sees_what_it_counts(tmp_path: Path) -> None:
+    """The computation is not vacuous: payouts at 6+1 pods of (10+10) + relay 2, plus the migrations Job; with the
+    default max_connections of CloudNativePG (100) it would not fit."""
+    docs = rendered("prod")
+    assert _max_pods(docs, "payouts") == 7
+    assert _connections(docs, "payouts", tmp_path) == 7 * (2 * 10 + 2) + 1
+    assert 100 - 3 - CNPG_MARGIN < 7 * 22 + 1
+
+
+# --- Kafka -----------------------------------------------------------------------------------------------------
+
+
+def _kafka(docs: tuple[Doc, ...]) -> Doc:
+    [kafka] = of_kind(docs, "Kafka")
+    return dict(kafka)
+
+
+def _pools(docs: tuple[Doc, ...], role: str) -> list[Doc]:
+    return [p for p in of_kind(docs, "KafkaNodePool") if role in p["spec"]["roles"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kafka_cluster_is_kraft_with_node_pools_and_the_listener_the_clients_use(overlay: str) -> None:
+    docs = rendered(overlay)
+    kafka = _kafka(docs)
+    assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
+    assert kafka["metadata"]["annotations"] == {"strimzi.io/kraft": "enabled", "strimzi.io/node-pools": "enabled"}
+    name, namespace = kafka["metadata"]["name"], kafka["metadata"]["namespace"]
+    assert name == k8s.KAFKA_CLUSTER
+    for pool in of_kind(docs, "KafkaNodePool"):
+        assert pool["metadata"]["labels"]["strimzi.io/cluster"] == name
+    # The one listener: what every client's ConfigMap says (bootstrap host and port, SASL_SSL, SCRAM-SHA-512).
+    [listener] = kafka["spec"]["kafka"]["listeners"]
+    assert (listener["type"], listener["tls"], listener["authentication"]) == (
+        "internal",
+        True,
+        {"type": "scram-sha-512"},
+    )
+    assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
+    for service in SERVICES:
+        env = _config(docs, _container(named(docs, "Deployment", service)))
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"{name}-kafka-bootstrap.{namespace}.svc:{listener['port']}"
+        assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    for user in of_kind(docs, "KafkaUser"):
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["spec"]["authorization"]["type"] == "simple"
+    # Only our clients and KEDA reach the listener (Strimzi writes the NetworkPolicy from networkPolicyPeers).
+    peers = listener["networkPolicyPeers"]
+    assert {"podSelector": {"matchLabels": {"prizeflow.io/kafka-client": "true"}}} in peers
+    for service in SERVICES:
+        assert any(_matches(p["podSelector"], _pod_labels(docs, service)) for p in peers if "podSelector" in p)
+
+
+def test_prod_kafka_has_three_brokers_three_controllers_replication_3_min_isr_2_and_racks() -> None:
+    docs = rendered("prod")
+    kafka = _kafka(docs)["spec"]["kafka"]
+    assert sum(p["spec"]["replicas"] for p in _pools(docs, "broker")) == 3
+    assert sum(p["spec"]["replicas"] for p in _pools(docs, "controller")) == 3
+    assert all(p["spec"]["roles"] in (["broker"], ["controller"]) for p in of_kind(docs, "KafkaNodePool"))
+    config = kafka["config"]
+    assert (config["default.replication.factor"], config["min.insync.replicas"]) == (3, 2)
+    assert (config["offsets.topic.replication.factor"], config["transaction.state.log.min.isr"]) == (3, 2)
+    assert config["unclean.leader.election.enable"] is False
+    assert kafka["rack"] == {"topologyKey": ZONE}
+    for pool in of_kind(docs, "KafkaNodePool"):
+        keys = {c["topologyKey"] for c in pool["spec"]["template"]["pod"]["topologySpreadConstraints"]}
+        assert keys == {ZONE, HOST}, pool["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_topics_fit_the_brokers_and_survive_one(overlay: str) -> None:
+    """No topic asks for more replicas than there are brokers; in prod every topic keeps accepting acks=all writes
+    with one broker gone (min ISR below replicas); dev's one broker has replication 1 everywhere."""
+    docs = rendered(overlay)
+    brokers = sum(p["spec"]["replicas"] for p in _pools(docs, "broker"))
+    config = _kafka(docs)["spec"]["kafka"]["config"]
+    assert config["default.replication.factor"] <= brokers
+    for topic in of_kind(docs, "KafkaTopic"):
+        spec = topic["spec"]
+        assert spec["replicas"] <= brokers
+        assert int(spec["config"]["min.insync.replicas"]) <= spec["replicas"]
+        if brokers >= 3:
+            assert (spec["replicas"], spec["config"]["min.insync.replicas"]) == (3, "2")
+    if overlay == "dev":
+        assert brokers == 1
+        assert {
+            (t["spec"]["replicas"], t["spec"]["config"]["min.insync.replicas"]) for t in of_kind(docs, "KafkaTopic")
+        } == {(1, "1")}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_cluster_ca_is_where_the_clients_mount_it(overlay: str) -> None:
+    """The Kafka runs in the clients' namespace, so Strimzi's CA Secret `<cluster>-cluster-ca-cert` is created
+    where every client (and KEDA's TriggerAuthentication) reads it; the Topic and User Operators watch their own
+    namespace, where the KafkaTopics and KafkaUsers are."""
+    docs = rendered(overlay)
+    kafka = _kafka(docs)
+    namespace, ca = kafka["metadata"]["namespace"], f"{kafka['metadata']['name']}-cluster-ca-cert"
+    operators = kafka["spec"]["entityOperator"]
+    assert operators["topicOperator"].get("watchedNamespace", namespace) == namespace
+    assert operators["userOperator"].get("watchedNamespace", namespace) == namespace
+    for kind in ("KafkaTopic", "KafkaUser"):
+        assert {d["metadata"]["namespace"] for d in of_kind(docs, kind)} == {namespace}
+    mounted = []
+    for doc in of_kind(docs, "Deployment") + of_kind(docs, "Job"):
+        for volume in docs_volumes(doc):
+            if volume["name"] == "kafka-ca":
+                assert doc["metadata"]["namespace"] == namespace
+                mounted.append(volume["secret"]["secretName"])
+    assert mounted
+    assert set(mounted) == {ca}
+    keda = named(docs, "TriggerAuthentication", "keda-kafka")["spec"]["secretTargetRef"]
+    assert {ref["name"] for ref in keda if ref["parameter"] == "ca"} == {ca}
+
+
+def test_the_game_servers_may_produce_rounds_and_nothing_else() -> None:
+    """Write and Describe on prizeflow.game.rounds.v1: no read, no group, no other topic, nothing cluster-wide
+    (their idempotent producer needs no IdempotentWrite since Kafka 3.0, KIP-679)."""
+    docs = rendered("prod")
+    assert _acls(docs, "game-servers") == {("topic", "prizeflow.game.rounds.v1", ("Write", "Describe"))}
+    user = named(docs, "KafkaUser", "game-servers")["spec"]
+    assert user["authentication"] == {"type": "scram-sha-512"}
+    assert [a["resource"]["patternType"] for a in user["authorization"]["acls"]] == ["literal"]
+    assert "prizeflow.game.rounds.v1" in k8s.kafka_usage("settlement", ROOT).reads, "the topic settlement consumes"
+
+
+def test_kafka_is_scraped_and_its_partitions_and_lag_are_alerted() -> None:
+    docs = rendered("prod")
+    kafka = _kafka(docs)["spec"]
+    ref = kafka["kafka"]["metricsConfig"]["valueFrom"]["configMapKeyRef"]
+    assert ref["key"] in named(docs, "ConfigMap", ref["name"])["data"]
+    assert "kafkaExporter" in kafka
+    [monitor] = [m for m in of_kind(docs, "PodMonitor") if m["metadata"]["name"] == "kafka"]
+    broker = {"strimzi.io/kind": "Kafka", "strimzi.io/cluster": k8s.KAFKA_CLUSTER, "strimzi.io/broker-role": "true"}
+    assert _matches(monitor["spec"]["selector"], broker)
+    rules = {
+        r["alert"]: r["expr"]
+        for g in named(docs, "PrometheusRule", "prizeflow")["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    for alert, metric in {
+        "PrizeflowKafkaUnderReplicatedPartitions": "kafka_server_replicamanager_underreplicatedpartitions",
+        "PrizeflowKafkaUnderMinIsrPartitions": "kafka_server_replicamanager_underminisrpartitioncount",
+        "PrizeflowKafkaOfflinePartitions": "kafka_controller_kafkacontroller_offlinepartitionscount",
+        "PrizeflowConsumerLagGrowing": "prizeflow_consumer_lag_records",
+    }.items():
+        assert metric in rules[alert], alert
+    # Strimzi's rules name every MBean kafka_<domain>_<type>_<name>, lowercased: the three metrics above.
+    rules_config = yaml.safe_load(named(docs, "ConfigMap", ref["name"])["data"][ref["key"]])
+    assert rules_config["lowercaseOutputName"] is True
+    assert {
+        "pattern": "kafka.(\\w+)<type=(.+), name=(.+)><>Value",
+        "name": "kafka_$1_$2_$3",
+        "type": "GAUGE",
+    } in rules_config["rules"]
+
+
+# --- egress ----------------------------------------------------------------------------------------------------
+
+PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+
+
+def _reaches_public_https(rule: Doc) -> bool:
+    """An egress rule lets a pod open port 443 to a public address: its ports include 443 (or are all ports) and
+    its peers include anything beyond the private ranges (no `to`, or an ipBlock wider than them)."""
+    ports = rule.get("ports")
+    if ports and not any(p.get("port") in (443, "https") or "port" not in p for p in ports):
+        return False
+    peers = rule.get("to")
+    if not peers:
+        return True
+    for peer in peers:
+        block = peer.get("ipBlock")
+        if block and not any(ipaddress.ip_network(block["cidr"]).subnet_of(n) for n in PRIVATE):  # type: ignore[arg-type]
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("overlay", "rail"), [(o, None) for o in OVERLAYS] + [(o, r) for o in ("dev", "prod") for r in RAILS]
+)
+def test_nothing_but_the_egress_proxy_reaches_public_addresses(overlay: str, rail: str | None) -> None:
+    docs = rendered(overlay) if rail is None else rendered_with(overlay, rail)
+    proxy_labels = _pod_labels(docs, "egress-proxy")
+    open_ = [
+        p["metadata"]["name"]
+        for p in of_kind(docs, "NetworkPolicy")
+        if any(_reaches_public_https(r) for r in p["spec"].get("egress", []))
+    ]
+    assert open_ == ["egress-proxy"]
+    assert named(docs, "NetworkPolicy", "egress-proxy")["spec"]["podSelector"] == {"matchLabels": proxy_labels}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_callers_and_the_backups_go_through_the_proxy_to_allow_listed_hosts(overlay: str) -> None:
+    """The services that call out get HTTPS_PROXY (the proxy's services port, in-cluster names direct), reach it
+    and nothing else public; the backup sidecar gets its database port; every https host their settings name
+    (identity provider, Soroban RPC, Stripe's API) and the object store's endpoint are in the allow-list."""
+    docs = rendered(overlay)
+    service = named(docs, "Service", "egress-proxy")
+    namespace = service["metadata"]["namespace"]
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    acls: dict[str, frozenset[str]] = {}
+    for part in _allowlist(docs).values():
+        for acl, hosts in _acl_hosts(part).items():
+            acls[acl] = acls.get(acl, frozenset()) | hosts
+    for caller in CALLERS:
+        env = _config(docs, _container(named(docs, "Deployment", caller)))
+        assert env["HTTPS_PROXY"] == f"http://egress-proxy.{namespace}.svc:{ports['services']}", caller
+        assert {".svc", ".cluster.local"} <= set(env["NO_PROXY"].split(",")), caller
+        assert "HTTP_PROXY" not in env, "plain http stays in the cluster"
+        for key in CALLED & set(env):
+            assert urlsplit(env[key]).hostname in acls["providers"], f"{caller} {key}: {env[key]} not allow-listed"
+        names = {p["metadata"]["name"] for p in _policies_of(docs, _pod_labels(docs, caller))}
+        assert "identity-provider-egress" in names
+    for service_ in ("rewards", "payouts", "webhooks"):
+        egress = named(docs, "NetworkPolicy", "providers-egress")["spec"]
+        assert _matches(egress["podSelector"], _pod_labels(docs, service_))
+        assert egress["egress"] == [{"to": [PROXY], "ports": [{"protocol": "TCP", "port": ports["services"]}]}]
+    assert "api.stripe.com" in acls["providers"]
+    [store] = of_kind(docs, "ObjectStore")
+    sidecar = {e["name"]: e["value"] for e in store["spec"]["instanceSidecarConfiguration"]["env"]}
+    assert sidecar["HTTPS_PROXY"] == f"http://egress-proxy.{namespace}.svc:{ports['databases']}"
+    assert acls["object_store"] == {urlsplit(store["spec"]["configuration"]["endpointURL"]).hostname}
+    squid = named(docs, "ConfigMap", _proxy_volume(docs, "config"))["data"]["squid.conf"]
+    assert "http_access allow services_port providers" in squid
+    assert "http_access allow databases_port object_store" in squid
+    assert squid.count("http_access allow") == 2
+    assert "http_access deny all" in squid
+
+
+# The settings naming an https endpoint the process itself calls (not a URL it hands to a browser).
+CALLED = {"JWT_JWKS_URL", "OIDC_DISCOVERY_URL", "SOROBAN_RPC_URL", "GIFTCARD_API_URL"}
+
+
+def _proxy_volume(docs: tuple[Doc, ...], name: str) -> str:
+    [volume] = [v for v in docs_volumes(named(docs, "Deployment", "egress-proxy")) if v["name"] == name]
+    return str(volume["configMap"]["name"])
+
+
+def test_the_proxy_image_is_a_public_one_at_a_fixed_tag() -> None:
+    image = _container(named(rendered("prod"), "Deployment", "egress-proxy"))["image"]
+    assert re.fullmatch(r"docker\.io/ubuntu/squid:\d+\.\d+-\d\d\.\d\d_\w+|.+@sha256:[0-9a-f]{64}", image), image
+
+
+# --- restore ---------------------------------------------------------------------------------------------------
+
+
+@cache
+def restore() -> tuple[Doc, ...]:
+    out = subprocess.run(
+        [tool("kustomize"), "build", str(K8S / "restore")], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, f"kustomize build restore failed:\n{out.stderr}"
+    return tuple(d for d in yaml.load_all(out.stdout, Loader=_Strings) if d)
+
+
+class _Strings(yaml.SafeLoader):
+    """YAML 1.2 as Kubernetes reads it: an unquoted timestamp is a string (kustomize drops the quotes)."""
+
+
+_Strings.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def test_the_restore_example_renders_validates_and_recovers_into_a_new_cluster_to_a_point_in_time() -> None:
+    docs = restore()
+    for doc in docs:
+        validate(doc)
+    [cluster] = of_kind(docs, "Cluster")
+    prod = rendered("prod")
+    name, spec = cluster["metadata"]["name"], cluster["spec"]
+    assert name not in _clusters(prod), "a NEW cluster: the original keeps running"
+    recovery = spec["bootstrap"]["recovery"]
+    [source] = [c for c in spec["externalClusters"] if c["name"] == recovery["source"]]
+    assert source["plugin"]["name"] == BARMAN
+    source_name = source["plugin"]["parameters"]["serverName"]
+    original = _clusters(prod)[source_name]["spec"]
+    [archiver] = [p for p in original["plugins"] if p.get("isWALArchiver")]
+    assert source["plugin"]["parameters"]["barmanObjectName"] == archiver["parameters"]["barmanObjectName"]
+    assert {d["metadata"]["name"] for d in of_kind(prod, "ObjectStore")} >= {archiver["parameters"]["barmanObjectName"]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00", recovery["recoveryTarget"]["targetTime"])
+    assert (recovery["database"], recovery["owner"]) == (
+        original["bootstrap"]["initdb"]["database"],
+        original["bootstrap"]["initdb"]["owner"],
+    )
+    # It archives into a folder of its own (its name), and is as durable as the original from the start.
+    [own] = [p for p in spec["plugins"] if p.get("isWALArchiver")]
+    assert "serverName" not in own["parameters"]
+    assert name != source_name
+    for key in ("postgresql", "affinity", "imageName", "managed"):
+        assert spec[key] == original[key], key
+    [policy] = of_kind(docs, "NetworkPolicy")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"cnpg.io/cluster": name}}
+    assert {d["metadata"]["namespace"] for d in docs} == {named(prod, "Cluster", source_name)["metadata"]["namespace"]}
+
+
+# --- schemas ---------------------------------------------------------------------------------------------------
+
+
+def test_the_crd_schemas_are_the_operators_own_and_say_where_they_came_from() -> None:
+    """Each converted schema names its repository, tag and file (as the converter's SOURCES list them); the
+    hand-written subsets and the versions the operators no longer serve are gone."""
+    schemas = K8S / "schemas"
+    for source in crd_schemas.SOURCES:
+        files = [
+            p
+            for p in schemas.glob("*.json")
+            if f"github.com/{source.repo} {source.tag} {source.path} " in json.loads(p.read_text()).get("$comment", "")
+        ]
+        assert len(files) == 1, source
+    assert not list(schemas.glob("external-secrets.io_v1beta1_*"))
+    assert not list(schemas.glob("kafka.strimzi.io_v1beta2_*"))
+
+
+def test_the_converter_closes_objects_but_not_free_form_ones() -> None:
+    source = crd_schemas.Source("example/example", "v1", "crd.yaml", "v1")
+    crd = {
+        "spec": {
+            "group": "example.io",
+            "names": {"kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "description": "dropped",
+                                    "required": ["size"],
+                                    "properties": {
+                                        "size": {"x-kubernetes-int-or-string": True},
+                                        "mode": {"type": "string", "enum": ["a", "b"]},
+                                        "config": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                        "either": {
+                                            "type": "object",
+                                            "properties": {"x": {"type": "string"}},
+                                            "oneOf": [{"required": ["x"]}],
+                                        },
+                                    },
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        }
+    }
+    import jsonschema
+
+    schema = crd_schemas.convert(crd, source)
+    check = jsonschema.Draft202012Validator(schema)
+    good = {"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": "t"}}
+    assert check.is_valid(good | {"spec": {"size": "50%", "mode": "a", "config": {"any": 1}, "either": {"x": "1"}}})
+    assert check.is_valid(good | {"spec": {"size": 3}})
+    for bad in ({"size": 3, "sizeTypo": 1}, {"mode": "a"}, {"size": 3, "mode": "c"}, {"size": 3, "either": {}}):
+        assert not check.is_valid(good | {"spec": bad}), bad
+    assert not check.is_valid(good | {"apiVersion": "example.io/v2"})
+    assert not check.is_valid(good | {"metadata": {"name": "t", "nmespace": "x"}})
+    assert "description" not in json.dumps(schema)
+    with pytest.raises(ValueError, match="not served"):
+        crd["spec"]["versions"][0]["served"] = False  # type: ignore[index]
+        crd_schemas.convert(crd, source)
+
+
+def test_every_deployment_is_named_in_the_tests() -> None:
+    """The egress proxy is the one Deployment beside the services (it runs no Prizeflow code)."""
+    assert {d["metadata"]["name"] for d in of_kind(rendered("prod"), "Deployment")} == {*DEPLOYMENTS, "egress-proxy"}
