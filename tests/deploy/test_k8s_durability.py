@@ -546,6 +546,15 @@ def test_the_restore_example_renders_validates_and_recovers_into_a_new_cluster_t
     assert {d["metadata"]["namespace"] for d in docs} == {named(prod, "Cluster", source_name)["metadata"]["namespace"]}
 
 
+def test_the_on_demand_backup_example_validates_and_goes_through_the_plugin() -> None:
+    """The Backup the README (and an upgrade) takes by hand: without `method: plugin` CNPG would pick the in-tree
+    barmanObjectStore, which no cluster configures, and the backup would fail."""
+    [backup] = [d for d in yaml.safe_load_all((K8S / "backup" / "on-demand.yaml").read_text()) if d]
+    validate(backup)
+    assert (backup["spec"]["method"], backup["spec"]["pluginConfiguration"]) == ("plugin", {"name": BARMAN})
+    assert backup["spec"]["cluster"]["name"] in _clusters(rendered("prod"))
+
+
 # --- schemas ---------------------------------------------------------------------------------------------------
 
 

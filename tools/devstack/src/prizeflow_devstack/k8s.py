@@ -44,7 +44,7 @@ STATELESS = ("console",)
 DEPLOYMENTS = (*SERVICES, *STATELESS)
 KAFKA_CLUSTER = "prizeflow"  # the Strimzi `Kafka` these resources belong to (label strimzi.io/cluster)
 # The Strimzi listener every Prizeflow client uses: TLS (the cluster CA) and SCRAM-SHA-512 (one KafkaUser per
-# process, whose ACLs it then gets). deploy/k8s/README.md "Kafka security" says what the `Kafka` must declare.
+# process, whose ACLs it then gets), declared by the `Kafka` in deploy/k8s/base/platform/kafka.yaml (same namespace).
 KAFKA_BOOTSTRAP_TLS = "prizeflow-kafka-bootstrap.prizeflow.svc:9093"
 # Strimzi >= 1.0 serves only kafka.strimzi.io/v1 (v1beta2 removed); deploy/k8s/schemas holds Strimzi 1.2.0's.
 STRIMZI_API = "kafka.strimzi.io/v1"
