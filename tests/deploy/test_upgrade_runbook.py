@@ -209,10 +209,24 @@ def test_the_backup_resource_names_a_cluster_that_exists() -> None:
     backups = [d for b in blocks for d in yaml.safe_load_all(b.text) if d and d.get("kind") == "Backup"]
     assert backups, "the runbook gives a Backup resource"
     clusters = names(list(rendered(PROD)), "Cluster")
+    # deploy/k8s's own on-demand Backup (validated with the manifests): the same method, plugin and target.
+    reference = yaml.safe_load((K8S / "backup" / "on-demand.yaml").read_text())
     for backup in backups:
-        assert backup["apiVersion"] == "postgresql.cnpg.io/v1"
+        assert backup["apiVersion"] == reference["apiVersion"]
         assert backup["metadata"]["namespace"] == "prizeflow"
         assert backup["spec"]["cluster"]["name"] in clusters
+        assert {k: v for k, v in backup["spec"].items() if k != "cluster"} == {
+            k: v for k, v in reference["spec"].items() if k != "cluster"
+        }
+
+
+def test_the_backup_commands_use_the_plugin_the_clusters_back_up_with() -> None:
+    """`kubectl cnpg backup` without `--method plugin` would use the in-tree object store no cluster configures."""
+    backups = [c for c in commands() if c.argv[:3] == ("kubectl", "cnpg", "backup")]
+    assert len(backups) == len(WITH_MIGRATIONS), [c.line for c in backups]
+    for command in backups:
+        assert _option(command.argv, "--method") == "plugin", command.line
+        assert _option(command.argv, "--plugin-name") == "barman-cloud.cloudnative-pg.io", command.line
 
 
 def test_a_wrong_stage_or_a_missing_object_is_caught() -> None:
