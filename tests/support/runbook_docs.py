@@ -34,6 +34,12 @@ TESTED_PROCEDURES: Final[Mapping[tuple[str, str], str]] = {
     ("payout-dispute", "resolve-paid"): "tests/runbooks/test_runbook_mitigations.py",
     ("payout-dispute", "resolve-cancel"): "tests/runbooks/test_runbook_mitigations.py",
     ("outbox-relay-not-leading", "find-holder"): "tests/runbooks/test_runbook_mitigations.py",
+    ("restore", "archive"): "tests/runbooks/test_restore_drill.py",
+    ("restore", "inspect"): "tests/runbooks/test_restore_drill.py",
+    ("restore", "backup"): "tests/runbooks/test_restore_drill.py",
+    ("restore", "restore"): "tests/runbooks/test_restore_drill.py",
+    ("restore", "rewind"): "tests/runbooks/test_restore_drill.py",
+    ("restore", "reconcile"): "tests/runbooks/test_restore_drill.py",
 }
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")

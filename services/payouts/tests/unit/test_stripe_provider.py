@@ -382,6 +382,26 @@ async def test_a_create_lost_between_the_steps_is_resumed_by_sync_with_the_same_
     assert len(fake.transfers) == 1
 
 
+async def test_a_bank_payout_whose_answer_was_lost_is_found_by_sync_never_created_again() -> None:
+    """After a restore, or past Stripe's 24-hour idempotency window, a create under the same key could make a
+    second bank payout: sync looks the payout up on the connected account first."""
+    fake = FakeStripeHTTP()
+    p = provider(fake, mode="transfer_and_payout", max_network_retries=0)
+    instr = instruction()
+    others = [await p.create_payout(instruction(n, dest=instr.destination.address)) for n in (2, 3)]
+    fake.fail_next(Fault(method="post", path_prefix="/v1/payouts", lost=True, after=True))  # made, answer lost
+    with pytest.raises(PayoutProviderError):
+        await p.create_payout(instr)
+    fake.settle_payout(max(fake.payouts), "paid")
+    posts = len(fake.posts("/v1/payouts"))
+    synced = await p.sync_status(lookup(instr))
+    assert synced.status is P.PAID
+    assert synced.provider_ref == max(fake.payouts)
+    assert len(fake.posts("/v1/payouts")) == posts  # looked up, not sent again
+    assert len(fake.payouts) == 3
+    assert all(o.status is P.PENDING for o in others)
+
+
 async def test_a_failed_payout_pulls_the_money_back_before_it_is_reported_failed() -> None:
     fake = FakeStripeHTTP()
     p = provider(fake, mode="transfer_and_payout")

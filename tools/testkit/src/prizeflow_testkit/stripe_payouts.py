@@ -170,6 +170,8 @@ class FakeStripeHTTP(stripe.HTTPClient):
             return self._reverse(seg[1], form)
         if seg == ["payouts"] and method == "post":
             return self._create_payout(account, form)
+        if seg == ["payouts"] and method == "get":
+            return self._list_payouts(account, form)
         if len(seg) == 2 and seg[0] == "payouts" and method == "get":
             payout = self.payouts.get(seg[1])
             return (200, payout) if payout and payout["account"] == account else _missing("payout", seg[1])
@@ -230,6 +232,15 @@ class FakeStripeHTTP(stripe.HTTPClient):
         self.reversals.append(reversal)
         return 200, reversal
 
+    def _list_payouts(self, account: str | None, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """The account's payouts newest first, `created[gte]` and `starting_after`/`limit` paging as Stripe's."""
+        since = int(form.get("created[gte]", 0))
+        ours = [p for p in reversed(self.payouts.values()) if p["account"] == account and p["created"] >= since]
+        if after := form.get("starting_after"):
+            ours = ours[[p["id"] for p in ours].index(after) + 1 :]
+        limit = int(form.get("limit", 10))
+        return 200, {"object": "list", "data": ours[:limit], "has_more": len(ours) > limit, "url": "/v1/payouts"}
+
     def _create_payout(self, account: str | None, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if account is None:
             return 400, _err("invalid_request_error", None, "platform payouts are not used here")
@@ -249,6 +260,7 @@ class FakeStripeHTTP(stripe.HTTPClient):
             "metadata": _metadata(form),
             "statement_descriptor": form.get("statement_descriptor"),
             "account": account,
+            "created": int(time.time()),
         }
         return 200, self.payouts[pid]
 

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, Final
 
 import aiohttp
@@ -50,6 +51,7 @@ C = PayoutErrorCode
 ACCOUNT_RE: Final = re.compile(r"^acct_[A-Za-z0-9]{1,250}$")
 MAX_KEY: Final = 255  # Stripe's idempotency key limit
 _LIST_LIMIT: Final = 100
+_MAX_PAGES: Final = 20  # a player's connected account: a bounded look back to one transfer
 
 
 def derived_key(key: str, suffix: str | None = None) -> str:
@@ -199,6 +201,10 @@ class StripePayoutProvider:
         if lookup.provider_ref and lookup.provider_ref.startswith("po_"):
             payout = await self._retrieve_payout(lookup.provider_ref, str(transfer["destination"]))
         if payout is None:
+            # Look before creating: after a restore, or past Stripe's 24-hour idempotency window, a create under
+            # the same key is not a safe way to ask whether the bank payout exists.
+            payout = await self._find_payout(lookup.idempotency_key, transfer)
+        if payout is None:
             try:
                 payout = await self._ensure_payout(lookup.idempotency_key, transfer)
             except PayoutProviderError as err:
@@ -226,6 +232,29 @@ class StripePayoutProvider:
                 extra={"payout_id": lookup.payout_id},
             )
         return min(ours, key=lambda t: int(t.get("created") or 0)) if ours else None
+
+    async def _find_payout(self, key: str, transfer: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The connected account's bank payout carrying our key, looked up newest first back to the transfer's
+        creation (nothing older can be ours); None only when Stripe definitely has none."""
+        account = str(transfer["destination"])
+        since = int(transfer.get("created") or 0)
+        params: dict[str, Any] = {"limit": _LIST_LIMIT, "created": {"gte": since}}
+        for _ in range(_MAX_PAGES):
+            page = await self._call(partial(self._list_payouts, dict(params), account), mutating=False)
+            items: list[dict[str, Any]] = list(page.get("data") or [])
+            ours = [p for p in items if _meta(p, "idempotency_key") == key]
+            if ours:
+                return min(ours, key=lambda p: int(p.get("created") or 0))
+            if not page.get("has_more") or not items or int(items[-1].get("created") or 0) < since:
+                return None
+            params = {**params, "starting_after": str(items[-1]["id"])}
+        raise self._refuse(C.PROVIDER_UNAVAILABLE, f"more than {_MAX_PAGES} pages of payouts since the transfer")
+
+    async def _list_payouts(self, params: dict[str, Any], account: str) -> Any:
+        return await self._client.v1.payouts.list_async(
+            params,  # type: ignore[arg-type]  # a plain dict of the documented PayoutListParams
+            {"stripe_account": account},
+        )
 
     async def _retrieve_payout(self, ref: str, account: str) -> dict[str, Any] | None:
         return await self._retrieve(
