@@ -116,12 +116,19 @@ def test_every_database_archives_its_wal_and_is_backed_up_nightly_with_retention
 
 def test_a_commit_waits_for_a_standby_on_every_money_database_in_prod() -> None:
     """Quorum synchronous replication (any 1 standby, dataDurability required) on three instances: a committed
-    transaction is on two instances, so a failover to the most advanced standby loses none."""
+    transaction is on two instances; with the failover quorum the operator promotes only a standby that provably
+    has every acknowledged commit (the primary and the one standby that had the last commit lost together: no
+    automatic promotion), so no failover loses one."""
     clusters = _clusters(rendered("prod"))
     for service in MONEY:
         spec = clusters[f"{service}-db"]["spec"]
         assert spec["instances"] == 3, service
-        assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+        assert spec["postgresql"]["synchronous"] == {
+            "method": "any",
+            "number": 1,
+            "dataDurability": "required",
+            "failoverQuorum": True,  # never promote a standby that may lack an acknowledged commit
+        }
         assert not {"minSyncReplicas", "maxSyncReplicas"} & set(spec), "the legacy knobs: one mechanism"
 
 
