@@ -447,6 +447,20 @@ def test_nothing_but_the_egress_proxy_reaches_public_addresses(overlay: str, rai
     assert named(docs, "NetworkPolicy", "egress-proxy")["spec"]["podSelector"] == {"matchLabels": proxy_labels}
 
 
+def test_the_public_egress_check_can_fail() -> None:
+    """What the check above refuses: the old `providers-egress` (public addresses on 443), a rule without peers on
+    443 (everywhere) or without ports; what it lets pass: private ranges (the Kubernetes API), a pod selector."""
+    public = {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}
+    https = [{"protocol": "TCP", "port": 443}]
+    assert _reaches_public_https({"to": [public], "ports": https})
+    assert _reaches_public_https({"ports": https})
+    assert _reaches_public_https({"to": [public]})
+    assert _reaches_public_https({"to": [{"ipBlock": {"cidr": "52.0.0.0/8"}}], "ports": https})
+    assert not _reaches_public_https({"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": https})
+    assert not _reaches_public_https({"to": [PROXY], "ports": https})
+    assert not _reaches_public_https({"to": [public], "ports": [{"protocol": "TCP", "port": 5432}]})
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_callers_and_the_backups_go_through_the_proxy_to_allow_listed_hosts(overlay: str) -> None:
     """The services that call out get HTTPS_PROXY (the proxy's services port, in-cluster names direct), reach it
