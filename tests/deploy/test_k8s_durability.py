@@ -562,8 +562,22 @@ def test_the_restore_example_renders_validates_and_recovers_into_a_new_cluster_t
     assert name != source_name
     for key in ("postgresql", "affinity", "imageName", "managed"):
         assert spec[key] == original[key], key
-    [policy] = of_kind(docs, "NetworkPolicy")
-    assert policy["spec"]["podSelector"] == {"matchLabels": {"cnpg.io/cluster": name}}
+    # Its instances and the service (as the original's policies admit it) reach it; nothing else.
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(docs, "NetworkPolicy")}
+    service = source_name.removesuffix("-db")
+    own, to_it = policies[name], policies[f"{service}-to-restored-postgres"]
+    assert own["podSelector"] == {"matchLabels": {"cnpg.io/cluster": name}}
+    original_in = named(prod, "NetworkPolicy", source_name)["spec"]["ingress"]
+    assert [
+        r for r in own["ingress"] if r["from"] != [{"podSelector": {"matchLabels": {"cnpg.io/cluster": name}}}]
+    ] == [r for r in original_in if r["from"] != [{"podSelector": {"matchLabels": {"cnpg.io/cluster": source_name}}}]]
+    assert to_it["podSelector"] == named(prod, "NetworkPolicy", f"{service}-to-postgres")["spec"]["podSelector"]
+    assert to_it["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": name}}}],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        }
+    ]
     assert {d["metadata"]["namespace"] for d in docs} == {named(prod, "Cluster", source_name)["metadata"]["namespace"]}
 
 
