@@ -2,18 +2,18 @@
 # Install what the container tests need from Debian's packages: podman (with netavark/aardvark-dns networking), the
 # runc runtime, iptables (netavark sets up every container's network with it, a build's RUN steps included: without
 # it each fails with "netavark: No such file or directory"; it is only a recommendation of podman's, which
-# --no-install-recommends leaves out), tini (its static build is PID 1 in every image), and debootstrap (the local stand-ins for official images are built from Debian packages, because no
-# image registry is reachable here). Then check podman really runs a container with the project's settings
+# --no-install-recommends leaves out), tini (its static build is PID 1 in every image), debootstrap (the local stand-ins for official images are built from Debian packages, because no
+# image registry is reachable here), and docker-registry (a local registry the push-and-pin test pushes to). Then check podman really runs a container with the project's settings
 # (deploy/podman/containers.conf: runc, no default ulimits), and fail with the reason when it cannot.
 # Idempotent: installs nothing when the tools are there. Needs root (or sudo) to install.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 export CONTAINERS_CONF="$ROOT/deploy/podman/containers.conf"
-PACKAGES=(podman runc debootstrap netavark aardvark-dns iptables tini)
+PACKAGES=(podman runc debootstrap netavark aardvark-dns iptables tini docker-registry)
 
 missing=()
-for tool in podman runc debootstrap tini-static iptables; do
+for tool in podman runc debootstrap tini-static iptables docker-registry; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then

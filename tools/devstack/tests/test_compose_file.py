@@ -3,13 +3,16 @@ who may connect to which database. (The live stack is tests/containers; these ne
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
 
+from prizeflow_devstack import compose as secrets_module
 from prizeflow_devstack.compose import DATABASE_SERVICES, ensure_compose_secrets, owner_role, runtime_role
 from prizeflow_devstack.paths import resolve_root
 
@@ -97,3 +100,32 @@ def test_secrets_from_before_the_runtime_roles_are_refused(tmp_path: Path) -> No
     (out / "settlement-migrate.env").unlink()
     with pytest.raises(RuntimeError, match="predates the owner/runtime database roles"):
         ensure_compose_secrets(tmp_path)
+
+
+def test_a_non_root_run_makes_mounted_secrets_readable_in_containers_and_nowhere_else(tmp_path: Path) -> None:
+    """Without root the files cannot be given to uid 10001 (or Grafana's 472): the ones compose mounts into a
+    container are readable by any uid, inside a 0700 directory no other host user can enter; what compose itself
+    reads (env files) stays the owner's. Files an earlier run left unreadable (0400) are opened up on the next."""
+    with mock.patch("os.geteuid", return_value=1000):
+        out = ensure_compose_secrets(tmp_path)
+        os.chmod(out / "hot-signer.seed", 0o400)
+        ensure_compose_secrets(tmp_path)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    for name in secrets_module.MOUNTED_SECRETS:
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o444, name
+    key = next(p for p in (out / "identity").iterdir() if p.name != "jwks.json")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o444  # mounted into the simulator
+    for env_file in ("postgres.env", "signer.env", "signer-migrate.env"):
+        assert stat.S_IMODE((out / env_file).stat().st_mode) & 0o077 == 0, env_file
+
+
+def test_a_root_run_gives_each_mounted_secret_to_its_containers_user_alone(tmp_path: Path) -> None:
+    chowned: dict[str, int] = {}
+    with (
+        mock.patch("os.geteuid", return_value=0),
+        mock.patch("os.chown", side_effect=lambda p, uid, gid: chowned.update({Path(p).name: uid})),
+    ):
+        out = ensure_compose_secrets(tmp_path)
+    assert chowned["hot-signer.seed"] == secrets_module.IMAGE_UID
+    assert chowned["grafana-admin-password"] == secrets_module.GRAFANA_UID
+    assert stat.S_IMODE((out / "hot-signer.seed").stat().st_mode) == 0o400

@@ -263,7 +263,7 @@ def cmd_env(root: Path) -> int:
     return 0
 
 
-def cmd_images(root: Path, only: list[str] | None, *, infra: bool) -> int:
+def cmd_images(root: Path, only: list[str] | None, args: argparse.Namespace) -> int:
     from prizeflow_devstack import images
 
     unknown = sorted(set(only or ()) - set(images.IMAGES))
@@ -271,14 +271,35 @@ def cmd_images(root: Path, only: list[str] | None, *, infra: bool) -> int:
         err_console.print(f"unknown images {unknown}; known: {sorted(images.IMAGES)}")
         return 2
     try:
-        if infra:
+        if args.infra:
             for ref, how in images.ensure_infrastructure_images(root).items():
                 sys.stdout.write(f"{ref}: {how}\n")
         built = images.build_images(root, only)
+        sys.stdout.write(images.report(root, built, root / ".results" / "images.json") + "\n")
+        digests = {b.ref: b.digest for b in built}
+        if args.push:
+            specs = [images.IMAGES[n] for n in (only or list(images.IMAGES))]
+            for spec in specs:
+                digests[spec.ref] = images.push(root, spec, args.push, args.tag, tls_verify=not args.insecure)
+                sys.stdout.write(f"pushed {args.push}/{spec.name}:{args.tag}@{digests[spec.ref]}\n")
+        if args.pin:
+            kustomization = Path(args.pin) / "kustomization.yaml"
+            if not args.push:
+                err_console.print(
+                    "--pin without --push: pinning LOCAL manifest digests (podman's), which a registry's may differ"
+                    " from; a release pins what `--push` reports"
+                )
+            named = {spec.name: digests[spec.ref] for spec in images.IMAGES.values() if spec.ref in digests}
+            wanted = images.overlay_image_names(kustomization)
+            missing = sorted(wanted - set(named))
+            if missing:
+                err_console.print(f"--pin: {kustomization} names {missing}, which were not built: build them too")
+                return 2
+            pinned = images.pin_overlay(kustomization, {n: named[n] for n in wanted}, repository=args.push)
+            sys.stdout.write(f"pinned {', '.join(pinned)} in {kustomization}\n")
     except images.ImageError as err:
         err_console.print(f"[bold red]prizeflow-dev images failed:[/bold red] {err}", markup=True)
         return 1
-    sys.stdout.write(images.report(root, built, root / ".results" / "images.json") + "\n")
     return 0
 
 
@@ -323,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     images = sub.add_parser("images", help="build the platform's container images offline with podman; sizes")
     images.add_argument("only", nargs="*", help="images to build (settlement, …, ops); all by default")
     images.add_argument("--infra", action="store_true", help="also the official images compose runs (or stand-ins)")
+    images.add_argument("--push", metavar="REPOSITORY", help="push each to REPOSITORY/<name>:TAG (a release)")
+    images.add_argument("--tag", default="dev", help="the tag --push pushes under (default: dev)")
+    images.add_argument("--insecure", action="store_true", help="--push over plain HTTP / unverified TLS")
+    images.add_argument(
+        "--pin", metavar="OVERLAY", help="write the digests into OVERLAY/kustomization.yaml's `images:` (after --push)"
+    )
     sub.add_parser("compose-secrets", help="keys and passwords docker-compose.yml reads (deploy/compose/secrets/)")
     token = sub.add_parser(
         "token", help="print a bearer token the local stack accepts (dev identity; dev profile only)"
@@ -373,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
 
                 code = run_soak(root, rest)
             case "images":
-                code = cmd_images(root, args.only or None, infra=args.infra)
+                code = cmd_images(root, args.only or None, args)
             case "compose-secrets":
                 from prizeflow_devstack.compose import ensure_compose_secrets
 

@@ -4,7 +4,8 @@
 
 - `identity/`: the dev identity (Ed25519 key pair; `jwks.json` is what every service verifies tokens against, the
   private key is mounted only into the simulator, which mints its players' tokens);
-- `hot-signer.seed`: the signer's Stellar hot key (a compose *secret*, a file: never an environment value);
+- `hot-signer.seed`: the signer's Stellar hot key (a compose *secret*, a file: never an environment value; readable by
+  the image's user without compose running as root: `share_with_container`);
 - `postgres.env`, `postgres-init.sql`: the superuser's password; per service one database, its owner role and a
   runtime role;
 - `<service>-migrate.env`: its migrations job's `DATABASE_URL` (the owner) and `MIGRATIONS_RUNTIME_ROLE`;
@@ -37,6 +38,10 @@ from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
 
 # The uid:gid the images run as (Containerfile): file secrets are bind mounts, so they must be readable by it.
 IMAGE_UID = 10001
+GRAFANA_UID = 472  # the official Grafana image's user
+# Mounted into containers (compose secrets and the simulator's identity volume); every other file here is read by
+# compose itself (env_file) or, for postgres-init.sql, by the postgres image's entrypoint (0644).
+MOUNTED_SECRETS = {"hot-signer.seed": IMAGE_UID, "grafana-admin-password": GRAFANA_UID}
 DATABASE_SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
 
 
@@ -54,13 +59,29 @@ def secrets_dir(root: Path) -> Path:
     return root / "deploy" / "compose" / "secrets"
 
 
-def _write(path: Path, data: str, *, owner: int | None = None, mode: int = 0o600) -> None:
+def _write(path: Path, data: str, *, mode: int = 0o600) -> None:
     if path.exists():
         return
     write_private_file(path, data.encode())
-    if owner is not None and os.geteuid() == 0:
-        os.chown(path, owner, owner)  # only the image's user (and root) can read it
     os.chmod(path, mode)
+
+
+def share_with_container(path: Path, uid: int) -> None:
+    """Make a file secret readable by the container user `uid` that compose bind-mounts it into.
+
+    Run as root, the file is handed to that user (`uid:uid`, 0400): nobody else in the container or on the host
+    reads it. Run as anyone else (a normal Docker or podman user), the file cannot be given away, so it is made
+    readable by every uid (0444) and confined on the host by its directory instead: `deploy/compose/secrets/` is
+    0700, so no other host user can reach it, while a bind mount (which bypasses the directory) lets the container's
+    user read it — under rootful Docker (the host's uid) and rootless (the file appears as root's) alike. The
+    alternative, starting as root to read secrets and then dropping to the service user, would need setuid/setgid
+    capabilities in containers that drop them all with no-new-privileges. Applied on every run, so files written
+    by an earlier version (0400, the host user's) are readable too."""
+    if os.geteuid() == 0:
+        os.chown(path, uid, uid)
+        os.chmod(path, 0o400)
+    else:
+        os.chmod(path, 0o444)
 
 
 def ensure_compose_secrets(root: Path) -> Path:
@@ -69,24 +90,26 @@ def ensure_compose_secrets(root: Path) -> Path:
 
     out = secrets_dir(root)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(out, 0o700)  # the host-side boundary of the secrets a non-root run makes readable in containers
     identity = DevIdentity.ensure(out / "identity")
     jwks = out / "identity" / "jwks.json"
     os.chmod(jwks, 0o644)  # public keys
     os.chmod(out / "identity", 0o755)  # noqa: S103 - the simulator's user enters it; the parent is 0700
     key_file = next(p for p in (out / "identity").iterdir() if p.name != "jwks.json")
-    if os.geteuid() == 0:
-        os.chown(key_file, IMAGE_UID, IMAGE_UID)  # the simulator (uid 10001) mints tokens with it
+    share_with_container(key_file, IMAGE_UID)  # the simulator (uid 10001) mints tokens with it
     del identity
 
     seed = out / "hot-signer.seed"
     if not seed.exists():
         keypair = Keypair.random()
-        _write(seed, keypair.secret, owner=IMAGE_UID, mode=0o400)
+        _write(seed, keypair.secret, mode=0o400)
         source = keypair.public_key
         accounts = json.dumps({source: {"XLM": "100000000", "USDC": "100000000"}})
         _write(out / "stack.env", f"PAYOUT_SOURCE_ACCOUNT={source}\nSOROBAN_EMULATOR_ACCOUNTS={accounts}\n", mode=0o644)
 
-    _write(out / "grafana-admin-password", secrets.token_urlsafe(18), owner=472, mode=0o400)  # grafana's uid
+    _write(out / "grafana-admin-password", secrets.token_urlsafe(18), mode=0o400)
+    for name, uid in MOUNTED_SECRETS.items():
+        share_with_container(out / name, uid)
 
     if (out / "postgres-init.sql").exists() and not (out / "settlement-migrate.env").exists():
         raise RuntimeError(

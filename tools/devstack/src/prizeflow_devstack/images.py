@@ -6,7 +6,11 @@ for official images when no registry answers.
   index, so a build needs no network.
 - `ensure_official`: an official image the compose file names is used when present or pullable; otherwise a stand-in
   is built under the same name from Debian's packages (deploy/images/standins), and the output says so.
-- `build_images`: `podman build` of the repository's `Containerfile`, one image per entry of `IMAGES`.
+- `build_images`: `podman build` of the repository's `Containerfile` (WHEELS=prebuilt), one image per entry of
+  `IMAGES`; each image's SBOM (built in, `sbom.SBOM_PATH`) is exported to `.results/images/<name>.cdx.json` beside
+  its digest (`.results/images.json`).
+- `pin_overlay`: a Kustomize overlay's `images:` rewritten to refer to each image by digest (the release step, after
+  `push`).
 
 Every podman call gets `CONTAINERS_CONF=deploy/podman/containers.conf` (the runc runtime, no default ulimits).
 """
@@ -35,6 +39,9 @@ POSTGRES_IMAGE = "docker.io/library/postgres:15-bookworm"
 PROMETHEUS_IMAGE = "docker.io/prom/prometheus:v2.42.0"
 GRAFANA_IMAGE = "docker.io/grafana/grafana:11.3.0"
 IMAGE_TAG = "dev"
+# The Containerfile's UV_IMAGE default (WHEELS=source): the uv the Makefile pins. Here a local stand-in holds the
+# host's uv binary under that name (`ensure_official`), since ghcr.io cannot be reached.
+UV_IMAGE = "ghcr.io/astral-sh/uv:0.13.8"
 PIP = "pip==24.3.1"  # downloads the locked wheels (uv has no download command); run with `uv tool run`
 
 
@@ -78,6 +85,15 @@ IMAGES: dict[str, ImageSpec] = {
     )
 }
 SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks", "console")
+
+
+def build_args(spec: ImageSpec, deps: str) -> dict[str, str]:
+    """The Containerfile's build arguments for an image (docker-compose.yml's `build.args` are the same, less WHEELS
+    and BASE_IMAGE, which keep their defaults there: wheels built from the repository, the official Python image)."""
+    args = {"IMAGE": spec.name, "PACKAGE": spec.package, "SCRIPT": spec.script or "", "DEPS": deps}
+    if spec.migrations:
+        args["SERVICE_DIR"] = spec.migrations
+    return args
 
 
 def build_target(spec: ImageSpec) -> str:
@@ -185,8 +201,23 @@ def _pull(root: Path, ref: str) -> bool:
     return False
 
 
+def _build_uv_standin(root: Path, ref: str) -> None:
+    """`ghcr.io/astral-sh/uv:<version>` holds `/uv`: the host's uv binary, when it is that version."""
+    uv = _uv()
+    said = _run([uv, "--version"], cwd=root, what="uv --version").split()
+    if len(said) < 2 or ref.rsplit(":", 1)[1] != said[1]:
+        raise ImageError(f"{ref}: the host's uv is {' '.join(said)}; a stand-in must be the same version")
+    with tempfile.TemporaryDirectory(prefix="prizeflow-standin-uv-") as tmp:
+        shutil.copy2(uv, Path(tmp) / "uv")
+        (Path(tmp) / "Containerfile").write_text("FROM scratch\nCOPY uv /uv\n", encoding="utf-8")
+        podman(root, "build", "--quiet", "--format", "docker", "-t", ref, tmp)
+
+
 def _build_standin(root: Path, ref: str) -> None:
     standins = root / "deploy" / "images" / "standins"
+    if ref == UV_IMAGE:
+        _build_uv_standin(root, ref)
+        return
     if ref == PYTHON_BASE:
         base = _debootstrap(root, "python")
         podman(root, "tag", base, ref)
@@ -304,6 +335,7 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     if not tini.is_file():
         raise ImageError("/usr/bin/tini-static is missing (Debian package tini; ensure-podman.sh installs it)")
     shutil.copy2(tini, bins / "tini")
+    shutil.copy2(Path(__file__).with_name("sbom.py"), bins / "sbom.py")  # the Containerfile's SBOM generator
     return house
 
 
@@ -315,11 +347,31 @@ class Built:
     ref: str
     size: int
     seconds: float
+    id: str = ""  # the image's config digest: the same wherever the image is pushed
+    digest: str = ""  # podman's local manifest digest (a registry's is the one `push` reports)
+    sbom: str = ""  # the SBOM exported from the image, relative to the repository
+
+
+def image_ids(root: Path, ref: str) -> tuple[str, str]:
+    """(image id as sha256:…, local manifest digest) of a built image."""
+    out = podman(root, "image", "inspect", ref, "--format", "{{.Id}} {{.Digest}}").stdout.split()
+    return f"sha256:{out[0]}", out[1] if len(out) > 1 else ""
+
+
+def export_sbom(root: Path, ref: str, out: Path) -> Path:
+    """Copy the SBOM the build wrote into the image to `out` (read from the image, never regenerated)."""
+    from prizeflow_devstack.sbom import SBOM_PATH
+
+    run = podman(root, "run", "--rm", "--network=none", "--entrypoint", "cat", ref, SBOM_PATH)
+    json.loads(run.stdout)  # a build that wrote no valid SBOM fails here
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(run.stdout, encoding="utf-8")
+    return out
 
 
 def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     """Build the platform's images from the `Containerfile` (base image: the official Python slim, present, pulled
-    or stood in). Returns each image with its size."""
+    or stood in; wheels: the host-built wheelhouse). Returns each image with its size, digest and exported SBOM."""
     specs = [IMAGES[n] for n in (names or list(IMAGES))]
     ensure_official(root, PYTHON_BASE)
     started = time.monotonic()
@@ -330,18 +382,89 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     built = []
     for spec in specs:
         t0 = time.monotonic()
-        target, deps = build_target(spec), dependency_layer(workspace[spec.name])
-        args = [
-            "build", "--quiet", "--format", "docker", "--target", target, "--build-arg", f"BASE_IMAGE={PYTHON_BASE}",
-            "--build-arg", f"IMAGE={spec.name}", "--build-arg", f"DEPS={deps}",
-            "--build-arg", f"SCRIPT={spec.script or ''}", "-t", spec.ref, "-f", str(root / "Containerfile"),
-        ]  # fmt: skip
-        if spec.migrations:
-            args += ["--build-arg", f"SERVICE_DIR={spec.migrations}"]
-        podman(root, *args, str(root))
-        built.append(Built(spec.ref, image_size(root, spec.ref), time.monotonic() - t0))
-        say(f"{spec.ref}: {built[-1].size / 1e6:.0f} MB in {built[-1].seconds:.0f} s")
+        args = ["build", "--quiet", "--format", "docker", "--target", build_target(spec)]
+        build = {
+            "BASE_IMAGE": PYTHON_BASE,
+            "WHEELS": "prebuilt",
+            **build_args(spec, dependency_layer(workspace[spec.name])),
+        }
+        for key, value in build.items():
+            args += ["--build-arg", f"{key}={value}"]
+        podman(root, *args, "-t", spec.ref, "-f", str(root / "Containerfile"), str(root))
+        image_id, digest = image_ids(root, spec.ref)
+        sbom = export_sbom(root, spec.ref, root / ".results" / "images" / f"{spec.name}.cdx.json")
+        built.append(
+            Built(
+                spec.ref,
+                image_size(root, spec.ref),
+                time.monotonic() - t0,
+                image_id,
+                digest,
+                sbom.relative_to(root).as_posix(),
+            )
+        )
+        say(f"{spec.ref}: {built[-1].size / 1e6:.0f} MB in {built[-1].seconds:.0f} s, {digest}, SBOM {built[-1].sbom}")
     return built
+
+
+# --- release: push, and pin an overlay's images by digest --------------------------------------------------------
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def push(root: Path, spec: ImageSpec, repository: str, tag: str, *, tls_verify: bool = True) -> str:
+    """Push an image to `<repository>/<name>:<tag>` and return the manifest digest the registry stores."""
+    with tempfile.TemporaryDirectory(prefix="prizeflow-push-") as tmp:
+        digest_file = Path(tmp) / "digest"
+        podman(
+            root, "push", "--quiet", f"--tls-verify={str(tls_verify).lower()}", "--digestfile", str(digest_file),
+            spec.ref, f"{repository}/{spec.name}:{tag}", timeout=1800,
+        )  # fmt: skip
+        digest = digest_file.read_text(encoding="utf-8").strip()
+    if not _DIGEST.match(digest):
+        raise ImageError(f"push of {spec.ref} reported no digest ({digest!r})")
+    return digest
+
+
+_IMAGE_ENTRY = re.compile(r"^(?P<indent>\s*)- \{name: prizeflow/(?P<name>[a-z0-9-]+),(?P<rest>.*)\}\s*$")
+
+
+def overlay_image_names(kustomization: Path) -> set[str]:
+    """The Prizeflow images (`prizeflow/<name>`) an overlay's `images:` lists that this repository builds."""
+    names = {
+        m.group("name")
+        for line in kustomization.read_text(encoding="utf-8").splitlines()
+        if (m := _IMAGE_ENTRY.match(line))
+    }
+    return names & set(IMAGES)
+
+
+def pin_overlay(kustomization: Path, digests: dict[str, str], *, repository: str | None = None) -> list[str]:
+    """Rewrite the `images:` entries of `kustomization` for the images in `digests` (name → sha256:…) to
+    `{name: prizeflow/<name>, newName: <repository>/<name>, digest: …}` (the entry's newName when no repository
+    is given): a digest names one image for ever, a tag whatever was pushed under it last. Returns what changed."""
+    changed = []
+    lines = kustomization.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        match = _IMAGE_ENTRY.match(line)
+        if not match or match.group("name") not in digests:
+            continue
+        name = match.group("name")
+        digest = digests[name]
+        if not _DIGEST.match(digest):
+            raise ImageError(f"{name}: {digest!r} is not a sha256 digest")
+        fields = {
+            key.strip(): value.strip()
+            for key, _, value in (part.partition(":") for part in match.group("rest").split(","))
+        }
+        new_name = f"{repository}/{name}" if repository else fields.get("newName", f"prizeflow/{name}")
+        lines[i] = f"{match.group('indent')}- {{name: prizeflow/{name}, newName: {new_name}, digest: {digest}}}"
+        changed.append(name)
+    missing = sorted(set(digests) - set(changed))
+    if missing:
+        raise ImageError(f"{kustomization}: no `images:` entry for {missing}")
+    kustomization.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return changed
 
 
 def report(root: Path, built: list[Built], out: Path | None = None) -> str:
@@ -351,7 +474,7 @@ def report(root: Path, built: list[Built], out: Path | None = None) -> str:
     lines.append(f"{PYTHON_BASE + ' (base)':42} {base / 1e6:7.0f}M")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"base": {"ref": PYTHON_BASE, "bytes": base}, "images": [b.__dict__ for b in built]}
+        doc = {"base": {"ref": PYTHON_BASE, "bytes": base}, "images": [dict(b.__dict__) for b in built]}
         out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return "\n".join(lines)
 

@@ -1,0 +1,241 @@
+"""How images are built and what they declare, with podman:
+
+- the `wheels-source` stage (what `docker compose up --build` runs on a machine with network access) builds an image
+  from the repository and uv.lock alone, without the host's prebuilt wheelhouse — here with the host's downloaded
+  wheels offered as a plain `--find-links` directory (FIND_LINKS), because no package index is reachable from
+  inside a build on this machine, and with a local stand-in of ghcr.io/astral-sh/uv holding the host's uv;
+- every image carries a CycloneDX SBOM listing exactly the distributions installed in it at the versions uv.lock pins
+  (and the wheel hashes uv.lock records), exported by `prizeflow-dev images` beside the image's digest;
+- a file secret made by a non-root user is readable by the image's user (compose bind-mounts it as it is on the host);
+- a push reports the digest the registry serves, and `--pin` writes it into an overlay (Debian's docker-registry as
+  the registry).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import time
+import tomllib
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from prizeflow_devstack import compose, images
+from prizeflow_devstack.sbom import SBOM_PATH, normalize
+
+pytestmark = pytest.mark.containers
+
+INSTALLED = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+)
+
+
+def _locked(root: Path) -> dict[str, dict[str, Any]]:
+    """uv.lock's packages by normalized name: version and the sha256 of every wheel it lists."""
+    lock = tomllib.loads((root / "uv.lock").read_text(encoding="utf-8"))
+    return {
+        normalize(p["name"]): {
+            "version": p.get("version"),
+            "hashes": {w["hash"].removeprefix("sha256:") for w in p.get("wheels", [])},
+        }
+        for p in lock["package"]
+    }
+
+
+def _python_components(sbom: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")}
+
+
+def _run_json(root: Path, ref: str, *argv: str) -> Any:
+    out = images.podman(root, "run", "--rm", "--network=none", "--entrypoint", argv[0], ref, *argv[1:]).stdout
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("name", sorted(images.IMAGES))
+def test_an_images_sbom_lists_exactly_what_is_installed_at_the_locked_versions(
+    repo_root: Path, built_images: dict[str, images.Built], name: str
+) -> None:
+    spec = images.IMAGES[name]
+    exported = repo_root / ".results" / "images" / f"{name}.cdx.json"
+    sbom = json.loads(exported.read_text(encoding="utf-8"))
+    assert sbom == _run_json(repo_root, spec.ref, "cat", SBOM_PATH), "the export is the SBOM the image carries"
+    assert (sbom["bomFormat"], sbom["specVersion"]) == ("CycloneDX", "1.5")
+    assert sbom["metadata"]["component"]["name"] == f"prizeflow-{name}"
+
+    installed = {normalize(k): v for k, v in _run_json(repo_root, spec.ref, "python", "-c", INSTALLED).items()}
+    listed = _python_components(sbom)
+    assert {n: c["version"] for n, c in listed.items()} == installed, "the SBOM's Python packages are the venv's"
+    locked = _locked(repo_root)
+    for dist, component in listed.items():
+        assert component["version"] == locked[dist]["version"], f"{dist}: not the version uv.lock pins"
+        assert component["purl"] == f"pkg:pypi/{dist}@{component['version']}"
+        if not dist.startswith("prizeflow-"):  # a workspace wheel is built here: its hash is nobody else's
+            [digest] = [h["content"] for h in component["hashes"]]
+            assert digest in locked[dist]["hashes"], f"{dist}: installed from a wheel uv.lock does not list"
+
+    debs = {c["name"]: c["version"] for c in sbom["components"] if c["purl"].startswith("pkg:deb/")}
+    dpkg = images.podman(
+        repo_root, "run", "--rm", "--network=none", "--entrypoint", "dpkg-query", spec.ref,
+        "-W", "-f", "${Package} ${Version} ${db:Status-Status}\\n",
+    ).stdout  # fmt: skip
+    assert debs == {p: v for p, v, status in (line.split() for line in dpkg.splitlines()) if status == "installed"}
+    assert {"cpython", "tini"} <= {c["name"] for c in sbom["components"] if not c["purl"].startswith("pkg:deb/")}
+
+
+def test_images_json_gives_each_image_its_digest_and_sbom(
+    repo_root: Path, built_images: dict[str, images.Built]
+) -> None:
+    report = json.loads((repo_root / ".results" / "images.json").read_text(encoding="utf-8"))
+    for entry in report["images"]:
+        assert entry["digest"].startswith("sha256:"), entry
+        assert entry["id"].startswith("sha256:"), entry
+        assert (repo_root / entry["sbom"]).is_file(), entry
+
+
+def _find_links(root: Path, tmp: Path) -> Path:
+    """A flat directory of wheels standing in for PyPI: the third-party wheels of the host's wheelhouse (downloaded
+    hash-checked from uv.lock), pip (the stage downloads with it) and hatchling's closure (the workspace's build
+    backend), but none of the workspace's own wheels: the stage must build those from the repository."""
+    links = tmp / "find-links"
+    links.mkdir()
+    for wheel in (root / ".build" / "wheelhouse" / "wheels").glob("*.whl"):
+        if not wheel.name.startswith("prizeflow_"):
+            os.link(wheel, links / wheel.name) if wheel.stat().st_dev == links.stat().st_dev else shutil.copy2(
+                wheel, links / wheel.name
+            )
+    subprocess.run(
+        [
+            os.environ.get("UV") or "uv", "tool", "run", "--quiet", "--from", images.PIP, "pip", "download", "--quiet",
+            "--disable-pip-version-check", "--only-binary=:all:", "-d", str(links), images.PIP, "hatchling>=1.25",
+        ],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    return links
+
+
+@pytest.fixture
+def source_built(repo_root: Path, built_images: dict[str, images.Built], tmp_path: Path) -> Iterator[str]:
+    """The settlement image built with WHEELS=source (the compose file's build), removed afterwards."""
+    images.ensure_official(repo_root, images.UV_IMAGE)
+    links = _find_links(repo_root, tmp_path)
+    spec = images.IMAGES["settlement"]
+    ref = "localhost/prizeflow-settlement:from-source"
+    args = {
+        "BASE_IMAGE": images.PYTHON_BASE, "UV_IMAGE": images.UV_IMAGE, "WHEELS": "source",
+        "FIND_LINKS": "/find-links", **images.build_args(spec, "runtime"),
+    }  # fmt: skip
+    argv = ["build", "--quiet", "--format", "docker", "--target", images.build_target(spec), "--no-cache"]
+    for key, value in args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    started = time.monotonic()
+    images.podman(
+        repo_root, *argv, "-v", f"{links}:/find-links:ro", "-t", ref, "-f", str(repo_root / "Containerfile"),
+        str(repo_root),
+    )  # fmt: skip
+    print(f"\n[containers] settlement built from the repository (WHEELS=source) in {time.monotonic() - started:.0f} s")
+    try:
+        yield ref
+    finally:
+        images.podman(repo_root, "rmi", "-f", ref, check=False)
+
+
+def test_the_wheels_stage_builds_an_image_from_the_repository_and_the_lock_alone(
+    repo_root: Path, built_images: dict[str, images.Built], source_built: str
+) -> None:
+    """Same distributions at the same versions as the image built from the host's wheelhouse, its own SBOM, and
+    every module of its workspace packages imports on a read-only root."""
+    prebuilt = images.IMAGES["settlement"].ref
+    from_source = _run_json(repo_root, source_built, "cat", SBOM_PATH)
+    from_house = _run_json(repo_root, prebuilt, "cat", SBOM_PATH)
+    assert {n: c["version"] for n, c in _python_components(from_source).items()} == {
+        n: c["version"] for n, c in _python_components(from_house).items()
+    }
+    probe = "import prizeflow_settlement.bootstrap, prizeflow_runtime, alembic; print('{}')"
+    images.podman(repo_root, "run", "--rm", "--read-only", "--network=none", source_built, "python", "-c", probe)
+    config = json.loads(
+        images.podman(repo_root, "image", "inspect", source_built, "--format", "{{json .Config}}").stdout
+    )
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["/usr/local/bin/tini", "--"]
+
+
+def test_a_secret_written_by_a_non_root_user_is_readable_by_the_images_user(
+    repo_root: Path, built_images: dict[str, images.Built], tmp_path: Path
+) -> None:
+    """compose mounts file secrets as they are on the host. Written by a normal user (uid 1000 here), the signer's
+    seed is that user's: 0400 (what `compose-secrets` made before) is unreadable by uid 10001, 0444 inside the
+    0700 secrets directory is readable — and the directory keeps other host users out."""
+    with mock.patch("os.geteuid", return_value=1000):
+        out = compose.ensure_compose_secrets(tmp_path)
+    seed = out / "hot-signer.seed"
+    assert stat.S_IMODE(seed.stat().st_mode) == 0o444
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    os.chown(seed, 1000, 1000)  # as a normal user's file is
+    ref = images.IMAGES["signer"].ref
+    mount = f"{seed}:/run/secrets/hot_signer_seed:ro"
+    read = ["run", "--rm", "--network=none", "--cap-drop=ALL", "-v", mount, ref, "cat", "/run/secrets/hot_signer_seed"]
+    assert images.podman(repo_root, *read).stdout.strip() == seed.read_text().strip()
+    os.chmod(seed, 0o400)
+    refused = images.podman(repo_root, *read, check=False)
+    assert refused.returncode != 0
+    assert "Permission denied" in refused.stderr
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """Debian's docker-registry (the distribution registry) on a free local port, over plain HTTP."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 'data'}}}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n",
+        encoding="utf-8",
+    )
+    binary = shutil.which("docker-registry")
+    assert binary, "docker-registry is not installed (tools/devstack/scripts/ensure-podman.sh installs it)"
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "docker-registry did not answer in 30 s"
+                time.sleep(0.2)  # polling the registry's own endpoint
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_push_reports_the_registrys_digest_and_pin_writes_it(
+    repo_root: Path, built_images: dict[str, images.Built], registry: str, tmp_path: Path
+) -> None:
+    spec = images.IMAGES["ops"]
+    digest = images.push(repo_root, spec, f"{registry}/prizeflow", "0.1.0", tls_verify=False)
+    request = urllib.request.Request(
+        f"http://{registry}/v2/prizeflow/ops/manifests/0.1.0",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["Docker-Content-Digest"] == digest
+    kustomization = tmp_path / "kustomization.yaml"
+    shutil.copy2(repo_root / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml", kustomization)
+    assert images.pin_overlay(kustomization, {"ops": digest}) == ["ops"]
+    assert f"- {{name: prizeflow/ops, newName: registry.example.com/prizeflow/ops, digest: {digest}}}" in (
+        kustomization.read_text(encoding="utf-8")
+    )
