@@ -16,7 +16,8 @@ window open. Then:
   the players paid after the target whose requests came back from Kafka;
 - what happened after the target comes back from Kafka: the round settled after it credits its winner once;
 - what the ledger lost (claims accepted after the target) is a dead letter for a person, never silently
-  absorbed, and once its player is flagged (runbook:reconcile) a new claim of theirs waits for a person;
+  absorbed; while the review window is open every claim waits for a person, and once a player is flagged
+  (runbook:reconcile) their claims wait for one after it too;
 - the claim waiting for a person at the target still waits, and pays once when released.
 """
 
@@ -351,6 +352,7 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
         )
         window = (datetime.now(UTC) + timedelta(hours=6)).isoformat()
         platform.service_env.setdefault("payouts", {})["PAYOUTS_SYNC_FIRST_UNTIL"] = window
+        platform.service_env.setdefault("rewards", {})["REWARDS_CLAIMS_REVIEW_UNTIL"] = window
         for name in with_db:
             platform.restart(name)
 
@@ -388,7 +390,10 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
             ran = await shell.sh(fill(line, {"player": c1}), token=shell.token("ops-1", "ops"))
             assert ran.returncode == 0, f"`{ran.command}`: {ran.stdout}{ran.stderr}"
         again = await flows.claim(c1, release=False)
-        assert again["status"] == "held"
+        assert (again["status"], again["hold_code"]) == ("held", "risk_score")
+        # While the review window is open, every claim waits for a person, d1's too (credited after the restore).
+        waits = await flows.claim(d1, release=False)
+        assert (waits["status"], waits["hold_code"]) == ("held", "manual_review")
 
         # Stripe's books: one transfer and one bank payout per claim, whatever was replayed and resumed.
         books = {p: await flows.stripe_books(p) for p in (a1, a2, b1, inflight, c1, c2, held)}

@@ -71,6 +71,7 @@ def claim_policy(settings: RewardsSettings) -> ClaimPolicy:
         rejection_rate_bps=settings.rewards_rejection_rate_bps,
         rejection_rate_min_claims=settings.rewards_rejection_rate_min_claims,
         rejection_rate_window_s=settings.rewards_rejection_rate_window_s,
+        review_all_until=settings.rewards_claims_review_until,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, model_validator
 
 from prizeflow_runtime.settings import Profile, ServiceSettings
 
@@ -38,6 +38,12 @@ class RewardsSettings(ServiceSettings):
     )
     rewards_rejection_rate_min_claims: int = Field(default=4, ge=1)
     rewards_rejection_rate_window_s: int = Field(default=7 * 86_400, ge=1)
+    rewards_claims_review_until: AwareDatetime | None = Field(
+        default=None,
+        description="After a restore (docs/runbooks/restore.md): until this instant (ISO 8601 with its offset) every "
+        "claim the rules would approve waits for a person (`manual_review`). A restored ledger has forgotten the "
+        "claims paid after its target: a player's wallet shows that money again until a person has booked it",
+    )
     rewards_pool_low_bps: int = Field(
         default=1_000, ge=1, le=10_000, description="PoolLow when remaining <= this share of funded (no own threshold)"
     )

@@ -89,6 +89,9 @@ def test_reserve_then_resolve_nets_out(amounts: list[int], post: bool) -> None:
         ({"amount": 2_001}, Refuse(RefusalCode.INSUFFICIENT_BALANCE, "")),
         ({"claimed_today": 9_500}, Refuse(RefusalCode.DAILY_LIMIT_EXCEEDED, "")),
         ({"risk_flagged": True}, Hold(HoldCode.RISK_SCORE, "")),
+        # A restore's review window: a claim the rules would approve waits for a person; a bad one is still refused.
+        ({"review_all": True}, Hold(HoldCode.MANUAL_REVIEW, "")),
+        ({"review_all": True, "amount": 2_001}, Refuse(RefusalCode.INSUFFICIENT_BALANCE, "")),
         ({"recent_decided": 4, "recent_failed": 2}, Hold(HoldCode.REJECTION_RATE, "")),
         ({"recent_decided": 4, "recent_failed": 1}, Approve()),
         ({"claims_in_velocity_window": 3}, Hold(HoldCode.VELOCITY, "")),

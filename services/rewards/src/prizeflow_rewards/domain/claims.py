@@ -99,6 +99,7 @@ class ClaimFacts:
     recent_decided: int
     recent_failed: int
     routable: bool = True  # some provider pays this amount of this asset to this destination type
+    review_all: bool = False  # a restore's review window is open: a person decides every claim
 
 
 def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911 - one return per rule
@@ -121,6 +122,8 @@ def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911
         )
     if f.risk_flagged:
         return Hold(HoldCode.RISK_SCORE, "the game flagged this player")
+    if f.review_all:
+        return Hold(HoldCode.MANUAL_REVIEW, "every claim waits for a person until the books are reconciled")
     if (
         f.recent_decided >= lim.rejection_rate_min_claims
         and f.recent_failed * 10_000 >= lim.rejection_rate_bps * f.recent_decided

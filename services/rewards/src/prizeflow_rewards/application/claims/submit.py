@@ -51,6 +51,8 @@ class ClaimPolicy:
     rejection_rate_bps: int = 5_000
     rejection_rate_min_claims: int = 4
     rejection_rate_window_s: int = 7 * 86_400
+    # A restore's review window: until then every claim the rules would approve waits for a person.
+    review_all_until: datetime | None = None
 
     def limits(self, asset: str) -> ClaimLimits:
         big = 2**63 - 1
@@ -227,6 +229,7 @@ class SubmitClaim:
             recent_decided=history.decided,
             recent_failed=history.failed,
             routable=known.routable,
+            review_all=self.policy.review_all_until is not None and now < self.policy.review_all_until,
         )
         decision = assess(facts, self.policy.limits(r.asset))
         if isinstance(decision, Refuse):
