@@ -651,3 +651,16 @@ async def test_results_are_valid_contract_results() -> None:
     result = await provider(fake).create_payout(instruction())
     assert ProviderPayoutResult.model_validate(result.model_dump()) == result
     assert result.fee == Money(asset="USD", amount=0)
+
+
+def test_the_stripe_client_goes_through_the_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/k8s sends public egress through its proxy; the Stripe library's aiohttp client never reads it."""
+    from prizeflow_payouts.adapters.stripe.provider import env_proxy
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress-proxy:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.svc")
+    assert env_proxy("https://api.stripe.com") == "http://egress-proxy:3128"
+    assert env_proxy("http://127.0.0.1:12111") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("NO_PROXY")
+    assert env_proxy("https://api.stripe.com") is None

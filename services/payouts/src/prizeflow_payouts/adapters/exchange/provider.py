@@ -519,6 +519,7 @@ def _ccxt_exchange(options: ExchangeOptions, credentials: Credentials) -> Any:
         "timeout": int(options.timeout_s * 1000),
         "enableRateLimit": True,
         "options": dict(options.ccxt_options),
+        "aiohttp_trust_env": True,  # HTTPS_PROXY / NO_PROXY: deploy/k8s sends public egress through its proxy
     }
     if credentials.password:
         config["password"] = credentials.password

@@ -31,7 +31,7 @@ class SorobanRpcClient:
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
 
     async def close(self) -> None:
         if self._session is not None:

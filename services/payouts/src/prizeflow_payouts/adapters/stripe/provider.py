@@ -20,9 +20,11 @@ import json
 import logging
 import re
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -54,6 +56,15 @@ _LIST_LIMIT: Final = 100
 _MAX_PAGES: Final = 20  # a player's connected account: a bounded look back to one transfer
 
 
+def env_proxy(url: str) -> str | None:
+    """The forward proxy HTTPS_PROXY/NO_PROXY name for `url` (deploy/k8s: the egress proxy), as `trust_env` would
+    pick it; the Stripe library's aiohttp client never reads the environment itself."""
+    host = urlsplit(url).hostname or ""
+    if urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(urlsplit(url).scheme or "https")
+
+
 def derived_key(key: str, suffix: str | None = None) -> str:
     """The Stripe idempotency key of one step of our payout (`<key>` or `<key>:<suffix>`), at most 255 chars."""
     if suffix is None:
@@ -83,7 +94,9 @@ class StripePayoutProvider:
         # No client telemetry to Stripe (request timings, the host's platform string): it is process-wide in the
         # library, and nothing of ours needs it.
         stripe.enable_telemetry = False
-        self._http = http_client or stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=options.timeout_s))
+        self._http = http_client or stripe.AIOHTTPClient(
+            timeout=aiohttp.ClientTimeout(total=options.timeout_s), proxy=env_proxy(options.api_base)
+        )
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": options.api_base},

@@ -210,7 +210,7 @@ class ToncenterClient:
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers, trust_env=True)
 
     async def close(self) -> None:
         if self._session is not None:
