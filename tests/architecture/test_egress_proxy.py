@@ -54,13 +54,26 @@ def problems(source: str, where: str) -> list[str]:
                     found.append(f"{line}: {callee} with trust_env=False")
             elif callee.endswith("AIOHTTPClient") and _keyword(node, "proxy") is None:
                 found.append(f"{line}: stripe.AIOHTTPClient without proxy=")
-    # The module that builds exchanges imports ccxt's asyncio flavour (the error classes come from plain `ccxt`).
-    imports_ccxt = any(
-        (isinstance(node, ast.Import) and any(a.name == "ccxt.async_support" for a in node.names))
-        or (isinstance(node, ast.ImportFrom) and node.module == "ccxt.async_support")
+    # An exchange is built by calling ccxt's asyncio flavour by name: `getattr(ccxt_async, name)(config)` or
+    # `ccxt_async.binance(config)` (its error classes, CamelCase, are only caught).
+    aliases = {
+        a.asname or a.name
         for node in ast.walk(tree)
-    )
-    if imports_ccxt and "aiohttp_trust_env" not in source:
+        if isinstance(node, ast.Import)
+        for a in node.names
+        if a.name == "ccxt.async_support"
+    }
+
+    def builds_exchange(call: ast.Call) -> bool:
+        func = call.func
+        if isinstance(func, ast.Call) and _name(func.func) == "getattr" and func.args:
+            return _name(func.args[0]) in aliases
+        return isinstance(func, ast.Attribute) and _name(func.value) in aliases and func.attr[:1].islower()
+
+    if (
+        any(isinstance(n, ast.Call) and builds_exchange(n) for n in ast.walk(tree))
+        and "aiohttp_trust_env" not in source
+    ):
         found.append(f"{where}: a ccxt exchange configured without aiohttp_trust_env")
     return found
 
@@ -69,6 +82,7 @@ def test_the_scanner_sees_clients_that_ignore_the_environment() -> None:
     planted = """
 import aiohttp, httpx, stripe
 import ccxt.async_support as ccxt_async
+x = ccxt_async.binance({})
 a = aiohttp.ClientSession(timeout=1)
 b = aiohttp.ClientSession(trust_env=False)
 c = httpx.AsyncClient(trust_env=False)
