@@ -33,11 +33,10 @@ RULES = PROMETHEUS / "rules" / "prizeflow.rules.yml"
 TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
 SEVERITIES = {"critical", "warning", "info"}
-# Dashboards as code (deploy/grafana): the two product ones, and one per service; the Kafka alerts open Strimzi's own
-# "Strimzi Kafka" dashboard (uid 7ddce8bf9ea7ddb5, strimzi-kafka.json of the Strimzi release, imported beside ours).
+# Dashboards as code (deploy/grafana): the two product ones, one per service, and the Kafka cluster's.
 DASHBOARD = re.compile(
-    r"/d/(prizeflow-rewards-overview|prizeflow-payout-rails|prizeflow-service-(\{\{ \$labels\.job \}\}|[a-z]+)"
-    r"|7ddce8bf9ea7ddb5)"
+    r"/d/(prizeflow-rewards-overview|prizeflow-payout-rails|prizeflow-kafka"
+    r"|prizeflow-service-(\{\{ \$labels\.job \}\}|[a-z]+))"
     r"/[a-z0-9-]*(\{\{ \$labels\.job \}\})?[a-z0-9-]*"
 )
 RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")

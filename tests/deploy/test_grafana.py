@@ -40,8 +40,10 @@ def test_the_dashboards_and_their_fixed_uids() -> None:
         "prizeflow-rewards-overview",
         "prizeflow-payout-rails",
         *(f"prizeflow-service-{s}" for s in ("settlement", "rewards", "payouts", "signer", "webhooks")),
+        "prizeflow-kafka",
     }
     assert committed()["prizeflow-rewards-overview"]["title"] == "Rewards overview"
+    assert committed()["prizeflow-kafka"]["title"] == "Kafka"
     assert committed()["prizeflow-payout-rails"]["title"] == "Payout rails"
 
 

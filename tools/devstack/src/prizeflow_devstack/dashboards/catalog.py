@@ -1,4 +1,4 @@
-"""Prizeflow's Grafana dashboards: the rewards overview, one per service, the payout rails.
+"""Prizeflow's Grafana dashboards: the rewards overview, one per service, the payout rails, the Kafka cluster.
 
 Every metric named here is `prizeflow_<service>_<name>` from the services' metrics.py and
 libs/runtime/src/prizeflow_runtime/metrics.py, plus Prometheus's own `up` (`job` is the service name, as the
@@ -869,5 +869,73 @@ def payout_rails() -> Dashboard:
     )
 
 
+# -- the Kafka cluster -------------------------------------------------------------------------------------------
+
+KAFKA_UID = "prizeflow-kafka"
+# The brokers' and controllers' own series, through Strimzi's JMX rules (deploy/k8s/base/platform/kafka-metrics.yaml);
+# no Prizeflow service exports them, so the e2e tier (one broker without the exporter) cannot show them.
+KAFKA_BROKER_METRICS = (
+    "kafka_controller_kafkacontroller_offlinepartitionscount",
+    "kafka_server_replicamanager_underminisrpartitioncount",
+    "kafka_server_replicamanager_underreplicatedpartitions",
+)
+
+
+def kafka_cluster() -> Dashboard:
+    partitions = Row(
+        "Partitions: leaders and replicas",
+        (
+            Panel(
+                "Offline partitions",
+                "Partitions without a leader, as the active controller counts them: nothing is written to or read "
+                "from them (alert PrizeflowKafkaOfflinePartitions: any, for 1 minute).",
+                (_gauge("kafka_controller_kafkacontroller_offlinepartitionscount"),),
+                red_above=0,
+            ),
+            Panel(
+                "Partitions under min ISR, by broker",
+                "Partitions a broker leads with fewer in-sync replicas than min.insync.replicas (2): acks=all writes "
+                "to them are refused, the relays' events wait in PostgreSQL (alert "
+                "PrizeflowKafkaUnderMinIsrPartitions: any, for 1 minute).",
+                (_gauge("kafka_server_replicamanager_underminisrpartitioncount", "pod"),),
+                red_above=0,
+            ),
+            Panel(
+                "Under-replicated partitions, by broker",
+                "Partitions a broker leads with a replica out of sync: writes still succeed on two of three copies, "
+                "one more broker lost stops them (alert PrizeflowKafkaUnderReplicatedPartitions: any, for 10 "
+                "minutes).",
+                (_gauge("kafka_server_replicamanager_underreplicatedpartitions", "pod"),),
+                red_above=0,
+            ),
+        ),
+    )
+    consumers = Row(
+        "Consumers",
+        (
+            Panel(
+                "Consumer lag, by service and consumer",
+                "Records not yet consumed, as each consumer reports it (alert PrizeflowConsumerLagGrowing).",
+                (
+                    Query(
+                        "sum by (job, consumer) (job_consumer_topic:prizeflow_consumer_lag_records:sum)",
+                        "{{job}} {{consumer}}",
+                    ),
+                ),
+                width=24,
+            ),
+        ),
+    )
+    return Dashboard(
+        KAFKA_UID,
+        "Kafka",
+        "The Kafka cluster the outbox relays publish to and the consumers read: partitions without a leader, under "
+        "min ISR or under-replicated (the brokers' series through Strimzi's JMX rules), and consumer lag.",
+        (Row("Drill down", (_drill_down(),)), partitions, consumers),
+        tags=("kafka",),
+        links=_links(),
+    )
+
+
 def dashboards() -> tuple[Dashboard, ...]:
-    return (rewards_overview(), *(service_dashboard(s) for s in _services()), payout_rails())
+    return (rewards_overview(), *(service_dashboard(s) for s in _services()), payout_rails(), kafka_cluster())
