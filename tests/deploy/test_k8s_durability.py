@@ -9,7 +9,6 @@ from the operators' own CRDs (tools/devstack/src/prizeflow_devstack/crd_schemas.
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import json
 import math
@@ -18,32 +17,16 @@ import subprocess
 import sys
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from k8s_helpers import k8s_helpers
 
 from prizeflow_devstack import crd_schemas, k8s
 
-
-def _k8s_helpers() -> ModuleType:
-    """tests/deploy/test_k8s.py's rendering helpers (tests/ is not a package: loaded by path), shared with
-    test_k8s_images.py under one module name, so the overlays are rendered once."""
-    name = "_prizeflow_k8s_helpers"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_k8s.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _k8s_helpers()
+H = k8s_helpers()
 Doc = dict[str, Any]
 CALLERS, DEPLOYMENTS, K8S, OVERLAYS, PROXY = H.CALLERS, H.DEPLOYMENTS, H.K8S, H.OVERLAYS, H.PROXY
 RAILS, ROOT, SERVICES = H.RAILS, H.ROOT, H.SERVICES

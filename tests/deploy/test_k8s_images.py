@@ -10,35 +10,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path, PurePosixPath
-from types import ModuleType
 from typing import Any
 
 import pytest
+from k8s_helpers import k8s_helpers
 
 from prizeflow_devstack import images
 
 pytestmark = pytest.mark.k8s
 
 
-def _k8s_helpers() -> ModuleType:
-    """tests/deploy/test_k8s.py's rendering helpers (tests/ is not a package: loaded by path)."""
-    path = Path(__file__).with_name("test_k8s.py")
-    spec = importlib.util.spec_from_file_location("_prizeflow_k8s_helpers", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-K8S = _k8s_helpers()
+K8S = k8s_helpers()
 DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 Doc = dict[str, Any]
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}

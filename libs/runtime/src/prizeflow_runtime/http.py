@@ -109,6 +109,20 @@ def field_errors(extra: Any) -> list[Any]:
     return out
 
 
+def _unavailable(request: Request[Any, Any, Any], code: str, detail: str) -> Response[Any]:
+    """503 problem details with Retry-After: nothing was changed, the same request may be sent again later."""
+    status = HTTP_503_SERVICE_UNAVAILABLE
+    body = {
+        "type": f"https://prizeflow.dev/problems/{code}",
+        "title": "Service Unavailable",
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+    }
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, UseCaseError):
         exc = ProblemError(exc.status, exc.code, exc.detail, **exc.extra)
@@ -136,30 +150,14 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
             return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"WWW-Authenticate": challenge})
     elif is_database_timeout(exc):
         log.warning("database timeout on %s: %s", request.url.path, exc_sqlstate(exc))
-        status = HTTP_503_SERVICE_UNAVAILABLE
-        body = {
-            "type": "https://prizeflow.dev/problems/database_timeout",
-            "title": "Service Unavailable",
-            "status": status,
-            "detail": "a statement or lock wait ran past its limit and was rolled back; retry later",
-            "code": "database_timeout",
-            "instance": request.url.path,
-        }
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
-        return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+        return _unavailable(
+            request, "database_timeout", "a statement or lock wait ran past its limit and was rolled back; retry later"
+        )
     elif is_outage(exc):
         log.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
-        status = HTTP_503_SERVICE_UNAVAILABLE
-        body = {
-            "type": "https://prizeflow.dev/problems/service_unavailable",
-            "title": "Service Unavailable",
-            "status": status,
-            "detail": "a database or broker this service needs is unreachable; retry later",
-            "code": "service_unavailable",
-            "instance": request.url.path,
-        }
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
-        return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+        return _unavailable(
+            request, "service_unavailable", "a database or broker this service needs is unreachable; retry later"
+        )
     else:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
         status = HTTP_500_INTERNAL_SERVER_ERROR
