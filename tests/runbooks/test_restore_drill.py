@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from runbook_docs import fill, load
 from runbook_shell import RunbookShell
 from support import Api, GameServer, ledger_invariants, uid, wait_for
@@ -159,6 +161,23 @@ async def platform_on(drill: Drill, kafka_bootstrap: str, tmp_path: Path) -> Asy
         yield platform, primary
     finally:
         platform.stop(drop_databases=False)  # the clusters go with the drill's directory
+
+
+def documented_groups_pattern() -> str:
+    """The `<groups>` regular expression restore.md gives for production."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "runbooks" / "restore.md").read_text(encoding="utf-8")
+    found = re.search(r"`<groups>` is `([^`]+)`", text)
+    assert found, "restore.md no longer says what <groups> is"
+    return found.group(1)
+
+
+async def groups_of_platform(platform: Platform) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        return sorted(g[0] for g in await admin.list_consumer_groups() if g[0].endswith(platform.suffix))
+    finally:
+        await admin.close()
 
 
 def moved(url: str, port: int) -> str:
@@ -344,12 +363,19 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
 
         # -- the consumers rewound to an hour before the target, the services started on the restored cluster --
         rewind_to = (target - timedelta(hours=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        # The runbook's pattern, as documented, must name every consumer group the platform has (here each carries
+        # the platform's topic suffix, which the drill appends).
+        groups = documented_groups_pattern()
+        named = [g.removesuffix(platform.suffix) for g in await groups_of_platform(platform)]
+        assert named, "the platform has no consumer groups"
+        assert [g for g in named if not re.match(groups, g)] == [], groups
         await drill.run(
             "restore",
             "rewind",
-            {"kafka": kafka_bootstrap, "groups": rf"\.e2e{platform.run_id}$", "rewind_to": rewind_to},
+            {"kafka": kafka_bootstrap, "groups": groups.removesuffix("$") + re.escape(platform.suffix) + "$",
+             "rewind_to": rewind_to},
             as_db_user=False,
-        )
+        )  # fmt: skip
         window = (datetime.now(UTC) + timedelta(hours=6)).isoformat()
         platform.service_env.setdefault("payouts", {})["PAYOUTS_SYNC_FIRST_UNTIL"] = window
         platform.service_env.setdefault("rewards", {})["REWARDS_CLAIMS_REVIEW_UNTIL"] = window

@@ -221,7 +221,6 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         source=settings.source,
         metrics=metrics,
         deny=deny,
-        sync_first_until=settings.payouts_sync_first_until,
     )
     wake = asyncio.Event()
     admin = PayoutAdmin(
@@ -249,6 +248,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
             lease_s=settings.payouts_lease_seconds,
             provider_timeout_s=settings.payouts_provider_timeout_ms / 1000,
             concurrency=settings.payouts_worker_concurrency,
+            sync_first_until=settings.payouts_sync_first_until,
         ),
         metrics=metrics,
         worker_id=worker_id,

@@ -478,20 +478,13 @@ def service(
     return Service(
         store,
         provider,
-        CreatePayouts(
-            registry=registry,
-            approvals=approvals,
-            max_attempts=max_attempts,
-            source=SOURCE,
-            deny=deny,
-            sync_first_until=sync_first_until,
-        ),
+        CreatePayouts(registry=registry, approvals=approvals, max_attempts=max_attempts, source=SOURCE, deny=deny),
         PayoutAdmin(transactions=transactions, registry=registry, builder=builder, service="payouts"),
         PayoutWorker(
             transactions=transactions,
             registry=registry,
             builder=builder,
-            config=WorkerConfig(batch_size=50, lease_s=30, provider_timeout_s=5),
+            config=WorkerConfig(batch_size=50, lease_s=30, provider_timeout_s=5, sync_first_until=sync_first_until),
             worker_id="w-1",
             deny=deny,
         ),
@@ -867,11 +860,20 @@ async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_a
     assert s.store.books.rows[created.payout_id].payout.attempts == 1  # the same attempt, resumed
 
 
+class BooksProvider(ScriptedProvider):
+    """A rail whose sync reads the provider's own books (Stripe, gift cards): FindsPayoutsAtProvider."""
+
+    finds_payouts_at_provider = True
+
+
+WINDOW_OPEN = timedelta(hours=1)
+
+
 async def test_after_a_restore_a_replayed_request_the_provider_already_paid_is_found_not_paid_again() -> None:
     """A point-in-time restore forgets payouts made after its target; their requests come back from Kafka. While
-    the recovery window is open, a new payout asks its provider first and creates only when the provider has none."""
+    the recovery window is open, every payout asks its provider first and is sent only when the provider has none."""
     paid_key, new_key = "claim-1:payout:1", "claim-2:payout:1"
-    s = service(sync_first_until=datetime.now(UTC) + timedelta(hours=1))
+    s = service(BooksProvider(), sync_first_until=datetime.now(UTC) + WINDOW_OPEN)
     s.provider.held[paid_key] = ProviderPayoutStatus.PAID  # paid before the disaster, forgotten by the restore
     (replayed,) = await s.request(command(1))
     (fresh,) = await s.request(command(2))
@@ -879,6 +881,35 @@ async def test_after_a_restore_a_replayed_request_the_provider_already_paid_is_f
     assert s.store.state(replayed.payout_id) is S.PAID
     assert s.store.state(fresh.payout_id) is S.PAID
     assert sorted(s.provider.calls) == sorted([("sync", paid_key), ("sync", new_key), ("create", new_key)])
+
+
+@pytest.mark.parametrize("pending", [True, False], ids=["approved-again-after-the-restore", "approved-never-picked-up"])
+async def test_a_payout_restored_from_before_its_sending_is_asked_for_first(pending: bool) -> None:
+    """At the target the payout waited for an approver (approved after it, over HTTP: forgotten) or was approved and
+    not yet picked up; the provider paid it after the target. Restored, it is sent again only if the provider says
+    it has none, however long ago its request was created."""
+    key = "claim-1:payout:1"
+    s = service(BooksProvider(), sync_first_until=datetime.now(UTC) + WINDOW_OPEN)
+    (created,) = await s.request(command(usdc=150 if pending else 10))
+    if pending:
+        assert s.store.state(created.payout_id) is S.PENDING_APPROVAL
+        await s.admin.approve(created.payout_id, approver("ops-2"), reason="approved again after the restore")
+    s.provider.held[key] = ProviderPayoutStatus.PAID
+    await s.worker.run_once()
+    assert s.store.state(created.payout_id) is S.PAID
+    assert s.provider.calls == [("sync", key)]
+
+
+async def test_in_the_recovery_window_a_rail_that_answers_from_our_own_records_sends_nothing() -> None:
+    """Stellar, TON, the exchange and Telegram find a payout in payouts' own tables, restored with the rest: their
+    "not found" proves nothing about what they sent after the target. The payout waits in doubt for a person."""
+    key = "claim-1:payout:1"
+    s = service(sync_first_until=datetime.now(UTC) + WINDOW_OPEN)  # ScriptedProvider: no FindsPayoutsAtProvider
+    (created,) = await s.request(command())
+    await s.worker.run_once()
+    assert s.provider.calls == [("sync", key)]
+    assert s.store.state(created.payout_id) is not S.PAID
+    assert s.store.books.rows[created.payout_id].payout.last_error_code == "timeout_unknown_outcome"
 
 
 async def test_once_the_recovery_window_has_passed_a_new_payout_is_created_without_asking_first() -> None:

@@ -108,13 +108,9 @@ class CreatePayouts:
         metrics: PayoutMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deny: DenyList = NOTHING_DENIED,
-        sync_first_until: datetime | None = None,
     ) -> None:
         self.registry = registry
         self.deny = deny
-        # A restore's recovery window: a payout created before then may be one the provider already paid (its
-        # request replayed from Kafka after a point-in-time restore), so its first attempt asks the provider first.
-        self.sync_first_until = sync_first_until
         self.approvals = approvals
         self.max_attempts = max_attempts
         self.source = source
@@ -427,7 +423,7 @@ class CreatePayouts:
             cause_event_id=cmd.cause_event_id,
             attempts=0,
             max_attempts=self.max_attempts,
-            sync_first=self.sync_first_until is not None and now < self.sync_first_until,
+            sync_first=False,
             sync_polls=0,
             provider_ref=None,
             tx_hash=None,

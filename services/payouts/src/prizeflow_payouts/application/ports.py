@@ -265,6 +265,18 @@ class ReportsProgress(Protocol):
 
 
 @runtime_checkable
+class FindsPayoutsAtProvider(Protocol):
+    """A rail whose `sync_status` reads the provider's own books (an API lookup by our payout's id or idempotency
+    key), not records of ours: its `payout_not_found` still stands after a point-in-time restore, when our records
+    are older than the provider's (Stripe, gift cards). The other rails answer from payouts' own tables (Stellar,
+    TON, the exchange, Telegram, the sandbox), restored with the rest: in a restore's recovery window their "not
+    found" proves nothing, and a person checks the rail's books instead."""
+
+    @property
+    def finds_payouts_at_provider(self) -> bool: ...
+
+
+@runtime_checkable
 class DefersToOperator(Protocol):
     """A rail that says how long a payout's outcome may stay unknown before only an operator can decide it (the
     exchange rail never asks again: past this, it has looked long enough). The others: the worker's default."""

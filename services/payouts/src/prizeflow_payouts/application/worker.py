@@ -30,6 +30,7 @@ from prizeflow_payouts.application.ports import (
     BatchPayoutProvider,
     CreateOutcome,
     DefersToOperator,
+    FindsPayoutsAtProvider,
     PayoutTransactions,
     ReportsProgress,
 )
@@ -74,6 +75,11 @@ class WorkerConfig:
     operator_after_s: float = 1800.0
     # How often a pass reads the provider's current status of the payouts a provider report disagreed with.
     checks_interval_s: float = 2.0
+    # A restore's recovery window (PAYOUTS_SYNC_FIRST_UNTIL, docs/runbooks/restore.md): until then every payout
+    # asks its provider before it is sent, however it got here (created from a replayed request, approved again,
+    # approved before the target and never picked up), and a rail that cannot look at the provider's own books
+    # sends nothing: the payout waits for a person.
+    sync_first_until: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +114,10 @@ class PayoutWorker:
         self._last_gauges = -math.inf  # not 0.0: the monotonic clock starts at boot
         self._last_checks = -math.inf
         self._stuck_seen: set[tuple[str, str]] = set()
+
+    def recovering(self) -> bool:
+        until = self.config.sync_first_until
+        return until is not None and _now() < until
 
     # -- the loop ---------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
@@ -178,10 +188,20 @@ class PayoutWorker:
     async def _submit_calls(self, claimed: Sequence[Payout]) -> list[_Call]:
         calls: list[_Call | None] = [None] * len(claimed)
         # 1. Anything that may already be at the provider is asked first, with the same idempotency key.
-        sync_idx = [n for n, rec in enumerate(claimed) if rec.sync_first]
+        recovering = self.recovering()
+        sync_idx = [n for n, rec in enumerate(claimed) if rec.sync_first or recovering]
         synced = await asyncio.gather(*(self._sync_call(claimed[n]) for n in sync_idx))
         for n, call in zip(sync_idx, synced, strict=True):
             if call.error is not None and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND:
+                rail = self.registry.get(claimed[n].provider_name).provider
+                if recovering and not isinstance(rail, FindsPayoutsAtProvider):
+                    # The rail looked in records restored with the rest: the payout may have been sent after the
+                    # restore's target. Nothing is sent; it waits, in doubt, for a person who reads the rail's books.
+                    call.error = _unverifiable(call.error)
+                    calls[n] = call
+                    log.warning(
+                        "recovery window: payout not sent, its rail cannot vouch", extra={"payout_id": claimed[n].id}
+                    )
                 continue  # not at the provider: created below, with the same idempotency key
             if call.error is not None:
                 # The provider could not say whether it holds the payout (outage, rate limit, a key rotated...):
@@ -510,6 +530,17 @@ class PayoutWorker:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _unverifiable(error: PayoutError) -> PayoutError:
+    """In a restore's recovery window, a rail whose records were restored with ours says it has no such payout."""
+    return PayoutError.of(
+        PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
+        "recovery window: this rail answers from payouts' own records, restored older than its books; a person "
+        "checks the rail before anything is sent (docs/runbooks/restore.md)",
+        provider=error.provider,
+        provider_code=error.provider_code,
+    )
 
 
 def _still_unknown(error: PayoutError) -> PayoutError:

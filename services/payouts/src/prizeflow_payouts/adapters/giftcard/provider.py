@@ -86,6 +86,9 @@ def redact(doc: Any) -> Any:
 class GiftCardPayoutProvider:
     """A gift-card rail. Holds the API key and webhook keys; never logs them, the recipient, nor a card."""
 
+    # sync_status reads the vendor's orders (by reference, else our external id): FindsPayoutsAtProvider.
+    finds_payouts_at_provider = True
+
     def __init__(
         self,
         options: GiftCardOptions,

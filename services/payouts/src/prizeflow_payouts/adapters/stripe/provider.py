@@ -76,6 +76,9 @@ def derived_key(key: str, suffix: str | None = None) -> str:
 class StripePayoutProvider:
     """A Stripe Connect payout rail. Holds the API key; never logs it, nor a full destination account."""
 
+    # sync_status reads Stripe's books (transfers by transfer_group, the account's payouts): FindsPayoutsAtProvider.
+    finds_payouts_at_provider = True
+
     def __init__(
         self,
         options: StripeOptions,
