@@ -1,10 +1,12 @@
 """Every connection a service opens carries its DATABASE_*_TIMEOUT_MS limits (real PostgreSQL): a statement that
 runs past statement_timeout is cancelled, a lock wait past lock_timeout fails fast, a transaction left idle is
-ended; the outbox relay's connection has the same limits, its VACUUM none but the lock wait."""
+ended; the outbox relay's connection has the same limits, its VACUUM none but the lock wait. None of them ends a
+commit's wait for a synchronous standby (a cluster of its own, waiting for a standby that never comes)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator
 from typing import cast
@@ -16,6 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from prizeflow_devstack.archive import Cluster, drill_workdir
+from prizeflow_devstack.ports import pick_free_port
 from prizeflow_runtime.db import asyncpg_dsn, create_engine
 from prizeflow_runtime.outbox import OutboxRelay
 from prizeflow_runtime.settings import DatabaseTimeouts
@@ -138,3 +142,37 @@ async def test_a_request_cut_off_by_a_limit_answers_503_database_timeout(fresh_d
     assert answer.status_code == 503
     assert answer.json()["code"] == "database_timeout"
     assert answer.headers["Retry-After"]
+
+
+async def test_a_commit_waiting_for_a_synchronous_standby_is_never_cut_short_by_the_statement_timeout() -> None:
+    """deploy/k8s commits wait for a standby (dataDurability: required). PostgreSQL switches the statement timeout
+    off before a commit waits, so the services' limit never turns a commit into one held on the primary alone:
+    without a standby, writes wait (and only the caller's own cancellation would end the wait)."""
+    workdir = drill_workdir()
+    cluster = Cluster(workdir / "pg", pick_free_port(), {"PATH": "/usr/bin:/bin"}).initdb()
+    with (cluster.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
+        conf.write("synchronous_standby_names = 'a_standby_that_never_comes'\n")
+    cluster.start()
+    engine = create_engine(cluster.database_url("postgres"), pool_size=1, timeouts=LIMITS)
+    try:
+        admin = await asyncpg.connect(cluster.admin_url)
+        try:
+            await admin.execute("SET synchronous_commit = local")  # the table itself, without waiting
+            await admin.execute("CREATE TABLE transfers (id int PRIMARY KEY)")
+        finally:
+            await admin.close()
+
+        async def write() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO transfers VALUES (1)"))
+
+        commit = asyncio.create_task(write())
+        done, _ = await asyncio.wait({commit}, timeout=LIMITS.statement_timeout_ms * 4 / 1000)
+        assert not done, "the commit returned without a standby"
+        commit.cancel()
+        with pytest.raises((asyncio.CancelledError, DBAPIError)):
+            await commit
+    finally:
+        await engine.dispose()
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

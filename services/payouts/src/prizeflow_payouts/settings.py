@@ -57,9 +57,10 @@ class PayoutsSettings(ServiceSettings):
     payouts_sync_first_until: AwareDatetime | None = Field(
         default=None,
         description="After a restore (docs/runbooks/restore.md): until this instant (ISO 8601 with its offset) every "
-        "new payout asks its provider first (`sync_status`, same idempotency key) and creates only when the provider "
-        "has none. Requests replayed from Kafka after a point-in-time restore may already have been paid; a "
-        "provider's idempotency window (Stripe: 24 h) must not be what stands between them and a second payment",
+        "payout the worker picks up asks its provider first (`sync_status`, same idempotency key) and is sent only "
+        "when the provider's own books have none; a rail answering from payouts' own (restored) tables sends nothing "
+        "and the payout waits for a person. A provider's idempotency window (Stripe: 24 h) must not be what stands "
+        "between a payout made after the restore's target and a second payment",
     )
     payouts_webhook_sources: list[str] = Field(
         default_factory=lambda: ["/prizeflow/webhooks"],
