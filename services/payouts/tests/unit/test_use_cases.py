@@ -844,6 +844,30 @@ async def test_a_cancel_refuses_when_a_new_attempt_happened_while_it_asked_the_p
     assert len(s.store.books.events) == events  # no cancel, no audit
 
 
+async def test_a_cancel_whose_provider_report_arrived_first_is_answered_done_and_audited_once() -> None:
+    """The provider cancelled it; before the cancel took its lock, the provider's report of that same cancel (a
+    status sync, a webhook) moved the payout to cancelled. The person asked for exactly this: done, not a 409."""
+    key = "claim-1:payout:1"
+    s = service(ScriptedProvider({key: [ProviderPayoutStatus.SUBMITTED]}))
+    (created,) = await s.request(command())
+    await s.worker.run_once()
+    pid = created.payout_id
+    asked = s.provider.cancel
+
+    async def reported_meanwhile(lookup: PayoutLookup) -> ProviderPayoutResult:
+        answer = await asked(lookup)
+        row = s.store.books.rows[pid]
+        row.payout = replace(row.payout, state=S.CANCELLED)  # the sync applied the provider's "cancelled"
+        return answer
+
+    s.provider.cancel = reported_meanwhile  # type: ignore[method-assign]
+    events = len(s.store.books.events)
+    assert await s.admin.cancel(pid, Actor("ada", frozenset({"admin"}), "c"), "stop") == "cancelled"
+    assert s.store.state(pid) is S.CANCELLED
+    assert len(s.store.books.events) == events + 1  # the person's request, audited; no second PayoutCancelled
+    assert len(s.store.events_of(PayoutCancelled)) == 0
+
+
 async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_again() -> None:
     key = "claim-1:payout:1"
     s = service()

@@ -295,6 +295,16 @@ class PayoutAdmin:
         now = self.clock()
         async with self.transactions() as repo:
             current = await self._locked(repo, payout_id)
+            if ask_provider and current.state is S.CANCELLED:
+                # The provider's report of this very cancel (a status sync, its webhook) got here first: what the
+                # person asked for is done. Their request is on record all the same; nothing moves twice.
+                audit = self._audit(
+                    actor, "payout.cancel", current, reason=reason, after={"state": "cancelled"}, now=now
+                )
+                await self._commit(
+                    repo, Change(record=current, expected=current.state, to=current.state, events=[audit]), now
+                )
+                return S.CANCELLED.value
             # The same state is not enough: a retry that ran (and failed again) while we asked the provider left the
             # state as it was but made a new attempt the provider may still pay. Nothing may have happened since.
             if (current.state, current.attempts, current.last_error_code) != (
