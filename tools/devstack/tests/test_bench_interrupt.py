@@ -45,9 +45,15 @@ def test_an_interrupted_bench_finishes_its_clean_up(tmp_path: Path, signum: sign
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert parent.stdout is not None
-    assert parent.stdout.readline().strip() == "running"  # the bench is under way (its output is inherited)
-    parent.send_signal(signum)  # as a terminal's Ctrl-C or an operator's kill would, to prizeflow-dev only
-    out, _ = parent.communicate(timeout=30)
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline().strip() == "running"  # the bench is under way (its output is inherited)
+        parent.send_signal(signum)  # as a terminal's Ctrl-C or an operator's kill would, to prizeflow-dev only
+        # A hang guard only: on a loaded CI machine (four lanes and the image builds) 30 s was once not enough.
+        out, _ = parent.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:  # never leave a process (and its pipe) to a later test's garbage collection
+            parent.kill()
+            parent.communicate()
     assert marker.read_text() == "stopped", "the bench was killed before it had stopped its services"
     assert "child exit 130" in out
