@@ -27,7 +27,6 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,10 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from runbook_docs import fill, load
 from runbook_shell import RunbookShell
-from support import Api, GameServer, ledger_invariants, uid, wait_for
+from support import Api, GameServer, claim_status, groups_of, ledger_invariants, uid, wait_for
 
 from prizeflow_contracts.events.game import DistributionTemplate
 from prizeflow_devstack.archive import (
@@ -171,26 +169,9 @@ def documented_groups_pattern() -> str:
     return found.group(1)
 
 
-async def groups_of_platform(platform: Platform) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=platform.infra.kafka_bootstrap)
-    await admin.start()
-    try:
-        return sorted(g[0] for g in await admin.list_consumer_groups() if g[0].endswith(platform.suffix))
-    finally:
-        await admin.close()
-
-
 def moved(url: str, port: int) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:{port}"))
-
-
-def stop_gracefully(platform: Platform, name: str) -> None:
-    """SIGTERM and wait: the consumers leave their groups (a group with members cannot be rewound)."""
-    proc = platform.procs[name]
-    if proc.popen is not None and proc.alive:
-        os.killpg(proc.popen.pid, signal.SIGTERM)
-        proc.popen.wait(timeout=30)
 
 
 class Flows:
@@ -222,12 +203,8 @@ class Flows:
     async def release(self, claim_id: str) -> None:
         await self.api.ok("POST", "rewards", f"/holds/{claim_id}/release", user="ops-1", roles=["ops"], json={})
 
-    async def claim_status(self, player: str, claim_id: str) -> str:
-        doc = await self.api.ok("GET", "rewards", f"/claims/{claim_id}", user=player, roles=["player"])
-        return str(doc["status"])
-
     async def paid(self, player: str, claim_id: str) -> None:
-        await wait_for(lambda: self.claim_status(player, claim_id), lambda s: s == "paid", timeout=90)
+        await wait_for(lambda: claim_status(self.api, player, claim_id), lambda s: s == "paid", timeout=90)
 
     async def stripe_books(self, player: str) -> tuple[int, int]:
         """What Stripe did for the player's account: transfers to it and bank payouts from it, each request
@@ -279,7 +256,7 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
         await flows.paid(b1, (await flows.claim(b1))["claim_id"])
         await flows.win(held)
         held_claim = (await flows.claim(held, release=False))["claim_id"]
-        assert await flows.claim_status(held, held_claim) == "held"
+        assert await claim_status(api, held, held_claim) == "held"
         await flows.win(inflight)
         # Stripe makes the bank payout and holds its answer back 8 s: the payout is `submitting`, its outcome
         # unknown to Prizeflow, the money gone from the platform's balance.
@@ -321,7 +298,7 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
         # -- the disaster: the services stop; what the primary has not archived is pushed, and kept ------------
         with_db = [name for name, proc in platform.procs.items() if proc.database_url is not None]
         for name in with_db:
-            stop_gracefully(platform, name)
+            platform.terminate(name)  # its consumers leave their groups: a group with members cannot be rewound
         await drill.run("restore", "backup", drill.values(primary))
         listed = "".join(await drill.run("restore", "inspect", drill.values(primary)))
         assert listed.count("\n") >= 3, listed  # a header and the two base backups
@@ -366,7 +343,7 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
         # The runbook's pattern, as documented, must name every consumer group the platform has (here each carries
         # the platform's topic suffix, which the drill appends).
         groups = documented_groups_pattern()
-        named = [g.removesuffix(platform.suffix) for g in await groups_of_platform(platform)]
+        named = [g.removesuffix(platform.suffix) for g in await groups_of(platform)]
         assert named, "the platform has no consumer groups"
         assert [g for g in named if not re.match(groups, g)] == [], groups
         await drill.run(
@@ -405,16 +382,13 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
         )  # fmt: skip
 
         # The claim waiting for a person at the target still waits; released, it is paid once.
-        assert await flows.claim_status(held, held_claim) == "held"
+        assert await claim_status(api, held, held_claim) == "held"
         await flows.release(held_claim)
         await flows.paid(held, held_claim)
 
         # The ledger lost c1's claim: flagged by the runbook, a new claim of theirs waits for a person.
         shell = RunbookShell(platform, tmp_path / "shell")
-        block = load("restore").procedure("reconcile")
-        for line in block.command_lines():
-            ran = await shell.sh(fill(line, {"player": c1}), token=shell.token("ops-1", "ops"))
-            assert ran.returncode == 0, f"`{ran.command}`: {ran.stdout}{ran.stderr}"
+        await shell.procedure("restore", "reconcile", {"player": c1}, token=shell.token("ops-1", "ops"))
         again = await flows.claim(c1, release=False)
         assert (again["status"], again["hold_code"]) == ("held", "risk_score")
         # While the review window is open, every claim waits for a person, d1's too (credited after the restore).

@@ -8,6 +8,7 @@ Idempotency-Key in one batch gets the first claim back; concurrent requests shar
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.application.claims import ClaimPolicy
 from prizeflow_rewards.application.claims.submit import ClaimOutcome, ClaimRequest
 from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
@@ -100,13 +100,7 @@ async def test_one_refused_request_in_a_batch_of_500_leaves_the_other_499_decide
 async def test_a_batch_that_crosses_the_daily_limit_half_way_approves_up_to_it(engine: AsyncEngine) -> None:
     ledger = PgLedger(strict=True)
     await fund(engine, ledger, {"p": 100_000})
-    policy = ClaimPolicy(
-        min_claim={"USDC": 1},
-        daily_limit={"USDC": 5_000},
-        review_threshold={"USDC": 10**12},
-        velocity_max_claims=1_000,
-        new_destination_cooldown_s=0,
-    )
+    policy = dataclasses.replace(OPEN_CLAIM_POLICY, daily_limit={"USDC": 5_000})
     submit = SubmitClaim(ledger, policy, "/test")
     first = await decide(engine, submit, [ask("p", 2_000, "a")])
     assert code(first[0]) == "approved"
@@ -120,13 +114,7 @@ async def test_the_rules_count_the_batch_before_each_request_velocity_and_new_de
 ) -> None:
     ledger = PgLedger(strict=True)
     await fund(engine, ledger, {"p": 100_000})
-    policy = ClaimPolicy(
-        min_claim={"USDC": 1},
-        daily_limit={"USDC": 10**12},
-        review_threshold={"USDC": 10**12},
-        velocity_max_claims=2,
-        new_destination_cooldown_s=3600,
-    )
+    policy = dataclasses.replace(OPEN_CLAIM_POLICY, velocity_max_claims=2, new_destination_cooldown_s=3600)
     submit = SubmitClaim(ledger, policy, "/test")
     outcomes = await decide(engine, submit, [ask("p", 100, f"k{i}") for i in range(4)])
     holds = [o[0].hold_code for o in outcomes if isinstance(o, tuple)]

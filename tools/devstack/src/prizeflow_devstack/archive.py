@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prizeflow_devstack.ports import HOST, pick_free_port
-from prizeflow_devstack.postgres import PG_USER, find_bin_dir
+from prizeflow_devstack.postgres import PG_USER, as_root, chown_tree, find_bin_dir, pg_argv
 from prizeflow_devstack.procs import tail
 
 # Credentials moto accepts (any); a real store's come from a Secret (deploy/k8s) or the host's ~/.aws.
@@ -43,20 +42,9 @@ class ArchiveError(RuntimeError):
     """The drill's infrastructure could not be provided: the test errors, it never skips."""
 
 
-def as_root() -> bool:
-    return os.geteuid() == 0
-
-
 def db_user_argv(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
     """`argv` as the OS user PostgreSQL runs as, with exactly `env` (runuser would otherwise reset PATH)."""
-    with_env = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
-    return ["runuser", "-u", PG_USER, "--", *with_env] if as_root() else with_env
-
-
-def give_to_db_user(path: Path) -> None:
-    if as_root():
-        entry = pwd.getpwnam(PG_USER)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return pg_argv(["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv])
 
 
 def _uv() -> str:
@@ -209,7 +197,7 @@ def drill_workdir() -> Path:
     """A directory the database's OS user owns (pytest's tmp_path lives under a root-only directory)."""
     path = Path(tempfile.mkdtemp(prefix="prizeflow-drill-"))
     path.chmod(0o755)
-    give_to_db_user(path)
+    chown_tree(path)
     return path
 
 
@@ -231,5 +219,4 @@ __all__ = [
     "db_user_argv",
     "drill_env",
     "drill_workdir",
-    "give_to_db_user",
 ]

@@ -223,6 +223,14 @@ class Platform:
             os.killpg(proc.popen.pid, signal.SIGKILL)
             proc.popen.wait(timeout=30)
 
+    def terminate(self, name: str, *, timeout: float = 30.0) -> None:
+        """SIGTERM and wait: the process shuts down as on a rollout (its consumers leave their groups)."""
+        proc = self.procs[name]
+        proc.sample_rss()
+        if proc.popen is not None and proc.alive:
+            os.killpg(proc.popen.pid, signal.SIGTERM)
+            proc.popen.wait(timeout=timeout)
+
     def restart(self, name: str, *, ready_timeout: float = 90.0) -> None:
         self.kill(name)
         self._spawn(self.procs[name])

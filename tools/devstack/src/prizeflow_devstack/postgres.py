@@ -50,17 +50,17 @@ def find_bin_dir() -> Path:
     raise PostgresError("PostgreSQL server binaries not found: install postgresql (initdb, pg_ctl) or set PG_BIN_DIR")
 
 
-def _as_root() -> bool:
+def as_root() -> bool:
     return os.geteuid() == 0
 
 
-def _pg_argv(argv: list[str]) -> list[str]:
+def pg_argv(argv: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: drop to the `postgres` user when we are root."""
-    return ["runuser", "-u", PG_USER, "--", *argv] if _as_root() else argv
+    return ["runuser", "-u", PG_USER, "--", *argv] if as_root() else argv
 
 
-def _chown_tree(path: Path) -> None:
-    if not _as_root():
+def chown_tree(path: Path) -> None:
+    if not as_root():
         return
     try:
         entry = pwd.getpwnam(PG_USER)
@@ -83,7 +83,7 @@ def socket_dir(paths: Paths) -> Path:
 
 def _run(argv: list[str], paths: Paths, what: str, timeout: float = 120) -> None:
     result = subprocess.run(
-        _pg_argv(argv), cwd=paths.pg_dir, capture_output=True, text=True, check=False, timeout=timeout
+        pg_argv(argv), cwd=paths.pg_dir, capture_output=True, text=True, check=False, timeout=timeout
     )
     if result.returncode != 0:
         raise PostgresError(
@@ -117,7 +117,7 @@ def _initdb(paths: Paths, bin_dir: Path) -> None:
     if paths.pg_data.exists():
         shutil.rmtree(paths.pg_data)
     scratch.mkdir(mode=0o700)
-    _chown_tree(paths.pg_dir)
+    chown_tree(paths.pg_dir)
     _run(
         [
             str(bin_dir / "initdb"),
@@ -157,9 +157,9 @@ def _write_config(paths: Paths, port: int) -> None:
         "log_line_prefix = '%m [%p] %q%u@%d '\n",
         encoding="utf-8",
     )
-    _chown_tree(paths.pg_dir)
+    chown_tree(paths.pg_dir)
     if sock != paths.pg_dir / "run":
-        _chown_tree(sock)
+        chown_tree(sock)
 
 
 def start_postgres(paths: Paths, state: State) -> Postmaster:
