@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final, Protocol, runtime_checkable
 
@@ -203,6 +204,60 @@ class WebhookEvent(_Model):
     payload_digest: Sha256Hex
 
 
+class StatementLineKind(StrEnum):
+    """What a line of a provider's statement did to the money we hold there."""
+
+    PAYOUT = "payout"  # money left our account for a destination (a transfer, a withdrawal, an order, a payment)
+    FEE = "fee"  # the provider charged us (a network fee, a withdrawal fee, a card order fee)
+    REVERSAL = "reversal"  # money came back (a bank return, a reversed transfer, a refunded order)
+    OTHER = "other"  # anything else that moved our balance there (a float top-up, an adjustment)
+
+
+DEBIT_KINDS: Final = frozenset({StatementLineKind.PAYOUT, StatementLineKind.FEE})
+
+StatementText = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class StatementLine(_Model):
+    """One movement of our money at a provider, as the provider's own listing API tells it, normalized.
+
+    `reference` is our identifier as the rail carries it (the idempotency key, the payout id, a memo or a query
+    id), so the line can be matched to one payout; `provider_ref` is the provider's reference of the payout it
+    belongs to (for fees and reversals, the payout line's). `amount` is positive: `kind` gives its direction."""
+
+    line_id: StatementText = Field(description="The provider's own id of this line, unique and stable across pages")
+    kind: StatementLineKind
+    occurred_at: AwareDatetime
+    asset: Annotated[str, Field(min_length=1, max_length=32)] = Field(description="Our asset code, or the provider's")
+    amount: Annotated[int, Field(strict=True, ge=0)]
+    reference: StatementText | None = None
+    provider_ref: StatementText | None = None
+    destination: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Where the money went, in the same form as the payout's destination address"
+    )
+    raw_type: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="The provider's own word for the line, for people; never branch on it"
+    )
+
+
+class StatementPage(_Model):
+    """A page of a statement; `next_cursor` is None on the last page. Pages are in the provider's order."""
+
+    lines: tuple[StatementLine, ...]
+    next_cursor: Annotated[str, Field(max_length=2048)] | None = None
+
+
+@runtime_checkable
+class ListsStatement(Protocol):
+    """A rail that can tell what the provider did with our money in a window, from its own listing API.
+
+    `statement` returns the lines whose `occurred_at` is in [since, until), one page at a time: pass the
+    previous page's `next_cursor` to get the next. The same window and cursor give the same lines (a run is
+    resumable); a provider error raises `PayoutProviderError` (retryable kinds for outages)."""
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage: ...
+
+
 @runtime_checkable
 class RewardPayoutProvider(Protocol):
     """A payout rail. Implementations hold their secrets; nothing here is ever sent to a client."""
@@ -232,8 +287,10 @@ class RewardPayoutProvider(Protocol):
 
 
 __all__ = [
+    "DEBIT_KINDS",
     "FINAL_PROVIDER_STATUSES",
     "DestinationType",
+    "ListsStatement",
     "PayoutDestination",
     "PayoutInstruction",
     "PayoutLookup",
@@ -243,5 +300,8 @@ __all__ = [
     "ProviderType",
     "Quote",
     "RewardPayoutProvider",
+    "StatementLine",
+    "StatementLineKind",
+    "StatementPage",
     "WebhookEvent",
 ]

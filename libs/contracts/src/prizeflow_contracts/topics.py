@@ -69,6 +69,7 @@ PAYOUT_EVENTS: Final = Topic(
         "PayoutReturned",
         "PayoutRequestRefused",
         "PayoutRoutesPublished",
+        "ReconciliationAdjusted",
     ),
 )
 SIGNER_REQUESTS: Final = Topic(

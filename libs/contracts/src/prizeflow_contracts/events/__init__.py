@@ -32,6 +32,7 @@ from prizeflow_contracts.events.payouts import (
     PayoutRoute,
     PayoutRoutesPublished,
     PayoutSubmitted,
+    ReconciliationAdjusted,
 )
 from prizeflow_contracts.events.rewards import (
     ClaimApproved,
@@ -125,6 +126,7 @@ __all__ = [
     "PayoutRoute",
     "PayoutRoutesPublished",
     "PayoutSubmitted",
+    "ReconciliationAdjusted",
     "Placement",
     "PoolExhausted",
     "PoolLow",

@@ -238,8 +238,42 @@ class PayoutReturned(_PayoutEvent):
         return self
 
 
+class AdjustmentKind(StrEnum):
+    """Why reconciliation moves money in the ledger (docs/adr/0011-reconciliation.md)."""
+
+    FEE = "fee"  # a provider fee nobody booked
+    WRITE_OFF = "write_off"  # money left at the provider that no payout accounts for (a loss, until recovered)
+
+
+class ReconciliationAdjusted(EventPayload):
+    """Two people resolved a reconciliation exception by moving money: rewards posts `amount` from the treasury
+    to the rail's external account (`external(provider, asset)`), once per `adjustment_id`, so the ledger shows
+    what the provider's books show."""
+
+    EVENT_NAME: ClassVar[str] = "ReconciliationAdjusted"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    adjustment_id: Identifier
+    exception_id: Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
+    kind: AdjustmentKind
+    provider: ProviderType
+    provider_name: Identifier
+    amount: PayableMoney
+    payout_id: Identifier | None = None
+    approved_by: Annotated[list[Identifier], Field(min_length=2, max_length=2)]
+    reason: Reason
+    adjusted_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> ReconciliationAdjusted:
+        if len(set(self.approved_by)) != 2:
+            raise ValueError("a reconciliation adjustment needs two different people")
+        return self
+
+
 __all__ = [
     "REQUIRED_APPROVERS",
+    "AdjustmentKind",
     "ApprovalPolicy",
     "PayoutApproved",
     "PayoutCancelled",
@@ -253,4 +287,5 @@ __all__ = [
     "PayoutRoute",
     "PayoutRoutesPublished",
     "PayoutSubmitted",
+    "ReconciliationAdjusted",
 ]
