@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import httpx
 
 from prizeflow_ops import commands as c
+from prizeflow_ops import recon
 from prizeflow_ops.client import ExitCode, OpsClient
 from prizeflow_ops.config import DEAD_LETTER_SERVICES, PAYOUTS, REWARDS, SERVICES, SETTLEMENT, ConfigError, load_config
 from prizeflow_ops.output import Output
@@ -226,6 +227,8 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
     p = leaf(claims, "reject", c.claim_reject, (REWARDS,), "refuse a held claim; its money returns to the wallet")
     p.add_argument("id", metavar="ID")
     p.add_argument("--reason", required=True)
+
+    recon.register(group, leaf)
     return parser
 
 
