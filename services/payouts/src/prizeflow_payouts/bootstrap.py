@@ -30,6 +30,7 @@ from prizeflow_contracts.topics import (
 )
 from prizeflow_payouts.adapters import config as provider_config
 from prizeflow_payouts.adapters.config import PayoutsConfig
+from prizeflow_payouts.adapters.exports_pg import PgPayoutExportReader
 from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.providers.manual import build_manual
 from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
@@ -40,6 +41,7 @@ from prizeflow_payouts.adapters.telegram import build_telegram
 from prizeflow_payouts.adapters.ton import build_ton_wallet
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
+from prizeflow_payouts.application.exports import ExportPayouts
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
 from prizeflow_payouts.application.timeline import PayoutsTimeline
@@ -47,7 +49,12 @@ from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
 from prizeflow_payouts.domain.deny import DenyList
-from prizeflow_payouts.entrypoints.http import DisagreementsController, PayoutsController, ProvidersController
+from prizeflow_payouts.entrypoints.http import (
+    DisagreementsController,
+    PayoutExportsController,
+    PayoutsController,
+    ProvidersController,
+)
 from prizeflow_payouts.entrypoints.kafka import (
     PayoutRequestsHandler,
     ProviderEventsHandler,
@@ -274,12 +281,14 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     def const(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False, use_cache=True)
 
+    exports = ExportPayouts(PgPayoutExportReader(rt.sessions), providers=[e.name for e in p.config.registry])
     app = rt.http_app(
-        [PayoutsController, ProvidersController, DisagreementsController],
+        [PayoutsController, ProvidersController, DisagreementsController, PayoutExportsController],
         dependencies={
             "queries": const(p.queries),
             "admin": const(p.admin),
             "registry": const(p.config.registry),
+            "payout_exports": const(exports),
         },
         timeline=[PayoutsTimeline(p.queries)],
     )
