@@ -1,7 +1,8 @@
 """The emulator's aiohttp app: the Binance REST subset (`/api/v3`, `/sapi/v1`) and its admin API (`/_emulator`).
 
 Served: `GET /api/v3/exchangeInfo` and `GET /api/v3/time` (public), and, signed: `GET /sapi/v1/capital/config/getall`
-(coins, networks, fees), `POST /sapi/v1/capital/withdraw/apply`, `GET /sapi/v1/capital/withdraw/history`,
+(coins, networks, fees), `POST /sapi/v1/capital/withdraw/apply`, `GET /sapi/v1/capital/withdraw/history`
+(startTime/endTime at most 90 days apart, offset, limit <= 1000, newest first),
 `GET /api/v3/account` (balances). Everything else answers Binance's 404. Every API call is logged (never the key
 nor the signature) for tests asserting "asked once".
 """
@@ -20,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
+from prizeflow_exchange_emulator.discrepancies import DiscrepancyError, inject
 from prizeflow_exchange_emulator.faults import FaultKind, Faults
 from prizeflow_exchange_emulator.settings import EmulatorSettings, WhitelistEntry
 from prizeflow_exchange_emulator.signing import verify
@@ -184,6 +186,7 @@ class Emulator:
         r.add_post("/_emulator/faults", self._fault)
         r.add_delete("/_emulator/faults", self._faults_clear)
         r.add_get("/_emulator/requests", self._requests)
+        r.add_post("/_emulator/discrepancies", self._discrepancy)
 
     async def _reset(self, _r: web.Request) -> web.Response:
         self.reset()
@@ -274,6 +277,21 @@ class Emulator:
     async def _faults_clear(self, _r: web.Request) -> web.Response:
         self.faults.clear()
         return web.json_response({"ok": True})
+
+    async def _discrepancy(self, request: web.Request) -> web.Response:
+        """A discrepancy shown in the withdrawal history (see `discrepancies`): 201 with the statement line id."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise DiscrepancyError(400, "the body is a JSON object")
+            line_id = inject(self.account, body, now())
+        except DiscrepancyError as err:
+            return web.json_response({"error": str(err)}, status=err.status)
+        except ExchangeError as err:
+            return web.json_response({"error": err.msg}, status=400)
+        except ValueError:
+            return web.json_response({"error": "the body is a JSON object"}, status=400)
+        return web.json_response({"line_id": line_id}, status=201)
 
     async def _requests(self, request: web.Request) -> web.Response:
         method, path = request.query.get("method"), request.query.get("path")

@@ -92,6 +92,8 @@ STATUS_NAMES = {0: "email_sent", 1: "cancelled", 2: "awaiting_approval", 3: "rej
                 5: "failure", 6: "completed"}  # fmt: skip
 SETTLE_TO = {"completed": 6, "failure": 5, "rejected": 3, "cancelled": 1}
 _GIVES_BACK = frozenset({1, 3, 5})
+MAX_HISTORY_LIMIT = 1000  # rows per page of the withdrawal history
+MAX_HISTORY_WINDOW_MS = 90 * 86_400_000  # the widest startTime..endTime the history accepts
 
 
 @dataclass
@@ -108,6 +110,7 @@ class Withdrawal:
     status: int = 4
     tx_id: str = ""
     completed: float | None = None
+    hidden: bool = False  # gone from the history (an injected `missing`): as if the exchange never made it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -234,13 +237,17 @@ class Account:
         return w
 
     def history(self, params: dict[str, str], now: float) -> list[dict[str, Any]]:
-        """Newest first, as Binance answers; filtered by coin, withdrawOrderId, status and a time range."""
-        start = _ms(params.get("startTime"))
-        end = _ms(params.get("endTime"))
-        limit = int(params.get("limit") or 1000)
+        """Newest first, as Binance answers; filtered by coin, withdrawOrderId, status and a time range of
+        `applyTime` (both ends inclusive, at most 90 days apart; the last 90 days when neither is given), then
+        `offset` rows skipped and `limit` (<= 1000) given."""
+        start, end = self._window(params, now)
+        limit = _int_param(params, "limit", 1000)
+        offset = _int_param(params, "offset", 0)
+        if limit < 1 or offset < 0:
+            raise ExchangeError(400, -1100, "Illegal characters found in a parameter.")
         shown = []
-        for w in sorted(self.withdrawals.values(), key=lambda w: w.created, reverse=True):
-            if now - w.created < self.history_lag_s:
+        for w in sorted(self.withdrawals.values(), key=lambda w: (w.created, w.id), reverse=True):
+            if w.hidden or now - w.created < self.history_lag_s:
                 continue
             if params.get("coin") and w.coin != params["coin"]:
                 continue
@@ -248,10 +255,26 @@ class Account:
                 continue
             if params.get("status") and str(w.status) != params["status"]:
                 continue
-            if (start is not None and w.created * 1000 < start) or (end is not None and w.created * 1000 > end):
+            if not start <= w.created * 1000 <= end:
                 continue
             shown.append(w.to_json())
-        return shown[: max(1, min(limit, 1000))]
+        return shown[offset : offset + min(limit, MAX_HISTORY_LIMIT)]
+
+    @staticmethod
+    def _window(params: dict[str, str], now: float) -> tuple[int, int]:
+        """Binance's rule: startTime and endTime at most 90 days apart; one alone spans 90 days from it; neither,
+        the last 90 days."""
+        start, end = _ms(params.get("startTime")), _ms(params.get("endTime"))
+        if start is None and end is None:
+            end = int(now * 1000)
+        if start is None:
+            assert end is not None
+            start = end - MAX_HISTORY_WINDOW_MS
+        if end is None:
+            end = start + MAX_HISTORY_WINDOW_MS
+        if end - start > MAX_HISTORY_WINDOW_MS:
+            raise ExchangeError(400, -1127, "More than 2160 hours between startTime and endTime.")
+        return start, end
 
     def settle(self, wid: str, outcome: str, now: float) -> Withdrawal:
         w = self.withdrawals.get(wid)
@@ -287,6 +310,16 @@ class Account:
         return [w.id for w in self.withdrawals.values() if w.status == 4 and w.created <= older_than]
 
 
+def _int_param(params: dict[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ExchangeError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
+
+
 def _ms(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
@@ -300,4 +333,15 @@ def now() -> float:
     return time.time()
 
 
-__all__ = ["SETTLE_TO", "STATUS_NAMES", "Account", "ExchangeError", "Network", "Withdrawal", "default_networks", "now"]
+__all__ = [
+    "MAX_HISTORY_LIMIT",
+    "MAX_HISTORY_WINDOW_MS",
+    "SETTLE_TO",
+    "STATUS_NAMES",
+    "Account",
+    "ExchangeError",
+    "Network",
+    "Withdrawal",
+    "default_networks",
+    "now",
+]
