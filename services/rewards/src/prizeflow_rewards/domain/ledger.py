@@ -80,6 +80,10 @@ class TransferKind(StrEnum):
     TOP_UP_REINSTATE = "top_up_reinstate"  # provider clearing -> receivable, then wallet: a dispute won
     POOL_SWEEP = "pool_sweep"  # pool -> treasury: what a closed campaign's pool still held, once
     CORRECTION = "correction"  # a compensating transfer two people agreed on (`domain/corrections.py`)
+    # Treasury -> provider external: a reconciliation exception two people resolved by moving money
+    # (`application/reconciliation.py`), once per adjustment id whatever its kind.
+    RECONCILIATION_FEE = "reconciliation_fee"  # a provider fee nobody booked: an expense
+    RECONCILIATION_WRITE_OFF = "reconciliation_write_off"  # money gone at the provider no payout explains: a loss
 
 
 class TransferFlags(IntFlag):

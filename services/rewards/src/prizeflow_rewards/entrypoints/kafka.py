@@ -9,7 +9,7 @@ a hold decision or an admin action.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from prizeflow_contracts.errors import refusing
 from prizeflow_contracts.events.game import PaidVia, PrizeSource
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
 from prizeflow_rewards.application.claims import SettlePayout
+from prizeflow_rewards.application.reconciliation import PostReconciliationAdjustments
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.topups import ApplyPaymentEvents
 from prizeflow_runtime.logging import log_context
@@ -74,12 +75,23 @@ def _depends(data: EventPayload, rounds: set[str], wallets: set[tuple[str, str]]
 
 @dataclass
 class PayoutEventsHandler:
-    """prizeflow.payouts.events.v1: post or void claim reservations."""
+    """prizeflow.payouts.events.v1: post or void claim reservations; post reconciliation adjustments.
+
+    One lock for the whole poll (`SettlePayout` takes its claims, then every account of its claims' outcomes and
+    of its adjustments in one ordered lock); the claim outcomes in poll order, then the adjustments, which touch
+    no account with a balance rule (`PostReconciliationAdjustments`). `adjust` defaults to one on the settlement's
+    ledger and metrics."""
 
     settle: SettlePayout
+    adjust: PostReconciliationAdjustments | None = None
+    _adjust: PostReconciliationAdjustments = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._adjust = self.adjust or PostReconciliationAdjustments(self.settle.ledger, self.settle.metrics)
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
-        await self.settle.settle_many(session, envelopes)
+        await self.settle.settle_many(session, envelopes, also=self._adjust.accounts(envelopes))
+        await self._adjust.post_many(session, envelopes)
 
 
 @dataclass

@@ -7,7 +7,7 @@ request voids it, a return credits the wallet back. Payouts' route announcements
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from prizeflow_contracts.envelope import Envelope, EventPayload
@@ -90,32 +90,36 @@ class SettlePayout:
     metrics: RewardsMetrics | None = None
     stores: Stores = field(kw_only=True)
 
-    async def prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> None:
+    async def prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()) -> None:
         """Take every lock a poll of these events needs (`settle_many` does, first)."""
-        await self._prepare(tx, envs)
+        await self._prepare(tx, envs, also)
 
-    async def _prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> _Poll:
+    async def _prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]], also: Iterable[AccountRef] = ()) -> _Poll:
         """Take every lock a poll of these events needs, before any event is applied: the routes (if the poll
-        announces some), then the claims in id order, then all their accounts in one ordered ledger lock. The
-        events then run in poll order without waiting for anyone, so a poll cannot deadlock with another poll,
-        a claim or a hold decision."""
+        announces some), then the claims in id order, then all their accounts in one ordered ledger lock, with
+        `also`: the accounts the poll's other events move (its reconciliation adjustments), which the ledger
+        refuses to take after this lock. The events then run in poll order without waiting for anyone, so a poll
+        cannot deadlock with another poll, a claim or a hold decision."""
         poll = _Poll()
         if any(isinstance(e.data, PayoutRoutesPublished) for e in envs):
             await self.stores.routes.lock(tx)
+        refs: set[AccountRef] = set(also)
         outcomes = [e.data for e in envs if isinstance(e.data, _CLAIM_EVENTS)]
-        if not outcomes:
-            return poll
-        poll.claims = await self.stores.claims.lock_many(tx, sorted({d.claim_id for d in outcomes}))
-        refs: set[AccountRef] = set()
-        for d in outcomes:
-            if (claim := poll.claims.get(d.claim_id)) is not None:
-                refs.update(settlement_accounts(d, claim.player_id, claim.asset))
-        await self.ledger.declare(tx, refs)
+        if outcomes:
+            poll.claims = await self.stores.claims.lock_many(tx, sorted({d.claim_id for d in outcomes}))
+            for d in outcomes:
+                if (claim := poll.claims.get(d.claim_id)) is not None:
+                    refs.update(settlement_accounts(d, claim.player_id, claim.asset))
+        if outcomes or refs:
+            await self.ledger.declare(tx, refs)
         return poll
 
-    async def settle_many(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> None:
-        """One poll, in poll order; a refusal names its event (`refusing`) and fails the poll's transaction."""
-        poll = await self._prepare(tx, envs)
+    async def settle_many(
+        self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
+    ) -> None:
+        """One poll, in poll order; a refusal names its event (`refusing`) and fails the poll's transaction.
+        `also`: accounts the poll's other events will move, locked with the claims' (`_prepare`)."""
+        poll = await self._prepare(tx, envs, also)
         for env in envs:
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
                 await self._handle(tx, env, poll)
