@@ -68,6 +68,7 @@ class Admin:
             ("POST", "/_emulator/payment_intents/{id}/dispute", self.open_dispute),
             ("POST", "/_emulator/disputes/{id}/close", self.close_dispute),
             ("POST", "/_emulator/payouts/{id}/settle", self.settle_payout),
+            ("POST", "/_emulator/discrepancies", self.discrepancy),
             ("GET", "/_emulator/webhook_endpoints", self.list_endpoints),
             ("POST", "/_emulator/webhook_endpoints", self.add_endpoint),
             ("DELETE", "/_emulator/webhook_endpoints/{id}", self.delete_endpoint),
@@ -110,6 +111,8 @@ class Admin:
                 result = handler(request, body)
                 if isinstance(result, Awaitable):
                     result = await result
+                if isinstance(result, web.StreamResponse):
+                    return result
             except StripeError as err:
                 return error_response(err, {})
             except (AdminError, ValueError) as err:
@@ -174,6 +177,18 @@ class Admin:
         return self.em.store.settle_payout(
             request.match_info["id"], _opt_str(body, "outcome") or "paid", _opt_str(body, "failure_code")
         )
+
+    def discrepancy(self, _request: web.Request, body: dict[str, Any]) -> Any:
+        """Stripe's books made to differ from what Prizeflow asked for (see the README): 201 with the statement
+        line created or changed."""
+        line_id = self.em.store.inject_discrepancy(
+            _str(body, "kind"),
+            reference=_opt_str(body, "reference"),
+            amount=_opt_int(body, "amount"),
+            asset=_opt_str(body, "asset"),
+            destination=_opt_str(body, "destination"),
+        )
+        return web.json_response({"line_id": line_id}, status=201)
 
     # -- webhooks ------------------------------------------------------------------------------------------
 

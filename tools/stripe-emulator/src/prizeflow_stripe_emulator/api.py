@@ -43,6 +43,14 @@ class Route:
     connect: bool  # may act on a connected account (`Stripe-Account`)
 
 
+def _list_balance_transactions(store: Store, call: Call) -> Obj:
+    return store.list_balance_transactions(call.params, call.ctx.account)
+
+
+def _get_balance_transaction(store: Store, call: Call) -> Obj:
+    return store.get_balance_transaction(call.args[0], call.ctx.account)
+
+
 def _routes() -> list[Route]:
     def r(method: str, path: str, handler: Handler, *, connect: bool = False) -> Route:
         pattern = re.compile("^" + re.sub(r"\{\w+\}", r"([A-Za-z0-9_]+)", path) + "$")
@@ -53,6 +61,8 @@ def _routes() -> list[Route]:
         r("GET", "/v1/accounts", lambda s, c: s.list_accounts(c.params)),
         r("GET", "/v1/accounts/{id}", lambda s, c: s.get_account(c.args[0]), connect=True),
         r("GET", "/v1/balance", lambda s, c: s.balance(c.ctx.account), connect=True),
+        r("GET", "/v1/balance_transactions", _list_balance_transactions, connect=True),
+        r("GET", "/v1/balance_transactions/{id}", _get_balance_transaction, connect=True),
         r("POST", "/v1/transfers", lambda s, c: s.create_transfer(c.params, c.ctx)),
         r("GET", "/v1/transfers", lambda s, c: s.list_transfers(c.params)),
         r("GET", "/v1/transfers/{id}", lambda s, c: s.get_transfer(c.args[0])),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -206,6 +207,35 @@ class Params:
         return {k: v for k, v in value.items() if v != ""}
 
 
+_RANGE_OPS = ("gt", "gte", "lt", "lte")
+
+
+def created_filter(raw: dict[str, Any], name: str = "created") -> Callable[[dict[str, Any]], bool]:
+    """Pops Stripe's `created` filter from `raw` (an exact timestamp, or a hash of `gt`/`gte`/`lt`/`lte`) and
+    returns the predicate it means on an object's `created`."""
+    value = raw.pop(name, None)
+    if value is None or value == "":
+        return lambda _obj: True
+    if isinstance(value, str):
+        exact = Params({name: value}, frozenset({name})).req_integer(name)
+        return lambda obj: int(obj[name]) == exact
+    if not isinstance(value, dict):
+        raise StripeError.invalid(f"Invalid {name}: an integer or a hash of gt/gte/lt/lte", param=name)
+    p = Params(value, frozenset(_RANGE_OPS), path=(name,))
+    bounds = {op: p.integer(op) for op in _RANGE_OPS}
+
+    def keep(obj: dict[str, Any]) -> bool:
+        at = int(obj[name])
+        return (
+            (bounds["gt"] is None or at > bounds["gt"])
+            and (bounds["gte"] is None or at >= bounds["gte"])
+            and (bounds["lt"] is None or at < bounds["lt"])
+            and (bounds["lte"] is None or at <= bounds["lte"])
+        )
+
+    return keep
+
+
 def paginate(items: list[dict[str, Any]], raw: dict[str, Any], url: str) -> dict[str, Any]:
     """A Stripe list page over `items` (newest first): `limit` (1..100, default 10), `starting_after`,
     `ending_before`."""
@@ -244,6 +274,7 @@ __all__ = [
     "Params",
     "PayoutStatus",
     "SessionStatus",
+    "created_filter",
     "new_id",
     "paginate",
 ]

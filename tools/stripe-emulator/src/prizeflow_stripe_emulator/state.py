@@ -24,6 +24,7 @@ from prizeflow_stripe_emulator.models import (
     Params,
     PayoutStatus,
     SessionStatus,
+    created_filter,
     new_id,
     paginate,
 )
@@ -93,6 +94,9 @@ class Store:
         self.disputes: dict[str, Obj] = {}
         self.events: dict[str, Obj] = {}
         self.endpoints: dict[str, Endpoint] = {}
+        # Every movement of a balance, in the order it happened; `bt_accounts`: whose balance (None: the platform).
+        self.balance_transactions: dict[str, Obj] = {}
+        self.bt_accounts: dict[str, str | None] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -233,6 +237,8 @@ class Store:
         """Admin: add to (or, negative, take from) an available balance."""
         self.check_account(account)
         self._credit(account, currency.lower(), amount)
+        self._record_bt(account, "adjustment", amount, currency.lower(), None, description="emulator: balance funded",
+                        category="other_adjustment")  # fmt: skip
         return self.balance(account)
 
     # -- transfers -----------------------------------------------------------------------------------------
@@ -263,18 +269,18 @@ class Store:
             )
         self._debit(None, currency, amount)
         self._credit(destination, currency, amount)
-        tid = new_id("tr")
+        tid, bt_id, payment_id = new_id("tr"), new_id("txn"), new_id("py")
         transfer = {
             "id": tid,
             "object": "transfer",
             "amount": amount,
             "amount_reversed": 0,
-            "balance_transaction": new_id("txn"),
+            "balance_transaction": bt_id,
             "created": self.now(),
             "currency": currency,
             "description": p.text("description"),
             "destination": destination,
-            "destination_payment": new_id("py"),
+            "destination_payment": payment_id,
             "livemode": False,
             "metadata": metadata,
             "reversals": {"object": "list", "data": [], "has_more": False, "url": f"/v1/transfers/{tid}/reversals"},
@@ -284,6 +290,8 @@ class Store:
             "transfer_group": p.text("transfer_group"),
         }
         self.transfers[tid] = transfer
+        self._record_bt(None, "transfer", -amount, currency, tid, bt_id=bt_id, category="transfer")
+        self._record_bt(destination, "payment", amount, currency, payment_id, category="charge")
         self._emit("transfer.created", transfer, ctx)
         return transfer
 
@@ -292,8 +300,8 @@ class Store:
 
     def list_transfers(self, raw: Obj) -> Obj:
         filters = {k: raw.pop(k) for k in ("destination", "transfer_group") if k in raw}
-        raw.pop("created", None)
-        items = self._newest(self.transfers, lambda t: all(t.get(k) == v for k, v in filters.items()))
+        in_window = created_filter(raw)
+        items = self._newest(self.transfers, lambda t: in_window(t) and all(t.get(k) == v for k, v in filters.items()))
         return paginate(items, raw, "/v1/transfers")
 
     def create_reversal(self, tid: str, raw: Obj, ctx: Ctx) -> Obj:
@@ -326,6 +334,10 @@ class Store:
             "transfer": tid,
         }
         self.reversals[reversal["id"]] = reversal
+        self._record_bt(None, "transfer_refund", amount, transfer["currency"], reversal["id"],
+                        bt_id=reversal["balance_transaction"], category="transfer_reversal")  # fmt: skip
+        self._record_bt(transfer["destination"], "payment_refund", -amount, transfer["currency"],
+                        reversal["destination_payment_refund"], category="refund")  # fmt: skip
         previous = {"amount_reversed": transfer["amount_reversed"], "reversed": transfer["reversed"]}
         transfer["amount_reversed"] += amount
         transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
@@ -382,6 +394,8 @@ class Store:
         }
         self.payouts[pid] = payout
         self.payout_accounts[pid] = ctx.account
+        self._record_bt(ctx.account, "payout", -amount, currency, pid, bt_id=payout["balance_transaction"],
+                        category="payout")  # fmt: skip
         self._emit("payout.created", payout, ctx, account=ctx.account)
         return payout
 
@@ -392,11 +406,13 @@ class Store:
 
     def list_payouts(self, raw: Obj, account: str | None) -> Obj:
         status = raw.pop("status", None)
-        raw.pop("created", None)
+        in_window = created_filter(raw)
         raw.pop("arrival_date", None)
         items = self._newest(
             self.payouts,
-            lambda o: self.payout_accounts[o["id"]] == account and (status is None or o["status"] == status),
+            lambda o: (
+                self.payout_accounts[o["id"]] == account and (status is None or o["status"] == status) and in_window(o)
+            ),
         )
         return paginate(items, raw, "/v1/payouts")
 
@@ -420,6 +436,11 @@ class Store:
             payout["failure_code"] = code
             payout["failure_message"] = PAYOUT_FAILURE_MESSAGES.get(code, "The payout failed.")
             payout["failure_balance_transaction"] = new_id("txn")
+            self._record_bt(account, "payout_failure", payout["amount"], payout["currency"], payout["id"],
+                            bt_id=payout["failure_balance_transaction"], category="payout_reversal")  # fmt: skip
+        elif to is PayoutStatus.CANCELED:
+            self._record_bt(account, "payout_cancel", payout["amount"], payout["currency"], payout["id"],
+                            category="payout_reversal")  # fmt: skip
         event_type = {
             PayoutStatus.IN_TRANSIT: "payout.updated",
             PayoutStatus.PAID: "payout.paid",
@@ -647,6 +668,8 @@ class Store:
         pi["amount_received"] = pi["amount"]
         pi["latest_charge"] = charge["id"]
         self._credit(None, pi["currency"], pi["amount"])
+        self._record_bt(None, "charge", pi["amount"], pi["currency"], charge["id"], bt_id=charge["balance_transaction"],
+                        category="charge")  # fmt: skip
         self._emit("charge.succeeded", charge, ADMIN)
         self._emit("payment_intent.succeeded", pi, ADMIN)
 
@@ -723,6 +746,8 @@ class Store:
         }
         self.refunds[refund["id"]] = refund
         self._credit(None, charge["currency"], -amount)  # a refund may take the balance below zero, as on Stripe
+        self._record_bt(None, "refund", -amount, charge["currency"], refund["id"], bt_id=refund["balance_transaction"],
+                        category="refund")  # fmt: skip
         previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
@@ -763,8 +788,8 @@ class Store:
         self.disputes[dispute["id"]] = dispute
         self._emit("charge.dispute.created", dispute, ADMIN)
         self._credit(None, charge["currency"], -amount)
-        dispute["balance_transactions"].append({"id": new_id("txn"), "amount": -amount, "currency": dispute["currency"],
-                                                "type": "adjustment", "reporting_category": "dispute"})  # fmt: skip
+        withdrawn = self._record_bt(None, "adjustment", -amount, dispute["currency"], dispute["id"], category="dispute")
+        dispute["balance_transactions"].append(copy.deepcopy(withdrawn))
         self._emit("charge.dispute.funds_withdrawn", dispute, ADMIN)
         return dispute
 
@@ -782,15 +807,235 @@ class Store:
         dispute["status"] = to.value
         if to is DisputeStatus.WON:
             self._credit(None, dispute["currency"], dispute["amount"])
-            dispute["balance_transactions"].append({"id": new_id("txn"), "amount": dispute["amount"],
-                                                    "currency": dispute["currency"], "type": "adjustment",
-                                                    "reporting_category": "dispute_reversal"})  # fmt: skip
+            reinstated = self._record_bt(None, "adjustment", dispute["amount"], dispute["currency"], dispute["id"],
+                                         category="dispute_reversal")  # fmt: skip
+            dispute["balance_transactions"].append(copy.deepcopy(reinstated))
             self._emit("charge.dispute.funds_reinstated", dispute, ADMIN, previous=previous)
         self._emit("charge.dispute.closed", dispute, ADMIN, previous=previous)
         return dispute
 
     def get_dispute(self, dp_id: str) -> Obj:
         return self._get(self.disputes, dp_id, "dispute")
+
+    # -- balance transactions ------------------------------------------------------------------------------
+
+    _BT_PARAMS = frozenset({"limit", "starting_after", "ending_before", "created", "type", "source", "currency",
+                            "payout", "expand"})  # fmt: skip
+    _BT_EXPANDABLE = frozenset({"data.source", "data.source.transfer"})
+
+    def _record_bt(
+        self,
+        account: str | None,
+        type_: str,
+        amount: int,
+        currency: str,
+        source: str | None,
+        *,
+        bt_id: str | None = None,
+        description: str | None = None,
+        category: str | None = None,
+    ) -> Obj:
+        """One movement of a balance (`amount` signed: negative is money out, as on Stripe)."""
+        now = self.now()
+        bt: Obj = {
+            "id": bt_id or new_id("txn"),
+            "object": "balance_transaction",
+            "amount": amount,
+            "available_on": now,
+            "created": now,
+            "currency": currency,
+            "description": description,
+            "exchange_rate": None,
+            "fee": 0,
+            "fee_details": [],
+            "net": amount,
+            "reporting_category": category or type_,
+            "source": source,
+            "status": "available",
+            "type": type_,
+        }
+        self.balance_transactions[bt["id"]] = bt
+        self.bt_accounts[bt["id"]] = account
+        return bt
+
+    def get_balance_transaction(self, bid: str, account: str | None) -> Obj:
+        if bid not in self.balance_transactions or self.bt_accounts[bid] != account:
+            raise StripeError.no_such("balance_transaction", bid)
+        return self._expanded(self.balance_transactions[bid], [])
+
+    def list_balance_transactions(self, raw: Obj, account: str | None) -> Obj:
+        """`GET /v1/balance_transactions`: newest first; filters `type`, `source`, `currency`, `created`;
+        `expand[]=data.source` (and `data.source.transfer`, a reversal's transfer)."""
+        p = Params(raw, self._BT_PARAMS)
+        expand = p.array("expand") or []
+        for path in expand:
+            if path not in self._BT_EXPANDABLE:
+                raise StripeError.invalid(f"This property cannot be expanded ({path}).", param="expand")
+        if p.has("payout"):
+            raise StripeError.invalid("The emulator does not group balance transactions by payout.", param="payout")
+        filters = {k: raw.pop(k) for k in ("type", "source", "currency") if k in raw}
+        raw.pop("expand", None)
+        in_window = created_filter(raw)
+        items = [
+            bt
+            for bt in reversed(self.balance_transactions.values())  # insertion order is creation order
+            if self.bt_accounts[bt["id"]] == account and in_window(bt) and all(bt[k] == v for k, v in filters.items())
+        ]
+        page = paginate(items, raw, "/v1/balance_transactions")
+        page["data"] = [self._expanded(bt, expand) for bt in page["data"]]
+        return page
+
+    def _source_object(self, sid: str) -> Obj | None:
+        for objects in (self.transfers, self.reversals, self.payouts, self.charges, self.refunds, self.disputes):
+            if sid in objects:
+                return objects[sid]
+        return None
+
+    def _expanded(self, bt: Obj, expand: list[str]) -> Obj:
+        out = copy.deepcopy(bt)
+        source = self._source_object(bt["source"]) if bt["source"] and expand else None
+        if source is not None:
+            source = copy.deepcopy(source)
+            transfer = source.get("transfer")
+            if "data.source.transfer" in expand and isinstance(transfer, str) and transfer in self.transfers:
+                source["transfer"] = copy.deepcopy(self.transfers[transfer])
+            out["source"] = source
+        return out
+
+    # -- discrepancies (admin): what a reconciliation must find -------------------------------------------
+
+    def _transfer_of(self, reference: str) -> Obj:
+        """The first transfer made for one of our payouts: its idempotency key (or payout id) in `metadata`, or the
+        payout id as `transfer_group`."""
+        found = [
+            t
+            for t in self.transfers.values()
+            if reference
+            in (t["metadata"].get("idempotency_key"), t["metadata"].get("payout_id"), t.get("transfer_group"))
+        ]
+        if not found:
+            raise StripeError.no_such("transfer", reference, param="reference")
+        return found[0]
+
+    def _ensure_account(self, account_id: str) -> None:
+        if account_id not in self.accounts:
+            if not account_id.startswith("acct_"):
+                raise StripeError.invalid("destination must be a connected account id (acct_...)", param="destination")
+            self.create_account({}, account_id=account_id)
+
+    def inject_discrepancy(
+        self,
+        kind: str,
+        *,
+        reference: str | None,
+        amount: int | None,
+        asset: str | None,
+        destination: str | None,
+    ) -> str | None:
+        """Admin: make Stripe's books differ from what Prizeflow asked for, the way each difference shows on the
+        platform's balance transactions. Returns the id of the statement line created or changed (a balance
+        transaction id; `<txn>:fee` for a fee on one), None for `missing`."""
+        currency = asset.lower() if asset else None
+        if kind == "unrequested":
+            if amount is None or currency is None or destination is None:
+                raise StripeError.invalid("unrequested needs amount, asset and destination")
+            self._ensure_account(destination)
+            raw: Obj = {"amount": str(amount), "currency": currency, "destination": destination}
+            return str(self.create_transfer(raw, ADMIN)["balance_transaction"])
+        kinds: dict[str, Callable[[Obj, int | None, str | None, str | None], str | None]] = {
+            "missing": self._d_missing,
+            "amount": self._d_amount,
+            "destination": self._d_destination,
+            "duplicate": self._d_duplicate,
+            "reversal": self._d_reversal,
+            "fee": self._d_fee,
+        }
+        if kind not in kinds:
+            raise StripeError.invalid(f"unknown discrepancy kind {kind!r}", param="kind")
+        if reference is None:
+            raise StripeError.missing_param("reference")
+        return kinds[kind](self._transfer_of(reference), amount, currency, destination)
+
+    def _bt_of(self, transfer: Obj) -> Obj:
+        bt = self.balance_transactions.get(transfer["balance_transaction"])
+        if bt is None:
+            raise StripeError.invalid(f"transfer {transfer['id']} is no longer on the platform's books")
+        return bt
+
+    def _d_missing(self, transfer: Obj, _amount: int | None, _currency: str | None, _dest: str | None) -> None:
+        self._forget_transfer(transfer)
+
+    def _d_amount(self, transfer: Obj, amount: int | None, currency: str | None, _dest: str | None) -> str:
+        if amount is None or amount < 1:
+            raise StripeError.invalid("amount needs a positive amount", param="amount")
+        bt = self._bt_of(transfer)
+        self._rebook_transfer(transfer, bt, amount, currency or transfer["currency"], transfer["destination"])
+        return str(bt["id"])
+
+    def _d_destination(self, transfer: Obj, _amount: int | None, _currency: str | None, dest: str | None) -> str:
+        if dest is None:
+            raise StripeError.missing_param("destination")
+        self._ensure_account(dest)
+        bt = self._bt_of(transfer)
+        self._rebook_transfer(transfer, bt, transfer["amount"], transfer["currency"], dest)
+        return str(bt["id"])
+
+    def _d_duplicate(self, transfer: Obj, _amount: int | None, _currency: str | None, _dest: str | None) -> str:
+        raw: Obj = {
+            "amount": str(transfer["amount"]),
+            "currency": transfer["currency"],
+            "destination": transfer["destination"],
+            "metadata": dict(transfer["metadata"]),
+        }
+        if transfer.get("transfer_group"):
+            raw["transfer_group"] = transfer["transfer_group"]
+        return str(self.create_transfer(raw, ADMIN)["balance_transaction"])
+
+    def _d_reversal(self, transfer: Obj, amount: int | None, _currency: str | None, _dest: str | None) -> str:
+        # As a reversal made from the dashboard: no metadata of ours, only the transfer it reverses.
+        reversal = self.create_reversal(transfer["id"], {} if amount is None else {"amount": str(amount)}, ADMIN)
+        return str(reversal["balance_transaction"])
+
+    def _d_fee(self, transfer: Obj, amount: int | None, _currency: str | None, _dest: str | None) -> str:
+        if amount is None or amount < 1:
+            raise StripeError.invalid("fee needs a positive amount", param="amount")
+        # A per-transaction fee shows on the transaction's own balance transaction: `fee`, `fee_details`, `net`.
+        bt = self._bt_of(transfer)
+        bt["fee"] += amount
+        bt["fee_details"].append({"amount": amount, "application": None, "currency": bt["currency"],
+                                  "description": "Stripe fee", "type": "stripe_fee"})  # fmt: skip
+        bt["net"] = bt["amount"] - bt["fee"]
+        self._credit(None, bt["currency"], -amount)
+        return f"{bt['id']}:fee"
+
+    def _forget_transfer(self, transfer: Obj) -> None:
+        """As if Stripe never made it: the transfer, its reversals and their balance transactions are gone, and the
+        money is back where it was."""
+        left = transfer["amount"] - transfer["amount_reversed"]
+        self._credit(None, transfer["currency"], left)
+        self._credit(transfer["destination"], transfer["currency"], -left)
+        sources = {transfer["id"], transfer["destination_payment"]}
+        for rid in [r for r, rev in self.reversals.items() if rev["transfer"] == transfer["id"]]:
+            sources |= {rid, self.reversals[rid]["destination_payment_refund"]}
+            del self.reversals[rid]
+        for bid in [b for b, bt in self.balance_transactions.items() if bt["source"] in sources]:
+            del self.balance_transactions[bid]
+            del self.bt_accounts[bid]
+        del self.transfers[transfer["id"]]
+
+    def _rebook_transfer(self, transfer: Obj, bt: Obj, amount: int, currency: str, destination: str) -> None:
+        """The transfer (and its balance transaction) now says `amount` `currency` to `destination`; the balances
+        follow."""
+        if amount < transfer["amount_reversed"]:
+            raise StripeError.invalid("the amount cannot go below what was already reversed", param="amount")
+        left = transfer["amount"] - transfer["amount_reversed"]
+        self._credit(None, transfer["currency"], left)
+        self._credit(transfer["destination"], transfer["currency"], -left)
+        transfer.update(amount=amount, currency=currency, destination=destination)
+        left = amount - transfer["amount_reversed"]
+        self._credit(None, currency, -left)
+        self._credit(destination, currency, left)
+        bt.update(amount=-amount, currency=currency, net=-amount - bt["fee"])
 
     # -- events --------------------------------------------------------------------------------------------
 
@@ -803,12 +1048,12 @@ class Store:
     def list_events(self, raw: Obj, account: str | None) -> Obj:
         type_ = raw.pop("type", None)
         types = raw.pop("types", None)
-        raw.pop("created", None)
+        in_window = created_filter(raw)
         raw.pop("delivery_success", None)
         wanted = [type_] if isinstance(type_, str) else types if isinstance(types, list) else None
 
         def keep(event: Obj) -> bool:
-            if event.get("account") != account:
+            if event.get("account") != account or not in_window(event):
                 return False
             if wanted is None:
                 return True
