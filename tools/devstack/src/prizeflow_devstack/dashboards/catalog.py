@@ -858,12 +858,72 @@ def payout_rails() -> Dashboard:
             ),
         ),
     )
+    reconciliation = Row(
+        "Reconciliation with the providers' books",
+        (
+            Panel(
+                "Unmatched provider debits",
+                "Open reconciliation exceptions per provider for money that left the provider without a payout of "
+                "ours as it was made: unrequested, duplicate, destination_mismatch, paid_not_recorded (alert "
+                "PrizeflowReconUnmatchedProviderDebit pages at any; docs/runbooks/recon-unmatched-provider-debit.md).",
+                (_gauge("prizeflow_payouts_recon_unmatched_debits_open", "provider"),),
+                kind=PanelKind.STAT,
+                red_above=0,
+                width=6,
+            ),
+            Panel(
+                "Open exceptions by kind and severity",
+                "Reconciliation exceptions open or being investigated, by provider, kind and severity "
+                "(`prizeflow-ops recon exceptions` lists them).",
+                (_gauge("prizeflow_payouts_recon_exceptions_open", "provider, kind, severity"),),
+                kind=PanelKind.TABLE,
+                width=10,
+            ),
+            Panel(
+                "Oldest open exception",
+                "Age of each provider's oldest open or investigating exception (0: none). Alert "
+                "PrizeflowReconExceptionUnresolved above a day.",
+                (_gauge("prizeflow_payouts_recon_oldest_open_exception_age_seconds", "provider"),),
+                unit="s",
+                red_above=86400,
+                width=8,
+            ),
+            Panel(
+                "Since the last completed run",
+                "Time since each provider's last completed reconciliation run finished (about 55 years: never). "
+                "The loop runs hourly over the last closed hour; alert PrizeflowReconStale above 3 hours.",
+                (
+                    Query(
+                        "time() - max by (provider) (prizeflow_payouts_recon_last_completed_timestamp_seconds)",
+                        "{{provider}}",
+                    ),
+                ),
+                unit="s",
+                red_above=10800,
+                width=8,
+            ),
+            Panel(
+                "Runs by outcome",
+                "Reconciliation runs finished per provider and outcome (completed, failed) in each interval.",
+                (_rate("prizeflow_payouts_recon_runs_total", "provider, outcome", fn="increase"),),
+                stack=True,
+                width=8,
+            ),
+            Panel(
+                "Run duration",
+                "Reconciliation run duration, p50 and p99 by provider (fetching the statement, matching, checking).",
+                _quantiles("prizeflow_payouts_recon_run_duration_seconds", "provider"),
+                unit="s",
+                width=8,
+            ),
+        ),
+    )
     return Dashboard(
         RAILS_UID,
         "Payout rails",
         "Payouts waiting on an operator, payouts by provider and state, provider error codes, the Stellar rail and "
-        "the signer's decisions.",
-        (Row("Drill down", (_drill_down(),)), waiting, rails, stellar, progress),
+        "the signer's decisions, reconciliation with the providers' books.",
+        (Row("Drill down", (_drill_down(),)), waiting, rails, stellar, progress, reconciliation),
         tags=("payouts",),
         links=_links(),
     )
