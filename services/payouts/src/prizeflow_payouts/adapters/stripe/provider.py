@@ -22,6 +22,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from functools import partial
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -39,12 +40,14 @@ from prizeflow_contracts.providers import (
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
+    StatementPage,
     WebhookEvent,
 )
 from prizeflow_contracts.webhook_signatures import STRIPE_SIGNATURE_HEADER, SignatureRefused, verify
 from prizeflow_payouts.adapters.stripe.classify import classify, is_missing, payout_failure
 from prizeflow_payouts.adapters.stripe.events import MODE_KEY, PAYOUT_STATUSES, fully_reversed, normalize_event
 from prizeflow_payouts.adapters.stripe.options import StripeMode, StripeOptions
+from prizeflow_payouts.adapters.stripe.statement import EXPAND, lines_of, window
 
 log = logging.getLogger(__name__)
 P = ProviderPayoutStatus
@@ -54,6 +57,7 @@ ACCOUNT_RE: Final = re.compile(r"^acct_[A-Za-z0-9]{1,250}$")
 MAX_KEY: Final = 255  # Stripe's idempotency key limit
 _LIST_LIMIT: Final = 100
 _MAX_PAGES: Final = 20  # a player's connected account: a bounded look back to one transfer
+_CURSOR_RE: Final = re.compile(r"^txn_[A-Za-z0-9]{1,250}$")  # a statement cursor: Stripe's `starting_after`
 
 
 def env_proxy(url: str) -> str | None:
@@ -108,6 +112,7 @@ class StripePayoutProvider:
         )
         self._webhook_secrets = webhook_secrets
         self._clock = clock
+        self.statement_page_size = _LIST_LIMIT  # balance transactions per statement page (Stripe allows 1..100)
 
     @property
     def name(self) -> str:
@@ -372,6 +377,37 @@ class StripePayoutProvider:
         if result.status is not P.CANCELLED:
             raise self._refuse(C.NOT_CANCELLABLE, f"the payout is {result.status.value}")
         return result
+
+    # -- statement (ListsStatement) -----------------------------------------------------------------------------
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """The platform balance's movements created in [since, until), newest first as Stripe lists them (see
+        `statement.py` for why balance transactions). `cursor` is Stripe's `starting_after`: the last balance
+        transaction of the previous page."""
+        if until <= since:
+            return StatementPage(lines=())
+        params: dict[str, Any] = {
+            "limit": self.statement_page_size,
+            "created": window(since, until),
+            "expand": list(EXPAND),
+        }
+        if cursor is not None:
+            if not _CURSOR_RE.fullmatch(cursor):
+                raise self._refuse(C.INVALID_REQUEST, "a statement cursor is a balance transaction id (txn_...)")
+            params["starting_after"] = cursor
+        page = await self._call(
+            lambda: self._client.v1.balance_transactions.list_async(
+                params  # type: ignore[arg-type]  # a plain dict of the documented BalanceTransactionListParams
+            ),
+            mutating=False,
+        )
+        items: list[dict[str, Any]] = list(page.get("data") or [])
+        try:
+            lines = tuple(line for bt in items for line in lines_of(bt, self.options.currencies))
+        except (KeyError, TypeError, ValueError) as err:
+            problem = f"malformed balance transaction ({type(err).__name__})"
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, problem) from None
+        more = bool(page.get("has_more")) and bool(items)
+        return StatementPage(lines=lines, next_cursor=str(items[-1]["id"]) if more else None)
 
     # -- webhooks -----------------------------------------------------------------------------------------------
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
