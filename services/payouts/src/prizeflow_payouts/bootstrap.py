@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,6 +34,7 @@ from prizeflow_payouts.adapters.exports_pg import PgPayoutExportReader
 from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.providers.manual import build_manual
 from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
+from prizeflow_payouts.adapters.reconciliation_pg import SqlReconQueries, recon_transactions
 from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
 from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.adapters.stripe import build_stripe
@@ -42,8 +43,9 @@ from prizeflow_payouts.adapters.ton import build_ton_wallet
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.exports import ExportPayouts
-from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.metrics import PayoutMetrics, ReconMetrics
 from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
+from prizeflow_payouts.application.reconciliation import Reconciliation
 from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
@@ -95,9 +97,13 @@ class Payouts:
     admin: PayoutAdmin
     webhooks: ApplyProviderEvents
     worker: PayoutWorker
+    reconciliation: Reconciliation
+    recon_queries: SqlReconQueries
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _recon_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _recon_task: asyncio.Task[None] | None = None
 
     async def start_providers(self) -> None:
         for entry in self.config.registry:
@@ -135,6 +141,20 @@ class Payouts:
     async def start_worker(self) -> None:
         self._stop.clear()
         self._task = asyncio.create_task(self.worker.run(self._stop, self.wake), name="payout-worker")
+
+    async def start_reconciliation(self) -> None:
+        self._recon_stop.clear()
+        self._recon_task = asyncio.create_task(
+            self.reconciliation.schedule(self._recon_stop, every_s=self.settings.payouts_recon_tick_s),
+            name="reconciliation",
+        )
+
+    async def stop_reconciliation(self) -> None:
+        self._recon_stop.set()
+        if self._recon_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recon_task
+            self._recon_task = None
 
     async def stop_worker(self) -> None:
         self._stop.set()
@@ -262,8 +282,32 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         deny=deny,
     )
     queries = SqlPayoutQueries(rt.sessions)
+    reconciliation = Reconciliation(
+        transactions=recon_transactions(rt.sessions),
+        registry=config.registry,
+        builder=builder,
+        service=settings.service_name,
+        source=settings.source,
+        slack=timedelta(seconds=settings.payouts_recon_slack_s),
+        window=timedelta(seconds=settings.payouts_recon_window_s),
+        owner=worker.worker_id,
+        metrics=ReconMetrics.create(rt.registry, settings.service_name, providers=[e.name for e in config.registry]),
+    )
     return Payouts(
-        settings, rt, config, metrics, transactions, queries, builder, create, admin, webhooks, worker, wake=wake
+        settings,
+        rt,
+        config,
+        metrics,
+        transactions,
+        queries,
+        builder,
+        create,
+        admin,
+        webhooks,
+        worker,
+        reconciliation,
+        SqlReconQueries(rt.sessions),
+        wake=wake,
     )
 
 
@@ -300,6 +344,9 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     if settings.payouts_worker_enabled:
         rt.after_start(p.start_worker)
         app.on_shutdown.insert(0, p.stop_worker)
+    if settings.payouts_recon_enabled:
+        rt.after_start(p.start_reconciliation)
+        app.on_shutdown.insert(0, p.stop_reconciliation)
     app.state.payouts = p
     return app
 

@@ -28,6 +28,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0014",
         "0015",
         "0016",
+        "0017",
     ),
 )
 

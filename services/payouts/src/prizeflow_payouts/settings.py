@@ -41,6 +41,22 @@ class PayoutsSettings(ServiceSettings):
         "approval in this process wakes the worker at once",
     )
     payouts_worker_concurrency: int = Field(default=64, ge=1, description="Provider calls in flight per worker")
+    payouts_recon_enabled: bool = Field(
+        default=True, description="Run the scheduled reconciliation with the providers' statements in this process"
+    )
+    payouts_recon_window_s: int = Field(
+        default=3600, ge=60, le=86_400, description="The window a scheduled reconciliation run covers"
+    )
+    payouts_recon_slack_s: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="How long after a window ends it is reconciled, and how far past its edges statement lines "
+        "are read to match payouts near them",
+    )
+    payouts_recon_tick_s: float = Field(
+        default=300.0, gt=0, description="How often the schedule looks for a due window (a completed one is skipped)"
+    )
     payouts_lease_seconds: float = Field(default=60.0, gt=0, description="How long a claim holds a payout")
     payouts_provider_timeout_ms: int = Field(default=10_000, ge=1)
     payouts_retry_base_ms: int = Field(default=1000, ge=1, description="Backoff of the first retry")

@@ -1,0 +1,164 @@
+"""Reconciliation with the providers' books: runs, their staged statement lines, and the exception queue.
+
+- `recon_runs`: one per (provider, window); a run of the same window is the same run (idempotent), its fetched
+  pages staged in `recon_run_lines` with the cursor of the next (resumable), deleted when the run completes.
+- `recon_exceptions`: one per (provider, kind, subject): two runs that find one difference find one exception.
+  Its state moves only along open → investigating → resolved (trigger), a resolved one never moves again and
+  needs a resolution; a money action needs two different people (CHECK).
+- `recon_exception_history`: append-only, who did what and why.
+
+Revision ID: 0017
+Revises: 0016
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0017"
+down_revision = "0016"
+phase = "expand"
+branch_labels = None
+depends_on = None
+
+_UP = [
+    """
+    CREATE TABLE recon_runs (
+        id text PRIMARY KEY,
+        provider text NOT NULL,
+        since timestamptz NOT NULL,
+        until timestamptz NOT NULL,
+        state text NOT NULL DEFAULT 'running',
+        cursor text,
+        fetched boolean NOT NULL DEFAULT false,
+        pages integer NOT NULL DEFAULT 0,
+        lease_owner text,
+        lease_until timestamptz,
+        lines integer NOT NULL DEFAULT 0,
+        matched integer NOT NULL DEFAULT 0,
+        exceptions integer NOT NULL DEFAULT 0,
+        totals jsonb NOT NULL DEFAULT '[]'::jsonb,
+        error text,
+        requested_by text NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz,
+        CONSTRAINT recon_runs_window UNIQUE (provider, since, until),
+        CONSTRAINT recon_runs_window_ordered CHECK (since < until),
+        CONSTRAINT recon_runs_state CHECK (state IN ('running', 'completed', 'failed')),
+        CONSTRAINT recon_runs_finished CHECK ((state = 'running') = (finished_at IS NULL))
+    )
+    """,
+    "CREATE INDEX recon_runs_recent ON recon_runs (provider, started_at DESC)",
+    """
+    CREATE TABLE recon_run_lines (
+        run_id text NOT NULL REFERENCES recon_runs (id) ON DELETE CASCADE,
+        line_id text NOT NULL,
+        page integer NOT NULL,
+        line jsonb NOT NULL,
+        PRIMARY KEY (run_id, line_id)
+    )
+    """,
+    """
+    CREATE TABLE recon_exceptions (
+        id bigserial PRIMARY KEY,
+        provider text NOT NULL,
+        kind text NOT NULL,
+        subject text NOT NULL,
+        severity text NOT NULL,
+        state text NOT NULL DEFAULT 'open',
+        owner text,
+        run_id text NOT NULL REFERENCES recon_runs (id),
+        payout_id text,
+        asset text,
+        amount bigint,
+        detail text NOT NULL,
+        ours jsonb,
+        theirs jsonb NOT NULL DEFAULT '[]'::jsonb,
+        proposal jsonb,
+        resolution text,
+        resolution_reason text,
+        resolved_by text[],
+        resolved_at timestamptz,
+        adjustment_id text UNIQUE,
+        correlation_id text NOT NULL,
+        opened_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        CONSTRAINT recon_exceptions_once UNIQUE (provider, kind, subject),
+        CONSTRAINT recon_exceptions_state CHECK (state IN ('open', 'investigating', 'resolved')),
+        CONSTRAINT recon_exceptions_severity CHECK (severity IN ('critical', 'high', 'medium')),
+        CONSTRAINT recon_exceptions_amount CHECK (amount IS NULL OR amount >= 0),
+        CONSTRAINT recon_exceptions_resolved CHECK (
+            (state = 'resolved') = (resolution IS NOT NULL AND resolved_at IS NOT NULL AND resolution_reason IS NOT NULL)
+        ),
+        CONSTRAINT recon_exceptions_two_people CHECK (
+            resolution IS NULL OR resolution = 'acknowledge'
+            OR (cardinality(resolved_by) = 2 AND resolved_by[1] <> resolved_by[2])
+        ),
+        CONSTRAINT recon_exceptions_investigated CHECK (state <> 'investigating' OR owner IS NOT NULL)
+    )
+    """,
+    "CREATE INDEX recon_exceptions_unresolved ON recon_exceptions (opened_at) WHERE state <> 'resolved'",
+    "CREATE INDEX recon_exceptions_payout ON recon_exceptions (payout_id) WHERE payout_id IS NOT NULL",
+    """
+    CREATE FUNCTION recon_exception_moves() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF OLD.state = 'resolved' THEN
+            RAISE EXCEPTION 'recon_exceptions: exception % is resolved and never moves again', OLD.id
+                USING ERRCODE = 'check_violation';
+        END IF;
+        IF NEW.state = 'open' AND OLD.state <> 'open' THEN
+            RAISE EXCEPTION 'recon_exceptions: exception % cannot go back to open', OLD.id
+                USING ERRCODE = 'check_violation';
+        END IF;
+        IF (NEW.provider, NEW.kind, NEW.subject, NEW.run_id, NEW.opened_at)
+           IS DISTINCT FROM (OLD.provider, OLD.kind, OLD.subject, OLD.run_id, OLD.opened_at) THEN
+            RAISE EXCEPTION 'recon_exceptions: what exception % is about never changes', OLD.id
+                USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER recon_exceptions_moves BEFORE UPDATE ON recon_exceptions
+    FOR EACH ROW EXECUTE FUNCTION recon_exception_moves()
+    """,
+    """
+    CREATE TABLE recon_exception_history (
+        exception_id bigint NOT NULL REFERENCES recon_exceptions (id),
+        at timestamptz NOT NULL,
+        actor text NOT NULL,
+        what text NOT NULL,
+        reason text
+    )
+    """,
+    "CREATE INDEX recon_exception_history_of ON recon_exception_history (exception_id, at)",
+    """
+    CREATE FUNCTION recon_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'recon_exception_history is append-only' USING ERRCODE = 'check_violation';
+    END $$
+    """,
+    """
+    CREATE TRIGGER recon_exception_history_append_only BEFORE UPDATE OR DELETE ON recon_exception_history
+    FOR EACH ROW EXECUTE FUNCTION recon_history_append_only()
+    """,
+]
+
+_DOWN = [
+    "DROP TABLE recon_exception_history",
+    "DROP FUNCTION recon_history_append_only()",
+    "DROP TABLE recon_exceptions",
+    "DROP FUNCTION recon_exception_moves()",
+    "DROP TABLE recon_run_lines",
+    "DROP TABLE recon_runs",
+]
+
+
+def upgrade() -> None:
+    for ddl in _UP:
+        op.execute(ddl)
+
+
+def downgrade() -> None:
+    for ddl in _DOWN:
+        op.execute(ddl)

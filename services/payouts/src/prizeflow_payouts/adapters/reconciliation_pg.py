@@ -1,0 +1,476 @@
+"""Reconciliation's tables on PostgreSQL (migration 0017): `ReconStore` in one transaction with the payouts'
+own repository, and the admin API's reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.providers import StatementLine
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.application.ports import PayoutRepository
+from prizeflow_payouts.application.reconciliation import ReconException, ReconStore, Resolution, Run
+from prizeflow_payouts.domain.reconciliation import (
+    ACTIONS,
+    ExceptionKind,
+    ExceptionState,
+    Finding,
+    OurPayout,
+    Outcome,
+)
+
+_CLAIM_RUN = text(
+    """
+    INSERT INTO recon_runs (id, provider, since, until, requested_by, started_at, lease_owner, lease_until)
+    VALUES (:id, :provider, :since, :until, :by, :at, :owner,
+            CAST(:at AS timestamptz) + make_interval(secs => :lease))
+    ON CONFLICT (id) DO UPDATE SET
+        lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until,
+        state = 'running', finished_at = NULL, error = NULL
+    WHERE recon_runs.state <> 'completed'
+      AND (recon_runs.lease_until IS NULL OR recon_runs.lease_until < EXCLUDED.started_at
+           OR recon_runs.lease_owner = EXCLUDED.lease_owner AND recon_runs.state = 'failed')
+    RETURNING id
+    """
+)
+
+_RUN_COLUMNS = "id, provider, since, until, state, cursor, fetched, pages"
+
+_OUR_PAYOUTS = text(
+    """
+    SELECT id, idempotency_key, provider_ref, state, asset, amount, destination_address, fee_asset, fee_amount,
+           paid_at, outcome_unknown_since IS NOT NULL AND state = 'submitting' AS unknown_outcome
+    FROM payouts
+    WHERE provider_name = :provider AND (
+        (state IN ('paid', 'returned') AND paid_at >= :since AND paid_at < :until)
+        OR idempotency_key = ANY(CAST(:keys AS text[]))
+        OR id = ANY(CAST(:keys AS text[]))
+        OR (provider_ref IS NOT NULL AND provider_ref = ANY(CAST(:refs AS text[])))
+        OR (outcome_unknown_since IS NOT NULL AND state = 'submitting' AND outcome_unknown_since < :until)
+    )
+    """
+)
+
+_OPEN_EXCEPTIONS = text(
+    """
+    INSERT INTO recon_exceptions (provider, kind, subject, severity, run_id, payout_id, asset, amount, detail, ours,
+                                  theirs, correlation_id, opened_at, updated_at)
+    SELECT :provider, f.kind, f.subject, f.severity, :run_id, f.payout_id, f.asset, f.amount, f.detail,
+           CAST(f.ours AS jsonb), CAST(f.theirs AS jsonb),
+           coalesce((SELECT correlation_id FROM payouts WHERE id = f.payout_id), 'recon-' || :run_id), :at, :at
+    FROM unnest(CAST(:kind AS text[]), CAST(:subject AS text[]), CAST(:severity AS text[]),
+                CAST(:payout_id AS text[]), CAST(:asset AS text[]), CAST(:amount AS bigint[]),
+                CAST(:detail AS text[]), CAST(:ours AS text[]), CAST(:theirs AS text[]))
+         AS f(kind, subject, severity, payout_id, asset, amount, detail, ours, theirs)
+    ON CONFLICT (provider, kind, subject) DO NOTHING
+    RETURNING id
+    """
+)
+
+_EXCEPTION = text(
+    """
+    SELECT e.id, e.provider, e.kind, e.state, e.owner, e.payout_id, e.asset, e.amount, e.proposal, e.correlation_id,
+           p.player_id
+    FROM recon_exceptions e LEFT JOIN payouts p ON p.id = e.payout_id
+    WHERE e.id = :id
+    """
+)
+
+
+def _line_json(line: StatementLine) -> dict[str, Any]:
+    return line.model_dump(mode="json")
+
+
+def _ours_json(p: OurPayout | None) -> str | None:
+    if p is None:
+        return None
+    doc = asdict(p)
+    doc["paid_at"] = p.paid_at.isoformat() if p.paid_at else None
+    return json.dumps(doc)
+
+
+class SqlReconStore:
+    """`ReconStore` in the transaction of `session`."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.payouts: PayoutRepository = SqlPayoutRepository(session)
+
+    async def claim_run(
+        self,
+        run_id: str,
+        provider: str,
+        since: datetime,
+        until: datetime,
+        *,
+        owner: str,
+        lease_s: float,
+        at: datetime,
+        by: str,
+    ) -> Run | None:
+        claimed = (
+            await self.session.execute(
+                _CLAIM_RUN,
+                {
+                    "id": run_id,
+                    "provider": provider,
+                    "since": since,
+                    "until": until,
+                    "owner": owner,
+                    "by": by,
+                    "at": at,
+                    "lease": lease_s,
+                },
+            )
+        ).first()
+        row = (
+            (await self.session.execute(text(f"SELECT {_RUN_COLUMNS} FROM recon_runs WHERE id = :id"), {"id": run_id}))  # noqa: S608
+            .mappings()
+            .one()
+        )
+        if claimed is None and row["state"] != "completed":
+            return None
+        return Run(
+            row["id"],
+            row["provider"],
+            row["since"],
+            row["until"],
+            row["state"],
+            row["cursor"],
+            row["fetched"],
+            row["pages"],
+        )
+
+    async def stage_page(self, run_id: str, page: int, lines: Sequence[StatementLine], next_cursor: str | None) -> None:
+        if lines:
+            await self.session.execute(
+                text(
+                    """
+                    INSERT INTO recon_run_lines (run_id, line_id, page, line)
+                    SELECT :run_id, l.line_id, :page, CAST(l.line AS jsonb)
+                    FROM unnest(CAST(:ids AS text[]), CAST(:lines AS text[])) AS l(line_id, line)
+                    ON CONFLICT (run_id, line_id) DO NOTHING
+                    """
+                ),
+                {
+                    "run_id": run_id,
+                    "page": page,
+                    "ids": [line.line_id for line in lines],
+                    "lines": [json.dumps(_line_json(line)) for line in lines],
+                },
+            )
+        await self.session.execute(
+            text("UPDATE recon_runs SET cursor = :cursor, fetched = :fetched, pages = :page WHERE id = :id"),
+            {"id": run_id, "cursor": next_cursor, "fetched": next_cursor is None, "page": page},
+        )
+
+    async def staged_lines(self, run_id: str) -> list[StatementLine]:
+        rows = await self.session.execute(
+            text("SELECT line FROM recon_run_lines WHERE run_id = :id ORDER BY page, line_id"), {"id": run_id}
+        )
+        return [StatementLine.model_validate(r[0]) for r in rows]
+
+    async def our_payouts(
+        self, provider: str, since: datetime, until: datetime, keys: Sequence[str], refs: Sequence[str]
+    ) -> list[OurPayout]:
+        rows = await self.session.execute(
+            _OUR_PAYOUTS, {"provider": provider, "since": since, "until": until, "keys": list(keys), "refs": list(refs)}
+        )
+        return [
+            OurPayout(
+                payout_id=r.id,
+                idempotency_key=r.idempotency_key,
+                provider_ref=r.provider_ref,
+                state=r.state,
+                asset=r.asset,
+                amount=r.amount,
+                destination=r.destination_address,
+                fee_asset=r.fee_asset,
+                fee_amount=r.fee_amount,
+                paid_at=r.paid_at,
+                unknown_outcome=r.unknown_outcome,
+            )
+            for r in rows
+        ]
+
+    async def open_exceptions(self, run_id: str, provider: str, findings: Sequence[Finding], at: datetime) -> int:
+        if not findings:
+            return 0
+        rows = await self.session.execute(
+            _OPEN_EXCEPTIONS,
+            {
+                "provider": provider,
+                "run_id": run_id,
+                "at": at,
+                "kind": [f.kind.value for f in findings],
+                "subject": [f.subject for f in findings],
+                "severity": [f.severity.value for f in findings],
+                "payout_id": [f.payout_id for f in findings],
+                "asset": [f.asset for f in findings],
+                "amount": [f.amount for f in findings],
+                "detail": [f.detail for f in findings],
+                "ours": [_ours_json(f.ours) for f in findings],
+                "theirs": [json.dumps([_line_json(line) for line in f.theirs]) for f in findings],
+            },
+        )
+        ids = [r[0] for r in rows]
+        if ids:
+            await self.session.execute(
+                text(
+                    "INSERT INTO recon_exception_history (exception_id, at, actor, what, reason) "
+                    "SELECT i, :at, 'reconciliation', 'open', :run FROM unnest(CAST(:ids AS bigint[])) AS i"
+                ),
+                {"ids": ids, "at": at, "run": f"run {run_id}"},
+            )
+        return len(ids)
+
+    async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime) -> None:
+        totals = [
+            {
+                "asset": asset,
+                "ours_paid": t.ours_paid,
+                "theirs_paid": t.theirs_paid,
+                "fees": t.fees,
+                "reversals": t.reversals,
+                "other": t.other,
+                "provider_movement": t.provider_movement,
+                "ledger_movement": None,
+            }
+            for asset, t in sorted(outcome.totals.items())
+        ]
+        await self.session.execute(
+            text(
+                """
+                UPDATE recon_runs SET state = 'completed', finished_at = :at, lines = :lines, matched = :matched,
+                    exceptions = :exceptions, totals = CAST(:totals AS jsonb), lease_until = NULL, cursor = NULL
+                WHERE id = :id
+                """
+            ),
+            {
+                "id": run_id,
+                "at": at,
+                "lines": outcome.lines,
+                "matched": outcome.matched,
+                "exceptions": len(outcome.findings),
+                "totals": json.dumps(totals),
+            },
+        )
+        await self.session.execute(text("DELETE FROM recon_run_lines WHERE run_id = :id"), {"id": run_id})
+
+    async def fail_run(self, run_id: str, error: str, at: datetime) -> None:
+        await self.session.execute(
+            text(
+                "UPDATE recon_runs SET state = 'failed', finished_at = :at, error = :error, lease_until = NULL "
+                "WHERE id = :id AND state = 'running'"
+            ),
+            {"id": run_id, "at": at, "error": error},
+        )
+
+    async def exception(self, exception_id: int, *, for_update: bool = False) -> ReconException | None:
+        sql = _EXCEPTION.text + (" FOR UPDATE OF e" if for_update else "")
+        r = (await self.session.execute(text(sql), {"id": exception_id})).mappings().first()
+        if r is None:
+            return None
+        return ReconException(
+            id=r["id"],
+            provider=r["provider"],
+            kind=ExceptionKind(r["kind"]),
+            state=ExceptionState(r["state"]),
+            owner=r["owner"],
+            payout_id=r["payout_id"],
+            asset=r["asset"],
+            amount=r["amount"],
+            proposal=r["proposal"],
+            correlation_id=r["correlation_id"],
+            player_id=r["player_id"],
+        )
+
+    async def take(self, exception_id: int, owner: str, at: datetime) -> None:
+        await self.session.execute(
+            text(
+                "UPDATE recon_exceptions SET state = 'investigating', owner = :owner, updated_at = :at WHERE id = :id"
+            ),
+            {"id": exception_id, "owner": owner, "at": at},
+        )
+
+    async def propose(self, exception_id: int, proposal: Mapping[str, Any], at: datetime) -> None:
+        await self.session.execute(
+            text(
+                "UPDATE recon_exceptions SET proposal = CAST(:p AS jsonb), updated_at = :at, "
+                "state = CASE WHEN state = 'open' THEN 'investigating' ELSE state END, "
+                "owner = coalesce(owner, :who) WHERE id = :id"
+            ),
+            {"id": exception_id, "p": json.dumps(dict(proposal)), "at": at, "who": proposal["proposed_by"]},
+        )
+
+    async def resolve(self, exception_id: int, resolution: Resolution, at: datetime) -> None:
+        await self.session.execute(
+            text(
+                """
+                UPDATE recon_exceptions SET state = 'resolved', resolution = :action, resolution_reason = :reason,
+                    resolved_by = CAST(:people AS text[]), resolved_at = :at, updated_at = :at,
+                    adjustment_id = :adjustment, owner = coalesce(owner, :who)
+                WHERE id = :id
+                """
+            ),
+            {
+                "id": exception_id,
+                "action": resolution.action.value,
+                "reason": resolution.reason,
+                "people": list(resolution.resolved_by),
+                "at": at,
+                "adjustment": resolution.adjustment_id,
+                "who": resolution.resolved_by[0],
+            },
+        )
+
+    async def add_history(self, exception_id: int, actor: str, what: str, reason: str | None, at: datetime) -> None:
+        await self.session.execute(
+            text(
+                "INSERT INTO recon_exception_history (exception_id, at, actor, what, reason) "
+                "VALUES (:id, :at, :actor, :what, :reason)"
+            ),
+            {"id": exception_id, "at": at, "actor": actor, "what": what, "reason": reason},
+        )
+
+    async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
+        await self.payouts.add_events(events)
+
+    async def open_summary(self) -> list[tuple[str, str, str, int, datetime]]:
+        rows = await self.session.execute(
+            text(
+                "SELECT provider, kind, severity, count(*), min(opened_at) FROM recon_exceptions "
+                "WHERE state <> 'resolved' GROUP BY provider, kind, severity"
+            )
+        )
+        return [(r[0], r[1], r[2], int(r[3]), r[4]) for r in rows]
+
+    async def last_completed(self) -> list[tuple[str, datetime]]:
+        rows = await self.session.execute(
+            text("SELECT provider, max(finished_at) FROM recon_runs WHERE state = 'completed' GROUP BY provider")
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+def recon_transactions(sessions: async_sessionmaker[AsyncSession]) -> Any:
+    """`ReconTransactions` on a session factory: one session and transaction per block, committed on exit."""
+
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[ReconStore]:
+        async with sessions() as session, session.begin():
+            yield SqlReconStore(session)
+
+    def opener() -> AbstractAsyncContextManager[ReconStore]:
+        return transaction()
+
+    return opener
+
+
+_RUN_OUT = (
+    "SELECT id AS run_id, provider, since, until, state, started_at, finished_at, lines, matched, exceptions, "
+    "error, totals, requested_by FROM recon_runs"
+)
+_EXCEPTION_OUT = (
+    "SELECT id, provider, kind, severity, state, owner, run_id, opened_at, updated_at, payout_id, asset, amount, "
+    "detail, ours, theirs, proposal, resolution, resolution_reason, resolved_by, resolved_at, adjustment_id "
+    "FROM recon_exceptions"
+)
+_FILTERS = ("state", "kind", "provider", "severity", "owner")
+
+
+def _exception_out(row: Mapping[Any, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["actions"] = [a.value for a in ACTIONS[ExceptionKind(out["kind"])]]
+    resolution = out.pop("resolution")
+    reason = out.pop("resolution_reason")
+    people = out.pop("resolved_by")
+    resolved_at = out.pop("resolved_at")
+    out["resolution"] = (
+        None
+        if resolution is None
+        else {"action": resolution, "reason": reason, "resolved_by": list(people or []), "resolved_at": resolved_at}
+    )
+    return out
+
+
+class SqlReconQueries:
+    """The admin API's reads of reconciliation, each in its own short session."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def runs(self, *, provider: str | None, limit: int) -> list[dict[str, Any]]:
+        sql = _RUN_OUT + (" WHERE provider = :provider" if provider else "") + " ORDER BY started_at DESC LIMIT :limit"
+        async with self.sessions() as session:
+            return [
+                dict(r) for r in (await session.execute(text(sql), {"provider": provider, "limit": limit})).mappings()
+            ]
+
+    async def run(self, run_id: str) -> dict[str, Any] | None:
+        async with self.sessions() as session:
+            row = (await session.execute(text(_RUN_OUT + " WHERE id = :id"), {"id": run_id})).mappings().first()
+        return None if row is None else dict(row)
+
+    async def exceptions(self, filters: Mapping[str, str | None], *, limit: int, offset: int) -> list[dict[str, Any]]:
+        where = [f"{name} = :{name}" for name in _FILTERS if filters.get(name)]
+        params: dict[str, Any] = {name: filters[name] for name in _FILTERS if filters.get(name)}
+        params.update(limit=limit, offset=offset)
+        # Column names come from the fixed tuple above; every value is a bound parameter.
+        sql = _EXCEPTION_OUT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY opened_at DESC, id DESC LIMIT :limit OFFSET :offset"
+        async with self.sessions() as session:
+            return [_exception_out(r) for r in (await session.execute(text(sql), params)).mappings()]
+
+    async def exception(self, exception_id: int) -> dict[str, Any] | None:
+        async with self.sessions() as session:
+            row = (
+                (await session.execute(text(_EXCEPTION_OUT + " WHERE id = :id"), {"id": exception_id}))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            out = _exception_out(row)
+            history = await session.execute(
+                text(
+                    "SELECT at, actor, what, reason FROM recon_exception_history WHERE exception_id = :id ORDER BY at"
+                ),
+                {"id": exception_id},
+            )
+            out["history"] = [dict(h) for h in history.mappings()]
+        return out
+
+    async def exceptions_opened(
+        self, since: datetime, until: datetime, provider: str | None, *, chunk: int = 5000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every exception opened in [since, until), oldest first, `chunk` rows at a time (keyset)."""
+        last = 0
+        while True:
+            sql = _EXCEPTION_OUT + " WHERE opened_at >= :since AND opened_at < :until AND id > :last"
+            sql += (" AND provider = :provider" if provider else "") + " ORDER BY id LIMIT :chunk"
+            async with self.sessions() as session:
+                rows = [
+                    _exception_out(r)
+                    for r in (
+                        await session.execute(
+                            text(sql),
+                            {"since": since, "until": until, "last": last, "provider": provider, "chunk": chunk},
+                        )
+                    ).mappings()
+                ]
+            if rows:
+                yield rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1]["id"]
+
+
+__all__ = ["SqlReconQueries", "SqlReconStore", "recon_transactions"]

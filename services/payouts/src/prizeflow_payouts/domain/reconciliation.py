@@ -1,0 +1,391 @@
+"""Reconciliation: our payouts against a provider's statement, line by line (docs/adr/0011-reconciliation.md).
+
+Pure rules, no I/O. `reconcile` matches a window's statement lines to payouts by the identifiers the rails carry
+(our idempotency key or payout id as `reference`, the provider's own reference as `provider_ref`) and names every
+difference as a `Finding` with a natural key (kind, subject): the same difference found by two runs is one
+exception. An exception's life is the `TRANSITIONS` table; nothing else decides what may follow what.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Final, Protocol
+
+from prizeflow_contracts.providers import StatementLine, StatementLineKind
+
+LineKind = StatementLineKind
+
+
+class ExceptionKind(StrEnum):
+    UNREQUESTED = "unrequested"  # money left at the provider for no payout of ours
+    DUPLICATE = "duplicate"  # one payout of ours paid more than once
+    DESTINATION_MISMATCH = "destination_mismatch"  # paid somewhere else than our payout says
+    PAID_NOT_RECORDED = "paid_not_recorded"  # paid at the provider, failed/cancelled/rejected here
+    AMOUNT_MISMATCH = "amount_mismatch"  # another amount or asset than our payout
+    MISSING = "missing"  # paid here, nothing at the provider
+    UNRECORDED_REVERSAL = "unrecorded_reversal"  # the provider gave it back, we still hold it paid
+    UNMATCHED_CREDIT = "unmatched_credit"  # money came back for no payout of ours
+    UNBOOKED_FEE = "unbooked_fee"  # a fee the provider charged that nobody booked
+    UNKNOWN_OUTCOME = "unknown_outcome"  # a rail cannot tell whether it paid: a person settles it
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"  # pages at once: money left that Prizeflow did not send
+    HIGH = "high"
+    MEDIUM = "medium"
+
+
+SEVERITY: Final[Mapping[ExceptionKind, Severity]] = {
+    ExceptionKind.UNREQUESTED: Severity.CRITICAL,
+    ExceptionKind.DUPLICATE: Severity.CRITICAL,
+    ExceptionKind.DESTINATION_MISMATCH: Severity.CRITICAL,
+    ExceptionKind.PAID_NOT_RECORDED: Severity.CRITICAL,
+    ExceptionKind.AMOUNT_MISMATCH: Severity.HIGH,
+    ExceptionKind.MISSING: Severity.HIGH,
+    ExceptionKind.UNRECORDED_REVERSAL: Severity.HIGH,
+    ExceptionKind.UNKNOWN_OUTCOME: Severity.HIGH,
+    ExceptionKind.UNMATCHED_CREDIT: Severity.MEDIUM,
+    ExceptionKind.UNBOOKED_FEE: Severity.MEDIUM,
+}
+
+# Money that left the platform at the provider without Prizeflow sending it: these page.
+UNMATCHED_DEBITS: Final = frozenset(k for k, s in SEVERITY.items() if s is Severity.CRITICAL)
+
+
+class Action(StrEnum):
+    ACKNOWLEDGE = "acknowledge"  # on record with a reason; moves no money (one person)
+    WRITE_OFF = "write_off"  # book the money the provider let out as a loss: treasury → the rail's account
+    BOOK_FEE = "book_fee"  # book the provider's fee: treasury → the rail's account
+    MARK_RETURNED = "mark_returned"  # the payout did not reach the player: paid → returned, the wallet credited back
+    SETTLE_FOUND = "settle_found"  # an unknown outcome was made: record the provider's id, the sync settles it
+    SETTLE_NOT_MADE = "settle_not_made"  # an unknown outcome was never made: free it to be asked for again
+
+
+MONEY_ACTIONS: Final = frozenset(
+    {Action.WRITE_OFF, Action.BOOK_FEE, Action.MARK_RETURNED, Action.SETTLE_FOUND, Action.SETTLE_NOT_MADE}
+)
+
+ACTIONS: Final[Mapping[ExceptionKind, tuple[Action, ...]]] = {
+    ExceptionKind.UNREQUESTED: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
+    ExceptionKind.DUPLICATE: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
+    ExceptionKind.DESTINATION_MISMATCH: (Action.ACKNOWLEDGE, Action.WRITE_OFF, Action.MARK_RETURNED),
+    ExceptionKind.PAID_NOT_RECORDED: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
+    ExceptionKind.AMOUNT_MISMATCH: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
+    ExceptionKind.MISSING: (Action.ACKNOWLEDGE, Action.MARK_RETURNED),
+    ExceptionKind.UNRECORDED_REVERSAL: (Action.ACKNOWLEDGE, Action.MARK_RETURNED),
+    ExceptionKind.UNMATCHED_CREDIT: (Action.ACKNOWLEDGE,),
+    ExceptionKind.UNBOOKED_FEE: (Action.ACKNOWLEDGE, Action.BOOK_FEE),
+    ExceptionKind.UNKNOWN_OUTCOME: (Action.SETTLE_FOUND, Action.SETTLE_NOT_MADE),
+}
+
+
+class ExceptionState(StrEnum):
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    RESOLVED = "resolved"
+
+
+TRANSITIONS: Final[Mapping[ExceptionState, frozenset[ExceptionState]]] = {
+    ExceptionState.OPEN: frozenset({ExceptionState.INVESTIGATING, ExceptionState.RESOLVED}),
+    ExceptionState.INVESTIGATING: frozenset({ExceptionState.INVESTIGATING, ExceptionState.RESOLVED}),
+    ExceptionState.RESOLVED: frozenset(),
+}
+
+
+def may_move(current: ExceptionState, to: ExceptionState) -> bool:
+    return to in TRANSITIONS[current]
+
+
+# States of a payout as reconciliation reads them.
+PAID_STATES: Final = frozenset({"paid", "returned"})
+NEVER_PAID_STATES: Final = frozenset({"failed", "cancelled", "rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class OurPayout:
+    """A payout of ours as reconciliation compares it (`returned_at` only for a returned one)."""
+
+    payout_id: str
+    idempotency_key: str
+    provider_ref: str | None
+    state: str
+    asset: str
+    amount: int
+    destination: str
+    fee_asset: str | None = None
+    fee_amount: int | None = None
+    paid_at: datetime | None = None
+    unknown_outcome: bool = False  # a person must settle whether the provider made it
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One difference. `subject` is what it is about (`payout:<id>` or `line:<line id>`), unique per kind."""
+
+    kind: ExceptionKind
+    subject: str
+    asset: str | None
+    amount: int | None  # the money at stake, in minor units (positive)
+    ours: OurPayout | None
+    theirs: tuple[StatementLine, ...]
+    detail: str
+
+    @property
+    def payout_id(self) -> str | None:
+        return self.ours.payout_id if self.ours is not None else None
+
+    @property
+    def severity(self) -> Severity:
+        return SEVERITY[self.kind]
+
+
+@dataclass(slots=True)
+class Totals:
+    """One asset's money over the window, in minor units: ours paid, theirs paid out, their fees and reversals,
+    and the provider balance's net movement (out: payouts + fees + other, less reversals)."""
+
+    ours_paid: int = 0
+    theirs_paid: int = 0
+    fees: int = 0
+    reversals: int = 0
+    other: int = 0
+
+    @property
+    def provider_movement(self) -> int:
+        return self.theirs_paid + self.fees + self.other - self.reversals
+
+
+@dataclass(slots=True)
+class Outcome:
+    findings: list[Finding] = field(default_factory=list)
+    matched: int = 0
+    lines: int = 0
+    totals: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
+
+
+class _Index:
+    """Our payouts by every identifier a statement line may carry."""
+
+    def __init__(self, payouts: Iterable[OurPayout]) -> None:
+        self.by_key: dict[str, OurPayout] = {}
+        self.by_ref: dict[str, OurPayout] = {}
+        for p in payouts:
+            self.by_key[p.idempotency_key] = p
+            self.by_key[p.payout_id] = p
+            if p.provider_ref:
+                self.by_ref[p.provider_ref] = p
+
+    def find(self, line: StatementLine) -> OurPayout | None:
+        if line.reference is not None and (p := self.by_key.get(line.reference)) is not None:
+            return p
+        if line.provider_ref is not None:
+            return self.by_ref.get(line.provider_ref)
+        return None
+
+
+def _within(at: datetime | None, since: datetime, until: datetime) -> bool:
+    return at is not None and since <= at < until
+
+
+def reconcile(
+    lines: Sequence[StatementLine], payouts: Iterable[OurPayout], *, since: datetime, until: datetime
+) -> Outcome:
+    """Match a statement to our payouts for the window [since, until).
+
+    `lines` may reach past the window on both sides (a payout paid at 10:59:59 may be listed at 11:00:01): they
+    match our payouts, but only lines inside the window can be found unrequested, and only payouts paid inside
+    it can be found missing. `payouts` are ours paid in the window, plus any a line names, plus those whose
+    outcome is unknown."""
+    out = Outcome()
+    ours = list(payouts)
+    index = _Index(ours)
+    by_payout: dict[str, dict[LineKind, list[StatementLine]]] = defaultdict(lambda: defaultdict(list))
+    for line in lines:
+        inside = _within(line.occurred_at, since, until)
+        if inside:
+            out.lines += 1
+            _count(out.totals[line.asset], line)
+        payout = index.find(line)
+        if payout is not None:
+            by_payout[payout.payout_id][line.kind].append(line)
+        elif inside:
+            _stray(out, line)
+    for payout in sorted(ours, key=lambda p: p.payout_id):
+        if _within(payout.paid_at, since, until) and payout.state in PAID_STATES:
+            out.totals[payout.asset].ours_paid += payout.amount
+        _check(out, payout, by_payout.get(payout.payout_id, {}), since=since, until=until)
+    return out
+
+
+def _count(totals: Totals, line: StatementLine) -> None:
+    if line.kind is LineKind.PAYOUT:
+        totals.theirs_paid += line.amount
+    elif line.kind is LineKind.FEE:
+        totals.fees += line.amount
+    elif line.kind is LineKind.REVERSAL:
+        totals.reversals += line.amount
+    else:
+        totals.other += line.amount
+
+
+def _stray(out: Outcome, line: StatementLine) -> None:
+    """A line inside the window that names no payout of ours."""
+    subject = f"line:{line.line_id}"
+    if line.kind is LineKind.PAYOUT:
+        out.findings.append(
+            Finding(
+                ExceptionKind.UNREQUESTED,
+                subject,
+                line.asset,
+                line.amount,
+                None,
+                (line,),
+                "the provider paid money out that matches no payout of ours",
+            )
+        )
+    elif line.kind is LineKind.FEE:
+        out.findings.append(
+            Finding(
+                ExceptionKind.UNBOOKED_FEE,
+                subject,
+                line.asset,
+                line.amount,
+                None,
+                (line,),
+                "the provider charged a fee that belongs to no payout of ours",
+            )
+        )
+    elif line.kind is LineKind.REVERSAL:
+        out.findings.append(
+            Finding(
+                ExceptionKind.UNMATCHED_CREDIT,
+                subject,
+                line.asset,
+                line.amount,
+                None,
+                (line,),
+                "money came back at the provider for no payout of ours",
+            )
+        )
+
+
+def _check(
+    out: Outcome,
+    p: OurPayout,
+    lines: Mapping[LineKind, list[StatementLine]],
+    *,
+    since: datetime,
+    until: datetime,
+) -> None:
+    paid_lines = sorted(lines.get(LineKind.PAYOUT, []), key=lambda line: (line.occurred_at, line.line_id))
+    subject = f"payout:{p.payout_id}"
+    found: list[Finding] = []
+
+    def finding(
+        kind: ExceptionKind,
+        asset: str | None,
+        amount: int | None,
+        theirs: Sequence[StatementLine],
+        detail: str,
+        *,
+        about: str = subject,
+    ) -> None:
+        found.append(Finding(kind, about, asset, amount, p, tuple(theirs), detail))
+
+    if p.unknown_outcome:
+        finding(
+            ExceptionKind.UNKNOWN_OUTCOME,
+            p.asset,
+            p.amount,
+            paid_lines,
+            "the rail cannot tell whether it paid; the provider's statement "
+            + ("shows a payout for it" if paid_lines else "shows none"),
+        )
+    elif p.state in PAID_STATES:
+        if len(paid_lines) > 1:
+            finding(
+                ExceptionKind.DUPLICATE,
+                p.asset,
+                sum(line.amount for line in paid_lines[1:]),
+                paid_lines,
+                f"the provider paid this payout {len(paid_lines)} times",
+            )
+        if not paid_lines:
+            if _within(p.paid_at, since, until):
+                finding(ExceptionKind.MISSING, p.asset, p.amount, (), "paid here; the provider has no payout for it")
+        else:
+            first = paid_lines[0]
+            if (first.asset, first.amount) != (p.asset, p.amount):
+                finding(
+                    ExceptionKind.AMOUNT_MISMATCH,
+                    first.asset,
+                    abs(first.amount - p.amount) if first.asset == p.asset else first.amount,
+                    (first,),
+                    f"the provider paid {first.amount} {first.asset}, our payout is {p.amount} {p.asset}",
+                )
+            if first.destination is not None and first.destination != p.destination:
+                finding(
+                    ExceptionKind.DESTINATION_MISMATCH,
+                    first.asset,
+                    first.amount,
+                    (first,),
+                    "the provider paid another destination than our payout's",
+                )
+        reversals = lines.get(LineKind.REVERSAL, [])
+        if reversals and p.state == "paid":
+            finding(
+                ExceptionKind.UNRECORDED_REVERSAL,
+                p.asset,
+                sum(line.amount for line in reversals),
+                reversals,
+                "the provider gave this payout back; we still hold it paid",
+            )
+    elif p.state in NEVER_PAID_STATES and paid_lines:
+        finding(
+            ExceptionKind.PAID_NOT_RECORDED,
+            p.asset,
+            sum(line.amount for line in paid_lines),
+            paid_lines,
+            f"the provider paid a payout we hold as {p.state}",
+        )
+    _fees(p, lines.get(LineKind.FEE, []), finding)
+    if found:
+        out.findings.extend(found)
+    elif p.state in PAID_STATES and paid_lines:
+        out.matched += 1
+
+
+class _Found(Protocol):
+    def __call__(
+        self,
+        kind: ExceptionKind,
+        asset: str | None,
+        amount: int | None,
+        theirs: Sequence[StatementLine],
+        detail: str,
+        *,
+        about: str = ...,
+    ) -> None: ...
+
+
+def _fees(p: OurPayout, fees: Sequence[StatementLine], finding: _Found) -> None:
+    """Fees the provider charged on a payout beyond what the payout recorded (the provider's own answer, kept as
+    the payout's fee): one finding per asset charged."""
+    charged: dict[str, int] = defaultdict(int)
+    for line in fees:
+        charged[line.asset] += line.amount
+    for asset, amount in sorted(charged.items()):
+        booked = (p.fee_amount or 0) if p.fee_asset == asset else 0
+        if amount > booked:
+            finding(
+                ExceptionKind.UNBOOKED_FEE,
+                asset,
+                amount - booked,
+                [line for line in fees if line.asset == asset],
+                f"the provider charged {amount} {asset} in fees on this payout; {booked} was booked",
+                about=f"payout:{p.payout_id}:{asset}",
+            )

@@ -1,0 +1,203 @@
+"""The matching rules of reconciliation (domain/reconciliation.py), on hand-made statements: each kind of difference
+is found once and classified right, a clean window finds none, and the totals add up to the minor unit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from prizeflow_contracts.providers import StatementLine, StatementLineKind
+from prizeflow_payouts.domain.reconciliation import (
+    ACTIONS,
+    MONEY_ACTIONS,
+    SEVERITY,
+    TRANSITIONS,
+    UNMATCHED_DEBITS,
+    Action,
+    ExceptionKind,
+    ExceptionState,
+    OurPayout,
+    Severity,
+    reconcile,
+)
+
+K = ExceptionKind
+SINCE = datetime(2026, 11, 25, 10, tzinfo=UTC)
+UNTIL = SINCE + timedelta(hours=1)
+IN = SINCE + timedelta(minutes=30)
+
+
+def payout(
+    n: int, *, state: str = "paid", amount: int = 1_000, paid_at: datetime | None = IN, **kw: object
+) -> OurPayout:
+    fields: dict[str, object] = {
+        "payout_id": f"po-{n}",
+        "idempotency_key": f"key-{n}",
+        "provider_ref": f"tr_{n}",
+        "state": state,
+        "asset": "USD",
+        "amount": amount,
+        "destination": f"acct_{n}",
+        "paid_at": paid_at if state in ("paid", "returned") else None,
+    }
+    fields.update(kw)
+    return OurPayout(**fields)  # type: ignore[arg-type]
+
+
+def line(
+    line_id: str,
+    *,
+    ref: str | None = None,
+    kind: StatementLineKind = StatementLineKind.PAYOUT,
+    amount: int = 1_000,
+    at: datetime = IN,
+    dest: str | None = None,
+    asset: str = "USD",
+    provider_ref: str | None = None,
+) -> StatementLine:
+    return StatementLine(
+        line_id=line_id,
+        kind=kind,
+        occurred_at=at,
+        asset=asset,
+        amount=amount,
+        reference=ref,
+        provider_ref=provider_ref,
+        destination=dest,
+    )
+
+
+def paid_line(n: int, **kw: object) -> StatementLine:
+    fields: dict[str, object] = {"ref": f"key-{n}", "dest": f"acct_{n}"}
+    fields.update(kw)
+    return line(f"l-{n}", **fields)  # type: ignore[arg-type]
+
+
+def kinds(lines: list[StatementLine], ours: list[OurPayout]) -> list[tuple[ExceptionKind, str]]:
+    return sorted((f.kind, f.subject) for f in reconcile(lines, ours, since=SINCE, until=UNTIL).findings)
+
+
+def test_a_clean_window_finds_nothing_and_matches_every_payout() -> None:
+    ours = [payout(n) for n in range(5)]
+    out = reconcile([paid_line(n) for n in range(5)], ours, since=SINCE, until=UNTIL)
+    assert out.findings == []
+    assert out.matched == 5
+    assert out.totals["USD"].ours_paid == out.totals["USD"].theirs_paid == out.totals["USD"].provider_movement == 5_000
+
+
+def test_lines_match_by_payout_id_or_provider_reference_too() -> None:
+    ours = [payout(1), payout(2)]
+    lines = [line("a", ref="po-1", dest="acct_1"), line("b", provider_ref="tr_2", dest="acct_2")]
+    assert kinds(lines, ours) == []
+
+
+def test_each_kind_of_difference_is_found_once_and_classified() -> None:
+    ours = [
+        payout(1),  # missing at the provider
+        payout(2),  # paid twice
+        payout(3),  # another amount
+        payout(4),  # another destination
+        payout(5),  # reversed at the provider
+        payout(6, state="failed"),  # paid at the provider all the same
+        payout(7),  # a fee nobody booked
+        payout(8, state="submitting", unknown_outcome=True, paid_at=None),  # the rail cannot tell
+    ]
+    lines = [
+        line("stray", ref=None, dest="acct_x", amount=777),  # nobody asked for it
+        paid_line(2),
+        paid_line(2, at=IN + timedelta(seconds=1)).model_copy(update={"line_id": "l-2b"}),
+        paid_line(3, amount=1_100),
+        paid_line(4, dest="acct_elsewhere"),
+        paid_line(5),
+        line("rev-5", ref="key-5", kind=StatementLineKind.REVERSAL),
+        paid_line(6),
+        paid_line(7),
+        line("fee-7", ref="key-7", kind=StatementLineKind.FEE, amount=30),
+        paid_line(8),
+    ]
+    assert kinds(lines, ours) == sorted(
+        [
+            (K.UNREQUESTED, "line:stray"),
+            (K.MISSING, "payout:po-1"),
+            (K.DUPLICATE, "payout:po-2"),
+            (K.AMOUNT_MISMATCH, "payout:po-3"),
+            (K.DESTINATION_MISMATCH, "payout:po-4"),
+            (K.UNRECORDED_REVERSAL, "payout:po-5"),
+            (K.PAID_NOT_RECORDED, "payout:po-6"),
+            (K.UNBOOKED_FEE, "payout:po-7:USD"),
+            (K.UNKNOWN_OUTCOME, "payout:po-8"),
+        ]
+    )
+    by_kind = {f.kind: f for f in reconcile(lines, ours, since=SINCE, until=UNTIL).findings}
+    assert by_kind[K.DUPLICATE].amount == 1_000  # the extra payment
+    assert by_kind[K.AMOUNT_MISMATCH].amount == 100
+    assert by_kind[K.UNBOOKED_FEE].amount == 30
+    assert by_kind[K.UNREQUESTED].amount == 777
+    assert [t.line_id for t in by_kind[K.UNKNOWN_OUTCOME].theirs] == ["l-8"]  # evidence for the person
+
+
+def test_a_returned_payout_with_its_reversal_and_a_recorded_fee_are_matched() -> None:
+    ours = [payout(1, state="returned"), payout(2, fee_asset="USD", fee_amount=30)]
+    lines = [
+        paid_line(1),
+        line("rev-1", ref="key-1", kind=StatementLineKind.REVERSAL),
+        paid_line(2),
+        line("fee-2", ref="key-2", kind=StatementLineKind.FEE, amount=30),
+    ]
+    out = reconcile(lines, ours, since=SINCE, until=UNTIL)
+    assert out.findings == []
+    assert out.totals["USD"].provider_movement == 2_000 + 30 - 1_000
+
+
+def test_the_window_edges() -> None:
+    """A payout paid just before the window's end may be listed just after it (the run reads past both edges):
+    matched, not missing. A stray line outside the window belongs to the next run; a payout paid outside the
+    window whose line is outside too is the other run's."""
+    late = paid_line(1, at=UNTIL + timedelta(seconds=5))
+    outside_stray = line("stray", dest="x", at=UNTIL + timedelta(minutes=1))
+    ours = [payout(1, paid_at=UNTIL - timedelta(seconds=1)), payout(2, paid_at=SINCE - timedelta(minutes=5))]
+    out = reconcile([late, outside_stray], ours, since=SINCE, until=UNTIL)
+    assert out.findings == []
+    assert out.lines == 0  # none inside the window
+    assert out.totals["USD"].ours_paid == 1_000
+
+
+def test_an_in_flight_payout_listed_at_the_provider_is_not_yet_a_difference() -> None:
+    assert kinds([paid_line(1)], [payout(1, state="submitted", paid_at=None)]) == []
+
+
+def test_stray_fees_and_credits_are_their_own_kinds() -> None:
+    lines = [
+        line("f", kind=StatementLineKind.FEE, amount=5),
+        line("c", kind=StatementLineKind.REVERSAL, amount=9),
+        line("o", kind=StatementLineKind.OTHER, amount=50),
+    ]
+    assert kinds(lines, []) == [(K.UNBOOKED_FEE, "line:f"), (K.UNMATCHED_CREDIT, "line:c")]
+
+
+def test_the_queue_s_rules() -> None:
+    assert {K.UNREQUESTED, K.DUPLICATE, K.DESTINATION_MISMATCH, K.PAID_NOT_RECORDED} == UNMATCHED_DEBITS
+    assert all(SEVERITY[k] is Severity.CRITICAL for k in UNMATCHED_DEBITS)
+    assert set(ACTIONS) == set(ExceptionKind) == set(SEVERITY)
+    assert Action.ACKNOWLEDGE not in MONEY_ACTIONS
+    assert TRANSITIONS[ExceptionState.RESOLVED] == frozenset()
+    assert ExceptionState.OPEN not in TRANSITIONS[ExceptionState.INVESTIGATING]
+
+
+amounts = st.integers(min_value=1, max_value=10**12)
+
+
+@given(st.lists(st.tuples(amounts, st.booleans()), min_size=1, max_size=40))
+def test_totals_add_up_to_the_minor_unit(cases: list[tuple[int, bool]]) -> None:
+    """Whatever the statement, ours paid is the sum of our payouts in the window, theirs the sum of their lines,
+    and a difference of amount names exactly the gap."""
+    ours = [payout(n, amount=a) for n, (a, _) in enumerate(cases)]
+    lines = [paid_line(n, amount=a + (1 if off else 0)) for n, (a, off) in enumerate(cases)]
+    out = reconcile(lines, ours, since=SINCE, until=UNTIL)
+    assert out.totals["USD"].ours_paid == sum(a for a, _ in cases)
+    assert out.totals["USD"].theirs_paid == sum(a + off for a, off in cases)
+    gaps = [f.amount for f in out.findings if f.kind is K.AMOUNT_MISMATCH]
+    assert sum(g or 0 for g in gaps) == out.totals["USD"].theirs_paid - out.totals["USD"].ours_paid
+    assert out.matched + len(gaps) == len(cases)
