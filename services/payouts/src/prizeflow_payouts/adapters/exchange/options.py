@@ -62,6 +62,10 @@ class _Options(BaseModel):
     clock_skew_s: int = Field(default=120, ge=0, le=3600)
     operator_after_s: int = Field(default=1800, ge=60, le=7 * 86_400)  # unknown this long: an operator is needed
     quote_ttl_s: int = Field(default=60, ge=5, le=3600)
+    # The statement (reconciliation): rows per page of the withdrawal history (Binance's most: 1000), and how far
+    # before a window the history is read for late reversals (a withdrawal is listed by when it was asked for).
+    statement_page_size: int = Field(default=1000, ge=1, le=1000)
+    statement_lookback_s: int = Field(default=7 * 86_400, ge=0, le=365 * 86_400)
     ccxt_options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("api_base")
@@ -104,6 +108,8 @@ class ExchangeOptions:
     quote_ttl_s: int
     ccxt_options: Mapping[str, Any]
     routes: Mapping[str, AssetRoute]  # by our asset code
+    statement_page_size: int = 1000
+    statement_lookback_s: int = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,8 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[Exchang
             quote_ttl_s=opts.quote_ttl_s,
             ccxt_options=ccxt_options,
             routes=routes,
+            statement_page_size=opts.statement_page_size,
+            statement_lookback_s=opts.statement_lookback_s,
         ),
         _credentials(spec, where),
     )

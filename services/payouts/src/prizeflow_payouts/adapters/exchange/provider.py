@@ -40,10 +40,12 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    StatementPage,
     WebhookEvent,
 )
 from prizeflow_payouts.adapters.exchange.classify import classify
 from prizeflow_payouts.adapters.exchange.options import AssetRoute, Credentials, ExchangeOptions, MemoRule
+from prizeflow_payouts.adapters.exchange.statement import Cursor, lines_of, windows
 from prizeflow_payouts.adapters.exchange.store import (
     SqlWithdrawalBook,
     WithdrawalBook,
@@ -418,6 +420,42 @@ class ExchangeWithdrawalProvider:
 
     def _failed(self, key: str, ref: str | None, error: PayoutError, raw: str) -> ProviderPayoutResult:
         return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, provider_ref=ref, error=error, raw_status=raw)
+
+    # -- statement (ListsStatement) -----------------------------------------------------------------------------
+    # The exchange takes its fee out of the amount asked for: a FEE line is part of its PAYOUT line's amount, so
+    # the balance moved by PAYOUT - REVERSAL (never + FEE); the payout's recorded fee is what books it.
+    fees_inside_payout: Final = True
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """The lines of the withdrawal history in [since, until) (statement.py says what each becomes), one page of
+        the history per call."""
+        try:
+            at = Cursor.decode(cursor)
+        except ValueError as err:
+            raise self._refuse(C.INVALID_REQUEST, str(err)) from None
+        spans = windows(since, until, self.options.statement_lookback_s)
+        if at.window >= len(spans):
+            return StatementPage(lines=())
+        start, end = spans[at.window]
+        size = self.options.statement_page_size
+        params = {"startTime": start, "endTime": end, "offset": at.offset, "limit": size}
+        rows = await self._call(lambda: self._exchange.fetch_withdrawals(None, None, None, params))
+        rows = [dict(t) for t in rows or []]
+        try:
+            lines = lines_of(
+                rows, since=since, until=until, routes=self.options.routes, client_id_param=self.options.client_id_param
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise self._refuse(
+                C.PROVIDER_UNAVAILABLE, f"unreadable withdrawal history ({type(err).__name__})"
+            ) from None
+        if len(rows) >= size:
+            following: Cursor | None = Cursor(at.window, at.offset + len(rows))
+        elif at.window + 1 < len(spans):
+            following = Cursor(at.window + 1, 0)
+        else:
+            following = None
+        return StatementPage(lines=tuple(lines), next_cursor=following.encode() if following else None)
 
     # -- unsupported --------------------------------------------------------------------------------------------
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
