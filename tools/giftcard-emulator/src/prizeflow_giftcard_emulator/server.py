@@ -167,9 +167,7 @@ async def create_order(request: web.Request) -> web.Response:
 
 async def list_orders(request: web.Request) -> web.Response:
     em: Emulator = request.app["emulator"]
-    external_id = request.query.get("external_id")
-    found = em.store.find(external_id) if external_id else list(em.store.orders.values())[-100:]
-    return dump({"orders": [o.to_json() for o in found], "total_count": len(found)})
+    return dump(em.store.list_orders(request.query))
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -338,6 +336,30 @@ async def admin_orders(request: web.Request) -> web.Response:
     return dump({"orders": [o.to_json() for o in chosen]})
 
 
+async def discrepancy(request: web.Request) -> web.Response:
+    """The provider's books made to differ from what Prizeflow asked for (see the README): 201 with the statement
+    line created or changed."""
+    em: Emulator = request.app["emulator"]
+    doc = await admin_json(request)
+    amount = doc.get("amount")
+    if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
+        return dump(ApiError(400, "amount must be an integer (minor units)").to_json(), 400)
+    fields = {name: doc.get(name) for name in ("kind", "reference", "asset", "destination")}
+    if not all(v is None or isinstance(v, str) for v in fields.values()) or not fields["kind"]:
+        return dump(ApiError(400, "kind is required; reference, asset and destination are strings").to_json(), 400)
+    try:
+        line_id = em.store.inject_discrepancy(
+            str(fields["kind"]),
+            reference=fields["reference"],
+            amount=amount,
+            asset=fields["asset"],
+            destination=fields["destination"],
+        )
+    except ApiError as err:
+        return dump(err.to_json(), err.status)
+    return dump({"line_id": line_id}, 201)
+
+
 async def stats(request: web.Request) -> web.Response:
     em: Emulator = request.app["emulator"]
     return dump({"orders_created": em.store.created, "balances": em.store.balances})
@@ -375,6 +397,7 @@ def create_app(emulator: Emulator) -> web.Application:
     r.add_get("/_emulator/webhooks", deliveries)
     r.add_get("/_emulator/orders", admin_orders)
     r.add_get("/_emulator/stats", stats)
+    r.add_post("/_emulator/discrepancies", discrepancy)
 
     async def on_startup(_: web.Application) -> None:
         await emulator.start()

@@ -126,20 +126,25 @@ class Order:
     funding_source_id: str
     reward: Reward
     digest: str  # of the request body, to tell a retry from a conflicting order under the same external_id
+    fees: Decimal = Decimal(0)  # charged to the funding source on top of the card's value
+    refunded: Decimal = Decimal(0)  # given back to the funding source (a cancelled card)
 
     def to_json(self) -> dict[str, Any]:
         value = self.reward.denomination
         money = {"currency_code": self.reward.currency}
+        payment: dict[str, Any] = {
+            "subtotal": {**money, "value": value},
+            "total": {**money, "value": value + self.fees},
+            "fees": {**money, "value": self.fees},
+        }
+        if self.refunded:
+            payment["refund"] = {**money, "total": self.refunded}
         return {
             "id": self.id,
             "external_id": self.external_id,
             "created_at": self.created_at,
             "status": self.status,
-            "payment": {
-                "subtotal": {**money, "value": value},
-                "total": {**money, "value": value},
-                "fees": {**money, "value": Decimal(0)},
-            },
+            "payment": payment,
             "rewards": [self.reward.to_json()],
         }
 
@@ -182,6 +187,39 @@ def _valid_email(value: str) -> bool:
         and not domain.startswith(".")
         and not domain.endswith(".")
     )
+
+
+# Decimal places of the currencies the catalogue sells (minor units in admin calls).
+CURRENCY_SCALES: Final = {"USD": 2, "INR": 2}
+
+
+def _units(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-CURRENCY_SCALES.get(currency, 2))
+
+
+def _parse_instant(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _instant(query: Mapping[str, str], name: str) -> datetime | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    try:
+        return _parse_instant(value)
+    except ValueError:
+        raise ApiError(400, "Validation failed", {name: ["must be an ISO 8601 datetime"]}) from None
+
+
+def _count(query: Mapping[str, str], name: str, default: int, maximum: int | None) -> int:
+    value = query.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or (maximum is not None and not 0 < int(value) <= maximum):
+        bound = f"between 1 and {maximum}" if maximum is not None else "a non-negative integer"
+        raise ApiError(400, "Validation failed", {name: [f"must be {bound}"]})
+    return int(value)
 
 
 @dataclass
@@ -349,8 +387,28 @@ class Store:
         return order
 
     def find(self, external_id: str) -> list[Order]:
-        oid = self.by_external.get(external_id)
-        return [self.orders[oid]] if oid else []
+        """Every order under `external_id`, oldest first (one, unless the provider made a duplicate)."""
+        return [o for o in self.orders.values() if o.external_id == external_id]
+
+    def list_orders(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /orders` as Tremendous lists them: newest first (by `created_at`), filtered by `external_id` and
+        `created_at[gte]` / `created_at[lte]` (ISO 8601, inclusive), paged by `offset` and `limit` (default 10, at
+        most 100); `total_count` is the number of orders matching across all pages."""
+        unknown = set(query) - {"external_id", "campaign_id", "created_at[gte]", "created_at[lte]", "offset", "limit"}
+        if unknown:
+            raise ApiError(400, "Validation failed", {name: ["is not a known parameter"] for name in sorted(unknown)})
+        offset, limit = _count(query, "offset", 0, None), _count(query, "limit", 10, 100)
+        gte, lte = _instant(query, "created_at[gte]"), _instant(query, "created_at[lte]")
+        external_id = query.get("external_id")
+        chosen = [
+            o
+            for o in reversed(self.orders.values())  # insertion order is creation order: newest first
+            if (external_id is None or o.external_id == external_id)
+            and (gte is None or _parse_instant(o.created_at) >= gte)
+            and (lte is None or _parse_instant(o.created_at) <= lte)
+            and not query.get("campaign_id")  # no campaigns here: an order of a campaign is none of these
+        ]
+        return {"orders": [o.to_json() for o in chosen[offset : offset + limit]], "total_count": len(chosen)}
 
     def reward(self, reward_id: str) -> Reward:
         reward = self.rewards.get(reward_id)
@@ -386,9 +444,16 @@ class Store:
         if reward.delivery_status not in ("FAILED", "SCHEDULED"):
             raise ApiError(422, f"The reward's delivery is {reward.delivery_status}: it cannot be canceled")
         reward.delivery_status, reward.deliver_at = "CANCELED", None
-        self.balances[reward.currency] = self.balances.get(reward.currency, Decimal(0)) + reward.denomination
+        self._refund(reward, reward.denomination)
         self._emit("REWARDS.CANCELED", reward.id, "rewards", reward.order_id)
         return reward
+
+    def _refund(self, reward: Reward, amount: Decimal) -> None:
+        """`amount` of the card's value back on the funding source, shown on its order's `payment.refund`."""
+        self.balances[reward.currency] = self.balances.get(reward.currency, Decimal(0)) + amount
+        order = self.orders.get(reward.order_id)
+        if order is not None:
+            order.refunded += amount
 
     def fail_delivery(self, reward_id: str) -> Reward:
         """The email bounced (an operator's lever for tests)."""
@@ -405,7 +470,7 @@ class Store:
         if reward.redeemed or reward.delivery_status != "SUCCEEDED":
             raise ApiError(422, f"The reward's delivery is {reward.delivery_status}: it cannot be canceled")
         reward.delivery_status = "CANCELED"
-        self.balances[reward.currency] = self.balances.get(reward.currency, Decimal(0)) + reward.denomination
+        self._refund(reward, reward.denomination)
         self._emit("REWARDS.CANCELED", reward.id, "rewards", reward.order_id)
         return reward
 
@@ -433,6 +498,108 @@ class Store:
             raise ApiError(422, "The reward is canceled")
         reward.redeemed = True
         return reward
+
+    # -- discrepancies (admin): what a reconciliation must find ---------------------------------------------------
+    def inject_discrepancy(
+        self, kind: str, *, reference: str | None, amount: int | None, asset: str | None, destination: str | None
+    ) -> str | None:
+        """Make the provider's books differ from what Prizeflow asked for, as each difference shows on its orders
+        listing. `amount` is in minor units. Returns the statement line created or changed (an order id;
+        `<order id>:fee` / `<order id>:refund` for its fee or refund), None for `missing`."""
+        if kind == "unrequested":
+            if amount is None or asset is None or destination is None:
+                raise ApiError(400, "unrequested needs amount, asset and destination")
+            return self._unrequested(_units(amount, asset), asset, destination)
+        kinds: dict[str, Callable[[Order, int | None, str | None, str | None], str | None]] = {
+            "missing": self._d_missing,
+            "amount": self._d_amount,
+            "destination": self._d_destination,
+            "duplicate": self._d_duplicate,
+            "reversal": self._d_reversal,
+            "fee": self._d_fee,
+        }
+        if kind not in kinds:
+            raise ApiError(400, f"unknown discrepancy kind {kind!r}")
+        if not reference:
+            raise ApiError(400, "reference (the order's external_id) is required")
+        found = self.find(reference)
+        if not found:
+            raise ApiError(404, f"no order under external_id {reference!r}")
+        return kinds[kind](found[0], amount, asset, destination)
+
+    def _unrequested(self, value: Decimal, currency: str, email: str) -> str:
+        product = next((p for p in self.products.values() if p.currency == currency), None)
+        if product is None:
+            raise ApiError(400, f"no product in {currency}")
+        reward = Reward(_id(), "", _now_iso(), value, currency, "EMAIL", "Unknown", email, [product.id], "SCHEDULED",
+                        f"{self.base_url}/redeem/{secrets.token_urlsafe(24)}")  # fmt: skip
+        return self._place(None, reward).id
+
+    def _place(self, external_id: str | None, reward: Reward) -> Order:
+        """An order the provider made by itself (no request of ours): charged, executed, delivered."""
+        self._charge(reward)
+        order = Order(_id(), external_id, _now_iso(), EXECUTED, "balance", reward, "")
+        reward.order_id = order.id
+        self.orders[order.id] = order
+        self.rewards[reward.id] = reward
+        self.created += 1
+        self._emit("ORDERS.CREATED", order.id, "orders", order.id)
+        self._execute(order)
+        return order
+
+    def _d_missing(self, order: Order, _amount: int | None, _asset: str | None, _dest: str | None) -> None:
+        """As if the provider never made it: gone from every listing, its charge back on the funding source."""
+        if order.status == EXECUTED:
+            back = order.reward.denomination + order.fees - order.refunded
+            self.balances[order.reward.currency] = self.balances.get(order.reward.currency, Decimal(0)) + back
+        del self.orders[order.id]
+        self.rewards.pop(order.reward.id, None)
+        if order.external_id is not None and self.by_external.get(order.external_id) == order.id:
+            del self.by_external[order.external_id]
+
+    def _d_amount(self, order: Order, amount: int | None, asset: str | None, _dest: str | None) -> str:
+        if amount is None or amount < 1:
+            raise ApiError(400, "amount needs a positive amount (minor units)")
+        reward = order.reward
+        currency = asset or reward.currency
+        value = _units(amount, currency)
+        self.balances[reward.currency] = self.balances.get(reward.currency, Decimal(0)) + reward.denomination
+        self.balances[currency] = self.balances.get(currency, Decimal(0)) - value
+        reward.denomination, reward.currency = value, currency
+        return order.id
+
+    def _d_destination(self, order: Order, _amount: int | None, _asset: str | None, dest: str | None) -> str:
+        if not dest:
+            raise ApiError(400, "destination (the recipient's email) is required")
+        order.reward.recipient_email = dest
+        return order.id
+
+    def _d_duplicate(self, order: Order, _amount: int | None, _asset: str | None, _dest: str | None) -> str:
+        first = order.reward
+        reward = Reward(_id(), "", _now_iso(), first.denomination, first.currency, first.method, first.recipient_name,
+                        first.recipient_email, list(first.products), "SCHEDULED",
+                        f"{self.base_url}/redeem/{secrets.token_urlsafe(24)}")  # fmt: skip
+        return self._place(order.external_id, reward).id
+
+    def _d_reversal(self, order: Order, amount: int | None, _asset: str | None, _dest: str | None) -> str:
+        reward = order.reward
+        left = reward.denomination - order.refunded
+        value = left if amount is None else _units(amount, reward.currency)
+        if not Decimal(0) < value <= left:
+            raise ApiError(400, "a reversal is of at most what is left of the card's value")
+        self._refund(reward, value)
+        if order.refunded == reward.denomination:
+            reward.delivery_status, reward.deliver_at = "CANCELED", None
+            self._emit("REWARDS.CANCELED", reward.id, "rewards", order.id)
+        return f"{order.id}:refund"
+
+    def _d_fee(self, order: Order, amount: int | None, _asset: str | None, _dest: str | None) -> str:
+        if amount is None or amount < 1:
+            raise ApiError(400, "fee needs a positive amount (minor units)")
+        fee = _units(amount, order.reward.currency)
+        order.fees += fee
+        self.balances[order.reward.currency] = self.balances.get(order.reward.currency, Decimal(0)) - fee
+        return f"{order.id}:fee"
 
     # -- events --------------------------------------------------------------------------------------------------
     def _emit(
