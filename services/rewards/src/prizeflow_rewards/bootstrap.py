@@ -23,6 +23,7 @@ from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.checkout_stripe import StripeCheckout
 from prizeflow_rewards.adapters.claims_pg import PgClaimRepository
 from prizeflow_rewards.adapters.corrections_pg import PgLedgerCorrections
+from prizeflow_rewards.adapters.exports_pg import PgLedgerExportReader
 from prizeflow_rewards.adapters.flows_pg import PgFlowQueries
 from prizeflow_rewards.adapters.ledger_book_pg import PgLedgerBook
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
@@ -31,6 +32,7 @@ from prizeflow_rewards.adapters.transactions import SessionTransactions
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import ClaimPolicy, ReviewHold, SettlePayout, SubmitClaim
 from prizeflow_rewards.application.corrections import DecideCorrection, LedgerReads, ProposeCorrection
+from prizeflow_rewards.application.exports import ExportLedger
 from prizeflow_rewards.application.ports import CheckoutProvider, Stores
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
@@ -190,6 +192,7 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
         propose_correction=ProposeCorrection(book, corrections, source, stores=stores),
         decide_correction=DecideCorrection(ledger, book, corrections, source, metrics, stores=stores),
         ledger_reads=LedgerReads(book, corrections),
+        exports=ExportLedger(PgLedgerExportReader(rt.sessions)),
     )
     refresher = MetricsRefresher(rt.sessions, queries, PgClaimRepository(), metrics, settings.rewards_metrics_refresh_s)
     app = rt.http_app(

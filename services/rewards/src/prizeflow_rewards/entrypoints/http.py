@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from litestar import Controller, Request, Response, Router, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,6 +39,7 @@ from prizeflow_rewards.application.corrections import (
     ProposeCorrection,
     transfer_view,
 )
+from prizeflow_rewards.application.exports import ExportLedger
 from prizeflow_rewards.application.ports import CheckoutRefusedError, Ledger
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
@@ -81,6 +83,7 @@ class RewardsApi:
     propose_correction: ProposeCorrection | None = None
     decide_correction: DecideCorrection | None = None
     ledger_reads: LedgerReads | None = None
+    exports: ExportLedger | None = None
     intake_max_batch: int = 500
 
     def __post_init__(self) -> None:
@@ -701,6 +704,64 @@ class LedgerController(Controller):
         return api.ledger_reads
 
 
+def csv_response(body: AsyncIterator[bytes], filename: str) -> Stream:
+    return Stream(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+class ExportsController(Controller):
+    """Finance exports, streamed CSV (`application/exports.py`): the ledger's transfers of a period, and a player's
+    wallet movements with their running balance. The request is checked before the first byte."""
+
+    path = "/v1"
+    tags = ["exports"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get("/admin/exports/ledger.csv", guards=LEDGER_READERS)
+    async def ledger_csv(
+        self,
+        api: Api,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+        asset: FromQuery[str | None] = None,
+    ) -> Stream:
+        exports = self._exports(api)
+        query = exports.ledger_query(since=since, until=until, asset=asset)
+        return csv_response(exports.ledger_csv(query), "ledger.csv")
+
+    @get("/admin/exports/players/{player_id:str}/history.csv", guards=LEDGER_READERS)
+    async def player_history_csv(
+        self,
+        player_id: FromPath[str],
+        api: Api,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+    ) -> Stream:
+        exports = self._exports(api)
+        period = exports.history_period(since=since, until=until)
+        return csv_response(exports.history_csv(player_id, period), "history.csv")
+
+    @get("/me/history.csv", guards=[require_roles(Role.PLAYER)])
+    async def own_history_csv(
+        self,
+        request: Request[Any, Any, Any],
+        api: Api,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+    ) -> Stream:
+        """The signed-in player's own movements: the player is the token's subject, never a parameter."""
+        exports = self._exports(api)
+        period = exports.history_period(since=since, until=until)
+        return csv_response(exports.history_csv(principal(request).user_id, period), "history.csv")
+
+    @staticmethod
+    def _exports(api: RewardsApi) -> ExportLedger:
+        assert api.exports is not None, "the composition root wires it"
+        return api.exports
+
+
 def contended(request: Request[Any, Any, Any], exc: TransactionContendedError) -> Response[dict[str, Any]]:
     """A transaction that kept losing to concurrent ones: nothing was kept, so the client may simply retry."""
     response = problem_response(
@@ -728,4 +789,5 @@ CONTROLLERS = [
     PayoutRoutesController,
     HoldsController,
     LedgerController,
+    ExportsController,
 ]
