@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from prizeflow_telegram_emulator.discrepancies import DiscrepancyError, inject
 from prizeflow_telegram_emulator.settings import EmulatorSettings
 from prizeflow_telegram_emulator.state import Books, BotApiError, Gift, User, bad_request
 
@@ -185,6 +186,7 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_get("/health/live", health)
     app.router.add_get("/health/ready", health)
     _admin_routes(app, emulator)
+    _discrepancy_route(app, emulator)
     return app
 
 
@@ -287,6 +289,25 @@ def _admin_routes(app: web.Application, emulator: Emulator) -> None:
     app.router.add_delete("/_emulator/faults", clear_faults)
     app.router.add_post("/_emulator/release", release)
     app.router.add_post("/_emulator/reset", reset)
+
+
+def _discrepancy_route(app: web.Application, emulator: Emulator) -> None:
+    async def discrepancy(request: web.Request) -> web.Response:
+        """A discrepancy shown in getStarTransactions (see `discrepancies`): 201 with the statement line id."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise DiscrepancyError(400, "the body is a JSON object")
+            line_id = inject(emulator.books, body, int(time.time()))
+        except DiscrepancyError as err:
+            return web.json_response({"error": str(err)}, status=err.status)
+        except BotApiError as err:
+            return _answer(err.status, err.body())
+        except ValueError:
+            return web.json_response({"error": "the body is a JSON object"}, status=400)
+        return web.json_response({"line_id": line_id}, status=201)
+
+    app.router.add_post("/_emulator/discrepancies", discrepancy)
 
 
 __all__ = ["BOT_ID", "FAULT_KINDS", "Call", "Emulator", "Fault", "create_app"]

@@ -82,9 +82,10 @@ class Transaction:
     date: int
     incoming: bool
     user_id: int
-    transaction_type: str  # invoice_payment | gift_purchase
+    transaction_type: str  # invoice_payment | gift_purchase | telegram_api (Telegram's charge for API use)
     gift_id: str | None = None
     refunded: bool = False
+    request_count: int | None = None  # telegram_api: how many paid requests the charge is for
 
 
 @dataclass
@@ -105,7 +106,7 @@ class Books:
             raise bad_request("USER_ID_INVALID")
         return user
 
-    def _next_id(self, prefix: str) -> str:
+    def next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):012d}"
 
     # -- sendGift ---------------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class Books:
         if gift.remaining_count is not None:
             gift.remaining_count -= 1
         tx = Transaction(
-            self._next_id("gift"),
+            self.next_id("gift"),
             price,
             int(time.time()),
             incoming=False,
@@ -145,7 +146,7 @@ class Books:
             raise bad_request("amount must be positive")
         self.user(user_id)
         tx = Transaction(
-            self._next_id("charge"),
+            self.next_id("charge"),
             amount,
             int(time.time()),
             incoming=True,
@@ -230,6 +231,10 @@ class Books:
         return [self.transaction_api(t) for t in self.transactions[offset : offset + limit]]
 
     def transaction_api(self, t: Transaction) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": t.id, "amount": t.amount, "date": t.date}
+        if t.transaction_type == "telegram_api":  # TransactionPartnerTelegramApi: Telegram charged the bot
+            out["receiver"] = {"type": "telegram_api", "request_count": t.request_count or 1}
+            return out
         partner: dict[str, Any] = {
             "type": "user",
             "transaction_type": t.transaction_type,
@@ -237,7 +242,6 @@ class Books:
         }
         if t.gift_id is not None and t.gift_id in self.gifts:
             partner["gift"] = self.gifts[t.gift_id].as_api()
-        out: dict[str, Any] = {"id": t.id, "amount": t.amount, "date": t.date}
         out["source" if t.incoming else "receiver"] = partner
         return out
 
