@@ -28,6 +28,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -45,11 +46,13 @@ from prizeflow_contracts.providers import (
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
+    StatementPage,
     WebhookEvent,
 )
 from prizeflow_contracts.webhook_signatures import SignatureRefused
 from prizeflow_payouts.adapters.giftcard.classify import classify_response, classify_transport
 from prizeflow_payouts.adapters.giftcard.options import API_PATH, GiftCardOptions
+from prizeflow_payouts.adapters.giftcard.statement import instant, lines_of
 
 log = logging.getLogger(__name__)
 P = ProviderPayoutStatus
@@ -59,6 +62,8 @@ C = PayoutErrorCode
 EMAIL_RE: Final = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
 MAX_EMAIL: Final = 254
 RESOURCE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # an id that goes into a URL path
+STATEMENT_PAGE: Final = 100  # orders per statement page (the provider's maximum)
+_OFFSET_RE: Final = re.compile(r"^[0-9]{1,12}$")  # a statement cursor: the provider's `offset`
 
 
 def decimal_amount(money: Money) -> Decimal:
@@ -107,6 +112,7 @@ class GiftCardPayoutProvider:
         self._http: httpx.AsyncClient | None = None
         # A webhook `failed` (a bounce) is confirmed by a sync, which gets the card's value refunded first.
         self.settles_failures_on_sync = True
+        self.statement_page_size = STATEMENT_PAGE
 
     @property
     def name(self) -> str:
@@ -328,6 +334,35 @@ class GiftCardPayoutProvider:
     def _asset(self, order: Mapping[str, Any]) -> str:
         currency = str((_reward(order).get("value") or {}).get("currency_code") or "")
         return currency if currency in self.options.products else self.options.assets[0]
+
+    # -- statement (ListsStatement) -----------------------------------------------------------------------------
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """The orders created in [since, until) as statement lines (see `statement.py`), newest first as the
+        provider lists them. `cursor` is the provider's `offset` into that listing. Offsets are stable while no
+        order is created or removed inside the window, which holds for a window that has closed: the only kind
+        a scheduled run asks for."""
+        if until <= since:
+            return StatementPage(lines=())
+        if cursor is not None and not _OFFSET_RE.fullmatch(cursor):
+            raise self._refuse(C.INVALID_REQUEST, "a statement cursor is an offset into the orders listing")
+        offset = int(cursor or 0)
+        params = {
+            "created_at[gte]": instant(since),
+            "created_at[lte]": instant(until),  # inclusive at the provider: an order at `until` is dropped below
+            "offset": str(offset),
+            "limit": str(self.statement_page_size),
+        }
+        doc = await self._call("GET", "orders", params=params, mutating=False)
+        orders = [o for o in doc.get("orders") or [] if isinstance(o, dict)]
+        try:
+            lines = tuple(line for order in orders for line in lines_of(order, since, until))
+            total = int(doc.get("total_count") or 0)
+        except (KeyError, TypeError, ValueError) as err:
+            raise self._refuse(
+                C.PROVIDER_UNAVAILABLE, f"malformed order in the listing ({type(err).__name__})"
+            ) from None
+        following = offset + len(orders)
+        return StatementPage(lines=lines, next_cursor=str(following) if orders and following < total else None)
 
     # -- webhooks -----------------------------------------------------------------------------------------------
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
