@@ -14,6 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import pytest
@@ -34,6 +35,7 @@ from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_testkit import eventually, header, read_topic
 from prizeflow_testkit.conformance import (
+    DISCREPANCIES,
     FINAL_STATES,
     HARNESSES,
     Behaviour,
@@ -56,6 +58,7 @@ NEVER_WAIVED: Final = frozenset(
         Scenario.NOT_CANCELLABLE_AFTER_PAID,
         Scenario.ERROR_CODES,
         Scenario.SECRETS_NOT_LOGGED,
+        Scenario.RECONCILIATION,
     }
 )
 
@@ -380,6 +383,76 @@ async def secrets_not_logged(kit: Kit, caplog: pytest.LogCaptureFixture) -> None
         assert not leaks, f"a secret of {h.name} is in: {leaks}"
 
 
+async def _run(kit: Kit, since: datetime, until: datetime) -> dict[str, Any]:
+    answer = await kit.client.post(
+        "/reconciliation/runs",
+        json={"provider": kit.harness.name, "since": since.isoformat(), "until": until.isoformat()},
+        headers=kit.admin,
+    )
+    assert answer.status_code == 200, answer.text
+    run: dict[str, Any] = answer.json()
+    assert run["state"] == "completed", run
+    return run
+
+
+async def _exceptions(kit: Kit) -> list[dict[str, Any]]:
+    answer = await kit.client.get(
+        "/reconciliation/exceptions", params={"provider": kit.harness.name, "limit": 500}, headers=kit.admin
+    )
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["exceptions"]
+    return found
+
+
+async def _closed_since(at: datetime) -> datetime:
+    """A window's end: now, once the clock has moved past `at` (windows are reconciled once they have ended)."""
+
+    async def now() -> datetime:
+        return datetime.now(UTC)
+
+    return await eventually(now, lambda t: t > at, timeout=5.0)
+
+
+async def reconciliation(kit: Kit) -> None:
+    """The rail's statement against our payouts: a clean window finds nothing; then each discrepancy the
+    provider's books can show is found exactly once and classified right, and running again (the same window,
+    or one overlapping it) finds none of them twice."""
+    h = kit.harness
+    t0 = datetime.now(UTC)
+    clean = [await pay(kit, B.SUCCEED) for _ in range(2)]
+    for key in clean:
+        await paid_once(kit, key)
+    t1 = await _closed_since(datetime.now(UTC))
+    run = await _run(kit, t0, t1)
+    assert (run["exceptions"], run["matched"]) == (0, 2), run
+    assert await _exceptions(kit) == []
+    assert {t["asset"]: t["ours_paid"] for t in run["totals"]} == {h.asset: 2 * h.amount}, run["totals"]
+
+    kinds = [k for k in DISCREPANCIES if k not in h.discrepancies_waived()]
+    about: dict[str, str] = {}
+    for kind in kinds:
+        if kind == "unrequested":
+            continue
+        key = await pay(kit, B.SUCCEED)
+        await paid_once(kit, key)
+        about[kind] = (await kit.row(key))["id"]
+        await h.inject(kit, kind, key)
+    if "unrequested" in kinds:
+        await h.inject(kit, "unrequested", None)
+    t2 = await _closed_since(datetime.now(UTC))
+    second = await _run(kit, t1, t2)
+    found = await _exceptions(kit)
+    got = sorted((e["kind"], e["payout_id"]) for e in found)
+    expected = sorted((DISCREPANCIES[k], about.get(k)) for k in kinds)
+    assert got == expected, (got, expected)
+    assert second["exceptions"] == len(expected)
+    assert all(e["state"] == "open" and e["theirs"] is not None for e in found)
+    # Again: the same window is the same run; an overlapping one finds nothing new.
+    assert (await _run(kit, t1, t2))["run_id"] == second["run_id"]
+    await _run(kit, t0, t2)
+    assert sorted((e["kind"], e["payout_id"]) for e in await _exceptions(kit)) == expected
+
+
 SCENARIOS: Final[dict[Scenario, Callable[[Kit], Awaitable[None]]]] = {
     Scenario.CAPABILITIES: capabilities,
     Scenario.SUCCESS: success,
@@ -393,7 +466,10 @@ SCENARIOS: Final[dict[Scenario, Callable[[Kit], Awaitable[None]]]] = {
     Scenario.CANCEL: cancel,
     Scenario.NOT_CANCELLABLE_AFTER_PAID: not_cancellable_after_paid,
     Scenario.ERROR_CODES: error_codes,
+    Scenario.RECONCILIATION: reconciliation,
 }
+
+
 REFUSALS: Final[dict[Scenario, Callable[[Kit, str], Awaitable[None]]]] = {
     Scenario.DUPLICATE_WEBHOOK: webhooks_refused,
     Scenario.STALE_WEBHOOK: webhooks_refused,

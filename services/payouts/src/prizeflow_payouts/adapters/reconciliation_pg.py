@@ -78,7 +78,7 @@ _OPEN_EXCEPTIONS = text(
 _EXCEPTION = text(
     """
     SELECT e.id, e.provider, e.kind, e.state, e.owner, e.payout_id, e.asset, e.amount, e.proposal, e.correlation_id,
-           p.player_id
+           p.player_id, CAST(e.theirs -> 0 ->> 'amount' AS bigint) < CAST(e.ours ->> 'amount' AS bigint) AS underpaid
     FROM recon_exceptions e LEFT JOIN payouts p ON p.id = e.payout_id
     WHERE e.id = :id
     """
@@ -291,6 +291,7 @@ class SqlReconStore:
             proposal=r["proposal"],
             correlation_id=r["correlation_id"],
             player_id=r["player_id"],
+            underpaid=bool(r["underpaid"]),
         )
 
     async def take(self, exception_id: int, owner: str, at: datetime) -> None:

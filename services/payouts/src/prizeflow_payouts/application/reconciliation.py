@@ -89,6 +89,7 @@ class ReconException:
     proposal: dict[str, Any] | None
     correlation_id: str
     player_id: str | None
+    underpaid: bool = False  # the provider paid less than our payout (its first line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,6 +488,13 @@ class Reconciliation:
                 ErrorKind.CONFLICT,
                 "not_bookable",
                 f"exception {exc.id} has no amount of a ledger asset to book ({exc.amount} {exc.asset})",
+            )
+        if exc.underpaid:
+            raise ReconError(
+                ErrorKind.CONFLICT,
+                "not_a_loss",
+                f"the provider paid less than payout {exc.payout_id}: nothing left the platform to write off; "
+                "acknowledge it with what was done for the player",
             )
         adjustment_id = f"recon-{exc.id}"
         entry = self.registry.get(exc.provider)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from prizeflow_testkit.conformance.base import (
+    DISCREPANCIES,
     FINAL_STATES,
     WEBHOOK_SOURCE,
     Behaviour,
@@ -49,6 +50,7 @@ HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
 }
 
 __all__ = [
+    "DISCREPANCIES",
     "FINAL_STATES",
     "HARNESSES",
     "WEBHOOK_SOURCE",

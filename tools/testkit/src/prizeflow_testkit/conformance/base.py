@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import httpx
 from litestar.testing import AsyncTestClient
@@ -61,6 +61,20 @@ class Scenario(StrEnum):
     NOT_CANCELLABLE_AFTER_PAID = "not_cancellable_after_paid"
     ERROR_CODES = "error_codes"
     SECRETS_NOT_LOGGED = "secrets_not_logged"
+    RECONCILIATION = "reconciliation"
+
+
+# What an emulator's `POST /_emulator/discrepancies` can make the provider's books show, and the exception
+# reconciliation must raise for it (docs/adr/0011-reconciliation.md).
+DISCREPANCIES: Final = {
+    "unrequested": "unrequested",
+    "missing": "missing",
+    "amount": "amount_mismatch",
+    "destination": "destination_mismatch",
+    "duplicate": "duplicate",
+    "reversal": "unrecorded_reversal",
+    "fee": "unbooked_fee",
+}
 
 
 class Behaviour(StrEnum):
@@ -377,6 +391,40 @@ class ProviderHarness(ABC):
         """Every secret value configured for the rail (API keys, webhook secrets, seeds): never in a log."""
         return ()
 
+    # -- reconciliation ---------------------------------------------------------------------------------------
+    def discrepancies_waived(self) -> dict[str, str]:
+        """Discrepancy kinds (`DISCREPANCIES`) the rail's books cannot show, each with why."""
+        return {}
+
+    async def discrepancy_reference(self, kit: Kit, key: str) -> str:
+        """How the rail's emulator names our payout `key` in `/_emulator/discrepancies` (the idempotency key, by
+        default)."""
+        return key
+
+    async def stray_destination(self, kit: Kit) -> str:
+        """A destination of the rail's kind that no payout of ours paid (for an `unrequested` payout)."""
+        return await self.destination(kit, Behaviour.SUCCEED)
+
+    async def inject(self, kit: Kit, kind: str, key: str | None) -> None:
+        """Make the provider's books show a discrepancy of `kind` about payout `key` (None: `unrequested`)."""
+        url = kit.extra.get("emulator_url")
+        if url is None:
+            raise NotImplementedError(f"{self.name}: no emulator to inject a discrepancy into")
+        body: dict[str, Any] = {"kind": kind}
+        if key is not None:
+            body["reference"] = await self.discrepancy_reference(kit, key)
+        if kind == "unrequested":
+            body.update(amount=self.amount, asset=self.asset, destination=await self.stray_destination(kit))
+        elif kind == "amount":
+            body["amount"] = self.amount + 1
+        elif kind == "destination":
+            body["destination"] = await self.stray_destination(kit)
+        elif kind == "fee":
+            body["amount"] = 7
+        async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
+            answer = await client.post("/_emulator/discrepancies", json=body)
+        assert answer.status_code == 201, (self.name, kind, answer.status_code, answer.text[:300])
+
     def log_files(self, kit: Kit) -> tuple[Path, ...]:
         """Logs of the processes the harness started (emulators, the signer): checked for secrets too."""
         return ()
@@ -408,6 +456,7 @@ def rendered(records: Sequence[logging.LogRecord]) -> str:
 
 
 __all__ = [
+    "DISCREPANCIES",
     "FINAL_STATES",
     "WEBHOOK_SOURCE",
     "Behaviour",

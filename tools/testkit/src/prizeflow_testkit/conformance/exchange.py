@@ -70,7 +70,7 @@ class ExchangeHarness(ProviderHarness):
             settings = settings_for(env.db, env.kafka, path, topic_suffix=env.topic_suffix, payouts_max_attempts=20)
             try:
                 async with running(settings) as (parts, client):
-                    yield Kit(self, settings, parts, client, env.db, env.kafka)
+                    yield Kit(self, settings, parts, client, env.db, env.kafka, extra={"emulator_url": stack.url})
             finally:
                 for task in self._tasks:
                     task.cancel()

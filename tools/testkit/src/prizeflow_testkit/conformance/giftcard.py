@@ -102,7 +102,7 @@ class GiftCardHarness(ProviderHarness):
             async with emulator.admin() as admin, running(settings) as (parts, client):
                 self._admin = admin
                 try:
-                    yield Kit(self, settings, parts, client, env.db, env.kafka)
+                    yield Kit(self, settings, parts, client, env.db, env.kafka, extra={"emulator_url": emulator.url})
                 finally:
                     self._admin = None
                     await self._fetcher.close()

@@ -69,7 +69,15 @@ class StellarHarness(ProviderHarness):
         ) as stack:
             self._stack = stack
             try:
-                yield Kit(self, stack.settings, stack.parts, stack.client, env.db, env.kafka)
+                yield Kit(
+                    self,
+                    stack.settings,
+                    stack.parts,
+                    stack.client,
+                    env.db,
+                    env.kafka,
+                    extra={"emulator_url": stack.rpc_url.rstrip("/")},
+                )
             finally:
                 self._signer(signal.SIGCONT)
                 self._stack = None

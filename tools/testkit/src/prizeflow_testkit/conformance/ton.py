@@ -61,7 +61,15 @@ class TonHarness(ProviderHarness):
         ) as stack:
             self._stack = stack
             try:
-                yield Kit(self, stack.settings, stack.parts, stack.client, env.db, env.kafka)
+                yield Kit(
+                    self,
+                    stack.settings,
+                    stack.parts,
+                    stack.client,
+                    env.db,
+                    env.kafka,
+                    extra={"emulator_url": stack.url},
+                )
             finally:
                 self._signer(signal.SIGCONT)
                 self._stack = None
