@@ -51,6 +51,7 @@ class Call:
     query: Mapping[str, Any] | None = None
     body: Any = None
     headers: Mapping[str, str] | None = None
+    timeout_s: float | None = None
 
 
 @dataclass
@@ -81,9 +82,9 @@ class FakeApis:
 
     async def send(
         self, method: str, service: str, path: str, *, token: str, body: Any = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, timeout_s: float | None = None,
     ) -> Any:  # fmt: skip
-        call = Call(method, service, path, token, body=body, headers=headers)
+        call = Call(method, service, path, token, body=body, headers=headers, timeout_s=timeout_s)
         self.calls.append(call)
         return self._answer(call)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -45,7 +45,30 @@ class PlatformApi(Protocol):
         token: str,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Any: ...
+        timeout_s: float | None = None,
+    ) -> Any:
+        """`timeout_s`: this call may take longer than the usual (a reconciliation run done while one waits)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A service's answer as it arrives, chunk by chunk (a CSV export of a year is never held in memory): its
+    media type and its body. Iterate `chunks` once, to the end, or call `aclose` (the connection is released)."""
+
+    media_type: str
+    chunks: AsyncIterator[bytes]
+    aclose: Callable[[], Awaitable[None]]
+
+
+@runtime_checkable
+class Downloads(Protocol):
+    """A service's streamed answers (exports), called as the signed-in person. A refusal raises ApiProblem before
+    any byte is passed on, so the person sees the service's problem detail, never half a file."""
+
+    async def download(
+        self, service: Service, path: str, *, token: str, query: Query | None = None, accept: str = "text/csv"
+    ) -> Download: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +120,8 @@ class SignInError(Exception):
 __all__ = [
     "SERVICES",
     "ApiProblem",
+    "Download",
+    "Downloads",
     "IdentityProvider",
     "PlatformApi",
     "Query",

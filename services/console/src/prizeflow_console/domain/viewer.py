@@ -23,6 +23,9 @@ class Page(StrEnum):
     CAMPAIGNS = "campaigns"
     DEAD_LETTERS = "dead-letters"
     TIMELINE = "timeline"
+    RECONCILIATION = "reconciliation"
+    EXCEPTIONS = "exceptions"
+    EXPORTS = "exports"
     WALLET = "wallet"
 
 
@@ -33,9 +36,14 @@ class Action(StrEnum):
     MANAGE_POOL = "manage_pool"  # fund / pause / resume / close
     REDRIVE = "redrive"  # redrive / discard a dead letter
     USE_WALLET = "use_wallet"  # top up, claim
+    RUN_RECONCILIATION = "run_reconciliation"  # run a provider's window on demand
+    WORK_EXCEPTION = "work_exception"  # take, acknowledge, propose a money action
+    APPROVE_EXCEPTION = "approve_exception"  # confirm another person's proposed money action
 
 
 STAFF: Final = frozenset({Role.OPS, Role.ADMIN})
+# Reconciliation's readers and first hands (docs/adr and the payouts admin API: read = ops/approver/admin).
+FINANCE: Final = frozenset({Role.OPS, Role.APPROVER, Role.ADMIN})
 
 PAGE_ROLES: Final[dict[Page, frozenset[Role]]] = {
     Page.APPROVALS: frozenset({Role.APPROVER, Role.OPS, Role.ADMIN}),
@@ -44,6 +52,9 @@ PAGE_ROLES: Final[dict[Page, frozenset[Role]]] = {
     Page.CAMPAIGNS: STAFF,
     Page.DEAD_LETTERS: STAFF,
     Page.TIMELINE: frozenset({Role.OPS, Role.ADMIN, Role.APPROVER}),
+    Page.RECONCILIATION: FINANCE,
+    Page.EXCEPTIONS: FINANCE,
+    Page.EXPORTS: FINANCE,
     Page.WALLET: frozenset({Role.PLAYER}),
 }
 
@@ -55,6 +66,10 @@ ACTION_ROLES: Final[dict[Action, frozenset[Role]]] = {
     Action.MANAGE_POOL: frozenset({Role.ADMIN}),
     Action.REDRIVE: STAFF,
     Action.USE_WALLET: frozenset({Role.PLAYER}),
+    Action.RUN_RECONCILIATION: FINANCE,
+    Action.WORK_EXCEPTION: FINANCE,
+    # The second person of a money action: an approver or an admin, never the proposer (payouts refuses both).
+    Action.APPROVE_EXCEPTION: frozenset({Role.APPROVER, Role.ADMIN}),
 }
 
 PAGE_TITLES: Final[dict[Page, str]] = {
@@ -64,6 +79,9 @@ PAGE_TITLES: Final[dict[Page, str]] = {
     Page.CAMPAIGNS: "Campaigns and pools",
     Page.DEAD_LETTERS: "Dead letters",
     Page.TIMELINE: "Timeline",
+    Page.RECONCILIATION: "Reconciliation",
+    Page.EXCEPTIONS: "Exceptions",
+    Page.EXPORTS: "Exports",
     Page.WALLET: "Wallet",
 }
 
@@ -101,4 +119,4 @@ class Viewer:
         return self.user_id not in set(approved_by)
 
 
-__all__ = ["ACTION_ROLES", "PAGE_ROLES", "PAGE_TITLES", "Action", "Page", "Role", "Viewer"]
+__all__ = ["ACTION_ROLES", "FINANCE", "PAGE_ROLES", "PAGE_TITLES", "Action", "Page", "Role", "Viewer"]

@@ -26,7 +26,7 @@ from litestar.types import ControllerRouterHandler, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from prizeflow_console.application.login import SignInFlow
-from prizeflow_console.application.ports import IdentityProvider, PlatformApi, SessionStore
+from prizeflow_console.application.ports import Downloads, IdentityProvider, PlatformApi, SessionStore
 from prizeflow_console.application.timeline import TraceFlow
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
 from prizeflow_console.domain.session import Timeouts, expiry_of, id_hash, judge, needs_touch
@@ -36,6 +36,11 @@ from prizeflow_console.entrypoints.pages.approvals import ApprovalsController
 from prizeflow_console.entrypoints.pages.campaigns import CampaignsController
 from prizeflow_console.entrypoints.pages.dead_letters import DeadLettersController
 from prizeflow_console.entrypoints.pages.holds import HoldsController
+from prizeflow_console.entrypoints.pages.reconciliation import (
+    ExceptionsController,
+    ExportsController,
+    ReconciliationController,
+)
 from prizeflow_console.entrypoints.pages.rounds import RoundsController
 from prizeflow_console.entrypoints.pages.timeline import TimelineController
 from prizeflow_console.entrypoints.pages.wallet import WalletController
@@ -121,6 +126,9 @@ PAGES: tuple[ControllerRouterHandler, ...] = (
     CampaignsController,
     DeadLettersController,
     TimelineController,
+    ReconciliationController,
+    ExceptionsController,
+    ExportsController,
     WalletController,
 )
 
@@ -227,7 +235,9 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     pages: Sequence[ControllerRouterHandler] = PAGES,
     on_shutdown: Sequence[Any] = (),
+    downloads: Downloads | None = None,
 ) -> Litestar:
+    """`downloads` (the exports, streamed) defaults to `apis` when it streams too (`HttpPlatformApi` does)."""
     key = hashlib.sha256(b"prizeflow-console/session\0" + session_secret.encode()).digest()
     csrf_key = hashlib.sha256(b"prizeflow-console/csrf\0" + session_secret.encode()).hexdigest()
     # Over https both cookies are `__Host-`: a sibling host cannot plant its own session (a victim signed in as the
@@ -333,7 +343,16 @@ def create_app(
         },
         before_send=[secure, count],
         before_request=resolve_session,
-        state=State({"apis": apis, "public_url": public_url, "dev": dev, "sessions": sessions, "clock": clock}),
+        state=State(
+            {
+                "apis": apis,
+                "downloads": downloads or (apis if isinstance(apis, Downloads) else None),
+                "public_url": public_url,
+                "dev": dev,
+                "sessions": sessions,
+                "clock": clock,
+            }
+        ),
         openapi_config=None,
         on_shutdown=list(on_shutdown),
         debug=False,

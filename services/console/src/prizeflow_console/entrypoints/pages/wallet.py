@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
@@ -29,6 +29,7 @@ from prizeflow_console.application.wallet import (
 )
 from prizeflow_console.domain.money import AmountError, parse_major, redeemable
 from prizeflow_console.domain.viewer import Action, Page
+from prizeflow_console.entrypoints.pages.reconciliation import my_history
 from prizeflow_console.entrypoints.web import (
     Session,
     apis,
@@ -128,6 +129,26 @@ class WalletController(Controller):
     ) -> Template:
         session = signed_in(request, Page.WALLET)
         return await self._render(request, session, cursor=cursor)
+
+    @get("/history.csv")
+    async def history_csv(
+        self,
+        request: Request[Any, Any, Any],
+        since: Annotated[str | None, QueryParameter(max_length=32)] = None,
+        through: Annotated[str | None, QueryParameter(max_length=32)] = None,
+    ) -> Response[Any]:
+        """The player's own history as CSV, streamed from rewards (`GET /v1/me/history.csv`: the player is the
+        token's subject); a refusal is said on the wallet page."""
+        session = signed_in(request, Page.WALLET)
+        try:
+            download = await my_history(request, session, since, through)
+        except ApiProblem as problem:
+            flash(request, "error", problem_text(problem))
+            return back("/wallet")
+        if download is None:
+            flash(request, "error", "Choose a first and a last day (the last not before the first).")
+            return back("/wallet")
+        return download
 
     @post("/top-up")
     async def top_up(self, request: Request[Any, Any, Any]) -> Template | Redirect:

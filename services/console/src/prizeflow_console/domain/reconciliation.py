@@ -1,0 +1,182 @@
+"""Reconciliation as a person reads it: what an exception's two sides say field by field, and what the console may
+offer this person on it. The payouts service decides everything again (one person acknowledges; a money action is
+proposed by one and executed only when a second, different person with approver/admin approves it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from prizeflow_console.domain.money import format_minor, mask_destination
+from prizeflow_console.domain.viewer import Action, Viewer
+
+# The payouts admin API's words (docs: recon-api, "Exception kinds"), in the order the queue's filters list them.
+KINDS: Final = (
+    "unrequested",
+    "duplicate",
+    "destination_mismatch",
+    "paid_not_recorded",
+    "amount_mismatch",
+    "missing",
+    "unrecorded_reversal",
+    "unbooked_fee",
+    "unknown_outcome",
+    "ledger_mismatch",
+)
+SEVERITIES: Final = ("critical", "high", "medium")
+STATES: Final = ("open", "investigating", "resolved")
+RUN_STATES: Final = ("running", "completed", "failed")
+ACKNOWLEDGE: Final = "acknowledge"
+# Every other action an exception lists moves money: proposed by one person, executed by a second.
+ACTION_WORDS: Final = {
+    ACKNOWLEDGE: "acknowledge",
+    "write_off": "write off",
+    "mark_returned": "mark the payout returned",
+    "book_fee": "book the fee",
+    "settle_found": "settle as found (the withdrawal was made)",
+    "settle_not_made": "settle as not made",
+}
+NEEDS_WITHDRAWAL_ID: Final = frozenset({"settle_found"})
+KIND_WORDS: Final = {
+    "unrequested": "The provider paid money out that matches no payout of ours",
+    "duplicate": "The provider paid one payout of ours more than once",
+    "destination_mismatch": "The provider's line went to another destination than our payout",
+    "paid_not_recorded": "The provider paid a payout we hold as failed, cancelled or rejected",
+    "amount_mismatch": "The provider's amount or asset differs from our payout",
+    "missing": "We hold the payout as paid; the provider has no line for it",
+    "unrecorded_reversal": "The provider reversed or returned a payout we hold as paid",
+    "unbooked_fee": "The provider charged a fee nobody booked",
+    "unknown_outcome": "An exchange withdrawal whose outcome is unknown waits for a person",
+    "ledger_mismatch": "The ledger's postings for the rail disagree with the payouts or the provider",
+}
+
+
+def action_words(action: str) -> str:
+    return ACTION_WORDS.get(action, action.replace("_", " "))
+
+
+def is_money_action(action: str) -> bool:
+    return action != ACKNOWLEDGE
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What to draw for this person on one exception. `approve` is the standing proposal's action when this person
+    may confirm it; `notes` say why something is not offered (never a silent absence)."""
+
+    take: bool
+    acknowledge: bool
+    propose: tuple[str, ...]
+    approve: str | None
+    notes: tuple[str, ...]
+
+
+def _nothing(note: str) -> Offer:
+    return Offer(take=False, acknowledge=False, propose=(), approve=None, notes=(note,))
+
+
+def offer(viewer: Viewer, exception: Mapping[str, Any]) -> Offer:
+    if exception.get("state") == "resolved":
+        return _nothing("This exception is resolved: there is nothing left to do.")
+    if not viewer.may(Action.WORK_EXCEPTION):
+        return _nothing("Your roles let you read reconciliation, not act on it.")
+    actions = [str(a) for a in exception.get("actions") or []]
+    take = exception.get("owner") != viewer.user_id
+    proposal = exception.get("proposal")
+    if not isinstance(proposal, Mapping):
+        money = tuple(a for a in actions if is_money_action(a))
+        return Offer(take=take, acknowledge=ACKNOWLEDGE in actions, propose=money, approve=None, notes=())
+    action, proposer = str(proposal.get("action") or ""), str(proposal.get("proposed_by") or "")
+    standing = f"{action_words(action)} proposed by {proposer}"
+    if proposer == viewer.user_id:
+        note = f"You proposed to {action_words(action)}: a second person, an approver or an admin, must approve it."
+        return Offer(take=take, acknowledge=False, propose=(), approve=None, notes=(note,))
+    if not viewer.may(Action.APPROVE_EXCEPTION):
+        note = f"{standing.capitalize()} waits for an approver or an admin."
+        return Offer(take=take, acknowledge=False, propose=(), approve=None, notes=(note,))
+    return Offer(take=take, acknowledge=False, propose=(), approve=action, notes=())
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One field of the comparison: our value, each provider line's value, and whether they disagree."""
+
+    label: str
+    ours: str
+    theirs: tuple[str, ...]
+    differs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SideBySide:
+    ours_heading: str | None  # None: no payout of ours (the provider paid on its own)
+    theirs_headings: tuple[str, ...]  # empty: the provider has no line
+    rows: tuple[Row, ...]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _money(side: Mapping[str, Any]) -> str:
+    amount, asset = side.get("amount"), side.get("asset")
+    if isinstance(amount, int) and not isinstance(amount, bool):
+        return format_minor(amount, str(asset or ""))
+    return ""
+
+
+# label, our field, their field, how a value is shown, whether a difference matters to the match
+_FIELDS: Final[tuple[tuple[str, str, str, Callable[[Mapping[str, Any], str], str], bool], ...]] = (
+    ("Amount", "amount", "amount", lambda side, _: _money(side), True),
+    ("Asset", "asset", "asset", lambda side, f: _text(side.get(f)), True),
+    ("Destination", "destination", "destination", lambda side, f: mask_destination(_text(side.get(f)) or None), True),
+    ("Our reference", "idempotency_key", "reference", lambda side, f: _text(side.get(f)), True),
+    ("Provider reference", "provider_ref", "provider_ref", lambda side, f: _text(side.get(f)), False),
+    ("When", "paid_at", "occurred_at", lambda side, f: _text(side.get(f)), False),
+    ("What", "state", "kind", lambda side, f: _text(side.get(f)), False),
+)
+
+
+def side_by_side(ours: Mapping[str, Any] | None, theirs: Sequence[Mapping[str, Any]]) -> SideBySide:
+    """Our payout beside the provider's line(s), one row per field. A row differs when both sides hold the field
+    and any line's raw value is not ours (destinations are compared in full, then shown masked)."""
+    lines = [t for t in theirs if isinstance(t, Mapping)]
+    rows = []
+    for label, our_field, their_field, show, compared in _FIELDS:
+        mine = ours.get(our_field) if ours else None
+        values = [line.get(their_field) for line in lines]
+        differs = compared and mine is not None and any(v is not None and v != mine for v in values)
+        rows.append(
+            Row(
+                label=label,
+                ours=show(ours, our_field) if ours else "",
+                theirs=tuple(show(line, their_field) for line in lines),
+                differs=differs,
+            )
+        )
+    ours_heading = f"Our payout {ours.get('payout_id')}" if ours else None
+    theirs_headings = tuple(
+        f"Provider line {line.get('line_id')}" + (f" ({line.get('raw_type')})" if line.get("raw_type") else "")
+        for line in lines
+    )
+    return SideBySide(ours_heading, theirs_headings, tuple(rows))
+
+
+__all__ = [
+    "ACKNOWLEDGE",
+    "ACTION_WORDS",
+    "KINDS",
+    "KIND_WORDS",
+    "NEEDS_WITHDRAWAL_ID",
+    "RUN_STATES",
+    "SEVERITIES",
+    "STATES",
+    "Offer",
+    "Row",
+    "SideBySide",
+    "action_words",
+    "is_money_action",
+    "offer",
+    "side_by_side",
+]
