@@ -251,6 +251,18 @@ _EXAMPLES: Final[dict[type[EventPayload], Callable[[], dict[str, Any]]]] = {
         "reason": "destination closed",
         "returned_at": AT,
     },
+    ev.ReconciliationAdjusted: lambda: {
+        "adjustment_id": "recon-7",
+        "exception_id": 7,
+        "kind": "write_off",
+        "provider": "stripe",
+        "provider_name": "stripe",
+        "amount": _usdc(),
+        "payout_id": "po-1",
+        "approved_by": ["ops-1", "approver-2"],
+        "reason": "paid twice at the provider; recovery refused",
+        "adjusted_at": AT,
+    },
     ev.SignatureRequested: lambda: {
         "request_id": "sig-1",
         "payout_ids": ["po-1", "po-2"],
