@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -29,6 +30,19 @@ class Rpc:
         if "error" in doc:
             raise EmulatorError(doc["error"])
         return doc["result"]
+
+    def discrepancy(self, body: dict[str, Any], *, timeout: float = 10) -> str | None:
+        """`POST /_emulator/discrepancies`: the statement line id it created or changed (None for `missing`)."""
+        base = self.url.removesuffix("/").removesuffix("/rpc")
+        req = urllib.request.Request(  # noqa: S310 - http(s) only, checked in __init__
+            f"{base}/_emulator/discrepancies", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only, checked above
+                line_id: str | None = json.loads(resp.read())["line_id"]
+        except urllib.error.HTTPError as err:
+            raise EmulatorError(f"{err.code}: {err.read().decode(errors='replace')}") from err
+        return line_id
 
 
 __all__ = ["EmulatorError", "Rpc"]

@@ -65,7 +65,7 @@ class Payment:
     destination: str
     asset: str
     amount: int
-    kind: str  # "payment" | "contract"
+    kind: str  # "payment" | "contract" | "injected" (a discrepancy, `discrepancies.py`)
 
 
 @dataclass
@@ -81,12 +81,18 @@ class Pending:
 
 @dataclass
 class Outcome:
+    """A transaction that landed. The `listed_*` fields are what `getTransactions` shows instead, after an injected
+    discrepancy (`discrepancies.py`); `getTransaction` and the balances keep what was applied."""
+
     status: TxStatus
     ledger: int
     created_at: int
     envelope_xdr: str
     result_xdr: str
     application_order: int
+    listed_envelope_xdr: str | None = None
+    listed_fee_extra: int = 0
+    hidden: bool = False
 
 
 class RpcError(Exception):
@@ -156,9 +162,12 @@ class Ledger:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     payments: list[Payment] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+    # ledger sequence → its close time (unix seconds), for the ledgers still retained
+    ledger_times: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.close_time = int(self.clock())
+        self.ledger_times[self.sequence] = self.close_time
         self.network_id = hashlib.sha256(self.passphrase.encode()).digest()
 
     def _count(self, name: str) -> None:
@@ -210,6 +219,12 @@ class Ledger:
 
     def oldest_ledger(self) -> int:
         return max(1, self.sequence - RETENTION_LEDGERS)
+
+    def ledger_time(self, sequence: int) -> int:
+        """The close time of a retained ledger (the oldest known one for a ledger before the emulator's start)."""
+        if sequence in self.ledger_times:
+            return self.ledger_times[sequence]
+        return min(self.ledger_times.values(), default=self.close_time)
 
     def account_entry_xdr(self, acct: AccountState) -> str:
         master = acct.signers.get(acct.account_id, 0)
@@ -293,7 +308,7 @@ class Ledger:
             "latestLedger": self.sequence,
             "latestLedgerCloseTime": str(self.close_time),
             "oldestLedger": self.oldest_ledger(),
-            "oldestLedgerCloseTime": str(self.close_time),
+            "oldestLedgerCloseTime": str(self.ledger_time(self.oldest_ledger())),
         }
         outcome = self.outcomes.get(tx_hash)
         if outcome is None:
@@ -480,6 +495,8 @@ class Ledger:
         """Close one ledger: include queued transactions (FIFO, ≤ capacity ops), apply them, return how many."""
         self.sequence += 1
         self.close_time = max(self.close_time + 1, int(self.clock()))
+        self.ledger_times[self.sequence] = self.close_time
+        self.ledger_times.pop(self.sequence - RETENTION_LEDGERS - 1, None)
         included = 0
         budget = self.capacity_ops
         for tx_hash in list(self.mempool):
@@ -614,6 +631,7 @@ class Ledger:
             "accounts": {k: asdict(v) for k, v in self.accounts.items()},
             "outcomes": {k: {**asdict(v), "status": v.status.value} for k, v in self.outcomes.items()},
             "payments": [asdict(p) for p in self.payments],
+            "ledger_times": {str(k): v for k, v in self.ledger_times.items()},
         }
 
     def save(self, path: Path) -> None:
@@ -628,3 +646,6 @@ class Ledger:
         self.accounts = {k: AccountState(**v) for k, v in doc["accounts"].items()}
         self.outcomes = {k: Outcome(**{**v, "status": TxStatus(v["status"])}) for k, v in doc["outcomes"].items()}
         self.payments = [Payment(**p) for p in doc["payments"]]
+        self.ledger_times = {int(k): int(v) for k, v in doc.get("ledger_times", {}).items()} or {
+            self.sequence: self.close_time
+        }

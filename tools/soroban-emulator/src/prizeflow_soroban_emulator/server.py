@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from prizeflow_soroban_emulator.discrepancies import DiscrepancyError, Injector
+from prizeflow_soroban_emulator.history import transactions_page
 from prizeflow_soroban_emulator.ledger import PROTOCOL_VERSION, Ledger, RpcError
 from prizeflow_soroban_emulator.settings import EmulatorSettings
 from prizeflow_stellar.assets import canonical, stellar_asset
@@ -40,6 +42,7 @@ class Emulator:
             "simulateTransaction": self.simulate_transaction,
             "sendTransaction": self.send_transaction,
             "getTransaction": self.get_transaction,
+            "getTransactions": self.get_transactions,
             "emulator_createAccount": self.create_account,
             "emulator_getAccount": self.get_account,
             "emulator_setFaults": self.set_faults,
@@ -110,6 +113,9 @@ class Emulator:
 
     async def get_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.ledger.transaction(_str_param(params, "hash").lower())
+
+    async def get_transactions(self, params: dict[str, Any]) -> dict[str, Any]:
+        return transactions_page(self.ledger, params)
 
     # -- admin -------------------------------------------------------------------------------------------
 
@@ -211,6 +217,20 @@ class Emulator:
             return web.json_response({"detail": err.message}, status=400)
         return web.json_response({"account": addr, "funded": "10000.0000000"})
 
+    async def discrepancies(self, request: web.Request) -> web.Response:
+        """`POST /_emulator/discrepancies` (see `discrepancies.py`): 201 `{"line_id"}`."""
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return web.json_response({"detail": "the body is not JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"detail": "the body must be a JSON object"}, status=400)
+        try:
+            line_id = Injector(self.ledger).inject(body)
+        except DiscrepancyError as err:
+            return web.json_response({"detail": str(err)}, status=err.status)
+        return web.json_response({"line_id": line_id}, status=201)
+
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "latestLedger": self.ledger.sequence})
 
@@ -250,6 +270,7 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_post("/", emulator.handle)
     app.router.add_post("/rpc", emulator.handle)
     app.router.add_get("/friendbot", emulator.friendbot)
+    app.router.add_post("/_emulator/discrepancies", emulator.discrepancies)
     app.router.add_get("/health", emulator.health)
     app.router.add_get("/health/live", emulator.health)
     app.router.add_get("/health/ready", emulator.health)

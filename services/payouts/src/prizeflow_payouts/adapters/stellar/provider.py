@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -33,6 +34,7 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    StatementPage,
     WebhookEvent,
 )
 from prizeflow_payouts.adapters.stellar import store as q
@@ -44,6 +46,7 @@ from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import SorobanRpcClient
 from prizeflow_payouts.adapters.stellar.signing import SIGNED_ENVELOPE_MISMATCH, SignerResultsSink
+from prizeflow_payouts.adapters.stellar.statement import FEE_ASSET, StellarStatement, fee_share
 from prizeflow_payouts.adapters.stellar.states import PayoutRow, PayoutState, TxKind
 from prizeflow_payouts.adapters.stellar.validation import refusal
 from prizeflow_payouts.application.ports import (
@@ -97,6 +100,13 @@ class StellarPayoutProvider:
         )
         self.signer_results = SignerResultsSink(options)
         self.external = ExternalSigning(options, self.rpc, self._database)
+        self.statements = StellarStatement(
+            name=options.name,
+            accounts=frozenset((options.funding_account, *options.channel_accounts)),
+            contract_asset=options.contract_asset,
+            rpc=self.rpc,
+            books=self._database,
+        )
         self._sync_waiters: list[tuple[str, asyncio.Future[PayoutRow | None]]] = []
         self._sync_flush: asyncio.Task[None] | None = None
 
@@ -239,6 +249,7 @@ class StellarPayoutProvider:
                 idempotency_key=key,
                 provider_ref=ref,
                 tx_hash=row.tx_hash,
+                fee=self._fee(row),
                 raw_status=row.state.value,
             )
         if row.state is PayoutState.FAILED:
@@ -265,6 +276,15 @@ class StellarPayoutProvider:
             tx_hash=row.current_hash,
             raw_status=row.state.value,
         )
+
+    @staticmethod
+    def _fee(row: PayoutRow) -> Money | None:
+        """The payout's share of its transaction's network fee (XLM stroops), as the statement's FEE line shows it:
+        the envelope's fee is what the network charges at most (the emulator charges all of it)."""
+        if row.tx_fee is None or row.payout_id not in row.tx_payout_ids:
+            return None
+        share = fee_share(row.tx_fee, len(row.tx_payout_ids), row.tx_payout_ids.index(row.payout_id))
+        return Money(asset=FEE_ASSET, amount=share) if share > 0 else None
 
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
         row = await self._lookup(lookup.idempotency_key)
@@ -325,6 +345,11 @@ class StellarPayoutProvider:
             for account, sequence, advanced_at in sorted(rows, key=lambda r: names[r[0]])
         )
         return RailProgress(sources=sources, oldest_waiting_s=max(0.0, float(waiting or 0)))
+
+    # -- ListsStatement (reconciliation) ----------------------------------------------------------------------
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """What the network did with the funding and channel accounts in [since, until) (`statement.py`)."""
+        return await self.statements.statement(since, until, cursor)
 
     # -- the engine -----------------------------------------------------------------------------------------
     async def tick(self) -> bool:

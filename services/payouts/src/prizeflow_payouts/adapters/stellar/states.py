@@ -210,6 +210,8 @@ class PayoutRow:
     error_detail: str | None
     attempts: int
     current_hash: str | None
+    tx_fee: int | None = None  # the fee of the payout's current envelope, and its payouts in place order
+    tx_payout_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> PayoutRow:
@@ -226,6 +228,8 @@ class PayoutRow:
             error_detail=row["error_detail"],
             attempts=int(row["attempts"]),
             current_hash=row["current_hash"],
+            tx_fee=None if row.get("tx_fee") is None else int(row["tx_fee"]),
+            tx_payout_ids=tuple(row.get("tx_payout_ids") or ()),
         )
 
 

@@ -217,7 +217,8 @@ INSERT_PAYOUTS = text(
 
 PAYOUTS_BY_KEY = text(
     """SELECT p.idempotency_key, p.payout_id, p.asset, p.amount, p.destination, p.state, p.tx_id, p.tx_hash,
-              p.error_code, p.error_detail, p.attempts, t.tx_hash AS current_hash
+              p.error_code, p.error_detail, p.attempts, t.tx_hash AS current_hash, t.fee AS tx_fee,
+              t.payout_ids AS tx_payout_ids
        FROM stellar_payouts p LEFT JOIN stellar_txs t ON t.id = p.tx_id
        WHERE p.idempotency_key = ANY(:keys)"""
 )
