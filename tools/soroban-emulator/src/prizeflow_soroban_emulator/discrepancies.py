@@ -5,8 +5,8 @@ winner of a payout-contract call), so `reference` is `<tx hash>:<n>` (`n` = the 
 transaction, as `stellar_txs.payout_ids` holds it) or a bare `<tx hash>` for a transaction with one payout.
 
 - `unrequested`: a new transaction pays `amount` of `asset` from our account (`source`, default the account the
-  last payment sent through `sendTransaction` came from) to `destination`, no memo; its transaction source is another account (a compromised
-  co-signer), so it neither pays our fee nor consumes our sequence numbers.
+  last payment sent through `sendTransaction` came from) to `destination`, no memo; its transaction source is
+  another account (a compromised co-signer), so it neither pays our fee nor consumes our sequence numbers.
 - `duplicate`: a new transaction pays the payout's payment again from the same account, memo hash = the payout's
   transaction hash (how a re-sent payout names the one it repeats).
 - `reversal`: the destination pays `amount` (default: all of it) back to the account it came from, memo return =
