@@ -43,6 +43,7 @@ class _Options(BaseModel):
     # How long after a call of unknown outcome the bot's transactions are trusted to show the gift had it been
     # sent; only then is it taken as not sent (and may be sent again).
     settle_after_s: float = Field(default=300.0, gt=0, le=86_400)
+    statement_page_size: int = Field(default=100, ge=1, le=100)  # getStarTransactions' limit (at most 100)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class TelegramOptions:
     text: str | None
     timeout_s: float
     settle_after_s: float
+    statement_page_size: int = 100
 
 
 def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[TelegramOptions, str]:
@@ -91,7 +93,15 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[Telegra
             f"{where}: the real Bot API moves real Stars but PAYOUTS_LIVE_EXECUTION is false (build-only deployment)"
         )
     return (
-        TelegramOptions(spec.name, api_base.rstrip("/"), prices, opts.text, opts.timeout_s, opts.settle_after_s),
+        TelegramOptions(
+            spec.name,
+            api_base.rstrip("/"),
+            prices,
+            opts.text,
+            opts.timeout_s,
+            opts.settle_after_s,
+            opts.statement_page_size,
+        ),
         token,
     )
 

@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy.exc import IntegrityError
@@ -41,11 +42,13 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    StatementPage,
     WebhookEvent,
 )
 from prizeflow_payouts.adapters.telegram import journal as q
 from prizeflow_payouts.adapters.telegram.classify import classify
 from prizeflow_payouts.adapters.telegram.options import ASSET, TelegramOptions
+from prizeflow_payouts.adapters.telegram.statement import lines_in
 from telegram import error as tg
 from telegram.request import HTTPXRequest
 
@@ -380,6 +383,45 @@ class TelegramGiftProvider:
                 break
             offset += _PAGE
         return out, refunded
+
+    # -- statement (ListsStatement) ---------------------------------------------------------------------------------
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """The bot's Star transactions dated in [since, until), one `getStarTransactions` page per call (statement.py
+        says what each becomes). The list is chronological: the first call finds the window's first offset by a
+        binary search over one-transaction pages (about 2·log2(n) calls); the cursor is the next page's offset."""
+        size = self.options.statement_page_size
+        try:
+            if cursor is None:
+                offset = await self._first_offset(since.timestamp())
+            elif cursor.isdigit():
+                offset = int(cursor)
+            else:
+                raise self._refuse(C.INVALID_REQUEST, "not a cursor of this rail's statement")
+            page = (await self._bot.get_star_transactions(offset=offset, limit=size)).transactions
+        except tg.TelegramError as err:
+            raise PayoutProviderError(classify(err, mutating=False, provider=self.name).error) from None
+        lines, ended = lines_in(page, since=since, until=until, asset=ASSET)
+        following = None if ended or len(page) < size else str(offset + len(page))
+        return StatementPage(lines=tuple(lines), next_cursor=following)
+
+    async def _first_offset(self, since: float) -> int:
+        """The offset of the first transaction dated at or after `since` (the list's length if none is)."""
+
+        async def before(offset: int) -> bool:
+            page = (await self._bot.get_star_transactions(offset=offset, limit=1)).transactions
+            return bool(page) and page[0].date.timestamp() < since
+
+        low, step = 0, 1  # every offset below `low` is dated before `since`
+        while await before(low + step - 1):
+            low, step = low + step, step * 2
+        high = low + step - 1  # dated at or after `since`, or past the end
+        while low < high:
+            mid = (low + high) // 2
+            if await before(mid):
+                low = mid + 1
+            else:
+                high = mid
+        return low
 
     # -- books ----------------------------------------------------------------------------------------------------
     async def _get(self, payout_id: str) -> _Row | None:
