@@ -23,6 +23,8 @@ from prizeflow_ops.config import OpsConfig
 PROBLEM_BASE: Final = "https://prizeflow.dev/problems/"
 USER_AGENT: Final = "prizeflow-ops/0.1"
 _EXCERPT: Final = 300
+# An export may wait on PostgreSQL sorting its period before the next piece: the services allow it 15 minutes.
+EXPORT_READ_TIMEOUT_S: Final = 900.0
 
 
 class ExitCode(IntEnum):
@@ -220,6 +222,46 @@ class OpsClient:
                 )
             return Answer(service, method, path, response.status_code, data)
         return Answer(service, method, path, response.status_code, None, _problem_of(service, response))
+
+    async def download(
+        self,
+        service: str,
+        path: str,
+        *,
+        params: Mapping[str, str | None],
+        sink: Callable[[bytes], object],
+        accept: str = "text/csv",
+        read_timeout_s: float = EXPORT_READ_TIMEOUT_S,
+    ) -> Answer:
+        """`GET path` on `service`, its body handed to `sink` piece by piece as it streams in (an export never sits
+        in memory); `data` is the number of bytes. A body cut short (the service failed half-way, the connection
+        dropped) is a problem, never a success: the caller throws away what `sink` got."""
+        assert self._http is not None, "use the client as an async context manager"
+        query = {k: v for k, v in params.items() if v is not None}
+        url = self.config.url(service) + path
+        headers = {**self._headers(body=False), "Accept": f"{accept}, application/problem+json"}
+        self._trace(f"> GET {url}{'?' + str(httpx.QueryParams(query)) if query else ''}", headers)
+        timeout = httpx.Timeout(read_timeout_s, connect=min(self.config.timeout_s, 5.0))
+        started, received = time.monotonic(), 0
+        try:
+            async with self._http.stream("GET", url, params=query, headers=headers, timeout=timeout) as response:
+                self._trace(f"< {response.status_code} {response.reason_phrase}")
+                if not response.is_success:
+                    await response.aread()
+                    return Answer(service, "GET", path, response.status_code, None, _problem_of(service, response))
+                async for piece in response.aiter_bytes():
+                    sink(piece)
+                    received += len(piece)
+        except httpx.TimeoutException:
+            detail = f"{service} sent nothing for {read_timeout_s:g}s after {received} bytes"
+            return self._unreachable(service, "GET", path, code="timeout", title="Timed out", detail=detail)
+        except httpx.TransportError as err:
+            what = f"the export stopped after {received} bytes" if received else f"cannot reach {service}"
+            detail = f"{what} ({self.config.url(service)}): {type(err).__name__}: {err}"
+            code, title = ("export_incomplete", "Export cut short") if received else ("unreachable", "Unreachable")
+            return self._unreachable(service, "GET", path, code=code, title=title, detail=detail)
+        self._trace(f"< {received} bytes ({(time.monotonic() - started) * 1000:.0f} ms)")
+        return Answer(service, "GET", path, response.status_code, received)
 
     def _unreachable(self, service: str, method: str, path: str, *, code: str, title: str, detail: str) -> Answer:
         self._trace(f"< {code}: {detail}")
