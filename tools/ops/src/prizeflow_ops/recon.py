@@ -24,7 +24,7 @@ KINDS: Final = (
     "unrequested", "duplicate", "destination_mismatch", "paid_not_recorded", "amount_mismatch", "missing",
     "unrecorded_reversal", "unbooked_fee", "unknown_outcome", "ledger_mismatch",
 )  # fmt: skip
-SEVERITIES: Final = ("critical", "high", "medium", "low")
+SEVERITIES: Final = ("critical", "high", "medium")
 ACTIONS: Final = ("acknowledge", "write_off", "mark_returned", "book_fee", "settle_found", "settle_not_made")
 # The actions that move money: a first call proposes, a second person's call executes.
 MONEY_ACTIONS: Final = frozenset(ACTIONS) - {"acknowledge"}
