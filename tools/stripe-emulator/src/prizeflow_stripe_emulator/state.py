@@ -1036,6 +1036,10 @@ class Store:
         self._credit(None, currency, -left)
         self._credit(destination, currency, left)
         bt.update(amount=-amount, currency=currency, net=-amount - bt["fee"])
+        for bid, payment in self.balance_transactions.items():  # the connected account's side of the transfer
+            if payment["source"] == transfer["destination_payment"]:
+                payment.update(amount=amount, currency=currency, net=amount)
+                self.bt_accounts[bid] = destination
 
     # -- events --------------------------------------------------------------------------------------------
 
