@@ -1,7 +1,8 @@
 """What every finance export shares: the period it covers, checked before a byte is sent, and its rows written
 as CSV chunk by chunk (a year of a busy platform never sits in memory).
 
-Pure: no I/O library is imported here, so an application module may use it.
+Pure: this module imports no I/O library, so an application module may use it (the package's `__init__` still
+loads them: STYLE.md's known difference).
 """
 
 from __future__ import annotations
