@@ -54,7 +54,7 @@ REWARDS_EVENTS: Final = Topic(
         "TopUpAdjusted",
     ),
 )
-PAYOUT_REQUESTS: Final = Topic("prizeflow.payouts.requests.v1", "rewards", ("PayoutRequested",))
+PAYOUT_REQUESTS: Final = Topic("prizeflow.payouts.requests.v1", "rewards", ("PayoutRequested", "LedgerPosted"))
 PAYOUT_EVENTS: Final = Topic(
     "prizeflow.payouts.events.v1",
     "payouts",

@@ -251,6 +251,15 @@ _EXAMPLES: Final[dict[type[EventPayload], Callable[[], dict[str, Any]]]] = {
         "reason": "destination closed",
         "returned_at": AT,
     },
+    ev.LedgerPosted: lambda: {
+        "transfer_id": "0b7c4f1e-3f55-5d8e-9a51-2b9f8e7c6d5a",
+        "kind": "payout",
+        "provider": "stripe",
+        "amount": _usdc(),
+        "claim_id": "claim-1",
+        "payout_id": "po-1",
+        "posted_at": AT,
+    },
     ev.ReconciliationAdjusted: lambda: {
         "adjustment_id": "recon-7",
         "exception_id": 7,

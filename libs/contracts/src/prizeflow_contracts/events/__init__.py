@@ -20,6 +20,8 @@ from prizeflow_contracts.events.game import (
 from prizeflow_contracts.events.payouts import (
     REQUIRED_APPROVERS,
     ApprovalPolicy,
+    LedgerPosted,
+    LedgerPostingKind,
     PayoutApproved,
     PayoutCancelled,
     PayoutCreated,
@@ -114,6 +116,8 @@ __all__ = [
     "PaymentEventReceived",
     "PaymentEventStatus",
     "PaymentIntent",
+    "LedgerPosted",
+    "LedgerPostingKind",
     "PayoutApproved",
     "PayoutCancelled",
     "PayoutCreated",

@@ -51,6 +51,40 @@ class PayoutRequested(EventPayload):
     requested_at: AwareDatetime
 
 
+class LedgerPostingKind(StrEnum):
+    """What a posting on a rail's external account (`external(provider, asset)`) was."""
+
+    PAYOUT = "payout"  # payout clearing → external(provider): a paid payout (PayoutPaid)
+    RETURN = "return"  # external(provider) → wallet: a returned payout (PayoutReturned)
+    ADJUSTMENT = "adjustment"  # treasury → external(provider): a reconciliation write-off or fee (ReconciliationAdjusted)
+
+
+class LedgerPosted(EventPayload):
+    """Rewards booked money on a rail's external account, in the transaction of the transfer: what the ledger says
+    left (or came back) through the provider, for reconciliation to compare with the payouts and the provider's
+    books (docs/adr/0011-reconciliation.md). `amount` is positive; `kind` gives its direction."""
+
+    EVENT_NAME: ClassVar[str] = "LedgerPosted"
+    TOPIC: ClassVar[Topic] = PAYOUT_REQUESTS
+
+    transfer_id: Identifier
+    kind: LedgerPostingKind
+    provider: ProviderType
+    amount: PayableMoney
+    claim_id: Identifier | None = None
+    payout_id: Identifier | None = None
+    adjustment_id: Identifier | None = None
+    posted_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> LedgerPosted:
+        if self.kind is LedgerPostingKind.ADJUSTMENT and self.adjustment_id is None:
+            raise ValueError("an adjustment's posting names its adjustment")
+        if self.kind is not LedgerPostingKind.ADJUSTMENT and self.payout_id is None:
+            raise ValueError("a payout's posting names its payout")
+        return self
+
+
 class PayoutRequestRefused(EventPayload):
     """Payouts will never pay this request (no provider routes it, the provider refuses its destination, it
     is unreadable): no payout exists for the claim and none ever will, so rewards voids the reservation."""
@@ -274,6 +308,8 @@ class ReconciliationAdjusted(EventPayload):
 __all__ = [
     "REQUIRED_APPROVERS",
     "AdjustmentKind",
+    "LedgerPosted",
+    "LedgerPostingKind",
     "ApprovalPolicy",
     "PayoutApproved",
     "PayoutCancelled",
