@@ -17,7 +17,7 @@ from prizeflow_ops import ExitCode, run
 
 TOKEN = "eyJhbGciOiJFZERTQSJ9.recon-secret.signature"  # a stand-in, checked never to be printed
 ENV = {"PRIZEFLOW_OPS_TOKEN": TOKEN, "PRIZEFLOW_PAYOUTS_URL": "https://payouts.test"}
-BASE = "/v1/admin/reconciliation"
+BASE = "/reconciliation"
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

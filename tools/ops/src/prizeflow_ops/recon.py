@@ -18,7 +18,7 @@ from prizeflow_ops.client import ExitCode, segment
 from prizeflow_ops.commands import Context, UnusableArgumentError, pick
 from prizeflow_ops.config import PAYOUTS
 
-BASE: Final = "/v1/admin/reconciliation"
+BASE: Final = "/reconciliation"
 STATES: Final = ("open", "investigating", "resolved")
 KINDS: Final = (
     "unrequested", "duplicate", "destination_mismatch", "paid_not_recorded", "amount_mismatch", "missing",
