@@ -13,6 +13,8 @@ email address, over `httpx` (async: the event loop is never blocked).
   approval. A bounced card is cancelled first (value refunded); a cancel refused for good re-reads the order.
 - cancel: an order awaiting approval is rejected (`POST /order_approvals/{id}/reject`); afterwards the card
   exists and is `not_cancellable`.
+- statement (ListsStatement): `GET /orders` by `created_at`, paged by offset; an order's card, fee and refund are
+  lines under our payout id (`external_id`) and the order id (`statement.py`).
 - webhooks: the signature is checked first; the event names a resource only, which is fetched back, and its
   status is published only when the resource agrees.
 

@@ -11,6 +11,10 @@ Every mutating call carries an idempotency key derived from our payout's (`<key>
 `<key>:cancel`, `<key>:reversal`) and metadata naming the payout. `sync_status` finds the transfer by
 `transfer_group=<payout_id>` and our key in its metadata: `payout_not_found` only when Stripe has none. All calls
 are async (`*_async` over aiohttp): the event loop is never blocked.
+
+`statement` (ListsStatement) lists the platform balance's transactions (`statement.py` says why those): a transfer's
+line carries our key (`metadata.idempotency_key`) as `reference`, the transfer id as `provider_ref` and the connected
+account as `destination`.
 """
 
 from __future__ import annotations
