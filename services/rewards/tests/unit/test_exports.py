@@ -118,3 +118,16 @@ def test_a_bad_request_is_refused_before_the_reader_is_asked(
         ExportLedger(reader).ledger_query(since=since, until=until, asset=asset)
     assert (refused.value.status, refused.value.code) == (400, code)
     assert reader.asked == []
+
+
+async def test_an_export_holds_one_of_the_processs_few_slots_while_it_streams() -> None:
+    reader = FakeReader([WalletChunk({}, [move(1, incoming=True)]), WalletChunk({}, [move(2, incoming=True)])])
+    exports = ExportLedger(reader, concurrent=1)
+    period = exports.history_period(since="2026-03-01", until="2026-04-01")
+    stream = exports.history_csv("p-1", period)
+    assert (await anext(stream)).startswith(b"transfer_id,")  # the header: no slot taken yet
+    assert not exports._slots.locked()
+    await anext(stream)
+    assert exports._slots.locked()  # a second export would wait here, not take a second connection
+    assert [piece async for piece in stream]
+    assert not exports._slots.locked()

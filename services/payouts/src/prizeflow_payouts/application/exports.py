@@ -6,8 +6,9 @@ provider and the asset are checked before the first byte, so a refusal is proble
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol
 
@@ -16,6 +17,9 @@ from prizeflow_runtime.csv_stream import ExportPeriod, Row, csv_stream
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 DEFAULT_CHUNK_ROWS: Final = 5_000
+# Each export holds a pooled connection for as long as it streams: at most this many at once per process, the
+# others wait (their header row already sent) instead of starving the service's pool.
+DEFAULT_CONCURRENT_EXPORTS: Final = 2
 
 PAYOUT_COLUMNS: Final = (
     "payout_id",
@@ -103,6 +107,11 @@ class ExportPayouts:
     reader: PayoutExportReader
     providers: Collection[str]
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    concurrent: int = DEFAULT_CONCURRENT_EXPORTS
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.concurrent)
 
     def query(
         self, *, since: str | None, until: str | None, provider: str | None, asset: str | None
@@ -118,12 +127,14 @@ class ExportPayouts:
         return csv_stream(PAYOUT_COLUMNS, self._rows(query))
 
     async def _rows(self, query: PayoutExportQuery) -> AsyncIterator[list[Row]]:
-        async for chunk in self.reader.payouts(query, chunk_rows=self.chunk_rows):
-            yield [p.cells() for p in chunk]
+        async with self._slots:
+            async for chunk in self.reader.payouts(query, chunk_rows=self.chunk_rows):
+                yield [p.cells() for p in chunk]
 
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "DEFAULT_CONCURRENT_EXPORTS",
     "PAYOUT_COLUMNS",
     "ExportPayouts",
     "PayoutExportQuery",

@@ -9,9 +9,10 @@ posted rows of an account, summed from the first transfer, are its balance, to t
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol
 
@@ -21,6 +22,9 @@ from prizeflow_runtime.csv_stream import ExportPeriod, Row, csv_stream
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 DEFAULT_CHUNK_ROWS: Final = 5_000
+# Each export holds a pooled connection for as long as it streams: at most this many at once per process, the
+# others wait (their header row already sent) instead of starving the service's pool.
+DEFAULT_CONCURRENT_EXPORTS: Final = 2
 
 LEDGER_COLUMNS: Final = (
     "transfer_id",
@@ -192,6 +196,11 @@ class ExportLedger:
 
     reader: LedgerExportReader
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    concurrent: int = DEFAULT_CONCURRENT_EXPORTS
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.concurrent)
 
     def ledger_query(self, *, since: str | None, until: str | None, asset: str | None) -> LedgerExportQuery:
         period = ExportPeriod.parse(since, until)
@@ -207,20 +216,26 @@ class ExportLedger:
         return csv_stream(LEDGER_COLUMNS, self._ledger_rows(query))
 
     async def _ledger_rows(self, query: LedgerExportQuery) -> AsyncIterator[list[Row]]:
-        async for chunk in self.reader.transfers(query, chunk_rows=self.chunk_rows):
-            yield [line.cells() for line in chunk]
+        async with self._slots:
+            async for chunk in self.reader.transfers(query, chunk_rows=self.chunk_rows):
+                yield [line.cells() for line in chunk]
 
     @staticmethod
     def history_period(*, since: str | None, until: str | None) -> ExportPeriod:
         return ExportPeriod.parse(since, until)
 
     def history_csv(self, player_id: str, period: ExportPeriod) -> AsyncIterator[bytes]:
-        chunks = self.reader.wallet_movements(player_id, period, chunk_rows=self.chunk_rows)
-        return csv_stream(HISTORY_COLUMNS, running_balances(chunks))
+        return csv_stream(HISTORY_COLUMNS, running_balances(self._movements(player_id, period)))
+
+    async def _movements(self, player_id: str, period: ExportPeriod) -> AsyncIterator[WalletChunk]:
+        async with self._slots:
+            async for chunk in self.reader.wallet_movements(player_id, period, chunk_rows=self.chunk_rows):
+                yield chunk
 
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "DEFAULT_CONCURRENT_EXPORTS",
     "HISTORY_COLUMNS",
     "LEDGER_COLUMNS",
     "ExportLedger",
