@@ -52,6 +52,9 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    StatementLine,
+    StatementLineKind,
+    StatementPage,
     WebhookEvent,
 )
 from prizeflow_contracts.webhook_signatures import (
@@ -154,6 +157,7 @@ SCHEMA_DDL: Final = (
         amount bigint NOT NULL,
         executed_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
     "CREATE INDEX IF NOT EXISTS transfers_key ON {schema}.transfers (idempotency_key)",
+    "CREATE INDEX IF NOT EXISTS transfers_executed ON {schema}.transfers (executed_at, id)",
     """CREATE TABLE IF NOT EXISTS {schema}.calls (
         idempotency_key text PRIMARY KEY,
         create_calls int NOT NULL DEFAULT 0,
@@ -184,6 +188,7 @@ class SandboxPayoutProvider:
         webhook_secret: str | None = None,
         schema: str = "sandbox",
         pool_size: int = 10,
+        statement_page_size: int = 500,
     ) -> None:
         self.capabilities = capabilities
         self._dsn = dsn
@@ -193,6 +198,7 @@ class SandboxPayoutProvider:
         self._webhook_secret = webhook_secret
         self._schema = schema
         self._pool_size = pool_size
+        self._statement_page_size = statement_page_size
         self._pool: asyncpg.Pool | None = None
         self._start_lock = asyncio.Lock()
 
@@ -532,6 +538,51 @@ class SandboxPayoutProvider:
                 PayoutErrorCode.INVALID_REQUEST, f"sandbox: malformed webhook: {type(err).__name__}", provider=NAME
             ) from err
 
+    # -- statement (ListsStatement): the rail's own transfers ----------------------------------------------------
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """One PAYOUT line per money movement the sandbox executed in [since, until) (`sandbox.transfers`): line id
+        `sbx-transfer-<id>`, `reference` = our idempotency key, `provider_ref` = the sandbox's payout reference,
+        `destination` = the payout's address. No fees (the sandbox charges none on a payout) and no reversals (it
+        never reverses one). Keyset-paged by (executed_at, id)."""
+        try:
+            after = _decode(cursor, since)
+        except ValueError:
+            raise PayoutProviderError.of(
+                PayoutErrorCode.INVALID_REQUEST, "sandbox: not a cursor of this statement", provider=NAME
+            ) from None
+        pool = await self._db()
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT t.id, t.asset, t.amount, t.executed_at, t.idempotency_key, p.provider_ref, p.destination
+                    FROM {self._t("transfers")} t JOIN {self._t("payouts")} p USING (idempotency_key)
+                    WHERE t.executed_at >= $1 AND t.executed_at < $2 AND (t.executed_at, t.id) > ($3, $4)
+                    ORDER BY t.executed_at, t.id
+                    LIMIT $5""",
+                since,
+                until,
+                after[0],
+                after[1],
+                self._statement_page_size,
+            )
+        lines = tuple(
+            StatementLine(
+                line_id=f"sbx-transfer-{r['id']}",
+                kind=StatementLineKind.PAYOUT,
+                occurred_at=r["executed_at"],
+                asset=r["asset"],
+                amount=int(r["amount"]),
+                reference=r["idempotency_key"],
+                provider_ref=r["provider_ref"],
+                destination=_address(r["destination"]),
+                raw_type="transfer",
+            )
+            for r in rows
+        )
+        last = rows[-1] if len(rows) >= self._statement_page_size else None
+        return StatementPage(
+            lines=lines, next_cursor=f"{last['executed_at'].isoformat()}|{last['id']}" if last is not None else None
+        )
+
     # -- for tests and demos: what the rail itself recorded ---------------------------------------------------
     async def books(self, key: str) -> dict[str, int]:
         pool = await self._db()
@@ -547,6 +598,24 @@ class SandboxPayoutProvider:
         return out
 
 
+def _address(stored: str) -> str:
+    """The payout's destination address out of the sandbox's `<type>:<address>[:<memo>]`. A `sandbox` address may
+    hold colons itself (`<scenario>:...`): it is kept whole (a memo on one would stay in it); any other type's
+    address has none, so what follows one is the memo."""
+    kind, _, rest = stored.partition(":")
+    return rest if kind == DestinationType.SANDBOX.value else rest.partition(":")[0]
+
+
+def _decode(cursor: str | None, since: datetime) -> tuple[datetime, int]:
+    if cursor is None:
+        return since, 0
+    at, sep, last = cursor.partition("|")
+    when = datetime.fromisoformat(at)
+    if not sep or not last.isdigit() or when.tzinfo is None:
+        raise ValueError(cursor)
+    return when, int(last)
+
+
 def _dest(instruction: PayoutInstruction) -> str:
     d = instruction.destination
     return f"{d.type.value}:{d.address}" + (f":{d.memo}" if d.memo else "")
@@ -556,7 +625,7 @@ def build_sandbox(spec: ProviderSpec, context: ProviderContext) -> tuple[Sandbox
     from prizeflow_runtime.db import asyncpg_dsn
 
     opts = dict(spec.options)
-    allowed = {"default_scenario", "scenarios", "fee_bps", "schema", "pool_size"}
+    allowed = {"default_scenario", "scenarios", "fee_bps", "schema", "pool_size", "statement_page_size"}
     if set(opts) - allowed:
         raise ProviderConfigError(f"provider {spec.name!r}: unknown sandbox options {sorted(set(opts) - allowed)}")
     if set(spec.secrets) - {"webhook_secret"}:
@@ -588,6 +657,7 @@ def build_sandbox(spec: ProviderSpec, context: ProviderContext) -> tuple[Sandbox
         webhook_secret=secret.reveal() if secret is not None else None,
         schema=schema,
         pool_size=int(opts.get("pool_size", 10)),
+        statement_page_size=int(opts.get("statement_page_size", 500)),
     )
     return provider, True
 
