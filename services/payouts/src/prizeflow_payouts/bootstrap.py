@@ -63,6 +63,7 @@ from prizeflow_payouts.entrypoints.kafka import (
     SignerResultsHandler,
     SignerResultsSink,
 )
+from prizeflow_payouts.entrypoints.reconciliation_http import ReconciliationController
 from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
 from prizeflow_payouts.settings import PayoutsSettings
@@ -291,6 +292,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         slack=timedelta(seconds=settings.payouts_recon_slack_s),
         window=timedelta(seconds=settings.payouts_recon_window_s),
         owner=worker.worker_id,
+        ledger=settings.payouts_recon_ledger,
         metrics=ReconMetrics.create(rt.registry, settings.service_name, providers=[e.name for e in config.registry]),
     )
     return Payouts(
@@ -327,9 +329,17 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
 
     exports = ExportPayouts(PgPayoutExportReader(rt.sessions), providers=[e.name for e in p.config.registry])
     app = rt.http_app(
-        [PayoutsController, ProvidersController, DisagreementsController, PayoutExportsController],
+        [
+            PayoutsController,
+            ProvidersController,
+            DisagreementsController,
+            PayoutExportsController,
+            ReconciliationController,
+        ],
         dependencies={
             "queries": const(p.queries),
+            "recon": const(p.reconciliation),
+            "recon_queries": const(p.recon_queries),
             "admin": const(p.admin),
             "registry": const(p.config.registry),
             "payout_exports": const(exports),
