@@ -6,6 +6,8 @@
   Its state moves only along open → investigating → resolved (trigger), a resolved one never moves again and
   needs a resolution; a money action needs two different people (CHECK).
 - `recon_exception_history`: append-only, who did what and why.
+- `ledger_postings`: what the ledger booked on a rail's external account (`LedgerPosted` from rewards), once per
+  ledger transfer, append-only: a run compares it with each payout.
 
 Revision ID: 0017
 Revises: 0016
@@ -142,9 +144,42 @@ _UP = [
     CREATE TRIGGER recon_exception_history_append_only BEFORE UPDATE OR DELETE ON recon_exception_history
     FOR EACH ROW EXECUTE FUNCTION recon_history_append_only()
     """,
+    """
+    CREATE TABLE ledger_postings (
+        transfer_id text PRIMARY KEY,
+        kind text NOT NULL,
+        provider_type text NOT NULL,
+        asset text NOT NULL,
+        amount bigint NOT NULL,
+        claim_id text,
+        payout_id text,
+        adjustment_id text,
+        posted_at timestamptz NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT ledger_postings_kind CHECK (kind IN ('payout', 'return', 'adjustment')),
+        CONSTRAINT ledger_postings_amount CHECK (amount > 0),
+        CONSTRAINT ledger_postings_names CHECK (
+            (kind = 'adjustment' AND adjustment_id IS NOT NULL) OR (kind <> 'adjustment' AND payout_id IS NOT NULL)
+        )
+    )
+    """,
+    "CREATE INDEX ledger_postings_payout ON ledger_postings (payout_id) WHERE payout_id IS NOT NULL",
+    "CREATE INDEX ledger_postings_adjustment ON ledger_postings (adjustment_id) WHERE adjustment_id IS NOT NULL",
+    """
+    CREATE FUNCTION ledger_postings_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'ledger_postings is append-only: the ledger never changes a posting' USING ERRCODE = 'check_violation';
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_postings_append_only BEFORE UPDATE OR DELETE ON ledger_postings
+    FOR EACH ROW EXECUTE FUNCTION ledger_postings_append_only()
+    """,
 ]
 
 _DOWN = [
+    "DROP TABLE ledger_postings",
+    "DROP FUNCTION ledger_postings_append_only()",
     "DROP TABLE recon_exception_history",
     "DROP FUNCTION recon_history_append_only()",
     "DROP TABLE recon_exceptions",

@@ -54,6 +54,11 @@ class PayoutsSettings(ServiceSettings):
         description="How long after a window ends it is reconciled, and how far past its edges statement lines "
         "are read to match payouts near them",
     )
+    payouts_recon_ledger: bool = Field(
+        default=True,
+        description="Compare each payout with what the ledger booked for it (LedgerPosted from rewards); off only "
+        "where payouts runs without rewards",
+    )
     payouts_recon_tick_s: float = Field(
         default=300.0, gt=0, description="How often the schedule looks for a due window (a completed one is skipped)"
     )

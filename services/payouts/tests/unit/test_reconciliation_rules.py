@@ -201,3 +201,26 @@ def test_totals_add_up_to_the_minor_unit(cases: list[tuple[int, bool]]) -> None:
     gaps = [f.amount for f in out.findings if f.kind is K.AMOUNT_MISMATCH]
     assert sum(g or 0 for g in gaps) == out.totals["USD"].theirs_paid - out.totals["USD"].ours_paid
     assert out.matched + len(gaps) == len(cases)
+
+
+def test_the_ledger_is_held_to_each_payout_of_the_window() -> None:
+    """A paid payout the ledger booked in full matches; one it booked another amount for, or not at all, or a
+    returned one it still holds, is a ledger mismatch; the window's ledger total adds the adjustments."""
+    ours = [
+        payout(1, ledger=1_000),
+        payout(2, ledger=900),
+        payout(3, ledger=0),
+        payout(4, state="returned", ledger=1_000),
+        payout(5, state="returned", ledger=0),
+    ]
+    lines = [paid_line(n) for n in (1, 2, 3, 4, 5)]
+    lines += [line(f"rev-{n}", ref=f"key-{n}", kind=StatementLineKind.REVERSAL) for n in (4, 5)]
+    out = reconcile(lines, ours, since=SINCE, until=UNTIL, adjustments={"USD": 70})
+    assert sorted((f.kind, f.subject, f.amount) for f in out.findings) == [
+        (K.LEDGER_MISMATCH, "payout:po-2", 100),
+        (K.LEDGER_MISMATCH, "payout:po-3", 1_000),
+        (K.LEDGER_MISMATCH, "payout:po-4", 1_000),
+    ]
+    assert out.totals["USD"].ledger == 1_000 + 900 + 0 + 1_000 + 0 + 70
+    unchecked = reconcile(lines, [payout(2, ledger=None)], since=SINCE, until=UNTIL)
+    assert unchecked.totals["USD"].ledger is None

@@ -75,6 +75,9 @@ def settings_for(
         "payouts_worker_interval_ms": 50,
         "outbox_poll_interval_ms": 50,
         "log_json": False,
+        # Payouts alone: no rewards books anything, and a test runs its reconciliation itself.
+        "payouts_recon_ledger": False,
+        "payouts_recon_enabled": False,
     }
     values.update(overrides)
     return PayoutsSettings(**values)

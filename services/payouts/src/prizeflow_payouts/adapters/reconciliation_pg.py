@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.events.payouts import LedgerPosted
 from prizeflow_contracts.providers import StatementLine
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.ports import PayoutRepository
@@ -46,9 +47,11 @@ _RUN_COLUMNS = "id, provider, since, until, state, cursor, fetched, pages"
 
 _OUR_PAYOUTS = text(
     """
-    SELECT id, idempotency_key, provider_ref, state, asset, amount, destination_address, fee_asset, fee_amount,
-           paid_at, outcome_unknown_since IS NOT NULL AND state = 'submitting' AS unknown_outcome
-    FROM payouts
+    SELECT p.id, p.idempotency_key, p.provider_ref, p.state, p.asset, p.amount, p.destination_address, p.fee_asset,
+           p.fee_amount, p.paid_at, p.outcome_unknown_since IS NOT NULL AND p.state = 'submitting' AS unknown_outcome,
+           (SELECT sum(CASE l.kind WHEN 'payout' THEN l.amount WHEN 'return' THEN -l.amount ELSE 0 END)
+            FROM ledger_postings l WHERE l.payout_id = p.id AND l.kind <> 'adjustment') AS ledger
+    FROM payouts p
     WHERE provider_name = :provider AND (
         (state IN ('paid', 'returned') AND paid_at >= :since AND paid_at < :until)
         OR idempotency_key = ANY(CAST(:keys AS text[]))
@@ -179,7 +182,14 @@ class SqlReconStore:
         return [StatementLine.model_validate(r[0]) for r in rows]
 
     async def our_payouts(
-        self, provider: str, since: datetime, until: datetime, keys: Sequence[str], refs: Sequence[str]
+        self,
+        provider: str,
+        since: datetime,
+        until: datetime,
+        keys: Sequence[str],
+        refs: Sequence[str],
+        *,
+        with_ledger: bool,
     ) -> list[OurPayout]:
         rows = await self.session.execute(
             _OUR_PAYOUTS, {"provider": provider, "since": since, "until": until, "keys": list(keys), "refs": list(refs)}
@@ -197,9 +207,25 @@ class SqlReconStore:
                 fee_amount=r.fee_amount,
                 paid_at=r.paid_at,
                 unknown_outcome=r.unknown_outcome,
+                ledger=(r.ledger or 0) if with_ledger else None,
             )
             for r in rows
         ]
+
+    async def ledger_adjustments(self, provider: str, since: datetime, until: datetime) -> dict[str, int]:
+        rows = await self.session.execute(
+            text(
+                """
+                SELECT l.asset, sum(l.amount) FROM ledger_postings l
+                JOIN recon_exceptions e ON e.adjustment_id = l.adjustment_id
+                WHERE l.kind = 'adjustment' AND e.provider = :provider AND l.posted_at >= :since
+                  AND l.posted_at < :until
+                GROUP BY l.asset
+                """
+            ),
+            {"provider": provider, "since": since, "until": until},
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
     async def open_exceptions(self, run_id: str, provider: str, findings: Sequence[Finding], at: datetime) -> int:
         if not findings:
@@ -242,7 +268,7 @@ class SqlReconStore:
                 "reversals": t.reversals,
                 "other": t.other,
                 "provider_movement": t.provider_movement,
-                "ledger_movement": None,
+                "ledger_movement": t.ledger,
             }
             for asset, t in sorted(outcome.totals.items())
         ]
@@ -361,6 +387,43 @@ class SqlReconStore:
         return [(r[0], r[1]) for r in rows]
 
 
+_RECORD_POSTINGS = text(
+    """
+    INSERT INTO ledger_postings (transfer_id, kind, provider_type, asset, amount, claim_id, payout_id, adjustment_id,
+                                 posted_at)
+    SELECT * FROM unnest(CAST(:transfer_id AS text[]), CAST(:kind AS text[]), CAST(:provider AS text[]),
+                         CAST(:asset AS text[]), CAST(:amount AS bigint[]), CAST(:claim_id AS text[]),
+                         CAST(:payout_id AS text[]), CAST(:adjustment_id AS text[]), CAST(:posted_at AS timestamptz[]))
+    ON CONFLICT (transfer_id) DO NOTHING
+    """
+)
+
+
+class SqlLedgerPostings:
+    """`LedgerPostings` in the transaction of `session` (the consumer's inbox transaction)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, postings: Sequence[LedgerPosted]) -> None:
+        if not postings:
+            return
+        await self.session.execute(
+            _RECORD_POSTINGS,
+            {
+                "transfer_id": [p.transfer_id for p in postings],
+                "kind": [p.kind.value for p in postings],
+                "provider": [p.provider.value for p in postings],
+                "asset": [p.amount.asset for p in postings],
+                "amount": [p.amount.amount for p in postings],
+                "claim_id": [p.claim_id for p in postings],
+                "payout_id": [p.payout_id for p in postings],
+                "adjustment_id": [p.adjustment_id for p in postings],
+                "posted_at": [p.posted_at for p in postings],
+            },
+        )
+
+
 def recon_transactions(sessions: async_sessionmaker[AsyncSession]) -> Any:
     """`ReconTransactions` on a session factory: one session and transaction per block, committed on exit."""
 
@@ -474,4 +537,4 @@ class SqlReconQueries:
             last = rows[-1]["id"]
 
 
-__all__ = ["SqlReconQueries", "SqlReconStore", "recon_transactions"]
+__all__ = ["SqlLedgerPostings", "SqlReconQueries", "SqlReconStore", "recon_transactions"]

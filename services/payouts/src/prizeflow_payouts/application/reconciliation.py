@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.errors import PayoutProviderError
 from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.payouts import AdjustmentKind, ReconciliationAdjusted
+from prizeflow_contracts.events.payouts import AdjustmentKind, LedgerPosted, ReconciliationAdjusted
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import (
     ListsStatement,
@@ -128,10 +128,21 @@ class ReconStore(Protocol):
     async def staged_lines(self, run_id: str) -> list[StatementLine]: ...
 
     async def our_payouts(
-        self, provider: str, since: datetime, until: datetime, keys: Sequence[str], refs: Sequence[str]
+        self,
+        provider: str,
+        since: datetime,
+        until: datetime,
+        keys: Sequence[str],
+        refs: Sequence[str],
+        *,
+        with_ledger: bool,
     ) -> list[OurPayout]:
         """Our payouts of `provider` paid in the window, those any key (idempotency key or payout id) or provider
-        reference names, and those whose outcome is unknown."""
+        reference names, and those whose outcome is unknown; `with_ledger`: each with what the ledger booked."""
+        ...
+
+    async def ledger_adjustments(self, provider: str, since: datetime, until: datetime) -> dict[str, int]:
+        """Per asset, what the ledger booked in the window for this provider's resolved exceptions."""
         ...
 
     async def open_exceptions(self, run_id: str, provider: str, findings: Sequence[Finding], at: datetime) -> int:
@@ -159,6 +170,12 @@ class ReconStore(Protocol):
         ...
 
     async def last_completed(self) -> list[tuple[str, datetime]]: ...
+
+
+class LedgerPostings(Protocol):
+    """What the ledger booked on the rails' accounts (`LedgerPosted`), kept once per ledger transfer."""
+
+    async def record(self, postings: Sequence[LedgerPosted]) -> None: ...
 
 
 class ReconTransactions(Protocol):
@@ -197,6 +214,7 @@ class Reconciliation:
     window: timedelta = timedelta(hours=1)
     lease_s: float = 300.0
     owner: str = "payouts"
+    ledger: bool = True  # compare each payout with what the ledger booked (off only where rewards does not run)
     metrics: ReconMetricsPort | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -261,8 +279,9 @@ class Reconciliation:
             lines = await books.staged_lines(run.run_id)
             keys = sorted({line.reference for line in lines if line.reference})
             refs = sorted({line.provider_ref for line in lines if line.provider_ref})
-            ours = await books.our_payouts(run.provider, run.since, run.until, keys, refs)
-            outcome = reconcile(lines, ours, since=run.since, until=run.until)
+            ours = await books.our_payouts(run.provider, run.since, run.until, keys, refs, with_ledger=self.ledger)
+            adjustments = await books.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
+            outcome = reconcile(lines, ours, since=run.since, until=run.until, adjustments=adjustments)
             now = self.clock()
             opened = await books.open_exceptions(run.run_id, run.provider, outcome.findings, now)
             await books.finish_run(run.run_id, outcome, opened, now)
@@ -414,7 +433,7 @@ class Reconciliation:
         if action is Action.SETTLE_FOUND and not params.get("withdrawal_id") and not exc.proposal:
             raise ReconError(ErrorKind.BAD_REQUEST, "withdrawal_id_required", "settle_found needs the provider's id")
 
-    async def _propose(  # noqa: PLR0913, PLR0917 - the decision's whole context
+    async def _propose(  # noqa: PLR0917 - the decision's whole context
         self,
         books: ReconStore,
         exc: ReconException,
@@ -547,6 +566,7 @@ class Reconciliation:
 
 
 __all__ = [
+    "LedgerPostings",
     "ReconError",
     "ReconException",
     "ReconStore",

@@ -31,6 +31,7 @@ class ExceptionKind(StrEnum):
     UNMATCHED_CREDIT = "unmatched_credit"  # money came back for no payout of ours
     UNBOOKED_FEE = "unbooked_fee"  # a fee the provider charged that nobody booked
     UNKNOWN_OUTCOME = "unknown_outcome"  # a rail cannot tell whether it paid: a person settles it
+    LEDGER_MISMATCH = "ledger_mismatch"  # the ledger booked another amount for the payout than it paid, or none
 
 
 class Severity(StrEnum):
@@ -48,6 +49,7 @@ SEVERITY: Final[Mapping[ExceptionKind, Severity]] = {
     ExceptionKind.MISSING: Severity.HIGH,
     ExceptionKind.UNRECORDED_REVERSAL: Severity.HIGH,
     ExceptionKind.UNKNOWN_OUTCOME: Severity.HIGH,
+    ExceptionKind.LEDGER_MISMATCH: Severity.HIGH,
     ExceptionKind.UNMATCHED_CREDIT: Severity.MEDIUM,
     ExceptionKind.UNBOOKED_FEE: Severity.MEDIUM,
 }
@@ -80,6 +82,8 @@ ACTIONS: Final[Mapping[ExceptionKind, tuple[Action, ...]]] = {
     ExceptionKind.UNMATCHED_CREDIT: (Action.ACKNOWLEDGE,),
     ExceptionKind.UNBOOKED_FEE: (Action.ACKNOWLEDGE, Action.BOOK_FEE),
     ExceptionKind.UNKNOWN_OUTCOME: (Action.SETTLE_FOUND, Action.SETTLE_NOT_MADE),
+    # The ledger is corrected by a ledger correction (two people, in rewards); the exception records what was done.
+    ExceptionKind.LEDGER_MISMATCH: (Action.ACKNOWLEDGE,),
 }
 
 
@@ -120,6 +124,9 @@ class OurPayout:
     fee_amount: int | None = None
     paid_at: datetime | None = None
     unknown_outcome: bool = False  # a person must settle whether the provider made it
+    ledger: int | None = (
+        None  # what the ledger booked for it on the rail's account (paid less returned); None: unchecked
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +156,7 @@ class Totals:
     and the provider balance's net movement (out: payouts + fees + other, less reversals)."""
 
     ours_paid: int = 0
+    ledger: int | None = None  # what the ledger booked for our payouts of the window and its adjustments
     theirs_paid: int = 0
     fees: int = 0
     reversals: int = 0
@@ -192,14 +200,20 @@ def _within(at: datetime | None, since: datetime, until: datetime) -> bool:
 
 
 def reconcile(
-    lines: Sequence[StatementLine], payouts: Iterable[OurPayout], *, since: datetime, until: datetime
+    lines: Sequence[StatementLine],
+    payouts: Iterable[OurPayout],
+    *,
+    since: datetime,
+    until: datetime,
+    adjustments: Mapping[str, int] | None = None,
 ) -> Outcome:
     """Match a statement to our payouts for the window [since, until).
 
     `lines` may reach past the window on both sides (a payout paid at 10:59:59 may be listed at 11:00:01): they
     match our payouts, but only lines inside the window can be found unrequested, and only payouts paid inside
     it can be found missing. `payouts` are ours paid in the window, plus any a line names, plus those whose
-    outcome is unknown."""
+    outcome is unknown. `adjustments`: per asset, what the ledger booked for this provider's resolved exceptions in
+    the window (None: the ledger is not compared)."""
     out = Outcome()
     ours = list(payouts)
     index = _Index(ours)
@@ -214,9 +228,15 @@ def reconcile(
             by_payout[payout.payout_id][line.kind].append(line)
         elif inside:
             _stray(out, line)
+    if adjustments is not None:
+        for asset, amount in adjustments.items():
+            out.totals[asset].ledger = amount
     for payout in sorted(ours, key=lambda p: p.payout_id):
         if _within(payout.paid_at, since, until) and payout.state in PAID_STATES:
-            out.totals[payout.asset].ours_paid += payout.amount
+            totals = out.totals[payout.asset]
+            totals.ours_paid += payout.amount
+            if adjustments is not None:
+                totals.ledger = (totals.ledger or 0) + (payout.ledger or 0)
         _check(out, payout, by_payout.get(payout.payout_id, {}), since=since, until=until)
     return out
 
@@ -335,6 +355,7 @@ def _check(
                     (first,),
                     "the provider paid another destination than our payout's",
                 )
+        _ledger(p, finding, since=since, until=until)
         reversals = lines.get(LineKind.REVERSAL, [])
         if reversals and p.state == "paid":
             finding(
@@ -357,6 +378,21 @@ def _check(
         out.findings.extend(found)
     elif p.state in PAID_STATES and paid_lines:
         out.matched += 1
+
+
+def _ledger(p: OurPayout, finding: _Found, *, since: datetime, until: datetime) -> None:
+    """What the ledger booked for a payout paid in the window: its amount while paid, nothing once returned."""
+    if p.ledger is None or not _within(p.paid_at, since, until):
+        return
+    expected = p.amount if p.state == "paid" else 0
+    if p.ledger != expected:
+        finding(
+            ExceptionKind.LEDGER_MISMATCH,
+            p.asset,
+            abs(expected - p.ledger),
+            (),
+            f"the payout is {p.state} ({p.amount} {p.asset}); the ledger booked {p.ledger} on the rail's account",
+        )
 
 
 class _Found(Protocol):

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.events.payouts import PayoutRequested
+from prizeflow_contracts.events.payouts import LedgerPosted, PayoutRequested
+from prizeflow_payouts.adapters.reconciliation_pg import SqlLedgerPostings
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
@@ -28,14 +29,21 @@ class SignerResultsSink(Protocol):
 
 
 class PayoutRequestsHandler:
+    """Rewards' channel to payouts: payout requests, and what the ledger booked on the rails' accounts
+    (`LedgerPosted`, kept for reconciliation), each poll in its one transaction."""
+
     def __init__(self, create: CreatePayouts, wake: asyncio.Event | None = None) -> None:
         self.create = create
         self.wake = wake
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
         commands = []
+        postings = []
         for env in envelopes:
             data = env.data
+            if isinstance(data, LedgerPosted):
+                postings.append(data)
+                continue
             if not isinstance(data, PayoutRequested):
                 raise EventRefusal("unknown_event_type", f"payouts does not handle {env.type} on the requests topic")
             commands.append(
@@ -52,6 +60,9 @@ class PayoutRequestsHandler:
                     cause_event_id=str(env.id),
                 )
             )
+        await SqlLedgerPostings(session).record(postings)
+        if not commands:
+            return
         try:
             await self.create.execute(SqlPayoutRepository(session), commands, channel="kafka")
         except PayoutConflictError as err:
