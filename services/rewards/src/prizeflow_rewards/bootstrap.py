@@ -160,7 +160,7 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     )
     # Settlement's decisions only: the game feed moves no money (an entry settlement refuses costs nothing).
     rt.add_consumer(ROUNDS_CONSUMER, [SETTLEMENT_ROUNDS.name], batch_handler=RoundEventsHandler(rounds))
-    settle = SettlePayout(ledger, metrics, stores=stores)
+    settle = SettlePayout(ledger, metrics, stores=stores, source=source)
     rt.add_consumer(PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(settle))
     checkout = checkout_provider(settings, rt.sessions)
     providers = CheckoutProviders(default=checkout.name, providers={checkout.name: checkout})

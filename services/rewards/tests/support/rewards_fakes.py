@@ -348,8 +348,10 @@ class FakeWallets:
 class FakeOutbox:
     def __init__(self) -> None:
         self.events: list[Envelope[Any]] = []
+        self.writes = 0  # calls to `stage`: one write each in PostgreSQL
 
     async def stage(self, tx: object, events: Sequence[Envelope[Any]]) -> None:
+        self.writes += 1
         self.events.extend(events)
 
     def of(self, cls: type[Any]) -> list[Any]:

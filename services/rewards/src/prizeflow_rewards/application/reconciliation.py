@@ -9,18 +9,21 @@ Once per adjustment: the transfer id is derived from `adjustment_id` alone (not 
 delivered again under any event id is a no-op, and the same id with other money (another amount, asset, provider
 or kind) is a `transfer_conflict` of the ledger, refused as `conflicting_event` (dead-lettered), never absorbed.
 The treasury has no balance rule (`KIND_FLAGS`): a loss is a loss and posts whatever the treasury holds.
+Each transfer the ledger writes now is told to payouts as a `LedgerPosted` of kind `adjustment`
+(`application/ledger_postings.py`), staged with the poll's other events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from prizeflow_contracts.envelope import Envelope, EventPayload
 from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.events.payouts import AdjustmentKind, ReconciliationAdjusted
+from prizeflow_contracts.events.payouts import AdjustmentKind, LedgerPosted, LedgerPostingKind, ReconciliationAdjusted
 from prizeflow_rewards.application.common import count_transfers
+from prizeflow_rewards.application.ledger_postings import REWARDS_SOURCE, Posting, posted
 from prizeflow_rewards.application.ports import Ledger, Tx
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind, transfer_id
@@ -67,23 +70,25 @@ class PostReconciliationAdjustments:
 
     ledger: Ledger
     metrics: RewardsMetrics | None = None
+    source: str = field(default=REWARDS_SOURCE, kw_only=True)
 
     @staticmethod
     def accounts(envs: Sequence[Envelope[EventPayload]]) -> set[AccountRef]:
         """Every account the poll's adjustments move (none if it has no adjustment)."""
         return {ref for _, data in _adjustments(envs) for ref in adjustment_accounts(data)}
 
-    async def post_many(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> None:
+    async def post_many(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> list[Envelope[LedgerPosted]]:
         """The poll's adjustments as one batch (its other events are not this use case's). Should the ledger refuse
         the batch, each is tried alone in poll order (savepoints of the same transaction) to name the event to
-        refuse: an id posted before with other money, or a second, different body of an id within the poll."""
+        refuse: an id posted before with other money, or a second, different body of an id within the poll.
+        Returns the `LedgerPosted` of the transfers written now, for the caller to stage with its poll's."""
         posting = [
             (env, data, adjustment_transfer(data, correlation_id=env.correlationid)) for env, data in _adjustments(envs)
         ]
         if not posting:
-            return
+            return []
         try:
-            count_transfers(self.metrics, await self.ledger.apply(tx, [t for _, _, t in posting]))
+            result = await self.ledger.apply(tx, [t for _, _, t in posting])
         except LedgerError as err:
             for env, data, transfer in posting:
                 try:
@@ -91,6 +96,20 @@ class PostReconciliationAdjustments:
                 except LedgerError as alone:
                     raise EventRefusal("conflicting_event", _refused(data, alone), event_id=env.id) from alone
             raise EventRefusal("conflicting_event", f"the poll's reconciliation adjustments: {err.detail}") from err
+        count_transfers(self.metrics, result)
+        return posted((_posting(env, data, transfer) for env, data, transfer in posting), result, source=self.source)
+
+
+def _posting(env: Envelope[EventPayload], data: ReconciliationAdjusted, transfer: Transfer) -> Posting:
+    return Posting(
+        transfer,
+        LedgerPostingKind.ADJUSTMENT,
+        data.provider,
+        env,
+        data.adjusted_at,
+        payout_id=data.payout_id,
+        adjustment_id=data.adjustment_id,
+    )
 
 
 def _adjustments(envs: Iterable[Envelope[EventPayload]]) -> list[tuple[Envelope[EventPayload], ReconciliationAdjusted]]:

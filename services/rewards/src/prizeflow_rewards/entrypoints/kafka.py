@@ -79,19 +79,23 @@ class PayoutEventsHandler:
 
     One lock for the whole poll (`SettlePayout` takes its claims, then every account of its claims' outcomes and
     of its adjustments in one ordered lock); the claim outcomes in poll order, then the adjustments, which touch
-    no account with a balance rule (`PostReconciliationAdjustments`). `adjust` defaults to one on the settlement's
-    ledger and metrics."""
+    no account with a balance rule (`PostReconciliationAdjustments`). What both wrote on the rails' external
+    accounts goes to payouts as `LedgerPosted`, in one outbox write for the poll. `adjust` defaults to one on the
+    settlement's ledger, metrics and source."""
 
     settle: SettlePayout
     adjust: PostReconciliationAdjustments | None = None
     _adjust: PostReconciliationAdjustments = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._adjust = self.adjust or PostReconciliationAdjustments(self.settle.ledger, self.settle.metrics)
+        self._adjust = self.adjust or PostReconciliationAdjustments(
+            self.settle.ledger, self.settle.metrics, source=self.settle.source
+        )
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
-        await self.settle.settle_many(session, envelopes, also=self._adjust.accounts(envelopes))
-        await self._adjust.post_many(session, envelopes)
+        postings = await self.settle.settle_poll(session, envelopes, also=self._adjust.accounts(envelopes))
+        postings += await self._adjust.post_many(session, envelopes)
+        await self.settle.stage_postings(session, postings)
 
 
 @dataclass

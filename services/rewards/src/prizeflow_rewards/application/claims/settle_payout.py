@@ -2,6 +2,8 @@
 
 Paid posts it (and moves it on to the provider), a final failure, a cancellation, a rejection or a refused
 request voids it, a return credits the wallet back. Payouts' route announcements arrive on the same topic.
+What a paid or returned payout moves on the rail's external account is told to payouts (`LedgerPosted`,
+`application/ledger_postings.py`), in the poll's transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from prizeflow_contracts.envelope import Envelope, EventPayload
 from prizeflow_contracts.errors import EventRefusal, refusing
 from prizeflow_contracts.events.payouts import (
+    LedgerPosted,
+    LedgerPostingKind,
     PayoutCancelled,
     PayoutCreated,
     PayoutFailed,
@@ -23,6 +27,7 @@ from prizeflow_contracts.events.payouts import (
     PayoutRoutesPublished,
 )
 from prizeflow_rewards.application.common import count_transfers
+from prizeflow_rewards.application.ledger_postings import REWARDS_SOURCE, Posting, posted
 from prizeflow_rewards.application.ports import Ledger, Stores, Tx
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
@@ -68,6 +73,7 @@ class _Poll:
     transfers: list[tuple[object, Claim, list[Transfer]]] = field(default_factory=list)  # (event id, claim, ...)
     bound: dict[str, str] = field(default_factory=dict)
     settled: dict[str, ClaimStatus] = field(default_factory=dict)
+    postings: list[Posting] = field(default_factory=list)  # the transfers on a rail's external account
 
     def set(self, claim: Claim, **changes: object) -> Claim:
         claim = replace(claim, **changes)  # type: ignore[arg-type]
@@ -84,11 +90,13 @@ class SettlePayout:
     A poll is settled at once (`settle_many`): its claims are locked and read with one statement, its events
     decided in poll order in memory (each sees the claims as the events before it left them), then every
     transfer goes to the ledger as one batch and the claims' payouts and statuses are written with one statement
-    each, whatever the poll's size."""
+    each, whatever the poll's size. The transfers it wrote on a rail's external account (paid, returned) are told
+    to payouts as `LedgerPosted`, staged with one outbox write for the poll."""
 
     ledger: Ledger
     metrics: RewardsMetrics | None = None
     stores: Stores = field(kw_only=True)
+    source: str = field(default=REWARDS_SOURCE, kw_only=True)
 
     async def prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()) -> None:
         """Take every lock a poll of these events needs (`settle_many` does, first)."""
@@ -118,12 +126,25 @@ class SettlePayout:
         self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
     ) -> None:
         """One poll, in poll order; a refusal names its event (`refusing`) and fails the poll's transaction.
-        `also`: accounts the poll's other events will move, locked with the claims' (`_prepare`)."""
+        `also`: accounts the poll's other events will move, locked with the claims' (`_prepare`). Stages the
+        poll's `LedgerPosted` (`settle_poll`)."""
+        await self.stage_postings(tx, await self.settle_poll(tx, envs, also=also))
+
+    async def settle_poll(
+        self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
+    ) -> list[Envelope[LedgerPosted]]:
+        """`settle_many` without staging: the `LedgerPosted` of the transfers the poll wrote on a rail's external
+        account, for a caller that stages them with its poll's other events in one outbox write."""
         poll = await self._prepare(tx, envs, also)
         for env in envs:
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
                 await self._handle(tx, env, poll)
-        await self._flush(tx, poll)
+        return await self._flush(tx, poll)
+
+    async def stage_postings(self, tx: Tx, postings: Sequence[Envelope[LedgerPosted]]) -> None:
+        """A poll's `LedgerPosted`, with one outbox write (none without any)."""
+        if postings:
+            await self.stores.outbox.stage(tx, postings)
 
     async def handle(self, tx: Tx, env: Envelope[EventPayload]) -> None:
         """One event alone (a poll of one)."""
@@ -154,7 +175,7 @@ class SettlePayout:
         if isinstance(data, PayoutCreated):
             return
         if isinstance(data, PayoutPaid):
-            self._paid(env, poll, claim, data.provider.value)
+            self._paid(env, poll, claim, data)
         elif isinstance(data, PayoutReturned):
             self._returned(env, poll, claim, data)
         else:
@@ -218,20 +239,31 @@ class SettlePayout:
         # refuse the real one when the hold is released, so the reservation goes back now, not never.
         self._void(env, poll, claim, allowed=(ClaimStatus.APPROVED, ClaimStatus.HELD))
 
-    def _paid(self, env: Envelope[EventPayload], poll: _Poll, claim: Claim, provider: str) -> None:
+    def _paid(self, env: Envelope[EventPayload], poll: _Poll, claim: Claim, data: PayoutPaid) -> None:
         if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
             return
         if claim.status is not ClaimStatus.APPROVED:
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
         settle = Transfer.of(
             accounts.clearing(claim.asset),
-            accounts.external(provider, claim.asset),
+            accounts.external(data.provider.value, claim.asset),
             claim.amount,
             TransferKind.PAYOUT_SETTLE,
             claim.id,
             correlation_id=claim.correlation_id,
         )
         self._settle(env, poll, claim, [post_of(claim.pending), settle], ClaimStatus.PAID)
+        poll.postings.append(
+            Posting(
+                settle,
+                LedgerPostingKind.PAYOUT,
+                data.provider,
+                env,
+                data.paid_at,
+                claim_id=claim.id,
+                payout_id=data.payout_id,
+            )
+        )
 
     def _void(
         self,
@@ -261,6 +293,17 @@ class SettlePayout:
             correlation_id=claim.correlation_id,
         )
         self._settle(env, poll, claim, [back], ClaimStatus.RETURNED)
+        poll.postings.append(
+            Posting(
+                back,
+                LedgerPostingKind.RETURN,
+                data.provider,
+                env,
+                data.returned_at,
+                claim_id=claim.id,
+                payout_id=data.payout_id,
+            )
+        )
 
     @staticmethod
     def _settle(
@@ -270,14 +313,16 @@ class SettlePayout:
         poll.settled[claim.id] = status
         poll.set(claim, status=status)
 
-    async def _flush(self, tx: Tx, poll: _Poll) -> None:
+    async def _flush(self, tx: Tx, poll: _Poll) -> list[Envelope[LedgerPosted]]:
         """The poll's effects: every transfer in one ledger batch, the claims' payouts and statuses in one write
         each. Should the ledger refuse the batch, each event's transfers are tried alone (savepoints of the same
-        transaction) to name the event to refuse: the consumer then applies the rest without it."""
+        transaction) to name the event to refuse: the consumer then applies the rest without it. Returns the
+        `LedgerPosted` of the external transfers the batch wrote now (a replay's: none)."""
         transfers = [t for _, _, group in poll.transfers for t in group]
+        postings: list[Envelope[LedgerPosted]] = []
         if transfers:
             try:
-                count_transfers(self.metrics, await self.ledger.apply(tx, transfers))
+                result = await self.ledger.apply(tx, transfers)
             except LedgerError as err:
                 for event_id, claim, group in poll.transfers:
                     try:
@@ -287,4 +332,7 @@ class SettlePayout:
                             "conflicting_event", f"claim {claim.id}: {alone.detail}", event_id=event_id
                         ) from alone
                 raise EventRefusal("conflicting_event", f"the poll's transfers: {err.detail}") from err
+            count_transfers(self.metrics, result)
+            postings = posted(poll.postings, result, source=self.source)
         await self.stores.claims.record_outcomes(tx, list(poll.bound.items()), list(poll.settled.items()))
+        return postings
