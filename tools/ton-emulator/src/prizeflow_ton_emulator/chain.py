@@ -199,6 +199,11 @@ class Tx:
     out_msgs: list[dict[str, Any]]
     aborted: bool
     fee: int
+    # What getTransactions shows instead, after an injected discrepancy (`discrepancies.py`): the chain keeps
+    # what was applied (balances, transfers_to, tryLocateResultTx).
+    hidden: bool = False
+    listed_out_msgs: list[dict[str, Any]] | None = None
+    listed_fee_extra: int = 0
 
     @property
     def hash(self) -> str:
@@ -206,14 +211,30 @@ class Tx:
         return base64.b64encode(digest).decode()
 
     def view(self) -> dict[str, Any]:
+        fee = self.fee + self.listed_fee_extra
         return {
             "@type": "raw.transaction",
             "utime": self.utime,
             "transaction_id": {"@type": "internal.transactionId", "lt": str(self.lt), "hash": self.hash},
-            "fee": str(self.fee),
+            "fee": str(fee),
+            "storage_fee": "0",
+            "other_fee": str(fee),
             "in_msg": self.in_msg,
-            "out_msgs": self.out_msgs,
+            "out_msgs": self.out_msgs if self.listed_out_msgs is None else self.listed_out_msgs,
         }
+
+
+def _hash_bytes(text: str) -> bytes:
+    """A transaction or message hash as toncenter takes it: hex or base64 (standard or URL-safe)."""
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except ValueError as err:
+        raise ApiError(400, "a hash is hex or base64") from err
 
 
 def _friendly(raw: str) -> str:
@@ -454,11 +475,29 @@ class Chain:
         return {**info, "account_state": "active", "wallet_type": "wallet v4 r2", "seqno": seqno,
                 "wallet_id": wallet.subwallet_id}  # fmt: skip
 
-    def get_transactions(self, address: str, *, limit: int, lt: int | None = None) -> list[dict[str, Any]]:
-        """Newest first; `lt`: start at this logical time (inclusive) and go back."""
+    def get_transactions(
+        self,
+        address: str,
+        *,
+        limit: int,
+        lt: int | None = None,
+        tx_hash: str | None = None,
+        to_lt: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """toncenter v2 `getTransactions`: newest first; `lt` + `hash`: start at that transaction (inclusive) and go
+        back; `to_lt`: stop before the transactions at or below that logical time (0: no bound)."""
         raw = parse_address(address, workchains=frozenset({0, -1})).raw
         shown = self.visible().end_lt if self.lagging() else self.lt
-        txs = [t for t in reversed(self.transactions.get(raw, [])) if (lt is None or t.lt <= lt) and t.lt <= shown]
+        history = self.transactions.get(raw, [])
+        if lt is not None and tx_hash is not None:
+            at = next((t for t in history if t.lt == lt), None)
+            if at is None or _hash_bytes(tx_hash) != base64.b64decode(at.hash):
+                raise ApiError(500, "LITE_SERVER_UNKNOWN: cannot find transaction with this lt and hash")
+        txs = [
+            t
+            for t in reversed(history)
+            if (lt is None or t.lt <= lt) and t.lt <= shown and (not to_lt or t.lt > to_lt) and not t.hidden
+        ]
         return [t.view() for t in txs[:limit]]
 
     # -- blocks ----------------------------------------------------------------------------------------------

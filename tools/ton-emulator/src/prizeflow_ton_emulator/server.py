@@ -19,6 +19,7 @@ from aiohttp import web
 from prizeflow_ton.addresses import InvalidTonAddressError
 from prizeflow_ton.highload import DEFAULT_HIGHLOAD_SUBWALLET_ID
 from prizeflow_ton_emulator.chain import ApiError, Chain
+from prizeflow_ton_emulator.discrepancies import DiscrepancyError, Injector
 from prizeflow_ton_emulator.settings import EmulatorSettings
 
 log = logging.getLogger(__name__)
@@ -166,9 +167,14 @@ class Api:
         try:
             limit = min(int(args.get("limit", 10)), 100)
             lt = int(args["lt"]) if args.get("lt") else None
+            to_lt = int(args["to_lt"]) if args.get("to_lt") else None
         except ValueError as err:
-            raise ApiError(400, "limit and lt are integers") from err
-        return _ok(self.chain.get_transactions(_required(args, "address"), limit=limit, lt=lt))
+            raise ApiError(400, "limit, lt and to_lt are integers") from err
+        tx_hash = args.get("hash") or None
+        txs = self.chain.get_transactions(
+            _required(args, "address"), limit=limit, lt=lt, tx_hash=str(tx_hash) if tx_hash else None, to_lt=to_lt
+        )
+        return _ok(txs)
 
     async def locate_result(self, request: web.Request) -> web.Response:
         """`tryLocateResultTx?source=&destination=&created_lt=`: the destination's transaction of that message."""
@@ -209,6 +215,14 @@ class Api:
         args = await _args(request)
         wallet, destination = _required(args, "wallet"), _required(args, "destination")
         return _ok(self.chain.transfers_to(wallet, destination))
+
+    async def discrepancies(self, request: web.Request) -> web.Response:
+        """`POST /_emulator/discrepancies` (see `discrepancies.py`): 201 `{"line_id"}`."""
+        try:
+            line_id = Injector(self.chain).inject(await _args(request))
+        except DiscrepancyError as err:
+            return web.json_response({"detail": str(err)}, status=err.status)
+        return web.json_response({"line_id": line_id}, status=201)
 
     async def produce_block(self, _request: web.Request) -> web.Response:
         return _ok({"block": self.chain.produce_block()})
@@ -253,6 +267,7 @@ def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
             web.post("/emulator/jettons", w(api.add_jetton, public=False)),
             web.post("/emulator/faults", w(api.set_faults, public=False)),
             web.post("/emulator/produceBlock", w(api.produce_block, public=False)),
+            web.post("/_emulator/discrepancies", w(api.discrepancies, public=False)),
             web.post("/emulator/advanceClock", w(api.advance_clock, public=False)),
             web.get("/emulator/balances", w(api.balances, public=False)),
             web.get("/emulator/stats", w(api.stats, public=False)),

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -46,6 +47,7 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    StatementPage,
     WebhookEvent,
 )
 from prizeflow_payouts.adapters.ton import batch_store as b_q
@@ -55,6 +57,7 @@ from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
 from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.signing import TonSignatures, TonSubmission
+from prizeflow_payouts.adapters.ton.statement import TonStatement
 from prizeflow_payouts.adapters.ton.toncenter import ToncenterClient
 from prizeflow_payouts.application.ports import RailProgress, SourceProgress
 from prizeflow_ton.addresses import InvalidTonAddressError, parse_address
@@ -95,6 +98,7 @@ class TonWalletProvider:
         )
         self.signatures = TonSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
         self.batch_signatures = TonBatchSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
+        self.statements = TonStatement(options, self.client, lambda: self.db)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -251,6 +255,10 @@ class TonWalletProvider:
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         raise PayoutProviderError.of(C.UNSUPPORTED_OPERATION, "the TON provider has no webhooks", provider=self.name)
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """What the wallet's transactions did in [since, until) (`statement.py`); `ListsStatement`."""
+        return await self.statements.statement(since, until, cursor)
 
     # -- delegated: the driver, the signatures -----------------------------------------------------------------
 

@@ -83,6 +83,7 @@ class ChainMessage:
     value: int
     body: str = ""  # base64 BOC of the message body (`msg_data.body` of a `msg.dataRaw`), "" when none shown
     created_lt: int = 0  # the logical time the message was created at (0: not shown, e.g. an external message)
+    comment: str = ""  # a text comment (`message`, or a `msg.dataText`'s text), "" when none
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class ChainTx:
     utime: int
     in_msg: ChainMessage | None
     out_msgs: tuple[ChainMessage, ...]
+    fee: int = 0  # nanotons the account paid (`fee`: total fees)
 
 
 def _hex(b64: str) -> str:
@@ -103,6 +105,12 @@ def _message(doc: Any) -> ChainMessage | None:
         return None
     data = doc.get("msg_data")
     body = str(data.get("body") or "") if isinstance(data, dict) and data.get("@type") == "msg.dataRaw" else ""
+    comment = doc.get("message") if isinstance(doc.get("message"), str) else ""
+    if not comment and isinstance(data, dict) and data.get("@type") == "msg.dataText":
+        try:
+            comment = base64.b64decode(str(data.get("text") or "")).decode()
+        except (ValueError, UnicodeDecodeError):
+            comment = ""
     return ChainMessage(
         hash=_hex(str(doc["hash"])),
         source=str(doc.get("source") or ""),
@@ -110,6 +118,7 @@ def _message(doc: Any) -> ChainMessage | None:
         value=int(doc.get("value") or 0),
         body=body,
         created_lt=int(doc.get("created_lt") or 0),
+        comment=str(comment),
     )
 
 
@@ -122,6 +131,7 @@ def _tx(doc: dict[str, Any]) -> ChainTx:
         utime=int(doc.get("utime", 0)),
         in_msg=_message(doc.get("in_msg")),
         out_msgs=outs,
+        fee=int(doc.get("fee") or 0),
     )
 
 
