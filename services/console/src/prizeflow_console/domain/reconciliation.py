@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from prizeflow_console.domain.money import format_minor, mask_destination
@@ -119,6 +120,29 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _instant(value: Any) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def moment(value: Any) -> str:
+    """An RFC 3339 instant as people read it (UTC, seconds); anything else as it is."""
+    at = _instant(value) if value else None
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else _text(value)
+
+
+def window_words(since: Any, until: Any) -> str:
+    """`2026-11-25 16:00 → 17:00 UTC` (the end not included); both dates when they differ."""
+    start, end = _instant(since), _instant(until)
+    if start is None or end is None:
+        return f"{_text(since)} → {_text(until)}"
+    tail = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%Y-%m-%d %H:%M")
+    return f"{start.strftime('%Y-%m-%d %H:%M')} → {tail} UTC"
+
+
 def _money(side: Mapping[str, Any]) -> str:
     amount, asset = side.get("amount"), side.get("asset")
     if isinstance(amount, int) and not isinstance(amount, bool):
@@ -133,7 +157,7 @@ _FIELDS: Final[tuple[tuple[str, str, str, Callable[[Mapping[str, Any], str], str
     ("Destination", "destination", "destination", lambda side, f: mask_destination(_text(side.get(f)) or None), True),
     ("Our reference", "idempotency_key", "reference", lambda side, f: _text(side.get(f)), True),
     ("Provider reference", "provider_ref", "provider_ref", lambda side, f: _text(side.get(f)), False),
-    ("When", "paid_at", "occurred_at", lambda side, f: _text(side.get(f)), False),
+    ("When", "paid_at", "occurred_at", lambda side, f: moment(side.get(f)), False),
     ("What", "state", "kind", lambda side, f: _text(side.get(f)), False),
 )
 
@@ -177,6 +201,8 @@ __all__ = [
     "SideBySide",
     "action_words",
     "is_money_action",
+    "moment",
     "offer",
     "side_by_side",
+    "window_words",
 ]

@@ -46,6 +46,7 @@ from prizeflow_console.domain.reconciliation import (
     is_money_action,
     offer,
     side_by_side,
+    window_words,
 )
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.web import Session, apis, back, flash, may, page, problem_text, signed_in, status_for
@@ -142,6 +143,7 @@ class ReconciliationController(Controller):
         providers = sorted({str(r.get("provider")) for r in (listed.runs if listed else []) if r.get("provider")})
         return page(request, "reconciliation.html", session=session, current_page=Page.RECONCILIATION,
                     listed=listed, chosen=chosen, errors=errors, window=window, providers=providers,
+                    window_words=window_words,
                     may_run=session.viewer.may(Action.RUN_RECONCILIATION),
                     status_code=400 if errors else status_for(listed.problem) if listed and listed.problem else 200,
                     )  # fmt: skip
