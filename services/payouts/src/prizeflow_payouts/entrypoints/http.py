@@ -269,7 +269,7 @@ class PayoutExportsController(Controller):
     path = "/v1/admin/exports"
     tags = ["exports"]  # noqa: RUF012
 
-    @get("/payouts.csv", guards=[READERS])
+    @get("/payouts.csv", guards=[READERS], media_type="text/csv")
     async def payouts_csv(
         self,
         payout_exports: PayoutExports,

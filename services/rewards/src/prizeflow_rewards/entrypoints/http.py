@@ -719,7 +719,7 @@ class ExportsController(Controller):
     path = "/v1"
     tags = ["exports"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @get("/admin/exports/ledger.csv", guards=LEDGER_READERS)
+    @get("/admin/exports/ledger.csv", guards=LEDGER_READERS, media_type="text/csv")
     async def ledger_csv(
         self,
         api: Api,
@@ -731,7 +731,7 @@ class ExportsController(Controller):
         query = exports.ledger_query(since=since, until=until, asset=asset)
         return csv_response(exports.ledger_csv(query), "ledger.csv")
 
-    @get("/admin/exports/players/{player_id:str}/history.csv", guards=LEDGER_READERS)
+    @get("/admin/exports/players/{player_id:str}/history.csv", guards=LEDGER_READERS, media_type="text/csv")
     async def player_history_csv(
         self,
         player_id: FromPath[str],
@@ -743,7 +743,7 @@ class ExportsController(Controller):
         period = exports.history_period(since=since, until=until)
         return csv_response(exports.history_csv(player_id, period), "history.csv")
 
-    @get("/me/history.csv", guards=[require_roles(Role.PLAYER)])
+    @get("/me/history.csv", guards=[require_roles(Role.PLAYER)], media_type="text/csv")
     async def own_history_csv(
         self,
         request: Request[Any, Any, Any],
