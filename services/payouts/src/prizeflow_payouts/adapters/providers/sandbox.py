@@ -637,6 +637,9 @@ def build_sandbox(spec: ProviderSpec, context: ProviderContext) -> tuple[Sandbox
     schema = str(opts.get("schema", "sandbox"))
     if not schema.isidentifier():
         raise ProviderConfigError(f"provider {spec.name!r}: schema {schema!r} is not an identifier")
+    page_size = opts.get("statement_page_size", 500)
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 10_000:
+        raise ProviderConfigError(f"provider {spec.name!r}: statement_page_size is an integer in [1, 10000]")
     caps = ProviderCapabilities(
         supports_cancel=True,
         supports_quote=True,
@@ -657,7 +660,7 @@ def build_sandbox(spec: ProviderSpec, context: ProviderContext) -> tuple[Sandbox
         webhook_secret=secret.reveal() if secret is not None else None,
         schema=schema,
         pool_size=int(opts.get("pool_size", 10)),
-        statement_page_size=int(opts.get("statement_page_size", 500)),
+        statement_page_size=page_size,
     )
     return provider, True
 
