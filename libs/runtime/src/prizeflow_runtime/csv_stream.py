@@ -62,8 +62,8 @@ def _instant(name: str, value: str | None) -> datetime:
 
 
 def iso_utc(at: datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, microseconds kept (the ledger's order within a second)."""
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC with a `Z` and always six digits of microseconds: one width, so text order is time order."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def neutralise(value: str) -> str:

@@ -57,6 +57,7 @@ def test_amounts_stay_numbers_and_text_is_quoted_by_the_csv_module() -> None:
     body = encode_rows([[-1_200, 'a,"b"\nc', None, at, "plain"]]).decode()
     assert body == '-1200,"a,""b""\nc",,2026-01-01T00:00:00.000005Z,plain\r\n'
     assert iso_utc(at) == "2026-01-01T00:00:00.000005Z"
+    assert iso_utc(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000000Z"
     with pytest.raises(TypeError):
         encode_rows([[True]])
 
