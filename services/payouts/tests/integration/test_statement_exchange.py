@@ -1,6 +1,7 @@
-"""The crypto_exchange rail's statement against the exchange emulator (ccxt's binance, real request signing): real
-payouts paid through the rail, then each of the seven discrepancy kinds injected through the emulator's admin API
-and seen in the statement as the withdrawal history shows it, read in pages of two."""
+"""The crypto_exchange rail's statement against the exchange emulator (ccxt's binance, real request signing) and the
+rail's books on real PostgreSQL: real payouts paid through the rail, then each of the seven discrepancy kinds
+injected through the emulator's admin API and seen in the statement as the withdrawal history shows it, read in
+pages of two. A line's `reference` is our idempotency key: the withdrawal's client id, looked up in the books."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ async def read(rail: ExchangeWithdrawalProvider, since: datetime, until: datetim
 
 
 def by_ref(lines: list[StatementLine], i: PayoutInstruction, kind: StatementLineKind) -> list[StatementLine]:
-    return [x for x in lines if x.reference == client_id_for(i.idempotency_key) and x.kind is kind]
+    return [x for x in lines if x.reference == i.idempotency_key and x.kind is kind]
 
 
 async def test_a_clean_window_lists_each_payout_and_its_fee_across_pages(

@@ -120,6 +120,37 @@ async def test_a_completed_withdrawal_is_its_gross_and_its_fee_inside_it() -> No
     assert provider.fees_inside_payout
 
 
+class Keys:
+    """The rail's book as far as the statement asks it: which idempotency key each client id came from."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self.keys = keys
+        self.asked: list[tuple[str, list[str]]] = []
+
+    async def keys_of(self, provider: str, client_ids: list[str]) -> dict[str, str]:
+        self.asked.append((provider, client_ids))
+        return {c: self.keys[c] for c in client_ids if c in self.keys}
+
+
+async def test_the_reference_is_our_idempotency_key_where_the_books_know_the_client_id() -> None:
+    provider, _ = rail([tx("w1", T0), tx("w2", T0), tx("stray", T0, info={"withdrawOrderId": None})])
+    keys = Keys({"pf-w1": "key-1", "pf-w2": "key-2"})
+    provider._book = keys  # type: ignore[assignment]
+    lines, _ = await read_all(provider, T0, T0 + timedelta(hours=1))
+    assert {(x.line_id, x.reference) for x in lines} == {
+        ("w1", "key-1"),
+        ("w1:fee", "key-1"),
+        ("w2", "key-2"),
+        ("w2:fee", "key-2"),
+        ("stray", None),
+        ("stray:fee", None),
+    }
+    assert keys.asked == [("exchange", ["pf-w1", "pf-w2"])]
+    keys.keys.clear()  # a client id the rail never sent: it stays as the exchange shows it
+    lines, _ = await read_all(provider, T0, T0 + timedelta(hours=1))
+    assert {x.reference for x in lines} == {"pf-w1", "pf-w2", None}
+
+
 async def test_what_never_left_makes_no_line_and_a_free_withdrawal_no_fee_line() -> None:
     rows = [
         tx("pending", T0, status="pending"),

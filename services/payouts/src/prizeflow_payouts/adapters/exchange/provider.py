@@ -40,6 +40,7 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    StatementLine,
     StatementPage,
     WebhookEvent,
 )
@@ -47,6 +48,7 @@ from prizeflow_payouts.adapters.exchange.classify import classify
 from prizeflow_payouts.adapters.exchange.options import AssetRoute, Credentials, ExchangeOptions, MemoRule
 from prizeflow_payouts.adapters.exchange.statement import Cursor, lines_of, windows
 from prizeflow_payouts.adapters.exchange.store import (
+    KnowsClientIds,
     SqlWithdrawalBook,
     WithdrawalBook,
     WithdrawalBookError,
@@ -449,6 +451,7 @@ class ExchangeWithdrawalProvider:
             raise self._refuse(
                 C.PROVIDER_UNAVAILABLE, f"unreadable withdrawal history ({type(err).__name__})"
             ) from None
+        lines = await self._our_keys(lines)
         if len(rows) >= size:
             following: Cursor | None = Cursor(at.window, at.offset + len(rows))
         elif at.window + 1 < len(spans):
@@ -456,6 +459,17 @@ class ExchangeWithdrawalProvider:
         else:
             following = None
         return StatementPage(lines=tuple(lines), next_cursor=following.encode() if following else None)
+
+    async def _our_keys(self, lines: list[StatementLine]) -> list[StatementLine]:
+        """A line's `reference` as our idempotency key where the rail's book knows the client id it carries (every
+        withdrawal of one payout, a second one included, names the same payout); a client id it never sent stays as
+        it is (it names no payout of ours)."""
+        book: object = self._book  # a WithdrawalBook that may also know client ids
+        ids = sorted({x.reference for x in lines if x.reference is not None})
+        if not ids or not isinstance(book, KnowsClientIds):
+            return lines
+        keys = await book.keys_of(self.name, ids)
+        return [x.model_copy(update={"reference": keys.get(x.reference or "", x.reference)}) for x in lines]
 
     # -- unsupported --------------------------------------------------------------------------------------------
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:

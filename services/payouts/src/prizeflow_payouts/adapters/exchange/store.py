@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -70,6 +70,13 @@ class WithdrawalBook(Protocol):
         ...
 
 
+@runtime_checkable
+class KnowsClientIds(Protocol):
+    """A book that can say which payout's idempotency key a client id (`withdrawOrderId`) was derived from."""
+
+    async def keys_of(self, provider: str, client_ids: list[str]) -> dict[str, str]: ...
+
+
 _COLUMNS = (
     "payout_id, provider, idempotency_key, client_id, state, asset, amount, currency, network, address, memo,"
     " submitted_at, withdrawal_id, requests"
@@ -97,6 +104,10 @@ _NOT_SENT = text(
 _OWNED = text(
     """SELECT withdrawal_id, payout_id FROM exchange_withdrawals
        WHERE provider = :provider AND withdrawal_id = ANY(:ids)"""
+)
+_KEYS = text(
+    """SELECT client_id, idempotency_key FROM exchange_withdrawals
+       WHERE provider = :provider AND client_id = ANY(:ids)"""
 )
 
 _ALIKE = text(
@@ -202,6 +213,14 @@ class SqlWithdrawalBook:
             rows = (await conn.execute(_OWNED, {"provider": provider, "ids": withdrawal_ids})).all()
         return {r.withdrawal_id: r.payout_id for r in rows}
 
+    async def keys_of(self, provider: str, client_ids: list[str]) -> dict[str, str]:
+        """`KnowsClientIds`: our idempotency key of each client id this rail sent (client id -> key)."""
+        if not client_ids:
+            return {}
+        async with _guarded("keys_of"), self._engine.connect() as conn:
+            rows = (await conn.execute(_KEYS, {"provider": provider, "ids": client_ids})).all()
+        return {r.client_id: r.idempotency_key for r in rows}
+
     async def alike_in_flight(self, record: WithdrawalRecord, within_s: float, amounts: Sequence[int]) -> int:
         params = {
             "provider": record.provider,
@@ -218,4 +237,11 @@ class SqlWithdrawalBook:
             return int((await conn.execute(_ALIKE, params)).scalar_one())
 
 
-__all__ = ["SqlWithdrawalBook", "WithdrawalBook", "WithdrawalBookError", "WithdrawalRecord", "WithdrawalState"]
+__all__ = [
+    "KnowsClientIds",
+    "SqlWithdrawalBook",
+    "WithdrawalBook",
+    "WithdrawalBookError",
+    "WithdrawalRecord",
+    "WithdrawalState",
+]
