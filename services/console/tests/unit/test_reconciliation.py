@@ -311,6 +311,17 @@ def test_a_duplicate_shows_every_provider_line_in_its_own_column() -> None:
     assert not next(r for r in sides.rows if r.label == "Amount").differs
 
 
+def test_a_fee_or_a_reversal_line_is_not_held_to_the_payouts_amount() -> None:
+    fee = {**THEIRS, "line_id": "fee-1", "kind": "fee", "amount": 5_000, "destination": None}
+    reversal = {**THEIRS, "line_id": "rev-1", "kind": "reversal", "amount": 400 * USDC}
+    sides = side_by_side(OURS, [{**THEIRS, "amount": OURS["amount"]}, fee, reversal])
+    amount = next(r for r in sides.rows if r.label == "Amount")
+    assert not amount.differs
+    assert amount.theirs == ("1,000.0000000 USDC", "0.0005000 USDC", "400.0000000 USDC")
+    short = side_by_side(OURS, [THEIRS, fee])
+    assert next(r for r in short.rows if r.label == "Amount").differs
+
+
 def test_a_destination_that_differs_only_where_the_mask_hides_it_is_still_marked() -> None:
     other = OURS["destination"][:10] + "Z" + OURS["destination"][11:]
     sides = side_by_side(OURS, [{**THEIRS, "destination": other}])
@@ -378,7 +389,7 @@ def test_one_person_proposes_the_proposer_never_sees_approve_and_a_second_person
         assert "You proposed to write off: a second person, an approver or an admin, must approve it." in shown
         assert "Approve" not in shown
         assert "Propose:" not in shown
-        assert 'value="acknowledge"' not in shown  # a different action while a proposal stands is refused (409)
+        assert 'value="acknowledge"' in shown  # one person may still set the proposal aside, moving no money
     with console(apis, FakeIdp(), sessions=sessions) as (alice, _, idp):
         sign_in(alice, idp, "alice", "approver")
         page = alice.get("/exceptions/7").text
@@ -474,6 +485,8 @@ def test_what_is_offered_follows_the_roles_the_proposal_and_the_state() -> None:
     assert offer(reader, open_one).notes == ("Your roles let you read reconciliation, not act on it.",)
     standing = exception(proposal=proposed("bob"))
     assert offer(ops, standing).approve is None
+    assert offer(ops, standing).acknowledge  # the proposer may still set it aside
+    assert offer(ops, standing).propose == ()
     assert offer(approver, standing).approve == "write_off"
     assert offer(Viewer.of("bob", None, ["approver", "admin"]), standing).approve is None
     assert offer(approver, exception(state="resolved")) == offer(ops, exception(state="resolved"))

@@ -84,19 +84,22 @@ def offer(viewer: Viewer, exception: Mapping[str, Any]) -> Offer:
         return _nothing("Your roles let you read reconciliation, not act on it.")
     actions = [str(a) for a in exception.get("actions") or []]
     take = exception.get("owner") != viewer.user_id
+    # Acknowledging (no money moves) is open to one person even while a money action is proposed: it is how a
+    # proposal nobody should confirm is set aside (payouts: "confirm that, or acknowledge it").
+    acknowledge = ACKNOWLEDGE in actions
     proposal = exception.get("proposal")
     if not isinstance(proposal, Mapping):
         money = tuple(a for a in actions if is_money_action(a))
-        return Offer(take=take, acknowledge=ACKNOWLEDGE in actions, propose=money, approve=None, notes=())
+        return Offer(take=take, acknowledge=acknowledge, propose=money, approve=None, notes=())
     action, proposer = str(proposal.get("action") or ""), str(proposal.get("proposed_by") or "")
     standing = f"{action_words(action)} proposed by {proposer}"
     if proposer == viewer.user_id:
         note = f"You proposed to {action_words(action)}: a second person, an approver or an admin, must approve it."
-        return Offer(take=take, acknowledge=False, propose=(), approve=None, notes=(note,))
+        return Offer(take=take, acknowledge=acknowledge, propose=(), approve=None, notes=(note,))
     if not viewer.may(Action.APPROVE_EXCEPTION):
         note = f"{standing.capitalize()} waits for an approver or an admin."
-        return Offer(take=take, acknowledge=False, propose=(), approve=None, notes=(note,))
-    return Offer(take=take, acknowledge=False, propose=(), approve=action, notes=())
+        return Offer(take=take, acknowledge=acknowledge, propose=(), approve=None, notes=(note,))
+    return Offer(take=take, acknowledge=acknowledge, propose=(), approve=action, notes=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +167,15 @@ _FIELDS: Final[tuple[tuple[str, str, str, Callable[[Mapping[str, Any], str], str
 
 def side_by_side(ours: Mapping[str, Any] | None, theirs: Sequence[Mapping[str, Any]]) -> SideBySide:
     """Our payout beside the provider's line(s), one row per field. A row differs when both sides hold the field
-    and any line's raw value is not ours (destinations are compared in full, then shown masked)."""
+    and any line's raw value is not ours (destinations are compared in full, then shown masked; amounts against
+    payout lines only)."""
     lines = [t for t in theirs if isinstance(t, Mapping)]
     rows = []
     for label, our_field, their_field, show, compared in _FIELDS:
         mine = ours.get(our_field) if ours else None
-        values = [line.get(their_field) for line in lines]
+        # A fee or a reversal is its own amount, not the payout's: only payout lines are held to ours there.
+        held = [line for line in lines if their_field != "amount" or line.get("kind") in (None, "payout")]
+        values = [line.get(their_field) for line in held]
         differs = compared and mine is not None and any(v is not None and v != mine for v in values)
         rows.append(
             Row(
