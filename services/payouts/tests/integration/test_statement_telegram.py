@@ -1,6 +1,7 @@
-"""The Telegram rail's statement against the Bot API emulator (a process): real gifts paid through the rail, then each
-of the seven discrepancy kinds injected through the emulator's admin API and seen in the statement as
-`getStarTransactions` lists it, read in pages of two."""
+"""The Telegram rail's statement against the Bot API emulator (a process) and the rail's books on real PostgreSQL:
+real gifts paid through the rail, then each of the seven discrepancy kinds injected through the emulator's admin API
+and seen in the statement as `getStarTransactions` lists it, read in pages of two. `provider_ref` is the
+transaction id; `reference` our idempotency key where the books name the payout."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ async def test_a_clean_window_lists_each_gift_by_its_transaction_id_across_pages
     assert pages >= 3
     payouts = [x for x in lines if x.kind is K.PAYOUT]
     assert [(x.line_id, x.provider_ref, x.reference, x.destination, x.asset, x.amount) for x in payouts] == [
-        (ref, ref, None, i.destination.address, "XTR", STARS) for ref, i in zip(refs, paid, strict=True)
+        (ref, ref, i.idempotency_key, i.destination.address, "XTR", STARS) for ref, i in zip(refs, paid, strict=True)
     ]
     [other] = [x for x in lines if x.kind is K.OTHER]
     assert (other.line_id, other.amount) == (f"{charge}:in", 40)
@@ -149,18 +150,17 @@ async def test_each_injected_discrepancy_shows_in_the_statement(
     line = {x.line_id: x for x in lines}
     assert len(line) == len(lines)
 
-    assert (line[str(unrequested)].kind, line[str(unrequested)].amount, line[str(unrequested)].destination) == (
-        K.PAYOUT,
-        25,
-        "999",
-    )
+    stray = line[str(unrequested)]
+    assert (stray.kind, stray.amount, stray.destination, stray.reference) == (K.PAYOUT, 25, "999", None)
     assert refs[0] not in line  # missing
-    assert line[refs[1]].amount == 25  # amount
-    assert line[refs[2]].destination == "998"  # destination
+    assert (line[refs[1]].amount, line[refs[1]].reference) == (25, paid[1].idempotency_key)  # amount
+    assert (line[refs[2]].destination, line[refs[2]].reference) == ("998", paid[2].idempotency_key)  # destination
     twin = line[str(duplicate)]  # duplicate: another purchase, same user and price, its own id
     assert (twin.kind, twin.destination, twin.amount, twin.provider_ref) == (K.PAYOUT, "203", STARS, duplicate)
+    assert twin.reference == line[refs[3]].reference == paid[3].idempotency_key  # the books name it a second one
     back = line[f"{refs[4]}:refund"]  # reversal: the purchase's Stars back, carrying its id
     assert (back.kind, back.provider_ref, back.amount, back.destination) == (K.REVERSAL, refs[4], STARS, "204")
+    assert back.reference == paid[4].idempotency_key
     assert line[refs[4]].kind is K.PAYOUT
     charge = line[str(fee)]  # fee: Telegram's charge to the bot, tied to no gift
     assert (charge.kind, charge.amount, charge.provider_ref, charge.raw_type) == (K.FEE, 3, None, "telegram_api")

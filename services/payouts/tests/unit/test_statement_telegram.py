@@ -12,7 +12,8 @@ import telegram
 
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import ListsStatement, StatementLine, StatementLineKind
-from prizeflow_payouts.adapters.telegram import TelegramGiftProvider
+from prizeflow_payouts.adapters.telegram import TelegramGiftProvider, journal
+from prizeflow_payouts.adapters.telegram.statement import Sent
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderContext
 from prizeflow_testkit.conformance.telegram import telegram_provider_doc
@@ -49,7 +50,39 @@ class Bot:
         return telegram.StarTransactions(transactions=self.txs[offset : offset + limit])
 
 
-def rail(rows: list[dict[str, Any]], page: int = 100) -> tuple[TelegramGiftProvider, Bot]:
+class Books:
+    """The rail's books as the statement reads them (statements told apart by identity): transactions it matched
+    to payouts, and the gifts it sent."""
+
+    def __init__(self, claimed: dict[str, str] | None = None, sent: list[Sent] | None = None) -> None:
+        self.claimed = claimed or {}
+        self.sent = sent or []
+
+    def connect(self) -> Any:
+        books = self
+
+        class Conn:
+            async def __aenter__(self) -> Any:
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                return None
+
+            async def execute(self, statement: Any, params: dict[str, Any]) -> Any:
+                assert params["provider"] == "telegram"
+                if statement is journal.KEYS_OF:
+                    return [(t, k) for t, k in books.claimed.items() if t in params["ids"]]
+                assert statement is journal.SENT_TO
+                return [
+                    (s.user_id, s.stars, s.idempotency_key, s.first_started_at)
+                    for s in books.sent
+                    if s.user_id in params["users"] and params["earliest"] <= s.first_started_at <= params["latest"]
+                ]
+
+        return Conn()
+
+
+def rail(rows: list[dict[str, Any]], page: int = 100, books: Books | None = None) -> tuple[TelegramGiftProvider, Bot]:
     entry: dict[str, Any] = telegram_provider_doc(
         name="telegram", api_base="http://127.0.0.1:1", token_env="TELEGRAM_BOT_TOKEN", settle_after_s=300
     )
@@ -58,6 +91,7 @@ def rail(rows: list[dict[str, Any]], page: int = 100) -> tuple[TelegramGiftProvi
     assert isinstance(p, TelegramGiftProvider)
     bot = Bot(rows)
     p._bot = bot  # type: ignore[assignment]
+    p.bind_database(books or Books())  # type: ignore[arg-type]
     return p, bot
 
 
@@ -97,6 +131,33 @@ async def test_each_transaction_becomes_one_line() -> None:
     ]
     assert {x.asset for x in lines} == {"XTR"}
     assert lines[0].occurred_at == T0
+
+
+async def test_the_books_name_the_payout_of_a_gift_its_refund_and_a_second_gift_of_it() -> None:
+    day = 86_400
+    rows = [
+        gift_tx("g1", T0, uid=42),  # matched by the rail to key-1
+        gift_tx("g2", T0 + timedelta(seconds=30), uid=42),  # nobody's: a second gift of key-1 (same player, price)
+        refund_tx("g1", T0 + timedelta(seconds=40), uid=42),  # Telegram gave g1 back: it carries g1's id
+        gift_tx("g3", T0 + timedelta(seconds=50), uid=43),  # nobody's, and no gift was sent to 43: unrequested
+        gift_tx("g4", T0 + timedelta(seconds=60), uid=44, stars=25),  # 44 was sent 15 Stars, not 25
+        gift_tx("g5", T0 + timedelta(days=2), uid=45),  # 45's gift was sent more than a day before
+    ]
+    sent = [
+        Sent(42, 15, "key-1", T0.timestamp() - 5),
+        Sent(44, 15, "key-4", T0.timestamp()),
+        Sent(45, 15, "key-5", T0.timestamp() - day),
+    ]
+    p, _ = rail(rows, books=Books(claimed={"g1": "key-1"}, sent=sent))
+    lines, _ = await read_all(p, T0, T0 + timedelta(days=3))
+    assert [(x.line_id, x.reference) for x in lines] == [
+        ("g1", "key-1"),
+        ("g2", "key-1"),
+        ("g1:refund", "key-1"),
+        ("g3", None),
+        ("g4", None),
+        ("g5", None),
+    ]
 
 
 async def test_the_window_is_found_by_binary_search_and_read_page_by_page() -> None:

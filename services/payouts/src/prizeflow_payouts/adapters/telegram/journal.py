@@ -43,6 +43,20 @@ MATCHED = text(
 
 CLAIMED = text("SELECT transaction_id FROM telegram_gift_sends WHERE transaction_id = ANY(:ids)")
 
+# The statement: which payout each transaction is (the rail matched it), and the gifts this rail sent to players
+# around a time (to name the payout a gift nobody claimed was a second one of).
+KEYS_OF = text(
+    """SELECT transaction_id, idempotency_key FROM telegram_gift_sends
+       WHERE provider = :provider AND transaction_id = ANY(:ids)"""
+)
+
+SENT_TO = text(
+    """SELECT user_id, star_count, idempotency_key, extract(epoch FROM first_started_at) AS first_started_at
+       FROM telegram_gift_sends
+       WHERE provider = :provider AND user_id = ANY(:users)
+         AND first_started_at >= to_timestamp(:earliest) AND first_started_at <= to_timestamp(:latest)"""
+)
+
 SCAN_FLOOR = text("SELECT floor FROM telegram_star_scans WHERE provider = :provider")
 
 # Only ever forward: two scans racing leave the higher floor.
@@ -58,8 +72,10 @@ __all__ = [
     "CLAIMED",
     "GET",
     "INSERT_SENDING",
+    "KEYS_OF",
     "MATCHED",
     "REFUSED",
     "RESEND",
     "SCAN_FLOOR",
+    "SENT_TO",
 ]

@@ -42,13 +42,21 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    StatementLine,
+    StatementLineKind,
     StatementPage,
     WebhookEvent,
 )
 from prizeflow_payouts.adapters.telegram import journal as q
 from prizeflow_payouts.adapters.telegram.classify import classify
 from prizeflow_payouts.adapters.telegram.options import ASSET, TelegramOptions
-from prizeflow_payouts.adapters.telegram.statement import lines_in
+from prizeflow_payouts.adapters.telegram.statement import (
+    ATTRIBUTION_WINDOW_S,
+    CLOCK_SKEW_S,
+    Sent,
+    attribute,
+    lines_in,
+)
 from telegram import error as tg
 from telegram.request import HTTPXRequest
 
@@ -401,8 +409,33 @@ class TelegramGiftProvider:
         except tg.TelegramError as err:
             raise PayoutProviderError(classify(err, mutating=False, provider=self.name).error) from None
         lines, ended = lines_in(page, since=since, until=until, asset=ASSET)
+        lines = await self._named(lines)
         following = None if ended or len(page) < size else str(offset + len(page))
         return StatementPage(lines=tuple(lines), next_cursor=following)
+
+    async def _named(self, lines: list[StatementLine]) -> list[StatementLine]:
+        """The lines with our idempotency key where the rail's books name their payout (statement.attribute)."""
+        ids = sorted({x.provider_ref for x in lines if x.provider_ref is not None})
+        if not ids:
+            return lines
+        stray = [x for x in lines if x.kind is StatementLineKind.PAYOUT and x.destination and x.destination.isdigit()]
+        async with self._engine().connect() as conn:
+            claimed = {r[0]: r[1] for r in await conn.execute(q.KEYS_OF, {"provider": self.name, "ids": ids})}
+            stray = [x for x in stray if x.provider_ref not in claimed]
+            sent: list[Sent] = []
+            if stray:
+                dates = [x.occurred_at.timestamp() for x in stray]
+                found = await conn.execute(
+                    q.SENT_TO,
+                    {
+                        "provider": self.name,
+                        "users": sorted({int(str(x.destination)) for x in stray}),
+                        "earliest": min(dates) - ATTRIBUTION_WINDOW_S,
+                        "latest": max(dates) + CLOCK_SKEW_S,
+                    },
+                )
+                sent = [Sent(int(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in found]
+        return attribute(lines, claimed, sent)
 
     async def _first_offset(self, since: float) -> int:
         """The offset of the first transaction dated at or after `since` (the list's length if none is)."""

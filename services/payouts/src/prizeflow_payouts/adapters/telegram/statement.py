@@ -3,8 +3,10 @@ chronological order, paged by offset/limit) read as statement lines.
 
 Telegram carries nothing of ours on a gift: a gift purchase is identified by its transaction id alone, which the
 rail keeps as the payout's provider reference (`telegram_gift_sends.transaction_id`, `payouts.provider_ref`). So
-`reference` is always None here and `provider_ref` is the transaction id; `destination` is the receiver's user id
-as the payout stores it (decimal digits).
+`provider_ref` is the transaction id, and `reference` our idempotency key only where the rail's books name the
+payout (`attribute`): the transaction it matched to a payout (and Telegram's refund of it, which carries its id),
+or a gift purchase no payout holds, to a player and price this rail sent a gift to within the day before it (a
+second gift of that payout); else None. `destination` is the receiver's user id as the payout stores it.
 
 | transaction | line |
 |---|---|
@@ -16,7 +18,8 @@ as the payout stores it (decimal digits).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -24,6 +27,8 @@ import telegram
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
 
 GIFT_PURCHASE: Final = "gift_purchase"
+ATTRIBUTION_WINDOW_S: Final = 86_400.0  # a gift nobody claimed is a second one of a payout first asked this recently
+CLOCK_SKEW_S: Final = 60.0  # Telegram's dates are its clock's, in whole seconds
 K = StatementLineKind
 
 
@@ -65,6 +70,45 @@ def line_of(t: telegram.StarTransaction, asset: str) -> StatementLine:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A gift this rail sent (its books): to whom, for how many Stars, for which payout, first asked when."""
+
+    user_id: int
+    stars: int
+    idempotency_key: str
+    first_started_at: float
+
+
+def attribute(
+    lines: Sequence[StatementLine],
+    claimed: Mapping[str, str],
+    sent: Sequence[Sent],
+    *,
+    within_s: float = ATTRIBUTION_WINDOW_S,
+    skew_s: float = CLOCK_SKEW_S,
+) -> list[StatementLine]:
+    """Each line with `reference` set to the idempotency key of the payout the rail's books say it belongs to:
+    `claimed` (transaction id -> key) first; then a gift purchase nobody claimed goes to the latest gift of that
+    player and price the rail first asked for in [its date - within_s, its date + skew_s]."""
+    out = []
+    for line in lines:
+        key = claimed.get(line.provider_ref or "")
+        if key is None and line.kind is K.PAYOUT and line.destination and line.destination.isdigit():
+            at = line.occurred_at.timestamp()
+            mine = [
+                s
+                for s in sent
+                if s.user_id == int(line.destination)
+                and s.stars == line.amount
+                and at - within_s <= s.first_started_at <= at + skew_s
+            ]
+            if mine:
+                key = max(mine, key=lambda s: s.first_started_at).idempotency_key
+        out.append(line.model_copy(update={"reference": key}) if key is not None else line)
+    return out
+
+
 def lines_in(
     transactions: Iterable[telegram.StarTransaction], *, since: datetime, until: datetime, asset: str
 ) -> tuple[list[StatementLine], bool]:
@@ -79,4 +123,4 @@ def lines_in(
     return out, False
 
 
-__all__ = ["GIFT_PURCHASE", "line_of", "lines_in"]
+__all__ = ["ATTRIBUTION_WINDOW_S", "CLOCK_SKEW_S", "GIFT_PURCHASE", "Sent", "attribute", "line_of", "lines_in"]
