@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry
 from prizeflow_console.adapters.http_apis import HttpPlatformApi
 from prizeflow_console.application.login import SignInFlow
 from prizeflow_console.application.ports import SignedIn
+from prizeflow_console.application.reconciliation import RECON
 from prizeflow_console.domain.session import Timeouts
 from prizeflow_console.domain.viewer import Viewer
 from prizeflow_console.entrypoints.http import create_app
@@ -66,7 +67,6 @@ PEOPLE: dict[str, tuple[str, ...]] = {
     "player-1": ("player",),
 }
 USDC = 10_000_000
-RECON = "/v1/admin/reconciliation"
 LEDGER_CSV = [b"transfer_id,occurred_at,asset,amount,debit,credit\n",
               b"t-1,2026-11-01T10:00:00Z,USDC,10000000,treasury:USDC,player:p-1:USDC\n"]  # fmt: skip
 

@@ -16,10 +16,10 @@ from litestar import Litestar
 
 from prizeflow_console.adapters.http_apis import HttpPlatformApi
 from prizeflow_console.application.ports import ApiProblem
+from prizeflow_console.application.reconciliation import RECON
 from prizeflow_console.domain.reconciliation import offer, side_by_side
 from prizeflow_console.domain.viewer import Viewer
 
-RECON = "/v1/admin/reconciliation"
 USDC = 10_000_000
 
 
@@ -94,6 +94,7 @@ def exception(id_: int = 7, **changes: Any) -> dict[str, Any]:
         "proposal": None,
         "resolution": None,
         "history": [{"at": "2026-11-25T17:05:02Z", "actor": "reconciliation", "what": "opened", "reason": None}],
+        "detail": ["the provider paid 999.0000000 USDC of 1,000.0000000"],
         **changes,
     }
 
@@ -281,6 +282,7 @@ def test_the_detail_shows_our_payout_beside_the_providers_line_and_marks_what_di
     assert "GABC…STUV" in destination_row
     assert "The provider&#39;s amount or asset differs from our payout." in text
     assert ">opened<" in text  # the history
+    assert "<li>the provider paid 999.0000000 USDC of 1,000.0000000</li>" in text  # what the run found
     # ops: take, acknowledge, propose the money action; nothing to approve
     assert 'action="/exceptions/7/take"' in text
     assert 'name="action" value="acknowledge"' in text

@@ -12,7 +12,9 @@ from urllib.parse import quote
 
 from prizeflow_console.application.ports import ApiProblem, Download, Downloads, PlatformApi, Query, Service
 
-RECON: Final = "/v1/admin/reconciliation"
+# payouts serves reconciliation at `/reconciliation/...` (its controller as landed, the ops CLI and the conformance
+# tests; recon-api.md writes `/v1/admin/reconciliation`) and the finance exports at `/v1/admin/exports/...`.
+RECON: Final = "/reconciliation"
 EXPORTS: Final = "/v1/admin/exports"
 MY_HISTORY: Final = "/v1/me/history.csv"
 RUNS_LIMIT: Final = 50
