@@ -177,3 +177,74 @@ async def _check(s: TonStack, provider: TonStatement, db: str, since: datetime, 
     # The window is honoured: one that ends before the first payout lists nothing.
     empty, _ = await _all(provider, since - timedelta(hours=1), since - timedelta(minutes=30))
     assert empty == []
+
+
+async def test_a_highload_batch_is_one_line_per_item_and_its_fees_split(
+    infra: Infra, db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    async with ton_stack(
+        infra=infra,
+        db=db,
+        kafka=kafka_bootstrap,
+        topic_suffix=topic_suffix,
+        tmp=tmp_path,
+        monkeypatch=monkeypatch,
+        options={"wallet_version": "highload_v3"},
+    ) as s:
+        keys = []
+        for n in range(4):
+            key = f"ton-hl-{n}-{uuid.uuid4().hex[:8]}"
+            asset, amount = ("USDT", 2_000_000 + n) if n == 3 else ("TON", NANO + n)
+            await request_payout(
+                s.settings, key, amount=amount, address=random_address(), dtype="ton_wallet", asset=asset
+            )
+            keys.append(key)
+        for key in keys:
+            await wait_state(db, key, "paid", timeout=60)
+        served = s.parts.config.registry.get("ton").provider
+        assert isinstance(served, TonWalletProvider)
+        client = ToncenterClient(served.o.api_url, api_key=served.o.api_key, timeout_s=5)
+        engine = create_engine(db, pool_size=2)
+        provider = TonStatement(served.o, client, lambda: engine, page_limit=2)
+        try:
+            ours = {
+                r["id"]: r
+                for r in await fetch(
+                    db,
+                    "SELECT p.id, p.asset, p.amount, p.destination_address, i.out_msg_hash FROM payouts p"
+                    " JOIN ton_batch_items i ON i.payout_id = p.id AND i.state = 'paid'"
+                    " WHERE p.idempotency_key = ANY($1)",
+                    keys,
+                )
+            }
+            assert len(ours) == 4
+            until = datetime.now(UTC) + timedelta(seconds=5)
+            lines, pages = await _all(provider, since, until)
+            assert pages > 1
+            paid = sorted((line for line in lines if line.kind is PAYOUT), key=lambda line: line.reference or "")
+            assert [(x.reference, x.line_id, x.asset, x.amount, x.destination) for x in paid] == [
+                (k, p["out_msg_hash"], p["asset"], p["amount"], p["destination_address"])
+                for k, p in sorted(ours.items())
+            ]
+            fees: dict[str | None, int] = defaultdict(int)
+            for line in lines:
+                if line.kind is FEE:
+                    fees[line.reference] += line.amount
+            assert set(fees) == set(ours)  # every batch transaction's fee belongs to its payouts
+
+            ids = sorted(ours)
+            gone, other = ids[0], ids[1]
+            assert inject(s, {"kind": "missing", "reference": ours[gone]["out_msg_hash"]}) is None
+            moved = inject(s, {"kind": "amount", "reference": ours[other]["out_msg_hash"], "amount": 9})
+            back = inject(s, {"kind": "reversal", "reference": ours[ids[2]]["out_msg_hash"], "amount": 5})
+            lines, _ = await _all(provider, since, datetime.now(UTC) + timedelta(seconds=5))
+            by_ref: dict[str | None, list[StatementLine]] = defaultdict(list)
+            for line in lines:
+                by_ref[line.reference].append(line)
+            assert gone not in {line.reference for line in lines if line.kind is PAYOUT}
+            assert [(x.line_id, x.amount) for x in by_ref[other] if x.kind is PAYOUT] == [(moved, 9)]
+            assert [(x.line_id, x.amount) for x in by_ref[ids[2]] if x.kind is REVERSAL] == [(back, 5)]
+        finally:
+            await client.close()
+            await engine.dispose()
