@@ -176,6 +176,15 @@ async def test_a_reversal_is_dated_when_it_came_back_and_found_by_looking_back()
     assert (await read_all(short, back, back + timedelta(hours=1)))[0] == []  # beyond the lookback
 
 
+async def test_a_withdrawal_is_dated_when_it_completed() -> None:
+    done = T0 + timedelta(minutes=3)
+    asked_before = tx("w1", T0 - timedelta(minutes=2), info={"completeTime": done.strftime("%Y-%m-%d %H:%M:%S")})
+    provider, _ = rail([asked_before])
+    lines, _ = await read_all(provider, T0, T0 + timedelta(hours=1))
+    assert [(x.line_id, x.occurred_at) for x in lines] == [("w1", done), ("w1:fee", done)]
+    assert (await read_all(provider, T0 - timedelta(hours=1), T0))[0] == []
+
+
 async def test_the_window_is_half_open() -> None:
     provider, _ = rail([tx("at-since", T0), tx("at-until", T0 + timedelta(hours=1))])
     lines, _ = await read_all(provider, T0, T0 + timedelta(hours=1))

@@ -3,14 +3,16 @@
 
 What a withdrawal becomes:
 - completed (`ok`): a PAYOUT line of its gross (`amount` + `transactionFee`: what left our balance, what we asked
-  for, the payout's amount) dated `applyTime`, and, when `transactionFee` > 0, a FEE line of that fee: the part of
-  the gross the exchange kept (inside the PAYOUT amount, never on top of it);
+  for, the payout's amount) dated `completeTime` (when it left; `applyTime` if the exchange gives none), and, when
+  `transactionFee` > 0, a FEE line of that fee, same date: the part of the gross the exchange kept (inside the
+  PAYOUT amount, never on top of it);
 - completed, then failed/cancelled (a `txId` shows it left, the status says it came back): the PAYOUT and FEE lines
-  as above, and a REVERSAL line of the gross dated `completeTime` (when the exchange moved it back);
+  dated `applyTime` (the exchange's `completeTime` is now when it came back), and a REVERSAL line of the gross
+  dated `completeTime`;
 - anything else (in flight, or failed before it left: no `txId`): nothing moved, no line.
 
-The history is listed by `applyTime`, newest first, in windows of at most 90 days, paged by offset/limit: a
-window's reversals are found by reading `lookback` before it (a withdrawal asked for earlier, reversed in it).
+The history is listed by `applyTime`, newest first, in windows of at most 90 days, paged by offset/limit: what
+completed or came back in a window is found by reading `lookback` before it (a withdrawal asked for earlier).
 The cursor is `<window index>:<offset>`, windows counted from the newest: the same window and cursor give the same
 rows as long as nothing is asked for inside the window meanwhile (a closed window).
 """
@@ -90,10 +92,11 @@ def lines_of(
             "destination": tx.get("address") or tx.get("addressTo"),
         }
         applied = datetime.fromtimestamp(int(tx["timestamp"]) / 1000, UTC)
-        if since <= applied < until:
+        left = (_completed(info) or applied) if status == "ok" else applied
+        if since <= left < until:
             out.append(
                 StatementLine(
-                    line_id=wid, kind=K.PAYOUT, occurred_at=applied, amount=net + fee, raw_type="withdrawal", **common
+                    line_id=wid, kind=K.PAYOUT, occurred_at=left, amount=net + fee, raw_type="withdrawal", **common
                 )
             )
             if fee:
@@ -101,7 +104,7 @@ def lines_of(
                     StatementLine(
                         line_id=f"{wid}:fee",
                         kind=K.FEE,
-                        occurred_at=applied,
+                        occurred_at=left,
                         amount=fee,
                         raw_type="transactionFee",
                         **common,
