@@ -164,7 +164,10 @@ async def _check(s: Stack, provider: StellarPayoutProvider, db: str, since: date
     fee_tx = place[fee][0]
     charged = sum(line.amount for line in lines if line.kind is FEE and line.line_id.startswith(fee_tx))
     assert charged == sum(ours[p]["fee_amount"] for p in tx_payouts[fee_tx]) + 5_000
-    assert got["fee"] == f"{ref(fee)}:fee"
+    first = tx_payouts[fee_tx][0]  # a fee is the transaction's: a charge above the envelope's shows on place 0
+    assert got["fee"] == f"{fee_tx}:0:fee"
+    assert by_id[f"{fee_tx}:0:fee"].reference == first
+    assert by_id[f"{fee_tx}:0:fee"].amount == ours[first]["fee_amount"] + 5_000
     stray = by_id[str(got["unrequested"])]
     assert (stray.kind, stray.reference, stray.amount, stray.asset, stray.destination) == (
         PAYOUT,

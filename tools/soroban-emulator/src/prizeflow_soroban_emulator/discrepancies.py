@@ -15,7 +15,8 @@ transaction, as `stellar_txs.payout_ids` holds it) or a bare `<tx hash>` for a t
   for the payout's transaction (as a node serving a wrong history would), never what was applied: `missing`
   drops the transaction (or, in a batch, turns the payout's payment into a no-money `bumpSequence` and a
   contract winner's amount into 0), `amount`/`destination` rewrite the payment, `fee` adds `amount` stroops to
-  the transaction's `feeCharged`.
+  the transaction's `feeCharged` (a fee is the transaction's, not one payment's: the statement shows a charge
+  above the envelope's fee on the transaction's first payout, so name that one to see it on the payout).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Injector:
             return None
         if kind == "fee":
             outcome.listed_fee_extra += _amount(body, required=True)
-            return f"{tx_hash}:{n}:fee"
+            return f"{tx_hash}:0:fee"  # a fee is the transaction's: the statement shows its excess on place 0
         if kind == "amount":
             self._rewrite(outcome, n, amount=_amount(body, required=True), asset=body.get("asset"))
         elif kind == "destination":

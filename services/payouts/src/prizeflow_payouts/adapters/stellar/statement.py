@@ -10,8 +10,9 @@ when it names one of ours: MEMO_RETURN (a refund, Stellar's own convention) or M
 
 Lines: PAYOUT for each payment (or contract winner) out of our accounts to another account; FEE for the fee a
 transaction whose source is one of our accounts was charged (XLM, stroops), split over its payouts the way
-`fee_share` books it on the payout; REVERSAL for a payment into our accounts that names one of our transactions.
-Payments between our own accounts and other incoming payments (a float top-up) are not payout business: left out.
+`fee_share` books it on the payout (a charge above the envelope's fee on the first payout); REVERSAL for a payment
+into our accounts that names one of our transactions. Payments between our own accounts and other incoming
+payments (a float top-up) are not payout business: left out.
 """
 
 from __future__ import annotations
@@ -194,8 +195,12 @@ def lines_of(
             payouts = ours or ()
             if not payouts:
                 lines.append(_fee(t, f"{t.tx_hash}:fee", t.fee_charged, None))
+            # Shares of what the envelope offered, as the payouts booked them; a charge above it (never on the
+            # real network: the fee is a maximum) shows on the first payout, the chain naming no other.
+            offered = t.tx.fee.uint32
+            excess = max(0, t.fee_charged - offered)
             for place, payout_id in enumerate(payouts):
-                share = fee_share(t.fee_charged, len(payouts), place)
+                share = fee_share(t.fee_charged - excess, len(payouts), place) + (excess if place == 0 else 0)
                 if share:
                     lines.append(_fee(t, f"{t.tx_hash}:{place}:fee", share, payout_id))
     return lines
