@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -665,8 +666,16 @@ def test_a_player_downloads_their_own_history_from_the_wallet_never_naming_a_pla
         dated = client.get("/wallet/history.csv?since=2026-01-01&through=2026-01-31")
     assert response.status_code == 200
     assert response.content == b"".join(ROWS)
-    assert response.headers["content-disposition"] == 'attachment; filename="my-history.csv"'
-    assert str(seen[0].url) == "http://rewards.test/v1/me/history.csv"
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=364)
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="my-history-{first.isoformat()}-to-{today.isoformat()}.csv"'
+    )
+    assert str(seen[0].url).split("?")[0] == "http://rewards.test/v1/me/history.csv"  # never a player id
+    assert parse_qs(seen[0].url.query.decode()) == {  # rewards wants a period: the last twelve months
+        "since": [f"{first.isoformat()}T00:00:00Z"],
+        "until": [f"{(today + timedelta(days=1)).isoformat()}T00:00:00Z"],
+    }
     assert seen[0].headers["authorization"] == "Bearer token-of-player-1"
     assert dated.headers["content-disposition"] == 'attachment; filename="my-history-2026-01-01-to-2026-01-31.csv"'
     assert parse_qs(seen[1].url.query.decode()) == {

@@ -220,10 +220,8 @@ class OpenPlayerHistory:
 class OpenMyHistory:
     downloads: Downloads
 
-    async def __call__(self, *, token: str, period: Period | None = None) -> Download:
-        return await self.downloads.download(
-            "rewards", MY_HISTORY, token=token, query=period.query() if period else None
-        )
+    async def __call__(self, *, token: str, period: Period) -> Download:
+        return await self.downloads.download("rewards", MY_HISTORY, token=token, query=period.query())
 
 
 __all__ = [

@@ -60,6 +60,7 @@ _PLAYER: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$")
 _ACTION: Final = re.compile(r"^[a-z][a-z_]{0,63}$")
 _WITHDRAWAL: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,199}$")
 ASSET_CODES: Final = tuple(sorted(ASSETS))
+MY_HISTORY_DAYS: Final = 365  # the wallet link's period, up to today (rewards takes at most 366 days at once)
 Text = Annotated[str | None, QueryParameter(max_length=256)]
 
 
@@ -391,14 +392,17 @@ class ExportsController(Controller):
 
 async def my_history(request: Request[Any, Any, Any], session: Session, since: str | None,
                      through: str | None) -> Stream | None:  # fmt: skip
-    """The signed-in player's own history as CSV (rewards reads the player from the token, never a parameter);
-    None when the period typed is not one (the wallet says so). A refusal raises its problem detail."""
-    period = None
+    """The signed-in player's own history as CSV (rewards reads the player from the token, never a parameter): the
+    days typed, or the last twelve months to today; None when the period typed is not one (the wallet says so). A
+    refusal raises its problem detail."""
     if since or through:
-        errors: dict[str, str] = {}
-        period = _period(since, through, errors)
+        period = _period(since, through, {})
         if period is None:
             return None
+    else:
+        today = datetime.now(UTC).date()
+        period = _period((today - timedelta(days=MY_HISTORY_DAYS - 1)).isoformat(), today.isoformat(), {})
+        assert period is not None
     download = await OpenMyHistory(_downloads(request))(token=session.token, period=period)
     return stream_csv(download, _filename("my-history", period))
 
