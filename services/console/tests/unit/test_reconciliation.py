@@ -18,7 +18,7 @@ from litestar import Litestar
 from prizeflow_console.adapters.http_apis import HttpPlatformApi
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.application.reconciliation import RECON
-from prizeflow_console.domain.reconciliation import offer, side_by_side
+from prizeflow_console.domain.reconciliation import offer, side_by_side, window_words
 from prizeflow_console.domain.viewer import Viewer
 
 USDC = 10_000_000
@@ -695,3 +695,31 @@ def test_the_wallet_offers_the_download_and_staff_cannot_use_the_players_address
     with console(FakeApis()) as (client, _, idp):
         sign_in(client, idp, "olivia", "ops")
         assert client.get("/wallet/history.csv").status_code == 403
+
+
+def test_a_run_that_failed_is_said_as_an_error_with_why() -> None:
+    apis = FakeApis()
+    apis.on("POST", "payouts", f"{RECON}/runs", run("run-9", "ton", state="failed", error="toncenter: rate_limited"))
+    apis.on("GET", "payouts", f"{RECON}/runs", {"runs": []})
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "olivia", "ops")
+        token = csrf(client, "/reconciliation")
+        shown = client.post(
+            "/reconciliation/runs",
+            data={"_csrf_token": token, "provider": "ton", "since": "2026-11-25T16:00", "until": "2026-11-25T17:00"},
+        ).text
+    assert 'class="flash error" role="alert">Run run-9 of ton failed' in shown
+    assert "Error: toncenter: rate_limited" in shown
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "words"),
+    [
+        ("2026-11-25T16:00:00Z", "2026-11-25T17:00:00Z", "2026-11-25 16:00 → 17:00 UTC"),
+        ("2026-11-25T00:00:00+00:00", "2026-11-26T00:00:00+00:00", "2026-11-25 00:00 → 2026-11-26 00:00 UTC"),
+        ("2026-11-25T17:00:00+01:00", "2026-11-25T18:00:00+01:00", "2026-11-25 16:00 → 17:00 UTC"),
+        ("soon", None, "soon → "),
+    ],
+)
+def test_a_runs_window_reads_as_people_read_it(since: str, until: str | None, words: str) -> None:
+    assert window_words(since, until) == words
