@@ -63,7 +63,10 @@ from prizeflow_payouts.entrypoints.kafka import (
     SignerResultsHandler,
     SignerResultsSink,
 )
-from prizeflow_payouts.entrypoints.reconciliation_http import ReconciliationController
+from prizeflow_payouts.entrypoints.reconciliation_http import (
+    ReconciliationController,
+    ReconciliationExportController,
+)
 from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
 from prizeflow_payouts.settings import PayoutsSettings
@@ -335,6 +338,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             DisagreementsController,
             PayoutExportsController,
             ReconciliationController,
+            ReconciliationExportController,
         ],
         dependencies={
             "queries": const(p.queries),

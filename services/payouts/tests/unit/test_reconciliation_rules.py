@@ -224,3 +224,29 @@ def test_the_ledger_is_held_to_each_payout_of_the_window() -> None:
     assert out.totals["USD"].ledger == 1_000 + 900 + 0 + 1_000 + 0 + 70
     unchecked = reconcile(lines, [payout(2, ledger=None)], since=SINCE, until=UNTIL)
     assert unchecked.totals["USD"].ledger is None
+
+
+def test_a_payout_that_left_and_came_back_in_full_is_no_difference() -> None:
+    """A bounced card or a failed bank payout pulled back: a payout line and a reversal of it, for a payout we hold
+    failed. Came back in part: the rest is paid but not recorded."""
+    ours = [payout(1, state="failed"), payout(2, state="failed")]
+    lines = [
+        paid_line(1),
+        line("rev-1", ref="key-1", kind=StatementLineKind.REVERSAL),
+        paid_line(2),
+        line("rev-2", ref="key-2", kind=StatementLineKind.REVERSAL, amount=400),
+    ]
+    out = reconcile(lines, ours, since=SINCE, until=UNTIL)
+    assert [(f.kind, f.subject, f.amount) for f in out.findings] == [(K.PAID_NOT_RECORDED, "payout:po-2", 600)]
+
+
+def test_a_duplicate_carries_the_fees_of_its_extra_payments() -> None:
+    ours = [payout(1, fee_asset="USD", fee_amount=10)]
+    lines = [
+        paid_line(1),
+        paid_line(1, at=IN + timedelta(seconds=1)).model_copy(update={"line_id": "l-1b"}),
+        line("f1", ref="key-1", kind=StatementLineKind.FEE, amount=10),
+        line("f2", ref="key-1", kind=StatementLineKind.FEE, amount=10),
+    ]
+    out = reconcile(lines, ours, since=SINCE, until=UNTIL)
+    assert [(f.kind, f.amount) for f in out.findings] == [(K.DUPLICATE, 1_010)]

@@ -326,58 +326,81 @@ def _check(
             + ("shows a payout for it" if paid_lines else "shows none"),
         )
     elif p.state in PAID_STATES:
-        if len(paid_lines) > 1:
-            finding(
-                ExceptionKind.DUPLICATE,
-                p.asset,
-                sum(line.amount for line in paid_lines[1:]),
-                paid_lines,
-                f"the provider paid this payout {len(paid_lines)} times",
-            )
-        if not paid_lines:
-            if _within(p.paid_at, since, until):
-                finding(ExceptionKind.MISSING, p.asset, p.amount, (), "paid here; the provider has no payout for it")
-        else:
-            first = paid_lines[0]
-            if (first.asset, first.amount) != (p.asset, p.amount):
-                finding(
-                    ExceptionKind.AMOUNT_MISMATCH,
-                    first.asset,
-                    abs(first.amount - p.amount) if first.asset == p.asset else first.amount,
-                    (first,),
-                    f"the provider paid {first.amount} {first.asset}, our payout is {p.amount} {p.asset}",
-                )
-            if first.destination is not None and first.destination != p.destination:
-                finding(
-                    ExceptionKind.DESTINATION_MISMATCH,
-                    first.asset,
-                    first.amount,
-                    (first,),
-                    "the provider paid another destination than our payout's",
-                )
-        _ledger(p, finding, since=since, until=until)
-        reversals = lines.get(LineKind.REVERSAL, [])
-        if reversals and p.state == "paid":
-            finding(
-                ExceptionKind.UNRECORDED_REVERSAL,
-                p.asset,
-                sum(line.amount for line in reversals),
-                reversals,
-                "the provider gave this payout back; we still hold it paid",
-            )
+        _paid(p, paid_lines, lines, finding, since=since, until=until)
     elif p.state in NEVER_PAID_STATES and paid_lines:
-        finding(
-            ExceptionKind.PAID_NOT_RECORDED,
-            p.asset,
-            sum(line.amount for line in paid_lines),
-            paid_lines,
-            f"the provider paid a payout we hold as {p.state}",
-        )
-    _fees(p, lines.get(LineKind.FEE, []), finding)
+        # Money that left and came back in full (a bounced card, a bank payout that failed and was pulled back) is
+        # a payout that failed at the provider too: nothing is out.
+        reversals = lines.get(LineKind.REVERSAL, [])
+        out_now = sum(line.amount for line in paid_lines) - sum(line.amount for line in reversals)
+        if out_now > 0:
+            finding(
+                ExceptionKind.PAID_NOT_RECORDED,
+                p.asset,
+                out_now,
+                [*paid_lines, *reversals],
+                f"the provider paid a payout we hold as {p.state}",
+            )
+    if len(paid_lines) <= 1 or p.state not in PAID_STATES:
+        _fees(p, lines.get(LineKind.FEE, []), finding)
     if found:
         out.findings.extend(found)
     elif p.state in PAID_STATES and paid_lines:
         out.matched += 1
+
+
+def _paid(
+    p: OurPayout,
+    paid_lines: Sequence[StatementLine],
+    lines: Mapping[LineKind, list[StatementLine]],
+    finding: _Found,
+    *,
+    since: datetime,
+    until: datetime,
+) -> None:
+    """A payout we hold paid (or paid, then returned): one payout line of its amount, asset and destination, what
+    the ledger booked for it, and no reversal we do not know of."""
+    if len(paid_lines) > 1:
+        fees = lines.get(LineKind.FEE, [])
+        extra_fees = _unbooked(p, fees).get(p.asset, 0)
+        finding(
+            ExceptionKind.DUPLICATE,
+            p.asset,
+            sum(line.amount for line in paid_lines[1:]) + extra_fees,
+            [*paid_lines, *fees],
+            f"the provider paid this payout {len(paid_lines)} times"
+            + (f", and charged {extra_fees} {p.asset} more in fees" if extra_fees else ""),
+        )
+    if not paid_lines:
+        if _within(p.paid_at, since, until):
+            finding(ExceptionKind.MISSING, p.asset, p.amount, (), "paid here; the provider has no payout for it")
+    else:
+        first = paid_lines[0]
+        if (first.asset, first.amount) != (p.asset, p.amount):
+            finding(
+                ExceptionKind.AMOUNT_MISMATCH,
+                first.asset,
+                abs(first.amount - p.amount) if first.asset == p.asset else first.amount,
+                (first,),
+                f"the provider paid {first.amount} {first.asset}, our payout is {p.amount} {p.asset}",
+            )
+        if first.destination is not None and first.destination != p.destination:
+            finding(
+                ExceptionKind.DESTINATION_MISMATCH,
+                first.asset,
+                first.amount,
+                (first,),
+                "the provider paid another destination than our payout's",
+            )
+    _ledger(p, finding, since=since, until=until)
+    reversals = lines.get(LineKind.REVERSAL, [])
+    if reversals and p.state == "paid":
+        finding(
+            ExceptionKind.UNRECORDED_REVERSAL,
+            p.asset,
+            sum(line.amount for line in reversals),
+            reversals,
+            "the provider gave this payout back; we still hold it paid",
+        )
 
 
 def _ledger(p: OurPayout, finding: _Found, *, since: datetime, until: datetime) -> None:
@@ -408,19 +431,29 @@ class _Found(Protocol):
     ) -> None: ...
 
 
-def _fees(p: OurPayout, fees: Sequence[StatementLine], finding: _Found) -> None:
-    """Fees the provider charged on a payout beyond what the payout recorded (the provider's own answer, kept as
-    the payout's fee): one finding per asset charged."""
+def _unbooked(p: OurPayout, fees: Sequence[StatementLine]) -> dict[str, int]:
+    """Per asset, the fees charged on a payout beyond what it recorded (nothing where none is beyond)."""
     charged: dict[str, int] = defaultdict(int)
     for line in fees:
         charged[line.asset] += line.amount
-    for asset, amount in sorted(charged.items()):
-        booked = (p.fee_amount or 0) if p.fee_asset == asset else 0
-        if amount > booked:
+    return {
+        asset: amount - booked
+        for asset, amount in charged.items()
+        if amount > (booked := (p.fee_amount or 0) if p.fee_asset == asset else 0)
+    }
+
+
+def _fees(p: OurPayout, fees: Sequence[StatementLine], finding: _Found) -> None:
+    """Fees the provider charged on a payout beyond what the payout recorded (the provider's own answer, kept as
+    the payout's fee): one finding per asset charged."""
+    for asset, unbooked in sorted(_unbooked(p, fees).items()):
+        amount = unbooked + ((p.fee_amount or 0) if p.fee_asset == asset else 0)
+        booked = amount - unbooked
+        if unbooked:
             finding(
                 ExceptionKind.UNBOOKED_FEE,
                 asset,
-                amount - booked,
+                unbooked,
                 [line for line in fees if line.asset == asset],
                 f"the provider charged {amount} {asset} in fees on this payout; {booked} was booked",
                 about=f"payout:{p.payout_id}:{asset}",

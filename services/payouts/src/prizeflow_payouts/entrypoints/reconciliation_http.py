@@ -96,7 +96,9 @@ class ReconciliationController(Controller):
     async def exceptions(  # noqa: PLR0917 - Litestar maps each query parameter to an argument
         self,
         recon_queries: ReconQueries,
-        state: Annotated[str | None, QueryParameter(pattern=r"^(open|investigating|resolved)$")] = None,
+        state_filter: Annotated[
+            str | None, QueryParameter(name="state", pattern=r"^(open|investigating|resolved)$")
+        ] = None,
         kind: Annotated[str | None, QueryParameter(pattern=r"^[a-z_]{1,40}$")] = None,
         provider: Annotated[str | None, QueryParameter(max_length=64)] = None,
         severity: Annotated[str | None, QueryParameter(pattern=r"^(critical|high|medium)$")] = None,
@@ -104,7 +106,7 @@ class ReconciliationController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
     ) -> dict[str, Any]:
-        filters = {"state": state, "kind": kind, "provider": provider, "severity": severity, "owner": owner}
+        filters = {"state": state_filter, "kind": kind, "provider": provider, "severity": severity, "owner": owner}
         rows = await recon_queries.exceptions(filters, limit=limit, offset=offset)
         return {"exceptions": [summary(r) for r in rows]}
 
@@ -139,7 +141,14 @@ class ReconciliationController(Controller):
         body = await _exception(recon_queries, exception_id)
         return Response(body, status_code=202 if outcome == "proposed" else 200)
 
-    @get("/exceptions.csv", guards=[READERS], media_type="text/csv")
+
+class ReconciliationExportController(Controller):
+    """The reconciliation results for finance, beside the other exports (`/v1/admin/exports/*.csv`)."""
+
+    path = "/v1/admin/exports"
+    tags = ["reconciliation"]  # noqa: RUF012 - Litestar reads this class attribute as is
+
+    @get("/reconciliation.csv", guards=[READERS], media_type="text/csv")
     async def export(
         self,
         recon_queries: ReconQueries,
@@ -203,4 +212,4 @@ def _export_row(row: dict[str, Any]) -> Row:
     ]
 
 
-__all__ = ["ReconciliationController"]
+__all__ = ["ReconciliationController", "ReconciliationExportController"]

@@ -392,6 +392,9 @@ class ProviderHarness(ABC):
         return ()
 
     # -- reconciliation ---------------------------------------------------------------------------------------
+    # Whether a fee the provider charges names the payout it was charged for (else it is the account's own).
+    fees_name_payouts: ClassVar[bool] = True
+
     def discrepancies_waived(self) -> dict[str, str]:
         """Discrepancy kinds (`DISCREPANCIES`) the rail's books cannot show, each with why."""
         return {}

@@ -98,6 +98,9 @@ class ExchangeHarness(ProviderHarness):
             self.stack.emulator.faults.add("timeout_after_success", method="POST", path_prefix=WITHDRAW, delay_ms=3000)
         return ETH_ADDRESS
 
+    async def stray_destination(self, kit: Kit) -> str:
+        return "0x" + secrets.token_hex(20)  # an address no payout of ours names
+
     def _suspend(self, *, suspended: bool) -> None:
         """The exchange suspends (or resumes) withdrawals on the network: refused, nothing sent, retried."""
         self.stack.emulator.account.network("USDC", "ETH").withdraw_enable = not suspended
@@ -140,6 +143,9 @@ class ExchangeHarness(ProviderHarness):
             task.add_done_callback(self._tasks.discard)
 
     # -- observing --------------------------------------------------------------------------------------------
+    async def discrepancy_reference(self, kit: Kit, key: str) -> str:
+        return client_id_for(key)  # the withdrawal's withdrawOrderId
+
     async def payments(self, kit: Kit, key: str) -> int:
         ours = self.stack.withdrawals(client_id=client_id_for(key))
         completed = sum(1 for w in ours if w["status"] == _COMPLETED)

@@ -176,6 +176,9 @@ class GiftCardHarness(ProviderHarness):
         return [e for e in await self.admin.events(kind) if e["order_id"] == order_id]
 
     # -- observing --------------------------------------------------------------------------------------------
+    async def discrepancy_reference(self, kit: Kit, key: str) -> str:
+        return str((await kit.row(key))["id"])  # the order's external_id is our payout id
+
     async def payments(self, kit: Kit, key: str) -> int:
         """Cards delivered under this payout's id (from the emulator's records: they answer during an outage)."""
         orders = await self.admin.orders(payout_id_for(key))

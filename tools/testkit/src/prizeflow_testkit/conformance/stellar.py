@@ -173,6 +173,9 @@ class StellarHarness(ProviderHarness):
         await asyncio.to_thread(self.stack.emulator.start)
 
     # -- observing --------------------------------------------------------------------------------------------
+    async def discrepancy_reference(self, kit: Kit, key: str) -> str:
+        return str((await kit.row(key))["tx_hash"])  # the transaction that paid it (its payment's place: the first)
+
     async def payments(self, kit: Kit, key: str) -> int:
         dest = kit.destinations[key]
         if not self.stack.emulator.running:  # the network is down: its last ledger, as snapshotted at its close

@@ -20,6 +20,7 @@ import yaml
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_testkit.conformance.base import Behaviour, Claims, Kit, KitEnv, ProviderHarness, Scenario
+from prizeflow_testkit.db import fetch
 from prizeflow_testkit.payouts import running, settings_for
 from prizeflow_testkit.telegram import GIFTS, TelegramAdmin, telegram_emulator
 
@@ -53,6 +54,7 @@ class TelegramHarness(ProviderHarness):
     destination_type = DestinationType.TELEGRAM_USER
     amount = int(GIFTS[0]["star_count"])
     claims = Claims(supports_cancel=False, supports_quote=False, supports_webhooks=False, async_confirmation=True)
+    fees_name_payouts = False  # a Telegram API charge is the bot's, listed on its own
 
     def __init__(self) -> None:
         self.token = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(30)[:35]}"
@@ -130,6 +132,10 @@ class TelegramHarness(ProviderHarness):
         await self.admin.clear_faults()
 
     # -- observing --------------------------------------------------------------------------------------------
+    async def discrepancy_reference(self, kit: Kit, key: str) -> str:
+        rows = await fetch(kit.db, "SELECT transaction_id FROM telegram_gift_sends WHERE idempotency_key = $1", key)
+        return str(rows[0]["transaction_id"])  # the Star transaction of the gift bought for the player
+
     async def payments(self, kit: Kit, key: str) -> int:
         return len(await self.admin.gifts_to(int(kit.destinations[key])))
 
