@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import Envelope, StagedEvent, decode
 from prizeflow_contracts.events.payouts import PayoutRoutesPublished
 from prizeflow_rewards.application.ports import (
     CheckoutRefusedError,
@@ -350,9 +350,10 @@ class FakeOutbox:
         self.events: list[Envelope[Any]] = []
         self.writes = 0  # calls to `stage`: one write each in PostgreSQL
 
-    async def stage(self, tx: object, events: Sequence[Envelope[Any]]) -> None:
+    async def stage(self, tx: object, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
+        """Encoded events (`stage_event`) are kept as the consumer will read them (`decode`)."""
         self.writes += 1
-        self.events.extend(events)
+        self.events.extend(decode(e.payload) if isinstance(e, StagedEvent) else e for e in events)
 
     def of(self, cls: type[Any]) -> list[Any]:
         """The staged payloads of one event type, in order."""

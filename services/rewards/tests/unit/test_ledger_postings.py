@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rewards_fakes import Fakes
 
-from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, new_event
 from prizeflow_contracts.events.payouts import (
     LedgerPosted,
     LedgerPostingKind,
@@ -155,15 +155,16 @@ async def test_a_replayed_paid_tells_nothing_more_and_a_rerun_after_a_rollback_s
     w = await World().funded()
     claim = await w.claim(1_000)
     cause = paid(claim)
-    [first] = await w.poll(cause)
+    [first] = await w.settle.settle_poll(TX, [cause])  # the outbox row, as the poll stages it
     assert await w.poll(cause) == []  # redelivered
     assert await w.poll(paid(claim)) == []  # re-emitted by payouts under another event id
     assert await w.poll(cause, cause) == []
-    # The same poll run on a ledger without its transfer (the first transaction rolled back): the same event.
+    # The same poll run on a ledger without its transfer (the first transaction rolled back): the same row.
     again = await World().funded()
     assert (await again.claim(1_000)).id == claim.id
-    [rerun] = await again.poll(cause)
-    assert rerun.encode() == first.encode()
+    [rerun] = await again.settle.settle_poll(TX, [cause])
+    assert rerun == first
+    assert decode(rerun.payload).time == PAID_AT
 
 
 async def test_one_paid_twice_in_one_poll_is_told_once() -> None:
@@ -300,8 +301,15 @@ async def test_settling_alone_stages_its_own_postings_and_posting_adjustments_al
     post = PostReconciliationAdjustments(w.f.ledger)
     envs = [adjusted("adj-3")]
     await w.f.ledger.declare(TX, post.accounts(envs))
-    [event] = await post.post_many(TX, envs)
-    assert (event.data.adjustment_id, event.source) == ("adj-3", "/prizeflow/rewards")
+    [staged] = await post.post_many(TX, envs)
+    assert (staged.topic, staged.key, staged.type) == (
+        PAYOUT_REQUESTS.name,
+        b"recon-41",
+        LedgerPosted.event_type(),
+    )
+    event = decode(staged.payload)
+    assert isinstance(event.data, LedgerPosted)
+    assert (event.data.adjustment_id, event.source, event.id) == ("adj-3", "/prizeflow/rewards", staged.id)
     assert len(w.f.outbox.of(LedgerPosted)) == 1  # returned for the caller's poll, not staged
 
 

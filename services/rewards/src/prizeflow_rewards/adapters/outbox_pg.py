@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_runtime.outbox import add_events
 
 
 class PgOutbox:
-    async def stage(self, tx: AsyncSession | AsyncConnection, events: Sequence[Envelope[Any]]) -> None:
+    async def stage(self, tx: AsyncSession | AsyncConnection, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
         await add_events(tx, events)
 
 

@@ -5,7 +5,8 @@ provider's books (docs/adr/0011-reconciliation.md).
 One event per transfer, and only when the ledger wrote the transfer now: a replay the ledger finds already written
 emits nothing. Everything in the event is a function of the transfer and the event that caused it (its id derived
 from the transfer id, its time the outcome's own), so a poll run again after a rollback stages the same bytes and
-payouts' inbox drops any copy by event id.
+payouts' inbox drops any copy by event id. The payouts consumer's poll is a hot path: the events are encoded
+straight to outbox rows (`stage_event`, the same CloudEvent `new_event` makes, without building an `Envelope`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
+from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent, event_id_for, stage_event
 from prizeflow_contracts.events.payouts import LedgerPosted, LedgerPostingKind
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderType
@@ -45,9 +46,10 @@ class Posting:
         if AccountKind.PROVIDER_EXTERNAL not in (self.transfer.debit.kind, self.transfer.credit.kind):
             raise ValueError(f"transfer {self.transfer.business_key} moves no rail's external account")
 
-    def event(self, source: str) -> Envelope[LedgerPosted]:
+    def staged(self, source: str) -> StagedEvent:
+        """Its `LedgerPosted`, encoded as the outbox row it becomes."""
         transfer_id = str(self.transfer.id)
-        return new_event(
+        return stage_event(
             LedgerPosted(
                 transfer_id=transfer_id,
                 kind=self.kind,
@@ -72,17 +74,17 @@ def ledger_posted_id(transfer: Transfer) -> uuid.UUID:
     return event_id_for(EVENT_KEY, transfer.id)
 
 
-def posted(postings: Iterable[Posting], result: BatchResult, *, source: str) -> list[Envelope[LedgerPosted]]:
+def posted(postings: Iterable[Posting], result: BatchResult, *, source: str) -> list[StagedEvent]:
     """The `LedgerPosted` of those postings whose transfer the ledger wrote now (`result.applied`), once per
-    transfer (the first posting of a transfer named twice in a poll), in poll order."""
+    transfer (the first posting of a transfer named twice in a poll), in poll order, encoded for the outbox."""
     if not result.applied:
         return []
     applied = result.applied_ids
-    events: list[Envelope[LedgerPosted]] = []
+    events: list[StagedEvent] = []
     for posting in postings:
         if posting.transfer.id in applied:
             applied.discard(posting.transfer.id)
-            events.append(posting.event(source))
+            events.append(posting.staged(source))
     return events
 
 

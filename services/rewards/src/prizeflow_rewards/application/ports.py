@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeAlias, TypeVar
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.events.payouts import PayoutRoutesPublished
 from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
@@ -500,8 +500,9 @@ class FlowQueries(Protocol):
 
 
 class Outbox(Protocol):
-    async def stage(self, tx: Tx, events: Sequence[Envelope[Any]]) -> None:
-        """Stage events in the transaction (one write, in order): published only if it commits."""
+    async def stage(self, tx: Tx, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
+        """Stage events in the transaction (one write, in order): published only if it commits. A hot path hands
+        them encoded already (`stage_event`)."""
         ...
 
 

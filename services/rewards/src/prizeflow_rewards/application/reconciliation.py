@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from prizeflow_contracts.envelope import Envelope, EventPayload
+from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent
 from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.events.payouts import AdjustmentKind, LedgerPosted, LedgerPostingKind, ReconciliationAdjusted
+from prizeflow_contracts.events.payouts import AdjustmentKind, LedgerPostingKind, ReconciliationAdjusted
 from prizeflow_rewards.application.common import count_transfers
 from prizeflow_rewards.application.ledger_postings import REWARDS_SOURCE, Posting, posted
 from prizeflow_rewards.application.ports import Ledger, Tx
@@ -77,7 +77,7 @@ class PostReconciliationAdjustments:
         """Every account the poll's adjustments move (none if it has no adjustment)."""
         return {ref for _, data in _adjustments(envs) for ref in adjustment_accounts(data)}
 
-    async def post_many(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> list[Envelope[LedgerPosted]]:
+    async def post_many(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> list[StagedEvent]:
         """The poll's adjustments as one batch (its other events are not this use case's). Should the ledger refuse
         the batch, each is tried alone in poll order (savepoints of the same transaction) to name the event to
         refuse: an id posted before with other money, or a second, different body of an id within the poll.

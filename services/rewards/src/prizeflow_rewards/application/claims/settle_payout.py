@@ -12,10 +12,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from prizeflow_contracts.envelope import Envelope, EventPayload
+from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent
 from prizeflow_contracts.errors import EventRefusal, refusing
 from prizeflow_contracts.events.payouts import (
-    LedgerPosted,
     LedgerPostingKind,
     PayoutCancelled,
     PayoutCreated,
@@ -132,7 +131,7 @@ class SettlePayout:
 
     async def settle_poll(
         self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
-    ) -> list[Envelope[LedgerPosted]]:
+    ) -> list[StagedEvent]:
         """`settle_many` without staging: the `LedgerPosted` of the transfers the poll wrote on a rail's external
         account, for a caller that stages them with its poll's other events in one outbox write."""
         poll = await self._prepare(tx, envs, also)
@@ -141,7 +140,7 @@ class SettlePayout:
                 await self._handle(tx, env, poll)
         return await self._flush(tx, poll)
 
-    async def stage_postings(self, tx: Tx, postings: Sequence[Envelope[LedgerPosted]]) -> None:
+    async def stage_postings(self, tx: Tx, postings: Sequence[StagedEvent]) -> None:
         """A poll's `LedgerPosted`, with one outbox write (none without any)."""
         if postings:
             await self.stores.outbox.stage(tx, postings)
@@ -313,13 +312,13 @@ class SettlePayout:
         poll.settled[claim.id] = status
         poll.set(claim, status=status)
 
-    async def _flush(self, tx: Tx, poll: _Poll) -> list[Envelope[LedgerPosted]]:
+    async def _flush(self, tx: Tx, poll: _Poll) -> list[StagedEvent]:
         """The poll's effects: every transfer in one ledger batch, the claims' payouts and statuses in one write
         each. Should the ledger refuse the batch, each event's transfers are tried alone (savepoints of the same
         transaction) to name the event to refuse: the consumer then applies the rest without it. Returns the
         `LedgerPosted` of the external transfers the batch wrote now (a replay's: none)."""
         transfers = [t for _, _, group in poll.transfers for t in group]
-        postings: list[Envelope[LedgerPosted]] = []
+        postings: list[StagedEvent] = []
         if transfers:
             try:
                 result = await self.ledger.apply(tx, transfers)
