@@ -1,6 +1,8 @@
 """LedgerPosted on real Kafka + PostgreSQL: a paid claim's PayoutPaid puts exactly one LedgerPosted on payouts'
 requests topic, naming the ledger's transfer clearing → external(provider) and its amount; a replay of the outcome
-puts nothing more there; a return puts a `return` posting of the transfer external(provider) → wallet."""
+puts nothing more there; a return puts a `return` posting of the transfer external(provider) → wallet. And on
+PostgreSQL alone: a poll mixing payouts and reconciliation adjustments stages its postings in the outbox with its
+transfers, nothing for a replay, nothing when it rolls back."""
 
 from __future__ import annotations
 
@@ -8,23 +10,32 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, new_event
+from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import (
     LedgerPosted,
     LedgerPostingKind,
     PayoutPaid,
     PayoutRequested,
     PayoutReturned,
+    ReconciliationAdjusted,
 )
-from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS
+from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.routes_pg import publish_routes
+from prizeflow_rewards.application.claims import Claim, ClaimPolicy
+from prizeflow_rewards.bootstrap import PgSettlePayout, PgSubmitClaim
 from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.ledger import transfer_id
-from prizeflow_runtime.db import create_engine
+from prizeflow_rewards.domain.ledger import Transfer, TransferKind, transfer_id
+from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
+from prizeflow_runtime.auth import Principal, Role
+from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_testkit import eventually
 from prizeflow_testkit.events import AT, example_payload
-from prizeflow_testkit.rewards import STELLAR_KEY, Running, running_app, settings_for
+from prizeflow_testkit.rewards import STELLAR_KEY, Running, routes_event, running_app, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +191,106 @@ async def test_a_paid_claim_tells_payouts_its_ledger_posting_once_and_a_return_t
             accounts.wallet("p-1", "USDC").id,
         )
         assert (await app.balances("p-1"))["USDC"]["balance"] == 10_000
+
+
+async def staged_postings(engine: AsyncEngine) -> list[tuple[Any, Any, bytes, Envelope[Any]]]:
+    """The LedgerPosted rows of the outbox, in staging order: (event id, topic, key, the event)."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT event_id, topic, key, payload FROM outbox WHERE event_type = :t ORDER BY seq"),
+            {"t": LedgerPosted.event_type()},
+        )
+        return [(r.event_id, r.topic, bytes(r.key), decode(bytes(r.payload))) for r in found]
+
+
+def adjusted(adjustment_id: str, *, amount: int = 700, payout_id: str | None = None) -> Envelope[EventPayload]:
+    payload = example_payload(
+        ReconciliationAdjusted,
+        adjustment_id=adjustment_id,
+        kind="write_off",
+        provider="stellar",
+        provider_name="stellar",
+        amount={"asset": "USDC", "amount": amount},
+        payout_id=payout_id,
+        adjusted_at=AT,
+    )
+    return new_event(payload, source="/prizeflow/payouts", correlation_id=f"recon-{adjustment_id}")
+
+
+async def test_a_poll_stages_its_payouts_and_adjustments_postings_with_its_transfers_and_a_replay_stages_none(
+    engine: AsyncEngine,
+) -> None:
+    ledger = PgLedger(strict=True)
+    sessions = session_factory(engine)
+    players = ("p-1", "p-2")
+    async with sessions() as s, s.begin():
+        await publish_routes(s, routes_event().data)
+        await ledger.apply(
+            s,
+            [
+                Transfer.of(
+                    accounts.external("stripe", "USDC"), accounts.wallet(p, "USDC"), 5_000, TransferKind.TOP_UP, p
+                )
+                for p in players
+            ],
+        )
+    submit = PgSubmitClaim(
+        ledger, ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t"
+    )
+    claims: list[Claim] = []
+    for p in players:
+        async with sessions() as s, s.begin():
+            claim, _ = await submit(
+                s,
+                Principal(p, frozenset({Role.PLAYER})),
+                player_id=p,
+                asset="USDC",
+                amount=1_000,
+                destination=PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY),
+            )
+            claims.append(claim)
+
+    def paid(claim: Claim) -> Envelope[EventPayload]:
+        payload = example_payload(
+            PayoutPaid,
+            payout_id=f"po-{claim.id}",
+            payout_request_id=claim.payout_request_id,
+            claim_id=claim.id,
+            player_id=claim.player_id,
+            amount={"asset": "USDC", "amount": 1_000},
+            provider="stellar",
+            idempotency_key=f"{claim.id}:payout",
+            paid_at=AT,
+        )
+        return new_event(payload, source="/prizeflow/payouts", correlation_id=claim.id)
+
+    handler = PayoutEventsHandler(PgSettlePayout(ledger))
+    # A poll that the ledger refuses (an adjustment id with two bodies) rolls back: nothing staged.
+    with pytest.raises(EventRefusal):
+        async with sessions() as s, s.begin():
+            await handler(s, [paid(claims[0]), adjusted("adj-x"), adjusted("adj-x", amount=701)])
+    assert await staged_postings(engine) == []
+
+    poll = [paid(claims[0]), adjusted("adj-1", payout_id="po-9"), paid(claims[1]), adjusted("adj-1", payout_id="po-9")]
+    async with sessions() as s, s.begin():
+        await handler(s, poll)
+    staged = await staged_postings(engine)
+    settles = [transfer_id(f"payout_settle|{c.id}") for c in claims]
+    adjustment = transfer_id("reconciliation_adjustment|adj-1")
+    assert [(e.data.kind, e.data.transfer_id, e.data.amount.amount) for _, _, _, e in staged] == [
+        (LedgerPostingKind.PAYOUT, str(settles[0]), 1_000),
+        (LedgerPostingKind.PAYOUT, str(settles[1]), 1_000),
+        (LedgerPostingKind.ADJUSTMENT, str(adjustment), 700),
+    ]
+    assert [event_id for event_id, _, _, _ in staged] == [
+        event_id_for("ledger-posted", t) for t in (*settles, adjustment)
+    ]
+    assert {topic for _, topic, _, _ in staged} == {PAYOUT_REQUESTS.name}
+    assert [key for _, _, key, _ in staged] == [claims[0].id.encode(), claims[1].id.encode(), b"recon-adj-1"]
+    assert (staged[2][3].data.adjustment_id, staged[2][3].data.payout_id) == ("adj-1", "po-9")
+
+    # The same facts again under new event ids (the inbox would not stop them): the ledger writes nothing, nor
+    # does the outbox.
+    async with sessions() as s, s.begin():
+        await handler(s, [new_event(e.data, source=e.source, correlation_id=e.correlationid) for e in poll])
+    assert len(await staged_postings(engine)) == 3
