@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pytest
@@ -410,7 +410,7 @@ async def _closed_since(at: datetime) -> datetime:
     async def now() -> datetime:
         return datetime.now(UTC)
 
-    return await eventually(now, lambda t: t > at, timeout=5.0)
+    return await eventually(now, lambda t: t > at, timeout=10.0)
 
 
 async def reconciliation(kit: Kit) -> None:
@@ -439,7 +439,8 @@ async def reconciliation(kit: Kit) -> None:
         await h.inject(kit, kind, key)
     if "unrequested" in kinds:
         await h.inject(kit, "unrequested", None)
-    t2 = await _closed_since(datetime.now(UTC))
+    # The window ends a moment after the injections: a chain lands them with its next ledger.
+    t2 = await _closed_since(datetime.now(UTC) + timedelta(seconds=2))
     second = await _run(kit, t1, t2)
     found = await _exceptions(kit)
     got = sorted((e["kind"], e["payout_id"]) for e in found)

@@ -35,6 +35,7 @@ from prizeflow_payouts.adapters.exchange import (
     classify,
     client_id_for,
 )
+from prizeflow_payouts.application.reconciliation import ReconError
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 C = PayoutErrorCode
@@ -84,6 +85,16 @@ class MemoryBook:
     async def mark_not_sent(self, payout_id: str, *, resolved_by: str | None = None) -> None:
         if self.rows[payout_id].state is WithdrawalState.SUBMITTING:
             self.rows[payout_id] = replace(self.rows[payout_id], state=WithdrawalState.NOT_SENT)
+
+    async def settle(self, payout_id: str, withdrawal_id: str | None, *, resolved_by: str) -> WithdrawalRecord | None:
+        row = self.rows.get(payout_id)
+        if row is None or row.state is not WithdrawalState.SUBMITTING:
+            return row
+        if withdrawal_id is None:
+            self.rows[payout_id] = replace(row, state=WithdrawalState.NOT_SENT)
+        elif not any(r.withdrawal_id == withdrawal_id for r in self.rows.values()):
+            self.rows[payout_id] = replace(row, state=WithdrawalState.SENT, withdrawal_id=withdrawal_id)
+        return self.rows[payout_id]
 
     async def owned(self, provider: str, withdrawal_ids: list[str]) -> dict[str, str]:
         return {r.withdrawal_id: p for p, r in self.rows.items() if r.withdrawal_id in withdrawal_ids}
@@ -412,6 +423,32 @@ async def test_unknown_and_unfound_stays_unknown_never_not_found() -> None:
     with pytest.raises(PayoutProviderError):
         await provider.create_payout(i)
     assert fake.made == []  # nothing found, nothing asked again: an operator decides
+
+
+async def test_people_settle_an_unknown_outcome_once_found_or_never_made() -> None:
+    """What replaced the runbook's SQL: the reconciliation queue's settle_found / settle_not_made, decided by two
+    people, recorded in the rail's book only from `submitting`; the same decision again changes nothing, another
+    one is refused."""
+    provider, fake, book = rail()
+    lost, never = pay("1"), pay("2")
+    for i in (lost, never):
+        fake.errors.append(ccxt_async.RequestTimeout("binance POST (lost)"))
+        with pytest.raises(PayoutProviderError):
+            await provider.create_payout(i)
+    await provider.settle_unknown_outcome(lost.payout_id, "w-found", "bob")
+    await provider.settle_unknown_outcome(lost.payout_id, "w-found", "bob")  # confirmed again: no change
+    assert (book.rows[lost.payout_id].state, book.rows[lost.payout_id].withdrawal_id) == (
+        WithdrawalState.SENT,
+        "w-found",
+    )
+    with pytest.raises(ReconError) as refused:
+        await provider.settle_unknown_outcome(lost.payout_id, None, "bob")
+    assert refused.value.code == "not_settleable"
+    await provider.settle_unknown_outcome(never.payout_id, None, "bob")
+    assert book.rows[never.payout_id].state is WithdrawalState.NOT_SENT
+    assert (await provider.create_payout(never)).status is P.SUBMITTED  # asked again, with the same client id
+    with pytest.raises(ReconError):
+        await provider.settle_unknown_outcome(never.payout_id, "w-other", "bob")  # settled: nothing to decide
 
 
 async def test_a_refusal_frees_the_payout_for_a_retry() -> None:

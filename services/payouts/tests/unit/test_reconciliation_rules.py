@@ -250,3 +250,13 @@ def test_a_duplicate_carries_the_fees_of_its_extra_payments() -> None:
     ]
     out = reconcile(lines, ours, since=SINCE, until=UNTIL)
     assert [(f.kind, f.amount) for f in out.findings] == [(K.DUPLICATE, 1_010)]
+
+
+def test_fees_inside_the_payout_lines_are_not_money_out_twice() -> None:
+    """The exchange's withdrawal is gross: its fee line says what part of it the exchange kept."""
+    ours = [payout(1, fee_asset="USD", fee_amount=10)]
+    lines = [paid_line(1), line("f1", ref="key-1", kind=StatementLineKind.FEE, amount=10)]
+    inside = reconcile(lines, ours, since=SINCE, until=UNTIL, fees_inside=True)
+    outside = reconcile(lines, ours, since=SINCE, until=UNTIL)
+    assert (inside.findings, outside.findings) == ([], [])
+    assert (inside.totals["USD"].provider_movement, outside.totals["USD"].provider_movement) == (1_000, 1_010)

@@ -281,7 +281,14 @@ class Reconciliation:
             refs = sorted({line.provider_ref for line in lines if line.provider_ref})
             ours = await books.our_payouts(run.provider, run.since, run.until, keys, refs, with_ledger=self.ledger)
             adjustments = await books.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
-            outcome = reconcile(lines, ours, since=run.since, until=run.until, adjustments=adjustments)
+            outcome = reconcile(
+                lines,
+                ours,
+                since=run.since,
+                until=run.until,
+                adjustments=adjustments,
+                fees_inside=bool(getattr(statement, "fees_inside_payout", False)),
+            )
             now = self.clock()
             opened = await books.open_exceptions(run.run_id, run.provider, outcome.findings, now)
             await books.finish_run(run.run_id, outcome, opened, now)

@@ -161,10 +161,12 @@ class Totals:
     fees: int = 0
     reversals: int = 0
     other: int = 0
+    fees_inside: bool = False  # the rail's payout lines already hold its fees (the exchange's gross withdrawals)
 
     @property
     def provider_movement(self) -> int:
-        return self.theirs_paid + self.fees + self.other - self.reversals
+        fees = 0 if self.fees_inside else self.fees
+        return self.theirs_paid + fees + self.other - self.reversals
 
 
 @dataclass(slots=True)
@@ -206,6 +208,7 @@ def reconcile(
     since: datetime,
     until: datetime,
     adjustments: Mapping[str, int] | None = None,
+    fees_inside: bool = False,
 ) -> Outcome:
     """Match a statement to our payouts for the window [since, until).
 
@@ -213,8 +216,10 @@ def reconcile(
     match our payouts, but only lines inside the window can be found unrequested, and only payouts paid inside
     it can be found missing. `payouts` are ours paid in the window, plus any a line names, plus those whose
     outcome is unknown. `adjustments`: per asset, what the ledger booked for this provider's resolved exceptions in
-    the window (None: the ledger is not compared)."""
+    the window (None: the ledger is not compared). `fees_inside`: the rail's payout lines hold its fees (the fee
+    lines say what part of them the provider kept), so they are not money out a second time."""
     out = Outcome()
+    out.totals = defaultdict(lambda: Totals(fees_inside=fees_inside))
     ours = list(payouts)
     index = _Index(ours)
     by_payout: dict[str, dict[LineKind, list[StatementLine]]] = defaultdict(lambda: defaultdict(list))

@@ -55,7 +55,9 @@ from prizeflow_payouts.adapters.exchange.store import (
     WithdrawalRecord,
     WithdrawalState,
 )
+from prizeflow_payouts.application.reconciliation import ReconError
 from prizeflow_payouts.provider_spec import ProviderConfigError
+from prizeflow_runtime.errors import ErrorKind
 
 log = logging.getLogger(__name__)
 P = ProviderPayoutStatus
@@ -472,6 +474,28 @@ class ExchangeWithdrawalProvider:
         return [x.model_copy(update={"reference": keys.get(x.reference or "", x.reference)}) for x in lines]
 
     # -- unsupported --------------------------------------------------------------------------------------------
+    # -- a person settles an unknown outcome (the reconciliation queue, two people) -------------------------------
+    async def settle_unknown_outcome(self, payout_id: str, found_ref: str | None, actor: str) -> None:
+        """Record what two people found in the exchange's history for a withdrawal of unknown outcome: made, under
+        `found_ref` (the next sync maps its status), or never made (`None`: the next attempt asks again with the same
+        client id). Only a withdrawal still `submitting` is settled; settling it again the same way changes nothing,
+        another way is refused."""
+        record = await self.book.settle(payout_id, found_ref, resolved_by=actor)
+        wanted = WithdrawalState.SENT if found_ref is not None else WithdrawalState.NOT_SENT
+        if (
+            record is None
+            or record.state is not wanted
+            or (found_ref is not None and record.withdrawal_id != found_ref)
+        ):
+            state = "no withdrawal" if record is None else record.state.value
+            raise ReconError(
+                ErrorKind.CONFLICT,
+                "not_settleable",
+                f"{self.name}: the withdrawal of payout {payout_id} is {state}, not one of unknown outcome "
+                "(or another payout holds that withdrawal id)",
+            )
+        log.warning("%s: withdrawal of unknown outcome settled by people", self.name, extra={"payout_id": payout_id})
+
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
         raise self._refuse(C.UNSUPPORTED_OPERATION, "withdrawals cannot be cancelled through the API")
 

@@ -59,6 +59,10 @@ class WithdrawalBook(Protocol):
 
     async def mark_not_sent(self, payout_id: str, *, resolved_by: str | None = None) -> None: ...
 
+    async def settle(self, payout_id: str, withdrawal_id: str | None, *, resolved_by: str) -> WithdrawalRecord | None:
+        """People's decision on a withdrawal still `submitting`: sent under `withdrawal_id`, or not sent (None)."""
+        ...
+
     async def owned(self, provider: str, withdrawal_ids: list[str]) -> dict[str, str]:
         """Which of these withdrawals other records hold: withdrawal id -> payout id."""
         ...
@@ -96,6 +100,11 @@ _BEGIN = text(
 _SENT = text(
     """UPDATE exchange_withdrawals SET state = 'sent', withdrawal_id = :withdrawal_id, updated_at = now()
        WHERE payout_id = :payout_id AND state <> 'sent'"""
+)
+_SETTLED_SENT = text(
+    """UPDATE exchange_withdrawals SET state = 'sent', withdrawal_id = :withdrawal_id, resolved_by = :resolved_by,
+              updated_at = now()
+       WHERE payout_id = :payout_id AND state = 'submitting'"""
 )
 _NOT_SENT = text(
     """UPDATE exchange_withdrawals SET state = 'not_sent', resolved_by = :resolved_by, updated_at = now()
@@ -205,6 +214,23 @@ class SqlWithdrawalBook:
     async def mark_not_sent(self, payout_id: str, *, resolved_by: str | None = None) -> None:
         async with _guarded("mark_not_sent"), self._engine.begin() as conn:
             await conn.execute(_NOT_SENT, {"payout_id": payout_id, "resolved_by": resolved_by})
+
+    async def settle(self, payout_id: str, withdrawal_id: str | None, *, resolved_by: str) -> WithdrawalRecord | None:
+        """Two people's decision on a withdrawal of unknown outcome: made (under `withdrawal_id`) or never made.
+        Only from `submitting` (compare-and-set): the record as it stands afterwards, whoever settled it."""
+        async with _guarded("settle"):
+            try:
+                async with self._engine.begin() as conn:
+                    if withdrawal_id is None:
+                        await conn.execute(_NOT_SENT, {"payout_id": payout_id, "resolved_by": resolved_by})
+                    else:
+                        await conn.execute(
+                            _SETTLED_SENT,
+                            {"payout_id": payout_id, "withdrawal_id": withdrawal_id, "resolved_by": resolved_by},
+                        )
+            except IntegrityError:
+                pass  # exchange_withdrawals_one_owner: another payout holds this withdrawal; the record says so
+        return await self.get(payout_id)
 
     async def owned(self, provider: str, withdrawal_ids: list[str]) -> dict[str, str]:
         if not withdrawal_ids:
