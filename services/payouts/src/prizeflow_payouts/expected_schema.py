@@ -29,6 +29,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0015",
         "0016",
         "0017",
+        "0018",
     ),
 )
 

@@ -79,13 +79,20 @@ BATCH_EVIDENCE = text(
 )
 
 BATCH_LANDED = text(
-    """UPDATE ton_batches SET state = 'landed', external_tx_hash = :external_tx, updated_at = now()
+    """UPDATE ton_batches SET state = 'landed', external_tx_hash = :external_tx, external_fee = :fee, updated_at = now()
        WHERE request_id = :id AND state = 'signed'"""
 )
 
 BATCH_INTERNAL_TX = text(
-    """UPDATE ton_batches SET internal_tx_hash = :internal_tx, updated_at = now()
+    """UPDATE ton_batches SET internal_tx_hash = :internal_tx, internal_fee = :fee, updated_at = now()
        WHERE request_id = :id AND state = 'landed' AND internal_tx_hash IS NULL"""
+)
+
+# An item's share of its batch's transaction fees (statement.fee_share over the items the internal transaction
+# carried an out-message for), set once: when those out-messages are first read.
+ITEM_FEE = text(
+    """UPDATE ton_batch_items SET fee = :fee, updated_at = now()
+       WHERE request_id = :id AND position = :position AND fee IS NULL"""
 )
 
 BATCH_CLOSED = text(

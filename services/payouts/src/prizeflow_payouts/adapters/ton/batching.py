@@ -50,6 +50,7 @@ from prizeflow_payouts.adapters.ton import store as q
 from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
 from prizeflow_payouts.adapters.ton.jetton import REFUSED_DETAIL, Hop, destination_hop
 from prizeflow_payouts.adapters.ton.options import TonOptions
+from prizeflow_payouts.adapters.ton.statement import shares_of
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
 from prizeflow_runtime.outbox import add_events
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
@@ -380,8 +381,8 @@ class TonBatchDriver:
         expires_at = int(b["created_at_chain"]) + int(b["timeout_s"])
         tx = await run.of(self.o.wallet).find(_in_hash(b["message_hash"]), since=b["created_at"].timestamp())
         if tx is not None:
-            await conn.execute(b_q.BATCH_LANDED, {"id": b["request_id"], "external_tx": tx.hash})
-            b.update(state="landed", external_tx_hash=tx.hash)
+            await conn.execute(b_q.BATCH_LANDED, {"id": b["request_id"], "external_tx": tx.hash, "fee": tx.fee})
+            b.update(state="landed", external_tx_hash=tx.hash, external_fee=tx.fee)
             await self._resolve(conn, run, b, tx)
             return True
         if now < expires_at:
@@ -494,7 +495,9 @@ class TonBatchDriver:
         if second is None:
             return False
         if b.get("internal_tx_hash") is None:
-            await conn.execute(b_q.BATCH_INTERNAL_TX, {"id": b["request_id"], "internal_tx": second.hash})
+            await conn.execute(
+                b_q.BATCH_INTERNAL_TX, {"id": b["request_id"], "internal_tx": second.hash, "fee": second.fee}
+            )
         return await self._settle(conn, run, b, items, second)
 
     async def _internal_transaction(self, run: _Pass, b: Mapping[str, Any], tx: ChainTx) -> ChainTx | None:
@@ -561,6 +564,7 @@ class TonBatchDriver:
                 claimed[int(item["position"])] = found
                 free.remove(found)
         unaccounted = unreadable + len(free)
+        fees = await self._item_fees(conn, b, items, sorted(claimed), tx)
         changed = False
         for item in items:
             if item["state"] != "in_flight":
@@ -580,7 +584,7 @@ class TonBatchDriver:
                 continue
             asset = self.o.assets[item["asset"]]
             if not asset.is_jetton:
-                changed |= await self._item_paid(conn, b, item, out.message, tx)
+                changed |= await self._item_paid(conn, b, item, out.message, tx, fees.get(int(item["position"])))
                 continue
             assert asset.jetton_wallet is not None
             jtx = await run.of(asset.jetton_wallet).find(_in_hash(out.message.hash), since=tx.utime)
@@ -608,16 +612,49 @@ class TonBatchDriver:
                 error = self._error(C.DESTINATION_BLOCKED, REFUSED_DETAIL)
                 changed |= await self._item_failed(conn, b, item, error, out.message.hash)
             else:
-                changed |= await self._item_paid(conn, b, item, out.message, tx)
+                changed |= await self._item_paid(conn, b, item, out.message, tx, fees.get(int(item["position"])))
         return changed
 
-    async def _item_paid(
-        self, conn: AsyncConnection, b: Mapping[str, Any], item: Mapping[str, Any], out: ChainMessage, tx: ChainTx
+    async def _item_fees(
+        self, conn: AsyncConnection, b: Mapping[str, Any], items: list[dict[str, Any]], carried: list[int], tx: ChainTx
+    ) -> dict[int, int]:
+        """Each carried item's share of the batch's transaction fees (external + internal, in nanotons), split
+        over the items whose out-message the internal transaction `tx` carried, in position order, as the
+        statement splits them (`shares_of`). Recorded once (the first read); an item's recorded share stands.
+        The external transaction's fee unknown (a batch landed before migration 0018): none."""
+        recorded = {int(i["position"]): int(i["fee"]) for i in items if i.get("fee") is not None}
+        external = b.get("external_fee")
+        if external is None or not carried:
+            return recorded
+        shares = shares_of((int(external), tx.fee), len(carried))
+        fees: dict[int, int] = {}
+        for position, share in zip(carried, shares, strict=True):
+            if position in recorded:
+                fees[position] = recorded[position]
+                continue
+            await conn.execute(b_q.ITEM_FEE, {"id": b["request_id"], "position": position, "fee": share})
+            fees[position] = share
+        return fees
+
+    async def _item_paid(  # noqa: PLR0917 - the item, what paid it and its fee
+        self,
+        conn: AsyncConnection,
+        b: Mapping[str, Any],
+        item: Mapping[str, Any],
+        out: ChainMessage,
+        tx: ChainTx,
+        fee: int | None,
     ) -> bool:
         await conn.execute(b_q.ITEM_PAID, {"id": b["request_id"], "position": item["position"], "out_msg": out.hash})
         await conn.execute(
             q.PAYOUT_PAID,
-            {"provider": self.name, "key": item["idempotency_key"], "hash": b["message_hash"], "tx_hash": tx.hash},
+            {
+                "provider": self.name,
+                "key": item["idempotency_key"],
+                "hash": b["message_hash"],
+                "tx_hash": tx.hash,
+                "fee": fee,
+            },
         )
         log.info("ton batch payout landed", extra={"provider": self.name, "payout_id": item["payout_id"]})
         return True

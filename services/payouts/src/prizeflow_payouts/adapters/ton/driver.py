@@ -279,7 +279,9 @@ class TonDriver:
             },
         )
         if error is None:
-            await conn.execute(q.PAYOUT_PAID_LATE, {**params, "hash": message["message_hash"], "tx_hash": tx.hash})
+            await conn.execute(
+                q.PAYOUT_PAID_LATE, {**params, "hash": message["message_hash"], "tx_hash": tx.hash, "fee": tx.fee}
+            )
         else:
             await conn.execute(
                 q.PAYOUT_FAILED,
@@ -421,7 +423,10 @@ class TonDriver:
             },
         )
         if error is None:
-            await conn.execute(q.PAYOUT_PAID, {**params, "hash": message["message_hash"], "tx_hash": tx.hash})
+            # The message's one transaction's fee is the payout's (the statement's FEE line of that transaction).
+            await conn.execute(
+                q.PAYOUT_PAID, {**params, "hash": message["message_hash"], "tx_hash": tx.hash, "fee": tx.fee}
+            )
             log.info("ton payout landed", extra={"provider": self.name, "payout_id": message["payout_id"]})
         else:
             await conn.execute(

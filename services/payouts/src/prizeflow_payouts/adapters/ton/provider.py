@@ -100,6 +100,11 @@ class TonWalletProvider:
         self.batch_signatures = TonBatchSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
         self.statements = TonStatement(options, self.client, lambda: self.db)
 
+    @property
+    def native(self) -> str:
+        """The chain's own asset (fees are paid in it): the provider's non-jetton asset, else TON."""
+        return next((a.code for a in self.o.assets.values() if not a.is_jetton), "TON")
+
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     def bind_database(self, engine: AsyncEngine) -> None:
@@ -170,8 +175,7 @@ class TonWalletProvider:
         if err is not None:
             raise PayoutProviderError(err)
         asset = self.o.assets[instruction.amount.asset]
-        native = next((a.code for a in self.o.assets.values() if not a.is_jetton), None)
-        fee = Money(asset=native or "TON", amount=asset.attach_nanotons if asset.is_jetton else 0)
+        fee = Money(asset=self.native, amount=asset.attach_nanotons if asset.is_jetton else 0)
         return Quote(amount=instruction.amount, fee=fee, receive_amount=instruction.amount)
 
     async def create_payouts(self, instructions: Sequence[PayoutInstruction]) -> Sequence[ProviderPayoutResult]:
@@ -219,7 +223,12 @@ class TonWalletProvider:
         state = row["state"]
         if state == "paid":
             return ProviderPayoutResult(
-                status=P.PAID, idempotency_key=key, provider_ref=ref, tx_hash=row["tx_hash"], raw_status="landed"
+                status=P.PAID,
+                idempotency_key=key,
+                provider_ref=ref,
+                tx_hash=row["tx_hash"],
+                fee=self._fee(row),
+                raw_status="landed",
             )
         if state == "failed":
             error = PayoutError.of(
@@ -231,6 +240,15 @@ class TonWalletProvider:
             return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, provider_ref=ref, error=error)
         status = P.SUBMITTED if ref is not None else P.PENDING
         return ProviderPayoutResult(status=status, idempotency_key=key, provider_ref=ref, raw_status=state)
+
+    def _fee(self, row: Mapping[str, Any]) -> Money | None:
+        """The network fee the payout's transaction cost it, in nanotons of the native asset, as the statement's
+        FEE lines show it: a v4r2 message's whole transaction fee, a batch item's share of its batch's
+        (`ton_payouts.fee`, recorded when the driver read the transaction). None: not known, or nothing."""
+        fee = row.get("fee")
+        if fee is None or int(fee) <= 0:
+            return None
+        return Money(asset=self.native, amount=int(fee))
 
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
         params = {"provider": self.name, "key": lookup.idempotency_key}

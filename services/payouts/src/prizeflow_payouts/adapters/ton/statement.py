@@ -10,8 +10,12 @@ provider reference), a highload batch's transfer is the out-message the driver r
 - PAYOUT for each out-message to another account: TON (`value`), or a jetton transfer to our jetton wallet
   (amount and owner read from its TEP-74 body); `destination` in the payout's own form when it is the payout's
   account, else the raw form;
-- FEE for each transaction's `fee` (nanotons, the native asset), split evenly over the payouts it carried (a
-  batch's external and internal transactions both belong to it); none of ours: no reference;
+- FEE for each transaction's `fee` (nanotons, the native asset): a v4r2 message's on its payout (the fee the
+  driver recorded for it, `ton_payouts.fee`, reported as the paid result's fee); a batch's external and internal
+  transactions' split over the items whose out-message the internal transaction carried, in position order
+  (`fee_share`, as the driver recorded each item's share when it read them: `ton_batch_items.fee`; a batch
+  recorded before those shares: its paid items), a fee above what the driver recorded for the transaction on
+  the first of them (one difference, one finding); none of ours: no reference;
 - REVERSAL for an incoming transfer whose text comment is the hash of one of our payouts (a refund naming what
   it refunds). Other incoming transfers (a top-up) are not payout business: left out. Not read: our jetton
   wallet's own transactions (a jetton transfer it bounced shows here as sent).
@@ -44,11 +48,12 @@ ITEMS_BY_OUT_HASH = text(
     "SELECT out_msg_hash, payout_id FROM ton_batch_items WHERE provider = :provider AND out_msg_hash = ANY(:hashes)"
 )
 BATCH_PAYOUTS_BY_TX = text(
-    """SELECT b.external_tx_hash, b.internal_tx_hash, i.payout_id
+    """SELECT b.request_id, b.external_tx_hash, b.internal_tx_hash, b.external_fee, b.internal_fee, i.payout_id,
+              i.state, i.fee
        FROM ton_batches b JOIN ton_batch_items i ON i.request_id = b.request_id
-       WHERE b.provider = :provider AND i.state = 'paid'
+       WHERE b.provider = :provider AND (i.state = 'paid' OR i.fee IS NOT NULL)
          AND (b.external_tx_hash = ANY(:hashes) OR b.internal_tx_hash = ANY(:hashes))
-       ORDER BY i.position"""
+       ORDER BY b.request_id, i.position"""
 )
 PAYOUT_REFS = text(
     """SELECT t.payout_id, t.message_hash, p.destination_address
@@ -65,6 +70,21 @@ def fee_share(fee: int, payouts: int, place: int) -> int:
     return share + (rest if place == 0 else 0)
 
 
+def shares_of(fees: Sequence[int], payouts: int) -> list[int]:
+    """What each of `payouts` payouts carries of its transactions' `fees` (`fee_share` of each, summed), in
+    place order: a batch item's recorded fee. The shares sum to the fees exactly."""
+    return [sum(fee_share(fee, payouts, place) for fee in fees) for place in range(payouts)]
+
+
+def tx_fee_share(charged: int, recorded: int | None, payouts: int, place: int) -> int:
+    """A transaction's fee line for the payout at `place`: the fee the driver recorded for the transaction split
+    as it split it, anything charged above that on the first payout (a node's listing showing more than the
+    transaction cost when it landed names one transaction, not each of its payouts)."""
+    if recorded is None or charged < recorded:
+        return fee_share(charged, payouts, place)
+    return fee_share(recorded, payouts, place) + (charged - recorded if place == 0 else 0)
+
+
 def _raw(address: str) -> str | None:
     try:
         return canonical(address)
@@ -79,6 +99,7 @@ class Books:
     by_message: Mapping[str, str] = field(default_factory=dict)  # external message hash → payout id
     by_out: Mapping[str, str] = field(default_factory=dict)  # batch item out-message hash → payout id
     by_tx: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # batch transaction hash → payout ids
+    tx_fees: Mapping[str, int] = field(default_factory=dict)  # batch transaction hash → its fee as recorded
     refs: Mapping[str, str | None] = field(default_factory=dict)  # payout id → provider reference
     shown: Mapping[str, str] = field(default_factory=dict)  # payout id → its destination as payouts hold it
 
@@ -166,13 +187,14 @@ def lines_of(txs: Sequence[ChainTx], books: Books, options: TonOptions) -> list[
                     )
                 )
         if tx.fee > 0:
-            payouts = list(books.by_tx.get(tx.hash, ())) or carried
+            # A v4r2 message that landed without paying still cost its payout the fee.
+            payouts = list(books.by_tx.get(tx.hash, ())) or carried or ([sent] if sent is not None else [])
             if len(payouts) <= 1:
                 ref = payouts[0] if payouts else None
                 lines.append(_fee(tx, at, native, f"{tx.hash}:fee", tx.fee, ref, books))
             else:
                 for place, payout_id in enumerate(payouts):
-                    share = fee_share(tx.fee, len(payouts), place)
+                    share = tx_fee_share(tx.fee, books.tx_fees.get(tx.hash), len(payouts), place)
                     if share:
                         lines.append(_fee(tx, at, native, f"{tx.hash}:fee:{place}", share, payout_id, books))
     return lines
@@ -252,11 +274,9 @@ class TonStatement:
                     str(r.out_msg_hash): str(r.payout_id)
                     for r in await conn.execute(ITEMS_BY_OUT_HASH, {**params, "hashes": messages})
                 }
-                by_tx: dict[str, list[str]] = {}
-                for r in await conn.execute(BATCH_PAYOUTS_BY_TX, {**params, "hashes": tx_hashes}):
-                    for h in (r.external_tx_hash, r.internal_tx_hash):
-                        if h is not None and str(h) in tx_hashes:
-                            by_tx.setdefault(str(h), []).append(str(r.payout_id))
+                by_tx, tx_fees = _batch_books(
+                    list(await conn.execute(BATCH_PAYOUTS_BY_TX, {**params, "hashes": tx_hashes})), tx_hashes
+                )
                 ids = sorted({*by_message.values(), *by_out.values(), *(p for ps in by_tx.values() for p in ps)})
                 refs: dict[str, str | None] = {}
                 shown: dict[str, str] = {}
@@ -270,7 +290,29 @@ class TonStatement:
                 f"ton statement: the provider's books: {type(err).__name__}",
                 provider=self.o.name,
             ) from err
-        return Books(by_message, by_out, {k: tuple(v) for k, v in by_tx.items()}, refs, shown)
+        return Books(by_message=by_message, by_out=by_out, by_tx=by_tx, tx_fees=tx_fees, refs=refs, shown=shown)
+
+
+def _batch_books(rows: Sequence[Any], tx_hashes: Sequence[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
+    """Per batch transaction of the page: the payouts its fee is split over (the items the driver recorded a fee
+    share for, in position order; a batch with none recorded: its paid items) and the fee recorded for it."""
+    batches: dict[str, list[Any]] = {}
+    for r in rows:
+        batches.setdefault(str(r.request_id), []).append(r)
+    wanted = set(tx_hashes)
+    by_tx: dict[str, tuple[str, ...]] = {}
+    tx_fees: dict[str, int] = {}
+    for items in batches.values():
+        shared = [r for r in items if r.fee is not None]
+        payouts = tuple(str(r.payout_id) for r in (shared or [r for r in items if r.state == "paid"]))
+        first = items[0]
+        for h, fee in ((first.external_tx_hash, first.external_fee), (first.internal_tx_hash, first.internal_fee)):
+            if h is None or str(h) not in wanted or not payouts:
+                continue
+            by_tx[str(h)] = payouts
+            if shared and fee is not None:
+                tx_fees[str(h)] = int(fee)
+    return by_tx, tx_fees
 
 
 def _hashes(tx: ChainTx) -> list[str]:
@@ -285,4 +327,4 @@ def _hashes(tx: ChainTx) -> list[str]:
     return out
 
 
-__all__ = ["PAGE_LIMIT", "Books", "TonStatement", "fee_share", "lines_of", "transfers"]
+__all__ = ["PAGE_LIMIT", "Books", "TonStatement", "fee_share", "lines_of", "shares_of", "transfers", "tx_fee_share"]

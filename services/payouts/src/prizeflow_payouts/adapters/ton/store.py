@@ -110,8 +110,10 @@ PAYOUT_REQUEUE = text(
        WHERE provider = :provider AND idempotency_key = :key AND state = 'sending'"""
 )
 
+# `fee`: nanotons the payout's transaction cost it (a v4r2 message's whole fee, a batch item's share; migration
+# 0018), reported as the paid result's fee; NULL: not known.
 PAYOUT_PAID = text(
-    """UPDATE ton_payouts SET state = 'paid', message_hash = :hash, tx_hash = :tx_hash, updated_at = now()
+    """UPDATE ton_payouts SET state = 'paid', message_hash = :hash, tx_hash = :tx_hash, fee = :fee, updated_at = now()
        WHERE provider = :provider AND idempotency_key = :key AND state = 'sending'"""
 )
 
@@ -123,7 +125,7 @@ MESSAGE_LANDED_LATE = text(
 
 # Its payout paid from that transaction, wherever the expiry left it (queued again, or failed and not sent since).
 PAYOUT_PAID_LATE = text(
-    """UPDATE ton_payouts SET state = 'paid', message_hash = :hash, tx_hash = :tx_hash, updated_at = now()
+    """UPDATE ton_payouts SET state = 'paid', message_hash = :hash, tx_hash = :tx_hash, fee = :fee, updated_at = now()
        WHERE provider = :provider AND idempotency_key = :key AND state IN ('queued', 'failed')"""
 )
 
