@@ -6,11 +6,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from prizeflow_contracts.providers import StatementLineKind
 from prizeflow_payouts.adapters.ton.options import TonAsset, TonOptions
-from prizeflow_payouts.adapters.ton.statement import Books, TonStatement, lines_of
+from prizeflow_payouts.adapters.ton.statement import (
+    Books,
+    TonStatement,
+    _batch_books,
+    fee_share,
+    lines_of,
+    shares_of,
+    tx_fee_share,
+)
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx
 from prizeflow_ton.addresses import TonAddress
 from prizeflow_ton.messages import Transfer, TransferKind, jetton_transfer_body, to_b64
@@ -127,6 +139,91 @@ def test_refunds_strays_and_what_is_left_out() -> None:
         (PAYOUT, None, 9, STRANGER),
         (PAYOUT, "po-a", 5, STRANGER),  # not the payout's account: the raw form, never the payout's
     ]
+
+
+# -- fees: what the driver records is what the statement lists ---------------------------------------------------
+
+
+@given(
+    fees=st.lists(st.integers(min_value=0, max_value=10**15), min_size=1, max_size=3),
+    payouts=st.integers(min_value=1, max_value=254),
+)
+def test_a_batch_items_recorded_fees_sum_to_its_transactions_fees(fees: list[int], payouts: int) -> None:
+    shares = shares_of(fees, payouts)
+    assert len(shares) == payouts
+    assert sum(shares) == sum(fees)
+    assert all(isinstance(x, int) and x >= 0 for x in shares)
+    # each is what the statement lists for that payout, transaction by transaction
+    assert shares == [sum(fee_share(f, payouts, place) for f in fees) for place in range(payouts)]
+    assert shares == [
+        sum(tx_fee_share(f, f, payouts, place) for f in fees) for place in range(payouts)
+    ]  # charged as recorded: the same split
+
+
+@given(
+    recorded=st.integers(min_value=0, max_value=10**12),
+    extra=st.integers(min_value=0, max_value=10**9),
+    payouts=st.integers(min_value=1, max_value=254),
+)
+def test_a_fee_charged_above_the_recorded_one_is_on_the_first_payout(recorded: int, extra: int, payouts: int) -> None:
+    lines = [tx_fee_share(recorded + extra, recorded, payouts, place) for place in range(payouts)]
+    assert sum(lines) == recorded + extra
+    assert [line - fee_share(recorded, payouts, place) for place, line in enumerate(lines)] == [extra] + [0] * (
+        payouts - 1
+    )
+
+
+def test_a_batch_fee_above_what_was_recorded_is_one_difference() -> None:
+    outs = [msg(WALLET, x, 7) for x in (A, B, STRANGER)]
+    internal = tx(msg(WALLET, WALLET, 100), outs, fee=3_000_007)  # 7 more than the driver read when it landed
+    books = Books(
+        by_out={o.hash: f"po-{n}" for n, o in enumerate(outs)},
+        by_tx={internal.hash: ("po-0", "po-1", "po-2")},
+        tx_fees={internal.hash: 3_000_000},
+    )
+    fees = [(x.reference, x.amount) for x in lines_of([internal], books, OPTIONS) if x.kind is FEE]
+    assert fees == [("po-0", 1_000_007), ("po-1", 1_000_000), ("po-2", 1_000_000)]
+
+
+def test_a_v4r2_message_that_paid_nothing_still_cost_its_payout_the_fee() -> None:
+    ext = msg("", WALLET, 0)
+    t = tx(ext, [])
+    lines = lines_of([t], Books(by_message={ext.hash: "po-a"}), OPTIONS)
+    assert [(x.kind, x.reference, x.amount) for x in lines] == [(FEE, "po-a", 3_000_000)]
+
+
+def _item(
+    request: str, payout: str, state: str, fee: int | None, *, ext_fee: int | None = 3, int_fee: int | None = 5
+) -> SimpleNamespace:
+    return SimpleNamespace(
+        request_id=request,
+        external_tx_hash=f"{request}-ext",
+        internal_tx_hash=f"{request}-int",
+        external_fee=ext_fee,
+        internal_fee=int_fee,
+        payout_id=payout,
+        state=state,
+        fee=fee,
+    )
+
+
+def test_the_books_split_a_batch_over_the_items_it_carried_else_over_its_paid_ones() -> None:
+    rows = [
+        # carried (a fee share recorded): paid, still in flight (a jetton's hop), failed after it was sent
+        _item("b1", "po-1", "paid", 3),
+        _item("b1", "po-2", "in_flight", 3),
+        _item("b1", "po-3", "failed", 2),
+        # a batch recorded before fee shares (migration 0018): its paid items, no recorded fee
+        _item("b2", "po-4", "paid", None, ext_fee=None, int_fee=None),
+        _item("b2", "po-5", "paid", None, ext_fee=None, int_fee=None),
+    ]
+    by_tx, tx_fees = _batch_books(rows, ["b1-ext", "b1-int", "b2-int"])
+    assert by_tx == {
+        "b1-ext": ("po-1", "po-2", "po-3"),
+        "b1-int": ("po-1", "po-2", "po-3"),
+        "b2-int": ("po-4", "po-5"),
+    }
+    assert tx_fees == {"b1-ext": 3, "b1-int": 5}
 
 
 # -- paging back over a getTransactions fake ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from prizeflow_contracts.errors import PayoutErrorCode
-from prizeflow_contracts.money import Money
+from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
 from prizeflow_payouts.adapters.ton.driver import TonDriver
@@ -196,3 +196,28 @@ def test_the_highload_lane_is_chosen_by_wallet_version_and_batches() -> None:
 def test_highload_options_fail_closed(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ProviderConfigError, match=message):
         build(**options)
+
+
+def _row(state: str, fee: int | None) -> dict[str, Any]:
+    return {
+        "idempotency_key": "k-1",
+        "message_hash": "ab" * 32,
+        "tx_hash": "cd" * 32,
+        "state": state,
+        "fee": fee,
+        "error_code": None,
+        "detail": None,
+        "retryable": None,
+    }
+
+
+def test_a_paid_payout_reports_its_transaction_fee_in_nanotons() -> None:
+    provider = build()
+    result = provider._result(_row("paid", 3_000_001))
+    assert result.fee == Money(asset="TON", amount=3_000_001)
+    assert result.fee.asset in ASSETS  # a registered asset: payouts.fee_asset holds it
+
+
+@pytest.mark.parametrize(("state", "fee"), [("paid", None), ("paid", 0), ("sending", 3_000_000)])
+def test_no_fee_is_reported_when_unknown_nothing_or_not_paid(state: str, fee: int | None) -> None:
+    assert build()._result(_row(state, fee)).fee is None

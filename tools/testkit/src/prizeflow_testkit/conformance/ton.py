@@ -23,6 +23,10 @@ from prizeflow_testkit.ton import TonStack, random_address, ton_stack
 from prizeflow_testkit.waits import eventually
 
 MESSAGES: Final = "SELECT state, sends FROM ton_messages WHERE payout_id = $1"
+# How the TON emulator's `/_emulator/discrepancies` names a payout: a wallet v4r2 payout by its external message's
+# hash (the payout's provider reference), a highload batch item by the out-message that paid it.
+PROVIDER_REF: Final = "SELECT provider_ref FROM payouts WHERE id = $1"
+OUT_MSG_HASH: Final = "SELECT out_msg_hash FROM ton_batch_items WHERE payout_id = $1 AND state = 'paid'"
 BATCH_SENDS: Final = """SELECT coalesce(sum(b.sends), 0) AS sends FROM ton_batches b
                         JOIN ton_batch_items i ON i.request_id = b.request_id WHERE i.payout_id = $1"""
 
@@ -80,6 +84,15 @@ class TonHarness(ProviderHarness):
             Scenario.DUPLICATE_WEBHOOK: "TON has no webhooks: payouts reads the wallet's transactions",
             Scenario.STALE_WEBHOOK: "TON has no webhooks: payouts reads the wallet's transactions",
         }.get(scenario)
+
+    async def discrepancy_reference(self, kit: Kit, key: str) -> str:
+        """v4r2: the payout's provider reference (its external message's hash); highload: the out-message of the
+        batch transaction that paid it (`ton_batch_items.out_msg_hash`)."""
+        query = OUT_MSG_HASH if self.stack.highload else PROVIDER_REF
+        rows = await fetch(kit.db, query, payout_id_for(key))
+        assert len(rows) == 1, f"{self.name}: payout {key} is not one paid payout of the books"
+        assert rows[0][0], f"{self.name}: payout {key} has no hash the emulator can name"
+        return str(rows[0][0]).strip()
 
     def _signer(self, sig: signal.Signals) -> None:
         if self._stack is not None:
@@ -177,6 +190,13 @@ class TonHighloadHarness(TonHarness):
 
     name = "ton_highload"
     options: ClassVar[dict[str, Any]] = {"wallet_version": "highload_v3", "batch_size": 8, "batch_linger_s": 0.2}
+
+    def discrepancies_waived(self) -> dict[str, str]:
+        return {
+            "duplicate": "a highload message is protected by its query id, so the chain never applies a batch twice; "
+            "a second transfer of the same amount to the same destination is a new out-message of a transaction "
+            "the provider's books never built, which names no payout: it shows as (and is found as) unrequested"
+        }
 
 
 __all__ = ["TonHarness", "TonHighloadHarness"]
