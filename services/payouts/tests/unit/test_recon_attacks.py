@@ -1,0 +1,311 @@
+"""Adversarial review of reconciliation (issue 34): each test names a way to make the platform pay wrongly or make
+reconciliation lie. A test marked `xfail(strict=True)` proves a defect still in the product code: it fails today
+and must pass once the defect is fixed (then drop the mark)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from prizeflow_contracts.envelope import Envelope, new_event
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.payouts import (
+    ApprovalPolicy,
+    LedgerPosted,
+    LedgerPostingKind,
+    PayoutReturned,
+)
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    ProviderType,
+    StatementLine,
+    StatementLineKind,
+    StatementPage,
+)
+from prizeflow_payouts.application.admin import Actor
+from prizeflow_payouts.application.reconciliation import (
+    Reconciliation,
+    ReconError,
+    ReconException,
+    Resolution,
+    Run,
+)
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.domain.payout import Change, Payout
+from prizeflow_payouts.domain.reconciliation import (
+    Action,
+    ExceptionKind,
+    ExceptionState,
+    OurPayout,
+    reconcile,
+)
+from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+ALICE = Actor("alice", frozenset({"ops"}), "corr-a")
+BOB = Actor("bob", frozenset({"approver"}), "corr-b")
+
+
+# -- fakes ----------------------------------------------------------------------------------------------------------
+def _payout(amount: int = 1_000, state: PayoutState = PayoutState.PAID) -> Payout:
+    return Payout(
+        id="pay-1",
+        payout_request_id="req-1",
+        idempotency_key="key-1",
+        request_hash="h",
+        claim_id="claim-1",
+        player_id="player-1",
+        requested_by="rewards",
+        asset="USDC",
+        amount=amount,
+        destination_type="crypto_address",
+        destination_address="GDEST",
+        destination_memo=None,
+        provider_type="crypto_exchange",
+        provider_name="exchange",
+        state=state,
+        approval_policy=ApprovalPolicy.AUTO,
+        correlation_id="corr-1",
+        cause_event_id=None,
+        attempts=1,
+        max_attempts=5,
+        sync_first=False,
+        sync_polls=0,
+        provider_ref="wd-1",
+        tx_hash=None,
+        last_error_code=None,
+        created_at=NOW - timedelta(days=1),
+    )
+
+
+@dataclass
+class _Payouts:
+    record: Payout
+    applied: list[Change] = field(default_factory=list)
+
+    async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None:
+        return self.record if payout_id == self.record.id else None
+
+    async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
+        self.applied.extend(changes)
+        self.record = replace(self.record, state=changes[-1].to)
+        return list(changes)
+
+
+@dataclass
+class _Store:
+    """Just enough of `ReconStore` for the queue's decisions, in memory."""
+
+    exc: ReconException
+    payouts: Any
+    events: list[Envelope[Any]] = field(default_factory=list)
+    run: Run | None = None
+
+    async def exception(self, exception_id: int, *, for_update: bool = False) -> ReconException | None:
+        return self.exc if exception_id == self.exc.id else None
+
+    async def propose(self, exception_id: int, proposal: Mapping[str, Any], at: datetime) -> None:
+        self.exc = replace(self.exc, proposal=dict(proposal), state=ExceptionState.INVESTIGATING)
+
+    async def resolve(self, exception_id: int, resolution: Resolution, at: datetime) -> None:
+        self.exc = replace(self.exc, state=ExceptionState.RESOLVED)
+
+    async def add_history(self, exception_id: int, actor: str, what: str, reason: str | None, at: datetime) -> None:
+        return None
+
+    async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
+        self.events.extend(events)
+
+    async def open_summary(self) -> list[tuple[str, str, str, int, datetime]]:
+        return []
+
+    async def claim_run(self, run_id: str, provider: str, since: datetime, until: datetime, **_: Any) -> Run | None:
+        # A completed run answers at once: what a window run too early leaves behind for good.
+        self.run = Run(run_id, provider, since, until, "completed", None, fetched=True, pages=1)
+        return self.run
+
+
+@dataclass
+class _Exchange:
+    """A rail that settles unknown outcomes (the exchange), recording what it was told."""
+
+    provider_type: ProviderType = ProviderType.CRYPTO_EXCHANGE
+    settled: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+    async def settle_unknown_outcome(self, payout_id: str, found_ref: str | None, actor: str) -> None:
+        self.settled.append((payout_id, found_ref, actor))
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        return StatementPage(lines=())
+
+
+def _recon(store: _Store, rail: _Exchange) -> Reconciliation:
+    @asynccontextmanager
+    async def tx() -> AsyncIterator[_Store]:
+        yield store
+
+    def opener() -> AbstractAsyncContextManager[_Store]:
+        return tx()
+
+    entry = ProviderEntry("exchange", rail, ("USDC",), (DestinationType.CRYPTO_ADDRESS,))  # type: ignore[arg-type]
+    return Reconciliation(
+        transactions=opener,  # type: ignore[arg-type]
+        registry=ProviderRegistry([entry]),
+        builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
+        service="payouts",
+        source="/prizeflow/payouts",
+        clock=lambda: NOW,
+    )
+
+
+def _exception(kind: ExceptionKind, amount: int) -> ReconException:
+    return ReconException(
+        id=7,
+        provider="exchange",
+        kind=kind,
+        state=ExceptionState.OPEN,
+        owner=None,
+        payout_id="pay-1",
+        asset="USDC",
+        amount=amount,
+        proposal=None,
+        correlation_id="corr-1",
+        player_id="player-1",
+    )
+
+
+# -- two people: the second may not decide alone what the first proposed ------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: _confirmed merges the confirmer's params over the proposal's "
+    "(application/reconciliation.py:484): the second person alone chooses the settle_found withdrawal id",
+)
+async def test_the_confirmer_cannot_swap_the_withdrawal_id_the_proposer_found() -> None:
+    rail = _Exchange()
+    store = _Store(_exception(ExceptionKind.UNKNOWN_OUTCOME, 1_000), _Payouts(_payout(state=PayoutState.SUBMITTING)))
+    recon = _recon(store, rail)
+    proposed = await recon.resolve(7, ALICE, Action.SETTLE_FOUND, "found it", {"withdrawal_id": "wd-found"})
+    assert proposed == "proposed"
+    try:
+        await recon.resolve(7, BOB, Action.SETTLE_FOUND, "agreed", {"withdrawal_id": "wd-of-someone-else"})
+    except ReconError:  # refusing a changed parameter is a fix too
+        assert rail.settled == []
+        return
+    # Executed: it must be exactly what the first person proposed.
+    assert rail.settled == [("pay-1", "wd-found", "bob")]
+
+
+# -- a partial reversal must not credit the whole payout back ------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: mark_returned returns the whole payout (application/reconciliation.py:559-570, "
+    "transitions.py returned_amount=rec.money) whatever the provider gave back: a partial reversal "
+    "credits the wallet with money that never came back",
+)
+async def test_mark_returned_of_a_partial_reversal_credits_no_more_than_came_back() -> None:
+    payouts = _Payouts(_payout(amount=1_000))
+    # The provider gave back 100 of the 1000 it paid: the exception is about 100.
+    store = _Store(_exception(ExceptionKind.UNRECORDED_REVERSAL, 100), payouts)
+    recon = _recon(store, _Exchange())
+    assert await recon.resolve(7, ALICE, Action.MARK_RETURNED, "the provider reversed it") == "proposed"
+    try:
+        await recon.resolve(7, BOB, Action.MARK_RETURNED, "agreed")
+    except ReconError:
+        assert payouts.applied == []  # refusing a partial return is a fix too
+        return
+    returned = [e.data for c in payouts.applied for e in c.events if isinstance(e.data, PayoutReturned)]
+    assert returned, "the payout was returned without PayoutReturned"
+    assert returned[0].returned_amount.amount <= 100
+
+
+# -- a window run before its late lines can be listed --------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: run() accepts any window that has ended (application/reconciliation.py:241), not one "
+    "`slack` old; a window run early is completed for good (same run id), so lines listed late are never "
+    "compared, and the schedule's run of that window answers 'completed' at once",
+)
+async def test_a_window_is_not_reconciled_before_its_late_lines_are_listed() -> None:
+    store = _Store(_exception(ExceptionKind.MISSING, 1), _Payouts(_payout()))
+    recon = _recon(store, _Exchange())
+    until = NOW - timedelta(seconds=1)  # ended one second ago; slack is 15 minutes
+    with pytest.raises(ReconError) as refused:
+        await recon.run("exchange", until - timedelta(hours=1), until, requested_by="mallory")
+    assert refused.value.code == "window_not_closed"
+
+
+# -- a second payment of a payout listed in a later window --------------------------------------------------------
+def _line(line_id: str, at: datetime) -> StatementLine:
+    return StatementLine(
+        line_id=line_id,
+        kind=StatementLineKind.PAYOUT,
+        occurred_at=at,
+        asset="USDC",
+        amount=1_000,
+        reference="key-1",
+        destination="GDEST",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: a payout's lines are only compared within one run's window+slack "
+    "(domain/reconciliation.py:367, nothing keeps which line matched a payout): the provider paying it "
+    "again hours later is counted `matched` in the later window, never a duplicate",
+)
+def test_the_provider_paying_a_payout_again_hours_later_is_a_duplicate() -> None:
+    paid_at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    ours = OurPayout("pay-1", "key-1", None, "paid", "USDC", 1_000, "GDEST", paid_at=paid_at, ledger=1_000)
+    first = reconcile(
+        [_line("wd-a", paid_at)], [ours], since=paid_at.replace(minute=0), until=paid_at.replace(hour=11, minute=0)
+    )
+    assert (first.findings, first.matched) == ([], 1)  # the window it was paid in is clean
+    # 14:30: the provider pays the same payout again. The run of 14:00-15:00 reads the payout (the line names it).
+    again = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+    later = reconcile(
+        [_line("wd-b", again)], [ours], since=again.replace(minute=0), until=again.replace(hour=15, minute=0)
+    )
+    assert [f.kind for f in later.findings] == [ExceptionKind.DUPLICATE]
+
+
+# -- what the ledger booked: only rewards may say it -----------------------------------------------------------------
+class _Session:
+    def __init__(self) -> None:
+        self.executed: list[Any] = []
+
+    async def execute(self, statement: Any, params: Any = None) -> None:
+        self.executed.append((statement, params))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: PayoutRequestsHandler records any LedgerPosted on the requests topic whatever its source "
+    "(entrypoints/kafka.py:44), unlike provider events (webhooks.py:69 trusted_sources): a forged posting for a "
+    "payout hides a ledger mismatch, and its transfer id pre-empts rewards' real posting (ON CONFLICT DO NOTHING)",
+)
+async def test_a_ledger_posting_not_from_rewards_is_refused() -> None:
+    forged = new_event(
+        LedgerPosted(
+            transfer_id="00000000-0000-0000-0000-000000000001",
+            kind=LedgerPostingKind.PAYOUT,
+            provider=ProviderType.CRYPTO_EXCHANGE,
+            amount=Money(asset="USDC", amount=1_000),
+            payout_id="pay-1",
+            posted_at=NOW,
+        ),
+        source="/prizeflow/webhooks",
+        correlation_id="corr-x",
+    )
+    session = _Session()
+    handler = PayoutRequestsHandler(create=None)  # type: ignore[arg-type]
+    with pytest.raises(EventRefusal):
+        await handler(session, [forged])  # type: ignore[arg-type]
+    assert session.executed == []
