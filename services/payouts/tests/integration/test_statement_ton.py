@@ -88,8 +88,9 @@ async def _check(s: TonStack, provider: TonStatement, db: str, since: datetime, 
         r["id"]: r
         for r in await fetch(
             db,
-            "SELECT id, idempotency_key, asset, amount, destination_address, provider_ref FROM payouts"
-            " WHERE idempotency_key = ANY($1)",
+            "SELECT p.id, p.idempotency_key, p.asset, p.amount, p.destination_address, p.provider_ref, p.fee_asset,"
+            " p.fee_amount, t.fee AS books_fee FROM payouts p JOIN ton_payouts t ON t.payout_id = p.id"
+            " WHERE p.idempotency_key = ANY($1)",
             keys,
         )
     }
@@ -108,6 +109,11 @@ async def _check(s: TonStack, provider: TonStatement, db: str, since: datetime, 
     fees = [line for line in lines if line.kind is FEE]
     assert sorted(line.reference or "" for line in fees) == sorted(ours)  # one wallet transaction each
     assert all(line.asset == "TON" and line.amount > 0 for line in fees)
+    # Each payout booked the fee its transaction cost (the paid result's fee): the statement's fee, to the nanoton.
+    for line in fees:
+        assert line.reference is not None
+        p = ours[line.reference]
+        assert (p["fee_asset"], p["fee_amount"], p["books_fee"]) == ("TON", line.amount, line.amount)
     assert len({line.line_id for line in lines}) == len(lines)
 
     ids = [by_key[k] for k in keys]
@@ -212,7 +218,8 @@ async def test_a_highload_batch_is_one_line_per_item_and_its_fees_split(
                 r["id"]: r
                 for r in await fetch(
                     db,
-                    "SELECT p.id, p.asset, p.amount, p.destination_address, i.out_msg_hash FROM payouts p"
+                    "SELECT p.id, p.asset, p.amount, p.destination_address, i.out_msg_hash, p.fee_asset, p.fee_amount,"
+                    " i.fee AS item_fee FROM payouts p"
                     " JOIN ton_batch_items i ON i.payout_id = p.id AND i.state = 'paid'"
                     " WHERE p.idempotency_key = ANY($1)",
                     keys,
@@ -232,8 +239,22 @@ async def test_a_highload_batch_is_one_line_per_item_and_its_fees_split(
                 if line.kind is FEE:
                     fees[line.reference] += line.amount
             assert set(fees) == set(ours)  # every batch transaction's fee belongs to its payouts
+            # Each payout booked its share (the paid result's fee), split as the statement splits it ...
+            assert {k: ("TON", fees[k], fees[k]) for k in ours} == {
+                k: (p["fee_asset"], p["fee_amount"], p["item_fee"]) for k, p in ours.items()
+            }
+            # ... and a batch's shares are its two transactions' fees exactly.
+            batches = await fetch(
+                db,
+                "SELECT sum(i.fee) AS shares, min(b.external_fee + b.internal_fee) AS charged, count(*) AS items"
+                " FROM ton_batches b JOIN ton_batch_items i ON i.request_id = b.request_id"
+                " WHERE i.payout_id = ANY($1) GROUP BY b.request_id",
+                list(ours),
+            )
+            assert batches
+            assert all(b["shares"] == b["charged"] > 0 for b in batches), [dict(b) for b in batches]
 
-            ids = sorted(ours)
+            ids = sorted(k for k, p in ours.items() if p["asset"] == "TON")  # amount, reversal: TON transfers only
             gone, other = ids[0], ids[1]
             assert inject(s, {"kind": "missing", "reference": ours[gone]["out_msg_hash"]}) is None
             moved = inject(s, {"kind": "amount", "reference": ours[other]["out_msg_hash"], "amount": 9})

@@ -44,6 +44,7 @@ from prizeflow_payouts.adapters.ton.factory import build_ton_wallet
 from prizeflow_payouts.adapters.ton.freshness import LAGGING
 from prizeflow_payouts.adapters.ton.options import parse_options
 from prizeflow_payouts.adapters.ton.provider import TonWalletProvider
+from prizeflow_payouts.adapters.ton.statement import shares_of
 from prizeflow_payouts.adapters.ton.toncenter import (
     ChainTx,
     StateRead,
@@ -401,6 +402,24 @@ async def test_a_partial_failure_fails_only_the_transfers_that_could_not_be_paid
         ), row
     assert rig.paid(big_dest) == {"ton": 0, "jetton": 0}
     assert rig.chain.jetton_balance(rig.master, usdt_short_dest) == 0
+    # The batch's two transactions' fees are split over the four transfers its internal transaction carried (the
+    # bounced jetton's too: the chain charged for it), none on the skipped one; a paid payout reports its share.
+    items = await rig.rows(
+        "SELECT i.idempotency_key, i.fee, b.external_fee, b.internal_fee FROM ton_batch_items i"
+        " JOIN ton_batches b ON b.request_id = i.request_id ORDER BY i.position"
+    )
+    fees = {i["idempotency_key"]: i["fee"] for i in items}
+    assert fees[big] is None
+    charged = int(items[0]["external_fee"]) + int(items[0]["internal_fee"])
+    assert charged > 0
+    assert sum(f for f in fees.values() if f is not None) == charged
+    carried = [fees[k] for k in (small, usdt_ok, usdt_short, last)]
+    assert carried == shares_of((int(items[0]["external_fee"]), int(items[0]["internal_fee"])), 4)
+    for key in (small, usdt_ok, last):
+        assert (await rig.payout(key))["fee"] == fees[key]
+        result = await rig.provider.sync_status(PayoutLookup(payout_id="x", idempotency_key=key))
+        assert result.fee == Money(asset="TON", amount=fees[key])
+    assert (await rig.payout(usdt_short))["fee"] is None  # failed: nothing reported
     # Funded, the failed ones are created again (the worker's retry, same idempotency key): paid once each.
     rig.chain.balances[rig.wallet] = 100 * TON
     rig.chain.add_jetton(master=rig.master, owner=rig.wallet, jetton_wallet=rig.jetton_wallet, balance=10**9)
