@@ -1,0 +1,143 @@
+"""Adversarial review of reconciliation (issue 34) on real PostgreSQL: two replicas over one window, and a run
+before the ledger's postings arrived. A test marked `xfail(strict=True)` proves a defect still in the product code:
+it fails today and must pass once the defect is fixed (then drop the mark)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from prizeflow_contracts.providers import DestinationType, ProviderType, StatementLine, StatementLineKind, StatementPage
+from prizeflow_payouts.adapters.reconciliation_pg import recon_transactions
+from prizeflow_payouts.application.reconciliation import Reconciliation
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_testkit.db import fetch
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime.now(UTC).replace(microsecond=0)
+SINCE, UNTIL = T0 - timedelta(hours=2), T0 - timedelta(hours=1)
+PAID_AT = SINCE + timedelta(minutes=30)
+
+_INSERT = (
+    "INSERT INTO payouts (id, payout_request_id, idempotency_key, request_hash, claim_id, player_id, requested_by, "
+    "asset, amount, destination_type, destination_address, provider_type, provider_name, state, approval_policy, "
+    "correlation_id, attempts, max_attempts, provider_ref, paid_at, finished_at, created_at, updated_at) "
+    "VALUES ($1, $1, $1, 'h', $1, 'p-1', 'p-1', 'USDC', 1000, 'sandbox', 'dest-' || $1, 'sandbox', 'rail', 'paid', "
+    "'auto', $1, 1, 3, NULL, $2, $2, $2, $2)"
+)
+
+
+def _line(n: int) -> StatementLine:
+    return StatementLine(
+        line_id=f"line-{n}",
+        kind=StatementLineKind.PAYOUT,
+        occurred_at=PAID_AT,
+        asset="USDC",
+        amount=1000,
+        reference=f"po-{n}",
+        destination=f"dest-po-{n}",
+    )
+
+
+@dataclass
+class _Rail:
+    """Two pages: po-1's line, then po-2's. `hold`: the second page waits until `release` is set."""
+
+    provider_type: ProviderType = ProviderType.SANDBOX
+    hold: bool = False
+    asked_second: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        if cursor is None:
+            return StatementPage(lines=(_line(1),), next_cursor="2")
+        self.asked_second.set()
+        if self.hold:
+            await self.release.wait()
+        return StatementPage(lines=(_line(2),), next_cursor=None)
+
+
+@pytest.fixture
+async def sessions(db: str) -> AsyncIterator[object]:
+    engine = create_engine(db, pool_size=4)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def _replica(
+    sessions: object, rail: _Rail, *, owner: str, now: datetime, lease_s: float, ledger: bool = False
+) -> Reconciliation:
+    entry = ProviderEntry("rail", rail, ("USDC",), (DestinationType.SANDBOX,))  # type: ignore[arg-type]
+    return Reconciliation(
+        transactions=recon_transactions(sessions),  # type: ignore[arg-type]
+        registry=ProviderRegistry([entry]),
+        builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
+        service="payouts",
+        source="/prizeflow/payouts",
+        owner=owner,
+        lease_s=lease_s,
+        ledger=ledger,
+        clock=lambda: now,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: a run's lease is never renewed nor checked when it writes (reconciliation_pg.py:155-176 "
+    "stage_page, :261-292 finish_run; application/reconciliation.py:271-295): a replica whose lease ran out "
+    "while a page was fetched goes on after another completed the window, matches only the pages it staged "
+    "since, opens false `missing` exceptions and overwrites the completed run's counts",
+)
+async def test_a_replica_whose_lease_ran_out_changes_nothing_after_another_completed_the_window(
+    db: str, sessions: object
+) -> None:
+    for n in (1, 2):
+        await fetch(db, _INSERT, f"po-{n}", PAID_AT)
+    slow_rail = _Rail(hold=True)
+    slow = _replica(sessions, slow_rail, owner="replica-a", now=T0, lease_s=1.0)
+    fast = _replica(sessions, _Rail(), owner="replica-b", now=T0 + timedelta(seconds=10), lease_s=300.0)
+
+    late = asyncio.create_task(slow.run("rail", SINCE, UNTIL, requested_by="schedule"))
+    await asyncio.wait_for(slow_rail.asked_second.wait(), timeout=30)  # page 1 staged; its lease (1 s) is over
+
+    run_id = await fast.run("rail", SINCE, UNTIL, requested_by="schedule")
+    done = await fetch(db, "SELECT state, lines, matched, exceptions FROM recon_runs WHERE id = $1", run_id)
+    assert [tuple(r) for r in done] == [("completed", 2, 2, 0)]  # a clean window
+
+    slow_rail.release.set()
+    late_outcome: BaseException | str
+    try:
+        late_outcome = await asyncio.wait_for(late, timeout=30)
+    except Exception as err:  # noqa: BLE001 - refusing the stale replica is a fix
+        late_outcome = err
+    assert late_outcome is not None
+    found = await fetch(db, "SELECT kind, subject FROM recon_exceptions")
+    after = await fetch(db, "SELECT state, lines, matched, exceptions FROM recon_runs WHERE id = $1", run_id)
+    assert ([tuple(r) for r in found], [tuple(r) for r in after]) == ([], [("completed", 2, 2, 0)])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: our_payouts reads no posting as a ledger of 0 (reconciliation_pg.py:210 `r.ledger or 0`): a "
+    "run while rewards' LedgerPosted is still on its way (a consumer lag past PAYOUTS_RECON_SLACK_S) opens a "
+    "`ledger_mismatch` for every payout of a clean window, and once one is acknowledged its key is never "
+    "opened again",
+)
+async def test_a_clean_window_whose_ledger_postings_are_late_is_not_a_ledger_mismatch(
+    db: str, sessions: object
+) -> None:
+    for n in (1, 2):
+        await fetch(db, _INSERT, f"po-{n}", PAID_AT)
+    recon = _replica(sessions, _Rail(), owner="replica-a", now=T0, lease_s=300.0, ledger=True)
+    await recon.run("rail", SINCE, UNTIL, requested_by="schedule")
+    found = await fetch(db, "SELECT kind, subject FROM recon_exceptions ORDER BY subject")
+    assert [tuple(r) for r in found] == []
