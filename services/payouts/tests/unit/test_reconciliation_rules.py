@@ -160,8 +160,9 @@ def test_the_window_edges() -> None:
     ours = [payout(1, paid_at=UNTIL - timedelta(seconds=1)), payout(2, paid_at=SINCE - timedelta(minutes=5))]
     out = reconcile([late, outside_stray], ours, since=SINCE, until=UNTIL)
     assert out.findings == []
-    assert out.lines == 0  # none inside the window
-    assert out.totals["USD"].ours_paid == 1_000
+    # The late line is the window's: its payout was paid in it (both sides count it here, none in the next window).
+    assert out.lines == 1
+    assert out.totals["USD"].ours_paid == out.totals["USD"].theirs_paid == 1_000
 
 
 def test_an_in_flight_payout_listed_at_the_provider_is_not_yet_a_difference() -> None:

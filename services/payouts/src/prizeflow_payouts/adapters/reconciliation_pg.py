@@ -49,7 +49,7 @@ _OUR_PAYOUTS = text(
     """
     SELECT p.id, p.idempotency_key, p.provider_ref, p.state, p.asset, p.amount, p.destination_address, p.fee_asset,
            p.fee_amount, p.paid_at, p.outcome_unknown_since IS NOT NULL AND p.state = 'submitting' AS unknown_outcome,
-           (SELECT sum(CASE l.kind WHEN 'payout' THEN l.amount WHEN 'return' THEN -l.amount ELSE 0 END)
+           (SELECT CAST(sum(CASE l.kind WHEN 'payout' THEN l.amount WHEN 'return' THEN -l.amount ELSE 0 END) AS bigint)
             FROM ledger_postings l WHERE l.payout_id = p.id AND l.kind <> 'adjustment') AS ledger
     FROM payouts p
     WHERE provider_name = :provider AND (
@@ -207,7 +207,7 @@ class SqlReconStore:
                 fee_amount=r.fee_amount,
                 paid_at=r.paid_at,
                 unknown_outcome=r.unknown_outcome,
-                ledger=(r.ledger or 0) if with_ledger else None,
+                ledger=int(r.ledger or 0) if with_ledger else None,
             )
             for r in rows
         ]

@@ -515,7 +515,7 @@ class Reconciliation:
                 "not_bookable",
                 f"exception {exc.id} has no amount of a ledger asset to book ({exc.amount} {exc.asset})",
             )
-        if exc.underpaid:
+        if exc.kind is ExceptionKind.AMOUNT_MISMATCH and exc.underpaid:
             raise ReconError(
                 ErrorKind.CONFLICT,
                 "not_a_loss",

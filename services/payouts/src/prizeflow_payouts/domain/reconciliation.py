@@ -224,26 +224,36 @@ def reconcile(
     index = _Index(ours)
     by_payout: dict[str, dict[LineKind, list[StatementLine]]] = defaultdict(lambda: defaultdict(list))
     for line in lines:
-        inside = _within(line.occurred_at, since, until)
-        if inside:
-            out.lines += 1
-            _count(out.totals[line.asset], line)
         payout = index.find(line)
         if payout is not None:
             by_payout[payout.payout_id][line.kind].append(line)
-        elif inside:
+        elif _within(line.occurred_at, since, until):
+            _counted(out, line)
             _stray(out, line)
     if adjustments is not None:
         for asset, amount in adjustments.items():
             out.totals[asset].ledger = amount
     for payout in sorted(ours, key=lambda p: p.payout_id):
-        if _within(payout.paid_at, since, until) and payout.state in PAID_STATES:
+        mine = by_payout.get(payout.payout_id, {})
+        paid_here = _within(payout.paid_at, since, until) and payout.state in PAID_STATES
+        # A payout's lines count in the window it was paid in, wherever the provider dates them (a transfer made at
+        # 10:59:58 and paid at 11:00:01 is the 11:00 window's on both sides); a payout not paid, by their own dates.
+        for kind_lines in mine.values():
+            for line in kind_lines:
+                if paid_here or (payout.paid_at is None and _within(line.occurred_at, since, until)):
+                    _counted(out, line)
+        if paid_here:
             totals = out.totals[payout.asset]
             totals.ours_paid += payout.amount
             if adjustments is not None:
                 totals.ledger = (totals.ledger or 0) + (payout.ledger or 0)
-        _check(out, payout, by_payout.get(payout.payout_id, {}), since=since, until=until)
+        _check(out, payout, mine, since=since, until=until)
     return out
+
+
+def _counted(out: Outcome, line: StatementLine) -> None:
+    out.lines += 1
+    _count(out.totals[line.asset], line)
 
 
 def _count(totals: Totals, line: StatementLine) -> None:
