@@ -396,3 +396,47 @@ def test_a_payout_marked_paid_late_is_not_missing() -> None:
     # The run of 11:00-12:00 reads lines of [10:45, 12:15): the provider's line (10:30) is not among them.
     run_b = reconcile([], [paid_late], since=sent.replace(hour=11, minute=0), until=sent.replace(hour=12, minute=0))
     assert [f.kind for f in [*run_a.findings, *run_b.findings]] == []
+
+
+# -- one person may not close money that left the platform ----------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: `acknowledge` is one person's for every kind (application/reconciliation.py:405-407, "
+    "ACTIONS in domain/reconciliation.py:75-78), critical ones included: an insider who made the provider pay "
+    "their own address (unrequested: no payout, so no self-review) closes it alone, and its natural key is "
+    "never opened again",
+)
+async def test_one_person_cannot_close_an_unrequested_debit() -> None:
+    unrequested = replace(_exception(ExceptionKind.UNREQUESTED, 50_000), payout_id=None, player_id=None)
+    store = _Store(unrequested, _Payouts(_payout()))
+    recon = _recon(store, _Exchange())
+    try:
+        outcome = await recon.resolve(7, ALICE, Action.ACKNOWLEDGE, "known transfer, fine")
+    except ReconError:
+        outcome = "refused"
+    assert outcome in {"proposed", "refused"}
+    assert store.exc.state is not ExceptionState.RESOLVED
+
+
+# -- a reversal of the second payment is not the payout coming back --------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: every reversal of a paid payout is `unrecorded_reversal` (domain/reconciliation.py:400-408), "
+    "also when the provider paid it twice and took the second payment back: the queue then offers mark_returned, "
+    "which credits the player the whole payout they did receive (and a write-off of the duplicate books it twice)",
+)
+def test_the_provider_taking_back_a_duplicate_payment_is_not_the_payout_returned() -> None:
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    ours = OurPayout("pay-1", "key-1", None, "paid", "USDC", 1_000, "GDEST", paid_at=at)
+    back = StatementLine(
+        line_id="wd-b:back",
+        kind=StatementLineKind.REVERSAL,
+        occurred_at=at + timedelta(minutes=5),
+        asset="USDC",
+        amount=1_000,
+        reference="key-1",
+        destination="GDEST",
+    )
+    lines = [_line("wd-a", at), _line("wd-b", at + timedelta(minutes=1)), back]
+    out = reconcile(lines, [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert ExceptionKind.UNRECORDED_REVERSAL not in [f.kind for f in out.findings]
