@@ -90,7 +90,8 @@ _UP = [
         CONSTRAINT recon_exceptions_severity CHECK (severity IN ('critical', 'high', 'medium')),
         CONSTRAINT recon_exceptions_amount CHECK (amount IS NULL OR amount >= 0),
         CONSTRAINT recon_exceptions_resolved CHECK (
-            (state = 'resolved') = (resolution IS NOT NULL AND resolved_at IS NOT NULL AND resolution_reason IS NOT NULL)
+            (state = 'resolved')
+            = (resolution IS NOT NULL AND resolved_at IS NOT NULL AND resolution_reason IS NOT NULL)
         ),
         CONSTRAINT recon_exceptions_two_people CHECK (
             resolution IS NULL OR resolution = 'acknowledge'
@@ -168,7 +169,8 @@ _UP = [
     """
     CREATE FUNCTION ledger_postings_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        RAISE EXCEPTION 'ledger_postings is append-only: the ledger never changes a posting' USING ERRCODE = 'check_violation';
+        RAISE EXCEPTION 'ledger_postings is append-only: the ledger never changes a posting'
+            USING ERRCODE = 'check_violation';
     END $$
     """,
     """

@@ -56,7 +56,8 @@ class LedgerPostingKind(StrEnum):
 
     PAYOUT = "payout"  # payout clearing → external(provider): a paid payout (PayoutPaid)
     RETURN = "return"  # external(provider) → wallet: a returned payout (PayoutReturned)
-    ADJUSTMENT = "adjustment"  # treasury → external(provider): a reconciliation write-off or fee (ReconciliationAdjusted)
+    # treasury → external(provider): a reconciliation write-off or fee (ReconciliationAdjusted)
+    ADJUSTMENT = "adjustment"
 
 
 class LedgerPosted(EventPayload):
@@ -308,9 +309,9 @@ class ReconciliationAdjusted(EventPayload):
 __all__ = [
     "REQUIRED_APPROVERS",
     "AdjustmentKind",
+    "ApprovalPolicy",
     "LedgerPosted",
     "LedgerPostingKind",
-    "ApprovalPolicy",
     "PayoutApproved",
     "PayoutCancelled",
     "PayoutCreated",
