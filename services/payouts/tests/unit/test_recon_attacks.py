@@ -440,3 +440,44 @@ def test_the_provider_taking_back_a_duplicate_payment_is_not_the_payout_returned
     lines = [_line("wd-a", at), _line("wd-b", at + timedelta(minutes=1)), back]
     out = reconcile(lines, [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
     assert ExceptionKind.UNRECORDED_REVERSAL not in [f.kind for f in out.findings]
+
+
+# -- a payout held returned that the provider paid and never got back ------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: a `returned` payout is checked like a paid one (domain/reconciliation.py:108, :356-408): a "
+    "provider payout line with no reversal matches it, so a payout marked returned by reconciliation (e.g. a "
+    "`missing` whose line was listed late, or a destination mismatch) and paid at the provider all the same is "
+    "counted matched: the player was paid and credited back, and no run ever says so",
+)
+def test_a_payout_held_returned_that_the_provider_paid_and_kept_is_found() -> None:
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    returned = OurPayout("pay-1", "key-1", None, "returned", "USDC", 1_000, "GDEST", paid_at=at)
+    out = reconcile([_line("wd-a", at)], [returned], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert out.findings, "money out at the provider for a payout we credited back, and nothing came back"
+
+
+# -- Stripe: money that left the platform balance as anything but a transfer -----------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: Stripe balance transactions other than transfers, reversals and fees become OTHER lines "
+    "(stripe/statement.py:67-69), and a stray OTHER line is no finding (domain/reconciliation.py:260-298): a "
+    "platform `payout` to a (changed) bank account, an `adjustment` or a `refund` takes money from the balance "
+    "with no exception and no page; OTHER has no sign, so a top-up is also counted as money out in the totals",
+)
+def test_money_leaving_the_stripe_balance_as_a_bank_payout_is_a_difference() -> None:
+    from prizeflow_payouts.adapters.stripe.statement import lines_of as stripe_lines
+
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    bt = {
+        "id": "txn_1",
+        "type": "payout",
+        "currency": "usd",
+        "created": int(at.timestamp()),
+        "amount": -5_000_000,
+        "fee": 0,
+        "source": {"id": "po_attacker", "object": "payout"},
+    }
+    lines = stripe_lines(bt, {"USD": "usd"})
+    out = reconcile(lines, [], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert out.findings, "50 000 USD left the platform balance and reconciliation found nothing"
