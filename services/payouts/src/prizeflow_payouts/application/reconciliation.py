@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -280,6 +280,9 @@ class Reconciliation:
             keys = sorted({line.reference for line in lines if line.reference})
             refs = sorted({line.provider_ref for line in lines if line.provider_ref})
             ours = await books.our_payouts(run.provider, run.since, run.until, keys, refs, with_ledger=self.ledger)
+            if not isinstance(statement, SettlesUnknownOutcome):
+                # Only a rail a person settles has unknown outcomes for the queue; the others' syncs settle theirs.
+                ours = [replace(p, unknown_outcome=False) for p in ours]
             adjustments = await books.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
             outcome = reconcile(
                 lines,

@@ -81,7 +81,8 @@ ACTIONS: Final[Mapping[ExceptionKind, tuple[Action, ...]]] = {
     ExceptionKind.UNRECORDED_REVERSAL: (Action.ACKNOWLEDGE, Action.MARK_RETURNED),
     ExceptionKind.UNMATCHED_CREDIT: (Action.ACKNOWLEDGE,),
     ExceptionKind.UNBOOKED_FEE: (Action.ACKNOWLEDGE, Action.BOOK_FEE),
-    ExceptionKind.UNKNOWN_OUTCOME: (Action.SETTLE_FOUND, Action.SETTLE_NOT_MADE),
+    # Acknowledge: the rail's own sync settled it meanwhile (the payout's state says so).
+    ExceptionKind.UNKNOWN_OUTCOME: (Action.ACKNOWLEDGE, Action.SETTLE_FOUND, Action.SETTLE_NOT_MADE),
     # The ledger is corrected by a ledger correction (two people, in rewards); the exception records what was done.
     ExceptionKind.LEDGER_MISMATCH: (Action.ACKNOWLEDGE,),
 }
