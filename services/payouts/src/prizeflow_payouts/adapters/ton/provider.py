@@ -19,6 +19,9 @@ flight) — signed by the signer service. What follows is the v4r2 lane.
    transaction (also for an unsigned or out-of-band message) stops the wallet: an operator resolves it.
 
 The provider reference is the external message's hash (its normalized hash: no state init, body in a ref).
+A paid payout's result carries its network fee in nanotons of TON (`ton_payouts.fee`, recorded by the driver from
+the landed transaction: a v4r2 message's whole fee, a batch item's share of its batch's two transactions, split as
+the statement splits them), so payouts books it and reconciliation matches the statement's FEE lines.
 A retryable failure is reported once as `failed`; afterwards `sync_status` answers `payout_not_found` (nothing
 moved, creating again with the same key is safe) and `create_payout` queues it again.
 """
