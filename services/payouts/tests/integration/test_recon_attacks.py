@@ -141,3 +141,52 @@ async def test_a_clean_window_whose_ledger_postings_are_late_is_not_a_ledger_mis
     await recon.run("rail", SINCE, UNTIL, requested_by="schedule")
     found = await fetch(db, "SELECT kind, subject FROM recon_exceptions ORDER BY subject")
     assert [tuple(r) for r in found] == []
+
+
+@dataclass
+class _Exchange(_Rail):
+    """A rail whose unknown outcomes people settle; it records what it was told."""
+
+    settled: list[tuple[str, str | None]] = field(default_factory=list)
+
+    async def settle_unknown_outcome(self, payout_id: str, found_ref: str | None, actor: str) -> None:
+        self.settled.append((payout_id, found_ref))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: one exception per (provider, kind, subject) for ever (0017 recon_exceptions_once, "
+    "reconciliation_pg.py:76 ON CONFLICT DO NOTHING): a withdrawal settled `not made` is asked again under the same "
+    "payout, and when that attempt's outcome is unknown too, no exception is ever opened for it: the payout sits in "
+    "`submitting` and the only way to settle it (the queue) never shows it",
+)
+async def test_a_second_unknown_outcome_of_the_same_payout_is_queued_again(db: str, sessions: object) -> None:
+    from prizeflow_payouts.application.admin import Actor
+    from prizeflow_payouts.domain.reconciliation import Action
+
+    await fetch(
+        db,
+        "INSERT INTO payouts (id, payout_request_id, idempotency_key, request_hash, claim_id, player_id, "
+        "requested_by, asset, amount, destination_type, destination_address, provider_type, provider_name, state, "
+        "approval_policy, correlation_id, attempts, max_attempts, outcome_unknown_since, created_at, updated_at, "
+        "lease_token, lease_until) "
+        "VALUES ($1, $1, $1, 'h', $1, 'p-1', 'p-1', 'USDC', 1000, 'sandbox', 'dest', 'sandbox', 'rail', "
+        "'submitting', 'auto', $1, 1, 3, $2, $2, $2, gen_random_uuid(), $2)",
+        "po-1",
+        SINCE - timedelta(minutes=30),
+    )
+    rail = _Exchange()
+    recon = _replica(sessions, rail, owner="replica-a", now=T0, lease_s=300.0)
+    await recon.run("rail", SINCE - timedelta(hours=1), SINCE, requested_by="schedule")
+    (first,) = await fetch(db, "SELECT id FROM recon_exceptions WHERE kind = 'unknown_outcome' AND state = 'open'")
+    ops, approver = Actor("olga", frozenset({"ops"}), "c"), Actor("bob", frozenset({"approver"}), "c")
+    await recon.resolve(first["id"], ops, Action.SETTLE_NOT_MADE, "not in the exchange's history")
+    await recon.resolve(first["id"], approver, Action.SETTLE_NOT_MADE, "agreed")
+    assert rail.settled == [("po-1", None)]
+    # Asked again with the same client id; the exchange times out again: its outcome is unknown once more.
+    await fetch(
+        db, "UPDATE payouts SET outcome_unknown_since = $2 WHERE id = $1", "po-1", SINCE + timedelta(minutes=40)
+    )
+    await recon.run("rail", SINCE, UNTIL, requested_by="schedule")
+    found = await fetch(db, "SELECT state FROM recon_exceptions WHERE kind = 'unknown_outcome' AND state <> 'resolved'")
+    assert len(found) == 1
