@@ -332,6 +332,8 @@ def _check(
     ) -> None:
         found.append(Finding(kind, about, asset, amount, p, tuple(theirs), detail))
 
+    paid_here = p.state in PAID_STATES and _within(p.paid_at, since, until)
+    inside = [line for line in paid_lines if _within(line.occurred_at, since, until)]
     if p.unknown_outcome:
         finding(
             ExceptionKind.UNKNOWN_OUTCOME,
@@ -341,9 +343,14 @@ def _check(
             "the rail cannot tell whether it paid; the provider's statement "
             + ("shows a payout for it" if paid_lines else "shows none"),
         )
-    elif p.state in PAID_STATES:
+    elif paid_here:
+        # Reconciled whole by the run of the window it was paid in, with every line the run read for it.
         _paid(p, paid_lines, lines, finding, since=since, until=until)
-    elif p.state in NEVER_PAID_STATES and paid_lines:
+        if len(paid_lines) <= 1:
+            _fees(p, lines.get(LineKind.FEE, []), finding)
+    elif p.state in PAID_STATES:
+        _paid_elsewhere(p, paid_lines, inside, lines, finding, since=since, until=until)
+    elif p.state in NEVER_PAID_STATES and inside:
         # Money that left and came back in full (a bounced card, a bank payout that failed and was pulled back) is
         # a payout that failed at the provider too: nothing is out.
         reversals = lines.get(LineKind.REVERSAL, [])
@@ -356,12 +363,44 @@ def _check(
                 [*paid_lines, *reversals],
                 f"the provider paid a payout we hold as {p.state}",
             )
-    if len(paid_lines) <= 1 or p.state not in PAID_STATES:
-        _fees(p, lines.get(LineKind.FEE, []), finding)
     if found:
         out.findings.extend(found)
-    elif p.state in PAID_STATES and paid_lines:
+    elif paid_here and paid_lines:
         out.matched += 1
+
+
+def _paid_elsewhere(
+    p: OurPayout,
+    paid_lines: Sequence[StatementLine],
+    inside: Sequence[StatementLine],
+    lines: Mapping[LineKind, list[StatementLine]],
+    finding: _Found,
+    *,
+    since: datetime,
+    until: datetime,
+) -> None:
+    """A payout paid in another window that this window's lines name: reconciled by that window's run, except
+    what happens later: paid again (a duplicate listed now), or given back (a late reversal)."""
+    assert p.paid_at is not None
+    read_from, read_to = since - (until - since), until + (until - since)  # far from this window: not its edge
+    far = not read_from <= p.paid_at < read_to
+    if inside and (len(paid_lines) > 1 or far):
+        finding(
+            ExceptionKind.DUPLICATE,
+            p.asset,
+            sum(line.amount for line in paid_lines[1:]) if len(paid_lines) > 1 else sum(line.amount for line in inside),
+            paid_lines,
+            "the provider paid this payout again, after the window it was paid in",
+        )
+    late = [line for line in lines.get(LineKind.REVERSAL, []) if _within(line.occurred_at, since, until)]
+    if late and p.state == "paid":
+        finding(
+            ExceptionKind.UNRECORDED_REVERSAL,
+            p.asset,
+            sum(line.amount for line in late),
+            late,
+            "the provider gave this payout back after the window it was paid in; we still hold it paid",
+        )
 
 
 def _paid(
