@@ -596,3 +596,19 @@ def test_write_offs_of_one_provider_line_never_exceed_what_the_ledger_lacks() ->
     out = reconcile([elsewhere], [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
     written_off = sum(f.amount or 0 for f in out.findings if Action.WRITE_OFF in ACTIONS[f.kind])
     assert written_off <= 1_500 - 1_000
+
+
+# -- a run's window has a bound --------------------------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: run() takes a window of any length (application/reconciliation.py:239-242; RunBody in "
+    "entrypoints/reconciliation_http.py:36 has no bound): any ops reader can ask for a year, which pages the "
+    "provider for a year inside one HTTP request and then loads every staged line and every payout of the year in "
+    "one transaction and one list (_fetch_and_match) — at 1 M payouts a day, the payouts service's memory",
+)
+async def test_a_run_of_a_year_is_refused() -> None:
+    store = _Store(_exception(ExceptionKind.MISSING, 1), _Payouts(_payout()))
+    recon = _recon(store, _Exchange())
+    until = NOW - timedelta(hours=1)
+    with pytest.raises(ReconError):
+        await recon.run("exchange", until - timedelta(days=366), until, requested_by="olga")
