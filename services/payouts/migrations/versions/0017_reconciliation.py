@@ -6,6 +6,7 @@
   Its state moves only along open → investigating → resolved (trigger), a resolved one never moves again and
   needs a resolution; a money action needs two different people (CHECK).
 - `recon_exception_history`: append-only, who did what and why.
+- Indexes on `payouts` by provider and paid time (a run's window) and by creation (the finance export).
 - `ledger_postings`: what the ledger booked on a rail's external account (`LedgerPosted` from rewards), once per
   ledger transfer, append-only: a run compares it with each payout.
 
@@ -165,6 +166,9 @@ _UP = [
     )
     """,
     "CREATE INDEX ledger_postings_payout ON ledger_postings (payout_id) WHERE payout_id IS NOT NULL",
+    # A run reads a provider's payouts paid in its window; the finance export reads payouts by creation.
+    "CREATE INDEX payouts_paid_in ON payouts (provider_name, paid_at) WHERE paid_at IS NOT NULL",
+    "CREATE INDEX payouts_created ON payouts (created_at, id)",
     "CREATE INDEX ledger_postings_adjustment ON ledger_postings (adjustment_id) WHERE adjustment_id IS NOT NULL",
     """
     CREATE FUNCTION ledger_postings_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -180,6 +184,8 @@ _UP = [
 ]
 
 _DOWN = [
+    "DROP INDEX payouts_created",
+    "DROP INDEX payouts_paid_in",
     "DROP TABLE ledger_postings",
     "DROP FUNCTION ledger_postings_append_only()",
     "DROP TABLE recon_exception_history",
