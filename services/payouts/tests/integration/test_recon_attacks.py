@@ -190,3 +190,46 @@ async def test_a_second_unknown_outcome_of_the_same_payout_is_queued_again(db: s
     await recon.run("rail", SINCE, UNTIL, requested_by="schedule")
     found = await fetch(db, "SELECT state FROM recon_exceptions WHERE kind = 'unknown_outcome' AND state <> 'resolved'")
     assert len(found) == 1
+
+
+@dataclass
+class _Stray(_Rail):
+    """One payout line naming no payout of ours: an unrequested debit of 1000 USDC."""
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        stray = _line(9).model_copy(update={"reference": None, "destination": "GTHIEF"})
+        return StatementPage(lines=(stray,), next_cursor=None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: the proposal pins no amount or asset (application/reconciliation.py:453-459) and the write-off "
+    "reads them from the row at confirm time (:512-533), while the 0017 trigger guards only provider, kind, subject, "
+    "run_id and opened_at: an UPDATE of `amount` between propose and confirm is accepted and the approver confirms "
+    "a write-off of another amount than the one proposed",
+)
+async def test_a_write_off_books_the_amount_that_was_proposed(db: str, sessions: object) -> None:
+    from prizeflow_contracts.envelope import decode
+    from prizeflow_contracts.events.payouts import ReconciliationAdjusted
+    from prizeflow_payouts.application.admin import Actor
+    from prizeflow_payouts.domain.reconciliation import Action
+
+    recon = _replica(sessions, _Stray(), owner="replica-a", now=T0, lease_s=300.0)
+    await recon.run("rail", SINCE, UNTIL, requested_by="schedule")
+    (exc,) = await fetch(db, "SELECT id, amount FROM recon_exceptions WHERE kind = 'unrequested'")
+    assert exc["amount"] == 1000
+    await recon.resolve(exc["id"], Actor("olga", frozenset({"ops"}), "c"), Action.WRITE_OFF, "lost to a thief")
+    changed = True
+    try:
+        await fetch(db, "UPDATE recon_exceptions SET amount = 1000000000 WHERE id = $1", exc["id"])
+    except Exception:  # noqa: BLE001 - the database refusing the change is a fix
+        changed = False
+    try:
+        await recon.resolve(exc["id"], Actor("bob", frozenset({"approver"}), "c"), Action.WRITE_OFF, "agreed")
+    except Exception:  # noqa: BLE001 - refusing a confirmation of a changed exception is a fix
+        assert changed
+        return
+    rows = await fetch(db, "SELECT payload FROM outbox WHERE event_type LIKE '%ReconciliationAdjusted%'")
+    adjusted = [decode(bytes(r["payload"])).data for r in rows]
+    amounts = [a.amount.amount for a in adjusted if isinstance(a, ReconciliationAdjusted)]
+    assert amounts == [1000]
