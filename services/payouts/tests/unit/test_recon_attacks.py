@@ -631,3 +631,20 @@ async def test_a_run_of_a_year_is_refused() -> None:
     until = NOW - timedelta(hours=1)
     with pytest.raises(ReconError):
         await recon.run("exchange", until - timedelta(days=366), until, requested_by="olga")
+
+
+# -- an overpayment is money that left without us -------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: amount_mismatch is HIGH whichever way it goes (domain/reconciliation.py SEVERITY, "
+    "UNMATCHED_DEBITS): the provider paying 1 000 000 for a 1000 payout is money that left that Prizeflow did not "
+    "send, yet it never pages (PrizeflowReconUnmatchedProviderDebit counts only the critical kinds)",
+)
+def test_an_overpayment_pages_as_money_that_left_without_us() -> None:
+    from prizeflow_payouts.domain.reconciliation import UNMATCHED_DEBITS
+
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    ours = OurPayout("pay-1", "key-1", None, "paid", "USDC", 1_000, "GDEST", paid_at=at)
+    over = _line("wd-a", at).model_copy(update={"amount": 1_000_000})
+    out = reconcile([over], [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert [f.kind in UNMATCHED_DEBITS for f in out.findings] == [True]
