@@ -143,10 +143,14 @@ def books(platform: Platform) -> Iterator[Books]:
     b.close()
 
 
+SLACK = timedelta(seconds=5)  # PAYOUTS_RECON_SLACK_S of the dev platform (prizeflow_devstack.devenv)
+
+
 def closed_after(at: datetime) -> datetime:
-    """The end of a window: a moment after `at`, once the clock has passed it (a window is run once it ended)."""
+    """The end of a window: a moment after `at`, once it ended the slack ago (a window is run once its late lines
+    can be listed)."""
     end = at + timedelta(seconds=1)
-    until(lambda: datetime.now(UTC), lambda now: now > end, timeout=10.0)
+    until(lambda: datetime.now(UTC), lambda now: now > end + SLACK, timeout=20.0)
     return end
 
 

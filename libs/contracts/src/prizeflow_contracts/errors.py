@@ -34,6 +34,8 @@ REFUSAL_REASONS: Final = frozenset(
         "duplicate_payout",
         # A provider event the webhook ingress did not verify (or that did not come from it).
         "unverified_provider_event",
+        # A LedgerPosted that did not come from the ledger (rewards): what the ledger booked is only its to say.
+        "unverified_ledger_posting",
         # A provider's payment event whose amount or currency is not the payment's it names (a top-up).
         "amount_mismatch",
         # An event whose own time is older than the consumer's dedup horizon: its inbox partition may be gone, so

@@ -3,8 +3,9 @@
 - `recon_runs`: one per (provider, window); a run of the same window is the same run (idempotent), its fetched
   pages staged in `recon_run_lines` with the cursor of the next (resumable), deleted when the run completes.
 - `recon_exceptions`: one per (provider, kind, subject): two runs that find one difference find one exception.
-  Its state moves only along open → investigating → resolved (trigger), a resolved one never moves again and
-  needs a resolution; a money action needs two different people (CHECK).
+  Its state moves only along open → investigating → resolved (trigger), what it is about (and the money at stake)
+  never changes, a resolved one never moves again and needs a resolution; a money action, or closing a critical
+  one, needs two different people (CHECK).
 - `recon_exception_history`: append-only, who did what and why.
 - Indexes on `payouts` by provider and paid time (a run's window) and by creation (the finance export).
 - `ledger_postings`: what the ledger booked on a rail's external account (`LedgerPosted` from rewards), once per
@@ -95,7 +96,7 @@ _UP = [
             = (resolution IS NOT NULL AND resolved_at IS NOT NULL AND resolution_reason IS NOT NULL)
         ),
         CONSTRAINT recon_exceptions_two_people CHECK (
-            resolution IS NULL OR resolution = 'acknowledge'
+            resolution IS NULL OR (resolution = 'acknowledge' AND severity <> 'critical')
             OR (cardinality(resolved_by) = 2 AND resolved_by[1] <> resolved_by[2])
         ),
         CONSTRAINT recon_exceptions_investigated CHECK (state <> 'investigating' OR owner IS NOT NULL)
@@ -114,8 +115,10 @@ _UP = [
             RAISE EXCEPTION 'recon_exceptions: exception % cannot go back to open', OLD.id
                 USING ERRCODE = 'check_violation';
         END IF;
-        IF (NEW.provider, NEW.kind, NEW.subject, NEW.run_id, NEW.opened_at)
-           IS DISTINCT FROM (OLD.provider, OLD.kind, OLD.subject, OLD.run_id, OLD.opened_at) THEN
+        IF (NEW.provider, NEW.kind, NEW.subject, NEW.severity, NEW.run_id, NEW.opened_at, NEW.payout_id, NEW.asset,
+            NEW.amount, NEW.ours, NEW.theirs)
+           IS DISTINCT FROM (OLD.provider, OLD.kind, OLD.subject, OLD.severity, OLD.run_id, OLD.opened_at, OLD.payout_id,
+            OLD.asset, OLD.amount, OLD.ours, OLD.theirs) THEN
             RAISE EXCEPTION 'recon_exceptions: what exception % is about never changes', OLD.id
                 USING ERRCODE = 'check_violation';
         END IF;

@@ -90,13 +90,6 @@ def _replica(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a run's lease is never renewed nor checked when it writes (reconciliation_pg.py:155-176 "
-    "stage_page, :261-292 finish_run; application/reconciliation.py:271-295): a replica whose lease ran out "
-    "while a page was fetched goes on after another completed the window, matches only the pages it staged "
-    "since, opens false `missing` exceptions and overwrites the completed run's counts",
-)
 async def test_a_replica_whose_lease_ran_out_changes_nothing_after_another_completed_the_window(
     db: str, sessions: object
 ) -> None:
@@ -125,13 +118,6 @@ async def test_a_replica_whose_lease_ran_out_changes_nothing_after_another_compl
     assert ([tuple(r) for r in found], [tuple(r) for r in after]) == ([], [("completed", 2, 2, 0)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: our_payouts reads no posting as a ledger of 0 (reconciliation_pg.py:210 `r.ledger or 0`): a "
-    "run while rewards' LedgerPosted is still on its way (a consumer lag past PAYOUTS_RECON_SLACK_S) opens a "
-    "`ledger_mismatch` for every payout of a clean window, and once one is acknowledged its key is never "
-    "opened again",
-)
 async def test_a_clean_window_whose_ledger_postings_are_late_is_not_a_ledger_mismatch(
     db: str, sessions: object
 ) -> None:
@@ -153,13 +139,6 @@ class _Exchange(_Rail):
         self.settled.append((payout_id, found_ref))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: one exception per (provider, kind, subject) for ever (0017 recon_exceptions_once, "
-    "reconciliation_pg.py:76 ON CONFLICT DO NOTHING): a withdrawal settled `not made` is asked again under the same "
-    "payout, and when that attempt's outcome is unknown too, no exception is ever opened for it: the payout sits in "
-    "`submitting` and the only way to settle it (the queue) never shows it",
-)
 async def test_a_second_unknown_outcome_of_the_same_payout_is_queued_again(db: str, sessions: object) -> None:
     from prizeflow_payouts.application.admin import Actor
     from prizeflow_payouts.domain.reconciliation import Action
@@ -201,13 +180,6 @@ class _Stray(_Rail):
         return StatementPage(lines=(stray,), next_cursor=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the proposal pins no amount or asset (application/reconciliation.py:453-459) and the write-off "
-    "reads them from the row at confirm time (:512-533), while the 0017 trigger guards only provider, kind, subject, "
-    "run_id and opened_at: an UPDATE of `amount` between propose and confirm is accepted and the approver confirms "
-    "a write-off of another amount than the one proposed",
-)
 async def test_a_write_off_books_the_amount_that_was_proposed(db: str, sessions: object) -> None:
     from prizeflow_contracts.envelope import decode
     from prizeflow_contracts.events.payouts import ReconciliationAdjusted

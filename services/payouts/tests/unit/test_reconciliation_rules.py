@@ -122,17 +122,17 @@ def test_each_kind_of_difference_is_found_once_and_classified() -> None:
             (K.UNREQUESTED, "line:stray"),
             (K.MISSING, "payout:po-1"),
             (K.DUPLICATE, "payout:po-2"),
-            (K.AMOUNT_MISMATCH, "payout:po-3"),
+            (K.OVERPAID, "payout:po-3"),
             (K.DESTINATION_MISMATCH, "payout:po-4"),
             (K.UNRECORDED_REVERSAL, "payout:po-5"),
             (K.PAID_NOT_RECORDED, "payout:po-6"),
             (K.UNBOOKED_FEE, "payout:po-7:USD"),
-            (K.UNKNOWN_OUTCOME, "payout:po-8"),
+            (K.UNKNOWN_OUTCOME, "payout:po-8:unknown:"),
         ]
     )
     by_kind = {f.kind: f for f in reconcile(lines, ours, since=SINCE, until=UNTIL).findings}
     assert by_kind[K.DUPLICATE].amount == 1_000  # the extra payment
-    assert by_kind[K.AMOUNT_MISMATCH].amount == 100
+    assert by_kind[K.OVERPAID].amount == 100
     assert by_kind[K.UNBOOKED_FEE].amount == 30
     assert by_kind[K.UNREQUESTED].amount == 777
     assert [t.line_id for t in by_kind[K.UNKNOWN_OUTCOME].theirs] == ["l-8"]  # evidence for the person
@@ -179,7 +179,7 @@ def test_stray_fees_and_credits_are_their_own_kinds() -> None:
 
 
 def test_the_queue_s_rules() -> None:
-    assert {K.UNREQUESTED, K.DUPLICATE, K.DESTINATION_MISMATCH, K.PAID_NOT_RECORDED} == UNMATCHED_DEBITS
+    assert {K.UNREQUESTED, K.DUPLICATE, K.DESTINATION_MISMATCH, K.PAID_NOT_RECORDED, K.OVERPAID} == UNMATCHED_DEBITS
     assert all(SEVERITY[k] is Severity.CRITICAL for k in UNMATCHED_DEBITS)
     assert set(ACTIONS) == set(ExceptionKind) == set(SEVERITY)
     assert Action.ACKNOWLEDGE not in MONEY_ACTIONS
@@ -199,7 +199,7 @@ def test_totals_add_up_to_the_minor_unit(cases: list[tuple[int, bool]]) -> None:
     out = reconcile(lines, ours, since=SINCE, until=UNTIL)
     assert out.totals["USD"].ours_paid == sum(a for a, _ in cases)
     assert out.totals["USD"].theirs_paid == sum(a + off for a, off in cases)
-    gaps = [f.amount for f in out.findings if f.kind is K.AMOUNT_MISMATCH]
+    gaps = [f.amount for f in out.findings if f.kind is K.OVERPAID]
     assert sum(g or 0 for g in gaps) == out.totals["USD"].theirs_paid - out.totals["USD"].ours_paid
     assert out.matched + len(gaps) == len(cases)
 

@@ -51,6 +51,8 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         "SOROBAN_EMULATOR_LEDGER_MS": "1000",
         "STELLAR_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015",
         "PAYOUTS_PROVIDERS_FILE": str(root / "deploy" / "local" / "providers.yaml"),
+        # The emulators list a payment the moment it is made: a window is reconciled 5 s after it ends, not 15 min.
+        "PAYOUTS_RECON_SLACK_S": "5",
         **webhook_env(root),
         **exchange_env(),
         **ton_env(source),

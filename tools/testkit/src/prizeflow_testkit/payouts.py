@@ -78,6 +78,7 @@ def settings_for(
         # Payouts alone: no rewards books anything, and a test runs its reconciliation itself.
         "payouts_recon_ledger": False,
         "payouts_recon_enabled": False,
+        "payouts_recon_slack_s": 0,  # a test runs a window as soon as it ended
     }
     values.update(overrides)
     return PayoutsSettings(**values)

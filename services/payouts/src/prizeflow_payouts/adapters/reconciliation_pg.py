@@ -49,6 +49,7 @@ _OUR_PAYOUTS = text(
     """
     SELECT p.id, p.idempotency_key, p.provider_ref, p.state, p.asset, p.amount, p.destination_address, p.fee_asset,
            p.fee_amount, p.paid_at, p.outcome_unknown_since IS NOT NULL AND p.state = 'submitting' AS unknown_outcome,
+           p.outcome_unknown_since,
            (SELECT CAST(sum(CASE l.kind WHEN 'payout' THEN l.amount WHEN 'return' THEN -l.amount ELSE 0 END) AS bigint)
             FROM ledger_postings l WHERE l.payout_id = p.id AND l.kind <> 'adjustment') AS ledger
     FROM payouts p
@@ -95,8 +96,7 @@ def _line_json(line: StatementLine) -> dict[str, Any]:
 def _ours_json(p: OurPayout | None) -> str | None:
     if p is None:
         return None
-    doc = asdict(p)
-    doc["paid_at"] = p.paid_at.isoformat() if p.paid_at else None
+    doc = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(p).items()}
     return json.dumps(doc)
 
 
@@ -152,7 +152,35 @@ class SqlReconStore:
             row["pages"],
         )
 
-    async def stage_page(self, run_id: str, page: int, lines: Sequence[StatementLine], next_cursor: str | None) -> None:
+    async def stage_page(
+        self,
+        run_id: str,
+        page: int,
+        lines: Sequence[StatementLine],
+        next_cursor: str | None,
+        *,
+        owner: str,
+        lease_s: float,
+    ) -> bool:
+        held = (
+            await self.session.execute(
+                text(
+                    "UPDATE recon_runs SET cursor = :cursor, fetched = :fetched, pages = :page, "
+                    "lease_until = now() + make_interval(secs => :lease) "
+                    "WHERE id = :id AND lease_owner = :owner AND state = 'running' RETURNING id"
+                ),
+                {
+                    "id": run_id,
+                    "cursor": next_cursor,
+                    "fetched": next_cursor is None,
+                    "page": page,
+                    "owner": owner,
+                    "lease": lease_s,
+                },
+            )
+        ).first()
+        if held is None:
+            return False  # another replica took the run over: its pages, not ours
         if lines:
             await self.session.execute(
                 text(
@@ -170,10 +198,7 @@ class SqlReconStore:
                     "lines": [json.dumps(_line_json(line)) for line in lines],
                 },
             )
-        await self.session.execute(
-            text("UPDATE recon_runs SET cursor = :cursor, fetched = :fetched, pages = :page WHERE id = :id"),
-            {"id": run_id, "cursor": next_cursor, "fetched": next_cursor is None, "page": page},
-        )
+        return True
 
     async def staged_lines(self, run_id: str) -> list[StatementLine]:
         rows = await self.session.execute(
@@ -207,7 +232,8 @@ class SqlReconStore:
                 fee_amount=r.fee_amount,
                 paid_at=r.paid_at,
                 unknown_outcome=r.unknown_outcome,
-                ledger=int(r.ledger or 0) if with_ledger else None,
+                unknown_since=r.outcome_unknown_since,
+                ledger=int(r.ledger) if with_ledger and r.ledger is not None else None,
             )
             for r in rows
         ]
@@ -258,7 +284,7 @@ class SqlReconStore:
             )
         return len(ids)
 
-    async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime) -> None:
+    async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime, *, owner: str) -> bool:
         totals = [
             {
                 "asset": asset,
@@ -272,15 +298,17 @@ class SqlReconStore:
             }
             for asset, t in sorted(outcome.totals.items())
         ]
-        await self.session.execute(
+        done = await self.session.execute(
             text(
                 """
                 UPDATE recon_runs SET state = 'completed', finished_at = :at, lines = :lines, matched = :matched,
                     exceptions = :exceptions, totals = CAST(:totals AS jsonb), lease_until = NULL, cursor = NULL
-                WHERE id = :id
+                WHERE id = :id AND lease_owner = :owner AND state = 'running'
+                RETURNING id
                 """
             ),
             {
+                "owner": owner,
                 "id": run_id,
                 "at": at,
                 "lines": outcome.lines,
@@ -289,15 +317,18 @@ class SqlReconStore:
                 "totals": json.dumps(totals),
             },
         )
+        if done.first() is None:
+            return False
         await self.session.execute(text("DELETE FROM recon_run_lines WHERE run_id = :id"), {"id": run_id})
+        return True
 
-    async def fail_run(self, run_id: str, error: str, at: datetime) -> None:
+    async def fail_run(self, run_id: str, error: str, at: datetime, *, owner: str) -> None:
         await self.session.execute(
             text(
                 "UPDATE recon_runs SET state = 'failed', finished_at = :at, error = :error, lease_until = NULL "
-                "WHERE id = :id AND state = 'running'"
+                "WHERE id = :id AND state = 'running' AND lease_owner = :owner"
             ),
-            {"id": run_id, "at": at, "error": error},
+            {"id": run_id, "at": at, "error": error, "owner": owner},
         )
 
     async def exception(self, exception_id: int, *, for_update: bool = False) -> ReconException | None:

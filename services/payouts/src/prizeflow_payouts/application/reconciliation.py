@@ -42,12 +42,14 @@ from prizeflow_payouts.domain.payout import Change
 from prizeflow_payouts.domain.reconciliation import (
     ACTIONS,
     MONEY_ACTIONS,
+    SEVERITY,
     Action,
     ExceptionKind,
     ExceptionState,
     Finding,
     OurPayout,
     Outcome,
+    Severity,
     may_move,
     reconcile,
 )
@@ -58,6 +60,8 @@ from prizeflow_runtime.errors import ErrorKind, UseCaseError
 log = logging.getLogger(__name__)
 
 SECOND_PERSON_ROLES = frozenset({"approver", "admin"})
+MAX_WINDOW = timedelta(days=1)
+CATCH_UP = 24  # the schedule runs the last this many windows: one whose run failed is run again
 
 
 class ReconError(UseCaseError):
@@ -121,8 +125,18 @@ class ReconStore(Protocol):
         lease runs. A completed run is returned as is (a run of the same window is the same run)."""
         ...
 
-    async def stage_page(self, run_id: str, page: int, lines: Sequence[StatementLine], next_cursor: str | None) -> None:
-        """Keep a page's lines (a line seen again is kept once) and where the next page starts."""
+    async def stage_page(
+        self,
+        run_id: str,
+        page: int,
+        lines: Sequence[StatementLine],
+        next_cursor: str | None,
+        *,
+        owner: str,
+        lease_s: float,
+    ) -> bool:
+        """Keep a page's lines (a line seen again is kept once) and where the next page starts, renewing the lease;
+        False (nothing kept) once `owner` no longer holds the run."""
         ...
 
     async def staged_lines(self, run_id: str) -> list[StatementLine]: ...
@@ -149,9 +163,11 @@ class ReconStore(Protocol):
         """One exception per finding not already known by its (provider, kind, subject); how many were new."""
         ...
 
-    async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime) -> None: ...
+    async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime, *, owner: str) -> bool:
+        """The run's outcome, if `owner` still holds it (False: another replica took it over; write nothing)."""
+        ...
 
-    async def fail_run(self, run_id: str, error: str, at: datetime) -> None: ...
+    async def fail_run(self, run_id: str, error: str, at: datetime, *, owner: str) -> None: ...
 
     async def exception(self, exception_id: int, *, for_update: bool = False) -> ReconException | None: ...
 
@@ -197,6 +213,11 @@ class ReconMetricsPort(Protocol):
     def last_completed(self, rows: Sequence[tuple[str, datetime]]) -> None: ...
 
 
+def needs_two_people(kind: ExceptionKind, action: Action) -> bool:
+    """A money action, or closing a difference where money left that Prizeflow did not send, takes two people."""
+    return action in MONEY_ACTIONS or SEVERITY[kind] is Severity.CRITICAL
+
+
 def run_id_of(provider: str, since: datetime, until: datetime) -> str:
     return event_id_for("recon-run", provider, since.isoformat(), until.isoformat()).hex
 
@@ -238,8 +259,19 @@ class Reconciliation:
         a completed one is not run again, a stopped one resumes from its last staged page."""
         if since >= until:
             raise ReconError(ErrorKind.BAD_REQUEST, "invalid_window", "since must be before until")
-        if until > self.clock():
-            raise ReconError(ErrorKind.BAD_REQUEST, "window_not_closed", "a window is reconciled once it has ended")
+        if until - since > MAX_WINDOW:
+            raise ReconError(
+                ErrorKind.BAD_REQUEST,
+                "window_too_long",
+                f"a run covers at most {MAX_WINDOW}; run a longer period in parts",
+            )
+        if until + self.slack > self.clock():
+            # A window run before its late lines can be listed would be completed for good without them.
+            raise ReconError(
+                ErrorKind.BAD_REQUEST,
+                "window_not_closed",
+                f"a window is reconciled once it ended {int(self.slack.total_seconds())} s ago (its late lines listed)",
+            )
         statement = self.statement_of(provider)
         run_id = run_id_of(provider, since, until)
         started = self.clock()
@@ -256,6 +288,8 @@ class Reconciliation:
         except PayoutProviderError as err:
             await self._failed(run_id, provider, f"{err.error.code}: {err.error.message}"[:500], started)
             raise ReconError(ErrorKind.UNAVAILABLE, "provider_unavailable", f"{provider}: {err.error.code}") from err
+        except ReconError:
+            raise  # the run is another replica's now: nothing of ours to record
         except Exception:
             await self._failed(run_id, provider, "internal error (see the service's log)", started)
             raise
@@ -273,7 +307,11 @@ class Reconciliation:
             got = await statement.statement(run.since - self.slack, run.until + self.slack, cursor)
             page += 1
             async with self.transactions() as books:
-                await books.stage_page(run.run_id, page, got.lines, got.next_cursor)
+                held = await books.stage_page(
+                    run.run_id, page, got.lines, got.next_cursor, owner=self.owner, lease_s=self.lease_s
+                )
+            if not held:
+                raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             cursor, fetched = got.next_cursor, got.next_cursor is None
         async with self.transactions() as books:
             lines = await books.staged_lines(run.run_id)
@@ -293,13 +331,14 @@ class Reconciliation:
                 fees_inside=bool(getattr(statement, "fees_inside_payout", False)),
             )
             now = self.clock()
+            if not await books.finish_run(run.run_id, outcome, 0, now, owner=self.owner):
+                raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await books.open_exceptions(run.run_id, run.provider, outcome.findings, now)
-            await books.finish_run(run.run_id, outcome, opened, now)
         return outcome, opened
 
     async def _failed(self, run_id: str, provider: str, error: str, started: datetime) -> None:
         async with self.transactions() as books:
-            await books.fail_run(run_id, error, self.clock())
+            await books.fail_run(run_id, error, self.clock(), owner=self.owner)
         await self._observe(provider, "failed", started)
 
     async def _observe(self, provider: str, outcome: str, started: datetime) -> None:
@@ -326,16 +365,19 @@ class Reconciliation:
         return until - self.window, until
 
     async def run_due(self) -> None:
-        """Every provider with a statement, over the last due window (what the schedule runs)."""
-        since, until = self.due_window()
-        for provider in self.providers():
-            try:
-                await self.run(provider, since, until, requested_by="schedule")
-            except ReconError as err:
-                if err.code != "run_in_progress":
-                    log.warning(
-                        "scheduled reconciliation did not complete", extra={"provider": provider, "code": err.code}
-                    )
+        """Every provider with a statement, over the last `CATCH_UP` due windows, oldest first (what the schedule
+        runs): a completed window costs one query, one whose run failed or never ran is run again."""
+        last_since, _ = self.due_window()
+        for back in range(CATCH_UP - 1, -1, -1):
+            since = last_since - back * self.window
+            for provider in self.providers():
+                try:
+                    await self.run(provider, since, since + self.window, requested_by="schedule")
+                except ReconError as err:
+                    if err.code != "run_in_progress":
+                        log.warning(
+                            "scheduled reconciliation did not complete", extra={"provider": provider, "code": err.code}
+                        )
 
     async def schedule(self, stop: asyncio.Event, *, every_s: float) -> None:
         """The scheduled runs: the due window now and then every `every_s`, and the gauges in between."""
@@ -405,13 +447,13 @@ class Reconciliation:
         async with self.transactions() as books:
             exc = await self._locked(books, exception_id)
             self._check(exc, actor, action, given)
-            if action not in MONEY_ACTIONS:
+            if not needs_two_people(exc.kind, action):
                 await self._finish(books, exc, actor, Resolution(action, reason, (actor.user_id,)), now)
                 return ExceptionState.RESOLVED.value
             if exc.proposal is None:
                 await self._propose(books, exc, actor, action, reason, given, now)
                 return "proposed"
-            resolution, given = self._confirmed(exc.proposal, actor, action, reason, given)
+            resolution, given = self._confirmed(exc, actor, action, reason, given)
             if action in (Action.WRITE_OFF, Action.BOOK_FEE):
                 resolution = await self._adjust(books, exc, resolution, now)
             elif action is Action.MARK_RETURNED:
@@ -459,6 +501,9 @@ class Reconciliation:
             "proposed_at": now.isoformat(),
             "reason": reason,
             "params": params,
+            # What the second person confirms: the money at stake as the first saw it.
+            "asset": exc.asset,
+            "amount": exc.amount,
         }
         await books.propose(exc.id, proposal, now)
         await books.add_history(exc.id, actor.user_id, f"propose {action.value}", reason, now)
@@ -468,9 +513,21 @@ class Reconciliation:
 
     @staticmethod
     def _confirmed(
-        proposal: Mapping[str, Any], actor: Actor, action: Action, reason: str, params: dict[str, str]
+        exc: ReconException, actor: Actor, action: Action, reason: str, params: dict[str, str]
     ) -> tuple[Resolution, dict[str, str]]:
-        """The second person's confirmation of the standing proposal, or its refusal."""
+        """The second person's confirmation of exactly the standing proposal (its action, its parameters, the money
+        it was about), or its refusal."""
+        proposal = exc.proposal
+        assert proposal is not None
+        proposed = dict(proposal.get("params") or {})
+        if params and params != proposed:
+            raise ReconError(
+                ErrorKind.CONFLICT,
+                "proposal_differs",
+                "a second person confirms what was proposed, not other parameters; acknowledge it or propose anew",
+            )
+        if (proposal.get("asset"), proposal.get("amount")) != (exc.asset, exc.amount):
+            raise ReconError(ErrorKind.CONFLICT, "exception_changed", "the money at stake changed since the proposal")
         if proposal["action"] != action.value:
             raise ReconError(
                 ErrorKind.CONFLICT,
@@ -484,7 +541,7 @@ class Reconciliation:
                 ErrorKind.FORBIDDEN, "approver_role_required", "the second person holds the approver or admin role"
             )
         people = (str(proposal["proposed_by"]), actor.user_id)
-        return Resolution(action, reason, people), {**proposal.get("params", {}), **params}
+        return Resolution(action, reason, people), proposed
 
     async def _finish(
         self, books: ReconStore, exc: ReconException, actor: Actor, resolution: Resolution, now: datetime
@@ -559,6 +616,13 @@ class Reconciliation:
             raise ReconError(ErrorKind.CONFLICT, "no_payout", f"exception {exc.id} names no payout")
         if rec.state is not PayoutState.PAID:
             raise ReconError(ErrorKind.CONFLICT, "not_paid", f"payout {rec.id} is {rec.state.value}")
+        if exc.kind is ExceptionKind.UNRECORDED_REVERSAL and (exc.amount or 0) < rec.amount:
+            raise ReconError(
+                ErrorKind.CONFLICT,
+                "partial_reversal",
+                f"the provider gave back {exc.amount} of {rec.amount}: returning the payout would credit the player "
+                "more than came back; acknowledge it with what was done",
+            )
         result = ProviderPayoutResult(
             status=ProviderPayoutStatus.RETURNED,
             idempotency_key=rec.idempotency_key,

@@ -25,7 +25,8 @@ class ExceptionKind(StrEnum):
     DUPLICATE = "duplicate"  # one payout of ours paid more than once
     DESTINATION_MISMATCH = "destination_mismatch"  # paid somewhere else than our payout says
     PAID_NOT_RECORDED = "paid_not_recorded"  # paid at the provider, failed/cancelled/rejected here
-    AMOUNT_MISMATCH = "amount_mismatch"  # another amount or asset than our payout
+    OVERPAID = "overpaid"  # the provider paid more than our payout: money out that Prizeflow did not send
+    AMOUNT_MISMATCH = "amount_mismatch"  # less than our payout, or another asset
     MISSING = "missing"  # paid here, nothing at the provider
     UNRECORDED_REVERSAL = "unrecorded_reversal"  # the provider gave it back, we still hold it paid
     UNMATCHED_CREDIT = "unmatched_credit"  # money came back for no payout of ours
@@ -45,6 +46,7 @@ SEVERITY: Final[Mapping[ExceptionKind, Severity]] = {
     ExceptionKind.DUPLICATE: Severity.CRITICAL,
     ExceptionKind.DESTINATION_MISMATCH: Severity.CRITICAL,
     ExceptionKind.PAID_NOT_RECORDED: Severity.CRITICAL,
+    ExceptionKind.OVERPAID: Severity.CRITICAL,
     ExceptionKind.AMOUNT_MISMATCH: Severity.HIGH,
     ExceptionKind.MISSING: Severity.HIGH,
     ExceptionKind.UNRECORDED_REVERSAL: Severity.HIGH,
@@ -76,7 +78,9 @@ ACTIONS: Final[Mapping[ExceptionKind, tuple[Action, ...]]] = {
     ExceptionKind.DUPLICATE: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
     ExceptionKind.DESTINATION_MISMATCH: (Action.ACKNOWLEDGE, Action.WRITE_OFF, Action.MARK_RETURNED),
     ExceptionKind.PAID_NOT_RECORDED: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
-    ExceptionKind.AMOUNT_MISMATCH: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
+    ExceptionKind.OVERPAID: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
+    # Less than the payout: nothing left the platform to write off; a person settles it with the player.
+    ExceptionKind.AMOUNT_MISMATCH: (Action.ACKNOWLEDGE,),
     ExceptionKind.MISSING: (Action.ACKNOWLEDGE, Action.MARK_RETURNED),
     ExceptionKind.UNRECORDED_REVERSAL: (Action.ACKNOWLEDGE, Action.MARK_RETURNED),
     ExceptionKind.UNMATCHED_CREDIT: (Action.ACKNOWLEDGE,),
@@ -125,9 +129,9 @@ class OurPayout:
     fee_amount: int | None = None
     paid_at: datetime | None = None
     unknown_outcome: bool = False  # a person must settle whether the provider made it
-    ledger: int | None = (
-        None  # what the ledger booked for it on the rail's account (paid less returned); None: unchecked
-    )
+    # What the ledger booked for it on the rail's account (paid less returned); None: unchecked, or nothing yet.
+    ledger: int | None = None
+    unknown_since: datetime | None = None  # when its outcome became unknown (one exception per time it does)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +346,7 @@ def _check(
             paid_lines,
             "the rail cannot tell whether it paid; the provider's statement "
             + ("shows a payout for it" if paid_lines else "shows none"),
+            about=f"{subject}:unknown:{p.unknown_since.isoformat() if p.unknown_since else ''}",
         )
     elif paid_here:
         # Reconciled whole by the run of the window it was paid in, with every line the run read for it.
@@ -353,7 +358,7 @@ def _check(
     elif p.state in NEVER_PAID_STATES and inside:
         # Money that left and came back in full (a bounced card, a bank payout that failed and was pulled back) is
         # a payout that failed at the provider too: nothing is out.
-        reversals = lines.get(LineKind.REVERSAL, [])
+        reversals = _back(p, lines)
         out_now = sum(line.amount for line in paid_lines) - sum(line.amount for line in reversals)
         if out_now > 0:
             finding(
@@ -392,7 +397,7 @@ def _paid_elsewhere(
             paid_lines,
             "the provider paid this payout again, after the window it was paid in",
         )
-    late = [line for line in lines.get(LineKind.REVERSAL, []) if _within(line.occurred_at, since, until)]
+    late = [line for line in _back(p, lines) if _within(line.occurred_at, since, until)]
     if late and p.state == "paid":
         finding(
             ExceptionKind.UNRECORDED_REVERSAL,
@@ -401,6 +406,12 @@ def _paid_elsewhere(
             late,
             "the provider gave this payout back after the window it was paid in; we still hold it paid",
         )
+
+
+def _back(p: OurPayout, lines: Mapping[LineKind, list[StatementLine]]) -> list[StatementLine]:
+    """What came back for a payout: reversals in its own asset only (money in another asset, sent by anyone with the
+    payout's reference, gives nothing of this payout back)."""
+    return [line for line in lines.get(LineKind.REVERSAL, []) if line.asset == p.asset]
 
 
 def _paid(
@@ -413,54 +424,84 @@ def _paid(
     until: datetime,
 ) -> None:
     """A payout we hold paid (or paid, then returned): one payout line of its amount, asset and destination, what
-    the ledger booked for it, and no reversal we do not know of."""
-    if len(paid_lines) > 1:
+    the ledger booked for it, and nothing given back we do not know of. A reversal first takes back the provider's
+    extra payments (a duplicate it recovered), then the payout itself."""
+    reversals = _back(p, lines)
+    back = sum(line.amount for line in reversals)
+    extra = sum(line.amount for line in paid_lines[1:])
+    recovered = min(back, extra)
+    if extra - recovered > 0:
         fees = lines.get(LineKind.FEE, [])
         extra_fees = _unbooked(p, fees).get(p.asset, 0)
         finding(
             ExceptionKind.DUPLICATE,
             p.asset,
-            sum(line.amount for line in paid_lines[1:]) + extra_fees,
-            [*paid_lines, *fees],
+            extra - recovered + extra_fees,
+            [*paid_lines, *fees, *reversals],
             f"the provider paid this payout {len(paid_lines)} times"
+            + (f" and took {recovered} {p.asset} back" if recovered else "")
             + (f", and charged {extra_fees} {p.asset} more in fees" if extra_fees else ""),
         )
     if not paid_lines:
         if _within(p.paid_at, since, until):
             finding(ExceptionKind.MISSING, p.asset, p.amount, (), "paid here; the provider has no payout for it")
     else:
-        first = paid_lines[0]
-        if (first.asset, first.amount) != (p.asset, p.amount):
-            finding(
-                ExceptionKind.AMOUNT_MISMATCH,
-                first.asset,
-                abs(first.amount - p.amount) if first.asset == p.asset else first.amount,
-                (first,),
-                f"the provider paid {first.amount} {first.asset}, our payout is {p.amount} {p.asset}",
-            )
-        if first.destination is not None and first.destination != p.destination:
-            finding(
-                ExceptionKind.DESTINATION_MISMATCH,
-                first.asset,
-                first.amount,
-                (first,),
-                "the provider paid another destination than our payout's",
-            )
-    _ledger(p, finding, since=since, until=until)
-    reversals = lines.get(LineKind.REVERSAL, [])
-    if reversals and p.state == "paid":
+        _first_line(p, paid_lines[0], finding)
+    _ledger(p, finding)
+    returned_back = back - recovered
+    if returned_back > 0 and p.state == "paid":
         finding(
             ExceptionKind.UNRECORDED_REVERSAL,
             p.asset,
-            sum(line.amount for line in reversals),
+            returned_back,
             reversals,
             "the provider gave this payout back; we still hold it paid",
         )
+    if p.state == "returned" and paid_lines and sum(line.amount for line in paid_lines) - back > 0:
+        finding(
+            ExceptionKind.PAID_NOT_RECORDED,
+            p.asset,
+            sum(line.amount for line in paid_lines) - back,
+            [*paid_lines, *reversals],
+            "we hold this payout returned (the player credited back), but the provider paid it and nothing came back",
+        )
 
 
-def _ledger(p: OurPayout, finding: _Found, *, since: datetime, until: datetime) -> None:
-    """What the ledger booked for a payout paid in the window: its amount while paid, nothing once returned."""
-    if p.ledger is None or not _within(p.paid_at, since, until):
+def _first_line(p: OurPayout, first: StatementLine, finding: _Found) -> None:
+    """The provider's payment of a payout: paid elsewhere (one finding, whatever its amount), or more than the payout
+    (money out that Prizeflow did not send: it pages), or less or another asset."""
+    if first.destination is not None and first.destination != p.destination:
+        over = first.amount - p.amount if first.asset == p.asset else first.amount
+        finding(
+            ExceptionKind.DESTINATION_MISMATCH,
+            first.asset,
+            max(over, 0),
+            (first,),
+            f"the provider paid {first.amount} {first.asset} to another destination than our payout's; the difference "
+            "over what the ledger booked is what a write-off books (returning the payout credits the player back)",
+        )
+    elif first.asset == p.asset and first.amount > p.amount:
+        finding(
+            ExceptionKind.OVERPAID,
+            first.asset,
+            first.amount - p.amount,
+            (first,),
+            f"the provider paid {first.amount} {first.asset}, our payout is {p.amount} {p.asset}",
+        )
+    elif (first.asset, first.amount) != (p.asset, p.amount):
+        finding(
+            ExceptionKind.AMOUNT_MISMATCH,
+            first.asset,
+            abs(first.amount - p.amount) if first.asset == p.asset else first.amount,
+            (first,),
+            f"the provider paid {first.amount} {first.asset}, our payout is {p.amount} {p.asset}",
+        )
+
+
+def _ledger(p: OurPayout, finding: _Found) -> None:
+    """What the ledger booked for a payout paid in the window: its amount while paid, nothing once returned. No
+    posting at all is not judged (rewards may not have applied the outcome yet; one it refuses is a dead letter)."""
+    if p.ledger is None:
         return
     expected = p.amount if p.state == "paid" else 0
     if p.ledger != expected:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,13 +28,24 @@ class SignerResultsSink(Protocol):
     async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None: ...
 
 
+# Who may tell payouts what the ledger booked: the rewards service (its CloudEvents source).
+LEDGER_SOURCES: Final = frozenset({"/prizeflow/rewards"})
+
+
 class PayoutRequestsHandler:
     """Rewards' channel to payouts: payout requests, and what the ledger booked on the rails' accounts
     (`LedgerPosted`, kept for reconciliation), each poll in its one transaction."""
 
-    def __init__(self, create: CreatePayouts, wake: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        create: CreatePayouts,
+        wake: asyncio.Event | None = None,
+        *,
+        ledger_sources: frozenset[str] = LEDGER_SOURCES,
+    ) -> None:
         self.create = create
         self.wake = wake
+        self.ledger_sources = ledger_sources
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
         commands = []
@@ -42,6 +53,11 @@ class PayoutRequestsHandler:
         for env in envelopes:
             data = env.data
             if isinstance(data, LedgerPosted):
+                if env.source not in self.ledger_sources:
+                    # Only the ledger says what the ledger booked: a posting from anyone else could hide a mismatch.
+                    raise EventRefusal(
+                        "unverified_ledger_posting", f"LedgerPosted from {env.source[:100]!r}, not from the ledger"
+                    )
                 postings.append(data)
                 continue
             if not isinstance(data, PayoutRequested):

@@ -69,7 +69,7 @@ class Scenario(StrEnum):
 DISCREPANCIES: Final = {
     "unrequested": "unrequested",
     "missing": "missing",
-    "amount": "amount_mismatch",
+    "amount": "overpaid",
     "destination": "destination_mismatch",
     "duplicate": "duplicate",
     "reversal": "unrecorded_reversal",
