@@ -199,7 +199,9 @@ class ReconMetrics:
     providers: tuple[str, ...]
 
     @classmethod
-    def create(cls, registry: CollectorRegistry, service: str, *, providers: Iterable[str]) -> ReconMetrics:
+    def create(
+        cls, registry: CollectorRegistry, service: str = "payouts", *, providers: Iterable[str] = ()
+    ) -> ReconMetrics:
         def n(name: str) -> str:
             return metric_name(service, name)
 
