@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_testkit import eventually, read_topic
 from prizeflow_testkit.db import fetch
 from prizeflow_testkit.payouts import (
+    RECON_SLACK_S,
     providers_file,
     request_payout,
     running,
@@ -58,6 +59,8 @@ async def test_a_difference_is_found_once_and_resolved_by_two_people(
         await fetch(db, "DELETE FROM sandbox.transfers WHERE idempotency_key = $1", vanished)
         until = datetime.now(UTC)
         window = {"provider": "sandbox", "since": since.isoformat(), "until": until.isoformat()}
+        # A window is run once it ended the slack ago.
+        await eventually(_now, lambda now: now > until + timedelta(seconds=RECON_SLACK_S), timeout=10)
 
         run = (await client.post("/reconciliation/runs", json=window, headers=ops)).json()
         assert (run["state"], run["lines"], run["matched"], run["exceptions"]) == ("completed", 3, 1, 2)
@@ -202,6 +205,10 @@ async def test_a_difference_is_found_once_and_resolved_by_two_people(
         ]
         assert sum(int(r["amount"]) for r in rows) == 2 * AMOUNT
         assert clean not in {r["payout_id"] for r in rows}
+
+
+async def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _gauge(parts: Any, name: str, **labels: str) -> float:

@@ -59,6 +59,9 @@ def providers_file(tmp_path: Path, *, scenarios: dict[str, Any] | None = None, *
     return path
 
 
+RECON_SLACK_S = 2
+
+
 def settings_for(
     database_url: str, kafka: str, providers: Path, *, topic_suffix: str, **overrides: Any
 ) -> PayoutsSettings:
@@ -78,7 +81,9 @@ def settings_for(
         # Payouts alone: no rewards books anything, and a test runs its reconciliation itself.
         "payouts_recon_ledger": False,
         "payouts_recon_enabled": False,
-        "payouts_recon_slack_s": 0,  # a test runs a window as soon as it ended
+        # A test runs a window 2 s after it ended (RECON_SLACK_S), reading lines 2 s past its edges (a provider
+        # that dates to the second, like Stripe, lists a transfer made at 10:00:00.7 at 10:00:00).
+        "payouts_recon_slack_s": RECON_SLACK_S,
     }
     values.update(overrides)
     return PayoutsSettings(**values)
