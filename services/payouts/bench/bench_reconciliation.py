@@ -1,24 +1,28 @@
 """Reconciliation: what one hourly run of one provider costs at 1 M payouts a day (issue 34).
 
 One window of one provider holds `--payouts` paid payouts (41,667: 1 M a day in an hour), loaded with one
-`INSERT ... SELECT generate_series` into a migrated payouts database on the devstack's real PostgreSQL, and
-`--history-days` of older paid payouts of the same provider beside them (1 M a day: the table the run's query
-reads is not only the window). The provider is an in-process fake `ListsStatement` shaped like the Stripe rail's
-balance transactions: one PAYOUT line per payout carrying our idempotency key, plus ~1 % FEE and REVERSAL lines
-(booked fees, returned payouts: nothing to find), and `--discrepancies` injected differences (missing, amount,
-destination, duplicate, unrequested: exactly one exception each). It pages its lines `--page-sizes` per page:
-100 is Stripe's largest `limit` on a list call (the statement adapter asks for 100), 1000 a rail that pages wider.
+`INSERT ... SELECT generate_series` into a migrated payouts database on the devstack's real PostgreSQL, each with
+the ledger posting rewards' `LedgerPosted` leaves (and its return for a returned one), and `--history-days` of older
+paid payouts of the same provider beside them (1 M a day: the table the run's query reads is not only the window).
+The provider is an in-process fake `ListsStatement` shaped like the Stripe rail's balance transactions: one PAYOUT
+line per payout carrying our idempotency key, plus ~1 % FEE and REVERSAL lines (booked fees, returned payouts:
+nothing to find), and `--discrepancies` injected differences (missing, amount, destination, duplicate,
+unrequested: exactly one exception each). It pages its lines `--page-sizes` per page: 100 is Stripe's largest
+`limit` on a list call (the statement adapter asks for 100), 1000 a rail that pages wider.
 
 `Reconciliation.run` is timed exactly as the service builds it (`recon_transactions` on a session factory, the
-service's default statement timeouts), each run on a window of its own (a window already reconciled is the same
-run and returns at once: that re-run is measured too). Per run: wall time, transactions (pages + 2), SQL
-statements, the time staging the pages (the fake's own time shown apart) vs matching (split by store call, the
-in-memory matching as the rest), and the peak RSS of this process during the run (VmHWM, reset before each run;
-`ru_maxrss` over the whole process too). Medians per page size. The provider's network time is not in it: at
-Stripe each page is an HTTP call (add pages x its latency).
+service's default statement timeouts, the ledger compared unless `--no-ledger`), each run on a window of its own
+and on new connections (a window already reconciled is the same run and returns at once: that re-run is measured
+too). Per run: wall time, transactions (pages + 2), SQL statements, the time staging the pages (the fake's own
+time shown apart) vs matching (split by store call, the in-memory matching as the rest), and the peak RSS of this
+process during the run (VmHWM, reset before each run; `ru_maxrss` over the whole process too). Medians per page
+size. The provider's network time is not in it: at Stripe each page is an HTTP call (add pages x its latency).
+
+Then the run's query of our payouts is executed `--plan-cache-executions` times on one connection, as a long-lived
+pool does hour after hour: PostgreSQL may switch a prepared statement to a generic plan after 5 executions.
 
     uv run python services/payouts/bench/bench_reconciliation.py [--payouts 41667] [--page-sizes 100 1000]
-        [--runs 3] [--discrepancies 100] [--history-days 1]
+        [--runs 3] [--discrepancies 100] [--history-days 1] [--plan-cache-executions 7] [--no-ledger]
 """
 
 from __future__ import annotations
