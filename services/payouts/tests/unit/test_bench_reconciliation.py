@@ -60,13 +60,25 @@ def test_the_injected_differences_are_what_reconciliation_finds(bench: ModuleTyp
     lines = [window.line(code) for code in window.codes]
     ours = [window.ours(i) for i in range(window.payouts)]
     outcome = reconcile(lines, ours, since=window.since, until=window.until)
-    kinds = Counter(f.kind for f in outcome.findings)
-    assert kinds == {
-        ExceptionKind.MISSING: 4,
-        ExceptionKind.AMOUNT_MISMATCH: 4,
-        ExceptionKind.DESTINATION_MISMATCH: 4,
-        ExceptionKind.DUPLICATE: 4,
-        ExceptionKind.UNREQUESTED: 4,
+    by_subject = {f.subject: f.kind for f in outcome.findings}
+    assert len(by_subject) == len(outcome.findings)  # one finding per injected difference
+    injected = {
+        (f"line:txn_t_3_{i}_u" if role == "unrequested" else f"payout:{window.payout_id(i)}"): role
+        for i, role in window.roles.items()
+        if role in bench.KINDS
     }
+    assert set(by_subject) == set(injected)
+    named = {
+        "missing": ExceptionKind.MISSING,
+        "destination": ExceptionKind.DESTINATION_MISMATCH,
+        "duplicate": ExceptionKind.DUPLICATE,
+        "unrequested": ExceptionKind.UNREQUESTED,
+    }
+    assert all(by_subject[s] is named[r] for s, r in injected.items() if r in named)
+    # 1 paid above our amount: an amount difference, whatever kind the rules give it, never one of the others
+    amount = {by_subject[s] for s, r in injected.items() if r == "amount"}
+    assert len(amount) == 1
+    assert not amount & set(named.values())
+    assert Counter(injected.values()) == dict.fromkeys(bench.KINDS, 4)
     assert (outcome.lines, outcome.matched, len(outcome.findings)) == tuple(window.expected().values())
     assert len(window.with_role("fee")) == len(window.with_role("reversal")) == 10  # ~1 % more lines, no finding
