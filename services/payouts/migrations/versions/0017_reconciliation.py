@@ -8,6 +8,8 @@
   one, needs two different people (CHECK).
 - `recon_exception_history`: append-only, who did what and why.
 - Indexes on `payouts` by provider and paid time (a run's window) and by creation (the finance export).
+- `recon_payout_lines`: every statement line that named a payout of ours, kept per provider and line id, so a later
+  run sees a payout's whole history at its provider (paid again in the next window, paid while in flight).
 - `ledger_postings`: what the ledger booked on a rail's external account (`LedgerPosted` from rewards), once per
   ledger transfer, append-only: a run compares it with each payout.
 
@@ -150,6 +152,17 @@ _UP = [
     FOR EACH ROW EXECUTE FUNCTION recon_history_append_only()
     """,
     """
+    CREATE TABLE recon_payout_lines (
+        provider text NOT NULL,
+        line_id text NOT NULL,
+        payout_id text NOT NULL,
+        occurred_at timestamptz NOT NULL,
+        line jsonb NOT NULL,
+        PRIMARY KEY (provider, line_id)
+    )
+    """,
+    "CREATE INDEX recon_payout_lines_of ON recon_payout_lines (payout_id)",
+    """
     CREATE TABLE ledger_postings (
         transfer_id text PRIMARY KEY,
         kind text NOT NULL,
@@ -172,6 +185,9 @@ _UP = [
     # A run reads a provider's payouts paid in its window; the finance export reads payouts by creation.
     "CREATE INDEX payouts_paid_in ON payouts (provider_name, paid_at) WHERE paid_at IS NOT NULL",
     "CREATE INDEX payouts_created ON payouts (created_at, id)",
+    # A run looks payouts up by the provider's reference its lines carry (the (provider_type, provider_ref) index
+    # cannot serve that): without it the lookup reads the whole table, growing with it (docs/capacity.md).
+    "CREATE INDEX payouts_by_provider_ref ON payouts (provider_ref) WHERE provider_ref IS NOT NULL",
     "CREATE INDEX ledger_postings_adjustment ON ledger_postings (adjustment_id) WHERE adjustment_id IS NOT NULL",
     """
     CREATE FUNCTION ledger_postings_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -187,6 +203,8 @@ _UP = [
 ]
 
 _DOWN = [
+    "DROP TABLE recon_payout_lines",
+    "DROP INDEX payouts_by_provider_ref",
     "DROP INDEX payouts_created",
     "DROP INDEX payouts_paid_in",
     "DROP TABLE ledger_postings",

@@ -59,6 +59,8 @@ _OUR_PAYOUTS = text(
         OR id = ANY(CAST(:keys AS text[]))
         OR (provider_ref IS NOT NULL AND provider_ref = ANY(CAST(:refs AS text[])))
         OR (outcome_unknown_since IS NOT NULL AND state = 'submitting' AND outcome_unknown_since < :until)
+        OR (state IN ('failed', 'cancelled', 'rejected', 'returned') AND updated_at >= :since AND updated_at < :until
+            AND EXISTS (SELECT 1 FROM recon_payout_lines l WHERE l.payout_id = p.id AND l.provider = :provider))
     )
     """
 )
@@ -216,6 +218,9 @@ class SqlReconStore:
         *,
         with_ledger: bool,
     ) -> list[OurPayout]:
+        # Planned for these keys every time: a generic plan (PostgreSQL's choice after five executions on one
+        # connection) checks every payout against tens of thousands of keys one by one (docs/capacity.md).
+        await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         rows = await self.session.execute(
             _OUR_PAYOUTS, {"provider": provider, "since": since, "until": until, "keys": list(keys), "refs": list(refs)}
         )
@@ -237,6 +242,40 @@ class SqlReconStore:
             )
             for r in rows
         ]
+
+    async def remembered(self, provider: str, payout_ids: Sequence[str]) -> list[StatementLine]:
+        if not payout_ids:
+            return []
+        rows = await self.session.execute(
+            text(
+                "SELECT line FROM recon_payout_lines "
+                "WHERE provider = :provider AND payout_id = ANY(CAST(:ids AS text[])) ORDER BY occurred_at, line_id"
+            ),
+            {"provider": provider, "ids": list(payout_ids)},
+        )
+        return [StatementLine.model_validate(r[0]) for r in rows]
+
+    async def remember(self, provider: str, named: Sequence[tuple[str, StatementLine]]) -> None:
+        if not named:
+            return
+        await self.session.execute(
+            text(
+                """
+                INSERT INTO recon_payout_lines (provider, line_id, payout_id, occurred_at, line)
+                SELECT :provider, n.line_id, n.payout_id, n.occurred_at, CAST(n.line AS jsonb)
+                FROM unnest(CAST(:line_ids AS text[]), CAST(:payout_ids AS text[]), CAST(:ats AS timestamptz[]),
+                            CAST(:lines AS text[])) AS n(line_id, payout_id, occurred_at, line)
+                ON CONFLICT (provider, line_id) DO NOTHING
+                """
+            ),
+            {
+                "provider": provider,
+                "line_ids": [line.line_id for _, line in named],
+                "payout_ids": [payout_id for payout_id, _ in named],
+                "ats": [line.occurred_at for _, line in named],
+                "lines": [json.dumps(_line_json(line)) for _, line in named],
+            },
+        )
 
     async def ledger_adjustments(self, provider: str, since: datetime, until: datetime) -> dict[str, int]:
         rows = await self.session.execute(

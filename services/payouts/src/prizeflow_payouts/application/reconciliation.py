@@ -159,6 +159,14 @@ class ReconStore(Protocol):
         """Per asset, what the ledger booked in the window for this provider's resolved exceptions."""
         ...
 
+    async def remembered(self, provider: str, payout_ids: Sequence[str]) -> list[StatementLine]:
+        """The lines earlier runs saw naming these payouts."""
+        ...
+
+    async def remember(self, provider: str, named: Sequence[tuple[str, StatementLine]]) -> None:
+        """Keep the lines that name payouts of ours (each once), for later runs."""
+        ...
+
     async def open_exceptions(self, run_id: str, provider: str, findings: Sequence[Finding], at: datetime) -> int:
         """One exception per finding not already known by its (provider, kind, subject); how many were new."""
         ...
@@ -321,6 +329,13 @@ class Reconciliation:
             if not isinstance(statement, SettlesUnknownOutcome):
                 # Only a rail a person settles has unknown outcomes for the queue; the others' syncs settle theirs.
                 ours = [replace(p, unknown_outcome=False) for p in ours]
+            # What earlier runs saw of these payouts: a payout's whole history at its provider, whichever window.
+            seen = {line.line_id for line in lines}
+            lines += [
+                line
+                for line in await books.remembered(run.provider, [p.payout_id for p in ours])
+                if line.line_id not in seen
+            ]
             adjustments = await books.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
             outcome = reconcile(
                 lines,
@@ -331,6 +346,7 @@ class Reconciliation:
                 fees_inside=bool(getattr(statement, "fees_inside_payout", False)),
             )
             now = self.clock()
+            await books.remember(run.provider, outcome.named)
             if not await books.finish_run(run.run_id, outcome, 0, now, owner=self.owner):
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await books.open_exceptions(run.run_id, run.provider, outcome.findings, now)

@@ -180,6 +180,9 @@ class Outcome:
     matched: int = 0
     lines: int = 0
     totals: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
+    # Every line that names one of our payouts, with its payout: remembered, so a later run of another window sees
+    # the payout's whole history (paid again later, paid while in flight and failed here since, paid before we knew).
+    named: list[tuple[str, StatementLine]] = field(default_factory=list)
 
 
 class _Index:
@@ -217,7 +220,8 @@ def reconcile(
 ) -> Outcome:
     """Match a statement to our payouts for the window [since, until).
 
-    `lines` may reach past the window on both sides (a payout paid at 10:59:59 may be listed at 11:00:01): they
+    `lines` are the statement's (they may reach past the window on both sides, and hold what earlier runs remembered
+    of the payouts they name) (a payout paid at 10:59:59 may be listed at 11:00:01): they
     match our payouts, but only lines inside the window can be found unrequested, and only payouts paid inside
     it can be found missing. `payouts` are ours paid in the window, plus any a line names, plus those whose
     outcome is unknown. `adjustments`: per asset, what the ledger booked for this provider's resolved exceptions in
@@ -232,6 +236,7 @@ def reconcile(
         payout = index.find(line)
         if payout is not None:
             by_payout[payout.payout_id][line.kind].append(line)
+            out.named.append((payout.payout_id, line))
         elif _within(line.occurred_at, since, until):
             _counted(out, line)
             _stray(out, line)
@@ -355,7 +360,7 @@ def _check(
             _fees(p, lines.get(LineKind.FEE, []), finding)
     elif p.state in PAID_STATES:
         _paid_elsewhere(p, paid_lines, inside, lines, finding, since=since, until=until)
-    elif p.state in NEVER_PAID_STATES and inside:
+    elif p.state in NEVER_PAID_STATES and paid_lines:
         # Money that left and came back in full (a bounced card, a bank payout that failed and was pulled back) is
         # a payout that failed at the provider too: nothing is out.
         reversals = _back(p, lines)

@@ -1,0 +1,129 @@
+"""A payout's history at its provider across windows, on real PostgreSQL: every line that named a payout is
+remembered (`recon_payout_lines`), so a later run of another window still sees it. Found by an adversarial review:
+each of these was missed while a run saw only its own window's lines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from prizeflow_contracts.providers import DestinationType, ProviderType, StatementLine, StatementLineKind, StatementPage
+from prizeflow_payouts.adapters.reconciliation_pg import recon_transactions
+from prizeflow_payouts.application.reconciliation import Reconciliation
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_testkit.db import fetch
+
+pytestmark = pytest.mark.integration
+
+HOUR = timedelta(hours=1)
+A = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 5 * HOUR  # window A = [A, A + 1 h)
+B = A + HOUR
+SLACK = timedelta(minutes=15)
+
+_INSERT = (
+    "INSERT INTO payouts (id, payout_request_id, idempotency_key, request_hash, claim_id, player_id, requested_by, "
+    "asset, amount, destination_type, destination_address, provider_type, provider_name, state, approval_policy, "
+    "correlation_id, attempts, max_attempts, paid_at, created_at, updated_at) "
+    "VALUES ($1, $1, $1, 'h', $1, 'p-1', 'p-1', 'USDC', 1000, 'sandbox', 'dest', 'sandbox', 'rail', $2, 'auto', $1, "
+    "1, 3, $3, $4, $4)"
+)
+
+
+def payout_line(line_id: str, at: datetime) -> StatementLine:
+    return StatementLine(
+        line_id=line_id,
+        kind=StatementLineKind.PAYOUT,
+        occurred_at=at,
+        asset="USDC",
+        amount=1000,
+        reference="po-1",
+        destination="dest",
+    )
+
+
+@dataclass
+class _Rail:
+    """The provider's books: its listing returns the lines of the range asked for."""
+
+    provider_type: ProviderType = ProviderType.SANDBOX
+    lines: list[StatementLine] = field(default_factory=list)
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        return StatementPage(lines=tuple(x for x in self.lines if since <= x.occurred_at < until))
+
+
+@pytest.fixture
+async def sessions(db: str) -> AsyncIterator[object]:
+    engine = create_engine(db, pool_size=4)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def recon(sessions: object, rail: _Rail) -> Reconciliation:
+    entry = ProviderEntry("rail", rail, ("USDC",), (DestinationType.SANDBOX,))  # type: ignore[arg-type]
+    return Reconciliation(
+        transactions=recon_transactions(sessions),  # type: ignore[arg-type]
+        registry=ProviderRegistry([entry]),
+        builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
+        service="payouts",
+        source="/prizeflow/payouts",
+        slack=SLACK,
+        ledger=False,
+    )
+
+
+async def found(db: str) -> list[tuple[str, str]]:
+    rows = await fetch(db, "SELECT kind, subject FROM recon_exceptions ORDER BY kind, subject")
+    return [(r["kind"], r["subject"]) for r in rows]
+
+
+async def test_paid_at_the_provider_while_in_flight_then_failed_here_is_found(db: str, sessions: object) -> None:
+    """The provider paid at 10:30 while the payout was still `submitted` here; at 11:20 it failed here (the wallet
+    credited back). Window A saw the line but the payout in flight; window B's run finds it paid and not recorded."""
+    rail = _Rail(lines=[payout_line("tr-1", A + 30 * timedelta(minutes=1))])
+    await fetch(db, _INSERT, "po-1", "submitted", None, A + timedelta(minutes=29))
+    await recon(sessions, rail).run("rail", A, B, requested_by="schedule")
+    assert await found(db) == []
+    await fetch(
+        db,
+        "UPDATE payouts SET state = 'failed', updated_at = $1, finished_at = $1 WHERE id = 'po-1'",
+        B + timedelta(minutes=20),
+    )
+    await recon(sessions, rail).run("rail", B, B + HOUR, requested_by="schedule")
+    assert await found(db) == [("paid_not_recorded", "payout:po-1")]
+
+
+async def test_paid_again_in_the_next_window_is_a_duplicate(db: str, sessions: object) -> None:
+    """Paid at 10:30, and again at 11:40 (past window A's slack): neither run reads both lines from the provider."""
+    paid_at = A + 30 * timedelta(minutes=1)
+    rail = _Rail(lines=[payout_line("wd-a", paid_at), payout_line("wd-b", B + 40 * timedelta(minutes=1))])
+    await fetch(db, _INSERT, "po-1", "paid", paid_at, paid_at)
+    await recon(sessions, rail).run("rail", A, B, requested_by="schedule")
+    assert await found(db) == []
+    await recon(sessions, rail).run("rail", B, B + HOUR, requested_by="schedule")
+    assert await found(db) == [("duplicate", "payout:po-1")]
+
+
+async def test_marked_paid_here_long_after_the_provider_paid_is_not_missing(db: str, sessions: object) -> None:
+    """The provider paid at 10:30; the rail learned it at 11:20 (a late poll): window B's run reads lines from
+    10:45 only, and still finds the payout's line."""
+    sent = A + 30 * timedelta(minutes=1)
+    rail = _Rail(lines=[payout_line("tr-1", sent)])
+    await fetch(db, _INSERT, "po-1", "submitted", None, sent)
+    await recon(sessions, rail).run("rail", A, B, requested_by="schedule")
+    remembered = await fetch(db, "SELECT line_id, payout_id FROM recon_payout_lines")
+    assert [tuple(r) for r in remembered] == [("tr-1", "po-1")]
+    await fetch(
+        db,
+        "UPDATE payouts SET state = 'paid', paid_at = $1, updated_at = $1 WHERE id = 'po-1'",
+        B + 20 * timedelta(minutes=1),
+    )
+    await recon(sessions, rail).run("rail", B, B + HOUR, requested_by="schedule")
+    assert await found(db) == []
