@@ -163,12 +163,13 @@ class SqlReconStore:
         *,
         owner: str,
         lease_s: float,
+        at: datetime,
     ) -> bool:
         held = (
             await self.session.execute(
                 text(
                     "UPDATE recon_runs SET cursor = :cursor, fetched = :fetched, pages = :page, "
-                    "lease_until = now() + make_interval(secs => :lease) "
+                    "lease_until = CAST(:at AS timestamptz) + make_interval(secs => :lease) "
                     "WHERE id = :id AND lease_owner = :owner AND state = 'running' RETURNING id"
                 ),
                 {
@@ -178,6 +179,7 @@ class SqlReconStore:
                     "page": page,
                     "owner": owner,
                     "lease": lease_s,
+                    "at": at,
                 },
             )
         ).first()

@@ -134,6 +134,7 @@ class ReconStore(Protocol):
         *,
         owner: str,
         lease_s: float,
+        at: datetime,
     ) -> bool:
         """Keep a page's lines (a line seen again is kept once) and where the next page starts, renewing the lease;
         False (nothing kept) once `owner` no longer holds the run."""
@@ -316,7 +317,13 @@ class Reconciliation:
             page += 1
             async with self.transactions() as books:
                 held = await books.stage_page(
-                    run.run_id, page, got.lines, got.next_cursor, owner=self.owner, lease_s=self.lease_s
+                    run.run_id,
+                    page,
+                    got.lines,
+                    got.next_cursor,
+                    owner=self.owner,
+                    lease_s=self.lease_s,
+                    at=self.clock(),
                 )
             if not held:
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
@@ -329,12 +336,15 @@ class Reconciliation:
             if not isinstance(statement, SettlesUnknownOutcome):
                 # Only a rail a person settles has unknown outcomes for the queue; the others' syncs settle theirs.
                 ours = [replace(p, unknown_outcome=False) for p in ours]
-            # What earlier runs saw of these payouts: a payout's whole history at its provider, whichever window.
+            # What earlier runs saw of these payouts outside what this run read: a payout's whole history at its
+            # provider, whichever window. Inside the range read, the provider's statement as it stands now is the truth
+            # (a line it listed once and lists no more is gone).
             seen = {line.line_id for line in lines}
+            read_from, read_to = run.since - self.slack, run.until + self.slack
             lines += [
                 line
                 for line in await books.remembered(run.provider, [p.payout_id for p in ours])
-                if line.line_id not in seen
+                if line.line_id not in seen and not read_from <= line.occurred_at < read_to
             ]
             adjustments = await books.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
             outcome = reconcile(
