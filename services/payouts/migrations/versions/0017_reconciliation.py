@@ -119,8 +119,8 @@ _UP = [
         END IF;
         IF (NEW.provider, NEW.kind, NEW.subject, NEW.severity, NEW.run_id, NEW.opened_at, NEW.payout_id, NEW.asset,
             NEW.amount, NEW.ours, NEW.theirs)
-           IS DISTINCT FROM (OLD.provider, OLD.kind, OLD.subject, OLD.severity, OLD.run_id, OLD.opened_at, OLD.payout_id,
-            OLD.asset, OLD.amount, OLD.ours, OLD.theirs) THEN
+           IS DISTINCT FROM (OLD.provider, OLD.kind, OLD.subject, OLD.severity, OLD.run_id, OLD.opened_at,
+            OLD.payout_id, OLD.asset, OLD.amount, OLD.ours, OLD.theirs) THEN
             RAISE EXCEPTION 'recon_exceptions: what exception % is about never changes', OLD.id
                 USING ERRCODE = 'check_violation';
         END IF;
