@@ -246,6 +246,7 @@ class ReconMetrics:
             m.oldest_open_age.labels(provider)
             m.unmatched_debits_open.labels(provider)
             m.last_completed_at.labels(provider)
+            m.run_seconds.labels(provider)
             for outcome in ("completed", "failed"):
                 m.runs.labels(provider, outcome)
             for kind, severity in SEVERITY.items():
