@@ -9,12 +9,13 @@ from playwright.sync_api import Page, expect
 from prizeflow_testkit.browser import assert_accessible, screenshot, sign_in
 
 # What the navigation offers each person (services/console domain/viewer.py PAGE_ROLES).
-STAFF = ["Approvals", "Held claims", "Rounds", "Campaigns and pools", "Dead letters", "Timeline"]
+FINANCE = ["Reconciliation", "Exceptions", "Exports"]
+STAFF = ["Approvals", "Held claims", "Rounds", "Campaigns and pools", "Dead letters", "Timeline", *FINANCE]
 NAV = {
     "olivia": STAFF,
     "adam": STAFF,
-    "alice": ["Approvals", "Timeline"],
-    "priya": ["Approvals", "Timeline", "Wallet"],
+    "alice": ["Approvals", "Timeline", *FINANCE],
+    "priya": ["Approvals", "Timeline", *FINANCE, "Wallet"],
     "player-1": ["Wallet"],
 }
 EVERY_PAGE = {
@@ -24,6 +25,9 @@ EVERY_PAGE = {
     "Campaigns and pools": "/campaigns",
     "Dead letters": "/dead-letters",
     "Timeline": "/timeline",
+    "Reconciliation": "/reconciliation",
+    "Exceptions": "/exceptions",
+    "Exports": "/exports",
     "Wallet": "/wallet",
 }
 

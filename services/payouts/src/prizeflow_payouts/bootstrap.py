@@ -154,8 +154,10 @@ class Payouts:
         )
 
     async def stop_reconciliation(self) -> None:
+        """Stop at once, mid-run if need be: a run is resumable (its pages are staged) and its lease lapses."""
         self._recon_stop.set()
         if self._recon_task is not None:
+            self._recon_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recon_task
             self._recon_task = None

@@ -390,11 +390,11 @@ class Reconciliation:
         until = datetime.fromtimestamp(edge - edge % step, UTC)
         return until - self.window, until
 
-    async def run_due(self) -> None:
-        """Every provider with a statement, over the last `CATCH_UP` due windows, oldest first (what the schedule
+    async def run_due(self, windows: int = CATCH_UP) -> None:
+        """Every provider with a statement, over the last `windows` due windows, oldest first (what the schedule
         runs): a completed window costs one query, one whose run failed or never ran is run again."""
         last_since, _ = self.due_window()
-        for back in range(CATCH_UP - 1, -1, -1):
+        for back in range(windows - 1, -1, -1):
             since = last_since - back * self.window
             for provider in self.providers():
                 try:
@@ -406,13 +406,16 @@ class Reconciliation:
                         )
 
     async def schedule(self, stop: asyncio.Event, *, every_s: float) -> None:
-        """The scheduled runs: the due window now and then every `every_s`, and the gauges in between."""
+        """The scheduled runs: at once the last due window (a process that starts does not hold its consumers up
+        with a day of catching up), then every `every_s` the last `CATCH_UP` windows, and the gauges each time."""
+        windows = 1
         while not stop.is_set():
             try:
-                await self.run_due()
+                await self.run_due(windows)
                 await self.refresh_metrics()
             except Exception:
                 log.exception("reconciliation schedule failed; trying again at the next tick")
+            windows = CATCH_UP
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
 
