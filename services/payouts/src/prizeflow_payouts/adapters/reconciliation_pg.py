@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -16,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import LedgerPosted
 from prizeflow_contracts.providers import StatementLine
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository, bound_transactions
 from prizeflow_payouts.application.ports import PayoutRepository
-from prizeflow_payouts.application.reconciliation import ReconException, ReconStore, Resolution, Run
+from prizeflow_payouts.application.reconciliation import ReconException, ReconTransactions, Resolution, Run
 from prizeflow_payouts.domain.reconciliation import (
     ACTIONS,
     ExceptionKind,
@@ -496,18 +495,9 @@ class SqlLedgerPostings:
         )
 
 
-def recon_transactions(sessions: async_sessionmaker[AsyncSession]) -> Any:
-    """`ReconTransactions` on a session factory: one session and transaction per block, committed on exit."""
-
-    @asynccontextmanager
-    async def transaction() -> AsyncIterator[ReconStore]:
-        async with sessions() as session, session.begin():
-            yield SqlReconStore(session)
-
-    def opener() -> AbstractAsyncContextManager[ReconStore]:
-        return transaction()
-
-    return opener
+def recon_transactions(sessions: async_sessionmaker[AsyncSession]) -> ReconTransactions:
+    """`ReconTransactions` on a session factory (the payouts repository in the same transaction)."""
+    return bound_transactions(sessions, SqlReconStore)
 
 
 _RUN_OUT = (

@@ -7,11 +7,11 @@ Every statement the payouts use cases run, batched wherever a worker or consumer
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,7 +24,6 @@ from prizeflow_payouts.adapters import tables
 from prizeflow_payouts.application.ports import (
     STUCK_KINDS,
     ListFilter,
-    PayoutRepository,
     PayoutTrail,
     PayoutTransactions,
     RefusalTrail,
@@ -33,6 +32,8 @@ from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.outbox import add_events
+
+T = TypeVar("T")
 
 _PAYOUT_COLUMNS = (
     ("id", "text"), ("payout_request_id", "text"), ("idempotency_key", "text"), ("request_hash", "text"),
@@ -603,18 +604,26 @@ class SqlPayoutRepository:
         return [(kind, r.provider_name, int(getattr(r, kind))) for r in rows for kind in STUCK_KINDS]
 
 
-def sql_transactions(sessions: async_sessionmaker[AsyncSession]) -> PayoutTransactions:
-    """`PayoutTransactions` on a session factory: one session and transaction per block, committed on exit."""
+def bound_transactions(
+    sessions: async_sessionmaker[AsyncSession], bind: Callable[[AsyncSession], T]
+) -> Callable[[], AbstractAsyncContextManager[T]]:
+    """An opener of stores bound to one transaction: each block gets its own session and transaction, committed on
+    exit, and `bind(session)` as its store."""
 
     @asynccontextmanager
-    async def transaction() -> AsyncIterator[PayoutRepository]:
+    async def transaction() -> AsyncIterator[T]:
         async with sessions() as session, session.begin():
-            yield SqlPayoutRepository(session)
+            yield bind(session)
 
-    def opener() -> AbstractAsyncContextManager[PayoutRepository]:
+    def opener() -> AbstractAsyncContextManager[T]:
         return transaction()
 
     return opener
+
+
+def sql_transactions(sessions: async_sessionmaker[AsyncSession]) -> PayoutTransactions:
+    """`PayoutTransactions` on a session factory."""
+    return bound_transactions(sessions, SqlPayoutRepository)
 
 
 # What a flow's timeline reads of its payouts; never an attempt's `detail` (a provider's own text).
@@ -769,4 +778,4 @@ class SqlPayoutQueries:
         return None if value is None else str(value)
 
 
-__all__ = ["SqlPayoutQueries", "SqlPayoutRepository", "payout_from_row", "sql_transactions"]
+__all__ = ["SqlPayoutQueries", "SqlPayoutRepository", "bound_transactions", "payout_from_row", "sql_transactions"]
