@@ -265,7 +265,14 @@ class Reconciliation:
 
     async def run(self, provider: str, since: datetime, until: datetime, *, requested_by: str) -> str:
         """Reconcile one provider's window to completion; the run's id. The same window again is the same run:
-        a completed one is not run again, a stopped one resumes from its last staged page."""
+        a completed one is not run again, a stopped one resumes from its last staged page. The gauges are read
+        again afterwards, whatever came of it."""
+        try:
+            return await self._run(provider, since, until, requested_by=requested_by)
+        finally:
+            await self.refresh_metrics()
+
+    async def _run(self, provider: str, since: datetime, until: datetime, *, requested_by: str) -> str:
         if since >= until:
             raise ReconError(ErrorKind.BAD_REQUEST, "invalid_window", "since must be before until")
         if until - since > MAX_WINDOW:
@@ -306,7 +313,7 @@ class Reconciliation:
             "reconciliation run completed",
             extra={"provider": provider, "run_id": run_id, "lines": outcome.lines, "exceptions": opened},
         )
-        await self._observe(provider, "completed", started)
+        self._observe(provider, "completed", started)
         return run_id
 
     async def _fetch_and_match(self, statement: ListsStatement, run: Run) -> tuple[Outcome, int]:
@@ -365,14 +372,13 @@ class Reconciliation:
     async def _failed(self, run_id: str, provider: str, error: str, started: datetime) -> None:
         async with self.transactions() as books:
             await books.fail_run(run_id, error, self.clock(), owner=self.owner)
-        await self._observe(provider, "failed", started)
+        self._observe(provider, "failed", started)
 
-    async def _observe(self, provider: str, outcome: str, started: datetime) -> None:
+    def _observe(self, provider: str, outcome: str, started: datetime) -> None:
         if self.metrics is None:
             return
         now = self.clock()
         self.metrics.run_finished(provider, outcome, (now - started).total_seconds(), now)
-        await self.refresh_metrics()
 
     async def refresh_metrics(self) -> None:
         if self.metrics is None:
@@ -398,7 +404,8 @@ class Reconciliation:
             since = last_since - back * self.window
             for provider in self.providers():
                 try:
-                    await self.run(provider, since, since + self.window, requested_by="schedule")
+                    # The gauges are read once per pass, by the schedule, not after each of its runs.
+                    await self._run(provider, since, since + self.window, requested_by="schedule")
                 except ReconError as err:
                     if err.code != "run_in_progress":
                         log.warning(
