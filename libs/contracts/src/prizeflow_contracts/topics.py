@@ -70,6 +70,8 @@ PAYOUT_EVENTS: Final = Topic(
         "PayoutRequestRefused",
         "PayoutRoutesPublished",
         "ReconciliationAdjusted",
+        "PlayerVerificationChanged",
+        "RiskPolicyActivated",
     ),
 )
 SIGNER_REQUESTS: Final = Topic(

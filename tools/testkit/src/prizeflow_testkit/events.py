@@ -416,6 +416,30 @@ _EXAMPLES: Final[dict[type[EventPayload], Callable[[], dict[str, Any]]]] = {
         "receivable": 500,
         "adjusted_at": AT,
     },
+    ev.PlayerVerificationChanged: lambda: {
+        "player_id": "p-1",
+        "reference": "kyc-p-1",
+        "status": "verified",
+        "sequence": 3,
+        "changed_at": AT,
+    },
+    ev.RiskPolicyActivated: lambda: {
+        "policy": {
+            "version": 2,
+            "rules": [
+                {
+                    "scope": {"asset": "USDC"},
+                    "kyc_above": {"amount": 100_000, "window_s": 2_592_000},
+                    "velocity": {"count": 5, "window_s": 3_600},
+                    "allowed_rails": ["stellar", "stripe"],
+                }
+            ],
+            "note": "verify above 1,000 USDC a month",
+        },
+        "proposed_by": "admin-1",
+        "approved_by": "admin-2",
+        "activated_at": AT,
+    },
     ev.AdminActionRecorded: lambda: {
         "action_id": "act-1",
         "actor_user_id": "admin-1",

@@ -34,7 +34,9 @@ from prizeflow_contracts.events.payouts import (
     PayoutRoute,
     PayoutRoutesPublished,
     PayoutSubmitted,
+    PlayerVerificationChanged,
     ReconciliationAdjusted,
+    RiskPolicyActivated,
 )
 from prizeflow_contracts.events.rewards import (
     ClaimApproved,
@@ -131,6 +133,7 @@ __all__ = [
     "PayoutRoutesPublished",
     "PayoutSubmitted",
     "Placement",
+    "PlayerVerificationChanged",
     "PoolExhausted",
     "PoolLow",
     "PrizeSource",
@@ -141,6 +144,7 @@ __all__ = [
     "RefundIssued",
     "ResultsSummary",
     "RewardAllocated",
+    "RiskPolicyActivated",
     "Role",
     "RoundClosed",
     "RoundDisputed",

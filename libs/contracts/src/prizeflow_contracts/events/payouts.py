@@ -17,6 +17,7 @@ from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
 from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Reason, TxHash
 from prizeflow_contracts.money import INT64_MAX, AssetCode, Money, PayableMoney, PositiveMinorUnits
+from prizeflow_contracts.policy import RiskPolicy, VerificationStatus, check_two_people
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, Topic
 
@@ -306,6 +307,39 @@ class ReconciliationAdjusted(EventPayload):
         return self
 
 
+class PlayerVerificationChanged(EventPayload):
+    """A player's identity verification changed (docs/adr/0012-pay-only-whom-you-may.md). Only a reference and a
+    status cross the boundary: no name, date of birth, document or country. A higher `sequence` replaces a lower
+    one (per player); rewards releases the claims waiting for `verified` and refuses them on `failed`."""
+
+    EVENT_NAME: ClassVar[str] = "PlayerVerificationChanged"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    player_id: Identifier
+    reference: Identifier = Field(description="payouts' verification id (never the vendor's data)")
+    status: VerificationStatus
+    sequence: Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
+    changed_at: AwareDatetime
+
+
+class RiskPolicyActivated(EventPayload):
+    """A risk policy version took effect: proposed by one admin, approved by another. A higher `policy.version`
+    replaces a lower one; rewards evaluates it before the next claim, payouts before the next payout leaves."""
+
+    EVENT_NAME: ClassVar[str] = "RiskPolicyActivated"
+    TOPIC: ClassVar[Topic] = PAYOUT_EVENTS
+
+    policy: RiskPolicy
+    proposed_by: Identifier
+    approved_by: Identifier
+    activated_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check(self) -> RiskPolicyActivated:
+        check_two_people(self.proposed_by, self.approved_by)
+        return self
+
+
 __all__ = [
     "REQUIRED_APPROVERS",
     "AdjustmentKind",
@@ -324,5 +358,7 @@ __all__ = [
     "PayoutRoute",
     "PayoutRoutesPublished",
     "PayoutSubmitted",
+    "PlayerVerificationChanged",
     "ReconciliationAdjusted",
+    "RiskPolicyActivated",
 ]

@@ -283,3 +283,123 @@ class ReconMetrics:
 
 
 __all__ = ["PayoutMetrics", "ReconMetrics"]
+
+
+# `operation` of `kyc_requests`: a call to the identity-verification vendor; `outcome`: ok or error.
+KYC_OPERATIONS = ("start", "status", "identity")
+# `subject` of the screening series: what was screened.
+SCREENING_SUBJECTS = ("destination", "player")
+# `stage` and `action` of `gate_decisions`: where the risk policy and screening were applied, and what they said.
+GATE_STAGES = ("request", "send")
+GATE_ACTIONS = ("allow", "hold", "refuse")
+
+
+@dataclass(frozen=True)
+class ComplianceMetrics:
+    """Identity verification, sanctions screening and the risk policy's gate (docs/adr/0012). Labels are bounded:
+    never a player, a name, a destination or a list entry."""
+
+    kyc_requests: Counter
+    kyc_webhooks: Counter
+    verifications: Counter
+    screenings: Counter
+    screening_hits: Counter
+    list_entries: Gauge
+    list_published_at: Gauge
+    list_refreshed_at: Gauge
+    list_refreshes: Counter
+    gate_decisions: Counter
+    policy_version: Gauge
+    payouts_held: Gauge
+
+    @classmethod
+    def create(
+        cls, registry: CollectorRegistry, service: str = "payouts", *, sources: Iterable[str] = ()
+    ) -> ComplianceMetrics:
+        def n(name: str) -> str:
+            return metric_name(service, name)
+
+        m = cls(
+            kyc_requests=Counter(
+                n("kyc_requests"),
+                "Calls to the identity-verification vendor, by operation and outcome (ok, error)",
+                ["operation", "outcome"],
+                registry=registry,
+            ),
+            kyc_webhooks=Counter(
+                n("kyc_webhooks"),
+                "Verification events from the vendor, by outcome (applied, duplicate, stale, error)",
+                ["outcome"],
+                registry=registry,
+            ),
+            verifications=Counter(
+                n("verifications"), "Players' verification status changes, by new status", ["status"], registry=registry
+            ),
+            screenings=Counter(
+                n("screenings"),
+                "Sanctions screenings, by subject and outcome (clear, hit)",
+                ["subject", "outcome"],
+                registry=registry,
+            ),
+            screening_hits=Counter(
+                n("screening_hits"),
+                "Sanctions screening hits that held a payout or a player for a person, by subject",
+                ["subject"],
+                registry=registry,
+            ),
+            list_entries=Gauge(
+                n("sanctions_list_entries"),
+                "Entries in the loaded sanctions list, by source",
+                ["source"],
+                registry=registry,
+            ),
+            list_published_at=Gauge(
+                n("sanctions_list_published_timestamp_seconds"),
+                "When the publisher dated the loaded sanctions list, by source (Unix time)",
+                ["source"],
+                registry=registry,
+            ),
+            list_refreshed_at=Gauge(
+                n("sanctions_list_refreshed_timestamp_seconds"),
+                "When the sanctions list was last fetched and checked successfully, by source (Unix time)",
+                ["source"],
+                registry=registry,
+            ),
+            list_refreshes=Counter(
+                n("sanctions_list_refreshes"),
+                "Sanctions list fetches, by source and outcome (unchanged, loaded, error)",
+                ["source", "outcome"],
+                registry=registry,
+            ),
+            gate_decisions=Counter(
+                n("gate_decisions"),
+                "The risk gate's decisions on payouts, by stage and action",
+                ["stage", "action"],
+                registry=registry,
+            ),
+            policy_version=Gauge(
+                n("risk_policy_version"), "The active risk policy version (0: the empty policy)", registry=registry
+            ),
+            payouts_held=Gauge(
+                n("compliance_held_payouts"),
+                "Payouts waiting on compliance, by reason (kyc_required, screening_hit, policy)",
+                ["reason"],
+                registry=registry,
+            ),
+        )
+        for op in KYC_OPERATIONS:
+            for outcome in ("ok", "error"):
+                m.kyc_requests.labels(op, outcome)
+        for subject in SCREENING_SUBJECTS:
+            m.screening_hits.labels(subject)
+            for outcome in ("clear", "hit"):
+                m.screenings.labels(subject, outcome)
+        for source in sources:
+            for outcome in ("unchanged", "loaded", "error"):
+                m.list_refreshes.labels(source, outcome)
+        for stage in GATE_STAGES:
+            for action in GATE_ACTIONS:
+                m.gate_decisions.labels(stage, action)
+        for reason in ("kyc_required", "screening_hit", "policy"):
+            m.payouts_held.labels(reason).set(0)
+        return m

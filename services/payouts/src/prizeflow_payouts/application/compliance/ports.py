@@ -1,0 +1,122 @@
+"""The ports of compliance (docs/adr/0012-pay-only-whom-you-may.md).
+
+Personal data crosses these ports only as `Identity`, in memory, to be screened and dropped: it is never stored,
+logged, published or put in a metric. What Prizeflow keeps of a verification is a reference, a status, the country
+of the verified identity (the policy's `allowed_countries` needs it) and the screening outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from prizeflow_contracts.policy import RiskPolicy, VerificationStatus
+from prizeflow_contracts.providers import PayoutDestination
+
+
+class KycProviderError(Exception):
+    """The vendor gave no usable answer. `retryable`: an outage, a timeout, a rate limit (ask again later)."""
+
+    def __init__(self, code: str, detail: str, *, retryable: bool) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class KycSession:
+    """Where the player verifies: the vendor's hosted flow."""
+
+    reference: str  # the vendor's applicant id
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KycReview:
+    """The vendor's current word on an applicant (its authoritative status, fetched; never a webhook's say-so)."""
+
+    reference: str
+    status: VerificationStatus
+    country: str | None  # ISO 3166-1 alpha-2 of the verified identity, once verified
+    detail: str  # the vendor's review answer, e.g. "GREEN" or "RED/RETRY" (no personal data, no reject labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified player's identity, for screening only. Its repr names no field: it never reaches a log."""
+
+    full_name: str = field(repr=False)
+    aliases: tuple[str, ...] = field(default=(), repr=False)
+    birth_date: date | None = field(default=None, repr=False)
+    country: str | None = field(default=None, repr=False)
+
+
+class KycProvider(Protocol):
+    """An identity-verification vendor (Sumsub-shaped: applicants, a hosted flow, signed webhooks)."""
+
+    name: str
+
+    async def start(self, player_id: str) -> KycSession:
+        """The applicant for this player (created once: the player id is the vendor's external user id) and a
+        fresh link to the hosted flow."""
+        ...
+
+    async def review(self, reference: str) -> KycReview: ...
+
+    async def identity(self, reference: str) -> Identity:
+        """The verified identity, to screen; the caller drops it once screened."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningMatch:
+    source: str  # e.g. "ofac_sdn", "ofac_consolidated", "eu", "un"
+    entry_uid: str  # the list's own id of the entry
+    entry_name: str  # the listed name (public data from the list, never the player's)
+    kind: str  # "address" or "name"
+    score: int  # 0-1000: 1000 an exact match
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningResult:
+    matches: tuple[ScreeningMatch, ...]
+    versions: Mapping[str, str]  # source → the loaded list's version, recorded on every decision
+    threshold: int  # the name-match threshold (0-1000) this result was judged with
+
+    @property
+    def hit(self) -> bool:
+        return bool(self.matches)
+
+
+class SanctionsScreen(Protocol):
+    """Sanctions lists loaded in memory (every replica holds the latest version the database has)."""
+
+    def screen_destination(self, destination: PayoutDestination) -> ScreeningResult: ...
+
+    def screen_person(self, identity: Identity) -> ScreeningResult: ...
+
+    def versions(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerCompliance:
+    """What the gate needs to know about a player."""
+
+    player_id: str
+    verification: VerificationStatus
+    country: str | None = None
+    screening_hit: bool = False  # the verified identity matched a list and no person has cleared it
+
+
+class ComplianceFacts(Protocol):
+    """Read in the gate's transaction (the payouts one): the active policy and the players' verification."""
+
+    async def active_policy(self) -> RiskPolicy: ...
+
+    async def players(self, player_ids: list[str]) -> Mapping[str, PlayerCompliance]:
+        """Every asked player; one never verified reads `not_started`."""
+        ...

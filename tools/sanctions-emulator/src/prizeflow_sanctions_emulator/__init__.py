@@ -1,0 +1,1 @@
+"""Serves sanctions lists in their official published formats, for tests and `make run`."""
