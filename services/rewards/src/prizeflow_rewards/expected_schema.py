@@ -10,7 +10,7 @@ from __future__ import annotations
 from prizeflow_runtime.schema_compat import ExpectedSchema
 
 EXPECTED_SCHEMA = ExpectedSchema(
-    "rewards", ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012")
+    "rewards", ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013")
 )
 
 __all__ = ["EXPECTED_SCHEMA"]
