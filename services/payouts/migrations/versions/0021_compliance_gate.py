@@ -1,10 +1,24 @@
-"""(placeholder: filled by the issue-35 work on compliance_gate)
+"""The compliance gate's holds and records (docs/adr/0012-pay-only-whom-you-may.md).
+
+- `payouts.hold_code` (NULL | kyc_required | screening_hit | policy), `hold_detail` (staff-only, never a player's
+  data), `held_at` (when the current hold began: only approvals from then on count for it), `destination_key`
+  (sha256 of type|address|memo, as rewards computes it; NULL for rows older than this revision) with the indexes
+  the gate's window sums and first-use read.
+- `compliance_decisions`: every decision of the gate (request or send time), with the policy and list versions it
+  was made with; append-only (trigger).
+- `screening_clearances`: a screening match two different approvers cleared, per (subject, list entry): the same
+  false positive does not hold the same subject again.
+- The transition trigger gains `approved → pending_approval` (the send-time gate holds a payout no provider saw).
 
 Revision ID: 0021
 Revises: 0020
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 from alembic import op
 
@@ -14,9 +28,117 @@ phase = "expand"
 branch_labels = None
 depends_on = None
 
-_UP: list[str] = []
 
-_DOWN: list[str] = []
+def _load_0015() -> ModuleType:
+    path = Path(__file__).with_name("0015_final_states_final.py")
+    spec = importlib.util.spec_from_file_location("payouts_migration_0015", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_M0015 = _load_0015()
+# (from, to): prizeflow_payouts.domain.state.TRANSITIONS as of this revision (tests/unit/test_state.py).
+ALLOWED: tuple[tuple[str, str], ...] = (*_M0015.ALLOWED, ("approved", "pending_approval"))
+reachable = _M0015.reachable
+
+
+def _transition_function(pairs: tuple[tuple[str, str], ...]) -> str:
+    listed = ", ".join(f"('{a}', '{b}')" for a, b in sorted(reachable(pairs)))
+    return f"""
+    CREATE OR REPLACE FUNCTION payout_transition_allowed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF (OLD.state, NEW.state) NOT IN ({listed}) THEN
+            RAISE EXCEPTION 'payout %: % -> % is not a transition of the payout state machine',
+                OLD.id, OLD.state, NEW.state USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NEW;
+    END $$
+    """
+
+
+_UP = [
+    _transition_function(ALLOWED),
+    """
+    ALTER TABLE payouts
+        ADD COLUMN hold_code text CHECK (hold_code IN ('kyc_required', 'screening_hit', 'policy')),
+        ADD COLUMN hold_detail text CHECK (length(hold_detail) <= 2000),
+        ADD COLUMN held_at timestamptz,
+        ADD COLUMN destination_key text CHECK (destination_key ~ '^[0-9a-f]{64}$'),
+        ADD CONSTRAINT payouts_hold_has_detail CHECK ((hold_code IS NULL) = (hold_detail IS NULL)),
+        ADD CONSTRAINT payouts_hold_has_time CHECK (hold_code IS NULL OR held_at IS NOT NULL)
+    """,
+    """
+    CREATE INDEX payouts_player_destination ON payouts (player_id, destination_key, created_at)
+        WHERE destination_key IS NOT NULL
+    """,
+    "CREATE INDEX payouts_destination_window ON payouts (destination_key, created_at) WHERE destination_key IS NOT NULL",
+    "CREATE INDEX payouts_held ON payouts (hold_code, player_id) WHERE state = 'pending_approval'",
+    """
+    CREATE TABLE compliance_decisions (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        payout_id text NOT NULL,
+        claim_id text NOT NULL,
+        player_id text NOT NULL,
+        stage text NOT NULL CHECK (stage IN ('request', 'send', 'approval', 'verification')),
+        action text NOT NULL CHECK (action IN ('allow', 'hold', 'refuse')),
+        hold_code text CHECK (hold_code IN ('kyc_required', 'screening_hit', 'policy')),
+        reasons jsonb NOT NULL CHECK (jsonb_typeof(reasons) = 'array'),
+        policy_version bigint NOT NULL CHECK (policy_version >= 0),
+        list_versions jsonb NOT NULL CHECK (jsonb_typeof(list_versions) = 'object'),
+        decided_at timestamptz NOT NULL,
+        CONSTRAINT compliance_decisions_hold_coded CHECK ((action = 'hold') = (hold_code IS NOT NULL))
+    )
+    """,
+    "CREATE INDEX compliance_decisions_payout ON compliance_decisions (payout_id, id)",
+    "CREATE INDEX compliance_decisions_player ON compliance_decisions (player_id, decided_at)",
+    """
+    CREATE FUNCTION compliance_decisions_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'compliance decision %: decisions are evidence, never changed or deleted', OLD.id
+            USING ERRCODE = 'check_violation';
+    END $$
+    """,
+    """
+    CREATE TRIGGER compliance_decisions_append_only BEFORE UPDATE OR DELETE ON compliance_decisions
+    FOR EACH ROW EXECUTE FUNCTION compliance_decisions_append_only()
+    """,
+    """
+    CREATE TABLE screening_clearances (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        subject_kind text NOT NULL CHECK (subject_kind IN ('destination', 'player')),
+        subject_key text NOT NULL CHECK (length(subject_key) BETWEEN 1 AND 200),
+        source text NOT NULL CHECK (length(source) BETWEEN 1 AND 100),
+        entry_uid text NOT NULL CHECK (length(entry_uid) BETWEEN 1 AND 200),
+        cleared_by text[] NOT NULL CHECK (cardinality(cleared_by) = 2 AND cleared_by[1] <> cleared_by[2]),
+        payout_id text NOT NULL REFERENCES payouts (id),
+        cleared_at timestamptz NOT NULL,
+        UNIQUE (subject_kind, subject_key, source, entry_uid)
+    )
+    """,
+    """
+    CREATE TRIGGER screening_clearances_append_only BEFORE UPDATE OR DELETE ON screening_clearances
+    FOR EACH ROW EXECUTE FUNCTION compliance_decisions_append_only()
+    """,
+]
+
+_DOWN = [
+    "DROP TABLE IF EXISTS screening_clearances",
+    "DROP TABLE IF EXISTS compliance_decisions",
+    "DROP FUNCTION IF EXISTS compliance_decisions_append_only()",
+    "DROP INDEX IF EXISTS payouts_held",
+    "DROP INDEX IF EXISTS payouts_destination_window",
+    "DROP INDEX IF EXISTS payouts_player_destination",
+    """
+    ALTER TABLE payouts DROP CONSTRAINT IF EXISTS payouts_hold_has_time,
+        DROP CONSTRAINT IF EXISTS payouts_hold_has_detail,
+        DROP COLUMN IF EXISTS destination_key, DROP COLUMN IF EXISTS held_at, DROP COLUMN IF EXISTS hold_detail,
+        DROP COLUMN IF EXISTS hold_code
+    """,
+    _transition_function(_M0015.ALLOWED),
+]
 
 
 def upgrade() -> None:

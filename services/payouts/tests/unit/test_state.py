@@ -106,10 +106,10 @@ def test_provider_steps_are_always_legal(current: PayoutState, status: P) -> Non
 
 
 def test_the_database_allows_exactly_the_transitions_of_the_table() -> None:
-    """Migration 0015's trigger `payouts_transition_allowed` holds the same pairs, frozen (the integration tests
-    run it on PostgreSQL)."""
-    path = Path(__file__).parents[2] / "migrations" / "versions" / "0015_final_states_final.py"
-    spec = importlib.util.spec_from_file_location("migration_0015", path)
+    """Migration 0021's trigger function `payout_transition_allowed` (0015's pairs and `approved →
+    pending_approval`) holds the same pairs, frozen (the integration tests run it on PostgreSQL)."""
+    path = Path(__file__).parents[2] / "migrations" / "versions" / "0021_compliance_gate.py"
+    spec = importlib.util.spec_from_file_location("migration_0021", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

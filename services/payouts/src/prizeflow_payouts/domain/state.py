@@ -25,13 +25,15 @@ class PayoutState(StrEnum):
 
 S = PayoutState
 # Every legal move. A move not listed here is refused, whoever asks (worker, webhook, admin), and PostgreSQL refuses
-# it too (trigger `payouts_transition_allowed`, migration 0015: the same pairs, frozen; a unit test holds them equal).
+# it too (trigger `payouts_transition_allowed`, migrations 0015 and 0021: the same pairs, frozen; a unit test holds
+# them equal).
 TRANSITIONS: Final[Mapping[PayoutState, frozenset[PayoutState]]] = {
     S.REQUESTED: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
     # `paid` from approved: the provider answers an earlier attempt (sync first) or a create under the same
-    # idempotency key with a payout it already holds.
-    S.APPROVED: frozenset({S.SUBMITTING, S.CANCELLED, S.PAID}),
+    # idempotency key with a payout it already holds. `pending_approval` from approved: the compliance gate, run
+    # again just before a payout no provider has seen is first sent, holds it for a person (migration 0021).
+    S.APPROVED: frozenset({S.SUBMITTING, S.CANCELLED, S.PAID, S.PENDING_APPROVAL}),
     # `paid`/`failed`/`cancelled` directly: a synchronous rail answers at once, nothing comes later.
     S.SUBMITTING: frozenset({S.SUBMITTED, S.PAID, S.FAILED, S.CANCELLED}),
     S.SUBMITTED: frozenset({S.PAID, S.FAILED, S.CANCELLED}),

@@ -1,0 +1,251 @@
+"""The compliance gate's rule (docs/adr/0012-pay-only-whom-you-may.md): what a payout may do, given the risk
+policy's verdict, the player's verification and the sanctions screening. Pure: the use case reads the facts.
+
+A sanctioned destination or player is never allowed: an uncleared screening match holds the payout for two people
+(ApprovalPolicy DUAL), and a screen that cannot answer (a configured list never loaded) holds it too (fail closed).
+The verdict's holds wait: for the player's verification alone (`kyc_required`, released by the verification itself)
+or for a person (`policy`). A refusal of the policy refuses the request at request time when it is a failed
+verification (the reservation is voided); any other refusal, and every refusal at send time, is a person's call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final, Protocol
+
+from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
+from prizeflow_contracts.providers import PayoutDestination
+
+
+class HoldCode(StrEnum):
+    KYC_REQUIRED = "kyc_required"
+    SCREENING_HIT = "screening_hit"
+    POLICY = "policy"
+
+
+class Stage(StrEnum):
+    REQUEST = "request"  # CreatePayouts, in the transaction that inserts the payout
+    SEND = "send"  # the worker, in the transaction that claims an approved payout no provider has seen
+    APPROVAL = "approval"  # the approval that releases a hold, again with what is true now
+    VERIFICATION = "verification"  # a player's verification changed: their kyc_required holds, again
+
+
+class SubjectKind(StrEnum):
+    DESTINATION = "destination"
+    PLAYER = "player"
+
+
+# The player's own screening outcome carries no entries through `PlayerCompliance`: two approvers clear "the
+# player's stored hit" as one entry of this pseudo-source (screening_clearances; the verification records may read it).
+PLAYER_SCREENING_SOURCE: Final = "player_screening"
+PLAYER_SCREENING_ENTRY: Final = "identity"
+UNAVAILABLE_DETAIL: Final = "sanctions screening unavailable (a configured list is not loaded): held, fail closed"
+
+
+class ScreeningMatch(Protocol):
+    """A list entry a subject matched (`application.compliance.ports.ScreeningMatch` has this shape)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def entry_uid(self) -> str: ...
+    @property
+    def entry_name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def score(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """The destination's screening: its matches and the list versions it was screened against."""
+
+    matches: tuple[ScreeningMatch, ...]
+    versions: Mapping[str, str]
+
+
+def destination_key(destination: PayoutDestination) -> str:
+    """The same key as `prizeflow_rewards.domain.claims.destination_key` (a unit test holds them equal)."""
+    raw = f"{destination.type.value}|{destination.address}|{destination.memo or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Clearance:
+    """A screening match two approvers cleared for this subject (list entry by its source and uid)."""
+
+    kind: SubjectKind
+    key: str
+    source: str
+    entry_uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateInput:
+    stage: Stage
+    player_id: str
+    player_screening_hit: bool  # the player's stored identity screening matched a list (uncleared there)
+    destination_key: str
+    verdict: Verdict
+    screening: Screening | None  # the destination's; None: the screen could not answer (unavailable)
+    cleared: Collection[Clearance] = ()
+    missing_lists: tuple[str, ...] = ()  # configured sources the screen has not loaded
+    released_by_people: bool = False  # people released an earlier hold of this payout: they decided the policy
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    action: Action
+    hold: HoldCode | None = None
+    detail: str = ""  # staff only: findings, rule numbers, list entries (never the player's data)
+    reasons: tuple[Mapping[str, object], ...] = ()
+    matches: tuple[ScreeningMatch, ...] = ()  # the uncleared destination matches (what approvers would clear)
+    player_hit: bool = False  # the player's own stored screening hit, uncleared
+    refusal: Finding | None = None  # at request time: why the request is refused
+    approval_policy: ApprovalPolicy | None = None  # the hold's: DUAL for a screening hit
+    list_versions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def player_message(self) -> str | None:
+        """What the player may be told (never a threshold, list or entry)."""
+        if self.refusal is not None:
+            return PLAYER_MESSAGE[self.refusal]
+        if self.hold is HoldCode.KYC_REQUIRED:
+            return PLAYER_MESSAGE[Finding.KYC_REQUIRED]
+        return None
+
+
+def _uncleared(result: Screening | None, key: str, cleared: Collection[Clearance]) -> tuple[ScreeningMatch, ...]:
+    if result is None:
+        return ()
+    done = {(c.source, c.entry_uid) for c in cleared if c.kind is SubjectKind.DESTINATION and c.key == key}
+    return tuple(m for m in result.matches if (m.source, m.entry_uid) not in done)
+
+
+def player_cleared(player_id: str, cleared: Collection[Clearance]) -> bool:
+    return any(
+        c.kind is SubjectKind.PLAYER
+        and c.key == player_id
+        and (c.source, c.entry_uid) == (PLAYER_SCREENING_SOURCE, PLAYER_SCREENING_ENTRY)
+        for c in cleared
+    )
+
+
+def _match_reason(m: ScreeningMatch) -> dict[str, object]:
+    return {
+        "finding": "screening_hit",
+        "subject": "destination",
+        "source": m.source,
+        "entry_uid": m.entry_uid,
+        "entry_name": m.entry_name,
+        "kind": m.kind,
+        "score": m.score,
+    }
+
+
+def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outcome reads as the rule it is
+    """The gate's decision on one payout (see the module docstring for the order of the rules)."""
+    verdict = g.verdict
+    reasons: list[Mapping[str, object]] = list(verdict.reasons())
+    versions = dict(g.screening.versions) if g.screening is not None else {}
+    matches = _uncleared(g.screening, g.destination_key, g.cleared)
+    player_hit = g.player_screening_hit and not player_cleared(g.player_id, g.cleared)
+    reasons.extend(_match_reason(m) for m in matches)
+    if player_hit:
+        reasons.append({"finding": "screening_hit", "subject": "player", "source": PLAYER_SCREENING_SOURCE})
+    unavailable = g.screening is None or bool(g.missing_lists)
+    if unavailable:
+        reasons.append({"finding": "screening_unavailable", "missing": list(g.missing_lists)})
+    reasons_t = tuple(reasons)
+
+    def held(code: HoldCode, detail: str, policy: ApprovalPolicy) -> GateDecision:
+        return GateDecision(
+            Action.HOLD,
+            code,
+            detail[:2000],
+            reasons_t,
+            matches,
+            player_hit,
+            approval_policy=policy,
+            list_versions=versions,
+        )
+
+    # 1. A failed verification refuses the request (as the deny list does): nothing will ever pay it.
+    refusals = [h for h in verdict.hits if h.action is Action.REFUSE]
+    if g.stage is Stage.REQUEST and any(h.finding is Finding.KYC_FAILED for h in refusals):
+        return GateDecision(
+            Action.REFUSE,
+            None,
+            "; ".join(h.detail for h in refusals)[:2000],
+            reasons_t,
+            matches,
+            player_hit,
+            refusal=Finding.KYC_FAILED,
+            list_versions=versions,
+        )
+    # 2. Screening: a hit (or no answer) is for two people, whatever the policy says.
+    if matches or player_hit:
+        named = [f"{m.source}:{m.entry_uid} ({m.kind}, score {m.score})" for m in matches]
+        if player_hit:
+            named.append("the player's verified identity matched a list")
+        return held(HoldCode.SCREENING_HIT, "screening hit: " + "; ".join(named), ApprovalPolicy.DUAL)
+    if unavailable:
+        missing = f" ({', '.join(g.missing_lists)})" if g.missing_lists else ""
+        return held(HoldCode.SCREENING_HIT, UNAVAILABLE_DETAIL + missing, ApprovalPolicy.DUAL)
+    # 3. The policy.
+    if verdict.action is Action.ALLOW:
+        return GateDecision(Action.ALLOW, reasons=reasons_t, list_versions=versions)
+    if verdict.waits_for_verification_only:
+        return held(HoldCode.KYC_REQUIRED, _details(verdict), ApprovalPolicy.SINGLE)
+    kyc = [h for h in verdict.hits if h.finding in (Finding.KYC_REQUIRED, Finding.KYC_FAILED)]
+    if g.released_by_people and not kyc:
+        # People released this payout's hold with its policy findings before them; verification is never theirs.
+        return GateDecision(Action.ALLOW, reasons=reasons_t, list_versions=versions)
+    if kyc and all(h.finding is Finding.KYC_REQUIRED for h in kyc) and g.released_by_people:
+        # Verification still missing: it waits for the player, the rest was decided by people.
+        return held(HoldCode.KYC_REQUIRED, _details(verdict), ApprovalPolicy.SINGLE)
+    return held(HoldCode.POLICY, _details(verdict), ApprovalPolicy.SINGLE)
+
+
+def _details(verdict: Verdict) -> str:
+    return f"policy v{verdict.policy_version}: " + "; ".join(f"{h.finding.value}: {h.detail}" for h in verdict.hits)
+
+
+def stricter(a: ApprovalPolicy, b: ApprovalPolicy) -> ApprovalPolicy:
+    order = (ApprovalPolicy.AUTO, ApprovalPolicy.SINGLE, ApprovalPolicy.DUAL)
+    return max(a, b, key=order.index)
+
+
+def clearances_for(
+    decision_matches: Sequence[ScreeningMatch], *, player_id: str, player_hit: bool, destination: str
+) -> list[Clearance]:
+    """What two approvers clear by releasing a screening hold."""
+    out = [Clearance(SubjectKind.DESTINATION, destination, m.source, m.entry_uid) for m in decision_matches]
+    if player_hit:
+        out.append(Clearance(SubjectKind.PLAYER, player_id, PLAYER_SCREENING_SOURCE, PLAYER_SCREENING_ENTRY))
+    return out
+
+
+__all__ = [
+    "PLAYER_SCREENING_ENTRY",
+    "PLAYER_SCREENING_SOURCE",
+    "UNAVAILABLE_DETAIL",
+    "Clearance",
+    "GateDecision",
+    "GateInput",
+    "HoldCode",
+    "Screening",
+    "ScreeningMatch",
+    "Stage",
+    "SubjectKind",
+    "clearances_for",
+    "decide",
+    "destination_key",
+    "player_cleared",
+    "stricter",
+]
