@@ -33,6 +33,7 @@ LEGAL = {
     (S.APPROVED, S.SUBMITTING),
     (S.APPROVED, S.CANCELLED),
     (S.APPROVED, S.PAID),
+    (S.APPROVED, S.PENDING_APPROVAL),  # the compliance gate before a first send (migration 0021)
     (S.SUBMITTING, S.SUBMITTED),
     (S.SUBMITTING, S.PAID),
     (S.SUBMITTING, S.FAILED),
