@@ -10,12 +10,13 @@ from prizeflow_testkit.browser import assert_accessible, screenshot, sign_in
 
 # What the navigation offers each person (services/console domain/viewer.py PAGE_ROLES).
 FINANCE = ["Reconciliation", "Exceptions", "Exports"]
+COMPLIANCE = ["Compliance"]  # admin, approver
 STAFF = ["Approvals", "Held claims", "Rounds", "Campaigns and pools", "Dead letters", "Timeline", *FINANCE]
 NAV = {
     "olivia": STAFF,
-    "adam": STAFF,
-    "alice": ["Approvals", "Timeline", *FINANCE],
-    "priya": ["Approvals", "Timeline", *FINANCE, "Wallet"],
+    "adam": [*STAFF, *COMPLIANCE],
+    "alice": ["Approvals", "Timeline", *FINANCE, *COMPLIANCE],
+    "priya": ["Approvals", "Timeline", *FINANCE, *COMPLIANCE, "Wallet"],
     "player-1": ["Wallet"],
 }
 EVERY_PAGE = {
@@ -28,6 +29,7 @@ EVERY_PAGE = {
     "Reconciliation": "/reconciliation",
     "Exceptions": "/exceptions",
     "Exports": "/exports",
+    "Compliance": "/compliance",
     "Wallet": "/wallet",
 }
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from prizeflow_console.domain.compliance import gate_hold
 from prizeflow_console.domain.viewer import Action, Viewer
 from prizeflow_contracts.events.payouts import REQUIRED_APPROVERS, ApprovalPolicy
 from prizeflow_contracts.events.rewards import HoldCode
@@ -44,8 +45,12 @@ class Signal:
 
 
 def risk_signals(payout: Mapping[str, Any], claim: Mapping[str, Any] | None) -> list[Signal]:
-    """What the payout and its claim carry: the claim's hold and who released it, earlier failed attempts."""
+    """What the payout and its claim carry: the compliance gate's hold, the claim's hold and who released it,
+    earlier failed attempts."""
     signals: list[Signal] = []
+    if (badge := gate_hold(payout)) is not None:
+        detail = payout.get("hold_detail")
+        signals.append(Signal(f"gate_{payout['hold_code']}", badge + (f". Detail: {detail}." if detail else ".")))
     if claim and claim.get("hold_code"):
         detail = claim.get("hold_detail")
         text = hold_reason(str(claim["hold_code"])) + (f" Detail: {detail}." if detail else "")

@@ -26,6 +26,7 @@ class Page(StrEnum):
     RECONCILIATION = "reconciliation"
     EXCEPTIONS = "exceptions"
     EXPORTS = "exports"
+    COMPLIANCE = "compliance"
     WALLET = "wallet"
 
 
@@ -39,11 +40,14 @@ class Action(StrEnum):
     RUN_RECONCILIATION = "run_reconciliation"  # run a provider's window on demand
     WORK_EXCEPTION = "work_exception"  # take, acknowledge, propose a money action
     APPROVE_EXCEPTION = "approve_exception"  # confirm another person's proposed money action
+    MANAGE_COMPLIANCE = "manage_compliance"  # propose / approve / reject a risk policy; refresh sanctions lists
 
 
 STAFF: Final = frozenset({Role.OPS, Role.ADMIN})
 # Reconciliation's readers and first hands (docs/adr and the payouts admin API: read = ops/approver/admin).
 FINANCE: Final = frozenset({Role.OPS, Role.APPROVER, Role.ADMIN})
+# Players' verification, screening and the gate's decisions (payouts: staff views are admin or approver).
+COMPLIANCE: Final = frozenset({Role.ADMIN, Role.APPROVER})
 
 PAGE_ROLES: Final[dict[Page, frozenset[Role]]] = {
     Page.APPROVALS: frozenset({Role.APPROVER, Role.OPS, Role.ADMIN}),
@@ -55,6 +59,7 @@ PAGE_ROLES: Final[dict[Page, frozenset[Role]]] = {
     Page.RECONCILIATION: FINANCE,
     Page.EXCEPTIONS: FINANCE,
     Page.EXPORTS: FINANCE,
+    Page.COMPLIANCE: COMPLIANCE,
     Page.WALLET: frozenset({Role.PLAYER}),
 }
 
@@ -70,6 +75,8 @@ ACTION_ROLES: Final[dict[Action, frozenset[Role]]] = {
     Action.WORK_EXCEPTION: FINANCE,
     # The second person of a money action: an approver or an admin, never the proposer (payouts refuses both).
     Action.APPROVE_EXCEPTION: frozenset({Role.APPROVER, Role.ADMIN}),
+    # A policy version: proposed by one admin, approved by another (payouts refuses the proposer).
+    Action.MANAGE_COMPLIANCE: frozenset({Role.ADMIN}),
 }
 
 PAGE_TITLES: Final[dict[Page, str]] = {
@@ -82,6 +89,7 @@ PAGE_TITLES: Final[dict[Page, str]] = {
     Page.RECONCILIATION: "Reconciliation",
     Page.EXCEPTIONS: "Exceptions",
     Page.EXPORTS: "Exports",
+    Page.COMPLIANCE: "Compliance",
     Page.WALLET: "Wallet",
 }
 
@@ -119,4 +127,4 @@ class Viewer:
         return self.user_id not in set(approved_by)
 
 
-__all__ = ["ACTION_ROLES", "FINANCE", "PAGE_ROLES", "PAGE_TITLES", "Action", "Page", "Role", "Viewer"]
+__all__ = ["ACTION_ROLES", "COMPLIANCE", "FINANCE", "PAGE_ROLES", "PAGE_TITLES", "Action", "Page", "Role", "Viewer"]

@@ -28,12 +28,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prizeflow_console.application.login import SignInFlow
 from prizeflow_console.application.ports import Downloads, IdentityProvider, PlatformApi, SessionStore
 from prizeflow_console.application.timeline import TraceFlow
+from prizeflow_console.domain.compliance import gate_hold
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
 from prizeflow_console.domain.session import Timeouts, expiry_of, id_hash, judge, needs_touch
 from prizeflow_console.domain.viewer import Role
 from prizeflow_console.entrypoints.auth import AuthController, PeopleController
 from prizeflow_console.entrypoints.pages.approvals import ApprovalsController
 from prizeflow_console.entrypoints.pages.campaigns import CampaignsController
+from prizeflow_console.entrypoints.pages.compliance import ComplianceController
 from prizeflow_console.entrypoints.pages.dead_letters import DeadLettersController
 from prizeflow_console.entrypoints.pages.holds import HoldsController
 from prizeflow_console.entrypoints.pages.reconciliation import (
@@ -129,6 +131,7 @@ PAGES: tuple[ControllerRouterHandler, ...] = (
     ReconciliationController,
     ExceptionsController,
     ExportsController,
+    ComplianceController,
     WalletController,
 )
 
@@ -152,6 +155,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         env.filters["when"] = _when
         env.tests["redeemable"] = redeemable
         env.globals["urlencode"] = urlencode
+        env.globals["gate_hold"] = gate_hold
 
     return TemplateConfig(directory=PACKAGE / "templates", engine=JinjaTemplateEngine, engine_callback=setup)
 
