@@ -125,7 +125,7 @@ def test_stage_event_refuses_what_an_envelope_would(bad: dict[str, Any]) -> None
 
 
 def test_every_event_type_is_registered_with_an_example() -> None:
-    assert len(all_examples()) == len(event_types()) == 44
+    assert len(all_examples()) == len(event_types()) == 45
 
 
 def test_follow_keeps_correlation_and_sets_causation() -> None:

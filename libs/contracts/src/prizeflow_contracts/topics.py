@@ -85,7 +85,9 @@ SIGNER_RESULTS: Final = Topic(
     ("TransactionSigned", "SignatureRefused", "TonMessageSigned", "TonBatchSigned"),
 )
 WEBHOOK_PROVIDER_EVENTS: Final = Topic(
-    "prizeflow.webhooks.provider-events.v1", "webhooks", ("ProviderEventReceived", "PaymentEventReceived")
+    "prizeflow.webhooks.provider-events.v1",
+    "webhooks",
+    ("ProviderEventReceived", "PaymentEventReceived", "VerificationEventReceived"),
 )
 AUDIT: Final = Topic("prizeflow.audit.v1", "every service", ("AdminActionRecorded",))
 

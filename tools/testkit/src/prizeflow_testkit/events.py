@@ -397,6 +397,16 @@ _EXAMPLES: Final[dict[type[EventPayload], Callable[[], dict[str, Any]]]] = {
         "amount": {"asset": "USD", "amount": 2_500},
         "payload_digest": DIGEST,
     },
+    ev.VerificationEventReceived: lambda: {
+        "provider": "sumsub",
+        "provider_name": "sumsub",
+        "provider_event_id": "5cb56e8e0a975a35f333cb83:applicantReviewed:20240221132319002",
+        "applicant_ref": "5cb56e8e0a975a35f333cb83",
+        "player_id": "p-1",
+        "kind": "applicantReviewed",
+        "received_at": AT,
+        "payload_digest": DIGEST,
+    },
     ev.TopUpCredited: lambda: {
         "top_up_id": "tu-1",
         "player_id": "p-1",

@@ -86,7 +86,12 @@ from prizeflow_contracts.events.signer import (
     TonTransferIntent,
     TransactionSigned,
 )
-from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
+from prizeflow_contracts.events.webhooks import (
+    PaymentEventReceived,
+    PaymentEventStatus,
+    ProviderEventReceived,
+    VerificationEventReceived,
+)
 
 __all__ = [
     "MAX_OPERATIONS",
@@ -168,5 +173,6 @@ __all__ = [
     "TopUpAdjustmentKind",
     "TopUpCredited",
     "TransactionSigned",
+    "VerificationEventReceived",
     "check_placements",
 ]

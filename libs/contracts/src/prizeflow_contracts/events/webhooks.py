@@ -1,9 +1,10 @@
 """What the webhooks ingress publishes on `prizeflow.webhooks.provider-events.v1` (docs/architecture.md §5).
 
 Raw provider bodies never travel on Kafka (they may hold personal data); only the normalized view and a
-digest of the body, which the ingress keeps for support. Two kinds of provider event travel here:
+digest of the body, which the ingress keeps for support. Three kinds of provider event travel here:
 `ProviderEventReceived` is about a payout (payouts consumes it), `PaymentEventReceived` is about money a
-player paid in, a wallet top-up (rewards consumes it). Each consumer ignores the other's kind.
+player paid in, a wallet top-up (rewards consumes it), `VerificationEventReceived` is about a player's identity
+verification at a KYC vendor (payouts consumes it). Each consumer ignores the kinds it does not act on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import AwareDatetime, Field, model_validator
 from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Sha256Hex
+from prizeflow_contracts.kyc import VerificationVendor
 from prizeflow_contracts.money import PositiveMoney
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.topics import WEBHOOK_PROVIDER_EVENTS, Topic
@@ -113,4 +115,22 @@ class PaymentEventReceived(EventPayload):
         return self
 
 
-__all__ = ["PaymentEventReceived", "PaymentEventStatus", "ProviderEventReceived"]
+class VerificationEventReceived(EventPayload):
+    """A KYC vendor's webhook about an applicant (docs/adr/0012-pay-only-whom-you-may.md), verified and deduplicated
+    by the ingress. It says only that something happened to whom: no review answer (a webhook's say-so is never
+    believed; payouts fetches the applicant's status from the vendor) and no personal data."""
+
+    EVENT_NAME: ClassVar[str] = "VerificationEventReceived"
+    TOPIC: ClassVar[Topic] = WEBHOOK_PROVIDER_EVENTS
+
+    provider: VerificationVendor
+    provider_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="The ingress's provider")]
+    provider_event_id: ProviderRef = Field(description="The delivery's dedup key at the ingress")
+    applicant_ref: ProviderRef = Field(description="The vendor's applicant id")
+    player_id: Identifier = Field(description="Our player id, the vendor's external user id")
+    kind: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/\-]{1,128}$", description="The vendor's webhook type")]
+    received_at: AwareDatetime
+    payload_digest: Sha256Hex = Field(description="SHA-256 of the raw request body")
+
+
+__all__ = ["PaymentEventReceived", "PaymentEventStatus", "ProviderEventReceived", "VerificationEventReceived"]
