@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from prizeflow_payouts.domain.deny import DenyList
-from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.settings import Profile, ServiceSettings
 
+# The KYC emulator's own credentials (tools/kyc-emulator): the dev profile's default, refused by any real vendor.
+DEV_KYC_APP_TOKEN = "dev-kyc-app-token"  # noqa: S105 - the emulator's well-known dev value, dev profile only
+DEV_KYC_SECRET = "dev-kyc-secret-key"  # noqa: S105 - the emulator's well-known dev value, dev profile only
 DEFAULT_PROVIDERS_FILE = Path(__file__).resolve().parents[2] / "providers.yaml"
 
 
@@ -89,6 +92,23 @@ class PayoutsSettings(ServiceSettings):
         description="CloudEvents sources trusted to publish provider events (the verifying webhook ingress)",
     )
 
+    payouts_kyc_provider: Literal["sumsub", "none"] = Field(
+        default="none",
+        description="Identity-verification vendor (docs/adr/0012): sumsub, or none (verification unavailable: "
+        "starting one answers 503 and nobody is ever marked verified)",
+    )
+    payouts_kyc_base_url: str | None = Field(
+        default=None, description="The vendor's API base (the emulator's in dev and tests; https:// elsewhere)"
+    )
+    payouts_kyc_app_token: SecretStr | None = Field(default=None, description="The vendor's app token")
+    payouts_kyc_secret_key: SecretStr | None = Field(
+        default=None, description="The vendor's secret key (signs each API request); no default outside dev"
+    )
+    payouts_kyc_level: str = Field(
+        default="basic-kyc-level", min_length=1, max_length=128, description="The vendor's verification level"
+    )
+    payouts_kyc_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Deadline of one vendor call")
+
     @field_validator("payouts_deny_destinations", mode="before")
     @classmethod
     def _split_deny(cls, value: Any) -> Any:
@@ -105,3 +125,37 @@ class PayoutsSettings(ServiceSettings):
     def _check_deny(cls, value: list[str]) -> list[str]:
         DenyList.parse(value)  # a malformed entry stops start-up, named
         return value
+
+    @model_validator(mode="after")
+    def _kyc(self) -> PayoutsSettings:
+        """Refuse to start, naming the variables, rather than verify identities with a guessed configuration."""
+        if self.payouts_kyc_provider == "none":
+            return self
+        dev = self.prizeflow_profile is Profile.DEV
+        missing = [
+            env
+            for env, value in (
+                ("PAYOUTS_KYC_BASE_URL", self.payouts_kyc_base_url),
+                ("PAYOUTS_KYC_APP_TOKEN", self.payouts_kyc_app_token),
+                ("PAYOUTS_KYC_SECRET_KEY", self.payouts_kyc_secret_key),
+            )
+            if value is None
+        ]
+        if missing and not dev:
+            raise ValueError(f"{', '.join(missing)} not set (PAYOUTS_KYC_PROVIDER={self.payouts_kyc_provider})")
+        if self.payouts_kyc_base_url is None:
+            raise ValueError(f"PAYOUTS_KYC_BASE_URL is not set (PAYOUTS_KYC_PROVIDER={self.payouts_kyc_provider})")
+        if not dev and not self.payouts_kyc_base_url.startswith("https://"):
+            raise ValueError("PAYOUTS_KYC_BASE_URL must start with https:// outside PRIZEFLOW_PROFILE=dev")
+        return self
+
+    @property
+    def kyc_credentials(self) -> tuple[str, str]:
+        """(app token, secret key); the dev profile's defaults are the emulator's own, never a real vendor's."""
+        if self.payouts_kyc_app_token is not None and self.payouts_kyc_secret_key is not None:
+            return self.payouts_kyc_app_token.get_secret_value(), self.payouts_kyc_secret_key.get_secret_value()
+        if self.prizeflow_profile is Profile.DEV:
+            token = self.payouts_kyc_app_token.get_secret_value() if self.payouts_kyc_app_token else DEV_KYC_APP_TOKEN
+            secret = self.payouts_kyc_secret_key.get_secret_value() if self.payouts_kyc_secret_key else DEV_KYC_SECRET
+            return token, secret
+        raise ValueError("PAYOUTS_KYC_APP_TOKEN and PAYOUTS_KYC_SECRET_KEY are not set")

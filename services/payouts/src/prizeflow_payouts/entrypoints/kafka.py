@@ -13,8 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import LedgerPosted, PayoutRequested
+from prizeflow_contracts.events.webhooks import VerificationEventReceived
+from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore
 from prizeflow_payouts.adapters.reconciliation_pg import SqlLedgerPostings
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.application.compliance.verification import ApplyVerificationEvent
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_runtime.dead_letters import DeadLetter
@@ -97,7 +100,24 @@ class ProviderEventsHandler:
         self.apply = apply
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
-        await self.apply.execute(SqlPayoutRepository(session), envelopes)
+        # A verification event is `VerificationEventsHandler`'s (its own consumer group), never a payout's.
+        payouts = [e for e in envelopes if not isinstance(e.data, VerificationEventReceived)]
+        if payouts:
+            await self.apply.execute(SqlPayoutRepository(session), payouts)
+
+
+class VerificationEventsHandler:
+    """`VerificationEventReceived` from the webhooks topic, in its own consumer group (inbox dedup, retries, DLQ): a
+    vendor outage retries and dead-letters these, and never holds back the payouts' provider events. Every other
+    kind on the topic is another consumer's: seen, nothing to do."""
+
+    def __init__(self, apply: ApplyVerificationEvent) -> None:
+        self.apply = apply
+
+    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        mine = [e for e in envelopes if isinstance(e.data, VerificationEventReceived)]
+        if mine:
+            await self.apply.execute(SqlComplianceStore(session), mine)
 
 
 class SignerResultsHandler:
@@ -111,4 +131,10 @@ class SignerResultsHandler:
             await sink.on_signer_results(session, envelopes)
 
 
-__all__ = ["PayoutRequestsHandler", "ProviderEventsHandler", "SignerResultsHandler", "SignerResultsSink"]
+__all__ = [
+    "PayoutRequestsHandler",
+    "ProviderEventsHandler",
+    "SignerResultsHandler",
+    "SignerResultsSink",
+    "VerificationEventsHandler",
+]
