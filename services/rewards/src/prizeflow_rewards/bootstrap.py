@@ -30,7 +30,13 @@ from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.pg import pg_stores
 from prizeflow_rewards.adapters.transactions import SessionTransactions
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
-from prizeflow_rewards.application.claims import ClaimPolicy, ReviewHold, SettlePayout, SubmitClaim
+from prizeflow_rewards.application.claims import (
+    ApplyComplianceEvents,
+    ClaimPolicy,
+    ReviewHold,
+    SettlePayout,
+    SubmitClaim,
+)
 from prizeflow_rewards.application.corrections import DecideCorrection, LedgerReads, ProposeCorrection
 from prizeflow_rewards.application.exports import ExportLedger
 from prizeflow_rewards.application.ports import CheckoutProvider, Stores
@@ -161,7 +167,10 @@ def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -
     # Settlement's decisions only: the game feed moves no money (an entry settlement refuses costs nothing).
     rt.add_consumer(ROUNDS_CONSUMER, [SETTLEMENT_ROUNDS.name], batch_handler=RoundEventsHandler(rounds))
     settle = SettlePayout(ledger, metrics, stores=stores, source=source)
-    rt.add_consumer(PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(settle))
+    compliance = ApplyComplianceEvents(ledger, source, metrics, stores=stores)
+    rt.add_consumer(
+        PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(settle, compliance=compliance)
+    )
     checkout = checkout_provider(settings, rt.sessions)
     providers = CheckoutProviders(default=checkout.name, providers={checkout.name: checkout})
     money = TopUpMoney(ledger, source, metrics, stores=stores)
@@ -217,6 +226,11 @@ class PgSubmitClaim(SubmitClaim):
 
 @dataclass
 class PgSettlePayout(SettlePayout):
+    stores: Stores = field(default_factory=pg_stores, kw_only=True)
+
+
+@dataclass
+class PgApplyComplianceEvents(ApplyComplianceEvents):
     stores: Stores = field(default_factory=pg_stores, kw_only=True)
 
 

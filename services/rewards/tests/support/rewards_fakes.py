@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent, decode
-from prizeflow_contracts.events.payouts import PayoutRoutesPublished
+from prizeflow_contracts.events.payouts import PayoutRoutesPublished, PlayerVerificationChanged, RiskPolicyActivated
+from prizeflow_contracts.policy import EMPTY_POLICY, RiskPolicy, VerificationStatus
 from prizeflow_rewards.application.ports import (
     CheckoutRefusedError,
     CheckoutRequest,
@@ -167,7 +168,15 @@ class FakeClaims:
         return {i: r.claim for i in sorted(claim_ids) if (r := self.rows.get(i))}
 
     async def intake_facts(
-        self, tx: object, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
+        self,
+        tx: object,
+        queries: Sequence[IntakeQuery],
+        *,
+        day: datetime,
+        velocity: datetime,
+        window: datetime,
+        now: datetime,
+        windows: Sequence[int] = (),
     ) -> list[IntakeFacts]:
         return [
             IntakeFacts(
@@ -176,9 +185,45 @@ class FakeClaims:
                 destination_first_seen=self.players.destinations.get((q.player_id, q.destination_key)),
                 risk_flagged=self.players.flags.get(q.player_id, False),
                 routable=self.routes.routable(q.asset, q.destination_type, q.amount),
+                **self.sums(q, now, windows),
             )
             for q in queries
         ]
+
+    def sums(self, q: IntakeQuery, now: datetime, windows: Sequence[int]) -> dict[str, dict[int, int]]:
+        """As the database sums them: live claims' amounts in the asset, claims in any asset, the destination's."""
+        live = {ClaimStatus.HELD, ClaimStatus.APPROVED, ClaimStatus.PAID}
+        others = [r.claim for r in self.rows.values() if r.claim.id != q.claim_id]
+        out: dict[str, dict[int, int]] = {"player_totals": {}, "player_counts": {}, "destination_totals": {}}
+        for w in windows:
+            since = now - timedelta(seconds=w)
+            inside = [c for c in others if c.created_at > since]
+            mine = [c for c in inside if c.player_id == q.player_id]
+            out["player_totals"][w] = sum(c.amount for c in mine if c.asset == q.asset and c.status in live)
+            out["player_counts"][w] = len(mine)
+            out["destination_totals"][w] = sum(
+                c.amount
+                for c in inside
+                if c.destination_key == q.destination_key and c.asset == q.asset and c.status in live
+            )
+        return out
+
+    async def waiting_for_verification(self, tx: object, player_ids: Sequence[str]) -> list[Claim]:
+        return sorted(
+            (
+                r.claim
+                for r in self.rows.values()
+                if r.claim.player_id in player_ids
+                and r.claim.status is ClaimStatus.HELD
+                and r.claim.hold_code == "kyc_required"
+            ),
+            key=lambda c: c.id,
+        )
+
+    async def rehold(self, tx: object, claim_id: str, *, code: str, detail: str, policy_version: int) -> None:
+        row = self.rows[claim_id]
+        if row.claim.status is ClaimStatus.HELD:
+            row.claim = replace(row.claim, hold_code=code, hold_detail=detail, policy_version=policy_version)
 
     def history(
         self, player_id: str, asset: str, *, day: datetime, velocity: datetime, window: datetime
@@ -217,6 +262,36 @@ class FakeClaims:
             row = self.rows[claim_id]
             row.claim = replace(row.claim, status=status)
             row.settled = True
+
+
+class FakeCompliance:
+    """The policy and verification projections (only higher versions and sequences replace); no locks."""
+
+    def __init__(self) -> None:
+        self.policy: RiskPolicy = EMPTY_POLICY
+        self.verifications: dict[str, tuple[VerificationStatus, int]] = {}
+        self.locked: list[list[str]] = []
+
+    async def intake(self, tx: object, player_ids: Sequence[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
+        return self.policy, {p: self.status(p) for p in player_ids}
+
+    def status(self, player_id: str) -> VerificationStatus:
+        return self.verifications.get(player_id, (VerificationStatus.NOT_STARTED, 0))[0]
+
+    async def lock_players(self, tx: object, player_ids: Sequence[str]) -> None:
+        self.locked.append(sorted(player_ids))
+
+    async def activate(self, tx: object, event: RiskPolicyActivated) -> bool:
+        if event.policy.version <= self.policy.version:
+            return False
+        self.policy = event.policy
+        return True
+
+    async def record_verification(self, tx: object, event: PlayerVerificationChanged) -> bool:
+        if event.sequence <= self.verifications.get(event.player_id, (None, 0))[1]:
+            return False
+        self.verifications[event.player_id] = (event.status, event.sequence)
+        return True
 
 
 class FakePlayers:
@@ -617,6 +692,7 @@ class Fakes:
     outbox: FakeOutbox = field(default_factory=FakeOutbox)
     top_ups: FakeTopUps = field(default_factory=FakeTopUps)
     contradictions: FakeContradictions = field(default_factory=FakeContradictions)
+    compliance: FakeCompliance = field(default_factory=FakeCompliance)
 
     def __post_init__(self) -> None:
         self.claims.players, self.claims.routes = self.players, self.routes
@@ -633,4 +709,5 @@ class Fakes:
             outbox=self.outbox,
             top_ups=self.top_ups,
             contradictions=self.contradictions,
+            compliance=self.compliance,
         )

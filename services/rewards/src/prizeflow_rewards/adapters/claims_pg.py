@@ -18,7 +18,7 @@ Conn = AsyncSession | AsyncConnection
 
 _SELECT_CLAIM = (
     "SELECT id, player_id, asset, amount, destination, status, hold_code, hold_detail, rejection_code, "
-    "payout_request_id, correlation_id, created_at, destination_key, payout_id FROM claims "
+    "payout_request_id, correlation_id, created_at, destination_key, payout_id, policy_version FROM claims "
 )
 _GET = text(_SELECT_CLAIM + "WHERE id = :id")
 _GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR NO KEY UPDATE")
@@ -26,15 +26,27 @@ _GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR NO KEY UPDATE")
 _LOCK_MANY = text(_SELECT_CLAIM + "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR NO KEY UPDATE")
 _HELD = text(_SELECT_CLAIM + "WHERE status = 'held' ORDER BY created_at LIMIT :n")
 _OF_PLAYER = text(_SELECT_CLAIM + "WHERE player_id = :p ORDER BY created_at DESC, id DESC LIMIT :n")
+_WAITING = text(
+    _SELECT_CLAIM + "WHERE player_id = ANY(CAST(:p AS text[])) AND status = 'held' AND hold_code = 'kyc_required' "
+    "ORDER BY id"
+)
+_REHOLD = text(
+    "UPDATE claims SET hold_code = :code, hold_detail = :detail, policy_version = :v WHERE id = :id AND status = 'held'"
+)
 # Everything the claim rules read for an intake batch, one row per request in the batch's order: the claim its
 # id names, the player's history (claims created after the oldest of the three windows), the destination's first
-# use, the risk flag, and whether a route pays it. Prepared once per connection (asyncpg), arrays in.
+# use, the risk flag, whether a route pays it, and the risk policy's sums over each window it names ($11, seconds,
+# up to $10; the claim the request's id names left out): the player's amounts in the asset and claims in any,
+# the destination's amounts in the asset across players (index-only scans of claims_player_asset_time,
+# claims_player_time and claims_destination_time). Prepared once per connection (asyncpg), arrays in.
 _INTAKE_FACTS = """
     SELECT q.i, c.id, c.player_id, c.asset, c.amount, c.destination, c.status, c.hold_code, c.hold_detail,
            c.rejection_code, c.payout_request_id, c.correlation_id, c.created_at, c.destination_key, c.payout_id,
+           c.policy_version,
            h.claimed_today, h.recent, h.decided, h.failed, d.first_seen_at, coalesce(f.flagged, false) AS flagged,
            EXISTS (SELECT 1 FROM payout_routes r WHERE r.asset = q.asset AND r.destination_type = q.dtype
-                   AND (r.amounts IS NULL OR q.amount = ANY(r.amounts))) AS routable
+                   AND (r.amounts IS NULL OR q.amount = ANY(r.amounts))) AS routable,
+           pw.player_totals, pw.player_counts, pw.destination_totals
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
          WITH ORDINALITY AS q(claim_id, player, asset, amount, dtype, dkey, i)
     LEFT JOIN claims c ON c.id = q.claim_id
@@ -50,14 +62,34 @@ _INTAKE_FACTS = """
           count(*) FILTER (WHERE k.created_at > $9 AND k.status IN ('rejected', 'voided', 'returned')) AS failed
         FROM claims k WHERE k.player_id = q.player AND k.created_at > least($7, $8, $9)
     ) AS h
+    CROSS JOIN LATERAL (
+        SELECT coalesce(array_agg(t.player_total ORDER BY w.i), '{}') AS player_totals,
+               coalesce(array_agg(t.player_count ORDER BY w.i), '{}') AS player_counts,
+               coalesce(array_agg(t.destination_total ORDER BY w.i), '{}') AS destination_totals
+        FROM (SELECT i, $10::timestamptz - s * interval '1 second' AS since
+              FROM unnest($11::bigint[]) WITH ORDINALITY AS u(s, i)) AS w
+        CROSS JOIN LATERAL (
+            SELECT
+              (SELECT coalesce(sum(k.amount), 0) FROM claims k
+               WHERE k.player_id = q.player AND k.asset = q.asset AND k.created_at > w.since
+                 AND k.status IN ('held', 'approved', 'paid') AND k.id <> q.claim_id) AS player_total,
+              (SELECT count(*) FROM claims k
+               WHERE k.player_id = q.player AND k.created_at > w.since
+                 AND k.id <> q.claim_id) AS player_count,
+              (SELECT coalesce(sum(k.amount), 0) FROM claims k
+               WHERE k.destination_key = q.dkey AND k.asset = q.asset AND k.created_at > w.since
+                 AND k.status IN ('held', 'approved', 'paid') AND k.id <> q.claim_id) AS destination_total
+        ) AS t
+    ) AS pw
     ORDER BY q.i
 """
 _INSERT_MANY = """
     INSERT INTO claims (id, player_id, asset, amount, destination, destination_key, status, hold_code, hold_detail,
-                        pending_transfer_id, payout_request_id, correlation_id, created_at, decided_at)
+                        pending_transfer_id, payout_request_id, correlation_id, created_at, decided_at,
+                        policy_version)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], $13::timestamptz[],
-                         $14::timestamptz[])
+                         $14::timestamptz[], $15::bigint[])
 """
 _REMEMBER_MANY = """
     INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
@@ -100,6 +132,7 @@ def _claim_of_record(r: Any) -> Claim:
         r["created_at"],
         r["destination_key"],
         r["payout_id"],
+        r["policy_version"],
     )
 
 
@@ -119,7 +152,12 @@ def _claim(row: Any) -> Claim:
         row.created_at,
         row.destination_key,
         row.payout_id,
+        row.policy_version,
     )
+
+
+def _by_window(windows: Sequence[int], values: Sequence[Any]) -> dict[int, int]:
+    return {w: int(v) for w, v in zip(windows, values, strict=True)}
 
 
 class PgClaimRepository:
@@ -138,7 +176,15 @@ class PgClaimRepository:
         return {r.id: _claim(r) for r in rows}
 
     async def intake_facts(
-        self, tx: Conn, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
+        self,
+        tx: Conn,
+        queries: Sequence[IntakeQuery],
+        *,
+        day: datetime,
+        velocity: datetime,
+        window: datetime,
+        now: datetime,
+        windows: Sequence[int] = (),
     ) -> list[IntakeFacts]:
         if not queries:
             return []
@@ -154,6 +200,8 @@ class PgClaimRepository:
             day,
             velocity,
             window,
+            now,
+            list(windows),
         )
         return [
             IntakeFacts(
@@ -162,9 +210,20 @@ class PgClaimRepository:
                 destination_first_seen=r["first_seen_at"],
                 risk_flagged=bool(r["flagged"]),
                 routable=bool(r["routable"]),
+                player_totals=_by_window(windows, r["player_totals"]),
+                player_counts=_by_window(windows, r["player_counts"]),
+                destination_totals=_by_window(windows, r["destination_totals"]),
             )
             for r in rows
         ]
+
+    async def waiting_for_verification(self, tx: Conn, player_ids: Sequence[str]) -> list[Claim]:
+        if not player_ids:
+            return []
+        return [_claim(r) for r in await tx.execute(_WAITING, {"p": list(player_ids)})]
+
+    async def rehold(self, tx: Conn, claim_id: str, *, code: str, detail: str, policy_version: int) -> None:
+        await tx.execute(_REHOLD, {"code": code, "detail": detail, "v": policy_version, "id": claim_id})
 
     async def add_many(self, tx: Conn, claims: Sequence[Claim], destinations: Sequence[FirstUse]) -> None:
         raw = await driver_connection(tx)
@@ -185,6 +244,7 @@ class PgClaimRepository:
                 [c.correlation_id for c in claims],
                 [c.created_at for c in claims],
                 [None if c.status is ClaimStatus.HELD else c.created_at for c in claims],
+                [c.policy_version for c in claims],
             )
         if destinations:
             await raw.execute(

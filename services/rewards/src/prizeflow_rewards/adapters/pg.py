@@ -5,6 +5,7 @@ from __future__ import annotations
 from prizeflow_rewards.adapters.allocations_pg import PgRoundAllocations
 from prizeflow_rewards.adapters.campaigns_pg import PgCampaignRepository
 from prizeflow_rewards.adapters.claims_pg import PgClaimRepository, PgPlayers
+from prizeflow_rewards.adapters.compliance_pg import PgCompliance
 from prizeflow_rewards.adapters.contradictions_pg import PgContradictions
 from prizeflow_rewards.adapters.outbox_pg import PgOutbox
 from prizeflow_rewards.adapters.routes_pg import PgPayoutRoutes
@@ -24,6 +25,7 @@ def pg_stores() -> Stores:
         outbox=PgOutbox(),
         top_ups=PgTopUpRepository(),
         contradictions=PgContradictions(),
+        compliance=PgCompliance(),
     )
 
 

@@ -9,13 +9,14 @@ inbox row claimed) and everything it reads, locks and writes, events included, c
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
-from prizeflow_contracts.events.payouts import PayoutRoutesPublished
+from prizeflow_contracts.events.payouts import PayoutRoutesPublished, PlayerVerificationChanged, RiskPolicyActivated
+from prizeflow_contracts.policy import RiskPolicy, VerificationStatus
 from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus
 from prizeflow_rewards.domain.contradictions import Contradiction
@@ -92,6 +93,12 @@ class IntakeFacts:
     destination_first_seen: datetime | None  # None: the player never used this destination
     risk_flagged: bool
     routable: bool  # some payout provider pays this amount of this asset to this destination type
+    # Per window length asked for (seconds): the player's claims in the asset (their amounts, then how many, in any
+    # asset) and the destination's claims in the asset across players, created in the window and neither
+    # rejected, voided nor returned (the count: any), the claim this request's id names excluded.
+    player_totals: Mapping[int, int] = field(default_factory=dict)
+    player_counts: Mapping[int, int] = field(default_factory=dict)
+    destination_totals: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +134,29 @@ class ClaimRepository(Protocol):
         ...
 
     async def intake_facts(
-        self, tx: Tx, queries: Sequence[IntakeQuery], *, day: datetime, velocity: datetime, window: datetime
+        self,
+        tx: Tx,
+        queries: Sequence[IntakeQuery],
+        *,
+        day: datetime,
+        velocity: datetime,
+        window: datetime,
+        now: datetime,
+        windows: Sequence[int] = (),
     ) -> list[IntakeFacts]:
         """Everything the claim rules read for each request of an intake batch, in ONE read, in `queries`' order:
         the claim its id names if it exists, the player's history, the destination's first use by the player,
-        the player's risk flag, and whether payouts' routes pay it."""
+        the player's risk flag, whether payouts' routes pay it, and the risk policy's sums over each of `windows`
+        (seconds) up to `now`."""
+        ...
+
+    async def waiting_for_verification(self, tx: Tx, player_ids: Sequence[str]) -> list[Claim]:
+        """These players' claims held for their identity verification (`kyc_required`), in id order; unlocked
+        (the caller locks them with the poll's other claims)."""
+        ...
+
+    async def rehold(self, tx: Tx, claim_id: str, *, code: str, detail: str, policy_version: int) -> None:
+        """A held claim assessed again still waits, now for this reason."""
         ...
 
     async def add_many(self, tx: Tx, claims: Sequence[Claim], destinations: Sequence[FirstUse]) -> None:
@@ -148,6 +173,30 @@ class ClaimRepository(Protocol):
     ) -> None:
         """A poll's payout outcomes, one write each: the payout each claim is bound to (claim id, payout id), and
         the status each claim's payout settled it to (claim id, status; settled now)."""
+        ...
+
+
+class Compliance(Protocol):
+    """What payouts publishes about who may be paid: the active risk policy and each player's verification status
+    (projections of `RiskPolicyActivated` and `PlayerVerificationChanged`)."""
+
+    async def intake(self, tx: Tx, player_ids: Sequence[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
+        """For a claim batch: the active policy (`EMPTY_POLICY` before any) and the players' statuses (those never
+        told: `not_started`), read after taking each player's verification lock shared (in one order): a
+        verification change for them waits for the batch's commit, or the batch for the change's."""
+        ...
+
+    async def lock_players(self, tx: Tx, player_ids: Sequence[str]) -> None:
+        """Take these players' verification locks exclusively (in one order), before any claim or account: no claim
+        of theirs is decided until the transaction ends."""
+        ...
+
+    async def activate(self, tx: Tx, event: RiskPolicyActivated) -> bool:
+        """Make the event's policy the active one if its version is higher than the active one's; True if it did."""
+        ...
+
+    async def record_verification(self, tx: Tx, event: PlayerVerificationChanged) -> bool:
+        """Keep the player's status if the event's sequence is higher than the one kept; True if it did."""
         ...
 
 
@@ -529,6 +578,7 @@ class Stores:
     outbox: Outbox
     top_ups: TopUpRepository
     contradictions: Contradictions
+    compliance: Compliance
 
 
 __all__ = [
@@ -542,6 +592,7 @@ __all__ = [
     "ClaimHistory",
     "ClaimRepository",
     "ClaimTrail",
+    "Compliance",
     "Contradictions",
     "FirstUse",
     "FlowQueries",

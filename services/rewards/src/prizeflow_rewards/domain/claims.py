@@ -9,7 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from prizeflow_contracts.events.rewards import HoldCode
+from prizeflow_contracts.events.rewards import ClaimRejectionCode, HoldCode
+from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind
@@ -51,18 +52,69 @@ class RefusalCode(StrEnum):
     DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
     # No payout provider pays this asset to this kind of destination (as payouts last published its routes).
     NO_PAYOUT_ROUTE = "no_payout_route"
+    # The operators' risk policy (`prizeflow_contracts.policy`) refuses it.
+    KYC_FAILED = "kyc_failed"
+    PLAYER_LIMIT_EXCEEDED = "player_limit_exceeded"
+    DESTINATION_LIMIT_EXCEEDED = "destination_limit_exceeded"
+    COUNTRY_NOT_ALLOWED = "country_not_allowed"
+    RAIL_NOT_ALLOWED = "rail_not_allowed"
+
+
+# A policy finding that refuses a claim → the refusal's code; one that holds it → the hold's code.
+REFUSAL_OF: Final[Mapping[Finding, RefusalCode]] = {
+    Finding.KYC_FAILED: RefusalCode.KYC_FAILED,
+    Finding.PLAYER_LIMIT: RefusalCode.PLAYER_LIMIT_EXCEEDED,
+    Finding.DESTINATION_LIMIT: RefusalCode.DESTINATION_LIMIT_EXCEEDED,
+    Finding.COUNTRY_NOT_ALLOWED: RefusalCode.COUNTRY_NOT_ALLOWED,
+    Finding.RAIL_NOT_ALLOWED: RefusalCode.RAIL_NOT_ALLOWED,
+}
+HOLD_OF: Final[Mapping[Finding, HoldCode]] = {
+    Finding.KYC_REQUIRED: HoldCode.KYC_REQUIRED,
+    Finding.VELOCITY: HoldCode.VELOCITY,
+    Finding.NEW_DESTINATION: HoldCode.NEW_DESTINATION,
+}
+
+# What a player is told about a held claim: the next step, never the rule's numbers (those are `hold_detail`,
+# for staff). A hold the policy raised says what the policy says (`PLAYER_MESSAGE`).
+HOLD_NEXT_STEP: Final[Mapping[HoldCode, str]] = {
+    HoldCode.KYC_REQUIRED: PLAYER_MESSAGE[Finding.KYC_REQUIRED],
+    HoldCode.NEW_DESTINATION: PLAYER_MESSAGE[Finding.NEW_DESTINATION],
+    HoldCode.VELOCITY: PLAYER_MESSAGE[Finding.VELOCITY],
+}
+REVIEWED: Final = "Your withdrawal is being reviewed. No action is needed."
+REJECTION_NEXT_STEP: Final[Mapping[str, str]] = {
+    ClaimRejectionCode.KYC_FAILED.value: PLAYER_MESSAGE[Finding.KYC_FAILED],
+}
+STATUS_NEXT_STEP: Final[Mapping[ClaimStatus, str]] = {
+    ClaimStatus.APPROVED: "Your withdrawal is on its way. No action is needed.",
+    ClaimStatus.PAID: "Your withdrawal was paid.",
+    ClaimStatus.REJECTED: "This withdrawal was declined and its amount is back in your balance. Contact support.",
+    ClaimStatus.VOIDED: "This withdrawal could not be paid and its amount is back in your balance.",
+    ClaimStatus.RETURNED: "This withdrawal was returned to your balance by the payment provider.",
+}
+
+
+def next_step(status: ClaimStatus, hold_code: str | None, rejection_code: str | None) -> str:
+    """The player's words for a claim: what happens next, never a threshold, window, count or score."""
+    if status is ClaimStatus.HELD:
+        code = next((c for c in HoldCode if c.value == hold_code), None)
+        return HOLD_NEXT_STEP.get(code, REVIEWED) if code is not None else REVIEWED
+    if status is ClaimStatus.REJECTED and rejection_code is not None and rejection_code in REJECTION_NEXT_STEP:
+        return REJECTION_NEXT_STEP[rejection_code]
+    return STATUS_NEXT_STEP[status]
 
 
 @dataclass(frozen=True, slots=True)
 class Refuse:
     code: RefusalCode
-    detail: str
+    detail: str  # what the player is told (problem details): never a limit, window or count
+    staff_detail: str = ""  # the rule's numbers, for the service's log (a refusal writes nothing)
 
 
 @dataclass(frozen=True, slots=True)
 class Hold:
     code: HoldCode
-    detail: str
+    detail: str  # for staff (`hold_detail`); the player sees `next_step`
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +154,56 @@ class ClaimFacts:
     review_all: bool = False  # a restore's review window is open: a person decides every claim
 
 
-def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911 - one return per rule
-    """Refusals first (bad input, nothing written), then holds (a person decides), else approval."""
+def assess(facts: ClaimFacts, limits: ClaimLimits, verdict: Verdict | None = None) -> Decision:
+    """Refusals first (bad input, nothing written), then the risk policy's refusals, then the holds (a person
+    decides), then the policy's holds, else approval. The settings' limits stay a floor under the policy's:
+    both apply."""
+    if (refused := _refusal(facts, limits)) is not None:
+        return refused
+    if verdict is not None and verdict.action is Action.REFUSE:
+        return policy_refusal(verdict)
+    if (held := _hold(facts, limits)) is not None:
+        return held
+    if verdict is not None and verdict.action is Action.HOLD:
+        return policy_hold(verdict)
+    return Approve()
+
+
+def policy_refusal(verdict: Verdict) -> Refuse:
+    hit = verdict.first
+    assert hit is not None
+    assert hit.action is Action.REFUSE
+    return Refuse(REFUSAL_OF[hit.finding], PLAYER_MESSAGE[hit.finding], staff_detail=staff_reasons(verdict))
+
+
+def policy_hold(verdict: Verdict) -> Hold:
+    """A policy hold: waiting for the player's verification first if the policy asks for it (a verified player's
+    claim is assessed again and may still wait for a person), else the first hold's code."""
+    holds = [h for h in verdict.hits if h.action is Action.HOLD]
+    assert holds
+    kyc = [h for h in holds if h.finding is Finding.KYC_REQUIRED]
+    return Hold(HOLD_OF[(kyc or holds)[0].finding], staff_reasons(verdict))
+
+
+def reassess(verdict: Verdict, *, risk_flagged: bool) -> Hold | Approve:
+    """A claim that waited for the player's verification, once verified: the policy again with today's facts. What
+    it would refuse now is no longer the player's to fix and money is reserved already: a person decides."""
+    if verdict.action is Action.REFUSE:
+        return Hold(HoldCode.MANUAL_REVIEW, f"verified, but refused now: {staff_reasons(verdict)}"[:1000])
+    if risk_flagged:
+        return Hold(HoldCode.RISK_SCORE, "the game flagged this player")
+    if verdict.action is Action.HOLD:
+        return policy_hold(verdict)
+    return Approve()
+
+
+def staff_reasons(verdict: Verdict) -> str:
+    """The verdict's reasons, for staff: each finding with its rule's numbers."""
+    said = "; ".join(f"{h.finding.value} (rule {h.rule}): {h.detail}" for h in verdict.hits)
+    return f"policy v{verdict.policy_version}: {said}"[:1000]
+
+
+def _refusal(facts: ClaimFacts, limits: ClaimLimits) -> Refuse | None:
     f, lim = facts, limits
     if not f.redeemable:
         return Refuse(RefusalCode.ASSET_NOT_REDEEMABLE, f"{f.asset} is not redeemable: it can never be claimed")
@@ -118,8 +218,14 @@ def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911
     if f.claimed_today + f.amount > lim.daily_limit:
         return Refuse(
             RefusalCode.DAILY_LIMIT_EXCEEDED,
-            f"daily limit {lim.daily_limit} {f.asset}: {f.claimed_today} already claimed in the last 24h",
+            PLAYER_MESSAGE[Finding.PLAYER_LIMIT],
+            staff_detail=f"daily limit {lim.daily_limit} {f.asset}: {f.claimed_today} already claimed in the last 24h",
         )
+    return None
+
+
+def _hold(facts: ClaimFacts, limits: ClaimLimits) -> Hold | None:  # noqa: PLR0911 - one return per rule
+    f, lim = facts, limits
     if f.risk_flagged:
         return Hold(HoldCode.RISK_SCORE, "the game flagged this player")
     if f.review_all:
@@ -136,7 +242,7 @@ def assess(facts: ClaimFacts, limits: ClaimLimits) -> Decision:  # noqa: PLR0911
         return Hold(HoldCode.NEW_DESTINATION, "the payout destination is new (cooldown)")
     if f.amount > lim.review_threshold:
         return Hold(HoldCode.AMOUNT_OVER_THRESHOLD, f"above the review threshold {lim.review_threshold}")
-    return Approve()
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +261,31 @@ class Claim:
     created_at: datetime
     destination_key: str = ""
     payout_id: str | None = None
+    policy_version: int | None = None  # the risk policy version it was decided with (None: before there was one)
+
+    @property
+    def next_step(self) -> str:
+        return next_step(self.status, self.hold_code, self.rejection_code)
+
+    def player_view(self) -> dict[str, Any]:
+        """What the player it pays sees: the next step instead of the hold's detail and the policy's version."""
+        return {
+            "claim_id": self.id,
+            "player_id": self.player_id,
+            "asset": self.asset,
+            "amount": self.amount,
+            "destination": self.destination,
+            "status": self.status.value,
+            "hold_code": self.hold_code,
+            "rejection_code": self.rejection_code,
+            "next_step": self.next_step,
+            "payout_request_id": self.payout_request_id,
+            "payout_id": self.payout_id,
+            "created_at": self.created_at.isoformat(),
+        }
 
     def view(self) -> dict[str, Any]:
+        """What staff see: the hold's detail (the rules' numbers) and the policy version it was decided with."""
         return {
             "claim_id": self.id,
             "player_id": self.player_id,
@@ -167,6 +296,8 @@ class Claim:
             "hold_code": self.hold_code,
             "hold_detail": self.hold_detail,
             "rejection_code": self.rejection_code,
+            "next_step": self.next_step,
+            "policy_version": self.policy_version,
             "payout_request_id": self.payout_request_id,
             "payout_id": self.payout_id,
             "created_at": self.created_at.isoformat(),

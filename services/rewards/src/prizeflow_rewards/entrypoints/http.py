@@ -30,7 +30,7 @@ from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
-from prizeflow_rewards.application.claims import ReviewHold, SubmitClaim
+from prizeflow_rewards.application.claims import Claim, ReviewHold, SubmitClaim
 from prizeflow_rewards.application.claims.submit import Claimed, ClaimOutcome, ClaimRequest
 from prizeflow_rewards.application.corrections import (
     DecideCorrection,
@@ -232,6 +232,14 @@ ADMIN = [require_roles(Role.ADMIN)]
 STAFF = [require_roles(Role.ADMIN, Role.OPS)]
 
 
+def claim_view(request: Request[Any, Any, Any], claim: Claim) -> dict[str, Any]:
+    """Staff (admin, ops, approver) see why a claim waits, with the rules' numbers; anyone else (the player it
+    pays) sees the next step only: never a threshold, window, count or score."""
+    if principal(request).has_any(Role.ADMIN, Role.OPS, Role.APPROVER):
+        return claim.view()
+    return claim.player_view()
+
+
 class CampaignsController(Controller):
     path = "/campaigns"
     tags = ["campaigns"]  # noqa: RUF012 - Litestar reads it as a class attribute
@@ -374,7 +382,8 @@ class WalletsController(Controller):
         """The player's claims (payout requests), newest first, each as `GET /claims/{claim_id}` shows it."""
         own_or_staff(request, player_id)
         async with api.tx() as s:
-            return {"items": [c.view() for c in await api.read.player_claims(s, player_id, limit=limit)]}
+            found = await api.read.player_claims(s, player_id, limit=limit)
+        return {"items": [claim_view(request, c) for c in found]}
 
     @post("/{player_id:str}/top-ups", guards=ADMIN, status_code=HTTP_200_OK)
     async def top_up(
@@ -539,7 +548,7 @@ class ClaimsController(Controller):
         claim, created = await api.claim_intake.submit(
             ClaimRequest(p, p.user_id, data.asset, data.amount, data.destination, idempotency_key, correlation_id)
         )
-        return {**claim.view(), "created": created}
+        return {**claim.player_view(), "created": created}
 
     @get("/{claim_id:str}")
     async def show(self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api) -> dict[str, Any]:
@@ -547,7 +556,7 @@ class ClaimsController(Controller):
             claim = await api.read.claim(s, claim_id)
         if not principal(request).has_any(Role.APPROVER):  # approvers read the claim behind a payout they decide
             own_or_staff(request, claim.player_id)
-        return claim.view()
+        return claim_view(request, claim)
 
 
 class PayoutRoutesController(Controller):

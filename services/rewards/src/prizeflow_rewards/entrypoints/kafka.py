@@ -17,7 +17,7 @@ from prizeflow_contracts.envelope import Envelope, EventPayload
 from prizeflow_contracts.errors import refusing
 from prizeflow_contracts.events.game import PaidVia, PrizeSource
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
-from prizeflow_rewards.application.claims import SettlePayout
+from prizeflow_rewards.application.claims import ApplyComplianceEvents, SettlePayout, Waiting
 from prizeflow_rewards.application.reconciliation import PostReconciliationAdjustments
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.topups import ApplyPaymentEvents
@@ -81,10 +81,12 @@ class PayoutEventsHandler:
     of its adjustments in one ordered lock); the claim outcomes in poll order, then the adjustments, which touch
     no account with a balance rule (`PostReconciliationAdjustments`). What both wrote on the rails' external
     accounts goes to payouts as `LedgerPosted`, in one outbox write for the poll. `adjust` defaults to one on the
-    settlement's ledger, metrics and source."""
+    settlement's ledger, metrics and source. `compliance` (the risk policy, the players' verification): its
+    players' locks first, the claims waiting for them locked with the poll's, decided after the outcomes."""
 
     settle: SettlePayout
     adjust: PostReconciliationAdjustments | None = None
+    compliance: ApplyComplianceEvents | None = None
     _adjust: PostReconciliationAdjustments = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,8 +95,16 @@ class PayoutEventsHandler:
         )
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
-        postings = await self.settle.settle_poll(session, envelopes, also=self._adjust.accounts(envelopes))
+        waiting = await self.compliance.prepare(session, envelopes) if self.compliance is not None else Waiting()
+        postings = await self.settle.settle_poll(
+            session,
+            envelopes,
+            also={*self._adjust.accounts(envelopes), *waiting.accounts},
+            claims=waiting.claim_ids,
+        )
         postings += await self._adjust.post_many(session, envelopes)
+        if self.compliance is not None:
+            await self.compliance.apply(session, envelopes, waiting)
         await self.settle.stage_postings(session, postings)
 
 

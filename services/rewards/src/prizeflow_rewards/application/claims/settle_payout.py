@@ -101,19 +101,26 @@ class SettlePayout:
         """Take every lock a poll of these events needs (`settle_many` does, first)."""
         await self._prepare(tx, envs, also)
 
-    async def _prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]], also: Iterable[AccountRef] = ()) -> _Poll:
+    async def _prepare(
+        self,
+        tx: Tx,
+        envs: Sequence[Envelope[EventPayload]],
+        also: Iterable[AccountRef] = (),
+        claims: Iterable[str] = (),
+    ) -> _Poll:
         """Take every lock a poll of these events needs, before any event is applied: the routes (if the poll
         announces some), then the claims in id order, then all their accounts in one ordered ledger lock, with
-        `also`: the accounts the poll's other events move (its reconciliation adjustments), which the ledger
-        refuses to take after this lock. The events then run in poll order without waiting for anyone, so a poll
-        cannot deadlock with another poll, a claim or a hold decision."""
+        `also`: the accounts the poll's other events move (its reconciliation adjustments, the claims its
+        verification changes decide), which the ledger refuses to take after this lock, and `claims`: the claims
+        they decide, locked with the outcomes' in one statement. The events then run in poll order without waiting
+        for anyone, so a poll cannot deadlock with another poll, a claim or a hold decision."""
         poll = _Poll()
         if any(isinstance(e.data, PayoutRoutesPublished) for e in envs):
             await self.stores.routes.lock(tx)
         refs: set[AccountRef] = set(also)
         outcomes = [e.data for e in envs if isinstance(e.data, _CLAIM_EVENTS)]
-        if outcomes:
-            poll.claims = await self.stores.claims.lock_many(tx, sorted({d.claim_id for d in outcomes}))
+        if ids := {d.claim_id for d in outcomes} | set(claims):
+            poll.claims = await self.stores.claims.lock_many(tx, sorted(ids))
             for d in outcomes:
                 if (claim := poll.claims.get(d.claim_id)) is not None:
                     refs.update(settlement_accounts(d, claim.player_id, claim.asset))
@@ -130,11 +137,17 @@ class SettlePayout:
         await self.stage_postings(tx, await self.settle_poll(tx, envs, also=also))
 
     async def settle_poll(
-        self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
+        self,
+        tx: Tx,
+        envs: Sequence[Envelope[EventPayload]],
+        *,
+        also: Iterable[AccountRef] = (),
+        claims: Iterable[str] = (),
     ) -> list[StagedEvent]:
         """`settle_many` without staging: the `LedgerPosted` of the transfers the poll wrote on a rail's external
-        account, for a caller that stages them with its poll's other events in one outbox write."""
-        poll = await self._prepare(tx, envs, also)
+        account, for a caller that stages them with its poll's other events in one outbox write. `also`, `claims`:
+        what the poll's other events move and decide, locked with the outcomes' (`_prepare`)."""
+        poll = await self._prepare(tx, envs, also, claims)
         for env in envs:
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
                 await self._handle(tx, env, poll)

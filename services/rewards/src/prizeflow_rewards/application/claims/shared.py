@@ -1,4 +1,4 @@
-"""What the claim use cases share: their error, and what approving a claim emits."""
+"""What the claim use cases share: their error, what approving a claim emits, and the facts the risk policy reads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from prizeflow_contracts.envelope import Envelope, event_id_for, follow, new_eve
 from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_contracts.events.rewards import ClaimApproved
 from prizeflow_contracts.money import Money
-from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_contracts.policy import PolicyFacts, VerificationStatus
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_rewards.application.ports import IntakeFacts
 from prizeflow_rewards.domain.claims import Claim
 from prizeflow_runtime.errors import UseCaseError
 
@@ -49,3 +51,31 @@ def approval(
         event_id=event_id_for("PayoutRequested", claim.id),
     )
     return [approved, requested]
+
+
+def policy_facts(
+    known: IntakeFacts,
+    *,
+    asset: str,
+    amount: int,
+    destination_type: DestinationType,
+    verification: VerificationStatus,
+    destination_age_s: float | None,
+    player_amount: int = 0,
+    player_claims: int = 0,
+    destination_amount: int = 0,
+) -> PolicyFacts:
+    """What the policy reads of one claim: the store's sums per window plus what the batch decided before it
+    (`player_amount` in the asset, `player_claims` in any, `destination_amount` to this destination in the asset:
+    all made now, so inside every window). A claim knows neither its rail nor the player's country (`None`: the
+    rules that need them are left to the payout gate)."""
+    return PolicyFacts(
+        asset=asset,
+        amount=amount,
+        destination_type=destination_type,
+        verification=verification,
+        player_totals={w: t + player_amount for w, t in known.player_totals.items()},
+        destination_totals={w: t + destination_amount for w, t in known.destination_totals.items()},
+        player_counts={w: c + player_claims for w, c in known.player_counts.items()},
+        destination_age_s=destination_age_s,
+    )

@@ -2,12 +2,14 @@
 
 Claims are checked under their wallets' row locks (concurrent claims on one wallet queue, none overdraws it),
 taken together with the clearing accounts their reservations credit: one ordered lock, up front, for the whole
-batch. An approved or held claim reserves its amount with a pending transfer wallet → clearing; approval emits
-ClaimApproved + PayoutRequested, a hold ClaimHeld.
+batch. The operators' risk policy (`prizeflow_contracts.policy.evaluate`, the version payouts last published) is
+applied with the settings' limits, which stay a floor. An approved or held claim reserves its amount with a pending
+transfer wallet → clearing; approval emits ClaimApproved + PayoutRequested, a hold ClaimHeld.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +19,9 @@ from typing import Any, cast
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.events.rewards import ClaimHeld
 from prizeflow_contracts.money import ASSETS, Money
+from prizeflow_contracts.policy import RiskPolicy, VerificationStatus, evaluate
 from prizeflow_contracts.providers import PayoutDestination
-from prizeflow_rewards.application.claims.shared import ClaimError, approval
+from prizeflow_rewards.application.claims.shared import ClaimError, approval, policy_facts
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
 from prizeflow_rewards.application.ports import FirstUse, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
 from prizeflow_rewards.domain import accounts
@@ -38,6 +41,8 @@ from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,8 +169,12 @@ class SubmitClaim:
         return cast("list[ClaimOutcome]", outcomes)
 
     async def _decide(self, tx: Tx, asked: list[_Asked]) -> dict[int, ClaimOutcome]:
-        # The wallet row locks serialize each player's claims in each asset: the facts read below cannot go
-        # stale. The clearing accounts the reservations credit are taken with them, in the one global order.
+        # First the players' verification locks (shared: a verification change waits for this batch, or the batch
+        # for it, so a claim never waits for a verification that already happened), with the policy and their
+        # statuses. Then the wallet row locks, which serialize each player's claims in each asset: the facts read
+        # below cannot go stale. The clearing accounts the reservations credit are taken with them, in the one
+        # global order.
+        policy, verification = await self.stores.compliance.intake(tx, sorted({a.request.player_id for a in asked}))
         wallets = {accounts.wallet(a.request.player_id, a.request.asset) for a in asked}
         clearings = {accounts.clearing(a.request.asset) for a in asked}
         balances = await self.ledger.lock(tx, [*wallets, *clearings])
@@ -186,11 +195,14 @@ class SubmitClaim:
             day=now - timedelta(days=1),
             velocity=now - timedelta(seconds=self.policy.velocity_window_s),
             window=now - timedelta(seconds=self.policy.rejection_rate_window_s),
+            now=now,
+            windows=sorted(policy.windows()),
         )
         batch = _Batch(balances)
         outcomes: dict[int, ClaimOutcome] = {}
         for a, known in zip(asked, facts, strict=True):
-            outcomes[a.index] = self._one(a, known, batch, now)
+            status = verification.get(a.request.player_id, VerificationStatus.NOT_STARTED)
+            outcomes[a.index] = self._one(a, known, batch, now, policy, status)
         if batch.claims:
             await self._reserve(tx, batch, outcomes)
         if batch.claims:
@@ -198,7 +210,15 @@ class SubmitClaim:
             await self.stores.outbox.stage(tx, batch.events)
         return outcomes
 
-    def _one(self, a: _Asked, known: IntakeFacts, batch: _Batch, now: datetime) -> ClaimOutcome:
+    def _one(  # noqa: PLR0917 - the request, what is known of it, and the policy it meets
+        self,
+        a: _Asked,
+        known: IntakeFacts,
+        batch: _Batch,
+        now: datetime,
+        policy: RiskPolicy,
+        verification: VerificationStatus,
+    ) -> ClaimOutcome:
         """One request, decided in memory against the store's facts and the batch's requests before it."""
         r = a.request
         existing = batch.made.get(a.claim_id) or known.existing
@@ -231,8 +251,24 @@ class SubmitClaim:
             routable=known.routable,
             review_all=self.policy.review_all_until is not None and now < self.policy.review_all_until,
         )
-        decision = assess(facts, self.policy.limits(r.asset))
+        verdict = evaluate(
+            policy,
+            policy_facts(
+                known,
+                asset=r.asset,
+                amount=r.amount,
+                destination_type=r.destination.type,
+                verification=verification,
+                destination_age_s=facts.destination_age_s,
+                player_amount=batch.claimed.get((r.player_id, r.asset), 0),
+                player_claims=batch.made_by.get(r.player_id, 0),
+                destination_amount=batch.to_destination.get((a.destination_key, r.asset), 0),
+            ),
+        )
+        decision = assess(facts, self.policy.limits(r.asset), verdict)
         if isinstance(decision, Refuse):
+            if decision.staff_detail:  # the numbers stay with staff: the player's detail names none
+                log.info("claim refused (%s): %s", decision.code.value, decision.staff_detail)
             return self._refuse(decision.code, decision.detail)
         held = decision if isinstance(decision, Hold) else None
         correlation_id = r.correlation_id or a.claim_id
@@ -250,6 +286,7 @@ class SubmitClaim:
             correlation_id=correlation_id,
             created_at=now,
             destination_key=a.destination_key,
+            policy_version=verdict.policy_version,
         )
         batch.add(claim, wallet, decision, requested_by=r.actor.user_id, source=self.source, now=now)
         return claim, True
@@ -302,6 +339,7 @@ class _Batch:
     reserved: dict[AccountRef, int] = field(default_factory=dict)
     claimed: dict[tuple[str, str], int] = field(default_factory=dict)
     made_by: dict[str, int] = field(default_factory=dict)
+    to_destination: dict[tuple[str, str], int] = field(default_factory=dict)  # (destination key, asset)
     first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def add(
@@ -321,6 +359,8 @@ class _Batch:
         key = (claim.player_id, claim.asset)
         self.claimed[key] = self.claimed.get(key, 0) + claim.amount
         self.made_by[claim.player_id] = self.made_by.get(claim.player_id, 0) + 1
+        to = (claim.destination_key, claim.asset)
+        self.to_destination[to] = self.to_destination.get(to, 0) + claim.amount
         if (claim.player_id, claim.destination_key) not in self.first_seen:
             self.first_seen[(claim.player_id, claim.destination_key)] = now
             self.first_uses.append(FirstUse(claim.player_id, claim.destination_key, now))
