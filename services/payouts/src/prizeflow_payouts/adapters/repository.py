@@ -21,6 +21,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.providers import ProviderPayoutStatus
 from prizeflow_payouts.adapters import tables
+from prizeflow_payouts.adapters.compliance_gate_pg import GateSql
 from prizeflow_payouts.application.ports import (
     STUCK_KINDS,
     ListFilter,
@@ -28,6 +29,7 @@ from prizeflow_payouts.application.ports import (
     PayoutTransactions,
     RefusalTrail,
 )
+from prizeflow_payouts.domain.compliance.gate import destination_key
 from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
@@ -42,7 +44,8 @@ _PAYOUT_COLUMNS = (
     ("provider_type", "text"), ("provider_name", "text"), ("state", "text"), ("approval_policy", "text"),
     ("correlation_id", "text"), ("cause_event_id", "text"), ("attempts", "int"), ("max_attempts", "int"),
     ("available_at", "timestamptz"), ("sync_first", "boolean"), ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
+    ("updated_at", "timestamptz"), ("hold_code", "text"), ("hold_detail", "text"), ("held_at", "timestamptz"),
+    ("destination_key", "text"),
 )  # fmt: skip
 _INSERT_PAYOUTS = text(
     f"INSERT INTO payouts ({', '.join(c for c, _ in _PAYOUT_COLUMNS)}) "  # noqa: S608 - fixed column list
@@ -264,6 +267,9 @@ def payout_from_row(row: Mapping[Any, Any]) -> Payout:
         finished_at=row.get("finished_at"),
         lease_token=row.get("lease_token"),
         previous_state=PayoutState(prev) if prev else None,
+        hold_code=row.get("hold_code"),
+        hold_detail=row.get("hold_detail"),
+        held_at=row.get("held_at"),
     )
 
 
@@ -276,14 +282,17 @@ def _insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
                 value: Any = p.created_at
             elif col in {"state", "approval_policy"}:
                 value = getattr(p, col).value
+            elif col == "destination_key":
+                value = destination_key(p.destination)
             else:
                 value = getattr(p, col)
             cols[f"a_{col}"].append(value)
     return cols
 
 
-class SqlPayoutRepository:
-    """`PayoutRepository` in the transaction of `session` (the caller begins and commits it)."""
+class SqlPayoutRepository(GateSql):
+    """`PayoutRepository` in the transaction of `session` (the caller begins and commits it), and the compliance
+    gate's `GateStore` (`GateSql`)."""
 
     __slots__ = ("session",)
 
@@ -456,7 +465,11 @@ class SqlPayoutRepository:
 
     async def approvers(self, payout_id: str) -> list[str]:
         rows = await self.session.execute(
-            text("SELECT approver_id FROM payout_approvals WHERE payout_id = :id ORDER BY decided_at"),
+            # Approvals count for the payout's current hold only: a hold that began after them needs its own.
+            text(
+                "SELECT a.approver_id FROM payout_approvals a JOIN payouts p ON p.id = a.payout_id "
+                "WHERE a.payout_id = :id AND (p.held_at IS NULL OR a.decided_at >= p.held_at) ORDER BY a.decided_at"
+            ),
             {"id": payout_id},
         )
         return [r[0] for r in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prizeflow_contracts.envelope import Envelope
@@ -18,10 +18,12 @@ from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProvi
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import (
     REQUIRED_APPROVERS,
+    ApprovalPolicy,
     PayoutApproved,
     PayoutCancelled,
     PayoutRejected,
 )
+from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import (
     PayoutInstruction,
     ProviderPayoutResult,
@@ -29,12 +31,22 @@ from prizeflow_contracts.providers import (
     ProviderType,
     Quote,
 )
+from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import ExternalSigning, PayoutRepository, PayoutTransactions
 from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.approval import ApprovalRefusedError, check_decider, record_approval
+from prizeflow_payouts.domain.compliance.gate import (
+    Clearance,
+    GateDecision,
+    HoldCode,
+    Stage,
+    clearances_from_reasons,
+    destination_key,
+    stricter,
+)
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.retry import UNKNOWN_OUTCOME_CODES
 from prizeflow_payouts.domain.state import CANCELLABLE_LOCALLY, PayoutState
@@ -69,8 +81,11 @@ class PayoutAdmin:
         metrics: PayoutMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_due: Callable[[], None] | None = None,
+        gate: PayoutGate | None = None,
     ) -> None:
         self.transactions = transactions
+        # The compliance gate: the approval that releases a hold runs it again (cleared matches excluded).
+        self.gate = gate
         self.on_due = on_due  # tells this process's worker a payout became due (approved) without waiting its pause
         self.registry = registry
         self.builder = builder
@@ -166,6 +181,14 @@ class PayoutAdmin:
         now = self.clock()
         async with self.transactions() as repo:
             rec = await self._locked(repo, payout_id, state=S.PENDING_APPROVAL)
+            if rec.hold_code == HoldCode.KYC_REQUIRED.value:
+                self._refused("awaiting_verification")
+                raise AdminError(
+                    ErrorKind.CONFLICT,
+                    "awaiting_verification",
+                    "this payout waits for the player's identity verification and is released once verified; "
+                    "it may be rejected",
+                )
             approvers = await repo.approvers(rec.id)
             try:
                 complete = record_approval(
@@ -187,6 +210,12 @@ class PayoutAdmin:
                 )
             approved_by = [*approvers, actor.user_id]
             progress = f"{len(approved_by)}/{REQUIRED_APPROVERS[rec.approval_policy]}"
+            still: GateDecision | None = None
+            if complete and rec.hold_code is not None:
+                still = await self._regate(repo, rec, approved_by, now)
+                complete = still is None
+                if still is not None:
+                    progress = f"released by {len(approved_by)}, held again: {_code(still).value}"
             target = S.APPROVED if complete else S.PENDING_APPROVAL
 
             def approved(audit: Envelope[AdminActionRecorded]) -> list[Envelope[Any]]:
@@ -201,6 +230,8 @@ class PayoutAdmin:
                         approval_policy=rec.approval_policy,
                         approved_by=approved_by,
                         approved_at=now,
+                        # a payout approved before a send-time hold was approved once already
+                        key=(rec.held_at.isoformat(),) if rec.held_at is not None else (),
                     )
                 ]
 
@@ -218,6 +249,51 @@ class PayoutAdmin:
                 available_at=now,
             )
             return target.value
+
+    async def _regate(
+        self, repo: PayoutRepository, rec: Payout, approved_by: list[str], now: datetime
+    ) -> GateDecision | None:
+        """People release a compliance hold: the matches two of them cleared are recorded (never asked again for
+        this subject and entry) and the gate runs again, with what is true now; None: it allows the payout.
+        Without a gate configured a hold cannot be released (fail closed)."""
+        if self.gate is None:
+            raise AdminError(
+                ErrorKind.UNAVAILABLE, "compliance_unavailable", "the compliance gate is not configured here"
+            )
+        store = gate_store(repo)
+        cleared: list[Clearance] = []
+        if rec.hold_code == HoldCode.SCREENING_HIT.value and len(set(approved_by[-2:])) == 2:
+            latest = await store.latest_decision(rec.id)
+            if latest is not None:
+                cleared = clearances_from_reasons(
+                    latest.decision.reasons, player_id=rec.player_id, destination=destination_key(rec.destination)
+                )
+                await store.add_clearances(
+                    cleared, cleared_by=(approved_by[-2], approved_by[-1]), payout_id=rec.id, at=now
+                )
+        [decision] = await self.gate.decide(
+            store, [Candidate(rec, released_by_people=True)], Stage.APPROVAL, extra_cleared=cleared
+        )
+        await store.record_decisions(
+            [DecisionRecord(rec.id, rec.claim_id, rec.player_id, Stage.APPROVAL, decision, now)]
+        )
+        self.gate.count(Stage.APPROVAL, [decision])
+        if decision.action is Action.ALLOW:
+            return None
+        code = _code(decision)
+        # A new hold: only approvals after it count for it (those made up to now released the one before).
+        await store.hold(
+            [
+                Hold(
+                    rec.id,
+                    code,
+                    decision.detail or code.value,
+                    stricter(rec.approval_policy, decision.approval_policy or ApprovalPolicy.SINGLE).value,
+                )
+            ],
+            at=now + timedelta(microseconds=1),
+        )
+        return decision
 
     async def reject(self, payout_id: str, actor: Actor, reason: str) -> str:
         now = self.clock()
@@ -527,3 +603,7 @@ def _refuse_final(rec: Payout, cannot_be: str) -> None:
 
 
 __all__ = ["Actor", "AdminError", "PayoutAdmin"]
+
+
+def _code(decision: GateDecision) -> HoldCode:
+    return decision.hold or HoldCode.POLICY

@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,12 +22,15 @@ from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutCreated, PayoutRequestRefused
 from prizeflow_contracts.ids import IDEMPOTENCY_KEY_PATTERN, IDENTIFIER_PATTERN
 from prizeflow_contracts.money import Money
+from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
+from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, PayoutGate, gate_store
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutRepository, PayoutValidator
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
+from prizeflow_payouts.domain.compliance.gate import GateDecision, Stage, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
@@ -86,6 +89,7 @@ class Refusal:
     command: CreatePayoutCommand
     error: PayoutError
     request_hash: str | None = None  # None: the command's body hash
+    gate: GateDecision | None = None  # the compliance gate refused it (recorded with the refusal)
 
     @property
     def body_hash(self) -> str:
@@ -108,9 +112,13 @@ class CreatePayouts:
         metrics: PayoutMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deny: DenyList = NOTHING_DENIED,
+        gate: PayoutGate | None = None,
     ) -> None:
         self.registry = registry
         self.deny = deny
+        # The compliance gate (risk policy, sanctions screening), in the transaction of the insert: a payout it
+        # holds is created pending_approval with its hold; a failed verification refuses the request.
+        self.gate = gate
         self.approvals = approvals
         self.max_attempts = max_attempts
         self.source = source
@@ -128,6 +136,7 @@ class CreatePayouts:
         outcome, fresh = await self._known(repo, unique, hashes, channel)
         refused = await self._create(repo, fresh, hashes, outcome, channel=channel, now=now)
         stored = {r.command.claim_id for r in await self._refuse(repo, refused, now)}
+        await self._record_refusals([r for r in refused if r.command.claim_id in stored], repo, now)
         late = [r for r in refused if r.command.claim_id not in stored]
         known = await repo.find_refusals([r.command.claim_id for r in late]) if late else {}
         for r in refused:
@@ -234,8 +243,12 @@ class CreatePayouts:
                     now=now,
                 )
             )
-        inserted = await repo.insert_new(payouts) if payouts else set()
         by_key = {c.idempotency_key: c for c in fresh}
+        decisions: dict[str, GateDecision] = {}
+        if self.gate is not None and payouts:
+            payouts, gated_out = await self._gate(repo, payouts, decisions, now)
+            refused.extend(Refusal(by_key[rec.idempotency_key], err, gate=d) for rec, err, d in gated_out)
+        inserted = await repo.insert_new(payouts) if payouts else set()
         for rec in payouts:
             cmd = by_key[rec.idempotency_key]
             if rec.id not in inserted:  # a concurrent creator won the race: judge against what it stored
@@ -247,10 +260,75 @@ class CreatePayouts:
             changes.append(self._created_change(rec, now))
             outcome[cmd.idempotency_key] = Created(rec.id, created=True)
         await repo.stage(changes, at=now)
+        if self.gate is not None and decisions:
+            created = [ch.record for ch in changes]
+            await self._record(repo, [(rec, decisions[rec.id]) for rec in created if rec.id in decisions], now)
         if self.metrics is not None:
             for ch in changes:
                 self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
         return refused
+
+    async def _gate(
+        self, repo: PayoutRepository, payouts: list[Payout], decisions: dict[str, GateDecision], now: datetime
+    ) -> tuple[list[Payout], list[tuple[Payout, PayoutError, GateDecision]]]:
+        """The gate's decision on each new payout: allowed as routed, held (pending_approval, with its hold and the
+        approval it needs), or refused (a failed verification)."""
+        assert self.gate is not None
+        store = gate_store(repo)
+        kept: list[Payout] = []
+        refused: list[tuple[Payout, PayoutError, GateDecision]] = []
+        for rec, d in zip(
+            payouts, await self.gate.decide(store, [Candidate(p) for p in payouts], Stage.REQUEST), strict=True
+        ):
+            decisions[rec.id] = d
+            if d.action is Action.REFUSE:
+                refused.append((rec, PayoutError.of(PayoutErrorCode.COMPLIANCE_REJECTED, d.player_message or ""), d))
+            elif d.action is Action.HOLD:
+                assert d.hold is not None
+                policy = stricter(rec.approval_policy, d.approval_policy or ApprovalPolicy.SINGLE)
+                kept.append(
+                    replace(
+                        rec,
+                        state=PayoutState.PENDING_APPROVAL,
+                        approval_policy=policy,
+                        hold_code=d.hold.value,
+                        hold_detail=d.detail or d.hold.value,
+                        held_at=now,
+                    )
+                )
+            else:
+                kept.append(rec)
+        return kept, refused
+
+    async def _record(
+        self, repo: PayoutRepository, decided: Sequence[tuple[Payout, GateDecision]], now: datetime
+    ) -> None:
+        assert self.gate is not None
+        await gate_store(repo).record_decisions(
+            [DecisionRecord(rec.id, rec.claim_id, rec.player_id, Stage.REQUEST, d, now) for rec, d in decided]
+        )
+        self.gate.count(Stage.REQUEST, [d for _, d in decided])
+
+    async def _record_refusals(self, refused: Sequence[Refusal], repo: PayoutRepository, now: datetime) -> None:
+        gated = [r for r in refused if r.gate is not None]
+        if not gated or self.gate is None:
+            return
+        store = gate_store(repo)
+        await store.record_decisions(
+            [
+                DecisionRecord(
+                    payout_id_for(r.command.idempotency_key),
+                    r.command.claim_id,
+                    r.command.player_id,
+                    Stage.REQUEST,
+                    r.gate,
+                    now,
+                )
+                for r in gated
+                if r.gate is not None
+            ]
+        )
+        self.gate.count(Stage.REQUEST, [r.gate for r in gated if r.gate is not None])
 
     async def refuse_unreadable(self, repo: PayoutRepository, letter: DeadLetter) -> None:
         """A payout request that could not be read but names its claim: refuse it for good, so rewards voids
@@ -436,7 +514,15 @@ class CreatePayouts:
             record=rec,
             expected=PayoutState.REQUESTED,
             to=rec.state,
-            history=[HistoryEntry(PayoutState.REQUESTED, rec.state, "system", reason=f"policy {rec.approval_policy}")],
+            history=[
+                HistoryEntry(
+                    PayoutState.REQUESTED,
+                    rec.state,
+                    "system",
+                    reason=f"policy {rec.approval_policy}"
+                    + (f"; compliance hold {rec.hold_code}" if rec.hold_code else ""),
+                )
+            ],
         )
         change.events.append(
             payout_event(

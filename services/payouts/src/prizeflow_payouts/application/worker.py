@@ -21,9 +21,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import ProviderPayoutResult
+from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import (
     STUCK_KINDS,
@@ -31,11 +35,13 @@ from prizeflow_payouts.application.ports import (
     CreateOutcome,
     DefersToOperator,
     FindsPayoutsAtProvider,
+    PayoutRepository,
     PayoutTransactions,
     ReportsProgress,
 )
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
+from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.disagreement import Conclusion, DisagreementStatus, conclude
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
@@ -102,9 +108,13 @@ class PayoutWorker:
         metrics: PayoutMetrics | None = None,
         worker_id: str | None = None,
         deny: DenyList = NOTHING_DENIED,
+        gate: PayoutGate | None = None,
     ) -> None:
         self.transactions = transactions
         self.deny = deny
+        # The compliance gate, again in the claim's transaction: an approved payout no provider has seen that fails
+        # it now (a list refreshed, a policy tightened, a new hit) goes back to pending_approval, never out.
+        self.gate = gate
         self.registry = registry
         self.builder = builder
         self.config = config
@@ -151,9 +161,12 @@ class PayoutWorker:
     async def submit_due(self) -> WorkerResult:
         now = _now()
         async with self.transactions() as repo:
-            claimed = await repo.claim_for_submit(
-                owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
-            )
+            if self.gate is None:
+                claimed = await repo.claim_for_submit(
+                    owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
+                )
+            else:
+                claimed = await self._gated_claim(repo, self.gate, now)
             await repo.add_history([(rec.id, h) for rec in claimed for h in self._claim_history(rec)], at=now)
         if not claimed:
             return WorkerResult()
@@ -169,6 +182,63 @@ class PayoutWorker:
         async with self.transactions() as repo:
             applied = await repo.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
+
+    async def _gated_claim(self, repo: PayoutRepository, gate: PayoutGate, now: datetime) -> list[Payout]:
+        """Lock what is due, gate the approved payouts never attempted at a provider (one batch), hold those that
+        fail it (approved → pending_approval), claim the rest: all in this transaction, under the rows' locks, so a
+        held payout is never claimed by anyone."""
+        store = gate_store(repo)
+        due = await store.lock_due_for_submit(limit=self.config.batch_size)
+        fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
+        decisions = await gate.decide(
+            store,
+            [Candidate(p, released_by_people=p.hold_code in PEOPLE_RELEASE) for p in fresh],
+            Stage.SEND,
+        )
+        held = [(p, d) for p, d in zip(fresh, decisions, strict=True) if d.action is not Action.ALLOW]
+        applied = await repo.apply(
+            [
+                Change(
+                    record=p,
+                    expected=S.APPROVED,
+                    to=S.PENDING_APPROVAL,
+                    history=[
+                        HistoryEntry(
+                            S.APPROVED, S.PENDING_APPROVAL, self.worker_id, reason=f"compliance hold: {_code(d)}"
+                        )
+                    ],
+                )
+                for p, d in held
+            ],
+            at=now,
+        )
+        moved = {ch.record.id for ch in applied}
+        await store.hold(
+            [
+                Hold(
+                    p.id,
+                    _code(d),
+                    d.detail or _code(d).value,
+                    stricter(p.approval_policy, d.approval_policy or ApprovalPolicy.SINGLE).value,
+                )
+                for p, d in held
+                if p.id in moved
+            ],
+            at=now,
+        )
+        await store.record_decisions(
+            [
+                DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, d, now)
+                for p, d in zip(fresh, decisions, strict=True)
+            ]
+        )
+        gate.count(Stage.SEND, decisions)
+        if held:
+            log.warning("%d payouts held by the compliance gate before sending", len(held))
+        stopped = {p.id for p, _ in held}
+        return await store.claim_locked(
+            [p.id for p in due if p.id not in stopped], owner=self.worker_id, lease_s=self.config.lease_s
+        )
 
     def _claim_history(self, rec: Payout) -> list[HistoryEntry]:
         actor, attempt, prev = self.worker_id, rec.attempts, rec.previous_state
@@ -468,6 +538,8 @@ class PayoutWorker:
             counts = await repo.counts()
             queue = await repo.queue_length()
             contradictions = dict(await repo.open_contradictions())
+            if self.gate is not None:
+                await self.gate.refresh_held(gate_store(repo))
             stuck = await repo.stuck(
                 submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000,
                 operator_after_s=self.operator_thresholds(),
@@ -530,6 +602,15 @@ class PayoutWorker:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# Holds people released (their approval decided the policy's findings then; screening and verification are checked
+# again whatever they said).
+PEOPLE_RELEASE: Final = frozenset({HoldCode.POLICY.value, HoldCode.SCREENING_HIT.value})
+
+
+def _code(d: GateDecision) -> HoldCode:
+    return d.hold or HoldCode.POLICY
 
 
 def _unverifiable(error: PayoutError) -> PayoutError:

@@ -55,6 +55,12 @@ class Payout:
     finished_at: datetime | None = None  # set when it stopped for good (a final failure, cancelled, ...)
     lease_token: uuid.UUID | None = None
     previous_state: PayoutState | None = None  # set by claims: the state before this claim
+    # The compliance gate's hold (migration 0021): kyc_required | screening_hit | policy, while pending_approval;
+    # kept once released (what held it). `hold_detail` is staff-only; `held_at` starts the hold (approvals count
+    # from then on).
+    hold_code: str | None = None
+    hold_detail: str | None = None
+    held_at: datetime | None = None
 
     @property
     def failed_for_good(self) -> bool:

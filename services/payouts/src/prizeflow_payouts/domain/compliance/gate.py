@@ -109,6 +109,7 @@ class GateDecision:
     refusal: Finding | None = None  # at request time: why the request is refused
     approval_policy: ApprovalPolicy | None = None  # the hold's: DUAL for a screening hit
     list_versions: Mapping[str, str] = field(default_factory=dict)
+    policy_version: int = 0
 
     @property
     def player_message(self) -> str | None:
@@ -173,6 +174,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
             player_hit,
             approval_policy=policy,
             list_versions=versions,
+            policy_version=verdict.policy_version,
         )
 
     # 1. A failed verification refuses the request (as the deny list does): nothing will ever pay it.
@@ -187,6 +189,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
             player_hit,
             refusal=Finding.KYC_FAILED,
             list_versions=versions,
+            policy_version=verdict.policy_version,
         )
     # 2. Screening: a hit (or no answer) is for two people, whatever the policy says.
     if matches or player_hit:
@@ -199,13 +202,17 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
         return held(HoldCode.SCREENING_HIT, UNAVAILABLE_DETAIL + missing, ApprovalPolicy.DUAL)
     # 3. The policy.
     if verdict.action is Action.ALLOW:
-        return GateDecision(Action.ALLOW, reasons=reasons_t, list_versions=versions)
+        return GateDecision(
+            Action.ALLOW, reasons=reasons_t, list_versions=versions, policy_version=verdict.policy_version
+        )
     if verdict.waits_for_verification_only:
         return held(HoldCode.KYC_REQUIRED, _details(verdict), ApprovalPolicy.SINGLE)
     kyc = [h for h in verdict.hits if h.finding in (Finding.KYC_REQUIRED, Finding.KYC_FAILED)]
     if g.released_by_people and not kyc:
         # People released this payout's hold with its policy findings before them; verification is never theirs.
-        return GateDecision(Action.ALLOW, reasons=reasons_t, list_versions=versions)
+        return GateDecision(
+            Action.ALLOW, reasons=reasons_t, list_versions=versions, policy_version=verdict.policy_version
+        )
     if kyc and all(h.finding is Finding.KYC_REQUIRED for h in kyc) and g.released_by_people:
         # Verification still missing: it waits for the player, the rest was decided by people.
         return held(HoldCode.KYC_REQUIRED, _details(verdict), ApprovalPolicy.SINGLE)
@@ -219,6 +226,21 @@ def _details(verdict: Verdict) -> str:
 def stricter(a: ApprovalPolicy, b: ApprovalPolicy) -> ApprovalPolicy:
     order = (ApprovalPolicy.AUTO, ApprovalPolicy.SINGLE, ApprovalPolicy.DUAL)
     return max(a, b, key=order.index)
+
+
+def clearances_from_reasons(
+    reasons: Sequence[Mapping[str, object]], *, player_id: str, destination: str
+) -> list[Clearance]:
+    """The matches a recorded screening hold named (`GateDecision.reasons`), as clearances of its subjects."""
+    out: list[Clearance] = []
+    for r in reasons:
+        if r.get("finding") != "screening_hit":
+            continue
+        if r.get("subject") == "destination":
+            out.append(Clearance(SubjectKind.DESTINATION, destination, str(r["source"]), str(r["entry_uid"])))
+        elif r.get("subject") == "player":
+            out.append(Clearance(SubjectKind.PLAYER, player_id, PLAYER_SCREENING_SOURCE, PLAYER_SCREENING_ENTRY))
+    return out
 
 
 def clearances_for(
@@ -244,6 +266,7 @@ __all__ = [
     "Stage",
     "SubjectKind",
     "clearances_for",
+    "clearances_from_reasons",
     "decide",
     "destination_key",
     "player_cleared",

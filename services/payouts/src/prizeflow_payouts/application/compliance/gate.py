@@ -1,0 +1,304 @@
+"""`PayoutGate`: the risk policy and sanctions screening applied to payouts (docs/adr/0012-pay-only-whom-you-may.md).
+
+Run in the caller's transaction, over a batch: at request time (CreatePayouts, with the insert), at send time (the
+worker, with the claim of approved payouts no provider has seen), when people release a hold (PayoutAdmin.approve)
+and when a player's verification changes (`ResumeVerifiedPayouts`). One read each of the active policy, the
+players' verification, the clearances and the window facts (one query for the batch), the destinations screened in
+memory; every decision recorded (`compliance_decisions`) with the policy and list versions it was made with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from prizeflow_contracts.policy import PolicyFacts, VerificationStatus, evaluate
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
+from prizeflow_payouts.application.compliance.ports import ComplianceFacts, PlayerCompliance, SanctionsScreen
+from prizeflow_payouts.application.metrics import ComplianceMetrics
+from prizeflow_payouts.domain.compliance.gate import (
+    Clearance,
+    GateDecision,
+    GateInput,
+    HoldCode,
+    Screening,
+    Stage,
+    SubjectKind,
+    decide,
+    destination_key,
+)
+from prizeflow_payouts.domain.payout import Payout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FactsQuery:
+    """One payout whose window facts the gate needs (the payout itself is left out of its own sums)."""
+
+    payout_id: str
+    player_id: str
+    destination_key: str
+    asset: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFacts:
+    """Per window length (seconds): the player's totals (this asset) and counts (any asset), the destination's
+    totals (this asset, every player), and when this player first used this destination (None: never). Payouts that
+    ended without paying (a final failure, cancelled, rejected) count for nothing."""
+
+    player_totals: Mapping[int, int] = field(default_factory=dict)
+    player_counts: Mapping[int, int] = field(default_factory=dict)
+    destination_totals: Mapping[int, int] = field(default_factory=dict)
+    first_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    payout_id: str
+    claim_id: str
+    player_id: str
+    stage: Stage
+    decision: GateDecision
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    payout_id: str
+    code: HoldCode
+    detail: str
+    approval_policy: str
+
+
+@runtime_checkable
+class GateStore(Protocol):
+    """What the gate reads and writes in the payouts transaction (the SQL payouts repository implements it)."""
+
+    async def gate_facts(
+        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
+    ) -> dict[str, WindowFacts]:
+        """One query for the batch. `lock_players`: serialise concurrent requests of one player (transaction-scoped
+        advisory locks) so two of them cannot both pass a limit the sum of them breaks."""
+        ...
+
+    async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]: ...
+
+    async def add_clearances(
+        self, clearances: Sequence[Clearance], *, cleared_by: tuple[str, str], payout_id: str, at: datetime
+    ) -> None: ...
+
+    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None: ...
+
+    async def hold(self, holds: Sequence[Hold], *, at: datetime) -> None:
+        """Write each payout's hold (code, staff detail, from now, the approval it needs)."""
+        ...
+
+    async def latest_decision(self, payout_id: str) -> DecisionRecord | None: ...
+
+    async def held_payouts(self, player_ids: Sequence[str], code: HoldCode, *, limit: int) -> list[Payout]:
+        """Pending payouts held with `code` (of these players; all players when empty), locked, skipping locked."""
+        ...
+
+    async def players_with_holds(self, code: HoldCode, *, limit: int) -> list[str]: ...
+
+    async def held_counts(self) -> dict[str, int]:
+        """Payouts on hold (pending_approval) by hold code."""
+        ...
+
+    async def lock_due_for_submit(self, *, limit: int) -> list[Payout]:
+        """The payouts `claim_for_submit` would claim, locked (skip locked), not yet claimed."""
+        ...
+
+    async def claim_locked(self, payout_ids: Sequence[str], *, owner: str, lease_s: float) -> list[Payout]:
+        """Claim these locked payouts as `claim_for_submit` does (each knows its `previous_state`)."""
+        ...
+
+
+def gate_store(repo: object) -> GateStore:
+    """The payouts repository as the gate's store: a gate configured over a repository that is not one fails
+    closed (nothing is created or sent unscreened)."""
+    if not isinstance(repo, GateStore):
+        raise TypeError(f"{type(repo).__name__} is not a GateStore: the compliance gate cannot run")
+    return repo
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A payout to decide on (at request time not stored yet)."""
+
+    payout: Payout
+    released_by_people: bool = False
+
+    @property
+    def destination(self) -> PayoutDestination:
+        return self.payout.destination
+
+
+class PayoutGate:
+    def __init__(
+        self,
+        *,
+        screen: SanctionsScreen,
+        facts: Callable[[GateStore], ComplianceFacts],
+        sources: Sequence[str] = (),
+        metrics: ComplianceMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.screen = screen
+        self.facts = facts  # the compliance facts read in the gate's transaction (bound to its store)
+        self.sources = tuple(sources)  # the configured sanctions lists: one not loaded holds everything
+        self.metrics = metrics
+        self.clock = clock
+
+    async def decide(
+        self,
+        store: GateStore,
+        candidates: Sequence[Candidate],
+        stage: Stage,
+        *,
+        extra_cleared: Sequence[Clearance] = (),
+    ) -> list[GateDecision]:
+        """One decision per candidate, in order; nothing written. At request time, candidates of one batch count
+        towards each other's sums in order (as if inserted one after the other)."""
+        if not candidates:
+            return []
+        now = self.clock()
+        compliance = self.facts(store)
+        policy = await compliance.active_policy()
+        players = await compliance.players(sorted({c.payout.player_id for c in candidates}))
+        keys = [destination_key(c.destination) for c in candidates]
+        windows = sorted(policy.windows())
+        facts = await store.gate_facts(
+            [
+                FactsQuery(c.payout.id, c.payout.player_id, k, c.payout.asset)
+                for c, k in zip(candidates, keys, strict=True)
+            ],
+            windows,
+            now=now,
+            lock_players=stage is Stage.REQUEST,
+        )
+        subjects: list[tuple[SubjectKind, str]] = sorted(
+            {(SubjectKind.DESTINATION, k) for k in keys}
+            | {(SubjectKind.PLAYER, c.payout.player_id) for c in candidates}
+        )
+        cleared = [*await store.clearances(subjects), *extra_cleared]
+        versions = self._versions()
+        missing = tuple(s for s in self.sources if s not in versions)
+        siblings = _Siblings()
+        out: list[GateDecision] = []
+        for cand, key in zip(candidates, keys, strict=True):
+            rec = cand.payout
+            player = players.get(rec.player_id) or PlayerCompliance(rec.player_id, VerificationStatus.NOT_STARTED)
+            window = facts.get(rec.id, WindowFacts())
+            if stage is Stage.REQUEST:
+                window = siblings.add(rec, key, window, windows, now)
+            verdict = evaluate(policy, _policy_facts(rec, player, window, windows, now))
+            decision = decide(
+                GateInput(
+                    stage=stage,
+                    player_id=rec.player_id,
+                    player_screening_hit=player.screening_hit,
+                    destination_key=key,
+                    verdict=verdict,
+                    screening=self._screen(rec.destination),
+                    cleared=cleared,
+                    missing_lists=missing,
+                    released_by_people=cand.released_by_people,
+                )
+            )
+            out.append(decision)
+        return out
+
+    def count(self, stage: Stage, decisions: Sequence[GateDecision]) -> None:
+        if self.metrics is None:
+            return
+        for d in decisions:
+            self.metrics.gate_decisions.labels(stage.value, d.action.value).inc()
+            if d.hold is HoldCode.SCREENING_HIT and (d.matches or d.player_hit):
+                for subject in ("destination",) * bool(d.matches) + ("player",) * d.player_hit:
+                    self.metrics.screening_hits.labels(subject).inc()
+
+    async def refresh_held(self, store: GateStore) -> dict[str, int]:
+        """The `payouts_held` gauge from the database (every replica exports the same figures)."""
+        counts = await store.held_counts()
+        if self.metrics is not None:
+            for code in HoldCode:
+                self.metrics.payouts_held.labels(code.value).set(counts.get(code.value, 0))
+        return counts
+
+    def _versions(self) -> Mapping[str, str]:
+        try:
+            return dict(self.screen.versions())
+        except Exception:
+            log.exception("sanctions screen: versions unavailable")
+            return {}
+
+    def _screen(self, destination: PayoutDestination) -> Screening | None:
+        try:
+            result = self.screen.screen_destination(destination)
+        except Exception:
+            log.exception("sanctions screen unavailable")
+            return None
+        if self.metrics is not None:
+            self.metrics.screenings.labels("destination", "hit" if result.hit else "clear").inc()
+        return Screening(tuple(result.matches), dict(result.versions))
+
+
+def _policy_facts(
+    rec: Payout, player: PlayerCompliance, window: WindowFacts, windows: Sequence[int], now: datetime
+) -> PolicyFacts:
+    first = window.first_used_at
+    return PolicyFacts(
+        asset=rec.asset,
+        amount=rec.amount,
+        destination_type=DestinationType(rec.destination_type),
+        verification=player.verification,
+        rail=ProviderType(rec.provider_type),
+        country=player.country,
+        player_totals={w: int(window.player_totals.get(w, 0)) for w in windows},
+        destination_totals={w: int(window.destination_totals.get(w, 0)) for w in windows},
+        player_counts={w: int(window.player_counts.get(w, 0)) for w in windows},
+        destination_age_s=None if first is None else max(0.0, (now - first).total_seconds()),
+    )
+
+
+class _Siblings:
+    """Requests earlier in one batch, as if already stored: a batch cannot split an amount past a limit."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Payout, str]] = []
+
+    def add(self, rec: Payout, key: str, base: WindowFacts, windows: Sequence[int], now: datetime) -> WindowFacts:
+        before = self.seen
+        self.seen = [*before, (rec, key)]
+        if not before:
+            return base
+        same_player = [p for p, _ in before if p.player_id == rec.player_id]
+        same_asset = [p for p in same_player if p.asset == rec.asset]
+        same_dest = [p for p, k in before if k == key and p.asset == rec.asset]
+        used = any(p.player_id == rec.player_id and k == key for p, k in before)
+        return WindowFacts(
+            player_totals={w: base.player_totals.get(w, 0) + sum(p.amount for p in same_asset) for w in windows},
+            player_counts={w: base.player_counts.get(w, 0) + len(same_player) for w in windows},
+            destination_totals={
+                w: base.destination_totals.get(w, 0) + sum(p.amount for p in same_dest) for w in windows
+            },
+            first_used_at=base.first_used_at or (now if used else None),
+        )
+
+
+__all__ = [
+    "Candidate",
+    "DecisionRecord",
+    "FactsQuery",
+    "GateStore",
+    "Hold",
+    "PayoutGate",
+    "WindowFacts",
+    "gate_store",
+]

@@ -1,0 +1,169 @@
+"""`ResumeVerifiedPayouts`: payouts held for the player's verification (`kyc_required`) move on when it changes.
+
+Verified: each is gated again (→ approved when allowed now, else held with what holds it now). Failed: each is
+rejected (`PayoutRejected`: rewards voids the claim's reservation). Still pending (or retry): nothing.
+
+Called in the transaction that records the verification change (`on_verification_changed(repo, player_ids)`,
+from the verification use case), and by a periodic `sweep` so nothing waits forever if a call was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutRejected
+from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, VerificationStatus
+from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
+from prizeflow_payouts.application.events import payout_event
+from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.ports import PayoutRepository, PayoutTransactions
+from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
+from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
+from prizeflow_payouts.domain.state import PayoutState
+
+log = logging.getLogger(__name__)
+S = PayoutState
+ACTOR = "compliance"
+
+
+class ResumeVerifiedPayouts:
+    def __init__(
+        self,
+        *,
+        transactions: PayoutTransactions,
+        gate: PayoutGate,
+        source: str,
+        metrics: PayoutMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_due: Callable[[], None] | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        self.transactions = transactions
+        self.gate = gate
+        self.source = source
+        self.metrics = metrics
+        self.clock = clock
+        self.on_due = on_due
+        self.batch_size = batch_size
+
+    async def on_verification_changed(self, repo: PayoutRepository, player_ids: Sequence[str]) -> int:
+        """In the caller's transaction: the kyc_required holds of these players, decided again. Returns how many
+        payouts moved (approved, rejected or held for something else)."""
+        if not player_ids:
+            return 0
+        store = gate_store(repo)
+        held = await store.held_payouts(sorted(set(player_ids)), HoldCode.KYC_REQUIRED, limit=self.batch_size)
+        if not held:
+            return 0
+        players = await self.gate.facts(store).players(sorted({p.player_id for p in held}))
+        now = self.clock()
+        failed = [p for p in held if _status(players, p.player_id) is VerificationStatus.FAILED]
+        verified = [p for p in held if _status(players, p.player_id) is VerificationStatus.VERIFIED]
+        decisions = await self.gate.decide(store, [Candidate(p) for p in verified], Stage.VERIFICATION)
+        changes: list[Change] = []
+        holds: list[Hold] = []
+        for rec in failed:
+            reason = PLAYER_MESSAGE[Finding.KYC_FAILED]
+            changes.append(
+                Change(
+                    record=rec,
+                    expected=S.PENDING_APPROVAL,
+                    to=S.REJECTED,
+                    finished_at=now,
+                    history=[
+                        HistoryEntry(S.PENDING_APPROVAL, S.REJECTED, ACTOR, reason="identity verification failed")
+                    ],
+                    events=[
+                        payout_event(
+                            rec, PayoutRejected, source=self.source, rejected_by=ACTOR, reason=reason, rejected_at=now
+                        )
+                    ],
+                )
+            )
+        for rec, d in zip(verified, decisions, strict=True):
+            if d.action is Action.ALLOW:
+                events: list[Envelope[Any]] = [
+                    payout_event(
+                        rec,
+                        PayoutApproved,
+                        source=self.source,
+                        approval_policy=rec.approval_policy,
+                        approved_by=[],
+                        approved_at=now,
+                        key=("verified", rec.held_at.isoformat() if rec.held_at else ""),
+                    )
+                ]
+                changes.append(
+                    Change(
+                        record=rec,
+                        expected=S.PENDING_APPROVAL,
+                        to=S.APPROVED,
+                        available_at=now,
+                        history=[HistoryEntry(S.PENDING_APPROVAL, S.APPROVED, ACTOR, reason="identity verified")],
+                        events=events,
+                    )
+                )
+            elif d.hold is not HoldCode.KYC_REQUIRED:
+                code = d.hold or HoldCode.POLICY
+                policy = stricter(rec.approval_policy, d.approval_policy or ApprovalPolicy.SINGLE)
+                holds.append(Hold(rec.id, code, d.detail or code.value, policy.value))
+        applied = await repo.apply(changes, at=now)
+        await store.hold(holds, at=now)
+        # A rejection for a failed verification is a decision too (the verification decided, not a rule).
+        refusals: list[tuple[Payout, GateDecision]] = []
+        if failed:
+            version = (await self.gate.facts(store).active_policy()).version
+            refusal = GateDecision(
+                Action.REFUSE,
+                detail="identity verification failed",
+                reasons=({"finding": Finding.KYC_FAILED.value, "detail": "identity verification failed"},),
+                refusal=Finding.KYC_FAILED,
+                policy_version=version,
+            )
+            refusals = [(p, refusal) for p in failed]
+        decided = [*zip(verified, decisions, strict=True), *refusals]
+        await store.record_decisions(
+            [DecisionRecord(p.id, p.claim_id, p.player_id, Stage.VERIFICATION, d, now) for p, d in decided]
+        )
+        self.gate.count(Stage.VERIFICATION, [d for _, d in decided])
+        if self.metrics is not None:
+            for ch in applied:
+                self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
+        if any(ch.to is S.APPROVED for ch in applied) and self.on_due is not None:
+            self.on_due()
+        return len(applied) + len(holds)
+
+    async def run(self, stop: asyncio.Event, *, interval_s: float) -> None:
+        """The periodic sweep, until `stop`."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("compliance sweep failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+
+    async def sweep(self) -> int:
+        """Every player with a kyc_required hold, whatever call was missed; returns how many payouts moved."""
+        moved = 0
+        async with self.transactions() as repo:
+            players = await gate_store(repo).players_with_holds(HoldCode.KYC_REQUIRED, limit=self.batch_size)
+            moved = await self.on_verification_changed(repo, players)
+            await self.gate.refresh_held(gate_store(repo))
+        if moved:
+            log.info("compliance sweep: %d payouts held for verification moved on", moved)
+        return moved
+
+
+def _status(players: Any, player_id: str) -> VerificationStatus:
+    p = players.get(player_id)
+    return p.verification if p is not None else VerificationStatus.NOT_STARTED
+
+
+__all__ = ["ResumeVerifiedPayouts"]
