@@ -43,14 +43,20 @@ from prizeflow_payouts.adapters.ton import build_ton_wallet
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.exports import ExportPayouts
-from prizeflow_payouts.application.metrics import PayoutMetrics, ReconMetrics
+from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
 from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
 from prizeflow_payouts.application.reconciliation import Reconciliation
 from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
+from prizeflow_payouts.bootstrap_compliance import (
+    VERIFICATIONS_CONSUMER,
+    ComplianceRecords,
+    compose_compliance_records,
+)
 from prizeflow_payouts.domain.deny import DenyList
+from prizeflow_payouts.entrypoints.compliance_http import CompliancePolicyController, VerificationController
 from prizeflow_payouts.entrypoints.http import (
     DisagreementsController,
     PayoutExportsController,
@@ -62,6 +68,7 @@ from prizeflow_payouts.entrypoints.kafka import (
     ProviderEventsHandler,
     SignerResultsHandler,
     SignerResultsSink,
+    VerificationEventsHandler,
 )
 from prizeflow_payouts.entrypoints.reconciliation_http import (
     ReconciliationController,
@@ -103,6 +110,8 @@ class Payouts:
     worker: PayoutWorker
     reconciliation: Reconciliation
     recon_queries: SqlReconQueries
+    compliance_metrics: ComplianceMetrics | None = None
+    records: ComplianceRecords | None = None  # players' verification records, the risk policy's versions
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -300,6 +309,8 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         ledger=settings.payouts_recon_ledger,
         metrics=ReconMetrics.create(rt.registry, settings.service_name, providers=[e.name for e in config.registry]),
     )
+    compliance_metrics = ComplianceMetrics.create(rt.registry, settings.service_name)
+    records = compose_compliance_records(settings, rt, compliance_metrics)
     return Payouts(
         settings,
         rt,
@@ -314,6 +325,8 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         worker,
         reconciliation,
         SqlReconQueries(rt.sessions),
+        compliance_metrics=compliance_metrics,
+        records=records,
         wake=wake,
     )
 
@@ -325,6 +338,12 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     requests = PayoutRequestsHandler(p.create, p.wake)
     rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=requests, on_refusal=requests.on_refusal)
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
+    if p.records is not None:
+        rt.add_consumer(
+            VERIFICATIONS_CONSUMER,
+            [WEBHOOK_PROVIDER_EVENTS.name],
+            batch_handler=VerificationEventsHandler(p.records.apply),
+        )
     sinks = [e.provider for e in p.config.registry if isinstance(e.provider, SignerResultsSink)]
     if sinks:
         rt.add_consumer(SIGNER_RESULTS_CONSUMER, [SIGNER_RESULTS.name], batch_handler=SignerResultsHandler(sinks))
@@ -341,6 +360,8 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             PayoutExportsController,
             ReconciliationController,
             ReconciliationExportController,
+            VerificationController,
+            CompliancePolicyController,
         ],
         dependencies={
             "queries": const(p.queries),
@@ -349,12 +370,15 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             "admin": const(p.admin),
             "registry": const(p.config.registry),
             "payout_exports": const(exports),
+            **(p.records.dependencies() if p.records is not None else {}),
         },
         timeline=[PayoutsTimeline(p.queries)],
     )
     # Each needs PostgreSQL: run (and retried) once the runtime is up, before the service reports ready.
     rt.after_start(p.start_providers)
     rt.after_start(p.publish_routes)
+    if p.records is not None:
+        rt.after_start(p.records.publish_policy)
     # Shutdown: the worker, then the providers (they use the runtime's pool), then the runtime.
     app.on_shutdown.insert(0, p.close_providers)
     if settings.payouts_worker_enabled:

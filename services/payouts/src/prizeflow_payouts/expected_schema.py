@@ -30,6 +30,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0016",
         "0017",
         "0018",
+        "0019",
     ),
 )
 

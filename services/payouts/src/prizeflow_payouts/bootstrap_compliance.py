@@ -1,0 +1,119 @@
+"""The compliance records' part of the composition root (called by `bootstrap.compose` and `bootstrap.build`):
+the KYC vendor chosen by settings, the verification and policy use cases over the SQL store, their HTTP
+dependencies and the verification events' consumer. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, cast
+
+from litestar.di import Provide
+
+from prizeflow_payouts.adapters.compliance_pg import SqlComplianceQueries, compliance_transactions
+from prizeflow_payouts.application.compliance.policy import (
+    ApprovePolicy,
+    ProposePolicy,
+    PublishActivePolicy,
+    RejectPolicy,
+)
+from prizeflow_payouts.application.compliance.ports import KycProvider, SanctionsScreen
+from prizeflow_payouts.application.compliance.records import ComplianceTransactions
+from prizeflow_payouts.application.compliance.verification import (
+    ApplyVerificationEvent,
+    ReadVerification,
+    StartVerification,
+)
+from prizeflow_payouts.application.metrics import ComplianceMetrics
+from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.service import ServiceRuntime
+
+VERIFICATIONS_CONSUMER = "payouts-verifications"
+# Helper "kyc-rail"'s Sumsub adapter: imported only when configured.
+SUMSUB_MODULE = "prizeflow_payouts.adapters.kyc.sumsub"
+
+
+def build_kyc(settings: PayoutsSettings) -> KycProvider | None:
+    """The vendor PAYOUTS_KYC_PROVIDER names; None for `none` (verification unavailable, nobody marked verified)."""
+    if settings.payouts_kyc_provider == "none":
+        return None
+    module = importlib.import_module(SUMSUB_MODULE)
+    build = module.build_sumsub
+    return cast("KycProvider", build(settings))
+
+
+@dataclass
+class ComplianceRecords:
+    """Players' verification records and the risk policy's versions, wired."""
+
+    kyc: KycProvider | None
+    transactions: ComplianceTransactions
+    queries: SqlComplianceQueries
+    start: StartVerification
+    read: ReadVerification
+    apply: ApplyVerificationEvent
+    propose: ProposePolicy
+    approve: ApprovePolicy
+    reject: RejectPolicy
+    publish: PublishActivePolicy
+
+    def dependencies(self) -> dict[str, Provide]:
+        """The HTTP dependencies of `entrypoints.compliance_http`."""
+
+        def const(value: object) -> Provide:
+            return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+        named: dict[str, Any] = {
+            "compliance_queries": self.queries,
+            "start_kyc": self.start,
+            "read_kyc": self.read,
+            "propose_policy": self.propose,
+            "approve_policy": self.approve,
+            "reject_policy": self.reject,
+        }
+        return {name: const(value) for name, value in named.items()}
+
+    async def publish_policy(self) -> None:
+        """Start-up: the active policy announced to rewards unless it was already (idempotent by version)."""
+        await self.publish.execute()
+
+
+def compose_compliance_records(
+    settings: PayoutsSettings,
+    rt: ServiceRuntime,
+    metrics: ComplianceMetrics,
+    *,
+    screen: SanctionsScreen | None = None,
+    kyc: KycProvider | None = None,
+) -> ComplianceRecords:
+    """`screen`: the sanctions lists (helper "sanctions"); without one a verified identity waits (retried, never
+    recorded unscreened). `kyc`: a vendor instead of the one settings name (tests)."""
+    vendor = kyc if kyc is not None else build_kyc(settings)
+    transactions = compliance_transactions(rt.sessions)
+    common: dict[str, Any] = {
+        "transactions": transactions,
+        "service": settings.service_name,
+        "source": settings.source,
+        "metrics": metrics,
+    }
+    return ComplianceRecords(
+        kyc=vendor,
+        transactions=transactions,
+        queries=SqlComplianceQueries(rt.sessions),
+        start=StartVerification(transactions=transactions, kyc=vendor, source=settings.source, metrics=metrics),
+        read=ReadVerification(transactions),
+        apply=ApplyVerificationEvent(
+            kyc=vendor,
+            screen=screen,
+            source=settings.source,
+            metrics=metrics,
+            trusted_sources=frozenset(settings.payouts_webhook_sources),
+        ),
+        propose=ProposePolicy(**common),
+        approve=ApprovePolicy(**common),
+        reject=RejectPolicy(**common),
+        publish=PublishActivePolicy(**common),
+    )
+
+
+__all__ = ["SUMSUB_MODULE", "VERIFICATIONS_CONSUMER", "ComplianceRecords", "build_kyc", "compose_compliance_records"]
