@@ -16,6 +16,10 @@ providers:
       api_base: https://api.stripe.com     # or api_base_env: STRIPE_API_URL
       api_key: STRIPE_API_KEY
       timeout_s: 5
+  - name: sumsub                    # a Sumsub-shaped identity-verification vendor (KYC)
+    type: sumsub                    # VerificationVendor: published as VerificationEventReceived
+    scheme: sumsub_digest           # X-Payload-Digest: HMAC of the body (X-Payload-Digest-Alg SHA256/512)
+    secrets: [SUMSUB_WEBHOOK_SECRET]         # no confirm: payouts fetches the applicant's status itself
   - name: giftcard                  # a Tremendous-shaped gift-card API
     type: gift_card
     scheme: giftcard_signature      # Tremendous-Webhook-Signature: sha256=<HMAC of the body>, no timestamp
@@ -38,6 +42,7 @@ from typing import Annotated, Any, Final
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prizeflow_contracts.kyc import VerificationVendor
 from prizeflow_contracts.providers import ProviderType
 from prizeflow_webhooks.domain.deliveries import IngressProvider, Scheme
 
@@ -95,7 +100,7 @@ class ConfirmModel(_Model):
 
 class ProviderModel(_Model):
     name: str
-    type: ProviderType
+    type: ProviderType | VerificationVendor
     scheme: Scheme
     secrets: list[EnvName] = Field(min_length=1, max_length=4)
     tolerance_s: int = Field(default=300, ge=1, le=MAX_TOLERANCE_S)
@@ -124,6 +129,8 @@ class ProviderModel(_Model):
             raise ValueError("only a stripe provider uses scheme stripe_signature (others: prizeflow_signature)")
         if (self.type is ProviderType.GIFT_CARD) != (self.scheme is Scheme.GIFTCARD_SIGNATURE):
             raise ValueError("a gift_card provider, and only one, signs with scheme giftcard_signature")
+        if (self.type is VerificationVendor.SUMSUB) != (self.scheme is Scheme.SUMSUB_DIGEST):
+            raise ValueError("a sumsub provider, and only one, signs with scheme sumsub_digest")
         if self.type is ProviderType.GIFT_CARD and self.confirm is None:
             # Its events carry no status and no timestamp: the order fetched back is the only truth, in every profile.
             raise ValueError("a gift_card provider needs `confirm` (its events are read from the order fetched back)")

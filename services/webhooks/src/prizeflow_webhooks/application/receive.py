@@ -22,8 +22,9 @@ from pydantic_core import from_json
 
 from prizeflow_contracts.envelope import StagedEvent, stage_event
 from prizeflow_contracts.giftcard import verify_giftcard_signature
+from prizeflow_contracts.kyc import SUMSUB_DIGEST_ALG_HEADER, VerificationVendor, verify_sumsub_digest
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_contracts.webhook_signatures import SignatureRefused, verify
+from prizeflow_contracts.webhook_signatures import SignatureFailure, SignatureRefused, verify
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
 from prizeflow_webhooks.application.ports import (
@@ -33,7 +34,7 @@ from prizeflow_webhooks.application.ports import (
     OrderFetcher,
     ProviderUnavailableError,
 )
-from prizeflow_webhooks.domain import giftcard_events, prizeflow_events, stripe_events
+from prizeflow_webhooks.domain import giftcard_events, kyc_events, prizeflow_events, stripe_events
 from prizeflow_webhooks.domain.deliveries import (
     UNKNOWN_PROVIDER_LABEL,
     DeliveryOutcome,
@@ -122,10 +123,18 @@ class ReceiveWebhook:
         log.info("webhook refused", extra={"provider": label, "reason": reason.value})
         return WebhookRefusedError(reason, detail)
 
-    async def __call__(self, provider: IngressProvider, signature: str | None, body: bytes) -> Receipt:
+    async def __call__(
+        self, provider: IngressProvider, signature: str | None, body: bytes, *, digest_alg: str | None = None
+    ) -> Receipt:
+        """`digest_alg`: the `X-Payload-Digest-Alg` header, read by the KYC vendor's scheme only."""
         now = self.clock()
         if provider.scheme is Scheme.GIFTCARD_SIGNATURE:
             return await self._giftcard(provider, signature, body, now)
+        if provider.scheme is Scheme.SUMSUB_DIGEST:
+            return await self._verification(provider, signature, digest_alg, body, now)
+        rail = provider.type
+        if not isinstance(rail, ProviderType):  # a KYC vendor is configured with its own scheme only
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, "this provider's scheme reads no such event")
         try:
             timestamp = verify(
                 {provider.scheme.header: signature} if signature is not None else {},
@@ -147,7 +156,7 @@ class ReceiveWebhook:
         received_at = datetime.fromtimestamp(now, UTC)
         confirmed = False
         try:
-            if provider.type is ProviderType.STRIPE:
+            if rail is ProviderType.STRIPE:
                 confirmer = self.confirmers.get(provider.name)
                 if confirmer is not None:
                     confirmed_doc = await self._confirm_stripe(provider, confirmer, doc)
@@ -158,12 +167,10 @@ class ReceiveWebhook:
                 else:
                     payment_intent = None
                 normalized = stripe_events.normalize(
-                    doc, provider=provider.type, digest=digest, received_at=received_at, payment_intent=payment_intent
+                    doc, provider=rail, digest=digest, received_at=received_at, payment_intent=payment_intent
                 )
             else:
-                normalized = prizeflow_events.normalize(
-                    doc, provider=provider.type, digest=digest, received_at=received_at
-                )
+                normalized = prizeflow_events.normalize(doc, provider=rail, digest=digest, received_at=received_at)
         except NormalizationError as err:
             raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
         return await self._store(
@@ -174,6 +181,45 @@ class ReceiveWebhook:
             timestamp=timestamp,
             received_at=received_at,
             confirmed=confirmed,
+        )
+
+    async def _verification(
+        self, provider: IngressProvider, digest: str | None, alg: str | None, body: bytes, now: float
+    ) -> Receipt:
+        """A KYC vendor's callback: its digest, then who and what kind, published without the review answer (payouts
+        fetches the applicant's status from the vendor). The scheme has no timestamp: a replay is a duplicate."""
+        vendor = provider.type
+        headers = {provider.scheme.header: digest} if digest is not None else {}
+        if alg is not None:
+            headers[SUMSUB_DIGEST_ALG_HEADER] = alg
+        try:
+            if not isinstance(vendor, VerificationVendor):
+                raise SignatureRefused(SignatureFailure.MISMATCH, "the provider is no identity-verification vendor")
+            verify_sumsub_digest(headers, body, secrets=provider.secrets)
+        except SignatureRefused as err:
+            raise self.refuse(provider, RefusalReason(err.reason.value), err.detail) from None
+        try:
+            doc = from_json(body)
+        except ValueError:
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body is not a JSON document") from None
+        if not isinstance(doc, dict):
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body must be a JSON object")
+        body_digest = hashlib.sha256(body).hexdigest()
+        received_at = datetime.fromtimestamp(now, UTC)
+        try:
+            normalized = kyc_events.normalize(
+                doc, provider=vendor, provider_name=provider.name, digest=body_digest, received_at=received_at
+            )
+        except NormalizationError as err:
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
+        return await self._store(
+            provider,
+            normalized,
+            body=body,
+            digest=body_digest,
+            timestamp=int(now),  # the scheme has none: the time it was verified
+            received_at=received_at,
+            confirmed=False,
         )
 
     async def _giftcard(self, provider: IngressProvider, signature: str | None, body: bytes, now: float) -> Receipt:
@@ -196,6 +242,9 @@ class ReceiveWebhook:
             raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
         if await self.writer.seen(provider.name, ref.event_id):
             return self._count(provider, Receipt(DeliveryOutcome.DUPLICATE, ref.event_id, None))
+        rail = provider.type
+        if not isinstance(rail, ProviderType):  # pragma: no cover - the config pairs giftcard_signature with gift_card
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, "this provider's scheme reads no such event")
         order = await self._ask(
             provider, self.order_fetchers[provider.name].fetch_order(ref.resource_type, ref.resource_id)
         )
@@ -206,9 +255,7 @@ class ReceiveWebhook:
         digest = hashlib.sha256(body).hexdigest()
         received_at = datetime.fromtimestamp(now, UTC)
         try:
-            normalized = giftcard_events.normalize(
-                ref, order, provider=provider.type, digest=digest, received_at=received_at
-            )
+            normalized = giftcard_events.normalize(ref, order, provider=rail, digest=digest, received_at=received_at)
         except NormalizationError as err:
             raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
         return await self._store(

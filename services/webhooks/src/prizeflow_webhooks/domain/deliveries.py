@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
+from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived, VerificationEventReceived
 from prizeflow_contracts.giftcard import GIFTCARD_SIGNATURE_HEADER
+from prizeflow_contracts.kyc import SUMSUB_DIGEST_HEADER, VerificationVendor
 from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.webhook_signatures import (
     PRIZEFLOW_SIGNATURE_HEADER,
@@ -21,11 +22,13 @@ UNKNOWN_PROVIDER_LABEL: Final = "unknown"  # the metric label of a provider name
 class Scheme(StrEnum):
     """How a provider signs its callbacks: HMAC-SHA256 over `<t>.<body>` (Stripe's and ours, see
     webhook_signatures), or over the body alone, without a timestamp (the gift-card provider's, see
-    prizeflow_contracts.giftcard: such events are always fetched back before they count)."""
+    prizeflow_contracts.giftcard: such events are always fetched back before they count; the KYC vendor's
+    `X-Payload-Digest`, see prizeflow_contracts.kyc: payouts fetches the applicant's status back)."""
 
     STRIPE_SIGNATURE = "stripe_signature"
     PRIZEFLOW_SIGNATURE = "prizeflow_signature"
     GIFTCARD_SIGNATURE = "giftcard_signature"
+    SUMSUB_DIGEST = "sumsub_digest"
 
     @property
     def header(self) -> str:
@@ -33,6 +36,7 @@ class Scheme(StrEnum):
             Scheme.STRIPE_SIGNATURE: STRIPE_SIGNATURE_HEADER,
             Scheme.PRIZEFLOW_SIGNATURE: PRIZEFLOW_SIGNATURE_HEADER,
             Scheme.GIFTCARD_SIGNATURE: GIFTCARD_SIGNATURE_HEADER,
+            Scheme.SUMSUB_DIGEST: SUMSUB_DIGEST_HEADER,
         }[self]
 
 
@@ -74,15 +78,17 @@ class IgnoredReason(StrEnum):
     PLATFORM_PAYOUT = "platform_payout"
     # A gift-card order Prizeflow did not place (no payout id as its external id): another user of the account.
     NOT_A_PAYOUT = "not_a_payout"
+    # A KYC applicant whose external user id is no player id of ours (made in the vendor's dashboard, say).
+    NOT_A_PLAYER = "not_a_player"
 
 
 @dataclass(frozen=True, slots=True)
 class IngressProvider:
-    """One configured provider: the name in the URL, its type (the events' `provider`), its scheme and the
-    secrets it may sign with (several during a rotation; values, kept out of reprs)."""
+    """One configured provider: the name in the URL, its type (the events' `provider`: a payout rail, or a KYC
+    vendor), its scheme and the secrets it may sign with (several during a rotation; values, kept out of reprs)."""
 
     name: str
-    type: ProviderType
+    type: ProviderType | VerificationVendor
     scheme: Scheme
     secrets: tuple[str, ...] = field(repr=False)
     tolerance_s: int = 300
@@ -94,7 +100,7 @@ class IngressProvider:
             raise ValueError(f"provider {self.name}: at least one secret")
 
 
-NormalizedEvent = ProviderEventReceived | PaymentEventReceived
+NormalizedEvent = ProviderEventReceived | PaymentEventReceived | VerificationEventReceived
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,11 @@ from typing import Any, Final
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from prizeflow_contracts.kyc import SUMSUB_DIGEST_ALG_HEADER
 from prizeflow_runtime.errors import UseCaseError
 from prizeflow_runtime.http import PROBLEM_JSON, RETRY_AFTER_S, is_outage
 from prizeflow_webhooks.application.receive import ReceiveWebhook
-from prizeflow_webhooks.domain.deliveries import RefusalReason
+from prizeflow_webhooks.domain.deliveries import RefusalReason, Scheme
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,10 @@ class WebhookIngress:
         uc = self.receive_webhook
         provider = uc.provider(name)
         wanted = provider.scheme.header.encode()
+        # The KYC vendor names its digest's algorithm in a second header.
+        wanted_alg = SUMSUB_DIGEST_ALG_HEADER.encode() if provider.scheme is Scheme.SUMSUB_DIGEST else None
         signature: str | None = None
+        digest_alg: str | None = None
         length: int | None = None
         media: list[bytes] = []
         for key, value in scope["headers"]:
@@ -96,6 +100,12 @@ class WebhookIngress:
                         provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {provider.scheme.header} header"
                     )
                 signature = value.decode("latin-1")
+            elif wanted_alg is not None and key == wanted_alg:
+                if digest_alg is not None:
+                    raise uc.refuse(
+                        provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {SUMSUB_DIGEST_ALG_HEADER} header"
+                    )
+                digest_alg = value.decode("latin-1")
             elif key == b"content-length":
                 length = int(value) if value.isdigit() else None
             elif key == b"content-type":
@@ -110,7 +120,7 @@ class WebhookIngress:
         body = await _read_body(receive, limit)
         if body is None:
             raise uc.refuse(provider, RefusalReason.BODY_TOO_LARGE, f"the body exceeds {limit} bytes")
-        receipt = await uc(provider, signature, body)
+        receipt = await uc(provider, signature, body, digest_alg=digest_alg)
         answer: dict[str, Any] = {"outcome": receipt.outcome.value, "provider_event_id": receipt.provider_event_id}
         if receipt.event_id is not None:
             answer["event_id"] = str(receipt.event_id)
