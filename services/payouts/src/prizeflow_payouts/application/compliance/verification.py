@@ -258,7 +258,8 @@ class ApplyVerificationEvent:
         if self.kyc is None:
             self._outcome("error")
             raise EventRefusal(
-                "kyc_unavailable", "no identity-verification vendor is configured (PAYOUTS_KYC_PROVIDER)"
+                "handler_failed",
+                "kyc_unavailable: no identity-verification vendor is configured (PAYOUTS_KYC_PROVIDER)",
             )
         vendor = _VendorCalls(self.kyc, self.metrics)
         record = await store.verification(ev.player_id, for_update=True)
@@ -288,7 +289,9 @@ class ApplyVerificationEvent:
             self._outcome("error")
             if err.retryable:
                 raise  # the consumer retries, then dead-letters: never dropped
-            raise EventRefusal(err.code, f"the vendor refused the review of {record.vendor_ref}") from err
+            raise EventRefusal(
+                "unknown_aggregate", f"the vendor refused the review of {record.vendor_ref} ({err.code})"
+            ) from err
         decision = decide(record.status, review.status)
         if decision.reaction is not Reaction.MOVE:
             return self._outcome(decision.reaction.value)
@@ -318,7 +321,9 @@ class ApplyVerificationEvent:
             self._outcome("error")
             if err.retryable:
                 raise
-            raise EventRefusal(err.code, f"the vendor refused the identity of {reference}") from err
+            raise EventRefusal(
+                "unknown_aggregate", f"the vendor refused the identity of {reference} ({err.code})"
+            ) from err
         outcome = ScreeningOutcome.HIT if result.hit else ScreeningOutcome.CLEAR
         if self.metrics is not None:
             self.metrics.screenings.labels("player", outcome.value).inc()
