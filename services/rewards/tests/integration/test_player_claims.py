@@ -45,7 +45,11 @@ async def test_a_player_lists_their_own_claims_newest_first(
         assert (await app.client.get("/wallets/carol/claims?limit=1", headers=app.player("carol"))).json()[
             "items"
         ] == items[:1]
-        assert (await app.client.get("/wallets/carol/claims", headers=app.ops)).json()["items"] == items
+        # Staff see the same claims with why they wait (the rules' numbers) and the policy version; the player
+        # sees the next step instead.
+        staff = (await app.client.get("/wallets/carol/claims", headers=app.ops)).json()["items"]
+        assert [{k: v for k, v in c.items() if k not in ("hold_detail", "policy_version")} for c in staff] == items
+        assert all("hold_detail" not in c and c["next_step"] for c in items)
 
         # Another player's list: refused, nothing of it in the answer; their own is empty.
         refused = await app.client.get("/wallets/carol/claims", headers=app.player("mallory"))
