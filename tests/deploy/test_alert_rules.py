@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from prizeflow_payouts.application.metrics import PayoutMetrics, ReconMetrics
+from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_settlement.metrics import SettlementMetrics
@@ -127,6 +127,7 @@ def exported() -> frozenset[str]:
     RewardsMetrics.create(registries["rewards"])
     PayoutMetrics.create(registries["payouts"])
     ReconMetrics.create(registries["payouts"])
+    ComplianceMetrics.create(registries["payouts"])
     SignerMetrics.create(registries["signer"])
     WebhooksMetrics.create(registries["webhooks"])
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}

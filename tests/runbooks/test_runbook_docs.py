@@ -148,7 +148,7 @@ def test_a_command_that_does_not_exist_is_caught() -> None:
 
 def _known_metric_names() -> set[str]:
     """Every series name the services export: the runtime's per service, and each service's own."""
-    from prizeflow_payouts.application.metrics import PayoutMetrics, ReconMetrics
+    from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
     from prizeflow_rewards.metrics import RewardsMetrics
     from prizeflow_runtime.metrics import RuntimeMetrics
     from prizeflow_settlement.metrics import SettlementMetrics
@@ -162,6 +162,7 @@ def _known_metric_names() -> set[str]:
     SettlementMetrics.create(registry)
     PayoutMetrics.create(registry)
     ReconMetrics.create(registry)
+    ComplianceMetrics.create(registry)
     SignerMetrics.create(registry)
     WebhooksMetrics.create(registry)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}

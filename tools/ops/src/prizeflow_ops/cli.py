@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import httpx
 
 from prizeflow_ops import commands as c
-from prizeflow_ops import exports, recon
+from prizeflow_ops import compliance, exports, recon
 from prizeflow_ops.client import ExitCode, OpsClient
 from prizeflow_ops.config import DEAD_LETTER_SERVICES, PAYOUTS, REWARDS, SERVICES, SETTLEMENT, ConfigError, load_config
 from prizeflow_ops.output import Output
@@ -230,6 +230,7 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
 
     recon.register(group, leaf)
     exports.register(group, leaf)
+    compliance.register(group, leaf)
     return parser
 
 

@@ -918,12 +918,80 @@ def payout_rails() -> Dashboard:
             ),
         ),
     )
+    compliance = Row(
+        "Compliance: verification, screening and the payout gate",
+        (
+            Panel(
+                "Held payouts by reason",
+                "Payouts the compliance gate holds, by reason: kyc_required (they wait for the player's verification "
+                "and move on by themselves), screening_hit (two approvers), policy (one approver). Alert "
+                "PrizeflowComplianceHoldsBacklog when screening or policy holds stay all day.",
+                (_gauge("prizeflow_payouts_compliance_held_payouts", "reason"),),
+                stack=True,
+                width=8,
+            ),
+            Panel(
+                "Screening hits",
+                "Sanctions screening hits that held a payout or a player for a person, by subject, in each interval "
+                "(alert PrizeflowScreeningHit pages at any; docs/runbooks/screening-hit.md).",
+                (_rate("prizeflow_payouts_screening_hits_total", "subject", fn="increase"),),
+                red_above=0,
+                width=8,
+            ),
+            Panel(
+                "Gate decisions by action",
+                "The risk gate's decisions on payouts per second, by stage (request, send) and action (allow, hold, "
+                "refuse).",
+                (_rate("prizeflow_payouts_gate_decisions_total", "stage, action"),),
+                stack=True,
+                width=8,
+            ),
+            Panel(
+                "KYC vendor errors",
+                "Share of calls to the identity-verification vendor that failed, by operation (alert "
+                "PrizeflowKycProviderDown above half for 5 minutes; claims wait, nothing is paid unverified).",
+                (
+                    Query(
+                        'sum by (operation) (rate(prizeflow_payouts_kyc_requests_total{outcome="error"}'
+                        f"[{RATE}])) / sum by (operation) (rate(prizeflow_payouts_kyc_requests_total[{RATE}]))",
+                        "{{operation}}",
+                    ),
+                ),
+                unit="percentunit",
+                red_above=0.5,
+                width=8,
+            ),
+            Panel(
+                "Sanctions list age",
+                "Time since each sanctions list was last fetched and checked successfully (alert "
+                "PrizeflowSanctionsListStale above three refresh periods, 18 hours).",
+                (
+                    Query(
+                        "time() - max by (source) (prizeflow_payouts_sanctions_list_refreshed_timestamp_seconds)",
+                        "{{source}}",
+                    ),
+                ),
+                unit="s",
+                red_above=64800,
+                width=8,
+            ),
+            Panel(
+                "Sanctions list refreshes",
+                "Fetches of each configured sanctions list by outcome (unchanged, loaded, error) in each interval; "
+                "a source with refreshes but no age above was never loaded.",
+                (_rate("prizeflow_payouts_sanctions_list_refreshes_total", "source, outcome", fn="increase"),),
+                stack=True,
+                width=8,
+            ),
+        ),
+    )
     return Dashboard(
         RAILS_UID,
         "Payout rails",
         "Payouts waiting on an operator, payouts by provider and state, provider error codes, the Stellar rail and "
-        "the signer's decisions, reconciliation with the providers' books.",
-        (Row("Drill down", (_drill_down(),)), waiting, rails, stellar, progress, reconciliation),
+        "the signer's decisions, reconciliation with the providers' books, compliance (verification, screening, "
+        "the payout gate).",
+        (Row("Drill down", (_drill_down(),)), waiting, rails, stellar, progress, reconciliation, compliance),
         tags=("payouts",),
         links=_links(),
     )
