@@ -251,6 +251,32 @@ class GateSql:
             row["payout_id"], row["claim_id"], row["player_id"], Stage(row["stage"]), decision, row["decided_at"]
         )
 
+    async def release_holds(self, payout_ids: Sequence[str]) -> None:
+        if not payout_ids:
+            return
+        await self.session.execute(
+            text(
+                "UPDATE payouts SET hold_code = NULL, hold_detail = NULL, held_at = NULL, updated_at = now() "
+                "WHERE id = ANY(CAST(:ids AS text[])) AND state = 'pending_approval'"
+            ),
+            {"ids": list(payout_ids)},
+        )
+
+    async def approvals_of(self, payout_ids: Sequence[str]) -> dict[str, list[str]]:
+        if not payout_ids:
+            return {}
+        rows = await self.session.execute(
+            text(
+                "SELECT payout_id, approver_id FROM payout_approvals WHERE payout_id = ANY(CAST(:ids AS text[])) "
+                "ORDER BY decided_at, approver_id"
+            ),
+            {"ids": list(payout_ids)},
+        )
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(r.payout_id, []).append(r.approver_id)
+        return out
+
     async def held_payouts(self, player_ids: Sequence[str], code: HoldCode, *, limit: int) -> list[Payout]:
         from prizeflow_payouts.adapters.repository import payout_from_row
 

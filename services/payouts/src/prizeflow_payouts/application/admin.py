@@ -18,7 +18,6 @@ from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProvi
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import (
     REQUIRED_APPROVERS,
-    ApprovalPolicy,
     PayoutApproved,
     PayoutCancelled,
     PayoutRejected,
@@ -288,7 +287,7 @@ class PayoutAdmin:
                     rec.id,
                     code,
                     decision.detail or code.value,
-                    stricter(rec.approval_policy, decision.approval_policy or ApprovalPolicy.SINGLE).value,
+                    stricter(rec.approval_policy, decision.approval_policy or rec.approval_policy).value,
                 )
             ],
             at=now + timedelta(microseconds=1),

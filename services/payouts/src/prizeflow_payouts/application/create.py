@@ -285,7 +285,7 @@ class CreatePayouts:
                 refused.append((rec, PayoutError.of(PayoutErrorCode.COMPLIANCE_REJECTED, d.player_message or ""), d))
             elif d.action is Action.HOLD:
                 assert d.hold is not None
-                policy = stricter(rec.approval_policy, d.approval_policy or ApprovalPolicy.SINGLE)
+                policy = stricter(rec.approval_policy, d.approval_policy or rec.approval_policy)
                 kept.append(
                     replace(
                         rec,

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Final
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
-from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import ProviderPayoutResult
 from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
@@ -219,7 +218,7 @@ class PayoutWorker:
                     p.id,
                     _code(d),
                     d.detail or _code(d).value,
-                    stricter(p.approval_policy, d.approval_policy or ApprovalPolicy.SINGLE).value,
+                    stricter(p.approval_policy, d.approval_policy or p.approval_policy).value,
                 )
                 for p, d in held
                 if p.id in moved

@@ -100,6 +100,14 @@ class GateStore(Protocol):
 
     async def latest_decision(self, payout_id: str) -> DecisionRecord | None: ...
 
+    async def release_holds(self, payout_ids: Sequence[str]) -> None:
+        """Pending payouts no longer on hold (they wait for approvers only)."""
+        ...
+
+    async def approvals_of(self, payout_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Everyone who approved each payout, in order, whatever hold came since."""
+        ...
+
     async def held_payouts(self, player_ids: Sequence[str], code: HoldCode, *, limit: int) -> list[Payout]:
         """Pending payouts held with `code` (of these players; all players when empty), locked, skipping locked."""
         ...

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prizeflow_contracts.envelope import Envelope
-from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutRejected
+from prizeflow_contracts.events.payouts import REQUIRED_APPROVERS, PayoutApproved, PayoutRejected
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, VerificationStatus
 from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
 from prizeflow_payouts.application.events import payout_event
@@ -68,6 +68,10 @@ class ResumeVerifiedPayouts:
         decisions = await self.gate.decide(store, [Candidate(p) for p in verified], Stage.VERIFICATION)
         changes: list[Change] = []
         holds: list[Hold] = []
+        released: list[str] = []
+        approvals = await store.approvals_of(
+            [p.id for p, d in zip(verified, decisions, strict=True) if d.action is Action.ALLOW]
+        )
         for rec in failed:
             reason = PLAYER_MESSAGE[Finding.KYC_FAILED]
             changes.append(
@@ -87,14 +91,20 @@ class ResumeVerifiedPayouts:
                 )
             )
         for rec, d in zip(verified, decisions, strict=True):
-            if d.action is Action.ALLOW:
+            needed = REQUIRED_APPROVERS[rec.approval_policy]
+            by = approvals.get(rec.id, [])
+            if d.action is Action.ALLOW and len(by) < needed:
+                # Verified, and still the approval its amount needs (from before the hold, or now): a plain pending
+                # payout for approvers, no longer a hold.
+                released.append(rec.id)
+            elif d.action is Action.ALLOW:
                 events: list[Envelope[Any]] = [
                     payout_event(
                         rec,
                         PayoutApproved,
                         source=self.source,
                         approval_policy=rec.approval_policy,
-                        approved_by=[],
+                        approved_by=by[:needed],
                         approved_at=now,
                         key=("verified", rec.held_at.isoformat() if rec.held_at else ""),
                     )
@@ -111,10 +121,11 @@ class ResumeVerifiedPayouts:
                 )
             elif d.hold is not HoldCode.KYC_REQUIRED:
                 code = d.hold or HoldCode.POLICY
-                policy = stricter(rec.approval_policy, d.approval_policy or ApprovalPolicy.SINGLE)
+                policy = stricter(rec.approval_policy, d.approval_policy or rec.approval_policy)
                 holds.append(Hold(rec.id, code, d.detail or code.value, policy.value))
         applied = await repo.apply(changes, at=now)
         await store.hold(holds, at=now)
+        await store.release_holds(released)
         # A rejection for a failed verification is a decision too (the verification decided, not a rule).
         refusals: list[tuple[Payout, GateDecision]] = []
         if failed:
@@ -137,7 +148,7 @@ class ResumeVerifiedPayouts:
                 self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
         if any(ch.to is S.APPROVED for ch in applied) and self.on_due is not None:
             self.on_due()
-        return len(applied) + len(holds)
+        return len(applied) + len(holds) + len(released)
 
     async def run(self, stop: asyncio.Event, *, interval_s: float) -> None:
         """The periodic sweep, until `stop`."""

@@ -107,7 +107,9 @@ class GateDecision:
     matches: tuple[ScreeningMatch, ...] = ()  # the uncleared destination matches (what approvers would clear)
     player_hit: bool = False  # the player's own stored screening hit, uncleared
     refusal: Finding | None = None  # at request time: why the request is refused
-    approval_policy: ApprovalPolicy | None = None  # the hold's: DUAL for a screening hit
+    # The approvals the hold adds: DUAL for a screening hit, SINGLE for a policy hold, None for kyc_required (the
+    # verification releases it; the payout keeps the approvals it needed anyway).
+    approval_policy: ApprovalPolicy | None = None
     list_versions: Mapping[str, str] = field(default_factory=dict)
     policy_version: int = 0
 
@@ -164,7 +166,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
         reasons.append({"finding": "screening_unavailable", "missing": list(g.missing_lists)})
     reasons_t = tuple(reasons)
 
-    def held(code: HoldCode, detail: str, policy: ApprovalPolicy) -> GateDecision:
+    def held(code: HoldCode, detail: str, policy: ApprovalPolicy | None) -> GateDecision:
         return GateDecision(
             Action.HOLD,
             code,
@@ -205,8 +207,8 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
         return GateDecision(
             Action.ALLOW, reasons=reasons_t, list_versions=versions, policy_version=verdict.policy_version
         )
-    if verdict.waits_for_verification_only:
-        return held(HoldCode.KYC_REQUIRED, _details(verdict), ApprovalPolicy.SINGLE)
+    if verdict.waits_for_verification_only:  # the player's own action releases it: no person's approval added
+        return held(HoldCode.KYC_REQUIRED, _details(verdict), None)
     kyc = [h for h in verdict.hits if h.finding in (Finding.KYC_REQUIRED, Finding.KYC_FAILED)]
     if g.released_by_people and not kyc:
         # People released this payout's hold with its policy findings before them; verification is never theirs.
@@ -215,7 +217,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
         )
     if kyc and all(h.finding is Finding.KYC_REQUIRED for h in kyc) and g.released_by_people:
         # Verification still missing: it waits for the player, the rest was decided by people.
-        return held(HoldCode.KYC_REQUIRED, _details(verdict), ApprovalPolicy.SINGLE)
+        return held(HoldCode.KYC_REQUIRED, _details(verdict), None)
     return held(HoldCode.POLICY, _details(verdict), ApprovalPolicy.SINGLE)
 
 

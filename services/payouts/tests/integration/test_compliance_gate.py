@@ -1,0 +1,415 @@
+"""The compliance gate on real PostgreSQL and Kafka with the sandbox rail: requests arrive as PayoutRequested, the
+gate runs at request time (in the insert's transaction), at send time (in the worker's claim) and when people or
+a verification release a hold. A sanctioned destination or player is never paid, under replays and races.
+
+The gate's collaborators owned by other parts of the work (the sanctions screen, the compliance facts) are fakes
+here; the worker is driven by the test (`payouts_worker_enabled=False`) so "between request and send" is a place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from prizeflow_contracts.policy import (
+    EMPTY_POLICY,
+    AmountInWindow,
+    PolicyRule,
+    RiskPolicy,
+    VerificationStatus,
+)
+from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_payouts.application.compliance.gate import PayoutGate, gate_store
+from prizeflow_payouts.application.compliance.ports import (
+    Identity,
+    PlayerCompliance,
+    ScreeningMatch,
+    ScreeningResult,
+)
+from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
+from prizeflow_payouts.application.worker import PayoutWorker
+from prizeflow_payouts.bootstrap import Payouts, build, compose
+from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_testkit import eventually, provision_test_topics, wait_ready
+from prizeflow_testkit.payouts import (
+    books,
+    fetch,
+    payout_events,
+    providers_file,
+    publish,
+    request,
+    settings_for,
+    state_of,
+    token,
+    wait_state,
+)
+
+pytestmark = pytest.mark.integration
+
+REQUESTS = "prizeflow.payouts.requests.v1"
+LISTED = "success:listed-wallet"
+
+
+@dataclass
+class FakeScreen:
+    """A sanctions screen over an in-memory list: address → entries."""
+
+    entries: dict[str, list[str]] = field(default_factory=dict)
+    loaded: dict[str, str] = field(default_factory=lambda: {"ofac_sdn": "2026-11-20"})
+
+    def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
+        matches = tuple(
+            ScreeningMatch("ofac_sdn", uid, f"Listed {uid}", "address", 1000)
+            for uid in self.entries.get(destination.address, [])
+        )
+        return ScreeningResult(matches, dict(self.loaded), 900)
+
+    def screen_person(self, identity: Identity) -> ScreeningResult:
+        return ScreeningResult((), dict(self.loaded), 900)
+
+    def versions(self) -> Mapping[str, str]:
+        return dict(self.loaded)
+
+
+@dataclass
+class FakeFacts:
+    policy: RiskPolicy = EMPTY_POLICY
+    players_: dict[str, PlayerCompliance] = field(default_factory=dict)
+
+    async def active_policy(self) -> RiskPolicy:
+        return self.policy
+
+    async def players(self, player_ids: list[str]) -> Mapping[str, PlayerCompliance]:
+        return {p: self.players_.get(p) or PlayerCompliance(p, VerificationStatus.NOT_STARTED) for p in player_ids}
+
+
+@dataclass
+class Rig:
+    parts: Payouts  # the service under test (HTTP, consumers, relay: in the test client's own event loop)
+    local: Payouts  # the same wiring on this test's event loop: the worker passes and transactions the test drives
+    client: AsyncTestClient[Any]
+    screen: FakeScreen
+    facts: FakeFacts
+    gate: PayoutGate
+    settings: PayoutsSettings
+
+    async def send(self, worker: PayoutWorker | None = None) -> None:
+        """One worker pass: the send-time gate, then the provider calls."""
+        await (worker or self.local.worker).run_once()
+
+    async def publish(self, *envs: Any) -> None:
+        await publish(self.settings.kafka_bootstrap_servers, REQUESTS + self.settings.kafka_topic_suffix, list(envs))
+
+
+@asynccontextmanager
+async def gated(settings: PayoutsSettings) -> AsyncIterator[Rig]:
+    """The API process (HTTP, consumers, relay) with the gate wired as bootstrap will wire it; no worker loop."""
+    await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix, settings.kafka_topics)
+    parts = compose(settings)
+    screen, facts = FakeScreen(), FakeFacts()
+    gate = PayoutGate(screen=screen, facts=lambda _store: facts, sources=("ofac_sdn",))
+    parts.create.gate = gate
+    parts.worker.gate = gate
+    parts.admin.gate = gate
+    app = build(settings, parts=parts)
+    local = compose(settings)
+    local.create.gate = gate
+    local.worker.gate = gate
+    local.admin.gate = gate
+    await local.start_providers()
+    try:
+        async with AsyncTestClient(app) as client:
+            await wait_ready(client)
+            yield Rig(parts, local, client, screen, facts, gate, settings)
+    finally:
+        await local.close_providers()
+        await local.runtime.engine.dispose()
+
+
+async def _value(metric: Any) -> float:
+    return float(metric._value.get())
+
+
+def _settings(db: str, kafka: str, tmp_path: Path, topic_suffix: str) -> PayoutsSettings:
+    return settings_for(db, kafka, providers_file(tmp_path), topic_suffix=topic_suffix, payouts_worker_enabled=False)
+
+
+async def _row(db: str, key: str) -> dict[str, Any]:
+    rows = await fetch(
+        db, "SELECT id, state, hold_code, hold_detail, approval_policy FROM payouts WHERE idempotency_key = $1", key
+    )
+    return dict(rows[0])
+
+
+async def _decisions(db: str, payout_id: str) -> list[tuple[str, str, str | None]]:
+    rows = await fetch(
+        db, "SELECT stage, action, hold_code FROM compliance_decisions WHERE payout_id = $1 ORDER BY id", payout_id
+    )
+    return [(r["stage"], r["action"], r["hold_code"]) for r in rows]
+
+
+async def test_a_listed_destination_is_held_replays_change_nothing_and_two_approvers_clear_it(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.screen.entries[LISTED] = ["SDN-1"]
+        env = request(address=LISTED, player_id="player-s", requested_by="player-s")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+        row = await _row(db, key)
+        assert (row["hold_code"], row["approval_policy"]) == ("screening_hit", "dual")
+        assert "SDN-1" in row["hold_detail"]
+        pid = row["id"]
+        # The same request again (redelivered, and re-published under a new envelope), and the worker: nothing
+        # moves, nothing is sent, one decision.
+        replays = rig.parts.metrics.duplicates_replayed.labels("kafka")
+        before = replays._value.get()
+        await rig.publish(env, request(key, address=LISTED, player_id="player-s", requested_by="player-s"))
+        await eventually(lambda: _value(replays), lambda v: v > before, timeout=30)
+        await rig.send()
+        assert await _row(db, key) == row
+        assert await _decisions(db, pid) == [("request", "hold", "screening_hit")]
+        assert (await books(db, key))["create_calls"] == 0
+
+        bob, carol = token(settings, "bob", "approver"), token(settings, "carol", "approver")
+        first = await rig.client.post(f"/payouts/{pid}/approve", json={"reason": "false positive"}, headers=bob)
+        assert first.json()["state"] == "pending_approval"
+        again = await rig.client.post(f"/payouts/{pid}/approve", json={}, headers=bob)
+        assert again.json()["code"] == "already_approved"
+        second = await rig.client.post(f"/payouts/{pid}/approve", json={"reason": "agreed"}, headers=carol)
+        assert second.status_code == 200, second.text
+        assert second.json()["state"] == "approved"
+        clearance = await fetch(db, "SELECT subject_kind, source, entry_uid, cleared_by FROM screening_clearances")
+        assert [dict(c) for c in clearance] == [
+            {"subject_kind": "destination", "source": "ofac_sdn", "entry_uid": "SDN-1", "cleared_by": ["bob", "carol"]}
+        ]
+        await rig.send()
+        assert await wait_state(db, key, "paid") == "paid"
+        assert (await books(db, key))["transfers"] == 1
+        assert [d[:2] for d in await _decisions(db, pid)] == [
+            ("request", "hold"),
+            ("approval", "allow"),
+            ("send", "allow"),
+        ]
+
+        # The same false positive is not asked about again for this destination.
+        env2 = request(address=LISTED, player_id="player-s", requested_by="player-s")
+        await rig.publish(env2)
+        assert await wait_state(db, env2.data.idempotency_key, "approved") == "approved"
+        await rig.send()
+        assert await wait_state(db, env2.data.idempotency_key, "paid") == "paid"
+
+
+async def test_a_list_refreshed_between_request_and_send_holds_at_send(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        env = request(address="success:late-listed", player_id="player-l", requested_by="player-l")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "approved") == "approved"
+        rig.screen.entries["success:late-listed"] = ["SDN-7"]  # the list refresh
+        rig.screen.loaded["ofac_sdn"] = "2026-11-25"
+        await rig.send()
+        row = await _row(db, key)
+        assert (row["state"], row["hold_code"], row["approval_policy"]) == (
+            "pending_approval",
+            "screening_hit",
+            "dual",
+        )
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+        versions = await fetch(
+            db,
+            "SELECT stage, list_versions->>'ofac_sdn' AS v FROM compliance_decisions WHERE payout_id = $1 ORDER BY id",
+            row["id"],
+        )
+        assert [(v["stage"], v["v"]) for v in versions] == [("request", "2026-11-20"), ("send", "2026-11-25")]
+        history = await fetch(
+            db, "SELECT from_state, to_state FROM payout_history WHERE payout_id = $1 ORDER BY id", row["id"]
+        )
+        assert [(h["from_state"], h["to_state"]) for h in history][-1] == ("approved", "pending_approval")
+        await rig.send()
+        assert await state_of(db, key) == "pending_approval"
+        async with rig.local.transactions() as repo:
+            assert await rig.gate.refresh_held(gate_store(repo)) == {"screening_hit": 1}
+
+
+async def test_two_workers_racing_never_send_a_held_payout(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        envs = [request(address=f"success:race-{n}", player_id="player-r", requested_by="player-r") for n in range(20)]
+        await rig.publish(*envs)
+        for e in envs:
+            assert await wait_state(db, e.data.idempotency_key, "approved") == "approved"
+        for n in range(20):
+            rig.screen.entries[f"success:race-{n}"] = [f"SDN-R{n}"]
+        other = PayoutWorker(
+            transactions=rig.local.transactions,
+            registry=rig.local.config.registry,
+            builder=rig.local.builder,
+            config=rig.local.worker.config,
+            worker_id="worker-2",
+            gate=rig.gate,
+        )
+        await asyncio.gather(rig.send(), rig.send(other), rig.send(), rig.send(other))
+        states = await fetch(
+            db,
+            "SELECT state, hold_code, count(*) AS n FROM payouts WHERE player_id = 'player-r' GROUP BY 1, 2",
+        )
+        assert [dict(s) for s in states] == [{"state": "pending_approval", "hold_code": "screening_hit", "n": 20}]
+        sent = await fetch(
+            db,
+            "SELECT count(*) AS n FROM sandbox.calls c JOIN payouts p ON p.idempotency_key = c.idempotency_key "
+            "WHERE p.player_id = 'player-r'",
+        )
+        assert sent[0]["n"] == 0
+        decisions = await fetch(
+            db,
+            "SELECT count(*) AS n FROM compliance_decisions d JOIN payouts p ON p.id = d.payout_id "
+            "WHERE p.player_id = 'player-r' AND d.stage = 'send'",
+        )
+        assert decisions[0]["n"] == 20  # each decided once, by whichever worker locked it
+
+
+async def test_an_approval_racing_a_new_hit_still_holds(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.screen.entries["success:twice"] = ["SDN-A"]
+        env = request(address="success:twice", player_id="player-t", requested_by="player-t")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+        pid = (await _row(db, key))["id"]
+        ok = await rig.client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, "bob", "approver"))
+        assert ok.status_code == 200
+        rig.screen.entries["success:twice"] = ["SDN-A", "SDN-B"]  # a new entry lands between the two approvals
+        last = await rig.client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, "carol", "approver"))
+        assert last.status_code == 200, last.text
+        assert last.json()["state"] == "pending_approval"
+        row = await _row(db, key)
+        assert row["hold_code"] == "screening_hit"
+        assert "SDN-B" in row["hold_detail"]
+        assert "SDN-A" not in row["hold_detail"]  # cleared by bob and carol
+        # Approvals of the hold before count nothing for the new one: one more approver is not enough.
+        third = await rig.client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, "dave", "approver"))
+        assert third.json()["state"] == "pending_approval"
+        await rig.send()
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+
+async def test_a_policy_tightened_between_request_and_send_is_honoured_at_send(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        env = request(address="success:limit", player_id="player-p", requested_by="player-p", amount=50 * 10**7)
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "approved") == "approved"
+        rig.facts.policy = RiskPolicy(
+            version=2, rules=[PolicyRule(player_limit=AmountInWindow(amount=10 * 10**7, window_s=86_400))]
+        )
+        await rig.send()
+        row = await _row(db, key)
+        assert (row["state"], row["hold_code"]) == ("pending_approval", "policy")
+        assert "player_limit" in row["hold_detail"]
+        policy = await fetch(db, "SELECT policy_version FROM compliance_decisions WHERE payout_id = $1", row["id"])
+        assert [p["policy_version"] for p in policy] == [0, 2]
+        # A person decides: released, and the next send does not hold it again for the same policy.
+        ok = await rig.client.post(
+            f"/payouts/{row['id']}/approve", json={"reason": "known player"}, headers=token(settings, "bob", "approver")
+        )
+        assert ok.json()["state"] == "approved"
+        await rig.send()
+        assert await wait_state(db, key, "paid") == "paid"
+
+
+async def test_held_for_verification_resumes_once_verified_and_is_rejected_when_it_fails(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.facts.policy = RiskPolicy(
+            version=3, rules=[PolicyRule(kyc_above=AmountInWindow(amount=1, window_s=86_400))]
+        )
+        good = request(address="success:kyc-good", player_id="player-v", requested_by="player-v")
+        bad = request(address="success:kyc-bad", player_id="player-f", requested_by="player-f")
+        await rig.publish(good, bad)
+        for e in (good, bad):
+            assert await wait_state(db, e.data.idempotency_key, "pending_approval") == "pending_approval"
+            assert (await _row(db, e.data.idempotency_key))["hold_code"] == "kyc_required"
+        gid = (await _row(db, good.data.idempotency_key))["id"]
+        nope = await rig.client.post(f"/payouts/{gid}/approve", json={}, headers=token(settings, "bob", "approver"))
+        assert (nope.status_code, nope.json()["code"]) == (409, "awaiting_verification")
+
+        resume = ResumeVerifiedPayouts(transactions=rig.local.transactions, gate=rig.gate, source=settings.source)
+        assert await resume.sweep() == 0  # still not verified: nothing moves
+        rig.facts.players_["player-v"] = PlayerCompliance("player-v", VerificationStatus.VERIFIED, country="DE")
+        async with rig.local.transactions() as repo:  # as the verification use case calls it, in its transaction
+            assert await resume.on_verification_changed(repo, ["player-v"]) == 1
+        assert await state_of(db, good.data.idempotency_key) == "approved"
+        await rig.send()
+        assert await wait_state(db, good.data.idempotency_key, "paid") == "paid"
+        assert (await books(db, good.data.idempotency_key))["transfers"] == 1
+
+        rig.facts.players_["player-f"] = PlayerCompliance("player-f", VerificationStatus.FAILED)
+        assert await resume.sweep() == 1  # the missed call is caught by the sweep
+        assert await state_of(db, bad.data.idempotency_key) == "rejected"
+        names = await payout_events(
+            kafka_bootstrap, settings, bad.data.idempotency_key, expect=2, last="PayoutRejected"
+        )
+        assert names == ["PayoutCreated", "PayoutRejected"]
+        assert (await books(db, bad.data.idempotency_key))["create_calls"] == 0
+
+
+async def test_a_failed_verification_refuses_the_request(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.facts.policy = RiskPolicy(version=4, rules=[PolicyRule(kyc_above=AmountInWindow(amount=1, window_s=3600))])
+        rig.facts.players_["player-x"] = PlayerCompliance("player-x", VerificationStatus.FAILED)
+        env = request(address="success:x", player_id="player-x", requested_by="player-x")
+        await rig.publish(env, env)
+
+        async def refused() -> list[Any]:
+            return await fetch(
+                db, "SELECT code, detail FROM payout_request_refusals WHERE claim_id = $1", env.data.claim_id
+            )
+
+        rows = await eventually(refused, lambda r: len(r) == 1, timeout=30)
+        assert rows[0]["code"] == "compliance_rejected"
+        assert "1" not in rows[0]["detail"]  # the player's words: no threshold
+        assert await state_of(db, env.data.idempotency_key) is None
+        decisions = await fetch(
+            db, "SELECT stage, action FROM compliance_decisions WHERE claim_id = $1", env.data.claim_id
+        )
+        assert [(d["stage"], d["action"]) for d in decisions] == [("request", "refuse")]
+
+
+async def test_screening_unavailable_holds_everything(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.screen.loaded.clear()  # the configured list was never loaded
+        env = request(address="success:unscreened", player_id="player-u", requested_by="player-u")
+        await rig.publish(env)
+        assert await wait_state(db, env.data.idempotency_key, "pending_approval") == "pending_approval"
+        row = await _row(db, env.data.idempotency_key)
+        assert (row["hold_code"], row["approval_policy"]) == ("screening_hit", "dual")
+        assert "unavailable" in row["hold_detail"]
