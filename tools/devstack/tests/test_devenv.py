@@ -11,6 +11,7 @@ import pytest
 
 from prizeflow_devstack.devenv import DEV_ENV_FILE, dev_env, generate_dev_env
 from prizeflow_devstack.paths import Paths
+from prizeflow_devstack.supervisor import peer_settings
 from prizeflow_runtime.auth import token_verifier
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.settings import ServiceSettings
@@ -79,3 +80,30 @@ def test_the_webhook_ingress_gets_its_providers_file_and_random_secrets_also_on_
     )
     assert added["PAYOUT_SOURCE_ACCOUNT"] == "GA"
     assert dev_env(paths) == added  # stable from then on
+
+
+def test_identity_verification_pairs_payouts_with_the_kyc_emulator_also_on_an_older_checkout(tmp_path: Path) -> None:
+    env = generate_dev_env(tmp_path / "secrets", root=tmp_path)
+    assert env["PAYOUTS_KYC_PROVIDER"] == "sumsub"
+    assert env["PAYOUTS_KYC_APP_TOKEN"] == env["KYC_EMULATOR_APP_TOKEN"]
+    assert env["PAYOUTS_KYC_SECRET_KEY"] == env["KYC_EMULATOR_SECRET_KEY"]
+    assert env["PAYOUTS_KYC_LEVEL"] in env["KYC_EMULATOR_LEVELS"].split(",")
+    assert env["KYC_EMULATOR_WEBHOOK_URL"] == "${WEBHOOKS_URL}/providers/sumsub/events"
+    assert env["KYC_EMULATOR_WEBHOOK_SECRET"] == "${SUMSUB_WEBHOOK_SECRET}"
+    assert len(env["SUMSUB_WEBHOOK_SECRET"]) >= 32
+    assert "PAYOUTS_KYC_BASE_URL" not in env  # the emulator's address, set when the stack starts
+
+    paths = Paths(tmp_path)
+    paths.base.mkdir(parents=True, exist_ok=True)
+    older = {"PRIZEFLOW_PROFILE": "dev", "JWT_JWKS_URL": env["JWT_JWKS_URL"], "PAYOUT_SOURCE_ACCOUNT": "GA"}
+    (paths.base / DEV_ENV_FILE).write_text(json.dumps(older))
+    added = dev_env(paths)
+    assert added["PAYOUTS_KYC_APP_TOKEN"] == added["KYC_EMULATOR_APP_TOKEN"]
+    assert dev_env(paths) == added
+
+
+def test_payouts_finds_the_kyc_vendor_at_the_emulators_address() -> None:
+    peers = {"KYC_API_URL": "http://127.0.0.1:5000", "WEBHOOKS_URL": "http://127.0.0.1:5001"}
+    assert peer_settings(peers, {}) == {"PAYOUTS_KYC_BASE_URL": "http://127.0.0.1:5000"}
+    assert peer_settings(peers, {"PAYOUTS_KYC_BASE_URL": "https://api.sumsub.com"}) == {}  # set by hand: kept
+    assert peer_settings({"WEBHOOKS_URL": "http://127.0.0.1:5001"}, {}) == {}  # no emulator running

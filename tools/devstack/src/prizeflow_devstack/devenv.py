@@ -55,6 +55,7 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         "PAYOUTS_RECON_SLACK_S": "5",
         **webhook_env(root),
         **exchange_env(),
+        **kyc_env(),
         **ton_env(source),
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
         "SIM_DUPLICATE_RATE": "0.02",
@@ -132,6 +133,34 @@ def exchange_env() -> dict[str, str]:
     }
 
 
+def kyc_env() -> dict[str, str]:
+    """Identity verification on the local stack: the KYC emulator (service `kyc-api`, found as KYC_API_URL, which
+    `PEER_SETTINGS` gives payouts as PAYOUTS_KYC_BASE_URL) with a random app token and secret key payouts signs its
+    calls with, and the random webhook secret it signs its webhooks with, posted to the ingress's `sumsub`
+    provider. A submitted applicant is reviewed GREEN 3 s later (tests steer it through `/_emulator`)."""
+    token, secret = "sbx:" + secrets.token_hex(16), secrets.token_hex(32)
+    return {
+        "PAYOUTS_KYC_PROVIDER": "sumsub",
+        "PAYOUTS_KYC_APP_TOKEN": token,
+        "PAYOUTS_KYC_SECRET_KEY": secret,
+        "PAYOUTS_KYC_LEVEL": "basic-kyc-level",
+        "SUMSUB_WEBHOOK_SECRET": secrets.token_hex(24),
+        "KYC_EMULATOR_APP_TOKEN": token,
+        "KYC_EMULATOR_SECRET_KEY": secret,
+        "KYC_EMULATOR_LEVELS": "basic-kyc-level",
+        "KYC_EMULATOR_WEBHOOK_URL": "${WEBHOOKS_URL}/providers/sumsub/events",
+        "KYC_EMULATOR_WEBHOOK_SECRET": "${SUMSUB_WEBHOOK_SECRET}",
+        "KYC_EMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
+        "KYC_EMULATOR_AUTO_REVIEW": "green",
+        "KYC_EMULATOR_REVIEW_DELAY_MS": "3000",
+    }
+
+
+# Settings whose value is another service's address, set from that peer's `<NAME>_URL` where it runs (a value
+# already in the environment wins): payouts reads the KYC vendor's API base as a URL, not a variable's name.
+PEER_SETTINGS: dict[str, str] = {"PAYOUTS_KYC_BASE_URL": "kyc-api"}
+
+
 def ton_env(stellar_public_key: str) -> dict[str, str]:
     """The TON rail of the local stack: a wallet whose key is the signer's hot key (the same Ed25519 key as the
     Stellar source account), funded with TON and a USDT jetton at the TON emulator's genesis (service `ton-api`,
@@ -203,6 +232,9 @@ def dev_env(paths: Paths) -> dict[str, str]:
             changed = True
         if "EXCHANGE_API_KEY" not in values:  # settings from before the exchange rail
             values.update(exchange_env())
+            changed = True
+        if "PAYOUTS_KYC_PROVIDER" not in values:  # settings from before identity verification
+            values.update(kyc_env())
             changed = True
         if "TON_WALLET_ADDRESS" not in values or "TON_HIGHLOAD_WALLET_ADDRESS" not in values:
             # Settings from before the TON rail or its highload wallet: both wallets are the same key's.

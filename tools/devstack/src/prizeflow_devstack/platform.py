@@ -34,6 +34,7 @@ from prizeflow_devstack.supervisor import (
     discover_services,
     health_ok,
     migrate,
+    peer_settings,
     peer_url_env,
     service_argv,
 )
@@ -75,8 +76,11 @@ class Proc:
 
 
 # The providers' emulators of the payout rails deploy/local/providers.yaml names: payouts on that file refuses to
-# start without each one's URL, so every platform that runs payouts runs these too (Stellar's is `soroban-rpc`).
-RAIL_EMULATORS: tuple[str, ...] = ("stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api")
+# start without each one's URL, so every platform that runs payouts runs these too (Stellar's is `soroban-rpc`);
+# and the identity-verification vendor's (`kyc-api`): the dev settings name it payouts' KYC vendor.
+RAIL_EMULATORS: tuple[str, ...] = (
+    "stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api", "kyc-api",
+)  # fmt: skip
 
 
 @dataclass
@@ -175,9 +179,13 @@ class Platform:
 
     def _env(self, proc: Proc) -> dict[str, str]:
         env = dict(self._base_env)
-        for name, other in self.procs.items():
-            if other.port is not None and name == other.spec.name:  # peers address a service's first process
-                env[peer_url_env(other.spec.name)] = other.url
+        peers = {
+            peer_url_env(other.spec.name): other.url
+            for name, other in self.procs.items()
+            if other.port is not None and name == other.spec.name  # peers address a service's first process
+        }
+        env.update(peers)
+        env.update(peer_settings(peers, self._base_env))
         if proc.database_url:
             env["DATABASE_URL"] = proc.database_url
         if proc.spec.http_port_env and proc.port:

@@ -9,10 +9,11 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from prizeflow_devstack.devenv import dev_env
+from prizeflow_devstack.devenv import PEER_SETTINGS, dev_env
 from prizeflow_devstack.infra import Infra, create_database
 from prizeflow_devstack.paths import Paths, resolve_root
 from prizeflow_devstack.ports import HOST, remembered_or_free
@@ -187,6 +188,7 @@ def _start_one(
         "PRIZEFLOW_SERVICE_NAME": spec.name,
         "PYTHONUNBUFFERED": "1",
     }
+    env.update(peer_settings(peers, os.environ))
     db_url = None
     if spec.database:
         db_url = run_sync(lambda: create_database(infra, spec.database or ""))
@@ -251,6 +253,15 @@ def reserve_ports(specs: list[ServiceSpec], root: Path | None = None) -> dict[st
 def peer_url_env(name: str) -> str:
     """The env var through which every service finds another: `soroban-rpc` → `SOROBAN_RPC_URL`."""
     return name.upper().replace("-", "_") + "_URL"
+
+
+def peer_settings(peers: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """`PEER_SETTINGS` set to their peer's URL, for the peers that run, unless `env` has them already."""
+    return {
+        setting: peers[peer_url_env(peer)]
+        for setting, peer in PEER_SETTINGS.items()
+        if setting not in env and peer_url_env(peer) in peers
+    }
 
 
 def _alive(svc: ServiceState) -> bool:
