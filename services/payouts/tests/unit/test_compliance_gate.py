@@ -88,7 +88,7 @@ def test_clear_and_no_findings_is_allowed_with_versions_recorded() -> None:
 
 def test_verification_alone_holds_kyc_required_with_the_players_next_step() -> None:
     d = decide(gate(hits=(hit(Finding.KYC_REQUIRED),)))
-    assert (d.action, d.hold, d.approval_policy) == (Action.HOLD, HoldCode.KYC_REQUIRED, ApprovalPolicy.SINGLE)
+    assert (d.action, d.hold, d.approval_policy) == (Action.HOLD, HoldCode.KYC_REQUIRED, None)
     assert d.player_message == "Verify your identity to withdraw."
     assert "12345" not in (d.player_message or "")
 
