@@ -47,7 +47,8 @@ _UP = [
         RETURN NEW;
     END $$
     """,
-    "CREATE TRIGGER risk_policy_forward BEFORE UPDATE ON risk_policy FOR EACH ROW EXECUTE FUNCTION risk_policy_forward()",
+    "CREATE TRIGGER risk_policy_forward BEFORE UPDATE ON risk_policy "
+    "FOR EACH ROW EXECUTE FUNCTION risk_policy_forward()",
     """
     CREATE TABLE player_verifications (
         player_id text PRIMARY KEY CHECK (length(player_id) BETWEEN 1 AND 128),
