@@ -249,8 +249,8 @@ class PayoutGate:
     def _screen(self, destination: PayoutDestination) -> Screening | None:
         try:
             result = self.screen.screen_destination(destination)
-        except Exception:
-            log.exception("sanctions screen unavailable")
+        except Exception as err:  # noqa: BLE001 - a list not loaded, or a fault: held, never allowed
+            log.warning("sanctions screen unavailable (%s): the payout is held", type(err).__name__)
             return None
         if self.metrics is not None:
             self.metrics.screenings.labels("destination", "hit" if result.hit else "clear").inc()
