@@ -381,6 +381,8 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
         rt.after_start(p.records.publish_policy)
     # Shutdown: the worker, then the providers (they use the runtime's pool), then the runtime.
     app.on_shutdown.insert(0, p.close_providers)
+    if p.records is not None:
+        app.on_shutdown.append(p.records.close)  # last: after the runtime stopped the consumers that call the vendor
     if settings.payouts_worker_enabled:
         rt.after_start(p.start_worker)
         app.on_shutdown.insert(0, p.stop_worker)

@@ -4,9 +4,8 @@ dependencies and the verification events' consumer. Nothing is built at import t
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from litestar.di import Provide
 
@@ -29,17 +28,15 @@ from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.service import ServiceRuntime
 
 VERIFICATIONS_CONSUMER = "payouts-verifications"
-# Helper "kyc-rail"'s Sumsub adapter: imported only when configured.
-SUMSUB_MODULE = "prizeflow_payouts.adapters.kyc.sumsub"
 
 
 def build_kyc(settings: PayoutsSettings) -> KycProvider | None:
     """The vendor PAYOUTS_KYC_PROVIDER names; None for `none` (verification unavailable, nobody marked verified)."""
     if settings.payouts_kyc_provider == "none":
         return None
-    module = importlib.import_module(SUMSUB_MODULE)
-    build = module.build_sumsub
-    return cast("KycProvider", build(settings))
+    from prizeflow_payouts.adapters.kyc.sumsub import build_sumsub
+
+    return build_sumsub(settings)
 
 
 @dataclass
@@ -72,6 +69,12 @@ class ComplianceRecords:
             "reject_policy": self.reject,
         }
         return {name: const(value) for name, value in named.items()}
+
+    async def close(self) -> None:
+        """Shutdown: the vendor's connections (after the consumers stopped)."""
+        close = getattr(self.kyc, "close", None)
+        if close is not None:
+            await close()
 
     async def publish_policy(self) -> None:
         """Start-up: the active policy announced to rewards unless it was already (idempotent by version)."""
@@ -116,4 +119,4 @@ def compose_compliance_records(
     )
 
 
-__all__ = ["SUMSUB_MODULE", "VERIFICATIONS_CONSUMER", "ComplianceRecords", "build_kyc", "compose_compliance_records"]
+__all__ = ["VERIFICATIONS_CONSUMER", "ComplianceRecords", "build_kyc", "compose_compliance_records"]

@@ -149,7 +149,6 @@ class PayoutsSettings(ServiceSettings):
             raise ValueError("PAYOUTS_KYC_BASE_URL must start with https:// outside PRIZEFLOW_PROFILE=dev")
         return self
 
-    @property
     def kyc_credentials(self) -> tuple[str, str]:
         """(app token, secret key); the dev profile's defaults are the emulator's own, never a real vendor's."""
         if self.payouts_kyc_app_token is not None and self.payouts_kyc_secret_key is not None:

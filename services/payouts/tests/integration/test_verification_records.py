@@ -37,7 +37,8 @@ from prizeflow_payouts.bootstrap_compliance import VERIFICATIONS_CONSUMER, compo
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit import eventually, provision_test_topics, read_topic, wait_ready
 from prizeflow_testkit.db import fetch
-from prizeflow_testkit.payouts import providers_file, publish, settings_for, token, unique
+from prizeflow_testkit.kyc import kyc_emulator
+from prizeflow_testkit.payouts import providers_file, publish, running, settings_for, token, unique
 
 pytestmark = pytest.mark.integration
 
@@ -87,11 +88,12 @@ class FakeScreen:
 
 @asynccontextmanager
 async def running_with(
-    settings: PayoutsSettings, kyc: FakeKyc, screen: FakeScreen
+    settings: PayoutsSettings, kyc: FakeKyc | None, screen: FakeScreen
 ) -> AsyncIterator[tuple[Payouts, AsyncTestClient[Any]]]:
     await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix, settings.kafka_topics)
     parts = compose(settings)
     assert parts.compliance_metrics is not None
+    # The vendor: the fake, or (None) the one settings name; the screen: always the fake here.
     parts.records = compose_compliance_records(
         settings, parts.runtime, parts.compliance_metrics, screen=screen, kyc=kyc
     )
@@ -353,3 +355,61 @@ async def test_the_database_refuses_illegal_moves_and_history_edits(db: str) -> 
         await fetch(db, "TRUNCATE kyc_verification_history")
     with pytest.raises(asyncpg.CheckViolationError):  # a hit names the list's entries it matched
         await fetch(db, "UPDATE kyc_verifications SET screening_outcome = 'hit' WHERE player_id = $1", player)
+
+
+async def test_without_a_vendor_verification_is_unavailable(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, topic_suffix, tmp_path)
+    assert settings.payouts_kyc_provider == "none"
+    async with running(settings) as (_, client):
+        me = token(settings, unique("pl"), "player")
+        answer = await client.post("/v1/me/verification", headers=me)
+        assert answer.status_code == 503
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["code"] == "kyc_unavailable"
+        status = (await client.get("/v1/me/verification", headers=me)).json()
+        assert status == {"status": "not_started", "message": "Verify your identity to withdraw."}
+        staff = await client.post("/v1/me/verification", headers=token(settings, "adam", "admin"))
+        assert staff.status_code == 403
+
+
+async def test_with_the_kyc_emulator(db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path) -> None:
+    """The Sumsub adapter against the emulator: the hosted flow's applicant, the player's identity submitted there,
+    the vendor's GREEN fetched on the ingress's event, the country kept, the name nowhere."""
+    with kyc_emulator(tmp_path / "kyc.log") as em:
+        settings = settings_for(
+            db,
+            kafka_bootstrap,
+            providers_file(tmp_path),
+            topic_suffix=topic_suffix,
+            payouts_worker_enabled=False,
+            payouts_kyc_provider="sumsub",
+            payouts_kyc_base_url=em.url,
+            payouts_kyc_app_token=em.app_token,
+            payouts_kyc_secret_key=em.secret_key,
+            payouts_kyc_level=em.level,
+        )
+        player = unique("pl")
+        async with running_with(settings, None, FakeScreen()) as (parts, client), em.admin() as admin:
+            assert parts.records is not None
+            assert parts.records.kyc is not None
+            assert parts.records.kyc.name == "sumsub"
+            started = await client.post("/v1/me/verification", headers=token(settings, player, "player"))
+            assert started.status_code == 200, started.text
+            [applicant] = await admin.applicants(player)
+            assert started.json()["url"].startswith(em.url)
+            await admin.submit(
+                applicant["id"], first_name="Zelda", last_name="Emulated", dob="1980-05-06", country="FRA", review=False
+            )
+            await admin.review(applicant["id"], "GREEN")
+            await publish(kafka_bootstrap, WEBHOOKS_TOPIC + topic_suffix, [_event(player, applicant["id"], 1)])
+            record = await _wait_status(db, player, "verified")
+            assert (record["country"], record["screening_outcome"], record["vendor_ref"]) == (
+                "FR",
+                "clear",
+                applicant["id"],
+            )
+            history = await fetch(db, "SELECT detail FROM kyc_verification_history WHERE player_id = $1", player)
+            assert "Zelda" not in str([dict(h) for h in history])
+            assert "Emulated" not in str(record)
