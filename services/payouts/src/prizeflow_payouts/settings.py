@@ -108,6 +108,13 @@ class PayoutsSettings(ServiceSettings):
         default="basic-kyc-level", min_length=1, max_length=128, description="The vendor's verification level"
     )
     payouts_kyc_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Deadline of one vendor call")
+    payouts_compliance_sweep_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often payouts held for verification are checked against the players' verification (a "
+        "missed change never leaves one waiting for ever; ResumeVerifiedPayouts.run)",
+    )
 
     @field_validator("payouts_deny_destinations", mode="before")
     @classmethod
