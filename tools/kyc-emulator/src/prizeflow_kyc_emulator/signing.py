@@ -6,7 +6,7 @@ HMAC-SHA256 under the app token's secret key of `<ts><METHOD><path with query><b
 
 Webhooks: `X-Payload-Digest`, the lowercase hex HMAC of the raw body under the webhook's secret key, and
 `X-Payload-Digest-Alg` naming the algorithm (`HMAC_SHA256_HEX` by default; `HMAC_SHA512_HEX` when the webhook is set
-to SHA512 in the dashboard; `HMAC_SHA1_HEX` on older webhooks).
+to SHA512 in the dashboard; `HMAC_SHA1_HEX`, no longer in Sumsub's documentation, so tests can prove it refused).
 """
 
 from __future__ import annotations
