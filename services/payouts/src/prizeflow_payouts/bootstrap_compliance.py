@@ -17,7 +17,7 @@ from prizeflow_payouts.application.compliance.policy import (
     RejectPolicy,
 )
 from prizeflow_payouts.application.compliance.ports import KycProvider, SanctionsScreen
-from prizeflow_payouts.application.compliance.records import ComplianceTransactions
+from prizeflow_payouts.application.compliance.records import ComplianceTransactions, VerificationChanged
 from prizeflow_payouts.application.compliance.verification import (
     ApplyVerificationEvent,
     ReadVerification,
@@ -88,9 +88,11 @@ def compose_compliance_records(
     *,
     screen: SanctionsScreen | None = None,
     kyc: KycProvider | None = None,
+    on_verification_changed: VerificationChanged | None = None,
 ) -> ComplianceRecords:
-    """`screen`: the sanctions lists (helper "sanctions"); without one a verified identity waits (retried, never
-    recorded unscreened). `kyc`: a vendor instead of the one settings name (tests)."""
+    """`screen`: the sanctions lists; without one a verified identity waits (retried, never recorded unscreened).
+    `kyc`: a vendor instead of the one settings name (tests). `on_verification_changed`: the payout gate's hook,
+    called in the transaction of each change (`adapters.compliance_gate_wiring.VerificationHook`)."""
     vendor = kyc if kyc is not None else build_kyc(settings)
     transactions = compliance_transactions(rt.sessions)
     common: dict[str, Any] = {
@@ -111,6 +113,7 @@ def compose_compliance_records(
             source=settings.source,
             metrics=metrics,
             trusted_sources=frozenset(settings.payouts_webhook_sources),
+            on_changed=on_verification_changed,
         ),
         propose=ProposePolicy(**common),
         approve=ApprovePolicy(**common),

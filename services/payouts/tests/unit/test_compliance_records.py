@@ -624,3 +624,19 @@ async def test_start_up_announces_an_active_version_never_announced() -> None:
     activations = [e for e in tx.books.events if isinstance(e.data, RiskPolicyActivated)]
     assert len(activations) == 2
     assert activations[0].id == activations[1].id  # one event id per version: consumers dedup
+
+
+async def test_the_gate_hook_runs_in_the_transaction_of_each_change() -> None:
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _record()
+    seen: list[tuple[VerificationStatus, list[str]]] = []
+
+    async def hook(store: Any, player_ids: Sequence[str]) -> int:
+        record = await store.verification(player_ids[0])
+        seen.append((record.status, list(player_ids)))
+        return 0
+
+    kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
+    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", on_changed=hook)
+    await _apply(tx, use, _event(), _event())
+    assert seen == [(V.VERIFIED, ["p-1"])]  # the change it sees is the one being committed; a duplicate calls nothing

@@ -58,10 +58,17 @@ class ComplianceStore(Protocol):
     async def record_policy_announcement(self, version: int, at: datetime) -> None: ...
 
 
+class VerificationChanged(Protocol):
+    """Called in the transaction that records players' new verification status (the payout gate's
+    `VerificationHook`: a player's `kyc_required` holds move on with it, or not at all)."""
+
+    async def __call__(self, store: ComplianceStore, player_ids: Sequence[str]) -> int: ...
+
+
 class ComplianceTransactions(Protocol):
     """Opens a transaction: the store bound to it, committed when the block exits without an error."""
 
     def __call__(self) -> AbstractAsyncContextManager[ComplianceStore]: ...
 
 
-__all__ = ["ComplianceStore", "ComplianceTransactions"]
+__all__ = ["ComplianceStore", "ComplianceTransactions", "VerificationChanged"]

@@ -29,7 +29,11 @@ from prizeflow_payouts.application.compliance.ports import (
     SanctionsScreen,
     ScreeningResult,
 )
-from prizeflow_payouts.application.compliance.records import ComplianceStore, ComplianceTransactions
+from prizeflow_payouts.application.compliance.records import (
+    ComplianceStore,
+    ComplianceTransactions,
+    VerificationChanged,
+)
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.domain.compliance.verification import (
     Reaction,
@@ -223,9 +227,13 @@ class ApplyVerificationEvent:
         metrics: ComplianceMetrics | None = None,
         trusted_sources: frozenset[str] = frozenset({"/prizeflow/webhooks"}),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_changed: VerificationChanged | None = None,
     ) -> None:
+        """`on_changed`: called with the player in the transaction of each change (the payout gate resumes or
+        refuses the payouts waiting for it)."""
         self.kyc = kyc
         self.screen = screen
+        self.on_changed = on_changed
         self.source = source
         self.metrics = metrics
         self.trusted_sources = trusted_sources
@@ -304,6 +312,8 @@ class ApplyVerificationEvent:
             moved = record.moved(decision.to, at=now)
         await store.update_verification(moved, detail=review.detail[:200])
         await store.add_events([changed_event(moved, source=self.source, causation_id=str(env.id))])
+        if self.on_changed is not None:
+            await self.on_changed(store, [moved.player_id])
         if self.metrics is not None:
             self.metrics.verifications.labels(moved.status.value).inc()
         log.info(
