@@ -559,3 +559,32 @@ def test_reasons_of_any_shape_are_shown() -> None:
     )
     assert reason_words({"finding": "something_new"}) == "something new"
     assert reason_words("a plain sentence") == "a plain sentence"
+    hit = {"finding": "screening_hit", "subject": "destination", "source": "ofac_sdn", "entry_uid": "sdn-1",
+           "entry_name": "X", "kind": "address", "score": 1.0}  # fmt: skip
+    assert reason_words(hit) == 'sanctions screening hit: destination: ofac_sdn sdn-1 "X" (address, score 1.0)'
+    player = {"finding": "screening_hit", "subject": "player", "source": "player_screening"}
+    assert reason_words(player) == "sanctions screening hit: player: player_screening"
+    missing = {"finding": "screening_unavailable", "missing": ["un", "eu"]}
+    assert reason_words(missing) == "screening not possible: lists not loaded: un, eu"
+
+
+def test_a_payout_waiting_for_verification_is_never_offered_approve_only_reject() -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", "/payouts/po-9", held("kyc_required", None))
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "alice", "approver")
+        text = client.get("/approvals/po-9").text
+    assert "This payout waits for the player's identity verification" in text
+    assert 'action="/approvals/po-9/approve"' not in text
+    assert 'action="/approvals/po-9/reject"' in text
+
+
+def test_a_screening_hit_says_two_approvers_and_links_the_players_screening() -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", "/payouts/po-9", held("screening_hit"))
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "alice", "approver")
+        text = client.get("/approvals/po-9").text
+    assert "two different approvers must approve it" in text
+    assert 'href="/compliance?player_id=player-7"' in text
+    assert 'action="/approvals/po-9/approve"' in text

@@ -34,6 +34,7 @@ FINDING_WORDS: Final[Mapping[str, str]] = {
     "rail_not_allowed": "rail not allowed",
     "country_not_allowed": "country not allowed",
     "screening_hit": "sanctions screening hit",
+    "screening_unavailable": "screening not possible",
 }
 
 _UNITS: Final = (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1))
@@ -149,14 +150,31 @@ def proposal_offer(viewer: Viewer, proposal: Mapping[str, Any]) -> ProposalOffer
     return ProposalOffer(decide=True, note=None)
 
 
+def _match_words(reason: Mapping[str, Any]) -> str:
+    """A screening hit's match as staff check it: `destination: ofac_sdn sdn-36524 "NAME" (address, score 0.93)`."""
+    entry = " ".join(str(reason[k]) for k in ("source", "entry_uid") if reason.get(k))
+    if reason.get("entry_name"):
+        entry += f' "{reason["entry_name"]}"'
+    extra = ", ".join(
+        f"score {reason[k]}" if k == "score" else str(reason[k]) for k in ("kind", "score") if reason.get(k) is not None
+    )
+    words = f"{reason['subject']}: {entry}" if reason.get("subject") else entry
+    return f"{words} ({extra})" if extra else words
+
+
 def reason_words(reason: Any) -> str:
-    """One reason of a gate decision: `{"finding", "rule", "detail"}` from the policy, or whatever payouts wrote."""
+    """One reason of a gate decision: `{"finding", "rule", "detail"}` from the policy, a screening hit's match
+    (`subject`, `source`, `entry_uid`, `entry_name`, `kind`, `score`), lists missing; or whatever payouts wrote."""
     if isinstance(reason, Mapping):
         finding = str(reason.get("finding") or reason.get("code") or "")
         words = FINDING_WORDS.get(finding, finding.replace("_", " "))
         rule = reason.get("rule")
         head = f"{words} (rule {rule})" if isinstance(rule, int) and not isinstance(rule, bool) else words
         detail = reason.get("detail")
+        if not detail and any(reason.get(k) for k in ("subject", "source", "entry_uid")):
+            detail = _match_words(reason)
+        if not detail and isinstance(reason.get("missing"), list):
+            detail = "lists not loaded: " + ", ".join(str(m) for m in reason["missing"])
         return f"{head}: {detail}" if detail else head
     return str(reason)
 
