@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from prizeflow_contracts.policy import (
     EMPTY_POLICY,
@@ -26,6 +27,8 @@ from prizeflow_contracts.policy import (
     VerificationStatus,
 )
 from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
+from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore
 from prizeflow_payouts.application.compliance.gate import PayoutGate, gate_store
 from prizeflow_payouts.application.compliance.ports import (
     Identity,
@@ -109,12 +112,17 @@ class Rig:
 
 
 @asynccontextmanager
-async def gated(settings: PayoutsSettings) -> AsyncIterator[Rig]:
-    """The API process (HTTP, consumers, relay) with the gate wired as bootstrap will wire it; no worker loop."""
+async def gated(settings: PayoutsSettings, *, sql_facts: bool = False) -> AsyncIterator[Rig]:
+    """The API process (HTTP, consumers, relay) with the gate wired as bootstrap will wire it; no worker loop.
+    `sql_facts`: the compliance facts from the database (risk_policies, kyc_verifications), not the fake."""
     await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix, settings.kafka_topics)
     parts = compose(settings)
     screen, facts = FakeScreen(), FakeFacts()
-    gate = PayoutGate(screen=screen, facts=lambda _store: facts, sources=("ofac_sdn",))
+    gate = PayoutGate(
+        screen=screen,
+        facts=sql_compliance_facts if sql_facts else (lambda _store: facts),
+        sources=("ofac_sdn",),
+    )
     parts.create.gate = gate
     parts.worker.gate = gate
     parts.admin.gate = gate
@@ -413,3 +421,46 @@ async def test_screening_unavailable_holds_everything(
         row = await _row(db, env.data.idempotency_key)
         assert (row["hold_code"], row["approval_policy"]) == ("screening_hit", "dual")
         assert "unavailable" in row["hold_detail"]
+
+
+async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """As bootstrap wires it: the active policy and the player's verification read from the compliance tables in the
+    gate's transaction; the verification use case's transaction calls the hook, which releases the hold."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    policy = RiskPolicy(version=1, rules=[PolicyRule(kyc_above=AmountInWindow(amount=1, window_s=86_400))])
+    await fetch(
+        db,
+        "INSERT INTO risk_policies (version, document, status, base_version, proposed_by, proposed_at, reason, "
+        "decided_by, decided_at) VALUES (1, $1::jsonb, 'active', 0, 'ann', now(), 'test', 'ben', now())",
+        policy.model_dump_json(),
+    )
+    await fetch(
+        db,
+        "INSERT INTO kyc_verifications (player_id, reference, vendor, vendor_ref, status, sequence, updated_at) "
+        "VALUES ('player-k', 'ref-k', 'sumsub', 'app-k', 'pending', 1, now())",
+    )
+    async with gated(settings, sql_facts=True) as rig:
+        env = request(address="success:sql-kyc", player_id="player-k", requested_by="player-k")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+        row = await _row(db, key)
+        assert row["hold_code"] == "kyc_required"
+        assert [
+            p["policy_version"]
+            for p in await fetch(db, "SELECT policy_version FROM compliance_decisions WHERE payout_id = $1", row["id"])
+        ] == [1]
+        hook = VerificationHook(ResumeVerifiedPayouts(transactions=rig.local.transactions, gate=rig.gate, source="t"))
+        async with rig.local.runtime.sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE kyc_verifications SET status = 'verified', country = 'DE', sequence = 2, "
+                    "updated_at = now() WHERE player_id = 'player-k'"
+                )
+            )
+            assert await hook(SqlComplianceStore(session), ["player-k"]) == 1
+        assert await state_of(db, key) == "approved"
+        await rig.send()
+        assert await wait_state(db, key, "paid") == "paid"
