@@ -5,6 +5,7 @@ version decides the very next claim, an older one arriving late changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,11 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.events.payouts import PlayerVerificationChanged, RiskPolicyActivated
 from prizeflow_contracts.policy import PLAYER_MESSAGE, AmountInWindow, Finding, PolicyRule, RiskPolicy
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS
-from prizeflow_runtime.db import create_engine
+from prizeflow_rewards.adapters.compliance_pg import PgCompliance
+from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.routes_pg import publish_routes
+from prizeflow_rewards.bootstrap import PgApplyComplianceEvents, PgSettlePayout, PgSubmitClaim
+from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.ledger import Transfer, TransferKind
+from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
+from prizeflow_runtime.auth import Principal, Role
+from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_testkit import eventually
 from prizeflow_testkit.events import AT
-from prizeflow_testkit.rewards import STELLAR_KEY, Running, running_app, settings_for
+from prizeflow_testkit.rewards import OPEN_CLAIM_POLICY, STELLAR_KEY, Running, routes_event, running_app, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +214,52 @@ async def test_failed_verification_voids_and_a_new_policy_decides_the_next_claim
         r = await claim(app, "p-next", 300)
         assert r.status_code == 201, r.text
         assert (await claim_of(app, r.json()["claim_id"], app.ops))["policy_version"] == 2
+
+
+async def test_a_claim_racing_the_players_verification_never_waits_for_it(engine: AsyncEngine) -> None:
+    """Claims and `verified` for the same players at the same moment, each in its own transaction: whichever
+    commits first, no claim is left waiting for a verification that already happened, and none is paid twice."""
+    ledger = PgLedger(strict=True)
+    players = [f"racer-{i}" for i in range(12)]
+    async with engine.begin() as conn:
+        await ledger.apply(
+            conn,
+            [
+                Transfer.of(
+                    accounts.external("stripe", "USDC"), accounts.wallet(p, "USDC"), 10_000, TransferKind.TOP_UP, p
+                )
+                for p in players
+            ],
+        )
+        await publish_routes(conn, routes_event().data)
+        await PgCompliance().activate(
+            conn, activated(1, PolicyRule(kyc_above=AmountInWindow(amount=1_000, window_s=DAY))).data
+        )
+    submit = PgSubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
+    handler = PayoutEventsHandler(PgSettlePayout(ledger), compliance=PgApplyComplianceEvents(ledger, "/test"))
+    sessions = session_factory(engine)
+    destination = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY)
+    gate = asyncio.Event()
+
+    async def claim(player: str) -> None:
+        who = Principal(player, frozenset({Role.PLAYER}))
+        await gate.wait()
+        async with sessions() as s, s.begin():
+            await submit(s, who, player_id=player, asset="USDC", amount=3_000, destination=destination)
+
+    async def verify(player: str) -> None:
+        await gate.wait()
+        async with sessions() as s, s.begin():
+            await handler(s, [verification(player, "verified", 1)])
+
+    tasks = [asyncio.create_task(f(p)) for p in players for f in (claim, verify)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.gather(*tasks)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT player_id, status, hold_code FROM claims ORDER BY player_id"))).all()
+        requested = (
+            await conn.execute(text("SELECT count(*) FROM outbox WHERE event_type LIKE '%PayoutRequested%'"))
+        ).scalar()
+    assert [(r.player_id, r.status) for r in rows] == [(p, "approved") for p in sorted(players)]
+    assert requested == len(players)
