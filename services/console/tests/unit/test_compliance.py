@@ -251,6 +251,21 @@ def test_the_active_policy_reads_as_words_with_amounts_in_the_assets_units_and_w
     assert json.loads(textarea.split(">", 1)[1].replace("&#34;", '"').replace("&quot;", '"')) == [RULE]
 
 
+def test_the_form_starts_from_the_active_rules_without_their_unset_fields() -> None:
+    apis = FakeApis()
+    policy = {"version": 3, "rules": [{**RULE, "destination_limit": None, "allowed_rails": None}], "note": ""}
+    policy_api(apis, [proposal(base_version=3, decision_reason="too strict", status="rejected", decided_by="ava")],
+               active={**ACTIVE, "policy": policy})  # fmt: skip
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "adam", "admin")
+        text = client.get("/compliance/policy").text
+    textarea = text[text.index('id="propose-rules"') :].split("</textarea>", 1)[0]
+    assert "null" not in textarea
+    assert "destination_limit" not in textarea
+    assert "too strict" in text
+    assert "Proposed against</dt><dd>version 3" in text
+
+
 def test_no_active_version_says_the_empty_policy_applies_and_the_form_starts_empty() -> None:
     apis = FakeApis()
     policy_api(apis, active=None)

@@ -58,11 +58,20 @@ def _clean(value: Any, limit: int = 256) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
+def _set(value: Any) -> Any:
+    """A document without its unset (null) fields: what a person edits is what the rule says."""
+    if isinstance(value, Mapping):
+        return {k: _set(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_set(v) for v in value]
+    return value
+
+
 def _rules_text(state: PolicyState | None) -> str:
     """The active version's rules as the propose form's starting point (an empty list when none is active)."""
     policy = state.active.get("policy") if state and state.active else None
     rules = policy.get("rules") if isinstance(policy, Mapping) else None
-    return json.dumps(rules if isinstance(rules, list) else [], indent=2)
+    return json.dumps(_set(rules) if isinstance(rules, list) else [], indent=2)
 
 
 def _field_errors(problem: ApiProblem) -> list[str]:
