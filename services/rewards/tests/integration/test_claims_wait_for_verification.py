@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import Envelope, new_event
@@ -263,3 +264,24 @@ async def test_a_claim_racing_the_players_verification_never_waits_for_it(engine
         ).scalar()
     assert [(r.player_id, r.status) for r in rows] == [(p, "approved") for p in sorted(players)]
     assert requested == len(players)
+
+
+async def test_the_database_keeps_only_newer_policies_and_verifications(engine: AsyncEngine) -> None:
+    """The projections' rule is the database's too: no write puts an older version or sequence back."""
+    async with engine.begin() as conn:
+        await PgCompliance().activate(conn, activated(3, PolicyRule(velocity={"count": 2, "window_s": 60})).data)
+        await PgCompliance().record_verification(conn, verification("p-db", "verified", 5).data)
+    for sql in (
+        "UPDATE risk_policy SET version = 2",
+        "UPDATE risk_policy SET version = 3",
+        "UPDATE player_verifications SET sequence = 4, status = 'failed'",
+        "INSERT INTO risk_policy (id, version, document, proposed_by, approved_by, activated_at) "
+        "VALUES (false, 9, '{}', 'a', 'b', now())",
+        "UPDATE risk_policy SET approved_by = proposed_by, version = 4",
+    ):
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(text(sql))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT version FROM risk_policy"))).scalar() == 3
+        assert (await conn.execute(text("SELECT status FROM player_verifications"))).scalar() == "verified"
