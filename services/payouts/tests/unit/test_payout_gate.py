@@ -1,0 +1,187 @@
+"""`PayoutGate` over in-memory fakes: the facts it builds for the policy (a batch's requests count towards each
+other), the screen failing closed, and the one read per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.policy import (
+    Action,
+    AmountInWindow,
+    CountInWindow,
+    PolicyRule,
+    RiskPolicy,
+    VerificationStatus,
+)
+from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_payouts.application.compliance.gate import (
+    Candidate,
+    FactsQuery,
+    PayoutGate,
+    WindowFacts,
+)
+from prizeflow_payouts.application.compliance.ports import (
+    Identity,
+    PlayerCompliance,
+    ScreeningMatch,
+    ScreeningResult,
+)
+from prizeflow_payouts.domain.compliance.gate import Clearance, HoldCode, Stage, SubjectKind, destination_key
+from prizeflow_payouts.domain.payout import Payout
+from prizeflow_payouts.domain.state import PayoutState
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DAY = 86_400
+
+
+def payout(n: int, *, player: str = "p1", amount: int = 100, address: str = "success:a") -> Payout:
+    return Payout(
+        id=f"po-{n}",
+        payout_request_id=f"pr-{n}",
+        idempotency_key=f"k-{n}",
+        request_hash="h",
+        claim_id=f"cl-{n}",
+        player_id=player,
+        requested_by=player,
+        asset="USDC",
+        amount=amount,
+        destination_type="sandbox",
+        destination_address=address,
+        destination_memo=None,
+        provider_type="sandbox",
+        provider_name="sandbox",
+        state=PayoutState.REQUESTED,
+        approval_policy=ApprovalPolicy.AUTO,
+        correlation_id=f"c-{n}",
+        cause_event_id=None,
+        attempts=0,
+        max_attempts=3,
+        sync_first=False,
+        sync_polls=0,
+        provider_ref=None,
+        tx_hash=None,
+        last_error_code=None,
+        created_at=NOW,
+    )
+
+
+@dataclass
+class Store:
+    facts: dict[str, WindowFacts] = field(default_factory=dict)
+    cleared: list[Clearance] = field(default_factory=list)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def gate_facts(
+        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
+    ) -> dict[str, WindowFacts]:
+        self.calls.append(("gate_facts", (len(queries), tuple(windows), lock_players)))
+        return {q.payout_id: self.facts.get(q.payout_id, WindowFacts()) for q in queries}
+
+    async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]:
+        self.calls.append(("clearances", len(subjects)))
+        return list(self.cleared)
+
+
+@dataclass
+class Facts:
+    policy: RiskPolicy
+    players_: dict[str, PlayerCompliance] = field(default_factory=dict)
+    asked: list[list[str]] = field(default_factory=list)
+
+    async def active_policy(self) -> RiskPolicy:
+        return self.policy
+
+    async def players(self, player_ids: list[str]) -> Mapping[str, PlayerCompliance]:
+        self.asked.append(player_ids)
+        return {p: self.players_.get(p) or PlayerCompliance(p, VerificationStatus.NOT_STARTED) for p in player_ids}
+
+
+@dataclass
+class Screen:
+    listed: set[str] = field(default_factory=set)
+    fail: bool = False
+
+    def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
+        if self.fail:
+            raise RuntimeError("lists not loaded")
+        hit = destination.address in self.listed
+        matches = (ScreeningMatch("un", "UN-1", "Listed", "address", 1000),) if hit else ()
+        return ScreeningResult(matches, {"un": "v9"}, 900)
+
+    def screen_person(self, identity: Identity) -> ScreeningResult:
+        return ScreeningResult((), {"un": "v9"}, 900)
+
+    def versions(self) -> Mapping[str, str]:
+        return {} if self.fail else {"un": "v9"}
+
+
+def gate_with(
+    policy: RiskPolicy, screen: Screen | None = None, **players: PlayerCompliance
+) -> tuple[PayoutGate, Facts]:
+    facts = Facts(policy, dict(players))
+    return PayoutGate(screen=screen or Screen(), facts=lambda _s: facts, sources=("un",), clock=lambda: NOW), facts
+
+
+async def test_a_batch_cannot_split_an_amount_past_a_limit() -> None:
+    policy = RiskPolicy(version=1, rules=[PolicyRule(player_limit=AmountInWindow(amount=250, window_s=DAY))])
+    gate, facts = gate_with(policy)
+    store = Store()
+    batch = [Candidate(payout(n)) for n in range(3)] + [Candidate(payout(9, player="p2"))]
+    decisions = await gate.decide(store, batch, Stage.REQUEST)  # type: ignore[arg-type]
+    assert [d.action for d in decisions] == [Action.ALLOW, Action.ALLOW, Action.HOLD, Action.ALLOW]
+    assert decisions[2].hold is HoldCode.POLICY
+    assert "300" in decisions[2].detail
+    # One read of each kind for the whole batch; the players' requests serialised at request time.
+    assert store.calls == [("gate_facts", (4, (DAY,), True)), ("clearances", 3)]
+    assert facts.asked == [["p1", "p2"]]
+
+
+async def test_stored_totals_count_and_the_send_stage_does_not_lock() -> None:
+    policy = RiskPolicy(version=2, rules=[PolicyRule(velocity=CountInWindow(count=2, window_s=3600))])
+    gate, _ = gate_with(policy)
+    store = Store(facts={"po-1": WindowFacts(player_counts={3600: 2})})
+    [d] = await gate.decide(store, [Candidate(replace(payout(1), state=PayoutState.APPROVED))], Stage.SEND)  # type: ignore[arg-type]
+    assert (d.action, d.hold, d.policy_version) == (Action.HOLD, HoldCode.POLICY, 2)
+    assert store.calls[0] == ("gate_facts", (1, (3600,), False))
+
+
+async def test_a_new_destination_is_held_unless_used_before() -> None:
+    policy = RiskPolicy(version=3, rules=[PolicyRule(new_destination_cooldown_s=3600)])
+    gate, _ = gate_with(policy)
+    old = datetime(2026, 11, 20, tzinfo=UTC)
+    store = Store(facts={"po-2": WindowFacts(first_used_at=old)})
+    d1, d2 = await gate.decide(store, [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.SEND)  # type: ignore[arg-type]
+    assert (d1.hold, d2.action) == (HoldCode.POLICY, Action.ALLOW)
+
+
+async def test_a_screen_that_cannot_answer_holds_everything() -> None:
+    gate, _ = gate_with(RiskPolicy(version=0), Screen(fail=True))
+    decisions = await gate.decide(Store(), [Candidate(payout(n)) for n in range(3)], Stage.SEND)  # type: ignore[arg-type]
+    assert {(d.action, d.hold) for d in decisions} == {(Action.HOLD, HoldCode.SCREENING_HIT)}
+
+
+async def test_a_listed_destination_is_held_and_a_clearance_of_it_releases_it() -> None:
+    gate, _ = gate_with(RiskPolicy(version=0), Screen(listed={"success:bad"}))
+    store = Store()
+    [held] = await gate.decide(store, [Candidate(payout(1, address="success:bad"))], Stage.REQUEST)  # type: ignore[arg-type]
+    assert (held.hold, held.approval_policy, dict(held.list_versions)) == (
+        HoldCode.SCREENING_HIT,
+        ApprovalPolicy.DUAL,
+        {"un": "v9"},
+    )
+    key = destination_key(PayoutDestination.model_validate({"type": "sandbox", "address": "success:bad"}))
+    store.cleared.append(Clearance(SubjectKind.DESTINATION, key, "un", "UN-1"))
+    [again] = await gate.decide(store, [Candidate(payout(1, address="success:bad"))], Stage.SEND)  # type: ignore[arg-type]
+    assert again.action is Action.ALLOW
+
+
+async def test_a_verified_player_passes_a_verification_rule() -> None:
+    policy = RiskPolicy(version=4, rules=[PolicyRule(kyc_above=AmountInWindow(amount=10, window_s=DAY))])
+    gate, _ = gate_with(policy, p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country="DE"))
+    d1, d2 = await gate.decide(Store(), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.REQUEST)  # type: ignore[arg-type]
+    assert d1.action is Action.ALLOW
+    assert (d2.hold, d2.player_message) == (HoldCode.KYC_REQUIRED, "Verify your identity to withdraw.")
