@@ -193,7 +193,7 @@ class FakeClaims:
     def sums(self, q: IntakeQuery, now: datetime, windows: Sequence[int]) -> dict[str, dict[int, int]]:
         """As the database sums them: live claims' amounts in the asset, claims in any asset, the destination's."""
         live = {ClaimStatus.HELD, ClaimStatus.APPROVED, ClaimStatus.PAID}
-        others = [r.claim for r in self.rows.values() if r.claim.id != q.claim_id]
+        others = [r.claim for r in self.rows.values()]
         out: dict[str, dict[int, int]] = {"player_totals": {}, "player_counts": {}, "destination_totals": {}}
         for w in windows:
             since = now - timedelta(seconds=w)

@@ -36,9 +36,9 @@ _REHOLD = text(
 # Everything the claim rules read for an intake batch, one row per request in the batch's order: the claim its
 # id names, the player's history (claims created after the oldest of the three windows), the destination's first
 # use, the risk flag, whether a route pays it, and the risk policy's sums over each window it names ($11, seconds,
-# up to $10; the claim the request's id names left out): the player's amounts in the asset and claims in any,
-# the destination's amounts in the asset across players (index-only scans of claims_player_asset_time,
-# claims_player_time and claims_destination_time). Prepared once per connection (asyncpg), arrays in.
+# up to $10): the player's amounts in the asset and claims in any, the destination's amounts in the asset across
+# players (index-only scans of claims_player_asset_time, claims_player_time and claims_destination_time; a claim
+# that exists is in its own sums). Prepared once per connection (asyncpg), arrays in.
 _INTAKE_FACTS = """
     SELECT q.i, c.id, c.player_id, c.asset, c.amount, c.destination, c.status, c.hold_code, c.hold_detail,
            c.rejection_code, c.payout_request_id, c.correlation_id, c.created_at, c.destination_key, c.payout_id,
@@ -72,13 +72,12 @@ _INTAKE_FACTS = """
             SELECT
               (SELECT coalesce(sum(k.amount), 0) FROM claims k
                WHERE k.player_id = q.player AND k.asset = q.asset AND k.created_at > w.since
-                 AND k.status IN ('held', 'approved', 'paid') AND k.id <> q.claim_id) AS player_total,
+                 AND k.status IN ('held', 'approved', 'paid')) AS player_total,
               (SELECT count(*) FROM claims k
-               WHERE k.player_id = q.player AND k.created_at > w.since
-                 AND k.id <> q.claim_id) AS player_count,
+               WHERE k.player_id = q.player AND k.created_at > w.since) AS player_count,
               (SELECT coalesce(sum(k.amount), 0) FROM claims k
                WHERE k.destination_key = q.dkey AND k.asset = q.asset AND k.created_at > w.since
-                 AND k.status IN ('held', 'approved', 'paid') AND k.id <> q.claim_id) AS destination_total
+                 AND k.status IN ('held', 'approved', 'paid')) AS destination_total
         ) AS t
     ) AS pw
     ORDER BY q.i

@@ -95,7 +95,7 @@ class IntakeFacts:
     routable: bool  # some payout provider pays this amount of this asset to this destination type
     # Per window length asked for (seconds): the player's claims in the asset (their amounts, then how many, in any
     # asset) and the destination's claims in the asset across players, created in the window and neither
-    # rejected, voided nor returned (the count: any), the claim this request's id names excluded.
+    # rejected, voided nor returned (the count: any). A claim that exists is in its own sums.
     player_totals: Mapping[int, int] = field(default_factory=dict)
     player_counts: Mapping[int, int] = field(default_factory=dict)
     destination_totals: Mapping[int, int] = field(default_factory=dict)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
@@ -29,7 +29,7 @@ from prizeflow_contracts.policy import VerificationStatus, evaluate
 from prizeflow_contracts.providers import DestinationType
 from prizeflow_rewards.application.claims.shared import approval, policy_facts
 from prizeflow_rewards.application.common import Clock, audit, count_transfers, utcnow
-from prizeflow_rewards.application.ports import ClaimDecision, IntakeQuery, Ledger, Stores, Tx
+from prizeflow_rewards.application.ports import ClaimDecision, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import Approve, Claim, ClaimStatus, Hold, reassess
 from prizeflow_rewards.domain.ledger import AccountRef, void_of
@@ -146,7 +146,8 @@ class ApplyComplianceEvents:
             windows=sorted(policy.windows()),
         )
         events: list[Envelope[Any]] = []
-        for claim, known in zip(claims, facts, strict=True):
+        for claim, counted in zip(claims, facts, strict=True):
+            known = _without(counted, claim, now)
             seen = known.destination_first_seen
             verdict = evaluate(
                 policy,
@@ -244,6 +245,21 @@ class ApplyComplianceEvents:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.claims.labels(outcome).inc()
+
+
+def _without(known: IntakeFacts, claim: Claim, now: datetime) -> IntakeFacts:
+    """The policy's sums without the claim itself: it is in them (held, live, in the windows it was made in), and a
+    claim is assessed against the others."""
+
+    def own(window: int, value: int) -> int:
+        return value if claim.created_at > now - timedelta(seconds=window) else 0
+
+    return replace(
+        known,
+        player_totals={w: t - own(w, claim.amount) for w, t in known.player_totals.items()},
+        player_counts={w: c - own(w, 1) for w, c in known.player_counts.items()},
+        destination_totals={w: t - own(w, claim.amount) for w, t in known.destination_totals.items()},
+    )
 
 
 __all__ = ["PAYOUTS_SOURCE", "SYSTEM_VERIFICATION", "ApplyComplianceEvents", "Waiting"]
