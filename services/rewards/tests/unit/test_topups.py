@@ -17,7 +17,7 @@ from rewards_fakes import FakeCheckout, Fakes
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.rewards import TopUpAdjusted, TopUpCredited
-from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
+from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived, VerificationEventReceived
 from prizeflow_contracts.money import ASSETS
 from prizeflow_rewards.application.topups import (
     ApplyPaymentEvents,
@@ -395,6 +395,13 @@ async def test_unknown_payment_is_refused_for_a_redrive() -> None:
 async def test_payouts_provider_events_are_ignored() -> None:
     w = World()
     env = new_event(example_payload(ProviderEventReceived), source=WEBHOOKS, correlation_id="c-1")
+    assert await w.deliver(env) == ["ignored"]
+    assert w.f.outbox.events == []
+
+
+async def test_payouts_verification_events_are_ignored() -> None:
+    w = World()
+    env = new_event(example_payload(VerificationEventReceived), source=WEBHOOKS, correlation_id="c-1")
     assert await w.deliver(env) == ["ignored"]
     assert w.f.outbox.events == []
 

@@ -26,7 +26,12 @@ from typing import Any
 from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.rewards import TopUpAdjusted, TopUpAdjustmentKind, TopUpCredited
-from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
+from prizeflow_contracts.events.webhooks import (
+    PaymentEventReceived,
+    PaymentEventStatus,
+    ProviderEventReceived,
+    VerificationEventReceived,
+)
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
 from prizeflow_rewards.application.ports import (
@@ -513,7 +518,8 @@ class ApplyPaymentEvents:
     """`PaymentEventReceived` → credit / fail / expire / adjust a top-up, each at most once (the top-up's one
     credit, one adjustment per (provider, kind, adjustment_ref), both unique in the database). Trusted only from
     the webhook ingress and verified by it: anything else is refused before it is recorded, so it can neither
-    move money nor take a key a genuine delivery needs. `ProviderEventReceived` (payouts') is ignored.
+    move money nor take a key a genuine delivery needs. `ProviderEventReceived` and `VerificationEventReceived`
+    (payouts') are ignored.
 
     Out of order: a refund or dispute reported before the payment is recorded and applied once the top-up is
     credited (a dispute won before its dispute, once the dispute is applied): the ingress delivers in any order,
@@ -546,7 +552,7 @@ class ApplyPaymentEvents:
             await self.money.ledger.declare(tx, refs)
 
     async def handle(self, tx: Tx, env: Envelope[EventPayload]) -> str:
-        if isinstance(env.data, ProviderEventReceived):
+        if isinstance(env.data, ProviderEventReceived | VerificationEventReceived):
             self._count(env.data.provider.value, "ignored")  # payouts' (the inbox row says it was seen)
             return "ignored"
         ev = self._trusted(env)
