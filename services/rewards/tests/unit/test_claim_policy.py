@@ -440,3 +440,29 @@ async def test_a_newer_policy_applies_to_the_next_claim_and_an_older_one_changes
     assert w.f.compliance.policy.version == 2
     assert (await w.claim(100)).policy_version == 2
     assert not w.f.outbox.of(ClaimHeld)
+
+
+async def test_a_claim_assessed_again_is_not_counted_twice_and_a_tighter_policy_sends_it_to_a_person() -> None:
+    rules = RiskPolicy(
+        version=1,
+        rules=[
+            PolicyRule(
+                kyc_above=AmountInWindow(amount=100, window_s=DAY),
+                player_limit=AmountInWindow(amount=1_000, window_s=DAY),
+            )
+        ],
+    )
+    w = World(rules)
+    [fits, tightened] = await held_for_verification(w, 600, 300)  # 900 in all: within the limit
+    await w.deliver(w.verification(VerificationStatus.VERIFIED))
+    assert [w.stored(c).status for c in (fits, tightened)] == [ClaimStatus.APPROVED] * 2
+
+    w = World(rules)
+    [claim] = await held_for_verification(w, 600)
+    w.f.compliance.policy = policy(2, player_limit=AmountInWindow(amount=500, window_s=DAY))  # tightened since
+    await w.deliver(w.verification(VerificationStatus.VERIFIED))
+    again = w.stored(claim)
+    assert (again.status, again.hold_code, again.policy_version) == (ClaimStatus.HELD, "manual_review", 2)
+    assert "500" in (again.hold_detail or "")
+    assert again.player_view()["next_step"] == REVIEWED
+    assert not w.f.outbox.of(PayoutRequested)
