@@ -2,8 +2,8 @@
 
 - `payouts.hold_code` (NULL | kyc_required | screening_hit | policy), `hold_detail` (staff-only, never a player's
   data), `held_at` (when the current hold began: only approvals from then on count for it), `destination_key`
-  (sha256 of type|address|memo, as rewards computes it; NULL for rows older than this revision) with the indexes
-  the gate's window sums and first-use read.
+  (sha256 of type|address|memo, as rewards computes it; filled for the payouts of the last 366 days, NULL for
+  older ones) with the indexes the gate's window sums and first-use read.
 - `compliance_decisions`: every decision of the gate (request or send time), with the policy and list versions it
   was made with; append-only (trigger).
 - `screening_clearances`: a screening match two different approvers cleared, per (subject, list entry): the same
@@ -70,11 +70,21 @@ _UP = [
         ADD CONSTRAINT payouts_hold_has_detail CHECK ((hold_code IS NULL) = (hold_detail IS NULL)),
         ADD CONSTRAINT payouts_hold_has_time CHECK (hold_code IS NULL OR held_at IS NOT NULL)
     """,
+    # The key of the payouts of the longest window a policy may read (`MAX_WINDOW_S`), as the code computes it
+    # (`domain.compliance.gate.destination_key`): first use and per-destination sums know them from the start.
+    """
+    UPDATE payouts SET destination_key = encode(sha256(convert_to(
+        destination_type || '|' || destination_address || '|' || coalesce(destination_memo, ''), 'UTF8')), 'hex')
+    WHERE destination_key IS NULL AND created_at > now() - interval '366 days'
+    """,
     """
     CREATE INDEX payouts_player_destination ON payouts (player_id, destination_key, created_at)
         WHERE destination_key IS NOT NULL
     """,
-    "CREATE INDEX payouts_destination_window ON payouts (destination_key, created_at) WHERE destination_key IS NOT NULL",
+    """
+    CREATE INDEX payouts_destination_window ON payouts (destination_key, created_at)
+        WHERE destination_key IS NOT NULL
+    """,
     "CREATE INDEX payouts_held ON payouts (hold_code, player_id) WHERE state = 'pending_approval'",
     """
     CREATE TABLE compliance_decisions (

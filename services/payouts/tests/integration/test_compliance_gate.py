@@ -448,6 +448,14 @@ async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
         assert await wait_state(db, key, "pending_approval") == "pending_approval"
         row = await _row(db, key)
         assert row["hold_code"] == "kyc_required"
+        # Migration 0021's backfill computes the key as the code does.
+        same = await fetch(
+            db,
+            "SELECT destination_key = encode(sha256(convert_to(destination_type || '|' || destination_address || '|' "
+            "|| coalesce(destination_memo, ''), 'UTF8')), 'hex') AS same FROM payouts WHERE id = $1",
+            row["id"],
+        )
+        assert same[0]["same"] is True
         assert [
             p["policy_version"]
             for p in await fetch(db, "SELECT policy_version FROM compliance_decisions WHERE payout_id = $1", row["id"])
