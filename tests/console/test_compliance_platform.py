@@ -4,7 +4,8 @@ payouts compliance API (PostgreSQL behind it), people in a real browser.
 Adam (admin) proposes a risk policy version from the console: payouts refuses a window under a minute (its 422
 names the field, shown beside the form), then takes a harmless one; Adam is never offered to decide it; a second
 admin, signed in through the dev provider's form, rejects it (the session's active policy is left as it was, for
-the other tests). A player the platform never saw reads as not started."""
+the other tests). A player the platform never saw reads as not started, and starts verification from the wallet:
+payouts answers a link to the vendor's hosted flow (the KYC emulator's)."""
 
 from __future__ import annotations
 
@@ -95,4 +96,21 @@ def test_a_player_the_platform_never_saw_reads_as_not_started(page: Page, consol
     assert page.get_by_text("not started", exact=True).first.is_visible()
     assert page.get_by_text("No verification was ever started.").is_visible()
     assert page.get_by_text("The gate has not decided on any payout of this player.").is_visible()
+    assert_accessible(page)
+
+
+def test_a_player_starts_verification_from_the_wallet_and_gets_the_vendors_hosted_flow(
+    page: Page, console_url: str
+) -> None:
+    player = f"player-{uuid.uuid4().hex[:10]}"  # never verified: the flow starts from the beginning
+    _sign_in_as_someone(page, console_url, player, "player")
+    page.goto(f"{console_url}/wallet")
+    page.get_by_role("link", name="Identity verification").click()
+    assert page.get_by_role("heading", name="Your identity verification").is_visible()
+    assert page.get_by_text("not started", exact=True).is_visible()
+    assert_accessible(page)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Verify your identity").click()
+    link = page.get_by_role("link", name="Continue to identity verification")
+    assert (link.get_attribute("href") or "").startswith(("http://", "https://"))
     assert_accessible(page)

@@ -603,3 +603,84 @@ def test_a_screening_hit_says_two_approvers_and_links_the_players_screening() ->
     assert "two different approvers must approve it" in text
     assert 'href="/compliance?player_id=player-7"' in text
     assert 'action="/approvals/po-9/approve"' in text
+
+
+# --- the player's own verification -----------------------------------------------------------------------------
+
+ME = "/v1/me/verification"
+NEXT = "Verify your identity to withdraw."
+
+
+def test_a_player_sees_their_status_and_next_step_then_follows_a_fresh_link_to_the_hosted_flow() -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", ME, {"status": "not_started", "message": NEXT})
+    url = "https://kyc.test/websdk/p/abc?lang=en"
+    apis.on("POST", "payouts", ME, {"status": "pending", "url": url, "message": "Finish verifying your identity."})
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "player-1", "player")
+        shown = client.get("/wallet/verification").text
+        assert ">not started</span> Verify your identity to withdraw." in shown
+        assert 'action="/wallet/verification"' in shown
+        token = csrf(client, "/wallet/verification")
+        started = client.post("/wallet/verification", data={"_csrf_token": token})
+    assert started.status_code == 200
+    assert f'href="{url.replace("&", "&amp;")}"' in started.text
+    assert "Continue to identity verification" in started.text
+    (sent,) = posts(apis)
+    assert (sent.path, sent.token) == (ME, "token-of-player-1")
+
+
+def test_a_link_that_is_not_a_web_address_is_never_put_in_the_page() -> None:
+    apis = FakeApis()
+    apis.on("POST", "payouts", ME, {"status": "pending", "url": "javascript:alert(1)", "message": "m"})
+    apis.on("GET", "payouts", ME, {"status": "pending", "message": "m"})
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "player-1", "player")
+        token = csrf(client, "/wallet/verification")
+        text = client.post("/wallet/verification", data={"_csrf_token": token}).text
+    assert "javascript:" not in text
+    assert "Continue to identity verification" not in text
+
+
+def test_a_verified_player_is_offered_nothing_and_staff_cannot_use_the_players_page() -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", ME, {"status": "verified", "message": ""})
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "player-1", "player")
+        assert 'action="/wallet/verification"' not in client.get("/wallet/verification").text
+    with console(FakeApis()) as (client, fake, idp):
+        sign_in(client, idp, "adam", "admin")
+        assert client.get("/wallet/verification").status_code == 403
+        token = csrf(client, "/")
+        assert client.post("/wallet/verification", data={"_csrf_token": token}).status_code == 403
+        assert fake.calls == []
+
+
+def test_a_claim_waiting_for_verification_says_the_next_step_and_links_the_verification() -> None:
+    apis = FakeApis()
+    claim = {"claim_id": "cl-1", "player_id": "player-1", "asset": "USDC", "amount": USDC, "status": "held",
+             "destination": {"type": "stellar_account", "address": "G" + "A" * 55}, "hold_code": "kyc_required",
+             "rejection_code": None, "next_step": NEXT, "payout_id": None,
+             "created_at": "2026-11-25T08:00:00Z"}  # fmt: skip
+    apis.on("GET", "rewards", "/claims/cl-1", claim)
+    apis.on("GET", "rewards", "/wallets/player-1", {"player_id": "player-1", "balances": [], "receivables": []})
+    apis.on("GET", "rewards", "/wallets/player-1/transactions", {"items": [], "next_cursor": None})
+    apis.on("GET", "rewards", "/wallets/player-1/claims", {"items": [claim]})
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "player-1", "player")
+        status = client.get("/wallet/claims/cl-1").text
+        wallet = client.get("/wallet").text
+    for text in (status, wallet):
+        assert NEXT in text
+        assert 'href="/wallet/verification"' in text
+
+
+def test_a_verification_payouts_cannot_give_is_said() -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", ME, ApiProblem(503, "service_unavailable", "Service unavailable", "try again",
+                                            "payouts"))  # fmt: skip
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "player-1", "player")
+        response = client.get("/wallet/verification")
+    assert response.status_code == 503
+    assert 'role="alert">payouts: Service unavailable' in response.text

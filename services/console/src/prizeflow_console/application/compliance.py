@@ -18,6 +18,7 @@ POLICY: Final = f"{COMPLIANCE}/policy"
 PROPOSALS: Final = f"{POLICY}/proposals"
 LISTS: Final = f"{COMPLIANCE}/screening/lists"
 REFRESH: Final = f"{COMPLIANCE}/screening/refresh"
+MY_VERIFICATION: Final = "/v1/me/verification"
 # A refresh fetches every configured list from its publisher while the person waits.
 REFRESH_TIMEOUT_S: Final = 120.0
 
@@ -116,18 +117,61 @@ class RefreshSanctions:
         return _lists(answer)
 
 
+@dataclass(frozen=True, slots=True)
+class MyVerification:
+    """A player's own verification as payouts tells it: a status and the next step in words (never a threshold);
+    `url`: the vendor's hosted flow, only when one was just started."""
+
+    status: str
+    message: str
+    url: str | None = None
+
+
+def _mine(answer: Any, *, with_url: bool) -> MyVerification:
+    if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
+        raise _bad_answer("a verification status")
+    url = answer.get("url")
+    # Only a web address is a link to follow (anything else from payouts is not put in an href).
+    usable = with_url and isinstance(url, str) and url.startswith(("https://", "http://"))
+    return MyVerification(str(answer["status"]), str(answer.get("message") or ""), url if usable else None)
+
+
+@dataclass(frozen=True)
+class ReadMyVerification:
+    """The signed-in player's verification (payouts reads the player from the token, never a parameter)."""
+
+    apis: PlatformApi
+
+    async def __call__(self, *, token: str) -> MyVerification:
+        return _mine(await self.apis.get("payouts", MY_VERIFICATION, token=token), with_url=False)
+
+
+@dataclass(frozen=True)
+class StartMyVerification:
+    """A link to the vendor's hosted flow for the signed-in player (a fresh one each time; the same verification)."""
+
+    apis: PlatformApi
+
+    async def __call__(self, *, token: str) -> MyVerification:
+        return _mine(await self.apis.send("POST", "payouts", MY_VERIFICATION, token=token, body={}), with_url=True)
+
+
 __all__ = [
     "COMPLIANCE",
     "LISTS",
+    "MY_VERIFICATION",
     "POLICY",
     "PROPOSALS",
     "REFRESH",
     "REFRESH_TIMEOUT_S",
     "DecideProposal",
     "ListSanctions",
+    "MyVerification",
     "PolicyState",
     "ProposePolicy",
+    "ReadMyVerification",
     "RefreshSanctions",
     "ShowPlayer",
     "ShowPolicy",
+    "StartMyVerification",
 ]

@@ -15,6 +15,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
+from prizeflow_console.application.compliance import MyVerification, ReadMyVerification, StartMyVerification
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.application.wallet import (
     TOP_UP_ASSETS,
@@ -263,6 +264,35 @@ class WalletController(Controller):
         else:
             flash(request, "success", "Checked with the provider")
         return back(f"/wallet/top-ups/{top_up_id}")
+
+    @get("/verification")
+    async def verification(self, request: Request[Any, Any, Any]) -> Template:
+        """The player's identity verification: its status and what to do next, and a button to start or resume it."""
+        session = signed_in(request, Page.WALLET)
+        try:
+            mine = await ReadMyVerification(apis(request))(token=session.token)
+        except ApiProblem as problem:
+            return self._verification_page(request, session, None, problem)
+        return self._verification_page(request, session, mine, None)
+
+    @post("/verification")
+    async def start_verification(self, request: Request[Any, Any, Any]) -> Template:
+        """A fresh link to the vendor's hosted flow, followed by the player (a link, not a redirect: the console's
+        `form-action` allows its own origin only)."""
+        session = may(request, Page.WALLET, Action.USE_WALLET)
+        try:
+            mine = await StartMyVerification(apis(request))(token=session.token)
+        except ApiProblem as problem:
+            return self._verification_page(request, session, None, problem)
+        return self._verification_page(request, session, mine, None)
+
+    @staticmethod
+    def _verification_page(
+        request: Request[Any, Any, Any], session: Session, mine: MyVerification | None, problem: ApiProblem | None
+    ) -> Template:
+        return page(request, "wallet_verification.html", session=session, current_page=Page.WALLET,
+                    title="Identity verification", mine=mine, problem=problem,
+                    status_code=_shown_status(problem) if problem else 200)  # fmt: skip
 
     @get("/claims/{claim_id:str}")
     async def claim_status(self, request: Request[Any, Any, Any], claim_id: FromPath[str]) -> Template:
