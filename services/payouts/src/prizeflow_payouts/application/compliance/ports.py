@@ -92,8 +92,20 @@ class ScreeningResult:
         return bool(self.matches)
 
 
+class ScreeningUnavailable(Exception):  # noqa: N818 - a state, not a failure of the caller: the name says which
+    """A configured sanctions list has never loaded in this process: nobody can be screened yet (fail closed: the
+    caller holds what it was about to pass). `missing`: the sources without a loaded version."""
+
+    def __init__(self, missing: tuple[str, ...]) -> None:
+        super().__init__(f"sanctions lists not loaded: {', '.join(missing)}")
+        self.missing = missing
+
+
 class SanctionsScreen(Protocol):
-    """Sanctions lists loaded in memory (every replica holds the latest version the database has)."""
+    """Sanctions lists loaded in memory (every replica holds the latest version the database has).
+
+    `screen_destination` and `screen_person` raise `ScreeningUnavailable` while a configured list has never
+    loaded (never an empty, clear result)."""
 
     def screen_destination(self, destination: PayoutDestination) -> ScreeningResult: ...
 

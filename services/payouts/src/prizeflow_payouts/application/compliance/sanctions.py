@@ -1,0 +1,295 @@
+"""Sanctions lists: fetched on a schedule from their publishers, stored once per new file, loaded by every replica
+into its in-memory screen (docs/adr/0012-pay-only-whom-you-may.md).
+
+`RefreshSanctionsLists.run()`: for each configured source, fetch the file (`ListSource`), and when its sha256 is
+new, parse it whole and store it (`SanctionsListStore`, one transaction); then load into the screen whatever
+version the database holds newest (another replica may have stored it). A file that cannot be fetched, is too
+big or cannot be trusted changes nothing: the previous version stays loaded, the refusal is counted and logged.
+
+`ListsScreen` is the `SanctionsScreen` the payout gate calls. Fail closed: while a configured source has never
+loaded, `screen_destination` and `screen_person` raise `ScreeningUnavailable`; `missing_sources` names them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_payouts.application.compliance.ports import (
+    Identity,
+    ScreeningMatch,
+    ScreeningResult,
+    ScreeningUnavailable,
+)
+from prizeflow_payouts.application.metrics import ComplianceMetrics
+from prizeflow_payouts.domain.compliance.sanctions import (
+    SOURCES,
+    Hit,
+    ListEntry,
+    ListIndex,
+    SanctionsList,
+    destination_spelling,
+    list_version,
+)
+from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, parse_list
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024  # OFAC's sdn.xml is ~15 MB, the EU file ~25 MB
+KEEP_VERSIONS = 3  # versions kept per source (the older ones are pruned); decisions name theirs in text
+
+
+class ListFetchError(Exception):
+    """The publisher gave no usable file (unreachable, an error status, bigger than allowed)."""
+
+
+class ListSource(Protocol):
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        """The file's bytes; `ListFetchError` past `max_bytes` or on any failure."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListVersion:
+    """A stored version of one source's list: no entry, just what identifies it."""
+
+    source: str
+    version: str
+    published_at: datetime
+    fetched_at: datetime
+    sha256: str
+    entries: int
+
+
+class SanctionsListStore(Protocol):
+    async def is_newest(self, source: str, sha256: str) -> bool:
+        """Whether the source's newest stored version is this file."""
+        ...
+
+    async def save(self, version: ListVersion, entries: Sequence[ListEntry], *, keep: int) -> bool:
+        """Store a version and its entries in one transaction and make it the source's newest (a file seen before
+        becomes the newest again, its entries kept), prune the source's versions beyond the newest `keep`; False
+        when that version was already stored (another replica stored it first, or the publisher went back)."""
+        ...
+
+    async def latest(self) -> Sequence[ListVersion]:
+        """The newest stored version of each source that has one."""
+        ...
+
+    async def entries(self, source: str, version: str) -> Sequence[ListEntry]: ...
+
+    async def add_events(self, events: Sequence[Envelope[object]]) -> None:
+        """Events (the audit of an operator's refresh) through the outbox, in a transaction of their own."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedList:
+    version: ListVersion
+    loaded_at: datetime
+    index: ListIndex
+
+
+class ListsScreen:
+    """The `SanctionsScreen`: every configured source's newest loaded list, in memory. Swapping a list in is one
+    assignment of a new mapping, so a screening in progress sees one consistent set of versions."""
+
+    def __init__(self, sources: Sequence[str], *, threshold: int, metrics: ComplianceMetrics | None = None) -> None:
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"unknown sanctions sources {unknown} (known: {', '.join(SOURCES)})")
+        if not 0 <= threshold <= 1000:
+            raise ValueError("the name threshold is 0-1000")
+        self.sources = tuple(dict.fromkeys(sources))
+        self.threshold = threshold
+        self._metrics = metrics
+        self._lists: Mapping[str, LoadedList] = {}
+
+    # -- state -------------------------------------------------------------------------------------------------
+    @property
+    def missing_sources(self) -> tuple[str, ...]:
+        return tuple(s for s in self.sources if s not in self._lists)
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing_sources
+
+    def loaded(self) -> Mapping[str, LoadedList]:
+        return self._lists
+
+    def install(self, version: ListVersion, index: ListIndex, *, at: datetime) -> None:
+        self._lists = {**self._lists, version.source: LoadedList(version, at, index)}
+
+    def versions(self) -> Mapping[str, str]:
+        return {s: loaded.version.version for s, loaded in self._lists.items()}
+
+    # -- screening ---------------------------------------------------------------------------------------------
+    def _current(self) -> Mapping[str, LoadedList]:
+        lists = self._lists
+        missing = tuple(s for s in self.sources if s not in lists)
+        if missing:
+            raise ScreeningUnavailable(missing)
+        return lists
+
+    def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
+        lists = self._current()
+        spelling = destination_spelling(destination.type, destination.address)
+        matches = [
+            _match(source, hit) for source, loaded in lists.items() for hit in loaded.index.match_address(spelling)
+        ]
+        return self._result("destination", lists, matches)
+
+    def screen_person(self, identity: Identity) -> ScreeningResult:
+        lists = self._current()
+        names = (identity.full_name, *identity.aliases)
+        matches = [
+            _match(source, hit)
+            for source, loaded in lists.items()
+            for hit in loaded.index.match_name(names, threshold=self.threshold, born=identity.birth_date)
+        ]
+        return self._result("player", lists, matches)
+
+    def _result(self, subject: str, lists: Mapping[str, LoadedList], matches: list[ScreeningMatch]) -> ScreeningResult:
+        if self._metrics is not None:
+            self._metrics.screenings.labels(subject, "hit" if matches else "clear").inc()
+        matches.sort(key=lambda m: (-m.score, m.source, m.entry_uid))
+        return ScreeningResult(
+            matches=tuple(matches),
+            versions={s: loaded.version.version for s, loaded in lists.items()},
+            threshold=self.threshold,
+        )
+
+
+def _match(source: str, hit: Hit) -> ScreeningMatch:
+    return ScreeningMatch(source=source, entry_uid=hit.uid, entry_name=hit.entry_name, kind=hit.kind, score=hit.score)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    source: str
+    outcome: str  # "loaded" (a new version stored), "unchanged", "error"
+    detail: str = ""
+
+
+class RefreshSanctionsLists:
+    """Fetch, check, store and load the configured lists (see the module's docstring)."""
+
+    def __init__(
+        self,
+        *,
+        urls: Mapping[str, str],
+        source: ListSource,
+        store: SanctionsListStore,
+        screen: ListsScreen,
+        metrics: ComplianceMetrics | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        keep: int = KEEP_VERSIONS,
+    ) -> None:
+        self.urls = dict(urls)
+        self.list_source = source
+        self.store = store
+        self.screen = screen
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self._lock = asyncio.Lock()
+
+    async def run(self) -> list[RefreshOutcome]:
+        """One pass over every source, then a load of what the database holds newest. An operator's refresh and
+        the schedule's do not overlap (one lock)."""
+        async with self._lock:
+            outcomes = [await self._refresh(source, url) for source, url in self.urls.items()]
+            await self.load()
+            return outcomes
+
+    async def _refresh(self, source: str, url: str) -> RefreshOutcome:
+        now = datetime.now(UTC)
+        try:
+            data = await self.list_source.fetch(url, max_bytes=self.max_bytes)
+            if len(data) > self.max_bytes:
+                raise ListFetchError(f"{len(data)} bytes, more than the {self.max_bytes} allowed")
+            sha = hashlib.sha256(data).hexdigest()
+            if await self.store.is_newest(source, sha):
+                outcome = RefreshOutcome(source, "unchanged")
+            else:
+                parsed = await asyncio.to_thread(parse_list, source, data)
+                version = _version(parsed, sha, now)
+                stored = await self.store.save(version, parsed.entries, keep=self.keep)
+                outcome = RefreshOutcome(source, "loaded" if stored else "unchanged", version.version)
+                log.info(
+                    "sanctions list stored",
+                    extra={"source": source, "version": version.version, "entries": version.entries},
+                )
+        except (ListFetchError, ListFormatError) as err:
+            log.warning("sanctions list refused; the loaded version stays", extra={"source": source, "error": str(err)})
+            outcome = RefreshOutcome(source, "error", str(err))
+        except Exception as err:  # a database hiccup: counted, and the next pass tries again
+            log.exception("sanctions list refresh failed", extra={"source": source})
+            outcome = RefreshOutcome(source, "error", type(err).__name__)
+        if self.metrics is not None:
+            self.metrics.list_refreshes.labels(source, outcome.outcome).inc()
+            if outcome.outcome != "error":
+                self.metrics.list_refreshed_at.labels(source).set(now.timestamp())
+        return outcome
+
+    async def load(self) -> None:
+        """Load into the screen every configured source whose newest stored version is not the loaded one."""
+        loaded = self.screen.loaded()
+        for version in await self.store.latest():
+            if version.source not in self.screen.sources:
+                continue
+            current = loaded.get(version.source)
+            if current is not None and current.version.version == version.version:
+                continue
+            entries = await self.store.entries(version.source, version.version)
+            index = await asyncio.to_thread(ListIndex.build, entries)
+            self.screen.install(version, index, at=datetime.now(UTC))
+            log.info("sanctions list loaded", extra={"source": version.source, "version": version.version})
+            if self.metrics is not None:
+                self.metrics.list_entries.labels(version.source).set(len(index))
+                self.metrics.list_published_at.labels(version.source).set(version.published_at.timestamp())
+
+    async def schedule(self, stop: asyncio.Event, *, every_s: float, retry_s: float = 15.0) -> None:
+        """Refresh at once, then every `every_s`; every `retry_s` while a configured list has never loaded (a
+        process that cannot screen holds every payout, so it keeps asking)."""
+        while not stop.is_set():
+            try:
+                await self.run()
+            except Exception:
+                log.exception("sanctions refresh failed; trying again at the next tick")
+            wait = every_s if self.screen.ready else min(every_s, retry_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+
+def _version(parsed: SanctionsList, sha: str, now: datetime) -> ListVersion:
+    return ListVersion(
+        source=parsed.source,
+        version=list_version(parsed.published_at, sha),
+        published_at=parsed.published_at,
+        fetched_at=now,
+        sha256=sha,
+        entries=len(parsed.entries),
+    )
+
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "KEEP_VERSIONS",
+    "ListFetchError",
+    "ListSource",
+    "ListVersion",
+    "ListsScreen",
+    "LoadedList",
+    "RefreshOutcome",
+    "RefreshSanctionsLists",
+    "SanctionsListStore",
+]
