@@ -27,7 +27,7 @@ from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry, 
 
 SAMPLE = Path(__file__).resolve().parent / "screening_sample.json"
 THRESHOLDS = tuple(range(800, 1000, 20))
-DEFAULT_THRESHOLD = 900
+DEFAULT_THRESHOLD = 920  # PAYOUTS_SANCTIONS_NAME_THRESHOLD's default
 
 # Name parts by origin; surnames are built from roots and the origin's endings, so most are nobody's real name.
 FIRST = {
@@ -107,7 +107,7 @@ SYLLABLES = {
 
 def _surname(rng: random.Random, origin: str) -> str:
     root = rng.choice(ROOTS[origin].split())
-    if origin not in ("chinese", "korean") and rng.random() < 0.85:  # noqa: PLR2004 - most surnames are longer
+    if origin not in ("chinese", "korean") and rng.random() < 0.85:
         root += "".join(rng.choice(SYLLABLES[origin].split()) for _ in range(rng.choice((1, 1, 2))))
     name = root + rng.choice(ENDINGS[origin])
     if origin == "arabic" and rng.random() < 0.5:
@@ -136,7 +136,7 @@ def _dob(rng: random.Random) -> str:
 
 def _typo(rng: random.Random, name: str) -> str:
     tokens = name.split()
-    candidates = [i for i, t in enumerate(tokens) if len(t) >= 5]  # noqa: PLR2004 - long enough to misspell
+    candidates = [i for i, t in enumerate(tokens) if len(t) >= 5]
     if not candidates:
         return name
     i = rng.choice(candidates)
@@ -192,14 +192,14 @@ def generate(seed: int = 35) -> dict[str, object]:
         name, middle = _person(rng)
         names = [name]
         for _ in range(rng.choice((0, 1, 1, 2))):
-            names.append(_person(rng)[0].rsplit(" ", 1)[0] + " " + name.rsplit(" ", 1)[1])
+            names.append(_person(rng)[0].rsplit(" ", 1)[0] + " " + name.rsplit(" ", 1)[1])  # noqa: PERF401 - rng order
         uid = str(100_000 + i)
         births = [_dob(rng)[: rng.choice((4, 10, 10))]] if rng.random() < 0.8 else []
         listed.append({"uid": uid, "names": names, "birth_dates": births})
         middles[uid] = middle
     known = {tuple(sorted(name_tokens(n))) for e in listed for n in e["names"]}  # type: ignore[attr-defined]
     players: list[dict[str, str]] = []
-    while len(players) < 5000:  # noqa: PLR2004 - the sample's size
+    while len(players) < 5000:
         name, _ = _person(rng)
         if tuple(sorted(name_tokens(name))) not in known:
             players.append({"name": name, "birth_date": _dob(rng)})
@@ -208,8 +208,8 @@ def generate(seed: int = 35) -> dict[str, object]:
         uid = str(entry["uid"])
         primary = str(entry["names"][0])  # type: ignore[index]
         name, how = _variant(rng, primary, middles[uid])
-        births: list[str] = entry["birth_dates"]  # type: ignore[assignment]
-        born = births[0] if births and len(births[0]) == 10 else None  # noqa: PLR2004 - a full date
+        dates: list[str] = entry["birth_dates"]  # type: ignore[assignment]
+        born = dates[0] if dates and len(dates[0]) == 10 else None
         variants.append({"name": name, "birth_date": born, "uid": uid, "listed": primary, "variant": how})
     return {"seed": seed, "listed": listed, "players": players, "variants": variants}
 
@@ -269,7 +269,8 @@ def main() -> None:
     started = time.perf_counter()
     index, players, variants = load()
     built = time.perf_counter() - started
-    print(f"list: {len(index)} individuals ({sum(len(e.names) for e in index.entries)} names), index built in {built:.2f} s")
+    names = sum(len(e.names) for e in index.entries)
+    print(f"list: {len(index)} individuals ({names} names), index built in {built:.2f} s")
     print(f"sample: {len(players)} players not listed, {len(variants)} variants of listed names")
     print("| threshold | false positives (players) | false negatives (variants) |")
     print("|---|---|---|")

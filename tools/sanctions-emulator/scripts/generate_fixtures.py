@@ -1,3 +1,6 @@
+# mypy: ignore-errors
+# (a one-off script over loosely typed dicts; what it writes is checked by the emulator's and payouts' tests)
+# ruff: noqa: E501, S311, PLR0911 - a one-off fixture writer: long literal lists, seeded (not secret) randomness
 """Write the emulator's fixture lists (`src/prizeflow_sanctions_emulator/fixtures/*.xml`): FICTIONAL parties in
 the official published formats. Deterministic (one seed); run again only to change them:
 
@@ -21,27 +24,158 @@ from prizeflow_ton.addresses import parse_address
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "prizeflow_sanctions_emulator" / "fixtures"
 
-FIRST = (
-    "Oleksandr Dmitri Vasily Anatoly Grigor Yevgeny Kazimir Rustam Timur Bakhtiyar Farhad Kaveh Dariush Jamshid "
-    "Abdelkrim Tarek Nabil Yassin Khalid Idris Hamza Faisal Marwan Qasim Zoran Dragan Milos Bogdan Radovan "
-    "Joaquin Esteban Ramiro Anselmo Leandro Wei-Lun Jian Haoran Zhiwei Min-jun Seo-yeon Kwang-su Thanh Quoc "
-    "Kwabena Chidi Oluwaseun Tendai Baraka Mirela Svetlana Ludmila Zarina Nargiz Leyla Amira Samira Yelena Inessa"
-).split()
-MIDDLE = "Petrovich Ivanovna Aliyevich Karimovna Bin Ould Ibn Abu Maria Jose Luis Ana".split()
-LAST = (
-    "Volkravets Dumitrescanu Karabekov Zhelyabin Orlovsky Tarkhanov Semenyaka Brusilova Yermakhanov Gorshenin "
-    "Al-Qaderi Al-Zubaidan Haddadin Bin-Sufyan Mansouri-Zadeh Tabrizian Farahmandi Jahangiri Kazemzadeh "
-    "Obregon-Vidal Castellanos-Rey Villanueva-Ortiz Montalvo Urquidez Zhao-Lin Qiaoming Huangfeng Pyon-Kim "
-    "Nakagawara Adeyemi-Cole Okonkwo-Bassey Mbatha-Zulu Radulovic Petrakovic Sokolinski Draganova Ilyushkin"
-).split()
-ENTITY_WORDS = (
-    "Trading Logistics Maritime Petrochemical Holding Industrial Exchange Capital Mining Aviation Shipping "
-    "Import Export Technical Commodities Engineering Finance Metals Energy"
-).split()
-ENTITY_TAILS = "LLC Ltd JSC FZE SA GmbH Co. Limited OOO".split()
-PLACE = "Vostok Zagros Andes Meridian Baltika Orinoco Tianshan Sahel Karakum Aral Caspian Levant Pamir".split()
+FIRST = [
+    "Oleksandr",
+    "Dmitri",
+    "Vasily",
+    "Anatoly",
+    "Grigor",
+    "Yevgeny",
+    "Kazimir",
+    "Rustam",
+    "Timur",
+    "Bakhtiyar",
+    "Farhad",
+    "Kaveh",
+    "Dariush",
+    "Jamshid",
+    "Abdelkrim",
+    "Tarek",
+    "Nabil",
+    "Yassin",
+    "Khalid",
+    "Idris",
+    "Hamza",
+    "Faisal",
+    "Marwan",
+    "Qasim",
+    "Zoran",
+    "Dragan",
+    "Milos",
+    "Bogdan",
+    "Radovan",
+    "Joaquin",
+    "Esteban",
+    "Ramiro",
+    "Anselmo",
+    "Leandro",
+    "Wei-Lun",
+    "Jian",
+    "Haoran",
+    "Zhiwei",
+    "Min-jun",
+    "Seo-yeon",
+    "Kwang-su",
+    "Thanh",
+    "Quoc",
+    "Kwabena",
+    "Chidi",
+    "Oluwaseun",
+    "Tendai",
+    "Baraka",
+    "Mirela",
+    "Svetlana",
+    "Ludmila",
+    "Zarina",
+    "Nargiz",
+    "Leyla",
+    "Amira",
+    "Samira",
+    "Yelena",
+    "Inessa",
+]
+MIDDLE = [
+    "Petrovich",
+    "Ivanovna",
+    "Aliyevich",
+    "Karimovna",
+    "Bin",
+    "Ould",
+    "Ibn",
+    "Abu",
+    "Maria",
+    "Jose",
+    "Luis",
+    "Ana",
+]
+LAST = [
+    "Volkravets",
+    "Dumitrescanu",
+    "Karabekov",
+    "Zhelyabin",
+    "Orlovsky",
+    "Tarkhanov",
+    "Semenyaka",
+    "Brusilova",
+    "Yermakhanov",
+    "Gorshenin",
+    "Al-Qaderi",
+    "Al-Zubaidan",
+    "Haddadin",
+    "Bin-Sufyan",
+    "Mansouri-Zadeh",
+    "Tabrizian",
+    "Farahmandi",
+    "Jahangiri",
+    "Kazemzadeh",
+    "Obregon-Vidal",
+    "Castellanos-Rey",
+    "Villanueva-Ortiz",
+    "Montalvo",
+    "Urquidez",
+    "Zhao-Lin",
+    "Qiaoming",
+    "Huangfeng",
+    "Pyon-Kim",
+    "Nakagawara",
+    "Adeyemi-Cole",
+    "Okonkwo-Bassey",
+    "Mbatha-Zulu",
+    "Radulovic",
+    "Petrakovic",
+    "Sokolinski",
+    "Draganova",
+    "Ilyushkin",
+]
+ENTITY_WORDS = [
+    "Trading",
+    "Logistics",
+    "Maritime",
+    "Petrochemical",
+    "Holding",
+    "Industrial",
+    "Exchange",
+    "Capital",
+    "Mining",
+    "Aviation",
+    "Shipping",
+    "Import",
+    "Export",
+    "Technical",
+    "Commodities",
+    "Engineering",
+    "Finance",
+    "Metals",
+    "Energy",
+]
+ENTITY_TAILS = ["LLC", "Ltd", "JSC", "FZE", "SA", "GmbH", "Co.", "Limited", "OOO"]
+PLACE = [
+    "Vostok",
+    "Zagros",
+    "Andes",
+    "Meridian",
+    "Baltika",
+    "Orinoco",
+    "Tianshan",
+    "Sahel",
+    "Karakum",
+    "Aral",
+    "Caspian",
+    "Levant",
+    "Pamir",
+]
 PROGRAMS = ("SDGT", "CYBER2", "RUSSIA-EO14024", "IRAN-EO13902", "DPRK3", "VENEZUELA-EO13850", "ILLICIT-DRUGS-EO14059")
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
@@ -116,9 +250,9 @@ def ofac(name: str, base_uid: int, n: int, date: str, with_crypto: bool) -> str:
             for k in range(1 + int(p["i"]) % 2):  # type: ignore[call-overload]
                 cur = currencies[(int(p["i"]) // 3 + k) % len(currencies)]  # type: ignore[call-overload]
                 ids.append((f"Digital Currency Address - {cur}", address(cur, f"{name}/{uid}/{k}")))
-        if with_crypto and int(p["i"]) == 10:  # noqa: PLR2004 - the fixed Stellar and TON ones
+        if with_crypto and int(p["i"]) == 10:
             ids.append(("Digital Currency Address - XLM", address("XLM", "known-stellar")))
-        if with_crypto and int(p["i"]) == 13:  # noqa: PLR2004
+        if with_crypto and int(p["i"]) == 13:
             ids.append(("Digital Currency Address - TON", address("TON", "known-ton")))
         entries.append(ofac_entry(uid, p, ids))
     return (
@@ -163,7 +297,7 @@ def ofac_entry(uid: int, p: dict[str, object], ids: list[tuple[str, str]]) -> st
 
 def _iso_dob(dob: str) -> tuple[str, str, str]:
     parts = dob.split()
-    if len(parts) == 3:  # noqa: PLR2004
+    if len(parts) == 3:
         month = MONTHS.index(parts[1]) + 1
         return parts[2], f"{month}", parts[0]
     return parts[-1], "", ""

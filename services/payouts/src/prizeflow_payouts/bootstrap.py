@@ -55,8 +55,10 @@ from prizeflow_payouts.bootstrap_compliance import (
     ComplianceRecords,
     compose_compliance_records,
 )
+from prizeflow_payouts.bootstrap_sanctions import SanctionsLists, compose_sanctions
 from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_payouts.entrypoints.compliance_http import CompliancePolicyController, VerificationController
+from prizeflow_payouts.entrypoints.compliance_screening_http import ComplianceScreeningController
 from prizeflow_payouts.entrypoints.http import (
     DisagreementsController,
     PayoutExportsController,
@@ -112,6 +114,7 @@ class Payouts:
     recon_queries: SqlReconQueries
     compliance_metrics: ComplianceMetrics | None = None
     records: ComplianceRecords | None = None  # players' verification records, the risk policy's versions
+    sanctions: SanctionsLists | None = None  # the sanctions lists and their screen (bootstrap_sanctions)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -310,7 +313,10 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=ReconMetrics.create(rt.registry, settings.service_name, providers=[e.name for e in config.registry]),
     )
     compliance_metrics = ComplianceMetrics.create(rt.registry, settings.service_name)
-    records = compose_compliance_records(settings, rt, compliance_metrics)
+    sanctions = compose_sanctions(settings, rt, compliance_metrics)
+    records = compose_compliance_records(
+        settings, rt, compliance_metrics, screen=sanctions.screen if sanctions.screen.sources else None
+    )
     return Payouts(
         settings,
         rt,
@@ -327,6 +333,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         SqlReconQueries(rt.sessions),
         compliance_metrics=compliance_metrics,
         records=records,
+        sanctions=sanctions,
         wake=wake,
     )
 
@@ -362,6 +369,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             ReconciliationExportController,
             VerificationController,
             CompliancePolicyController,
+            ComplianceScreeningController,
         ],
         dependencies={
             "queries": const(p.queries),
@@ -371,6 +379,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             "registry": const(p.config.registry),
             "payout_exports": const(exports),
             **(p.records.dependencies() if p.records is not None else {}),
+            **(p.sanctions.dependencies() if p.sanctions is not None else {}),
         },
         timeline=[PayoutsTimeline(p.queries)],
     )
@@ -389,6 +398,9 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     if settings.payouts_recon_enabled:
         rt.after_start(p.start_reconciliation)
         app.on_shutdown.insert(0, p.stop_reconciliation)
+    if p.sanctions is not None:
+        rt.after_start(p.sanctions.start)
+        app.on_shutdown.insert(0, p.sanctions.stop)
     app.state.payouts = p
     return app
 
@@ -397,6 +409,8 @@ async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_i
     """The worker as its own process: worker + outbox relay, no HTTP, no consumers."""
     p = compose(settings, worker_id=worker_id)
     p.runtime.after_start(p.start_providers)
+    if p.sanctions is not None:  # the worker's gate screens with this process's own loaded lists
+        p.runtime.after_start(p.sanctions.start)
     # Start-up waits (retrying) while Kafka, PostgreSQL or a topic is missing; a stop request ends the wait.
     starting = asyncio.create_task(p.runtime.start(), name="worker-start")
     stopping = asyncio.create_task(stop.wait(), name="worker-stop")
@@ -410,6 +424,8 @@ async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_i
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if p.sanctions is not None:
+            await p.sanctions.stop()
         await p.close_providers()  # before the runtime disposes of the pool they use
         await p.runtime.stop()
 

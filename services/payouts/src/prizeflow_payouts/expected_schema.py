@@ -31,6 +31,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0017",
         "0018",
         "0019",
+        "0020",
         "0021",
     ),
 )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import string
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from prizeflow_payouts.domain.compliance.sanctions import SOURCES as SANCTIONS_SOURCES
 from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_runtime.settings import Profile, ServiceSettings
 
@@ -115,6 +118,25 @@ class PayoutsSettings(ServiceSettings):
         description="How often payouts held for verification are checked against the players' verification (a "
         "missed change never leaves one waiting for ever; ResumeVerifiedPayouts.run)",
     )
+    payouts_sanctions_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sanctions lists screened against, comma-separated `<source>=<url>` with source one of "
+        "ofac_sdn, ofac_consolidated, eu, un (`${VAR}` in a URL is read from the environment). A configured list "
+        "that never loaded holds every payout the gate screens (fail closed); none configured: nothing to screen",
+    )
+    payouts_sanctions_refresh_s: float = Field(
+        default=3600.0, gt=0, le=86_400, description="How often the sanctions lists are fetched again"
+    )
+    payouts_sanctions_name_threshold: int = Field(
+        default=920,
+        ge=0,
+        le=1000,
+        description="Fuzzy name match score (0-1000) at which a player is a screening hit (docs/capacity.md, "
+        "Sanctions screening: false positives and negatives per threshold)",
+    )
+    payouts_sanctions_max_bytes: int = Field(
+        default=128 * 1024 * 1024, ge=1024, description="A sanctions list file larger than this is refused"
+    )
 
     @field_validator("payouts_deny_destinations", mode="before")
     @classmethod
@@ -126,6 +148,23 @@ class PayoutsSettings(ServiceSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("payouts_sanctions_sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("payouts_sanctions_sources")
+    @classmethod
+    def _check_sources(cls, value: list[str]) -> list[str]:
+        sanctions_sources(value)  # a malformed entry stops start-up, named
+        return value
+
+    def sanctions_urls(self) -> dict[str, str]:
+        """source → URL, `${VAR}`s filled from the environment."""
+        return sanctions_sources(self.payouts_sanctions_sources)
 
     @field_validator("payouts_deny_destinations")
     @classmethod
@@ -165,3 +204,19 @@ class PayoutsSettings(ServiceSettings):
             secret = self.payouts_kyc_secret_key.get_secret_value() if self.payouts_kyc_secret_key else DEV_KYC_SECRET
             return token, secret
         raise ValueError("PAYOUTS_KYC_APP_TOKEN and PAYOUTS_KYC_SECRET_KEY are not set")
+
+
+def sanctions_sources(entries: list[str]) -> dict[str, str]:
+    """`<source>=<url>` entries as a mapping; ValueError naming a malformed, unknown or repeated one."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        source, sep, url = entry.partition("=")
+        source, url = source.strip(), string.Template(url.strip()).safe_substitute(os.environ)
+        if not sep or source not in SANCTIONS_SOURCES:
+            raise ValueError(f"sanctions source {entry!r} is not <source>=<url>, source one of {SANCTIONS_SOURCES}")
+        if source in out:
+            raise ValueError(f"sanctions source {source} is configured twice")
+        if not url.startswith(("http://", "https://")) or "${" in url:
+            raise ValueError(f"sanctions source {source}: {url!r} is not an http(s) URL")
+        out[source] = url
+    return out

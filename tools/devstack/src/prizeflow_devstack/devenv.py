@@ -60,6 +60,22 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
         "SIM_DUPLICATE_RATE": "0.02",
         **chaos_env(),
+        **sanctions_env(),
+    }
+
+
+def sanctions_env() -> dict[str, str]:
+    """Payouts screens against the four lists the sanctions emulator serves (service `sanctions-lists`, found as
+    SANCTIONS_LISTS_URL), refreshed every 10 minutes."""
+    base = "${SANCTIONS_LISTS_URL}"
+    return {
+        "PAYOUTS_SANCTIONS_SOURCES": (
+            f"ofac_sdn={base}/ofac/downloads/sdn.xml,"
+            f"ofac_consolidated={base}/ofac/downloads/consolidated/consolidated.xml,"
+            f"eu={base}/eu/fsf/public/files/xmlFullSanctionsList_1_1/content,"
+            f"un={base}/un/resources/xml/en/consolidated.xml"
+        ),
+        "PAYOUTS_SANCTIONS_REFRESH_S": "600",
     }
 
 
@@ -241,6 +257,9 @@ def dev_env(paths: Paths) -> dict[str, str]:
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail
                 values.update(ton_env(values["PAYOUT_SOURCE_ACCOUNT"]))
                 changed = True
+        if "PAYOUTS_SANCTIONS_SOURCES" not in values:  # settings from before sanctions screening
+            values.update(sanctions_env())
+            changed = True
         if "SIM_CHAOS_BURST" not in values:  # settings from before the chaos bursts (a steady malformed rate)
             values.update(chaos_env())
             changed = True

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.providers import PayoutDestination
@@ -40,6 +40,7 @@ from prizeflow_payouts.domain.compliance.sanctions import (
     list_version,
 )
 from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, parse_list
+from prizeflow_runtime.audit import admin_action
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class SanctionsListStore(Protocol):
 
     async def entries(self, source: str, version: str) -> Sequence[ListEntry]: ...
 
-    async def add_events(self, events: Sequence[Envelope[object]]) -> None:
+    async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
         """Events (the audit of an operator's refresh) through the outbox, in a transaction of their own."""
         ...
 
@@ -209,6 +210,27 @@ class RefreshSanctionsLists:
             outcomes = [await self._refresh(source, url) for source, url in self.urls.items()]
             await self.load()
             return outcomes
+
+    async def refresh_now(
+        self, *, actor_user_id: str, actor_roles: frozenset[str], correlation_id: str, service: str, source: str
+    ) -> list[RefreshOutcome]:
+        """An operator's refresh: a pass now, audited (who asked, what each source's outcome and version is)."""
+        outcomes = await self.run()
+        versions = self.screen.versions()
+        audit = admin_action(
+            actor_user_id=actor_user_id,
+            actor_roles=actor_roles,
+            action="sanctions_lists.refresh",
+            target_type="sanctions_lists",
+            target_id=",".join(self.screen.sources) or "none",
+            after={o.source: f"{o.outcome} {versions.get(o.source, 'not loaded')}" for o in outcomes},
+            service=service,
+            source=source,
+            correlation_id=correlation_id,
+            occurred_at=datetime.now(UTC),
+        )
+        await self.store.add_events([audit])
+        return outcomes
 
     async def _refresh(self, source: str, url: str) -> RefreshOutcome:
         now = datetime.now(UTC)

@@ -9,12 +9,14 @@ after normalisation (accents, case, punctuation and token order do not matter) w
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
@@ -86,10 +88,8 @@ def listed_spellings(address: str) -> set[str]:
     """Every spelling a listed address can be met in: folded, and raw when it is a TON address (a list names the
     user-friendly form, a destination may be any form)."""
     spellings = {_fold_address(address)}
-    try:
+    with contextlib.suppress(InvalidTonAddressError, ValueError):
         spellings.add(canonical(address.strip()))
-    except (InvalidTonAddressError, ValueError):
-        pass
     return spellings
 
 
@@ -97,7 +97,7 @@ def listed_spellings(address: str) -> set[str]:
 _FOLD = str.maketrans(
     {"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ı": "i", "ħ": "h", "ŧ": "t"}
 )
-_APOSTROPHES = re.compile(r"['`´ʼʻ’‘]")
+_APOSTROPHES = re.compile("['`\u00b4\u02bc\u02bb\u2019\u2018]")  # the apostrophes names are written with
 _SEPARATORS = re.compile(r"[\W_]+")
 
 
@@ -194,6 +194,7 @@ def levenshtein_similarity(a: str, b: str) -> float:
     return 1 - previous[-1] / max(len(a), len(b))
 
 
+@lru_cache(maxsize=1 << 18)
 def token_similarity(a: str, b: str) -> float:
     """Jaro-Winkler tempered by edit distance: Winkler's bonus for a shared beginning alone would make two
     surnames of one root (Radulovic, Radulmievic) look like one misspelt; edit distance alone would make a
@@ -269,12 +270,11 @@ _VOWELS = str.maketrans("", "", "aeiouy")
 
 
 def _keys(token: str) -> set[str]:
-    """Blocking keys of a token: its first three letters and its consonant skeleton's first four (Mohammed and
-    Muhammad share `mhmd`), so a typo must hit both for a candidate to be missed. No suffix key: endings
-    (-ov, -ic) are shared by thousands of names and would make every block the whole list."""
-    if len(token) < 2:  # noqa: PLR2004 - an initial blocks nothing
+    """Blocking keys of a token: its first and last three letters and its consonant skeleton's first four
+    (Mohammed and Muhammad share `mhmd`): a misspelt token still shares one of them with the listed one."""
+    if len(token) < 2:
         return set()
-    keys = {"p:" + token[:3]}
+    keys = {"p:" + token[:3], "s:" + token[-3:]}
     skeleton = re.sub(r"(.)\1+", r"\1", token.translate(_VOWELS))
     if len(skeleton) >= 2:
         keys.add("k:" + skeleton[:4])
@@ -340,11 +340,19 @@ class ListIndex:
             tokens = name_tokens(name)
             if not tokens:
                 continue
-            candidates: set[int] = set()
-            for key in {k for t in tokens for k in _keys(t)}:
-                candidates.update(self._blocks.get(key, ()))
-            for record in candidates:
+            # A listed name is a candidate when each of the shorter name's tokens shares a key with it: every
+            # token must match for a name to match (`_aligned`), so this loses nothing a misspelling keeps.
+            shared_by: dict[int, int] = {}
+            for token in dict.fromkeys(tokens):
+                records: set[int] = set()
+                for key in _keys(token):
+                    records.update(self._blocks.get(key, ()))
+                for record in records:
+                    shared_by[record] = shared_by.get(record, 0) + 1
+            for record, shared in shared_by.items():
                 n, listed = self._names[record]
+                if shared < min(len(set(tokens)), len(set(listed))):
+                    continue
                 entry = self.entries[n]
                 if individuals_only and entry.kind is not EntryKind.INDIVIDUAL:
                     continue

@@ -1,0 +1,85 @@
+"""The sanctions lists' part of the composition root (called by `bootstrap.compose` and `bootstrap.build`).
+
+What the payout gate gets: `SanctionsLists.screen`, a `ListsScreen` (the `SanctionsScreen` port) for the sources
+PAYOUTS_SANCTIONS_SOURCES names. While one of them has never loaded in this process, `screen_destination` and
+`screen_person` raise `ScreeningUnavailable` (fail closed) and `screen.missing_sources` names them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from litestar.di import Provide
+
+from prizeflow_payouts.adapters.sanctions import HttpListSource, SqlSanctionsLists
+from prizeflow_payouts.application.compliance.sanctions import ListSource, ListsScreen, RefreshSanctionsLists
+from prizeflow_payouts.application.metrics import ComplianceMetrics
+from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.service import ServiceRuntime
+
+
+@dataclass
+class SanctionsLists:
+    screen: ListsScreen
+    refresh: RefreshSanctionsLists
+    every_s: float
+    service: tuple[str, str]  # (service name, CloudEvents source) for the audit of a refresh
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def dependencies(self) -> dict[str, Provide]:
+        """The HTTP dependencies of `entrypoints.compliance_screening_http`."""
+
+        def const(value: object) -> Provide:
+            return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+        return {
+            "sanctions_screen": const(self.screen),
+            "sanctions_refresh": const(self.refresh),
+            "sanctions_service": const(self.service),
+        }
+
+    async def start(self) -> None:
+        """The schedule, in the background: a start-up never waits on a publisher."""
+        if not self.screen.sources:
+            return
+        self._stop.clear()
+        self._task = asyncio.create_task(
+            self.refresh.schedule(self._stop, every_s=self.every_s), name="sanctions-refresh"
+        )
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def compose_sanctions(
+    settings: PayoutsSettings,
+    rt: ServiceRuntime,
+    metrics: ComplianceMetrics,
+    *,
+    source: ListSource | None = None,
+) -> SanctionsLists:
+    """`source`: the publishers' files from elsewhere than HTTP (tests)."""
+    urls = settings.sanctions_urls()
+    screen = ListsScreen(list(urls), threshold=settings.payouts_sanctions_name_threshold, metrics=metrics)
+    refresh = RefreshSanctionsLists(
+        urls=urls,
+        source=source if source is not None else HttpListSource(),
+        store=SqlSanctionsLists(rt.sessions),
+        screen=screen,
+        metrics=metrics,
+        max_bytes=settings.payouts_sanctions_max_bytes,
+    )
+    return SanctionsLists(
+        screen, refresh, settings.payouts_sanctions_refresh_s, (settings.service_name, settings.source)
+    )
+
+
+__all__ = ["SanctionsLists", "compose_sanctions"]
