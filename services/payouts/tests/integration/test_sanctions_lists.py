@@ -1,0 +1,144 @@
+"""Sanctions lists on real PostgreSQL: a refresh stores each new file once (one transaction), every replica loads
+the newest stored version, a file that cannot be trusted (malformed, oversized) changes nothing, and old versions
+are pruned."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_payouts.adapters.sanctions import SqlSanctionsLists
+from prizeflow_payouts.application.compliance.ports import Identity
+from prizeflow_payouts.application.compliance.sanctions import (
+    DEFAULT_MAX_BYTES,
+    KEEP_VERSIONS,
+    ListFetchError,
+    ListsScreen,
+    RefreshSanctionsLists,
+)
+from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_sanctions_emulator.server import KNOWN, PATHS, Emulator
+
+pytestmark = pytest.mark.integration
+
+SOURCES = ("ofac_sdn", "ofac_consolidated", "eu", "un")
+URLS = {s: f"http://lists.test{PATHS[s]}" for s in SOURCES}
+
+
+class EmulatedPublishers:
+    """`ListSource` over the emulator's state (the files it serves), with a fault per URL."""
+
+    def __init__(self) -> None:
+        self.emulator = Emulator()
+        self.replace: dict[str, bytes] = {}
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        source = next(s for s, u in URLS.items() if u == url)
+        data = self.replace.get(source, self.emulator.lists[source].body.encode())
+        if len(data) > max_bytes:
+            raise ListFetchError(f"more than {max_bytes} bytes")
+        return data
+
+
+@pytest.fixture
+async def store(db: str) -> AsyncIterator[SqlSanctionsLists]:
+    engine = create_engine(db)
+    try:
+        yield SqlSanctionsLists(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def replica(
+    store: SqlSanctionsLists, publishers: EmulatedPublishers, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> RefreshSanctionsLists:
+    screen = ListsScreen(SOURCES, threshold=920)
+    return RefreshSanctionsLists(urls=URLS, source=publishers, store=store, screen=screen, max_bytes=max_bytes)
+
+
+async def stored(store: SqlSanctionsLists) -> list[tuple[str, str, int, int]]:
+    async with store.sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT v.source, v.version, v.entries, (SELECT count(*) FROM sanctions_list_entries e "
+                "WHERE e.source = v.source AND e.version = v.version) FROM sanctions_list_versions v "
+                "ORDER BY v.source, v.fetched_at"
+            )
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def test_refresh_stores_once_and_every_replica_loads_the_newest(store: SqlSanctionsLists) -> None:
+    publishers = EmulatedPublishers()
+    first = replica(store, publishers)
+    assert first.screen.missing_sources == SOURCES
+    outcomes = await first.run()
+    assert [o.outcome for o in outcomes] == ["loaded"] * 4
+    assert first.screen.ready
+    rows = await stored(store)
+    assert [(s, n, c) for s, _, n, c in rows] == [
+        ("eu", 150, 150), ("ofac_consolidated", 80, 80), ("ofac_sdn", 180, 180), ("un", 120, 120)
+    ]  # fmt: skip
+    assert [o.outcome for o in await first.run()] == ["unchanged"] * 4
+    stellar = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KNOWN["stellar_account"])
+    assert first.screen.screen_destination(stellar).hit
+
+    # The publisher adds a party: a new version, stored by one replica, loaded by another from the database.
+    eth = "0x" + "5e" * 20
+    publishers.emulator.publish(
+        "ofac_sdn",
+        {
+            "name": "Zorander Quillfeather",
+            "addresses": [{"currency": "ETH", "address": eth}],
+            "birth_date": "1971-03-04",
+        },
+    )
+    before = first.screen.versions()["ofac_sdn"]
+    assert [o.outcome for o in await first.run()] == ["loaded", "unchanged", "unchanged", "unchanged"]
+    after = first.screen.versions()["ofac_sdn"]
+    assert after != before
+    assert after.startswith("2026-11-22+")
+    destination = PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=eth.upper().replace("0X", "0x"))
+    result = first.screen.screen_destination(destination)
+    assert [(m.source, m.kind, m.entry_name) for m in result.matches] == [
+        ("ofac_sdn", "address", "Zorander Quillfeather")
+    ]
+    assert result.versions["ofac_sdn"] == after
+
+    second = replica(store, EmulatedPublishers())  # its publishers still serve the old file: it loads, never stores
+    await second.load()
+    assert second.screen.versions() == first.screen.versions()
+    person = second.screen.screen_person(Identity(full_name="Quillfeather Zorander"))
+    assert [m.entry_uid for m in person.matches if m.source == "ofac_sdn"]
+
+
+async def test_an_untrustworthy_file_changes_nothing(store: SqlSanctionsLists) -> None:
+    publishers = EmulatedPublishers()
+    refresh = replica(store, publishers, max_bytes=1_000_000)
+    await refresh.run()
+    loaded, rows = dict(refresh.screen.versions()), await stored(store)
+    good = publishers.emulator.lists["un"].body.encode()
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><CONSOLIDATED_LIST dateGenerated="2026-12-01"/>'
+    for bad in (good[: len(good) // 2], good.replace(b"<DATAID>", b"<DATAID>x", 1) + b"<trailing/>", bomb, good * 20):
+        publishers.replace["un"] = bad
+        outcomes = {o.source: o for o in await refresh.run()}
+        assert outcomes["un"].outcome == "error"
+        assert {o.outcome for s, o in outcomes.items() if s != "un"} == {"unchanged"}
+        assert await stored(store) == rows
+        assert refresh.screen.versions() == loaded
+
+
+async def test_old_versions_are_pruned(store: SqlSanctionsLists) -> None:
+    publishers = EmulatedPublishers()
+    refresh = replica(store, publishers)
+    await refresh.run()
+    for n in range(KEEP_VERSIONS + 1):
+        publishers.emulator.publish("eu", {"name": f"Fictional Person Number{n}"})
+        await refresh.run()
+    eu = [r for r in await stored(store) if r[0] == "eu"]
+    assert len(eu) == KEEP_VERSIONS
+    assert eu[-1][1] == refresh.screen.versions()["eu"]
+    assert eu[-1][2] == eu[-1][3] == 150 + KEEP_VERSIONS + 1
