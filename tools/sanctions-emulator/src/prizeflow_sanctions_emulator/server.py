@@ -58,6 +58,9 @@ class Emulator:
         return {"source": source, "uid": uid, "version": current.versions + 1, "sha256": self.lists[source].sha256}
 
 
+EMULATOR: web.AppKey[Emulator] = web.AppKey("emulator", Emulator)
+
+
 def _names(entry: dict[str, Any]) -> tuple[str, list[str]]:
     name = str(entry.get("name", "")).strip()
     aliases = [str(a).strip() for a in entry.get("aliases", []) if str(a).strip()]
@@ -232,8 +235,8 @@ def create_app(emulator: Emulator | None = None) -> web.Application:
     app.router.add_post("/_emulator/lists/{source}/entries", add)
     for path in ("/_emulator/health", "/health/live", "/health/ready"):
         app.router.add_get(path, health)
-    app["emulator"] = emu
+    app[EMULATOR] = emu
     return app
 
 
-__all__ = ["KNOWN", "PATHS", "Emulator", "create_app"]
+__all__ = ["EMULATOR", "KNOWN", "PATHS", "Emulator", "create_app"]

@@ -1,0 +1,75 @@
+"""The emulated publishers serve each list at its path in its official format (what payouts' parsers read), and a
+published entry makes a new version: another digest, a later date, the entry in it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiohttp import web
+
+from prizeflow_payouts.domain.compliance.sanctions_formats import parse_list
+from prizeflow_sanctions_emulator.server import KNOWN, PATHS, create_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    runner = web.AppRunner(create_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            yield http
+    finally:
+        await runner.cleanup()
+
+
+async def fetch(client: httpx.AsyncClient, source: str) -> bytes:
+    response = await client.get(PATHS[source])
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    return response.content
+
+
+async def test_every_list_is_served_in_its_format(client: httpx.AsyncClient) -> None:
+    counts = {}
+    for source in PATHS:
+        counts[source] = len(parse_list(source, await fetch(client, source)).entries)
+    assert counts == {"ofac_sdn": 180, "ofac_consolidated": 80, "eu": 150, "un": 120}
+    sdn = parse_list("ofac_sdn", await fetch(client, "ofac_sdn"))
+    addresses = {a.split(":", 1)[1] for e in sdn.entries for a in e.addresses}
+    assert set(KNOWN.values()) <= addresses
+    health = await client.get("/health/ready")
+    assert health.status_code == 200
+
+
+@pytest.mark.parametrize("source", list(PATHS))
+async def test_a_published_entry_is_a_new_version(client: httpx.AsyncClient, source: str) -> None:
+    before = parse_list(source, await fetch(client, source))
+    entry = {"name": "Quorvath Ellisande", "aliases": ["Q. Ellisande"], "birth_date": "1969-08-07"}
+    if source.startswith("ofac"):
+        entry["addresses"] = [{"currency": "XBT", "address": "bc1qfictionalfictionalfictional0000000"}]
+    created = await client.post(f"/_emulator/lists/{source}/entries", json=entry)
+    assert created.status_code == 201
+    uid = created.json()["uid"]
+    after = parse_list(source, await fetch(client, source))
+    assert after.published_at > before.published_at
+    assert len(after.entries) == len(before.entries) + 1
+    added = next(e for e in after.entries if e.uid == uid)
+    assert added.names[0] == "Quorvath Ellisande"
+    assert "1969-08-07" in added.birth_dates
+    if source.startswith("ofac"):
+        assert added.addresses == ("XBT:bc1qfictionalfictionalfictional0000000",)
+
+
+async def test_a_bad_entry_is_refused(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/_emulator/lists/un/entries", json={"name": ""})).status_code == 400
+    assert (
+        await client.post("/_emulator/lists/un/entries", json={"name": "A B", "birth_date": "x"})
+    ).status_code == 400
+    assert (await client.post("/_emulator/lists/nobody/entries", json={"name": "A B"})).status_code == 404
