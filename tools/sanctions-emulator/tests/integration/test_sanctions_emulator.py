@@ -51,7 +51,7 @@ async def test_every_list_is_served_in_its_format(client: httpx.AsyncClient) -> 
 @pytest.mark.parametrize("source", list(PATHS))
 async def test_a_published_entry_is_a_new_version(client: httpx.AsyncClient, source: str) -> None:
     before = parse_list(source, await fetch(client, source))
-    entry = {"name": "Quorvath Ellisande", "aliases": ["Q. Ellisande"], "birth_date": "1969-08-07"}
+    entry: dict[str, object] = {"name": "Quorvath Ellisande", "aliases": ["Q. Ellisande"], "birth_date": "1969-08-07"}
     if source.startswith("ofac"):
         entry["addresses"] = [{"currency": "XBT", "address": "bc1qfictionalfictionalfictional0000000"}]
     created = await client.post(f"/_emulator/lists/{source}/entries", json=entry)
