@@ -5,8 +5,11 @@ are pruned."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
@@ -19,8 +22,12 @@ from prizeflow_payouts.application.compliance.sanctions import (
     ListsScreen,
     RefreshSanctionsLists,
 )
+from prizeflow_payouts.bootstrap import build, compose
 from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_sanctions_emulator.server import KNOWN, PATHS, Emulator
+from prizeflow_testkit import eventually, provision_test_topics, wait_ready
+from prizeflow_testkit.db import fetch
+from prizeflow_testkit.payouts import providers_file, settings_for, token
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +149,51 @@ async def test_old_versions_are_pruned(store: SqlSanctionsLists) -> None:
     assert len(eu) == KEEP_VERSIONS
     assert eu[-1][1] == refresh.screen.versions()["eu"]
     assert eu[-1][2] == eu[-1][3] == 150 + KEEP_VERSIONS + 1
+
+
+async def test_admin_api_lists_and_an_audited_refresh(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """The API process loads the lists at start (its schedule), shows them to staff, and refreshes on an admin's
+    word only, audited."""
+    sources = ",".join(f"{s}={u}" for s, u in URLS.items())
+    settings = settings_for(
+        db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix, payouts_sanctions_sources=sources
+    )
+    await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix, settings.kafka_topics)
+    parts = compose(settings)
+    assert parts.sanctions is not None
+    publishers = EmulatedPublishers()
+    parts.sanctions.refresh.list_source = publishers
+    async with AsyncTestClient(build(settings, parts=parts)) as client:
+        await wait_ready(client)
+        ops = token(settings, "olga", "ops")
+
+        async def lists() -> list[dict[str, Any]]:
+            answer = await client.get("/v1/admin/compliance/screening/lists", headers=ops)
+            assert answer.status_code == 200
+            body: list[dict[str, Any]] = answer.json()
+            return body
+
+        shown = await eventually(lists, lambda rows: all(r["version"] for r in rows))
+        assert {r["source"]: r["entries"] for r in shown} == {
+            "ofac_sdn": 180, "ofac_consolidated": 80, "eu": 150, "un": 120
+        }  # fmt: skip
+        assert (
+            await client.get("/v1/admin/compliance/screening/lists", headers=token(settings, "p", "player"))
+        ).status_code == 403
+        refused = await client.post("/v1/admin/compliance/screening/refresh", headers=ops)
+        assert refused.status_code == 403
+        publishers.emulator.publish("un", {"name": "Fictional Newcomer Entry"})
+        refreshed = await client.post(
+            "/v1/admin/compliance/screening/refresh",
+            headers={**token(settings, "adam", "admin"), "X-Correlation-Id": "cr-sanctions-1"},
+        )
+        assert refreshed.status_code == 200
+        un = next(r for r in refreshed.json() if r["source"] == "un")
+        assert un["entries"] == 121
+        assert un["version"] != next(r for r in shown if r["source"] == "un")["version"]
+    audit = await fetch(
+        db, "SELECT actor, action, target_type FROM admin_audit WHERE action = 'sanctions_lists.refresh'"
+    )
+    assert [tuple(r) for r in audit] == [("adam", "sanctions_lists.refresh", "sanctions_lists")]

@@ -222,7 +222,7 @@ class RefreshSanctionsLists:
             actor_roles=actor_roles,
             action="sanctions_lists.refresh",
             target_type="sanctions_lists",
-            target_id=",".join(self.screen.sources) or "none",
+            target_id="configured",  # every configured source; `after` names each
             after={o.source: f"{o.outcome} {versions.get(o.source, 'not loaded')}" for o in outcomes},
             service=service,
             source=source,
