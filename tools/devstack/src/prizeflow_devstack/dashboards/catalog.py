@@ -964,7 +964,7 @@ def payout_rails() -> Dashboard:
             Panel(
                 "Sanctions list age",
                 "Time since each sanctions list was last fetched and checked successfully (alert "
-                "PrizeflowSanctionsListStale above three refresh periods, 18 hours).",
+                "PrizeflowSanctionsListStale above three refresh periods, 3 hours by default).",
                 (
                     Query(
                         "time() - max by (source) (prizeflow_payouts_sanctions_list_refreshed_timestamp_seconds)",
@@ -972,7 +972,7 @@ def payout_rails() -> Dashboard:
                     ),
                 ),
                 unit="s",
-                red_above=64800,
+                red_above=10800,
                 width=8,
             ),
             Panel(
