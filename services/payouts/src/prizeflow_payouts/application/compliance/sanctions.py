@@ -279,7 +279,7 @@ class RefreshSanctionsLists:
                 self.metrics.list_entries.labels(version.source).set(len(index))
                 self.metrics.list_published_at.labels(version.source).set(version.published_at.timestamp())
 
-    async def schedule(self, stop: asyncio.Event, *, every_s: float, retry_s: float = 15.0) -> None:
+    async def schedule(self, stop: asyncio.Event, *, every_s: float, retry_s: float = 2.0) -> None:
         """Refresh at once, then every `every_s`; every `retry_s` while a configured list has never loaded (a
         process that cannot screen holds every payout, so it keeps asking)."""
         while not stop.is_set():
