@@ -3,17 +3,25 @@ name matcher, the screen's fail-closed contract, and the bench's false-positive 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_payouts.application.compliance.ports import Identity, ScreeningUnavailable
-from prizeflow_payouts.application.compliance.sanctions import ListsScreen, ListVersion
+from prizeflow_payouts.application.compliance.sanctions import (
+    ListFetchError,
+    ListsScreen,
+    ListVersion,
+    RefreshSanctionsLists,
+)
 from prizeflow_payouts.domain.compliance.sanctions import (
     EntryKind,
     ListEntry,
@@ -238,3 +246,62 @@ def test_default_threshold_false_positives_stay_bounded(bench: ModuleType) -> No
     fp, fn = bench.measure(index, players, variants)[default]
     assert fp < FALSE_POSITIVE_BOUND
     assert fn < FALSE_NEGATIVE_BOUND
+
+
+# -- the schedule ----------------------------------------------------------------------------------------------
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.versions: list[ListVersion] = []
+        self.rows: dict[tuple[str, str], tuple[ListEntry, ...]] = {}
+
+    async def is_newest(self, source: str, sha256: str) -> bool:
+        mine = [v for v in self.versions if v.source == source]
+        return bool(mine) and mine[-1].sha256 == sha256
+
+    async def save(self, version: ListVersion, entries: Sequence[ListEntry], *, keep: int) -> bool:
+        self.versions.append(version)
+        self.rows[version.source, version.version] = tuple(entries)
+        return True
+
+    async def latest(self) -> list[ListVersion]:
+        return list({v.source: v for v in self.versions}.values())
+
+    async def entries(self, source: str, version: str) -> Sequence[ListEntry]:
+        return self.rows[source, version]
+
+    async def add_events(self, events: Sequence[Any]) -> None:
+        return None
+
+
+class FlakyPublishers:
+    """The UN's server is down for its first two requests; every request is counted."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        source = url.removeprefix("https://lists.test/")
+        self.calls.append(source)
+        if source == "un" and self.calls.count("un") <= 2:
+            raise ListFetchError("connection refused")
+        return fixture(source)
+
+
+async def test_the_schedule_asks_again_soon_only_for_lists_never_loaded() -> None:
+    urls = {s: f"https://lists.test/{s}" for s in ("ofac_sdn", "un")}
+    screen = ListsScreen(list(urls), threshold=920)
+    publishers = FlakyPublishers()
+    refresh = RefreshSanctionsLists(urls=urls, source=publishers, store=MemoryStore(), screen=screen)
+    stop = asyncio.Event()
+    task = asyncio.create_task(refresh.schedule(stop, every_s=3600, retry_s=0.01))
+    try:
+        async with asyncio.timeout(10):
+            while not screen.ready:
+                await asyncio.sleep(0.01)  # polling observable state, not waiting for an effect's time
+    finally:
+        stop.set()
+        await task
+    assert publishers.calls == ["ofac_sdn", "un", "un", "un"]
+    assert set(screen.versions()) == {"ofac_sdn", "un"}

@@ -203,11 +203,13 @@ class RefreshSanctionsLists:
         self.keep = keep
         self._lock = asyncio.Lock()
 
-    async def run(self) -> list[RefreshOutcome]:
-        """One pass over every source, then a load of what the database holds newest. An operator's refresh and
-        the schedule's do not overlap (one lock)."""
+    async def run(self, sources: Sequence[str] | None = None) -> list[RefreshOutcome]:
+        """One pass over every source (or those named), then a load of what the database holds newest. An
+        operator's refresh and the schedule's do not overlap (one lock)."""
         async with self._lock:
-            outcomes = [await self._refresh(source, url) for source, url in self.urls.items()]
+            await self.load()  # another replica may have stored what this one is missing
+            wanted = self.urls if sources is None else {s: self.urls[s] for s in sources if s in self.urls}
+            outcomes = [await self._refresh(source, url) for source, url in wanted.items()]
             await self.load()
             return outcomes
 
@@ -280,14 +282,20 @@ class RefreshSanctionsLists:
                 self.metrics.list_published_at.labels(version.source).set(version.published_at.timestamp())
 
     async def schedule(self, stop: asyncio.Event, *, every_s: float, retry_s: float = 2.0) -> None:
-        """Refresh at once, then every `every_s`; every `retry_s` while a configured list has never loaded (a
-        process that cannot screen holds every payout, so it keeps asking)."""
+        """Refresh every source at once, then every `every_s`; in between, every `retry_s`, only the sources that
+        have never loaded (a process that cannot screen holds payouts, so it keeps asking for those alone)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while not stop.is_set():
             try:
-                await self.run()
+                if loop.time() >= due:
+                    due = loop.time() + every_s
+                    await self.run()
+                elif missing := self.screen.missing_sources:
+                    await self.run(missing)
             except Exception:
                 log.exception("sanctions refresh failed; trying again at the next tick")
-            wait = every_s if self.screen.ready else min(every_s, retry_s)
+            wait = max(0.0, due - loop.time()) if self.screen.ready else min(retry_s, max(0.0, due - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)
 
