@@ -312,7 +312,9 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         ledger=settings.payouts_recon_ledger,
         metrics=ReconMetrics.create(rt.registry, settings.service_name, providers=[e.name for e in config.registry]),
     )
-    compliance_metrics = ComplianceMetrics.create(rt.registry, settings.service_name)
+    compliance_metrics = ComplianceMetrics.create(
+        rt.registry, settings.service_name, sources=list(settings.sanctions_urls())
+    )
     sanctions = compose_sanctions(settings, rt, compliance_metrics)
     records = compose_compliance_records(
         settings, rt, compliance_metrics, screen=sanctions.screen if sanctions.screen.sources else None
