@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_payouts.adapters.sanctions import SqlSanctionsLists
+from prizeflow_payouts.adapters.sanctions import HttpListSource, SqlSanctionsLists
 from prizeflow_payouts.application.compliance.ports import Identity
 from prizeflow_payouts.application.compliance.sanctions import (
     DEFAULT_MAX_BYTES,
@@ -24,7 +25,7 @@ from prizeflow_payouts.application.compliance.sanctions import (
 )
 from prizeflow_payouts.bootstrap import build, compose
 from prizeflow_runtime.db import create_engine, session_factory
-from prizeflow_sanctions_emulator.server import KNOWN, PATHS, Emulator
+from prizeflow_sanctions_emulator.server import KNOWN, PATHS, Emulator, create_app
 from prizeflow_testkit import eventually, provision_test_topics, wait_ready
 from prizeflow_testkit.db import fetch
 from prizeflow_testkit.payouts import providers_file, settings_for, token
@@ -197,3 +198,21 @@ async def test_admin_api_lists_and_an_audited_refresh(
         db, "SELECT actor, action, target_type FROM admin_audit WHERE action = 'sanctions_lists.refresh'"
     )
     assert [tuple(r) for r in audit] == [("adam", "sanctions_lists.refresh", "sanctions_lists")]
+
+
+async def test_http_source_reads_the_emulator_and_caps_the_size() -> None:
+    runner = web.AppRunner(create_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        source = HttpListSource(timeout_s=10)
+        data = await source.fetch(base + PATHS["un"], max_bytes=DEFAULT_MAX_BYTES)
+        assert data.startswith(b"<?xml")
+        with pytest.raises(ListFetchError, match="more than"):
+            await source.fetch(base + PATHS["eu"], max_bytes=10_000)
+        with pytest.raises(ListFetchError, match="HTTP 404"):
+            await source.fetch(base + "/nowhere.xml", max_bytes=DEFAULT_MAX_BYTES)
+    finally:
+        await runner.cleanup()
