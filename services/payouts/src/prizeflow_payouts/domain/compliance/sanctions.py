@@ -158,14 +158,12 @@ def jaro_winkler(a: str, b: str, *, prefix_weight: float = 0.1) -> float:
     window = max(max(la, lb) // 2 - 1, 0)
     b_used = [False] * lb
     a_matched: list[str] = []
-    a_index: list[int] = []
     for i, ch in enumerate(a):
         lo, hi = max(0, i - window), min(lb, i + window + 1)
         for j in range(lo, hi):
             if not b_used[j] and b[j] == ch:
                 b_used[j] = True
                 a_matched.append(ch)
-                a_index.append(j)
                 break
     m = len(a_matched)
     if not m:
@@ -194,7 +192,7 @@ def levenshtein_similarity(a: str, b: str) -> float:
     return 1 - previous[-1] / max(len(a), len(b))
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 16)  # token pairs repeat (first names): ~10 MB at most
 def token_similarity(a: str, b: str) -> float:
     """Jaro-Winkler tempered by edit distance: Winkler's bonus for a shared beginning alone would make two
     surnames of one root (Radulovic, Radulmievic) look like one misspelt; edit distance alone would make a
