@@ -95,7 +95,7 @@ def listed_spellings(address: str) -> set[str]:
 
 # Letters NFKD does not decompose into a base letter and a mark.
 _FOLD = str.maketrans(
-    {"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ı": "i", "ħ": "h", "ŧ": "t"}
+    {"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ı": "i", "ħ": "h", "ŧ": "t"}  # noqa: RUF001 - the dotless i is the point
 )
 _APOSTROPHES = re.compile("['`\u00b4\u02bc\u02bb\u2019\u2018]")  # the apostrophes names are written with
 _SEPARATORS = re.compile(r"[\W_]+")
