@@ -29,6 +29,7 @@ from prizeflow_contracts.topics import (
     WEBHOOK_PROVIDER_EVENTS,
 )
 from prizeflow_payouts.adapters import config as provider_config
+from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
 from prizeflow_payouts.adapters.config import PayoutsConfig
 from prizeflow_payouts.adapters.exports_pg import PgPayoutExportReader
 from prizeflow_payouts.adapters.giftcard import build_giftcard
@@ -41,6 +42,8 @@ from prizeflow_payouts.adapters.stripe import build_stripe
 from prizeflow_payouts.adapters.telegram import build_telegram
 from prizeflow_payouts.adapters.ton import build_ton_wallet
 from prizeflow_payouts.application.admin import PayoutAdmin
+from prizeflow_payouts.application.compliance.gate import PayoutGate
+from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.exports import ExportPayouts
 from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
@@ -115,11 +118,14 @@ class Payouts:
     compliance_metrics: ComplianceMetrics | None = None
     records: ComplianceRecords | None = None  # players' verification records, the risk policy's versions
     sanctions: SanctionsLists | None = None  # the sanctions lists and their screen (bootstrap_sanctions)
+    resume: ResumeVerifiedPayouts | None = None  # kyc_required holds swept again (a missed verification hook)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _recon_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _recon_task: asyncio.Task[None] | None = None
+    _sweep_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _sweep_task: asyncio.Task[None] | None = None
 
     async def start_providers(self) -> None:
         for entry in self.config.registry:
@@ -173,6 +179,25 @@ class Payouts:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recon_task
             self._recon_task = None
+
+    async def start_compliance_sweep(self) -> None:
+        """The verification holds swept every PAYOUTS_COMPLIANCE_SWEEP_S: a hook missed (a crash between the
+        verification's commit and nothing else) never leaves a verified player's payout waiting."""
+        if self.resume is None:
+            return
+        self._sweep_stop.clear()
+        self._sweep_task = asyncio.create_task(
+            self.resume.run(self._sweep_stop, interval_s=self.settings.payouts_compliance_sweep_s),
+            name="compliance-sweep",
+        )
+
+    async def stop_compliance_sweep(self) -> None:
+        self._sweep_stop.set()
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweep_task
+            self._sweep_task = None
 
     async def stop_worker(self) -> None:
         self._stop.set()
@@ -259,6 +284,18 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         ),
     )
     deny = DenyList.parse(settings.payouts_deny_destinations)
+    compliance_metrics = ComplianceMetrics.create(
+        rt.registry, settings.service_name, sources=list(settings.sanctions_urls())
+    )
+    sanctions = compose_sanctions(settings, rt, compliance_metrics)
+    # The compliance gate (docs/adr/0012): the risk policy and the sanctions screen, before a payout is created,
+    # before it is sent, when people release a hold and when its player's verification changes.
+    gate = PayoutGate(
+        screen=sanctions.screen,
+        facts=sql_compliance_facts,
+        sources=sanctions.screen.sources,
+        metrics=compliance_metrics,
+    )
     create = CreatePayouts(
         registry=config.registry,
         approvals=config.approvals,
@@ -266,6 +303,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         source=settings.source,
         metrics=metrics,
         deny=deny,
+        gate=gate,
     )
     wake = asyncio.Event()
     admin = PayoutAdmin(
@@ -275,6 +313,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         service=settings.service_name,
         metrics=metrics,
         on_due=wake.set,
+        gate=gate,
     )
     webhooks = ApplyProviderEvents(
         registry=config.registry,
@@ -298,6 +337,10 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=metrics,
         worker_id=worker_id,
         deny=deny,
+        gate=gate,
+    )
+    resume = ResumeVerifiedPayouts(
+        transactions=transactions, gate=gate, source=settings.source, metrics=metrics, on_due=wake.set
     )
     queries = SqlPayoutQueries(rt.sessions)
     reconciliation = Reconciliation(
@@ -312,12 +355,12 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         ledger=settings.payouts_recon_ledger,
         metrics=ReconMetrics.create(rt.registry, settings.service_name, providers=[e.name for e in config.registry]),
     )
-    compliance_metrics = ComplianceMetrics.create(
-        rt.registry, settings.service_name, sources=list(settings.sanctions_urls())
-    )
-    sanctions = compose_sanctions(settings, rt, compliance_metrics)
     records = compose_compliance_records(
-        settings, rt, compliance_metrics, screen=sanctions.screen if sanctions.screen.sources else None
+        settings,
+        rt,
+        compliance_metrics,
+        screen=sanctions.screen if sanctions.screen.sources else None,
+        on_verification_changed=VerificationHook(resume),
     )
     return Payouts(
         settings,
@@ -336,6 +379,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         compliance_metrics=compliance_metrics,
         records=records,
         sanctions=sanctions,
+        resume=resume,
         wake=wake,
     )
 
@@ -403,6 +447,8 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     if p.sanctions is not None:
         rt.after_start(p.sanctions.start)
         app.on_shutdown.insert(0, p.sanctions.stop)
+    rt.after_start(p.start_compliance_sweep)
+    app.on_shutdown.insert(0, p.stop_compliance_sweep)
     app.state.payouts = p
     return app
 

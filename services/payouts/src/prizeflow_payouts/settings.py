@@ -173,6 +173,16 @@ class PayoutsSettings(ServiceSettings):
         return value
 
     @model_validator(mode="after")
+    def _screening(self) -> PayoutsSettings:
+        """Outside the dev profile a payout is never sent unscreened: no list configured stops start-up, named."""
+        if not self.payouts_sanctions_sources and self.prizeflow_profile is not Profile.DEV:
+            raise ValueError(
+                "PAYOUTS_SANCTIONS_SOURCES is not set: outside PRIZEFLOW_PROFILE=dev every payout is screened "
+                "against at least one sanctions list (<source>=<url>, sources ofac_sdn, ofac_consolidated, eu, un)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _kyc(self) -> PayoutsSettings:
         """Refuse to start, naming the variables, rather than verify identities with a guessed configuration."""
         if self.payouts_kyc_provider == "none":
