@@ -60,22 +60,6 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
         "SIM_DUPLICATE_RATE": "0.02",
         **chaos_env(),
-        **sanctions_env(),
-    }
-
-
-def sanctions_env() -> dict[str, str]:
-    """Payouts screens against the four lists the sanctions emulator serves (service `sanctions-lists`, found as
-    SANCTIONS_LISTS_URL), refreshed every 10 minutes."""
-    base = "${SANCTIONS_LISTS_URL}"
-    return {
-        "PAYOUTS_SANCTIONS_SOURCES": (
-            f"ofac_sdn={base}/ofac/downloads/sdn.xml,"
-            f"ofac_consolidated={base}/ofac/downloads/consolidated/consolidated.xml,"
-            f"eu={base}/eu/fsf/public/files/xmlFullSanctionsList_1_1/content,"
-            f"un={base}/un/resources/xml/en/consolidated.xml"
-        ),
-        "PAYOUTS_SANCTIONS_REFRESH_S": "600",
     }
 
 
@@ -175,6 +159,18 @@ def kyc_env() -> dict[str, str]:
 # Settings whose value is another service's address, set from that peer's `<NAME>_URL` where it runs (a value
 # already in the environment wins): payouts reads the KYC vendor's API base as a URL, not a variable's name.
 PEER_SETTINGS: dict[str, str] = {"PAYOUTS_KYC_BASE_URL": "kyc-api"}
+# Settings built from a peer's URL (`{url}`) where that peer runs: payouts screens against the four lists the
+# sanctions emulator (`sanctions-lists`) serves at its publishers' paths; a platform without it screens nothing
+# (the dev profile allows no list).
+PEER_TEMPLATES: dict[str, tuple[str, str]] = {
+    "PAYOUTS_SANCTIONS_SOURCES": (
+        "sanctions-lists",
+        "ofac_sdn={url}/ofac/downloads/sdn.xml,"
+        "ofac_consolidated={url}/ofac/downloads/consolidated/consolidated.xml,"
+        "eu={url}/eu/fsf/public/files/xmlFullSanctionsList_1_1/content,"
+        "un={url}/un/resources/xml/en/consolidated.xml",
+    ),
+}
 
 
 def ton_env(stellar_public_key: str) -> dict[str, str]:
@@ -257,9 +253,6 @@ def dev_env(paths: Paths) -> dict[str, str]:
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail
                 values.update(ton_env(values["PAYOUT_SOURCE_ACCOUNT"]))
                 changed = True
-        if "PAYOUTS_SANCTIONS_SOURCES" not in values:  # settings from before sanctions screening
-            values.update(sanctions_env())
-            changed = True
         if "SIM_CHAOS_BURST" not in values:  # settings from before the chaos bursts (a steady malformed rate)
             values.update(chaos_env())
             changed = True

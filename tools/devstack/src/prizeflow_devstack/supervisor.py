@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from prizeflow_devstack.devenv import PEER_SETTINGS, dev_env
+from prizeflow_devstack.devenv import PEER_SETTINGS, PEER_TEMPLATES, dev_env
 from prizeflow_devstack.infra import Infra, create_database
 from prizeflow_devstack.paths import Paths, resolve_root
 from prizeflow_devstack.ports import HOST, remembered_or_free
@@ -256,12 +256,19 @@ def peer_url_env(name: str) -> str:
 
 
 def peer_settings(peers: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
-    """`PEER_SETTINGS` set to their peer's URL, for the peers that run, unless `env` has them already."""
-    return {
+    """`PEER_SETTINGS` set to their peer's URL and `PEER_TEMPLATES` filled with it, for the peers that run, unless
+    `env` has them already."""
+    out = {
         setting: peers[peer_url_env(peer)]
         for setting, peer in PEER_SETTINGS.items()
         if setting not in env and peer_url_env(peer) in peers
     }
+    out.update(
+        (setting, template.format(url=peers[peer_url_env(peer)]))
+        for setting, (peer, template) in PEER_TEMPLATES.items()
+        if setting not in env and peer_url_env(peer) in peers
+    )
+    return out
 
 
 def _alive(svc: ServiceState) -> bool:
