@@ -107,3 +107,12 @@ def test_payouts_finds_the_kyc_vendor_at_the_emulators_address() -> None:
     assert peer_settings(peers, {}) == {"PAYOUTS_KYC_BASE_URL": "http://127.0.0.1:5000"}
     assert peer_settings(peers, {"PAYOUTS_KYC_BASE_URL": "https://api.sumsub.com"}) == {}  # set by hand: kept
     assert peer_settings({"WEBHOOKS_URL": "http://127.0.0.1:5001"}, {}) == {}  # no emulator running
+
+
+def test_payouts_screens_against_the_sanctions_emulator_where_it_runs() -> None:
+    base = "http://127.0.0.1:5002"
+    sources = peer_settings({"SANCTIONS_LISTS_URL": base}, {})["PAYOUTS_SANCTIONS_SOURCES"].split(",")
+    assert [s.split("=", 1)[0] for s in sources] == ["ofac_sdn", "ofac_consolidated", "eu", "un"]
+    assert all(s.split("=", 1)[1].startswith(base + "/") for s in sources)
+    assert peer_settings({"SANCTIONS_LISTS_URL": base}, {"PAYOUTS_SANCTIONS_SOURCES": "un=https://x"}) == {}
+    assert "PAYOUTS_SANCTIONS_SOURCES" not in peer_settings({"KYC_API_URL": base}, {})  # no emulator: no lists
