@@ -14,10 +14,13 @@ rebalances the group), `kill` SIGKILLs any one of them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ from prizeflow_devstack.supervisor import (
 )
 from prizeflow_devstack.topics import delete_suffixed, provision_or_fail
 from prizeflow_runtime.dev_identity import DevIdentity
+from prizeflow_runtime.settings import audience_for
 
 REPLICA_SEP = "#"  # `settlement#2`: the second process of settlement
 
@@ -77,9 +81,11 @@ class Proc:
 
 # The providers' emulators of the payout rails deploy/local/providers.yaml names: payouts on that file refuses to
 # start without each one's URL, so every platform that runs payouts runs these too (Stellar's is `soroban-rpc`);
-# and the identity-verification vendor's (`kyc-api`): the dev settings name it payouts' KYC vendor.
+# the identity-verification vendor's (`kyc-api`): the dev settings name it payouts' KYC vendor; and the sanctions
+# lists' publisher (`sanctions-lists`): payouts screens every payout against them (a platform without it screens
+# nothing, which only the dev profile allows).
 RAIL_EMULATORS: tuple[str, ...] = (
-    "stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api", "kyc-api",
+    "stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api", "kyc-api", "sanctions-lists",
 )  # fmt: skip
 
 
@@ -216,9 +222,31 @@ class Platform:
                 raise ServiceStartError(f"{name} exited during startup\n--- {proc.log} ---\n{tail(proc.log)}")
             if proc.port is None or health_ok(proc.port):
                 proc.sample_rss()
+                if proc.spec.name == "payouts" and "sanctions-lists" in self.services:
+                    self._wait_screening(name, deadline)
                 return
             time.sleep(0.2)
         raise ServiceStartError(f"{name} not ready within {timeout}s\n--- {proc.log} ---\n{tail(proc.log)}")
+
+    def _wait_screening(self, name: str, deadline: float) -> None:
+        """Until payouts screens: a payout requested while a configured list has not loaded yet is held for two
+        people (fail closed), which no test of a platform just started means to ask for."""
+        proc = self.procs[name]
+        token = self.identity.issue("platform", ["ops"], audience=audience_for("payouts"))
+        listed: object = None
+        request = urllib.request.Request(  # noqa: S310 - this platform's own process on localhost
+            f"{proc.url}/v1/admin/compliance/screening/lists", headers={"Authorization": f"Bearer {token}"}
+        )
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - as above
+                    listed = json.loads(response.read())
+            except (urllib.error.URLError, ConnectionError, ValueError) as err:
+                listed = repr(err)
+            if isinstance(listed, list) and listed and all(entry.get("version") for entry in listed):
+                return
+            time.sleep(0.2)
+        raise ServiceStartError(f"{name} has not loaded its sanctions lists: {listed!r}\n{tail(proc.log)}")
 
     def url(self, name: str) -> str:
         return self.procs[name].url
