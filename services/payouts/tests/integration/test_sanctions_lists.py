@@ -119,6 +119,12 @@ async def test_refresh_stores_once_and_every_replica_loads_the_newest(store: Sql
     second = replica(store, EmulatedPublishers())  # its publishers still serve the old file: it loads, never stores
     await second.load()
     assert second.screen.versions() == first.screen.versions()
+    # Its own pass fetches that older file: refused (never stored as the newest again), nothing rolls back.
+    by_source = {o.source: o.outcome for o in await second.run()}
+    assert by_source["ofac_sdn"] == "error"
+    assert second.screen.versions() == first.screen.versions()
+    await first.load()
+    assert first.screen.versions()["ofac_sdn"] == after
     person = second.screen.screen_person(Identity(full_name="Quillfeather Zorander"))
     assert [m.entry_uid for m in person.matches if m.source == "ofac_sdn"]
 

@@ -305,3 +305,38 @@ async def test_the_schedule_asks_again_soon_only_for_lists_never_loaded() -> Non
         await task
     assert publishers.calls == ["ofac_sdn", "un", "un", "un"]
     assert set(screen.versions()) == {"ofac_sdn", "un"}
+
+
+class Publisher:
+    """One source whose file the test swaps (a mirror or a CDN serving an older copy, a man in the middle)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        return self.data
+
+
+async def test_a_file_older_than_the_stored_one_never_replaces_it() -> None:
+    """A publisher (or a stale mirror) serving an older file must not roll the list back: entries added since would
+    stop matching. It is refused, counted as an error, and the newer version stays loaded."""
+    current = fixture("ofac_sdn")
+    urls = {"ofac_sdn": "https://lists.test/ofac_sdn"}
+    screen = ListsScreen(list(urls), threshold=920)
+    publisher = Publisher(current)
+    store = MemoryStore()
+    refresh = RefreshSanctionsLists(urls=urls, source=publisher, store=store, screen=screen)
+    [loaded] = await refresh.run()
+    assert loaded.outcome == "loaded"
+    newest = screen.versions()["ofac_sdn"]
+    publisher.data = current.replace(b"11/21/2026", b"10/01/2026")  # the same entries, published earlier
+    [stale] = await refresh.run()
+    assert stale.outcome == "error"
+    assert "older" in stale.detail
+    assert screen.versions()["ofac_sdn"] == newest
+    assert [v.version for v in store.versions] == [newest]
+    # A later file of the same source is still taken.
+    publisher.data = current.replace(b"11/21/2026", b"11/22/2026")
+    [later] = await refresh.run()
+    assert later.outcome == "loaded"
+    assert screen.versions()["ofac_sdn"].startswith("2026-11-22+")

@@ -4,7 +4,8 @@ into its in-memory screen (docs/adr/0012-pay-only-whom-you-may.md).
 `RefreshSanctionsLists.run()`: for each configured source, fetch the file (`ListSource`), and when its sha256 is
 new, parse it whole and store it (`SanctionsListStore`, one transaction); then load into the screen whatever
 version the database holds newest (another replica may have stored it). A file that cannot be fetched, is too
-big or cannot be trusted changes nothing: the previous version stays loaded, the refusal is counted and logged.
+big, cannot be trusted or was published before the stored one (a rollback) changes nothing: the previous version
+stays loaded, the refusal is counted and logged.
 
 `ListsScreen` is the `SanctionsScreen` the payout gate calls. Fail closed: while a configured source has never
 loaded, `screen_destination` and `screen_person` raise `ScreeningUnavailable`; `missing_sources` names them.
@@ -50,6 +51,11 @@ KEEP_VERSIONS = 3  # versions kept per source (the older ones are pruned); decis
 
 class ListFetchError(Exception):
     """The publisher gave no usable file (unreachable, an error status, bigger than allowed)."""
+
+
+class StaleListError(Exception):
+    """The file was published before the source's newest stored version: taking it would roll the list back (a
+    stale mirror, a cache, someone in the middle), so entries listed since would stop matching."""
 
 
 class ListSource(Protocol):
@@ -245,6 +251,11 @@ class RefreshSanctionsLists:
                 outcome = RefreshOutcome(source, "unchanged")
             else:
                 parsed = await asyncio.to_thread(parse_list, source, data)
+                newest = next((v for v in await self.store.latest() if v.source == source), None)
+                if newest is not None and parsed.published_at < newest.published_at:
+                    raise StaleListError(
+                        f"{source}: published {parsed.published_at:%Y-%m-%d}, older than the stored {newest.version}"
+                    )
                 version = _version(parsed, sha, now)
                 stored = await self.store.save(version, parsed.entries, keep=self.keep)
                 outcome = RefreshOutcome(source, "loaded" if stored else "unchanged", version.version)
@@ -252,7 +263,7 @@ class RefreshSanctionsLists:
                     "sanctions list stored",
                     extra={"source": source, "version": version.version, "entries": version.entries},
                 )
-        except (ListFetchError, ListFormatError) as err:
+        except (ListFetchError, ListFormatError, StaleListError) as err:
             log.warning("sanctions list refused; the loaded version stays", extra={"source": source, "error": str(err)})
             outcome = RefreshOutcome(source, "error", str(err))
         except Exception as err:  # a database hiccup: counted, and the next pass tries again
@@ -322,4 +333,5 @@ __all__ = [
     "RefreshOutcome",
     "RefreshSanctionsLists",
     "SanctionsListStore",
+    "StaleListError",
 ]
