@@ -472,3 +472,54 @@ async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
         assert await state_of(db, key) == "approved"
         await rig.send()
         assert await wait_state(db, key, "paid") == "paid"
+
+
+async def test_releasing_a_screening_hit_does_not_waive_the_policy(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Two approvers who clear a screening match decided the match, not a limit they were never shown: the policy's
+    findings still hold the payout, at the release and at send."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        limit = RiskPolicy(
+            version=5, rules=[PolicyRule(player_limit=AmountInWindow(amount=10 * 10**7, window_s=86_400))]
+        )
+        rig.facts.policy = limit
+        rig.screen.entries["success:both"] = ["SDN-9"]
+        env = request(address="success:both", player_id="player-b", requested_by="player-b", amount=50 * 10**7)
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+        row = await _row(db, key)
+        assert row["hold_code"] == "screening_hit"
+        assert "player_limit" not in row["hold_detail"]  # what the approvers are shown: the match alone
+        bob, carol = token(settings, "bob", "approver"), token(settings, "carol", "approver")
+        assert (await rig.client.post(f"/payouts/{row['id']}/approve", json={}, headers=bob)).status_code == 200
+        last = await rig.client.post(f"/payouts/{row['id']}/approve", json={"reason": "not them"}, headers=carol)
+        assert last.status_code == 200, last.text
+        assert last.json()["state"] == "pending_approval"
+        row = await _row(db, key)
+        assert row["hold_code"] == "policy"
+        assert "player_limit" in row["hold_detail"]
+        await rig.send()
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+        # Released from a screening hold with nothing else against it, then the policy tightens before send: the
+        # send-time gate honours it (the approvers never decided it).
+        rig.facts.policy = EMPTY_POLICY
+        rig.screen.entries["success:later"] = ["SDN-10"]
+        env2 = request(address="success:later", player_id="player-c", requested_by="player-c", amount=5 * 10**7)
+        key2 = env2.data.idempotency_key
+        await rig.publish(env2)
+        assert await wait_state(db, key2, "pending_approval") == "pending_approval"
+        pid2 = (await _row(db, key2))["id"]
+        assert (await rig.client.post(f"/payouts/{pid2}/approve", json={}, headers=bob)).status_code == 200
+        ok = await rig.client.post(f"/payouts/{pid2}/approve", json={}, headers=carol)
+        assert ok.json()["state"] == "approved"
+        rig.facts.policy = RiskPolicy(
+            version=6, rules=[PolicyRule(player_limit=AmountInWindow(amount=1 * 10**7, window_s=86_400))]
+        )
+        await rig.send()
+        row2 = await _row(db, key2)
+        assert (row2["state"], row2["hold_code"]) == ("pending_approval", "policy")
+        assert await books(db, key2) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}

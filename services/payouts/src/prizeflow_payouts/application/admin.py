@@ -44,6 +44,7 @@ from prizeflow_payouts.domain.compliance.gate import (
     Stage,
     clearances_from_reasons,
     destination_key,
+    people_decided_policy,
     stricter,
 )
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
@@ -271,7 +272,10 @@ class PayoutAdmin:
                     cleared, cleared_by=(approved_by[-2], approved_by[-1]), payout_id=rec.id, at=now
                 )
         [decision] = await self.gate.decide(
-            store, [Candidate(rec, released_by_people=True)], Stage.APPROVAL, extra_cleared=cleared
+            store,
+            [Candidate(rec, released_by_people=people_decided_policy(rec.hold_code))],
+            Stage.APPROVAL,
+            extra_cleared=cleared,
         )
         await store.record_decisions(
             [DecisionRecord(rec.id, rec.claim_id, rec.player_id, Stage.APPROVAL, decision, now)]

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.policy import Action
@@ -40,7 +39,7 @@ from prizeflow_payouts.application.ports import (
 )
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
-from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
+from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, people_decided_policy, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.disagreement import Conclusion, DisagreementStatus, conclude
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
@@ -191,7 +190,7 @@ class PayoutWorker:
         fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
         decisions = await gate.decide(
             store,
-            [Candidate(p, released_by_people=p.hold_code in PEOPLE_RELEASE) for p in fresh],
+            [Candidate(p, released_by_people=people_decided_policy(p.hold_code)) for p in fresh],
             Stage.SEND,
         )
         held = [(p, d) for p, d in zip(fresh, decisions, strict=True) if d.action is not Action.ALLOW]
@@ -601,11 +600,6 @@ class PayoutWorker:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-# Holds people released (their approval decided the policy's findings then; screening and verification are checked
-# again whatever they said).
-PEOPLE_RELEASE: Final = frozenset({HoldCode.POLICY.value, HoldCode.SCREENING_HIT.value})
 
 
 def _code(d: GateDecision) -> HoldCode:

@@ -221,6 +221,14 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
     return held(HoldCode.POLICY, _details(verdict), ApprovalPolicy.SINGLE)
 
 
+def people_decided_policy(hold_code: str | None) -> bool:
+    """Whether the approvals that released a hold with this code decided the policy's findings (`GateInput.
+    released_by_people`). Only a `policy` hold shows its approvers those findings: two people who release a
+    screening hit decided the match, never a limit or a country they were not shown (the gate asks about those
+    again, as a `policy` hold), and verification is never a person's."""
+    return hold_code == HoldCode.POLICY.value
+
+
 def _details(verdict: Verdict) -> str:
     return f"policy v{verdict.policy_version}: " + "; ".join(f"{h.finding.value}: {h.detail}" for h in verdict.hits)
 
@@ -271,6 +279,7 @@ __all__ = [
     "clearances_from_reasons",
     "decide",
     "destination_key",
+    "people_decided_policy",
     "player_cleared",
     "stricter",
 ]
