@@ -523,3 +523,31 @@ async def test_releasing_a_screening_hit_does_not_waive_the_policy(
         row2 = await _row(db, key2)
         assert (row2["state"], row2["hold_code"]) == ("pending_approval", "policy")
         assert await books(db, key2) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the send-time gate runs only for payouts never attempted (attempts == 0): a retryable failure retried "
+    "by the worker (failed -> submitting) or by an operator (POST retry: failed -> approved, attempts > 0) is sent "
+    "again unscreened, so a destination listed between two attempts is paid. A fix needs a hold for an attempted "
+    "payout (a state move the trigger allows only after the provider's sync says nothing was created)",
+)
+async def test_a_destination_listed_between_two_attempts_is_not_paid_by_the_retry(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        address = "flaky:listed-later"  # provider_unavailable for the first two creates (nothing created), then paid
+        env = request(address=address, player_id="player-y", requested_by="player-y")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "approved") == "approved"
+        await rig.send()
+        assert await state_of(db, key) == "failed"  # retryable: the worker tries again after its backoff
+        rig.screen.entries[address] = ["SDN-LATE"]  # the list refresh lands between the attempts
+        rig.screen.loaded["ofac_sdn"] = "2026-11-26"
+        for _ in range(3):
+            await fetch(db, "UPDATE payouts SET next_attempt_at = now() WHERE idempotency_key = $1", key)
+            await rig.send()
+        assert await state_of(db, key) != "paid"
+        assert (await books(db, key))["transfers"] == 0
