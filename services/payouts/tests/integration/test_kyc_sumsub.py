@@ -74,6 +74,7 @@ async def test_start_creates_the_applicant_once_and_links_to_the_hosted_flow(
         await admin.review(first.reference, "GREEN")
         verified = await kyc.review(first.reference)
         assert (verified.status, verified.country, verified.detail) == (VerificationStatus.VERIFIED, "DE", "GREEN")
+        assert verified.subject == "player-1"  # the applicant's externalUserId: the player it was started for
         identity = await kyc.identity(first.reference)
         assert (identity.full_name, identity.birth_date, identity.country) == ("Ann Lee", date(1990, 1, 2), "DE")
         assert "Ann" not in repr(identity)

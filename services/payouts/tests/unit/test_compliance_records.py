@@ -640,3 +640,21 @@ async def test_the_gate_hook_runs_in_the_transaction_of_each_change() -> None:
     use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", on_changed=hook)
     await _apply(tx, use, _event(), _event())
     assert seen == [(V.VERIFIED, ["p-1"])]  # the change it sees is the one being committed; a duplicate calls nothing
+
+
+async def test_a_review_of_an_applicant_that_belongs_to_another_player_is_refused() -> None:
+    """The vendor's applicant names its own player (Sumsub's externalUserId). An applicant re-linked in the vendor's
+    dashboard, or made by another integration of the same vendor account, must never verify the player of the
+    record: another person's identity would release this player's payouts."""
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _record()
+    kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN", subject="p-2")})
+    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s")
+    with pytest.raises(EventRefusal) as refused:
+        await _apply(tx, use, _event())
+    assert refused.value.reason == "conflicting_event"
+    assert (tx.books.records["p-1"].status, tx.books.records["p-1"].sequence) == (V.PENDING, 1)
+    assert "identity" not in kyc.calls  # never screened, never fetched
+    kyc.reviews["app-p-1"] = KycReview("app-p-1", V.VERIFIED, "DE", "GREEN", subject="p-1")
+    assert await _apply(tx, use, _event()) == ["applied"]
+    assert (tx.books.records["p-1"].status, tx.books.records["p-1"].sequence) == (V.VERIFIED, 2)

@@ -154,7 +154,14 @@ class SumsubKycProvider:
             if status is VerificationStatus.VERIFIED:
                 info = doc.get("info")
                 country = alpha2(info.get("country")) if isinstance(info, Mapping) else None
-            return KycReview(reference=reference, status=status, country=country, detail=detail)
+            subject = doc.get("externalUserId")
+            return KycReview(
+                reference=reference,
+                status=status,
+                country=country,
+                detail=detail,
+                subject=subject if isinstance(subject, str) else None,
+            )
 
     async def identity(self, reference: str) -> Identity:
         with self._counted("identity"):

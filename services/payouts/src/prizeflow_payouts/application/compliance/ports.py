@@ -43,6 +43,9 @@ class KycReview:
     status: VerificationStatus
     country: str | None  # ISO 3166-1 alpha-2 of the verified identity, once verified
     detail: str  # the vendor's review answer, e.g. "GREEN" or "RED/RETRY" (no personal data, no reject labels)
+    # The player the vendor's applicant belongs to (Sumsub's externalUserId); None: the vendor names none. One that
+    # is not the record's player is refused: another person's review never verifies this player.
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -300,6 +300,13 @@ class ApplyVerificationEvent:
             raise EventRefusal(
                 "unknown_aggregate", f"the vendor refused the review of {record.vendor_ref} ({err.code})"
             ) from err
+        if review.subject is not None and review.subject != record.player_id:
+            self._outcome("error")
+            raise EventRefusal(
+                "conflicting_event",
+                f"verification event {ev.provider_event_id}: the vendor's applicant {record.vendor_ref} belongs to "
+                "another user, not the record's player",
+            )
         decision = decide(record.status, review.status)
         if decision.reaction is not Reaction.MOVE:
             return self._outcome(decision.reaction.value)
