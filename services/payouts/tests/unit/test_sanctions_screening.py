@@ -340,3 +340,26 @@ async def test_a_file_older_than_the_stored_one_never_replaces_it() -> None:
     [later] = await refresh.run()
     assert later.outcome == "loaded"
     assert screen.versions()["ofac_sdn"].startswith("2026-11-22+")
+
+
+def test_a_listed_ton_address_in_another_form_is_met_whatever_the_destination_type() -> None:
+    """The exchange rail pays TON (e.g. USDT on TON) to a `crypto_address`: a listed TON wallet spelled
+    bounceable, non-bounceable, testnet-flagged or raw is the same wallet and must match there too."""
+    screen = ListsScreen(["ofac_sdn"], threshold=920)
+    now = datetime.now(UTC)
+    sha = "a" * 64
+    screen.install(
+        ListVersion("ofac_sdn", list_version(now, sha), now, now, sha, len(ENTRIES)), ListIndex.build(ENTRIES), at=now
+    )
+    ton = parse_address(KNOWN_TON)
+    spellings = [
+        ton.friendly(bounceable=True),
+        ton.friendly(bounceable=False),
+        ton.friendly(bounceable=True, test_only=True),
+        ton.raw,
+        ton.raw.upper(),
+    ]
+    for spelling in spellings:
+        for kind in (DestinationType.CRYPTO_ADDRESS, DestinationType.TON_WALLET):
+            hit = screen.screen_destination(PayoutDestination(type=kind, address=spelling))
+            assert [m.entry_uid for m in hit.matches] == ["4"], (kind, spelling)

@@ -37,7 +37,7 @@ from prizeflow_payouts.domain.compliance.sanctions import (
     ListEntry,
     ListIndex,
     SanctionsList,
-    destination_spelling,
+    destination_spellings,
     list_version,
 )
 from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, parse_list
@@ -148,10 +148,14 @@ class ListsScreen:
 
     def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
         lists = self._current()
-        spelling = destination_spelling(destination.type, destination.address)
-        matches = [
-            _match(source, hit) for source, loaded in lists.items() for hit in loaded.index.match_address(spelling)
-        ]
+        spellings = sorted(destination_spellings(destination.type, destination.address))
+        found = {
+            (source, hit.uid): _match(source, hit)
+            for source, loaded in lists.items()
+            for spelling in spellings
+            for hit in loaded.index.match_address(spelling)
+        }
+        matches = list(found.values())
         return self._result("destination", lists, matches)
 
     def screen_person(self, identity: Identity) -> ScreeningResult:

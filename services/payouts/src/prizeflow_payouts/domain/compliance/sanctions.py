@@ -80,6 +80,13 @@ def destination_spelling(kind: DestinationType, address: str) -> str:
     return _fold_address(address)
 
 
+def destination_spellings(kind: DestinationType, address: str) -> set[str]:
+    """Every spelling a destination is looked up in: its own (`destination_spelling`), and the spellings a listed
+    address gets (`listed_spellings`). A rail that pays a TON wallet as a `crypto_address` (an exchange's USDT on
+    TON) meets a listed wallet in any of its forms (bounceable, non-bounceable, test-only, raw)."""
+    return {destination_spelling(kind, address), *listed_spellings(address)}
+
+
 def _fold_address(address: str) -> str:
     return "".join(address.split()).casefold()
 
@@ -371,7 +378,12 @@ class ListIndex:
 
 
 def screen_destination_in(index: ListIndex, destination: PayoutDestination) -> list[Hit]:
-    return index.match_address(destination_spelling(destination.type, destination.address))
+    found = {
+        hit.uid: hit
+        for spelling in sorted(destination_spellings(destination.type, destination.address))
+        for hit in index.match_address(spelling)
+    }
+    return list(found.values())
 
 
 __all__ = [
@@ -384,6 +396,7 @@ __all__ = [
     "ListIndex",
     "SanctionsList",
     "destination_spelling",
+    "destination_spellings",
     "jaro_winkler",
     "list_version",
     "listed_spellings",
