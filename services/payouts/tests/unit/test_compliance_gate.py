@@ -236,3 +236,27 @@ def test_a_sanctioned_player_or_an_unscreened_payout_is_never_allowed(
         released_by_people=released,
     )
     assert decide(g).action is not Action.ALLOW
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="destination_key hashes the address as typed: one TON wallet in its bounceable, non-bounceable and raw "
+    "forms (or one EVM address in two letter cases) is three destinations, so a per-destination limit (rewards and "
+    "payouts) and a screening clearance are counted per spelling; a player (or several) re-spells the wallet to "
+    "pass destination_limit. The fix keys on the sanctions/deny spelling in both services (a shared normaliser in "
+    "contracts) and keeps old keys' windows in mind: not a local change",
+)
+def test_one_wallet_spelled_differently_is_one_destination() -> None:
+    from prizeflow_ton.addresses import parse_address
+
+    ton = parse_address("UQBp4MMLFpzSe5t3EugHZonZFMyWl9owGKQiDaiaC-zuO5ZB")
+    keys = {
+        destination_key(PayoutDestination(type=DestinationType.TON_WALLET, address=spelling))
+        for spelling in (ton.friendly(bounceable=True), ton.friendly(bounceable=False), ton.raw)
+    }
+    assert len(keys) == 1
+    evm = {
+        destination_key(PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=a))
+        for a in ("0xAbC0000000000000000000000000000000000001", "0xabc0000000000000000000000000000000000001")
+    }
+    assert len(evm) == 1
