@@ -363,3 +363,25 @@ def test_a_listed_ton_address_in_another_form_is_met_whatever_the_destination_ty
         for kind in (DestinationType.CRYPTO_ADDRESS, DestinationType.TON_WALLET):
             hit = screen.screen_destination(PayoutDestination(type=kind, address=spelling))
             assert [m.entry_uid for m in hit.matches] == ["4"], (kind, spelling)
+
+
+class PrunedStore(MemoryStore):
+    """A version whose entries another replica pruned (or never fully wrote) between reading the newest version and
+    reading its entries."""
+
+    async def entries(self, source: str, version: str) -> Sequence[ListEntry]:
+        return ()
+
+
+async def test_a_version_read_back_without_its_entries_is_never_loaded() -> None:
+    """An empty index screens everything clear: a version whose stored entries do not add up to its count stays
+    out (the screen keeps failing closed until it is read back whole)."""
+    urls = {"ofac_sdn": "https://lists.test/ofac_sdn"}
+    screen = ListsScreen(list(urls), threshold=920)
+    refresh = RefreshSanctionsLists(
+        urls=urls, source=Publisher(fixture("ofac_sdn")), store=PrunedStore(), screen=screen
+    )
+    await refresh.run()
+    assert screen.missing_sources == ("ofac_sdn",)
+    with pytest.raises(ScreeningUnavailable):
+        screen.screen_destination(PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KNOWN_STELLAR))

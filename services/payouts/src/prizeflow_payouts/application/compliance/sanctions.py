@@ -289,6 +289,15 @@ class RefreshSanctionsLists:
             if current is not None and current.version.version == version.version:
                 continue
             entries = await self.store.entries(version.source, version.version)
+            if len(entries) != version.entries:
+                # Pruned by another replica meanwhile, or not written whole: an index short of entries would screen
+                # them clear. The loaded version stays (or the source stays missing: fail closed); the next pass reads
+                # the newest again.
+                log.error(
+                    "sanctions list read back short; not loaded",
+                    extra={"source": version.source, "version": version.version, "entries": len(entries)},
+                )
+                continue
             index = await asyncio.to_thread(ListIndex.build, entries)
             self.screen.install(version, index, at=datetime.now(UTC))
             log.info("sanctions list loaded", extra={"source": version.source, "version": version.version})
