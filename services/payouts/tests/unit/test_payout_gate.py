@@ -185,3 +185,23 @@ async def test_a_verified_player_passes_a_verification_rule() -> None:
     d1, d2 = await gate.decide(Store(), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.REQUEST)  # type: ignore[arg-type]
     assert d1.action is Action.ALLOW
     assert (d2.hold, d2.player_message) == (HoldCode.KYC_REQUIRED, "Verify your identity to withdraw.")
+
+
+async def test_a_country_rule_for_a_verified_player_without_a_country_is_never_allowed() -> None:
+    """Payouts is the last gate: a rule it cannot decide (the vendor verified the player but named no country, or
+    one we do not know) is a person's call, never a pass."""
+    policy = RiskPolicy(version=5, rules=[PolicyRule(allowed_countries=["DE"])])
+    gate, _ = gate_with(
+        policy,
+        p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country=None),
+        p2=PlayerCompliance("p2", VerificationStatus.VERIFIED, country="DE"),
+    )
+    for stage in (Stage.REQUEST, Stage.SEND, Stage.VERIFICATION):
+        unknown, known = await gate.decide(Store(), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], stage)  # type: ignore[arg-type]
+        assert (unknown.action, unknown.hold, unknown.approval_policy) == (
+            Action.HOLD,
+            HoldCode.POLICY,
+            ApprovalPolicy.SINGLE,
+        )
+        assert "allowed_countries" in unknown.detail
+        assert known.action is Action.ALLOW

@@ -161,6 +161,8 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
     reasons.extend(_match_reason(m) for m in matches)
     if player_hit:
         reasons.append({"finding": "screening_hit", "subject": "player", "source": PLAYER_SCREENING_SOURCE})
+    if verdict.deferred:  # payouts is the last gate: a rule it cannot decide is a person's call, never a pass
+        reasons.append({"finding": "undecided", "detail": "; ".join(verdict.deferred)[:500]})
     unavailable = g.screening is None or bool(g.missing_lists)
     if unavailable:
         reasons.append({"finding": "screening_unavailable", "missing": list(g.missing_lists)})
@@ -202,8 +204,8 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
     if unavailable:
         missing = f" ({', '.join(g.missing_lists)})" if g.missing_lists else ""
         return held(HoldCode.SCREENING_HIT, UNAVAILABLE_DETAIL + missing, ApprovalPolicy.DUAL)
-    # 3. The policy.
-    if verdict.action is Action.ALLOW:
+    # 3. The policy (a rule deferred here, e.g. a country rule for a player verified without a country, holds).
+    if verdict.action is Action.ALLOW and not verdict.deferred:
         return GateDecision(
             Action.ALLOW, reasons=reasons_t, list_versions=versions, policy_version=verdict.policy_version
         )
@@ -230,7 +232,9 @@ def people_decided_policy(hold_code: str | None) -> bool:
 
 
 def _details(verdict: Verdict) -> str:
-    return f"policy v{verdict.policy_version}: " + "; ".join(f"{h.finding.value}: {h.detail}" for h in verdict.hits)
+    found = [f"{h.finding.value}: {h.detail}" for h in verdict.hits]
+    found += [f"undecided ({d}): a fact the rule needs is unknown" for d in verdict.deferred]
+    return f"policy v{verdict.policy_version}: " + "; ".join(found)
 
 
 def stricter(a: ApprovalPolicy, b: ApprovalPolicy) -> ApprovalPolicy:
