@@ -213,3 +213,30 @@ async def test_the_ingress_reads_the_digest_and_its_algorithm_headers() -> None:
     assert sent[0]["status"] == 200
     assert json.loads(sent[1]["body"])["outcome"] == "accepted"
     assert len(writer.outbox) == 1
+
+
+async def test_the_stored_delivery_keeps_no_free_text_of_the_vendor() -> None:
+    """A vendor's moderators write free text into a review (`moderationComment`, `clientComment`): a name read off
+    a document, a date of birth. The delivery keeps what identifies the event (who, what kind, when, the answer's
+    codes), never that text; its sha256 stays the received body's."""
+    uc, writer, _ = setup()
+    _, event = reviewed(answer="RED")
+    doc = event.to_json()
+    doc["reviewResult"] = {
+        "reviewAnswer": "RED",
+        "reviewRejectType": "RETRY",
+        "rejectLabels": ["DOCUMENT_PAGE_MISSING"],
+        "moderationComment": "The name on the passport (ANN LEE, born 02.01.1990) does not match",
+        "clientComment": "Ann Lee X123",
+    }
+    doc["info"] = {"firstName": "Ann", "lastName": "Lee"}
+    body = json.dumps(doc).encode()
+    receipt = await uc(SUMSUB, payload_digest(SECRET, body), body, digest_alg="HMAC_SHA256_HEX")
+    assert receipt.outcome is DeliveryOutcome.ACCEPTED
+    stored = writer.deliveries[("sumsub", receipt.provider_event_id)]
+    kept = stored.body.decode()
+    for absent in ("Ann", "ANN", "Lee", "LEE", "1990", "X123"):
+        assert absent not in kept
+    assert json.loads(kept)["applicantId"] == event.applicant.id
+    assert json.loads(kept)["reviewResult"]["rejectLabels"] == ["DOCUMENT_PAGE_MISSING"]
+    assert stored.body_sha256 == hashlib.sha256(body).hexdigest()

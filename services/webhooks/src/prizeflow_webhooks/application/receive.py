@@ -215,7 +215,7 @@ class ReceiveWebhook:
         return await self._store(
             provider,
             normalized,
-            body=body,
+            body=kyc_events.kept_body(doc),  # never the vendor's free text (a name, a date of birth)
             digest=body_digest,
             timestamp=int(now),  # the scheme has none: the time it was verified
             received_at=received_at,

@@ -14,6 +14,7 @@ same event has the same key, two events of one applicant differ in type or time.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -29,6 +30,7 @@ from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationErr
 _APPLICANT_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KIND_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 _PLAYER_RE: Final = re.compile(IDENTIFIER_PATTERN)
+_KIND_LABEL_RE: Final = re.compile(r"^[A-Z0-9_]{1,64}$")  # a reject label is a code (DOCUMENT_PAGE_MISSING)
 _CREATED_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?$")
 # The webhook types that may follow a change of the applicant's verification: payouts fetches the status back on
 # each. Other types (tags, video ident media, transaction monitoring, ...) are stored and ignored.
@@ -48,6 +50,42 @@ STATUS_KINDS: Final = frozenset(
         "applicantDeleted",
     }
 )
+
+
+# What a stored delivery keeps of the vendor's body: what identifies the event and the answer's codes. Everything
+# else is dropped (a moderator's `moderationComment` / `clientComment` is free text: a name read off a document,
+# a date of birth); the delivery's sha256 stays the received body's, so the signed original can still be matched.
+KEPT_FIELDS: Final = (
+    "applicantId",
+    "inspectionId",
+    "correlationId",
+    "externalUserId",
+    "levelName",
+    "previousLevelName",
+    "type",
+    "sandboxMode",
+    "reviewStatus",
+    "createdAt",
+    "createdAtMs",
+    "clientId",
+    "applicantType",
+    "applicantActionId",
+    "externalApplicantActionId",
+)
+KEPT_REVIEW_FIELDS: Final = ("reviewAnswer", "reviewRejectType")
+
+
+def kept_body(doc: Mapping[str, Any]) -> bytes:
+    """The delivery body Prizeflow keeps (see `KEPT_FIELDS`): no free text, no personal data."""
+    kept: dict[str, Any] = {k: doc[k] for k in KEPT_FIELDS if isinstance(doc.get(k), str | int | float | bool)}
+    review = doc.get("reviewResult")
+    if isinstance(review, Mapping):
+        result: dict[str, Any] = {k: review[k] for k in KEPT_REVIEW_FIELDS if isinstance(review.get(k), str)}
+        labels = review.get("rejectLabels")
+        if isinstance(labels, list):
+            result["rejectLabels"] = [x for x in labels if isinstance(x, str) and _KIND_LABEL_RE.fullmatch(x)]
+        kept["reviewResult"] = result
+    return json.dumps(kept, separators=(",", ":"), sort_keys=True).encode()
 
 
 def normalize(
@@ -90,4 +128,4 @@ def normalize(
     return Normalized(event_id, kind, None, event)
 
 
-__all__ = ["STATUS_KINDS", "normalize"]
+__all__ = ["KEPT_FIELDS", "KEPT_REVIEW_FIELDS", "STATUS_KINDS", "kept_body", "normalize"]
