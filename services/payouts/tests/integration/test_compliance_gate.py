@@ -525,13 +525,6 @@ async def test_releasing_a_screening_hit_does_not_waive_the_policy(
         assert await books(db, key2) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the send-time gate runs only for payouts never attempted (attempts == 0): a retryable failure retried "
-    "by the worker (failed -> submitting) or by an operator (POST retry: failed -> approved, attempts > 0) is sent "
-    "again unscreened, so a destination listed between two attempts is paid. A fix needs a hold for an attempted "
-    "payout (a state move the trigger allows only after the provider's sync says nothing was created)",
-)
 async def test_a_destination_listed_between_two_attempts_is_not_paid_by_the_retry(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
@@ -546,8 +539,19 @@ async def test_a_destination_listed_between_two_attempts_is_not_paid_by_the_retr
         assert await state_of(db, key) == "failed"  # retryable: the worker tries again after its backoff
         rig.screen.entries[address] = ["SDN-LATE"]  # the list refresh lands between the attempts
         rig.screen.loaded["ofac_sdn"] = "2026-11-26"
-        for _ in range(3):
-            await fetch(db, "UPDATE payouts SET next_attempt_at = now() WHERE idempotency_key = $1", key)
+        for _ in range(3):  # the retries, due at once (a payout failed for good has no next attempt)
+            await fetch(
+                db,
+                "UPDATE payouts SET next_attempt_at = now() WHERE idempotency_key = $1 AND finished_at IS NULL",
+                key,
+            )
             await rig.send()
-        assert await state_of(db, key) != "paid"
+        assert await state_of(db, key) == "failed"  # for good: blocked before its create, never held in doubt
         assert (await books(db, key))["transfers"] == 0
+        decided = await fetch(
+            db,
+            "SELECT d.stage, d.action FROM compliance_decisions d JOIN payouts p ON p.id = d.payout_id "
+            "WHERE p.idempotency_key = $1 ORDER BY d.decided_at",
+            key,
+        )
+        assert ("send", "hold") in [(r["stage"], r["action"]) for r in decided]

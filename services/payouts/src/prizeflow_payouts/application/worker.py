@@ -110,6 +110,7 @@ class PayoutWorker:
     ) -> None:
         self.transactions = transactions
         self.deny = deny
+        self._screened_out: dict[str, str] = {}  # retried payouts a screening match blocks (see `_gated_claim`)
         # The compliance gate, again in the claim's transaction: an approved payout no provider has seen that fails
         # it now (a list refreshed, a policy tightened, a new hit) goes back to pending_approval, never out.
         self.gate = gate
@@ -159,6 +160,7 @@ class PayoutWorker:
     async def submit_due(self) -> WorkerResult:
         now = _now()
         async with self.transactions() as repo:
+            self._screened_out = {}
             if self.gate is None:
                 claimed = await repo.claim_for_submit(
                     owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
@@ -188,11 +190,19 @@ class PayoutWorker:
         store = gate_store(repo)
         due = await store.lock_due_for_submit(limit=self.config.batch_size)
         fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
-        decisions = await gate.decide(
+        # A payout tried before (a retry, a lease run out) may be at its provider: it is never held (its earlier
+        # attempt's answer must be asked first), but it is screened again, and a match found since blocks its
+        # create once the provider says it holds nothing (`_submit_calls`, step 2): never sent, never held.
+        retried = [p for p in due if not (p.state is S.APPROVED and p.attempts == 0)]
+        judged = await gate.decide(
             store,
-            [Candidate(p, released_by_people=people_decided_policy(p.hold_code)) for p in fresh],
+            [Candidate(p, released_by_people=people_decided_policy(p.hold_code)) for p in [*fresh, *retried]],
             Stage.SEND,
         )
+        decisions = judged[: len(fresh)]
+        self._screened_out = {
+            p.id: d.detail for p, d in zip(retried, judged[len(fresh) :], strict=True) if d.matches or d.player_hit
+        }
         held = [(p, d) for p, d in zip(fresh, decisions, strict=True) if d.action is not Action.ALLOW]
         applied = await repo.apply(
             [
@@ -227,7 +237,8 @@ class PayoutWorker:
         await store.record_decisions(
             [
                 DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, d, now)
-                for p, d in zip(fresh, decisions, strict=True)
+                for p, d in zip([*fresh, *retried], judged, strict=True)
+                if p in fresh or p.id in self._screened_out
             ]
         )
         gate.count(Stage.SEND, decisions)
@@ -286,6 +297,15 @@ class PayoutWorker:
                 denied = PayoutError.of(PayoutErrorCode.DESTINATION_BLOCKED, DENIED_DETAIL)
                 calls[n] = _Call("create", now, now, error=denied)
                 log.warning("payout to a denied destination not sent", extra={"payout_id": rec.id})
+            elif calls[n] is None and rec.id in self._screened_out:
+                # Screened again before this attempt (`_gated_claim`): listed since the first one. Nothing is at the
+                # provider, so it ends here, for good: its reservation goes back, a person sees the decision.
+                now = _now()
+                blocked = PayoutError.of(
+                    PayoutErrorCode.DESTINATION_BLOCKED, "sanctions screening hit before a retry (compliance gate)"
+                )
+                calls[n] = _Call("create", now, now, error=blocked)
+                log.warning("payout retry to a listed destination not sent", extra={"payout_id": rec.id})
         # 3. The rest is created, batched per provider where the provider takes batches.
         to_create = [n for n in range(len(claimed)) if calls[n] is None]
         by_provider: dict[str, list[int]] = {}
