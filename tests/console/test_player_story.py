@@ -121,7 +121,7 @@ def test_a_players_top_up_round_and_payout_seen_live(
     screenshot(page, "wallet-claim")
     page.evaluate("() => { window.__sameDocument = true; }")  # gone if anything reloads the page
     run(lambda: release_hold(platform, claim_url.rsplit("/", 1)[1]))
-    expect(live).to_contain_text("The money was sent to your destination.", timeout=LIVE_MS)
+    expect(live).to_contain_text("Your withdrawal was paid.", timeout=LIVE_MS)
     assert page.evaluate("() => window.__sameDocument === true"), "the status changed by reloading the page"
     expect(page.get_by_role("link", name="Refresh the status")).to_have_count(0)  # final: nothing more to wait for
     assert_accessible(page)

@@ -16,10 +16,6 @@ Revises: 0020
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
 
 revision = "0021"
@@ -29,20 +25,40 @@ branch_labels = None
 depends_on = None
 
 
-def _load_0015() -> ModuleType:
-    path = Path(__file__).with_name("0015_final_states_final.py")
-    spec = importlib.util.spec_from_file_location("payouts_migration_0015", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_M0015 = _load_0015()
+# (from, to) as migration 0015 froze them (a revision never imports another, nor live code: copied here).
+ALLOWED_0015: tuple[tuple[str, str], ...] = (
+    ("requested", "pending_approval"),
+    ("requested", "approved"),
+    ("requested", "cancelled"),
+    ("pending_approval", "approved"),
+    ("pending_approval", "rejected"),
+    ("pending_approval", "cancelled"),
+    ("approved", "submitting"),
+    ("approved", "cancelled"),
+    ("approved", "paid"),
+    ("submitting", "submitted"),
+    ("submitting", "paid"),
+    ("submitting", "failed"),
+    ("submitting", "cancelled"),
+    ("submitted", "paid"),
+    ("submitted", "failed"),
+    ("submitted", "cancelled"),
+    ("paid", "returned"),
+    ("failed", "approved"),
+    ("failed", "cancelled"),
+)
 # (from, to): prizeflow_payouts.domain.state.TRANSITIONS as of this revision (tests/unit/test_state.py).
-ALLOWED: tuple[tuple[str, str], ...] = (*_M0015.ALLOWED, ("approved", "pending_approval"))
-reachable = _M0015.reachable
+ALLOWED: tuple[tuple[str, str], ...] = (*ALLOWED_0015, ("approved", "pending_approval"))
+
+
+def reachable(pairs: tuple[tuple[str, str], ...]) -> set[tuple[str, str]]:
+    """Every (from, to) a path of allowed moves joins (as 0015's): one UPDATE may write several steps at once."""
+    closure = set(pairs)
+    while True:
+        more = {(a, d) for a, b in closure for c, d in closure if b == c} - closure
+        if not more:
+            return closure
+        closure |= more
 
 
 def _transition_function(pairs: tuple[tuple[str, str], ...]) -> str:
@@ -147,7 +163,7 @@ _DOWN = [
         DROP COLUMN IF EXISTS destination_key, DROP COLUMN IF EXISTS held_at, DROP COLUMN IF EXISTS hold_detail,
         DROP COLUMN IF EXISTS hold_code
     """,
-    _transition_function(_M0015.ALLOWED),
+    _transition_function(ALLOWED_0015),
 ]
 
 

@@ -268,6 +268,10 @@ def peer_settings(peers: Mapping[str, str], env: Mapping[str, str]) -> dict[str,
         for setting, (peer, template) in PEER_TEMPLATES.items()
         if setting not in env and peer_url_env(peer) in peers
     )
+    # Identity verification through a vendor that does not run here: none (a subset of the platform, a runbook's
+    # drill), rather than a vendor named without its address (payouts refuses to start on that, and rightly).
+    if peer_url_env("kyc-api") not in peers and "PAYOUTS_KYC_BASE_URL" not in env:
+        out["PAYOUTS_KYC_PROVIDER"] = "none"
     return out
 
 

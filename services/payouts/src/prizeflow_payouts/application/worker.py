@@ -187,6 +187,10 @@ class PayoutWorker:
         """Lock what is due, gate the approved payouts never attempted at a provider (one batch), hold those that
         fail it (approved → pending_approval), claim the rest: all in this transaction, under the rows' locks, so a
         held payout is never claimed by anyone."""
+        if not gate.screen_ready:
+            # Lists still loading in this process (it just started): nothing is sent unscreened, and nothing is
+            # held for people only because of that; the next pass looks again.
+            return []
         store = gate_store(repo)
         due = await store.lock_due_for_submit(limit=self.config.batch_size)
         fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]

@@ -156,12 +156,25 @@ class PayoutGate:
         sources: Sequence[str] = (),
         metrics: ComplianceMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ready_wait_s: float = 30.0,
     ) -> None:
         self.screen = screen
         self.facts = facts  # the compliance facts read in the gate's transaction (bound to its store)
         self.sources = tuple(sources)  # the configured sanctions lists: one not loaded holds everything
         self.metrics = metrics
         self.clock = clock
+        self.ready_wait_s = ready_wait_s
+
+    @property
+    def screen_ready(self) -> bool:
+        """Every configured list is loaded in this process (a screen without the notion is always ready)."""
+        return bool(getattr(self.screen, "ready", True))
+
+    async def wait_ready(self) -> bool:
+        wait = getattr(self.screen, "wait_ready", None)
+        if wait is None:
+            return self.screen_ready
+        return bool(await wait(self.ready_wait_s))
 
     async def decide(
         self,
@@ -175,6 +188,10 @@ class PayoutGate:
         towards each other's sums in order (as if inserted one after the other)."""
         if not candidates:
             return []
+        if stage is Stage.REQUEST and not self.screen_ready:
+            # A process just started loads its lists in the background while its consumers already read: a
+            # request waits for them a while rather than be held for two people only because it came first.
+            await self.wait_ready()
         now = self.clock()
         compliance = self.facts(store)
         policy = await compliance.active_policy()

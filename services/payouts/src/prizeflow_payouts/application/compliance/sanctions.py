@@ -119,6 +119,7 @@ class ListsScreen:
         self.threshold = threshold
         self._metrics = metrics
         self._lists: Mapping[str, LoadedList] = {}
+        self._ready = asyncio.Event()  # set once every configured list is loaded
 
     # -- state -------------------------------------------------------------------------------------------------
     @property
@@ -129,11 +130,21 @@ class ListsScreen:
     def ready(self) -> bool:
         return not self.missing_sources
 
+    async def wait_ready(self, timeout: float) -> bool:
+        """Until every configured list is loaded (a process just started loads them in the background), at most
+        `timeout` seconds; whether it is ready."""
+        if not self.ready:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+        return self.ready
+
     def loaded(self) -> Mapping[str, LoadedList]:
         return self._lists
 
     def install(self, version: ListVersion, index: ListIndex, *, at: datetime) -> None:
         self._lists = {**self._lists, version.source: LoadedList(version, at, index)}
+        if self.ready:
+            self._ready.set()
 
     def versions(self) -> Mapping[str, str]:
         return {s: loaded.version.version for s, loaded in self._lists.items()}
