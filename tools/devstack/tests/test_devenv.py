@@ -106,7 +106,8 @@ def test_payouts_finds_the_kyc_vendor_at_the_emulators_address() -> None:
     peers = {"KYC_API_URL": "http://127.0.0.1:5000", "WEBHOOKS_URL": "http://127.0.0.1:5001"}
     assert peer_settings(peers, {}) == {"PAYOUTS_KYC_BASE_URL": "http://127.0.0.1:5000"}
     assert peer_settings(peers, {"PAYOUTS_KYC_BASE_URL": "https://api.sumsub.com"}) == {}  # set by hand: kept
-    assert peer_settings({"WEBHOOKS_URL": "http://127.0.0.1:5001"}, {}) == {}  # no emulator running
+    # No emulator running (a subset of the platform): no vendor, rather than one without its address.
+    assert peer_settings({"WEBHOOKS_URL": "http://127.0.0.1:5001"}, {}) == {"PAYOUTS_KYC_PROVIDER": "none"}
 
 
 def test_payouts_screens_against_the_sanctions_emulator_where_it_runs() -> None:
@@ -114,5 +115,7 @@ def test_payouts_screens_against_the_sanctions_emulator_where_it_runs() -> None:
     sources = peer_settings({"SANCTIONS_LISTS_URL": base}, {})["PAYOUTS_SANCTIONS_SOURCES"].split(",")
     assert [s.split("=", 1)[0] for s in sources] == ["ofac_sdn", "ofac_consolidated", "eu", "un"]
     assert all(s.split("=", 1)[1].startswith(base + "/") for s in sources)
-    assert peer_settings({"SANCTIONS_LISTS_URL": base}, {"PAYOUTS_SANCTIONS_SOURCES": "un=https://x"}) == {}
+    assert peer_settings(
+        {"SANCTIONS_LISTS_URL": base, "KYC_API_URL": base}, {"PAYOUTS_SANCTIONS_SOURCES": "un=https://x"}
+    ) == {"PAYOUTS_KYC_BASE_URL": base}
     assert "PAYOUTS_SANCTIONS_SOURCES" not in peer_settings({"KYC_API_URL": base}, {})  # no emulator: no lists
