@@ -424,8 +424,8 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             "admin": const(p.admin),
             "registry": const(p.config.registry),
             "payout_exports": const(exports),
-            **(p.records.dependencies() if p.records is not None else {}),
-            **(p.sanctions.dependencies() if p.sanctions is not None else {}),
+            **{name: const(value) for name, value in (p.records.dependencies() if p.records else {}).items()},
+            **{name: const(value) for name, value in (p.sanctions.dependencies() if p.sanctions else {}).items()},
         },
         timeline=[PayoutsTimeline(p.queries)],
     )

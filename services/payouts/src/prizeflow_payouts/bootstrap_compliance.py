@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from litestar.di import Provide
-
 from prizeflow_payouts.adapters.compliance_pg import SqlComplianceQueries, compliance_transactions
 from prizeflow_payouts.application.compliance.policy import (
     ApprovePolicy,
@@ -54,13 +52,9 @@ class ComplianceRecords:
     reject: RejectPolicy
     publish: PublishActivePolicy
 
-    def dependencies(self) -> dict[str, Provide]:
-        """The HTTP dependencies of `entrypoints.compliance_http`."""
-
-        def const(value: object) -> Provide:
-            return Provide(lambda: value, sync_to_thread=False, use_cache=True)
-
-        named: dict[str, Any] = {
+    def dependencies(self) -> dict[str, object]:
+        """The HTTP dependencies of `entrypoints.compliance_http`, by name (bootstrap provides each)."""
+        return {
             "compliance_queries": self.queries,
             "start_kyc": self.start,
             "read_kyc": self.read,
@@ -68,7 +62,6 @@ class ComplianceRecords:
             "approve_policy": self.approve,
             "reject_policy": self.reject,
         }
-        return {name: const(value) for name, value in named.items()}
 
     async def close(self) -> None:
         """Shutdown: the vendor's connections (after the consumers stopped)."""

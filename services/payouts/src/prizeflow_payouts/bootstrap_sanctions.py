@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from litestar.di import Provide
-
 from prizeflow_payouts.adapters.sanctions import HttpListSource, SqlSanctionsLists
 from prizeflow_payouts.application.compliance.sanctions import ListSource, ListsScreen, RefreshSanctionsLists
 from prizeflow_payouts.application.metrics import ComplianceMetrics
@@ -29,17 +27,9 @@ class SanctionsLists:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
-    def dependencies(self) -> dict[str, Provide]:
-        """The HTTP dependencies of `entrypoints.compliance_screening_http`."""
-
-        def const(value: object) -> Provide:
-            return Provide(lambda: value, sync_to_thread=False, use_cache=True)
-
-        return {
-            "sanctions_screen": const(self.screen),
-            "sanctions_refresh": const(self.refresh),
-            "sanctions_service": const(self.service),
-        }
+    def dependencies(self) -> dict[str, object]:
+        """The HTTP dependencies of `entrypoints.compliance_screening_http`, by name (bootstrap provides each)."""
+        return {"sanctions_screen": self.screen, "sanctions_refresh": self.refresh, "sanctions_service": self.service}
 
     async def start(self) -> None:
         """The schedule, in the background: a start-up never waits on a publisher."""
