@@ -14,6 +14,7 @@ Error rules:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -107,6 +108,13 @@ class PayoutDestination(_Model):
             if self.memo is not None and len(self.memo.encode()) > STELLAR_TEXT_MEMO_MAX_BYTES:
                 raise ValueError(f"a Stellar text memo is at most {STELLAR_TEXT_MEMO_MAX_BYTES} bytes")
         return self
+
+
+def destination_key(destination: PayoutDestination) -> str:
+    """One destination's key wherever amounts to it are counted (rewards' claims, payouts' gate): the policy's
+    per-destination windows and first use read the same key in both services."""
+    raw = f"{destination.type.value}|{destination.address}|{destination.memo or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class ProviderCapabilities(_Model):
@@ -304,4 +312,5 @@ __all__ = [
     "StatementLineKind",
     "StatementPage",
     "WebhookEvent",
+    "destination_key",
 ]

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import Action, Finding, Hit, Verdict
-from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_key
+from prizeflow_payouts.application.compliance import gate as payouts_gate
 from prizeflow_payouts.domain.compliance.gate import (
     Clearance,
     GateInput,
@@ -21,9 +22,8 @@ from prizeflow_payouts.domain.compliance.gate import (
     SubjectKind,
     clearances_from_reasons,
     decide,
-    destination_key,
 )
-from prizeflow_rewards.domain.claims import destination_key as rewards_destination_key
+from prizeflow_rewards.application.claims import submit as rewards_claims
 
 KEY = "a" * 64
 
@@ -75,7 +75,10 @@ def hit(finding: Finding) -> Hit:
     ],
 )
 def test_destination_key_is_rewards_key(destination: PayoutDestination) -> None:
-    assert destination_key(destination) == rewards_destination_key(destination)
+    # One function in contracts keys a destination in both services (their window sums must meet).
+    payouts_key, rewards_key = vars(payouts_gate)["destination_key"], vars(rewards_claims)["destination_key"]
+    assert payouts_key is rewards_key is destination_key
+    assert payouts_key(destination) == rewards_key(destination) == destination_key(destination)
 
 
 def test_clear_and_no_findings_is_allowed_with_versions_recorded() -> None:

@@ -17,7 +17,7 @@ from prizeflow_contracts.policy import (
     RiskPolicy,
     VerificationStatus,
 )
-from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_payouts.application.compliance.gate import (
     Candidate,
     FactsQuery,
@@ -30,7 +30,7 @@ from prizeflow_payouts.application.compliance.ports import (
     ScreeningMatch,
     ScreeningResult,
 )
-from prizeflow_payouts.domain.compliance.gate import Clearance, HoldCode, Stage, SubjectKind, destination_key
+from prizeflow_payouts.domain.compliance.gate import Clearance, HoldCode, Stage, SubjectKind
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import ApprovalPolicy
-from prizeflow_contracts.providers import ProviderPayoutStatus
+from prizeflow_contracts.providers import ProviderPayoutStatus, destination_key
 from prizeflow_payouts.adapters import tables
 from prizeflow_payouts.adapters.compliance_gate_pg import GateSql
 from prizeflow_payouts.application.ports import (
@@ -29,7 +29,6 @@ from prizeflow_payouts.application.ports import (
     PayoutTransactions,
     RefusalTrail,
 )
-from prizeflow_payouts.domain.compliance.gate import destination_key
 from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState

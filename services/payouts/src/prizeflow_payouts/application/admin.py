@@ -29,6 +29,7 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
+    destination_key,
 )
 from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
 from prizeflow_payouts.application.events import payout_event
@@ -43,7 +44,6 @@ from prizeflow_payouts.domain.compliance.gate import (
     HoldCode,
     Stage,
     clearances_from_reasons,
-    destination_key,
     people_decided_policy,
     stricter,
 )

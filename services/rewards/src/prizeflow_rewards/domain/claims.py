@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +10,6 @@ from typing import Any, Final
 
 from prizeflow_contracts.events.rewards import ClaimRejectionCode, HoldCode
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
-from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind
 
@@ -321,8 +319,3 @@ def reservation(
         flags=TransferFlags.PENDING,
         correlation_id=correlation_id,
     )
-
-
-def destination_key(destination: PayoutDestination) -> str:
-    raw = f"{destination.type.value}|{destination.address}|{destination.memo or ''}"
-    return hashlib.sha256(raw.encode()).hexdigest()

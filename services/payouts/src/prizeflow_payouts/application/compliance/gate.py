@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from prizeflow_contracts.policy import PolicyFacts, VerificationStatus, evaluate
-from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType, destination_key
 from prizeflow_payouts.application.compliance.ports import ComplianceFacts, PlayerCompliance, SanctionsScreen
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.domain.compliance.gate import (
@@ -28,7 +28,6 @@ from prizeflow_payouts.domain.compliance.gate import (
     Stage,
     SubjectKind,
     decide,
-    destination_key,
 )
 from prizeflow_payouts.domain.payout import Payout
 

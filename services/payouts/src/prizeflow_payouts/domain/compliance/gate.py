@@ -10,7 +10,6 @@ verification (the reservation is voided); any other refusal, and every refusal a
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,7 +17,6 @@ from typing import Final, Protocol
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
-from prizeflow_contracts.providers import PayoutDestination
 
 
 class HoldCode(StrEnum):
@@ -67,12 +65,6 @@ class Screening:
 
     matches: tuple[ScreeningMatch, ...]
     versions: Mapping[str, str]
-
-
-def destination_key(destination: PayoutDestination) -> str:
-    """The same key as `prizeflow_rewards.domain.claims.destination_key` (a unit test holds them equal)."""
-    raw = f"{destination.type.value}|{destination.address}|{destination.memo or ''}"
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +274,6 @@ __all__ = [
     "clearances_for",
     "clearances_from_reasons",
     "decide",
-    "destination_key",
     "people_decided_policy",
     "player_cleared",
     "stricter",

@@ -20,7 +20,7 @@ from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.events.rewards import ClaimHeld
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.policy import RiskPolicy, VerificationStatus, evaluate
-from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_rewards.application.claims.shared import ClaimError, approval, policy_facts
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
 from prizeflow_rewards.application.ports import FirstUse, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
@@ -35,7 +35,6 @@ from prizeflow_rewards.domain.claims import (
     RefusalCode,
     Refuse,
     assess,
-    destination_key,
 )
 from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
