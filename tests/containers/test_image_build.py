@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import time
@@ -30,6 +29,7 @@ from unittest import mock
 import pytest
 
 from prizeflow_devstack import compose, images
+from prizeflow_devstack.ports import pick_free_port
 from prizeflow_devstack.sbom import SBOM_PATH, normalize
 
 pytestmark = pytest.mark.containers
@@ -194,9 +194,7 @@ def test_a_secret_written_by_a_non_root_user_is_readable_by_the_images_user(
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[str]:
     """Debian's docker-registry (the distribution registry) on a free local port, over plain HTTP."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = pick_free_port()
     config = tmp_path / "registry.yml"
     config.write_text(
         f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 'data'}}}\n"

@@ -30,6 +30,16 @@ def test_pick_free_port_is_bindable_and_respects_exclusions() -> None:
 
 
 @pytest.mark.integration  # binds ports or starts processes
+def test_picked_ports_stay_out_of_the_range_outgoing_connections_draw_from() -> None:
+    """A picked port is promised to a listener that may bind a minute later (a compose tier); a port from the
+    ephemeral range could by then be some other lane's client's local port (CI failed on exactly that)."""
+    low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    picked = {pick_free_port() for _ in range(50)}
+    assert all(not low <= port <= high for port in picked), sorted(picked)
+    assert len(picked) > 40  # spread out, so two lanes picking at once rarely choose the same one
+
+
+@pytest.mark.integration  # binds ports or starts processes
 def test_remembered_port_is_kept_when_free_and_replaced_when_busy() -> None:
     port = pick_free_port()
     assert remembered_or_free(port) == port
