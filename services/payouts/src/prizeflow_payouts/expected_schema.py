@@ -33,6 +33,8 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0019",
         "0020",
         "0021",
+        "0022",
+        "0023",
     ),
 )
 

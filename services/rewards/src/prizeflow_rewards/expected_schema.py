@@ -10,7 +10,8 @@ from __future__ import annotations
 from prizeflow_runtime.schema_compat import ExpectedSchema
 
 EXPECTED_SCHEMA = ExpectedSchema(
-    "rewards", ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013")
+    "rewards",
+    ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013", "0014"),
 )
 
 __all__ = ["EXPECTED_SCHEMA"]
