@@ -14,6 +14,7 @@ Error rules:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Mapping
@@ -110,11 +111,71 @@ class PayoutDestination(_Model):
         return self
 
 
+_TON_RAW_RE: Final = re.compile(r"(0|-1):[0-9a-fA-F]{64}")
+_TON_FRIENDLY_RE: Final = re.compile(r"[A-Za-z0-9+/_-]{48}")
+_TON_BOUNCEABLE, _TON_NON_BOUNCEABLE, _TON_TEST_ONLY = 0x11, 0x51, 0x80
+DESTINATION_KEY_VERSION: Final = "v2"
+
+
+def _crc16_xmodem(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def ton_raw_address(text: str) -> str | None:
+    """The raw spelling (`<wc>:<64 lowercase hex>`) of a TON address of workchain 0 or -1, given raw or
+    user-friendly (48 base64/base64url characters, flags 0x11 or 0x51, maybe | 0x80 test-only, a correct
+    CRC16/XMODEM); None for anything else. The same rule as `prizeflow_ton.addresses.parse_address` (a property
+    test holds them equal), written again here because contracts depend on no rail library."""
+    value = text.strip()
+    if _TON_RAW_RE.fullmatch(value):
+        workchain, account = value.split(":")
+        return f"{workchain}:{account.lower()}"
+    if not _TON_FRIENDLY_RE.fullmatch(value):
+        return None
+    decoded = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+    if _crc16_xmodem(decoded[:34]) != int.from_bytes(decoded[34:], "big"):
+        return None
+    if decoded[0] & ~_TON_TEST_ONLY not in (_TON_BOUNCEABLE, _TON_NON_BOUNCEABLE):
+        return None
+    workchain = int.from_bytes(decoded[1:2], "big", signed=True)
+    if workchain not in (0, -1):
+        return None
+    return f"{workchain}:{decoded[2:34].hex()}"
+
+
+def destination_spelling(kind: DestinationType, address: str) -> str:
+    """The one spelling a destination's address is compared, counted and screened in (limits, first use,
+    clearances, sanctions lists, the deny list): a TON address, whatever its form (bounceable, non-bounceable,
+    test-only, raw), in its raw form; anything else with its whitespace removed and case-folded.
+
+    The rule is the same for every `kind`: a TON wallet also arrives as a `crypto_address` (an exchange's USDT on
+    TON). Folding is exact for what is case-insensitive by definition (EVM hex, whose case is only a checksum;
+    bech32; emails in practice); for case-sensitive encodings (base58, Stripe ids) it can only merge two
+    addresses into one spelling, which makes a limit or a deny stricter, never looser."""
+    del kind  # one rule for every type (see above); taken so the call sites say what they compare
+    compact = "".join(address.split())
+    return ton_raw_address(compact) or compact.casefold()
+
+
 def destination_key(destination: PayoutDestination) -> str:
-    """One destination's key wherever amounts to it are counted (rewards' claims, payouts' gate): the policy's
-    per-destination windows and first use read the same key in both services."""
-    raw = f"{destination.type.value}|{destination.address}|{destination.memo or ''}"
-    return hashlib.sha256(raw.encode()).hexdigest()
+    """One destination's key wherever amounts to it are counted (rewards' claims, payouts' gate, screening
+    clearances): sha256 of `v2|<destination_spelling>|<memo, stripped>`, so one wallet spelled differently is
+    one destination.
+
+    The type is not in the key: one wallet given as a `ton_wallet` and as a `crypto_address` is one destination
+    for a limit, and a type in the key would let a player pass a limit by choosing the other one. The memo is:
+    an exchange's deposit address is shared, its memo says whose account it is. `v1` (type|address|memo as
+    typed) keys were rewritten by payouts migration 0023 and rewards migration 0014, which compute this same
+    formula in SQL (an integration test holds them equal)."""
+    spelling = destination_spelling(destination.type, destination.address)
+    memo = (destination.memo or "").strip()
+    return hashlib.sha256(f"{DESTINATION_KEY_VERSION}|{spelling}|{memo}".encode()).hexdigest()
 
 
 class ProviderCapabilities(_Model):
@@ -296,6 +357,7 @@ class RewardPayoutProvider(Protocol):
 
 __all__ = [
     "DEBIT_KINDS",
+    "DESTINATION_KEY_VERSION",
     "FINAL_PROVIDER_STATUSES",
     "DestinationType",
     "ListsStatement",
@@ -313,4 +375,6 @@ __all__ = [
     "StatementPage",
     "WebhookEvent",
     "destination_key",
+    "destination_spelling",
+    "ton_raw_address",
 ]

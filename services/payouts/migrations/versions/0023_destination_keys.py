@@ -1,4 +1,19 @@
-"""Placeholder: one destination key for every spelling of a destination (filled by its helper).
+"""One destination key for every spelling of a destination (docs/adr/0012-pay-only-whom-you-may.md).
+
+`destination_key` v2 is sha256 of `v2|<spelling>|<memo, stripped>`, where the spelling of a TON address is its raw
+form and of anything else the address without whitespace, case-folded (v1 hashed `type|address|memo` as typed, so
+one wallet re-spelled was another destination for a limit, first use and a clearance). Here, in SQL:
+- `payouts.destination_key`: every key 0021 (or the code since) wrote is recomputed from the payout's own columns;
+  the payouts 0021 left NULL (older than the longest window) stay NULL.
+- `screening_clearances` of a destination: each one is copied to its destination's new key (the payout it was
+  cleared on, or any payout of that old key, names the destination); clearances of one entry for spellings that
+  are now one key become one (the unique constraint; the earliest kept). The table is append-only evidence: the
+  rows under the old keys stay, and no v2 key can equal them (another hash input).
+- `compliance_decisions` hold no destination key (their reasons name list entries): nothing to do.
+
+Downgrade: the v1 keys are recomputed from the payouts' columns (the v1 formula is `type|address|memo` as stored);
+clearances keep both rows, so nothing is lost either way, but a clearance recorded after the upgrade under a v2 key
+is not copied back (the v1 code holds that destination again: fail closed).
 
 Revision ID: 0023
 Revises: 0022
@@ -14,9 +29,99 @@ phase = "expand"
 branch_labels = None
 depends_on = None
 
-_UP: list[str] = []
+def _crc16_table() -> list[int]:
+    """CRC-16/XMODEM by byte (polynomial 0x1021): the checksum of a user-friendly TON address."""
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+        table.append(crc)
+    return table
 
-_DOWN: list[str] = []
+
+# `prizeflow_contracts.providers.destination_spelling` and `destination_key` (v2) as of this revision, in SQL (a
+# revision never imports live code: copied here; tests/integration/test_destination_keys.py holds them equal).
+# Addresses and memos are printable ASCII (`ProviderRef`, the memo's pattern): whitespace and case are folded
+# for ASCII, which is all they can hold.
+_WHITESPACE = r"E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f'"
+_FUNCTIONS = [
+    rf"""
+    CREATE FUNCTION prizeflow_destination_spelling_v2(address text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+    DECLARE
+        crc_table CONSTANT int[] := ARRAY{_crc16_table()};
+        compact text := translate(address, {_WHITESPACE}, '');
+        decoded bytea;
+        crc int := 0;
+    BEGIN
+        IF compact ~ '^(0|-1):[0-9a-fA-F]{{64}}$' THEN
+            RETURN split_part(compact, ':', 1) || ':' || translate(split_part(compact, ':', 2), 'ABCDEF', 'abcdef');
+        END IF;
+        IF compact ~ '^[A-Za-z0-9+/_-]{{48}}$' THEN
+            decoded := decode(translate(compact, '-_', '+/'), 'base64');
+            FOR i IN 0..33 LOOP
+                crc := ((crc << 8) & 65535) # crc_table[(((crc >> 8) # get_byte(decoded, i)) & 255) + 1];
+            END LOOP;
+            IF crc = ((get_byte(decoded, 34) << 8) | get_byte(decoded, 35))
+               AND (get_byte(decoded, 0) & 127) IN (17, 81)  -- bounceable 0x11, non-bounceable 0x51 (| 0x80 test-only)
+               AND get_byte(decoded, 1) IN (0, 255)  -- workchain 0 or -1
+            THEN
+                RETURN CASE get_byte(decoded, 1) WHEN 255 THEN '-1' ELSE '0' END || ':'
+                    || encode(substring(decoded FROM 3 FOR 32), 'hex');
+            END IF;
+        END IF;
+        RETURN translate(compact, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz');
+    END $$
+    """,
+    rf"""
+    CREATE FUNCTION prizeflow_destination_key_v2(address text, memo text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT encode(sha256(convert_to('v2|' || prizeflow_destination_spelling_v2(address) || '|'
+            || btrim(coalesce(memo, ''), {_WHITESPACE}), 'UTF8')), 'hex')
+    $$
+    """,
+]
+_DROP_FUNCTIONS = [
+    "DROP FUNCTION prizeflow_destination_key_v2(text, text)",
+    "DROP FUNCTION prizeflow_destination_spelling_v2(text)",
+]
+
+_V1_KEY = """encode(sha256(convert_to(
+    p.destination_type || '|' || p.destination_address || '|' || coalesce(p.destination_memo, ''), 'UTF8')), 'hex')"""
+
+_UP = [
+    *_FUNCTIONS,
+    # Old key -> new key of every destination a clearance names, read before the payouts' keys change.
+    f"""
+    CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
+    SELECT DISTINCT c.subject_key AS old_key,
+           prizeflow_destination_key_v2(p.destination_address, p.destination_memo) AS new_key
+    FROM screening_clearances c
+    JOIN payouts p ON p.id = c.payout_id OR p.destination_key = c.subject_key
+    WHERE c.subject_kind = 'destination' AND {_V1_KEY} = c.subject_key
+    """,
+    """
+    UPDATE payouts SET destination_key = prizeflow_destination_key_v2(destination_address, destination_memo)
+    WHERE destination_key IS NOT NULL
+    """,
+    """
+    INSERT INTO screening_clearances (subject_kind, subject_key, source, entry_uid, cleared_by, payout_id, cleared_at)
+    SELECT DISTINCT ON (m.new_key, c.source, c.entry_uid)
+           'destination', m.new_key, c.source, c.entry_uid, c.cleared_by, c.payout_id, c.cleared_at
+    FROM screening_clearances c JOIN destination_key_moves m ON m.old_key = c.subject_key
+    WHERE c.subject_kind = 'destination'
+    ORDER BY m.new_key, c.source, c.entry_uid, c.cleared_at, c.id
+    ON CONFLICT (subject_kind, subject_key, source, entry_uid) DO NOTHING
+    """,
+    "DROP TABLE destination_key_moves",
+    *_DROP_FUNCTIONS,
+]
+
+_DOWN = [
+    f"UPDATE payouts p SET destination_key = {_V1_KEY} WHERE destination_key IS NOT NULL",
+]
 
 
 def upgrade() -> None:

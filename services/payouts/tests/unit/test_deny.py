@@ -28,7 +28,16 @@ def test_other_addresses_are_compared_case_folded_and_per_type() -> None:
     deny = DenyList.parse([" email:Fraud@Example.com ", "crypto_address:0xAbC0000000000000000000000000000000000001"])
     assert deny.denies(dest(DestinationType.EMAIL, "fraud@example.COM"))
     assert deny.denies(dest(DestinationType.CRYPTO_ADDRESS, "0xabc0000000000000000000000000000000000001"))
-    assert not deny.denies(dest(DestinationType.EMAIL, "0xabc0000000000000000000000000000000000001"))  # type too
+    assert not deny.denies(dest(DestinationType.EMAIL, "0xabc0000000000000000000000000000000000002"))
+
+
+def test_a_denied_wallet_is_denied_whatever_type_it_is_paid_as() -> None:
+    """The type is not in the destination key, nor in the deny list's comparison: an exchange's USDT on TON pays
+    a TON wallet as a `crypto_address`."""
+    ton = parse_address(RAW)
+    deny = DenyList.parse([f"ton_wallet:{ton.friendly(bounceable=True)}"])
+    assert deny.denies(dest(DestinationType.CRYPTO_ADDRESS, ton.friendly(bounceable=False, test_only=True)))
+    assert deny.denies(dest(DestinationType.CRYPTO_ADDRESS, RAW.upper()))
     assert not DenyList.parse([]).denies(dest(DestinationType.EMAIL, "fraud@example.com"))
 
 

@@ -1,4 +1,17 @@
-"""Placeholder: one destination key for every spelling of a destination (filled by its helper).
+"""One destination key for every spelling of a destination (docs/adr/0012-pay-only-whom-you-may.md).
+
+`destination_key` v2 is sha256 of `v2|<spelling>|<memo, stripped>`, where the spelling of a TON address is its raw
+form and of anything else the address without whitespace, case-folded (v1 hashed `type|address|memo` as typed, so
+one wallet re-spelled was another destination for `destination_limit` and the new-destination cooldown). Here, in
+SQL, so the policy's windows, first use and a retried claim's idempotency carry over:
+- `claims.destination_key`: recomputed from the claim's own `destination`.
+- `payout_destinations` (PRIMARY KEY (player_id, destination_key)): each row moves to its new key (the claims
+  holding its old key name the destination); spellings of one destination that are now one key become one row
+  keeping the earliest `first_seen_at`. A row no claim names (none is written without one) keeps its key.
+
+Downgrade: the v1 keys are recomputed from the claims' `destination` (`type|address|memo` as stored), and each
+player's merged first-use row is split back per old key, first seen at the later of the merged row's time and the
+player's first claim to that spelling (never earlier than the v1 code had it, so no cooldown is shortened).
 
 Revision ID: 0014
 Revises: 0013
@@ -14,9 +27,128 @@ phase = "expand"
 branch_labels = None
 depends_on = None
 
-_UP: list[str] = []
+def _crc16_table() -> list[int]:
+    """CRC-16/XMODEM by byte (polynomial 0x1021): the checksum of a user-friendly TON address."""
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+        table.append(crc)
+    return table
 
-_DOWN: list[str] = []
+
+# `prizeflow_contracts.providers.destination_spelling` and `destination_key` (v2) as of this revision, in SQL (a
+# revision never imports live code: copied here; tests/integration/test_destination_keys.py holds them equal).
+# Addresses and memos are printable ASCII (`ProviderRef`, the memo's pattern): whitespace and case are folded
+# for ASCII, which is all they can hold.
+_WHITESPACE = r"E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f'"
+_FUNCTIONS = [
+    rf"""
+    CREATE FUNCTION prizeflow_destination_spelling_v2(address text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+    DECLARE
+        crc_table CONSTANT int[] := ARRAY{_crc16_table()};
+        compact text := translate(address, {_WHITESPACE}, '');
+        decoded bytea;
+        crc int := 0;
+    BEGIN
+        IF compact ~ '^(0|-1):[0-9a-fA-F]{{64}}$' THEN
+            RETURN split_part(compact, ':', 1) || ':' || translate(split_part(compact, ':', 2), 'ABCDEF', 'abcdef');
+        END IF;
+        IF compact ~ '^[A-Za-z0-9+/_-]{{48}}$' THEN
+            decoded := decode(translate(compact, '-_', '+/'), 'base64');
+            FOR i IN 0..33 LOOP
+                crc := ((crc << 8) & 65535) # crc_table[(((crc >> 8) # get_byte(decoded, i)) & 255) + 1];
+            END LOOP;
+            IF crc = ((get_byte(decoded, 34) << 8) | get_byte(decoded, 35))
+               AND (get_byte(decoded, 0) & 127) IN (17, 81)  -- bounceable 0x11, non-bounceable 0x51 (| 0x80 test-only)
+               AND get_byte(decoded, 1) IN (0, 255)  -- workchain 0 or -1
+            THEN
+                RETURN CASE get_byte(decoded, 1) WHEN 255 THEN '-1' ELSE '0' END || ':'
+                    || encode(substring(decoded FROM 3 FOR 32), 'hex');
+            END IF;
+        END IF;
+        RETURN translate(compact, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz');
+    END $$
+    """,
+    rf"""
+    CREATE FUNCTION prizeflow_destination_key_v2(address text, memo text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT encode(sha256(convert_to('v2|' || prizeflow_destination_spelling_v2(address) || '|'
+            || btrim(coalesce(memo, ''), {_WHITESPACE}), 'UTF8')), 'hex')
+    $$
+    """,
+]
+_DROP_FUNCTIONS = [
+    "DROP FUNCTION prizeflow_destination_key_v2(text, text)",
+    "DROP FUNCTION prizeflow_destination_spelling_v2(text)",
+]
+
+_V1_KEY = """encode(sha256(convert_to(
+    (c.destination->>'type') || '|' || (c.destination->>'address') || '|' || coalesce(c.destination->>'memo', ''),
+    'UTF8')), 'hex')"""
+_V2_KEY = "prizeflow_destination_key_v2(c.destination->>'address', c.destination->>'memo')"
+
+_UP = [
+    *_FUNCTIONS,
+    # Each player's old key -> new key, from their claims (every first-use row was written with a claim).
+    f"""
+    CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
+    SELECT DISTINCT c.player_id, c.destination_key AS old_key, {_V2_KEY} AS new_key
+    FROM claims c WHERE c.destination->>'address' IS NOT NULL
+    """,
+    "CREATE INDEX ON destination_key_moves (player_id, old_key)",
+    "ANALYZE destination_key_moves",
+    f"""
+    UPDATE claims c SET destination_key = {_V2_KEY}
+    WHERE c.destination->>'address' IS NOT NULL AND c.destination_key <> {_V2_KEY}
+    """,
+    """
+    INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
+    SELECT d.player_id, m.new_key, min(d.first_seen_at)
+    FROM payout_destinations d
+    JOIN destination_key_moves m ON m.player_id = d.player_id AND m.old_key = d.destination_key
+    WHERE m.new_key <> m.old_key
+    GROUP BY d.player_id, m.new_key
+    ON CONFLICT (player_id, destination_key)
+        DO UPDATE SET first_seen_at = least(payout_destinations.first_seen_at, excluded.first_seen_at)
+    """,
+    """
+    DELETE FROM payout_destinations d USING destination_key_moves m
+    WHERE d.player_id = m.player_id AND d.destination_key = m.old_key AND m.new_key <> m.old_key
+    """,
+    "DROP TABLE destination_key_moves",
+    *_DROP_FUNCTIONS,
+]
+
+_DOWN = [
+    *_FUNCTIONS,
+    f"""
+    CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
+    SELECT c.player_id, {_V2_KEY} AS new_key, {_V1_KEY} AS old_key, min(c.created_at) AS first_claim_at
+    FROM claims c WHERE c.destination->>'address' IS NOT NULL GROUP BY 1, 2, 3
+    """,
+    """
+    INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
+    SELECT m.player_id, m.old_key, greatest(d.first_seen_at, m.first_claim_at)
+    FROM destination_key_moves m
+    JOIN payout_destinations d ON d.player_id = m.player_id AND d.destination_key = m.new_key
+    WHERE m.new_key <> m.old_key
+    ON CONFLICT (player_id, destination_key) DO NOTHING
+    """,
+    """
+    DELETE FROM payout_destinations d USING destination_key_moves m
+    WHERE d.player_id = m.player_id AND d.destination_key = m.new_key AND m.new_key <> m.old_key
+    """,
+    f"""
+    UPDATE claims c SET destination_key = {_V1_KEY}
+    WHERE c.destination->>'address' IS NOT NULL AND c.destination_key <> {_V1_KEY}
+    """,
+    "DROP TABLE destination_key_moves",
+    *_DROP_FUNCTIONS,
+]
 
 
 def upgrade() -> None:

@@ -7,10 +7,13 @@ at request time (refused for good, `destination_blocked`, so the claim's reserva
 before a payout is first sent (an entry added after the request still stops it; a payout that may already be at
 the provider is asked first, never abandoned on this list's word).
 
-An entry is `<destination type>:<address>`. Addresses are compared in one spelling per type: a TON address in its
-raw form (an operator copies the user-friendly one, bounceable or not), everything else case-folded: emails are
+An entry is `<destination type>:<address>` (the type checks the entry: a `ton_wallet` one must be a TON address).
+Addresses are compared in the one spelling every destination is keyed, counted and screened in
+(`prizeflow_contracts.providers.destination_spelling`): a TON address in its raw form (an operator copies the
+user-friendly one, bounceable or not), everything else without whitespace and case-folded: emails are
 case-insensitive in practice, hex and bech32 addresses by definition, and for case-sensitive encodings (base58)
-folding can only deny more, never less.
+folding can only deny more, never less. The type is not compared, as it is not in the destination key: a denied
+TON wallet is denied paid as a `crypto_address` too (an exchange's USDT on TON).
 """
 
 from __future__ import annotations
@@ -18,24 +21,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_spelling
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
 
 DENIED_DETAIL = "the destination is on the deny list (PAYOUTS_DENY_DESTINATIONS)"
 
 
-def _spelling(kind: DestinationType, address: str) -> str:
-    if kind is DestinationType.TON_WALLET:
-        try:
-            return canonical(address.strip())
-        except InvalidTonAddressError:
-            pass  # not a TON address at all: compared as written (folded), it can only match itself
-    return address.strip().casefold()
-
-
 @dataclass(frozen=True, slots=True)
 class DenyList:
-    entries: frozenset[tuple[DestinationType, str]] = frozenset()
+    entries: frozenset[tuple[DestinationType, str]] = frozenset()  # (type, destination_spelling)
 
     @classmethod
     def parse(cls, lines: Iterable[str]) -> DenyList:
@@ -55,13 +49,14 @@ class DenyList:
                     canonical(address.strip())
                 except InvalidTonAddressError as err:
                     raise ValueError(f"deny list entry {line!r}: {err}") from None
-            entries.add((dtype, _spelling(dtype, address)))
+            entries.add((dtype, destination_spelling(dtype, address)))
         return cls(frozenset(entries))
 
     def denies(self, destination: PayoutDestination) -> bool:
         if not self.entries:
             return False
-        return (destination.type, _spelling(destination.type, destination.address)) in self.entries
+        spelling = destination_spelling(destination.type, destination.address)
+        return any((kind, spelling) in self.entries for kind in DestinationType)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -1,15 +1,15 @@
 """Sanctions lists as Prizeflow screens against them: entries, spellings, an exact address index and a fuzzy name
 matcher (docs/adr/0012-pay-only-whom-you-may.md).
 
-Addresses are compared exactly, in one spelling per destination type, the same rule as the deny list
-(`domain/deny.py`): a TON address in its raw form, everything else stripped and case-folded. Names are compared
+Addresses are compared exactly, in the one spelling every destination is compared, counted and keyed in
+(`prizeflow_contracts.providers.destination_spelling`, the deny list's too): a TON address in its raw form,
+everything else without whitespace and case-folded. Names are compared
 after normalisation (accents, case, punctuation and token order do not matter) with a Jaro-Winkler based score on
 0-1000; entries are blocked by token keys so a name is compared with a few hundred entries, never all of them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -18,8 +18,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
 
-from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_ton.addresses import InvalidTonAddressError, canonical
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_spelling
 
 SOURCES = ("ofac_sdn", "ofac_consolidated", "eu", "un")
 MAX_SCORE = 1000
@@ -70,16 +69,6 @@ def list_version(published_at: datetime, sha256: str) -> str:
 # -- spellings -------------------------------------------------------------------------------------------------
 
 
-def destination_spelling(kind: DestinationType, address: str) -> str:
-    """The spelling a destination is compared in: the deny list's rule (`domain/deny.py`)."""
-    if kind is DestinationType.TON_WALLET:
-        try:
-            return canonical(address.strip())
-        except InvalidTonAddressError:
-            pass
-    return _fold_address(address)
-
-
 def destination_spellings(kind: DestinationType, address: str) -> set[str]:
     """Every spelling a destination is looked up in: its own (`destination_spelling`), and the spellings a listed
     address gets (`listed_spellings`). A rail that pays a TON wallet as a `crypto_address` (an exchange's USDT on
@@ -87,17 +76,10 @@ def destination_spellings(kind: DestinationType, address: str) -> set[str]:
     return {destination_spelling(kind, address), *listed_spellings(address)}
 
 
-def _fold_address(address: str) -> str:
-    return "".join(address.split()).casefold()
-
-
 def listed_spellings(address: str) -> set[str]:
-    """Every spelling a listed address can be met in: folded, and raw when it is a TON address (a list names the
-    user-friendly form, a destination may be any form)."""
-    spellings = {_fold_address(address)}
-    with contextlib.suppress(InvalidTonAddressError, ValueError):
-        spellings.add(canonical(address.strip()))
-    return spellings
+    """Every spelling a listed address can be met in: the destinations' one spelling (raw when it is a TON
+    address), and folded as written (a list may publish a TON address no parser accepts)."""
+    return {destination_spelling(DestinationType.CRYPTO_ADDRESS, address), "".join(address.split()).casefold()}
 
 
 # Letters NFKD does not decompose into a base letter and a mark.

@@ -1,0 +1,170 @@
+"""Destination keys v2 on real PostgreSQL: migration 0023's SQL normaliser computes the key the code computes
+(`prizeflow_contracts.providers.destination_key`) for every kind of address, and the upgrade rewrites the keys the
+v1 formula stored (payouts, screening clearances), so windows, first use and clearances carry over."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import asyncpg
+import pytest
+
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_key
+from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.migrations import migrate, upgrade_to_head
+from prizeflow_testkit.payouts import ALEMBIC_INI
+from prizeflow_ton.addresses import TonAddress, _crc16
+
+pytestmark = pytest.mark.integration
+
+
+def _migration() -> ModuleType:
+    path = Path(__file__).parents[2] / "migrations" / "versions" / "0023_destination_keys.py"
+    spec = importlib.util.spec_from_file_location("migration_0023", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MIGRATION = _migration()
+EVM = "0xAbC0000000000000000000000000000000000001"
+
+
+def _mixed_case(rng: random.Random, text: str) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in text)
+
+
+def generated_destinations(seed: int, count: int) -> list[tuple[str, str | None]]:
+    """(address, memo) pairs of every kind the key folds: a TON address in each form (both alphabets, test-only,
+    raw in any case, workchain -1), EVM hex in mixed case, 48-character base64 strings that are not TON addresses
+    (bad checksum, unknown flags, another workchain, random), other printable ASCII, memos with spaces around."""
+    rng = random.Random(seed)
+    printable = "".join(chr(c) for c in range(0x21, 0x7F))
+    out: list[tuple[str, str | None]] = []
+    for _ in range(count):
+        ton = TonAddress(rng.choice([0, -1]), rng.randbytes(32), None)
+        kind = rng.randrange(8)
+        if kind == 0:
+            address = ton.friendly(bounceable=rng.random() < 0.5, test_only=rng.random() < 0.3)
+            if rng.random() < 0.5:
+                address = address.replace("-", "+").replace("_", "/")
+        elif kind == 1:
+            address = _mixed_case(rng, ton.raw)
+        elif kind in (2, 3):  # 48 base64 characters that are no TON address
+            tag = rng.choice([0x11, 0x51, 0x12, 0x00, 0xFF]) if kind == 2 else 0x11
+            workchain = rng.choice([0, 0xFF, 1, 0x7F])
+            body = bytes([tag, workchain]) + ton.account
+            crc = int.from_bytes(_crc16(body), "big") ^ (rng.randrange(1, 0x10000) if kind == 3 else 0)
+            address = base64.urlsafe_b64encode(body + crc.to_bytes(2, "big")).decode()
+        elif kind == 4:
+            address = "".join(rng.choice(printable[:62] + "+/_-") for _ in range(48))
+        elif kind == 5:
+            address = _mixed_case(rng, "0x" + rng.randbytes(20).hex())
+        elif kind == 6:
+            address = "".join(rng.choice(printable) for _ in range(rng.randrange(1, 80)))
+        else:
+            address = _mixed_case(rng, f"player{rng.randrange(1000)}@Example.com")
+        memo = rng.choice([None, str(rng.randrange(10**9)), f"  {rng.randrange(100)} ", "Tag A", " x"])
+        out.append((address, memo))
+    return out
+
+
+async def test_the_migrations_sql_computes_the_codes_key(db: str) -> None:
+    cases = generated_destinations(seed=35, count=3000)
+    expected = [
+        destination_key(PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=a, memo=m)) for a, m in cases
+    ]
+    assert len({a for a, _ in cases}) > 2900
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    try:
+        async with conn.transaction():
+            for statement in MIGRATION._FUNCTIONS:  # as the migration creates them (and drops them: rolled back)
+                await conn.execute(statement)
+            rows = await conn.fetch(
+                "SELECT prizeflow_destination_key_v2(a, m) AS key FROM unnest($1::text[], $2::text[]) "
+                "WITH ORDINALITY AS t(a, m, n) ORDER BY n",
+                [a for a, _ in cases],
+                [m for _, m in cases],
+            )
+            raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        await conn.close()
+    mismatched = [(c, r["key"], e) for c, r, e in zip(cases, rows, expected, strict=True) if r["key"] != e]
+    assert mismatched == []
+
+
+class _Rollback(Exception):
+    pass
+
+
+_INSERT = (
+    "INSERT INTO payouts (id, payout_request_id, idempotency_key, request_hash, claim_id, player_id, requested_by, "
+    "asset, amount, destination_type, destination_address, destination_memo, provider_type, provider_name, state, "
+    "approval_policy, correlation_id, attempts, max_attempts, destination_key, created_at, updated_at) "
+    "VALUES ($1, $1, $1, 'h', $1, $2, $2, 'USDC', 10000000, $3, $4, $5, 'sandbox', 'sandbox', 'approved', 'auto', "
+    "$1, 0, 3, $6, $7, $7)"
+)
+
+
+def _v1(dtype: DestinationType, address: str, memo: str | None = None) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{dtype.value}|{address}|{memo or ''}".encode()).hexdigest()
+
+
+async def test_the_upgrade_rewrites_the_keys_the_v1_formula_stored(db: str) -> None:
+    await migrate(ALEMBIC_INI, db, "0022", downgrade=True)
+    ton = TonAddress(0, bytes(range(32)), None)
+    spellings = [
+        (DestinationType.TON_WALLET, ton.friendly(bounceable=True), None),
+        (DestinationType.TON_WALLET, ton.friendly(bounceable=False), None),
+        (DestinationType.CRYPTO_ADDRESS, ton.raw.upper(), None),
+        (DestinationType.CRYPTO_ADDRESS, EVM, "77"),
+        (DestinationType.CRYPTO_ADDRESS, EVM.lower(), "77"),
+    ]
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    try:
+        for n, (dtype, address, memo) in enumerate(spellings):
+            await conn.execute(_INSERT, f"po-{n}", "p-1", dtype.value, address, memo, _v1(dtype, address, memo), now)
+        # Older than the longest window: 0021 left its key NULL, and so does 0023.
+        await conn.execute(_INSERT, "po-old", "p-1", "sandbox", "success:x", None, None, now - timedelta(days=400))
+        # Two approvers cleared one entry for the bounceable spelling, another entry for the raw one.
+        for payout, entry in (("po-0", "e-1"), ("po-2", "e-2"), ("po-1", "e-1")):
+            dtype, address, memo = spellings[int(payout[-1])]
+            await conn.execute(
+                "INSERT INTO screening_clearances (subject_kind, subject_key, source, entry_uid, cleared_by, "
+                "payout_id, cleared_at) VALUES ('destination', $1, 'ofac_sdn', $2, ARRAY['ann', 'bob'], $3, $4)",
+                _v1(dtype, address, memo),
+                entry,
+                payout,
+                now,
+            )
+        await upgrade_to_head(ALEMBIC_INI, db)
+        keys = dict(await conn.fetch("SELECT id, destination_key FROM payouts"))
+        wallet = destination_key(PayoutDestination(type=DestinationType.TON_WALLET, address=ton.raw))
+        evm = destination_key(PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=EVM, memo="77"))
+        assert keys == {"po-0": wallet, "po-1": wallet, "po-2": wallet, "po-3": evm, "po-4": evm, "po-old": None}
+        cleared = await conn.fetch(
+            "SELECT entry_uid FROM screening_clearances WHERE subject_kind = 'destination' AND subject_key = $1 "
+            "ORDER BY entry_uid",
+            wallet,
+        )
+        assert [r["entry_uid"] for r in cleared] == ["e-1", "e-2"]  # one destination; e-1 once (merged)
+        assert await conn.fetchval("SELECT count(*) FROM screening_clearances") == 5  # the v1 rows stay (evidence)
+        assert await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname LIKE 'prizeflow_destination_%'") == 0
+        # Downgrade: the v1 keys are back (the code before this revision counts them again).
+        await migrate(ALEMBIC_INI, db, "0022", downgrade=True)
+        keys = dict(await conn.fetch("SELECT id, destination_key FROM payouts WHERE destination_key IS NOT NULL"))
+        assert keys == {f"po-{n}": _v1(t, a, m) for n, (t, a, m) in enumerate(spellings)}
+    finally:
+        await conn.close()
