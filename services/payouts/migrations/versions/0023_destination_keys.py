@@ -29,6 +29,7 @@ phase = "expand"
 branch_labels = None
 depends_on = None
 
+
 def _crc16_table() -> list[int]:
     """CRC-16/XMODEM by byte (polynomial 0x1021): the checksum of a user-friendly TON address."""
     table = []
@@ -82,25 +83,31 @@ _FUNCTIONS = [
             || btrim(coalesce(memo, ''), {_WHITESPACE}), 'UTF8')), 'hex')
     $$
     """,
+    """
+    CREATE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT encode(sha256(convert_to(type || '|' || address || '|' || coalesce(memo, ''), 'UTF8')), 'hex')
+    $$
+    """,
 ]
 _DROP_FUNCTIONS = [
+    "DROP FUNCTION prizeflow_destination_key_v1(text, text, text)",
     "DROP FUNCTION prizeflow_destination_key_v2(text, text)",
     "DROP FUNCTION prizeflow_destination_spelling_v2(text)",
 ]
 
-_V1_KEY = """encode(sha256(convert_to(
-    p.destination_type || '|' || p.destination_address || '|' || coalesce(p.destination_memo, ''), 'UTF8')), 'hex')"""
 
 _UP = [
     *_FUNCTIONS,
     # Old key -> new key of every destination a clearance names, read before the payouts' keys change.
-    f"""
+    """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
     SELECT DISTINCT c.subject_key AS old_key,
            prizeflow_destination_key_v2(p.destination_address, p.destination_memo) AS new_key
     FROM screening_clearances c
     JOIN payouts p ON p.id = c.payout_id OR p.destination_key = c.subject_key
-    WHERE c.subject_kind = 'destination' AND {_V1_KEY} = c.subject_key
+    WHERE c.subject_kind = 'destination'
+        AND prizeflow_destination_key_v1(p.destination_type, p.destination_address, p.destination_memo) = c.subject_key
     """,
     """
     UPDATE payouts SET destination_key = prizeflow_destination_key_v2(destination_address, destination_memo)
@@ -120,7 +127,13 @@ _UP = [
 ]
 
 _DOWN = [
-    f"UPDATE payouts p SET destination_key = {_V1_KEY} WHERE destination_key IS NOT NULL",
+    *_FUNCTIONS,
+    """
+    UPDATE payouts
+    SET destination_key = prizeflow_destination_key_v1(destination_type, destination_address, destination_memo)
+    WHERE destination_key IS NOT NULL
+    """,
+    *_DROP_FUNCTIONS,
 ]
 
 

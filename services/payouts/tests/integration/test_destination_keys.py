@@ -1,10 +1,12 @@
 """Destination keys v2 on real PostgreSQL: migration 0023's SQL normaliser computes the key the code computes
-(`prizeflow_contracts.providers.destination_key`) for every kind of address, and the upgrade rewrites the keys the
-v1 formula stored (payouts, screening clearances), so windows, first use and clearances carry over."""
+(`prizeflow_contracts.providers.destination_key`) for every kind of address, the upgrade rewrites the keys the v1
+formula stored (payouts, screening clearances) so windows, first use and clearances carry over, and the gate counts
+every spelling of one wallet toward one destination."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import random
 from datetime import UTC, datetime, timedelta
@@ -13,12 +15,16 @@ from types import ModuleType
 
 import asyncpg
 import pytest
+import yaml
 
+from prizeflow_contracts.policy import AmountInWindow, PolicyRule, RiskPolicy
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_key
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
-from prizeflow_testkit.payouts import ALEMBIC_INI
+from prizeflow_testkit.payouts import ALEMBIC_INI, WEBHOOK_SECRET_ENV, fetch, request, settings_for, wait_state
 from prizeflow_ton.addresses import TonAddress, _crc16
+
+from .test_compliance_gate import _row, gated
 
 pytestmark = pytest.mark.integration
 
@@ -116,8 +122,6 @@ _INSERT = (
 
 
 def _v1(dtype: DestinationType, address: str, memo: str | None = None) -> str:
-    import hashlib
-
     return hashlib.sha256(f"{dtype.value}|{address}|{memo or ''}".encode()).hexdigest()
 
 
@@ -168,3 +172,59 @@ async def test_the_upgrade_rewrites_the_keys_the_v1_formula_stored(db: str) -> N
         assert keys == {f"po-{n}": _v1(t, a, m) for n, (t, a, m) in enumerate(spellings)}
     finally:
         await conn.close()
+
+
+async def test_the_gate_counts_every_spelling_of_one_wallet_toward_one_destination(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Two players pay one TON wallet, spelled bounceable then raw (as an exchange's crypto_address): one
+    destination's window, so the second payout is held for `destination_limit` (v1 keys let it through)."""
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(
+        yaml.safe_dump(
+            {
+                "approvals": {"USDC": {"auto_below": "100", "dual_from": "1000"}},
+                "providers": [
+                    {
+                        "name": "sandbox",
+                        "type": "sandbox",
+                        "assets": ["USDC"],
+                        "destination_types": ["sandbox", "ton_wallet", "crypto_address"],
+                        "secrets": {"webhook_secret": WEBHOOK_SECRET_ENV},
+                        "options": {"default_scenario": "success", "scenarios": {}},
+                    }
+                ],
+            }
+        )
+    )
+    settings = settings_for(db, kafka_bootstrap, providers, topic_suffix=topic_suffix, payouts_worker_enabled=False)
+    ton = TonAddress(0, bytes(range(1, 33)), None)
+    async with gated(settings) as rig:
+        rig.facts.policy = RiskPolicy(
+            version=3, rules=[PolicyRule(destination_limit=AmountInWindow(amount=15 * 10**7, window_s=86_400))]
+        )
+        first = request(
+            address=ton.friendly(bounceable=True),
+            dtype=DestinationType.TON_WALLET,
+            amount=10 * 10**7,
+            player_id="player-a",
+            requested_by="player-a",
+        )
+        await rig.publish(first)
+        assert await wait_state(db, first.data.idempotency_key, "approved") == "approved"
+        second = request(
+            address=ton.raw.upper(),
+            dtype=DestinationType.CRYPTO_ADDRESS,
+            amount=10 * 10**7,
+            player_id="player-b",
+            requested_by="player-b",
+        )
+        await rig.publish(second)
+        assert await wait_state(db, second.data.idempotency_key, "pending_approval") == "pending_approval"
+        row = await _row(db, second.data.idempotency_key)
+        assert row["hold_code"] == "policy"
+        assert "destination_limit" in row["hold_detail"]
+        keys = await fetch(db, "SELECT DISTINCT destination_key FROM payouts")
+        assert [k["destination_key"] for k in keys] == [
+            destination_key(PayoutDestination(type=DestinationType.TON_WALLET, address=ton.raw))
+        ]

@@ -27,6 +27,7 @@ phase = "expand"
 branch_labels = None
 depends_on = None
 
+
 def _crc16_table() -> list[int]:
     """CRC-16/XMODEM by byte (polynomial 0x1021): the checksum of a user-friendly TON address."""
     table = []
@@ -80,30 +81,47 @@ _FUNCTIONS = [
             || btrim(coalesce(memo, ''), {_WHITESPACE}), 'UTF8')), 'hex')
     $$
     """,
+    """
+    CREATE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT encode(sha256(convert_to(type || '|' || address || '|' || coalesce(memo, ''), 'UTF8')), 'hex')
+    $$
+    """,
+    # A claim's `destination` is the PayoutDestination as JSON (type, address, memo).
+    """
+    CREATE FUNCTION prizeflow_claim_key_v1(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+        SELECT prizeflow_destination_key_v1(destination->>'type', destination->>'address', destination->>'memo')
+    $$
+    """,
+    """
+    CREATE FUNCTION prizeflow_claim_key_v2(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+        SELECT prizeflow_destination_key_v2(destination->>'address', destination->>'memo')
+    $$
+    """,
 ]
 _DROP_FUNCTIONS = [
+    "DROP FUNCTION prizeflow_claim_key_v2(jsonb)",
+    "DROP FUNCTION prizeflow_claim_key_v1(jsonb)",
+    "DROP FUNCTION prizeflow_destination_key_v1(text, text, text)",
     "DROP FUNCTION prizeflow_destination_key_v2(text, text)",
     "DROP FUNCTION prizeflow_destination_spelling_v2(text)",
 ]
 
-_V1_KEY = """encode(sha256(convert_to(
-    (c.destination->>'type') || '|' || (c.destination->>'address') || '|' || coalesce(c.destination->>'memo', ''),
-    'UTF8')), 'hex')"""
-_V2_KEY = "prizeflow_destination_key_v2(c.destination->>'address', c.destination->>'memo')"
 
 _UP = [
     *_FUNCTIONS,
     # Each player's old key -> new key, from their claims (every first-use row was written with a claim).
-    f"""
+    """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
-    SELECT DISTINCT c.player_id, c.destination_key AS old_key, {_V2_KEY} AS new_key
+    SELECT DISTINCT c.player_id, c.destination_key AS old_key, prizeflow_claim_key_v2(c.destination) AS new_key
     FROM claims c WHERE c.destination->>'address' IS NOT NULL
     """,
     "CREATE INDEX ON destination_key_moves (player_id, old_key)",
     "ANALYZE destination_key_moves",
-    f"""
-    UPDATE claims c SET destination_key = {_V2_KEY}
-    WHERE c.destination->>'address' IS NOT NULL AND c.destination_key <> {_V2_KEY}
+    """
+    UPDATE claims c SET destination_key = k.key
+    FROM (SELECT id, prizeflow_claim_key_v2(destination) AS key FROM claims WHERE destination->>'address' IS NOT NULL) k
+    WHERE k.id = c.id AND c.destination_key <> k.key
     """,
     """
     INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
@@ -125,9 +143,10 @@ _UP = [
 
 _DOWN = [
     *_FUNCTIONS,
-    f"""
+    """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
-    SELECT c.player_id, {_V2_KEY} AS new_key, {_V1_KEY} AS old_key, min(c.created_at) AS first_claim_at
+    SELECT c.player_id, prizeflow_claim_key_v2(c.destination) AS new_key,
+           prizeflow_claim_key_v1(c.destination) AS old_key, min(c.created_at) AS first_claim_at
     FROM claims c WHERE c.destination->>'address' IS NOT NULL GROUP BY 1, 2, 3
     """,
     """
@@ -142,9 +161,10 @@ _DOWN = [
     DELETE FROM payout_destinations d USING destination_key_moves m
     WHERE d.player_id = m.player_id AND d.destination_key = m.new_key AND m.new_key <> m.old_key
     """,
-    f"""
-    UPDATE claims c SET destination_key = {_V1_KEY}
-    WHERE c.destination->>'address' IS NOT NULL AND c.destination_key <> {_V1_KEY}
+    """
+    UPDATE claims c SET destination_key = k.key
+    FROM (SELECT id, prizeflow_claim_key_v1(destination) AS key FROM claims WHERE destination->>'address' IS NOT NULL) k
+    WHERE k.id = c.id AND c.destination_key <> k.key
     """,
     "DROP TABLE destination_key_moves",
     *_DROP_FUNCTIONS,
