@@ -1,4 +1,11 @@
-"""Placeholder: verified players re-screened when the sanctions lists change (filled by its helper).
+"""Verified players re-screened when the sanctions lists change (docs/adr/0012-pay-only-whom-you-may.md).
+
+- `kyc_verifications.rescreen_lease_until`: a re-screen job claimed the player until then (`FOR UPDATE SKIP LOCKED`
+  and this lease: two replicas never fetch one player's identity at once; a crashed run's lease lapses).
+- `kyc_verifications_verified`: the verified players with what the stale count and the claim read (their list
+  versions and lease), so neither reads the table's other rows.
+- `payouts.hold_code` and `compliance_decisions.hold_code` allow `screening_pending`: a verified player's payout
+  waits for the re-screen of their identity against the newly loaded lists (no person's approval).
 
 Revision ID: 0022
 Revises: 0021
@@ -14,9 +21,44 @@ phase = "expand"
 branch_labels = None
 depends_on = None
 
-_UP: list[str] = []
+_CODES_0021 = "'kyc_required', 'screening_hit', 'policy'"
+_CODES = "'kyc_required', 'screening_hit', 'screening_pending', 'policy'"
 
-_DOWN: list[str] = []
+_UP: list[str] = [
+    "ALTER TABLE kyc_verifications ADD COLUMN rescreen_lease_until timestamptz",
+    """
+    CREATE INDEX kyc_verifications_verified ON kyc_verifications (player_id)
+        INCLUDE (screening_versions, rescreen_lease_until) WHERE status = 'verified'
+    """,
+    # 0021 declared both CHECKs inline: PostgreSQL named them <table>_hold_code_check.
+    f"""
+    ALTER TABLE payouts DROP CONSTRAINT payouts_hold_code_check,
+        ADD CONSTRAINT payouts_hold_code_check CHECK (hold_code IN ({_CODES}))
+    """,
+    f"""
+    ALTER TABLE compliance_decisions DROP CONSTRAINT compliance_decisions_hold_code_check,
+        ADD CONSTRAINT compliance_decisions_hold_code_check CHECK (hold_code IN ({_CODES}))
+    """,
+]
+
+_DOWN: list[str] = [
+    # A screening_pending hold goes back to what 0021 knew: a screening hold for two people (fail closed).
+    """
+    UPDATE payouts SET hold_code = 'screening_hit', approval_policy = 'dual'
+    WHERE hold_code = 'screening_pending'
+    """,
+    f"""
+    ALTER TABLE compliance_decisions DROP CONSTRAINT compliance_decisions_hold_code_check,
+        ADD CONSTRAINT compliance_decisions_hold_code_check
+            CHECK (hold_code IN ({_CODES_0021})) NOT VALID
+    """,
+    f"""
+    ALTER TABLE payouts DROP CONSTRAINT payouts_hold_code_check,
+        ADD CONSTRAINT payouts_hold_code_check CHECK (hold_code IN ({_CODES_0021}))
+    """,
+    "DROP INDEX IF EXISTS kyc_verifications_verified",
+    "ALTER TABLE kyc_verifications DROP COLUMN IF EXISTS rescreen_lease_until",
+]
 
 
 def upgrade() -> None:

@@ -126,6 +126,7 @@ class Payouts:
     _recon_task: asyncio.Task[None] | None = None
     _sweep_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _sweep_task: asyncio.Task[None] | None = None
+    _rescreen_task: asyncio.Task[None] | None = None
 
     async def start_providers(self) -> None:
         for entry in self.config.registry:
@@ -190,14 +191,21 @@ class Payouts:
             self.resume.run(self._sweep_stop, interval_s=self.settings.payouts_compliance_sweep_s),
             name="compliance-sweep",
         )
+        if self.records is not None and self.records.rescreen is not None:
+            # Verified players screened again when the lists changed, on the same tick (and at once on a load).
+            self._rescreen_task = asyncio.create_task(
+                self.records.rescreen.run(self._sweep_stop, interval_s=self.settings.payouts_compliance_sweep_s),
+                name="kyc-rescreen",
+            )
 
     async def stop_compliance_sweep(self) -> None:
         self._sweep_stop.set()
-        if self._sweep_task is not None:
-            self._sweep_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweep_task
-            self._sweep_task = None
+        for task in (self._sweep_task, self._rescreen_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweep_task = self._rescreen_task = None
 
     async def stop_worker(self) -> None:
         self._stop.set()
@@ -361,7 +369,10 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         compliance_metrics,
         screen=sanctions.screen if sanctions.screen.sources else None,
         on_verification_changed=VerificationHook(resume),
+        sources=sanctions.screen.sources,
     )
+    if records.rescreen is not None:  # a list load that changed the versions starts a re-screen run at once
+        sanctions.refresh.on_loaded = records.rescreen.wake
     return Payouts(
         settings,
         rt,

@@ -4,10 +4,15 @@ dependencies and the verification events' consumer. Nothing is built at import t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prizeflow_payouts.adapters.compliance_pg import SqlComplianceQueries, compliance_transactions
+from prizeflow_payouts.adapters.compliance_pg import (
+    SqlComplianceQueries,
+    compliance_transactions,
+    rescreen_transactions,
+)
 from prizeflow_payouts.application.compliance.policy import (
     ApprovePolicy,
     ProposePolicy,
@@ -16,6 +21,7 @@ from prizeflow_payouts.application.compliance.policy import (
 )
 from prizeflow_payouts.application.compliance.ports import KycProvider, SanctionsScreen
 from prizeflow_payouts.application.compliance.records import ComplianceTransactions, VerificationChanged
+from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
 from prizeflow_payouts.application.compliance.verification import (
     ApplyVerificationEvent,
     ReadVerification,
@@ -51,6 +57,7 @@ class ComplianceRecords:
     approve: ApprovePolicy
     reject: RejectPolicy
     publish: PublishActivePolicy
+    rescreen: RescreenVerifiedPlayers | None = None  # verified players screened again when a list changed
 
     def dependencies(self) -> dict[str, object]:
         """The HTTP dependencies of `entrypoints.compliance_http`, by name (bootstrap provides each)."""
@@ -82,8 +89,10 @@ def compose_compliance_records(
     screen: SanctionsScreen | None = None,
     kyc: KycProvider | None = None,
     on_verification_changed: VerificationChanged | None = None,
+    sources: Sequence[str] = (),
 ) -> ComplianceRecords:
-    """`screen`: the sanctions lists; without one a verified identity waits (retried, never recorded unscreened).
+    """`screen`: the sanctions lists (`sources`: the configured ones); without one a verified identity waits
+    (retried, never recorded unscreened) and nobody is re-screened.
     `kyc`: a vendor instead of the one settings name (tests). `on_verification_changed`: the payout gate's hook,
     called in the transaction of each change (`adapters.compliance_gate_wiring.VerificationHook`)."""
     vendor = kyc if kyc is not None else build_kyc(settings)
@@ -112,6 +121,19 @@ def compose_compliance_records(
         approve=ApprovePolicy(**common),
         reject=RejectPolicy(**common),
         publish=PublishActivePolicy(**common),
+        rescreen=None
+        if screen is None
+        else RescreenVerifiedPlayers(
+            transactions=rescreen_transactions(rt.sessions),
+            kyc=vendor,
+            screen=screen,
+            sources=sources,
+            batch=settings.payouts_kyc_rescreen_batch,
+            # A claimed player stays this run's while the run's vendor calls may last (each within its deadline).
+            lease_s=60.0 + settings.payouts_kyc_rescreen_batch * settings.payouts_kyc_timeout_s,
+            on_changed=on_verification_changed,
+            metrics=metrics,
+        ),
     )
 
 

@@ -111,6 +111,13 @@ class PayoutsSettings(ServiceSettings):
         default="basic-kyc-level", min_length=1, max_length=128, description="The vendor's verification level"
     )
     payouts_kyc_timeout_s: float = Field(default=10.0, gt=0, le=60, description="Deadline of one vendor call")
+    payouts_kyc_rescreen_batch: int = Field(
+        default=100,
+        gt=0,
+        le=10_000,
+        description="Verified players screened again per run once a sanctions list changed (one vendor identity "
+        "fetch each; a run every PAYOUTS_COMPLIANCE_SWEEP_S and right after a list load; RescreenVerifiedPlayers)",
+    )
     payouts_compliance_sweep_s: float = Field(
         default=30.0,
         gt=0,

@@ -49,6 +49,7 @@ def gate(
     cleared: tuple[Clearance, ...] = (),
     missing: tuple[str, ...] = (),
     released: bool = False,
+    player_matches: tuple[Match, ...] = (),
 ) -> GateInput:
     return GateInput(
         stage=stage,
@@ -60,6 +61,7 @@ def gate(
         cleared=cleared,
         missing_lists=missing,
         released_by_people=released,
+        player_matches=player_matches,
     )
 
 
@@ -108,10 +110,17 @@ def test_a_destination_match_holds_for_two_people_whatever_the_policy(stage: Sta
 
 
 def test_a_players_own_hit_holds_and_its_clearance_releases_it() -> None:
-    assert decide(gate(player_hit=True)).hold is HoldCode.SCREENING_HIT
-    held = decide(gate(player_hit=True))
+    entry = (Match(entry_uid="SDN-P", kind="name", score=930),)
+    held = decide(gate(player_hit=True, player_matches=entry))
+    assert held.hold is HoldCode.SCREENING_HIT
     cleared = clearances_from_reasons(held.reasons, player_id="player-1", destination=KEY)
-    assert decide(gate(player_hit=True, cleared=tuple(cleared))).action is Action.ALLOW
+    assert cleared == [Clearance(SubjectKind.PLAYER, "player-1", "ofac_sdn", "SDN-P")]
+    assert decide(gate(player_hit=True, player_matches=entry, cleared=tuple(cleared))).action is Action.ALLOW
+    # A hit that names no entry is never cleared (fail closed), not even by the legacy wholesale clearance.
+    legacy = decide(gate(player_hit=True))
+    assert legacy.hold is HoldCode.SCREENING_HIT
+    wholesale = tuple(clearances_from_reasons(legacy.reasons, player_id="player-1", destination=KEY))
+    assert decide(gate(player_hit=True, cleared=wholesale)).hold is HoldCode.SCREENING_HIT
 
 
 def test_a_cleared_match_does_not_hold_again_but_a_new_one_does() -> None:
@@ -269,6 +278,8 @@ def test_one_wallet_spelled_differently_is_one_destination() -> None:
     }
     assert len(evm) == 1
     # Still told apart: another memo (whose account at a shared deposit address), another wallet.
-    assert destination_key(PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=ton.raw, memo="7")) not in keys
+    assert (
+        destination_key(PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=ton.raw, memo="7")) not in keys
+    )
     other = parse_address("0:" + "ab" * 32).raw
     assert destination_key(PayoutDestination(type=DestinationType.TON_WALLET, address=other)) not in keys

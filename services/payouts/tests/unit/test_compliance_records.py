@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.payouts import PlayerVerificationChanged, RiskPolicyActivated
+from prizeflow_contracts.events.payouts import ApprovalPolicy, PlayerVerificationChanged, RiskPolicyActivated
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_contracts.kyc import VerificationVendor
-from prizeflow_contracts.policy import PLAYER_MESSAGE, RiskPolicy, VerificationStatus
+from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, RiskPolicy, Verdict, VerificationStatus
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_payouts.application.admin import Actor
 from prizeflow_payouts.application.compliance.errors import ComplianceError
@@ -37,9 +37,12 @@ from prizeflow_payouts.application.compliance.ports import (
     KycProviderError,
     KycReview,
     KycSession,
+    PlayerCompliance,
+    RescreenClaim,
     ScreeningMatch,
     ScreeningResult,
 )
+from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
 from prizeflow_payouts.application.compliance.verification import (
     ApplyVerificationEvent,
     ReadVerification,
@@ -47,6 +50,17 @@ from prizeflow_payouts.application.compliance.verification import (
     StartVerification,
 )
 from prizeflow_payouts.application.metrics import ComplianceMetrics
+from prizeflow_payouts.domain.compliance.gate import (
+    Clearance,
+    GateDecision,
+    GateInput,
+    HoldCode,
+    Stage,
+    SubjectKind,
+    clearances_from_reasons,
+)
+from prizeflow_payouts.domain.compliance.gate import Screening as GateScreening
+from prizeflow_payouts.domain.compliance.gate import decide as gate_decide
 from prizeflow_payouts.domain.compliance.policy import (
     PolicyProposal,
     PolicyRefusedError,
@@ -57,6 +71,7 @@ from prizeflow_payouts.domain.compliance.verification import (
     TRANSITIONS,
     IllegalVerificationMoveError,
     Reaction,
+    Screening,
     ScreeningOutcome,
     VerificationRecord,
     can_move,
@@ -195,6 +210,8 @@ class MemoryBooks:
     events: list[Envelope[Any]] = field(default_factory=list)
     proposals: dict[int, PolicyProposal] = field(default_factory=dict)
     announced: int | None = None
+    leases: dict[str, datetime] = field(default_factory=dict)  # rescreen_lease_until
+    newest: dict[str, str] = field(default_factory=dict)  # the newest stored list versions ({}: as loaded)
 
 
 class MemoryStore:
@@ -257,6 +274,52 @@ class MemoryStore:
     async def record_policy_announcement(self, version: int, at: datetime) -> None:
         self.books.announced = version
 
+    # -- RescreenStore (as SqlRescreenStore: stale, claimed with a lease, written only as claimed) ---------------
+    async def newest_versions(self) -> Mapping[str, str]:
+        return dict(self.books.newest)
+
+    def _stale(self, record: VerificationRecord, current: Mapping[str, str]) -> bool:
+        return record.status is V.VERIFIED and any(record.screening.versions.get(s) != v for s, v in current.items())
+
+    async def count_stale(self, current: Mapping[str, str]) -> int:
+        return sum(self._stale(r, current) for r in self.books.records.values())
+
+    async def claim_stale(
+        self, current: Mapping[str, str], *, limit: int, lease_until: datetime, now: datetime
+    ) -> list[RescreenClaim]:
+        out: list[RescreenClaim] = []
+        for r in sorted(self.books.records.values(), key=lambda r: r.player_id):
+            lease = self.books.leases.get(r.player_id)
+            if len(out) < limit and self._stale(r, current) and (lease is None or lease <= now):
+                self.books.leases[r.player_id] = lease_until
+                entries = frozenset((str(m["source"]), str(m["entry_uid"])) for m in r.screening.matches)
+                out.append(
+                    RescreenClaim(r.player_id, r.reference, r.vendor_ref, r.sequence, r.screening.outcome, entries)
+                )
+        return out
+
+    def _as_claimed(self, claim: RescreenClaim) -> VerificationRecord | None:
+        r = self.books.records.get(claim.player_id)
+        return r if r is not None and r.status is V.VERIFIED and r.sequence == claim.sequence else None
+
+    async def record_rescreen(self, claim: RescreenClaim, screening: Screening, *, at: datetime, detail: str) -> bool:
+        r = self._as_claimed(claim)
+        if r is None:
+            return False
+        self.books.records[r.player_id] = replace(r, sequence=r.sequence + 1, updated_at=at, screening=screening)
+        self.books.leases.pop(r.player_id, None)
+        self.books.history.append((r.player_id, r.sequence + 1, r.status.value, detail))
+        return True
+
+    async def record_refusal(self, claim: RescreenClaim, *, at: datetime, detail: str, retry_at: datetime) -> bool:
+        r = self._as_claimed(claim)
+        if r is None:
+            return False
+        self.books.records[r.player_id] = replace(r, sequence=r.sequence + 1, updated_at=at)
+        self.books.leases[r.player_id] = retry_at
+        self.books.history.append((r.player_id, r.sequence + 1, r.status.value, detail))
+        return True
+
 
 class MemoryTransactions:
     def __init__(self) -> None:
@@ -271,6 +334,8 @@ class MemoryTransactions:
                 list(self.books.events),
                 dict(self.books.proposals),
                 self.books.announced,
+                dict(self.books.leases),
+                dict(self.books.newest),
             )
             yield MemoryStore(copy)
             self.books = copy
@@ -285,6 +350,7 @@ class FakeKyc:
     name: str = "sumsub"
     reviews: dict[str, KycReview] = field(default_factory=dict)
     fail: KycProviderError | None = None
+    identity_fail: KycProviderError | None = None
     calls: list[str] = field(default_factory=list)
 
     async def start(self, player_id: str) -> KycSession:
@@ -301,6 +367,8 @@ class FakeKyc:
 
     async def identity(self, reference: str) -> Identity:
         self.calls.append("identity")
+        if self.identity_fail is not None:
+            raise self.identity_fail
         return Identity(full_name=SECRET_NAME, birth_date=datetime(1970, 1, 2, tzinfo=UTC).date(), country="DE")
 
 
@@ -308,17 +376,19 @@ class FakeKyc:
 class FakeScreen:
     hits: bool = False
     screened: list[Identity] = field(default_factory=list)
+    version: str = "2026-11-24"
+    entries: tuple[str, ...] = ("sdn-42",)  # what a hit matches
 
     def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
         raise AssertionError("not a destination")
 
     def screen_person(self, identity: Identity) -> ScreeningResult:
         self.screened.append(identity)
-        matches = (ScreeningMatch("ofac_sdn", "sdn-42", "LISTED PERSON", "name", 930),) if self.hits else ()
-        return ScreeningResult(matches=matches, versions=self.versions(), threshold=900)
+        matches = tuple(ScreeningMatch("ofac_sdn", uid, "LISTED PERSON", "name", 930) for uid in self.entries)
+        return ScreeningResult(matches=matches if self.hits else (), versions=self.versions(), threshold=900)
 
     def versions(self) -> Mapping[str, str]:
-        return {"ofac_sdn": "2026-11-24"}
+        return {"ofac_sdn": self.version}
 
 
 def _record(*, status: VerificationStatus = V.PENDING, player: str = "p-1") -> VerificationRecord:
@@ -660,21 +730,252 @@ async def test_a_review_of_an_applicant_that_belongs_to_another_player_is_refuse
     assert (tx.books.records["p-1"].status, tx.books.records["p-1"].sequence) == (V.VERIFIED, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a verified player is screened once, at verification: a list version published later that names them is "
-    "never applied to their record (no re-screen on list load, and a verified record ignores every later review), "
-    "so their payouts to unlisted destinations go on. A fix re-screens verified players when a list version loads "
-    "(the identity fetched again from the vendor, per player: a job with its own rate limits), not a small change",
-)
-async def test_a_verified_player_listed_later_is_held() -> None:
+# -- RescreenVerifiedPlayers (a list version published later) -----------------------------------------------------
+KEY = "d" * 64
+
+
+def _player_compliance(record: VerificationRecord) -> PlayerCompliance:
+    """As `SqlComplianceFacts.players` reads the record: the stored screening's entries and versions."""
+    hit = record.screening.outcome is ScreeningOutcome.HIT
+    return PlayerCompliance(
+        record.player_id,
+        record.status,
+        record.country,
+        screening_matches=tuple(
+            ScreeningMatch(
+                str(m["source"]), str(m["entry_uid"]), str(m["entry_name"]), str(m["kind"]), int(str(m["score"]))
+            )
+            for m in record.screening.matches
+        )
+        if hit
+        else (),
+        screening_versions=dict(record.screening.versions),
+    )
+
+
+@dataclass
+class GateProbe:
+    """The gate's hook (`on_changed`), deciding one waiting payout of each player as `PayoutGate` would: the
+    player's stored screening against the screen's loaded versions, a clear destination, no policy finding."""
+
+    screen: FakeScreen
+    cleared: list[Clearance] = field(default_factory=list)
+    decisions: dict[str, GateDecision] = field(default_factory=dict)
+    calls: int = 0
+
+    async def __call__(self, store: Any, player_ids: Sequence[str]) -> int:
+        self.calls += 1
+        for player_id in player_ids:
+            self.decisions[player_id] = self.decide(await store.verification(player_id))
+        return len(player_ids)
+
+    def decide(self, record: VerificationRecord) -> GateDecision:
+        player = _player_compliance(record)
+        current = dict(self.screen.versions())
+        return gate_decide(
+            GateInput(
+                stage=Stage.VERIFICATION,
+                player_id=record.player_id,
+                player_screening_hit=player.screening_hit,
+                destination_key=KEY,
+                verdict=Verdict(1, ()),
+                screening=GateScreening((), current),
+                cleared=self.cleared,
+                player_matches=player.screening_matches,
+                player_screening_stale=player.screening_stale(current),
+            )
+        )
+
+
+def _screened_record(
+    player: str = "p-1", *, version: str = "2026-11-24", hit_entries: tuple[str, ...] = ()
+) -> VerificationRecord:
+    matches = tuple(
+        {"source": "ofac_sdn", "entry_uid": uid, "entry_name": "LISTED PERSON", "kind": "name", "score": 930}
+        for uid in hit_entries
+    )
+    return replace(
+        _record(status=V.VERIFIED, player=player),
+        sequence=2,
+        country="DE",
+        screening=Screening(
+            ScreeningOutcome.HIT if matches else ScreeningOutcome.CLEAR, {"ofac_sdn": version}, matches
+        ),
+    )
+
+
+def _rescreen(
+    tx: MemoryTransactions,
+    kyc: FakeKyc,
+    screen: FakeScreen,
+    probe: GateProbe | None = None,
+    metrics: ComplianceMetrics | None = None,
+    clock: list[datetime] | None = None,
+) -> RescreenVerifiedPlayers:
+    now = clock or [NOW]
+    return RescreenVerifiedPlayers(
+        transactions=tx,  # type: ignore[arg-type]
+        kyc=kyc,
+        screen=screen,
+        sources=("ofac_sdn",),
+        batch=10,
+        lease_s=600,
+        on_changed=probe,
+        metrics=metrics,
+        clock=lambda: now[0],
+    )
+
+
+async def test_a_verified_player_listed_later_is_held(metrics: ComplianceMetrics) -> None:
+    """Screened clear at verification; a list version published later names them: their payouts wait from the
+    moment the new version is loaded (stale), and the re-screen turns the wait into a hit for two approvers."""
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
     screen = FakeScreen()
-    use = ApplyVerificationEvent(kyc=kyc, screen=screen, source="/s")
-    assert await _apply(tx, use, _event()) == ["applied"]
-    assert not tx.books.records["p-1"].screening_hit
-    screen.hits = True  # a new list version names the player
-    await _apply(tx, use, _event())  # even a later vendor event for the applicant
-    assert tx.books.records["p-1"].screening_hit
+    probe = GateProbe(screen)
+    assert await _apply(tx, ApplyVerificationEvent(kyc=kyc, screen=screen, source="/s"), _event()) == ["applied"]
+    assert probe.decide(tx.books.records["p-1"]).action is Action.ALLOW
+    screen.hits, screen.version = True, "2026-11-25"  # a new list version names the player
+    waiting = probe.decide(tx.books.records["p-1"])
+    assert (waiting.hold, waiting.approval_policy, waiting.player_message) == (HoldCode.SCREENING_PENDING, None, None)
+    report = await _rescreen(tx, kyc, screen, probe, metrics).execute()
+    assert (report.claimed, report.hit, report.changed, report.stale) == (1, 1, 1, 0)
+    record = tx.books.records["p-1"]
+    assert record.screening_hit
+    assert (record.status, record.sequence, dict(record.screening.versions)) == (
+        V.VERIFIED,
+        3,
+        {"ofac_sdn": "2026-11-25"},
+    )
+    held = probe.decisions["p-1"]  # the hook decided the player's waiting payouts in the re-screen's transaction
+    assert (held.hold, held.approval_policy) == (HoldCode.SCREENING_HIT, ApprovalPolicy.DUAL)
+    assert [m.entry_uid for m in held.player_matches] == ["sdn-42"]
+    assert held.player_message is None  # never a list or an entry
+    assert tx.books.history[-1] == ("p-1", 3, "verified", "re-screened: hit against ofac_sdn 2026-11-25")
+    assert _value(metrics.rescreens, "hit") == 1
+    assert metrics.stale_players._value.get() == 0
+    assert not [e for e in tx.books.events if e.data.sequence == 3]  # no status change: nothing published
+
+
+async def test_a_clear_rescreen_updates_the_versions_and_releases_the_wait(
+    metrics: ComplianceMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _screened_record()
+    tx.books.records["p-2"] = _record(player="p-2")  # not verified: nothing to re-screen
+    kyc, screen = FakeKyc(), FakeScreen(version="2026-11-25")
+    probe = GateProbe(screen)
+    assert probe.decide(tx.books.records["p-1"]).hold is HoldCode.SCREENING_PENDING
+    report = await _rescreen(tx, kyc, screen, probe, metrics).execute()
+    assert (report.claimed, report.clear, report.changed, report.stale) == (1, 1, 0, 0)
+    assert dict(tx.books.records["p-1"].screening.versions) == {"ofac_sdn": "2026-11-25"}
+    assert probe.decisions["p-1"].action is Action.ALLOW  # released by the re-screen, not by a person
+    assert kyc.calls == ["identity"]
+    assert tx.books.leases == {}
+    assert _value(metrics.rescreens, "clear") == 1
+    again = await _rescreen(tx, kyc, screen, probe, metrics).execute()
+    assert (again.claimed, again.stale) == (0, 0)  # current now: not fetched again
+    assert SECRET_NAME not in caplog.text
+    assert "1970" not in caplog.text
+
+
+async def test_a_refused_identity_keeps_the_player_stale_and_held(
+    metrics: ComplianceMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _screened_record()
+    kyc = FakeKyc(identity_fail=KycProviderError("applicant_deleted", "gone", retryable=False))
+    screen = FakeScreen(version="2026-11-25")
+    probe = GateProbe(screen)
+    clock = [NOW]
+    job = _rescreen(tx, kyc, screen, probe, metrics, clock)
+    report = await job.execute()
+    assert (report.claimed, report.errors, report.stale) == (1, 1, 1)
+    record = tx.books.records["p-1"]
+    assert dict(record.screening.versions) == {"ofac_sdn": "2026-11-24"}  # still stale: fail closed
+    assert probe.decide(record).hold is HoldCode.SCREENING_PENDING
+    assert probe.calls == 0
+    assert tx.books.history[-1][3] == "re-screen refused by the vendor (applicant_deleted): still held"
+    assert _value(metrics.rescreens, "error") == 1
+    assert metrics.stale_players._value.get() == 1
+    # Not asked again at every tick: the lease of a refused player runs for hours.
+    clock[0] = NOW + timedelta(hours=1)
+    assert (await job.execute()).claimed == 0
+    clock[0] = NOW + timedelta(hours=7)
+    kyc.identity_fail = None
+    assert (await job.execute()).clear == 1
+    assert probe.decisions["p-1"].action is Action.ALLOW
+    assert SECRET_NAME not in caplog.text
+
+
+async def test_a_vendor_outage_leaves_the_lease_to_lapse_and_a_later_run_retries(metrics: ComplianceMetrics) -> None:
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _screened_record()
+    kyc = FakeKyc(identity_fail=KycProviderError("timeout", "vendor timed out", retryable=True))
+    screen = FakeScreen(version="2026-11-25")
+    clock = [NOW]
+    job = _rescreen(tx, kyc, screen, GateProbe(screen), metrics, clock)
+    assert (await job.execute()).errors == 1
+    assert len(tx.books.history) == 0  # nothing written: the lease lapses by itself
+    assert (await job.execute()).claimed == 0  # leased
+    kyc.identity_fail = None
+    clock[0] = NOW + timedelta(seconds=601)
+    assert (await job.execute()).clear == 1
+
+
+async def test_a_record_changed_during_the_vendor_call_is_not_overwritten() -> None:
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _screened_record()
+    screen = FakeScreen(version="2026-11-25")
+
+    class RevokingKyc(FakeKyc):
+        async def identity(self, reference: str) -> Identity:
+            # The vendor revokes the player while their identity is being fetched (another transaction commits).
+            tx.books.records["p-1"] = tx.books.records["p-1"].moved(V.FAILED, at=NOW)
+            return await super().identity(reference)
+
+    probe = GateProbe(screen)
+    report = await _rescreen(tx, RevokingKyc(), screen, probe).execute()
+    assert (report.claimed, report.skipped) == (1, 1)
+    assert tx.books.records["p-1"].status is V.FAILED
+    assert dict(tx.books.records["p-1"].screening.versions) == {"ofac_sdn": "2026-11-24"}
+    assert probe.calls == 0
+
+
+async def test_no_rescreen_against_lists_older_than_the_newest_stored() -> None:
+    """Another replica stored (and screened against) a newer version this one has not loaded: screening against the
+    older one would undo its screening. Nothing is claimed until this replica loads it."""
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _screened_record(version="2026-11-26")
+    tx.books.newest = {"ofac_sdn": "2026-11-26"}
+    kyc = FakeKyc()
+    report = await _rescreen(tx, kyc, FakeScreen(version="2026-11-25")).execute()
+    assert (report.claimed, report.stale, kyc.calls) == (0, 1, [])
+    assert report.reason == "newer lists stored than loaded here"
+
+
+async def test_a_player_clearance_is_per_entry_a_new_entry_holds_again() -> None:
+    """Two approvers cleared the player's false positive (sdn-42). A later list names them under another entry: the
+    old clearance does not clear it."""
+    tx = MemoryTransactions()
+    tx.books.records["p-1"] = _screened_record(hit_entries=("sdn-42",))
+    screen = FakeScreen(version="2026-11-24", hits=True, entries=("sdn-42",))
+    probe = GateProbe(screen)
+    first = probe.decide(tx.books.records["p-1"])
+    assert first.hold is HoldCode.SCREENING_HIT
+    probe.cleared = clearances_from_reasons(first.reasons, player_id="p-1", destination=KEY)
+    assert probe.cleared == [Clearance(SubjectKind.PLAYER, "p-1", "ofac_sdn", "sdn-42")]
+    assert probe.decide(tx.books.records["p-1"]).action is Action.ALLOW
+    # The legacy wholesale clearance ("identity") never clears an entry.
+    legacy = GateProbe(screen, cleared=[Clearance(SubjectKind.PLAYER, "p-1", "player_screening", "identity")])
+    assert legacy.decide(tx.books.records["p-1"]).hold is HoldCode.SCREENING_HIT
+    screen.version, screen.entries = "2026-11-25", ("sdn-42", "sdn-77")
+    report = await _rescreen(tx, FakeKyc(), screen, probe).execute()
+    assert (report.hit, report.changed) == (1, 1)
+    again = probe.decisions["p-1"]
+    assert (again.hold, again.approval_policy) == (HoldCode.SCREENING_HIT, ApprovalPolicy.DUAL)
+    assert [m.entry_uid for m in again.player_matches] == ["sdn-77"]
+    assert "sdn-42" not in again.detail

@@ -36,6 +36,7 @@ from prizeflow_payouts.domain.state import PayoutState
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = 86_400
+SCREENED = {"un": "v9"}  # a verified player's identity screened against the loaded list (not stale)
 
 
 def payout(n: int, *, player: str = "p1", amount: int = 100, address: str = "success:a") -> Payout:
@@ -181,7 +182,9 @@ async def test_a_listed_destination_is_held_and_a_clearance_of_it_releases_it() 
 
 async def test_a_verified_player_passes_a_verification_rule() -> None:
     policy = RiskPolicy(version=4, rules=[PolicyRule(kyc_above=AmountInWindow(amount=10, window_s=DAY))])
-    gate, _ = gate_with(policy, p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country="DE"))
+    gate, _ = gate_with(
+        policy, p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country="DE", screening_versions=SCREENED)
+    )
     d1, d2 = await gate.decide(Store(), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.REQUEST)  # type: ignore[arg-type]
     assert d1.action is Action.ALLOW
     assert (d2.hold, d2.player_message) == (HoldCode.KYC_REQUIRED, "Verify your identity to withdraw.")
@@ -193,8 +196,8 @@ async def test_a_country_rule_for_a_verified_player_without_a_country_is_never_a
     policy = RiskPolicy(version=5, rules=[PolicyRule(allowed_countries=["DE"])])
     gate, _ = gate_with(
         policy,
-        p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country=None),
-        p2=PlayerCompliance("p2", VerificationStatus.VERIFIED, country="DE"),
+        p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country=None, screening_versions=SCREENED),
+        p2=PlayerCompliance("p2", VerificationStatus.VERIFIED, country="DE", screening_versions=SCREENED),
     )
     for stage in (Stage.REQUEST, Stage.SEND, Stage.VERIFICATION):
         unknown, known = await gate.decide(Store(), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], stage)  # type: ignore[arg-type]

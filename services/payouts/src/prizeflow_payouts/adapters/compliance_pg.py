@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.policy import EMPTY_POLICY, RiskPolicy, VerificationStatus
 from prizeflow_payouts.adapters.repository import bound_transactions
-from prizeflow_payouts.application.compliance.ports import PlayerCompliance
+from prizeflow_payouts.application.compliance.ports import (
+    PlayerCompliance,
+    RescreenClaim,
+    RescreenTransactions,
+    ScreeningMatch,
+)
 from prizeflow_payouts.application.compliance.records import ComplianceTransactions
 from prizeflow_payouts.domain.compliance.policy import PolicyProposal, ProposalStatus
 from prizeflow_payouts.domain.compliance.verification import Screening, ScreeningOutcome, VerificationRecord
@@ -227,6 +232,130 @@ def compliance_transactions(sessions: async_sessionmaker[AsyncSession]) -> Compl
     return bound_transactions(sessions, SqlComplianceStore)
 
 
+# A verified player whose stored screening names another version than `:current` (source → loaded version, the
+# configured sources) for one of its sources. The same test as `PlayerCompliance.screening_stale`.
+_STALE = """
+    k.status = 'verified' AND EXISTS (
+        SELECT 1 FROM jsonb_each_text(CAST(:current AS jsonb)) AS c(source, version)
+        WHERE k.screening_versions ->> c.source IS DISTINCT FROM c.version
+    )
+"""
+_COUNT_STALE = text(f"SELECT count(*) FROM kyc_verifications k WHERE {_STALE}")  # noqa: S608 - fixed text
+# Players with a payout held for their re-screen first; locked rows (another replica's claim) skipped; the lease
+# keeps a claimed player this run's after the claim commits (the vendor is called outside any transaction).
+_CLAIM_STALE = text(
+    f"""
+    WITH picked AS (
+        SELECT k.player_id FROM kyc_verifications k
+        WHERE {_STALE} AND (k.rescreen_lease_until IS NULL OR k.rescreen_lease_until <= :now)
+        ORDER BY k.player_id IN (
+                SELECT p.player_id FROM payouts p
+                WHERE p.state = 'pending_approval' AND p.hold_code = 'screening_pending'
+            ) DESC, k.updated_at, k.player_id
+        LIMIT :limit
+        FOR UPDATE OF k SKIP LOCKED
+    )
+    UPDATE kyc_verifications k SET rescreen_lease_until = :until
+    FROM picked WHERE k.player_id = picked.player_id
+    RETURNING k.player_id, k.reference, k.vendor_ref, k.sequence, k.screening_outcome, k.screening_matches
+    """  # noqa: S608 - fixed text
+)
+# Only the record as claimed (still verified, the same sequence): a revocation or another screening meanwhile wins.
+_RESCREENED = text(
+    """
+    WITH moved AS (
+        UPDATE kyc_verifications SET sequence = sequence + 1, screening_outcome = :outcome,
+            screening_versions = CAST(:versions AS jsonb), screening_matches = CAST(:matches AS jsonb),
+            updated_at = :at, rescreen_lease_until = NULL
+        WHERE player_id = :player_id AND status = 'verified' AND sequence = :sequence
+        RETURNING player_id, sequence, status
+    )
+    INSERT INTO kyc_verification_history (player_id, sequence, status, detail, at)
+    SELECT player_id, sequence, status, :detail, :at FROM moved
+    RETURNING player_id
+    """
+)
+_REFUSED = text(
+    """
+    WITH moved AS (
+        UPDATE kyc_verifications SET sequence = sequence + 1, updated_at = :at, rescreen_lease_until = :retry_at
+        WHERE player_id = :player_id AND status = 'verified' AND sequence = :sequence
+        RETURNING player_id, sequence, status
+    )
+    INSERT INTO kyc_verification_history (player_id, sequence, status, detail, at)
+    SELECT player_id, sequence, status, :detail, :at FROM moved
+    RETURNING player_id
+    """
+)
+_NEWEST_LISTS = text(
+    "SELECT DISTINCT ON (source) source, version FROM sanctions_list_versions ORDER BY source, fetched_at DESC"
+)
+
+
+class SqlRescreenStore(SqlComplianceStore):
+    """`RescreenStore` on one session (its transaction): one statement per call."""
+
+    async def newest_versions(self) -> Mapping[str, str]:
+        return {r.source: r.version for r in await self.session.execute(_NEWEST_LISTS)}
+
+    async def count_stale(self, current: Mapping[str, str]) -> int:
+        return int(await self.session.scalar(_COUNT_STALE, {"current": json.dumps(dict(current))}) or 0)
+
+    async def claim_stale(
+        self, current: Mapping[str, str], *, limit: int, lease_until: datetime, now: datetime
+    ) -> list[RescreenClaim]:
+        rows = await self.session.execute(
+            _CLAIM_STALE, {"current": json.dumps(dict(current)), "limit": limit, "until": lease_until, "now": now}
+        )
+        return [
+            RescreenClaim(
+                player_id=r.player_id,
+                reference=r.reference,
+                vendor_ref=r.vendor_ref,
+                sequence=int(r.sequence),
+                outcome=ScreeningOutcome(r.screening_outcome),
+                entries=frozenset(
+                    (str(m.get("source")), str(m.get("entry_uid")))
+                    for m in (r.screening_matches or ())
+                    if isinstance(m, Mapping)
+                ),
+            )
+            for r in rows
+        ]
+
+    async def record_rescreen(self, claim: RescreenClaim, screening: Screening, *, at: datetime, detail: str) -> bool:
+        result = await self.session.execute(
+            _RESCREENED,
+            {
+                "player_id": claim.player_id,
+                "sequence": claim.sequence,
+                "outcome": screening.outcome.value,
+                "versions": json.dumps(dict(screening.versions)),
+                "matches": json.dumps([dict(m) for m in screening.matches]),
+                "at": at,
+                "detail": detail[:200],
+            },
+        )
+        return result.first() is not None
+
+    async def record_refusal(self, claim: RescreenClaim, *, at: datetime, detail: str, retry_at: datetime) -> bool:
+        result = await self.session.execute(
+            _REFUSED,
+            {
+                "player_id": claim.player_id,
+                "sequence": claim.sequence,
+                "at": at,
+                "retry_at": retry_at,
+                "detail": detail[:200],
+            },
+        )
+        return result.first() is not None
+
+
+def rescreen_transactions(sessions: async_sessionmaker[AsyncSession]) -> RescreenTransactions:
+    return bound_transactions(sessions, SqlRescreenStore)
+
+
 class SqlComplianceFacts:
     """`ComplianceFacts` in the caller's transaction (the payout gate's, in the payouts transaction)."""
 
@@ -238,10 +367,12 @@ class SqlComplianceFacts:
         return EMPTY_POLICY if document is None else RiskPolicy.model_validate(document)
 
     async def players(self, player_ids: list[str]) -> Mapping[str, PlayerCompliance]:
+        # `screening_cleared_by` (a wholesale clearance column of 0019) is not read: no code writes it, and a
+        # player is cleared per list entry (screening_clearances), so it never waives an entry (fail closed).
         rows = await self.session.execute(
             text(
-                "SELECT player_id, status, country, screening_outcome, screening_cleared_by FROM kyc_verifications "
-                "WHERE player_id = ANY(CAST(:ids AS text[]))"
+                "SELECT player_id, status, country, screening_outcome, screening_versions, screening_matches "
+                "FROM kyc_verifications WHERE player_id = ANY(CAST(:ids AS text[]))"
             ),
             {"ids": list(player_ids)},
         )
@@ -250,7 +381,10 @@ class SqlComplianceFacts:
                 player_id=r.player_id,
                 verification=VerificationStatus(r.status),
                 country=r.country,
-                screening_hit=r.screening_outcome == ScreeningOutcome.HIT.value and not r.screening_cleared_by,
+                screening_matches=_player_matches(r.screening_outcome, r.screening_matches),
+                screening_versions=None
+                if r.screening_outcome == ScreeningOutcome.NOT_SCREENED.value
+                else dict(r.screening_versions or {}),
             )
             for r in rows
         }
@@ -258,6 +392,23 @@ class SqlComplianceFacts:
             p: found.get(p) or PlayerCompliance(player_id=p, verification=VerificationStatus.NOT_STARTED)
             for p in player_ids
         }
+
+
+def _player_matches(outcome: str, stored: Any) -> tuple[ScreeningMatch, ...]:
+    """The stored screening's matched entries (a hit names at least one: CHECK kyc_verifications_hit_has_matches)."""
+    if outcome != ScreeningOutcome.HIT.value:
+        return ()
+    return tuple(
+        ScreeningMatch(
+            source=str(m.get("source", "")),
+            entry_uid=str(m.get("entry_uid", "")),
+            entry_name=str(m.get("entry_name", "")),
+            kind=str(m.get("kind", "name")),
+            score=int(m.get("score") or 0),
+        )
+        for m in (stored or ())
+        if isinstance(m, Mapping)
+    )
 
 
 def _iso(value: Any) -> Any:
@@ -399,6 +550,8 @@ __all__ = [
     "SqlComplianceFacts",
     "SqlComplianceQueries",
     "SqlComplianceStore",
+    "SqlRescreenStore",
     "compliance_transactions",
     "proposal_view",
+    "rescreen_transactions",
 ]

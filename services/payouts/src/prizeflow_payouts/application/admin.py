@@ -189,6 +189,14 @@ class PayoutAdmin:
                     "this payout waits for the player's identity verification and is released once verified; "
                     "it may be rejected",
                 )
+            if rec.hold_code == HoldCode.SCREENING_PENDING.value:
+                self._refused("awaiting_screening")
+                raise AdminError(
+                    ErrorKind.CONFLICT,
+                    "awaiting_screening",
+                    "this payout waits for the player's sanctions re-screening and moves on by itself once it is "
+                    "done; it may be rejected",
+                )
             approvers = await repo.approvers(rec.id)
             try:
                 complete = record_approval(

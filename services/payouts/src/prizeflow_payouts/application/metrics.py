@@ -311,6 +311,8 @@ class ComplianceMetrics:
     gate_decisions: Counter
     policy_version: Gauge
     payouts_held: Gauge
+    stale_players: Gauge
+    rescreens: Counter
 
     @classmethod
     def create(
@@ -382,8 +384,20 @@ class ComplianceMetrics:
             ),
             payouts_held=Gauge(
                 n("compliance_held_payouts"),
-                "Payouts waiting on compliance, by reason (kyc_required, screening_hit, policy)",
+                "Payouts waiting on compliance, by reason (kyc_required, screening_hit, screening_pending, policy)",
                 ["reason"],
+                registry=registry,
+            ),
+            stale_players=Gauge(
+                n("kyc_stale_screenings"),
+                "Verified players whose identity screening predates the loaded sanctions lists (their payouts wait "
+                "for the re-screen)",
+                registry=registry,
+            ),
+            rescreens=Counter(
+                n("kyc_rescreens"),
+                "Verified players screened again after a sanctions list changed, by outcome (clear, hit, error)",
+                ["outcome"],
                 registry=registry,
             ),
         )
@@ -400,6 +414,8 @@ class ComplianceMetrics:
         for stage in GATE_STAGES:
             for action in GATE_ACTIONS:
                 m.gate_decisions.labels(stage, action)
-        for reason in ("kyc_required", "screening_hit", "policy"):
+        for reason in ("kyc_required", "screening_hit", "screening_pending", "policy"):
             m.payouts_held.labels(reason).set(0)
+        for outcome in ("clear", "hit", "error"):
+            m.rescreens.labels(outcome)
         return m

@@ -213,6 +213,7 @@ class PayoutGate:
         cleared = [*await store.clearances(subjects), *extra_cleared]
         versions = self._versions()
         missing = tuple(s for s in self.sources if s not in versions)
+        current = self.current_versions(versions)
         siblings = _Siblings()
         out: list[GateDecision] = []
         for cand, key in zip(candidates, keys, strict=True):
@@ -227,6 +228,8 @@ class PayoutGate:
                     stage=stage,
                     player_id=rec.player_id,
                     player_screening_hit=player.screening_hit,
+                    player_matches=player.screening_matches,
+                    player_screening_stale=player.screening_stale(current),
                     destination_key=key,
                     verdict=verdict,
                     screening=self._screen(rec.destination),
@@ -254,6 +257,13 @@ class PayoutGate:
             for code in HoldCode:
                 self.metrics.payouts_held.labels(code.value).set(counts.get(code.value, 0))
         return counts
+
+    def current_versions(self, versions: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The loaded versions of the configured sources: what a verified player's screening must have been made
+        against (`PlayerCompliance.screening_stale`). A configured source not loaded is not here: the gate holds
+        everything for it anyway (unavailable)."""
+        loaded = self._versions() if versions is None else versions
+        return {s: loaded[s] for s in self.sources if s in loaded}
 
     def _versions(self) -> Mapping[str, str]:
         try:

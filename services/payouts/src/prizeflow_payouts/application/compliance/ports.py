@@ -8,12 +8,15 @@ of the verified identity (the policy's `allowed_countries` needs it) and the scr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
 from prizeflow_contracts.policy import RiskPolicy, VerificationStatus
 from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_payouts.application.compliance.records import ComplianceStore
+from prizeflow_payouts.domain.compliance.verification import Screening, ScreeningOutcome
 
 
 class KycProviderError(Exception):
@@ -124,7 +127,23 @@ class PlayerCompliance:
     player_id: str
     verification: VerificationStatus
     country: str | None = None
-    screening_hit: bool = False  # the verified identity matched a list and no person has cleared it
+    # The list entries the verified identity's stored screening matched (the gate holds the player's payouts until
+    # two approvers cleared each of them for this player).
+    screening_matches: tuple[ScreeningMatch, ...] = ()
+    # The list versions that screening was made against (source → version); None: never screened.
+    screening_versions: Mapping[str, str] | None = None
+
+    @property
+    def screening_hit(self) -> bool:
+        return bool(self.screening_matches)
+
+    def screening_stale(self, current: Mapping[str, str]) -> bool:
+        """A verified player's stored screening differs from the loaded lists (`current`: the configured sources'
+        loaded versions) for some source: the identity must be screened again before they are paid."""
+        if self.verification is not VerificationStatus.VERIFIED:
+            return False
+        stored = self.screening_versions or {}
+        return any(stored.get(source) != version for source, version in current.items())
 
 
 class ComplianceFacts(Protocol):
@@ -135,3 +154,48 @@ class ComplianceFacts(Protocol):
     async def players(self, player_ids: list[str]) -> Mapping[str, PlayerCompliance]:
         """Every asked player; one never verified reads `not_started`."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class RescreenClaim:
+    """A verified player a re-screen run claimed (leased): what the vendor call and the conditional write need."""
+
+    player_id: str
+    reference: str  # ours (`kyc-...`): what logs name
+    vendor_ref: str  # the vendor's applicant id
+    sequence: int  # the record's sequence when claimed: the write applies only if it is still this one
+    outcome: ScreeningOutcome  # the stored screening's outcome before (a change is logged and counted)
+    entries: frozenset[tuple[str, str]] = frozenset()  # its matched (source, entry_uid) before
+
+
+class RescreenStore(ComplianceStore, Protocol):
+    """The re-screen's reads and writes in one transaction (`RescreenVerifiedPlayers`). `current` is the configured
+    sources' loaded versions: a verified player whose stored screening names another version for one of them is
+    stale."""
+
+    async def newest_versions(self) -> Mapping[str, str]:
+        """The newest stored version of each source (what every replica loads)."""
+        ...
+
+    async def count_stale(self, current: Mapping[str, str]) -> int: ...
+
+    async def claim_stale(
+        self, current: Mapping[str, str], *, limit: int, lease_until: datetime, now: datetime
+    ) -> list[RescreenClaim]:
+        """Up to `limit` stale verified players not leased (or whose lease lapsed), skipping rows another
+        transaction holds, leased until `lease_until`: players with a payout held `screening_pending` first."""
+        ...
+
+    async def record_rescreen(self, claim: RescreenClaim, screening: Screening, *, at: datetime, detail: str) -> bool:
+        """The new screening, a new sequence, a history row (`detail`), the lease cleared; only if the record is
+        still verified at the claimed sequence (False: nothing written)."""
+        ...
+
+    async def record_refusal(self, claim: RescreenClaim, *, at: datetime, detail: str, retry_at: datetime) -> bool:
+        """The vendor refused the identity: the screening is kept (still stale), a history row says why, and the
+        lease runs until `retry_at`; only if the record is still verified at the claimed sequence."""
+        ...
+
+
+class RescreenTransactions(Protocol):
+    def __call__(self) -> AbstractAsyncContextManager[RescreenStore]: ...

@@ -1,7 +1,10 @@
-"""`ResumeVerifiedPayouts`: payouts held for the player's verification (`kyc_required`) move on when it changes.
+"""`ResumeVerifiedPayouts`: payouts held for the player's verification (`kyc_required`) move on when it changes, and
+payouts held for the player's re-screen (`screening_pending`) when it is done.
 
 Verified: each is gated again (→ approved when allowed now, else held with what holds it now). Failed: each is
-rejected (`PayoutRejected`: rewards voids the claim's reservation). Still pending (or retry): nothing.
+rejected (`PayoutRejected`: rewards voids the claim's reservation). Still pending (or retry): nothing. A
+`screening_pending` hold is gated again whatever the status: released once the player's screening is current, held
+for two approvers on a hit, left as it is while still stale.
 
 Called in the transaction that records the verification change (`on_verification_changed(repo, player_ids)`,
 from the verification use case), and by a periodic `sweep` so nothing waits forever if a call was missed.
@@ -58,17 +61,20 @@ class ResumeVerifiedPayouts:
         if not player_ids:
             return 0
         store = gate_store(repo)
-        held = await store.held_payouts(sorted(set(player_ids)), HoldCode.KYC_REQUIRED, limit=self.batch_size)
-        if not held:
+        wanted = sorted(set(player_ids))
+        held = await store.held_payouts(wanted, HoldCode.KYC_REQUIRED, limit=self.batch_size)
+        pending = await store.held_payouts(wanted, HoldCode.SCREENING_PENDING, limit=self.batch_size)
+        if not held and not pending:
             return 0
-        players = await self.gate.facts(store).players(sorted({p.player_id for p in held}))
+        players = await self.gate.facts(store).players(sorted({p.player_id for p in [*held, *pending]}))
         now = self.clock()
         failed = [p for p in held if _status(players, p.player_id) is VerificationStatus.FAILED]
-        verified = [p for p in held if _status(players, p.player_id) is VerificationStatus.VERIFIED]
+        verified = [p for p in held if _status(players, p.player_id) is VerificationStatus.VERIFIED] + pending
         decisions = await self.gate.decide(store, [Candidate(p) for p in verified], Stage.VERIFICATION)
         changes: list[Change] = []
         holds: list[Hold] = []
         released: list[str] = []
+        unchanged: set[str] = set()
         approvals = await store.approvals_of(
             [p.id for p, d in zip(verified, decisions, strict=True) if d.action is Action.ALLOW]
         )
@@ -115,11 +121,13 @@ class ResumeVerifiedPayouts:
                         expected=S.PENDING_APPROVAL,
                         to=S.APPROVED,
                         available_at=now,
-                        history=[HistoryEntry(S.PENDING_APPROVAL, S.APPROVED, ACTOR, reason="identity verified")],
+                        history=[HistoryEntry(S.PENDING_APPROVAL, S.APPROVED, ACTOR, reason=_released_why(rec))],
                         events=events,
                     )
                 )
-            elif d.hold is not HoldCode.KYC_REQUIRED:
+            elif d.hold is not None and d.hold.value == rec.hold_code:
+                unchanged.add(rec.id)  # still waits for the same thing: no new hold, no new decision recorded
+            else:
                 code = d.hold or HoldCode.POLICY
                 policy = stricter(rec.approval_policy, d.approval_policy or rec.approval_policy)
                 holds.append(Hold(rec.id, code, d.detail or code.value, policy.value))
@@ -138,7 +146,7 @@ class ResumeVerifiedPayouts:
                 policy_version=version,
             )
             refusals = [(p, refusal) for p in failed]
-        decided = [*zip(verified, decisions, strict=True), *refusals]
+        decided = [*((p, d) for p, d in zip(verified, decisions, strict=True) if p.id not in unchanged), *refusals]
         await store.record_decisions(
             [DecisionRecord(p.id, p.claim_id, p.player_id, Stage.VERIFICATION, d, now) for p, d in decided]
         )
@@ -161,15 +169,22 @@ class ResumeVerifiedPayouts:
                 await asyncio.wait_for(stop.wait(), interval_s)
 
     async def sweep(self) -> int:
-        """Every player with a kyc_required hold, whatever call was missed; returns how many payouts moved."""
+        """Every player with a kyc_required or screening_pending hold, whatever call was missed; returns how many
+        payouts moved."""
         moved = 0
         async with self.transactions() as repo:
-            players = await gate_store(repo).players_with_holds(HoldCode.KYC_REQUIRED, limit=self.batch_size)
+            store = gate_store(repo)
+            players = await store.players_with_holds(HoldCode.KYC_REQUIRED, limit=self.batch_size)
+            players += await store.players_with_holds(HoldCode.SCREENING_PENDING, limit=self.batch_size)
             moved = await self.on_verification_changed(repo, players)
             await self.gate.refresh_held(gate_store(repo))
         if moved:
             log.info("compliance sweep: %d payouts held for verification moved on", moved)
         return moved
+
+
+def _released_why(rec: Payout) -> str:
+    return "re-screened" if rec.hold_code == HoldCode.SCREENING_PENDING.value else "identity verified"
 
 
 def _status(players: Any, player_id: str) -> VerificationStatus:

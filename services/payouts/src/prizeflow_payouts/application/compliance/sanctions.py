@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -223,6 +223,8 @@ class RefreshSanctionsLists:
         self.max_bytes = max_bytes
         self.keep = keep
         self._lock = asyncio.Lock()
+        # Called once a load changed the screen's versions (bootstrap: the re-screen of verified players wakes).
+        self.on_loaded: Callable[[], None] | None = None
 
     async def run(self, sources: Sequence[str] | None = None) -> list[RefreshOutcome]:
         """One pass over every source (or those named), then a load of what the database holds newest. An
@@ -293,6 +295,7 @@ class RefreshSanctionsLists:
     async def load(self) -> None:
         """Load into the screen every configured source whose newest stored version is not the loaded one."""
         loaded = self.screen.loaded()
+        changed = False
         for version in await self.store.latest():
             if version.source not in self.screen.sources:
                 continue
@@ -311,10 +314,13 @@ class RefreshSanctionsLists:
                 continue
             index = await asyncio.to_thread(ListIndex.build, entries)
             self.screen.install(version, index, at=datetime.now(UTC))
+            changed = True
             log.info("sanctions list loaded", extra={"source": version.source, "version": version.version})
             if self.metrics is not None:
                 self.metrics.list_entries.labels(version.source).set(len(index))
                 self.metrics.list_published_at.labels(version.source).set(version.published_at.timestamp())
+        if changed and self.on_loaded is not None:
+            self.on_loaded()
 
     async def schedule(self, stop: asyncio.Event, *, every_s: float, retry_s: float = 2.0) -> None:
         """Refresh every source at once, then every `every_s`; in between, every `retry_s`, only the sources that

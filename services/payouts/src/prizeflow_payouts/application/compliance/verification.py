@@ -87,7 +87,7 @@ def _unavailable() -> ComplianceError:
     )
 
 
-class _VendorCalls:
+class VendorCalls:
     """The vendor's calls, counted by operation and outcome (`kyc_requests`)."""
 
     def __init__(self, kyc: KycProvider, metrics: ComplianceMetrics | None) -> None:
@@ -158,7 +158,7 @@ class StartVerification:
         if existing is not None and existing.status in SETTLED:
             return VerificationView(existing.status, player_message(existing.status))
         try:
-            session = await _VendorCalls(self.kyc, self.metrics).start(player_id)
+            session = await VendorCalls(self.kyc, self.metrics).start(player_id)
         except KycProviderError as err:
             if err.retryable:
                 raise _unavailable() from err
@@ -269,7 +269,7 @@ class ApplyVerificationEvent:
                 "handler_failed",
                 "kyc_unavailable: no identity-verification vendor is configured (PAYOUTS_KYC_PROVIDER)",
             )
-        vendor = _VendorCalls(self.kyc, self.metrics)
+        vendor = VendorCalls(self.kyc, self.metrics)
         record = await store.verification(ev.player_id, for_update=True)
         if record is None:
             # The vendor's event beat the commit of the player's start: the record begins here, from nothing.
@@ -329,7 +329,7 @@ class ApplyVerificationEvent:
         )
         return self._outcome(Reaction.MOVE.value)
 
-    async def _screened(self, vendor: _VendorCalls, reference: str) -> Screening:
+    async def _screened(self, vendor: VendorCalls, reference: str) -> Screening:
         if self.screen is None:
             raise ScreeningUnavailableError("no sanctions screen is configured: a verified identity waits for one")
         try:
@@ -341,16 +341,23 @@ class ApplyVerificationEvent:
             raise EventRefusal(
                 "unknown_aggregate", f"the vendor refused the identity of {reference} ({err.code})"
             ) from err
-        outcome = ScreeningOutcome.HIT if result.hit else ScreeningOutcome.CLEAR
+        screening = screening_of(result)
         if self.metrics is not None:
-            self.metrics.screenings.labels("player", outcome.value).inc()
+            self.metrics.screenings.labels("player", screening.outcome.value).inc()
             if result.hit:
                 self.metrics.screening_hits.labels("player").inc()
-        matches = tuple(
-            {"source": m.source, "entry_uid": m.entry_uid, "entry_name": m.entry_name, "kind": m.kind, "score": m.score}
-            for m in result.matches
-        )
-        return Screening(outcome=outcome, versions=dict(result.versions), matches=matches)
+        return screening
+
+
+def screening_of(result: ScreeningResult) -> Screening:
+    """What a screening of the verified identity leaves on the record: the outcome, the lists' versions and the
+    LISTS' matched entries (never the player's data)."""
+    outcome = ScreeningOutcome.HIT if result.hit else ScreeningOutcome.CLEAR
+    matches = tuple(
+        {"source": m.source, "entry_uid": m.entry_uid, "entry_name": m.entry_name, "kind": m.kind, "score": m.score}
+        for m in result.matches
+    )
+    return Screening(outcome=outcome, versions=dict(result.versions), matches=matches)
 
 
 __all__ = [
@@ -359,6 +366,8 @@ __all__ = [
     "ReadVerification",
     "ScreeningUnavailableError",
     "StartVerification",
+    "VendorCalls",
     "VerificationView",
     "changed_event",
+    "screening_of",
 ]

@@ -3,9 +3,11 @@ policy's verdict, the player's verification and the sanctions screening. Pure: t
 
 A sanctioned destination or player is never allowed: an uncleared screening match holds the payout for two people
 (ApprovalPolicy DUAL), and a screen that cannot answer (a configured list never loaded) holds it too (fail closed).
-The verdict's holds wait: for the player's verification alone (`kyc_required`, released by the verification itself)
-or for a person (`policy`). A refusal of the policy refuses the request at request time when it is a failed
-verification (the reservation is voided); any other refusal, and every refusal at send time, is a person's call.
+A verified player whose identity screening predates the loaded lists (`screening_pending`) waits for the re-screen
+(`application.compliance.rescreen`), which releases it or turns it into a screening hit. The verdict's holds wait:
+for the player's verification alone (`kyc_required`, released by the verification itself) or for a person (`policy`).
+A refusal of the policy refuses the request at request time when it is a failed verification (the reservation is
+voided); any other refusal, and every refusal at send time, is a person's call.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
 class HoldCode(StrEnum):
     KYC_REQUIRED = "kyc_required"
     SCREENING_HIT = "screening_hit"
+    SCREENING_PENDING = "screening_pending"  # waits for the player's re-screen against newer lists (no person)
     POLICY = "policy"
 
 
@@ -37,10 +40,15 @@ class SubjectKind(StrEnum):
     PLAYER = "player"
 
 
-# The player's own screening outcome carries no entries through `PlayerCompliance`: two approvers clear "the
-# player's stored hit" as one entry of this pseudo-source (screening_clearances; the verification records may read it).
+# Before per-entry player clearances, two approvers cleared "the player's stored hit" wholesale as one entry of this
+# pseudo-source. Such a legacy row in screening_clearances clears nothing now (fail closed): a player is cleared only
+# entry by entry, so an old false positive's clearance never clears a later, different, real hit. The pair is still
+# what a player hit without named entries is recorded as (it never matches a stored entry either).
 PLAYER_SCREENING_SOURCE: Final = "player_screening"
 PLAYER_SCREENING_ENTRY: Final = "identity"
+PENDING_DETAIL: Final = (
+    "the player's identity screening predates the loaded sanctions lists: held until it is re-screened"
+)
 UNAVAILABLE_DETAIL: Final = "sanctions screening unavailable (a configured list is not loaded): held, fail closed"
 
 
@@ -81,13 +89,19 @@ class Clearance:
 class GateInput:
     stage: Stage
     player_id: str
-    player_screening_hit: bool  # the player's stored identity screening matched a list (uncleared there)
+    player_screening_hit: bool  # the player's stored identity screening matched a list
     destination_key: str
     verdict: Verdict
     screening: Screening | None  # the destination's; None: the screen could not answer (unavailable)
     cleared: Collection[Clearance] = ()
     missing_lists: tuple[str, ...] = ()  # configured sources the screen has not loaded
     released_by_people: bool = False  # people released an earlier hold of this payout: they decided the policy
+    # The list entries the player's stored screening matched: each cleared by two approvers (a clearance of this
+    # player and entry), or the payout is held. A hit without named entries is never cleared (fail closed).
+    player_matches: tuple[ScreeningMatch, ...] = ()
+    # The player's stored screening was made against list versions other than the loaded ones (a verified player,
+    # screened before a list changed): held `screening_pending` until the re-screen answers.
+    player_screening_stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,7 @@ class GateDecision:
     reasons: tuple[Mapping[str, object], ...] = ()
     matches: tuple[ScreeningMatch, ...] = ()  # the uncleared destination matches (what approvers would clear)
     player_hit: bool = False  # the player's own stored screening hit, uncleared
+    player_matches: tuple[ScreeningMatch, ...] = ()  # its uncleared entries (what approvers would clear)
     refusal: Finding | None = None  # at request time: why the request is refused
     # The approvals the hold adds: DUAL for a screening hit, SINGLE for a policy hold, None for kyc_required (the
     # verification releases it; the payout keeps the approvals it needed anyway).
@@ -122,19 +137,23 @@ def _uncleared(result: Screening | None, key: str, cleared: Collection[Clearance
     return tuple(m for m in result.matches if (m.source, m.entry_uid) not in done)
 
 
-def player_cleared(player_id: str, cleared: Collection[Clearance]) -> bool:
-    return any(
-        c.kind is SubjectKind.PLAYER
-        and c.key == player_id
-        and (c.source, c.entry_uid) == (PLAYER_SCREENING_SOURCE, PLAYER_SCREENING_ENTRY)
-        for c in cleared
-    )
+def _uncleared_player(
+    player_id: str, matches: Sequence[ScreeningMatch], cleared: Collection[Clearance]
+) -> tuple[ScreeningMatch, ...]:
+    done = {(c.source, c.entry_uid) for c in cleared if c.kind is SubjectKind.PLAYER and c.key == player_id}
+    return tuple(m for m in matches if (m.source, m.entry_uid) not in done)
 
 
-def _match_reason(m: ScreeningMatch) -> dict[str, object]:
+def player_cleared(player_id: str, matches: Sequence[ScreeningMatch], cleared: Collection[Clearance]) -> bool:
+    """Every entry the player's stored screening matched is cleared for this player. No entry named: not cleared
+    (a hit nobody can name is never waved through), and a legacy wholesale `identity` clearance clears no entry."""
+    return bool(matches) and not _uncleared_player(player_id, matches, cleared)
+
+
+def _match_reason(m: ScreeningMatch, subject: str = "destination") -> dict[str, object]:
     return {
         "finding": "screening_hit",
-        "subject": "destination",
+        "subject": subject,
         "source": m.source,
         "entry_uid": m.entry_uid,
         "entry_name": m.entry_name,
@@ -143,16 +162,43 @@ def _match_reason(m: ScreeningMatch) -> dict[str, object]:
     }
 
 
+def _player_reasons(uncleared: Sequence[ScreeningMatch], *, hit: bool) -> list[Mapping[str, object]]:
+    """One reason per uncleared entry of the player's screening; a hit without named entries is one legacy reason
+    (fail closed: nothing can clear it)."""
+    reasons: list[Mapping[str, object]] = [_match_reason(m, "player") for m in uncleared]
+    if hit and not uncleared:
+        reasons.append(
+            {
+                "finding": "screening_hit",
+                "subject": "player",
+                "source": PLAYER_SCREENING_SOURCE,
+                "entry_uid": PLAYER_SCREENING_ENTRY,
+            }
+        )
+    return reasons
+
+
+def _named(matches: Sequence[ScreeningMatch], player: Sequence[ScreeningMatch], *, player_hit: bool) -> str:
+    named = [f"{m.source}:{m.entry_uid} ({m.kind}, score {m.score})" for m in matches]
+    named += [f"the player's identity: {m.source}:{m.entry_uid} ({m.kind}, score {m.score})" for m in player]
+    if player_hit and not player:
+        named.append("the player's verified identity matched a list")
+    return "screening hit: " + "; ".join(named)
+
+
 def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outcome reads as the rule it is
     """The gate's decision on one payout (see the module docstring for the order of the rules)."""
     verdict = g.verdict
     reasons: list[Mapping[str, object]] = list(verdict.reasons())
     versions = dict(g.screening.versions) if g.screening is not None else {}
     matches = _uncleared(g.screening, g.destination_key, g.cleared)
-    player_hit = g.player_screening_hit and not player_cleared(g.player_id, g.cleared)
+    player_matches = _uncleared_player(g.player_id, g.player_matches, g.cleared) if g.player_screening_hit else ()
+    player_hit = g.player_screening_hit and not player_cleared(g.player_id, g.player_matches, g.cleared)
     reasons.extend(_match_reason(m) for m in matches)
-    if player_hit:
-        reasons.append({"finding": "screening_hit", "subject": "player", "source": PLAYER_SCREENING_SOURCE})
+    reasons.extend(_player_reasons(player_matches, hit=player_hit))
+    pending = g.player_screening_stale and not player_hit
+    if pending:
+        reasons.append({"finding": "screening_pending", "subject": "player"})
     if verdict.deferred:  # payouts is the last gate: a rule it cannot decide is a person's call, never a pass
         reasons.append({"finding": "undecided", "detail": "; ".join(verdict.deferred)[:500]})
     unavailable = g.screening is None or bool(g.missing_lists)
@@ -168,6 +214,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
             reasons_t,
             matches,
             player_hit,
+            player_matches,
             approval_policy=policy,
             list_versions=versions,
             policy_version=verdict.policy_version,
@@ -183,19 +230,20 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
             reasons_t,
             matches,
             player_hit,
+            player_matches,
             refusal=Finding.KYC_FAILED,
             list_versions=versions,
             policy_version=verdict.policy_version,
         )
     # 2. Screening: a hit (or no answer) is for two people, whatever the policy says.
     if matches or player_hit:
-        named = [f"{m.source}:{m.entry_uid} ({m.kind}, score {m.score})" for m in matches]
-        if player_hit:
-            named.append("the player's verified identity matched a list")
-        return held(HoldCode.SCREENING_HIT, "screening hit: " + "; ".join(named), ApprovalPolicy.DUAL)
+        return held(HoldCode.SCREENING_HIT, _named(matches, player_matches, player_hit=player_hit), ApprovalPolicy.DUAL)
     if unavailable:
         missing = f" ({', '.join(g.missing_lists)})" if g.missing_lists else ""
         return held(HoldCode.SCREENING_HIT, UNAVAILABLE_DETAIL + missing, ApprovalPolicy.DUAL)
+    # 2b. A verified player screened against older lists: the re-screen decides (no person's approval added).
+    if pending:
+        return held(HoldCode.SCREENING_PENDING, PENDING_DETAIL, None)
     # 3. The policy (a rule deferred here, e.g. a country rule for a player verified without a country, holds).
     if verdict.action is Action.ALLOW and not verdict.deferred:
         return GateDecision(
@@ -245,21 +293,29 @@ def clearances_from_reasons(
         if r.get("subject") == "destination":
             out.append(Clearance(SubjectKind.DESTINATION, destination, str(r["source"]), str(r["entry_uid"])))
         elif r.get("subject") == "player":
-            out.append(Clearance(SubjectKind.PLAYER, player_id, PLAYER_SCREENING_SOURCE, PLAYER_SCREENING_ENTRY))
+            # Per entry. A reason without one (recorded before per-entry clearances) becomes the legacy wholesale
+            # pair, which clears nothing (`player_cleared`): the gate asks about the player's entries again.
+            source = str(r.get("source") or PLAYER_SCREENING_SOURCE)
+            entry = str(r.get("entry_uid") or PLAYER_SCREENING_ENTRY)
+            out.append(Clearance(SubjectKind.PLAYER, player_id, source, entry))
     return out
 
 
 def clearances_for(
-    decision_matches: Sequence[ScreeningMatch], *, player_id: str, player_hit: bool, destination: str
+    decision_matches: Sequence[ScreeningMatch],
+    *,
+    player_id: str,
+    player_matches: Sequence[ScreeningMatch] = (),
+    destination: str,
 ) -> list[Clearance]:
-    """What two approvers clear by releasing a screening hold."""
+    """What two approvers clear by releasing a screening hold: each destination and player entry it named."""
     out = [Clearance(SubjectKind.DESTINATION, destination, m.source, m.entry_uid) for m in decision_matches]
-    if player_hit:
-        out.append(Clearance(SubjectKind.PLAYER, player_id, PLAYER_SCREENING_SOURCE, PLAYER_SCREENING_ENTRY))
+    out += [Clearance(SubjectKind.PLAYER, player_id, m.source, m.entry_uid) for m in player_matches]
     return out
 
 
 __all__ = [
+    "PENDING_DETAIL",
     "PLAYER_SCREENING_ENTRY",
     "PLAYER_SCREENING_SOURCE",
     "UNAVAILABLE_DETAIL",
