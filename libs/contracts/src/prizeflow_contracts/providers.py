@@ -134,8 +134,8 @@ def ton_raw_address(text: str) -> str | None:
     test holds them equal), written again here because contracts depend on no rail library."""
     value = text.strip()
     if _TON_RAW_RE.fullmatch(value):
-        workchain, account = value.split(":")
-        return f"{workchain}:{account.lower()}"
+        workchain_text, account = value.split(":")
+        return f"{workchain_text}:{account.lower()}"
     if not _TON_FRIENDLY_RE.fullmatch(value):
         return None
     decoded = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)

@@ -29,9 +29,9 @@ from .test_compliance_gate import _row, gated
 pytestmark = pytest.mark.integration
 
 
-def _migration() -> ModuleType:
-    path = Path(__file__).parents[2] / "migrations" / "versions" / "0023_destination_keys.py"
-    spec = importlib.util.spec_from_file_location("migration_0023", path)
+def _migration(service: str = "payouts", name: str = "0023_destination_keys.py") -> ModuleType:
+    path = Path(__file__).parents[3] / service / "migrations" / "versions" / name
+    spec = importlib.util.spec_from_file_location(f"{service}_{name.removesuffix('.py')}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -106,6 +106,9 @@ async def test_the_migrations_sql_computes_the_codes_key(db: str) -> None:
         await conn.close()
     mismatched = [(c, r["key"], e) for c, r, e in zip(cases, rows, expected, strict=True) if r["key"] != e]
     assert mismatched == []
+    # Rewards' 0014 creates the very same functions (and two over its claims' JSON).
+    rewards = _migration("rewards", "0014_destination_keys.py")
+    assert rewards._FUNCTIONS[: len(MIGRATION._FUNCTIONS)] == MIGRATION._FUNCTIONS
 
 
 class _Rollback(Exception):

@@ -252,8 +252,8 @@ def test_a_sanctioned_player_or_an_unscreened_payout_is_never_allowed(
 
 def test_one_wallet_spelled_differently_is_one_destination() -> None:
     """Every form of one TON wallet (bounceable, non-bounceable, test-only, raw in either case, as a ton_wallet or
-    as a crypto_address), an EVM address in any case or with stray whitespace around it, a memo with spaces
-    around it: one key each, so a per-destination limit, first use and a clearance see one destination."""
+    as a crypto_address), an EVM address in either case, a memo with spaces around it: one key, so a
+    per-destination limit, first use and a clearance see one destination."""
     from prizeflow_ton.addresses import parse_address
 
     ton = parse_address("UQBp4MMLFpzSe5t3EugHZonZFMyWl9owGKQiDaiaC-zuO5ZB")
