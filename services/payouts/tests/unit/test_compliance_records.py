@@ -814,7 +814,7 @@ def _rescreen(
 ) -> RescreenVerifiedPlayers:
     now = clock or [NOW]
     return RescreenVerifiedPlayers(
-        transactions=tx,  # type: ignore[arg-type]
+        transactions=tx,
         kyc=kyc,
         screen=screen,
         sources=("ofac_sdn",),

@@ -1,0 +1,90 @@
+"""A verified player's screening made against older lists (`screening_pending`): where it sits in the gate's order,
+what it adds (no approvals), what the player is told (nothing of a list), and when a player's screening is stale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.policy import Action, Finding, Hit, Verdict, VerificationStatus
+from prizeflow_payouts.application.compliance.ports import PlayerCompliance
+from prizeflow_payouts.domain.compliance.gate import (
+    PENDING_DETAIL,
+    GateInput,
+    HoldCode,
+    Screening,
+    Stage,
+    decide,
+    people_decided_policy,
+)
+
+KEY = "e" * 64
+LOADED = {"ofac_sdn": "2026-11-25+aaaaaaaaaaaa"}
+CLEAR = Screening((), LOADED)
+
+
+@dataclass(frozen=True)
+class Match:
+    source: str = "ofac_sdn"
+    entry_uid: str = "SDN-5"
+    entry_name: str = "Listed Person"
+    kind: str = "name"
+    score: int = 940
+
+
+def gate(
+    *,
+    stale: bool = True,
+    stage: Stage = Stage.SEND,
+    hits: tuple[Hit, ...] = (),
+    player_matches: tuple[Match, ...] = (),
+    screening: Screening | None = CLEAR,
+) -> GateInput:
+    return GateInput(
+        stage=stage,
+        player_id="p-9",
+        player_screening_hit=bool(player_matches),
+        destination_key=KEY,
+        verdict=Verdict(3, hits),
+        screening=screening,
+        player_matches=player_matches,
+        player_screening_stale=stale,
+    )
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+def test_a_stale_screening_holds_for_the_rescreen_with_no_approval_added(stage: Stage) -> None:
+    d = decide(gate(stage=stage))
+    assert (d.action, d.hold, d.approval_policy) == (Action.HOLD, HoldCode.SCREENING_PENDING, None)
+    assert d.detail == PENDING_DETAIL
+    assert {"finding": "screening_pending", "subject": "player"} in [dict(r) for r in d.reasons]
+    assert d.player_message is None  # as for a screening hit: the player is never told of a list
+    assert not people_decided_policy(d.hold)
+    assert decide(gate(stale=False, stage=stage)).action is Action.ALLOW
+
+
+def test_a_hit_and_an_unavailable_screen_come_first() -> None:
+    hit = decide(gate(player_matches=(Match(),)))
+    assert (hit.hold, hit.approval_policy) == (HoldCode.SCREENING_HIT, ApprovalPolicy.DUAL)
+    unavailable = decide(gate(screening=None))
+    assert (unavailable.hold, unavailable.approval_policy) == (HoldCode.SCREENING_HIT, ApprovalPolicy.DUAL)
+
+
+def test_the_policy_comes_after() -> None:
+    findings = (Hit(Finding.VELOCITY, 0, "3 in 1h"), Hit(Finding.KYC_REQUIRED, 1, "above 100"))
+    assert decide(gate(hits=findings)).hold is HoldCode.SCREENING_PENDING
+    assert decide(gate(hits=findings, stale=False)).hold is HoldCode.POLICY
+
+
+def test_stale_means_a_verified_player_screened_against_other_versions() -> None:
+    verified = PlayerCompliance("p-9", VerificationStatus.VERIFIED, screening_versions=dict(LOADED))
+    assert not verified.screening_stale(LOADED)
+    assert verified.screening_stale({"ofac_sdn": "2026-11-26+bbbbbbbbbbbb"})
+    assert verified.screening_stale({**LOADED, "eu": "2026-11-20+cccccccccccc"})  # a list configured since
+    assert not verified.screening_stale({})  # no list configured: never stale
+    never_screened = PlayerCompliance("p-9", VerificationStatus.VERIFIED)
+    assert never_screened.screening_stale(LOADED)  # fail closed
+    for status in (VerificationStatus.PENDING, VerificationStatus.FAILED, VerificationStatus.NOT_STARTED):
+        assert not PlayerCompliance("p-9", status).screening_stale(LOADED)  # nothing of theirs was screened
