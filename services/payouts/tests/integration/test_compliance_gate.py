@@ -9,9 +9,11 @@ here; the worker is driven by the test (`payouts_worker_enabled=False`) so "betw
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from prizeflow_contracts.policy import (
 )
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
-from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore
+from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore, rescreen_transactions
 from prizeflow_payouts.application.compliance.gate import PayoutGate, gate_store
 from prizeflow_payouts.application.compliance.ports import (
     Identity,
@@ -36,6 +38,7 @@ from prizeflow_payouts.application.compliance.ports import (
     ScreeningMatch,
     ScreeningResult,
 )
+from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
 from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.worker import PayoutWorker
 from prizeflow_payouts.bootstrap import Payouts, build, compose
@@ -66,6 +69,7 @@ class FakeScreen:
 
     entries: dict[str, list[str]] = field(default_factory=dict)
     loaded: dict[str, str] = field(default_factory=lambda: {"ofac_sdn": "2026-11-20"})
+    persons: dict[str, list[str]] = field(default_factory=dict)  # full name → entries naming that person
 
     def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
         matches = tuple(
@@ -75,7 +79,11 @@ class FakeScreen:
         return ScreeningResult(matches, dict(self.loaded), 900)
 
     def screen_person(self, identity: Identity) -> ScreeningResult:
-        return ScreeningResult((), dict(self.loaded), 900)
+        matches = tuple(
+            ScreeningMatch("ofac_sdn", uid, f"Listed {uid}", "name", 950)
+            for uid in self.persons.get(identity.full_name, [])
+        )
+        return ScreeningResult(matches, dict(self.loaded), 900)
 
     def versions(self) -> Mapping[str, str]:
         return dict(self.loaded)
@@ -366,7 +374,9 @@ async def test_held_for_verification_resumes_once_verified_and_is_rejected_when_
 
         resume = ResumeVerifiedPayouts(transactions=rig.local.transactions, gate=rig.gate, source=settings.source)
         assert await resume.sweep() == 0  # still not verified: nothing moves
-        rig.facts.players_["player-v"] = PlayerCompliance("player-v", VerificationStatus.VERIFIED, country="DE")
+        rig.facts.players_["player-v"] = PlayerCompliance(
+            "player-v", VerificationStatus.VERIFIED, country="DE", screening_versions=dict(rig.screen.loaded)
+        )
         async with rig.local.transactions() as repo:  # as the verification use case calls it, in its transaction
             assert await resume.on_verification_changed(repo, ["player-v"]) == 1
         assert await state_of(db, good.data.idempotency_key) == "approved"
@@ -465,6 +475,7 @@ async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
             await session.execute(
                 text(
                     "UPDATE kyc_verifications SET status = 'verified', country = 'DE', sequence = 2, "
+                    "screening_outcome = 'clear', screening_versions = '{\"ofac_sdn\": \"2026-11-20\"}', "
                     "updated_at = now() WHERE player_id = 'player-k'"
                 )
             )
@@ -555,3 +566,185 @@ async def test_a_destination_listed_between_two_attempts_is_not_paid_by_the_retr
             key,
         )
         assert ("send", "hold") in [(r["stage"], r["action"]) for r in decided]
+
+
+@dataclass
+class IdentityVendor:
+    """The KYC vendor's identity call (what the re-screen asks): one verified identity per applicant, counted."""
+
+    name: str = "sumsub"
+    names: dict[str, str] = field(default_factory=dict)  # applicant → full name
+    fetched: list[str] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # when set, each call waits for it (a slow vendor)
+
+    async def start(self, player_id: str) -> Any:
+        raise AssertionError("not started here")
+
+    async def review(self, reference: str) -> Any:
+        raise AssertionError("not reviewed here")
+
+    async def identity(self, reference: str) -> Identity:
+        self.fetched.append(reference)
+        if self.gate is not None:
+            await self.gate.wait()
+        return Identity(full_name=self.names.get(reference, "Nobody Listed"), country="DE")
+
+
+async def _verified(db: str, player: str, versions: Mapping[str, str]) -> None:
+    await fetch(
+        db,
+        "INSERT INTO kyc_verifications (player_id, reference, vendor, vendor_ref, status, country, sequence, "
+        "screening_outcome, screening_versions, updated_at) "
+        "VALUES ($1, $2, 'sumsub', $3, 'verified', 'DE', 2, 'clear', $4::jsonb, now())",
+        player,
+        f"kyc-{player}",
+        f"app-{player}",
+        json.dumps(dict(versions)),
+    )
+
+
+def _rescreen(rig: Rig, vendor: IdentityVendor, *, batch: int = 100) -> RescreenVerifiedPlayers:
+    resume = ResumeVerifiedPayouts(transactions=rig.local.transactions, gate=rig.gate, source=rig.settings.source)
+    return RescreenVerifiedPlayers(
+        transactions=rescreen_transactions(rig.local.runtime.sessions),
+        kyc=vendor,
+        screen=rig.screen,
+        sources=("ofac_sdn",),
+        batch=batch,
+        on_changed=VerificationHook(resume),
+    )
+
+
+async def test_a_verified_player_listed_later_is_not_paid_and_the_rescreen_holds_them_for_two(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """A verified player screened clear; their payout is approved; a new list version naming them loads: the worker
+    does not send it (screening_pending), and the re-screen turns the wait into a screening hit for two approvers."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    await _verified(db, "player-rs", {"ofac_sdn": "2026-11-20"})
+    async with gated(settings, sql_facts=True) as rig:
+        env = request(address="success:rescreen", player_id="player-rs", requested_by="player-rs")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "approved") == "approved"
+        rig.screen.loaded["ofac_sdn"] = "2026-11-27"  # a new version, naming the player, is loaded
+        rig.screen.persons["Ivy Listed"] = ["SDN-P1"]
+        await rig.send()
+        row = await _row(db, key)
+        assert (row["state"], row["hold_code"]) == ("pending_approval", "screening_pending")
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+        approve = await rig.client.post(
+            f"/payouts/{row['id']}/approve", json={}, headers=token(settings, "bob", "approver")
+        )
+        assert (approve.status_code, approve.json()["code"]) == (409, "awaiting_screening")
+
+        vendor = IdentityVendor(names={"app-player-rs": "Ivy Listed"})
+        report = await _rescreen(rig, vendor).execute()
+        assert (report.claimed, report.hit, report.stale) == (1, 1, 0)
+        row = await _row(db, key)
+        assert (row["state"], row["hold_code"], row["approval_policy"]) == ("pending_approval", "screening_hit", "dual")
+        assert "SDN-P1" in row["hold_detail"]
+        record = (
+            await fetch(
+                db,
+                "SELECT sequence, screening_outcome, screening_versions, rescreen_lease_until FROM kyc_verifications "
+                "WHERE player_id = 'player-rs'",
+            )
+        )[0]
+        assert (record["sequence"], record["screening_outcome"], record["rescreen_lease_until"]) == (3, "hit", None)
+        assert json.loads(record["screening_versions"]) == {"ofac_sdn": "2026-11-27"}
+        history = await fetch(
+            db, "SELECT sequence, status, detail FROM kyc_verification_history WHERE player_id = 'player-rs'"
+        )
+        assert [tuple(h) for h in history] == [(3, "verified", "re-screened: hit against ofac_sdn 2026-11-27")]
+        assert "Ivy" not in str(dict(record)) + str([dict(h) for h in history])
+        assert [d[2] for d in await _decisions(db, row["id"])][-2:] == ["screening_pending", "screening_hit"]
+        await rig.send()
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+        # Two approvers clear the entry; a later version names the player under another entry: held again.
+        bob, carol = token(settings, "bob", "approver"), token(settings, "carol", "approver")
+        assert (await rig.client.post(f"/payouts/{row['id']}/approve", json={}, headers=bob)).status_code == 200
+        released = await rig.client.post(f"/payouts/{row['id']}/approve", json={}, headers=carol)
+        assert released.json()["state"] == "approved", released.text
+        cleared = await fetch(db, "SELECT subject_kind, source, entry_uid FROM screening_clearances")
+        assert [tuple(c) for c in cleared] == [("player", "ofac_sdn", "SDN-P1")]
+        rig.screen.loaded["ofac_sdn"] = "2026-11-28"
+        rig.screen.persons["Ivy Listed"] = ["SDN-P1", "SDN-P2"]
+        assert (await _rescreen(rig, vendor).execute()).hit == 1
+        await rig.send()
+        row = await _row(db, key)
+        assert (row["state"], row["hold_code"]) == ("pending_approval", "screening_hit")
+        assert "SDN-P2" in row["hold_detail"]
+        assert "SDN-P1" not in row["hold_detail"]
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+
+async def test_a_clear_rescreen_releases_the_wait_and_the_payout_is_paid(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    await _verified(db, "player-rc", {"ofac_sdn": "2026-11-20"})
+    async with gated(settings, sql_facts=True) as rig:
+        rig.screen.loaded["ofac_sdn"] = "2026-11-27"  # loaded before the request: held at request time
+        env = request(address="success:rescreen-clear", player_id="player-rc", requested_by="player-rc")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+        assert (await _row(db, key))["hold_code"] == "screening_pending"
+        async with rig.local.transactions() as repo:
+            assert (await rig.gate.refresh_held(gate_store(repo)))["screening_pending"] == 1
+        report = await _rescreen(rig, IdentityVendor()).execute()
+        assert (report.claimed, report.clear) == (1, 1)
+        assert await state_of(db, key) == "approved"
+        await rig.send()
+        assert await wait_state(db, key, "paid") == "paid"
+
+
+async def test_two_claimers_never_claim_one_player(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Each stale verified player is claimed by one run at a time (FOR UPDATE SKIP LOCKED, then the lease): two
+    replicas re-screening together fetch each identity once."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    players = [f"player-c{n:02d}" for n in range(12)]
+    for p in players:
+        await _verified(db, p, {"ofac_sdn": "2026-11-20"})
+    await _verified(db, "player-current", {"ofac_sdn": "2026-11-27"})  # already screened against the new version
+    async with gated(settings, sql_facts=True) as rig:
+        current = {"ofac_sdn": "2026-11-27"}
+        later = datetime.now(UTC) + timedelta(minutes=10)
+        stores = rescreen_transactions(rig.local.runtime.sessions)
+        # A claim in flight (not committed) locks its rows: a concurrent claim skips them.
+        async with stores() as first:
+            mine = await first.claim_stale(current, limit=5, lease_until=later, now=datetime.now(UTC))
+            async with stores() as second:
+                theirs = await second.claim_stale(current, limit=100, lease_until=later, now=datetime.now(UTC))
+        assert len(mine) == 5
+        assert len(theirs) == 7
+        assert not {c.player_id for c in mine} & {c.player_id for c in theirs}
+        assert "player-current" not in {c.player_id for c in [*mine, *theirs]}
+        async with stores() as third:  # committed: the leases keep them theirs
+            assert await third.claim_stale(current, limit=100, lease_until=later, now=datetime.now(UTC)) == []
+            assert await third.count_stale(current) == 12
+        # Past the leases, two whole runs at once (a slow vendor keeps both in flight): each identity fetched once.
+        await fetch(db, "UPDATE kyc_verifications SET rescreen_lease_until = NULL")
+        rig.screen.loaded["ofac_sdn"] = "2026-11-27"
+        slow = asyncio.Event()
+        vendor = IdentityVendor(gate=slow)
+        one, two = _rescreen(rig, vendor, batch=8), _rescreen(rig, vendor, batch=8)
+        runs = asyncio.gather(one.execute(), two.execute())
+        # Both runs claimed and wait in their first vendor call (each run calls the vendor one player at a time).
+        await eventually(lambda: _fetched(vendor), lambda n: n == 2, timeout=30)
+        slow.set()
+        reports = await runs
+        assert sorted(r.claimed for r in reports) == [4, 8]
+        assert sorted(vendor.fetched) == sorted(f"app-{p}" for p in players)
+        left = await fetch(
+            db, "SELECT count(*) AS n FROM kyc_verifications WHERE screening_versions ->> 'ofac_sdn' <> '2026-11-27'"
+        )
+        assert left[0]["n"] == 0
+
+
+async def _fetched(vendor: IdentityVendor) -> int:
+    return len(vendor.fetched)
