@@ -510,6 +510,22 @@ def test_a_payout_held_by_a_screening_hit_carries_its_badge_and_detail_in_the_qu
         assert "Detail: ofac_sdn sdn-36524 (score 0.93)." in text
 
 
+def test_a_payout_waiting_for_the_players_rescreen_shows_its_badge_and_no_approve_form() -> None:
+    apis = FakeApis()
+    pending = held("screening_pending", "the player's identity screening predates the loaded sanctions lists")
+    apis.on("GET", "payouts", "/payouts", {"items": [pending]})
+    apis.on("GET", "payouts", "/payouts/po-9", pending)
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "alice", "approver")
+        queue = client.get("/approvals").text
+        detail = client.get("/approvals/po-9").text
+    for text in (queue, detail):
+        assert 'class="badge hold-screening_pending">Waits for the player' in text
+    assert "sanctions re-screening against the lists loaded" in detail
+    assert 'action="/approvals/po-9/approve"' not in detail
+    assert 'action="/approvals/po-9/reject"' in detail
+
+
 def test_gate_hold_words_and_risk_signals() -> None:
     assert gate_hold(held("kyc_required")) is not None
     assert "verified" in str(gate_hold(held("kyc_required")))

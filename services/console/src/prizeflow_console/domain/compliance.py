@@ -21,6 +21,7 @@ VERIFICATION_STATES: Final = ("not_started", "pending", "retry", "verified", "fa
 GATE_HOLDS: Final[Mapping[str, str]] = {
     "kyc_required": "Waits for identity verification: it moves on by itself once the player is verified",
     "screening_hit": "Screening hit — two approvers",
+    "screening_pending": "Waits for the player's sanctions re-screening: it moves on by itself once screened again",
     "policy": "Risk policy hold — a person decides",
 }
 
@@ -35,6 +36,7 @@ FINDING_WORDS: Final[Mapping[str, str]] = {
     "country_not_allowed": "country not allowed",
     "screening_hit": "sanctions screening hit",
     "screening_unavailable": "screening not possible",
+    "screening_pending": "screened against older lists: re-screening pending",
 }
 
 _UNITS: Final = (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1))
