@@ -924,7 +924,8 @@ def payout_rails() -> Dashboard:
             Panel(
                 "Held payouts by reason",
                 "Payouts the compliance gate holds, by reason: kyc_required (they wait for the player's verification "
-                "and move on by themselves), screening_hit (two approvers), policy (one approver). Alert "
+                "and move on by themselves), screening_pending (they wait for the player's re-screen against newer "
+                "lists), screening_hit (two approvers), policy (one approver). Alert "
                 "PrizeflowComplianceHoldsBacklog when screening or policy holds stay all day.",
                 (_gauge("prizeflow_payouts_compliance_held_payouts", "reason"),),
                 stack=True,
