@@ -3,13 +3,17 @@ what it adds (no approvals), what the player is told (nothing of a list), and wh
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import Action, Finding, Hit, Verdict, VerificationStatus
 from prizeflow_payouts.application.compliance.ports import PlayerCompliance
+from prizeflow_payouts.application.compliance.rescreen import RescreenReport, RescreenVerifiedPlayers
+from prizeflow_payouts.application.compliance.sanctions import ListsScreen, ListVersion, RefreshSanctionsLists
 from prizeflow_payouts.domain.compliance.gate import (
     PENDING_DETAIL,
     GateInput,
@@ -19,6 +23,7 @@ from prizeflow_payouts.domain.compliance.gate import (
     decide,
     people_decided_policy,
 )
+from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry
 
 KEY = "e" * 64
 LOADED = {"ofac_sdn": "2026-11-25+aaaaaaaaaaaa"}
@@ -93,3 +98,53 @@ def test_stale_means_a_verified_player_screened_against_other_versions() -> None
     assert never_screened.screening_stale(LOADED)  # fail closed
     for status in (VerificationStatus.PENDING, VerificationStatus.FAILED, VerificationStatus.NOT_STARTED):
         assert not PlayerCompliance("p-9", status).screening_stale(LOADED)  # nothing of theirs was screened
+
+
+# -- what starts a re-screen ---------------------------------------------------------------------------------------
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class OneListStore:
+    """The newest stored version of one list (`SanctionsListStore.latest` / `entries`, what `load` reads)."""
+
+    def __init__(self) -> None:
+        self.version = ListVersion("ofac_sdn", "2026-11-24+aaaaaaaaaaaa", NOW, NOW, "a" * 64, 1)
+
+    async def latest(self) -> list[ListVersion]:
+        return [self.version]
+
+    async def entries(self, source: str, version: str) -> list[ListEntry]:
+        return [ListEntry("1", EntryKind.INDIVIDUAL, ("Some Listed Person",))]
+
+
+async def test_a_load_that_changes_the_versions_wakes_the_rescreen() -> None:
+    screen = ListsScreen(["ofac_sdn"], threshold=920)
+    store = OneListStore()
+    refresh = RefreshSanctionsLists(urls={}, source=None, store=store, screen=screen)  # type: ignore[arg-type]
+    woken: list[dict[str, str]] = []
+    refresh.on_loaded = lambda: woken.append(dict(screen.versions()))
+    await refresh.load()
+    await refresh.load()  # the same version: nothing new
+    store.version = ListVersion("ofac_sdn", "2026-11-25+bbbbbbbbbbbb", NOW, NOW, "b" * 64, 1)
+    await refresh.load()
+    assert woken == [{"ofac_sdn": "2026-11-24+aaaaaaaaaaaa"}, {"ofac_sdn": "2026-11-25+bbbbbbbbbbbb"}]
+
+
+async def test_the_rescreen_runs_at_once_when_woken_and_stops() -> None:
+    runs: asyncio.Queue[str] = asyncio.Queue()
+
+    class Counted(RescreenVerifiedPlayers):
+        async def execute(self) -> RescreenReport:
+            runs.put_nowait("run")
+            return RescreenReport()
+
+    job = Counted(transactions=None, kyc=None, screen=None, sources=())  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(job.run(stop, interval_s=3600))
+    assert await asyncio.wait_for(runs.get(), 5) == "run"  # at start
+    job.wake()
+    assert await asyncio.wait_for(runs.get(), 5) == "run"  # at once, not an hour later
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    with pytest.raises(ValueError, match="at least one"):
+        RescreenVerifiedPlayers(transactions=None, kyc=None, screen=None, sources=(), batch=0)  # type: ignore[arg-type]

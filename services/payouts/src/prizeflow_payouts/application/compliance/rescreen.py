@@ -137,7 +137,14 @@ class RescreenVerifiedPlayers:
                 )
         report = RescreenReport(claimed=len(claims), reason=reason)
         for claim in claims:
-            await self._one(claim, report)
+            try:
+                await self._one(claim, report)
+            except Exception:  # a database fault on one player: its lease lapses, the rest of the batch goes on
+                log.exception(
+                    "re-screen of a player failed; retried once its lease lapses", extra={"reference": claim.reference}
+                )
+                self._count("error")
+                report.errors += 1
         async with self.transactions() as store:
             stale = await store.count_stale(current)
         if self.metrics is not None:
