@@ -28,7 +28,7 @@ from prizeflow_contracts.policy import (
     RiskPolicy,
     VerificationStatus,
 )
-from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
 from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore, rescreen_transactions
 from prizeflow_payouts.application.compliance.gate import PayoutGate, gate_store
@@ -458,14 +458,22 @@ async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
         assert await wait_state(db, key, "pending_approval") == "pending_approval"
         row = await _row(db, key)
         assert row["hold_code"] == "kyc_required"
-        # Migration 0021's backfill computes the key as the code does.
-        same = await fetch(
-            db,
-            "SELECT destination_key = encode(sha256(convert_to(destination_type || '|' || destination_address || '|' "
-            "|| coalesce(destination_memo, ''), 'UTF8')), 'hex') AS same FROM payouts WHERE id = $1",
-            row["id"],
+        # The stored key is the one the code computes (destination_key v2; migration 0023 rewrote the older ones).
+        stored = (
+            await fetch(
+                db,
+                "SELECT destination_key, destination_type, destination_address, destination_memo FROM payouts "
+                "WHERE id = $1",
+                row["id"],
+            )
+        )[0]
+        assert stored["destination_key"] == destination_key(
+            PayoutDestination(
+                type=stored["destination_type"],
+                address=stored["destination_address"],
+                memo=stored["destination_memo"],
+            )
         )
-        assert same[0]["same"] is True
         assert [
             p["policy_version"]
             for p in await fetch(db, "SELECT policy_version FROM compliance_decisions WHERE payout_id = $1", row["id"])
