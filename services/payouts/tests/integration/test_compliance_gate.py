@@ -756,3 +756,23 @@ async def test_two_claimers_never_claim_one_player(
 
 async def _fetched(vendor: IdentityVendor) -> int:
     return len(vendor.fetched)
+
+
+async def test_players_whose_payouts_wait_are_rescreened_first(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    await _verified(db, "player-a-idle", {"ofac_sdn": "2026-11-20"})  # first by id and by age, nothing waiting
+    await _verified(db, "player-z-waits", {"ofac_sdn": "2026-11-20"})
+    async with gated(settings, sql_facts=True) as rig:
+        rig.screen.loaded["ofac_sdn"] = "2026-11-27"
+        env = request(address="success:waits", player_id="player-z-waits", requested_by="player-z-waits")
+        await rig.publish(env)
+        assert await wait_state(db, env.data.idempotency_key, "pending_approval") == "pending_approval"
+        assert (await _row(db, env.data.idempotency_key))["hold_code"] == "screening_pending"
+        vendor = IdentityVendor()
+        first = await _rescreen(rig, vendor, batch=1).execute()
+        assert (first.claimed, first.stale, vendor.fetched) == (1, 1, ["app-player-z-waits"])
+        assert await state_of(db, env.data.idempotency_key) == "approved"
+        assert (await _rescreen(rig, vendor, batch=1).execute()).stale == 0
+        assert vendor.fetched == ["app-player-z-waits", "app-player-a-idle"]
