@@ -101,9 +101,15 @@ def breaking_changes(sql: str, *, code_names: frozenset[str] = frozenset()) -> l
         for s in all_statements
         if (m := re.match(rf"CREATE (?:OR REPLACE )?(?:FUNCTION|VIEW|TYPE|SEQUENCE|SCHEMA|DOMAIN) ({_NAME})", s, re.I))
     }
+    # A step's own scratch tables (CREATE TEMPORARY TABLE): no release ever saw them, so dropping them breaks none.
+    scratch = {
+        _bare(m.group(1))
+        for s in all_statements
+        if (m := re.match(rf"CREATE (?:TEMP|TEMPORARY) TABLE (?:IF NOT EXISTS )?({_NAME})", s, re.I))
+    }
     for s in all_statements:
         if m := re.match(rf"DROP TABLE (?:IF EXISTS )?((?:{_NAME}\s*,\s*)*{_NAME})", s, re.I):
-            found += [Change("drop table", _bare(n), None, s) for n in m.group(1).split(",")]
+            found += [Change("drop table", _bare(n), None, s) for n in m.group(1).split(",") if _bare(n) not in scratch]
         elif m := re.match(rf"TRUNCATE (?:TABLE )?(?:ONLY )?((?:{_NAME}\s*,\s*)*{_NAME})", s, re.I):
             found += [Change("truncate", _bare(n), None, s) for n in m.group(1).split(",")]
         elif m := re.match(
@@ -390,6 +396,7 @@ def test_a_breaking_change_is_found(sql: str, expected: tuple[str, str, str | No
         "ALTER TABLE inbox_legacy RENAME CONSTRAINT inbox_pkey TO inbox_legacy_pkey;",
         "DROP FUNCTION payout_final_failure_stays();",  # a trigger's function: no code calls it
         "CREATE OR REPLACE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE x; END $$;",
+        "CREATE TEMPORARY TABLE moves ON COMMIT DROP AS SELECT 1 AS x; DROP TABLE moves;",  # the step's scratch
         "DROP FUNCTION prizeflow_inbox_partitions(); CREATE FUNCTION prizeflow_inbox_partitions() RETURNS int "
         "LANGUAGE sql AS $$ SELECT 1 $$;",  # replaced in the same step
     ],
