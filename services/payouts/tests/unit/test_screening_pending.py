@@ -148,3 +148,28 @@ async def test_the_rescreen_runs_at_once_when_woken_and_stops() -> None:
     await asyncio.wait_for(task, 5)
     with pytest.raises(ValueError, match="at least one"):
         RescreenVerifiedPlayers(transactions=None, kyc=None, screen=None, sources=(), batch=0)  # type: ignore[arg-type]
+
+
+async def test_a_full_batch_runs_the_next_at_once_and_a_failing_one_waits_for_the_tick() -> None:
+    """100 000 verified players at one batch per tick would be re-screened over hours: a full, answered batch goes
+    straight on; a batch with errors (a vendor outage) waits for the tick instead of walking every stale player."""
+    runs: asyncio.Queue[str] = asyncio.Queue()
+    reports = [RescreenReport(claimed=2), RescreenReport(claimed=2), RescreenReport(claimed=2, errors=1)]
+
+    class Scripted(RescreenVerifiedPlayers):
+        async def execute(self) -> RescreenReport:
+            runs.put_nowait("run")
+            return reports.pop(0) if reports else RescreenReport()
+
+    job = Scripted(transactions=None, kyc=None, screen=None, sources=(), batch=2)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(job.run(stop, interval_s=3600))
+    for _ in range(3):  # two full batches, each followed at once; then the failing one
+        assert await asyncio.wait_for(runs.get(), 5) == "run"
+    for _ in range(20):  # yields, not a timing: a loop going straight on would have run again by now
+        await asyncio.sleep(0)
+    assert runs.empty() and reports == []  # the failing batch waits for the hour's tick
+    job.wake()
+    assert await asyncio.wait_for(runs.get(), 5) == "run"
+    stop.set()
+    await asyncio.wait_for(task, 5)

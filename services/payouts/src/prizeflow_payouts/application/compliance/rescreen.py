@@ -219,9 +219,15 @@ class RescreenVerifiedPlayers:
         while not stop.is_set():
             self._wake.clear()
             try:
-                await self.execute()
+                report = await self.execute()
             except Exception:
                 log.exception("re-screen run failed; retrying")
+            else:
+                if report.claimed >= self.batch and not report.errors:
+                    # A full batch, all answered: more stale players wait, and the vendor's pace is the limit, not
+                    # the tick (100 000 verified players at 100 per 30 s would take 8 hours). A batch with errors
+                    # waits for the tick: a vendor outage is not hammered through every stale player.
+                    continue
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             try:
                 await asyncio.wait(waits, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
