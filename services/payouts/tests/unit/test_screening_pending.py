@@ -168,7 +168,8 @@ async def test_a_full_batch_runs_the_next_at_once_and_a_failing_one_waits_for_th
         assert await asyncio.wait_for(runs.get(), 5) == "run"
     for _ in range(20):  # yields, not a timing: a loop going straight on would have run again by now
         await asyncio.sleep(0)
-    assert runs.empty() and reports == []  # the failing batch waits for the hour's tick
+    assert runs.empty()  # the failing batch waits for the hour's tick
+    assert reports == []
     job.wake()
     assert await asyncio.wait_for(runs.get(), 5) == "run"
     stop.set()
