@@ -984,6 +984,22 @@ def payout_rails() -> Dashboard:
                 stack=True,
                 width=8,
             ),
+            Panel(
+                "Verified players awaiting re-screen",
+                "Verified players whose screening was made against older lists than the loaded ones: their payouts "
+                "are held screening_pending until the re-screen reaches them (alert PrizeflowKycRescreenBehind when "
+                "some stay 6 hours; docs/runbooks/kyc-rescreen-behind.md).",
+                (_gauge("prizeflow_payouts_kyc_stale_screenings", legend="stale"),),
+                width=12,
+            ),
+            Panel(
+                "Re-screens by outcome",
+                "Verified players screened again against newer lists, by outcome (clear, hit, error: the vendor gave "
+                "no identity or the lists were unavailable), in each interval.",
+                (_rate("prizeflow_payouts_kyc_rescreens_total", "outcome", fn="increase"),),
+                stack=True,
+                width=12,
+            ),
         ),
     )
     return Dashboard(
