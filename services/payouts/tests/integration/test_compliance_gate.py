@@ -159,7 +159,10 @@ def _settings(db: str, kafka: str, tmp_path: Path, topic_suffix: str) -> Payouts
 
 async def _row(db: str, key: str) -> dict[str, Any]:
     rows = await fetch(
-        db, "SELECT id, state, hold_code, hold_detail, approval_policy FROM payouts WHERE idempotency_key = $1", key
+        db,
+        "SELECT id, state, hold_code, hold_detail, approval_policy, next_attempt_at, finished_at, max_attempts "
+        "FROM payouts WHERE idempotency_key = $1",
+        key,
     )
     return dict(rows[0])
 
@@ -776,3 +779,49 @@ async def test_players_whose_payouts_wait_are_rescreened_first(
         assert await state_of(db, env.data.idempotency_key) == "approved"
         assert (await _rescreen(rig, vendor, batch=1).execute()).stale == 0
         assert vendor.fetched == ["app-player-z-waits", "app-player-a-idle"]
+
+
+async def test_a_retry_of_a_stale_verified_player_waits_for_the_rescreen_and_is_not_created(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """A verified player's first create fails (retryable); a list version naming them loads; the retry asks the
+    provider first (its earlier answer would stand) but creates nothing while the player's screening is stale: it
+    waits, recorded, as a retryable failure not due every pass (its backoff), the attempt given back; the re-screen
+    takes this player first, finds the hit, and the next retry ends it for good. Nothing ever reaches the rail."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    await _verified(db, "player-a-idle", {"ofac_sdn": "2026-11-20"})  # first by id and by age, nothing waiting
+    await _verified(db, "player-rt", {"ofac_sdn": "2026-11-20"})
+    async with gated(settings, sql_facts=True) as rig:
+        env = request(address="flaky:rescreen-retry", player_id="player-rt", requested_by="player-rt")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "approved") == "approved"
+        await rig.send()
+        assert await state_of(db, key) == "failed"  # retryable: provider_unavailable, nothing created
+        assert (await books(db, key))["transfers"] == 0
+        before = await _row(db, key)
+        rig.screen.loaded["ofac_sdn"] = "2026-11-27"  # a new version naming the player loads between the attempts
+        rig.screen.persons["Rex Listed"] = ["SDN-R1"]
+        due_now = "UPDATE payouts SET next_attempt_at = now() WHERE idempotency_key = $1 AND finished_at IS NULL"
+        await fetch(db, due_now, key)
+        await rig.send()
+        assert await books(db, key) == {"transfers": 0, "create_calls": 1, "sync_calls": 1}  # asked, not created
+        row = await _row(db, key)
+        assert (row["state"], row["finished_at"]) == ("failed", None)
+        assert row["next_attempt_at"] is not None
+        assert row["next_attempt_at"] > datetime.now(UTC)  # not due every pass: it cannot fill the batches
+        assert row["max_attempts"] == before["max_attempts"] + 1  # waiting takes no attempt
+        assert [d[2] for d in await _decisions(db, row["id"])][-1] == "screening_pending"
+        await rig.send()  # not due yet: nothing asked, nothing created
+        assert await books(db, key) == {"transfers": 0, "create_calls": 1, "sync_calls": 1}
+
+        vendor = IdentityVendor(names={"app-player-rt": "Rex Listed"})
+        first = await _rescreen(rig, vendor, batch=1).execute()
+        assert (first.claimed, first.hit, vendor.fetched) == (1, 1, ["app-player-rt"])  # the waiting player first
+        await fetch(db, due_now, key)
+        await rig.send()
+        row = await _row(db, key)
+        assert row["state"] == "failed"
+        assert row["finished_at"] is not None  # for good: blocked before its create
+        assert (await books(db, key))["create_calls"] == 1
+        assert [d[2] for d in await _decisions(db, row["id"])][-1] == "screening_hit"

@@ -241,8 +241,10 @@ _STALE = """
     )
 """
 _COUNT_STALE = text(f"SELECT count(*) FROM kyc_verifications k WHERE {_STALE}")  # noqa: S608 - fixed text
-# Players with a payout held for their re-screen first; locked rows (another replica's claim) skipped; the lease
-# keeps a claimed player this run's after the claim commits (the vendor is called outside any transaction).
+# Players with a payout waiting for their re-screen first: held `screening_pending`, or a retry the worker does not
+# create until then (a retryable failure, an approved or submitting payout tried before: the worker's
+# `_deferred`); locked rows (another replica's claim) skipped; the lease keeps a claimed player this run's after the
+# claim commits (the vendor is called outside any transaction).
 _CLAIM_STALE = text(
     f"""
     WITH picked AS (
@@ -250,7 +252,9 @@ _CLAIM_STALE = text(
         WHERE {_STALE} AND (k.rescreen_lease_until IS NULL OR k.rescreen_lease_until <= :now)
         ORDER BY k.player_id IN (
                 SELECT p.player_id FROM payouts p
-                WHERE p.state = 'pending_approval' AND p.hold_code = 'screening_pending'
+                WHERE (p.state = 'pending_approval' AND p.hold_code = 'screening_pending')
+                   OR (p.state = 'failed' AND p.next_attempt_at IS NOT NULL)
+                   OR (p.state IN ('approved', 'submitting') AND p.attempts > 0)
             ) DESC, k.updated_at, k.player_id
         LIMIT :limit
         FOR UPDATE OF k SKIP LOCKED

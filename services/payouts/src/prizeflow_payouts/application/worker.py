@@ -19,7 +19,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
@@ -93,6 +93,7 @@ class _Call:
     finished: datetime
     result: ProviderPayoutResult | None = None
     error: PayoutError | None = None
+    deferred: bool = False  # not created: the player's screening waits (`_deferred`)
 
 
 class PayoutWorker:
@@ -111,6 +112,7 @@ class PayoutWorker:
         self.transactions = transactions
         self.deny = deny
         self._screened_out: dict[str, str] = {}  # retried payouts a screening match blocks (see `_gated_claim`)
+        self._awaiting_screening: set[str] = set()  # retried payouts whose screening cannot answer yet (same)
         # The compliance gate, again in the claim's transaction: an approved payout no provider has seen that fails
         # it now (a list refreshed, a policy tightened, a new hit) goes back to pending_approval, never out.
         self.gate = gate
@@ -160,7 +162,7 @@ class PayoutWorker:
     async def submit_due(self) -> WorkerResult:
         now = _now()
         async with self.transactions() as repo:
-            self._screened_out = {}
+            self._screened_out, self._awaiting_screening = {}, set()
             if self.gate is None:
                 claimed = await repo.claim_for_submit(
                     owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
@@ -175,7 +177,11 @@ class PayoutWorker:
         changes = []
         for rec, call in zip(claimed, calls, strict=True):
             entry = self.registry.get(rec.provider_name)
-            change = self._change_for(rec, S.SUBMITTING, call, done, entry)
+            change = (
+                self._deferred(rec, call, done)
+                if call.deferred
+                else self._change_for(rec, S.SUBMITTING, call, done, entry)
+            )
             if change is not None:
                 change.attempt_log = self._attempt_log(rec, call)
                 changes.append(change)
@@ -195,8 +201,11 @@ class PayoutWorker:
         due = await store.lock_due_for_submit(limit=self.config.batch_size)
         fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
         # A payout tried before (a retry, a lease run out) may be at its provider: it is never held (its earlier
-        # attempt's answer must be asked first), but it is screened again, and a match found since blocks its
-        # create once the provider says it holds nothing (`_submit_calls`, step 2): never sent, never held.
+        # attempt's answer must be asked first), but it is screened again. Once the provider says it holds nothing
+        # (`_submit_calls`, step 2), a match found since ends it (never sent, never held), and a screening that
+        # cannot answer yet (the player's is stale: `screening_pending`; a list not loaded) sends nothing: it waits
+        # as a retryable failure, after the retries' backoff, for the re-screen (`_deferred`). Its backoff keeps it
+        # from being due every pass, so waiting payouts never fill the batches of the others.
         retried = [p for p in due if not (p.state is S.APPROVED and p.attempts == 0)]
         judged = await gate.decide(
             store,
@@ -204,8 +213,10 @@ class PayoutWorker:
             Stage.SEND,
         )
         decisions = judged[: len(fresh)]
-        self._screened_out = {
-            p.id: d.detail for p, d in zip(retried, judged[len(fresh) :], strict=True) if d.matches or d.player_hit
+        again = list(zip(retried, judged[len(fresh) :], strict=True))
+        self._screened_out = {p.id: d.detail for p, d in again if d.matches or d.player_hit}
+        self._awaiting_screening = {
+            p.id for p, d in again if p.id not in self._screened_out and d.hold in _SCREENING_HOLDS
         }
         held = [(p, d) for p, d in zip(fresh, decisions, strict=True) if d.action is not Action.ALLOW]
         applied = await repo.apply(
@@ -242,7 +253,7 @@ class PayoutWorker:
             [
                 DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, d, now)
                 for p, d in zip([*fresh, *retried], judged, strict=True)
-                if p in fresh or p.id in self._screened_out
+                if p in fresh or p.id in self._screened_out or p.id in self._awaiting_screening
             ]
         )
         gate.count(Stage.SEND, decisions)
@@ -310,6 +321,13 @@ class PayoutWorker:
                 )
                 calls[n] = _Call("create", now, now, error=blocked)
                 log.warning("payout retry to a listed destination not sent", extra={"payout_id": rec.id})
+            elif calls[n] is None and rec.id in self._awaiting_screening:
+                # Screened again before this attempt: the screening cannot answer until the player's re-screen (or
+                # the missing list). Nothing is at the provider (asked above): it is not created now.
+                now = _now()
+                waits = PayoutError.of(PayoutErrorCode.PAYOUT_NOT_FOUND, AWAITING_SCREENING_DETAIL)
+                calls[n] = _Call("create", now, now, error=waits, deferred=True)
+                log.info("payout retry waits for the player's screening", extra={"payout_id": rec.id})
         # 3. The rest is created, batched per provider where the provider takes batches.
         to_create = [n for n in range(len(claimed)) if calls[n] is None]
         by_provider: dict[str, list[int]] = {}
@@ -426,6 +444,19 @@ class PayoutWorker:
                 next_sync_at=self.builder.poll_at(now, polls, polls_status=True),
             )
         return self.builder.from_error(rec, expected, call.error, now=now, actor=self.worker_id, token=rec.lease_token)
+
+    def _deferred(self, rec: Payout, call: _Call, now: datetime) -> Change:
+        """A retry not created because its screening waits: a retryable failure, due again after the retries'
+        backoff (it grows with each wait, up to its cap), and the attempt its claim took is given back (the payout's
+        `max_attempts` grows by one), so waiting never ends a payout for good."""
+        assert call.error is not None
+        consumed = rec.previous_state is not S.SUBMITTING  # a resumed lease's claim takes no attempt
+        kept = replace(rec, max_attempts=max(rec.max_attempts + consumed, rec.attempts + 1))
+        change = self.builder.from_error(
+            kept, S.SUBMITTING, call.error, now=now, actor=self.worker_id, token=rec.lease_token
+        )
+        change.max_attempts = kept.max_attempts
+        return change
 
     def _attempt_log(self, rec: Payout, call: _Call) -> AttemptLog:
         err = call.error or (call.result.error if call.result else None)
@@ -624,6 +655,15 @@ class PayoutWorker:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# A retried payout's decision with one of these holds and no match: its screening cannot answer yet (stale player,
+# a list not loaded). It is not created until it can (`_deferred`).
+_SCREENING_HOLDS = frozenset({HoldCode.SCREENING_PENDING, HoldCode.SCREENING_HIT})
+AWAITING_SCREENING_DETAIL = (
+    "not created: its screening waits (the player's re-screen against the loaded lists, or a list not loaded); "
+    "asked again after the backoff"
+)
 
 
 def _code(d: GateDecision) -> HoldCode:
