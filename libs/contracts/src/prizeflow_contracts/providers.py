@@ -163,19 +163,41 @@ def destination_spelling(kind: DestinationType, address: str) -> str:
     return ton_raw_address(compact) or compact.casefold()
 
 
+# The destination types whose rails read a memo, from the payout adapters: the crypto exchange's withdrawal tag
+# (`adapters/exchange`, crypto_address only; an exchange's deposit address is shared, its tag says whose account it
+# is). The Stellar and TON adapters refuse a memo, and no other rail reads one: for those types the memo is no part
+# of a destination, and a key counting it would let a player open a new limit window by typing another one.
+MEMO_TYPES: Final = frozenset({DestinationType.CRYPTO_ADDRESS})
+_ALL_DIGITS_RE: Final = re.compile(r"[0-9]+")
+
+
+def destination_memo(kind: DestinationType, memo: str | None) -> str:
+    """A destination's memo as its key counts it: nothing for a type whose rails ignore memos (`MEMO_TYPES`);
+    otherwise the memo stripped, and an all-digit one as its number (`00123` is `123`, `0` stays `0`: exchanges
+    read a numeric tag as a number). Folding can only merge two memos into one, which makes a limit stricter."""
+    if kind not in MEMO_TYPES:
+        return ""
+    text = (memo or "").strip()
+    return (text.lstrip("0") or "0") if _ALL_DIGITS_RE.fullmatch(text) else text
+
+
 def destination_key(destination: PayoutDestination) -> str:
     """One destination's key wherever amounts to it are counted (rewards' claims, payouts' gate, screening
-    clearances): sha256 of `v2|<destination_spelling>|<memo, stripped>`, so one wallet spelled differently is
-    one destination.
+    clearances): sha256 of `v2|<n>:<destination_spelling>|<m>:<destination_memo>` (each field prefixed with its
+    length, so no character of an address or memo can move a boundary), so one wallet spelled differently is one
+    destination.
 
-    The type is not in the key: one wallet given as a `ton_wallet` and as a `crypto_address` is one destination
-    for a limit, and a type in the key would let a player pass a limit by choosing the other one. The memo is:
-    an exchange's deposit address is shared, its memo says whose account it is. `v1` (type|address|memo as
-    typed) keys were rewritten by payouts migration 0023 and rewards migration 0014, which compute this same
-    formula in SQL (an integration test holds them equal)."""
+    The type is not in the key, except to say whether the memo counts (`MEMO_TYPES`): one wallet given as a
+    `ton_wallet` and as a `crypto_address` without a memo is one destination for a limit, and a type in the key
+    would let a player pass a limit by choosing the other one. `v1` (type|address|memo as typed) keys were
+    rewritten by payouts migration 0023 and rewards migration 0014, which also keep this same formula in SQL
+    (`prizeflow_destination_key(type, address, memo)`, an integration test holds them equal) and a trigger that
+    stores it in every row written with a destination, whatever the writer computed (a pod of the previous
+    release during a rolling deploy)."""
     spelling = destination_spelling(destination.type, destination.address)
-    memo = (destination.memo or "").strip()
-    return hashlib.sha256(f"{DESTINATION_KEY_VERSION}|{spelling}|{memo}".encode()).hexdigest()
+    memo = destination_memo(destination.type, destination.memo)
+    encoded = f"{DESTINATION_KEY_VERSION}|{len(spelling)}:{spelling}|{len(memo)}:{memo}"
+    return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 class ProviderCapabilities(_Model):
@@ -359,6 +381,7 @@ __all__ = [
     "DEBIT_KINDS",
     "DESTINATION_KEY_VERSION",
     "FINAL_PROVIDER_STATUSES",
+    "MEMO_TYPES",
     "DestinationType",
     "ListsStatement",
     "PayoutDestination",
@@ -375,6 +398,7 @@ __all__ = [
     "StatementPage",
     "WebhookEvent",
     "destination_key",
+    "destination_memo",
     "destination_spelling",
     "ton_raw_address",
 ]

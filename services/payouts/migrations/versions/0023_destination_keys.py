@@ -42,17 +42,18 @@ def _crc16_table() -> list[int]:
     return table
 
 
-# `prizeflow_contracts.providers.destination_spelling` and `destination_key` (v2) as of this revision, in SQL (a
-# revision never imports live code: copied here; tests/integration/test_destination_keys.py holds them equal).
-# Addresses and memos are printable ASCII (`ProviderRef`, the memo's pattern): whitespace and case are folded
-# for ASCII, which is all they can hold.
+# `prizeflow_contracts.providers.destination_spelling`, `destination_memo` and `destination_key` (v2) as of this
+# revision, in SQL (a revision never imports live code: copied here; tests/integration/test_destination_keys.py holds
+# them equal, rewards' 0014 creates the very same two functions). They stay: the triggers below (and rewards') call
+# them on every write of a destination. Addresses and memos are printable ASCII (`ProviderRef`, the memo's
+# pattern): whitespace and case are folded for ASCII, which is all they can hold; lengths are in characters.
 _WHITESPACE = r"E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f'"
+_MEMO_TYPES = "'crypto_address'"  # `MEMO_TYPES`: the types whose rails read a memo (the exchange's tag)
 _FUNCTIONS = [
     rf"""
-    CREATE FUNCTION prizeflow_destination_spelling_v2(address text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+    CREATE FUNCTION prizeflow_destination_spelling(address text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
     DECLARE
-        crc_table CONSTANT int[] := ARRAY{_crc16_table()};
         compact text := translate(address, {_WHITESPACE}, '');
         decoded bytea;
         crc int := 0;
@@ -61,10 +62,14 @@ _FUNCTIONS = [
             RETURN split_part(compact, ':', 1) || ':' || translate(split_part(compact, ':', 2), 'ABCDEF', 'abcdef');
         END IF;
         IF compact ~ '^[A-Za-z0-9+/_-]{{48}}$' THEN
-            decoded := decode(translate(compact, '-_', '+/'), 'base64');
-            FOR i IN 0..33 LOOP
-                crc := ((crc << 8) & 65535) # crc_table[(((crc >> 8) # get_byte(decoded, i)) & 255) + 1];
-            END LOOP;
+            DECLARE
+                crc_table CONSTANT int[] := '{{{",".join(map(str, _crc16_table()))}}}';
+            BEGIN
+                decoded := decode(translate(compact, '-_', '+/'), 'base64');
+                FOR i IN 0..33 LOOP
+                    crc := ((crc << 8) & 65535) # crc_table[(((crc >> 8) # get_byte(decoded, i)) & 255) + 1];
+                END LOOP;
+            END;
             IF crc = ((get_byte(decoded, 34) << 8) | get_byte(decoded, 35))
                AND (get_byte(decoded, 0) & 127) IN (17, 81)  -- bounceable 0x11, non-bounceable 0x51 (| 0x80 test-only)
                AND get_byte(decoded, 1) IN (0, 255)  -- workchain 0 or -1
@@ -77,41 +82,75 @@ _FUNCTIONS = [
     END $$
     """,
     rf"""
-    CREATE FUNCTION prizeflow_destination_key_v2(address text, memo text) RETURNS text
-    LANGUAGE sql IMMUTABLE AS $$
-        SELECT encode(sha256(convert_to('v2|' || prizeflow_destination_spelling_v2(address) || '|'
-            || btrim(coalesce(memo, ''), {_WHITESPACE}), 'UTF8')), 'hex')
-    $$
+    CREATE FUNCTION prizeflow_destination_key(type text, address text, memo text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    DECLARE
+        spelling text := prizeflow_destination_spelling(address);
+        tag text := CASE WHEN type IN ({_MEMO_TYPES}) THEN btrim(coalesce(memo, ''), {_WHITESPACE}) ELSE '' END;
+    BEGIN
+        IF tag ~ '^[0-9]+$' THEN
+            tag := coalesce(nullif(ltrim(tag, '0'), ''), '0');
+        END IF;
+        RETURN encode(sha256(convert_to(
+            'v2|' || length(spelling) || ':' || spelling || '|' || length(tag) || ':' || tag, 'UTF8')), 'hex');
+    END $$
     """,
-    """
+]
+_DROP_FUNCTIONS = [
+    "DROP FUNCTION prizeflow_destination_key(text, text, text)",
+    "DROP FUNCTION prizeflow_destination_spelling(text)",
+]
+# The v1 formula, only while a step rewrites keys (created and dropped in it).
+_V1 = """
     CREATE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
         SELECT encode(sha256(convert_to(type || '|' || address || '|' || coalesce(memo, ''), 'UTF8')), 'hex')
     $$
+    """
+_DROP_V1 = "DROP FUNCTION prizeflow_destination_key_v1(text, text, text)"
+# The database owns the key: whatever a writer computed (a pod of the previous release, during a rolling deploy,
+# still writes v1 keys), a payout stores the key of its own destination columns.
+_TRIGGER = [
+    """
+    CREATE FUNCTION payout_destination_key() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.destination_key := prizeflow_destination_key(
+            NEW.destination_type, NEW.destination_address, NEW.destination_memo);
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER payouts_destination_key
+    BEFORE INSERT OR UPDATE OF destination_type, destination_address, destination_memo, destination_key ON payouts
+    FOR EACH ROW WHEN (NEW.destination_address IS NOT NULL) EXECUTE FUNCTION payout_destination_key()
     """,
 ]
-_DROP_FUNCTIONS = [
-    "DROP FUNCTION prizeflow_destination_key_v1(text, text, text)",
-    "DROP FUNCTION prizeflow_destination_key_v2(text, text)",
-    "DROP FUNCTION prizeflow_destination_spelling_v2(text)",
+_DROP_TRIGGER = [
+    "DROP TRIGGER payouts_destination_key ON payouts",
+    "DROP FUNCTION payout_destination_key()",
 ]
 
 
 _UP = [
     *_FUNCTIONS,
+    _V1,
     # Old key -> new key of every destination a clearance names, read before the payouts' keys change.
     """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
     SELECT DISTINCT c.subject_key AS old_key,
-           prizeflow_destination_key_v2(p.destination_address, p.destination_memo) AS new_key
+           prizeflow_destination_key(p.destination_type, p.destination_address, p.destination_memo) AS new_key
     FROM screening_clearances c
     JOIN payouts p ON p.id = c.payout_id OR p.destination_key = c.subject_key
     WHERE c.subject_kind = 'destination'
         AND prizeflow_destination_key_v1(p.destination_type, p.destination_address, p.destination_memo) = c.subject_key
     """,
+    # The trigger first: it locks out writers until this step commits, so no payout escapes the rewrite below.
+    *_TRIGGER,
+    # The trigger sets the key (the same formula); rows already right are not written.
     """
-    UPDATE payouts SET destination_key = prizeflow_destination_key_v2(destination_address, destination_memo)
+    UPDATE payouts SET destination_key = destination_key
     WHERE destination_key IS NOT NULL
+        AND destination_key <> prizeflow_destination_key(destination_type, destination_address, destination_memo)
     """,
     """
     INSERT INTO screening_clearances (subject_kind, subject_key, source, entry_uid, cleared_by, payout_id, cleared_at)
@@ -123,16 +162,18 @@ _UP = [
     ON CONFLICT (subject_kind, subject_key, source, entry_uid) DO NOTHING
     """,
     "DROP TABLE destination_key_moves",
-    *_DROP_FUNCTIONS,
+    _DROP_V1,
 ]
 
 _DOWN = [
-    *_FUNCTIONS,
+    *_DROP_TRIGGER,  # first: it would rewrite the v1 keys below to v2
+    _V1,
     """
     UPDATE payouts
     SET destination_key = prizeflow_destination_key_v1(destination_type, destination_address, destination_memo)
     WHERE destination_key IS NOT NULL
     """,
+    _DROP_V1,
     *_DROP_FUNCTIONS,
 ]
 

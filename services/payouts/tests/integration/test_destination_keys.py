@@ -1,5 +1,6 @@
-"""Destination keys v2 on real PostgreSQL: migration 0023's SQL normaliser computes the key the code computes
-(`prizeflow_contracts.providers.destination_key`) for every kind of address, the upgrade rewrites the keys the v1
+"""Destination keys v2 on real PostgreSQL: migration 0023's SQL key function computes the key the code computes
+(`prizeflow_contracts.providers.destination_key`) for every kind of address, memo and type, its trigger stores it
+whatever a writer computed (a pod of the previous release), the upgrade rewrites the keys the v1
 formula stored (payouts, screening clearances) so windows, first use and clearances carry over, and the gate counts
 every spelling of one wallet toward one destination."""
 
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from prizeflow_contracts.policy import AmountInWindow, PolicyRule, RiskPolicy
-from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_key
+from prizeflow_contracts.providers import MEMO_TYPES, DestinationType, PayoutDestination, destination_key
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
 from prizeflow_testkit.payouts import ALEMBIC_INI, WEBHOOK_SECRET_ENV, fetch, request, settings_for, wait_state
@@ -77,42 +78,78 @@ def generated_destinations(seed: int, count: int) -> list[tuple[str, str | None]
             address = "".join(rng.choice(printable) for _ in range(rng.randrange(1, 80)))
         else:
             address = _mixed_case(rng, f"player{rng.randrange(1000)}@Example.com")
-        memo = rng.choice([None, str(rng.randrange(10**9)), f"  {rng.randrange(100)} ", "Tag A", " x"])
+        if rng.random() < 0.1:  # `|` in an address: no field boundary may move
+            address = address[:10] + "|" + address[11:]
+        memo = rng.choice(
+            [
+                None,
+                str(rng.randrange(10**9)),
+                f"  {rng.randrange(100)} ",
+                "Tag A",
+                " x",
+                "0",
+                "000",
+                "00123",
+                "tag|",
+                "|",
+            ]
+        )
         out.append((address, memo))
     return out
 
 
-async def test_the_migrations_sql_computes_the_codes_key(db: str) -> None:
-    cases = generated_destinations(seed=35, count=3000)
-    expected = [
-        destination_key(PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=a, memo=m)) for a, m in cases
-    ]
-    assert len({a for a, _ in cases}) > 2900
+# Every type but a Stellar account (whose address must be a G... key; the key does not depend on the type
+# otherwise): memos count only for `MEMO_TYPES`.
+KEY_TYPES = [t for t in DestinationType if t is not DestinationType.STELLAR_ACCOUNT]
+
+
+async def test_the_databases_key_function_computes_the_codes_key(db: str) -> None:
+    """`prizeflow_destination_key(type, address, memo)`, as 0023 leaves it in the database (the trigger calls it on
+    every payout written), equals `destination_key` for every kind of address and memo, of every type."""
+    rng = random.Random(36)
+    cases = [(rng.choice(KEY_TYPES), a, m) for a, m in generated_destinations(seed=35, count=3000)]
+    expected = [destination_key(PayoutDestination(type=t, address=a, memo=m)) for t, a, m in cases]
+    assert len({a for _, a, _ in cases}) > 2900
     conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
-        async with conn.transaction():
-            for statement in MIGRATION._FUNCTIONS:  # as the migration creates them (and drops them: rolled back)
-                await conn.execute(statement)
-            rows = await conn.fetch(
-                "SELECT prizeflow_destination_key_v2(a, m) AS key FROM unnest($1::text[], $2::text[]) "
-                "WITH ORDINALITY AS t(a, m, n) ORDER BY n",
-                [a for a, _ in cases],
-                [m for _, m in cases],
-            )
-            raise _Rollback
-    except _Rollback:
-        pass
+        rows = await conn.fetch(
+            "SELECT prizeflow_destination_key(t, a, m) AS key FROM unnest($1::text[], $2::text[], $3::text[]) "
+            "WITH ORDINALITY AS u(t, a, m, n) ORDER BY n",
+            [t.value for t, _, _ in cases],
+            [a for _, a, _ in cases],
+            [m for _, _, m in cases],
+        )
     finally:
         await conn.close()
     mismatched = [(c, r["key"], e) for c, r, e in zip(cases, rows, expected, strict=True) if r["key"] != e]
     assert mismatched == []
-    # Rewards' 0014 creates the very same functions (and two over its claims' JSON).
+    # Rewards' 0014 creates the very same functions, with the same memo types.
     rewards = _migration("rewards", "0014_destination_keys.py")
-    assert rewards._FUNCTIONS[: len(MIGRATION._FUNCTIONS)] == MIGRATION._FUNCTIONS
+    assert rewards._FUNCTIONS == MIGRATION._FUNCTIONS
+    assert ", ".join(f"'{t.value}'" for t in sorted(MEMO_TYPES)) == MIGRATION._MEMO_TYPES
 
 
-class _Rollback(Exception):
-    pass
+async def test_a_payout_stores_its_destinations_key_whatever_the_writer_computed(db: str) -> None:
+    """A pod of the previous release (during a rolling deploy) writes v1 keys: the trigger stores the v2 key of the
+    payout's own destination columns, on insert and on update, so its amount counts in every window."""
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    ton = TonAddress(0, bytes(range(2, 34)), None)
+    try:
+        now = datetime.now(UTC)
+        v1 = _v1(DestinationType.TON_WALLET, ton.friendly(bounceable=True))
+        await conn.execute(_INSERT, "po-old-pod", "p-1", "ton_wallet", ton.friendly(bounceable=True), None, v1, now)
+        await conn.execute(_INSERT, "po-evm", "p-1", "crypto_address", EVM, "00123", None, now)
+        keys = dict(await conn.fetch("SELECT id, destination_key FROM payouts"))
+        assert keys == {
+            "po-old-pod": destination_key(PayoutDestination(type=DestinationType.TON_WALLET, address=ton.raw)),
+            "po-evm": destination_key(
+                PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=EVM.lower(), memo="123")
+            ),
+        }
+        await conn.execute("UPDATE payouts SET destination_key = $1 WHERE id = 'po-old-pod'", v1)
+        assert await conn.fetchval("SELECT destination_key FROM payouts WHERE id = 'po-old-pod'") == keys["po-old-pod"]
+    finally:
+        await conn.close()
 
 
 _INSERT = (
@@ -168,13 +205,22 @@ async def test_the_upgrade_rewrites_the_keys_the_v1_formula_stored(db: str) -> N
         )
         assert [r["entry_uid"] for r in cleared] == ["e-1", "e-2"]  # one destination; e-1 once (merged)
         assert await conn.fetchval("SELECT count(*) FROM screening_clearances") == 5  # the v1 rows stay (evidence)
-        assert await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname LIKE 'prizeflow_destination_%'") == 0
+        # The key's functions and the trigger stay (every later write of a payout calls them); the v1 one is gone.
+        assert await _key_objects(conn) == (["prizeflow_destination_key", "prizeflow_destination_spelling"], 1)
         # Downgrade: the v1 keys are back (the code before this revision counts them again).
         await migrate(ALEMBIC_INI, db, "0022", downgrade=True)
         keys = dict(await conn.fetch("SELECT id, destination_key FROM payouts WHERE destination_key IS NOT NULL"))
         assert keys == {f"po-{n}": _v1(t, a, m) for n, (t, a, m) in enumerate(spellings)}
+        assert await _key_objects(conn) == ([], 0)
     finally:
         await conn.close()
+
+
+async def _key_objects(conn: asyncpg.Connection) -> tuple[list[str], int]:
+    """The destination-key functions in the database, and how many triggers call them on payouts."""
+    functions = await conn.fetch("SELECT proname FROM pg_proc WHERE proname LIKE 'prizeflow_destination_%' ORDER BY 1")
+    triggers = await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'payouts_destination_key'")
+    return [f["proname"] for f in functions], triggers
 
 
 async def test_the_gate_counts_every_spelling_of_one_wallet_toward_one_destination(

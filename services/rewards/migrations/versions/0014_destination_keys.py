@@ -40,17 +40,18 @@ def _crc16_table() -> list[int]:
     return table
 
 
-# `prizeflow_contracts.providers.destination_spelling` and `destination_key` (v2) as of this revision, in SQL (a
-# revision never imports live code: copied here; tests/integration/test_destination_keys.py holds them equal).
-# Addresses and memos are printable ASCII (`ProviderRef`, the memo's pattern): whitespace and case are folded
-# for ASCII, which is all they can hold.
+# `prizeflow_contracts.providers.destination_spelling`, `destination_memo` and `destination_key` (v2) as of this
+# revision, in SQL (a revision never imports live code: copied here; tests/integration/test_destination_keys.py holds
+# them equal to the code, and to payouts' 0023). They stay: the trigger below calls them on every claim written.
+# Addresses and memos are printable ASCII (`ProviderRef`, the memo's pattern): whitespace and case are folded for
+# ASCII, which is all they can hold; lengths are in characters.
 _WHITESPACE = r"E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f'"
+_MEMO_TYPES = "'crypto_address'"  # `MEMO_TYPES`: the types whose rails read a memo (the exchange's tag)
 _FUNCTIONS = [
     rf"""
-    CREATE FUNCTION prizeflow_destination_spelling_v2(address text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+    CREATE FUNCTION prizeflow_destination_spelling(address text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
     DECLARE
-        crc_table CONSTANT int[] := ARRAY{_crc16_table()};
         compact text := translate(address, {_WHITESPACE}, '');
         decoded bytea;
         crc int := 0;
@@ -59,10 +60,14 @@ _FUNCTIONS = [
             RETURN split_part(compact, ':', 1) || ':' || translate(split_part(compact, ':', 2), 'ABCDEF', 'abcdef');
         END IF;
         IF compact ~ '^[A-Za-z0-9+/_-]{{48}}$' THEN
-            decoded := decode(translate(compact, '-_', '+/'), 'base64');
-            FOR i IN 0..33 LOOP
-                crc := ((crc << 8) & 65535) # crc_table[(((crc >> 8) # get_byte(decoded, i)) & 255) + 1];
-            END LOOP;
+            DECLARE
+                crc_table CONSTANT int[] := '{{{",".join(map(str, _crc16_table()))}}}';
+            BEGIN
+                decoded := decode(translate(compact, '-_', '+/'), 'base64');
+                FOR i IN 0..33 LOOP
+                    crc := ((crc << 8) & 65535) # crc_table[(((crc >> 8) # get_byte(decoded, i)) & 255) + 1];
+                END LOOP;
+            END;
             IF crc = ((get_byte(decoded, 34) << 8) | get_byte(decoded, 35))
                AND (get_byte(decoded, 0) & 127) IN (17, 81)  -- bounceable 0x11, non-bounceable 0x51 (| 0x80 test-only)
                AND get_byte(decoded, 1) IN (0, 255)  -- workchain 0 or -1
@@ -75,19 +80,33 @@ _FUNCTIONS = [
     END $$
     """,
     rf"""
-    CREATE FUNCTION prizeflow_destination_key_v2(address text, memo text) RETURNS text
-    LANGUAGE sql IMMUTABLE AS $$
-        SELECT encode(sha256(convert_to('v2|' || prizeflow_destination_spelling_v2(address) || '|'
-            || btrim(coalesce(memo, ''), {_WHITESPACE}), 'UTF8')), 'hex')
-    $$
+    CREATE FUNCTION prizeflow_destination_key(type text, address text, memo text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    DECLARE
+        spelling text := prizeflow_destination_spelling(address);
+        tag text := CASE WHEN type IN ({_MEMO_TYPES}) THEN btrim(coalesce(memo, ''), {_WHITESPACE}) ELSE '' END;
+    BEGIN
+        IF tag ~ '^[0-9]+$' THEN
+            tag := coalesce(nullif(ltrim(tag, '0'), ''), '0');
+        END IF;
+        RETURN encode(sha256(convert_to(
+            'v2|' || length(spelling) || ':' || spelling || '|' || length(tag) || ':' || tag, 'UTF8')), 'hex');
+    END $$
     """,
+]
+_DROP_FUNCTIONS = [
+    "DROP FUNCTION prizeflow_destination_key(text, text, text)",
+    "DROP FUNCTION prizeflow_destination_spelling(text)",
+]
+# A claim's `destination` is the PayoutDestination as JSON (type, address, memo). The v1 formula and the helpers
+# over it, only while a step rewrites keys (created and dropped in it).
+_HELPERS = [
     """
     CREATE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
         SELECT encode(sha256(convert_to(type || '|' || address || '|' || coalesce(memo, ''), 'UTF8')), 'hex')
     $$
     """,
-    # A claim's `destination` is the PayoutDestination as JSON (type, address, memo).
     """
     CREATE FUNCTION prizeflow_claim_key_v1(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
         SELECT prizeflow_destination_key_v1(destination->>'type', destination->>'address', destination->>'memo')
@@ -95,21 +114,41 @@ _FUNCTIONS = [
     """,
     """
     CREATE FUNCTION prizeflow_claim_key_v2(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-        SELECT prizeflow_destination_key_v2(destination->>'address', destination->>'memo')
+        SELECT prizeflow_destination_key(destination->>'type', destination->>'address', destination->>'memo')
     $$
     """,
 ]
-_DROP_FUNCTIONS = [
+_DROP_HELPERS = [
     "DROP FUNCTION prizeflow_claim_key_v2(jsonb)",
     "DROP FUNCTION prizeflow_claim_key_v1(jsonb)",
     "DROP FUNCTION prizeflow_destination_key_v1(text, text, text)",
-    "DROP FUNCTION prizeflow_destination_key_v2(text, text)",
-    "DROP FUNCTION prizeflow_destination_spelling_v2(text)",
+]
+# The database owns the key: whatever a writer computed (a pod of the previous release, during a rolling deploy,
+# still writes v1 keys), a claim with a destination stores the key of that destination. So windows count its
+# amount, and a claim stored by an old pod and retried on a new one compares v2 with v2 (idempotency).
+_TRIGGER = [
+    """
+    CREATE FUNCTION claim_destination_key() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.destination_key := prizeflow_destination_key(
+            NEW.destination->>'type', NEW.destination->>'address', NEW.destination->>'memo');
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER claims_destination_key BEFORE INSERT OR UPDATE OF destination, destination_key ON claims
+    FOR EACH ROW WHEN (NEW.destination->>'address' IS NOT NULL) EXECUTE FUNCTION claim_destination_key()
+    """,
+]
+_DROP_TRIGGER = [
+    "DROP TRIGGER claims_destination_key ON claims",
+    "DROP FUNCTION claim_destination_key()",
 ]
 
 
 _UP = [
     *_FUNCTIONS,
+    *_HELPERS,
     # Each player's old key -> new key, from their claims (every first-use row was written with a claim).
     """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
@@ -118,10 +157,12 @@ _UP = [
     """,
     "CREATE INDEX ON destination_key_moves (player_id, old_key)",
     "ANALYZE destination_key_moves",
+    # The trigger before the rewrite: it locks out writers of claims until this step commits, so none escapes it.
+    *_TRIGGER,
+    # The trigger sets the key (the same formula); claims already right are not written.
     """
-    UPDATE claims c SET destination_key = k.key
-    FROM (SELECT id, prizeflow_claim_key_v2(destination) AS key FROM claims WHERE destination->>'address' IS NOT NULL) k
-    WHERE k.id = c.id AND c.destination_key <> k.key
+    UPDATE claims SET destination_key = destination_key
+    WHERE destination->>'address' IS NOT NULL AND destination_key <> prizeflow_claim_key_v2(destination)
     """,
     """
     INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
@@ -138,11 +179,12 @@ _UP = [
     WHERE d.player_id = m.player_id AND d.destination_key = m.old_key AND m.new_key <> m.old_key
     """,
     "DROP TABLE destination_key_moves",
-    *_DROP_FUNCTIONS,
+    *_DROP_HELPERS,
 ]
 
 _DOWN = [
-    *_FUNCTIONS,
+    *_DROP_TRIGGER,  # first: it would rewrite the v1 keys below to v2
+    *_HELPERS,
     """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
     SELECT c.player_id, prizeflow_claim_key_v2(c.destination) AS new_key,
@@ -167,6 +209,7 @@ _DOWN = [
     WHERE k.id = c.id AND c.destination_key <> k.key
     """,
     "DROP TABLE destination_key_moves",
+    *_DROP_HELPERS,
     *_DROP_FUNCTIONS,
 ]
 

@@ -18,6 +18,7 @@ from prizeflow_contracts.events.payouts import PayoutRoute, RiskPolicyActivated
 from prizeflow_contracts.policy import AmountInWindow, PolicyRule, RiskPolicy
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType, destination_key
 from prizeflow_contracts.topics import PAYOUT_EVENTS
+from prizeflow_rewards.application.claims.submit import claim_id_for
 from prizeflow_rewards.domain import accounts
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
@@ -155,7 +156,8 @@ async def test_the_upgrade_rewrites_claims_and_merges_first_uses(database_url: s
         }
         assert first_uses.keys() == {("p-1", wallet), ("p-1", evm), ("p-2", evm), ("p-3", orphan)}
         assert first_uses[("p-1", wallet)] == spellings[1][2]  # the earliest of the merged spellings
-        assert await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname LIKE 'prizeflow_%_key_v%'") == 0
+        # The key's functions and the claims' trigger stay; the v1 helpers are gone.
+        assert await _key_objects(conn) == (["prizeflow_destination_key", "prizeflow_destination_spelling"], 1)
 
         # Downgrade: the v1 keys are back, each spelling first seen no earlier than its own first claim.
         await migrate(ALEMBIC_INI, database_url, "0013", downgrade=True)
@@ -168,5 +170,66 @@ async def test_the_upgrade_rewrites_claims_and_merges_first_uses(database_url: s
         assert first_uses == {(p, _v1(d)): at for p, d, at in spellings} | {
             ("p-3", orphan): first_uses[("p-3", orphan)]
         }
+        assert await _key_objects(conn) == ([], 0)
     finally:
         await conn.close()
+
+
+async def _key_objects(conn: asyncpg.Connection) -> tuple[list[str], int]:
+    """The destination-key functions in the database (helpers included), and the claims' trigger."""
+    functions = await conn.fetch(
+        "SELECT proname FROM pg_proc WHERE proname ~ '^prizeflow_(destination|claim)_' ORDER BY 1"
+    )
+    triggers = await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'claims_destination_key'")
+    return [f["proname"] for f in functions], triggers
+
+
+async def test_a_claim_an_old_pod_stored_is_keyed_v2_and_its_retry_is_the_same_claim(
+    database_url: str, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """During a rolling deploy a pod of the previous release stores a claim with its v1 key; the trigger stores the
+    v2 key of the claim's destination instead, so the claim retried on a new pod (same Idempotency-Key) is the
+    same claim, not `idempotency_key_reused`."""
+    settings = settings_for(database_url, kafka_bootstrap, topic_suffix=topic_suffix)
+    routes = (
+        *ROUTES,
+        PayoutRoute(asset="USDC", destination_type=DestinationType.TON_WALLET, provider=ProviderType.TON_WALLET),
+    )
+    destination: dict[str, str | None] = {"type": "ton_wallet", "address": TON.friendly(bounceable=True), "memo": None}
+    async with running_app(settings, routes=routes) as app:
+        r = await app.client.post(
+            "/wallets/p-old/top-ups",
+            json={"asset": "USDC", "amount": 10_000, "provider": "stripe", "reference": "ch-p-old"},
+            headers=app.admin,
+        )
+        assert r.status_code == 200, r.text
+        first = await app.client.post(
+            "/claims/",
+            json={"asset": "USDC", "amount": 100, "destination": destination},
+            headers={**app.player("p-old"), "Idempotency-Key": "new-pod"},
+        )
+        assert first.status_code == 201, first.text
+        claim_id = claim_id_for("p-old", "old-pod")
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            pending = await add_transfer(conn, accounts.wallet("p-old", "USDC").id, accounts.clearing("USDC").id)
+            await conn.execute(  # as the previous release's code writes it
+                "INSERT INTO claims (id, player_id, asset, amount, destination, destination_key, status, "
+                "pending_transfer_id, payout_request_id, correlation_id) "
+                "VALUES ($1, 'p-old', 'USDC', 100, $2::jsonb, $3, 'approved', $4, $1, $1)",
+                claim_id,
+                json.dumps(destination),
+                _v1(destination),
+                pending,
+            )
+            keys = await conn.fetch("SELECT DISTINCT destination_key FROM claims WHERE player_id = 'p-old'")
+        finally:
+            await conn.close()
+        assert [k["destination_key"] for k in keys] == [_v2(destination)]
+        retried = await app.client.post(
+            "/claims/",
+            json={"asset": "USDC", "amount": 100, "destination": destination},
+            headers={**app.player("p-old"), "Idempotency-Key": "old-pod"},
+        )
+        assert retried.status_code == 201, retried.text
+        assert (retried.json()["claim_id"], retried.json()["created"]) == (claim_id, False)
