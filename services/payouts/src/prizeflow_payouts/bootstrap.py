@@ -303,6 +303,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         facts=sql_compliance_facts,
         sources=sanctions.screen.sources,
         metrics=compliance_metrics,
+        catch_up=sanctions.refresh.catch_up if sanctions.screen.sources else None,
     )
     create = CreatePayouts(
         registry=config.registry,

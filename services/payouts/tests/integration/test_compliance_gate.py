@@ -31,6 +31,7 @@ from prizeflow_contracts.policy import (
 from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
 from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore, rescreen_transactions
+from prizeflow_payouts.adapters.sanctions import SqlSanctionsLists
 from prizeflow_payouts.application.compliance.gate import PayoutGate, gate_store
 from prizeflow_payouts.application.compliance.ports import (
     Identity,
@@ -40,9 +41,12 @@ from prizeflow_payouts.application.compliance.ports import (
 )
 from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
 from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
+from prizeflow_payouts.application.compliance.sanctions import ListsScreen, RefreshSanctionsLists
 from prizeflow_payouts.application.worker import PayoutWorker
 from prizeflow_payouts.bootstrap import Payouts, build, compose
 from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_sanctions_emulator.server import PATHS, Emulator
 from prizeflow_testkit import eventually, provision_test_topics, wait_ready
 from prizeflow_testkit.payouts import (
     books,
@@ -825,3 +829,102 @@ async def test_a_retry_of_a_stale_verified_player_waits_for_the_rescreen_and_is_
         assert row["finished_at"] is not None  # for good: blocked before its create
         assert (await books(db, key))["create_calls"] == 1
         assert [d[2] for d in await _decisions(db, row["id"])][-1] == "screening_hit"
+
+
+class Publisher:
+    """The OFAC SDN file as the emulator serves it (`ListSource`)."""
+
+    def __init__(self) -> None:
+        self.emulator = Emulator()
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        return self.emulator.lists["ofac_sdn"].body.encode()
+
+
+def _lists(sessions: Any, publisher: Publisher) -> RefreshSanctionsLists:
+    """One process's lists: its own screen, the shared store."""
+    return RefreshSanctionsLists(
+        urls={"ofac_sdn": f"http://lists.test{PATHS['ofac_sdn']}"},
+        source=publisher,
+        store=SqlSanctionsLists(sessions),
+        screen=ListsScreen(("ofac_sdn",), threshold=920),
+    )
+
+
+async def test_a_process_behind_on_its_lists_loads_the_newest_before_it_gates_and_holds_the_stale_player(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """This process loaded D1; another replica stored D2 since (this one's hourly refresh is not due): before its
+    worker gates, it loads D2, so a player screened against D1 is stale and held (never paid against older lists)."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings, sql_facts=True) as rig:
+        sessions = rig.local.runtime.sessions
+        publisher = Publisher()
+        here = _lists(sessions, publisher)
+        assert [o.outcome for o in await here.run()] == ["loaded"]
+        d1 = here.screen.versions()["ofac_sdn"]
+        await _verified(db, "player-lag", {"ofac_sdn": d1})
+        rig.screen.loaded["ofac_sdn"] = d1  # the request gate (the API process) is current: approved
+        env = request(address="success:lagging-replica", player_id="player-lag", requested_by="player-lag")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "approved") == "approved"
+
+        publisher.emulator.publish("ofac_sdn", {"name": "Someone Else Entirely"})
+        elsewhere = _lists(sessions, publisher)
+        assert [o.outcome for o in await elsewhere.run()] == ["loaded"]  # another replica stores D2
+        d2 = elsewhere.screen.versions()["ofac_sdn"]
+        assert d2 != d1
+        assert here.screen.versions()["ofac_sdn"] == d1  # this process is behind
+        rig.local.worker.gate = PayoutGate(
+            screen=here.screen, facts=sql_compliance_facts, sources=("ofac_sdn",), catch_up=here.catch_up
+        )
+        await rig.send()
+        assert here.screen.versions()["ofac_sdn"] == d2  # loaded before gating
+        row = await _row(db, key)
+        assert (row["state"], row["hold_code"]) == ("pending_approval", "screening_pending")
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+
+async def test_stale_in_python_and_in_sql_are_one_rule(db: str) -> None:
+    """`PlayerCompliance.screening_stale` (the gate) and `SqlRescreenStore.count_stale`/`claim_stale` (the re-screen)
+    judge the same stored rows alike: any configured source whose stored version is not the loaded one, a later
+    one included."""
+    current = {"ofac_sdn": "2026-11-25+aaaaaaaaaaaa", "eu": "2026-11-20+bbbbbbbbbbbb"}
+    rows: dict[str, Mapping[str, str]] = {
+        "p-current": dict(current),
+        "p-current-plus-unconfigured": {**current, "un": "2026-01-01+cccccccccccc"},
+        "p-older": {**current, "ofac_sdn": "2026-11-24+dddddddddddd"},
+        "p-later": {**current, "ofac_sdn": "2026-11-26+eeeeeeeeeeee"},  # a version loaded nowhere (removed)
+        "p-same-day": {**current, "ofac_sdn": "2026-11-25+ffffffffffff"},
+        "p-missing-source": {"ofac_sdn": current["ofac_sdn"]},
+        "p-unreadable": {**current, "ofac_sdn": "v7"},
+        "p-never": {},  # never screened against any list
+    }
+    for player, versions in rows.items():
+        await fetch(
+            db,
+            "INSERT INTO kyc_verifications (player_id, reference, vendor, vendor_ref, status, country, sequence, "
+            "screening_outcome, screening_versions, updated_at) "
+            "VALUES ($1, $2, 'sumsub', $3, 'verified', 'DE', 2, 'clear', $4::jsonb, now())",
+            player,
+            f"kyc-{player}",
+            f"app-{player}",
+            json.dumps(dict(versions)),
+        )
+    python = {
+        p
+        for p, v in rows.items()
+        if PlayerCompliance(p, VerificationStatus.VERIFIED, screening_versions=v).screening_stale(current)
+    }
+    assert python == set(rows) - {"p-current", "p-current-plus-unconfigured"}
+    engine = create_engine(db)
+    try:
+        stores = rescreen_transactions(session_factory(engine))
+        async with stores() as store:
+            assert await store.count_stale(current) == len(python)
+            later = datetime.now(UTC) + timedelta(minutes=5)
+            claimed = await store.claim_stale(current, limit=100, lease_until=later, now=datetime.now(UTC))
+            assert {c.player_id for c in claimed} == python
+    finally:
+        await engine.dispose()

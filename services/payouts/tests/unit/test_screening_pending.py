@@ -89,8 +89,9 @@ def test_stale_means_a_verified_player_screened_against_other_versions() -> None
     assert verified.screening_stale({"ofac_sdn": "2026-11-26+bbbbbbbbbbbb"})
     assert verified.screening_stale({**LOADED, "eu": "2026-11-20+cccccccccccc"})  # a list configured since
     assert not verified.screening_stale({})  # no list configured: never stale
-    # Screened by another replica against a version published after the one loaded here: not held for it.
-    assert not verified.screening_stale({"ofac_sdn": "2026-11-24+dddddddddddd"})
+    # Screened against a version published after the one loaded here: stale too, as the re-screen's SQL says (a
+    # process loads the newest stored lists before it gates, so a later one loaded nowhere is one since removed).
+    assert verified.screening_stale({"ofac_sdn": "2026-11-24+dddddddddddd"})
     assert verified.screening_stale({"ofac_sdn": "2026-11-25+dddddddddddd"})  # the same day, another file: behind
     unreadable = PlayerCompliance("p-9", VerificationStatus.VERIFIED, screening_versions={"ofac_sdn": "v7"})
     assert unreadable.screening_stale({"ofac_sdn": "v6"})  # no publisher's date to compare: fail closed

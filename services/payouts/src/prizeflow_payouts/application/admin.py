@@ -178,6 +178,8 @@ class PayoutAdmin:
 
     # -- approvals --------------------------------------------------------------------------------------------
     async def approve(self, payout_id: str, actor: Actor, reason: str | None) -> str:
+        if self.gate is not None:
+            await self.gate.catch_up()  # a release is gated against the newest stored lists
         now = self.clock()
         async with self.transactions() as repo:
             rec = await self._locked(repo, payout_id, state=S.PENDING_APPROVAL)

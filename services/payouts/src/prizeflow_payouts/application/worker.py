@@ -160,6 +160,8 @@ class PayoutWorker:
 
     # -- submission -------------------------------------------------------------------------------------------
     async def submit_due(self) -> WorkerResult:
+        if self.gate is not None:
+            await self.gate.catch_up()  # the newest stored lists first (one query, at most once a second)
         now = _now()
         async with self.transactions() as repo:
             self._screened_out, self._awaiting_screening = {}, set()

@@ -10,7 +10,7 @@ memory; every decision recorded (`compliance_decisions`) with the policy and lis
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -156,6 +156,7 @@ class PayoutGate:
         metrics: ComplianceMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         ready_wait_s: float = 30.0,
+        catch_up: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.screen = screen
         self.facts = facts  # the compliance facts read in the gate's transaction (bound to its store)
@@ -163,6 +164,20 @@ class PayoutGate:
         self.metrics = metrics
         self.clock = clock
         self.ready_wait_s = ready_wait_s
+        # Loads the newest stored lists when this process's are older (`RefreshSanctionsLists.catch_up`): called
+        # before a batch is gated, outside its transaction.
+        self._catch_up = catch_up
+
+    async def catch_up(self) -> None:
+        """Gate against the newest stored lists: a process still on an older version (its hourly refresh not due
+        yet) loads the newer one first, so it holds the players that version makes stale. A failure to look is
+        logged; the loaded lists stay (the next batch looks again)."""
+        if self._catch_up is None:
+            return
+        try:
+            await self._catch_up()
+        except Exception:
+            log.exception("sanctions lists: could not look for newer stored versions; gating with the loaded ones")
 
     @property
     def screen_ready(self) -> bool:

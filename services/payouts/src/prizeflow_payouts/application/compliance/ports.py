@@ -139,27 +139,14 @@ class PlayerCompliance:
 
     def screening_stale(self, current: Mapping[str, str]) -> bool:
         """A verified player's stored screening differs from the loaded lists (`current`: the configured sources'
-        loaded versions) for some source: the identity must be screened again before they are paid. A version
-        published on a later day than the loaded one is not stale here: another replica screened the player against
-        a list this process has not loaded yet (it does at its next refresh); holding them meanwhile would only make
-        their payouts go back and forth between the replicas."""
+        loaded versions) for some source: the identity must be screened again before they are paid. Any other
+        version is stale, a later one too: the same rule as the re-screen's SQL (`SqlRescreenStore`). A process
+        loads the newest stored versions before it gates (`PayoutGate.catch_up`), so replicas agree on what is
+        current."""
         if self.verification is not VerificationStatus.VERIFIED:
             return False
         stored = self.screening_versions or {}
-        return any(_behind(stored.get(source), version) for source, version in current.items())
-
-
-def _behind(stored: str | None, loaded: str) -> bool:
-    """The stored version is not the loaded one, nor one published on a later day (versions read
-    `<publisher's date YYYY-MM-DD>+<digest>`: `domain.compliance.sanctions.list_version`). Anything else, an
-    unreadable one included, is behind (fail closed)."""
-    if stored == loaded:
-        return False
-    if stored is None:
-        return True
-    day, loaded_day = stored.partition("+")[0], loaded.partition("+")[0]
-    dated = len(day) == len(loaded_day) == 10 and day[4] == day[7] == loaded_day[4] == loaded_day[7] == "-"
-    return not (dated and day > loaded_day)
+        return any(stored.get(source) != version for source, version in current.items())
 
 
 class ComplianceFacts(Protocol):

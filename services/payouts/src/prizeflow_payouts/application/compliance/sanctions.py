@@ -7,6 +7,10 @@ version the database holds newest (another replica may have stored it). A file t
 big, cannot be trusted or was published before the stored one (a rollback) changes nothing: the previous version
 stays loaded, the refusal is counted and logged.
 
+`RefreshSanctionsLists.catch_up()`: before a gate runs, a process whose loaded versions are not the newest stored ones
+loads those first (one small query, at most once a second), so no process gates against older lists than another
+has stored (ADR 0012, re-screening).
+
 `ListsScreen` is the `SanctionsScreen` the payout gate calls. Fail closed: while a configured source has never
 loaded, `screen_destination` and `screen_person` raise `ScreeningUnavailable`; `missing_sources` names them.
 """
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -214,6 +219,7 @@ class RefreshSanctionsLists:
         metrics: ComplianceMetrics | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         keep: int = KEEP_VERSIONS,
+        catch_up_s: float = 1.0,
     ) -> None:
         self.urls = dict(urls)
         self.list_source = source
@@ -223,6 +229,9 @@ class RefreshSanctionsLists:
         self.max_bytes = max_bytes
         self.keep = keep
         self._lock = asyncio.Lock()
+        self._loading = asyncio.Lock()  # one load at a time (the schedule's, a gate's catch-up)
+        self.catch_up_s = catch_up_s  # how long a catch-up's look at the newest stored versions stands
+        self._looked = -float("inf")  # monotonic time of the last catch-up's look
         # Called once a load changed the screen's versions (bootstrap: the re-screen of verified players wakes).
         self.on_loaded: Callable[[], None] | None = None
 
@@ -292,8 +301,21 @@ class RefreshSanctionsLists:
                 self.metrics.list_refreshed_at.labels(source).set(now.timestamp())
         return outcome
 
+    async def catch_up(self) -> None:
+        """Before a gate: load the newest stored versions if they are not the loaded ones (another replica stored
+        them since this one's last refresh). One query (`latest`) at most every `catch_up_s`; the entries are read
+        only when a version changed."""
+        if time.monotonic() - self._looked < self.catch_up_s:
+            return
+        self._looked = time.monotonic()
+        await self.load()
+
     async def load(self) -> None:
         """Load into the screen every configured source whose newest stored version is not the loaded one."""
+        async with self._loading:
+            await self._load()
+
+    async def _load(self) -> None:
         loaded = self.screen.loaded()
         changed = False
         for version in await self.store.latest():
