@@ -222,3 +222,28 @@ async def test_http_source_reads_the_emulator_and_caps_the_size() -> None:
             await source.fetch(base + "/nowhere.xml", max_bytes=DEFAULT_MAX_BYTES)
     finally:
         await runner.cleanup()
+
+
+async def test_an_older_file_of_the_same_day_served_again_is_refused_as_a_rollback(store: SqlSanctionsLists) -> None:
+    """The publisher (or a cache in between) serves file A, then B of the same day, then A again: A is not made the
+    newest again (every verified player would go stale, and those listed in B since would come out clear): refused,
+    counted as an error, B stays the newest and loaded."""
+    publishers = EmulatedPublishers()
+    refresh = replica(store, publishers)
+    await refresh.run()
+    first = publishers.emulator.lists["un"].body.encode()
+    publishers.replace["un"] = first + b"\n"  # another file (another sha256), the same publication date
+    assert {o.source: o.outcome for o in await refresh.run()}["un"] == "loaded"
+    newest = refresh.screen.versions()["un"]
+    days = {v.partition("+")[0] for s, v, _, _ in await stored(store) if s == "un"}
+    assert len(days) == 1  # both files: one publication day
+    rows = await stored(store)
+    publishers.replace["un"] = first  # the older file again
+    outcome = {o.source: o for o in await refresh.run()}["un"]
+    assert outcome.outcome == "error"
+    assert "stored before and is not the newest" in outcome.detail
+    assert await stored(store) == rows
+    assert refresh.screen.versions()["un"] == newest
+    other = replica(store, EmulatedPublishers())  # a replica starting now loads B, the newest
+    await other.load()
+    assert other.screen.versions()["un"] == newest

@@ -24,8 +24,8 @@ _SAVE_VERSION = text(
     """
     INSERT INTO sanctions_list_versions (source, version, published_at, fetched_at, sha256, entries)
     VALUES (:source, :version, :published_at, :fetched_at, :sha256, :entries)
-    ON CONFLICT (source, version) DO UPDATE SET fetched_at = EXCLUDED.fetched_at
-    RETURNING (xmax = 0) AS inserted
+    ON CONFLICT (source, version) DO NOTHING
+    RETURNING true AS inserted
     """
 )
 
@@ -85,7 +85,7 @@ class SqlSanctionsLists:
                         "entries": version.entries,
                     },
                 )
-            ).scalar_one()
+            ).scalar_one_or_none()
             if inserted:
                 for start in range(0, len(entries), BATCH):
                     await session.execute(_SAVE_ENTRIES, {**key, **_columns(entries[start : start + BATCH])})

@@ -4,7 +4,8 @@ into its in-memory screen (docs/adr/0012-pay-only-whom-you-may.md).
 `RefreshSanctionsLists.run()`: for each configured source, fetch the file (`ListSource`), and when its sha256 is
 new, parse it whole and store it (`SanctionsListStore`, one transaction); then load into the screen whatever
 version the database holds newest (another replica may have stored it). A file that cannot be fetched, is too
-big, cannot be trusted or was published before the stored one (a rollback) changes nothing: the previous version
+big, cannot be trusted, was published before the stored one, or was stored before and is not the newest (a
+rollback, e.g. an older file of the same day served again) changes nothing: the previous version
 stays loaded, the refusal is counted and logged.
 
 `RefreshSanctionsLists.catch_up()`: before a gate runs, a process whose loaded versions are not the newest stored ones
@@ -87,9 +88,10 @@ class SanctionsListStore(Protocol):
         ...
 
     async def save(self, version: ListVersion, entries: Sequence[ListEntry], *, keep: int) -> bool:
-        """Store a version and its entries in one transaction and make it the source's newest (a file seen before
-        becomes the newest again, its entries kept), prune the source's versions beyond the newest `keep`; False
-        when that version was already stored (another replica stored it first, or the publisher went back)."""
+        """Store a version and its entries in one transaction as the source's newest, prune the source's versions
+        beyond the newest `keep`; False when that version was already stored, which is then left as it was (never
+        made the newest again): another replica stored it first, or the publisher (or a cache) went back to an
+        older file, which the caller refuses as a rollback."""
         ...
 
     async def latest(self) -> Sequence[ListVersion]:
@@ -284,6 +286,10 @@ class RefreshSanctionsLists:
                     )
                 version = _version(parsed, sha, now)
                 stored = await self.store.save(version, parsed.entries, keep=self.keep)
+                if not stored and not await self.store.is_newest(source, sha):
+                    # A file stored before that is not the newest (an older file of the same day served again):
+                    # made the newest again, it would make every verified player stale and clear those listed since.
+                    raise StaleListError(f"{source}: {version.version} was stored before and is not the newest")
                 outcome = RefreshOutcome(source, "loaded" if stored else "unchanged", version.version)
                 log.info(
                     "sanctions list stored",
