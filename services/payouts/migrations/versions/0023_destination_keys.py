@@ -1,8 +1,14 @@
 """One destination key for every spelling of a destination (docs/adr/0012-pay-only-whom-you-may.md).
 
-`destination_key` v2 is sha256 of `v2|<spelling>|<memo, stripped>`, where the spelling of a TON address is its raw
-form and of anything else the address without whitespace, case-folded (v1 hashed `type|address|memo` as typed, so
-one wallet re-spelled was another destination for a limit, first use and a clearance). Here, in SQL:
+`destination_key` v2 is sha256 of `v2|<n>:<spelling>|<m>:<memo>` (each field prefixed with its length), where the
+spelling of a TON address is its raw form and of anything else the address without whitespace, case-folded, and the
+memo counts only for the types whose rails read one (`MEMO_TYPES`: crypto_address, the exchange's tag), stripped,
+an all-digit one as its number (v1 hashed `type|address|memo` as typed, so one wallet re-spelled was another
+destination for a limit, first use and a clearance). Here, in SQL:
+- `prizeflow_destination_spelling(address)` and `prizeflow_destination_key(type, address, memo)` stay, with the
+  trigger `payouts_destination_key` (BEFORE INSERT OR UPDATE of the destination columns or the key): every payout
+  written with a destination stores its v2 key, whatever the writer computed. During a rolling deploy the previous
+  release's pods still write v1 keys (this step runs before them, ADR 0010): their payouts count in every window.
 - `payouts.destination_key`: every key 0021 (or the code since) wrote is recomputed from the payout's own columns;
   the payouts 0021 left NULL (older than the longest window) stay NULL.
 - `screening_clearances` of a destination: each one is copied to its destination's new key (the payout it was
@@ -11,9 +17,10 @@ one wallet re-spelled was another destination for a limit, first use and a clear
   rows under the old keys stay, and no v2 key can equal them (another hash input).
 - `compliance_decisions` hold no destination key (their reasons name list entries): nothing to do.
 
-Downgrade: the v1 keys are recomputed from the payouts' columns (the v1 formula is `type|address|memo` as stored);
+Downgrade: the trigger is dropped first (it would turn them back into v2), then the v1 keys are recomputed from the
+payouts' columns (the v1 formula is `type|address|memo` as stored);
 clearances keep both rows, so nothing is lost either way, but a clearance recorded after the upgrade under a v2 key
-is not copied back (the v1 code holds that destination again: fail closed).
+is not copied back (the v1 code holds that destination again: fail closed). The key functions go last.
 
 Revision ID: 0023
 Revises: 0022
@@ -63,7 +70,7 @@ _FUNCTIONS = [
         END IF;
         IF compact ~ '^[A-Za-z0-9+/_-]{{48}}$' THEN
             DECLARE
-                crc_table CONSTANT int[] := '{{{",".join(map(str, _crc16_table()))}}}';
+                crc_table CONSTANT int[] := ARRAY{_crc16_table()};  -- only for what may be a TON address
             BEGIN
                 decoded := decode(translate(compact, '-_', '+/'), 'base64');
                 FOR i IN 0..33 LOOP

@@ -1,17 +1,27 @@
 """One destination key for every spelling of a destination (docs/adr/0012-pay-only-whom-you-may.md).
 
-`destination_key` v2 is sha256 of `v2|<spelling>|<memo, stripped>`, where the spelling of a TON address is its raw
-form and of anything else the address without whitespace, case-folded (v1 hashed `type|address|memo` as typed, so
-one wallet re-spelled was another destination for `destination_limit` and the new-destination cooldown). Here, in
-SQL, so the policy's windows, first use and a retried claim's idempotency carry over:
+`destination_key` v2 is sha256 of `v2|<n>:<spelling>|<m>:<memo>` (each field prefixed with its length), where the
+spelling of a TON address is its raw form and of anything else the address without whitespace, case-folded, and the
+memo counts only for the types whose rails read one (`MEMO_TYPES`: crypto_address, the exchange's tag), stripped,
+an all-digit one as its number (v1 hashed `type|address|memo` as typed, so one wallet re-spelled was another
+destination for `destination_limit` and the new-destination cooldown). Here, in SQL, so the policy's windows, first
+use and a retried claim's idempotency carry over:
+- `prizeflow_destination_spelling(address)` and `prizeflow_destination_key(type, address, memo)` (payouts' 0023 has
+  the same) stay, with the trigger `claims_destination_key` (BEFORE INSERT OR UPDATE of `destination` or the key):
+  every claim written with a destination stores its v2 key, whatever the writer computed. During a rolling deploy
+  the previous release's pods still write v1 keys (this step runs before them, ADR 0010): their claims count in the
+  windows, and one retried on a new pod compares v2 with v2 (not `idempotency_key_reused`).
 - `claims.destination_key`: recomputed from the claim's own `destination`.
 - `payout_destinations` (PRIMARY KEY (player_id, destination_key)): each row moves to its new key (the claims
   holding its old key name the destination); spellings of one destination that are now one key become one row
-  keeping the earliest `first_seen_at`. A row no claim names (none is written without one) keeps its key.
+  keeping the earliest `first_seen_at`. A row no claim names (none is written without one) keeps its key. No trigger
+  can re-key a first use written later by an old pod (it stores no address): it only makes that destination look new
+  once more (its cooldown applies again: stricter).
 
-Downgrade: the v1 keys are recomputed from the claims' `destination` (`type|address|memo` as stored), and each
-player's merged first-use row is split back per old key, first seen at the later of the merged row's time and the
-player's first claim to that spelling (never earlier than the v1 code had it, so no cooldown is shortened).
+Downgrade: the trigger is dropped first (it would turn them back into v2), then the v1 keys are recomputed from the
+claims' `destination` (`type|address|memo` as stored), and each player's merged first-use row is split back per old
+key, first seen at the later of the merged row's time and the player's first claim to that spelling (never earlier
+than the v1 code had it, so no cooldown is shortened). The key functions go last.
 
 Revision ID: 0014
 Revises: 0013
@@ -61,7 +71,7 @@ _FUNCTIONS = [
         END IF;
         IF compact ~ '^[A-Za-z0-9+/_-]{{48}}$' THEN
             DECLARE
-                crc_table CONSTANT int[] := '{{{",".join(map(str, _crc16_table()))}}}';
+                crc_table CONSTANT int[] := ARRAY{_crc16_table()};  -- only for what may be a TON address
             BEGIN
                 decoded := decode(translate(compact, '-_', '+/'), 'base64');
                 FOR i IN 0..33 LOOP

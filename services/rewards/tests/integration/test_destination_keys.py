@@ -70,8 +70,8 @@ async def test_a_player_re_spelling_a_wallet_meets_the_destination_limit(
         )
         assert r.status_code == 200, r.text
 
-        async def claim(dtype: DestinationType, address: str) -> tuple[int, str]:
-            destination = {"type": dtype.value, "address": address}
+        async def claim(dtype: DestinationType, address: str, memo: str | None = None) -> tuple[int, str]:
+            destination = {"type": dtype.value, "address": address, "memo": memo}
             r = await app.client.post(
                 "/claims/",
                 json={"asset": "USDC", "amount": 3_000, "destination": destination},
@@ -87,6 +87,14 @@ async def test_a_player_re_spelling_a_wallet_meets_the_destination_limit(
             "destination_limit_exceeded",
         )
         assert await claim(DestinationType.CRYPTO_ADDRESS, TON.raw.upper()) == (422, "destination_limit_exceeded")
+        # A memo no TON rail reads is refused, never a new destination (its key would ignore it anyway).
+        assert await claim(DestinationType.TON_WALLET, TON.raw, memo="1") == (422, "memo_not_accepted")
+        # An exchange's tag is part of the destination, read as a number: 0123 and 123 are one account there.
+        assert (await claim(DestinationType.CRYPTO_ADDRESS, EVM, memo="0123"))[0] == 201
+        assert await claim(DestinationType.CRYPTO_ADDRESS, EVM.lower(), memo="123") == (
+            422,
+            "destination_limit_exceeded",
+        )
         conn = await asyncpg.connect(engine_url)
         try:
             first_uses = await conn.fetch(
@@ -94,9 +102,12 @@ async def test_a_player_re_spelling_a_wallet_meets_the_destination_limit(
             )
         finally:
             await conn.close()
-        assert [f["destination_key"] for f in first_uses] == [
-            destination_key(PayoutDestination(type=DestinationType.TON_WALLET, address=TON.raw))
-        ]
+        assert sorted(f["destination_key"] for f in first_uses) == sorted(
+            [
+                destination_key(PayoutDestination(type=DestinationType.TON_WALLET, address=TON.raw)),
+                destination_key(PayoutDestination(type=DestinationType.CRYPTO_ADDRESS, address=EVM, memo="123")),
+            ]
+        )
 
 
 def _v1(destination: dict[str, str | None]) -> str:

@@ -50,6 +50,9 @@ class RefusalCode(StrEnum):
     DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
     # No payout provider pays this asset to this kind of destination (as payouts last published its routes).
     NO_PAYOUT_ROUTE = "no_payout_route"
+    # A memo on a destination whose rails read none (`prizeflow_contracts.providers.MEMO_TYPES`): it would not reach
+    # the recipient, and the destination's key ignores it.
+    MEMO_NOT_ACCEPTED = "memo_not_accepted"
     # The operators' risk policy (`prizeflow_contracts.policy`) refuses it.
     KYC_FAILED = "kyc_failed"
     PLAYER_LIMIT_EXCEEDED = "player_limit_exceeded"

@@ -20,7 +20,7 @@ from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.events.rewards import ClaimHeld
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.policy import RiskPolicy, VerificationStatus, evaluate
-from prizeflow_contracts.providers import PayoutDestination, destination_key
+from prizeflow_contracts.providers import MEMO_TYPES, PayoutDestination, destination_key
 from prizeflow_rewards.application.claims.shared import ClaimError, approval, policy_facts
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
 from prizeflow_rewards.application.ports import FirstUse, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
@@ -158,6 +158,10 @@ class SubmitClaim:
             elif r.amount <= 0:
                 outcomes[i] = ClaimError(
                     ErrorKind.INVALID, "invalid_amount", "amount must be a positive integer of minor units"
+                )
+            elif r.destination.memo is not None and r.destination.type not in MEMO_TYPES:
+                outcomes[i] = self._refuse(
+                    RefusalCode.MEMO_NOT_ACCEPTED, f"a {r.destination.type.value} destination takes no memo"
                 )
             else:
                 asked.append(_Asked(i, r, claim_id_for(r.player_id, r.idempotency_key), destination_key(r.destination)))
