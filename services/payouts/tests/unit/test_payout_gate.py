@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import (
     Action,
@@ -30,6 +31,8 @@ from prizeflow_payouts.application.compliance.ports import (
     ScreeningMatch,
     ScreeningResult,
 )
+from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.application.worker import AWAITING_SCREENING_DETAIL, PayoutWorker, WorkerConfig, _Call
 from prizeflow_payouts.domain.compliance.gate import Clearance, HoldCode, Stage, SubjectKind
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
@@ -208,3 +211,34 @@ async def test_a_country_rule_for_a_verified_player_without_a_country_is_never_a
         )
         assert "allowed_countries" in unknown.detail
         assert known.action is Action.ALLOW
+
+
+def test_a_retry_waiting_for_its_screening_never_ends_for_good() -> None:
+    """Not created while its screening waits: a retryable failure due after the backoff, on its last attempt too
+    (the attempt its claim took is given back), never a final failure that would void its reservation."""
+    worker = PayoutWorker(
+        transactions=cast("Any", None),
+        registry=cast("Any", None),
+        builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
+        config=WorkerConfig(),
+    )
+    error = PayoutError.of(PayoutErrorCode.PAYOUT_NOT_FOUND, AWAITING_SCREENING_DETAIL)
+    call = _Call("create", NOW, NOW, error=error, deferred=True)
+    last = replace(
+        payout(1), state=PayoutState.SUBMITTING, attempts=3, max_attempts=3, previous_state=PayoutState.FAILED
+    )
+    for rec, kept in (
+        (last, 4),
+        (replace(last, previous_state=PayoutState.SUBMITTING), 4),
+        (replace(last, attempts=1), 4),
+    ):
+        change = worker._deferred(rec, call, NOW)
+        assert (change.expected, change.to, change.finished_at, change.max_attempts) == (
+            PayoutState.SUBMITTING,
+            PayoutState.FAILED,
+            None,
+            kept,
+        )
+        assert change.next_attempt_at is not None
+        assert change.next_attempt_at > NOW
+        assert not change.outcome_unknown

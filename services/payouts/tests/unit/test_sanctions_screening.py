@@ -385,3 +385,35 @@ async def test_a_version_read_back_without_its_entries_is_never_loaded() -> None
     assert screen.missing_sources == ("ofac_sdn",)
     with pytest.raises(ScreeningUnavailable):
         screen.screen_destination(PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KNOWN_STELLAR))
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    async def latest(self) -> list[ListVersion]:
+        self.looks += 1
+        return await super().latest()
+
+
+async def test_a_catch_up_loads_what_another_replica_stored_and_looks_at_most_once_a_second() -> None:
+    """Before a gate: a process behind loads the newest stored version; the look (one query) stands a second."""
+    urls = {"ofac_sdn": "https://lists.test/ofac_sdn"}
+    store = CountingStore()
+    elsewhere = RefreshSanctionsLists(
+        urls=urls, source=FlakyPublishers(), store=store, screen=ListsScreen(list(urls), threshold=920)
+    )
+    here = RefreshSanctionsLists(
+        urls=urls, source=FlakyPublishers(), store=store, screen=ListsScreen(list(urls), threshold=920)
+    )
+    await elsewhere.run()  # another replica stores (and loads) the list; this one has loaded nothing
+    assert here.screen.versions() == {}
+    looks = store.looks
+    await here.catch_up()
+    assert here.screen.versions() == elsewhere.screen.versions()
+    await here.catch_up()  # within the second: no look
+    assert store.looks == looks + 1
+    here._looked -= here.catch_up_s  # a second later
+    await here.catch_up()
+    assert store.looks == looks + 2
