@@ -162,6 +162,23 @@ async def test_a_new_destination_is_held_unless_used_before() -> None:
     assert (d1.hold, d2.action) == (HoldCode.POLICY, Action.ALLOW)
 
 
+async def test_a_policy_that_reads_no_history_costs_no_history_statement() -> None:
+    """The window sums, the first-use lookup and the per-player lock are read only for a policy that needs them:
+    the empty policy (a fresh install, the bench) and a rails-only rule cost none of them, at request or at send;
+    a cooldown alone still reads first use."""
+    for policy in (RiskPolicy(version=0), RiskPolicy(version=6, rules=[PolicyRule(allowed_rails=["sandbox"])])):
+        gate, _ = gate_with(policy)
+        store = Store()
+        for stage in (Stage.REQUEST, Stage.SEND):
+            decisions = await gate.decide(store, [Candidate(payout(1)), Candidate(payout(2))], stage)  # type: ignore[arg-type]
+            assert {d.action for d in decisions} == {Action.ALLOW}
+        assert [c for c, _ in store.calls] == ["clearances", "clearances"]
+    gate, _ = gate_with(RiskPolicy(version=7, rules=[PolicyRule(new_destination_cooldown_s=60)]))
+    store = Store()
+    await gate.decide(store, [Candidate(payout(1))], Stage.REQUEST)  # type: ignore[arg-type]
+    assert store.calls[0] == ("gate_facts", (1, (), True))
+
+
 async def test_a_screen_that_cannot_answer_holds_everything() -> None:
     gate, _ = gate_with(RiskPolicy(version=0), Screen(fail=True))
     decisions = await gate.decide(Store(), [Candidate(payout(n)) for n in range(3)], Stage.SEND)  # type: ignore[arg-type]

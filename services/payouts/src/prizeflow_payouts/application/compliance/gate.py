@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from prizeflow_contracts.policy import PolicyFacts, VerificationStatus, evaluate
+from prizeflow_contracts.policy import PolicyFacts, RiskPolicy, VerificationStatus, evaluate
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType, destination_key
 from prizeflow_payouts.application.compliance.ports import ComplianceFacts, PlayerCompliance, SanctionsScreen
 from prizeflow_payouts.application.metrics import ComplianceMetrics
@@ -212,15 +212,20 @@ class PayoutGate:
         players = await compliance.players(sorted({c.payout.player_id for c in candidates}))
         keys = [destination_key(c.destination) for c in candidates]
         windows = sorted(policy.windows())
-        facts = await store.gate_facts(
-            [
-                FactsQuery(c.payout.id, c.payout.player_id, k, c.payout.asset)
-                for c, k in zip(candidates, keys, strict=True)
-            ],
-            windows,
-            now=now,
-            lock_players=stage is Stage.REQUEST,
-        )
+        facts: Mapping[str, WindowFacts] = {}
+        if reads_history(policy):
+            # Only a rule that sums a window or asks a destination's first use reads the payouts before this one
+            # (and only then do concurrent requests of one player need ordering): a policy with neither costs no
+            # statement here.
+            facts = await store.gate_facts(
+                [
+                    FactsQuery(c.payout.id, c.payout.player_id, k, c.payout.asset)
+                    for c, k in zip(candidates, keys, strict=True)
+                ],
+                windows,
+                now=now,
+                lock_players=stage is Stage.REQUEST,
+            )
         subjects: list[tuple[SubjectKind, str]] = sorted(
             {(SubjectKind.DESTINATION, k) for k in keys}
             | {(SubjectKind.PLAYER, c.payout.player_id) for c in candidates}
@@ -296,6 +301,12 @@ class PayoutGate:
         if self.metrics is not None:
             self.metrics.screenings.labels("destination", "hit" if result.hit else "clear").inc()
         return Screening(tuple(result.matches), dict(result.versions))
+
+
+def reads_history(policy: RiskPolicy) -> bool:
+    """Whether deciding by `policy` needs the payouts before this one: a window's sums or counts, or a
+    destination's first use (`new_destination_cooldown_s`)."""
+    return bool(policy.windows()) or any(r.new_destination_cooldown_s for r in policy.rules)
 
 
 def _policy_facts(
