@@ -903,16 +903,7 @@ async def test_stale_in_python_and_in_sql_are_one_rule(db: str) -> None:
         "p-never": {},  # never screened against any list
     }
     for player, versions in rows.items():
-        await fetch(
-            db,
-            "INSERT INTO kyc_verifications (player_id, reference, vendor, vendor_ref, status, country, sequence, "
-            "screening_outcome, screening_versions, updated_at) "
-            "VALUES ($1, $2, 'sumsub', $3, 'verified', 'DE', 2, 'clear', $4::jsonb, now())",
-            player,
-            f"kyc-{player}",
-            f"app-{player}",
-            json.dumps(dict(versions)),
-        )
+        await _verified(db, player, versions)
     python = {
         p
         for p, v in rows.items()
