@@ -247,10 +247,14 @@ def test_the_provider_paying_a_payout_again_hours_later_is_a_duplicate() -> None
         [_line("wd-a", paid_at)], [ours], since=paid_at.replace(minute=0), until=paid_at.replace(hour=11, minute=0)
     )
     assert (first.findings, first.matched) == ([], 1)  # the window it was paid in is clean
-    # 14:30: the provider pays the same payout again. The run of 14:00-15:00 reads the payout (the line names it).
+    # 14:30: the provider pays the same payout again. The run of 14:00-15:00 reads the payout (the line names it),
+    # with the line the first run remembered.
     again = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
     later = reconcile(
-        [_line("wd-b", again)], [ours], since=again.replace(minute=0), until=again.replace(hour=15, minute=0)
+        [_line("wd-a", paid_at), _line("wd-b", again)],
+        [ours],
+        since=again.replace(minute=0),
+        until=again.replace(hour=15, minute=0),
     )
     assert [f.kind for f in later.findings] == [ExceptionKind.DUPLICATE]
 
@@ -431,7 +435,13 @@ class _RunStore:
     async def remember(self, *_: Any) -> None:
         return None
 
+    async def chains(self, *_: Any) -> dict[Any, Any]:
+        return {}
+
     async def open_exceptions(self, *_: Any) -> int:
+        return 0
+
+    async def answer(self, *_: Any) -> int:
         return 0
 
     async def finish_run(self, run_id: str, *_: Any, **__: Any) -> bool:

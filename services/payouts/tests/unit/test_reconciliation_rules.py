@@ -265,24 +265,29 @@ def test_fees_inside_the_payout_lines_are_not_money_out_twice() -> None:
 
 def test_a_payout_paid_in_another_window_is_that_window_s_except_what_happens_later() -> None:
     """Its own line near the edge is no difference here and does not count as matched here; paid again or given
-    back in this window, it is found here (the natural key keeps it one exception)."""
+    back in this window, it is found here (over its whole remembered history); its only payment listed late, far
+    from the window it was paid in, is its payment, not a second one."""
     earlier = SINCE - timedelta(minutes=5)
     long_ago = SINCE - timedelta(days=3)
     ours = [
         payout(1, paid_at=earlier),  # listed a moment into this window
-        payout(2, paid_at=long_ago),  # paid again now
+        payout(2, paid_at=long_ago),  # paid again now (its first payment remembered from its own window's run)
         payout(3, paid_at=long_ago),  # given back now
         payout(4, state="failed", paid_at=None),  # charged a fee for a failed attempt before the window
+        payout(5, paid_at=long_ago),  # listed only now, days late: its only payment
     ]
     lines = [
         paid_line(1, at=SINCE + timedelta(seconds=3)),
-        paid_line(2, at=IN),
+        paid_line(2, at=long_ago),
+        paid_line(2, at=IN).model_copy(update={"line_id": "l-2b"}),
+        paid_line(3, at=long_ago),
         line("rev-3", ref="key-3", kind=StatementLineKind.REVERSAL),
         line("fee-4", ref="key-4", kind=StatementLineKind.FEE, amount=5, at=SINCE - timedelta(minutes=1)),
+        paid_line(5, at=IN),
     ]
     out = reconcile(lines, ours, since=SINCE, until=UNTIL)
-    assert sorted((f.kind, f.subject) for f in out.findings) == [
-        (K.DUPLICATE, "payout:po-2"),
-        (K.UNRECORDED_REVERSAL, "payout:po-3"),
+    assert sorted((f.kind, f.subject, f.amount) for f in out.findings) == [
+        (K.DUPLICATE, "payout:po-2", 1_000),
+        (K.UNRECORDED_REVERSAL, "payout:po-3", 1_000),
     ]
     assert out.matched == 0

@@ -1,4 +1,4 @@
-"""Reconciliation's tables on PostgreSQL (migration 0017): `ReconStore` in one transaction with the payouts'
+"""Reconciliation's tables on PostgreSQL (migrations 0017, 0024): `ReconStore` in one transaction with the payouts'
 own repository, and the admin API's reads."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from prizeflow_payouts.application.ports import PayoutRepository
 from prizeflow_payouts.application.reconciliation import ReconException, ReconTransactions, Resolution, Run
 from prizeflow_payouts.domain.reconciliation import (
     ACTIONS,
+    Chain,
     ExceptionKind,
     ExceptionState,
     Finding,
@@ -64,18 +65,47 @@ _OUR_PAYOUTS = text(
     """
 )
 
+# One provider's chains are read and extended by one transaction at a time (the trigger of 0024 takes the same lock
+# for every insert): two runs over overlapping windows never both claim the same money.
+_LOCK_CHAINS = text("SELECT pg_advisory_xact_lock(hashtextextended('prizeflow-recon-exceptions:' || :provider, 0))")
+
+_CHAINS = text(
+    """
+    SELECT kind, coalesce(about, subject) AS about, count(*) AS links, coalesce(sum(amount), 0) AS amount
+    FROM recon_exceptions
+    WHERE provider = :provider
+      AND (payout_id = ANY(CAST(:payout_ids AS text[]))
+           OR (payout_id IS NULL AND subject = ANY(CAST(:subjects AS text[]))))
+    GROUP BY kind, coalesce(about, subject)
+    """
+)
+
+# A link already there (the same difference found again) is nothing; 0024's trigger refuses one that does not claim
+# exactly what its chain does not hold.
 _OPEN_EXCEPTIONS = text(
     """
-    INSERT INTO recon_exceptions (provider, kind, subject, severity, run_id, payout_id, asset, amount, detail, ours,
-                                  theirs, correlation_id, opened_at, updated_at)
-    SELECT :provider, f.kind, f.subject, f.severity, :run_id, f.payout_id, f.asset, f.amount, f.detail,
-           CAST(f.ours AS jsonb), CAST(f.theirs AS jsonb),
+    INSERT INTO recon_exceptions (provider, kind, subject, about, link, absorbed, severity, run_id, payout_id, asset,
+                                  amount, detail, ours, theirs, correlation_id, opened_at, updated_at)
+    SELECT :provider, f.kind, f.subject, f.about, f.link, f.absorbed, f.severity, :run_id, f.payout_id, f.asset,
+           f.amount, f.detail, CAST(f.ours AS jsonb), CAST(f.theirs AS jsonb),
            coalesce((SELECT correlation_id FROM payouts WHERE id = f.payout_id), 'recon-' || :run_id), :at, :at
-    FROM unnest(CAST(:kind AS text[]), CAST(:subject AS text[]), CAST(:severity AS text[]),
-                CAST(:payout_id AS text[]), CAST(:asset AS text[]), CAST(:amount AS bigint[]),
-                CAST(:detail AS text[]), CAST(:ours AS text[]), CAST(:theirs AS text[]))
-         AS f(kind, subject, severity, payout_id, asset, amount, detail, ours, theirs)
-    ON CONFLICT (provider, kind, subject) DO NOTHING
+    FROM unnest(CAST(:kind AS text[]), CAST(:subject AS text[]), CAST(:about AS text[]), CAST(:link AS integer[]),
+                CAST(:absorbed AS bigint[]), CAST(:severity AS text[]), CAST(:payout_id AS text[]),
+                CAST(:asset AS text[]), CAST(:amount AS bigint[]), CAST(:detail AS text[]), CAST(:ours AS text[]),
+                CAST(:theirs AS text[]))
+         AS f(kind, subject, about, link, absorbed, severity, payout_id, asset, amount, detail, ours, theirs)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+)
+
+_ANSWER = text(
+    """
+    UPDATE recon_exceptions SET state = 'resolved', resolution = 'acknowledge', resolution_reason = :reason,
+        resolved_by = ARRAY['reconciliation'], resolved_at = :at, updated_at = :at,
+        owner = coalesce(owner, 'reconciliation')
+    WHERE provider = :provider AND state <> 'resolved' AND (kind, coalesce(about, subject)) IN (
+        SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:abouts AS text[])))
     RETURNING id
     """
 )
@@ -266,7 +296,8 @@ class SqlReconStore:
                 SELECT :provider, n.line_id, n.payout_id, n.occurred_at, CAST(n.line AS jsonb)
                 FROM unnest(CAST(:line_ids AS text[]), CAST(:payout_ids AS text[]), CAST(:ats AS timestamptz[]),
                             CAST(:lines AS text[])) AS n(line_id, payout_id, occurred_at, line)
-                ON CONFLICT (provider, line_id) DO NOTHING
+                ON CONFLICT (provider, line_id) DO UPDATE SET occurred_at = EXCLUDED.occurred_at, line = EXCLUDED.line
+                WHERE recon_payout_lines.line IS DISTINCT FROM EXCLUDED.line
                 """
             ),
             {
@@ -293,6 +324,15 @@ class SqlReconStore:
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    async def chains(
+        self, provider: str, payout_ids: Sequence[str], subjects: Sequence[str]
+    ) -> dict[tuple[ExceptionKind, str], Chain]:
+        await self.session.execute(_LOCK_CHAINS, {"provider": provider})
+        rows = await self.session.execute(
+            _CHAINS, {"provider": provider, "payout_ids": list(payout_ids), "subjects": list(subjects)}
+        )
+        return {(ExceptionKind(r.kind), r.about): Chain(int(r.links), int(r.amount)) for r in rows}
+
     async def open_exceptions(self, run_id: str, provider: str, findings: Sequence[Finding], at: datetime) -> int:
         if not findings:
             return 0
@@ -303,7 +343,10 @@ class SqlReconStore:
                 "run_id": run_id,
                 "at": at,
                 "kind": [f.kind.value for f in findings],
-                "subject": [f.subject for f in findings],
+                "subject": [f.key for f in findings],
+                "about": [f.subject for f in findings],
+                "link": [f.link for f in findings],
+                "absorbed": [f.absorbed for f in findings],
                 "severity": [f.severity.value for f in findings],
                 "payout_id": [f.payout_id for f in findings],
                 "asset": [f.asset for f in findings],
@@ -321,6 +364,32 @@ class SqlReconStore:
                     "SELECT i, :at, 'reconciliation', 'open', :run FROM unnest(CAST(:ids AS bigint[])) AS i"
                 ),
                 {"ids": ids, "at": at, "run": f"run {run_id}"},
+            )
+        return len(ids)
+
+    async def answer(
+        self, run_id: str, provider: str, answered: Sequence[tuple[ExceptionKind, str]], at: datetime
+    ) -> int:
+        if not answered:
+            return 0
+        rows = await self.session.execute(
+            _ANSWER,
+            {
+                "provider": provider,
+                "at": at,
+                "reason": f"the provider lists it: matched by run {run_id}",
+                "kinds": [kind.value for kind, _ in answered],
+                "abouts": [about for _, about in answered],
+            },
+        )
+        ids = [r[0] for r in rows]
+        if ids:
+            await self.session.execute(
+                text(
+                    "INSERT INTO recon_exception_history (exception_id, at, actor, what, reason) "
+                    "SELECT i, :at, 'reconciliation', 'acknowledge', :reason FROM unnest(CAST(:ids AS bigint[])) AS i"
+                ),
+                {"ids": ids, "at": at, "reason": f"the provider lists it: matched by run {run_id}"},
             )
         return len(ids)
 
@@ -506,7 +575,7 @@ _RUN_OUT = (
 )
 _EXCEPTION_OUT = (
     "SELECT id, provider, kind, severity, state, owner, run_id, opened_at, updated_at, payout_id, asset, amount, "
-    "detail, ours, theirs, proposal, resolution, resolution_reason, resolved_by, resolved_at, adjustment_id "
+    "absorbed, detail, ours, theirs, proposal, resolution, resolution_reason, resolved_by, resolved_at, adjustment_id "
     "FROM recon_exceptions"
 )
 _FILTERS = ("state", "kind", "provider", "severity", "owner")

@@ -3,8 +3,10 @@
 
 A run costs, per provider and window: one transaction to claim it, one per statement page (its lines staged with
 the next cursor, so a run that stops resumes where it stopped), and one to match: our payouts for the window are
-read with one statement, the findings written as exceptions (one per natural key: a second run finds none again),
-the run's totals recorded and its staged lines dropped. No transaction is open across a provider call.
+read with one statement, and what earlier exceptions already claim about them with another (under the provider's
+lock: two runs never claim the same money), the findings written as exceptions (each the next link of its
+difference's chain: a second run finds none again, money that moved since is a new one for exactly that), the run's
+totals recorded and its staged lines dropped. No transaction is open across a provider call.
 
 Resolving: `acknowledge` is one person's, on record with a reason. A money action (write-off, fee, return, an
 unknown outcome settled) is proposed by one person and executed when a second, different one holding the approver
@@ -44,6 +46,7 @@ from prizeflow_payouts.domain.reconciliation import (
     MONEY_ACTIONS,
     SEVERITY,
     Action,
+    Chain,
     ExceptionKind,
     ExceptionState,
     Finding,
@@ -52,6 +55,7 @@ from prizeflow_payouts.domain.reconciliation import (
     Severity,
     may_move,
     reconcile,
+    stray_subjects,
 )
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.audit import admin_action
@@ -168,8 +172,24 @@ class ReconStore(Protocol):
         """Keep the lines that name payouts of ours (each once), for later runs."""
         ...
 
+    async def chains(
+        self, provider: str, payout_ids: Sequence[str], subjects: Sequence[str]
+    ) -> dict[tuple[ExceptionKind, str], Chain]:
+        """What the exceptions already found about these payouts and stray lines (`line:<id>`) claim, per (kind,
+        subject), whatever their state; taken under the provider's lock, held to the end of the transaction, so no
+        other run extends these chains meanwhile."""
+        ...
+
     async def open_exceptions(self, run_id: str, provider: str, findings: Sequence[Finding], at: datetime) -> int:
-        """One exception per finding not already known by its (provider, kind, subject); how many were new."""
+        """One exception per finding not already known by its natural key (provider, kind, `Finding.key`); how many
+        were new."""
+        ...
+
+    async def answer(
+        self, run_id: str, provider: str, answered: Sequence[tuple[ExceptionKind, str]], at: datetime
+    ) -> int:
+        """Close the unresolved exceptions of these differences that the statement answers (acknowledged by the
+        run, on record); how many."""
         ...
 
     async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime, *, owner: str) -> bool:
@@ -354,6 +374,11 @@ class Reconciliation:
                 if line.line_id not in seen and not read_from <= line.occurred_at < read_to
             ]
             adjustments = await books.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
+            chains = await books.chains(
+                run.provider,
+                [p.payout_id for p in ours],
+                stray_subjects(lines, ours, since=run.since, until=run.until),
+            )
             outcome = reconcile(
                 lines,
                 ours,
@@ -361,12 +386,14 @@ class Reconciliation:
                 until=run.until,
                 adjustments=adjustments,
                 fees_inside=bool(getattr(statement, "fees_inside_payout", False)),
+                chains=chains,
             )
             now = self.clock()
             await books.remember(run.provider, outcome.named)
             if not await books.finish_run(run.run_id, outcome, 0, now, owner=self.owner):
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await books.open_exceptions(run.run_id, run.provider, outcome.findings, now)
+            await books.answer(run.run_id, run.provider, outcome.answered, now)
         return outcome, opened
 
     async def _failed(self, run_id: str, provider: str, error: str, started: datetime) -> None:

@@ -2,15 +2,18 @@
 
 Pure rules, no I/O. `reconcile` matches a window's statement lines to payouts by the identifiers the rails carry
 (our idempotency key or payout id as `reference`, the provider's own reference as `provider_ref`) and names every
-difference as a `Finding` with a natural key (kind, subject): the same difference found by two runs is one
-exception. An exception's life is the `TRANSITIONS` table; nothing else decides what may follow what.
+difference as a `Finding`. Findings are about money, not keys: a difference (kind, subject) is a chain of exceptions,
+each claiming money the ones before it did not (`Chain`), so the same difference found by two runs is one exception,
+and money that moves again later is a new one for exactly what the chain does not hold yet, whatever became of the
+earlier ones (booked, written off, returned, acknowledged). An exception's life is the `TRANSITIONS` table; nothing
+else decides what may follow what.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Final, Protocol
@@ -136,7 +139,9 @@ class OurPayout:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One difference. `subject` is what it is about (`payout:<id>` or `line:<line id>`), unique per kind."""
+    """One difference, or what it grew by. `subject` is what it is about (`payout:<id>` or `line:<line id>`); the
+    exceptions of one (kind, subject) are a chain: `link` is this one's place in it, `absorbed` what the links
+    before it claim (its `amount` is beyond that), and `key` its natural key."""
 
     kind: ExceptionKind
     subject: str
@@ -145,6 +150,8 @@ class Finding:
     ours: OurPayout | None
     theirs: tuple[StatementLine, ...]
     detail: str
+    link: int = 0
+    absorbed: int = 0
 
     @property
     def payout_id(self) -> str | None:
@@ -153,6 +160,23 @@ class Finding:
     @property
     def severity(self) -> Severity:
         return SEVERITY[self.kind]
+
+    @property
+    def key(self) -> str:
+        """Unique per kind: the subject itself for a difference's first exception, `<subject>#<link>` after."""
+        return self.subject if self.link == 0 else f"{self.subject}#{self.link}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The exceptions already found about one difference (kind, subject), whatever became of them: how many, and
+    the money they claim together (a resolved one is never claimed again, an open one not twice)."""
+
+    links: int
+    amount: int
+
+
+Chains = Mapping[tuple[ExceptionKind, str], Chain]
 
 
 @dataclass(slots=True)
@@ -183,6 +207,9 @@ class Outcome:
     # Every line that names one of our payouts, with its payout: remembered, so a later run of another window sees
     # the payout's whole history (paid again later, paid while in flight and failed here since, paid before we knew).
     named: list[tuple[str, StatementLine]] = field(default_factory=list)
+    # Differences the statement now answers: payouts found missing that the provider lists after all (their open
+    # `missing` exceptions are closed by the run: the payment is there, whatever else is found about it).
+    answered: list[tuple[ExceptionKind, str]] = field(default_factory=list)
 
 
 class _Index:
@@ -209,6 +236,19 @@ def _within(at: datetime | None, since: datetime, until: datetime) -> bool:
     return at is not None and since <= at < until
 
 
+def stray_subjects(
+    lines: Iterable[StatementLine], payouts: Iterable[OurPayout], *, since: datetime, until: datetime
+) -> list[str]:
+    """What `reconcile` names the window's lines that belong to no payout of ours (their chains are read with the
+    payouts')."""
+    index = _Index(payouts)
+    return sorted(
+        f"line:{line.line_id}"
+        for line in lines
+        if index.find(line) is None and _within(line.occurred_at, since, until) and line.kind is not LineKind.OTHER
+    )
+
+
 def reconcile(
     lines: Sequence[StatementLine],
     payouts: Iterable[OurPayout],
@@ -217,6 +257,7 @@ def reconcile(
     until: datetime,
     adjustments: Mapping[str, int] | None = None,
     fees_inside: bool = False,
+    chains: Chains | None = None,
 ) -> Outcome:
     """Match a statement to our payouts for the window [since, until).
 
@@ -226,7 +267,12 @@ def reconcile(
     it can be found missing. `payouts` are ours paid in the window, plus any a line names, plus those whose
     outcome is unknown. `adjustments`: per asset, what the ledger booked for this provider's resolved exceptions in
     the window (None: the ledger is not compared). `fees_inside`: the rail's payout lines hold its fees (the fee
-    lines say what part of them the provider kept), so they are not money out a second time."""
+    lines say what part of them the provider kept), so they are not money out a second time. `chains`: the exceptions
+    already found about these payouts and lines (`Chain`); a finding is only what they do not claim yet.
+
+    A payout held paid is checked over its whole remembered history by every run that reads it: a later window's run
+    finds what happened to it since (paid again, given back, charged more), never its first payment listed late."""
+    chains = chains or {}
     out = Outcome()
     out.totals = defaultdict(lambda: Totals(fees_inside=fees_inside))
     ours = list(payouts)
@@ -239,7 +285,7 @@ def reconcile(
             out.named.append((payout.payout_id, line))
         elif _within(line.occurred_at, since, until):
             _counted(out, line)
-            _stray(out, line)
+            _stray(out, line, chains)
     if adjustments is not None:
         for asset, amount in adjustments.items():
             out.totals[asset].ledger = amount
@@ -257,7 +303,7 @@ def reconcile(
             totals.ours_paid += payout.amount
             if adjustments is not None:
                 totals.ledger = (totals.ledger or 0) + (payout.ledger or 0)
-        _check(out, payout, mine, since=since, until=until)
+        _check(out, payout, mine, chains, since=since, until=until)
     return out
 
 
@@ -277,11 +323,12 @@ def _count(totals: Totals, line: StatementLine) -> None:
         totals.other += line.amount
 
 
-def _stray(out: Outcome, line: StatementLine) -> None:
+def _stray(out: Outcome, line: StatementLine, chains: Chains) -> None:
     """A line inside the window that names no payout of ours."""
     subject = f"line:{line.line_id}"
+    found: list[Finding] = []
     if line.kind is LineKind.PAYOUT:
-        out.findings.append(
+        found.append(
             Finding(
                 ExceptionKind.UNREQUESTED,
                 subject,
@@ -293,7 +340,7 @@ def _stray(out: Outcome, line: StatementLine) -> None:
             )
         )
     elif line.kind is LineKind.FEE:
-        out.findings.append(
+        found.append(
             Finding(
                 ExceptionKind.UNBOOKED_FEE,
                 subject,
@@ -305,7 +352,7 @@ def _stray(out: Outcome, line: StatementLine) -> None:
             )
         )
     elif line.kind is LineKind.REVERSAL:
-        out.findings.append(
+        found.append(
             Finding(
                 ExceptionKind.UNMATCHED_CREDIT,
                 subject,
@@ -316,12 +363,33 @@ def _stray(out: Outcome, line: StatementLine) -> None:
                 "money came back at the provider for no payout of ours",
             )
         )
+    out.findings.extend(_beyond(found, chains))
+
+
+def _raised(chains: Chains, kind: ExceptionKind, subject: str) -> int:
+    chain = chains.get((kind, subject))
+    return chain.amount if chain is not None else 0
+
+
+def _beyond(found: Iterable[Finding], chains: Chains) -> list[Finding]:
+    """What each finding adds to its difference's chain: the whole finding where nothing was found about it yet,
+    else the money beyond what the chain claims (nothing where it claims it all), as the chain's next link."""
+    out = []
+    for f in found:
+        chain = chains.get((f.kind, f.subject))
+        if chain is None:
+            out.append(f)
+        elif (more := (f.amount or 0) - chain.amount) > 0:
+            detail = f"{f.detail}; {chain.amount} {f.asset} of it was found before: this is the rest"
+            out.append(replace(f, amount=more, detail=detail, link=chain.links, absorbed=chain.amount))
+    return out
 
 
 def _check(
     out: Outcome,
     p: OurPayout,
     lines: Mapping[LineKind, list[StatementLine]],
+    chains: Chains,
     *,
     since: datetime,
     until: datetime,
@@ -342,7 +410,6 @@ def _check(
         found.append(Finding(kind, about, asset, amount, p, tuple(theirs), detail))
 
     paid_here = p.state in PAID_STATES and _within(p.paid_at, since, until)
-    inside = [line for line in paid_lines if _within(line.occurred_at, since, until)]
     if p.unknown_outcome:
         finding(
             ExceptionKind.UNKNOWN_OUTCOME,
@@ -353,13 +420,14 @@ def _check(
             + ("shows a payout for it" if paid_lines else "shows none"),
             about=f"{subject}:unknown:{p.unknown_since.isoformat() if p.unknown_since else ''}",
         )
-    elif paid_here:
-        # Reconciled whole by the run of the window it was paid in, with every line the run read for it.
-        _paid(p, paid_lines, lines, finding, since=since, until=until)
-        if len(paid_lines) <= 1:
-            _fees(p, lines.get(LineKind.FEE, []), finding)
     elif p.state in PAID_STATES:
-        _paid_elsewhere(p, paid_lines, inside, lines, finding, since=since, until=until)
+        # Over the payout's whole remembered history, by whichever run reads it: the run of the window it was paid
+        # in finds it missing and holds it to the ledger; any run finds what its lines show that no exception holds.
+        _paid(p, paid_lines, lines, chains, finding, missing=paid_here)
+        if paid_here:
+            _ledger(p, finding)
+        if paid_lines and (ExceptionKind.MISSING, subject) in chains:
+            out.answered.append((ExceptionKind.MISSING, subject))
     elif p.state in NEVER_PAID_STATES and paid_lines:
         # Money that left and came back in full (a bounced card, a bank payout that failed and was pulled back) is
         # a payout that failed at the provider too: nothing is out.
@@ -374,43 +442,9 @@ def _check(
                 f"the provider paid a payout we hold as {p.state}",
             )
     if found:
-        out.findings.extend(found)
+        out.findings.extend(_beyond(found, chains))
     elif paid_here and paid_lines:
         out.matched += 1
-
-
-def _paid_elsewhere(
-    p: OurPayout,
-    paid_lines: Sequence[StatementLine],
-    inside: Sequence[StatementLine],
-    lines: Mapping[LineKind, list[StatementLine]],
-    finding: _Found,
-    *,
-    since: datetime,
-    until: datetime,
-) -> None:
-    """A payout paid in another window that this window's lines name: reconciled by that window's run, except
-    what happens later: paid again (a duplicate listed now), or given back (a late reversal)."""
-    assert p.paid_at is not None
-    read_from, read_to = since - (until - since), until + (until - since)  # far from this window: not its edge
-    far = not read_from <= p.paid_at < read_to
-    if inside and (len(paid_lines) > 1 or far):
-        finding(
-            ExceptionKind.DUPLICATE,
-            p.asset,
-            sum(line.amount for line in paid_lines[1:]) if len(paid_lines) > 1 else sum(line.amount for line in inside),
-            paid_lines,
-            "the provider paid this payout again, after the window it was paid in",
-        )
-    late = [line for line in _back(p, lines) if _within(line.occurred_at, since, until)]
-    if late and p.state == "paid":
-        finding(
-            ExceptionKind.UNRECORDED_REVERSAL,
-            p.asset,
-            sum(line.amount for line in late),
-            late,
-            "the provider gave this payout back after the window it was paid in; we still hold it paid",
-        )
 
 
 def _back(p: OurPayout, lines: Mapping[LineKind, list[StatementLine]]) -> list[StatementLine]:
@@ -423,52 +457,77 @@ def _paid(
     p: OurPayout,
     paid_lines: Sequence[StatementLine],
     lines: Mapping[LineKind, list[StatementLine]],
+    chains: Chains,
     finding: _Found,
     *,
-    since: datetime,
-    until: datetime,
+    missing: bool,
 ) -> None:
-    """A payout we hold paid (or paid, then returned): one payout line of its amount, asset and destination, what
-    the ledger booked for it, and nothing given back we do not know of. A reversal first takes back the provider's
-    extra payments (a duplicate it recovered), then the payout itself."""
+    """A payout we hold paid (or paid, then returned): its first payment of its amount, asset and destination
+    (`missing`: none is a difference), nothing paid again or given back that no exception holds, and its fees. One
+    payment listed late, far from the window it was paid in, is its payment: a duplicate is a second one."""
     reversals = _back(p, lines)
-    back = sum(line.amount for line in reversals)
-    extra = sum(line.amount for line in paid_lines[1:])
-    recovered = min(back, extra)
-    if extra - recovered > 0:
-        fees = lines.get(LineKind.FEE, [])
-        extra_fees = _unbooked(p, fees).get(p.asset, 0)
-        finding(
-            ExceptionKind.DUPLICATE,
-            p.asset,
-            extra - recovered + extra_fees,
-            [*paid_lines, *fees, *reversals],
-            f"the provider paid this payout {len(paid_lines)} times"
-            + (f" and took {recovered} {p.asset} back" if recovered else "")
-            + (f", and charged {extra_fees} {p.asset} more in fees" if extra_fees else ""),
-        )
-    if not paid_lines:
-        if _within(p.paid_at, since, until):
-            finding(ExceptionKind.MISSING, p.asset, p.amount, (), "paid here; the provider has no payout for it")
-    else:
+    fees = lines.get(LineKind.FEE, [])
+    if paid_lines:
         _first_line(p, paid_lines[0], finding)
-    _ledger(p, finding)
-    returned_back = back - recovered
-    if returned_back > 0 and p.state == "paid":
-        finding(
-            ExceptionKind.UNRECORDED_REVERSAL,
-            p.asset,
-            returned_back,
-            reversals,
-            "the provider gave this payout back; we still hold it paid",
-        )
-    if p.state == "returned" and paid_lines and sum(line.amount for line in paid_lines) - back > 0:
+    elif missing:
+        finding(ExceptionKind.MISSING, p.asset, p.amount, (), "paid here; the provider has no payout for it")
+    if p.state == "paid":
+        _again_or_back(p, paid_lines, reversals, fees, chains, finding)
+    elif paid_lines and (kept := sum(line.amount for line in paid_lines) - sum(line.amount for line in reversals)) > 0:
         finding(
             ExceptionKind.PAID_NOT_RECORDED,
             p.asset,
-            sum(line.amount for line in paid_lines) - back,
+            kept,
             [*paid_lines, *reversals],
             "we hold this payout returned (the player credited back), but the provider paid it and nothing came back",
+        )
+    if len(paid_lines) <= 1:
+        _fees(p, fees, finding)
+
+
+def _again_or_back(  # noqa: PLR0917 - the payout's history and what was found about it
+    p: OurPayout,
+    paid_lines: Sequence[StatementLine],
+    reversals: Sequence[StatementLine],
+    fees: Sequence[StatementLine],
+    chains: Chains,
+    finding: _Found,
+) -> None:
+    """Money that moved on a payout held paid after its payment: paid again (with the fees of the extra payments),
+    or given back, net of each other. A reversal first takes back what was paid beyond the payout and no exception
+    holds yet (a duplicate the provider recovered), then the payout itself; once a duplicate was found, money coming
+    back is a reversal of its own (the duplicate's exception stays what it was). Each is the chain's whole amount:
+    `_beyond` keeps what is new."""
+    subject = f"payout:{p.payout_id}"
+    again_raised = _raised(chains, ExceptionKind.DUPLICATE, subject)
+    back_raised = _raised(chains, ExceptionKind.UNRECORDED_REVERSAL, subject)
+    extra = sum(line.amount for line in paid_lines[1:])
+    if extra:
+        unbooked = _unbooked(p, fees).get(p.asset, 0)
+        extra_fees = max(unbooked - _raised(chains, ExceptionKind.UNBOOKED_FEE, f"{subject}:{p.asset}"), 0)
+    else:
+        extra_fees = 0
+    back = sum(line.amount for line in reversals)
+    again = extra + extra_fees - max(back - back_raised, 0)
+    returned = back - max(extra + extra_fees - again_raised, 0)
+    if again > 0:
+        finding(
+            ExceptionKind.DUPLICATE,
+            p.asset,
+            again,
+            [*paid_lines, *(fees if extra_fees else ()), *reversals],
+            f"the provider paid this payout {len(paid_lines)} times"
+            + (f" and gave {back} {p.asset} back" if back else "")
+            + (f", and charged {extra_fees} {p.asset} more in fees" if extra_fees else ""),
+        )
+    if returned > 0:
+        finding(
+            ExceptionKind.UNRECORDED_REVERSAL,
+            p.asset,
+            returned,
+            [*reversals, *(paid_lines if extra else ())],
+            "the provider gave this payout back; we still hold it paid"
+            + (f" (it paid it {len(paid_lines)} times: the first payment may still stand)" if extra else ""),
         )
 
 
@@ -545,17 +604,17 @@ def _unbooked(p: OurPayout, fees: Sequence[StatementLine]) -> dict[str, int]:
 
 
 def _fees(p: OurPayout, fees: Sequence[StatementLine], finding: _Found) -> None:
-    """Fees the provider charged on a payout beyond what the payout recorded (the provider's own answer, kept as
-    the payout's fee): one finding per asset charged."""
+    """Fees the provider charged on a payout beyond the fee it recorded (the provider's own answer, kept as the
+    payout's fee): one finding per asset charged, for the chain's whole amount, so what exceptions found before (a
+    fee booked, or acknowledged) is subtracted by `_beyond` and never booked twice."""
     for asset, unbooked in sorted(_unbooked(p, fees).items()):
-        amount = unbooked + ((p.fee_amount or 0) if p.fee_asset == asset else 0)
-        booked = amount - unbooked
-        if unbooked:
-            finding(
-                ExceptionKind.UNBOOKED_FEE,
-                asset,
-                unbooked,
-                [line for line in fees if line.asset == asset],
-                f"the provider charged {amount} {asset} in fees on this payout; {booked} was booked",
-                about=f"payout:{p.payout_id}:{asset}",
-            )
+        recorded = (p.fee_amount or 0) if p.fee_asset == asset else 0
+        finding(
+            ExceptionKind.UNBOOKED_FEE,
+            asset,
+            unbooked,
+            [line for line in fees if line.asset == asset],
+            f"the provider charged {unbooked + recorded} {asset} in fees on this payout; {recorded} was recorded "
+            "with it",
+            about=f"payout:{p.payout_id}:{asset}",
+        )
