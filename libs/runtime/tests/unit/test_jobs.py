@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from prizeflow_runtime.jobs import Scheduler, Tick
+from prizeflow_runtime.jobs import Scheduled, Scheduler, Tick
 
 
 @dataclass
@@ -33,32 +33,53 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
 
-async def test_an_idle_job_backs_off_to_its_ceiling_and_a_busy_one_keeps_its_interval() -> None:
+def recorded_waits(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
+    """The waits each job asked for, in order, without waiting them (the pace is the scheduler's decision)."""
+    waits: dict[str, list[float]] = {}
+
+    async def no_wait(self: Scheduled, seconds: float) -> None:
+        waits.setdefault(self.name, []).append(round(seconds, 6))
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(Scheduled, "_sleep", no_wait)
+    return waits
+
+
+async def test_an_idle_job_backs_off_to_its_ceiling_and_a_busy_one_keeps_its_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits = recorded_waits(monkeypatch)
     jobs = Scheduler()
     idle = Recorded(lambda n: False)
-    busy = Recorded(lambda n: True)
+    busy = Recorded(lambda n: n % 3 != 0)  # finds work twice, then none
     jobs.every(0.02, idle, name="idle", idle_max_s=0.08)
     jobs.every(0.02, busy, name="busy", idle_max_s=0.08)
     await jobs.start()
-    await until(lambda: len(idle.at) >= 6)
+    await until(lambda: len(idle.at) >= 6 and len(busy.at) >= 6)
     await jobs.stop()
-    gaps = [b - a for a, b in zip(idle.at, idle.at[1:], strict=False)]
-    assert gaps[0] == pytest.approx(0.02, abs=0.015)
-    assert gaps[1] == pytest.approx(0.04, abs=0.02)
-    assert all(g == pytest.approx(0.08, abs=0.04) for g in gaps[3:])  # the ceiling
-    busy_gaps = [b - a for a, b in zip(busy.at, busy.at[1:], strict=False)]
-    assert max(busy_gaps) < 0.06
+    assert waits["idle"][:6] == [0.02, 0.04, 0.08, 0.08, 0.08, 0.08]
+    assert waits["busy"][:6] == [0.02, 0.02, 0.02, 0.02, 0.02, 0.02]  # work resets the back-off each time
 
 
-async def test_a_number_sets_the_next_wait_and_zero_runs_again_at_once() -> None:
+async def test_a_number_sets_the_next_wait_and_resets_the_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits = recorded_waits(monkeypatch)
+    jobs = Scheduler()
+    job = Recorded(lambda n: [False, False, 0, 2.5, False][n - 1] if n <= 5 else False)
+    jobs.every(0.5, job, name="batches", idle_max_s=4.0)
+    await jobs.start()
+    await until(lambda: len(job.at) >= 5)
+    await jobs.stop()
+    assert waits["batches"][:5] == [0.5, 1.0, 0.0, 2.5, 0.5]
+
+
+async def test_a_pass_that_runs_again_at_once_waits_for_nothing() -> None:
     jobs = Scheduler()
     job = Recorded(lambda n: 0 if n < 5 else 60.0)
     jobs.every(10.0, job, name="batches")
     await jobs.start()
-    await until(lambda: len(job.at) >= 5)
+    await until(lambda: len(job.at) >= 5)  # not 10 s apart
     await asyncio.sleep(0.05)
     assert len(job.at) == 5  # then 60 s: it waits
-    assert job.at[4] - job.at[0] < 0.5
     await jobs.stop()
 
 
@@ -75,20 +96,26 @@ async def test_a_wake_up_during_a_pass_is_kept_for_the_next_wait() -> None:
     await jobs.stop()
 
 
-async def test_a_failing_pass_is_logged_and_the_next_waits_at_least_a_second(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_pass_is_logged_and_the_next_waits_at_least_half_a_second(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits = recorded_waits(monkeypatch)
     jobs = Scheduler()
 
     def answers(n: int) -> Tick:
-        if n == 1:
+        if n <= 2:
             raise RuntimeError("the database is down")
         return True
 
     job = Recorded(answers)
     jobs.every(0.01, job, name="flaky")
     await jobs.start()
-    await until(lambda: len(job.at) >= 2, timeout=3.0)
+    await until(lambda: len(job.at) >= 4)
     await jobs.stop()
-    assert job.at[1] - job.at[0] >= 0.5  # jittered from a 1 s base: never hammered
+    first, second, after = waits["flaky"][0], waits["flaky"][1], waits["flaky"][2]
+    assert 0.5 <= first <= 1.0  # jittered from a 1 s base: never hammered
+    assert 1.0 <= second <= 2.0  # growing with each failure
+    assert after == 0.01  # a pass that succeeds resets it
     assert "flaky: a pass failed" in caplog.text
 
 
