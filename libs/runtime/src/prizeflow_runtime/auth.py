@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Final, Protocol
 
 import jwt
@@ -29,28 +28,13 @@ from litestar.types import ASGIApp, Method, Scopes
 
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 from prizeflow_runtime.jwks import JwksKeys, JwksUnavailableError, UnknownKeyError, jwks_fetch
+from prizeflow_runtime.principal import Principal, Role
 from prizeflow_runtime.settings import ServiceSettings
 
 MAX_TOKEN_BYTES: Final = 8192
 SECURITY_SCHEME: Final = "BearerJWT"
 # The subject is the actor in audit events and the requester/approver of payouts: one stable identifier.
 _SUBJECT = re.compile(IDENTIFIER_PATTERN)
-
-
-class Role(StrEnum):
-    PLAYER = "player"
-    ADMIN = "admin"
-    APPROVER = "approver"
-    OPS = "ops"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user_id: str
-    roles: frozenset[Role]
-
-    def has_any(self, *roles: Role) -> bool:
-        return bool(self.roles.intersection(roles))
 
 
 @dataclass(frozen=True, slots=True)

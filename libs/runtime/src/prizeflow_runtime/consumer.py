@@ -59,6 +59,7 @@ from prizeflow_runtime.inbox import Claimed, Delivery, claim_many, digest_of, ho
 from prizeflow_runtime.inbox_retention import BEYOND_CLOCK_SKEW, BEYOND_DEDUP_HORIZON, InboxRetention
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.outages import is_infrastructure_outage, is_transient_conflict
 from prizeflow_runtime.redaction import redact
 from prizeflow_runtime.retry import Backoff, backoff_delay
 from prizeflow_runtime.settings import RetrySettings
@@ -66,8 +67,15 @@ from prizeflow_runtime.settings import RetrySettings
 log = logging.getLogger(__name__)
 _CORRELATION_ID_RE = re.compile(CORRELATION_ID_PATTERN)
 
-EventHandler = Callable[[AsyncSession, Envelope[EventPayload]], Awaitable[None]]
-BatchHandler = Callable[[AsyncSession, Sequence[Envelope[EventPayload]]], Awaitable[None]]
+# A handler receives the service's `books` (`prizeflow_runtime.uow`): its stores bound to the poll's transaction, the
+# inbox rows already claimed. `bind(session)` builds them; a consumer without one hands the session itself.
+EventHandler = Callable[[Any, Envelope[EventPayload]], Awaitable[None]]
+BatchHandler = Callable[[Any, Sequence[Envelope[EventPayload]]], Awaitable[None]]
+
+
+def unbound(session: AsyncSession) -> Any:
+    """No stores: the handler receives the session itself (a consumer of the runtime's own, or a test)."""
+    return session
 
 
 class OffsetCommitter(Protocol):
@@ -116,6 +124,8 @@ class ReliableConsumer:
     # The dedup horizon (ADR 0008): an event whose own time is outside it is refused, never applied.
     retention: InboxRetention = field(default_factory=InboxRetention)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # The service's stores on the poll's session: what the handlers and the refusal hook receive.
+    bind: Callable[[AsyncSession], Any] = unbound
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
@@ -226,7 +236,7 @@ class ReliableConsumer:
         new = [i.envelope for i in items if i.envelope is not None and i.envelope.id in fresh]
         if new:
             if self.batch_handler is not None:
-                await self.batch_handler(session, new)
+                await self.batch_handler(self.bind(session), new)
             else:
                 assert self.handler is not None
                 for envelope in new:
@@ -234,7 +244,7 @@ class ReliableConsumer:
                         log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)),
                         refusing(envelope.id),
                     ):
-                        await self.handler(session, envelope)
+                        await self.handler(self.bind(session), envelope)
         return fresh
 
     async def _refuse_forgotten(self, items: Sequence[_Item], err: DBAPIError) -> None:
@@ -344,7 +354,7 @@ class ReliableConsumer:
                 async with self.session_factory() as session, session.begin():
                     recorded = await self.dead_letters.record(session, letter, dlq_topic=dlq_topic)
                     if recorded is not None and hook is not None:
-                        await hook(session, letter)
+                        await hook(self.bind(session), letter)
                 break
             except Exception:
                 failures += 1
@@ -409,10 +419,10 @@ class ReliableConsumer:
             raise EventRefusal("conflicting_event", f"event {envelope.id} is already processed by {self.name}")
         with log_context(correlation_id=envelope.correlationid, event_id=str(envelope.id)):
             if self.batch_handler is not None:
-                await self.batch_handler(session, [envelope])
+                await self.batch_handler(self.bind(session), [envelope])
             else:
                 assert self.handler is not None
-                await self.handler(session, envelope)
+                await self.handler(self.bind(session), envelope)
 
     def _first_occurrences(self, items: Sequence[_Item]) -> tuple[list[_Item], list[_Item]]:
         """The same event twice in one poll (a duplicate publish) is applied once: keep the first. The same id
@@ -456,49 +466,6 @@ class ReliableConsumer:
         for topic, n in duplicate.items():
             self.metrics.duplicates.labels(self.name, topic).inc(n)
             self.metrics.consumed.labels(self.name, topic, "duplicate").inc(n)
-
-
-_OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006", "53300"})
-
-
-def is_infrastructure_outage(err: BaseException) -> bool:
-    """A lost or refused database connection (restart, failover, too many clients), not a handler bug."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (ConnectionError, TimeoutError)) or (
-            isinstance(current, OSError) and current.errno is not None
-        ):
-            return True
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate in _OUTAGE_SQLSTATES:
-            return True
-        if type(current).__name__ in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError"}:
-            return True
-        orig = getattr(current, "orig", None)  # SQLAlchemy keeps the driver's exception here
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return False
-
-
-_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
-
-
-def is_transient_conflict(err: BaseException) -> bool:
-    """A deadlock (40P01) or serialization failure (40001) anywhere in the chain: PostgreSQL rolled the whole
-    transaction back, so applying it again is safe."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate in _CONFLICT_SQLSTATES:
-            return True
-        orig = getattr(current, "orig", None)  # SQLAlchemy keeps the driver's exception here
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return False
 
 
 def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None, datetime | None]:

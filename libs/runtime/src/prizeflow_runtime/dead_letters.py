@@ -28,6 +28,7 @@ from prizeflow_contracts.envelope import StagedEvent, decode
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.audit import admin_action
+from prizeflow_runtime.dead_letter import DeadLetter
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_runtime.inbox import REFUSED, Delivery, claim_many
 from prizeflow_runtime.outbox import add_events
@@ -54,41 +55,10 @@ MAX_ERROR_LEN = 4000
 NOT_REDRIVABLE = frozenset({"event_id_reused", "malformed_json", "invalid_envelope", "beyond_dedup_horizon"})
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A record a consumer will not apply, and why."""
-
-    consumer: str
-    digest: bytes
-    topic: str  # the physical topic it was read from (with the deployment's suffix)
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-    reason: str
-    detail: str
-    error_type: str
-    attempts: int
-    event_id: uuid.UUID | None = None
-    event_type: str | None = None
-    correlation_id: str | None = None
-    # The event's own time when the inbox can remember the refusal under it (None: no readable time, or one outside
-    # the dedup horizon, whose partition may not exist; the letter is still kept once per digest).
-    occurred_at: datetime | None = None
-
-    def readable(self) -> dict[str, Any] | None:
-        """The record as a JSON object, if it is one (a malformed record may still name its request)."""
-        try:
-            doc = json.loads(self.value)
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return doc if isinstance(doc, dict) else None
-
-
-# Runs in the transaction that records a new dead letter: a service may answer the refused request (the
-# signer refuses a signing request it cannot read, so payouts hears at once instead of at its timeout).
-RefusalHook = Callable[[AsyncSession, DeadLetter], Awaitable[None]]
+# Runs in the transaction that records a new dead letter, with the consumer's `books` bound to it: a service may
+# answer the refused request (the signer refuses a signing request it cannot read, so payouts hears at once instead
+# of at its timeout).
+RefusalHook = Callable[[Any, DeadLetter], Awaitable[None]]
 
 
 class DeadLetterStore(Protocol):

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from prizeflow_runtime.http import is_outage
+from prizeflow_runtime.outages import is_outage
 
 log = logging.getLogger(__name__)
 

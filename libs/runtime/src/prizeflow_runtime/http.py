@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware.base import DefineMiddleware
@@ -20,11 +19,10 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from prizeflow_runtime.auth import BearerJwtAuth, TokenVerifier
-from prizeflow_runtime.consumer import is_infrastructure_outage
 from prizeflow_runtime.errors import UseCaseError
+from prizeflow_runtime.outages import exc_sqlstate, is_database_timeout, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -36,40 +34,11 @@ PUBLIC_KEY = "exclude_from_auth"
 PUBLIC = {PUBLIC_KEY: True}
 # How long a client is told to wait before retrying while PostgreSQL or Kafka is unreachable.
 RETRY_AFTER_S = 5
-_KAFKA_OUTAGES = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
 
 
 class NotReady(Exception):  # noqa: N818 - an answer of a readiness check, not a failure of the code
     """Raised by a readiness check; its message is shown on /health/ready, so it names what is missing and
     carries no internal exception text."""
-
-
-def is_outage(exc: BaseException) -> bool:
-    """PostgreSQL or Kafka unreachable (or the connection pool exhausted): the request may succeed later."""
-    return isinstance(exc, (*_KAFKA_OUTAGES, PoolTimeoutError)) or is_infrastructure_outage(exc)
-
-
-# statement_timeout (query_canceled) and lock_timeout (lock_not_available): DATABASE_*_TIMEOUT_MS cut it off.
-_TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
-
-
-def exc_sqlstate(exc: BaseException) -> str | None:
-    """The first SQLSTATE in the chain (SQLAlchemy keeps the driver's error in `orig`)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        state = getattr(current, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-    return None
-
-
-def is_database_timeout(exc: BaseException) -> bool:
-    """A statement or a lock wait past the session's limit: rolled back, and worth retrying later."""
-    return exc_sqlstate(exc) in _TIMEOUT_SQLSTATES
 
 
 class ProblemError(HTTPException):

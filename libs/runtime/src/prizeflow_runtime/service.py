@@ -37,24 +37,28 @@ from litestar.di import Provide
 from litestar.types import ASGIApp, ControllerRouterHandler
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.topics import AUDIT, DLQ_SUFFIX
 from prizeflow_runtime.admin_audit import RuntimeTimeline
 from prizeflow_runtime.admin_http import DeadLettersController, TimelineController
 from prizeflow_runtime.auth import TokenVerifier, token_verifier
 from prizeflow_runtime.broker import attach_consumer, create_broker
-from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer
+from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer, unbound
 from prizeflow_runtime.db import create_engine, read_schema_state, session_factory
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
 from prizeflow_runtime.gauges import LagReader, LagSource, RuntimeGauges
-from prizeflow_runtime.http import NotReady, ReadinessCheck, create_app, is_outage, readiness_failures
+from prizeflow_runtime.http import NotReady, ReadinessCheck, create_app, readiness_failures
 from prizeflow_runtime.inbox_retention import InboxHorizonError, InboxRetention, horizon_problems, maintain_inbox
+from prizeflow_runtime.jobs import Scheduler
 from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecurityError, authentication_problem
 from prizeflow_runtime.metrics import RuntimeMetrics
+from prizeflow_runtime.outages import is_outage
 from prizeflow_runtime.outbox import OutboxRelay, abandon_producer, idempotent_producer, oldest_pending_age
 from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.schema_compat import ExpectedSchema, SchemaMismatchError, check_compatible
 from prizeflow_runtime.settings import ServiceSettings
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
 from prizeflow_runtime.timeline import Timeline, TimelineSource
 from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics, topic_retention_ms
 
@@ -122,6 +126,7 @@ class ServiceRuntime:
         *,
         registry: CollectorRegistry | None = None,
         schema: ExpectedSchema | None = None,
+        bind: Callable[[AsyncSession], Any] | None = None,
     ) -> None:
         self.settings = settings
         # The schema this build runs against (None: a process without migrations of its own, e.g. a test app).
@@ -133,6 +138,11 @@ class ServiceRuntime:
             settings.database_url, pool_size=settings.database_pool_size, timeouts=settings.database_timeouts
         )
         self.sessions = session_factory(self.engine)
+        # The service's stores on one session (`prizeflow_runtime.uow`): what its use cases and consumers receive.
+        self.bind = bind
+        self.uow: SqlUnitOfWork[Any] = SqlUnitOfWork(self.sessions, bind or unbound)
+        # The process's periodic jobs: started once it is up (after the start-up hooks), stopped first at shutdown.
+        self.jobs = Scheduler()
         # Built by `start()` (it reads the Kafka credentials): construction never touches a secret or the network.
         self.broker: KafkaBroker | None = None
         self.consumers: list[ReliableConsumer] = []
@@ -247,6 +257,7 @@ class ServiceRuntime:
             else:
                 self._hooks_done += 1
         self._waiting_for = None
+        await self.jobs.start()
         tune_gc()
         log.info("service started", extra={"consumers": [c.name for c in self.consumers]})
 
@@ -389,6 +400,7 @@ class ServiceRuntime:
                 topic_suffix=suffix,
                 on_refusal=spec.on_refusal,
                 retention=self.inbox_retention,
+                bind=self.bind or unbound,
             )
             self._subscribers[spec.name] = attach_consumer(
                 self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix
@@ -455,6 +467,8 @@ class ServiceRuntime:
             self._producer = None
 
     async def stop(self) -> None:
+        """The jobs first (a pass in progress ends), then start-up, the Kafka clients and the pool."""
+        await self.jobs.stop()
         await self.gauges.stop()
         if self._start_task is not None:
             self._start_task.cancel()

@@ -136,7 +136,7 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
 def test_database_outages_are_told_apart_from_handler_bugs() -> None:
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
-    from prizeflow_runtime.consumer import is_infrastructure_outage
+    from prizeflow_runtime.outages import is_infrastructure_outage
 
     class AdminShutdown(Exception):
         sqlstate = "57P01"  # the server is restarting
@@ -243,7 +243,7 @@ async def test_any_other_failure_splits_the_poll_at_once(monkeypatch: pytest.Mon
 def test_deadlocks_and_serialization_failures_are_told_apart_from_other_errors() -> None:
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
-    from prizeflow_runtime.consumer import is_transient_conflict
+    from prizeflow_runtime.outages import is_transient_conflict
 
     class SerializationFailure(Exception):
         pgcode = "40001"  # psycopg's spelling

@@ -34,7 +34,7 @@ from prizeflow_payouts.domain.compliance.gate import GateDecision, Stage, strict
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
-from prizeflow_runtime.dead_letters import DeadLetter
+from prizeflow_runtime.dead_letter import DeadLetter
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 

@@ -19,8 +19,8 @@ from prizeflow_rewards.domain.campaigns import (
 )
 from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.principal import Principal
 
 
 class CampaignError(UseCaseError):

@@ -13,8 +13,8 @@ from prizeflow_rewards.application.ports import Outbox, Tx
 from prizeflow_rewards.domain.ledger import BatchResult, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.audit import admin_action as audit_event
-from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.principal import Principal
 
 Clock = Callable[[], datetime]
 

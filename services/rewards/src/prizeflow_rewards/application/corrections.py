@@ -22,8 +22,8 @@ from prizeflow_rewards.domain.corrections import (
 )
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, LedgerError, TransferFlags
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.principal import Principal
 
 
 class CorrectionError(UseCaseError):

@@ -37,8 +37,8 @@ from prizeflow_rewards.domain.ledger import (
     transfer_id,
 )
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.principal import Principal
 
 Env = Envelope[Any]
 

@@ -71,8 +71,8 @@ from prizeflow_rewards.domain.topups import (
     topupable,
 )
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.principal import Principal, Role
 
 log = logging.getLogger(__name__)
 

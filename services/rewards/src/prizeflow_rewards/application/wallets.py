@@ -10,8 +10,8 @@ from prizeflow_rewards.application.queries import CursorError, decode_cursor, en
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.principal import Principal
 
 
 @dataclass

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from prizeflow_contracts.envelope import StagedEvent
 from prizeflow_runtime.db import driver_connection
-from prizeflow_runtime.http import is_outage
+from prizeflow_runtime.outages import is_outage
 from prizeflow_runtime.outbox import add_events
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
 from prizeflow_webhooks.application.ports import DeliveryPage, DeliveryTrail, NewDelivery, StoredDelivery

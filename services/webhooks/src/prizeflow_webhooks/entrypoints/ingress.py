@@ -18,7 +18,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from prizeflow_contracts.kyc import SUMSUB_DIGEST_ALG_HEADER
 from prizeflow_runtime.errors import UseCaseError
-from prizeflow_runtime.http import PROBLEM_JSON, RETRY_AFTER_S, is_outage
+from prizeflow_runtime.http import PROBLEM_JSON, RETRY_AFTER_S
+from prizeflow_runtime.outages import is_outage
 from prizeflow_webhooks.application.receive import ReceiveWebhook
 from prizeflow_webhooks.domain.deliveries import RefusalReason, Scheme
 

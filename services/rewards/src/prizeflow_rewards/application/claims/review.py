@@ -15,8 +15,8 @@ from prizeflow_rewards.application.ports import ClaimDecision, Ledger, Stores, T
 from prizeflow_rewards.domain.claims import Claim, ClaimStatus, can_move
 from prizeflow_rewards.domain.ledger import void_of
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.principal import Principal
 
 
 @dataclass

@@ -38,8 +38,8 @@ from prizeflow_rewards.domain.claims import (
 )
 from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.principal import Principal
 
 log = logging.getLogger(__name__)
 

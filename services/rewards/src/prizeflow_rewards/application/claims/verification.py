@@ -34,8 +34,8 @@ from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import Approve, Claim, ClaimStatus, Hold, reassess
 from prizeflow_rewards.domain.ledger import AccountRef, void_of
 from prizeflow_rewards.metrics import RewardsMetrics
-from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.logging import log_context
+from prizeflow_runtime.principal import Principal, Role
 
 log = logging.getLogger(__name__)
 
