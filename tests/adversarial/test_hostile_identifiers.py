@@ -248,6 +248,46 @@ async def test_every_api_refuses_hostile_ids_in_paths_and_bodies_and_writes_noth
     assert _changed(before, after) == {}
 
 
+# Writes with a body the route takes, so that only the id in the path is wrong: the walk above sends `{}`, which a
+# route refuses for its body too; these reach the handler whenever the path is let through (the issue's own case).
+WRITES: list[tuple[str, str, str, str, dict[str, Any]]] = [
+    ("rewards", "POST", "/wallets/{}/top-ups", "player_id",
+     {"asset": "USDC", "amount": 1, "provider": "card", "reference": "r-1"}),
+    ("rewards", "POST", "/campaigns/{}/fund", "campaign_id", {"amount": 1, "reference": "fund-1"}),
+    ("rewards", "PUT", "/players/{}/risk-flag", "player_id", {"flagged": True, "reason": "hostile"}),
+    ("rewards", "POST", "/holds/{}/reject", "claim_id", {"reason": "hostile"}),
+    ("settlement", "POST", "/rounds/{}/void", "round_id", {"reason": "hostile"}),
+    ("payouts", "POST", "/payouts/{}/cancel", "payout_id", {"reason": "hostile"}),
+    ("payouts", "POST", "/payouts/{}/mark-paid", "payout_id", {"reference": "ref-1"}),
+]  # fmt: skip
+
+
+async def test_a_write_to_a_hostile_id_with_a_good_body_is_refused_naming_it_and_moves_nothing(
+    platform: Platform, api: Api
+) -> None:
+    """`POST /wallets/=1+2/top-ups` by an admin answered 500: the audit event refused the id after the handler ran."""
+    cases = [
+        {"service": service, "method": method, "path": template.format(_segment(value)), "json": body,
+         "field": field, "label": label}
+        for service, method, template, field, body in WRITES
+        for label, value in HOSTILE.items()
+    ]  # fmt: skip
+    headers = {s: api.token(ACTOR, *ROLES, service=s) for s in APIS}
+
+    async def send(case: dict[str, Any]) -> str | None:
+        answer = await api.http.request(
+            case["method"], platform.url(case["service"]) + case["path"], headers=headers[case["service"]],
+            json=case["json"],
+        )  # fmt: skip
+        return _judge_api(case, answer)
+
+    before = await _quiet_counts(platform)
+    wrong = await _send_all(cases, send)
+    after = await _row_counts(platform)
+    assert wrong == [], f"{len(wrong)} of {len(cases)} not refused as they should be:\n" + "\n".join(wrong[:200])
+    assert _changed(before, after) == {}
+
+
 async def _console_session(platform: Platform) -> httpx.AsyncClient:
     """A console session for a person holding every role, through the real sign-in (code + PKCE at the dev IdP),
     with the console's CSRF cookie."""
