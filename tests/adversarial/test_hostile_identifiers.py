@@ -57,7 +57,7 @@ HOSTILE_PROVIDER_REF = {k: v for k, v in HOSTILE.items() if not re.fullmatch(PRO
 PROVIDER_REF_DESCRIPTION = next(m.description for m in get_args(ProviderRef)[1:] if isinstance(m, FieldInfo))
 PROVIDER_REFS_UNDESCRIBED = {"withdrawal_id"}
 SAFE = {"string": "x-1", "integer": "1"}
-ID_FIELD_SUFFIXES = ("_id", "_ref")
+ID_FIELD_SUFFIXES = ("_id", "_ref", "_account")
 ID_FIELDS = {"id", "reference", "provider"}
 POOL = 4
 
@@ -107,7 +107,10 @@ def _id_fields(doc: dict[str, Any], schema: dict[str, Any], depth: int = 0) -> I
 
 
 def _body(where: list[str | int], value: str) -> Any:
+    """A body holding `value` at `where` (an account name as `<kind>:<value>`: its owner is the id)."""
     head, *rest = where
+    if not rest and isinstance(head, str) and head.endswith("_account"):
+        value = "player_wallet:" + value
     inner = value if not rest else _body(rest, value)
     return [inner] if isinstance(head, int) else {head: inner}
 

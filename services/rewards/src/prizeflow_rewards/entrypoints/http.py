@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
-from prizeflow_contracts.ids import Identifier, Reason
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN, Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, SignedMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
@@ -155,11 +155,17 @@ class CloseIn(_Body):
     reason: Reason
 
 
+# `<kind>:<owner>`: the owner is an id by the contracts' rule (a player, a campaign, a round, `platform`...); which
+# kinds there are is the use case's to say (it names them).
+ACCOUNT_NAME_PATTERN = r"^[a-z][a-z_]{0,31}:" + IDENTIFIER_PATTERN.removeprefix("^")
+AccountName = Annotated[
+    str, Field(pattern=ACCOUNT_NAME_PATTERN, max_length=200, description="<kind>:<owner>, e.g. treasury:platform")
+]
+
+
 class CorrectionIn(_Body):
-    debit_account: Annotated[
-        str, Field(min_length=3, max_length=200, description="<kind>:<owner>, e.g. treasury:platform")
-    ]
-    credit_account: Annotated[str, Field(min_length=3, max_length=200, description="<kind>:<owner>")]
+    debit_account: AccountName
+    credit_account: AccountName
     asset: AssetCode
     amount: PositiveMinorUnits
     reason: Reason
