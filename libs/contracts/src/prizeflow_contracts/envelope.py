@@ -20,9 +20,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from pydantic_core import from_json
 
 from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN, is_identifier
 from prizeflow_contracts.topics import Topic
 
-CORRELATION_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$"
+CORRELATION_ID_PATTERN: Final = IDENTIFIER_PATTERN  # a correlation id is an id: the same rule, matched whole
 EVENT_TYPE_PATTERN: Final = r"^prizeflow\.[a-z]+\.[A-Z][A-Za-z]+\.v[1-9][0-9]*$"
 CorrelationId = Annotated[
     str,
@@ -191,7 +192,6 @@ def new_event(
     )
 
 
-_CORRELATION_ID_RE: Final = re.compile(CORRELATION_ID_PATTERN)
 _UTC_SUFFIX: Final = "+00:00"
 # json.dumps with a non-default option builds a new encoder per call; this one is built once.
 _JSON_STRING: Final = json.JSONEncoder(ensure_ascii=False).encode  # pydantic writes UTF-8 too
@@ -268,7 +268,7 @@ def stage_events(
     """`stage_event` for events that share their envelope (one cause, one subject, one time: what one
     command emits): the shared attributes are checked and formatted once. Each payload comes with its
     event id (None: a random one)."""
-    if _CORRELATION_ID_RE.match(correlation_id) is None:
+    if not is_identifier(correlation_id):  # written into the JSON as is: a newline would corrupt it
         raise ValueError(f"invalid correlation id {correlation_id!r}")
     causation = "null" if causation_id is None else _json_str(str(causation_id), "causationid", 128)
     shared = (

@@ -2,12 +2,18 @@
 
 Ids end up in database keys, Kafka keys, log lines and URLs, so every one is bounded and drawn from a
 safe character set; a payload that fails these checks is refused at the edge, never half-processed.
+
+What an id is has one definition, `IDENTIFIER_PATTERN`, matched whole: pydantic's `Identifier` (its regex engine
+anchors `$` at the very end) and `is_identifier` (Python's `fullmatch`) agree on every string. Never test it with
+`re.match`/`re.search` or a msgspec `pattern`: Python's `$` also matches before a final newline, so an id followed by
+one would pass there and be refused later, by the event that carries it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, Field
@@ -19,6 +25,21 @@ STELLAR_CONTRACT_PATTERN: Final = r"^C[A-Z2-7]{55}$"
 CODE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
 PROVIDER_REF_PATTERN: Final = r"^[\x21-\x7e]{1,255}$"
 MAX_XDR_CHARS: Final = 200_000
+MAX_IDENTIFIER_CHARS: Final = 128
+
+_IDENTIFIER_RE: Final = re.compile(IDENTIFIER_PATTERN)
+_PROVIDER_REF_RE: Final = re.compile(PROVIDER_REF_PATTERN)
+
+
+def is_identifier(value: object) -> bool:
+    """Whether `value` is an `Identifier` (the same rule as the type, for code that has a string, not a model)."""
+    return isinstance(value, str) and _IDENTIFIER_RE.fullmatch(value) is not None
+
+
+def is_provider_ref(value: object) -> bool:
+    """Whether `value` is a `ProviderRef`."""
+    return isinstance(value, str) and _PROVIDER_REF_RE.fullmatch(value) is not None
+
 
 Identifier = Annotated[
     str,
@@ -83,6 +104,7 @@ XdrBase64 = Annotated[
 __all__ = [
     "IDEMPOTENCY_KEY_PATTERN",
     "IDENTIFIER_PATTERN",
+    "MAX_IDENTIFIER_CHARS",
     "IdempotencyKey",
     "Identifier",
     "ProviderRef",
@@ -94,4 +116,6 @@ __all__ = [
     "StellarContractId",
     "TxHash",
     "XdrBase64",
+    "is_identifier",
+    "is_provider_ref",
 ]

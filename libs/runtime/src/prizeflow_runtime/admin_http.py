@@ -3,23 +3,20 @@ timeline of one flow in every service with an authenticated API (ops, admins and
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from pydantic import BaseModel, ConfigDict
 
-from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
-from prizeflow_contracts.ids import Reason
+from prizeflow_contracts.ids import Reason, is_identifier
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, DeadLetterFilter
-from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.params import IdentifierPath, SerialPath
 from prizeflow_runtime.timeline import Timeline
 
-_CORRELATION_RE = re.compile(CORRELATION_ID_PATTERN)
 OPERATORS = require_roles(Role.ADMIN, Role.OPS)
 TIMELINE_READERS = require_roles(Role.ADMIN, Role.OPS, Role.APPROVER)
 
@@ -27,7 +24,7 @@ TIMELINE_READERS = require_roles(Role.ADMIN, Role.OPS, Role.APPROVER)
 def correlation_id_of(request: Request[Any, Any, Any], prefix: str = "admin") -> str:
     """The caller's `X-Correlation-Id` when it is a valid one, else a new id for this action's flow."""
     given = request.headers.get("x-correlation-id", "")
-    return given if _CORRELATION_RE.fullmatch(given) else f"{prefix}-{uuid.uuid4().hex}"
+    return given if is_identifier(given) else f"{prefix}-{uuid.uuid4().hex}"
 
 
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
@@ -66,17 +63,17 @@ class DeadLettersController(Controller):
         )
         return {"items": items, "next_after": items[-1]["id"] if len(items) == limit else None}
 
-    @get("/{dead_letter_id:int}", guards=[OPERATORS])
+    @get("/{dead_letter_id:str}", guards=[OPERATORS])
     async def get_dead_letter(
-        self, dead_letter_id: FromPath[int], dead_letters: NamedDependency[DeadLetterAdmin]
+        self, dead_letter_id: SerialPath, dead_letters: NamedDependency[DeadLetterAdmin]
     ) -> dict[str, Any]:
         return await dead_letters.get(dead_letter_id)
 
-    @post("/{dead_letter_id:int}/redrive", guards=[OPERATORS], status_code=200)
+    @post("/{dead_letter_id:str}/redrive", guards=[OPERATORS], status_code=200)
     async def redrive(
         self,
         request: Request[Any, Any, Any],
-        dead_letter_id: FromPath[int],
+        dead_letter_id: SerialPath,
         data: JSONBody[DecisionBody],
         dead_letters: NamedDependency[DeadLetterAdmin],
     ) -> dict[str, Any]:
@@ -87,11 +84,11 @@ class DeadLettersController(Controller):
             correlation_id=correlation_id_of(request),
         )
 
-    @post("/{dead_letter_id:int}/discard", guards=[OPERATORS], status_code=200)
+    @post("/{dead_letter_id:str}/discard", guards=[OPERATORS], status_code=200)
     async def discard(
         self,
         request: Request[Any, Any, Any],
-        dead_letter_id: FromPath[int],
+        dead_letter_id: SerialPath,
         data: JSONBody[DecisionBody],
         dead_letters: NamedDependency[DeadLetterAdmin],
     ) -> dict[str, Any]:
@@ -110,11 +107,7 @@ class TimelineController(Controller):
     tags = ["timeline"]  # noqa: RUF012 - Litestar reads this class attribute as is
 
     @get("/{correlation_id:str}", guards=[TIMELINE_READERS], summary="One flow's entries here, sorted by time")
-    async def timeline(self, correlation_id: FromPath[str], timeline: NamedDependency[Timeline]) -> dict[str, Any]:
-        if not _CORRELATION_RE.fullmatch(correlation_id):
-            raise UseCaseError(
-                ErrorKind.BAD_REQUEST, "invalid_correlation_id", f"a correlation id matches {CORRELATION_ID_PATTERN}"
-            )
+    async def timeline(self, correlation_id: IdentifierPath, timeline: NamedDependency[Timeline]) -> dict[str, Any]:
         return await timeline(correlation_id)
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from prizeflow_runtime.auth import BearerJwtAuth, TokenVerifier
 from prizeflow_runtime.errors import UseCaseError
 from prizeflow_runtime.outages import exc_sqlstate, is_database_timeout, is_outage
+from prizeflow_runtime.params import TYPE_DECODERS
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,7 @@ def create_app(
         middleware=[DefineMiddleware(BodyGuardMiddleware)],
         on_app_init=[BearerJwtAuth(verifier=auth).on_app_init] if auth is not None else [],
         plugins=[FieldStrictPydanticPlugin()],
+        type_decoders=TYPE_DECODERS,
         exception_handlers={Exception: problem_response},
         openapi_config=OpenAPIConfig(
             title=f"Prizeflow {service_name}", version=version, path="/schema", openapi_router=schema_router

@@ -84,7 +84,8 @@ def test_a_top_up_of_one_comma_fifty_is_refused_not_sent_as_one_hundred_fifty() 
     [
         (("player",), "/approvals", 403),  # ForbiddenPageError's page
         (("player",), "/no-such-page", 404),
-        (("player",), "/wallet/claims/%21bad", 404),  # NotFoundException raised by a handler
+        (("ops",), "/dead-letters/nobody/1", 404),  # NotFoundException raised by a handler
+        (("player",), "/wallet/claims/%21bad", 400),  # a path id that is none, refused before the handler
         (("player",), "/auth/login?login_hint=%20bad", 400),  # a validation error
     ],
 )
@@ -176,9 +177,9 @@ def test_over_https_the_session_and_csrf_cookies_are_host_only_prefixed() -> Non
         (("admin",), "POST", "/rounds/%2E/resolve"),
     ],
 )
-def test_a_dot_segment_id_is_not_found_before_any_call(roles: tuple[str, ...], method: str, path: str) -> None:
+def test_a_dot_segment_id_is_refused_before_any_call(roles: tuple[str, ...], method: str, path: str) -> None:
     """`.`/`..` quote to themselves and httpx removes dot segments: `/payouts/../approve` went out as `/approve`,
-    `/holds/./reject` as `/holds/reject`, with the person's token."""
+    `/holds/./reject` as `/holds/reject`, with the person's token. Not an id: a 400 before the handler."""
     with console() as (client, apis, idp):
         sign_in(client, idp, "someone", *roles)
         token = csrf(client)
@@ -187,7 +188,7 @@ def test_a_dot_segment_id_is_not_found_before_any_call(roles: tuple[str, ...], m
         else:
             form = {"_csrf_token": token, "reason": "r", "amount": "1", "reference": "fund-1", "placements": "p-1 1 10"}
             response = client.post(path, data=form, follow_redirects=False)
-    assert response.status_code == 404
+    assert response.status_code == 400
     assert apis.calls == []
 
 

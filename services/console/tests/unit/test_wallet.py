@@ -532,11 +532,15 @@ def test_the_wallet_lists_recent_payout_requests_masked_with_their_status() -> N
     assert text.index("Paid") < text.index("Under review")
 
 
-@pytest.mark.parametrize("path", ["/wallet/claims/a%20b", "/wallet/top-ups/%2E%2E"])
-def test_a_malformed_id_is_not_found_before_any_call(path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "name"), [("/wallet/claims/a%20b", "claim_id"), ("/wallet/top-ups/%2E%2E", "top_up_id")]
+)
+def test_a_malformed_id_is_refused_naming_it_before_any_call(path: str, name: str) -> None:
     with console(wallet_apis()) as (client, apis, idp):
         sign_in(client, idp, PLAYER, "player")
-        assert client.get(path).status_code == 404
+        response = client.get(path)
+    assert response.status_code == 400
+    assert name in response.text
     assert apis.calls == []
 
 

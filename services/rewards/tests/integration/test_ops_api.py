@@ -359,7 +359,8 @@ async def test_a_flows_timeline_has_its_claim_money_and_audit_in_order(
         r = await app.client.get("/admin/timeline/flow-t", headers=app.player("p-t"))
         assert r.status_code == 403
         r = await app.client.get("/admin/timeline/bad%20id", headers=app.ops)
-        assert (r.status_code, r.json()["code"]) == (400, "invalid_correlation_id")
+        assert (r.status_code, r.json()["code"]) == (400, "validation_error")
+        assert [e["key"] for e in r.json()["errors"]] == ["correlation_id"]
 
 
 async def test_every_campaign_and_wallet_action_is_audited_under_the_callers_correlation_id(

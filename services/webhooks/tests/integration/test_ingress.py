@@ -96,6 +96,8 @@ def _cases(secret: str) -> list[tuple[str, str, bytes, dict[str, str], int, str]
     body = json.dumps(sandbox_payout_event("sbx-bad", provider_ref="r-1")).encode()
     now = time.time()
     good = sign(secret, body)
+    # A correlation id with a newline after it passed a `re.match` and was refused by the envelope afterwards: a 500.
+    newline_id = json.dumps(sandbox_payout_event("sbx-bad", provider_ref="r-1", correlation_id="c-1\n")).encode()
     return [
         ("sandbox", "signature_missing", body, {}, 400, "sandbox"),
         ("sandbox", "signature_malformed", body, {"prizeflow-signature": "t=abc"}, 400, "sandbox"),
@@ -106,7 +108,9 @@ def _cases(secret: str) -> list[tuple[str, str, bytes, dict[str, str], int, str]
         ("sandbox", "malformed_json", b"{nope", {"prizeflow-signature": sign(secret, b"{nope")}, 400, "sandbox"),
         ("sandbox", "invalid_payload", b'{"event_id": "e"}', {SIG: sign(secret, b'{"event_id": "e"}')},
          422, "sandbox"),
+        ("sandbox", "invalid_payload", newline_id, {SIG: sign(secret, newline_id)}, 422, "sandbox"),
         ("nobody", "unknown_provider", body, {"prizeflow-signature": good}, 404, "unknown"),
+        ("%3D1%2B2", "unknown_provider", body, {"prizeflow-signature": good}, 404, "unknown"),
         # Genuinely signed, but not JSON by its own declaration: no provider of ours sends that.
         ("sandbox", "unsupported_media_type", body, {SIG: good, "content-type": "text/plain"}, 415, "sandbox"),
         ("sandbox", "unsupported_media_type", body, {SIG: good, "content-type": "application/xml"}, 415, "sandbox"),

@@ -64,6 +64,10 @@ def test_another_subject_is_ignored() -> None:
         sandbox_payout(event_id="has space"),
         sandbox_payout(kind="bad kind!"),
         sandbox_payout(correlation_id="bad id"),
+        # An id with a newline after it matched `re.match` (Python's `$`), then the envelope refused it: a 500.
+        sandbox_payout(correlation_id="c-claim-1\n"),
+        sandbox_payout(event_id="sbx-evt-1\n"),
+        sandbox_payout(kind="payout.paid\n"),
         sandbox_payout(status="teleported"),
         sandbox_payout(provider_ref=None, idempotency_key=None),
         sandbox_payout(error_code="account_closed"),  # an error code on a paid status

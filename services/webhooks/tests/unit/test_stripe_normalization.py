@@ -220,9 +220,10 @@ def test_a_handled_kind_that_cannot_be_read_is_refused(event: dict[str, Any]) ->
         normalize(event)
 
 
-def test_a_correlation_id_that_breaks_the_pattern_is_not_taken() -> None:
+@pytest.mark.parametrize("given", ["a b", "c-1\n", "=1+2"])
+def test_a_correlation_id_that_breaks_the_pattern_is_not_taken(given: str) -> None:
     got = normalize(
-        stripe_event("evt_10", "payout.paid", {"id": "po_1", "metadata": {"correlation_id": "a b"}}, account="acct_1")
+        stripe_event("evt_10", "payout.paid", {"id": "po_1", "metadata": {"correlation_id": given}}, account="acct_1")
     )
     assert got.correlation_id is None
 

@@ -58,6 +58,7 @@ from prizeflow_console.entrypoints.web import (
     session_id,
     signed_in,
 )
+from prizeflow_runtime.params import TYPE_DECODERS
 
 log = logging.getLogger("prizeflow_console")
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -197,7 +198,10 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Template
     if status >= 500:
         detail = "something went wrong on our side"
     elif isinstance(exc, ValidationException):  # its detail is the request's URL: a callback's code, say
-        detail = "the address or the form holds a value this page does not take"
+        named = sorted({str(e["key"]) for e in exc.extra or [] if isinstance(e, dict) and e.get("key")})
+        detail = "the address or the form holds a value this page does not take" + (
+            f": {', '.join(named)}" if named else ""
+        )
     else:
         detail = exc.detail
     return page(request, "error.html", session=current(request), title=title, detail=detail, status_code=status)
@@ -339,6 +343,7 @@ def create_app(
             exclude_from_csrf_key="exclude_from_csrf",
         ),
         template_config=template_config(),
+        type_decoders=TYPE_DECODERS,
         exception_handlers={
             SignInRequiredError: _sign_in_required,
             ForbiddenPageError: _forbidden,

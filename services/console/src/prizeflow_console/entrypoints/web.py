@@ -3,10 +3,9 @@ and running an action against a service (Post/Redirect/Get; a problem detail bec
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request
@@ -15,9 +14,8 @@ from litestar.response import Redirect, Template
 
 from prizeflow_console.application.ports import ApiProblem, PlatformApi
 from prizeflow_console.domain.viewer import PAGE_TITLES, Action, Page, Viewer
-from prizeflow_contracts.ids import IDENTIFIER_PATTERN
+from prizeflow_contracts.ids import is_identifier
 
-_ID: Final = re.compile(IDENTIFIER_PATTERN)
 SESSION_USER = "user"
 SESSION_LOGIN = "login"
 SESSION_FLASH = "flash"
@@ -174,8 +172,9 @@ async def act(
 
 def checked_id(value: str) -> str:
     """An id from the console's URL before it goes into a service's: an identifier as the services make them, so
-    never `.` or `..` (which quote to themselves and which httpx resolves as dot segments into another route)."""
-    if not _ID.fullmatch(value):
+    never `.` or `..` (which quote to themselves and which httpx resolves as dot segments into another route). A path
+    parameter is checked already (`IdentifierPath`); this guards the URLs the console builds from anything else."""
+    if not is_identifier(value):
         raise NotFoundException("no such page")
     return value
 

@@ -14,13 +14,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, SkipValidation
+from litestar.params import JSONBody, SkipValidation
 from litestar.status_codes import HTTP_201_CREATED
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field
 
-from prizeflow_contracts.ids import Identifier, Reason
+from prizeflow_contracts.ids import Reason
 from prizeflow_payouts.adapters.compliance_pg import SqlComplianceQueries, proposal_view
-from prizeflow_payouts.application.compliance.errors import ComplianceError
 from prizeflow_payouts.application.compliance.policy import ApprovePolicy, ProposePolicy, RejectPolicy
 from prizeflow_payouts.application.compliance.verification import (
     ReadVerification,
@@ -29,7 +28,7 @@ from prizeflow_payouts.application.compliance.verification import (
 )
 from prizeflow_payouts.entrypoints.http import READERS, _actor, _Body
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.params import IdentifierPath, SerialPath
 
 ComplianceQueries = NamedDependency[SkipValidation[SqlComplianceQueries]]
 StartKyc = NamedDependency[SkipValidation[StartVerification]]
@@ -38,7 +37,6 @@ Propose = NamedDependency[SkipValidation[ProposePolicy]]
 Approve = NamedDependency[SkipValidation[ApprovePolicy]]
 Reject = NamedDependency[SkipValidation[RejectPolicy]]
 
-_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 PLAYERS = require_roles(Role.PLAYER)
 ADMINS = require_roles(Role.ADMIN)
 STAFF = require_roles(Role.ADMIN, Role.APPROVER)
@@ -104,41 +102,31 @@ class CompliancePolicyController(Controller):
         proposal = await propose_policy.execute(_actor(request), data.policy.model_dump(), data.reason)
         return proposal_view(proposal)
 
-    @post("/policy/proposals/{proposal_id:int}/approve", guards=[ADMINS], status_code=200)
+    @post("/policy/proposals/{proposal_id:str}/approve", guards=[ADMINS], status_code=200)
     async def approve(
         self,
         request: Request[Any, Any, Any],
-        proposal_id: FromPath[int],
+        proposal_id: SerialPath,
         data: JSONBody[DecisionBody],
         approve_policy: Approve,
     ) -> dict[str, Any]:
         """Activates the version (a second admin; 409 `stale_policy` if another version became active since)."""
         return proposal_view(await approve_policy.execute(_actor(request), proposal_id, data.reason))
 
-    @post("/policy/proposals/{proposal_id:int}/reject", guards=[ADMINS], status_code=200)
+    @post("/policy/proposals/{proposal_id:str}/reject", guards=[ADMINS], status_code=200)
     async def reject(
         self,
         request: Request[Any, Any, Any],
-        proposal_id: FromPath[int],
+        proposal_id: SerialPath,
         data: JSONBody[DecisionBody],
         reject_policy: Reject,
     ) -> dict[str, Any]:
         return proposal_view(await reject_policy.execute(_actor(request), proposal_id, data.reason))
 
     @get("/players/{player_id:str}", guards=[STAFF])
-    async def player(self, player_id: FromPath[str], compliance_queries: ComplianceQueries) -> dict[str, Any]:
+    async def player(self, player_id: IdentifierPath, compliance_queries: ComplianceQueries) -> dict[str, Any]:
         """A player's verification, history, screening and the gate's decisions on their payouts (staff only)."""
-        if not _is_identifier(player_id):
-            raise ComplianceError(ErrorKind.BAD_REQUEST, "invalid_player_id", "not a player id")
         return await compliance_queries.player(player_id)
-
-
-def _is_identifier(value: str) -> bool:
-    try:
-        _IDENTIFIER.validate_python(value)
-    except ValidationError:
-        return False
-    return True
 
 
 __all__ = ["CompliancePolicyController", "VerificationController"]

@@ -8,18 +8,17 @@ Refusals are `UseCaseError`s, rendered as problem details once by the runtime's 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
+from litestar.params import FromQuery, JSONBody, QueryParameter, SkipValidation
 from litestar.response import Stream
 from pydantic import BaseModel, ConfigDict
 
 from prizeflow_contracts.errors import PayoutErrorCode
-from prizeflow_contracts.ids import ProviderRef, Reason, XdrBase64
+from prizeflow_contracts.ids import ProviderRef, Reason, XdrBase64, is_identifier
 from prizeflow_contracts.money import Money, PayableMoney
 from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
@@ -30,8 +29,8 @@ from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.params import IdentifierPath, SerialPath
 
-_CORRELATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$")
 READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)
 
 
@@ -86,7 +85,7 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
     principal = request.user
     assert isinstance(principal, Principal)
     given = request.headers.get("x-correlation-id", "")
-    cid = given if _CORRELATION_RE.fullmatch(given) else new_correlation_id()
+    cid = given if is_identifier(given) else new_correlation_id()
     return Actor(principal.user_id, frozenset(r.value for r in principal.roles), cid)
 
 
@@ -129,7 +128,7 @@ class PayoutsController(Controller):
         return {"items": [summary(r) for r in rows], "limit": limit, "offset": offset}
 
     @get("/{payout_id:str}", guards=[READERS])
-    async def get_payout(self, payout_id: FromPath[str], queries: Queries) -> dict[str, Any]:
+    async def get_payout(self, payout_id: IdentifierPath, queries: Queries) -> dict[str, Any]:
         row = await queries.get_payout(payout_id)
         if row is None:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
@@ -157,7 +156,7 @@ class PayoutsController(Controller):
     async def approve(
         self,
         request: Request[Any, Any, Any],
-        payout_id: FromPath[str],
+        payout_id: IdentifierPath,
         admin: Admin,
         data: JSONBody[DecisionBody | None] = None,
     ) -> dict[str, str]:
@@ -166,41 +165,41 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/reject", guards=[require_roles(Role.APPROVER)], status_code=200)
     async def reject(
-        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
+        self, request: Request[Any, Any, Any], payout_id: IdentifierPath, data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
         state = await admin.reject(payout_id, _actor(request), data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/cancel", guards=[require_roles(Role.ADMIN)], status_code=200)
     async def cancel(
-        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
+        self, request: Request[Any, Any, Any], payout_id: IdentifierPath, data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
         state = await admin.cancel(payout_id, _actor(request), data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/retry", guards=[require_roles(Role.ADMIN)], status_code=200)
     async def retry(
-        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[ReasonBody], admin: Admin
+        self, request: Request[Any, Any, Any], payout_id: IdentifierPath, data: JSONBody[ReasonBody], admin: Admin
     ) -> dict[str, str]:
         state = await admin.retry(payout_id, _actor(request), data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/mark-paid", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_paid(
-        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[MarkPaidBody], admin: Admin
+        self, request: Request[Any, Any, Any], payout_id: IdentifierPath, data: JSONBody[MarkPaidBody], admin: Admin
     ) -> dict[str, str]:
         state = await admin.mark_paid(payout_id, _actor(request), data.reference, data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/mark-failed", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_failed(
-        self, request: Request[Any, Any, Any], payout_id: FromPath[str], data: JSONBody[MarkFailedBody], admin: Admin
+        self, request: Request[Any, Any, Any], payout_id: IdentifierPath, data: JSONBody[MarkFailedBody], admin: Admin
     ) -> dict[str, str]:
         state = await admin.mark_failed(payout_id, _actor(request), data.reason, data.code)
         return {"payout_id": payout_id, "state": state}
 
     @get("/{payout_id:str}/unsigned-xdr", guards=[READERS])
-    async def unsigned_xdr(self, payout_id: FromPath[str], admin: Admin) -> dict[str, Any]:
+    async def unsigned_xdr(self, payout_id: IdentifierPath, admin: Admin) -> dict[str, Any]:
         """The envelope built for this payout (build-only and external signing): sign it out of band."""
         return await admin.unsigned_transaction(payout_id)
 
@@ -208,7 +207,7 @@ class PayoutsController(Controller):
     async def submit_signed(
         self,
         request: Request[Any, Any, Any],
-        payout_id: FromPath[str],
+        payout_id: IdentifierPath,
         data: JSONBody[SignedXdrBody],
         admin: Admin,
     ) -> dict[str, Any]:
@@ -234,18 +233,18 @@ class DisagreementsController(Controller):
         rows = await queries.list_disagreements(status=status, limit=limit)
         return {"items": [summary(r) for r in rows]}
 
-    @get("/{disagreement_id:int}", guards=[READERS])
-    async def get_disagreement(self, disagreement_id: FromPath[int], queries: Queries) -> dict[str, Any]:
+    @get("/{disagreement_id:str}", guards=[READERS])
+    async def get_disagreement(self, disagreement_id: SerialPath, queries: Queries) -> dict[str, Any]:
         row = await queries.get_disagreement(disagreement_id)
         if row is None:
             raise AdminError(ErrorKind.NOT_FOUND, "disagreement_not_found", f"no disagreement {disagreement_id}")
         return summary(row)
 
-    @post("/{disagreement_id:int}/acknowledge", guards=[require_roles(Role.ADMIN)], status_code=200)
+    @post("/{disagreement_id:str}/acknowledge", guards=[require_roles(Role.ADMIN)], status_code=200)
     async def acknowledge(
         self,
         request: Request[Any, Any, Any],
-        disagreement_id: FromPath[int],
+        disagreement_id: SerialPath,
         data: JSONBody[ReasonBody],
         admin: Admin,
     ) -> dict[str, Any]:

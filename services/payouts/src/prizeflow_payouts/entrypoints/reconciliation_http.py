@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter, SkipValidation
+from litestar.params import JSONBody, QueryParameter, SkipValidation
 from litestar.response import Stream
 from pydantic import AwareDatetime
 
@@ -26,6 +26,7 @@ from prizeflow_payouts.entrypoints.http import READERS, _actor, _Body, summary
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.csv_stream import ExportPeriod, Row, csv_stream
 from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.params import IdentifierPath, SerialPath
 
 Recon = NamedDependency[Reconciliation]
 ReconQueries = NamedDependency[SkipValidation[SqlReconQueries]]
@@ -89,7 +90,7 @@ class ReconciliationController(Controller):
         return {"runs": [summary(r) for r in await recon_queries.runs(provider=provider, limit=limit)]}
 
     @get("/runs/{run_id:str}", guards=[READERS])
-    async def get_run(self, run_id: FromPath[str], recon_queries: ReconQueries) -> dict[str, Any]:
+    async def get_run(self, run_id: IdentifierPath, recon_queries: ReconQueries) -> dict[str, Any]:
         return _out(await recon_queries.run(run_id), "run", run_id)
 
     @get("/exceptions", guards=[READERS])
@@ -110,15 +111,15 @@ class ReconciliationController(Controller):
         rows = await recon_queries.exceptions(filters, limit=limit, offset=offset)
         return {"exceptions": [summary(r) for r in rows]}
 
-    @get("/exceptions/{exception_id:int}", guards=[READERS])
-    async def exception(self, exception_id: FromPath[int], recon_queries: ReconQueries) -> dict[str, Any]:
+    @get("/exceptions/{exception_id:str}", guards=[READERS])
+    async def exception(self, exception_id: SerialPath, recon_queries: ReconQueries) -> dict[str, Any]:
         return await _exception(recon_queries, exception_id)
 
-    @post("/exceptions/{exception_id:int}/take", guards=[DECIDERS], status_code=200)
+    @post("/exceptions/{exception_id:str}/take", guards=[DECIDERS], status_code=200)
     async def take(
         self,
         request: Request[Any, Any, Any],
-        exception_id: FromPath[int],
+        exception_id: SerialPath,
         data: JSONBody[TakeBody],
         recon: Recon,
         recon_queries: ReconQueries,
@@ -126,11 +127,11 @@ class ReconciliationController(Controller):
         await recon.take(exception_id, _actor(request), data.reason)
         return await _exception(recon_queries, exception_id)
 
-    @post("/exceptions/{exception_id:int}/resolve", guards=[DECIDERS], status_code=200)
+    @post("/exceptions/{exception_id:str}/resolve", guards=[DECIDERS], status_code=200)
     async def resolve(
         self,
         request: Request[Any, Any, Any],
-        exception_id: FromPath[int],
+        exception_id: SerialPath,
         data: JSONBody[ResolveBody],
         recon: Recon,
         recon_queries: ReconQueries,

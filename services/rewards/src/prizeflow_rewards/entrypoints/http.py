@@ -17,14 +17,14 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from litestar import Controller, Request, Response, Router, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
-from prizeflow_contracts.ids import Identifier, Reason
+from prizeflow_contracts.ids import IDENTIFIER_PATTERN, Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, SignedMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
@@ -53,6 +53,7 @@ from prizeflow_runtime.admin_http import correlation_id_of
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.group_commit import GroupCommit
 from prizeflow_runtime.http import ProblemError, problem_response
+from prizeflow_runtime.params import IdentifierPath
 
 T = TypeVar("T")
 
@@ -154,11 +155,17 @@ class CloseIn(_Body):
     reason: Reason
 
 
+# `<kind>:<owner>`: the owner is an id by the contracts' rule (a player, a campaign, a round, `platform`...); which
+# kinds there are is the use case's to say (it names them).
+ACCOUNT_NAME_PATTERN = r"^[a-z][a-z_]{0,31}:" + IDENTIFIER_PATTERN.removeprefix("^")
+AccountName = Annotated[
+    str, Field(pattern=ACCOUNT_NAME_PATTERN, max_length=200, description="<kind>:<owner>, e.g. treasury:platform")
+]
+
+
 class CorrectionIn(_Body):
-    debit_account: Annotated[
-        str, Field(min_length=3, max_length=200, description="<kind>:<owner>, e.g. treasury:platform")
-    ]
-    credit_account: Annotated[str, Field(min_length=3, max_length=200, description="<kind>:<owner>")]
+    debit_account: AccountName
+    credit_account: AccountName
     asset: AssetCode
     amount: PositiveMinorUnits
     reason: Reason
@@ -266,14 +273,14 @@ class CampaignsController(Controller):
             return list((await api.read.figures(s, await api.read.campaigns(s))).values())
 
     @get("/{campaign_id:str}", guards=STAFF)
-    async def show(self, campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
+    async def show(self, campaign_id: IdentifierPath, api: Api) -> dict[str, Any]:
         async with api.tx() as s:
             c = await api.read.campaign(s, campaign_id)
             return (await api.read.figures(s, [c]))[c.id]
 
     @post("/{campaign_id:str}/fund", guards=ADMIN, status_code=HTTP_200_OK)
     async def fund(
-        self, request: Request[Any, Any, Any], campaign_id: FromPath[str], data: JSONBody[FundIn], api: Api
+        self, request: Request[Any, Any, Any], campaign_id: IdentifierPath, data: JSONBody[FundIn], api: Api
     ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             applied = await api.fund_campaign(
@@ -301,16 +308,16 @@ class CampaignsController(Controller):
         return await api.run(work)
 
     @post("/{campaign_id:str}/pause", guards=ADMIN, status_code=HTTP_200_OK)
-    async def pause(self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
+    async def pause(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath, api: Api) -> dict[str, Any]:
         return await self._status(request, campaign_id, CampaignStatus.PAUSED, api)
 
     @post("/{campaign_id:str}/resume", guards=ADMIN, status_code=HTTP_200_OK)
-    async def resume(self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api) -> dict[str, Any]:
+    async def resume(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath, api: Api) -> dict[str, Any]:
         return await self._status(request, campaign_id, CampaignStatus.ACTIVE, api)
 
     @post("/{campaign_id:str}/close", guards=ADMIN, status_code=HTTP_200_OK)
     async def close(
-        self, request: Request[Any, Any, Any], campaign_id: FromPath[str], data: JSONBody[CloseIn], api: Api
+        self, request: Request[Any, Any, Any], campaign_id: IdentifierPath, data: JSONBody[CloseIn], api: Api
     ) -> dict[str, Any]:
         """Close for good: the pool's free remainder goes back to the treasury (one `pool_sweep` transfer)."""
         close = api.close_campaign
@@ -332,7 +339,7 @@ class CampaignsController(Controller):
 
     @post("/{campaign_id:str}/held/release", guards=ADMIN, status_code=HTTP_200_OK)
     async def release_held(
-        self, request: Request[Any, Any, Any], campaign_id: FromPath[str], api: Api
+        self, request: Request[Any, Any, Any], campaign_id: IdentifierPath, api: Api
     ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             return await api.rounds.release_held(
@@ -347,7 +354,7 @@ class WalletsController(Controller):
     tags = ["wallets"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get("/{player_id:str}")
-    async def balances(self, request: Request[Any, Any, Any], player_id: FromPath[str], api: Api) -> dict[str, Any]:
+    async def balances(self, request: Request[Any, Any, Any], player_id: IdentifierPath, api: Api) -> dict[str, Any]:
         own_or_staff(request, player_id)
         async with api.tx() as s:
             return {
@@ -360,7 +367,7 @@ class WalletsController(Controller):
     async def history(  # noqa: PLR0917 - Litestar injects query parameters by name
         self,
         request: Request[Any, Any, Any],
-        player_id: FromPath[str],
+        player_id: IdentifierPath,
         api: Api,
         asset: FromQuery[str | None] = None,
         kind: FromQuery[TransferKind | None] = None,
@@ -375,7 +382,7 @@ class WalletsController(Controller):
     async def claims(
         self,
         request: Request[Any, Any, Any],
-        player_id: FromPath[str],
+        player_id: IdentifierPath,
         api: Api,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
@@ -387,7 +394,7 @@ class WalletsController(Controller):
 
     @post("/{player_id:str}/top-ups", guards=ADMIN, status_code=HTTP_200_OK)
     async def top_up(
-        self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[TopUpIn], api: Api
+        self, request: Request[Any, Any, Any], player_id: IdentifierPath, data: JSONBody[TopUpIn], api: Api
     ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             transfer_id, applied = await api.top_up(
@@ -425,7 +432,7 @@ class TopUpSessionsController(Controller):
     async def create(  # noqa: PLR0917 - Litestar injects parameters by name
         self,
         request: Request[Any, Any, Any],
-        player_id: FromPath[str],
+        player_id: IdentifierPath,
         data: JSONBody[TopUpSessionIn],
         api: Api,
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", pattern=_KEY_PATTERN)] = None,
@@ -452,7 +459,7 @@ class TopUpSessionsController(Controller):
 
     @get("/{top_up_id:str}")
     async def show(
-        self, request: Request[Any, Any, Any], player_id: FromPath[str], top_up_id: FromPath[str], api: Api
+        self, request: Request[Any, Any, Any], player_id: IdentifierPath, top_up_id: IdentifierPath, api: Api
     ) -> dict[str, Any]:
         own_or_staff(request, player_id)
         async with api.tx() as s:
@@ -463,7 +470,7 @@ class TopUpSessionsController(Controller):
 
     @post("/{top_up_id:str}/verify", status_code=HTTP_200_OK)
     async def verify(
-        self, request: Request[Any, Any, Any], player_id: FromPath[str], top_up_id: FromPath[str], api: Api
+        self, request: Request[Any, Any, Any], player_id: IdentifierPath, top_up_id: IdentifierPath, api: Api
     ) -> dict[str, Any]:
         own_or_staff(request, player_id)
         verify = api.verify_top_up
@@ -482,7 +489,7 @@ class SandboxCheckoutController(Controller):
 
     @post("/{session_ref:str}/complete", status_code=HTTP_200_OK)
     async def complete(
-        self, request: Request[Any, Any, Any], session_ref: FromPath[str], data: JSONBody[SandboxOutcomeIn], api: Api
+        self, request: Request[Any, Any, Any], session_ref: IdentifierPath, data: JSONBody[SandboxOutcomeIn], api: Api
     ) -> dict[str, Any]:
         sandbox, verify = api.sandbox, api.verify_top_up
         assert sandbox is not None, "the composition root wires it in the dev profile"
@@ -508,7 +515,7 @@ class PlayersController(Controller):
 
     @put("/{player_id:str}/risk-flag", guards=STAFF)
     async def risk_flag(
-        self, request: Request[Any, Any, Any], player_id: FromPath[str], data: JSONBody[RiskFlagIn], api: Api
+        self, request: Request[Any, Any, Any], player_id: IdentifierPath, data: JSONBody[RiskFlagIn], api: Api
     ) -> dict[str, Any]:
         set_risk_flag = api.set_risk_flag
         assert set_risk_flag is not None, "the composition root wires it"
@@ -551,7 +558,7 @@ class ClaimsController(Controller):
         return {**claim.player_view(), "created": created}
 
     @get("/{claim_id:str}")
-    async def show(self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api) -> dict[str, Any]:
+    async def show(self, request: Request[Any, Any, Any], claim_id: IdentifierPath, api: Api) -> dict[str, Any]:
         async with api.tx() as s:
             claim = await api.read.claim(s, claim_id)
         if not principal(request).has_any(Role.APPROVER):  # approvers read the claim behind a payout they decide
@@ -581,7 +588,11 @@ class HoldsController(Controller):
 
     @post("/{claim_id:str}/release", guards=STAFF, status_code=HTTP_200_OK)
     async def release(
-        self, request: Request[Any, Any, Any], claim_id: FromPath[str], api: Api, data: JSONBody[ReviewIn | None] = None
+        self,
+        request: Request[Any, Any, Any],
+        claim_id: IdentifierPath,
+        api: Api,
+        data: JSONBody[ReviewIn | None] = None,
     ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             claim = await api.review.release(s, principal(request), claim_id, reason=data.reason if data else None)
@@ -591,7 +602,7 @@ class HoldsController(Controller):
 
     @post("/{claim_id:str}/reject", guards=STAFF, status_code=HTTP_200_OK)
     async def reject(
-        self, request: Request[Any, Any, Any], claim_id: FromPath[str], data: JSONBody[RejectIn], api: Api
+        self, request: Request[Any, Any, Any], claim_id: IdentifierPath, data: JSONBody[RejectIn], api: Api
     ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             claim = await api.review.reject(s, principal(request), claim_id, reason=data.reason)
@@ -655,7 +666,7 @@ class LedgerController(Controller):
         return {"items": [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()} for r in rows]}
 
     @get("/corrections/{correction_id:str}", guards=LEDGER_READERS)
-    async def show_correction(self, correction_id: FromPath[str], api: Api) -> dict[str, Any]:
+    async def show_correction(self, correction_id: IdentifierPath, api: Api) -> dict[str, Any]:
         async with api.tx() as s:
             return (await self._reads(api).correction(s, correction_id)).view()
 
@@ -663,7 +674,7 @@ class LedgerController(Controller):
     async def approve(
         self,
         request: Request[Any, Any, Any],
-        correction_id: FromPath[str],
+        correction_id: IdentifierPath,
         api: Api,
         data: JSONBody[ApproveIn | None] = None,
     ) -> dict[str, Any]:
@@ -678,7 +689,7 @@ class LedgerController(Controller):
 
     @post("/corrections/{correction_id:str}/reject", guards=LEDGER_READERS, status_code=HTTP_200_OK)
     async def reject(
-        self, request: Request[Any, Any, Any], correction_id: FromPath[str], data: JSONBody[RejectIn], api: Api
+        self, request: Request[Any, Any, Any], correction_id: IdentifierPath, data: JSONBody[RejectIn], api: Api
     ) -> dict[str, Any]:
         decide = api.decide_correction
         assert decide is not None, "the composition root wires it"
@@ -743,7 +754,7 @@ class ExportsController(Controller):
     @get("/admin/exports/players/{player_id:str}/history.csv", guards=LEDGER_READERS, media_type="text/csv")
     async def player_history_csv(
         self,
-        player_id: FromPath[str],
+        player_id: IdentifierPath,
         api: Api,
         since: FromQuery[str | None] = None,
         until: FromQuery[str | None] = None,

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
+from litestar.params import FromQuery, JSONBody, QueryParameter, SkipValidation
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prizeflow_contracts.events.game import MAX_PLACEMENTS, Placement, check_placements
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_runtime.auth import Principal, Role, require_roles
+from prizeflow_runtime.params import IdentifierPath
 from prizeflow_settlement.application.admin import Actor, ResolveRound, RoundNotFoundError, VoidRound
 from prizeflow_settlement.application.cursor import decode_cursor
 from prizeflow_settlement.application.ports import RoundQueries
@@ -81,7 +82,7 @@ class RoundsController(Controller):
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     @get("/{round_id:str}", guards=[require_roles(Role.ADMIN, Role.OPS)], summary="One round with its history")
-    async def get_round(self, queries: Queries, round_id: FromPath[str]) -> dict[str, Any]:
+    async def get_round(self, queries: Queries, round_id: IdentifierPath) -> dict[str, Any]:
         found = await queries.get_round(round_id)
         if found is None:
             raise RoundNotFoundError(round_id)
@@ -97,7 +98,7 @@ class RoundsController(Controller):
         self,
         request: Request[Any, Any, Any],
         resolve_round: NamedDependency[ResolveRound],
-        round_id: FromPath[str],
+        round_id: IdentifierPath,
         data: JSONBody[ResolveRequest],
     ) -> dict[str, Any]:
         resolved = await resolve_round(round_id, placements=data.placements, reason=data.reason, actor=_actor(request))
@@ -113,7 +114,7 @@ class RoundsController(Controller):
         self,
         request: Request[Any, Any, Any],
         void_round: NamedDependency[VoidRound],
-        round_id: FromPath[str],
+        round_id: IdentifierPath,
         data: JSONBody[VoidRequest],
     ) -> dict[str, Any]:
         return _view(await void_round(round_id, reason=data.reason, actor=_actor(request)))

@@ -46,15 +46,15 @@ class GiftCardRef:
 def event_ref(doc: Mapping[str, Any]) -> GiftCardRef:
     """The event's id, kind and resource; NormalizationError for anything else."""
     event_id, kind = doc.get("uuid"), doc.get("event")
-    if not isinstance(event_id, str) or not _REF_RE.match(event_id):
+    if not isinstance(event_id, str) or not _REF_RE.fullmatch(event_id):
         raise NormalizationError("uuid: 1-255 printable ASCII characters, no spaces")
-    if not isinstance(kind, str) or not _KIND_RE.match(kind):
+    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
         raise NormalizationError("event: 1-128 characters of [A-Za-z0-9._:/-]")
     payload = doc.get("payload")
     resource = payload.get("resource") if isinstance(payload, Mapping) else None
     rid = resource.get("id") if isinstance(resource, Mapping) else None
     rtype = resource.get("type") if isinstance(resource, Mapping) else None
-    if not isinstance(rid, str) or not RESOURCE_ID_RE.match(rid) or rtype not in RESOURCE_TYPES:
+    if not isinstance(rid, str) or not RESOURCE_ID_RE.fullmatch(rid) or rtype not in RESOURCE_TYPES:
         raise NormalizationError("payload.resource: an id and a type (orders or rewards)")
     return GiftCardRef(event_id, kind, rid, str(rtype))
 
@@ -64,7 +64,7 @@ def normalize(
 ) -> Normalized:
     """The event for the order fetched back (`order`), or ignored when the order is not one of ours."""
     external_id, order_id = order.get("external_id"), order.get("id")
-    if not isinstance(order_id, str) or not _REF_RE.match(order_id):
+    if not isinstance(order_id, str) or not _REF_RE.fullmatch(order_id):
         raise NormalizationError("the fetched order has no id")
     if not isinstance(external_id, str) or not external_id.startswith(PAYOUT_ID_PREFIX):
         return Normalized(ref.event_id, ref.kind, None, None, IgnoredReason.NOT_A_PAYOUT)

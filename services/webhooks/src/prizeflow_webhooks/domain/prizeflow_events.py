@@ -23,12 +23,10 @@ from pydantic import ValidationError
 
 from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
-from prizeflow_contracts.ids import PROVIDER_REF_PATTERN
+from prizeflow_contracts.ids import is_identifier, is_provider_ref
 from prizeflow_contracts.providers import ProviderType
 from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
 
-_CORRELATION_RE: Final = re.compile(CORRELATION_ID_PATTERN)
-_REF_RE: Final = re.compile(PROVIDER_REF_PATTERN)
 _KIND_RE: Final = re.compile(r"^[A-Za-z0-9._:/\-]{1,128}$")
 PAYOUT_FIELDS: Final = ("status", "idempotency_key", "error_code")
 PAYMENT_FIELDS: Final = ("status", "top_up_id", "session_ref", "payment_ref", "adjustment_ref", "amount")
@@ -36,12 +34,12 @@ PAYMENT_FIELDS: Final = ("status", "top_up_id", "session_ref", "payment_ref", "a
 
 def normalize(doc: Mapping[str, Any], *, provider: ProviderType, digest: str, received_at: datetime) -> Normalized:
     event_id, kind = doc.get("event_id"), doc.get("kind")
-    if not isinstance(event_id, str) or not _REF_RE.match(event_id):
+    if not isinstance(event_id, str) or not is_provider_ref(event_id):
         raise NormalizationError("event_id: 1-255 printable ASCII characters, no spaces")
-    if not isinstance(kind, str) or not _KIND_RE.match(kind):
+    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
         raise NormalizationError("kind: 1-128 characters of [A-Za-z0-9._:/-]")
     correlation = doc.get("correlation_id")
-    if correlation is not None and (not isinstance(correlation, str) or not _CORRELATION_RE.match(correlation)):
+    if correlation is not None and not is_identifier(correlation):
         raise NormalizationError(f"correlation_id must match {CORRELATION_ID_PATTERN}")
     subject = doc.get("subject")
     common = {

@@ -40,7 +40,6 @@ intent's metadata, fetched by the caller (`payment_intent_of`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,14 +47,12 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
+from prizeflow_contracts.ids import is_identifier
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized, NormalizedEvent
-
-_CORRELATION_RE: Final = re.compile(CORRELATION_ID_PATTERN)
 
 PAYOUT_KINDS: Final[Mapping[str, ProviderPayoutStatus | None]] = {
     "transfer.created": None,
@@ -306,7 +303,7 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def _correlation(obj: Mapping[str, Any]) -> str | None:
     """`metadata.correlation_id` when it is a usable correlation id (else the caller generates one)."""
     value = _metadata(obj).get("correlation_id")
-    return value if isinstance(value, str) and _CORRELATION_RE.match(value) else None
+    return value if is_identifier(value) else None
 
 
 def _ref(value: Any) -> str | None:

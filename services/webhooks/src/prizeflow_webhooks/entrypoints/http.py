@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
+from litestar.params import FromQuery, JSONBody, QueryParameter, SkipValidation
 from pydantic import BaseModel, ConfigDict, Field
 
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.params import SerialPath
 from prizeflow_webhooks.application.ports import DeliveryQueries
 from prizeflow_webhooks.application.republish import Actor, RepublishDelivery
 from prizeflow_webhooks.domain.deliveries import DeliveryOutcome
@@ -67,15 +68,15 @@ class DeliveriesController(Controller):
         )
         return {"items": page.items, "next_cursor": page.next_cursor}
 
-    @get("/{delivery_id:int}", guards=[OPERATORS], summary="One delivery with its raw body and published event")
-    async def get_delivery(self, queries: Queries, delivery_id: FromPath[int]) -> dict[str, Any]:
+    @get("/{delivery_id:str}", guards=[OPERATORS], summary="One delivery with its raw body and published event")
+    async def get_delivery(self, queries: Queries, delivery_id: SerialPath) -> dict[str, Any]:
         found = await queries.get_delivery(delivery_id)
         if found is None:
             raise UseCaseError(ErrorKind.NOT_FOUND, "delivery_not_found", f"delivery {delivery_id} not found")
         return found
 
     @post(
-        "/{delivery_id:int}/republish",
+        "/{delivery_id:str}/republish",
         guards=[OPERATORS],
         status_code=200,
         summary="Publish a stored delivery's event again, with a new envelope id (audited)",
@@ -84,7 +85,7 @@ class DeliveriesController(Controller):
         self,
         request: Request[Any, Any, Any],
         republish_delivery: NamedDependency[RepublishDelivery],
-        delivery_id: FromPath[int],
+        delivery_id: SerialPath,
         data: JSONBody[RepublishRequest],
     ) -> dict[str, Any]:
         return await republish_delivery(delivery_id, reason=data.reason, actor=_actor(request))

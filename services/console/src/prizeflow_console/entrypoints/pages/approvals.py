@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from prizeflow_console.application.approvals import ApprovalQueue, QueueFilter, ReviewPayout
@@ -31,6 +31,7 @@ from prizeflow_console.entrypoints.web import (
     signed_in,
 )
 from prizeflow_contracts.money import ASSETS
+from prizeflow_runtime.params import IdentifierPath
 
 REASON_MAX: Final = 1000  # the services' `Reason` (1-1000 characters)
 _PLAYER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$")
@@ -100,9 +101,8 @@ class ApprovalsController(Controller):
                     ago=lambda at: age(at, now), base=_base, **context)  # fmt: skip
 
     @get("/{payout_id:str}")
-    async def detail(self, request: Request[Any, Any, Any], payout_id: FromPath[str]) -> Template:
+    async def detail(self, request: Request[Any, Any, Any], payout_id: IdentifierPath) -> Template:
         session = signed_in(request, Page.APPROVALS)
-        payout_id = checked_id(payout_id)
         viewer = session.viewer
         try:
             review = await ReviewPayout(apis(request))(payout_id, token=session.token, with_claims=True)
@@ -123,12 +123,12 @@ class ApprovalsController(Controller):
                     base=_base(payout_id), ago=lambda at: age(at, now), reason_max=REASON_MAX)  # fmt: skip
 
     @post("/{payout_id:str}/approve")
-    async def approve(self, request: Request[Any, Any, Any], payout_id: FromPath[str]) -> Redirect:
+    async def approve(self, request: Request[Any, Any, Any], payout_id: IdentifierPath) -> Redirect:
         session = may(request, Page.APPROVALS, Action.DECIDE_PAYOUT)
         return await self._decide(request, session, payout_id, "approve")
 
     @post("/{payout_id:str}/reject")
-    async def reject(self, request: Request[Any, Any, Any], payout_id: FromPath[str]) -> Redirect:
+    async def reject(self, request: Request[Any, Any, Any], payout_id: IdentifierPath) -> Redirect:
         session = may(request, Page.APPROVALS, Action.DECIDE_PAYOUT)
         return await self._decide(request, session, payout_id, "reject")
 

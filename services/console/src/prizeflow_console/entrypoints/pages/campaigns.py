@@ -10,7 +10,6 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect
 
 from prizeflow_console.application.ports import ApiProblem
@@ -31,6 +30,7 @@ from prizeflow_console.entrypoints.web import (
 )
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 from prizeflow_contracts.money import ASSETS
+from prizeflow_runtime.params import IdentifierPath
 
 _ID: Final = re.compile(IDENTIFIER_PATTERN)
 REASON_MAX: Final = 1000  # the contract's Reason
@@ -157,11 +157,11 @@ class CampaignsController(Controller):
         return back(_campaign_path(typed["campaign_id"]))
 
     @get("/{campaign_id:str}")
-    async def show(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> Response[Any]:
+    async def show(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath) -> Response[Any]:
         return await self._detail(request, signed_in(request, Page.CAMPAIGNS), campaign_id)
 
     @post("/{campaign_id:str}/fund")
-    async def fund(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> Response[Any]:
+    async def fund(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath) -> Response[Any]:
         session = may(request, Page.CAMPAIGNS, Action.MANAGE_POOL)
         form = await request.form()
         amount_text = str(form.get("amount") or "").strip()
@@ -206,7 +206,7 @@ class CampaignsController(Controller):
         )
 
     @post("/{campaign_id:str}/pause")
-    async def pause(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> Response[Any]:
+    async def pause(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath) -> Response[Any]:
         session = may(request, Page.CAMPAIGNS, Action.MANAGE_POOL)
         path = _campaign_path(campaign_id)
         return await act(
@@ -217,7 +217,7 @@ class CampaignsController(Controller):
         )
 
     @post("/{campaign_id:str}/resume")
-    async def resume(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> Response[Any]:
+    async def resume(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath) -> Response[Any]:
         session = may(request, Page.CAMPAIGNS, Action.MANAGE_POOL)
         path = _campaign_path(campaign_id)
         return await act(
@@ -228,7 +228,7 @@ class CampaignsController(Controller):
         )
 
     @post("/{campaign_id:str}/close")
-    async def close(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> Response[Any]:
+    async def close(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath) -> Response[Any]:
         session = may(request, Page.CAMPAIGNS, Action.MANAGE_POOL)
         form = await request.form()
         reason = str(form.get("reason") or "").strip()
@@ -258,7 +258,7 @@ class CampaignsController(Controller):
         )
 
     @post("/{campaign_id:str}/held/release")
-    async def release_held(self, request: Request[Any, Any, Any], campaign_id: FromPath[str]) -> Response[Any]:
+    async def release_held(self, request: Request[Any, Any, Any], campaign_id: IdentifierPath) -> Response[Any]:
         session = may(request, Page.CAMPAIGNS, Action.MANAGE_POOL)
         path = _campaign_path(campaign_id)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from prizeflow_console.application.compliance import (
@@ -38,7 +38,6 @@ from prizeflow_console.entrypoints.web import (
     Session,
     apis,
     back,
-    checked_id,
     flash,
     may,
     page,
@@ -46,6 +45,7 @@ from prizeflow_console.entrypoints.web import (
     signed_in,
     status_for,
 )
+from prizeflow_runtime.params import IdentifierPath
 
 REASON_MAX: Final = 1000  # the services' `Reason` (1-1000 characters)
 NOTE_MAX: Final = 500  # `RiskPolicy.note`
@@ -175,7 +175,6 @@ class ComplianceController(Controller):
 
     async def _decide(self, request: Request[Any, Any, Any], proposal_id: str, decision: str) -> Redirect:
         session = may(request, Page.COMPLIANCE, Action.MANAGE_COMPLIANCE)
-        proposal_id = checked_id(proposal_id)
         form = await request.form()
         reason = _clean(form.get("reason"), REASON_MAX + 1)
         if not reason or len(reason) > REASON_MAX:
@@ -193,11 +192,11 @@ class ComplianceController(Controller):
         return back("/compliance/policy")
 
     @post("/policy/proposals/{proposal_id:str}/approve")
-    async def approve(self, request: Request[Any, Any, Any], proposal_id: FromPath[str]) -> Redirect:
+    async def approve(self, request: Request[Any, Any, Any], proposal_id: IdentifierPath) -> Redirect:
         return await self._decide(request, proposal_id, "approve")
 
     @post("/policy/proposals/{proposal_id:str}/reject")
-    async def reject(self, request: Request[Any, Any, Any], proposal_id: FromPath[str]) -> Redirect:
+    async def reject(self, request: Request[Any, Any, Any], proposal_id: IdentifierPath) -> Redirect:
         return await self._decide(request, proposal_id, "reject")
 
     @get("/lists")

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Final, cast
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 
 from prizeflow_console.application.dead_letters import (
     DEAD_LETTER_SERVICES,
@@ -21,6 +21,7 @@ from prizeflow_console.application.dead_letters import (
 from prizeflow_console.application.ports import ApiProblem, Service
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.web import Session, act, apis, may, page, signed_in, status_for
+from prizeflow_runtime.params import IdentifierPath, SerialPath
 
 REASON_MAX: Final = 1000  # the contract's Reason (prizeflow_runtime.admin_http.DecisionBody)
 Text = Annotated[str | None, QueryParameter(max_length=256)]
@@ -136,9 +137,9 @@ class DeadLettersController(Controller):
             **context,
         )
 
-    @get("/{service:str}/{dead_letter_id:int}")
+    @get("/{service:str}/{dead_letter_id:str}")
     async def show(
-        self, request: Request[Any, Any, Any], service: FromPath[str], dead_letter_id: FromPath[int]
+        self, request: Request[Any, Any, Any], service: IdentifierPath, dead_letter_id: SerialPath
     ) -> Response[Any]:
         session = signed_in(request, Page.DEAD_LETTERS)
         return await self._detail(request, session, _service(service), dead_letter_id)
@@ -177,15 +178,15 @@ class DeadLettersController(Controller):
             to=_letter_path(service, dead_letter_id),
         )
 
-    @post("/{service:str}/{dead_letter_id:int}/redrive")
+    @post("/{service:str}/{dead_letter_id:str}/redrive")
     async def redrive(
-        self, request: Request[Any, Any, Any], service: FromPath[str], dead_letter_id: FromPath[int]
+        self, request: Request[Any, Any, Any], service: IdentifierPath, dead_letter_id: SerialPath
     ) -> Response[Any]:
         return await self._decide(request, service, dead_letter_id, "redrive")
 
-    @post("/{service:str}/{dead_letter_id:int}/discard")
+    @post("/{service:str}/{dead_letter_id:str}/discard")
     async def discard(
-        self, request: Request[Any, Any, Any], service: FromPath[str], dead_letter_id: FromPath[int]
+        self, request: Request[Any, Any, Any], service: IdentifierPath, dead_letter_id: SerialPath
     ) -> Response[Any]:
         return await self._decide(request, service, dead_letter_id, "discard")
 

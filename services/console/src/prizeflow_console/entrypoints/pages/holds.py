@@ -9,14 +9,14 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.review import age, hold_reason
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.pages.approvals import REASON_MAX, reason_of
-from prizeflow_console.entrypoints.web import act, apis, back, checked_id, flash, may, page, signed_in
+from prizeflow_console.entrypoints.web import act, apis, back, flash, may, page, signed_in
+from prizeflow_runtime.params import IdentifierPath
 
 HOLDS_LIMIT: Final = 100
 
@@ -46,9 +46,8 @@ class HoldsController(Controller):
                     reason_max=REASON_MAX)  # fmt: skip
 
     @post("/{claim_id:str}/release")
-    async def release(self, request: Request[Any, Any, Any], claim_id: FromPath[str]) -> Redirect:
+    async def release(self, request: Request[Any, Any, Any], claim_id: IdentifierPath) -> Redirect:
         session = may(request, Page.HOLDS, Action.REVIEW_HOLD)
-        claim_id = checked_id(claim_id)
         reason = await reason_of(request)
         if len(reason) > REASON_MAX:
             flash(request, "error", f"A reason is at most {REASON_MAX} characters.")
@@ -62,9 +61,8 @@ class HoldsController(Controller):
         )
 
     @post("/{claim_id:str}/reject")
-    async def reject(self, request: Request[Any, Any, Any], claim_id: FromPath[str]) -> Redirect:
+    async def reject(self, request: Request[Any, Any, Any], claim_id: IdentifierPath) -> Redirect:
         session = may(request, Page.HOLDS, Action.REVIEW_HOLD)
-        claim_id = checked_id(claim_id)
         reason = await reason_of(request)
         if not reason or len(reason) > REASON_MAX:
             flash(request, "error", f"Say why you reject claim {claim_id}: a reason of 1 to {REASON_MAX} characters.")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Stream, Template
 
 from prizeflow_console.application.ports import ApiProblem, Download, Downloads
@@ -51,6 +51,7 @@ from prizeflow_console.domain.reconciliation import (
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.web import Session, apis, back, flash, may, page, problem_text, signed_in, status_for
 from prizeflow_contracts.money import ASSETS
+from prizeflow_runtime.params import SerialPath
 
 log = logging.getLogger("prizeflow_console.reconciliation")
 REASON_MAX: Final = 1000  # the services' `Reason` (1-1000 characters)
@@ -230,8 +231,8 @@ class ExceptionsController(Controller):
         return page(request, "exceptions.html", session=session, current_page=Page.EXCEPTIONS,
                     status_code=status_for(queue.problem) if queue.problem else 200, **context)  # fmt: skip
 
-    @get("/{exception_id:int}")
-    async def detail(self, request: Request[Any, Any, Any], exception_id: FromPath[int]) -> Template:
+    @get("/{exception_id:str}")
+    async def detail(self, request: Request[Any, Any, Any], exception_id: SerialPath) -> Template:
         session = signed_in(request, Page.EXCEPTIONS)
         title = f"Exception {exception_id}"
         try:
@@ -249,8 +250,8 @@ class ExceptionsController(Controller):
             needs_withdrawal_id=NEEDS_WITHDRAWAL_ID, base=_exception_path(exception_id), reason_max=REASON_MAX,
         )  # fmt: skip
 
-    @post("/{exception_id:int}/take")
-    async def take(self, request: Request[Any, Any, Any], exception_id: FromPath[int]) -> Redirect:
+    @post("/{exception_id:str}/take")
+    async def take(self, request: Request[Any, Any, Any], exception_id: SerialPath) -> Redirect:
         session = may(request, Page.EXCEPTIONS, Action.WORK_EXCEPTION)
         form = await request.form()
         reason = _clean(form.get("reason"), REASON_MAX + 1)
@@ -265,8 +266,8 @@ class ExceptionsController(Controller):
             flash(request, "success", f"You took exception {exception_id}: it is yours to investigate.")
         return back(_exception_path(exception_id))
 
-    @post("/{exception_id:int}/resolve")
-    async def resolve(self, request: Request[Any, Any, Any], exception_id: FromPath[int]) -> Redirect:
+    @post("/{exception_id:str}/resolve")
+    async def resolve(self, request: Request[Any, Any, Any], exception_id: SerialPath) -> Redirect:
         """Acknowledge, propose, or approve the standing proposal: one call to payouts, which says which it was."""
         session = may(request, Page.EXCEPTIONS, Action.WORK_EXCEPTION)
         to = _exception_path(exception_id)

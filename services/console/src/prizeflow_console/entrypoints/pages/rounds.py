@@ -8,7 +8,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import quote, urlencode
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 from pydantic import ValidationError
 
@@ -18,6 +18,7 @@ from prizeflow_console.entrypoints.web import Session, act, apis, checked_id, ma
 from prizeflow_contracts.events.game import MAX_PLACEMENTS, Placement, check_placements
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
+from prizeflow_runtime.params import IdentifierPath
 
 _ID: Final = re.compile(IDENTIFIER_PATTERN)
 STATES: Final = tuple(s.value for s in RoundState)
@@ -193,12 +194,12 @@ class RoundsController(Controller):
         )
 
     @get("/{round_id:str}")
-    async def show(self, request: Request[Any, Any, Any], round_id: FromPath[str]) -> Response[Any]:
+    async def show(self, request: Request[Any, Any, Any], round_id: IdentifierPath) -> Response[Any]:
         session = signed_in(request, Page.ROUNDS)
         return await self._detail(request, session, round_id)
 
     @post("/{round_id:str}/void")
-    async def void(self, request: Request[Any, Any, Any], round_id: FromPath[str]) -> Response[Any]:
+    async def void(self, request: Request[Any, Any, Any], round_id: IdentifierPath) -> Response[Any]:
         session = may(request, Page.ROUNDS, Action.DECIDE_ROUND)
         form = await request.form()
         reason = str(form.get("reason") or "").strip()
@@ -221,7 +222,7 @@ class RoundsController(Controller):
         )
 
     @post("/{round_id:str}/resolve")
-    async def resolve(self, request: Request[Any, Any, Any], round_id: FromPath[str]) -> Response[Any]:
+    async def resolve(self, request: Request[Any, Any, Any], round_id: IdentifierPath) -> Response[Any]:
         session = may(request, Page.ROUNDS, Action.DECIDE_ROUND)
         form = await request.form()
         text = str(form.get("placements") or "")

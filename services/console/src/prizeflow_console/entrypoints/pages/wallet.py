@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
@@ -35,7 +35,6 @@ from prizeflow_console.entrypoints.web import (
     Session,
     apis,
     back,
-    checked_id,
     flash,
     fragment,
     may,
@@ -45,6 +44,7 @@ from prizeflow_console.entrypoints.web import (
 )
 from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_runtime.params import IdentifierPath
 
 _REQUEST_KEY: Final = re.compile(r"^wallet-[A-Za-z0-9_\-]{16,64}$")  # as `_new_key` makes them
 
@@ -215,10 +215,9 @@ class WalletController(Controller):
         return back(f"/wallet/claims/{claim_id}")
 
     @get("/top-ups/{top_up_id:str}")
-    async def top_up_status(self, request: Request[Any, Any, Any], top_up_id: FromPath[str]) -> Template:
+    async def top_up_status(self, request: Request[Any, Any, Any], top_up_id: IdentifierPath) -> Template:
         """The top-up's page; for htmx (polling while it waits for payment) only its status fragment."""
         session = signed_in(request, Page.WALLET)
-        top_up_id = checked_id(top_up_id)
         try:
             found = await ShowTopUp(apis(request))(session.viewer.user_id, top_up_id, token=session.token)
         except ApiProblem as problem:
@@ -231,10 +230,9 @@ class WalletController(Controller):
                     top_up=found)  # fmt: skip
 
     @post("/top-ups/{top_up_id:str}/sandbox")
-    async def sandbox(self, request: Request[Any, Any, Any], top_up_id: FromPath[str]) -> Redirect:
+    async def sandbox(self, request: Request[Any, Any, Any], top_up_id: IdentifierPath) -> Redirect:
         """The sandbox provider's checkout, done from here (dev profile): pay, or let the session expire."""
         session = may(request, Page.WALLET, Action.USE_WALLET)
-        top_up_id = checked_id(top_up_id)
         form = await request.form()
         choice = _field(form, "outcome", 20)
         if choice not in Outcome._value2member_map_:
@@ -253,10 +251,9 @@ class WalletController(Controller):
         return back(f"/wallet/top-ups/{top_up_id}")
 
     @post("/top-ups/{top_up_id:str}/verify")
-    async def verify(self, request: Request[Any, Any, Any], top_up_id: FromPath[str]) -> Redirect:
+    async def verify(self, request: Request[Any, Any, Any], top_up_id: IdentifierPath) -> Redirect:
         """Back from the provider's checkout: ask rewards to read the payment back from the provider now."""
         session = may(request, Page.WALLET, Action.USE_WALLET)
-        top_up_id = checked_id(top_up_id)
         try:
             await CheckTopUp(apis(request))(session.viewer.user_id, top_up_id, token=session.token)
         except ApiProblem as problem:
@@ -295,10 +292,9 @@ class WalletController(Controller):
                     status_code=_shown_status(problem) if problem else 200)  # fmt: skip
 
     @get("/claims/{claim_id:str}")
-    async def claim_status(self, request: Request[Any, Any, Any], claim_id: FromPath[str]) -> Template:
+    async def claim_status(self, request: Request[Any, Any, Any], claim_id: IdentifierPath) -> Template:
         """A payout request's page; for htmx (polling until it is final) only its status fragment."""
         session = signed_in(request, Page.WALLET)
-        claim_id = checked_id(claim_id)
         try:
             found = await ShowClaim(apis(request))(session.viewer.user_id, claim_id, token=session.token)
         except ApiProblem as problem:
