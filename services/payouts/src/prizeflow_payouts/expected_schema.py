@@ -35,6 +35,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0021",
         "0022",
         "0023",
+        "0024",
     ),
 )
 
