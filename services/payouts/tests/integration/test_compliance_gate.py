@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -24,8 +25,11 @@ from sqlalchemy import text
 from prizeflow_contracts.policy import (
     EMPTY_POLICY,
     AmountInWindow,
+    Finding,
+    Hit,
     PolicyRule,
     RiskPolicy,
+    Verdict,
     VerificationStatus,
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
@@ -44,11 +48,14 @@ from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayout
 from prizeflow_payouts.application.compliance.sanctions import ListsScreen, RefreshSanctionsLists
 from prizeflow_payouts.application.worker import PayoutWorker
 from prizeflow_payouts.bootstrap import Payouts, build, compose
+from prizeflow_payouts.domain.compliance.gate import policy_findings
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
+from prizeflow_runtime.migrations import migrate, upgrade_to_head
 from prizeflow_sanctions_emulator.server import PATHS, Emulator
 from prizeflow_testkit import eventually, provision_test_topics, wait_ready
 from prizeflow_testkit.payouts import (
+    ALEMBIC_INI,
     books,
     fetch,
     payout_events,
@@ -920,3 +927,161 @@ async def test_stale_in_python_and_in_sql_are_one_rule(db: str) -> None:
             assert {c.player_id for c in claimed} == python
     finally:
         await engine.dispose()
+
+
+async def test_a_release_answers_the_policy_version_it_was_shown(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Issue 43. A person releases a policy hold under version N; two admins then activate N+1, which refuses the
+    payout again (the same rule tightened, then a rail no longer allowed): the next worker pass holds it again for
+    people, never sends it. A version activated while the hold waits is met by the approval itself. A release
+    under the version in force sends it."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    admins = {name: token(settings, name, "admin") for name in ("ann", "ben")}
+
+    async with gated(settings, sql_facts=True) as rig:
+
+        async def activate(rules: list[dict[str, Any]], note: str) -> int:
+            """A version proposed by one admin and approved by another, through the compliance API."""
+            made = await rig.client.post(
+                "/v1/admin/compliance/policy/proposals",
+                json={"policy": {"rules": rules, "note": note}, "reason": note},
+                headers=admins["ann"],
+            )
+            assert made.status_code == 201, made.text
+            done = await rig.client.post(
+                f"/v1/admin/compliance/policy/proposals/{made.json()['id']}/approve", json={}, headers=admins["ben"]
+            )
+            assert (done.status_code, done.json()["status"]) == (200, "active"), done.text
+            return int(made.json()["version"])
+
+        async def release(pid: str, approver: str) -> str:
+            answer = await rig.client.post(
+                f"/payouts/{pid}/approve", json={"reason": "checked"}, headers=token(settings, approver, "approver")
+            )
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["state"])
+
+        async def held_under(key: str) -> tuple[str, str | None, str]:
+            row = await _row(db, key)
+            return row["state"], row["hold_code"], (row["hold_detail"] or "").partition(":")[0]
+
+        limit = {"scope": {"asset": "USDC"}, "player_limit": {"amount": 10 * 10**7, "window_s": 86_400}}
+        v1 = await activate([limit], "ten a day")
+        env = request(address="success:released", player_id="player-rel", requested_by="player-rel", amount=50 * 10**7)
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+        assert await held_under(key) == ("pending_approval", "policy", f"policy v{v1}")
+        pid = (await _row(db, key))["id"]
+        assert await release(pid, "eve") == "approved"  # eve decided the limit of v1
+
+        tighter = {**limit, "player_limit": {"amount": 5 * 10**7, "window_s": 86_400}}
+        v2 = await activate([tighter], "five a day")  # the same rule, tightened
+        await rig.send()
+        assert await held_under(key) == ("pending_approval", "policy", f"policy v{v2}")
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+        # While it waits for a decision on v2, v3 also stops allowing its rail: the approval that answers v2 is met
+        # by v3 and holds it again (the approvals before count nothing for the new hold).
+        v3 = await activate([{**tighter, "allowed_rails": ["manual"]}], "no sandbox")
+        assert await release(pid, "gus") == "pending_approval"
+        assert await held_under(key) == ("pending_approval", "policy", f"policy v{v3}")
+        assert "rail_not_allowed" in (await _row(db, key))["hold_detail"]
+        await rig.send()
+        assert await books(db, key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+        assert await release(pid, "fay") == "approved"  # fay decided v3's findings: sent
+        await rig.send()
+        assert await wait_state(db, key, "paid") == "paid"
+        stored = await fetch(
+            db,
+            "SELECT stage, action, hold_code, policy_version FROM compliance_decisions WHERE payout_id = $1 "
+            "ORDER BY id",
+            pid,
+        )
+        assert [tuple(d) for d in stored] == [
+            ("request", "hold", "policy", v1),
+            ("approval", "allow", None, v1),
+            ("send", "hold", "policy", v2),
+            ("approval", "hold", "policy", v3),
+            ("approval", "allow", None, v3),
+            ("send", "allow", None, v3),
+        ]
+
+
+_HELD = (
+    "INSERT INTO payouts (id, payout_request_id, idempotency_key, request_hash, claim_id, player_id, requested_by, "
+    "asset, amount, destination_type, destination_address, provider_type, provider_name, state, approval_policy, "
+    "correlation_id, attempts, max_attempts, created_at, updated_at, hold_code, hold_detail, held_at) "
+    "VALUES ($1, $1, $1, 'h', $1, 'p-up', 'p-up', 'USDC', 10000000, 'sandbox', 'success:up', 'sandbox', 'sandbox', "
+    "$2, 'single', $1, 0, 3, now(), now(), $3, 'held', now())"
+)
+_DECIDED = (
+    "INSERT INTO compliance_decisions (payout_id, claim_id, player_id, stage, action, hold_code, reasons, "
+    "policy_version, list_versions, decided_at) VALUES ($1, $1, 'p-up', $2, $3, $4, $5::jsonb, $6, '{}', now())"
+)
+
+
+async def test_the_upgrade_records_what_the_open_policy_holds_showed(db: str) -> None:
+    """Migration 0024 gives each policy hold the version and findings of the decision that made it (a hold made
+    before the upgrade is released as it was shown); any other hold, or one whose newest decision is not a policy
+    hold, gets nothing (a release of it decides nothing: people are asked again)."""
+    await migrate(ALEMBIC_INI, db, "0023", downgrade=True)
+    reasons = json.dumps(
+        [
+            {"finding": "player_limit", "rule": 0, "detail": "50 > 10"},
+            {"finding": "velocity", "rule": 2, "detail": "3 requests"},
+            {"finding": "undecided", "detail": "rule 3: allowed_countries; rule 4: scoped to rail stellar"},
+        ]
+    )
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    try:
+        for payout, state, code in (
+            ("po-policy", "pending_approval", "policy"),
+            ("po-released", "approved", "policy"),
+            ("po-rehit", "pending_approval", "policy"),
+            ("po-screened", "pending_approval", "screening_hit"),
+            ("po-none", "pending_approval", "policy"),
+        ):
+            await conn.execute(_HELD, payout, state, code)
+        for payout in ("po-policy", "po-released", "po-rehit"):
+            await conn.execute(_DECIDED, payout, "request", "hold", "policy", reasons, 4)
+        await conn.execute(_DECIDED, "po-released", "approval", "allow", None, "[]", 4)
+        await conn.execute(_DECIDED, "po-rehit", "send", "hold", "screening_hit", "[]", 5)  # newest: not policy
+        await conn.execute(_DECIDED, "po-screened", "request", "hold", "screening_hit", "[]", 4)
+        await upgrade_to_head(ALEMBIC_INI, db)
+        rows = {
+            r["id"]: (r["hold_policy_version"], json.loads(r["hold_findings"]) if r["hold_findings"] else None)
+            for r in await conn.fetch("SELECT id, hold_policy_version, hold_findings FROM payouts")
+        }
+        shown = [
+            "player_limit@0",
+            "undecided@rule 3: allowed_countries",
+            "undecided@rule 4: scoped to rail stellar",
+            "velocity@2",
+        ]
+        assert rows == {
+            "po-policy": (4, shown),
+            "po-released": (4, shown),
+            "po-rehit": (None, None),
+            "po-screened": (None, None),
+            "po-none": (None, None),
+        }
+        # What the code records for the same verdict is what the upgrade recorded.
+        verdict = Verdict(
+            4,
+            (Hit(Finding.PLAYER_LIMIT, 0, "50 > 10"), Hit(Finding.VELOCITY, 2, "3 requests")),
+            ("rule 3: allowed_countries", "rule 4: scoped to rail stellar"),
+        )
+        assert list(policy_findings(verdict)) == shown
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE payouts SET hold_findings = NULL WHERE id = 'po-policy'")
+        await migrate(ALEMBIC_INI, db, "0023", downgrade=True)
+        columns = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'payouts' "
+            "AND column_name LIKE 'hold_%' ORDER BY 1"
+        )
+        assert [c["column_name"] for c in columns] == ["hold_code", "hold_detail"]
+    finally:
+        await conn.close()

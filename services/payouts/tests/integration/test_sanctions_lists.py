@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
@@ -28,7 +29,8 @@ from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_sanctions_emulator.server import KNOWN, PATHS, Emulator, create_app
 from prizeflow_testkit import eventually, provision_test_topics, wait_ready
 from prizeflow_testkit.db import fetch
-from prizeflow_testkit.payouts import providers_file, settings_for, token
+from prizeflow_testkit.payouts import providers_file, running, settings_for, token
+from prizeflow_testkit.sanctions import sanctions_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +249,71 @@ async def test_an_older_file_of_the_same_day_served_again_is_refused_as_a_rollba
     other = replica(store, EmulatedPublishers())  # a replica starting now loads B, the newest
     await other.load()
     assert other.screen.versions()["un"] == newest
+
+
+def smuggling_file(codec: str) -> bytes:
+    """Issue 43: an OFAC-shaped file, published after the fixture, declaring an entity that the entry uses, encoded
+    UTF-16 without a byte-order mark, so its bytes hold no ASCII `<!DOCTYPE` or `<!ENTITY`."""
+    text = (
+        '<?xml version="1.0" encoding="UTF-16"?>'
+        '<!DOCTYPE sdnList [<!ENTITY who "Smuggled Entity Name">]>'
+        '<sdnList xmlns="http://tempuri.org/sdnList.xsd"><publshInformation><Publish_Date>12/24/2026</Publish_Date>'
+        "</publshInformation><sdnEntry><uid>99001</uid><lastName>&who;</lastName><sdnType>Entity</sdnType>"
+        "</sdnEntry></sdnList>"
+    )
+    data = text.encode(codec)
+    assert b"<!DOCTYPE" not in data
+    assert b"<!ENTITY" not in data
+    return data
+
+
+async def test_a_utf16_list_declaring_an_entity_is_refused_and_the_stored_version_stays(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """The emulator (a process) serves the file; the payouts API process fetches it over HTTP on an admin's refresh:
+    refused (counted as an error), nothing stored, the version it had stays loaded and the newest."""
+    with sanctions_emulator(tmp_path / "sanctions.log") as emulator:
+        settings = settings_for(
+            db,
+            kafka_bootstrap,
+            providers_file(tmp_path),
+            topic_suffix=topic_suffix,
+            payouts_sanctions_sources=emulator.sources(PATHS),
+            payouts_worker_enabled=False,
+        )
+        async with running(settings) as (_parts, client), emulator.admin() as publisher:
+            ops, admin = token(settings, "olga", "ops"), token(settings, "adam", "admin")
+
+            async def lists() -> dict[str, str | None]:
+                answer = await client.get("/v1/admin/compliance/screening/lists", headers=ops)
+                assert answer.status_code == 200
+                return {r["source"]: r["version"] for r in answer.json()}
+
+            async def refused() -> float:
+                """The refusals of ofac_sdn counted on /metrics."""
+                exposition = (await client.get("/metrics")).text
+                return sum(
+                    s.value
+                    for family in text_string_to_metric_families(exposition)
+                    for s in family.samples
+                    if s.name == "prizeflow_payouts_sanctions_list_refreshes_total"
+                    and s.labels == {"source": "ofac_sdn", "outcome": "error"}
+                )
+
+            loaded = await eventually(lists, lambda versions: all(versions.values()), timeout=60)
+            rows = await fetch(db, "SELECT source, version, sha256 FROM sanctions_list_versions ORDER BY source")
+            for codec in ("utf-16-le", "utf-16-be"):
+                before = await refused()
+                await publisher.serve_file("ofac_sdn", smuggling_file(codec))
+                refreshed = await client.post("/v1/admin/compliance/screening/refresh", headers=admin)
+                assert refreshed.status_code == 200, refreshed.text
+                assert {r["source"]: r["version"] for r in refreshed.json()} == loaded
+                assert await refused() == before + 1
+                assert (
+                    await fetch(db, "SELECT source, version, sha256 FROM sanctions_list_versions ORDER BY source")
+                    == rows
+                )
+                smuggled = await fetch(
+                    db, "SELECT count(*) AS n FROM sanctions_list_entries WHERE 'Smuggled Entity Name' = ANY(names)"
+                )
+                assert smuggled[0]["n"] == 0

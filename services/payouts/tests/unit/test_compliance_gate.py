@@ -17,11 +17,14 @@ from prizeflow_payouts.domain.compliance.gate import (
     Clearance,
     GateInput,
     HoldCode,
+    Release,
     Screening,
     Stage,
     SubjectKind,
     clearances_from_reasons,
     decide,
+    people_release,
+    policy_findings,
 )
 from prizeflow_rewards.application.claims import submit as rewards_claims
 
@@ -48,21 +51,30 @@ def gate(
     player_hit: bool = False,
     cleared: tuple[Clearance, ...] = (),
     missing: tuple[str, ...] = (),
-    released: bool = False,
+    released: bool | Release = False,
     player_matches: tuple[Match, ...] = (),
+    version: int = 7,
 ) -> GateInput:
+    """`released=True`: people released this payout's `policy` hold under version 7 with these very findings."""
+    verdict = Verdict(version, hits)
     return GateInput(
         stage=stage,
         player_id="player-1",
         player_screening_hit=player_hit,
         destination_key=KEY,
-        verdict=Verdict(7, hits),
+        verdict=verdict,
         screening=screening,
         cleared=cleared,
         missing_lists=missing,
-        released_by_people=released,
+        released=_release(released, Verdict(7, hits)),
         player_matches=player_matches,
     )
+
+
+def _release(released: bool | Release, shown: Verdict) -> Release | None:
+    if isinstance(released, Release):
+        return released
+    return Release(shown.policy_version, frozenset(policy_findings(shown))) if released else None
 
 
 def hit(finding: Finding) -> Hit:
@@ -172,6 +184,55 @@ def test_people_who_released_a_hold_decided_its_policy_but_never_verification_no
     assert screened.hold is HoldCode.SCREENING_HIT
 
 
+def test_a_release_answers_the_version_and_the_findings_it_was_shown() -> None:
+    """Issue 43: a release under version 7 is no decision on version 8, whatever 8 finds (the same rule tightened
+    included), nor on a finding of 7 nobody was shown; fewer findings than were shown stay decided."""
+    limit, rail = Hit(Finding.PLAYER_LIMIT, 0, "50 > 10"), Hit(Finding.RAIL_NOT_ALLOWED, 1, "rail sandbox")
+    shown = Release(7, frozenset(policy_findings(Verdict(7, (limit,)))))
+    assert shown.findings == {"player_limit@0"}
+    same = decide(gate(stage=Stage.SEND, hits=(Hit(Finding.PLAYER_LIMIT, 0, "60 > 10"),), released=shown))
+    assert same.action is Action.ALLOW  # the amount grew, the finding is the one they decided
+    later = decide(gate(stage=Stage.SEND, hits=(limit,), released=shown, version=8))
+    assert (later.action, later.hold, later.approval_policy) == (Action.HOLD, HoldCode.POLICY, ApprovalPolicy.SINGLE)
+    assert (later.policy_version, later.findings) == (8, ("player_limit@0",))
+    assert later.detail.startswith("policy v8: ")
+    another = decide(gate(stage=Stage.SEND, hits=(limit, rail), released=shown))
+    assert another.hold is HoldCode.POLICY
+    assert another.findings == ("player_limit@0", "rail_not_allowed@1")
+    assert decide(gate(stage=Stage.SEND, hits=(), released=shown, version=8)).action is Action.ALLOW
+
+
+def test_only_a_recorded_policy_hold_is_a_release() -> None:
+    assert people_release("policy", 3, ["velocity@0"]) == Release(3, frozenset({"velocity@0"}))
+    assert people_release("policy", None, None) is None  # recorded without its version: asked again
+    for code in ("screening_hit", "screening_pending", "kyc_required", None):
+        assert people_release(code, 3, ["velocity@0"]) is None
+
+
+findings_st = st.sampled_from([f for f in Finding if f not in (Finding.KYC_REQUIRED, Finding.KYC_FAILED)])
+people_hits = st.lists(st.builds(Hit, findings_st, st.integers(0, 3), st.just("d")), min_size=1, max_size=4)
+
+
+@given(
+    shown=people_hits,
+    now=people_hits,
+    shown_version=st.integers(1, 5),
+    version=st.integers(1, 5),
+    stage=st.sampled_from([Stage.SEND, Stage.APPROVAL]),
+)
+def test_a_release_never_allows_what_it_was_not_shown(
+    shown: list[Hit], now: list[Hit], shown_version: int, version: int, stage: Stage
+) -> None:
+    """Allowed only when the version is the one shown and every finding now was shown; otherwise a `policy` hold
+    for people."""
+    release = Release(shown_version, frozenset(policy_findings(Verdict(shown_version, tuple(shown)))))
+    d = decide(gate(stage=stage, hits=tuple(now), released=release, version=version))
+    decided = version == shown_version and set(policy_findings(Verdict(version, tuple(now)))) <= release.findings
+    assert (d.action is Action.ALLOW) is decided
+    if not decided:
+        assert (d.hold, d.approval_policy) == (HoldCode.POLICY, ApprovalPolicy.SINGLE)
+
+
 # -- the property: a sanctioned destination or player is never allowed --------------------------------------------
 findings = st.sampled_from(list(Finding))
 hits_st = st.lists(st.builds(Hit, findings, st.integers(0, 5), st.text(max_size=20)), max_size=4).map(tuple)
@@ -223,7 +284,7 @@ def test_a_sanctioned_destination_is_never_allowed(
         verdict=Verdict(version, hits),
         screening=Screening(matches, {"ofac_sdn": "v"}),
         cleared=cleared,
-        released_by_people=released,
+        released=Release(version, frozenset(policy_findings(Verdict(version, hits)))) if released else None,
     )
     d = decide(g)
     assert d.action is not Action.ALLOW
@@ -245,7 +306,7 @@ def test_a_sanctioned_player_or_an_unscreened_payout_is_never_allowed(
         destination_key=KEY,
         verdict=Verdict(1, hits),
         screening=None if unavailable else CLEAR,
-        released_by_people=released,
+        released=Release(1, frozenset(policy_findings(Verdict(1, hits)))) if released else None,
     )
     assert decide(g).action is not Action.ALLOW
 

@@ -117,7 +117,11 @@ EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x SYSTEM "file:///etc/passwd"><exp
             "no entries",
         ),
         ("eu", b'<export><sanctionEntity logicalId="1"><nameAlias wholeName="X"/></sanctionEntity></export>', "date"),
-        ("ofac_sdn", "﻿<x/>".encode("utf-16"), "UTF-16"),
+        (
+            "ofac_sdn",
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><sdnList/>'.encode("utf-16-le"),
+            "DTD",
+        ),
         ("nobody", b"<x/>", "no parser"),
     ],
 )

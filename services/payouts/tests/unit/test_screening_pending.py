@@ -21,7 +21,7 @@ from prizeflow_payouts.domain.compliance.gate import (
     Screening,
     Stage,
     decide,
-    people_decided_policy,
+    people_release,
 )
 from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry
 
@@ -66,7 +66,7 @@ def test_a_stale_screening_holds_for_the_rescreen_with_no_approval_added(stage: 
     assert d.detail == PENDING_DETAIL
     assert {"finding": "screening_pending", "subject": "player"} in [dict(r) for r in d.reasons]
     assert d.player_message is None  # as for a screening hit: the player is never told of a list
-    assert not people_decided_policy(d.hold)
+    assert people_release(d.hold, d.policy_version, d.findings) is None  # nobody's release: the re-screen's
     assert decide(gate(stale=False, stage=stage)).action is Action.ALLOW
 
 

@@ -1,5 +1,7 @@
 """The emulated publishers: each list served at a path shaped like its official one, from the fixture files, and a
-new version published on demand (`POST /_emulator/lists/<source>/entries`, tests)."""
+new version published on demand (`POST /_emulator/lists/<source>/entries`, tests). `PUT /_emulator/lists/<source>/
+file` serves the request's bytes as they are instead (what a compromised publisher, mirror or cache could serve:
+another encoding, a DTD), until the next published entry."""
 
 from __future__ import annotations
 
@@ -35,10 +37,15 @@ class Published:
     body: str
     versions: int = 1
     added: list[str] = field(default_factory=list)
+    raw: bytes | None = None  # served instead of `body` when set (`PUT .../file`)
+
+    @property
+    def data(self) -> bytes:
+        return self.raw if self.raw is not None else self.body.encode()
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.body.encode()).hexdigest()
+        return hashlib.sha256(self.data).hexdigest()
 
 
 class Emulator:
@@ -56,6 +63,12 @@ class Emulator:
         body = _redate(source, body, current.versions)
         self.lists[source] = Published(source, body, current.versions + 1, [*current.added, uid])
         return {"source": source, "uid": uid, "version": current.versions + 1, "sha256": self.lists[source].sha256}
+
+    def serve_file(self, source: str, data: bytes) -> dict[str, Any]:
+        """`data` served as `source`'s file from now on, byte for byte (the last published body stays underneath)."""
+        current = self.lists[source]
+        self.lists[source] = Published(source, current.body, current.versions + 1, current.added, raw=data)
+        return {"source": source, "version": current.versions + 1, "sha256": self.lists[source].sha256}
 
 
 EMULATOR: web.AppKey[Emulator] = web.AppKey("emulator", Emulator)
@@ -203,7 +216,7 @@ def create_app(emulator: Emulator | None = None) -> web.Application:
         async def handler(_: web.Request) -> web.Response:
             published = emu.lists[source]
             return web.Response(
-                body=published.body.encode(), content_type="application/xml", headers={"etag": f'"{published.sha256}"'}
+                body=published.data, content_type="application/xml", headers={"etag": f'"{published.sha256}"'}
             )
 
         return handler
@@ -217,6 +230,12 @@ def create_app(emulator: Emulator | None = None) -> web.Application:
         except ValueError:
             raise web.HTTPBadRequest(text="a JSON object is expected") from None
         return web.json_response(emu.publish(source, _valid_entry(data)), status=201)
+
+    async def put_file(request: web.Request) -> web.Response:
+        source = request.match_info["source"]
+        if source not in emu.lists:
+            raise web.HTTPNotFound(text=f"no list {source}")
+        return web.json_response(emu.serve_file(source, await request.read()), status=201)
 
     async def lists(_: web.Request) -> web.Response:
         return web.json_response(
@@ -233,6 +252,7 @@ def create_app(emulator: Emulator | None = None) -> web.Application:
         app.router.add_get(path, serve(source))
     app.router.add_get("/_emulator/lists", lists)
     app.router.add_post("/_emulator/lists/{source}/entries", add)
+    app.router.add_put("/_emulator/lists/{source}/file", put_file)
     for path in ("/_emulator/health", "/health/live", "/health/ready"):
         app.router.add_get(path, health)
     app[EMULATOR] = emu

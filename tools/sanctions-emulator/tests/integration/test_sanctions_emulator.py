@@ -73,3 +73,14 @@ async def test_a_bad_entry_is_refused(client: httpx.AsyncClient) -> None:
         await client.post("/_emulator/lists/un/entries", json={"name": "A B", "birth_date": "x"})
     ).status_code == 400
     assert (await client.post("/_emulator/lists/nobody/entries", json={"name": "A B"})).status_code == 404
+
+
+async def test_a_file_is_served_byte_for_byte_until_the_next_entry(client: httpx.AsyncClient) -> None:
+    """What a compromised publisher or cache could serve (another encoding, a DTD): the bytes as they were put."""
+    data = '<?xml version="1.0" encoding="UTF-16"?><sdnList/>'.encode("utf-16-le")
+    put = await client.put("/_emulator/lists/ofac_sdn/file", content=data)
+    assert put.status_code == 201
+    assert await fetch(client, "ofac_sdn") == data
+    assert (await client.put("/_emulator/lists/nobody/file", content=data)).status_code == 404
+    await client.post("/_emulator/lists/ofac_sdn/entries", json={"name": "Quorvath Ellisande"})
+    assert len(parse_list("ofac_sdn", await fetch(client, "ofac_sdn")).entries) == 181

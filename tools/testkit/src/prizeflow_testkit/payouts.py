@@ -116,6 +116,7 @@ def request(
     requested_by: str = "player-1",
     player_id: str = "player-1",
     correlation_id: str | None = None,
+    memo: str | None = None,
 ) -> Envelope[PayoutRequested]:
     key = key or unique("claim")
     return new_event(
@@ -124,7 +125,7 @@ def request(
             claim_id=f"cl-{key}",
             player_id=player_id,
             amount=Money(asset=asset, amount=amount),
-            destination=PayoutDestination(type=dtype, address=address),
+            destination=PayoutDestination(type=dtype, address=address, memo=memo),
             idempotency_key=key,
             requested_by=requested_by,
             requested_at=datetime.now(UTC),

@@ -104,9 +104,11 @@ _RECORD = text(
 _HOLD = text(
     """
     UPDATE payouts p SET hold_code = u.code, hold_detail = u.detail, held_at = CAST(:at AS timestamptz),
-        approval_policy = u.policy, updated_at = now()
-    FROM unnest(CAST(:ids AS text[]), CAST(:codes AS text[]), CAST(:details AS text[]), CAST(:policies AS text[]))
-        AS u(id, code, detail, policy)
+        approval_policy = u.policy, hold_policy_version = u.version, hold_findings = CAST(u.findings AS jsonb),
+        updated_at = now()
+    FROM unnest(CAST(:ids AS text[]), CAST(:codes AS text[]), CAST(:details AS text[]), CAST(:policies AS text[]),
+                CAST(:versions AS bigint[]), CAST(:findings AS text[]))
+        AS u(id, code, detail, policy, version, findings)
     WHERE p.id = u.id AND p.state = 'pending_approval'
     """
 )
@@ -220,6 +222,8 @@ class GateSql:
                 "codes": [h.code.value for h in holds],
                 "details": [h.detail[:2000] for h in holds],
                 "policies": [h.approval_policy for h in holds],
+                "versions": [h.policy_version for h in holds],
+                "findings": [json.dumps(list(h.findings)) for h in holds],
                 "at": at,
             },
         )
@@ -256,7 +260,8 @@ class GateSql:
             return
         await self.session.execute(
             text(
-                "UPDATE payouts SET hold_code = NULL, hold_detail = NULL, held_at = NULL, updated_at = now() "
+                "UPDATE payouts SET hold_code = NULL, hold_detail = NULL, held_at = NULL, hold_policy_version = NULL, "
+                "hold_findings = NULL, updated_at = now() "
                 "WHERE id = ANY(CAST(:ids AS text[])) AND state = 'pending_approval'"
             ),
             {"ids": list(payout_ids)},

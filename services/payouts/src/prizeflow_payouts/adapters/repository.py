@@ -7,6 +7,7 @@ Every statement the payouts use cases run, batched wherever a worker or consumer
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
@@ -44,7 +45,7 @@ _PAYOUT_COLUMNS = (
     ("correlation_id", "text"), ("cause_event_id", "text"), ("attempts", "int"), ("max_attempts", "int"),
     ("available_at", "timestamptz"), ("sync_first", "boolean"), ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"), ("hold_code", "text"), ("hold_detail", "text"), ("held_at", "timestamptz"),
-    ("destination_key", "text"),
+    ("destination_key", "text"), ("hold_policy_version", "bigint"), ("hold_findings", "jsonb"),
 )  # fmt: skip
 _INSERT_PAYOUTS = text(
     f"INSERT INTO payouts ({', '.join(c for c, _ in _PAYOUT_COLUMNS)}) "  # noqa: S608 - fixed column list
@@ -269,7 +270,16 @@ def payout_from_row(row: Mapping[Any, Any]) -> Payout:
         hold_code=row.get("hold_code"),
         hold_detail=row.get("hold_detail"),
         held_at=row.get("held_at"),
+        hold_policy_version=row.get("hold_policy_version"),
+        hold_findings=_findings(row.get("hold_findings")),
     )
+
+
+def _findings(stored: Any) -> tuple[str, ...] | None:
+    """`payouts.hold_findings` (jsonb: decoded by the driver, or its text where a statement reads it raw)."""
+    if stored is None:
+        return None
+    return tuple(str(f) for f in (json.loads(stored) if isinstance(stored, str) else stored))
 
 
 def _insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
@@ -283,6 +293,8 @@ def _insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
                 value = getattr(p, col).value
             elif col == "destination_key":
                 value = destination_key(p.destination)
+            elif col == "hold_findings":
+                value = None if p.hold_findings is None else json.dumps(list(p.hold_findings))
             else:
                 value = getattr(p, col)
             cols[f"a_{col}"].append(value)

@@ -44,7 +44,6 @@ from prizeflow_payouts.domain.compliance.gate import (
     HoldCode,
     Stage,
     clearances_from_reasons,
-    people_decided_policy,
     stricter,
 )
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
@@ -283,7 +282,7 @@ class PayoutAdmin:
                 )
         [decision] = await self.gate.decide(
             store,
-            [Candidate(rec, released_by_people=people_decided_policy(rec.hold_code))],
+            [Candidate.stored(rec)],
             Stage.APPROVAL,
             extra_cleared=cleared,
         )
@@ -297,10 +296,10 @@ class PayoutAdmin:
         # A new hold: only approvals after it count for it (those made up to now released the one before).
         await store.hold(
             [
-                Hold(
+                Hold.of(
                     rec.id,
                     code,
-                    decision.detail or code.value,
+                    decision,
                     stricter(rec.approval_policy, decision.approval_policy or rec.approval_policy).value,
                 )
             ],

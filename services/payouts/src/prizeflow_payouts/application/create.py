@@ -294,6 +294,8 @@ class CreatePayouts:
                         hold_code=d.hold.value,
                         hold_detail=d.detail or d.hold.value,
                         held_at=now,
+                        hold_policy_version=d.policy_version,
+                        hold_findings=d.findings,
                     )
                 )
             else:

@@ -39,7 +39,7 @@ from prizeflow_payouts.application.ports import (
 )
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
-from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, people_decided_policy, stricter
+from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.disagreement import Conclusion, DisagreementStatus, conclude
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
@@ -211,7 +211,7 @@ class PayoutWorker:
         retried = [p for p in due if not (p.state is S.APPROVED and p.attempts == 0)]
         judged = await gate.decide(
             store,
-            [Candidate(p, released_by_people=people_decided_policy(p.hold_code)) for p in [*fresh, *retried]],
+            [Candidate.stored(p) for p in [*fresh, *retried]],
             Stage.SEND,
         )
         decisions = judged[: len(fresh)]
@@ -240,12 +240,7 @@ class PayoutWorker:
         moved = {ch.record.id for ch in applied}
         await store.hold(
             [
-                Hold(
-                    p.id,
-                    _code(d),
-                    d.detail or _code(d).value,
-                    stricter(p.approval_policy, d.approval_policy or p.approval_policy).value,
-                )
+                Hold.of(p.id, _code(d), d, stricter(p.approval_policy, d.approval_policy or p.approval_policy).value)
                 for p, d in held
                 if p.id in moved
             ],

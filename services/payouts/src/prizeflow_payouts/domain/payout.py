@@ -57,10 +57,12 @@ class Payout:
     previous_state: PayoutState | None = None  # set by claims: the state before this claim
     # The compliance gate's hold (migration 0021): kyc_required | screening_hit | policy, while pending_approval;
     # kept once released (what held it). `hold_detail` is staff-only; `held_at` starts the hold (approvals count
-    # from then on).
+    # from then on). The policy version and findings it showed (migration 0024): what people who release it decide.
     hold_code: str | None = None
     hold_detail: str | None = None
     held_at: datetime | None = None
+    hold_policy_version: int | None = None
+    hold_findings: tuple[str, ...] | None = None
 
     @property
     def failed_for_good(self) -> bool:

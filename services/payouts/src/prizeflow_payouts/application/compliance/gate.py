@@ -24,10 +24,12 @@ from prizeflow_payouts.domain.compliance.gate import (
     GateDecision,
     GateInput,
     HoldCode,
+    Release,
     Screening,
     Stage,
     SubjectKind,
     decide,
+    people_release,
 )
 from prizeflow_payouts.domain.payout import Payout
 
@@ -72,6 +74,20 @@ class Hold:
     code: HoldCode
     detail: str
     approval_policy: str
+    policy_version: int  # the policy version and findings the hold shows (what people who release it decide)
+    findings: tuple[str, ...]
+
+    @classmethod
+    def of(cls, payout_id: str, code: HoldCode, decision: GateDecision, approval_policy: str) -> Hold:
+        """The hold `decision` puts on a payout, with what it shows approvers."""
+        return cls(
+            payout_id,
+            code,
+            decision.detail or code.value,
+            approval_policy,
+            decision.policy_version,
+            decision.findings,
+        )
 
 
 @runtime_checkable
@@ -94,7 +110,8 @@ class GateStore(Protocol):
     async def record_decisions(self, records: Sequence[DecisionRecord]) -> None: ...
 
     async def hold(self, holds: Sequence[Hold], *, at: datetime) -> None:
-        """Write each payout's hold (code, staff detail, from now, the approval it needs)."""
+        """Write each payout's hold (code, staff detail, from now, the approval it needs, the policy version and
+        findings it shows)."""
         ...
 
     async def latest_decision(self, payout_id: str) -> DecisionRecord | None: ...
@@ -139,7 +156,13 @@ class Candidate:
     """A payout to decide on (at request time not stored yet)."""
 
     payout: Payout
-    released_by_people: bool = False
+    released: Release | None = None  # what people decided by releasing its earlier `policy` hold
+
+    @classmethod
+    def stored(cls, payout: Payout) -> Candidate:
+        """A stored payout, with what people decided by releasing its `policy` hold (the version and findings the
+        hold showed them), if they did."""
+        return cls(payout, people_release(payout.hold_code, payout.hold_policy_version, payout.hold_findings))
 
     @property
     def destination(self) -> PayoutDestination:
@@ -255,7 +278,7 @@ class PayoutGate:
                     screening=self._screen(rec.destination),
                     cleared=cleared,
                     missing_lists=missing,
-                    released_by_people=cand.released_by_people,
+                    released=cand.released,
                 )
             )
             out.append(decision)

@@ -130,7 +130,7 @@ class ResumeVerifiedPayouts:
             else:
                 code = d.hold or HoldCode.POLICY
                 policy = stricter(rec.approval_policy, d.approval_policy or rec.approval_policy)
-                holds.append(Hold(rec.id, code, d.detail or code.value, policy.value))
+                holds.append(Hold.of(rec.id, code, d, policy.value))
         applied = await repo.apply(changes, at=now)
         await store.hold(holds, at=now)
         await store.release_holds(released)

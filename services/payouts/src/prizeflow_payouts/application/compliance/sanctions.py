@@ -43,8 +43,8 @@ from prizeflow_payouts.domain.compliance.sanctions import (
     ListEntry,
     ListIndex,
     SanctionsList,
-    destination_spellings,
     list_version,
+    screen_destination_in,
 )
 from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, parse_list
 from prizeflow_runtime.audit import admin_action
@@ -165,15 +165,14 @@ class ListsScreen:
         return lists
 
     def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
+        """The destination's address and, where its rail reads the memo, every address the memo carries
+        (`screen_destination_in`), against every loaded list."""
         lists = self._current()
-        spellings = sorted(destination_spellings(destination.type, destination.address))
-        found = {
-            (source, hit.uid): _match(source, hit)
+        matches = [
+            _match(source, hit)
             for source, loaded in lists.items()
-            for spelling in spellings
-            for hit in loaded.index.match_address(spelling)
-        }
-        matches = list(found.values())
+            for hit in screen_destination_in(loaded.index, destination)
+        ]
         return self._result("destination", lists, matches)
 
     def screen_person(self, identity: Identity) -> ScreeningResult:

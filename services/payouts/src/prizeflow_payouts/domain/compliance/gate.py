@@ -8,6 +8,11 @@ A verified player whose identity screening predates the loaded lists (`screening
 for the player's verification alone (`kyc_required`, released by the verification itself) or for a person (`policy`).
 A refusal of the policy refuses the request at request time when it is a failed verification (the reservation is
 voided); any other refusal, and every refusal at send time, is a person's call.
+
+People who release a `policy` hold decide what it showed them: its findings (`policy_findings`), under its policy
+version (`Release`). That decision stands while the policy in force finds nothing else: a version activated since
+that refuses the payout (for any reason, the same rule tightened included) or a finding they were not shown holds it
+again for people (issue 43: a release under version N sent a payout that N+1 refused).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from typing import Final, Protocol
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
+
+# Findings never a person's to decide: verification is the player's (and the vendor's).
+_NOT_PEOPLES: Final = (Finding.KYC_REQUIRED, Finding.KYC_FAILED)
 
 
 class HoldCode(StrEnum):
@@ -85,6 +93,44 @@ class Clearance:
     entry_uid: str
 
 
+def policy_findings(verdict: Verdict) -> tuple[str, ...]:
+    """What a verdict holds a payout for, as a hold records it (`payouts.hold_findings`): each hit as
+    `<finding>@<rule>` and each rule deferred as `undecided@<what>` (a rule's index names it within one version)."""
+    found = {f"{h.finding.value}@{h.rule}" for h in verdict.hits} | {f"undecided@{d}" for d in verdict.deferred}
+    return tuple(sorted(found))
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What people decided by releasing a `policy` hold: the findings it showed them, under the policy version it
+    showed them (`payouts.hold_policy_version`, `hold_findings`)."""
+
+    policy_version: int
+    findings: frozenset[str]
+
+    def covers(self, verdict: Verdict) -> bool:
+        """Every finding of `verdict` that is a person's to decide was decided: the same version, and nothing it
+        finds now that they were not shown. A later version decides anew whatever it finds."""
+        if verdict.policy_version != self.policy_version:
+            return False
+        theirs = {f"{h.finding.value}@{h.rule}" for h in verdict.hits if h.finding not in _NOT_PEOPLES}
+        theirs |= {f"undecided@{d}" for d in verdict.deferred}
+        return theirs <= self.findings
+
+
+def people_release(
+    hold_code: str | None, policy_version: int | None, findings: Collection[str] | None
+) -> Release | None:
+    """The decision people made by releasing a hold with this code, version and findings (`GateInput.released`).
+    Only a `policy` hold shows its approvers the policy's findings: two people who release a screening hit decided
+    the match, never a limit or a country they were not shown (the gate asks about those again, as a `policy` hold),
+    and verification is never a person's. A hold recorded without its version (by the release before migration
+    0024, during a rollout) decided nothing the gate can name: people are asked again (fail closed)."""
+    if hold_code != HoldCode.POLICY.value or policy_version is None or findings is None:
+        return None
+    return Release(policy_version, frozenset(findings))
+
+
 @dataclass(frozen=True, slots=True)
 class GateInput:
     stage: Stage
@@ -95,7 +141,7 @@ class GateInput:
     screening: Screening | None  # the destination's; None: the screen could not answer (unavailable)
     cleared: Collection[Clearance] = ()
     missing_lists: tuple[str, ...] = ()  # configured sources the screen has not loaded
-    released_by_people: bool = False  # people released an earlier hold of this payout: they decided the policy
+    released: Release | None = None  # people released an earlier `policy` hold of this payout: what they decided
     # The list entries the player's stored screening matched: each cleared by two approvers (a clearance of this
     # player and entry), or the payout is held. A hit without named entries is never cleared (fail closed).
     player_matches: tuple[ScreeningMatch, ...] = ()
@@ -119,6 +165,7 @@ class GateDecision:
     approval_policy: ApprovalPolicy | None = None
     list_versions: Mapping[str, str] = field(default_factory=dict)
     policy_version: int = 0
+    findings: tuple[str, ...] = ()  # `policy_findings` of the verdict: what a `policy` hold shows its approvers
 
     @property
     def player_message(self) -> str | None:
@@ -205,6 +252,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
     if unavailable:
         reasons.append({"finding": "screening_unavailable", "missing": list(g.missing_lists)})
     reasons_t = tuple(reasons)
+    findings = policy_findings(verdict)
 
     def held(code: HoldCode, detail: str, policy: ApprovalPolicy | None) -> GateDecision:
         return GateDecision(
@@ -218,6 +266,16 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
             approval_policy=policy,
             list_versions=versions,
             policy_version=verdict.policy_version,
+            findings=findings,
+        )
+
+    def allowed() -> GateDecision:
+        return GateDecision(
+            Action.ALLOW,
+            reasons=reasons_t,
+            list_versions=versions,
+            policy_version=verdict.policy_version,
+            findings=findings,
         )
 
     # 1. A failed verification refuses the request (as the deny list does): nothing will ever pay it.
@@ -234,6 +292,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
             refusal=Finding.KYC_FAILED,
             list_versions=versions,
             policy_version=verdict.policy_version,
+            findings=findings,
         )
     # 2. Screening: a hit (or no answer) is for two people, whatever the policy says.
     if matches or player_hit:
@@ -246,29 +305,18 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
         return held(HoldCode.SCREENING_PENDING, PENDING_DETAIL, None)
     # 3. The policy (a rule deferred here, e.g. a country rule for a player verified without a country, holds).
     if verdict.action is Action.ALLOW and not verdict.deferred:
-        return GateDecision(
-            Action.ALLOW, reasons=reasons_t, list_versions=versions, policy_version=verdict.policy_version
-        )
+        return allowed()
     if verdict.waits_for_verification_only:  # the player's own action releases it: no person's approval added
         return held(HoldCode.KYC_REQUIRED, _details(verdict), None)
-    kyc = [h for h in verdict.hits if h.finding in (Finding.KYC_REQUIRED, Finding.KYC_FAILED)]
-    if g.released_by_people and not kyc:
-        # People released this payout's hold with its policy findings before them; verification is never theirs.
-        return GateDecision(
-            Action.ALLOW, reasons=reasons_t, list_versions=versions, policy_version=verdict.policy_version
-        )
-    if kyc and all(h.finding is Finding.KYC_REQUIRED for h in kyc) and g.released_by_people:
+    kyc = [h for h in verdict.hits if h.finding in _NOT_PEOPLES]
+    decided = g.released is not None and g.released.covers(verdict)
+    if decided and not kyc:
+        # People released this payout's hold with exactly these findings before them, under this very version.
+        return allowed()
+    if decided and all(h.finding is Finding.KYC_REQUIRED for h in kyc):
         # Verification still missing: it waits for the player, the rest was decided by people.
         return held(HoldCode.KYC_REQUIRED, _details(verdict), None)
     return held(HoldCode.POLICY, _details(verdict), ApprovalPolicy.SINGLE)
-
-
-def people_decided_policy(hold_code: str | None) -> bool:
-    """Whether the approvals that released a hold with this code decided the policy's findings (`GateInput.
-    released_by_people`). Only a `policy` hold shows its approvers those findings: two people who release a
-    screening hit decided the match, never a limit or a country they were not shown (the gate asks about those
-    again, as a `policy` hold), and verification is never a person's."""
-    return hold_code == HoldCode.POLICY.value
 
 
 def _details(verdict: Verdict) -> str:
@@ -323,6 +371,7 @@ __all__ = [
     "GateDecision",
     "GateInput",
     "HoldCode",
+    "Release",
     "Screening",
     "ScreeningMatch",
     "Stage",
@@ -330,7 +379,8 @@ __all__ = [
     "clearances_for",
     "clearances_from_reasons",
     "decide",
-    "people_decided_policy",
+    "people_release",
     "player_cleared",
+    "policy_findings",
     "stricter",
 ]

@@ -3,7 +3,9 @@ matcher (docs/adr/0012-pay-only-whom-you-may.md).
 
 Addresses are compared exactly, in the one spelling every destination is compared, counted and keyed in
 (`prizeflow_contracts.providers.destination_spelling`, the deny list's too): a TON address in its raw form,
-everything else without whitespace and case-folded. Names are compared
+everything else without whitespace and case-folded. Where a rail reads the memo (`MEMO_TYPES`), the memo is part of
+the destination: every address-shaped token it carries is screened too, in the same spellings (`memo_tokens`). Names
+are compared
 after normalisation (accents, case, punctuation and token order do not matter) with a Jaro-Winkler based score on
 0-1000; entries are blocked by token keys so a name is compared with a few hundred entries, never all of them.
 """
@@ -13,12 +15,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
 
-from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_spelling
+from prizeflow_contracts.providers import MEMO_TYPES, DestinationType, PayoutDestination, destination_spelling
 
 SOURCES = ("ofac_sdn", "ofac_consolidated", "eu", "un")
 MAX_SCORE = 1000
@@ -80,6 +82,36 @@ def listed_spellings(address: str) -> set[str]:
     """Every spelling a listed address can be met in: the destinations' one spelling (raw when it is a TON
     address), and folded as written (a list may publish a TON address no parser accepts)."""
     return {destination_spelling(DestinationType.CRYPTO_ADDRESS, address), "".join(address.split()).casefold()}
+
+
+_EVM_HEX = re.compile(r"[0-9a-fA-F]{40}")
+
+
+def memo_tokens(memo: str) -> set[str]:
+    """Every address-shaped token a memo carries: each run of it from a letter or digit to a cut, a cut being the
+    memo's end or either side of any other character. So `=:ETH.ETH:0xAbC…:0/1/0` (a swap router's memo) carries
+    `0xAbC…`, `bitcoin:bc1q…?amount=1` carries `bc1q…`, and a TON address in its base64 forms (whose `-`, `_`, `+`,
+    `/` are letters of it) is one run among the others; an EVM address written without `0x` is also read with it.
+    A memo is at most 64 characters (`PayoutDestination.memo`): a few hundred runs at the very most."""
+    text = memo.strip()
+    cuts = [i for i in range(len(text) + 1) if i in (0, len(text)) or not (text[i - 1].isalnum() and text[i].isalnum())]
+    tokens = {text[a:b] for a in cuts if a < len(text) and text[a].isalnum() for b in cuts if b > a}
+    tokens.add(text)
+    tokens |= {"0x" + t for t in tokens if _EVM_HEX.fullmatch(t)}
+    return {t for t in tokens if t}
+
+
+def screened_spellings(destination: PayoutDestination) -> list[tuple[str, str]]:
+    """(spelling, how it was found) for every spelling a destination is screened in: its address's ("address")
+    first, then, for a type whose rail reads the memo (`MEMO_TYPES`), each address-shaped token of the memo
+    ("memo"). A memo a rail reads says where the money ends up (a swap router's recipient, an exchange's
+    sub-account), so a listed wallet named there is paid as surely as one in the address."""
+    found = dict.fromkeys(destination_spellings(destination.type, destination.address), "address")
+    if destination.type in MEMO_TYPES and destination.memo:
+        for token in memo_tokens(destination.memo):
+            for spelling in listed_spellings(token):
+                found.setdefault(spelling, "memo")
+    return sorted(found.items(), key=lambda sv: (sv[1] != "address", sv[0]))
 
 
 # Letters NFKD does not decompose into a base letter and a mark.
@@ -360,11 +392,12 @@ class ListIndex:
 
 
 def screen_destination_in(index: ListIndex, destination: PayoutDestination) -> list[Hit]:
-    found = {
-        hit.uid: hit
-        for spelling in sorted(destination_spellings(destination.type, destination.address))
-        for hit in index.match_address(spelling)
-    }
+    """Every entry the destination's address or its memo's addresses match (`screened_spellings`), once each; a
+    match through the memo is of kind "memo" (unless the address matched the same entry)."""
+    found: dict[str, Hit] = {}
+    for spelling, via in screened_spellings(destination):
+        for hit in index.match_address(spelling):
+            found.setdefault(hit.uid, hit if via == "address" else replace(hit, kind=via))
     return list(found.values())
 
 
@@ -382,8 +415,10 @@ __all__ = [
     "jaro_winkler",
     "list_version",
     "listed_spellings",
+    "memo_tokens",
     "name_score",
     "name_tokens",
     "normalise_name",
     "screen_destination_in",
+    "screened_spellings",
 ]

@@ -13,18 +13,23 @@
   or `FROM_YEAR`/`TO_YEAR`), and `ENTITIES/ENTITY` (`FIRST_NAME` is its name, `ENTITY_ALIAS/ALIAS_NAME`).
 
 A file is refused whole (`ListFormatError`), never half read: one with a DTD or an entity declaration (no
-legitimate list has one; refusing it removes entity-expansion bombs and external entities before the parser
-sees a byte), one that is not well-formed, one without its publication date or with no entry, one whose entries
-repeat an id.
+legitimate list has one; refusing it removes entity-expansion bombs and external entities), one that is not
+well-formed, one without its publication date or with no entry, one whose entries repeat an id.
+
+The DTD is refused by the parser itself (`_events`), not by looking for `<!DOCTYPE` in the bytes: expat reads the
+encoding from the byte-order mark, the first bytes or the declaration, and a UTF-16 file without a mark (or one
+whose declaration names another encoding) holds no ASCII `<!DOCTYPE` at all, while the parser still reads one.
+The handlers see the declaration as decoded, whatever the encoding, before anything is declared.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from xml.etree.ElementTree import Element, ParseError, iterparse
+from typing import NoReturn
+from xml.etree.ElementTree import Element, TreeBuilder
+from xml.parsers import expat
 
 from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry, SanctionsList
 
@@ -35,14 +40,11 @@ class ListFormatError(ValueError):
     """The file is not a list this parser can trust; nothing of it is used."""
 
 
-_DANGEROUS = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_CHUNK = 1 << 16  # bytes fed to the parser at a time: the events of one chunk are handed on before the next
 
 
-def _refuse_declarations(data: bytes) -> None:
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4] in (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00"):
-        raise ListFormatError("the file is not UTF-8 (a UTF-16/32 byte order mark)")
-    if _DANGEROUS.search(data):
-        raise ListFormatError("the file declares a DTD or an entity: refused")
+def _refuse_declaration(*_: object) -> NoReturn:
+    raise ListFormatError("the file declares a DTD or an entity: refused")
 
 
 def _local(tag: str) -> str:
@@ -50,13 +52,41 @@ def _local(tag: str) -> str:
 
 
 def _events(data: bytes) -> Iterator[tuple[str, Element]]:
-    _refuse_declarations(data)
+    """("start" | "end", element) as the file is read, elements built by ElementTree's TreeBuilder. Expat, with
+    every declaration refused in its handlers: a DOCTYPE (internal subset, SYSTEM or PUBLIC), an entity or a
+    notation stops the parse the moment the parser meets it, so nothing is ever declared, expanded or fetched.
+
+    Tags stay as expat names them (`uri}local`; `_local` reads the local name). Python handlers cost about 2.5
+    times the CPU of the C `iterparse` (~3.5 s instead of ~1.4 s for a 20 MB OFAC-shaped file), once per new
+    file, in a worker thread."""
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    builder = TreeBuilder()
+    ready: list[tuple[str, Element]] = []
+    push, start, end = ready.append, builder.start, builder.end
+    parser.StartElementHandler = lambda tag, attrs: push(("start", start(tag, attrs)))
+    parser.EndElementHandler = lambda tag: push(("end", end(tag)))
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = _refuse_declaration
+    parser.EntityDeclHandler = _refuse_declaration
+    parser.UnparsedEntityDeclHandler = _refuse_declaration
+    parser.NotationDeclHandler = _refuse_declaration
+    parser.ExternalEntityRefHandler = _refuse_declaration
+    view = memoryview(data)
     try:
-        # S314: the file was refused above if it declares a DTD or an entity (the attacks defusedxml stops); the
-        # parser never fetches external resources.
-        yield from iterparse(io.BytesIO(data), events=("start", "end"))  # noqa: S314
-    except ParseError as err:
+        for offset in range(0, len(data), _CHUNK):
+            parser.Parse(view[offset : offset + _CHUNK], False)  # noqa: FBT003 - expat's (data, isfinal)
+            yield from ready
+            ready.clear()
+        parser.Parse(b"", True)  # noqa: FBT003 - the end of the document
+    except ListFormatError:
+        raise
+    except expat.ExpatError as err:
         raise ListFormatError(f"not well-formed XML: {err}") from None
+    except (ValueError, LookupError) as err:  # an encoding expat cannot read (a multi-byte one it does not know)
+        raise ListFormatError(f"unreadable encoding: {err}") from None
+    yield from ready
 
 
 def _child(elem: Element, name: str) -> Element | None:
