@@ -36,6 +36,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0022",
         "0023",
         "0024",
+        "0025",
     ),
 )
 

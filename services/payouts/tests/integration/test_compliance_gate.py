@@ -1024,10 +1024,10 @@ _DECIDED = (
 
 
 async def test_the_upgrade_records_what_the_open_policy_holds_showed(db: str) -> None:
-    """Migration 0024 gives each policy hold the version and findings of the decision that made it (a hold made
+    """Migration 0025 gives each policy hold the version and findings of the decision that made it (a hold made
     before the upgrade is released as it was shown); any other hold, or one whose newest decision is not a policy
     hold, gets nothing (a release of it decides nothing: people are asked again)."""
-    await migrate(ALEMBIC_INI, db, "0023", downgrade=True)
+    await migrate(ALEMBIC_INI, db, "0024", downgrade=True)
     reasons = json.dumps(
         [
             {"finding": "player_limit", "rule": 0, "detail": "50 > 10"},
@@ -1077,7 +1077,7 @@ async def test_the_upgrade_records_what_the_open_policy_holds_showed(db: str) ->
         assert list(policy_findings(verdict)) == shown
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute("UPDATE payouts SET hold_findings = NULL WHERE id = 'po-policy'")
-        await migrate(ALEMBIC_INI, db, "0023", downgrade=True)
+        await migrate(ALEMBIC_INI, db, "0024", downgrade=True)
         columns = await conn.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'payouts' "
             "AND column_name LIKE 'hold_%' ORDER BY 1"

@@ -15,16 +15,16 @@ it again for people (docs/adr/0012-pay-only-whom-you-may.md, item 7).
 
 Downgrade: the columns go (the code before this step never reads them).
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0024"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 phase = "expand"
 branch_labels = None
 depends_on = None
