@@ -115,6 +115,7 @@ def test_pinning_rewrites_the_images_entries_and_kustomize_renders_them_by_diges
     overlay = tmp_path / "overlays" / "pinned"
     shutil.copytree(K8S.K8S / "overlays" / "dev", overlay)
     shutil.copytree(K8S.K8S / "base", tmp_path / "base")
+    shutil.copytree(K8S.K8S / "components", tmp_path / "components")
     kustomization = overlay / "kustomization.yaml"
     names = images.overlay_image_names(kustomization)
     digests = {name: f"sha256:{index:064x}" for index, name in enumerate(sorted(names), start=1)}

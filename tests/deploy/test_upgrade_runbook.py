@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,13 +16,13 @@ from typing import Any
 
 import pytest
 import yaml
+from k8s_helpers import k8s_helpers
 from runbook_docs import parse
 
 pytestmark = pytest.mark.k8s
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-KUSTOMIZE = ROOT / ".devstack" / "tools" / "go" / "bin" / "kustomize"
 RUNBOOK = ROOT / "docs" / "runbooks" / "upgrade.md"
 WITH_MIGRATIONS = sorted(p.parent.name for p in ROOT.glob("services/*/alembic.ini"))
 APPS = WITH_MIGRATIONS  # each service with migrations is one Deployment of the apps stage
@@ -71,12 +70,8 @@ def commands() -> tuple[Command, ...]:
 
 @cache
 def rendered(path: str) -> tuple[Doc, ...]:
-    """`kustomize build deploy/k8s/<path>`, with the pinned kustomize."""
-    if not KUSTOMIZE.is_file():
-        pytest.fail(f"{KUSTOMIZE} is missing: run `make k8s-tools` (tools/devstack/scripts/ensure-k8s-tools.sh)")
-    out = subprocess.run([str(KUSTOMIZE), "build", str(K8S / path)], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, f"kustomize build {path} failed:\n{out.stderr}"
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+    """`kustomize build deploy/k8s/<path>`, with the pinned kustomize, in an operator's checkout (site values set)."""
+    return tuple(k8s_helpers().build(k8s_helpers().checkout() / path))
 
 
 def _labels(doc: Doc) -> dict[str, str]:
