@@ -139,11 +139,11 @@ def read_env_text(text: str) -> dict[str, str]:
 def restored_checkout() -> Path:
     """H.checkout() with the restore of settlement as restore.md step 1 says: databases.env, the component, the
     recovery windows."""
-    copy = H.checkout().parent / "restored"
+    copy: Path = H.checkout().parent / "restored"
     if copy.exists():
         return copy
     shutil.copytree(H.checkout(), copy)
-    overlay = copy / "overlays" / "prod"
+    overlay: Path = copy / "overlays" / "prod"
     databases = read_env(overlay / "databases.env") | _databases_change()
     (overlay / "databases.env").write_text("".join(f"{k}={v}\n" for k, v in databases.items()))
     kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
@@ -170,7 +170,7 @@ def before(path: str = "overlays/prod") -> list[Doc]:
 
 @cache
 def _after(path: str) -> tuple[Doc, ...]:
-    return H.build(restored_checkout() / path)
+    return tuple(H.build(restored_checkout() / path))
 
 
 def after(path: str = "overlays/prod") -> list[Doc]:
@@ -276,7 +276,7 @@ def test_the_restore_is_a_change_in_git_that_everything_follows() -> None:
     path, stage = _apply_k(apply)
     assert (path, stage) == ("overlays/prod", "prizeflow.io/stage=platform")
     old, new = before(), after()
-    platform = selected(new, stage)
+    platform = selected(new, str(stage))
     [cluster] = [d for d in platform if d["kind"] == "Cluster" and d["metadata"]["name"] == NEW_CLUSTER]
     assert CLUSTER not in names(new, "Cluster")
     recovery = cluster["spec"]["bootstrap"]["recovery"]
@@ -401,7 +401,7 @@ def _ops_user() -> Doc:
     [apply, *_] = step("rewind")
     assert apply.argv[:3] == ("kubectl", "apply", "-k")
     [user] = [d for d in H.build(H.checkout() / apply.argv[3]) if d["kind"] == "KafkaUser"]
-    return user
+    return dict(user)
 
 
 def test_only_the_ops_user_may_rewind_and_only_the_services_groups() -> None:
