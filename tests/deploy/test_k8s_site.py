@@ -162,3 +162,35 @@ def test_the_checker_runs_as_the_command_the_docs_give() -> None:
     )
     assert out.returncode == 1
     assert f"{PROD}: site.env: postgres-image is not set" in out.stderr.splitlines()
+
+
+def test_the_checker_refuses_a_restore_that_would_restore_nothing_or_into_its_origin(tmp_path: Path) -> None:
+    """A restore is a NEW cluster of the same service, to a past UTC time, with its component listed: the checker
+    names each way to get it wrong before kustomize renders it."""
+    overlay = tmp_path / "prod"
+    shutil.copytree(PROD, overlay)
+
+    def problems(databases: dict[str, str], *, listed: bool = True) -> list[str]:
+        (overlay / "databases.env").write_text(H.site_env(read_env(PROD / "databases.env") | databases))
+        kustomization = H.yaml.safe_load((PROD / "kustomization.yaml").read_text())
+        if listed:
+            kustomization["components"].append("../../components/restore/settlement")
+        (overlay / "kustomization.yaml").write_text(H.yaml.safe_dump(kustomization))
+        return check_databases(overlay, k8s.DATABASES)
+
+    good = {
+        "settlement": "settlement-db-r1",
+        "settlement-restore-from": "settlement-db",
+        "settlement-restore-target-time": "2026-11-25 13:00:00.000000+00",
+    }
+    assert problems(good) == []
+    assert "restores into settlement-db, the cluster it restores from" in " ".join(
+        problems(good | {"settlement": "settlement-db"})
+    )
+    assert "is not a cluster of settlement" in " ".join(problems(good | {"settlement-restore-from": "payouts-db"}))
+    assert "(UTC)" in " ".join(problems(good | {"settlement-restore-target-time": "2026-11-25T13:00:00Z"}))
+    assert "in the future" in " ".join(problems(good | {"settlement-restore-target-time": "2999-01-01 00:00:00+00"}))
+    assert "restores nothing" in " ".join(problems(good, listed=False))
+    assert "set settlement-restore-from" in " ".join(problems({"settlement": "settlement-db-r1"}))
+    assert "is not `settlement-db`" in " ".join(problems({"settlement": "settlement-app-db"}, listed=False))
+    assert "is not `settlement-db`" in " ".join(problems({"settlement": "settlement-db-rw"}, listed=False))
