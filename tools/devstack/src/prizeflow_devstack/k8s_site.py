@@ -58,7 +58,8 @@ def _image(value: str) -> str | None:
         return f"{value} is not named by digest (<image>:<tag>@sha256:<64 hex digits>)"
     if set(digest.group("hex")) == {"0"}:
         return f"{value}: the zero digest names no image"
-    return _host(value.split("/", 1)[0]) if "." in value.split("/", 1)[0] else None
+    registry = value.split("/", 1)[0].split(":", 1)[0]  # a registry's host, its port aside
+    return _host(registry) if "." in registry else None
 
 
 def _postgres_image(value: str) -> str | None:
