@@ -41,6 +41,7 @@ def test_the_dashboards_and_their_fixed_uids() -> None:
         "prizeflow-payout-rails",
         *(f"prizeflow-service-{s}" for s in ("settlement", "rewards", "payouts", "signer", "webhooks")),
         "prizeflow-kafka",
+        "prizeflow-databases",
     }
     assert committed()["prizeflow-rewards-overview"]["title"] == "Rewards overview"
     assert committed()["prizeflow-kafka"]["title"] == "Kafka"

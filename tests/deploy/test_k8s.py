@@ -3,15 +3,21 @@ the Kubernetes schemas (kubernetes-validate), every custom resource against the 
 (an unknown kind or field fails), kube-score finds nothing, the generated files are current, and each workload's
 environment is made of real settings of its process, complete enough for those settings to load.
 
+overlays/prod does not render as committed: its site values (overlays/prod/site.env) are the operator's, and the
+render fails until each is set (tests/deploy/test_k8s_site.py). Everything here renders an operator's checkout:
+a copy of deploy/k8s with SITE written into that file.
+
 The tools are pinned and installed by `make k8s-tools` (tools/devstack/scripts/ensure-k8s-tools.sh); a missing one
 fails these tests, it never skips them.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import tomllib
@@ -53,13 +59,60 @@ def tool(name: str) -> str:
     return str(path)
 
 
+# An operator's site values for overlays/prod (site.env): hosts under the reserved `.test` domain, digests that name
+# nothing, a private HSM address and the API server's address as seen from the pods.
+SITE = {
+    "object-store-host": "s3.backups.prizeflow.test",
+    "postgres-image": "registry.prizeflow.test/cloudnative-pg/postgresql:15.18-standard-bookworm@sha256:" + "1" * 64,
+    "hsm-client-image": "registry.prizeflow.test/hsm/luna-client:10.7@sha256:" + "2" * 64,
+    "hsm-address": "10.40.0.12/32",
+    "hsm-port": "1792",
+    "kubernetes-api-cidr": "172.20.0.10/32",
+    "identity-issuer": "https://login.prizeflow.test/",
+    "identity-jwks-url": "https://login.prizeflow.test/oauth/keys",
+    "identity-discovery-url": "https://login.prizeflow.test/.well-known/openid-configuration",
+    "console-host": "console.prizeflow.test",
+    "webhooks-host": "hooks.prizeflow.test",
+    "topup-success-url": "https://play.prizeflow.test/top-up/success?session_id={CHECKOUT_SESSION_ID}",
+    "topup-cancel-url": "https://play.prizeflow.test/top-up/cancelled",
+    "soroban-rpc-url": "https://soroban.prizeflow.test",
+}
+
+
+def site_env(values: Mapping[str, str]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+@cache
+def checkout() -> Path:
+    """A copy of deploy/k8s as an operator holds it: overlays/prod/site.env filled in with SITE."""
+    scratch = Path(tempfile.mkdtemp(prefix="prizeflow-k8s-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    copy = scratch / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("schemas"))
+    (copy / "overlays" / "prod" / "site.env").write_text(site_env(SITE))
+    return copy
+
+
+def build(path: Path) -> tuple[Doc, ...]:
+    out = subprocess.run([tool("kustomize"), "build", str(path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"kustomize build {path} failed:\n{out.stderr}"
+    return tuple(d for d in yaml.load_all(out.stdout, Loader=Strings) if d)
+
+
+class Strings(yaml.SafeLoader):
+    """YAML 1.2 as Kubernetes reads it: an unquoted timestamp is a string (kustomize drops the quotes)."""
+
+
+Strings.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @cache
 def rendered(overlay: str) -> tuple[Doc, ...]:
-    out = subprocess.run(
-        [tool("kustomize"), "build", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
-    )
-    assert out.returncode == 0, f"kustomize build overlays/{overlay} failed:\n{out.stderr}"
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+    return build(checkout() / "overlays" / overlay)
 
 
 def of_kind(docs: tuple[Doc, ...], kind: str) -> list[Doc]:
@@ -380,6 +433,9 @@ PROXY = {
 }
 # Read by the processes' HTTP clients (httpx, and what is built on it), not by their settings: the egress proxy.
 PROXY_ENV = {"HTTPS_PROXY", "NO_PROXY"}
+# Read by the HSM vendor's PKCS#11 library inside the signer, not by its settings: where the client's configuration
+# is (overlays/prod/signer-pkcs11-module.yaml; Thales Luna's variable).
+HSM_CLIENT_ENV = {"ChrystokiConfigurationPath"}
 CALLERS = (*APIS, "console")  # the Deployments that call out through the proxy
 
 
@@ -573,6 +629,8 @@ def _workloads(docs: tuple[Doc, ...]) -> Iterator[tuple[str, Doc, set[str]]]:
         names = _settings_env_names(k8s.settings_class(service))
         if service in CALLERS:
             names |= PROXY_ENV
+        if service == "signer":
+            names |= HSM_CLIENT_ENV
         if service == "payouts":
             from prizeflow_payouts.adapters.stellar.settings import StellarEnv
 
@@ -683,10 +741,14 @@ MOUNTED_PROVIDERS = Path("/etc/prizeflow/providers")
 
 def _load_providers(service: str, directory: Path, env: Mapping[str, str], settings: Any) -> Any:
     if service == "webhooks":
+        from prizeflow_contracts.kyc import VerificationVendor
         from prizeflow_webhooks.adapters.config import load_config
 
         hooks = load_config(directory, dev=False, env=env)
-        assert set(hooks.confirm) == set(hooks.providers), "every provider confirms outside dev"
+        rails = {name for name, p in hooks.providers.items() if not isinstance(p.type, VerificationVendor)}
+        assert set(hooks.confirm) == rails, (
+            "every payout rail confirms outside dev (a KYC vendor is read back by payouts)"
+        )
         return hooks
     from prizeflow_payouts.bootstrap import load_config as load_payouts
     from prizeflow_payouts.bootstrap import provider_context
@@ -736,21 +798,25 @@ RAILS = {
 
 
 @cache
-def rendered_with(overlay: str, rail: str) -> tuple[Doc, ...]:
-    """An overlay with one rail component enabled, as an operator's overlay would: `namespace`, the overlay, the
-    component (kustomize refuses absolute paths: relative ones from a scratch directory)."""
-    with tempfile.TemporaryDirectory() as scratch:
+def rendered_with(overlay: str, *components: str) -> tuple[Doc, ...]:
+    """An overlay with components enabled, as an operator's overlay would: `namespace`, the overlay, the components
+    (`rails/<rail>` or a path under deploy/k8s/components; kustomize refuses absolute paths: relative ones from a
+    scratch directory beside the checkout)."""
+    root = checkout()
+    with tempfile.TemporaryDirectory(dir=root.parent) as scratch:
         kustomization = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "namespace": "prizeflow",
-            "resources": [os.path.relpath(K8S / "overlays" / overlay, scratch)],
-            "components": [os.path.relpath(RAILS_DIR / rail, scratch)],
+            "resources": [os.path.relpath(root / "overlays" / overlay, scratch)],
+            "components": [os.path.relpath(root / "components" / _component(c), scratch) for c in components],
         }
         (Path(scratch) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        out = subprocess.run([tool("kustomize"), "build", scratch], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, f"kustomize build overlays/{overlay} + components/rails/{rail} failed:\n{out.stderr}"
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+        return build(Path(scratch))
+
+
+def _component(name: str) -> str:
+    return f"rails/{name}" if name in RAILS else name
 
 
 def _parts_of(docs: tuple[Doc, ...], service: str) -> dict[str, Doc]:

@@ -115,6 +115,7 @@ def test_pinning_rewrites_the_images_entries_and_kustomize_renders_them_by_diges
     overlay = tmp_path / "overlays" / "pinned"
     shutil.copytree(K8S.K8S / "overlays" / "dev", overlay)
     shutil.copytree(K8S.K8S / "base", tmp_path / "base")
+    shutil.copytree(K8S.K8S / "components", tmp_path / "components")
     kustomization = overlay / "kustomization.yaml"
     names = images.overlay_image_names(kustomization)
     digests = {name: f"sha256:{index:064x}" for index, name in enumerate(sorted(names), start=1)}
@@ -127,3 +128,25 @@ def test_pinning_rewrites_the_images_entries_and_kustomize_renders_them_by_diges
     assert not [ref for ref in refs if "prizeflow" in ref and "@" not in ref]
     with pytest.raises(images.ImageError, match="not a sha256 digest"):
         images.pin_overlay(kustomization, {"signer": "0.1.0"})
+
+
+def test_the_hsm_clients_configuration_and_certificates_are_mounted_where_its_library_reads_them() -> None:
+    """The init container copied the library alone: a vendor's client also reads its configuration and the
+    certificates the configuration names (Luna: Chrystoki.conf, in the directory ChrystokiConfigurationPath names).
+    They come from the Secret signer-hsm-client (an ExternalSecret in prod), read-only where the variable points."""
+    pod, container, env = _signer("prod")
+    directory = PurePosixPath(env["ChrystokiConfigurationPath"])
+    [mount] = [m for m in container["volumeMounts"] if PurePosixPath(m["mountPath"]) == directory]
+    assert mount.get("readOnly") is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "signer-hsm-client"
+    assert volume["secret"]["defaultMode"] == 0o440, "the pod's group reads it, no one else"
+    docs = K8S.rendered("prod")
+    [secret] = [d for d in docs if d["kind"] == "ExternalSecret" and d["metadata"]["name"] == "signer-hsm-client"]
+    assert {"Chrystoki.conf", "client.pem", "client-key.pem", "server.pem"} == {
+        d["secretKey"] for d in secret["spec"]["data"]
+    }
+    [init] = pod["initContainers"]
+    assert init["image"] == K8S.SITE["hsm-client-image"]
+    assert not init["image"].endswith("0" * 64), "the zero digest names no image"
+    assert PurePosixPath(env["SIGNER_PKCS11_MODULE"]).parent != directory, "the library and its configuration apart"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,13 +16,15 @@ from typing import Any
 
 import pytest
 import yaml
+from k8s_helpers import k8s_helpers
 from runbook_docs import parse
+
+from prizeflow_devstack.k8s_site import read_env
 
 pytestmark = pytest.mark.k8s
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-KUSTOMIZE = ROOT / ".devstack" / "tools" / "go" / "bin" / "kustomize"
 RUNBOOK = ROOT / "docs" / "runbooks" / "upgrade.md"
 WITH_MIGRATIONS = sorted(p.parent.name for p in ROOT.glob("services/*/alembic.ini"))
 APPS = WITH_MIGRATIONS  # each service with migrations is one Deployment of the apps stage
@@ -57,26 +58,37 @@ def _expand_loops(text: str) -> list[str]:
     return out
 
 
+# `db="$(sed -n "s/^<service>=//p" overlays/prod/databases.env)"`: the cluster a service uses, read from the overlay.
+_CLUSTER_OF = re.compile(r'(?P<var>\w+)="\$\(sed -n "s/\^(?P<key>[\w-]+)=//p" (?P<file>[\w/.-]+)\)"')
+
+
 @cache
-def commands() -> tuple[Command, ...]:
+def commands(checkout: Path | None = None) -> tuple[Command, ...]:
+    """The runbook's shell commands, loops unrolled and each `db=$(sed ... databases.env)` evaluated against the
+    overlay of `checkout` (an operator's, by default) and substituted where `$db` is used."""
+    root = checkout or k8s_helpers().checkout()
     found: list[Command] = []
     for block in parse(RUNBOOK).blocks:
         if block.language not in {"bash", "sh"}:
             continue
+        variables: dict[str, str] = {}
         for line in _expand_loops(block.text):
-            argv = tuple(shlex.split(line.split(" # ")[0]))
-            found.append(Command(line, argv, block.language))
+            assignment = _CLUSTER_OF.fullmatch(line)
+            if assignment:
+                variables[assignment.group("var")] = read_env(root / assignment.group("file"))[assignment.group("key")]
+                continue
+            filled = line
+            for name, value in variables.items():
+                filled = re.sub(rf"\$\{{?{name}\}}?", value, filled)
+            argv = tuple(shlex.split(filled.split(" # ")[0]))
+            found.append(Command(filled, argv, block.language))
     return tuple(found)
 
 
 @cache
 def rendered(path: str) -> tuple[Doc, ...]:
-    """`kustomize build deploy/k8s/<path>`, with the pinned kustomize."""
-    if not KUSTOMIZE.is_file():
-        pytest.fail(f"{KUSTOMIZE} is missing: run `make k8s-tools` (tools/devstack/scripts/ensure-k8s-tools.sh)")
-    out = subprocess.run([str(KUSTOMIZE), "build", str(K8S / path)], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, f"kustomize build {path} failed:\n{out.stderr}"
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+    """`kustomize build deploy/k8s/<path>`, with the pinned kustomize, in an operator's checkout (site values set)."""
+    return tuple(k8s_helpers().build(k8s_helpers().checkout() / path))
 
 
 def _labels(doc: Doc) -> dict[str, str]:
@@ -227,6 +239,18 @@ def test_the_backup_commands_use_the_plugin_the_clusters_back_up_with() -> None:
     for command in backups:
         assert _option(command.argv, "--method") == "plugin", command.line
         assert _option(command.argv, "--plugin-name") == "barman-cloud.cloudnative-pg.io", command.line
+
+
+def test_the_backups_before_an_upgrade_follow_the_cluster_each_service_uses(tmp_path: Path) -> None:
+    """After a restore a service's cluster has another name (its line in databases.env): the pre-upgrade backup
+    backs up that cluster, not the `<service>-db` it was restored from."""
+    overlay = tmp_path / "overlays" / "prod"
+    overlay.mkdir(parents=True)
+    values = read_env(k8s_helpers().checkout() / "overlays" / "prod" / "databases.env") | {"payouts": "payouts-db-r2"}
+    (overlay / "databases.env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    backed_up = {c.argv[3] for c in commands(tmp_path) if c.argv[:3] == ("kubectl", "cnpg", "backup")}
+    assert "payouts-db-r2" in backed_up
+    assert "payouts-db" not in backed_up
 
 
 def test_a_wrong_stage_or_a_missing_object_is_caught() -> None:

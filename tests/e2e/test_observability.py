@@ -38,7 +38,7 @@ from support import USDC, Api, GameServer, caught_up, claim_status, uid, wait_fo
 from prizeflow_contracts.events.game import DistributionTemplate
 from prizeflow_contracts.topics import GAME_ROUNDS, PAYOUT_REQUESTS, SETTLEMENT_ROUNDS, SIGNER_REQUESTS
 from prizeflow_devstack.dashboards import SERVICES
-from prizeflow_devstack.dashboards.catalog import KAFKA_BROKER_METRICS
+from prizeflow_devstack.dashboards.catalog import PLATFORM_METRICS
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_soroban_emulator.client import Rpc
@@ -391,9 +391,10 @@ async def problems(observed: Observed, expressions: list[tuple[str, str]]) -> li
         if answer["status"] != "success":
             found.append(f"{where}: does not parse: {answer.get('error')}\n    {expr}")
             continue
-        if any(name in expr for name in KAFKA_BROKER_METRICS):
-            # The brokers' own series (Strimzi's JMX rules on Kubernetes): the devstack's broker runs without the
-            # exporter, so only the parse is checked here; tests/deploy checks the rules and the dashboard.
+        if any(name in expr for name in PLATFORM_METRICS):
+            # The platform's own series on Kubernetes (the brokers' through Strimzi's JMX rules, CloudNativePG's and
+            # its backup plugin's, the kubelet's volumes): the devstack has none of those exporters, so only the
+            # parse is checked here; tests/deploy checks the rules, their sources and the dashboards.
             continue
         missing = check_names(expr, observed.names)
         if not missing:

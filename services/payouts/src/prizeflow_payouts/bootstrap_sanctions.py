@@ -61,7 +61,9 @@ def compose_sanctions(
     screen = ListsScreen(list(urls), threshold=settings.payouts_sanctions_name_threshold, metrics=metrics)
     refresh = RefreshSanctionsLists(
         urls=urls,
-        source=source if source is not None else HttpListSource(),
+        source=source
+        if source is not None
+        else HttpListSource(redirect_hosts=settings.payouts_sanctions_redirect_hosts),
         store=SqlSanctionsLists(rt.sessions),
         screen=screen,
         metrics=metrics,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import string
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -131,6 +132,12 @@ class PayoutsSettings(ServiceSettings):
         "ofac_sdn, ofac_consolidated, eu, un (`${VAR}` in a URL is read from the environment). A configured list "
         "that never loaded holds every payout the gate screens (fail closed); none configured: nothing to screen",
     )
+    payouts_sanctions_redirect_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts a sanctions list's URL may redirect to, comma-separated (a publisher serving its file "
+        "from a storage host): a redirect to any other host is refused, naming it. Every host here and in "
+        "PAYOUTS_SANCTIONS_SOURCES must be reachable (deploy/k8s: on the egress proxy's allow-list)",
+    )
     payouts_sanctions_refresh_s: float = Field(
         default=3600.0, gt=0, le=86_400, description="How often the sanctions lists are fetched again"
     )
@@ -156,7 +163,7 @@ class PayoutsSettings(ServiceSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("payouts_sanctions_sources", mode="before")
+    @field_validator("payouts_sanctions_sources", "payouts_sanctions_redirect_hosts", mode="before")
     @classmethod
     def _split_sources(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -167,6 +174,15 @@ class PayoutsSettings(ServiceSettings):
     @classmethod
     def _check_sources(cls, value: list[str]) -> list[str]:
         sanctions_sources(value)  # a malformed entry stops start-up, named
+        return value
+
+    @field_validator("payouts_sanctions_redirect_hosts")
+    @classmethod
+    def _check_redirect_hosts(cls, value: list[str]) -> list[str]:
+        """Host names, as a redirect's Location names them: no scheme, path or port."""
+        for host in value:
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", host):
+                raise ValueError(f"PAYOUTS_SANCTIONS_REDIRECT_HOSTS: {host!r} is not a lower-case host name")
         return value
 
     def sanctions_urls(self) -> dict[str, str]:

@@ -226,6 +226,32 @@ async def test_http_source_reads_the_emulator_and_caps_the_size() -> None:
         await runner.cleanup()
 
 
+async def test_http_source_follows_redirects_only_to_the_hosts_it_is_given() -> None:
+    """A redirect on the publisher's own host is followed; to another host only when PAYOUTS_SANCTIONS_REDIRECT_HOSTS
+    names it: on Kubernetes that is the allow-list the egress proxy enforces, so the refusal names the host to add."""
+    lists = create_app()
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(str(request.url.with_path(PATHS["un"]).with_host(request.query["to"])))
+
+    lists.router.add_get("/moved.xml", moved)
+    runner = web.AppRunner(lists)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        same_host = f"http://127.0.0.1:{port}/moved.xml?to=127.0.0.1"
+        other_host = f"http://127.0.0.1:{port}/moved.xml?to=localhost"
+        assert (await HttpListSource(timeout_s=10).fetch(same_host, max_bytes=DEFAULT_MAX_BYTES)).startswith(b"<?xml")
+        with pytest.raises(ListFetchError, match="redirected to localhost, which is not in PAYOUTS_SANCTIONS_REDIRECT"):
+            await HttpListSource(timeout_s=10).fetch(other_host, max_bytes=DEFAULT_MAX_BYTES)
+        allowed = HttpListSource(timeout_s=10, redirect_hosts=["localhost"])
+        assert (await allowed.fetch(other_host, max_bytes=DEFAULT_MAX_BYTES)).startswith(b"<?xml")
+    finally:
+        await runner.cleanup()
+
+
 async def test_an_older_file_of_the_same_day_served_again_is_refused_as_a_rollback(store: SqlSanctionsLists) -> None:
     """The publisher (or a cache in between) serves file A, then B of the same day, then A again: A is not made the
     newest again (every verified player would go stale, and those listed in B since would come out clear): refused,

@@ -8,7 +8,11 @@ What is generated (and committed), so it cannot drift from what the code does:
   check Job's and KEDA's read-only users, and the game servers' (they produce the rounds settlement consumes);
 - KEDA `ScaledObject`s: one per consuming Deployment, a lag trigger per consumer group and topic, capped at
   the smallest partition count among its topics;
-- the `PrometheusRule`, from deploy/prometheus/rules/prizeflow.rules.yml.
+- the `PrometheusRule`, from deploy/prometheus/rules/prizeflow.rules.yml;
+- components/databases: the replacements that make each service's Cluster, nightly backup, NetworkPolicies,
+  migrations Job and runtime Secret follow the one value naming its cluster (`prizeflow-databases`);
+- components/restore/<service>: a Cluster of that service bootstrapped from its backups (a restore in git);
+- ops/kafka-user.yaml: the KafkaUser a restore rewinds the services' consumer groups with, kept out of the overlays.
 
 Each service is composed exactly as it starts (its `bootstrap.build`), in the dev profile with placeholder
 values and the providers files of deploy/k8s, which decide e.g. whether payouts consumes the signer's results.
@@ -21,6 +25,7 @@ import argparse
 import importlib
 import os
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -32,12 +37,15 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from prizeflow_contracts.topics import topic_named
+from prizeflow_devstack.k8s_site import check_databases, check_site
 from prizeflow_devstack.paths import resolve_root
 from prizeflow_runtime.service import KafkaUsage, ServiceRuntime
 from prizeflow_runtime.settings import ServiceSettings, TopicSettings
 from prizeflow_runtime.topics import topic_plan
 
 SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks")
+# Every service with a PostgreSQL cluster of its own (`<service>-db` until a restore names another).
+DATABASES = (*SERVICES, "console")
 # Deployments with neither Kafka nor a database (nothing is generated for them); tests/deploy checks them with the
 # services: hardened, probed, sized, every variable a setting their process reads, their settings complete.
 STATELESS = ("console",)
@@ -53,6 +61,9 @@ KAFKA_AUTHENTICATION = "scram-sha-512"
 PRODUCTION_TOPICS = TopicSettings(replication_factor=3, min_insync_replicas=2)
 TOPICS_CHECK_USER = "prizeflow-topics"
 KEDA_USER = "keda"
+# The operator's user for a restore (docs/runbooks/restore.md): it may rewind the services' consumer groups and
+# nothing else. deploy/k8s/ops, applied only for the rewind and deleted after: no overlay includes it.
+OPS_USER = "prizeflow-rewind"
 # The game servers (outside Prizeflow; tools/simulator is one) report rounds: Write and Describe on that topic, and
 # nothing else. Their producer is idempotent (tools/simulator: prizeflow_runtime.outbox.idempotent_producer); since
 # Kafka 3.0 (KIP-679) Write on the topic is all an idempotent producer needs, so no cluster-wide IdempotentWrite.
@@ -181,6 +192,152 @@ def kafka_users(usages: Mapping[str, KafkaUsage]) -> list[Any]:
     return users
 
 
+def ops_user(usages: Mapping[str, KafkaUsage]) -> Any:
+    """Resetting a group's offsets (`kafka-consumer-groups.sh --reset-offsets --execute`) lists and describes the group
+    (Describe), reads the topics' offsets by time (Describe) and commits new offsets for it (Read on the group and on
+    each topic: an OffsetCommit). Every group the services consume with and the topics they read; no Write anywhere."""
+    groups = sorted({g for u in usages.values() for g in u.consumes})
+    topics = sorted({t for u in usages.values() for g in u.consumes.values() for t in g})
+    acls = [_acl("group", g, ["Read", "Describe"]) for g in groups] + [
+        _acl("topic", t, ["Read", "Describe"]) for t in topics
+    ]
+    spec = {"authentication": {"type": KAFKA_AUTHENTICATION}, "authorization": {"type": "simple", "acls": acls}}
+    return _doc(STRIMZI_API, "KafkaUser", OPS_USER, spec, {"strimzi.io/cluster": KAFKA_CLUSTER})
+
+
+# -- databases: one parameter per service ---------------------------------------------------------------------------
+
+DATABASES_CONFIG = "prizeflow-databases"  # base/databases.env, merged by an overlay's databases.env
+DATABASE_URIS = "prizeflow-database-uris"  # components/databases: `<cluster>-rw:5432/<database>`, for the runtime URI
+DATABASE_OF = "prizeflow.io/database-of"
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+LOCAL_CONFIG = {"config.kubernetes.io/local-config": "true"}  # kustomize uses it and leaves it out of the output
+_CNPG_CLUSTER = "cnpg\\.io/cluster"  # a label key in a kustomize field path (its dot escaped)
+
+
+def database_name(service: str, root: Path | None = None) -> str:
+    """The service's database, as its pyproject declares it (`[tool.prizeflow.service] database`)."""
+    pyproject = resolve_root(root) / "services" / service / "pyproject.toml"
+    return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["prizeflow"]["service"]["database"])
+
+
+def _select(kind: str, **how: str) -> dict[str, Any]:
+    return {"select": {"kind": kind, **how}}
+
+
+def database_replacements() -> list[Any]:
+    """For each service, its `prizeflow-databases` value into everything that names its cluster. Kustomize replaces a
+    delimited part of a value (`settlement-db` in `settlement-db-app`), so the names keep their fixed suffixes:
+    `<cluster>-nightly`, `<cluster>-app`, `<cluster>-rw` (docs: a cluster name never contains them)."""
+    out: list[Any] = []
+    for service in DATABASES:
+        of = f"{DATABASE_OF}={service}"
+        targets = [
+            _select("Cluster", group="postgresql.cnpg.io", labelSelector=of) | {"fieldPaths": ["metadata.name"]},
+            _select("ScheduledBackup", labelSelector=of) | {"fieldPaths": ["spec.cluster.name"]},
+            _select("ScheduledBackup", labelSelector=of)
+            | {"fieldPaths": ["metadata.name"], "options": {"delimiter": "-nightly", "index": 0}},
+            _select("NetworkPolicy", labelSelector=of)
+            | {
+                "fieldPaths": [
+                    f"spec.podSelector.matchLabels.{_CNPG_CLUSTER}",
+                    f"spec.ingress.1.from.0.podSelector.matchLabels.{_CNPG_CLUSTER}",
+                    f"spec.egress.0.to.0.podSelector.matchLabels.{_CNPG_CLUSTER}",
+                    "metadata.name",
+                ]
+            },
+            _select("NetworkPolicy", name=f"{service}-to-postgres")
+            | {"fieldPaths": [f"spec.egress.0.to.0.podSelector.matchLabels.{_CNPG_CLUSTER}"]},
+            _select("Job", name=f"{service}-migrate")
+            | {
+                "fieldPaths": [
+                    "spec.template.spec.containers.[name=migrate].env.[name=DATABASE_URL].valueFrom.secretKeyRef.name"
+                ],
+                "options": {"delimiter": "-app", "index": 0},
+            },
+            _select("ConfigMap", name=DATABASE_URIS)
+            | {"fieldPaths": [f"data.{service}"], "options": {"delimiter": "-rw:", "index": 0}},
+        ]
+        out.append(
+            {
+                "source": {"kind": "ConfigMap", "name": DATABASES_CONFIG, "fieldPath": f"data.{service}"},
+                "targets": targets,
+            }
+        )
+        # Then the runtime Secret's URI (prod's ExternalSecret; elsewhere the Secret is made by hand): its host part.
+        out.append(
+            {
+                "source": {"kind": "ConfigMap", "name": DATABASE_URIS, "fieldPath": f"data.{service}"},
+                "targets": [
+                    _select("ExternalSecret", name=f"{service}-db-runtime")
+                    | {"fieldPaths": ["spec.target.template.data.uri"], "options": {"delimiter": "@", "index": 1}}
+                ],
+            }
+        )
+    return out
+
+
+def database_uris(root: Path | None = None) -> Any:
+    data = {service: f"{service}-db-rw:5432/{database_name(service, root)}" for service in DATABASES}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": DATABASE_URIS, "annotations": LOCAL_CONFIG},
+        "data": data,
+    }
+
+
+def restore_component(service: str, root: Path | None = None) -> Any:
+    """A Component bootstrapping the service's Cluster (the one `prizeflow-databases` names) from the backups of the
+    cluster `<service>-restore-from` up to `<service>-restore-target-time` (both in `prizeflow-databases`: without them
+    the render fails). Everything else is the Cluster as the base declares it: as durable, archived and backed up as
+    the original from its first minute."""
+    database = database_name(service, root)
+    of = f"{DATABASE_OF}={service}"
+    recovery = {
+        "source": "origin",
+        "database": database,
+        "owner": database,
+        "recoveryTarget": {"targetTime": f"set by {service}-restore-target-time"},
+    }
+    origin = {
+        "name": "origin",
+        "plugin": {
+            "name": BARMAN_PLUGIN,
+            "parameters": {"barmanObjectName": f"{service}-backups", "serverName": f"set by {service}-restore-from"},
+        },
+    }
+    patch = [
+        {"op": "replace", "path": "/spec/bootstrap", "value": {"recovery": recovery}},
+        {"op": "add", "path": "/spec/externalClusters", "value": [origin]},
+    ]
+    cluster = {"group": "postgresql.cnpg.io", "kind": "Cluster", "labelSelector": of}
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "patches": [{"target": cluster, "patch": yaml.safe_dump(patch, sort_keys=False, width=120)}],
+        "replacements": [
+            {
+                "source": {"kind": "ConfigMap", "name": DATABASES_CONFIG, "fieldPath": f"data.{service}-restore-from"},
+                "targets": [
+                    {
+                        "select": cluster,
+                        "fieldPaths": ["spec.externalClusters.[name=origin].plugin.parameters.serverName"],
+                    }
+                ],
+            },
+            {
+                "source": {
+                    "kind": "ConfigMap",
+                    "name": DATABASES_CONFIG,
+                    "fieldPath": f"data.{service}-restore-target-time",
+                },
+                "targets": [{"select": cluster, "fieldPaths": ["spec.bootstrap.recovery.recoveryTarget.targetTime"]}],
+            },
+        ],
+    }
+
+
 def max_replicas(usage: KafkaUsage) -> int:
     """More consumers in a group than partitions of a topic sit idle on it: the cap is the smallest count."""
     return min(topic_named(t).partitions for t in usage.reads)
@@ -227,8 +384,28 @@ def prometheus_rule(rules_file: Path) -> Any:
     return _doc("monitoring.coreos.com/v1", "PrometheusRule", "prizeflow", {"groups": rules["groups"]})
 
 
-def _dump(docs: Sequence[Any], source: str) -> str:
-    body = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=120, explicit_start=True)
+class _Readable(yaml.SafeDumper):
+    """For the generated kustomize files a person reads: no anchors, multi-line strings (patches) as blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+_Readable.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None),
+)
+
+
+def _dump(docs: Sequence[Any], source: str, *, explicit_start: bool = True, readable: bool = False) -> str:
+    body = yaml.dump_all(
+        docs,
+        Dumper=_Readable if readable else yaml.SafeDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=120,
+        explicit_start=explicit_start,
+    )
     return HEADER.format(source=source) + body
 
 
@@ -240,12 +417,28 @@ def render(root: Path | None = None) -> dict[Path, str]:
     contracts = "libs/contracts/src/prizeflow_contracts/topics.py (topic_plan)"
     code = "each service's composition (ServiceRuntime.kafka_usage)"
     rules = repo / "deploy" / "prometheus" / "rules" / "prizeflow.rules.yml"
-    return {
+    components = k8s_dir(root) / "components"
+    generator = "tools/devstack/src/prizeflow_devstack/k8s.py (DATABASES)"
+    out = {
         base / "platform" / "kafka-topics.yaml": _dump(kafka_topics(), contracts),
         base / "platform" / "kafka-users.yaml": _dump(kafka_users(usages), code),
         base / "apps" / "scaledobjects.yaml": _dump(scaled_objects(usages), code),
         base / "apps" / "prometheusrule.yaml": _dump([prometheus_rule(rules)], str(rules.relative_to(repo))),
+        k8s_dir(root) / "ops" / "kafka-user.yaml": _dump([ops_user(usages)], code),
+        components / "databases" / "replacements.yaml": _dump(
+            [database_replacements()], generator, explicit_start=False
+        ),
+        components / "databases" / "uris.yaml": _dump([database_uris(root)], generator),
     }
+    for service in DATABASES:
+        how = (
+            f"{generator}; a restore of {service} in git: list this component in the overlay, with "
+            f"{service}-restore-from and {service}-restore-target-time in its databases.env (docs/runbooks/restore.md)"
+        )
+        out[components / "restore" / service / "kustomization.yaml"] = _dump(
+            [restore_component(service, root)], how, explicit_start=False, readable=True
+        )
+    return out
 
 
 def stale(root: Path | None = None) -> list[Path]:
@@ -257,7 +450,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="prizeflow-k8s", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when a generated file is stale; write nothing")
     parser.add_argument("--root", type=Path, default=None, help="repo root (default: discovered from cwd)")
+    parser.add_argument(
+        "--check-overlay",
+        type=Path,
+        metavar="OVERLAY",
+        help="check an overlay's site.env and databases.env (placeholders, digests, ranges, restores); write nothing",
+    )
     args = parser.parse_args(argv)
+    if args.check_overlay is not None:
+        problems = check_site(args.check_overlay) + check_databases(args.check_overlay, DATABASES)
+        for problem in problems:
+            print(f"{args.check_overlay}: {problem}", file=sys.stderr)
+        raise SystemExit(1 if problems else 0)
     root = resolve_root(args.root)
     if args.check:
         out_of_date = stale(root)

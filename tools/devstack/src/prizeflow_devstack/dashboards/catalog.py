@@ -1082,5 +1082,159 @@ def kafka_cluster() -> Dashboard:
     )
 
 
+# -- the databases and the volumes ----------------------------------------------------------------------------------
+
+DATABASES_UID = "prizeflow-databases"
+# The databases' series (CloudNativePG's exporter and the barman-cloud plugin's, through the PodMonitor `postgres`)
+# and the volumes' (the kubelet's): no Prizeflow service exports them, so the e2e tier cannot show them.
+DATABASE_METRICS = (
+    "cnpg_pg_stat_archiver_last_archived_time",
+    "cnpg_pg_stat_archiver_last_failed_time",
+    "cnpg_pg_replication_in_recovery",
+    "cnpg_pg_replication_streaming_replicas",
+    "cnpg_collector_sync_replicas",
+    "barman_cloud_cloudnative_pg_io_last_available_backup_timestamp",
+    "barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp",
+    "barman_cloud_cloudnative_pg_io_first_recoverability_point",
+)
+VOLUME_METRICS = ("kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes")
+# Every series of the platform around the services (Kafka, PostgreSQL, the volumes) the rules and dashboards read.
+PLATFORM_METRICS = (*KAFKA_BROKER_METRICS, *DATABASE_METRICS, *VOLUME_METRICS)
+_PRIMARY = "and on (namespace, pod) cnpg_pg_replication_in_recovery == 0"
+
+
+def databases_and_volumes() -> Dashboard:
+    archive = Row(
+        "WAL archive: the newest point a restore reaches",
+        (
+            Panel(
+                "Since the last archived segment, by cluster",
+                "How far behind now the newest restorable point is: the primary's last archived WAL segment (alert "
+                "PrizeflowDatabaseRecoverabilityStalled: over an hour, for 15 minutes).",
+                (Query("time() - max by (cluster) (cnpg_pg_stat_archiver_last_archived_time)", "{{cluster}}"),),
+                unit="s",
+                red_above=3600,
+            ),
+            Panel(
+                "Archiving failing, by cluster",
+                "Seconds the primary's last failure is newer than its last success: above 0, the WAL since is on the "
+                "cluster's volumes only (alert PrizeflowDatabaseWalArchivingFailing: for 5 minutes).",
+                (
+                    Query(
+                        "max by (cluster) (cnpg_pg_stat_archiver_last_failed_time)"
+                        " - max by (cluster) (cnpg_pg_stat_archiver_last_archived_time)",
+                        "{{cluster}}",
+                    ),
+                ),
+                unit="s",
+                red_above=0,
+            ),
+        ),
+    )
+    backups = Row(
+        "Base backups (the barman-cloud plugin)",
+        (
+            Panel(
+                "Age of the newest base backup, by cluster",
+                "Since the newest base backup in the cluster's object store (alert PrizeflowDatabaseBackupMissing: "
+                "over 26 hours, for 30 minutes; a cluster never backed up shows decades).",
+                (
+                    Query(
+                        "time() - max by (cluster) (barman_cloud_cloudnative_pg_io_last_available_backup_timestamp)",
+                        "{{cluster}}",
+                    ),
+                ),
+                unit="s",
+                red_above=26 * 3600,
+            ),
+            Panel(
+                "Last failed backup after the last good one, by cluster",
+                "Above 0: the last base backup failed and none succeeded since (alert PrizeflowDatabaseBackupFailed).",
+                (
+                    Query(
+                        "max by (cluster) (barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp)"
+                        " - max by (cluster) (barman_cloud_cloudnative_pg_io_last_available_backup_timestamp)",
+                        "{{cluster}}",
+                    ),
+                ),
+                unit="s",
+                red_above=0,
+            ),
+            Panel(
+                "Recovery window, by cluster",
+                "How far back a point-in-time recovery can go: since the oldest base backup retention kept (30 days).",
+                (
+                    Query(
+                        "time() - max by (cluster) (barman_cloud_cloudnative_pg_io_first_recoverability_point)",
+                        "{{cluster}}",
+                    ),
+                ),
+                unit="s",
+            ),
+        ),
+    )
+    replication = Row(
+        "Primaries and synchronous standbys",
+        (
+            Panel(
+                "Standbys streaming, and required, by cluster",
+                "On each primary: standbys streaming WAL, and how many synchronous ones its commits wait for. Fewer "
+                "streaming than required: every commit waits (alert PrizeflowDatabaseNoSynchronousStandby).",
+                (
+                    Query(
+                        f"max by (cluster) (cnpg_pg_replication_streaming_replicas {_PRIMARY})", "{{cluster}} streaming"
+                    ),
+                    Query(
+                        f'max by (cluster) (cnpg_collector_sync_replicas{{value="observed"}} {_PRIMARY})',
+                        "{{cluster}} required",
+                    ),
+                ),
+            ),
+            Panel(
+                "Primaries, by cluster",
+                "Instances that accept writes (not in recovery): 1 per cluster; 0 for two minutes is alert "
+                "PrizeflowDatabaseNoPrimary.",
+                (Query("count by (cluster) (cnpg_pg_replication_in_recovery == 0)", "{{cluster}}"),),
+                red_above=1,
+            ),
+        ),
+    )
+    volumes = Row(
+        "Volumes: PostgreSQL instances and Kafka nodes",
+        (
+            Panel(
+                "Free space, by volume",
+                "Share of each volume of the namespace still free (alert PrizeflowVolumeFillingUp: under 10%, or "
+                "full within a day at the last 6 hours' rate).",
+                (
+                    Query(
+                        'max by (persistentvolumeclaim) (kubelet_volume_stats_available_bytes{namespace="prizeflow"}'
+                        ' / kubelet_volume_stats_capacity_bytes{namespace="prizeflow"})',
+                        "{{persistentvolumeclaim}}",
+                    ),
+                ),
+                unit="percentunit",
+                width=24,
+            ),
+        ),
+    )
+    return Dashboard(
+        DATABASES_UID,
+        "Databases and volumes",
+        "Whether every database can be restored and keeps its commits: the WAL archive and base backups (the "
+        "barman-cloud plugin's series), primaries and synchronous standbys (CloudNativePG's), and the space left "
+        "on every volume of the namespace (the kubelet's).",
+        (Row("Drill down", (_drill_down(),)), archive, backups, replication, volumes),
+        tags=("databases",),
+        links=_links(),
+    )
+
+
 def dashboards() -> tuple[Dashboard, ...]:
-    return (rewards_overview(), *(service_dashboard(s) for s in _services()), payout_rails(), kafka_cluster())
+    return (
+        rewards_overview(),
+        *(service_dashboard(s) for s in _services()),
+        payout_rails(),
+        kafka_cluster(),
+        databases_and_volumes(),
+    )

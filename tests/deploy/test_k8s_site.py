@@ -1,0 +1,196 @@
+"""overlays/prod cannot reach a cluster with a placeholder in it (issue 44): the installation's own values (the object
+store, PostgreSQL's and the HSM client's images by digest, the HSM's address, the API server's range, the identity
+provider, the public hosts) are site values (overlays/prod/site.env), and the render fails until each one is set.
+Once set, each lands where site.yaml says and no placeholder of the base is left; `prizeflow-k8s --check-overlay`
+refuses values that would render and still be placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_helpers import k8s_helpers
+
+from prizeflow_devstack import k8s
+from prizeflow_devstack.k8s_site import check_databases, check_site, read_env, required_site_keys
+
+H = k8s_helpers()
+Doc = dict[str, Any]
+PROD = H.K8S / "overlays" / "prod"
+ZERO_DIGEST = "sha256:" + "0" * 64
+# What the base and the overlay held for a site value until an operator gives theirs (and what they still hold for
+# dev): reserved names, a documentation address, the zero digest, the base's own markers.
+PLACEHOLDERS = re.compile(
+    r"example\.(com|net|org)|\.invalid\b|set-by-site-env|192\.0\.2\.|sha256:0{64}|/hsm-client\b|10\.20\.30\.40"
+)
+# The release step writes the Prizeflow images' repository and digests (`prizeflow-dev images --push ... --pin`,
+# docs/deploy.md "Images"): registry.example.com is that step's, not a site value.
+RELEASE = "registry.example.com/prizeflow/"
+
+pytestmark = pytest.mark.k8s
+
+
+def _render(overlay: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([H.tool("kustomize"), "build", str(overlay)], capture_output=True, text=True, check=False)
+
+
+def test_the_committed_production_overlay_does_not_render() -> None:
+    """Every site value is commented out in git: `kubectl apply -k overlays/prod` stops at once, naming the value."""
+    committed = read_env(PROD / "site.env")
+    assert committed == {}, "site.env in git holds no installation's values"
+    out = _render(PROD)
+    assert out.returncode != 0
+    assert re.search(r"fieldPath `data\.[a-z-]+` is missing for replacement source .*prizeflow-site", out.stderr)
+
+
+@pytest.mark.parametrize("key", sorted(H.SITE))
+def test_each_site_value_is_required(key: str, tmp_path: Path) -> None:
+    """Leave out any one value and the render fails naming it."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(H.checkout(), copy)
+    (copy / "overlays" / "prod" / "site.env").write_text(H.site_env({k: v for k, v in H.SITE.items() if k != key}))
+    out = _render(copy / "overlays" / "prod")
+    assert out.returncode != 0
+    assert f"fieldPath `data.{key}` is missing" in out.stderr
+
+
+def test_the_site_values_are_the_ones_the_overlay_reads() -> None:
+    """site.env documents every key site.yaml reads, the checker knows each, and the tests give each a value."""
+    required = required_site_keys(PROD)
+    documented = set(re.findall(r"^#([a-z-]+)=$", (PROD / "site.env").read_text(), re.MULTILINE))
+    assert required == documented == set(H.SITE)
+    from prizeflow_devstack.k8s_site import SITE_RULES
+
+    assert set(SITE_RULES) == required
+
+
+def test_once_set_every_value_is_where_it_belongs_and_no_placeholder_is_left() -> None:
+    docs = H.rendered("prod")
+    site = H.SITE
+    text = json.dumps(docs).replace(RELEASE, "")
+    assert not PLACEHOLDERS.findall(text), sorted(set(PLACEHOLDERS.findall(text)))
+    stores = H.of_kind(docs, "ObjectStore")
+    assert {s["spec"]["configuration"]["endpointURL"] for s in stores} == {f"https://{site['object-store-host']}"}
+    assert {c["spec"]["imageName"] for c in H.of_kind(docs, "Cluster")} == {site["postgres-image"]}
+    signer = H.named(docs, "Deployment", "signer")["spec"]["template"]["spec"]
+    assert [c["image"] for c in signer["initContainers"]] == [site["hsm-client-image"]]
+    hsm = H.named(docs, "NetworkPolicy", "signer-to-hsm")["spec"]["egress"]
+    assert hsm == [
+        {
+            "to": [{"ipBlock": {"cidr": site["hsm-address"]}}],
+            "ports": [{"protocol": "TCP", "port": int(site["hsm-port"])}],
+        }
+    ]
+    common = H._config(docs, H._container(H.named(docs, "Deployment", "settlement")))
+    console = H._config(docs, H._container(H.named(docs, "Deployment", "console")))
+    payouts = H._config(docs, H._container(H.named(docs, "Deployment", "payouts")))
+    rewards = H._config(docs, H._container(H.named(docs, "Deployment", "rewards")))
+    assert (common["JWT_ISSUER"], common["JWT_JWKS_URL"]) == (site["identity-issuer"], site["identity-jwks-url"])
+    assert (console["OIDC_ISSUER"], console["OIDC_DISCOVERY_URL"]) == (
+        site["identity-issuer"],
+        site["identity-discovery-url"],
+    )
+    assert console["CONSOLE_PUBLIC_URL"] == f"https://{site['console-host']}"
+    assert payouts["SOROBAN_RPC_URL"] == site["soroban-rpc-url"]
+    assert (rewards["REWARDS_TOPUP_SUCCESS_URL"], rewards["REWARDS_TOPUP_CANCEL_URL"]) == (
+        site["topup-success-url"],
+        site["topup-cancel-url"],
+    )
+    for name, host in (("console", site["console-host"]), ("webhooks", site["webhooks-host"])):
+        ingress = H.named(docs, "Ingress", name)["spec"]
+        assert [r["host"] for r in ingress["rules"]] == [host]
+        assert [t["hosts"] for t in ingress["tls"]] == [[host]]
+    allowed = {
+        a: h for part in H._allowlist(docs).values() for a, h in H._acl_hosts(part).items() if a == "object_store"
+    }
+    assert allowed == {"object_store": frozenset({site["object-store-host"]})}
+
+
+def test_the_base_keeps_its_placeholders_where_only_a_site_value_replaces_them() -> None:
+    """What the checks above would catch is really there to be replaced: dev renders the base's values."""
+    text = json.dumps(H.rendered("dev"))
+    assert "object-store.invalid" in text
+    assert "id.example.com" in text
+    assert not H.of_kind(H.rendered("dev"), "ObjectStore"), "and dev uses none of the object store's"
+
+
+def test_the_checker_passes_the_operators_values_and_names_each_placeholder(tmp_path: Path) -> None:
+    overlay = H.checkout() / "overlays" / "prod"
+    assert check_site(overlay) == []
+    assert check_databases(overlay, k8s.DATABASES) == []
+    bad = dict(
+        H.SITE,
+        **{
+            "object-store-host": "s3.example.com",
+            "postgres-image": "ghcr.io/cloudnative-pg/postgresql:16.4",
+            "hsm-client-image": "hsm-vendor.example.com/pkcs11-client@" + ZERO_DIGEST,
+            "hsm-address": "10.0.0.0/8",
+            "kubernetes-api-cidr": "192.0.2.10/32",
+            "identity-jwks-url": "http://login.prizeflow.test/keys",
+        },
+    )
+    copy = tmp_path / "prod"
+    shutil.copytree(overlay, copy)
+    (copy / "site.env").write_text(H.site_env(bad))
+    problems = check_site(copy)
+    for key in ("object-store-host", "postgres-image", "hsm-client-image", "hsm-address", "kubernetes-api-cidr"):
+        assert any(p.startswith(f"site.env: {key}:") for p in problems), (key, problems)
+    assert any("identity-jwks-url" in p and "https://" in p for p in problems)
+    pg15 = "ghcr.io/cloudnative-pg/postgresql@sha256:" + "a" * 64
+    (copy / "site.env").write_text(H.site_env(dict(H.SITE, **{"postgres-image": pg15})))
+    assert check_site(copy) == [
+        f"site.env: postgres-image: {pg15} has no tag: CloudNativePG reads the PostgreSQL "
+        "major from it (keep the tag before the digest)"
+    ]
+    (copy / "site.env").write_text(H.site_env({k: v for k, v in H.SITE.items() if k != "hsm-port"}))
+    assert check_site(copy) == ["site.env: hsm-port is not set"]
+
+
+def test_the_checker_runs_as_the_command_the_docs_give() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "prizeflow-k8s"), "--check-overlay", str(PROD)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert f"{PROD}: site.env: postgres-image is not set" in out.stderr.splitlines()
+
+
+def test_the_checker_refuses_a_restore_that_would_restore_nothing_or_into_its_origin(tmp_path: Path) -> None:
+    """A restore is a NEW cluster of the same service, to a past UTC time, with its component listed: the checker
+    names each way to get it wrong before kustomize renders it."""
+    overlay = tmp_path / "prod"
+    shutil.copytree(PROD, overlay)
+
+    def problems(databases: dict[str, str], *, listed: bool = True) -> list[str]:
+        (overlay / "databases.env").write_text(H.site_env(read_env(PROD / "databases.env") | databases))
+        kustomization = H.yaml.safe_load((PROD / "kustomization.yaml").read_text())
+        if listed:
+            kustomization["components"].append("../../components/restore/settlement")
+        (overlay / "kustomization.yaml").write_text(H.yaml.safe_dump(kustomization))
+        return check_databases(overlay, k8s.DATABASES)
+
+    good = {
+        "settlement": "settlement-db-r1",
+        "settlement-restore-from": "settlement-db",
+        "settlement-restore-target-time": "2026-11-25 13:00:00.000000+00",
+    }
+    assert problems(good) == []
+    assert "restores into settlement-db, the cluster it restores from" in " ".join(
+        problems(good | {"settlement": "settlement-db"})
+    )
+    assert "is not a cluster of settlement" in " ".join(problems(good | {"settlement-restore-from": "payouts-db"}))
+    assert "(UTC)" in " ".join(problems(good | {"settlement-restore-target-time": "2026-11-25T13:00:00Z"}))
+    assert "in the future" in " ".join(problems(good | {"settlement-restore-target-time": "2999-01-01 00:00:00+00"}))
+    assert "restores nothing" in " ".join(problems(good, listed=False))
+    assert "set settlement-restore-from" in " ".join(problems({"settlement": "settlement-db-r1"}))
+    assert "is not `settlement-db`" in " ".join(problems({"settlement": "settlement-app-db"}, listed=False))
+    assert "is not `settlement-db`" in " ".join(problems({"settlement": "settlement-db-rw"}, listed=False))

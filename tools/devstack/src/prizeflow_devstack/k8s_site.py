@@ -1,0 +1,185 @@
+"""`prizeflow-k8s --check-overlay <overlay>`: the values an operator gives an overlay, checked before anything renders.
+
+Kustomize refuses an overlay whose site value is missing (overlays/prod/site.yaml reads each one), but it copies any
+value it is given. This reads the overlay's site.env and databases.env as kustomize does and refuses what would
+render and still be wrong: a placeholder (an example or reserved host, a documentation address, the zero digest), an
+image by tag only or a PostgreSQL of another major, an address range wider than the API server's, a restore into the
+cluster it restores from. Each problem names the file and the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+POSTGRES_MAJOR = 15  # what every test runs (tests/deploy/test_k8s_durability.py checks the bundle agrees)
+DIGEST = re.compile(r"@sha256:(?P<hex>[0-9a-f]{64})$")
+# Reserved for examples and documentation (RFC 2606, RFC 6761, RFC 5737): never an installation's own.
+PLACEHOLDER_HOST = re.compile(r"(^|\.)(example\.(com|net|org)|example|invalid|localhost)$")
+DOCUMENTATION_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
+# A cluster name: the service's prefix, and none of the suffixes components/databases splits names on.
+CLUSTER = re.compile(r"(?P<service>[a-z]+)-db(-[a-z0-9]+)*")
+TARGET_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?\+00(:00)?")
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """An env file as kustomize reads it: `key=value` lines, `#` comments and blank lines skipped."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _host(value: str) -> str | None:
+    if not HOST.fullmatch(value):
+        return f"{value!r} is not a host name"
+    if PLACEHOLDER_HOST.search(value):
+        return f"{value} is a placeholder (a name reserved for examples)"
+    return None
+
+
+def _url(value: str) -> str | None:
+    if not value.startswith("https://"):
+        return f"{value!r} is not an https:// URL"
+    return _host(value.removeprefix("https://").split("/", 1)[0])
+
+
+def _image(value: str) -> str | None:
+    digest = DIGEST.search(value)
+    if digest is None:
+        return f"{value} is not named by digest (<image>:<tag>@sha256:<64 hex digits>)"
+    if set(digest.group("hex")) == {"0"}:
+        return f"{value}: the zero digest names no image"
+    registry = value.split("/", 1)[0].split(":", 1)[0]  # a registry's host, its port aside
+    return _host(registry) if "." in registry else None
+
+
+def _postgres_image(value: str) -> str | None:
+    problem = _image(value)
+    if problem:
+        return problem
+    tag = re.search(r":(?P<major>\d+)[^:@/]*@", value)
+    if tag is None:
+        return f"{value} has no tag: CloudNativePG reads the PostgreSQL major from it (keep the tag before the digest)"
+    if int(tag.group("major")) != POSTGRES_MAJOR:
+        return f"{value} is PostgreSQL {tag.group('major')}; every test runs {POSTGRES_MAJOR}"
+    return None
+
+
+def _network(value: str, *, widest: int) -> str | None:
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError:
+        return f"{value!r} is not an address range (a.b.c.d/n)"
+    if any(network.subnet_of(n) for n in DOCUMENTATION_NETS):  # type: ignore[arg-type]
+        return f"{value} is a documentation range (RFC 5737), a placeholder"
+    if network.prefixlen < widest:
+        return f"{value} is wider than a /{widest}: name the address itself"
+    return None
+
+
+def _port(value: str) -> str | None:
+    return None if value.isdigit() and 0 < int(value) < 65536 else f"{value!r} is not a port"
+
+
+# site.env key → its check. A key no rule names is still checked for a placeholder host.
+SITE_RULES: Mapping[str, Callable[[str], str | None]] = {
+    "object-store-host": _host,
+    "postgres-image": _postgres_image,
+    "hsm-client-image": _image,
+    "hsm-address": lambda v: _network(v, widest=24),
+    "hsm-port": _port,
+    "kubernetes-api-cidr": lambda v: _network(v, widest=16),
+    "identity-issuer": _url,
+    "identity-jwks-url": _url,
+    "identity-discovery-url": _url,
+    "console-host": _host,
+    "webhooks-host": _host,
+    "topup-success-url": _url,
+    "topup-cancel-url": _url,
+    "soroban-rpc-url": _url,
+}
+
+
+def required_site_keys(overlay: Path) -> set[str]:
+    """The keys the overlay's site.yaml replacements read (what kustomize refuses to render without)."""
+    path = overlay / "site.yaml"
+    if not path.is_file():
+        return set()
+    return {r["source"]["fieldPath"].removeprefix("data.") for r in yaml.safe_load(path.read_text(encoding="utf-8"))}
+
+
+def check_site(overlay: Path) -> list[str]:
+    required = required_site_keys(overlay)
+    if not required:
+        return []
+    path = overlay / "site.env"
+    values = read_env(path) if path.is_file() else {}
+    problems = [f"site.env: {key} is not set" for key in sorted(required - set(values))]
+    for key, value in values.items():
+        rule = SITE_RULES.get(key)
+        problem = rule(value) if rule else None
+        if problem is None and PLACEHOLDER_HOST.search(value.split("//")[-1].split("/")[0]):
+            problem = f"{value} is a placeholder"
+        if problem:
+            problems.append(f"site.env: {key}: {problem}")
+    return problems
+
+
+def check_databases(overlay: Path, services: tuple[str, ...]) -> list[str]:
+    """databases.env: each service's cluster is one of its own names; a restore names another cluster of the same
+    service to restore from, and a time in UTC; and it is listed as a component (or it restores nothing)."""
+    path = overlay / "databases.env"
+    if not path.is_file():
+        return []
+    values = read_env(path)
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text(encoding="utf-8"))
+    listed = {c.rstrip("/").rsplit("/", 2)[-1] for c in kustomization.get("components", []) if "/restore/" in c}
+    problems = []
+    for service in services:
+        cluster = values.get(service)
+        if cluster is None:
+            continue
+        match = CLUSTER.fullmatch(cluster)
+        if match is None or match.group("service") != service or re.search(r"-(app|nightly|rw)(-|$)", cluster):
+            problems.append(f"databases.env: {service}={cluster} is not `{service}-db` or `{service}-db-<suffix>`")
+        origin, when = values.get(f"{service}-restore-from"), values.get(f"{service}-restore-target-time")
+        if service in listed and (origin is None or when is None):
+            problems.append(
+                f"databases.env: components/restore/{service} is listed: set {service}-restore-from and "
+                f"{service}-restore-target-time"
+            )
+        if origin is None and when is None:
+            continue
+        if service not in listed:
+            problems.append(
+                f"databases.env: a restore of {service} without ../../components/restore/{service} in "
+                "kustomization.yaml restores nothing"
+            )
+        if origin == cluster:
+            problems.append(
+                f"databases.env: {service} restores into {cluster}, the cluster it restores from: "
+                f"a restore builds a NEW cluster (e.g. {cluster}-r1)"
+            )
+        elif origin is not None and not (CLUSTER.fullmatch(origin) and origin.startswith(f"{service}-db")):
+            problems.append(f"databases.env: {service}-restore-from={origin} is not a cluster of {service}")
+        if when is not None:
+            if not TARGET_TIME.fullmatch(when):
+                problems.append(
+                    f"databases.env: {service}-restore-target-time={when} is not "
+                    "`YYYY-MM-DD HH:MM:SS[.ffffff]+00` (UTC)"
+                )
+            elif datetime.fromisoformat(when.replace(" ", "T")) > datetime.now().astimezone():
+                problems.append(f"databases.env: {service}-restore-target-time={when} is in the future")
+    return problems
+
+
+__all__ = ["POSTGRES_MAJOR", "check_databases", "check_site", "read_env", "required_site_keys"]
