@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -259,6 +260,25 @@ def test_a_filter_payouts_could_not_match_is_refused_here(query: str) -> None:
         response = client.get(f"/exceptions?{query}")
     assert response.status_code == 400
     assert apis.calls == []
+
+
+@pytest.mark.parametrize(("kind", "words"), [
+    ("overpaid", "The provider paid more than our payout: the excess left without Prizeflow sending it."),
+    ("unmatched_credit", "Money came back from the provider for no payout of ours."),
+])  # fmt: skip
+def test_every_kind_payouts_opens_can_be_filtered_on_and_reads_in_words(kind: str, words: str) -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", f"{RECON}/exceptions", {"exceptions": [exception(3, kind=kind)]})
+    apis.on("GET", "payouts", f"{RECON}/exceptions/3", exception(3, kind=kind))
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "olivia", "ops")
+        listed = client.get(f"/exceptions?kind={kind}")
+        detail = client.get("/exceptions/3").text
+    assert listed.status_code == 200
+    assert apis.calls[0].query is not None
+    assert apis.calls[0].query["kind"] == kind
+    assert f'<option value="{kind}" selected>' in listed.text
+    assert escape(words) in detail
 
 
 # --- one exception: both sides side by side --------------------------------------------------------------------

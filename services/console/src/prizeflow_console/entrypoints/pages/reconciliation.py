@@ -51,6 +51,7 @@ from prizeflow_console.domain.reconciliation import (
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.web import Session, apis, back, flash, may, page, problem_text, signed_in, status_for
 from prizeflow_contracts.money import ASSETS
+from prizeflow_contracts.reconciliation import ExceptionState
 
 log = logging.getLogger("prizeflow_console.reconciliation")
 REASON_MAX: Final = 1000  # the services' `Reason` (1-1000 characters)
@@ -297,7 +298,7 @@ class ExceptionsController(Controller):
 
 
 def _resolved_words(action: str, answer: Mapping[str, Any]) -> str:
-    if answer.get("state") == "resolved":
+    if answer.get("state") == ExceptionState.RESOLVED:
         return f"Resolved: {action_words(action)}."
     if is_money_action(action):
         return f"Proposed: {action_words(action)}. A second person, an approver or an admin, must approve it."
