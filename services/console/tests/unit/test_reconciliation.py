@@ -499,6 +499,21 @@ def test_acknowledging_needs_a_reason_and_taking_makes_it_yours() -> None:
     assert "Resolved: acknowledge." in shown
 
 
+def test_acknowledging_a_critical_difference_is_said_as_the_proposal_payouts_made_of_it() -> None:
+    """Payouts takes two people for any resolution of a critical kind, acknowledge too: its answer is the exception
+    with a proposal (202), and the page says so rather than that it is done."""
+    apis = FakeApis()
+    critical = exception(kind="unrequested", severity="critical", actions=["acknowledge", "write_off"])
+    answered = {**critical, "proposal": proposed("olivia", "acknowledge")}
+    apis.on("GET", "payouts", f"{RECON}/exceptions/7", lambda _: answered if posts(apis) else critical)
+    apis.on("POST", "payouts", f"{RECON}/exceptions/7/resolve", answered)
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "olivia", "ops")
+        shown = resolve_form(client, action="acknowledge", reason="a test payment of ours")
+    assert "Proposed: acknowledge. A second person, an approver or an admin, must approve it." in shown
+    assert "Done: acknowledge." not in shown
+
+
 def test_what_is_offered_follows_the_roles_the_proposal_and_the_state() -> None:
     ops, approver = Viewer.of("bob", None, ["ops"]), Viewer.of("alice", None, ["approver"])
     reader = Viewer.of("pat", None, ["player"])

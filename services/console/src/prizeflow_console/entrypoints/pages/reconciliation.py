@@ -298,9 +298,11 @@ class ExceptionsController(Controller):
 
 
 def _resolved_words(action: str, answer: Mapping[str, Any]) -> str:
+    """What payouts did: resolved it, or recorded a proposal for a second person (any money action, and on a
+    critical kind an acknowledgement too: payouts' answer carries the proposal)."""
     if answer.get("state") == ExceptionState.RESOLVED:
         return f"Resolved: {action_words(action)}."
-    if is_money_action(action):
+    if is_money_action(action) or answer.get("proposal"):
         return f"Proposed: {action_words(action)}. A second person, an approver or an admin, must approve it."
     return f"Done: {action_words(action)}."
 
