@@ -44,7 +44,8 @@ def test_severities_and_resolutions_are_payouts_tables() -> None:
 def test_every_kind_may_be_acknowledged_and_names_its_difference_in_words() -> None:
     for row in RECON_KINDS.values():
         assert row.actions[0] is ReconAction.ACKNOWLEDGE, row.code
-        assert row.label and row.code.value not in row.label, row.code
+        assert row.label, row.code
+        assert row.code.value not in row.label, row.code
     labels = [a.label for a in RECON_ACTIONS.values()]
     assert len(set(labels)) == len(labels)
 

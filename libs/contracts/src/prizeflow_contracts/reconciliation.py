@@ -172,6 +172,8 @@ RECON_KINDS: Final[Mapping[ExceptionKind, ReconKind]] = {
 
 def recon_kind(code: str | None) -> ReconKind | None:
     """The row of an exception's `kind` (None: none, or a kind this build does not know)."""
+    if code is None:
+        return None
     try:
         return RECON_KINDS[ExceptionKind(code)]
     except ValueError:
@@ -180,6 +182,8 @@ def recon_kind(code: str | None) -> ReconKind | None:
 
 def recon_action(code: str | None) -> ReconActionKind | None:
     """The row of a resolution's `action` (None: none, or an action this build does not know)."""
+    if code is None:
+        return None
     try:
         return RECON_ACTIONS[ReconAction(code)]
     except ValueError:
