@@ -10,7 +10,9 @@ from prizeflow_contracts.holds import (
     PayoutHoldCode,
     ReleasedBy,
     claim_hold,
+    claim_hold_label,
     payout_hold,
+    payout_hold_label,
 )
 
 
@@ -37,3 +39,11 @@ def test_a_stored_code_this_build_does_not_know_is_no_kind() -> None:
     assert payout_hold(None) is None
     assert claim_hold("kyc_required") is CLAIM_HOLD_KINDS[ClaimHoldCode.KYC_REQUIRED]
     assert claim_hold("nope") is None
+
+
+def test_staff_read_a_kinds_label_and_an_unknown_code_is_still_named() -> None:
+    assert payout_hold_label("policy") == PAYOUT_HOLD_KINDS[PayoutHoldCode.POLICY].label
+    assert payout_hold_label("new_code") == "Held by the compliance gate (new_code)"
+    assert claim_hold_label("velocity") == CLAIM_HOLD_KINDS[ClaimHoldCode.VELOCITY].label
+    assert claim_hold_label("brand_new") == "Held for review (brand_new)."
+    assert claim_hold_label(None) == "Held for review (no reason recorded)."

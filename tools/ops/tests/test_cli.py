@@ -375,6 +375,46 @@ def test_people_get_a_table() -> None:
     assert "1000" in result.stdout
 
 
+def cells(table: str) -> str:
+    """A table's text with its cell borders and folds taken out: a long cell reads as one phrase again."""
+    return " ".join(table.replace("│", " ").replace("┃", " ").split())
+
+
+HELD_PAYOUTS = {
+    "items": [
+        {"id": "po-1", "state": "pending_approval", "hold_code": "screening_hit", "amount": 5},
+        {"id": "po-2", "state": "pending_approval", "hold_code": "brand_new", "amount": 6},
+        {"id": "po-3", "state": "pending_approval", "hold_code": None, "amount": 7},
+    ]
+}
+
+
+def test_people_read_why_the_gate_holds_a_payout_and_an_unknown_hold_is_still_named() -> None:
+    result = cli("payout", "list", "--state", "pending_approval", handler=answer(200, HELD_PAYOUTS))
+    assert result.code == ExitCode.OK
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if "hold_code" in line)
+    assert "why_held" in header
+    shown = cells(result.stdout)
+    assert "Screening hit — two approvers" in shown
+    assert "Held by the compliance gate (brand_new)" in shown
+    assert cli("--json", "payout", "list", handler=answer(200, HELD_PAYOUTS)).document == HELD_PAYOUTS
+
+
+def test_people_read_why_rewards_held_a_claim_and_an_unknown_hold_is_still_named() -> None:
+    held = [
+        {"claim_id": "cl-1", "player_id": "p-1", "hold_code": "velocity", "hold_detail": "5 claims"},
+        {"claim_id": "cl-2", "player_id": "p-2", "hold_code": "brand_new", "hold_detail": None},
+    ]
+    result = cli("claim", "held", handler=answer(200, held))
+    assert result.code == ExitCode.OK
+    shown = cells(result.stdout)
+    assert "why_held" in shown
+    assert "Velocity: the player made many claims in a short time." in shown
+    assert "Held for review (brand_new)." in shown
+    assert cli("--json", "claim", "held", handler=answer(200, held)).document == held
+
+
 def test_people_get_the_problem_with_its_code_and_validation_errors() -> None:
     problem = {
         "title": "Bad Request",

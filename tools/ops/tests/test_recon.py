@@ -122,6 +122,10 @@ SENT = [
         ),
         None,
     ),
+    *(
+        (["recon", "exceptions", "--kind", kind], ("GET", f"{BASE}/exceptions?kind={kind}&limit=100&offset=0"), None)
+        for kind in ("overpaid", "unmatched_credit")
+    ),
     (["recon", "show", "17"], ("GET", f"{BASE}/exceptions/17"), None),
     (["recon", "take", "17", "--reason", "mine"], ("POST", f"{BASE}/exceptions/17/take"), {"reason": "mine"}),
     (["recon", "take", "17"], ("POST", f"{BASE}/exceptions/17/take"), {}),

@@ -122,6 +122,13 @@ def payout_hold(code: str | None) -> PayoutHoldKind | None:
         return None
 
 
+def payout_hold_label(code: str) -> str:
+    """What staff read for a payout's stored `hold_code`: its kind's label; a code this build does not know is still
+    named, never hidden."""
+    kind = payout_hold(code)
+    return kind.label if kind is not None else f"Held by the compliance gate ({code})"
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimHoldKind:
     code: ClaimHoldCode
@@ -198,6 +205,15 @@ def claim_hold(code: str | None) -> ClaimHoldKind | None:
         return None
 
 
+def claim_hold_label(code: str | None) -> str:
+    """What a reviewer reads for a held claim's `hold_code`: its kind's label; a code this build does not know is
+    still named, never hidden."""
+    if not code:
+        return "Held for review (no reason recorded)."
+    kind = claim_hold(code)
+    return kind.label if kind is not None else f"Held for review ({code})."
+
+
 __all__ = [
     "CLAIM_HOLD_KINDS",
     "PAYOUT_HOLD_KINDS",
@@ -207,5 +223,7 @@ __all__ = [
     "PayoutHoldKind",
     "ReleasedBy",
     "claim_hold",
+    "claim_hold_label",
     "payout_hold",
+    "payout_hold_label",
 ]

@@ -145,6 +145,44 @@ PLAYER_MESSAGE: Final[Mapping[Finding, str]] = {
     Finding.COUNTRY_NOT_ALLOWED: "Withdrawals are not available in your country.",
 }
 
+# What staff read for a finding (console, ops CLI), beside its rule and detail: never shown to a player.
+FINDING_LABEL: Final[Mapping[Finding, str]] = {
+    Finding.KYC_REQUIRED: "identity verification required",
+    Finding.KYC_FAILED: "identity verification failed",
+    Finding.PLAYER_LIMIT: "over the player's limit",
+    Finding.DESTINATION_LIMIT: "over the destination's limit",
+    Finding.VELOCITY: "too many requests in the window",
+    Finding.NEW_DESTINATION: "new destination (cooldown)",
+    Finding.RAIL_NOT_ALLOWED: "rail not allowed",
+    Finding.COUNTRY_NOT_ALLOWED: "country not allowed",
+}
+
+
+class GateFinding(StrEnum):
+    """A reason the payouts gate records beside the policy's findings: sanctions screening, or a rule it could not
+    decide (a payout's gate decision lists both kinds under `finding`)."""
+
+    SCREENING_HIT = "screening_hit"
+    SCREENING_PENDING = "screening_pending"
+    SCREENING_UNAVAILABLE = "screening_unavailable"
+    UNDECIDED = "undecided"
+
+
+GATE_FINDING_LABEL: Final[Mapping[GateFinding, str]] = {
+    GateFinding.SCREENING_HIT: "sanctions screening hit",
+    GateFinding.SCREENING_PENDING: "screened against older lists: re-screening pending",
+    GateFinding.SCREENING_UNAVAILABLE: "screening not possible",
+    GateFinding.UNDECIDED: "undecided",
+}
+
+
+_LABELS: Final[Mapping[str, str]] = {str(k): v for k, v in (*FINDING_LABEL.items(), *GATE_FINDING_LABEL.items())}
+
+
+def finding_label(code: str) -> str | None:
+    """What staff read for a recorded finding, the policy's or the gate's (None: a code this build does not know)."""
+    return _LABELS.get(code)
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -310,12 +348,15 @@ def check_two_people(proposed_by: str, approved_by: str) -> None:
 __all__ = [
     "ACTION_OF",
     "EMPTY_POLICY",
+    "FINDING_LABEL",
+    "GATE_FINDING_LABEL",
     "PLAYER_MESSAGE",
     "Action",
     "AmountInWindow",
     "CountInWindow",
     "CountryCode",
     "Finding",
+    "GateFinding",
     "Hit",
     "PolicyFacts",
     "PolicyRule",
@@ -325,4 +366,5 @@ __all__ = [
     "VerificationStatus",
     "check_two_people",
     "evaluate",
+    "finding_label",
 ]

@@ -16,9 +16,10 @@ from markupsafe import escape
 
 from prizeflow_console.application.approvals import ApprovalQueue, QueueFilter
 from prizeflow_console.application.ports import ApiProblem
-from prizeflow_console.domain.review import HOLD_REASONS, age, hold_reason, required_approvals, why_not_decide
+from prizeflow_console.domain.review import age, required_approvals, why_not_decide
 from prizeflow_console.domain.viewer import Viewer
 from prizeflow_contracts.events.rewards import HoldCode
+from prizeflow_contracts.holds import CLAIM_HOLD_KINDS, claim_hold_label
 
 PAYOUT = "po-0123456789abcdef0123456789abcdef"
 CLAIM = "cl-6f1c1e0e-2b7a-4c55-9a43-0b8f1d1c2e3f"
@@ -152,7 +153,7 @@ def test_the_queue_shows_amount_player_provider_masked_destination_progress_and_
     assert ADDRESS not in html  # never the whole destination
     assert "1 of 2" in html
     assert "(alice)" in html
-    assert escape(HOLD_REASONS[HoldCode.NEW_DESTINATION]) in html
+    assert escape(CLAIM_HOLD_KINDS[HoldCode.NEW_DESTINATION].label) in html
     assert "Requested by olivia, not by the player" in html
     assert 'class="stack"' in html  # one card per row at phone width
     assert "you see the queue read-only" in html  # ops never decide
@@ -425,8 +426,8 @@ def test_a_player_gets_403_on_the_queue_and_a_payout() -> None:
 
 
 def test_every_hold_code_has_an_explanation_and_an_unknown_one_is_still_named() -> None:
-    assert set(HOLD_REASONS) == set(HoldCode)
-    assert hold_reason("brand_new") == "Held for review (brand_new)."
+    assert set(CLAIM_HOLD_KINDS) == set(HoldCode)
+    assert claim_hold_label("brand_new") == "Held for review (brand_new)."
 
 
 def test_why_not_decide_agrees_with_may_decide_payout() -> None:

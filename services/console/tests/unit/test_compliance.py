@@ -11,19 +11,21 @@ from typing import Any
 
 import pytest
 from console_fakes import Call, FakeApis, MemorySessions, console, csrf, sign_in
+from markupsafe import escape
 
 from prizeflow_console.application.compliance import COMPLIANCE, LISTS, POLICY, PROPOSALS, REFRESH
 from prizeflow_console.application.ports import ApiProblem
 from prizeflow_console.domain.compliance import (
     duration_words,
-    gate_hold,
     policy_rules,
     proposal_offer,
     reason_words,
     rule_lines,
 )
+from prizeflow_console.domain.holds import WAITS_FOR, gate_hold
 from prizeflow_console.domain.review import risk_signals
 from prizeflow_console.domain.viewer import Viewer
+from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS, PayoutHoldKind, ReleasedBy
 
 USDC = 10_000_000
 RULE: dict[str, Any] = {
@@ -506,7 +508,7 @@ def test_a_payout_held_by_a_screening_hit_carries_its_badge_and_detail_in_the_qu
         queue = client.get("/approvals").text
         detail = client.get("/approvals/po-9").text
     for text in (queue, detail):
-        assert 'class="badge hold-screening_hit">Screening hit — two approvers<' in text
+        assert 'class="badge hold-screening_hit hold-alarm">Screening hit — two approvers<' in text
         assert "Detail: ofac_sdn sdn-36524 (score 0.93)." in text
 
 
@@ -520,19 +522,25 @@ def test_a_payout_waiting_for_the_players_rescreen_shows_its_badge_and_no_approv
         queue = client.get("/approvals").text
         detail = client.get("/approvals/po-9").text
     for text in (queue, detail):
-        assert 'class="badge hold-screening_pending">Waits for the player' in text
+        assert 'class="badge hold-screening_pending hold-wait">Waits for the player' in text
     assert "sanctions re-screening against the lists loaded" in detail
     assert 'action="/approvals/po-9/approve"' not in detail
     assert 'action="/approvals/po-9/reject"' in detail
 
 
 def test_gate_hold_words_and_risk_signals() -> None:
-    assert gate_hold(held("kyc_required")) is not None
-    assert "verified" in str(gate_hold(held("kyc_required")))
-    assert gate_hold(held("policy")) == "Risk policy hold — a person decides"
+    kyc = gate_hold(held("kyc_required"))
+    assert kyc is not None
+    assert "verified" in kyc.label
+    policy = gate_hold(held("policy"))
+    assert policy is not None
+    assert policy.label == "Risk policy hold — a person decides"
     assert gate_hold({**held("policy"), "state": "approved"}) is None
     assert gate_hold({"state": "pending_approval"}) is None
-    assert gate_hold(held("new_code")) == "Held by the compliance gate (new_code)"
+    unknown = gate_hold(held("new_code"))
+    assert unknown is not None
+    assert unknown.label == "Held by the compliance gate (new_code)"
+    assert (unknown.badge, unknown.approvable, unknown.waits) == ("badge hold-new_code", True, None)
     (signal, *_) = risk_signals(held("screening_hit", None), None)
     assert signal.code == "gate_screening_hit"
     assert signal.text == "Screening hit — two approvers."
@@ -605,7 +613,7 @@ def test_a_payout_waiting_for_verification_is_never_offered_approve_only_reject(
     with console(apis) as (client, _, idp):
         sign_in(client, idp, "alice", "approver")
         text = client.get("/approvals/po-9").text
-    assert "This payout waits for the player's identity verification" in text
+    assert escape("This payout waits for the player's identity verification") in text
     assert 'action="/approvals/po-9/approve"' not in text
     assert 'action="/approvals/po-9/reject"' in text
 
@@ -619,6 +627,37 @@ def test_a_screening_hit_says_two_approvers_and_links_the_players_screening() ->
     assert "two different approvers must approve it" in text
     assert 'href="/compliance?player_id=player-7"' in text
     assert 'action="/approvals/po-9/approve"' in text
+
+
+@pytest.mark.parametrize("kind", PAYOUT_HOLD_KINDS.values(), ids=lambda k: k.code.value)
+def test_each_hold_kind_is_drawn_from_its_row_approve_only_where_people_release_it(kind: PayoutHoldKind) -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", "/payouts/po-9", held(kind.code.value, None))
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "alice", "approver")
+        text = client.get("/approvals/po-9").text
+    assert escape(kind.label) in text
+    assert ('action="/approvals/po-9/approve"' in text) is (kind.refused_with is None)
+    assert 'action="/approvals/po-9/reject"' in text
+    if kind.refused_with is not None:
+        assert escape(WAITS_FOR[kind.released_by]) in text
+
+
+def test_every_way_a_hold_moves_on_without_people_has_its_words() -> None:
+    assert set(WAITS_FOR) == set(ReleasedBy) - {ReleasedBy.APPROVERS}
+
+
+def test_a_hold_this_console_does_not_know_is_named_and_left_to_payouts_to_decide() -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", "/payouts", {"items": [held("brand_new")]})
+    apis.on("GET", "payouts", "/payouts/po-9", held("brand_new"))
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "alice", "approver")
+        queue = client.get("/approvals").text
+        detail = client.get("/approvals/po-9").text
+    for text in (queue, detail):
+        assert 'class="badge hold-brand_new">Held by the compliance gate (brand_new)<' in text
+    assert 'action="/approvals/po-9/approve"' in detail
 
 
 # --- the player's own verification -----------------------------------------------------------------------------

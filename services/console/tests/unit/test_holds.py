@@ -11,8 +11,8 @@ from console_fakes import FakeApis, console, csrf, sign_in
 from markupsafe import escape
 
 from prizeflow_console.application.ports import ApiProblem
-from prizeflow_console.domain.review import HOLD_REASONS
 from prizeflow_contracts.events.rewards import HoldCode
+from prizeflow_contracts.holds import CLAIM_HOLD_KINDS
 
 CLAIM = "cl-0b7f6a52-6f0e-4d0c-8d43-3f2a1c9e7b10"
 ADDRESS = "GBRPYHIL2CI3FNQ4BXLFMNDLFJUNPU2HY3ZMFSHONUCEOASW7QC7OX2H"
@@ -59,7 +59,7 @@ def test_holds_say_why_each_claim_was_held_with_player_amount_masked_destination
     assert response.status_code == 200
     html = response.text
     for code in ("new_destination", "risk_score", "rejection_rate", "velocity", "amount_over_threshold"):
-        assert escape(HOLD_REASONS[HoldCode(code)]) in html
+        assert escape(CLAIM_HOLD_KINDS[HoldCode(code)].label) in html
     assert "3 of the last 4 claims failed" in html
     assert "player-9" in html
     assert "150.0000000 USDC" in html

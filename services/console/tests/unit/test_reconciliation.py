@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -261,6 +262,25 @@ def test_a_filter_payouts_could_not_match_is_refused_here(query: str) -> None:
     assert apis.calls == []
 
 
+@pytest.mark.parametrize(("kind", "words"), [
+    ("overpaid", "The provider paid more than our payout: the excess left without Prizeflow sending it."),
+    ("unmatched_credit", "Money came back from the provider for no payout of ours."),
+])  # fmt: skip
+def test_every_kind_payouts_opens_can_be_filtered_on_and_reads_in_words(kind: str, words: str) -> None:
+    apis = FakeApis()
+    apis.on("GET", "payouts", f"{RECON}/exceptions", {"exceptions": [exception(3, kind=kind)]})
+    apis.on("GET", "payouts", f"{RECON}/exceptions/3", exception(3, kind=kind))
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "olivia", "ops")
+        listed = client.get(f"/exceptions?kind={kind}")
+        detail = client.get("/exceptions/3").text
+    assert listed.status_code == 200
+    assert apis.calls[0].query is not None
+    assert apis.calls[0].query["kind"] == kind
+    assert f'<option value="{kind}" selected>' in listed.text
+    assert escape(words) in detail
+
+
 # --- one exception: both sides side by side --------------------------------------------------------------------
 
 
@@ -477,6 +497,21 @@ def test_acknowledging_needs_a_reason_and_taking_makes_it_yours() -> None:
         assert posts(apis)[0].body == {}
         shown = resolve_form(client, action="acknowledge", reason="a test payment of ours")
     assert "Resolved: acknowledge." in shown
+
+
+def test_acknowledging_a_critical_difference_is_said_as_the_proposal_payouts_made_of_it() -> None:
+    """Payouts takes two people for any resolution of a critical kind, acknowledge too: its answer is the exception
+    with a proposal (202), and the page says so rather than that it is done."""
+    apis = FakeApis()
+    critical = exception(kind="unrequested", severity="critical", actions=["acknowledge", "write_off"])
+    answered = {**critical, "proposal": proposed("olivia", "acknowledge")}
+    apis.on("GET", "payouts", f"{RECON}/exceptions/7", lambda _: answered if posts(apis) else critical)
+    apis.on("POST", "payouts", f"{RECON}/exceptions/7/resolve", answered)
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, "olivia", "ops")
+        shown = resolve_form(client, action="acknowledge", reason="a test payment of ours")
+    assert "Proposed: acknowledge. A second person, an approver or an admin, must approve it." in shown
+    assert "Done: acknowledge." not in shown
 
 
 def test_what_is_offered_follows_the_roles_the_proposal_and_the_state() -> None:

@@ -484,6 +484,19 @@ def test_the_claim_status_fragment_for_each_state(status: str, words: str, final
     assert "GAAZ…CWN7" in full.text
 
 
+@pytest.mark.parametrize(("hold_code", "linked"), [("kyc_required", True), ("risk_score", False), ("brand_new", False)])
+def test_a_claim_waiting_for_the_players_own_verification_links_to_it(hold_code: str, linked: bool) -> None:
+    apis = wallet_apis(claims=[claim_view(hold_code=hold_code)])
+    apis.on("GET", "rewards", "/claims/cl-1", claim_view(hold_code=hold_code))
+    with console(apis) as (client, _, idp):
+        sign_in(client, idp, PLAYER, "player")
+        wallet = client.get("/wallet").text
+        claim = client.get("/wallet/claims/cl-1").text
+    for text in (wallet, claim):
+        assert ('<a href="/wallet/verification">Verify your identity</a>' in text) is linked
+        assert hold_code not in text  # never why it was held
+
+
 def test_another_players_claim_is_not_found_and_nothing_of_it_shows() -> None:
     apis = wallet_apis()
     forbidden = ApiProblem(

@@ -1,7 +1,8 @@
 """One function per command: which admin endpoint(s) it calls and how people see the answer.
 
 Nothing here knows a rule of the domain: the services decide (and audit) everything; a command maps its
-arguments to one request (or one per service for the fan-outs `trace` and `dlq list`) and shows the answer.
+arguments to one request (or one per service for the fan-outs `trace` and `dlq list`) and shows the answer, a
+hold's code beside its kind's words (`prizeflow_contracts.holds`), never words typed here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from prizeflow_contracts.holds import claim_hold_label, payout_hold_label
 from prizeflow_ops.client import Answer, ExitCode, OpsClient, Problem, segment
 from prizeflow_ops.config import DEAD_LETTER_SERVICES, PAYOUTS, REWARDS, SERVICES, SETTLEMENT
 from prizeflow_ops.output import Output
@@ -85,9 +87,17 @@ def pick(rows: Sequence[Mapping[str, Any]], preferred: Sequence[str]) -> list[st
     return ordered
 
 
-def _table(ctx: Context, preferred: Sequence[str], title: str) -> Callable[[Any], None]:
+def _table(
+    ctx: Context,
+    preferred: Sequence[str],
+    title: str,
+    *,
+    row: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> Callable[[Any], None]:
+    """People's table of a list answer; `row` adds what people read beside the service's fields (words for codes)."""
+
     def show(data: Any) -> None:
-        rows = items_of(data)
+        rows = [row(r) for r in items_of(data)] if row is not None else items_of(data)
         ctx.out.table(rows, pick(rows, preferred), title=title)
 
     return show
@@ -387,8 +397,19 @@ async def ledger_reject(ctx: Context, args: argparse.Namespace) -> int:
 
 # --- payouts ------------------------------------------------------------------------------------------------
 PAYOUT_COLUMNS: Final = (
-    "id", "state", "provider_name", "asset", "amount", "attempts", "last_error_code", "correlation_id", "updated_at",
+    "id", "state", "hold_code", "why_held", "provider_name", "asset", "amount", "attempts", "last_error_code",
+    "correlation_id", "updated_at",
 )  # fmt: skip
+PENDING_APPROVAL: Final = "pending_approval"  # the payouts state of a payout waiting for approvers (or the gate)
+
+
+def _payout_hold(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A listed payout with why the compliance gate holds it, in its hold kind's words (people only: `--json` is
+    the service's document as it is)."""
+    code = row.get("hold_code")
+    if not code or row.get("state") != PENDING_APPROVAL:
+        return row
+    return {**row, "why_held": payout_hold_label(str(code))}
 
 
 def _payout(args: argparse.Namespace, action: str = "") -> str:
@@ -397,7 +418,8 @@ def _payout(args: argparse.Namespace, action: str = "") -> str:
 
 async def payout_list(ctx: Context, args: argparse.Namespace) -> int:
     params = {"state": args.state, "provider": args.provider, "limit": args.limit}
-    return await ctx.one(PAYOUTS, "GET", "/payouts/", params=params, show=_table(ctx, PAYOUT_COLUMNS, "payouts"))
+    show = _table(ctx, PAYOUT_COLUMNS, "payouts", row=_payout_hold)
+    return await ctx.one(PAYOUTS, "GET", "/payouts/", params=params, show=show)
 
 
 async def payout_show(ctx: Context, args: argparse.Namespace) -> int:
@@ -491,7 +513,14 @@ async def round_resolve(ctx: Context, args: argparse.Namespace) -> int:
 
 
 # --- held claims (rewards) ----------------------------------------------------------------------------------
-HOLD_COLUMNS: Final = ("claim_id", "player_id", "asset", "amount", "status", "hold_code", "hold_detail", "created_at")
+HOLD_COLUMNS: Final = (
+    "claim_id", "player_id", "asset", "amount", "status", "hold_code", "why_held", "hold_detail", "created_at",
+)  # fmt: skip
+
+
+def _claim_hold(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A held claim with why rewards held it, in its hold kind's words (an unknown code is still named)."""
+    return {**row, "why_held": claim_hold_label(row.get("hold_code"))}
 
 
 def _hold(args: argparse.Namespace, action: str) -> str:
@@ -499,9 +528,8 @@ def _hold(args: argparse.Namespace, action: str) -> str:
 
 
 async def claim_held(ctx: Context, args: argparse.Namespace) -> int:
-    return await ctx.one(
-        REWARDS, "GET", "/holds/", params={"limit": args.limit}, show=_table(ctx, HOLD_COLUMNS, "held claims")
-    )
+    show = _table(ctx, HOLD_COLUMNS, "held claims", row=_claim_hold)
+    return await ctx.one(REWARDS, "GET", "/holds/", params={"limit": args.limit}, show=show)
 
 
 async def claim_release(ctx: Context, args: argparse.Namespace) -> int:

@@ -14,20 +14,27 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from prizeflow_contracts.reconciliation import (
+    RECON_ACTIONS,
+    ExceptionKind,
+    ExceptionState,
+    ReconAction,
+    Severity,
+)
 from prizeflow_ops.client import ExitCode, segment
 from prizeflow_ops.commands import Context, UnusableArgumentError, pick
 from prizeflow_ops.config import PAYOUTS
 
 BASE: Final = "/reconciliation"
-STATES: Final = ("open", "investigating", "resolved")
-KINDS: Final = (
-    "unrequested", "duplicate", "destination_mismatch", "paid_not_recorded", "amount_mismatch", "missing",
-    "unrecorded_reversal", "unbooked_fee", "unknown_outcome", "ledger_mismatch",
-)  # fmt: skip
-SEVERITIES: Final = ("critical", "high", "medium")
-ACTIONS: Final = ("acknowledge", "write_off", "mark_returned", "book_fee", "settle_found", "settle_not_made")
+STATES: Final = tuple(s.value for s in ExceptionState)
+# The kinds, severities and resolutions payouts knows, from their rows (prizeflow_contracts.reconciliation).
+KINDS: Final = tuple(k.value for k in ExceptionKind)
+SEVERITIES: Final = tuple(s.value for s in Severity)
+ACTIONS: Final = tuple(a.value for a in ReconAction)
 # The actions that move money: a first call proposes, a second person's call executes.
-MONEY_ACTIONS: Final = frozenset(ACTIONS) - {"acknowledge"}
+MONEY_ACTIONS: Final = frozenset(a.code.value for a in RECON_ACTIONS.values() if a.moves_money)
+# The actions whose proposal carries the exchange's withdrawal id (`--withdrawal-id`).
+WITHDRAWAL_ACTIONS: Final = tuple(a.code.value for a in RECON_ACTIONS.values() if "withdrawal_id" in a.params)
 
 RUN_COLUMNS: Final = (
     "run_id", "provider", "since", "until", "state", "lines", "matched", "exceptions", "started_at", "finished_at",
@@ -168,16 +175,16 @@ def outcome(status: int | None, data: Any, action: str) -> str:
     state = data.get("state") if isinstance(data, Mapping) else None
     if status == 202:
         return "proposed"
-    if state == "resolved":
+    if state == ExceptionState.RESOLVED:
         return "executed"
     return f"answered {status} with state {state}" if action in MONEY_ACTIONS else f"state {state}"
 
 
 async def recon_resolve(ctx: Context, args: argparse.Namespace) -> int:
-    if args.action == "settle_found" and not args.withdrawal_id:
-        raise UnusableArgumentError("--withdrawal-id", "is required by settle_found: the exchange's withdrawal id")
-    if args.withdrawal_id and args.action != "settle_found":
-        raise UnusableArgumentError("--withdrawal-id", f"is for settle_found only, not {args.action}")
+    if args.action in WITHDRAWAL_ACTIONS and not args.withdrawal_id:
+        raise UnusableArgumentError("--withdrawal-id", f"is required by {args.action}: the exchange's withdrawal id")
+    if args.withdrawal_id and args.action not in WITHDRAWAL_ACTIONS:
+        raise UnusableArgumentError("--withdrawal-id", f"is for {'/'.join(WITHDRAWAL_ACTIONS)} only, not {args.action}")
     params = {"withdrawal_id": args.withdrawal_id} if args.withdrawal_id else {}
     body = {"action": args.action, "reason": args.reason, "params": params}
     path = _exception(args, "resolve")
@@ -243,7 +250,9 @@ def register(group: Callable[[str, str], Any], leaf: Leaf) -> None:
     p.add_argument("id", metavar="ID")
     p.add_argument("--action", required=True, choices=ACTIONS)
     p.add_argument("--reason", required=True)
-    p.add_argument("--withdrawal-id", dest="withdrawal_id", metavar="X", help="settle_found: the exchange's id")
+    p.add_argument(
+        "--withdrawal-id", dest="withdrawal_id", metavar="X", help=f"{'/'.join(WITHDRAWAL_ACTIONS)}: the exchange's id"
+    )
 
 
-__all__ = ["ACTIONS", "KINDS", "MONEY_ACTIONS", "instant", "outcome", "register"]
+__all__ = ["ACTIONS", "KINDS", "MONEY_ACTIONS", "WITHDRAWAL_ACTIONS", "instant", "outcome", "register"]

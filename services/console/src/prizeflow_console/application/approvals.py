@@ -11,7 +11,8 @@ from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 from prizeflow_console.application.ports import ApiProblem, PlatformApi
-from prizeflow_console.domain.review import PENDING_APPROVAL, Signal, required_approvals, risk_signals
+from prizeflow_console.domain.holds import PENDING_APPROVAL, GateHold, gate_hold
+from prizeflow_console.domain.review import Signal, required_approvals, risk_signals
 
 T = TypeVar("T")
 QUEUE_LIMIT: Final = 100
@@ -32,13 +33,15 @@ class QueueFilter:
 
 @dataclass(frozen=True, slots=True)
 class Review:
-    """A payout as a reviewer sees it: its facts, who approved it so far, its claim (when readable) and signals."""
+    """A payout as a reviewer sees it: its facts, who approved it so far, its claim (when readable), its signals and
+    the gate's hold."""
 
     payout: dict[str, Any]
     approved_by: list[str] | None  # None: the approvals could not be read
     required: int | None
     claim: dict[str, Any] | None
     signals: list[Signal]
+    hold: GateHold | None  # why the compliance gate holds it (None: it does not)
     problems: list[ApiProblem] = field(default_factory=list)
 
     @property
@@ -79,6 +82,7 @@ def _review(
         required=required_approvals(facts.get("approval_policy")),
         claim=readable_claim,
         signals=risk_signals(facts, readable_claim),
+        hold=gate_hold(facts),
         problems=problems,
     )
 

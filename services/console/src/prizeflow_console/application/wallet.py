@@ -16,6 +16,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from prizeflow_console.application.ports import ApiProblem, PlatformApi
+from prizeflow_console.domain.holds import verifies_identity
 from prizeflow_contracts.money import ASSETS, AssetKind
 
 # What a player may top up (rewards refuses anything else: only redeemable fiat is ever bought).
@@ -105,6 +106,16 @@ def claim_progress(status: str) -> Progress:
     return CLAIM_PROGRESS.get(status) or _moving(status, status.capitalize(), "")
 
 
+def claim_view(claim: Mapping[str, Any]) -> dict[str, Any]:
+    """A claim as the player's pages draw it: its progress, and whether their own identity verification moves it on
+    (the page links to it; why else it is held is not said)."""
+    return {
+        **claim,
+        "progress": claim_progress(str(claim.get("status", ""))),
+        "verify_identity": verifies_identity(claim),
+    }
+
+
 def top_up_progress(status: str) -> Progress:
     return TOP_UP_PROGRESS.get(status) or _moving(status, status.capitalize(), "")
 
@@ -127,7 +138,7 @@ class Wallet:
     receivables: list[dict[str, Any]]  # what the player owes (asset, owed)
     history: list[dict[str, Any]]  # newest first, each with `words`
     next_cursor: str | None
-    claims: list[dict[str, Any]]  # newest first, each with its `progress`
+    claims: list[dict[str, Any]]  # newest first, each with its `progress` and `verify_identity`
     problems: list[ApiProblem]  # a part that could not be read is said, never hidden
 
     @property
@@ -175,11 +186,7 @@ class ReadWallet:
                 if isinstance(item, dict)
             ],
             next_cursor=page.get("next_cursor"),
-            claims=[
-                {**c, "progress": claim_progress(str(c.get("status", "")))}
-                for c in mine.get("items") or []
-                if isinstance(c, dict)
-            ],
+            claims=[claim_view(c) for c in mine.get("items") or [] if isinstance(c, dict)],
             problems=problems,
         )
 
@@ -296,7 +303,7 @@ class ShowClaim:
             raise
         if not isinstance(claim, dict) or claim.get("player_id") != player_id:
             return None
-        return {**claim, "progress": claim_progress(str(claim.get("status", "")))}
+        return claim_view(claim)
 
 
 __all__ = [
@@ -316,6 +323,7 @@ __all__ = [
     "StartTopUp",
     "Wallet",
     "claim_progress",
+    "claim_view",
     "effect",
     "kind_words",
     "top_up_progress",

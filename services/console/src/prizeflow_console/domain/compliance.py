@@ -1,5 +1,6 @@
 """Compliance as staff read it: a risk policy's rules in words (amounts in the asset's units, windows in days and
-hours), why a payout waits for the gate, and what the console may offer this person on a policy proposal.
+hours), a gate decision's reasons (each finding's words from `prizeflow_contracts.policy`), and what the console
+may offer this person on a policy proposal.
 
 Pure: no I/O. The payouts service decides everything again (ADR 0007): two different admins for a policy version,
 two different approvers for a screening hit. What is shown here is staff-only: a player never sees a threshold."""
@@ -12,32 +13,11 @@ from typing import Any, Final
 
 from prizeflow_console.domain.money import format_minor
 from prizeflow_console.domain.viewer import Action, Viewer
+from prizeflow_contracts.policy import finding_label
 
 PROPOSED: Final = "proposed"
 PROPOSAL_STATES: Final = ("proposed", "active", "superseded", "rejected")
 VERIFICATION_STATES: Final = ("not_started", "pending", "retry", "verified", "failed")
-
-# A payout the gate holds is `pending_approval` with one of these `hold_code`s (payouts' payout view).
-GATE_HOLDS: Final[Mapping[str, str]] = {
-    "kyc_required": "Waits for identity verification: it moves on by itself once the player is verified",
-    "screening_hit": "Screening hit — two approvers",
-    "screening_pending": "Waits for the player's sanctions re-screening: it moves on by itself once screened again",
-    "policy": "Risk policy hold — a person decides",
-}
-
-FINDING_WORDS: Final[Mapping[str, str]] = {
-    "kyc_required": "identity verification required",
-    "kyc_failed": "identity verification failed",
-    "player_limit": "over the player's limit",
-    "destination_limit": "over the destination's limit",
-    "velocity": "too many requests in the window",
-    "new_destination": "new destination (cooldown)",
-    "rail_not_allowed": "rail not allowed",
-    "country_not_allowed": "country not allowed",
-    "screening_hit": "sanctions screening hit",
-    "screening_unavailable": "screening not possible",
-    "screening_pending": "screened against older lists: re-screening pending",
-}
 
 _UNITS: Final = (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1))
 
@@ -169,7 +149,7 @@ def reason_words(reason: Any) -> str:
     (`subject`, `source`, `entry_uid`, `entry_name`, `kind`, `score`), lists missing; or whatever payouts wrote."""
     if isinstance(reason, Mapping):
         finding = str(reason.get("finding") or reason.get("code") or "")
-        words = FINDING_WORDS.get(finding, finding.replace("_", " "))
+        words = finding_label(finding) or finding.replace("_", " ")
         rule = reason.get("rule")
         head = f"{words} (rule {rule})" if isinstance(rule, int) and not isinstance(rule, bool) else words
         detail = reason.get("detail")
@@ -190,17 +170,7 @@ def versions_words(versions: Any) -> str:
     return "none"
 
 
-def gate_hold(payout: Mapping[str, Any]) -> str | None:
-    """The badge of a payout the gate holds (None when it is not held by the gate)."""
-    code = payout.get("hold_code")
-    if not code or payout.get("state") != "pending_approval":
-        return None
-    return GATE_HOLDS.get(str(code), f"Held by the compliance gate ({code})")
-
-
 __all__ = [
-    "FINDING_WORDS",
-    "GATE_HOLDS",
     "PROPOSAL_STATES",
     "PROPOSED",
     "VERIFICATION_STATES",
@@ -208,7 +178,6 @@ __all__ = [
     "RuleView",
     "amount_words",
     "duration_words",
-    "gate_hold",
     "policy_rules",
     "proposal_offer",
     "reason_words",

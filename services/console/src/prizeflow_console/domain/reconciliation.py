@@ -11,54 +11,37 @@ from typing import Any, Final
 
 from prizeflow_console.domain.money import format_minor, mask_destination
 from prizeflow_console.domain.viewer import Action, Viewer
-
-# The payouts admin API's words (docs: recon-api, "Exception kinds"), in the order the queue's filters list them.
-KINDS: Final = (
-    "unrequested",
-    "duplicate",
-    "destination_mismatch",
-    "paid_not_recorded",
-    "amount_mismatch",
-    "missing",
-    "unrecorded_reversal",
-    "unbooked_fee",
-    "unknown_outcome",
-    "ledger_mismatch",
+from prizeflow_contracts.reconciliation import (
+    RECON_ACTIONS,
+    RECON_KINDS,
+    ExceptionKind,
+    ExceptionState,
+    ReconAction,
+    Severity,
+    recon_action,
 )
-SEVERITIES: Final = ("critical", "high", "medium")
-STATES: Final = ("open", "investigating", "resolved")
+
+# The payouts admin API's codes and their words come from the kinds' rows (`prizeflow_contracts.reconciliation`), in
+# the order the queue's filters list them.
+KINDS: Final = tuple(k.value for k in ExceptionKind)
+SEVERITIES: Final = tuple(s.value for s in Severity)
+STATES: Final = tuple(s.value for s in ExceptionState)
 RUN_STATES: Final = ("running", "completed", "failed")
-ACKNOWLEDGE: Final = "acknowledge"
-# Every other action an exception lists moves money: proposed by one person, executed by a second.
-ACTION_WORDS: Final = {
-    ACKNOWLEDGE: "acknowledge",
-    "write_off": "write off",
-    "mark_returned": "mark the payout returned",
-    "book_fee": "book the fee",
-    "settle_found": "settle as found (the withdrawal was made)",
-    "settle_not_made": "settle as not made",
-}
-NEEDS_WITHDRAWAL_ID: Final = frozenset({"settle_found"})
-KIND_WORDS: Final = {
-    "unrequested": "The provider paid money out that matches no payout of ours",
-    "duplicate": "The provider paid one payout of ours more than once",
-    "destination_mismatch": "The provider's line went to another destination than our payout",
-    "paid_not_recorded": "The provider paid a payout we hold as failed, cancelled or rejected",
-    "amount_mismatch": "The provider's amount or asset differs from our payout",
-    "missing": "We hold the payout as paid; the provider has no line for it",
-    "unrecorded_reversal": "The provider reversed or returned a payout we hold as paid",
-    "unbooked_fee": "The provider charged a fee nobody booked",
-    "unknown_outcome": "An exchange withdrawal whose outcome is unknown waits for a person",
-    "ledger_mismatch": "The ledger's postings for the rail disagree with the payouts or the provider",
-}
+ACKNOWLEDGE: Final = ReconAction.ACKNOWLEDGE.value
+KIND_WORDS: Final[Mapping[str, str]] = {k.code.value: k.label for k in RECON_KINDS.values()}
+# The resolutions whose proposal carries the provider's withdrawal id.
+NEEDS_WITHDRAWAL_ID: Final = frozenset(a.code.value for a in RECON_ACTIONS.values() if "withdrawal_id" in a.params)
 
 
 def action_words(action: str) -> str:
-    return ACTION_WORDS.get(action, action.replace("_", " "))
+    row = recon_action(action)
+    return row.label if row is not None else action.replace("_", " ")
 
 
 def is_money_action(action: str) -> bool:
-    return action != ACKNOWLEDGE
+    """Whether a second person executes it; an action this build does not know is taken to (payouts decides)."""
+    row = recon_action(action)
+    return row is None or row.moves_money
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +50,18 @@ class Offer:
     may confirm it; `notes` say why something is not offered (never a silent absence)."""
 
     take: bool
-    acknowledge: bool
+    acknowledge: str | None  # the resolution that moves no money, when this person may post it
     propose: tuple[str, ...]
     approve: str | None
     notes: tuple[str, ...]
 
 
 def _nothing(note: str) -> Offer:
-    return Offer(take=False, acknowledge=False, propose=(), approve=None, notes=(note,))
+    return Offer(take=False, acknowledge=None, propose=(), approve=None, notes=(note,))
 
 
 def offer(viewer: Viewer, exception: Mapping[str, Any]) -> Offer:
-    if exception.get("state") == "resolved":
+    if exception.get("state") == ExceptionState.RESOLVED:
         return _nothing("This exception is resolved: there is nothing left to do.")
     if not viewer.may(Action.WORK_EXCEPTION):
         return _nothing("Your roles let you read reconciliation, not act on it.")
@@ -86,7 +69,7 @@ def offer(viewer: Viewer, exception: Mapping[str, Any]) -> Offer:
     take = exception.get("owner") != viewer.user_id
     # Acknowledging (no money moves) is open to one person even while a money action is proposed: it is how a
     # proposal nobody should confirm is set aside (payouts: "confirm that, or acknowledge it").
-    acknowledge = ACKNOWLEDGE in actions
+    acknowledge = ACKNOWLEDGE if ACKNOWLEDGE in actions else None
     proposal = exception.get("proposal")
     if not isinstance(proposal, Mapping):
         money = tuple(a for a in actions if is_money_action(a))
@@ -195,7 +178,6 @@ def side_by_side(ours: Mapping[str, Any] | None, theirs: Sequence[Mapping[str, A
 
 __all__ = [
     "ACKNOWLEDGE",
-    "ACTION_WORDS",
     "KINDS",
     "KIND_WORDS",
     "NEEDS_WITHDRAWAL_ID",

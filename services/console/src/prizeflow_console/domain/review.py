@@ -1,39 +1,18 @@
-"""What a reviewer is told: why a claim was held, what in a payout deserves a second look, how many approvals it
-still needs, how old it is, and why the person looking may not decide it (pure: no I/O, no clock)."""
+"""What a reviewer is told: what in a payout deserves a second look (why the gate holds it and why rewards held its
+claim, in their kinds' words), how many approvals it still needs, how old it is, and why the person looking may not
+decide it (pure: no I/O, no clock)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-from prizeflow_console.domain.compliance import gate_hold
+from prizeflow_console.domain.holds import PENDING_APPROVAL, gate_hold
 from prizeflow_console.domain.viewer import Action, Viewer
 from prizeflow_contracts.events.payouts import REQUIRED_APPROVERS, ApprovalPolicy
-from prizeflow_contracts.events.rewards import HoldCode
-
-PENDING_APPROVAL: Final = "pending_approval"  # the payouts service's state of a payout waiting for approvers
-
-# Why rewards held a claim (services/rewards domain/claims.py `assess`), in words a reviewer acts on.
-HOLD_REASONS: Final[Mapping[str, str]] = {
-    HoldCode.RISK_SCORE: "Risk flag: the game flagged this player as risky.",
-    HoldCode.REJECTION_RATE: "Rejection-rate trip-wire: too many of this player's recent claims failed.",
-    HoldCode.VELOCITY: "Velocity: the player made many claims in a short time.",
-    HoldCode.NEW_DESTINATION: "New destination: the player has not used this payout destination before (cooldown).",
-    HoldCode.AMOUNT_OVER_THRESHOLD: "Large amount: the claim is above the review threshold.",
-    HoldCode.NEW_ACCOUNT: "New account: the player's account is new.",
-    HoldCode.SHARED_DESTINATION: "Shared destination: another player uses the same payout destination.",
-    HoldCode.KYC_REQUIRED: "Identity check: the player must complete KYC first.",
-    HoldCode.MANUAL_REVIEW: "Manual review: a person asked to see this claim.",
-}
-
-
-def hold_reason(code: str | None) -> str:
-    """The explanation of a hold code; one this console does not know yet is still named, never hidden."""
-    if not code:
-        return "Held for review (no reason recorded)."
-    return HOLD_REASONS.get(code, f"Held for review ({code}).")
+from prizeflow_contracts.holds import claim_hold_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +27,12 @@ def risk_signals(payout: Mapping[str, Any], claim: Mapping[str, Any] | None) -> 
     """What the payout and its claim carry: the compliance gate's hold, the claim's hold and who released it,
     earlier failed attempts."""
     signals: list[Signal] = []
-    if (badge := gate_hold(payout)) is not None:
+    if (hold := gate_hold(payout)) is not None:
         detail = payout.get("hold_detail")
-        signals.append(Signal(f"gate_{payout['hold_code']}", badge + (f". Detail: {detail}." if detail else ".")))
+        signals.append(Signal(f"gate_{hold.code}", hold.label + (f". Detail: {detail}." if detail else ".")))
     if claim and claim.get("hold_code"):
         detail = claim.get("hold_detail")
-        text = hold_reason(str(claim["hold_code"])) + (f" Detail: {detail}." if detail else "")
+        text = claim_hold_label(str(claim["hold_code"])) + (f" Detail: {detail}." if detail else "")
         signals.append(Signal(str(claim["hold_code"]), text))
     requested_by, player = payout.get("requested_by"), payout.get("player_id")
     if requested_by and player and requested_by != player:
@@ -104,11 +83,9 @@ def age(since: str | datetime | None, now: datetime) -> str:
 
 
 __all__ = [
-    "HOLD_REASONS",
     "PENDING_APPROVAL",
     "Signal",
     "age",
-    "hold_reason",
     "required_approvals",
     "risk_signals",
     "why_not_decide",

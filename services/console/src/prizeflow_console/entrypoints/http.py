@@ -28,7 +28,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prizeflow_console.application.login import SignInFlow
 from prizeflow_console.application.ports import Downloads, IdentityProvider, PlatformApi, SessionStore
 from prizeflow_console.application.timeline import TraceFlow
-from prizeflow_console.domain.compliance import gate_hold
 from prizeflow_console.domain.money import format_minor, mask_destination, redeemable
 from prizeflow_console.domain.session import Timeouts, expiry_of, id_hash, judge, needs_touch
 from prizeflow_console.domain.viewer import Role
@@ -156,7 +155,6 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         env.filters["when"] = _when
         env.tests["redeemable"] = redeemable
         env.globals["urlencode"] = urlencode
-        env.globals["gate_hold"] = gate_hold
 
     return TemplateConfig(directory=PACKAGE / "templates", engine=JinjaTemplateEngine, engine_callback=setup)
 

@@ -15,8 +15,13 @@ identically by every replica, so they are aggregated with `max`, never `sum`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
+from prizeflow_contracts.events.payouts import REQUIRED_APPROVERS
+from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS, PayoutHoldKind, ReleasedBy
+from prizeflow_contracts.reconciliation import RECON_KINDS, Severity
 from prizeflow_devstack.dashboards.model import (
     CORRELATION_VARIABLE,
     TIMELINE_VARIABLE,
@@ -39,6 +44,29 @@ CONSUMING = ("settlement", "rewards", "payouts", "signer")
 # label: a label per flow would be the unbounded cardinality the metrics refuse too.
 LOGS_QUERY = f'{{namespace="prizeflow"}} | json | correlation_id="${CORRELATION_VARIABLE}"'
 MINOR_UNITS = "Minor units of the asset (USDC: 7 decimals, USD: 2): money is never a float."
+
+
+# What moves a held payout on, as the held-payouts panel says it beside its reason (the kinds' rows decide which).
+_MOVES_ON: Final[Mapping[ReleasedBy, str]] = {
+    ReleasedBy.VERIFICATION: "they wait for the player's verification and move on by themselves",
+    ReleasedBy.RESCREEN: "they wait for the player's re-screen against newer lists",
+}
+_APPROVERS: Final = {1: "one approver", 2: "two approvers"}
+_RESCREENED: Final = next(k.code.value for k in PAYOUT_HOLD_KINDS.values() if k.released_by is ReleasedBy.RESCREEN)
+# The reconciliation kinds that page: money that left a provider without Prizeflow sending it.
+UNMATCHED_DEBIT_KINDS: Final = tuple(k.code.value for k in RECON_KINDS.values() if k.severity is Severity.CRITICAL)
+
+
+def _held_reasons() -> str:
+    """Each hold kind and what moves it on, those that move on by themselves first (the kinds' rows, in order)."""
+
+    def moves_on(kind: PayoutHoldKind) -> str:
+        if kind.approval is None:
+            return _MOVES_ON[kind.released_by]
+        return _APPROVERS[REQUIRED_APPROVERS[kind.approval]]
+
+    kinds = sorted(PAYOUT_HOLD_KINDS.values(), key=lambda k: k.in_backlog)
+    return ", ".join(f"{k.code.value} ({moves_on(k)})" for k in kinds)
 
 
 def service_uid(service: str) -> str:
@@ -864,7 +892,7 @@ def payout_rails() -> Dashboard:
             Panel(
                 "Unmatched provider debits",
                 "Open reconciliation exceptions per provider for money that left the provider without a payout of "
-                "ours as it was made: unrequested, duplicate, destination_mismatch, paid_not_recorded (alert "
+                f"ours as it was made: {', '.join(UNMATCHED_DEBIT_KINDS)} (alert "
                 "PrizeflowReconUnmatchedProviderDebit pages at any; docs/runbooks/recon-unmatched-provider-debit.md).",
                 (_gauge("prizeflow_payouts_recon_unmatched_debits_open", "provider"),),
                 kind=PanelKind.STAT,
@@ -923,9 +951,7 @@ def payout_rails() -> Dashboard:
         (
             Panel(
                 "Held payouts by reason",
-                "Payouts the compliance gate holds, by reason: kyc_required (they wait for the player's verification "
-                "and move on by themselves), screening_pending (they wait for the player's re-screen against newer "
-                "lists), screening_hit (two approvers), policy (one approver). Alert "
+                f"Payouts the compliance gate holds, by reason: {_held_reasons()}. Alert "
                 "PrizeflowComplianceHoldsBacklog when screening or policy holds stay all day.",
                 (_gauge("prizeflow_payouts_compliance_held_payouts", "reason"),),
                 stack=True,
@@ -987,7 +1013,7 @@ def payout_rails() -> Dashboard:
             Panel(
                 "Verified players awaiting re-screen",
                 "Verified players whose screening was made against older lists than the loaded ones: their payouts "
-                "are held screening_pending until the re-screen reaches them (alert PrizeflowKycRescreenBehind when "
+                f"are held {_RESCREENED} until the re-screen reaches them (alert PrizeflowKycRescreenBehind when "
                 "some stay 6 hours; docs/runbooks/kyc-rescreen-behind.md).",
                 (_gauge("prizeflow_payouts_kyc_stale_screenings", legend="stale"),),
                 width=12,

@@ -16,8 +16,9 @@ from litestar.response import Redirect, Template
 
 from prizeflow_console.application.approvals import ApprovalQueue, QueueFilter, ReviewPayout
 from prizeflow_console.application.ports import ApiProblem
+from prizeflow_console.domain.holds import PENDING_APPROVAL
 from prizeflow_console.domain.money import format_minor, redeemable
-from prizeflow_console.domain.review import PENDING_APPROVAL, age, why_not_decide
+from prizeflow_console.domain.review import age, why_not_decide
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.web import (
     Session,

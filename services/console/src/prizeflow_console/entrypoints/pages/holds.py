@@ -1,4 +1,5 @@
-"""Held claims: why rewards held each one, in words; release it (optional reason) or reject it (reason required).
+"""Held claims: why rewards held each one, in its hold kind's words (`prizeflow_contracts.holds`); release it
+(optional reason) or reject it (reason required).
 
 Staff only (ops, admin), as the rewards service's guards say; rewards decides again whether the claim may move."""
 
@@ -12,10 +13,11 @@ from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
 from prizeflow_console.application.ports import ApiProblem
-from prizeflow_console.domain.review import age, hold_reason
+from prizeflow_console.domain.review import age
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.pages.approvals import REASON_MAX, reason_of
 from prizeflow_console.entrypoints.web import act, apis, back, flash, may, page, signed_in
+from prizeflow_contracts.holds import claim_hold_label
 from prizeflow_runtime.params import IdentifierPath
 
 HOLDS_LIMIT: Final = 100
@@ -42,7 +44,7 @@ class HoldsController(Controller):
             claims = [c for c in answer or [] if isinstance(c, dict)]
         now = datetime.now(UTC)
         return page(request, "holds.html", session=session, current_page=Page.HOLDS, claims=claims, problem=problem,
-                    full=len(claims) >= HOLDS_LIMIT, why=hold_reason, ago=lambda at: age(at, now), path=_path,
+                    full=len(claims) >= HOLDS_LIMIT, why=claim_hold_label, ago=lambda at: age(at, now), path=_path,
                     reason_max=REASON_MAX)  # fmt: skip
 
     @post("/{claim_id:str}/release")

@@ -51,6 +51,7 @@ from prizeflow_console.domain.reconciliation import (
 from prizeflow_console.domain.viewer import Action, Page
 from prizeflow_console.entrypoints.web import Session, apis, back, flash, may, page, problem_text, signed_in, status_for
 from prizeflow_contracts.money import ASSETS
+from prizeflow_contracts.reconciliation import ExceptionState
 from prizeflow_runtime.params import SerialPath
 
 log = logging.getLogger("prizeflow_console.reconciliation")
@@ -298,9 +299,11 @@ class ExceptionsController(Controller):
 
 
 def _resolved_words(action: str, answer: Mapping[str, Any]) -> str:
-    if answer.get("state") == "resolved":
+    """What payouts did: resolved it, or recorded a proposal for a second person (any money action, and on a
+    critical kind an acknowledgement too: payouts' answer carries the proposal)."""
+    if answer.get("state") == ExceptionState.RESOLVED:
         return f"Resolved: {action_words(action)}."
-    if is_money_action(action):
+    if is_money_action(action) or answer.get("proposal"):
         return f"Proposed: {action_words(action)}. A second person, an approver or an admin, must approve it."
     return f"Done: {action_words(action)}."
 
