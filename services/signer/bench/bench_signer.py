@@ -1,6 +1,6 @@
 """Signer benchmark: signatures per second WITH every check (decode, intent match, caps), per backend.
 
-The use case runs as in the service (SignRequest: decode_and_check, spending policy, sign, verify the
+The use case runs as in the service (SignPipeline: decode_and_check, spending policy, sign, verify the
 signature, build the result event) on an in-memory store, so the figure is the signer's CPU cost per
 request without PostgreSQL/Kafka. Two shapes: 100-payment batches (100 operations checked per signature)
 and single payments. Backends: hot_key and pkcs11 (a real Ed25519 key in a SoftHSM2 token).
@@ -26,8 +26,10 @@ import prizeflow_stellar as ps
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.events.signer import SignatureRequested, TransactionSigned
 from prizeflow_signer.adapters.backends import HotKeyBackend, Pkcs11Backend
+from prizeflow_signer.application.books import Books
 from prizeflow_signer.application.ports import AuditRecord, SignatureBackend
-from prizeflow_signer.application.sign_request import SignRequest
+from prizeflow_signer.application.schemes import StellarScheme
+from prizeflow_signer.application.sign_pipeline import SignPipeline
 from prizeflow_signer.domain.policy import LiveSignature, SpendingPolicy
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL, SoftHsmToken
 from prizeflow_stellar.checks import CheckPolicy
@@ -37,38 +39,48 @@ NETWORK = "Prizeflow Signer Bench ; 2025"
 BIG = 2**62
 
 
+class NoResults:
+    """Nothing kept: the same requests are signed again and again (the bench measures checks and signing)."""
+
+    async def get(self, request_id: str) -> str | None:
+        return None
+
+    async def save(self, request_id: str, outcome: str, envelope: str) -> None:
+        return None
+
+
+class NoSpend:
+    async def lock(self) -> None:
+        return None
+
+    async def spent_in_window(self, assets: Sequence[str]) -> dict[str, int]:
+        return {}
+
+    async def record(self, request_id: str, amounts: Mapping[str, int]) -> None:
+        return None
+
+
+class NoSignatures:
+    async def live(self, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+        return {}
+
+    async def record(self, **kw: Any) -> None:
+        return None
+
+
+class NoAudit:
+    async def record(self, record: AuditRecord) -> None:
+        return None
+
+
 @dataclass
-class MemoryStore:
+class KeptOutbox:
     emitted: list[Envelope[Any]] = field(default_factory=list)
 
-    async def stored_result(self, session: Any, request_id: str) -> str | None:
-        return None
-
-    async def save_result(self, session: Any, request_id: str, outcome: str, envelope: str) -> None:
-        return None
-
-    async def lock_spending(self, session: Any) -> None:
-        return None
-
-    async def spent_in_window(self, session: Any, assets: Sequence[str]) -> dict[str, int]:
-        return {}
-
-    async def record_spend(self, session: Any, request_id: str, amounts: Mapping[str, int]) -> None:
-        return None
-
-    async def live_signatures(self, session: Any, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
-        return {}
-
-    async def record_signature(self, session: Any, **kw: Any) -> None:
-        return None
-
-    async def audit(self, session: Any, record: AuditRecord) -> None:
-        return None
-
-    async def emit(self, session: Any, envelope: Envelope[Any]) -> None:
+    async def stage(self, envelope: Envelope[Any]) -> None:
         self.emitted.append(envelope)
 
-    async def reemit(self, session: Any, envelope: Envelope[Any]) -> None:
+    async def stage_again(self, envelope: Envelope[Any]) -> None:
         self.emitted.append(envelope)
 
 
@@ -93,20 +105,24 @@ def requests(source: str, count: int, ops: int) -> list[Envelope[Any]]:
 async def measure(backend: SignatureBackend, ops: int, seconds: float) -> dict[str, Any]:
     source = backend.public_key
     assert source is not None
-    store = MemoryStore()
-    sign = SignRequest(
-        store=store,
+    outbox = KeptOutbox()
+    books = Books(results=NoResults(), spend=NoSpend(), signatures=NoSignatures(), audit=NoAudit(), outbox=outbox)
+    sign = SignPipeline(
         backend=backend,
-        check_policy=CheckPolicy(
-            network_passphrase=NETWORK,
-            funding_account=source,
-            allowed_sources=frozenset({source}),
-            max_fee_stroops=1_000_000,
-            contract_id=None,
-            method_name="distribute_winnings",
-            allowed_assets=frozenset({"XLM"}),
-            max_validity_seconds=3600,
-        ),
+        schemes=[
+            StellarScheme(
+                CheckPolicy(
+                    network_passphrase=NETWORK,
+                    funding_account=source,
+                    allowed_sources=frozenset({source}),
+                    max_fee_stroops=1_000_000,
+                    contract_id=None,
+                    method_name="distribute_winnings",
+                    allowed_assets=frozenset({"XLM"}),
+                    max_validity_seconds=3600,
+                )
+            )
+        ],
         spending=SpendingPolicy(tx_caps={"XLM": BIG}, daily_caps={"XLM": BIG}, deny_destinations=frozenset()),
         source="/prizeflow/signer",
     )
@@ -115,10 +131,10 @@ async def measure(backend: SignatureBackend, ops: int, seconds: float) -> dict[s
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         for env in batch:
-            await sign(None, env)
+            await sign(books, env)
         done += len(batch)
     elapsed = time.perf_counter() - started
-    assert all(isinstance(e.data, TransactionSigned) for e in store.emitted), "every honest request must be signed"
+    assert all(isinstance(e.data, TransactionSigned) for e in outbox.emitted), "every honest request must be signed"
     return {
         "operations_per_tx": ops,
         "signatures": done,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))  # `signer_fakes`: the in-memory stores
 
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL, SoftHsmToken
 

@@ -25,6 +25,7 @@ from prizeflow_testkit import Process, free_port, provision_test_topics
 from prizeflow_testkit.events import example_payload
 
 ALEMBIC_INI = str(Path(__file__).parents[2] / "alembic.ini")
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # `settlement_fakes`: the stores' contract tests
 
 
 def unique(prefix: str) -> str:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.events.game import GameRoundVoided, RoundOpened
-from prizeflow_settlement.adapters.sql import SpecCache, SqlRoundStore
+from prizeflow_settlement.adapters.books import bind
+from prizeflow_settlement.adapters.rounds_pg import SqlRoundStore
+from prizeflow_settlement.adapters.spec_cache import SpecCache
 from prizeflow_settlement.application.apply_round_events import ApplyRoundEvents
 from prizeflow_testkit.events import example_payload
 
@@ -30,7 +32,7 @@ async def open_round(
     async with AsyncSession(engine) as session:
         await session.begin()
         opening: Envelope[EventPayload] = new_event(spec, source="/game/t", correlation_id=spec.round_id)
-        await apply(SqlRoundStore(session, cache), [opening])
+        await apply(bind(session, specs=cache), [opening])
         await (session.commit() if commit else session.rollback())
 
 
@@ -98,7 +100,7 @@ async def test_a_finished_round_leaves_the_cache_once_that_is_committed(engine: 
     )
     async with AsyncSession(engine) as session:
         await session.begin()
-        await apply(SqlRoundStore(session, cache), [voiding])
+        await apply(bind(session, specs=cache), [voiding])
         assert cache.get("r-done") is not None  # not before the commit: a rollback would leave it live
         await session.commit()
     assert cache.get("r-done") is None

@@ -3,79 +3,48 @@ as an admin (the fallback that used to fill in `admin` is gone)."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
-
 import pytest
 from pydantic import ValidationError
+from settlement_fakes import SettlementFakes
 
-from prizeflow_contracts.envelope import Envelope, StagedEvent, new_event
+from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.game import EntryRecorded, Placement, RoundClosed, RoundOpened
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
-from prizeflow_settlement.application import ApplyRoundEvents, EntryKey
+from prizeflow_settlement.application import ApplyRoundEvents
 from prizeflow_settlement.application.admin import Actor, ResolveRound, VoidRound
-from prizeflow_settlement.domain import Round
 from prizeflow_testkit.events import example_payload
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self.rounds: dict[str, Round] = {}
-        self.events: list[Envelope[Any] | StagedEvent] = []
-
-    async def lock_rounds(
-        self, round_ids: Collection[str], *, entry_keys: Sequence[EntryKey] = (), full_entries_for: Collection[str] = ()
-    ) -> dict[str, Round]:
-        out = {rid: copy.deepcopy(self.rounds[rid]) for rid in round_ids if rid in self.rounds}
-        for r in out.values():
-            r.all_entries_loaded = True
-        return out
-
-    async def save(self, rounds: Sequence[Round]) -> None:
-        for r in rounds:
-            r.clear_pending()
-            self.rounds[r.round_id] = copy.deepcopy(r)
-
-    async def add_events(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
-        self.events.extend(events)
-
-
-async def open_round() -> tuple[MemoryStore, VoidRound]:
-    store = MemoryStore()
+async def open_round() -> tuple[SettlementFakes, VoidRound]:
+    fakes = SettlementFakes()
     await ApplyRoundEvents(source="/s")(
-        store, [new_event(example_payload(RoundOpened), source="/g", correlation_id="r-1")]
+        fakes.books, [new_event(example_payload(RoundOpened), source="/g", correlation_id="r-1")]
     )
-    store.events.clear()
-
-    @asynccontextmanager
-    async def stores() -> AsyncIterator[MemoryStore]:
-        yield store
-
-    return store, VoidRound(stores=stores, source="/prizeflow/settlement", service="settlement")
+    fakes.outbox.events.clear()
+    return fakes, VoidRound(uow=fakes.uow, source="/prizeflow/settlement", service="settlement")
 
 
 @pytest.mark.parametrize("roles", [(), ("superuser",)])
 async def test_an_actor_without_a_known_role_is_refused_and_nothing_changes(roles: tuple[str, ...]) -> None:
-    store, void = await open_round()
+    fakes, void = await open_round()
     with pytest.raises(ValidationError, match="actor_roles"):
         await void("r-1", reason="no role", actor=Actor(user_id="ghost", roles=roles))
-    assert store.rounds["r-1"].state == "open"
-    assert store.events == []
+    assert fakes.rounds.saved["r-1"].state == "open"
+    assert fakes.outbox.events == []
 
 
 async def test_the_audit_names_the_roles_the_actor_holds() -> None:
-    store, void = await open_round()
+    fakes, void = await open_round()
     await void("r-1", reason="server crashed", actor=Actor(user_id="olga", roles=("ops", "admin", "nope")))
-    audits = [e.data for e in store.events if isinstance(e, Envelope) and isinstance(e.data, AdminActionRecorded)]
+    staged = fakes.outbox.events
+    audits = [e.data for e in staged if isinstance(e, Envelope) and isinstance(e.data, AdminActionRecorded)]
     assert [(a.actor_user_id, a.actor_roles) for a in audits] == [("olga", ["admin", "ops"])]
 
 
-async def played_round(*, require_entry: bool = True) -> tuple[MemoryStore, Any]:
+async def played_round(*, require_entry: bool = True) -> SettlementFakes:
     """A closed round `r-1` that `ada` (an admin who also plays) entered, with `p-2`, waiting for results."""
-    store = MemoryStore()
+    fakes = SettlementFakes()
     events = [
         example_payload(RoundOpened, placements_require_entry=require_entry),
         example_payload(EntryRecorded, entry_id="e-1", player_id="ada"),
@@ -83,15 +52,10 @@ async def played_round(*, require_entry: bool = True) -> tuple[MemoryStore, Any]
         example_payload(RoundClosed, entry_count=2),
     ]
     await ApplyRoundEvents(source="/s")(
-        store, [new_event(e, source="/g", correlation_id="r-1", subject="r-1") for e in events]
+        fakes.books, [new_event(e, source="/g", correlation_id="r-1", subject="r-1") for e in events]
     )
-    store.events.clear()
-
-    @asynccontextmanager
-    async def stores() -> AsyncIterator[MemoryStore]:
-        yield store
-
-    return store, stores
+    fakes.outbox.events.clear()
+    return fakes
 
 
 ADA = Actor(user_id="ada", roles=("admin",))
@@ -101,9 +65,9 @@ ADA = Actor(user_id="ada", roles=("admin",))
 async def test_nobody_decides_a_round_they_play_in(action: str) -> None:
     """Self-dealing, as for held claims and risk flags: an admin who entered a round resolved it in her own favour,
     or voided it once it was lost to get her entry fee back."""
-    store, stores = await played_round()
-    void = VoidRound(stores=stores, source="/prizeflow/settlement", service="settlement")
-    resolve = ResolveRound(stores=stores, source="/prizeflow/settlement", service="settlement")
+    fakes = await played_round()
+    void = VoidRound(uow=fakes.uow, source="/prizeflow/settlement", service="settlement")
+    resolve = ResolveRound(uow=fakes.uow, source="/prizeflow/settlement", service="settlement")
     first = [Placement(player_id="ada", rank=1, score=10), Placement(player_id="p-2", rank=2, score=5)]
     with pytest.raises(UseCaseError) as refused:
         if action == "void":
@@ -112,17 +76,17 @@ async def test_nobody_decides_a_round_they_play_in(action: str) -> None:
             placements = first if action == "resolve_for_herself" else first[1:]
             await resolve("r-1", placements=placements, reason="reviewed", actor=ADA)
     assert (refused.value.kind, refused.value.code) == (ErrorKind.FORBIDDEN, "self_review")
-    assert store.rounds["r-1"].state == "closed"
-    assert store.events == []
+    assert fakes.rounds.saved["r-1"].state == "closed"
+    assert fakes.outbox.events == []
     done = await resolve("r-1", placements=first, reason="reviewed", actor=Actor(user_id="olga", roles=("admin",)))
     assert done.state != "closed"  # a colleague may
 
 
 async def test_nobody_places_themselves_in_a_round_that_needs_no_entry() -> None:
-    store, stores = await played_round(require_entry=False)
-    resolve = ResolveRound(stores=stores, source="/prizeflow/settlement", service="settlement")
+    fakes = await played_round(require_entry=False)
+    resolve = ResolveRound(uow=fakes.uow, source="/prizeflow/settlement", service="settlement")
     olga = Actor(user_id="olga", roles=("admin",))
     with pytest.raises(UseCaseError) as refused:
         await resolve("r-1", placements=[Placement(player_id="olga", rank=1, score=99)], reason="x", actor=olga)
     assert refused.value.code == "self_review"
-    assert store.events == []
+    assert fakes.outbox.events == []

@@ -17,7 +17,7 @@ from prizeflow_contracts.events.settlement import (
     RoundStateChanged,
     RoundVoided,
 )
-from prizeflow_settlement.domain import TRANSITIONS, ResultSet, Round, RoundRuleViolation, can_transition
+from prizeflow_settlement.domain import TRANSITIONS, ResultSet, Round, RoundRuleViolation
 from prizeflow_testkit.events import example_payload
 
 AT = datetime(2025, 1, 1, 12, tzinfo=UTC)
@@ -33,7 +33,7 @@ ALLOWED = {
 
 @pytest.mark.parametrize(("source", "target"), list(itertools.product(RoundState, RoundState)))
 def test_table_allows_exactly_the_documented_transitions(source: RoundState, target: RoundState) -> None:
-    assert can_transition(source, target) is ((source, target) in ALLOWED)
+    assert TRANSITIONS.allows(source, target) is ((source, target) in ALLOWED)
 
 
 def test_the_database_allows_exactly_the_paths_of_the_table() -> None:
@@ -50,7 +50,7 @@ def test_the_database_allows_exactly_the_paths_of_the_table() -> None:
 
 
 def test_final_states_have_no_exit() -> None:
-    assert {s for s, nexts in TRANSITIONS.items() if not nexts} == {RoundState.SETTLED, RoundState.VOIDED}
+    assert TRANSITIONS.finals == {RoundState.SETTLED, RoundState.VOIDED}
 
 
 def results(*players: tuple[str, int]) -> ResultSet:

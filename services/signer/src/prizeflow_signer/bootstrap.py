@@ -1,4 +1,5 @@
-"""The composition root: backend, policies, store, the consumer and its refusal hook, built from SignerSettings."""
+"""The composition root: backend, policies, the signing schemes and their one pipeline, the consumer and its refusal
+hook, built from SignerSettings."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from litestar import Litestar
 from prizeflow_contracts.topics import SIGNER_REQUESTS, SIGNER_RESULTS
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_signer.adapters.backends import build_backend
-from prizeflow_signer.adapters.sql import SqlSignerStore
+from prizeflow_signer.adapters.books import bind
 from prizeflow_signer.application.ports import SignatureBackend
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest
-from prizeflow_signer.application.sign_request import SignRequest
-from prizeflow_signer.application.sign_ton import SignTonRequest
-from prizeflow_signer.application.sign_ton_batch import SignTonBatchRequest
+from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme, TonWalletScheme
+from prizeflow_signer.application.sign_pipeline import SignPipeline
 from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
 from prizeflow_signer.domain.ton import TonJetton, TonPolicy
 from prizeflow_signer.domain.ton_highload import TonHighloadPolicy
@@ -120,43 +120,21 @@ def _deny_forms(entries: list[str]) -> frozenset[str]:
 
 def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) -> Litestar:
     backend = backend or build_backend(settings)
-    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA, bind=bind)
     metrics = SignerMetrics.create(rt.registry, settings.service_name)
-    store = SqlSignerStore()
-    spending = spending_policy(settings)
-    live = OneLiveSignature(settings.signer_live_margin_s)
-    sign_ton = SignTonRequest(
-        store=store,
+    sign = SignPipeline(
+        schemes=[
+            StellarScheme(check_policy(settings)),
+            TonWalletScheme(ton_policy(settings)),
+            TonHighloadScheme(ton_highload_policy(settings)),
+        ],
         backend=backend,
-        policy=ton_policy(settings),
-        spending=spending,
+        spending=spending_policy(settings),
         source=settings.source,
         metrics=metrics,
-        live=live,
+        live=OneLiveSignature(settings.signer_live_margin_s),
     )
-    sign_ton_batch = SignTonBatchRequest(
-        store=store,
-        backend=backend,
-        policy=ton_highload_policy(settings),
-        spending=spending,
-        source=settings.source,
-        metrics=metrics,
-        live=live,
-    )
-    sign = SignRequest(
-        store=store,
-        backend=backend,
-        check_policy=check_policy(settings),
-        spending=spending,
-        source=settings.source,
-        metrics=metrics,
-        live=live,
-        ton=sign_ton,
-        ton_batch=sign_ton_batch,
-    )
-    refuse = RefuseUnreadableRequest(
-        store=store, backend_kind=backend.kind.value, source=settings.source, metrics=metrics
-    )
+    refuse = RefuseUnreadableRequest(backend_kind=backend.kind.value, source=settings.source, metrics=metrics)
     rt.add_consumer(CONSUMER_NAME, [SIGNER_REQUESTS.name], handler=sign, on_refusal=refusal_hook(refuse))
     rt.produces([SIGNER_RESULTS.name])
     app = rt.http_app([], dead_letter_routes=False)  # no inbound API but health and metrics

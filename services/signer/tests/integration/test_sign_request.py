@@ -1,4 +1,5 @@
-"""SignRequest end to end on fakes for the store, with REAL keys: a hot key and an Ed25519 key in SoftHSM2.
+"""The signing pipeline on Stellar requests, end to end on the fake stores, with REAL keys: a hot key and an
+Ed25519 key in SoftHSM2.
 
 Every tampered request is refused with its own code; the honest one is signed and the signature verifies
 with stellar-sdk against the transaction hash on the signer's network. What is signed is exactly the bytes
@@ -12,11 +13,12 @@ import hashlib
 import struct
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from signer_fakes import SignerFakes
 from stellar_sdk import Account as SdkAccount
 from stellar_sdk import Keypair, StrKey, TransactionBuilder, TransactionEnvelope, xdr
 
@@ -24,8 +26,9 @@ import prizeflow_stellar as ps
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
 from prizeflow_contracts.events.signer import SignatureRefused, SignatureRequested, TransactionSigned
 from prizeflow_signer.adapters.backends import ExternalBackend, HotKeyBackend, Pkcs11Backend
-from prizeflow_signer.application.ports import AuditRecord, SignatureBackend
-from prizeflow_signer.application.sign_request import SignRequest, result_event_id
+from prizeflow_signer.application.ports import SignatureBackend
+from prizeflow_signer.application.schemes import StellarScheme
+from prizeflow_signer.application.sign_pipeline import SignPipeline, result_event_id
 from prizeflow_signer.domain.policy import LiveSignature, OneLiveSignature, SpendingPolicy
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL as HSM_KEY_LABEL
 from prizeflow_signer.softhsm import SoftHsmToken
@@ -42,53 +45,6 @@ OTHER = Keypair.random().public_key
 DENIED = Keypair.random().public_key
 
 
-@dataclass
-class FakeStore:
-    results: dict[str, str] = field(default_factory=dict)
-    spent: dict[str, int] = field(default_factory=dict)
-    audits: list[AuditRecord] = field(default_factory=list)
-    emitted: list[Envelope[Any]] = field(default_factory=list)
-    live: dict[str, LiveSignature] = field(default_factory=dict)
-    locks: int = 0
-
-    async def stored_result(self, session: Any, request_id: str) -> str | None:
-        return self.results.get(request_id)
-
-    async def save_result(self, session: Any, request_id: str, outcome: str, envelope: str) -> None:
-        assert request_id not in self.results
-        self.results[request_id] = envelope
-
-    async def lock_spending(self, session: Any) -> None:
-        self.locks += 1
-
-    async def spent_in_window(self, session: Any, assets: Sequence[str]) -> dict[str, int]:
-        return {a: self.spent.get(a, 0) for a in assets}
-
-    async def record_spend(self, session: Any, request_id: str, amounts: Mapping[str, int]) -> None:
-        for asset, amount in amounts.items():
-            self.spent[asset] = self.spent.get(asset, 0) + amount
-
-    async def live_signatures(self, session: Any, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
-        return {p: self.live[p] for p in payout_ids if p in self.live}
-
-    async def record_signature(
-        self, session: Any, *, request_id: str, tx_hash: str, max_time: int, payout_ids: Sequence[str], now: int
-    ) -> None:
-        for p in payout_ids:
-            old = self.live.get(p)
-            assert old is None or old.tx_hash == tx_hash or now > old.max_time  # as the table's trigger
-            self.live[p] = LiveSignature(tx_hash, max_time)
-
-    async def audit(self, session: Any, record: AuditRecord) -> None:
-        self.audits.append(record)
-
-    async def emit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
-
-    async def reemit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
-
-
 HOT = Keypair.random()
 
 
@@ -103,16 +59,16 @@ def backend(request: pytest.FixtureRequest, softhsm: SoftHsmToken) -> SignatureB
 
 @dataclass
 class World:
-    signer: SignRequest
-    store: FakeStore
+    signer: SignPipeline
+    fakes: SignerFakes
     source: str
 
     async def run(self, request: SignatureRequested, *, event_id: uuid.UUID | None = None) -> EventPayload:
-        env = new_event(request, source="/test", correlation_id="flow-1", event_id=event_id)
-        before = len(self.store.emitted)
-        await self.signer(None, env)  # type: ignore[arg-type]
-        assert len(self.store.emitted) == before + 1
-        out = self.store.emitted[-1]
+        env: Envelope[EventPayload] = new_event(request, source="/test", correlation_id="flow-1", event_id=event_id)
+        before = len(self.fakes.outbox.emitted)
+        await self.signer(self.fakes.books, env)
+        assert len(self.fakes.outbox.emitted) == before + 1
+        out = self.fakes.outbox.emitted[-1]
         # What goes to Kafka must survive the wire format.
         return decode(out.encode()).data
 
@@ -127,21 +83,24 @@ class Clock:
 
 def make_world(backend: SignatureBackend, *, daily_xlm: int = 1_000 * UNIT, clock: Clock | None = None) -> World:
     source = backend.public_key or Keypair.random().public_key
-    store = FakeStore()
-    signer = SignRequest(
-        store=store,
+    fakes = SignerFakes()
+    signer = SignPipeline(
         backend=backend,
-        check_policy=CheckPolicy(
-            network_passphrase=NETWORK,
-            funding_account=source,
-            allowed_sources=frozenset({source}),
-            max_fee_stroops=1_000_000,
-            contract_id=CONTRACT,
-            method_name="distribute_winnings",
-            allowed_assets=frozenset({"XLM", "USDC"}),
-            contract_asset="XLM",
-            max_validity_seconds=3600,
-        ),
+        schemes=[
+            StellarScheme(
+                CheckPolicy(
+                    network_passphrase=NETWORK,
+                    funding_account=source,
+                    allowed_sources=frozenset({source}),
+                    max_fee_stroops=1_000_000,
+                    contract_id=CONTRACT,
+                    method_name="distribute_winnings",
+                    allowed_assets=frozenset({"XLM", "USDC"}),
+                    contract_asset="XLM",
+                    max_validity_seconds=3600,
+                )
+            )
+        ],
         spending=SpendingPolicy(
             tx_caps={"XLM": 500 * UNIT, "USDC": 500 * UNIT},
             daily_caps={"XLM": daily_xlm, "USDC": 1_000 * UNIT},
@@ -151,7 +110,7 @@ def make_world(backend: SignatureBackend, *, daily_xlm: int = 1_000 * UNIT, cloc
         clock=clock or Clock(),
         live=OneLiveSignature(margin_s=5),
     )
-    return World(signer, store, source)
+    return World(signer, fakes, source)
 
 
 def payments(source: str, items: Sequence[tuple[str, str, int]], *, first: int = 0, **kw: Any) -> ps.BuiltTransaction:
@@ -211,15 +170,15 @@ async def test_signs_the_honest_payment_batch(backend: SignatureBackend) -> None
     w = make_world(backend)
     built = payments(w.source, [(DEST, "XLM", 5 * UNIT), (OTHER, "USDC", 1)])
     assert_signed(await w.run(request_for(built)), backend, built)
-    assert w.store.spent == {"XLM": 5 * UNIT, "USDC": 1}
-    assert [a.decision for a in w.store.audits] == ["signed"]
+    assert w.fakes.spend.spent == {"XLM": 5 * UNIT, "USDC": 1}
+    assert [a.decision for a in w.fakes.audit.records] == ["signed"]
 
 
 async def test_signs_the_honest_contract_call(backend: SignatureBackend) -> None:
     w = make_world(backend)
     built = invoke(w.source, [(DEST, 7), (OTHER, 8)])
     assert_signed(await w.run(request_for(built)), backend, built)
-    assert w.store.spent == {"XLM": 15}
+    assert w.fakes.spend.spent == {"XLM": 15}
 
 
 def _no_time_bounds(source: str) -> str:
@@ -280,8 +239,8 @@ async def test_refuses_tampered_requests_with_their_code(backend: SignatureBacke
         changes = {}
     result = await w.run(request_for(honest, **changes))
     assert_refused(result, code)
-    assert w.store.spent == {}
-    assert [a.code for a in w.store.audits] == [code]
+    assert w.fakes.spend.spent == {}
+    assert [a.code for a in w.fakes.audit.records] == [code]
 
 
 async def test_wrong_method_in_the_intent_itself_is_refused(backend: SignatureBackend) -> None:
@@ -323,8 +282,8 @@ async def test_rolling_daily_cap_counts_what_was_signed_before(backend: Signatur
     assert isinstance(await w.run(request_for(second)), TransactionSigned)
     third = payments(w.source, [(DEST, "XLM", 5 * UNIT)], sequence=1236, first=2)
     assert_refused(await w.run(request_for(third)), "over_daily_cap")
-    assert w.store.spent == {"XLM": 10 * UNIT}
-    assert w.store.locks == 3
+    assert w.fakes.spend.spent == {"XLM": 10 * UNIT}
+    assert w.fakes.spend.locks == 3
 
 
 async def test_a_duplicate_request_gets_the_same_result_with_the_same_event_id(backend: SignatureBackend) -> None:
@@ -333,9 +292,9 @@ async def test_a_duplicate_request_gets_the_same_result_with_the_same_event_id(b
     first = await w.run(req)
     again = await w.run(req)  # a new event (new id) carrying the same request id
     assert first == again
-    assert w.store.emitted[0].id == w.store.emitted[1].id == result_event_id(req.request_id)
-    assert [a.decision for a in w.store.audits] == ["signed", "replayed"]
-    assert w.store.spent == {"XLM": UNIT}  # counted once
+    assert w.fakes.outbox.emitted[0].id == w.fakes.outbox.emitted[1].id == result_event_id(req.request_id)
+    assert [a.decision for a in w.fakes.audit.records] == ["signed", "replayed"]
+    assert w.fakes.spend.spent == {"XLM": UNIT}  # counted once
 
 
 async def test_external_backend_checks_then_asks_for_out_of_band_signing() -> None:
@@ -360,8 +319,8 @@ async def test_a_backend_that_signs_wrong_is_caught_and_retryable() -> None:
     assert_refused(result, "backend_unavailable")
     assert isinstance(result, SignatureRefused)
     assert result.retryable
-    assert w.store.results == {}  # not a verdict: the same request may be tried again
-    assert w.store.spent == {}
+    assert w.fakes.results.saved == {}  # not a verdict: the same request may be tried again
+    assert w.fakes.spend.spent == {}
 
 
 def test_hot_key_backend_never_shows_its_secret() -> None:
@@ -430,9 +389,9 @@ async def test_a_non_canonical_envelope_is_refused_not_signed_as_re_encoded(
         assert TransactionEnvelope.from_xdr(variant, NETWORK).transaction is not None
     result = await w.run(request_for(honest, xdr_from=variant))
     assert_refused(result, "non_canonical_encoding")
-    assert w.store.spent == {}
-    assert w.store.live == {}
-    assert [a.code for a in w.store.audits] == ["non_canonical_encoding"]
+    assert w.fakes.spend.spent == {}
+    assert w.fakes.signatures.by_payout == {}
+    assert [a.code for a in w.fakes.audit.records] == ["non_canonical_encoding"]
 
 
 def _signature_base(envelope_xdr: str) -> bytes:
@@ -485,13 +444,13 @@ async def test_a_second_transaction_for_a_payout_is_refused_while_the_first_can_
     assert_refused(refused, "live_signature_exists")
     assert isinstance(refused, SignatureRefused)
     assert refused.live_until == first.max_time + 5
-    assert w.store.live["po-0"] == LiveSignature(first.tx_hash, first.max_time)
+    assert w.fakes.signatures.by_payout["po-0"] == LiveSignature(first.tx_hash, first.max_time)
     clock.now = first.max_time + 5  # bound passed, but within the margin the ledger clock may lag
     assert_refused(await w.run(request_for(rebuilt)), "live_signature_exists")
     clock.now = first.max_time + 6
     assert isinstance(await w.run(request_for(rebuilt)), TransactionSigned)
-    assert w.store.live["po-0"] == LiveSignature(rebuilt.tx_hash, rebuilt.max_time)
-    assert w.store.spent == {"XLM": 2 * UNIT}
+    assert w.fakes.signatures.by_payout["po-0"] == LiveSignature(rebuilt.tx_hash, rebuilt.max_time)
+    assert w.fakes.spend.spent == {"XLM": 2 * UNIT}
 
 
 async def test_another_batch_sharing_one_payout_is_refused_too(backend: SignatureBackend) -> None:
@@ -500,7 +459,7 @@ async def test_another_batch_sharing_one_payout_is_refused_too(backend: Signatur
     # po-0 again, alongside a new payout po-1: po-1 must not be signed either (one transaction, all or nothing).
     batch = payments(w.source, [(DEST, "XLM", UNIT), (OTHER, "XLM", UNIT)], sequence=1240)
     assert_refused(await w.run(request_for(batch)), "live_signature_exists")
-    assert "po-1" not in w.store.live
+    assert "po-1" not in w.fakes.signatures.by_payout
 
 
 async def test_the_same_transaction_under_a_new_request_id_is_signed_again_and_counted_once(
@@ -514,9 +473,9 @@ async def test_the_same_transaction_under_a_new_request_id_is_signed_again_and_c
     assert isinstance(again, TransactionSigned)
     assert first.request_id != again.request_id
     assert again.signed_xdr == first.signed_xdr  # Ed25519 is deterministic: the very same envelope
-    assert w.store.spent == {"XLM": UNIT}
-    assert [a.decision for a in w.store.audits] == ["signed", "signed"]
-    assert w.store.audits[1].detail is not None
+    assert w.fakes.spend.spent == {"XLM": UNIT}
+    assert [a.decision for a in w.fakes.audit.records] == ["signed", "signed"]
+    assert w.fakes.audit.records[1].detail is not None
 
 
 async def test_external_backend_records_no_live_signature() -> None:
@@ -525,4 +484,4 @@ async def test_external_backend_records_no_live_signature() -> None:
     assert_refused(await w.run(request_for(first)), "external_signing_required")
     rebuilt = payments(w.source, [(DEST, "XLM", UNIT)], sequence=1235)
     assert_refused(await w.run(request_for(rebuilt)), "external_signing_required")
-    assert w.store.live == {}
+    assert w.fakes.signatures.by_payout == {}

@@ -1,26 +1,27 @@
-"""SignTonRequest on a fake store with REAL keys (a hot key and an Ed25519 key in SoftHSM2): the honest TON and
-jetton messages are signed and the external message verifies against the key; every tampered request is
-refused with its own code; a payout never has two live messages; the same message is signed again, counted once.
+"""The signing pipeline on TON wallet messages, on the fake stores, with REAL keys (a hot key and an Ed25519 key in
+SoftHSM2): the honest TON and jetton messages are signed and the external message verifies against the key; every
+tampered request is refused with its own code; a payout never has two live messages; the same message is signed
+again, counted once.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from nacl.signing import VerifyKey
+from signer_fakes import SignerFakes
 from stellar_sdk import Keypair
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
 from prizeflow_contracts.events.signer import SignatureRefused, TonMessageSigned, TonSignatureRequested
 from prizeflow_signer.adapters.backends import ExternalBackend, HotKeyBackend, Pkcs11Backend
-from prizeflow_signer.application.ports import AuditRecord, SignatureBackend
-from prizeflow_signer.application.sign_request import SignRequest
-from prizeflow_signer.application.sign_ton import SignTonRequest
-from prizeflow_signer.domain.policy import LiveSignature, OneLiveSignature, SpendingPolicy
+from prizeflow_signer.application.ports import SignatureBackend
+from prizeflow_signer.application.schemes import StellarScheme, TonWalletScheme
+from prizeflow_signer.application.sign_pipeline import SignPipeline
+from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
 from prizeflow_signer.domain.ton import TonJetton, TonPolicy
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL as HSM_KEY_LABEL
 from prizeflow_signer.softhsm import SoftHsmToken
@@ -49,53 +50,6 @@ NOW = 1_800_000_000
 HOT = Keypair.random()
 
 
-@dataclass
-class FakeStore:
-    results: dict[str, str] = field(default_factory=dict)
-    spent: dict[str, int] = field(default_factory=dict)
-    audits: list[AuditRecord] = field(default_factory=list)
-    emitted: list[Envelope[Any]] = field(default_factory=list)
-    live: dict[str, LiveSignature] = field(default_factory=dict)
-    locks: int = 0
-
-    async def stored_result(self, session: Any, request_id: str) -> str | None:
-        return self.results.get(request_id)
-
-    async def save_result(self, session: Any, request_id: str, outcome: str, envelope: str) -> None:
-        assert request_id not in self.results
-        self.results[request_id] = envelope
-
-    async def lock_spending(self, session: Any) -> None:
-        self.locks += 1
-
-    async def spent_in_window(self, session: Any, assets: Sequence[str]) -> dict[str, int]:
-        return {a: self.spent.get(a, 0) for a in assets}
-
-    async def record_spend(self, session: Any, request_id: str, amounts: Mapping[str, int]) -> None:
-        for asset, amount in amounts.items():
-            self.spent[asset] = self.spent.get(asset, 0) + amount
-
-    async def live_signatures(self, session: Any, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
-        return {p: self.live[p] for p in payout_ids if p in self.live}
-
-    async def record_signature(
-        self, session: Any, *, request_id: str, tx_hash: str, max_time: int, payout_ids: Sequence[str], now: int
-    ) -> None:
-        for p in payout_ids:
-            old = self.live.get(p)
-            assert old is None or old.tx_hash == tx_hash or now > old.max_time  # as the table's trigger
-            self.live[p] = LiveSignature(tx_hash, max_time)
-
-    async def audit(self, session: Any, record: AuditRecord) -> None:
-        self.audits.append(record)
-
-    async def emit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
-
-    async def reemit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
-
-
 @pytest.fixture(params=["hot_key", "pkcs11"])
 def backend(request: pytest.FixtureRequest, softhsm: SoftHsmToken) -> SignatureBackend:
     if request.param == "hot_key":
@@ -115,18 +69,18 @@ class Clock:
 
 @dataclass
 class World:
-    signer: SignRequest
-    store: FakeStore
+    signer: SignPipeline
+    fakes: SignerFakes
     clock: Clock
 
     async def run(self, request: TonSignatureRequested) -> EventPayload:
-        env = new_event(request, source="/test", correlation_id="flow-1", event_id=uuid.uuid4())
-        await self.signer(None, env)  # type: ignore[arg-type]
-        return decode(self.store.emitted[-1].encode()).data
+        env: Envelope[EventPayload] = new_event(request, source="/test", correlation_id="flow-1", event_id=uuid.uuid4())
+        await self.signer(self.fakes.books, env)
+        return decode(self.fakes.outbox.emitted[-1].encode()).data
 
 
 def make_world(backend: SignatureBackend) -> World:
-    store, clock = FakeStore(), Clock()
+    fakes, clock = SignerFakes(), Clock()
     spending = SpendingPolicy(
         tx_caps={"TON": 100 * TON, "USDT": 1_000_000_000},
         daily_caps={"TON": 150 * TON, "USDT": 5_000_000_000},
@@ -141,20 +95,16 @@ def make_world(backend: SignatureBackend) -> World:
         max_jetton_attach_nanotons=100_000_000,
     )
     live = OneLiveSignature(margin_s=5)
-    ton = SignTonRequest(
-        store=store, backend=backend, policy=policy, spending=spending, source="/prizeflow/signer", clock=clock,
-        live=live,
-    )  # fmt: skip
     stellar = CheckPolicy(
         network_passphrase="n", funding_account=HOT.public_key, allowed_sources=frozenset({HOT.public_key}),
         max_fee_stroops=1, contract_id=None, method_name="m", allowed_assets=frozenset({"XLM"}),
         contract_asset="XLM", max_validity_seconds=60,
     )  # fmt: skip
-    signer = SignRequest(
-        store=store, backend=backend, check_policy=stellar, spending=spending, source="/prizeflow/signer",
-        clock=clock, live=live, ton=ton,
+    signer = SignPipeline(
+        schemes=[StellarScheme(stellar), TonWalletScheme(policy)], backend=backend, spending=spending,
+        source="/prizeflow/signer", clock=clock, live=live,
     )  # fmt: skip
-    return World(signer, store, clock)
+    return World(signer, fakes, clock)
 
 
 def ton_transfer(amount: int = TON, *, dest: str = DEST, bounce: bool = False) -> Transfer:
@@ -215,8 +165,8 @@ async def test_signs_the_honest_message(backend: SignatureBackend, transfer: Tra
     m = message(transfer)
     assert_signed(await w.run(request_for(m)), m)
     expected = {"TON": TON} if transfer.kind is TransferKind.TON else {"USDT": 2_500_000, "TON": 50_000_000}
-    assert w.store.spent == expected
-    assert w.store.audits[-1].decision == "signed"
+    assert w.fakes.spend.spent == expected
+    assert w.fakes.audit.records[-1].decision == "signed"
 
 
 @pytest.mark.parametrize(
@@ -247,8 +197,8 @@ async def test_signs_the_honest_message(backend: SignatureBackend, transfer: Tra
 async def test_refuses_tampered_requests_with_their_code(backend: SignatureBackend, build: Any, code: str) -> None:
     w = make_world(backend)
     assert_refused(await w.run(build()), code)
-    assert w.store.spent == {}
-    assert w.store.live == {}
+    assert w.fakes.spend.spent == {}
+    assert w.fakes.signatures.by_payout == {}
 
 
 async def test_a_seqno_other_than_the_requests_is_refused(backend: SignatureBackend) -> None:
@@ -272,7 +222,7 @@ async def test_a_second_message_for_a_payout_waits_for_the_first_to_expire(backe
     w.clock.now = NOW + 60 + 6  # past valid_until and the margin: the first provably never lands
     second = message(seqno=8, ttl=200)
     assert_signed(await w.run(request_for(second)), second)
-    assert w.store.spent == {"TON": 2 * TON}
+    assert w.fakes.spend.spent == {"TON": 2 * TON}
 
 
 async def test_the_same_message_is_signed_again_and_counted_once(backend: SignatureBackend) -> None:
@@ -281,7 +231,7 @@ async def test_the_same_message_is_signed_again_and_counted_once(backend: Signat
     first = assert_signed(await w.run(request_for(m)), m)
     again = assert_signed(await w.run(request_for(m)), m)
     assert first.signed_boc == again.signed_boc
-    assert w.store.spent == {"TON": TON}
+    assert w.fakes.spend.spent == {"TON": TON}
 
 
 async def test_a_replayed_request_gets_the_same_answer() -> None:
@@ -290,7 +240,7 @@ async def test_a_replayed_request_gets_the_same_answer() -> None:
     first = await w.run(req)
     again = await w.run(req)
     assert first == again
-    assert [a.decision for a in w.store.audits] == ["signed", "replayed"]
+    assert [a.decision for a in w.fakes.audit.records] == ["signed", "replayed"]
 
 
 async def test_external_backend_checks_then_asks_for_out_of_band_signing() -> None:

@@ -1,27 +1,27 @@
-"""SignTonBatchRequest on a fake store with REAL keys (a hot key and an Ed25519 key in SoftHSM2): an honest mixed
-highload wallet v3 batch is signed and its external message verifies against the key; caps apply to the batch's
-sums; a denied destination anywhere refuses the batch; no payout is ever in two live messages; the same batch is
-signed again, counted once; a replayed request gets the same answer; the external backend checks first.
+"""The signing pipeline on TON highload batches, on the fake stores, with REAL keys (a hot key and an Ed25519 key in
+SoftHSM2): an honest mixed highload wallet v3 batch is signed and its external message verifies against the key;
+caps apply to the batch's sums; a denied destination anywhere refuses the batch; no payout is ever in two live
+messages; the same batch is signed again, counted once; a replayed request gets the same answer; the external
+backend checks first.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
 from nacl.signing import VerifyKey
+from signer_fakes import SignerFakes
 from stellar_sdk import Keypair
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_event
 from prizeflow_contracts.events.signer import SignatureRefused, TonBatchSignatureRequested, TonBatchSigned
 from prizeflow_signer.adapters.backends import ExternalBackend, HotKeyBackend, Pkcs11Backend
-from prizeflow_signer.application.ports import AuditRecord, SignatureBackend
-from prizeflow_signer.application.sign_request import SignRequest
-from prizeflow_signer.application.sign_ton_batch import SignTonBatchRequest
-from prizeflow_signer.domain.policy import LiveSignature, OneLiveSignature, SpendingPolicy
+from prizeflow_signer.application.ports import SignatureBackend
+from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme
+from prizeflow_signer.application.sign_pipeline import SignPipeline
+from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
 from prizeflow_signer.domain.ton import TonJetton
 from prizeflow_signer.domain.ton_highload import TonHighloadPolicy
 from prizeflow_signer.softhsm import DEFAULT_KEY_LABEL as HSM_KEY_LABEL
@@ -44,52 +44,6 @@ MARGIN = 5
 HOT = Keypair.random()
 
 
-@dataclass
-class FakeStore:
-    results: dict[str, str] = field(default_factory=dict)
-    spent: dict[str, int] = field(default_factory=dict)
-    audits: list[AuditRecord] = field(default_factory=list)
-    emitted: list[Envelope[Any]] = field(default_factory=list)
-    live: dict[str, LiveSignature] = field(default_factory=dict)
-
-    async def stored_result(self, session: Any, request_id: str) -> str | None:
-        return self.results.get(request_id)
-
-    async def save_result(self, session: Any, request_id: str, outcome: str, envelope: str) -> None:
-        assert request_id not in self.results
-        self.results[request_id] = envelope
-
-    async def lock_spending(self, session: Any) -> None:
-        return None
-
-    async def spent_in_window(self, session: Any, assets: Sequence[str]) -> dict[str, int]:
-        return {a: self.spent.get(a, 0) for a in assets}
-
-    async def record_spend(self, session: Any, request_id: str, amounts: Mapping[str, int]) -> None:
-        for asset, amount in amounts.items():
-            self.spent[asset] = self.spent.get(asset, 0) + amount
-
-    async def live_signatures(self, session: Any, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
-        return {p: self.live[p] for p in payout_ids if p in self.live}
-
-    async def record_signature(
-        self, session: Any, *, request_id: str, tx_hash: str, max_time: int, payout_ids: Sequence[str], now: int
-    ) -> None:
-        for p in payout_ids:
-            old = self.live.get(p)
-            assert old is None or old.tx_hash == tx_hash or now > old.max_time  # as the table's trigger
-            self.live[p] = LiveSignature(tx_hash, max_time)
-
-    async def audit(self, session: Any, record: AuditRecord) -> None:
-        self.audits.append(record)
-
-    async def emit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
-
-    async def reemit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
-
-
 @pytest.fixture(params=["hot_key", "pkcs11"])
 def backend(request: pytest.FixtureRequest, softhsm: SoftHsmToken) -> SignatureBackend:
     if request.param == "hot_key":
@@ -109,18 +63,18 @@ class Clock:
 
 @dataclass
 class World:
-    signer: SignRequest
-    store: FakeStore
+    signer: SignPipeline
+    fakes: SignerFakes
     clock: Clock
 
     async def run(self, request: TonBatchSignatureRequested) -> EventPayload:
-        env = new_event(request, source="/test", correlation_id="flow-1", event_id=uuid.uuid4())
-        await self.signer(None, env)  # type: ignore[arg-type]
-        return decode(self.store.emitted[-1].encode()).data
+        env: Envelope[EventPayload] = new_event(request, source="/test", correlation_id="flow-1", event_id=uuid.uuid4())
+        await self.signer(self.fakes.books, env)
+        return decode(self.fakes.outbox.emitted[-1].encode()).data
 
 
 def make_world(backend: SignatureBackend) -> World:
-    store, clock = FakeStore(), Clock()
+    fakes, clock = SignerFakes(), Clock()
     spending = SpendingPolicy(
         tx_caps={"TON": 10 * TON, "USDT": 100_000_000},
         daily_caps={"TON": 25 * TON, "USDT": 500_000_000},
@@ -132,20 +86,16 @@ def make_world(backend: SignatureBackend) -> World:
         max_jetton_attach_nanotons=100_000_000,
     )  # fmt: skip
     live = OneLiveSignature(margin_s=MARGIN)
-    batches = SignTonBatchRequest(
-        store=store, backend=backend, policy=policy, spending=spending, source="/prizeflow/signer", clock=clock,
-        live=live,
-    )  # fmt: skip
     stellar = CheckPolicy(
         network_passphrase="n", funding_account=HOT.public_key, allowed_sources=frozenset({HOT.public_key}),
         max_fee_stroops=1, contract_id=None, method_name="m", allowed_assets=frozenset({"XLM"}),
         contract_asset="XLM", max_validity_seconds=60,
     )  # fmt: skip
-    signer = SignRequest(
-        store=store, backend=backend, check_policy=stellar, spending=spending, source="/prizeflow/signer",
-        clock=clock, live=live, ton_batch=batches,
+    signer = SignPipeline(
+        schemes=[StellarScheme(stellar), TonHighloadScheme(policy)], backend=backend, spending=spending,
+        source="/prizeflow/signer", clock=clock, live=live,
     )  # fmt: skip
-    return World(signer, store, clock)
+    return World(signer, fakes, clock)
 
 
 def dest(i: int) -> str:
@@ -191,10 +141,11 @@ async def test_signs_an_honest_mixed_batch_and_counts_its_sums(backend: Signatur
     req = batch_request(b, master=MASTER)
     signed = assert_signed(await w.run(req), b)
     assert signed.payout_ids == req.payout_ids
-    assert w.store.spent == {"TON": 2 * TON + 50_000_000, "USDT": 2_500_000}
-    assert {p: s.max_time for p, s in w.store.live.items()} == dict.fromkeys(req.payout_ids, NOW + TIMEOUT)
-    assert w.store.audits[-1].decision == "signed"
-    assert w.store.audits[-1].payout_ids == tuple(req.payout_ids)
+    assert w.fakes.spend.spent == {"TON": 2 * TON + 50_000_000, "USDT": 2_500_000}
+    live = w.fakes.signatures.by_payout
+    assert {p: s.max_time for p, s in live.items()} == dict.fromkeys(req.payout_ids, NOW + TIMEOUT)
+    assert w.fakes.audit.records[-1].decision == "signed"
+    assert w.fakes.audit.records[-1].payout_ids == tuple(req.payout_ids)
 
 
 async def test_a_full_batch_of_254_is_signed(backend: SignatureBackend) -> None:
@@ -215,8 +166,8 @@ async def test_caps_apply_to_the_sum_and_the_deny_list_to_every_destination(
 ) -> None:
     w = make_world(backend)
     assert_refused(await w.run(batch_request(batch(*transfers), master=MASTER)), code)
-    assert w.store.spent == {}
-    assert w.store.live == {}
+    assert w.fakes.spend.spent == {}
+    assert w.fakes.signatures.by_payout == {}
 
 
 async def test_the_daily_cap_counts_every_batch_signed(backend: SignatureBackend) -> None:
@@ -240,7 +191,7 @@ async def test_no_payout_is_ever_in_two_live_messages(backend: SignatureBackend)
     w.clock.now = NOW + 10
     refused = assert_refused(await w.run(again), "live_signature_exists")
     assert refused.live_until == NOW + TIMEOUT + MARGIN
-    assert "po-new" not in w.store.live  # nothing recorded for the innocent one either
+    assert "po-new" not in w.fakes.signatures.by_payout  # nothing recorded for the innocent one either
     w.clock.now = NOW + TIMEOUT + MARGIN + 1
     later = batch(ton(1), ton(2), query=3, created_at=int(w.clock.now))
     retry = batch_request(later, master=MASTER, payout_ids=[req.payout_ids[1], "po-new"])
@@ -254,7 +205,7 @@ async def test_the_same_batch_is_signed_again_and_counted_once(backend: Signatur
     first = assert_signed(await w.run(req), b)
     again = assert_signed(await w.run(req.model_copy(update={"request_id": "ton-batch-again"})), b)
     assert first.signed_boc == again.signed_boc
-    assert w.store.spent == {"TON": 2 * TON + 50_000_000, "USDT": 2_500_000}
+    assert w.fakes.spend.spent == {"TON": 2 * TON + 50_000_000, "USDT": 2_500_000}
 
 
 async def test_a_replayed_request_gets_the_same_answer() -> None:
@@ -263,7 +214,7 @@ async def test_a_replayed_request_gets_the_same_answer() -> None:
     first = await w.run(req)
     again = await w.run(req)
     assert first == again
-    assert [a.decision for a in w.store.audits] == ["signed", "replayed"]
+    assert [a.decision for a in w.fakes.audit.records] == ["signed", "replayed"]
 
 
 async def test_external_backend_checks_then_asks_for_out_of_band_signing() -> None:

@@ -28,8 +28,8 @@ from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_runtime.migrations import upgrade_to_head
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_signer.adapters.sql import SqlSignerStore
-from prizeflow_signer.application.sign_request import result_event_id
+from prizeflow_signer.adapters.sql import SqlSignatureStore
+from prizeflow_signer.application.sign_pipeline import result_event_id
 from prizeflow_signer.domain.policy import LiveSignature
 from prizeflow_testkit import Process, eventually, free_port, provision_test_topics, read_topic
 from prizeflow_testkit.ton import batch_request
@@ -385,19 +385,20 @@ async def test_a_highload_batch_is_signed_through_kafka_and_its_payouts_held_liv
 
 
 async def test_the_database_refuses_replacing_a_transaction_that_can_still_land(engine: AsyncEngine) -> None:
-    store = SqlSignerStore()
     a, b = "a" * 64, "b" * 64
     async with engine.begin() as conn, AsyncSession(bind=conn) as session:
-        await store.record_signature(session, request_id="r-a", tx_hash=a, max_time=1_000, payout_ids=["p"], now=900)
-        await store.record_signature(session, request_id="r-a2", tx_hash=a, max_time=1_000, payout_ids=["p"], now=950)
+        store = SqlSignatureStore(session)
+        await store.record(request_id="r-a", tx_hash=a, max_time=1_000, payout_ids=["p"], now=900)
+        await store.record(request_id="r-a2", tx_hash=a, max_time=1_000, payout_ids=["p"], now=950)
     with pytest.raises(DBAPIError, match="can still land"):
         async with engine.begin() as conn, AsyncSession(bind=conn) as session:
-            await store.record_signature(
-                session, request_id="r-b", tx_hash=b, max_time=2_000, payout_ids=["p"], now=1_000
+            await SqlSignatureStore(session).record(
+                request_id="r-b", tx_hash=b, max_time=2_000, payout_ids=["p"], now=1_000
             )
     async with engine.begin() as conn, AsyncSession(bind=conn) as session:
-        await store.record_signature(session, request_id="r-b", tx_hash=b, max_time=2_000, payout_ids=["p"], now=1_001)
-        assert (await store.live_signatures(session, ["p", "q"])) == {"p": LiveSignature(b, 2_000)}
+        store = SqlSignatureStore(session)
+        await store.record(request_id="r-b", tx_hash=b, max_time=2_000, payout_ids=["p"], now=1_001)
+        assert (await store.live(["p", "q"])) == {"p": LiveSignature(b, 2_000)}
     with pytest.raises(DBAPIError, match="refused"):
         async with engine.begin() as conn:
             await conn.execute(text("DELETE FROM signer_payout_signatures"))

@@ -1,61 +1,38 @@
-"""RefuseUnreadableRequest on a fake store: which refused records get an answer, and that a request id gets one
+"""RefuseUnreadableRequest on the fake stores: which refused records get an answer, and that a request id gets one
 outcome whatever arrives under it."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from signer_fakes import FakeSignatureStore, FakeSpendStore, SignerFakes
 
-from prizeflow_contracts.envelope import Envelope, decode, new_event
+from prizeflow_contracts.envelope import decode, new_event
 from prizeflow_contracts.events.signer import SignatureRefused, TransactionSigned
-from prizeflow_signer.application.ports import AuditRecord
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest, UnreadableRequest
-from prizeflow_signer.application.sign_request import result_event_id
-from prizeflow_signer.domain.policy import LiveSignature
+from prizeflow_signer.application.sign_pipeline import result_event_id
 
 DIGEST = b"\x01" * 32
 
 
-@dataclass
-class FakeStore:
-    results: dict[str, str] = field(default_factory=dict)
-    audits: list[AuditRecord] = field(default_factory=list)
-    emitted: list[Envelope[Any]] = field(default_factory=list)
+class Untouchable:
+    """A store an unreadable request must never reach."""
 
-    async def stored_result(self, session: Any, request_id: str) -> str | None:
-        return self.results.get(request_id)
+    def __init__(self, why: str) -> None:
+        self.why = why
 
-    async def save_result(self, session: Any, request_id: str, outcome: str, envelope: str) -> None:
-        assert request_id not in self.results
-        self.results[request_id] = envelope
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(self.why)
 
-    async def lock_spending(self, session: Any) -> None:
-        raise AssertionError("an unreadable request never reaches the caps")
 
-    async def spent_in_window(self, session: Any, assets: Sequence[str]) -> dict[str, int]:
-        raise AssertionError("an unreadable request never reaches the caps")
-
-    async def record_spend(self, session: Any, request_id: str, amounts: Mapping[str, int]) -> None:
-        raise AssertionError("nothing is spent")
-
-    async def live_signatures(self, session: Any, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
-        raise AssertionError("nothing is signed")
-
-    async def record_signature(self, session: Any, **kw: Any) -> None:
-        raise AssertionError("nothing is signed")
-
-    async def audit(self, session: Any, record: AuditRecord) -> None:
-        self.audits.append(record)
-
-    async def emit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
-
-    async def reemit(self, session: Any, envelope: Envelope[Any]) -> None:
-        self.emitted.append(envelope)
+def fakes_for_refusals() -> SignerFakes:
+    """The books of an unreadable request: it never reaches the caps, nothing is signed or spent."""
+    fakes = SignerFakes()
+    caps = cast("FakeSpendStore", Untouchable("an unreadable request never reaches the caps"))
+    signed = cast("FakeSignatureStore", Untouchable("nothing is signed"))
+    return SignerFakes(results=fakes.results, spend=caps, signatures=signed, audit=fakes.audit, outbox=fakes.outbox)
 
 
 def unreadable(doc: Any, reason: str = "invalid_payload") -> UnreadableRequest | None:
@@ -105,19 +82,19 @@ def test_records_naming_no_request_or_not_a_request_are_only_dead_lettered(doc: 
 
 
 async def test_the_refusal_is_the_requests_one_stored_result() -> None:
-    store = FakeStore()
-    refuse = RefuseUnreadableRequest(store=store, backend_kind="hot_key", source="/prizeflow/signer")
+    fakes = fakes_for_refusals()
+    refuse = RefuseUnreadableRequest(backend_kind="hot_key", source="/prizeflow/signer")
     request = unreadable({"data": {"request_id": "stx-1", "payout_ids": ["po-1"]}})
     assert request is not None
-    await refuse(None, request)
-    (out,) = store.emitted
+    await refuse(fakes.books, request)
+    (out,) = fakes.outbox.emitted
     assert out.id == result_event_id("stx-1")
     refusal = decode(out.encode()).data
     assert isinstance(refusal, SignatureRefused)
     assert (refusal.code.value, refusal.payout_ids) == ("malformed_request", ["po-1"])
     assert "invalid_payload" in refusal.detail
-    assert store.results["stx-1"] == out.model_dump_json()
-    assert [(a.decision, a.code, tuple(a.payout_ids)) for a in store.audits] == [
+    assert fakes.results.saved["stx-1"] == out.model_dump_json()
+    assert [(a.decision, a.code, tuple(a.payout_ids)) for a in fakes.audit.records] == [
         ("refused", "malformed_request", ("po-1",))
     ]
     # Another unreadable copy (other bytes): the same answer again, not a second one.
@@ -130,13 +107,13 @@ async def test_the_refusal_is_the_requests_one_stored_result() -> None:
         digest=b"\x02" * 32,
     )
     assert again is not None
-    await refuse(None, again)
-    assert [e.id for e in store.emitted] == [out.id, out.id]
-    assert [a.decision for a in store.audits] == ["refused", "replayed"]
+    await refuse(fakes.books, again)
+    assert [e.id for e in fakes.outbox.emitted] == [out.id, out.id]
+    assert [a.decision for a in fakes.audit.records] == ["refused", "replayed"]
 
 
 async def test_an_unreadable_copy_of_a_signed_request_re_emits_the_signature() -> None:
-    store = FakeStore()
+    fakes = fakes_for_refusals()
     signed = TransactionSigned(
         request_id="stx-2",
         payout_ids=["po-2"],
@@ -145,12 +122,12 @@ async def test_an_unreadable_copy_of_a_signed_request_re_emits_the_signature() -
         signed_by="G" + "A" * 55,
     )
     previous = new_event(signed, source="/prizeflow/signer", correlation_id="c", event_id=result_event_id("stx-2"))
-    store.results["stx-2"] = previous.model_dump_json()
-    refuse = RefuseUnreadableRequest(store=store, backend_kind="hot_key", source="/prizeflow/signer")
+    fakes.results.saved["stx-2"] = previous.model_dump_json()
+    refuse = RefuseUnreadableRequest(backend_kind="hot_key", source="/prizeflow/signer")
     request = unreadable({"data": {"request_id": "stx-2"}})
     assert request is not None
-    await refuse(None, request)
-    (out,) = store.emitted
+    await refuse(fakes.books, request)
+    (out,) = fakes.outbox.emitted
     assert out.id == previous.id
     assert isinstance(out.data, TransactionSigned)
-    assert [(a.decision, a.tx_hash) for a in store.audits] == [("replayed", "ab" * 32)]
+    assert [(a.decision, a.tx_hash) for a in fakes.audit.records] == [("replayed", "ab" * 32)]

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from stellar_sdk import Keypair
 
 from prizeflow_contracts.events.signer import SignatureRefusalCode, TonSignatureRequested, TonTransferIntent
-from prizeflow_signer.application.sign_ton import SignTonRequest
 from prizeflow_signer.bootstrap import spending_policy, ton_highload_policy, ton_policy
 from prizeflow_signer.domain.ton import check_ton_request
 from prizeflow_signer.settings import SignerSettings
@@ -97,15 +96,9 @@ def test_a_ton_destination_denied_in_its_user_friendly_form_is_never_signed(boun
         valid_until=m.valid_until,
         intent=TonTransferIntent(payout_id="po-1", destination=denied.raw, asset="TON", amount=10**9, bounce=False),
     )
-    sign = SignTonRequest(
-        store=None,  # type: ignore[arg-type]  # the policy checks touch no store
-        backend=None,  # type: ignore[arg-type]
-        policy=policy,
-        spending=spending_policy(s),
-        source="/test",
-    )
+    checked = check_ton_request(request, policy, now=now)
     with pytest.raises(IntentViolation) as refused:
-        sign._check_static(check_ton_request(request, policy, now=now))
+        spending_policy(s).check_transaction(checked.destinations, checked.amounts)
     assert refused.value.code is SignatureRefusalCode.DESTINATION_DENIED
 
 

@@ -12,15 +12,14 @@ from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.topics import AUDIT, WEBHOOK_PROVIDER_EVENTS
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_runtime.settings import Profile
+from prizeflow_runtime.uow import UnitOfWork
+from prizeflow_webhooks.adapters.books import bind
 from prizeflow_webhooks.adapters.config import WebhooksConfig, load_config
-from prizeflow_webhooks.adapters.deliveries_pg import (
-    PgDeliveryWriter,
-    SqlDeliveryQueries,
-    SqlDeliveryRetention,
-    sql_store_factory,
-)
 from prizeflow_webhooks.adapters.giftcard_api import GiftCardOrderFetcher
+from prizeflow_webhooks.adapters.queries_pg import SqlDeliveryQueries
 from prizeflow_webhooks.adapters.stripe_api import StripeEventConfirmer
+from prizeflow_webhooks.application.books import Books
+from prizeflow_webhooks.application.intake import DeliveryIntake
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
 from prizeflow_webhooks.application.ports import EventConfirmer, OrderFetcher
 from prizeflow_webhooks.application.receive import ReceiveWebhook
@@ -29,7 +28,6 @@ from prizeflow_webhooks.application.retention import PruneDeliveries
 from prizeflow_webhooks.application.timeline import WebhooksTimeline
 from prizeflow_webhooks.entrypoints.http import DeliveriesController
 from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
-from prizeflow_webhooks.entrypoints.retention import RetentionLoop
 from prizeflow_webhooks.expected_schema import EXPECTED_SCHEMA
 from prizeflow_webhooks.settings import WebhooksSettings
 
@@ -46,10 +44,13 @@ def build(
     config: WebhooksConfig = load_config(
         settings.webhooks_providers_file, dev=settings.prizeflow_profile is Profile.DEV, env=env
     )
-    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA, bind=bind)
+    uow: UnitOfWork[Books] = rt.uow
     metrics = WebhooksMetrics.create(rt.registry, config.providers, settings.service_name)
-    writer = PgDeliveryWriter(
-        rt.engine,
+    queries = SqlDeliveryQueries(rt.engine)
+    intake = DeliveryIntake(
+        uow,
+        queries,
         max_batch=settings.webhooks_write_batch_max,
         concurrency=settings.webhooks_write_concurrency,
         metrics=metrics,
@@ -63,21 +64,16 @@ def build(
         order_fetchers = owned
     receive = ReceiveWebhook(
         providers=config.providers,
-        writer=writer,
+        writer=intake,
         metrics=metrics,
         source=settings.source,
         confirmers=confirmers,
         order_fetchers=order_fetchers,
     )
-    republish = RepublishDelivery(
-        stores=sql_store_factory(rt.engine), source=settings.source, service=settings.service_name, metrics=metrics
-    )
-    queries = SqlDeliveryQueries(rt.engine)
-    prune = PruneDeliveries(
-        SqlDeliveryRetention(rt.engine), retention=timedelta(days=settings.webhooks_delivery_retention_days)
-    )
-    retention = RetentionLoop(prune, interval_s=settings.webhooks_retention_interval_s)
-    rt.after_start(retention.start)
+    republish = RepublishDelivery(uow=uow, source=settings.source, service=settings.service_name, metrics=metrics)
+    prune = PruneDeliveries(uow, retention=timedelta(days=settings.webhooks_delivery_retention_days))
+    # Every replica prunes (each deletes rows the others have not locked); started once the runtime is up.
+    rt.jobs.every(settings.webhooks_retention_interval_s, prune, name="deliveries-retention")
     rt.produces([WEBHOOK_PROVIDER_EVENTS.name, AUDIT.name])
     app: Litestar = rt.http_app(
         [DeliveriesController],
@@ -87,8 +83,7 @@ def build(
         },
         timeline=[WebhooksTimeline(queries)],
     )
-    app.on_shutdown.insert(0, writer.stop)
-    app.on_shutdown.insert(0, retention.stop)
+    app.on_shutdown.insert(0, intake.stop)
     for fetcher in owned.values():
         app.on_shutdown.append(fetcher.close)
     return WebhookIngress(app, receive)

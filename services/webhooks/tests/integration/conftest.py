@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.settings import audience_for
 from prizeflow_testkit import fetch, header, provision_test_topics, read_topic
 from prizeflow_testkit.webhooks import WEBHOOKS_ALEMBIC_INI, WebhooksProcess
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # `webhooks_fakes`: the stores' contract tests
 
 
 @pytest.fixture

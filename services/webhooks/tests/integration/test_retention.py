@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from prizeflow_runtime.db import create_engine
-from prizeflow_webhooks.adapters.deliveries_pg import SqlDeliveryRetention
+from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
+from prizeflow_webhooks.adapters.books import bind
 from prizeflow_webhooks.application.retention import PruneDeliveries
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,8 @@ async def test_deliveries_past_their_retention_are_deleted_batch_by_batch(db_url
             for n, age in enumerate([40, 35, 31, 29, 1, 0]):
                 sha = hashlib.sha256(str(n).encode()).hexdigest()
                 await conn.execute(_ROW, {"pid": f"evt_{n}", "sha": sha, "at": NOW - timedelta(days=age)})
-        prune = PruneDeliveries(SqlDeliveryRetention(engine), retention=timedelta(days=30), batch=2, clock=lambda: NOW)
+        uow = SqlUnitOfWork(session_factory(engine), bind)
+        prune = PruneDeliveries(uow, retention=timedelta(days=30), batch=2, clock=lambda: NOW)
         assert await prune() == 3
         assert await prune() == 0  # nothing more to do
         async with engine.connect() as conn:

@@ -1,19 +1,26 @@
-"""In-memory ports of the webhooks service, and builders of signed provider callbacks, for its unit tests."""
+"""In-memory ports of the webhooks service, and builders of signed provider callbacks, for its unit tests.
+`tests/integration/test_store_contracts.py` holds the fake stores (and the fake writer) to their PostgreSQL
+implementations."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from prizeflow_contracts.envelope import StagedEvent
+from prizeflow_contracts.envelope import StagedEvent, stage_event
+from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.webhook_signatures import signature_header
+from prizeflow_testkit.events import example_payload
+from prizeflow_testkit.uow import FakeUnitOfWork
+from prizeflow_webhooks.application.books import Books
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
 from prizeflow_webhooks.application.ports import NewDelivery, ProviderUnavailableError, StoredDelivery
 from prizeflow_webhooks.application.receive import ReceiveWebhook
@@ -75,36 +82,106 @@ class FakeConfirmer:
 
 
 @dataclass
-class FakeDeliveryTx:
-    rows: dict[int, StoredDelivery]
-    staged: list[StagedEvent]
+class FakeDeliveries:
+    """The stored deliveries, as the table keeps them: one per dedup key, ids in arrival order; a row put in by a
+    test directly (`rows`) has no receipt time and is never pruned."""
+
+    rows: dict[int, StoredDelivery] = field(default_factory=dict)
+    received: dict[int, datetime] = field(default_factory=dict)
+    last_republished: dict[int, datetime] = field(default_factory=dict)
+
+    async def insert_new(self, deliveries: Sequence[NewDelivery]) -> set[tuple[str, str]]:
+        taken = {(r.provider, r.provider_event_id) for r in self.rows.values()}
+        stored: set[tuple[str, str]] = set()
+        for d in deliveries:
+            key = (d.provider, d.provider_event_id)
+            if key in taken:
+                continue
+            row_id = max(self.rows, default=0) + 1
+            self.rows[row_id] = StoredDelivery(
+                row_id, d.provider, d.provider_event_id, d.outcome, d.event_json, d.correlation_id, 0
+            )
+            self.received[row_id] = d.received_at
+            taken.add(key)
+            stored.add(key)
+        return stored
 
     async def lock(self, delivery_id: int) -> StoredDelivery | None:
         return self.rows.get(delivery_id)
 
     async def mark_republished(self, delivery_id: int, *, at: datetime) -> None:
-        row = self.rows[delivery_id]
-        self.rows[delivery_id] = StoredDelivery(
-            row.id, row.provider, row.provider_event_id, row.outcome, row.event_json, row.correlation_id,
-            row.republished + 1,
-        )  # fmt: skip
+        row = self.rows.get(delivery_id)
+        if row is not None:
+            self.rows[delivery_id] = dataclasses.replace(row, republished=row.republished + 1)
+            self.last_republished[delivery_id] = at
 
-    async def add_events(self, events: Sequence[StagedEvent]) -> None:
+    async def delete_received_before(self, cutoff: datetime, *, limit: int) -> int:
+        old = sorted(i for i, at in self.received.items() if at < cutoff)[:limit]
+        for row_id in old:
+            del self.rows[row_id], self.received[row_id]
+            self.last_republished.pop(row_id, None)
+        return len(old)
+
+
+@dataclass
+class FakeOutbox:
+    staged: list[StagedEvent] = field(default_factory=list)
+
+    async def stage(self, events: Sequence[StagedEvent]) -> None:
         self.staged.extend(events)
 
 
 @dataclass
-class FakeDeliveryStore:
-    rows: dict[int, StoredDelivery] = field(default_factory=dict)
-    committed: list[StagedEvent] = field(default_factory=list)
+class WebhooksFakes:
+    """The fake stores, the books holding them, and a unit of work over those books (a block that raises leaves
+    them as they were)."""
 
-    @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[FakeDeliveryTx]:
-        rows = dict(self.rows)
-        tx = FakeDeliveryTx(rows, [])
-        yield tx  # an exception rolls back: nothing below runs
-        self.rows = rows
-        self.committed.extend(tx.staged)
+    deliveries: FakeDeliveries = field(default_factory=FakeDeliveries)
+    outbox: FakeOutbox = field(default_factory=FakeOutbox)
+    books: Books = field(init=False)
+    uow: FakeUnitOfWork[Books] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.books = Books(deliveries=self.deliveries, outbox=self.outbox)
+        self.uow = FakeUnitOfWork(self.books)
+
+
+def new_delivery(
+    provider_event_id: str, *, provider: str = "sandbox", received_at: datetime | None = None, published: bool = True
+) -> tuple[NewDelivery, StagedEvent | None]:
+    """A delivery as the ingress stores it, with the event it publishes (None: an ignored kind)."""
+    at = received_at or datetime.fromtimestamp(NOW, UTC)
+    event = (
+        stage_event(
+            example_payload(ProviderEventReceived, provider_event_id=provider_event_id),
+            source="/prizeflow/webhooks",
+            correlation_id=f"c-{provider_event_id}",
+            subject=provider_event_id,
+            time=at,
+        )
+        if published
+        else None
+    )
+    body = json.dumps({"event_id": provider_event_id}).encode()
+    delivery = NewDelivery(
+        provider=provider,
+        provider_type="sandbox",
+        provider_event_id=provider_event_id,
+        kind="payout.paid" if published else "payout.updated",
+        outcome="published" if published else "ignored",
+        ignored_reason=None if published else "kind_not_handled",
+        event_type=event.type if event is not None else None,
+        event_json=event.payload.decode() if event is not None else None,
+        published_event_id=event.id if event is not None else None,
+        correlation_id=f"c-{provider_event_id}",
+        correlation_generated=False,
+        confirmed=False,
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        signature_timestamp=int(NOW),
+        received_at=at,
+    )
+    return delivery, event
 
 
 def metrics(providers: Sequence[str] = ("sandbox", "stripe", "stripe_dev")) -> WebhooksMetrics:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from webhooks_fakes import SANDBOX, SANDBOX_SECRET, FakeDeliveryStore, ingress, metrics, sandbox_payout, signed
+from webhooks_fakes import (
+    SANDBOX,
+    SANDBOX_SECRET,
+    FakeDeliveries,
+    WebhooksFakes,
+    ingress,
+    metrics,
+    sandbox_payout,
+    signed,
+)
 
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.audit import AdminActionRecorded
@@ -25,11 +34,11 @@ async def stored_delivery() -> StoredDelivery:
 
 async def test_republish_stages_the_same_payload_under_a_new_id_with_its_audit_record() -> None:
     row = await stored_delivery()
-    store = FakeDeliveryStore({7: row})
+    fakes = WebhooksFakes(deliveries=FakeDeliveries({7: row}))
     at = datetime(2025, 6, 2, tzinfo=UTC)
-    republish = RepublishDelivery(store, "/prizeflow/webhooks", "webhooks", metrics(), clock=lambda: at)
+    republish = RepublishDelivery(fakes.uow, "/prizeflow/webhooks", "webhooks", metrics(), clock=lambda: at)
     out = await republish(7, reason="payouts lost its offsets", actor=OPS)
-    event, audit = (decode(e.payload) for e in store.committed)
+    event, audit = (decode(e.payload) for e in fakes.outbox.staged)
     assert row.event_json is not None
     original = decode(row.event_json)
     assert event.id != original.id
@@ -44,15 +53,15 @@ async def test_republish_stages_the_same_payload_under_a_new_id_with_its_audit_r
     assert audit.data.actor_user_id == "ops-1"
     assert audit.data.after["event_id"] == out["event_id"]
     assert event.causationid == audit.data.action_id
-    assert store.rows[7].republished == 1
+    assert fakes.deliveries.rows[7].republished == 1
     assert out["republished"] == 1
 
 
 async def test_republish_refuses_an_unknown_or_ignored_delivery_and_changes_nothing() -> None:
     row = await stored_delivery()
     ignored = StoredDelivery(8, "sandbox", "e-ign", "ignored", None, "c-1", 0)
-    store = FakeDeliveryStore({7: row, 8: ignored})
-    republish = RepublishDelivery(store, "/prizeflow/webhooks", "webhooks")
+    fakes = WebhooksFakes(deliveries=FakeDeliveries({7: row, 8: ignored}))
+    republish = RepublishDelivery(fakes.uow, "/prizeflow/webhooks", "webhooks")
     with pytest.raises(UseCaseError) as missing:
         await republish(9, reason="r", actor=OPS)
     assert missing.value.kind is ErrorKind.NOT_FOUND
@@ -60,13 +69,13 @@ async def test_republish_refuses_an_unknown_or_ignored_delivery_and_changes_noth
         await republish(8, reason="r", actor=OPS)
     assert nothing.value.kind is ErrorKind.CONFLICT
     assert nothing.value.code == "nothing_to_publish"
-    assert store.committed == []
+    assert fakes.outbox.staged == []
 
 
 async def test_an_actor_without_a_role_is_refused_by_the_audit_contract() -> None:
-    store = FakeDeliveryStore({7: await stored_delivery()})
-    republish = RepublishDelivery(store, "/prizeflow/webhooks", "webhooks")
+    fakes = WebhooksFakes(deliveries=FakeDeliveries({7: await stored_delivery()}))
+    republish = RepublishDelivery(fakes.uow, "/prizeflow/webhooks", "webhooks")
     with pytest.raises(ValueError, match="actor_roles"):
         await republish(7, reason="r", actor=Actor("nobody", ()))
-    assert store.committed == []
-    assert store.rows[7].republished == 0
+    assert fakes.outbox.staged == []
+    assert fakes.deliveries.rows[7].republished == 0

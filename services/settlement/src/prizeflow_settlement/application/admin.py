@@ -13,8 +13,9 @@ from prizeflow_contracts.events.game import Placement
 from prizeflow_contracts.events.settlement import RoundState
 from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.uow import UnitOfWork
 from prizeflow_settlement.application.apply_round_events import Observations, outcome_event_id
-from prizeflow_settlement.application.ports import RoundStoreFactory
+from prizeflow_settlement.application.books import Books
 from prizeflow_settlement.domain.results import ResultSet
 from prizeflow_settlement.domain.round import Round, RoundRuleViolation
 from prizeflow_settlement.metrics import SettlementMetrics
@@ -52,7 +53,7 @@ def _summary(r: Round) -> dict[str, str]:
 
 @dataclass
 class _AdminAction:
-    stores: RoundStoreFactory
+    uow: UnitOfWork[Books]
     source: str
     service: str
     metrics: SettlementMetrics | None = None
@@ -69,8 +70,8 @@ class _AdminAction:
     ) -> Round:
         action_id = f"act-{uuid.uuid4().hex}"
         now = self.clock()
-        async with self.stores() as store:
-            rounds = await store.lock_rounds([round_id], full_entries_for=[round_id])
+        async with self.uow() as books:
+            rounds = await books.rounds.lock_rounds([round_id], full_entries_for=[round_id])
             r = rounds.get(round_id)
             if r is None:
                 raise RoundNotFoundError(round_id)
@@ -102,8 +103,8 @@ class _AdminAction:
                     causation_id=action_id,
                 )
             )
-            await store.save([r])
-            await store.add_events(events)
+            await books.rounds.save([r])
+            await books.outbox.stage(events)
         seen.publish(self.metrics)
         if self.metrics is not None:
             self.metrics.admin_actions.labels(action).inc()

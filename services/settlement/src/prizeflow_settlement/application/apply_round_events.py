@@ -1,4 +1,5 @@
-"""ApplyRoundEvents: a poll of game events applied to the rounds they touch, in one transaction."""
+"""ApplyRoundEvents: a poll of game events applied to the rounds they touch, in the poll's one transaction (the
+consumer hands it the books bound to it, the inbox rows already claimed)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from prizeflow_contracts.events.settlement import (
     RoundStateChanged,
     RoundVoided,
 )
-from prizeflow_settlement.application.ports import EntryKey, RoundStore
+from prizeflow_settlement.application.books import Books
+from prizeflow_settlement.application.ports import EntryKey
 from prizeflow_settlement.domain.results import ResultSet
 from prizeflow_settlement.domain.round import Round, RoundRuleViolation
 from prizeflow_settlement.metrics import SettlementMetrics
@@ -80,7 +82,7 @@ class ApplyRoundEvents:
     metrics: SettlementMetrics | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    async def __call__(self, store: RoundStore, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+    async def __call__(self, books: Books, envelopes: Sequence[Envelope[EventPayload]]) -> None:
         for env in envelopes:
             if not isinstance(env.data, GAME_EVENTS):
                 raise EventRefusal("unknown_event_type", f"settlement does not consume {env.type}")
@@ -98,7 +100,7 @@ class ApplyRoundEvents:
         ]
         voiding = {e.data.round_id for e in envelopes if isinstance(e.data, GameRoundVoided)}
         round_ids = {e.data.round_id for e in envelopes}  # type: ignore[attr-defined]
-        rounds = await store.lock_rounds(round_ids, entry_keys=entry_keys, full_entries_for=voiding)
+        rounds = await books.rounds.lock_rounds(round_ids, entry_keys=entry_keys, full_entries_for=voiding)
         touched: dict[str, Round] = {}
         outgoing: list[StagedEvent] = []
         seen = Observations()
@@ -123,8 +125,8 @@ class ApplyRoundEvents:
                     time=now,
                 )
                 r.pending_events.clear()
-        await store.save(list(touched.values()))
-        await store.add_events(outgoing)
+        await books.rounds.save(list(touched.values()))
+        await books.outbox.stage(outgoing)
         seen.publish(self.metrics)
 
     def _apply(self, rounds: dict[str, Round], env: Envelope[EventPayload], now: datetime, cause: str) -> Round:

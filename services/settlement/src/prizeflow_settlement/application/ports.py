@@ -1,9 +1,11 @@
-"""Ports the use cases need; adapters implement them (SQL in production, in-memory fakes in unit tests)."""
+"""Ports the use cases need; adapters implement them (SQL in production, in-memory fakes in unit tests).
+
+The stores (`RoundStore`, `Outbox`) are bound to one transaction and reached through `Books`
+(`application/books.py`); the read side (`RoundQueries`, `RoundTimelineQueries`) opens its own reads."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,7 +25,7 @@ class EntryKey:
 
 
 class RoundStore(Protocol):
-    """One transaction's view of the rounds: lock, change, save, stage events; all commit together."""
+    """One transaction's view of the rounds: lock, change, save; committed with the events staged beside them."""
 
     async def lock_rounds(
         self,
@@ -36,13 +38,15 @@ class RoundStore(Protocol):
         entry id or same player) and, for `full_entries_for`, every entry."""
         ...
 
-    async def save(self, rounds: Sequence[Round]) -> None: ...
+    async def save(self, rounds: Sequence[Round]) -> None:
+        """Persist what each round changed (its `pending_*`), then clear it from the round."""
+        ...
 
-    async def add_events(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None: ...
 
-
-class RoundStoreFactory(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[RoundStore]: ...
+class Outbox(Protocol):
+    async def stage(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
+        """Stage events in the transaction, in order: published only if it commits."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +113,10 @@ class RoundTimelineQueries(Protocol):
 __all__ = [
     "DisputeTrail",
     "EntryKey",
+    "Outbox",
     "RoundPage",
     "RoundQueries",
     "RoundStore",
-    "RoundStoreFactory",
     "RoundTimelineQueries",
     "RoundTrail",
     "TransitionTrail",

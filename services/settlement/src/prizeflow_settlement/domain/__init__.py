@@ -13,7 +13,6 @@ from prizeflow_settlement.domain.round import (
     Round,
     RoundRuleViolation,
     Transition,
-    can_transition,
     check_terms,
 )
 
@@ -33,7 +32,6 @@ __all__ = [
     "RoundRuleViolation",
     "Split",
     "Transition",
-    "can_transition",
     "check_terms",
     "distribute",
     "fees_on",

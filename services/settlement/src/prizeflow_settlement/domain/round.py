@@ -1,14 +1,14 @@
 """The round aggregate and its transition table (docs/architecture.md §5).
 
 OPEN → CLOSED → RESOLVED → SETTLED, and any non-final state → VOIDED. Every state change goes through
-`Round._move`, which consults `TRANSITIONS`; nothing else decides what may follow what. An event whose
-effect the round already shows (a replay) is a no-op; one that can never apply raises `RoundRuleViolation`
-with a stable refusal code, which the Kafka entrypoint turns into a DLQ reason and the admin API into 409.
+`Round._move`, which asks `TRANSITIONS` (the house's one `Transitions` type); nothing else decides what may follow
+what. An event whose effect the round already shows (a replay) is a no-op; one that can never apply raises
+`RoundRuleViolation` with a stable refusal code (`illegal_transition` for a move the table refuses), which the Kafka
+entrypoint turns into a DLQ reason and the admin API into 409.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -34,27 +34,27 @@ from prizeflow_contracts.events.settlement import (
     RoundVoided,
 )
 from prizeflow_contracts.money import Money
+from prizeflow_contracts.transitions import IllegalTransition, Transitions
 from prizeflow_settlement.domain.distribution import Split, distribute, fees_on, is_non_increasing
 from prizeflow_settlement.domain.results import ResultSet
 
-TRANSITIONS: Final[Mapping[RoundState, frozenset[RoundState]]] = {
-    RoundState.OPEN: frozenset({RoundState.CLOSED, RoundState.VOIDED}),
-    RoundState.CLOSED: frozenset({RoundState.RESOLVED, RoundState.VOIDED}),
-    RoundState.RESOLVED: frozenset({RoundState.SETTLED, RoundState.VOIDED}),
-    RoundState.SETTLED: frozenset(),
-    RoundState.VOIDED: frozenset(),
-}
-FINAL_STATES: Final = frozenset(s for s, nexts in TRANSITIONS.items() if not nexts)
-# The order a round walks through its states; used to tell a replay (target already passed) from a refusal.
-_PATH: Final = (RoundState.OPEN, RoundState.CLOSED, RoundState.RESOLVED, RoundState.SETTLED)
+# Migration 0008's trigger `rounds_transition_allowed` holds the same pairs (tests/unit/test_transitions.py).
+TRANSITIONS: Final = Transitions(
+    "round",
+    {
+        RoundState.OPEN: frozenset({RoundState.CLOSED, RoundState.VOIDED}),
+        RoundState.CLOSED: frozenset({RoundState.RESOLVED, RoundState.VOIDED}),
+        RoundState.RESOLVED: frozenset({RoundState.SETTLED, RoundState.VOIDED}),
+        RoundState.SETTLED: frozenset(),
+        RoundState.VOIDED: frozenset(),
+    },
+    initial=frozenset({RoundState.OPEN}),
+)
+FINAL_STATES: Final = TRANSITIONS.finals
 
 PLATFORM_ACCOUNT: Final = "platform"
 HOLD_ENTRY_COUNT_MISMATCH: Final = "entry_count_mismatch"
 HOLD_DISPUTED: Final = "disputed"
-
-
-def can_transition(current: RoundState, target: RoundState) -> bool:
-    return target in TRANSITIONS[current]
 
 
 class RoundRuleViolation(Exception):  # noqa: N818  (a refusal, not a bug)
@@ -64,12 +64,6 @@ class RoundRuleViolation(Exception):  # noqa: N818  (a refusal, not a bug)
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
-
-
-def illegal(current: RoundState, target: RoundState, round_id: str, what: str) -> RoundRuleViolation:
-    return RoundRuleViolation(
-        "illegal_transition", f"round {round_id}: {what} needs {current.value} → {target.value}, which is not allowed"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +244,7 @@ class Round:
                 self.check_entrants(results)
                 self._dispute(results, at)
                 return
-        if not can_transition(self.state, RoundState.RESOLVED):
-            raise illegal(self.state, RoundState.RESOLVED, self.round_id, "resolving")
+        self._check_move(RoundState.RESOLVED, what="resolving")
         self.check_entrants(results)
         self._move(RoundState.RESOLVED, "results reported", at, what="resolving")
         self._store_results(results)
@@ -297,7 +290,7 @@ class Round:
             self._close_disputes()  # the admin upheld the results that were paid
             return
         else:
-            raise illegal(self.state, RoundState.RESOLVED, self.round_id, "resolving")
+            self._check_move(RoundState.RESOLVED, what="resolving")
         self._close_disputes()
         self.hold_reason = None
         self._settle(results, at, reason=f"admin: {reason}", actor=actor)
@@ -318,9 +311,18 @@ class Round:
         """True when the round already passed through `target` on its normal path (the event is a replay)."""
         return target in self.reached
 
+    def _check_move(self, target: RoundState, *, what: str) -> None:
+        """The table's refusal, as the round's: a stable `illegal_transition` naming what was tried."""
+        try:
+            TRANSITIONS.check(self.state, target)
+        except IllegalTransition as err:
+            raise RoundRuleViolation(
+                "illegal_transition",
+                f"round {self.round_id}: {what} needs {self.state.value} → {target.value}, which is not allowed",
+            ) from err
+
     def _move(self, target: RoundState, reason: str, at: datetime, *, what: str, actor: str | None = None) -> None:
-        if not can_transition(self.state, target):
-            raise illegal(self.state, target, self.round_id, what)
+        self._check_move(target, what=what)
         self._record(self.state, target, reason, at, actor=actor)
 
     def _record(
@@ -466,6 +468,5 @@ __all__ = [
     "Round",
     "RoundRuleViolation",
     "Transition",
-    "can_transition",
     "check_terms",
 ]

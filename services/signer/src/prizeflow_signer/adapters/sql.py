@@ -1,5 +1,5 @@
-"""The signer's tables: append-only audit and spend rows, stored results (one per request id), and the last
-transaction signed per payout."""
+"""The signer's stores in PostgreSQL, each on the caller's session: append-only audit and spend rows, stored results
+(one per request id), the last transaction signed per payout, and the runtime's outbox."""
 
 from __future__ import annotations
 
@@ -18,25 +18,33 @@ from prizeflow_signer.domain.policy import LiveSignature
 SPEND_LOCK_KEY = 0x5349_474E_4341_5053  # "SIGNCAPS": one cap decision at a time across signer replicas
 
 
-class SqlSignerStore:
-    async def stored_result(self, session: AsyncSession, request_id: str) -> str | None:
-        row = await session.execute(
+class SqlResultStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, request_id: str) -> str | None:
+        row = await self.session.execute(
             text("SELECT envelope FROM signer_results WHERE request_id = :r"), {"r": request_id}
         )
         value = row.scalar_one_or_none()
         return str(value) if value is not None else None
 
-    async def save_result(self, session: AsyncSession, request_id: str, outcome: str, envelope: str) -> None:
-        await session.execute(
+    async def save(self, request_id: str, outcome: str, envelope: str) -> None:
+        await self.session.execute(
             text("INSERT INTO signer_results (request_id, outcome, envelope) VALUES (:r, :o, :e)"),
             {"r": request_id, "o": outcome, "e": envelope},
         )
 
-    async def lock_spending(self, session: AsyncSession) -> None:
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SPEND_LOCK_KEY})
 
-    async def spent_in_window(self, session: AsyncSession, assets: Sequence[str]) -> dict[str, int]:
-        rows = await session.execute(
+class SqlSpendStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock(self) -> None:
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SPEND_LOCK_KEY})
+
+    async def spent_in_window(self, assets: Sequence[str]) -> dict[str, int]:
+        rows = await self.session.execute(
             text(
                 "SELECT asset, coalesce(sum(amount), 0) FROM signer_spend "
                 "WHERE asset = ANY(:assets) AND signed_at > now() - interval '24 hours' GROUP BY asset"
@@ -45,32 +53,30 @@ class SqlSignerStore:
         )
         return {str(asset): int(total) for asset, total in rows}
 
-    async def record_spend(self, session: AsyncSession, request_id: str, amounts: Mapping[str, int]) -> None:
+    async def record(self, request_id: str, amounts: Mapping[str, int]) -> None:
         if amounts:
-            await session.execute(
+            await self.session.execute(
                 text("INSERT INTO signer_spend (request_id, asset, amount) VALUES (:r, :a, :n)"),
                 [{"r": request_id, "a": asset, "n": amount} for asset, amount in amounts.items()],
             )
 
-    async def live_signatures(self, session: AsyncSession, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
-        rows = await session.execute(
+
+class SqlSignatureStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def live(self, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+        rows = await self.session.execute(
             text("SELECT payout_id, tx_hash, max_time FROM signer_payout_signatures WHERE payout_id = ANY(:ids)"),
             {"ids": list(payout_ids)},
         )
         return {str(p): LiveSignature(str(h), int(m)) for p, h, m in rows}
 
-    async def record_signature(
-        self,
-        session: AsyncSession,
-        *,
-        request_id: str,
-        tx_hash: str,
-        max_time: int,
-        payout_ids: Sequence[str],
-        now: int,
+    async def record(
+        self, *, request_id: str, tx_hash: str, max_time: int, payout_ids: Sequence[str], now: int
     ) -> None:
         """Upsert per payout; the table's trigger refuses replacing a transaction that can still land."""
-        await session.execute(
+        await self.session.execute(
             text(
                 """
                 INSERT INTO signer_payout_signatures (payout_id, tx_hash, max_time, request_id, signed_at_epoch)
@@ -84,17 +90,13 @@ class SqlSignerStore:
             {"ids": list(payout_ids), "h": tx_hash, "m": max_time, "r": request_id, "now": now},
         )
 
-    async def emit(self, session: AsyncSession, envelope: Envelope[Any]) -> None:
-        await add_event(session, envelope)
 
-    async def reemit(self, session: AsyncSession, envelope: Envelope[Any]) -> None:
-        """Publish the event again: a row still in the outbox is still to go out; else stage it anew."""
-        pending = await session.scalar(text("SELECT 1 FROM outbox WHERE event_id = :id"), {"id": envelope.id})
-        if pending is None:
-            await add_event(session, envelope)
+class SqlAuditStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
-    async def audit(self, session: AsyncSession, record: AuditRecord) -> None:
-        await session.execute(
+    async def record(self, record: AuditRecord) -> None:
+        await self.session.execute(
             text(
                 """
                 INSERT INTO signer_audit (request_id, event_id, correlation_id, decision, code, detail, tx_hash,
@@ -120,4 +122,18 @@ class SqlSignerStore:
         )
 
 
-__all__ = ["SPEND_LOCK_KEY", "SqlSignerStore"]
+class SqlOutbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def stage(self, envelope: Envelope[Any]) -> None:
+        await add_event(self.session, envelope)
+
+    async def stage_again(self, envelope: Envelope[Any]) -> None:
+        """A row still in the outbox is still to go out; else the event is staged anew."""
+        pending = await self.session.scalar(text("SELECT 1 FROM outbox WHERE event_id = :id"), {"id": envelope.id})
+        if pending is None:
+            await add_event(self.session, envelope)
+
+
+__all__ = ["SPEND_LOCK_KEY", "SqlAuditStore", "SqlOutbox", "SqlResultStore", "SqlSignatureStore", "SqlSpendStore"]

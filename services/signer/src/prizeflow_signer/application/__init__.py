@@ -1,14 +1,21 @@
 """Use cases and ports of the signer."""
 
-from prizeflow_signer.application.ports import BackendUnavailableError, SignatureBackend, SignerStore
+from prizeflow_signer.application.books import Books
+from prizeflow_signer.application.ports import BackendUnavailableError, SignatureBackend
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest, UnreadableRequest
-from prizeflow_signer.application.sign_request import SignRequest
+from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme, TonWalletScheme
+from prizeflow_signer.application.sign_pipeline import Signable, SigningScheme, SignPipeline
 
 __all__ = [
     "BackendUnavailableError",
+    "Books",
     "RefuseUnreadableRequest",
-    "SignRequest",
+    "SignPipeline",
+    "Signable",
     "SignatureBackend",
-    "SignerStore",
+    "SigningScheme",
+    "StellarScheme",
+    "TonHighloadScheme",
+    "TonWalletScheme",
     "UnreadableRequest",
 ]

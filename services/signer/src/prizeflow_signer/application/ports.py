@@ -1,18 +1,19 @@
-"""Ports: where keys live (`SignatureBackend`) and where decisions are kept (`SignerStore`)."""
+"""Ports: where keys live (`SignatureBackend`) and where decisions are kept (the stores of `Books`).
+
+Every store is bound to the one transaction a request is decided in (`application/books.py`): the result event
+(outbox), the audit row, the stored result, the spend rows and the payouts' live signatures commit together or
+not at all, so a crash anywhere yields exactly one outcome per request id.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_signer.domain.policy import LiveSignature
 from prizeflow_signer.settings import BackendKind
-
-# The open transaction, opaque to the use cases (the consumer's SQLAlchemy session in production, whatever a fake
-# likes in the unit tests): they only hand it to the ports, so a decision and its audit commit together.
-Tx: TypeAlias = Any
 
 
 class BackendUnavailableError(Exception):
@@ -20,7 +21,7 @@ class BackendUnavailableError(Exception):
 
 
 class SignatureBackend(Protocol):
-    """Signs a 32-byte transaction hash with an Ed25519 key the process may never export."""
+    """Signs a 32-byte hash with an Ed25519 key the process may never export."""
 
     @property
     def kind(self) -> BackendKind: ...
@@ -55,48 +56,71 @@ class AuditRecord:
     payout_ids: Sequence[str] = ()
 
 
-class SignerStore(Protocol):
-    async def stored_result(self, session: Tx, request_id: str) -> str | None:
+class ResultStore(Protocol):
+    """The one answer given to each request id (a verdict; a retryable refusal is never stored)."""
+
+    async def get(self, request_id: str) -> str | None:
         """The encoded result envelope already given for `request_id`, if any."""
         ...
 
-    async def save_result(self, session: Tx, request_id: str, outcome: str, envelope: str) -> None: ...
+    async def save(self, request_id: str, outcome: str, envelope: str) -> None:
+        """Keep the answer; a request id answered before is refused (the caller looked first, under the inbox)."""
+        ...
 
-    async def lock_spending(self, session: Tx) -> None:
+
+class SpendStore(Protocol):
+    """What was signed per asset: the rolling daily caps' history."""
+
+    async def lock(self) -> None:
         """Serialize cap and live-signature decisions until the transaction ends (concurrent signers cannot
         both pass)."""
         ...
 
-    async def live_signatures(self, session: Tx, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
+    async def spent_in_window(self, assets: Sequence[str]) -> dict[str, int]:
+        """Signed in the last 24 hours, by asset (an asset with nothing signed may be absent)."""
+        ...
+
+    async def record(self, request_id: str, amounts: Mapping[str, int]) -> None: ...
+
+
+class SignatureStore(Protocol):
+    """The last transaction signed for each payout (one live signature per payout)."""
+
+    async def live(self, payout_ids: Sequence[str]) -> dict[str, LiveSignature]:
         """The last transaction signed for each of these payouts, if any."""
         ...
 
-    async def record_signature(
-        self,
-        session: Tx,
-        *,
-        request_id: str,
-        tx_hash: str,
-        max_time: int,
-        payout_ids: Sequence[str],
-        now: int,
+    async def record(
+        self, *, request_id: str, tx_hash: str, max_time: int, payout_ids: Sequence[str], now: int
     ) -> None:
-        """Remember that `tx_hash` (valid until `max_time`) was signed for these payouts at `now`."""
-        ...
-
-    async def spent_in_window(self, session: Tx, assets: Sequence[str]) -> dict[str, int]: ...
-
-    async def record_spend(self, session: Tx, request_id: str, amounts: Mapping[str, int]) -> None: ...
-
-    async def audit(self, session: Tx, record: AuditRecord) -> None: ...
-
-    async def emit(self, session: Tx, envelope: Envelope[Any]) -> None:
-        """Stage an event in the outbox of this transaction."""
-        ...
-
-    async def reemit(self, session: Tx, envelope: Envelope[Any]) -> None:
-        """Publish an already-staged event again, under the same event id."""
+        """Remember that `tx_hash` (valid until `max_time`) was signed for these payouts at `now`. Replacing a
+        payout's transaction that can still land (`now` not past its `max_time`) is refused."""
         ...
 
 
-JsonDict = dict[str, Any]
+class AuditStore(Protocol):
+    async def record(self, record: AuditRecord) -> None:
+        """Append one decision (the table is append-only)."""
+        ...
+
+
+class Outbox(Protocol):
+    async def stage(self, envelope: Envelope[Any]) -> None:
+        """Stage an event in the transaction: published only if it commits."""
+        ...
+
+    async def stage_again(self, envelope: Envelope[Any]) -> None:
+        """Publish an already-staged event again, under the same event id (a row still waiting is left as is)."""
+        ...
+
+
+__all__ = [
+    "AuditRecord",
+    "AuditStore",
+    "BackendUnavailableError",
+    "Outbox",
+    "ResultStore",
+    "SignatureBackend",
+    "SignatureStore",
+    "SpendStore",
+]

@@ -22,8 +22,9 @@ from prizeflow_contracts.events.signer import (
     TransactionSigned,
 )
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
-from prizeflow_signer.application.ports import AuditRecord, SignerStore, Tx
-from prizeflow_signer.application.sign_request import result_event_id
+from prizeflow_signer.application.books import Books
+from prizeflow_signer.application.ports import AuditRecord
+from prizeflow_signer.application.sign_pipeline import result_event_id
 from prizeflow_signer.metrics import SignerMetrics
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,12 @@ class UnreadableRequest:
 
 @dataclass
 class RefuseUnreadableRequest:
-    store: SignerStore
     backend_kind: str
     source: str
     metrics: SignerMetrics | None = None
 
-    async def __call__(self, session: Tx, request: UnreadableRequest) -> None:
+    async def __call__(self, books: Books, request: UnreadableRequest) -> None:
+        """On the books of the transaction that records the dead letter."""
         event_id = request.event_id or event_id_for("signer-unreadable", request.digest.hex())
         correlation_id = request.correlation_id or request.request_id
         audit: dict[str, Any] = {
@@ -99,13 +100,12 @@ class RefuseUnreadableRequest:
             "backend": self.backend_kind,
             "payout_ids": request.payout_ids,
         }
-        stored = await self.store.stored_result(session, request.request_id)
+        stored = await books.results.get(request.request_id)
         if stored is not None:
             previous = decode(stored)
-            await self.store.reemit(session, previous)
+            await books.outbox.stage_again(previous)
             code = getattr(previous.data, "code", None)
-            await self.store.audit(
-                session,
+            await books.audit.record(
                 AuditRecord(
                     decision="replayed",
                     code=str(code.value) if code is not None else None,
@@ -132,12 +132,11 @@ class RefuseUnreadableRequest:
             subject=request.request_id,
             event_id=result_event_id(request.request_id),
         )
-        await self.store.save_result(session, request.request_id, "refused", out.model_dump_json())
-        await self.store.audit(
-            session,
-            AuditRecord(decision="refused", code=SignatureRefusalCode.MALFORMED_REQUEST.value, detail=why, **audit),
+        await books.results.save(request.request_id, "refused", out.model_dump_json())
+        await books.audit.record(
+            AuditRecord(decision="refused", code=SignatureRefusalCode.MALFORMED_REQUEST.value, detail=why, **audit)
         )
-        await self.store.emit(session, out)
+        await books.outbox.stage(out)
         self._count("refused", SignatureRefusalCode.MALFORMED_REQUEST.value)
         log.warning(
             "unreadable signature request refused",

@@ -3,11 +3,11 @@ signed transaction per payout."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prizeflow_contracts.events.signer import SignatureRefusalCode
-from prizeflow_stellar.checks import CheckedTransaction, IntentViolation
+from prizeflow_stellar.checks import IntentViolation
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +59,18 @@ class SpendingPolicy:
     daily_caps: Mapping[str, int]
     deny_destinations: frozenset[str]
 
-    def check_transaction(self, checked: CheckedTransaction) -> None:
-        """Deny list and per-transaction caps: what needs no history."""
-        for destination in checked.destinations:
+    def check_transaction(self, destinations: Iterable[str], amounts: Mapping[str, int], *, unit: str = "") -> None:
+        """Deny list (every destination) and per-transaction caps (the sums by asset): what needs no history.
+        `unit` names the amounts in the refusal's detail ("stroops" for Stellar)."""
+        for destination in destinations:
             if destination in self.deny_destinations:
                 raise IntentViolation(SignatureRefusalCode.DESTINATION_DENIED, f"{destination} is on the deny list")
-        for asset, amount in checked.amounts.items():
+        for asset, amount in amounts.items():
             cap = self.tx_caps.get(asset)
             if cap is None or amount > cap:
+                quantity = f"{amount} {unit}" if unit else str(amount)
                 raise IntentViolation(
-                    SignatureRefusalCode.OVER_TX_CAP,
-                    f"{amount} stroops of {asset} is over the per-transaction cap {cap}",
+                    SignatureRefusalCode.OVER_TX_CAP, f"{quantity} of {asset} is over the per-transaction cap {cap}"
                 )
 
     def check_daily(self, amounts: Mapping[str, int], used: Mapping[str, int]) -> None:

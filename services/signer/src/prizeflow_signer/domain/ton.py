@@ -71,6 +71,16 @@ class CheckedTonMessage:
     amounts: Mapping[str, int]  # by asset; a jetton transfer also spends the TON it attaches
     destination: str
 
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """As a batch's: one message is a batch of one."""
+        return (self.destination,)
+
+    @property
+    def live_until(self) -> int:
+        """The last moment (unix seconds) the wallet may still accept it: its `valid_until`."""
+        return self.message.valid_until
+
 
 def violation(code: Code, detail: str) -> IntentViolation:
     return IntentViolation(code, detail)

@@ -1,2 +1,2 @@
-"""The ports' implementations: PostgreSQL (group-commit writer, operators' store and queries), the Stripe API
-(event confirmation) and the providers file."""
+"""The ports' implementations: PostgreSQL (the stores of `Books` and `bind`, the operators' queries), the Stripe API
+(event confirmation), the gift-card API (orders fetched back) and the providers file."""

@@ -1,11 +1,13 @@
 """Ports the use cases need; adapters implement them (PostgreSQL and the Stripe API in production, in-memory
-fakes in unit tests)."""
+fakes in unit tests).
+
+The stores (`Deliveries`, `Outbox`) are bound to one transaction and reached through `Books`
+(`application/books.py`); the read side (`DeliveryQueries`) opens its own reads."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,7 +39,7 @@ class NewDelivery:
 
 class DeliveryWriter(Protocol):
     """Stores deliveries, deduplicated by (provider, provider event id), each with its event staged in the
-    outbox in the same transaction."""
+    outbox in the same transaction (`application/intake.py`: `DeliveryIntake`, a group commit)."""
 
     async def write(self, delivery: NewDelivery, event: StagedEvent | None) -> bool:
         """True once the delivery (and its event) committed; False if (provider, provider event id) was already
@@ -86,25 +88,34 @@ class StoredDelivery:
     republished: int
 
 
-class DeliveryTx(Protocol):
-    """One transaction over the stored deliveries (an operator's action): read, change, stage events."""
+class Deliveries(Protocol):
+    """The stored deliveries, in one transaction: taken by their dedup key, locked and marked by an operator's
+    action, deleted past their retention."""
+
+    async def insert_new(self, deliveries: Sequence[NewDelivery]) -> set[tuple[str, str]]:
+        """Store each delivery whose (provider, provider event id) is not stored yet (within the batch, the first
+        of a key); the keys stored. One statement, whatever the batch's size."""
+        ...
 
     async def lock(self, delivery_id: int) -> StoredDelivery | None: ...
 
     async def mark_republished(self, delivery_id: int, *, at: datetime) -> None: ...
 
-    async def add_events(self, events: Sequence[StagedEvent]) -> None: ...
-
-
-class DeliveryStoreFactory(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[DeliveryTx]: ...
-
-
-class DeliveryRetention(Protocol):
-    """Deletes stored deliveries past their retention, a bounded batch at a time."""
-
     async def delete_received_before(self, cutoff: datetime, *, limit: int) -> int:
-        """Delete at most `limit` deliveries received before `cutoff`; how many went."""
+        """Delete at most `limit` deliveries received before `cutoff` (skipping rows another transaction holds,
+        waiting briefly for a lock: pruning yields to the ingress); how many went."""
+        ...
+
+
+class Outbox(Protocol):
+    async def stage(self, events: Sequence[StagedEvent]) -> None:
+        """Stage events in the transaction, in order: published only if it commits."""
+        ...
+
+
+class DeliveryLookup(Protocol):
+    async def seen(self, provider: str, provider_event_id: str) -> bool:
+        """Whether that delivery is stored already (committed), read outside any transaction of the caller."""
         ...
 
 
@@ -138,7 +149,7 @@ class DeliveryTimelineQueries(Protocol):
         ...
 
 
-class DeliveryQueries(DeliveryTimelineQueries, Protocol):
+class DeliveryQueries(DeliveryTimelineQueries, DeliveryLookup, Protocol):
     """Read side for operators. Lists never carry bodies; `get` does (provider data, never a secret)."""
 
     async def list_deliveries(
@@ -149,16 +160,17 @@ class DeliveryQueries(DeliveryTimelineQueries, Protocol):
 
 
 __all__ = [
+    "Deliveries",
+    "DeliveryLookup",
     "DeliveryPage",
     "DeliveryQueries",
-    "DeliveryStoreFactory",
     "DeliveryTimelineQueries",
     "DeliveryTrail",
-    "DeliveryTx",
     "DeliveryWriter",
     "EventConfirmer",
     "NewDelivery",
     "OrderFetcher",
+    "Outbox",
     "ProviderUnavailableError",
     "StoredDelivery",
 ]

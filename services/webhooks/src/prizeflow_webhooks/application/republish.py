@@ -13,8 +13,9 @@ from typing import Any
 from prizeflow_contracts.envelope import decode, stage_event
 from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.uow import UnitOfWork
+from prizeflow_webhooks.application.books import Books
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
-from prizeflow_webhooks.application.ports import DeliveryStoreFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class Actor:
 
 @dataclass
 class RepublishDelivery:
-    stores: DeliveryStoreFactory
+    uow: UnitOfWork[Books]
     source: str
     service: str
     metrics: WebhooksMetrics | None = None
@@ -34,8 +35,8 @@ class RepublishDelivery:
     async def __call__(self, delivery_id: int, *, reason: str, actor: Actor) -> dict[str, Any]:
         action_id = f"act-{uuid.uuid4().hex}"
         now = self.clock()
-        async with self.stores() as tx:
-            found = await tx.lock(delivery_id)
+        async with self.uow() as books:
+            found = await books.deliveries.lock(delivery_id)
             if found is None:
                 raise UseCaseError(ErrorKind.NOT_FOUND, "delivery_not_found", f"delivery {delivery_id} not found")
             if found.outcome != "published" or found.event_json is None:
@@ -69,8 +70,8 @@ class RepublishDelivery:
                 action_id=action_id,
                 causation_id=action_id,
             )
-            await tx.mark_republished(delivery_id, at=now)
-            await tx.add_events([staged, audit.staged()])
+            await books.deliveries.mark_republished(delivery_id, at=now)
+            await books.outbox.stage([staged, audit.staged()])
         if self.metrics is not None:
             self.metrics.republished.labels(found.provider).inc()
         return {

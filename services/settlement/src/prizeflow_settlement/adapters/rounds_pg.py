@@ -1,39 +1,22 @@
-"""SqlRoundStore and SqlRoundQueries: the rounds in PostgreSQL, read and written in bulk per transaction."""
+"""SqlRoundStore: the rounds in PostgreSQL, locked, read and written in bulk in the caller's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.events.game import PaidVia, RoundOpened
 from prizeflow_contracts.events.settlement import ResultsSummary, RoundState
 from prizeflow_contracts.money import Money
 from prizeflow_runtime.db import driver_connection
-from prizeflow_runtime.outbox import add_events
-from prizeflow_settlement.adapters.tables import (
-    round_allocations,
-    round_disputes,
-    round_fees,
-    round_results,
-    round_transitions,
-    rounds,
-)
-from prizeflow_settlement.application.cursor import encode_cursor
-from prizeflow_settlement.application.ports import (
-    DisputeTrail,
-    EntryKey,
-    RoundPage,
-    RoundStore,
-    RoundTrail,
-    TransitionTrail,
-)
-from prizeflow_settlement.domain.round import Entry, Round
+from prizeflow_settlement.adapters.spec_cache import SpecCache
+from prizeflow_settlement.adapters.tables import round_disputes, round_results
+from prizeflow_settlement.application.ports import EntryKey
+from prizeflow_settlement.domain.round import FINAL_STATES, Entry, Round
 
 _LOCK = text(
     """
@@ -161,53 +144,6 @@ def _round_row(r: Round) -> dict[str, Any]:
     }
 
 
-_FINISHED = frozenset({RoundState.SETTLED, RoundState.VOIDED})
-
-
-class SpecCache:
-    """Round terms (the validated RoundOpened) by round id, so the hot path neither reads nor re-validates
-    them for every event of a round.
-
-    Sound because a round's terms never change once the round exists: the code never updates them and a
-    trigger (migration 0004) refuses any UPDATE that would, and rounds are never deleted. A spec is cached
-    only when its row is known to be committed: as read by `lock_rounds` (the first statement of its
-    transaction on `rounds`, so it sees committed rows only), or after the commit of the transaction that
-    opened the round. A rolled-back RoundOpened never reaches the cache. A round that settled or was voided
-    leaves it once that is committed (events of a finished round are late duplicates at most), so it holds the
-    live rounds, not the last `capacity` ever opened: ~3 KB each, a full cache of 20,000 was 60 MB that a soak read
-    as a leak. Bounded all the same: the oldest entry goes first; a miss costs one extra query for the whole poll.
-    Capacity 0 disables it.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 0:
-            raise ValueError("capacity must be >= 0")
-        self.capacity = capacity
-        self._specs: dict[str, RoundOpened] = {}
-
-    def __len__(self) -> int:
-        return len(self._specs)
-
-    def get(self, round_id: str) -> RoundOpened | None:
-        return self._specs.get(round_id)
-
-    def put(self, round_id: str, spec: RoundOpened) -> None:
-        if not self.capacity:
-            return
-        specs = self._specs
-        if round_id not in specs and len(specs) >= self.capacity:
-            del specs[next(iter(specs))]
-        specs[round_id] = spec
-
-    def put_many(self, specs: Iterable[tuple[str, RoundOpened]]) -> None:
-        for round_id, spec in specs:
-            self.put(round_id, spec)
-
-    def forget(self, round_ids: Iterable[str]) -> None:
-        for round_id in round_ids:
-            self._specs.pop(round_id, None)
-
-
 def _round_from_row(row: Any, spec: RoundOpened) -> Round:
     """The aggregate from its locked row; the JSON column arrives as text and is validated straight from it
     (half the time of decoding to dicts first)."""
@@ -234,7 +170,7 @@ def _round_from_row(row: Any, spec: RoundOpened) -> Round:
     )
 
 
-class SqlRoundStore(RoundStore):
+class SqlRoundStore:
     def __init__(self, session: AsyncSession, specs: SpecCache | None = None) -> None:
         self.session = session
         self.specs = specs if specs is not None else SpecCache(0)
@@ -298,7 +234,7 @@ class SqlRoundStore(RoundStore):
             # The terms of the rounds opened here are known: cached once (and only if) the rows are committed.
             opened = [(r.round_id, r.spec) for r in new]
             event.listen(s.sync_session, "after_commit", lambda _: self.specs.put_many(opened), once=True)
-        finished = [r.round_id for r in changed if r.state in _FINISHED]
+        finished = [r.round_id for r in changed if r.state in FINAL_STATES]
         if finished and self.specs.capacity:
             event.listen(s.sync_session, "after_commit", lambda _: self.specs.forget(finished), once=True)
         if dirty:
@@ -391,9 +327,6 @@ class SqlRoundStore(RoundStore):
         for r in changed:
             r.clear_pending()
 
-    async def add_events(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
-        await add_events(self.session, events)
-
     @staticmethod
     def _new_row(r: Round) -> dict[str, Any]:
         spec = r.spec
@@ -414,196 +347,4 @@ def _last_actor(r: Round) -> str | None:
     return next((t.actor for t in reversed(r.pending_transitions) if t.actor), None) or r.last_actor
 
 
-def sql_store_factory(sessions: async_sessionmaker[AsyncSession], specs: SpecCache | None = None) -> Any:
-    """A RoundStoreFactory: each `async with` is one transaction, committed on a clean exit."""
-
-    @asynccontextmanager
-    async def open_store() -> AsyncIterator[RoundStore]:
-        async with sessions() as session, session.begin():
-            yield SqlRoundStore(session, specs)
-
-    def factory() -> AbstractAsyncContextManager[RoundStore]:
-        return open_store()
-
-    return factory
-
-
-_SUMMARY_COLS = (
-    rounds.c.round_id,
-    rounds.c.competition_id,
-    rounds.c.game_id,
-    rounds.c.state,
-    rounds.c.prize_source,
-    rounds.c.asset,
-    rounds.c.entries_seen,
-    rounds.c.entries_expected,
-    rounds.c.pot,
-    rounds.c.disputed,
-    rounds.c.hold_reason,
-    rounds.c.opened_at,
-    rounds.c.closed_at,
-    rounds.c.settled_at,
-    rounds.c.voided_at,
-    rounds.c.version,
-)
-
-
-class SqlRoundQueries:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-
-    async def list_rounds(
-        self,
-        *,
-        state: RoundState | None,
-        competition_id: str | None,
-        disputed: bool | None,
-        after: str | None,
-        limit: int,
-    ) -> RoundPage:
-        q = select(*_SUMMARY_COLS).order_by(rounds.c.round_id).limit(limit + 1)
-        if state is not None:
-            q = q.where(rounds.c.state == state.value)
-        if competition_id is not None:
-            q = q.where(rounds.c.competition_id == competition_id)
-        if disputed is not None:
-            q = q.where(rounds.c.disputed.is_(disputed))
-        if after is not None:
-            q = q.where(rounds.c.round_id > after)
-        async with self.sessions() as s:
-            rows = [dict(row._mapping) for row in await s.execute(q)]
-        more = len(rows) > limit
-        items = rows[:limit]
-        return RoundPage(items=items, next_cursor=encode_cursor(items[-1]["round_id"]) if more else None)
-
-    async def rounds_of(self, correlation_id: str, *, limit: int) -> list[RoundTrail]:
-        """`RoundTimelineQueries`: the rounds of one flow, with their transitions and disputes (three reads)."""
-        async with self.sessions() as s:
-            found = (
-                await s.execute(
-                    select(
-                        rounds.c.round_id, rounds.c.state, rounds.c.asset, rounds.c.prize_source, rounds.c.settled_at
-                    )
-                    .where(rounds.c.correlation_id == correlation_id)
-                    .order_by(rounds.c.opened_at, rounds.c.round_id)
-                    .limit(limit)
-                )
-            ).all()
-            ids = [r.round_id for r in found]
-            if not ids:
-                return []
-            moves = await s.execute(
-                select(
-                    round_transitions.c.round_id,
-                    round_transitions.c.from_state,
-                    round_transitions.c.to_state,
-                    round_transitions.c.reason,
-                    round_transitions.c.actor,
-                    round_transitions.c.at,
-                )
-                .where(round_transitions.c.round_id.in_(ids))
-                .order_by(round_transitions.c.id)
-            )
-            paid = await s.execute(
-                select(
-                    round_allocations.c.round_id, func.count(), func.coalesce(func.sum(round_allocations.c.amount), 0)
-                )
-                .where(round_allocations.c.round_id.in_(ids))
-                .group_by(round_allocations.c.round_id)
-            )
-            disputes = await s.execute(
-                select(
-                    round_disputes.c.round_id,
-                    round_disputes.c.status,
-                    round_disputes.c.opened_at,
-                    round_disputes.c.resolved_at,
-                )
-                .where(round_disputes.c.round_id.in_(ids))
-                .order_by(round_disputes.c.id)
-            )
-            transitions: dict[str, list[TransitionTrail]] = {i: [] for i in ids}
-            for m in moves:
-                transitions[m.round_id].append(TransitionTrail(m.from_state, m.to_state, m.reason, m.actor, m.at))
-            totals = {p[0]: (int(p[1]), int(p[2])) for p in paid}
-            opened: dict[str, list[DisputeTrail]] = {i: [] for i in ids}
-            for d in disputes:
-                opened[d.round_id].append(DisputeTrail(d.status, d.opened_at, d.resolved_at))
-        return [
-            RoundTrail(
-                round_id=r.round_id,
-                state=r.state,
-                asset=r.asset,
-                prize_source=r.prize_source,
-                settled_at=r.settled_at,
-                allocations=totals.get(r.round_id, (0, 0))[0],
-                allocated=totals.get(r.round_id, (0, 0))[1],
-                transitions=transitions[r.round_id],
-                disputes=opened[r.round_id],
-            )
-            for r in found
-        ]
-
-    async def get_round(self, round_id: str) -> dict[str, Any] | None:
-        async with self.sessions() as s:
-            row = (
-                await s.execute(
-                    select(*_SUMMARY_COLS, rounds.c.spec, rounds.c.correlation_id, rounds.c.void_reason,
-                           rounds.c.results_summary).where(rounds.c.round_id == round_id)
-                )
-            ).first()  # fmt: skip
-            if row is None:
-                return None
-            out = dict(row._mapping)
-
-            async def rows(q: Any) -> list[dict[str, Any]]:
-                return [dict(r._mapping) for r in await s.execute(q)]
-
-            out["history"] = await rows(
-                select(
-                    round_transitions.c.from_state,
-                    round_transitions.c.to_state,
-                    round_transitions.c.reason,
-                    round_transitions.c.actor,
-                    round_transitions.c.cause_id,
-                    round_transitions.c.at,
-                )
-                .where(round_transitions.c.round_id == round_id)
-                .order_by(round_transitions.c.id)
-            )
-            out["allocations"] = await rows(
-                select(
-                    round_allocations.c.player_id,
-                    round_allocations.c.rank,
-                    round_allocations.c.asset,
-                    round_allocations.c.amount,
-                    round_allocations.c.source,
-                )
-                .where(round_allocations.c.round_id == round_id)
-                .order_by(round_allocations.c.rank, round_allocations.c.player_id)
-            )
-            out["fees"] = await rows(
-                select(round_fees.c.party, round_fees.c.account_id, round_fees.c.asset, round_fees.c.amount).where(
-                    round_fees.c.round_id == round_id
-                )
-            )
-            out["disputes"] = await rows(
-                select(
-                    round_disputes.c.existing_digest,
-                    round_disputes.c.conflicting_digest,
-                    round_disputes.c.status,
-                    round_disputes.c.opened_at,
-                    round_disputes.c.resolved_at,
-                    round_disputes.c.resolved_by,
-                )
-                .where(round_disputes.c.round_id == round_id)
-                .order_by(round_disputes.c.id)
-            )
-        return out
-
-    async def count_by_state(self) -> dict[str, int]:
-        async with self.sessions() as s:
-            result = await s.execute(select(rounds.c.state, func.count()).group_by(rounds.c.state))
-            return {str(row[0]): int(row[1]) for row in result}
-
-
-__all__ = ["SpecCache", "SqlRoundQueries", "SqlRoundStore", "sql_store_factory"]
+__all__ = ["SqlRoundStore"]
