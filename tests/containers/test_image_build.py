@@ -102,32 +102,11 @@ def test_images_json_gives_each_image_its_digest_and_sbom(
         assert (repo_root / entry["sbom"]).is_file(), entry
 
 
-def _find_links(root: Path, tmp: Path) -> Path:
-    """A flat directory of wheels standing in for PyPI: the third-party wheels of the host's wheelhouse (downloaded
-    hash-checked from uv.lock), pip (the stage downloads with it) and hatchling's closure (the workspace's build
-    backend), but none of the workspace's own wheels: the stage must build those from the repository."""
-    links = tmp / "find-links"
-    links.mkdir()
-    for wheel in (root / ".build" / "wheelhouse" / "wheels").glob("*.whl"):
-        if not wheel.name.startswith("prizeflow_"):
-            os.link(wheel, links / wheel.name) if wheel.stat().st_dev == links.stat().st_dev else shutil.copy2(
-                wheel, links / wheel.name
-            )
-    subprocess.run(
-        [
-            os.environ.get("UV") or "uv", "tool", "run", "--quiet", "--from", images.PIP, "pip", "download", "--quiet",
-            "--disable-pip-version-check", "--only-binary=:all:", "-d", str(links), images.PIP, "hatchling>=1.25",
-        ],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    return links
-
-
 @pytest.fixture
 def source_built(repo_root: Path, built_images: dict[str, images.Built], tmp_path: Path) -> Iterator[str]:
     """The settlement image built with WHEELS=source (the compose file's build), removed afterwards."""
     images.ensure_official(repo_root, images.UV_IMAGE)
-    links = _find_links(repo_root, tmp_path)
+    links = images.wheel_mirror(repo_root, tmp_path / "find-links")
     spec = images.IMAGES["settlement"]
     ref = "localhost/prizeflow-settlement:from-source"
     args = {
