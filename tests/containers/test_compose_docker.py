@@ -138,6 +138,7 @@ def docker_stack(
             results.mkdir(exist_ok=True)
             timings = {"startup_s": stack.startup_s, **stack.timings, "tier_s": time.monotonic() - started}
             (results / "compose-docker.json").write_text(json.dumps(timings, indent=2))
+            (results / "compose-docker.log").write_text("\n".join(stack.log))  # compose's own output, builds included
             assert left == [], f"docker compose down left {left}"
             _note(f"{stack.project} torn down: no container, network or volume left ({timings['tier_s']:.0f} s)")
 

@@ -1,9 +1,10 @@
 """How images are built and what they declare, with podman:
 
 - the `wheels-source` stage (what `docker compose up --build` runs on a machine with network access) builds an image
-  from the repository and uv.lock alone, without the host's prebuilt wheelhouse — here with the host's downloaded
-  wheels offered as a plain `--find-links` directory (FIND_LINKS), because no package index is reachable from
-  inside a build on this machine, and with a local stand-in of ghcr.io/astral-sh/uv holding the host's uv;
+  from the repository and uv.lock alone under podman too (test_compose_docker.py builds every image with it under
+  Docker), without the host's prebuilt wheelhouse — here with the host's downloaded wheels offered as a plain
+  `--find-links` directory (FIND_LINKS), because no package index is reachable from inside a build on this
+  machine, and with a local stand-in of ghcr.io/astral-sh/uv holding the host's uv;
 - every image carries a CycloneDX SBOM listing exactly the distributions installed in it at the versions uv.lock pins
   (and the wheel hashes uv.lock records), exported by `prizeflow-dev images` beside the image's digest;
 - a file secret made by a non-root user is readable by the image's user (compose bind-mounts it as it is on the host);
@@ -109,9 +110,12 @@ def source_built(repo_root: Path, built_images: dict[str, images.Built], tmp_pat
     links = images.wheel_mirror(repo_root, tmp_path / "find-links")
     spec = images.IMAGES["settlement"]
     ref = "localhost/prizeflow-settlement:from-source"
+    # The stage builds every image's wheelhouse by default (test_compose_docker.py builds them all so); this one image
+    # needs its own package's and the runtime's (its dependency layer) only.
     args = {
         "BASE_IMAGE": images.PYTHON_BASE, "UV_IMAGE": images.UV_IMAGE, "WHEELS": "source",
-        "FIND_LINKS": "/find-links", **images.build_args(spec, "runtime"),
+        "FIND_LINKS": "/find-links", "PACKAGES": f"{images.IMAGES['ops'].package} {spec.package}",
+        **images.build_args(spec, "runtime"),
     }  # fmt: skip
     argv = ["build", "--quiet", "--format", "docker", "--target", images.build_target(spec), "--no-cache"]
     for key, value in args.items():
