@@ -104,6 +104,9 @@ def docker_stack(
 ) -> Iterator[DockerComposeStack]:
     """`docker compose --profile demo up --detach --build --wait` (every service but Grafana); torn down after."""
     started = time.monotonic()
+    # podman's images of the same names first, as its tier makes them (the two Debian root filesystems behind the
+    # stand-ins concurrently): what the engine lacks is copied from there.
+    images.ensure_infrastructure_images(repo_root)
     for ref, how in docker_engine.ensure_images(repo_root, engine, list(ENGINE_IMAGES)).items():
         _note(f"{ref}: {how}")
     images.build_wheelhouse(repo_root, sorted(images.IMAGES.values(), key=lambda s: s.name))
