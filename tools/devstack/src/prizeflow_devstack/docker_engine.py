@@ -3,11 +3,12 @@
 
 - `ensure_engine`: a Docker engine that already answers (`DOCKER_HOST`, or the default socket) is used as it is;
   otherwise Debian's dockerd (`tools/devstack/scripts/ensure-docker.sh` installs it) is started with its own
-  data-root, exec-root, pidfile, socket and daemon.json under `.devstack/docker/`, the default bridge on
-  `BRIDGE_IP` and compose networks from `ADDRESS_POOL` (podman's are 10.88.0.0/16 and 10.89.0.0/16). Only
-  `stop_engine` on the engine `ensure_engine` started stops it (`prizeflow-dev down` stops one left behind). The
-  socket is private: nothing else on the machine takes it for "the" Docker engine (the devstack uses testcontainers
-  only when asked to: `PRIZEFLOW_DEVSTACK_INFRA=docker`).
+  data-root, exec-root, pidfile, socket and daemon.json under `.devstack/docker/` (socket and exec-root under /run
+  when the checkout's path is too long for unix sockets), the default bridge on `BRIDGE_IP` and compose networks
+  from `ADDRESS_POOL` (podman's are 10.88.0.0/16 and 10.89.0.0/16). `stop_engine` stops the project's dockerd and
+  leaves an engine that was not the project's alone (`prizeflow-dev down` stops one a killed run left). The socket
+  is private: nothing else on the machine takes it for "the" Docker engine (the devstack uses testcontainers only
+  when asked to: `PRIZEFLOW_DEVSTACK_INFRA=docker`).
 - `ensure_images`: each image the compose file names but does not build (and the base images its builds start
   from), present in the engine, pulled, or — no registry answers here — podman's image of the same name (the
   local stand-ins, `images.ensure_official`) saved into it with `docker load`: one base archive for both engines.
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -47,7 +50,7 @@ class EngineError(RuntimeError):
 
 @dataclass(frozen=True)
 class Engine:
-    """A Docker engine and how to reach it. `pid`: the dockerd `ensure_engine` started (None: it was running)."""
+    """A Docker engine and how to reach it. `pid`: the project's dockerd (None: an engine that is not ours)."""
 
     host: str
     pid: int | None = None
@@ -83,6 +86,25 @@ class Engine:
 
 def engine_dir(root: Path) -> Path:
     return root / ".devstack" / "docker"
+
+
+# A unix socket's path is at most 107 bytes; containerd's longest under dockerd's exec-root is this much longer.
+_SOCKET_MAX = 107
+_LONGEST_UNDER_EXEC_ROOT = "/containerd/containerd.sock.ttrpc"
+
+
+def sockets_dir(root: Path) -> Path:
+    """Where the project's dockerd keeps its socket and exec-root: `.devstack/docker/`, or, when the checkout's path
+    is too long for unix sockets there, a directory of its own under /run named after the checkout."""
+    base = engine_dir(root)
+    if len(f"{base}/run{_LONGEST_UNDER_EXEC_ROOT}") <= _SOCKET_MAX:
+        return base
+    return Path("/run") / f"prizeflow-docker-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+
+
+def own_host(root: Path) -> str:
+    """The DOCKER_HOST of the project's own dockerd."""
+    return f"unix://{sockets_dir(root) / 'docker.sock'}"
 
 
 def _server(env: dict[str, str]) -> dict[str, object] | None:
@@ -135,13 +157,14 @@ def ensure_engine(root: Path) -> Engine:
         env = dict(os.environ)
         host = env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         return Engine(host, storage_driver=_storage_driver(env), server_version=str(server.get("Version", "")))
-    base = engine_dir(root)
-    host = f"unix://{base / 'docker.sock'}"
+    base, sockets = engine_dir(root), sockets_dir(root)
+    host = own_host(root)
     own = {**os.environ, "DOCKER_HOST": host}
     server = _server(own)
-    if server is not None:  # ours, left by a run that did not stop it
+    if server is not None:  # ours, left by a run that did not stop it: this run stops it
         return Engine(
-            host, storage_driver=_storage_driver(own), server_version=str(server.get("Version", "")),
+            host, pid=_own_pid(root), storage_driver=_storage_driver(own),
+            server_version=str(server.get("Version", "")),
             notes=[f"reused the project's dockerd already answering on {host}"],
         )  # fmt: skip
     dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if Path("/usr/sbin/dockerd").exists() else None)
@@ -153,16 +176,16 @@ def ensure_engine(root: Path) -> Engine:
             + "; ".join(foreign)
             + " — stop it, or point DOCKER_HOST at it"
         )
-    for sub in ("data", "run"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    (sockets / "run").mkdir(parents=True, exist_ok=True)
     config = base / "daemon.json"  # ours alone: /etc/docker/daemon.json is the machine's, not read
     # The build cache is kept (a rebuild is seconds) but bounded, so a checkout's engine does not grow for ever.
     settings = {"log-level": "warn", "builder": {"gc": {"enabled": True, "defaultKeepStorage": "6GB"}}}
     config.write_text(json.dumps(settings) + "\n", encoding="utf-8")
     log = base / "dockerd.log"
-    (base / "docker.sock").unlink(missing_ok=True)
+    (sockets / "docker.sock").unlink(missing_ok=True)
     argv = [
-        dockerd, "--config-file", str(config), "--data-root", str(base / "data"), "--exec-root", str(base / "run"),
+        dockerd, "--config-file", str(config), "--data-root", str(base / "data"), "--exec-root", str(sockets / "run"),
         "--pidfile", str(base / "dockerd.pid"), "--host", host, "--bip", BRIDGE_IP,
         "--default-address-pool", ADDRESS_POOL,
     ]  # fmt: skip
@@ -189,8 +212,8 @@ _KEEP: list[subprocess.Popen[bytes]] = []
 
 
 def stop_engine(engine: Engine) -> bool:
-    """Stop the dockerd `ensure_engine` started (it stops its containerd and containers); an engine that was already
-    running is left alone. True when nothing of ours is left running."""
+    """Stop the project's dockerd (it stops its containerd and containers); an engine that is not the project's is
+    left alone. True when nothing of ours is left running."""
     if engine.pid is None:
         return True
     return _stop_dockerd(engine.pid, engine.ticks)
@@ -199,10 +222,11 @@ def stop_engine(engine: Engine) -> bool:
 def _stop_dockerd(pid: int, ticks: int | None) -> bool:
     if not pid_alive(pid, ticks):
         return True
-    # dockerd alone first: it shuts down its containers and its containerd itself; the group only if it hangs.
+    # dockerd alone first: it shuts down its containers and its containerd itself; then its session, if anything of
+    # it is left (dockerd hung, or was killed).
     stopped = terminate(pid, group=False, grace=ENGINE_STOP_GRACE_S)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, 9)  # whatever of its session is left (containerd, shims) once dockerd is gone
+        os.killpg(pid, signal.SIGKILL)  # whatever of its session is left (containerd, shims) once dockerd is gone
     for process in list(_KEEP):
         if process.pid == pid:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -211,17 +235,20 @@ def _stop_dockerd(pid: int, ticks: int | None) -> bool:
     return stopped
 
 
+def _own_pid(root: Path) -> int | None:
+    """The pid of the project's dockerd, if one runs (its pidfile, checked against the process's command line)."""
+    try:
+        pid = int((engine_dir(root) / "dockerd.pid").read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) and str(engine_dir(root)) in cmdline(pid) else None
+
+
 def stop_project_engine(root: Path) -> bool:
     """Stop the project's dockerd if one runs (`prizeflow-dev down`: a tier that was killed leaves it). True if
     one was stopped."""
-    pidfile = engine_dir(root) / "dockerd.pid"
-    try:
-        pid = int(pidfile.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return False
-    if not pid_alive(pid) or str(engine_dir(root)) not in cmdline(pid):
-        return False
-    return _stop_dockerd(pid, None)
+    pid = _own_pid(root)
+    return pid is not None and _stop_dockerd(pid, None)
 
 
 # --- images ---------------------------------------------------------------------------------------------------------
