@@ -118,7 +118,7 @@ def docker_stack(
     for name in PORT_ENV:
         ports[name] = pick_free_port(taken)
         taken.add(ports[name])
-    with docker_engine.serve_wheels(mirror, engine.gateway()) as find_links:
+    with docker_engine.serve_wheels(mirror, engine.gateway(), docker_engine.mirror_port(repo_root)) as find_links:
         # One build at a time: without buildx, Compose builds each service in a build session of its own, and the
         # shared wheelhouse and runtime layers are only reused from the cache once a first build has made them (two
         # cores: concurrent builds of the same layers would only compete).

@@ -387,7 +387,8 @@ class DockerComposeStack:
         result = subprocess.run(
             argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
         )
-        self.log.append(f"$ docker compose {' '.join(args)}\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        # Whole (bounded): the build's output says which layers came from the cache.
+        self.log.append(f"$ docker compose {' '.join(args)}\n{result.stdout[-200_000:]}{result.stderr[-200_000:]}")
         if check and result.returncode != 0:
             raise ComposeError(
                 f"docker compose {' '.join(args)} failed (exit {result.returncode}):\n{result.stderr[-6000:]}"

@@ -305,12 +305,22 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         """The builds' requests are not the test's output."""
 
 
+def mirror_port(root: Path) -> int:
+    """The port a checkout serves its wheel mirror on, the same on every run: the mirror's URL is a build argument,
+    part of the build cache's key, so a new port would rebuild the wheelhouse and every layer above it."""
+    return 15000 + int(hashlib.sha256(str(root).encode()).hexdigest(), 16) % 1000
+
+
 @contextlib.contextmanager
-def serve_wheels(directory: Path, host: str) -> Iterator[str]:
+def serve_wheels(directory: Path, host: str, port: int) -> Iterator[str]:
     """`directory` over HTTP on `host` (the engine's bridge gateway: only this machine and its containers reach it)
-    on a free port, for as long as the context lasts; yields the URL to give as FIND_LINKS."""
+    on `port`, or any free port when that one is taken, for as long as the context lasts; yields the URL to give as
+    FIND_LINKS."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer((host, 0), handler)  # a cold build cache, but a build
     thread = threading.Thread(target=server.serve_forever, name="wheel-mirror", daemon=True)
     thread.start()
     try:
