@@ -26,7 +26,7 @@ help:
 	@echo "make bench  - every benchmark; JSON under .results/"
 	@echo "make bench-check - the short benches against docs/capacity.md's figures (fails >20% below)"
 	@echo "make soak   - the whole platform under a steady load for 30 min (SOAK_MINUTES), judged for leaks; .results/soak/"
-	@echo "make deploy-test - images + docker-compose.yml under podman + a smoke scenario through it"
+	@echo "make deploy-test - images + docker-compose.yml under podman-compose and docker compose up --build + a smoke scenario through each"
 	@echo "make down   - stop everything make run / make test started"
 
 $(CURDIR)/.devstack/tools/bin/uv:
@@ -41,12 +41,14 @@ sync: $(UV)
 	@$(CURDIR)/.venv/bin/python -m compileall -q -j 0 -x '(node_modules|/tests/)' .venv/lib libs services tools
 
 # Debian packages the tests need beyond the machine's baseline (SoftHSM2 for the signer's PKCS#11 backend;
-# Prometheus + promtool for the alert-rule tests, the expression checks and the devstack's Prometheus; Chromium
-# for the console's browser tests).
+# Prometheus + promtool for the alert-rule tests, the expression checks and the devstack's Prometheus; podman and
+# Docker (docker.io, and the Compose v2 plugin built once from the Go module proxy) for the container tier;
+# Chromium for the console's browser tests).
 system-deps:
 	bash tools/devstack/scripts/ensure-softhsm.sh
 	bash tools/devstack/scripts/ensure-prometheus.sh
 	bash tools/devstack/scripts/ensure-podman.sh
+	bash tools/devstack/scripts/ensure-docker.sh
 	bash tools/devstack/scripts/ensure-chromium.sh
 
 # npm ci (exactly the lock file, no install scripts: see $(ASYNCAPI_LINT)/.npmrc) when node_modules is missing
@@ -78,8 +80,9 @@ run: sync system-deps
 
 # Lint first (seconds), then every test: CI (.ci/run) enforces both through this one target.
 # The suite runs in lanes on the devstack's PostgreSQL and Kafka, started once up front so that no lane owns them:
-# - the container tier (image builds, the compose stack, testcontainers over podman) shares nothing with the
-#   devstack: beside everything (output in .results/containers-tier.log, printed at the end; whole when it failed);
+# - the container tier (image builds, the compose stack under podman-compose and under `docker compose up --build`
+#   on a dockerd of its own, testcontainers over podman) shares nothing with the devstack: beside everything (output
+#   in .results/containers-tier.log, printed at the end; whole when it failed);
 # - the payouts integration tests (the Stellar rail's fault, signature and flow tests: minutes of waiting on ledgers,
 #   leases and processes, each test on its own databases and topics) beside the main lane (.results/lane-payouts.log);
 # - the platform lane: the tests that run the whole platform as processes (end to end, adversarial, runbooks, the
@@ -124,8 +127,9 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser" $(PYTEST_ARGS)
 
-# The images (offline, podman), docker-compose.yml under podman-compose, a sponsored round paid through it, and
-# everything torn down. `make test` runs it too (marker `containers`).
+# The images (offline, podman), docker-compose.yml under podman-compose and under `docker compose up --build` (Docker's
+# own engine), a sponsored round paid through each, and everything torn down. `make test` runs it too (marker
+# `containers`).
 deploy-test: sync system-deps
 	$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS)
 

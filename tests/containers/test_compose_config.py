@@ -121,7 +121,8 @@ def test_every_image_is_public_and_pinned_or_built_from_this_repository(config: 
 
 def test_the_build_sections_build_what_prizeflow_dev_images_builds(config: dict[str, Any]) -> None:
     """`docker compose up --build` and `prizeflow-dev images` make the same image under the same name: same stage,
-    same build arguments (less WHEELS and BASE_IMAGE, which compose leaves at their defaults)."""
+    same build arguments (less WHEELS and BASE_IMAGE, which compose leaves at their defaults, and FIND_LINKS, a wheel
+    mirror instead of PyPI when `PRIZEFLOW_FIND_LINKS` names one: none by default)."""
     built = {}
     for name, service in config["services"].items():
         if "build" in service:
@@ -129,12 +130,21 @@ def test_the_build_sections_build_what_prizeflow_dev_images_builds(config: dict[
             spec = images.IMAGES[args["IMAGE"]]
             assert service["image"] == spec.ref, name
             assert service["build"]["target"] == images.build_target(spec), name
-            assert args == images.build_args(spec, args["DEPS"]), name
+            assert args == images.build_args(spec, args["DEPS"]) | {"FIND_LINKS": ""}, name
             built[spec.name] = args["DEPS"]
     # the dependency layer is the runtime's whenever the package depends on the runtime
     assert built == {n: ("none" if n == "soroban-rpc" else "runtime") for n in built}
     # everything compose runs of the platform is built by it (the console is not in the stack: deploy/compose)
     assert set(built) == set(images.IMAGES) - {"console"}
+
+
+def test_the_source_wheelhouse_is_built_for_every_images_package() -> None:
+    """The `wheels-source` stage builds one wheelhouse for every image (its PACKAGES), so that every image's build
+    shares it: an image whose package it lacks would fail to build from the repository."""
+    text = (ROOT / "Containerfile").read_text(encoding="utf-8").replace("\\\n", "")
+    match = re.search(r'^ARG PACKAGES="([^"]*)"$', text, re.M)
+    assert match, "no ARG PACKAGES in the Containerfile"
+    assert sorted(match.group(1).split()) == sorted(spec.package for spec in images.IMAGES.values())
 
 
 def test_every_interpolated_variable_has_a_default_or_is_documented() -> None:

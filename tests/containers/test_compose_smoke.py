@@ -1,112 +1,28 @@
 """docker-compose.yml for real: the platform's images under podman-compose, and a sponsored round paid through it.
 
-A game server publishes a sponsored round to the stack's Kafka; the allocation is read back from the rewards API,
-the winner claims to a sandbox destination, ops release the new-destination hold, an approver approves, and the
-payout is paid on the sandbox; the payout and the events on the topics are read back. The stack is torn down after
-(the fixture asserts nothing is left)."""
+The scenario (tests/support/compose_scenario.py, the same as under Docker Compose): a game server publishes a
+sponsored round to the stack's Kafka; the allocation is read back from the rewards API, the winner claims to a
+sandbox destination, ops release the new-destination hold, an approver approves, and the payout is paid on the
+sandbox; the payout and the events on the topics are read back. The stack is torn down after (the fixture asserts
+nothing is left)."""
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support import USDC, Api, GameServer, gather_events, uid, wait_for
+from compose_scenario import a_sponsored_round_is_paid, prometheus_scrapes_every_service
 
-from prizeflow_contracts.topics import PAYOUT_EVENTS, REWARDS_EVENTS, SETTLEMENT_ROUNDS
-from prizeflow_devstack.compose import ComposeStack, secrets_dir
-from prizeflow_runtime.dev_identity import DevIdentity
+from prizeflow_devstack.compose import ComposeStack
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(3600)]  # its fixture first builds every image
-
-
-@dataclass
-class StackView:
-    """What `support.Api` needs of a platform: service URLs and the identity whose tokens the services accept."""
-
-    stack: ComposeStack
-    identity: DevIdentity
-
-    def url(self, service: str) -> str:
-        return self.stack.url(service)
 
 
 async def test_a_sponsored_round_is_paid_on_the_sandbox_through_the_compose_stack(
     compose_stack: ComposeStack, repo_root: Path
 ) -> None:
-    for job in compose_stack.jobs():  # topics and every service's migrations ran to completion before the services
-        assert compose_stack.exit_code(job) == 0, job
-    jwks = (secrets_dir(repo_root) / "identity" / "jwks.json").resolve()
-    view = StackView(compose_stack, DevIdentity.from_jwks_url(jwks.as_uri()))
-    api = Api(view)  # type: ignore[arg-type]  # duck-typed: identity + url()
-    game = GameServer(compose_stack.kafka_bootstrap, "")
-    await game.start()
-    started = time.monotonic()
-    try:
-        campaign, round_id = uid("camp"), uid("round")
-        winner, second, third = uid("p"), uid("p"), uid("p")
-        await api.funded_campaign(campaign, 1_000 * USDC)
-        await game.sponsored_round(round_id, [winner, second, third], campaign_id=campaign, prize=400 * USDC)
-        assert await wait_for(lambda: api.available(winner), lambda v: v == 200 * USDC, timeout=120) == 200 * USDC
-        assert await api.available(second) == 120 * USDC
-
-        destination = {"type": "sandbox", "address": f"success:{winner}"}
-        claim = await api.ok(
-            "POST", "rewards", "/claims/", user=winner, roles=["player"],
-            json={"asset": "USDC", "amount": 150 * USDC, "destination": destination},
-            headers={"X-Correlation-Id": round_id},
-        )  # fmt: skip
-        assert claim["hold_code"] == "new_destination"
-        await api.ok("POST", "rewards", f"/holds/{claim['claim_id']}/release", user="ops-1", roles=["ops"], json={})
-
-        async def payout() -> dict[str, Any] | None:
-            doc = await api.ok("GET", "payouts", f"/payouts/?player_id={winner}", user="ops-1", roles=["ops"])
-            return doc["items"][0] if doc["items"] else None
-
-        pending = await wait_for(payout, lambda p: p is not None and p["state"] == "pending_approval", timeout=120)
-        assert pending is not None
-        await api.ok(
-            "POST", "payouts", f"/payouts/{pending['id']}/approve", user="approver-1", roles=["approver"],
-            json={"reason": "compose smoke"},
-        )  # fmt: skip
-        paid = await wait_for(payout, lambda p: p is not None and p["state"] == "paid", timeout=120)
-        assert paid is not None
-        assert paid["amount"] == 150 * USDC
-        await wait_for(lambda: api.available(winner), lambda v: v == 50 * USDC, timeout=60)
-
-        # The same story on the topics, under the round's correlation id.
-        topics = [t.name for t in (SETTLEMENT_ROUNDS, REWARDS_EVENTS, PAYOUT_EVENTS)]
-
-        async def chain() -> set[str]:
-            events = await gather_events(compose_stack.kafka_bootstrap, topics)
-            return {e.data.EVENT_NAME for e in events if e.correlationid == round_id}
-
-        expected = {"RoundSettled", "RewardAllocated", "PayoutPaid"}
-        assert expected <= await wait_for(chain, lambda names: expected <= names, timeout=60)
-        compose_stack.timings["smoke_s"] = time.monotonic() - started
-    finally:
-        await game.stop()
-        await api.close()
+    compose_stack.timings["smoke_s"] = await a_sponsored_round_is_paid(compose_stack, repo_root)
 
 
 def test_prometheus_scrapes_every_service_of_the_stack(compose_stack: ComposeStack) -> None:
-    """Prometheus (with the project's rule files) reaches every service's /metrics, the signer's included (over the
-    signer-metrics network, the only other network the signer is on)."""
-    deadline = time.monotonic() + 90
-    while True:
-        url = f"{compose_stack.url('prometheus')}/api/v1/targets?state=active"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            targets = json.load(response)["data"]["activeTargets"]
-        health = {t["labels"]["job"]: t["health"] for t in targets}
-        expected = {"settlement", "rewards", "payouts", "webhooks", "signer"}
-        if expected <= {k for k, v in health.items() if v == "up"} or time.monotonic() > deadline:
-            break
-        time.sleep(2)  # Prometheus scrapes every 5 s: poll its own view of the targets
-    assert {k: v for k, v in health.items() if k in expected} == dict.fromkeys(expected, "up")
-    with urllib.request.urlopen(f"{compose_stack.url('prometheus')}/api/v1/rules", timeout=5) as response:
-        groups = json.load(response)["data"]["groups"]
-    assert groups, "Prometheus loaded no rule group from deploy/prometheus/rules"
+    prometheus_scrapes_every_service(compose_stack)

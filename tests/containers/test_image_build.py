@@ -1,9 +1,10 @@
 """How images are built and what they declare, with podman:
 
 - the `wheels-source` stage (what `docker compose up --build` runs on a machine with network access) builds an image
-  from the repository and uv.lock alone, without the host's prebuilt wheelhouse — here with the host's downloaded
-  wheels offered as a plain `--find-links` directory (FIND_LINKS), because no package index is reachable from
-  inside a build on this machine, and with a local stand-in of ghcr.io/astral-sh/uv holding the host's uv;
+  from the repository and uv.lock alone under podman too (test_compose_docker.py builds every image with it under
+  Docker), without the host's prebuilt wheelhouse — here with the host's downloaded wheels offered as a plain
+  `--find-links` directory (FIND_LINKS), because no package index is reachable from inside a build on this
+  machine, and with a local stand-in of ghcr.io/astral-sh/uv holding the host's uv;
 - every image carries a CycloneDX SBOM listing exactly the distributions installed in it at the versions uv.lock pins
   (and the wheel hashes uv.lock records), exported by `prizeflow-dev images` beside the image's digest;
 - a file secret made by a non-root user is readable by the image's user (compose bind-mounts it as it is on the host);
@@ -102,37 +103,19 @@ def test_images_json_gives_each_image_its_digest_and_sbom(
         assert (repo_root / entry["sbom"]).is_file(), entry
 
 
-def _find_links(root: Path, tmp: Path) -> Path:
-    """A flat directory of wheels standing in for PyPI: the third-party wheels of the host's wheelhouse (downloaded
-    hash-checked from uv.lock), pip (the stage downloads with it) and hatchling's closure (the workspace's build
-    backend), but none of the workspace's own wheels: the stage must build those from the repository."""
-    links = tmp / "find-links"
-    links.mkdir()
-    for wheel in (root / ".build" / "wheelhouse" / "wheels").glob("*.whl"):
-        if not wheel.name.startswith("prizeflow_"):
-            os.link(wheel, links / wheel.name) if wheel.stat().st_dev == links.stat().st_dev else shutil.copy2(
-                wheel, links / wheel.name
-            )
-    subprocess.run(
-        [
-            os.environ.get("UV") or "uv", "tool", "run", "--quiet", "--from", images.PIP, "pip", "download", "--quiet",
-            "--disable-pip-version-check", "--only-binary=:all:", "-d", str(links), images.PIP, "hatchling>=1.25",
-        ],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    return links
-
-
 @pytest.fixture
 def source_built(repo_root: Path, built_images: dict[str, images.Built], tmp_path: Path) -> Iterator[str]:
     """The settlement image built with WHEELS=source (the compose file's build), removed afterwards."""
     images.ensure_official(repo_root, images.UV_IMAGE)
-    links = _find_links(repo_root, tmp_path)
+    links = images.wheel_mirror(repo_root, tmp_path / "find-links")
     spec = images.IMAGES["settlement"]
     ref = "localhost/prizeflow-settlement:from-source"
+    # The stage builds every image's wheelhouse by default (test_compose_docker.py builds them all so); this one image
+    # needs its own package's and the runtime's (its dependency layer) only.
     args = {
         "BASE_IMAGE": images.PYTHON_BASE, "UV_IMAGE": images.UV_IMAGE, "WHEELS": "source",
-        "FIND_LINKS": "/find-links", **images.build_args(spec, "runtime"),
+        "FIND_LINKS": "/find-links", "PACKAGES": f"{images.IMAGES['ops'].package} {spec.package}",
+        **images.build_args(spec, "runtime"),
     }  # fmt: skip
     argv = ["build", "--quiet", "--format", "docker", "--target", images.build_target(spec), "--no-cache"]
     for key, value in args.items():

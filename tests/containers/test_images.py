@@ -31,7 +31,7 @@ print(json.dumps(failed))
 
 
 def _workspace_modules(root: Path, image: str) -> list[str]:
-    listing = root / ".build" / "wheelhouse" / "requirements" / f"{image}.workspace"
+    listing = root / ".build" / "wheelhouse" / "requirements" / f"{images.IMAGES[image].package}.workspace"
     return [name.replace("-", "_") for name in listing.read_text().split()]
 
 

@@ -1,8 +1,11 @@
-"""docker_infra's decisions that need no engine: podman detection and the broker settings it starts Kafka with."""
+"""docker_infra's decisions that need no engine: podman detection, the broker settings it starts Kafka with, and when
+the devstack uses it at all (tests/containers/test_compose_docker.py checks the last with an engine answering)."""
 
 from __future__ import annotations
 
-from prizeflow_devstack import docker_infra
+import pytest
+
+from prizeflow_devstack import docker_infra, infra
 
 # `GET /version` as podman 4.3.1 (this machine) and Docker Engine answer it (trimmed).
 PODMAN_4_3 = {
@@ -27,3 +30,15 @@ def test_the_broker_advertises_its_host_listener_only_once_the_mapped_port_is_kn
     assert set(protocols) == set(listeners)
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert all(key.startswith("KAFKA_") or key == "CLUSTER_ID" for key in env)
+
+
+def test_testcontainers_are_used_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRIZEFLOW_DEVSTACK_INFRA", raising=False)
+    assert infra.infra_source() == "local"
+    for value, source in (("", "local"), ("local", "local"), ("docker", "docker"), (" docker ", "docker")):
+        monkeypatch.setenv("PRIZEFLOW_DEVSTACK_INFRA", value)
+        assert infra.infra_source() == source, value
+    for wrong in ("testcontainers", "Docker", "podman", "1"):
+        monkeypatch.setenv("PRIZEFLOW_DEVSTACK_INFRA", wrong)
+        with pytest.raises(infra.InfraError, match="PRIZEFLOW_DEVSTACK_INFRA"):
+            infra.infra_source()

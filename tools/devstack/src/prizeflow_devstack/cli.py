@@ -16,6 +16,7 @@ from types import FrameType
 from rich.console import Console
 from rich.table import Table
 
+from prizeflow_devstack.docker_engine import stop_project_engine
 from prizeflow_devstack.infra import Infra, InfraError, ensure_infra, status, stop_infra
 from prizeflow_devstack.paths import Paths, RootNotFoundError, find_root
 from prizeflow_devstack.postgres import running_postmaster
@@ -139,6 +140,8 @@ def _down(root: Path) -> int:
     paths = Paths(root)
     with _uninterruptible():
         stopped = stop_infra(root)
+        if stop_project_engine(root):  # a container tier that was killed leaves its dockerd
+            stopped.append("dockerd (.devstack/docker)")
         state = load_state(paths)
         leftovers = [f"kafka pid {p}" for p in pids_matching(str(paths.kafka_config))]
         leftovers += [f"prometheus pid {p}" for p in leftover_pids(paths)]

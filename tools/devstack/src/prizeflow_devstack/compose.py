@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from prizeflow_devstack.docker_engine import Engine
 from prizeflow_devstack.images import podman, podman_env
 from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
 
@@ -353,3 +354,93 @@ def _podman_compose() -> str:
     if not Path(found).is_file():
         raise ComposeError("podman-compose is not installed (it is in the dev dependency group: `make sync`)")
     return found
+
+
+# --- driving the compose file with Docker Compose (the container tier, as the README runs it) -----------------------
+
+
+@dataclass
+class DockerComposeStack:
+    """`docker-compose.yml` under Docker Compose on a Docker engine, as one project with its own published ports:
+    `docker compose up --build` exactly as a user runs it (detached, waiting for health), every service of the file
+    but `NOT_RUNNABLE_HERE`. `build_env` is what the builds need here (the wheel mirror, `PRIZEFLOW_FIND_LINKS`)."""
+
+    root: Path
+    project: str
+    ports: dict[str, int]
+    engine: Engine
+    profiles: tuple[str, ...] = ()
+    build_env: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    startup_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = self.engine.env()
+        env.update({PORT_ENV[name]: str(port) for name, port in self.ports.items()})
+        env.update(self.build_env)
+        return env
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        profiles = [a for p in self.profiles for a in ("--profile", p)]
+        argv = ["docker", "compose", "-f", str(self.root / "docker-compose.yml"), "-p", self.project, *profiles, *args]
+        result = subprocess.run(
+            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        # Whole (bounded): the build's output says which layers came from the cache.
+        self.log.append(f"$ docker compose {' '.join(args)}\n{result.stdout[-200_000:]}{result.stderr[-200_000:]}")
+        if check and result.returncode != 0:
+            raise ComposeError(
+                f"docker compose {' '.join(args)} failed (exit {result.returncode}):\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    def services(self) -> list[str]:
+        names = self.compose("config", "--services").stdout.split()
+        return [n for n in names if n not in NOT_RUNNABLE_HERE]
+
+    def up(self, *, timeout: float = 360, build_timeout: float = 1200) -> None:
+        """`docker compose up --detach --build --wait`: every image of the file built from the repository, then
+        every service started in `depends_on` order with its conditions (Docker Compose honours them itself) and
+        waited for until healthy (a one-shot job: exited 0)."""
+        wait = ("--wait", "--wait-timeout", str(int(timeout)))
+        self.compose("up", "--detach", "--build", *wait, *self.services(), timeout=build_timeout + timeout)
+
+    def containers(self) -> list[dict[str, Any]]:
+        """Every container of the project, running or exited (`docker compose ps --all`, one JSON object a line)."""
+        out = self.compose("ps", "--all", "--format", "json").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def exit_code(self, service: str) -> int | None:
+        for c in self.containers():
+            if c.get("Service") == service and c.get("State") == "exited":
+                return int(c.get("ExitCode", -1))
+        return None
+
+    def logs(self, service: str, tail: int = 60) -> str:
+        result = self.compose("logs", "--no-color", "--tail", str(tail), service, check=False)
+        return result.stdout + result.stderr
+
+    def jobs(self) -> list[str]:
+        return [s for s in self.services() if s == "topics" or s.startswith("migrate-")]
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports['kafka']}"
+
+    def down(self) -> list[str]:
+        """Stop and remove containers, networks and volumes (the built images stay: the next build is cached);
+        return what of the project is still left (nothing, or a failure)."""
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=300, check=False)
+        label = f"label=com.docker.compose.project={self.project}"
+        left = []
+        for kind, listing in (
+            ("container", ["ps", "--all", "--filter", label, "--format", "{{.Names}}"]),
+            ("network", ["network", "ls", "--filter", label, "--format", "{{.Name}}"]),
+            ("volume", ["volume", "ls", "--filter", label, "--format", "{{.Name}}"]),
+        ):
+            left += [f"{kind} {name}" for name in self.engine.docker(*listing).stdout.split()]
+        return left

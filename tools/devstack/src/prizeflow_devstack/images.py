@@ -297,9 +297,10 @@ def export_requirements(root: Path, spec: ImageSpec) -> tuple[str, list[str]]:
 
 
 def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
-    """`.build/wheelhouse/`: `requirements/<image>.txt` (locked, hashed, third-party), `<image>.workspace` (the
-    workspace wheels it installs), `wheels/`, `bin/uv`, `bin/tini`. Built on the host: TLS from inside a container
-    to the package registries fails here, and a build that needs no network is reproducible."""
+    """`.build/wheelhouse/`: per image package `requirements/<package>.txt` (locked, hashed, third-party) and
+    `<package>.workspace` (the workspace wheels it installs), `wheels/`, `bin/uv`, `bin/tini` — the layout the
+    Containerfile's `wheels-source` stage builds too. Built on the host: TLS from inside a container to the package
+    registries fails here, and a build that needs no network is reproducible."""
     house = root / ".build" / "wheelhouse"
     wheels, reqs, bins = house / "wheels", house / "requirements", house / "bin"
     for d in (wheels, reqs, bins):
@@ -307,17 +308,19 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     uv = _uv()
     dirs = {name: path.relative_to(root).as_posix() for name, path in _package_dirs(root).items()}
     needed_workspace: set[str] = set()
-    union: dict[str, str] = {}
     for spec in specs:
         locked, members = export_requirements(root, spec)
         needed_workspace.update(members)
-        (reqs / f"{spec.name}.txt").write_text(locked, encoding="utf-8")
-        (reqs / f"{spec.name}.workspace").write_text("\n".join(members) + "\n", encoding="utf-8")
-        for block in re.split(r"\n(?=\S)", locked):
-            if block.strip() and not block.startswith("#"):
-                union[block.split("==")[0].strip()] = block
+        (reqs / f"{spec.package}.txt").write_text(locked, encoding="utf-8")
+        (reqs / f"{spec.package}.workspace").write_text("\n".join(members) + "\n", encoding="utf-8")
+    # Every image's pins in one export: uv.lock pins one version of each package for the whole workspace.
+    packages = [arg for package in sorted({s.package for s in specs}) for arg in ("--package", package)]
     all_reqs = house / "all-requirements.txt"
-    all_reqs.write_text("\n".join(union[k] for k in sorted(union)) + "\n", encoding="utf-8")
+    export = [uv, "export", "--frozen", "--no-dev", *packages, "--no-emit-workspace", "--no-header"]
+    all_reqs.write_text(
+        _run([*export, "--format", "requirements-txt"], cwd=root, what="uv export of every image's pins"),
+        encoding="utf-8",
+    )
     _run(
         [
             uv, "tool", "run", "--quiet", "--from", PIP, "pip", "download", "--quiet", "--disable-pip-version-check",
@@ -337,6 +340,29 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     shutil.copy2(tini, bins / "tini")
     shutil.copy2(Path(__file__).with_name("sbom.py"), bins / "sbom.py")  # the Containerfile's SBOM generator
     return house
+
+
+def wheel_mirror(root: Path, dest: Path) -> Path:
+    """A flat directory of wheels standing in for PyPI, for the `wheels-source` stage's FIND_LINKS: the third-party
+    wheels of the host's wheelhouse (`build_wheelhouse` first), pip (the stage downloads with it) and hatchling's
+    closure (the workspace's build backend), but none of the workspace's own wheels: the stage must build those from
+    the repository. `dest` is emptied first."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for wheel in (root / ".build" / "wheelhouse" / "wheels").glob("*.whl"):
+        if not wheel.name.startswith("prizeflow_"):
+            if wheel.stat().st_dev == dest.stat().st_dev:
+                os.link(wheel, dest / wheel.name)
+            else:
+                shutil.copy2(wheel, dest / wheel.name)
+    _run(
+        [
+            _uv(), "tool", "run", "--quiet", "--from", PIP, "pip", "download", "--quiet", "--disable-pip-version-check",
+            "--only-binary=:all:", "-d", str(dest), PIP, "hatchling>=1.25",
+        ],
+        cwd=root, what="pip download of pip and hatchling", timeout=600,
+    )  # fmt: skip
+    return dest
 
 
 # --- the platform's images -----------------------------------------------------------------------------------------
@@ -377,7 +403,7 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     started = time.monotonic()
     # The shared dependency layer is the ops image's closure (the runtime's): its requirements must be in the house.
     house = build_wheelhouse(root, sorted({*specs, IMAGES["ops"]}, key=lambda s: s.name))
-    workspace = {s.name: (house / "requirements" / f"{s.name}.workspace").read_text().split() for s in specs}
+    workspace = {s.name: (house / "requirements" / f"{s.package}.workspace").read_text().split() for s in specs}
     say(f"wheelhouse ready in {time.monotonic() - started:.0f} s")
     built = []
     for spec in specs:

@@ -1,4 +1,4 @@
-"""Real PostgreSQL + Kafka for dev and tests: external (env), testcontainers (Docker), or local binaries."""
+"""Real PostgreSQL + Kafka for dev and tests: external (env), local binaries, or testcontainers (Docker, asked for)."""
 
 from __future__ import annotations
 
@@ -120,10 +120,25 @@ def wait_postgres(url: str, deadline_s: float = PG_READY_DEADLINE_S) -> None:
     raise InfraError(f"PostgreSQL at {url} did not answer within {deadline_s:.0f}s: {last!r}")
 
 
+# Where the devstack's own PostgreSQL and Kafka come from: `local` (the default) or `docker` (testcontainers).
+INFRA_SOURCE_ENV = "PRIZEFLOW_DEVSTACK_INFRA"
+INFRA_SOURCES = ("local", "docker")
+
+
+def infra_source() -> str:
+    """`local` (the binaries under `.devstack/`) unless `PRIZEFLOW_DEVSTACK_INFRA=docker` asks for testcontainers.
+
+    A Docker engine that merely answers is no reason to switch: the images testcontainers runs may not be pullable
+    (no registry here), and `make test` must keep the infrastructure it started when the container tier starts a
+    dockerd beside it. An unknown value fails rather than picking one."""
+    value = os.environ.get(INFRA_SOURCE_ENV, "").strip() or "local"
+    if value not in INFRA_SOURCES:
+        raise InfraError(f"{INFRA_SOURCE_ENV}={value!r}: expected one of {', '.join(INFRA_SOURCES)}")
+    return value
+
+
 def _docker_answers() -> bool:
     """A Docker engine that answers quickly (the CLI alone is not enough)."""
-    if os.environ.get("PRIZEFLOW_DEVSTACK_NO_DOCKER") == "1":
-        return False
     try:
         result = subprocess.run(["docker", "info"], capture_output=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -134,9 +149,11 @@ def _docker_answers() -> bool:
 def ensure_infra(root: Path | None = None) -> Infra:
     """Idempotent: reuse what `.devstack/state.json` says runs (after checking), start what does not.
 
-    `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` (unless they point at our own servers) are used as is;
-    otherwise testcontainers when a Docker engine answers, else the local binaries.
+    `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` (unless they point at our own servers) are used as is; otherwise the
+    local binaries, or testcontainers when `PRIZEFLOW_DEVSTACK_INFRA=docker` asks for them (a Docker engine must
+    then answer). What already runs is kept whichever was asked for: `prizeflow-dev down` first to switch.
     """
+    source = infra_source()
     paths = Paths(resolve_root(root))
     paths.ensure()
     env_pg = os.environ.get("DATABASE_URL")
@@ -149,8 +166,13 @@ def ensure_infra(root: Path | None = None) -> Infra:
             postgres.running_postmaster(paths) is not None and kafka.broker_pid(paths, state) is not None
         )
         docker = docker_infra.active(state) or (
-            (ext_pg is None or ext_kafka is None) and not _local_running(paths, state) and _docker_answers()
+            (ext_pg is None or ext_kafka is None) and not _local_running(paths, state) and source == "docker"
         )
+        if docker and not docker_infra.active(state) and not _docker_answers():
+            raise InfraError(
+                f"{INFRA_SOURCE_ENV}=docker, but no Docker engine answers `docker info` (DOCKER_HOST, or the docker "
+                "context): start one, or unset it to use the local binaries"
+            )
         try:
             if docker:
                 pg_url, bootstrap = docker_infra.ensure(state, need_pg=ext_pg is None, need_kafka=ext_kafka is None)
