@@ -96,6 +96,8 @@ class RewardsApi:
             shared=(TransactionContendedError,),
             observe=self._observe_claims,
         )
+        if self.metrics is not None:
+            self.metrics.claim_intake_waiting.set_function(lambda: self.claim_intake.waiting)
 
     async def _commit_claims(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome]:
         return await self.run(lambda s: self.submit_claim.decide(s, requests))
