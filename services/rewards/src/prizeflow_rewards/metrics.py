@@ -39,6 +39,7 @@ class RewardsMetrics:
     claim_batch: Histogram
     claim_batch_seconds: Histogram
     claim_intake_waiting: Gauge
+    claim_intake_set_aside: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
@@ -120,6 +121,11 @@ class RewardsMetrics:
             claim_intake_waiting=Gauge(
                 n("claim_intake_waiting"),
                 "Claim requests waiting for the next intake transaction (queued behind the one committing)",
+                registry=registry,
+            ),
+            claim_intake_set_aside=Gauge(
+                n("claim_intake_set_aside"),
+                "Claim requests set aside until their player's wallet, held by another transaction, is free",
                 registry=registry,
             ),
         )

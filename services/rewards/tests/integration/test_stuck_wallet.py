@@ -1,9 +1,9 @@
-"""One player's wallet held by another transaction past the lock timeout delays nobody else's claims (issue 43):
+"""One player's row held by another transaction past the lock timeout delays nobody else's claims (issue 43):
 through the HTTP API of the service as a process, on real PostgreSQL, with a short lock timeout, a test connection
-holds one wallet (`SELECT … FOR UPDATE`) while 36 claims arrive at once (the stuck player's 4, one each of 32
-others). Every other player's claim is answered 201 within one lock timeout; the stuck player's get 503
-`database_timeout` (their lock wait ran past its limit; nothing was written) and, once the wallet is let go, a
-claim of theirs goes through.
+holds one player's wallet (`SELECT … FOR UPDATE`), or their verification lock as a verification change takes it,
+while 36 claims arrive at once (the stuck player's 4, one each of 32 others). Every other player's claim is
+answered 201 within one lock timeout; the stuck player's get 503 `database_timeout` (their lock wait ran past its
+limit; nothing was written) and, once the row is let go, a claim of theirs goes through.
 """
 
 from __future__ import annotations
@@ -34,11 +34,19 @@ ENV = {
 }
 
 
+STUCK = "stuck"
+HOLDS = {
+    "wallet": ("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", accounts.wallet(STUCK, "USDC").id),
+    "verification": ("SELECT pg_advisory_xact_lock(hashtextextended('prizeflow:verification:' || $1, 0))", STUCK),
+}
+
+
 @pytest.mark.timeout(240)
-async def test_a_stuck_wallet_delays_nobody_elses_claims(
-    database_url: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+@pytest.mark.parametrize("held", sorted(HOLDS))
+async def test_a_stuck_player_delays_nobody_elses_claims(
+    held: str, database_url: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
-    stuck, others = "stuck", [f"o{i:02}" for i in range(32)]
+    stuck, others = STUCK, [f"o{i:02}" for i in range(32)]
     async with serving_replicas(
         1,
         database_url=database_url,
@@ -59,8 +67,7 @@ async def test_a_stuck_wallet_delays_nobody_elses_claims(
             )
             return player, r, time.monotonic() - started
 
-        wallet = accounts.wallet(stuck, "USDC")
-        async with holding(database_url, "SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", wallet.id):
+        async with holding(database_url, *HOLDS[held]):
             answers = await asyncio.gather(
                 *(timed(stuck, f"s-{i}") for i in range(4)), *(timed(p, f"c-{p}") for p in others)
             )

@@ -35,10 +35,29 @@ class Deadlock(Exception):
     sqlstate = "40P01"
 
 
+class FakeDriver:
+    _transaction = object()  # a transaction is open on it
+
+    def get_server_pid(self) -> int:
+        return 4242
+
+
 class FakeSession:
+    """A session with a transaction, and the little of SQLAlchemy's connection that `driver_connection` reads (the
+    intake notes the backend that commits its batch)."""
+
+    dbapi_connection = FakeDriver()
+    driver_connection = FakeDriver()
+
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[None]:
         yield
+
+    async def get_raw_connection(self) -> FakeSession:
+        return self
+
+    def in_transaction(self) -> bool:
+        return True
 
 
 class FakeSessions:
@@ -60,7 +79,9 @@ class FlakySubmit:
         self.failures = failures
         self.calls = 0
 
-    async def decide(self, conn: Any, requests: Sequence[ClaimRequest]) -> list[tuple[Claim, bool]]:
+    async def decide(
+        self, conn: Any, requests: Sequence[ClaimRequest], *, wait: bool = False
+    ) -> list[tuple[Claim, bool]]:
         self.calls += 1
         if self.calls <= self.failures:
             raise Deadlock("deadlock detected")

@@ -9,6 +9,13 @@ accounts only above every account held, else it raises `LockOrderError` (a calle
 wait). With `strict=True` (the tests) any account not declared up front is refused: every path is proved to
 declare all of them first.
 
+The order is what a transaction *waits* in. `lock_unless_busy` (a claim batch) first takes the accounts the whole
+batch needs in that order, waiting (the clearing accounts), then the accounts only some of its requests need
+(their wallets) with SKIP LOCKED, in any order: a lock that never waits can close no cycle, and a wallet another
+transaction holds is reported busy instead of stalling the batch. Its caller sets those requests aside and
+decides them in a transaction of their own that first waits for the wallets (`wait_free`: in id order, holding
+no other account, inside a savepoint rolled back at once, so it holds none of them after).
+
 `apply` runs inside the caller's transaction, in a SAVEPOINT, so a batch that cannot apply leaves nothing behind
 and the caller may still record the refusal. Per batch:
 
@@ -134,6 +141,29 @@ _EXISTING = text(
     SELECT id, debit_account_id, credit_account_id, asset, amount, kind, flags, pending_id
     FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))
     """
+)
+# The accounts only some of a batch's requests need ($1), taken without waiting: `part` 0, taken; 1, held by
+# another transaction (its counters are not read under a lock, so they are not returned); an account that does not
+# exist is in neither. Part 2: the counters of the accounts ($2) the batch waited for and holds (what `lock` reads
+# in a statement of its own). On the asyncpg connection: the waited-for accounts' lock began the transaction.
+_TAKE_UNLESS_BUSY = """
+    WITH taken AS MATERIALIZED (
+        SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags FROM ledger_accounts
+        WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
+    )
+    SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags, 0 AS part FROM taken
+    UNION ALL
+    SELECT id, 0, 0, 0, 0, flags, 1 FROM ledger_accounts
+    WHERE id = ANY($1::uuid[]) AND id NOT IN (SELECT id FROM taken)
+    UNION ALL
+    SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags, 2 FROM ledger_accounts
+    WHERE id = ANY($2::uuid[])
+"""
+# Waiting until accounts are free: taken in id order (the lock timeout bounds the wait), in a savepoint the
+# caller rolls back at once.
+_WAIT_FREE = text(
+    "SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) "
+    "ORDER BY id FOR NO KEY UPDATE) AS waited"
 )
 _RESOLVED_BY = text("SELECT id FROM ledger_transfers WHERE pending_id = ANY(CAST(:ids AS uuid[]))")
 _RECORDED = text("SELECT id, amount FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))")
@@ -365,6 +395,56 @@ class PgLedger:
         await self.declare(conn, refs)
         rows = _balances(await conn.execute(_READ, {"ids": [r.id for r in refs]}))
         return {r: rows[r.id] for r in refs}
+
+    async def lock_unless_busy(
+        self, conn: Conn, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
+    ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
+        """`refs` taken as `declare` takes them (waiting, in id order), then the accounts of `unless_busy` no other
+        transaction holds, taken without waiting (module docstring: a lock that never waits may be taken out of
+        order), with every balance in the same statement. Returns the balances of `refs` and of every account of
+        `unless_busy` taken or missing (a missing one is not created: zero, and not held), and the busy ones."""
+        needed = list(refs)
+        await self.declare(conn, needed)
+        held = await self._held(conn)
+        wanted = {r.id.int: r for r in unless_busy if r not in needed}
+        fresh = [r for k, r in sorted(wanted.items()) if k not in held.ids]
+        known = {r.id.int: r for r in needed} | {k: r for k, r in wanted.items() if k in held.ids}
+        balances: dict[AccountRef, Balance] = {}
+        busy: set[AccountRef] = set()
+        if fresh or known:
+            raw = await driver_connection(conn)
+            rows = await raw.fetch(_TAKE_UNLESS_BUSY, [r.id for r in fresh], [r.id for r in known.values()])
+            taken: list[AccountRef] = []
+            for row in rows:
+                account_id, part = row[0].int, row[6]
+                if part == 1:
+                    busy.add(wanted[account_id])
+                    continue
+                ref = wanted[account_id] if part == 0 else known[account_id]
+                balances[ref] = Balance(row[1], row[2], row[3], row[4], row[5])
+                if part == 0:
+                    taken.append(ref)
+            self._hold(held, sorted(taken, key=_ID_INT))
+        for ref in [*needed, *wanted.values()]:
+            if ref not in balances and ref not in busy:
+                balances[ref] = Balance(flags=int(ref.flags))  # it does not exist: nothing to draw on
+        return balances, busy
+
+    async def wait_free(self, conn: Conn, refs: Iterable[AccountRef]) -> None:
+        """Wait (up to the lock timeout: then the database's error) until no other transaction holds any of
+        `refs`, and hold none of them after: taken in id order inside a savepoint rolled back at once. Only before
+        the transaction holds any account (else it would wait holding one, out of the one order)."""
+        ids = sorted({r.id for r in refs}, key=attrgetter("int"))
+        if not ids:
+            return
+        held = await self._held(conn)
+        if held.ids:
+            raise LockOrderError("wait_free waits for accounts, so it must come before the transaction holds any")
+        savepoint = await conn.begin_nested()
+        try:
+            await conn.execute(_WAIT_FREE, {"ids": ids})
+        finally:
+            await savepoint.rollback()
 
     async def resolved_by(self, conn: Conn, pending_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         rows = await conn.execute(_RESOLVED_BY, {"ids": list(pending_ids)})

@@ -4,16 +4,18 @@ holds (ops); in the dev profile with the sandbox provider, the sandbox's checkou
 Every route that writes runs its transaction through `RewardsApi.run`: a transaction that loses a deadlock or a
 serialization failure is run again, whole (bounded, with jitter); if it still loses, the answer is a 503 problem
 with `Retry-After`, never a 500. A use case's refusal (`UseCaseError`) rolls the transaction back and is turned
-into problem details by the runtime's app, once for every route.
+into problem details by the runtime's app, once for every route. Claims are decided a batch at a time
+(`RewardsApi.claim_intake`); a batch whose COMMIT lost its connection is answered by what the database holds.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from litestar import Controller, Request, Response, Router, get, post, put
 from litestar.di import NamedDependency
@@ -28,10 +30,18 @@ from prizeflow_contracts.ids import Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, SignedMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
-from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
+from prizeflow_rewards.adapters.transactions import (
+    CommitLostError,
+    CommitOutcomeUnknownError,
+    RetryPolicy,
+    TransactionContendedError,
+    end_lost_backend,
+    retry_transaction,
+    run_committing,
+)
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import Claim, ReviewHold, SubmitClaim
-from prizeflow_rewards.application.claims.submit import Claimed, ClaimOutcome, ClaimRequest
+from prizeflow_rewards.application.claims.submit import Claimed, ClaimOutcome, ClaimRequest, Deferred
 from prizeflow_rewards.application.corrections import (
     DecideCorrection,
     LedgerReads,
@@ -51,10 +61,11 @@ from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.admin_http import correlation_id_of
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.group_commit import GroupCommit
-from prizeflow_runtime.http import ProblemError, problem_response
+from prizeflow_runtime.group_commit import GroupCommit, SetAside
+from prizeflow_runtime.http import ProblemError, is_outage, problem_response
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,19 +99,60 @@ class RewardsApi:
 
     def __post_init__(self) -> None:
         # Claim requests share intake transactions (group commit): the batch is whatever arrived while the
-        # previous one committed. A contention that outlasted its retries fails the batch's every request alike.
+        # previous one committed. A contention that outlasted its retries, or an answer the database could not
+        # give after a lost COMMIT, fails the batch's every request alike. A player whose rows another transaction
+        # holds is decided in a lane of their own, waiting for those rows, while the batches go on.
         self.claim_intake: GroupCommit[ClaimRequest, Claimed] = GroupCommit(
             self._commit_claims,
             name="claims",
             max_batch=self.intake_max_batch,
-            shared=(TransactionContendedError,),
+            shared=(TransactionContendedError, CommitOutcomeUnknownError),
             observe=self._observe_claims,
+            wait=self._commit_waiting,
         )
         if self.metrics is not None:
             self.metrics.claim_intake_waiting.set_function(lambda: self.claim_intake.waiting)
+            self.metrics.claim_intake_set_aside.set_function(lambda: self.claim_intake.set_aside)
 
-    async def _commit_claims(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome]:
-        return await self.run(lambda s: self.submit_claim.decide(s, requests))
+    async def _commit_claims(self, requests: Sequence[ClaimRequest]) -> list[Claimed | BaseException]:
+        return await self._intake(requests, wait=False)
+
+    async def _commit_waiting(self, requests: Sequence[ClaimRequest]) -> list[Claimed | BaseException]:
+        return await self._intake(requests, wait=True)
+
+    async def _intake(self, requests: Sequence[ClaimRequest], *, wait: bool) -> list[Claimed | BaseException]:
+        """One intake transaction. A COMMIT that lost its connection may have committed: once its backend is gone
+        (and its transaction with it, committed or not), each request is answered by what the database holds; a
+        claim not there is answered with the outage (nothing of it was written), and if the database cannot be
+        read, every request with `CommitOutcomeUnknownError`."""
+
+        async def decide(session: AsyncSession) -> list[ClaimOutcome]:
+            return await self.submit_claim.decide(session, requests, wait=wait)
+
+        try:
+            outcomes: list[ClaimOutcome | None] = list(
+                await retry_transaction(
+                    lambda: run_committing(self.sessions, decide), policy=self.retry, on_retry=self._count_retry
+                )
+            )
+            lost: Exception | None = None
+        except CommitLostError as err:
+            log.warning("claims: an intake COMMIT lost its connection; answering from what the database holds")
+            decided = cast("list[ClaimOutcome]", err.outcome)  # what `decide` returned
+            lost = err.__cause__ if isinstance(err.__cause__, Exception) else err
+            try:
+                await end_lost_backend(self.sessions, err.backend_pid)
+                async with self.tx() as s:
+                    outcomes = await self.submit_claim.confirm(s, requests, decided)
+            except Exception as read_err:
+                if isinstance(read_err, CommitOutcomeUnknownError) or is_outage(read_err):
+                    raise CommitOutcomeUnknownError(self.retry.retry_after_s) from read_err
+                raise
+        return [_answer(o, lost) for o in outcomes]
+
+    def _count_retry(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.transaction_retries.labels(outcome).inc()
 
     def _observe_claims(self, size: int, seconds: float) -> None:
         if self.metrics is not None:
@@ -120,17 +172,24 @@ class RewardsApi:
             async with self.tx() as session:
                 return await work(session)
 
-        def counted(outcome: str) -> None:
-            if self.metrics is not None:
-                self.metrics.transaction_retries.labels(outcome).inc()
-
-        return await retry_transaction(attempt, policy=self.retry, on_retry=counted)
+        return await retry_transaction(attempt, policy=self.retry, on_retry=self._count_retry)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
         """One transaction; any exception (a use case's refusal too) rolls everything back."""
         async with self.sessions() as session, session.begin():
             yield session
+
+
+def _answer(outcome: ClaimOutcome | None, lost: Exception | None) -> Claimed | BaseException:
+    """A request's outcome as the group commit takes it: a deferred request is set aside (decided again, waiting
+    for its player's rows); a claim a lost COMMIT did not write is answered with the outage."""
+    if isinstance(outcome, Deferred):
+        return SetAside(outcome.player_id)
+    if outcome is None:
+        assert lost is not None
+        return lost
+    return outcome
 
 
 Api = NamedDependency[RewardsApi]
@@ -783,12 +842,47 @@ def contended(request: Request[Any, Any, Any], exc: TransactionContendedError) -
     return response
 
 
+def still_busy(request: Request[Any, Any, Any], exc: SetAside) -> Response[dict[str, Any]]:
+    """A claim whose player's wallet stayed held by other transactions through every wait: nothing was written."""
+    response = problem_response(
+        request,
+        ProblemError(503, "transaction_contended", "the wallet stayed busy with other transactions; retry shortly"),
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def outcome_unknown(request: Request[Any, Any, Any], exc: CommitOutcomeUnknownError) -> Response[dict[str, Any]]:
+    """The connection was lost while committing and the database could not be read back: the claim may or may not
+    be written. The same request again with its Idempotency-Key is answered by what was."""
+    response = problem_response(
+        request,
+        ProblemError(
+            503,
+            "commit_outcome_unknown",
+            "the database connection was lost while committing; send the same request with the same Idempotency-Key "
+            "to learn whether it was written",
+        ),
+    )
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def router(*, sandbox: bool = False) -> Router:
-    """The controllers, with the handler that turns a transaction still contended after its retries into a
-    503 problem with Retry-After (the app's catch-all would make it a 500). `sandbox`: the sandbox checkout page
-    too (the dev profile's sandbox provider only)."""
+    """The controllers, with the handlers that turn a transaction still contended after its retries (or a claim
+    whose wallet stayed busy) into a 503 problem with Retry-After, and a lost COMMIT that could not be read back
+    into a 503 that says so (the app's catch-all would make them 500s). `sandbox`: the sandbox checkout page too
+    (the dev profile's sandbox provider only)."""
     handlers = [*CONTROLLERS, SandboxCheckoutController] if sandbox else CONTROLLERS
-    return Router(path="/", route_handlers=handlers, exception_handlers={TransactionContendedError: contended})
+    return Router(
+        path="/",
+        route_handlers=handlers,
+        exception_handlers={
+            TransactionContendedError: contended,
+            SetAside: still_busy,
+            CommitOutcomeUnknownError: outcome_unknown,
+        },
+    )
 
 
 CONTROLLERS = [
