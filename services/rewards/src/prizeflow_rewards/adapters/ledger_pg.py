@@ -13,8 +13,9 @@ The order is what a transaction *waits* in. `lock_unless_busy` (a claim batch) f
 batch needs in that order, waiting (the clearing accounts), then the accounts only some of its requests need
 (their wallets) with SKIP LOCKED, in any order: a lock that never waits can close no cycle, and a wallet another
 transaction holds is reported busy instead of stalling the batch. Its caller sets those requests aside and
-decides them in a transaction of their own that first waits for the wallets (`wait_free`: in id order, holding
-no other account, inside a savepoint rolled back at once, so it holds none of them after).
+decides them in a transaction of their own that first waits for the wallets without keeping them (`wait_free`:
+in id order, holding no other account, inside a savepoint rolled back at once), then takes its accounts the
+usual way: a stuck wallet is waited for while the clearing account is not held.
 
 `apply` runs inside the caller's transaction, in a SAVEPOINT, so a batch that cannot apply leaves nothing behind
 and the caller may still record the refusal. Per batch:

@@ -65,7 +65,8 @@ class Ledger(Protocol):
 
     async def wait_free(self, tx: Tx, refs: Iterable[AccountRef]) -> None:
         """Wait until no other transaction holds any of these accounts (the lock timeout bounds the wait, then the
-        database's error is raised), holding none of them after. Called before the transaction takes any."""
+        database's error is raised), holding none of them after: before `lock`, so that a stuck account is not
+        waited for while the transaction holds others. Called before the transaction takes any."""
         ...
 
     async def balances(self, tx: Tx, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]: ...

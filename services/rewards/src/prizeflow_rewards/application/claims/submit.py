@@ -156,8 +156,8 @@ class SubmitClaim:
         request = ClaimRequest(actor, player_id, asset, amount, destination, idempotency_key, correlation_id)
         with ledger_refusals():
             [outcome] = await self.decide(tx, [request], wait=True)
-        if isinstance(outcome, Deferred):  # its wallet was taken again between the wait and the lock
-            raise ClaimError(ErrorKind.UNAVAILABLE, "transaction_contended", "the wallet is busy; retry shortly")
+        if isinstance(outcome, Deferred):  # it counted on a claim of its batch that could not be written
+            raise ClaimError(ErrorKind.UNAVAILABLE, "transaction_contended", "retry shortly; nothing was written")
         if isinstance(outcome, UseCaseError):
             raise outcome
         return outcome
@@ -194,25 +194,29 @@ class SubmitClaim:
         # statuses. Then the clearing accounts the reservations credit, which the whole batch needs, and the
         # wallets, which serialize each player's claims in each asset: the facts read below cannot go stale. A
         # batch waits for neither lock of a player that another transaction holds: that player's requests are
-        # deferred. Deferred requests (`wait`) wait for their players' rows first, holding no account meanwhile.
+        # deferred. Deferred requests (`wait`) wait for their players' rows: the wallets first without holding any
+        # account (so a stuck wallet never holds up the clearing account, and every batch with it), then all of
+        # their accounts in the one order, as any transaction does (their wallets' other claimants queue in turn).
         players = sorted({a.request.player_id for a in asked})
+        wallets = {accounts.wallet(a.request.player_id, a.request.asset) for a in asked}
+        busy: set[str] = set()
         if wait:
             policy, verification = await self.stores.compliance.intake(tx, players)
-            await self.ledger.wait_free(tx, {accounts.wallet(a.request.player_id, a.request.asset) for a in asked})
-            busy: set[str] = set()
+            await self.ledger.wait_free(tx, wallets)
+            balances = await self.ledger.lock(tx, [*wallets, *{accounts.clearing(w.asset) for w in wallets}])
         else:
             policy, verification, busy = await self.stores.compliance.intake_unless_busy(tx, players)
-        free = [a for a in asked if a.request.player_id not in busy]
-        balances, held = await self.ledger.lock_unless_busy(
-            tx,
-            {accounts.clearing(a.request.asset) for a in free},
-            unless_busy={accounts.wallet(a.request.player_id, a.request.asset) for a in free},
-        )
-        busy |= {wallet.owner for wallet in held}  # every request of the player: theirs stay in arrival order
+            free = [a for a in asked if a.request.player_id not in busy]
+            balances, held = await self.ledger.lock_unless_busy(
+                tx,
+                {accounts.clearing(a.request.asset) for a in free},
+                unless_busy={accounts.wallet(a.request.player_id, a.request.asset) for a in free},
+            )
+            busy |= {wallet.owner for wallet in held}  # every request of the player: theirs stay in arrival order
         outcomes: dict[int, ClaimOutcome] = {
             a.index: Deferred(a.request.player_id) for a in asked if a.request.player_id in busy
         }
-        ready = [a for a in free if a.request.player_id not in busy]
+        ready = [a for a in asked if a.request.player_id not in busy]
         if not ready:
             return outcomes
         now = self.clock()
