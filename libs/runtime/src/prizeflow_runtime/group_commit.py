@@ -198,9 +198,11 @@ class GroupCommit(Generic[Req, Res]):
                 self._lanes[key] = []  # set aside on `key` from now on: the next round
                 try:
                     await self._commit_or_halve(batch, self.wait)
-                except BaseException as err:  # cancelled at shutdown
+                except BaseException as err:  # cancelled at shutdown: nobody may wait for an answer for ever
                     _fail(batch, err if isinstance(err, Exception) else RuntimeError(f"{self.name}: stopped"))
-                    _fail(self._lanes.pop(key, []), RuntimeError(f"{self.name}: stopped"))
+                    left = self._lanes.pop(key, [])
+                    self._aside -= len(left)
+                    _fail(left, RuntimeError(f"{self.name}: stopped"))
                     raise
                 finally:
                     self._aside -= len(batch)  # answered, or back in a lane (counted again there)

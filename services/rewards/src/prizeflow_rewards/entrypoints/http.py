@@ -62,7 +62,7 @@ from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.admin_http import correlation_id_of
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.group_commit import GroupCommit, SetAside
-from prizeflow_runtime.http import ProblemError, is_outage, problem_response
+from prizeflow_runtime.http import ProblemError, problem_response
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -123,8 +123,9 @@ class RewardsApi:
     async def _intake(self, requests: Sequence[ClaimRequest], *, wait: bool) -> list[Claimed | BaseException]:
         """One intake transaction. A COMMIT that lost its connection may have committed: once its backend is gone
         (and its transaction with it, committed or not), each request is answered by what the database holds; a
-        claim not there is answered with the outage (nothing of it was written), and if the database cannot be
-        read, every request with `CommitOutcomeUnknownError`."""
+        claim not there is answered with the outage (nothing of it was written). If that cannot be read, every
+        request gets `CommitOutcomeUnknownError`, whatever the reason: a batch that may have committed is never
+        halved and decided again (a request without a key would be a second claim)."""
 
         async def decide(session: AsyncSession) -> list[ClaimOutcome]:
             return await self.submit_claim.decide(session, requests, wait=wait)
@@ -145,9 +146,10 @@ class RewardsApi:
                 async with self.tx() as s:
                     outcomes = await self.submit_claim.confirm(s, requests, decided)
             except Exception as read_err:
-                if isinstance(read_err, CommitOutcomeUnknownError) or is_outage(read_err):
-                    raise CommitOutcomeUnknownError(self.retry.retry_after_s) from read_err
-                raise
+                log.warning(
+                    "claims: what a lost intake COMMIT wrote could not be read back (%s)", type(read_err).__name__
+                )
+                raise CommitOutcomeUnknownError(self.retry.retry_after_s) from read_err
         return [_answer(o, lost) for o in outcomes]
 
     def _count_retry(self, outcome: str) -> None:
