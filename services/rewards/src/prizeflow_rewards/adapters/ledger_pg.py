@@ -9,13 +9,10 @@ accounts only above every account held, else it raises `LockOrderError` (a calle
 wait). With `strict=True` (the tests) any account not declared up front is refused: every path is proved to
 declare all of them first.
 
-The order is what a transaction *waits* in. `lock_unless_busy` (a claim batch) first takes the accounts the whole
-batch needs in that order, waiting (the clearing accounts), then the accounts only some of its requests need
-(their wallets) with SKIP LOCKED, in any order: a lock that never waits can close no cycle, and a wallet another
-transaction holds is reported busy instead of stalling the batch. Its caller sets those requests aside and
-decides them in a transaction of their own that first waits for the wallets without keeping them (`wait_free`:
-in id order, holding no other account, inside a savepoint rolled back at once), then takes its accounts the
-usual way: a stuck wallet is waited for while the clearing account is not held.
+The order is what a transaction *waits* in: `lock_unless_busy` (a claim batch) waits for the accounts all of the
+batch needs, then takes those only some of it needs with SKIP LOCKED, in any order (a lock that never waits closes
+no cycle); a busy one is reported instead of stalling the batch. `wait_free` waits for accounts holding none (in a
+savepoint rolled back at once), so a stuck wallet is never waited for while a clearing account is held.
 
 `apply` runs inside the caller's transaction, in a SAVEPOINT, so a batch that cannot apply leaves nothing behind
 and the caller may still record the refusal. Per batch:
@@ -143,10 +140,8 @@ _EXISTING = text(
     FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))
     """
 )
-# The accounts only some of a batch's requests need ($1), taken without waiting: `part` 0, taken; 1, held by
-# another transaction (its counters are not read under a lock, so they are not returned); an account that does not
-# exist is in neither. Part 2: the counters of the accounts ($2) the batch waited for and holds (what `lock` reads
-# in a statement of its own). On the asyncpg connection: the waited-for accounts' lock began the transaction.
+# Accounts only some of a batch's requests need ($1), taken without waiting: part 0, taken; 1, held elsewhere (no
+# counters); a missing one in neither. Part 2: the counters of the accounts the batch holds already ($2).
 _TAKE_UNLESS_BUSY = """
     WITH taken AS MATERIALIZED (
         SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags FROM ledger_accounts
@@ -160,8 +155,6 @@ _TAKE_UNLESS_BUSY = """
     SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags, 2 FROM ledger_accounts
     WHERE id = ANY($2::uuid[])
 """
-# Waiting until accounts are free: taken in id order (the lock timeout bounds the wait), in a savepoint the
-# caller rolls back at once.
 _WAIT_FREE = text(
     "SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) "
     "ORDER BY id FOR NO KEY UPDATE) AS waited"
@@ -400,10 +393,9 @@ class PgLedger:
     async def lock_unless_busy(
         self, conn: Conn, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
     ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
-        """`refs` taken as `declare` takes them (waiting, in id order), then the accounts of `unless_busy` no other
-        transaction holds, taken without waiting (module docstring: a lock that never waits may be taken out of
-        order), with every balance in the same statement. Returns the balances of `refs` and of every account of
-        `unless_busy` taken or missing (a missing one is not created: zero, and not held), and the busy ones."""
+        """`declare(refs)`, then the accounts of `unless_busy` no other transaction holds, without waiting, with
+        every balance in one statement: the balances of `refs` and of each of `unless_busy` taken or missing (not
+        created: zero, not held), and the busy ones."""
         needed = list(refs)
         await self.declare(conn, needed)
         held = await self._held(conn)
@@ -417,13 +409,12 @@ class PgLedger:
             rows = await raw.fetch(_TAKE_UNLESS_BUSY, [r.id for r in fresh], [r.id for r in known.values()])
             taken: list[AccountRef] = []
             for row in rows:
-                account_id, part = row[0].int, row[6]
-                if part == 1:
-                    busy.add(wanted[account_id])
+                ref = known[row[0].int] if row[6] == 2 else wanted[row[0].int]
+                if row[6] == 1:
+                    busy.add(ref)
                     continue
-                ref = wanted[account_id] if part == 0 else known[account_id]
                 balances[ref] = Balance(row[1], row[2], row[3], row[4], row[5])
-                if part == 0:
+                if row[6] == 0:
                     taken.append(ref)
             self._hold(held, sorted(taken, key=_ID_INT))
         for ref in [*needed, *wanted.values()]:
@@ -432,9 +423,8 @@ class PgLedger:
         return balances, busy
 
     async def wait_free(self, conn: Conn, refs: Iterable[AccountRef]) -> None:
-        """Wait (up to the lock timeout: then the database's error) until no other transaction holds any of
-        `refs`, and hold none of them after: taken in id order inside a savepoint rolled back at once. Only before
-        the transaction holds any account (else it would wait holding one, out of the one order)."""
+        """Wait (up to the lock timeout: then the database's error) until no other transaction holds any of `refs`,
+        holding none of them after. Only before the transaction holds any account (it would wait holding one)."""
         ids = sorted({r.id for r in refs}, key=attrgetter("int"))
         if not ids:
             return

@@ -5,17 +5,16 @@ Every route that writes runs its transaction through `RewardsApi.run`: a transac
 serialization failure is run again, whole (bounded, with jitter); if it still loses, the answer is a 503 problem
 with `Retry-After`, never a 500. A use case's refusal (`UseCaseError`) rolls the transaction back and is turned
 into problem details by the runtime's app, once for every route. Claims are decided a batch at a time
-(`RewardsApi.claim_intake`); a batch whose COMMIT lost its connection is answered by what the database holds.
+(`RewardsApi.claim_intake`, `adapters/claim_intake.py`).
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any, Literal, TypeVar
 
 from litestar import Controller, Request, Response, Router, get, post, put
 from litestar.di import NamedDependency
@@ -30,18 +29,16 @@ from prizeflow_contracts.ids import Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, SignedMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
+from prizeflow_rewards.adapters.claim_intake import PgClaimIntake
 from prizeflow_rewards.adapters.transactions import (
-    CommitLostError,
     CommitOutcomeUnknownError,
     RetryPolicy,
     TransactionContendedError,
-    end_lost_backend,
     retry_transaction,
-    run_committing,
 )
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import Claim, ReviewHold, SubmitClaim
-from prizeflow_rewards.application.claims.submit import Claimed, ClaimOutcome, ClaimRequest, Deferred
+from prizeflow_rewards.application.claims.submit import ClaimRequest
 from prizeflow_rewards.application.corrections import (
     DecideCorrection,
     LedgerReads,
@@ -61,11 +58,10 @@ from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.admin_http import correlation_id_of
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.group_commit import GroupCommit, SetAside
+from prizeflow_runtime.group_commit import SetAside
 from prizeflow_runtime.http import ProblemError, problem_response
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,68 +94,13 @@ class RewardsApi:
     intake_max_batch: int = 500
 
     def __post_init__(self) -> None:
-        # Claim requests share intake transactions (group commit): the batch is whatever arrived while the
-        # previous one committed. A contention that outlasted its retries, or an answer the database could not
-        # give after a lost COMMIT, fails the batch's every request alike. A player whose rows another transaction
-        # holds is decided in a lane of their own, waiting for those rows, while the batches go on.
-        self.claim_intake: GroupCommit[ClaimRequest, Claimed] = GroupCommit(
-            self._commit_claims,
-            name="claims",
-            max_batch=self.intake_max_batch,
-            shared=(TransactionContendedError, CommitOutcomeUnknownError),
-            observe=self._observe_claims,
-            wait=self._commit_waiting,
+        self.claim_intake = PgClaimIntake(
+            self.sessions, self.submit_claim, retry=self.retry, metrics=self.metrics, max_batch=self.intake_max_batch
         )
-        if self.metrics is not None:
-            self.metrics.claim_intake_waiting.set_function(lambda: self.claim_intake.waiting)
-            self.metrics.claim_intake_set_aside.set_function(lambda: self.claim_intake.set_aside)
-
-    async def _commit_claims(self, requests: Sequence[ClaimRequest]) -> list[Claimed | BaseException]:
-        return await self._intake(requests, wait=False)
-
-    async def _commit_waiting(self, requests: Sequence[ClaimRequest]) -> list[Claimed | BaseException]:
-        return await self._intake(requests, wait=True)
-
-    async def _intake(self, requests: Sequence[ClaimRequest], *, wait: bool) -> list[Claimed | BaseException]:
-        """One intake transaction. A COMMIT that lost its connection may have committed: once its backend is gone
-        (and its transaction with it, committed or not), each request is answered by what the database holds; a
-        claim not there is answered with the outage (nothing of it was written). If that cannot be read, every
-        request gets `CommitOutcomeUnknownError`, whatever the reason: a batch that may have committed is never
-        halved and decided again (a request without a key would be a second claim)."""
-
-        async def decide(session: AsyncSession) -> list[ClaimOutcome]:
-            return await self.submit_claim.decide(session, requests, wait=wait)
-
-        try:
-            outcomes: list[ClaimOutcome | None] = list(
-                await retry_transaction(
-                    lambda: run_committing(self.sessions, decide), policy=self.retry, on_retry=self._count_retry
-                )
-            )
-            lost: Exception | None = None
-        except CommitLostError as err:
-            log.warning("claims: an intake COMMIT lost its connection; answering from what the database holds")
-            decided = cast("list[ClaimOutcome]", err.outcome)  # what `decide` returned
-            lost = err.__cause__ if isinstance(err.__cause__, Exception) else err
-            try:
-                await end_lost_backend(self.sessions, err.backend_pid)
-                async with self.tx() as s:
-                    outcomes = await self.submit_claim.confirm(s, requests, decided)
-            except Exception as read_err:
-                log.warning(
-                    "claims: what a lost intake COMMIT wrote could not be read back (%s)", type(read_err).__name__
-                )
-                raise CommitOutcomeUnknownError(self.retry.retry_after_s) from read_err
-        return [_answer(o, lost) for o in outcomes]
 
     def _count_retry(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.transaction_retries.labels(outcome).inc()
-
-    def _observe_claims(self, size: int, seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.claim_batch.observe(size)
-            self.metrics.claim_batch_seconds.observe(seconds)
 
     @property
     def read(self) -> RewardsQueries:
@@ -181,17 +122,6 @@ class RewardsApi:
         """One transaction; any exception (a use case's refusal too) rolls everything back."""
         async with self.sessions() as session, session.begin():
             yield session
-
-
-def _answer(outcome: ClaimOutcome | None, lost: Exception | None) -> Claimed | BaseException:
-    """A request's outcome as the group commit takes it: a deferred request is set aside (decided again, waiting
-    for its player's rows); a claim a lost COMMIT did not write is answered with the outage."""
-    if isinstance(outcome, Deferred):
-        return SetAside(outcome.player_id)
-    if outcome is None:
-        assert lost is not None
-        return lost
-    return outcome
 
 
 Api = NamedDependency[RewardsApi]
