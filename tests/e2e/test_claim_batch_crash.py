@@ -5,8 +5,10 @@ every answer not yet sent, never a reservation that was answered and never one t
 the same Idempotency-Key, against the restarted process, each end with one claim, the one the first answer named
 when there was one; each wallet is down by exactly its claim and the ledger still balances.
 
-The kill is made to land mid-batch, not by timing: the test holds the row lock of one player's wallet, so the
-batch with that player's claim waits inside its transaction (seen in pg_stat_activity) when rewards is killed.
+The kill is made to land mid-batch, not by timing: the test holds the row lock of the clearing account every
+claim's reservation credits, so the batch in flight waits inside its transaction (seen in pg_stat_activity) with
+every claim sent after it queued for the next, when rewards is killed. (A held wallet no longer does: a batch
+waits for no row only one player's claims need; that player's claims wait in a lane of their own.)
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ async def test_a_crash_mid_batch_loses_no_answered_claim_and_the_retries_make_no
         await holding.start()
         try:
             await blocker.execute(
-                "SELECT 1 FROM ledger_accounts WHERE kind = 'player_wallet' AND owner_id = $1 FOR UPDATE", held
+                "SELECT 1 FROM ledger_accounts WHERE kind = 'payout_clearing' AND asset = $1 FOR UPDATE", "USDC"
             )
             sent = [asyncio.create_task(first_try(held))]
             await wait_for(lock_waits, lambda n: n >= 1, timeout=30)  # its batch waits inside its transaction
@@ -96,7 +98,7 @@ async def test_a_crash_mid_batch_loses_no_answered_claim_and_the_retries_make_no
         finally:
             await holding.rollback()  # the killed batch's backend goes on, finds its client gone and rolls back
         await wait_for(lock_waits, lambda n: n == 0, timeout=30)
-        # The held batch never committed: not even the claim of the player whose wallet held it.
+        # The held batch never committed: not even the claim of the player it was deciding.
         assert await fetch(db, "SELECT id FROM claims WHERE player_id = $1", held) == []
         lost = sum(n for outcome, n in outcomes.items() if outcome.startswith("lost"))
         assert held not in answered, dict(outcomes)

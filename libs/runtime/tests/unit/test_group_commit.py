@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from prizeflow_runtime.group_commit import GroupCommit
+from prizeflow_runtime.group_commit import GroupCommit, SetAside
 
 
 class Refused(Exception):
@@ -178,3 +178,138 @@ async def test_a_failing_metric_does_not_keep_the_answers_from_the_requests() ->
     group: GroupCommit[int, int] = GroupCommit(Store().commit, name="t", observe=observe)
     answers = await asyncio.wait_for(asyncio.gather(*(group.submit(n) for n in (1, 2, 3))), timeout=5)
     assert answers == [10, 20, 30]
+
+
+# --- rows only some requests need: set aside, committed in their own lane --------------------------------------
+
+
+class LockTimeout(Exception):
+    """What the driver raises when a lock wait passes lock_timeout."""
+
+    sqlstate = "55P03"
+
+
+class Rows:
+    """Commits batches of ints; a request whose row (`n % 10`) is in `busy` is set aside on that row by the batch.
+    `wait` commits the requests of one row after waiting for `free[row]`, then decides them as `commit` would."""
+
+    def __init__(self, busy: set[int]) -> None:
+        self.busy = busy
+        self.free: dict[int, asyncio.Event] = {row: asyncio.Event() for row in busy}
+        self.batches: list[list[int]] = []
+        self.waits: list[list[int]] = []
+        self.timeout: set[int] = set()  # rows whose wait times out
+
+    async def commit(self, batch: Sequence[int]) -> list[int | BaseException]:
+        self.batches.append(list(batch))
+        return [SetAside(n % 10) if n % 10 in self.busy else n * 10 for n in batch]
+
+    async def wait(self, batch: Sequence[int]) -> list[int | BaseException]:
+        rows = {n % 10 for n in batch}
+        assert len(rows) == 1, "a lane holds the requests of one key"
+        [row] = rows
+        self.waits.append(list(batch))
+        await self.free[row].wait()
+        if row in self.timeout:
+            raise LockTimeout("canceling statement due to lock timeout")
+        self.busy.discard(row)
+        return [n * 10 for n in batch]
+
+
+async def test_a_request_whose_row_is_busy_waits_in_its_lane_while_the_batch_and_the_next_ones_commit() -> None:
+    rows = Rows(busy={7})
+    group: GroupCommit[int, int] = GroupCommit(rows.commit, name="t", wait=rows.wait)
+    stuck = asyncio.create_task(group.submit(17))
+    answers = await asyncio.wait_for(asyncio.gather(*(group.submit(n) for n in (1, 2, 3))), timeout=5)
+    assert answers == [10, 20, 30]
+    assert not stuck.done()
+    assert group.set_aside == 1  # in its lane, which waits for the row
+    later = await asyncio.wait_for(asyncio.gather(*(group.submit(n) for n in (4, 5))), timeout=5)
+    assert later == [40, 50]  # the lane waiting holds up no batch
+    rows.free[7].set()
+    assert await asyncio.wait_for(stuck, timeout=5) == 170
+    assert rows.waits == [[17]]
+
+
+async def test_requests_set_aside_on_one_key_share_their_lane_and_other_keys_wait_in_their_own() -> None:
+    rows = Rows(busy={7, 8})
+    group: GroupCommit[int, int] = GroupCommit(rows.commit, name="t", wait=rows.wait)
+    first = [asyncio.create_task(group.submit(n)) for n in (17, 18, 1)]
+    await asyncio.sleep(0.01)  # the lanes of 7 and of 8 are waiting for their rows
+    more = [asyncio.create_task(group.submit(n)) for n in (27, 37, 2)]
+    await asyncio.sleep(0.01)  # set aside on 7 while its lane waits: its next round
+    assert group.set_aside == 4  # 17 and 18 in their lanes, 27 and 37 waiting for the next round of 7
+    rows.free[8].set()
+    assert await asyncio.wait_for(first[1], timeout=5) == 180
+    rows.free[7].set()
+    results = await asyncio.wait_for(asyncio.gather(*first, *more), timeout=5)
+    assert results == [170, 180, 10, 270, 370, 20]
+    assert sorted(rows.waits) == [[17], [18], [27, 37]]
+
+
+async def test_a_lock_timeout_in_a_lane_is_the_answer_of_its_requests_only() -> None:
+    rows = Rows(busy={7})
+    rows.timeout.add(7)
+    group: GroupCommit[int, int] = GroupCommit(rows.commit, name="t", wait=rows.wait)
+    stuck = [asyncio.create_task(group.submit(n)) for n in (17, 27)]
+    assert await asyncio.wait_for(group.submit(3), timeout=5) == 30
+    rows.free[7].set()
+    results = await asyncio.wait_for(asyncio.gather(*stuck, return_exceptions=True), timeout=5)
+    assert all(isinstance(r, LockTimeout) for r in results), results
+
+
+async def test_a_request_set_aside_again_and_again_gets_set_aside_as_its_answer() -> None:
+    async def commit(batch: Sequence[int]) -> list[int | BaseException]:
+        return [SetAside("row") for _ in batch]
+
+    group: GroupCommit[int, int] = GroupCommit(commit, name="t", wait=commit, rounds=3)
+    with pytest.raises(SetAside):
+        await asyncio.wait_for(group.submit(1), timeout=5)
+    await group.stop()
+
+
+async def test_without_a_wait_set_aside_is_the_answer_at_once() -> None:
+    rows = Rows(busy={7})
+    group: GroupCommit[int, int] = GroupCommit(rows.commit, name="t")
+    results = await asyncio.gather(group.submit(17), group.submit(1), return_exceptions=True)
+    assert isinstance(results[0], SetAside)
+    assert results[1] == 10
+
+
+async def test_lanes_committing_at_once_are_bounded_and_the_others_queue() -> None:
+    rows = Rows(busy={1, 2, 3})
+    group: GroupCommit[int, int] = GroupCommit(rows.commit, name="t", wait=rows.wait, lanes=2)
+    tasks = [asyncio.create_task(group.submit(n)) for n in (11, 12, 13)]
+    await asyncio.sleep(0.01)
+    assert len(rows.waits) == 2  # the third lane waits for a slot, holding nothing
+    for row in (1, 2, 3):
+        rows.free[row].set()
+    assert await asyncio.wait_for(asyncio.gather(*tasks), timeout=5) == [110, 120, 130]
+    assert len(rows.waits) == 3
+
+
+async def test_a_lock_timeout_of_a_batch_is_every_requests_answer_without_halving() -> None:
+    """Each half would wait the full lock timeout again: rows that only some requests need are the commit's to set
+    aside; a row the whole batch needs held past the timeout is every request's answer."""
+    store = Store(error=LockTimeout("canceling statement due to lock timeout"))
+    group = GroupCommit(store.commit, name="t")
+    store.gate.clear()
+    tasks = [asyncio.create_task(group.submit(n)) for n in range(8)]
+    await asyncio.sleep(0)
+    store.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, LockTimeout) for r in results)
+    assert len(store.batches) == 1
+
+
+async def test_stop_waits_for_the_lanes_too() -> None:
+    rows = Rows(busy={7})
+    group: GroupCommit[int, int] = GroupCommit(rows.commit, name="t", wait=rows.wait)
+    stuck = asyncio.create_task(group.submit(17))
+    await asyncio.sleep(0.01)
+    stopping = asyncio.create_task(group.stop())
+    await asyncio.sleep(0.01)
+    assert not stopping.done()
+    rows.free[7].set()
+    await asyncio.wait_for(stopping, timeout=5)
+    assert stuck.result() == 170

@@ -38,6 +38,8 @@ class RewardsMetrics:
     contradictions: Counter
     claim_batch: Histogram
     claim_batch_seconds: Histogram
+    claim_intake_waiting: Gauge
+    claim_intake_set_aside: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
@@ -114,6 +116,16 @@ class RewardsMetrics:
                 n("claim_batch_seconds"),
                 "Seconds per claim intake transaction, lock to commit (retries included)",
                 buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+                registry=registry,
+            ),
+            claim_intake_waiting=Gauge(
+                n("claim_intake_waiting"),
+                "Claim requests waiting for the next intake transaction (queued behind the one committing)",
+                registry=registry,
+            ),
+            claim_intake_set_aside=Gauge(
+                n("claim_intake_set_aside"),
+                "Claim requests set aside until their player's wallet, held by another transaction, is free",
                 registry=registry,
             ),
         )

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.application.claims.submit import ClaimOutcome, ClaimRequest
+from prizeflow_rewards.application.claims.submit import ClaimOutcome, ClaimRequest, Deferred
 from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
@@ -64,6 +64,8 @@ async def decide(engine: AsyncEngine, submit: SubmitClaim, requests: Sequence[Cl
 
 
 def code(outcome: ClaimOutcome) -> str:
+    if isinstance(outcome, Deferred):
+        return "deferred"
     return outcome.code if isinstance(outcome, UseCaseError) else outcome[0].status.value
 
 

@@ -22,6 +22,7 @@ from prizeflow_contracts.events.payouts import (
     PayoutReturned,
 )
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
+from prizeflow_rewards.adapters.compliance_pg import PgCompliance
 from prizeflow_rewards.adapters.ledger_pg import LockOrderError, PgLedger, is_serialization_failure
 from prizeflow_rewards.adapters.routes_pg import publish_routes
 from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
@@ -29,10 +30,11 @@ from prizeflow_rewards.application.claims import Claim, ClaimPolicy
 from prizeflow_rewards.bootstrap import PgSettlePayout as SettlePayout
 from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind
+from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferFlags, TransferKind
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import asyncpg_dsn, session_factory
+from prizeflow_runtime.outages import is_database_timeout
 from prizeflow_testkit.events import AT, example_payload
 from prizeflow_testkit.rewards import STELLAR_KEY, routes_event
 
@@ -304,3 +306,124 @@ async def test_a_new_account_past_int64_in_one_batch_is_out_of_range(engine: Asy
         with pytest.raises(LedgerError) as err:
             await ledger.apply(conn, batch)
     assert err.value.code == "amount_out_of_range"
+
+
+def top_up(wallet: AccountRef, amount: int) -> Transfer:
+    return Transfer.of(accounts.external("stripe", wallet.asset), wallet, amount, TransferKind.TOP_UP, wallet.owner)
+
+
+async def test_accounts_only_some_requests_need_are_taken_unless_busy_never_waited_for(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """A claim batch waits for the clearing account and takes wallets with SKIP LOCKED: a wallet another transaction
+    holds comes back busy at once (not waited for); a free one is taken and held to the end; a missing one is
+    neither created nor held (its balance is zero)."""
+    clearing, free, stuck, missing = (
+        accounts.clearing("USDC"),
+        accounts.wallet("free", "USDC"),
+        accounts.wallet("stuck", "USDC"),
+        accounts.wallet("missing", "USDC"),
+    )
+    ledger = PgLedger(strict=True)
+    async with engine.begin() as conn:
+        await ledger.apply(
+            conn,
+            [
+                Transfer.of(accounts.external("stripe", "USDC"), w, 500, TransferKind.TOP_UP, w.owner)
+                for w in (free, stuck)
+            ],
+        )
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", stuck.id)
+            async with engine.begin() as conn:
+                await conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                started = asyncio.get_running_loop().time()
+                balances, busy = await asyncio.wait_for(
+                    ledger.lock_unless_busy(conn, [clearing], unless_busy=[free, stuck, missing]), timeout=2
+                )
+                assert asyncio.get_running_loop().time() - started < 2
+                assert busy == {stuck}
+                assert (balances[free].available, balances[missing].available) == (500, 0)
+                assert set(balances) == {clearing, free, missing}
+                assert await locked_elsewhere(database_url, free)
+                assert await locked_elsewhere(database_url, clearing)
+                # Applied on the accounts it holds, within the strict lock set.
+                await ledger.apply(
+                    conn,
+                    [Transfer.of(free, clearing, 100, TransferKind.CLAIM_RESERVE, "r-1", flags=TransferFlags.PENDING)],
+                )
+                rows = await conn.execute(text("SELECT count(*) FROM ledger_accounts WHERE owner_id = 'missing'"))
+                assert rows.scalar_one() == 0
+    finally:
+        await holder.close()
+
+
+async def test_wait_free_waits_for_the_holder_and_keeps_no_lock(engine: AsyncEngine, database_url: str) -> None:
+    wallet = accounts.wallet("w", "USDC")
+    ledger = PgLedger()
+    async with engine.begin() as conn:
+        await ledger.apply(
+            conn, [Transfer.of(accounts.external("stripe", "USDC"), wallet, 500, TransferKind.TOP_UP, "w")]
+        )
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", wallet.id)
+        async with engine.begin() as conn:
+            waiting = asyncio.create_task(ledger.wait_free(conn, [wallet]))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # it waits for the holder
+            await tx.rollback()
+            await asyncio.wait_for(waiting, timeout=5)
+            assert not await locked_elsewhere(database_url, wallet)  # and holds nothing after
+            await ledger.declare(conn, [wallet])
+            with pytest.raises(LockOrderError):  # once the transaction holds an account it may not wait this way
+                await ledger.wait_free(conn, [accounts.wallet("x", "USDC")])
+    finally:
+        await holder.close()
+
+
+async def test_a_lock_wait_of_wait_free_past_the_timeout_fails_and_the_transaction_goes_on(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    wallet = accounts.wallet("w", "USDC")
+    ledger = PgLedger()
+    async with engine.begin() as conn:
+        await ledger.apply(
+            conn, [Transfer.of(accounts.external("stripe", "USDC"), wallet, 500, TransferKind.TOP_UP, "w")]
+        )
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", wallet.id)
+            async with engine.begin() as conn:
+                await conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                with pytest.raises(Exception) as err:
+                    await ledger.wait_free(conn, [wallet])
+                assert is_database_timeout(err.value)
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1  # only its savepoint was lost
+    finally:
+        await holder.close()
+
+
+async def test_a_players_verification_lock_held_by_a_change_is_busy_for_a_claim_batch(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    compliance = PgCompliance()
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with holder.transaction():
+            await holder.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('prizeflow:verification:' || $1::text, 0))", "stuck"
+            )
+            async with engine.begin() as conn:
+                _, statuses, busy = await asyncio.wait_for(
+                    compliance.intake_unless_busy(conn, ["free", "stuck"]), timeout=2
+                )
+            assert busy == {"stuck"}
+            assert set(statuses) == {"free"}
+    finally:
+        await holder.close()

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_devstack.infra import Infra
 from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.transactions import end_lost_backend
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind
-from prizeflow_runtime.db import asyncpg_dsn, create_engine
+from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
 from prizeflow_runtime.migrations import upgrade_to_head
 
 from .conftest import ALEMBIC_INI
@@ -134,3 +135,20 @@ async def test_migrations_refuse_a_runtime_role_that_acts_as_the_owner(roles: Ro
             assert (await conn.execute(text("SELECT to_regclass('ledger_transfers') IS NULL"))).scalar_one()
     finally:
         await engine.dispose()
+
+
+async def test_the_runtime_role_ends_the_backend_of_a_connection_it_lost(app_engine: AsyncEngine, roles: Roles) -> None:
+    """What a claim batch whose COMMIT lost its connection does before it reads back what was committed: the
+    runtime role may end its own backends (and read their state), so the transaction is over for good."""
+    lost = await asyncpg.connect(asyncpg_dsn(roles.app_url))
+    try:
+        pid = lost.get_server_pid()
+        tx = lost.transaction()
+        await tx.start()
+        await lost.execute("SELECT 1 FROM ledger_accounts FOR UPDATE")  # idle in transaction from here
+        await end_lost_backend(session_factory(app_engine), pid)
+        async with app_engine.connect() as conn:
+            rows = await conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+            assert rows.scalar_one() == 0
+    finally:
+        lost.terminate()

@@ -57,6 +57,8 @@ class FakeLedger:
         self.transfers: dict[uuid.UUID, Transfer] = {}
         self.resolved: dict[uuid.UUID, uuid.UUID] = {}  # pending id → the post/void that resolved it
         self.declared: list[set[AccountRef]] = []
+        self.busy: set[AccountRef] = set()  # held by another transaction (`lock_unless_busy` skips them)
+        self.waited: list[set[AccountRef]] = []  # what `wait_free` waited for
 
     def _open(self, ref: AccountRef) -> Balance:
         self.accounts.setdefault(ref.id, ref)
@@ -123,6 +125,25 @@ class FakeLedger:
         await self.declare(tx, refs)
         return {r: replace(self.balance[r.id]) for r in refs}
 
+    async def lock_unless_busy(
+        self, tx: object, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
+    ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
+        """As the database does it; `busy` (accounts another transaction holds) is the test's to set."""
+        balances = await self.lock(tx, refs)
+        busy: set[AccountRef] = set()
+        for r in unless_busy:
+            if r in self.busy:
+                busy.add(r)
+            elif r not in balances:
+                known = self.balance.get(r.id)
+                balances[r] = replace(known) if known is not None else Balance(flags=int(r.flags))
+        self.declared.append(set(balances))
+        return balances, busy
+
+    async def wait_free(self, tx: object, refs: Iterable[AccountRef]) -> None:
+        self.waited.append(set(refs))
+        self.busy -= set(refs)  # the other transaction ended meanwhile
+
     async def balances(self, tx: object, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
         return {r: replace(self.balance.get(r.id, Balance(flags=int(r.flags)))) for r in refs}
 
@@ -163,6 +184,9 @@ class FakeClaims:
     async def of_player(self, tx: object, player_id: str, *, limit: int) -> list[Claim]:
         mine = [r.claim for r in self.rows.values() if r.claim.player_id == player_id]
         return sorted(mine, key=lambda c: (c.created_at, c.id), reverse=True)[:limit]
+
+    async def find(self, tx: object, claim_ids: Iterable[str]) -> dict[str, Claim]:
+        return {i: r.claim for i in claim_ids if (r := self.rows.get(i))}
 
     async def lock_many(self, tx: object, claim_ids: Iterable[str]) -> dict[str, Claim]:
         return {i: r.claim for i in sorted(claim_ids) if (r := self.rows.get(i))}
@@ -271,9 +295,17 @@ class FakeCompliance:
         self.policy: RiskPolicy = EMPTY_POLICY
         self.verifications: dict[str, tuple[VerificationStatus, int]] = {}
         self.locked: list[list[str]] = []
+        self.busy: set[str] = set()  # players whose verification lock a change holds (the test sets them)
 
     async def intake(self, tx: object, player_ids: Sequence[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
+        self.busy -= set(player_ids)  # waited for: the verification change ended meanwhile
         return self.policy, {p: self.status(p) for p in player_ids}
+
+    async def intake_unless_busy(
+        self, tx: object, player_ids: Sequence[str]
+    ) -> tuple[RiskPolicy, dict[str, VerificationStatus], set[str]]:
+        busy = {p for p in player_ids if p in self.busy}
+        return self.policy, {p: self.status(p) for p in player_ids if p not in busy}, busy
 
     def status(self, player_id: str) -> VerificationStatus:
         return self.verifications.get(player_id, (VerificationStatus.NOT_STARTED, 0))[0]

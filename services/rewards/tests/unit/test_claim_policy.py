@@ -51,7 +51,6 @@ from prizeflow_rewards.domain.claims import (
 )
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
-from prizeflow_runtime.errors import UseCaseError
 
 KEYS = [
     "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7",
@@ -157,7 +156,7 @@ async def _over_threshold(threshold: int, amounts: list[int], batched: bool) -> 
     who = Principal("p-1", frozenset({Role.PLAYER}))
     if batched:  # one intake batch: each request sees the ones before it
         requests = [ClaimRequest(who, "p-1", "USDC", a, DEST) for a in amounts]
-        claims = [o[0] for o in await w.submit.decide(TX, requests) if not isinstance(o, UseCaseError)]
+        claims = [o[0] for o in await w.submit.decide(TX, requests) if isinstance(o, tuple)]
     else:
         claims = [await w.claim(a) for a in amounts]
     total = 0

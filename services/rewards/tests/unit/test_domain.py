@@ -23,7 +23,17 @@ from prizeflow_rewards.domain.claims import (
     assess,
     can_move,
 )
-from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind, deltas, post_of, void_of
+from prizeflow_rewards.domain.ledger import (
+    COUNTER_MAX,
+    Balance,
+    Transfer,
+    TransferFlags,
+    TransferKind,
+    deltas,
+    pending_room,
+    post_of,
+    void_of,
+)
 
 W = accounts.wallet("p", "USDC")
 C = accounts.clearing("USDC")
@@ -131,3 +141,27 @@ def test_a_history_cursor_past_int64_or_not_ours_is_invalid_never_a_500(raw: str
 
 def test_a_history_cursor_names_the_seq_it_was_made_from() -> None:
     assert decode_cursor(encode_cursor(2**63 - 1)) == 2**63 - 1
+
+
+COUNTERS = st.integers(0, COUNTER_MAX)
+
+
+@given(COUNTERS, COUNTERS, st.integers(1, COUNTER_MAX))
+def test_a_claim_whose_reservation_would_take_a_counter_past_int64_is_out_of_range_and_only_then(
+    wallet_pending: int, clearing_pending: int, amount: int
+) -> None:
+    """The reservation raises the wallet's pending debits and the clearing account's pending credits: refused
+    `amount_out_of_range` exactly when one of them would pass int64 (what the database would refuse), with no
+    number in the player's words; the balance check comes first."""
+    room = pending_room(Balance(debits_pending=wallet_pending), Balance(credits_pending=clearing_pending))
+    overflows = wallet_pending + amount > COUNTER_MAX or clearing_pending + amount > COUNTER_MAX
+    facts = dataclasses.replace(OK, amount=amount, available=COUNTER_MAX, room=room)
+    decision = assess(facts, dataclasses.replace(LIMITS, min_claim=1, daily_limit=COUNTER_MAX))
+    out_of_range = isinstance(decision, Refuse) and decision.code is RefusalCode.AMOUNT_OUT_OF_RANGE
+    assert out_of_range == overflows
+    if out_of_range:
+        assert isinstance(decision, Refuse)
+        assert not any(ch.isdigit() for ch in decision.detail.replace("int64", ""))
+    short = assess(dataclasses.replace(facts, available=amount - 1), LIMITS)
+    assert isinstance(short, Refuse)
+    assert short.code is not RefusalCode.AMOUNT_OUT_OF_RANGE

@@ -35,10 +35,29 @@ class Deadlock(Exception):
     sqlstate = "40P01"
 
 
+class FakeDriver:
+    _transaction = object()  # a transaction is open on it
+
+    def get_server_pid(self) -> int:
+        return 4242
+
+
 class FakeSession:
+    """A session with a transaction, and the little of SQLAlchemy's connection that `driver_connection` reads (the
+    intake notes the backend that commits its batch)."""
+
+    dbapi_connection = FakeDriver()
+    driver_connection = FakeDriver()
+
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[None]:
         yield
+
+    async def get_raw_connection(self) -> FakeSession:
+        return self
+
+    def in_transaction(self) -> bool:
+        return True
 
 
 class FakeSessions:
@@ -60,7 +79,9 @@ class FlakySubmit:
         self.failures = failures
         self.calls = 0
 
-    async def decide(self, conn: Any, requests: Sequence[ClaimRequest]) -> list[tuple[Claim, bool]]:
+    async def decide(
+        self, conn: Any, requests: Sequence[ClaimRequest], *, wait: bool = False
+    ) -> list[tuple[Claim, bool]]:
         self.calls += 1
         if self.calls <= self.failures:
             raise Deadlock("deadlock detected")
@@ -141,3 +162,36 @@ async def test_a_claim_still_losing_after_its_attempts_is_a_503_with_retry_after
     assert r.json()["status"] == 503
     assert submit.calls == 3
     assert (retries(metrics, "retried"), retries(metrics, "gave_up")) == (2, 1)
+
+
+class LostCommit(FakeSession):
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[None]:
+        yield
+        raise ConnectionResetError("connection lost during COMMIT")  # it may have committed
+
+
+class Unreachable(FakeSession):
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError("database down")
+
+
+class LostCommitSessions(FakeSessions):
+    """The first transaction's COMMIT loses its connection; the database cannot be read after that."""
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeSession]:
+        self.begun += 1
+        yield LostCommit() if self.begun == 1 else Unreachable()
+
+
+async def test_a_lost_commit_that_cannot_be_read_back_says_so_and_is_never_decided_again() -> None:
+    """Whether the batch committed is unknown: not a 'nothing was changed' 503, and never halved and decided again
+    (a request without a key would become a second claim)."""
+    submit, sessions = FlakySubmit(failures=0), LostCommitSessions()
+    async with client_for(submit, sessions) as (client, _):
+        r = await client.post("/claims/", json=BODY, headers=player())
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "commit_outcome_unknown"
+    assert r.headers["retry-after"] == "2"
+    assert submit.calls == 1

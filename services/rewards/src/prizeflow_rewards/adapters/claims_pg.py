@@ -21,6 +21,7 @@ _SELECT_CLAIM = (
     "payout_request_id, correlation_id, created_at, destination_key, payout_id, policy_version FROM claims "
 )
 _GET = text(_SELECT_CLAIM + "WHERE id = :id")
+_FIND = text(_SELECT_CLAIM + "WHERE id = ANY(CAST(:ids AS text[]))")
 _GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR NO KEY UPDATE")
 # A consumer poll's claims, in id order (before any account): claims are always locked before accounts.
 _LOCK_MANY = text(_SELECT_CLAIM + "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR NO KEY UPDATE")
@@ -169,6 +170,12 @@ class PgClaimRepository:
 
     async def of_player(self, tx: Conn, player_id: str, *, limit: int) -> list[Claim]:
         return [_claim(r) for r in await tx.execute(_OF_PLAYER, {"p": player_id, "n": limit})]
+
+    async def find(self, tx: Conn, claim_ids: Iterable[str]) -> dict[str, Claim]:
+        ids = list(claim_ids)
+        if not ids:
+            return {}
+        return {r.id: _claim(r) for r in await tx.execute(_FIND, {"ids": ids})}
 
     async def lock_many(self, tx: Conn, claim_ids: Iterable[str]) -> dict[str, Claim]:
         rows = await tx.execute(_LOCK_MANY, {"ids": list(claim_ids)})

@@ -21,6 +21,14 @@ _LOCK = """
     ) AS keys
 """
 _LOCK_SHARED = _LOCK.format(fn="pg_advisory_xact_lock_shared")
+# The same locks taken shared without waiting: the players whose lock a verification change holds, which a claim
+# batch does not wait for (one stuck change would hold up every claim of the batch).
+_TRY_SHARED = """
+    SELECT coalesce(array_agg(p ORDER BY p), '{}') FROM (
+        SELECT p, hashtextextended('prizeflow:verification:' || p, 0) AS k FROM unnest($1::text[]) AS p ORDER BY 2
+    ) AS keys
+    WHERE NOT pg_try_advisory_xact_lock_shared(k)
+"""
 _LOCK_EXCLUSIVE = _LOCK.format(fn="pg_advisory_xact_lock")
 # The policy (NULL before any) and the players' statuses, in one read.
 _INTAKE = """
@@ -50,6 +58,20 @@ class PgCompliance:
         raw = await driver_connection(tx)
         players = sorted(set(player_ids))
         await raw.fetchval(_LOCK_SHARED, players)
+        return await self._read(tx, players)
+
+    async def intake_unless_busy(
+        self, tx: Conn, player_ids: Sequence[str]
+    ) -> tuple[RiskPolicy, dict[str, VerificationStatus], set[str]]:
+        raw = await driver_connection(tx)
+        players = sorted(set(player_ids))
+        busy = set(await raw.fetchval(_TRY_SHARED, players))
+        policy, statuses = await self._read(tx, [p for p in players if p not in busy])
+        return policy, statuses, busy
+
+    async def _read(self, tx: Conn, players: list[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
+        """The active policy and these players' statuses, in one read."""
+        raw = await driver_connection(tx)
         row = await raw.fetchrow(_INTAKE, players)
         assert row is not None
         document = row["policy"]

@@ -9,6 +9,11 @@ accounts only above every account held, else it raises `LockOrderError` (a calle
 wait). With `strict=True` (the tests) any account not declared up front is refused: every path is proved to
 declare all of them first.
 
+The order is what a transaction *waits* in: `lock_unless_busy` (a claim batch) waits for the accounts all of the
+batch needs, then takes those only some of it needs with SKIP LOCKED, in any order (a lock that never waits closes
+no cycle); a busy one is reported instead of stalling the batch. `wait_free` waits for accounts holding none (in a
+savepoint rolled back at once), so a stuck wallet is never waited for while a clearing account is held.
+
 `apply` runs inside the caller's transaction, in a SAVEPOINT, so a batch that cannot apply leaves nothing behind
 and the caller may still record the refusal. Per batch:
 
@@ -134,6 +139,25 @@ _EXISTING = text(
     SELECT id, debit_account_id, credit_account_id, asset, amount, kind, flags, pending_id
     FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))
     """
+)
+# Accounts only some of a batch's requests need ($1), taken without waiting: part 0, taken; 1, held elsewhere (no
+# counters); a missing one in neither. Part 2: the counters of the accounts the batch holds already ($2).
+_TAKE_UNLESS_BUSY = """
+    WITH taken AS MATERIALIZED (
+        SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags FROM ledger_accounts
+        WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
+    )
+    SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags, 0 AS part FROM taken
+    UNION ALL
+    SELECT id, 0, 0, 0, 0, flags, 1 FROM ledger_accounts
+    WHERE id = ANY($1::uuid[]) AND id NOT IN (SELECT id FROM taken)
+    UNION ALL
+    SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags, 2 FROM ledger_accounts
+    WHERE id = ANY($2::uuid[])
+"""
+_WAIT_FREE = text(
+    "SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) "
+    "ORDER BY id FOR NO KEY UPDATE) AS waited"
 )
 _RESOLVED_BY = text("SELECT id FROM ledger_transfers WHERE pending_id = ANY(CAST(:ids AS uuid[]))")
 _RECORDED = text("SELECT id, amount FROM ledger_transfers WHERE id = ANY(CAST(:ids AS uuid[]))")
@@ -365,6 +389,53 @@ class PgLedger:
         await self.declare(conn, refs)
         rows = _balances(await conn.execute(_READ, {"ids": [r.id for r in refs]}))
         return {r: rows[r.id] for r in refs}
+
+    async def lock_unless_busy(
+        self, conn: Conn, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
+    ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
+        """`declare(refs)`, then the accounts of `unless_busy` no other transaction holds, without waiting, with
+        every balance in one statement: the balances of `refs` and of each of `unless_busy` taken or missing (not
+        created: zero, not held), and the busy ones."""
+        needed = list(refs)
+        await self.declare(conn, needed)
+        held = await self._held(conn)
+        wanted = {r.id.int: r for r in unless_busy if r not in needed}
+        fresh = [r for k, r in sorted(wanted.items()) if k not in held.ids]
+        known = {r.id.int: r for r in needed} | {k: r for k, r in wanted.items() if k in held.ids}
+        balances: dict[AccountRef, Balance] = {}
+        busy: set[AccountRef] = set()
+        if fresh or known:
+            raw = await driver_connection(conn)
+            rows = await raw.fetch(_TAKE_UNLESS_BUSY, [r.id for r in fresh], [r.id for r in known.values()])
+            taken: list[AccountRef] = []
+            for row in rows:
+                ref = known[row[0].int] if row[6] == 2 else wanted[row[0].int]
+                if row[6] == 1:
+                    busy.add(ref)
+                    continue
+                balances[ref] = Balance(row[1], row[2], row[3], row[4], row[5])
+                if row[6] == 0:
+                    taken.append(ref)
+            self._hold(held, sorted(taken, key=_ID_INT))
+        for ref in [*needed, *wanted.values()]:
+            if ref not in balances and ref not in busy:
+                balances[ref] = Balance(flags=int(ref.flags))  # it does not exist: nothing to draw on
+        return balances, busy
+
+    async def wait_free(self, conn: Conn, refs: Iterable[AccountRef]) -> None:
+        """Wait (up to the lock timeout: then the database's error) until no other transaction holds any of `refs`,
+        holding none of them after. Only before the transaction holds any account (it would wait holding one)."""
+        ids = sorted({r.id for r in refs}, key=attrgetter("int"))
+        if not ids:
+            return
+        held = await self._held(conn)
+        if held.ids:
+            raise LockOrderError("wait_free waits for accounts, so it must come before the transaction holds any")
+        savepoint = await conn.begin_nested()
+        try:
+            await conn.execute(_WAIT_FREE, {"ids": ids})
+        finally:
+            await savepoint.rollback()
 
     async def resolved_by(self, conn: Conn, pending_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         rows = await conn.execute(_RESOLVED_BY, {"ids": list(pending_ids)})

@@ -39,7 +39,8 @@ class Transactions(Protocol):
 
 class Ledger(Protocol):
     """Accounts are locked in one global order per transaction (ascending account id, never below one held):
-    a use case declares every account it will touch before it moves money, a consumer poll all of the poll's."""
+    a use case declares every account it will touch before it moves money, a consumer poll all of the poll's.
+    A transaction waits for accounts only in that order; `lock_unless_busy` takes some without waiting."""
 
     async def apply(self, tx: Tx, transfers: Sequence[Transfer]) -> BatchResult:
         """Apply a linked batch in the caller's transaction: all or nothing (raises `LedgerError`)."""
@@ -51,6 +52,21 @@ class Ledger(Protocol):
 
     async def lock(self, tx: Tx, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]:
         """`declare`, and the balances (check-then-apply without races)."""
+        ...
+
+    async def lock_unless_busy(
+        self, tx: Tx, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
+    ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
+        """`lock` of `refs` (waiting for them), then each account of `unless_busy` that no other transaction holds,
+        without waiting for any: the balances of all taken (an account of `unless_busy` that does not exist yet is
+        not created, and its balance is zero), and the busy accounts (held elsewhere: not taken, no balance).
+        Called first in the transaction."""
+        ...
+
+    async def wait_free(self, tx: Tx, refs: Iterable[AccountRef]) -> None:
+        """Wait until no other transaction holds any of these accounts (the lock timeout bounds the wait, then the
+        database's error is raised), holding none of them after: before `lock`, so that a stuck account is not
+        waited for while the transaction holds others. Called before the transaction takes any."""
         ...
 
     async def balances(self, tx: Tx, refs: Iterable[AccountRef]) -> dict[AccountRef, Balance]: ...
@@ -129,6 +145,10 @@ class ClaimRepository(Protocol):
         """A player's claims, newest first."""
         ...
 
+    async def find(self, tx: Tx, claim_ids: Iterable[str]) -> dict[str, Claim]:
+        """The claims of these ids that exist, as committed (one read; no lock)."""
+        ...
+
     async def lock_many(self, tx: Tx, claim_ids: Iterable[str]) -> dict[str, Claim]:
         """Lock these claims in id order in one statement; those that exist, as they are."""
         ...
@@ -184,6 +204,13 @@ class Compliance(Protocol):
         """For a claim batch: the active policy (`EMPTY_POLICY` before any) and the players' statuses (those never
         told: `not_started`), read after taking each player's verification lock shared (in one order): a
         verification change for them waits for the batch's commit, or the batch for the change's."""
+        ...
+
+    async def intake_unless_busy(
+        self, tx: Tx, player_ids: Sequence[str]
+    ) -> tuple[RiskPolicy, dict[str, VerificationStatus], set[str]]:
+        """`intake` without waiting: the players whose verification lock a verification change holds are not
+        waited for; they come back as busy (no lock, no status)."""
         ...
 
     async def lock_players(self, tx: Tx, player_ids: Sequence[str]) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Final
 from prizeflow_contracts.events.rewards import ClaimRejectionCode, HoldCode
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
 from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind
+from prizeflow_rewards.domain.ledger import COUNTER_MAX, Transfer, TransferFlags, TransferKind
 
 
 class ClaimStatus(StrEnum):
@@ -47,6 +47,9 @@ class RefusalCode(StrEnum):
     ASSET_NOT_REDEEMABLE = "asset_not_redeemable"
     BELOW_MINIMUM = "below_minimum"
     INSUFFICIENT_BALANCE = "insufficient_balance"
+    # Its reservation would take a ledger counter past int64 (the clearing account every claim of the asset
+    # credits): the database would refuse it, so the rules do first.
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
     DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
     # No payout provider pays this asset to this kind of destination (as payouts last published its routes).
     NO_PAYOUT_ROUTE = "no_payout_route"
@@ -153,6 +156,8 @@ class ClaimFacts:
     recent_failed: int
     routable: bool = True  # some provider pays this amount of this asset to this destination type
     review_all: bool = False  # a restore's review window is open: a person decides every claim
+    # The most its reservation may move before a ledger counter it raises passes int64 (`ledger.pending_room`).
+    room: int = COUNTER_MAX
 
 
 def assess(facts: ClaimFacts, limits: ClaimLimits, verdict: Verdict | None = None) -> Decision:
@@ -204,7 +209,7 @@ def staff_reasons(verdict: Verdict) -> str:
     return f"policy v{verdict.policy_version}: {said}"[:1000]
 
 
-def _refusal(facts: ClaimFacts, limits: ClaimLimits) -> Refuse | None:
+def _refusal(facts: ClaimFacts, limits: ClaimLimits) -> Refuse | None:  # noqa: PLR0911 - one return per rule
     f, lim = facts, limits
     if not f.redeemable:
         return Refuse(RefusalCode.ASSET_NOT_REDEEMABLE, f"{f.asset} is not redeemable: it can never be claimed")
@@ -216,6 +221,12 @@ def _refusal(facts: ClaimFacts, limits: ClaimLimits) -> Refuse | None:
         return Refuse(RefusalCode.BELOW_MINIMUM, f"the minimum claim is {lim.min_claim} {f.asset} minor units")
     if f.amount > f.available:
         return Refuse(RefusalCode.INSUFFICIENT_BALANCE, f"available {f.available}, claimed {f.amount} {f.asset}")
+    if f.amount > f.room:
+        return Refuse(
+            RefusalCode.AMOUNT_OUT_OF_RANGE,
+            "this claim would take the platform's ledger past its int64 range; claim a smaller amount",
+            staff_detail=f"a reservation of {f.amount} {f.asset} leaves room for {f.room}",
+        )
     if f.claimed_today + f.amount > lim.daily_limit:
         return Refuse(
             RefusalCode.DAILY_LIMIT_EXCEEDED,

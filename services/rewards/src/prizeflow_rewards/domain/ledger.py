@@ -273,6 +273,17 @@ class Balance:
         )
 
 
+# Every counter of an account is a BIGINT: the database refuses a transfer that would take one past it.
+COUNTER_MAX: Final = 2**63 - 1
+
+
+def pending_room(debit: Balance, credit: Balance) -> int:
+    """The most one more pending transfer debit → credit may move: it raises the debit's pending debits and the
+    credit's pending credits, and neither may pass `COUNTER_MAX` (a clearing account every claim credits reaches
+    it long before any one wallet could)."""
+    return min(COUNTER_MAX - debit.debits_pending, COUNTER_MAX - credit.credits_pending)
+
+
 def deltas(transfers: Iterable[Transfer]) -> dict[uuid.UUID, Delta]:
     """Per-account change of a batch: one row update per account, whatever the batch size."""
     out: dict[uuid.UUID, Delta] = defaultdict(Delta)
@@ -319,6 +330,7 @@ class BatchResult:
 
 
 __all__ = [
+    "COUNTER_MAX",
     "KIND_FLAGS",
     "RESOLVING_BITS",
     "AccountFlags",
@@ -333,6 +345,7 @@ __all__ = [
     "TransferKind",
     "account_id",
     "deltas",
+    "pending_room",
     "post_of",
     "transfer_id",
     "void_of",

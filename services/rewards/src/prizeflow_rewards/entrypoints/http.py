@@ -4,13 +4,14 @@ holds (ops); in the dev profile with the sandbox provider, the sandbox's checkou
 Every route that writes runs its transaction through `RewardsApi.run`: a transaction that loses a deadlock or a
 serialization failure is run again, whole (bounded, with jitter); if it still loses, the answer is a 503 problem
 with `Retry-After`, never a 500. A use case's refusal (`UseCaseError`) rolls the transaction back and is turned
-into problem details by the runtime's app, once for every route.
+into problem details by the runtime's app, once for every route. Claims are decided a batch at a time
+(`RewardsApi.claim_intake`, `adapters/claim_intake.py`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
@@ -28,10 +29,16 @@ from prizeflow_contracts.ids import IDENTIFIER_PATTERN, Identifier, Reason
 from prizeflow_contracts.money import AssetCode, PositiveMinorUnits, SignedMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
-from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
+from prizeflow_rewards.adapters.claim_intake import PgClaimIntake
+from prizeflow_rewards.adapters.transactions import (
+    CommitOutcomeUnknownError,
+    RetryPolicy,
+    TransactionContendedError,
+    retry_transaction,
+)
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import Claim, ReviewHold, SubmitClaim
-from prizeflow_rewards.application.claims.submit import Claimed, ClaimOutcome, ClaimRequest
+from prizeflow_rewards.application.claims.submit import ClaimRequest
 from prizeflow_rewards.application.corrections import (
     DecideCorrection,
     LedgerReads,
@@ -51,7 +58,7 @@ from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.admin_http import correlation_id_of
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.group_commit import GroupCommit
+from prizeflow_runtime.group_commit import SetAside
 from prizeflow_runtime.http import ProblemError, problem_response
 from prizeflow_runtime.params import IdentifierPath
 
@@ -88,23 +95,13 @@ class RewardsApi:
     intake_max_batch: int = 500
 
     def __post_init__(self) -> None:
-        # Claim requests share intake transactions (group commit): the batch is whatever arrived while the
-        # previous one committed. A contention that outlasted its retries fails the batch's every request alike.
-        self.claim_intake: GroupCommit[ClaimRequest, Claimed] = GroupCommit(
-            self._commit_claims,
-            name="claims",
-            max_batch=self.intake_max_batch,
-            shared=(TransactionContendedError,),
-            observe=self._observe_claims,
+        self.claim_intake = PgClaimIntake(
+            self.sessions, self.submit_claim, retry=self.retry, metrics=self.metrics, max_batch=self.intake_max_batch
         )
 
-    async def _commit_claims(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome]:
-        return await self.run(lambda s: self.submit_claim.decide(s, requests))
-
-    def _observe_claims(self, size: int, seconds: float) -> None:
+    def _count_retry(self, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.claim_batch.observe(size)
-            self.metrics.claim_batch_seconds.observe(seconds)
+            self.metrics.transaction_retries.labels(outcome).inc()
 
     @property
     def read(self) -> RewardsQueries:
@@ -119,11 +116,7 @@ class RewardsApi:
             async with self.tx() as session:
                 return await work(session)
 
-        def counted(outcome: str) -> None:
-            if self.metrics is not None:
-                self.metrics.transaction_retries.labels(outcome).inc()
-
-        return await retry_transaction(attempt, policy=self.retry, on_retry=counted)
+        return await retry_transaction(attempt, policy=self.retry, on_retry=self._count_retry)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
@@ -792,12 +785,47 @@ def contended(request: Request[Any, Any, Any], exc: TransactionContendedError) -
     return response
 
 
+def still_busy(request: Request[Any, Any, Any], exc: SetAside) -> Response[dict[str, Any]]:
+    """A claim whose player's wallet stayed held by other transactions through every wait: nothing was written."""
+    response = problem_response(
+        request,
+        ProblemError(503, "transaction_contended", "the wallet stayed busy with other transactions; retry shortly"),
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def outcome_unknown(request: Request[Any, Any, Any], exc: CommitOutcomeUnknownError) -> Response[dict[str, Any]]:
+    """The connection was lost while committing and the database could not be read back: the claim may or may not
+    be written. The same request again with its Idempotency-Key is answered by what was."""
+    response = problem_response(
+        request,
+        ProblemError(
+            503,
+            "commit_outcome_unknown",
+            "the database connection was lost while committing; send the same request with the same Idempotency-Key "
+            "to learn whether it was written",
+        ),
+    )
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def router(*, sandbox: bool = False) -> Router:
-    """The controllers, with the handler that turns a transaction still contended after its retries into a
-    503 problem with Retry-After (the app's catch-all would make it a 500). `sandbox`: the sandbox checkout page
-    too (the dev profile's sandbox provider only)."""
+    """The controllers, with the handlers that turn a transaction still contended after its retries (or a claim
+    whose wallet stayed busy) into a 503 problem with Retry-After, and a lost COMMIT that could not be read back
+    into a 503 that says so (the app's catch-all would make them 500s). `sandbox`: the sandbox checkout page too
+    (the dev profile's sandbox provider only)."""
     handlers = [*CONTROLLERS, SandboxCheckoutController] if sandbox else CONTROLLERS
-    return Router(path="/", route_handlers=handlers, exception_handlers={TransactionContendedError: contended})
+    return Router(
+        path="/",
+        route_handlers=handlers,
+        exception_handlers={
+            TransactionContendedError: contended,
+            SetAside: still_busy,
+            CommitOutcomeUnknownError: outcome_unknown,
+        },
+    )
 
 
 CONTROLLERS = [

@@ -1,10 +1,15 @@
 """SubmitClaim: players claim redeemable balances to payout destinations, a batch of requests at a time.
 
 Claims are checked under their wallets' row locks (concurrent claims on one wallet queue, none overdraws it),
-taken together with the clearing accounts their reservations credit: one ordered lock, up front, for the whole
-batch. The operators' risk policy (`prizeflow_contracts.policy.evaluate`, the version payouts last published) is
+taken with the clearing accounts their reservations credit. The batch waits only for what all of it needs (the
+clearing accounts); a player whose wallet or verification lock another transaction holds is not waited for:
+their requests are deferred, to be decided in a transaction of their own that waits for those rows (`wait=True`).
+The operators' risk policy (`prizeflow_contracts.policy.evaluate`, the version payouts last published) is
 applied with the settings' limits, which stay a floor. An approved or held claim reserves its amount with a pending
 transfer wallet → clearing; approval emits ClaimApproved + PayoutRequested, a hold ClaimHeld.
+
+Every answer is what the batch wrote: a request naming a claim made earlier in the batch (the same key again)
+is answered once the batch knows whether that claim is written (`_answers`), never before.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -36,7 +41,7 @@ from prizeflow_rewards.domain.claims import (
     Refuse,
     assess,
 )
-from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError
+from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError, pending_room
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_runtime.principal import Principal
@@ -93,9 +98,18 @@ class ClaimRequest:
     correlation_id: str | None = None
 
 
-# A request's outcome: (the claim, whether this request created it), or the refusal it alone gets.
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A request the batch did not decide: a row it needs (its player's wallet or verification lock) is held by
+    another transaction, or its decision counted on a claim the batch then could not write. Decided again in a
+    transaction of its own, which waits for the player's rows (`SubmitClaim.decide(..., wait=True)`)."""
+
+    player_id: str
+
+
+# A request's outcome: (the claim, whether this request created it), the refusal it alone gets, or deferred.
 Claimed = tuple[Claim, bool]
-ClaimOutcome = Claimed | UseCaseError
+ClaimOutcome = Claimed | UseCaseError | Deferred
 
 
 @dataclass(slots=True)
@@ -141,13 +155,16 @@ class SubmitClaim:
         """One request alone: (claim, created), or its refusal raised (`ClaimError`); then nothing is written."""
         request = ClaimRequest(actor, player_id, asset, amount, destination, idempotency_key, correlation_id)
         with ledger_refusals():
-            [outcome] = await self.decide(tx, [request])
+            [outcome] = await self.decide(tx, [request], wait=True)
+        if isinstance(outcome, Deferred):  # it counted on a claim of its batch that could not be written
+            raise ClaimError(ErrorKind.UNAVAILABLE, "transaction_contended", "retry shortly; nothing was written")
         if isinstance(outcome, UseCaseError):
             raise outcome
         return outcome
 
-    async def decide(self, tx: Tx, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome]:
-        """One outcome per request, in order. Raises only for what fails the whole batch (the database)."""
+    async def decide(self, tx: Tx, requests: Sequence[ClaimRequest], *, wait: bool = False) -> list[ClaimOutcome]:
+        """One outcome per request, in order. Raises only for what fails the whole batch (the database). `wait`:
+        the requests were deferred; wait for their players' rows (up to the lock timeout) instead of deferring."""
         outcomes: list[ClaimOutcome | None] = [None] * len(requests)
         asked: list[_Asked] = []
         for i, r in enumerate(requests):
@@ -166,21 +183,42 @@ class SubmitClaim:
             else:
                 asked.append(_Asked(i, r, claim_id_for(r.player_id, r.idempotency_key), destination_key(r.destination)))
         if asked:
-            for i, outcome in (await self._decide(tx, asked)).items():
+            for i, outcome in (await self._decide(tx, asked, wait=wait)).items():
                 outcomes[i] = outcome
         assert all(o is not None for o in outcomes)
         return cast("list[ClaimOutcome]", outcomes)
 
-    async def _decide(self, tx: Tx, asked: list[_Asked]) -> dict[int, ClaimOutcome]:
+    async def _decide(self, tx: Tx, asked: list[_Asked], *, wait: bool) -> dict[int, ClaimOutcome]:
         # First the players' verification locks (shared: a verification change waits for this batch, or the batch
         # for it, so a claim never waits for a verification that already happened), with the policy and their
-        # statuses. Then the wallet row locks, which serialize each player's claims in each asset: the facts read
-        # below cannot go stale. The clearing accounts the reservations credit are taken with them, in the one
-        # global order.
-        policy, verification = await self.stores.compliance.intake(tx, sorted({a.request.player_id for a in asked}))
+        # statuses. Then the clearing accounts the reservations credit, which the whole batch needs, and the
+        # wallets, which serialize each player's claims in each asset: the facts read below cannot go stale. A
+        # batch waits for neither lock of a player that another transaction holds: that player's requests are
+        # deferred. Deferred requests (`wait`) wait for their players' rows: the wallets first without holding any
+        # account (so a stuck wallet never holds up the clearing account, and every batch with it), then all of
+        # their accounts in the one order, as any transaction does (their wallets' other claimants queue in turn).
+        players = sorted({a.request.player_id for a in asked})
         wallets = {accounts.wallet(a.request.player_id, a.request.asset) for a in asked}
-        clearings = {accounts.clearing(a.request.asset) for a in asked}
-        balances = await self.ledger.lock(tx, [*wallets, *clearings])
+        busy: set[str] = set()
+        if wait:
+            policy, verification = await self.stores.compliance.intake(tx, players)
+            await self.ledger.wait_free(tx, wallets)
+            balances = await self.ledger.lock(tx, [*wallets, *{accounts.clearing(w.asset) for w in wallets}])
+        else:
+            policy, verification, busy = await self.stores.compliance.intake_unless_busy(tx, players)
+            free = [a for a in asked if a.request.player_id not in busy]
+            balances, held = await self.ledger.lock_unless_busy(
+                tx,
+                {accounts.clearing(a.request.asset) for a in free},
+                unless_busy={accounts.wallet(a.request.player_id, a.request.asset) for a in free},
+            )
+            busy |= {wallet.owner for wallet in held}  # every request of the player: theirs stay in arrival order
+        outcomes: dict[int, ClaimOutcome] = {
+            a.index: Deferred(a.request.player_id) for a in asked if a.request.player_id in busy
+        }
+        ready = [a for a in asked if a.request.player_id not in busy]
+        if not ready:
+            return outcomes
         now = self.clock()
         facts = await self.stores.claims.intake_facts(
             tx,
@@ -193,7 +231,7 @@ class SubmitClaim:
                     a.request.destination.type.value,
                     a.destination_key,
                 )
-                for a in asked
+                for a in ready
             ],
             day=now - timedelta(days=1),
             velocity=now - timedelta(seconds=self.policy.velocity_window_s),
@@ -202,15 +240,15 @@ class SubmitClaim:
             windows=sorted(policy.windows()),
         )
         batch = _Batch(balances)
-        outcomes: dict[int, ClaimOutcome] = {}
-        for a, known in zip(asked, facts, strict=True):
+        for a, known in zip(ready, facts, strict=True):
             status = verification.get(a.request.player_id, VerificationStatus.NOT_STARTED)
             outcomes[a.index] = self._one(a, known, batch, now, policy, status)
         if batch.claims:
-            await self._reserve(tx, batch, outcomes)
+            await self._reserve(tx, batch)
         if batch.claims:
             await self.stores.claims.add_many(tx, batch.claims, batch.first_uses)
             await self.stores.outbox.stage(tx, batch.events)
+        self._answers(batch, outcomes)
         return outcomes
 
     def _one(  # noqa: PLR0917 - the request, what is known of it, and the policy it meets
@@ -224,20 +262,13 @@ class SubmitClaim:
     ) -> ClaimOutcome:
         """One request, decided in memory against the store's facts and the batch's requests before it."""
         r = a.request
-        existing = batch.made.get(a.claim_id) or known.existing
-        if existing is not None:
-            # Any difference in the request under the same key is a different claim, never the first one back.
-            if (existing.player_id, existing.asset, existing.amount, existing.destination_key) != (
-                r.player_id,
-                r.asset,
-                r.amount,
-                a.destination_key,
-            ):
-                return ClaimError(
-                    ErrorKind.CONFLICT, "idempotency_key_reused", "this Idempotency-Key was used for another claim"
-                )
-            return existing, False
+        if a.claim_id in batch.made:  # the same key earlier in this batch: answered once the batch knows its fate
+            batch.repeats.append(a)
+            return _same_key(batch.made[a.claim_id], a)
+        if known.existing is not None:
+            return _same_key(known.existing, a)
         wallet = accounts.wallet(r.player_id, r.asset)
+        clearing = accounts.clearing(r.asset)
         history = known.history
         seen = known.destination_first_seen or batch.first_seen.get((r.player_id, a.destination_key))
         facts = ClaimFacts(
@@ -253,6 +284,7 @@ class SubmitClaim:
             recent_failed=history.failed,
             routable=known.routable,
             review_all=self.policy.review_all_until is not None and now < self.policy.review_all_until,
+            room=pending_room(batch.after(wallet), batch.after(clearing)),
         )
         verdict = evaluate(
             policy,
@@ -272,6 +304,7 @@ class SubmitClaim:
         if isinstance(decision, Refuse):
             if decision.staff_detail:  # the numbers stay with staff: the player's detail names none
                 log.info("claim refused (%s): %s", decision.code.value, decision.staff_detail)
+            batch.judged.append(a)
             return self._refuse(decision.code, decision.detail)
         held = decision if isinstance(decision, Hold) else None
         correlation_id = r.correlation_id or a.claim_id
@@ -292,36 +325,109 @@ class SubmitClaim:
             policy_version=verdict.policy_version,
         )
         batch.add(claim, wallet, decision, requested_by=r.actor.user_id, source=self.source, now=now)
+        batch.maker[claim.id] = a
         return claim, True
 
-    async def _reserve(self, tx: Tx, batch: _Batch, outcomes: dict[int, ClaimOutcome]) -> None:
-        """The batch's reservations in one ledger batch. The wallet locks and the running balances make a refusal
-        unreachable (the CHECK constraint makes it safe); should one happen all the same, each reservation is
-        tried alone, in the same transaction, and only the claims whose reservation the ledger refused are
-        refused (with every claim decided after them on the same wallet, which counted on it)."""
-        try:
-            count_transfers(self.metrics, await self.ledger.apply(tx, [c.pending for c in batch.claims]))
-            batch.count(self.metrics)
-            return
-        except LedgerError:
-            pass
-        refused: dict[str, LedgerError] = {}
-        tainted: set[AccountRef] = set()
-        for claim in batch.claims:
-            wallet = claim.pending.debit
-            if wallet in tainted:
-                refused[claim.id] = LedgerError("insufficient_balance", "an earlier claim on this wallet was refused")
-                continue
+    async def _reserve(self, tx: Tx, batch: _Batch) -> None:
+        """The batch's reservations in one ledger batch. The locks and the running balances make a refusal of the
+        ledger unreachable for this batch's own claims (the CHECK constraints make it safe), but a reservation may
+        be another transaction's: the same key sent to another replica with another asset (another wallet, so no
+        lock of this batch's kept it out), committed after this batch read its facts. Whatever was not written,
+        the claims as committed are read back (one read) and those claims answered from them (`batch.elsewhere`);
+        the rest is applied again. Should the ledger still refuse, each reservation is tried alone, in the same
+        transaction, and a claim it refuses is refused with the code its cause has (`batch.refused`)."""
+        for _ in range(2):
+            try:
+                result = await self.ledger.apply(tx, [c.pending for c in batch.claims])
+            except LedgerError:
+                result = None
+            if result is not None and not result.duplicates:
+                count_transfers(self.metrics, result)
+                batch.count(self.metrics)
+                return
+            committed = await self.stores.claims.find(tx, [c.id for c in batch.claims])
+            if result is not None:  # applied, but some reservation was there already: its claim is committed
+                count_transfers(self.metrics, result)
+                already = {t.id for t in result.duplicates}
+                batch.committed_elsewhere(
+                    {c.id: committed[c.id] for c in batch.claims if c.pending.id in already and c.id in committed}
+                )
+                if any(c.pending.id in already for c in batch.claims):
+                    raise LedgerError("integrity_error", "a reservation exists without its claim")
+                batch.count(self.metrics)
+                return
+            if not committed:
+                break
+            batch.committed_elsewhere(committed)
+            if not batch.claims:
+                return
+        for claim in list(batch.claims):
             try:
                 count_transfers(self.metrics, await self.ledger.apply(tx, [claim.pending]))
             except LedgerError as err:
-                refused[claim.id] = err
-                tainted.add(wallet)
-        batch.drop(refused)
+                if err.code == "transfer_conflict" and (found := await self.stores.claims.find(tx, [claim.id])):
+                    batch.committed_elsewhere(found)
+                    continue
+                batch.refuse(claim.id, self._ledger_refusal(err))
         batch.count(self.metrics)
-        for i, outcome in list(outcomes.items()):
-            if isinstance(outcome, tuple) and outcome[1] and (why := refused.get(outcome[0].id)) is not None:
-                outcomes[i] = self._refuse(RefusalCode.INSUFFICIENT_BALANCE, why.detail)
+
+    def _ledger_refusal(self, err: LedgerError) -> ClaimError:
+        """A reservation the ledger refused, as the claim's refusal with the code the README names for its cause;
+        anything else is no refusal of the claim but a fault (it fails the batch, and halving finds its request)."""
+        if err.code == "exceeds_credits":
+            return self._refuse(RefusalCode.INSUFFICIENT_BALANCE, "the balance does not cover this claim")
+        if err.code == "amount_out_of_range":
+            return self._refuse(
+                RefusalCode.AMOUNT_OUT_OF_RANGE,
+                "this claim would take the platform's ledger past its int64 range; claim a smaller amount",
+            )
+        raise err
+
+    def _answers(self, batch: _Batch, outcomes: dict[int, ClaimOutcome]) -> None:
+        """The answers of the requests whose claim the batch did not write after all, derived from what it did:
+        a claim committed by another transaction answers its maker and every request naming it as the idempotency
+        rule says; a claim refused answers its maker, and the repeats of the same request, with its refusal; a
+        request under that key with another body, and every refusal of the rules decided after the first claim
+        not written (it counted on that claim: a balance drawn, a limit's sum), is decided again (`Deferred`)."""
+        if not batch.elsewhere and not batch.refused:
+            return
+        first = min(batch.maker[c].index for c in (*batch.elsewhere, *batch.refused))
+        for claim_id, stored in batch.elsewhere.items():
+            outcomes[batch.maker[claim_id].index] = _same_key(stored, batch.maker[claim_id])
+        for claim_id, refusal in batch.refused.items():
+            outcomes[batch.maker[claim_id].index] = refusal
+        for a in batch.repeats:
+            if a.claim_id in batch.elsewhere:
+                outcomes[a.index] = _same_key(batch.elsewhere[a.claim_id], a)
+            elif a.claim_id in batch.refused:
+                maker = batch.maker[a.claim_id]
+                same = _body(maker.request, maker.destination_key) == _body(a.request, a.destination_key)
+                outcomes[a.index] = batch.refused[a.claim_id] if same else Deferred(a.request.player_id)
+        for a in batch.judged:
+            if a.index > first:
+                outcomes[a.index] = Deferred(a.request.player_id)
+
+    async def confirm(
+        self, tx: Tx, requests: Sequence[ClaimRequest], outcomes: Sequence[ClaimOutcome]
+    ) -> list[ClaimOutcome | None]:
+        """After a COMMIT whose outcome is unknown (its connection was lost, and its transaction has ended since),
+        each request's answer as the database has it: a claim an outcome names is the answer if it is there as the
+        request asked (created as decided), `idempotency_key_reused` if another body holds its key, None if it is
+        not there (the batch wrote nothing). A refusal wrote nothing and a deferred request was not decided: those
+        stand. One read, whatever the batch."""
+        named = {o[0].id for o in outcomes if isinstance(o, tuple)}
+        stored = await self.stores.claims.find(tx, named)
+        answers: list[ClaimOutcome | None] = []
+        for r, outcome in zip(requests, outcomes, strict=True):
+            found = stored.get(outcome[0].id) if isinstance(outcome, tuple) else None
+            if not isinstance(outcome, tuple):
+                answers.append(outcome)
+            elif found is None:
+                answers.append(None)
+            else:
+                answer = _same_key(found, _Asked(-1, r, found.id, destination_key(r.destination)))
+                answers.append((found, outcome[1]) if isinstance(answer, tuple) else answer)
+        return answers
 
     def _refuse(self, code: RefusalCode, detail: str) -> ClaimError:
         if self.metrics is not None:
@@ -339,7 +445,13 @@ class _Batch:
     events: list[Envelope[Any]] = field(default_factory=list)
     first_uses: list[FirstUse] = field(default_factory=list)
     made: dict[str, Claim] = field(default_factory=dict)
-    reserved: dict[AccountRef, int] = field(default_factory=dict)
+    maker: dict[str, _Asked] = field(default_factory=dict)  # the request that made each claim
+    repeats: list[_Asked] = field(default_factory=list)  # requests naming a claim made earlier in the batch
+    judged: list[_Asked] = field(default_factory=list)  # requests the rules refused
+    elsewhere: dict[str, Claim] = field(default_factory=dict)  # made here, but committed by another transaction
+    refused: dict[str, ClaimError] = field(default_factory=dict)  # made here, but the ledger refused its reservation
+    reserved: dict[AccountRef, int] = field(default_factory=dict)  # pending debits per wallet
+    credited: dict[AccountRef, int] = field(default_factory=dict)  # pending credits per clearing account
     claimed: dict[tuple[str, str], int] = field(default_factory=dict)
     made_by: dict[str, int] = field(default_factory=dict)
     to_destination: dict[tuple[str, str], int] = field(default_factory=dict)  # (destination key, asset)
@@ -359,6 +471,8 @@ class _Batch:
         self.decisions.append(decision)
         self.made[claim.id] = claim
         self.reserved[wallet] = self.reserved.get(wallet, 0) + claim.amount
+        clearing = claim.pending.credit
+        self.credited[clearing] = self.credited.get(clearing, 0) + claim.amount
         key = (claim.player_id, claim.asset)
         self.claimed[key] = self.claimed.get(key, 0) + claim.amount
         self.made_by[claim.player_id] = self.made_by.get(claim.player_id, 0) + 1
@@ -369,14 +483,32 @@ class _Batch:
             self.first_uses.append(FirstUse(claim.player_id, claim.destination_key, now))
         self.events.extend(_events(claim, decision, requested_by=requested_by, source=source, now=now))
 
-    def drop(self, refused: Mapping[str, LedgerError]) -> None:
-        """Forget the claims whose reservation the ledger refused (the unreachable path of `_reserve`)."""
-        if not refused:
+    def after(self, account: AccountRef) -> Balance:
+        """The account's counters once the reservations decided so far are applied."""
+        b = self.balances[account]
+        return replace(
+            b,
+            debits_pending=b.debits_pending + self.reserved.get(account, 0),
+            credits_pending=b.credits_pending + self.credited.get(account, 0),
+        )
+
+    def committed_elsewhere(self, claims: Mapping[str, Claim]) -> None:
+        """These claims of the batch are another transaction's, committed: the batch writes none of them."""
+        self.elsewhere.update(claims)
+        self._drop(set(claims))
+
+    def refuse(self, claim_id: str, refusal: ClaimError) -> None:
+        """The ledger refused this claim's reservation: the batch writes nothing of it."""
+        self.refused[claim_id] = refusal
+        self._drop({claim_id})
+
+    def _drop(self, ids: set[str]) -> None:
+        if not ids:
             return
-        kept = [(c, d) for c, d in zip(self.claims, self.decisions, strict=True) if c.id not in refused]
+        kept = [(c, d) for c, d in zip(self.claims, self.decisions, strict=True) if c.id not in ids]
         self.claims = [c for c, _ in kept]
         self.decisions = [d for _, d in kept]
-        self.events = [e for e in self.events if e.subject not in refused]
+        self.events = [e for e in self.events if e.subject not in ids]
         users = {(c.player_id, c.destination_key) for c in self.claims}
         self.first_uses = [u for u in self.first_uses if (u.player_id, u.destination_key) in users]
 
@@ -389,6 +521,23 @@ class _Batch:
                 metrics.claims.labels("held").inc()
             else:
                 metrics.claims.labels("approved").inc()
+
+
+def _body(r: ClaimRequest, destination: str) -> tuple[str, str, int, str]:
+    """What one claim is, for its idempotency key: who, what, how much, where (its destination's key)."""
+    return (r.player_id, r.asset, r.amount, destination)
+
+
+def _same_key(existing: Claim, a: _Asked) -> ClaimOutcome:
+    """A request under the key of an existing claim: that claim back (not created by this request) if the request
+    is the same, else a conflict; any difference is a different claim, never the first one back."""
+    if (existing.player_id, existing.asset, existing.amount, existing.destination_key) != _body(
+        a.request, a.destination_key
+    ):
+        return ClaimError(
+            ErrorKind.CONFLICT, "idempotency_key_reused", "this Idempotency-Key was used for another claim"
+        )
+    return existing, False
 
 
 def _events(
