@@ -145,10 +145,18 @@ class Deliverer:
     # -- recording (synchronous: called by the emulator's books) ------------------------------------------------
 
     def submit(
-        self, event_id: str, event_type: str, body: bytes, endpoints: Mapping[str, str], *, copies: int | None = None
+        self,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        endpoints: Mapping[str, str],
+        *,
+        copies: int | None = None,
+        hold: bool | None = None,
     ) -> list[Delivery]:
-        """Deliveries of one event to each endpoint (id → URL), `copies` times each (default: the configured
-        duplicates); held or queued as configured."""
+        """Deliveries of one event to each endpoint (id → URL), `copies` times each, held or queued (by default as
+        configured: a redelivery asked for by hand is neither duplicated nor held)."""
+        hold = self.config.hold if hold is None else hold
         created = []
         for endpoint_id, url in endpoints.items():
             for copy in range(self.config.duplicates if copies is None else copies):
@@ -161,11 +169,11 @@ class Deliverer:
                     copy=copy,
                     body=body,
                     timestamp_offset_s=self.config.timestamp_offset_s,
-                    state=DeliveryState.HELD if self.config.hold else DeliveryState.QUEUED,
+                    state=DeliveryState.HELD if hold else DeliveryState.QUEUED,
                 )
                 self.deliveries.append(delivery)
                 created.append(delivery)
-                if self.config.hold:
+                if hold:
                     self.held.append(delivery)
                 else:
                     self._enqueue(delivery)
