@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from prizeflow_emulator_kit.admin import PREFIX
@@ -28,7 +29,9 @@ class AdminClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None, **query: str) -> Any:
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, query: Mapping[str, str] | None = None
+    ) -> Any:
         """`method /_emulator<path>?query` with a JSON body; the JSON answer, or AdminCallError."""
         target = f"{self.url}{PREFIX}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None

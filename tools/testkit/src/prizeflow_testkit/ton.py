@@ -96,7 +96,7 @@ class TonApi:
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, **query: str) -> Any:
         """`method /_emulator<path>`: its JSON answer (AdminCallError when refused)."""
-        return self._admin.call(method, path, body, **query)
+        return self._admin.call(method, path, body, query=query)
 
     def faults(self, **values: Any) -> None:
         self.call("POST", "/faults", values)
