@@ -139,6 +139,11 @@ async def test_held_deliveries_are_released_in_the_order_asked(receiver: Receive
         await asyncio.sleep(0.05)
         assert receiver.got == []
         assert [d["state"] for d in deliverer.query({"state": "held"})] == ["held"] * 6
+        (by_hand,) = deliverer.submit("evt_x", "t", body("evt_x"), {"we_1": receiver.url}, copies=1, hold=False)
+        assert by_hand.state is DeliveryState.QUEUED
+        await receiver.wait_for(1)  # a redelivery asked for by hand goes now, holding or not
+        assert receiver.events() == ["evt_x"]
+        receiver.got.clear()
         released = deliverer.release(order, seed=11)
         assert deliverer.config.hold is False
         await receiver.wait_for(6)
