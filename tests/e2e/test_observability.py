@@ -163,7 +163,7 @@ async def stellar_payout(platform: Platform, api: Api, game: GameServer, t: Traf
     """A claim paid on Stellar: payouts asks the signer, the Soroban RPC emulator lands it."""
     rpc = Rpc(platform.url("soroban-rpc"))
     account = Keypair.random().public_key
-    rpc.call("emulator_createAccount", {"account": account, "balances": {"XLM": "1", "USDC": "0"}})
+    rpc.admin.create_account(account, balances={"XLM": "1", "USDC": "0"})
     round_id, player = uid("round"), uid("p")
     t.used(round_id, player, account)
     await game.sponsored_round(

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 def stellar_destination(rpc: Rpc) -> str:
     account = Keypair.random().public_key
-    rpc.call("emulator_createAccount", {"account": account, "balances": {"XLM": "1", "USDC": "0"}})
+    rpc.admin.create_account(account, balances={"XLM": "1", "USDC": "0"})
     return account
 
 
@@ -70,7 +70,7 @@ async def paid_once_on_the_ledger(
     assert paid is not None
     assert paid["provider_type"] == "stellar"
     assert paid["tx_hash"]
-    payments = rpc.call("emulator_getPayments", {"destination": destination})
+    payments = rpc.admin.payments(destination=destination)
     assert [p["amount"] for p in payments] == [units * USDC]  # stroops: USDC has 7 decimals on Stellar too
     await wait_for(lambda: api.available(player), lambda v: v == 0)
     rewards_db = platform.procs["rewards"].database_url
@@ -93,7 +93,7 @@ async def test_claim_paid_on_stellar_signed_by_hot_key_then_by_pkcs11(
     token = SoftHsmToken.create(tmp_path_factory.mktemp("softhsm"))
     hsm_address = token.generate_key("payout-signer")
     funding = platform._base_env["PAYOUT_SOURCE_ACCOUNT"]
-    rpc.call("emulator_createAccount", {"account": funding, "signers": {hsm_address: 1}})
+    rpc.admin.create_account(funding, signers={hsm_address: 1})
     previous = platform.service_env.get("signer")
     platform.service_env["signer"] = {
         **token.env("payout-signer"),

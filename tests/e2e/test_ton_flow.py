@@ -76,7 +76,7 @@ async def test_claims_paid_in_ton_and_usdt_on_the_ton_emulator(platform: Platfor
     player = await win_and_claim(api, game, "TON", 3 * NANO, to_ton)
     await paid(api, player)
     assert ton.transfers(wallet, to_ton) == {"ton": 1, "jetton": 0}
-    assert int(ton.call("GET", "/emulator/balances", address=to_ton)["ton"]) == 3 * NANO
+    assert ton.ton_balance(to_ton) == 3 * NANO
 
     to_usdt = random_address(bounceable=True)
     player = await win_and_claim(api, game, "USDT", 25 * MICRO, to_usdt)
@@ -128,7 +128,7 @@ async def test_claims_paid_in_batches_from_the_highload_wallet(platform: Platfor
     for (asset, amount), to in zip(wins, destinations, strict=True):
         if asset == "TON":
             assert ton.transfers(highload, to) == {"ton": 1, "jetton": 0}
-            assert int(ton.call("GET", "/emulator/balances", address=to)["ton"]) == amount
+            assert ton.ton_balance(to) == amount
         else:
             assert ton.transfers(highload, to) == {"ton": 0, "jetton": 1}
             assert ton.jetton_balance(master, to) == amount

@@ -35,7 +35,10 @@ PROJECTS = sorted(
     key=lambda p: (p.parent.name != "libs", _declared(p), p.name),
 )
 # Nothing a product wheel depends on may bring these in: they are dev tooling.
-DEV_ONLY = ["prizeflow_testkit", "prizeflow_devstack", "prizeflow_soroban_emulator", "prizeflow_simulator", "pytest"]
+DEV_ONLY = [
+    "prizeflow_testkit", "prizeflow_devstack", "prizeflow_soroban_emulator", "prizeflow_emulator_kit",
+    "prizeflow_simulator", "pytest",
+]  # fmt: skip
 
 # Modules are found by walking the installed files (a directory without `__init__.py` is a namespace package
 # that pkgutil would not descend into), and imported one by one.

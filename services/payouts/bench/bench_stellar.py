@@ -91,7 +91,7 @@ async def measure(
             from stellar_sdk import Keypair
 
             kp = Keypair.random().public_key
-            rpc.call("emulator_createAccount", {"account": kp, "balances": {"XLM": "1"}})
+            rpc.admin.create_account(kp, balances={"XLM": "1"})
             dests.append(kp)
         signer = signer_process(signer_url, bootstrap, suffix, keys, tmp / "signer.log", extra={"LOG_LEVEL": "WARNING"})
         procs.append(signer.start())
@@ -151,7 +151,7 @@ async def measure(
         signed = await fetch(
             signer_url, "SELECT extract(epoch FROM decided_at) AS t FROM signer_audit WHERE decision = 'signed'"
         )
-        payments = rpc.call("emulator_getPayments", {})
+        payments = rpc.admin.payments()
         per_ledger = Counter(p["ledger"] for p in payments)
         ledgers = sorted(per_ledger)
         # Sustained: drop the ramp-up ledger and the tail (the last batches of the run).

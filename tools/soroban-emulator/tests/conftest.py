@@ -1,5 +1,5 @@
 """The emulator as a real process on a free port (the testkit's runner); tests talk JSON-RPC to it (also through
-stellar-sdk)."""
+stellar-sdk) and drive it through its `/_emulator` admin (`Rpc.admin`)."""
 
 from __future__ import annotations
 

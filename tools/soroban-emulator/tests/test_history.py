@@ -17,13 +17,15 @@ PASSPHRASE = "Prizeflow Emulator Tests ; 2025"
 
 def funded(rpc: Rpc, xlm: str = "1000") -> Keypair:
     kp = Keypair.random()
-    rpc.call("emulator_createAccount", {"account": kp.public_key, "balances": {"XLM": xlm, "USDC": "0"}})
+    rpc.admin.create_account(kp.public_key, balances={"XLM": xlm, "USDC": "0"})
     return kp
 
 
 def pay(rpc: Rpc, src: Keypair, payments: list[tuple[str, int]]) -> str:
     """Send and land one transaction of `payments` (destination, stroops of XLM); its hash."""
-    seq = int(rpc.call("emulator_getAccount", {"account": src.public_key})["sequence"]) + 1
+    found = rpc.admin.account(src.public_key)
+    assert found is not None
+    seq = int(found["sequence"]) + 1
     built = ps.build_payments(
         source_account=src.public_key,
         sequence=seq,
@@ -34,7 +36,7 @@ def pay(rpc: Rpc, src: Keypair, payments: list[tuple[str, int]]) -> str:
     env = TransactionEnvelope.from_xdr(built.envelope_xdr, PASSPHRASE)
     env.sign(src)
     assert rpc.call("sendTransaction", {"transaction": env.to_xdr()})["status"] == "PENDING"
-    rpc.call("emulator_closeLedger")
+    rpc.admin.close_ledger()
     return built.tx_hash
 
 
@@ -95,23 +97,23 @@ def test_discrepancies_change_the_listing_not_what_was_applied(emulator: Rpc) ->
         assert isinstance(txs, list)
         return {str(t["txHash"]): t for t in txs}
 
-    assert emulator.discrepancy({"kind": "amount", "reference": f"{pair}:1", "amount": 31}) == f"{pair}:1"
+    assert emulator.admin.discrepancy({"kind": "amount", "reference": f"{pair}:1", "amount": 31}) == f"{pair}:1"
     assert payments_of(by_hash()[pair]) == [(a.public_key, 20), (b.public_key, 31)]
-    assert emulator.discrepancy({"kind": "missing", "reference": f"{pair}:0"}) is None
+    assert emulator.admin.discrepancy({"kind": "missing", "reference": f"{pair}:0"}) is None
     assert payments_of(by_hash()[pair]) == [(b.public_key, 31)]  # its place kept by a no-money operation
-    assert emulator.discrepancy({"kind": "fee", "reference": single, "amount": 7}) == f"{single}:0:fee"
+    assert emulator.admin.discrepancy({"kind": "fee", "reference": single, "amount": 7}) == f"{single}:0:fee"
     assert fee_charged(by_hash()[single]) == 100 + 7
-    assert emulator.discrepancy({"kind": "missing", "reference": single}) is None
+    assert emulator.admin.discrepancy({"kind": "missing", "reference": single}) is None
     assert single not in by_hash()
     # What was applied stands: getTransaction and the movements.
     assert emulator.call("getTransaction", {"hash": single})["status"] == "SUCCESS"
-    assert [p["amount"] for p in emulator.call("emulator_getPayments", {"txHash": pair})] == [20, 30]
+    assert [p["amount"] for p in emulator.admin.payments(tx_hash=pair)] == [20, 30]
 
-    line = emulator.discrepancy({"kind": "unrequested", "amount": 5, "asset": "XLM", "destination": b.public_key})
+    line = emulator.admin.discrepancy({"kind": "unrequested", "amount": 5, "asset": "XLM", "destination": b.public_key})
     assert line is not None
     new = by_hash()[line.split(":")[0]]
     assert payments_of(new) == [(b.public_key, 5)]
-    refund = emulator.discrepancy({"kind": "reversal", "reference": f"{pair}:1"})
+    refund = emulator.admin.discrepancy({"kind": "reversal", "reference": f"{pair}:1"})
     assert refund is not None
     env = xdr.TransactionEnvelope.from_xdr(str(by_hash()[refund.split(":")[0]]["envelopeXdr"]))
     assert env.v1 is not None
@@ -129,4 +131,4 @@ def test_discrepancies_change_the_listing_not_what_was_applied(emulator: Rpc) ->
     ]
     for bad, why in cases:
         with pytest.raises(EmulatorError, match=why):
-            emulator.discrepancy(bad)
+            emulator.admin.discrepancy(bad)

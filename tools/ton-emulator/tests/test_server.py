@@ -73,7 +73,26 @@ async def test_try_locate_result_tx_answers_in_toncenter_s_shape(chain: Chain, k
     assert "not found" in doc["error"].lower()
     status, doc = await get(chain, "/api/v2/tryLocateResultTx", {**params, "created_lt": "x"})
     assert (status, doc["ok"]) == (400, False)
-    status, doc = await get(chain, "/emulator/transfers", {"wallet": WALLET, "destination": DEST})
-    assert doc["result"] == {"ton": 0, "jetton": 0}
-    status, doc = await get(chain, "/emulator/balances", {"address": WALLET, "master": MASTER})
-    assert doc["result"] == {"jetton": "5000000"}
+    status, doc = await get(chain, "/_emulator/transfers", {"wallet": WALLET, "destination": DEST})
+    assert (status, doc) == (200, {"ton": 0, "jetton": 0})
+    status, doc = await get(chain, "/_emulator/balances", {"address": WALLET, "master": MASTER})
+    assert (status, doc) == (200, {"jetton": "5000000"})
+
+
+async def test_the_admin_routes_are_under_the_one_scheme_only(chain: Chain) -> None:
+    """`/_emulator/...` (the emulator kit's), no alias left at the old `/emulator/...`."""
+    app = create_app(chain, EmulatorSettings(ton_emulator_block_ms=10**7))
+    for method, path in [
+        ("POST", "/_emulator/wallets"), ("POST", "/_emulator/jettons"), ("GET", "/_emulator/faults"),
+        ("POST", "/_emulator/faults"), ("POST", "/_emulator/blocks/produce"), ("POST", "/_emulator/clock/advance"),
+        ("GET", "/_emulator/balances"), ("GET", "/_emulator/stats"), ("GET", "/_emulator/transfers"),
+        ("POST", "/_emulator/discrepancies"), ("GET", "/_emulator/health"),
+    ]:  # fmt: skip
+        match = await app.router.resolve(make_mocked_request(method, path, app=app))
+        assert match.http_exception is None, (method, path)
+    for method, path in [("POST", "/emulator/faults"), ("GET", "/emulator/stats"), ("POST", "/emulator/wallets")]:
+        match = await app.router.resolve(make_mocked_request(method, path, app=app))
+        assert match.http_exception is not None
+        assert match.http_exception.status == 404
+    status, doc = await get(chain, "/_emulator/faults", {})
+    assert (status, doc["outage"], doc["frozen_jetton_owners"]) == (200, False, [])

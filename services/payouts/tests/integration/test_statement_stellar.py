@@ -120,15 +120,15 @@ async def _check(s: Stack, provider: StellarPayoutProvider, db: str, since: date
     elsewhere = Keypair.random().public_key
     stranger = dests[-1]
     got = {
-        "missing": s.rpc.discrepancy({"kind": "missing", "reference": ref(missing)}),
-        "amount": s.rpc.discrepancy({"kind": "amount", "reference": ref(amount), "amount": 123}),
-        "destination": s.rpc.discrepancy(
+        "missing": s.rpc.admin.discrepancy({"kind": "missing", "reference": ref(missing)}),
+        "amount": s.rpc.admin.discrepancy({"kind": "amount", "reference": ref(amount), "amount": 123}),
+        "destination": s.rpc.admin.discrepancy(
             {"kind": "destination", "reference": ref(destination), "destination": elsewhere}
         ),
-        "duplicate": s.rpc.discrepancy({"kind": "duplicate", "reference": ref(duplicate)}),
-        "reversal": s.rpc.discrepancy({"kind": "reversal", "reference": ref(reversal)}),
-        "fee": s.rpc.discrepancy({"kind": "fee", "reference": ref(fee), "amount": 5_000}),
-        "unrequested": s.rpc.discrepancy(
+        "duplicate": s.rpc.admin.discrepancy({"kind": "duplicate", "reference": ref(duplicate)}),
+        "reversal": s.rpc.admin.discrepancy({"kind": "reversal", "reference": ref(reversal)}),
+        "fee": s.rpc.admin.discrepancy({"kind": "fee", "reference": ref(fee), "amount": 5_000}),
+        "unrequested": s.rpc.admin.discrepancy(
             {"kind": "unrequested", "amount": 777, "asset": "XLM", "destination": stranger}
         ),
     }

@@ -61,7 +61,7 @@ async def test_faults_and_a_killed_signer_never_pay_twice(
                 assert row["last_error_code"], key
         assert max(paid.values()) == 1  # never twice, whatever happened
         assert sum(1 for v in final.values() if v == "paid") == 40, await s.dump()
-        counters = s.rpc.call("emulator_stats", {})["counters"]
+        counters = s.rpc.admin.stats()["counters"]
         assert counters.get("dropped_after_accept", 0) > 0
         assert counters.get("send_try_again_later", 0) > 0
         assert counters.get("send_error_txBAD_SEQ", 0) > 0

@@ -101,7 +101,7 @@ async def test_build_only_stores_unsigned_xdr_and_submits_nothing(
         assert env.transaction.preconditions.time_bounds is not None
         assert env.transaction.preconditions.time_bounds.max_time > 0
         await asyncio.sleep(1.0)
-        counters = s.rpc.call("emulator_stats", {})["counters"]
+        counters = s.rpc.admin.stats()["counters"]
         assert not any(k.startswith("send_") for k in counters), counters  # nothing submitted
         assert s.payments() == []
         states = await fetch(db, "SELECT state FROM payouts")
@@ -177,7 +177,9 @@ async def test_100_concurrent_payouts_from_one_source_account(
         assert landed == list(range(landed[0], landed[0] + len(landed)))  # consecutive, no collision, no gap
         live = [(t["lane"], t["sequence"]) for t in txs if t["state"] not in ("dead", "refused")]
         assert len(live) == len(set(live))
-        ledger_seq = s.rpc.call("emulator_getAccount", {"account": s.keys.funding.public_key})["sequence"]
+        funding = s.rpc.admin.account(s.keys.funding.public_key)
+        assert funding is not None
+        ledger_seq = funding["sequence"]
         assert ledger_seq == landed[-1]
 
 

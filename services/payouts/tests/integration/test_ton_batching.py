@@ -835,7 +835,7 @@ async def test_the_client_locates_the_destination_s_jetton_wallet_transaction_ov
     client = ToncenterClient(base, api_key=None, timeout_s=5)
     try:
         frozen = {"frozen_jetton_owners": [dest]}
-        async with ClientSession() as session, session.post(f"{base}/emulator/faults", json=frozen) as resp:
+        async with ClientSession() as session, session.post(f"{base}/_emulator/faults", json=frozen) as resp:
             assert resp.status == 200, await resp.text()
         transfer = Transfer(
             kind=TransferKind.JETTON, destination=dest, amount=1_000_000, bounce=True, jetton_wallet=jetton_wallet,

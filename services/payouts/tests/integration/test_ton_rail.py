@@ -83,7 +83,7 @@ async def test_expiry_rebuilds_with_the_same_seqno_and_a_bounced_jetton_moves_no
 
         # -- our jetton wallet is short: bounced, nothing moved, retried; funded: paid once ----------------------
         owner = {"master": s.keys.jetton_master, "owner": s.keys.wallet, "jetton_wallet": s.keys.jetton_wallet}
-        s.api.call("POST", "/emulator/jettons", {**owner, "balance": 0})
+        s.api.call("POST", "/jettons", {**owner, "balance": 0})
         dest = random_address(bounceable=True)
         key = f"ton-jet-{uuid.uuid4().hex[:8]}"
         payout_id = await request_payout(
@@ -102,7 +102,7 @@ async def test_expiry_rebuilds_with_the_same_seqno_and_a_bounced_jetton_moves_no
             timeout=60,
         )
         assert s.api.jetton_balance(s.keys.jetton_master, dest) == 0
-        s.api.call("POST", "/emulator/jettons", {**owner, "balance": 10**9})
+        s.api.call("POST", "/jettons", {**owner, "balance": 10**9})
         await eventually(lambda: state_of(db, key), lambda st: st == "paid", timeout=60)
         assert s.api.transfers(s.keys.wallet, dest) == {"ton": 0, "jetton": 1}
         assert s.api.jetton_balance(s.keys.jetton_master, dest) == 7_000_000
@@ -233,11 +233,11 @@ async def test_a_highload_batch_pays_mixed_ton_and_usdt_once_through_a_lost_answ
         settings_overrides={"payouts_max_attempts": 20, "payouts_reconcile_interval_ms": 1000},
     ) as s:
         # The wallet holds 10 TON (and USDT for one transfer of two); re-created before anything was sent.
-        s.api.call("POST", "/emulator/wallets", {"address": s.wallet, "public_key": s.keys.public_key_hex,
+        s.api.call("POST", "/wallets", {"address": s.wallet, "public_key": s.keys.public_key_hex,
                                                  "balance": 10 * NANO, "type": "highload_v3",
                                                  "timeout": HIGHLOAD_TIMEOUT_S})  # fmt: skip
         owner = {"master": s.keys.jetton_master, "owner": s.wallet, "jetton_wallet": s.jetton_wallet}
-        s.api.call("POST", "/emulator/jettons", {**owner, "balance": 10_000_000})
+        s.api.call("POST", "/jettons", {**owner, "balance": 10_000_000})
         s.api.faults(lost_response_rate=1.0)  # the first sendBoc is accepted, its answer lost
         dests = [random_address(bounceable=i % 2 == 1) for i in range(6)]
         wanted = [("TON", NANO, dests[0]), ("USDT", 6_000_000, dests[1]), ("TON", 2 * NANO, dests[2]),
@@ -281,10 +281,10 @@ async def test_a_highload_batch_pays_mixed_ton_and_usdt_once_through_a_lost_answ
         assert first["sends"] >= 1
         assert first["state"] == "landed"
         # Funded: the failed ones are retried by the worker and paid by a later batch, once.
-        s.api.call("POST", "/emulator/wallets", {"address": s.wallet, "public_key": s.keys.public_key_hex,
+        s.api.call("POST", "/wallets", {"address": s.wallet, "public_key": s.keys.public_key_hex,
                                                  "balance": 1_000 * NANO, "type": "highload_v3",
                                                  "timeout": HIGHLOAD_TIMEOUT_S})  # fmt: skip
-        s.api.call("POST", "/emulator/jettons", {**owner, "balance": 10**9})
+        s.api.call("POST", "/jettons", {**owner, "balance": 10**9})
         await eventually(settled, lambda st: st == ["paid"] * 6, timeout=90)
         for i, (asset, amount, dest) in enumerate(wanted):
             assert s.api.transfers(s.wallet, dest) == ({"ton": 1, "jetton": 0} if asset == "TON" else
@@ -349,4 +349,4 @@ async def test_a_ton_payout_to_an_uninitialised_wallet_is_sent_non_bounceable_an
         [row] = await fetch(db, "SELECT state, bounce FROM ton_payouts WHERE payout_id = $1", payout_id)
         assert (row["state"], row["bounce"]) == ("paid", False)
         assert s.api.counter("native_bounced") == 0
-        assert int(s.api.call("GET", "/emulator/balances", address=dest)["ton"]) == NANO // 2
+        assert s.api.ton_balance(dest) == NANO // 2

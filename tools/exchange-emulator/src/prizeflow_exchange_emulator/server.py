@@ -12,20 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import struct
-import time
-from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from aiohttp import web
 
+from prizeflow_emulator_kit.admin import Admin, AdminError
+from prizeflow_emulator_kit.faults import FaultKind, FaultRule, Faults
+from prizeflow_emulator_kit.requests import RequestEntry, RequestLog
+from prizeflow_emulator_kit.strike import strike
 from prizeflow_exchange_emulator.discrepancies import DiscrepancyError, inject
-from prizeflow_exchange_emulator.faults import FaultKind, Faults
 from prizeflow_exchange_emulator.settings import EmulatorSettings, WhitelistEntry
 from prizeflow_exchange_emulator.signing import verify
-from prizeflow_exchange_emulator.state import Account, ExchangeError, now
+from prizeflow_exchange_emulator.state import Account, ExchangeError, Withdrawal, now
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +35,26 @@ HISTORY = "/sapi/v1/capital/withdraw/history"
 COINS = "/sapi/v1/capital/config/getall"
 
 
+FAULT_KINDS = (
+    FaultKind.CONNECTION_RESET,  # cut before the request is processed: nothing happened
+    FaultKind.RATE_LIMIT,  # 429 -1003, not processed
+    FaultKind.SERVER_ERROR,  # 503 -1001, not processed (the client cannot know that)
+    FaultKind.SERVER_ERROR_AFTER_SUCCESS,  # processed, then answered 502
+    FaultKind.TIMEOUT_AFTER_SUCCESS,  # processed, the answer held back `delay_ms`
+    FaultKind.DROP_AFTER_SUCCESS,  # processed, then the connection is cut
+)
+
+
 @dataclass
-class RequestEntry:
-    method: str
-    path: str
-    at: float
+class ExchangeRequest(RequestEntry):
     params: dict[str, str] = field(default_factory=dict)  # signed parameters, the signature left out
-    status: int | None = None
-    fault: str | None = None
 
 
 class Emulator:
     def __init__(self, settings: EmulatorSettings) -> None:
         self.settings = settings
-        self.requests: deque[RequestEntry] = deque(maxlen=100_000)
-        self.faults = Faults()
+        self.requests: RequestLog[ExchangeRequest] = RequestLog()
+        self.faults = Faults(FAULT_KINDS)
         self.account = self._new_account()
         self._settler: asyncio.Task[None] | None = None
 
@@ -63,7 +69,7 @@ class Emulator:
     def reset(self) -> None:
         self.account = self._new_account()
         self.requests.clear()
-        self.faults.clear()
+        self.faults.reset()
 
     def settle_due(self) -> int:
         t = now()
@@ -93,37 +99,17 @@ class Emulator:
 
     # -- the API ------------------------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path, method = request.path, request.method
-        entry = RequestEntry(method, path, time.time())
-        self.requests.append(entry)
-        fault = self.faults.take(method, path)
-        if fault is not None:
-            entry.fault = fault.kind.value
-            if fault.kind is FaultKind.CONNECTION_RESET:
-                _reset_connection(request)
-                return _finish(entry, web.Response(status=499))
-            if fault.kind is FaultKind.RATE_LIMIT:
-                return _finish(entry, _error(ExchangeError(429, -1003, "Too many requests; please use the websocket.")))
-            if fault.kind is FaultKind.SERVER_ERROR:
-                return _finish(
-                    entry, _error(ExchangeError(503, -1001, "Internal error; unable to process your request."))
-                )
-        try:
-            response = await self._route(request, entry)
-        except ExchangeError as err:
-            response = _error(err)
-        if fault is not None and fault.kind.after_processing:
-            if fault.kind is FaultKind.DROP_AFTER_SUCCESS:
-                _reset_connection(request)
-                return _finish(entry, web.Response(status=499))
-            if fault.kind is FaultKind.SERVER_ERROR_AFTER_SUCCESS:
-                return _finish(
-                    entry, _error(ExchangeError(502, -1001, "Internal error; unable to process your request."))
-                )
-            await asyncio.sleep(fault.delay_ms / 1000)  # the fault itself: the answer comes after the client gave up
-        return _finish(entry, response)
+        entry = self.requests.record(ExchangeRequest(request.method, request.path))
 
-    async def _route(self, request: web.Request, entry: RequestEntry) -> web.StreamResponse:  # noqa: PLR0911 - a routing table
+        async def carry_out() -> web.StreamResponse:
+            try:
+                return await self._route(request, entry)
+            except ExchangeError as err:
+                return _error(err)
+
+        return await strike(self.faults.take(request.method, request.path), request, carry_out, _refusal, entry)
+
+    async def _route(self, request: web.Request, entry: ExchangeRequest) -> web.StreamResponse:  # noqa: PLR0911 - a routing table
         path, method = request.path, request.method
         if method == "GET" and path == "/api/v3/exchangeInfo":
             return web.json_response(
@@ -172,156 +158,114 @@ class Emulator:
 
     # -- the admin API ------------------------------------------------------------------------------------------
     def install_admin(self, app: web.Application) -> None:
-        r = app.router
-        r.add_post("/_emulator/reset", self._reset)
-        r.add_get("/_emulator/withdrawals", self._withdrawals)
-        r.add_post("/_emulator/withdrawals/{id}/settle", self._settle)
-        r.add_post("/_emulator/withdrawals/{id}/reverse", self._reverse)
-        r.add_post("/_emulator/whitelist", self._whitelist_add)
-        r.add_delete("/_emulator/whitelist", self._whitelist_clear)
-        r.add_post("/_emulator/balances", self._balances)
-        r.add_get("/_emulator/balances", self._balances_get)
-        r.add_post("/_emulator/networks/{coin}/{network}", self._network)
-        r.add_post("/_emulator/history-lag", self._history_lag)
-        r.add_post("/_emulator/faults", self._fault)
-        r.add_delete("/_emulator/faults", self._faults_clear)
-        r.add_get("/_emulator/requests", self._requests)
-        r.add_post("/_emulator/discrepancies", self._discrepancy)
+        admin = Admin(errors=_admin_error)
+        for method, path, handler in [
+            ("POST", "/reset", self._reset),
+            ("GET", "/withdrawals", self._withdrawals),
+            ("POST", "/withdrawals/{id}/settle", self._settle),
+            ("POST", "/withdrawals/{id}/reverse", self._reverse),
+            ("POST", "/whitelist", self._whitelist_add),
+            ("DELETE", "/whitelist", self._whitelist_clear),
+            ("POST", "/balances", self._balances),
+            ("GET", "/balances", self._balances_get),
+            ("POST", "/networks/{coin}/{network}", self._network),
+            ("POST", "/history-lag", self._history_lag),
+            ("POST", "/discrepancies", self._discrepancy),
+        ]:
+            admin.route(method, path, handler)
+        admin.faults(self.faults)
+        admin.requests(self.requests)
+        admin.install(app)
 
-    async def _reset(self, _r: web.Request) -> web.Response:
+    def _reset(self, _r: web.Request, _body: dict[str, Any]) -> Any:
         self.reset()
-        return web.json_response({"ok": True})
+        return {"status": "reset"}
 
-    async def _withdrawals(self, _r: web.Request) -> web.Response:
-        return web.json_response(
-            [w.to_json() | {"requested": str(w.amount)} for w in self.account.withdrawals.values()]
+    def _withdrawals(self, _r: web.Request, _body: dict[str, Any]) -> Any:
+        return [w.to_json() | {"requested": str(w.amount)} for w in self.account.withdrawals.values()]
+
+    def _settle(self, request: web.Request, body: dict[str, Any]) -> Any:
+        return self._move(
+            lambda: self.account.settle(request.match_info["id"], str(body.get("outcome", "completed")), now())
         )
 
-    async def _settle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        try:
-            w = self.account.settle(request.match_info["id"], str(body.get("outcome", "completed")), now())
-        except KeyError:
-            return web.json_response({"error": "no such withdrawal"}, status=404)
-        except ValueError as err:
-            return web.json_response({"error": str(err)}, status=409)
-        return web.json_response(w.to_json())
+    def _reverse(self, request: web.Request, body: dict[str, Any]) -> Any:
+        return self._move(
+            lambda: self.account.reverse(request.match_info["id"], str(body.get("outcome", "failure")), now())
+        )
 
-    async def _reverse(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    @staticmethod
+    def _move(move: Callable[[], Withdrawal]) -> Any:
+        """A withdrawal settled or reversed: 404 for an unknown one, 409 for a move its status forbids."""
         try:
-            w = self.account.reverse(request.match_info["id"], str(body.get("outcome", "failure")), now())
+            return move().to_json()
         except KeyError:
-            return web.json_response({"error": "no such withdrawal"}, status=404)
+            raise AdminError("no such withdrawal", status=404) from None
         except ValueError as err:
-            return web.json_response({"error": str(err)}, status=409)
-        return web.json_response(w.to_json())
+            raise AdminError(str(err), status=409) from None
 
-    async def _whitelist_add(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    def _whitelist_add(self, _r: web.Request, body: dict[str, Any]) -> Any:
         if "enabled" in body:
             self.account.whitelist_enabled = bool(body["enabled"])
         if body.get("address"):
             self.account.whitelist.add(WhitelistEntry(str(body["network"]), str(body["address"]), body.get("tag")))
-        return web.json_response({"entries": len(self.account.whitelist), "enabled": self.account.whitelist_enabled})
+        return {"entries": len(self.account.whitelist), "enabled": self.account.whitelist_enabled}
 
-    async def _whitelist_clear(self, _r: web.Request) -> web.Response:
+    def _whitelist_clear(self, _r: web.Request, _body: dict[str, Any]) -> Any:
         self.account.whitelist.clear()
-        return web.json_response({"entries": 0})
+        return {"entries": 0}
 
-    async def _balances(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    def _balances(self, request: web.Request, body: dict[str, Any]) -> Any:
         try:
             for coin, amount in body.items():
                 self.account.balances[str(coin)] = Decimal(str(amount))
         except InvalidOperation:
-            return web.json_response({"error": "amounts are decimal strings"}, status=400)
-        return await self._balances_get(request)
+            raise AdminError("amounts are decimal strings") from None
+        return self._balances_get(request, body)
 
-    async def _balances_get(self, _r: web.Request) -> web.Response:
-        return web.json_response({c: str(v) for c, v in self.account.balances.items()})
+    def _balances_get(self, _r: web.Request, _body: dict[str, Any]) -> Any:
+        return {c: str(v) for c, v in self.account.balances.items()}
 
-    async def _network(self, request: web.Request) -> web.Response:
+    def _network(self, request: web.Request, body: dict[str, Any]) -> Any:
         """Change one network: `withdraw_enable` (suspend or resume withdrawals), `withdraw_fee`, `withdraw_min`."""
-        body = await request.json()
         try:
             net = self.account.network(request.match_info["coin"], request.match_info["network"])
         except ExchangeError:
-            return web.json_response({"error": "no such network"}, status=404)
+            raise AdminError("no such network", status=404) from None
         if "withdraw_enable" in body:
             net.withdraw_enable = bool(body["withdraw_enable"])
         for name in ("withdraw_fee", "withdraw_min", "withdraw_max"):
             if name in body:
                 setattr(net, name, Decimal(str(body[name])))
-        return web.json_response(net.to_json())
+        return net.to_json()
 
-    async def _history_lag(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    def _history_lag(self, _r: web.Request, body: dict[str, Any]) -> Any:
         self.account.history_lag_s = float(body.get("ms", 0)) / 1000
-        return web.json_response({"ms": int(self.account.history_lag_s * 1000)})
+        return {"ms": int(self.account.history_lag_s * 1000)}
 
-    async def _fault(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        try:
-            rule = self.faults.add(
-                str(body["kind"]),
-                method=str(body.get("method", "*")),
-                path_prefix=str(body.get("path_prefix", "/")),
-                count=int(body.get("count", 1)),
-                delay_ms=int(body.get("delay_ms", 30_000)),
-            )
-        except (KeyError, ValueError) as err:
-            return web.json_response({"error": str(err)}, status=400)
-        return web.json_response(rule.to_json())
-
-    async def _faults_clear(self, _r: web.Request) -> web.Response:
-        self.faults.clear()
-        return web.json_response({"ok": True})
-
-    async def _discrepancy(self, request: web.Request) -> web.Response:
+    def _discrepancy(self, _r: web.Request, body: dict[str, Any]) -> Any:
         """A discrepancy shown in the withdrawal history (see `discrepancies`): 201 with the statement line id."""
-        try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise DiscrepancyError(400, "the body is a JSON object")
-            line_id = inject(self.account, body, now())
-        except DiscrepancyError as err:
-            return web.json_response({"error": str(err)}, status=err.status)
-        except ExchangeError as err:
-            return web.json_response({"error": err.msg}, status=400)
-        except ValueError:
-            return web.json_response({"error": "the body is a JSON object"}, status=400)
-        return web.json_response({"line_id": line_id}, status=201)
-
-    async def _requests(self, request: web.Request) -> web.Response:
-        method, path = request.query.get("method"), request.query.get("path")
-        chosen = [
-            asdict(e)
-            for e in self.requests
-            if (method is None or e.method == method.upper()) and (path is None or e.path == path)
-        ]
-        counts = Counter(f"{e.method} {e.path}" for e in self.requests)
-        return web.json_response({"requests": chosen, "counts": dict(counts)})
+        return web.json_response({"line_id": inject(self.account, body, now())}, status=201)
 
 
-def _finish(entry: RequestEntry, response: web.StreamResponse) -> web.StreamResponse:
-    entry.status = response.status
-    return response
+def _admin_error(err: Exception) -> web.StreamResponse | None:
+    if isinstance(err, DiscrepancyError):
+        return web.json_response({"error": str(err)}, status=err.status)
+    if isinstance(err, ExchangeError):
+        return web.json_response({"error": err.msg}, status=400)
+    return None
+
+
+def _refusal(fault: FaultRule) -> web.Response:
+    if fault.kind is FaultKind.RATE_LIMIT:
+        return _error(ExchangeError(429, -1003, "Too many requests; please use the websocket."))
+    if fault.kind is FaultKind.SERVER_ERROR_AFTER_SUCCESS:
+        return _error(ExchangeError(502, -1001, "Internal error; unable to process your request."))
+    return _error(ExchangeError(503, -1001, "Internal error; unable to process your request."))
 
 
 def _error(err: ExchangeError) -> web.Response:
     return web.json_response({"code": err.code, "msg": err.msg}, status=err.status)
-
-
-def _reset_connection(request: web.Request) -> None:
-    """Cut the TCP connection with a RST (SO_LINGER 0), as a load balancer dropping it would."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
 
 
 EMULATOR_KEY = web.AppKey("emulator", Emulator)
@@ -331,12 +275,7 @@ def create_app(emulator: Emulator) -> web.Application:
     app = web.Application(client_max_size=256 * 1024)
     app[EMULATOR_KEY] = emulator
 
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
     emulator.install_admin(app)
-    app.router.add_get("/health/live", health)
-    app.router.add_get("/health/ready", health)
     app.router.add_route("*", "/api/{tail:.*}", emulator.handle)
     app.router.add_route("*", "/sapi/{tail:.*}", emulator.handle)
     app.on_startup.append(emulator.start)
@@ -344,4 +283,4 @@ def create_app(emulator: Emulator) -> web.Application:
     return app
 
 
-__all__ = ["COINS", "EMULATOR_KEY", "HISTORY", "WITHDRAW", "Emulator", "RequestEntry", "create_app"]
+__all__ = ["COINS", "EMULATOR_KEY", "FAULT_KINDS", "HISTORY", "WITHDRAW", "Emulator", "ExchangeRequest", "create_app"]

@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
+from prizeflow_emulator_kit.settings import SettingsError, env_int, env_port
 
 
 @dataclass(frozen=True)
@@ -50,26 +48,13 @@ class EmulatorSettings:
             api_key=key,
             api_secret=secret,
             host=env.get("EXCHANGE_EMULATOR_HOST", "127.0.0.1"),
-            port=_int(env, "EXCHANGE_EMULATOR_PORT", 12112, 0, 65535),
+            port=env_port(env, "EXCHANGE_EMULATOR_PORT", 12112),
             balances=balances(env.get("EXCHANGE_EMULATOR_BALANCES", "")),
             whitelist=whitelist(env.get("EXCHANGE_EMULATOR_WHITELIST", "")),
             whitelist_enabled=env.get("EXCHANGE_EMULATOR_WHITELIST_ENABLED", "true").lower() != "false",
-            auto_settle_ms=_int(env, "EXCHANGE_EMULATOR_AUTO_SETTLE_MS", 0, 0, 86_400_000),
-            history_lag_ms=_int(env, "EXCHANGE_EMULATOR_HISTORY_LAG_MS", 0, 0, 86_400_000),
+            auto_settle_ms=env_int(env, "EXCHANGE_EMULATOR_AUTO_SETTLE_MS", 0, 0, 86_400_000),
+            history_lag_ms=env_int(env, "EXCHANGE_EMULATOR_HISTORY_LAG_MS", 0, 0, 86_400_000),
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from err
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be within [{low}, {high}], got {value}")
-    return value
 
 
 def balances(raw: str) -> dict[str, Decimal]:

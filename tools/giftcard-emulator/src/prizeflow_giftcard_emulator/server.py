@@ -5,22 +5,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from prizeflow_giftcard_emulator.faults import FaultKind, Faults
+from prizeflow_emulator_kit.admin import Admin, AdminError
+from prizeflow_emulator_kit.faults import FaultKind, FaultRule, Faults
+from prizeflow_emulator_kit.requests import RequestEntry, RequestLog
+from prizeflow_emulator_kit.strike import strike
+from prizeflow_emulator_kit.webhooks import DeliveryConfig, ReleaseOrder
 from prizeflow_giftcard_emulator.settings import EmulatorSettings
 from prizeflow_giftcard_emulator.state import ApiError, Outcome, Store
-from prizeflow_giftcard_emulator.webhooks import Deliverer, WebhookConfig
+from prizeflow_giftcard_emulator.webhooks import GiftCardDeliverer, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 API = "/api/v2"
+FAULT_KINDS = (
+    FaultKind.SERVER_ERROR,  # 500, not processed
+    FaultKind.RATE_LIMIT,  # 429, not processed
+    FaultKind.CONNECTION_RESET,  # cut before processing
+    FaultKind.TIMEOUT_AFTER_SUCCESS,  # processed and stored, the answer held back `delay_ms`
+)
 
 
 def json_default(value: Any) -> Any:
@@ -30,34 +38,31 @@ def json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, default=json_default, separators=(",", ":"))
+
+
 def dump(doc: Any, status: int = 200) -> web.Response:
-    text = json.dumps(doc, default=json_default, separators=(",", ":"))
-    return web.Response(status=status, text=text, content_type="application/json")
+    return web.Response(status=status, text=dumps(doc), content_type="application/json")
 
 
 @dataclass
-class RequestEntry:
-    method: str
-    path: str
-    external_id: str | None
-    at: float
-    status: int | None = None
-    fault: str | None = None
+class GiftCardRequest(RequestEntry):
+    external_id: str | None = None  # of an order (also of a call a fault answered)
 
 
 class Emulator:
     def __init__(self, settings: EmulatorSettings) -> None:
         self.settings = settings
-        self.faults = Faults()
-        self.requests: deque[RequestEntry] = deque(maxlen=100_000)
-        self.deliverer = Deliverer(
-            WebhookConfig(
-                url=settings.webhook_url,
-                private_key=settings.webhook_private_key,
+        self.faults = Faults(FAULT_KINDS, path_prefixes=(API,))
+        self.requests: RequestLog[GiftCardRequest] = RequestLog()
+        self.deliverer = GiftCardDeliverer(
+            WebhookEndpoint(url=settings.webhook_url, private_key=settings.webhook_private_key),
+            DeliveryConfig(
                 retry_base_ms=settings.webhook_retry_base_ms,
                 max_attempts=settings.webhook_max_attempts,
                 timeout_ms=settings.webhook_timeout_ms,
-            )
+            ),
         )
         self.store = self._new_store()
         self._ticker: asyncio.Task[None] | None = None
@@ -71,14 +76,14 @@ class Emulator:
             approvals_required=s.approvals_required,
             links_for_email=s.links_for_email,
             base_url=f"http://{s.host}:{s.port}",
-            listener=self.deliverer.submit,
+            listener=self.deliverer.on_event,
         )
 
     def reset(self) -> None:
         self.store = self._new_store()
-        self.faults.clear()
+        self.faults.reset()
         self.requests.clear()
-        self.deliverer.held.clear()
+        self.deliverer.reset()
         self.deliverer.config.duplicates, self.deliverer.config.hold = 1, False
 
     async def start(self) -> None:
@@ -89,7 +94,7 @@ class Emulator:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await self.deliverer.stop()
+        await self.deliverer.close()
 
     async def _tick(self) -> None:
         while True:
@@ -104,36 +109,28 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         passed: web.StreamResponse = await handler(request)
         return passed
     em: Emulator = request.app["emulator"]
-    entry = RequestEntry(request.method, request.path, None, time.time())
-    em.requests.append(entry)
+    entry = em.requests.record(GiftCardRequest(request.method, request.path))
     auth = request.headers.get("Authorization", "")
     if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in em.settings.api_keys:
         entry.status = 401
         return dump(ApiError(401, "Authentication failed").to_json(), 401)
     if request.method == "POST" and request.path == f"{API}/orders":
         entry.external_id = _external_id(await request.read())
-    fault = em.faults.take(request.method, request.path)
-    if fault is not None:
-        entry.fault = fault.kind.value
-        if fault.kind is FaultKind.SERVER_ERROR:
-            entry.status = 500
-            return dump(ApiError(500, "Internal server error").to_json(), 500)
-        if fault.kind is FaultKind.RATE_LIMIT:
-            entry.status = 429
-            return dump(ApiError(429, "Too many requests").to_json(), 429)
-        if fault.kind is FaultKind.CONNECTION_RESET:
-            if request.transport is not None:
-                request.transport.close()
-            raise asyncio.CancelledError
-    try:
-        response: web.StreamResponse = await handler(request)
-    except ApiError as err:
-        entry.status = err.status
-        return dump(err.to_json(), err.status)
-    entry.status = response.status
-    if fault is not None and fault.kind.after_processing:
-        await asyncio.sleep(fault.delay_ms / 1000)  # the answer comes too late: the client has given up
-    return response
+
+    async def carry_out() -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+        except ApiError as err:
+            return dump(err.to_json(), err.status)
+        return response
+
+    return await strike(em.faults.take(request.method, request.path), request, carry_out, _refusal, entry)
+
+
+def _refusal(fault: FaultRule) -> web.Response:
+    if fault.kind is FaultKind.RATE_LIMIT:
+        return dump(ApiError(429, "Too many requests").to_json(), 429)
+    return dump(ApiError(500, "Internal server error").to_json(), 500)
 
 
 def _external_id(raw: bytes) -> str | None:
@@ -193,161 +190,75 @@ async def decide(request: web.Request, *, approve: bool) -> web.Response:
 
 
 # -- /_emulator ---------------------------------------------------------------------------------------------------
-async def health(request: web.Request) -> web.Response:
-    return dump({"ok": True})
+def install_admin(em: Emulator, app: web.Application) -> None:
+    admin = Admin(errors=_api_error, dumps=dumps)
 
+    def reset(_request: web.Request, _body: dict[str, Any]) -> Any:
+        em.reset()
+        return {"status": "reset"}
 
-async def reset(request: web.Request) -> web.Response:
-    request.app["emulator"].reset()
-    return dump({"ok": True})
+    def steer(_request: web.Request, body: dict[str, Any]) -> Any:
+        em.store.recipients[str(body["email"]).lower()] = Outcome(body.get("outcome", "deliver"))
+        return {"ok": True}
 
+    def approve(request: web.Request, _body: dict[str, Any]) -> Any:
+        return {"order": em.store.approve(request.match_info["id"]).to_json()}
 
-async def admin_json(request: web.Request) -> dict[str, Any]:
-    try:
-        doc = json.loads(await request.read() or b"{}")
-    except ValueError:
-        raise web.HTTPBadRequest(text="not JSON") from None
-    if not isinstance(doc, dict):
-        raise web.HTTPBadRequest(text="a JSON object")
-    return doc
+    def reject(request: web.Request, _body: dict[str, Any]) -> Any:
+        return {"order": em.store.reject(request.match_info["id"]).to_json()}
 
+    def fail_delivery(request: web.Request, _body: dict[str, Any]) -> Any:
+        return {"reward": em.store.fail_delivery(request.match_info["id"]).to_json()}
 
-async def steer(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    doc = await admin_json(request)
-    try:
-        em.store.recipients[str(doc["email"]).lower()] = Outcome(doc.get("outcome", "deliver"))
-    except (KeyError, ValueError) as err:
-        raise web.HTTPBadRequest(text=f"email and outcome ({err})") from None
-    return dump({"ok": True})
+    def cancel_delivered(request: web.Request, _body: dict[str, Any]) -> Any:
+        return {"reward": em.store.cancel_delivered(request.match_info["id"]).to_json()}
 
+    def bounce_after_delivery(request: web.Request, _body: dict[str, Any]) -> Any:
+        return {"reward": em.store.bounce_after_delivery(request.match_info["id"]).to_json()}
 
-async def admin_decide(request: web.Request, *, approve: bool) -> web.Response:
-    try:
-        return await decide(request, approve=approve)
-    except ApiError as err:
-        return dump(err.to_json(), err.status)
+    def events(request: web.Request, _body: dict[str, Any]) -> Any:
+        kind = request.query.get("event")
+        chosen = [e for e in em.store.events if kind is None or e.event == kind]
+        return {"events": [{**e.to_json(), "order_id": e.order_id} for e in chosen]}
 
+    def redeliver(request: web.Request, _body: dict[str, Any]) -> Any:
+        """One event delivered again now (a duplicate, or a late one: out of order)."""
+        wanted = request.match_info["uuid"]
+        found = next((e for e in em.store.events if e.uuid == wanted), None)
+        if found is None:
+            raise AdminError("no such event", status=404)
+        em.deliverer.redeliver(found)
+        return {"ok": True}
 
-async def fail_delivery(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    try:
-        return dump({"reward": em.store.fail_delivery(request.match_info["id"]).to_json()})
-    except ApiError as err:
-        return dump(err.to_json(), err.status)
+    def webhook_config(_request: web.Request, body: dict[str, Any]) -> Any:
+        """`{"url", "private_key", "duplicates", "hold"}`: any subset."""
+        em.deliverer.config.update({k: v for k, v in body.items() if k in ("duplicates", "hold")})
+        if "url" in body:
+            em.deliverer.endpoint.url = body["url"] or None
+        if "private_key" in body:
+            em.deliverer.endpoint.private_key = body["private_key"] or None
+        return em.deliverer.to_json()
 
+    def webhook_release(_request: web.Request, body: dict[str, Any]) -> Any:
+        """The held events, in recorded or reverse order; the number of events released."""
+        order = ReleaseOrder.REVERSE if body.get("reverse") else ReleaseOrder.FIFO
+        return {"released": len({d.event_id for d in em.deliverer.release(order)})}
 
-async def cancel_delivered(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    try:
-        return dump({"reward": em.store.cancel_delivered(request.match_info["id"]).to_json()})
-    except ApiError as err:
-        return dump(err.to_json(), err.status)
+    def orders(request: web.Request, _body: dict[str, Any]) -> Any:
+        """Every order, as the API shows it (answers during an API outage; tests count what was really paid)."""
+        external_id = request.query.get("external_id")
+        chosen = [o for o in em.store.orders.values() if external_id is None or o.external_id == external_id]
+        return {"orders": [o.to_json() for o in chosen]}
 
-
-async def bounce_after_delivery(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    try:
-        return dump({"reward": em.store.bounce_after_delivery(request.match_info["id"]).to_json()})
-    except ApiError as err:
-        return dump(err.to_json(), err.status)
-
-
-async def add_fault(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    doc = await admin_json(request)
-    try:
-        rule = em.faults.add(
-            str(doc["kind"]),
-            method=str(doc.get("method", "*")),
-            path_prefix=str(doc.get("path_prefix", API + "/")),
-            count=int(doc.get("count", 1)),
-            delay_ms=int(doc.get("delay_ms", 30_000)),
-        )
-    except (KeyError, ValueError) as err:
-        raise web.HTTPBadRequest(text=f"bad fault ({err})") from None
-    return dump(rule.to_json())
-
-
-async def clear_faults(request: web.Request) -> web.Response:
-    request.app["emulator"].faults.clear()
-    return dump({"ok": True})
-
-
-async def requests_log(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    method, path = request.query.get("method"), request.query.get("path")
-    chosen = [
-        asdict(e)
-        for e in em.requests
-        if (method is None or e.method == method.upper()) and (path is None or e.path == path)
-    ]
-    return dump({"requests": chosen})
-
-
-async def events(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    kind = request.query.get("event")
-    chosen = [e for e in em.store.events if kind is None or e.event == kind]
-    return dump({"events": [{**e.to_json(), "order_id": e.order_id} for e in chosen]})
-
-
-async def redeliver(request: web.Request) -> web.Response:
-    """One event delivered again now (a duplicate, or a late one: out of order)."""
-    em: Emulator = request.app["emulator"]
-    wanted = request.match_info["uuid"]
-    found = next((e for e in em.store.events if e.uuid == wanted), None)
-    if found is None:
-        raise web.HTTPNotFound(text="no such event")
-    em.deliverer.release(reverse=False)
-    em.deliverer._queue.put_nowait(found)
-    return dump({"ok": True})
-
-
-async def webhook_config(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    doc = await admin_json(request)
-    cfg = em.deliverer.config
-    if "url" in doc:
-        cfg.url = doc["url"] or None
-    if "private_key" in doc:
-        cfg.private_key = doc["private_key"] or None
-    cfg.duplicates = int(doc.get("duplicates", cfg.duplicates))
-    cfg.hold = bool(doc.get("hold", cfg.hold))
-    return dump(em.deliverer.to_json())
-
-
-async def webhook_release(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    doc = await admin_json(request)
-    em.deliverer.config.hold = False
-    return dump({"released": em.deliverer.release(reverse=bool(doc.get("reverse", False)))})
-
-
-async def deliveries(request: web.Request) -> web.Response:
-    return dump(request.app["emulator"].deliverer.to_json())
-
-
-async def admin_orders(request: web.Request) -> web.Response:
-    """Every order, as the API shows it (answers during an API outage; tests count what was really paid)."""
-    em: Emulator = request.app["emulator"]
-    external_id = request.query.get("external_id")
-    chosen = [o for o in em.store.orders.values() if external_id is None or o.external_id == external_id]
-    return dump({"orders": [o.to_json() for o in chosen]})
-
-
-async def discrepancy(request: web.Request) -> web.Response:
-    """The provider's books made to differ from what Prizeflow asked for (see the README): 201 with the statement
-    line created or changed."""
-    em: Emulator = request.app["emulator"]
-    doc = await admin_json(request)
-    amount = doc.get("amount")
-    if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
-        return dump(ApiError(400, "amount must be an integer (minor units)").to_json(), 400)
-    fields = {name: doc.get(name) for name in ("kind", "reference", "asset", "destination")}
-    if not all(v is None or isinstance(v, str) for v in fields.values()) or not fields["kind"]:
-        return dump(ApiError(400, "kind is required; reference, asset and destination are strings").to_json(), 400)
-    try:
+    def discrepancy(_request: web.Request, body: dict[str, Any]) -> Any:
+        """The provider's books made to differ from what Prizeflow asked for (see the README): 201 with the
+        statement line created or changed."""
+        amount = body.get("amount")
+        if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
+            return dump(ApiError(400, "amount must be an integer (minor units)").to_json(), 400)
+        fields = {name: body.get(name) for name in ("kind", "reference", "asset", "destination")}
+        if not all(v is None or isinstance(v, str) for v in fields.values()) or not fields["kind"]:
+            return dump(ApiError(400, "kind is required; reference, asset and destination are strings").to_json(), 400)
         line_id = em.store.inject_discrepancy(
             str(fields["kind"]),
             reference=fields["reference"],
@@ -355,14 +266,36 @@ async def discrepancy(request: web.Request) -> web.Response:
             asset=fields["asset"],
             destination=fields["destination"],
         )
-    except ApiError as err:
-        return dump(err.to_json(), err.status)
-    return dump({"line_id": line_id}, 201)
+        return dump({"line_id": line_id}, 201)
+
+    def stats(_request: web.Request, _body: dict[str, Any]) -> Any:
+        return {"orders_created": em.store.created, "balances": em.store.balances}
+
+    for method, path, handler in [
+        ("POST", "/reset", reset),
+        ("POST", "/recipients", steer),
+        ("POST", "/orders/{id}/approve", approve),
+        ("POST", "/orders/{id}/reject", reject),
+        ("POST", "/rewards/{id}/fail", fail_delivery),
+        ("POST", "/rewards/{id}/cancel_delivered", cancel_delivered),
+        ("POST", "/rewards/{id}/bounce", bounce_after_delivery),
+        ("GET", "/events", events),
+        ("POST", "/events/{uuid}/deliver", redeliver),
+        ("POST", "/webhooks", webhook_config),
+        ("POST", "/webhooks/release", webhook_release),
+        ("GET", "/webhooks", lambda _r, _b: em.deliverer.to_json()),
+        ("GET", "/orders", orders),
+        ("GET", "/stats", stats),
+        ("POST", "/discrepancies", discrepancy),
+    ]:
+        admin.route(method, path, handler)
+    admin.faults(em.faults)
+    admin.requests(em.requests)
+    admin.install(app)
 
 
-async def stats(request: web.Request) -> web.Response:
-    em: Emulator = request.app["emulator"]
-    return dump({"orders_created": em.store.created, "balances": em.store.balances})
+def _api_error(err: Exception) -> web.StreamResponse | None:
+    return dump(err.to_json(), err.status) if isinstance(err, ApiError) else None
 
 
 def create_app(emulator: Emulator) -> web.Application:
@@ -377,27 +310,7 @@ def create_app(emulator: Emulator) -> web.Application:
     r.add_post(f"{API}/rewards/{{id}}/cancel", cancel_reward)
     r.add_post(f"{API}/order_approvals/{{id}}/approve", partial(decide, approve=True))
     r.add_post(f"{API}/order_approvals/{{id}}/reject", partial(decide, approve=False))
-    r.add_get("/_emulator/health", health)
-    r.add_get("/health/live", health)  # what the devstack's supervisor waits on
-    r.add_get("/health/ready", health)
-    r.add_post("/_emulator/reset", reset)
-    r.add_post("/_emulator/recipients", steer)
-    r.add_post("/_emulator/orders/{id}/approve", partial(admin_decide, approve=True))
-    r.add_post("/_emulator/orders/{id}/reject", partial(admin_decide, approve=False))
-    r.add_post("/_emulator/rewards/{id}/fail", fail_delivery)
-    r.add_post("/_emulator/rewards/{id}/cancel_delivered", cancel_delivered)
-    r.add_post("/_emulator/rewards/{id}/bounce", bounce_after_delivery)
-    r.add_post("/_emulator/faults", add_fault)
-    r.add_delete("/_emulator/faults", clear_faults)
-    r.add_get("/_emulator/requests", requests_log)
-    r.add_get("/_emulator/events", events)
-    r.add_post("/_emulator/events/{uuid}/deliver", redeliver)
-    r.add_post("/_emulator/webhooks", webhook_config)
-    r.add_post("/_emulator/webhooks/release", webhook_release)
-    r.add_get("/_emulator/webhooks", deliveries)
-    r.add_get("/_emulator/orders", admin_orders)
-    r.add_get("/_emulator/stats", stats)
-    r.add_post("/_emulator/discrepancies", discrepancy)
+    install_admin(emulator, app)
 
     async def on_startup(_: web.Application) -> None:
         await emulator.start()
@@ -410,4 +323,4 @@ def create_app(emulator: Emulator) -> web.Application:
     return app
 
 
-__all__ = ["Emulator", "create_app", "json_default"]
+__all__ = ["FAULT_KINDS", "Emulator", "create_app", "json_default"]

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from prizeflow_giftcard_emulator.faults import Faults
+from prizeflow_emulator_kit.faults import Faults
+from prizeflow_giftcard_emulator.server import API, FAULT_KINDS
 from prizeflow_giftcard_emulator.signing import sign
 from prizeflow_giftcard_emulator.state import ApiError, Outcome, Store
 
@@ -123,7 +124,7 @@ def test_a_bounced_card_resent_is_delivered_and_a_redeemed_one_can_no_longer_be_
 
 
 def test_faults_are_consumed_and_signatures_are_hmac_sha256_of_the_body() -> None:
-    f = Faults()
+    f = Faults(FAULT_KINDS, path_prefixes=(API,))
     f.add("server_error", method="POST", path_prefix="/api/v2/orders", count=2)
     assert f.take("GET", "/api/v2/orders/x") is None
     assert f.take("POST", "/api/v2/orders") is not None

@@ -9,49 +9,50 @@ import html
 import json
 import logging
 import time
-from collections import deque
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
 
-from prizeflow_kyc_emulator.faults import FaultKind, Faults
+from prizeflow_emulator_kit.admin import Admin, AdminError
+from prizeflow_emulator_kit.faults import FaultKind, FaultRule, Faults
+from prizeflow_emulator_kit.requests import RequestEntry, RequestLog
+from prizeflow_emulator_kit.strike import strike
+from prizeflow_emulator_kit.webhooks import DeliveryConfig
 from prizeflow_kyc_emulator.settings import EmulatorSettings
 from prizeflow_kyc_emulator.signing import ACCESS_SIG_HEADER, ACCESS_TS_HEADER, APP_TOKEN_HEADER, request_signature
 from prizeflow_kyc_emulator.state import ApiError, Applicant, AutoReview, Info, Store
-from prizeflow_kyc_emulator.webhooks import Deliverer, WebhookConfig
+from prizeflow_kyc_emulator.webhooks import KycDeliverer, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 API = "/resources"
+FAULT_KINDS = (
+    FaultKind.SERVER_ERROR,  # 500, not processed
+    FaultKind.RATE_LIMIT,  # 429, not processed
+    FaultKind.CONNECTION_RESET,  # cut before processing
+    FaultKind.TIMEOUT_AFTER_SUCCESS,  # processed and stored, the answer held back `delay_ms`
+)
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def dump(doc: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(doc, separators=(",", ":")), content_type="application/json")
-
-
-@dataclass
-class RequestEntry:
-    method: str
-    path: str
-    at: float
-    status: int | None = None
-    fault: str | None = None
+    return web.Response(status=status, text=dumps(doc), content_type="application/json")
 
 
 class Emulator:
     def __init__(self, settings: EmulatorSettings) -> None:
         self.settings = settings
-        self.faults = Faults()
-        self.requests: deque[RequestEntry] = deque(maxlen=100_000)
-        self.deliverer = Deliverer(
-            WebhookConfig(
-                url=settings.webhook_url,
-                secret=settings.webhook_secret,
-                alg=settings.webhook_alg,
+        self.faults = Faults(FAULT_KINDS, path_prefixes=(API,))
+        self.requests: RequestLog[RequestEntry] = RequestLog()
+        self.deliverer = KycDeliverer(
+            WebhookEndpoint(url=settings.webhook_url, secret=settings.webhook_secret, alg=settings.webhook_alg),
+            DeliveryConfig(
                 retry_base_ms=settings.webhook_retry_base_ms,
                 max_attempts=settings.webhook_max_attempts,
                 timeout_ms=settings.webhook_timeout_ms,
-            )
+            ),
         )
         self.store = self._new_store()
         self._ticker: asyncio.Task[None] | None = None
@@ -67,15 +68,15 @@ class Emulator:
             levels=s.levels,
             auto_review=s.auto_review,
             review_delay_ms=s.review_delay_ms,
-            listener=self.deliverer.submit,
+            listener=self.deliverer.on_event,
         )
 
     def reset(self) -> None:
         self.store = self._new_store()
-        self.faults.clear()
+        self.faults.reset()
         self.requests.clear()
-        self.deliverer.held.clear()
-        self.deliverer.config.enabled = True
+        self.deliverer.reset()
+        self.deliverer.config.hold = False
 
     async def start(self) -> None:
         await self.deliverer.start()
@@ -85,7 +86,7 @@ class Emulator:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await self.deliverer.stop()
+        await self.deliverer.close()
 
     async def _tick(self) -> None:
         while True:
@@ -118,34 +119,26 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         passed: web.StreamResponse = await handler(request)
         return passed
     em = request.app[EMULATOR]
-    entry = RequestEntry(request.method, request.path, time.time())
-    em.requests.append(entry)
+    entry = em.requests.record(RequestEntry(request.method, request.path))
     refused = _authentic(em, request, await request.read())
     if refused is not None:
         entry.status = 401
         return dump(ApiError(401, refused).to_json(), 401)
-    fault = em.faults.take(request.method, request.path)
-    if fault is not None:
-        entry.fault = fault.kind.value
-        if fault.kind is FaultKind.SERVER_ERROR:
-            entry.status = 500
-            return dump(ApiError(500, "Internal server error").to_json(), 500)
-        if fault.kind is FaultKind.RATE_LIMIT:
-            entry.status = 429
-            return dump(ApiError(429, "Too many requests").to_json(), 429)
-        if fault.kind is FaultKind.CONNECTION_RESET:
-            if request.transport is not None:
-                request.transport.close()
-            raise asyncio.CancelledError
-    try:
-        response: web.StreamResponse = await handler(request)
-    except ApiError as err:
-        entry.status = err.status
-        return dump(err.to_json(), err.status)
-    entry.status = response.status
-    if fault is not None and fault.kind.after_processing:
-        await asyncio.sleep(fault.delay_ms / 1000)  # the answer comes too late: the client has given up
-    return response
+
+    async def carry_out() -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+        except ApiError as err:
+            return dump(err.to_json(), err.status)
+        return response
+
+    return await strike(em.faults.take(request.method, request.path), request, carry_out, _refusal, entry)
+
+
+def _refusal(fault: FaultRule) -> web.Response:
+    if fault.kind is FaultKind.RATE_LIMIT:
+        return dump(ApiError(429, "Too many requests").to_json(), 429)
+    return dump(ApiError(500, "Internal server error").to_json(), 500)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -275,164 +268,98 @@ def _state_text(applicant: Applicant) -> str | None:
 
 
 # -- /_emulator ---------------------------------------------------------------------------------------------------
-async def health(request: web.Request) -> web.Response:
-    return dump({"ok": True})
+def install_admin(em: Emulator, app: web.Application) -> None:
+    admin = Admin(errors=_api_error, dumps=dumps)
 
+    def reset(_request: web.Request, _body: dict[str, Any]) -> Any:
+        em.reset()
+        return {"status": "reset"}
 
-async def reset(request: web.Request) -> web.Response:
-    request.app[EMULATOR].reset()
-    return dump({"ok": True})
+    def applicants(request: web.Request, _body: dict[str, Any]) -> Any:
+        """Every applicant (or the one of `?externalUserId=`), as the API shows it."""
+        wanted = request.query.get("externalUserId")
+        chosen = [a for a in em.store.applicants.values() if wanted is None or a.external_user_id == wanted]
+        return {"applicants": [a.to_json() for a in chosen]}
 
-
-async def admin_json(request: web.Request) -> dict[str, Any]:
-    try:
-        doc = json.loads(await request.read() or b"{}")
-    except ValueError:
-        raise web.HTTPBadRequest(text="not JSON") from None
-    if not isinstance(doc, dict):
-        raise web.HTTPBadRequest(text="a JSON object")
-    return doc
-
-
-def _admin(call: Any) -> Any:
-    """An admin handler whose ApiError answers in the API's shape."""
-
-    async def handler(request: web.Request) -> web.Response:
+    def identity(request: web.Request, body: dict[str, Any]) -> Any:
+        """The applicant submits this identity, as the hosted flow would (pending; auto review as configured,
+        unless `{"review": false}`)."""
         try:
-            result: web.Response = await call(request)
-        except ApiError as err:
-            return dump(err.to_json(), err.status)
-        return result
+            info = Info.parse(body)
+        except ValueError as err:
+            raise ApiError(400, str(err)) from None
+        applicant = em.store.submit(request.match_info["id"], info)
+        if body.get("review") is False:
+            em.store.due.pop(applicant.id, None)
+        return applicant.to_json()
 
-    return handler
+    def review(request: web.Request, body: dict[str, Any]) -> Any:
+        """`{"answer": "GREEN"}`, `{"answer": "RED", "reject_type": "RETRY" | "FINAL", "labels": [...]}`."""
+        labels = body.get("labels")
+        return em.store.complete(
+            request.match_info["id"],
+            str(body.get("answer", "")),
+            reject_type=body.get("reject_type"),
+            labels=[str(v) for v in labels] if isinstance(labels, list) else None,
+        ).to_json()
 
+    def auto_review(_request: web.Request, body: dict[str, Any]) -> Any:
+        """`{"outcome": "green" | "red_retry" | "red_final" | "none", "delay_ms": int}` for later submissions."""
+        em.store.auto_review = AutoReview(body.get("outcome", em.store.auto_review.value))
+        em.store.review_delay_ms = max(0, int(body.get("delay_ms", em.store.review_delay_ms)))
+        return {"outcome": em.store.auto_review.value, "delay_ms": em.store.review_delay_ms}
 
-async def admin_applicants(request: web.Request) -> web.Response:
-    """Every applicant (or the one of `?externalUserId=`), as the API shows it."""
-    em = request.app[EMULATOR]
-    wanted = request.query.get("externalUserId")
-    chosen = [a for a in em.store.applicants.values() if wanted is None or a.external_user_id == wanted]
-    return dump({"applicants": [a.to_json() for a in chosen]})
+    def events(request: web.Request, _body: dict[str, Any]) -> Any:
+        kind, applicant = request.query.get("type"), request.query.get("applicantId")
+        return {
+            "events": [
+                e.to_json()
+                for e in em.store.events
+                if (kind is None or e.type == kind) and (applicant is None or e.applicant.id == applicant)
+            ]
+        }
 
+    def redeliver(request: web.Request, _body: dict[str, Any]) -> Any:
+        """One event delivered again now (a duplicate, or a late one)."""
+        wanted = request.match_info["correlation_id"]
+        found = next((e for e in em.store.events if e.correlation_id == wanted), None)
+        if found is None:
+            raise AdminError("no such event", status=404)
+        em.deliverer.redeliver(found)
+        return {"ok": True}
 
-async def admin_identity(request: web.Request) -> web.Response:
-    """The applicant submits this identity, as the hosted flow would (pending; auto review as configured, unless
-    `{"review": false}`)."""
-    em = request.app[EMULATOR]
-    doc = await admin_json(request)
-    try:
-        info = Info.parse(doc)
-    except ValueError as err:
-        raise ApiError(400, str(err)) from None
-    applicant = em.store.submit(request.match_info["id"], info)
-    if doc.get("review") is False:
-        em.store.due.pop(applicant.id, None)
-    return dump(applicant.to_json())
+    def webhook_config(_request: web.Request, body: dict[str, Any]) -> Any:
+        """`{"url", "secret", "alg", "enabled"}`: any subset. Turning delivery on sends what was held, in order."""
+        if "alg" in body:
+            em.deliverer.set_alg(str(body["alg"]))
+        if "url" in body:
+            em.deliverer.endpoint.url = body["url"] or None
+        if "secret" in body:
+            em.deliverer.endpoint.secret = body["secret"] or None
+        released = em.deliverer.enable(bool(body["enabled"])) if "enabled" in body else 0
+        return {**em.deliverer.to_json(), "released": released}
 
-
-async def admin_review(request: web.Request) -> web.Response:
-    """`{"answer": "GREEN"}`, `{"answer": "RED", "reject_type": "RETRY" | "FINAL", "labels": [...]}`."""
-    em = request.app[EMULATOR]
-    doc = await admin_json(request)
-    labels = doc.get("labels")
-    applicant = em.store.complete(
-        request.match_info["id"],
-        str(doc.get("answer", "")),
-        reject_type=doc.get("reject_type"),
-        labels=[str(v) for v in labels] if isinstance(labels, list) else None,
-    )
-    return dump(applicant.to_json())
-
-
-async def admin_hold(request: web.Request) -> web.Response:
-    em = request.app[EMULATOR]
-    return dump(em.store.hold(request.match_info["id"]).to_json())
-
-
-async def admin_reset_applicant(request: web.Request) -> web.Response:
-    em = request.app[EMULATOR]
-    return dump(em.store.reset(request.match_info["id"]).to_json())
-
-
-async def admin_auto_review(request: web.Request) -> web.Response:
-    """`{"outcome": "green" | "red_retry" | "red_final" | "none", "delay_ms": int}` for later submissions."""
-    em = request.app[EMULATOR]
-    doc = await admin_json(request)
-    try:
-        em.store.auto_review = AutoReview(doc.get("outcome", em.store.auto_review.value))
-        em.store.review_delay_ms = max(0, int(doc.get("delay_ms", em.store.review_delay_ms)))
-    except ValueError as err:
-        raise web.HTTPBadRequest(text=f"bad auto review ({err})") from None
-    return dump({"outcome": em.store.auto_review.value, "delay_ms": em.store.review_delay_ms})
-
-
-async def add_fault(request: web.Request) -> web.Response:
-    em = request.app[EMULATOR]
-    doc = await admin_json(request)
-    try:
-        rule = em.faults.add(
-            str(doc["kind"]),
-            method=str(doc.get("method", "*")),
-            path_prefix=str(doc.get("path_prefix", API + "/")),
-            count=int(doc.get("count", 1)),
-            delay_ms=int(doc.get("delay_ms", 30_000)),
-        )
-    except (KeyError, ValueError) as err:
-        raise web.HTTPBadRequest(text=f"bad fault ({err})") from None
-    return dump(rule.to_json())
+    for method, path, handler in [
+        ("POST", "/reset", reset),
+        ("GET", "/applicants", applicants),
+        ("POST", "/applicants/{id}/identity", identity),
+        ("POST", "/applicants/{id}/review", review),
+        ("POST", "/applicants/{id}/hold", lambda r, _b: em.store.hold(r.match_info["id"]).to_json()),
+        ("POST", "/applicants/{id}/reset", lambda r, _b: em.store.reset(r.match_info["id"]).to_json()),
+        ("POST", "/auto_review", auto_review),
+        ("GET", "/events", events),
+        ("POST", "/events/{correlation_id}/deliver", redeliver),
+        ("POST", "/webhooks", webhook_config),
+        ("GET", "/webhooks", lambda _r, _b: em.deliverer.to_json()),
+    ]:
+        admin.route(method, path, handler)
+    admin.faults(em.faults)
+    admin.requests(em.requests)
+    admin.install(app)
 
 
-async def clear_faults(request: web.Request) -> web.Response:
-    request.app[EMULATOR].faults.clear()
-    return dump({"ok": True})
-
-
-async def requests_log(request: web.Request) -> web.Response:
-    em = request.app[EMULATOR]
-    method = request.query.get("method")
-    chosen = [asdict(e) for e in em.requests if method is None or e.method == method.upper()]
-    return dump({"requests": chosen})
-
-
-async def events(request: web.Request) -> web.Response:
-    em = request.app[EMULATOR]
-    kind, applicant = request.query.get("type"), request.query.get("applicantId")
-    chosen = [
-        e.to_json()
-        for e in em.store.events
-        if (kind is None or e.type == kind) and (applicant is None or e.applicant.id == applicant)
-    ]
-    return dump({"events": chosen})
-
-
-async def redeliver(request: web.Request) -> web.Response:
-    """One event delivered again now (a duplicate, or a late one)."""
-    em = request.app[EMULATOR]
-    wanted = request.match_info["correlation_id"]
-    found = next((e for e in em.store.events if e.correlation_id == wanted), None)
-    if found is None:
-        raise web.HTTPNotFound(text="no such event")
-    em.deliverer.redeliver(found)
-    return dump({"ok": True})
-
-
-async def webhook_config(request: web.Request) -> web.Response:
-    """`{"url", "secret", "alg", "enabled"}`: any subset. Turning delivery on sends what was held, in order."""
-    em = request.app[EMULATOR]
-    doc = await admin_json(request)
-    cfg = em.deliverer.config
-    if "url" in doc:
-        cfg.url = doc["url"] or None
-    if "secret" in doc:
-        cfg.secret = doc["secret"] or None
-    if "alg" in doc:
-        cfg.alg = str(doc["alg"])
-    released = em.deliverer.enable(bool(doc["enabled"])) if "enabled" in doc else 0
-    return dump({**em.deliverer.to_json(), "released": released})
-
-
-async def deliveries(request: web.Request) -> web.Response:
-    return dump(request.app[EMULATOR].deliverer.to_json())
+def _api_error(err: Exception) -> web.StreamResponse | None:
+    return dump(err.to_json(), err.status) if isinstance(err, ApiError) else None
 
 
 def create_app(emulator: Emulator) -> web.Application:
@@ -447,23 +374,7 @@ def create_app(emulator: Emulator) -> web.Application:
     r.add_post(f"{API}/sdkIntegrations/levels/-/websdkLink", websdk_link)
     r.add_get("/websdk/p/{token}", flow_page)
     r.add_post("/websdk/p/{token}", flow_submit)
-    r.add_get("/_emulator/health", health)
-    r.add_get("/health/live", health)  # what the devstack's supervisor waits on
-    r.add_get("/health/ready", health)
-    r.add_post("/_emulator/reset", reset)
-    r.add_get("/_emulator/applicants", admin_applicants)
-    r.add_post("/_emulator/applicants/{id}/identity", _admin(admin_identity))
-    r.add_post("/_emulator/applicants/{id}/review", _admin(admin_review))
-    r.add_post("/_emulator/applicants/{id}/hold", _admin(admin_hold))
-    r.add_post("/_emulator/applicants/{id}/reset", _admin(admin_reset_applicant))
-    r.add_post("/_emulator/auto_review", admin_auto_review)
-    r.add_post("/_emulator/faults", add_fault)
-    r.add_delete("/_emulator/faults", clear_faults)
-    r.add_get("/_emulator/requests", requests_log)
-    r.add_get("/_emulator/events", events)
-    r.add_post("/_emulator/events/{correlation_id}/deliver", redeliver)
-    r.add_post("/_emulator/webhooks", webhook_config)
-    r.add_get("/_emulator/webhooks", deliveries)
+    install_admin(emulator, app)
 
     async def on_startup(_: web.Application) -> None:
         await emulator.start()
@@ -476,4 +387,4 @@ def create_app(emulator: Emulator) -> web.Application:
     return app
 
 
-__all__ = ["Emulator", "create_app"]
+__all__ = ["EMULATOR", "FAULT_KINDS", "Emulator", "create_app"]

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from prizeflow_emulator_kit.settings import SettingsError, env_int, env_list, env_port, env_template, env_url
 from prizeflow_kyc_emulator.signing import DIGEST_ALGS
 from prizeflow_kyc_emulator.state import AutoReview
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +36,10 @@ class EmulatorSettings:
         secret = env.get("KYC_EMULATOR_SECRET_KEY", "").strip()
         if not token or not secret:
             raise SettingsError("KYC_EMULATOR_APP_TOKEN and KYC_EMULATOR_SECRET_KEY are required")
-        url = _template(env, "KYC_EMULATOR_WEBHOOK_URL")
-        key = _template(env, "KYC_EMULATOR_WEBHOOK_SECRET")
+        url = env_url(env, "KYC_EMULATOR_WEBHOOK_URL")
+        key = env_template(env, "KYC_EMULATOR_WEBHOOK_SECRET")
         if (url is None) != (key is None):
             raise SettingsError("KYC_EMULATOR_WEBHOOK_URL and KYC_EMULATOR_WEBHOOK_SECRET go together")
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise SettingsError("KYC_EMULATOR_WEBHOOK_URL must be an http(s) URL")
         alg = env.get("KYC_EMULATOR_WEBHOOK_ALG", "HMAC_SHA256_HEX")
         if alg not in DIGEST_ALGS:
             raise SettingsError(f"KYC_EMULATOR_WEBHOOK_ALG is one of {sorted(DIGEST_ALGS)}")
@@ -53,53 +47,27 @@ class EmulatorSettings:
             auto = AutoReview(env.get("KYC_EMULATOR_AUTO_REVIEW", "green"))
         except ValueError:
             raise SettingsError(f"KYC_EMULATOR_AUTO_REVIEW is one of {[a.value for a in AutoReview]}") from None
-        levels = tuple(v.strip() for v in env.get("KYC_EMULATOR_LEVELS", "basic-kyc-level").split(",") if v.strip())
+        levels = env_list(env, "KYC_EMULATOR_LEVELS", "basic-kyc-level")
         if not levels:
             raise SettingsError("KYC_EMULATOR_LEVELS names at least one level")
-        public = _template(env, "KYC_EMULATOR_PUBLIC_URL")
-        if public is not None and not public.startswith(("http://", "https://")):
-            raise SettingsError("KYC_EMULATOR_PUBLIC_URL must be an http(s) URL")
+        public = env_url(env, "KYC_EMULATOR_PUBLIC_URL")
         return cls(
             app_token=token,
             secret_key=secret,
             host=env.get("KYC_EMULATOR_HOST", "127.0.0.1"),
-            port=_int(env, "KYC_EMULATOR_PORT", 12114, 0, 65535),
+            port=env_port(env, "KYC_EMULATOR_PORT", 12114),
             public_url=public.rstrip("/") if public else None,
             levels=levels,
-            ts_tolerance_s=_int(env, "KYC_EMULATOR_TS_TOLERANCE_S", 600, 1, 86_400),
+            ts_tolerance_s=env_int(env, "KYC_EMULATOR_TS_TOLERANCE_S", 600, 1, 86_400),
             webhook_url=url,
             webhook_secret=key,
             webhook_alg=alg,
-            webhook_retry_base_ms=_int(env, "KYC_EMULATOR_WEBHOOK_RETRY_BASE_MS", 1000, 1, 3_600_000),
-            webhook_max_attempts=_int(env, "KYC_EMULATOR_WEBHOOK_MAX_ATTEMPTS", 5, 1, 100),
-            webhook_timeout_ms=_int(env, "KYC_EMULATOR_WEBHOOK_TIMEOUT_MS", 5000, 1, 600_000),
+            webhook_retry_base_ms=env_int(env, "KYC_EMULATOR_WEBHOOK_RETRY_BASE_MS", 1000, 1, 3_600_000),
+            webhook_max_attempts=env_int(env, "KYC_EMULATOR_WEBHOOK_MAX_ATTEMPTS", 5, 1, 100),
+            webhook_timeout_ms=env_int(env, "KYC_EMULATOR_WEBHOOK_TIMEOUT_MS", 5000, 1, 600_000),
             auto_review=auto,
-            review_delay_ms=_int(env, "KYC_EMULATOR_REVIEW_DELAY_MS", 1000, 0, 86_400_000),
+            review_delay_ms=env_int(env, "KYC_EMULATOR_REVIEW_DELAY_MS", 1000, 0, 86_400_000),
         )
-
-
-def _template(env: Mapping[str, str], name: str) -> str | None:
-    """The variable, `${OTHER}` replaced by the variable OTHER (a local stack gives the ingress's address so)."""
-    raw = env.get(name) or None
-    if raw is None:
-        return None
-    try:
-        return string.Template(raw).substitute(env)
-    except (KeyError, ValueError) as err:
-        raise SettingsError(f"{name} names a variable that is not set or is malformed ({err})") from None
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from err
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be within [{low}, {high}], got {value}")
-    return value
 
 
 __all__ = ["EmulatorSettings", "SettingsError"]

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 
-from aiohttp import web
-
+from prizeflow_emulator_kit.runner import Serving, run
+from prizeflow_emulator_kit.settings import env_port
 from prizeflow_sanctions_emulator.server import create_app
 
-log = logging.getLogger("prizeflow_sanctions_emulator")
+
+def serve() -> Serving:
+    port = env_port(os.environ, "SANCTIONS_EMULATOR_PORT", 12130)
+    return Serving(create_app(), os.environ.get("SANCTIONS_EMULATOR_HOST", "127.0.0.1"), port)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    raw = os.environ.get("SANCTIONS_EMULATOR_PORT", "12130")
-    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
-        log.error("invalid configuration: SANCTIONS_EMULATOR_PORT=%r is not a port", raw)
-        sys.exit(2)
-    host = os.environ.get("SANCTIONS_EMULATOR_HOST", "127.0.0.1")
-    log.info("sanctions lists emulator listening on %s:%s", host, raw)
-    web.run_app(create_app(), host=host, port=int(raw), access_log=None, print=None)
+    run("prizeflow_sanctions_emulator", serve)
 
 
 if __name__ == "__main__":

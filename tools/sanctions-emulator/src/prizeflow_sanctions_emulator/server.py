@@ -1,7 +1,8 @@
-"""The emulated publishers: each list served at a path shaped like its official one, from the fixture files, and a
-new version published on demand (`POST /_emulator/lists/<source>/entries`, tests). `PUT /_emulator/lists/<source>/
-file` serves the request's bytes as they are instead (what a compromised publisher, mirror or cache could serve:
-another encoding, a DTD), until the next published entry."""
+"""The emulated publishers: each list served at a path shaped like its official one, from the fixture files, a new
+version published on demand (`POST /_emulator/lists/<source>/entries`, tests), and a publisher failing on purpose
+(the kit's faults: `POST /_emulator/faults`). `PUT /_emulator/lists/<source>/file` serves the request's bytes as they
+are instead (what a compromised publisher, mirror or cache could serve: another encoding, a DTD), until the next
+published entry."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
+
+from prizeflow_emulator_kit.admin import Admin, AdminError
+from prizeflow_emulator_kit.faults import FaultKind, FaultRule, Faults
+from prizeflow_emulator_kit.requests import RequestEntry, RequestLog
+from prizeflow_emulator_kit.strike import strike
 
 # Paths shaped like the publishers' own (OFAC's SDN and consolidated XML, the EU's FSF full list, the UN's list).
 PATHS = {
@@ -29,6 +35,13 @@ KNOWN = {
     "ton_wallet": "UQBp4MMLFpzSe5t3EugHZonZFMyWl9owGKQiDaiaC-zuO5ZB",
 }
 MAX_ENTRY_FIELD = 200
+FAULT_KINDS = (
+    FaultKind.CONNECTION_RESET,  # the download cut before it starts
+    FaultKind.RATE_LIMIT,  # 429
+    FaultKind.SERVER_ERROR,  # 503: the publisher is down
+    FaultKind.TIMEOUT_AFTER_SUCCESS,  # the list held back `delay_ms`
+    FaultKind.DROP_AFTER_SUCCESS,  # the connection cut instead of the list
+)
 
 
 @dataclass
@@ -53,6 +66,8 @@ class Emulator:
         pkg = resources.files("prizeflow_sanctions_emulator") / "fixtures"
         self.lists = {s: Published(s, (pkg / name).read_text(encoding="utf-8")) for s, name in FIXTURES.items()}
         self._next_uid = 900_000
+        self.faults = Faults(FAULT_KINDS)
+        self.requests: RequestLog[RequestEntry] = RequestLog()
 
     def publish(self, source: str, entry: dict[str, Any]) -> dict[str, Any]:
         """A new version of `source` with `entry` added, dated a day after the one before."""
@@ -190,21 +205,21 @@ def _redate(source: str, body: str, versions: int) -> str:
 
 def _valid_entry(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="a JSON object is expected")
+        raise AdminError("a JSON object is expected")
     name = data.get("name")
     addresses = data.get("addresses", [])
     if not (isinstance(name, str) and 0 < len(name) <= MAX_ENTRY_FIELD) and not addresses:
-        raise web.HTTPBadRequest(text="`name` (1-200 characters) or `addresses` is required")
+        raise AdminError("`name` (1-200 characters) or `addresses` is required")
     if data.get("kind", "individual") not in ("individual", "entity"):
-        raise web.HTTPBadRequest(text="`kind` is individual or entity")
+        raise AdminError("`kind` is individual or entity")
     if not isinstance(addresses, list) or not all(
         isinstance(a, dict) and isinstance(a.get("currency"), str) and isinstance(a.get("address"), str)
         for a in addresses
     ):
-        raise web.HTTPBadRequest(text="`addresses` is a list of {currency, address}")
+        raise AdminError("`addresses` is a list of {currency, address}")
     born = data.get("birth_date")
     if born is not None and not (isinstance(born, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", born)):
-        raise web.HTTPBadRequest(text="`birth_date` is YYYY-MM-DD")
+        raise AdminError("`birth_date` is YYYY-MM-DD")
     return data
 
 
@@ -213,50 +228,57 @@ def create_app(emulator: Emulator | None = None) -> web.Application:
     app = web.Application()
 
     def serve(source: str) -> Any:
-        async def handler(_: web.Request) -> web.Response:
-            published = emu.lists[source]
-            return web.Response(
-                body=published.data, content_type="application/xml", headers={"etag": f'"{published.sha256}"'}
-            )
+        async def handler(request: web.Request) -> web.StreamResponse:
+            entry = emu.requests.record(RequestEntry(request.method, request.path))
+
+            async def carry_out() -> web.StreamResponse:
+                published = emu.lists[source]
+                return web.Response(
+                    body=published.data, content_type="application/xml",
+                    headers={"etag": f'"{published.sha256}"'},
+                )  # fmt: skip
+
+            return await strike(emu.faults.take(request.method, request.path), request, carry_out, _refusal, entry)
 
         return handler
 
-    async def add(request: web.Request) -> web.Response:
+    def add(request: web.Request, body: dict[str, Any]) -> Any:
         source = request.match_info["source"]
         if source not in emu.lists:
-            raise web.HTTPNotFound(text=f"no list {source}")
-        try:
-            data = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="a JSON object is expected") from None
-        return web.json_response(emu.publish(source, _valid_entry(data)), status=201)
+            raise AdminError(f"no list {source}", status=404)
+        return web.json_response(emu.publish(source, _valid_entry(body)), status=201)
 
-    async def put_file(request: web.Request) -> web.Response:
-        source = request.match_info["source"]
-        if source not in emu.lists:
-            raise web.HTTPNotFound(text=f"no list {source}")
-        return web.json_response(emu.serve_file(source, await request.read()), status=201)
-
-    async def lists(_: web.Request) -> web.Response:
-        return web.json_response(
-            [
-                {"source": s, "path": PATHS[s], "version": p.versions, "sha256": p.sha256, "added": p.added}
-                for s, p in emu.lists.items()
-            ]
-        )
-
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    def lists(_request: web.Request, _body: dict[str, Any]) -> Any:
+        return [
+            {"source": s, "path": PATHS[s], "version": p.versions, "sha256": p.sha256, "added": p.added}
+            for s, p in emu.lists.items()
+        ]
 
     for source, path in PATHS.items():
         app.router.add_get(path, serve(source))
-    app.router.add_get("/_emulator/lists", lists)
-    app.router.add_post("/_emulator/lists/{source}/entries", add)
+    admin = Admin()
+    admin.route("GET", "/lists", lists)
+    admin.route("POST", "/lists/{source}/entries", add)
+    admin.faults(emu.faults)
+    admin.requests(emu.requests)
+    admin.install(app)
+
+    async def put_file(request: web.Request) -> web.Response:
+        """Raw bytes, not a JSON body: outside the kit's JSON admin routes, under its prefix."""
+        source = request.match_info["source"]
+        if source not in emu.lists:
+            return web.json_response({"error": f"no list {source}"}, status=404)
+        return web.json_response(emu.serve_file(source, await request.read()), status=201)
+
     app.router.add_put("/_emulator/lists/{source}/file", put_file)
-    for path in ("/_emulator/health", "/health/live", "/health/ready"):
-        app.router.add_get(path, health)
     app[EMULATOR] = emu
     return app
 
 
-__all__ = ["EMULATOR", "KNOWN", "PATHS", "Emulator", "create_app"]
+def _refusal(fault: FaultRule) -> web.Response:
+    if fault.kind is FaultKind.RATE_LIMIT:
+        return web.Response(status=429, text="Too Many Requests")
+    return web.Response(status=503, text="Service Unavailable")
+
+
+__all__ = ["EMULATOR", "FAULT_KINDS", "KNOWN", "PATHS", "Emulator", "create_app"]

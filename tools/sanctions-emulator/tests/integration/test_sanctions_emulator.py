@@ -84,3 +84,19 @@ async def test_a_file_is_served_byte_for_byte_until_the_next_entry(client: httpx
     assert (await client.put("/_emulator/lists/nobody/file", content=data)).status_code == 404
     await client.post("/_emulator/lists/ofac_sdn/entries", json={"name": "Quorvath Ellisande"})
     assert len(parse_list("ofac_sdn", await fetch(client, "ofac_sdn")).entries) == 181
+
+
+async def test_a_publisher_fails_on_purpose_then_serves_again(client: httpx.AsyncClient) -> None:
+    """The kit's faults on a list download: down (503) for the next two, then served; the request log shows it."""
+    armed = await client.post(
+        "/_emulator/faults", json={"kind": "server_error", "path_prefix": PATHS["un"], "count": 2}
+    )
+    assert armed.status_code == 200
+    assert [(await client.get(PATHS["un"])).status_code for _ in range(3)] == [503, 503, 200]
+    assert (await client.get(PATHS["eu"])).status_code == 200  # only the list the rule names
+    await client.post("/_emulator/faults", json={"kind": "connection_reset", "path_prefix": PATHS["eu"]})
+    with pytest.raises(httpx.TransportError):
+        await client.get(PATHS["eu"])
+    logged = (await client.get("/_emulator/requests", params={"path": PATHS["un"]})).json()["requests"]
+    assert [(r["status"], r["fault"]) for r in logged] == [(503, "server_error"), (503, "server_error"), (200, None)]
+    assert (await client.post("/_emulator/faults", json={"kind": "ledger_delay"})).status_code == 400

@@ -145,18 +145,13 @@ async def review_holds(client: RewardsClient, rng: random.Random, stats: ClaimSt
 
 
 async def stellar_accounts(rpc_url: str, n: int) -> tuple[str, ...]:
-    """Create `n` destination accounts (with a USDC trustline) on the Soroban RPC emulator."""
+    """Create `n` destination accounts (with a USDC trustline) on the Soroban RPC emulator (its `/_emulator` admin)."""
     from stellar_sdk import Keypair
 
     accounts = tuple(Keypair.random().public_key for _ in range(n))
+    admin = rpc_url.rstrip("/").removesuffix("/rpc") + "/_emulator/accounts"
     async with httpx.AsyncClient(timeout=10) as http:
-        for i, account in enumerate(accounts):
-            body = {
-                "jsonrpc": "2.0",
-                "id": i,
-                "method": "emulator_createAccount",
-                "params": {"account": account, "balances": {"XLM": "1", "USDC": "0"}},
-            }
-            response = await http.post(rpc_url, json=body)
+        for account in accounts:
+            response = await http.post(admin, json={"account": account, "balances": {"XLM": "1", "USDC": "0"}})
             response.raise_for_status()
     return accounts

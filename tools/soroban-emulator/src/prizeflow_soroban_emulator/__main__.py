@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-
-from aiohttp import web
-
+from prizeflow_emulator_kit.runner import Serving, run
+from prizeflow_emulator_kit.settings import SettingsError
+from prizeflow_soroban_emulator.ledger import RpcError
 from prizeflow_soroban_emulator.server import build_emulator, create_app
-from prizeflow_soroban_emulator.settings import EmulatorSettings
+from prizeflow_soroban_emulator.settings import settings_from_env
+
+
+def serve() -> Serving:
+    settings = settings_from_env()
+    try:
+        emulator = build_emulator(settings)
+    except RpcError as err:
+        raise SettingsError(f"SOROBAN_EMULATOR_ACCOUNTS: {err.message}") from None
+    return Serving(create_app(emulator), settings.soroban_rpc_host, settings.soroban_rpc_port)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = EmulatorSettings()
-    emulator = build_emulator(settings)
-    web.run_app(
-        create_app(emulator),
-        host=settings.soroban_rpc_host,
-        port=settings.soroban_rpc_port,
-        access_log=None,
-        print=None,
-    )
+    run("prizeflow_soroban_emulator", serve)
 
 
 if __name__ == "__main__":

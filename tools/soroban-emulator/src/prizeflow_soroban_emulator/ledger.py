@@ -211,10 +211,6 @@ class Ledger:
                 acct.signers.pop(key, None)
         return acct
 
-    def set_faults(self, changes: dict[str, Any]) -> Faults:
-        self.faults = Faults.model_validate({**self.faults.model_dump(), **changes})
-        return self.faults
-
     # -- reads -------------------------------------------------------------------------------------------
 
     def oldest_ledger(self) -> int:

@@ -1,4 +1,5 @@
-"""JSON-RPC 2.0 over HTTP (aiohttp): the Soroban RPC methods payouts uses, plus `emulator_*` admin methods."""
+"""JSON-RPC 2.0 over HTTP (aiohttp): the Soroban RPC methods payouts uses; and the `/_emulator/...` admin routes (the
+emulator kit's): accounts, faults, the payments applied, the ledger clock, statistics, discrepancies."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from prizeflow_emulator_kit.admin import Admin, AdminError
 from prizeflow_soroban_emulator.discrepancies import DiscrepancyError, Injector
 from prizeflow_soroban_emulator.history import transactions_page
 from prizeflow_soroban_emulator.ledger import PROTOCOL_VERSION, Ledger, RpcError
@@ -43,14 +45,6 @@ class Emulator:
             "sendTransaction": self.send_transaction,
             "getTransaction": self.get_transaction,
             "getTransactions": self.get_transactions,
-            "emulator_createAccount": self.create_account,
-            "emulator_getAccount": self.get_account,
-            "emulator_setFaults": self.set_faults,
-            "emulator_getFaults": self.get_faults,
-            "emulator_getPayments": self.get_payments,
-            "emulator_closeLedger": self.close_ledger,
-            "emulator_setLedgerInterval": self.set_ledger_interval,
-            "emulator_stats": self.stats,
         }
 
     # -- clock -------------------------------------------------------------------------------------------
@@ -117,55 +111,77 @@ class Emulator:
     async def get_transactions(self, params: dict[str, Any]) -> dict[str, Any]:
         return transactions_page(self.ledger, params)
 
-    # -- admin -------------------------------------------------------------------------------------------
+    # -- admin (/_emulator) ----------------------------------------------------------------------------------
 
-    async def create_account(self, params: dict[str, Any]) -> dict[str, Any]:
+    def install_admin(self, app: web.Application) -> None:
+        admin = Admin(errors=_admin_error, health=self.health)
+        for method, path, handler in [
+            ("POST", "/accounts", self.create_account),
+            ("GET", "/accounts/{account}", self.get_account),
+            ("GET", "/payments", self.get_payments),
+            ("POST", "/ledgers/close", self.close_ledger),
+            ("POST", "/ledgers/interval", self.set_ledger_interval),
+            ("GET", "/stats", self.stats),
+            ("POST", "/discrepancies", self.discrepancies),
+        ]:
+            admin.route(method, path, handler)
+        admin.knobs(lambda: self.ledger.faults)
+        admin.install(app)
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "latestLedger": self.ledger.sequence}
+
+    def create_account(self, _request: web.Request, body: dict[str, Any]) -> Any:
+        """Create or top up an account: `balances` (`{"XLM": "100"}`; a key creates the trustline), `signers`
+        (`{"G...": weight}`; 0 removes), `medThreshold`, `masterWeight`, `sequence`."""
         acct = self.ledger.create_account(
-            _str_param(params, "account"),
-            params.get("balances") or {},
-            signers=params.get("signers") or None,
-            med_threshold=int(params.get("medThreshold", 0)),
-            master_weight=int(params.get("masterWeight", 1)),
-            sequence=params.get("sequence"),
+            _str_param(body, "account"),
+            body.get("balances") or {},
+            signers=body.get("signers") or None,
+            med_threshold=int(body.get("medThreshold", 0)),
+            master_weight=int(body.get("masterWeight", 1)),
+            sequence=body.get("sequence"),
         )
         return asdict(acct)
 
-    async def get_account(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        acct = self.ledger.accounts.get(_str_param(params, "account"))
-        return asdict(acct) if acct is not None else None
+    def get_account(self, request: web.Request, _body: dict[str, Any]) -> Any:
+        acct = self.ledger.accounts.get(request.match_info["account"])
+        if acct is None:
+            raise AdminError("no such account", status=404)
+        return asdict(acct)
 
-    async def set_faults(self, params: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self.ledger.set_faults(params).model_dump()
-        except ValueError as err:
-            raise RpcError(-32602, str(err)) from err
-
-    async def get_faults(self, _params: dict[str, Any]) -> dict[str, Any]:
-        return self.ledger.faults.model_dump()
-
-    async def get_payments(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def get_payments(self, request: web.Request, _body: dict[str, Any]) -> Any:
         """Every movement the ledger applied; filter by `destination`, `txHash` or `asset` (registry code)."""
+        query = request.query
         out = self.ledger.payments
-        if "destination" in params:
-            out = [p for p in out if p.destination == params["destination"]]
-        if "txHash" in params:
-            out = [p for p in out if p.tx_hash == params["txHash"]]
-        if "asset" in params:
-            key = canonical(stellar_asset(str(params["asset"])))
+        if "destination" in query:
+            out = [p for p in out if p.destination == query["destination"]]
+        if "txHash" in query:
+            out = [p for p in out if p.tx_hash == query["txHash"]]
+        if "asset" in query:
+            key = canonical(stellar_asset(query["asset"]))
             out = [p for p in out if p.asset == key]
         return [asdict(p) for p in out]
 
-    async def close_ledger(self, params: dict[str, Any]) -> dict[str, Any]:
+    def close_ledger(self, _request: web.Request, _body: dict[str, Any]) -> Any:
+        """Close one ledger now (deterministic tests)."""
         included = self.ledger.close_ledger()
         return {"sequence": self.ledger.sequence, "included": included}
 
-    async def set_ledger_interval(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.ledger_ms = int(params["ms"])
+    def set_ledger_interval(self, _request: web.Request, body: dict[str, Any]) -> Any:
+        ms = int(body["ms"])
+        if ms < 10:
+            raise AdminError("ms is 10 at least")
+        self.ledger_ms = ms
         return {"ms": self.ledger_ms}
 
-    async def stats(self, _params: dict[str, Any]) -> dict[str, Any]:
+    def stats(self, _request: web.Request, _body: dict[str, Any]) -> Any:
         lg = self.ledger
         return {"sequence": lg.sequence, "mempool": len(lg.mempool), "counters": dict(lg.counters)}
+
+    def discrepancies(self, _request: web.Request, body: dict[str, Any]) -> Any:
+        """`POST /_emulator/discrepancies` (see `discrepancies.py`): 201 `{"line_id"}`."""
+        return web.json_response({"line_id": Injector(self.ledger).inject(body)}, status=201)
 
     # -- HTTP ----------------------------------------------------------------------------------------------
 
@@ -190,7 +206,7 @@ class Emulator:
         except Exception as err:
             log.exception("%s failed", method)
             return _error(rid, -32603, f"internal error: {type(err).__name__}")
-        if faults.delay_ms and self.ledger.rng.random() < faults.delay_rate and not method.startswith("emulator_"):
+        if faults.delay_ms and self.ledger.rng.random() < faults.delay_rate:
             self.ledger._count("delayed")
             await asyncio.sleep(faults.delay_ms / 1000)
         return {"jsonrpc": "2.0", "id": rid, "result": result}
@@ -217,23 +233,6 @@ class Emulator:
             return web.json_response({"detail": err.message}, status=400)
         return web.json_response({"account": addr, "funded": "10000.0000000"})
 
-    async def discrepancies(self, request: web.Request) -> web.Response:
-        """`POST /_emulator/discrepancies` (see `discrepancies.py`): 201 `{"line_id"}`."""
-        try:
-            body = await request.json()
-        except json.JSONDecodeError:
-            return web.json_response({"detail": "the body is not JSON"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"detail": "the body must be a JSON object"}, status=400)
-        try:
-            line_id = Injector(self.ledger).inject(body)
-        except DiscrepancyError as err:
-            return web.json_response({"detail": str(err)}, status=err.status)
-        return web.json_response({"line_id": line_id}, status=201)
-
-    async def health(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "latestLedger": self.ledger.sequence})
-
 
 def _str_param(params: dict[str, Any], name: str) -> str:
     value = params.get(name)
@@ -246,11 +245,19 @@ def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
 
 
+def _admin_error(err: Exception) -> web.StreamResponse | None:
+    if isinstance(err, DiscrepancyError):
+        return web.json_response({"error": str(err)}, status=err.status)
+    if isinstance(err, RpcError):
+        return web.json_response({"error": err.message, "code": err.code}, status=400)
+    return None
+
+
 def build_emulator(settings: EmulatorSettings) -> Emulator:
     ledger = Ledger(
         passphrase=settings.stellar_network_passphrase,
         capacity_ops=settings.soroban_emulator_ledger_capacity,
-        faults=settings.soroban_emulator_faults,
+        faults=settings.faults(),
         contract_id=settings.payout_contract_id,
         method_name=settings.payout_method_name,
         contract_asset=canonical(stellar_asset(settings.soroban_emulator_contract_asset)),
@@ -270,10 +277,7 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_post("/", emulator.handle)
     app.router.add_post("/rpc", emulator.handle)
     app.router.add_get("/friendbot", emulator.friendbot)
-    app.router.add_post("/_emulator/discrepancies", emulator.discrepancies)
-    app.router.add_get("/health", emulator.health)
-    app.router.add_get("/health/live", emulator.health)
-    app.router.add_get("/health/ready", emulator.health)
+    emulator.install_admin(app)
     app.on_startup.append(emulator.start)
     app.on_cleanup.append(emulator.stop)
     return app

@@ -3,26 +3,35 @@ table onto the store."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import socket
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from prizeflow_emulator_kit.faults import FaultKind, FaultRule
+from prizeflow_emulator_kit.requests import RequestEntry
+from prizeflow_emulator_kit.strike import strike
 from prizeflow_stripe_emulator.errors import StripeError
-from prizeflow_stripe_emulator.faults import FaultKind, FaultRule
 from prizeflow_stripe_emulator.forms import parse_form
 from prizeflow_stripe_emulator.idempotency import Stored
 from prizeflow_stripe_emulator.models import Ctx, new_id
 from prizeflow_stripe_emulator.state import Obj, Store
 
 if TYPE_CHECKING:
-    from prizeflow_stripe_emulator.server import Emulator, RequestEntry
+    from prizeflow_stripe_emulator.server import Emulator
+
+
+@dataclass
+class StripeRequest(RequestEntry):
+    """A /v1 call as the request log shows it (never the API key)."""
+
+    account: str | None = None
+    idempotency_key: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,17 +146,6 @@ def _masked(key: str) -> str:
     return key[:8] + "*" * 4 + key[-4:] if len(key) > 12 else "****"
 
 
-def _reset_connection(request: web.Request) -> None:
-    """Cut the TCP connection with a RST (SO_LINGER 0), as a load balancer dropping it would."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
 def _authenticate(emulator: Emulator, request: web.Request) -> str:
     api_key = _api_key(request)
     if api_key is None:
@@ -162,7 +160,7 @@ def _authenticate(emulator: Emulator, request: web.Request) -> str:
     return api_key
 
 
-def _before_processing(fault: FaultRule, request: web.Request, headers: dict[str, str]) -> web.Response:
+def _refusal(fault: FaultRule, headers: dict[str, str]) -> web.Response:
     """A fault that strikes before the request runs: nothing is executed nor stored."""
     if fault.kind is FaultKind.RATE_LIMIT:
         err = StripeError(
@@ -172,13 +170,10 @@ def _before_processing(fault: FaultRule, request: web.Request, headers: dict[str
             code="rate_limit",
         )
         return error_response(err, headers)
-    if fault.kind is FaultKind.API_ERROR:
-        err = StripeError(
-            500, "api_error", "An unknown error occurred; the request was not processed (emulator fault injection)."
-        )
-        return error_response(err, headers)
-    _reset_connection(request)
-    return web.Response(status=499)
+    err = StripeError(
+        500, "api_error", "An unknown error occurred; the request was not processed (emulator fault injection)."
+    )
+    return error_response(err, headers)
 
 
 async def _execute(
@@ -188,7 +183,7 @@ async def _execute(
     api_key: str,
     request_id: str,
     headers: dict[str, str],
-    entry: RequestEntry,
+    entry: StripeRequest,
 ) -> tuple[web.Response, bool]:
     """Route, parse, replay or run, store; (response, replayed)."""
     method, path = request.method, request.path
@@ -235,31 +230,29 @@ async def handle(emulator: Emulator, request: web.Request) -> web.StreamResponse
     if idem_key:
         headers["Idempotency-Key"] = idem_key
     entry = emulator.requests.record(
-        method, path, account=request.headers.get("Stripe-Account") or None, idempotency_key=idem_key
+        StripeRequest(method, path, account=request.headers.get("Stripe-Account") or None, idempotency_key=idem_key)
     )
-    fault: FaultRule | None = None
     try:
         api_key = _authenticate(emulator, request)
-        fault = emulator.faults.take(method, path)
-        if fault is not None and not fault.kind.after_processing:
-            entry.fault = fault.kind.value
-            return entry.finish(_before_processing(fault, request, headers))
-        response, replayed = await _execute(
-            emulator, request, api_key=api_key, request_id=request_id, headers=headers, entry=entry
-        )
     except StripeError as err:
-        return entry.finish(error_response(err, headers))
-    if fault is not None:
-        entry.fault = fault.kind.value
-        if fault.kind is FaultKind.DROP_AFTER_SUCCESS:
-            _reset_connection(request)
-            return entry.finish(web.Response(status=499), replayed=replayed)
-        await asyncio.sleep(fault.delay_ms / 1000)  # the fault itself: the answer comes after the client gave up
-    return entry.finish(response, replayed=replayed)
+        entry.status = err.status
+        return error_response(err, headers)
+
+    async def carry_out() -> web.StreamResponse:
+        try:
+            response, entry.replayed = await _execute(
+                emulator, request, api_key=api_key, request_id=request_id, headers=headers, entry=entry
+            )
+        except StripeError as err:
+            return error_response(err, headers)
+        return response
+
+    fault = emulator.faults.take(method, path)
+    return await strike(fault, request, carry_out, lambda rule: _refusal(rule, headers), entry)
 
 
 def route_names() -> list[str]:
     return [f"{r.method} {r.pattern.pattern}" for r in ROUTES]
 
 
-__all__ = ["ROUTES", "Call", "Route", "error_response", "find_route", "handle", "route_names"]
+__all__ = ["ROUTES", "Call", "Route", "StripeRequest", "error_response", "find_route", "handle", "route_names"]

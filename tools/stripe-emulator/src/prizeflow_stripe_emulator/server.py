@@ -7,77 +7,42 @@ import contextlib
 import html
 import logging
 import random
-import time
-from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from aiohttp import web
 
+from prizeflow_emulator_kit.faults import FaultKind, Faults
+from prizeflow_emulator_kit.requests import RequestLog
+from prizeflow_emulator_kit.webhooks import DeliveryConfig
 from prizeflow_stripe_emulator import api
-from prizeflow_stripe_emulator.admin import Admin
+from prizeflow_stripe_emulator.admin import install_admin
+from prizeflow_stripe_emulator.api import StripeRequest
 from prizeflow_stripe_emulator.errors import StripeError
-from prizeflow_stripe_emulator.faults import Faults
 from prizeflow_stripe_emulator.idempotency import IdempotencyStore
 from prizeflow_stripe_emulator.settings import EmulatorSettings
 from prizeflow_stripe_emulator.state import Store
-from prizeflow_stripe_emulator.webhooks import Deliverer, DeliveryConfig
+from prizeflow_stripe_emulator.webhooks import StripeDeliverer
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RequestEntry:
-    method: str
-    path: str
-    account: str | None
-    idempotency_key: str | None
-    at: float
-    params: dict[str, Any] = field(default_factory=dict)
-    status: int | None = None
-    replayed: bool = False
-    fault: str | None = None
-
-    def finish(self, response: web.StreamResponse, *, replayed: bool = False) -> web.StreamResponse:
-        """Record how the call was answered; the response itself."""
-        self.status = response.status
-        self.replayed = replayed
-        return response
-
-
-class RequestLog:
-    """Every /v1 call received (never the API key), for tests asserting "called once"."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self.entries: deque[RequestEntry] = deque(maxlen=limit)
-
-    def record(self, method: str, path: str, *, account: str | None, idempotency_key: str | None) -> RequestEntry:
-        entry = RequestEntry(method, path, account, idempotency_key, time.time())
-        self.entries.append(entry)
-        return entry
-
-    def query(self, *, method: str | None, path: str | None) -> dict[str, Any]:
-        chosen = [
-            e
-            for e in self.entries
-            if (method is None or e.method == method.upper()) and (path is None or e.path == path)
-        ]
-        counts = Counter(f"{e.method} {e.path}" for e in self.entries)
-        return {"requests": [asdict(e) for e in chosen], "counts": dict(counts)}
-
-    def clear(self) -> None:
-        self.entries.clear()
+FAULT_KINDS = (
+    FaultKind.CONNECTION_RESET,
+    FaultKind.RATE_LIMIT,
+    FaultKind.API_ERROR,  # 500, not processed (so a retry with the same idempotency key executes it)
+    FaultKind.TIMEOUT_AFTER_SUCCESS,
+    FaultKind.DROP_AFTER_SUCCESS,
+)
 
 
 class Emulator:
     def __init__(self, settings: EmulatorSettings) -> None:
         self.settings = settings
         self.rng = random.Random(settings.seed)  # noqa: S311 - delivery order shuffles, not cryptography
-        self.requests = RequestLog()
-        self.faults = Faults()
+        self.requests: RequestLog[StripeRequest] = RequestLog()
+        self.faults = Faults(FAULT_KINDS, path_prefixes=("/v1",))
         self.idempotency = IdempotencyStore()
         self.store = self._new_store()
-        self.deliverer = Deliverer(
+        self.deliverer = StripeDeliverer(
             self.store,
             DeliveryConfig(
                 retry_base_ms=settings.webhook_retry_base_ms,
@@ -109,7 +74,7 @@ class Emulator:
         self.store.listeners.extend(listeners)
         self.deliverer.store = self.store
         self.requests.clear()
-        self.faults.clear()
+        self.faults.reset()
         self.idempotency.clear()
         self._seed()
 
@@ -161,9 +126,6 @@ def create_app(emulator: Emulator) -> web.Application:
     async def v1(request: web.Request) -> web.StreamResponse:
         return await api.handle(emulator, request)
 
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
     async def checkout_page(request: web.Request) -> web.Response:
         """A stand-in for Stripe's hosted page (`make run`): pay, pay asynchronously, or cancel."""
         sid = request.match_info["id"]
@@ -187,9 +149,7 @@ def create_app(emulator: Emulator) -> web.Application:
         )  # fmt: skip
 
     app.router.add_route("*", "/v1/{tail:.*}", v1)
-    Admin(emulator).install(app)
-    app.router.add_get("/health/live", health)
-    app.router.add_get("/health/ready", health)
+    install_admin(emulator, app)
     app.router.add_get("/c/pay/{id}", checkout_page)
     app.router.add_post("/c/pay/{id}", checkout_page)
     app.on_startup.append(emulator.start)
@@ -197,4 +157,4 @@ def create_app(emulator: Emulator) -> web.Application:
     return app
 
 
-__all__ = ["EMULATOR_KEY", "Emulator", "RequestEntry", "RequestLog", "create_app"]
+__all__ = ["EMULATOR_KEY", "FAULT_KINDS", "Emulator", "create_app"]

@@ -8,11 +8,9 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from prizeflow_emulator_kit.settings import SettingsError, env_int, env_list, env_port
+
 DEFAULT_API_VERSION = "2024-06-20"
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -44,37 +42,24 @@ class EmulatorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EmulatorSettings:
         env = os.environ if env is None else env
-        keys = tuple(k.strip() for k in env.get("STRIPE_EMULATOR_API_KEYS", "").split(",") if k.strip())
+        keys = env_list(env, "STRIPE_EMULATOR_API_KEYS")
         if not keys:
             raise SettingsError("STRIPE_EMULATOR_API_KEYS is required: the comma-separated secret keys accepted")
         return cls(
             api_keys=keys,
             host=env.get("STRIPE_EMULATOR_HOST", "127.0.0.1"),
-            port=_int(env, "STRIPE_EMULATOR_PORT", 12111, 0, 65535),
+            port=env_port(env, "STRIPE_EMULATOR_PORT", 12111),
             public_url=env.get("STRIPE_EMULATOR_PUBLIC_URL") or None,
             webhook_endpoints=_endpoints(env.get("STRIPE_EMULATOR_WEBHOOK_ENDPOINTS", ""), env),
-            webhook_retry_base_ms=_int(env, "STRIPE_EMULATOR_WEBHOOK_RETRY_BASE_MS", 1000, 1, 3_600_000),
-            webhook_max_attempts=_int(env, "STRIPE_EMULATOR_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
-            webhook_timeout_ms=_int(env, "STRIPE_EMULATOR_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000),
+            webhook_retry_base_ms=env_int(env, "STRIPE_EMULATOR_WEBHOOK_RETRY_BASE_MS", 1000, 1, 3_600_000),
+            webhook_max_attempts=env_int(env, "STRIPE_EMULATOR_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
+            webhook_timeout_ms=env_int(env, "STRIPE_EMULATOR_WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000),
             platform_balance=_balances(env.get("STRIPE_EMULATOR_PLATFORM_BALANCE", "")),
-            accounts=tuple(a.strip() for a in env.get("STRIPE_EMULATOR_ACCOUNTS", "").split(",") if a.strip()),
+            accounts=env_list(env, "STRIPE_EMULATOR_ACCOUNTS"),
             api_version=env.get("STRIPE_EMULATOR_API_VERSION") or DEFAULT_API_VERSION,
-            seed=_int(env, "STRIPE_EMULATOR_SEED", 0, 0, 2**63) if env.get("STRIPE_EMULATOR_SEED") else None,
-            payout_auto_settle_ms=_int(env, "STRIPE_EMULATOR_PAYOUT_AUTO_SETTLE_MS", 0, 0, 86_400_000),
+            seed=env_int(env, "STRIPE_EMULATOR_SEED", 0, 0, 2**63) if env.get("STRIPE_EMULATOR_SEED") else None,
+            payout_auto_settle_ms=env_int(env, "STRIPE_EMULATOR_PAYOUT_AUTO_SETTLE_MS", 0, 0, 86_400_000),
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from err
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be within [{low}, {high}], got {value}")
-    return value
 
 
 def _endpoints(raw: str, env: Mapping[str, str]) -> tuple[WebhookEndpointSetting, ...]:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import random
 
+from prizeflow_emulator_kit.webhooks import DeliveryConfig, DeliveryState
 from prizeflow_stripe_emulator.models import Ctx
 from prizeflow_stripe_emulator.state import Store
-from prizeflow_stripe_emulator.webhooks import Deliverer, DeliveryConfig, DeliveryState
+from prizeflow_stripe_emulator.webhooks import StripeDeliverer
 
 
-def setup() -> tuple[Store, Deliverer]:
+def setup() -> tuple[Store, StripeDeliverer]:
     store = Store(api_version="2024-06-20", public_url="http://emulator", clock=lambda: 1_750_000_000)
-    deliverer = Deliverer(store, DeliveryConfig(hold=True), rng=random.Random(1))
+    deliverer = StripeDeliverer(store, DeliveryConfig(hold=True), rng=random.Random(1))
     store.create_account({}, account_id="acct_fan")
     store.fund("eur", 100, "acct_fan")
     return store, deliverer

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import stripe
 
+from prizeflow_emulator_kit.faults import FaultKind, Faults
 from prizeflow_stripe_emulator.errors import StripeError
-from prizeflow_stripe_emulator.faults import FaultKind, Faults
 from prizeflow_stripe_emulator.forms import parse_form
 from prizeflow_stripe_emulator.idempotency import KEY_TTL_S, IdempotencyStore, Stored
 from prizeflow_stripe_emulator.models import Params, paginate
+from prizeflow_stripe_emulator.server import FAULT_KINDS
 from prizeflow_stripe_emulator.settings import EmulatorSettings, SettingsError
 from prizeflow_stripe_emulator.signing import stripe_signature
 
@@ -145,7 +146,7 @@ def test_the_same_key_replays_and_other_parameters_are_an_idempotency_error() ->
 
 
 def test_faults_match_method_and_prefix_for_the_next_n_calls() -> None:
-    faults = Faults()
+    faults = Faults(FAULT_KINDS, path_prefixes=("/v1",))
     faults.add("rate_limit", method="post", path_prefix="/v1/transfers", count=2)
     assert faults.take("GET", "/v1/transfers/tr_1") is None
     first = faults.take("POST", "/v1/transfers")
@@ -156,6 +157,8 @@ def test_faults_match_method_and_prefix_for_the_next_n_calls() -> None:
     assert len(faults.triggered) == 2
     with pytest.raises(ValueError):
         faults.add("nonsense")
+    with pytest.raises(ValueError, match="path_prefix must start with /v1"):
+        faults.add("rate_limit", path_prefix="/_emulator")
     assert FaultKind.TIMEOUT_AFTER_SUCCESS.after_processing
     assert not FaultKind.API_ERROR.after_processing
 

@@ -7,14 +7,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from prizeflow_emulator_kit.settings import SettingsError, env_list, env_port
 from prizeflow_telegram_emulator.state import Gift
 
 # Two gifts of the real catalogue's shape (ids are opaque strings there too).
 DEFAULT_GIFTS = '[{"id": "5170145012310081615", "star_count": 15}, {"id": "5170233102089322756", "star_count": 25}]'
-
-
-class SettingsError(ValueError):
-    """A setting the emulator cannot run with (named)."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +26,7 @@ class EmulatorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EmulatorSettings:
         env = os.environ if env is None else env
-        tokens = frozenset(t.strip() for t in env.get("TELEGRAM_EMULATOR_TOKENS", "").split(",") if t.strip())
+        tokens = frozenset(env_list(env, "TELEGRAM_EMULATOR_TOKENS"))
         if not tokens:
             raise SettingsError("TELEGRAM_EMULATOR_TOKENS (comma-separated bot tokens it accepts) is not set")
         try:
@@ -40,7 +37,7 @@ class EmulatorSettings:
             return cls(
                 tokens=tokens,
                 host=env.get("TELEGRAM_EMULATOR_HOST", "127.0.0.1"),
-                port=int(env.get("TELEGRAM_EMULATOR_PORT", "8082")),
+                port=env_port(env, "TELEGRAM_EMULATOR_PORT", 8082),
                 balance=int(env.get("TELEGRAM_EMULATOR_BALANCE", "1000000")),
                 gifts=gifts,
                 hang_ms=int(env.get("TELEGRAM_EMULATOR_HANG_MS", "30000")),

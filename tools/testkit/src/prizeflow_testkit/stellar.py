@@ -45,7 +45,7 @@ def emulator_process(
             **(env or {}),
         },
         log,
-        url + "health",
+        url + "_emulator/health",
     )
     return proc, url
 
@@ -62,27 +62,20 @@ class Keys:
         return cls(Keypair.random(), [Keypair.random() for _ in range(channels)])
 
 
-def fund(rpc: Any, keys: Keys, *, xlm: str = "10000000", usdc: str = "1000000") -> None:
+def fund(rpc: Rpc, keys: Keys, *, xlm: str = "10000000", usdc: str = "1000000") -> None:
     """Funding account with XLM and USDC; channel accounts whose only signer is the funding key."""
-    rpc.call("emulator_createAccount", {"account": keys.funding.public_key, "balances": {"XLM": xlm, "USDC": usdc}})
+    rpc.admin.create_account(keys.funding.public_key, balances={"XLM": xlm, "USDC": usdc})
     for ch in keys.channels:
-        rpc.call(
-            "emulator_createAccount",
-            {
-                "account": ch.public_key,
-                "balances": {"XLM": "10000"},
-                "signers": {keys.funding.public_key: 1},
-                "masterWeight": 0,
-            },
+        rpc.admin.create_account(
+            ch.public_key, balances={"XLM": "10000"}, signers={keys.funding.public_key: 1}, master_weight=0
         )
 
 
-def destinations(rpc: Any, n: int, *, usdc: bool = True) -> list[str]:
+def destinations(rpc: Rpc, n: int, *, usdc: bool = True) -> list[str]:
     out = []
     for _ in range(n):
         kp = Keypair.random()
-        balances = {"XLM": "1", "USDC": "0"} if usdc else {"XLM": "1"}
-        rpc.call("emulator_createAccount", {"account": kp.public_key, "balances": balances})
+        rpc.admin.create_account(kp.public_key, balances={"XLM": "1", "USDC": "0"} if usdc else {"XLM": "1"})
         out.append(kp.public_key)
     return out
 
@@ -302,7 +295,7 @@ class Stack:
             self.db, "SELECT state, error_code, count(*) FROM stellar_payouts GROUP BY 1, 2 ORDER BY 1, 2"
         )
         lanes = await fetch(self.db, "SELECT account, sequence, busy_tx FROM stellar_lanes")
-        stats = self.rpc.call("emulator_stats", {})
+        stats = self.rpc.admin.stats()
         return "\n".join(
             [
                 "txs:",
@@ -316,8 +309,7 @@ class Stack:
         )
 
     def payments(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = self.rpc.call("emulator_getPayments", {})
-        return out
+        return self.rpc.admin.payments()
 
     def paid_count(self) -> Counter[str]:
         return Counter(p["destination"] for p in self.payments())
@@ -353,7 +345,7 @@ async def stellar_stack(
         fund(rpc, keys)
         for account in [keys.funding.public_key, *(c.public_key for c in keys.channels)]:
             if extra_signers:
-                rpc.call("emulator_createAccount", {"account": account, "signers": dict.fromkeys(extra_signers, 1)})
+                rpc.admin.create_account(account, signers=dict.fromkeys(extra_signers, 1))
         suffix = topic_suffix
         await provision_test_topics(kafka, suffix)  # before the signer and payouts verify them
         if backend is not None:

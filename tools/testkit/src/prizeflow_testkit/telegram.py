@@ -135,8 +135,9 @@ class TelegramAdmin:
         await self._ok("DELETE", "/faults")
 
     async def calls(self, method: str | None = None) -> list[dict[str, Any]]:
-        path = "/calls" + (f"?method={method}" if method else "")
-        return list((await self._ok("GET", path))["calls"])
+        """The Bot API calls received (of `method`, any case), oldest first: the request log."""
+        path = "/requests" + (f"?method={method}" if method else "")
+        return list((await self._ok("GET", path))["requests"])
 
     async def gifts_to(self, user_id: int) -> list[dict[str, Any]]:
         """Outgoing gift transactions to this user: what the rail really paid them."""

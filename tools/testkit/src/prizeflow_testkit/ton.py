@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import sys
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +22,7 @@ from stellar_sdk import Keypair
 
 from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTransferIntent
 from prizeflow_devstack.infra import Infra, create_database, drop_database
+from prizeflow_emulator_kit.client import AdminClient
 from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.migrations import upgrade_to_head
@@ -87,34 +86,32 @@ def batch_request(
 
 
 class TonApi:
-    """The emulator's admin routes (synchronous: tests and harnesses call them between awaits)."""
+    """The emulator's admin routes (`/_emulator/...`, synchronous: tests and harnesses call them between awaits)."""
 
     def __init__(self, url: str) -> None:
         if not url.startswith("http://127.0.0.1:"):
             raise ValueError("the TON emulator runs on loopback")
         self.url = url.rstrip("/")
+        self._admin = AdminClient(self.url)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, **query: str) -> Any:
-        target = f"{self.url}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(target, data, {"Content-Type": "application/json"}, method=method)  # noqa: S310 - loopback http, checked above
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback http, checked above
-            doc = json.loads(resp.read())
-        if not doc.get("ok"):
-            raise RuntimeError(doc)
-        return doc["result"]
+        """`method /_emulator<path>`: its JSON answer (AdminCallError when refused)."""
+        return self._admin.call(method, path, body, query=query)
 
     def faults(self, **values: Any) -> None:
-        self.call("POST", "/emulator/faults", values)
+        self.call("POST", "/faults", values)
 
     def counter(self, name: str) -> int:
-        return int(self.call("GET", "/emulator/stats")["counters"].get(name, 0))
+        return int(self.call("GET", "/stats")["counters"].get(name, 0))
 
     def transfers(self, wallet: str, destination: str) -> dict[str, int]:
-        return dict(self.call("GET", "/emulator/transfers", wallet=wallet, destination=destination))
+        return dict(self.call("GET", "/transfers", wallet=wallet, destination=destination))
 
     def jetton_balance(self, master: str, owner: str) -> int:
-        return int(self.call("GET", "/emulator/balances", address=owner, master=master)["jetton"])
+        return int(self.call("GET", "/balances", address=owner, master=master)["jetton"])
+
+    def ton_balance(self, address: str) -> int:
+        return int(self.call("GET", "/balances", address=address)["ton"])
 
 
 def emulator_process(log: Path, *, api_key: str, block_ms: int = 200) -> tuple[Process, str]:
@@ -126,7 +123,7 @@ def emulator_process(log: Path, *, api_key: str, block_ms: int = 200) -> tuple[P
         "TON_EMULATOR_SEED": "7",
         "TON_EMULATOR_API_KEY": api_key,
     }
-    return Process([sys.executable, "-m", "prizeflow_ton_emulator"], env, log, url + "/health"), url
+    return Process([sys.executable, "-m", "prizeflow_ton_emulator"], env, log, url + "/_emulator/health"), url
 
 
 @dataclass
@@ -241,21 +238,21 @@ def genesis(
     api: TonApi, keys: TonKeys, *, ton: int = 1_000 * NANO, usdt: int = 10**12, timeout: int = HIGHLOAD_TIMEOUT_S
 ) -> None:
     """Both wallets of the key (v4r2, and highload v3 with `timeout`), funded with TON and USDT."""
-    api.call("POST", "/emulator/wallets", {"address": keys.wallet, "public_key": keys.public_key_hex, "balance": ton})
+    api.call("POST", "/wallets", {"address": keys.wallet, "public_key": keys.public_key_hex, "balance": ton})
     api.call(
         "POST",
-        "/emulator/wallets",
+        "/wallets",
         {"address": keys.highload_wallet, "public_key": keys.public_key_hex, "balance": ton, "type": "highload_v3",
          "timeout": timeout},
     )  # fmt: skip
     api.call(
         "POST",
-        "/emulator/jettons",
+        "/jettons",
         {"master": keys.jetton_master, "owner": keys.wallet, "jetton_wallet": keys.jetton_wallet, "balance": usdt},
     )
     api.call(
         "POST",
-        "/emulator/jettons",
+        "/jettons",
         {"master": keys.jetton_master, "owner": keys.highload_wallet, "jetton_wallet": keys.highload_jetton_wallet,
          "balance": usdt},
     )  # fmt: skip

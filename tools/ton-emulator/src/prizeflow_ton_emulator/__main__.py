@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-
-from aiohttp import web
-
+from prizeflow_emulator_kit.runner import Serving, run
+from prizeflow_emulator_kit.settings import SettingsError
+from prizeflow_ton_emulator.chain import ApiError
 from prizeflow_ton_emulator.server import build_chain, create_app
-from prizeflow_ton_emulator.settings import EmulatorSettings
+from prizeflow_ton_emulator.settings import settings_from_env
+
+
+def serve() -> Serving:
+    settings = settings_from_env()
+    try:
+        chain = build_chain(settings)
+    except (ApiError, KeyError, ValueError) as err:
+        raise SettingsError(f"TON_EMULATOR_GENESIS: {err}") from None
+    return Serving(create_app(chain, settings), settings.ton_emulator_host, settings.ton_emulator_port)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = EmulatorSettings()
-    web.run_app(
-        create_app(build_chain(settings), settings),
-        host=settings.ton_emulator_host,
-        port=settings.ton_emulator_port,
-        access_log=None,
-        print=None,
-    )
+    run("prizeflow_ton_emulator", serve)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from typing import Any
 
 from pytoniq_core.crypto.signature import verify_sign
 
+from prizeflow_emulator_kit.faults import Knobs
 from prizeflow_ton import highload
 from prizeflow_ton.addresses import parse_address
 from prizeflow_ton.highload import (
@@ -74,31 +75,20 @@ class ApiError(Exception):
 
 
 @dataclass
-class Faults:
-    """Fault injection on sendBoc; rates are probabilities in [0, 1] drawn per call from a seeded RNG."""
+class Faults(Knobs):
+    """The network's faults (the emulator kit's knobs): rates are probabilities in [0, 1] drawn per call from the
+    chain's seeded RNG."""
 
     outage: bool = False  # every /api/v2 call answers 503 (the API is down)
-    unavailable_rate: float = 0.0  # 503, nothing accepted
-    lost_response_rate: float = 0.0  # accepted, then the response fails (502): the sender cannot know
-    not_included_rate: float = 0.0  # accepted (200 + hash), never included in a block
-    delay_rate: float = 0.0  # the response is delayed by delay_ms (the message still applies)
+    unavailable_rate: float = 0.0  # sendBoc: 503, nothing accepted
+    lost_response_rate: float = 0.0  # sendBoc: accepted, then the response fails (502): the sender cannot know
+    not_included_rate: float = 0.0  # sendBoc: accepted (200 + hash), never included in a block
+    delay_rate: float = 0.0  # sendBoc: the response is delayed by delay_ms (the message still applies)
     delay_ms: int = 0
     lag_s: int = 0  # the API node answers from the newest block at least this many seconds old
     # Owners (any address form) whose jetton wallets are frozen: they refuse every incoming internal_transfer
     # and bounce it back to the sending jetton wallet (a frozen USDT wallet).
     frozen_jetton_owners: list[str] = field(default_factory=list)
-
-    def update(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            if not hasattr(self, key):
-                raise ApiError(400, f"unknown fault {key!r}")
-            current = getattr(self, key)
-            if isinstance(current, list):
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise ApiError(400, f"fault {key!r} is a list of strings")
-                setattr(self, key, list(value))
-                continue
-            setattr(self, key, bool(value) if isinstance(current, bool) else type(current)(value))
 
     def frozen(self, owner: str) -> bool:
         """Whether `owner`'s (raw) jetton wallets refuse incoming transfers."""

@@ -1,6 +1,8 @@
-"""HTTP (aiohttp): the toncenter v2 methods a sender uses under /api/v2, and /emulator/* admin routes.
+"""HTTP (aiohttp): the toncenter v2 methods a sender uses under /api/v2, and the `/_emulator/...` admin routes (the
+emulator kit's).
 
-Answers have toncenter's shape: `{"ok": true, "result": ...}` or `{"ok": false, "code": N, "error": "..."}`.
+API answers have toncenter's shape: `{"ok": true, "result": ...}` or `{"ok": false, "code": N, "error": "..."}`;
+admin answers are plain JSON, their refusals `{"ok": false, "code": N, "error": "..."}` too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from prizeflow_emulator_kit.admin import Admin
 from prizeflow_ton.addresses import InvalidTonAddressError
 from prizeflow_ton.highload import DEFAULT_HIGHLOAD_SUBWALLET_ID
 from prizeflow_ton_emulator.chain import ApiError, Chain
@@ -100,12 +103,14 @@ class Api:
         self.chain = chain
         self.api_key = api_key
 
-    def wrap(self, route: Route, *, public: bool = True) -> Route:
+    def wrap(self, route: Route) -> Route:
+        """An /api/v2 route: refused during an outage, and without the API key when one is set."""
+
         async def handler(request: web.Request) -> web.Response:
-            if public and self.chain.faults.outage:
+            if self.chain.faults.outage:
                 self.chain.count("outage_refused")
                 return _error(503, "service unavailable (injected outage)")
-            if public and self.api_key is not None:
+            if self.api_key is not None:
                 given = request.headers.get("X-API-Key", "")
                 if not hmac.compare_digest(given.encode(), self.api_key.encode()):
                     return _error(401, "API key does not exist")
@@ -185,59 +190,71 @@ class Api:
             raise ApiError(400, "created_lt is an integer") from err
         return _ok(self.chain.locate_result(_required(args, "source"), _required(args, "destination"), created_lt))
 
-    # -- admin -----------------------------------------------------------------------------------------------
+    # -- admin (/_emulator) ----------------------------------------------------------------------------------
 
-    async def add_wallet(self, request: web.Request) -> web.Response:
-        args = await _args(request)
-        _required(args, "address")
-        _required(args, "public_key")
-        return _ok({"address": _add_wallet(self.chain, args)})
+    def install_admin(self, app: web.Application) -> None:
+        admin = Admin(errors=_admin_error)
+        for method, path, handler in [
+            ("POST", "/wallets", self.add_wallet),
+            ("POST", "/jettons", self.add_jetton),
+            ("POST", "/blocks/produce", lambda _r, _b: {"block": self.chain.produce_block()}),
+            ("POST", "/clock/advance", self.advance_clock),
+            ("GET", "/balances", self.balances),
+            ("GET", "/stats", self.stats),
+            ("GET", "/transfers", self.transfers),
+            ("POST", "/discrepancies", self.discrepancies),
+        ]:
+            admin.route(method, path, handler)
+        admin.knobs(lambda: self.chain.faults)
+        admin.install(app)
 
-    async def add_jetton(self, request: web.Request) -> web.Response:
-        args = await _args(request)
+    def add_wallet(self, _request: web.Request, body: dict[str, Any]) -> Any:
+        _required(body, "address")
+        _required(body, "public_key")
+        return {"address": _add_wallet(self.chain, body)}
+
+    def add_jetton(self, _request: web.Request, body: dict[str, Any]) -> Any:
         self.chain.add_jetton(
-            master=_required(args, "master"),
-            owner=_required(args, "owner"),
-            jetton_wallet=_required(args, "jetton_wallet"),
-            balance=int(args.get("balance", 0)),
+            master=_required(body, "master"),
+            owner=_required(body, "owner"),
+            jetton_wallet=_required(body, "jetton_wallet"),
+            balance=int(body.get("balance", 0)),
         )
-        return _ok({})
+        return {}
 
-    async def set_faults(self, request: web.Request) -> web.Response:
-        self.chain.faults.update(await _args(request))
-        return _ok(vars(self.chain.faults))
+    def stats(self, _request: web.Request, _body: dict[str, Any]) -> Any:
+        return {"counters": dict(self.chain.counters), "now": self.chain.now(), "block": self.chain.block}
 
-    async def stats(self, _request: web.Request) -> web.Response:
-        return _ok({"counters": dict(self.chain.counters), "now": self.chain.now(), "block": self.chain.block})
-
-    async def transfers(self, request: web.Request) -> web.Response:
+    def transfers(self, request: web.Request, _body: dict[str, Any]) -> Any:
         """Out-messages of a wallet's transactions to `destination` (TON paid) and jetton transfers to it."""
-        args = await _args(request)
-        wallet, destination = _required(args, "wallet"), _required(args, "destination")
-        return _ok(self.chain.transfers_to(wallet, destination))
+        query = dict(request.query)
+        return self.chain.transfers_to(_required(query, "wallet"), _required(query, "destination"))
 
-    async def discrepancies(self, request: web.Request) -> web.Response:
+    def discrepancies(self, _request: web.Request, body: dict[str, Any]) -> Any:
         """`POST /_emulator/discrepancies` (see `discrepancies.py`): 201 `{"line_id"}`."""
-        try:
-            line_id = Injector(self.chain).inject(await _args(request))
-        except DiscrepancyError as err:
-            return web.json_response({"detail": str(err)}, status=err.status)
-        return web.json_response({"line_id": line_id}, status=201)
+        return web.json_response({"line_id": Injector(self.chain).inject(body)}, status=201)
 
-    async def produce_block(self, _request: web.Request) -> web.Response:
-        return _ok({"block": self.chain.produce_block()})
+    def advance_clock(self, _request: web.Request, body: dict[str, Any]) -> Any:
+        self.chain.offset_s += float(body.get("seconds", 0))
+        return {"now": self.chain.now()}
 
-    async def advance_clock(self, request: web.Request) -> web.Response:
-        self.chain.offset_s += float((await _args(request)).get("seconds", 0))
-        return _ok({"now": self.chain.now()})
+    def balances(self, request: web.Request, _body: dict[str, Any]) -> Any:
+        query = dict(request.query)
+        address = _required(query, "address")
+        master = query.get("master")
+        if master:
+            return {"jetton": str(self.chain.jetton_balance(master, address))}
+        return {"ton": str(self.chain.balance(address))}
 
-    async def balances(self, request: web.Request) -> web.Response:
-        args = await _args(request)
-        address = _required(args, "address")
-        master = args.get("master")
-        if isinstance(master, str) and master:
-            return _ok({"jetton": str(self.chain.jetton_balance(master, address))})
-        return _ok({"ton": str(self.chain.balance(address))})
+
+def _admin_error(err: Exception) -> web.StreamResponse | None:
+    if isinstance(err, DiscrepancyError):
+        return web.json_response({"detail": str(err)}, status=err.status)
+    if isinstance(err, ApiError):
+        return _error(err.status, err.message)
+    if isinstance(err, InvalidTonAddressError):
+        return _error(416, f"Incorrect address: {err}")
+    return None
 
 
 async def _blocks(chain: Chain, interval_ms: int) -> None:
@@ -263,20 +280,9 @@ def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
             web.get("/api/v2/tryLocateResultTx", w(api.locate_result)),
             web.get("/api/v2/getMasterchainInfo", w(api.masterchain_info)),
             web.get("/api/v2/getBlockHeader", w(api.block_header)),
-            web.post("/emulator/wallets", w(api.add_wallet, public=False)),
-            web.post("/emulator/jettons", w(api.add_jetton, public=False)),
-            web.post("/emulator/faults", w(api.set_faults, public=False)),
-            web.post("/emulator/produceBlock", w(api.produce_block, public=False)),
-            web.post("/_emulator/discrepancies", w(api.discrepancies, public=False)),
-            web.post("/emulator/advanceClock", w(api.advance_clock, public=False)),
-            web.get("/emulator/balances", w(api.balances, public=False)),
-            web.get("/emulator/stats", w(api.stats, public=False)),
-            web.get("/emulator/transfers", w(api.transfers, public=False)),
-            web.get("/health", _health),
-            web.get("/health/live", _health),
-            web.get("/health/ready", _health),
         ]
     )
+    api.install_admin(app)
     task: dict[str, asyncio.Task[None]] = {}
 
     async def start(_app: web.Application) -> None:
@@ -291,10 +297,6 @@ def create_app(chain: Chain, settings: EmulatorSettings) -> web.Application:
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     return app
-
-
-async def _health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 __all__ = ["CHAIN", "build_chain", "create_app"]

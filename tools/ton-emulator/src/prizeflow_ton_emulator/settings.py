@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from prizeflow_emulator_kit.settings import SettingsError
 
 
 class EmulatorSettings(BaseSettings):
@@ -25,3 +27,15 @@ class EmulatorSettings(BaseSettings):
         '"subwallet_id", "timeout" (highload)}], '
         '"jettons": [{"master", "owner", "jetton_wallet", "balance"}]}',
     )
+
+
+def settings_from_env() -> EmulatorSettings:
+    """The settings, or SettingsError naming every variable that is wrong."""
+    try:
+        return EmulatorSettings()
+    except ValidationError as err:
+        wrong = ", ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors())
+        raise SettingsError(wrong) from None
+
+
+__all__ = ["EmulatorSettings", "settings_from_env"]

@@ -94,11 +94,8 @@ class StellarHarness(ProviderHarness):
         if self._stack is not None and self._stack.signer is not None:
             self._stack.signer.signal(sig)
 
-    def _rpc(self, method: str, params: dict[str, Any]) -> Any:
-        return self.stack.rpc.call(method, params)
-
     def _counter(self, name: str) -> int:
-        return int(self._rpc("emulator_stats", {})["counters"].get(name, 0))
+        return int(self.stack.rpc.admin.stats()["counters"].get(name, 0))
 
     async def destination(self, kit: Kit, behaviour: Behaviour, code: PayoutErrorCode | None = None) -> str:
         if behaviour is Behaviour.FAIL:
@@ -111,7 +108,7 @@ class StellarHarness(ProviderHarness):
         (address,) = destinations(self.stack.rpc, 1)
         if behaviour is Behaviour.TRANSIENT_THEN_SUCCEED:
             kit.extra["busy_before"] = self._counter("send_try_again_later")
-            self._rpc("emulator_setFaults", {"try_again_later_rate": 1.0})
+            self.stack.rpc.admin.set_faults(try_again_later_rate=1.0)
         elif behaviour in (Behaviour.STAY_PENDING, Behaviour.OUTAGE, Behaviour.TIMEOUT_AFTER_SUCCESS):
             self._signer(signal.SIGSTOP)  # the envelope waits in `signing` until we say
         return address
@@ -132,7 +129,7 @@ class StellarHarness(ProviderHarness):
                 return self._counter("send_try_again_later")
 
             await eventually(answered_busy, lambda n: n > busy, timeout=30, interval=0.05)
-            self._rpc("emulator_setFaults", {"try_again_later_rate": 0.0})
+            self.stack.rpc.admin.set_faults(try_again_later_rate=0.0)
         elif behaviour is Behaviour.OUTAGE:
             await self._tx(kit, key, lambda txs: any(t["state"] == "signing" for t in txs))
             closed = self._counter("ledgers_closed")
@@ -147,7 +144,7 @@ class StellarHarness(ProviderHarness):
         elif behaviour is Behaviour.TIMEOUT_AFTER_SUCCESS:
             await self._tx(kit, key, lambda txs: any(t["state"] == "signing" for t in txs))
             accepted = self._counter("send_pending")
-            self._rpc("emulator_setFaults", {"delay_rate": 1.0, "delay_ms": LOST_ANSWER_DELAY_MS})
+            self.stack.rpc.admin.set_faults(delay_rate=1.0, delay_ms=LOST_ANSWER_DELAY_MS)
             self._signer(signal.SIGCONT)
             # The client gave up on sendTransaction (outcome unknown to it), and the network did accept it.
             await self._tx(kit, key, lambda txs: any(t["last_status"] == "unknown" for t in txs))
@@ -156,7 +153,7 @@ class StellarHarness(ProviderHarness):
                 return self._counter("send_pending")
 
             await eventually(sent, lambda n: n > accepted, timeout=30, interval=0.1)
-            self._rpc("emulator_setFaults", {"delay_rate": 0.0, "delay_ms": 0})
+            self.stack.rpc.admin.set_faults(delay_rate=0.0, delay_ms=0)
         elif behaviour is Behaviour.STAY_PENDING:
             self._held.add(key)
 
@@ -181,7 +178,7 @@ class StellarHarness(ProviderHarness):
         if not self.stack.emulator.running:  # the network is down: its last ledger, as snapshotted at its close
             doc = json.loads(self.state_file.read_text())
             return sum(1 for p in doc["payments"] if p["destination"] == dest)
-        return len(self._rpc("emulator_getPayments", {"destination": dest}))
+        return len(self.stack.rpc.admin.payments(destination=dest))
 
     async def rail_attempts(self, kit: Kit, key: str) -> int:
         """Envelopes sent to the network for this payout (`sendTransaction` calls, resubmissions included)."""
