@@ -44,6 +44,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -200,6 +201,11 @@ def kafka_perf(infra: Infra, records: int) -> dict[str, Any]:
     }
 
 
+def say(message: str) -> None:
+    """Progress on stderr (stdout ends with the JSON document): a long run shows where it is."""
+    print(f"{time.strftime('%H:%M:%S')} bench e2e: {message}", file=sys.stderr, flush=True)
+
+
 def round_players(n: int) -> list[str]:
     """The players of the `n`-th round: 5,000 players, eight a round."""
     return [f"p{(n * 7 + i) % 5000}" for i in range(PLAYERS_PER_ROUND)]
@@ -233,25 +239,25 @@ class Bench:
     async def offer(
         self, topic: str, records: Sequence[tuple[str, Encoded]], per_s: float, watcher: EventWatcher
     ) -> tuple[OpenLoop, list[float]]:
-        """`records` (key, encoded) offered at `per_s` for `--seconds` at most, at most `--backlog-seconds` of the
-        rate ahead of `watcher`'s completed keys; returns when every key sent is done (and each one's due time)."""
+        """`records` (key, encoded) offered at `per_s` for `--seconds` at most, held while the oldest record not yet
+        done (by `watcher`) was due more than `--backlog-seconds` ago; returns when every key sent is done (and each
+        one's due time)."""
         name = self.topic(topic)
         due_at: list[float] = []
-        base = watcher.done
+        oldest = 0  # the first record sent whose key is not done yet (keys finish out of order: it waits for it)
 
         async def send(i: int, due: float) -> None:
             _, (value, key, headers) = records[i]
             due_at.append(due)
             await self.producer.send(name, value=value, key=key, headers=headers)
 
-        paced = await open_loop(
-            len(records),
-            per_s,
-            send,
-            backlog=lambda: len(due_at) - (watcher.done - base),
-            max_backlog=max(1, int(per_s * self.args.backlog_seconds)),
-            seconds=self.args.seconds,
-        )
+        def behind() -> bool:
+            nonlocal oldest
+            while oldest < len(due_at) and records[oldest][0] in watcher.done_at:
+                oldest += 1
+            return oldest < len(due_at) and time.monotonic() - due_at[oldest] > self.args.backlog_seconds
+
+        paced = await open_loop(len(records), per_s, send, behind=behind, seconds=self.args.seconds)
         await self.producer.flush()
         await watcher.wait([k for k, _ in records[: paced.sent]], 900)
         return paced, due_at
@@ -283,6 +289,7 @@ async def allocations(b: Bench) -> dict[str, Any]:
     await fund(b.platform, campaign, rounds * PRIZE_PER_ROUND)
     ids = [f"b{uuid.uuid4().hex[:10]}" for _ in range(rounds)]
     built = [round_events(rid, campaign, round_players(n)) for n, rid in enumerate(ids)]
+    say(f"round_setup: {rounds} rounds")
     begun = await b.phases.begin("round_setup")
     await b.burst(GAME_ROUNDS.name, [(rid, setup) for rid, (setup, _) in zip(ids, built, strict=True)])
     setup = await b.phases.end("round_setup", begun, {"round": rounds})
@@ -291,6 +298,7 @@ async def allocations(b: Bench) -> dict[str, Any]:
     del built
     watcher = await b.watcher(REWARDS_EVENTS.name, RewardAllocated, per_key=PLAYERS_PER_ROUND)
     try:
+        say(f"round_results: {per_s:.0f} round results/s for {b.args.seconds:.0f} s")
         begun = await b.phases.begin("round_results")
         paced, due_at = await b.offer(GAME_ROUNDS.name, records, per_s, watcher)
         sent = paced.sent
@@ -318,6 +326,7 @@ async def credit_claimants(b: Bench, players: list[str], claims_each: int) -> di
     last place still wins that much (TOP10 pays the 8th 5 %), published and allocated before the claims phases.
     Not a measured phase: its cost is no claim's."""
     need = (claims_each + 2) * USDC
+    say(f"crediting {len(players)} claimants with {need // USDC} USDC at least")
     prize = 20 * need
     ids = [f"cr{uuid.uuid4().hex[:10]}" for _ in range(math.ceil(len(players) / PLAYERS_PER_ROUND))]
     campaign = f"credit-{uuid.uuid4().hex[:6]}"
@@ -347,6 +356,7 @@ async def claims(b: Bench, load: ClaimLoad, players: list[str], per_s: float, na
     plan = load.plan(players, max(1, math.ceil(per_s * b.args.seconds)), tag=name)
     paid_sql = "SELECT count(*) FROM claims WHERE status = 'paid'"
     base = await count(b.db("rewards"), paid_sql)
+    say(f"{name}: {per_s:.0f} claims/s for {b.args.seconds:.0f} s by {len(players)} players")
     begun = await b.phases.begin(name)
     paced, answers = await load.run(plan, per_s, seconds=b.args.seconds)
     approved = [a for a in answers if a.outcome == "approved"]
@@ -427,6 +437,7 @@ async def paced_rounds(b: Bench) -> dict[str, Any]:
         closed_at[records[i][0][0]] = due + b.wall_offset
 
     try:
+        say(f"paced_rounds: {per_s:.1f} rounds/s for {b.args.latency_seconds:.0f} s")
         begun = await b.phases.begin("paced_rounds")
         paced = await open_loop(total, per_s, send)
         await b.producer.flush()
@@ -456,6 +467,7 @@ async def settlement(b: Bench) -> dict[str, Any]:
     rounds = max(1, math.ceil(per_s * b.args.seconds))
     ids = [f"s{uuid.uuid4().hex[:10]}" for _ in range(rounds)]
     names = [f"s{i}" for i in range(players)]
+    say(f"settlement_setup: {rounds} rounds (rewards stopped)")
     begun = await b.phases.begin("settlement_setup")
     results: list[tuple[str, Encoded]] = []
     chunk = 5000
@@ -472,6 +484,7 @@ async def settlement(b: Bench) -> dict[str, Any]:
     setup_s = float(setup["seconds"])  # from the first event sent until settlement had every round closed
     watcher = await b.watcher(SETTLEMENT_ROUNDS.name, RoundSettled)
     try:
+        say(f"settlement: {per_s:.0f} round results/s for {b.args.seconds:.0f} s")
         begun = await b.phases.begin("settlement")
         paced, due_at = await b.offer(GAME_ROUNDS.name, results, per_s, watcher)
         sent = paced.sent
@@ -505,6 +518,7 @@ async def payouts(b: Bench, policy_version: int) -> dict[str, Any]:
         records.append((corr, encode(corr, payout_request(key, f"bp{i % 997}"))))
     watcher = await b.watcher(PAYOUT_EVENTS.name, PayoutPaid)
     try:
+        say(f"payouts: {per_s:.0f} PayoutRequested/s for {b.args.seconds:.0f} s (gate on, rewards stopped)")
         begun = await b.phases.begin("payouts")
         paced, due_at = await b.offer(PAYOUT_REQUESTS.name, records, per_s, watcher)
         sent = paced.sent
@@ -799,16 +813,12 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-async def outboxes_empty(urls: Sequence[str]) -> bool:
+async def outboxes_empty(conns: Sequence[asyncpg.Connection]) -> bool:
     """No event staged and not yet published in any of these databases (a relay's backlog is its phase's)."""
-    for url in urls:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            with contextlib.suppress(asyncpg.UndefinedTableError):
-                if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
-                    return False
-        finally:
-            await conn.close()
+    for conn in conns:
+        with contextlib.suppress(asyncpg.UndefinedTableError):
+            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
+                return False
     return True
 
 
@@ -818,6 +828,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = set(args.phases.split(","))
     doc: dict[str, Any] = {"benchmark": "e2e", "cores": os.cpu_count(), "arguments": vars(args)}
+    say("baselines: pgbench, Kafka's perf tools")
     doc["baseline_pgbench"] = await asyncio.to_thread(pgbench, infra, args.baseline_seconds)
     doc["baseline_kafka"] = await asyncio.to_thread(kafka_perf, infra, args.kafka_records)
     platform = Platform(
@@ -833,6 +844,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     meter = CostMeter(infra.postgres_url, infra.kafka_bootstrap)
     stack = contextlib.AsyncExitStack()
     try:
+        say("starting the platform")
         await asyncio.to_thread(platform.start)
         await meter.start()
 
@@ -852,12 +864,23 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         async def caught_up() -> None:
             """Every consumer group of the platform has consumed all there is and every outbox is published (a
             phase's backlog is its own)."""
-            urls = [p.database_url for n, p in platform.procs.items() if p.database_url and p.alive]
             deadline = time.monotonic() + 600
-            while any((behind := await behind_now()).values()) or not await outboxes_empty(urls):
+            while any((behind := await behind_now()).values()):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"consumers or relays still behind after 600 s: {behind}")
+                    raise TimeoutError(f"consumers still behind after 600 s: {behind}")
                 await asyncio.sleep(0.2)
+            # Then the relays: one connection to each live service's database for the whole wait (a connection a
+            # poll would start a backend each time, on the platform's databases, in the phase's figures).
+            urls = [p.database_url for p in platform.procs.values() if p.database_url and p.alive]
+            conns = [await asyncpg.connect(asyncpg_dsn(u)) for u in dict.fromkeys(urls)]
+            try:
+                while not await outboxes_empty(conns) or any((behind := await behind_now()).values()):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"relays or consumers still behind after 600 s: {behind}")
+                    await asyncio.sleep(0.2)
+            finally:
+                for conn in conns:
+                    await conn.close()
 
         phases = Phases(
             meter,
@@ -872,6 +895,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         version = await activate_policy(platform, BENCH_POLICY, "bench: every window rule, limits not reached")
         doc["policy"] = {"version": version, "rules": BENCH_POLICY}
+        say(f"risk policy version {version} in force; the idle platform")
         idle = await phases.idle(args.idle_seconds)
         b = Bench(platform, infra, phases, args)
         await b.producer.start()
@@ -943,7 +967,7 @@ if __name__ == "__main__":
         "--backlog-seconds",
         type=float,
         default=5,
-        help="a Kafka-fed phase holds back once this many seconds of its rate are sent and not yet done",
+        help="a Kafka-fed phase holds back while its oldest record not yet done was sent longer ago than this",
     )
     parser.add_argument("--latency-seconds", type=float, default=15, help="paced rounds at 500 allocations/s")
     parser.add_argument("--baseline-seconds", type=int, default=10)

@@ -44,7 +44,7 @@ async def test_sending_stops_after_its_seconds_whatever_was_encoded_ahead() -> N
     assert paced.offered_per_s == pytest.approx(1000, rel=0.3)
 
 
-async def test_a_backlog_over_its_bound_holds_the_schedule_back_by_as_long() -> None:
+async def test_a_platform_too_far_behind_holds_the_schedule_back_by_as_long() -> None:
     sent: list[float] = []
     done = 0
 
@@ -57,7 +57,7 @@ async def test_a_backlog_over_its_bound_holds_the_schedule_back_by_as_long() -> 
         done = 10**6  # the platform caught up at once
 
     finishing = asyncio.create_task(complete_later())
-    paced = await open_loop(20, 1000, send, backlog=lambda: len(sent) - done, max_backlog=5)
+    paced = await open_loop(20, 1000, send, behind=lambda: len(sent) - done > 5)
     await finishing
     assert paced.sent == 20
     assert paced.held_back_s >= 0.1

@@ -163,8 +163,8 @@ async def paced(items: Sequence[T], per_s: float, *, tick: float = 0.02) -> Asyn
 class OpenLoop:
     """What an open-loop sender did (`open_loop`): the load it offered against the one it was asked for.
 
-    `held_back_s` is the time the backlog bound held the schedule (the platform was that far behind): a phase held
-    back measured the platform's saturated rate, not a rate it kept up with. `late_ms_*` is how long after its
+    `held_back_s` is the time the schedule was held because the platform was too far behind: a phase held back
+    measured the platform's saturated rate, not a rate it kept up with. `late_ms_*` is how long after its
     due time an item went out (a busy generator, or one waiting for a free connection)."""
 
     target_per_s: float
@@ -195,8 +195,7 @@ async def open_loop(
     per_s: float,
     send: Callable[[int, float], Awaitable[None]],
     *,
-    backlog: Callable[[], int] | None = None,
-    max_backlog: int = 0,
+    behind: Callable[[], bool] | None = None,
     seconds: float | None = None,
     tick: float = 0.002,
     clock: Callable[[], float] = time.monotonic,
@@ -206,33 +205,34 @@ async def open_loop(
     growing backlog and latency, not as a slower sender. `due` is when the item was due on `clock`: latency measured
     from it includes any delay of the sender's own.
 
-    With `backlog` (items sent and not yet done) and `max_backlog`, sending is held while the backlog is over the
-    bound and the schedule moves on by as long (`held_back_s`): a platform slower than `per_s` is then measured at its
-    own rate, behind a bounded queue, instead of the phase running for as long as an unbounded one takes to drain.
-    With `seconds`, sending stops then, whatever is left (`count` is then an upper bound: what was encoded ahead).
+    While `behind()` says the platform is too far behind (e.g. its oldest unfinished item waits longer than a bound),
+    sending is held and the schedule moves on by as long (`held_back_s`): a platform slower than `per_s` is then
+    measured at its own rate, behind a bounded queue, instead of the phase running for as long as an unbounded one
+    takes to drain. With `seconds`, sending stops then, whatever is left (`count` is then an upper bound: what was
+    encoded ahead).
     """
     started = last = clock()
     end = math.inf if seconds is None else started + seconds
-    held = 0.0
+    held_s = 0.0
     late: list[float] = []
     i = 0
 
-    def behind() -> bool:
-        return backlog is not None and max_backlog > 0 and backlog() > max_backlog
+    def held() -> bool:
+        return behind is not None and behind()
 
     while i < count and (now := clock()) < end:
-        if behind():
+        if held():
             await asyncio.sleep(tick)
-            held += clock() - now
+            held_s += clock() - now
             continue
-        while i < count and (due := started + held + i / per_s) <= now and last < end and not behind():
+        while i < count and (due := started + held_s + i / per_s) <= now and last < end and not held():
             await send(i, due)
             last = clock()
             late.append((last - due) * 1000)
             i += 1
         if i < count:
-            await asyncio.sleep(min(max(started + held + i / per_s - clock(), 0.0), tick))
-    return OpenLoop(per_s, i, started, max(last - started, 1 / per_s), held, late)
+            await asyncio.sleep(min(max(started + held_s + i / per_s - clock(), 0.0), tick))
+    return OpenLoop(per_s, i, started, max(last - started, 1 / per_s), held_s, late)
 
 
 # --- measuring -----------------------------------------------------------------------------------------------
