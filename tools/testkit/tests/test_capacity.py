@@ -164,4 +164,3 @@ def test_the_load_generator_is_measured_apart_and_every_process_has_its_cost_per
     assert per["cpu_us_prizeflow"] == 1000.0
     assert per["cpu_us_emulators"] == 250.0
     assert per["cpu_us_everything"] == 2000.0
-
