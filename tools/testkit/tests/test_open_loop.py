@@ -10,7 +10,7 @@ import pytest
 
 from prizeflow_contracts.envelope import HEADER_ID, HEADER_TYPE
 from prizeflow_contracts.events.rewards import RewardAllocated
-from prizeflow_testkit.bench import EventWatcher, open_loop, per_pgbench
+from prizeflow_testkit.bench import EventWatcher, QueueBound, open_loop, per_pgbench
 
 
 async def test_an_open_loop_keeps_its_schedule_whatever_each_send_waits_for() -> None:
@@ -88,3 +88,30 @@ def test_figures_are_put_against_pgbench_so_that_a_faster_machine_reads_the_same
     assert per_pgbench(0.95, "count", 2000) is None  # transactions per claim: the same on any machine
     assert per_pgbench(60, "s", 2000) is None
     assert per_pgbench(400, "/s", 0) is None
+
+
+def test_the_queue_is_bounded_by_seconds_of_what_the_platform_completes_not_of_what_is_offered() -> None:
+    def platform(done_at_5s: int) -> bool:
+        """Offered 1,000/s (1,001 sent), completing 100/s, then `done_at_5s` done at 5 s: more than 5 s behind?"""
+        bound = QueueBound(seconds=5, per_s=1000)
+        due = [i / 1000 for i in range(1001)]
+        for t, done in ((1, 0), (2, 100), (3, 200), (4, 300), (5, done_at_5s)):
+            waiting = bound.behind(due, done.__gt__, done, float(t))
+        return waiting
+
+    # The last two seconds completed 100/s: 5 s of it (500) may wait, whatever was offered.
+    assert platform(400)  # 601 waiting
+    assert not platform(520)  # 481 waiting (and the rate measured a little higher)
+
+
+def test_before_anything_completes_a_second_of_the_offered_rate_may_wait() -> None:
+    bound = QueueBound(seconds=5, per_s=1000)
+    due = [i / 1000 for i in range(1000)]
+    assert not bound.behind(due, lambda i: False, 0, 1.0)
+    assert bound.behind([*due, 1.0], lambda i: False, 0, 1.0)
+
+
+def test_an_item_due_longer_ago_than_the_bound_holds_everything() -> None:
+    bound = QueueBound(seconds=5, per_s=1000)
+    assert bound.behind([0.0, 1.0], lambda i: i == 1, 1, 5.5)
+    assert not QueueBound(seconds=5, per_s=1000).behind([0.0, 1.0], lambda i: True, 2, 5.5)

@@ -9,6 +9,7 @@ the same way.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import math
 import os
@@ -237,6 +238,32 @@ async def open_loop(
     return OpenLoop(per_s, i, started, max(last - started, 1 / per_s), held_s, late)
 
 
+class QueueBound:
+    """When a fixed-rate phase must hold back: the platform's queue (sent, not done) is over `seconds` of the rate it
+    has been completing lately (the last two seconds; a second of the offered rate until it completes anything), or
+    its oldest unfinished item was due more than `seconds` ago. Offered more than it does, the platform then works
+    behind a queue of about `seconds`, and the phase drains in about as long once sending stops."""
+
+    def __init__(self, seconds: float, per_s: float) -> None:
+        self.seconds, self.per_s = seconds, per_s
+        self.oldest = 0  # the first item sent not done yet (items finish out of order: it waits for this one)
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()  # (when, done so far)
+
+    def behind(self, due_at: Sequence[float], is_done: Callable[[int], bool], done: int, now: float) -> bool:
+        while self.oldest < len(due_at) and is_done(self.oldest):
+            self.oldest += 1
+        if self.oldest < len(due_at) and now - due_at[self.oldest] > self.seconds:
+            return True
+        if not self.samples or now - self.samples[-1][0] >= 0.25:
+            self.samples.append((now, done))
+        while len(self.samples) > 1 and now - self.samples[0][0] > 2.0:
+            self.samples.popleft()
+        first_at, first_done = self.samples[0]
+        rate = (done - first_done) / (now - first_at) if now - first_at >= 1.0 else 0.0
+        limit = rate * self.seconds if rate > 0 else self.per_s * min(1.0, self.seconds)
+        return len(due_at) - done > limit
+
+
 # --- measuring -----------------------------------------------------------------------------------------------
 
 
@@ -380,6 +407,7 @@ __all__ = [
     "Encoded",
     "EventWatcher",
     "OpenLoop",
+    "QueueBound",
     "bench_database",
     "bench_producer",
     "bench_topics",
