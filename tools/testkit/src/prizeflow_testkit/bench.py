@@ -171,7 +171,7 @@ class OpenLoop:
     target_per_s: float
     sent: int
     started: float  # the clock when the first item was due
-    seconds: float  # from then until the last item went out
+    seconds: float  # from then until the sender stopped: the last item sent, or `seconds` ran out (held or not)
     held_back_s: float
     late_ms: list[float] = field(default_factory=list, repr=False)
 
@@ -235,7 +235,7 @@ async def open_loop(
         if i < count:
             # Until the next item is due, but at least `tick`: at a high rate each wake sends what fell due since.
             await asyncio.sleep(max(started + held_s + i / per_s - clock(), tick))
-    return OpenLoop(per_s, i, started, max(last - started, 1 / per_s), held_s, late)
+    return OpenLoop(per_s, i, started, max(clock() - started, 1 / per_s), held_s, late)
 
 
 class QueueBound:
