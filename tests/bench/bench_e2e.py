@@ -461,7 +461,7 @@ async def settlement(b: Bench) -> dict[str, Any]:
     `--settlement-per-s`; a result counts once its RoundSettled is received from Kafka."""
     per_s = b.args.settlement_per_s
     players = b.args.settlement_players
-    rounds = max(1, math.ceil(per_s * b.args.seconds))
+    rounds = b.args.settlement_rounds or max(1, math.ceil(per_s * b.args.seconds))
     ids = [f"s{uuid.uuid4().hex[:10]}" for _ in range(rounds)]
     names = [f"s{i}" for i in range(players)]
     say(f"settlement_setup: {rounds} rounds (rewards stopped)")
@@ -962,6 +962,13 @@ if __name__ == "__main__":
     parser.add_argument("--half-of", choices=["achieved", "target"], default="achieved", help="claims_half's rate")
     parser.add_argument("--settlement-per-s", type=float, default=6000, help="round results offered to settlement")
     parser.add_argument("--settlement-players", type=int, default=4, help="players a round in the settlement phase")
+    parser.add_argument(
+        "--settlement-rounds",
+        type=int,
+        default=0,
+        help="rounds set up for the settlement phase (default: its rate x --seconds, every result it may offer; fewer "
+        "shortens the setup, and a platform faster than rounds / --seconds then runs out before --seconds)",
+    )
     parser.add_argument("--payouts-per-s", type=float, default=4000, help="PayoutRequested offered")
     parser.add_argument("--claim-players", type=int, default=5000, help="players who claim, in turns")
     parser.add_argument("--claims-in-flight", type=int, default=512, help="claims awaiting an answer at most")
