@@ -976,7 +976,7 @@ if __name__ == "__main__":
         "--backlog-seconds",
         type=float,
         default=5,
-        help="a Kafka-fed phase holds back while its oldest record not yet done was sent longer ago than this",
+        help="a Kafka-fed phase holds back while the platform is this many seconds behind (QueueBound)",
     )
     parser.add_argument("--latency-seconds", type=float, default=15, help="paced rounds at 500 allocations/s")
     parser.add_argument("--baseline-seconds", type=int, default=10)
