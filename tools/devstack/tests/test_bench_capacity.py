@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from prizeflow_devstack.bench import capacity_summary, capacity_table
+from prizeflow_devstack.bench import capacity_summary, capacity_table, figures_table
 
 
 def test_a_benchmark_without_capacity_figures_has_no_capacity_summary() -> None:
@@ -35,3 +35,31 @@ def test_the_capacity_figures_are_summarised_and_printed_per_service() -> None:
     assert "allocation" in text
     assert "280" in text  # the total of the row, and the caption
     assert "not met" in text
+
+
+def test_the_e2e_figures_are_printed_beside_their_ratio_to_pgbench_and_their_goal() -> None:
+    doc = {
+        "baseline_pgbench": {"tps": 2000},
+        "figures": {
+            "claims_paid_per_s": {
+                "value": 400,
+                "unit": "/s",
+                "per_pgbench": 0.2,
+                "goal": ">= 1000",
+                "goal_met": False,
+            },
+            "claim_postgres_xacts": {"value": 0.95, "unit": "count", "per_pgbench": None},
+        },
+    }
+    console = Console(width=200, record=True)
+    console.print(figures_table(doc))
+    text = console.export_text()
+    assert "2000 tps" in text
+    row = next(line for line in text.splitlines() if "claims_paid_per_s" in line)
+    assert "400" in row
+    assert "0.2" in row
+    assert ">= 1000" in row
+    assert "no" in row
+    xacts = next(line for line in text.splitlines() if "claim_postgres_xacts" in line)
+    assert "0.95" in xacts
+    assert " - " in xacts  # a count has no ratio

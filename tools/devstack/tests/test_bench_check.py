@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from prizeflow_devstack.bench_check import committed, judge, measured, run_check, update
 from prizeflow_devstack.paths import find_root
@@ -19,10 +20,17 @@ text after
 """
 
 
-def e2e(tps: float, claims: float | None, payouts: float) -> dict[str, object]:
-    doc: dict[str, object] = {"baseline_pgbench": {"tps": tps}, "payouts": {"payouts_per_s": payouts}}
+def e2e(
+    tps: float, claims: float | None, payouts: float, *, gate: bool = True, settlement: float | None = None
+) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "baseline_pgbench": {"tps": tps},
+        "payouts": {"payouts_per_s": payouts, "gate": {"on": gate}},
+    }
     if claims is not None:
         doc["claims"] = {"claims_paid_per_s": claims}
+    if settlement is not None:
+        doc["settlement"] = {"round_results_per_s": settlement}
     return doc
 
 
@@ -43,6 +51,73 @@ def test_a_figure_missing_from_the_run_fails_the_check() -> None:
     tps, figures = measured(e2e(1000, None, 800))
     verdicts = {v.figure: v for v in judge(committed(DOC), tps, figures)}
     assert not verdicts["claims_paid_per_s"].ok
+
+
+def test_a_figure_the_block_does_not_have_yet_is_reported_without_a_verdict(tmp_path: Path) -> None:
+    tps, figures = measured(e2e(1000, 500, 800, settlement=3000))
+    verdicts = {v.figure: v for v in judge(committed(DOC), tps, figures)}
+    new = verdicts["settlement_round_results_per_s"]
+    assert new.uncommitted
+    assert new.ok
+    assert new.measured_ratio == 3.0
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "capacity.md").write_text(DOC)
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(e2e(1000, 500, 800, settlement=3000)))
+    console = Console(width=200, record=True)
+    assert run_check(tmp_path, e2e_json=run, console=console) == 0
+    assert "not yet committed" in console.export_text()
+
+
+def test_payouts_measured_with_the_gate_off_are_not_the_figure_guarded(tmp_path: Path) -> None:
+    tps, figures = measured(e2e(1000, 500, 800, gate=False))
+    assert "payouts_per_s" not in figures
+    verdicts = {v.figure: v for v in judge(committed(DOC), tps, figures)}
+    assert not verdicts["payouts_per_s"].ok
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "capacity.md").write_text(DOC)
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(e2e(1000, 500, 800, gate=False)))
+    console = Console(width=200, record=True)
+    assert run_check(tmp_path, e2e_json=run, console=console) == 1
+    assert "gate was not on" in console.export_text()
+
+
+def test_update_never_lowers_a_figure_unless_told_to(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    doc = tmp_path / "docs" / "capacity.md"
+    doc.write_text(DOC)
+    lower, higher = tmp_path / "lower.json", tmp_path / "higher.json"
+    # Payouts 10 % below as a ratio (within the check's tolerance, but lower all the same); claims higher.
+    lower.write_text(json.dumps(e2e(1000, 550, 720, settlement=3000)))
+    console = Console(width=200, record=True)
+    assert run_check(tmp_path, write=True, e2e_json=lower, console=console) == 1
+    assert doc.read_text() == DOC
+    said = console.export_text()
+    assert "payouts_per_s" in said
+    assert "--allow-lower" in said
+    assert "0.8000" in said  # before
+    assert "0.7200" in said  # after
+    # Told to: written, the new figure with it.
+    assert run_check(tmp_path, write=True, allow_lower=True, e2e_json=lower, console=console) == 0
+    assert committed(doc.read_text())["figures"] == {
+        "claims_paid_per_s": 550,
+        "payouts_per_s": 720,
+        "settlement_round_results_per_s": 3000,
+    }
+    # Every figure at least as high, and one added: written without being told.
+    higher.write_text(json.dumps(e2e(1000, 560, 730, settlement=3100)))
+    assert run_check(tmp_path, write=True, e2e_json=higher, console=console) == 0
+    assert committed(doc.read_text())["figures"]["payouts_per_s"] == 730
+
+
+def test_update_refuses_to_drop_a_committed_figure_the_run_does_not_have(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "capacity.md").write_text(DOC)
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(e2e(1000, None, 900)))
+    assert run_check(tmp_path, write=True, e2e_json=run, console=Console(record=True)) == 1
+    assert committed((tmp_path / "docs" / "capacity.md").read_text()) == committed(DOC)
 
 
 def test_update_rewrites_only_the_block() -> None:

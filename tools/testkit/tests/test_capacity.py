@@ -137,3 +137,30 @@ def test_a_frame_s_package_is_the_first_part_of_its_path() -> None:
     assert frame_package("_run_code (<frozen runpy>:88)") == "interpreter"
     assert frame_package("select (selectors.py:468)") == "selectors"
     assert frame_package('process 42:"python -m x"') == "process 42"
+
+
+def test_the_load_generator_is_measured_apart_and_every_process_has_its_cost_per_event() -> None:
+    before = snapshot(postgres={1: 0, 2: 0, 3: 0}, postgres_db_of={2: "pf_rewards", 3: "pf_payouts"}, load={"gen": 0})
+    after = snapshot(
+        at=1.0,
+        services={"rewards": CLK_TCK},
+        postgres={1: 0, 2: CLK_TCK // 2, 3: CLK_TCK // 4},
+        postgres_db_of={2: "pf_rewards", 3: "pf_payouts"},
+        kafka=CLK_TCK // 4,
+        load={"gen": CLK_TCK // 2},
+    )
+    d = after.delta(before, ".e2e1", {"rewards": "pf_rewards", "payouts": "pf_payouts"})
+    assert d["cpu_s_load"] == {"gen": 0.5}
+    per = per_unit(d, {"claim": 1000})["claim"]
+    assert per["cpu_us_load"] == {"gen": 500.0}
+    assert per["postgres_cpu_us_by_service"] == {"rewards": 500.0, "payouts": 250.0}
+    # Prizeflow 1,000 + its PostgreSQL backends 750 + the broker 250; the load generator is in none of them.
+    assert per["cpu_us_prizeflow"] == 1000.0
+    assert per["cpu_us_everything"] == 2000.0
+    # A provider's emulator beside the services: by name, never in Prizeflow's figures.
+    d["cpu_s"]["stripe-api"] = 0.25
+    per = per_unit(d, {"claim": 1000}, prizeflow={"rewards"})["claim"]
+    assert per["cpu_us_by_service"] == {"rewards": 1000.0, "stripe-api": 250.0}
+    assert per["cpu_us_prizeflow"] == 1000.0
+    assert per["cpu_us_emulators"] == 250.0
+    assert per["cpu_us_everything"] == 2000.0

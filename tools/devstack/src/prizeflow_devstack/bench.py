@@ -60,7 +60,7 @@ def capacity_summary(doc: dict[str, Any]) -> dict[str, Any] | None:
     cap = doc.get("capacity")
     if not isinstance(cap, dict) or "cpu_us" not in cap:
         return None
-    keys = ("allocation", "claim", "payout")
+    keys = ("allocation", "claim", "settled_result", "payout")
     return {
         "cpu_us": cap["cpu_us"],
         **{f"prizeflow_cpu_us_per_{k}": cap.get(f"prizeflow_cpu_us_per_{k}") for k in keys},
@@ -91,6 +91,40 @@ def capacity_table(name: str, figures: dict[str, Any]) -> Table:
             f"Prizeflow CPU per allocation: {figures.get('prizeflow_cpu_us_per_allocation')} µs (goal ≤ {goal}: "
             f"{'met' if figures.get('cpu_goal_met') else 'not met'})"
         )
+    return table
+
+
+def _number(value: Any) -> str:
+    """Thousands as integers, small values with their decimals (0.95 transactions, 12.5 ms)."""
+    if not isinstance(value, int | float):
+        return str(value)
+    if abs(value) >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def figures_table(doc: dict[str, Any]) -> Table:
+    """The e2e bench's `figures` (`{name: {value, unit, per_pgbench, goal, goal_met}}`), each beside its ratio to the
+    same run's pgbench TPS and its goal: a rate's ratio is the rate divided by the TPS, a time's (ms, µs) the time
+    multiplied by it (both read the same on a machine twice as fast); a count has none."""
+    tps = doc.get("baseline_pgbench", {}).get("tps")
+    table = Table(title=f"e2e figures beside their ratio to this run's pgbench ({tps} tps)")
+    for column, justify in (("figure", "left"), ("value", "right"), ("unit", "left"), ("ratio", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("goal")
+    table.add_column("met")
+    for name, f in doc.get("figures", {}).items():
+        value, ratio = f.get("value"), f.get("per_pgbench")
+        met = f.get("goal_met")
+        table.add_row(
+            name,
+            _number(value),
+            str(f.get("unit", "")),
+            "-" if ratio is None else f"{ratio:.4g}",
+            str(f.get("goal", "")),
+            "" if met is None else ("yes" if met else "[red]no[/red]"),
+        )
+    table.caption = "ratio: a rate / pgbench tps; a time (ms, µs, in seconds) x pgbench tps; none for a count"
     return table
 
 
@@ -184,10 +218,13 @@ def run_all(root: Path, only: list[str] | None = None, console: Console | None =
     console.print(f"results: {out_dir}")
     for name, figures in capacity.items():
         console.print(capacity_table(name, figures))
+    for doc in summary["results"].values():
+        if isinstance(doc.get("figures"), dict):
+            console.print(figures_table(doc))
     table = Table(title=f"Benchmarks ({os.cpu_count()} cores)")
     table.add_column("benchmark")
     table.add_column("goal met")
-    table.add_column("issue 20's goal met")
+    table.add_column("scale goal met (issue 20; e2e: 46)")
 
     def said(verdict: object) -> str:
         return "yes" if verdict is True else ("no" if verdict is False else "-")

@@ -368,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the short e2e bench against the figures docs/capacity.md commits (ratios to pgbench); fails >20 %% below",
     )
     check.add_argument("--update", action="store_true", help="commit this run's figures to docs/capacity.md instead")
+    check.add_argument(
+        "--allow-lower",
+        action="store_true",
+        help="with --update: write even figures lower than the committed ones (as ratios to pgbench)",
+    )
     check.add_argument("--from-json", type=Path, default=None, help="judge this e2e result instead of running one")
     sub.add_parser(
         "soak",
@@ -383,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "soak":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "bench-check" and args.allow_lower and not args.update:
+        parser.error("--allow-lower goes with --update")
     try:
         root = args.root.resolve() if args.root else find_root()
         if args.root:
@@ -397,7 +404,9 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
             case "bench-check":
                 from prizeflow_devstack.bench_check import run_check
 
-                code = run_check(root, write=args.update, e2e_json=args.from_json, console=console)
+                code = run_check(
+                    root, write=args.update, allow_lower=args.allow_lower, e2e_json=args.from_json, console=console
+                )
             case "soak":
                 from prizeflow_devstack.bench import run_soak
 

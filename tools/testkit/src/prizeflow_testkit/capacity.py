@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,11 +153,14 @@ class Snapshot:
     wal_lsn: int | None
     databases: dict[str, dict[str, int]]  # datname -> pg_stat_database counters
     load_average: tuple[float, float, float]
+    # name -> CPU ticks of one process alone (every thread, no children): the load generator, i.e. the bench itself
+    load: dict[str, int] = field(default_factory=dict)
 
     def delta(self, before: Snapshot, suffix: str, platform_dbs: Mapping[str, str]) -> dict[str, Any]:
         """What happened between `before` and this snapshot. `platform_dbs`: service -> its database name."""
         seconds = self.at - before.at
         services = {n: _s(t - before.services.get(n, t)) for n, t in self.services.items() if n in before.services}
+        load = {n: _s(t - before.load[n]) for n, t in self.load.items() if n in before.load}
         ours = set(platform_dbs.values())
         pg_by_db: dict[str, float] = {}
         pg_total = 0
@@ -185,6 +188,7 @@ class Snapshot:
         return {
             "seconds": round(seconds, 3),
             "cpu_s": services,
+            "cpu_s_load": load,
             "postgres": {
                 "cpu_s_server": _s(pg_total) if self.postgres else None,
                 "cpu_s_platform_backends": _s(sum(pg_by_db.values())) if self.postgres else None,
@@ -249,7 +253,9 @@ class CostMeter:
         """Which servers this machine can measure (local processes)."""
         return {"postgres_processes": self._postmaster is not None, "kafka_broker": self._broker is not None}
 
-    async def snapshot(self, services: Mapping[str, int]) -> Snapshot:
+    async def snapshot(self, services: Mapping[str, int], load: Mapping[str, int] | None = None) -> Snapshot:
+        """The counters now. `services`: name -> the leader of its process group; `load`: name -> a process
+        measured alone (the load generator: the bench's own process, whose group may hold its shell)."""
         assert self._conn is not None, "start() first"
         # PostgreSQL's own view first, then the kernel's counters in one pass (close together in time).
         activity = await self._conn.fetch("SELECT pid, datname FROM pg_stat_activity WHERE datname IS NOT NULL")
@@ -266,6 +272,7 @@ class CostMeter:
             wal_lsn=int(lsn) if lsn is not None else None,
             databases={str(r["datname"]): {k: int(v) for k, v in r.items() if k != "datname"} for r in rows},
             load_average=os.getloadavg(),
+            load={name: st.own for name, pid in (load or {}).items() if (st := table.get(pid)) is not None},
         )
 
     async def stop(self) -> None:
@@ -274,13 +281,25 @@ class CostMeter:
 
 
 def per_unit(
-    delta: Mapping[str, Any], units: Mapping[str, int], idle: Mapping[str, float] | None = None
+    delta: Mapping[str, Any],
+    units: Mapping[str, int],
+    idle: Mapping[str, float] | None = None,
+    *,
+    prizeflow: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """CPU-µs (and PostgreSQL/Kafka cost) per unit of work of a phase's `delta`, for each `units` name (e.g.
     {"round": 1500, "allocation": 12000}). With `idle` (service -> CPU s per s when idle), also the figures net of
-    what the service would have spent idle over the phase."""
+    what the service would have spent idle over the phase.
+
+    Per process: each service (`cpu_us_by_service`), the PostgreSQL backends of each service's database
+    (`postgres_cpu_us_by_service`), the Kafka broker, and the load generator (`cpu_us_load`, never in the totals).
+    `cpu_us_prizeflow` sums the services named in `prizeflow` (all by default; the providers' emulators a platform
+    runs beside them are then `cpu_us_emulators`); `cpu_us_everything` is Prizeflow + its PostgreSQL backends + the
+    broker (absent where one cannot be seen)."""
     seconds = float(delta["seconds"])
-    cpu = dict(delta["cpu_s"])
+    every = dict(delta["cpu_s"])
+    cpu = {n: v for n, v in every.items() if prizeflow is None or n in prizeflow}
+    emulators = {n: v for n, v in every.items() if n not in cpu}
     net = {n: max(0.0, v - (idle or {}).get(n, 0.0) * seconds) for n, v in cpu.items()}
     pg, kafka = delta["postgres"], delta["kafka"]
     out: dict[str, Any] = {}
@@ -288,15 +307,21 @@ def per_unit(
         if n <= 0:
             continue
         per: dict[str, Any] = {
-            "cpu_us_by_service": {s: round(v * 1e6 / n, 1) for s, v in cpu.items()},
+            "cpu_us_by_service": {s: round(v * 1e6 / n, 1) for s, v in every.items()},
             "cpu_us_prizeflow": round(sum(cpu.values()) * 1e6 / n, 1),
+            "cpu_us_load": {s: round(v * 1e6 / n, 1) for s, v in delta.get("cpu_s_load", {}).items()},
         }
+        if emulators:
+            per["cpu_us_emulators"] = round(sum(emulators.values()) * 1e6 / n, 1)
         if idle is not None:
             per["cpu_us_by_service_net_of_idle"] = {s: round(v * 1e6 / n, 1) for s, v in net.items()}
             per["cpu_us_prizeflow_net_of_idle"] = round(sum(net.values()) * 1e6 / n, 1)
         if pg["cpu_s_platform_backends"] is not None:
             per["postgres_cpu_us_platform_backends"] = round(pg["cpu_s_platform_backends"] * 1e6 / n, 1)
             per["postgres_cpu_us_server"] = round(pg["cpu_s_server"] * 1e6 / n, 1)
+            per["postgres_cpu_us_by_service"] = {
+                s: round(v * 1e6 / n, 1) for s, v in pg.get("cpu_s_by_service", {}).items()
+            }
         if pg["wal_bytes_platform"] is not None:
             per["postgres_wal_bytes"] = round(pg["wal_bytes_platform"] / n, 1)
         per["postgres_xacts"] = round(sum(s["xacts"] for s in pg["by_service"].values()) / n, 4)
@@ -304,6 +329,9 @@ def per_unit(
         if kafka["cpu_s_broker"] is not None:
             per["kafka_broker_cpu_us"] = round(kafka["cpu_s_broker"] * 1e6 / n, 1)
         per["kafka_bytes_in"] = round(kafka["bytes_in_platform"] / n, 1)
+        if pg["cpu_s_platform_backends"] is not None and kafka["cpu_s_broker"] is not None:
+            everything = sum(cpu.values()) + pg["cpu_s_platform_backends"] + kafka["cpu_s_broker"]
+            per["cpu_us_everything"] = round(everything * 1e6 / n, 1)
         out[unit] = per
     return out
 
@@ -316,7 +344,9 @@ class Phases:
     flushes its statistics at most once a second while busy, and 10 s after it went idle), with the quiet's idle
     transactions taken off. `idle()` measures those idle rates (CPU s/s per service, transactions/s) first.
 
-    `services()` gives the current process-group leaders (they change when a service restarts)."""
+    `services()` gives the current process-group leaders (they change when a service restarts); `load` names
+    processes measured alone and apart from the platform (the load generator: the bench's own process);
+    `prizeflow` the services whose CPU is Prizeflow's (the others are providers' emulators)."""
 
     def __init__(
         self,
@@ -328,9 +358,13 @@ class Phases:
         settle_s: float = 11.0,
         quiesce: Callable[[], Awaitable[object]] | None = None,
         profile_to: Path | None = None,
+        load: Mapping[str, int] | None = None,
+        prizeflow: Collection[str] | None = None,
     ) -> None:
         self.meter, self.services, self.suffix, self.platform_dbs = meter, services, suffix, dict(platform_dbs)
         self.settle_s, self.quiesce, self.profile_to = settle_s, quiesce, profile_to
+        self.load = dict(load or {})
+        self.prizeflow = None if prizeflow is None else frozenset(prizeflow)
         self._profiler: Profiler | None = None
         self.idle_cpu_s_per_s: dict[str, float] = {}
         self.idle_xacts_per_s: dict[str, float] = {}
@@ -339,17 +373,19 @@ class Phases:
     async def idle(self, seconds: float) -> dict[str, Any]:
         """The platform doing nothing for `seconds` (after `settle_s`, so that earlier work's statistics are in)."""
         await asyncio.sleep(self.settle_s)
-        before = await self.meter.snapshot(self.services())
+        before = await self.meter.snapshot(self.services(), self.load)
         await asyncio.sleep(seconds)
-        after = await self.meter.snapshot(self.services())
+        after = await self.meter.snapshot(self.services(), self.load)
         d = after.delta(before, self.suffix, self.platform_dbs)
         self.idle_cpu_s_per_s = {n: v / d["seconds"] for n, v in d["cpu_s"].items()}
         self.idle_xacts_per_s = {n: v["xacts"] / d["seconds"] for n, v in d["postgres"]["by_service"].items()}
+        by_db = d["postgres"]["cpu_s_by_service"] if d["postgres"]["cpu_s_platform_backends"] is not None else {}
         return {
             "seconds": d["seconds"],
             "cpu_ms_per_s": {n: round(v * 1000, 2) for n, v in self.idle_cpu_s_per_s.items()},
             "xacts_per_s": {n: round(v, 1) for n, v in self.idle_xacts_per_s.items()},
             "postgres_cpu_ms_per_s_platform_backends": _rate_ms(d["postgres"]["cpu_s_platform_backends"], d),
+            "postgres_cpu_ms_per_s_by_service": {n: _rate_ms(v, d) for n, v in by_db.items()},
             "kafka_broker_cpu_ms_per_s": _rate_ms(d["kafka"]["cpu_s_broker"], d),
         }
 
@@ -357,15 +393,15 @@ class Phases:
         """Phase `name` begins (profiled with py-spy into `profile_to/<name>/` when given)."""
         if self.profile_to is not None:
             self._profiler = Profiler(self.profile_to / name)
-            self._profiler.start(self.services())
-        return await self.meter.snapshot(self.services())
+            self._profiler.start(self.services(), alone=self.load)
+        return await self.meter.snapshot(self.services(), self.load)
 
     async def end(self, name: str, begun: Snapshot, units: Mapping[str, int]) -> dict[str, Any]:
         """The phase `name` that began with `begun` is complete now (once `quiesce()` returns): its costs, per
         each of `units`."""
         if self.quiesce is not None:
             await self.quiesce()
-        done = await self.meter.snapshot(self.services())
+        done = await self.meter.snapshot(self.services(), self.load)
         d = done.delta(begun, self.suffix, self.platform_dbs)
         if self._profiler is not None:
             d["profile"] = await asyncio.to_thread(self._profiler.stop)
@@ -380,7 +416,7 @@ class Phases:
                 counters["xacts"] = max(0, round(counters["xacts"] - idle))
             d["postgres"]["by_service"] = late
         d["units"] = dict(units)
-        d["per"] = per_unit(d, units, self.idle_cpu_s_per_s or None)
+        d["per"] = per_unit(d, units, self.idle_cpu_s_per_s or None, prizeflow=self.prizeflow)
         self.results[name] = d
         return d
 
@@ -392,18 +428,25 @@ def _rate_ms(cpu_s: float | None, d: Mapping[str, Any]) -> float | None:
 class Profiler:
     """py-spy sampling each service process (and its children) until `stop()`, only the thread holding the GIL
     (Python on a CPU: idle pool threads and the event loop's wait are left out): raw collapsed stacks per service
-    under `out`, summarised as the frames most samples were in (self) and under (inclusive)."""
+    under `out`, summarised as the frames most samples were in (self) and under (inclusive).
+
+    Non-blocking: py-spy reads a process's stacks without stopping it (a profiled run stopped a dozen processes 97
+    times a second and ran at a fifth of the claims rate, docs/capacity.md); a stack read while it changes is now and
+    then wrong, which the shares of thousands of samples absorb."""
 
     def __init__(self, out: Path, rate: int = 97) -> None:
         self.out, self.rate = out, rate
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, services: Mapping[str, int]) -> None:
+    def start(self, services: Mapping[str, int], alone: Mapping[str, int] | None = None) -> None:
+        """Sample each of `services` with the processes it starts, and each of `alone` by itself."""
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.out.mkdir(parents=True, exist_ok=True)
-        for name, pid in services.items():
+        targets = [(n, pid, ["--subprocesses"]) for n, pid in services.items()]
+        targets += [(n, pid, []) for n, pid in (alone or {}).items()]
+        for name, pid, children in targets:
             self.procs[name] = subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--rate", str(self.rate),
+                [spy, "record", "--pid", str(pid), *children, "--gil", "--nonblocking", "--rate", str(self.rate),
                  "--duration", "3600", "--format", "raw", "-o", str(self.out / f"{name}.txt")],
                 stdout=subprocess.DEVNULL, stderr=(self.out / f"{name}.log").open("wb"),
             )  # fmt: skip
