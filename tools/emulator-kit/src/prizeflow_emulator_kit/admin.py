@@ -113,7 +113,7 @@ class Admin:
             frozen = opt_bool(body, "frozen")
             if frozen is None:
                 raise AdminError("frozen is required")
-            clock.freeze(frozen)
+            clock.freeze(frozen=frozen)
             return changed()
 
         self.route("GET", "/clock", lambda _r, _b: clock.to_json())

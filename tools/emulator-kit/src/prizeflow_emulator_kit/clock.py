@@ -36,7 +36,7 @@ class Clock:
             self.offset_s += seconds
         return self.now()
 
-    def freeze(self, frozen: bool) -> None:
+    def freeze(self, *, frozen: bool) -> None:
         """Stop the clock where it is, or let it run again from there."""
         if frozen and self._frozen_at is None:
             self._frozen_at = self.now()

@@ -41,7 +41,7 @@ class Clock:
 
 
 def make(env: dict[str, str] | None = None) -> tuple[Books, Clock, list[Event]]:
-    clock, events = Clock(), []
+    clock, events = Clock(), list[Event]()
     settings = EmulatorSettings.from_env({"UPI_EMULATOR_KEYS": "k:s", "UPI_EMULATOR_BALANCE": "1000000", **(env or {})})
     return Books(settings, clock, events.append), clock, events
 
@@ -317,15 +317,16 @@ def test_contacts_and_fund_accounts_answer_the_existing_one_for_the_same_details
     first = books.create_contact({"name": "Asha Rao", "reference_id": "player-1"})
     assert books.create_contact({"name": "Asha Rao", "reference_id": "player-1"}).id == first.id
     assert books.create_contact({"name": "Asha Rao", "reference_id": "player-2"}).id != first.id
-    body = {"contact_id": first.id, "account_type": "vpa", "vpa": {"address": "asha@okicici"}}
+    body: dict[str, Any] = {"contact_id": first.id, "account_type": "vpa", "vpa": {"address": "asha@okicici"}}
     fa = books.create_fund_account(body)
     assert books.create_fund_account(body).id == fa.id
     assert fa.to_json()["vpa"] == {"username": "asha", "handle": "okicici", "address": "asha@okicici"}
-    for bad, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"vpa": {"address": "no-handle"}}, "vpa.address"),
         ({"account_type": "card"}, "account_type"),
         ({"contact_id": "cont_nope"}, "contact_id"),
-    ]:
+    ]
+    for bad, field in cases:
         with pytest.raises(RazorpayError) as refused:
             books.create_fund_account({**body, **bad})
         assert refused.value.field == field

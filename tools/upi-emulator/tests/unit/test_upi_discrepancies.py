@@ -17,7 +17,7 @@ ACCOUNT = "7878780080316316"
 
 def paid() -> tuple[Books, dict[str, Any], list[Event]]:
     """Books with one processed payout of ₹500 (fees 590) under reference `po_1` and key `key-0001`."""
-    now, events = [1_700_000_000.0], []
+    now, events = [1_700_000_000.0], list[Event]()
     settings = EmulatorSettings.from_env({"UPI_EMULATOR_KEYS": "k:s", "UPI_EMULATOR_BALANCE": "1000000"})
     books = Books(settings, lambda: now[0], events.append)
     contact = books.create_contact({"name": "Asha Rao"})
