@@ -12,10 +12,12 @@ import pytest
 from prizeflow_devstack.devenv import DEV_ENV_FILE, dev_env, generate_dev_env
 from prizeflow_devstack.paths import Paths
 from prizeflow_devstack.supervisor import peer_settings
+from prizeflow_rates_emulator.settings import EmulatorSettings as RatesSettings
 from prizeflow_runtime.auth import token_verifier
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_testkit import dev_bearer
+from prizeflow_upi_emulator.settings import EmulatorSettings as UpiSettings
 
 IDENTITY_ENV = ("PRIZEFLOW_PROFILE", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE")
 
@@ -119,3 +121,23 @@ def test_payouts_screens_against_the_sanctions_emulator_where_it_runs() -> None:
         {"SANCTIONS_LISTS_URL": base, "KYC_API_URL": base}, {"PAYOUTS_SANCTIONS_SOURCES": "un=https://x"}
     ) == {"PAYOUTS_KYC_BASE_URL": base}
     assert "PAYOUTS_SANCTIONS_SOURCES" not in peer_settings({"KYC_API_URL": base}, {})  # no emulator: no lists
+
+
+def test_the_upi_and_rates_emulators_get_keys_the_stack_shares_also_on_an_older_checkout(tmp_path: Path) -> None:
+    env = generate_dev_env(tmp_path / "secrets", root=tmp_path)
+    assert env["UPI_EMULATOR_KEYS"] == f"{env['RAZORPAYX_KEY_ID']}:{env['RAZORPAYX_KEY_SECRET']}"
+    assert env["UPI_EMULATOR_WEBHOOK_URL"] == "${WEBHOOKS_URL}/providers/razorpayx/events"
+    assert env["UPI_EMULATOR_WEBHOOK_SECRET"] == "${RAZORPAYX_WEBHOOK_SECRET}"
+    assert env["RATES_EMULATOR_APP_IDS"] == env["RATES_APP_ID"]
+    resolved = {**env, "WEBHOOKS_URL": "http://127.0.0.1:5001"}
+    assert UpiSettings.from_env(resolved).webhook_url == "http://127.0.0.1:5001/providers/razorpayx/events"
+    assert RatesSettings.from_env(resolved).app_ids == (env["RATES_APP_ID"],)
+
+    paths = Paths(tmp_path)
+    paths.base.mkdir(parents=True, exist_ok=True)
+    older = {"PRIZEFLOW_PROFILE": "dev", "JWT_JWKS_URL": env["JWT_JWKS_URL"], "PAYOUT_SOURCE_ACCOUNT": "GA"}
+    (paths.base / DEV_ENV_FILE).write_text(json.dumps(older))
+    added = dev_env(paths)
+    assert added["UPI_EMULATOR_KEYS"].startswith(added["RAZORPAYX_KEY_ID"] + ":")
+    assert added["RATES_EMULATOR_APP_IDS"] == added["RATES_APP_ID"]
+    assert dev_env(paths) == added

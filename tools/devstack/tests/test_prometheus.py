@@ -85,6 +85,8 @@ def test_every_platform_service_is_scraped_under_the_job_name_the_compose_stack_
         "ton-api",
         "kyc-api",
         "sanctions-lists",
+        "upi-api",
+        "rates-api",
     }  # stand-ins: no /metrics
     compose = yaml.safe_load((root / "deploy" / "compose" / "prometheus.yml").read_text())
     compose_jobs = {job["job_name"] for job in compose["scrape_configs"]}

@@ -56,6 +56,8 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         **webhook_env(root),
         **exchange_env(),
         **kyc_env(),
+        **upi_env(),
+        **rates_env(),
         **ton_env(source),
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
         "SIM_DUPLICATE_RATE": "0.02",
@@ -156,6 +158,36 @@ def kyc_env() -> dict[str, str]:
     }
 
 
+def upi_env() -> dict[str, str]:
+    """The UPI/IMPS/NEFT rail's provider on the local stack: the RazorpayX-shaped emulator (service `upi-api`, found as
+    UPI_API_URL) with a random key id and secret (HTTP Basic) and the random webhook secret it signs `payout.*` events
+    with, posted to the ingress's `razorpayx` provider. A payout is processed 1.5 s after it is made (NEFT 5 s); a
+    validation completes after 1 s. The rail's own settings are RAZORPAYX_*."""
+    key_id, secret = "rzp_test_" + secrets.token_hex(7), secrets.token_hex(24)
+    return {
+        "RAZORPAYX_KEY_ID": key_id,
+        "RAZORPAYX_KEY_SECRET": secret,
+        "RAZORPAYX_WEBHOOK_SECRET": secrets.token_hex(24),
+        "UPI_EMULATOR_KEYS": f"{key_id}:{secret}",
+        "UPI_EMULATOR_WEBHOOK_URL": "${WEBHOOKS_URL}/providers/razorpayx/events",
+        "UPI_EMULATOR_WEBHOOK_SECRET": "${RAZORPAYX_WEBHOOK_SECRET}",
+        "UPI_EMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
+        "UPI_EMULATOR_SETTLE_MS": "UPI:1500,IMPS:1500,NEFT:5000,RTGS:5000",
+    }
+
+
+def rates_env() -> dict[str, str]:
+    """Claim-time conversion's rates provider on the local stack: the Open Exchange Rates-shaped emulator (service
+    `rates-api`, found as RATES_API_URL) with a random App ID, publishing every minute with a small random walk."""
+    app_id = secrets.token_hex(16)
+    return {
+        "RATES_APP_ID": app_id,
+        "RATES_EMULATOR_APP_IDS": app_id,
+        "RATES_EMULATOR_PUBLISH_S": "60",
+        "RATES_EMULATOR_DRIFT_BPS": "5",
+    }
+
+
 # Settings whose value is another service's address, set from that peer's `<NAME>_URL` where it runs (a value
 # already in the environment wins): payouts reads the KYC vendor's API base as a URL, not a variable's name.
 PEER_SETTINGS: dict[str, str] = {"PAYOUTS_KYC_BASE_URL": "kyc-api"}
@@ -247,6 +279,12 @@ def dev_env(paths: Paths) -> dict[str, str]:
             changed = True
         if "PAYOUTS_KYC_PROVIDER" not in values:  # settings from before identity verification
             values.update(kyc_env())
+            changed = True
+        if "UPI_EMULATOR_KEYS" not in values:  # settings from before the UPI rail's emulator
+            values.update(upi_env())
+            changed = True
+        if "RATES_EMULATOR_APP_IDS" not in values:  # settings from before the rates provider's emulator
+            values.update(rates_env())
             changed = True
         if "TON_WALLET_ADDRESS" not in values or "TON_HIGHLOAD_WALLET_ADDRESS" not in values:
             # Settings from before the TON rail or its highload wallet: both wallets are the same key's.

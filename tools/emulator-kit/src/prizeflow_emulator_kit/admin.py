@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from prizeflow_emulator_kit.clock import Clock
 from prizeflow_emulator_kit.faults import Faults, Knobs
 from prizeflow_emulator_kit.requests import RequestLog
 
@@ -91,6 +92,33 @@ class Admin:
 
         self.route("GET", "/requests", get)
         self.route("DELETE", "/requests", clear)
+
+    def clock(self, clock: Clock, *, moved: Callable[[], Any] | None = None) -> None:
+        """`GET /clock`, `POST /clock/advance {seconds}` (forward only), `POST /clock {frozen}`. `moved` runs after
+        every change, before the answer: what came due is done by the time the test reads the emulator again."""
+
+        def changed() -> Any:
+            if moved is not None:
+                moved()
+            return clock.to_json()
+
+        def advance(_request: web.Request, body: dict[str, Any]) -> Any:
+            seconds = body.get("seconds")
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+                raise AdminError("seconds must be a number >= 0")
+            clock.advance(seconds)
+            return changed()
+
+        def freeze(_request: web.Request, body: dict[str, Any]) -> Any:
+            frozen = opt_bool(body, "frozen")
+            if frozen is None:
+                raise AdminError("frozen is required")
+            clock.freeze(frozen=frozen)
+            return changed()
+
+        self.route("GET", "/clock", lambda _r, _b: clock.to_json())
+        self.route("POST", "/clock/advance", advance)
+        self.route("POST", "/clock", freeze)
 
     def install(self, app: web.Application) -> None:
         """The routes, and the health checks (`/_emulator/health`, and `/health/live` and `/health/ready` that the

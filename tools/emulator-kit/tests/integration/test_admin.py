@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from prizeflow_emulator_kit.admin import Admin, AdminError, req_int
+from prizeflow_emulator_kit.clock import Clock
 from prizeflow_emulator_kit.faults import FaultKind, Faults
 from prizeflow_emulator_kit.requests import RequestEntry, RequestLog
 
@@ -87,3 +88,23 @@ async def test_the_standard_fault_and_request_routes(client: TestClient[Any, Any
     for path in ("/_emulator/health", "/health/live", "/health/ready"):
         resp = await client.get(path)
         assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+
+
+async def test_the_clock_routes_move_it_and_run_what_came_due() -> None:
+    wall = [1000.0]
+    clock = Clock(lambda: wall[0])
+    moved: list[float] = []
+    admin = Admin()
+    admin.clock(clock, moved=lambda: moved.append(clock.now()))
+    app = web.Application()
+    admin.install(app)
+    async with TestClient(TestServer(app)) as client:
+        assert (await (await client.get("/_emulator/clock")).json())["now"] == 1000.0
+        advanced = await client.post("/_emulator/clock/advance", json={"seconds": 7200})
+        assert (await advanced.json())["now"] == 8200.0
+        assert moved == [8200.0]
+        backwards = await client.post("/_emulator/clock/advance", json={"seconds": -1})
+        assert (backwards.status, await backwards.json()) == (400, {"error": "seconds must be a number >= 0"})
+        frozen = await client.post("/_emulator/clock", json={"frozen": True})
+        assert (await frozen.json())["frozen"] is True
+        assert (await client.post("/_emulator/clock", json={})).status == 400
