@@ -134,7 +134,9 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
         metrics=metrics,
         live=OneLiveSignature(settings.signer_live_margin_s),
     )
-    refuse = RefuseUnreadableRequest(backend_kind=backend.kind.value, source=settings.source, metrics=metrics)
+    refuse = RefuseUnreadableRequest(
+        backend_kind=backend.kind.value, source=settings.source, replayed=sign.replayed, metrics=metrics
+    )
     rt.add_consumer(CONSUMER_NAME, [SIGNER_REQUESTS.name], handler=sign, on_refusal=refusal_hook(refuse))
     rt.produces([SIGNER_RESULTS.name])
     app = rt.http_app([], dead_letter_routes=False)  # no inbound API but health and metrics

@@ -165,6 +165,19 @@ async def test_every_decision_is_audited_as_recorded(harness: Harness) -> None:
     assert await harness.audited() == [signed, dataclasses.replace(refused, detail="x" * 2_000)]  # 2000 chars kept
 
 
+async def test_a_key_longer_than_its_column_is_refused_and_nothing_is_kept(harness: Harness) -> None:
+    """`source_account` and `signed_by` hold 56 characters (a Stellar key, a TON wallet's label): a TON key as raw hex
+    (64) is refused by both, and the transaction keeps nothing."""
+    raw = AuditRecord(
+        request_id="req-9", event_id=str(uuid.uuid4()), correlation_id="flow-9", decision="replayed", backend="hot_key",
+        signed_by="ab" * 32,
+    )  # fmt: skip
+    with pytest.raises(Exception, match="too long"):
+        async with harness.uow() as books:
+            await books.audit.record(raw)
+    assert await harness.audited() == []
+
+
 async def test_an_answer_staged_again_goes_out_under_its_own_id(harness: Harness) -> None:
     first, second = refusal("req-1"), refusal("req-2")
     async with harness.uow() as books:

@@ -91,11 +91,17 @@ class FakeSignatureStore:
                 self.by_payout[p] = LiveSignature(tx_hash, max_time)
 
 
+SIGNER_KEY_CHARS = 56
+
+
 @dataclass
 class FakeAuditStore:
     records: list[AuditRecord] = field(default_factory=list)
 
     async def record(self, record: AuditRecord) -> None:
+        for name in ("source_account", "signed_by"):  # varchar(56): a Stellar key's length, a TON wallet's label
+            if len(getattr(record, name) or "") > SIGNER_KEY_CHARS:
+                raise ValueError(f"value too long for {name} (varchar({SIGNER_KEY_CHARS}))")
         detail = record.detail[:2000] if record.detail else None  # the column keeps 2000 characters
         self.records.append(dataclasses.replace(record, detail=detail))
 

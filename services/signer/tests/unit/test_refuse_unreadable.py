@@ -8,10 +8,12 @@ from typing import Any, cast
 
 import pytest
 from signer_fakes import FakeSignatureStore, FakeSpendStore, SignerFakes
+from signer_pipelines import STELLAR, pipeline
 
 from prizeflow_contracts.envelope import decode, new_event
-from prizeflow_contracts.events.signer import SignatureRefused, TransactionSigned
+from prizeflow_contracts.events.signer import SignatureRefused, TonMessageSigned, TransactionSigned
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest, UnreadableRequest
+from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme, TonWalletScheme
 from prizeflow_signer.application.sign_pipeline import result_event_id
 
 DIGEST = b"\x01" * 32
@@ -81,9 +83,17 @@ def test_records_naming_no_request_or_not_a_request_are_only_dead_lettered(doc: 
     assert unreadable(doc, reason) is None
 
 
+def refuser() -> RefuseUnreadableRequest:
+    """As bootstrap builds it: a replay's audit repeats what the stored answer's own scheme says."""
+    schemes = [StellarScheme(STELLAR), TonWalletScheme(None), TonHighloadScheme(None)]
+    return RefuseUnreadableRequest(
+        backend_kind="hot_key", source="/prizeflow/signer", replayed=pipeline(*schemes).replayed
+    )
+
+
 async def test_the_refusal_is_the_requests_one_stored_result() -> None:
     fakes = fakes_for_refusals()
-    refuse = RefuseUnreadableRequest(backend_kind="hot_key", source="/prizeflow/signer")
+    refuse = refuser()
     request = unreadable({"data": {"request_id": "stx-1", "payout_ids": ["po-1"]}})
     assert request is not None
     await refuse(fakes.books, request)
@@ -123,7 +133,7 @@ async def test_an_unreadable_copy_of_a_signed_request_re_emits_the_signature() -
     )
     previous = new_event(signed, source="/prizeflow/signer", correlation_id="c", event_id=result_event_id("stx-2"))
     fakes.results.saved["stx-2"] = previous.model_dump_json()
-    refuse = RefuseUnreadableRequest(backend_kind="hot_key", source="/prizeflow/signer")
+    refuse = refuser()
     request = unreadable({"data": {"request_id": "stx-2"}})
     assert request is not None
     await refuse(fakes.books, request)
@@ -131,3 +141,21 @@ async def test_an_unreadable_copy_of_a_signed_request_re_emits_the_signature() -
     assert out.id == previous.id
     assert isinstance(out.data, TransactionSigned)
     assert [(a.decision, a.tx_hash) for a in fakes.audit.records] == [("replayed", "ab" * 32)]
+
+
+async def test_an_unreadable_copy_of_a_signed_ton_message_re_emits_it_and_audits_no_raw_key() -> None:
+    """A TON answer names its key as raw hex (64 characters), which the audit's 56-character `signed_by` cannot hold:
+    the replay audits what the TON scheme's own replay does (nothing of the key), so the dead letter's transaction
+    commits and the stored answer goes out again (it used to fail on PostgreSQL, holding the partition)."""
+    fakes = fakes_for_refusals()
+    signed = TonMessageSigned(
+        request_id="ton-3", payout_ids=["po-3"], signed_boc="te6c", message_hash="cd" * 32, signed_by="ab" * 32
+    )
+    previous = new_event(signed, source="/prizeflow/signer", correlation_id="c", event_id=result_event_id("ton-3"))
+    fakes.results.saved["ton-3"] = previous.model_dump_json()
+    request = unreadable({"data": {"request_id": "ton-3"}})
+    assert request is not None
+    await refuser()(fakes.books, request)
+    (out,) = fakes.outbox.emitted
+    assert out.id == previous.id
+    assert [(a.decision, a.tx_hash, a.signed_by) for a in fakes.audit.records] == [("replayed", None, None)]

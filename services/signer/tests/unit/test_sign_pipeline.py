@@ -5,11 +5,9 @@ column does not hold)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from signer_fakes import SignerFakes
-from stellar_sdk import Keypair
+from signer_pipelines import STELLAR, pipeline
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
 from prizeflow_contracts.errors import EventRefusal
@@ -20,29 +18,10 @@ from prizeflow_contracts.events.signer import (
     TonSignatureRequested,
     TransactionSigned,
 )
-from prizeflow_signer.adapters.backends import HotKeyBackend
 from prizeflow_signer.application.ports import AuditRecord
 from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme, TonWalletScheme, wallet_label
-from prizeflow_signer.application.sign_pipeline import SignPipeline, result_event_id
-from prizeflow_signer.domain.policy import SpendingPolicy
-from prizeflow_stellar.checks import CheckPolicy
+from prizeflow_signer.application.sign_pipeline import result_event_id
 from prizeflow_testkit.events import example_payload
-
-HOT = Keypair.random()
-STELLAR = CheckPolicy(
-    network_passphrase="n", funding_account=HOT.public_key, allowed_sources=frozenset({HOT.public_key}),
-    max_fee_stroops=1, contract_id=None, method_name="m", allowed_assets=frozenset({"XLM"}), contract_asset="XLM",
-    max_validity_seconds=60,
-)  # fmt: skip
-
-
-def pipeline(*schemes: Any) -> SignPipeline:
-    return SignPipeline(
-        schemes=list(schemes),
-        backend=HotKeyBackend(HOT.secret),
-        spending=SpendingPolicy(tx_caps={}, daily_caps={}, deny_destinations=frozenset()),
-        source="/prizeflow/signer",
-    )
 
 
 def envelope(payload: EventPayload) -> Envelope[EventPayload]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from prizeflow_contracts.envelope import decode, event_id_for, new_event
+from prizeflow_contracts.envelope import EventPayload, decode, event_id_for, new_event
 from prizeflow_contracts.events.signer import (
     MAX_OPERATIONS,
     SignatureRefusalCode,
@@ -87,6 +88,8 @@ class UnreadableRequest:
 class RefuseUnreadableRequest:
     backend_kind: str
     source: str
+    # What the audit of a replay repeats of a stored answer (`SignPipeline.replayed`: the answer's own scheme says).
+    replayed: Callable[[EventPayload], Mapping[str, str | None]]
     metrics: SignerMetrics | None = None
 
     async def __call__(self, books: Books, request: UnreadableRequest) -> None:
@@ -110,9 +113,7 @@ class RefuseUnreadableRequest:
                     decision="replayed",
                     code=str(code.value) if code is not None else None,
                     detail=f"unreadable copy ({request.reason}): result {previous.id} re-emitted",
-                    tx_hash=getattr(previous.data, "tx_hash", None),
-                    signed_by=getattr(previous.data, "signed_by", None),
-                    **audit,
+                    **{**audit, **self.replayed(previous.data)},
                 ),
             )
             self._count("replayed", "none")

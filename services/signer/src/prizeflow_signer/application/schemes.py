@@ -44,6 +44,7 @@ Code = SignatureRefusalCode
 class StellarScheme:
     policy: CheckPolicy
     request_type = SignatureRequested
+    answer = TransactionSigned
     name = "stellar"
     amount_unit = "stroops"
     signs = "transaction"
@@ -122,6 +123,7 @@ def _ton_signable(
 class TonWalletScheme:
     policy: TonPolicy | None  # None: this signer signs no TON message (every request is refused, wrong_source)
     request_type = TonSignatureRequested
+    answer = TonMessageSigned
     name = "ton_wallet"
     amount_unit = ""
     signs = "message"
@@ -151,6 +153,7 @@ class TonWalletScheme:
 class TonHighloadScheme:
     policy: TonHighloadPolicy | None  # None: no highload wallet configured (every request refused, wrong_source)
     request_type = TonBatchSignatureRequested
+    answer = TonBatchSigned
     name = "ton_highload"
     amount_unit = ""
     signs = "message"

@@ -95,6 +95,11 @@ class SigningScheme(Protocol[R_contra]):
         """Decode the bytes and check them against the intent and the scheme's policy; raises IntentViolation."""
         ...
 
+    @property
+    def answer(self) -> type[EventPayload]:
+        """The result a signature under this scheme is (a refusal is `SignatureRefused`, whatever the scheme)."""
+        ...
+
     def replayed(self, previous: EventPayload) -> dict[str, str | None]:
         """What the audit of a replay repeats of the stored answer, besides its code."""
         ...
@@ -164,6 +169,12 @@ class SignPipeline:
         self._by_type = {s.request_type: s for s in self.schemes}
         if len(self._by_type) != len(self.schemes):
             raise ValueError("one signing scheme per request type")
+
+    def replayed(self, previous: EventPayload) -> dict[str, str | None]:
+        """What an audit of a replay repeats of a stored answer, by the scheme whose answer it is (a refusal names
+        no transaction and no key). The one rule for a readable copy and an unreadable one alike."""
+        scheme = next((s for s in self.schemes if isinstance(previous, s.answer)), None)
+        return scheme.replayed(previous) if scheme is not None else {}
 
     async def __call__(self, books: Books, envelope: Envelope[EventPayload]) -> None:
         """The consumer's handler: `books` are bound to its transaction, the inbox row claimed."""
@@ -274,7 +285,7 @@ class SignPipeline:
                 "replayed",
                 code=str(code.value) if code is not None else None,
                 detail=f"result {previous.id} re-emitted",
-                **deciding.scheme.replayed(previous.data),
+                **self.replayed(previous.data),
             )
         )
         if self.metrics is not None:
