@@ -13,6 +13,7 @@ from prizeflow_contracts.events.rewards import HoldCode
 from prizeflow_rewards.application.queries import CursorError, decode_cursor, encode_cursor
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import (
+    TRANSITIONS,
     Approve,
     ClaimFacts,
     ClaimLimits,
@@ -21,7 +22,6 @@ from prizeflow_rewards.domain.claims import (
     RefusalCode,
     Refuse,
     assess,
-    can_move,
 )
 from prizeflow_rewards.domain.ledger import (
     COUNTER_MAX,
@@ -125,11 +125,11 @@ def test_assess(change: dict[str, object], expected: object) -> None:
 
 
 def test_claim_transitions() -> None:
-    assert can_move(ClaimStatus.HELD, ClaimStatus.APPROVED)
-    assert can_move(ClaimStatus.APPROVED, ClaimStatus.VOIDED)
-    assert not can_move(ClaimStatus.REJECTED, ClaimStatus.APPROVED)
-    assert not can_move(ClaimStatus.VOIDED, ClaimStatus.PAID)
-    assert can_move(ClaimStatus.PAID, ClaimStatus.RETURNED)
+    assert TRANSITIONS.allows(ClaimStatus.HELD, ClaimStatus.APPROVED)
+    assert TRANSITIONS.allows(ClaimStatus.APPROVED, ClaimStatus.VOIDED)
+    assert not TRANSITIONS.allows(ClaimStatus.REJECTED, ClaimStatus.APPROVED)
+    assert not TRANSITIONS.allows(ClaimStatus.VOIDED, ClaimStatus.PAID)
+    assert TRANSITIONS.allows(ClaimStatus.PAID, ClaimStatus.RETURNED)
 
 
 @pytest.mark.parametrize("raw", ["seq:99999999999999999999999", "seq:-1", "seq:", "seq:1e3", "pos:5"])

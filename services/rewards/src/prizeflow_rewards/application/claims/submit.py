@@ -26,9 +26,10 @@ from prizeflow_contracts.events.rewards import ClaimHeld
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.policy import RiskPolicy, VerificationStatus, evaluate
 from prizeflow_contracts.providers import MEMO_TYPES, PayoutDestination, destination_key
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.claims.shared import ClaimError, approval, policy_facts
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
-from prizeflow_rewards.application.ports import FirstUse, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
+from prizeflow_rewards.application.ports import FirstUse, IntakeFacts, IntakeQuery
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import (
     Approve,
@@ -124,7 +125,7 @@ class _Asked:
 
 @dataclass
 class SubmitClaim:
-    """Decides a batch of claim requests in the caller's ONE transaction (group commit: `ClaimIntake`).
+    """Decides a batch of claim requests in the caller's ONE transaction, its `books` (group commit: `ClaimIntake`).
 
     One ordered lock of every wallet and clearing account the batch touches, one read of every fact the rules
     need (`ClaimRepository.intake_facts`), the decisions in memory in arrival order (a request sees the ones
@@ -133,16 +134,14 @@ class SubmitClaim:
     Each request gets its own outcome; a refused one writes nothing and leaves the others alone.
     """
 
-    ledger: Ledger
     policy: ClaimPolicy
     source: str
     metrics: RewardsMetrics | None = None
     clock: Clock = utcnow
-    stores: Stores = field(kw_only=True)
 
     async def __call__(
         self,
-        tx: Tx,
+        books: Books,
         actor: Principal,
         *,
         player_id: str,
@@ -155,14 +154,14 @@ class SubmitClaim:
         """One request alone: (claim, created), or its refusal raised (`ClaimError`); then nothing is written."""
         request = ClaimRequest(actor, player_id, asset, amount, destination, idempotency_key, correlation_id)
         with ledger_refusals():
-            [outcome] = await self.decide(tx, [request], wait=True)
+            [outcome] = await self.decide(books, [request], wait=True)
         if isinstance(outcome, Deferred):  # it counted on a claim of its batch that could not be written
             raise ClaimError(ErrorKind.UNAVAILABLE, "transaction_contended", "retry shortly; nothing was written")
         if isinstance(outcome, UseCaseError):
             raise outcome
         return outcome
 
-    async def decide(self, tx: Tx, requests: Sequence[ClaimRequest], *, wait: bool = False) -> list[ClaimOutcome]:
+    async def decide(self, books: Books, requests: Sequence[ClaimRequest], *, wait: bool = False) -> list[ClaimOutcome]:
         """One outcome per request, in order. Raises only for what fails the whole batch (the database). `wait`:
         the requests were deferred; wait for their players' rows (up to the lock timeout) instead of deferring."""
         outcomes: list[ClaimOutcome | None] = [None] * len(requests)
@@ -183,12 +182,12 @@ class SubmitClaim:
             else:
                 asked.append(_Asked(i, r, claim_id_for(r.player_id, r.idempotency_key), destination_key(r.destination)))
         if asked:
-            for i, outcome in (await self._decide(tx, asked, wait=wait)).items():
+            for i, outcome in (await self._decide(books, asked, wait=wait)).items():
                 outcomes[i] = outcome
         assert all(o is not None for o in outcomes)
         return cast("list[ClaimOutcome]", outcomes)
 
-    async def _decide(self, tx: Tx, asked: list[_Asked], *, wait: bool) -> dict[int, ClaimOutcome]:
+    async def _decide(self, books: Books, asked: list[_Asked], *, wait: bool) -> dict[int, ClaimOutcome]:
         # First the players' verification locks (shared: a verification change waits for this batch, or the batch
         # for it, so a claim never waits for a verification that already happened), with the policy and their
         # statuses. Then the clearing accounts the reservations credit, which the whole batch needs, and the
@@ -201,14 +200,13 @@ class SubmitClaim:
         wallets = {accounts.wallet(a.request.player_id, a.request.asset) for a in asked}
         busy: set[str] = set()
         if wait:
-            policy, verification = await self.stores.compliance.intake(tx, players)
-            await self.ledger.wait_free(tx, wallets)
-            balances = await self.ledger.lock(tx, [*wallets, *{accounts.clearing(w.asset) for w in wallets}])
+            policy, verification = await books.compliance.intake(players)
+            await books.ledger.wait_free(wallets)
+            balances = await books.ledger.lock([*wallets, *{accounts.clearing(w.asset) for w in wallets}])
         else:
-            policy, verification, busy = await self.stores.compliance.intake_unless_busy(tx, players)
+            policy, verification, busy = await books.compliance.intake_unless_busy(players)
             free = [a for a in asked if a.request.player_id not in busy]
-            balances, held = await self.ledger.lock_unless_busy(
-                tx,
+            balances, held = await books.ledger.lock_unless_busy(
                 {accounts.clearing(a.request.asset) for a in free},
                 unless_busy={accounts.wallet(a.request.player_id, a.request.asset) for a in free},
             )
@@ -220,8 +218,7 @@ class SubmitClaim:
         if not ready:
             return outcomes
         now = self.clock()
-        facts = await self.stores.claims.intake_facts(
-            tx,
+        facts = await books.claims.intake_facts(
             [
                 IntakeQuery(
                     a.claim_id,
@@ -244,10 +241,10 @@ class SubmitClaim:
             status = verification.get(a.request.player_id, VerificationStatus.NOT_STARTED)
             outcomes[a.index] = self._one(a, known, batch, now, policy, status)
         if batch.claims:
-            await self._reserve(tx, batch)
+            await self._reserve(books, batch)
         if batch.claims:
-            await self.stores.claims.add_many(tx, batch.claims, batch.first_uses)
-            await self.stores.outbox.stage(tx, batch.events)
+            await books.claims.add_many(batch.claims, batch.first_uses)
+            await books.outbox.stage(batch.events)
         self._answers(batch, outcomes)
         return outcomes
 
@@ -328,7 +325,7 @@ class SubmitClaim:
         batch.maker[claim.id] = a
         return claim, True
 
-    async def _reserve(self, tx: Tx, batch: _Batch) -> None:
+    async def _reserve(self, books: Books, batch: _Batch) -> None:
         """The batch's reservations in one ledger batch. The locks and the running balances make a refusal of the
         ledger unreachable for this batch's own claims (the CHECK constraints make it safe), but a reservation may
         be another transaction's: the same key sent to another replica with another asset (another wallet, so no
@@ -338,14 +335,14 @@ class SubmitClaim:
         transaction, and a claim it refuses is refused with the code its cause has (`batch.refused`)."""
         for _ in range(2):
             try:
-                result = await self.ledger.apply(tx, [c.pending for c in batch.claims])
+                result = await books.ledger.apply([c.pending for c in batch.claims])
             except LedgerError:
                 result = None
             if result is not None and not result.duplicates:
                 count_transfers(self.metrics, result)
                 batch.count(self.metrics)
                 return
-            committed = await self.stores.claims.find(tx, [c.id for c in batch.claims])
+            committed = await books.claims.find([c.id for c in batch.claims])
             if result is not None:  # applied, but some reservation was there already: its claim is committed
                 count_transfers(self.metrics, result)
                 already = {t.id for t in result.duplicates}
@@ -363,9 +360,9 @@ class SubmitClaim:
                 return
         for claim in list(batch.claims):
             try:
-                count_transfers(self.metrics, await self.ledger.apply(tx, [claim.pending]))
+                count_transfers(self.metrics, await books.ledger.apply([claim.pending]))
             except LedgerError as err:
-                if err.code == "transfer_conflict" and (found := await self.stores.claims.find(tx, [claim.id])):
+                if err.code == "transfer_conflict" and (found := await books.claims.find([claim.id])):
                     batch.committed_elsewhere(found)
                     continue
                 batch.refuse(claim.id, self._ledger_refusal(err))
@@ -408,7 +405,7 @@ class SubmitClaim:
                 outcomes[a.index] = Deferred(a.request.player_id)
 
     async def confirm(
-        self, tx: Tx, requests: Sequence[ClaimRequest], outcomes: Sequence[ClaimOutcome]
+        self, books: Books, requests: Sequence[ClaimRequest], outcomes: Sequence[ClaimOutcome]
     ) -> list[ClaimOutcome | None]:
         """After a COMMIT whose outcome is unknown (its connection was lost, and its transaction has ended since),
         each request's answer as the database has it: a claim an outcome names is the answer if it is there as the
@@ -416,7 +413,7 @@ class SubmitClaim:
         not there (the batch wrote nothing). A refusal wrote nothing and a deferred request was not decided: those
         stand. One read, whatever the batch."""
         named = {o[0].id for o in outcomes if isinstance(o, tuple)}
-        stored = await self.stores.claims.find(tx, named)
+        stored = await books.claims.find(named)
         answers: list[ClaimOutcome | None] = []
         for r, outcome in zip(requests, outcomes, strict=True):
             found = stored.get(outcome[0].id) if isinstance(outcome, tuple) else None
