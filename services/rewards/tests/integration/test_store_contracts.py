@@ -191,6 +191,14 @@ async def test_the_book_lists_transfers_by_flow_and_account_newest_first(harness
     for t in (first, second, third):
         async with harness.uow() as books:
             await books.ledger.apply([t])
+    batch = [
+        Transfer.of(EXTERNAL, accounts.wallet("q", "USDC"), 1, TransferKind.TOP_UP, "batch", n, correlation_id="batch")
+        for n in range(4)
+    ]
+    async with harness.uow() as books:  # a batch is written in id order, whatever order it was given in
+        await books.ledger.apply(sorted(batch, key=lambda t: t.id.int, reverse=True))
+        in_batch = await books.ledger_book.transfers(correlation_id="batch", account=None, before_seq=None, limit=10)
+    assert [t.id for t in in_batch] == [t.id for t in sorted(batch, key=lambda t: t.id.int, reverse=True)]
     async with harness.uow() as books:
         by_flow = await books.ledger_book.transfers(correlation_id="flow-1", account=None, before_seq=None, limit=10)
         by_account = await books.ledger_book.transfers(
@@ -498,8 +506,9 @@ def top_up(top_up_id: str, session_ref: str, *, amount: int = 1_000, expires: ti
 
 async def test_top_ups_are_found_by_any_of_their_names_and_credited_once(harness: Harness) -> None:
     one, two, gone = top_up("tu-1", "cs_1"), top_up("tu-2", "cs_2", amount=2_000), top_up("tu-3", "cs_3", amount=400)
+    lapsed = top_up("tu-4", "cs_4", amount=800, expires=-timedelta(minutes=1))  # created, its session expired since
     async with harness.uow() as books:
-        for t in (one, two, gone):
+        for t in (one, two, gone, lapsed):
             assert await books.top_ups.add(t)
         assert not await books.top_ups.add(one)
         await books.top_ups.lock_player("p")
@@ -520,7 +529,7 @@ async def test_top_ups_are_found_by_any_of_their_names_and_credited_once(harness
         assert await books.top_ups.find(top_up_id=None, session_ref="cs_9", payment_ref=None) is None
         matching = await books.top_ups.lock_matching(top_up_ids=["tu-2"], session_refs=["cs_3"], payment_refs=["pi_1"])
         assert [t.id for t in matching] == ["tu-1", "tu-2", "tu-3"]
-        # Credited or still payable, made after `since`: not the expired one.
+        # Credited or still payable (its session not expired now), made after `since`: not tu-3 nor tu-4.
         assert await books.top_ups.open_or_credited_since("p", "USD", since=NOW - timedelta(hours=1)) == 3_000
         assert await books.top_ups.open_or_credited_since("p", "USD", since=NOW) == 0
         assert [t.id for t in await books.flows.top_ups_of("flow-tu-2", limit=10)] == ["tu-2"]
