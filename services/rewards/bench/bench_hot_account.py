@@ -8,7 +8,7 @@ Two ways around it, both measured here: more transfers per transaction (batching
 whole poll in one transaction) and more pool rows (sharding: K accounts of one campaign, a writer on one of them).
 
 Three clients, each timed for `--seconds` per configuration:
-- `ledger`: the production path, `PgLedger.apply` (savepoint, ordered locks, insert, balance update) in one
+- `ledger`: the production path, `SqlLedger.apply` (savepoint, ordered locks, insert, balance update) in one
   transaction per call, N asyncio writers on their own connections in this process. Python's CPU is part of each
   transaction's lock hold time here (as in the service); `client_cpu_share` says how busy this process was (near 1
   on a core: the client limits, not the lock).
@@ -42,7 +42,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.ledger_pg import SqlLedger
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind
 from prizeflow_runtime.db import asyncpg_dsn, create_engine
 from prizeflow_runtime.group_commit import GroupCommit
@@ -144,7 +144,7 @@ async def _run_writers(
 
 async def ledger_run(target: Target, config: Config, *, seconds: float, tag: str) -> dict[str, Any]:
     engine, writers, pools, batch = target.engine, config.writers, config.pools, config.batch
-    ledger = PgLedger()
+    ledger = SqlLedger
     done = [0] * writers
     deadline = time.monotonic() + seconds
 
@@ -158,7 +158,7 @@ async def ledger_run(target: Target, config: Config, *, seconds: float, tag: str
                 for i in range(batch)
             ]
             async with engine.begin() as conn:
-                await ledger.apply(conn, transfers)
+                await ledger(conn).apply(transfers)
             n += 1
             done[w] += batch
 
@@ -179,14 +179,14 @@ async def grouped_run(target: Target, config: Config, *, seconds: float, tag: st
     """`writers` concurrent requesters, one transfer each per request, out of ONE pool, through a group commit:
     the hot row is touched once per transaction, whatever the number of writers."""
     engine, writers = target.engine, config.writers
-    ledger = PgLedger()
+    ledger = SqlLedger
     done = [0] * writers
     batches: list[int] = []
     deadline = time.monotonic() + seconds
 
     async def commit(transfers: Sequence[Transfer]) -> list[int]:
         async with engine.begin() as conn:
-            await ledger.apply(conn, list(transfers))
+            await ledger(conn).apply(list(transfers))
         batches.append(len(transfers))
         return [1] * len(transfers)
 
@@ -271,12 +271,11 @@ async def run(database_url: str, seconds: float, which: set[str]) -> dict[str, A
     database = dsn.rsplit("/", 1)[1].split("?")[0]
     engine = create_engine(database_url, pool_size=max(c.writers for c in LEDGER_CONFIGS) + 2)
     target = Target(engine, dsn, database)
-    ledger = PgLedger()
+    ledger = SqlLedger
     treasury = AccountRef(AccountKind.TREASURY, "platform", "USDC")
     shards = max(c.pools for c in LEDGER_CONFIGS)
     async with engine.begin() as conn:
-        await ledger.apply(
-            conn,
+        await ledger(conn).apply(
             [
                 Transfer.of(treasury, pool(k), 10**15, TransferKind.CAMPAIGN_FUNDING, f"hot{k}", "f")
                 for k in range(shards)
@@ -284,8 +283,7 @@ async def run(database_url: str, seconds: float, which: set[str]) -> dict[str, A
         )
     for n in range(0, WALLETS, 1000):  # every wallet exists and is warm before the timed runs
         async with engine.begin() as conn:
-            await ledger.apply(
-                conn,
+            await ledger(conn).apply(
                 [Transfer.of(pool(0), wallet(i), 1, TransferKind.REWARD, "warm", str(i)) for i in range(n, n + 1000)],
             )
     async with engine.connect() as conn:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.ledger_pg import SqlLedger
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.migrations import upgrade_to_head
@@ -64,7 +64,7 @@ def make_batches(n_batches: int, batch_size: int, n_wallets: int, seed: int, tag
 async def run(database_url: str, n_batches: int, batch_size: int, n_wallets: int) -> dict[str, object]:
     await upgrade_to_head(ALEMBIC_INI, database_url)
     engine = create_engine(database_url, pool_size=2)
-    ledger = PgLedger()
+    ledger = SqlLedger
     treasury = AccountRef(AccountKind.TREASURY, "platform", "USDC")
     warmup = make_batches(4, batch_size, n_wallets, seed=1, tag="warmup")
     batches = make_batches(n_batches, batch_size, n_wallets, seed=2, tag="timed")
@@ -72,20 +72,19 @@ async def run(database_url: str, n_batches: int, batch_size: int, n_wallets: int
         await conn.execute(text("DROP TABLE IF EXISTS bench_baseline"))
         await conn.execute(text("CREATE TABLE bench_baseline (LIKE ledger_transfers INCLUDING ALL)"))
         pools = {t.debit for b in warmup + batches for t in b}
-        await ledger.apply(
-            conn,
+        await ledger(conn).apply(
             [Transfer.of(treasury, p, 10**15, TransferKind.CAMPAIGN_FUNDING, p.owner, "bench") for p in pools],
         )
     for b in warmup:  # creates the wallets and warms the caches: not timed
         async with engine.begin() as conn:
-            await ledger.apply(conn, b)
+            await ledger(conn).apply(b)
 
     # Ledger and baseline batches alternate, so both see the same machine load (other processes, autovacuum).
     ledger_s = baseline_s = 0.0
     for b in batches:
         started = time.perf_counter()
         async with engine.begin() as conn:
-            await ledger.apply(conn, b)
+            await ledger(conn).apply(b)
         ledger_s += time.perf_counter() - started
         started = time.perf_counter()
         async with engine.begin() as conn:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from dataclasses import dataclass, field
+import functools
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -19,19 +17,16 @@ from prizeflow_contracts.topics import (
     SETTLEMENT_ROUNDS,
     WEBHOOK_PROVIDER_EVENTS,
 )
+from prizeflow_rewards.adapters.backend_pg import SqlLostCommits
+from prizeflow_rewards.adapters.books import bind
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.checkout_stripe import StripeCheckout
-from prizeflow_rewards.adapters.claims_pg import PgClaimRepository
-from prizeflow_rewards.adapters.corrections_pg import PgLedgerCorrections
-from prizeflow_rewards.adapters.exports_pg import PgLedgerExportReader
-from prizeflow_rewards.adapters.flows_pg import PgFlowQueries
-from prizeflow_rewards.adapters.ledger_book_pg import PgLedgerBook
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.adapters.pg import pg_stores
-from prizeflow_rewards.adapters.transactions import SessionTransactions
+from prizeflow_rewards.adapters.exports_pg import SqlLedgerExportReader
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import (
     ApplyComplianceEvents,
+    ClaimIntake,
     ClaimPolicy,
     ReviewHold,
     SettlePayout,
@@ -39,29 +34,30 @@ from prizeflow_rewards.application.claims import (
 )
 from prizeflow_rewards.application.corrections import DecideCorrection, LedgerReads, ProposeCorrection
 from prizeflow_rewards.application.exports import ExportLedger
-from prizeflow_rewards.application.ports import CheckoutProvider, Stores
+from prizeflow_rewards.application.gauges import RefreshRewardsGauges
+from prizeflow_rewards.application.held_rounds import ReleaseHeldRounds
+from prizeflow_rewards.application.ports import CheckoutProvider
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.timeline import RewardsTimeline
 from prizeflow_rewards.application.topups import (
     ApplyPaymentEvents,
     CheckoutProviders,
+    CompleteSandboxCheckout,
     CreateTopUpSession,
     TopUpMoney,
     VerifyTopUpSession,
 )
 from prizeflow_rewards.application.wallets import SetRiskFlag, TopUp
-from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.topups import TopUpLimits
-from prizeflow_rewards.entrypoints.http import RewardsApi, router
+from prizeflow_rewards.entrypoints.http import router
 from prizeflow_rewards.entrypoints.kafka import PaymentEventsHandler, PayoutEventsHandler, RoundEventsHandler
 from prizeflow_rewards.expected_schema import EXPECTED_SCHEMA
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_rewards.settings import RewardsSettings
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_runtime.settings import Profile
-
-log = logging.getLogger(__name__)
+from prizeflow_runtime.uow import UnitOfWork
 
 ROUNDS_CONSUMER = "rewards-rounds"
 PAYOUTS_CONSUMER = "rewards-payouts"
@@ -107,148 +103,75 @@ def checkout_provider(settings: RewardsSettings, sessions: async_sessionmaker[As
     return SandboxCheckout(sessions, base_url=base)
 
 
-@dataclass
-class MetricsRefresher:
-    """Pool figures, held claims and the rejection rate come from the database (every replica agrees)."""
-
-    sessions: async_sessionmaker[AsyncSession]
-    queries: RewardsQueries
-    claims: PgClaimRepository
-    metrics: RewardsMetrics
-    interval_s: float
-    _task: asyncio.Task[None] | None = field(default=None, init=False)
-
-    async def refresh(self) -> None:
-        m = self.metrics
-        async with self.sessions() as s:
-            campaigns = await self.queries.campaigns(s)
-            for status in CampaignStatus:
-                m.campaigns.labels(status.value).set(sum(1 for c in campaigns if c.status is status))
-            for f in (await self.queries.figures(s, campaigns)).values():
-                labels = (f["campaign_id"], f["asset"])
-                m.pool_funded.labels(*labels).set(f["funded"])
-                m.pool_remaining.labels(*labels).set(f["remaining"])
-                m.pool_reserved.labels(*labels).set(f["reserved"])
-                m.pool_paid.labels(*labels).set(f["paid"])
-                m.held_allocations.labels(f["campaign_id"]).set(f["held_rounds"])
-                m.pool_exhausted.labels(f["campaign_id"])  # exported at 0 before the pool's first shortfall
-            held, decided, failed = await self.claims.stats(s)
-        m.held_claims.set(held)
-        m.claims_decided.set(decided)
-        m.rejection_rate.set(failed / decided if decided else 0.0)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                log.warning("metrics refresh failed", exc_info=True)
-            await asyncio.sleep(self.interval_s)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="rewards-metrics")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+def _provided(value: Any) -> Provide:
+    return Provide(lambda: value, sync_to_thread=False)
 
 
-def build(settings: RewardsSettings, *, runtime: ServiceRuntime | None = None) -> Litestar:
-    rt = runtime or ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
-    metrics = RewardsMetrics.create(rt.registry, settings.service_name)
-    ledger = PgLedger(strict=settings.rewards_ledger_strict_locks)
-    stores = pg_stores()
-    source = settings.source
-    rounds = RoundMoney(
-        ledger=ledger, source=source, pool_low_bps=settings.rewards_pool_low_bps, metrics=metrics, stores=stores
+def build(settings: RewardsSettings) -> Litestar:
+    rt = ServiceRuntime(
+        settings, schema=EXPECTED_SCHEMA, bind=functools.partial(bind, strict=settings.rewards_ledger_strict_locks)
     )
+    metrics = RewardsMetrics.create(rt.registry, settings.service_name)
+    rt.uow.on_retry = lambda outcome: metrics.transaction_retries.labels(outcome).inc()
+    uow: UnitOfWork[Books] = rt.uow
+    source = settings.source
+
+    rounds = RoundMoney(source, pool_low_bps=settings.rewards_pool_low_bps, metrics=metrics)
     # Settlement's decisions only: the game feed moves no money (an entry settlement refuses costs nothing).
     rt.add_consumer(ROUNDS_CONSUMER, [SETTLEMENT_ROUNDS.name], batch_handler=RoundEventsHandler(rounds))
-    settle = SettlePayout(ledger, metrics, stores=stores, source=source)
-    compliance = ApplyComplianceEvents(ledger, source, metrics, stores=stores)
-    rt.add_consumer(
-        PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=PayoutEventsHandler(settle, compliance=compliance)
+    payouts = PayoutEventsHandler(
+        SettlePayout(metrics, source=source), compliance=ApplyComplianceEvents(source, metrics)
     )
+    rt.add_consumer(PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=payouts)
+    money = TopUpMoney(source, metrics)
+    payments = PaymentEventsHandler(ApplyPaymentEvents(money, metrics))
+    rt.add_consumer(PAYMENTS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=payments)
+    rt.produces([REWARDS_EVENTS.name, PAYOUT_REQUESTS.name, AUDIT.name])
+
     checkout = checkout_provider(settings, rt.sessions)
     providers = CheckoutProviders(default=checkout.name, providers={checkout.name: checkout})
-    money = TopUpMoney(ledger, source, metrics, stores=stores)
-    payments = ApplyPaymentEvents(money, metrics, stores=stores)
-    rt.add_consumer(PAYMENTS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=PaymentEventsHandler(payments))
-    rt.produces([REWARDS_EVENTS.name, PAYOUT_REQUESTS.name, AUDIT.name])
-    queries = RewardsQueries(ledger, stores)
-    book, corrections = PgLedgerBook(), PgLedgerCorrections()
-    sandbox = checkout if isinstance(checkout, SandboxCheckout) and settings.prizeflow_profile is Profile.DEV else None
-    api = RewardsApi(
-        sessions=rt.sessions,
-        ledger=ledger,
-        source=source,
-        create_campaign=CreateCampaign(source, stores=stores),
-        fund_campaign=FundCampaign(ledger, source, metrics, stores=stores),
-        change_status=ChangeCampaignStatus(source, stores=stores),
-        rounds=rounds,
-        submit_claim=SubmitClaim(ledger, claim_policy(settings), source, metrics, stores=stores),
-        review=ReviewHold(ledger, source, metrics, stores=stores),
-        top_up=TopUp(ledger, source, metrics, stores=stores),
+    queries = RewardsQueries(uow)
+    verify = VerifyTopUpSession(uow, money, providers)
+    intake = ClaimIntake(
+        uow,
+        SubmitClaim(claim_policy(settings), source, metrics),
+        SqlLostCommits(rt.sessions),
         metrics=metrics,
-        queries=queries,
-        set_risk_flag=SetRiskFlag(source, stores=stores),
-        create_top_up=CreateTopUpSession(providers, top_up_limits(settings), metrics, stores=stores),
-        verify_top_up=VerifyTopUpSession(money, providers, stores=stores),
-        sandbox=sandbox,
-        close_campaign=CloseCampaign(ledger, source, metrics, stores=stores),
-        propose_correction=ProposeCorrection(book, corrections, source, stores=stores),
-        decide_correction=DecideCorrection(ledger, book, corrections, source, metrics, stores=stores),
-        ledger_reads=LedgerReads(book, corrections),
-        exports=ExportLedger(PgLedgerExportReader(rt.sessions)),
+        retry_after_s=rt.uow.retry.retry_after_s,
     )
-    refresher = MetricsRefresher(rt.sessions, queries, PgClaimRepository(), metrics, settings.rewards_metrics_refresh_s)
+    use_cases: dict[str, Any] = {
+        "queries": queries,
+        "create_campaign": CreateCampaign(uow, source),
+        "fund_campaign": FundCampaign(uow, source, metrics),
+        "change_status": ChangeCampaignStatus(uow, source),
+        "close_campaign": CloseCampaign(uow, source, metrics),
+        "release_held": ReleaseHeldRounds(uow, rounds),
+        "top_up": TopUp(uow, source, metrics),
+        "set_risk_flag": SetRiskFlag(uow, source),
+        "create_top_up": CreateTopUpSession(uow, providers, top_up_limits(settings), metrics),
+        "verify_top_up": verify,
+        "claim_intake": intake,
+        "review_hold": ReviewHold(uow, source, metrics),
+        "propose_correction": ProposeCorrection(uow, source),
+        "decide_correction": DecideCorrection(uow, source, metrics),
+        "ledger_reads": LedgerReads(uow),
+        "exports": ExportLedger(SqlLedgerExportReader(rt.sessions)),
+    }
+    # The sandbox checkout's page, served only in the dev profile with the sandbox provider.
+    sandbox = isinstance(checkout, SandboxCheckout) and settings.prizeflow_profile is Profile.DEV
+    if sandbox:
+        assert isinstance(checkout, SandboxCheckout)
+        use_cases["complete_sandbox"] = CompleteSandboxCheckout(checkout, verify, queries)
+    rt.jobs.every(settings.rewards_metrics_refresh_s, RefreshRewardsGauges(uow, metrics), name="rewards-gauges")
     app = rt.http_app(
-        [router(sandbox=sandbox is not None)],
-        dependencies={"api": Provide(lambda: api, sync_to_thread=False)},
-        timeline=[RewardsTimeline(SessionTransactions(rt.sessions), book, PgFlowQueries())],
+        [router(sandbox=sandbox)],
+        dependencies={name: _provided(value) for name, value in use_cases.items()},
+        timeline=[RewardsTimeline(uow)],
     )
-    app.on_startup.append(refresher.start)
-    app.on_shutdown.insert(0, refresher.stop)
-    app.on_shutdown.insert(0, api.claim_intake.stop)  # the requests waiting on a commit get their answer
+    app.on_shutdown.insert(0, intake.stop)  # the requests waiting on a commit get their answer
     if isinstance(checkout, StripeCheckout):
         app.on_shutdown.append(checkout.aclose)
     return app
 
 
-# The use cases on PostgreSQL without naming their stores: for integration tests and tools that drive one use
-# case in a transaction of their own (the service itself is wired by `build`).
-@dataclass
-class PgSubmitClaim(SubmitClaim):
-    stores: Stores = field(default_factory=pg_stores, kw_only=True)
-
-
-@dataclass
-class PgSettlePayout(SettlePayout):
-    stores: Stores = field(default_factory=pg_stores, kw_only=True)
-
-
-@dataclass
-class PgApplyComplianceEvents(ApplyComplianceEvents):
-    stores: Stores = field(default_factory=pg_stores, kw_only=True)
-
-
-@dataclass
-class PgCreateCampaign(CreateCampaign):
-    stores: Stores = field(default_factory=pg_stores, kw_only=True)
-
-
-@dataclass
-class PgFundCampaign(FundCampaign):
-    stores: Stores = field(default_factory=pg_stores, kw_only=True)
-
-
-@dataclass
-class PgRoundMoney(RoundMoney):
-    stores: Stores = field(default_factory=pg_stores, kw_only=True)
-
-
-@dataclass
-class PgTopUpMoney(TopUpMoney):
-    stores: Stores = field(default_factory=pg_stores, kw_only=True)
+__all__ = ["PAYMENTS_CONSUMER", "PAYOUTS_CONSUMER", "ROUNDS_CONSUMER", "build", "checkout_provider", "claim_policy"]

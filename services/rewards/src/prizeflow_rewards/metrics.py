@@ -1,6 +1,6 @@
 """Rewards metrics (`prizeflow_rewards_*`). Labels are bounded: campaign ids are created by admins, assets
 and codes come from enums; never a player id. The claim outcomes exist from start-up at 0 and a campaign's
-series from the first refresh after it exists (`MetricsRefresher`), so alert rules see a first event."""
+series from the first refresh after it exists (`RefreshRewardsGauges`, a job), so alert rules see a first event."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_runtime.db import create_engine
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # the fakes (the stores' contract) and `rewards_sql`
 
 ALEMBIC_INI = str(Path(__file__).resolve().parents[2] / "alembic.ini")
 

@@ -10,21 +10,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from rewards_sql import bind, sql_uow
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.backend_pg import SqlLostCommits
 from prizeflow_rewards.adapters.routes_pg import publish_routes
+from prizeflow_rewards.application.claims import ClaimIntake, SubmitClaim
 from prizeflow_rewards.application.claims.submit import ClaimOutcome, ClaimRequest, Deferred
-from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
-from prizeflow_rewards.entrypoints.http import RewardsApi
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import session_factory
@@ -36,10 +35,9 @@ pytestmark = pytest.mark.integration
 DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY)
 
 
-async def fund(engine: AsyncEngine, ledger: PgLedger, balances: dict[str, int]) -> None:
+async def fund(engine: AsyncEngine, balances: dict[str, int]) -> None:
     async with engine.begin() as conn:
-        await ledger.apply(
-            conn,
+        await bind(conn, strict=True).ledger.apply(
             [
                 Transfer.of(
                     accounts.external("stripe", "USDC"),
@@ -59,8 +57,8 @@ def ask(player: str, amount: int, key: str, asset: str = "USDC") -> ClaimRequest
 
 
 async def decide(engine: AsyncEngine, submit: SubmitClaim, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome]:
-    async with session_factory(engine)() as s, s.begin():
-        return await submit.decide(s, requests)
+    async with sql_uow(engine)() as books:
+        return await submit.decide(books, requests)
 
 
 def code(outcome: ClaimOutcome) -> str:
@@ -75,9 +73,8 @@ async def scalar(engine: AsyncEngine, sql: str) -> int:
 
 
 async def test_one_refused_request_in_a_batch_of_500_leaves_the_other_499_decided(engine: AsyncEngine) -> None:
-    ledger = PgLedger(strict=True)
-    await fund(engine, ledger, {f"p{i:03}": 1_000 for i in range(500)})
-    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
+    await fund(engine, {f"p{i:03}": 1_000 for i in range(500)})
+    submit = SubmitClaim(OPEN_CLAIM_POLICY, "/test")
     requests = [ask(f"p{i:03}", 1_000, f"k{i}") for i in range(500)]
     requests[250] = ask("p250", 1_001, "k250")  # one more than the wallet holds
     outcomes = await decide(engine, submit, requests)
@@ -100,10 +97,9 @@ async def test_one_refused_request_in_a_batch_of_500_leaves_the_other_499_decide
 
 
 async def test_a_batch_that_crosses_the_daily_limit_half_way_approves_up_to_it(engine: AsyncEngine) -> None:
-    ledger = PgLedger(strict=True)
-    await fund(engine, ledger, {"p": 100_000})
+    await fund(engine, {"p": 100_000})
     policy = dataclasses.replace(OPEN_CLAIM_POLICY, daily_limit={"USDC": 5_000})
-    submit = SubmitClaim(ledger, policy, "/test")
+    submit = SubmitClaim(policy, "/test")
     first = await decide(engine, submit, [ask("p", 2_000, "a")])
     assert code(first[0]) == "approved"
     outcomes = await decide(engine, submit, [ask("p", 1_000, f"k{i}") for i in range(6)])
@@ -114,10 +110,9 @@ async def test_a_batch_that_crosses_the_daily_limit_half_way_approves_up_to_it(e
 async def test_the_rules_count_the_batch_before_each_request_velocity_and_new_destination(
     engine: AsyncEngine,
 ) -> None:
-    ledger = PgLedger(strict=True)
-    await fund(engine, ledger, {"p": 100_000})
+    await fund(engine, {"p": 100_000})
     policy = dataclasses.replace(OPEN_CLAIM_POLICY, velocity_max_claims=2, new_destination_cooldown_s=3600)
-    submit = SubmitClaim(ledger, policy, "/test")
+    submit = SubmitClaim(policy, "/test")
     outcomes = await decide(engine, submit, [ask("p", 100, f"k{i}") for i in range(4)])
     holds = [o[0].hold_code for o in outcomes if isinstance(o, tuple)]
     # Serially: the first two are held for the new destination (the second sees it first used just now), the
@@ -129,9 +124,8 @@ async def test_the_rules_count_the_batch_before_each_request_velocity_and_new_de
 async def test_a_repeated_key_in_one_batch_gets_the_first_claim_and_a_changed_body_a_conflict(
     engine: AsyncEngine,
 ) -> None:
-    ledger = PgLedger(strict=True)
-    await fund(engine, ledger, {"p": 10_000})
-    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
+    await fund(engine, {"p": 10_000})
+    submit = SubmitClaim(OPEN_CLAIM_POLICY, "/test")
     outcomes = await decide(engine, submit, [ask("p", 1_000, "same"), ask("p", 1_000, "same"), ask("p", 999, "same")])
     first, repeated = outcomes[0], outcomes[1]
     assert isinstance(first, tuple)
@@ -143,18 +137,17 @@ async def test_a_repeated_key_in_one_batch_gets_the_first_claim_and_a_changed_bo
 
 
 async def test_two_batches_racing_for_one_wallet_never_overdraw_it(engine: AsyncEngine) -> None:
-    ledger = PgLedger(strict=True)
-    await fund(engine, ledger, {"p": 10_000, "q": 10_000})
-    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
+    await fund(engine, {"p": 10_000, "q": 10_000})
+    submit = SubmitClaim(OPEN_CLAIM_POLICY, "/test")
     gate = asyncio.Event()
-    sessions = session_factory(engine)
+    uow = sql_uow(engine)
 
     async def batch(tag: str) -> list[ClaimOutcome]:
-        async with sessions() as s, s.begin():
+        async with uow() as books:
             await gate.wait()
             # Each batch also claims for its own player: the wallet both want is the contended one.
             own = "q" if tag == "a" else "r"
-            return await submit.decide(s, [ask("p", 700, f"{tag}{i}") for i in range(10)] + [ask(own, 1, tag)])
+            return await submit.decide(books, [ask("p", 700, f"{tag}{i}") for i in range(10)] + [ask(own, 1, tag)])
 
     tasks = [asyncio.create_task(batch(t)) for t in ("a", "b")]
     await asyncio.sleep(0.1)
@@ -167,29 +160,20 @@ async def test_two_batches_racing_for_one_wallet_never_overdraw_it(engine: Async
 
 
 async def test_concurrent_requests_share_intake_transactions_and_keep_their_own_answers(engine: AsyncEngine) -> None:
-    """The API's group commit (`RewardsApi.claim_intake`, as the HTTP handler calls it) on real PostgreSQL."""
-    ledger = PgLedger(strict=True)
+    """The API's group commit (`ClaimIntake`, as the HTTP handler calls it) on real PostgreSQL."""
     players = [f"h{i:03}" for i in range(200)]
-    await fund(engine, ledger, dict.fromkeys(players, 1_000))
-    stand_in: Any = None
+    await fund(engine, dict.fromkeys(players, 1_000))
     metrics = RewardsMetrics.create(CollectorRegistry())
-    api = RewardsApi(
-        sessions=session_factory(engine),
-        ledger=ledger,
-        source="/test",
-        create_campaign=stand_in,
-        fund_campaign=stand_in,
-        change_status=stand_in,
-        rounds=stand_in,
-        submit_claim=SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test", metrics),
-        review=stand_in,
-        top_up=stand_in,
+    intake = ClaimIntake(
+        sql_uow(engine),
+        SubmitClaim(OPEN_CLAIM_POLICY, "/test", metrics),
+        SqlLostCommits(session_factory(engine)),
         metrics=metrics,
     )
 
     async def claim(p: str) -> str:
         try:
-            c, _ = await api.claim_intake.submit(ask(p, 2_000 if p == "h100" else 500, f"claim-{p}"))
+            c, _ = await intake.submit(ask(p, 2_000 if p == "h100" else 500, f"claim-{p}"))
         except UseCaseError as err:
             return err.code
         return c.status.value

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from rewards_sql import bind, sql_uow
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.application.claims import ClaimError
-from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
+from prizeflow_rewards.application.claims import ClaimError, SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
-from prizeflow_runtime.db import session_factory
 from prizeflow_testkit.rewards import OPEN_CLAIM_POLICY, routes_event
 
 pytestmark = pytest.mark.integration
@@ -25,10 +23,8 @@ KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 
 
 async def test_fifty_concurrent_claims_never_overdraw(engine: AsyncEngine) -> None:
-    ledger = PgLedger(strict=True)
     async with engine.begin() as conn:
-        await ledger.apply(
-            conn,
+        await bind(conn, strict=True).ledger.apply(
             [
                 Transfer.of(
                     accounts.external("stripe", "USDC"), accounts.wallet("p", "USDC"), 10_000, TransferKind.TOP_UP, "s"
@@ -36,18 +32,18 @@ async def test_fifty_concurrent_claims_never_overdraw(engine: AsyncEngine) -> No
             ],
         )
         await publish_routes(conn, routes_event().data)
-    submit = SubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
-    sessions = session_factory(engine)
+    submit = SubmitClaim(OPEN_CLAIM_POLICY, "/test")
+    uow = sql_uow(engine)
     who = Principal("p", frozenset({Role.PLAYER}))
     dest = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEY)
     gate = asyncio.Event()
 
     async def claim(i: int) -> str:
-        async with sessions() as s, s.begin():
+        async with uow() as books:
             await gate.wait()
             try:
                 c, _ = await submit(
-                    s, who, player_id="p", asset="USDC", amount=700, destination=dest, idempotency_key=f"k{i}"
+                    books, who, player_id="p", asset="USDC", amount=700, destination=dest, idempotency_key=f"k{i}"
                 )
             except ClaimError as err:
                 return err.code

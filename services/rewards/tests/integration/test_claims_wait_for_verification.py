@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from rewards_sql import bind, sql_uow
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,15 +21,13 @@ from prizeflow_contracts.events.payouts import PlayerVerificationChanged, RiskPo
 from prizeflow_contracts.policy import PLAYER_MESSAGE, AmountInWindow, Finding, PolicyRule, RiskPolicy
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS, REWARDS_EVENTS
-from prizeflow_rewards.adapters.compliance_pg import PgCompliance
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
 from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.bootstrap import PgApplyComplianceEvents, PgSettlePayout, PgSubmitClaim
+from prizeflow_rewards.application.claims import ApplyComplianceEvents, SettlePayout, SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_runtime.auth import Principal, Role
-from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.db import create_engine
 from prizeflow_testkit import eventually
 from prizeflow_testkit.events import AT
 from prizeflow_testkit.rewards import OPEN_CLAIM_POLICY, STELLAR_KEY, Running, routes_event, running_app, settings_for
@@ -220,11 +219,10 @@ async def test_failed_verification_voids_and_a_new_policy_decides_the_next_claim
 async def test_a_claim_racing_the_players_verification_never_waits_for_it(engine: AsyncEngine) -> None:
     """Claims and `verified` for the same players at the same moment, each in its own transaction: whichever
     commits first, no claim is left waiting for a verification that already happened, and none is paid twice."""
-    ledger = PgLedger(strict=True)
     players = [f"racer-{i}" for i in range(12)]
     async with engine.begin() as conn:
-        await ledger.apply(
-            conn,
+        books = bind(conn, strict=True)
+        await books.ledger.apply(
             [
                 Transfer.of(
                     accounts.external("stripe", "USDC"), accounts.wallet(p, "USDC"), 10_000, TransferKind.TOP_UP, p
@@ -233,25 +231,25 @@ async def test_a_claim_racing_the_players_verification_never_waits_for_it(engine
             ],
         )
         await publish_routes(conn, routes_event().data)
-        await PgCompliance().activate(
-            conn, activated(1, PolicyRule(kyc_above=AmountInWindow(amount=1_000, window_s=DAY))).data
+        await books.compliance.activate(
+            activated(1, PolicyRule(kyc_above=AmountInWindow(amount=1_000, window_s=DAY))).data
         )
-    submit = PgSubmitClaim(ledger, OPEN_CLAIM_POLICY, "/test")
-    handler = PayoutEventsHandler(PgSettlePayout(ledger), compliance=PgApplyComplianceEvents(ledger, "/test"))
-    sessions = session_factory(engine)
+    submit = SubmitClaim(OPEN_CLAIM_POLICY, "/test")
+    handler = PayoutEventsHandler(SettlePayout(), compliance=ApplyComplianceEvents("/test"))
+    uow = sql_uow(engine)
     destination = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY)
     gate = asyncio.Event()
 
     async def claim(player: str) -> None:
         who = Principal(player, frozenset({Role.PLAYER}))
         await gate.wait()
-        async with sessions() as s, s.begin():
-            await submit(s, who, player_id=player, asset="USDC", amount=3_000, destination=destination)
+        async with uow() as books:
+            await submit(books, who, player_id=player, asset="USDC", amount=3_000, destination=destination)
 
     async def verify(player: str) -> None:
         await gate.wait()
-        async with sessions() as s, s.begin():
-            await handler(s, [verification(player, "verified", 1)])
+        async with uow() as books:
+            await handler(books, [verification(player, "verified", 1)])
 
     tasks = [asyncio.create_task(f(p)) for p in players for f in (claim, verify)]
     await asyncio.sleep(0.05)
@@ -269,8 +267,9 @@ async def test_a_claim_racing_the_players_verification_never_waits_for_it(engine
 async def test_the_database_keeps_only_newer_policies_and_verifications(engine: AsyncEngine) -> None:
     """The projections' rule is the database's too: no write puts an older version or sequence back."""
     async with engine.begin() as conn:
-        await PgCompliance().activate(conn, activated(3, PolicyRule(velocity={"count": 2, "window_s": 60})).data)
-        await PgCompliance().record_verification(conn, verification("p-db", "verified", 5).data)
+        compliance = bind(conn).compliance
+        await compliance.activate(activated(3, PolicyRule(velocity={"count": 2, "window_s": 60})).data)
+        await compliance.record_verification(verification("p-db", "verified", 5).data)
     for sql in (
         "UPDATE risk_policy SET version = 2",
         "UPDATE risk_policy SET version = 3",

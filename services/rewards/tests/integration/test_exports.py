@@ -11,11 +11,11 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rewards_sql import bind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prizeflow_rewards.adapters.exports_pg import PgLedgerExportReader
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.exports_pg import SqlLedgerExportReader
 from prizeflow_rewards.application.exports import HISTORY_COLUMNS, LEDGER_COLUMNS, LedgerExportQuery
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind, post_of, void_of
@@ -43,7 +43,6 @@ def _rows(body: str) -> list[dict[str, str]]:
 async def _flows(engine: AsyncEngine) -> None:
     """Every kind of row the ledger holds: direct, pending then posted, pending then voided, pending still, two
     assets, a payout settled to a provider."""
-    ledger = PgLedger()
     pool, clearing = accounts.pool("camp-x", "USDC"), accounts.clearing("USDC")
     alice, mallory = accounts.wallet("alice", "USDC"), accounts.wallet(MALLORY, "USDC")
     reserve = Transfer.of(alice, clearing, 1_200, TransferKind.CLAIM_RESERVE, "cl-1", flags=TransferFlags.PENDING)
@@ -65,7 +64,7 @@ async def _flows(engine: AsyncEngine) -> None:
     ]
     for batch in batches:
         async with engine.begin() as conn:
-            await ledger.apply(conn, batch)
+            await bind(conn).ledger.apply(batch)
 
 
 async def _insert_direct(engine: AsyncEngine, *, rows: int, owners: list[str], at: datetime, key: str) -> None:
@@ -74,7 +73,7 @@ async def _insert_direct(engine: AsyncEngine, *, rows: int, owners: list[str], a
     treasury = accounts.treasury("USDC")
     wallets = [accounts.wallet(o, "USDC") for o in owners]
     async with engine.begin() as conn:
-        await PgLedger().declare(conn, [treasury, *wallets])
+        await bind(conn).ledger.declare([treasury, *wallets])
         await conn.execute(
             text(
                 "INSERT INTO ledger_transfers "
@@ -188,7 +187,7 @@ async def test_the_ledger_export_has_the_ledgers_numbers_to_the_minor_unit(
         ]
 
     # Read in chunks of a server-side cursor: 50 020 rows are 11 fetches of at most 5 000.
-    reader = PgLedgerExportReader(session_factory(engine))
+    reader = SqlLedgerExportReader(session_factory(engine))
     period = ExportPeriod.parse(everything["since"], everything["until"])
     sizes = [len(c) async for c in reader.transfers(LedgerExportQuery(period), chunk_rows=5_000)]
     assert sizes == [5_000] * 10 + [count - 50_000]

@@ -5,10 +5,12 @@ loses a real deadlock anyway is run again whole."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import asyncpg
 import pytest
+from rewards_sql import bind, sql_uow
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -22,19 +24,16 @@ from prizeflow_contracts.events.payouts import (
     PayoutReturned,
 )
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_rewards.adapters.compliance_pg import PgCompliance
-from prizeflow_rewards.adapters.ledger_pg import LockOrderError, PgLedger, is_serialization_failure
+from prizeflow_rewards.adapters.ledger_pg import LockOrderError, SqlLedger
 from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.adapters.transactions import RetryPolicy, TransactionContendedError, retry_transaction
-from prizeflow_rewards.application.claims import Claim, ClaimPolicy
-from prizeflow_rewards.bootstrap import PgSettlePayout as SettlePayout
-from prizeflow_rewards.bootstrap import PgSubmitClaim as SubmitClaim
+from prizeflow_rewards.application.claims import Claim, ClaimPolicy, SettlePayout, SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferFlags, TransferKind
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import asyncpg_dsn, session_factory
-from prizeflow_runtime.outages import is_database_timeout
+from prizeflow_runtime.outages import is_database_timeout, is_transient_conflict
+from prizeflow_runtime.uow import ContentionRetry, TransactionContendedError, run_contended
 from prizeflow_testkit.events import AT, example_payload
 from prizeflow_testkit.rewards import STELLAR_KEY, routes_event
 
@@ -78,39 +77,39 @@ async def test_accounts_are_taken_up_front_in_id_order_and_never_below_one_held(
     engine: AsyncEngine, database_url: str
 ) -> None:
     low, mid, high = by_id(accounts.wallet("a", "USDC"), accounts.wallet("b", "USDC"), accounts.wallet("c", "USDC"))
-    ledger = PgLedger()
+    ledger = SqlLedger
     async with engine.begin() as conn:
         # The transaction's first statement: the accounts are created and held until it ends.
-        balances = await ledger.lock(conn, [mid])
+        balances = await ledger(conn).lock([mid])
         assert balances[mid].posted == 0
         assert await locked_elsewhere(database_url, mid)
         with pytest.raises(LockOrderError, match="sorts below an account it already holds"):
-            await ledger.declare(conn, [low])
+            await ledger(conn).declare([low])
         with pytest.raises(LockOrderError):  # nor through a batch that names it
-            await ledger.apply(conn, [Transfer.of(low, mid, 5, TransferKind.TOP_UP, "x")])
-        await ledger.declare(conn, [mid, high])  # above every account held: still one global order
+            await ledger(conn).apply([Transfer.of(low, mid, 5, TransferKind.TOP_UP, "x")])
+        await ledger(conn).declare([mid, high])  # above every account held: still one global order
         assert await locked_elsewhere(database_url, high)
         assert not await locked_elsewhere(database_url, low)
     assert not await locked_elsewhere(database_url, mid)
     async with engine.begin() as conn:  # a new transaction starts with nothing held
-        await ledger.declare(conn, [low])
+        await ledger(conn).declare([low])
 
 
 async def test_strict_mode_refuses_any_account_not_declared_first(engine: AsyncEngine) -> None:
     low, high = by_id(accounts.wallet("a", "USDC"), accounts.wallet("b", "USDC"))
-    ledger = PgLedger(strict=True)
+    ledger = functools.partial(SqlLedger, strict=True)
     async with engine.begin() as conn:
-        await ledger.declare(conn, [low])
-        await ledger.lock(conn, [low])  # already held: nothing new
+        await ledger(conn).declare([low])
+        await ledger(conn).lock([low])  # already held: nothing new
         with pytest.raises(LockOrderError, match="was not declared in this transaction's first lock"):
-            await ledger.declare(conn, [high])
+            await ledger(conn).declare([high])
 
 
 async def test_a_held_account_does_not_hold_up_foreign_key_checks(engine: AsyncEngine, database_url: str) -> None:
     """Accounts are locked FOR NO KEY UPDATE: a check that an account exists (FOR KEY SHARE) never waits."""
     wallet = accounts.wallet("a", "USDC")
     async with engine.begin() as conn:
-        await PgLedger().declare(conn, [wallet])
+        await SqlLedger(conn).declare([wallet])
         other = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
             async with other.transaction():
@@ -137,13 +136,12 @@ def outcome(cls: type[Any], claim: Claim, **extra: Any) -> Envelope[EventPayload
 async def test_a_poll_of_payout_outcomes_takes_all_its_locks_before_applying_any(engine: AsyncEngine) -> None:
     """Paid, failed for good, paid then returned, refused, for claims of several players, in one poll and
     one transaction: applied in a strict ledger, so every account was locked by `prepare`, in one go."""
-    ledger = PgLedger(strict=True)
+    ledger = functools.partial(SqlLedger, strict=True)
     sessions = session_factory(engine)
     players = [f"p-{i}" for i in range(4)]
     for p in players:
         async with sessions() as s, s.begin():
-            await ledger.apply(
-                s,
+            await ledger(s).apply(
                 [
                     Transfer.of(
                         accounts.external("stripe", "USDC"), accounts.wallet(p, "USDC"), 1_000, TransferKind.TOP_UP, p
@@ -152,15 +150,14 @@ async def test_a_poll_of_payout_outcomes_takes_all_its_locks_before_applying_any
             )
     async with sessions() as s, s.begin():
         await publish_routes(s, routes_event().data)
-    submit = SubmitClaim(
-        ledger, ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t"
-    )
+    submit = SubmitClaim(ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t")
+    uow = sql_uow(engine)
     dest = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY)
     claims: list[Claim] = []
     for p in players:
-        async with sessions() as s, s.begin():
+        async with uow() as books:
             claim, _ = await submit(
-                s, Principal(p, frozenset({Role.PLAYER})), player_id=p, asset="USDC", amount=400, destination=dest
+                books, Principal(p, frozenset({Role.PLAYER})), player_id=p, asset="USDC", amount=400, destination=dest
             )
             claims.append(claim)
     paid, failed, returned, refused = claims
@@ -194,11 +191,11 @@ async def test_a_poll_of_payout_outcomes_takes_all_its_locks_before_applying_any
             correlation_id=refused.id,
         ),
     ]
-    async with sessions() as s, s.begin():
-        await PayoutEventsHandler(SettlePayout(ledger))(s, poll)
+    async with uow() as books:
+        await PayoutEventsHandler(SettlePayout())(books, poll)
     async with engine.connect() as conn:
         statuses: dict[str, str] = {r.id: r.status for r in await conn.execute(text("SELECT id, status FROM claims"))}
-        balances = await ledger.balances(conn, [accounts.wallet(p, "USDC") for p in players])
+        balances = await ledger(conn).balances([accounts.wallet(p, "USDC") for p in players])
     assert [statuses[c.id] for c in claims] == ["paid", "voided", "returned", "voided"]
     assert [b.posted for b in balances.values()] == [600, 1_000, 1_000, 1_000]
     assert [b.debits_pending for b in balances.values()] == [0, 0, 0, 0]
@@ -206,7 +203,7 @@ async def test_a_poll_of_payout_outcomes_takes_all_its_locks_before_applying_any
 
 async def test_a_transaction_that_loses_a_real_deadlock_is_run_again_whole(engine: AsyncEngine) -> None:
     """Two transactions lock two rows in opposite orders (what the ledger never does): PostgreSQL aborts one
-    of them with 40P01; `retry_transaction` runs it again, and nothing of its first attempt is kept."""
+    of them with 40P01; `run_contended` (the unit of work's) runs it again, and nothing of its first attempt is kept."""
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE pair (id int PRIMARY KEY, n int NOT NULL)"))
         await conn.execute(text("CREATE TABLE attempts (who text NOT NULL)"))
@@ -225,7 +222,7 @@ async def test_a_transaction_that_loses_a_real_deadlock_is_run_again_whole(engin
                 await first_locked[second].wait()  # each holds one row and wants the other's
                 await s.execute(text("UPDATE pair SET n = n + 1 WHERE id = :i"), {"i": second})
 
-        await retry_transaction(attempt, policy=RetryPolicy(attempts=10))
+        await run_contended(attempt, policy=ContentionRetry(attempts=10))
 
     await asyncio.gather(transfer(1, 2), transfer(2, 1))
     # At least one ran again. How many times is PostgreSQL's: a loser's retry can take the row its winner was only
@@ -248,26 +245,26 @@ async def test_a_transaction_still_losing_after_its_attempts_is_contended(engine
         raise Deadlock("deadlock detected")
 
     with pytest.raises(TransactionContendedError) as err:
-        await retry_transaction(attempt, policy=RetryPolicy(attempts=3, backoff_initial_s=0.001))
+        await run_contended(attempt, policy=ContentionRetry(attempts=3, backoff_initial_s=0.001))
     assert (calls, err.value.attempts, err.value.retry_after_s) == (3, 3, 1)
-    assert is_serialization_failure(err.value)  # its cause is kept for the logs
+    assert is_transient_conflict(err.value)  # its cause is kept for the logs
 
     async def bug() -> None:
         raise ValueError("not a conflict")
 
     with pytest.raises(ValueError, match="not a conflict"):
-        await retry_transaction(bug, policy=RetryPolicy())
+        await run_contended(bug, policy=ContentionRetry())
 
 
 async def test_the_session_lock_set_follows_the_session_transaction(engine: AsyncEngine, database_url: str) -> None:
     """Through an ORM session (the HTTP and consumer paths), as through a connection."""
     wallet = accounts.wallet("s", "USDC")
     sessions = session_factory(engine)
-    ledger = PgLedger(strict=True)
+    ledger = functools.partial(SqlLedger, strict=True)
     for _ in range(2):  # the same pooled connection, two transactions: each starts with nothing held
         async with sessions() as s, s.begin():
             session: AsyncSession = s
-            await ledger.declare(session, [wallet, accounts.clearing("USDC")])
+            await ledger(session).declare([wallet, accounts.clearing("USDC")])
             assert await locked_elsewhere(database_url, wallet)
         assert not await locked_elsewhere(database_url, wallet)
 
@@ -275,22 +272,22 @@ async def test_the_session_lock_set_follows_the_session_transaction(engine: Asyn
 async def test_a_refused_batch_gives_back_the_accounts_it_took(engine: AsyncEngine) -> None:
     """A batch the database refuses (an empty wallet debited, a new one or one that exists): its savepoint takes
     the accounts it created and the locks it took with it, and the lock set forgets them."""
-    ledger = PgLedger()
+    ledger = SqlLedger
     empty, fresh, escrow = (
         accounts.wallet("empty", "USDC"),
         accounts.wallet("new", "USDC"),
         accounts.escrow("r", "USDC"),
     )
     async with engine.begin() as conn:
-        await ledger.declare(conn, [empty, escrow])  # they exist from now on, with nothing in them
+        await ledger(conn).declare([empty, escrow])  # they exist from now on, with nothing in them
     floor = min(empty.id.int, fresh.id.int, escrow.id.int)
     below = next(r for i in range(10_000) if (r := accounts.wallet(f"low-{i}", "USDC")).id.int < floor)
     for payer in (empty, fresh):
         async with engine.begin() as conn:
             with pytest.raises(LedgerError) as err:
-                await ledger.apply(conn, [Transfer.of(payer, escrow, 5, TransferKind.ENTRY_FEE, "r", payer.owner)])
+                await ledger(conn).apply([Transfer.of(payer, escrow, 5, TransferKind.ENTRY_FEE, "r", payer.owner)])
             assert err.value.code == "exceeds_credits"
-            await ledger.declare(conn, [below])  # nothing held any more: an account below them all may come first
+            await ledger(conn).declare([below])  # nothing held any more: an account below them all may come first
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM ledger_transfers"))).scalar_one() == 0
         owners = {r[0] for r in await conn.execute(text("SELECT owner_id FROM ledger_accounts"))}
@@ -298,13 +295,13 @@ async def test_a_refused_batch_gives_back_the_accounts_it_took(engine: AsyncEngi
 
 
 async def test_a_new_account_past_int64_in_one_batch_is_out_of_range(engine: AsyncEngine) -> None:
-    ledger = PgLedger()
+    ledger = SqlLedger
     big = 2**62
     source = accounts.external("stripe", "USDC")
     batch = [Transfer.of(source, accounts.wallet("w", "USDC"), big, TransferKind.TOP_UP, "stripe", i) for i in (1, 2)]
     async with engine.begin() as conn:
         with pytest.raises(LedgerError) as err:
-            await ledger.apply(conn, batch)
+            await ledger(conn).apply(batch)
     assert err.value.code == "amount_out_of_range"
 
 
@@ -324,10 +321,9 @@ async def test_accounts_only_some_requests_need_are_taken_unless_busy_never_wait
         accounts.wallet("stuck", "USDC"),
         accounts.wallet("missing", "USDC"),
     )
-    ledger = PgLedger(strict=True)
+    ledger = functools.partial(SqlLedger, strict=True)
     async with engine.begin() as conn:
-        await ledger.apply(
-            conn,
+        await ledger(conn).apply(
             [
                 Transfer.of(accounts.external("stripe", "USDC"), w, 500, TransferKind.TOP_UP, w.owner)
                 for w in (free, stuck)
@@ -341,7 +337,7 @@ async def test_accounts_only_some_requests_need_are_taken_unless_busy_never_wait
                 await conn.execute(text("SET LOCAL lock_timeout = '5s'"))
                 started = asyncio.get_running_loop().time()
                 balances, busy = await asyncio.wait_for(
-                    ledger.lock_unless_busy(conn, [clearing], unless_busy=[free, stuck, missing]), timeout=2
+                    ledger(conn).lock_unless_busy([clearing], unless_busy=[free, stuck, missing]), timeout=2
                 )
                 assert asyncio.get_running_loop().time() - started < 2
                 assert busy == {stuck}
@@ -350,8 +346,7 @@ async def test_accounts_only_some_requests_need_are_taken_unless_busy_never_wait
                 assert await locked_elsewhere(database_url, free)
                 assert await locked_elsewhere(database_url, clearing)
                 # Applied on the accounts it holds, within the strict lock set.
-                await ledger.apply(
-                    conn,
+                await ledger(conn).apply(
                     [Transfer.of(free, clearing, 100, TransferKind.CLAIM_RESERVE, "r-1", flags=TransferFlags.PENDING)],
                 )
                 rows = await conn.execute(text("SELECT count(*) FROM ledger_accounts WHERE owner_id = 'missing'"))
@@ -362,10 +357,10 @@ async def test_accounts_only_some_requests_need_are_taken_unless_busy_never_wait
 
 async def test_wait_free_waits_for_the_holder_and_keeps_no_lock(engine: AsyncEngine, database_url: str) -> None:
     wallet = accounts.wallet("w", "USDC")
-    ledger = PgLedger()
+    ledger = SqlLedger
     async with engine.begin() as conn:
-        await ledger.apply(
-            conn, [Transfer.of(accounts.external("stripe", "USDC"), wallet, 500, TransferKind.TOP_UP, "w")]
+        await ledger(conn).apply(
+            [Transfer.of(accounts.external("stripe", "USDC"), wallet, 500, TransferKind.TOP_UP, "w")]
         )
     holder = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -373,15 +368,15 @@ async def test_wait_free_waits_for_the_holder_and_keeps_no_lock(engine: AsyncEng
         await tx.start()
         await holder.execute("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", wallet.id)
         async with engine.begin() as conn:
-            waiting = asyncio.create_task(ledger.wait_free(conn, [wallet]))
+            waiting = asyncio.create_task(ledger(conn).wait_free([wallet]))
             await asyncio.sleep(0.3)
             assert not waiting.done()  # it waits for the holder
             await tx.rollback()
             await asyncio.wait_for(waiting, timeout=5)
             assert not await locked_elsewhere(database_url, wallet)  # and holds nothing after
-            await ledger.declare(conn, [wallet])
+            await ledger(conn).declare([wallet])
             with pytest.raises(LockOrderError):  # once the transaction holds an account it may not wait this way
-                await ledger.wait_free(conn, [accounts.wallet("x", "USDC")])
+                await ledger(conn).wait_free([accounts.wallet("x", "USDC")])
     finally:
         await holder.close()
 
@@ -390,10 +385,10 @@ async def test_a_lock_wait_of_wait_free_past_the_timeout_fails_and_the_transacti
     engine: AsyncEngine, database_url: str
 ) -> None:
     wallet = accounts.wallet("w", "USDC")
-    ledger = PgLedger()
+    ledger = SqlLedger
     async with engine.begin() as conn:
-        await ledger.apply(
-            conn, [Transfer.of(accounts.external("stripe", "USDC"), wallet, 500, TransferKind.TOP_UP, "w")]
+        await ledger(conn).apply(
+            [Transfer.of(accounts.external("stripe", "USDC"), wallet, 500, TransferKind.TOP_UP, "w")]
         )
     holder = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -402,7 +397,7 @@ async def test_a_lock_wait_of_wait_free_past_the_timeout_fails_and_the_transacti
             async with engine.begin() as conn:
                 await conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
                 with pytest.raises(Exception) as err:
-                    await ledger.wait_free(conn, [wallet])
+                    await ledger(conn).wait_free([wallet])
                 assert is_database_timeout(err.value)
                 assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1  # only its savepoint was lost
     finally:
@@ -412,7 +407,6 @@ async def test_a_lock_wait_of_wait_free_past_the_timeout_fails_and_the_transacti
 async def test_a_players_verification_lock_held_by_a_change_is_busy_for_a_claim_batch(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    compliance = PgCompliance()
     holder = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         async with holder.transaction():
@@ -421,7 +415,7 @@ async def test_a_players_verification_lock_held_by_a_change_is_busy_for_a_claim_
             )
             async with engine.begin() as conn:
                 _, statuses, busy = await asyncio.wait_for(
-                    compliance.intake_unless_busy(conn, ["free", "stuck"]), timeout=2
+                    bind(conn).compliance.intake_unless_busy(["free", "stuck"]), timeout=2
                 )
             assert busy == {"stuck"}
             assert set(statuses) == {"free"}

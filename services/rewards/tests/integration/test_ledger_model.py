@@ -10,6 +10,7 @@ for every pool funded = paid + reserved + remaining. Bounded: 30 examples of up 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -29,7 +30,7 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
+from prizeflow_rewards.adapters.ledger_pg import SqlLedger
 from prizeflow_rewards.application.claims import reservation
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferKind, post_of, void_of
@@ -49,7 +50,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ledger = PgLedger(strict=True)
+        self.ledger = functools.partial(SqlLedger, strict=True)
         self.ns = uuid.uuid4().hex[:8]  # examples share the database; their accounts do not overlap
         self.wallet: Counter[str] = Counter()
         self.reserved: Counter[str] = Counter()
@@ -68,7 +69,7 @@ class LedgerMachine(RuleBasedStateMachine):
         async def go() -> bool:
             async with self.engine.begin() as conn:
                 try:
-                    await self.ledger.apply(conn, batch)
+                    await self.ledger(conn).apply(batch)
                 except LedgerError as err:
                     if err.code != "exceeds_credits":
                         raise
@@ -200,7 +201,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 ).scalar_one()
                 pending = reservation(cid, owner, ASSET, row.amount)
                 try:
-                    await self.ledger.apply(conn, [post_of(pending, "retry") if paid else void_of(pending, "retry")])
+                    await self.ledger(conn).apply([post_of(pending, "retry") if paid else void_of(pending, "retry")])
                 except LedgerError as err:
                     if err.code != "pending_already_resolved":
                         raise
@@ -217,7 +218,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         async def go() -> None:
             async with self.engine.begin() as conn:
-                result = await self.ledger.apply(conn, batch)
+                result = await self.ledger(conn).apply(batch)
             assert not result.applied
 
         self.run(go())
@@ -253,8 +254,8 @@ class LedgerMachine(RuleBasedStateMachine):
                     )
                 ).scalar_one()
                 assert twice == 0
-                bal = await self.ledger.balances(
-                    conn, [self.pool, *(accounts.wallet(self.p(pl), ASSET) for pl in PLAYERS)]
+                bal = await self.ledger(conn).balances(
+                    [self.pool, *(accounts.wallet(self.p(pl), ASSET) for pl in PLAYERS)]
                 )
             pool = bal[self.pool]
             assert (pool.credits_posted, pool.debits_posted) == (self.funded, self.paid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rewards_sql import sql_uow
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,15 +25,12 @@ from prizeflow_contracts.events.payouts import (
 )
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.application.claims import Claim, ClaimPolicy
-from prizeflow_rewards.bootstrap import PgSettlePayout, PgSubmitClaim
+from prizeflow_rewards.application.claims import Claim, ClaimPolicy, SettlePayout, SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind, transfer_id
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_runtime.auth import Principal, Role
-from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.db import create_engine
 from prizeflow_testkit import eventually
 from prizeflow_testkit.events import AT, example_payload
 from prizeflow_testkit.rewards import STELLAR_KEY, Running, routes_event, running_app, settings_for
@@ -220,13 +218,11 @@ def adjusted(adjustment_id: str, *, amount: int = 700, payout_id: str | None = N
 async def test_a_poll_stages_its_payouts_and_adjustments_postings_with_its_transfers_and_a_replay_stages_none(
     engine: AsyncEngine,
 ) -> None:
-    ledger = PgLedger(strict=True)
-    sessions = session_factory(engine)
+    uow = sql_uow(engine)
     players = ("p-1", "p-2")
-    async with sessions() as s, s.begin():
-        await publish_routes(s, routes_event().data)
-        await ledger.apply(
-            s,
+    async with uow() as books:
+        await books.routes.publish(routes_event().data)
+        await books.ledger.apply(
             [
                 Transfer.of(
                     accounts.external("stripe", "USDC"), accounts.wallet(p, "USDC"), 5_000, TransferKind.TOP_UP, p
@@ -234,14 +230,12 @@ async def test_a_poll_stages_its_payouts_and_adjustments_postings_with_its_trans
                 for p in players
             ],
         )
-    submit = PgSubmitClaim(
-        ledger, ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t"
-    )
+    submit = SubmitClaim(ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t")
     claims: list[Claim] = []
     for p in players:
-        async with sessions() as s, s.begin():
+        async with uow() as books:
             claim, _ = await submit(
-                s,
+                books,
                 Principal(p, frozenset({Role.PLAYER})),
                 player_id=p,
                 asset="USDC",
@@ -264,16 +258,16 @@ async def test_a_poll_stages_its_payouts_and_adjustments_postings_with_its_trans
         )
         return new_event(payload, source="/prizeflow/payouts", correlation_id=claim.id)
 
-    handler = PayoutEventsHandler(PgSettlePayout(ledger))
+    handler = PayoutEventsHandler(SettlePayout())
     # A poll that the ledger refuses (an adjustment id with two bodies) rolls back: nothing staged.
     with pytest.raises(EventRefusal):
-        async with sessions() as s, s.begin():
-            await handler(s, [paid(claims[0]), adjusted("adj-x"), adjusted("adj-x", amount=701)])
+        async with uow() as books:
+            await handler(books, [paid(claims[0]), adjusted("adj-x"), adjusted("adj-x", amount=701)])
     assert await staged_postings(engine) == []
 
     poll = [paid(claims[0]), adjusted("adj-1", payout_id="po-9"), paid(claims[1]), adjusted("adj-1", payout_id="po-9")]
-    async with sessions() as s, s.begin():
-        await handler(s, poll)
+    async with uow() as books:
+        await handler(books, poll)
     staged = await staged_postings(engine)
     settles = [transfer_id(f"payout_settle|{c.id}") for c in claims]
     adjustment = transfer_id("reconciliation_adjustment|adj-1")
@@ -291,6 +285,6 @@ async def test_a_poll_stages_its_payouts_and_adjustments_postings_with_its_trans
 
     # The same facts again under new event ids (the inbox would not stop them): the ledger writes nothing, nor
     # does the outbox.
-    async with sessions() as s, s.begin():
-        await handler(s, [new_event(e.data, source=e.source, correlation_id=e.correlationid) for e in poll])
+    async with uow() as books:
+        await handler(books, [new_event(e.data, source=e.source, correlation_id=e.correlationid) for e in poll])
     assert len(await staged_postings(engine)) == 3

@@ -12,16 +12,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from rewards_sql import HeldOpen, bind, sql_uow
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.events.settlement import RoundSettled
-from prizeflow_rewards.adapters.corrections_pg import PgLedgerCorrections
-from prizeflow_rewards.adapters.ledger_book_pg import PgLedgerBook
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.adapters.pg import pg_stores
 from prizeflow_rewards.application.corrections import DecideCorrection, Proposal, ProposeCorrection
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
@@ -227,7 +224,7 @@ async def test_the_database_refuses_one_person_approving_their_own_correction(en
         )
     own = Transfer.of(accounts.wallet("p-db", "USDC"), accounts.treasury("USDC"), 10, TransferKind.CORRECTION, "lc-db")
     async with session_factory(engine)() as s, s.begin():
-        await PgLedger().apply(s, [own])
+        await bind(s).ledger.apply([own])
     apply = (
         "UPDATE ledger_corrections SET status = 'applied', approved_by = :by, approved_at = now(), "
         "transfer_id = :t WHERE id = 'lc-db'"
@@ -251,39 +248,36 @@ async def test_the_database_refuses_one_person_approving_their_own_correction(en
 
 async def _wallet_with(engine: AsyncEngine, player: str, amount: int) -> uuid.UUID:
     """A wallet holding `amount` (credited from the stripe rail) and a treasury, through the ledger."""
-    ledger = PgLedger()
     async with session_factory(engine)() as s, s.begin():
+        ledger = bind(s).ledger
         wallet, external, treasury = (
             accounts.wallet(player, "USDC"),
             accounts.external("stripe", "USDC"),
             accounts.treasury("USDC"),
         )
-        await ledger.declare(s, [wallet, external, treasury])
-        await ledger.apply(s, [Transfer.of(external, wallet, amount, TransferKind.TOP_UP, "stripe", player)])
+        await ledger.declare([wallet, external, treasury])
+        await ledger.apply([Transfer.of(external, wallet, amount, TransferKind.TOP_UP, "stripe", player)])
     return wallet.id
 
 
 async def test_two_approvals_at_once_post_one_transfer(engine: AsyncEngine) -> None:
     await _wallet_with(engine, "p-c", 1_000)
-    stores = pg_stores()
-    book, corrections = PgLedgerBook(), PgLedgerCorrections()
-    propose = ProposeCorrection(book, corrections, "/t", stores=stores)
-    decide = DecideCorrection(PgLedger(strict=True), book, corrections, "/t", stores=stores)
+    uow = sql_uow(engine)
+    propose = ProposeCorrection(uow, "/t")
     sessions = session_factory(engine)
     proposal = Proposal("player_wallet:p-c", "treasury:platform", "USDC", 300, "duplicate prize", "race-1")
-    async with sessions() as s, s.begin():
-        c, _ = await propose(s, Principal("ops-1", frozenset({Role.OPS})), proposal, correlation_id="race")
+    c, _ = await propose(Principal("ops-1", frozenset({Role.OPS})), proposal, correlation_id="race")
 
     first, second = Principal("ap-1", frozenset({Role.APPROVER})), Principal("ap-2", frozenset({Role.APPROVER}))
     outcome: dict[str, Any] = {}
     async with sessions() as a:
         await a.begin()
-        await decide.approve(a, first, c.id, reason=None)  # holds the correction's row until it commits
+        # Holds the correction's row until it commits.
+        await DecideCorrection(HeldOpen(a), "/t").approve(first, c.id, reason=None)
 
         async def other() -> None:
             try:
-                async with sessions() as b, b.begin():
-                    outcome["second"] = await decide.approve(b, second, c.id, reason=None)
+                outcome["second"] = await DecideCorrection(uow, "/t").approve(second, c.id, reason=None)
             except UseCaseError as err:
                 outcome["second"] = err.code
 

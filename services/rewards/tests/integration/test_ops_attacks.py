@@ -7,16 +7,15 @@ import asyncio
 from typing import Any
 
 import pytest
+from rewards_sql import bind, sql_uow
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.events.settlement import RoundSettled
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.adapters.pg import pg_stores
-from prizeflow_rewards.application.campaigns import CloseCampaign
-from prizeflow_rewards.bootstrap import PgCreateCampaign, PgFundCampaign, PgRoundMoney
+from prizeflow_rewards.application.campaigns import CloseCampaign, CreateCampaign, FundCampaign
+from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
@@ -32,8 +31,9 @@ async def test_the_database_refuses_a_correction_approved_by_the_owner_of_its_wa
     wallet, treasury = accounts.wallet("ap-own", "USDC"), accounts.treasury("USDC")
     own = Transfer.of(treasury, wallet, 10, TransferKind.CORRECTION, "lc-own")
     async with session_factory(engine)() as s, s.begin():
-        await PgLedger().declare(s, [wallet, treasury])
-        await PgLedger().apply(s, [own])
+        ledger = bind(s).ledger
+        await ledger.declare([wallet, treasury])
+        await ledger.apply([own])
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -71,15 +71,12 @@ async def test_a_round_held_for_the_pool_while_it_is_being_closed_keeps_the_camp
     """A round too big for the pool is held (its winners wait for the pool) while an operator closes the campaign:
     the close saw no held round when it began, but must not sweep the pool and close under a round held meanwhile
     (a closed campaign's held round can never be released: its winners would never be paid)."""
-    ledger = PgLedger(strict=True)
+    uow = sql_uow(engine)
     sessions = session_factory(engine)
-    async with sessions() as s, s.begin():
-        await PgCreateCampaign("/t")(
-            s, ADMIN, campaign_id="camp-r", name="r", asset="USDC", low_threshold=None, correlation_id="c"
-        )
-        await PgFundCampaign(ledger, "/t")(
-            s, ADMIN, campaign_id="camp-r", amount=100, reference="wire-1", correlation_id="c"
-        )
+    await CreateCampaign(uow, "/t")(
+        ADMIN, campaign_id="camp-r", name="r", asset="USDC", low_threshold=None, correlation_id="c"
+    )
+    await FundCampaign(uow, "/t")(ADMIN, campaign_id="camp-r", amount=100, reference="wire-1", correlation_id="c")
     payload = example_payload(
         RoundSettled,
         round_id="r-big",
@@ -92,16 +89,17 @@ async def test_a_round_held_for_the_pool_while_it_is_being_closed_keeps_the_camp
         fees=[],
     )
     big = new_event(payload, source="/t", correlation_id="r-big")
-    close = CloseCampaign(ledger, "/t", stores=pg_stores())
+    close = CloseCampaign(uow, "/t")
     outcome: dict[str, Any] = {}
     async with sessions() as a:
         await a.begin()
-        await PgRoundMoney(ledger, "/t").settle(a, big)  # the pool is short: the round is held (not committed yet)
+        # The pool is short: the round is held (not committed yet).
+        await RoundMoney("/t").settle(bind(a, strict=True), big)
 
         async def closing() -> None:
             try:
-                async with sessions() as b, b.begin():
-                    outcome["close"] = await close(b, ADMIN, campaign_id="camp-r", reason="over", correlation_id="x")
+                done = await close(ADMIN, campaign_id="camp-r", reason="over", correlation_id="x")
+                outcome["close"] = done
             except UseCaseError as err:
                 outcome["close"] = err.code
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rewards_sql import bind, sql_uow
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,15 +16,12 @@ from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import PayoutPaid, ReconciliationAdjusted
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_contracts.topics import PAYOUT_EVENTS
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.application.claims import ClaimPolicy
-from prizeflow_rewards.bootstrap import PgSettlePayout, PgSubmitClaim
+from prizeflow_rewards.application.claims import ClaimPolicy, SettlePayout, SubmitClaim
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
 from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_runtime.auth import Principal, Role
-from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.db import create_engine
 from prizeflow_testkit import eventually
 from prizeflow_testkit.events import AT, example_payload
 from prizeflow_testkit.rewards import STELLAR_KEY, Running, routes_event, running_app, settings_for
@@ -106,24 +104,20 @@ async def test_a_poll_posts_adjustments_beside_claim_outcomes_once_and_refuses_a
     """In a strict ledger (any account not taken by the transaction's first lock is refused), a poll mixing a paid
     claim and adjustments applies all of them; the same poll again moves nothing; another body for an adjustment
     id is refused naming its event, and its transaction leaves nothing."""
-    ledger = PgLedger(strict=True)
-    sessions = session_factory(engine)
-    async with sessions() as s, s.begin():
-        await publish_routes(s, routes_event().data)
-        await ledger.apply(
-            s,
+    uow = sql_uow(engine)
+    async with uow() as books:
+        await books.routes.publish(routes_event().data)
+        await books.ledger.apply(
             [
                 Transfer.of(
                     accounts.external("stripe", "USDC"), accounts.wallet("p-1", "USDC"), 5_000, TransferKind.TOP_UP, "t"
                 )
             ],
         )
-    submit = PgSubmitClaim(
-        ledger, ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t"
-    )
-    async with sessions() as s, s.begin():
+    submit = SubmitClaim(ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/t")
+    async with uow() as books:
         claim, _ = await submit(
-            s,
+            books,
             Principal("p-1", frozenset({Role.PLAYER})),
             player_id="p-1",
             asset="USDC",
@@ -141,7 +135,7 @@ async def test_a_poll_posts_adjustments_beside_claim_outcomes_once_and_refuses_a
         idempotency_key=f"{claim.id}:payout",
         paid_at=AT,
     )
-    handler = PayoutEventsHandler(PgSettlePayout(ledger))
+    handler = PayoutEventsHandler(SettlePayout())
     poll: list[Envelope[EventPayload]] = [
         new_event(paid, source="/payouts", correlation_id=claim.id),
         adjusted("adj-1"),  # the treasury holds nothing in USDC: a loss posts anyway
@@ -149,8 +143,8 @@ async def test_a_poll_posts_adjustments_beside_claim_outcomes_once_and_refuses_a
         adjusted("adj-1"),  # re-emitted under another event id within the poll
     ]
     for _ in range(2):  # the same facts again (new event ids: the inbox would not stop them)
-        async with sessions() as s, s.begin():
-            await handler(s, [new_event(e.data, source=e.source, correlation_id=e.correlationid) for e in poll])
+        async with uow() as books:
+            await handler(books, [new_event(e.data, source=e.source, correlation_id=e.correlationid) for e in poll])
     assert sorted(await posted_adjustments(database_url)) == [
         (
             "reconciliation_fee",
@@ -171,13 +165,13 @@ async def test_a_poll_posts_adjustments_beside_claim_outcomes_once_and_refuses_a
     ]
     treasury, external = accounts.treasury("USDC"), accounts.external("stellar", "USDC")
     async with engine.connect() as conn:
-        balances = await ledger.balances(conn, [treasury, external])
+        balances = await bind(conn).ledger.balances([treasury, external])
     assert (balances[treasury].posted, balances[external].posted) == (-703, 1_000 + 703)
 
     conflicting = adjusted("adj-1", amount=701)
     with pytest.raises(EventRefusal) as refused:
-        async with sessions() as s, s.begin():
-            await handler(s, [adjusted("adj-3", amount=1), conflicting])
+        async with uow() as books:
+            await handler(books, [adjusted("adj-3", amount=1), conflicting])
     assert (refused.value.reason, refused.value.event_id) == ("conflicting_event", conflicting.id)
     assert "transfer_conflict" in refused.value.detail
     assert len(await posted_adjustments(database_url)) == 2  # adj-3 rolled back with the poll

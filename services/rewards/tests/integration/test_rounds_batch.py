@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rewards_sql import bind, sql_uow
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.bootstrap import PgCreateCampaign as CreateCampaign
-from prizeflow_rewards.bootstrap import PgFundCampaign as FundCampaign
-from prizeflow_rewards.bootstrap import PgRoundMoney as RoundMoney
+from prizeflow_rewards.application.campaigns import CreateCampaign, FundCampaign
+from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.entrypoints.kafka import RoundEventsHandler
 from prizeflow_runtime.auth import Principal, Role
@@ -57,16 +56,13 @@ def entry(round_id: str, player_id: str, amount: int, *, paid_via: str = "wallet
 
 
 async def test_poll_batches_rounds_with_the_guarantees_of_one_by_one(engine: AsyncEngine) -> None:
-    ledger = PgLedger(strict=True)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    uow = sql_uow(engine)
     for cid, funded, low in (("camp-a", 5_000, 2_000), ("camp-b", 2_500, None)):
-        async with sessions() as session, session.begin():  # one admin action per transaction, as over HTTP
-            await CreateCampaign("/test")(
-                session, ADMIN, campaign_id=cid, name=cid, asset="USDC", low_threshold=low, correlation_id=cid
-            )
-            await FundCampaign(ledger, "/test")(
-                session, ADMIN, campaign_id=cid, amount=funded, reference="wire-1", correlation_id=cid
-            )
+        # One admin action per transaction, as over HTTP.
+        await CreateCampaign(uow, "/test")(
+            ADMIN, campaign_id=cid, name=cid, asset="USDC", low_threshold=low, correlation_id=cid
+        )
+        await FundCampaign(uow, "/test")(ADMIN, campaign_id=cid, amount=funded, reference="wire-1", correlation_id=cid)
     a1 = settled("r-a1", "camp-a", {"p-1": 600, "p-2": 400}, fee=50)
     a2 = settled("r-a2", "camp-a", {"w-1": 1_000})
     a3 = settled("r-a3", "camp-a", {"p-1": 1_000})
@@ -87,11 +83,11 @@ async def test_poll_batches_rounds_with_the_guarantees_of_one_by_one(engine: Asy
         b3,
         a4,
     ]
-    handler = RoundEventsHandler(RoundMoney(ledger, "/test"))
-    async with sessions() as session, session.begin():
-        await handler(session, poll)
-    async with sessions() as session, session.begin():  # a later replay of the held round changes nothing
-        await handler(session, [new_event(b3.data, source="/test", correlation_id="r-b3")])
+    handler = RoundEventsHandler(RoundMoney("/test"))
+    async with uow() as books:
+        await handler(books, poll)
+    async with uow() as books:  # a later replay of the held round changes nothing
+        await handler(books, [new_event(b3.data, source="/test", correlation_id="r-b3")])
 
     async with engine.connect() as conn:
         refs = {
@@ -103,7 +99,7 @@ async def test_poll_batches_rounds_with_the_guarantees_of_one_by_one(engine: Asy
             "camp-b": accounts.pool("camp-b", "USDC"),
             "revenue": accounts.platform_revenue("plat-1", "USDC"),
         }
-        balances = await ledger.balances(conn, refs.values())
+        balances = await bind(conn).ledger.balances(refs.values())
         got = {k: balances[r].posted for k, r in refs.items()}
         assert got == {
             "p-1": 1_600,

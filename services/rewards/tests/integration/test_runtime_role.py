@@ -17,8 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_devstack.infra import Infra
-from prizeflow_rewards.adapters.ledger_pg import PgLedger
-from prizeflow_rewards.adapters.transactions import end_lost_backend
+from prizeflow_rewards.adapters.backend_pg import SqlLostCommits
+from prizeflow_rewards.adapters.ledger_pg import SqlLedger
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
 from prizeflow_runtime.migrations import upgrade_to_head
@@ -74,10 +74,10 @@ async def app_engine(roles: Roles) -> AsyncIterator[AsyncEngine]:
 
 
 async def test_the_runtime_role_moves_money_through_the_ledger(app_engine: AsyncEngine) -> None:
-    ledger = PgLedger()
+    ledger = SqlLedger
     transfer = Transfer.of(TREASURY, POOL, 1_000, TransferKind.CAMPAIGN_FUNDING, "camp-1", "ref-1")
     async with app_engine.begin() as conn:
-        result = await ledger.apply(conn, [transfer])
+        result = await ledger(conn).apply([transfer])
         await conn.execute(text("UPDATE player_risk_flags SET reason = reason WHERE false"))
         await conn.execute(text("DELETE FROM outbox WHERE false"))
     assert result.applied_ids == {transfer.id}
@@ -114,7 +114,7 @@ async def test_the_runtime_role_cannot_change_the_schema_nor_rewrite_the_ledger(
 ) -> None:
     transfer = Transfer.of(TREASURY, POOL, 500, TransferKind.CAMPAIGN_FUNDING, "camp-1", "ref-1")
     async with app_engine.begin() as conn:
-        await PgLedger().apply(conn, [transfer])
+        await SqlLedger(conn).apply([transfer])
     with pytest.raises(DBAPIError):
         async with app_engine.begin() as conn:
             await conn.execute(text(statement))
@@ -146,7 +146,7 @@ async def test_the_runtime_role_ends_the_backend_of_a_connection_it_lost(app_eng
         tx = lost.transaction()
         await tx.start()
         await lost.execute("SELECT 1 FROM ledger_accounts FOR UPDATE")  # idle in transaction from here
-        await end_lost_backend(session_factory(app_engine), pid)
+        await SqlLostCommits(session_factory(app_engine)).end(pid)
         async with app_engine.connect() as conn:
             rows = await conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
             assert rows.scalar_one() == 0

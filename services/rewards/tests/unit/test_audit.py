@@ -20,7 +20,7 @@ class Staged:
     def __init__(self) -> None:
         self.events: list[Any] = []
 
-    async def stage(self, tx: object, events: Sequence[Any]) -> None:
+    async def stage(self, events: Sequence[Any]) -> None:
         self.events.extend(events)
 
 
@@ -32,7 +32,6 @@ def staged() -> Staged:
 async def fund(staged: Staged, actor: Principal) -> None:
     await common.audit(
         staged,
-        object(),
         source="/prizeflow/rewards",
         actor=actor,
         action="campaign.fund",

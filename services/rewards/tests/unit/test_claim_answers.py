@@ -24,7 +24,6 @@ from prizeflow_runtime.errors import ErrorKind, UseCaseError
 
 KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEY)
-TX = object()
 INTERNAL = ("claim_reserve", "cl-", "transfer")
 
 
@@ -39,16 +38,16 @@ class Interleaved(FakeLedger):
         self.refuse: dict[uuid.UUID, LedgerError] = {}
         self.calls = 0
 
-    async def apply(self, tx: object, transfers: Sequence[Transfer]) -> BatchResult:
+    async def apply(self, transfers: Sequence[Transfer]) -> BatchResult:
         self.calls += 1
         while self.meanwhile:
             other = self.meanwhile.pop(0)
-            await super().apply(tx, [other.pending])
-            await self.claims.add_many(tx, [other], [])
+            await super().apply([other.pending])
+            await self.claims.add_many([other], [])
         for t in transfers:
             if t.id in self.refuse:
                 raise self.refuse[t.id]
-        return await super().apply(tx, transfers)
+        return await super().apply(transfers)
 
 
 class World:
@@ -64,16 +63,16 @@ class World:
             velocity_max_claims=1_000,
             new_destination_cooldown_s=0,
         )
-        self.submit = SubmitClaim(self.ledger, policy, "/test", stores=self.f.stores)
+        self.submit = SubmitClaim(policy, "/test")
 
     async def fund(self, player: str, amount: int, asset: str = "USDC") -> None:
         wallet = accounts.wallet(player, asset)
         await self.ledger.apply(
-            TX, [Transfer.of(accounts.external("stripe", asset), wallet, amount, TransferKind.TOP_UP, player, asset)]
+            [Transfer.of(accounts.external("stripe", asset), wallet, amount, TransferKind.TOP_UP, player, asset)]
         )
 
     async def decide(self, requests: Sequence[ClaimRequest], *, wait: bool = False) -> list[ClaimOutcome]:
-        return await self.submit.decide(TX, requests, wait=wait)
+        return await self.submit.decide(self.f.books, requests, wait=wait)
 
     def made(self, request: ClaimRequest) -> Claim:
         """The claim `request` would make, as another transaction would have committed it."""
@@ -232,13 +231,13 @@ async def test_after_a_lost_commit_each_request_is_answered_by_what_the_database
     w = World()
     await w.fund("p", 10_000)
     requests = [ask("p", 100, "k1"), ask("p", 100, "k1"), ask("p", 99_999, "big"), ask("p", 200, "k2")]
-    decided = await w.submit.decide(TX, requests)
+    decided = await w.submit.decide(w.f.books, requests)
     assert [said(o)[2:] for o in decided] == [(True,), (False,), (), (True,)]
-    written = await w.submit.confirm(TX, requests, decided)
+    written = await w.submit.confirm(w.f.books, requests, decided)
     assert [said(o) for o in written] == [said(o) for o in decided]
     # Nothing of the batch was written (the COMMIT never reached the server): no claim to answer with.
     w.f.claims.rows.clear()
-    lost = await w.submit.confirm(TX, requests, decided)
+    lost = await w.submit.confirm(w.f.books, requests, decided)
     assert [said(o) for o in lost] == [
         ("not written",),
         ("not written",),
@@ -246,6 +245,6 @@ async def test_after_a_lost_commit_each_request_is_answered_by_what_the_database
         ("not written",),
     ]
     # Another request holds the key by now: the idempotency rule, not a guess.
-    await w.f.claims.add_many(TX, [w.made(ask("p", 150, "k1"))], [])
-    taken = await w.submit.confirm(TX, requests, decided)
+    await w.f.claims.add_many([w.made(ask("p", 150, "k1"))], [])
+    taken = await w.submit.confirm(w.f.books, requests, decided)
     assert said(taken[0]) == (ErrorKind.CONFLICT, "idempotency_key_reused")

@@ -58,7 +58,6 @@ KEYS = [
 ]
 DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEYS[0])
 OTHER_DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEYS[1])
-TX = object()
 DAY = 86_400
 PAYOUTS = "/prizeflow/payouts"
 
@@ -90,9 +89,8 @@ class World:
             "new_destination_cooldown_s": 0,
             **limits,
         }
-        stores = self.f.stores
-        self.submit = SubmitClaim(self.f.ledger, ClaimPolicy(**lifted), "/test", clock=self.clock, stores=stores)
-        self.compliance = ApplyComplianceEvents(self.f.ledger, "/test", clock=self.clock, stores=stores)
+        self.submit = SubmitClaim(ClaimPolicy(**lifted), "/test", clock=self.clock)
+        self.compliance = ApplyComplianceEvents("/test", clock=self.clock)
         if rules is not None:
             self.f.compliance.policy = rules
         self.sequence = 0
@@ -106,11 +104,11 @@ class World:
             "stripe",
             f"ref-{len(self.f.ledger.transfers)}",
         )
-        await self.f.ledger.apply(TX, [t])
+        await self.f.ledger.apply([t])
 
     async def claim(self, amount: int, player: str = "p-1", dest: PayoutDestination = DEST) -> Claim:
         who = Principal(player, frozenset({Role.PLAYER}))
-        claim, _ = await self.submit(TX, who, player_id=player, asset="USDC", amount=amount, destination=dest)
+        claim, _ = await self.submit(self.f.books, who, player_id=player, asset="USDC", amount=amount, destination=dest)
         return claim
 
     def available(self, player: str = "p-1") -> int:
@@ -128,8 +126,8 @@ class World:
         return new_event(data, source=source, correlation_id=f"ver-{player}")
 
     async def deliver(self, *envs: Envelope[Any]) -> None:
-        waiting = await self.compliance.prepare(TX, envs)
-        await self.compliance.apply(TX, envs, waiting)
+        waiting = await self.compliance.prepare(self.f.books, envs)
+        await self.compliance.apply(self.f.books, envs, waiting)
 
     def stored(self, claim: Claim) -> Claim:
         return self.f.claims.rows[claim.id].claim
@@ -156,7 +154,7 @@ async def _over_threshold(threshold: int, amounts: list[int], batched: bool) -> 
     who = Principal("p-1", frozenset({Role.PLAYER}))
     if batched:  # one intake batch: each request sees the ones before it
         requests = [ClaimRequest(who, "p-1", "USDC", a, DEST) for a in amounts]
-        claims = [o[0] for o in await w.submit.decide(TX, requests) if isinstance(o, tuple)]
+        claims = [o[0] for o in await w.submit.decide(w.f.books, requests) if isinstance(o, tuple)]
     else:
         claims = [await w.claim(a) for a in amounts]
     total = 0
@@ -403,8 +401,8 @@ async def test_an_older_or_undecided_verification_changes_nothing() -> None:
 async def test_a_claim_released_by_a_person_meanwhile_is_left_alone() -> None:
     w = World(policy(kyc_above=AmountInWindow(amount=100, window_s=DAY)))
     [claim] = await held_for_verification(w, 500)
-    review = ReviewHold(w.f.ledger, "/test", clock=w.clock, stores=w.f.stores)
-    await review.release(TX, Principal("ops-1", frozenset({Role.OPS})), claim.id, reason="checked by hand")
+    review = ReviewHold(w.f.uow, "/test", clock=w.clock)
+    await review.release(Principal("ops-1", frozenset({Role.OPS})), claim.id, reason="checked by hand")
     await w.deliver(w.verification(VerificationStatus.VERIFIED))
     assert len(w.f.outbox.of(PayoutRequested)) == 1
 

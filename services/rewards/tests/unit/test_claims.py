@@ -26,7 +26,6 @@ KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEY)
 PLAYER = Principal("p-1", frozenset({Role.PLAYER}))
 OPS = Principal("ops-1", frozenset({Role.OPS}))
-TX = object()  # the fakes ignore the transaction
 
 
 class Clock:
@@ -52,10 +51,9 @@ class World:
             "new_destination_cooldown_s": 0,
             **policy,
         }
-        stores = self.f.stores
-        self.submit = SubmitClaim(self.f.ledger, ClaimPolicy(**limits), "/test", clock=self.clock, stores=stores)
-        self.review = ReviewHold(self.f.ledger, "/test", clock=self.clock, stores=stores)
-        self.settle = SettlePayout(self.f.ledger, stores=stores)
+        self.submit = SubmitClaim(ClaimPolicy(**limits), "/test", clock=self.clock)
+        self.review = ReviewHold(self.f.uow, "/test", clock=self.clock)
+        self.settle = SettlePayout()
 
     async def top_up(self, amount: int, asset: str = "USDC", player: str = "p-1") -> None:
         t = Transfer.of(
@@ -66,11 +64,11 @@ class World:
             "stripe",
             f"ref-{len(self.f.ledger.transfers)}",
         )
-        await self.f.ledger.apply(TX, [t])
+        await self.f.ledger.apply([t])
 
     async def claim(self, amount: int, asset: str = "USDC", key: str | None = None) -> Claim:
         claim, _ = await self.submit(
-            TX, PLAYER, player_id="p-1", asset=asset, amount=amount, destination=DEST, idempotency_key=key
+            self.f.books, PLAYER, player_id="p-1", asset=asset, amount=amount, destination=DEST, idempotency_key=key
         )
         return claim
 
@@ -101,7 +99,7 @@ async def test_one_idempotency_key_is_one_claim_and_never_another_request() -> N
     await w.top_up(10_000)
     first = await w.claim(500, key="k-1")
     again, created = await w.submit(
-        TX, PLAYER, player_id="p-1", asset="USDC", amount=500, destination=DEST, idempotency_key="k-1"
+        w.f.books, PLAYER, player_id="p-1", asset="USDC", amount=500, destination=DEST, idempotency_key="k-1"
     )
     assert (again.id, created) == (first.id, False)
     with pytest.raises(ClaimError) as err:
@@ -177,7 +175,7 @@ async def test_a_released_hold_is_approved_and_requests_its_payout_audited() -> 
     w = World()
     await w.top_up(10_000)
     held = await w.claim(3_000)
-    released = await w.review.release(TX, OPS, held.id, reason="known player")
+    released = await w.review.release(OPS, held.id, reason="known player")
     assert released.status is ClaimStatus.APPROVED
     assert w.wallet() == (10_000, 3_000)  # the same reservation, now on its way to payouts
     assert [a.approved_by for a in w.f.outbox.of(ClaimApproved)] == ["ops-1"]
@@ -190,12 +188,12 @@ async def test_a_rejected_hold_gives_the_reservation_back_and_is_final() -> None
     w = World()
     await w.top_up(10_000)
     held = await w.claim(3_000)
-    rejected = await w.review.reject(TX, OPS, held.id, reason="fraud")
+    rejected = await w.review.reject(OPS, held.id, reason="fraud")
     assert (rejected.status, rejected.rejection_code) == (ClaimStatus.REJECTED, "rejected_by_reviewer")
     assert w.wallet() == (10_000, 0)
     assert [r.detail for r in w.f.outbox.of(ClaimRejected)] == ["fraud"]
     assert w.f.outbox.of(PayoutRequested) == []
-    for decide in (w.review.release(TX, OPS, held.id, reason=None), w.review.reject(TX, OPS, held.id, reason="x")):
+    for decide in (w.review.release(OPS, held.id, reason=None), w.review.reject(OPS, held.id, reason="x")):
         with pytest.raises(ClaimError) as err:
             await decide
         assert (err.value.kind, err.value.code) == (ErrorKind.CONFLICT, "illegal_transition")
@@ -207,10 +205,10 @@ async def test_only_a_held_claim_can_be_reviewed() -> None:
     await w.top_up(10_000)
     approved = await w.claim(500)
     with pytest.raises(ClaimError) as err:
-        await w.review.reject(TX, OPS, approved.id, reason="late")
+        await w.review.reject(OPS, approved.id, reason="late")
     assert (err.value.status, err.value.code) == (409, "illegal_transition")
     with pytest.raises(ClaimError) as err:
-        await w.review.release(TX, OPS, "cl-none", reason=None)
+        await w.review.release(OPS, "cl-none", reason=None)
     assert (err.value.status, err.value.code) == (404, "claim_not_found")
 
 
@@ -246,16 +244,16 @@ async def test_a_paid_claim_is_posted_once_and_a_return_credits_the_wallet_back(
     claim = await w.claim(1_000)
     paid = outcome(PayoutPaid, claim, paid_at=AT)
     for env in (paid, paid):  # a redelivery changes nothing
-        await w.settle.prepare(TX, [env])
-        await w.settle.handle(TX, env)
+        await w.settle.prepare(w.f.books, [env])
+        await w.settle.handle(w.f.books, env)
     assert w.wallet() == (9_000, 0)
     assert w.f.ledger.of(accounts.external("stellar", "USDC")).credits_posted == 1_000
     returned = outcome(
         PayoutReturned, claim, returned_amount={"asset": "USDC", "amount": 1_000}, reason="bounced", returned_at=AT
     )
-    await w.settle.handle(TX, returned)
+    await w.settle.handle(w.f.books, returned)
     assert w.wallet() == (10_000, 0)
-    assert (await w.f.claims.get(TX, claim.id)).status is ClaimStatus.RETURNED  # type: ignore[union-attr]
+    assert (await w.f.claims.get(claim.id)).status is ClaimStatus.RETURNED  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("roles", [{Role.OPS}, {Role.ADMIN}])
@@ -270,14 +268,14 @@ async def test_nobody_reviews_their_own_held_claim(roles: set[Role]) -> None:
     assert held.status is ClaimStatus.HELD
     staff_player = Principal("p-1", frozenset({Role.PLAYER, *roles}))
     with pytest.raises(ClaimError) as err:
-        await w.review.release(TX, staff_player, held.id, reason="looks fine to me")
+        await w.review.release(staff_player, held.id, reason="looks fine to me")
     assert (err.value.kind, err.value.code) == (ErrorKind.FORBIDDEN, "self_review")
     with pytest.raises(ClaimError) as err:
-        await w.review.reject(TX, staff_player, held.id, reason="changed my mind")
+        await w.review.reject(staff_player, held.id, reason="changed my mind")
     assert (err.value.kind, err.value.code) == (ErrorKind.FORBIDDEN, "self_review")
     assert w.f.outbox.of(PayoutRequested) == []
     assert w.wallet() == (10_000, 500)  # still held, still reserved
-    released = await w.review.release(TX, OPS, held.id, reason="someone else looked")
+    released = await w.review.release(OPS, held.id, reason="someone else looked")
     assert released.status is ClaimStatus.APPROVED
 
 
@@ -291,7 +289,7 @@ async def test_a_claim_of_an_amount_a_fixed_price_rail_does_not_pay_is_refused_b
 
     async def claim(stars: int) -> Claim:
         made, _ = await w.submit(
-            TX, PLAYER, player_id="p-1", asset="XTR", amount=stars, destination=telegram, idempotency_key=None
+            w.f.books, PLAYER, player_id="p-1", asset="XTR", amount=stars, destination=telegram, idempotency_key=None
         )
         return made
 

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from rewards_fakes import FakeCorrections, FakeLedgerBook, Fakes
+from rewards_fakes import Fakes
 
 from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.events.audit import AdminActionRecorded
@@ -32,27 +32,22 @@ OPS = Principal("ops-1", frozenset({Role.OPS}))
 APPROVER = Principal("approver-1", frozenset({Role.APPROVER}))
 OTHER_APPROVER = Principal("approver-2", frozenset({Role.APPROVER}))
 ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
-TX = object()
 
 
 class World:
     def __init__(self) -> None:
         self.f = Fakes()
-        stores = self.f.stores
-        self.book = FakeLedgerBook(self.f.ledger)
-        self.corrections = FakeCorrections()
-        self.propose_ = ProposeCorrection(self.book, self.corrections, "/test", stores=stores)
-        self.decide = DecideCorrection(self.f.ledger, self.book, self.corrections, "/test", stores=stores)
-        self.reads = LedgerReads(self.book, self.corrections)
-        self.close_ = CloseCampaign(self.f.ledger, "/test", stores=stores)
-        self.create = CreateCampaign("/test", stores=stores)
-        self.fund = FundCampaign(self.f.ledger, "/test", stores=stores)
+        uow = self.f.uow
+        self.propose_ = ProposeCorrection(uow, "/test")
+        self.decide = DecideCorrection(uow, "/test")
+        self.reads = LedgerReads(uow)
+        self.close_ = CloseCampaign(uow, "/test")
+        self.create = CreateCampaign(uow, "/test")
+        self.fund = FundCampaign(uow, "/test")
 
     async def campaign(self, funded: int) -> None:
-        await self.create(
-            TX, ADMIN, campaign_id="camp-1", name="c", asset="USDC", low_threshold=None, correlation_id="c"
-        )
-        await self.fund(TX, ADMIN, campaign_id="camp-1", amount=funded, reference="wire-1", correlation_id="c")
+        await self.create(ADMIN, campaign_id="camp-1", name="c", asset="USDC", low_threshold=None, correlation_id="c")
+        await self.fund(ADMIN, campaign_id="camp-1", amount=funded, reference="wire-1", correlation_id="c")
 
     async def over_allocate(self, amount: int) -> Transfer:
         """A prize paid to p-1 by mistake (from the pool, in round r-1's flow)."""
@@ -65,7 +60,7 @@ class World:
             "p-1",
             correlation_id="round-r-1",
         )
-        await self.f.ledger.apply(TX, [t])
+        await self.f.ledger.apply([t])
         return t
 
     async def propose(self, amount: int, reference: str = "fix-1", **overrides: Any) -> tuple[Correction, bool]:
@@ -78,7 +73,7 @@ class World:
             "reference": reference,
         }
         body.update(overrides)
-        return await self.propose_(TX, OPS, Proposal(**body), correlation_id="admin-flow")  # type: ignore[arg-type]
+        return await self.propose_(OPS, Proposal(**body), correlation_id="admin-flow")  # type: ignore[arg-type]
 
     def audits(self) -> list[str]:
         return [e.data.action for e in self.f.outbox.events if isinstance(e.data, AdminActionRecorded)]
@@ -96,7 +91,7 @@ async def test_an_over_allocation_is_compensated_by_one_transfer_a_second_person
     assert (c.status.value, c.correlation_id) == ("proposed", "round-r-1")  # joins the flow it corrects
     assert w.wallet() == 400  # nothing moves on a proposal
 
-    applied = await w.decide.approve(TX, APPROVER, c.id, reason="checked the round's results")
+    applied = await w.decide.approve(APPROVER, c.id, reason="checked the round's results")
     assert (applied.status.value, applied.approved_by) == ("applied", "approver-1")
     assert w.wallet() == 200
     assert w.f.ledger.of(accounts.pool("camp-1", "USDC")).available == 800
@@ -105,10 +100,10 @@ async def test_an_over_allocation_is_compensated_by_one_transfer_a_second_person
     assert w.audits()[-2:] == ["ledger_correction.propose", "ledger_correction.approve"]
 
     # The same approver asking again gets it back; nobody applies it twice.
-    again = await w.decide.approve(TX, APPROVER, c.id, reason=None)
+    again = await w.decide.approve(APPROVER, c.id, reason=None)
     assert again.transfer_id == applied.transfer_id
     with pytest.raises(UseCaseError) as err:
-        await w.decide.approve(TX, OTHER_APPROVER, c.id, reason=None)
+        await w.decide.approve(OTHER_APPROVER, c.id, reason=None)
     assert (err.value.status, err.value.code) == (409, "not_proposed")
     assert w.wallet() == 200
 
@@ -120,10 +115,10 @@ async def test_the_proposer_cannot_approve_their_own_correction() -> None:
     c, _ = await w.propose(200)
     same = Principal("ops-1", frozenset({Role.OPS, Role.APPROVER}))
     with pytest.raises(UseCaseError) as err:
-        await w.decide.approve(TX, same, c.id, reason=None)
+        await w.decide.approve(same, c.id, reason=None)
     assert (err.value.status, err.value.code) == (403, "same_person")
     assert w.wallet() == 400
-    assert (await w.reads.correction(TX, c.id)).status.value == "proposed"
+    assert (await w.reads.correction(c.id)).status.value == "proposed"
 
 
 async def test_nobody_approves_a_correction_of_their_own_account() -> None:
@@ -132,14 +127,14 @@ async def test_nobody_approves_a_correction_of_their_own_account() -> None:
     w = World()
     await w.campaign(1_000)
     own = accounts.wallet("approver-1", "USDC")
-    await w.f.ledger.apply(TX, [Transfer.of(accounts.external("x", "USDC"), own, 1, TransferKind.TOP_UP, "x")])
+    await w.f.ledger.apply([Transfer.of(accounts.external("x", "USDC"), own, 1, TransferKind.TOP_UP, "x")])
     c, _ = await w.propose(300, debit_account="campaign_pool:camp-1", credit_account="player_wallet:approver-1")
     with pytest.raises(UseCaseError) as err:
-        await w.decide.approve(TX, APPROVER, c.id, reason=None)
+        await w.decide.approve(APPROVER, c.id, reason=None)
     assert (err.value.status, err.value.code) == (403, "own_account")
     assert w.f.ledger.of(own).posted == 1
-    assert (await w.reads.correction(TX, c.id)).status.value == "proposed"
-    applied = await w.decide.approve(TX, OTHER_APPROVER, c.id, reason=None)  # somebody else may
+    assert (await w.reads.correction(c.id)).status.value == "proposed"
+    applied = await w.decide.approve(OTHER_APPROVER, c.id, reason=None)  # somebody else may
     assert applied.status.value == "applied"
 
 
@@ -149,7 +144,7 @@ async def test_a_correction_never_overdraws_a_wallet_and_stays_proposed_when_ref
     await w.over_allocate(400)
     c, _ = await w.propose(500)
     with pytest.raises(UseCaseError) as err:
-        await w.decide.approve(TX, APPROVER, c.id, reason=None)
+        await w.decide.approve(APPROVER, c.id, reason=None)
     assert (err.value.status, err.value.code) == (409, "exceeds_credits")
     assert w.wallet() == 400
     assert not [t for t in w.f.ledger.transfers.values() if t.kind is TransferKind.CORRECTION]
@@ -165,7 +160,7 @@ async def test_one_reference_proposes_once() -> None:
     with pytest.raises(UseCaseError) as err:
         await w.propose(300)
     assert (err.value.status, err.value.code) == (409, "reference_conflict")
-    assert len(await w.reads.list_corrections(TX, status=None, limit=10)) == 1
+    assert len(await w.reads.list_corrections(status=None, limit=10)) == 1
 
 
 @pytest.mark.parametrize(
@@ -188,7 +183,7 @@ async def test_a_proposal_names_existing_accounts_in_its_asset(
     with pytest.raises(UseCaseError) as err:
         await w.propose(100, **overrides)
     assert (err.value.status, err.value.code) == (status, code)
-    assert not w.corrections.rows
+    assert not w.f.corrections.rows
 
 
 async def test_a_rejected_correction_is_final() -> None:
@@ -196,14 +191,14 @@ async def test_a_rejected_correction_is_final() -> None:
     await w.campaign(1_000)
     await w.over_allocate(400)
     c, _ = await w.propose(200)
-    rejected = await w.decide.reject(TX, OPS, c.id, reason="wrong round")  # the proposer may withdraw it
+    rejected = await w.decide.reject(OPS, c.id, reason="wrong round")  # the proposer may withdraw it
     assert (rejected.status.value, rejected.rejected_by, rejected.decision_reason) == (
         "rejected",
         "ops-1",
         "wrong round",
     )
     with pytest.raises(UseCaseError) as err:
-        await w.decide.approve(TX, APPROVER, c.id, reason=None)
+        await w.decide.approve(APPROVER, c.id, reason=None)
     assert err.value.code == "not_proposed"
     assert w.wallet() == 400
 
@@ -212,14 +207,12 @@ async def test_transfers_are_found_by_flow_and_by_account_in_any_asset() -> None
     w = World()
     await w.campaign(1_000)
     paid = await w.over_allocate(400)
-    by_flow = await w.reads.transfers(TX, correlation_id="round-r-1", account=None, before_seq=None, limit=10)
+    by_flow = await w.reads.transfers(correlation_id="round-r-1", account=None, before_seq=None, limit=10)
     assert [t.id for t in by_flow] == [paid.id]
-    by_account = await w.reads.transfers(
-        TX, correlation_id=None, account="campaign_pool:camp-1", before_seq=None, limit=10
-    )
+    by_account = await w.reads.transfers(correlation_id=None, account="campaign_pool:camp-1", before_seq=None, limit=10)
     assert [t.kind for t in by_account] == ["reward", "campaign_funding"]
     with pytest.raises(UseCaseError) as err:
-        await w.reads.transfers(TX, correlation_id=None, account="pool", before_seq=None, limit=10)
+        await w.reads.transfers(correlation_id=None, account="pool", before_seq=None, limit=10)
     assert err.value.code == "invalid_account"
     entry = ledger_entry(by_flow[0])
     assert entry.summary == "reward: 400 USDC moved, campaign_pool:camp-1 → player_wallet"  # the player stays out
@@ -238,7 +231,7 @@ async def test_closing_sweeps_the_free_remainder_to_the_treasury_once() -> None:
     w = World()
     await w.campaign(1_000)
     await w.over_allocate(300)
-    closed = await w.close_(TX, ADMIN, campaign_id="camp-1", reason="season over", correlation_id="admin-c")
+    closed = await w.close_(ADMIN, campaign_id="camp-1", reason="season over", correlation_id="admin-c")
     assert (closed.swept, closed.changed, closed.campaign.status) == (700, True, CampaignStatus.CLOSED)
     sweeps = [t for t in w.f.ledger.transfers.values() if t.kind is TransferKind.POOL_SWEEP]
     assert [(t.id, t.debit, t.credit, t.amount) for t in sweeps] == [
@@ -249,15 +242,15 @@ async def test_closing_sweeps_the_free_remainder_to_the_treasury_once() -> None:
     close_audit = w.f.outbox.of(AdminActionRecorded)[-1]
     assert (close_audit.reason, close_audit.after["swept"]) == ("season over", "700")
 
-    again = await w.close_(TX, ADMIN, campaign_id="camp-1", reason="again", correlation_id="admin-c2")
+    again = await w.close_(ADMIN, campaign_id="camp-1", reason="again", correlation_id="admin-c2")
     assert (again.swept, again.transfer_id, again.changed) == (700, closed.transfer_id, False)
     assert len([t for t in w.f.ledger.transfers.values() if t.kind is TransferKind.POOL_SWEEP]) == 1
 
 
 async def test_closing_an_empty_pool_moves_nothing() -> None:
     w = World()
-    await w.create(TX, ADMIN, campaign_id="camp-1", name="c", asset="USDC", low_threshold=None, correlation_id="c")
-    closed = await w.close_(TX, ADMIN, campaign_id="camp-1", reason="never used", correlation_id="admin-c")
+    await w.create(ADMIN, campaign_id="camp-1", name="c", asset="USDC", low_threshold=None, correlation_id="c")
+    closed = await w.close_(ADMIN, campaign_id="camp-1", reason="never used", correlation_id="admin-c")
     assert (closed.swept, closed.transfer_id, closed.campaign.status) == (0, None, CampaignStatus.CLOSED)
 
 
@@ -266,15 +259,15 @@ async def test_closing_is_refused_while_rounds_wait_for_the_pool() -> None:
     await w.campaign(1_000)
     settled = example_payload(RoundSettled)
     env = new_event(settled, source="/test", correlation_id="round-r-9")
-    await w.f.allocations.hold(TX, HeldRound("r-9", "camp-1", "USDC", 5_000, "pool_exhausted", env))
+    await w.f.allocations.hold(HeldRound("r-9", "camp-1", "USDC", 5_000, "pool_exhausted", env))
     with pytest.raises(UseCaseError) as err:
-        await w.close_(TX, ADMIN, campaign_id="camp-1", reason="season over", correlation_id="admin-c")
+        await w.close_(ADMIN, campaign_id="camp-1", reason="season over", correlation_id="admin-c")
     assert (err.value.status, err.value.code, err.value.extra) == (
         409,
         "reservations_pending",
         {"reserved": 0, "held_rounds": 1},
     )
-    assert (await w.f.campaigns.get(TX, "camp-1")).status is CampaignStatus.ACTIVE  # type: ignore[union-attr]
+    assert (await w.f.campaigns.get("camp-1")).status is CampaignStatus.ACTIVE  # type: ignore[union-attr]
     assert w.f.ledger.of(accounts.pool("camp-1", "USDC")).available == 1_000
 
 
@@ -285,7 +278,7 @@ async def test_closing_is_refused_while_the_pool_has_reservations() -> None:
         accounts.pool("camp-1", "USDC"), accounts.clearing("USDC"), 100, TransferKind.CLAIM_RESERVE, "x",
         flags=TransferFlags.PENDING,
     )  # fmt: skip
-    await w.f.ledger.apply(TX, [pending])
+    await w.f.ledger.apply([pending])
     with pytest.raises(UseCaseError) as err:
-        await w.close_(TX, ADMIN, campaign_id="camp-1", reason="season over", correlation_id="admin-c")
+        await w.close_(ADMIN, campaign_id="camp-1", reason="season over", correlation_id="admin-c")
     assert (err.value.code, err.value.extra["reserved"]) == ("reservations_pending", 100)

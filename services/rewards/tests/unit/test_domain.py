@@ -10,9 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prizeflow_contracts.events.rewards import HoldCode
+from prizeflow_contracts.holds import CLAIM_HOLD_KINDS
+from prizeflow_contracts.transitions import IllegalTransition, Transitions
 from prizeflow_rewards.application.queries import CursorError, decode_cursor, encode_cursor
 from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.campaigns import TRANSITIONS as CAMPAIGN_TRANSITIONS
+from prizeflow_rewards.domain.campaigns import CampaignStatus
 from prizeflow_rewards.domain.claims import (
+    RESUMED_BY_VERIFICATION,
+    REVIEWED,
+    TRANSITIONS,
     Approve,
     ClaimFacts,
     ClaimLimits,
@@ -21,8 +28,9 @@ from prizeflow_rewards.domain.claims import (
     RefusalCode,
     Refuse,
     assess,
-    can_move,
+    next_step,
 )
+from prizeflow_rewards.domain.corrections import TRANSITIONS as CORRECTION_TRANSITIONS
 from prizeflow_rewards.domain.ledger import (
     COUNTER_MAX,
     Balance,
@@ -34,6 +42,7 @@ from prizeflow_rewards.domain.ledger import (
     post_of,
     void_of,
 )
+from prizeflow_rewards.domain.topups import TRANSITIONS as TOP_UP_TRANSITIONS
 
 W = accounts.wallet("p", "USDC")
 C = accounts.clearing("USDC")
@@ -124,12 +133,31 @@ def test_assess(change: dict[str, object], expected: object) -> None:
         assert got.code == expected.code
 
 
+def test_a_held_claims_next_step_and_whether_verification_resumes_it_are_its_kinds_row() -> None:
+    """The player's words and the verification hook read `CLAIM_HOLD_KINDS`: a kind's row decides, no code does."""
+    for code, kind in CLAIM_HOLD_KINDS.items():
+        assert next_step(ClaimStatus.HELD, code.value, None) == (kind.next_step or REVIEWED)
+    assert next_step(ClaimStatus.HELD, "a_kind_this_build_does_not_know", None) == REVIEWED
+    assert {c for c, k in CLAIM_HOLD_KINDS.items() if k.resumed_by_verification} == {HoldCode.KYC_REQUIRED}
+    assert {HoldCode.KYC_REQUIRED.value} == RESUMED_BY_VERIFICATION
+
+
+def test_every_state_machine_is_one_transitions_table() -> None:
+    """Claims, campaigns, top-ups and corrections: one `Transitions` each, refusing with the one error."""
+    for table in (TRANSITIONS, CAMPAIGN_TRANSITIONS, TOP_UP_TRANSITIONS, CORRECTION_TRANSITIONS):
+        assert isinstance(table, Transitions)
+    with pytest.raises(IllegalTransition):
+        CAMPAIGN_TRANSITIONS.check(CampaignStatus.CLOSED, CampaignStatus.ACTIVE)
+    assert TRANSITIONS.finals == {ClaimStatus.REJECTED, ClaimStatus.VOIDED, ClaimStatus.RETURNED}
+    assert TRANSITIONS.sources_of(ClaimStatus.VOIDED) == {ClaimStatus.HELD, ClaimStatus.APPROVED}
+
+
 def test_claim_transitions() -> None:
-    assert can_move(ClaimStatus.HELD, ClaimStatus.APPROVED)
-    assert can_move(ClaimStatus.APPROVED, ClaimStatus.VOIDED)
-    assert not can_move(ClaimStatus.REJECTED, ClaimStatus.APPROVED)
-    assert not can_move(ClaimStatus.VOIDED, ClaimStatus.PAID)
-    assert can_move(ClaimStatus.PAID, ClaimStatus.RETURNED)
+    assert TRANSITIONS.allows(ClaimStatus.HELD, ClaimStatus.APPROVED)
+    assert TRANSITIONS.allows(ClaimStatus.APPROVED, ClaimStatus.VOIDED)
+    assert not TRANSITIONS.allows(ClaimStatus.REJECTED, ClaimStatus.APPROVED)
+    assert not TRANSITIONS.allows(ClaimStatus.VOIDED, ClaimStatus.PAID)
+    assert TRANSITIONS.allows(ClaimStatus.PAID, ClaimStatus.RETURNED)
 
 
 @pytest.mark.parametrize("raw", ["seq:99999999999999999999999", "seq:-1", "seq:", "seq:1e3", "pos:5"])

@@ -1,5 +1,6 @@
 """A write route whose transaction loses a deadlock is run again, whole; after its attempts the answer is a 503
-problem with Retry-After, never a 500 (the HTTP layer on fake sessions and a flaky use case: no database)."""
+problem with Retry-After, never a 500 (the HTTP layer and the claim intake on the unit of work over fake sessions,
+and a flaky use case: no database)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ from litestar.di import Provide
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 
-from prizeflow_rewards.adapters.transactions import RetryPolicy
-from prizeflow_rewards.application.claims import Claim
+from prizeflow_rewards.adapters.backend_pg import SqlLostCommits
+from prizeflow_rewards.adapters.books import bind
+from prizeflow_rewards.application.books import Books
+from prizeflow_rewards.application.claims import Claim, ClaimIntake
 from prizeflow_rewards.application.claims.submit import ClaimRequest
 from prizeflow_rewards.domain.claims import ClaimStatus
-from prizeflow_rewards.entrypoints.http import RewardsApi, router
+from prizeflow_rewards.entrypoints.http import DEPENDENCIES, router
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.dev_identity import DevIdentity
 from prizeflow_runtime.http import create_app
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
+from prizeflow_runtime.uow import ContentionRetry
 
 IDENTITY = DevIdentity.generate()
 AUDIENCE = "prizeflow-rewards"
@@ -80,7 +85,7 @@ class FlakySubmit:
         self.calls = 0
 
     async def decide(
-        self, conn: Any, requests: Sequence[ClaimRequest], *, wait: bool = False
+        self, books: Books, requests: Sequence[ClaimRequest], *, wait: bool = False
     ) -> list[tuple[Claim, bool]]:
         self.calls += 1
         if self.calls <= self.failures:
@@ -105,28 +110,29 @@ class FlakySubmit:
 
 @asynccontextmanager
 async def client_for(submit: FlakySubmit, sessions: FakeSessions) -> AsyncIterator[tuple[Any, RewardsMetrics]]:
-    stand_in: Any = None
     metrics = RewardsMetrics.create(CollectorRegistry())
-    api = RewardsApi(
-        sessions=sessions,  # type: ignore[arg-type]
-        ledger=stand_in,
-        source="/test",
-        create_campaign=stand_in,
-        fund_campaign=stand_in,
-        change_status=stand_in,
-        rounds=stand_in,
-        submit_claim=submit,  # type: ignore[arg-type]
-        review=stand_in,
-        top_up=stand_in,
-        metrics=metrics,
-        retry=RetryPolicy(attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002, retry_after_s=2),
+    retry = ContentionRetry(attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002, retry_after_s=2)
+    uow: SqlUnitOfWork[Books] = SqlUnitOfWork(
+        sessions,  # type: ignore[arg-type]
+        bind,
+        retry=retry,
+        on_retry=lambda outcome: metrics.transaction_retries.labels(outcome).inc(),
     )
+    intake = ClaimIntake(
+        uow,
+        submit,  # type: ignore[arg-type]
+        SqlLostCommits(sessions),  # type: ignore[arg-type]
+        metrics=metrics,
+        retry_after_s=retry.retry_after_s,
+    )
+    dependencies = {name: Provide(lambda: None, sync_to_thread=False) for name in DEPENDENCIES}
+    dependencies["claim_intake"] = Provide(lambda: intake, sync_to_thread=False)
     app = create_app(
         service_name="rewards",
         route_handlers=[router()],
         registry=CollectorRegistry(),
         auth=IDENTITY.verifier(audience=AUDIENCE),
-        dependencies={"api": Provide(lambda: api, sync_to_thread=False)},
+        dependencies=dependencies,
     )
     async with AsyncTestClient(app) as client:
         yield client, metrics

@@ -34,7 +34,6 @@ from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_testkit.events import AT, example_payload
 
-TX: Any = object()  # the fakes ignore the transaction
 PLAYER = Principal("p-1", frozenset({Role.PLAYER}))
 DEST = PayoutDestination(
     type=DestinationType.STELLAR_ACCOUNT, address="GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
@@ -50,31 +49,28 @@ class World:
         self.f = Fakes()
         self.f.routes.routes = {("USDC", "stellar_account", "stellar")}
         self.submit = SubmitClaim(
-            self.f.ledger,
-            ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0),
-            "/test",
-            stores=self.f.stores,
+            ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/test"
         )
-        self.settle = SettlePayout(self.f.ledger, stores=self.f.stores, source=SOURCE)
+        self.settle = SettlePayout(source=SOURCE)
         self.handler = PayoutEventsHandler(self.settle)
 
     async def funded(self) -> World:
         top_up = Transfer.of(
             accounts.external("stripe", "USDC"), accounts.wallet("p-1", "USDC"), 10_000, TransferKind.TOP_UP, "t-1"
         )
-        await self.f.ledger.apply(TX, [top_up])
+        await self.f.ledger.apply([top_up])
         return self
 
     async def claim(self, amount: int = 1_000, key: str = "k-1") -> Claim:
         claim, _ = await self.submit(
-            TX, PLAYER, player_id="p-1", asset="USDC", amount=amount, destination=DEST, idempotency_key=key
+            self.f.books, PLAYER, player_id="p-1", asset="USDC", amount=amount, destination=DEST, idempotency_key=key
         )
         return claim
 
     async def poll(self, *envs: Envelope[EventPayload]) -> list[Envelope[LedgerPosted]]:
         """One poll of the payouts consumer; the LedgerPosted it staged."""
         before = len(self.f.outbox.events)
-        await self.handler(TX, list(envs))
+        await self.handler(self.f.books, list(envs))
         return [e for e in self.f.outbox.events[before:] if isinstance(e.data, LedgerPosted)]
 
 
@@ -155,14 +151,14 @@ async def test_a_replayed_paid_tells_nothing_more_and_a_rerun_after_a_rollback_s
     w = await World().funded()
     claim = await w.claim(1_000)
     cause = paid(claim)
-    [first] = await w.settle.settle_poll(TX, [cause])  # the outbox row, as the poll stages it
+    [first] = await w.settle.settle_poll(w.f.books, [cause])  # the outbox row, as the poll stages it
     assert await w.poll(cause) == []  # redelivered
     assert await w.poll(paid(claim)) == []  # re-emitted by payouts under another event id
     assert await w.poll(cause, cause) == []
     # The same poll run on a ledger without its transfer (the first transaction rolled back): the same row.
     again = await World().funded()
     assert (await again.claim(1_000)).id == claim.id
-    [rerun] = await again.settle.settle_poll(TX, [cause])
+    [rerun] = await again.settle.settle_poll(again.f.books, [cause])
     assert rerun == first
     assert decode(rerun.payload).time == PAID_AT
 
@@ -296,12 +292,12 @@ async def test_a_poll_of_payouts_returns_and_adjustments_stages_all_its_postings
 async def test_settling_alone_stages_its_own_postings_and_posting_adjustments_alone_returns_them() -> None:
     w = await World().funded()
     claim = await w.claim(1_000)
-    await w.settle.handle(TX, paid(claim))
+    await w.settle.handle(w.f.books, paid(claim))
     assert [p.kind for p in w.f.outbox.of(LedgerPosted)] == [LedgerPostingKind.PAYOUT]
-    post = PostReconciliationAdjustments(w.f.ledger)
+    post = PostReconciliationAdjustments()
     envs = [adjusted("adj-3")]
-    await w.f.ledger.declare(TX, post.accounts(envs))
-    [staged] = await post.post_many(TX, envs)
+    await w.f.ledger.declare(post.accounts(envs))
+    [staged] = await post.post_many(w.f.books, envs)
     assert (staged.topic, staged.key, staged.type) == (
         PAYOUT_REQUESTS.name,
         b"recon-41",

@@ -26,8 +26,6 @@ from prizeflow_rewards.entrypoints.kafka import PayoutEventsHandler
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_testkit.events import AT, example_payload
 
-TX: Any = object()  # the fakes ignore the transaction
-
 
 def adjusted(
     adjustment_id: str = "adj-1",
@@ -71,16 +69,16 @@ def adjustments(f: Fakes) -> list[Transfer]:
     return [t for t in f.ledger.transfers.values() if t.kind in kinds]
 
 
-async def poll(post: PostReconciliationAdjustments, envs: list[Envelope[EventPayload]]) -> None:
+async def poll(f: Fakes, post: PostReconciliationAdjustments, envs: list[Envelope[EventPayload]]) -> None:
     """What the payouts consumer does with a poll of adjustments alone: declare, then post."""
-    await post.ledger.declare(TX, post.accounts(envs))
-    await post.post_many(TX, envs)
+    await f.ledger.declare(post.accounts(envs))
+    await post.post_many(f.books, envs)
 
 
 async def test_a_write_off_posts_one_transfer_from_an_empty_treasury_to_the_rails_external_account() -> None:
     f = Fakes()
-    post = PostReconciliationAdjustments(f.ledger)
-    await poll(post, [adjusted()])
+    post = PostReconciliationAdjustments()
+    await poll(f, post, [adjusted()])
     [t] = adjustments(f)
     assert (t.debit, t.credit, t.amount, t.kind) == (
         accounts.treasury("USDC"),
@@ -111,12 +109,12 @@ async def test_a_fee_is_its_own_transfer_kind_and_every_adjustment_kind_has_one(
 
 async def test_an_adjustment_delivered_again_moves_nothing_more() -> None:
     f = Fakes()
-    post = PostReconciliationAdjustments(f.ledger)
+    post = PostReconciliationAdjustments()
     first = adjusted()
     again = adjusted()  # the same adjustment re-emitted under a new event id
     assert first.id != again.id
-    await poll(post, [first])
-    await poll(post, [again, first])  # and twice within one poll
+    await poll(f, post, [first])
+    await poll(f, post, [again, first])  # and twice within one poll
     assert len(adjustments(f)) == 1
     assert f.ledger.of(accounts.external("stripe", "USDC")).posted == 700
     assert sums_per_asset(f) == {"USDC": (0, 0)}
@@ -129,12 +127,12 @@ async def test_an_adjustment_delivered_again_moves_nothing_more() -> None:
 )
 async def test_the_same_adjustment_id_with_other_money_is_refused_and_names_its_event(changed: dict[str, Any]) -> None:
     f = Fakes()
-    post = PostReconciliationAdjustments(f.ledger)
-    await poll(post, [adjusted()])
+    post = PostReconciliationAdjustments()
+    await poll(f, post, [adjusted()])
     other = adjusted(**changed)
     neighbour = adjusted("adj-2", amount=5)
     with pytest.raises(EventRefusal) as refused:
-        await poll(post, [neighbour, other])
+        await poll(f, post, [neighbour, other])
     assert (refused.value.reason, refused.value.event_id) == ("conflicting_event", other.id)
     assert "adj-1" in refused.value.detail
     # The first posting stands (the consumer rolls the poll back and applies the neighbour without the refused one).
@@ -143,10 +141,10 @@ async def test_the_same_adjustment_id_with_other_money_is_refused_and_names_its_
 
 async def test_two_bodies_of_one_adjustment_in_one_poll_refuse_the_later_one() -> None:
     f = Fakes()
-    post = PostReconciliationAdjustments(f.ledger)
+    post = PostReconciliationAdjustments()
     first, second = adjusted(amount=700), adjusted(amount=900)
     with pytest.raises(EventRefusal) as refused:
-        await poll(post, [first, second])
+        await poll(f, post, [first, second])
     assert (refused.value.reason, refused.value.event_id) == ("conflicting_event", second.id)
 
 
@@ -157,7 +155,6 @@ async def test_a_poll_of_claim_outcomes_and_adjustments_takes_all_its_accounts_i
     f.routes.routes = {("USDC", "stellar_account", "stellar")}
     player = "p-1"
     await f.ledger.apply(
-        TX,
         [
             Transfer.of(
                 accounts.external("stripe", "USDC"), accounts.wallet(player, "USDC"), 5_000, TransferKind.TOP_UP, "t"
@@ -165,16 +162,18 @@ async def test_a_poll_of_claim_outcomes_and_adjustments_takes_all_its_accounts_i
         ],
     )
     submit = SubmitClaim(
-        f.ledger,
-        ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0),
-        "/test",
-        stores=f.stores,
+        ClaimPolicy({"USDC": 1}, {"USDC": 10**9}, {"USDC": 10**9}, new_destination_cooldown_s=0), "/test"
     )
     dest = PayoutDestination(
         type=DestinationType.STELLAR_ACCOUNT, address="GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
     )
     claim, _ = await submit(
-        TX, Principal(player, frozenset({Role.PLAYER})), player_id=player, asset="USDC", amount=1_000, destination=dest
+        f.books,
+        Principal(player, frozenset({Role.PLAYER})),
+        player_id=player,
+        asset="USDC",
+        amount=1_000,
+        destination=dest,
     )
     paid = example_payload(
         PayoutPaid,
@@ -188,8 +187,8 @@ async def test_a_poll_of_claim_outcomes_and_adjustments_takes_all_its_accounts_i
         paid_at=AT,
     )
     f.ledger.declared.clear()
-    handler = PayoutEventsHandler(SettlePayout(f.ledger, stores=f.stores))
-    await handler(TX, [new_event(paid, source="/payouts", correlation_id=claim.id), adjusted(provider="stellar")])
+    handler = PayoutEventsHandler(SettlePayout())
+    await handler(f.books, [new_event(paid, source="/payouts", correlation_id=claim.id), adjusted(provider="stellar")])
     assert f.ledger.declared == [
         {
             accounts.wallet(player, "USDC"),
@@ -205,9 +204,9 @@ async def test_a_poll_of_claim_outcomes_and_adjustments_takes_all_its_accounts_i
 
 async def test_a_poll_without_adjustments_locks_what_it_locked_before() -> None:
     f = Fakes()
-    handler = PayoutEventsHandler(SettlePayout(f.ledger, stores=f.stores))
-    assert handler.adjust is None  # wired by default on the settlement's ledger
-    await handler(TX, [])
+    handler = PayoutEventsHandler(SettlePayout())
+    assert handler.adjust is None  # wired by default on the settlement's metrics and source
+    await handler(f.books, [])
     assert f.ledger.declared == []
 
 

@@ -14,6 +14,7 @@ from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.rewards import PoolExhausted, RefundIssued, RewardAllocated
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled, RoundVoided
 from prizeflow_rewards.application.campaigns import CampaignError, ChangeCampaignStatus, CreateCampaign, FundCampaign
+from prizeflow_rewards.application.held_rounds import ReleaseHeldRounds
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.campaigns import CampaignStatus
@@ -23,37 +24,35 @@ from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_testkit.events import AT, example_payload
 
 ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
-TX = object()
 
 
 class World:
     def __init__(self) -> None:
         self.f = Fakes()
-        stores = self.f.stores
-        self.rounds = RoundMoney(self.f.ledger, "/test", stores=stores)
-        self.create = CreateCampaign("/test", stores=stores)
-        self.fund_campaign = FundCampaign(self.f.ledger, "/test", stores=stores)
-        self.status = ChangeCampaignStatus("/test", stores=stores)
+        uow = self.f.uow
+        self.rounds = RoundMoney("/test")
+        self.release_held = ReleaseHeldRounds(uow, self.rounds)
+        self.create = CreateCampaign(uow, "/test")
+        self.fund_campaign = FundCampaign(uow, "/test")
+        self.status = ChangeCampaignStatus(uow, "/test")
 
     async def campaign(self, funded: int, campaign_id: str = "camp-1") -> None:
         await self.create(
-            TX, ADMIN, campaign_id=campaign_id, name=campaign_id, asset="USDC", low_threshold=None, correlation_id="c"
+            ADMIN, campaign_id=campaign_id, name=campaign_id, asset="USDC", low_threshold=None, correlation_id="c"
         )
         await self.fund(funded, "wire-0", campaign_id)
 
     async def fund(self, amount: int, reference: str, campaign_id: str = "camp-1") -> None:
-        await self.fund_campaign(
-            TX, ADMIN, campaign_id=campaign_id, amount=amount, reference=reference, correlation_id="c"
-        )
+        await self.fund_campaign(ADMIN, campaign_id=campaign_id, amount=amount, reference=reference, correlation_id="c")
 
     async def apply(self, *envs: Envelope[EventPayload]) -> None:
         """One consumer poll, as the round events handler runs it: every lock first, then the events in order."""
-        await self.rounds.prepare(TX, envs)
+        await self.rounds.prepare(self.f.books, envs)
         for env in envs:
-            await self.rounds.handle(TX, env)
+            await self.rounds.handle(self.f.books, env)
 
     async def release(self, campaign_id: str = "camp-1") -> dict[str, Any]:
-        return await self.rounds.release_held(TX, ADMIN, campaign_id=campaign_id, correlation_id="c")
+        return await self.release_held(ADMIN, campaign_id=campaign_id, correlation_id="c")
 
     def posted(self, player: str) -> int:
         return self.f.ledger.of(accounts.wallet(player, "USDC")).posted
@@ -116,13 +115,13 @@ async def test_release_pays_held_rounds_oldest_first_while_the_pool_covers_them(
 async def test_a_round_of_a_paused_campaign_is_held_and_released_only_when_active() -> None:
     w = World()
     await w.campaign(1_000)
-    await w.status(TX, ADMIN, campaign_id="camp-1", target=CampaignStatus.PAUSED, correlation_id="c")
+    await w.status(ADMIN, campaign_id="camp-1", target=CampaignStatus.PAUSED, correlation_id="c")
     await w.apply(settled("r-1", {"p-1": 100}))
     assert w.f.allocations.held["r-1"].reason == "campaign_paused"
     with pytest.raises(CampaignError) as err:
         await w.release()
     assert (err.value.kind, err.value.code) == (ErrorKind.CONFLICT, "campaign_not_active")
-    await w.status(TX, ADMIN, campaign_id="camp-1", target=CampaignStatus.ACTIVE, correlation_id="c")
+    await w.status(ADMIN, campaign_id="camp-1", target=CampaignStatus.ACTIVE, correlation_id="c")
     assert (await w.release())["released"] == ["r-1"]
     assert w.posted("p-1") == 100
     with pytest.raises(CampaignError) as err:
@@ -169,7 +168,6 @@ def voided(*refunds: tuple[str, str, int, str]) -> Envelope[EventPayload]:
 async def test_a_voided_round_refunds_each_fee_it_charged_once_and_takes_no_more() -> None:
     w = World()
     await w.f.ledger.apply(
-        TX,
         [
             Transfer.of(
                 accounts.external("stripe", "USDC"), accounts.wallet("p-1", "USDC"), 500, TransferKind.TOP_UP, "s", 1
@@ -203,7 +201,7 @@ async def test_a_release_the_ledger_refuses_is_a_409_refusal_never_a_500(monkeyp
     await w.apply(settled("r-1", {"p-1": 400}))
     await w.fund(800, "wire-1")
 
-    async def refuse(tx: object, transfers: object) -> None:
+    async def refuse(transfers: object) -> None:
         raise LedgerError("transfer_conflict", "a prize of r-1 exists with a different body")
 
     monkeypatch.setattr(w.f.ledger, "apply", refuse)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -37,7 +36,6 @@ from prizeflow_rewards.domain.topups import (
     TopUpLimits,
     TopUpRefusalCode,
     TopUpStatus,
-    can_move,
     check_amount,
     debit_split,
     reinstate_split,
@@ -48,16 +46,10 @@ from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_testkit.events import example_payload
 
-T = TypeVar("T")
 PLAYER = Principal("p-1", frozenset({Role.PLAYER}))
 OTHER = Principal("p-2", frozenset({Role.PLAYER}))
 LIMITS = TopUpLimits(minimum={"USD": 500}, maximum={"USD": 50_000, "INR": 10_000}, daily={"USD": 60_000, "INR": 1})
 WEBHOOKS = "/prizeflow/webhooks"
-
-
-async def run(work: Callable[[Any], Awaitable[T]]) -> T:
-    """The fakes ignore the transaction."""
-    return await work(object())
 
 
 class World:
@@ -65,16 +57,15 @@ class World:
         self.f = Fakes()
         self.stripe = FakeCheckout("stripe")
         providers = CheckoutProviders(default="stripe", providers={"stripe": self.stripe})
-        stores = self.f.stores
-        self.create = CreateTopUpSession(providers, LIMITS, stores=stores)
-        self.money = TopUpMoney(self.f.ledger, "/prizeflow/rewards", stores=stores)
-        self.verify = VerifyTopUpSession(self.money, providers, stores=stores)
-        self.apply = ApplyPaymentEvents(self.money, stores=stores)
+        self.create = CreateTopUpSession(self.f.uow, providers, LIMITS)
+        self.money = TopUpMoney("/prizeflow/rewards")
+        self.verify = VerifyTopUpSession(self.f.uow, self.money, providers)
+        self.apply = ApplyPaymentEvents(self.money)
         self.n = 0
 
     async def top_up(self, amount: int = 10_000, key: str | None = "k-1", player: Principal = PLAYER) -> Any:
         top_up, _ = await self.create(
-            run, player, player_id=player.user_id, asset="USD", amount=amount, provider=None, request_key=key
+            player, player_id=player.user_id, asset="USD", amount=amount, provider=None, request_key=key
         )
         return top_up
 
@@ -97,8 +88,8 @@ class World:
 
     async def deliver(self, *envs: Envelope[Any]) -> list[str]:
         """One poll: prepare, then each event in order (as the consumer's batch handler does)."""
-        await self.apply.prepare(object(), envs)
-        return [await self.apply.handle(object(), env) for env in envs]
+        await self.apply.prepare(self.f.books, envs)
+        return [await self.apply.handle(self.f.books, env) for env in envs]
 
     def wallet(self, player: str = "p-1") -> int:
         return self.f.ledger.of(accounts.wallet(player, "USD")).posted
@@ -116,14 +107,14 @@ class World:
             TransferKind.ENTRY_FEE,
             self.n,
         )
-        await self.f.ledger.apply(object(), [t])
+        await self.f.ledger.apply([t])
 
 
 # ---- domain -------------------------------------------------------------------------------------------------
 
 
 def test_state_machine_transition_by_transition() -> None:
-    allowed = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+    allowed = set(TRANSITIONS)
     assert allowed == {
         (TopUpStatus.CREATED, TopUpStatus.CREDITED),
         (TopUpStatus.CREATED, TopUpStatus.FAILED),
@@ -131,7 +122,7 @@ def test_state_machine_transition_by_transition() -> None:
     }
     for a in TopUpStatus:
         for b in TopUpStatus:
-            assert can_move(a, b) == ((a, b) in allowed)
+            assert TRANSITIONS.allows(a, b) == ((a, b) in allowed)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +175,7 @@ async def test_the_same_request_key_returns_the_same_session_and_asks_the_provid
     w = World()
     first = await w.top_up(key="k-1")
     again, created = await w.create(
-        run, PLAYER, player_id="p-1", asset="USD", amount=10_000, provider=None, request_key="k-1"
+        PLAYER, player_id="p-1", asset="USD", amount=10_000, provider=None, request_key="k-1"
     )
     assert (again, created) == (first, False)
     assert len(w.stripe.requests) == 1
@@ -222,7 +213,7 @@ async def test_refusals_write_nothing_and_ask_no_provider(
 ) -> None:
     w = World()
     with pytest.raises(UseCaseError) as err:
-        await w.create(run, PLAYER, player_id="p-1", asset=asset, amount=amount, provider=provider, request_key="k")
+        await w.create(PLAYER, player_id="p-1", asset=asset, amount=amount, provider=provider, request_key="k")
     assert (err.value.kind, err.value.code) == (ErrorKind.INVALID, code)
     assert w.stripe.requests == []
     assert w.f.top_ups.rows == {}
@@ -287,11 +278,11 @@ async def test_webhook_three_times_out_of_order_credits_once() -> None:
 async def test_verify_credits_through_the_same_path_and_the_webhook_then_finds_it_credited() -> None:
     w = World()
     top_up = await w.top_up()
-    assert (await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id)).status is TopUpStatus.CREATED
+    assert (await w.verify(PLAYER, player_id="p-1", top_up_id=top_up.id)).status is TopUpStatus.CREATED
     w.stripe.pay(top_up.session_ref)
-    verified = await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id)
+    verified = await w.verify(PLAYER, player_id="p-1", top_up_id=top_up.id)
     assert (verified.status, verified.payment_ref) == (TopUpStatus.CREDITED, "pi_test_1")
-    assert await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id) == verified
+    assert await w.verify(PLAYER, player_id="p-1", top_up_id=top_up.id) == verified
     assert await w.deliver(w.event("paid", top_up, payment_ref="pi_test_1")) == ["duplicate"]
     assert w.wallet() == 10_000
     assert len(w.f.outbox.of(TopUpCredited)) == 1
@@ -302,7 +293,7 @@ async def test_webhook_first_then_verify_changes_nothing() -> None:
     top_up = await w.top_up()
     assert await w.deliver(w.event("paid", top_up)) == ["applied"]
     w.stripe.pay(top_up.session_ref)
-    await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id)
+    await w.verify(PLAYER, player_id="p-1", top_up_id=top_up.id)
     assert w.wallet() == 10_000
     assert len(w.f.outbox.of(TopUpCredited)) == 1
 
@@ -311,7 +302,7 @@ async def test_verify_of_another_players_top_up_is_not_found() -> None:
     w = World()
     top_up = await w.top_up()
     with pytest.raises(UseCaseError) as err:
-        await w.verify(run, OTHER, player_id="p-1", top_up_id=top_up.id)
+        await w.verify(OTHER, player_id="p-1", top_up_id=top_up.id)
     assert err.value.code == "top_up_not_found"
 
 
@@ -319,7 +310,7 @@ async def test_an_expired_session_is_never_credited() -> None:
     w = World()
     top_up = await w.top_up()
     w.stripe.expire(top_up.session_ref)
-    assert (await w.verify(run, PLAYER, player_id="p-1", top_up_id=top_up.id)).status is TopUpStatus.EXPIRED
+    assert (await w.verify(PLAYER, player_id="p-1", top_up_id=top_up.id)).status is TopUpStatus.EXPIRED
     paid = w.event("paid", top_up)
     # Recorded for a person, once however often it is delivered; never credited, never a dead letter.
     assert await w.deliver(paid, paid) == ["contradiction", "contradiction"]
@@ -555,7 +546,7 @@ async def _scenario(ops: list[tuple[str, int]]) -> None:
         for t in ledger.transfers.values()
         if t.kind is TransferKind.TOP_UP_REINSTATE and t.credit.kind is AccountKind.PLAYER_WALLET
     )
-    adjustments = list(await w.f.top_ups.adjustments(object(), top_up.id))
+    adjustments = list(await w.f.top_ups.adjustments(top_up.id))
     applied = [a for a in adjustments if a.status.value == "applied"]
     assert all(a.debited + a.receivable + a.credited == a.amount for a in applied)
     assert sum(a.debited for a in applied) == debited

@@ -14,9 +14,12 @@ from prizeflow_rewards.application.ports import HeldRound
 Conn = AsyncSession | AsyncConnection
 
 
-class PgRoundAllocations:
-    async def record_outcomes(self, tx: Conn, outcomes: Sequence[tuple[str, str]]) -> None:
-        await tx.execute(
+class SqlRoundAllocations:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def record_outcomes(self, outcomes: Sequence[tuple[str, str]]) -> None:
+        await self.session.execute(
             text(
                 "INSERT INTO round_outcomes (round_id, outcome) "
                 "SELECT * FROM unnest(CAST(:r AS text[]), CAST(:o AS text[])) ON CONFLICT DO NOTHING"
@@ -24,25 +27,25 @@ class PgRoundAllocations:
             {"r": [r for r, _ in outcomes], "o": [o for _, o in outcomes]},
         )
 
-    async def voided(self, tx: Conn, round_id: str) -> bool:
-        row = await tx.execute(
+    async def voided(self, round_id: str) -> bool:
+        row = await self.session.execute(
             text("SELECT 1 FROM round_outcomes WHERE round_id = :r AND outcome = 'voided'"), {"r": round_id}
         )
         return row.first() is not None
 
-    async def is_held(self, tx: Conn, round_id: str) -> bool:
-        row = await tx.execute(text("SELECT 1 FROM held_allocations WHERE round_id = :r"), {"r": round_id})
+    async def is_held(self, round_id: str) -> bool:
+        row = await self.session.execute(text("SELECT 1 FROM held_allocations WHERE round_id = :r"), {"r": round_id})
         return row.first() is not None
 
-    async def held_among(self, tx: Conn, round_ids: Sequence[str]) -> set[str]:
-        rows = await tx.execute(
+    async def held_among(self, round_ids: Sequence[str]) -> set[str]:
+        rows = await self.session.execute(
             text("SELECT round_id FROM held_allocations WHERE round_id = ANY(CAST(:r AS text[]))"),
             {"r": list(round_ids)},
         )
         return {r[0] for r in rows}
 
-    async def hold(self, tx: Conn, held: HeldRound) -> None:
-        await tx.execute(
+    async def hold(self, held: HeldRound) -> None:
+        await self.session.execute(
             text(
                 "INSERT INTO held_allocations (round_id, campaign_id, asset, total, reason, event, status) "
                 "VALUES (:r, :c, :a, :t, :reason, CAST(:e AS jsonb), 'held') ON CONFLICT (round_id) DO NOTHING"
@@ -57,8 +60,8 @@ class PgRoundAllocations:
             },
         )
 
-    async def lock_held(self, tx: Conn, campaign_id: str) -> list[HeldRound]:
-        rows = await tx.execute(
+    async def lock_held(self, campaign_id: str) -> list[HeldRound]:
+        rows = await self.session.execute(
             text(
                 "SELECT round_id, campaign_id, asset, total, reason, event FROM held_allocations "
                 "WHERE campaign_id = :c AND status = 'held' ORDER BY held_at, round_id FOR UPDATE"
@@ -77,8 +80,8 @@ class PgRoundAllocations:
             for r in rows
         ]
 
-    async def mark_released(self, tx: Conn, round_id: str, *, by: str) -> None:
-        await tx.execute(
+    async def mark_released(self, round_id: str, *, by: str) -> None:
+        await self.session.execute(
             text(
                 "UPDATE held_allocations SET status = 'released', released_at = now(), released_by = :by "
                 "WHERE round_id = :r"
@@ -86,8 +89,8 @@ class PgRoundAllocations:
             {"r": round_id, "by": by},
         )
 
-    async def held_totals(self, tx: Conn) -> dict[str, tuple[int, int]]:
-        rows = await tx.execute(
+    async def held_totals(self) -> dict[str, tuple[int, int]]:
+        rows = await self.session.execute(
             text(
                 "SELECT campaign_id, count(*) AS n, sum(total) AS total FROM held_allocations "
                 "WHERE status = 'held' GROUP BY campaign_id"
@@ -96,4 +99,4 @@ class PgRoundAllocations:
         return {r.campaign_id: (int(r.n), int(r.total or 0)) for r in rows}
 
 
-__all__ = ["PgRoundAllocations"]
+__all__ = ["SqlRoundAllocations"]

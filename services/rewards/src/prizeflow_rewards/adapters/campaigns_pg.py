@@ -14,22 +14,25 @@ _GET = text("SELECT id, name, asset, status, low_threshold FROM campaigns WHERE 
 _GET_LOCKED = text("SELECT id, name, asset, status, low_threshold FROM campaigns WHERE id = :id FOR NO KEY UPDATE")
 
 
-class PgCampaignRepository:
-    async def get(self, tx: Conn, campaign_id: str, *, lock: bool = False) -> Campaign | None:
-        row = (await tx.execute(_GET_LOCKED if lock else _GET, {"id": campaign_id})).first()
+class SqlCampaignRepository:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def get(self, campaign_id: str, *, lock: bool = False) -> Campaign | None:
+        row = (await self.session.execute(_GET_LOCKED if lock else _GET, {"id": campaign_id})).first()
         if row is None:
             return None
         return Campaign(row.id, row.name, row.asset, CampaignStatus(row.status), row.low_threshold)
 
-    async def all(self, tx: Conn) -> list[Campaign]:
-        rows = await tx.execute(
+    async def all(self) -> list[Campaign]:
+        rows = await self.session.execute(
             text("SELECT id, name, asset, status, low_threshold FROM campaigns ORDER BY created_at")
         )
         return [Campaign(r.id, r.name, r.asset, CampaignStatus(r.status), r.low_threshold) for r in rows]
 
-    async def create(self, tx: Conn, campaign: Campaign, *, created_by: str) -> bool:
+    async def create(self, campaign: Campaign, *, created_by: str) -> bool:
         inserted = (
-            await tx.execute(
+            await self.session.execute(
                 text(
                     "INSERT INTO campaigns (id, name, asset, status, low_threshold, created_by) "
                     "VALUES (:id, :name, :asset, :status, :low, :by) ON CONFLICT (id) DO NOTHING RETURNING id"
@@ -46,11 +49,11 @@ class PgCampaignRepository:
         ).first()
         return inserted is not None
 
-    async def set_status(self, tx: Conn, campaign_id: str, status: CampaignStatus) -> None:
-        await tx.execute(
+    async def set_status(self, campaign_id: str, status: CampaignStatus) -> None:
+        await self.session.execute(
             text("UPDATE campaigns SET status = :s, updated_at = now() WHERE id = :id"),
             {"s": status.value, "id": campaign_id},
         )
 
 
-__all__ = ["PgCampaignRepository"]
+__all__ = ["SqlCampaignRepository"]

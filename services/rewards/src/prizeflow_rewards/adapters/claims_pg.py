@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_rewards.application.ports import ClaimDecision, ClaimHistory, FirstUse, IntakeFacts, IntakeQuery
-from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.claims import RESUMED_BY_VERIFICATION, Claim, ClaimStatus
 from prizeflow_runtime.db import driver_connection
 
 Conn = AsyncSession | AsyncConnection
@@ -27,9 +27,13 @@ _GET_LOCKED = text(_SELECT_CLAIM + "WHERE id = :id FOR NO KEY UPDATE")
 _LOCK_MANY = text(_SELECT_CLAIM + "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR NO KEY UPDATE")
 _HELD = text(_SELECT_CLAIM + "WHERE status = 'held' ORDER BY created_at LIMIT :n")
 _OF_PLAYER = text(_SELECT_CLAIM + "WHERE player_id = :p ORDER BY created_at DESC, id DESC LIMIT :n")
+# Held for a kind the player's verification resumes (`CLAIM_HOLD_KINDS`), in id order. The codes are the table's,
+# written into the statement (not a parameter) so the planner can use `claims_waiting_verification`, the partial
+# index on them.
+_RESUMED = ", ".join(f"'{code}'" for code in sorted(RESUMED_BY_VERIFICATION))
 _WAITING = text(
-    _SELECT_CLAIM + "WHERE player_id = ANY(CAST(:p AS text[])) AND status = 'held' AND hold_code = 'kyc_required' "
-    "ORDER BY id"
+    _SELECT_CLAIM + "WHERE player_id = ANY(CAST(:p AS text[])) AND status = 'held' "
+    f"AND hold_code IN ({_RESUMED}) ORDER BY id"
 )
 _REHOLD = text(
     "UPDATE claims SET hold_code = :code, hold_detail = :detail, policy_version = :v WHERE id = :id AND status = 'held'"
@@ -160,30 +164,32 @@ def _by_window(windows: Sequence[int], values: Sequence[Any]) -> dict[int, int]:
     return {w: int(v) for w, v in zip(windows, values, strict=True)}
 
 
-class PgClaimRepository:
-    async def get(self, tx: Conn, claim_id: str, *, lock: bool = False) -> Claim | None:
-        row = (await tx.execute(_GET_LOCKED if lock else _GET, {"id": claim_id})).first()
+class SqlClaimRepository:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def get(self, claim_id: str, *, lock: bool = False) -> Claim | None:
+        row = (await self.session.execute(_GET_LOCKED if lock else _GET, {"id": claim_id})).first()
         return _claim(row) if row is not None else None
 
-    async def held(self, tx: Conn, *, limit: int) -> list[Claim]:
-        return [_claim(r) for r in await tx.execute(_HELD, {"n": limit})]
+    async def held(self, *, limit: int) -> list[Claim]:
+        return [_claim(r) for r in await self.session.execute(_HELD, {"n": limit})]
 
-    async def of_player(self, tx: Conn, player_id: str, *, limit: int) -> list[Claim]:
-        return [_claim(r) for r in await tx.execute(_OF_PLAYER, {"p": player_id, "n": limit})]
+    async def of_player(self, player_id: str, *, limit: int) -> list[Claim]:
+        return [_claim(r) for r in await self.session.execute(_OF_PLAYER, {"p": player_id, "n": limit})]
 
-    async def find(self, tx: Conn, claim_ids: Iterable[str]) -> dict[str, Claim]:
+    async def find(self, claim_ids: Iterable[str]) -> dict[str, Claim]:
         ids = list(claim_ids)
         if not ids:
             return {}
-        return {r.id: _claim(r) for r in await tx.execute(_FIND, {"ids": ids})}
+        return {r.id: _claim(r) for r in await self.session.execute(_FIND, {"ids": ids})}
 
-    async def lock_many(self, tx: Conn, claim_ids: Iterable[str]) -> dict[str, Claim]:
-        rows = await tx.execute(_LOCK_MANY, {"ids": list(claim_ids)})
+    async def lock_many(self, claim_ids: Iterable[str]) -> dict[str, Claim]:
+        rows = await self.session.execute(_LOCK_MANY, {"ids": list(claim_ids)})
         return {r.id: _claim(r) for r in rows}
 
     async def intake_facts(
         self,
-        tx: Conn,
         queries: Sequence[IntakeQuery],
         *,
         day: datetime,
@@ -194,7 +200,7 @@ class PgClaimRepository:
     ) -> list[IntakeFacts]:
         if not queries:
             return []
-        raw = await driver_connection(tx)
+        raw = await driver_connection(self.session)
         rows = await raw.fetch(
             _INTAKE_FACTS,
             [q.claim_id for q in queries],
@@ -223,16 +229,16 @@ class PgClaimRepository:
             for r in rows
         ]
 
-    async def waiting_for_verification(self, tx: Conn, player_ids: Sequence[str]) -> list[Claim]:
+    async def waiting_for_verification(self, player_ids: Sequence[str]) -> list[Claim]:
         if not player_ids:
             return []
-        return [_claim(r) for r in await tx.execute(_WAITING, {"p": list(player_ids)})]
+        return [_claim(r) for r in await self.session.execute(_WAITING, {"p": list(player_ids)})]
 
-    async def rehold(self, tx: Conn, claim_id: str, *, code: str, detail: str, policy_version: int) -> None:
-        await tx.execute(_REHOLD, {"code": code, "detail": detail, "v": policy_version, "id": claim_id})
+    async def rehold(self, claim_id: str, *, code: str, detail: str, policy_version: int) -> None:
+        await self.session.execute(_REHOLD, {"code": code, "detail": detail, "v": policy_version, "id": claim_id})
 
-    async def add_many(self, tx: Conn, claims: Sequence[Claim], destinations: Sequence[FirstUse]) -> None:
-        raw = await driver_connection(tx)
+    async def add_many(self, claims: Sequence[Claim], destinations: Sequence[FirstUse]) -> None:
+        raw = await driver_connection(self.session)
         if claims:
             await raw.execute(
                 _INSERT_MANY,
@@ -260,8 +266,8 @@ class PgClaimRepository:
                 [d.at for d in destinations],
             )
 
-    async def decide(self, tx: Conn, claim_id: str, decision: ClaimDecision) -> None:
-        await tx.execute(
+    async def decide(self, claim_id: str, decision: ClaimDecision) -> None:
+        await self.session.execute(
             _DECIDE,
             {
                 "s": decision.status.value,
@@ -273,25 +279,28 @@ class PgClaimRepository:
         )
 
     async def record_outcomes(
-        self, tx: Conn, bound: Sequence[tuple[str, str]], settled: Sequence[tuple[str, ClaimStatus]]
+        self, bound: Sequence[tuple[str, str]], settled: Sequence[tuple[str, ClaimStatus]]
     ) -> None:
         if not bound and not settled:
             return
-        raw = await driver_connection(tx)
+        raw = await driver_connection(self.session)
         if bound:
             await raw.execute(_BIND_MANY, [c for c, _ in bound], [p for _, p in bound])
         if settled:
             await raw.execute(_SETTLE_MANY, [c for c, _ in settled], [s.value for _, s in settled])
 
-    async def stats(self, tx: Conn) -> tuple[int, int, int]:
+    async def stats(self) -> tuple[int, int, int]:
         """(held now, decided in the last day, of which failed): the metrics refresher's figures."""
-        row = (await tx.execute(_STATS)).one()
+        row = (await self.session.execute(_STATS)).one()
         return int(row.held), int(row.decided), int(row.failed)
 
 
-class PgPlayers:
-    async def set_risk_flag(self, tx: Conn, player_id: str, *, flagged: bool, reason: str | None, by: str) -> None:
-        await tx.execute(
+class SqlPlayers:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def set_risk_flag(self, player_id: str, *, flagged: bool, reason: str | None, by: str) -> None:
+        await self.session.execute(
             text(
                 "INSERT INTO player_risk_flags (player_id, flagged, reason, updated_by) VALUES (:p, :f, :r, :by) "
                 "ON CONFLICT (player_id) DO UPDATE SET flagged = excluded.flagged, reason = excluded.reason, "
@@ -301,4 +310,4 @@ class PgPlayers:
         )
 
 
-__all__ = ["PgClaimRepository", "PgPlayers"]
+__all__ = ["SqlClaimRepository", "SqlPlayers"]

@@ -53,25 +53,28 @@ _RECORD = text(
 )
 
 
-class PgCompliance:
-    async def intake(self, tx: Conn, player_ids: Sequence[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
-        raw = await driver_connection(tx)
+class SqlCompliance:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def intake(self, player_ids: Sequence[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
+        raw = await driver_connection(self.session)
         players = sorted(set(player_ids))
         await raw.fetchval(_LOCK_SHARED, players)
-        return await self._read(tx, players)
+        return await self._read(players)
 
     async def intake_unless_busy(
-        self, tx: Conn, player_ids: Sequence[str]
+        self, player_ids: Sequence[str]
     ) -> tuple[RiskPolicy, dict[str, VerificationStatus], set[str]]:
-        raw = await driver_connection(tx)
+        raw = await driver_connection(self.session)
         players = sorted(set(player_ids))
         busy = set(await raw.fetchval(_TRY_SHARED, players))
-        policy, statuses = await self._read(tx, [p for p in players if p not in busy])
+        policy, statuses = await self._read([p for p in players if p not in busy])
         return policy, statuses, busy
 
-    async def _read(self, tx: Conn, players: list[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
+    async def _read(self, players: list[str]) -> tuple[RiskPolicy, dict[str, VerificationStatus]]:
         """The active policy and these players' statuses, in one read."""
-        raw = await driver_connection(tx)
+        raw = await driver_connection(self.session)
         row = await raw.fetchrow(_INTAKE, players)
         assert row is not None
         document = row["policy"]
@@ -84,13 +87,13 @@ class PgCompliance:
         statuses = dict(zip(row["players"], row["statuses"], strict=True))
         return policy, {p: VerificationStatus(statuses.get(p, VerificationStatus.NOT_STARTED)) for p in players}
 
-    async def lock_players(self, tx: Conn, player_ids: Sequence[str]) -> None:
+    async def lock_players(self, player_ids: Sequence[str]) -> None:
         if player_ids:
-            raw = await driver_connection(tx)
+            raw = await driver_connection(self.session)
             await raw.fetchval(_LOCK_EXCLUSIVE, sorted(set(player_ids)))
 
-    async def activate(self, tx: Conn, event: RiskPolicyActivated) -> bool:
-        applied = await tx.execute(
+    async def activate(self, event: RiskPolicyActivated) -> bool:
+        applied = await self.session.execute(
             _ACTIVATE,
             {
                 "v": event.policy.version,
@@ -102,8 +105,8 @@ class PgCompliance:
         )
         return applied.first() is not None
 
-    async def record_verification(self, tx: Conn, event: PlayerVerificationChanged) -> bool:
-        applied = await tx.execute(
+    async def record_verification(self, event: PlayerVerificationChanged) -> bool:
+        applied = await self.session.execute(
             _RECORD,
             {
                 "p": event.player_id,
@@ -116,4 +119,4 @@ class PgCompliance:
         return applied.first() is not None
 
 
-__all__ = ["PgCompliance"]
+__all__ = ["SqlCompliance"]

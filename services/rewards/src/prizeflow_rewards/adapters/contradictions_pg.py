@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_rewards.domain.contradictions import Contradiction
+
+Conn = AsyncSession | AsyncConnection
 
 _RECORD = text(
     "INSERT INTO final_state_contradictions (subject, aggregate_id, state, reported, source_ref, detail) "
@@ -14,10 +17,13 @@ _RECORD = text(
 )
 
 
-class PgContradictions:
-    async def record(self, tx: Any, contradiction: Contradiction) -> bool:
+class SqlContradictions:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def record(self, contradiction: Contradiction) -> bool:
         c = contradiction
-        row = await tx.execute(
+        row = await self.session.execute(
             _RECORD,
             {
                 "subject": c.subject,
@@ -30,8 +36,8 @@ class PgContradictions:
         )
         return row.first() is not None
 
-    async def recent(self, tx: Any, *, limit: int) -> list[dict[str, Any]]:
-        rows = await tx.execute(
+    async def recent(self, *, limit: int) -> list[dict[str, Any]]:
+        rows = await self.session.execute(
             text(
                 "SELECT id, subject, aggregate_id, state, reported, source_ref, detail, recorded_at "
                 "FROM final_state_contradictions ORDER BY id DESC LIMIT :limit"
@@ -41,4 +47,4 @@ class PgContradictions:
         return [dict(r) for r in rows.mappings()]
 
 
-__all__ = ["PgContradictions"]
+__all__ = ["SqlContradictions"]

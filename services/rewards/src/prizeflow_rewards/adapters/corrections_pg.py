@@ -65,8 +65,11 @@ def _correction(r: Any) -> Correction:
     )
 
 
-class PgLedgerCorrections:
-    async def add(self, tx: Conn, correction: Correction) -> bool:
+class SqlLedgerCorrections:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def add(self, correction: Correction) -> bool:
         c = correction
         params = {
             "id": c.id,
@@ -81,27 +84,27 @@ class PgLedgerCorrections:
             "by": c.proposed_by,
             "at": c.proposed_at,
         }
-        return (await tx.execute(_INSERT, params)).first() is not None
+        return (await self.session.execute(_INSERT, params)).first() is not None
 
-    async def by_reference(self, tx: Conn, reference: str) -> Correction | None:
-        row = (await tx.execute(_BY_REFERENCE, {"ref": reference})).first()
+    async def by_reference(self, reference: str) -> Correction | None:
+        row = (await self.session.execute(_BY_REFERENCE, {"ref": reference})).first()
         return _correction(row) if row is not None else None
 
-    async def get(self, tx: Conn, correction_id: str, *, lock: bool = False) -> Correction | None:
-        row = (await tx.execute(_GET_LOCKED if lock else _GET, {"id": correction_id})).first()
+    async def get(self, correction_id: str, *, lock: bool = False) -> Correction | None:
+        row = (await self.session.execute(_GET_LOCKED if lock else _GET, {"id": correction_id})).first()
         return _correction(row) if row is not None else None
 
-    async def list(self, tx: Conn, *, status: CorrectionStatus | None, limit: int) -> list[Correction]:
+    async def list(self, *, status: CorrectionStatus | None, limit: int) -> list[Correction]:
         clause = "WHERE k.status = :status " if status is not None else ""
-        rows = await tx.execute(
+        rows = await self.session.execute(
             text(_SELECT + clause + "ORDER BY k.proposed_at DESC, k.id LIMIT :limit"),
             {"status": status.value if status is not None else None, "limit": limit},
         )
         return [_correction(r) for r in rows]
 
-    async def decide(self, tx: Conn, correction: Correction) -> None:
+    async def decide(self, correction: Correction) -> None:
         c = correction
-        await tx.execute(
+        await self.session.execute(
             _DECIDE,
             {
                 "id": c.id,
@@ -116,4 +119,4 @@ class PgLedgerCorrections:
         )
 
 
-__all__ = ["PgLedgerCorrections"]
+__all__ = ["SqlLedgerCorrections"]

@@ -87,7 +87,7 @@ def _wallet_line(r: Any) -> WalletLine:
     )
 
 
-class PgLedgerExportReader:
+class SqlLedgerExportReader:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
@@ -108,4 +108,4 @@ class PgLedgerExportReader:
                 yield WalletChunk(opening, [_wallet_line(r) for r in chunk])
 
 
-__all__ = ["PgLedgerExportReader"]
+__all__ = ["SqlLedgerExportReader"]

@@ -21,9 +21,12 @@ _HELD = text(
 )
 
 
-class PgFlowQueries:
-    async def claims_of(self, tx: Conn, correlation_id: str, *, limit: int) -> list[ClaimTrail]:
-        rows = await tx.execute(_CLAIMS, {"cid": correlation_id, "limit": limit})
+class SqlFlowQueries:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def claims_of(self, correlation_id: str, *, limit: int) -> list[ClaimTrail]:
+        rows = await self.session.execute(_CLAIMS, {"cid": correlation_id, "limit": limit})
         return [
             ClaimTrail(
                 claim_id=r.id,
@@ -40,15 +43,15 @@ class PgFlowQueries:
             for r in rows
         ]
 
-    async def held_rounds_of(self, tx: Conn, correlation_id: str, *, limit: int) -> list[HeldRoundTrail]:
-        rows = await tx.execute(_HELD, {"cid": correlation_id, "limit": limit})
+    async def held_rounds_of(self, correlation_id: str, *, limit: int) -> list[HeldRoundTrail]:
+        rows = await self.session.execute(_HELD, {"cid": correlation_id, "limit": limit})
         return [
             HeldRoundTrail(r.round_id, r.campaign_id, r.asset, r.total, r.reason, r.held_at, r.released_at)
             for r in rows
         ]
 
-    async def top_ups_of(self, tx: Conn, correlation_id: str, *, limit: int) -> list[TopUp]:
-        return await top_ups_of_flow(tx, correlation_id, limit=limit)
+    async def top_ups_of(self, correlation_id: str, *, limit: int) -> list[TopUp]:
+        return await top_ups_of_flow(self.session, correlation_id, limit=limit)
 
 
-__all__ = ["PgFlowQueries"]
+__all__ = ["SqlFlowQueries"]

@@ -44,10 +44,12 @@ def _record(r: Any) -> TransferRecord:
     )
 
 
-class PgLedgerBook:
+class SqlLedgerBook:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
     async def transfers(
         self,
-        tx: Conn,
         *,
         correlation_id: str | None,
         account: tuple[AccountKind, str] | None,
@@ -67,16 +69,16 @@ class PgLedgerBook:
             params["before"] = before_seq
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         # Fixed fragments; every value is bound.
-        rows = await tx.execute(text(_SELECT + clause + "ORDER BY t.seq DESC LIMIT :limit"), params)
+        rows = await self.session.execute(text(_SELECT + clause + "ORDER BY t.seq DESC LIMIT :limit"), params)
         return [_record(r) for r in rows]
 
-    async def transfer(self, tx: Conn, transfer_id: uuid.UUID) -> TransferRecord | None:
-        row = (await tx.execute(_ONE, {"id": transfer_id})).first()
+    async def transfer(self, transfer_id: uuid.UUID) -> TransferRecord | None:
+        row = (await self.session.execute(_ONE, {"id": transfer_id})).first()
         return _record(row) if row is not None else None
 
-    async def existing(self, tx: Conn, refs: Iterable[AccountRef]) -> set[uuid.UUID]:
-        rows = await tx.execute(_EXISTING, {"ids": [r.id for r in refs]})
+    async def existing(self, refs: Iterable[AccountRef]) -> set[uuid.UUID]:
+        rows = await self.session.execute(_EXISTING, {"ids": [r.id for r in refs]})
         return {r[0] for r in rows}
 
 
-__all__ = ["PgLedgerBook"]
+__all__ = ["SqlLedgerBook"]

@@ -10,10 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_runtime.outbox import add_events
 
-
-class PgOutbox:
-    async def stage(self, tx: AsyncSession | AsyncConnection, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
-        await add_events(tx, events)
+Conn = AsyncSession | AsyncConnection
 
 
-__all__ = ["PgOutbox"]
+class SqlOutbox:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def stage(self, events: Sequence[Envelope[Any] | StagedEvent]) -> None:
+        await add_events(self.session, events)
+
+
+__all__ = ["SqlOutbox"]

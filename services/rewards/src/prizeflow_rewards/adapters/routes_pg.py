@@ -14,27 +14,30 @@ Conn = AsyncSession | AsyncConnection
 _LOCK = text("SELECT sequence FROM payout_routes_version FOR UPDATE")
 
 
-class PgPayoutRoutes:
-    async def lock(self, tx: Conn) -> None:
-        await tx.execute(_LOCK)
+class SqlPayoutRoutes:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
 
-    async def publish(self, tx: Conn, announcement: PayoutRoutesPublished) -> None:
+    async def lock(self) -> None:
+        await self.session.execute(_LOCK)
+
+    async def publish(self, announcement: PayoutRoutesPublished) -> None:
         """Under the version row's lock: replaced only by a newer announcement (an older one changes nothing)."""
         data = announcement
-        current = (await tx.execute(_LOCK)).scalar()
+        current = (await self.session.execute(_LOCK)).scalar()
         if current is not None and current >= data.sequence:
             return
-        await tx.execute(
+        await self.session.execute(
             text(
                 "INSERT INTO payout_routes_version (id, sequence, published_at) VALUES (true, :s, :t) "
                 "ON CONFLICT (id) DO UPDATE SET sequence = :s, published_at = :t"
             ),
             {"s": data.sequence, "t": data.published_at},
         )
-        await tx.execute(text("DELETE FROM payout_routes"))
+        await self.session.execute(text("DELETE FROM payout_routes"))
         routes = {(r.asset, r.destination_type.value, r.provider.value): r.amounts for r in data.routes}
         for (asset, dtype, provider), amounts in sorted(routes.items()):
-            await tx.execute(
+            await self.session.execute(
                 text(
                     "INSERT INTO payout_routes (asset, destination_type, provider, published_at, amounts) "
                     "VALUES (:a, :d, :p, :t, CAST(:n AS bigint[]))"
@@ -48,8 +51,8 @@ class PgPayoutRoutes:
                 },
             )
 
-    async def all(self, tx: Conn) -> list[dict[str, Any]]:
-        rows = await tx.execute(
+    async def all(self) -> list[dict[str, Any]]:
+        rows = await self.session.execute(
             text("SELECT asset, destination_type, provider, published_at, amounts FROM payout_routes ORDER BY 1, 2, 3")
         )
         return [
@@ -66,7 +69,7 @@ class PgPayoutRoutes:
 
 async def publish_routes(conn: Conn, data: PayoutRoutesPublished) -> None:
     """Tell rewards payouts' routes directly, as a consumed PayoutRoutesPublished would (tests, tools)."""
-    await PgPayoutRoutes().publish(conn, data)
+    await SqlPayoutRoutes(conn).publish(data)
 
 
-__all__ = ["PgPayoutRoutes", "publish_routes"]
+__all__ = ["SqlPayoutRoutes", "publish_routes"]

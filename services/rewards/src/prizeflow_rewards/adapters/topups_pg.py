@@ -101,23 +101,26 @@ def _adjustment(row: Any) -> Adjustment:
     )
 
 
-class PgTopUpRepository:
-    async def get(self, tx: Conn, top_up_id: str, *, lock: bool = False) -> TopUp | None:
-        row = (await tx.execute(_GET_LOCKED if lock else _GET, {"id": top_up_id})).first()
+class SqlTopUpRepository:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def get(self, top_up_id: str, *, lock: bool = False) -> TopUp | None:
+        row = (await self.session.execute(_GET_LOCKED if lock else _GET, {"id": top_up_id})).first()
         return _top_up(row) if row is not None else None
 
-    async def lock_player(self, tx: Conn, player_id: str) -> None:
-        await tx.execute(
+    async def lock_player(self, player_id: str) -> None:
+        await self.session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"rewards:top-up:{player_id}"}
         )
 
-    async def open_or_credited_since(self, tx: Conn, player_id: str, asset: str, *, since: datetime) -> int:
-        total = (await tx.execute(_SUM_RECENT, {"p": player_id, "a": asset, "since": since})).scalar_one()
+    async def open_or_credited_since(self, player_id: str, asset: str, *, since: datetime) -> int:
+        total = (await self.session.execute(_SUM_RECENT, {"p": player_id, "a": asset, "since": since})).scalar_one()
         return int(total)
 
-    async def add(self, tx: Conn, top_up: TopUp) -> bool:
+    async def add(self, top_up: TopUp) -> bool:
         row = (
-            await tx.execute(
+            await self.session.execute(
                 _INSERT,
                 {
                     "id": top_up.id,
@@ -137,26 +140,28 @@ class PgTopUpRepository:
         return row is not None
 
     async def lock_matching(
-        self, tx: Conn, *, top_up_ids: Sequence[str], session_refs: Sequence[str], payment_refs: Sequence[str]
+        self, *, top_up_ids: Sequence[str], session_refs: Sequence[str], payment_refs: Sequence[str]
     ) -> list[TopUp]:
-        rows = await tx.execute(
+        rows = await self.session.execute(
             _LOCK_MATCHING, {"ids": list(top_up_ids), "sessions": list(session_refs), "payments": list(payment_refs)}
         )
         return [_top_up(r) for r in rows]
 
-    async def find(
-        self, tx: Conn, *, top_up_id: str | None, session_ref: str | None, payment_ref: str | None
-    ) -> TopUp | None:
-        rows = list(await tx.execute(_FIND, {"id": top_up_id, "session": session_ref, "payment": payment_ref}))
+    async def find(self, *, top_up_id: str | None, session_ref: str | None, payment_ref: str | None) -> TopUp | None:
+        rows = list(
+            await self.session.execute(_FIND, {"id": top_up_id, "session": session_ref, "payment": payment_ref})
+        )
         return _top_up(rows[0]) if rows else None
 
-    async def set_status(self, tx: Conn, top_up_id: str, status: TopUpStatus) -> None:
-        await tx.execute(text("UPDATE top_ups SET status = :s WHERE id = :id"), {"s": status.value, "id": top_up_id})
+    async def set_status(self, top_up_id: str, status: TopUpStatus) -> None:
+        await self.session.execute(
+            text("UPDATE top_ups SET status = :s WHERE id = :id"), {"s": status.value, "id": top_up_id}
+        )
 
     async def mark_credited(
-        self, tx: Conn, top_up_id: str, *, payment_ref: str | None, transfer_id: uuid.UUID, at: datetime
+        self, top_up_id: str, *, payment_ref: str | None, transfer_id: uuid.UUID, at: datetime
     ) -> None:
-        await tx.execute(
+        await self.session.execute(
             text(
                 "UPDATE top_ups SET status = 'credited', credit_transfer_id = :t, credited_at = :at, "
                 "payment_ref = coalesce(:pr, payment_ref) WHERE id = :id"
@@ -164,13 +169,11 @@ class PgTopUpRepository:
             {"t": transfer_id, "at": at, "pr": payment_ref, "id": top_up_id},
         )
 
-    async def adjustments(self, tx: Conn, top_up_id: str) -> list[Adjustment]:
-        return [_adjustment(r) for r in await tx.execute(_ADJUSTMENTS, {"t": top_up_id})]
+    async def adjustments(self, top_up_id: str) -> list[Adjustment]:
+        return [_adjustment(r) for r in await self.session.execute(_ADJUSTMENTS, {"t": top_up_id})]
 
-    async def record_adjustment(
-        self, tx: Conn, provider: str, adjustment: Adjustment, *, provider_event_id: str
-    ) -> None:
-        await tx.execute(
+    async def record_adjustment(self, provider: str, adjustment: Adjustment, *, provider_event_id: str) -> None:
+        await self.session.execute(
             _RECORD_ADJ,
             {
                 "t": adjustment.top_up_id,
@@ -182,12 +185,12 @@ class PgTopUpRepository:
             },
         )
 
-    async def find_adjustment(self, tx: Conn, provider: str, kind: str, adjustment_ref: str) -> Adjustment | None:
-        row = (await tx.execute(_FIND_ADJ, {"p": provider, "k": kind, "r": adjustment_ref})).first()
+    async def find_adjustment(self, provider: str, kind: str, adjustment_ref: str) -> Adjustment | None:
+        row = (await self.session.execute(_FIND_ADJ, {"p": provider, "k": kind, "r": adjustment_ref})).first()
         return _adjustment(row) if row is not None else None
 
-    async def mark_applied(self, tx: Conn, adjustment: Adjustment) -> None:
-        result = await tx.execute(
+    async def mark_applied(self, adjustment: Adjustment) -> None:
+        result = await self.session.execute(
             _APPLY_ADJ,
             {
                 "d": adjustment.debited,
@@ -203,4 +206,4 @@ class PgTopUpRepository:
             raise RuntimeError(f"adjustment {adjustment.kind} {adjustment.adjustment_ref} was not pending")
 
 
-__all__ = ["PgTopUpRepository", "top_ups_of_flow"]
+__all__ = ["SqlTopUpRepository", "top_ups_of_flow"]

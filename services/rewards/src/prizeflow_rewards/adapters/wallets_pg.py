@@ -25,9 +25,12 @@ LIMIT :limit
 """
 
 
-class PgWalletQueries:
-    async def balances(self, tx: Conn, player_id: str) -> list[tuple[str, Balance]]:
-        rows = await tx.execute(
+class SqlWalletQueries:
+    def __init__(self, session: Conn) -> None:
+        self.session = session
+
+    async def balances(self, player_id: str) -> list[tuple[str, Balance]]:
+        rows = await self.session.execute(
             text(
                 "SELECT asset, debits_posted, credits_posted, debits_pending, credits_pending FROM ledger_accounts "
                 "WHERE kind = :k AND owner_id = :p "
@@ -39,8 +42,8 @@ class PgWalletQueries:
             (r.asset, Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)) for r in rows
         ]
 
-    async def wallet_ids(self, tx: Conn, player_id: str, *, asset: str | None) -> list[uuid.UUID]:
-        rows = await tx.execute(
+    async def wallet_ids(self, player_id: str, *, asset: str | None) -> list[uuid.UUID]:
+        rows = await self.session.execute(
             text(
                 "SELECT id FROM ledger_accounts WHERE kind = :k AND owner_id = :p "
                 "AND (CAST(:a AS text) IS NULL OR asset = CAST(:a AS text))"
@@ -51,7 +54,6 @@ class PgWalletQueries:
 
     async def movements(
         self,
-        tx: Conn,
         wallet_ids: Sequence[uuid.UUID],
         *,
         kind: TransferKind | None,
@@ -66,7 +68,7 @@ class PgWalletQueries:
         if before_seq is not None:
             filters.append("AND t.seq < :before")
             params["before"] = before_seq
-        rows = await tx.execute(text(_HISTORY.format(filters=" ".join(filters))), params)
+        rows = await self.session.execute(text(_HISTORY.format(filters=" ".join(filters))), params)
         return [
             WalletMovement(
                 seq=r.seq,
@@ -84,4 +86,4 @@ class PgWalletQueries:
         ]
 
 
-__all__ = ["PgWalletQueries"]
+__all__ = ["SqlWalletQueries"]

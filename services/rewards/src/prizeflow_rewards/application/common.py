@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_rewards.application.ports import Outbox, Tx
+from prizeflow_rewards.application.ports import Outbox
 from prizeflow_rewards.domain.ledger import BatchResult, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.audit import admin_action as audit_event
@@ -80,7 +80,6 @@ def admin_action(
 
 async def audit(
     outbox: Outbox,
-    tx: Tx,
     *,
     source: str,
     actor: Principal,
@@ -104,4 +103,4 @@ async def audit(
         before=before,
         after=after,
     )
-    await outbox.stage(tx, [event])
+    await outbox.stage([event])

@@ -8,11 +8,12 @@ normal rules, once one person proposed it and a second approved it (`domain/corr
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.common import Clock, audit, count_transfers, ledger_refusal, utcnow
-from prizeflow_rewards.application.ports import Ledger, LedgerBook, LedgerCorrections, Stores, TransferRecord, Tx
+from prizeflow_rewards.application.ports import TransferRecord
 from prizeflow_rewards.domain.corrections import (
     AccountNameError,
     Correction,
@@ -24,6 +25,7 @@ from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, LedgerError
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_runtime.principal import Principal
+from prizeflow_runtime.uow import UnitOfWork
 
 
 class CorrectionError(UseCaseError):
@@ -57,14 +59,18 @@ class ProposeCorrection:
     """Propose a compensating transfer. The same reference proposes once: again with the same body it answers
     the correction it made; with another body it is refused (`reference_conflict`)."""
 
-    book: LedgerBook
-    corrections: LedgerCorrections
+    uow: UnitOfWork[Books]
     source: str
     clock: Clock = utcnow
-    stores: Stores = field(kw_only=True)
 
-    async def __call__(
-        self, tx: Tx, actor: Principal, proposal: Proposal, *, correlation_id: str
+    async def __call__(self, actor: Principal, proposal: Proposal, *, correlation_id: str) -> tuple[Correction, bool]:
+        async def propose(books: Books) -> tuple[Correction, bool]:
+            return await self._propose(books, actor, proposal, correlation_id=correlation_id)
+
+        return await self.uow.run(propose)
+
+    async def _propose(
+        self, books: Books, actor: Principal, proposal: Proposal, *, correlation_id: str
     ) -> tuple[Correction, bool]:
         p = proposal
         debit, credit = _account(p.debit_account, p.asset), _account(p.credit_account, p.asset)
@@ -72,7 +78,7 @@ class ProposeCorrection:
             raise CorrectionError(ErrorKind.INVALID, "same_account", "a correction moves money between two accounts")
         flow = correlation_id
         if p.corrects_transfer_id is not None:
-            corrected = await self.book.transfer(tx, p.corrects_transfer_id)
+            corrected = await books.ledger_book.transfer(p.corrects_transfer_id)
             if corrected is None:
                 raise CorrectionError(
                     ErrorKind.INVALID, "unknown_transfer", f"no ledger transfer {p.corrects_transfer_id} to correct"
@@ -96,18 +102,17 @@ class ProposeCorrection:
             proposed_by=actor.user_id,
             proposed_at=self.clock(),
         )
-        existing = await self.corrections.by_reference(tx, p.reference)
+        existing = await books.corrections.by_reference(p.reference)
         if existing is None:
-            missing = {debit.id, credit.id} - await self.book.existing(tx, [debit, credit])
+            missing = {debit.id, credit.id} - await books.ledger_book.existing([debit, credit])
             if missing:
                 names = sorted(account_name(r) for r in (debit, credit) if r.id in missing)
                 raise CorrectionError(
                     ErrorKind.CONFLICT, "unknown_account", f"no such account in {p.asset}: {', '.join(names)}"
                 )
-            if await self.corrections.add(tx, proposed):
+            if await books.corrections.add(proposed):
                 await audit(
-                    self.stores.outbox,
-                    tx,
+                    books.outbox,
                     source=self.source,
                     actor=actor,
                     action="ledger_correction.propose",
@@ -118,7 +123,7 @@ class ProposeCorrection:
                     after=_summary(proposed),
                 )
                 return proposed, True
-            existing = await self.corrections.by_reference(tx, p.reference)  # proposed meanwhile
+            existing = await books.corrections.by_reference(p.reference)  # proposed meanwhile
             assert existing is not None, "a reference the database refused exists"
         if not existing.same_proposal(proposed):
             raise CorrectionError(
@@ -135,27 +140,36 @@ class DecideCorrection:
     or reject a proposed correction. The correction row is locked first, then its accounts: two approvals at once
     apply it once; the same approver asking again gets the applied correction back."""
 
-    ledger: Ledger
-    book: LedgerBook
-    corrections: LedgerCorrections
+    uow: UnitOfWork[Books]
     source: str
     metrics: RewardsMetrics | None = None
     clock: Clock = utcnow
-    stores: Stores = field(kw_only=True)
 
-    async def approve(self, tx: Tx, actor: Principal, correction_id: str, *, reason: str | None) -> Correction:
-        c = await self._locked(tx, correction_id)
+    async def approve(self, actor: Principal, correction_id: str, *, reason: str | None) -> Correction:
+        async def approve(books: Books) -> Correction:
+            return await self._approve(books, actor, correction_id, reason=reason)
+
+        return await self.uow.run(approve)
+
+    async def reject(self, actor: Principal, correction_id: str, *, reason: str) -> Correction:
+        async def reject(books: Books) -> Correction:
+            return await self._reject(books, actor, correction_id, reason=reason)
+
+        return await self.uow.run(reject)
+
+    async def _approve(self, books: Books, actor: Principal, correction_id: str, *, reason: str | None) -> Correction:
+        c = await _locked(books, correction_id)
         if c.status is CorrectionStatus.APPLIED and c.approved_by == actor.user_id:
             return c  # a retry of this approval
         self._check(c, actor, CorrectionStatus.APPLIED)
         transfer = c.transfer()
         # Accounts never disappear, but the ledger creates the ones it locks: check first, then lock.
-        missing = {c.debit.id, c.credit.id} - await self.book.existing(tx, [c.debit, c.credit])
+        missing = {c.debit.id, c.credit.id} - await books.ledger_book.existing([c.debit, c.credit])
         if missing:
             raise CorrectionError(ErrorKind.CONFLICT, "unknown_account", f"correction {c.id}: an account is gone")
-        await self.ledger.declare(tx, [c.debit, c.credit])
+        await books.ledger.declare([c.debit, c.credit])
         try:
-            result = await self.ledger.apply(tx, [transfer])
+            result = await books.ledger.apply([transfer])
         except LedgerError as err:  # e.g. `exceeds_credits`: the correction would overdraw a wallet or a pool
             refusal = ledger_refusal(err)
             raise CorrectionError(refusal.kind, refusal.code, f"correction {c.id}: {refusal.detail}") from err
@@ -168,12 +182,12 @@ class DecideCorrection:
             decision_reason=reason,
             transfer_id=transfer.id,
         )
-        await self.corrections.decide(tx, applied)
-        await self._audit(tx, actor, applied, "approve", reason)
+        await books.corrections.decide(applied)
+        await self._audit(books, actor, applied, "approve", reason)
         return applied
 
-    async def reject(self, tx: Tx, actor: Principal, correction_id: str, *, reason: str) -> Correction:
-        c = await self._locked(tx, correction_id)
+    async def _reject(self, books: Books, actor: Principal, correction_id: str, *, reason: str) -> Correction:
+        c = await _locked(books, correction_id)
         self._check(c, actor, CorrectionStatus.REJECTED)
         rejected = replace(
             c,
@@ -182,15 +196,9 @@ class DecideCorrection:
             rejected_at=self.clock(),
             decision_reason=reason,
         )
-        await self.corrections.decide(tx, rejected)
-        await self._audit(tx, actor, rejected, "reject", reason)
+        await books.corrections.decide(rejected)
+        await self._audit(books, actor, rejected, "reject", reason)
         return rejected
-
-    async def _locked(self, tx: Tx, correction_id: str) -> Correction:
-        c = await self.corrections.get(tx, correction_id, lock=True)
-        if c is None:
-            raise correction_not_found(correction_id)
-        return c
 
     @staticmethod
     def _check(c: Correction, actor: Principal, target: CorrectionStatus) -> None:
@@ -200,10 +208,9 @@ class DecideCorrection:
             kind = ErrorKind.FORBIDDEN if code in {"same_person", "own_account"} else ErrorKind.CONFLICT
             raise CorrectionError(kind, code, detail, correction_status=c.status.value)
 
-    async def _audit(self, tx: Tx, actor: Principal, c: Correction, verb: str, reason: str | None) -> None:
+    async def _audit(self, books: Books, actor: Principal, c: Correction, verb: str, reason: str | None) -> None:
         await audit(
-            self.stores.outbox,
-            tx,
+            books.outbox,
             source=self.source,
             actor=actor,
             action=f"ledger_correction.{verb}",
@@ -214,6 +221,13 @@ class DecideCorrection:
             before={"status": CorrectionStatus.PROPOSED.value},
             after={"status": c.status.value, "transfer_id": c.transfer_id or ""},
         )
+
+
+async def _locked(books: Books, correction_id: str) -> Correction:
+    c = await books.corrections.get(correction_id, lock=True)
+    if c is None:
+        raise correction_not_found(correction_id)
+    return c
 
 
 def _summary(c: Correction) -> dict[str, object]:
@@ -229,31 +243,33 @@ def _summary(c: Correction) -> dict[str, object]:
 
 @dataclass
 class LedgerReads:
-    """Corrections and transfers, for operators."""
+    """Corrections and transfers, for operators: each read in one transaction of its own."""
 
-    book: LedgerBook
-    corrections: LedgerCorrections
+    uow: UnitOfWork[Books]
 
-    async def correction(self, tx: Tx, correction_id: str) -> Correction:
-        c = await self.corrections.get(tx, correction_id)
+    async def correction(self, correction_id: str) -> Correction:
+        async with self.uow() as books:
+            c = await books.corrections.get(correction_id)
         if c is None:
             raise correction_not_found(correction_id)
         return c
 
-    async def list_corrections(self, tx: Tx, *, status: CorrectionStatus | None, limit: int) -> list[Correction]:
-        return await self.corrections.list(tx, status=status, limit=limit)
+    async def list_corrections(self, *, status: CorrectionStatus | None, limit: int) -> list[Correction]:
+        async with self.uow() as books:
+            return await books.corrections.list(status=status, limit=limit)
 
     async def transfers(
-        self, tx: Tx, *, correlation_id: str | None, account: str | None, before_seq: int | None, limit: int
+        self, *, correlation_id: str | None, account: str | None, before_seq: int | None, limit: int
     ) -> list[TransferRecord]:
         """Newest first. `account`: `<kind>:<owner>` (every asset of it)."""
         owner: tuple[AccountKind, str] | None = None
         if account is not None:
             ref = _account(account, "-")  # the asset is not part of the filter
             owner = (ref.kind, ref.owner)
-        return await self.book.transfers(
-            tx, correlation_id=correlation_id, account=owner, before_seq=before_seq, limit=limit
-        )
+        async with self.uow() as books:
+            return await books.ledger_book.transfers(
+                correlation_id=correlation_id, account=owner, before_seq=before_seq, limit=limit
+            )
 
 
 def transfer_view(t: TransferRecord) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The read side of the HTTP API: campaigns with their pool figures, claims, holds, routes, wallets."""
+"""The read side of the HTTP API: campaigns with their pool figures, claims, holds, routes, wallets, top-ups. Each
+query reads in one transaction of its own (run once: a read that loses a race is the client's to retry)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from prizeflow_contracts.money import ASSETS
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.campaigns import campaign_not_found
-from prizeflow_rewards.application.ports import Ledger, Stores, Tx
-from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.campaigns import Campaign, PoolFigures
+from prizeflow_rewards.application.figures import Figures, campaign_figures, pool_figures, receivables, wallet_balances
+from prizeflow_rewards.domain.campaigns import Campaign
 from prizeflow_rewards.domain.claims import Claim
 from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.domain.topups import TopUp
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.uow import UnitOfWork
 
 
 class CursorError(UseCaseError):
@@ -45,95 +46,66 @@ def decode_cursor(cursor: str) -> int:
 
 @dataclass
 class RewardsQueries:
-    ledger: Ledger
-    stores: Stores
+    uow: UnitOfWork[Books]
 
-    async def campaigns(self, tx: Tx) -> list[Campaign]:
-        return await self.stores.campaigns.all(tx)
+    async def campaigns(self) -> list[Figures]:
+        """Every campaign with its pool's figures, oldest first."""
+        async with self.uow() as books:
+            campaigns = await books.campaigns.all()
+            return list((await pool_figures(books, campaigns)).values())
 
-    async def contradictions(self, tx: Tx, *, limit: int) -> list[dict[str, Any]]:
+    async def campaign(self, campaign_id: str) -> Figures:
+        async with self.uow() as books:
+            return await campaign_figures(books, await _campaign(books, campaign_id))
+
+    async def contradictions(self, *, limit: int) -> list[dict[str, Any]]:
         """Later words against a final top-up or claim, newest first (kept for a person; nothing moved)."""
-        return await self.stores.contradictions.recent(tx, limit=limit)
+        async with self.uow() as books:
+            return await books.contradictions.recent(limit=limit)
 
-    async def campaign(self, tx: Tx, campaign_id: str) -> Campaign:
-        campaign = await self.stores.campaigns.get(tx, campaign_id)
-        if campaign is None:
-            raise campaign_not_found(campaign_id)
-        return campaign
-
-    async def figures(self, tx: Tx, campaigns: list[Campaign]) -> dict[str, dict[str, Any]]:
-        """Each campaign with its pool's figures and its held rounds, in two reads whatever their number."""
-        refs = {c.id: accounts.pool(c.id, c.asset) for c in campaigns}
-        balances = await self.ledger.balances(tx, refs.values())
-        held = await self.stores.allocations.held_totals(tx)
-        out = {}
-        for c in campaigns:
-            f = PoolFigures.of(balances[refs[c.id]])
-            n, total = held.get(c.id, (0, 0))
-            out[c.id] = {
-                "campaign_id": c.id,
-                "name": c.name,
-                "asset": c.asset,
-                "status": c.status.value,
-                "budget": f.funded,
-                "funded": f.funded,
-                "paid": f.paid,
-                "reserved": f.reserved,
-                "remaining": f.remaining,
-                "low_threshold": c.low_threshold,
-                "held_rounds": int(n),
-                "held_amount": int(total or 0),
-            }
-        return out
-
-    async def claim(self, tx: Tx, claim_id: str) -> Claim:
-        claim = await self.stores.claims.get(tx, claim_id)
+    async def claim(self, claim_id: str) -> Claim:
+        async with self.uow() as books:
+            claim = await books.claims.get(claim_id)
         if claim is None:
             raise UseCaseError(ErrorKind.NOT_FOUND, "claim_not_found", f"no claim {claim_id}")
         return claim
 
-    async def player_claims(self, tx: Tx, player_id: str, *, limit: int) -> list[Claim]:
-        return await self.stores.claims.of_player(tx, player_id, limit=limit)
+    async def player_claims(self, player_id: str, *, limit: int) -> list[Claim]:
+        async with self.uow() as books:
+            return await books.claims.of_player(player_id, limit=limit)
 
-    async def held_claims(self, tx: Tx, *, limit: int = 100) -> list[Claim]:
-        return await self.stores.claims.held(tx, limit=limit)
+    async def held_claims(self, *, limit: int = 100) -> list[Claim]:
+        async with self.uow() as books:
+            return await books.claims.held(limit=limit)
 
-    async def routes(self, tx: Tx) -> list[dict[str, Any]]:
-        return await self.stores.routes.all(tx)
+    async def routes(self) -> list[dict[str, Any]]:
+        async with self.uow() as books:
+            return await books.routes.all()
 
-    async def wallet_balances(self, tx: Tx, player_id: str) -> list[dict[str, Any]]:
-        """Balances per asset. A wallet no transfer ever moved is no balance: the ledger creates accounts when it
-        locks them, before it knows whether money will move (a held round locks its winners' wallets)."""
-        return [
-            {
-                "asset": asset,
-                "balance": b.posted,
-                "reserved": b.debits_pending,
-                "available": b.available,
-                "incoming_pending": b.credits_pending,
+    async def wallet(self, player_id: str) -> dict[str, Any]:
+        """The player's balances per asset and what they owe, read together."""
+        async with self.uow() as books:
+            return {
+                "player_id": player_id,
+                "balances": await wallet_balances(books, player_id),
+                "receivables": await receivables(books, player_id),
             }
-            for asset, b in await self.stores.wallets.balances(tx, player_id)
-        ]
 
-    async def receivables(self, tx: Tx, player_id: str) -> list[dict[str, Any]]:
-        """What the player owes per asset (refunds/disputes of top-ups their wallet could not cover)."""
-        owed = await self.ledger.balances(tx, [accounts.receivable(player_id, a) for a in ASSETS])
-        return [{"asset": ref.asset, "owed": -b.posted} for ref, b in owed.items() if b.posted != 0]
+    async def top_up_entity(self, top_up_id: str) -> TopUp | None:
+        async with self.uow() as books:
+            return await books.top_ups.get(top_up_id)
 
-    async def top_up_entity(self, tx: Tx, top_up_id: str) -> TopUp | None:
-        return await self.stores.top_ups.get(tx, top_up_id)
-
-    async def top_up(self, tx: Tx, top_up_id: str) -> dict[str, Any] | None:
+    async def top_up(self, top_up_id: str) -> dict[str, Any] | None:
         """A top-up with its refunds and disputes (their split: debited, receivable, credited)."""
-        top_up = await self.stores.top_ups.get(tx, top_up_id)
-        if top_up is None:
-            return None
-        adjustments = await self.stores.top_ups.adjustments(tx, top_up_id)
+        async with self.uow() as books:
+            top_up = await books.top_ups.get(top_up_id)
+            if top_up is None:
+                return None
+            adjustments = await books.top_ups.adjustments(top_up_id)
         return {**top_up.view(), "adjustments": [a.view() for a in adjustments]}
 
     async def wallet_history(
         self,
-        tx: Tx,
         player_id: str,
         *,
         asset: str | None,
@@ -142,11 +114,12 @@ class RewardsQueries:
         limit: int,
     ) -> dict[str, Any]:
         """Newest first; `next_cursor` continues after the last item (stable under concurrent inserts)."""
-        wallets = await self.stores.wallets.wallet_ids(tx, player_id, asset=asset)
-        if not wallets:
-            return {"items": [], "next_cursor": None}
-        before = decode_cursor(cursor) if cursor is not None else None
-        rows = await self.stores.wallets.movements(tx, wallets, kind=kind, before_seq=before, limit=limit + 1)
+        async with self.uow() as books:
+            wallets = await books.wallets.wallet_ids(player_id, asset=asset)
+            if not wallets:
+                return {"items": [], "next_cursor": None}
+            before = decode_cursor(cursor) if cursor is not None else None
+            rows = await books.wallets.movements(wallets, kind=kind, before_seq=before, limit=limit + 1)
         page = rows[:limit]
         items = [
             {
@@ -163,6 +136,13 @@ class RewardsQueries:
             for r in page
         ]
         return {"items": items, "next_cursor": encode_cursor(page[-1].seq) if len(rows) > limit else None}
+
+
+async def _campaign(books: Books, campaign_id: str) -> Campaign:
+    campaign = await books.campaigns.get(campaign_id)
+    if campaign is None:
+        raise campaign_not_found(campaign_id)
+    return campaign
 
 
 __all__ = ["CursorError", "RewardsQueries", "decode_cursor", "encode_cursor"]

@@ -22,9 +22,9 @@ from typing import Final
 from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import AdjustmentKind, LedgerPostingKind, ReconciliationAdjusted
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.common import count_transfers
 from prizeflow_rewards.application.ledger_postings import REWARDS_SOURCE, Posting, posted
-from prizeflow_rewards.application.ports import Ledger, Tx
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind, transfer_id
 from prizeflow_rewards.metrics import RewardsMetrics
@@ -68,7 +68,6 @@ class PostReconciliationAdjustments:
     moves only treasury and external accounts, neither with a balance rule, and no claim outcome reads their
     balance, so the outcome is the one poll order gives."""
 
-    ledger: Ledger
     metrics: RewardsMetrics | None = None
     source: str = field(default=REWARDS_SOURCE, kw_only=True)
 
@@ -77,7 +76,7 @@ class PostReconciliationAdjustments:
         """Every account the poll's adjustments move (none if it has no adjustment)."""
         return {ref for _, data in _adjustments(envs) for ref in adjustment_accounts(data)}
 
-    async def post_many(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> list[StagedEvent]:
+    async def post_many(self, books: Books, envs: Sequence[Envelope[EventPayload]]) -> list[StagedEvent]:
         """The poll's adjustments as one batch (its other events are not this use case's). Should the ledger refuse
         the batch, each is tried alone in poll order (savepoints of the same transaction) to name the event to
         refuse: an id posted before with other money, or a second, different body of an id within the poll.
@@ -88,11 +87,11 @@ class PostReconciliationAdjustments:
         if not posting:
             return []
         try:
-            result = await self.ledger.apply(tx, [t for _, _, t in posting])
+            result = await books.ledger.apply([t for _, _, t in posting])
         except LedgerError as err:
             for env, data, transfer in posting:
                 try:
-                    await self.ledger.apply(tx, [transfer])
+                    await books.ledger.apply([transfer])
                 except LedgerError as alone:
                     raise EventRefusal("conflicting_event", _refused(data, alone), event_id=env.id) from alone
             raise EventRefusal("conflicting_event", f"the poll's reconciliation adjustments: {err.detail}") from err

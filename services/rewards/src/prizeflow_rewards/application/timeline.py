@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prizeflow_rewards.application.ports import ClaimTrail, FlowQueries, LedgerBook, Transactions, TransferRecord, Tx
+from prizeflow_rewards.application.books import Books
+from prizeflow_rewards.application.ports import ClaimTrail, TransferRecord
 from prizeflow_rewards.domain.corrections import account_label
 from prizeflow_rewards.domain.ledger import TransferFlags
 from prizeflow_rewards.domain.topups import TopUp, TopUpStatus
 from prizeflow_runtime.timeline import MAX_ENTRIES_PER_SOURCE, EntryKind, TimelineEntry
+from prizeflow_runtime.uow import UnitOfWork
 
 _EACH = MAX_ENTRIES_PER_SOURCE // 4
 
@@ -19,45 +21,41 @@ _EACH = MAX_ENTRIES_PER_SOURCE // 4
 class RewardsTimeline:
     """A `TimelineSource`: what rewards recorded of one correlation id, read in one transaction."""
 
-    run: Transactions
-    book: LedgerBook
-    flows: FlowQueries
+    uow: UnitOfWork[Books]
 
     async def entries(self, correlation_id: str) -> list[TimelineEntry]:
-        async def read(tx: Tx) -> list[TimelineEntry]:
-            transfers = await self.book.transfers(
-                tx, correlation_id=correlation_id, account=None, before_seq=None, limit=_EACH
+        async with self.uow() as books:
+            transfers = await books.ledger_book.transfers(
+                correlation_id=correlation_id, account=None, before_seq=None, limit=_EACH
             )
-            claims = await self.flows.claims_of(tx, correlation_id, limit=_EACH)
-            held = await self.flows.held_rounds_of(tx, correlation_id, limit=_EACH)
-            top_ups = await self.flows.top_ups_of(tx, correlation_id, limit=_EACH)
-            out = [ledger_entry(t) for t in transfers]
-            out += [e for c in claims for e in claim_entries(c)]
-            for h in held:
+            claims = await books.flows.claims_of(correlation_id, limit=_EACH)
+            held = await books.flows.held_rounds_of(correlation_id, limit=_EACH)
+            top_ups = await books.flows.top_ups_of(correlation_id, limit=_EACH)
+        out = [ledger_entry(t) for t in transfers]
+        out += [e for c in claims for e in claim_entries(c)]
+        for h in held:
+            out.append(
+                TimelineEntry(
+                    h.held_at,
+                    EntryKind.STATE,
+                    "allocation.held",
+                    h.round_id,
+                    f"round {h.round_id}: {h.total} {h.asset} of allocations held ({h.reason}), "
+                    f"campaign {h.campaign_id}",
+                )
+            )
+            if h.released_at is not None:
                 out.append(
                     TimelineEntry(
-                        h.held_at,
+                        h.released_at,
                         EntryKind.STATE,
-                        "allocation.held",
+                        "allocation.released",
                         h.round_id,
-                        f"round {h.round_id}: {h.total} {h.asset} of allocations held ({h.reason}), "
-                        f"campaign {h.campaign_id}",
+                        f"round {h.round_id}: held allocations released from campaign {h.campaign_id}",
                     )
                 )
-                if h.released_at is not None:
-                    out.append(
-                        TimelineEntry(
-                            h.released_at,
-                            EntryKind.STATE,
-                            "allocation.released",
-                            h.round_id,
-                            f"round {h.round_id}: held allocations released from campaign {h.campaign_id}",
-                        )
-                    )
-            out += [e for t in top_ups for e in top_up_entries(t)]
-            return out[:MAX_ENTRIES_PER_SOURCE]
-
-        return await self.run(read)
+        out += [e for t in top_ups for e in top_up_entries(t)]
+        return out[:MAX_ENTRIES_PER_SOURCE]
 
 
 def ledger_entry(t: TransferRecord) -> TimelineEntry:

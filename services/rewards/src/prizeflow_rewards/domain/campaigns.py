@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from prizeflow_contracts.transitions import Transitions
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Balance, Transfer, TransferKind, transfer_id
 
@@ -19,11 +19,15 @@ class CampaignStatus(StrEnum):
 
 
 # Closed is final: its pool pays nothing more, and what it still held went back to the treasury (`sweep`).
-STATUS_TRANSITIONS: Final[Mapping[CampaignStatus, frozenset[CampaignStatus]]] = {
-    CampaignStatus.ACTIVE: frozenset({CampaignStatus.PAUSED, CampaignStatus.CLOSED}),
-    CampaignStatus.PAUSED: frozenset({CampaignStatus.ACTIVE, CampaignStatus.CLOSED}),
-    CampaignStatus.CLOSED: frozenset(),
-}
+TRANSITIONS: Final = Transitions(
+    "campaign",
+    {
+        CampaignStatus.ACTIVE: frozenset({CampaignStatus.PAUSED, CampaignStatus.CLOSED}),
+        CampaignStatus.PAUSED: frozenset({CampaignStatus.ACTIVE, CampaignStatus.CLOSED}),
+        CampaignStatus.CLOSED: frozenset(),
+    },
+    initial=frozenset({CampaignStatus.ACTIVE}),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ def sweep(campaign: Campaign, pool: Balance, *, correlation_id: str) -> Transfer
 
 
 __all__ = [
-    "STATUS_TRANSITIONS",
+    "TRANSITIONS",
     "Campaign",
     "CampaignStatus",
     "PoolFigures",

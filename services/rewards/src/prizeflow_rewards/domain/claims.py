@@ -9,7 +9,9 @@ from enum import StrEnum
 from typing import Any, Final
 
 from prizeflow_contracts.events.rewards import ClaimRejectionCode, HoldCode
+from prizeflow_contracts.holds import CLAIM_HOLD_KINDS, claim_hold
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
+from prizeflow_contracts.transitions import Transitions
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import COUNTER_MAX, Transfer, TransferFlags, TransferKind
 
@@ -26,18 +28,18 @@ class ClaimStatus(StrEnum):
 # held → approved (ops release) | rejected (ops reject) | voided (payouts refused a request naming it);
 # approved → paid | voided (payout failed/cancelled/rejected, or its request refused); paid → returned (the
 # provider reversed it).
-TRANSITIONS: Final[Mapping[ClaimStatus, frozenset[ClaimStatus]]] = {
-    ClaimStatus.HELD: frozenset({ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.VOIDED}),
-    ClaimStatus.APPROVED: frozenset({ClaimStatus.PAID, ClaimStatus.VOIDED}),
-    ClaimStatus.PAID: frozenset({ClaimStatus.RETURNED}),
-    ClaimStatus.REJECTED: frozenset(),
-    ClaimStatus.VOIDED: frozenset(),
-    ClaimStatus.RETURNED: frozenset(),
-}
-
-
-def can_move(current: ClaimStatus, target: ClaimStatus) -> bool:
-    return target in TRANSITIONS[current]
+TRANSITIONS: Final = Transitions(
+    "claim",
+    {
+        ClaimStatus.HELD: frozenset({ClaimStatus.APPROVED, ClaimStatus.REJECTED, ClaimStatus.VOIDED}),
+        ClaimStatus.APPROVED: frozenset({ClaimStatus.PAID, ClaimStatus.VOIDED}),
+        ClaimStatus.PAID: frozenset({ClaimStatus.RETURNED}),
+        ClaimStatus.REJECTED: frozenset(),
+        ClaimStatus.VOIDED: frozenset(),
+        ClaimStatus.RETURNED: frozenset(),
+    },
+    initial=frozenset({ClaimStatus.HELD, ClaimStatus.APPROVED}),
+)
 
 
 class RefusalCode(StrEnum):
@@ -78,13 +80,15 @@ HOLD_OF: Final[Mapping[Finding, HoldCode]] = {
     Finding.NEW_DESTINATION: HoldCode.NEW_DESTINATION,
 }
 
-# What a player is told about a held claim: the next step, never the rule's numbers (those are `hold_detail`,
-# for staff). A hold the policy raised says what the policy says (`PLAYER_MESSAGE`).
+# What a player is told about a held claim: the next step its kind names (`CLAIM_HOLD_KINDS`), never the rule's
+# numbers (those are `hold_detail`, for staff); a kind that names none is "being reviewed".
 HOLD_NEXT_STEP: Final[Mapping[HoldCode, str]] = {
-    HoldCode.KYC_REQUIRED: PLAYER_MESSAGE[Finding.KYC_REQUIRED],
-    HoldCode.NEW_DESTINATION: PLAYER_MESSAGE[Finding.NEW_DESTINATION],
-    HoldCode.VELOCITY: PLAYER_MESSAGE[Finding.VELOCITY],
+    code: kind.next_step for code, kind in CLAIM_HOLD_KINDS.items() if kind.next_step is not None
 }
+# The holds the player's identity verification releases (verified: assessed again; failed: rejected).
+RESUMED_BY_VERIFICATION: Final = frozenset(
+    code.value for code, kind in CLAIM_HOLD_KINDS.items() if kind.resumed_by_verification
+)
 REVIEWED: Final = "Your withdrawal is being reviewed. No action is needed."
 REJECTION_NEXT_STEP: Final[Mapping[str, str]] = {
     ClaimRejectionCode.KYC_FAILED.value: PLAYER_MESSAGE[Finding.KYC_FAILED],
@@ -101,8 +105,8 @@ STATUS_NEXT_STEP: Final[Mapping[ClaimStatus, str]] = {
 def next_step(status: ClaimStatus, hold_code: str | None, rejection_code: str | None) -> str:
     """The player's words for a claim: what happens next, never a threshold, window, count or score."""
     if status is ClaimStatus.HELD:
-        code = next((c for c in HoldCode if c.value == hold_code), None)
-        return HOLD_NEXT_STEP.get(code, REVIEWED) if code is not None else REVIEWED
+        kind = claim_hold(hold_code)
+        return kind.next_step if kind is not None and kind.next_step is not None else REVIEWED
     if status is ClaimStatus.REJECTED and rejection_code is not None and rejection_code in REJECTION_NEXT_STEP:
         return REJECTION_NEXT_STEP[rejection_code]
     return STATUS_NEXT_STEP[status]

@@ -13,12 +13,12 @@ Accounts are named `<kind>:<owner>` in the correction's asset, as `domain/accoun
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from prizeflow_contracts.transitions import Transitions
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind, transfer_id
 
 
@@ -29,11 +29,15 @@ class CorrectionStatus(StrEnum):
 
 
 # Applied and rejected are final: a correction that was wrong is compensated by another one.
-TRANSITIONS: Final[Mapping[CorrectionStatus, frozenset[CorrectionStatus]]] = {
-    CorrectionStatus.PROPOSED: frozenset({CorrectionStatus.APPLIED, CorrectionStatus.REJECTED}),
-    CorrectionStatus.APPLIED: frozenset(),
-    CorrectionStatus.REJECTED: frozenset(),
-}
+TRANSITIONS: Final = Transitions(
+    "ledger correction",
+    {
+        CorrectionStatus.PROPOSED: frozenset({CorrectionStatus.APPLIED, CorrectionStatus.REJECTED}),
+        CorrectionStatus.APPLIED: frozenset(),
+        CorrectionStatus.REJECTED: frozenset(),
+    },
+    initial=frozenset({CorrectionStatus.PROPOSED}),
+)
 
 # Whose balance is a person's: their owner stays out of what operators' views summarize.
 PERSONAL_KINDS: Final = frozenset({AccountKind.PLAYER_WALLET, AccountKind.PLAYER_RECEIVABLE})
@@ -132,7 +136,7 @@ class Correction:
             return "same_person", f"correction {self.id} was proposed by {person}: another person approves it"
         if target is CorrectionStatus.APPLIED and person in self.personal_owners():
             return "own_account", f"correction {self.id} moves money of {person}'s own account: another approves it"
-        if target not in TRANSITIONS[self.status]:
+        if not TRANSITIONS.allows(self.status, target):
             return "not_proposed", f"correction {self.id} is {self.status.value}"
         return None
 

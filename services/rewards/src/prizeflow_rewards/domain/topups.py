@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from prizeflow_contracts.money import Asset, AssetKind
+from prizeflow_contracts.transitions import Transitions
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountRef, Transfer, TransferKind
 
@@ -30,16 +31,16 @@ class TopUpStatus(StrEnum):
 
 # created → credited | failed | expired. Failed and expired are final: a session the provider let expire or whose
 # payment failed is never paid later (a `paid` report for one is refused for a person to look at, not absorbed).
-TRANSITIONS: Final[Mapping[TopUpStatus, frozenset[TopUpStatus]]] = {
-    TopUpStatus.CREATED: frozenset({TopUpStatus.CREDITED, TopUpStatus.FAILED, TopUpStatus.EXPIRED}),
-    TopUpStatus.CREDITED: frozenset(),
-    TopUpStatus.FAILED: frozenset(),
-    TopUpStatus.EXPIRED: frozenset(),
-}
-
-
-def can_move(current: TopUpStatus, target: TopUpStatus) -> bool:
-    return target in TRANSITIONS[current]
+TRANSITIONS: Final = Transitions(
+    "top-up",
+    {
+        TopUpStatus.CREATED: frozenset({TopUpStatus.CREDITED, TopUpStatus.FAILED, TopUpStatus.EXPIRED}),
+        TopUpStatus.CREDITED: frozenset(),
+        TopUpStatus.FAILED: frozenset(),
+        TopUpStatus.EXPIRED: frozenset(),
+    },
+    initial=frozenset({TopUpStatus.CREATED}),
+)
 
 
 class AdjustmentKind(StrEnum):
@@ -303,7 +304,6 @@ __all__ = [
     "TopUpRefusalCode",
     "TopUpStatus",
     "adjustment_transfers",
-    "can_move",
     "check_amount",
     "credit_transfer",
     "debit_split",

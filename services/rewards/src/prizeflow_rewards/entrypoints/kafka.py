@@ -1,4 +1,4 @@
-"""Kafka handlers: decode → use case. Each runs inside the consumer's transaction (inbox row claimed).
+"""Kafka handlers: decode → use case. Each runs on the consumer's `books`: its transaction, inbox rows claimed.
 
 A poll is one transaction that applies event after event, each touching other accounts: so every handler
 first takes every lock the whole poll needs (claims, then all ledger accounts, each set in its one global
@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from prizeflow_contracts.envelope import Envelope, EventPayload
 from prizeflow_contracts.errors import refusing
 from prizeflow_contracts.events.game import PaidVia, PrizeSource
 from prizeflow_contracts.events.settlement import EntryAccepted, RoundSettled
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.claims import ApplyComplianceEvents, SettlePayout, Waiting
 from prizeflow_rewards.application.reconciliation import PostReconciliationAdjustments
 from prizeflow_rewards.application.rounds import RoundMoney
@@ -30,20 +29,20 @@ class RoundEventsHandler:
 
     rounds: RoundMoney
 
-    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+    async def __call__(self, books: Books, envelopes: Sequence[Envelope[EventPayload]]) -> None:
         """RoundSettled of sponsored rounds are gathered and paid together (`RoundMoney.settle_sponsored_many`);
         other events run one by one as they come. A gathered round is paid before any later event of the same
         round, and before a later wallet-paid entry that debits a wallet it credits, so no event sees the ledger
         differently than in poll order. Reordering across unrelated rounds is harmless: those events touch
         no account the gathered rounds debit with a balance rule (their pools) nor wallets they credit."""
-        await self.rounds.prepare(session, envelopes)
+        await self.rounds.prepare(books, envelopes)
         pending: list[Envelope[EventPayload]] = []
         rounds: set[str] = set()
         wallets: set[tuple[str, str]] = set()
 
         async def flush() -> None:
             if pending:
-                await self.rounds.settle_sponsored_many(session, list(pending))
+                await self.rounds.settle_sponsored_many(books, list(pending))
                 pending.clear()
                 rounds.clear()
                 wallets.clear()
@@ -60,7 +59,7 @@ class RoundEventsHandler:
             if pending and _depends(data, rounds, wallets):
                 await flush()
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
-                await self.rounds.handle(session, env)
+                await self.rounds.handle(books, env)
         await flush()
 
 
@@ -81,8 +80,8 @@ class PayoutEventsHandler:
     of its adjustments in one ordered lock); the claim outcomes in poll order, then the adjustments, which touch
     no account with a balance rule (`PostReconciliationAdjustments`). What both wrote on the rails' external
     accounts goes to payouts as `LedgerPosted`, in one outbox write for the poll. `adjust` defaults to one on the
-    settlement's ledger, metrics and source. `compliance` (the risk policy, the players' verification): its
-    players' locks first, the claims waiting for them locked with the poll's, decided after the outcomes."""
+    settlement's metrics and source. `compliance` (the risk policy, the players' verification): its players'
+    locks first, the claims waiting for them locked with the poll's, decided after the outcomes."""
 
     settle: SettlePayout
     adjust: PostReconciliationAdjustments | None = None
@@ -90,22 +89,20 @@ class PayoutEventsHandler:
     _adjust: PostReconciliationAdjustments = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._adjust = self.adjust or PostReconciliationAdjustments(
-            self.settle.ledger, self.settle.metrics, source=self.settle.source
-        )
+        self._adjust = self.adjust or PostReconciliationAdjustments(self.settle.metrics, source=self.settle.source)
 
-    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
-        waiting = await self.compliance.prepare(session, envelopes) if self.compliance is not None else Waiting()
+    async def __call__(self, books: Books, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        waiting = await self.compliance.prepare(books, envelopes) if self.compliance is not None else Waiting()
         postings = await self.settle.settle_poll(
-            session,
+            books,
             envelopes,
             also={*self._adjust.accounts(envelopes), *waiting.accounts},
             claims=waiting.claim_ids,
         )
-        postings += await self._adjust.post_many(session, envelopes)
+        postings += await self._adjust.post_many(books, envelopes)
         if self.compliance is not None:
-            await self.compliance.apply(session, envelopes, waiting)
-        await self.settle.stage_postings(session, postings)
+            await self.compliance.apply(books, envelopes, waiting)
+        await self.settle.stage_postings(books, postings)
 
 
 @dataclass
@@ -114,8 +111,8 @@ class PaymentEventsHandler:
 
     apply: ApplyPaymentEvents
 
-    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[EventPayload]]) -> None:
-        await self.apply.prepare(session, envelopes)
+    async def __call__(self, books: Books, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        await self.apply.prepare(books, envelopes)
         for env in envelopes:
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
-                await self.apply.handle(session, env)
+                await self.apply.handle(books, env)

@@ -1,89 +1,99 @@
 """ReviewHold: ops decide a held claim, release it (approve → PayoutRequested) or reject it (its reservation goes
-back to the wallet)."""
+back to the wallet). Each decision is one transaction of its own (`uow.run`), with its events and audit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.rewards import ClaimRejected, ClaimRejectionCode
 from prizeflow_contracts.money import Money
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.claims.shared import ClaimError, approval
 from prizeflow_rewards.application.common import Clock, audit, count_transfers, ledger_refusals, utcnow
-from prizeflow_rewards.application.ports import ClaimDecision, Ledger, Stores, Tx
-from prizeflow_rewards.domain.claims import Claim, ClaimStatus, can_move
+from prizeflow_rewards.application.ports import ClaimDecision
+from prizeflow_rewards.domain.claims import TRANSITIONS, Claim, ClaimStatus
 from prizeflow_rewards.domain.ledger import void_of
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind
 from prizeflow_runtime.principal import Principal
+from prizeflow_runtime.uow import UnitOfWork
 
 
 @dataclass
 class ReviewHold:
-    ledger: Ledger
+    uow: UnitOfWork[Books]
     source: str
     metrics: RewardsMetrics | None = None
     clock: Clock = utcnow
-    stores: Stores = field(kw_only=True)
 
-    async def release(self, tx: Tx, actor: Principal, claim_id: str, *, reason: str | None) -> Claim:
-        with ledger_refusals():
-            claim = await self._held(tx, actor, claim_id, ClaimStatus.APPROVED)
-            now = self.clock()
-            await self._decide(tx, claim, ClaimStatus.APPROVED, actor, now)
-            events = approval(claim, approved_by=actor.user_id, requested_by=actor.user_id, source=self.source, at=now)
-            await self.stores.outbox.stage(tx, events)
-            await self._audit(tx, actor, claim, "claim.release", ClaimStatus.APPROVED, reason=reason)
-            return await self._reload(tx, claim_id)
+    async def release(self, actor: Principal, claim_id: str, *, reason: str | None) -> Claim:
+        async def release(books: Books) -> Claim:
+            with ledger_refusals():
+                claim = await self._held(books, actor, claim_id, ClaimStatus.APPROVED)
+                now = self.clock()
+                await self._decide(books, claim, ClaimStatus.APPROVED, actor, now)
+                events = approval(
+                    claim, approved_by=actor.user_id, requested_by=actor.user_id, source=self.source, at=now
+                )
+                await books.outbox.stage(events)
+                await self._audit(books, actor, claim, "claim.release", ClaimStatus.APPROVED, reason=reason)
+                return await _reload(books, claim_id)
 
-    async def reject(self, tx: Tx, actor: Principal, claim_id: str, *, reason: str) -> Claim:
-        with ledger_refusals():
-            claim = await self._held(tx, actor, claim_id, ClaimStatus.REJECTED)
-            now = self.clock()
-            result = await self.ledger.apply(tx, [void_of(claim.pending)])
-            count_transfers(self.metrics, result)
-            code = ClaimRejectionCode.REJECTED_BY_REVIEWER
-            await self._decide(tx, claim, ClaimStatus.REJECTED, actor, now, rejection=code)
-            rejected = ClaimRejected(
-                claim_id=claim.id,
-                player_id=claim.player_id,
-                amount=Money(asset=claim.asset, amount=claim.amount),
-                code=code,
-                detail=reason,
-                rejected_by=actor.user_id,
-                rejected_at=now,
-            )
-            await self.stores.outbox.stage(
-                tx,
-                [
-                    new_event(
-                        rejected,
-                        source=self.source,
-                        correlation_id=claim.correlation_id,
-                        subject=claim.id,
-                        event_id=event_id_for("ClaimRejected", claim.id),
-                    )
-                ],
-            )
-            await self._audit(tx, actor, claim, "claim.reject", ClaimStatus.REJECTED, reason=reason)
-            return await self._reload(tx, claim_id)
+        return await self.uow.run(release)
 
-    async def _held(self, tx: Tx, actor: Principal, claim_id: str, target: ClaimStatus) -> Claim:
-        claim = await self.stores.claims.get(tx, claim_id, lock=True)
+    async def reject(self, actor: Principal, claim_id: str, *, reason: str) -> Claim:
+        async def reject(books: Books) -> Claim:
+            with ledger_refusals():
+                claim = await self._held(books, actor, claim_id, ClaimStatus.REJECTED)
+                now = self.clock()
+                result = await books.ledger.apply([void_of(claim.pending)])
+                count_transfers(self.metrics, result)
+                code = ClaimRejectionCode.REJECTED_BY_REVIEWER
+                await self._decide(books, claim, ClaimStatus.REJECTED, actor, now, rejection=code)
+                rejected = ClaimRejected(
+                    claim_id=claim.id,
+                    player_id=claim.player_id,
+                    amount=Money(asset=claim.asset, amount=claim.amount),
+                    code=code,
+                    detail=reason,
+                    rejected_by=actor.user_id,
+                    rejected_at=now,
+                )
+                event_id = event_id_for("ClaimRejected", claim.id)
+                await books.outbox.stage(
+                    [
+                        new_event(
+                            rejected,
+                            source=self.source,
+                            correlation_id=claim.correlation_id,
+                            subject=claim.id,
+                            event_id=event_id,
+                        )
+                    ]
+                )
+                await self._audit(books, actor, claim, "claim.reject", ClaimStatus.REJECTED, reason=reason)
+                return await _reload(books, claim_id)
+
+        return await self.uow.run(reject)
+
+    @staticmethod
+    async def _held(books: Books, actor: Principal, claim_id: str, target: ClaimStatus) -> Claim:
+        claim = await books.claims.get(claim_id, lock=True)
         if claim is None:
             raise ClaimError(ErrorKind.NOT_FOUND, "claim_not_found", f"no claim {claim_id}")
         if claim.player_id == actor.user_id:  # as payouts' check_decider: the player a claim pays never decides it
             raise ClaimError(ErrorKind.FORBIDDEN, "self_review", "nobody reviews a held claim that pays them")
-        if not can_move(claim.status, target):
+        if not TRANSITIONS.allows(claim.status, target):
             raise ClaimError(
                 ErrorKind.CONFLICT, "illegal_transition", f"claim {claim_id} is {claim.status.value}, not held"
             )
         return claim
 
+    @staticmethod
     async def _decide(
-        self,
-        tx: Tx,
+        books: Books,
         claim: Claim,
         status: ClaimStatus,
         actor: Principal,
@@ -92,14 +102,13 @@ class ReviewHold:
         rejection: ClaimRejectionCode | None = None,
     ) -> None:
         decision = ClaimDecision(status, at, actor.user_id, rejection.value if rejection else None)
-        await self.stores.claims.decide(tx, claim.id, decision)
+        await books.claims.decide(claim.id, decision)
 
     async def _audit(
-        self, tx: Tx, actor: Principal, claim: Claim, action: str, status: ClaimStatus, *, reason: str | None
+        self, books: Books, actor: Principal, claim: Claim, action: str, status: ClaimStatus, *, reason: str | None
     ) -> None:
         await audit(
-            self.stores.outbox,
-            tx,
+            books.outbox,
             source=self.source,
             actor=actor,
             action=action,
@@ -111,7 +120,11 @@ class ReviewHold:
             after={"status": status.value},
         )
 
-    async def _reload(self, tx: Tx, claim_id: str) -> Claim:
-        claim = await self.stores.claims.get(tx, claim_id)
-        assert claim is not None
-        return claim
+
+async def _reload(books: Books, claim_id: str) -> Claim:
+    claim = await books.claims.get(claim_id)
+    assert claim is not None
+    return claim
+
+
+__all__ = ["ReviewHold"]

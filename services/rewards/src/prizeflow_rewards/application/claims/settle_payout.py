@@ -25,11 +25,11 @@ from prizeflow_contracts.events.payouts import (
     PayoutReturned,
     PayoutRoutesPublished,
 )
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.common import count_transfers
 from prizeflow_rewards.application.ledger_postings import REWARDS_SOURCE, Posting, posted
-from prizeflow_rewards.application.ports import Ledger, Stores, Tx
 from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.claims import Claim, ClaimStatus
+from prizeflow_rewards.domain.claims import TRANSITIONS, Claim, ClaimStatus
 from prizeflow_rewards.domain.contradictions import Contradiction, against_claim
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind, post_of, void_of
 from prizeflow_rewards.metrics import RewardsMetrics
@@ -92,18 +92,18 @@ class SettlePayout:
     each, whatever the poll's size. The transfers it wrote on a rail's external account (paid, returned) are told
     to payouts as `LedgerPosted`, staged with one outbox write for the poll."""
 
-    ledger: Ledger
     metrics: RewardsMetrics | None = None
-    stores: Stores = field(kw_only=True)
     source: str = field(default=REWARDS_SOURCE, kw_only=True)
 
-    async def prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()) -> None:
+    async def prepare(
+        self, books: Books, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
+    ) -> None:
         """Take every lock a poll of these events needs (`settle_many` does, first)."""
-        await self._prepare(tx, envs, also)
+        await self._prepare(books, envs, also)
 
     async def _prepare(
         self,
-        tx: Tx,
+        books: Books,
         envs: Sequence[Envelope[EventPayload]],
         also: Iterable[AccountRef] = (),
         claims: Iterable[str] = (),
@@ -116,29 +116,29 @@ class SettlePayout:
         for anyone, so a poll cannot deadlock with another poll, a claim or a hold decision."""
         poll = _Poll()
         if any(isinstance(e.data, PayoutRoutesPublished) for e in envs):
-            await self.stores.routes.lock(tx)
+            await books.routes.lock()
         refs: set[AccountRef] = set(also)
         outcomes = [e.data for e in envs if isinstance(e.data, _CLAIM_EVENTS)]
         if ids := {d.claim_id for d in outcomes} | set(claims):
-            poll.claims = await self.stores.claims.lock_many(tx, sorted(ids))
+            poll.claims = await books.claims.lock_many(sorted(ids))
             for d in outcomes:
                 if (claim := poll.claims.get(d.claim_id)) is not None:
                     refs.update(settlement_accounts(d, claim.player_id, claim.asset))
         if outcomes or refs:
-            await self.ledger.declare(tx, refs)
+            await books.ledger.declare(refs)
         return poll
 
     async def settle_many(
-        self, tx: Tx, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
+        self, books: Books, envs: Sequence[Envelope[EventPayload]], *, also: Iterable[AccountRef] = ()
     ) -> None:
         """One poll, in poll order; a refusal names its event (`refusing`) and fails the poll's transaction.
         `also`: accounts the poll's other events will move, locked with the claims' (`_prepare`). Stages the
         poll's `LedgerPosted` (`settle_poll`)."""
-        await self.stage_postings(tx, await self.settle_poll(tx, envs, also=also))
+        await self.stage_postings(books, await self.settle_poll(books, envs, also=also))
 
     async def settle_poll(
         self,
-        tx: Tx,
+        books: Books,
         envs: Sequence[Envelope[EventPayload]],
         *,
         also: Iterable[AccountRef] = (),
@@ -147,28 +147,28 @@ class SettlePayout:
         """`settle_many` without staging: the `LedgerPosted` of the transfers the poll wrote on a rail's external
         account, for a caller that stages them with its poll's other events in one outbox write. `also`, `claims`:
         what the poll's other events move and decide, locked with the outcomes' (`_prepare`)."""
-        poll = await self._prepare(tx, envs, also, claims)
+        poll = await self._prepare(books, envs, also, claims)
         for env in envs:
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
-                await self._handle(tx, env, poll)
-        return await self._flush(tx, poll)
+                await self._handle(books, env, poll)
+        return await self._flush(books, poll)
 
-    async def stage_postings(self, tx: Tx, postings: Sequence[StagedEvent]) -> None:
+    async def stage_postings(self, books: Books, postings: Sequence[StagedEvent]) -> None:
         """A poll's `LedgerPosted`, with one outbox write (none without any)."""
         if postings:
-            await self.stores.outbox.stage(tx, postings)
+            await books.outbox.stage(postings)
 
-    async def handle(self, tx: Tx, env: Envelope[EventPayload]) -> None:
+    async def handle(self, books: Books, env: Envelope[EventPayload]) -> None:
         """One event alone (a poll of one)."""
-        await self.settle_many(tx, [env])
+        await self.settle_many(books, [env])
 
-    async def _handle(self, tx: Tx, env: Envelope[EventPayload], poll: _Poll) -> None:
+    async def _handle(self, books: Books, env: Envelope[EventPayload], poll: _Poll) -> None:
         data = env.data
         if isinstance(data, PayoutRoutesPublished):
-            await self.stores.routes.publish(tx, data)
+            await books.routes.publish(data)
             return
         if isinstance(data, PayoutRequestRefused):
-            await self._refused(tx, data, env, poll)
+            await self._refused(books, data, env, poll)
             return
         if isinstance(data, PayoutFailed) and not data.final:
             return  # payouts retries with the same idempotency key; the reservation stays
@@ -181,7 +181,7 @@ class SettlePayout:
             raise EventRefusal("unknown_aggregate", f"{type(data).__name__}: no claim {data.claim_id}")
         if (data.player_id, data.amount.asset, data.amount.amount) != (claim.player_id, claim.asset, claim.amount):
             raise EventRefusal("conflicting_event", f"{type(data).__name__} does not match claim {claim.id}")
-        if claim.payout_id in (None, data.payout_id) and await self._contradicts(tx, claim, env):
+        if claim.payout_id in (None, data.payout_id) and await self._contradicts(books, claim, env):
             return
         claim = self._bind(poll, claim, data.payout_id, type(data).__name__)
         if isinstance(data, PayoutCreated):
@@ -206,7 +206,7 @@ class SettlePayout:
         poll.bound[claim.id] = payout_id
         return poll.set(claim, payout_id=payout_id)
 
-    async def _contradicts(self, tx: Tx, claim: Claim, env: Envelope[EventPayload]) -> bool:
+    async def _contradicts(self, books: Books, claim: Claim, env: Envelope[EventPayload]) -> bool:
         """A later outcome against the claim's final state (paid for a voided claim, a failure after paid...): kept
         once per event for a person and the alert, never applied, never dead-lettered (a redrive could only be
         refused again). True if it was one."""
@@ -225,7 +225,7 @@ class SettlePayout:
             detail=f"claim {claim.id} is {claim.status.value}, but payouts reports its payout {reported} "
             f"({outcome}): nothing moved; compare the payout and the wallet, correct with a ledger correction",
         )
-        if await self.stores.contradictions.record(tx, contradiction) and self.metrics is not None:
+        if await books.contradictions.record(contradiction) and self.metrics is not None:
             self.metrics.contradictions.labels("claim", claim.status.value, reported).inc()
         log.error(
             "a payout outcome contradicts a claim that is %s: recorded for a person (%s)",
@@ -235,13 +235,15 @@ class SettlePayout:
         )
         return True
 
-    async def _refused(self, tx: Tx, data: PayoutRequestRefused, env: Envelope[EventPayload], poll: _Poll) -> None:
+    async def _refused(
+        self, books: Books, data: PayoutRequestRefused, env: Envelope[EventPayload], poll: _Poll
+    ) -> None:
         claim = poll.claims.get(data.claim_id)
         if claim is None:
             raise EventRefusal("unknown_aggregate", f"PayoutRequestRefused: no claim {data.claim_id}")
         if claim.payout_request_id != data.payout_request_id:
             raise EventRefusal("conflicting_event", f"PayoutRequestRefused does not match claim {claim.id}")
-        if claim.payout_id is None and await self._contradicts(tx, claim, env):
+        if claim.payout_id is None and await self._contradicts(books, claim, env):
             return
         if claim.payout_id is not None:
             raise EventRefusal(
@@ -254,7 +256,7 @@ class SettlePayout:
     def _paid(self, env: Envelope[EventPayload], poll: _Poll, claim: Claim, data: PayoutPaid) -> None:
         if claim.status in (ClaimStatus.PAID, ClaimStatus.RETURNED):
             return
-        if claim.status is not ClaimStatus.APPROVED:
+        if not TRANSITIONS.allows(claim.status, ClaimStatus.PAID):
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
         settle = Transfer.of(
             accounts.clearing(claim.asset),
@@ -294,7 +296,7 @@ class SettlePayout:
     def _returned(self, env: Envelope[EventPayload], poll: _Poll, claim: Claim, data: PayoutReturned) -> None:
         if claim.status is ClaimStatus.RETURNED:
             return
-        if claim.status is not ClaimStatus.PAID:
+        if not TRANSITIONS.allows(claim.status, ClaimStatus.RETURNED):
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: nothing to return")
         back = Transfer.of(
             accounts.external(data.provider.value, claim.asset),
@@ -325,7 +327,7 @@ class SettlePayout:
         poll.settled[claim.id] = status
         poll.set(claim, status=status)
 
-    async def _flush(self, tx: Tx, poll: _Poll) -> list[StagedEvent]:
+    async def _flush(self, books: Books, poll: _Poll) -> list[StagedEvent]:
         """The poll's effects: every transfer in one ledger batch, the claims' payouts and statuses in one write
         each. Should the ledger refuse the batch, each event's transfers are tried alone (savepoints of the same
         transaction) to name the event to refuse: the consumer then applies the rest without it. Returns the
@@ -334,11 +336,11 @@ class SettlePayout:
         postings: list[StagedEvent] = []
         if transfers:
             try:
-                result = await self.ledger.apply(tx, transfers)
+                result = await books.ledger.apply(transfers)
             except LedgerError as err:
                 for event_id, claim, group in poll.transfers:
                     try:
-                        await self.ledger.apply(tx, group)
+                        await books.ledger.apply(group)
                     except LedgerError as alone:
                         raise EventRefusal(
                             "conflicting_event", f"claim {claim.id}: {alone.detail}", event_id=event_id
@@ -346,5 +348,5 @@ class SettlePayout:
                 raise EventRefusal("conflicting_event", f"the poll's transfers: {err.detail}") from err
             count_transfers(self.metrics, result)
             postings = posted(poll.postings, result, source=self.source)
-        await self.stores.claims.record_outcomes(tx, list(poll.bound.items()), list(poll.settled.items()))
+        await books.claims.record_outcomes(list(poll.bound.items()), list(poll.settled.items()))
         return postings

@@ -16,22 +16,30 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
-from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
-from prizeflow_contracts.events.rewards import ClaimHeld
-from prizeflow_contracts.money import ASSETS, Money
+from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.policy import RiskPolicy, VerificationStatus, evaluate
 from prizeflow_contracts.providers import MEMO_TYPES, PayoutDestination, destination_key
-from prizeflow_rewards.application.claims.shared import ClaimError, approval, policy_facts
+from prizeflow_rewards.application.books import Books
+from prizeflow_rewards.application.claims.batch import (
+    Asked,
+    Claimed,
+    ClaimOutcome,
+    ClaimRequest,
+    Deferred,
+    IntakeBatch,
+    claim_body,
+    same_key,
+)
+from prizeflow_rewards.application.claims.shared import ClaimError, policy_facts
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
-from prizeflow_rewards.application.ports import FirstUse, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
+from prizeflow_rewards.application.ports import IntakeFacts, IntakeQuery
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import (
-    Approve,
     Claim,
     ClaimFacts,
     ClaimLimits,
@@ -41,7 +49,7 @@ from prizeflow_rewards.domain.claims import (
     Refuse,
     assess,
 )
-from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError, pending_room
+from prizeflow_rewards.domain.ledger import LedgerError, pending_room
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_runtime.principal import Principal
@@ -83,48 +91,9 @@ def claim_id_for(player_id: str, idempotency_key: str | None) -> str:
     return f"cl-{uuid.uuid4()}"
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimRequest:
-    """One player's request to claim `amount` of `asset` to `destination` (`SubmitClaim.decide`)."""
-
-    actor: Principal
-    player_id: str
-    asset: str
-    amount: int
-    destination: PayoutDestination
-    idempotency_key: str | None = None
-    # Ties the claim to the flow that prompted it (e.g. the round just won, sent by the game client as
-    # `X-Correlation-Id`); without one the claim starts its own flow under its id.
-    correlation_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Deferred:
-    """A request the batch did not decide: a row it needs (its player's wallet or verification lock) is held by
-    another transaction, or its decision counted on a claim the batch then could not write. Decided again in a
-    transaction of its own, which waits for the player's rows (`SubmitClaim.decide(..., wait=True)`)."""
-
-    player_id: str
-
-
-# A request's outcome: (the claim, whether this request created it), the refusal it alone gets, or deferred.
-Claimed = tuple[Claim, bool]
-ClaimOutcome = Claimed | UseCaseError | Deferred
-
-
-@dataclass(slots=True)
-class _Asked:
-    """A request that passed the input checks, with what the batch derived for it."""
-
-    index: int
-    request: ClaimRequest
-    claim_id: str
-    destination_key: str
-
-
 @dataclass
 class SubmitClaim:
-    """Decides a batch of claim requests in the caller's ONE transaction (group commit: `ClaimIntake`).
+    """Decides a batch of claim requests in the caller's ONE transaction, its `books` (group commit: `ClaimIntake`).
 
     One ordered lock of every wallet and clearing account the batch touches, one read of every fact the rules
     need (`ClaimRepository.intake_facts`), the decisions in memory in arrival order (a request sees the ones
@@ -133,16 +102,14 @@ class SubmitClaim:
     Each request gets its own outcome; a refused one writes nothing and leaves the others alone.
     """
 
-    ledger: Ledger
     policy: ClaimPolicy
     source: str
     metrics: RewardsMetrics | None = None
     clock: Clock = utcnow
-    stores: Stores = field(kw_only=True)
 
     async def __call__(
         self,
-        tx: Tx,
+        books: Books,
         actor: Principal,
         *,
         player_id: str,
@@ -155,18 +122,18 @@ class SubmitClaim:
         """One request alone: (claim, created), or its refusal raised (`ClaimError`); then nothing is written."""
         request = ClaimRequest(actor, player_id, asset, amount, destination, idempotency_key, correlation_id)
         with ledger_refusals():
-            [outcome] = await self.decide(tx, [request], wait=True)
+            [outcome] = await self.decide(books, [request], wait=True)
         if isinstance(outcome, Deferred):  # it counted on a claim of its batch that could not be written
             raise ClaimError(ErrorKind.UNAVAILABLE, "transaction_contended", "retry shortly; nothing was written")
         if isinstance(outcome, UseCaseError):
             raise outcome
         return outcome
 
-    async def decide(self, tx: Tx, requests: Sequence[ClaimRequest], *, wait: bool = False) -> list[ClaimOutcome]:
+    async def decide(self, books: Books, requests: Sequence[ClaimRequest], *, wait: bool = False) -> list[ClaimOutcome]:
         """One outcome per request, in order. Raises only for what fails the whole batch (the database). `wait`:
         the requests were deferred; wait for their players' rows (up to the lock timeout) instead of deferring."""
         outcomes: list[ClaimOutcome | None] = [None] * len(requests)
-        asked: list[_Asked] = []
+        asked: list[Asked] = []
         for i, r in enumerate(requests):
             if r.asset not in ASSETS:
                 outcomes[i] = self._refuse(
@@ -181,14 +148,14 @@ class SubmitClaim:
                     RefusalCode.MEMO_NOT_ACCEPTED, f"a {r.destination.type.value} destination takes no memo"
                 )
             else:
-                asked.append(_Asked(i, r, claim_id_for(r.player_id, r.idempotency_key), destination_key(r.destination)))
+                asked.append(Asked(i, r, claim_id_for(r.player_id, r.idempotency_key), destination_key(r.destination)))
         if asked:
-            for i, outcome in (await self._decide(tx, asked, wait=wait)).items():
+            for i, outcome in (await self._decide(books, asked, wait=wait)).items():
                 outcomes[i] = outcome
         assert all(o is not None for o in outcomes)
         return cast("list[ClaimOutcome]", outcomes)
 
-    async def _decide(self, tx: Tx, asked: list[_Asked], *, wait: bool) -> dict[int, ClaimOutcome]:
+    async def _decide(self, books: Books, asked: list[Asked], *, wait: bool) -> dict[int, ClaimOutcome]:
         # First the players' verification locks (shared: a verification change waits for this batch, or the batch
         # for it, so a claim never waits for a verification that already happened), with the policy and their
         # statuses. Then the clearing accounts the reservations credit, which the whole batch needs, and the
@@ -201,14 +168,13 @@ class SubmitClaim:
         wallets = {accounts.wallet(a.request.player_id, a.request.asset) for a in asked}
         busy: set[str] = set()
         if wait:
-            policy, verification = await self.stores.compliance.intake(tx, players)
-            await self.ledger.wait_free(tx, wallets)
-            balances = await self.ledger.lock(tx, [*wallets, *{accounts.clearing(w.asset) for w in wallets}])
+            policy, verification = await books.compliance.intake(players)
+            await books.ledger.wait_free(wallets)
+            balances = await books.ledger.lock([*wallets, *{accounts.clearing(w.asset) for w in wallets}])
         else:
-            policy, verification, busy = await self.stores.compliance.intake_unless_busy(tx, players)
+            policy, verification, busy = await books.compliance.intake_unless_busy(players)
             free = [a for a in asked if a.request.player_id not in busy]
-            balances, held = await self.ledger.lock_unless_busy(
-                tx,
+            balances, held = await books.ledger.lock_unless_busy(
                 {accounts.clearing(a.request.asset) for a in free},
                 unless_busy={accounts.wallet(a.request.player_id, a.request.asset) for a in free},
             )
@@ -220,8 +186,7 @@ class SubmitClaim:
         if not ready:
             return outcomes
         now = self.clock()
-        facts = await self.stores.claims.intake_facts(
-            tx,
+        facts = await books.claims.intake_facts(
             [
                 IntakeQuery(
                     a.claim_id,
@@ -239,23 +204,23 @@ class SubmitClaim:
             now=now,
             windows=sorted(policy.windows()),
         )
-        batch = _Batch(balances)
+        batch = IntakeBatch(balances)
         for a, known in zip(ready, facts, strict=True):
             status = verification.get(a.request.player_id, VerificationStatus.NOT_STARTED)
             outcomes[a.index] = self._one(a, known, batch, now, policy, status)
         if batch.claims:
-            await self._reserve(tx, batch)
+            await self._reserve(books, batch)
         if batch.claims:
-            await self.stores.claims.add_many(tx, batch.claims, batch.first_uses)
-            await self.stores.outbox.stage(tx, batch.events)
+            await books.claims.add_many(batch.claims, batch.first_uses)
+            await books.outbox.stage(batch.events)
         self._answers(batch, outcomes)
         return outcomes
 
     def _one(  # noqa: PLR0917 - the request, what is known of it, and the policy it meets
         self,
-        a: _Asked,
+        a: Asked,
         known: IntakeFacts,
-        batch: _Batch,
+        batch: IntakeBatch,
         now: datetime,
         policy: RiskPolicy,
         verification: VerificationStatus,
@@ -264,9 +229,9 @@ class SubmitClaim:
         r = a.request
         if a.claim_id in batch.made:  # the same key earlier in this batch: answered once the batch knows its fate
             batch.repeats.append(a)
-            return _same_key(batch.made[a.claim_id], a)
+            return same_key(batch.made[a.claim_id], a)
         if known.existing is not None:
-            return _same_key(known.existing, a)
+            return same_key(known.existing, a)
         wallet = accounts.wallet(r.player_id, r.asset)
         clearing = accounts.clearing(r.asset)
         history = known.history
@@ -328,7 +293,7 @@ class SubmitClaim:
         batch.maker[claim.id] = a
         return claim, True
 
-    async def _reserve(self, tx: Tx, batch: _Batch) -> None:
+    async def _reserve(self, books: Books, batch: IntakeBatch) -> None:
         """The batch's reservations in one ledger batch. The locks and the running balances make a refusal of the
         ledger unreachable for this batch's own claims (the CHECK constraints make it safe), but a reservation may
         be another transaction's: the same key sent to another replica with another asset (another wallet, so no
@@ -338,14 +303,14 @@ class SubmitClaim:
         transaction, and a claim it refuses is refused with the code its cause has (`batch.refused`)."""
         for _ in range(2):
             try:
-                result = await self.ledger.apply(tx, [c.pending for c in batch.claims])
+                result = await books.ledger.apply([c.pending for c in batch.claims])
             except LedgerError:
                 result = None
             if result is not None and not result.duplicates:
                 count_transfers(self.metrics, result)
                 batch.count(self.metrics)
                 return
-            committed = await self.stores.claims.find(tx, [c.id for c in batch.claims])
+            committed = await books.claims.find([c.id for c in batch.claims])
             if result is not None:  # applied, but some reservation was there already: its claim is committed
                 count_transfers(self.metrics, result)
                 already = {t.id for t in result.duplicates}
@@ -363,9 +328,9 @@ class SubmitClaim:
                 return
         for claim in list(batch.claims):
             try:
-                count_transfers(self.metrics, await self.ledger.apply(tx, [claim.pending]))
+                count_transfers(self.metrics, await books.ledger.apply([claim.pending]))
             except LedgerError as err:
-                if err.code == "transfer_conflict" and (found := await self.stores.claims.find(tx, [claim.id])):
+                if err.code == "transfer_conflict" and (found := await books.claims.find([claim.id])):
                     batch.committed_elsewhere(found)
                     continue
                 batch.refuse(claim.id, self._ledger_refusal(err))
@@ -383,7 +348,7 @@ class SubmitClaim:
             )
         raise err
 
-    def _answers(self, batch: _Batch, outcomes: dict[int, ClaimOutcome]) -> None:
+    def _answers(self, batch: IntakeBatch, outcomes: dict[int, ClaimOutcome]) -> None:
         """The answers of the requests whose claim the batch did not write after all, derived from what it did:
         a claim committed by another transaction answers its maker and every request naming it as the idempotency
         rule says; a claim refused answers its maker, and the repeats of the same request, with its refusal; a
@@ -393,22 +358,22 @@ class SubmitClaim:
             return
         first = min(batch.maker[c].index for c in (*batch.elsewhere, *batch.refused))
         for claim_id, stored in batch.elsewhere.items():
-            outcomes[batch.maker[claim_id].index] = _same_key(stored, batch.maker[claim_id])
+            outcomes[batch.maker[claim_id].index] = same_key(stored, batch.maker[claim_id])
         for claim_id, refusal in batch.refused.items():
             outcomes[batch.maker[claim_id].index] = refusal
         for a in batch.repeats:
             if a.claim_id in batch.elsewhere:
-                outcomes[a.index] = _same_key(batch.elsewhere[a.claim_id], a)
+                outcomes[a.index] = same_key(batch.elsewhere[a.claim_id], a)
             elif a.claim_id in batch.refused:
                 maker = batch.maker[a.claim_id]
-                same = _body(maker.request, maker.destination_key) == _body(a.request, a.destination_key)
+                same = claim_body(maker.request, maker.destination_key) == claim_body(a.request, a.destination_key)
                 outcomes[a.index] = batch.refused[a.claim_id] if same else Deferred(a.request.player_id)
         for a in batch.judged:
             if a.index > first:
                 outcomes[a.index] = Deferred(a.request.player_id)
 
     async def confirm(
-        self, tx: Tx, requests: Sequence[ClaimRequest], outcomes: Sequence[ClaimOutcome]
+        self, books: Books, requests: Sequence[ClaimRequest], outcomes: Sequence[ClaimOutcome]
     ) -> list[ClaimOutcome | None]:
         """After a COMMIT whose outcome is unknown (its connection was lost, and its transaction has ended since),
         each request's answer as the database has it: a claim an outcome names is the answer if it is there as the
@@ -416,7 +381,7 @@ class SubmitClaim:
         not there (the batch wrote nothing). A refusal wrote nothing and a deferred request was not decided: those
         stand. One read, whatever the batch."""
         named = {o[0].id for o in outcomes if isinstance(o, tuple)}
-        stored = await self.stores.claims.find(tx, named)
+        stored = await books.claims.find(named)
         answers: list[ClaimOutcome | None] = []
         for r, outcome in zip(requests, outcomes, strict=True):
             found = stored.get(outcome[0].id) if isinstance(outcome, tuple) else None
@@ -425,7 +390,7 @@ class SubmitClaim:
             elif found is None:
                 answers.append(None)
             else:
-                answer = _same_key(found, _Asked(-1, r, found.id, destination_key(r.destination)))
+                answer = same_key(found, Asked(-1, r, found.id, destination_key(r.destination)))
                 answers.append((found, outcome[1]) if isinstance(answer, tuple) else answer)
         return answers
 
@@ -435,131 +400,4 @@ class SubmitClaim:
         return ClaimError(ErrorKind.INVALID, code.value, detail)
 
 
-@dataclass
-class _Batch:
-    """What an intake batch decided so far, in memory: the requests after see it as committed."""
-
-    balances: Mapping[AccountRef, Balance]
-    claims: list[Claim] = field(default_factory=list)
-    decisions: list[Hold | Approve] = field(default_factory=list)
-    events: list[Envelope[Any]] = field(default_factory=list)
-    first_uses: list[FirstUse] = field(default_factory=list)
-    made: dict[str, Claim] = field(default_factory=dict)
-    maker: dict[str, _Asked] = field(default_factory=dict)  # the request that made each claim
-    repeats: list[_Asked] = field(default_factory=list)  # requests naming a claim made earlier in the batch
-    judged: list[_Asked] = field(default_factory=list)  # requests the rules refused
-    elsewhere: dict[str, Claim] = field(default_factory=dict)  # made here, but committed by another transaction
-    refused: dict[str, ClaimError] = field(default_factory=dict)  # made here, but the ledger refused its reservation
-    reserved: dict[AccountRef, int] = field(default_factory=dict)  # pending debits per wallet
-    credited: dict[AccountRef, int] = field(default_factory=dict)  # pending credits per clearing account
-    claimed: dict[tuple[str, str], int] = field(default_factory=dict)
-    made_by: dict[str, int] = field(default_factory=dict)
-    to_destination: dict[tuple[str, str], int] = field(default_factory=dict)  # (destination key, asset)
-    first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
-
-    def add(
-        self,
-        claim: Claim,
-        wallet: AccountRef,
-        decision: Hold | Approve,
-        *,
-        requested_by: str,
-        source: str,
-        now: datetime,
-    ) -> None:
-        self.claims.append(claim)
-        self.decisions.append(decision)
-        self.made[claim.id] = claim
-        self.reserved[wallet] = self.reserved.get(wallet, 0) + claim.amount
-        clearing = claim.pending.credit
-        self.credited[clearing] = self.credited.get(clearing, 0) + claim.amount
-        key = (claim.player_id, claim.asset)
-        self.claimed[key] = self.claimed.get(key, 0) + claim.amount
-        self.made_by[claim.player_id] = self.made_by.get(claim.player_id, 0) + 1
-        to = (claim.destination_key, claim.asset)
-        self.to_destination[to] = self.to_destination.get(to, 0) + claim.amount
-        if (claim.player_id, claim.destination_key) not in self.first_seen:
-            self.first_seen[(claim.player_id, claim.destination_key)] = now
-            self.first_uses.append(FirstUse(claim.player_id, claim.destination_key, now))
-        self.events.extend(_events(claim, decision, requested_by=requested_by, source=source, now=now))
-
-    def after(self, account: AccountRef) -> Balance:
-        """The account's counters once the reservations decided so far are applied."""
-        b = self.balances[account]
-        return replace(
-            b,
-            debits_pending=b.debits_pending + self.reserved.get(account, 0),
-            credits_pending=b.credits_pending + self.credited.get(account, 0),
-        )
-
-    def committed_elsewhere(self, claims: Mapping[str, Claim]) -> None:
-        """These claims of the batch are another transaction's, committed: the batch writes none of them."""
-        self.elsewhere.update(claims)
-        self._drop(set(claims))
-
-    def refuse(self, claim_id: str, refusal: ClaimError) -> None:
-        """The ledger refused this claim's reservation: the batch writes nothing of it."""
-        self.refused[claim_id] = refusal
-        self._drop({claim_id})
-
-    def _drop(self, ids: set[str]) -> None:
-        if not ids:
-            return
-        kept = [(c, d) for c, d in zip(self.claims, self.decisions, strict=True) if c.id not in ids]
-        self.claims = [c for c, _ in kept]
-        self.decisions = [d for _, d in kept]
-        self.events = [e for e in self.events if e.subject not in ids]
-        users = {(c.player_id, c.destination_key) for c in self.claims}
-        self.first_uses = [u for u in self.first_uses if (u.player_id, u.destination_key) in users]
-
-    def count(self, metrics: RewardsMetrics | None) -> None:
-        if metrics is None:
-            return
-        for decision in self.decisions:
-            if isinstance(decision, Hold):
-                metrics.abuse_holds.labels(decision.code.value).inc()
-                metrics.claims.labels("held").inc()
-            else:
-                metrics.claims.labels("approved").inc()
-
-
-def _body(r: ClaimRequest, destination: str) -> tuple[str, str, int, str]:
-    """What one claim is, for its idempotency key: who, what, how much, where (its destination's key)."""
-    return (r.player_id, r.asset, r.amount, destination)
-
-
-def _same_key(existing: Claim, a: _Asked) -> ClaimOutcome:
-    """A request under the key of an existing claim: that claim back (not created by this request) if the request
-    is the same, else a conflict; any difference is a different claim, never the first one back."""
-    if (existing.player_id, existing.asset, existing.amount, existing.destination_key) != _body(
-        a.request, a.destination_key
-    ):
-        return ClaimError(
-            ErrorKind.CONFLICT, "idempotency_key_reused", "this Idempotency-Key was used for another claim"
-        )
-    return existing, False
-
-
-def _events(
-    claim: Claim, decision: Hold | Approve, *, requested_by: str, source: str, now: datetime
-) -> list[Envelope[Any]]:
-    """What a new claim emits: ClaimHeld, or ClaimApproved + PayoutRequested."""
-    if isinstance(decision, Approve):
-        return approval(claim, approved_by=None, requested_by=requested_by, source=source, at=now)
-    held = ClaimHeld(
-        claim_id=claim.id,
-        player_id=claim.player_id,
-        amount=Money(asset=claim.asset, amount=claim.amount),
-        code=decision.code,
-        held_at=now,
-        detail=decision.detail,
-    )
-    return [
-        new_event(
-            held,
-            source=source,
-            correlation_id=claim.correlation_id,
-            subject=claim.id,
-            event_id=event_id_for("ClaimHeld", claim.id),
-        )
-    ]
+__all__ = ["ClaimOutcome", "ClaimPolicy", "ClaimRequest", "Claimed", "Deferred", "SubmitClaim", "claim_id_for"]

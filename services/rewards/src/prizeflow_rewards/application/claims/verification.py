@@ -16,20 +16,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
 from prizeflow_contracts.errors import EventRefusal, refusing
 from prizeflow_contracts.events.payouts import PlayerVerificationChanged, RiskPolicyActivated
-from prizeflow_contracts.events.rewards import ClaimRejected, ClaimRejectionCode, HoldCode
+from prizeflow_contracts.events.rewards import ClaimRejected, ClaimRejectionCode
+from prizeflow_contracts.holds import claim_hold
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.policy import VerificationStatus, evaluate
 from prizeflow_contracts.providers import DestinationType
+from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.claims.shared import approval, policy_facts
 from prizeflow_rewards.application.common import Clock, audit, count_transfers, utcnow
-from prizeflow_rewards.application.ports import ClaimDecision, IntakeFacts, IntakeQuery, Ledger, Stores, Tx
+from prizeflow_rewards.application.ports import ClaimDecision, IntakeFacts, IntakeQuery
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import Approve, Claim, ClaimStatus, Hold, reassess
 from prizeflow_rewards.domain.ledger import AccountRef, void_of
@@ -55,12 +57,10 @@ class Waiting:
 
 @dataclass
 class ApplyComplianceEvents:
-    ledger: Ledger
     source: str
     metrics: RewardsMetrics | None = None
     clock: Clock = utcnow
     trusted_sources: frozenset[str] = frozenset({PAYOUTS_SOURCE})
-    stores: Stores = field(kw_only=True)
 
     def _ours(self, envs: Sequence[Envelope[EventPayload]]) -> list[Envelope[Any]]:
         """The poll's policy and verification events; one published by anyone but payouts is refused."""
@@ -74,7 +74,7 @@ class ApplyComplianceEvents:
                 )
         return ours
 
-    async def prepare(self, tx: Tx, envs: Sequence[Envelope[EventPayload]]) -> Waiting:
+    async def prepare(self, books: Books, envs: Sequence[Envelope[EventPayload]]) -> Waiting:
         """Before the poll's other locks: the verification locks of the players whose status the poll decides,
         then (unlocked) their claims waiting for it: the caller locks those with the poll's claims, and their
         accounts with the poll's."""
@@ -87,54 +87,51 @@ class ApplyComplianceEvents:
         )
         if not players:
             return Waiting()
-        await self.stores.compliance.lock_players(tx, players)
-        waiting = await self.stores.claims.waiting_for_verification(tx, players)
+        await books.compliance.lock_players(players)
+        waiting = await books.claims.waiting_for_verification(players)
         refs = {ref for c in waiting for ref in (accounts.wallet(c.player_id, c.asset), accounts.clearing(c.asset))}
         return Waiting(tuple(c.id for c in waiting), frozenset(refs))
 
-    async def apply(self, tx: Tx, envs: Sequence[Envelope[EventPayload]], waiting: Waiting) -> None:
+    async def apply(self, books: Books, envs: Sequence[Envelope[EventPayload]], waiting: Waiting) -> None:
         """The poll's policy and verification events, in poll order (after `prepare` and the poll's locks)."""
         for env in self._ours(envs):
             with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
                 data = env.data
                 if isinstance(data, RiskPolicyActivated):
-                    if await self.stores.compliance.activate(tx, data):
+                    if await books.compliance.activate(data):
                         log.info("risk policy version %d active", data.policy.version)
                     continue
                 assert isinstance(data, PlayerVerificationChanged)
-                if not await self.stores.compliance.record_verification(tx, data):
+                if not await books.compliance.record_verification(data):
                     continue  # a replay, or older than the status kept
                 if data.status in _DECIDING and waiting.claim_ids:
-                    await self._decide(tx, env, data, waiting)
+                    await self._decide(books, env, data, waiting)
 
     async def _decide(
-        self, tx: Tx, env: Envelope[Any], data: PlayerVerificationChanged, waiting: Waiting
+        self, books: Books, env: Envelope[Any], data: PlayerVerificationChanged, waiting: Waiting
     ) -> list[Claim]:
         # Locked already (with the poll's claims): read again as the poll's earlier events left them.
-        locked = await self.stores.claims.lock_many(tx, waiting.claim_ids)
+        locked = await books.claims.lock_many(waiting.claim_ids)
         claims = [
             c
             for _, c in sorted(locked.items())
-            if c.player_id == data.player_id
-            and c.status is ClaimStatus.HELD
-            and c.hold_code == HoldCode.KYC_REQUIRED.value
+            if c.player_id == data.player_id and c.status is ClaimStatus.HELD and _resumed_by_verification(c)
         ]
         if not claims:
             return []
         if data.status is VerificationStatus.VERIFIED:
-            await self._resume(tx, env, claims)
+            await self._resume(books, env, claims)
         else:
-            await self._refuse(tx, env, claims)
+            await self._refuse(books, env, claims)
         return claims
 
-    async def _resume(self, tx: Tx, env: Envelope[Any], claims: list[Claim]) -> None:
+    async def _resume(self, books: Books, env: Envelope[Any], claims: list[Claim]) -> None:
         """Each claim assessed again with the current policy and facts (its own amount left out of the sums, the
         others waiting with it counted): approved, or still held for what still holds it."""
         now = self.clock()
-        policy, statuses = await self.stores.compliance.intake(tx, [claims[0].player_id])
+        policy, statuses = await books.compliance.intake([claims[0].player_id])
         verification = statuses.get(claims[0].player_id, VerificationStatus.NOT_STARTED)
-        facts = await self.stores.claims.intake_facts(
-            tx,
+        facts = await books.claims.intake_facts(
             [
                 IntakeQuery(c.id, c.player_id, c.asset, c.amount, str(c.destination.get("type", "")), c.destination_key)
                 for c in claims
@@ -162,8 +159,8 @@ class ApplyComplianceEvents:
             )
             decision = reassess(verdict, risk_flagged=known.risk_flagged)
             if isinstance(decision, Approve):
-                await self.stores.claims.decide(
-                    tx, claim.id, ClaimDecision(ClaimStatus.APPROVED, now, SYSTEM_VERIFICATION.user_id)
+                await books.claims.decide(
+                    claim.id, ClaimDecision(ClaimStatus.APPROVED, now, SYSTEM_VERIFICATION.user_id)
                 )
                 events += approval(
                     claim,
@@ -172,25 +169,25 @@ class ApplyComplianceEvents:
                     source=self.source,
                     at=now,
                 )
-                await self._audit(tx, claim, "claim.release", ClaimStatus.APPROVED, None, env)
+                await self._audit(books, claim, "claim.release", ClaimStatus.APPROVED, None, env)
                 self._count("approved")
             else:
                 code, detail, version = decision.code.value, decision.detail, verdict.policy_version
-                await self.stores.claims.rehold(tx, claim.id, code=code, detail=detail, policy_version=version)
-                await self._audit(tx, claim, "claim.hold", ClaimStatus.HELD, decision, env)
+                await books.claims.rehold(claim.id, code=code, detail=detail, policy_version=version)
+                await self._audit(books, claim, "claim.hold", ClaimStatus.HELD, decision, env)
                 self._count("held")
         if events:
-            await self.stores.outbox.stage(tx, events)
+            await books.outbox.stage(events)
 
-    async def _refuse(self, tx: Tx, env: Envelope[Any], claims: list[Claim]) -> None:
+    async def _refuse(self, books: Books, env: Envelope[Any], claims: list[Claim]) -> None:
         """Each claim rejected (`kyc_failed`), its reservation back in the wallet, in one ledger batch."""
         now = self.clock()
-        count_transfers(self.metrics, await self.ledger.apply(tx, [void_of(c.pending) for c in claims]))
+        count_transfers(self.metrics, await books.ledger.apply([void_of(c.pending) for c in claims]))
         code = ClaimRejectionCode.KYC_FAILED
         events: list[Envelope[Any]] = []
         for claim in claims:
-            await self.stores.claims.decide(
-                tx, claim.id, ClaimDecision(ClaimStatus.REJECTED, now, SYSTEM_VERIFICATION.user_id, code.value)
+            await books.claims.decide(
+                claim.id, ClaimDecision(ClaimStatus.REJECTED, now, SYSTEM_VERIFICATION.user_id, code.value)
             )
             rejected = ClaimRejected(
                 claim_id=claim.id,
@@ -210,13 +207,13 @@ class ApplyComplianceEvents:
                     event_id=event_id_for("ClaimRejected", claim.id),
                 )
             )
-            await self._audit(tx, claim, "claim.reject", ClaimStatus.REJECTED, None, env)
+            await self._audit(books, claim, "claim.reject", ClaimStatus.REJECTED, None, env)
             self._count("rejected_kyc_failed")
-        await self.stores.outbox.stage(tx, events)
+        await books.outbox.stage(events)
 
     async def _audit(  # noqa: PLR0917 - the decision and what it answers
         self,
-        tx: Tx,
+        books: Books,
         claim: Claim,
         action: str,
         status: ClaimStatus,
@@ -229,8 +226,7 @@ class ApplyComplianceEvents:
         data = env.data
         assert isinstance(data, PlayerVerificationChanged)
         await audit(
-            self.stores.outbox,
-            tx,
+            books.outbox,
             source=self.source,
             actor=SYSTEM_VERIFICATION,
             action=action,
@@ -245,6 +241,12 @@ class ApplyComplianceEvents:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.claims.labels(outcome).inc()
+
+
+def _resumed_by_verification(claim: Claim) -> bool:
+    """Held for a kind the player's verification releases (`CLAIM_HOLD_KINDS`)."""
+    kind = claim_hold(claim.hold_code)
+    return kind is not None and kind.resumed_by_verification
 
 
 def _without(known: IntakeFacts, claim: Claim, now: datetime) -> IntakeFacts:
