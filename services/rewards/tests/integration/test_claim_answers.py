@@ -167,7 +167,10 @@ async def test_a_batch_taking_the_clearing_counter_past_int64_refuses_the_claim_
         async with hold_account(database_url, accounts.clearing("USDC")):
             blocker = ask(app, "p0", "k0b", 10)
             await until_waiting(database_url, "ledger_accounts")
-            batch = [ask(app, "p1", "k1", huge), ask(app, "p2", "k2", huge), ask(app, "p2", "k2", huge)]
+            # Queued in this order (the batch decides in arrival order): p1's claim first, then p2's and its repeat.
+            batch = [ask(app, "p1", "k1", huge)]
+            await queued(app, 1)
+            batch += [ask(app, "p2", "k2", huge), ask(app, "p2", "k2", huge)]
             await queued(app, 3)
         assert (await blocker).status_code == 201
         one, two, duplicate = [await t for t in batch]
