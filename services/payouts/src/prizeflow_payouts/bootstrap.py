@@ -438,8 +438,9 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     if settings.payouts_worker_enabled:
         rt.after_start(p.start_worker)
         app.on_shutdown.insert(0, p.stop_worker)
-    if settings.payouts_recon_enabled:  # a job of this process's scheduler: started once it is up, stopped first
-        p.reconciliation.schedule(rt.jobs, every_s=settings.payouts_recon_tick_s)
+    if settings.payouts_recon_enabled:  # a job of this process's scheduler, started once it is up
+        schedule = p.reconciliation.schedule(rt.jobs, every_s=settings.payouts_recon_tick_s)
+        app.on_shutdown.insert(0, schedule.stop)  # before the providers it lists close (then the runtime: a no-op)
     if p.sanctions is not None:
         rt.after_start(p.sanctions.start)
         app.on_shutdown.insert(0, p.sanctions.stop)
