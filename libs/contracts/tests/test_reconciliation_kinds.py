@@ -14,7 +14,7 @@ from prizeflow_contracts.reconciliation import (
     recon_action,
     recon_kind,
 )
-from prizeflow_payouts.domain import reconciliation as payouts
+from prizeflow_reconciliation import domain as payouts
 
 
 def test_every_code_has_exactly_one_row() -> None:

@@ -10,7 +10,7 @@ nothing to find), and `--discrepancies` injected differences (missing, amount, d
 unrequested: exactly one exception each). It pages its lines `--page-sizes` per page: 100 is Stripe's largest
 `limit` on a list call (the statement adapter asks for 100), 1000 a rail that pages wider.
 
-`Reconciliation.run` is timed exactly as the service builds it (`recon_transactions` on a session factory, the
+`ReconcileWindows.run` is timed exactly as the service builds it (its unit of work on a session factory, the
 service's default statement timeouts, the ledger compared unless `--no-ledger`), each run on a window of its own
 and on new connections (a window already reconciled is the same run and returns at once: that re-run is measured
 too). Per run: wall time, transactions (pages + 2), SQL statements, the time staging the pages (the fake's own
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import inspect
 import resource
@@ -38,7 +39,7 @@ import uuid
 from array import array
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, cast
@@ -48,20 +49,20 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.providers import (
-    DestinationType,
-    RewardPayoutProvider,
-    StatementLine,
-    StatementLineKind,
-    StatementPage,
-)
+from prizeflow_contracts.providers import ProviderType, StatementLine, StatementLineKind, StatementPage
 from prizeflow_devstack.infra import ensure_infra
-from prizeflow_payouts.adapters.reconciliation_pg import SqlReconStore, recon_transactions
-from prizeflow_payouts.application.reconciliation import Reconciliation, ReconStore, ReconTransactions
-from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
-from prizeflow_payouts.domain.reconciliation import OurPayout
+from prizeflow_reconciliation.adapters.books import bind
+from prizeflow_reconciliation.adapters.runs_pg import SqlRunStore
+from prizeflow_reconciliation.application.books import ReconciliationStores, ReconciliationUnitOfWork
+from prizeflow_reconciliation.application.ports import RunStore
+from prizeflow_reconciliation.application.runs import ReconcileWindows, ReconGauges
+from prizeflow_reconciliation.domain import OurPayout
+from prizeflow_reconciliation.statements import RailStatement, Statements
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
 from prizeflow_testkit.bench import bench_database, host, print_result
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -335,7 +336,7 @@ class Timings:
 class _TimedStore:
     """The store, each coroutine method timed."""
 
-    def __init__(self, inner: ReconStore, timings: Timings) -> None:
+    def __init__(self, inner: RunStore, timings: Timings) -> None:
         self._inner = inner
         self._timings = timings
         self.seen: set[str] = set()
@@ -356,15 +357,15 @@ class _TimedStore:
         return timed
 
 
-def timed(opener: ReconTransactions, timings: Timings) -> ReconTransactions:
+def timed(opener: ReconciliationUnitOfWork, timings: Timings) -> Any:
     """`opener`'s transactions, timed: each by what it did (claim, stage, match), its commit apart."""
 
     @asynccontextmanager
-    async def transaction() -> AsyncIterator[ReconStore]:
+    async def transaction() -> AsyncIterator[ReconciliationStores]:
         entered = time.perf_counter()
-        async with opener() as store:
-            proxy = _TimedStore(store, timings)
-            yield cast("ReconStore", proxy)
+        async with opener() as books:
+            proxy = _TimedStore(books.runs, timings)
+            yield replace(books, runs=cast("RunStore", proxy))
             body_done = time.perf_counter()
         done = time.perf_counter()
         kind = "match" if "staged_lines" in proxy.seen else "stage" if "stage_page" in proxy.seen else "claim"
@@ -375,7 +376,7 @@ def timed(opener: ReconTransactions, timings: Timings) -> ReconTransactions:
         elif kind == "match":
             timings.match_from, timings.match_until = entered, done
 
-    def open_one() -> AbstractAsyncContextManager[ReconStore]:
+    def open_one() -> AbstractAsyncContextManager[ReconciliationStores]:
         return transaction()
 
     return open_one
@@ -407,22 +408,16 @@ class Bench:
     ledger: bool = True
     statements: int = 0
 
-    def reconciliation(self, fake: FakeStatement, timings: Timings) -> Reconciliation:
-        """`Reconciliation` as the service builds it, `fake` the only configured provider."""
-        entry = ProviderEntry(
-            name=PROVIDER,
-            provider=cast("RewardPayoutProvider", fake),  # reconciliation only lists its statement
-            assets=(ASSET,),
-            destination_types=(DestinationType.STRIPE_ACCOUNT,),
+    def reconciliation(self, fake: FakeStatement, timings: Timings) -> ReconcileWindows:
+        """Reconciliation's runs as the service builds them, `fake` the only configured provider."""
+        builder = ChangeBuilder(source="/prizeflow/bench", policy=RetryPolicy())
+        uow = SqlUnitOfWork(
+            self.sessions,
+            functools.partial(bind, returns=lambda session: ReturnPaidPayouts(SqlPayoutRepository(session), builder)),
         )
-        return Reconciliation(
-            transactions=timed(recon_transactions(self.sessions), timings),
-            registry=ProviderRegistry([entry]),
-            builder=ChangeBuilder(source="/prizeflow/bench", policy=RetryPolicy()),
-            service="payouts",
-            source="/prizeflow/bench",
-            ledger=self.ledger,
-        )
+        opener = timed(uow, timings)
+        statements = Statements([RailStatement(PROVIDER, ProviderType.STRIPE, reader=fake)])
+        return ReconcileWindows(opener, statements, ReconGauges(opener), ledger=self.ledger)
 
     async def one_run(self, window: Window, page_size: int) -> dict[str, Any]:
         # New connections: a connection that has run the window query 5 times may have switched to a generic plan
@@ -509,7 +504,7 @@ class Bench:
         }
 
     async def plan_cache(self, window: Window, executions: int) -> dict[str, Any]:
-        """The run's query of our payouts (`SqlReconStore.our_payouts`, with this window's keys) executed again and
+        """The run's query of our payouts (`SqlRunStore.our_payouts`, with this window's keys) executed again and
         again on one connection, as the service's pool does hour after hour: PostgreSQL plans a prepared statement
         for its parameters 5 times, then may keep a generic plan that does not know the arrays' sizes."""
         await self.engine.dispose()
@@ -519,7 +514,7 @@ class Bench:
         seconds: list[float] = []
         failed: str | None = None
         async with self.sessions() as session, session.begin():
-            store = SqlReconStore(session)
+            store = SqlRunStore(session)
             for _ in range(executions):
                 started = time.perf_counter()
                 try:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
-from prizeflow_contracts.providers import ProviderType, RewardPayoutProvider
+from prizeflow_contracts.providers import ListsStatement, ProviderType, RewardPayoutProvider
 from prizeflow_contracts.topics import (
     AUDIT,
     PAYOUT_EVENTS,
@@ -31,12 +31,10 @@ from prizeflow_contracts.topics import (
 from prizeflow_payouts.adapters import config as provider_config
 from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
 from prizeflow_payouts.adapters.config import PayoutsConfig
-from prizeflow_payouts.adapters.exports_pg import PgPayoutExportReader
 from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.providers.manual import build_manual
 from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
-from prizeflow_payouts.adapters.reconciliation_pg import SqlReconQueries, recon_transactions
-from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
+from prizeflow_payouts.adapters.repository import SqlPayoutQueries, SqlPayoutRepository, sql_transactions
 from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.adapters.stripe import build_stripe
 from prizeflow_payouts.adapters.telegram import build_telegram
@@ -45,10 +43,10 @@ from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.compliance.gate import PayoutGate
 from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.create import CreatePayouts
-from prizeflow_payouts.application.exports import ExportPayouts
-from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
+from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics
 from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
-from prizeflow_payouts.application.reconciliation import Reconciliation
+from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
+from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
@@ -62,12 +60,7 @@ from prizeflow_payouts.bootstrap_sanctions import SanctionsLists, compose_sancti
 from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_payouts.entrypoints.compliance_http import CompliancePolicyController, VerificationController
 from prizeflow_payouts.entrypoints.compliance_screening_http import ComplianceScreeningController
-from prizeflow_payouts.entrypoints.http import (
-    DisagreementsController,
-    PayoutExportsController,
-    PayoutsController,
-    ProvidersController,
-)
+from prizeflow_payouts.entrypoints.http import DisagreementsController, PayoutsController, ProvidersController
 from prizeflow_payouts.entrypoints.kafka import (
     PayoutRequestsHandler,
     ProviderEventsHandler,
@@ -75,13 +68,11 @@ from prizeflow_payouts.entrypoints.kafka import (
     SignerResultsSink,
     VerificationEventsHandler,
 )
-from prizeflow_payouts.entrypoints.reconciliation_http import (
-    ReconciliationController,
-    ReconciliationExportController,
-)
 from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
 from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_reconciliation.bootstrap import Reconciliation, compose_reconciliation
+from prizeflow_reconciliation.statements import RailStatement, SettlesUnknownOutcome, Statements
 from prizeflow_runtime.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -114,7 +105,6 @@ class Payouts:
     webhooks: ApplyProviderEvents
     worker: PayoutWorker
     reconciliation: Reconciliation
-    recon_queries: SqlReconQueries
     compliance_metrics: ComplianceMetrics | None = None
     records: ComplianceRecords | None = None  # players' verification records, the risk policy's versions
     sanctions: SanctionsLists | None = None  # the sanctions lists and their screen (bootstrap_sanctions)
@@ -122,8 +112,6 @@ class Payouts:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
-    _recon_stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _recon_task: asyncio.Task[None] | None = None
     _sweep_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _sweep_task: asyncio.Task[None] | None = None
     _rescreen_task: asyncio.Task[None] | None = None
@@ -165,22 +153,6 @@ class Payouts:
         self._stop.clear()
         self._task = asyncio.create_task(self.worker.run(self._stop, self.wake), name="payout-worker")
 
-    async def start_reconciliation(self) -> None:
-        self._recon_stop.clear()
-        self._recon_task = asyncio.create_task(
-            self.reconciliation.schedule(self._recon_stop, every_s=self.settings.payouts_recon_tick_s),
-            name="reconciliation",
-        )
-
-    async def stop_reconciliation(self) -> None:
-        """Stop at once, mid-run if need be: a run is resumable (its pages are staged) and its lease lapses."""
-        self._recon_stop.set()
-        if self._recon_task is not None:
-            self._recon_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recon_task
-            self._recon_task = None
-
     async def start_compliance_sweep(self) -> None:
         """The verification holds swept every PAYOUTS_COMPLIANCE_SWEEP_S: a hook missed (a crash between the
         verification's commit and nothing else) never leaves a verified player's payout waiting."""
@@ -221,6 +193,25 @@ def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> tuple[Rewar
     from prizeflow_payouts.adapters.exchange import build_exchange  # deliberately lazy
 
     return build_exchange(spec, context)
+
+
+@runtime_checkable
+class _UnknownOutcomeSettler(SettlesUnknownOutcome, Protocol):
+    """A rail whose unknown outcomes a person settles, told apart until each rail registers its own statement."""
+
+
+def rail_statements(registry: ProviderRegistry) -> Statements:
+    """What each configured rail registers with reconciliation: its statement reader, if it lists one."""
+    return Statements(
+        RailStatement(
+            entry.name,
+            entry.type,
+            reader=entry.provider if isinstance(entry.provider, ListsStatement) else None,
+            fees_inside=bool(getattr(entry.provider, "fees_inside_payout", False)),
+            settler=entry.provider if isinstance(entry.provider, _UnknownOutcomeSettler) else None,
+        )
+        for entry in registry
+    )
 
 
 def provider_factories() -> dict[ProviderType, ProviderFactory]:
@@ -352,17 +343,17 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         transactions=transactions, gate=gate, source=settings.source, metrics=metrics, on_due=wake.set
     )
     queries = SqlPayoutQueries(rt.sessions)
-    reconciliation = Reconciliation(
-        transactions=recon_transactions(rt.sessions),
-        registry=config.registry,
-        builder=builder,
+    reconciliation = compose_reconciliation(
+        sessions=rt.sessions,
+        statements=rail_statements(config.registry),
+        returns=lambda session: ReturnPaidPayouts(SqlPayoutRepository(session), builder),
+        registry=rt.registry,
         service=settings.service_name,
         source=settings.source,
+        owner=worker.worker_id,
         slack=timedelta(seconds=settings.payouts_recon_slack_s),
         window=timedelta(seconds=settings.payouts_recon_window_s),
-        owner=worker.worker_id,
         ledger=settings.payouts_recon_ledger,
-        metrics=ReconMetrics.create(rt.registry, settings.service_name, providers=[e.name for e in config.registry]),
     )
     records = compose_compliance_records(
         settings,
@@ -387,7 +378,6 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         webhooks,
         worker,
         reconciliation,
-        SqlReconQueries(rt.sessions),
         compliance_metrics=compliance_metrics,
         records=records,
         sanctions=sanctions,
@@ -400,7 +390,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     """The API process: HTTP + both consumers + outbox relay + (unless disabled) the worker."""
     p = parts or compose(settings)
     rt = p.runtime
-    requests = PayoutRequestsHandler(p.create, p.wake)
+    requests = PayoutRequestsHandler(p.create, p.wake, postings=p.reconciliation.postings)
     rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=requests, on_refusal=requests.on_refusal)
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
     if p.records is not None:
@@ -416,26 +406,21 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     def const(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False, use_cache=True)
 
-    exports = ExportPayouts(PgPayoutExportReader(rt.sessions), providers=[e.name for e in p.config.registry])
     app = rt.http_app(
         [
             PayoutsController,
             ProvidersController,
             DisagreementsController,
-            PayoutExportsController,
-            ReconciliationController,
-            ReconciliationExportController,
+            *p.reconciliation.controllers,
             VerificationController,
             CompliancePolicyController,
             ComplianceScreeningController,
         ],
         dependencies={
             "queries": const(p.queries),
-            "recon": const(p.reconciliation),
-            "recon_queries": const(p.recon_queries),
             "admin": const(p.admin),
             "registry": const(p.config.registry),
-            "payout_exports": const(exports),
+            **{name: const(value) for name, value in p.reconciliation.dependencies().items()},
             **{name: const(value) for name, value in (p.records.dependencies() if p.records else {}).items()},
             **{name: const(value) for name, value in (p.sanctions.dependencies() if p.sanctions else {}).items()},
         },
@@ -453,9 +438,9 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     if settings.payouts_worker_enabled:
         rt.after_start(p.start_worker)
         app.on_shutdown.insert(0, p.stop_worker)
-    if settings.payouts_recon_enabled:
-        rt.after_start(p.start_reconciliation)
-        app.on_shutdown.insert(0, p.stop_reconciliation)
+    if settings.payouts_recon_enabled:  # a job of this process's scheduler, started once it is up
+        schedule = p.reconciliation.schedule(rt.jobs, every_s=settings.payouts_recon_tick_s)
+        app.on_shutdown.insert(0, schedule.stop)  # before the providers it lists close (then the runtime: a no-op)
     if p.sanctions is not None:
         rt.after_start(p.sanctions.start)
         app.on_shutdown.insert(0, p.sanctions.stop)

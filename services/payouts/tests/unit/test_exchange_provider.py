@@ -35,8 +35,8 @@ from prizeflow_payouts.adapters.exchange import (
     classify,
     client_id_for,
 )
-from prizeflow_payouts.application.reconciliation import ReconError
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
+from prizeflow_reconciliation.statements import ReconError
 
 C = PayoutErrorCode
 P = ProviderPayoutStatus

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter, SkipValidation
-from litestar.response import Stream
 from pydantic import BaseModel, ConfigDict
 
 from prizeflow_contracts.errors import PayoutErrorCode
@@ -23,7 +22,6 @@ from prizeflow_contracts.money import Money, PayableMoney
 from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
 from prizeflow_payouts.application.create import new_correlation_id
-from prizeflow_payouts.application.exports import ExportPayouts
 from prizeflow_payouts.application.ports import ListFilter, PayoutQueries
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.domain.state import PayoutState
@@ -37,7 +35,6 @@ READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)
 Queries = NamedDependency[SkipValidation[PayoutQueries]]  # a Protocol: nothing to check at run time
 Admin = NamedDependency[PayoutAdmin]
 Registry = NamedDependency[ProviderRegistry]
-PayoutExports = NamedDependency[ExportPayouts]
 
 
 class _Body(BaseModel):
@@ -262,29 +259,4 @@ class ProvidersController(Controller):
         return {"providers": [dict(e.public) for e in registry]}
 
 
-class PayoutExportsController(Controller):
-    """Finance exports (streamed CSV): the request is checked before the first byte; a refusal is a problem."""
-
-    path = "/v1/admin/exports"
-    tags = ["exports"]  # noqa: RUF012
-
-    @get("/payouts.csv", guards=[READERS], media_type="text/csv")
-    async def payouts_csv(
-        self,
-        payout_exports: PayoutExports,
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
-        provider: FromQuery[str | None] = None,
-        asset: FromQuery[str | None] = None,
-    ) -> Stream:
-        """Every payout created in [since, until): state, amounts in minor units, provider, fee; never a
-        destination's address (its type only)."""
-        query = payout_exports.query(since=since, until=until, provider=provider, asset=asset)
-        return Stream(
-            payout_exports.csv(query),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="payouts.csv"', "Cache-Control": "no-store"},
-        )
-
-
-__all__ = ["DisagreementsController", "PayoutExportsController", "PayoutsController", "ProvidersController"]
+__all__ = ["DisagreementsController", "PayoutsController", "ProvidersController"]

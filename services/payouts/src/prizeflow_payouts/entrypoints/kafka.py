@@ -5,7 +5,7 @@ payouts repository bound to it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,11 +15,11 @@ from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import LedgerPosted, PayoutRequested
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore
-from prizeflow_payouts.adapters.reconciliation_pg import SqlLedgerPostings
 from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.compliance.verification import ApplyVerificationEvent
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
+from prizeflow_reconciliation.statements import LedgerPostings
 from prizeflow_runtime.dead_letters import DeadLetter
 
 
@@ -44,10 +44,13 @@ class PayoutRequestsHandler:
         create: CreatePayouts,
         wake: asyncio.Event | None = None,
         *,
+        postings: Callable[[AsyncSession], LedgerPostings],
         ledger_sources: frozenset[str] = LEDGER_SOURCES,
     ) -> None:
+        """`postings`: reconciliation's `LedgerPostings` on the poll's session (handed in by the composition root)."""
         self.create = create
         self.wake = wake
+        self.postings = postings
         self.ledger_sources = ledger_sources
 
     async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
@@ -79,7 +82,7 @@ class PayoutRequestsHandler:
                     cause_event_id=str(env.id),
                 )
             )
-        await SqlLedgerPostings(session).record(postings)
+        await self.postings(session).record(postings)
         if not commands:
             return
         try:

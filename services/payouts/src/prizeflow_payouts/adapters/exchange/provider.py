@@ -55,8 +55,8 @@ from prizeflow_payouts.adapters.exchange.store import (
     WithdrawalRecord,
     WithdrawalState,
 )
-from prizeflow_payouts.application.reconciliation import ReconError
 from prizeflow_payouts.provider_spec import ProviderConfigError
+from prizeflow_reconciliation.statements import ReconError
 from prizeflow_runtime.errors import ErrorKind
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ Pure rules, no I/O. `reconcile` matches a window's statement lines to payouts by
 difference as a `Finding`. Findings are about money, not keys: a difference (kind, subject) is a chain of exceptions,
 each claiming money the ones before it did not (`Chain`), so the same difference found by two runs is one exception,
 and money that moves again later is a new one for exactly what the chain does not hold yet, whatever became of the
-earlier ones (booked, written off, returned, acknowledged). An exception's life is the `TRANSITIONS` table; nothing
-else decides what may follow what.
+earlier ones (booked, written off, returned, acknowledged). The kinds, their severities and resolutions are
+`kinds.py`'s (read from their row in the contracts).
 """
 
 from __future__ import annotations
@@ -15,101 +15,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Final, Protocol
 
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
+from prizeflow_reconciliation.domain.kinds import SEVERITY, ExceptionKind, Severity
 
 LineKind = StatementLineKind
-
-
-class ExceptionKind(StrEnum):
-    UNREQUESTED = "unrequested"  # money left at the provider for no payout of ours
-    DUPLICATE = "duplicate"  # one payout of ours paid more than once
-    DESTINATION_MISMATCH = "destination_mismatch"  # paid somewhere else than our payout says
-    PAID_NOT_RECORDED = "paid_not_recorded"  # paid at the provider, failed/cancelled/rejected here
-    OVERPAID = "overpaid"  # the provider paid more than our payout: money out that Prizeflow did not send
-    AMOUNT_MISMATCH = "amount_mismatch"  # less than our payout, or another asset
-    MISSING = "missing"  # paid here, nothing at the provider
-    UNRECORDED_REVERSAL = "unrecorded_reversal"  # the provider gave it back, we still hold it paid
-    UNMATCHED_CREDIT = "unmatched_credit"  # money came back for no payout of ours
-    UNBOOKED_FEE = "unbooked_fee"  # a fee the provider charged that nobody booked
-    UNKNOWN_OUTCOME = "unknown_outcome"  # a rail cannot tell whether it paid: a person settles it
-    LEDGER_MISMATCH = "ledger_mismatch"  # the ledger booked another amount for the payout than it paid, or none
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"  # pages at once: money left that Prizeflow did not send
-    HIGH = "high"
-    MEDIUM = "medium"
-
-
-SEVERITY: Final[Mapping[ExceptionKind, Severity]] = {
-    ExceptionKind.UNREQUESTED: Severity.CRITICAL,
-    ExceptionKind.DUPLICATE: Severity.CRITICAL,
-    ExceptionKind.DESTINATION_MISMATCH: Severity.CRITICAL,
-    ExceptionKind.PAID_NOT_RECORDED: Severity.CRITICAL,
-    ExceptionKind.OVERPAID: Severity.CRITICAL,
-    ExceptionKind.AMOUNT_MISMATCH: Severity.HIGH,
-    ExceptionKind.MISSING: Severity.HIGH,
-    ExceptionKind.UNRECORDED_REVERSAL: Severity.HIGH,
-    ExceptionKind.UNKNOWN_OUTCOME: Severity.HIGH,
-    ExceptionKind.LEDGER_MISMATCH: Severity.HIGH,
-    ExceptionKind.UNMATCHED_CREDIT: Severity.MEDIUM,
-    ExceptionKind.UNBOOKED_FEE: Severity.MEDIUM,
-}
-
-# Money that left the platform at the provider without Prizeflow sending it: these page.
-UNMATCHED_DEBITS: Final = frozenset(k for k, s in SEVERITY.items() if s is Severity.CRITICAL)
-
-
-class Action(StrEnum):
-    ACKNOWLEDGE = "acknowledge"  # on record with a reason; moves no money (one person)
-    WRITE_OFF = "write_off"  # book the money the provider let out as a loss: treasury → the rail's account
-    BOOK_FEE = "book_fee"  # book the provider's fee: treasury → the rail's account
-    MARK_RETURNED = "mark_returned"  # the payout did not reach the player: paid → returned, the wallet credited back
-    SETTLE_FOUND = "settle_found"  # an unknown outcome was made: record the provider's id, the sync settles it
-    SETTLE_NOT_MADE = "settle_not_made"  # an unknown outcome was never made: free it to be asked for again
-
-
-MONEY_ACTIONS: Final = frozenset(
-    {Action.WRITE_OFF, Action.BOOK_FEE, Action.MARK_RETURNED, Action.SETTLE_FOUND, Action.SETTLE_NOT_MADE}
-)
-
-ACTIONS: Final[Mapping[ExceptionKind, tuple[Action, ...]]] = {
-    ExceptionKind.UNREQUESTED: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
-    ExceptionKind.DUPLICATE: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
-    ExceptionKind.DESTINATION_MISMATCH: (Action.ACKNOWLEDGE, Action.WRITE_OFF, Action.MARK_RETURNED),
-    ExceptionKind.PAID_NOT_RECORDED: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
-    ExceptionKind.OVERPAID: (Action.ACKNOWLEDGE, Action.WRITE_OFF),
-    # Less than the payout: nothing left the platform to write off; a person settles it with the player.
-    ExceptionKind.AMOUNT_MISMATCH: (Action.ACKNOWLEDGE,),
-    ExceptionKind.MISSING: (Action.ACKNOWLEDGE, Action.MARK_RETURNED),
-    ExceptionKind.UNRECORDED_REVERSAL: (Action.ACKNOWLEDGE, Action.MARK_RETURNED),
-    ExceptionKind.UNMATCHED_CREDIT: (Action.ACKNOWLEDGE,),
-    ExceptionKind.UNBOOKED_FEE: (Action.ACKNOWLEDGE, Action.BOOK_FEE),
-    # Acknowledge: the rail's own sync settled it meanwhile (the payout's state says so).
-    ExceptionKind.UNKNOWN_OUTCOME: (Action.ACKNOWLEDGE, Action.SETTLE_FOUND, Action.SETTLE_NOT_MADE),
-    # The ledger is corrected by a ledger correction (two people, in rewards); the exception records what was done.
-    ExceptionKind.LEDGER_MISMATCH: (Action.ACKNOWLEDGE,),
-}
-
-
-class ExceptionState(StrEnum):
-    OPEN = "open"
-    INVESTIGATING = "investigating"
-    RESOLVED = "resolved"
-
-
-TRANSITIONS: Final[Mapping[ExceptionState, frozenset[ExceptionState]]] = {
-    ExceptionState.OPEN: frozenset({ExceptionState.INVESTIGATING, ExceptionState.RESOLVED}),
-    ExceptionState.INVESTIGATING: frozenset({ExceptionState.INVESTIGATING, ExceptionState.RESOLVED}),
-    ExceptionState.RESOLVED: frozenset(),
-}
-
-
-def may_move(current: ExceptionState, to: ExceptionState) -> bool:
-    return to in TRANSITIONS[current]
 
 
 # States of a payout as reconciliation reads them.
@@ -618,3 +529,18 @@ def _fees(p: OurPayout, fees: Sequence[StatementLine], finding: _Found) -> None:
             "with it",
             about=f"payout:{p.payout_id}:{asset}",
         )
+
+
+__all__ = [
+    "NEVER_PAID_STATES",
+    "PAID_STATES",
+    "Chain",
+    "Chains",
+    "Finding",
+    "LineKind",
+    "OurPayout",
+    "Outcome",
+    "Totals",
+    "reconcile",
+    "stray_subjects",
+]

@@ -1,5 +1,6 @@
-"""The matching rules of reconciliation (domain/reconciliation.py), on hand-made statements: each kind of difference
-is found once and classified right, a clean window finds none, and the totals add up to the minor unit."""
+"""The matching rules of reconciliation (`prizeflow_reconciliation/domain/matching.py`), on hand-made statements:
+each kind of difference is found once and classified right, a clean window finds none, and the totals add up to the
+minor unit."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
-from prizeflow_payouts.domain.reconciliation import (
+from prizeflow_reconciliation.domain import (
     ACTIONS,
     MONEY_ACTIONS,
     SEVERITY,
@@ -183,8 +184,8 @@ def test_the_queue_s_rules() -> None:
     assert all(SEVERITY[k] is Severity.CRITICAL for k in UNMATCHED_DEBITS)
     assert set(ACTIONS) == set(ExceptionKind) == set(SEVERITY)
     assert Action.ACKNOWLEDGE not in MONEY_ACTIONS
-    assert TRANSITIONS[ExceptionState.RESOLVED] == frozenset()
-    assert ExceptionState.OPEN not in TRANSITIONS[ExceptionState.INVESTIGATING]
+    assert TRANSITIONS.table[ExceptionState.RESOLVED] == frozenset()
+    assert ExceptionState.OPEN not in TRANSITIONS.table[ExceptionState.INVESTIGATING]
 
 
 amounts = st.integers(min_value=1, max_value=10**12)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from prizeflow_payouts.adapters.exports_pg import PgPayoutExportReader
-from prizeflow_payouts.application.exports import PAYOUT_COLUMNS, PayoutExportQuery
+from prizeflow_reconciliation.adapters.exports_pg import PgPayoutExportReader
+from prizeflow_reconciliation.application.exports import PAYOUT_COLUMNS, PayoutExportQuery
 from prizeflow_runtime.csv_stream import ExportPeriod
 from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_testkit.payouts import fetch, providers_file, request_payout, running, settings_for, token, wait_state

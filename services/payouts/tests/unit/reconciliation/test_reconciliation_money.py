@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
-from prizeflow_payouts.domain.reconciliation import (
+from prizeflow_reconciliation.domain import (
     Chain,
     ExceptionKind,
     Finding,

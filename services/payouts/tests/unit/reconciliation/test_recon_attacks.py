@@ -22,24 +22,22 @@ from prizeflow_contracts.events.payouts import (
 )
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import (
-    DestinationType,
     ProviderType,
     StatementLine,
     StatementLineKind,
     StatementPage,
 )
-from prizeflow_payouts.application.admin import Actor
-from prizeflow_payouts.application.reconciliation import (
-    Reconciliation,
-    ReconError,
-    ReconException,
-    Resolution,
-    Run,
-)
-from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.domain.payout import Change, Payout
-from prizeflow_payouts.domain.reconciliation import (
+from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler
+from prizeflow_reconciliation.adapters.postings_pg import SqlLedgerPostings
+from prizeflow_reconciliation.application.books import ReconciliationStores
+from prizeflow_reconciliation.application.ports import Actor, ReconException, Resolution, Run
+from prizeflow_reconciliation.application.queue import ExceptionQueue
+from prizeflow_reconciliation.application.runs import ReconcileWindows, ReconGauges
+from prizeflow_reconciliation.domain import (
     ACTIONS,
     Action,
     ExceptionKind,
@@ -47,8 +45,7 @@ from prizeflow_payouts.domain.reconciliation import (
     OurPayout,
     reconcile,
 )
-from prizeflow_payouts.domain.state import PayoutState
-from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler
+from prizeflow_reconciliation.statements import RailStatement, ReconError, Statements
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 ALICE = Actor("alice", frozenset({"ops"}), "corr-a")
@@ -103,7 +100,7 @@ class _Payouts:
 
 @dataclass
 class _Store:
-    """Just enough of `ReconStore` for the queue's decisions, in memory."""
+    """Just enough of `RunStore` and `ExceptionStore` for the queue's decisions, in memory."""
 
     exc: ReconException
     payouts: Any
@@ -148,23 +145,44 @@ class _Exchange:
         return StatementPage(lines=())
 
 
-def _recon(store: _Store, rail: _Exchange) -> Reconciliation:
-    @asynccontextmanager
-    async def tx() -> AsyncIterator[_Store]:
-        yield store
+@dataclass
+class _Recon:
+    """Reconciliation's two halves, wired on one in-memory store as bootstrap wires them on PostgreSQL."""
 
-    def opener() -> AbstractAsyncContextManager[_Store]:
+    runs: ReconcileWindows
+    queue: ExceptionQueue
+
+
+def _wire(store: Any, rail: Any, *, settles: bool, clock: Any, ledger: bool = True) -> _Recon:
+    builder = ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy())
+
+    @asynccontextmanager
+    async def tx() -> AsyncIterator[ReconciliationStores]:
+        # The lifecycle's real `PayoutReturns` over the fake repository: a return goes through its transitions.
+        yield ReconciliationStores(
+            runs=store,
+            exceptions=store,
+            outbox=store,
+            postings=store,
+            payouts=ReturnPaidPayouts(store.payouts, builder),
+        )
+
+    def opener() -> AbstractAsyncContextManager[ReconciliationStores]:
         return tx()
 
-    entry = ProviderEntry("exchange", rail, ("USDC",), (DestinationType.CRYPTO_ADDRESS,))  # type: ignore[arg-type]
-    return Reconciliation(
-        transactions=opener,  # type: ignore[arg-type]
-        registry=ProviderRegistry([entry]),
-        builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
-        service="payouts",
-        source="/prizeflow/payouts",
-        clock=lambda: NOW,
+    statements = Statements(
+        [RailStatement("exchange", ProviderType.CRYPTO_EXCHANGE, reader=rail, settler=rail if settles else None)]
     )
+    uow: Any = opener
+    gauges = ReconGauges(uow)
+    return _Recon(
+        runs=ReconcileWindows(uow, statements, gauges, ledger=ledger, clock=clock),
+        queue=ExceptionQueue(uow, statements, service="payouts", source="/prizeflow/payouts", clock=clock),
+    )
+
+
+def _recon(store: _Store, rail: _Exchange) -> _Recon:
+    return _wire(store, rail, settles=True, clock=lambda: NOW)
 
 
 def _exception(kind: ExceptionKind, amount: int) -> ReconException:
@@ -188,10 +206,10 @@ async def test_the_confirmer_cannot_swap_the_withdrawal_id_the_proposer_found() 
     rail = _Exchange()
     store = _Store(_exception(ExceptionKind.UNKNOWN_OUTCOME, 1_000), _Payouts(_payout(state=PayoutState.SUBMITTING)))
     recon = _recon(store, rail)
-    proposed = await recon.resolve(7, ALICE, Action.SETTLE_FOUND, "found it", {"withdrawal_id": "wd-found"})
+    proposed = await recon.queue.resolve(7, ALICE, Action.SETTLE_FOUND, "found it", {"withdrawal_id": "wd-found"})
     assert proposed == "proposed"
     try:
-        await recon.resolve(7, BOB, Action.SETTLE_FOUND, "agreed", {"withdrawal_id": "wd-of-someone-else"})
+        await recon.queue.resolve(7, BOB, Action.SETTLE_FOUND, "agreed", {"withdrawal_id": "wd-of-someone-else"})
     except ReconError:  # refusing a changed parameter is a fix too
         assert rail.settled == []
         return
@@ -205,9 +223,9 @@ async def test_mark_returned_of_a_partial_reversal_credits_no_more_than_came_bac
     # The provider gave back 100 of the 1000 it paid: the exception is about 100.
     store = _Store(_exception(ExceptionKind.UNRECORDED_REVERSAL, 100), payouts)
     recon = _recon(store, _Exchange())
-    assert await recon.resolve(7, ALICE, Action.MARK_RETURNED, "the provider reversed it") == "proposed"
+    assert await recon.queue.resolve(7, ALICE, Action.MARK_RETURNED, "the provider reversed it") == "proposed"
     try:
-        await recon.resolve(7, BOB, Action.MARK_RETURNED, "agreed")
+        await recon.queue.resolve(7, BOB, Action.MARK_RETURNED, "agreed")
     except ReconError:
         assert payouts.applied == []  # refusing a partial return is a fix too
         return
@@ -222,7 +240,7 @@ async def test_a_window_is_not_reconciled_before_its_late_lines_are_listed() -> 
     recon = _recon(store, _Exchange())
     until = NOW - timedelta(seconds=1)  # ended one second ago; slack is 15 minutes
     with pytest.raises(ReconError) as refused:
-        await recon.run("exchange", until - timedelta(hours=1), until, requested_by="mallory")
+        await recon.runs.run("exchange", until - timedelta(hours=1), until, requested_by="mallory")
     assert refused.value.code == "window_not_closed"
 
 
@@ -288,7 +306,7 @@ async def test_a_ledger_posting_not_from_rewards_is_refused() -> None:
         correlation_id="corr-x",
     )
     session = _Session()
-    handler = PayoutRequestsHandler(create=None)  # type: ignore[arg-type]
+    handler = PayoutRequestsHandler(create=None, postings=SqlLedgerPostings)  # type: ignore[arg-type]
     with pytest.raises(EventRefusal):
         await handler(session, [forged])  # type: ignore[arg-type]
     assert session.executed == []
@@ -339,7 +357,7 @@ async def test_one_person_cannot_close_an_unrequested_debit() -> None:
     store = _Store(unrequested, _Payouts(_payout()))
     recon = _recon(store, _Exchange())
     try:
-        outcome = await recon.resolve(7, ALICE, Action.ACKNOWLEDGE, "known transfer, fine")
+        outcome = await recon.queue.resolve(7, ALICE, Action.ACKNOWLEDGE, "known transfer, fine")
     except ReconError:
         outcome = "refused"
     assert outcome in {"proposed", "refused"}
@@ -376,7 +394,7 @@ def test_a_payout_held_returned_that_the_provider_paid_and_kept_is_found() -> No
 @pytest.mark.xfail(
     strict=True,
     reason="defect: Stripe balance transactions other than transfers, reversals and fees become OTHER lines "
-    "(stripe/statement.py:67-69), and a stray OTHER line is no finding (domain/reconciliation.py:260-298): a "
+    "(stripe/statement.py:67-69), and a stray OTHER line is no finding (reconciliation domain/matching.py `_stray`): a "
     "platform `payout` to a (changed) bank account, an `adjustment` or a `refund` takes money from the balance "
     "with no exception and no page; OTHER has no sign, so a top-up is also counted as money out in the totals",
 )
@@ -401,7 +419,7 @@ def test_money_leaving_the_stripe_balance_as_a_bank_payout_is_a_difference() -> 
 # -- a window whose run failed is never run again ---------------------------------------------------------------------
 @dataclass
 class _RunStore:
-    """Just enough of `ReconStore` to run windows, in memory (one run per id, as recon_runs keeps them)."""
+    """Just enough of `RunStore` to run windows, in memory (one run per id, as recon_runs keeps them)."""
 
     runs: dict[str, Run] = field(default_factory=dict)
     staged: dict[str, list[StatementLine]] = field(default_factory=dict)
@@ -472,26 +490,13 @@ async def test_a_window_whose_run_failed_is_run_again_by_the_schedule() -> None:
     rail = _FlakyRail()
     now = [datetime(2026, 11, 25, 11, 20, tzinfo=UTC)]
 
-    @asynccontextmanager
-    async def tx() -> AsyncIterator[_RunStore]:
-        yield store
-
-    entry = ProviderEntry("exchange", rail, ("USDC",), (DestinationType.CRYPTO_ADDRESS,))  # type: ignore[arg-type]
-    recon = Reconciliation(
-        transactions=tx,  # type: ignore[arg-type]
-        registry=ProviderRegistry([entry]),
-        builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
-        service="payouts",
-        source="/prizeflow/payouts",
-        ledger=False,
-        clock=lambda: now[0],
-    )
-    await recon.run_due()  # 10:00-11:00 (and the windows before it): the listing is down
+    recon = _wire(store, rail, settles=False, ledger=False, clock=lambda: now[0])
+    await recon.runs.run_due()  # 10:00-11:00 (and the windows before it): the listing is down
     failed = {r.since for r in store.runs.values() if r.state == "failed"}
     assert datetime(2026, 11, 25, 10, tzinfo=UTC) in failed
     rail.down = False
     now[0] += timedelta(hours=1)
-    await recon.run_due()  # 11:00-12:00, the listing back: the failed windows are run again too
+    await recon.runs.run_due()  # 11:00-12:00, the listing back: the failed windows are run again too
     completed = {r.since for r in store.runs.values() if r.state == "completed"}
     horizon = datetime(2026, 11, 25, 11, tzinfo=UTC) - 23 * timedelta(hours=1)  # CATCH_UP windows back
     assert {f for f in failed if f >= horizon} | {datetime(2026, 11, 25, 11, tzinfo=UTC)} <= completed
@@ -521,12 +526,12 @@ async def test_a_run_of_a_year_is_refused() -> None:
     recon = _recon(store, _Exchange())
     until = NOW - timedelta(hours=1)
     with pytest.raises(ReconError):
-        await recon.run("exchange", until - timedelta(days=366), until, requested_by="olga")
+        await recon.runs.run("exchange", until - timedelta(days=366), until, requested_by="olga")
 
 
 # -- an overpayment is money that left without us -------------------------------------------------------------------
 def test_an_overpayment_pages_as_money_that_left_without_us() -> None:
-    from prizeflow_payouts.domain.reconciliation import UNMATCHED_DEBITS
+    from prizeflow_reconciliation.domain import UNMATCHED_DEBITS
 
     at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
     ours = OurPayout("pay-1", "key-1", None, "paid", "USDC", 1_000, "GDEST", paid_at=at)

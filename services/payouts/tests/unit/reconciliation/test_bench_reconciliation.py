@@ -13,9 +13,9 @@ from types import ModuleType
 
 import pytest
 
-from prizeflow_payouts.domain.reconciliation import ExceptionKind, reconcile
+from prizeflow_reconciliation.domain import ExceptionKind, reconcile
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_reconciliation.py"
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "bench_reconciliation.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,37 +1,56 @@
-"""Reconciliation's admin API: runs, the exception queue, the decisions on it, and its CSV export.
+"""Reconciliation's admin API: runs, the exception queue and the decisions on it (the CSV exports: `exports_http.py`).
 
 Roles: reading and running need admin, approver or ops; taking an exception and acknowledging it (no money moves)
 need ops, approver or admin; a money action is proposed by one of them and executed by a second, different person
-holding approver or admin (application/reconciliation.py decides; PostgreSQL refuses a money resolution with
+holding approver or admin (application/queue.py decides; PostgreSQL refuses a money resolution with
 fewer than two people).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
-from litestar.response import Stream
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from prizeflow_contracts.ids import Identifier, ProviderRef, Reason
-from prizeflow_payouts.adapters.reconciliation_pg import SqlReconQueries
-from prizeflow_payouts.application.reconciliation import Reconciliation, ReconError
-from prizeflow_payouts.domain.reconciliation import Action
-from prizeflow_payouts.entrypoints.http import READERS, _actor, _Body, summary
+from prizeflow_contracts.ids import Identifier, ProviderRef, Reason, is_identifier
+from prizeflow_reconciliation.application.ports import Actor
+from prizeflow_reconciliation.application.ports import ReconQueries as ReconQueriesPort
+from prizeflow_reconciliation.application.queue import ExceptionQueue
+from prizeflow_reconciliation.application.runs import ReconcileWindows
+from prizeflow_reconciliation.domain import Action
+from prizeflow_reconciliation.statements import ReconError
 from prizeflow_runtime.auth import Principal, Role, require_roles
-from prizeflow_runtime.csv_stream import ExportPeriod, Row, csv_stream
 from prizeflow_runtime.errors import ErrorKind
 from prizeflow_runtime.params import IdentifierPath, SerialPath
 
-Recon = NamedDependency[Reconciliation]
-ReconQueries = NamedDependency[SkipValidation[SqlReconQueries]]
+ReconRuns = NamedDependency[ReconcileWindows]
+ReconQueue = NamedDependency[ExceptionQueue]
+ReconQueries = NamedDependency[SkipValidation[ReconQueriesPort]]  # a Protocol: nothing to check at run time
 
+READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)
 DECIDERS = require_roles(Role.OPS, Role.APPROVER, Role.ADMIN)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def actor_of(request: Request[Any, Any, Any]) -> Actor:
+    principal = request.user
+    assert isinstance(principal, Principal)
+    given = request.headers.get("x-correlation-id", "")
+    cid = given if is_identifier(given) else f"admin-{uuid.uuid4().hex}"
+    return Actor(principal.user_id, frozenset(r.value for r in principal.roles), cid)
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the admin API shows it (timestamps in ISO 8601)."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 class RunBody(_Body):
@@ -60,7 +79,7 @@ def _out(row: dict[str, Any] | None, what: str, key: object) -> dict[str, Any]:
     return summary(row)
 
 
-async def _exception(queries: SqlReconQueries, exception_id: int) -> dict[str, Any]:
+async def _exception(queries: ReconQueriesPort, exception_id: int) -> dict[str, Any]:
     row = _out(await queries.exception(exception_id), "exception", exception_id)
     row["history"] = [summary(h) for h in row["history"]]
     return row
@@ -72,12 +91,16 @@ class ReconciliationController(Controller):
 
     @post("/runs", guards=[READERS], status_code=200)
     async def run(
-        self, request: Request[Any, Any, Any], data: JSONBody[RunBody], recon: Recon, recon_queries: ReconQueries
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RunBody],
+        recon_runs: ReconRuns,
+        recon_queries: ReconQueries,
     ) -> dict[str, Any]:
         """Reconcile one provider's window now (to completion); the same window again answers the same run."""
         principal = request.user
         assert isinstance(principal, Principal)
-        run_id = await recon.run(data.provider, data.since, data.until, requested_by=principal.user_id)
+        run_id = await recon_runs.run(data.provider, data.since, data.until, requested_by=principal.user_id)
         return _out(await recon_queries.run(run_id), "run", run_id)
 
     @get("/runs", guards=[READERS])
@@ -121,10 +144,10 @@ class ReconciliationController(Controller):
         request: Request[Any, Any, Any],
         exception_id: SerialPath,
         data: JSONBody[TakeBody],
-        recon: Recon,
+        recon_queue: ReconQueue,
         recon_queries: ReconQueries,
     ) -> dict[str, Any]:
-        await recon.take(exception_id, _actor(request), data.reason)
+        await recon_queue.take(exception_id, actor_of(request), data.reason)
         return await _exception(recon_queries, exception_id)
 
     @post("/exceptions/{exception_id:str}/resolve", guards=[DECIDERS], status_code=200)
@@ -133,84 +156,14 @@ class ReconciliationController(Controller):
         request: Request[Any, Any, Any],
         exception_id: SerialPath,
         data: JSONBody[ResolveBody],
-        recon: Recon,
+        recon_queue: ReconQueue,
         recon_queries: ReconQueries,
     ) -> Response[dict[str, Any]]:
         """200 with the resolved exception, or 202 while a money action waits for its second person."""
         params = {k: v for k, v in data.params.model_dump().items() if v is not None}
-        outcome = await recon.resolve(exception_id, _actor(request), data.action, data.reason, params)
+        outcome = await recon_queue.resolve(exception_id, actor_of(request), data.action, data.reason, params)
         body = await _exception(recon_queries, exception_id)
         return Response(body, status_code=202 if outcome == "proposed" else 200)
 
 
-class ReconciliationExportController(Controller):
-    """The reconciliation results for finance, beside the other exports (`/v1/admin/exports/*.csv`)."""
-
-    path = "/v1/admin/exports"
-    tags = ["reconciliation"]  # noqa: RUF012 - Litestar reads this class attribute as is
-
-    @get("/reconciliation.csv", guards=[READERS], media_type="text/csv")
-    async def export(
-        self,
-        recon_queries: ReconQueries,
-        since: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        until: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        provider: Annotated[str | None, QueryParameter(max_length=64)] = None,
-    ) -> Stream:
-        """Every exception opened in [since, until) as CSV, streamed (read and written a chunk at a time)."""
-        period = ExportPeriod.parse(since, until)
-        return Stream(
-            csv_stream(_EXPORT_COLUMNS, _export_chunks(recon_queries, period.since, period.until, provider)),
-            media_type="text/csv",
-            headers={"content-disposition": 'attachment; filename="reconciliation.csv"'},
-        )
-
-
-_EXPORT_COLUMNS = (
-    "id",
-    "opened_at",
-    "provider",
-    "kind",
-    "severity",
-    "state",
-    "payout_id",
-    "asset",
-    "amount",
-    "owner",
-    "resolution",
-    "resolved_by",
-    "resolved_at",
-    "adjustment_id",
-    "run_id",
-)
-
-
-async def _export_chunks(
-    queries: SqlReconQueries, since: datetime, until: datetime, provider: str | None
-) -> AsyncIterator[list[Row]]:
-    async for chunk in queries.exceptions_opened(since, until, provider):
-        yield [_export_row(row) for row in chunk]
-
-
-def _export_row(row: dict[str, Any]) -> Row:
-    resolution = row["resolution"] or {}
-    return [
-        row["id"],
-        row["opened_at"],
-        row["provider"],
-        row["kind"],
-        row["severity"],
-        row["state"],
-        row["payout_id"],
-        row["asset"],
-        row["amount"],
-        row["owner"],
-        resolution.get("action"),
-        " ".join(resolution.get("resolved_by", [])),
-        resolution.get("resolved_at"),
-        row["adjustment_id"],
-        row["run_id"],
-    ]
-
-
-__all__ = ["ReconciliationController", "ReconciliationExportController"]
+__all__ = ["DECIDERS", "READERS", "ReconciliationController", "actor_of", "summary"]

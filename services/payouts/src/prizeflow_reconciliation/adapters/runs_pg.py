@@ -1,32 +1,19 @@
-"""Reconciliation's tables on PostgreSQL (migrations 0017, 0024): `ReconStore` in one transaction with the payouts'
-own repository, and the admin API's reads."""
+"""A run's tables on PostgreSQL (migrations 0017, 0024): `RunStore` in the transaction of the unit of work."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from prizeflow_contracts.envelope import Envelope
-from prizeflow_contracts.events.payouts import LedgerPosted
 from prizeflow_contracts.providers import StatementLine
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository, bound_transactions
-from prizeflow_payouts.application.ports import PayoutRepository
-from prizeflow_payouts.application.reconciliation import ReconException, ReconTransactions, Resolution, Run
-from prizeflow_payouts.domain.reconciliation import (
-    ACTIONS,
-    Chain,
-    ExceptionKind,
-    ExceptionState,
-    Finding,
-    OurPayout,
-    Outcome,
-)
+from prizeflow_reconciliation.application.ports import Run
+from prizeflow_reconciliation.domain import Chain, ExceptionKind, Finding, OurPayout, Outcome
 
 _CLAIM_RUN = text(
     """
@@ -110,15 +97,6 @@ _ANSWER = text(
     """
 )
 
-_EXCEPTION = text(
-    """
-    SELECT e.id, e.provider, e.kind, e.state, e.owner, e.payout_id, e.asset, e.amount, e.proposal, e.correlation_id,
-           p.player_id, CAST(e.theirs -> 0 ->> 'amount' AS bigint) < CAST(e.ours ->> 'amount' AS bigint) AS underpaid
-    FROM recon_exceptions e LEFT JOIN payouts p ON p.id = e.payout_id
-    WHERE e.id = :id
-    """
-)
-
 
 def _line_json(line: StatementLine) -> dict[str, Any]:
     return line.model_dump(mode="json")
@@ -131,12 +109,11 @@ def _ours_json(p: OurPayout | None) -> str | None:
     return json.dumps(doc)
 
 
-class SqlReconStore:
-    """`ReconStore` in the transaction of `session`."""
+class SqlRunStore:
+    """`RunStore` in the transaction of `session`."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.payouts: PayoutRepository = SqlPayoutRepository(session)
 
     async def claim_run(
         self,
@@ -440,86 +417,6 @@ class SqlReconStore:
             {"id": run_id, "at": at, "error": error, "owner": owner},
         )
 
-    async def exception(self, exception_id: int, *, for_update: bool = False) -> ReconException | None:
-        sql = _EXCEPTION.text + (" FOR UPDATE OF e" if for_update else "")
-        r = (await self.session.execute(text(sql), {"id": exception_id})).mappings().first()
-        if r is None:
-            return None
-        return ReconException(
-            id=r["id"],
-            provider=r["provider"],
-            kind=ExceptionKind(r["kind"]),
-            state=ExceptionState(r["state"]),
-            owner=r["owner"],
-            payout_id=r["payout_id"],
-            asset=r["asset"],
-            amount=r["amount"],
-            proposal=r["proposal"],
-            correlation_id=r["correlation_id"],
-            player_id=r["player_id"],
-            underpaid=bool(r["underpaid"]),
-        )
-
-    async def take(self, exception_id: int, owner: str, at: datetime) -> None:
-        await self.session.execute(
-            text(
-                "UPDATE recon_exceptions SET state = 'investigating', owner = :owner, updated_at = :at WHERE id = :id"
-            ),
-            {"id": exception_id, "owner": owner, "at": at},
-        )
-
-    async def propose(self, exception_id: int, proposal: Mapping[str, Any], at: datetime) -> None:
-        await self.session.execute(
-            text(
-                "UPDATE recon_exceptions SET proposal = CAST(:p AS jsonb), updated_at = :at, "
-                "state = CASE WHEN state = 'open' THEN 'investigating' ELSE state END, "
-                "owner = coalesce(owner, :who) WHERE id = :id"
-            ),
-            {"id": exception_id, "p": json.dumps(dict(proposal)), "at": at, "who": proposal["proposed_by"]},
-        )
-
-    async def resolve(self, exception_id: int, resolution: Resolution, at: datetime) -> None:
-        await self.session.execute(
-            text(
-                """
-                UPDATE recon_exceptions SET state = 'resolved', resolution = :action, resolution_reason = :reason,
-                    resolved_by = CAST(:people AS text[]), resolved_at = :at, updated_at = :at,
-                    adjustment_id = :adjustment, owner = coalesce(owner, :who)
-                WHERE id = :id
-                """
-            ),
-            {
-                "id": exception_id,
-                "action": resolution.action.value,
-                "reason": resolution.reason,
-                "people": list(resolution.resolved_by),
-                "at": at,
-                "adjustment": resolution.adjustment_id,
-                "who": resolution.resolved_by[0],
-            },
-        )
-
-    async def add_history(self, exception_id: int, actor: str, what: str, reason: str | None, at: datetime) -> None:
-        await self.session.execute(
-            text(
-                "INSERT INTO recon_exception_history (exception_id, at, actor, what, reason) "
-                "VALUES (:id, :at, :actor, :what, :reason)"
-            ),
-            {"id": exception_id, "at": at, "actor": actor, "what": what, "reason": reason},
-        )
-
-    async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
-        await self.payouts.add_events(events)
-
-    async def open_summary(self) -> list[tuple[str, str, str, int, datetime]]:
-        rows = await self.session.execute(
-            text(
-                "SELECT provider, kind, severity, count(*), min(opened_at) FROM recon_exceptions "
-                "WHERE state <> 'resolved' GROUP BY provider, kind, severity"
-            )
-        )
-        return [(r[0], r[1], r[2], int(r[3]), r[4]) for r in rows]
-
     async def last_completed(self) -> list[tuple[str, datetime]]:
         rows = await self.session.execute(
             text("SELECT provider, max(finished_at) FROM recon_runs WHERE state = 'completed' GROUP BY provider")
@@ -527,145 +424,4 @@ class SqlReconStore:
         return [(r[0], r[1]) for r in rows]
 
 
-_RECORD_POSTINGS = text(
-    """
-    INSERT INTO ledger_postings (transfer_id, kind, provider_type, asset, amount, claim_id, payout_id, adjustment_id,
-                                 posted_at)
-    SELECT * FROM unnest(CAST(:transfer_id AS text[]), CAST(:kind AS text[]), CAST(:provider AS text[]),
-                         CAST(:asset AS text[]), CAST(:amount AS bigint[]), CAST(:claim_id AS text[]),
-                         CAST(:payout_id AS text[]), CAST(:adjustment_id AS text[]), CAST(:posted_at AS timestamptz[]))
-    ON CONFLICT (transfer_id) DO NOTHING
-    """
-)
-
-
-class SqlLedgerPostings:
-    """`LedgerPostings` in the transaction of `session` (the consumer's inbox transaction)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def record(self, postings: Sequence[LedgerPosted]) -> None:
-        if not postings:
-            return
-        await self.session.execute(
-            _RECORD_POSTINGS,
-            {
-                "transfer_id": [p.transfer_id for p in postings],
-                "kind": [p.kind.value for p in postings],
-                "provider": [p.provider.value for p in postings],
-                "asset": [p.amount.asset for p in postings],
-                "amount": [p.amount.amount for p in postings],
-                "claim_id": [p.claim_id for p in postings],
-                "payout_id": [p.payout_id for p in postings],
-                "adjustment_id": [p.adjustment_id for p in postings],
-                "posted_at": [p.posted_at for p in postings],
-            },
-        )
-
-
-def recon_transactions(sessions: async_sessionmaker[AsyncSession]) -> ReconTransactions:
-    """`ReconTransactions` on a session factory (the payouts repository in the same transaction)."""
-    return bound_transactions(sessions, SqlReconStore)
-
-
-_RUN_OUT = (
-    "SELECT id AS run_id, provider, since, until, state, started_at, finished_at, lines, matched, exceptions, "
-    "error, totals, requested_by FROM recon_runs"
-)
-_EXCEPTION_OUT = (
-    "SELECT id, provider, kind, severity, state, owner, run_id, opened_at, updated_at, payout_id, asset, amount, "
-    "absorbed, detail, ours, theirs, proposal, resolution, resolution_reason, resolved_by, resolved_at, adjustment_id "
-    "FROM recon_exceptions"
-)
-_FILTERS = ("state", "kind", "provider", "severity", "owner")
-
-
-def _exception_out(row: Mapping[Any, Any]) -> dict[str, Any]:
-    out = dict(row)
-    out["actions"] = [a.value for a in ACTIONS[ExceptionKind(out["kind"])]]
-    resolution = out.pop("resolution")
-    reason = out.pop("resolution_reason")
-    people = out.pop("resolved_by")
-    resolved_at = out.pop("resolved_at")
-    out["resolution"] = (
-        None
-        if resolution is None
-        else {"action": resolution, "reason": reason, "resolved_by": list(people or []), "resolved_at": resolved_at}
-    )
-    return out
-
-
-class SqlReconQueries:
-    """The admin API's reads of reconciliation, each in its own short session."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-
-    async def runs(self, *, provider: str | None, limit: int) -> list[dict[str, Any]]:
-        sql = _RUN_OUT + (" WHERE provider = :provider" if provider else "") + " ORDER BY started_at DESC LIMIT :limit"
-        async with self.sessions() as session:
-            return [
-                dict(r) for r in (await session.execute(text(sql), {"provider": provider, "limit": limit})).mappings()
-            ]
-
-    async def run(self, run_id: str) -> dict[str, Any] | None:
-        async with self.sessions() as session:
-            row = (await session.execute(text(_RUN_OUT + " WHERE id = :id"), {"id": run_id})).mappings().first()
-        return None if row is None else dict(row)
-
-    async def exceptions(self, filters: Mapping[str, str | None], *, limit: int, offset: int) -> list[dict[str, Any]]:
-        where = [f"{name} = :{name}" for name in _FILTERS if filters.get(name)]
-        params: dict[str, Any] = {name: filters[name] for name in _FILTERS if filters.get(name)}
-        params.update(limit=limit, offset=offset)
-        # Column names come from the fixed tuple above; every value is a bound parameter.
-        sql = _EXCEPTION_OUT + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY opened_at DESC, id DESC LIMIT :limit OFFSET :offset"
-        async with self.sessions() as session:
-            return [_exception_out(r) for r in (await session.execute(text(sql), params)).mappings()]
-
-    async def exception(self, exception_id: int) -> dict[str, Any] | None:
-        async with self.sessions() as session:
-            row = (
-                (await session.execute(text(_EXCEPTION_OUT + " WHERE id = :id"), {"id": exception_id}))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            out = _exception_out(row)
-            history = await session.execute(
-                text(
-                    "SELECT at, actor, what, reason FROM recon_exception_history WHERE exception_id = :id ORDER BY at"
-                ),
-                {"id": exception_id},
-            )
-            out["history"] = [dict(h) for h in history.mappings()]
-        return out
-
-    async def exceptions_opened(
-        self, since: datetime, until: datetime, provider: str | None, *, chunk: int = 5000
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every exception opened in [since, until), oldest first, `chunk` rows at a time (keyset)."""
-        last = 0
-        while True:
-            sql = _EXCEPTION_OUT + " WHERE opened_at >= :since AND opened_at < :until AND id > :last"
-            sql += (" AND provider = :provider" if provider else "") + " ORDER BY id LIMIT :chunk"
-            async with self.sessions() as session:
-                rows = [
-                    _exception_out(r)
-                    for r in (
-                        await session.execute(
-                            text(sql),
-                            {"since": since, "until": until, "last": last, "provider": provider, "chunk": chunk},
-                        )
-                    ).mappings()
-                ]
-            if rows:
-                yield rows
-            if len(rows) < chunk:
-                return
-            last = rows[-1]["id"]
-
-
-__all__ = ["SqlLedgerPostings", "SqlReconQueries", "SqlReconStore", "recon_transactions"]
+__all__ = ["SqlRunStore"]

@@ -4,18 +4,26 @@ each of these was missed while a run saw only its own window's lines."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from prizeflow_contracts.providers import DestinationType, ProviderType, StatementLine, StatementLineKind, StatementPage
-from prizeflow_payouts.adapters.reconciliation_pg import recon_transactions
-from prizeflow_payouts.application.reconciliation import Reconciliation
-from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_contracts.providers import ProviderType, StatementLine, StatementLineKind, StatementPage
+from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_reconciliation.adapters.books import bind
+from prizeflow_reconciliation.application.ports import Actor
+from prizeflow_reconciliation.application.queue import ExceptionQueue
+from prizeflow_reconciliation.application.runs import ReconcileWindows, ReconGauges
+from prizeflow_reconciliation.domain import Action
+from prizeflow_reconciliation.statements import RailStatement, Statements
 from prizeflow_runtime.db import create_engine, session_factory
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
 from prizeflow_testkit.db import fetch
 
 pytestmark = pytest.mark.integration
@@ -66,17 +74,39 @@ async def sessions(db: str) -> AsyncIterator[object]:
         await engine.dispose()
 
 
-def recon(sessions: object, rail: _Rail) -> Reconciliation:
-    entry = ProviderEntry("rail", rail, ("USDC",), (DestinationType.SANDBOX,))  # type: ignore[arg-type]
-    return Reconciliation(
-        transactions=recon_transactions(sessions),  # type: ignore[arg-type]
-        registry=ProviderRegistry([entry]),
-        builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
-        service="payouts",
-        source="/prizeflow/payouts",
-        slack=SLACK,
-        ledger=False,
+def recon(sessions: object, rail: _Rail) -> _Recon:
+    return _wired(sessions, rail, slack=SLACK, ledger=False)
+
+
+@dataclass
+class _Recon:
+    """Reconciliation's two halves on PostgreSQL, wired as `compose_reconciliation` wires them."""
+
+    runs: ReconcileWindows
+    queue: ExceptionQueue
+
+    async def run(self, provider: str, since: datetime, until: datetime, *, requested_by: str) -> str:
+        return await self.runs.run(provider, since, until, requested_by=requested_by)
+
+    async def resolve(self, exception_id: int, actor: Actor, action: Action, reason: str) -> str:
+        return await self.queue.resolve(exception_id, actor, action, reason)
+
+
+def _wired(sessions: object, rail: _Rail, **options: Any) -> _Recon:
+    builder = ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy())
+    uow: Any = SqlUnitOfWork(
+        sessions,  # type: ignore[arg-type]
+        functools.partial(bind, returns=lambda session: ReturnPaidPayouts(SqlPayoutRepository(session), builder)),
     )
+    settles = hasattr(rail, "settle_unknown_outcome")
+    statements = Statements(
+        [RailStatement("rail", ProviderType.SANDBOX, reader=rail, settler=rail if settles else None)]  # type: ignore[arg-type]
+    )
+    clock = options.get("clock")
+    queue = ExceptionQueue(uow, statements, service="payouts", source="/prizeflow/payouts")
+    if clock is not None:
+        queue.clock = clock
+    return _Recon(ReconcileWindows(uow, statements, ReconGauges(uow), **options), queue)
 
 
 async def found(db: str) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_payouts.application.exports import PayoutExportQuery, PayoutExportRow
+from prizeflow_reconciliation.application.exports import PayoutExportQuery, PayoutExportRow
 from prizeflow_runtime.snapshot_cursor import read_in_chunks
 
 # The destination's address and memo are never selected: they are personal data.
