@@ -343,10 +343,25 @@ class ServiceSettings(BaseSettings):
         ge=1_000,
         description="a batch Kafka has not acknowledged by then means a stalled producer: the relay replaces it",
     )
+    outbox_publish_after_commit: bool = Field(
+        default=True,
+        description="The process publishes a transaction's events right after it commits; the relay only sweeps",
+    )
+    outbox_sweep_after_ms: int = Field(
+        default=2_000,
+        ge=100,
+        description="With publish after commit: the relay sweeps rows older than this (a crash or a failed publish)",
+    )
     outbox_relay: Literal["inline", "external"] = Field(
         default="inline",
         description="inline: this process relays its outbox; external: `python -m prizeflow_runtime.relay` does",
     )
+
+    @property
+    def outbox_sweep_after_s(self) -> float:
+        """What the relay leaves to publishers: rows younger than this (0: nothing, the relay publishes all)."""
+        return self.outbox_sweep_after_ms / 1000 if self.outbox_publish_after_commit else 0.0
+
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_lanes: int = Field(
         default=1,
