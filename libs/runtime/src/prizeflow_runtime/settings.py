@@ -336,6 +336,12 @@ class ServiceSettings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         default=None, description="Dev profile only: an HS256 key (at least 32 bytes) instead of a JWKS"
     )
+    jwt_verified_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="Tokens already verified kept (by SHA-256) until their exp, while their key is unchanged; 0: none",
+    )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_ms: int = Field(default=500, ge=10)
     outbox_ack_timeout_ms: int = Field(
