@@ -427,6 +427,8 @@ class OutboxRelay(_OutboxPublishing):
         # publisher asks for a sweep (it left rows behind). 0: the relay publishes every row as soon as it commits.
         self._sweep_after = sweep_after
         self._sweep_requested = False
+        self._took_over = False
+        self._sweep_due: float | None = None  # when a commit's events are old enough to sweep (monotonic)
         self.swept = 0  # observable: events this relay published
         # A batch Kafka has not acknowledged after `ack_timeout` seconds (twice the producer's request timeout by
         # default) is a stalled producer, not a slow broker: `renew_producer(old)` abandons it and returns a started
@@ -467,13 +469,18 @@ class OutboxRelay(_OutboxPublishing):
             self._conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
             await self._conn.execute(_RELAY_SESSION)
             await self._conn.add_listener(OUTBOX_SWEEP_CHANNEL, self._on_notify)
-            if self._sweep_after <= 0:  # every commit's NOTIFY matters only when the relay publishes everything
-                await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
         return self._conn
 
     def _on_notify(self, _conn: object, _pid: object, channel: str, _payload: object) -> None:
         if channel == OUTBOX_SWEEP_CHANNEL:
             self._sweep_requested = True
+        elif self._sweep_after > 0:
+            # A commit staged events. Its writer publishes them; if it has no publisher (a bare connection, a tool),
+            # they are swept once old enough: look again then, not before.
+            if self._sweep_due is None:
+                self._sweep_due = time.monotonic() + self._sweep_after
+            return
         self._wakeup.set()
 
     def request_sweep(self) -> None:
@@ -484,6 +491,9 @@ class OutboxRelay(_OutboxPublishing):
     async def _ensure_leader(self, conn: asyncpg.Connection) -> bool:
         if not self._leader:
             self._lead(leader=bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY)))
+            # A relay that takes the lead (at start, or from a leader that died) sweeps everything once: whatever the
+            # previous leader's process left is not waited for.
+            self._took_over = self._leader
         return self._leader
 
     async def publish_once(self, *, ripe_only: bool = False) -> RelayResult:
@@ -492,6 +502,10 @@ class OutboxRelay(_OutboxPublishing):
         conn = await self._connect()
         if not await self._ensure_leader(conn):
             return RelayResult(0, leader=False)
+        if self._took_over:
+            self._took_over = False
+            self._sweep_requested = True  # this batch, and the next ones while they are full
+            ripe_only = False
         min_age = self._sweep_after if ripe_only else 0.0
         if ripe_only:
             ripe = await conn.fetchval(_OLDEST_ROW, min_age)
@@ -571,6 +585,8 @@ class OutboxRelay(_OutboxPublishing):
         while not self._stopping.is_set():
             self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
             sweep_all, self._sweep_requested = self._sweep_requested, False
+            if self._sweep_due is not None and time.monotonic() >= self._sweep_due:
+                self._sweep_due = None
             try:
                 try:
                     result = await self.publish_once(ripe_only=self._sweep_after > 0 and not sweep_all)
@@ -612,6 +628,8 @@ class OutboxRelay(_OutboxPublishing):
                 wait = min(self._poll_interval * 2 ** min(idle, 8), max(self._poll_interval, IDLE_POLL_MAX_S))
                 if result.waiting:
                     wait = min(wait, self._sweep_after)
+                if self._sweep_due is not None:
+                    wait = min(wait, max(0.0, self._sweep_due - time.monotonic()))
             await self._sleep(wait, wake=True)
 
     async def _replace_producer(self) -> None:

@@ -27,7 +27,7 @@ from prizeflow_testkit import Process, eventually, read_topic
 pytestmark = pytest.mark.integration
 
 APP = Path(__file__).with_name("publish_crash_app.py")
-NEVER = 3_600.0  # the relay's sweep_after in these tests: it sweeps only when a publisher asks it to
+NEVER = 3_600.0  # the relay's sweep_after in these tests: it sweeps when a publisher asks it to, or takes the lead
 
 
 class _FailingProducer:
@@ -51,36 +51,48 @@ class _FailingProducer:
 class Publishing:
     relay: OutboxRelay
     publisher: OutboxPublisher
+    tasks: list[asyncio.Task[None]]
+
+    async def start_relay(self) -> None:
+        """Run the relay and wait until it leads (connected and listening: a sweep asked for from now on is heard).
+        Taking the lead, it sweeps the whole outbox once."""
+        self.tasks.append(asyncio.create_task(self.relay.run()))
+
+        async def leading() -> bool:
+            return self.relay.leader
+
+        await eventually(leading, bool, timeout=30)
 
 
 @pytest.fixture
 async def publishing(engine: AsyncEngine, kafka_bootstrap: str) -> AsyncIterator[Callable[..., Any]]:
-    """Starts this process's publisher after commit and a relay that sweeps only when asked (or never)."""
+    """Starts this process's publisher after commit and (unless told not to yet) a relay that sweeps only when asked
+    or when it takes the lead."""
     url = engine.url.render_as_string(hide_password=False)
     producer = idempotent_producer(kafka_bootstrap)
     await producer.start()
-    started: list[tuple[Publishing, list[asyncio.Task[None]]]] = []
+    started: list[Publishing] = []
 
-    async def start(publisher_producer: Any = None) -> Publishing:
-        relay = OutboxRelay(database_url=url, producer=producer, sweep_after=NEVER)
+    async def start(publisher_producer: Any = None, *, relay: bool = True) -> Publishing:
         chosen = publisher_producer if publisher_producer is not None else producer
         publisher = OutboxPublisher(database_url=url, producer=lambda: chosen)
         publish_after_commit(engine, publisher)
-        tasks = [asyncio.create_task(relay.run()), asyncio.create_task(publisher.run())]
-        started.append((Publishing(relay, publisher), tasks))
-
-        async def leading() -> bool:
-            return relay.leader  # connected and listening: a sweep asked for from now on is heard
-
-        await eventually(leading, bool, timeout=30)
-        return Publishing(relay, publisher)
+        running = Publishing(
+            OutboxRelay(database_url=url, producer=producer, sweep_after=NEVER),
+            publisher,
+            [asyncio.create_task(publisher.run())],
+        )
+        started.append(running)
+        if relay:
+            await running.start_relay()
+        return running
 
     yield start
     publish_after_commit(engine, None)
-    for running, tasks in started:
+    for running in started:
         running.publisher.stop()
         await running.relay.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*running.tasks, return_exceptions=True)
     await producer.stop()
 
 
@@ -128,8 +140,15 @@ async def test_a_writer_killed_between_commit_and_publish_loses_nothing_and_its_
     assert await _outbox_rows(engine) == 2  # a1 and b1 committed...
     assert await read_topic(kafka_bootstrap, topic) == []  # ...and none reached Kafka
 
-    survivor = await publishing()
+    survivor = await publishing(relay=False)
     await _commit(engine, topic, thing("a2", correlation_id="key-a"))  # a1, of the same key, still waits
+
+    async def left_to_the_relay() -> int:
+        return int(survivor.publisher.left_behind)
+
+    await eventually(left_to_the_relay, lambda n: n == 1, timeout=60)
+    assert await _outbox_rows(engine) == 3  # a2 did not overtake a1: it waits behind it
+    await survivor.start_relay()  # takes the lead, sweeps a1, b1, a2 in seq order
     await eventually(lambda: _outbox_rows(engine), lambda n: n == 0, timeout=60)
     await _commit(engine, topic, thing("c1", correlation_id="key-c"))  # a key with nothing waiting
     await eventually(lambda: _outbox_rows(engine), lambda n: n == 0, timeout=60)
