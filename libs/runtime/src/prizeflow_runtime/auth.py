@@ -10,12 +10,16 @@ Roles: `player` (may read only its own wallet: the token's subject), `admin`, `a
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import jwt
+from jwt import PyJWK
 from litestar.connection import ASGIConnection
 from litestar.enums import HttpMethod
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException
@@ -66,7 +70,8 @@ def _header(token: str) -> dict[str, Any]:
         raise _refused("malformed") from err
 
 
-def _decode(token: str, key: Any, algorithm: str, policy: ClaimsPolicy) -> Principal:
+def _decode(token: str, key: Any, algorithm: str, policy: ClaimsPolicy) -> tuple[Principal, float]:
+    """The caller and the token's `exp` (seconds since the epoch)."""
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -79,7 +84,60 @@ def _decode(token: str, key: Any, algorithm: str, policy: ClaimsPolicy) -> Princ
         )
     except jwt.PyJWTError as err:
         raise _refused(str(err)) from err
-    return principal_from(claims, policy.roles_claim)
+    return principal_from(claims, policy.roles_claim), float(claims["exp"])
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: float  # the token's own `exp`, without the leeway: the cache never extends what was accepted
+    kid: str | None
+    key: object  # the very key object that verified it: a hit holds only while the key set still has it
+
+
+class VerifiedTokens:
+    """Tokens already verified, by the SHA-256 of the token, least recently used dropped past `capacity`.
+
+    Verifying a signature and the claims is most of the CPU of an authenticated request; a client sends the same
+    token for many requests. A hit is served only before the token's `exp` (by `clock`) and only while the key that
+    verified it is still the one the key set holds for its `kid` (the verifier asks the key set on every hit, so a
+    key rotated out, or a refreshed set, sends the token through full verification again, and a withdrawn key
+    refuses it). Refusals are never cached. Capacity 0: nothing is kept."""
+
+    def __init__(self, capacity: int = 10_000, *, clock: Callable[[], float] = time.time) -> None:
+        self._capacity = capacity
+        self._clock = clock
+        self._entries: OrderedDict[bytes, _Verified] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: bytes) -> _Verified | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if self._clock() >= entry.expires_at:
+            del self._entries[digest]
+            return None
+        self._entries.move_to_end(digest)
+        return entry
+
+    def put(self, digest: bytes, entry: _Verified) -> None:
+        if self._capacity <= 0:
+            return
+        self._entries[digest] = entry
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def forget(self, digest: bytes) -> None:
+        self._entries.pop(digest, None)
+
+
+def _digest(token: str) -> bytes:
+    if len(token) > MAX_TOKEN_BYTES:
+        raise _refused("too long")
+    return hashlib.sha256(token.encode()).digest()
 
 
 def principal_from(claims: dict[str, Any], roles_claim: str) -> Principal:
@@ -97,40 +155,67 @@ def principal_from(claims: dict[str, Any], roles_claim: str) -> Principal:
 class JwksVerifier:
     """Asymmetric tokens, each signed by the provider key its `kid` names, with that key's own algorithm."""
 
-    def __init__(self, keys: JwksKeys, policy: ClaimsPolicy, *, algorithms: Collection[str]) -> None:
+    def __init__(
+        self,
+        keys: JwksKeys,
+        policy: ClaimsPolicy,
+        *,
+        algorithms: Collection[str],
+        cache: VerifiedTokens | None = None,
+    ) -> None:
         self.keys = keys
         self.policy = policy
         self.algorithms = frozenset(algorithms)
+        self.cache = cache if cache is not None else VerifiedTokens()
 
     async def verify(self, token: str) -> Principal:
+        digest = _digest(token)
+        hit = self.cache.get(digest)
+        if hit is not None:
+            self.cache.forget(digest)  # put back below if the key that verified it is still the one held
+            if hit.kid is not None and await self._key(hit.kid) is hit.key:
+                self.cache.put(digest, hit)
+                return hit.principal
         header = _header(token)
         algorithm, kid = header.get("alg"), header.get("kid")
         if algorithm not in self.algorithms:
             raise _refused("signature algorithm not accepted")
         if not isinstance(kid, str) or not kid:
             raise _refused("no key id (kid)")
+        jwk = await self._key(kid)
+        if jwk.algorithm_name != algorithm:
+            raise _refused("algorithm does not match the signing key")
+        principal, expires_at = _decode(token, jwk.key, algorithm, self.policy)
+        self.cache.put(digest, _Verified(principal, expires_at, kid, jwk))
+        return principal
+
+    async def _key(self, kid: str) -> PyJWK:
         try:
-            jwk = await self.keys.get(kid)
+            return await self.keys.get(kid)
         except UnknownKeyError as err:
             raise _refused("signed by an unknown key") from err
         except JwksUnavailableError as err:
             raise ServiceUnavailableException(detail="the identity provider's keys are unavailable") from err
-        if jwk.algorithm_name != algorithm:
-            raise _refused("algorithm does not match the signing key")
-        return _decode(token, jwk.key, algorithm, self.policy)
 
 
 class HmacVerifier:
     """Dev profile only: HS256 with a shared key (settings refuse a key shorter than 32 bytes)."""
 
-    def __init__(self, secret: str, policy: ClaimsPolicy) -> None:
+    def __init__(self, secret: str, policy: ClaimsPolicy, *, cache: VerifiedTokens | None = None) -> None:
         self.secret = secret
         self.policy = policy
+        self.cache = cache if cache is not None else VerifiedTokens()
 
     async def verify(self, token: str) -> Principal:
+        digest = _digest(token)
+        hit = self.cache.get(digest)
+        if hit is not None:
+            return hit.principal  # one key, never rotated while the process runs
         if _header(token).get("alg") != "HS256":
             raise _refused("signature algorithm not accepted")
-        return _decode(token, self.secret, "HS256", self.policy)
+        principal, expires_at = _decode(token, self.secret, "HS256", self.policy)
+        self.cache.put(digest, _Verified(principal, expires_at, None, self.secret))
+        return principal
 
 
 def token_verifier(settings: ServiceSettings) -> TokenVerifier:
@@ -141,8 +226,9 @@ def token_verifier(settings: ServiceSettings) -> TokenVerifier:
         roles_claim=settings.jwt_roles_claim,
         leeway_s=settings.jwt_leeway_s,
     )
+    cache = VerifiedTokens(settings.jwt_verified_cache_size)
     if settings.jwt_secret is not None:
-        return HmacVerifier(settings.jwt_secret.get_secret_value(), policy)
+        return HmacVerifier(settings.jwt_secret.get_secret_value(), policy, cache=cache)
     if settings.jwt_jwks_url is None:
         raise ValueError("JWT_JWKS_URL is not set")
     keys = JwksKeys(
@@ -151,7 +237,7 @@ def token_verifier(settings: ServiceSettings) -> TokenVerifier:
         cache_s=settings.jwt_jwks_cache_s,
         min_refresh_s=settings.jwt_jwks_min_refresh_s,
     )
-    return JwksVerifier(keys, policy, algorithms=settings.jwt_algorithms)
+    return JwksVerifier(keys, policy, algorithms=settings.jwt_algorithms, cache=cache)
 
 
 class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -238,6 +324,7 @@ __all__ = [
     "Principal",
     "Role",
     "TokenVerifier",
+    "VerifiedTokens",
     "principal_from",
     "require_roles",
     "token_verifier",

@@ -20,20 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, OutOfOrderSequenceNumber, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic_core import from_json
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Engine, event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
 from prizeflow_contracts.topics import DLQ_SUFFIX
@@ -46,6 +49,9 @@ from prizeflow_runtime.settings import DatabaseTimeouts, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
+# A publisher that left rows behind (a failed publish, a key with an earlier row still waiting) asks the leader relay,
+# wherever it runs, to sweep now.
+OUTBOX_SWEEP_CHANNEL = "prizeflow_outbox_sweep"
 RELAY_LOCK_KEY = 0x5052_4F55_5442_4F58  # "PROUTBOX": one relay leader per database
 _PARTITIONER = DefaultPartitioner()  # what `idempotent_producer` uses: murmur2 of the key, as the Java client
 # Keys (correlation ids) recur within a flow's few seconds, so a small LRU keeps nearly every hit; 200,000 entries
@@ -75,15 +81,73 @@ async def add_events(
     if not events:
         return
     staged = [e if isinstance(e, StagedEvent) else e.staged() for e in events]
+    if topic is not None:
+        staged = [e._replace(topic=topic) for e in staged]
     # COPY, in order (so `seq` follows the list): a fraction of the client and server time of an INSERT.
     # The statement-level NOTIFY trigger fires for COPY as for INSERT.
     raw = await driver_connection(session)
     await raw.copy_records_to_table(
         "outbox",
-        records=[(e.id, topic or e.topic, e.key, e.headers_json, e.payload, e.type) for e in staged],
+        records=[(e.id, e.topic, e.key, e.headers_json, e.payload, e.type) for e in staged],
         columns=_OUTBOX_COLUMNS,
     )
     await record_admin_audit(raw, admin_audit_rows(staged))
+    if _PUBLISHERS and isinstance(session, AsyncSession):
+        _stage_for_publisher(session.sync_session, staged)
+
+
+class CommitPublisher(Protocol):
+    """What takes a committed transaction's events to publish them at once (`OutboxPublisher`)."""
+
+    def submit(self, events: Sequence[StagedEvent]) -> None:
+        """Called right after the commit, on the event loop; must not block (it queues)."""
+        ...
+
+
+# The publisher of each engine's commits (`publish_after_commit`). Keyed by the sync engine a session is bound to.
+_PUBLISHERS: WeakKeyDictionary[Engine, CommitPublisher] = WeakKeyDictionary()
+_STAGED = "prizeflow_outbox_staged"  # Session.info key: (publisher, events staged in the open transaction)
+_hooks_installed = False
+
+
+def publish_after_commit(engine: AsyncEngine, publisher: CommitPublisher | None) -> None:
+    """From now on, a transaction of a session bound to `engine` that staged events hands them to `publisher` right
+    after it commits (None: no longer; the relay sweeps them). Events staged on a bare connection are not handed
+    over (SQLAlchemy tells a connection's listeners before its commit, not after): the relay sweeps those."""
+    global _hooks_installed  # noqa: PLW0603 - process-wide session hooks, installed once
+    if not _hooks_installed:
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
+        _hooks_installed = True
+    if publisher is None:
+        _PUBLISHERS.pop(engine.sync_engine, None)
+    else:
+        _PUBLISHERS[engine.sync_engine] = publisher
+
+
+def _stage_for_publisher(session: Session, staged: list[StagedEvent]) -> None:
+    bind = session.get_bind()
+    publisher = _PUBLISHERS.get(bind) if isinstance(bind, Engine) else None
+    if publisher is None:
+        return
+    pending = session.info.get(_STAGED)
+    if pending is None:
+        session.info[_STAGED] = (publisher, staged)
+    else:
+        pending[1].extend(staged)
+
+
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_STAGED, None)
+    if pending is not None:
+        pending[0].submit(pending[1])
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    """The session's transaction ended without a commit (a commit handed its events over first). A savepoint's end
+    is not the transaction's: what it rolled back is not in the outbox, and the publisher publishes only rows there."""
+    if transaction.parent is None:
+        session.info.pop(_STAGED, None)
 
 
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload", "event_type")
@@ -159,9 +223,17 @@ async def oldest_pending_age(conn: AsyncConnection) -> float:
 class RelayResult:
     published: int
     leader: bool
+    waiting: bool = False  # rows are in the outbox, too young to sweep yet (their writer may still publish them)
 
 
-_SELECT_BATCH = "SELECT seq, topic, key, headers, payload FROM outbox WHERE seq <= $2 ORDER BY seq LIMIT $1"
+_SELECT_BATCH = (
+    "SELECT seq, topic, key, headers, payload, created_at <= clock_timestamp() - make_interval(secs => $3) AS ripe "
+    "FROM outbox WHERE seq <= $2 ORDER BY seq LIMIT $1"
+)
+# A sweep publishes rows in seq order up to the first one younger than `sweep_after` (its writer is probably
+# publishing it right now): never a later row of a key before an earlier one. The probe: is anything there, and is
+# the oldest row old enough to sweep? One index probe, the relay's whole idle poll when writers publish themselves.
+_OLDEST_ROW = "SELECT created_at <= clock_timestamp() - make_interval(secs => $1) FROM outbox ORDER BY seq LIMIT 1"
 # Sequence numbers are handed out at INSERT, and transactions commit in any order: a row committed with seq 8
 # may sit above a row with seq 7 whose transaction is still open. Publishing 8 first would break the outbox's
 # order (and per-key order with it). So the relay first takes a watermark (the last seq handed out), then waits
@@ -207,58 +279,39 @@ _PRODUCER_BROKEN = (OutOfOrderSequenceNumber, InvalidProducerEpoch, InvalidProdu
 REPLACE_PRODUCER_AFTER_FAILURES = 3
 
 
-class OutboxRelay:
-    """Publishes committed outbox rows to Kafka, in order, in batches."""
+class _OutboxPublishing:
+    """What the relay and the publisher after commit share: records go out in order, one record batch per partition,
+    every acknowledgement awaited; published rows are deleted, and the outbox vacuumed every `vacuum_every`."""
 
     def __init__(
         self,
         *,
         database_url: str,
         producer: AIOKafkaProducer,
-        metrics: RuntimeMetrics | None = None,
-        batch_size: int = 500,
-        poll_interval: float = 0.5,
-        topic_suffix: str = "",
-        vacuum_every: int = 20_000,
-        ack_timeout: float = 60.0,
-        renew_producer: Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]] | None = None,
-        timeouts: DatabaseTimeouts | None = None,
+        topic_suffix: str,
+        ack_timeout: float,
+        vacuum_every: int,
+        timeouts: DatabaseTimeouts | None,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
-        # The relay's connection (its LISTEN, its session-held advisory lock, autocommit statements that each take
-        # milliseconds) has the service's limits; its VACUUM has none but the lock wait (autovacuum may hold it).
+        # The connection (autocommit statements that each take milliseconds) has the service's limits; the VACUUM
+        # has none but the lock wait (autovacuum may hold it).
         limits = timeouts if timeouts is not None else DatabaseTimeouts.defaults()
         self._server_settings = limits.server_settings()
         self._vacuum_server_settings = limits.server_settings(statement_timeout=False)
         self._producer = producer
-        # A batch Kafka has not acknowledged after `ack_timeout` seconds (twice the producer's request timeout by
-        # default) is a stalled producer, not a slow broker: `renew_producer(old)` abandons it and returns a started
-        # replacement, and the relay gives up leadership for a moment so a healthy replica may take over. A producer
-        # that fails in a way only a new one recovers from (`_PRODUCER_BROKEN`, or any failure
-        # `REPLACE_PRODUCER_AFTER_FAILURES` times in a row) is renewed the same way.
         self._ack_timeout = ack_timeout
-        self._renew_producer = renew_producer
-        self._metrics = metrics
-        self._batch_size = batch_size
-        self._poll_interval = poll_interval
         self._topic_suffix = topic_suffix
-        self._conn: asyncpg.Connection | None = None
         self._vacuum_every = vacuum_every
         self._deleted_since_vacuum = 0
         self._vacuum_conn: asyncpg.Connection | None = None
         self._vacuuming: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
-        self._leader = False
-        self._stopping = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._running = False
         self._partitions: OrderedDict[tuple[str, bytes], tuple[int, int]] = OrderedDict()
-        self._watermark_sql: str | None = None
-        # Every seq up to this one was published by this relay while it held the lock (None: not known). While
-        # the sequence stays there, no row can be waiting: an idle poll is one sequence read, not a pg_locks scan.
-        self._drained_to: int | None = None
-        self._slow_writer_warning_s = 5.0
-        self.waiting_for_writers = False  # observable: the relay waits for an open transaction's seq to settle
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer publishing now (a stalled one is replaced: see `OutboxRelay`'s `renew_producer`)."""
+        return self._producer
 
     async def _partition_for(self, topic: str, key: bytes) -> int:
         """The partition the producer's default partitioner picks for `key` (murmur2, as the Java client),
@@ -279,17 +332,132 @@ class OutboxRelay:
             cache.popitem(last=False)  # the least recently used key
         return chosen
 
+    async def _send(self, records: Iterable[tuple[str, bytes, Any, bytes]]) -> None:
+        """Publish the records (topic, key, headers, payload) and wait until the broker acknowledged every one.
+
+        Rows are appended, in `seq` order, to one record batch per partition and each batch is submitted
+        whole (`send_batch`): a few microseconds per record instead of a `send()` each. The idempotent
+        producer delivers a partition's batches in submission order, so per-key order is kept.
+        """
+        producer = self._producer
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for contract_topic, key, headers_json, payload in records:
+            topic = physical_topic(contract_topic, self._topic_suffix)
+            partition = await self._partition_for(topic, key)
+            headers = [(k, v.encode()) for k, v in _json(headers_json).items()]
+            builder = builders.get((topic, partition))
+            if builder is None:
+                builder = builders[(topic, partition)] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=payload, headers=headers) is None:
+                # The batch is full: submit it and start the next one for this partition.
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+                builder = builders[(topic, partition)] = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=payload, headers=headers) is None:
+                    raise ValueError(f"an outbox event of {len(payload)} bytes is larger than a record batch may be")
+        for (topic, partition), builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+        # Not `wait_for(gather(...))`: cancelling the batches' futures would not stop the producer retrying them.
+        done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+        if pending:
+            raise KafkaStalledError(
+                f"{len(pending)} of {len(futures)} record batches unacknowledged after {self._ack_timeout:.0f}s"
+            )
+        for future in done:
+            future.result()  # the first failure, as gather would raise it
+
+    def _deleted(self, n: int) -> None:
+        """Count rows deleted; every `vacuum_every` of them, VACUUM the outbox on a connection of its own."""
+        self._deleted_since_vacuum += n
+        if self._deleted_since_vacuum >= self._vacuum_every and (self._vacuuming is None or self._vacuuming.done()):
+            self._deleted_since_vacuum = 0
+            self._vacuuming = asyncio.create_task(self._vacuum(), name="outbox-vacuum")
+
+    async def _vacuum(self) -> None:
+        """VACUUM the outbox: drop the dead rows and index entries every poll would otherwise step over."""
+        try:
+            if self._vacuum_conn is None or self._vacuum_conn.is_closed():
+                self._vacuum_conn = await asyncpg.connect(self._dsn, server_settings=self._vacuum_server_settings)
+            started = time.perf_counter()
+            await self._vacuum_conn.execute("VACUUM outbox")
+            log.debug("outbox vacuumed", extra={"seconds": round(time.perf_counter() - started, 3)})
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            # Not fatal: autovacuum does the same later. (Also the answer when the role does not own the table.)
+            log.warning("outbox relay: VACUUM outbox failed", extra={"error": str(err)})
+
+    async def _close_vacuum(self) -> None:
+        task, self._vacuuming = self._vacuuming, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+        if self._vacuum_conn is not None and not self._vacuum_conn.is_closed():
+            with contextlib.suppress(Exception):
+                await self._vacuum_conn.close()
+        self._vacuum_conn = None
+
+
+class OutboxRelay(_OutboxPublishing):
+    """Publishes committed outbox rows to Kafka, in order, in batches."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        producer: AIOKafkaProducer,
+        metrics: RuntimeMetrics | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        topic_suffix: str = "",
+        vacuum_every: int = 20_000,
+        ack_timeout: float = 60.0,
+        renew_producer: Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]] | None = None,
+        timeouts: DatabaseTimeouts | None = None,
+        sweep_after: float = 0.0,
+    ) -> None:
+        super().__init__(
+            database_url=database_url,
+            producer=producer,
+            topic_suffix=topic_suffix,
+            ack_timeout=ack_timeout,
+            vacuum_every=vacuum_every,
+            timeouts=timeouts,
+        )
+        # `sweep_after` > 0: the process that commits events publishes them itself (`OutboxPublisher`), and the relay
+        # only sweeps what a crash or a failed publish left: rows older than this many seconds, or everything when a
+        # publisher asks for a sweep (it left rows behind). 0: the relay publishes every row as soon as it commits.
+        self._sweep_after = sweep_after
+        self._sweep_requested = False
+        self._took_over = False
+        self._sweep_due: float | None = None  # when a commit's events are old enough to sweep (monotonic)
+        self.swept = 0  # observable: events this relay published
+        # A batch Kafka has not acknowledged after `ack_timeout` seconds (twice the producer's request timeout by
+        # default) is a stalled producer, not a slow broker: `renew_producer(old)` abandons it and returns a started
+        # replacement, and the relay gives up leadership for a moment so a healthy replica may take over. A producer
+        # that fails in a way only a new one recovers from (`_PRODUCER_BROKEN`, or any failure
+        # `REPLACE_PRODUCER_AFTER_FAILURES` times in a row) is renewed the same way.
+        self._renew_producer = renew_producer
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._conn: asyncpg.Connection | None = None
+        self._wakeup = asyncio.Event()
+        self._leader = False
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
+        self._watermark_sql: str | None = None
+        # Every seq up to this one was published by this relay while it held the lock (None: not known). While
+        # the sequence stays there, no row can be waiting: an idle poll is one sequence read, not a pg_locks scan.
+        self._drained_to: int | None = None
+        self._slow_writer_warning_s = 5.0
+        self.waiting_for_writers = False  # observable: the relay waits for an open transaction's seq to settle
+
     def _lead(self, *, leader: bool) -> None:
         """Remember whether this relay holds the lock, and say so in `*_outbox_relay_leader`."""
         self._leader = leader
         self._drained_to = None  # another relay may have published (and deleted) meanwhile
         if self._metrics is not None:
             self._metrics.outbox_relay_leader.set(1 if leader else 0)
-
-    @property
-    def producer(self) -> AIOKafkaProducer:
-        """The producer publishing now (a stalled one is replaced: see `renew_producer`)."""
-        return self._producer
 
     @property
     def leader(self) -> bool:
@@ -300,40 +468,68 @@ class OutboxRelay:
             self._lead(leader=False)
             self._conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
             await self._conn.execute(_RELAY_SESSION)
+            await self._conn.add_listener(OUTBOX_SWEEP_CHANNEL, self._on_notify)
             await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
         return self._conn
 
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self, _conn: object, _pid: object, channel: str, _payload: object) -> None:
+        if channel == OUTBOX_SWEEP_CHANNEL:
+            self._sweep_requested = True
+        elif self._sweep_after > 0:
+            # A commit staged events. Its writer publishes them; if it has no publisher (a bare connection, a tool),
+            # they are swept once old enough: look again then, not before.
+            if self._sweep_due is None:
+                self._sweep_due = time.monotonic() + self._sweep_after
+            return
+        self._wakeup.set()
+
+    def request_sweep(self) -> None:
+        """Sweep everything now, young rows too (a publisher in this process left rows behind)."""
+        self._sweep_requested = True
         self._wakeup.set()
 
     async def _ensure_leader(self, conn: asyncpg.Connection) -> bool:
         if not self._leader:
             self._lead(leader=bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY)))
+            # A relay that takes the lead (at start, or from a leader that died) sweeps everything once: whatever the
+            # previous leader's process left is not waited for.
+            self._took_over = self._leader
         return self._leader
 
-    async def publish_once(self) -> RelayResult:
-        """Publish one batch if this relay is the leader. Returns how many events went out."""
+    async def publish_once(self, *, ripe_only: bool = False) -> RelayResult:
+        """Publish one batch if this relay is the leader. Returns how many events went out. `ripe_only`: a sweep,
+        in order, of the rows older than `sweep_after` only (see `_OLDEST_ROW`)."""
         conn = await self._connect()
         if not await self._ensure_leader(conn):
             return RelayResult(0, leader=False)
+        if self._took_over:
+            self._took_over = False
+            self._sweep_requested = True  # this batch, and the next ones while they are full
+            ripe_only = False
+        min_age = self._sweep_after if ripe_only else 0.0
+        if ripe_only:
+            ripe = await conn.fetchval(_OLDEST_ROW, min_age)
+            if ripe is None or not ripe:
+                return RelayResult(0, leader=True, waiting=ripe is not None)
         last = await self._last_seq(conn)
         if last == self._drained_to:
             return RelayResult(0, leader=True)  # nothing handed out since all was published: no pg_locks scan
         watermark = await self._watermark(conn, last)
-        rows = await conn.fetch(_SELECT_BATCH, self._batch_size, watermark)
+        fetched = await conn.fetch(_SELECT_BATCH, self._batch_size, watermark, min_age)
+        rows = list(itertools.takewhile(lambda row: row["ripe"], fetched))
+        waiting = len(rows) < len(fetched)
         if self._metrics is not None:
-            self._metrics.outbox_pending.set(len(rows))
+            self._metrics.outbox_pending.set(len(fetched))
         if not rows:
-            self._drained_to = watermark
-            return RelayResult(0, leader=True)
+            if not waiting:
+                self._drained_to = watermark
+            return RelayResult(0, leader=True, waiting=waiting)
         started = time.perf_counter()
-        await self._send(rows)
+        await self._send((row["topic"], row["key"], row["headers"], row["payload"]) for row in rows)
         # Only rows Kafka acknowledged are deleted; if this fails they go out again (deduplicated downstream).
         await conn.execute(_DELETE_BATCH, [row["seq"] for row in rows])
-        self._deleted_since_vacuum += len(rows)
-        if self._deleted_since_vacuum >= self._vacuum_every and (self._vacuuming is None or self._vacuuming.done()):
-            self._deleted_since_vacuum = 0
-            self._vacuuming = asyncio.create_task(self._vacuum(), name="outbox-vacuum")
+        self._deleted(len(rows))
+        self.swept += len(rows)
         if self._metrics is not None:
             self._metrics.outbox_publish_seconds.observe(time.perf_counter() - started)
             per_topic: dict[str, int] = {}
@@ -341,9 +537,9 @@ class OutboxRelay:
                 per_topic[row["topic"]] = per_topic.get(row["topic"], 0) + 1
             for topic, n in per_topic.items():
                 self._metrics.outbox_published.labels(topic).inc(n)  # unsuffixed: bounded labels
-        if len(rows) < self._batch_size:
+        if len(fetched) < self._batch_size and not waiting:
             self._drained_to = watermark  # every row up to the watermark was in this batch
-        return RelayResult(len(rows), leader=True)
+        return RelayResult(len(rows), leader=True, waiting=waiting)
 
     async def _last_seq(self, conn: asyncpg.Connection) -> int:
         """The last seq handed out (see `_WATERMARK`)."""
@@ -370,53 +566,6 @@ class OutboxRelay:
             self.waiting_for_writers = False
         return watermark
 
-    async def _vacuum(self) -> None:
-        """VACUUM the outbox: drop the dead rows and index entries every poll would otherwise step over."""
-        try:
-            if self._vacuum_conn is None or self._vacuum_conn.is_closed():
-                self._vacuum_conn = await asyncpg.connect(self._dsn, server_settings=self._vacuum_server_settings)
-            started = time.perf_counter()
-            await self._vacuum_conn.execute("VACUUM outbox")
-            log.debug("outbox vacuumed", extra={"seconds": round(time.perf_counter() - started, 3)})
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            # Not fatal: autovacuum does the same later. (Also the answer when the role does not own the table.)
-            log.warning("outbox relay: VACUUM outbox failed", extra={"error": str(err)})
-
-    async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
-        """Publish the rows and wait until the broker acknowledged every one.
-
-        Rows are appended, in `seq` order, to one record batch per partition and each batch is submitted
-        whole (`send_batch`): a few microseconds per record instead of a `send()` each. The idempotent
-        producer delivers a partition's batches in submission order, so per-key order is kept.
-        """
-        producer = self._producer
-        builders: dict[tuple[str, int], Any] = {}
-        futures: list[asyncio.Future[Any]] = []
-        for row in rows:
-            topic = physical_topic(row["topic"], self._topic_suffix)
-            key = row["key"]
-            partition = await self._partition_for(topic, key)
-            headers = [(k, v.encode()) for k, v in _json(row["headers"]).items()]
-            builder = builders.get((topic, partition))
-            if builder is None:
-                builder = builders[(topic, partition)] = producer.create_batch()
-            if builder.append(timestamp=None, key=key, value=row["payload"], headers=headers) is None:
-                # The batch is full: submit it and start the next one for this partition.
-                futures.append(await producer.send_batch(builder, topic, partition=partition))
-                builder = builders[(topic, partition)] = producer.create_batch()
-                if builder.append(timestamp=None, key=key, value=row["payload"], headers=headers) is None:
-                    raise ValueError(f"outbox row {row['seq']} is larger than a record batch may be")
-        for (topic, partition), builder in builders.items():
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
-        # Not `wait_for(gather(...))`: cancelling the batches' futures would not stop the producer retrying them.
-        done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
-        if pending:
-            raise KafkaStalledError(
-                f"{len(pending)} of {len(futures)} record batches unacknowledged after {self._ack_timeout:.0f}s"
-            )
-        for future in done:
-            future.result()  # the first failure, as gather would raise it
-
     async def run(self) -> None:
         """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""
         self._running = True
@@ -428,13 +577,22 @@ class OutboxRelay:
             self._stopped.set()
 
     async def _loop(self, backoff: Backoff) -> None:
-        # A leader with nothing to publish polls less and less often (doubling up to IDLE_POLL_MAX_S): each commit
-        # that stages events NOTIFYs and wakes it at once, so the poll only sweeps what a lost notification left.
+        # A leader with nothing to publish polls less and less often (doubling up to IDLE_POLL_MAX_S). Publishing
+        # everything itself, each commit that stages events NOTIFYs and wakes it at once, so the poll only sweeps
+        # what a lost notification left. Sweeping behind publishers (`sweep_after` > 0), only a publisher that left
+        # rows behind wakes it; rows too young to sweep bring it back once they are old enough.
         idle = failures = 0
         while not self._stopping.is_set():
             self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
+            sweep_all, self._sweep_requested = self._sweep_requested, False
+            if self._sweep_due is not None and time.monotonic() >= self._sweep_due:
+                self._sweep_due = None
             try:
-                result = await self.publish_once()
+                try:
+                    result = await self.publish_once(ripe_only=self._sweep_after > 0 and not sweep_all)
+                except BaseException:
+                    self._sweep_requested = self._sweep_requested or sweep_all  # asked for: still owed after a retry
+                    raise
                 backoff.reset()
                 failures = 0
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
@@ -461,12 +619,17 @@ class OutboxRelay:
                 await self._sleep(backoff.next())
                 continue
             if result.published >= self._batch_size:
+                self._sweep_requested = self._sweep_requested or sweep_all  # the rest of what was asked for
                 continue
             idle = idle + 1 if result.leader and result.published == 0 else 0
             if not result.leader:
                 wait = self._poll_interval * 4
             else:
                 wait = min(self._poll_interval * 2 ** min(idle, 8), max(self._poll_interval, IDLE_POLL_MAX_S))
+                if result.waiting:
+                    wait = min(wait, self._sweep_after)
+                if self._sweep_due is not None:
+                    wait = min(wait, max(0.0, self._sweep_due - time.monotonic()))
             await self._sleep(wait, wake=True)
 
     async def _replace_producer(self) -> None:
@@ -498,14 +661,7 @@ class OutboxRelay:
             await self._close_conn()
 
     async def _close_conn(self) -> None:
-        task, self._vacuuming = self._vacuuming, None
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
-        if self._vacuum_conn is not None and not self._vacuum_conn.is_closed():
-            with contextlib.suppress(Exception):
-                await self._vacuum_conn.close()
-        self._vacuum_conn = None
+        await self._close_vacuum()
         if self._conn is not None and not self._conn.is_closed():
             with contextlib.suppress(Exception):
                 await self._conn.close()

@@ -41,6 +41,7 @@ async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None
         ack_timeout=settings.outbox_ack_timeout_ms / 1000,
         renew_producer=lambda stalled: _renewed(settings, stalled),
         timeouts=settings.database_timeouts,
+        sweep_after=settings.outbox_sweep_after_s,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -54,7 +54,14 @@ from prizeflow_runtime.jobs import Scheduler
 from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecurityError, authentication_problem
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outages import is_outage
-from prizeflow_runtime.outbox import OutboxRelay, abandon_producer, idempotent_producer, oldest_pending_age
+from prizeflow_runtime.outbox import (
+    OutboxRelay,
+    abandon_producer,
+    idempotent_producer,
+    oldest_pending_age,
+    publish_after_commit,
+)
+from prizeflow_runtime.outbox_publisher import OutboxPublisher
 from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.schema_compat import ExpectedSchema, SchemaMismatchError, check_compatible
 from prizeflow_runtime.settings import ServiceSettings
@@ -76,6 +83,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 _gc_tuned = False
 StartupHook = Callable[[], Awaitable[None]]
 _FIRST_RETRY_S = 0.2
+_PUBLISHER_DRAIN_S = 5.0
 
 
 def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
@@ -153,6 +161,8 @@ class ServiceRuntime:
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._publisher: OutboxPublisher | None = None
+        self._publisher_task: asyncio.Task[None] | None = None
         self.inbox_retention = InboxRetention.from_settings(settings.inbox)
         self._inbox_task: asyncio.Task[None] | None = None
         # Built from validated settings, no I/O: the JWKS is fetched when the first token arrives.
@@ -406,6 +416,18 @@ class ServiceRuntime:
                 self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix
             )
             self.consumers.append(consumer)
+        if s.outbox_publish_after_commit:
+            # Before the consumers start: their first commits' events are published at once.
+            self._publisher = OutboxPublisher(
+                database_url=s.database_url,
+                producer=lambda: self.producer,
+                metrics=self.metrics,
+                topic_suffix=suffix,
+                ack_timeout=s.outbox_ack_timeout_ms / 1000,
+                timeouts=s.database_timeouts,
+            )
+            publish_after_commit(self.engine, self._publisher)
+            self._publisher_task = asyncio.create_task(self._publisher.run(), name="outbox-publisher")
         await self.broker.start()
         if s.outbox_relay == "inline":
             self._relay = OutboxRelay(
@@ -418,6 +440,7 @@ class ServiceRuntime:
                 ack_timeout=s.outbox_ack_timeout_ms / 1000,
                 renew_producer=self._renew_producer,
                 timeouts=s.database_timeouts,
+                sweep_after=s.outbox_sweep_after_s,
             )
             self._relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
             self._relay_task.add_done_callback(_relay_ended)
@@ -452,6 +475,7 @@ class ServiceRuntime:
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 await self.broker.stop()
+        await self._stop_publisher()
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None
@@ -465,6 +489,17 @@ class ServiceRuntime:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
             self._producer = None
+
+    async def _stop_publisher(self) -> None:
+        """No more events handed over (the relay sweeps them); what is queued goes out, for a few seconds at most."""
+        publish_after_commit(self.engine, None)
+        task, self._publisher_task = self._publisher_task, None
+        if self._publisher is not None:
+            self._publisher.stop()
+            self._publisher = None
+        if task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=_PUBLISHER_DRAIN_S)
 
     async def stop(self) -> None:
         """The jobs first (a pass in progress ends), then start-up, the Kafka clients and the pool."""

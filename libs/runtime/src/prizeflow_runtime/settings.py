@@ -336,6 +336,12 @@ class ServiceSettings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         default=None, description="Dev profile only: an HS256 key (at least 32 bytes) instead of a JWKS"
     )
+    jwt_verified_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="Tokens already verified kept (by SHA-256) until their exp, while their key is unchanged; 0: none",
+    )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_ms: int = Field(default=500, ge=10)
     outbox_ack_timeout_ms: int = Field(
@@ -343,10 +349,25 @@ class ServiceSettings(BaseSettings):
         ge=1_000,
         description="a batch Kafka has not acknowledged by then means a stalled producer: the relay replaces it",
     )
+    outbox_publish_after_commit: bool = Field(
+        default=True,
+        description="The process publishes a transaction's events right after it commits; the relay only sweeps",
+    )
+    outbox_sweep_after_ms: int = Field(
+        default=2_000,
+        ge=100,
+        description="With publish after commit: the relay sweeps rows older than this (a crash or a failed publish)",
+    )
     outbox_relay: Literal["inline", "external"] = Field(
         default="inline",
         description="inline: this process relays its outbox; external: `python -m prizeflow_runtime.relay` does",
     )
+
+    @property
+    def outbox_sweep_after_s(self) -> float:
+        """What the relay leaves to publishers: rows younger than this (0: nothing, the relay publishes all)."""
+        return self.outbox_sweep_after_ms / 1000 if self.outbox_publish_after_commit else 0.0
+
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_lanes: int = Field(
         default=1,

@@ -289,6 +289,9 @@ class FakeAllocations(Shared):
     async def voided(self, round_id: str) -> bool:
         return self.outcomes.get(round_id) == "voided"
 
+    async def voided_among(self, round_ids: Sequence[str]) -> set[str]:
+        return {r for r in round_ids if self.outcomes.get(r) == "voided"}
+
     async def is_held(self, round_id: str) -> bool:
         return round_id in self.held
 

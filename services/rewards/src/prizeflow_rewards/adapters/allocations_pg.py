@@ -33,6 +33,13 @@ class SqlRoundAllocations:
         )
         return row.first() is not None
 
+    async def voided_among(self, round_ids: Sequence[str]) -> set[str]:
+        rows = await self.session.execute(
+            text("SELECT round_id FROM round_outcomes WHERE round_id = ANY(CAST(:r AS text[])) AND outcome = 'voided'"),
+            {"r": list(round_ids)},
+        )
+        return {r[0] for r in rows}
+
     async def is_held(self, round_id: str) -> bool:
         row = await self.session.execute(text("SELECT 1 FROM held_allocations WHERE round_id = :r"), {"r": round_id})
         return row.first() is not None

@@ -101,6 +101,25 @@ class RoundMoney:
             raise EventRefusal(reason, f"entry {e.entry_id} of round {e.round_id}: {err.detail}") from err
         count_transfers(self.metrics, result)
 
+    async def entries_many(self, books: Books, envs: Sequence[Env]) -> bool:
+        """EntryAccepted, several at once: every fee in one linked ledger batch (one statement per table), with the
+        outcome of `entry` on each in order. False, having done nothing: a round among them was voided, or two of
+        them charge the same entry, so the caller applies them one by one (each refused alone, as before). A fee
+        the ledger refuses refuses the whole batch, naming no event: the consumer runtime then settles the poll in
+        halves, so the one poisoned entry is refused alone and every other one is charged."""
+        fees = [entry_fee(env.data, env.correlationid) for env in envs]
+        if len({t.id for t in fees}) < len(fees):
+            return False
+        if await books.allocations.voided_among(sorted({env.data.round_id for env in envs})):
+            return False
+        try:
+            result = await books.ledger.apply(fees)
+        except LedgerError as err:
+            reason = "insufficient_funds" if err.code == "exceeds_credits" else "conflicting_event"
+            raise EventRefusal(reason, f"{len(fees)} entry fees together: {err.detail}") from err
+        count_transfers(self.metrics, result)
+        return True
+
     async def settle(self, books: Books, env: Env) -> None:
         s: RoundSettled = env.data
         await self.prepare(books, [env])  # fees, then the pool's check, then prizes: all declared first

@@ -30,8 +30,9 @@ class RoundEventsHandler:
     rounds: RoundMoney
 
     async def __call__(self, books: Books, envelopes: Sequence[Envelope[EventPayload]]) -> None:
-        """RoundSettled of sponsored rounds are gathered and paid together (`RoundMoney.settle_sponsored_many`);
-        other events run one by one as they come. A gathered round is paid before any later event of the same
+        """RoundSettled of sponsored rounds are gathered and paid together (`RoundMoney.settle_sponsored_many`),
+        consecutive EntryAccepted are charged together (`RoundMoney.entries_many`); other events run one by one as
+        they come. A gathered round is paid before any later event of the same
         round, and before a later wallet-paid entry that debits a wallet it credits, so no event sees the ledger
         differently than in poll order. Reordering across unrelated rounds is harmless: those events touch
         no account the gathered rounds debit with a balance rule (their pools) nor wallets they credit."""
@@ -39,6 +40,7 @@ class RoundEventsHandler:
         pending: list[Envelope[EventPayload]] = []
         rounds: set[str] = set()
         wallets: set[tuple[str, str]] = set()
+        entries: list[Envelope[EventPayload]] = []  # consecutive EntryAccepted: their fees go in one ledger batch
 
         async def flush() -> None:
             if pending:
@@ -47,8 +49,22 @@ class RoundEventsHandler:
                 rounds.clear()
                 wallets.clear()
 
+        async def charge() -> None:
+            if len(entries) > 1 and await self.rounds.entries_many(books, entries):
+                entries.clear()
+            for entry in entries:
+                await self._one(books, entry)
+            entries.clear()
+
         for env in envelopes:
             data = env.data
+            if isinstance(data, EntryAccepted):
+                if pending and _depends(data, rounds, wallets):
+                    await charge()
+                    await flush()
+                entries.append(env)
+                continue
+            await charge()  # every entry before this event is charged before it, as in poll order
             if isinstance(data, RoundSettled) and data.prize_source is PrizeSource.SPONSORED:
                 if data.round_id in rounds:  # a replay of a gathered round: pay the first before looking again
                     await flush()
@@ -58,9 +74,13 @@ class RoundEventsHandler:
                 continue
             if pending and _depends(data, rounds, wallets):
                 await flush()
-            with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
-                await self.rounds.handle(books, env)
+            await self._one(books, env)
+        await charge()
         await flush()
+
+    async def _one(self, books: Books, env: Envelope[EventPayload]) -> None:
+        with log_context(correlation_id=env.correlationid, event_id=str(env.id)), refusing(env.id):
+            await self.rounds.handle(books, env)
 
 
 def _depends(data: EventPayload, rounds: set[str], wallets: set[tuple[str, str]]) -> bool:

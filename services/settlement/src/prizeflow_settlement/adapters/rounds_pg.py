@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import event, func, text, update
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,6 +85,14 @@ _UPDATE_ROUNDS = text(
     + ", version = r.version + 1, updated_at = now() FROM unnest("
     + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in _ROUND_STATE_COLUMNS.items())
     + f") AS u({', '.join(_UPDATE_COLUMNS)}) WHERE r.round_id = u.round_id"
+)
+# The open disputes of every round the batch resolved, in one statement.
+_RESOLVE_DISPUTES = text(
+    """
+    UPDATE round_disputes AS d SET status = 'resolved', resolved_at = now(), resolved_by = u.actor
+    FROM unnest(CAST(:rounds AS text[]), CAST(:actors AS text[])) AS u(round_id, actor)
+    WHERE d.round_id = u.round_id AND d.status = 'open'
+    """
 )
 # Child tables are written with COPY, columns in this order.
 _ENTRY_COLUMNS = ("round_id", "entry_id", "player_id", "fee_asset", "fee_amount", "paid_via", "recorded_at")
@@ -317,13 +325,9 @@ class SqlRoundStore:
         ]
         if disputes:
             await s.execute(pg_insert(round_disputes).on_conflict_do_nothing(), disputes)
-        for r in changed:
-            if r.resolved_disputes:
-                await s.execute(
-                    update(round_disputes)
-                    .where(round_disputes.c.round_id == r.round_id, round_disputes.c.status == "open")
-                    .values(status="resolved", resolved_at=func.now(), resolved_by=_last_actor(r))
-                )
+        resolved = [(r.round_id, _last_actor(r)) for r in changed if r.resolved_disputes]
+        if resolved:
+            await s.execute(_RESOLVE_DISPUTES, {"rounds": [r for r, _ in resolved], "actors": [a for _, a in resolved]})
         for r in changed:
             r.clear_pending()
 

@@ -47,6 +47,10 @@ class RoundAllocations(Protocol):
 
     async def voided(self, round_id: str) -> bool: ...
 
+    async def voided_among(self, round_ids: Sequence[str]) -> set[str]:
+        """Those of these rounds voided, in one read."""
+        ...
+
     async def is_held(self, round_id: str) -> bool:
         """Whether the round was ever held (released or not)."""
         ...
