@@ -35,7 +35,7 @@ from prizeflow_rewards.application.claims import (
 )
 from prizeflow_rewards.application.corrections import DecideCorrection, LedgerReads, ProposeCorrection
 from prizeflow_rewards.application.exports import ExportLedger
-from prizeflow_rewards.application.fx import FxDesk, IssueQuote, QuoteMarket, ReconcileFx
+from prizeflow_rewards.application.fx import FxDesk, IssueQuote, QuoteMarket, ReconcileFx, WatchRates
 from prizeflow_rewards.application.gauges import RefreshRewardsGauges
 from prizeflow_rewards.application.held_rounds import ReleaseHeldRounds
 from prizeflow_rewards.application.ports import CheckoutProvider, RatesProvider
@@ -178,6 +178,8 @@ def build(settings: RewardsSettings) -> Litestar:
         use_cases["complete_sandbox"] = CompleteSandboxCheckout(checkout, verify, queries)
     rt.jobs.every(settings.rewards_metrics_refresh_s, RefreshRewardsGauges(uow, metrics), name="rewards-gauges")
     rt.jobs.every(settings.rewards_fx_reconcile_interval_s, reconcile_fx, name="fx-reconciliation")
+    if desk.spreads:
+        rt.jobs.every(settings.rewards_fx_rate_watch_s, WatchRates(rates, desk, metrics), name="fx-rates-watch")
     app = rt.http_app(
         [router(sandbox=sandbox)],
         dependencies={name: _provided(value) for name, value in use_cases.items()},

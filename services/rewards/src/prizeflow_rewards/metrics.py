@@ -42,7 +42,7 @@ class RewardsMetrics:
     claim_intake_set_aside: Gauge
     fx_quotes: Counter
     fx_rate_failures: Counter
-    fx_rate_age: Gauge
+    fx_rate_timestamp: Gauge
     fx_position: Gauge
     fx_position_difference: Gauge
     fx_reconciled_at: Gauge
@@ -138,8 +138,11 @@ class RewardsMetrics:
             fx_rate_failures=Counter(
                 n("fx_rate_failures"), "Rates provider calls that gave no usable rate", registry=registry
             ),
-            fx_rate_age=Gauge(
-                n("fx_rate_age_seconds"), "Age of the rates provider's latest rate when last read", registry=registry
+            fx_rate_timestamp=Gauge(
+                n("fx_rate_timestamp_seconds"),
+                "When the rates provider published the latest rate read, per enabled pair",
+                ["pair"],
+                registry=registry,
             ),
             fx_position=Gauge(
                 n("fx_position"), "The FX desk's posted position per asset (minor units)", ["asset"], registry=registry

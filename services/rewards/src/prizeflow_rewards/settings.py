@@ -93,6 +93,9 @@ class RewardsSettings(ServiceSettings):
     rewards_fx_reconcile_interval_s: float = Field(
         default=86_400, gt=0, description="How often the FX accounts are reconciled (daily)"
     )
+    rewards_fx_rate_watch_s: float = Field(
+        default=300, ge=10, description="How often each enabled pair's rate is read for its staleness gauge"
+    )
     rates_api_url: str | None = Field(
         default=None, description="The rates provider's base (Open Exchange Rates; the emulator's in dev and tests)"
     )

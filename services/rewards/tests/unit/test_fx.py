@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 from rewards_fakes import Fakes
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, new_event
@@ -19,7 +20,7 @@ from prizeflow_contracts.events.payouts import PayoutPaid, PayoutRequested, Payo
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
 from prizeflow_rewards.application.claims import Claim, ClaimPolicy, SettlePayout, SubmitClaim
-from prizeflow_rewards.application.fx import FxDesk, FxError, IssueQuote, ReconcileFx, requotes
+from prizeflow_rewards.application.fx import FxDesk, FxError, IssueQuote, ReconcileFx, WatchRates, requotes
 from prizeflow_rewards.application.ports import FxPosition, MarketRate, RatesUnavailableError
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import ClaimStatus, reservation
@@ -36,6 +37,7 @@ from prizeflow_rewards.domain.fx import (
     spread_revenue,
 )
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind, deltas, post_of
+from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import ErrorKind
 from prizeflow_testkit.events import example_payload
@@ -377,3 +379,16 @@ async def test_the_daily_reconciliation_records_each_position_and_its_difference
     assert [p.difference for p in positions] == [0, 1]
     runs = await w.f.fx.reconciliations(limit=10)
     assert [(r.day, r.asset, r.difference) for r in runs] == [(T0.date(), "USD", 1), (T0.date(), "INR", 0)]
+
+
+async def test_the_rates_watch_shows_each_pairs_publication_time_and_counts_failures() -> None:
+    w = World()
+    metrics = RewardsMetrics.create(CollectorRegistry())
+    desk = FxDesk({USD_INR: 150})
+    watch = WatchRates(w.rates, desk, metrics, clock=w.clock)
+    assert await watch.tick()
+    assert metrics.fx_rate_timestamp.labels("USD/INR")._value.get() == T0.timestamp()
+    w.rates.down = True
+    assert await watch.tick()  # a failure is counted and logged, never raised out of the job
+    assert metrics.fx_rate_failures._value.get() == 1
+    assert metrics.fx_rate_timestamp.labels("USD/INR")._value.get() == T0.timestamp()  # stays: the alert sees it age

@@ -123,7 +123,7 @@ async def market_rate(
         log.warning("rates provider unavailable: %s", err.detail)
         raise FxError(ErrorKind.UNAVAILABLE, "rates_unavailable", "the rates provider did not answer") from err
     if metrics is not None:
-        metrics.fx_rate_age.set((now - market.timestamp).total_seconds())
+        metrics.fx_rate_timestamp.labels(str(pair)).set(market.timestamp.timestamp())
     if stale(market.timestamp, now, desk.max_rate_age_s):
         raise FxError(ErrorKind.UNAVAILABLE, "rate_stale", "the rates provider's latest rate is too old to quote")
     return market
@@ -149,6 +149,25 @@ class QuoteMarket:
         if quote is None:
             return None
         return (await market_rate(self.rates, quote.terms.pair, self.desk, self.clock(), self.metrics)).rate
+
+
+@dataclass
+class WatchRates:
+    """Each enabled pair's rate read on a schedule, so a stale or silent provider shows (and alerts,
+    `PrizeflowFxRatesOutage`) before a player asks for a quote: `prizeflow_rewards_fx_rate_timestamp_seconds{pair}`."""
+
+    rates: RatesProvider | None
+    desk: FxDesk
+    metrics: RewardsMetrics | None = None
+    clock: Clock = utcnow
+
+    async def tick(self) -> bool:
+        for pair in sorted(self.desk.spreads):
+            try:
+                await market_rate(self.rates, pair, self.desk, self.clock(), self.metrics)
+            except FxError as err:
+                log.warning("fx rate of %s not usable: %s", pair, err.code)
+        return True
 
 
 @dataclass
@@ -186,6 +205,7 @@ __all__ = [
     "IssueQuote",
     "QuoteMarket",
     "ReconcileFx",
+    "WatchRates",
     "field_error",
     "market_rate",
     "quote_refusal",
