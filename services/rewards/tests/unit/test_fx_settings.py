@@ -27,7 +27,7 @@ STRIPE: dict[str, Any] = {
     "rewards_topup_success_url": "https://play.example/ok",
     "rewards_topup_cancel_url": "https://play.example/cancel",
 }
-PAIRS = {"rewards_fx_pairs": {"USD/INR": 150}}
+PAIRS: dict[str, Any] = {"rewards_fx_pairs": {"USD/INR": 150}}
 
 
 @pytest.mark.parametrize(
