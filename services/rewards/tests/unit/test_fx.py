@@ -392,3 +392,9 @@ async def test_the_rates_watch_shows_each_pairs_publication_time_and_counts_fail
     assert await watch.tick()  # a failure is counted and logged, never raised out of the job
     assert metrics.fx_rate_failures._value.get() == 1
     assert metrics.fx_rate_timestamp.labels("USD/INR")._value.get() == T0.timestamp()  # stays: the alert sees it age
+
+
+def test_a_tiny_rate_is_written_as_a_plain_decimal_in_the_payout_request() -> None:
+    terms = convert(Pair("XTR", "USDC"), 10**9, Decimal("1E-7"), 0)
+    quote = Quote("fxq-1", "p-1", terms, T0, T0, T0 + timedelta(seconds=60))
+    assert quote.view()["rate"] == "0.0000001"

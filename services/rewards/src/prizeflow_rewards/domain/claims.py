@@ -299,7 +299,7 @@ class Claim:
             "target_asset": c.target_asset,
             "target_amount": c.target_amount,
             "spread_amount": c.spread,
-            "rate": str(c.rate),
+            "rate": format(c.rate, "f"),
         }
 
     @property

@@ -127,7 +127,7 @@ class Quote:
             "source_amount": t.source_amount,
             "target_asset": t.pair.target,
             "target_amount": t.target_amount,
-            "rate": str(t.rate),
+            "rate": format(t.rate, "f"),
             "spread_bps": t.spread_bps,
             "spread_amount": t.spread,
             "net_amount": t.net,

@@ -32,7 +32,7 @@ def approval(
             quote_id=c.quote_id,
             source=money,
             spread=Money(asset=claim.asset, amount=c.spread),
-            rate=str(c.rate),
+            rate=format(c.rate, "f"),
         )
         if c is not None
         else None
