@@ -195,8 +195,11 @@ def build(settings: RewardsSettings) -> Litestar:
 
 def rates_provider(settings: RewardsSettings) -> RatesProvider | None:
     """Open Exchange Rates with the settings' App ID; None without one (dev only: settings refuse it elsewhere when
-    a pair is enabled), and quotes then answer 503 `rates_unavailable`."""
+    a pair is enabled), and in dev without `RATES_API_URL` (the devstack's emulator: a dev stack never calls the
+    real provider with a dev App ID); quotes then answer 503 `rates_unavailable`."""
     if settings.rates_app_id is None or not settings.rates_app_id.get_secret_value():
+        return None
+    if settings.prizeflow_profile is Profile.DEV and settings.rates_api_url is None:
         return None
     return OxrRatesProvider(
         base_url=settings.rates_base_url,

@@ -53,3 +53,7 @@ def test_conversion_configured_outside_dev_uses_the_real_provider_and_dev_may_go
     assert rates_provider(settings) is not None
     dev = RewardsSettings(prizeflow_profile="dev", **PAIRS)
     assert rates_provider(dev) is None  # quotes answer 503 rates_unavailable until RATES_APP_ID is set
+    # A dev stack without the emulator's address never calls the real provider with its dev App ID.
+    assert rates_provider(RewardsSettings(prizeflow_profile="dev", **PAIRS, rates_app_id="dev-id")) is None
+    emulated = RewardsSettings(prizeflow_profile="dev", **PAIRS, rates_app_id="dev-id", rates_api_url="http://x:1")
+    assert rates_provider(emulated) is not None
