@@ -13,8 +13,8 @@ FINANCE = ["Reconciliation", "Exceptions", "Exports"]
 COMPLIANCE = ["Compliance"]  # admin, approver
 STAFF = ["Approvals", "Held claims", "Rounds", "Campaigns and pools", "Dead letters", "Timeline", *FINANCE]
 NAV = {
-    "olivia": STAFF,
-    "adam": [*STAFF, *COMPLIANCE],
+    "olivia": [*STAFF, "FX desk"],
+    "adam": [*STAFF, *COMPLIANCE, "FX desk"],
     "alice": ["Approvals", "Timeline", *FINANCE, *COMPLIANCE],
     "priya": ["Approvals", "Timeline", *FINANCE, *COMPLIANCE, "Wallet"],
     "player-1": ["Wallet"],
@@ -30,6 +30,7 @@ EVERY_PAGE = {
     "Exceptions": "/exceptions",
     "Exports": "/exports",
     "Compliance": "/compliance",
+    "FX desk": "/fx",
     "Wallet": "/wallet",
 }
 

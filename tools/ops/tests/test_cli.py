@@ -84,6 +84,8 @@ def answer(status: int, body: Any = None, **headers: str) -> Handler:
 
 # --- what each command sends ---------------------------------------------------------------------------------
 SENT = [
+    (["fx", "positions"], ("rewards", "GET", "/admin/fx/positions?days=30"), None),
+    (["fx", "reconcile"], ("rewards", "POST", "/admin/fx/reconcile"), None),
     (["pool", "list"], ("rewards", "GET", "/campaigns/"), None),
     (["pool", "show", "c-1"], ("rewards", "GET", "/campaigns/c-1"), None),
     (

@@ -22,6 +22,7 @@ from prizeflow_rewards.adapters.books import bind
 from prizeflow_rewards.adapters.checkout_sandbox import SandboxCheckout
 from prizeflow_rewards.adapters.checkout_stripe import StripeCheckout
 from prizeflow_rewards.adapters.exports_pg import SqlLedgerExportReader
+from prizeflow_rewards.adapters.rates_oxr import OxrRatesProvider
 from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.campaigns import ChangeCampaignStatus, CloseCampaign, CreateCampaign, FundCampaign
 from prizeflow_rewards.application.claims import (
@@ -34,9 +35,10 @@ from prizeflow_rewards.application.claims import (
 )
 from prizeflow_rewards.application.corrections import DecideCorrection, LedgerReads, ProposeCorrection
 from prizeflow_rewards.application.exports import ExportLedger
+from prizeflow_rewards.application.fx import FxDesk, IssueQuote, QuoteMarket, ReconcileFx, WatchRates
 from prizeflow_rewards.application.gauges import RefreshRewardsGauges
 from prizeflow_rewards.application.held_rounds import ReleaseHeldRounds
-from prizeflow_rewards.application.ports import CheckoutProvider
+from prizeflow_rewards.application.ports import CheckoutProvider, RatesProvider
 from prizeflow_rewards.application.queries import RewardsQueries
 from prizeflow_rewards.application.rounds import RoundMoney
 from prizeflow_rewards.application.timeline import RewardsTimeline
@@ -76,6 +78,7 @@ def claim_policy(settings: RewardsSettings) -> ClaimPolicy:
         rejection_rate_min_claims=settings.rewards_rejection_rate_min_claims,
         rejection_rate_window_s=settings.rewards_rejection_rate_window_s,
         review_all_until=settings.rewards_claims_review_until,
+        fx_max_move_bps=settings.rewards_fx_max_move_bps,
     )
 
 
@@ -132,6 +135,14 @@ def build(settings: RewardsSettings) -> Litestar:
     providers = CheckoutProviders(default=checkout.name, providers={checkout.name: checkout})
     queries = RewardsQueries(uow)
     verify = VerifyTopUpSession(uow, money, providers)
+    desk = FxDesk.of(
+        settings.rewards_fx_pairs,
+        quote_ttl_s=settings.rewards_fx_quote_ttl_s,
+        max_rate_age_s=settings.rewards_fx_max_rate_age_s,
+        max_move_bps=settings.rewards_fx_max_move_bps,
+    )
+    rates = rates_provider(settings)
+    reconcile_fx = ReconcileFx(uow, metrics)
     intake = ClaimIntake(
         uow,
         SubmitClaim(claim_policy(settings), source, metrics),
@@ -156,6 +167,9 @@ def build(settings: RewardsSettings) -> Litestar:
         "decide_correction": DecideCorrection(uow, source, metrics),
         "ledger_reads": LedgerReads(uow),
         "exports": ExportLedger(SqlLedgerExportReader(rt.sessions)),
+        "issue_quote": IssueQuote(uow, rates, desk, metrics),
+        "quote_market": QuoteMarket(uow, rates, desk, metrics),
+        "reconcile_fx": reconcile_fx,
     }
     # The sandbox checkout's page, served only in the dev profile with the sandbox provider.
     sandbox = isinstance(checkout, SandboxCheckout) and settings.prizeflow_profile is Profile.DEV
@@ -163,6 +177,9 @@ def build(settings: RewardsSettings) -> Litestar:
         assert isinstance(checkout, SandboxCheckout)
         use_cases["complete_sandbox"] = CompleteSandboxCheckout(checkout, verify, queries)
     rt.jobs.every(settings.rewards_metrics_refresh_s, RefreshRewardsGauges(uow, metrics), name="rewards-gauges")
+    rt.jobs.every(settings.rewards_fx_reconcile_interval_s, reconcile_fx, name="fx-reconciliation")
+    if desk.spreads:
+        rt.jobs.every(settings.rewards_fx_rate_watch_s, WatchRates(rates, desk, metrics), name="fx-rates-watch")
     app = rt.http_app(
         [router(sandbox=sandbox)],
         dependencies={name: _provided(value) for name, value in use_cases.items()},
@@ -171,7 +188,24 @@ def build(settings: RewardsSettings) -> Litestar:
     app.on_shutdown.insert(0, intake.stop)  # the requests waiting on a commit get their answer
     if isinstance(checkout, StripeCheckout):
         app.on_shutdown.append(checkout.aclose)
+    if isinstance(rates, OxrRatesProvider):
+        app.on_shutdown.append(rates.aclose)
     return app
+
+
+def rates_provider(settings: RewardsSettings) -> RatesProvider | None:
+    """Open Exchange Rates with the settings' App ID; None without one (dev only: settings refuse it elsewhere when
+    a pair is enabled), and in dev without `RATES_API_URL` (the devstack's emulator: a dev stack never calls the
+    real provider with a dev App ID); quotes then answer 503 `rates_unavailable`."""
+    if settings.rates_app_id is None or not settings.rates_app_id.get_secret_value():
+        return None
+    if settings.prizeflow_profile is Profile.DEV and settings.rates_api_url is None:
+        return None
+    return OxrRatesProvider(
+        base_url=settings.rates_base_url,
+        app_id=settings.rates_app_id.get_secret_value(),
+        timeout_s=settings.rates_timeout_s,
+    )
 
 
 __all__ = ["PAYMENTS_CONSUMER", "PAYOUTS_CONSUMER", "ROUNDS_CONSUMER", "build", "checkout_provider", "claim_policy"]

@@ -40,6 +40,12 @@ class RewardsMetrics:
     claim_batch_seconds: Histogram
     claim_intake_waiting: Gauge
     claim_intake_set_aside: Gauge
+    fx_quotes: Counter
+    fx_rate_failures: Counter
+    fx_rate_timestamp: Gauge
+    fx_position: Gauge
+    fx_position_difference: Gauge
+    fx_reconciled_at: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, service: str = "rewards") -> RewardsMetrics:
@@ -127,6 +133,28 @@ class RewardsMetrics:
                 n("claim_intake_set_aside"),
                 "Claim requests set aside until their player's wallet, held by another transaction, is free",
                 registry=registry,
+            ),
+            fx_quotes=Counter(n("fx_quotes"), "Conversion quotes issued, by pair", ["pair"], registry=registry),
+            fx_rate_failures=Counter(
+                n("fx_rate_failures"), "Rates provider calls that gave no usable rate", registry=registry
+            ),
+            fx_rate_timestamp=Gauge(
+                n("fx_rate_timestamp_seconds"),
+                "When the rates provider published the latest rate read, per enabled pair",
+                ["pair"],
+                registry=registry,
+            ),
+            fx_position=Gauge(
+                n("fx_position"), "The FX desk's posted position per asset (minor units)", ["asset"], registry=registry
+            ),
+            fx_position_difference=Gauge(
+                n("fx_position_difference"),
+                "An FX account's ledger position less what its transfers add up to, at the last reconciliation",
+                ["asset"],
+                registry=registry,
+            ),
+            fx_reconciled_at=Gauge(
+                n("fx_reconciled_timestamp_seconds"), "When the FX accounts were last reconciled", registry=registry
             ),
         )
         for outcome in CLAIM_OUTCOMES:

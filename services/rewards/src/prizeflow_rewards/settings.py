@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, SecretStr, model_validator
 
+from prizeflow_rewards.domain.fx import Pair
 from prizeflow_runtime.settings import Profile, ServiceSettings
 
 # Stripe secret (`sk_`) or restricted (`rk_`) keys only: a publishable key (`pk_`) cannot create sessions.
@@ -76,6 +77,50 @@ class RewardsSettings(ServiceSettings):
     )
     stripe_api_url: str | None = Field(default=None, description="Stripe API base (the emulator's, in dev and tests)")
     stripe_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    # Currency conversion at claim time (README: Conversion; docs/adr/0015-currency-conversion.md).
+    rewards_fx_pairs: dict[str, int] = Field(
+        default_factory=dict,
+        description='The pairs a claim may convert, SOURCE/TARGET -> spread in basis points (e.g. {"USD/INR": 150})',
+    )
+    rewards_fx_quote_ttl_s: int = Field(default=60, ge=5, le=3600, description="How long a quote holds")
+    rewards_fx_max_rate_age_s: int = Field(
+        default=900, ge=10, le=86_400, description="A provider rate older than this is stale: no quote, no claim"
+    )
+    rewards_fx_max_move_bps: int = Field(
+        default=50, ge=0, le=10_000, description="A quote whose rate the market left by more than this is moved"
+    )
+    rewards_fx_reconcile_interval_s: float = Field(
+        default=86_400, gt=0, description="How often the FX accounts are reconciled (daily)"
+    )
+    rewards_fx_rate_watch_s: float = Field(
+        default=300, ge=10, description="How often each enabled pair's rate is read for its staleness gauge"
+    )
+    rates_api_url: str | None = Field(
+        default=None, description="The rates provider's base (Open Exchange Rates; the emulator's in dev and tests)"
+    )
+    rates_app_id: SecretStr | None = Field(default=None, description="The rates provider's App ID")
+    rates_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _conversion(self) -> RewardsSettings:
+        """Pairs enabled need a rates provider: outside the dev profile the service refuses to start without its
+        key (in dev, quotes answer 503 until it is set)."""
+        for pair, bps in self.rewards_fx_pairs.items():
+            Pair.parse(pair)
+            if not 0 <= bps < 10_000:
+                raise ValueError(f"REWARDS_FX_PAIRS: the spread of {pair} is 0..9999 basis points")
+        if not self.rewards_fx_pairs or self.prizeflow_profile is Profile.DEV:
+            return self
+        if self.rates_app_id is None or not self.rates_app_id.get_secret_value():
+            raise ValueError("RATES_APP_ID is not set (REWARDS_FX_PAIRS enables conversion)")
+        if self.rates_api_url is not None and not self.rates_api_url.startswith("https://"):
+            raise ValueError("RATES_API_URL must start with https:// outside PRIZEFLOW_PROFILE=dev")
+        return self
+
+    @property
+    def rates_base_url(self) -> str:
+        return self.rates_api_url or "https://openexchangerates.org"
 
     @model_validator(mode="after")
     def _top_ups(self) -> RewardsSettings:

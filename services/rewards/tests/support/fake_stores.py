@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fake_ledger import Shared
@@ -18,6 +18,8 @@ from prizeflow_rewards.application.ports import (
     ClaimHistory,
     ClaimTrail,
     FirstUse,
+    FxPosition,
+    FxReconciliation,
     HeldRound,
     HeldRoundTrail,
     IntakeFacts,
@@ -27,6 +29,7 @@ from prizeflow_rewards.domain.campaigns import Campaign, CampaignStatus
 from prizeflow_rewards.domain.claims import RESUMED_BY_VERIFICATION, Claim, ClaimStatus
 from prizeflow_rewards.domain.contradictions import Contradiction
 from prizeflow_rewards.domain.corrections import Correction, CorrectionStatus
+from prizeflow_rewards.domain.fx import Quote
 
 
 @dataclass
@@ -78,7 +81,9 @@ class FakeClaims(Shared):
                 history=self.history(q.player_id, q.asset, day=day, velocity=velocity, window=window),
                 destination_first_seen=self.players.destinations.get((q.player_id, q.destination_key)),
                 risk_flagged=self.players.flags.get(q.player_id, False),
-                routable=self.routes.routable(q.asset, q.destination_type, q.amount),
+                routable=self.routes.routable(
+                    q.payout_asset or q.asset, q.destination_type, q.payout_amount or q.amount
+                ),
                 **self.sums(q, now, windows),
             )
             for q in queries
@@ -169,6 +174,42 @@ class FakeClaims(Shared):
 
 
 _DONE = frozenset({ClaimStatus.PAID, ClaimStatus.REJECTED, ClaimStatus.VOIDED, ClaimStatus.RETURNED})
+
+
+class FakeFxQuotes:
+    """Quotes by id; a quote is locked once (the database's trigger: a second claim is an error)."""
+
+    def __init__(self) -> None:
+        self.quotes: dict[str, Quote] = {}
+        self.runs: dict[tuple[date, str], FxReconciliation] = {}
+        self.positions_now: list[FxPosition] = []
+
+    async def add(self, quote: Quote) -> None:
+        assert quote.id not in self.quotes
+        self.quotes[quote.id] = quote
+
+    async def get(self, quote_id: str) -> Quote | None:
+        return self.quotes.get(quote_id)
+
+    async def lock_many(self, quote_ids: Iterable[str]) -> dict[str, Quote]:
+        return {i: self.quotes[i] for i in sorted(set(quote_ids)) if i in self.quotes}
+
+    async def bind_many(self, locks: Sequence[tuple[str, str]], *, at: datetime) -> None:
+        for quote_id, claim_id in locks:
+            quote = self.quotes[quote_id]
+            if quote.claim_id not in (None, claim_id):
+                raise AssertionError(f"fx quote {quote_id} is locked by claim {quote.claim_id}")
+            self.quotes[quote_id] = replace(quote, claim_id=claim_id)
+
+    async def positions(self) -> list[FxPosition]:
+        return list(self.positions_now)
+
+    async def record_reconciliation(self, day: date, positions: Sequence[FxPosition], *, at: datetime) -> None:
+        for p in positions:
+            self.runs[(day, p.asset)] = FxReconciliation(day, p.asset, p.ledger, p.booked, p.difference, at)
+
+    async def reconciliations(self, *, limit: int) -> list[FxReconciliation]:
+        return sorted(self.runs.values(), key=lambda r: (r.day, r.asset), reverse=True)[:limit]
 
 
 class FakeCompliance:

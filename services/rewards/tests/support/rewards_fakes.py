@@ -19,6 +19,7 @@ from fake_stores import (
     FakeContradictions,
     FakeCorrections,
     FakeFlows,
+    FakeFxQuotes,
     FakeLostCommits,
     FakeOutbox,
     FakePlayers,
@@ -45,6 +46,7 @@ class Fakes:
     compliance: FakeCompliance = field(default_factory=FakeCompliance)
     corrections: FakeCorrections = field(default_factory=FakeCorrections)
     backend: FakeBackend = field(default_factory=FakeBackend)
+    fx: FakeFxQuotes = field(default_factory=FakeFxQuotes)
     books: Books = field(init=False)
     uow: FakeUnitOfWork[Books] = field(init=False)
 
@@ -66,6 +68,7 @@ class Fakes:
             contradictions=self.contradictions,
             backend=self.backend,
             outbox=self.outbox,
+            fx=self.fx,
         )
         self.uow = FakeUnitOfWork(self.books)
 

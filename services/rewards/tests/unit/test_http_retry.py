@@ -19,6 +19,7 @@ from prizeflow_rewards.adapters.books import bind
 from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.claims import Claim, ClaimIntake
 from prizeflow_rewards.application.claims.submit import ClaimRequest
+from prizeflow_rewards.application.fx import FxDesk, IssueQuote, QuoteMarket
 from prizeflow_rewards.domain.claims import ClaimStatus
 from prizeflow_rewards.entrypoints.http import DEPENDENCIES, router
 from prizeflow_rewards.metrics import RewardsMetrics
@@ -127,6 +128,10 @@ async def client_for(submit: FlakySubmit, sessions: FakeSessions) -> AsyncIterat
     )
     dependencies = {name: Provide(lambda: None, sync_to_thread=False) for name in DEPENDENCIES}
     dependencies["claim_intake"] = Provide(lambda: intake, sync_to_thread=False)
+    # A claim without a quote calls neither; the handler is injected with both.
+    market, issue = QuoteMarket(uow, None, FxDesk()), IssueQuote(uow, None, FxDesk())
+    dependencies["quote_market"] = Provide(lambda: market, sync_to_thread=False)
+    dependencies["issue_quote"] = Provide(lambda: issue, sync_to_thread=False)
     app = create_app(
         service_name="rewards",
         route_handlers=[router()],

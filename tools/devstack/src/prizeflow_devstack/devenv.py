@@ -178,13 +178,16 @@ def upi_env() -> dict[str, str]:
 
 def rates_env() -> dict[str, str]:
     """Claim-time conversion's rates provider on the local stack: the Open Exchange Rates-shaped emulator (service
-    `rates-api`, found as RATES_API_URL) with a random App ID, publishing every minute with a small random walk."""
+    `rates-api`, found as RATES_API_URL) with a random App ID, publishing every minute with a small random walk, and the
+    pairs rewards converts."""
     app_id = secrets.token_hex(16)
     return {
         "RATES_APP_ID": app_id,
         "RATES_EMULATOR_APP_IDS": app_id,
         "RATES_EMULATOR_PUBLISH_S": "60",
         "RATES_EMULATOR_DRIFT_BPS": "5",
+        # Rewards converts these at claim time (ADR 0015): a USD or USDC prize paid in rupees.
+        "REWARDS_FX_PAIRS": json.dumps({"USD/INR": 150, "USDC/INR": 150}),
     }
 
 

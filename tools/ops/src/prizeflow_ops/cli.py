@@ -122,6 +122,11 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
         if name != "show":
             p.add_argument("--reason", required=True)
 
+    fx = group("fx", "currency conversion's FX accounts (rewards, ADR 0015)")
+    p = leaf(fx, "positions", c.fx_positions, (REWARDS,), "each FX account's position and its daily reconciliations")
+    p.add_argument("--days", type=_positive, default=30, help="reconciliations of the last N days (30)")
+    leaf(fx, "reconcile", c.fx_reconcile, (REWARDS,), "reconcile the FX accounts now (the daily job's pass)")
+
     pool = group("pool", "campaign reward pools (rewards)")
     leaf(pool, "list", c.pool_list, (REWARDS,), "every campaign with its pool's figures")
     for name, handler, help_ in (

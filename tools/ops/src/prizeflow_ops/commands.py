@@ -267,6 +267,29 @@ POOL_COLUMNS: Final = (
 )  # fmt: skip
 
 
+FX_COLUMNS: Final = ("asset", "ledger_position", "booked_position", "difference", "committed")
+
+
+def _positions(ctx: Context, title: str) -> Callable[[Any], None]:
+    """The FX accounts' positions (an object's `positions`), as a table."""
+
+    def show(data: Any) -> None:
+        rows = [r for r in data.get("positions", []) if isinstance(r, Mapping)] if isinstance(data, Mapping) else []
+        ctx.out.table(rows, pick(rows, FX_COLUMNS), title=title)
+
+    return show
+
+
+async def fx_positions(ctx: Context, args: argparse.Namespace) -> int:
+    """The FX desk's accounts (rewards, ADR 0015): ledger position, what its transfers add up to, the difference."""
+    params = {"days": args.days}
+    return await ctx.one(REWARDS, "GET", "/admin/fx/positions", params=params, show=_positions(ctx, "fx positions"))
+
+
+async def fx_reconcile(ctx: Context, args: argparse.Namespace) -> int:
+    return await ctx.one(REWARDS, "POST", "/admin/fx/reconcile", show=_positions(ctx, "fx accounts reconciled"))
+
+
 def _campaign(args: argparse.Namespace, action: str = "") -> str:
     return f"/campaigns/{segment(args.campaign)}" + (f"/{action}" if action else "")
 

@@ -35,8 +35,30 @@ class ApprovalPolicy(StrEnum):
 REQUIRED_APPROVERS = {ApprovalPolicy.AUTO: 0, ApprovalPolicy.SINGLE: 1, ApprovalPolicy.DUAL: 2}
 
 
+class PayoutConversion(BaseModel):
+    """A claim converted at a locked quote (docs/adr/0015-currency-conversion.md): the player's wallet gave `source`
+    (of which `spread` went to revenue) and the payout pays the request's `amount`, in another asset, at `rate`
+    (target units per source unit, the provider's mid rate as an exact decimal string)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quote_id: Identifier
+    source: PayableMoney
+    spread: Money
+    rate: Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$", description="Exact decimal")]
+
+    @model_validator(mode="after")
+    def _spread_in_source(self) -> PayoutConversion:
+        if self.spread.asset != self.source.asset or self.spread.amount >= self.source.amount:
+            raise ValueError("the spread is part of the source amount, in its asset")
+        return self
+
+
 class PayoutRequested(EventPayload):
-    """Rewards reserved `amount` for an approved claim and asks payouts to pay it, exactly once per key."""
+    """Rewards reserved money for an approved claim and asks payouts to pay `amount`, exactly once per key. A
+    converted claim carries `conversion`: `amount` is then the converted amount, in the destination's currency (what
+    the rail pays), and `conversion.source` what the wallet gave. Without it (every claim before conversions, and
+    every unconverted one) `amount` is what the wallet gave, as before."""
 
     EVENT_NAME: ClassVar[str] = "PayoutRequested"
     TOPIC: ClassVar[Topic] = PAYOUT_REQUESTS
@@ -50,6 +72,16 @@ class PayoutRequested(EventPayload):
     requested_by: Identifier = Field(description="The player, or the admin acting for them")
     provider: ProviderType | None = Field(default=None, description="Preferred rail; None lets payouts choose")
     requested_at: AwareDatetime
+    conversion: PayoutConversion | None = Field(
+        default=None,
+        description="The locked quote a converted claim was paid at; `amount` is then the converted amount",
+    )
+
+    @model_validator(mode="after")
+    def _converted_elsewhere(self) -> PayoutRequested:
+        if self.conversion is not None and self.conversion.source.asset == self.amount.asset:
+            raise ValueError("a conversion pays another asset than its source")
+        return self
 
 
 class LedgerPostingKind(StrEnum):
@@ -348,6 +380,7 @@ __all__ = [
     "LedgerPostingKind",
     "PayoutApproved",
     "PayoutCancelled",
+    "PayoutConversion",
     "PayoutCreated",
     "PayoutFailed",
     "PayoutPaid",

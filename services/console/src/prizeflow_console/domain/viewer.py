@@ -27,6 +27,7 @@ class Page(StrEnum):
     EXCEPTIONS = "exceptions"
     EXPORTS = "exports"
     COMPLIANCE = "compliance"
+    FX = "fx"
     WALLET = "wallet"
 
 
@@ -41,6 +42,7 @@ class Action(StrEnum):
     WORK_EXCEPTION = "work_exception"  # take, acknowledge, propose a money action
     APPROVE_EXCEPTION = "approve_exception"  # confirm another person's proposed money action
     MANAGE_COMPLIANCE = "manage_compliance"  # propose / approve / reject a risk policy; refresh sanctions lists
+    RECONCILE_FX = "reconcile_fx"  # reconcile the FX accounts now
 
 
 STAFF: Final = frozenset({Role.OPS, Role.ADMIN})
@@ -60,6 +62,7 @@ PAGE_ROLES: Final[dict[Page, frozenset[Role]]] = {
     Page.EXCEPTIONS: FINANCE,
     Page.EXPORTS: FINANCE,
     Page.COMPLIANCE: COMPLIANCE,
+    Page.FX: STAFF,
     Page.WALLET: frozenset({Role.PLAYER}),
 }
 
@@ -77,6 +80,7 @@ ACTION_ROLES: Final[dict[Action, frozenset[Role]]] = {
     Action.APPROVE_EXCEPTION: frozenset({Role.APPROVER, Role.ADMIN}),
     # A policy version: proposed by one admin, approved by another (payouts refuses the proposer).
     Action.MANAGE_COMPLIANCE: frozenset({Role.ADMIN}),
+    Action.RECONCILE_FX: STAFF,
 }
 
 PAGE_TITLES: Final[dict[Page, str]] = {
@@ -90,6 +94,7 @@ PAGE_TITLES: Final[dict[Page, str]] = {
     Page.EXCEPTIONS: "Exceptions",
     Page.EXPORTS: "Exports",
     Page.COMPLIANCE: "Compliance",
+    Page.FX: "FX desk",
     Page.WALLET: "Wallet",
 }
 

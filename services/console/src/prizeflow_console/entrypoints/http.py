@@ -36,6 +36,7 @@ from prizeflow_console.entrypoints.pages.approvals import ApprovalsController
 from prizeflow_console.entrypoints.pages.campaigns import CampaignsController
 from prizeflow_console.entrypoints.pages.compliance import ComplianceController
 from prizeflow_console.entrypoints.pages.dead_letters import DeadLettersController
+from prizeflow_console.entrypoints.pages.fx import FxController
 from prizeflow_console.entrypoints.pages.holds import HoldsController
 from prizeflow_console.entrypoints.pages.reconciliation import (
     ExceptionsController,
@@ -132,6 +133,7 @@ PAGES: tuple[ControllerRouterHandler, ...] = (
     ExceptionsController,
     ExportsController,
     ComplianceController,
+    FxController,
     WalletController,
 )
 

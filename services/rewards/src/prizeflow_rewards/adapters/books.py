@@ -12,6 +12,7 @@ from prizeflow_rewards.adapters.compliance_pg import SqlCompliance
 from prizeflow_rewards.adapters.contradictions_pg import SqlContradictions
 from prizeflow_rewards.adapters.corrections_pg import SqlLedgerCorrections
 from prizeflow_rewards.adapters.flows_pg import SqlFlowQueries
+from prizeflow_rewards.adapters.fx_pg import SqlFxQuotes
 from prizeflow_rewards.adapters.ledger_book_pg import SqlLedgerBook
 from prizeflow_rewards.adapters.ledger_pg import SqlLedger
 from prizeflow_rewards.adapters.outbox_pg import SqlOutbox
@@ -40,6 +41,7 @@ def bind(session: AsyncSession | AsyncConnection, *, strict: bool = False) -> Bo
         contradictions=SqlContradictions(session),
         backend=SqlBackend(session),
         outbox=SqlOutbox(session),
+        fx=SqlFxQuotes(session),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -12,13 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from prizeflow_rewards.application.ports import ClaimDecision, ClaimHistory, FirstUse, IntakeFacts, IntakeQuery
 from prizeflow_rewards.domain.claims import RESUMED_BY_VERIFICATION, Claim, ClaimStatus
+from prizeflow_rewards.domain.fx import Conversion
 from prizeflow_runtime.db import driver_connection
 
 Conn = AsyncSession | AsyncConnection
 
 _SELECT_CLAIM = (
     "SELECT id, player_id, asset, amount, destination, status, hold_code, hold_detail, rejection_code, "
-    "payout_request_id, correlation_id, created_at, destination_key, payout_id, policy_version FROM claims "
+    "payout_request_id, correlation_id, created_at, destination_key, payout_id, policy_version, "
+    "quote_id, payout_asset, payout_amount, fx_spread, fx_rate FROM claims "
 )
 _GET = text(_SELECT_CLAIM + "WHERE id = :id")
 _FIND = text(_SELECT_CLAIM + "WHERE id = ANY(CAST(:ids AS text[]))")
@@ -47,13 +50,13 @@ _REHOLD = text(
 _INTAKE_FACTS = """
     SELECT q.i, c.id, c.player_id, c.asset, c.amount, c.destination, c.status, c.hold_code, c.hold_detail,
            c.rejection_code, c.payout_request_id, c.correlation_id, c.created_at, c.destination_key, c.payout_id,
-           c.policy_version,
+           c.policy_version, c.quote_id, c.payout_asset, c.payout_amount, c.fx_spread, c.fx_rate,
            h.claimed_today, h.recent, h.decided, h.failed, d.first_seen_at, coalesce(f.flagged, false) AS flagged,
-           EXISTS (SELECT 1 FROM payout_routes r WHERE r.asset = q.asset AND r.destination_type = q.dtype
-                   AND (r.amounts IS NULL OR q.amount = ANY(r.amounts))) AS routable,
+           EXISTS (SELECT 1 FROM payout_routes r WHERE r.asset = q.passet AND r.destination_type = q.dtype
+                   AND (r.amounts IS NULL OR q.pamount = ANY(r.amounts))) AS routable,
            pw.player_totals, pw.player_counts, pw.destination_totals
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
-         WITH ORDINALITY AS q(claim_id, player, asset, amount, dtype, dkey, i)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $12::text[], $13::bigint[])
+         WITH ORDINALITY AS q(claim_id, player, asset, amount, dtype, dkey, passet, pamount, i)
     LEFT JOIN claims c ON c.id = q.claim_id
     LEFT JOIN payout_destinations d ON d.player_id = q.player AND d.destination_key = q.dkey
     LEFT JOIN player_risk_flags f ON f.player_id = q.player
@@ -90,10 +93,11 @@ _INTAKE_FACTS = """
 _INSERT_MANY = """
     INSERT INTO claims (id, player_id, asset, amount, destination, destination_key, status, hold_code, hold_detail,
                         pending_transfer_id, payout_request_id, correlation_id, created_at, decided_at,
-                        policy_version)
+                        policy_version, quote_id, payout_asset, payout_amount, fx_spread, fx_rate)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], $13::timestamptz[],
-                         $14::timestamptz[], $15::bigint[])
+                         $14::timestamptz[], $15::bigint[], $16::text[], $17::text[], $18::bigint[], $19::bigint[],
+                         $20::numeric[])
 """
 _REMEMBER_MANY = """
     INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
@@ -137,6 +141,7 @@ def _claim_of_record(r: Any) -> Claim:
         r["destination_key"],
         r["payout_id"],
         r["policy_version"],
+        _conversion(r["quote_id"], r["asset"], r["payout_asset"], r["payout_amount"], r["fx_spread"], r["fx_rate"]),
     )
 
 
@@ -157,7 +162,20 @@ def _claim(row: Any) -> Claim:
         row.destination_key,
         row.payout_id,
         row.policy_version,
+        _conversion(row.quote_id, row.asset, row.payout_asset, row.payout_amount, row.fx_spread, row.fx_rate),
     )
+
+
+def _conversion(  # noqa: PLR0917 - the claim's conversion columns, all set or none (CHECK)
+    quote_id: str | None, asset: str, target: str | None, amount: int | None, spread: int | None, rate: Any
+) -> Conversion | None:
+    if quote_id is None:
+        return None
+    assert target is not None
+    assert amount is not None
+    assert spread is not None
+    assert rate is not None
+    return Conversion(quote_id, asset, target, amount, spread, Decimal(rate))
 
 
 def _by_window(windows: Sequence[int], values: Sequence[Any]) -> dict[int, int]:
@@ -214,6 +232,8 @@ class SqlClaimRepository:
             window,
             now,
             list(windows),
+            [q.payout_asset or q.asset for q in queries],
+            [q.payout_amount or q.amount for q in queries],
         )
         return [
             IntakeFacts(
@@ -257,6 +277,11 @@ class SqlClaimRepository:
                 [c.created_at for c in claims],
                 [None if c.status is ClaimStatus.HELD else c.created_at for c in claims],
                 [c.policy_version for c in claims],
+                [c.conversion.quote_id if c.conversion else None for c in claims],
+                [c.conversion.target_asset if c.conversion else None for c in claims],
+                [c.conversion.target_amount if c.conversion else None for c in claims],
+                [c.conversion.spread if c.conversion else None for c in claims],
+                [c.conversion.rate if c.conversion else None for c in claims],
             )
         if destinations:
             await raw.execute(

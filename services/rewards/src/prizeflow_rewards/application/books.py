@@ -11,6 +11,7 @@ from prizeflow_rewards.application.ports import (
     Compliance,
     Contradictions,
     FlowQueries,
+    FxQuotes,
     Ledger,
     LedgerBook,
     LedgerCorrections,
@@ -43,6 +44,7 @@ class Books:
     contradictions: Contradictions
     backend: Backend
     outbox: Outbox
+    fx: FxQuotes
 
 
 __all__ = ["Books"]

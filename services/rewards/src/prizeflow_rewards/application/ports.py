@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal, Protocol
 
 from prizeflow_rewards.application.stores.campaigns import CampaignRepository, HeldRound, RoundAllocations
@@ -26,6 +27,7 @@ from prizeflow_rewards.application.stores.claims import (
     Players,
 )
 from prizeflow_rewards.application.stores.corrections import LedgerCorrections
+from prizeflow_rewards.application.stores.fx import FxPosition, FxQuotes, FxReconciliation
 from prizeflow_rewards.application.stores.ledger import Ledger, LedgerBook, TransferRecord
 from prizeflow_rewards.application.stores.queries import (
     ClaimTrail,
@@ -123,6 +125,32 @@ class SandboxPayer(Protocol):
     async def complete(self, session_ref: str, outcome: Literal["paid", "expired"]) -> CheckoutSession: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MarketRate:
+    """A provider's published mid rate: `rate` target units per one source unit, published at `timestamp`."""
+
+    base: str
+    symbol: str
+    rate: Decimal
+    timestamp: datetime
+
+
+class RatesUnavailableError(Exception):
+    """No usable answer from the rates provider (unreachable, refused, an answer without the rate): no quote."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class RatesProvider(Protocol):
+    """Where quotes' rates come from (Open Exchange Rates' shape). Called outside any transaction."""
+
+    async def latest(self, base: str, symbol: str) -> MarketRate:
+        """The latest publication's rate of `symbol` per one `base`. Raises `RatesUnavailableError`."""
+        ...
+
+
 class LostCommits(Protocol):
     """A COMMIT whose connection was lost may have committed, or not; it is decided for good once the backend that
     was committing it has ended. Outside of any unit of work: it opens what it needs."""
@@ -150,6 +178,9 @@ __all__ = [
     "Contradictions",
     "FirstUse",
     "FlowQueries",
+    "FxPosition",
+    "FxQuotes",
+    "FxReconciliation",
     "HeldRound",
     "HeldRoundTrail",
     "IntakeFacts",
@@ -158,9 +189,12 @@ __all__ = [
     "LedgerBook",
     "LedgerCorrections",
     "LostCommits",
+    "MarketRate",
     "Outbox",
     "PayoutRoutes",
     "Players",
+    "RatesProvider",
+    "RatesUnavailableError",
     "RoundAllocations",
     "SandboxPayer",
     "TopUpRepository",

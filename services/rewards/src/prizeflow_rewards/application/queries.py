@@ -11,8 +11,10 @@ from typing import Any
 from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.campaigns import campaign_not_found
 from prizeflow_rewards.application.figures import Figures, campaign_figures, pool_figures, receivables, wallet_balances
+from prizeflow_rewards.application.ports import FxPosition, FxReconciliation
 from prizeflow_rewards.domain.campaigns import Campaign
 from prizeflow_rewards.domain.claims import Claim
+from prizeflow_rewards.domain.fx import Quote
 from prizeflow_rewards.domain.ledger import TransferKind
 from prizeflow_rewards.domain.topups import TopUp
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
@@ -47,6 +49,15 @@ def decode_cursor(cursor: str) -> int:
 @dataclass
 class RewardsQueries:
     uow: UnitOfWork[Books]
+
+    async def quote(self, quote_id: str) -> Quote | None:
+        async with self.uow() as books:
+            return await books.fx.get(quote_id)
+
+    async def fx_positions(self, *, limit: int) -> tuple[list[FxPosition], list[FxReconciliation]]:
+        """The FX accounts now, and their latest daily reconciliations (newest first)."""
+        async with self.uow() as books:
+            return await books.fx.positions(), await books.fx.reconciliations(limit=limit)
 
     async def campaigns(self) -> list[Figures]:
         """Every campaign with its pool's figures, oldest first."""

@@ -13,6 +13,7 @@ from prizeflow_contracts.holds import CLAIM_HOLD_KINDS, claim_hold
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
 from prizeflow_contracts.transitions import Transitions
 from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain.fx import Conversion
 from prizeflow_rewards.domain.ledger import COUNTER_MAX, Transfer, TransferFlags, TransferKind
 
 
@@ -278,6 +279,28 @@ class Claim:
     destination_key: str = ""
     payout_id: str | None = None
     policy_version: int | None = None  # the risk policy version it was decided with (None: before there was one)
+    conversion: Conversion | None = None  # the quote it locked: its payout pays another asset (ADR 0015)
+
+    @property
+    def payout_asset(self) -> str:
+        """What its payout pays: the converted asset, or the claim's own."""
+        return self.conversion.target_asset if self.conversion is not None else self.asset
+
+    @property
+    def payout_amount(self) -> int:
+        return self.conversion.target_amount if self.conversion is not None else self.amount
+
+    def conversion_view(self) -> dict[str, Any] | None:
+        c = self.conversion
+        if c is None:
+            return None
+        return {
+            "quote_id": c.quote_id,
+            "target_asset": c.target_asset,
+            "target_amount": c.target_amount,
+            "spread_amount": c.spread,
+            "rate": format(c.rate, "f"),
+        }
 
     @property
     def next_step(self) -> str:
@@ -298,6 +321,7 @@ class Claim:
             "payout_request_id": self.payout_request_id,
             "payout_id": self.payout_id,
             "created_at": self.created_at.isoformat(),
+            "conversion": self.conversion_view(),
         }
 
     def view(self) -> dict[str, Any]:
@@ -317,6 +341,7 @@ class Claim:
             "payout_request_id": self.payout_request_id,
             "payout_id": self.payout_id,
             "created_at": self.created_at.isoformat(),
+            "conversion": self.conversion_view(),
         }
 
     @property

@@ -34,6 +34,9 @@ class AccountKind(StrEnum):
     PROVIDER_CLEARING = "provider_clearing"
     # What a player owes the platform: a refund or dispute of a top-up their wallet could no longer cover.
     PLAYER_RECEIVABLE = "player_receivable"
+    # The FX desk's position per asset (`domain/fx.py`): long what players sold it, short what it paid out. Either
+    # sign: reconciled daily, never flagged.
+    FX_POSITION = "fx_position"
 
 
 class AccountFlags(IntFlag):
@@ -56,6 +59,7 @@ KIND_FLAGS: Final[Mapping[AccountKind, AccountFlags]] = {
     AccountKind.ENTRY_ESCROW: AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
     AccountKind.PROVIDER_CLEARING: AccountFlags.NONE,
     AccountKind.PLAYER_RECEIVABLE: AccountFlags.NONE,
+    AccountKind.FX_POSITION: AccountFlags.NONE,
 }
 
 
@@ -84,6 +88,13 @@ class TransferKind(StrEnum):
     # (`application/reconciliation.py`), once per adjustment id whatever its kind.
     RECONCILIATION_FEE = "reconciliation_fee"  # a provider fee nobody booked: an expense
     RECONCILIATION_WRITE_OFF = "reconciliation_write_off"  # money gone at the provider no payout explains: a loss
+    # A converted claim paid (`domain/fx.py`, ADR 0015): its source leg (clearing -> fx desk, net of the spread), the
+    # spread (clearing -> revenue), its target leg (fx desk -> rail); a return back through the desk at the locked rate.
+    FX_SOURCE = "fx_source"
+    FX_SPREAD = "fx_spread"
+    FX_TARGET = "fx_target"
+    FX_RETURN = "fx_return"
+    FX_SPREAD_RETURN = "fx_spread_return"
 
 
 class TransferFlags(IntFlag):

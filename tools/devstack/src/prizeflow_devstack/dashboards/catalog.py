@@ -283,11 +283,46 @@ def rewards_overview() -> Dashboard:
             ),
         ),
     )
+    conversion = Row(
+        "Currency conversion",
+        (
+            Panel(
+                "FX positions",
+                "The FX desk's posted position per asset (ADR 0015): long what players sold it (net of the spread), "
+                "short what it paid out. " + MINOR_UNITS,
+                (_gauge("prizeflow_rewards_fx_position", "asset"),),
+            ),
+            Panel(
+                "FX reconciliation difference",
+                "Per asset, the FX account's ledger position less the sum of the desk's transfers at the last daily "
+                "reconciliation. Alert PrizeflowFxPositionDrift: anything but 0.",
+                (_gauge("prizeflow_rewards_fx_position_difference", "asset"),),
+                red_above=0,
+            ),
+            Panel(
+                "FX rate age",
+                "Seconds since the rates provider published the latest rate read, per enabled pair. Alert "
+                "PrizeflowFxRatesOutage: over 30 minutes (no quote, no converted claim).",
+                (Query("time() - max by (pair) (prizeflow_rewards_fx_rate_timestamp_seconds)", "{{pair}}"),),
+                unit="s",
+                red_above=1800,
+            ),
+            Panel(
+                "Quotes and rates provider failures",
+                "Quotes issued per second by pair, and calls to the rates provider that gave no usable rate.",
+                (
+                    _rate("prizeflow_rewards_fx_quotes_total", "pair"),
+                    _rate("prizeflow_rewards_fx_rate_failures_total", legend="provider failures"),
+                ),
+                unit="reqps",
+            ),
+        ),
+    )
     return Dashboard(
         OVERVIEW_UID,
         "Rewards overview",
         "Campaign pools, claims and payouts at a glance; drill into a flow by its correlation id.",
-        (Row("Drill down", (_drill_down(),)), pools, claims),
+        (Row("Drill down", (_drill_down(),)), pools, claims, conversion),
         tags=("overview",),
         links=_links(),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
@@ -15,6 +16,7 @@ from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.application.claims.shared import ClaimError, approval
 from prizeflow_rewards.application.ports import FirstUse
 from prizeflow_rewards.domain.claims import Approve, Claim, Hold
+from prizeflow_rewards.domain.fx import Quote
 from prizeflow_rewards.domain.ledger import AccountRef, Balance
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
@@ -34,6 +36,9 @@ class ClaimRequest:
     # Ties the claim to the flow that prompted it (e.g. the round just won, sent by the game client as
     # `X-Correlation-Id`); without one the claim starts its own flow under its id.
     correlation_id: str | None = None
+    # A conversion (ADR 0015): the quote this claim locks, and the market rate read for it just before the batch.
+    quote_id: str | None = None
+    market: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,8 @@ class IntakeBatch:
     made_by: dict[str, int] = field(default_factory=dict)
     to_destination: dict[tuple[str, str], int] = field(default_factory=dict)  # (destination key, asset)
     first_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    quotes: Mapping[str, Quote] = field(default_factory=dict)  # the batch's quotes, locked
+    quoted: dict[str, str] = field(default_factory=dict)  # quote id -> the claim of the batch that locks it
 
     def add(
         self,
@@ -95,6 +102,8 @@ class IntakeBatch:
         self.claims.append(claim)
         self.decisions.append(decision)
         self.made[claim.id] = claim
+        if claim.conversion is not None:
+            self.quoted[claim.conversion.quote_id] = claim.id
         self.reserved[wallet] = self.reserved.get(wallet, 0) + claim.amount
         clearing = claim.pending.credit
         self.credited[clearing] = self.credited.get(clearing, 0) + claim.amount
@@ -134,6 +143,7 @@ class IntakeBatch:
         self.claims = [c for c, _ in kept]
         self.decisions = [d for _, d in kept]
         self.events = [e for e in self.events if e.subject not in ids]
+        self.quoted = {q: c for q, c in self.quoted.items() if c not in ids}
         users = {(c.player_id, c.destination_key) for c in self.claims}
         self.first_uses = [u for u in self.first_uses if (u.player_id, u.destination_key) in users]
 
@@ -148,15 +158,17 @@ class IntakeBatch:
                 metrics.claims.labels("approved").inc()
 
 
-def claim_body(r: ClaimRequest, destination: str) -> tuple[str, str, int, str]:
-    """What one claim is, for its idempotency key: who, what, how much, where (its destination's key)."""
-    return (r.player_id, r.asset, r.amount, destination)
+def claim_body(r: ClaimRequest, destination: str) -> tuple[str, str, int, str, str | None]:
+    """What one claim is, for its idempotency key: who, what, how much, where (its destination's key), at which
+    quote."""
+    return (r.player_id, r.asset, r.amount, destination, r.quote_id)
 
 
 def same_key(existing: Claim, a: Asked) -> ClaimOutcome:
     """A request under the key of an existing claim: that claim back (not created by this request) if the request
     is the same, else a conflict; any difference is a different claim, never the first one back."""
-    if (existing.player_id, existing.asset, existing.amount, existing.destination_key) != claim_body(
+    quote_id = existing.conversion.quote_id if existing.conversion is not None else None
+    if (existing.player_id, existing.asset, existing.amount, existing.destination_key, quote_id) != claim_body(
         a.request, a.destination_key
     ):
         return ClaimError(

@@ -28,9 +28,10 @@ from prizeflow_contracts.events.payouts import (
 from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.common import count_transfers
 from prizeflow_rewards.application.ledger_postings import REWARDS_SOURCE, Posting, posted
-from prizeflow_rewards.domain import accounts
+from prizeflow_rewards.domain import accounts, fx
 from prizeflow_rewards.domain.claims import TRANSITIONS, Claim, ClaimStatus
 from prizeflow_rewards.domain.contradictions import Contradiction, against_claim
+from prizeflow_rewards.domain.fx import Conversion
 from prizeflow_rewards.domain.ledger import AccountRef, LedgerError, Transfer, TransferKind, post_of, void_of
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.logging import log_context
@@ -48,10 +49,17 @@ _CLAIM_EVENTS = (
 )
 
 
-def settlement_accounts(data: EventPayload, player_id: str, asset: str) -> list[AccountRef]:
-    """The accounts a payout outcome moves money between, for a claim of `player_id` in `asset` (what
-    `SettlePayout.handle` would apply; nothing for events that move no money)."""
+def settlement_accounts(
+    data: EventPayload, player_id: str, asset: str, conversion: Conversion | None = None
+) -> list[AccountRef]:
+    """The accounts a payout outcome moves money between, for a claim of `player_id` in `asset` (converted by
+    `conversion`, if it is: through the FX desk, ADR 0015) (what `SettlePayout.handle` would apply; nothing for
+    events that move no money)."""
     wallet, clearing = accounts.wallet(player_id, asset), accounts.clearing(asset)
+    if isinstance(data, PayoutPaid | PayoutReturned) and conversion is not None:
+        target = conversion.target_asset
+        desk = [fx.fx_account(asset), fx.fx_account(target), fx.spread_revenue(asset)]
+        return [wallet, clearing, *desk, accounts.external(data.provider.value, target)]
     if isinstance(data, PayoutPaid):
         return [wallet, clearing, accounts.external(data.provider.value, asset)]
     if isinstance(data, PayoutReturned):
@@ -123,7 +131,7 @@ class SettlePayout:
             poll.claims = await books.claims.lock_many(sorted(ids))
             for d in outcomes:
                 if (claim := poll.claims.get(d.claim_id)) is not None:
-                    refs.update(settlement_accounts(d, claim.player_id, claim.asset))
+                    refs.update(settlement_accounts(d, claim.player_id, claim.asset, claim.conversion))
         if outcomes or refs:
             await books.ledger.declare(refs)
         return poll
@@ -179,7 +187,8 @@ class SettlePayout:
         claim = poll.claims.get(data.claim_id)
         if claim is None:
             raise EventRefusal("unknown_aggregate", f"{type(data).__name__}: no claim {data.claim_id}")
-        if (data.player_id, data.amount.asset, data.amount.amount) != (claim.player_id, claim.asset, claim.amount):
+        paid = (claim.player_id, claim.payout_asset, claim.payout_amount)  # a converted claim's payout pays its target
+        if (data.player_id, data.amount.asset, data.amount.amount) != paid:
             raise EventRefusal("conflicting_event", f"{type(data).__name__} does not match claim {claim.id}")
         if claim.payout_id in (None, data.payout_id) and await self._contradicts(books, claim, env):
             return
@@ -258,15 +267,22 @@ class SettlePayout:
             return
         if not TRANSITIONS.allows(claim.status, ClaimStatus.PAID):
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
-        settle = Transfer.of(
-            accounts.clearing(claim.asset),
-            accounts.external(data.provider.value, claim.asset),
-            claim.amount,
-            TransferKind.PAYOUT_SETTLE,
-            claim.id,
-            correlation_id=claim.correlation_id,
-        )
-        self._settle(env, poll, claim, [post_of(claim.pending), settle], ClaimStatus.PAID)
+        if claim.conversion is not None:  # through the FX desk: the last leg is the one on the rail's account
+            legs = fx.paid_legs(
+                claim.id, claim.amount, claim.conversion, data.provider.value, correlation_id=claim.correlation_id
+            )
+            settle = legs[-1]
+        else:
+            settle = Transfer.of(
+                accounts.clearing(claim.asset),
+                accounts.external(data.provider.value, claim.asset),
+                claim.amount,
+                TransferKind.PAYOUT_SETTLE,
+                claim.id,
+                correlation_id=claim.correlation_id,
+            )
+            legs = [settle]
+        self._settle(env, poll, claim, [post_of(claim.pending), *legs], ClaimStatus.PAID)
         poll.postings.append(
             Posting(
                 settle,
@@ -298,15 +314,29 @@ class SettlePayout:
             return
         if not TRANSITIONS.allows(claim.status, ClaimStatus.RETURNED):
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: nothing to return")
-        back = Transfer.of(
-            accounts.external(data.provider.value, claim.asset),
-            accounts.wallet(claim.player_id, claim.asset),
-            data.returned_amount.amount,
-            TransferKind.PAYOUT_RETURN,
-            claim.id,
-            correlation_id=claim.correlation_id,
-        )
-        self._settle(env, poll, claim, [back], ClaimStatus.RETURNED)
+        if claim.conversion is not None:  # back through the FX desk at the locked rate: the first leg is the rail's
+            legs = fx.returned_legs(
+                claim.id,
+                player_id=claim.player_id,
+                source_amount=claim.amount,
+                conversion=claim.conversion,
+                returned=data.returned_amount.amount,
+                provider=data.provider.value,
+                correlation_id=claim.correlation_id,
+            )
+        else:
+            legs = [
+                Transfer.of(
+                    accounts.external(data.provider.value, claim.asset),
+                    accounts.wallet(claim.player_id, claim.asset),
+                    data.returned_amount.amount,
+                    TransferKind.PAYOUT_RETURN,
+                    claim.id,
+                    correlation_id=claim.correlation_id,
+                )
+            ]
+        back = legs[0]
+        self._settle(env, poll, claim, legs, ClaimStatus.RETURNED)
         poll.postings.append(
             Posting(
                 back,

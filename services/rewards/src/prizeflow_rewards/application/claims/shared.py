@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from prizeflow_contracts.envelope import Envelope, event_id_for, follow, new_event
-from prizeflow_contracts.events.payouts import PayoutRequested
+from prizeflow_contracts.events.payouts import PayoutConversion, PayoutRequested
 from prizeflow_contracts.events.rewards import ClaimApproved
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.policy import PolicyFacts, VerificationStatus
@@ -23,8 +23,20 @@ class ClaimError(UseCaseError):
 def approval(
     claim: Claim, *, approved_by: str | None, requested_by: str, source: str, at: datetime
 ) -> list[Envelope[Any]]:
-    """ClaimApproved + PayoutRequested, staged in the transaction that approves (the reservation exists)."""
+    """ClaimApproved + PayoutRequested, staged in the transaction that approves (the reservation exists). A converted
+    claim's request pays the converted amount and carries the conversion (ADR 0015)."""
     money = Money(asset=claim.asset, amount=claim.amount)
+    c = claim.conversion
+    conversion = (
+        PayoutConversion(
+            quote_id=c.quote_id,
+            source=money,
+            spread=Money(asset=claim.asset, amount=c.spread),
+            rate=format(c.rate, "f"),
+        )
+        if c is not None
+        else None
+    )
     approved = new_event(
         ClaimApproved(
             claim_id=claim.id, player_id=claim.player_id, amount=money, approved_by=approved_by, approved_at=at
@@ -40,11 +52,12 @@ def approval(
             payout_request_id=claim.payout_request_id,
             claim_id=claim.id,
             player_id=claim.player_id,
-            amount=money,
+            amount=Money(asset=claim.payout_asset, amount=claim.payout_amount),
             destination=PayoutDestination.model_validate(claim.destination),
             idempotency_key=f"{claim.id}:payout",
             requested_by=requested_by,
             requested_at=at,
+            conversion=conversion,
         ),
         source=source,
         subject=claim.id,

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import cast
 
 from prizeflow_contracts.money import ASSETS
@@ -37,6 +38,7 @@ from prizeflow_rewards.application.claims.batch import (
 )
 from prizeflow_rewards.application.claims.shared import ClaimError, policy_facts
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
+from prizeflow_rewards.application.fx import quote_refusal
 from prizeflow_rewards.application.ports import IntakeFacts, IntakeQuery
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import (
@@ -49,6 +51,7 @@ from prizeflow_rewards.domain.claims import (
     Refuse,
     assess,
 )
+from prizeflow_rewards.domain.fx import Conversion, QuoteRefusal, check
 from prizeflow_rewards.domain.ledger import LedgerError, pending_room
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
@@ -70,6 +73,8 @@ class ClaimPolicy:
     rejection_rate_window_s: int = 7 * 86_400
     # A restore's review window: until then every claim the rules would approve waits for a person.
     review_all_until: datetime | None = None
+    # A claim's quote whose rate the market left by more than this is moved (ADR 0015).
+    fx_max_move_bps: int = 50
 
     def limits(self, asset: str) -> ClaimLimits:
         big = 2**63 - 1
@@ -118,9 +123,13 @@ class SubmitClaim:
         destination: PayoutDestination,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
+        quote_id: str | None = None,
+        market: Decimal | None = None,
     ) -> Claimed:
         """One request alone: (claim, created), or its refusal raised (`ClaimError`); then nothing is written."""
-        request = ClaimRequest(actor, player_id, asset, amount, destination, idempotency_key, correlation_id)
+        request = ClaimRequest(
+            actor, player_id, asset, amount, destination, idempotency_key, correlation_id, quote_id, market
+        )
         with ledger_refusals():
             [outcome] = await self.decide(books, [request], wait=True)
         if isinstance(outcome, Deferred):  # it counted on a claim of its batch that could not be written
@@ -186,6 +195,10 @@ class SubmitClaim:
         if not ready:
             return outcomes
         now = self.clock()
+        # The batch's quotes, locked in id order with one statement (each is its player's: their wallet's lock,
+        # held already, keeps any other claim of theirs out), so what a payout would pay is known for its route.
+        quotes = await books.fx.lock_many({a.request.quote_id for a in ready if a.request.quote_id})
+        paying = {q.id: (q.terms.pair.target, q.terms.target_amount) for q in quotes.values()}
         facts = await books.claims.intake_facts(
             [
                 IntakeQuery(
@@ -195,6 +208,7 @@ class SubmitClaim:
                     a.request.amount,
                     a.request.destination.type.value,
                     a.destination_key,
+                    *paying.get(a.request.quote_id or "", (None, None)),
                 )
                 for a in ready
             ],
@@ -204,7 +218,7 @@ class SubmitClaim:
             now=now,
             windows=sorted(policy.windows()),
         )
-        batch = IntakeBatch(balances)
+        batch = IntakeBatch(balances, quotes=quotes)
         for a, known in zip(ready, facts, strict=True):
             status = verification.get(a.request.player_id, VerificationStatus.NOT_STARTED)
             outcomes[a.index] = self._one(a, known, batch, now, policy, status)
@@ -212,6 +226,9 @@ class SubmitClaim:
             await self._reserve(books, batch)
         if batch.claims:
             await books.claims.add_many(batch.claims, batch.first_uses)
+            await books.fx.bind_many(
+                [(c.conversion.quote_id, c.id) for c in batch.claims if c.conversion is not None], at=now
+            )
             await books.outbox.stage(batch.events)
         self._answers(batch, outcomes)
         return outcomes
@@ -232,6 +249,12 @@ class SubmitClaim:
             return same_key(batch.made[a.claim_id], a)
         if known.existing is not None:
             return same_key(known.existing, a)
+        conversion = None
+        if r.quote_id is not None:
+            if (refusal := self._quote(a, batch, now)) is not None:
+                batch.judged.append(a)
+                return quote_refusal(refusal)
+            conversion = Conversion.of(batch.quotes[r.quote_id])
         wallet = accounts.wallet(r.player_id, r.asset)
         clearing = accounts.clearing(r.asset)
         history = known.history
@@ -288,10 +311,29 @@ class SubmitClaim:
             created_at=now,
             destination_key=a.destination_key,
             policy_version=verdict.policy_version,
+            conversion=conversion,
         )
         batch.add(claim, wallet, decision, requested_by=r.actor.user_id, source=self.source, now=now)
         batch.maker[claim.id] = a
         return claim, True
+
+    def _quote(self, a: Asked, batch: IntakeBatch, now: datetime) -> QuoteRefusal | None:
+        """Whether the request's quote holds: as `fx.check` says, and not locked by a claim made earlier in the
+        batch (each quote backs one claim)."""
+        r = a.request
+        assert r.quote_id is not None
+        if batch.quoted.get(r.quote_id, a.claim_id) != a.claim_id:
+            return QuoteRefusal.QUOTE_USED
+        return check(
+            batch.quotes.get(r.quote_id),
+            claim_id=a.claim_id,
+            player_id=r.player_id,
+            asset=r.asset,
+            amount=r.amount,
+            market=r.market,
+            max_move_bps=self.policy.fx_max_move_bps,
+            now=now,
+        )
 
     async def _reserve(self, books: Books, batch: IntakeBatch) -> None:
         """The batch's reservations in one ledger batch. The locks and the running balances make a refusal of the

@@ -32,6 +32,9 @@ class IntakeQuery:
     amount: int
     destination_type: str
     destination_key: str
+    # What its payout pays, if it is converted (the routes are asked for that): else the claim's asset and amount.
+    payout_asset: str | None = None
+    payout_amount: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

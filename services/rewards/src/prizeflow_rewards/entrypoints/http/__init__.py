@@ -19,6 +19,7 @@ from prizeflow_rewards.application.claims import CommitOutcomeUnknownError
 from prizeflow_rewards.entrypoints.http.campaigns import CampaignsController
 from prizeflow_rewards.entrypoints.http.claims import ClaimsController, HoldsController, PayoutRoutesController
 from prizeflow_rewards.entrypoints.http.exports import ExportsController
+from prizeflow_rewards.entrypoints.http.fx import FxController
 from prizeflow_rewards.entrypoints.http.ledger import LedgerController
 from prizeflow_rewards.entrypoints.http.topups import SandboxCheckoutController, TopUpSessionsController
 from prizeflow_rewards.entrypoints.http.wallets import PlayersController, WalletsController
@@ -36,6 +37,7 @@ CONTROLLERS = [
     HoldsController,
     LedgerController,
     ExportsController,
+    FxController,
 ]
 # What the controllers are injected with, by name (bootstrap provides each; `complete_sandbox` with the sandbox).
 DEPENDENCIES = (
@@ -55,6 +57,9 @@ DEPENDENCIES = (
     "decide_correction",
     "ledger_reads",
     "exports",
+    "issue_quote",
+    "quote_market",
+    "reconcile_fx",
 )
 
 

@@ -12,11 +12,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from pydantic import Field
 
 from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
-from prizeflow_contracts.ids import Reason
+from prizeflow_contracts.ids import Identifier, Reason
 from prizeflow_contracts.money import SignedMinorUnits
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_rewards.application.claims import ClaimIntake, ReviewHold
 from prizeflow_rewards.application.claims.submit import ClaimRequest
+from prizeflow_rewards.application.fx import IssueQuote, QuoteMarket, requotes
 from prizeflow_rewards.entrypoints.http.common import (
     KEY_PATTERN,
     PLAYER,
@@ -28,13 +29,19 @@ from prizeflow_rewards.entrypoints.http.common import (
     principal,
 )
 from prizeflow_runtime.auth import Role
+from prizeflow_runtime.errors import UseCaseError
 from prizeflow_runtime.params import IdentifierPath
+from prizeflow_runtime.principal import Principal
 
 
 class ClaimIn(Body):
     asset: Annotated[str, Field(min_length=1, max_length=12, description="Asset code, e.g. USDC")]
     amount: SignedMinorUnits
     destination: PayoutDestination
+    quote_id: Identifier | None = Field(
+        default=None,
+        description="A conversion quote (POST /fx/quotes) for this asset and amount: the payout pays its target",
+    )
 
 
 class ReviewIn(Body):
@@ -50,20 +57,38 @@ class ClaimsController(Controller):
     tags = ["claims"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/", guards=PLAYER, status_code=HTTP_201_CREATED)
-    async def submit(
+    async def submit(  # noqa: PLR0917 - Litestar injects parameters by name
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[ClaimIn],
         claim_intake: NamedDependency[ClaimIntake],
+        quote_market: NamedDependency[QuoteMarket],
+        issue_quote: NamedDependency[IssueQuote],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", pattern=KEY_PATTERN)] = None,
         correlation_id: Annotated[
             str | None, HeaderParameter(name="X-Correlation-Id", pattern=CORRELATION_ID_PATTERN)
         ] = None,
     ) -> dict[str, Any]:
         p = principal(request)
-        claim, created = await claim_intake.submit(
-            ClaimRequest(p, p.user_id, data.asset, data.amount, data.destination, idempotency_key, correlation_id)
-        )
+        market = await quote_market(data.quote_id) if data.quote_id is not None else None
+        try:
+            claim, created = await claim_intake.submit(
+                ClaimRequest(
+                    p,
+                    p.user_id,
+                    data.asset,
+                    data.amount,
+                    data.destination,
+                    idempotency_key,
+                    correlation_id,
+                    quote_id=data.quote_id,
+                    market=market,
+                )
+            )
+        except UseCaseError as err:
+            if not requotes(err) or data.quote_id is None:
+                raise
+            raise await _with_new_quote(err, issue_quote, p, data.quote_id, quote_market) from err
         return {**claim.player_view(), "created": created}
 
     @get("/{claim_id:str}")
@@ -72,6 +97,21 @@ class ClaimsController(Controller):
         if not principal(request).has_any(Role.APPROVER):  # approvers read the claim behind a payout they decide
             own_or_staff(request, claim.player_id)
         return claim_view(request, claim)
+
+
+async def _with_new_quote(
+    err: UseCaseError, issue_quote: IssueQuote, p: Principal, quote_id: str, quote_market: QuoteMarket
+) -> UseCaseError:
+    """An expired or moved quote's refusal, carrying a new quote for the same conversion (`new_quote`); if none can
+    be issued now (the rates provider down or stale), the refusal says why instead (`new_quote_error`)."""
+    old = await quote_market.quote(quote_id)
+    assert old is not None  # only a quote that exists expires or moves
+    t = old.terms
+    try:
+        new = await issue_quote(p, p.user_id, source=t.pair.source, target=t.pair.target, amount=t.source_amount)
+    except UseCaseError as failed:
+        return UseCaseError(err.kind, err.code, err.detail, **err.extra, new_quote=None, new_quote_error=failed.code)
+    return UseCaseError(err.kind, err.code, err.detail, **err.extra, new_quote=new.view())
 
 
 class PayoutRoutesController(Controller):
