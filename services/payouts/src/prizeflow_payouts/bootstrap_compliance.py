@@ -8,11 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prizeflow_payouts.adapters.compliance_pg import (
-    SqlComplianceQueries,
-    compliance_transactions,
-    rescreen_transactions,
-)
+from prizeflow_payouts.adapters.compliance_pg import SqlComplianceQueries
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.compliance.policy import (
     ApprovePolicy,
     ProposePolicy,
@@ -20,7 +17,7 @@ from prizeflow_payouts.application.compliance.policy import (
     RejectPolicy,
 )
 from prizeflow_payouts.application.compliance.ports import KycProvider, SanctionsScreen
-from prizeflow_payouts.application.compliance.records import ComplianceTransactions, VerificationChanged
+from prizeflow_payouts.application.compliance.records import VerificationChanged
 from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
 from prizeflow_payouts.application.compliance.verification import (
     ApplyVerificationEvent,
@@ -30,6 +27,7 @@ from prizeflow_payouts.application.compliance.verification import (
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.service import ServiceRuntime
+from prizeflow_runtime.uow import UnitOfWork
 
 VERIFICATIONS_CONSUMER = "payouts-verifications"
 
@@ -48,16 +46,16 @@ class ComplianceRecords:
     """Players' verification records and the risk policy's versions, wired."""
 
     kyc: KycProvider | None
-    transactions: ComplianceTransactions
+    uow: UnitOfWork[Books]
     queries: SqlComplianceQueries
     start: StartVerification
     read: ReadVerification
-    apply: ApplyVerificationEvent
+    apply: ApplyVerificationEvent[Books]
     propose: ProposePolicy
     approve: ApprovePolicy
     reject: RejectPolicy
     publish: PublishActivePolicy
-    rescreen: RescreenVerifiedPlayers | None = None  # verified players screened again when a list changed
+    rescreen: RescreenVerifiedPlayers[Books] | None = None  # verified players screened again when a list changed
 
     def dependencies(self) -> dict[str, object]:
         """The HTTP dependencies of `entrypoints.compliance_http`, by name (bootstrap provides each)."""
@@ -85,30 +83,30 @@ def compose_compliance_records(
     settings: PayoutsSettings,
     rt: ServiceRuntime,
     metrics: ComplianceMetrics,
+    uow: UnitOfWork[Books],
     *,
     screen: SanctionsScreen | None = None,
     kyc: KycProvider | None = None,
-    on_verification_changed: VerificationChanged | None = None,
+    on_verification_changed: VerificationChanged[Books] | None = None,
     sources: Sequence[str] = (),
 ) -> ComplianceRecords:
     """`screen`: the sanctions lists (`sources`: the configured ones); without one a verified identity waits
     (retried, never recorded unscreened) and nobody is re-screened.
     `kyc`: a vendor instead of the one settings name (tests). `on_verification_changed`: the payout gate's hook,
-    called in the transaction of each change (`adapters.compliance_gate_wiring.VerificationHook`)."""
+    called in the transaction of each change, with its books (`ResumeVerifiedPayouts.on_verification_changed`)."""
     vendor = kyc if kyc is not None else build_kyc(settings)
-    transactions = compliance_transactions(rt.sessions)
     common: dict[str, Any] = {
-        "transactions": transactions,
+        "uow": uow,
         "service": settings.service_name,
         "source": settings.source,
         "metrics": metrics,
     }
     return ComplianceRecords(
         kyc=vendor,
-        transactions=transactions,
+        uow=uow,
         queries=SqlComplianceQueries(rt.sessions),
-        start=StartVerification(transactions=transactions, kyc=vendor, source=settings.source, metrics=metrics),
-        read=ReadVerification(transactions),
+        start=StartVerification(uow=uow, kyc=vendor, source=settings.source, metrics=metrics),
+        read=ReadVerification(uow),
         apply=ApplyVerificationEvent(
             kyc=vendor,
             screen=screen,
@@ -124,7 +122,7 @@ def compose_compliance_records(
         rescreen=None
         if screen is None
         else RescreenVerifiedPlayers(
-            transactions=rescreen_transactions(rt.sessions),
+            uow=uow,
             kyc=vendor,
             screen=screen,
             sources=sources,

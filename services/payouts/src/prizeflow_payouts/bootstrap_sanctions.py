@@ -7,14 +7,18 @@ PAYOUTS_SANCTIONS_SOURCES names. While one of them has never loaded in this proc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prizeflow_payouts.adapters.sanctions import HttpListSource, SqlSanctionsLists
-from prizeflow_payouts.application.compliance.sanctions import ListSource, ListsScreen, RefreshSanctionsLists
+from prizeflow_payouts.application.compliance.sanctions import (
+    ListSource,
+    ListsScreen,
+    RefreshSanctionsLists,
+    ScheduledRefresh,
+)
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.settings import PayoutsSettings
+from prizeflow_runtime.jobs import Scheduler
 from prizeflow_runtime.service import ServiceRuntime
 
 
@@ -24,29 +28,21 @@ class SanctionsLists:
     refresh: RefreshSanctionsLists
     every_s: float
     service: tuple[str, str]  # (service name, CloudEvents source) for the audit of a refresh
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
 
     def dependencies(self) -> dict[str, object]:
         """The HTTP dependencies of `entrypoints.compliance_screening_http`, by name (bootstrap provides each)."""
         return {"sanctions_screen": self.screen, "sanctions_refresh": self.refresh, "sanctions_service": self.service}
 
-    async def start(self) -> None:
-        """The schedule, in the background: a start-up never waits on a publisher."""
-        if not self.screen.sources:
-            return
-        self._stop.clear()
-        self._task = asyncio.create_task(
-            self.refresh.schedule(self._stop, every_s=self.every_s), name="sanctions-refresh"
-        )
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def schedule(self, jobs: Scheduler) -> None:
+        """The refresh as a job (`ScheduledRefresh`), started with the process's jobs: a start-up never waits on a
+        publisher. Cancelled at a stop (a fetch in flight is abandoned; the next start fetches again)."""
+        if self.screen.sources:
+            jobs.every(
+                self.every_s,
+                ScheduledRefresh(self.refresh, every_s=self.every_s),
+                name="sanctions-refresh",
+                cancel_on_stop=True,
+            )
 
 
 def compose_sanctions(

@@ -95,7 +95,7 @@ async def running_with(
     assert parts.compliance_metrics is not None
     # The vendor: the fake, or (None) the one settings name; the screen: always the fake here.
     parts.records = compose_compliance_records(
-        settings, parts.runtime, parts.compliance_metrics, screen=screen, kyc=kyc
+        settings, parts.runtime, parts.compliance_metrics, parts.uow, screen=screen, kyc=kyc
     )
     app = build(settings, parts=parts)
     async with AsyncTestClient(app) as client:

@@ -14,14 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.policy import EMPTY_POLICY, RiskPolicy, VerificationStatus
-from prizeflow_payouts.adapters.repository import bound_transactions
 from prizeflow_payouts.application.compliance.ports import (
     PlayerCompliance,
     RescreenClaim,
-    RescreenTransactions,
     ScreeningMatch,
 )
-from prizeflow_payouts.application.compliance.records import ComplianceTransactions
 from prizeflow_payouts.domain.compliance.policy import PolicyProposal, ProposalStatus
 from prizeflow_payouts.domain.compliance.verification import Screening, ScreeningOutcome, VerificationRecord
 from prizeflow_runtime.outbox import add_events
@@ -228,10 +225,6 @@ class SqlComplianceStore:
         )
 
 
-def compliance_transactions(sessions: async_sessionmaker[AsyncSession]) -> ComplianceTransactions:
-    return bound_transactions(sessions, SqlComplianceStore)
-
-
 # A verified player whose stored screening names another version than `:current` (source → loaded version, the
 # configured sources) for one of its sources. The same test as `PlayerCompliance.screening_stale`.
 _STALE = """
@@ -354,10 +347,6 @@ class SqlRescreenStore(SqlComplianceStore):
             },
         )
         return result.first() is not None
-
-
-def rescreen_transactions(sessions: async_sessionmaker[AsyncSession]) -> RescreenTransactions:
-    return bound_transactions(sessions, SqlRescreenStore)
 
 
 class SqlComplianceFacts:
@@ -555,7 +544,5 @@ __all__ = [
     "SqlComplianceQueries",
     "SqlComplianceStore",
     "SqlRescreenStore",
-    "compliance_transactions",
     "proposal_view",
-    "rescreen_transactions",
 ]

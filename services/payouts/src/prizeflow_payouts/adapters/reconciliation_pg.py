@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import LedgerPosted
 from prizeflow_contracts.providers import StatementLine
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository, bound_transactions
+from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
+from prizeflow_payouts.adapters.sessions import bound_transactions
 from prizeflow_payouts.application.ports import PayoutRepository
 from prizeflow_payouts.application.reconciliation import ReconException, ReconTransactions, Resolution, Run
 from prizeflow_payouts.domain.reconciliation import (

@@ -14,6 +14,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
 from prizeflow_contracts.providers import ProviderPayoutStatus
 from prizeflow_payouts.application.ports import STUCK_KINDS
 from prizeflow_payouts.domain.reconciliation import SEVERITY, UNMATCHED_DEBITS
@@ -414,8 +415,8 @@ class ComplianceMetrics:
         for stage in GATE_STAGES:
             for action in GATE_ACTIONS:
                 m.gate_decisions.labels(stage, action)
-        for reason in ("kyc_required", "screening_hit", "screening_pending", "policy"):
-            m.payouts_held.labels(reason).set(0)
+        for code in PAYOUT_HOLD_KINDS:  # every hold kind's series, 0 while none is held
+            m.payouts_held.labels(code.value).set(0)
         for outcome in ("clear", "hit", "error"):
             m.rescreens.labels(outcome)
         return m

@@ -13,11 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
+from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
 from prizeflow_contracts.policy import PolicyFacts, RiskPolicy, VerificationStatus, evaluate
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType, destination_key
-from prizeflow_payouts.application.compliance.ports import ComplianceFacts, PlayerCompliance, SanctionsScreen
+from prizeflow_payouts.application.compliance.ports import PlayerCompliance, SanctionsScreen
+from prizeflow_payouts.application.compliance.records import ComplianceStores
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.domain.compliance.gate import (
     Clearance,
@@ -90,9 +92,8 @@ class Hold:
         )
 
 
-@runtime_checkable
 class GateStore(Protocol):
-    """What the gate reads and writes in the payouts transaction (the SQL payouts repository implements it)."""
+    """What the gate reads and writes in the payouts transaction (`books.holds`, `adapters.holds_pg.SqlHoldStore`)."""
 
     async def gate_facts(
         self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
@@ -143,12 +144,15 @@ class GateStore(Protocol):
         ...
 
 
-def gate_store(repo: object) -> GateStore:
-    """The payouts repository as the gate's store: a gate configured over a repository that is not one fails
-    closed (nothing is created or sent unscreened)."""
-    if not isinstance(repo, GateStore):
-        raise TypeError(f"{type(repo).__name__} is not a GateStore: the compliance gate cannot run")
-    return repo
+class GateBooks(Protocol):
+    """What the gate runs on: the payouts transaction's books (`application.books.Books`), its holds and the
+    compliance facts bound to that one transaction (docs/adr/0012)."""
+
+    @property
+    def holds(self) -> GateStore: ...
+
+    @property
+    def compliance(self) -> ComplianceStores: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,6 @@ class PayoutGate:
         self,
         *,
         screen: SanctionsScreen,
-        facts: Callable[[GateStore], ComplianceFacts],
         sources: Sequence[str] = (),
         metrics: ComplianceMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -182,7 +185,6 @@ class PayoutGate:
         catch_up: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.screen = screen
-        self.facts = facts  # the compliance facts read in the gate's transaction (bound to its store)
         self.sources = tuple(sources)  # the configured sanctions lists: one not loaded holds everything
         self.metrics = metrics
         self.clock = clock
@@ -215,7 +217,7 @@ class PayoutGate:
 
     async def decide(
         self,
-        store: GateStore,
+        books: GateBooks,
         candidates: Sequence[Candidate],
         stage: Stage,
         *,
@@ -230,7 +232,7 @@ class PayoutGate:
             # request waits for them a while rather than be held for two people only because it came first.
             await self.wait_ready()
         now = self.clock()
-        compliance = self.facts(store)
+        compliance = books.compliance.facts
         policy = await compliance.active_policy()
         players = await compliance.players(sorted({c.payout.player_id for c in candidates}))
         keys = [destination_key(c.destination) for c in candidates]
@@ -240,7 +242,7 @@ class PayoutGate:
             # Only a rule that sums a window or asks a destination's first use reads the payouts before this one
             # (and only then do concurrent requests of one player need ordering): a policy with neither costs no
             # statement here.
-            facts = await store.gate_facts(
+            facts = await books.holds.gate_facts(
                 [
                     FactsQuery(c.payout.id, c.payout.player_id, k, c.payout.asset)
                     for c, k in zip(candidates, keys, strict=True)
@@ -253,7 +255,7 @@ class PayoutGate:
             {(SubjectKind.DESTINATION, k) for k in keys}
             | {(SubjectKind.PLAYER, c.payout.player_id) for c in candidates}
         )
-        cleared = [*await store.clearances(subjects), *extra_cleared]
+        cleared = [*await books.holds.clearances(subjects), *extra_cleared]
         versions = self._versions()
         missing = tuple(s for s in self.sources if s not in versions)
         current = self.current_versions(versions)
@@ -293,11 +295,11 @@ class PayoutGate:
                 for subject in ("destination",) * bool(d.matches) + ("player",) * d.player_hit:
                     self.metrics.screening_hits.labels(subject).inc()
 
-    async def refresh_held(self, store: GateStore) -> dict[str, int]:
+    async def refresh_held(self, books: GateBooks) -> dict[str, int]:
         """The `payouts_held` gauge from the database (every replica exports the same figures)."""
-        counts = await store.held_counts()
+        counts = await books.holds.held_counts()
         if self.metrics is not None:
-            for code in HoldCode:
+            for code in PAYOUT_HOLD_KINDS:
                 self.metrics.payouts_held.labels(code.value).set(counts.get(code.value, 0))
         return counts
 
@@ -379,9 +381,9 @@ __all__ = [
     "Candidate",
     "DecisionRecord",
     "FactsQuery",
+    "GateBooks",
     "GateStore",
     "Hold",
     "PayoutGate",
     "WindowFacts",
-    "gate_store",
 ]

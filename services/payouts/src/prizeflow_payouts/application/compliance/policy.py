@@ -23,7 +23,7 @@ from prizeflow_contracts.events.payouts import RiskPolicyActivated
 from prizeflow_contracts.policy import RiskPolicy
 from prizeflow_payouts.application.admin import Actor
 from prizeflow_payouts.application.compliance.errors import ComplianceError
-from prizeflow_payouts.application.compliance.records import ComplianceStore, ComplianceTransactions
+from prizeflow_payouts.application.compliance.records import ComplianceBooks, ComplianceStore
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.domain.compliance.policy import (
     PolicyProposal,
@@ -33,6 +33,7 @@ from prizeflow_payouts.domain.compliance.policy import (
 )
 from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.uow import UnitOfWork
 
 P = ProposalStatus
 log = logging.getLogger(__name__)
@@ -87,13 +88,13 @@ class _PolicyUseCase:
     def __init__(
         self,
         *,
-        transactions: ComplianceTransactions,
+        uow: UnitOfWork[ComplianceBooks],
         service: str,
         source: str,
         metrics: ComplianceMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.transactions = transactions
+        self.uow = uow
         self.service = service
         self.source = source
         self.metrics = metrics
@@ -138,7 +139,8 @@ class ProposePolicy(_PolicyUseCase):
         _require_admin(actor)
         parse_policy(document, 1)  # refused before anything is locked or numbered
         now = self.clock()
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.records
             await store.lock_policies()
             active = await store.active_proposal()
             version = await store.next_policy_version()
@@ -170,7 +172,8 @@ class _Decide(_PolicyUseCase):
     async def execute(self, actor: Actor, proposal_id: int, reason: str | None) -> PolicyProposal:
         _require_admin(actor)
         now = self.clock()
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.records
             await store.lock_policies()
             proposal = await self._proposal(store, proposal_id)
             active = await store.active_proposal()
@@ -222,7 +225,8 @@ class PublishActivePolicy(_PolicyUseCase):
     async def execute(self) -> int | None:
         """The version announced now, or None."""
         now = self.clock()
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.records
             announced = await store.announced_policy_version()
             active = await store.active_proposal()
             if self.metrics is not None:

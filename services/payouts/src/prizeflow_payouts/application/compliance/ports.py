@@ -8,7 +8,6 @@ of the verified identity (the policy's `allowed_countries` needs it) and the scr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -198,7 +197,3 @@ class RescreenStore(ComplianceStore, Protocol):
         """The vendor refused the identity: the screening is kept (still stale), a history row says why, and the
         lease runs until `retry_at`; only if the record is still verified at the claimed sequence."""
         ...
-
-
-class RescreenTransactions(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[RescreenStore]: ...

@@ -1,19 +1,22 @@
 """The compliance records' ports (verification records and the risk policy's versions), next to their use cases.
 
 `ComplianceStore` is one transaction's view (SQL in production, in memory in unit tests): what is read, written and
-staged (outbox events, admin audit) through it commits together. `ComplianceTransactions` opens one.
+staged (outbox events, admin audit) through it commits together. The unit of work opens one (`ComplianceBooks`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_payouts.domain.compliance.policy import PolicyProposal, ProposalStatus
 from prizeflow_payouts.domain.compliance.verification import VerificationRecord
+
+if TYPE_CHECKING:
+    from prizeflow_payouts.application.compliance.ports import ComplianceFacts, RescreenStore
 
 
 class ComplianceStore(Protocol):
@@ -58,17 +61,32 @@ class ComplianceStore(Protocol):
     async def record_policy_announcement(self, version: int, at: datetime) -> None: ...
 
 
-class VerificationChanged(Protocol):
-    """Called in the transaction that records players' new verification status (the payout gate's
-    `VerificationHook`: a player's `kyc_required` holds move on with it, or not at all)."""
+@dataclass(frozen=True, slots=True)
+class ComplianceStores:
+    """Compliance's stores on the deployable's one transaction (`adapters.compliance_books.bind_compliance`): the
+    payout gate reads `facts` in the payout's own transaction (docs/adr/0012)."""
 
-    async def __call__(self, store: ComplianceStore, player_ids: Sequence[str]) -> int: ...
-
-
-class ComplianceTransactions(Protocol):
-    """Opens a transaction: the store bound to it, committed when the block exits without an error."""
-
-    def __call__(self) -> AbstractAsyncContextManager[ComplianceStore]: ...
+    records: ComplianceStore
+    rescreen: RescreenStore
+    facts: ComplianceFacts
 
 
-__all__ = ["ComplianceStore", "ComplianceTransactions", "VerificationChanged"]
+class ComplianceBooks(Protocol):
+    """Any unit of work's books that carry compliance's stores (the deployable's `Books`)."""
+
+    @property
+    def compliance(self) -> ComplianceStores: ...
+
+
+B_contra = TypeVar("B_contra", bound=ComplianceBooks, contravariant=True)
+
+
+class VerificationChanged(Protocol[B_contra]):
+    """Called in the transaction that records players' new verification status, with its books (the payout gate's
+    `ResumeVerifiedPayouts.on_verification_changed`: a player's `kyc_required` holds move on with it, or not at
+    all)."""
+
+    async def __call__(self, books: B_contra, player_ids: Sequence[str], /) -> int: ...
+
+
+__all__ = ["ComplianceBooks", "ComplianceStore", "ComplianceStores", "VerificationChanged"]

@@ -16,28 +16,28 @@ for refused players lapses and a run asks again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from prizeflow_payouts.application.compliance.ports import (
     KycProvider,
     KycProviderError,
     RescreenClaim,
-    RescreenTransactions,
     SanctionsScreen,
     ScreeningUnavailable,
 )
-from prizeflow_payouts.application.compliance.records import VerificationChanged
+from prizeflow_payouts.application.compliance.records import ComplianceBooks, VerificationChanged
 from prizeflow_payouts.application.compliance.verification import VendorCalls, screening_of
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.domain.compliance.verification import Screening, ScreeningOutcome
+from prizeflow_runtime.jobs import Tick
+from prizeflow_runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+B = TypeVar("B", bound=ComplianceBooks)
 
 RESCREEN_OUTCOMES: Final = ("clear", "hit", "error")
 DEFAULT_REFUSED_RETRY_S: Final = 6 * 3600.0  # a player the vendor refused is asked again after this (the alert's span)
@@ -66,18 +66,18 @@ def _entries(screening: Screening) -> frozenset[tuple[str, str]]:
     return frozenset((str(m.get("source")), str(m.get("entry_uid"))) for m in screening.matches)
 
 
-class RescreenVerifiedPlayers:
+class RescreenVerifiedPlayers(Generic[B]):
     def __init__(
         self,
         *,
-        transactions: RescreenTransactions,
+        uow: UnitOfWork[B],
         kyc: KycProvider | None,
         screen: SanctionsScreen,
         sources: Sequence[str],
         batch: int = 100,
         lease_s: float = 600.0,
         refused_retry_s: float = DEFAULT_REFUSED_RETRY_S,
-        on_changed: VerificationChanged | None = None,
+        on_changed: VerificationChanged[B] | None = None,
         metrics: ComplianceMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -86,7 +86,7 @@ class RescreenVerifiedPlayers:
         `on_changed`: the gate's hook, called in the transaction of each re-screen (the player's waiting payouts)."""
         if batch <= 0:
             raise ValueError("the re-screen batch is at least one player")
-        self.transactions = transactions
+        self.uow = uow
         self.kyc = kyc
         self.screen = screen
         self.sources = tuple(sources)
@@ -96,11 +96,6 @@ class RescreenVerifiedPlayers:
         self.on_changed = on_changed
         self.metrics = metrics
         self.clock = clock
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """A list load changed the screen's versions: run now rather than at the next tick."""
-        self._wake.set()
 
     def current(self) -> dict[str, str] | None:
         """The configured sources' loaded versions; None while one has never loaded (nobody can be screened)."""
@@ -123,7 +118,8 @@ class RescreenVerifiedPlayers:
         now = self.clock()
         claims: list[RescreenClaim] = []
         reason = ""
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.rescreen
             newest = await store.newest_versions()
             if any(newest.get(s, v) != v for s, v in current.items()):
                 # The database holds a version this replica has not loaded yet: screening against the older one
@@ -145,7 +141,8 @@ class RescreenVerifiedPlayers:
                 )
                 self._count("error")
                 report.errors += 1
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.rescreen
             stale = await store.count_stale(current)
         if self.metrics is not None:
             self.metrics.stale_players.set(stale)
@@ -167,7 +164,8 @@ class RescreenVerifiedPlayers:
             )
             if not err.retryable:
                 now = self.clock()
-                async with self.transactions() as store:
+                async with self.uow() as books:
+                    store = books.compliance.rescreen
                     await store.record_refusal(
                         claim,
                         at=now,
@@ -183,13 +181,14 @@ class RescreenVerifiedPlayers:
             return
         screening = screening_of(result)
         now = self.clock()
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.rescreen
             written = await store.record_rescreen(
                 claim, screening, at=now, detail=_detail(f"re-screened: {screening.outcome.value}", screening.versions)
             )
             if written and self.on_changed is not None:
                 # Every re-screen, not only a changed one: a clear one releases the player's screening_pending holds.
-                await self.on_changed(store, [claim.player_id])
+                await self.on_changed(books, [claim.player_id])
         if not written:
             report.skipped += 1
             return
@@ -214,28 +213,20 @@ class RescreenVerifiedPlayers:
         if self.metrics is not None:
             self.metrics.rescreens.labels(outcome).inc()
 
-    async def run(self, stop: asyncio.Event, *, interval_s: float) -> None:
-        """Every `interval_s`, and at once when woken (a list load changed the versions), until `stop`."""
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                report = await self.execute()
-            except Exception:
-                log.exception("re-screen run failed; retrying")
-            else:
-                if report.claimed >= self.batch and not report.errors:
-                    # A full batch, all answered: more stale players wait, and the vendor's pace is the limit, not
-                    # the tick (100 000 verified players at 100 per 30 s would take 8 hours). A batch with errors
-                    # waits for the tick: a vendor outage is not hammered through every stale player.
-                    continue
-            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(waits, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await w
+    async def tick(self) -> Tick:
+        """One run, a job on the runtime's scheduler (every PAYOUTS_COMPLIANCE_SWEEP_S, and at once when a list
+        load changed the versions: the scheduler's wake)."""
+        try:
+            report = await self.execute()
+        except Exception:
+            log.exception("re-screen run failed; retrying")
+            return True
+        if report.claimed >= self.batch and not report.errors:
+            # A full batch, all answered: more stale players wait, and the vendor's pace is the limit, not the tick
+            # (100 000 verified players at 100 per 30 s would take 8 hours). A batch with errors waits for the
+            # tick: a vendor outage is not hammered through every stale player.
+            return 0.0
+        return True
 
 
 __all__ = ["DEFAULT_REFUSED_RETRY_S", "RESCREEN_OUTCOMES", "RescreenReport", "RescreenVerifiedPlayers"]

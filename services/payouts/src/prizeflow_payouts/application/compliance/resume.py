@@ -6,14 +6,13 @@ rejected (`PayoutRejected`: rewards voids the claim's reservation). Still pendin
 `screening_pending` hold is gated again whatever the status: released once the player's screening is current, held
 for two approvers on a hit, left as it is while still stale.
 
-Called in the transaction that records the verification change (`on_verification_changed(repo, player_ids)`,
-from the verification use case), and by a periodic `sweep` so nothing waits forever if a call was missed.
+Called in the transaction that records the verification change (`on_verification_changed(books, player_ids)`,
+from the verification use case), and by the periodic `sweep` job (`tick`) so nothing waits forever if a call was
+missed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,16 +20,20 @@ from typing import Any
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.payouts import REQUIRED_APPROVERS, PayoutApproved, PayoutRejected
+from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS, ReleasedBy, payout_hold
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, VerificationStatus
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
+from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import PayoutRepository, PayoutTransactions
 from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+# The holds the sweep looks at again on its own (a verification or re-screen hook missed): their kinds say so.
+SWEPT = tuple(k.code for k in PAYOUT_HOLD_KINDS.values() if k.swept)
 S = PayoutState
 ACTOR = "compliance"
 
@@ -39,7 +42,7 @@ class ResumeVerifiedPayouts:
     def __init__(
         self,
         *,
-        transactions: PayoutTransactions,
+        uow: UnitOfWork[Books],
         gate: PayoutGate,
         source: str,
         metrics: PayoutMetrics | None = None,
@@ -47,7 +50,7 @@ class ResumeVerifiedPayouts:
         on_due: Callable[[], None] | None = None,
         batch_size: int = 500,
     ) -> None:
-        self.transactions = transactions
+        self.uow = uow
         self.gate = gate
         self.source = source
         self.metrics = metrics
@@ -55,27 +58,28 @@ class ResumeVerifiedPayouts:
         self.on_due = on_due
         self.batch_size = batch_size
 
-    async def on_verification_changed(self, repo: PayoutRepository, player_ids: Sequence[str]) -> int:
+    async def on_verification_changed(self, books: Books, player_ids: Sequence[str]) -> int:
         """In the caller's transaction: the kyc_required holds of these players, decided again. Returns how many
         payouts moved (approved, rejected or held for something else)."""
         if not player_ids:
             return 0
-        store = gate_store(repo)
         wanted = sorted(set(player_ids))
-        held = await store.held_payouts(wanted, HoldCode.KYC_REQUIRED, limit=self.batch_size)
-        pending = await store.held_payouts(wanted, HoldCode.SCREENING_PENDING, limit=self.batch_size)
+        waiting = {code: await books.holds.held_payouts(wanted, code, limit=self.batch_size) for code in SWEPT}
+        # Released by the verification (verified: gated again; failed: rejected), or by the re-screen (gated again).
+        held = [p for code, ps in waiting.items() if _released_by(code) is ReleasedBy.VERIFICATION for p in ps]
+        pending = [p for code, ps in waiting.items() if _released_by(code) is ReleasedBy.RESCREEN for p in ps]
         if not held and not pending:
             return 0
-        players = await self.gate.facts(store).players(sorted({p.player_id for p in [*held, *pending]}))
+        players = await books.compliance.facts.players(sorted({p.player_id for p in [*held, *pending]}))
         now = self.clock()
         failed = [p for p in held if _status(players, p.player_id) is VerificationStatus.FAILED]
         verified = [p for p in held if _status(players, p.player_id) is VerificationStatus.VERIFIED] + pending
-        decisions = await self.gate.decide(store, [Candidate(p) for p in verified], Stage.VERIFICATION)
+        decisions = await self.gate.decide(books, [Candidate(p) for p in verified], Stage.VERIFICATION)
         changes: list[Change] = []
         holds: list[Hold] = []
         released: list[str] = []
         unchanged: set[str] = set()
-        approvals = await store.approvals_of(
+        approvals = await books.holds.approvals_of(
             [p.id for p, d in zip(verified, decisions, strict=True) if d.action is Action.ALLOW]
         )
         for rec in failed:
@@ -131,13 +135,13 @@ class ResumeVerifiedPayouts:
                 code = d.hold or HoldCode.POLICY
                 policy = stricter(rec.approval_policy, d.approval_policy or rec.approval_policy)
                 holds.append(Hold.of(rec.id, code, d, policy.value))
-        applied = await repo.apply(changes, at=now)
-        await store.hold(holds, at=now)
-        await store.release_holds(released)
+        applied = await books.payouts.apply(changes, at=now)
+        await books.holds.hold(holds, at=now)
+        await books.holds.release_holds(released)
         # A rejection for a failed verification is a decision too (the verification decided, not a rule).
         refusals: list[tuple[Payout, GateDecision]] = []
         if failed:
-            version = (await self.gate.facts(store).active_policy()).version
+            version = (await books.compliance.facts.active_policy()).version
             refusal = GateDecision(
                 Action.REFUSE,
                 detail="identity verification failed",
@@ -147,7 +151,7 @@ class ResumeVerifiedPayouts:
             )
             refusals = [(p, refusal) for p in failed]
         decided = [*((p, d) for p, d in zip(verified, decisions, strict=True) if p.id not in unchanged), *refusals]
-        await store.record_decisions(
+        await books.holds.record_decisions(
             [DecisionRecord(p.id, p.claim_id, p.player_id, Stage.VERIFICATION, d, now) for p, d in decided]
         )
         self.gate.count(Stage.VERIFICATION, [d for _, d in decided])
@@ -158,33 +162,32 @@ class ResumeVerifiedPayouts:
             self.on_due()
         return len(applied) + len(holds) + len(released)
 
-    async def run(self, stop: asyncio.Event, *, interval_s: float) -> None:
-        """The periodic sweep, until `stop`."""
-        while not stop.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("compliance sweep failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
+    async def tick(self) -> bool:
+        """One pass of the sweep (a job on the runtime's scheduler, every PAYOUTS_COMPLIANCE_SWEEP_S)."""
+        return await self.sweep() > 0
 
     async def sweep(self) -> int:
         """Every player with a kyc_required or screening_pending hold, whatever call was missed; returns how many
         payouts moved."""
         moved = 0
-        async with self.transactions() as repo:
-            store = gate_store(repo)
-            players = await store.players_with_holds(HoldCode.KYC_REQUIRED, limit=self.batch_size)
-            players += await store.players_with_holds(HoldCode.SCREENING_PENDING, limit=self.batch_size)
-            moved = await self.on_verification_changed(repo, players)
-            await self.gate.refresh_held(gate_store(repo))
+        async with self.uow() as books:
+            players = [
+                player for code in SWEPT for player in await books.holds.players_with_holds(code, limit=self.batch_size)
+            ]
+            moved = await self.on_verification_changed(books, players)
+            await self.gate.refresh_held(books)
         if moved:
             log.info("compliance sweep: %d payouts held for verification moved on", moved)
         return moved
 
 
+def _released_by(code: HoldCode) -> ReleasedBy:
+    return PAYOUT_HOLD_KINDS[code].released_by
+
+
 def _released_why(rec: Payout) -> str:
-    return "re-screened" if rec.hold_code == HoldCode.SCREENING_PENDING.value else "identity verified"
+    kind = payout_hold(rec.hold_code)
+    return "re-screened" if kind is not None and kind.released_by is ReleasedBy.RESCREEN else "identity verified"
 
 
 def _status(players: Any, player_id: str) -> VerificationStatus:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -349,23 +350,39 @@ class RefreshSanctionsLists:
         if changed and self.on_loaded is not None:
             self.on_loaded()
 
-    async def schedule(self, stop: asyncio.Event, *, every_s: float, retry_s: float = 2.0) -> None:
-        """Refresh every source at once, then every `every_s`; in between, every `retry_s`, only the sources that
-        have never loaded (a process that cannot screen holds payouts, so it keeps asking for those alone)."""
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while not stop.is_set():
-            try:
-                if loop.time() >= due:
-                    due = loop.time() + every_s
-                    await self.run()
-                elif missing := self.screen.missing_sources:
-                    await self.run(missing)
-            except Exception:
-                log.exception("sanctions refresh failed; trying again at the next tick")
-            wait = max(0.0, due - loop.time()) if self.screen.ready else min(retry_s, max(0.0, due - loop.time()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+class ScheduledRefresh:
+    """The refresh as a job on the runtime's scheduler: every source at once, then every `every_s`; in between,
+    every `retry_s`, only the sources that have never loaded (a process that cannot screen holds payouts, so it keeps
+    asking for those alone)."""
+
+    def __init__(
+        self,
+        refresh: RefreshSanctionsLists,
+        *,
+        every_s: float,
+        retry_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.refresh = refresh
+        self.every_s = every_s
+        self.retry_s = retry_s
+        self.clock = clock
+        self._due = -math.inf
+
+    async def tick(self) -> float:
+        """One pass; the seconds until the next one."""
+        screen = self.refresh.screen
+        try:
+            if self.clock() >= self._due:
+                self._due = self.clock() + self.every_s
+                await self.refresh.run()
+            elif missing := screen.missing_sources:
+                await self.refresh.run(missing)
+        except Exception:
+            log.exception("sanctions refresh failed; trying again at the next tick")
+        left = max(0.0, self._due - self.clock())
+        return left if screen.ready else min(self.retry_s, left)
 
 
 def _version(parsed: SanctionsList, sha: str, now: datetime) -> ListVersion:
@@ -390,5 +407,6 @@ __all__ = [
     "RefreshOutcome",
     "RefreshSanctionsLists",
     "SanctionsListStore",
+    "ScheduledRefresh",
     "StaleListError",
 ]

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.errors import EventRefusal
@@ -29,11 +29,7 @@ from prizeflow_payouts.application.compliance.ports import (
     SanctionsScreen,
     ScreeningResult,
 )
-from prizeflow_payouts.application.compliance.records import (
-    ComplianceStore,
-    ComplianceTransactions,
-    VerificationChanged,
-)
+from prizeflow_payouts.application.compliance.records import ComplianceBooks, VerificationChanged
 from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_payouts.domain.compliance.verification import (
     Reaction,
@@ -45,9 +41,11 @@ from prizeflow_payouts.domain.compliance.verification import (
     verification_reference,
 )
 from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.uow import UnitOfWork
 
 V = VerificationStatus
 log = logging.getLogger(__name__)
+B = TypeVar("B", bound=ComplianceBooks)
 
 # What the player is answered once verified or failed: no new link, nothing more to do in the flow.
 SETTLED: Final = frozenset({V.VERIFIED, V.FAILED})
@@ -138,13 +136,13 @@ class StartVerification:
     def __init__(
         self,
         *,
-        transactions: ComplianceTransactions,
+        uow: UnitOfWork[ComplianceBooks],
         kyc: KycProvider | None,
         source: str,
         metrics: ComplianceMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.transactions = transactions
+        self.uow = uow
         self.kyc = kyc
         self.source = source
         self.metrics = metrics
@@ -153,7 +151,8 @@ class StartVerification:
     async def execute(self, player_id: str) -> VerificationView:
         if self.kyc is None:
             raise _unavailable()
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.records
             existing = await store.verification(player_id)
         if existing is not None and existing.status in SETTLED:
             return VerificationView(existing.status, player_message(existing.status))
@@ -166,7 +165,8 @@ class StartVerification:
                 ErrorKind.CONFLICT, "kyc_refused", "identity verification cannot be started for this account"
             ) from err
         now = self.clock()
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.records
             record = VerificationRecord(
                 player_id=player_id,
                 reference=verification_reference(player_id),
@@ -199,11 +199,12 @@ class StartVerification:
 class ReadVerification:
     """The player's own view of their verification."""
 
-    def __init__(self, transactions: ComplianceTransactions) -> None:
-        self.transactions = transactions
+    def __init__(self, uow: UnitOfWork[ComplianceBooks]) -> None:
+        self.uow = uow
 
     async def execute(self, player_id: str) -> VerificationView:
-        async with self.transactions() as store:
+        async with self.uow() as books:
+            store = books.compliance.records
             record = await store.verification(player_id)
         status = V.NOT_STARTED if record is None else record.status
         return VerificationView(status, player_message(status))
@@ -213,7 +214,7 @@ class ScreeningUnavailableError(Exception):
     """A verified identity cannot be screened now (no lists loaded): the event is retried, never applied unscreened."""
 
 
-class ApplyVerificationEvent:
+class ApplyVerificationEvent(Generic[B]):
     """`VerificationEventReceived` (the ingress verified and deduplicated the vendor's webhook): the record follows
     the vendor's CURRENT review, fetched now. A vendor outage raises (`KycProviderError`, retryable): the consumer
     retries the event, then dead-letters it; it is never dropped."""
@@ -227,7 +228,7 @@ class ApplyVerificationEvent:
         metrics: ComplianceMetrics | None = None,
         trusted_sources: frozenset[str] = frozenset({"/prizeflow/webhooks"}),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_changed: VerificationChanged | None = None,
+        on_changed: VerificationChanged[B] | None = None,
     ) -> None:
         """`on_changed`: called with the player in the transaction of each change (the payout gate resumes or
         refuses the payouts waiting for it)."""
@@ -239,9 +240,9 @@ class ApplyVerificationEvent:
         self.trusted_sources = trusted_sources
         self.clock = clock
 
-    async def execute(self, store: ComplianceStore, envelopes: Sequence[Envelope[Any]]) -> list[str]:
-        """In the caller's transaction (`store`): an outcome per event (applied, duplicate, stale)."""
-        return [await self._one(store, env) for env in envelopes]
+    async def execute(self, books: B, envelopes: Sequence[Envelope[Any]]) -> list[str]:
+        """In the caller's transaction (`books`): an outcome per event (applied, duplicate, stale)."""
+        return [await self._one(books, env) for env in envelopes]
 
     def _outcome(self, outcome: str) -> str:
         if self.metrics is not None:
@@ -261,8 +262,9 @@ class ApplyVerificationEvent:
             )
         return ev
 
-    async def _one(self, store: ComplianceStore, env: Envelope[Any]) -> str:
+    async def _one(self, books: B, env: Envelope[Any]) -> str:
         ev = self._trusted(env)
+        store = books.compliance.records
         if self.kyc is None:
             self._outcome("error")
             raise EventRefusal(
@@ -320,7 +322,7 @@ class ApplyVerificationEvent:
         await store.update_verification(moved, detail=review.detail[:200])
         await store.add_events([changed_event(moved, source=self.source, causation_id=str(env.id))])
         if self.on_changed is not None:
-            await self.on_changed(store, [moved.player_id])
+            await self.on_changed(books, [moved.player_id])
         if self.metrics is not None:
             self.metrics.verifications.labels(moved.status.value).inc()
         log.info(

@@ -23,17 +23,18 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS, PayoutHoldCode, payout_hold
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
 
 # Findings never a person's to decide: verification is the player's (and the vendor's).
 _NOT_PEOPLES: Final = (Finding.KYC_REQUIRED, Finding.KYC_FAILED)
 
 
-class HoldCode(StrEnum):
-    KYC_REQUIRED = "kyc_required"
-    SCREENING_HIT = "screening_hit"
-    SCREENING_PENDING = "screening_pending"  # waits for the player's re-screen against newer lists (no person)
-    POLICY = "policy"
+# Why the gate holds a payout, and everything each kind means (who releases it, how many people, the refusal of an
+# approval, whether the resume sweep looks again, the label staff read): one row per kind in
+# `prizeflow_contracts.holds.PAYOUT_HOLD_KINDS`, read here, by approvals, the resume sweep, metrics, the console and
+# the ops CLI; the database keeps the codes in its reference table `payout_hold_kinds` (migration 0026).
+HoldCode = PayoutHoldCode
 
 
 class Stage(StrEnum):
@@ -126,7 +127,8 @@ def people_release(
     the match, never a limit or a country they were not shown (the gate asks about those again, as a `policy` hold),
     and verification is never a person's. A hold recorded without its version (by the release before migration
     0024, during a rollout) decided nothing the gate can name: people are asked again (fail closed)."""
-    if hold_code != HoldCode.POLICY.value or policy_version is None or findings is None:
+    kind = payout_hold(hold_code)
+    if kind is None or not kind.decides_policy or policy_version is None or findings is None:
         return None
     return Release(policy_version, frozenset(findings))
 
@@ -254,7 +256,8 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
     reasons_t = tuple(reasons)
     findings = policy_findings(verdict)
 
-    def held(code: HoldCode, detail: str, policy: ApprovalPolicy | None) -> GateDecision:
+    def held(code: HoldCode, detail: str) -> GateDecision:
+        """Held with `code`: the approvals its kind takes (none for a hold the player's own step releases)."""
         return GateDecision(
             Action.HOLD,
             code,
@@ -263,7 +266,7 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
             matches,
             player_hit,
             player_matches,
-            approval_policy=policy,
+            approval_policy=PAYOUT_HOLD_KINDS[code].approval,
             list_versions=versions,
             policy_version=verdict.policy_version,
             findings=findings,
@@ -296,18 +299,18 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
         )
     # 2. Screening: a hit (or no answer) is for two people, whatever the policy says.
     if matches or player_hit:
-        return held(HoldCode.SCREENING_HIT, _named(matches, player_matches, player_hit=player_hit), ApprovalPolicy.DUAL)
+        return held(HoldCode.SCREENING_HIT, _named(matches, player_matches, player_hit=player_hit))
     if unavailable:
         missing = f" ({', '.join(g.missing_lists)})" if g.missing_lists else ""
-        return held(HoldCode.SCREENING_HIT, UNAVAILABLE_DETAIL + missing, ApprovalPolicy.DUAL)
+        return held(HoldCode.SCREENING_HIT, UNAVAILABLE_DETAIL + missing)
     # 2b. A verified player screened against older lists: the re-screen decides (no person's approval added).
     if pending:
-        return held(HoldCode.SCREENING_PENDING, PENDING_DETAIL, None)
+        return held(HoldCode.SCREENING_PENDING, PENDING_DETAIL)
     # 3. The policy (a rule deferred here, e.g. a country rule for a player verified without a country, holds).
     if verdict.action is Action.ALLOW and not verdict.deferred:
         return allowed()
     if verdict.waits_for_verification_only:  # the player's own action releases it: no person's approval added
-        return held(HoldCode.KYC_REQUIRED, _details(verdict), None)
+        return held(HoldCode.KYC_REQUIRED, _details(verdict))
     kyc = [h for h in verdict.hits if h.finding in _NOT_PEOPLES]
     decided = g.released is not None and g.released.covers(verdict)
     if decided and not kyc:
@@ -315,8 +318,8 @@ def decide(g: GateInput) -> GateDecision:  # noqa: PLR0911 - one return per outc
         return allowed()
     if decided and all(h.finding is Finding.KYC_REQUIRED for h in kyc):
         # Verification still missing: it waits for the player, the rest was decided by people.
-        return held(HoldCode.KYC_REQUIRED, _details(verdict), None)
-    return held(HoldCode.POLICY, _details(verdict), ApprovalPolicy.SINGLE)
+        return held(HoldCode.KYC_REQUIRED, _details(verdict))
+    return held(HoldCode.POLICY, _details(verdict))
 
 
 def _details(verdict: Verdict) -> str:

@@ -15,19 +15,24 @@ from enum import StrEnum
 from typing import Final
 
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Finding, VerificationStatus
+from prizeflow_contracts.transitions import Transitions
 
 V = VerificationStatus
 
-TRANSITIONS: Final[Mapping[VerificationStatus, frozenset[VerificationStatus]]] = {
-    # A record a vendor's event created before the player opened the flow.
-    V.NOT_STARTED: frozenset({V.PENDING, V.RETRY, V.VERIFIED, V.FAILED}),
-    V.PENDING: frozenset({V.RETRY, V.VERIFIED, V.FAILED}),
-    # The vendor asked the player to resubmit: submitted again (pending), or decided outright.
-    V.RETRY: frozenset({V.PENDING, V.VERIFIED, V.FAILED}),
-    # Only the vendor's revocation (a final rejection of an applicant it had approved) leaves `verified`.
-    V.VERIFIED: frozenset({V.FAILED}),
-    V.FAILED: frozenset(),
-}
+VERIFICATION_MACHINE: Final = Transitions[VerificationStatus](
+    "kyc_verification",
+    {
+        # A record a vendor's event created before the player opened the flow.
+        V.NOT_STARTED: frozenset({V.PENDING, V.RETRY, V.VERIFIED, V.FAILED}),
+        V.PENDING: frozenset({V.RETRY, V.VERIFIED, V.FAILED}),
+        # The vendor asked the player to resubmit: submitted again (pending), or decided outright.
+        V.RETRY: frozenset({V.PENDING, V.VERIFIED, V.FAILED}),
+        # Only the vendor's revocation (a final rejection of an applicant it had approved) leaves `verified`.
+        V.VERIFIED: frozenset({V.FAILED}),
+        V.FAILED: frozenset(),
+    },
+)
+TRANSITIONS: Final[Mapping[VerificationStatus, frozenset[VerificationStatus]]] = VERIFICATION_MACHINE.table
 
 # Our reference of a player's verification: the same for a player on every replica, every time.
 _REFERENCE_NAMESPACE: Final = uuid.UUID("1f0e7a52-5d0b-5c4e-9a55-6b7c3d3e0a19")
@@ -43,15 +48,8 @@ class ScreeningOutcome(StrEnum):
     HIT = "hit"  # the verified identity matched a list entry: the payout gate holds the player's payouts
 
 
-class IllegalVerificationMoveError(Exception):
-    def __init__(self, src: VerificationStatus, dst: VerificationStatus) -> None:
-        super().__init__(f"illegal verification move {src.value} -> {dst.value}")
-        self.src = src
-        self.dst = dst
-
-
 def can_move(src: VerificationStatus, dst: VerificationStatus) -> bool:
-    return dst in TRANSITIONS[src]
+    return VERIFICATION_MACHINE.allows(src, dst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +84,7 @@ class VerificationRecord:
         screening: Screening | None = None,
     ) -> VerificationRecord:
         """The record after a legal move (a new sequence); refused otherwise."""
-        if not can_move(self.status, to):
-            raise IllegalVerificationMoveError(self.status, to)
+        VERIFICATION_MACHINE.check(self.status, to)
         return replace(
             self,
             status=to,
@@ -144,8 +141,8 @@ def player_message(status: VerificationStatus) -> str:
 
 __all__ = [
     "TRANSITIONS",
+    "VERIFICATION_MACHINE",
     "Decision",
-    "IllegalVerificationMoveError",
     "Reaction",
     "Screening",
     "ScreeningOutcome",

@@ -1,23 +1,20 @@
-"""`GateSql`: the compliance gate's statements over the payouts tables (migration 0021), mixed into
-`SqlPayoutRepository` so the gate runs in the payouts transaction. Batch-shaped: one statement per step."""
+"""`SqlHoldStore`: the gate's statements over the payouts tables (migration 0021): holds, decisions, clearances and
+window facts. A store of the payouts' `Books`, on the payouts transaction. Batch-shaped: one statement per step."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.policy import Action
+from prizeflow_payouts.adapters.payout_rows import payout_from_row
 from prizeflow_payouts.application.compliance.gate import DecisionRecord, FactsQuery, Hold, WindowFacts
 from prizeflow_payouts.domain.compliance.gate import Clearance, GateDecision, HoldCode, Stage, SubjectKind
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from prizeflow_payouts.domain.payout import Payout
+from prizeflow_payouts.domain.payout import Payout
 
 # Payouts that ended without paying count for nothing in a window.
 _COUNTS = "NOT (p.state IN ('cancelled', 'rejected') OR (p.state = 'failed' AND p.finished_at IS NOT NULL))"
@@ -114,11 +111,13 @@ _HOLD = text(
 )
 
 
-class GateSql:
-    """`GateStore` over `self.session` (the repository's transaction)."""
+class SqlHoldStore:
+    """`GateStore` in the transaction of `session`."""
 
-    __slots__ = ()
-    session: AsyncSession
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def gate_facts(
         self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
@@ -283,8 +282,6 @@ class GateSql:
         return out
 
     async def held_payouts(self, player_ids: Sequence[str], code: HoldCode, *, limit: int) -> list[Payout]:
-        from prizeflow_payouts.adapters.repository import payout_from_row
-
         rows = await self.session.execute(
             text(
                 "SELECT * FROM payouts WHERE state = 'pending_approval' AND hold_code = :code "
@@ -315,18 +312,14 @@ class GateSql:
         return {r[0]: int(r[1]) for r in rows}
 
     async def lock_due_for_submit(self, *, limit: int) -> list[Payout]:
-        from prizeflow_payouts.adapters.repository import payout_from_row
-
         rows = await self.session.execute(_LOCK_DUE, {"limit": limit})
         return [payout_from_row(r) for r in rows.mappings()]
 
     async def claim_locked(self, payout_ids: Sequence[str], *, owner: str, lease_s: float) -> list[Payout]:
-        from prizeflow_payouts.adapters.repository import payout_from_row
-
         if not payout_ids:
             return []
         rows = await self.session.execute(_CLAIM_LOCKED, {"ids": list(payout_ids), "owner": owner, "lease_s": lease_s})
         return [payout_from_row(r) for r in rows.mappings()]
 
 
-__all__ = ["GateSql"]
+__all__ = ["SqlHoldStore"]
