@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 import yaml
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prometheus_client import CollectorRegistry
 
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
 from prizeflow_contracts.reconciliation import RECON_KINDS, Severity
-from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
+from prizeflow_payouts.application.metrics import PayoutMetrics, ReconMetrics
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_settlement.metrics import SettlementMetrics

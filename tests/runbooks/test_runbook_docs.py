@@ -148,7 +148,9 @@ def test_a_command_that_does_not_exist_is_caught() -> None:
 
 def _known_metric_names() -> set[str]:
     """Every series name the services export: the runtime's per service, and each service's own."""
-    from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
+    from prizeflow_compliance.metrics import ComplianceMetrics
+
+    from prizeflow_payouts.application.metrics import PayoutMetrics, ReconMetrics
     from prizeflow_rewards.metrics import RewardsMetrics
     from prizeflow_runtime.metrics import RuntimeMetrics
     from prizeflow_settlement.metrics import SettlementMetrics

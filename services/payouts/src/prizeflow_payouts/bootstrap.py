@@ -8,7 +8,7 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +16,18 @@ from typing import Any, Protocol, runtime_checkable
 
 from litestar import Litestar
 from litestar.di import Provide
-from sqlalchemy.ext.asyncio import AsyncEngine
+from prizeflow_compliance.adapters.books import bind as bind_compliance
+from prizeflow_compliance.bootstrap import (
+    VERIFICATIONS_CONSUMER,
+    ComplianceRecords,
+    compose_compliance_records,
+)
+from prizeflow_compliance.bootstrap_sanctions import SanctionsLists, compose_sanctions
+from prizeflow_compliance.entrypoints.http import CompliancePolicyController, VerificationController
+from prizeflow_compliance.entrypoints.kafka import VerificationEventsHandler
+from prizeflow_compliance.entrypoints.screening_http import ComplianceScreeningController
+from prizeflow_compliance.metrics import ComplianceMetrics
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
@@ -45,40 +56,27 @@ from prizeflow_payouts.adapters.telegram import build_telegram
 from prizeflow_payouts.adapters.ton import build_ton_wallet
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import PayoutGate
-from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.disagreements import CheckDisagreements
 from prizeflow_payouts.application.exports import ExportPayouts
+from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.gauges import RefreshPayoutGauges
-from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
+from prizeflow_payouts.application.metrics import PayoutMetrics, ReconMetrics
 from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries
 from prizeflow_payouts.application.reconciliation import CATCH_UP, Reconciliation
+from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
-from prizeflow_payouts.bootstrap_compliance import (
-    VERIFICATIONS_CONSUMER,
-    ComplianceRecords,
-    compose_compliance_records,
-)
-from prizeflow_payouts.bootstrap_sanctions import SanctionsLists, compose_sanctions
 from prizeflow_payouts.domain.deny import DenyList
-from prizeflow_payouts.entrypoints.compliance_http import CompliancePolicyController, VerificationController
-from prizeflow_payouts.entrypoints.compliance_screening_http import ComplianceScreeningController
 from prizeflow_payouts.entrypoints.http import (
     DisagreementsController,
     PayoutExportsController,
     PayoutsController,
     ProvidersController,
 )
-from prizeflow_payouts.entrypoints.kafka import (
-    PayoutRequestsHandler,
-    ProviderEventsHandler,
-    SignerResultsHandler,
-    VerificationEventsHandler,
-)
+from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler, ProviderEventsHandler, SignerResultsHandler
 from prizeflow_payouts.entrypoints.reconciliation_http import (
     ReconciliationController,
     ReconciliationExportController,
@@ -269,11 +267,17 @@ def provider_context(settings: PayoutsSettings) -> ProviderContext:
     )
 
 
+def bind_books(signer_sinks: Sequence[SignerResultsSink] = ()) -> Callable[[AsyncSession], Books]:
+    """The deployable's `bind(session) -> Books`: payouts' stores with compliance's (`Books.compliance`) and the rails
+    that sign through the signer, on one session."""
+    return functools.partial(bind, compliance=bind_compliance, signer_sinks=signer_sinks)
+
+
 def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payouts:
     """Build the parts. Raises `ProviderConfigError` (naming the culprit) for an unusable provider config."""
     config = load_config(settings.payouts_providers_file, provider_context(settings))
     sinks = [e.provider for e in config.registry if isinstance(e.provider, SignerResultsSink)]
-    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA, bind=functools.partial(bind, signer_sinks=sinks))
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA, bind=bind_books(sinks))
     uow: UnitOfWork[Books] = rt.uow
     for entry in config.registry:
         if isinstance(entry.provider, UsesServiceDatabase):
@@ -527,6 +531,7 @@ __all__ = [
     "WEBHOOKS_CONSUMER",
     "Payouts",
     "UsesServiceDatabase",
+    "bind_books",
     "build",
     "compose",
     "load_config",

@@ -9,10 +9,10 @@ import string
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from prizeflow_compliance.domain.sanctions import SOURCES as SANCTIONS_SOURCES
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from prizeflow_payouts.domain.compliance.sanctions import SOURCES as SANCTIONS_SOURCES
 from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_runtime.settings import Profile, ServiceSettings
 

@@ -20,6 +20,15 @@ from typing import Any
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
+from prizeflow_compliance.adapters.sanctions import SqlSanctionsLists
+from prizeflow_compliance.application.ports import (
+    Identity,
+    PlayerCompliance,
+    ScreeningMatch,
+    ScreeningResult,
+)
+from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
+from prizeflow_compliance.application.sanctions import ListsScreen, RefreshSanctionsLists
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,22 +43,12 @@ from prizeflow_contracts.policy import (
     VerificationStatus,
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
-from prizeflow_payouts.adapters.books import bind
-from prizeflow_payouts.adapters.sanctions import SqlSanctionsLists
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import PayoutGate
-from prizeflow_payouts.application.compliance.ports import (
-    Identity,
-    PlayerCompliance,
-    ScreeningMatch,
-    ScreeningResult,
-)
-from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
-from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
-from prizeflow_payouts.application.compliance.sanctions import ListsScreen, RefreshSanctionsLists
+from prizeflow_payouts.application.gate import PayoutGate
+from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.worker import PayoutWorker
-from prizeflow_payouts.bootstrap import Payouts, build, compose
-from prizeflow_payouts.domain.compliance.gate import policy_findings
+from prizeflow_payouts.bootstrap import Payouts, bind_books, build, compose
+from prizeflow_payouts.domain.gate import policy_findings
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
@@ -516,7 +515,7 @@ async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
                     "updated_at = now() WHERE player_id = 'player-k'"
                 )
             )
-            assert await hook(bind(session), ["player-k"]) == 1
+            assert await hook(bind_books()(session), ["player-k"]) == 1
         assert await state_of(db, key) == "approved"
         await rig.send()
         assert await wait_state(db, key, "paid") == "paid"
@@ -941,7 +940,7 @@ async def test_stale_in_python_and_in_sql_are_one_rule(db: str) -> None:
     assert python == set(rows) - {"p-current", "p-current-plus-unconfigured"}
     engine = create_engine(db)
     try:
-        stores = SqlUnitOfWork(session_factory(engine), bind)
+        stores = SqlUnitOfWork(session_factory(engine), bind_books())
         async with stores() as store:
             assert await store.compliance.rescreen.count_stale(current) == len(python)
             later = datetime.now(UTC) + timedelta(minutes=5)

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
-from prizeflow_payouts.adapters.books import bind
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.bootstrap import bind_books
 from prizeflow_payouts.domain.payout import Change, Payout
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
@@ -40,7 +40,7 @@ _INSERT = (
 async def transactions(db: str) -> AsyncIterator[UnitOfWork[Books]]:
     engine = create_engine(db, pool_size=2)
     try:
-        yield SqlUnitOfWork(session_factory(engine), bind)
+        yield SqlUnitOfWork(session_factory(engine), bind_books())
     finally:
         await engine.dispose()
 

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
-from prizeflow_payouts.domain.compliance.gate import HoldCode
+from prizeflow_payouts.domain.gate import HoldCode
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_testkit.payouts import fetch
 

@@ -14,6 +14,49 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
+from prizeflow_compliance.application.errors import ComplianceError
+from prizeflow_compliance.application.policy import (
+    ApprovePolicy,
+    ProposePolicy,
+    PublishActivePolicy,
+    RejectPolicy,
+)
+from prizeflow_compliance.application.ports import (
+    Identity,
+    KycProviderError,
+    KycReview,
+    KycSession,
+    PlayerCompliance,
+    RescreenClaim,
+    ScreeningMatch,
+    ScreeningResult,
+)
+from prizeflow_compliance.application.records import ComplianceStores
+from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
+from prizeflow_compliance.application.verification import (
+    ApplyVerificationEvent,
+    ReadVerification,
+    ScreeningUnavailableError,
+    StartVerification,
+)
+from prizeflow_compliance.domain.policy import (
+    PolicyProposal,
+    PolicyRefusedError,
+    ProposalStatus,
+    check_decision,
+)
+from prizeflow_compliance.domain.verification import (
+    TRANSITIONS,
+    Reaction,
+    Screening,
+    ScreeningOutcome,
+    VerificationRecord,
+    can_move,
+    decide,
+    player_message,
+    verification_reference,
+)
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prometheus_client import CollectorRegistry
 
 from prizeflow_contracts.envelope import Envelope, new_event
@@ -26,33 +69,7 @@ from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, RiskPolicy, Verdi
 from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_contracts.transitions import IllegalTransition
 from prizeflow_payouts.application.admin import Actor
-from prizeflow_payouts.application.compliance.errors import ComplianceError
-from prizeflow_payouts.application.compliance.policy import (
-    ApprovePolicy,
-    ProposePolicy,
-    PublishActivePolicy,
-    RejectPolicy,
-)
-from prizeflow_payouts.application.compliance.ports import (
-    Identity,
-    KycProviderError,
-    KycReview,
-    KycSession,
-    PlayerCompliance,
-    RescreenClaim,
-    ScreeningMatch,
-    ScreeningResult,
-)
-from prizeflow_payouts.application.compliance.records import ComplianceStores
-from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
-from prizeflow_payouts.application.compliance.verification import (
-    ApplyVerificationEvent,
-    ReadVerification,
-    ScreeningUnavailableError,
-    StartVerification,
-)
-from prizeflow_payouts.application.metrics import ComplianceMetrics
-from prizeflow_payouts.domain.compliance.gate import (
+from prizeflow_payouts.domain.gate import (
     Clearance,
     GateDecision,
     GateInput,
@@ -61,25 +78,8 @@ from prizeflow_payouts.domain.compliance.gate import (
     SubjectKind,
     clearances_from_reasons,
 )
-from prizeflow_payouts.domain.compliance.gate import Screening as GateScreening
-from prizeflow_payouts.domain.compliance.gate import decide as gate_decide
-from prizeflow_payouts.domain.compliance.policy import (
-    PolicyProposal,
-    PolicyRefusedError,
-    ProposalStatus,
-    check_decision,
-)
-from prizeflow_payouts.domain.compliance.verification import (
-    TRANSITIONS,
-    Reaction,
-    Screening,
-    ScreeningOutcome,
-    VerificationRecord,
-    can_move,
-    decide,
-    player_message,
-    verification_reference,
-)
+from prizeflow_payouts.domain.gate import Screening as GateScreening
+from prizeflow_payouts.domain.gate import decide as gate_decide
 from prizeflow_runtime.errors import ErrorKind
 
 V = VerificationStatus

@@ -8,6 +8,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from prizeflow_compliance.application.ports import (
+    Identity,
+    PlayerCompliance,
+    ScreeningMatch,
+    ScreeningResult,
+)
+from prizeflow_compliance.application.records import ComplianceStores
+
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import (
@@ -19,23 +27,16 @@ from prizeflow_contracts.policy import (
     VerificationStatus,
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
-from prizeflow_payouts.application.compliance.gate import (
+from prizeflow_payouts.application.gate import (
     Candidate,
     FactsQuery,
     GateStore,
     PayoutGate,
     WindowFacts,
 )
-from prizeflow_payouts.application.compliance.ports import (
-    Identity,
-    PlayerCompliance,
-    ScreeningMatch,
-    ScreeningResult,
-)
-from prizeflow_payouts.application.compliance.records import ComplianceStores
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.worker import AWAITING_SCREENING_DETAIL, Call, PayoutWorker, WorkerConfig
-from prizeflow_payouts.domain.compliance.gate import Clearance, HoldCode, Stage, SubjectKind
+from prizeflow_payouts.domain.gate import Clearance, HoldCode, Stage, SubjectKind
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
 

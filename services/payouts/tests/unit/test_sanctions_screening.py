@@ -13,17 +13,15 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_payouts.application.compliance.ports import Identity, ScreeningUnavailable
-from prizeflow_payouts.application.compliance.sanctions import (
+from prizeflow_compliance.application.ports import Identity, ScreeningUnavailable
+from prizeflow_compliance.application.sanctions import (
     ListFetchError,
     ListsScreen,
     ListVersion,
     RefreshSanctionsLists,
     ScheduledRefresh,
 )
-from prizeflow_payouts.domain.compliance.sanctions import (
+from prizeflow_compliance.domain.sanctions import (
     EntryKind,
     ListEntry,
     ListIndex,
@@ -34,7 +32,9 @@ from prizeflow_payouts.domain.compliance.sanctions import (
     name_tokens,
     normalise_name,
 )
-from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, ofac_birth_dates, parse_list
+from prizeflow_compliance.domain.sanctions_formats import ListFormatError, ofac_birth_dates, parse_list
+
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_payouts.settings import sanctions_sources
 from prizeflow_runtime.jobs import Scheduler

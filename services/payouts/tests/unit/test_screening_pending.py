@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prizeflow_compliance.application.ports import PlayerCompliance
+from prizeflow_compliance.application.rescreen import RescreenReport, RescreenVerifiedPlayers
+from prizeflow_compliance.application.sanctions import ListsScreen, ListVersion, RefreshSanctionsLists
+from prizeflow_compliance.domain.sanctions import EntryKind, ListEntry
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import Action, Finding, Hit, Verdict, VerificationStatus
-from prizeflow_payouts.application.compliance.ports import PlayerCompliance
-from prizeflow_payouts.application.compliance.rescreen import RescreenReport, RescreenVerifiedPlayers
-from prizeflow_payouts.application.compliance.sanctions import ListsScreen, ListVersion, RefreshSanctionsLists
-from prizeflow_payouts.domain.compliance.gate import (
+from prizeflow_payouts.domain.gate import (
     PENDING_DETAIL,
     GateInput,
     HoldCode,
@@ -24,7 +25,6 @@ from prizeflow_payouts.domain.compliance.gate import (
     decide,
     people_release,
 )
-from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry
 from prizeflow_runtime.jobs import Scheduler
 
 KEY = "e" * 64

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import pytest
+from prizeflow_compliance.application.records import ComplianceStores
 from prometheus_client import CollectorRegistry
 
 from prizeflow_contracts.envelope import Envelope
@@ -42,9 +43,8 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
 from prizeflow_payouts.application.books import Books as PayoutBooks
-from prizeflow_payouts.application.compliance.gate import GateStore
-from prizeflow_payouts.application.compliance.records import ComplianceStores
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
+from prizeflow_payouts.application.gate import GateStore
 from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import (

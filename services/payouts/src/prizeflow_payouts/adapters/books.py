@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from prizeflow_compliance.facts import ComplianceStores
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prizeflow_payouts.adapters.compliance_books import bind_compliance
 from prizeflow_payouts.adapters.disagreements_pg import SqlDisagreements
 from prizeflow_payouts.adapters.gauges_pg import SqlPayoutGauges
 from prizeflow_payouts.adapters.holds_pg import SqlHoldStore
@@ -16,15 +16,21 @@ from prizeflow_payouts.adapters.signer_results import SignerResultsSink, SqlSign
 from prizeflow_payouts.application.books import Books
 
 
-def bind(session: AsyncSession, *, signer_sinks: Sequence[SignerResultsSink] = ()) -> Books:
-    """`signer_sinks`: the rails that sign through the signer service (bootstrap passes them with
-    `functools.partial`)."""
+def bind(
+    session: AsyncSession,
+    *,
+    compliance: Callable[[AsyncSession], ComplianceStores],
+    signer_sinks: Sequence[SignerResultsSink] = (),
+) -> Books:
+    """`compliance`: compliance's own `bind` (its stores on this session: `prizeflow_compliance.adapters.books`);
+    `signer_sinks`: the rails that sign through the signer service. The composition root passes both with
+    `functools.partial` (`prizeflow_payouts.bootstrap.bind_books`)."""
     return Books(
         payouts=SqlPayoutRepository(session),
         holds=SqlHoldStore(session),
         disagreements=SqlDisagreements(session),
         gauges=SqlPayoutGauges(session),
-        compliance=bind_compliance(session),
+        compliance=compliance(session),
         postings=SqlLedgerPostings(session),
         signer_results=SqlSignerResults(session, signer_sinks),
     )

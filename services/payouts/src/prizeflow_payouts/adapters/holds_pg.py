@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.policy import Action
 from prizeflow_payouts.adapters.payout_rows import payout_from_row
-from prizeflow_payouts.application.compliance.gate import DecisionRecord, FactsQuery, Hold, WindowFacts
-from prizeflow_payouts.domain.compliance.gate import Clearance, GateDecision, HoldCode, Stage, SubjectKind
+from prizeflow_payouts.application.gate import DecisionRecord, FactsQuery, Hold, WindowFacts
+from prizeflow_payouts.domain.gate import Clearance, GateDecision, HoldCode, Stage, SubjectKind
 from prizeflow_payouts.domain.payout import Payout
 
 # Payouts that ended without paying count for nothing in a window.

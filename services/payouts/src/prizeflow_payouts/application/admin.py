@@ -31,15 +31,15 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.application.actors import Actor, AdminError
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import PayoutGate
 from prizeflow_payouts.application.events import payout_event
+from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.holds import hold_code, release_hold
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import ExternalSigning
 from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.approval import ApprovalRefusedError, check_decider, record_approval
-from prizeflow_payouts.domain.compliance.gate import (
+from prizeflow_payouts.domain.gate import (
     GateDecision,
 )
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout

@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prizeflow_payouts.application.compliance.gate import GateStore
-from prizeflow_payouts.application.compliance.records import ComplianceStores
+from prizeflow_compliance.facts import ComplianceStores
+
+from prizeflow_payouts.application.gate import GateStore
 from prizeflow_payouts.application.ports import Disagreements, PayoutGauges, PayoutRepository, SignerResults
 
 if TYPE_CHECKING:  # reconciliation's use cases import the lifecycle's (its `Actor`): its port is read for types only

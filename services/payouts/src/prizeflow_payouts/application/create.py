@@ -25,14 +25,14 @@ from prizeflow_contracts.money import Money
 from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, PayoutGate
 from prizeflow_payouts.application.events import payout_event
+from prizeflow_payouts.application.gate import Candidate, DecisionRecord, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutValidator
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
-from prizeflow_payouts.domain.compliance.gate import GateDecision, Stage, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
+from prizeflow_payouts.domain.gate import GateDecision, Stage, stricter
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.dead_letter import DeadLetter

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import PayoutGate
+from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import STUCK_KINDS, DefersToOperator, ReportsProgress
 from prizeflow_payouts.application.registry import ProviderRegistry

@@ -9,8 +9,8 @@ from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import destination_key
 from prizeflow_payouts.application.actors import AdminError
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate
-from prizeflow_payouts.domain.compliance.gate import (
+from prizeflow_payouts.application.gate import Candidate, DecisionRecord, Hold, PayoutGate
+from prizeflow_payouts.domain.gate import (
     Clearance,
     GateDecision,
     HoldCode,

@@ -24,14 +24,14 @@ from datetime import UTC, datetime
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.policy import Action
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate
+from prizeflow_payouts.application.gate import Candidate, DecisionRecord, Hold, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import FindsPayoutsAtProvider
 from prizeflow_payouts.application.provider_calls import Call, ProviderCalls
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
-from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
+from prizeflow_payouts.domain.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.jobs import Tick

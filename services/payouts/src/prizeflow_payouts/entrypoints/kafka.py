@@ -12,7 +12,6 @@ from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import LedgerPosted, PayoutRequested
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.verification import ApplyVerificationEvent
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_runtime.dead_letters import DeadLetter
@@ -92,20 +91,6 @@ class ProviderEventsHandler:
             await self.apply.execute(books, payouts)
 
 
-class VerificationEventsHandler:
-    """`VerificationEventReceived` from the webhooks topic, in its own consumer group (inbox dedup, retries, DLQ): a
-    vendor outage retries and dead-letters these, and never holds back the payouts' provider events. Every other
-    kind on the topic is another consumer's: seen, nothing to do."""
-
-    def __init__(self, apply: ApplyVerificationEvent[Books]) -> None:
-        self.apply = apply
-
-    async def __call__(self, books: Books, envelopes: Sequence[Envelope[Any]]) -> None:
-        mine = [e for e in envelopes if isinstance(e.data, VerificationEventReceived)]
-        if mine:
-            await self.apply.execute(books, mine)
-
-
 class SignerResultsHandler:
     """TransactionSigned / SignatureRefused for the providers that sign through the signer service."""
 
@@ -117,5 +102,4 @@ __all__ = [
     "PayoutRequestsHandler",
     "ProviderEventsHandler",
     "SignerResultsHandler",
-    "VerificationEventsHandler",
 ]

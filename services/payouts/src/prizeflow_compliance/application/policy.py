@@ -13,24 +13,23 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
-from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
-from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.payouts import RiskPolicyActivated
-from prizeflow_contracts.policy import RiskPolicy
-from prizeflow_payouts.application.admin import Actor
-from prizeflow_payouts.application.compliance.errors import ComplianceError
-from prizeflow_payouts.application.compliance.records import ComplianceBooks, ComplianceStore
-from prizeflow_payouts.application.metrics import ComplianceMetrics
-from prizeflow_payouts.domain.compliance.policy import (
+from prizeflow_compliance.application.errors import ComplianceError
+from prizeflow_compliance.application.records import ComplianceBooks, ComplianceStore
+from prizeflow_compliance.domain.policy import (
     PolicyProposal,
     PolicyRefusedError,
     ProposalStatus,
     check_decision,
 )
+from prizeflow_compliance.metrics import ComplianceMetrics
+from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
+from prizeflow_contracts.events.audit import AdminActionRecorded
+from prizeflow_contracts.events.payouts import RiskPolicyActivated
+from prizeflow_contracts.policy import RiskPolicy
 from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind
 from prizeflow_runtime.uow import UnitOfWork
@@ -82,6 +81,20 @@ def parse_policy(document: Mapping[str, Any], version: int) -> RiskPolicy:
 def _require_admin(actor: Actor) -> None:
     if ADMIN not in actor.roles:
         raise ComplianceError(ErrorKind.FORBIDDEN, "admin_role_required", "only an admin may change the risk policy")
+
+
+class Actor(Protocol):
+    """Who decides on a policy (the deployable's admin API hands its own actor): their id, roles and the request's
+    correlation id, audited with the decision."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def roles(self) -> frozenset[str]: ...
+
+    @property
+    def correlation_id(self) -> str: ...
 
 
 class _PolicyUseCase:

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from prizeflow_compliance.application.sanctions import ListVersion
+from prizeflow_compliance.domain.sanctions import EntryKind, ListEntry
 from prizeflow_contracts.envelope import Envelope
-from prizeflow_payouts.application.compliance.sanctions import ListVersion
-from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry
 from prizeflow_runtime.outbox import add_events
 
 BATCH = 5000  # entries per INSERT (arrays unnested server-side)

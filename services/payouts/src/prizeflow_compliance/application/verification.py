@@ -15,13 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Generic, TypeVar
 
-from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
-from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.events.payouts import PlayerVerificationChanged
-from prizeflow_contracts.events.webhooks import VerificationEventReceived
-from prizeflow_contracts.policy import VerificationStatus
-from prizeflow_payouts.application.compliance.errors import ComplianceError
-from prizeflow_payouts.application.compliance.ports import (
+from prizeflow_compliance.application.errors import ComplianceError
+from prizeflow_compliance.application.ports import (
     KycProvider,
     KycProviderError,
     KycReview,
@@ -29,9 +24,8 @@ from prizeflow_payouts.application.compliance.ports import (
     SanctionsScreen,
     ScreeningResult,
 )
-from prizeflow_payouts.application.compliance.records import ComplianceBooks, VerificationChanged
-from prizeflow_payouts.application.metrics import ComplianceMetrics
-from prizeflow_payouts.domain.compliance.verification import (
+from prizeflow_compliance.application.records import ComplianceBooks, VerificationChanged
+from prizeflow_compliance.domain.verification import (
     Reaction,
     Screening,
     ScreeningOutcome,
@@ -40,6 +34,12 @@ from prizeflow_payouts.domain.compliance.verification import (
     player_message,
     verification_reference,
 )
+from prizeflow_compliance.metrics import ComplianceMetrics
+from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.payouts import PlayerVerificationChanged
+from prizeflow_contracts.events.webhooks import VerificationEventReceived
+from prizeflow_contracts.policy import VerificationStatus
 from prizeflow_runtime.errors import ErrorKind
 from prizeflow_runtime.uow import UnitOfWork
 

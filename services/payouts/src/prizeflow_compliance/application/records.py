@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from prizeflow_compliance.domain.policy import PolicyProposal, ProposalStatus
+from prizeflow_compliance.domain.verification import VerificationRecord
 from prizeflow_contracts.envelope import Envelope
-from prizeflow_payouts.domain.compliance.policy import PolicyProposal, ProposalStatus
-from prizeflow_payouts.domain.compliance.verification import VerificationRecord
 
 if TYPE_CHECKING:
-    from prizeflow_payouts.application.compliance.ports import ComplianceFacts, RescreenStore
+    from prizeflow_compliance.application.ports import ComplianceFacts, RescreenStore
 
 
 class ComplianceStore(Protocol):

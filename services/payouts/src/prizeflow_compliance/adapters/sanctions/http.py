@@ -7,7 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from prizeflow_payouts.application.compliance.sanctions import ListFetchError
+from prizeflow_compliance.application.sanctions import ListFetchError
 
 MAX_REDIRECTS = 5
 

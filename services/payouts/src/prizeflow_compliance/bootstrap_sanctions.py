@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prizeflow_payouts.adapters.sanctions import HttpListSource, SqlSanctionsLists
-from prizeflow_payouts.application.compliance.sanctions import (
+from prizeflow_compliance.adapters.sanctions import HttpListSource, SqlSanctionsLists
+from prizeflow_compliance.application.sanctions import (
     ListSource,
     ListsScreen,
     RefreshSanctionsLists,
     ScheduledRefresh,
 )
-from prizeflow_payouts.application.metrics import ComplianceMetrics
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.jobs import Scheduler
 from prizeflow_runtime.service import ServiceRuntime

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from prizeflow_compliance.facts import ComplianceStores, PlayerCompliance, SanctionsScreen
+from prizeflow_compliance.metrics import ComplianceMetrics
+
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
 from prizeflow_contracts.policy import PolicyFacts, RiskPolicy, VerificationStatus, evaluate
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType, destination_key
-from prizeflow_payouts.application.compliance.ports import PlayerCompliance, SanctionsScreen
-from prizeflow_payouts.application.compliance.records import ComplianceStores
-from prizeflow_payouts.application.metrics import ComplianceMetrics
-from prizeflow_payouts.domain.compliance.gate import (
+from prizeflow_payouts.domain.gate import (
     Clearance,
     GateDecision,
     GateInput,

@@ -11,7 +11,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
-from prizeflow_payouts.application.compliance.sanctions import ListsScreen, RefreshSanctionsLists
+from prizeflow_compliance.application.sanctions import ListsScreen, RefreshSanctionsLists
 from prizeflow_payouts.entrypoints.http import READERS, _actor
 from prizeflow_runtime.auth import Role, require_roles
 

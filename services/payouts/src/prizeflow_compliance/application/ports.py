@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
+from prizeflow_compliance.application.records import ComplianceStore
+from prizeflow_compliance.domain.verification import Screening, ScreeningOutcome
 from prizeflow_contracts.policy import RiskPolicy, VerificationStatus
 from prizeflow_contracts.providers import PayoutDestination
-from prizeflow_payouts.application.compliance.records import ComplianceStore
-from prizeflow_payouts.domain.compliance.verification import Screening, ScreeningOutcome
 
 
 class KycProviderError(Exception):

@@ -27,10 +27,10 @@ from urllib.parse import quote
 
 import httpx
 
+from prizeflow_compliance.adapters.kyc.countries import alpha2
+from prizeflow_compliance.application.ports import Identity, KycProviderError, KycReview, KycSession
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_contracts.policy import VerificationStatus
-from prizeflow_payouts.adapters.kyc.countries import alpha2
-from prizeflow_payouts.application.compliance.ports import Identity, KycProviderError, KycReview, KycSession
-from prizeflow_payouts.application.metrics import ComplianceMetrics
 
 log = logging.getLogger(__name__)
 

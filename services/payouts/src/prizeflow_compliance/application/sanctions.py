@@ -29,16 +29,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from prizeflow_contracts.envelope import Envelope
-from prizeflow_contracts.providers import PayoutDestination
-from prizeflow_payouts.application.compliance.ports import (
+from prizeflow_compliance.application.ports import (
     Identity,
     ScreeningMatch,
     ScreeningResult,
     ScreeningUnavailable,
 )
-from prizeflow_payouts.application.metrics import ComplianceMetrics
-from prizeflow_payouts.domain.compliance.sanctions import (
+from prizeflow_compliance.domain.sanctions import (
     SOURCES,
     Hit,
     ListEntry,
@@ -47,7 +44,10 @@ from prizeflow_payouts.domain.compliance.sanctions import (
     list_version,
     screen_destination_in,
 )
-from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, parse_list
+from prizeflow_compliance.domain.sanctions_formats import ListFormatError, parse_list
+from prizeflow_compliance.metrics import ComplianceMetrics
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_runtime.audit import admin_action
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class ListsScreen:
         self.threshold = threshold
         self._metrics = metrics
         self._lists: Mapping[str, LoadedList] = {}
-        self._ready = asyncio.Event()  # set once every configured list is loaded
+        self._waiting: list[asyncio.Future[None]] = []  # `wait_ready` callers, answered once every list is loaded
 
     # -- state -------------------------------------------------------------------------------------------------
     @property
@@ -142,8 +142,14 @@ class ListsScreen:
         """Until every configured list is loaded (a process just started loads them in the background), at most
         `timeout` seconds; whether it is ready."""
         if not self.ready:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout)
+            loaded = asyncio.get_running_loop().create_future()
+            self._waiting.append(loaded)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(loaded), timeout)
+            finally:
+                if loaded in self._waiting:
+                    self._waiting.remove(loaded)
         return self.ready
 
     def loaded(self) -> Mapping[str, LoadedList]:
@@ -152,7 +158,10 @@ class ListsScreen:
     def install(self, version: ListVersion, index: ListIndex, *, at: datetime) -> None:
         self._lists = {**self._lists, version.source: LoadedList(version, at, index)}
         if self.ready:
-            self._ready.set()
+            waiting, self._waiting = self._waiting, []
+            for loaded in waiting:
+                if not loaded.done():
+                    loaded.set_result(None)
 
     def versions(self) -> Mapping[str, str]:
         return {s: loaded.version.version for s, loaded in self._lists.items()}

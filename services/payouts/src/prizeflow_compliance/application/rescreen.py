@@ -22,17 +22,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Generic, TypeVar
 
-from prizeflow_payouts.application.compliance.ports import (
+from prizeflow_compliance.application.ports import (
     KycProvider,
     KycProviderError,
     RescreenClaim,
     SanctionsScreen,
     ScreeningUnavailable,
 )
-from prizeflow_payouts.application.compliance.records import ComplianceBooks, VerificationChanged
-from prizeflow_payouts.application.compliance.verification import VendorCalls, screening_of
-from prizeflow_payouts.application.metrics import ComplianceMetrics
-from prizeflow_payouts.domain.compliance.verification import Screening, ScreeningOutcome
+from prizeflow_compliance.application.records import ComplianceBooks, VerificationChanged
+from prizeflow_compliance.application.verification import VendorCalls, screening_of
+from prizeflow_compliance.domain.verification import Screening, ScreeningOutcome
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_runtime.jobs import Tick
 from prizeflow_runtime.uow import UnitOfWork
 

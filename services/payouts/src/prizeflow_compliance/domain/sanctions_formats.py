@@ -31,7 +31,7 @@ from typing import NoReturn
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
-from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry, SanctionsList
+from prizeflow_compliance.domain.sanctions import EntryKind, ListEntry, SanctionsList
 
 MAX_ENTRIES = 500_000
 

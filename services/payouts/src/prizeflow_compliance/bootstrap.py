@@ -8,23 +8,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prizeflow_payouts.adapters.compliance_pg import SqlComplianceQueries
-from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.policy import (
+from prizeflow_compliance.adapters.records_pg import SqlComplianceQueries
+from prizeflow_compliance.application.policy import (
     ApprovePolicy,
     ProposePolicy,
     PublishActivePolicy,
     RejectPolicy,
 )
-from prizeflow_payouts.application.compliance.ports import KycProvider, SanctionsScreen
-from prizeflow_payouts.application.compliance.records import VerificationChanged
-from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
-from prizeflow_payouts.application.compliance.verification import (
+from prizeflow_compliance.application.ports import KycProvider, SanctionsScreen
+from prizeflow_compliance.application.records import VerificationChanged
+from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
+from prizeflow_compliance.application.verification import (
     ApplyVerificationEvent,
     ReadVerification,
     StartVerification,
 )
-from prizeflow_payouts.application.metrics import ComplianceMetrics
+from prizeflow_compliance.metrics import ComplianceMetrics
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_runtime.uow import UnitOfWork
@@ -36,7 +36,7 @@ def build_kyc(settings: PayoutsSettings) -> KycProvider | None:
     """The vendor PAYOUTS_KYC_PROVIDER names; None for `none` (verification unavailable, nobody marked verified)."""
     if settings.payouts_kyc_provider == "none":
         return None
-    from prizeflow_payouts.adapters.kyc.sumsub import build_sumsub
+    from prizeflow_compliance.adapters.kyc.sumsub import build_sumsub
 
     return build_sumsub(settings)
 

@@ -12,15 +12,15 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.envelope import Envelope
-from prizeflow_contracts.policy import EMPTY_POLICY, RiskPolicy, VerificationStatus
-from prizeflow_payouts.application.compliance.ports import (
+from prizeflow_compliance.application.ports import (
     PlayerCompliance,
     RescreenClaim,
     ScreeningMatch,
 )
-from prizeflow_payouts.domain.compliance.policy import PolicyProposal, ProposalStatus
-from prizeflow_payouts.domain.compliance.verification import Screening, ScreeningOutcome, VerificationRecord
+from prizeflow_compliance.domain.policy import PolicyProposal, ProposalStatus
+from prizeflow_compliance.domain.verification import Screening, ScreeningOutcome, VerificationRecord
+from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.policy import EMPTY_POLICY, RiskPolicy, VerificationStatus
 from prizeflow_runtime.outbox import add_events
 
 # Any constant distinct from the service's other advisory locks: proposals and decisions of the policy, one at a time.

@@ -23,10 +23,10 @@ from prizeflow_contracts.events.payouts import REQUIRED_APPROVERS, PayoutApprove
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS, ReleasedBy, payout_hold
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, VerificationStatus
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate
 from prizeflow_payouts.application.events import payout_event
+from prizeflow_payouts.application.gate import Candidate, DecisionRecord, Hold, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
+from prizeflow_payouts.domain.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.uow import UnitOfWork
