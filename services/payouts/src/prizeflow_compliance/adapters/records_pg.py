@@ -17,6 +17,8 @@ from prizeflow_compliance.application.ports import (
     RescreenClaim,
     ScreeningMatch,
 )
+from prizeflow_compliance.application.views import iso as _iso
+from prizeflow_compliance.application.views import proposal_view
 from prizeflow_compliance.domain.policy import PolicyProposal, ProposalStatus
 from prizeflow_compliance.domain.verification import Screening, ScreeningOutcome, VerificationRecord
 from prizeflow_contracts.envelope import Envelope
@@ -402,27 +404,6 @@ def _player_matches(outcome: str, stored: Any) -> tuple[ScreeningMatch, ...]:
         for m in (stored or ())
         if isinstance(m, Mapping)
     )
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def proposal_view(proposal: PolicyProposal) -> dict[str, Any]:
-    """A version as the admin API shows it."""
-    return {
-        "id": proposal.id,
-        "version": proposal.version,
-        "policy": proposal.policy.model_dump(mode="json"),
-        "status": proposal.status.value,
-        "base_version": proposal.base_version,
-        "proposed_by": proposal.proposed_by,
-        "proposed_at": _iso(proposal.proposed_at),
-        "reason": proposal.reason,
-        "decided_by": proposal.decided_by,
-        "decided_at": _iso(proposal.decided_at),
-        "decision_reason": proposal.decision_reason,
-    }
 
 
 class SqlComplianceQueries:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from prizeflow_compliance.application.records import ComplianceStore
 from prizeflow_compliance.domain.verification import Screening, ScreeningOutcome
@@ -197,3 +197,17 @@ class RescreenStore(ComplianceStore, Protocol):
         """The vendor refused the identity: the screening is kept (still stale), a history row says why, and the
         lease runs until `retry_at`; only if the record is still verified at the claimed sequence."""
         ...
+
+
+class ComplianceQueries(Protocol):
+    """The compliance API's reads, each in its own short transaction: rows as the API shows them."""
+
+    async def policy(self, *, limit: int = 100) -> dict[str, Any]:
+        """The active version and the latest proposals (newest first)."""
+        ...
+
+    async def proposal(self, proposal_id: int) -> dict[str, Any] | None: ...
+
+    async def player(
+        self, player_id: str, *, history_limit: int = 200, decisions_limit: int = 100
+    ) -> dict[str, Any]: ...

@@ -18,19 +18,20 @@ from litestar.params import JSONBody, SkipValidation
 from litestar.status_codes import HTTP_201_CREATED
 from pydantic import Field
 
-from prizeflow_compliance.adapters.records_pg import SqlComplianceQueries, proposal_view
 from prizeflow_compliance.application.policy import ApprovePolicy, ProposePolicy, RejectPolicy
+from prizeflow_compliance.application.ports import ComplianceQueries as ComplianceQueriesPort
 from prizeflow_compliance.application.verification import (
     ReadVerification,
     StartVerification,
     VerificationView,
 )
+from prizeflow_compliance.application.views import proposal_view
 from prizeflow_contracts.ids import Reason
 from prizeflow_payouts.entrypoints.http import READERS, _actor, _Body
 from prizeflow_runtime.auth import Principal, Role, require_roles
 from prizeflow_runtime.params import IdentifierPath, SerialPath
 
-ComplianceQueries = NamedDependency[SkipValidation[SqlComplianceQueries]]
+ComplianceQueries = NamedDependency[SkipValidation[ComplianceQueriesPort]]  # a Protocol: nothing to check at run time
 StartKyc = NamedDependency[SkipValidation[StartVerification]]
 ReadKyc = NamedDependency[SkipValidation[ReadVerification]]
 Propose = NamedDependency[SkipValidation[ProposePolicy]]
