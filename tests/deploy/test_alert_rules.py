@@ -20,9 +20,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
 from prizeflow_contracts.reconciliation import RECON_KINDS, Severity
-from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics
+from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_reconciliation.metrics import ReconMetrics
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.metrics import RuntimeMetrics

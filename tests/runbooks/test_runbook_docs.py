@@ -148,7 +148,8 @@ def test_a_command_that_does_not_exist_is_caught() -> None:
 
 def _known_metric_names() -> set[str]:
     """Every series name the services export: the runtime's per service, and each service's own."""
-    from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics
+    from prizeflow_compliance.metrics import ComplianceMetrics
+    from prizeflow_payouts.application.metrics import PayoutMetrics
     from prizeflow_reconciliation.metrics import ReconMetrics
     from prizeflow_rewards.metrics import RewardsMetrics
     from prizeflow_runtime.metrics import RuntimeMetrics

@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from prizeflow_contracts.providers import ProviderType, StatementLine, StatementLineKind, StatementPage
 from prizeflow_devstack.infra import ensure_infra
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
 from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_reconciliation.adapters.books import bind

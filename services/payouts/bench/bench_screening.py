@@ -23,7 +23,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry, ListIndex, name_tokens
+from prizeflow_compliance.domain.sanctions import EntryKind, ListEntry, ListIndex, name_tokens
 
 SAMPLE = Path(__file__).resolve().parent / "screening_sample.json"
 THRESHOLDS = tuple(range(800, 1000, 20))

@@ -12,9 +12,10 @@ What a tick returns sets the pace of the next one:
 - `True` (it found work): again after `interval_s`;
 - `False` (nothing to do): the wait doubles from `interval_s` up to `idle_max_s` (an idle process costs nothing);
 - a number: again after exactly that many seconds (0: at once, e.g. a full batch; 2: a list still missing).
-`wake()` ends the current wait at once, and a wake-up that arrives during a tick is kept for the next wait (never
-lost). A tick that raises is logged with its traceback and the next one waits at least a second, growing with further
-failures (`Backoff`), so a broken dependency is not hammered.
+`wake()` ends the current wait at once and restarts the idle doubling from `interval_s` (work is expected), and a
+wake-up that arrives during a tick is kept for the next wait (never lost). A tick that raises is logged with its
+traceback and the next one waits at least a second, growing with further failures (`Backoff`), so a broken
+dependency is not hammered.
 
 `leader=` makes a job run on one replica at a time: before each tick the scheduler asks `leader.lead()` (acquire, or
 confirm it is still held) and, while another replica leads, asks again every `standby_s`; at stop it calls
@@ -116,6 +117,8 @@ class Scheduled:
 
     async def _pass(self, idle: float, failures: Backoff) -> tuple[float, float]:
         """One pass: the wait before the next, and the idle wait to remember."""
+        if self._woken.is_set():
+            idle = self.interval_s  # woken: whatever it finds, an idle wait starts over from the interval
         self._woken.clear()
         try:
             if self.leader is not None and not await self.leader.lead():

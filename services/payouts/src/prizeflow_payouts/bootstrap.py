@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from litestar import Litestar
 from litestar.di import Provide
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from prizeflow_compliance.adapters.books import bind as bind_compliance
+from prizeflow_compliance.bootstrap import (
+    VERIFICATIONS_CONSUMER,
+    ComplianceRecords,
+    compose_compliance_records,
+)
+from prizeflow_compliance.bootstrap_sanctions import SanctionsLists, compose_sanctions
+from prizeflow_compliance.entrypoints.http import CompliancePolicyController, VerificationController
+from prizeflow_compliance.entrypoints.kafka import VerificationEventsHandler
+from prizeflow_compliance.entrypoints.screening_http import ComplianceScreeningController
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
 from prizeflow_contracts.providers import ListsStatement, ProviderType, RewardPayoutProvider
@@ -29,51 +41,48 @@ from prizeflow_contracts.topics import (
     WEBHOOK_PROVIDER_EVENTS,
 )
 from prizeflow_payouts.adapters import config as provider_config
-from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
+from prizeflow_payouts.adapters.books import bind
 from prizeflow_payouts.adapters.config import PayoutsConfig
 from prizeflow_payouts.adapters.giftcard import build_giftcard
+from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
 from prizeflow_payouts.adapters.providers.manual import build_manual
 from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
-from prizeflow_payouts.adapters.repository import SqlPayoutQueries, SqlPayoutRepository, sql_transactions
+from prizeflow_payouts.adapters.queries_pg import SqlPayoutQueries
+from prizeflow_payouts.adapters.signer_results import SignerResultsSink
 from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.adapters.stripe import build_stripe
 from prizeflow_payouts.adapters.telegram import build_telegram
 from prizeflow_payouts.adapters.ton import build_ton_wallet
 from prizeflow_payouts.application.admin import PayoutAdmin
-from prizeflow_payouts.application.compliance.gate import PayoutGate
-from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.create import CreatePayouts
-from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
+from prizeflow_payouts.application.disagreements import CheckDisagreements
+from prizeflow_payouts.application.gate import PayoutGate
+from prizeflow_payouts.application.gauges import RefreshPayoutGauges
+from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries
 from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.registry import ProviderRegistry
+from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
-from prizeflow_payouts.bootstrap_compliance import (
-    VERIFICATIONS_CONSUMER,
-    ComplianceRecords,
-    compose_compliance_records,
-)
-from prizeflow_payouts.bootstrap_sanctions import SanctionsLists, compose_sanctions
 from prizeflow_payouts.domain.deny import DenyList
-from prizeflow_payouts.entrypoints.compliance_http import CompliancePolicyController, VerificationController
-from prizeflow_payouts.entrypoints.compliance_screening_http import ComplianceScreeningController
 from prizeflow_payouts.entrypoints.http import DisagreementsController, PayoutsController, ProvidersController
 from prizeflow_payouts.entrypoints.kafka import (
     PayoutRequestsHandler,
     ProviderEventsHandler,
     SignerResultsHandler,
-    SignerResultsSink,
-    VerificationEventsHandler,
 )
 from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
 from prizeflow_payouts.settings import PayoutsSettings
-from prizeflow_reconciliation.bootstrap import Reconciliation, compose_reconciliation
+from prizeflow_reconciliation.bootstrap import Reconciliation, compose_reconciliation, ledger_postings
 from prizeflow_reconciliation.statements import RailStatement, SettlesUnknownOutcome, Statements
+from prizeflow_runtime.jobs import Scheduled
 from prizeflow_runtime.service import ServiceRuntime
+from prizeflow_runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -91,30 +100,60 @@ class UsesServiceDatabase(Protocol):
 
 @dataclass
 class Payouts:
-    """Everything a payouts process runs, wired."""
+    """Everything a payouts process runs, wired. Its periodic work is jobs on `runtime.jobs` (registered by
+    `schedule_*`), stopped by the runtime, first at shutdown."""
 
     settings: PayoutsSettings
     runtime: ServiceRuntime
     config: PayoutsConfig
     metrics: PayoutMetrics
-    transactions: PayoutTransactions
+    uow: UnitOfWork[Books]
     queries: PayoutQueries
     builder: ChangeBuilder
     create: CreatePayouts
     admin: PayoutAdmin
     webhooks: ApplyProviderEvents
     worker: PayoutWorker
+    gauges: RefreshPayoutGauges
+    disagreements: CheckDisagreements
     reconciliation: Reconciliation
     compliance_metrics: ComplianceMetrics | None = None
     records: ComplianceRecords | None = None  # players' verification records, the risk policy's versions
     sanctions: SanctionsLists | None = None  # the sanctions lists and their screen (bootstrap_sanctions)
     resume: ResumeVerifiedPayouts | None = None  # kyc_required holds swept again (a missed verification hook)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
-    _sweep_stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _sweep_task: asyncio.Task[None] | None = None
-    _rescreen_task: asyncio.Task[None] | None = None
+    sending: Scheduled | None = None  # the worker's job, once scheduled (`wake_worker` ends its pause)
+
+    def wake_worker(self) -> None:
+        """A payout became due here (a request consumed, an approval made): the worker looks at once."""
+        if self.sending is not None:
+            self.sending.wake()
+
+    def schedule_worker(self) -> None:
+        """The worker's jobs: sending (paced by what it finds), the gauges and the disagreement checks."""
+        jobs, config = self.runtime.jobs, self.worker.config
+        self.sending = jobs.every(
+            config.interval_s, self.worker, name="payout-worker", idle_max_s=max(config.idle_max_s, config.interval_s)
+        )
+        jobs.every(config.checks_interval_s, self.disagreements, name="payout-disagreements")
+        if self.metrics is not None:
+            jobs.every(config.gauges_interval_s, self.gauges, name="payout-gauges")
+
+    def schedule_reconciliation(self) -> None:
+        """Cancelled at once at a stop, mid-run if need be: a run is resumable (its pages are staged) and its lease
+        lapses."""
+        self.reconciliation.schedule(self.runtime.jobs, every_s=self.settings.payouts_recon_tick_s)
+
+    def schedule_compliance(self) -> None:
+        """The verification holds swept every PAYOUTS_COMPLIANCE_SWEEP_S: a hook missed (a crash between the
+        verification's commit and nothing else) never leaves a verified player's payout waiting. Verified players
+        screened again when the lists changed, on the same tick, and at once when a load changed the versions."""
+        every = self.settings.payouts_compliance_sweep_s
+        if self.resume is not None:
+            self.runtime.jobs.every(every, self.resume, name="compliance-sweep", cancel_on_stop=True)
+        if self.records is not None and self.records.rescreen is not None:
+            rescreen = self.runtime.jobs.every(every, self.records.rescreen, name="kyc-rescreen", cancel_on_stop=True)
+            if self.sanctions is not None:
+                self.sanctions.refresh.on_loaded = rescreen.wake
 
     async def start_providers(self) -> None:
         for entry in self.config.registry:
@@ -135,8 +174,8 @@ class Payouts:
         ]
         digest = hashlib.sha256(json.dumps([r.model_dump(mode="json") for r in routes]).encode()).hexdigest()
         now = datetime.now(UTC)
-        async with self.transactions() as repo:
-            sequence = await repo.next_route_announcement(digest, now)
+        async with self.uow() as books:
+            sequence = await books.payouts.next_route_announcement(digest, now)
             if sequence is None:
                 return
             announcement = PayoutRoutesPublished(sequence=sequence, routes=routes, published_at=now)
@@ -146,45 +185,8 @@ class Payouts:
                 correlation_id="payouts-routes",  # one key: announcements stay in order on one partition
                 event_id=event_id_for("payout-routes", sequence),
             )
-            await repo.add_events([event])
+            await books.payouts.add_events([event])
         log.info("payout routes published", extra={"routes": len(routes), "sequence": sequence})
-
-    async def start_worker(self) -> None:
-        self._stop.clear()
-        self._task = asyncio.create_task(self.worker.run(self._stop, self.wake), name="payout-worker")
-
-    async def start_compliance_sweep(self) -> None:
-        """The verification holds swept every PAYOUTS_COMPLIANCE_SWEEP_S: a hook missed (a crash between the
-        verification's commit and nothing else) never leaves a verified player's payout waiting."""
-        if self.resume is None:
-            return
-        self._sweep_stop.clear()
-        self._sweep_task = asyncio.create_task(
-            self.resume.run(self._sweep_stop, interval_s=self.settings.payouts_compliance_sweep_s),
-            name="compliance-sweep",
-        )
-        if self.records is not None and self.records.rescreen is not None:
-            # Verified players screened again when the lists changed, on the same tick (and at once on a load).
-            self._rescreen_task = asyncio.create_task(
-                self.records.rescreen.run(self._sweep_stop, interval_s=self.settings.payouts_compliance_sweep_s),
-                name="kyc-rescreen",
-            )
-
-    async def stop_compliance_sweep(self) -> None:
-        self._sweep_stop.set()
-        for task in (self._sweep_task, self._rescreen_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._sweep_task = self._rescreen_task = None
-
-    async def stop_worker(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
 
 def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> tuple[RewardPayoutProvider, bool]:
@@ -255,10 +257,18 @@ def provider_context(settings: PayoutsSettings) -> ProviderContext:
     )
 
 
+def bind_books(signer_sinks: Sequence[SignerResultsSink] = ()) -> Callable[[AsyncSession], Books]:
+    """The deployable's `bind(session) -> Books`: payouts' stores with compliance's (`Books.compliance`) and the rails
+    that sign through the signer, and reconciliation's ledger postings (`Books.postings`), on one session."""
+    return functools.partial(bind, compliance=bind_compliance, postings=ledger_postings, signer_sinks=signer_sinks)
+
+
 def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payouts:
     """Build the parts. Raises `ProviderConfigError` (naming the culprit) for an unusable provider config."""
     config = load_config(settings.payouts_providers_file, provider_context(settings))
-    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
+    sinks = [e.provider for e in config.registry if isinstance(e.provider, SignerResultsSink)]
+    rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA, bind=bind_books(sinks))
+    uow: UnitOfWork[Books] = rt.uow
     for entry in config.registry:
         if isinstance(entry.provider, UsesServiceDatabase):
             entry.provider.bind_database(rt.engine)
@@ -271,7 +281,6 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
             {e.provider.provider_type.value for e in config.registry if e.provider.capabilities.supports_webhooks}
         ),
     )
-    transactions = sql_transactions(rt.sessions)
     builder = ChangeBuilder(
         source=settings.source,
         policy=RetryPolicy(
@@ -291,7 +300,6 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
     # before it is sent, when people release a hold and when its player's verification changes.
     gate = PayoutGate(
         screen=sanctions.screen,
-        facts=sql_compliance_facts,
         sources=sanctions.screen.sources,
         metrics=compliance_metrics,
         catch_up=sanctions.refresh.catch_up if sanctions.screen.sources else None,
@@ -305,14 +313,49 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         deny=deny,
         gate=gate,
     )
-    wake = asyncio.Event()
+    worker_config = WorkerConfig(
+        batch_size=settings.payouts_worker_batch_size,
+        interval_s=settings.payouts_worker_interval_ms / 1000,
+        idle_max_s=settings.payouts_worker_idle_max_ms / 1000,
+        lease_s=settings.payouts_lease_seconds,
+        provider_timeout_s=settings.payouts_provider_timeout_ms / 1000,
+        concurrency=settings.payouts_worker_concurrency,
+        sync_first_until=settings.payouts_sync_first_until,
+    )
+    worker = PayoutWorker(
+        uow=uow,
+        registry=config.registry,
+        builder=builder,
+        config=worker_config,
+        metrics=metrics,
+        worker_id=worker_id,
+        deny=deny,
+        gate=gate,
+    )
+    gauges = RefreshPayoutGauges(
+        uow=uow,
+        registry=config.registry,
+        unconfirmed_after_s=settings.payouts_reconcile_interval_ms / 1000,
+        operator_after_s=worker_config.operator_after_s,
+        metrics=metrics,
+        gate=gate,
+    )
+    disagreements = CheckDisagreements(
+        uow=uow,
+        calls=worker.calls,
+        worker_id=worker.worker_id,
+        batch_size=worker_config.batch_size,
+        lease_s=worker_config.lease_s,
+        metrics=metrics,
+    )
+    due = _WakeWorker()
     admin = PayoutAdmin(
-        transactions=transactions,
+        uow=uow,
         registry=config.registry,
         builder=builder,
         service=settings.service_name,
         metrics=metrics,
-        on_due=wake.set,
+        on_due=due,
         gate=gate,
     )
     webhooks = ApplyProviderEvents(
@@ -321,27 +364,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=metrics,
         trusted_sources=frozenset(settings.payouts_webhook_sources),
     )
-    worker = PayoutWorker(
-        transactions=transactions,
-        registry=config.registry,
-        builder=builder,
-        config=WorkerConfig(
-            batch_size=settings.payouts_worker_batch_size,
-            interval_s=settings.payouts_worker_interval_ms / 1000,
-            idle_max_s=settings.payouts_worker_idle_max_ms / 1000,
-            lease_s=settings.payouts_lease_seconds,
-            provider_timeout_s=settings.payouts_provider_timeout_ms / 1000,
-            concurrency=settings.payouts_worker_concurrency,
-            sync_first_until=settings.payouts_sync_first_until,
-        ),
-        metrics=metrics,
-        worker_id=worker_id,
-        deny=deny,
-        gate=gate,
-    )
-    resume = ResumeVerifiedPayouts(
-        transactions=transactions, gate=gate, source=settings.source, metrics=metrics, on_due=wake.set
-    )
+    resume = ResumeVerifiedPayouts(uow=uow, gate=gate, source=settings.source, metrics=metrics, on_due=due)
     queries = SqlPayoutQueries(rt.sessions)
     reconciliation = compose_reconciliation(
         sessions=rt.sessions,
@@ -359,38 +382,50 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         settings,
         rt,
         compliance_metrics,
+        uow,
         screen=sanctions.screen if sanctions.screen.sources else None,
-        on_verification_changed=VerificationHook(resume),
+        on_verification_changed=resume.on_verification_changed,
         sources=sanctions.screen.sources,
     )
-    if records.rescreen is not None:  # a list load that changed the versions starts a re-screen run at once
-        sanctions.refresh.on_loaded = records.rescreen.wake
-    return Payouts(
+    parts = Payouts(
         settings,
         rt,
         config,
         metrics,
-        transactions,
+        uow,
         queries,
         builder,
         create,
         admin,
         webhooks,
         worker,
+        gauges,
+        disagreements,
         reconciliation,
         compliance_metrics=compliance_metrics,
         records=records,
         sanctions=sanctions,
         resume=resume,
-        wake=wake,
     )
+    due.parts = parts
+    return parts
+
+
+class _WakeWorker:
+    """`on_due` of the use cases built before the worker's job exists: wakes it once scheduled."""
+
+    parts: Payouts | None = None
+
+    def __call__(self) -> None:
+        if self.parts is not None:
+            self.parts.wake_worker()
 
 
 def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litestar:
-    """The API process: HTTP + both consumers + outbox relay + (unless disabled) the worker."""
+    """The API process: HTTP + the consumers + outbox relay + (unless disabled) the worker's jobs."""
     p = parts or compose(settings)
     rt = p.runtime
-    requests = PayoutRequestsHandler(p.create, p.wake, postings=p.reconciliation.postings)
+    requests = PayoutRequestsHandler(p.create, on_due=p.wake_worker)
     rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=requests, on_refusal=requests.on_refusal)
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
     if p.records is not None:
@@ -399,9 +434,8 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             [WEBHOOK_PROVIDER_EVENTS.name],
             batch_handler=VerificationEventsHandler(p.records.apply),
         )
-    sinks = [e.provider for e in p.config.registry if isinstance(e.provider, SignerResultsSink)]
-    if sinks:
-        rt.add_consumer(SIGNER_RESULTS_CONSUMER, [SIGNER_RESULTS.name], batch_handler=SignerResultsHandler(sinks))
+    if any(isinstance(e.provider, SignerResultsSink) for e in p.config.registry):
+        rt.add_consumer(SIGNER_RESULTS_CONSUMER, [SIGNER_RESULTS.name], batch_handler=SignerResultsHandler())
 
     def const(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False, use_cache=True)
@@ -431,46 +465,46 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     rt.after_start(p.publish_routes)
     if p.records is not None:
         rt.after_start(p.records.publish_policy)
-    # Shutdown: the worker, then the providers (they use the runtime's pool), then the runtime.
+    # The periodic work: jobs the runtime starts once it is up (after the start-up hooks).
+    if p.sanctions is not None:
+        p.sanctions.schedule(rt.jobs)
+    if settings.payouts_worker_enabled:
+        p.schedule_worker()
+    if settings.payouts_recon_enabled:
+        p.schedule_reconciliation()
+    p.schedule_compliance()
+    # Shutdown, in one place: the jobs first (a pass in progress ends), then the providers (they use the runtime's
+    # pool), then the runtime (consumers, relay, pool), then the KYC vendor's connections.
     app.on_shutdown.insert(0, p.close_providers)
+    app.on_shutdown.insert(0, rt.jobs.stop)
     if p.records is not None:
         app.on_shutdown.append(p.records.close)  # last: after the runtime stopped the consumers that call the vendor
-    if settings.payouts_worker_enabled:
-        rt.after_start(p.start_worker)
-        app.on_shutdown.insert(0, p.stop_worker)
-    if settings.payouts_recon_enabled:  # a job of this process's scheduler, started once it is up
-        schedule = p.reconciliation.schedule(rt.jobs, every_s=settings.payouts_recon_tick_s)
-        app.on_shutdown.insert(0, schedule.stop)  # before the providers it lists close (then the runtime: a no-op)
-    if p.sanctions is not None:
-        rt.after_start(p.sanctions.start)
-        app.on_shutdown.insert(0, p.sanctions.stop)
-    rt.after_start(p.start_compliance_sweep)
-    app.on_shutdown.insert(0, p.stop_compliance_sweep)
     app.state.payouts = p
     return app
 
 
 async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_id: str | None = None) -> None:
-    """The worker as its own process: worker + outbox relay, no HTTP, no consumers."""
+    """The worker as its own process: the worker's jobs + outbox relay, no HTTP, no consumers."""
     p = compose(settings, worker_id=worker_id)
     p.runtime.after_start(p.start_providers)
     if p.sanctions is not None:  # the worker's gate screens with this process's own loaded lists
-        p.runtime.after_start(p.sanctions.start)
-    # Start-up waits (retrying) while Kafka, PostgreSQL or a topic is missing; a stop request ends the wait.
+        p.sanctions.schedule(p.runtime.jobs)
+    p.schedule_worker()
+    # Start-up waits (retrying) while Kafka, PostgreSQL or a topic is missing; a stop request ends the wait. The jobs
+    # start once the runtime is up and run until the stop.
     starting = asyncio.create_task(p.runtime.start(), name="worker-start")
     stopping = asyncio.create_task(stop.wait(), name="worker-stop")
     try:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done() and not stop.is_set():
             starting.result()
-            await p.worker.run(stop)
+            await stop.wait()
     finally:
         for task in (starting, stopping):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if p.sanctions is not None:
-            await p.sanctions.stop()
+        await p.runtime.jobs.stop()
         await p.close_providers()  # before the runtime disposes of the pool they use
         await p.runtime.stop()
 
@@ -481,6 +515,7 @@ __all__ = [
     "WEBHOOKS_CONSUMER",
     "Payouts",
     "UsesServiceDatabase",
+    "bind_books",
     "build",
     "compose",
     "load_config",

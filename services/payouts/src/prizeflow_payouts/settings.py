@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from prizeflow_payouts.domain.compliance.sanctions import SOURCES as SANCTIONS_SOURCES
+from prizeflow_compliance.domain.sanctions import SOURCES as SANCTIONS_SOURCES
 from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_runtime.settings import Profile, ServiceSettings
 

@@ -64,6 +64,12 @@ class Reconciliation:
         return jobs.every(every_s, ScheduledRuns(self.runs, self.gauges), name=SCHEDULE_JOB, cancel_on_stop=True)
 
 
+def ledger_postings(session: AsyncSession) -> LedgerPostings:
+    """Reconciliation's `LedgerPostings` on the payout lifecycle's session (its `Books`, bound by the composition
+    root): what the ledger booked is kept in the transaction of the poll that consumed it."""
+    return SqlLedgerPostings(session)
+
+
 def compose_reconciliation(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -91,4 +97,4 @@ def compose_reconciliation(
     return Reconciliation(runs, queue, gauges, SqlReconQueries(sessions), exports, metrics, statements)
 
 
-__all__ = ["SCHEDULE_JOB", "Reconciliation", "compose_reconciliation"]
+__all__ = ["SCHEDULE_JOB", "Reconciliation", "compose_reconciliation", "ledger_postings"]

@@ -14,12 +14,14 @@ import pytest
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
-from prizeflow_payouts.adapters.repository import sql_transactions
-from prizeflow_payouts.application.ports import PayoutTransactions
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.bootstrap import bind_books
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
+from prizeflow_runtime.uow import UnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +38,10 @@ _INSERT = (
 
 
 @pytest.fixture
-async def transactions(db: str) -> AsyncIterator[PayoutTransactions]:
+async def transactions(db: str) -> AsyncIterator[UnitOfWork[Books]]:
     engine = create_engine(db, pool_size=2)
     try:
-        yield sql_transactions(session_factory(engine))
+        yield SqlUnitOfWork(session_factory(engine), bind_books())
     finally:
         await engine.dispose()
 
@@ -54,42 +56,42 @@ async def claimed(db: str, provider: str = "sandbox", *, lease_left: timedelta =
     return pid
 
 
-async def get(transactions: PayoutTransactions, pid: str) -> Payout:
-    async with transactions() as repo:
-        rec = await repo.get(pid)
+async def get(transactions: UnitOfWork[Books], pid: str) -> Payout:
+    async with transactions() as books:
+        rec = await books.payouts.get(pid)
     assert rec is not None
     return rec
 
 
-async def lost_answer(transactions: PayoutTransactions, pid: str, *, at: datetime) -> None:
+async def lost_answer(transactions: UnitOfWork[Books], pid: str, *, at: datetime) -> None:
     """What the worker writes when its last attempt got no answer: `submitted`, in doubt since `at`."""
     rec = await get(transactions, pid)
     error = PayoutError.of(PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME, "no answer", provider=rec.provider_name)
     change = BUILDER.from_error(rec, S.SUBMITTING, error, now=at, actor="w-1", token=rec.lease_token)
-    async with transactions() as repo:
-        assert await repo.apply([change], at=at)
+    async with transactions() as books:
+        assert await books.payouts.apply([change], at=at)
 
 
-async def answered(transactions: PayoutTransactions, pid: str, status: ProviderPayoutStatus) -> None:
+async def answered(transactions: UnitOfWork[Books], pid: str, status: ProviderPayoutStatus) -> None:
     rec = await get(transactions, pid)
     result = ProviderPayoutResult(status=status, idempotency_key=rec.idempotency_key, provider_ref=f"ref-{pid}")
     now = datetime.now(UTC)
     change = BUILDER.from_result(rec, S.SUBMITTED, result, now=now, actor="w-1", token=None, polls_status=True)
     assert change is not None
-    async with transactions() as repo:
-        assert await repo.apply([change], at=now)
+    async with transactions() as books:
+        assert await books.payouts.apply([change], at=now)
 
 
-async def stuck(transactions: PayoutTransactions) -> dict[tuple[str, str], int]:
-    async with transactions() as repo:
-        rows = await repo.stuck(
+async def stuck(transactions: UnitOfWork[Books]) -> dict[tuple[str, str], int]:
+    async with transactions() as books:
+        rows = await books.gauges.stuck(
             submitted_older_s=3 * 3600, operator_after_s={"exchange": 7200.0}, default_operator_after_s=1800.0
         )
     return {(kind, provider): n for kind, provider, n in rows if n}
 
 
 async def test_only_a_payout_in_doubt_past_its_rail_s_threshold_awaits_an_operator(
-    db: str, transactions: PayoutTransactions
+    db: str, transactions: UnitOfWork[Books]
 ) -> None:
     hour_ago = datetime.now(UTC) - timedelta(hours=1)
     in_doubt, paid, pending, recent, patient = [await claimed(db) for _ in range(4)] + [await claimed(db, "exchange")]

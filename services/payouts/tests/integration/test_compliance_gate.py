@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,17 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from prizeflow_compliance.adapters.sanctions import SqlSanctionsLists
+from prizeflow_compliance.application.ports import (
+    Identity,
+    PlayerCompliance,
+    ScreeningMatch,
+    ScreeningResult,
+)
+from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
+from prizeflow_compliance.application.sanctions import ListsScreen, RefreshSanctionsLists
 from prizeflow_contracts.policy import (
     EMPTY_POLICY,
     AmountInWindow,
@@ -33,25 +43,16 @@ from prizeflow_contracts.policy import (
     VerificationStatus,
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
-from prizeflow_payouts.adapters.compliance_gate_wiring import VerificationHook, sql_compliance_facts
-from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore, rescreen_transactions
-from prizeflow_payouts.adapters.sanctions import SqlSanctionsLists
-from prizeflow_payouts.application.compliance.gate import PayoutGate, gate_store
-from prizeflow_payouts.application.compliance.ports import (
-    Identity,
-    PlayerCompliance,
-    ScreeningMatch,
-    ScreeningResult,
-)
-from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
-from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
-from prizeflow_payouts.application.compliance.sanctions import ListsScreen, RefreshSanctionsLists
+from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.gate import PayoutGate
+from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.worker import PayoutWorker
-from prizeflow_payouts.bootstrap import Payouts, build, compose
-from prizeflow_payouts.domain.compliance.gate import policy_findings
+from prizeflow_payouts.bootstrap import Payouts, bind_books, build, compose
+from prizeflow_payouts.domain.gate import policy_findings
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
 from prizeflow_sanctions_emulator.server import PATHS, Emulator
 from prizeflow_testkit import eventually, provision_test_topics, wait_ready
 from prizeflow_testkit.payouts import (
@@ -130,6 +131,19 @@ class Rig:
         await publish(self.settings.kafka_bootstrap_servers, REQUESTS + self.settings.kafka_topic_suffix, list(envs))
 
 
+def _facts_from(parts: Payouts, facts: FakeFacts) -> None:
+    """The gate reads the fake's compliance facts: bound in every transaction of `parts` (its unit of work and its
+    consumers), where `bind` binds the SQL ones."""
+    sql = parts.runtime.uow.bind
+
+    def with_fake(session: AsyncSession) -> Books:
+        bound: Books = sql(session)
+        return replace(bound, compliance=replace(bound.compliance, facts=facts))
+
+    parts.runtime.uow.bind = with_fake
+    parts.runtime.bind = with_fake
+
+
 @asynccontextmanager
 async def gated(settings: PayoutsSettings, *, sql_facts: bool = False) -> AsyncIterator[Rig]:
     """The API process (HTTP, consumers, relay) with the gate wired as bootstrap will wire it; no worker loop.
@@ -137,16 +151,16 @@ async def gated(settings: PayoutsSettings, *, sql_facts: bool = False) -> AsyncI
     await provision_test_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_suffix, settings.kafka_topics)
     parts = compose(settings)
     screen, facts = FakeScreen(), FakeFacts()
-    gate = PayoutGate(
-        screen=screen,
-        facts=sql_compliance_facts if sql_facts else (lambda _store: facts),
-        sources=("ofac_sdn",),
-    )
+    gate = PayoutGate(screen=screen, sources=("ofac_sdn",))
+    if not sql_facts:
+        _facts_from(parts, facts)
     parts.create.gate = gate
     parts.worker.gate = gate
     parts.admin.gate = gate
     app = build(settings, parts=parts)
     local = compose(settings)
+    if not sql_facts:
+        _facts_from(local, facts)
     local.create.gate = gate
     local.worker.gate = gate
     local.admin.gate = gate
@@ -270,8 +284,8 @@ async def test_a_list_refreshed_between_request_and_send_holds_at_send(
         assert [(h["from_state"], h["to_state"]) for h in history][-1] == ("approved", "pending_approval")
         await rig.send()
         assert await state_of(db, key) == "pending_approval"
-        async with rig.local.transactions() as repo:
-            assert await rig.gate.refresh_held(gate_store(repo)) == {"screening_hit": 1}
+        async with rig.local.uow() as tx:
+            assert await rig.gate.refresh_held(tx) == {"screening_hit": 1}
 
 
 async def test_two_workers_racing_never_send_a_held_payout(
@@ -286,7 +300,7 @@ async def test_two_workers_racing_never_send_a_held_payout(
         for n in range(20):
             rig.screen.entries[f"success:race-{n}"] = [f"SDN-R{n}"]
         other = PayoutWorker(
-            transactions=rig.local.transactions,
+            uow=rig.local.uow,
             registry=rig.local.config.registry,
             builder=rig.local.builder,
             config=rig.local.worker.config,
@@ -386,13 +400,13 @@ async def test_held_for_verification_resumes_once_verified_and_is_rejected_when_
         nope = await rig.client.post(f"/payouts/{gid}/approve", json={}, headers=token(settings, "bob", "approver"))
         assert (nope.status_code, nope.json()["code"]) == (409, "awaiting_verification")
 
-        resume = ResumeVerifiedPayouts(transactions=rig.local.transactions, gate=rig.gate, source=settings.source)
+        resume = ResumeVerifiedPayouts(uow=rig.local.uow, gate=rig.gate, source=settings.source)
         assert await resume.sweep() == 0  # still not verified: nothing moves
         rig.facts.players_["player-v"] = PlayerCompliance(
             "player-v", VerificationStatus.VERIFIED, country="DE", screening_versions=dict(rig.screen.loaded)
         )
-        async with rig.local.transactions() as repo:  # as the verification use case calls it, in its transaction
-            assert await resume.on_verification_changed(repo, ["player-v"]) == 1
+        async with rig.local.uow() as tx:  # as the verification use case calls it, in its transaction
+            assert await resume.on_verification_changed(tx, ["player-v"]) == 1
         assert await state_of(db, good.data.idempotency_key) == "approved"
         await rig.send()
         assert await wait_state(db, good.data.idempotency_key, "paid") == "paid"
@@ -492,7 +506,7 @@ async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
             p["policy_version"]
             for p in await fetch(db, "SELECT policy_version FROM compliance_decisions WHERE payout_id = $1", row["id"])
         ] == [1]
-        hook = VerificationHook(ResumeVerifiedPayouts(transactions=rig.local.transactions, gate=rig.gate, source="t"))
+        hook = ResumeVerifiedPayouts(uow=rig.local.uow, gate=rig.gate, source="t").on_verification_changed
         async with rig.local.runtime.sessions() as session, session.begin():
             await session.execute(
                 text(
@@ -501,7 +515,7 @@ async def test_the_sql_facts_and_the_verification_hook_release_a_held_payout(
                     "updated_at = now() WHERE player_id = 'player-k'"
                 )
             )
-            assert await hook(SqlComplianceStore(session), ["player-k"]) == 1
+            assert await hook(bind_books()(session), ["player-k"]) == 1
         assert await state_of(db, key) == "approved"
         await rig.send()
         assert await wait_state(db, key, "paid") == "paid"
@@ -625,15 +639,15 @@ async def _verified(db: str, player: str, versions: Mapping[str, str]) -> None:
     )
 
 
-def _rescreen(rig: Rig, vendor: IdentityVendor, *, batch: int = 100) -> RescreenVerifiedPlayers:
-    resume = ResumeVerifiedPayouts(transactions=rig.local.transactions, gate=rig.gate, source=rig.settings.source)
+def _rescreen(rig: Rig, vendor: IdentityVendor, *, batch: int = 100) -> RescreenVerifiedPlayers[Books]:
+    resume = ResumeVerifiedPayouts(uow=rig.local.uow, gate=rig.gate, source=rig.settings.source)
     return RescreenVerifiedPlayers(
-        transactions=rescreen_transactions(rig.local.runtime.sessions),
+        uow=rig.local.uow,
         kyc=vendor,
         screen=rig.screen,
         sources=("ofac_sdn",),
         batch=batch,
-        on_changed=VerificationHook(resume),
+        on_changed=resume.on_verification_changed,
     )
 
 
@@ -714,8 +728,8 @@ async def test_a_clear_rescreen_releases_the_wait_and_the_payout_is_paid(
         await rig.publish(env)
         assert await wait_state(db, key, "pending_approval") == "pending_approval"
         assert (await _row(db, key))["hold_code"] == "screening_pending"
-        async with rig.local.transactions() as repo:
-            assert (await rig.gate.refresh_held(gate_store(repo)))["screening_pending"] == 1
+        async with rig.local.uow() as tx:
+            assert (await rig.gate.refresh_held(tx))["screening_pending"] == 1
         report = await _rescreen(rig, IdentityVendor()).execute()
         assert (report.claimed, report.clear) == (1, 1)
         assert await state_of(db, key) == "approved"
@@ -736,19 +750,28 @@ async def test_two_claimers_never_claim_one_player(
     async with gated(settings, sql_facts=True) as rig:
         current = {"ofac_sdn": "2026-11-27"}
         later = datetime.now(UTC) + timedelta(minutes=10)
-        stores = rescreen_transactions(rig.local.runtime.sessions)
+        stores = rig.local.uow
         # A claim in flight (not committed) locks its rows: a concurrent claim skips them.
         async with stores() as first:
-            mine = await first.claim_stale(current, limit=5, lease_until=later, now=datetime.now(UTC))
+            mine = await first.compliance.rescreen.claim_stale(
+                current, limit=5, lease_until=later, now=datetime.now(UTC)
+            )
             async with stores() as second:
-                theirs = await second.claim_stale(current, limit=100, lease_until=later, now=datetime.now(UTC))
+                theirs = await second.compliance.rescreen.claim_stale(
+                    current, limit=100, lease_until=later, now=datetime.now(UTC)
+                )
         assert len(mine) == 5
         assert len(theirs) == 7
         assert not {c.player_id for c in mine} & {c.player_id for c in theirs}
         assert "player-current" not in {c.player_id for c in [*mine, *theirs]}
         async with stores() as third:  # committed: the leases keep them theirs
-            assert await third.claim_stale(current, limit=100, lease_until=later, now=datetime.now(UTC)) == []
-            assert await third.count_stale(current) == 12
+            assert (
+                await third.compliance.rescreen.claim_stale(
+                    current, limit=100, lease_until=later, now=datetime.now(UTC)
+                )
+                == []
+            )
+            assert await third.compliance.rescreen.count_stale(current) == 12
         # Past the leases, two whole runs at once (a slow vendor keeps both in flight): each identity fetched once.
         await fetch(db, "UPDATE kyc_verifications SET rescreen_lease_until = NULL")
         rig.screen.loaded["ofac_sdn"] = "2026-11-27"
@@ -884,9 +907,7 @@ async def test_a_process_behind_on_its_lists_loads_the_newest_before_it_gates_an
         d2 = elsewhere.screen.versions()["ofac_sdn"]
         assert d2 != d1
         assert here.screen.versions()["ofac_sdn"] == d1  # this process is behind
-        rig.local.worker.gate = PayoutGate(
-            screen=here.screen, facts=sql_compliance_facts, sources=("ofac_sdn",), catch_up=here.catch_up
-        )
+        rig.local.worker.gate = PayoutGate(screen=here.screen, sources=("ofac_sdn",), catch_up=here.catch_up)
         await rig.send()
         assert here.screen.versions()["ofac_sdn"] == d2  # loaded before gating
         row = await _row(db, key)
@@ -919,11 +940,13 @@ async def test_stale_in_python_and_in_sql_are_one_rule(db: str) -> None:
     assert python == set(rows) - {"p-current", "p-current-plus-unconfigured"}
     engine = create_engine(db)
     try:
-        stores = rescreen_transactions(session_factory(engine))
+        stores = SqlUnitOfWork(session_factory(engine), bind_books())
         async with stores() as store:
-            assert await store.count_stale(current) == len(python)
+            assert await store.compliance.rescreen.count_stale(current) == len(python)
             later = datetime.now(UTC) + timedelta(minutes=5)
-            claimed = await store.claim_stale(current, limit=100, lease_until=later, now=datetime.now(UTC))
+            claimed = await store.compliance.rescreen.claim_stale(
+                current, limit=100, lease_until=later, now=datetime.now(UTC)
+            )
             assert {c.player_id for c in claimed} == python
     finally:
         await engine.dispose()

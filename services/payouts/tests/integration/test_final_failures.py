@@ -13,13 +13,15 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
-from prizeflow_payouts.adapters.repository import sql_transactions
-from prizeflow_payouts.application.ports import PayoutTransactions
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
+from prizeflow_payouts.bootstrap import bind_books
 from prizeflow_payouts.domain.payout import Change, Payout
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
+from prizeflow_runtime.uow import UnitOfWork
 from prizeflow_testkit.payouts import ALEMBIC_INI
 
 pytestmark = pytest.mark.integration
@@ -35,10 +37,10 @@ _INSERT = (
 
 
 @pytest.fixture
-async def transactions(db: str) -> AsyncIterator[PayoutTransactions]:
+async def transactions(db: str) -> AsyncIterator[UnitOfWork[Books]]:
     engine = create_engine(db, pool_size=2)
     try:
-        yield sql_transactions(session_factory(engine))
+        yield SqlUnitOfWork(session_factory(engine), bind_books())
     finally:
         await engine.dispose()
 
@@ -56,9 +58,9 @@ async def failed(db: str, *, final: bool) -> str:
     return pid
 
 
-async def get(transactions: PayoutTransactions, pid: str) -> Payout:
-    async with transactions() as repo:
-        rec = await repo.get(pid)
+async def get(transactions: UnitOfWork[Books], pid: str) -> Payout:
+    async with transactions() as books:
+        rec = await books.payouts.get(pid)
     assert rec is not None
     return rec
 
@@ -70,7 +72,7 @@ def retry(rec: Payout) -> Change:
 
 
 async def test_a_final_failure_is_never_attempted_again_nor_revived_as_paid(
-    db: str, transactions: PayoutTransactions
+    db: str, transactions: UnitOfWork[Books]
 ) -> None:
     final, retryable = await failed(db, final=True), await failed(db, final=False)
     rec = await get(transactions, final)
@@ -78,10 +80,10 @@ async def test_a_final_failure_is_never_attempted_again_nor_revived_as_paid(
     assert not (await get(transactions, retryable)).failed_for_good
 
     with pytest.raises(IntegrityError, match="failed for good"):
-        async with transactions() as repo:
-            await repo.apply([retry(rec)], at=datetime.now(UTC))
-    async with transactions() as repo:  # a retryable failure: the same change is fine
-        assert await repo.apply([retry(await get(transactions, retryable))], at=datetime.now(UTC))
+        async with transactions() as books:
+            await books.payouts.apply([retry(rec)], at=datetime.now(UTC))
+    async with transactions() as books:  # a retryable failure: the same change is fine
+        assert await books.payouts.apply([retry(await get(transactions, retryable))], at=datetime.now(UTC))
 
     waiting = await failed(db, final=False)
     conn = await asyncpg.connect(asyncpg_dsn(db))
@@ -111,8 +113,8 @@ async def test_a_final_failure_is_never_attempted_again_nor_revived_as_paid(
     assert builder.from_result(rec, S.FAILED, late, now=now, actor="webhook", token=None, polls_status=False) is None
     forced = Change(record=rec, expected=S.FAILED, to=S.PAID, paid_at=now, finished_at=None)
     with pytest.raises(IntegrityError, match="failed for good"):
-        async with transactions() as repo:
-            await repo.apply([forced], at=now)
+        async with transactions() as books:
+            await books.payouts.apply([forced], at=now)
     after = await get(transactions, final)
     assert (after.state, after.failed_for_good) == (S.FAILED, True)
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from prizeflow_compliance.adapters.kyc.sumsub import SumsubKycProvider
+from prizeflow_compliance.application.ports import KycProviderError
+from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_contracts.policy import VerificationStatus
-from prizeflow_payouts.adapters.kyc.sumsub import SumsubKycProvider
-from prizeflow_payouts.application.compliance.ports import KycProviderError
-from prizeflow_payouts.application.metrics import ComplianceMetrics
 from prizeflow_testkit.kyc import KycAdmin, KycEmulator, kyc_emulator
 
 pytestmark = pytest.mark.integration

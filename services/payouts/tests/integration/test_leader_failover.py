@@ -28,12 +28,10 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.topics import PAYOUT_EVENTS
 from prizeflow_devstack.infra import Infra, drop_database
 from prizeflow_devstack.topics import delete_suffixed
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.adapters.stellar.engine import STANDBY_S
 from prizeflow_payouts.adapters.stellar.leader import ENGINE_LOCK_SPACE
 from prizeflow_payouts.application.create import CreatePayoutCommand
@@ -112,9 +110,8 @@ async def _create(settings: PayoutsSettings, addresses: list[str]) -> None:
                     correlation_id=f"corr-{d.idempotency_key}",
                 )
             )
-        session: AsyncSession
-        async with parts.runtime.sessions() as session, session.begin():
-            await parts.create.execute(SqlPayoutRepository(session), commands)
+        async with parts.uow() as books:
+            await parts.create.execute(books, commands)
     finally:
         await parts.runtime.engine.dispose()
 

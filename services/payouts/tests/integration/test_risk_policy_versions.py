@@ -13,10 +13,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from prizeflow_compliance.adapters.records_pg import SqlComplianceFacts
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import RiskPolicyActivated
-from prizeflow_payouts.adapters.compliance_pg import SqlComplianceFacts
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_testkit import eventually, read_topic

@@ -14,16 +14,16 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_payouts.adapters.sanctions import HttpListSource, SqlSanctionsLists
-from prizeflow_payouts.application.compliance.ports import Identity
-from prizeflow_payouts.application.compliance.sanctions import (
+from prizeflow_compliance.adapters.sanctions import HttpListSource, SqlSanctionsLists
+from prizeflow_compliance.application.ports import Identity
+from prizeflow_compliance.application.sanctions import (
     DEFAULT_MAX_BYTES,
     KEEP_VERSIONS,
     ListFetchError,
     ListsScreen,
     RefreshSanctionsLists,
 )
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_payouts.bootstrap import build, compose
 from prizeflow_runtime.db import create_engine, session_factory
 from prizeflow_sanctions_emulator.server import KNOWN, PATHS, Emulator, create_app

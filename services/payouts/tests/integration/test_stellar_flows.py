@@ -11,7 +11,7 @@ import pytest
 from stellar_sdk import Keypair, MuxedAccount, TransactionEnvelope
 
 from prizeflow_devstack.infra import Infra
-from prizeflow_payouts.adapters.repository import payout_from_row
+from prizeflow_payouts.adapters.payout_rows import payout_from_row
 from prizeflow_payouts.adapters.stellar import StellarPayoutProvider
 from prizeflow_testkit import eventually
 from prizeflow_testkit.payouts import fetch

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
 from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
@@ -47,9 +45,8 @@ async def _create(settings: PayoutsSettings, addresses: list[str]) -> None:
                     correlation_id=f"corr-{d.idempotency_key}",
                 )
             )
-        session: AsyncSession
-        async with parts.runtime.sessions() as session, session.begin():
-            await parts.create.execute(SqlPayoutRepository(session), commands)
+        async with parts.uow() as books:
+            await parts.create.execute(books, commands)
     finally:
         await parts.runtime.engine.dispose()
 

@@ -18,13 +18,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from prizeflow_contracts.envelope import Envelope, decode, new_event
-from prizeflow_contracts.events.payouts import PlayerVerificationChanged
-from prizeflow_contracts.events.webhooks import VerificationEventReceived
-from prizeflow_contracts.kyc import VerificationVendor
-from prizeflow_contracts.policy import VerificationStatus
-from prizeflow_contracts.providers import PayoutDestination
-from prizeflow_payouts.application.compliance.ports import (
+from prizeflow_compliance.application.ports import (
     Identity,
     KycProviderError,
     KycReview,
@@ -32,8 +26,14 @@ from prizeflow_payouts.application.compliance.ports import (
     ScreeningMatch,
     ScreeningResult,
 )
+from prizeflow_compliance.bootstrap import VERIFICATIONS_CONSUMER, compose_compliance_records
+from prizeflow_contracts.envelope import Envelope, decode, new_event
+from prizeflow_contracts.events.payouts import PlayerVerificationChanged
+from prizeflow_contracts.events.webhooks import VerificationEventReceived
+from prizeflow_contracts.kyc import VerificationVendor
+from prizeflow_contracts.policy import VerificationStatus
+from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_payouts.bootstrap import Payouts, build, compose
-from prizeflow_payouts.bootstrap_compliance import VERIFICATIONS_CONSUMER, compose_compliance_records
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit import eventually, provision_test_topics, read_topic, wait_ready
 from prizeflow_testkit.db import fetch
@@ -95,7 +95,7 @@ async def running_with(
     assert parts.compliance_metrics is not None
     # The vendor: the fake, or (None) the one settings name; the screen: always the fake here.
     parts.records = compose_compliance_records(
-        settings, parts.runtime, parts.compliance_metrics, screen=screen, kyc=kyc
+        settings, parts.runtime, parts.compliance_metrics, parts.uow, screen=screen, kyc=kyc
     )
     app = build(settings, parts=parts)
     async with AsyncTestClient(app) as client:

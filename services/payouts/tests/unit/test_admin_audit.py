@@ -29,7 +29,7 @@ RECORD = Payout(
 
 def admin() -> PayoutAdmin:
     return PayoutAdmin(
-        transactions=None,  # type: ignore[arg-type]
+        uow=None,  # type: ignore[arg-type]
         registry=ProviderRegistry([]),
         builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
         service="payouts",

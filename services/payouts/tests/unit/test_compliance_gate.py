@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import Action, Finding, Hit, Verdict
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_key
-from prizeflow_payouts.application.compliance import gate as payouts_gate
-from prizeflow_payouts.domain.compliance.gate import (
+from prizeflow_payouts.application import gate as payouts_gate
+from prizeflow_payouts.domain.gate import (
     Clearance,
     GateInput,
     HoldCode,

@@ -6,33 +6,24 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from prizeflow_contracts.envelope import Envelope, new_event
-from prizeflow_contracts.errors import EventRefusal
-from prizeflow_contracts.events.audit import AdminActionRecorded
-from prizeflow_contracts.events.payouts import ApprovalPolicy, PlayerVerificationChanged, RiskPolicyActivated
-from prizeflow_contracts.events.webhooks import VerificationEventReceived
-from prizeflow_contracts.kyc import VerificationVendor
-from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, RiskPolicy, Verdict, VerificationStatus
-from prizeflow_contracts.providers import PayoutDestination
-from prizeflow_payouts.application.admin import Actor
-from prizeflow_payouts.application.compliance.errors import ComplianceError
-from prizeflow_payouts.application.compliance.policy import (
+from prizeflow_compliance.application.errors import ComplianceError
+from prizeflow_compliance.application.policy import (
     ApprovePolicy,
     ProposePolicy,
     PublishActivePolicy,
     RejectPolicy,
 )
-from prizeflow_payouts.application.compliance.ports import (
+from prizeflow_compliance.application.ports import (
     Identity,
     KycProviderError,
     KycReview,
@@ -42,34 +33,22 @@ from prizeflow_payouts.application.compliance.ports import (
     ScreeningMatch,
     ScreeningResult,
 )
-from prizeflow_payouts.application.compliance.rescreen import RescreenVerifiedPlayers
-from prizeflow_payouts.application.compliance.verification import (
+from prizeflow_compliance.application.records import ComplianceStores
+from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
+from prizeflow_compliance.application.verification import (
     ApplyVerificationEvent,
     ReadVerification,
     ScreeningUnavailableError,
     StartVerification,
 )
-from prizeflow_payouts.application.metrics import ComplianceMetrics
-from prizeflow_payouts.domain.compliance.gate import (
-    Clearance,
-    GateDecision,
-    GateInput,
-    HoldCode,
-    Stage,
-    SubjectKind,
-    clearances_from_reasons,
-)
-from prizeflow_payouts.domain.compliance.gate import Screening as GateScreening
-from prizeflow_payouts.domain.compliance.gate import decide as gate_decide
-from prizeflow_payouts.domain.compliance.policy import (
+from prizeflow_compliance.domain.policy import (
     PolicyProposal,
     PolicyRefusedError,
     ProposalStatus,
     check_decision,
 )
-from prizeflow_payouts.domain.compliance.verification import (
+from prizeflow_compliance.domain.verification import (
     TRANSITIONS,
-    IllegalVerificationMoveError,
     Reaction,
     Screening,
     ScreeningOutcome,
@@ -79,9 +58,32 @@ from prizeflow_payouts.domain.compliance.verification import (
     player_message,
     verification_reference,
 )
+from prizeflow_compliance.metrics import ComplianceMetrics
+from prizeflow_contracts.envelope import Envelope, new_event
+from prizeflow_contracts.errors import EventRefusal
+from prizeflow_contracts.events.audit import AdminActionRecorded
+from prizeflow_contracts.events.payouts import ApprovalPolicy, PlayerVerificationChanged, RiskPolicyActivated
+from prizeflow_contracts.events.webhooks import VerificationEventReceived
+from prizeflow_contracts.kyc import VerificationVendor
+from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, RiskPolicy, Verdict, VerificationStatus
+from prizeflow_contracts.providers import PayoutDestination
+from prizeflow_contracts.transitions import IllegalTransition
+from prizeflow_payouts.application.admin import Actor
+from prizeflow_payouts.domain.gate import (
+    Clearance,
+    GateDecision,
+    GateInput,
+    HoldCode,
+    Stage,
+    SubjectKind,
+    clearances_from_reasons,
+)
+from prizeflow_payouts.domain.gate import Screening as GateScreening
+from prizeflow_payouts.domain.gate import decide as gate_decide
 from prizeflow_runtime.errors import ErrorKind
 
 V = VerificationStatus
+T = TypeVar("T")
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET_NAME = "Ivan Sanctionedovich Testperson"
 
@@ -109,7 +111,7 @@ def test_every_move_of_the_table(src: VerificationStatus, dst: VerificationStatu
         moved = record.moved(dst, at=NOW)
         assert (moved.status, moved.sequence) == (dst, record.sequence + 1)
     else:
-        with pytest.raises(IllegalVerificationMoveError):
+        with pytest.raises(IllegalTransition):
             record.moved(dst, at=NOW)
 
 
@@ -321,13 +323,29 @@ class MemoryStore:
         return True
 
 
+@dataclass(frozen=True)
+class MemoryComplianceBooks:
+    """A unit of work's books with compliance's stores (what the deployable's `Books` carries)."""
+
+    compliance: ComplianceStores
+
+
+Apply = ApplyVerificationEvent[MemoryComplianceBooks]
+
+
 class MemoryTransactions:
+    """Compliance's stores under a unit of work in memory: a block's writes land in a copy, kept when it commits."""
+
     def __init__(self) -> None:
         self.books = MemoryBooks()
 
-    def __call__(self) -> AbstractAsyncContextManager[MemoryStore]:
+    async def run(self, work: Callable[[MemoryComplianceBooks], Awaitable[T]]) -> T:
+        async with self() as books:
+            return await work(books)
+
+    def __call__(self) -> AbstractAsyncContextManager[MemoryComplianceBooks]:
         @asynccontextmanager
-        async def tx() -> AsyncIterator[MemoryStore]:
+        async def tx() -> AsyncIterator[MemoryComplianceBooks]:
             copy = MemoryBooks(
                 dict(self.books.records),
                 list(self.books.history),
@@ -337,7 +355,8 @@ class MemoryTransactions:
                 dict(self.books.leases),
                 dict(self.books.newest),
             )
-            yield MemoryStore(copy)
+            store = MemoryStore(copy)
+            yield MemoryComplianceBooks(ComplianceStores(records=store, rescreen=store, facts=cast("Any", None)))
             self.books = copy
 
         return tx()
@@ -432,7 +451,7 @@ def _value(metric: Any, *labels: str) -> float:
 # -- StartVerification ------------------------------------------------------------------------------------------
 async def test_start_creates_a_pending_record_once(metrics: ComplianceMetrics) -> None:
     tx = MemoryTransactions()
-    start = StartVerification(transactions=tx, kyc=FakeKyc(), source="/prizeflow/payouts", metrics=metrics)
+    start = StartVerification(uow=tx, kyc=FakeKyc(), source="/prizeflow/payouts", metrics=metrics)
     first = await start.execute("p-1")
     again = await start.execute("p-1")
     assert (first.status, first.url) == (V.PENDING, "https://kyc.test/flow/app-p-1")
@@ -451,7 +470,7 @@ async def test_start_creates_a_pending_record_once(metrics: ComplianceMetrics) -
 
 
 async def test_start_without_a_vendor_is_unavailable() -> None:
-    start = StartVerification(transactions=MemoryTransactions(), kyc=None, source="/prizeflow/payouts")
+    start = StartVerification(uow=MemoryTransactions(), kyc=None, source="/prizeflow/payouts")
     with pytest.raises(ComplianceError) as refused:
         await start.execute("p-1")
     assert (refused.value.kind, refused.value.code) == (ErrorKind.UNAVAILABLE, "kyc_unavailable")
@@ -461,7 +480,7 @@ async def test_start_during_a_vendor_outage_is_unavailable_and_writes_nothing(me
     tx = MemoryTransactions()
     kyc = FakeKyc(fail=KycProviderError("timeout", "vendor timed out", retryable=True))
     with pytest.raises(ComplianceError) as refused:
-        await StartVerification(transactions=tx, kyc=kyc, source="/s", metrics=metrics).execute("p-1")
+        await StartVerification(uow=tx, kyc=kyc, source="/s", metrics=metrics).execute("p-1")
     assert refused.value.kind is ErrorKind.UNAVAILABLE
     assert tx.books.records == {}
     assert _value(metrics.kyc_requests, "start", "error") == 1
@@ -471,16 +490,16 @@ async def test_a_verified_player_gets_no_new_link() -> None:
     tx = MemoryTransactions()
     tx.books.records["p-1"] = replace(_record(status=V.VERIFIED), sequence=3)
     kyc = FakeKyc()
-    view = await StartVerification(transactions=tx, kyc=kyc, source="/s").execute("p-1")
+    view = await StartVerification(uow=tx, kyc=kyc, source="/s").execute("p-1")
     assert (view.status, view.url, kyc.calls) == (V.VERIFIED, None, [])
     read = await ReadVerification(tx).execute("p-2")
     assert (read.status, read.message) == (V.NOT_STARTED, PLAYER_MESSAGE[next(iter(PLAYER_MESSAGE))])
 
 
 # -- ApplyVerificationEvent -------------------------------------------------------------------------------------
-async def _apply(tx: MemoryTransactions, use: ApplyVerificationEvent, *envelopes: Envelope[Any]) -> list[str]:
-    async with tx() as store:
-        return await use.execute(store, list(envelopes))
+async def _apply(tx: MemoryTransactions, use: Apply, *envelopes: Envelope[Any]) -> list[str]:
+    async with tx() as books:
+        return await use.execute(books, list(envelopes))
 
 
 async def test_verified_and_clear(metrics: ComplianceMetrics, caplog: pytest.LogCaptureFixture) -> None:
@@ -489,7 +508,7 @@ async def test_verified_and_clear(metrics: ComplianceMetrics, caplog: pytest.Log
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
     screen = FakeScreen()
-    use = ApplyVerificationEvent(kyc=kyc, screen=screen, source="/prizeflow/payouts", metrics=metrics)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=screen, source="/prizeflow/payouts", metrics=metrics)
     assert await _apply(tx, use, _event()) == ["applied"]
     record = tx.books.records["p-1"]
     assert (record.status, record.country, record.sequence) == (V.VERIFIED, "DE", 2)
@@ -515,7 +534,7 @@ async def test_a_hit_is_recorded_with_the_lists_entries_only(metrics: Compliance
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(hits=True), source="/s", metrics=metrics)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(hits=True), source="/s", metrics=metrics)
     await _apply(tx, use, _event())
     record = tx.books.records["p-1"]
     assert record.status is V.VERIFIED
@@ -531,7 +550,7 @@ async def test_replays_and_stale_reviews_change_nothing(metrics: ComplianceMetri
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", metrics=metrics)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", metrics=metrics)
     await _apply(tx, use, _event())
     before = (dict(tx.books.records), len(tx.books.history), len(tx.books.events))
     assert await _apply(tx, use, _event(), _event()) == ["duplicate", "duplicate"]
@@ -547,7 +566,7 @@ async def test_retry_then_failed() -> None:
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.RETRY, None, "RED/RETRY")})
-    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s")
     await _apply(tx, use, _event())
     kyc.reviews["app-p-1"] = KycReview("app-p-1", V.FAILED, None, "RED/FINAL")
     await _apply(tx, use, _event())
@@ -560,7 +579,7 @@ async def test_a_vendor_outage_raises_for_the_consumer_to_retry(metrics: Complia
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(fail=KycProviderError("unavailable", "503 from vendor", retryable=True))
-    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", metrics=metrics)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", metrics=metrics)
     with pytest.raises(KycProviderError):
         await _apply(tx, use, _event())
     kyc.fail = KycProviderError("not_found", "no applicant", retryable=False)
@@ -583,7 +602,7 @@ async def test_no_screen_no_verification() -> None:
 async def test_refusals_forged_foreign_and_vendorless() -> None:
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
-    use = ApplyVerificationEvent(kyc=FakeKyc(), screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=FakeKyc(), screen=FakeScreen(), source="/s")
     with pytest.raises(EventRefusal) as forged:
         await _apply(tx, use, _event(source="/somebody"))
     assert forged.value.reason == "unverified_provider_event"
@@ -598,11 +617,11 @@ async def test_refusals_forged_foreign_and_vendorless() -> None:
 
 async def test_an_event_before_the_start_commits_creates_the_record() -> None:
     tx = MemoryTransactions()
-    use = ApplyVerificationEvent(kyc=FakeKyc(), screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=FakeKyc(), screen=FakeScreen(), source="/s")
     assert await _apply(tx, use, _event("p-9")) == ["applied"]
     record = tx.books.records["p-9"]
     assert (record.status, record.sequence, record.vendor_ref) == (V.PENDING, 2, "app-p-9")
-    view = await StartVerification(transactions=tx, kyc=FakeKyc(), source="/s").execute("p-9")
+    view = await StartVerification(uow=tx, kyc=FakeKyc(), source="/s").execute("p-9")
     assert view.status is V.PENDING
     assert tx.books.records["p-9"].sequence == 2
 
@@ -613,7 +632,7 @@ def _admin(user: str, *roles: str) -> Actor:
 
 
 def _policy_cases(tx: MemoryTransactions, metrics: ComplianceMetrics | None = None) -> dict[str, Any]:
-    common: dict[str, Any] = {"transactions": tx, "service": "payouts", "source": "/prizeflow/payouts"}
+    common: dict[str, Any] = {"uow": tx, "service": "payouts", "source": "/prizeflow/payouts"}
     return {
         "propose": ProposePolicy(**common, metrics=metrics),
         "approve": ApprovePolicy(**common, metrics=metrics),
@@ -701,13 +720,14 @@ async def test_the_gate_hook_runs_in_the_transaction_of_each_change() -> None:
     tx.books.records["p-1"] = _record()
     seen: list[tuple[VerificationStatus, list[str]]] = []
 
-    async def hook(store: Any, player_ids: Sequence[str]) -> int:
-        record = await store.verification(player_ids[0])
+    async def hook(books: MemoryComplianceBooks, player_ids: Sequence[str]) -> int:
+        record = await books.compliance.records.verification(player_ids[0])
+        assert record is not None
         seen.append((record.status, list(player_ids)))
         return 0
 
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", on_changed=hook)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", on_changed=hook)
     await _apply(tx, use, _event(), _event())
     assert seen == [(V.VERIFIED, ["p-1"])]  # the change it sees is the one being committed; a duplicate calls nothing
 
@@ -719,7 +739,7 @@ async def test_a_review_of_an_applicant_that_belongs_to_another_player_is_refuse
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN", subject="p-2")})
-    use = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s")
     with pytest.raises(EventRefusal) as refused:
         await _apply(tx, use, _event())
     assert refused.value.reason == "conflicting_event"
@@ -763,10 +783,12 @@ class GateProbe:
     decisions: dict[str, GateDecision] = field(default_factory=dict)
     calls: int = 0
 
-    async def __call__(self, store: Any, player_ids: Sequence[str]) -> int:
+    async def __call__(self, books: MemoryComplianceBooks, player_ids: Sequence[str]) -> int:
         self.calls += 1
         for player_id in player_ids:
-            self.decisions[player_id] = self.decide(await store.verification(player_id))
+            record = await books.compliance.records.verification(player_id)
+            assert record is not None
+            self.decisions[player_id] = self.decide(record)
         return len(player_ids)
 
     def decide(self, record: VerificationRecord) -> GateDecision:
@@ -811,10 +833,10 @@ def _rescreen(
     probe: GateProbe | None = None,
     metrics: ComplianceMetrics | None = None,
     clock: list[datetime] | None = None,
-) -> RescreenVerifiedPlayers:
+) -> RescreenVerifiedPlayers[MemoryComplianceBooks]:
     now = clock or [NOW]
     return RescreenVerifiedPlayers(
-        transactions=tx,
+        uow=tx,
         kyc=kyc,
         screen=screen,
         sources=("ofac_sdn",),

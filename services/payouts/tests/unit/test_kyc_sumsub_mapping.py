@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from prizeflow_compliance.adapters.kyc.countries import ALPHA3_TO_ALPHA2, alpha2
+from prizeflow_compliance.adapters.kyc.sumsub import request_signature, review_status
 from prizeflow_contracts.policy import VerificationStatus
-from prizeflow_payouts.adapters.kyc.countries import ALPHA3_TO_ALPHA2, alpha2
-from prizeflow_payouts.adapters.kyc.sumsub import request_signature, review_status
 
 V = VerificationStatus
 

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prizeflow_contracts.providers import MEMO_TYPES, DestinationType, PayoutDestination
-from prizeflow_payouts.application.compliance.sanctions import ListsScreen, ListVersion
-from prizeflow_payouts.domain.compliance.sanctions import (
+from prizeflow_compliance.application.sanctions import ListsScreen, ListVersion
+from prizeflow_compliance.domain.sanctions import (
     EntryKind,
     ListEntry,
     ListIndex,
@@ -21,6 +20,7 @@ from prizeflow_payouts.domain.compliance.sanctions import (
     memo_tokens,
     screen_destination_in,
 )
+from prizeflow_contracts.providers import MEMO_TYPES, DestinationType, PayoutDestination
 from prizeflow_ton.addresses import parse_address
 
 KNOWN_TON = "UQBp4MMLFpzSe5t3EugHZonZFMyWl9owGKQiDaiaC-zuO5ZB"

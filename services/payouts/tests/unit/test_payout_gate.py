@@ -8,6 +8,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from prizeflow_compliance.application.ports import (
+    Identity,
+    PlayerCompliance,
+    ScreeningMatch,
+    ScreeningResult,
+)
+from prizeflow_compliance.application.records import ComplianceStores
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import (
@@ -19,21 +26,16 @@ from prizeflow_contracts.policy import (
     VerificationStatus,
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
-from prizeflow_payouts.application.compliance.gate import (
+from prizeflow_payouts.application.gate import (
     Candidate,
     FactsQuery,
+    GateStore,
     PayoutGate,
     WindowFacts,
 )
-from prizeflow_payouts.application.compliance.ports import (
-    Identity,
-    PlayerCompliance,
-    ScreeningMatch,
-    ScreeningResult,
-)
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
-from prizeflow_payouts.application.worker import AWAITING_SCREENING_DETAIL, PayoutWorker, WorkerConfig, _Call
-from prizeflow_payouts.domain.compliance.gate import Clearance, HoldCode, Stage, SubjectKind
+from prizeflow_payouts.application.worker import AWAITING_SCREENING_DETAIL, Call, PayoutWorker, WorkerConfig
+from prizeflow_payouts.domain.gate import Clearance, HoldCode, Stage, SubjectKind
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
 
@@ -123,11 +125,25 @@ class Screen:
         return {} if self.fail else {"un": "v9"}
 
 
+@dataclass(frozen=True)
+class Books:
+    """The gate's books: the fakes' holds and facts, as the payouts transaction's `Books` carries them."""
+
+    holds: GateStore
+    compliance: ComplianceStores
+
+
+def on(store: Store, facts: Facts) -> Books:
+    return Books(
+        cast("GateStore", store), ComplianceStores(records=cast("Any", None), rescreen=cast("Any", None), facts=facts)
+    )
+
+
 def gate_with(
     policy: RiskPolicy, screen: Screen | None = None, **players: PlayerCompliance
 ) -> tuple[PayoutGate, Facts]:
     facts = Facts(policy, dict(players))
-    return PayoutGate(screen=screen or Screen(), facts=lambda _s: facts, sources=("un",), clock=lambda: NOW), facts
+    return PayoutGate(screen=screen or Screen(), sources=("un",), clock=lambda: NOW), facts
 
 
 async def test_a_batch_cannot_split_an_amount_past_a_limit() -> None:
@@ -135,7 +151,7 @@ async def test_a_batch_cannot_split_an_amount_past_a_limit() -> None:
     gate, facts = gate_with(policy)
     store = Store()
     batch = [Candidate(payout(n)) for n in range(3)] + [Candidate(payout(9, player="p2"))]
-    decisions = await gate.decide(store, batch, Stage.REQUEST)  # type: ignore[arg-type]
+    decisions = await gate.decide(on(store, facts), batch, Stage.REQUEST)
     assert [d.action for d in decisions] == [Action.ALLOW, Action.ALLOW, Action.HOLD, Action.ALLOW]
     assert decisions[2].hold is HoldCode.POLICY
     assert "300" in decisions[2].detail
@@ -146,19 +162,19 @@ async def test_a_batch_cannot_split_an_amount_past_a_limit() -> None:
 
 async def test_stored_totals_count_and_the_send_stage_does_not_lock() -> None:
     policy = RiskPolicy(version=2, rules=[PolicyRule(velocity=CountInWindow(count=2, window_s=3600))])
-    gate, _ = gate_with(policy)
+    gate, facts = gate_with(policy)
     store = Store(facts={"po-1": WindowFacts(player_counts={3600: 2})})
-    [d] = await gate.decide(store, [Candidate(replace(payout(1), state=PayoutState.APPROVED))], Stage.SEND)  # type: ignore[arg-type]
+    [d] = await gate.decide(on(store, facts), [Candidate(replace(payout(1), state=PayoutState.APPROVED))], Stage.SEND)
     assert (d.action, d.hold, d.policy_version) == (Action.HOLD, HoldCode.POLICY, 2)
     assert store.calls[0] == ("gate_facts", (1, (3600,), False))
 
 
 async def test_a_new_destination_is_held_unless_used_before() -> None:
     policy = RiskPolicy(version=3, rules=[PolicyRule(new_destination_cooldown_s=3600)])
-    gate, _ = gate_with(policy)
+    gate, facts = gate_with(policy)
     old = datetime(2026, 11, 20, tzinfo=UTC)
     store = Store(facts={"po-2": WindowFacts(first_used_at=old)})
-    d1, d2 = await gate.decide(store, [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.SEND)  # type: ignore[arg-type]
+    d1, d2 = await gate.decide(on(store, facts), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.SEND)
     assert (d1.hold, d2.action) == (HoldCode.POLICY, Action.ALLOW)
 
 
@@ -167,28 +183,28 @@ async def test_a_policy_that_reads_no_history_costs_no_history_statement() -> No
     the empty policy (a fresh install, the bench) and a rails-only rule cost none of them, at request or at send;
     a cooldown alone still reads first use."""
     for policy in (RiskPolicy(version=0), RiskPolicy(version=6, rules=[PolicyRule(allowed_rails=["sandbox"])])):
-        gate, _ = gate_with(policy)
+        gate, facts = gate_with(policy)
         store = Store()
         for stage in (Stage.REQUEST, Stage.SEND):
-            decisions = await gate.decide(store, [Candidate(payout(1)), Candidate(payout(2))], stage)  # type: ignore[arg-type]
+            decisions = await gate.decide(on(store, facts), [Candidate(payout(1)), Candidate(payout(2))], stage)
             assert {d.action for d in decisions} == {Action.ALLOW}
         assert [c for c, _ in store.calls] == ["clearances", "clearances"]
-    gate, _ = gate_with(RiskPolicy(version=7, rules=[PolicyRule(new_destination_cooldown_s=60)]))
+    gate, facts = gate_with(RiskPolicy(version=7, rules=[PolicyRule(new_destination_cooldown_s=60)]))
     store = Store()
-    await gate.decide(store, [Candidate(payout(1))], Stage.REQUEST)  # type: ignore[arg-type]
+    await gate.decide(on(store, facts), [Candidate(payout(1))], Stage.REQUEST)
     assert store.calls[0] == ("gate_facts", (1, (), True))
 
 
 async def test_a_screen_that_cannot_answer_holds_everything() -> None:
-    gate, _ = gate_with(RiskPolicy(version=0), Screen(fail=True))
-    decisions = await gate.decide(Store(), [Candidate(payout(n)) for n in range(3)], Stage.SEND)  # type: ignore[arg-type]
+    gate, facts = gate_with(RiskPolicy(version=0), Screen(fail=True))
+    decisions = await gate.decide(on(Store(), facts), [Candidate(payout(n)) for n in range(3)], Stage.SEND)
     assert {(d.action, d.hold) for d in decisions} == {(Action.HOLD, HoldCode.SCREENING_HIT)}
 
 
 async def test_a_listed_destination_is_held_and_a_clearance_of_it_releases_it() -> None:
-    gate, _ = gate_with(RiskPolicy(version=0), Screen(listed={"success:bad"}))
+    gate, facts = gate_with(RiskPolicy(version=0), Screen(listed={"success:bad"}))
     store = Store()
-    [held] = await gate.decide(store, [Candidate(payout(1, address="success:bad"))], Stage.REQUEST)  # type: ignore[arg-type]
+    [held] = await gate.decide(on(store, facts), [Candidate(payout(1, address="success:bad"))], Stage.REQUEST)
     assert (held.hold, held.approval_policy, dict(held.list_versions)) == (
         HoldCode.SCREENING_HIT,
         ApprovalPolicy.DUAL,
@@ -196,16 +212,18 @@ async def test_a_listed_destination_is_held_and_a_clearance_of_it_releases_it() 
     )
     key = destination_key(PayoutDestination.model_validate({"type": "sandbox", "address": "success:bad"}))
     store.cleared.append(Clearance(SubjectKind.DESTINATION, key, "un", "UN-1"))
-    [again] = await gate.decide(store, [Candidate(payout(1, address="success:bad"))], Stage.SEND)  # type: ignore[arg-type]
+    [again] = await gate.decide(on(store, facts), [Candidate(payout(1, address="success:bad"))], Stage.SEND)
     assert again.action is Action.ALLOW
 
 
 async def test_a_verified_player_passes_a_verification_rule() -> None:
     policy = RiskPolicy(version=4, rules=[PolicyRule(kyc_above=AmountInWindow(amount=10, window_s=DAY))])
-    gate, _ = gate_with(
+    gate, facts = gate_with(
         policy, p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country="DE", screening_versions=SCREENED)
     )
-    d1, d2 = await gate.decide(Store(), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.REQUEST)  # type: ignore[arg-type]
+    d1, d2 = await gate.decide(
+        on(Store(), facts), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], Stage.REQUEST
+    )
     assert d1.action is Action.ALLOW
     assert (d2.hold, d2.player_message) == (HoldCode.KYC_REQUIRED, "Verify your identity to withdraw.")
 
@@ -214,13 +232,15 @@ async def test_a_country_rule_for_a_verified_player_without_a_country_is_never_a
     """Payouts is the last gate: a rule it cannot decide (the vendor verified the player but named no country, or
     one we do not know) is a person's call, never a pass."""
     policy = RiskPolicy(version=5, rules=[PolicyRule(allowed_countries=["DE"])])
-    gate, _ = gate_with(
+    gate, facts = gate_with(
         policy,
         p1=PlayerCompliance("p1", VerificationStatus.VERIFIED, country=None, screening_versions=SCREENED),
         p2=PlayerCompliance("p2", VerificationStatus.VERIFIED, country="DE", screening_versions=SCREENED),
     )
     for stage in (Stage.REQUEST, Stage.SEND, Stage.VERIFICATION):
-        unknown, known = await gate.decide(Store(), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], stage)  # type: ignore[arg-type]
+        unknown, known = await gate.decide(
+            on(Store(), facts), [Candidate(payout(1)), Candidate(payout(2, player="p2"))], stage
+        )
         assert (unknown.action, unknown.hold, unknown.approval_policy) == (
             Action.HOLD,
             HoldCode.POLICY,
@@ -234,13 +254,13 @@ def test_a_retry_waiting_for_its_screening_never_ends_for_good() -> None:
     """Not created while its screening waits: a retryable failure due after the backoff, on its last attempt too
     (the attempt its claim took is given back), never a final failure that would void its reservation."""
     worker = PayoutWorker(
-        transactions=cast("Any", None),
+        uow=cast("Any", None),
         registry=cast("Any", None),
         builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy()),
         config=WorkerConfig(),
     )
     error = PayoutError.of(PayoutErrorCode.PAYOUT_NOT_FOUND, AWAITING_SCREENING_DETAIL)
-    call = _Call("create", NOW, NOW, error=error, deferred=True)
+    call = Call("create", NOW, NOW, error=error, deferred=True)
     last = replace(
         payout(1), state=PayoutState.SUBMITTING, attempts=3, max_attempts=3, previous_state=PayoutState.FAILED
     )

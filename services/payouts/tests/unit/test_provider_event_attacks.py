@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -23,6 +23,7 @@ from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, ProviderCapabilities, ProviderPayoutStatus, ProviderType
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
@@ -86,6 +87,16 @@ class Repo:
         return list(changes)
 
 
+@dataclass(frozen=True)
+class _Books:
+    payouts: Repo
+
+
+def on(repo: Repo) -> Books:
+    """The repository as the books' payouts store (the only store these events touch)."""
+    return cast("Books", _Books(repo))
+
+
 def payout(pid: str, key: str, state: PayoutState, ref: str | None) -> Payout:
     return Payout(
         id=pid, payout_request_id=f"req-{pid}", idempotency_key=key, request_hash="h", claim_id=f"claim-{pid}",
@@ -127,7 +138,7 @@ async def test_a_failure_of_another_stripe_payout_carrying_our_key_is_not_a_retu
     repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", S.PAID, "po_real")})
     attack = webhook("evt_evil", "payout.failed", P.FAILED, ref="po_theirs", key="claim-1:payout:1")
     with pytest.raises(EventRefusal) as refused:
-        await use_case().execute(repo, [attack])  # type: ignore[arg-type]
+        await use_case().execute(on(repo), [attack])
     assert refused.value.reason == "conflicting_event"
     assert repo.payouts["pay-1"].state is S.PAID
     assert repo.events == []
@@ -140,14 +151,16 @@ async def test_an_event_naming_one_payouts_key_and_anothers_object_moves_neither
         "pay-2": payout("pay-2", "claim-2:payout:1", S.SUBMITTED, "po_2"),
     })  # fmt: skip
     with pytest.raises(EventRefusal):
-        await use_case().execute(repo, [webhook("evt_x", "payout.paid", P.PAID, ref="po_2", key="claim-1:payout:1")])  # type: ignore[arg-type]
+        await use_case().execute(
+            on(repo), [webhook("evt_x", "payout.paid", P.PAID, ref="po_2", key="claim-1:payout:1")]
+        )
     assert {p.state for p in repo.payouts.values()} == {S.SUBMITTED}
 
 
 async def test_the_payouts_own_object_still_moves_it() -> None:
     repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", S.PAID, "po_real")})
     out = await use_case().execute(
-        repo,  # type: ignore[arg-type]
+        on(repo),
         [webhook("evt_ok", "payout.failed", P.FAILED, ref="po_real", key="claim-1:payout:1")],
     )
     assert out == ["applied"]
@@ -158,7 +171,7 @@ async def test_an_informational_event_about_another_object_changes_nothing_and_i
     """transfer_and_payout: `transfer.created` names the transfer while the payout records its `po_...`."""
     repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", S.SUBMITTED, "po_1")})
     out = await use_case().execute(
-        repo,  # type: ignore[arg-type]
+        on(repo),
         [webhook("evt_t", "transfer.created", None, ref="tr_1", key="claim-1:payout:1")],
     )
     assert out == ["no_status"]
@@ -174,7 +187,7 @@ async def test_a_payout_on_another_connected_account_never_settles_ours_even_bef
     repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", state, None)})
     attack = webhook("evt_evil", "payout.paid", P.PAID, ref="po_theirs", key="claim-1:payout:1", account="acct_1Evil")
     with pytest.raises(EventRefusal) as refused:
-        await use_case().execute(repo, [attack])  # type: ignore[arg-type]
+        await use_case().execute(on(repo), [attack])
     assert refused.value.reason == "conflicting_event"
     assert repo.payouts["pay-1"].state is state
     assert repo.recorded == set()
@@ -183,7 +196,7 @@ async def test_a_payout_on_another_connected_account_never_settles_ours_even_bef
 async def test_a_payout_on_the_destination_account_settles_ours() -> None:
     repo = Repo({"pay-1": payout("pay-1", "claim-1:payout:1", S.SUBMITTED, "po_1")})
     ok = webhook("evt_ok", "payout.paid", P.PAID, ref="po_1", key="claim-1:payout:1", account="acct_1Player")
-    assert await use_case().execute(repo, [ok]) == ["applied"]  # type: ignore[arg-type]
+    assert await use_case().execute(on(repo), [ok]) == ["applied"]
     assert repo.payouts["pay-1"].state is S.PAID
 
 
@@ -203,7 +216,7 @@ async def test_a_top_up_payment_event_on_the_shared_topic_is_ignored_not_dead_le
         payload_digest="cd" * 32,
     )
     env = new_event(paid, source="/prizeflow/webhooks", correlation_id="c-2", subject="evt_topup")
-    assert await use_case().execute(repo, [env]) == ["ignored"]  # type: ignore[arg-type]
+    assert await use_case().execute(on(repo), [env]) == ["ignored"]
     assert repo.recorded == set()
     assert repo.events == []
     assert repo.payouts["pay-1"].state is S.SUBMITTED

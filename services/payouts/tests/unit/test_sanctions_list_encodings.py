@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prizeflow_payouts.domain.compliance.sanctions import SanctionsList
-from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, parse_list
+from prizeflow_compliance.domain.sanctions import SanctionsList
+from prizeflow_compliance.domain.sanctions_formats import ListFormatError, parse_list
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_payouts.application.compliance.ports import Identity, ScreeningUnavailable
-from prizeflow_payouts.application.compliance.sanctions import (
+from prizeflow_compliance.application.ports import Identity, ScreeningUnavailable
+from prizeflow_compliance.application.sanctions import (
     ListFetchError,
     ListsScreen,
     ListVersion,
     RefreshSanctionsLists,
+    ScheduledRefresh,
 )
-from prizeflow_payouts.domain.compliance.sanctions import (
+from prizeflow_compliance.domain.sanctions import (
     EntryKind,
     ListEntry,
     ListIndex,
@@ -33,9 +33,11 @@ from prizeflow_payouts.domain.compliance.sanctions import (
     name_tokens,
     normalise_name,
 )
-from prizeflow_payouts.domain.compliance.sanctions_formats import ListFormatError, ofac_birth_dates, parse_list
+from prizeflow_compliance.domain.sanctions_formats import ListFormatError, ofac_birth_dates, parse_list
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_payouts.domain.deny import DenyList
 from prizeflow_payouts.settings import sanctions_sources
+from prizeflow_runtime.jobs import Scheduler
 from prizeflow_ton.addresses import parse_address
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -298,15 +300,15 @@ async def test_the_schedule_asks_again_soon_only_for_lists_never_loaded() -> Non
     screen = ListsScreen(list(urls), threshold=920)
     publishers = FlakyPublishers()
     refresh = RefreshSanctionsLists(urls=urls, source=publishers, store=MemoryStore(), screen=screen)
-    stop = asyncio.Event()
-    task = asyncio.create_task(refresh.schedule(stop, every_s=3600, retry_s=0.01))
+    jobs = Scheduler()
+    jobs.every(3600, ScheduledRefresh(refresh, every_s=3600, retry_s=0.01), name="sanctions-refresh")
+    await jobs.start()
     try:
         async with asyncio.timeout(10):
             while not screen.ready:
                 await asyncio.sleep(0.01)  # polling observable state, not waiting for an effect's time
     finally:
-        stop.set()
-        await task
+        await jobs.stop()
     assert publishers.calls == ["ofac_sdn", "un", "un", "un"]
     assert set(screen.versions()) == {"ofac_sdn", "un"}
 

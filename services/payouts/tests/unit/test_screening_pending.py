@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from prizeflow_compliance.application.ports import PlayerCompliance
+from prizeflow_compliance.application.rescreen import RescreenReport, RescreenVerifiedPlayers
+from prizeflow_compliance.application.sanctions import ListsScreen, ListVersion, RefreshSanctionsLists
+from prizeflow_compliance.domain.sanctions import EntryKind, ListEntry
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import Action, Finding, Hit, Verdict, VerificationStatus
-from prizeflow_payouts.application.compliance.ports import PlayerCompliance
-from prizeflow_payouts.application.compliance.rescreen import RescreenReport, RescreenVerifiedPlayers
-from prizeflow_payouts.application.compliance.sanctions import ListsScreen, ListVersion, RefreshSanctionsLists
-from prizeflow_payouts.domain.compliance.gate import (
+from prizeflow_payouts.domain.gate import (
     PENDING_DETAIL,
     GateInput,
     HoldCode,
@@ -23,7 +25,7 @@ from prizeflow_payouts.domain.compliance.gate import (
     decide,
     people_release,
 )
-from prizeflow_payouts.domain.compliance.sanctions import EntryKind, ListEntry
+from prizeflow_runtime.jobs import Scheduler
 
 KEY = "e" * 64
 LOADED = {"ofac_sdn": "2026-11-25+aaaaaaaaaaaa"}
@@ -134,21 +136,22 @@ async def test_a_load_that_changes_the_versions_wakes_the_rescreen() -> None:
 async def test_the_rescreen_runs_at_once_when_woken_and_stops() -> None:
     runs: asyncio.Queue[str] = asyncio.Queue()
 
-    class Counted(RescreenVerifiedPlayers):
+    class Counted(RescreenVerifiedPlayers[Any]):
         async def execute(self) -> RescreenReport:
             runs.put_nowait("run")
             return RescreenReport()
 
-    job = Counted(transactions=None, kyc=None, screen=None, sources=())  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    task = asyncio.create_task(job.run(stop, interval_s=3600))
+    job = Counted(uow=None, kyc=None, screen=None, sources=())  # type: ignore[arg-type]
+    jobs = Scheduler()
+    scheduled = jobs.every(3600, job, name="kyc-rescreen", cancel_on_stop=True)
+    await jobs.start()
     assert await asyncio.wait_for(runs.get(), 5) == "run"  # at start
-    job.wake()
+    scheduled.wake()
     assert await asyncio.wait_for(runs.get(), 5) == "run"  # at once, not an hour later
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(jobs.stop(), 5)
+    assert not scheduled.running
     with pytest.raises(ValueError, match="at least one"):
-        RescreenVerifiedPlayers(transactions=None, kyc=None, screen=None, sources=(), batch=0)  # type: ignore[arg-type]
+        RescreenVerifiedPlayers(uow=None, kyc=None, screen=None, sources=(), batch=0)  # type: ignore[arg-type]
 
 
 async def test_a_full_batch_runs_the_next_at_once_and_a_failing_one_waits_for_the_tick() -> None:
@@ -157,21 +160,21 @@ async def test_a_full_batch_runs_the_next_at_once_and_a_failing_one_waits_for_th
     runs: asyncio.Queue[str] = asyncio.Queue()
     reports = [RescreenReport(claimed=2), RescreenReport(claimed=2), RescreenReport(claimed=2, errors=1)]
 
-    class Scripted(RescreenVerifiedPlayers):
+    class Scripted(RescreenVerifiedPlayers[Any]):
         async def execute(self) -> RescreenReport:
             runs.put_nowait("run")
             return reports.pop(0) if reports else RescreenReport()
 
-    job = Scripted(transactions=None, kyc=None, screen=None, sources=(), batch=2)  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    task = asyncio.create_task(job.run(stop, interval_s=3600))
+    job = Scripted(uow=None, kyc=None, screen=None, sources=(), batch=2)  # type: ignore[arg-type]
+    jobs = Scheduler()
+    scheduled = jobs.every(3600, job, name="kyc-rescreen", cancel_on_stop=True)
+    await jobs.start()
     for _ in range(3):  # two full batches, each followed at once; then the failing one
         assert await asyncio.wait_for(runs.get(), 5) == "run"
     for _ in range(20):  # yields, not a timing: a loop going straight on would have run again by now
         await asyncio.sleep(0)
     assert runs.empty()  # the failing batch waits for the hour's tick
     assert reports == []
-    job.wake()
+    scheduled.wake()
     assert await asyncio.wait_for(runs.get(), 5) == "run"
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(jobs.stop(), 5)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from prizeflow_contracts.providers import ProviderPayoutStatus as P
+from prizeflow_contracts.transitions import IllegalTransition
 from prizeflow_payouts.domain.state import (
     TRANSITIONS,
-    IllegalTransitionError,
     PayoutState,
     Reaction,
     can_transition,
@@ -57,7 +57,7 @@ def test_transition(src: PayoutState, dst: PayoutState) -> None:
     if (src, dst) in LEGAL:
         check_transition(src, dst)
     else:
-        with pytest.raises(IllegalTransitionError):
+        with pytest.raises(IllegalTransition):
             check_transition(src, dst)
 
 

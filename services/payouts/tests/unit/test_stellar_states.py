@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import prizeflow_stellar as ps
+from prizeflow_contracts.transitions import IllegalTransition
 from prizeflow_payouts.adapters.stellar import store as q
 from prizeflow_payouts.adapters.stellar.engine import STAND_DOWN_S, StellarEngine
 from prizeflow_payouts.adapters.stellar.leader import ENGINE_LOCK_SPACE, INT4_MAX, lock_key
@@ -22,7 +23,6 @@ from prizeflow_payouts.adapters.stellar.states import (
     OPEN_TX_STATES,
     PAYOUT_TRANSITIONS,
     TX_TRANSITIONS,
-    IllegalTransitionError,
     PayoutState,
     TxRow,
     TxState,
@@ -79,7 +79,7 @@ def test_every_envelope_transition_is_allowed_or_refused(src: TxState, dst: TxSt
     if (src, dst) in LEGAL_TX:
         assert require_transition(src, dst) is dst
     else:
-        with pytest.raises(IllegalTransitionError, match=f"{src} -> {dst}"):
+        with pytest.raises(IllegalTransition, match=f"stellar_txs: {src.value} → {dst.value} is not allowed"):
             require_transition(src, dst)
 
 
@@ -88,7 +88,7 @@ def test_every_payout_transition_is_allowed_or_refused(src: PayoutState, dst: Pa
     if (src, dst) in LEGAL_PAYOUT:
         assert require_payout_transition(src, dst) is dst
     else:
-        with pytest.raises(IllegalTransitionError):
+        with pytest.raises(IllegalTransition):
             require_payout_transition(src, dst)
 
 

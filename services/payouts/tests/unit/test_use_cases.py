@@ -6,15 +6,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from prizeflow_compliance.application.records import ComplianceStores
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.audit import AdminActionRecorded
@@ -41,13 +42,15 @@ from prizeflow_contracts.providers import (
     WebhookEvent,
 )
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
+from prizeflow_payouts.application.books import Books as PayoutBooks
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
+from prizeflow_payouts.application.gate import GateStore
+from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import (
     ExternalSigningError,
-    PayoutRepository,
-    PayoutTransactions,
     RailProgress,
+    SignerResults,
     SourceProgress,
 )
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
@@ -58,7 +61,9 @@ from prizeflow_payouts.domain.deny import NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_reconciliation.statements import LedgerPostings
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.uow import UnitOfWork
 
 S = PayoutState
 T = TypeVar("T")
@@ -92,8 +97,8 @@ class Books:
 
 
 class MemoryPayouts:
-    """`PayoutRepository` and `PayoutTransactions` in memory: a transaction works on a copy of the books and
-    keeps it only if its block ends without an error (what a rollback does)."""
+    """The payouts' stores and their unit of work in memory: a transaction works on a copy of the books and keeps it
+    only if its block ends without an error (what a rollback does)."""
 
     def __init__(self) -> None:
         self.books = Books()
@@ -102,23 +107,21 @@ class MemoryPayouts:
     def now(self) -> datetime:
         return datetime.now(UTC) + self.skew
 
-    def transactions(self) -> PayoutTransactions:
-        @asynccontextmanager
-        async def transaction() -> AsyncIterator[PayoutRepository]:
-            before = copy.deepcopy(self.books)
-            try:
-                yield self.repository()
-            except BaseException:
-                self.books = before
-                raise
+    def uow(self) -> UnitOfWork[PayoutBooks]:
+        return _MemoryUnitOfWork(self)
 
-        def opener() -> AbstractAsyncContextManager[PayoutRepository]:
-            return transaction()
-
-        return opener
-
-    def repository(self) -> PayoutRepository:
-        return _MemoryRepository(self)
+    def books_now(self) -> PayoutBooks:
+        """The stores on the books as they are (no transaction: what a handler's caller already opened)."""
+        repo = _MemoryRepository(self)
+        return PayoutBooks(
+            payouts=repo,
+            holds=cast("GateStore", _NoGate()),
+            disagreements=repo,
+            gauges=repo,
+            compliance=cast("ComplianceStores", None),
+            postings=cast("LedgerPostings", None),
+            signer_results=cast("SignerResults", None),
+        )
 
     # what the tests look at
     def state(self, payout_id: str) -> PayoutState:
@@ -133,6 +136,28 @@ class MemoryPayouts:
 
     def events_of(self, kind: type[T]) -> list[T]:
         return [e.data for e in self.books.events if isinstance(e.data, kind)]
+
+
+class _MemoryUnitOfWork:
+    def __init__(self, store: MemoryPayouts) -> None:
+        self.store = store
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[PayoutBooks]:
+        before = copy.deepcopy(self.store.books)
+        try:
+            yield self.store.books_now()
+        except BaseException:
+            self.store.books = before
+            raise
+
+    async def run(self, work: Callable[[PayoutBooks], Awaitable[T]]) -> T:
+        async with self() as books:
+            return await work(books)
+
+
+class _NoGate:
+    """These use cases run without a compliance gate: nothing reads the holds."""
 
 
 class _MemoryRepository:
@@ -450,10 +475,11 @@ class Service:
     create: CreatePayouts
     admin: PayoutAdmin
     worker: PayoutWorker
+    gauges: RefreshPayoutGauges
 
     async def request(self, *commands: CreatePayoutCommand) -> list[Any]:
-        async with self.store.transactions()() as repo:
-            return await self.create.execute(repo, commands)
+        async with self.store.uow()() as books:
+            return await self.create.execute(books, commands)
 
 
 SOURCE = "/prizeflow/payouts"
@@ -474,19 +500,22 @@ def service(
     # Auto below 100 USDC, one approver from there, two from 1000.
     approvals = ApprovalBook({"USDC": ApprovalRule("USDC", 100 * USDC, 1000 * USDC)})
     builder = ChangeBuilder(source=SOURCE, policy=retry or RetryPolicy(base_ms=1000, max_ms=2000))
-    transactions = store.transactions()
+    uow = store.uow()
     return Service(
         store,
         provider,
         CreatePayouts(registry=registry, approvals=approvals, max_attempts=max_attempts, source=SOURCE, deny=deny),
-        PayoutAdmin(transactions=transactions, registry=registry, builder=builder, service="payouts"),
+        PayoutAdmin(uow=uow, registry=registry, builder=builder, service="payouts"),
         PayoutWorker(
-            transactions=transactions,
+            uow=uow,
             registry=registry,
             builder=builder,
             config=WorkerConfig(batch_size=50, lease_s=30, provider_timeout_s=5, sync_first_until=sync_first_until),
             worker_id="w-1",
             deny=deny,
+        ),
+        RefreshPayoutGauges(
+            uow=uow, registry=registry, unconfirmed_after_s=builder.policy.reconcile_interval_ms / 1000
         ),
     )
 
@@ -872,8 +901,8 @@ async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_a
     key = "claim-1:payout:1"
     s = service()
     (created,) = await s.request(command())
-    async with s.store.transactions()() as repo:  # a worker claimed it, reached the provider, then died
-        await repo.claim_for_submit(owner="w-dead", limit=10, lease_s=30)
+    async with s.store.uow()() as books:  # a worker claimed it, reached the provider, then died
+        await books.payouts.claim_for_submit(owner="w-dead", limit=10, lease_s=30)
     s.provider.held[key] = ProviderPayoutStatus.PAID
     assert (await s.worker.run_once()).processed == 0  # its lease still runs
     s.store.skew = timedelta(minutes=5)
@@ -969,15 +998,15 @@ async def test_the_worker_exports_each_source_account_s_progress_and_the_oldest_
     rail = RailWithSources()
     s = service(rail)
     registry = CollectorRegistry()
-    s.worker.metrics = PayoutMetrics.create(registry, providers=["scripted"])
-    await s.worker.refresh_gauges()
+    s.gauges.metrics = PayoutMetrics.create(registry, providers=["scripted"])
+    await s.gauges.refresh()
     assert gauge(registry, "source_sequence", provider="scripted", account="channel-0") == 41
     assert gauge(registry, "source_advanced_timestamp_seconds", provider="scripted", account="channel-0") == 1.7e9
     assert gauge(registry, "source_advanced_timestamp_seconds", provider="scripted", account="channel-1") == 0
     assert gauge(registry, "oldest_waiting_seconds", provider="scripted") == 12.5
 
     rail.answer = ConnectionRefusedError("books unreachable")
-    await s.worker.refresh_gauges()  # no exception: the worker goes on, the gauges keep their last values
+    await s.gauges.refresh()  # no exception: the worker goes on, the gauges keep their last values
     assert gauge(registry, "source_sequence", provider="scripted", account="channel-0") == 41
 
 
@@ -991,22 +1020,22 @@ async def test_a_payout_in_doubt_past_its_rail_s_threshold_is_counted_awaiting_a
     key = "claim-1:payout:1"
     s = service(ScriptedProvider({key: [PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME]}), max_attempts=1)
     registry = CollectorRegistry()
-    s.worker.metrics = PayoutMetrics.create(registry, providers=["scripted"])
+    s.gauges.metrics = PayoutMetrics.create(registry, providers=["scripted"])
     (created,) = await s.request(command())
     await s.worker.run_once()  # the last attempt's answer is lost: submitted, in doubt
     assert s.store.state(created.payout_id) is S.SUBMITTED
     assert gauge(registry, "stuck", kind="unknown_outcome", provider="scripted") == 0  # before any refresh
 
     s.store.skew = timedelta(minutes=29)  # under the worker's default threshold (30 minutes)
-    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 0
+    assert (await s.gauges.refresh())["unknown_outcome"] == 0
     s.store.skew = timedelta(minutes=31)
-    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 1
+    assert (await s.gauges.refresh())["unknown_outcome"] == 1
     assert gauge(registry, "stuck", kind="unknown_outcome", provider="scripted") == 1
 
     s.provider.held[key] = ProviderPayoutStatus.PAID  # found at the provider: the next status sync settles it
     await s.worker.run_once()
     assert s.store.state(created.payout_id) is S.PAID
-    await s.worker.refresh_gauges()
+    await s.gauges.refresh()
     assert gauge(registry, "stuck", kind="unknown_outcome", provider="scripted") == 0  # there, at 0: not absent
 
 
@@ -1021,7 +1050,7 @@ async def test_a_payout_found_after_a_lost_answer_is_no_longer_in_doubt_though_i
     row = s.store.books.rows[created.payout_id]
     assert (row.payout.state, row.payout.last_error_code) == (S.SUBMITTED, "timeout_unknown_outcome")
     s.store.skew = timedelta(hours=3)
-    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 0
+    assert (await s.gauges.refresh())["unknown_outcome"] == 0
 
 
 async def test_a_known_answer_after_a_lost_one_ends_the_doubt_an_unreadable_status_does_not() -> None:
@@ -1049,13 +1078,13 @@ async def test_a_known_answer_after_a_lost_one_ends_the_doubt_an_unreadable_stat
 async def test_a_rail_s_own_operator_threshold_wins_over_the_worker_s() -> None:
     key = "claim-1:payout:1"
     s = service(PatientRail({key: [PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME]}), max_attempts=1)
-    assert s.worker.operator_thresholds() == {"scripted": 7200.0}
+    assert s.gauges.operator_thresholds() == {"scripted": 7200.0}
     await s.request(command())
     await s.worker.run_once()
     s.store.skew = timedelta(hours=1)
-    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 0
+    assert (await s.gauges.refresh())["unknown_outcome"] == 0
     s.store.skew = timedelta(hours=2, minutes=1)
-    assert (await s.worker.refresh_gauges())["unknown_outcome"] == 1
+    assert (await s.gauges.refresh())["unknown_outcome"] == 1
 
 
 def test_the_series_the_alerts_read_exist_at_zero_for_every_configured_provider() -> None:

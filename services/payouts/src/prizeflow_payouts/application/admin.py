@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prizeflow_contracts.envelope import Envelope
@@ -22,48 +21,35 @@ from prizeflow_contracts.events.payouts import (
     PayoutCancelled,
     PayoutRejected,
 )
-from prizeflow_contracts.policy import Action
+from prizeflow_contracts.holds import payout_hold
 from prizeflow_contracts.providers import (
     PayoutInstruction,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
     Quote,
-    destination_key,
 )
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
+from prizeflow_payouts.application.actors import Actor, AdminError
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.events import payout_event
+from prizeflow_payouts.application.gate import PayoutGate
+from prizeflow_payouts.application.holds import hold_code, release_hold
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import ExternalSigning, PayoutRepository, PayoutTransactions
+from prizeflow_payouts.application.ports import ExternalSigning
 from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.approval import ApprovalRefusedError, check_decider, record_approval
-from prizeflow_payouts.domain.compliance.gate import (
-    Clearance,
+from prizeflow_payouts.domain.gate import (
     GateDecision,
-    HoldCode,
-    Stage,
-    clearances_from_reasons,
-    stricter,
 )
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.retry import UNKNOWN_OUTCOME_CODES
 from prizeflow_payouts.domain.state import CANCELLABLE_LOCALLY, PayoutState
 from prizeflow_runtime.audit import admin_action
-from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.errors import ErrorKind
+from prizeflow_runtime.uow import UnitOfWork
 
 S = PayoutState
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    user_id: str
-    roles: frozenset[str]
-    correlation_id: str
-
-
-class AdminError(UseCaseError):
-    """An admin request refused: rendered as problem details by the HTTP app (kind → status)."""
 
 
 _REFUSAL_KIND = {"approver_role_required": ErrorKind.FORBIDDEN, "self_approval": ErrorKind.FORBIDDEN}
@@ -73,7 +59,7 @@ class PayoutAdmin:
     def __init__(
         self,
         *,
-        transactions: PayoutTransactions,
+        uow: UnitOfWork[Books],
         registry: ProviderRegistry,
         builder: ChangeBuilder,
         service: str,
@@ -82,7 +68,7 @@ class PayoutAdmin:
         on_due: Callable[[], None] | None = None,
         gate: PayoutGate | None = None,
     ) -> None:
-        self.transactions = transactions
+        self.uow = uow
         # The compliance gate: the approval that releases a hold runs it again (cleared matches excluded).
         self.gate = gate
         self.on_due = on_due  # tells this process's worker a payout became due (approved) without waiting its pause
@@ -97,9 +83,9 @@ class PayoutAdmin:
         return self.builder.source
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    async def _locked(self, repo: PayoutRepository, payout_id: str, *, state: S | None = None) -> Payout:
+    async def _locked(self, books: Books, payout_id: str, *, state: S | None = None) -> Payout:
         """The payout, locked until the transaction ends; in `state`, or refused `not_<state>`."""
-        rec = await repo.get(payout_id, for_update=True)
+        rec = await books.payouts.get(payout_id, for_update=True)
         if rec is None:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
         if state is not None and rec.state is not state:
@@ -133,11 +119,11 @@ class PayoutAdmin:
             occurred_at=now,
         )
 
-    async def _commit(self, repo: PayoutRepository, change: Change, now: datetime) -> None:
+    async def _commit(self, books: Books, change: Change, now: datetime) -> None:
         if change.to is change.expected:
-            await repo.stage([change], at=now)
+            await books.payouts.stage([change], at=now)
             return
-        applied = await repo.apply([change], at=now)
+        applied = await books.payouts.apply([change], at=now)
         if not applied:
             raise AdminError(
                 ErrorKind.CONFLICT, "concurrent_change", f"payout {change.record.id} changed meanwhile; try again"
@@ -149,7 +135,7 @@ class PayoutAdmin:
 
     async def _decide(
         self,
-        repo: PayoutRepository,
+        books: Books,
         rec: Payout,
         actor: Actor,
         action: str,
@@ -173,32 +159,21 @@ class PayoutAdmin:
             events=[audit, *(follow(audit) if follow else [])],
             **fields,
         )
-        await self._commit(repo, change, now)
+        await self._commit(books, change, now)
 
     # -- approvals --------------------------------------------------------------------------------------------
     async def approve(self, payout_id: str, actor: Actor, reason: str | None) -> str:
         if self.gate is not None:
             await self.gate.catch_up()  # a release is gated against the newest stored lists
         now = self.clock()
-        async with self.transactions() as repo:
-            rec = await self._locked(repo, payout_id, state=S.PENDING_APPROVAL)
-            if rec.hold_code == HoldCode.KYC_REQUIRED.value:
-                self._refused("awaiting_verification")
-                raise AdminError(
-                    ErrorKind.CONFLICT,
-                    "awaiting_verification",
-                    "this payout waits for the player's identity verification and is released once verified; "
-                    "it may be rejected",
-                )
-            if rec.hold_code == HoldCode.SCREENING_PENDING.value:
-                self._refused("awaiting_screening")
-                raise AdminError(
-                    ErrorKind.CONFLICT,
-                    "awaiting_screening",
-                    "this payout waits for the player's sanctions re-screening and moves on by itself once it is "
-                    "done; it may be rejected",
-                )
-            approvers = await repo.approvers(rec.id)
+        async with self.uow() as books:
+            rec = await self._locked(books, payout_id, state=S.PENDING_APPROVAL)
+            kind = payout_hold(rec.hold_code)
+            if kind is not None and kind.refused_with is not None:
+                # A hold people may not release (the player's verification, the re-screen): its kind says why.
+                self._refused(kind.refused_with)
+                raise AdminError(ErrorKind.CONFLICT, kind.refused_with, kind.refusal_detail or kind.label)
+            approvers = await books.payouts.approvers(rec.id)
             try:
                 complete = record_approval(
                     policy=rec.approval_policy,
@@ -210,7 +185,7 @@ class PayoutAdmin:
                 )
             except ApprovalRefusedError as err:
                 raise self._refusal(err) from err
-            if not await repo.add_approval(
+            if not await books.payouts.add_approval(
                 rec.id, actor.user_id, reason=reason, correlation_id=actor.correlation_id, at=now
             ):
                 self._refused("already_approved")
@@ -221,10 +196,10 @@ class PayoutAdmin:
             progress = f"{len(approved_by)}/{REQUIRED_APPROVERS[rec.approval_policy]}"
             still: GateDecision | None = None
             if complete and rec.hold_code is not None:
-                still = await self._regate(repo, rec, approved_by, now)
+                still = await release_hold(self.gate, books, rec, approved_by, now)
                 complete = still is None
                 if still is not None:
-                    progress = f"released by {len(approved_by)}, held again: {_code(still).value}"
+                    progress = f"released by {len(approved_by)}, held again: {hold_code(still).value}"
             target = S.APPROVED if complete else S.PENDING_APPROVAL
 
             def approved(audit: Envelope[AdminActionRecorded]) -> list[Envelope[Any]]:
@@ -245,7 +220,7 @@ class PayoutAdmin:
                 ]
 
             await self._decide(
-                repo,
+                books,
                 rec,
                 actor,
                 "payout.approve",
@@ -259,58 +234,10 @@ class PayoutAdmin:
             )
             return target.value
 
-    async def _regate(
-        self, repo: PayoutRepository, rec: Payout, approved_by: list[str], now: datetime
-    ) -> GateDecision | None:
-        """People release a compliance hold: the matches two of them cleared are recorded (never asked again for
-        this subject and entry) and the gate runs again, with what is true now; None: it allows the payout.
-        Without a gate configured a hold cannot be released (fail closed)."""
-        if self.gate is None:
-            raise AdminError(
-                ErrorKind.UNAVAILABLE, "compliance_unavailable", "the compliance gate is not configured here"
-            )
-        store = gate_store(repo)
-        cleared: list[Clearance] = []
-        if rec.hold_code == HoldCode.SCREENING_HIT.value and len(set(approved_by[-2:])) == 2:
-            latest = await store.latest_decision(rec.id)
-            if latest is not None:
-                cleared = clearances_from_reasons(
-                    latest.decision.reasons, player_id=rec.player_id, destination=destination_key(rec.destination)
-                )
-                await store.add_clearances(
-                    cleared, cleared_by=(approved_by[-2], approved_by[-1]), payout_id=rec.id, at=now
-                )
-        [decision] = await self.gate.decide(
-            store,
-            [Candidate.stored(rec)],
-            Stage.APPROVAL,
-            extra_cleared=cleared,
-        )
-        await store.record_decisions(
-            [DecisionRecord(rec.id, rec.claim_id, rec.player_id, Stage.APPROVAL, decision, now)]
-        )
-        self.gate.count(Stage.APPROVAL, [decision])
-        if decision.action is Action.ALLOW:
-            return None
-        code = _code(decision)
-        # A new hold: only approvals after it count for it (those made up to now released the one before).
-        await store.hold(
-            [
-                Hold.of(
-                    rec.id,
-                    code,
-                    decision,
-                    stricter(rec.approval_policy, decision.approval_policy or rec.approval_policy).value,
-                )
-            ],
-            at=now + timedelta(microseconds=1),
-        )
-        return decision
-
     async def reject(self, payout_id: str, actor: Actor, reason: str) -> str:
         now = self.clock()
-        async with self.transactions() as repo:
-            rec = await self._locked(repo, payout_id, state=S.PENDING_APPROVAL)
+        async with self.uow() as books:
+            rec = await self._locked(books, payout_id, state=S.PENDING_APPROVAL)
             try:
                 check_decider(
                     user_id=actor.user_id, roles=actor.roles, requested_by=rec.requested_by, beneficiary=rec.player_id
@@ -318,7 +245,7 @@ class PayoutAdmin:
             except ApprovalRefusedError as err:
                 raise self._refusal(err) from err
             await self._decide(
-                repo,
+                books,
                 rec,
                 actor,
                 "payout.reject",
@@ -350,8 +277,8 @@ class PayoutAdmin:
 
     # -- cancel -----------------------------------------------------------------------------------------------
     async def cancel(self, payout_id: str, actor: Actor, reason: str) -> str:
-        async with self.transactions() as repo:
-            rec = await repo.get(payout_id)
+        async with self.uow() as books:
+            rec = await books.payouts.get(payout_id)
         if rec is None:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
         _refuse_final(rec, "cancelled: there is nothing left to cancel")
@@ -381,8 +308,8 @@ class PayoutAdmin:
                         ErrorKind.CONFLICT, "not_cancellable", f"the provider says the payout is {result.status.value}"
                     )
         now = self.clock()
-        async with self.transactions() as repo:
-            current = await self._locked(repo, payout_id)
+        async with self.uow() as books:
+            current = await self._locked(books, payout_id)
             if ask_provider and current.state is S.CANCELLED:
                 # The provider's report of this very cancel (a status sync, its webhook) got here first: what the
                 # person asked for is done. Their request is on record all the same; nothing moves twice.
@@ -390,7 +317,7 @@ class PayoutAdmin:
                     actor, "payout.cancel", current, reason=reason, after={"state": "cancelled"}, now=now
                 )
                 await self._commit(
-                    repo, Change(record=current, expected=current.state, to=current.state, events=[audit]), now
+                    books, Change(record=current, expected=current.state, to=current.state, events=[audit]), now
                 )
                 return S.CANCELLED.value
             # The same state is not enough: a retry that ran (and failed again) while we asked the provider left the
@@ -405,7 +332,7 @@ class PayoutAdmin:
                 )
             _refuse_final(current, "cancelled: there is nothing left to cancel")  # it may have failed again meanwhile
             await self._decide(
-                repo,
+                books,
                 current,
                 actor,
                 "payout.cancel",
@@ -432,11 +359,11 @@ class PayoutAdmin:
         """A retryable failure (waiting for its backoff) back to approved now, with one more attempt allowed (the
         worker syncs first). A final failure is refused: its reservation is void, an attempt would pay twice."""
         now = self.clock()
-        async with self.transactions() as repo:
-            rec = await self._locked(repo, payout_id, state=S.FAILED)
+        async with self.uow() as books:
+            rec = await self._locked(books, payout_id, state=S.FAILED)
             _refuse_final(rec, "retried: the player can claim again")
             await self._decide(
-                repo,
+                books,
                 rec,
                 actor,
                 "payout.retry",
@@ -450,8 +377,8 @@ class PayoutAdmin:
         return S.APPROVED.value
 
     # -- manual provider outcomes -----------------------------------------------------------------------------
-    async def _manual(self, repo: PayoutRepository, payout_id: str, actor: Actor) -> Payout:
-        rec = await self._locked(repo, payout_id)
+    async def _manual(self, books: Books, payout_id: str, actor: Actor) -> Payout:
+        rec = await self._locked(books, payout_id)
         if self.registry.get(rec.provider_name).type is not ProviderType.MANUAL:
             raise AdminError(
                 ErrorKind.CONFLICT, "not_manual", f"payout {rec.id} is paid by {rec.provider_name}, not by hand"
@@ -466,8 +393,8 @@ class PayoutAdmin:
 
     async def mark_paid(self, payout_id: str, actor: Actor, reference: str, reason: str | None) -> str:
         now = self.clock()
-        async with self.transactions() as repo:
-            rec = await self._manual(repo, payout_id, actor)
+        async with self.uow() as books:
+            rec = await self._manual(books, payout_id, actor)
             audit = self._audit(
                 actor, "payout.mark_paid", rec, reason=reason, after={"state": "paid", "reference": reference}, now=now
             )
@@ -486,20 +413,20 @@ class PayoutAdmin:
             )
             assert change is not None
             change.events.insert(0, audit)
-            await self._commit(repo, change, now)
+            await self._commit(books, change, now)
         return S.PAID.value
 
     async def mark_failed(self, payout_id: str, actor: Actor, reason: str, code: PayoutErrorCode) -> str:
         now = self.clock()
-        async with self.transactions() as repo:
-            rec = await self._manual(repo, payout_id, actor)
+        async with self.uow() as books:
+            rec = await self._manual(books, payout_id, actor)
             error = PayoutError.of(code, reason, provider=rec.provider_name)
             change = self.builder.from_error(rec, S.SUBMITTED, error, now=now, actor=actor.user_id, token=None)
             audit = self._audit(
                 actor, "payout.mark_failed", rec, reason=reason, after={"state": change.to.value}, now=now
             )
             change.events.insert(0, audit)
-            await self._commit(repo, change, now)
+            await self._commit(books, change, now)
         return change.to.value
 
     # -- a provider that contradicts a payout's final state ---------------------------------------------------
@@ -508,15 +435,17 @@ class PayoutAdmin:
         with the reason: what was found and done). It moves no money and no payout: correcting the books is a
         transfer of its own (docs/runbooks/final-state-contradicted.md)."""
         now = self.clock()
-        async with self.transactions() as repo:
-            row = await repo.acknowledge_disagreement(disagreement_id, by=actor.user_id, reason=reason, at=now)
+        async with self.uow() as books:
+            row = await books.disagreements.acknowledge_disagreement(
+                disagreement_id, by=actor.user_id, reason=reason, at=now
+            )
             if row is None:
                 raise AdminError(
                     ErrorKind.CONFLICT,
                     "not_a_contradiction",
                     f"disagreement {disagreement_id} is not a contradiction waiting for a person",
                 )
-            rec = await self._locked(repo, row["payout_id"])
+            rec = await self._locked(books, row["payout_id"])
             if actor.user_id == rec.player_id:
                 raise AdminError(ErrorKind.FORBIDDEN, "self_review", "nobody decides on a payout that pays them")
             audit = admin_action(
@@ -539,14 +468,14 @@ class PayoutAdmin:
                 occurred_at=now,
             )
             history = HistoryEntry(rec.state, rec.state, actor.user_id, reason=f"contradiction acknowledged: {reason}")
-            await repo.add_history([(rec.id, history)], at=now)
-            await repo.add_events([audit])
+            await books.payouts.add_history([(rec.id, history)], at=now)
+            await books.payouts.add_events([audit])
         return {"id": disagreement_id, "payout_id": rec.id, "status": "acknowledged"}
 
     # -- out-of-band signing (build-only and external signing) -----------------------------------------------
     async def _external_signing(self, payout_id: str) -> ExternalSigning:
-        async with self.transactions() as repo:
-            rec = await repo.get(payout_id)
+        async with self.uow() as books:
+            rec = await books.payouts.get(payout_id)
         if rec is None:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
         provider = self.registry.get(rec.provider_name).provider
@@ -572,10 +501,10 @@ class PayoutAdmin:
         an attempt. The audit names the envelope by its SHA-256, never the envelope itself."""
         signing = await self._external_signing(payout_id)
         now = self.clock()
-        async with self.transactions() as repo:
-            rec = await self._locked(repo, payout_id)
+        async with self.uow() as books:
+            rec = await self._locked(books, payout_id)
             envelope = hashlib.sha256(signed_xdr.encode()).hexdigest()
-            await repo.add_events(
+            await books.payouts.add_events(
                 [
                     self._audit(
                         actor, "payout.submit_signed", rec, reason=None, after={"envelope_sha256": envelope}, now=now
@@ -615,7 +544,3 @@ def _refuse_final(rec: Payout, cannot_be: str) -> None:
 
 
 __all__ = ["Actor", "AdminError", "PayoutAdmin"]
-
-
-def _code(decision: GateDecision) -> HoldCode:
-    return decision.hold or HoldCode.POLICY

@@ -24,14 +24,15 @@ from prizeflow_contracts.ids import IDEMPOTENCY_KEY_PATTERN, IDENTIFIER_PATTERN
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, PayoutGate, gate_store
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.events import payout_event
+from prizeflow_payouts.application.gate import Candidate, DecisionRecord, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import PayoutRepository, PayoutValidator
+from prizeflow_payouts.application.ports import PayoutValidator
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
-from prizeflow_payouts.domain.compliance.gate import GateDecision, Stage, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
+from prizeflow_payouts.domain.gate import GateDecision, Stage, stricter
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.dead_letter import DeadLetter
@@ -126,19 +127,19 @@ class CreatePayouts:
         self.clock = clock
 
     async def execute(
-        self, repo: PayoutRepository, commands: Sequence[CreatePayoutCommand], *, channel: str = "kafka"
+        self, books: Books, commands: Sequence[CreatePayoutCommand], *, channel: str = "kafka"
     ) -> list[Created]:
-        """In the caller's transaction (`repo`). Raises `PayoutConflictError` (a different body under a used key,
+        """In the caller's transaction (`books`). Raises `PayoutConflictError` (a different body under a used key,
         request id or claim)."""
         now = self.clock()
         hashes = {id(c): c.body_hash() for c in commands}
         unique = self._unique(commands, hashes, channel)
-        outcome, fresh = await self._known(repo, unique, hashes, channel)
-        refused = await self._create(repo, fresh, hashes, outcome, channel=channel, now=now)
-        stored = {r.command.claim_id for r in await self._refuse(repo, refused, now)}
-        await self._record_refusals([r for r in refused if r.command.claim_id in stored], repo, now)
+        outcome, fresh = await self._known(books, unique, hashes, channel)
+        refused = await self._create(books, fresh, hashes, outcome, channel=channel, now=now)
+        stored = {r.command.claim_id for r in await self._refuse(books, refused, now)}
+        await self._record_refusals([r for r in refused if r.command.claim_id in stored], books, now)
         late = [r for r in refused if r.command.claim_id not in stored]
-        known = await repo.find_refusals([r.command.claim_id for r in late]) if late else {}
+        known = await books.payouts.find_refusals([r.command.claim_id for r in late]) if late else {}
         for r in refused:
             key = r.command.idempotency_key
             if r.command.claim_id in stored:
@@ -146,7 +147,7 @@ class CreatePayouts:
             elif r.command.claim_id in known:  # refused meanwhile by a concurrent consumer
                 outcome[key] = self._match_refusal(r.command, known[r.command.claim_id], channel)
             else:  # the claim got a payout meanwhile: judge against it
-                again = await repo.find_existing([key], [r.command.payout_request_id], [r.command.claim_id])
+                again = await books.payouts.find_existing([key], [r.command.payout_request_id], [r.command.claim_id])
                 match = self._match(r.command, hashes[id(r.command)], again, channel)
                 assert match is not None
                 outcome[key] = match
@@ -187,15 +188,15 @@ class CreatePayouts:
         return unique
 
     async def _known(
-        self, repo: PayoutRepository, unique: list[CreatePayoutCommand], hashes: dict[int, str], channel: str
+        self, books: Books, unique: list[CreatePayoutCommand], hashes: dict[int, str], channel: str
     ) -> tuple[dict[str, Created], list[CreatePayoutCommand]]:
         """Requests that name an existing payout or refusal (answered from it), and the fresh ones."""
-        existing = await repo.find_existing(
+        existing = await books.payouts.find_existing(
             [c.idempotency_key for c in unique],
             [c.payout_request_id for c in unique],
             [c.claim_id for c in unique],
         )
-        refusals = await repo.find_refusals([c.claim_id for c in unique])
+        refusals = await books.payouts.find_refusals([c.claim_id for c in unique])
         outcome: dict[str, Created] = {}
         fresh = []
         for cmd in unique:
@@ -212,7 +213,7 @@ class CreatePayouts:
 
     async def _create(
         self,
-        repo: PayoutRepository,
+        books: Books,
         fresh: list[CreatePayoutCommand],
         hashes: dict[int, str],
         outcome: dict[str, Created],
@@ -246,39 +247,40 @@ class CreatePayouts:
         by_key = {c.idempotency_key: c for c in fresh}
         decisions: dict[str, GateDecision] = {}
         if self.gate is not None and payouts:
-            payouts, gated_out = await self._gate(repo, payouts, decisions, now)
+            payouts, gated_out = await self._gate(books, payouts, decisions, now)
             refused.extend(Refusal(by_key[rec.idempotency_key], err, gate=d) for rec, err, d in gated_out)
-        inserted = await repo.insert_new(payouts) if payouts else set()
+        inserted = await books.payouts.insert_new(payouts) if payouts else set()
         for rec in payouts:
             cmd = by_key[rec.idempotency_key]
             if rec.id not in inserted:  # a concurrent creator won the race: judge against what it stored
-                again = await repo.find_existing([cmd.idempotency_key], [cmd.payout_request_id], [cmd.claim_id])
+                again = await books.payouts.find_existing(
+                    [cmd.idempotency_key], [cmd.payout_request_id], [cmd.claim_id]
+                )
                 match = self._match(cmd, hashes[id(cmd)], again, channel)
                 assert match is not None
                 outcome[cmd.idempotency_key] = match
                 continue
             changes.append(self._created_change(rec, now))
             outcome[cmd.idempotency_key] = Created(rec.id, created=True)
-        await repo.stage(changes, at=now)
+        await books.payouts.stage(changes, at=now)
         if self.gate is not None and decisions:
             created = [ch.record for ch in changes]
-            await self._record(repo, [(rec, decisions[rec.id]) for rec in created if rec.id in decisions], now)
+            await self._record(books, [(rec, decisions[rec.id]) for rec in created if rec.id in decisions], now)
         if self.metrics is not None:
             for ch in changes:
                 self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
         return refused
 
     async def _gate(
-        self, repo: PayoutRepository, payouts: list[Payout], decisions: dict[str, GateDecision], now: datetime
+        self, books: Books, payouts: list[Payout], decisions: dict[str, GateDecision], now: datetime
     ) -> tuple[list[Payout], list[tuple[Payout, PayoutError, GateDecision]]]:
         """The gate's decision on each new payout: allowed as routed, held (pending_approval, with its hold and the
         approval it needs), or refused (a failed verification)."""
         assert self.gate is not None
-        store = gate_store(repo)
         kept: list[Payout] = []
         refused: list[tuple[Payout, PayoutError, GateDecision]] = []
         for rec, d in zip(
-            payouts, await self.gate.decide(store, [Candidate(p) for p in payouts], Stage.REQUEST), strict=True
+            payouts, await self.gate.decide(books, [Candidate(p) for p in payouts], Stage.REQUEST), strict=True
         ):
             decisions[rec.id] = d
             if d.action is Action.REFUSE:
@@ -302,21 +304,18 @@ class CreatePayouts:
                 kept.append(rec)
         return kept, refused
 
-    async def _record(
-        self, repo: PayoutRepository, decided: Sequence[tuple[Payout, GateDecision]], now: datetime
-    ) -> None:
+    async def _record(self, books: Books, decided: Sequence[tuple[Payout, GateDecision]], now: datetime) -> None:
         assert self.gate is not None
-        await gate_store(repo).record_decisions(
+        await books.holds.record_decisions(
             [DecisionRecord(rec.id, rec.claim_id, rec.player_id, Stage.REQUEST, d, now) for rec, d in decided]
         )
         self.gate.count(Stage.REQUEST, [d for _, d in decided])
 
-    async def _record_refusals(self, refused: Sequence[Refusal], repo: PayoutRepository, now: datetime) -> None:
+    async def _record_refusals(self, refused: Sequence[Refusal], books: Books, now: datetime) -> None:
         gated = [r for r in refused if r.gate is not None]
         if not gated or self.gate is None:
             return
-        store = gate_store(repo)
-        await store.record_decisions(
+        await books.holds.record_decisions(
             [
                 DecisionRecord(
                     payout_id_for(r.command.idempotency_key),
@@ -332,7 +331,7 @@ class CreatePayouts:
         )
         self.gate.count(Stage.REQUEST, [r.gate for r in gated if r.gate is not None])
 
-    async def refuse_unreadable(self, repo: PayoutRepository, letter: DeadLetter) -> None:
+    async def refuse_unreadable(self, books: Books, letter: DeadLetter) -> None:
         """A payout request that could not be read but names its claim: refuse it for good, so rewards voids
         the reservation now instead of never (unless the claim already has a payout, which settles it)."""
         doc = letter.readable() or {}
@@ -344,7 +343,7 @@ class CreatePayouts:
             return
         assert isinstance(claim_id, str)
         assert isinstance(request_id, str)
-        if await repo.find_existing([], [], [claim_id]):
+        if await books.payouts.find_existing([], [], [claim_id]):
             return
         key = data.get("idempotency_key")
         command = CreatePayoutCommand(
@@ -363,7 +362,7 @@ class CreatePayouts:
             PayoutErrorCode.INVALID_REQUEST, f"the payout request could not be read ({letter.reason})"
         )
         await self._refuse(
-            repo, [Refusal(command, error, request_hash=f"unreadable:{letter.digest.hex()}")], self.clock()
+            books, [Refusal(command, error, request_hash=f"unreadable:{letter.digest.hex()}")], self.clock()
         )
 
     def _screen(self, cmd: CreatePayoutCommand) -> tuple[ProviderEntry | None, PayoutError | None]:
@@ -389,12 +388,12 @@ class CreatePayouts:
                 return None, error
         return entry, None
 
-    async def _refuse(self, repo: PayoutRepository, refused: Sequence[Refusal], now: datetime) -> list[Refusal]:
+    async def _refuse(self, books: Books, refused: Sequence[Refusal], now: datetime) -> list[Refusal]:
         """Store refusals (one per claim: a claim with a refusal never gets a payout, nor the reverse) and
         announce each new one, in this transaction."""
         if not refused:
             return []
-        stored = await repo.insert_refusals(
+        stored = await books.payouts.insert_refusals(
             [
                 RequestRefusal(
                     claim_id=r.command.claim_id,
@@ -410,7 +409,7 @@ class CreatePayouts:
             ]
         )
         new = [r for r in refused if r.command.claim_id in stored]
-        await repo.add_events(
+        await books.payouts.add_events(
             [
                 new_event(
                     PayoutRequestRefused(

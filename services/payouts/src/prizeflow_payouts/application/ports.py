@@ -1,7 +1,8 @@
 """Ports of the payouts use cases, next to them (STYLE: ports are Protocols beside the use cases).
 
-`PayoutRepository` is one transaction's view of the payouts (SQL in production, in memory in unit tests);
-`PayoutTransactions` opens one. `RewardPayoutProvider` itself lives in the contracts; the provider Protocols
+`PayoutRepository`, `Disagreements` and `PayoutGauges` are stores of one transaction (SQL in production, in memory
+in unit tests), reached through the unit of work's `Books` (`application/books.py`). `RewardPayoutProvider` itself
+lives in the contracts; the provider Protocols
 here are optional extensions a provider may add and the worker discovers at run time, so a provider that has
 none of them still fits unchanged.
 """
@@ -9,7 +10,6 @@ none of them still fits unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol, runtime_checkable
@@ -99,6 +99,18 @@ class PayoutRepository(Protocol):
         """False for a provider event seen before (however it was delivered)."""
         ...
 
+    async def payouts_for_update(self, payout_ids: Sequence[str]) -> dict[str, Payout]:
+        """These payouts as they are now, locked until the transaction ends."""
+        ...
+
+    async def next_route_announcement(self, digest: str, at: datetime) -> int | None:
+        """The sequence number for announcing routes with `digest`, or None if they were the last announced."""
+        ...
+
+
+class Disagreements(Protocol):
+    """Providers' reports that contradict where a payout is: checked again, concluded, or left to a person."""
+
     async def add_disagreement(
         self, payout: Payout, *, provider: str, reported: ProviderPayoutStatus, source_ref: str | None, at: datetime
     ) -> bool:
@@ -108,10 +120,6 @@ class PayoutRepository(Protocol):
 
     async def claim_disagreements(self, *, limit: int, lease_s: float) -> list[Disagreement]:
         """Disagreements whose check is due, each leased for `lease_s` (counted as one more check)."""
-        ...
-
-    async def payouts_for_update(self, payout_ids: Sequence[str]) -> dict[str, Payout]:
-        """These payouts as they are now, locked until the transaction ends."""
         ...
 
     async def conclude_disagreements(self, conclusions: Sequence[Conclusion], *, at: datetime) -> list[Conclusion]:
@@ -128,9 +136,9 @@ class PayoutRepository(Protocol):
         """(provider name, count) of contradictions waiting for a person."""
         ...
 
-    async def next_route_announcement(self, digest: str, at: datetime) -> int | None:
-        """The sequence number for announcing routes with `digest`, or None if they were the last announced."""
-        ...
+
+class PayoutGauges(Protocol):
+    """What the payout gauges count (one read each)."""
 
     async def counts(self) -> list[tuple[str, str, int]]:
         """(state, provider name, count) for the gauges."""
@@ -147,12 +155,6 @@ class PayoutRepository(Protocol):
         for longer than the provider's operator threshold: `operator_after_s` by provider name, else the default).
         A provider with nothing in flight nor in doubt may be left out."""
         ...
-
-
-class PayoutTransactions(Protocol):
-    """Opens a transaction: the repository bound to it, committed when the block exits without an error."""
-
-    def __call__(self) -> AbstractAsyncContextManager[PayoutRepository]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +311,13 @@ class PaysFixedAmounts(Protocol):
     def payable_amounts(self, asset: str) -> tuple[int, ...]: ...
 
 
+class SignerResults(Protocol):
+    """TransactionSigned / SignatureRefused, applied in the consumer's transaction by the rails that sign through
+    the signer service."""
+
+    async def record(self, envelopes: Sequence[Envelope[Any]]) -> None: ...
+
+
 class ExternalSigningError(UseCaseError):
     """An externally signed envelope was refused; `code` is stable."""
 
@@ -330,20 +339,22 @@ __all__ = [
     "BatchPayoutProvider",
     "CreateOutcome",
     "DefersToOperator",
+    "Disagreements",
     "ExternalSigning",
     "ExternalSigningError",
     "ListFilter",
     "ManagedProvider",
+    "PayoutGauges",
     "PayoutQueries",
     "PayoutRepository",
     "PayoutTimelineQueries",
     "PayoutTrail",
-    "PayoutTransactions",
     "PayoutValidator",
     "PaysFixedAmounts",
     "RailProgress",
     "RefusalTrail",
     "ReportsProgress",
     "SettlesFailuresOnSync",
+    "SignerResults",
     "SourceProgress",
 ]

@@ -20,8 +20,9 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal, PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import PayoutRepository, SettlesFailuresOnSync
+from prizeflow_payouts.application.ports import SettlesFailuresOnSync
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
@@ -46,11 +47,11 @@ class ApplyProviderEvents:
         self.metrics = metrics
         self.trusted_sources = trusted_sources
 
-    async def execute(self, repo: PayoutRepository, envelopes: Sequence[Envelope[Any]]) -> list[str]:
-        """In the caller's transaction (`repo`). Returns an outcome per event: applied, duplicate, stale,
+    async def execute(self, books: Books, envelopes: Sequence[Envelope[Any]]) -> list[str]:
+        """In the caller's transaction (`books`). Returns an outcome per event: applied, duplicate, stale,
         no_status, sync_requested (unverified ones are refused)."""
         return [
-            self._ignored(env) if isinstance(env.data, PaymentEventReceived) else await self._one(repo, env)
+            self._ignored(env) if isinstance(env.data, PaymentEventReceived) else await self._one(books, env)
             for env in envelopes
         ]
 
@@ -73,11 +74,11 @@ class ApplyProviderEvents:
             raise EventRefusal("unverified_provider_event", f"{ev.provider.value} event {ev.provider_event_id}: {why}")
         return ev
 
-    async def _payout_for(self, repo: PayoutRepository, ev: ProviderEventReceived) -> tuple[Payout, ProviderEntry]:
+    async def _payout_for(self, books: Books, ev: ProviderEventReceived) -> tuple[Payout, ProviderEntry]:
         """The payout of the event's provider type it names, locked; refused if none, or if its provider has no
         webhooks (nothing can have verified one: refused like a forgery, before its event id is recorded)."""
         provider = ev.provider.value
-        rec = await repo.find_for_provider_event(provider, ev.provider_payout_ref, ev.idempotency_key)
+        rec = await books.payouts.find_for_provider_event(provider, ev.provider_payout_ref, ev.idempotency_key)
         if rec is None:
             raise EventRefusal(
                 "unknown_aggregate",
@@ -99,10 +100,10 @@ class ApplyProviderEvents:
             )
         return rec, entry
 
-    async def _one(self, repo: PayoutRepository, env: Envelope[Any]) -> str:
+    async def _one(self, books: Books, env: Envelope[Any]) -> str:
         ev = self._trusted(env)
         provider = ev.provider.value
-        rec, entry = await self._payout_for(repo, ev)
+        rec, entry = await self._payout_for(books, ev)
         now = datetime.now(UTC)
         outcome, change, disagrees = Reaction.STALE.value, None, False
         if ev.status is None:
@@ -135,7 +136,7 @@ class ApplyProviderEvents:
             elif verdict.reaction is Reaction.ASK:
                 change = _ask_provider(rec, ev.status, actor, now)
             disagrees = verdict.reaction is Reaction.CHECK
-        first = await repo.record_provider_event(
+        first = await books.payouts.record_provider_event(
             provider,
             ev.provider_event_id,
             payout_id=rec.id,
@@ -145,32 +146,32 @@ class ApplyProviderEvents:
         if not first:
             outcome, change, disagrees = "duplicate", None, False
         if change is not None:
-            applied = await repo.apply([change], at=now)
+            applied = await books.payouts.apply([change], at=now)
             if not applied:  # cannot happen under the row lock; kept as a guard, not a silent skip
                 raise RuntimeError(f"payout {rec.id} changed under its row lock")
             if self.metrics is not None and change.to is not change.expected:
                 self.metrics.transitions.labels(change.to.value, rec.provider_name).inc()
         if disagrees:
             assert ev.status is not None
-            await self._disagreement(repo, rec, entry.name, ev, now)
+            await self._disagreement(books, rec, entry.name, ev, now)
         if self.metrics is not None:
             self.metrics.webhooks.labels(provider, outcome).inc()
         log.info("provider event %s: %s", ev.provider_event_id, outcome, extra={"payout_id": rec.id})
         return outcome
 
     async def _disagreement(
-        self, repo: PayoutRepository, rec: Payout, provider: str, ev: ProviderEventReceived, now: datetime
+        self, books: Books, rec: Payout, provider: str, ev: ProviderEventReceived, now: datetime
     ) -> None:
         """A report that contradicts where the payout is: recorded, never applied; the worker asks the provider."""
         assert ev.status is not None
-        opened = await repo.add_disagreement(
+        opened = await books.disagreements.add_disagreement(
             rec, provider=provider, reported=ev.status, source_ref=ev.provider_event_id, at=now
         )
         reason = f"the provider reported {ev.status.value} (event {ev.provider_event_id}): " + (
             "checking its current status" if opened else "a disagreement about it is already open"
         )
         entry = HistoryEntry(rec.state, rec.state, f"webhook:{provider}", reason=reason)
-        await repo.add_history([(rec.id, entry)], at=now)
+        await books.payouts.add_history([(rec.id, entry)], at=now)
         log.warning(
             "provider event %s contradicts the payout's state %s: %s",
             ev.provider_event_id,

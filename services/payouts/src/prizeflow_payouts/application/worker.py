@@ -1,4 +1,5 @@
-"""The payout worker: claim due payouts in batches, call their providers, record what they answered.
+"""The payout worker: claim due payouts in batches, call their providers, record what they answered (a job on the
+runtime's scheduler; the gauges and the disagreement checks are jobs of their own: `gauges.py`, `disagreements.py`).
 
 Never twice at the provider:
 - a claim is `FOR UPDATE SKIP LOCKED` and moves the rows to `submitting` with a lease (token + deadline) and
@@ -15,35 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.policy import Action
-from prizeflow_contracts.providers import ProviderPayoutResult
-from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, Hold, PayoutGate, gate_store
+from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.gate import Candidate, DecisionRecord, Hold, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import (
-    STUCK_KINDS,
-    BatchPayoutProvider,
-    CreateOutcome,
-    DefersToOperator,
-    FindsPayoutsAtProvider,
-    PayoutRepository,
-    PayoutTransactions,
-    ReportsProgress,
-)
+from prizeflow_payouts.application.ports import FindsPayoutsAtProvider
+from prizeflow_payouts.application.provider_calls import Call, ProviderCalls
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
-from prizeflow_payouts.domain.compliance.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
-from prizeflow_payouts.domain.disagreement import Conclusion, DisagreementStatus, conclude
+from prizeflow_payouts.domain.gate import GateDecision, HoldCode, Stage, stricter
 from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
 from prizeflow_payouts.domain.state import PayoutState
+from prizeflow_runtime.jobs import Tick
+from prizeflow_runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = PayoutState
@@ -86,21 +78,11 @@ class WorkerConfig:
     sync_first_until: datetime | None = None
 
 
-@dataclass(slots=True)
-class _Call:
-    kind: str  # create | sync
-    started: datetime
-    finished: datetime
-    result: ProviderPayoutResult | None = None
-    error: PayoutError | None = None
-    deferred: bool = False  # not created: the player's screening waits (`_deferred`)
-
-
 class PayoutWorker:
     def __init__(
         self,
         *,
-        transactions: PayoutTransactions,
+        uow: UnitOfWork[Books],
         registry: ProviderRegistry,
         builder: ChangeBuilder,
         config: WorkerConfig,
@@ -109,7 +91,7 @@ class PayoutWorker:
         deny: DenyList = NOTHING_DENIED,
         gate: PayoutGate | None = None,
     ) -> None:
-        self.transactions = transactions
+        self.uow = uow
         self.deny = deny
         self._screened_out: dict[str, str] = {}  # retried payouts a screening match blocks (see `_gated_claim`)
         self._awaiting_screening: set[str] = set()  # retried payouts whose screening cannot answer yet (same)
@@ -121,57 +103,45 @@ class PayoutWorker:
         self.config = config
         self.metrics = metrics
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
-        self._sem = asyncio.Semaphore(config.concurrency)
-        self._last_gauges = -math.inf  # not 0.0: the monotonic clock starts at boot
-        self._last_checks = -math.inf
-        self._stuck_seen: set[tuple[str, str]] = set()
+        self._started = False  # logged at its first pass (what a deployment's readiness watch looks for)
+        self.calls = ProviderCalls(
+            registry, timeout_s=config.provider_timeout_s, concurrency=config.concurrency, metrics=metrics
+        )
 
     def recovering(self) -> bool:
         until = self.config.sync_first_until
         return until is not None and _now() < until
 
-    # -- the loop ---------------------------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
-        """Pass after pass: none of a pause while a full batch was found, `interval_s` after work, and doubling
-        up to `idle_max_s` while passes find nothing (an idle replica costs a few queries a second, not ten). A
-        `wake` (a request consumed, an approval made here) ends any pause and restarts the doubling."""
-        log.info("payout worker started", extra={"worker": self.worker_id})
-        pause = self.config.interval_s
-        while not stop.is_set():
-            try:
-                result = await self.run_once()
-                await self._maybe_gauges()
-            except Exception:
-                log.exception("payout worker pass failed; retrying")
-                await _wait(stop, wake, max(1.0, self.config.interval_s))
-                continue
-            if result.processed >= self.config.batch_size:
-                pause = self.config.interval_s
-                continue  # more is due: no pause
-            if result.processed:
-                pause = self.config.interval_s
-            woken = await _wait(stop, wake, pause)
-            pause = self.config.interval_s if woken or result.processed else _next_pause(pause, self.config)
+    # -- the job ----------------------------------------------------------------------------------------------
+    async def tick(self) -> Tick:
+        """One pass, a job on the runtime's scheduler: again at once while a full batch was found, `interval_s`
+        after work, and (the scheduler's idle back-off) doubling up to `idle_max_s` while passes find nothing. A
+        wake (a request consumed, an approval made here) ends any pause and restarts the doubling."""
+        if not self._started:
+            self._started = True
+            log.info("payout worker started", extra={"worker": self.worker_id})
+        result = await self.run_once()
+        if result.processed >= self.config.batch_size:
+            return 0.0  # more is due: no pause
+        return result.processed > 0
 
     async def run_once(self) -> WorkerResult:
-        result = await self.submit_due() + await self.sync_submitted()
-        await self._maybe_check_disagreements()
-        return result
+        return await self.submit_due() + await self.sync_submitted()
 
     # -- submission -------------------------------------------------------------------------------------------
     async def submit_due(self) -> WorkerResult:
         if self.gate is not None:
             await self.gate.catch_up()  # the newest stored lists first (one query, at most once a second)
         now = _now()
-        async with self.transactions() as repo:
+        async with self.uow() as books:
             self._screened_out, self._awaiting_screening = {}, set()
             if self.gate is None:
-                claimed = await repo.claim_for_submit(
+                claimed = await books.payouts.claim_for_submit(
                     owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
                 )
             else:
-                claimed = await self._gated_claim(repo, self.gate, now)
-            await repo.add_history([(rec.id, h) for rec in claimed for h in self._claim_history(rec)], at=now)
+                claimed = await self._gated_claim(books, self.gate, now)
+            await books.payouts.add_history([(rec.id, h) for rec in claimed for h in self._claim_history(rec)], at=now)
         if not claimed:
             return WorkerResult()
         calls = await self._submit_calls(claimed)
@@ -187,11 +157,11 @@ class PayoutWorker:
             if change is not None:
                 change.attempt_log = self._attempt_log(rec, call)
                 changes.append(change)
-        async with self.transactions() as repo:
-            applied = await repo.apply(changes, at=done)
+        async with self.uow() as books:
+            applied = await books.payouts.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
 
-    async def _gated_claim(self, repo: PayoutRepository, gate: PayoutGate, now: datetime) -> list[Payout]:
+    async def _gated_claim(self, books: Books, gate: PayoutGate, now: datetime) -> list[Payout]:
         """Lock what is due, gate the approved payouts never attempted at a provider (one batch), hold those that
         fail it (approved → pending_approval), claim the rest: all in this transaction, under the rows' locks, so a
         held payout is never claimed by anyone."""
@@ -199,8 +169,7 @@ class PayoutWorker:
             # Lists still loading in this process (it just started): nothing is sent unscreened, and nothing is
             # held for people only because of that; the next pass looks again.
             return []
-        store = gate_store(repo)
-        due = await store.lock_due_for_submit(limit=self.config.batch_size)
+        due = await books.holds.lock_due_for_submit(limit=self.config.batch_size)
         fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
         # A payout tried before (a retry, a lease run out) may be at its provider: it is never held (its earlier
         # attempt's answer must be asked first), but it is screened again. Once the provider says it holds nothing
@@ -210,7 +179,7 @@ class PayoutWorker:
         # from being due every pass, so waiting payouts never fill the batches of the others.
         retried = [p for p in due if not (p.state is S.APPROVED and p.attempts == 0)]
         judged = await gate.decide(
-            store,
+            books,
             [Candidate.stored(p) for p in [*fresh, *retried]],
             Stage.SEND,
         )
@@ -221,7 +190,7 @@ class PayoutWorker:
             p.id for p, d in again if p.id not in self._screened_out and d.hold in _SCREENING_HOLDS
         }
         held = [(p, d) for p, d in zip(fresh, decisions, strict=True) if d.action is not Action.ALLOW]
-        applied = await repo.apply(
+        applied = await books.payouts.apply(
             [
                 Change(
                     record=p,
@@ -238,7 +207,7 @@ class PayoutWorker:
             at=now,
         )
         moved = {ch.record.id for ch in applied}
-        await store.hold(
+        await books.holds.hold(
             [
                 Hold.of(p.id, _code(d), d, stricter(p.approval_policy, d.approval_policy or p.approval_policy).value)
                 for p, d in held
@@ -246,7 +215,7 @@ class PayoutWorker:
             ],
             at=now,
         )
-        await store.record_decisions(
+        await books.holds.record_decisions(
             [
                 DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, d, now)
                 for p, d in zip([*fresh, *retried], judged, strict=True)
@@ -257,7 +226,7 @@ class PayoutWorker:
         if held:
             log.warning("%d payouts held by the compliance gate before sending", len(held))
         stopped = {p.id for p, _ in held}
-        return await store.claim_locked(
+        return await books.holds.claim_locked(
             [p.id for p in due if p.id not in stopped], owner=self.worker_id, lease_s=self.config.lease_s
         )
 
@@ -276,12 +245,12 @@ class PayoutWorker:
             )
         return entries
 
-    async def _submit_calls(self, claimed: Sequence[Payout]) -> list[_Call]:
-        calls: list[_Call | None] = [None] * len(claimed)
+    async def _submit_calls(self, claimed: Sequence[Payout]) -> list[Call]:
+        calls: list[Call | None] = [None] * len(claimed)
         # 1. Anything that may already be at the provider is asked first, with the same idempotency key.
         recovering = self.recovering()
         sync_idx = [n for n, rec in enumerate(claimed) if rec.sync_first or recovering]
-        synced = await asyncio.gather(*(self._sync_call(claimed[n]) for n in sync_idx))
+        synced = await asyncio.gather(*(self.calls.sync(claimed[n]) for n in sync_idx))
         for n, call in zip(sync_idx, synced, strict=True):
             if call.error is not None and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND:
                 rail = self.registry.get(claimed[n].provider_name).provider
@@ -307,7 +276,7 @@ class PayoutWorker:
             if calls[n] is None and self.deny.denies(rec.instruction().destination):
                 now = _now()
                 denied = PayoutError.of(PayoutErrorCode.DESTINATION_BLOCKED, DENIED_DETAIL)
-                calls[n] = _Call("create", now, now, error=denied)
+                calls[n] = Call("create", now, now, error=denied)
                 log.warning("payout to a denied destination not sent", extra={"payout_id": rec.id})
             elif calls[n] is None and rec.id in self._screened_out:
                 # Screened again before this attempt (`_gated_claim`): listed since the first one. Nothing is at the
@@ -316,14 +285,14 @@ class PayoutWorker:
                 blocked = PayoutError.of(
                     PayoutErrorCode.DESTINATION_BLOCKED, "sanctions screening hit before a retry (compliance gate)"
                 )
-                calls[n] = _Call("create", now, now, error=blocked)
+                calls[n] = Call("create", now, now, error=blocked)
                 log.warning("payout retry to a listed destination not sent", extra={"payout_id": rec.id})
             elif calls[n] is None and rec.id in self._awaiting_screening:
                 # Screened again before this attempt: the screening cannot answer until the player's re-screen (or
                 # the missing list). Nothing is at the provider (asked above): it is not created now.
                 now = _now()
                 waits = PayoutError.of(PayoutErrorCode.PAYOUT_NOT_FOUND, AWAITING_SCREENING_DETAIL)
-                calls[n] = _Call("create", now, now, error=waits, deferred=True)
+                calls[n] = Call("create", now, now, error=waits, deferred=True)
                 log.info("payout retry waits for the player's screening", extra={"payout_id": rec.id})
         # 3. The rest is created, batched per provider where the provider takes batches.
         to_create = [n for n in range(len(claimed)) if calls[n] is None]
@@ -332,7 +301,7 @@ class PayoutWorker:
             by_provider.setdefault(claimed[n].provider_name, []).append(n)
         results = await asyncio.gather(
             *(
-                self._create_calls(self.registry.get(name), [claimed[n] for n in idx])
+                self.calls.create(self.registry.get(name), [claimed[n] for n in idx])
                 for name, idx in by_provider.items()
             )
         )
@@ -341,81 +310,8 @@ class PayoutWorker:
                 calls[n] = call
         return [c for c in calls if c is not None]
 
-    async def _create_calls(self, entry: ProviderEntry, recs: Sequence[Payout]) -> list[_Call]:
-        provider = entry.provider
-        started = _now()
-        t0 = time.perf_counter()
-        if isinstance(provider, BatchPayoutProvider) and provider.capabilities.supports_batching:
-            outcomes: Sequence[CreateOutcome | BaseException]
-            try:
-                async with self._sem:
-                    outcomes = await asyncio.wait_for(
-                        provider.create_payouts([r.instruction() for r in recs]), self.config.provider_timeout_s
-                    )
-            except Exception as err:  # noqa: BLE001 - every failure of the call becomes a stable code below
-                outcomes = [err] * len(recs)
-            if self.metrics is not None:
-                self.metrics.submit_seconds.labels(entry.name).observe(time.perf_counter() - t0)
-            return [self._call("create", started, o, entry.name) for o in outcomes]
-
-        async def one(rec: Payout) -> _Call:
-            t1 = time.perf_counter()
-            begun = _now()
-            try:
-                async with self._sem:
-                    out: CreateOutcome | BaseException = await asyncio.wait_for(
-                        provider.create_payout(rec.instruction()), self.config.provider_timeout_s
-                    )
-            except Exception as err:  # noqa: BLE001
-                out = err
-            if self.metrics is not None:
-                self.metrics.submit_seconds.labels(entry.name).observe(time.perf_counter() - t1)
-            return self._call("create", begun, out, entry.name)
-
-        return list(await asyncio.gather(*(one(r) for r in recs)))
-
-    async def _sync_call(self, rec: Payout) -> _Call:
-        entry = self.registry.get(rec.provider_name)
-        started = _now()
-        try:
-            async with self._sem:
-                out: CreateOutcome | BaseException = await asyncio.wait_for(
-                    entry.provider.sync_status(rec.lookup()), self.config.provider_timeout_s
-                )
-        except Exception as err:  # noqa: BLE001
-            out = err
-        return self._call("sync", started, out, entry.name)
-
-    def _call(self, kind: str, started: datetime, out: CreateOutcome | BaseException, provider: str) -> _Call:
-        call = _Call(kind, started, _now())
-        if isinstance(out, ProviderPayoutResult):
-            call.result = out
-        elif isinstance(out, PayoutProviderError):
-            call.error = out.error
-        elif isinstance(out, TimeoutError):
-            call.error = PayoutError.of(
-                PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
-                f"no answer within {self.config.provider_timeout_s}s",
-                provider=provider,
-            )
-        else:
-            log.error("provider %s raised an unexpected error", provider, exc_info=out)
-            call.error = PayoutError.of(
-                PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
-                f"unexpected provider error (outcome unknown): {type(out).__name__}",
-                provider=provider,
-            )
-        if self.metrics is not None:
-            outcome = call.result.status.value if call.result else "error"
-            self.metrics.attempts.labels(provider, kind, outcome).inc()
-            if call.error is not None:
-                self.metrics.provider_errors.labels(provider, call.error.code.value).inc()
-            elif call.result is not None and call.result.error is not None:
-                self.metrics.provider_errors.labels(provider, call.result.error.code.value).inc()
-        return call
-
     def _change_for(
-        self, rec: Payout, expected: PayoutState, call: _Call, now: datetime, entry: ProviderEntry
+        self, rec: Payout, expected: PayoutState, call: Call, now: datetime, entry: ProviderEntry
     ) -> Change | None:
         if call.result is not None:
             return self.builder.from_result(
@@ -442,7 +338,7 @@ class PayoutWorker:
             )
         return self.builder.from_error(rec, expected, call.error, now=now, actor=self.worker_id, token=rec.lease_token)
 
-    def _deferred(self, rec: Payout, call: _Call, now: datetime) -> Change:
+    def _deferred(self, rec: Payout, call: Call, now: datetime) -> Change:
         """A retry not created because its screening waits: a retryable failure, due again after the retries'
         backoff (it grows with each wait, up to its cap), and the attempt its claim took is given back (the payout's
         `max_attempts` grows by one), so waiting never ends a payout for good."""
@@ -455,7 +351,7 @@ class PayoutWorker:
         change.max_attempts = kept.max_attempts
         return change
 
-    def _attempt_log(self, rec: Payout, call: _Call) -> AttemptLog:
+    def _attempt_log(self, rec: Payout, call: Call) -> AttemptLog:
         err = call.error or (call.result.error if call.result else None)
         return AttemptLog(
             attempt=max(rec.attempts, 1),
@@ -495,8 +391,8 @@ class PayoutWorker:
         pollable = [e.name for e in self.registry if e.polls_status]
         if not pollable:
             return WorkerResult()
-        async with self.transactions() as repo:
-            claimed = await repo.claim_for_sync(
+        async with self.uow() as books:
+            claimed = await books.payouts.claim_for_sync(
                 owner=self.worker_id,
                 providers=pollable,
                 limit=self.config.batch_size,
@@ -504,7 +400,7 @@ class PayoutWorker:
             )
         if not claimed:
             return WorkerResult()
-        calls = await asyncio.gather(*(self._sync_call(rec) for rec in claimed))
+        calls = await asyncio.gather(*(self.calls.sync(rec) for rec in claimed))
         done = _now()
         changes = []
         for rec, call in zip(claimed, calls, strict=True):
@@ -513,141 +409,9 @@ class PayoutWorker:
                 if change.to is not S.SUBMITTED:
                     change.attempt_log = self._attempt_log(rec, call)
                 changes.append(change)
-        async with self.transactions() as repo:
-            applied = await repo.apply(changes, at=done)
+        async with self.uow() as books:
+            applied = await books.payouts.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
-
-    # -- provider reports that disagreed with a payout's state (domain/disagreement.py) ------------------------
-    async def _maybe_check_disagreements(self) -> None:
-        if time.monotonic() - self._last_checks < self.config.checks_interval_s:
-            return
-        self._last_checks = time.monotonic()
-        await self.check_disagreements()
-
-    async def check_disagreements(self) -> int:
-        """Read each due disagreement's payout at its provider (never holding a lock across the call), then conclude
-        against the payout as it is by then: stale, a contradiction for a person, or ask again later. Never moves a
-        payout. Returns how many were concluded."""
-        async with self.transactions() as repo:
-            due = await repo.claim_disagreements(limit=self.config.batch_size, lease_s=self.config.lease_s)
-        if not due:
-            return 0
-        calls = await asyncio.gather(*(self._sync_call(d.payout) for d in due))
-        now = _now()
-        async with self.transactions() as repo:
-            current = await repo.payouts_for_update([d.payout.id for d in due])
-            conclusions = [
-                conclude(
-                    d,
-                    current[d.payout.id],
-                    status_now=call.result.status if call.result is not None else None,
-                    error=call.error.code if call.error is not None else None,
-                    now=now,
-                )
-                for d, call in zip(due, calls, strict=True)
-            ]
-            written = await repo.conclude_disagreements(conclusions, at=now)
-            raised = [c for c in written if c.status is DisagreementStatus.CONTRADICTION]
-            await repo.add_history(
-                [
-                    (c.disagreement.payout.id, HistoryEntry(p.state, p.state, self.worker_id, reason=c.detail[:1000]))
-                    for c in raised
-                    if (p := current[c.disagreement.payout.id])
-                ],
-                at=now,
-            )
-        for c in written:
-            self._counted(c, current[c.disagreement.payout.id])
-        return len(written)
-
-    def _counted(self, c: Conclusion, payout: Payout) -> None:
-        d = c.disagreement
-        if c.status is DisagreementStatus.CONTRADICTION:
-            log.error(
-                "a provider contradicts a payout's final state: a person decides (docs/runbooks/"
-                "final-state-contradicted.md)",
-                extra={"payout_id": payout.id, "disagreement": d.id, "state": payout.state.value},
-            )
-        if self.metrics is None:
-            return
-        outcome = "ask_again" if c.status is DisagreementStatus.CHECKING else c.status.value
-        self.metrics.disagreement_checks.labels(d.provider, outcome).inc()
-        if c.status is DisagreementStatus.CONTRADICTION:
-            self.metrics.contradictions.labels("payout", payout.state.value, d.reported.value).inc()
-
-    # -- reconciler view and gauges ---------------------------------------------------------------------------
-    async def _maybe_gauges(self) -> None:
-        if self.metrics is None or time.monotonic() - self._last_gauges < self.config.gauges_interval_s:
-            return
-        self._last_gauges = time.monotonic()
-        await self.refresh_gauges()
-
-    async def refresh_gauges(self) -> dict[str, int]:
-        """The gauges read from the database (every replica exports the same figures); returns the totals."""
-        async with self.transactions() as repo:
-            counts = await repo.counts()
-            queue = await repo.queue_length()
-            contradictions = dict(await repo.open_contradictions())
-            if self.gate is not None:
-                await self.gate.refresh_held(gate_store(repo))
-            stuck = await repo.stuck(
-                submitted_older_s=self.builder.policy.reconcile_interval_ms / 1000,
-                operator_after_s=self.operator_thresholds(),
-                default_operator_after_s=self.config.operator_after_s,
-            )
-        totals = dict.fromkeys(STUCK_KINDS, 0)
-        for kind, _, count in stuck:
-            totals[kind] += count
-        if self.metrics is not None:
-            self.metrics.payouts.clear()
-            for state, provider, count in counts:
-                self.metrics.payouts.labels(state, provider).set(count)
-            self.metrics.queue_length.set(queue)
-            for name in {e.name for e in self.registry} | set(contradictions):
-                self.metrics.contradictions_open.labels(name).set(contradictions.get(name, 0))
-            self._stuck_gauges(self.metrics, stuck)
-            await self._progress_gauges(self.metrics)
-        if any(totals.values()):
-            log.warning(
-                "reconciler: payouts waiting on recovery or an operator (docs/runbooks/payouts-awaiting-operator.md)",
-                extra=totals,
-            )
-        return {"queue": queue, "contradictions": sum(contradictions.values()), **totals}
-
-    def operator_thresholds(self) -> dict[str, float]:
-        """Each configured provider's operator threshold: its own (`DefersToOperator`), else the worker's."""
-        return {
-            e.name: float(e.provider.operator_after_s)
-            if isinstance(e.provider, DefersToOperator)
-            else self.config.operator_after_s
-            for e in self.registry
-        }
-
-    def _stuck_gauges(self, metrics: PayoutMetrics, stuck: Sequence[tuple[str, str, int]]) -> None:
-        """Every configured provider, and any provider seen before, gets each kind (0 when nothing waits), so an
-        alert's series never vanishes when the last payout is resolved; never cleared, so never briefly absent."""
-        values = {(kind, e.name): 0 for e in self.registry for kind in STUCK_KINDS}
-        values.update(dict.fromkeys(self._stuck_seen, 0))
-        values.update({(kind, provider): count for kind, provider, count in stuck})
-        for (kind, provider), count in values.items():
-            metrics.stuck.labels(kind, provider).set(count)
-        self._stuck_seen = set(values)
-
-    async def _progress_gauges(self, metrics: PayoutMetrics) -> None:
-        """Each rail's source accounts (sequence, last landing) and its oldest waiting payout, from its books: every
-        replica reports the same figures. A rail that cannot answer keeps its last ones."""
-        for entry in self.registry:
-            if not isinstance(entry.provider, ReportsProgress):
-                continue
-            try:
-                progress = await entry.provider.progress()
-            except Exception as err:  # noqa: BLE001 - a gauge refresh never stops the worker
-                log.warning("progress of %s unavailable: %s", entry.name, type(err).__name__)
-                continue
-            for source in progress.sources:
-                metrics.source_sequence.labels(entry.name, source.account).set(source.sequence)
-                metrics.source_advanced.labels(entry.name, source.account).set(source.advanced_at)
-            metrics.oldest_waiting.labels(entry.name).set(progress.oldest_waiting_s)
 
 
 def _now() -> datetime:
@@ -688,26 +452,4 @@ def _still_unknown(error: PayoutError) -> PayoutError:
     )
 
 
-def _next_pause(pause: float, config: WorkerConfig) -> float:
-    return min(pause * 2, max(config.idle_max_s, config.interval_s))
-
-
-async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> bool:
-    """Pause up to `seconds`; True when `wake` ended it."""
-    waiters: list[Awaitable[object]] = [stop.wait()]
-    if wake is not None:
-        waiters.append(wake.wait())
-    tasks = [asyncio.ensure_future(w) for w in waiters]
-    await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    for t in tasks:
-        t.cancel()
-    if wake is None:
-        return False
-    woken = wake.is_set()
-    wake.clear()
-    return woken
-
-
-WorkerFactory = Callable[[], PayoutWorker]
-
-__all__ = ["PayoutWorker", "WorkerConfig", "WorkerResult"]
+__all__ = ["AWAITING_SCREENING_DETAIL", "Call", "PayoutWorker", "WorkerConfig", "WorkerResult"]

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Final
 
 from prizeflow_contracts.providers import ProviderPayoutStatus
+from prizeflow_contracts.transitions import Transitions
 
 
 class PayoutState(StrEnum):
@@ -27,27 +28,31 @@ S = PayoutState
 # Every legal move. A move not listed here is refused, whoever asks (worker, webhook, admin), and PostgreSQL refuses
 # it too (trigger `payouts_transition_allowed`, migrations 0015 and 0021: the same pairs, frozen; a unit test holds
 # them equal).
-TRANSITIONS: Final[Mapping[PayoutState, frozenset[PayoutState]]] = {
-    S.REQUESTED: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),
-    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
-    # `paid` from approved: the provider answers an earlier attempt (sync first) or a create under the same
-    # idempotency key with a payout it already holds. `pending_approval` from approved: the compliance gate, run
-    # again just before a payout no provider has seen is first sent, holds it for a person (migration 0021).
-    S.APPROVED: frozenset({S.SUBMITTING, S.CANCELLED, S.PAID, S.PENDING_APPROVAL}),
-    # `paid`/`failed`/`cancelled` directly: a synchronous rail answers at once, nothing comes later.
-    S.SUBMITTING: frozenset({S.SUBMITTED, S.PAID, S.FAILED, S.CANCELLED}),
-    S.SUBMITTED: frozenset({S.PAID, S.FAILED, S.CANCELLED}),
-    # `returned`: a paid payout came back, on a rail whose paid payouts can (capability `supports_returns`).
-    S.PAID: frozenset({S.RETURNED}),
-    # `approved`/`cancelled`: a retryable failure whose backoff has passed, or an admin retry or cancel; never a
-    # final failure (`Payout.failed_for_good`: its reservation is void), which nothing moves any more. A failed
-    # payout is never `paid` directly: a provider's later `paid` makes a retryable one due now, and its retry asks
-    # the provider first (submitting → paid); for a final one it is a disagreement a person looks at.
-    S.FAILED: frozenset({S.APPROVED, S.CANCELLED}),
-    S.CANCELLED: frozenset(),
-    S.REJECTED: frozenset(),
-    S.RETURNED: frozenset(),
-}
+PAYOUT_MACHINE: Final = Transitions[PayoutState](
+    "payout",
+    {
+        S.REQUESTED: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),
+        S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
+        # `paid` from approved: the provider answers an earlier attempt (sync first) or a create under the same
+        # idempotency key with a payout it already holds. `pending_approval` from approved: the compliance gate, run
+        # again just before a payout no provider has seen is first sent, holds it for a person (migration 0021).
+        S.APPROVED: frozenset({S.SUBMITTING, S.CANCELLED, S.PAID, S.PENDING_APPROVAL}),
+        # `paid`/`failed`/`cancelled` directly: a synchronous rail answers at once, nothing comes later.
+        S.SUBMITTING: frozenset({S.SUBMITTED, S.PAID, S.FAILED, S.CANCELLED}),
+        S.SUBMITTED: frozenset({S.PAID, S.FAILED, S.CANCELLED}),
+        # `returned`: a paid payout came back, on a rail whose paid payouts can (capability `supports_returns`).
+        S.PAID: frozenset({S.RETURNED}),
+        # `approved`/`cancelled`: a retryable failure whose backoff has passed, or an admin retry or cancel; never a
+        # final failure (`Payout.failed_for_good`: its reservation is void), which nothing moves any more. A failed
+        # payout is never `paid` directly: a provider's later `paid` makes a retryable one due now, and its retry asks
+        # the provider first (submitting → paid); for a final one it is a disagreement a person looks at.
+        S.FAILED: frozenset({S.APPROVED, S.CANCELLED}),
+        S.CANCELLED: frozenset(),
+        S.REJECTED: frozenset(),
+        S.RETURNED: frozenset(),
+    },
+)
+TRANSITIONS: Final[Mapping[PayoutState, frozenset[PayoutState]]] = PAYOUT_MACHINE.table
 
 # No provider has (or may have) the payout: it can be cancelled without asking one.
 CANCELLABLE_LOCALLY: Final = frozenset({S.REQUESTED, S.PENDING_APPROVAL, S.APPROVED})
@@ -55,20 +60,13 @@ CANCELLABLE_LOCALLY: Final = frozenset({S.REQUESTED, S.PENDING_APPROVAL, S.APPRO
 NON_FINAL: Final = frozenset({S.REQUESTED, S.PENDING_APPROVAL, S.APPROVED, S.SUBMITTING, S.SUBMITTED})
 
 
-class IllegalTransitionError(Exception):
-    def __init__(self, src: PayoutState, dst: PayoutState) -> None:
-        super().__init__(f"illegal payout transition {src.value} -> {dst.value}")
-        self.src = src
-        self.dst = dst
-
-
 def can_transition(src: PayoutState, dst: PayoutState) -> bool:
-    return dst in TRANSITIONS[src]
+    return PAYOUT_MACHINE.allows(src, dst)
 
 
 def check_transition(src: PayoutState, dst: PayoutState) -> None:
-    if not can_transition(src, dst):
-        raise IllegalTransitionError(src, dst)
+    """Raises `IllegalTransition("payout", src, dst)` unless the move is in the table."""
+    PAYOUT_MACHINE.check(src, dst)
 
 
 def steps_for_provider_status(  # noqa: PLR0911 - one return per provider status reads as the table it is
@@ -194,9 +192,9 @@ __all__ = [
     "NEVER_SENT",
     "NON_FINAL",
     "NOTHING_OUT",
+    "PAYOUT_MACHINE",
     "PENDING_STATUSES",
     "TRANSITIONS",
-    "IllegalTransitionError",
     "PayoutState",
     "Reaction",
     "Verdict",

@@ -1,35 +1,20 @@
-"""Kafka handlers: PayoutRequested (create), ProviderEventReceived (webhooks), signer results. Each runs inside
-the one transaction the runtime opened for the poll (the inbox rows already claimed): the use cases get the
-payouts repository bound to it."""
+"""Kafka handlers: PayoutRequested (create), ProviderEventReceived (webhooks), verification events, signer results.
+Each runs on the consumer's `books`: the stores bound to the one transaction the runtime opened for the poll (the
+inbox rows already claimed)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol, runtime_checkable
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, Final
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import LedgerPosted, PayoutRequested
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
-from prizeflow_payouts.adapters.compliance_pg import SqlComplianceStore
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
-from prizeflow_payouts.application.compliance.verification import ApplyVerificationEvent
+from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
-from prizeflow_reconciliation.statements import LedgerPostings
 from prizeflow_runtime.dead_letters import DeadLetter
-
-
-@runtime_checkable
-class SignerResultsSink(Protocol):
-    """A provider that signs through the signer service: it takes TransactionSigned / SignatureRefused events,
-    inside the consumer's inbox transaction (`session`)."""
-
-    async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None: ...
-
 
 # Who may tell payouts what the ledger booked: the rewards service (its CloudEvents source).
 LEDGER_SOURCES: Final = frozenset({"/prizeflow/rewards"})
@@ -42,18 +27,15 @@ class PayoutRequestsHandler:
     def __init__(
         self,
         create: CreatePayouts,
-        wake: asyncio.Event | None = None,
+        on_due: Callable[[], None] | None = None,
         *,
-        postings: Callable[[AsyncSession], LedgerPostings],
         ledger_sources: frozenset[str] = LEDGER_SOURCES,
     ) -> None:
-        """`postings`: reconciliation's `LedgerPostings` on the poll's session (handed in by the composition root)."""
         self.create = create
-        self.wake = wake
-        self.postings = postings
+        self.on_due = on_due  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
         self.ledger_sources = ledger_sources
 
-    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+    async def __call__(self, books: Books, envelopes: Sequence[Envelope[Any]]) -> None:
         commands = []
         postings = []
         for env in envelopes:
@@ -82,62 +64,42 @@ class PayoutRequestsHandler:
                     cause_event_id=str(env.id),
                 )
             )
-        await self.postings(session).record(postings)
+        await books.postings.record(postings)
         if not commands:
             return
         try:
-            await self.create.execute(SqlPayoutRepository(session), commands, channel="kafka")
+            await self.create.execute(books, commands, channel="kafka")
         except PayoutConflictError as err:
             # The claim already has a payout (or a refusal): that one settles its reservation; nothing is voided.
             raise EventRefusal(err.code, err.detail) from err
-        if self.wake is not None:
-            self.wake.set()  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
+        if self.on_due is not None:
+            self.on_due()
 
-    async def on_refusal(self, session: AsyncSession, letter: DeadLetter) -> None:
+    async def on_refusal(self, books: Books, letter: DeadLetter) -> None:
         """A request dead-lettered unread: refused for good when it names its claim (see `refuse_unreadable`)."""
-        await self.create.refuse_unreadable(SqlPayoutRepository(session), letter)
+        await self.create.refuse_unreadable(books, letter)
 
 
 class ProviderEventsHandler:
     def __init__(self, apply: ApplyProviderEvents) -> None:
         self.apply = apply
 
-    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+    async def __call__(self, books: Books, envelopes: Sequence[Envelope[Any]]) -> None:
         # A verification event is `VerificationEventsHandler`'s (its own consumer group), never a payout's.
         payouts = [e for e in envelopes if not isinstance(e.data, VerificationEventReceived)]
         if payouts:
-            await self.apply.execute(SqlPayoutRepository(session), payouts)
-
-
-class VerificationEventsHandler:
-    """`VerificationEventReceived` from the webhooks topic, in its own consumer group (inbox dedup, retries, DLQ): a
-    vendor outage retries and dead-letters these, and never holds back the payouts' provider events. Every other
-    kind on the topic is another consumer's: seen, nothing to do."""
-
-    def __init__(self, apply: ApplyVerificationEvent) -> None:
-        self.apply = apply
-
-    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
-        mine = [e for e in envelopes if isinstance(e.data, VerificationEventReceived)]
-        if mine:
-            await self.apply.execute(SqlComplianceStore(session), mine)
+            await self.apply.execute(books, payouts)
 
 
 class SignerResultsHandler:
     """TransactionSigned / SignatureRefused for the providers that sign through the signer service."""
 
-    def __init__(self, sinks: Sequence[SignerResultsSink]) -> None:
-        self.sinks = list(sinks)
-
-    async def __call__(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
-        for sink in self.sinks:
-            await sink.on_signer_results(session, envelopes)
+    async def __call__(self, books: Books, envelopes: Sequence[Envelope[Any]]) -> None:
+        await books.signer_results.record(envelopes)
 
 
 __all__ = [
     "PayoutRequestsHandler",
     "ProviderEventsHandler",
     "SignerResultsHandler",
-    "SignerResultsSink",
-    "VerificationEventsHandler",
 ]

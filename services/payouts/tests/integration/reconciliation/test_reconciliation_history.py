@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from prizeflow_contracts.providers import ProviderType, StatementLine, StatementLineKind, StatementPage
-from prizeflow_payouts.adapters.repository import SqlPayoutRepository
+from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
 from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_reconciliation.adapters.books import bind

@@ -32,7 +32,6 @@ from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.domain.payout import Change, Payout
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler
-from prizeflow_reconciliation.adapters.postings_pg import SqlLedgerPostings
 from prizeflow_reconciliation.application.books import ReconciliationStores
 from prizeflow_reconciliation.application.ports import Actor, ReconException, Resolution, Run
 from prizeflow_reconciliation.application.queue import ExceptionQueue
@@ -306,7 +305,7 @@ async def test_a_ledger_posting_not_from_rewards_is_refused() -> None:
         correlation_id="corr-x",
     )
     session = _Session()
-    handler = PayoutRequestsHandler(create=None, postings=SqlLedgerPostings)  # type: ignore[arg-type]
+    handler = PayoutRequestsHandler(create=None)  # type: ignore[arg-type]
     with pytest.raises(EventRefusal):
         await handler(session, [forged])  # type: ignore[arg-type]
     assert session.executed == []

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 import prizeflow_stellar as ps
+from prizeflow_contracts.transitions import IllegalTransition, Transitions
 
 
 class TxState(StrEnum):
@@ -59,7 +60,8 @@ TX_TRANSITIONS: Final[Mapping[TxState, frozenset[TxState]]] = {
     T.REFUSED: frozenset(),
 }
 
-FINAL_TX_STATES: Final = frozenset(s for s, nxt in TX_TRANSITIONS.items() if not nxt)
+TX_MACHINE: Final = Transitions[TxState]("stellar_txs", TX_TRANSITIONS)
+FINAL_TX_STATES: Final = TX_MACHINE.finals
 # Open: an envelope the engine still drives (its lane is held while it is open in live mode).
 OPEN_TX_STATES: Final = (T.SIGNING, T.SIGNED, T.EXTERNAL, T.SUBMITTED)
 AWAITING_SIGNATURE: Final = frozenset({T.SIGNING, T.EXTERNAL})
@@ -71,31 +73,22 @@ PAYOUT_TRANSITIONS: Final[Mapping[PayoutState, frozenset[PayoutState]]] = {
     PayoutState.PAID: frozenset(),
     PayoutState.FAILED: frozenset(),
 }
-
-
-class IllegalTransitionError(Exception):
-    """A move the transition table does not allow: a bug, never a network outcome."""
-
-    def __init__(self, machine: str, src: str, dst: str) -> None:
-        super().__init__(f"illegal {machine} transition {src} -> {dst}")
-        self.src = src
-        self.dst = dst
+PAYOUT_MACHINE: Final = Transitions[PayoutState]("stellar_payouts", PAYOUT_TRANSITIONS)
 
 
 def can_move(src: TxState, dst: TxState) -> bool:
-    return dst in TX_TRANSITIONS[src]
+    return TX_MACHINE.allows(src, dst)
 
 
 def require_transition(src: TxState, dst: TxState) -> TxState:
-    """`dst`, if an envelope in `src` may move there; raises `IllegalTransitionError` otherwise."""
-    if not can_move(src, dst):
-        raise IllegalTransitionError("stellar_txs", src, dst)
+    """`dst`, if an envelope in `src` may move there; raises `IllegalTransition` otherwise (a bug, never a network
+    outcome)."""
+    TX_MACHINE.check(src, dst)
     return dst
 
 
 def require_payout_transition(src: PayoutState, dst: PayoutState) -> PayoutState:
-    if dst not in PAYOUT_TRANSITIONS[src]:
-        raise IllegalTransitionError("stellar_payouts", src, dst)
+    PAYOUT_MACHINE.check(src, dst)
     return dst
 
 
@@ -270,9 +263,11 @@ __all__ = [
     "AWAITING_SIGNATURE",
     "FINAL_TX_STATES",
     "OPEN_TX_STATES",
+    "PAYOUT_MACHINE",
     "PAYOUT_TRANSITIONS",
+    "TX_MACHINE",
     "TX_TRANSITIONS",
-    "IllegalTransitionError",
+    "IllegalTransition",
     "Lane",
     "PayoutRow",
     "PayoutState",

@@ -1,0 +1,325 @@
+"""`SqlHoldStore`: the gate's statements over the payouts tables (migration 0021): holds, decisions, clearances and
+window facts. A store of the payouts' `Books`, on the payouts transaction. Batch-shaped: one statement per step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from prizeflow_contracts.policy import Action
+from prizeflow_payouts.adapters.payout_rows import payout_from_row
+from prizeflow_payouts.application.gate import DecisionRecord, FactsQuery, Hold, WindowFacts
+from prizeflow_payouts.domain.gate import Clearance, GateDecision, HoldCode, Stage, SubjectKind
+from prizeflow_payouts.domain.payout import Payout
+
+# Payouts that ended without paying count for nothing in a window.
+_COUNTS = "NOT (p.state IN ('cancelled', 'rejected') OR (p.state = 'failed' AND p.finished_at IS NOT NULL))"
+
+_GATE_FACTS = text(
+    f"""
+    WITH r AS (
+        SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:players AS text[]), CAST(:keys AS text[]),
+                             CAST(:assets AS text[])) AS r(id, player_id, dkey, asset)
+    ), w AS (SELECT unnest(CAST(:windows AS int[])) AS s)
+    SELECT r.id, w.s,
+        (SELECT coalesce(sum(p.amount), 0) FROM payouts p
+          WHERE p.player_id = r.player_id AND p.asset = r.asset AND p.id <> r.id AND {_COUNTS}
+            AND p.created_at > CAST(:now AS timestamptz) - make_interval(secs => w.s)) AS player_total,
+        (SELECT count(*) FROM payouts p
+          WHERE p.player_id = r.player_id AND p.id <> r.id AND {_COUNTS}
+            AND p.created_at > CAST(:now AS timestamptz) - make_interval(secs => w.s)) AS player_count,
+        (SELECT coalesce(sum(p.amount), 0) FROM payouts p
+          WHERE p.destination_key = r.dkey AND p.asset = r.asset AND p.id <> r.id AND {_COUNTS}
+            AND p.created_at > CAST(:now AS timestamptz) - make_interval(secs => w.s)) AS destination_total,
+        NULL::timestamptz AS first_used_at
+    FROM r CROSS JOIN w
+    UNION ALL
+    SELECT r.id, NULL, NULL, NULL, NULL,
+        (SELECT min(p.created_at) FROM payouts p
+          WHERE p.player_id = r.player_id AND p.destination_key = r.dkey AND p.id <> r.id AND {_COUNTS})
+    FROM r
+    """  # noqa: S608 - a fixed fragment, no input
+)
+
+_LOCK_PLAYERS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended('payout-gate:' || u.p, 0))) "
+    "FROM (SELECT DISTINCT p FROM unnest(CAST(:players AS text[])) AS t(p) ORDER BY p) AS u"
+)
+
+_DUE_WHERE = """
+    (state = 'approved' AND available_at <= now())
+    OR (state = 'failed' AND next_attempt_at <= now())
+    OR (state = 'submitting' AND lease_until < now())
+"""
+_LOCK_DUE = text(
+    f"""
+    SELECT * FROM payouts WHERE {_DUE_WHERE}
+    ORDER BY coalesce(lease_until, next_attempt_at, available_at)
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """  # noqa: S608 - fixed text
+)
+# The same update as `_CLAIM_SUBMIT` (repository), for rows this transaction has locked and still finds due.
+_CLAIM_LOCKED = text(
+    f"""
+    WITH due AS (
+        SELECT id, state AS previous_state FROM payouts
+        WHERE id = ANY(CAST(:ids AS text[])) AND ({_DUE_WHERE})
+    )
+    UPDATE payouts p SET
+        state = 'submitting',
+        attempts = CASE WHEN due.previous_state = 'submitting' THEN p.attempts ELSE p.attempts + 1 END,
+        sync_first = p.sync_first OR due.previous_state = 'submitting' OR p.attempts > 0,
+        next_attempt_at = NULL,
+        lease_owner = :owner,
+        lease_token = gen_random_uuid(),
+        lease_until = now() + make_interval(secs => :lease_s),
+        updated_at = now()
+    FROM due WHERE p.id = due.id
+    RETURNING p.*, due.previous_state
+    """  # noqa: S608 - fixed text
+)
+
+_RECORD = text(
+    """
+    INSERT INTO compliance_decisions
+        (payout_id, claim_id, player_id, stage, action, hold_code, reasons, policy_version, list_versions, decided_at)
+    SELECT u.payout_id, u.claim_id, u.player_id, u.stage, u.action, u.hold_code, CAST(u.reasons AS jsonb),
+           u.policy_version, CAST(u.versions AS jsonb), u.decided_at
+    FROM unnest(CAST(:payout_ids AS text[]), CAST(:claim_ids AS text[]), CAST(:player_ids AS text[]),
+                CAST(:stages AS text[]), CAST(:actions AS text[]), CAST(:hold_codes AS text[]),
+                CAST(:reasons AS text[]), CAST(:policy_versions AS bigint[]), CAST(:versions AS text[]),
+                CAST(:decided_ats AS timestamptz[]))
+        AS u(payout_id, claim_id, player_id, stage, action, hold_code, reasons, policy_version, versions, decided_at)
+    """
+)
+
+_HOLD = text(
+    """
+    UPDATE payouts p SET hold_code = u.code, hold_detail = u.detail, held_at = CAST(:at AS timestamptz),
+        approval_policy = u.policy, hold_policy_version = u.version, hold_findings = CAST(u.findings AS jsonb),
+        updated_at = now()
+    FROM unnest(CAST(:ids AS text[]), CAST(:codes AS text[]), CAST(:details AS text[]), CAST(:policies AS text[]),
+                CAST(:versions AS bigint[]), CAST(:findings AS text[]))
+        AS u(id, code, detail, policy, version, findings)
+    WHERE p.id = u.id AND p.state = 'pending_approval'
+    """
+)
+
+
+class SqlHoldStore:
+    """`GateStore` in the transaction of `session`."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def gate_facts(
+        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
+    ) -> dict[str, WindowFacts]:
+        if not queries:
+            return {}
+        if lock_players:
+            await self.session.execute(_LOCK_PLAYERS, {"players": [q.player_id for q in queries]})
+        rows = await self.session.execute(
+            _GATE_FACTS,
+            {
+                "ids": [q.payout_id for q in queries],
+                "players": [q.player_id for q in queries],
+                "keys": [q.destination_key for q in queries],
+                "assets": [q.asset for q in queries],
+                "windows": list(windows),
+                "now": now,
+            },
+        )
+        totals: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
+        counts: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
+        dest: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
+        first: dict[str, datetime | None] = {}
+        for r in rows:
+            if r.s is None:
+                first[r.id] = r.first_used_at
+                continue
+            totals[r.id][int(r.s)] = int(r.player_total)
+            counts[r.id][int(r.s)] = int(r.player_count)
+            dest[r.id][int(r.s)] = int(r.destination_total)
+        return {
+            q.payout_id: WindowFacts(
+                totals[q.payout_id], counts[q.payout_id], dest[q.payout_id], first.get(q.payout_id)
+            )
+            for q in queries
+        }
+
+    async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]:
+        if not subjects:
+            return []
+        rows = await self.session.execute(
+            text(
+                "SELECT c.subject_kind, c.subject_key, c.source, c.entry_uid FROM screening_clearances c "
+                "JOIN unnest(CAST(:kinds AS text[]), CAST(:keys AS text[])) AS s(kind, key) "
+                "ON c.subject_kind = s.kind AND c.subject_key = s.key"
+            ),
+            {"kinds": [k.value for k, _ in subjects], "keys": [k for _, k in subjects]},
+        )
+        return [Clearance(SubjectKind(r.subject_kind), r.subject_key, r.source, r.entry_uid) for r in rows]
+
+    async def add_clearances(
+        self, clearances: Sequence[Clearance], *, cleared_by: tuple[str, str], payout_id: str, at: datetime
+    ) -> None:
+        if not clearances:
+            return
+        await self.session.execute(
+            text(
+                "INSERT INTO screening_clearances "
+                "(subject_kind, subject_key, source, entry_uid, cleared_by, payout_id, cleared_at) "
+                "SELECT u.kind, u.key, u.source, u.uid, CAST(:by AS text[]), :payout_id, :at FROM unnest("
+                "CAST(:kinds AS text[]), CAST(:keys AS text[]), CAST(:sources AS text[]), CAST(:uids AS text[])"
+                ") AS u(kind, key, source, uid) ON CONFLICT DO NOTHING"
+            ),
+            {
+                "kinds": [c.kind.value for c in clearances],
+                "keys": [c.key for c in clearances],
+                "sources": [c.source for c in clearances],
+                "uids": [c.entry_uid for c in clearances],
+                "by": list(cleared_by),
+                "payout_id": payout_id,
+                "at": at,
+            },
+        )
+
+    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        if not records:
+            return
+        await self.session.execute(
+            _RECORD,
+            {
+                "payout_ids": [r.payout_id for r in records],
+                "claim_ids": [r.claim_id for r in records],
+                "player_ids": [r.player_id for r in records],
+                "stages": [r.stage.value for r in records],
+                "actions": [r.decision.action.value for r in records],
+                "hold_codes": [r.decision.hold.value if r.decision.hold else None for r in records],
+                "reasons": [json.dumps(list(r.decision.reasons), default=str) for r in records],
+                "policy_versions": [r.decision.policy_version for r in records],
+                "versions": [json.dumps(dict(r.decision.list_versions)) for r in records],
+                "decided_ats": [r.decided_at for r in records],
+            },
+        )
+
+    async def hold(self, holds: Sequence[Hold], *, at: datetime) -> None:
+        if not holds:
+            return
+        await self.session.execute(
+            _HOLD,
+            {
+                "ids": [h.payout_id for h in holds],
+                "codes": [h.code.value for h in holds],
+                "details": [h.detail[:2000] for h in holds],
+                "policies": [h.approval_policy for h in holds],
+                "versions": [h.policy_version for h in holds],
+                "findings": [json.dumps(list(h.findings)) for h in holds],
+                "at": at,
+            },
+        )
+
+    async def latest_decision(self, payout_id: str) -> DecisionRecord | None:
+        row = (
+            (
+                await self.session.execute(
+                    text(
+                        "SELECT * FROM compliance_decisions WHERE payout_id = :id AND action = 'hold' "
+                        "ORDER BY id DESC LIMIT 1"
+                    ),
+                    {"id": payout_id},
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        decision = GateDecision(
+            Action(row["action"]),
+            HoldCode(row["hold_code"]) if row["hold_code"] else None,
+            reasons=tuple(row["reasons"]),
+            list_versions=dict(row["list_versions"]),
+            policy_version=int(row["policy_version"]),
+        )
+        return DecisionRecord(
+            row["payout_id"], row["claim_id"], row["player_id"], Stage(row["stage"]), decision, row["decided_at"]
+        )
+
+    async def release_holds(self, payout_ids: Sequence[str]) -> None:
+        if not payout_ids:
+            return
+        await self.session.execute(
+            text(
+                "UPDATE payouts SET hold_code = NULL, hold_detail = NULL, held_at = NULL, hold_policy_version = NULL, "
+                "hold_findings = NULL, updated_at = now() "
+                "WHERE id = ANY(CAST(:ids AS text[])) AND state = 'pending_approval'"
+            ),
+            {"ids": list(payout_ids)},
+        )
+
+    async def approvals_of(self, payout_ids: Sequence[str]) -> dict[str, list[str]]:
+        if not payout_ids:
+            return {}
+        rows = await self.session.execute(
+            text(
+                "SELECT payout_id, approver_id FROM payout_approvals WHERE payout_id = ANY(CAST(:ids AS text[])) "
+                "ORDER BY decided_at, approver_id"
+            ),
+            {"ids": list(payout_ids)},
+        )
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(r.payout_id, []).append(r.approver_id)
+        return out
+
+    async def held_payouts(self, player_ids: Sequence[str], code: HoldCode, *, limit: int) -> list[Payout]:
+        rows = await self.session.execute(
+            text(
+                "SELECT * FROM payouts WHERE state = 'pending_approval' AND hold_code = :code "
+                "AND (cardinality(CAST(:players AS text[])) = 0 OR player_id = ANY(CAST(:players AS text[]))) "
+                "ORDER BY created_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
+            ),
+            {"code": code.value, "players": list(player_ids), "limit": limit},
+        )
+        return [payout_from_row(r) for r in rows.mappings()]
+
+    async def players_with_holds(self, code: HoldCode, *, limit: int) -> list[str]:
+        rows = await self.session.execute(
+            text(
+                "SELECT DISTINCT player_id FROM payouts WHERE state = 'pending_approval' AND hold_code = :code "
+                "ORDER BY player_id LIMIT :limit"
+            ),
+            {"code": code.value, "limit": limit},
+        )
+        return [r[0] for r in rows]
+
+    async def held_counts(self) -> dict[str, int]:
+        rows = await self.session.execute(
+            text(
+                "SELECT hold_code, count(*) FROM payouts WHERE state = 'pending_approval' AND hold_code IS NOT NULL "
+                "GROUP BY hold_code"
+            )
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def lock_due_for_submit(self, *, limit: int) -> list[Payout]:
+        rows = await self.session.execute(_LOCK_DUE, {"limit": limit})
+        return [payout_from_row(r) for r in rows.mappings()]
+
+    async def claim_locked(self, payout_ids: Sequence[str], *, owner: str, lease_s: float) -> list[Payout]:
+        if not payout_ids:
+            return []
+        rows = await self.session.execute(_CLAIM_LOCKED, {"ids": list(payout_ids), "owner": owner, "lease_s": lease_s})
+        return [payout_from_row(r) for r in rows.mappings()]
+
+
+__all__ = ["SqlHoldStore"]

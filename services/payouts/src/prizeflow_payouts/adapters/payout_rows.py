@@ -1,0 +1,103 @@
+"""A `payouts` row and the domain's `Payout`: the mapping every payouts store reads and inserts with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import text
+
+from prizeflow_contracts.events.payouts import ApprovalPolicy
+from prizeflow_contracts.providers import destination_key
+from prizeflow_payouts.domain.payout import Payout
+from prizeflow_payouts.domain.state import PayoutState
+
+T = TypeVar("T")
+
+PAYOUT_COLUMNS = (
+    ("id", "text"), ("payout_request_id", "text"), ("idempotency_key", "text"), ("request_hash", "text"),
+    ("claim_id", "text"), ("player_id", "text"), ("requested_by", "text"), ("asset", "text"), ("amount", "bigint"),
+    ("destination_type", "text"), ("destination_address", "text"), ("destination_memo", "text"),
+    ("provider_type", "text"), ("provider_name", "text"), ("state", "text"), ("approval_policy", "text"),
+    ("correlation_id", "text"), ("cause_event_id", "text"), ("attempts", "int"), ("max_attempts", "int"),
+    ("available_at", "timestamptz"), ("sync_first", "boolean"), ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"), ("hold_code", "text"), ("hold_detail", "text"), ("held_at", "timestamptz"),
+    ("destination_key", "text"), ("hold_policy_version", "bigint"), ("hold_findings", "jsonb"),
+)  # fmt: skip
+INSERT_PAYOUTS = text(
+    f"INSERT INTO payouts ({', '.join(c for c, _ in PAYOUT_COLUMNS)}) "  # noqa: S608 - fixed column list
+    f"SELECT * FROM unnest({', '.join(f'CAST(:a_{c} AS {t}[])' for c, t in PAYOUT_COLUMNS)}) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
+def payout_from_row(row: Mapping[Any, Any]) -> Payout:
+    """A `payouts` row (with `previous_state` when a claim returned it) as the domain's payout."""
+    prev = row.get("previous_state")
+    return Payout(
+        id=row["id"],
+        payout_request_id=row["payout_request_id"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        claim_id=row["claim_id"],
+        player_id=row["player_id"],
+        requested_by=row["requested_by"],
+        asset=row["asset"],
+        amount=int(row["amount"]),
+        destination_type=row["destination_type"],
+        destination_address=row["destination_address"],
+        destination_memo=row["destination_memo"],
+        provider_type=row["provider_type"],
+        provider_name=row["provider_name"],
+        state=PayoutState(row["state"]),
+        approval_policy=ApprovalPolicy(row["approval_policy"]),
+        correlation_id=row["correlation_id"],
+        cause_event_id=row["cause_event_id"],
+        attempts=int(row["attempts"]),
+        max_attempts=int(row["max_attempts"]),
+        sync_first=bool(row["sync_first"]),
+        sync_polls=int(row["sync_polls"]),
+        provider_ref=row["provider_ref"],
+        tx_hash=row["tx_hash"],
+        last_error_code=row["last_error_code"],
+        created_at=row["created_at"],
+        submitted_at=row.get("submitted_at"),
+        finished_at=row.get("finished_at"),
+        lease_token=row.get("lease_token"),
+        previous_state=PayoutState(prev) if prev else None,
+        hold_code=row.get("hold_code"),
+        hold_detail=row.get("hold_detail"),
+        held_at=row.get("held_at"),
+        hold_policy_version=row.get("hold_policy_version"),
+        hold_findings=stored_findings(row.get("hold_findings")),
+    )
+
+
+def stored_findings(stored: Any) -> tuple[str, ...] | None:
+    """`payouts.hold_findings` (jsonb: decoded by the driver, or its text where a statement reads it raw)."""
+    if stored is None:
+        return None
+    return tuple(str(f) for f in (json.loads(stored) if isinstance(stored, str) else stored))
+
+
+def insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
+    """The INSERT's arrays, one per column. A new payout is available, and last updated, when created."""
+    cols: dict[str, list[Any]] = {f"a_{c}": [] for c, _ in PAYOUT_COLUMNS}
+    for p in payouts:
+        for col, _ in PAYOUT_COLUMNS:
+            if col in {"available_at", "updated_at"}:
+                value: Any = p.created_at
+            elif col in {"state", "approval_policy"}:
+                value = getattr(p, col).value
+            elif col == "destination_key":
+                value = destination_key(p.destination)
+            elif col == "hold_findings":
+                value = None if p.hold_findings is None else json.dumps(list(p.hold_findings))
+            else:
+                value = getattr(p, col)
+            cols[f"a_{col}"].append(value)
+    return cols
+
+
+__all__ = ["INSERT_PAYOUTS", "PAYOUT_COLUMNS", "insert_columns", "payout_from_row", "stored_findings"]

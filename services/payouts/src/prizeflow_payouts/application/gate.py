@@ -1,0 +1,388 @@
+"""`PayoutGate`: the risk policy and sanctions screening applied to payouts (docs/adr/0012-pay-only-whom-you-may.md).
+
+Run in the caller's transaction, over a batch: at request time (CreatePayouts, with the insert), at send time (the
+worker, with the claim of approved payouts no provider has seen), when people release a hold (PayoutAdmin.approve)
+and when a player's verification changes (`ResumeVerifiedPayouts`). One read each of the active policy, the
+players' verification, the clearances and the window facts (one query for the batch), the destinations screened in
+memory; every decision recorded (`compliance_decisions`) with the policy and list versions it was made with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from prizeflow_compliance.facts import ComplianceStores, PlayerCompliance, SanctionsScreen
+from prizeflow_compliance.metrics import ComplianceMetrics
+from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
+from prizeflow_contracts.policy import PolicyFacts, RiskPolicy, VerificationStatus, evaluate
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType, destination_key
+from prizeflow_payouts.domain.gate import (
+    Clearance,
+    GateDecision,
+    GateInput,
+    HoldCode,
+    Release,
+    Screening,
+    Stage,
+    SubjectKind,
+    decide,
+    people_release,
+)
+from prizeflow_payouts.domain.payout import Payout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FactsQuery:
+    """One payout whose window facts the gate needs (the payout itself is left out of its own sums)."""
+
+    payout_id: str
+    player_id: str
+    destination_key: str
+    asset: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFacts:
+    """Per window length (seconds): the player's totals (this asset) and counts (any asset), the destination's
+    totals (this asset, every player), and when this player first used this destination (None: never). Payouts that
+    ended without paying (a final failure, cancelled, rejected) count for nothing."""
+
+    player_totals: Mapping[int, int] = field(default_factory=dict)
+    player_counts: Mapping[int, int] = field(default_factory=dict)
+    destination_totals: Mapping[int, int] = field(default_factory=dict)
+    first_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    payout_id: str
+    claim_id: str
+    player_id: str
+    stage: Stage
+    decision: GateDecision
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    payout_id: str
+    code: HoldCode
+    detail: str
+    approval_policy: str
+    policy_version: int  # the policy version and findings the hold shows (what people who release it decide)
+    findings: tuple[str, ...]
+
+    @classmethod
+    def of(cls, payout_id: str, code: HoldCode, decision: GateDecision, approval_policy: str) -> Hold:
+        """The hold `decision` puts on a payout, with what it shows approvers."""
+        return cls(
+            payout_id,
+            code,
+            decision.detail or code.value,
+            approval_policy,
+            decision.policy_version,
+            decision.findings,
+        )
+
+
+class GateStore(Protocol):
+    """What the gate reads and writes in the payouts transaction (`books.holds`, `adapters.holds_pg.SqlHoldStore`)."""
+
+    async def gate_facts(
+        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
+    ) -> dict[str, WindowFacts]:
+        """One query for the batch. `lock_players`: serialise concurrent requests of one player (transaction-scoped
+        advisory locks) so two of them cannot both pass a limit the sum of them breaks."""
+        ...
+
+    async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]: ...
+
+    async def add_clearances(
+        self, clearances: Sequence[Clearance], *, cleared_by: tuple[str, str], payout_id: str, at: datetime
+    ) -> None: ...
+
+    async def record_decisions(self, records: Sequence[DecisionRecord]) -> None: ...
+
+    async def hold(self, holds: Sequence[Hold], *, at: datetime) -> None:
+        """Write each payout's hold (code, staff detail, from now, the approval it needs, the policy version and
+        findings it shows)."""
+        ...
+
+    async def latest_decision(self, payout_id: str) -> DecisionRecord | None: ...
+
+    async def release_holds(self, payout_ids: Sequence[str]) -> None:
+        """Pending payouts no longer on hold (they wait for approvers only)."""
+        ...
+
+    async def approvals_of(self, payout_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Everyone who approved each payout, in order, whatever hold came since."""
+        ...
+
+    async def held_payouts(self, player_ids: Sequence[str], code: HoldCode, *, limit: int) -> list[Payout]:
+        """Pending payouts held with `code` (of these players; all players when empty), locked, skipping locked."""
+        ...
+
+    async def players_with_holds(self, code: HoldCode, *, limit: int) -> list[str]: ...
+
+    async def held_counts(self) -> dict[str, int]:
+        """Payouts on hold (pending_approval) by hold code."""
+        ...
+
+    async def lock_due_for_submit(self, *, limit: int) -> list[Payout]:
+        """The payouts `claim_for_submit` would claim, locked (skip locked), not yet claimed."""
+        ...
+
+    async def claim_locked(self, payout_ids: Sequence[str], *, owner: str, lease_s: float) -> list[Payout]:
+        """Claim these locked payouts as `claim_for_submit` does (each knows its `previous_state`)."""
+        ...
+
+
+class GateBooks(Protocol):
+    """What the gate runs on: the payouts transaction's books (`application.books.Books`), its holds and the
+    compliance facts bound to that one transaction (docs/adr/0012)."""
+
+    @property
+    def holds(self) -> GateStore: ...
+
+    @property
+    def compliance(self) -> ComplianceStores: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A payout to decide on (at request time not stored yet)."""
+
+    payout: Payout
+    released: Release | None = None  # what people decided by releasing its earlier `policy` hold
+
+    @classmethod
+    def stored(cls, payout: Payout) -> Candidate:
+        """A stored payout, with what people decided by releasing its `policy` hold (the version and findings the
+        hold showed them), if they did."""
+        return cls(payout, people_release(payout.hold_code, payout.hold_policy_version, payout.hold_findings))
+
+    @property
+    def destination(self) -> PayoutDestination:
+        return self.payout.destination
+
+
+class PayoutGate:
+    def __init__(
+        self,
+        *,
+        screen: SanctionsScreen,
+        sources: Sequence[str] = (),
+        metrics: ComplianceMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ready_wait_s: float = 30.0,
+        catch_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.screen = screen
+        self.sources = tuple(sources)  # the configured sanctions lists: one not loaded holds everything
+        self.metrics = metrics
+        self.clock = clock
+        self.ready_wait_s = ready_wait_s
+        # Loads the newest stored lists when this process's are older (`RefreshSanctionsLists.catch_up`): called
+        # before a batch is gated, outside its transaction.
+        self._catch_up = catch_up
+
+    async def catch_up(self) -> None:
+        """Gate against the newest stored lists: a process still on an older version (its hourly refresh not due
+        yet) loads the newer one first, so it holds the players that version makes stale. A failure to look is
+        logged; the loaded lists stay (the next batch looks again)."""
+        if self._catch_up is None:
+            return
+        try:
+            await self._catch_up()
+        except Exception:
+            log.exception("sanctions lists: could not look for newer stored versions; gating with the loaded ones")
+
+    @property
+    def screen_ready(self) -> bool:
+        """Every configured list is loaded in this process (a screen without the notion is always ready)."""
+        return bool(getattr(self.screen, "ready", True))
+
+    async def wait_ready(self) -> bool:
+        wait = getattr(self.screen, "wait_ready", None)
+        if wait is None:
+            return self.screen_ready
+        return bool(await wait(self.ready_wait_s))
+
+    async def decide(
+        self,
+        books: GateBooks,
+        candidates: Sequence[Candidate],
+        stage: Stage,
+        *,
+        extra_cleared: Sequence[Clearance] = (),
+    ) -> list[GateDecision]:
+        """One decision per candidate, in order; nothing written. At request time, candidates of one batch count
+        towards each other's sums in order (as if inserted one after the other)."""
+        if not candidates:
+            return []
+        if stage is Stage.REQUEST and not self.screen_ready:
+            # A process just started loads its lists in the background while its consumers already read: a
+            # request waits for them a while rather than be held for two people only because it came first.
+            await self.wait_ready()
+        now = self.clock()
+        compliance = books.compliance.facts
+        policy = await compliance.active_policy()
+        players = await compliance.players(sorted({c.payout.player_id for c in candidates}))
+        keys = [destination_key(c.destination) for c in candidates]
+        windows = sorted(policy.windows())
+        facts: Mapping[str, WindowFacts] = {}
+        if reads_history(policy):
+            # Only a rule that sums a window or asks a destination's first use reads the payouts before this one
+            # (and only then do concurrent requests of one player need ordering): a policy with neither costs no
+            # statement here.
+            facts = await books.holds.gate_facts(
+                [
+                    FactsQuery(c.payout.id, c.payout.player_id, k, c.payout.asset)
+                    for c, k in zip(candidates, keys, strict=True)
+                ],
+                windows,
+                now=now,
+                lock_players=stage is Stage.REQUEST,
+            )
+        subjects: list[tuple[SubjectKind, str]] = sorted(
+            {(SubjectKind.DESTINATION, k) for k in keys}
+            | {(SubjectKind.PLAYER, c.payout.player_id) for c in candidates}
+        )
+        cleared = [*await books.holds.clearances(subjects), *extra_cleared]
+        versions = self._versions()
+        missing = tuple(s for s in self.sources if s not in versions)
+        current = self.current_versions(versions)
+        siblings = _Siblings()
+        out: list[GateDecision] = []
+        for cand, key in zip(candidates, keys, strict=True):
+            rec = cand.payout
+            player = players.get(rec.player_id) or PlayerCompliance(rec.player_id, VerificationStatus.NOT_STARTED)
+            window = facts.get(rec.id, WindowFacts())
+            if stage is Stage.REQUEST:
+                window = siblings.add(rec, key, window, windows, now)
+            verdict = evaluate(policy, _policy_facts(rec, player, window, windows, now))
+            decision = decide(
+                GateInput(
+                    stage=stage,
+                    player_id=rec.player_id,
+                    player_screening_hit=player.screening_hit,
+                    player_matches=player.screening_matches,
+                    player_screening_stale=player.screening_stale(current),
+                    destination_key=key,
+                    verdict=verdict,
+                    screening=self._screen(rec.destination),
+                    cleared=cleared,
+                    missing_lists=missing,
+                    released=cand.released,
+                )
+            )
+            out.append(decision)
+        return out
+
+    def count(self, stage: Stage, decisions: Sequence[GateDecision]) -> None:
+        if self.metrics is None:
+            return
+        for d in decisions:
+            self.metrics.gate_decisions.labels(stage.value, d.action.value).inc()
+            if d.hold is HoldCode.SCREENING_HIT and (d.matches or d.player_hit):
+                for subject in ("destination",) * bool(d.matches) + ("player",) * d.player_hit:
+                    self.metrics.screening_hits.labels(subject).inc()
+
+    async def refresh_held(self, books: GateBooks) -> dict[str, int]:
+        """The `payouts_held` gauge from the database (every replica exports the same figures)."""
+        counts = await books.holds.held_counts()
+        if self.metrics is not None:
+            for code in PAYOUT_HOLD_KINDS:
+                self.metrics.payouts_held.labels(code.value).set(counts.get(code.value, 0))
+        return counts
+
+    def current_versions(self, versions: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The loaded versions of the configured sources: what a verified player's screening must have been made
+        against (`PlayerCompliance.screening_stale`). A configured source not loaded is not here: the gate holds
+        everything for it anyway (unavailable)."""
+        loaded = self._versions() if versions is None else versions
+        return {s: loaded[s] for s in self.sources if s in loaded}
+
+    def _versions(self) -> Mapping[str, str]:
+        try:
+            return dict(self.screen.versions())
+        except Exception:
+            log.exception("sanctions screen: versions unavailable")
+            return {}
+
+    def _screen(self, destination: PayoutDestination) -> Screening | None:
+        try:
+            result = self.screen.screen_destination(destination)
+        except Exception as err:  # noqa: BLE001 - a list not loaded, or a fault: held, never allowed
+            log.warning("sanctions screen unavailable (%s): the payout is held", type(err).__name__)
+            return None
+        if self.metrics is not None:
+            self.metrics.screenings.labels("destination", "hit" if result.hit else "clear").inc()
+        return Screening(tuple(result.matches), dict(result.versions))
+
+
+def reads_history(policy: RiskPolicy) -> bool:
+    """Whether deciding by `policy` needs the payouts before this one: a window's sums or counts, or a
+    destination's first use (`new_destination_cooldown_s`)."""
+    return bool(policy.windows()) or any(r.new_destination_cooldown_s for r in policy.rules)
+
+
+def _policy_facts(
+    rec: Payout, player: PlayerCompliance, window: WindowFacts, windows: Sequence[int], now: datetime
+) -> PolicyFacts:
+    first = window.first_used_at
+    return PolicyFacts(
+        asset=rec.asset,
+        amount=rec.amount,
+        destination_type=DestinationType(rec.destination_type),
+        verification=player.verification,
+        rail=ProviderType(rec.provider_type),
+        country=player.country,
+        player_totals={w: int(window.player_totals.get(w, 0)) for w in windows},
+        destination_totals={w: int(window.destination_totals.get(w, 0)) for w in windows},
+        player_counts={w: int(window.player_counts.get(w, 0)) for w in windows},
+        destination_age_s=None if first is None else max(0.0, (now - first).total_seconds()),
+    )
+
+
+class _Siblings:
+    """Requests earlier in one batch, as if already stored: a batch cannot split an amount past a limit."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Payout, str]] = []
+
+    def add(self, rec: Payout, key: str, base: WindowFacts, windows: Sequence[int], now: datetime) -> WindowFacts:
+        before = self.seen
+        self.seen = [*before, (rec, key)]
+        if not before:
+            return base
+        same_player = [p for p, _ in before if p.player_id == rec.player_id]
+        same_asset = [p for p in same_player if p.asset == rec.asset]
+        same_dest = [p for p, k in before if k == key and p.asset == rec.asset]
+        used = any(p.player_id == rec.player_id and k == key for p, k in before)
+        return WindowFacts(
+            player_totals={w: base.player_totals.get(w, 0) + sum(p.amount for p in same_asset) for w in windows},
+            player_counts={w: base.player_counts.get(w, 0) + len(same_player) for w in windows},
+            destination_totals={
+                w: base.destination_totals.get(w, 0) + sum(p.amount for p in same_dest) for w in windows
+            },
+            first_used_at=base.first_used_at or (now if used else None),
+        )
+
+
+__all__ = [
+    "Candidate",
+    "DecisionRecord",
+    "FactsQuery",
+    "GateBooks",
+    "GateStore",
+    "Hold",
+    "PayoutGate",
+    "WindowFacts",
+]
