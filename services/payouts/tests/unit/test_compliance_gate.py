@@ -1,4 +1,4 @@
-"""The compliance gate's rule (domain/compliance/gate.py): allow, hold (kyc_required, screening_hit, policy) or
+"""The compliance gate's rule (prizeflow_payouts/domain/gate.py): allow, hold (kyc_required, screening_hit, policy) or
 refuse, and the property that matters most: a sanctioned destination or player is never allowed."""
 
 from __future__ import annotations

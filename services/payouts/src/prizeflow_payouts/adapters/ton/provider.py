@@ -28,8 +28,6 @@ moved, creating again with the same key is safe) and `create_payout` queues it a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +61,7 @@ from prizeflow_payouts.adapters.ton.signing import TonSignatures, TonSubmission
 from prizeflow_payouts.adapters.ton.statement import TonStatement
 from prizeflow_payouts.adapters.ton.toncenter import ToncenterClient
 from prizeflow_payouts.application.ports import RailProgress, SourceProgress
+from prizeflow_runtime.jobs import Scheduled, Scheduler, Tick
 from prizeflow_ton.addresses import InvalidTonAddressError, parse_address
 
 log = logging.getLogger(__name__)
@@ -72,6 +71,22 @@ P = ProviderPayoutStatus
 
 def _row(mapping: Any) -> dict[str, Any]:
     return dict(mapping) if mapping is not None else {}
+
+
+class _DriverPass:
+    """One pass of the driver: at once again while it found work, else after `poll_s` (or a wake). A pass that
+    fails is logged and the next one waits `poll_s`, as a pass with nothing to do."""
+
+    def __init__(self, provider: TonWalletProvider) -> None:
+        self.provider = provider
+
+    async def tick(self) -> Tick:
+        try:
+            if await self.provider.tick():
+                return True
+        except Exception:
+            log.exception("ton driver pass failed; retrying", extra={"provider": self.provider.name})
+        return self.provider.o.poll_s
 
 
 class TonWalletProvider:
@@ -91,16 +106,16 @@ class TonWalletProvider:
         self.client = client or ToncenterClient(options.api_url, api_key=options.api_key, timeout_s=options.timeout_s)
         self.clock = clock
         self._pool: AsyncEngine | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self.wake = asyncio.Event()
+        # The driver's passes, a job of this provider's own scheduler (started and stopped with the provider).
+        self._jobs = Scheduler()
+        self._driving: Scheduled | None = None
         self.driver: TonDriver | TonBatchDriver = (
             TonBatchDriver(options, self.client, db=lambda: self.db, clock=clock)
             if options.highload
             else TonDriver(options, self.client, db=lambda: self.db, clock=clock)
         )
-        self.signatures = TonSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
-        self.batch_signatures = TonBatchSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
+        self.signatures = TonSignatures(options, db=lambda: self.db, wake=self.wake, clock=clock)
+        self.batch_signatures = TonBatchSignatures(options, db=lambda: self.db, wake=self.wake, clock=clock)
         self.statements = TonStatement(options, self.client, lambda: self.db)
 
     @property
@@ -121,31 +136,20 @@ class TonWalletProvider:
 
     async def start(self) -> None:
         await self.client.start()
-        if self._task is None:
-            self._stop.clear()
-            self._task = asyncio.create_task(self._run(), name=f"ton-driver-{self.name}")
+        if self._driving is None:
+            self._driving = self._jobs.every(
+                0.0, _DriverPass(self), name=f"ton-driver-{self.name}", cancel_on_stop=True
+            )
+        await self._jobs.start()
 
     async def close(self) -> None:
-        self._stop.set()
-        self.wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._jobs.stop()
         await self.client.close()
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            busy = False
-            try:
-                busy = await self.tick()
-            except Exception:
-                log.exception("ton driver pass failed; retrying", extra={"provider": self.name})
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.o.poll_s)
-                self.wake.clear()
+    def wake(self) -> None:
+        """A payout created or a signature back: the driver's next pass now, not after `poll_s`."""
+        if self._driving is not None:
+            self._driving.wake()
 
     # -- validation --------------------------------------------------------------------------------------------
 
@@ -217,7 +221,7 @@ class TonWalletProvider:
                 return ProviderPayoutResult(status=P.FAILED, idempotency_key=instruction.idempotency_key, error=error)
             if row["state"] == "failed" and row["retryable"]:
                 row = _row((await conn.execute(q.REQUEUE_FAILED, params)).mappings().first())
-        self.wake.set()
+        self.wake()
         return self._result(row)
 
     def _result(self, row: Mapping[str, Any]) -> ProviderPayoutResult:
