@@ -267,6 +267,8 @@ _DELETE_BATCH = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 _RELAY_SESSION = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET synchronous_commit = off; SET jit = off"
 
 
+# A relay taking the lead sweeps rows at least this old at once (see `OutboxRelay._ensure_leader`).
+_TAKEOVER_MIN_AGE_S = 0.5
 # The longest an idle leader waits between polls when no NOTIFY wakes it (see `OutboxRelay._loop`).
 IDLE_POLL_MAX_S = 4.0
 # Publish failures after which an idempotent producer never succeeds again: the broker no longer knows its producer
@@ -491,8 +493,9 @@ class OutboxRelay(_OutboxPublishing):
     async def _ensure_leader(self, conn: asyncpg.Connection) -> bool:
         if not self._leader:
             self._lead(leader=bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY)))
-            # A relay that takes the lead (at start, or from a leader that died) sweeps everything once: whatever the
-            # previous leader's process left is not waited for.
+            # A relay that takes the lead (at start, or from a leader that died) sweeps once without waiting the whole
+            # `sweep_after`: what a dead process left is not waited for. Rows younger than a couple of poll intervals
+            # are left to their writers, which are publishing them (no second copy of a live process's events).
             self._took_over = self._leader
         return self._leader
 
@@ -502,11 +505,11 @@ class OutboxRelay(_OutboxPublishing):
         conn = await self._connect()
         if not await self._ensure_leader(conn):
             return RelayResult(0, leader=False)
+        min_age = self._sweep_after if ripe_only else 0.0
         if self._took_over:
             self._took_over = False
-            self._sweep_requested = True  # this batch, and the next ones while they are full
-            ripe_only = False
-        min_age = self._sweep_after if ripe_only else 0.0
+            min_age = min(min_age, max(_TAKEOVER_MIN_AGE_S, 2 * self._poll_interval))
+            ripe_only = min_age > 0
         if ripe_only:
             ripe = await conn.fetchval(_OLDEST_ROW, min_age)
             if ripe is None or not ripe:

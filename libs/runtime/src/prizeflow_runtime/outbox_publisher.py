@@ -122,7 +122,12 @@ class OutboxPublisher(_OutboxPublishing):
                     await self._ready.wait()
                     continue
                 batch = [self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))]
-                await self._publish(batch)
+                try:
+                    await self._publish(batch)
+                except Exception:  # a bug must not stop the publisher: the rows wait for the relay
+                    log.exception("outbox publisher: a batch failed; the relay will sweep it")
+                    self.left_behind += len(batch)
+                    await self._close()
         finally:
             await self._close()
 

@@ -27,7 +27,7 @@ from prizeflow_testkit import Process, eventually, read_topic
 pytestmark = pytest.mark.integration
 
 APP = Path(__file__).with_name("publish_crash_app.py")
-NEVER = 3_600.0  # the relay's sweep_after in these tests: it sweeps when a publisher asks it to, or takes the lead
+NEVER = 3_600.0  # the relay's usual sweep_after here: it sweeps when a publisher asks, or what it finds taking the lead
 
 
 class _FailingProducer:
@@ -73,12 +73,12 @@ async def publishing(engine: AsyncEngine, kafka_bootstrap: str) -> AsyncIterator
     await producer.start()
     started: list[Publishing] = []
 
-    async def start(publisher_producer: Any = None, *, relay: bool = True) -> Publishing:
+    async def start(publisher_producer: Any = None, *, relay: bool = True, sweep_after: float = NEVER) -> Publishing:
         chosen = publisher_producer if publisher_producer is not None else producer
         publisher = OutboxPublisher(database_url=url, producer=lambda: chosen)
         publish_after_commit(engine, publisher)
         running = Publishing(
-            OutboxRelay(database_url=url, producer=producer, sweep_after=NEVER),
+            OutboxRelay(database_url=url, producer=producer, sweep_after=sweep_after),
             publisher,
             [asyncio.create_task(publisher.run())],
         )
@@ -140,7 +140,7 @@ async def test_a_writer_killed_between_commit_and_publish_loses_nothing_and_its_
     assert await _outbox_rows(engine) == 2  # a1 and b1 committed...
     assert await read_topic(kafka_bootstrap, topic) == []  # ...and none reached Kafka
 
-    survivor = await publishing(relay=False)
+    survivor = await publishing(relay=False, sweep_after=2.0)
     await _commit(engine, topic, thing("a2", correlation_id="key-a"))  # a1, of the same key, still waits
 
     async def left_to_the_relay() -> int:
@@ -148,7 +148,8 @@ async def test_a_writer_killed_between_commit_and_publish_loses_nothing_and_its_
 
     await eventually(left_to_the_relay, lambda n: n == 1, timeout=60)
     assert await _outbox_rows(engine) == 3  # a2 did not overtake a1: it waits behind it
-    await survivor.start_relay()  # takes the lead, sweeps a1, b1, a2 in seq order
+    # Taking the lead, the relay sweeps the crash's rows at once, then a2 once it is old enough: in seq order.
+    await survivor.start_relay()
     await eventually(lambda: _outbox_rows(engine), lambda n: n == 0, timeout=60)
     await _commit(engine, topic, thing("c1", correlation_id="key-c"))  # a key with nothing waiting
     await eventually(lambda: _outbox_rows(engine), lambda n: n == 0, timeout=60)
