@@ -47,8 +47,7 @@ HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
         GiftCardHarness,
         TonHarness,
         TonHighloadHarness,
-        # UpiHarness: not registered yet; it passes capabilities, success, failure and cancel, and the other
-        # scenarios still time out (issue 47, see CHANGELOG).
+        UpiHarness,
     )
 }
 

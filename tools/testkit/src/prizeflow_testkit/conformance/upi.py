@@ -106,7 +106,7 @@ class UpiHarness(ProviderHarness):
     # -- steering ---------------------------------------------------------------------------------------------
     async def destination(self, kit: Kit, behaviour: Behaviour, code: PayoutErrorCode | None = None) -> str:
         await self.admin.clear_faults()  # whatever an earlier scenario left armed
-        await self.admin.downtime(down=False)
+        await self.admin.downtime(down=False, mode="UPI")
         user = f"kit-{secrets.token_hex(6)}"
         if behaviour is Behaviour.FAIL:
             assert code in FAILURE_FOR, f"the upi rail reports no failure mapped to {code}"
@@ -131,7 +131,7 @@ class UpiHarness(ProviderHarness):
 
     async def complete(self, kit: Kit, key: str) -> None:
         await self._payout(kit, key)
-        await self.admin.downtime(down=False)
+        await self.admin.downtime(down=False, mode="UPI")
 
     async def outage_felt(self, kit: Kit, key: str) -> bool:
         return any(a["error_code"] in UNKNOWN for a in await kit.attempts(key))
@@ -145,7 +145,7 @@ class UpiHarness(ProviderHarness):
         payout = await self._payout(kit, key)
         kind = EVENT_FOR[status]
         if status is ProviderPayoutStatus.PAID and not await self.admin.events(kind, payout["id"]):
-            await self.admin.downtime(down=False)  # the rail's state first: the event tells the truth
+            await self.admin.downtime(down=False, mode="UPI")  # the rail's state first: the event tells the truth
 
         async def recorded() -> list[dict[str, Any]]:
             return await self.admin.events(kind, payout["id"])

@@ -2,7 +2,8 @@
 
 - a `payout` transaction (its `source` the payout) is a PAYOUT line of the payout's amount under our reference
   (`reference_id`, the payout id we sent) and RazorpayX's payout id, to the fund account's destination; when the
-  payout carries fees (GST included), a FEE line `<txn id>:fee` of them;
+  payout carries fees (GST included), a FEE line `<txn id>:fee` of them (OTHER for a payout without our reference:
+  the unrequested payout is the finding, its fee moves with it);
 - a `reversal` transaction (money back: a failure after processing, or a bank return after processed) is a
   REVERSAL line of the payout's amount under RazorpayX's payout id, and an OTHER line `<txn id>:fee` for the fees
   it gives back;
@@ -52,7 +53,10 @@ def lines_of(txn: Mapping[str, Any], destinations: Mapping[str, str]) -> list[St
         ]
         fees = int(source.get("fees") or 0)
         if fees > 0:
-            lines.append(StatementLine(line_id=f"{tid}:fee", kind=K.FEE, amount=fees, raw_type="payout:fees", **common))
+            # A payout nobody of ours asked for (no reference) is one finding, `unrequested`: its fee is the
+            # account's money moving with it (OTHER), not a second finding of a fee charged for nothing.
+            kind = K.FEE if reference else K.OTHER
+            lines.append(StatementLine(line_id=f"{tid}:fee", kind=kind, amount=fees, raw_type="payout:fees", **common))
         return lines
     if entity == "reversal":
         payout_ref = str(source["payout_id"])
