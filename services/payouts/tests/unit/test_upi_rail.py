@@ -83,11 +83,6 @@ def test_anything_else_is_refused_by_the_contract(address: str) -> None:
         PayoutDestination(type=DestinationType.UPI, address=address)
 
 
-def test_a_upi_destination_carries_no_memo() -> None:
-    with pytest.raises(ValidationError, match="memo"):
-        PayoutDestination(type=DestinationType.UPI, address="player@paytm", memo="x")
-
-
 # -- routing --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kind", "amount", "mode"),
