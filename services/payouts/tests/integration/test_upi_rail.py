@@ -22,7 +22,7 @@ from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit.db import fetch
-from prizeflow_testkit.payouts import payout_events, publish, request, running, settings_for, wait_state
+from prizeflow_testkit.payouts import payout_events, publish, request, running, settings_for, token, wait_state
 from prizeflow_testkit.upi import UpiAdmin, UpiEmulator, upi_emulator
 from prizeflow_testkit.upi_payouts import upi_provider_doc
 from prizeflow_testkit.waits import eventually
@@ -209,7 +209,7 @@ async def test_a_validation_finding_no_account_fails_and_one_unanswered_holds(
 ) -> None:
     s = settings(db, kafka_bootstrap, topic_suffix, tmp_path, emulator.url)
     invalid, unanswered = pay(vpa("invalid")), pay(vpa("unreachable"))
-    async with running(s):
+    async with running(s) as (_, client):
         await publish(kafka_bootstrap, REQUESTS + topic_suffix, [invalid, unanswered])
         assert await wait_state(db, invalid.data.idempotency_key, "failed") == "failed"
         held = unanswered.data.idempotency_key
@@ -220,6 +220,14 @@ async def test_a_validation_finding_no_account_fails_and_one_unanswered_holds(
 
         row = await eventually(polled, lambda r: r["sync_polls"] >= 3, timeout=30)
         assert row["state"] == "submitted"
+        # A person cancels it: nothing was sent, its reservation goes back.
+        answer = await client.post(
+            f"/payouts/{payout_id_for(held)}/cancel",
+            json={"reason": "not validated"},
+            headers=token(s, "admin-1", "admin"),
+        )
+        assert answer.status_code == 200, answer.text
+        assert await wait_state(db, held, "cancelled") == "cancelled"
     [failed] = await fetch(
         db, "SELECT last_error_code FROM payouts WHERE idempotency_key = $1", invalid.data.idempotency_key
     )

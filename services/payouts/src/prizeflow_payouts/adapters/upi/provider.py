@@ -354,8 +354,14 @@ class UpiPayoutProvider:
 
     # -- cancel -------------------------------------------------------------------------------------------------
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        """A `queued` payout is cancelled at RazorpayX; one held for its destination's validation (nothing was
+        sent: a payout is made only once the validation is `active`) is cancelled without asking."""
         payout = await self._find(lookup)
         if payout is None:
+            if await self._waiting_account(lookup) is not None:
+                return ProviderPayoutResult(
+                    status=P.CANCELLED, idempotency_key=lookup.idempotency_key, raw_status="validation:cancelled"
+                )
             raise self._refuse(C.PAYOUT_NOT_FOUND, "no payout under this payout's reference")
         result = self._result(lookup.idempotency_key, payout)
         if result.status is P.CANCELLED:
