@@ -38,6 +38,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0024",
         "0025",
         "0026",
+        "0027",
     ),
 )
 
