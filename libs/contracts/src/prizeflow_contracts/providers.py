@@ -34,6 +34,7 @@ from prizeflow_contracts.ids import (
     TxHash,
 )
 from prizeflow_contracts.money import AssetCode, Money, PayableMoney
+from prizeflow_contracts.upi_address import parse_upi_address
 
 MAX_METADATA_ITEMS: Final = 20
 
@@ -47,6 +48,7 @@ class ProviderType(StrEnum):
     CRYPTO_EXCHANGE = "crypto_exchange"
     FIAT_PROVIDER = "fiat_provider"
     TELEGRAM_IF_SUPPORTED = "telegram_if_supported"
+    UPI = "upi"
     SANDBOX = "sandbox"
 
 
@@ -58,6 +60,8 @@ class DestinationType(StrEnum):
     BANK_ACCOUNT = "bank_account"
     EMAIL = "email"
     TELEGRAM_USER = "telegram_user"
+    # A VPA (`handle@psp`) or an Indian bank account (`IFSC/account number`): prizeflow_contracts.upi.
+    UPI = "upi"
     MANUAL = "manual"
     SANDBOX = "sandbox"
 
@@ -108,6 +112,8 @@ class PayoutDestination(_Model):
                 raise ValueError("a stellar_account destination must be a G... public key (56 chars)")
             if self.memo is not None and len(self.memo.encode()) > STELLAR_TEXT_MEMO_MAX_BYTES:
                 raise ValueError(f"a Stellar text memo is at most {STELLAR_TEXT_MEMO_MAX_BYTES} bytes")
+        if self.type is DestinationType.UPI:
+            parse_upi_address(self.address)  # a memo is no part of it (MEMO_TYPES): the rail never reads one
         return self
 
 

@@ -39,6 +39,7 @@ from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.adapters.stripe import build_stripe
 from prizeflow_payouts.adapters.telegram import build_telegram
 from prizeflow_payouts.adapters.ton import build_ton_wallet
+from prizeflow_payouts.adapters.upi import build_upi
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.compliance.gate import PayoutGate
 from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayouts
@@ -229,6 +230,8 @@ def provider_factories() -> dict[ProviderType, ProviderFactory]:
         ProviderType.CRYPTO_EXCHANGE: _build_exchange,
         ProviderType.GIFT_CARD: build_giftcard,
         ProviderType.TON_WALLET: build_ton_wallet,
+        # UPI to a VPA, IMPS / NEFT to a bank account (RazorpayX Payouts; issue 47).
+        ProviderType.UPI: build_upi,
     }
 
 

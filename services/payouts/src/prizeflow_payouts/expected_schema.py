@@ -37,6 +37,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0023",
         "0024",
         "0025",
+        "0026",
     ),
 )
 

@@ -98,9 +98,9 @@ def generated_destinations(seed: int, count: int) -> list[tuple[str, str | None]
     return out
 
 
-# Every type but a Stellar account (whose address must be a G... key; the key does not depend on the type
-# otherwise): memos count only for `MEMO_TYPES`.
-KEY_TYPES = [t for t in DestinationType if t is not DestinationType.STELLAR_ACCOUNT]
+# Every type but a Stellar account (whose address must be a G... key) and a upi one (a VPA or IFSC/account); the key
+# does not depend on the type otherwise: memos count only for `MEMO_TYPES`.
+KEY_TYPES = [t for t in DestinationType if t not in (DestinationType.STELLAR_ACCOUNT, DestinationType.UPI)]
 
 
 async def test_the_databases_key_function_computes_the_codes_key(db: str) -> None:

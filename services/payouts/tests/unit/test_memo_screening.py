@@ -96,6 +96,8 @@ def test_a_memo_no_rail_reads_is_not_screened(kind: DestinationType) -> None:
     money goes (screening it would only hold payouts for words nobody acts on)."""
     if kind is DestinationType.STELLAR_ACCOUNT:
         dest = PayoutDestination(type=kind, address="G" + "A" * 55, memo=TON.friendly(bounceable=True)[:28])
+    elif kind is DestinationType.UPI:  # a VPA or an IFSC/account, strictly (prizeflow_contracts.upi)
+        dest = PayoutDestination(type=kind, address="player@paytm", memo=LISTED_ETH)
     else:
         dest = memo_dest(LISTED_ETH, kind)
     assert matched(dest) == []

@@ -27,6 +27,10 @@ providers:
     confirm:                        # always required: the order is fetched back and its status published
       api_base_env: GIFTCARD_API_URL       # https://api.tremendous.com in production (/api/v2 appended)
       api_key: GIFTCARD_API_KEY
+  - name: razorpayx                 # the upi rail (RazorpayX Payouts): POST /providers/razorpayx/events
+    type: upi
+    scheme: razorpay_signature      # X-Razorpay-Signature: <HMAC of the body>, no timestamp; X-Razorpay-Event-Id
+    secrets: [UPI_WEBHOOK_SECRET]
 ```
 """
 
@@ -131,6 +135,8 @@ class ProviderModel(_Model):
             raise ValueError("a gift_card provider, and only one, signs with scheme giftcard_signature")
         if (self.type is VerificationVendor.SUMSUB) != (self.scheme is Scheme.SUMSUB_DIGEST):
             raise ValueError("a sumsub provider, and only one, signs with scheme sumsub_digest")
+        if (self.type is ProviderType.UPI) != (self.scheme is Scheme.RAZORPAY_SIGNATURE):
+            raise ValueError("a upi provider, and only one, signs with scheme razorpay_signature")
         if self.type is ProviderType.GIFT_CARD and self.confirm is None:
             # Its events carry no status and no timestamp: the order fetched back is the only truth, in every profile.
             raise ValueError("a gift_card provider needs `confirm` (its events are read from the order fetched back)")

@@ -24,6 +24,7 @@ from prizeflow_contracts.envelope import StagedEvent, stage_event
 from prizeflow_contracts.giftcard import verify_giftcard_signature
 from prizeflow_contracts.kyc import SUMSUB_DIGEST_ALG_HEADER, VerificationVendor, verify_sumsub_digest
 from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.upi import RAZORPAY_SIGNATURE_HEADER, verify_razorpay_signature
 from prizeflow_contracts.webhook_signatures import SignatureFailure, SignatureRefused, verify
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
@@ -34,7 +35,7 @@ from prizeflow_webhooks.application.ports import (
     OrderFetcher,
     ProviderUnavailableError,
 )
-from prizeflow_webhooks.domain import giftcard_events, kyc_events, prizeflow_events, stripe_events
+from prizeflow_webhooks.domain import giftcard_events, kyc_events, prizeflow_events, razorpayx_events, stripe_events
 from prizeflow_webhooks.domain.deliveries import (
     UNKNOWN_PROVIDER_LABEL,
     DeliveryOutcome,
@@ -123,11 +124,20 @@ class ReceiveWebhook:
         log.info("webhook refused", extra={"provider": label, "reason": reason.value})
         return WebhookRefusedError(reason, detail)
 
-    async def __call__(
-        self, provider: IngressProvider, signature: str | None, body: bytes, *, digest_alg: str | None = None
+    async def __call__(  # noqa: PLR0912 - one branch per signing scheme, then per rail
+        self,
+        provider: IngressProvider,
+        signature: str | None,
+        body: bytes,
+        *,
+        digest_alg: str | None = None,
+        event_id: str | None = None,
     ) -> Receipt:
-        """`digest_alg`: the `X-Payload-Digest-Alg` header, read by the KYC vendor's scheme only."""
+        """`digest_alg`: the `X-Payload-Digest-Alg` header, read by the KYC vendor's scheme only; `event_id`: the
+        `X-Razorpay-Event-Id` header, read by RazorpayX's only."""
         now = self.clock()
+        if provider.scheme is Scheme.RAZORPAY_SIGNATURE:
+            return await self._razorpayx(provider, signature, event_id, body, now)
         if provider.scheme is Scheme.GIFTCARD_SIGNATURE:
             return await self._giftcard(provider, signature, body, now)
         if provider.scheme is Scheme.SUMSUB_DIGEST:
@@ -266,6 +276,46 @@ class ReceiveWebhook:
             timestamp=int(now),  # the scheme has none: the time it was verified
             received_at=received_at,
             confirmed=True,
+        )
+
+    async def _razorpayx(
+        self, provider: IngressProvider, signature: str | None, event_id: str | None, body: bytes, now: float
+    ) -> Receipt:
+        """A RazorpayX (upi rail) callback: its signature over the body (constant time, before anything reads the
+        body), then its event id from `X-Razorpay-Event-Id`, the dedup key (the scheme has no timestamp: a replay is
+        that event again, a duplicate), then the payout's own status in the body."""
+        try:
+            headers = {RAZORPAY_SIGNATURE_HEADER: signature} if signature is not None else {}
+            verify_razorpay_signature(headers, body, secrets=provider.secrets)
+        except SignatureRefused as err:
+            raise self.refuse(provider, RefusalReason(err.reason.value), err.detail) from None
+        try:
+            ref = razorpayx_events.event_id_of(event_id)
+        except NormalizationError as err:
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
+        try:
+            doc = from_json(body)
+        except ValueError:
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body is not a JSON document") from None
+        if not isinstance(doc, dict):
+            raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body must be a JSON object")
+        rail = provider.type
+        if not isinstance(rail, ProviderType):  # pragma: no cover - the config pairs razorpay_signature with upi
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, "this provider's scheme reads no such event")
+        digest = hashlib.sha256(body).hexdigest()
+        received_at = datetime.fromtimestamp(now, UTC)
+        try:
+            normalized = razorpayx_events.normalize(doc, ref, provider=rail, digest=digest, received_at=received_at)
+        except NormalizationError as err:
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
+        return await self._store(
+            provider,
+            normalized,
+            body=body,
+            digest=digest,
+            timestamp=int(now),  # the scheme has none: the time it was verified
+            received_at=received_at,
+            confirmed=False,
         )
 
     async def _confirm_stripe(

@@ -10,6 +10,7 @@ from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEv
 from prizeflow_contracts.giftcard import GIFTCARD_SIGNATURE_HEADER
 from prizeflow_contracts.kyc import SUMSUB_DIGEST_HEADER, VerificationVendor
 from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.upi import RAZORPAY_SIGNATURE_HEADER
 from prizeflow_contracts.webhook_signatures import (
     PRIZEFLOW_SIGNATURE_HEADER,
     STRIPE_SIGNATURE_HEADER,
@@ -29,6 +30,9 @@ class Scheme(StrEnum):
     PRIZEFLOW_SIGNATURE = "prizeflow_signature"
     GIFTCARD_SIGNATURE = "giftcard_signature"
     SUMSUB_DIGEST = "sumsub_digest"
+    # RazorpayX (the upi rail): `X-Razorpay-Signature`, the HMAC of the body, no timestamp; the event's id in
+    # `X-Razorpay-Event-Id` (prizeflow_contracts.upi).
+    RAZORPAY_SIGNATURE = "razorpay_signature"
 
     @property
     def header(self) -> str:
@@ -37,6 +41,7 @@ class Scheme(StrEnum):
             Scheme.PRIZEFLOW_SIGNATURE: PRIZEFLOW_SIGNATURE_HEADER,
             Scheme.GIFTCARD_SIGNATURE: GIFTCARD_SIGNATURE_HEADER,
             Scheme.SUMSUB_DIGEST: SUMSUB_DIGEST_HEADER,
+            Scheme.RAZORPAY_SIGNATURE: RAZORPAY_SIGNATURE_HEADER,
         }[self]
 
 

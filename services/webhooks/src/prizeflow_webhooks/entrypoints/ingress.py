@@ -17,6 +17,7 @@ from typing import Any, Final
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from prizeflow_contracts.kyc import SUMSUB_DIGEST_ALG_HEADER
+from prizeflow_contracts.upi import RAZORPAY_EVENT_ID_HEADER
 from prizeflow_runtime.errors import UseCaseError
 from prizeflow_runtime.http import PROBLEM_JSON, RETRY_AFTER_S
 from prizeflow_runtime.outages import is_outage
@@ -84,12 +85,17 @@ class WebhookIngress:
                 log.error("webhook ingress: unexpected error", exc_info=err)
                 await _problem(send, path, 500, "internal_error", "an unexpected error occurred; it has been logged")
 
-    async def _handle(self, name: str, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _handle(  # noqa: PLR0912 - one branch per header it reads
+        self, name: str, path: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         uc = self.receive_webhook
         provider = uc.provider(name)
         wanted = provider.scheme.header.encode()
         # The KYC vendor names its digest's algorithm in a second header.
         wanted_alg = SUMSUB_DIGEST_ALG_HEADER.encode() if provider.scheme is Scheme.SUMSUB_DIGEST else None
+        # RazorpayX names its event in a second header (the body carries no id).
+        wanted_id = RAZORPAY_EVENT_ID_HEADER.encode() if provider.scheme is Scheme.RAZORPAY_SIGNATURE else None
+        event_id: str | None = None
         signature: str | None = None
         digest_alg: str | None = None
         length: int | None = None
@@ -107,6 +113,12 @@ class WebhookIngress:
                         provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {SUMSUB_DIGEST_ALG_HEADER} header"
                     )
                 digest_alg = value.decode("latin-1")
+            elif wanted_id is not None and key == wanted_id:
+                if event_id is not None:
+                    raise uc.refuse(
+                        provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {RAZORPAY_EVENT_ID_HEADER} header"
+                    )
+                event_id = value.decode("latin-1")
             elif key == b"content-length":
                 length = int(value) if value.isdigit() else None
             elif key == b"content-type":
@@ -121,7 +133,7 @@ class WebhookIngress:
         body = await _read_body(receive, limit)
         if body is None:
             raise uc.refuse(provider, RefusalReason.BODY_TOO_LARGE, f"the body exceeds {limit} bytes")
-        receipt = await uc(provider, signature, body, digest_alg=digest_alg)
+        receipt = await uc(provider, signature, body, digest_alg=digest_alg, event_id=event_id)
         answer: dict[str, Any] = {"outcome": receipt.outcome.value, "provider_event_id": receipt.provider_event_id}
         if receipt.event_id is not None:
             answer["event_id"] = str(receipt.event_id)

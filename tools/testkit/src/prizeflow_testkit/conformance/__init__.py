@@ -32,6 +32,7 @@ from prizeflow_testkit.conformance.stellar import StellarHarness
 from prizeflow_testkit.conformance.stripe import StripeHarness, StripeTransferHarness
 from prizeflow_testkit.conformance.telegram import TelegramHarness
 from prizeflow_testkit.conformance.ton import TonHarness, TonHighloadHarness
+from prizeflow_testkit.conformance.upi import UpiHarness
 
 HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
     h.name: h
@@ -46,6 +47,7 @@ HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
         GiftCardHarness,
         TonHarness,
         TonHighloadHarness,
+        UpiHarness,
     )
 }
 
@@ -71,6 +73,7 @@ __all__ = [
     "TelegramHarness",
     "TonHarness",
     "TonHighloadHarness",
+    "UpiHarness",
     "provider_event",
     "rendered",
 ]

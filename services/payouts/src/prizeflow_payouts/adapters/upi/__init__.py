@@ -1,0 +1,26 @@
+"""The UPI / IMPS / NEFT payout rail (`type: upi`, RazorpayX Payouts-shaped; tools/upi-emulator in tests)."""
+
+from prizeflow_payouts.adapters.upi.book import FundAccount, FundAccountBook, SqlFundAccountBook, Validation
+from prizeflow_payouts.adapters.upi.classify import classify_response, classify_transport
+from prizeflow_payouts.adapters.upi.factory import build_upi
+from prizeflow_payouts.adapters.upi.options import Mode, UpiKeys, UpiOptions, parse_options
+from prizeflow_payouts.adapters.upi.provider import UpiPayoutProvider, payout_key, reference_of
+from prizeflow_payouts.adapters.upi.routing import choose_mode
+
+__all__ = [
+    "FundAccount",
+    "FundAccountBook",
+    "Mode",
+    "SqlFundAccountBook",
+    "UpiKeys",
+    "UpiOptions",
+    "UpiPayoutProvider",
+    "Validation",
+    "build_upi",
+    "choose_mode",
+    "classify_response",
+    "classify_transport",
+    "parse_options",
+    "payout_key",
+    "reference_of",
+]

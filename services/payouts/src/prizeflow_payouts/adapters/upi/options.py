@@ -1,0 +1,205 @@
+"""What one `type: upi` providers-file entry resolves to: its options validated (unknown keys refused), its
+RazorpayX key, the operator's per-mode limits (fail closed: a mode without a limit pays nothing), and the guards
+that keep a live key away from anything but RazorpayX's own API and away from a build-only deployment.
+
+    - name: upi
+      type: upi
+      assets: [INR]
+      destination_types: [upi]
+      secrets: {key_id: UPI_KEY_ID, key_secret: UPI_KEY_SECRET, webhook_secret: UPI_WEBHOOK_SECRET}
+      options:
+        account_number: "7878780080316316"   # our RazorpayX business account
+        limits: {UPI: 10000000, IMPS: 50000000, NEFT: 200000000}   # paise per payout; a mode left out is never used
+        queue_if_low_balance: true
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
+
+RAZORPAY_API: Final = "https://api.razorpay.com"
+ASSET: Final = "INR"
+_LIVE_PREFIX: Final = "rzp_live_"
+_KEY_PREFIXES: Final = ("rzp_test_", _LIVE_PREFIX)
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+MIN_AMOUNT: Final = 100  # paise: RazorpayX refuses a payout under ₹1
+
+
+class Mode(StrEnum):
+    """A RazorpayX payout mode (case-sensitive there). RTGS is not used: a prize is never that large."""
+
+    UPI = "UPI"  # to a VPA only
+    IMPS = "IMPS"  # to a bank account, instant
+    NEFT = "NEFT"  # to a bank account, batched
+
+
+# The network's own ceilings per payout (NPCI: UPI ₹1,00,000; IMPS ₹5,00,000); NEFT has none. An operator's limit
+# above one is refused at start-up: the bank would refuse every payout over it.
+NETWORK_CAPS: Final[Mapping[Mode, int | None]] = {Mode.UPI: 10_000_000, Mode.IMPS: 50_000_000, Mode.NEFT: None}
+
+
+class Purpose(StrEnum):
+    PAYOUT = "payout"
+    CASHBACK = "cashback"
+    REFUND = "refund"
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_base: str = RAZORPAY_API
+    # The NAME of a variable holding api_base: a local stack or test gives its emulator's address there.
+    api_base_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
+    account_number: str = Field(pattern=r"^[0-9]{6,20}$")
+    limits: dict[Mode, int] = Field(min_length=1)
+    queue_if_low_balance: bool = True
+    purpose: Purpose = Purpose.PAYOUT
+    contact_name: str = Field(default="Prizeflow player", min_length=3, max_length=50, pattern=r"^[A-Za-z0-9 .'-]+$")
+    narration: str | None = Field(default="Prizeflow prize", max_length=30, pattern=r"^[A-Za-z0-9 ]+$")
+    timeout_s: float = Field(default=8.0, gt=0, le=60)
+    validate_accounts: bool = True  # fund-account validation before a first payout to a new VPA or account
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("api_base must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, value: dict[Mode, int]) -> dict[Mode, int]:
+        for mode, limit in value.items():
+            cap = NETWORK_CAPS[mode]
+            if limit < MIN_AMOUNT:
+                raise ValueError(f"{mode.value}: a limit is at least {MIN_AMOUNT} paise")
+            if cap is not None and limit > cap:
+                raise ValueError(f"{mode.value}: {limit} paise is above the network's {cap}")
+        return value
+
+
+@dataclass(frozen=True)
+class UpiOptions:
+    name: str
+    provider_type: ProviderType
+    api_base: str
+    account_number: str
+    limits: Mapping[Mode, int]
+    queue_if_low_balance: bool
+    purpose: Purpose
+    contact_name: str
+    narration: str | None
+    timeout_s: float
+    validate_accounts: bool
+    assets: tuple[str, ...] = (ASSET,)
+
+
+@dataclass(frozen=True)
+class UpiKeys:
+    key_id: str
+    key_secret: str
+    webhook_secrets: tuple[str, ...]
+
+
+def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[UpiOptions, UpiKeys]:
+    """The options and keys of a upi entry; raises `ProviderConfigError` naming what is wrong."""
+    where = f"provider {spec.name!r}"
+    if spec.assets != (ASSET,):
+        raise ProviderConfigError(f"{where}: upi pays INR only (assets: [INR])")
+    for dt in spec.destination_types:
+        if dt is not DestinationType.UPI:
+            raise ProviderConfigError(f"{where}: upi pays upi destinations only, not {dt.value}")
+    opts = _validated(spec, context, where)
+    keys = _keys(spec, opts, context, where)
+    return (
+        UpiOptions(
+            name=spec.name,
+            provider_type=spec.type,
+            api_base=opts.api_base,
+            account_number=opts.account_number,
+            limits=dict(opts.limits),
+            queue_if_low_balance=opts.queue_if_low_balance,
+            purpose=opts.purpose,
+            contact_name=opts.contact_name,
+            narration=opts.narration,
+            timeout_s=opts.timeout_s,
+            validate_accounts=opts.validate_accounts,
+        ),
+        keys,
+    )
+
+
+def _validated(spec: ProviderSpec, context: ProviderContext, where: str) -> _Options:
+    try:
+        opts = _Options.model_validate(dict(spec.options))
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: "
+            + ("unknown option" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in err.errors()
+        )
+        raise ProviderConfigError(f"{where}: upi options: {problems}") from None
+    if opts.timeout_s >= context.provider_timeout_s:
+        raise ProviderConfigError(
+            f"{where}: timeout_s ({opts.timeout_s}) must be below PAYOUTS_PROVIDER_TIMEOUT_MS "
+            f"({context.provider_timeout_s}s): a call the worker gave up on would still be running"
+        )
+    if opts.api_base_env is not None:
+        if "api_base" in spec.options:
+            raise ProviderConfigError(f"{where}: give api_base or api_base_env, not both")
+        value = context.env.get(opts.api_base_env)
+        if not value:
+            raise ProviderConfigError(f"{where}: api_base_env names {opts.api_base_env}, which is not set")
+        try:
+            opts = opts.model_copy(update={"api_base": _Options._api_base(value)})
+        except ValueError as err:
+            raise ProviderConfigError(f"{where}: {opts.api_base_env}: {err}") from None
+    parts = urlsplit(opts.api_base)
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK and "." in (parts.hostname or ""):
+        raise ProviderConfigError(f"{where}: api_base must use https outside loopback or a local service name")
+    return opts
+
+
+def _keys(spec: ProviderSpec, opts: _Options, context: ProviderContext, where: str) -> UpiKeys:
+    if unknown := set(spec.secrets) - {"key_id", "key_secret", "webhook_secret"}:
+        raise ProviderConfigError(
+            f"{where}: upi knows the secrets key_id, key_secret and webhook_secret, not {sorted(unknown)}"
+        )
+    key_id, key_secret = spec.secrets.get("key_id"), spec.secrets.get("key_secret")
+    if key_id is None or key_secret is None:
+        raise ProviderConfigError(f"{where}: upi needs `secrets: {{key_id: <ENV VAR>, key_secret: <ENV VAR>}}`")
+    kid = key_id.reveal()
+    if not kid.startswith(_KEY_PREFIXES):
+        raise ProviderConfigError(f"{where}: the value of {key_id.env} is not a RazorpayX key id (rzp_test_/rzp_live_)")
+    live = kid.startswith(_LIVE_PREFIX)
+    if live and opts.api_base != RAZORPAY_API:
+        raise ProviderConfigError(f"{where}: a live key ({key_id.env}) is only ever sent to {RAZORPAY_API}")
+    if live and not context.live_execution:
+        raise ProviderConfigError(
+            f"{where}: {key_id.env} holds a live key but PAYOUTS_LIVE_EXECUTION is false (build-only deployment)"
+        )
+    webhook = spec.secrets.get("webhook_secret")
+    return UpiKeys(kid, key_secret.reveal(), (webhook.reveal(),) if webhook is not None else ())
+
+
+__all__ = [
+    "ASSET",
+    "MIN_AMOUNT",
+    "NETWORK_CAPS",
+    "RAZORPAY_API",
+    "Mode",
+    "Purpose",
+    "UpiKeys",
+    "UpiOptions",
+    "parse_options",
+]

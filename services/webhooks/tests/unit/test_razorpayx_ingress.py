@@ -1,0 +1,219 @@
+"""The RazorpayX (upi rail) source, `POST /providers/razorpayx/events`, on fakes: the signature is checked before
+anything reads the body; unsigned, forged and malformed deliveries are refused and store nothing; the event id is
+`X-Razorpay-Event-Id`, so a replay is a duplicate; the payout's own status is what is published."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, cast
+
+import pytest
+from litestar.types import Receive, Scope, Send
+from webhooks_fakes import NOW, FakeWriter, metric, metrics
+
+from prizeflow_contracts.envelope import decode
+from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.upi import razorpay_signature
+from prizeflow_webhooks.adapters.config import ProvidersConfigError, parse_config
+from prizeflow_webhooks.application.receive import ReceiveWebhook, WebhookRefusedError
+from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason, Scheme
+from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
+
+SECRET = "razorpayx-webhook-secret-0123456789"
+RAZORPAYX = IngressProvider("razorpayx", ProviderType.UPI, Scheme.RAZORPAY_SIGNATURE, (SECRET,))
+
+
+async def behind(scope: Any, receive: Any, send: Any) -> None:
+    """The Litestar app behind the ingress: never reached by a provider's route."""
+    raise AssertionError(scope["path"])
+
+
+async def call(
+    app: WebhookIngress, path: str, body: bytes, headers: Sequence[tuple[bytes, bytes]]
+) -> tuple[int, dict[str, str], Any]:
+    scope = {"type": "http", "method": "POST", "path": path, "headers": list(headers)}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(cast("Scope", scope), cast("Receive", receive), cast("Send", send))
+    start, answer = sent
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, json.loads(answer["body"])
+
+
+def setup() -> tuple[ReceiveWebhook, FakeWriter, Any]:
+    writer = FakeWriter()
+    m = metrics(("razorpayx",))
+    uc = ReceiveWebhook(
+        providers={"razorpayx": RAZORPAYX}, writer=writer, metrics=m, source="/prizeflow/webhooks", clock=lambda: NOW
+    )
+    return uc, writer, m
+
+
+def event(
+    kind: str = "payout.processed", status: str = "processed", *, reference: str = "po-abc", **payout: Any
+) -> bytes:
+    entity = {
+        "id": "pout_1",
+        "entity": "payout",
+        "fund_account_id": "fa_1",
+        "amount": 50000,
+        "currency": "INR",
+        "notes": {"prizeflow_key": "claim-key-1"},
+        "fees": 590,
+        "tax": 90,
+        "status": status,
+        "mode": "UPI",
+        "reference_id": reference,
+        "status_details": None,
+        "created_at": 1_750_000_000,
+        **payout,
+    }
+    doc = {
+        "entity": "event",
+        "account_id": "acc_1",
+        "event": kind,
+        "contains": ["payout"],
+        "payload": {"payout": {"entity": entity}},
+        "created_at": 1_750_000_001,
+    }
+    return json.dumps(doc).encode()
+
+
+async def test_a_signed_event_is_published_with_the_payouts_own_status() -> None:
+    uc, writer, m = setup()
+    body = event()
+    receipt = await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    assert receipt.outcome is DeliveryOutcome.ACCEPTED
+    [staged] = writer.outbox
+    ev = decode(staged.payload).data
+    assert isinstance(ev, ProviderEventReceived)
+    assert (ev.provider, ev.provider_event_id, ev.provider_payout_ref) == (ProviderType.UPI, "evt_1", "pout_1")
+    assert ev.idempotency_key == "claim-key-1"
+    assert ev.status is ProviderPayoutStatus.PAID
+    assert metric(m, "deliveries", provider="razorpayx", outcome="accepted") == 1
+
+
+async def test_a_reversal_is_a_failure_with_its_reason() -> None:
+    uc, writer, _ = setup()
+    details = {"reason": "beneficiary_bank_rejected", "source": "beneficiary_bank", "description": "x"}
+    body = event("payout.reversed", "reversed", status_details=details)
+    await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id="evt_2")
+    ev = decode(writer.outbox[0].payload).data
+    assert isinstance(ev, ProviderEventReceived)
+    assert ev.status is ProviderPayoutStatus.FAILED
+    assert ev.error_code is PayoutErrorCode.DESTINATION_BLOCKED
+
+
+async def test_a_replayed_delivery_is_a_duplicate_and_publishes_nothing_new() -> None:
+    uc, writer, m = setup()
+    body = event()
+    signature = razorpay_signature(SECRET, body)
+    first = await uc(RAZORPAYX, signature, body, event_id="evt_1")
+    again = await uc(RAZORPAYX, signature, body, event_id="evt_1")
+    assert (first.outcome, again.outcome) == (DeliveryOutcome.ACCEPTED, DeliveryOutcome.DUPLICATE)
+    assert len(writer.outbox) == 1
+    assert metric(m, "deliveries", provider="razorpayx", outcome="duplicate") == 1
+
+
+@pytest.mark.parametrize(
+    ("signature", "reason"),
+    [
+        (None, RefusalReason.SIGNATURE_MISSING),
+        ("", RefusalReason.SIGNATURE_MISSING),
+        ("not-hex", RefusalReason.SIGNATURE_MALFORMED),
+        (razorpay_signature("another-secret-0123456789", event()), RefusalReason.SIGNATURE_MISMATCH),
+    ],
+)
+async def test_unsigned_or_forged_deliveries_are_refused_and_store_nothing(
+    signature: str | None, reason: RefusalReason
+) -> None:
+    uc, writer, m = setup()
+    with pytest.raises(WebhookRefusedError) as err:
+        await uc(RAZORPAYX, signature, event(), event_id="evt_1")
+    assert err.value.reason is reason
+    assert writer.deliveries == {}
+    assert writer.outbox == []
+    assert metric(m, "refused", provider="razorpayx", reason=reason.value) == 1
+
+
+async def test_a_body_changed_after_signing_is_refused() -> None:
+    uc, writer, _ = setup()
+    signature = razorpay_signature(SECRET, event())
+    with pytest.raises(WebhookRefusedError) as err:
+        await uc(RAZORPAYX, signature, event(amount=99_999_999), event_id="evt_1")
+    assert err.value.reason is RefusalReason.SIGNATURE_MISMATCH
+    assert writer.deliveries == {}
+
+
+async def test_a_delivery_without_its_event_id_is_refused() -> None:
+    uc, writer, _ = setup()
+    body = event()
+    with pytest.raises(WebhookRefusedError) as err:
+        await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id=None)
+    assert err.value.reason is RefusalReason.INVALID_PAYLOAD
+    assert writer.deliveries == {}
+
+
+async def test_a_payout_not_ours_and_other_kinds_are_stored_and_ignored() -> None:
+    uc, writer, _ = setup()
+    body = event(reference="someone-elses")
+    other = json.dumps({"entity": "event", "event": "fund_account.validation.completed", "payload": {}}).encode()
+    for eid, b in (("evt_1", body), ("evt_2", other)):
+        assert (await uc(RAZORPAYX, razorpay_signature(SECRET, b), b, event_id=eid)).outcome is DeliveryOutcome.IGNORED
+    assert writer.outbox == []
+
+
+async def test_a_body_whose_kind_and_status_disagree_moves_nothing() -> None:
+    uc, writer, _ = setup()
+    body = event("payout.processed", "processing")
+    await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    ev = decode(writer.outbox[0].payload).data
+    assert isinstance(ev, ProviderEventReceived)
+    assert ev.status is None
+
+
+async def test_the_route_reads_both_headers_and_refuses_a_forgery_with_problem_details() -> None:
+    uc, writer, _ = setup()
+    app = WebhookIngress(behind, uc)
+    body = event()
+    path = "/providers/razorpayx/events"
+    good = [
+        (b"content-type", b"application/json"),
+        (b"x-razorpay-signature", razorpay_signature(SECRET, body).encode()),
+        (b"x-razorpay-event-id", b"evt_9"),
+    ]
+    status, _, answer = await call(app, path, body, good)
+    assert (status, answer["outcome"], answer["provider_event_id"]) == (200, "accepted", "evt_9")
+    forged = [*good[:1], (b"x-razorpay-signature", b"0" * 64), good[2]]
+    status, headers, problem = await call(app, path, body, forged)
+    assert (status, problem["code"]) == (400, "signature_mismatch")
+    assert headers["content-type"].startswith("application/problem+json")
+    twice = [*good, (b"x-razorpay-event-id", b"evt_10")]
+    status, _, problem = await call(app, path, body, twice)
+    assert (status, problem["code"]) == (400, "signature_malformed")
+    assert len(writer.outbox) == 1
+
+
+def test_config_pairs_the_upi_type_with_the_razorpay_scheme() -> None:
+    env = {"UPI_WEBHOOK_SECRET": SECRET}
+    ok = {
+        "providers": [
+            {"name": "razorpayx", "type": "upi", "scheme": "razorpay_signature", "secrets": ["UPI_WEBHOOK_SECRET"]}
+        ]
+    }
+    assert parse_config(ok, dev=False, env=env).providers["razorpayx"].scheme is Scheme.RAZORPAY_SIGNATURE
+    bad = {
+        "providers": [
+            {"name": "razorpayx", "type": "upi", "scheme": "prizeflow_signature", "secrets": ["UPI_WEBHOOK_SECRET"]}
+        ]
+    }
+    with pytest.raises(ProvidersConfigError):
+        parse_config(bad, dev=False, env=env)
