@@ -22,6 +22,7 @@ ENV = {
     "GIFTCARD_API_KEY": "TEST_giftcard_0123456789",
     "GIFTCARD_API_URL": "http://127.0.0.1:12112",
     "SUMSUB_WEBHOOK_SECRET": "sumsub-webhook-secret-0123456789",
+    "RAZORPAYX_WEBHOOK_SECRET": "razorpayx-webhook-secret-0123456789",
 }
 SANDBOX = {"name": "sandbox", "type": "sandbox", "scheme": "prizeflow_signature", "secrets": ["WEBHOOK_SECRET_SANDBOX"]}
 STRIPE: dict[str, Any] = {
@@ -115,7 +116,7 @@ def test_names_must_be_unique_and_the_file_must_exist(tmp_path: Path) -> None:
 def test_the_local_stacks_file_is_valid_with_the_devstack_variables() -> None:
     local = Path(__file__).parents[4] / "deploy" / "local" / "webhooks.yaml"
     config = load_config(local, dev=True, env=ENV)
-    assert {"sandbox", "stripe", "giftcard", "sumsub"} <= set(config.providers)
+    assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"} <= set(config.providers)
 
 
 # --- a directory of parts (WEBHOOKS_PROVIDERS_FILE naming a directory, e.g. a mounted ConfigMap) -------------------

@@ -85,7 +85,7 @@ class Proc:
 # lists' publisher (`sanctions-lists`): payouts screens every payout against them (a platform without it screens
 # nothing, which only the dev profile allows).
 RAIL_EMULATORS: tuple[str, ...] = (
-    "stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api", "kyc-api", "sanctions-lists",
+    "stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api", "kyc-api", "sanctions-lists", "upi-api",
 )  # fmt: skip
 
 
