@@ -94,9 +94,11 @@ class Platform:
     infra: Infra
     workdir: Path
     # Every port is assigned before any process spawns, so the order does not matter: each finds the others
-    # (`<NAME>_URL`) whether they are up yet or not.
+    # (`<NAME>_URL`) whether they are up yet or not. `rates-api` is the rates provider rewards quotes conversions from
+    # (RATES_API_URL; without it a dev platform quotes nothing).
     services: tuple[str, ...] = (
-        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "dev-idp", "console", *RAIL_EMULATORS,
+        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "dev-idp", "console", "rates-api",
+        *RAIL_EMULATORS,
     )  # fmt: skip
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
