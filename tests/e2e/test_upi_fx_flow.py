@@ -199,6 +199,11 @@ async def test_an_inr_player_claims_a_usd_prize_by_upi_with_a_quote_and_is_paid_
     }, moved
     for asset in ("USD", "INR"):  # the legs sum to zero per currency
         assert sum(v for (_k, _o, a), v in moved.items() if a == asset) == 0
+    # The FX accounts' reconciliation (the daily job, run now) finds each position equal to its transfers.
+    reconciled = await api.ok("POST", "rewards", "/admin/fx/reconcile", user="ops-1", roles=["ops"], json={})
+    positions = {p["asset"]: p for p in reconciled["positions"]}
+    assert {"USD", "INR"} <= set(positions)
+    assert [p["difference"] for p in positions.values()] == [0] * len(positions)
     await ledger_invariants(platform)
 
 
