@@ -62,7 +62,14 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
         "SIM_DUPLICATE_RATE": "0.02",
         **chaos_env(),
+        **inr_players_env(),
     }
+
+
+def inr_players_env() -> dict[str, str]:
+    """A tenth of the simulated players' claims are INR players': a USDC → INR quote (REWARDS_FX_PAIRS), paid to
+    their VPA on the UPI rail's emulator (`upi-api`)."""
+    return {"SIM_INR_SHARE": "0.1"}
 
 
 def chaos_env() -> dict[str, str]:
@@ -294,6 +301,9 @@ def dev_env(paths: Paths) -> dict[str, str]:
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail
                 values.update(ton_env(values["PAYOUT_SOURCE_ACCOUNT"]))
                 changed = True
+        added = {k: v for k, v in inr_players_env().items() if k not in values}  # from before the INR players
+        values |= added
+        changed = changed or bool(added)
         if "SIM_CHAOS_BURST" not in values:  # settings from before the chaos bursts (a steady malformed rate)
             values.update(chaos_env())
             changed = True

@@ -10,6 +10,7 @@ import logging
 import random
 from collections import Counter as Tally
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -25,11 +26,19 @@ class ClaimConfig:
     destinations: tuple[tuple[str, float], ...] = (("sandbox:success", 0.9), ("sandbox:pending", 0.1))
     stellar_accounts: tuple[str, ...] = ()  # G... accounts on the Soroban RPC emulator
     stellar_share: float = 0.2
+    inr_share: float = 0.0  # of claims made by INR players: a quote into INR, paid to a UPI VPA (SIM_INR_SHARE)
+    inr_asset: str = "INR"
+
+
+# Rewards' answers that turn the INR players off for the rest of the run: no rates, or the pair not converted.
+FX_OFF_CODES = frozenset({"rates_unavailable", "pair_not_enabled"})
+REQUOTED = frozenset({"quote_expired", "quote_moved"})  # refused with a `new_quote` to claim with instead
 
 
 @dataclass
 class ClaimStats:
     outcomes: Tally[str] = field(default_factory=Tally)
+    fx_off: str | None = None  # why the INR players stopped (the first refusal's code), None while they claim
 
 
 @dataclass(frozen=True)
@@ -86,16 +95,77 @@ class RewardsClient:
                 return int(balance.get("available", 0))
         return 0
 
-    async def claim(self, player_id: str, asset_code: str, amount: int, destination: dict[str, str]) -> str:
+    async def claim(
+        self, player_id: str, asset_code: str, amount: int, destination: dict[str, str], *, quote_id: str | None = None
+    ) -> str:
+        outcome, _problem = await self.claim_answer(player_id, asset_code, amount, destination, quote_id=quote_id)
+        return outcome
+
+    async def claim_answer(
+        self, player_id: str, asset_code: str, amount: int, destination: dict[str, str], *, quote_id: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """The claim's outcome (its status, or `refused:<code>`) and, when refused, the problem details."""
+        body: dict[str, Any] = {"asset": asset_code, "amount": amount, "destination": destination}
+        if quote_id is not None:
+            body["quote_id"] = quote_id
+        response = await self.http.post("/claims/", json=body, headers=self._auth(player_id, "player"))
+        if response.status_code == 201:
+            return str(response.json().get("status", "created")), {}
+        problem = _json(response)
+        return f"refused:{problem.get('code', response.status_code)}", problem
+
+    async def quote(self, player_id: str, source: str, target: str, amount: int) -> tuple[str | None, dict[str, Any]]:
+        """A conversion quote for the player: (None, the quote), or (the refusal's code, its problem details)."""
         response = await self.http.post(
-            "/claims/",
-            json={"asset": asset_code, "amount": amount, "destination": destination},
+            "/fx/quotes",
+            json={"source_asset": source, "target_asset": target, "amount": amount},
             headers=self._auth(player_id, "player"),
         )
         if response.status_code == 201:
-            return str(response.json().get("status", "created"))
-        body = response.json() if response.headers.get("content-type", "").endswith("json") else {}
-        return f"refused:{body.get('code', response.status_code)}"
+            return None, response.json()
+        problem = _json(response)
+        return str(problem.get("code", response.status_code)), problem
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    if not response.headers.get("content-type", "").endswith("json"):
+        return {}
+    body = response.json()
+    return body if isinstance(body, dict) else {}
+
+
+def vpa_of(player_id: str) -> str:
+    """The simulated player's UPI id (`handle@psp`): `player-7` is `player-7@okbank`."""
+    return f"{player_id.lower()}@okbank"
+
+
+def pays_in_rupees(rng: random.Random, config: ClaimConfig, stats: ClaimStats) -> bool:
+    """Whether this claim is an INR player's: a share of claims, none once rewards said it cannot convert."""
+    return stats.fx_off is None and config.inr_share > 0 and rng.random() < config.inr_share
+
+
+async def claim_in_rupees(
+    client: RewardsClient, player: str, asset_code: str, amount: int, *, config: ClaimConfig, stats: ClaimStats
+) -> str | None:
+    """An INR player's claim: a quote from `asset_code` into INR, then a claim to the player's VPA locking it; a quote
+    refused as expired or moved is retried once with the `new_quote` the refusal carries. None (nothing claimed) when
+    rewards cannot convert (no rates, the pair not enabled): the INR players stop, logged once, the others go on."""
+    refused, quote = await client.quote(player, asset_code, config.inr_asset, amount)
+    if refused is not None:
+        if refused in FX_OFF_CODES:
+            stats.fx_off = refused
+            log.warning("INR players stop: rewards does not quote %s/%s (%s)", asset_code, config.inr_asset, refused)
+            return None
+        return f"inr:quote_refused:{refused}"
+    destination = {"type": "upi", "address": vpa_of(player)}
+    outcome, problem = await client.claim_answer(player, asset_code, amount, destination, quote_id=quote["quote_id"])
+    new_quote = problem.get("new_quote")
+    if problem.get("code") in REQUOTED and isinstance(new_quote, dict) and "quote_id" in new_quote:
+        stats.outcomes["inr:requoted"] += 1
+        outcome, _ = await client.claim_answer(
+            player, asset_code, amount, destination, quote_id=str(new_quote["quote_id"])
+        )
+    return f"inr:{outcome}"
 
 
 def pick_destination(rng: random.Random, config: ClaimConfig, player_id: str) -> dict[str, str]:
@@ -123,7 +193,11 @@ async def claim_round(
         amount = int(available * config.share)
         if amount < minimum:
             continue
-        outcome = await client.claim(player, asset_code, amount, pick_destination(rng, config, player))
+        outcome = None
+        if pays_in_rupees(rng, config, stats):
+            outcome = await claim_in_rupees(client, player, asset_code, amount, config=config, stats=stats)
+        if outcome is None:
+            outcome = await client.claim(player, asset_code, amount, pick_destination(rng, config, player))
         stats.outcomes[outcome] += 1
 
 

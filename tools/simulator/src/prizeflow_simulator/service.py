@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -118,11 +119,11 @@ async def _players(sim: Simulator, client: RewardsClient, stats: ClaimStats, out
             await asyncio.sleep(2)
     rng = random.Random()  # noqa: S311 - simulation
     minimum = asset(scenario.asset).unit
-    config = ClaimConfig()
+    config = ClaimConfig(inr_share=float(os.environ.get("SIM_INR_SHARE", "0")))  # INR players paid by UPI
     if rpc_url := os.environ.get("SOROBAN_RPC_URL"):
         for _ in range(60):  # the emulator may start after the simulator
             try:
-                config = ClaimConfig(stellar_accounts=await stellar_accounts(rpc_url, 10))
+                config = dataclasses.replace(config, stellar_accounts=await stellar_accounts(rpc_url, 10))
                 break
             except (httpx.HTTPError, OSError) as err:
                 log.info("Soroban RPC emulator not reachable yet: %s", err)
