@@ -141,3 +141,22 @@ def test_the_upi_and_rates_emulators_get_keys_the_stack_shares_also_on_an_older_
     assert added["UPI_EMULATOR_KEYS"].startswith(added["RAZORPAYX_KEY_ID"] + ":")
     assert added["RATES_EMULATOR_APP_IDS"] == added["RATES_APP_ID"]
     assert dev_env(paths) == added
+
+
+def test_make_runs_simulator_has_inr_players_whose_pair_rewards_converts_also_on_an_older_checkout(
+    tmp_path: Path,
+) -> None:
+    env = generate_dev_env(tmp_path / "secrets", root=tmp_path)
+    assert 0 < float(env["SIM_INR_SHARE"]) < 0.5  # a few of the claims, not most
+    assert "USDC/INR" in json.loads(env["REWARDS_FX_PAIRS"])  # the simulator's asset into rupees
+
+    paths = Paths(tmp_path)
+    paths.base.mkdir(parents=True, exist_ok=True)
+    older = {"PRIZEFLOW_PROFILE": "dev", "JWT_JWKS_URL": env["JWT_JWKS_URL"], "PAYOUT_SOURCE_ACCOUNT": "GA"}
+    (paths.base / DEV_ENV_FILE).write_text(json.dumps(older))
+    added = dev_env(paths)
+    assert added["SIM_INR_SHARE"] == env["SIM_INR_SHARE"]
+    assert dev_env(paths) == added
+
+    (paths.base / DEV_ENV_FILE).write_text(json.dumps({**added, "SIM_INR_SHARE": "0"}))  # turned off: stays off
+    assert dev_env(paths)["SIM_INR_SHARE"] == "0"
