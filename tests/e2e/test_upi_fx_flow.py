@@ -11,6 +11,7 @@ brings the whole claim back to the wallet once, however often the `payout.revers
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -21,6 +22,16 @@ from support import Api, GameServer, ledger_invariants, uid, wait_for
 from prizeflow_contracts.events.game import DistributionTemplate
 from prizeflow_devstack.platform import Platform
 from prizeflow_payouts.adapters.upi.provider import reference_of
+from prizeflow_runtime.settings import audience_for
+from prizeflow_simulator.players import (
+    ClaimConfig,
+    ClaimStats,
+    RewardsClient,
+    TokenMinter,
+    claim_round,
+    review_holds,
+    vpa_of,
+)
 from prizeflow_testkit import fetch
 from prizeflow_testkit.upi import UpiAdmin
 
@@ -257,3 +268,35 @@ async def test_a_upi_payout_reversed_two_hours_after_processed_returns_the_whole
     )
     assert net_by_account(transfers) == {}
     await ledger_invariants(platform)
+
+
+async def test_the_simulators_inr_player_claims_with_a_quote_and_is_paid_in_rupees_by_upi(
+    platform: Platform, game: GameServer, api: Api
+) -> None:
+    """`make run`'s INR players (tools/simulator) against the real rewards: their quote and claim are accepted and
+    the UPI rail pays the player's VPA the quoted paise."""
+    player = uid("p")
+    await won_usd_prize(game, api, player)
+    stats, rng = ClaimStats(), random.Random(1)
+    client = RewardsClient(
+        platform.url("rewards"),
+        TokenMinter(platform.identity, audience=audience_for("rewards"), issuer=platform.identity.issuer),
+    )
+    try:
+        config = ClaimConfig(share=CLAIMED / PRIZE, inr_share=1.0)
+        await claim_round(client, rng, [player], asset_code="USD", config=config, stats=stats, minimum=1)
+        assert stats.fx_off is None
+        assert set(stats.outcomes) <= {"inr:held", "inr:approved", "inr:requoted"}, stats.outcomes
+        await review_holds(client, rng, stats, reject_rate=0.0)  # a new VPA waits for the simulated ops
+    finally:
+        await client.close()
+    paid = await payout_of(api, player, "paid")
+    assert (paid["provider_name"], paid["asset"]) == ("upi", "INR")
+    assert await api.available(player, "USD") == PRIZE - CLAIMED
+    async with UpiAdmin(platform.url("upi-api")) as upi:
+        (ours,) = await upi.payouts(reference_id=reference_of(paid["id"]))
+        assert (ours["status"], ours["amount"], ours["mode"]) == ("processed", paid["amount"], "UPI")
+    db = platform.procs["payouts"].database_url
+    assert db is not None
+    (fund_account,) = await fetch(db, "SELECT validation FROM upi_fund_accounts WHERE destination = $1", vpa_of(player))
+    assert fund_account["validation"] == "active"
