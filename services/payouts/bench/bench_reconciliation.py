@@ -57,6 +57,7 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_devstack.infra import ensure_infra
 from prizeflow_payouts.adapters.reconciliation_pg import SqlReconStore, recon_transactions
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.application.reconciliation import Reconciliation, ReconStore, ReconTransactions
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
@@ -69,6 +70,7 @@ PROVIDER: Final = "stripe"  # a configured provider name (providers.yaml)
 ASSET: Final = "USD"
 FEE: Final = 25  # minor units Stripe charged on a fee line's transfer (booked on the payout: no exception)
 HOUR: Final = timedelta(hours=1)
+BENCH_TERMS: Final = RailTerms(cancels=False, quotes=True, webhooks=True, confirms_later=False)
 PER_DAY: Final = 1_000_000
 KINDS: Final = ("missing", "amount", "destination", "duplicate", "unrequested")  # one exception each
 DB_CALLS: Final = (
@@ -411,7 +413,8 @@ class Bench:
         """`Reconciliation` as the service builds it, `fake` the only configured provider."""
         entry = ProviderEntry(
             name=PROVIDER,
-            provider=cast("RewardPayoutProvider", fake),  # reconciliation only lists its statement
+            # reconciliation only lists its statement
+            rail=Rail(cast("RewardPayoutProvider", fake), BENCH_TERMS, statement=fake),
             assets=(ASSET,),
             destination_types=(DestinationType.STRIPE_ACCOUNT,),
         )

@@ -11,15 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
-from prizeflow_contracts.providers import ProviderType, RewardPayoutProvider
+from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.topics import (
     AUDIT,
     PAYOUT_EVENTS,
@@ -34,7 +33,7 @@ from prizeflow_payouts.adapters.config import PayoutsConfig
 from prizeflow_payouts.adapters.exports_pg import PgPayoutExportReader
 from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.providers.manual import build_manual
-from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
+from prizeflow_payouts.adapters.providers.sandbox_factory import build_sandbox
 from prizeflow_payouts.adapters.reconciliation_pg import SqlReconQueries, recon_transactions
 from prizeflow_payouts.adapters.repository import SqlPayoutQueries, sql_transactions
 from prizeflow_payouts.adapters.stellar import build_stellar
@@ -47,7 +46,8 @@ from prizeflow_payouts.application.compliance.resume import ResumeVerifiedPayout
 from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.exports import ExportPayouts
 from prizeflow_payouts.application.metrics import ComplianceMetrics, PayoutMetrics, ReconMetrics
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries, PayoutTransactions
+from prizeflow_payouts.application.ports import PayoutQueries, PayoutTransactions
+from prizeflow_payouts.application.rail import Rail
 from prizeflow_payouts.application.reconciliation import Reconciliation
 from prizeflow_payouts.application.timeline import PayoutsTimeline
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
@@ -72,7 +72,6 @@ from prizeflow_payouts.entrypoints.kafka import (
     PayoutRequestsHandler,
     ProviderEventsHandler,
     SignerResultsHandler,
-    SignerResultsSink,
     VerificationEventsHandler,
 )
 from prizeflow_payouts.entrypoints.reconciliation_http import (
@@ -89,13 +88,6 @@ log = logging.getLogger(__name__)
 REQUESTS_CONSUMER = "payouts-requests"
 WEBHOOKS_CONSUMER = "payouts-webhooks"
 SIGNER_RESULTS_CONSUMER = "payouts-signer-results"
-
-
-@runtime_checkable
-class UsesServiceDatabase(Protocol):
-    """A provider keeping books in the service's database: it is handed the runtime's pool, never opens one."""
-
-    def bind_database(self, engine: AsyncEngine) -> None: ...
 
 
 @dataclass
@@ -130,13 +122,13 @@ class Payouts:
 
     async def start_providers(self) -> None:
         for entry in self.config.registry:
-            if isinstance(entry.provider, ManagedProvider):
-                await entry.provider.start()
+            if (engine := entry.rail.engine) is not None:
+                await engine.start()
 
     async def close_providers(self) -> None:
         for entry in self.config.registry:
-            if isinstance(entry.provider, ManagedProvider):
-                await entry.provider.close()
+            if (engine := entry.rail.engine) is not None:
+                await engine.close()
 
     async def publish_routes(self) -> None:
         """Tell rewards what this configuration pays (it refuses claims to anything else up front): once per
@@ -215,7 +207,7 @@ class Payouts:
             self._task = None
 
 
-def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> tuple[RewardPayoutProvider, bool]:
+def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> Rail:
     """The crypto_exchange rail, imported only when a providers file names one: ccxt loads every exchange it
     knows (~4 s of CPU), which a payouts process without that rail should not pay at every start."""
     from prizeflow_payouts.adapters.exchange import build_exchange  # deliberately lazy
@@ -269,16 +261,14 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
     config = load_config(settings.payouts_providers_file, provider_context(settings))
     rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA)
     for entry in config.registry:
-        if isinstance(entry.provider, UsesServiceDatabase):
-            entry.provider.bind_database(rt.engine)
+        if (books := entry.rail.database) is not None:
+            books.bind_database(rt.engine)
     rt.produces([PAYOUT_EVENTS.name, SIGNER_REQUESTS.name, AUDIT.name])
     metrics = PayoutMetrics.create(
         rt.registry,
         settings.service_name,
         providers=[e.name for e in config.registry],
-        webhook_providers=sorted(
-            {e.provider.provider_type.value for e in config.registry if e.provider.capabilities.supports_webhooks}
-        ),
+        webhook_providers=sorted({e.provider.provider_type.value for e in config.registry if e.rail.terms.webhooks}),
     )
     transactions = sql_transactions(rt.sessions)
     builder = ChangeBuilder(
@@ -409,7 +399,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             [WEBHOOK_PROVIDER_EVENTS.name],
             batch_handler=VerificationEventsHandler(p.records.apply),
         )
-    sinks = [e.provider for e in p.config.registry if isinstance(e.provider, SignerResultsSink)]
+    sinks = [sink for e in p.config.registry if (sink := e.rail.signer_sink) is not None]
     if sinks:
         rt.add_consumer(SIGNER_RESULTS_CONSUMER, [SIGNER_RESULTS.name], batch_handler=SignerResultsHandler(sinks))
 
@@ -495,7 +485,6 @@ __all__ = [
     "SIGNER_RESULTS_CONSUMER",
     "WEBHOOKS_CONSUMER",
     "Payouts",
-    "UsesServiceDatabase",
     "build",
     "compose",
     "load_config",

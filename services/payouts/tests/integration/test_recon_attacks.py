@@ -13,6 +13,7 @@ import pytest
 
 from prizeflow_contracts.providers import DestinationType, ProviderType, StatementLine, StatementLineKind, StatementPage
 from prizeflow_payouts.adapters.reconciliation_pg import recon_transactions
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.application.reconciliation import Reconciliation
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
@@ -32,6 +33,8 @@ _INSERT = (
     "VALUES ($1, $1, $1, 'h', $1, 'p-1', 'p-1', 'USDC', 1000, 'sandbox', 'dest-' || $1, 'sandbox', 'rail', 'paid', "
     "'auto', $1, 1, 3, NULL, $2, $2, $2, $2)"
 )
+
+TERMS = RailTerms(cancels=False, quotes=False, webhooks=False, confirms_later=True)
 
 
 def _line(n: int) -> StatementLine:
@@ -76,7 +79,7 @@ async def sessions(db: str) -> AsyncIterator[object]:
 def _replica(
     sessions: object, rail: _Rail, *, owner: str, now: datetime, lease_s: float, ledger: bool = False
 ) -> Reconciliation:
-    entry = ProviderEntry("rail", rail, ("USDC",), (DestinationType.SANDBOX,))  # type: ignore[arg-type]
+    entry = ProviderEntry("rail", Rail(rail, TERMS, statement=rail), ("USDC",), (DestinationType.SANDBOX,))  # type: ignore[arg-type]
     return Reconciliation(
         transactions=recon_transactions(sessions),  # type: ignore[arg-type]
         registry=ProviderRegistry([entry]),

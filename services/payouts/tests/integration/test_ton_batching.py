@@ -296,10 +296,9 @@ async def make_rig(db: str, **options: Any) -> Rig:
     )
     context = ProviderContext(live_execution=False, database_url=db, provider_timeout_s=10)
     client = ChainClient(chain)
-    built, _ = build_ton_wallet(spec, context)
+    build_ton_wallet(spec, context)  # the entry is one the factory accepts
     provider = TonWalletProvider(
         parse_options(spec, context),
-        capabilities=built.capabilities,
         client=client,  # type: ignore[arg-type]
         clock=clock,
     )

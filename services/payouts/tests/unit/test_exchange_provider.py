@@ -155,8 +155,10 @@ def rail(**options: Any) -> tuple[ExchangeWithdrawalProvider, FakeExchange, Memo
     fake, book = FakeExchange(), MemoryBook()
     s = ProviderSpec.model_validate(spec(**options), context={"env": ENV})
     ctx = ProviderContext(live_execution=False, database_url="", provider_timeout_s=10)
-    provider, polls = build_exchange(s, ctx, exchange=fake, book=book)
-    assert polls
+    built = build_exchange(s, ctx, exchange=fake, book=book)
+    assert built.terms.polls_status
+    provider = built.payouts
+    assert isinstance(provider, ExchangeWithdrawalProvider)
     return provider, fake, book
 
 

@@ -29,6 +29,7 @@ from prizeflow_contracts.providers import (
     StatementPage,
 )
 from prizeflow_payouts.application.admin import Actor
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.application.reconciliation import (
     Reconciliation,
     ReconError,
@@ -53,6 +54,8 @@ from prizeflow_payouts.entrypoints.kafka import PayoutRequestsHandler
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 ALICE = Actor("alice", frozenset({"ops"}), "corr-a")
 BOB = Actor("bob", frozenset({"approver"}), "corr-b")
+
+TERMS = RailTerms(cancels=False, quotes=False, webhooks=False, confirms_later=True)
 
 
 # -- fakes ----------------------------------------------------------------------------------------------------------
@@ -156,7 +159,7 @@ def _recon(store: _Store, rail: _Exchange) -> Reconciliation:
     def opener() -> AbstractAsyncContextManager[_Store]:
         return tx()
 
-    entry = ProviderEntry("exchange", rail, ("USDC",), (DestinationType.CRYPTO_ADDRESS,))  # type: ignore[arg-type]
+    entry = ProviderEntry("exchange", Rail(rail, TERMS, statement=rail), ("USDC",), (DestinationType.CRYPTO_ADDRESS,))  # type: ignore[arg-type]
     return Reconciliation(
         transactions=opener,  # type: ignore[arg-type]
         registry=ProviderRegistry([entry]),
@@ -476,7 +479,7 @@ async def test_a_window_whose_run_failed_is_run_again_by_the_schedule() -> None:
     async def tx() -> AsyncIterator[_RunStore]:
         yield store
 
-    entry = ProviderEntry("exchange", rail, ("USDC",), (DestinationType.CRYPTO_ADDRESS,))  # type: ignore[arg-type]
+    entry = ProviderEntry("exchange", Rail(rail, TERMS, statement=rail), ("USDC",), (DestinationType.CRYPTO_ADDRESS,))  # type: ignore[arg-type]
     recon = Reconciliation(
         transactions=tx,  # type: ignore[arg-type]
         registry=ProviderRegistry([entry]),

@@ -34,7 +34,6 @@ from prizeflow_payouts.adapters.stripe import (
     normalize_event,
     payout_failure,
 )
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutValidator, SettlesFailuresOnSync
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 from prizeflow_testkit.stripe_payouts import (
@@ -79,11 +78,11 @@ def test_a_stripe_entry_builds_the_rail_with_its_capabilities() -> None:
     entry = next(iter(cfg.registry))
     p = entry.provider
     assert isinstance(p, StripePayoutProvider)
-    assert isinstance(p, ManagedProvider)
-    assert isinstance(p, PayoutValidator)
-    assert isinstance(p, SettlesFailuresOnSync)
+    assert entry.rail.engine is p
+    assert entry.rail.validator is p
+    assert entry.rail.terms.settles_failures_on_sync
     assert p.provider_type is ProviderType.STRIPE
-    caps = p.capabilities
+    caps = entry.capabilities
     assert caps.supports_cancel
     assert caps.async_confirmation
     assert caps.supports_returns
@@ -94,10 +93,10 @@ def test_a_stripe_entry_builds_the_rail_with_its_capabilities() -> None:
 
 
 def test_the_transfer_mode_is_synchronous_and_not_cancellable() -> None:
-    p = next(iter(config(stripe_provider_doc()).registry)).provider
-    assert not p.capabilities.supports_cancel
-    assert not p.capabilities.async_confirmation
-    assert p.capabilities.supports_returns
+    caps = next(iter(config(stripe_provider_doc()).registry)).capabilities
+    assert not caps.supports_cancel
+    assert not caps.async_confirmation
+    assert caps.supports_returns
 
 
 def test_a_fiat_provider_with_the_stripe_rail_is_built_by_the_stripe_factory() -> None:

@@ -24,8 +24,7 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.adapters.telegram import TelegramGiftProvider, classify
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutValidator
-from prizeflow_payouts.bootstrap import UsesServiceDatabase, parse_config, provider_factories
+from prizeflow_payouts.bootstrap import parse_config, provider_factories
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 from prizeflow_testkit.conformance.telegram import telegram_provider_doc
@@ -68,10 +67,11 @@ def test_the_type_has_a_factory_and_builds_a_rail_that_says_what_it_cannot_do() 
     entry = next(iter(build(doc()).registry))
     p = entry.provider
     assert isinstance(p, TelegramGiftProvider)
-    assert isinstance(p, PayoutValidator)
-    assert isinstance(p, ManagedProvider)
-    assert isinstance(p, UsesServiceDatabase)
-    caps = p.capabilities
+    assert entry.rail.validator is p
+    assert entry.rail.engine is p
+    assert entry.rail.database is p
+    assert entry.rail.amounts is p
+    caps = entry.capabilities
     assert (caps.supports_cancel, caps.supports_quote, caps.supports_webhooks) == (False, False, False)
     assert (caps.supports_batching, caps.supports_returns, caps.requires_signature) == (False, False, False)
     assert caps.async_confirmation

@@ -27,7 +27,7 @@ from prizeflow_contracts.providers import DestinationType, PayoutDestination, Pa
 from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRecord, PayoutGate, gate_store
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import PayoutRepository, PayoutValidator
+from prizeflow_payouts.application.ports import PayoutRepository
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.domain.compliance.gate import GateDecision, Stage, stricter
@@ -374,8 +374,8 @@ class CreatePayouts:
             entry = self.registry.route(cmd.amount.asset, cmd.destination.type, cmd.provider, cmd.amount.amount)
         except NoRouteError as err:
             return None, PayoutError.of(PayoutErrorCode.NO_PROVIDER_ROUTE, str(err))
-        if isinstance(entry.provider, PayoutValidator):
-            error = entry.provider.validate(
+        if (validator := entry.rail.validator) is not None:
+            error = validator.validate(
                 PayoutInstruction(
                     payout_id=payout_id_for(cmd.idempotency_key),
                     idempotency_key=cmd.idempotency_key,

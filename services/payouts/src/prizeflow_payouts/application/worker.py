@@ -29,13 +29,9 @@ from prizeflow_payouts.application.compliance.gate import Candidate, DecisionRec
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import (
     STUCK_KINDS,
-    BatchPayoutProvider,
     CreateOutcome,
-    DefersToOperator,
-    FindsPayoutsAtProvider,
     PayoutRepository,
     PayoutTransactions,
-    ReportsProgress,
 )
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
@@ -284,8 +280,8 @@ class PayoutWorker:
         synced = await asyncio.gather(*(self._sync_call(claimed[n]) for n in sync_idx))
         for n, call in zip(sync_idx, synced, strict=True):
             if call.error is not None and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND:
-                rail = self.registry.get(claimed[n].provider_name).provider
-                if recovering and not isinstance(rail, FindsPayoutsAtProvider):
+                terms = self.registry.get(claimed[n].provider_name).rail.terms
+                if recovering and not terms.finds_payouts_at_provider:
                     # The rail looked in records restored with the rest: the payout may have been sent after the
                     # restore's target. Nothing is sent; it waits, in doubt, for a person who reads the rail's books.
                     call.error = _unverifiable(call.error)
@@ -345,12 +341,12 @@ class PayoutWorker:
         provider = entry.provider
         started = _now()
         t0 = time.perf_counter()
-        if isinstance(provider, BatchPayoutProvider) and provider.capabilities.supports_batching:
+        if (batch := entry.rail.batch) is not None:
             outcomes: Sequence[CreateOutcome | BaseException]
             try:
                 async with self._sem:
                     outcomes = await asyncio.wait_for(
-                        provider.create_payouts([r.instruction() for r in recs]), self.config.provider_timeout_s
+                        batch.create_payouts([r.instruction() for r in recs]), self.config.provider_timeout_s
                     )
             except Exception as err:  # noqa: BLE001 - every failure of the call becomes a stable code below
                 outcomes = [err] * len(recs)
@@ -426,7 +422,7 @@ class PayoutWorker:
                 actor=self.worker_id,
                 token=rec.lease_token,
                 polls_status=entry.polls_status,
-                returns=entry.provider.capabilities.supports_returns,
+                returns=entry.rail.terms.returns,
             )
         assert call.error is not None
         if expected is S.SUBMITTED and call.error.code is not PayoutErrorCode.PAYOUT_NOT_FOUND:
@@ -615,11 +611,9 @@ class PayoutWorker:
         return {"queue": queue, "contradictions": sum(contradictions.values()), **totals}
 
     def operator_thresholds(self) -> dict[str, float]:
-        """Each configured provider's operator threshold: its own (`DefersToOperator`), else the worker's."""
+        """Each configured provider's operator threshold: its own (`RailTerms.operator_after_s`), else the worker's."""
         return {
-            e.name: float(e.provider.operator_after_s)
-            if isinstance(e.provider, DefersToOperator)
-            else self.config.operator_after_s
+            e.name: self.config.operator_after_s if (after := e.rail.terms.operator_after_s) is None else after
             for e in self.registry
         }
 
@@ -637,10 +631,10 @@ class PayoutWorker:
         """Each rail's source accounts (sequence, last landing) and its oldest waiting payout, from its books: every
         replica reports the same figures. A rail that cannot answer keeps its last ones."""
         for entry in self.registry:
-            if not isinstance(entry.provider, ReportsProgress):
+            if (rail := entry.rail.progress) is None:
                 continue
             try:
-                progress = await entry.provider.progress()
+                progress = await rail.progress()
             except Exception as err:  # noqa: BLE001 - a gauge refresh never stops the worker
                 log.warning("progress of %s unavailable: %s", entry.name, type(err).__name__)
                 continue

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,7 +34,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -45,6 +43,7 @@ from prizeflow_contracts.providers import (
     WebhookEvent,
 )
 from prizeflow_payouts.adapters.exchange.classify import classify
+from prizeflow_payouts.adapters.exchange.client import ccxt_exchange
 from prizeflow_payouts.adapters.exchange.options import AssetRoute, Credentials, ExchangeOptions, MemoRule
 from prizeflow_payouts.adapters.exchange.statement import Cursor, lines_of, windows
 from prizeflow_payouts.adapters.exchange.store import (
@@ -56,7 +55,6 @@ from prizeflow_payouts.adapters.exchange.store import (
     WithdrawalState,
 )
 from prizeflow_payouts.application.reconciliation import ReconError
-from prizeflow_payouts.provider_spec import ProviderConfigError
 from prizeflow_runtime.errors import ErrorKind
 
 log = logging.getLogger(__name__)
@@ -90,14 +88,12 @@ class ExchangeWithdrawalProvider:
         options: ExchangeOptions,
         *,
         credentials: Credentials,
-        capabilities: ProviderCapabilities,
         exchange: Any | None = None,
         book: WithdrawalBook | None = None,
         database_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
-        self.capabilities = capabilities
         self._injected = exchange
         self._credentials = credentials
         # ccxt's async client binds its HTTP session and throttle to the event loop that first uses it: one client
@@ -105,7 +101,7 @@ class ExchangeWithdrawalProvider:
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._loaded: set[int] = set()
         if exchange is None:
-            _ccxt_exchange(options, credentials)  # built once now (no connection yet): start-up fails if it cannot be
+            ccxt_exchange(options, credentials)  # built once now (no connection yet): start-up fails if it cannot be
         self._book = book
         self._pool: AsyncEngine | None = None
         self._owned: AsyncEngine | None = None
@@ -116,11 +112,6 @@ class ExchangeWithdrawalProvider:
     @property
     def name(self) -> str:
         return self.options.name
-
-    @property
-    def operator_after_s(self) -> float:
-        """`DefersToOperator`: past this, a withdrawal of unknown outcome is counted as awaiting an operator."""
-        return float(self.options.operator_after_s)
 
     def __repr__(self) -> str:
         return f"ExchangeWithdrawalProvider(name={self.name!r}, exchange={self.options.exchange!r})"
@@ -149,7 +140,7 @@ class ExchangeWithdrawalProvider:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = _ccxt_exchange(self.options, self._credentials)
+            client = self._clients[loop] = ccxt_exchange(self.options, self._credentials)
         return client
 
     async def close(self) -> None:
@@ -581,40 +572,6 @@ def _network_fee(fees: Mapping[str, Any], route: AssetRoute) -> Any:
     if network.get("fee") is not None:
         return network["fee"]
     return (entry.get("withdraw") or {}).get("fee")
-
-
-def _ccxt_exchange(options: ExchangeOptions, credentials: Credentials) -> Any:
-    import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]  # ccxt ships no type information
-
-    # ccxt logs requests (headers included: the API key) at DEBUG: never below INFO, whatever the root says.
-    ccxt_logger = logging.getLogger("ccxt")
-    ccxt_logger.setLevel(max(ccxt_logger.getEffectiveLevel(), logging.INFO))
-    config: dict[str, Any] = {
-        "apiKey": credentials.api_key,
-        "secret": credentials.api_secret,
-        "timeout": int(options.timeout_s * 1000),
-        "enableRateLimit": True,
-        "options": dict(options.ccxt_options),
-        "aiohttp_trust_env": True,  # HTTPS_PROXY / NO_PROXY: deploy/k8s sends public egress through its proxy
-    }
-    if credentials.password:
-        config["password"] = credentials.password
-    exchange = getattr(ccxt_async, options.exchange)(config)
-    for needed in ("withdraw", "fetchWithdrawals"):
-        if not exchange.has.get(needed):
-            raise ProviderConfigError(f"provider {options.name!r}: ccxt's {options.exchange} cannot {needed}")
-    if options.api_base is not None:
-        exchange.urls["api"] = _rebased(exchange.urls.get("api"), options.api_base)
-    return exchange
-
-
-def _rebased(urls: Any, base: str) -> Any:
-    """Every API URL with its origin replaced by `base` (the path kept): an emulator answers them all."""
-    if isinstance(urls, str):
-        return base + urlsplit(urls).path
-    if isinstance(urls, dict):
-        return {k: _rebased(v, base) for k, v in urls.items()}
-    return urls
 
 
 __all__ = ["STATUSES", "ExchangeWithdrawalProvider", "client_id_for"]

@@ -44,7 +44,6 @@ from prizeflow_contracts.providers import (
     PayoutDestination,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
@@ -94,26 +93,22 @@ class GiftCardPayoutProvider:
     """A gift-card rail. Holds the API key and webhook keys; never logs them, the recipient, nor a card."""
 
     # sync_status reads the vendor's orders (by reference, else our external id): FindsPayoutsAtProvider.
-    finds_payouts_at_provider = True
 
     def __init__(
         self,
         options: GiftCardOptions,
         *,
         api_key: str,
-        capabilities: ProviderCapabilities,
         webhook_keys: tuple[str, ...] = (),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options
         self.provider_type = options.provider_type
-        self.capabilities = capabilities
         self._api_key = api_key
-        self._webhook_keys = webhook_keys
+        self.webhook_keys = webhook_keys
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         # A webhook `failed` (a bounce) is confirmed by a sync, which gets the card's value refunded first.
-        self.settles_failures_on_sync = True
         self.statement_page_size = STATEMENT_PAGE
 
     @property
@@ -371,7 +366,7 @@ class GiftCardPayoutProvider:
         """Verify the signature with the configured webhook key(s), then read the status from the order fetched
         back (the delivery names a resource only, and carries no timestamp: a replay says nothing new)."""
         try:
-            verify_giftcard_signature(headers, body, keys=self._webhook_keys)
+            verify_giftcard_signature(headers, body, keys=self.webhook_keys)
         except SignatureRefused as err:
             raise self._refuse(C.WEBHOOK_SIGNATURE_INVALID, err.reason.value) from None
         try:

@@ -26,10 +26,8 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import (
-    DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -69,16 +67,6 @@ class StellarPayoutProvider:
         self, options: StellarOptions, *, engine: AsyncEngine | None = None, database_url: str | None = None
     ) -> None:
         self.o = options
-        self.capabilities = ProviderCapabilities(
-            supports_cancel=False,
-            supports_quote=True,
-            supports_webhooks=False,
-            async_confirmation=True,
-            requires_signature=True,
-            supports_batching=True,
-            assets=options.assets,
-            destination_types=(DestinationType.STELLAR_ACCOUNT,),
-        )
         self._pool = engine
         self._database_url = database_url
         self._owned: AsyncEngine | None = None

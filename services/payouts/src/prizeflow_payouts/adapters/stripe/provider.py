@@ -40,7 +40,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
@@ -85,23 +84,19 @@ class StripePayoutProvider:
     """A Stripe Connect payout rail. Holds the API key; never logs it, nor a full destination account."""
 
     # sync_status reads Stripe's books (transfers by transfer_group, the account's payouts): FindsPayoutsAtProvider.
-    finds_payouts_at_provider = True
 
     def __init__(
         self,
         options: StripeOptions,
         *,
         api_key: str,
-        capabilities: ProviderCapabilities,
         http_client: stripe.HTTPClient | None = None,
         webhook_secrets: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
         self.provider_type = options.provider_type
-        self.capabilities = capabilities
         # A webhook `failed` is confirmed by a sync, which pulls the money back first (transfer_and_payout).
-        self.settles_failures_on_sync = options.mode is StripeMode.TRANSFER_AND_PAYOUT
         # No client telemetry to Stripe (request timings, the host's platform string): it is process-wide in the
         # library, and nothing of ours needs it.
         stripe.enable_telemetry = False

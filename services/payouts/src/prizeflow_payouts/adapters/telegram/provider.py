@@ -37,7 +37,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -134,19 +133,6 @@ class TelegramGiftProvider:
         request: HTTPXRequest | None = None,
     ) -> None:
         self.options = options
-        self.capabilities = ProviderCapabilities(
-            supports_cancel=False,  # a sent gift cannot be taken back
-            supports_quote=False,  # the player receives a gift, not Stars: there is no receive amount to quote
-            supports_webhooks=False,  # Telegram reports nothing about a bot's own gifts
-            # Paid once the gift is matched to the bot's Star transaction: at once, or by a later sync when
-            # Telegram's answer was lost or its transactions lag behind it (`submitted` meanwhile).
-            async_confirmation=True,
-            requires_signature=False,
-            supports_batching=False,
-            supports_returns=False,
-            assets=(ASSET,),
-            destination_types=(DestinationType.TELEGRAM_USER,),
-        )
         for name in _URL_LOGGERS:  # before the Bot exists: it logs its URL when built
             logger = logging.getLogger(name)
             if not any(isinstance(f, _RedactToken) and f.token == token for f in logger.filters):

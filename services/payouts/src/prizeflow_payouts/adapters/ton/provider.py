@@ -45,7 +45,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -81,13 +80,11 @@ class TonWalletProvider:
         self,
         options: TonOptions,
         *,
-        capabilities: ProviderCapabilities,
         client: ToncenterClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.o = options
         self.name = options.name
-        self.capabilities = capabilities
         self.client = client or ToncenterClient(options.api_url, api_key=options.api_key, timeout_s=options.timeout_s)
         self.clock = clock
         self._pool: AsyncEngine | None = None
