@@ -23,7 +23,7 @@ from prizeflow_contracts.providers import (
     ProviderType,
 )
 from prizeflow_giftcard_emulator.state import Outcome
-from prizeflow_payouts.adapters.giftcard import GiftCardPayoutProvider, classify_response
+from prizeflow_payouts.adapters.giftcard import GiftCardErrors, GiftCardPayoutProvider, HttpRefusalError
 from prizeflow_payouts.adapters.giftcard.factory import giftcard_rail
 from prizeflow_payouts.bootstrap import parse_config, provider_factories
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
@@ -454,7 +454,7 @@ def _err(path: list[str], message: str) -> dict[str, Any]:
 def test_api_errors_map_to_stable_codes(
     status: int, doc: dict[str, Any], mutating: bool, code: PayoutErrorCode
 ) -> None:
-    error = classify_response(status, doc, mutating=mutating, provider="giftcards")
+    error = GiftCardErrors("giftcards").classify(HttpRefusalError(status, doc), mutating=mutating)
     assert error.code is code
     assert error.retryable is is_retryable(code)
 

@@ -28,8 +28,8 @@ from prizeflow_contracts.webhook_signatures import signature_header
 from prizeflow_payouts.adapters.stripe import (
     PAYOUT_FAILURE_CODES,
     REQUEST_CODES,
+    StripeErrors,
     StripePayoutProvider,
-    classify,
     derived_key,
     normalize_event,
     payout_failure,
@@ -523,7 +523,7 @@ ERRORS: list[tuple[str, stripe.StripeError, bool, PayoutErrorCode]] = [
 def test_stripe_errors_map_to_stable_codes(
     case: str, err: stripe.StripeError, mutating: bool, code: PayoutErrorCode
 ) -> None:
-    error = classify(err, mutating=mutating, provider="stripe")
+    error = StripeErrors("stripe").classify(err, mutating=mutating)
     assert error.code is code, case
     assert error.retryable is is_retryable(code)
     assert "acct_SECRET42" not in error.message
@@ -537,16 +537,14 @@ def test_the_retryable_families_are_the_brief() -> None:
     retryable |= {"409 in progress", "rate_limit 400"}
     for case, err, mutating, _ in ERRORS:
         if case in retryable:
-            assert classify(err, mutating=mutating, provider="stripe").retryable, case
+            assert StripeErrors("stripe").classify(err, mutating=mutating).retryable, case
     for code in ("account_invalid", "no_account", "account_closed", "amount_too_small", "payouts_not_allowed"):
-        assert not classify(_invalid(code), mutating=True, provider="stripe").retryable, code
+        assert not StripeErrors("stripe").classify(_invalid(code), mutating=True).retryable, code
 
 
 def test_credentials_refused_are_logged_loudly_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
-    classify(
-        stripe.AuthenticationError("Invalid API Key provided: sk_test_***x", http_status=401),
-        mutating=True,
-        provider="s",
+    StripeErrors("s").classify(
+        stripe.AuthenticationError("Invalid API Key provided: sk_test_***x", http_status=401), mutating=True
     )
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "credentials" in record.getMessage()

@@ -22,8 +22,9 @@ from prizeflow_contracts.providers import (
     PayoutLookup,
     ProviderType,
 )
-from prizeflow_payouts.adapters.telegram import TelegramGiftProvider, classify
+from prizeflow_payouts.adapters.telegram import TelegramErrors, TelegramGiftProvider
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts
+from prizeflow_payouts.application.rail import may_have_landed
 from prizeflow_payouts.bootstrap import parse_config, provider_factories
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
@@ -208,14 +209,14 @@ def _caused(err: tg.TelegramError, cause: BaseException) -> tg.TelegramError:
 def test_a_send_failure_maps_to_a_stable_code_and_says_whether_the_gift_may_be_out(
     err: tg.TelegramError, code: C, maybe: bool
 ) -> None:
-    failure = classify(err, mutating=True, provider="telegram")
-    assert failure.error.code is code
-    assert failure.carried_out_maybe is maybe
+    error = TelegramErrors("telegram").classify(err, mutating=True)
+    assert error.code is code
+    assert may_have_landed(error) is maybe
 
 
 def test_a_read_that_fails_is_only_unavailable() -> None:
-    assert classify(tg.TimedOut("read"), mutating=False, provider="t").error.code is C.PROVIDER_UNAVAILABLE
-    assert classify(tg.NetworkError("500"), mutating=False, provider="t").error.code is C.PROVIDER_UNAVAILABLE
+    assert TelegramErrors("t").classify(tg.TimedOut("read"), mutating=False).code is C.PROVIDER_UNAVAILABLE
+    assert TelegramErrors("t").classify(tg.NetworkError("500"), mutating=False).code is C.PROVIDER_UNAVAILABLE
 
 
 def test_the_bot_token_in_a_librarys_url_log_is_redacted(caplog: pytest.LogCaptureFixture) -> None:

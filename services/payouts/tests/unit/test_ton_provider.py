@@ -14,7 +14,7 @@ from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
 from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.factory import ton_rail
 from prizeflow_payouts.adapters.ton.provider import TonWalletProvider
-from prizeflow_payouts.adapters.ton.toncenter import classify
+from prizeflow_payouts.adapters.ton.toncenter import api_error
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 from prizeflow_ton.addresses import TonAddress
@@ -172,7 +172,7 @@ def test_a_testnet_only_address_is_refused_on_mainnet() -> None:
     ],
 )
 def test_api_errors_map_to_stable_codes(status: int, error: str, code: PayoutErrorCode) -> None:
-    assert classify(status, error).code is code
+    assert api_error(status, error).code is code
 
 
 def test_the_highload_lane_is_chosen_by_wallet_version_and_batches() -> None:

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from prizeflow_contracts.envelope import Envelope
-from prizeflow_contracts.errors import PayoutError
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
@@ -102,6 +102,19 @@ class FixedAmounts(Protocol):
     def payable_amounts(self, asset: str) -> tuple[int, ...]: ...
 
 
+class ClassifiesErrors(Protocol):
+    """A rail's one reading of what its provider's client raised, the same signature on every rail (each is
+    bound to its provider's name when built). `mutating`: the call may have moved money, so an answer that is not
+    definitive (a timeout, a dropped connection, a 5xx) is `timeout_unknown_outcome`, never a refusal."""
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError: ...
+
+
+def may_have_landed(error: PayoutError) -> bool:
+    """The call may have been carried out: settle it from the provider's books, never send it again."""
+    return error.code is PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME
+
+
 @dataclass(frozen=True, slots=True)
 class RailTerms:
     """What a rail's provider does that no part can show, said once.
@@ -159,6 +172,7 @@ class Rail:
 
 __all__ = [
     "BatchPayouts",
+    "ClassifiesErrors",
     "ExternalSigning",
     "FixedAmounts",
     "KeepsBooks",
@@ -169,4 +183,5 @@ __all__ = [
     "ReportsProgress",
     "SignerSink",
     "StatementReader",
+    "may_have_landed",
 ]

@@ -71,7 +71,7 @@ class WorkerConfig:
     concurrency: int = 64
     gauges_interval_s: float = 5.0
     # An outcome unknown this long needs an operator (`unknown_outcome` of the stuck gauge), unless the rail says
-    # otherwise (`DefersToOperator`).
+    # otherwise (`RailTerms.operator_after_s`).
     operator_after_s: float = 1800.0
     # How often a pass reads the provider's current status of the payouts a provider report disagreed with.
     checks_interval_s: float = 2.0

@@ -42,7 +42,7 @@ from prizeflow_contracts.providers import (
     StatementPage,
     WebhookEvent,
 )
-from prizeflow_payouts.adapters.exchange.classify import classify
+from prizeflow_payouts.adapters.exchange.classify import ExchangeErrors
 from prizeflow_payouts.adapters.exchange.client import ccxt_exchange
 from prizeflow_payouts.adapters.exchange.options import AssetRoute, Credentials, ExchangeOptions, MemoRule
 from prizeflow_payouts.adapters.exchange.statement import Cursor, lines_of, windows
@@ -54,6 +54,7 @@ from prizeflow_payouts.adapters.exchange.store import (
     WithdrawalRecord,
     WithdrawalState,
 )
+from prizeflow_payouts.application.rail import may_have_landed
 from prizeflow_payouts.application.reconciliation import ReconError
 from prizeflow_runtime.errors import ErrorKind
 
@@ -94,6 +95,7 @@ class ExchangeWithdrawalProvider:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
+        self.errors = ExchangeErrors(exchange=options.exchange, provider=options.name)
         self._injected = exchange
         self._credentials = credentials
         # ccxt's async client binds its HTTP session and throttle to the event loop that first uses it: one client
@@ -116,7 +118,7 @@ class ExchangeWithdrawalProvider:
     def __repr__(self) -> str:
         return f"ExchangeWithdrawalProvider(name={self.name!r}, exchange={self.options.exchange!r})"
 
-    # -- lifecycle (ManagedProvider, UsesServiceDatabase) -------------------------------------------------------
+    # -- lifecycle (the `engine` and `database` parts) -------------------------------------------------------
     def bind_database(self, engine: AsyncEngine) -> None:
         """The service's pool (bootstrap): used, never disposed, by this provider."""
         self._pool = engine
@@ -163,7 +165,7 @@ class ExchangeWithdrawalProvider:
             raise PayoutProviderError.of(C.PROVIDER_UNAVAILABLE, "the rail has not started", provider=self.name)
         return self._book
 
-    # -- validation (PayoutValidator) ---------------------------------------------------------------------------
+    # -- validation (the `validator` part) ---------------------------------------------------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:  # noqa: PLR0911 - one check each
         """Refuse what this exchange account could never pay, before anything is recorded or sent."""
         dest = instruction.destination
@@ -263,19 +265,19 @@ class ExchangeWithdrawalProvider:
         try:
             tx = await self._exchange.withdraw(route.currency, amount, record.address, params)
         except Exception as err:  # noqa: BLE001 - every failure becomes a stable code below
-            c = classify(err, exchange=self.options.exchange, mutating=True, provider=self.name)
-            if c.may_have_landed:
+            error = self.errors.classify(err, mutating=True)
+            if may_have_landed(error):
                 log.warning(
                     "%s: withdrawal outcome unknown (%s); it is reconciled, never asked again",
                     self.name,
-                    c.error.code.value,
+                    error.code.value,
                     extra={"payout_id": instruction.payout_id},
                 )
-                raise PayoutProviderError(c.error) from None
+                raise PayoutProviderError(error) from None
             await self._after_withdraw(self.book.mark_not_sent(instruction.payout_id))
-            if c.error.retryable:
-                raise PayoutProviderError(c.error) from None
-            return self._failed(key, None, c.error, "refused")
+            if error.retryable:
+                raise PayoutProviderError(error) from None
+            return self._failed(key, None, error, "refused")
         wid = str(tx.get("id") or "")
         if not wid:
             # Accepted without an id: it exists, but can only be found by reconciliation.
@@ -416,7 +418,7 @@ class ExchangeWithdrawalProvider:
     def _failed(self, key: str, ref: str | None, error: PayoutError, raw: str) -> ProviderPayoutResult:
         return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, provider_ref=ref, error=error, raw_status=raw)
 
-    # -- statement (ListsStatement) -----------------------------------------------------------------------------
+    # -- statement (the `statement` part) -----------------------------------------------------------------------------
     # The exchange takes its fee out of the amount asked for: a FEE line is part of its PAYOUT line's amount, so
     # the balance moved by PAYOUT - REVERSAL (never + FEE); the payout's recorded fee is what books it.
     fees_inside_payout: Final = True
@@ -556,8 +558,7 @@ class ExchangeWithdrawalProvider:
         except PayoutProviderError:
             raise
         except Exception as err:  # noqa: BLE001
-            c = classify(err, exchange=self.options.exchange, mutating=False, provider=self.name)
-            raise PayoutProviderError(c.error) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=False)) from None
 
 
 def _same_address(record: WithdrawalRecord, tx: Mapping[str, Any]) -> bool:

@@ -472,7 +472,7 @@ class SandboxPayoutProvider:
                 PayoutErrorCode.INVALID_REQUEST, f"sandbox: malformed webhook: {type(err).__name__}", provider=NAME
             ) from err
 
-    # -- statement (ListsStatement): the rail's own transfers ----------------------------------------------------
+    # -- statement (the `statement` part): the rail's own transfers ----------------------------------------------------
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
         """One PAYOUT line per money movement the sandbox executed in [since, until) (`sandbox.transfers`): line id
         `sbx-transfer-<id>`, `reference` = our idempotency key, `provider_ref` = the sandbox's payout reference,

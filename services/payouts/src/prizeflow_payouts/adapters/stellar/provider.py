@@ -59,7 +59,7 @@ _OWN_POOL_SIZE = 5
 
 
 class StellarPayoutProvider:
-    """`RewardPayoutProvider` + `BatchPayoutProvider` + `ManagedProvider` for Stellar/Soroban."""
+    """The Stellar/Soroban rail's parts (`factory.stellar_rail`): payouts, batches, engine, signatures, statement."""
 
     provider_type = ProviderType.STELLAR
 
@@ -321,7 +321,7 @@ class StellarPayoutProvider:
             C.UNSUPPORTED_OPERATION, "the Stellar provider has no webhooks", provider=self.o.name
         )
 
-    # -- ReportsProgress (the worker's gauges; any replica, read from the books) ------------------------------
+    # -- progress (the `progress` part; the worker's gauges; any replica, read from the books) -------------------------
     async def progress(self) -> RailProgress:
         names = self.o.lane_names
         db = await self._database()

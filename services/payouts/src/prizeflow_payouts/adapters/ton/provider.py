@@ -299,7 +299,7 @@ class TonWalletProvider:
             return await self.batch_signatures.submit_signed(payout_id, signed_xdr)
         return await self.signatures.submit_signed(payout_id, signed_xdr)
 
-    # -- ReportsProgress (the worker's gauges: the "source stuck" alert reads them) -----------------------------
+    # -- progress (the `progress` part; the worker's gauges: the "source stuck" alert reads them) ----------------------
 
     async def progress(self) -> RailProgress:
         """v4r2: the last seqno a message of ours consumed; highload: the last batch's query sequence number."""
