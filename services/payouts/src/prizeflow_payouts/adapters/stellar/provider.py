@@ -39,7 +39,7 @@ from prizeflow_payouts.adapters.stellar import store as q
 from prizeflow_payouts.adapters.stellar.driver import EnvelopeDriver
 from prizeflow_payouts.adapters.stellar.engine import StellarEngine
 from prizeflow_payouts.adapters.stellar.external import ExternalSigning, ExternalSubmission
-from prizeflow_payouts.adapters.stellar.lanes import FeeLevel, LaneBuilder
+from prizeflow_payouts.adapters.stellar.lanes import LaneBuilder, fee_level
 from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import SorobanRpcClient
@@ -74,7 +74,7 @@ class StellarPayoutProvider:
         self._start_lock = asyncio.Lock()
         self.rpc = SorobanRpcClient(options.rpc_url, timeout_s=options.rpc_timeout_s)
         self.wake = asyncio.Event()
-        self.fees = FeeLevel(options)
+        self.fees = fee_level(options)
         self.leadership = EngineLeadership(options.name)
         self.driver = EnvelopeDriver(options, self.rpc, self.fees, self.leadership)
         self.builder = LaneBuilder(options, self.rpc, self.fees, self.leadership)

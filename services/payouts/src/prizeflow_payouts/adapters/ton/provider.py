@@ -54,11 +54,10 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.adapters.ton import batch_store as b_q
 from prizeflow_payouts.adapters.ton import store as q
-from prizeflow_payouts.adapters.ton.batch_signing import TonBatchSignatures
 from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
 from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.options import TonOptions
-from prizeflow_payouts.adapters.ton.signing import TonSignatures, TonSubmission
+from prizeflow_payouts.adapters.ton.signatures import BATCHES, MESSAGES, TonSignatures, TonSubmission
 from prizeflow_payouts.adapters.ton.statement import TonStatement
 from prizeflow_payouts.adapters.ton.toncenter import ToncenterClient
 from prizeflow_payouts.application.ports import RailProgress, SourceProgress
@@ -96,8 +95,9 @@ class TonWalletProvider:
             if options.highload
             else TonDriver(options, self.client, db=lambda: self.db, clock=clock)
         )
-        self.signatures = TonSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
-        self.batch_signatures = TonBatchSignatures(options, db=lambda: self.db, wake=self.wake.set, clock=clock)
+        # One signature pipeline, once per message format: a v4r2 message is a batch of one.
+        self.signatures = TonSignatures(options, MESSAGES, db=lambda: self.db, wake=self.wake.set, clock=clock)
+        self.batch_signatures = TonSignatures(options, BATCHES, db=lambda: self.db, wake=self.wake.set, clock=clock)
         self.statements = TonStatement(options, self.client, lambda: self.db)
 
     @property
