@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from aiohttp import web
-from prizeflow_compliance.domain.sanctions_formats import parse_list
 
+from prizeflow_compliance.domain.sanctions_formats import parse_list
 from prizeflow_sanctions_emulator.server import KNOWN, PATHS, create_app
 
 pytestmark = pytest.mark.integration
