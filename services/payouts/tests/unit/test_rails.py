@@ -4,19 +4,21 @@ reads its provider's failures through one signature, `classify(error, *, mutatin
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
-from prizeflow_contracts.providers import DestinationType
+from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_payouts.adapters.exchange.classify import ExchangeErrors
 from prizeflow_payouts.adapters.giftcard.classify import GiftCardErrors
 from prizeflow_payouts.adapters.stripe.classify import StripeErrors
 from prizeflow_payouts.adapters.telegram.classify import TelegramErrors
 from prizeflow_payouts.application.rail import ClassifiesErrors, Rail, RailTerms, may_have_landed
-from prizeflow_payouts.application.registry import ProviderEntry
+from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.bootstrap import rail_statements
 
 C = PayoutErrorCode
 TERMS = RailTerms(cancels=False, quotes=True, webhooks=False, confirms_later=True)
@@ -91,3 +93,50 @@ def test_a_call_that_may_have_moved_money_and_got_no_answer_is_of_unknown_outcom
     read = classifier.classify(httpx.ReadTimeout("no answer"), mutating=False)
     assert not may_have_landed(read)
     assert read.code is C.PROVIDER_UNAVAILABLE
+
+
+def test_reconciliation_registers_each_rail_from_its_parts_not_by_asking_the_provider() -> None:
+    """bootstrap's `rail_statements`: the reader is the `statement` part, the settler the `settler` part; a
+    provider object that happens to have `statement` or `settle_unknown_outcome` methods registers neither."""
+
+    class Lists:
+        provider_type = ProviderType.SANDBOX
+
+        async def statement(self, since: Any, until: Any, cursor: str | None = None) -> Any:
+            raise AssertionError("not read here")
+
+        async def settle_unknown_outcome(self, payout_id: str, found_ref: str | None, actor: str) -> None:
+            raise AssertionError("not settled here")
+
+    reader, settler = Lists(), Lists()
+    bare = Rail(payouts=reader, terms=TERMS)  # type: ignore[arg-type]
+    named = Rail(
+        payouts=Payouts(),  # type: ignore[arg-type]
+        terms=replace(TERMS, statement_fees_inside=True),
+        statement=reader,
+        settler=settler,
+    )
+    registry = ProviderRegistry(
+        [
+            ProviderEntry("bare", bare, ("USDC",), (DestinationType.SANDBOX,)),
+            ProviderEntry("named", named, ("USDC",), (DestinationType.SANDBOX,)),
+        ]
+    )
+    statements = rail_statements(registry)
+    assert statements.listed() == ["named"]
+    assert statements.get("bare").reader is None
+    assert statements.get("bare").settler is None
+    assert statements.get("bare").fees_inside is False
+    assert statements.get("named").reader is reader
+    assert statements.get("named").settler is settler
+    assert statements.get("named").fees_inside is True
+
+
+def test_the_exchange_rail_names_its_statement_settler_and_fees_inside() -> None:
+    from prizeflow_payouts.adapters.exchange.factory import exchange_rail
+
+    provider: Any = type("P", (), {"options": type("O", (), {"operator_after_s": 60})()})()
+    rail = exchange_rail(provider)
+    assert rail.statement is provider
+    assert rail.settler is provider
+    assert rail.terms.statement_fees_inside is True
