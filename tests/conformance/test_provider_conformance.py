@@ -107,7 +107,7 @@ async def capabilities(kit: Kit) -> None:
     h, provider = kit.harness, kit.provider
     assert isinstance(provider, RewardPayoutProvider)
     assert provider.provider_type is h.provider_type
-    caps = provider.capabilities
+    caps = kit.capabilities  # derived from the rail's parts: what the admin API lists
     claimed = (caps.supports_cancel, caps.supports_quote, caps.supports_webhooks, caps.async_confirmation)
     c = h.claims
     assert claimed == (c.supports_cancel, c.supports_quote, c.supports_webhooks, c.async_confirmation)
@@ -229,7 +229,7 @@ async def stale_webhook(kit: Kit) -> None:
 async def webhooks_refused(kit: Kit, reason: str) -> None:
     """A rail without webhooks: its provider refuses to parse one, and an event for it moves nothing."""
     h = kit.harness
-    assert not kit.provider.capabilities.supports_webhooks, reason
+    assert not kit.capabilities.supports_webhooks, reason
     with pytest.raises(PayoutProviderError) as err:
         await kit.provider.parse_webhook({"content-type": "application/json"}, b"{}")
     assert err.value.code is PayoutErrorCode.UNSUPPORTED_OPERATION
@@ -293,7 +293,7 @@ async def cancel(kit: Kit) -> None:
 async def cancel_refused(kit: Kit, reason: str) -> None:
     """A rail that cannot cancel: its provider says `unsupported_operation`, payouts answers 409, nothing moves."""
     h = kit.harness
-    assert not kit.provider.capabilities.supports_cancel, reason
+    assert not kit.capabilities.supports_cancel, reason
     held = h.unsupported(Scenario.PENDING) is None
     key = await pending(kit) if held else await pay(kit, B.SUCCEED)
     state = await kit.wait_state(key, "submitted" if held else "paid")
@@ -355,7 +355,7 @@ async def secrets_not_logged(kit: Kit, caplog: pytest.LogCaptureFixture) -> None
     await paid_once(kit, ok)
     assert (await kit.wait_row(ko, settled))["state"] == "failed"
     refusals = []
-    if kit.provider.capabilities.supports_webhooks:
+    if kit.capabilities.supports_webhooks:
         for headers in ({}, {"stripe-signature": "t=1,v1=00", "prizeflow-signature": "t=1,v1=" + "0" * 64}):
             with pytest.raises(PayoutProviderError) as err:
                 await kit.provider.parse_webhook(headers, b'{"event_id": "evt-forged"}')  # unsigned, badly signed
@@ -486,7 +486,7 @@ REFUSALS: Final[dict[Scenario, Callable[[Kit, str], Awaitable[None]]]] = {
 
 def waiver_holds(kit: Kit, scenario: Scenario, reason: str) -> None:
     """A scenario a rail says it cannot have (not skipped): what the rail claims instead must be true of it."""
-    caps = kit.provider.capabilities
+    caps = kit.capabilities
     entry = kit.parts.config.registry.get(kit.harness.name)
     name = kit.harness.name
     if scenario in (Scenario.PENDING, Scenario.DUPLICATE_WEBHOOK, Scenario.STALE_WEBHOOK):
@@ -505,7 +505,7 @@ async def test_provider_conformance(kit: Kit, scenario: Scenario, caplog: pytest
     reason = kit.harness.unsupported(scenario)
     if reason is not None:
         assert scenario not in NEVER_WAIVED, f"{kit.harness.name} cannot waive {scenario.value}"
-        caps = kit.provider.capabilities
+        caps = kit.capabilities
         ruled_out = {Scenario.CANCEL: not caps.supports_cancel, Scenario.DUPLICATE_WEBHOOK: not caps.supports_webhooks}
         ruled_out[Scenario.STALE_WEBHOOK] = ruled_out[Scenario.DUPLICATE_WEBHOOK]
         if ruled_out.get(scenario):  # a capability says so: the provider must refuse it properly

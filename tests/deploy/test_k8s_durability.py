@@ -317,14 +317,12 @@ def _max_pods(docs: tuple[Doc, ...], deployment: str) -> int:
 
 def _adapters_own_connections(docs: tuple[Doc, ...], tmp: Path) -> int:
     """Connections payouts' providers open beside the service's pool: none for a provider that keeps its books in
-    the service's database (bootstrap hands it the runtime's engine: UsesServiceDatabase), else its own engine
-    (`_OWN_POOL_SIZE`, twice with the overflow) or pool (`_pool_size`)."""
-    from prizeflow_payouts.bootstrap import UsesServiceDatabase
-
+    the service's database (bootstrap hands it the runtime's engine: the rail's `database` part), else its own
+    engine (`_OWN_POOL_SIZE`, twice with the overflow) or pool (`_pool_size`)."""
     config = _load(docs, "payouts", tmp, PAYOUTS_LIVE_EXECUTION="true")
     extra = 0
     for entry in config.registry:
-        if isinstance(entry.provider, UsesServiceDatabase):
+        if entry.rail.database is not None:
             continue
         own = int(getattr(sys.modules[type(entry.provider).__module__], "_OWN_POOL_SIZE", 0))
         extra += 2 * own + int(getattr(entry.provider, "_pool_size", 0))

@@ -207,7 +207,8 @@ def destination_key(destination: PayoutDestination) -> str:
 
 
 class ProviderCapabilities(_Model):
-    """What a provider can do; the payouts workflow branches on these, never on the provider type."""
+    """What a rail can do, as the payouts admin API lists it. Payouts derives it from the parts a rail registers
+    with (`prizeflow_payouts.application.rail.Rail`); the workflow branches on those, never on the provider type."""
 
     supports_cancel: bool
     supports_quote: bool
@@ -360,7 +361,6 @@ class RewardPayoutProvider(Protocol):
     """A payout rail. Implementations hold their secrets; nothing here is ever sent to a client."""
 
     provider_type: ProviderType
-    capabilities: ProviderCapabilities
 
     async def quote(self, instruction: PayoutInstruction) -> Quote:
         """Price a payout; raises `PayoutProviderError(unsupported_operation)` unless `supports_quote`."""

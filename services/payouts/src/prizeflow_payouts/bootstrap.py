@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_compliance.adapters.books import bind as bind_compliance
 from prizeflow_compliance.bootstrap import (
@@ -31,7 +31,7 @@ from prizeflow_compliance.entrypoints.screening_http import ComplianceScreeningC
 from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
-from prizeflow_contracts.providers import ListsStatement, ProviderType, RewardPayoutProvider
+from prizeflow_contracts.providers import ProviderType
 from prizeflow_contracts.topics import (
     AUDIT,
     PAYOUT_EVENTS,
@@ -46,9 +46,8 @@ from prizeflow_payouts.adapters.config import PayoutsConfig
 from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
 from prizeflow_payouts.adapters.providers.manual import build_manual
-from prizeflow_payouts.adapters.providers.sandbox import build_sandbox
+from prizeflow_payouts.adapters.providers.sandbox_factory import build_sandbox
 from prizeflow_payouts.adapters.queries_pg import SqlPayoutQueries
-from prizeflow_payouts.adapters.signer_results import SignerResultsSink
 from prizeflow_payouts.adapters.stellar import build_stellar
 from prizeflow_payouts.adapters.stripe import build_stripe
 from prizeflow_payouts.adapters.telegram import build_telegram
@@ -61,7 +60,8 @@ from prizeflow_payouts.application.disagreements import CheckDisagreements
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutQueries
+from prizeflow_payouts.application.ports import PayoutQueries
+from prizeflow_payouts.application.rail import Rail, SignerSink
 from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
@@ -80,7 +80,7 @@ from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_reconciliation.bootstrap import Reconciliation, compose_reconciliation, ledger_postings
-from prizeflow_reconciliation.statements import RailStatement, SettlesUnknownOutcome, Statements
+from prizeflow_reconciliation.statements import RailStatement, Statements
 from prizeflow_runtime.jobs import Scheduled
 from prizeflow_runtime.service import ServiceRuntime
 from prizeflow_runtime.uow import UnitOfWork
@@ -90,13 +90,6 @@ log = logging.getLogger(__name__)
 REQUESTS_CONSUMER = "payouts-requests"
 WEBHOOKS_CONSUMER = "payouts-webhooks"
 SIGNER_RESULTS_CONSUMER = "payouts-signer-results"
-
-
-@runtime_checkable
-class UsesServiceDatabase(Protocol):
-    """A provider keeping books in the service's database: it is handed the runtime's pool, never opens one."""
-
-    def bind_database(self, engine: AsyncEngine) -> None: ...
 
 
 @dataclass
@@ -158,13 +151,13 @@ class Payouts:
 
     async def start_providers(self) -> None:
         for entry in self.config.registry:
-            if isinstance(entry.provider, ManagedProvider):
-                await entry.provider.start()
+            if (engine := entry.rail.engine) is not None:
+                await engine.start()
 
     async def close_providers(self) -> None:
         for entry in self.config.registry:
-            if isinstance(entry.provider, ManagedProvider):
-                await entry.provider.close()
+            if (engine := entry.rail.engine) is not None:
+                await engine.close()
 
     async def publish_routes(self) -> None:
         """Tell rewards what this configuration pays (it refuses claims to anything else up front): once per
@@ -190,7 +183,7 @@ class Payouts:
         log.info("payout routes published", extra={"routes": len(routes), "sequence": sequence})
 
 
-def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> tuple[RewardPayoutProvider, bool]:
+def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> Rail:
     """The crypto_exchange rail, imported only when a providers file names one: ccxt loads every exchange it
     knows (~4 s of CPU), which a payouts process without that rail should not pay at every start."""
     from prizeflow_payouts.adapters.exchange import build_exchange  # deliberately lazy
@@ -198,20 +191,16 @@ def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> tuple[Rewar
     return build_exchange(spec, context)
 
 
-@runtime_checkable
-class _UnknownOutcomeSettler(SettlesUnknownOutcome, Protocol):
-    """A rail whose unknown outcomes a person settles, told apart until each rail registers its own statement."""
-
-
 def rail_statements(registry: ProviderRegistry) -> Statements:
-    """What each configured rail registers with reconciliation: its statement reader, if it lists one."""
+    """What each configured rail registers with reconciliation: the statement and settler parts of its `Rail`
+    (reconciliation's published `StatementReader` and `SettlesUnknownOutcome`), as it named them."""
     return Statements(
         RailStatement(
             entry.name,
             entry.type,
-            reader=entry.provider if isinstance(entry.provider, ListsStatement) else None,
-            fees_inside=bool(getattr(entry.provider, "fees_inside_payout", False)),
-            settler=entry.provider if isinstance(entry.provider, _UnknownOutcomeSettler) else None,
+            reader=entry.rail.statement,
+            fees_inside=entry.rail.terms.statement_fees_inside,
+            settler=entry.rail.settler,
         )
         for entry in registry
     )
@@ -260,7 +249,7 @@ def provider_context(settings: PayoutsSettings) -> ProviderContext:
     )
 
 
-def bind_books(signer_sinks: Sequence[SignerResultsSink] = ()) -> Callable[[AsyncSession], Books]:
+def bind_books(signer_sinks: Sequence[SignerSink] = ()) -> Callable[[AsyncSession], Books]:
     """The deployable's `bind(session) -> Books`: payouts' stores with compliance's (`Books.compliance`) and the rails
     that sign through the signer, and reconciliation's ledger postings (`Books.postings`), on one session."""
     return functools.partial(bind, compliance=bind_compliance, postings=ledger_postings, signer_sinks=signer_sinks)
@@ -269,20 +258,18 @@ def bind_books(signer_sinks: Sequence[SignerResultsSink] = ()) -> Callable[[Asyn
 def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payouts:
     """Build the parts. Raises `ProviderConfigError` (naming the culprit) for an unusable provider config."""
     config = load_config(settings.payouts_providers_file, provider_context(settings))
-    sinks = [e.provider for e in config.registry if isinstance(e.provider, SignerResultsSink)]
+    sinks = [sink for e in config.registry if (sink := e.rail.signer_sink) is not None]
     rt = ServiceRuntime(settings, schema=EXPECTED_SCHEMA, bind=bind_books(sinks))
     uow: UnitOfWork[Books] = rt.uow
     for entry in config.registry:
-        if isinstance(entry.provider, UsesServiceDatabase):
-            entry.provider.bind_database(rt.engine)
+        if (books := entry.rail.database) is not None:
+            books.bind_database(rt.engine)
     rt.produces([PAYOUT_EVENTS.name, SIGNER_REQUESTS.name, AUDIT.name])
     metrics = PayoutMetrics.create(
         rt.registry,
         settings.service_name,
         providers=[e.name for e in config.registry],
-        webhook_providers=sorted(
-            {e.provider.provider_type.value for e in config.registry if e.provider.capabilities.supports_webhooks}
-        ),
+        webhook_providers=sorted({e.provider.provider_type.value for e in config.registry if e.rail.terms.webhooks}),
     )
     builder = ChangeBuilder(
         source=settings.source,
@@ -437,7 +424,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
             [WEBHOOK_PROVIDER_EVENTS.name],
             batch_handler=VerificationEventsHandler(p.records.apply),
         )
-    if any(isinstance(e.provider, SignerResultsSink) for e in p.config.registry):
+    if any(e.rail.signer_sink is not None for e in p.config.registry):
         rt.add_consumer(SIGNER_RESULTS_CONSUMER, [SIGNER_RESULTS.name], batch_handler=SignerResultsHandler())
 
     def const(value: object) -> Provide:
@@ -517,7 +504,6 @@ __all__ = [
     "SIGNER_RESULTS_CONSUMER",
     "WEBHOOKS_CONSUMER",
     "Payouts",
-    "UsesServiceDatabase",
     "bind_books",
     "build",
     "compose",

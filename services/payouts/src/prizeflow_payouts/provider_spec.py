@@ -1,4 +1,4 @@
-"""What a provider factory is given: its validated providers-file entry (`ProviderSpec`), the service's
+"""What a rail's factory is given: its validated providers-file entry (`ProviderSpec`), the service's
 `ProviderContext`, and the error that refuses start-up. A leaf: it imports neither the config loader nor any
 provider, so both import it (no cycle) and factories are typed `ProviderFactory`s.
 """
@@ -13,7 +13,8 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, SkipValidation, ValidationInfo, field_validator
 
 from prizeflow_contracts.money import ASSETS
-from prizeflow_contracts.providers import DestinationType, ProviderType, RewardPayoutProvider
+from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_payouts.application.rail import Rail
 
 NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ENV_RE: Final = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -130,8 +131,8 @@ class ProviderContext:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-# A provider built from its spec, and whether the worker polls its status (False: someone reports outcomes).
-ProviderFactory = Callable[[ProviderSpec, ProviderContext], tuple[RewardPayoutProvider, bool]]
+# A rail built from its spec: its parts and terms (`application/rail.py`), registered once.
+ProviderFactory = Callable[[ProviderSpec, ProviderContext], Rail]
 
 
 __all__ = [

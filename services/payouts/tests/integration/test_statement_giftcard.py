@@ -49,7 +49,8 @@ async def rail(emulator: GiftCardEmulator, admin: GiftCardAdmin) -> AsyncIterato
     entry = giftcard_provider_doc(api_key_env=KEY_ENV, webhook_key_env=None, api_base=emulator.url, timeout_s=2.0)
     spec = ProviderSpec.model_validate(entry, context={"env": {KEY_ENV: emulator.api_key}})
     ctx = ProviderContext(live_execution=False, database_url="postgresql://unused", provider_timeout_s=10)
-    provider, _ = build_giftcard(spec, ctx)
+    provider = build_giftcard(spec, ctx).payouts
+    assert isinstance(provider, GiftCardPayoutProvider)
     try:
         yield provider
     finally:

@@ -85,9 +85,7 @@ async def test_manual_and_sandbox_statements_from_real_payouts(
         until = datetime.now(UTC) + timedelta(seconds=5)
 
         engine = create_engine(db)  # this loop's own pool (the service's runs in the test client's)
-        small = ManualPayoutProvider(
-            registered["manual"].capabilities, name="manual", evidence=SqlManualEvidence(engine), page_size=2
-        )
+        small = ManualPayoutProvider(name="manual", evidence=SqlManualEvidence(engine), page_size=2)
         try:
             lines, pages = await read_all(small, since, until)
             later, _ = await read_all(small, until, until + timedelta(hours=1))
@@ -111,7 +109,6 @@ async def test_manual_and_sandbox_statements_from_real_payouts(
 
         sbx = SandboxPayoutProvider(
             dsn=asyncpg_dsn(db),
-            capabilities=registered["sandbox"].capabilities,
             scenarios={},
             default_scenario="success",
             statement_page_size=2,

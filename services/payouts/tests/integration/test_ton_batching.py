@@ -51,8 +51,8 @@ from prizeflow_payouts.adapters.ton.toncenter import (
     TonApiError,
     ToncenterClient,
     _tx,
+    api_error,
     block_ref,
-    classify,
     gen_utime,
     get_method_stack,
     last_block,
@@ -108,7 +108,7 @@ class ChainClient:
         try:
             h = self.chain.send_boc(boc)
         except ApiError as err:
-            raise classify(err.status, err.message) from None
+            raise api_error(err.status, err.message) from None
         if self.lose_answers:
             self.lose_answers -= 1
             raise TonApiError(C.TIMEOUT_UNKNOWN_OUTCOME, "TON API 502 after sending", status=502)
@@ -131,7 +131,7 @@ class ChainClient:
         except ApiError as err:
             if err.status == 404:
                 return None
-            raise classify(err.status, err.message) from None
+            raise api_error(err.status, err.message) from None
 
     async def processed(self, address: str, query_id: int) -> bool:
         return (await self.processed_at(address, query_id)).value
@@ -140,7 +140,7 @@ class ChainClient:
         try:
             result = self.chain.run_get_method(address, "processed?", [query_id, 0])
         except ApiError as err:
-            raise classify(err.status, err.message) from None
+            raise api_error(err.status, err.message) from None
         block = block_ref(result.get("block_id"))
         value = stack_int(get_method_stack(result, "processed?")[0]) != 0
         return StateRead(value, await self.block_time(block) if block is not None else None)
@@ -149,7 +149,7 @@ class ChainClient:
         try:
             header = self.chain.block_header(block.workchain, block.shard, block.seqno, block.root_hash)
         except ApiError as err:
-            raise classify(err.status, err.message) from None
+            raise api_error(err.status, err.message) from None
         return gen_utime(header, block)
 
     async def masterchain_time(self) -> int:
@@ -296,10 +296,9 @@ async def make_rig(db: str, **options: Any) -> Rig:
     )
     context = ProviderContext(live_execution=False, database_url=db, provider_timeout_s=10)
     client = ChainClient(chain)
-    built, _ = build_ton_wallet(spec, context)
+    build_ton_wallet(spec, context)  # the entry is one the factory accepts
     provider = TonWalletProvider(
         parse_options(spec, context),
-        capabilities=built.capabilities,
         client=client,  # type: ignore[arg-type]
         clock=clock,
     )

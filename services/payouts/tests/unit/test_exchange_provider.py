@@ -26,15 +26,16 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
 )
 from prizeflow_payouts.adapters.exchange import (
+    ExchangeErrors,
     ExchangeWithdrawalProvider,
     SqlWithdrawalBook,
     WithdrawalBookError,
     WithdrawalRecord,
     WithdrawalState,
     build_exchange,
-    classify,
     client_id_for,
 )
+from prizeflow_payouts.application.rail import may_have_landed
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 from prizeflow_reconciliation.statements import ReconError
 
@@ -155,8 +156,10 @@ def rail(**options: Any) -> tuple[ExchangeWithdrawalProvider, FakeExchange, Memo
     fake, book = FakeExchange(), MemoryBook()
     s = ProviderSpec.model_validate(spec(**options), context={"env": ENV})
     ctx = ProviderContext(live_execution=False, database_url="", provider_timeout_s=10)
-    provider, polls = build_exchange(s, ctx, exchange=fake, book=book)
-    assert polls
+    built = build_exchange(s, ctx, exchange=fake, book=book)
+    assert built.terms.polls_status
+    provider = built.payouts
+    assert isinstance(provider, ExchangeWithdrawalProvider)
     return provider, fake, book
 
 
@@ -222,11 +225,12 @@ def test_credentials_never_show_in_reprs() -> None:
     ],
 )
 def test_errors_map_to_stable_codes(err: BaseException, code: PayoutErrorCode, landed: bool) -> None:
-    c = classify(err, exchange="binance", mutating=True, provider="exchange")
-    assert (c.error.code, c.may_have_landed) == (code, landed)
-    read = classify(err, exchange="binance", mutating=False, provider="exchange")
-    assert not read.may_have_landed
-    assert read.error.code is not C.TIMEOUT_UNKNOWN_OUTCOME  # a read that failed says nothing about money
+    errors = ExchangeErrors(exchange="binance", provider="exchange")
+    c = errors.classify(err, mutating=True)
+    assert (c.code, may_have_landed(c)) == (code, landed)
+    read = errors.classify(err, mutating=False)
+    assert not may_have_landed(read)
+    assert read.code is not C.TIMEOUT_UNKNOWN_OUTCOME  # a read that failed says nothing about money
 
 
 def test_destinations_are_checked_before_anything_is_recorded() -> None:

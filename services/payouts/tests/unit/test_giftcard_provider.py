@@ -23,8 +23,8 @@ from prizeflow_contracts.providers import (
     ProviderType,
 )
 from prizeflow_giftcard_emulator.state import Outcome
-from prizeflow_payouts.adapters.giftcard import GiftCardPayoutProvider, classify_response
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutValidator, SettlesFailuresOnSync
+from prizeflow_payouts.adapters.giftcard import GiftCardErrors, GiftCardPayoutProvider, HttpRefusalError
+from prizeflow_payouts.adapters.giftcard.factory import giftcard_rail
 from prizeflow_payouts.bootstrap import parse_config, provider_factories
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 from prizeflow_testkit.giftcard_payouts import (
@@ -70,10 +70,10 @@ def test_a_gift_card_entry_builds_the_rail_with_its_capabilities() -> None:
     entry = next(iter(cfg.registry))
     p = entry.provider
     assert isinstance(p, GiftCardPayoutProvider)
-    assert isinstance(p, ManagedProvider)
-    assert isinstance(p, PayoutValidator)
+    assert entry.rail.engine is p
+    assert entry.rail.validator is p
     assert entry.polls_status
-    caps = p.capabilities
+    caps = entry.capabilities
     assert (caps.supports_cancel, caps.supports_webhooks, caps.async_confirmation, caps.supports_returns) == (
         True,
         True,
@@ -418,7 +418,7 @@ async def test_a_webhook_badly_signed_is_refused_before_anything_is_fetched(head
 
 async def test_without_a_webhook_key_no_webhook_is_accepted() -> None:
     p, _ = rail(webhook=False)
-    assert not p.capabilities.supports_webhooks
+    assert not giftcard_rail(p).terms.webhooks
     with pytest.raises(PayoutProviderError) as err:
         await p.parse_webhook(*signed({"event": "x", "uuid": "u"}))
     assert err.value.code is C.WEBHOOK_SIGNATURE_INVALID
@@ -454,7 +454,7 @@ def _err(path: list[str], message: str) -> dict[str, Any]:
 def test_api_errors_map_to_stable_codes(
     status: int, doc: dict[str, Any], mutating: bool, code: PayoutErrorCode
 ) -> None:
-    error = classify_response(status, doc, mutating=mutating, provider="giftcards")
+    error = GiftCardErrors("giftcards").classify(HttpRefusalError(status, doc), mutating=mutating)
     assert error.code is code
     assert error.retryable is is_retryable(code)
 
@@ -462,8 +462,8 @@ def test_api_errors_map_to_stable_codes(
 # -- a bounced card is refunded before the payout fails ---------------------------------------------------------
 async def test_a_bounced_card_is_cancelled_at_the_provider_before_the_payout_is_reported_failed() -> None:
     p, t = rail()
-    assert isinstance(p, SettlesFailuresOnSync)
-    assert p.settles_failures_on_sync  # a webhook `failed` only schedules the sync that refunds first
+    # A webhook `failed` only schedules the sync that refunds first.
+    assert giftcard_rail(p).terms.settles_failures_on_sync
     t.store.recipients["ann@example.com"] = Outcome.DELIVERY_FAILED
     instr = instruction()
     t.fail_next("pass", "server_error")  # the order is placed; the refund's first attempt fails

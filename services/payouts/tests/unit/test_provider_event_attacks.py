@@ -22,8 +22,9 @@ from prizeflow_contracts.errors import EventRefusal, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
 from prizeflow_contracts.money import Money
-from prizeflow_contracts.providers import DestinationType, ProviderCapabilities, ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
 from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
@@ -39,18 +40,12 @@ class StripeLike:
     """Only what ApplyProviderEvents reads of a provider: a Stripe rail with webhooks and returns."""
 
     provider_type = ProviderType.STRIPE
-    settles_failures_on_sync = True
-    capabilities = ProviderCapabilities(
-        supports_cancel=True,
-        supports_quote=True,
-        supports_webhooks=True,
-        async_confirmation=True,
-        requires_signature=False,
-        supports_batching=False,
-        supports_returns=True,
-        assets=("USD",),
-        destination_types=(DestinationType.STRIPE_ACCOUNT,),
-    )
+
+
+# Its terms: webhooks, returns, and a failure settled on sync (Stripe `transfer_and_payout`).
+STRIPE_LIKE_TERMS = RailTerms(
+    cancels=True, quotes=True, webhooks=True, confirms_later=True, returns=True, settles_failures_on_sync=True
+)
 
 
 @dataclass
@@ -128,7 +123,8 @@ def webhook(
 
 
 def use_case() -> ApplyProviderEvents:
-    registry = ProviderRegistry([ProviderEntry("stripe", StripeLike(), ("USD",), (DestinationType.STRIPE_ACCOUNT,))])  # type: ignore[arg-type]
+    rail = Rail(payouts=StripeLike(), terms=STRIPE_LIKE_TERMS)  # type: ignore[arg-type]
+    registry = ProviderRegistry([ProviderEntry("stripe", rail, ("USD",), (DestinationType.STRIPE_ACCOUNT,))])
     return ApplyProviderEvents(
         registry=registry, builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy())
     )

@@ -81,7 +81,8 @@ def rail(rows: list[dict[str, Any]], **options: Any) -> tuple[ExchangeWithdrawal
     history = History(rows)
     s = ProviderSpec.model_validate(doc, context={"env": ENV})
     ctx = ProviderContext(live_execution=False, database_url="", provider_timeout_s=10)
-    provider, _ = build_exchange(s, ctx, exchange=history, book=None)
+    provider = build_exchange(s, ctx, exchange=history, book=None).payouts
+    assert isinstance(provider, ExchangeWithdrawalProvider)
     return provider, history
 
 

@@ -11,9 +11,7 @@ import pytest
 
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import (
-    DestinationType,
     ListsStatement,
-    ProviderCapabilities,
     StatementLine,
     StatementLineKind,
 )
@@ -22,16 +20,6 @@ from prizeflow_payouts.adapters.providers.sandbox import _address
 
 K = StatementLineKind
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-CAPS = ProviderCapabilities(
-    supports_cancel=True,
-    supports_quote=False,
-    supports_webhooks=False,
-    async_confirmation=True,
-    requires_signature=False,
-    supports_batching=False,
-    assets=("USD",),
-    destination_types=(DestinationType.MANUAL,),
-)
 
 
 def paid(n: int, at: datetime, reference: str | None = "bank-1", event: str = "paid") -> Evidence:
@@ -76,7 +64,7 @@ async def read_all(p: ManualPayoutProvider, since: datetime, until: datetime) ->
 
 async def test_the_operators_reports_are_the_lines() -> None:
     memory = Memory([paid(1, T0, "bank-123"), paid(1, T0 + timedelta(days=1), event="returned"), paid(2, T0, None)])
-    p = ManualPayoutProvider(CAPS, name="manual-eu", evidence=memory)
+    p = ManualPayoutProvider(name="manual-eu", evidence=memory)
     assert isinstance(p, ListsStatement)
     lines, _ = await read_all(p, T0, T0 + timedelta(days=2))
     got = [(x.line_id, x.kind, x.reference, x.provider_ref, x.destination, x.amount, x.asset) for x in lines]
@@ -90,7 +78,7 @@ async def test_the_operators_reports_are_the_lines() -> None:
 
 async def test_pages_resume_after_the_last_line_even_at_one_instant() -> None:
     rows = [paid(n, T0 + timedelta(minutes=n // 2)) for n in range(7)]  # two reports per minute
-    p = ManualPayoutProvider(CAPS, evidence=Memory(rows), page_size=2)
+    p = ManualPayoutProvider(evidence=Memory(rows), page_size=2)
     lines, pages = await read_all(p, T0, T0 + timedelta(hours=1))
     assert [x.line_id for x in lines] == [f"po-{n}:paid" for n in range(7)]
     assert pages == 4
@@ -100,10 +88,10 @@ async def test_pages_resume_after_the_last_line_even_at_one_instant() -> None:
 
 async def test_unbound_or_a_foreign_cursor_is_refused() -> None:
     with pytest.raises(PayoutProviderError) as err:
-        await ManualPayoutProvider(CAPS).statement(T0, T0 + timedelta(hours=1))
+        await ManualPayoutProvider().statement(T0, T0 + timedelta(hours=1))
     assert err.value.code is PayoutErrorCode.PROVIDER_UNAVAILABLE
     with pytest.raises(PayoutProviderError) as err:
-        await ManualPayoutProvider(CAPS, evidence=Memory([])).statement(T0, T0 + timedelta(hours=1), "page-2")
+        await ManualPayoutProvider(evidence=Memory([])).statement(T0, T0 + timedelta(hours=1), "page-2")
     assert err.value.code is PayoutErrorCode.INVALID_REQUEST
 
 

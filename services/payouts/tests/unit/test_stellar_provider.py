@@ -13,6 +13,7 @@ from prizeflow_contracts.events.signer import SignatureRefusalCode
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction
 from prizeflow_payouts.adapters.stellar import StellarPayoutProvider, classify
+from prizeflow_payouts.adapters.stellar.factory import stellar_rail
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 
@@ -51,8 +52,9 @@ def test_stellar_is_registered_with_its_environment() -> None:
     assert p.o.funding_account == FUNDING
     assert p.o.max_ops_per_tx == 50
     assert p.o.live_execution
-    assert p.capabilities.requires_signature
-    assert p.capabilities.supports_batching
+    caps = stellar_rail(p).capabilities(p.o.assets, (DestinationType.STELLAR_ACCOUNT,))
+    assert caps.requires_signature
+    assert caps.supports_batching
 
 
 @pytest.mark.parametrize(

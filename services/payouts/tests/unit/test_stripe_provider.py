@@ -28,13 +28,12 @@ from prizeflow_contracts.webhook_signatures import signature_header
 from prizeflow_payouts.adapters.stripe import (
     PAYOUT_FAILURE_CODES,
     REQUEST_CODES,
+    StripeErrors,
     StripePayoutProvider,
-    classify,
     derived_key,
     normalize_event,
     payout_failure,
 )
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutValidator, SettlesFailuresOnSync
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 from prizeflow_testkit.stripe_payouts import (
@@ -79,11 +78,11 @@ def test_a_stripe_entry_builds_the_rail_with_its_capabilities() -> None:
     entry = next(iter(cfg.registry))
     p = entry.provider
     assert isinstance(p, StripePayoutProvider)
-    assert isinstance(p, ManagedProvider)
-    assert isinstance(p, PayoutValidator)
-    assert isinstance(p, SettlesFailuresOnSync)
+    assert entry.rail.engine is p
+    assert entry.rail.validator is p
+    assert entry.rail.terms.settles_failures_on_sync
     assert p.provider_type is ProviderType.STRIPE
-    caps = p.capabilities
+    caps = entry.capabilities
     assert caps.supports_cancel
     assert caps.async_confirmation
     assert caps.supports_returns
@@ -94,10 +93,10 @@ def test_a_stripe_entry_builds_the_rail_with_its_capabilities() -> None:
 
 
 def test_the_transfer_mode_is_synchronous_and_not_cancellable() -> None:
-    p = next(iter(config(stripe_provider_doc()).registry)).provider
-    assert not p.capabilities.supports_cancel
-    assert not p.capabilities.async_confirmation
-    assert p.capabilities.supports_returns
+    caps = next(iter(config(stripe_provider_doc()).registry)).capabilities
+    assert not caps.supports_cancel
+    assert not caps.async_confirmation
+    assert caps.supports_returns
 
 
 def test_a_fiat_provider_with_the_stripe_rail_is_built_by_the_stripe_factory() -> None:
@@ -524,7 +523,7 @@ ERRORS: list[tuple[str, stripe.StripeError, bool, PayoutErrorCode]] = [
 def test_stripe_errors_map_to_stable_codes(
     case: str, err: stripe.StripeError, mutating: bool, code: PayoutErrorCode
 ) -> None:
-    error = classify(err, mutating=mutating, provider="stripe")
+    error = StripeErrors("stripe").classify(err, mutating=mutating)
     assert error.code is code, case
     assert error.retryable is is_retryable(code)
     assert "acct_SECRET42" not in error.message
@@ -538,16 +537,14 @@ def test_the_retryable_families_are_the_brief() -> None:
     retryable |= {"409 in progress", "rate_limit 400"}
     for case, err, mutating, _ in ERRORS:
         if case in retryable:
-            assert classify(err, mutating=mutating, provider="stripe").retryable, case
+            assert StripeErrors("stripe").classify(err, mutating=mutating).retryable, case
     for code in ("account_invalid", "no_account", "account_closed", "amount_too_small", "payouts_not_allowed"):
-        assert not classify(_invalid(code), mutating=True, provider="stripe").retryable, code
+        assert not StripeErrors("stripe").classify(_invalid(code), mutating=True).retryable, code
 
 
 def test_credentials_refused_are_logged_loudly_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
-    classify(
-        stripe.AuthenticationError("Invalid API Key provided: sk_test_***x", http_status=401),
-        mutating=True,
-        provider="s",
+    StripeErrors("s").classify(
+        stripe.AuthenticationError("Invalid API Key provided: sk_test_***x", http_status=401), mutating=True
     )
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "credentials" in record.getMessage()

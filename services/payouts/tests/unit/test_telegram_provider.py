@@ -22,10 +22,10 @@ from prizeflow_contracts.providers import (
     PayoutLookup,
     ProviderType,
 )
-from prizeflow_payouts.adapters.telegram import TelegramGiftProvider, classify
+from prizeflow_payouts.adapters.telegram import TelegramErrors, TelegramGiftProvider
 from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts
-from prizeflow_payouts.application.ports import ManagedProvider, PayoutValidator
-from prizeflow_payouts.bootstrap import UsesServiceDatabase, parse_config, provider_factories
+from prizeflow_payouts.application.rail import may_have_landed
+from prizeflow_payouts.bootstrap import parse_config, provider_factories
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 from prizeflow_testkit.conformance.telegram import telegram_provider_doc
@@ -68,10 +68,11 @@ def test_the_type_has_a_factory_and_builds_a_rail_that_says_what_it_cannot_do() 
     entry = next(iter(build(doc()).registry))
     p = entry.provider
     assert isinstance(p, TelegramGiftProvider)
-    assert isinstance(p, PayoutValidator)
-    assert isinstance(p, ManagedProvider)
-    assert isinstance(p, UsesServiceDatabase)
-    caps = p.capabilities
+    assert entry.rail.validator is p
+    assert entry.rail.engine is p
+    assert entry.rail.database is p
+    assert entry.rail.amounts is p
+    caps = entry.capabilities
     assert (caps.supports_cancel, caps.supports_quote, caps.supports_webhooks) == (False, False, False)
     assert (caps.supports_batching, caps.supports_returns, caps.requires_signature) == (False, False, False)
     assert caps.async_confirmation
@@ -208,14 +209,14 @@ def _caused(err: tg.TelegramError, cause: BaseException) -> tg.TelegramError:
 def test_a_send_failure_maps_to_a_stable_code_and_says_whether_the_gift_may_be_out(
     err: tg.TelegramError, code: C, maybe: bool
 ) -> None:
-    failure = classify(err, mutating=True, provider="telegram")
-    assert failure.error.code is code
-    assert failure.carried_out_maybe is maybe
+    error = TelegramErrors("telegram").classify(err, mutating=True)
+    assert error.code is code
+    assert may_have_landed(error) is maybe
 
 
 def test_a_read_that_fails_is_only_unavailable() -> None:
-    assert classify(tg.TimedOut("read"), mutating=False, provider="t").error.code is C.PROVIDER_UNAVAILABLE
-    assert classify(tg.NetworkError("500"), mutating=False, provider="t").error.code is C.PROVIDER_UNAVAILABLE
+    assert TelegramErrors("t").classify(tg.TimedOut("read"), mutating=False).code is C.PROVIDER_UNAVAILABLE
+    assert TelegramErrors("t").classify(tg.NetworkError("500"), mutating=False).code is C.PROVIDER_UNAVAILABLE
 
 
 def test_the_bot_token_in_a_librarys_url_log_is_redacted(caplog: pytest.LogCaptureFixture) -> None:

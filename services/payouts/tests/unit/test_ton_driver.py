@@ -1,5 +1,6 @@
-"""The ton_wallet driver's decisions without I/O: its books are an in-memory fake answering each statement of
-`adapters/ton/store.py`, the TON API a fake answering in toncenter v2's shape (parsed by the real client code).
+"""The ton_wallet driver's decisions without I/O: its books are an in-memory `TonBooks` (adapters/ton/books.py;
+the SQL adapter runs against PostgreSQL in the integration tests), the TON API a fake answering in toncenter v2's
+shape (parsed by the real client code).
 
 What must never happen: a message that may have landed expired and rebuilt (paid twice), a bounced jetton
 recorded paid, a retried payout blocking the wallet's queue.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +19,6 @@ import pytest
 
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.signer import TonSignatureRequested
-from prizeflow_payouts.adapters.ton import driver as driver_module
-from prizeflow_payouts.adapters.ton import store as q
 from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.freshness import LAGGING
 from prizeflow_payouts.adapters.ton.options import TonAsset, TonOptions
@@ -59,36 +58,23 @@ def h(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
-class Result:
-    def __init__(self, rows: list[dict[str, Any]] | None = None, scalar: Any = None) -> None:
-        self.rows = rows or []
-        self._scalar = scalar
-
-    def scalar(self) -> Any:
-        return self._scalar
-
-    def mappings(self) -> Result:
-        return self
-
-    def first(self) -> dict[str, Any] | None:
-        return dict(self.rows[0]) if self.rows else None
-
-    def all(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.rows]
-
-
 class DuplicateKeyError(Exception):
     """What PostgreSQL answers an INSERT hitting ton_messages' primary key."""
 
 
+LIVE = ("awaiting_signature", "external", "signed")
+
+
 class Books:
-    """ton_payouts and ton_messages in memory; each store statement's effect (guards included)."""
+    """`TonBooks` in memory: ton_payouts and ton_messages, each operation's guards as the SQL adapter's
+    statements have them (store.py: every update names the state it expects)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.payouts: dict[str, dict[str, Any]] = {}
         self.messages: dict[str, dict[str, Any]] = {}
         self.order: list[str] = []
+        self.staged: list[Any] = []
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -105,68 +91,11 @@ class Books:
     def of(self, key: str) -> list[dict[str, Any]]:
         return [m for m in self.messages.values() if m["idempotency_key"] == key]
 
-    def execute(self, stmt: Any, p: dict[str, Any]) -> Result:
-        live = ("awaiting_signature", "external", "signed")
-        if stmt is q.DRIVER_LOCK:
-            return Result(scalar=True)
-        if stmt is q.IN_FLIGHT:
-            return Result([m for m in self.messages.values() if m["state"] in live])
-        if stmt is q.NEXT_QUEUED:
-            ready = [self.payouts[k] for k in self.order if self.payouts[k]["state"] == "queued"]
-            ready = [r for r in ready if r["not_before"] <= self.now()]
-            return Result(sorted(ready, key=lambda r: (r["not_before"], r["created_at"]))[:1])
-        if stmt is q.LAST_LANDED_SEQNO:
-            landed = [m["seqno"] for m in self.messages.values() if m["state"] == "landed"]
-            return Result(scalar=max(landed) if landed else None)
-        if stmt is q.LAST_MESSAGE:
-            ordered = sorted(self.messages.values(), key=lambda m: (m["created_at"], m["request_id"]))
-            return Result(ordered[-1:])
-        if stmt is q.EXPIRED_AT_SEQNO:
-            found = [m for m in self.messages.values() if m["seqno"] == p["seqno"] and m["state"] == "expired"]
-            return Result([m for m in found if m["message_hash"] is not None])
-        if stmt is q.MESSAGES_BUILT:
-            return Result(scalar=len(self.of(p["key"])))
-        if stmt is q.INSERT_MESSAGE:
-            if p["request_id"] in self.messages:
-                raise DuplicateKeyError(p["request_id"])
-            self.messages[p["request_id"]] = {
-                "request_id": p["request_id"], "provider": p["provider"], "idempotency_key": p["key"],
-                "payout_id": p["payout_id"], "wallet": p["wallet"], "seqno": p["seqno"],
-                "valid_until": p["valid_until"], "request": p["request"], "sign_requests": 1, "signed_boc": None,
-                "message_hash": None, "state": "awaiting_signature", "sends": 0, "error_code": None,
-                "detail": None, "created_at": self.now(), "updated_at": self.now(),
-            }  # fmt: skip
-            return Result()
-        payout = self.payouts.get(p.get("key", ""))
-        message = self.messages.get(p.get("id", ""))
-        if stmt is q.PAYOUT_SENDING and payout and payout["state"] == "queued":
-            payout.update(state="sending", messages=payout["messages"] + 1)
-        elif stmt is q.PAYOUT_FOR_UPDATE:
-            return Result([payout] if payout else [])
-        elif stmt is q.PAYOUT_REQUEUE and payout and payout["state"] == "sending":
-            payout.update(state="queued", not_before=p["not_before"])
-        elif payout and (stmt, payout["state"]) in {
-            (q.PAYOUT_PAID, "sending"), (q.PAYOUT_PAID_LATE, "queued"), (q.PAYOUT_PAID_LATE, "failed")
-        }:  # fmt: skip
-            payout.update(state="paid", message_hash=p["hash"], tx_hash=p["tx_hash"])
-        elif stmt is q.MESSAGE_LANDED_LATE and message and message["state"] == "expired":
-            message.update(state="landed", error_code=p["code"], detail=p["detail"])
-        elif stmt is q.PAYOUT_FAILED and payout and payout["state"] in ("queued", "sending"):
-            payout.update(state="failed", error_code=p["code"], retryable=p["retryable"], detail=p["detail"])
-        elif stmt is q.REQUEUE_FAILED and payout and payout["state"] == "failed" and payout["retryable"]:
+    def requeue_failed(self, key: str) -> None:
+        """The worker creates a retryable failed payout again (store.REQUEUE_FAILED)."""
+        payout = self.payouts[key]
+        if payout["state"] == "failed" and payout["retryable"]:
             payout.update(state="queued", messages=0, not_before=self.now(), error_code=None, retryable=None)
-        elif stmt is q.MESSAGE_CLOSED and message and message["state"] in live:
-            message.update(state=p["state"], error_code=p["code"], detail=p["detail"])
-        elif stmt is q.MESSAGE_SENT and message:
-            message["sends"] += 1
-        elif stmt is q.MESSAGE_SEQNO_MOVED and message and message["state"] == "signed":
-            message["error_code"] = p["code"]
-        elif stmt is q.MESSAGE_SIGN_AGAIN and message:
-            message["sign_requests"] += 1
-            return Result(scalar=message["sign_requests"])
-        elif stmt not in vars(q).values():
-            raise AssertionError(f"unexpected statement {stmt}")
-        return Result()
 
     def sign(self, request_id: str) -> str:
         """The signer's answer taken: the message hash is a stand-in (the driver only compares it)."""
@@ -175,22 +104,104 @@ class Books:
         self.payouts[message["idempotency_key"]]["message_hash"] = message["message_hash"]
         return str(message["message_hash"])
 
-
-class Conn:
-    def __init__(self, books: Books) -> None:
-        self.books = books
-
-    async def execute(self, stmt: Any, params: dict[str, Any] | None = None) -> Result:
-        return self.books.execute(stmt, params or {})
-
-
-class Engine:
-    def __init__(self, books: Books) -> None:
-        self.books = books
-
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[Conn]:
-        yield Conn(self.books)
+    async def begin(self) -> AsyncIterator[Books]:
+        yield self
+
+    # -- TonBooks ---------------------------------------------------------------------------------------------
+    async def lead(self) -> bool:
+        return True
+
+    # Rows are handed out as copies, as a database hands them out: the driver writes only through the port.
+    async def in_flight(self) -> dict[str, Any] | None:
+        return next((dict(m) for m in self.messages.values() if m["state"] in LIVE), None)
+
+    async def next_queued(self) -> dict[str, Any] | None:
+        ready = [self.payouts[k] for k in self.order if self.payouts[k]["state"] == "queued"]
+        ready = [r for r in ready if r["not_before"] <= self.now()]
+        first = min(ready, key=lambda r: (r["not_before"], r["created_at"]), default=None)
+        return dict(first) if first is not None else None
+
+    async def last_landed_seqno(self, wallet: str) -> int | None:
+        return max((m["seqno"] for m in self.messages.values() if m["state"] == "landed"), default=None)
+
+    async def last_message(self) -> dict[str, Any] | None:
+        last = max(self.messages.values(), key=lambda m: (m["created_at"], m["request_id"]), default=None)
+        return dict(last) if last is not None else None
+
+    async def expired_at_seqno(self, seqno: int) -> list[dict[str, Any]]:
+        found = [m for m in self.messages.values() if m["seqno"] == seqno and m["state"] == "expired"]
+        return [dict(m) for m in found if m["message_hash"] is not None]
+
+    async def messages_built(self, key: str) -> int:
+        return len(self.of(key))
+
+    async def add_message(self, *, request_id: str, key: str, payout_id: str, wallet: str, seqno: int,
+                          valid_until: int, request: str) -> None:  # fmt: skip
+        if request_id in self.messages:
+            raise DuplicateKeyError(request_id)
+        self.messages[request_id] = {
+            "request_id": request_id, "provider": "ton", "idempotency_key": key, "payout_id": payout_id,
+            "wallet": wallet, "seqno": seqno, "valid_until": valid_until, "request": request, "sign_requests": 1,
+            "signed_boc": None, "message_hash": None, "state": "awaiting_signature", "sends": 0, "error_code": None,
+            "detail": None, "created_at": self.now(), "updated_at": self.now(),
+        }  # fmt: skip
+        payout = self.payouts[key]
+        if payout["state"] == "queued":
+            payout.update(state="sending", messages=payout["messages"] + 1)
+
+    async def sign_again(self, request_id: str) -> int:
+        message = self.messages[request_id]
+        if message["state"] == "awaiting_signature":
+            message["sign_requests"] += 1
+        return int(message["sign_requests"])
+
+    async def sent(self, request_id: str, *, seqno_moved: str | None = None) -> None:
+        message = self.messages[request_id]
+        if seqno_moved is not None and message["state"] == "signed":
+            message["error_code"] = seqno_moved
+        message["sends"] += 1
+
+    def _settle(self, message: dict[str, Any], fee_tx: tuple[str, int | None], error: Any, paid_from: set[str]) -> None:
+        payout = self.payouts[message["idempotency_key"]]  # message_hash as the row handed out had it
+        if error is None:
+            if payout["state"] in paid_from:
+                payout.update(state="paid", message_hash=message["message_hash"], tx_hash=fee_tx[0])
+        elif payout["state"] in ("queued", "sending"):
+            payout.update(state="failed", error_code=error.code.value, retryable=error.retryable, detail=error.message)
+
+    async def landed(self, row: dict[str, Any], fee_tx: tuple[str, int | None], error: Any) -> None:
+        message = self.messages[row["request_id"]]
+        if message["state"] in LIVE:
+            code, detail = (error.code.value, error.message) if error else (None, None)
+            message.update(state="landed", error_code=code, detail=detail)
+        self._settle(row, fee_tx, error, {"sending"})
+
+    async def landed_late(self, row: dict[str, Any], fee_tx: tuple[str, int | None], error: Any) -> None:
+        message = self.messages[row["request_id"]]
+        if message["state"] == "expired":
+            code, detail = (error.code.value, error.message) if error else (None, None)
+            message.update(state="landed", error_code=code, detail=detail)
+        self._settle(row, fee_tx, error, {"queued", "failed"})
+
+    async def expire(self, row: dict[str, Any], why: str, *, code: str, max_messages: int, now: datetime) -> None:
+        message = self.messages[row["request_id"]]
+        if message["state"] in LIVE:
+            message.update(state="expired", error_code=code, detail=why)
+        payout = self.payouts[message["idempotency_key"]]
+        if payout["messages"] >= max_messages:
+            if payout["state"] in ("queued", "sending"):
+                detail = f"{payout['messages']} messages expired without landing"
+                payout.update(state="failed", error_code=code, retryable=True, detail=detail)
+        elif payout["state"] == "sending":
+            payout.update(state="queued", not_before=now)
+
+    async def stage(self, events: Sequence[Any]) -> None:
+        self.staged.extend(events)
+
+
+def no_database() -> Any:
+    raise AssertionError("the driver reads and writes its books only through TonBooks")
 
 
 def block_doc(utime: int) -> dict[str, Any]:
@@ -316,8 +327,8 @@ class Rig:
             },
             source="payouts",
         )  # fmt: skip
-        engine = Engine(self.books)
-        self.driver = TonDriver(options, self.api, db=lambda: engine, clock=lambda: self.now)  # type: ignore[arg-type,return-value]
+        api: Any = self.api  # toncenter's client in the shape the driver reads
+        self.driver = TonDriver(options, api, db=no_database, clock=lambda: self.now, books=self.books.begin)
 
     async def build(self, key: str) -> dict[str, Any]:
         assert await self.driver.tick()
@@ -332,17 +343,6 @@ class Rig:
         self.api.add(WALLET, int(self.now), message["message_hash"], "", [(out_hash, dest)] if outs is None else outs)
         self.api.seqno_value = int(message["seqno"]) + 1
         return out_hash
-
-
-@pytest.fixture(autouse=True)
-def no_outbox(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    staged: list[Any] = []
-
-    async def add_events(conn: Any, events: list[Any]) -> None:
-        staged.extend(events)
-
-    monkeypatch.setattr(driver_module, "add_events", add_events)
-    return staged
 
 
 async def test_a_message_older_than_the_latest_page_is_found_by_paging_back() -> None:
@@ -469,7 +469,7 @@ async def test_a_payout_retried_after_its_messages_expired_gets_new_messages_and
     rig.now += VALIDITY + MARGIN + 1
     assert await rig.driver.tick()  # dead (seqno unmoved): max_messages reached, failed retryable
     assert rig.books.payouts["a"]["state"] == "failed"
-    rig.books.execute(q.REQUEUE_FAILED, {"provider": "ton", "key": "a"})  # the worker creates it again
+    rig.books.requeue_failed("a")  # the worker creates it again
     rig.books.payouts["a"]["not_before"] = rig.books.payouts["b"]["not_before"].replace(year=2000)
     again = await rig.build("a")  # same payout, same seqno, count reset: still a new request id
     assert again["request_id"] != first["request_id"]

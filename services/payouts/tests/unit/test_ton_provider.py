@@ -12,8 +12,9 @@ from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
 from prizeflow_payouts.adapters.ton.driver import TonDriver
+from prizeflow_payouts.adapters.ton.factory import ton_rail
 from prizeflow_payouts.adapters.ton.provider import TonWalletProvider
-from prizeflow_payouts.adapters.ton.toncenter import classify
+from prizeflow_payouts.adapters.ton.toncenter import api_error
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 from prizeflow_ton.addresses import TonAddress
@@ -64,9 +65,10 @@ def instruction(address: str, *, asset: str = "TON", amount: int = 10**9, memo: 
 def test_a_valid_entry_builds_the_rail() -> None:
     provider = build()
     assert provider.provider_type is ProviderType.TON_WALLET
-    assert provider.capabilities.requires_signature
-    assert provider.capabilities.async_confirmation
-    assert not provider.capabilities.supports_batching
+    caps = ton_rail(provider).capabilities(("TON",), (DestinationType.TON_WALLET,))
+    assert caps.requires_signature
+    assert caps.async_confirmation
+    assert not caps.supports_batching
     assert provider.o.assets["USDT"].jetton_wallet == JETTON_WALLET
 
 
@@ -170,7 +172,7 @@ def test_a_testnet_only_address_is_refused_on_mainnet() -> None:
     ],
 )
 def test_api_errors_map_to_stable_codes(status: int, error: str, code: PayoutErrorCode) -> None:
-    assert classify(status, error).code is code
+    assert api_error(status, error).code is code
 
 
 def test_the_highload_lane_is_chosen_by_wallet_version_and_batches() -> None:
@@ -178,7 +180,7 @@ def test_the_highload_lane_is_chosen_by_wallet_version_and_batches() -> None:
     assert build().o.subwallet_id == 698983191
     provider = build(wallet_version="highload_v3", highload_timeout_s=600, batch_size=100)
     assert isinstance(provider.driver, TonBatchDriver)
-    assert provider.capabilities.supports_batching
+    assert ton_rail(provider).capabilities(("TON",), (DestinationType.TON_WALLET,)).supports_batching
     assert provider.o.subwallet_id == 0x10AD  # highload wallet v3's recommended subwallet id
     assert (provider.o.highload_timeout_s, provider.o.batch_size) == (600, 100)
 

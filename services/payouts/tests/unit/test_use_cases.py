@@ -34,7 +34,6 @@ from prizeflow_contracts.providers import (
     PayoutDestination,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -53,6 +52,7 @@ from prizeflow_payouts.application.ports import (
     SignerResults,
     SourceProgress,
 )
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
@@ -422,17 +422,13 @@ class ScriptedProvider:
 
     provider_type = ProviderType.SANDBOX
 
+    terms = RailTerms(cancels=True, quotes=False, webhooks=False, confirms_later=True)
+
+    def rail(self) -> Rail:
+        """How it registers: the parts it has (subclasses add theirs)."""
+        return Rail(payouts=self, terms=self.terms)
+
     def __init__(self, creates: Mapping[str, list[ProviderPayoutStatus | PayoutErrorCode]] | None = None) -> None:
-        self.capabilities = ProviderCapabilities(
-            supports_cancel=True,
-            supports_quote=False,
-            supports_webhooks=False,
-            async_confirmation=True,
-            requires_signature=False,
-            supports_batching=False,
-            assets=("USDC",),
-            destination_types=(DestinationType.SANDBOX,),
-        )
         self.creates = {k: list(v) for k, v in (creates or {}).items()}
         self.held: dict[str, ProviderPayoutStatus] = {}
         self.sync_errors: dict[str, list[PayoutErrorCode]] = {}  # raised by the next syncs of a key, in order
@@ -494,9 +490,7 @@ def service(
     sync_first_until: datetime | None = None,
 ) -> Service:
     store, provider = MemoryPayouts(), provider or ScriptedProvider()
-    registry = ProviderRegistry(
-        [ProviderEntry("scripted", provider, ("USDC",), (DestinationType.SANDBOX,), polls_status=True)]
-    )
+    registry = ProviderRegistry([ProviderEntry("scripted", provider.rail(), ("USDC",), (DestinationType.SANDBOX,))])
     # Auto below 100 USDC, one approver from there, two from 1000.
     approvals = ApprovalBook({"USDC": ApprovalRule("USDC", 100 * USDC, 1000 * USDC)})
     builder = ChangeBuilder(source=SOURCE, policy=retry or RetryPolicy(base_ms=1000, max_ms=2000))
@@ -914,9 +908,9 @@ async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_a
 
 
 class BooksProvider(ScriptedProvider):
-    """A rail whose sync reads the provider's own books (Stripe, gift cards): FindsPayoutsAtProvider."""
+    """A rail whose sync reads the provider's own books (Stripe, gift cards): `finds_payouts_at_provider`."""
 
-    finds_payouts_at_provider = True
+    terms = replace(ScriptedProvider.terms, finds_payouts_at_provider=True)
 
 
 WINDOW_OPEN = timedelta(hours=1)
@@ -957,7 +951,7 @@ async def test_in_the_recovery_window_a_rail_that_answers_from_our_own_records_s
     """Stellar, TON, the exchange and Telegram find a payout in payouts' own tables, restored with the rest: their
     "not found" proves nothing about what they sent after the target. The payout waits in doubt for a person."""
     key = "claim-1:payout:1"
-    s = service(sync_first_until=datetime.now(UTC) + WINDOW_OPEN)  # ScriptedProvider: no FindsPayoutsAtProvider
+    s = service(sync_first_until=datetime.now(UTC) + WINDOW_OPEN)  # ScriptedProvider: not finds_payouts_at_provider
     (created,) = await s.request(command())
     await s.worker.run_once()
     assert s.provider.calls == [("sync", key)]
@@ -983,6 +977,9 @@ class RailWithSources(ScriptedProvider):
             sources=(SourceProgress("channel-0", 41, 1_700_000_000.0), SourceProgress("channel-1", 0, 0.0)),
             oldest_waiting_s=12.5,
         )
+
+    def rail(self) -> Rail:
+        return replace(super().rail(), progress=self)
 
     async def progress(self) -> RailProgress:
         if isinstance(self.answer, Exception):
@@ -1011,9 +1008,9 @@ async def test_the_worker_exports_each_source_account_s_progress_and_the_oldest_
 
 
 class PatientRail(ScriptedProvider):
-    """A rail with an operator threshold of its own (`DefersToOperator`), as the exchange rail has."""
+    """A rail with an operator threshold of its own (`RailTerms.operator_after_s`), as the exchange rail has."""
 
-    operator_after_s = 7200.0
+    terms = replace(ScriptedProvider.terms, operator_after_s=7200.0)
 
 
 async def test_a_payout_in_doubt_past_its_rail_s_threshold_is_counted_awaiting_an_operator_until_answered() -> None:
@@ -1146,7 +1143,10 @@ async def test_nobody_reports_the_outcome_of_a_manual_payout_that_pays_them(outc
 
 
 class SignedOutOfBand(ScriptedProvider):
-    """A rail whose envelopes an operator signs out of band and hands in (`ExternalSigning`)."""
+    """A rail whose envelopes an operator signs out of band and hands in (`Rail.external`)."""
+
+    def rail(self) -> Rail:
+        return replace(super().rail(), external=self)
 
     async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
         return {"payout_id": payout_id}

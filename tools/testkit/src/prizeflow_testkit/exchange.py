@@ -148,7 +148,8 @@ def build_exchange_provider(
     env = {API_KEY_ENV: stack.api_key, API_SECRET_ENV: stack.api_secret}
     spec = ProviderSpec.model_validate(raw, context={"env": env})
     context = ProviderContext(live_execution=False, database_url=database_url, provider_timeout_s=provider_timeout_s)
-    provider, _ = build_exchange(spec, context, book=book)
+    provider = build_exchange(spec, context, book=book).payouts
+    assert isinstance(provider, ExchangeWithdrawalProvider)
     return provider
 
 

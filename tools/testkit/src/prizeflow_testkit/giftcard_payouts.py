@@ -147,7 +147,8 @@ def build_test_provider(
     ctx = ProviderContext(
         live_execution=False, database_url="postgresql+asyncpg://x@127.0.0.1:1/x", provider_timeout_s=10
     )
-    provider, _ = build_giftcard(spec, ctx, transport=transport)
+    provider = build_giftcard(spec, ctx, transport=transport).payouts
+    assert isinstance(provider, GiftCardPayoutProvider)
     return provider
 
 

@@ -319,7 +319,8 @@ def build_test_provider(
     context = ProviderContext(
         live_execution=False, database_url="postgresql://unused", provider_timeout_s=provider_timeout_s
     )
-    provider, _ = build_stripe(spec, context, http_client=http_client)
+    provider = build_stripe(spec, context, http_client=http_client).payouts
+    assert isinstance(provider, StripePayoutProvider)
     return provider
 
 

@@ -11,8 +11,9 @@ from prizeflow_payouts.adapters.disagreements_pg import SqlDisagreements
 from prizeflow_payouts.adapters.gauges_pg import SqlPayoutGauges
 from prizeflow_payouts.adapters.holds_pg import SqlHoldStore
 from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
-from prizeflow_payouts.adapters.signer_results import SignerResultsSink, SqlSignerResults
+from prizeflow_payouts.adapters.signer_results import SqlSignerResults
 from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.rail import SignerSink
 from prizeflow_reconciliation.statements import LedgerPostings
 
 
@@ -21,7 +22,7 @@ def bind(
     *,
     compliance: Callable[[AsyncSession], ComplianceStores],
     postings: Callable[[AsyncSession], LedgerPostings],
-    signer_sinks: Sequence[SignerResultsSink] = (),
+    signer_sinks: Sequence[SignerSink] = (),
 ) -> Books:
     """`compliance`: compliance's own `bind` (its stores on this session: `prizeflow_compliance.adapters.books`);
     `postings`: reconciliation's `LedgerPostings` on this session (its `bootstrap.ledger_postings`);

@@ -236,23 +236,16 @@ def parse_config(
                 f"provider {spec.name!r}: type {spec.type.value!r} is not implemented in this build "
                 f"(implemented: {', '.join(sorted(t.value for t in factories))})"
             )
-        provider, polls = factory(spec, replace(context, env=env))
-        entries.append(
-            ProviderEntry(
-                name=spec.name,
-                provider=provider,
-                assets=spec.assets,
-                destination_types=spec.destination_types,
-                polls_status=polls,
-                public={
-                    "name": spec.name,
-                    "type": spec.type.value,
-                    "assets": list(spec.assets),
-                    "destination_types": [d.value for d in spec.destination_types],
-                    "capabilities": provider.capabilities.model_dump(mode="json"),
-                },
-            )
-        )
+        rail = factory(spec, replace(context, env=env))
+        entry = ProviderEntry(name=spec.name, rail=rail, assets=spec.assets, destination_types=spec.destination_types)
+        public = {
+            "name": spec.name,
+            "type": spec.type.value,
+            "assets": list(spec.assets),
+            "destination_types": [d.value for d in spec.destination_types],
+            "capabilities": entry.capabilities.model_dump(mode="json"),
+        }
+        entries.append(replace(entry, public=public))
     routes = [Route(r.asset, r.destination_type, r.provider) for r in parsed.routes]
     approvals = _approvals(parsed.approvals, source)
     return PayoutsConfig(ProviderRegistry(entries, routes), approvals, source, tuple(parsed.providers))

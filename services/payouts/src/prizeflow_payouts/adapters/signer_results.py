@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
-
-
-@runtime_checkable
-class SignerResultsSink(Protocol):
-    """A provider that signs through the signer service: it takes TransactionSigned / SignatureRefused events,
-    inside the consumer's inbox transaction (`session`)."""
-
-    async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None: ...
+from prizeflow_payouts.application.rail import SignerSink
 
 
 class SqlSignerResults:
-    """`SignerResults` in the transaction of `session`: each sink applies what is its own."""
+    """`SignerResults` in the transaction of `session`: each rail's `signer_sink` part applies what is its own."""
 
     __slots__ = ("session", "sinks")
 
-    def __init__(self, session: AsyncSession, sinks: Sequence[SignerResultsSink]) -> None:
+    def __init__(self, session: AsyncSession, sinks: Sequence[SignerSink]) -> None:
         self.session = session
         self.sinks = tuple(sinks)
 
@@ -32,4 +25,4 @@ class SqlSignerResults:
             await sink.on_signer_results(self.session, envelopes)
 
 
-__all__ = ["SignerResultsSink", "SqlSignerResults"]
+__all__ = ["SqlSignerResults"]

@@ -35,7 +35,7 @@ from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.holds import hold_code, release_hold
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import ExternalSigning
+from prizeflow_payouts.application.rail import ExternalSigning
 from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.approval import ApprovalRefusedError, check_decider, record_approval
@@ -294,7 +294,7 @@ class PayoutAdmin:
             raise AdminError(ErrorKind.CONFLICT, "not_cancellable", f"payout {rec.id} is {rec.state.value}")
         if ask_provider:
             entry = self.registry.get(rec.provider_name)
-            if not entry.provider.capabilities.supports_cancel:
+            if not entry.rail.terms.cancels:
                 raise AdminError(ErrorKind.CONFLICT, "not_cancellable", f"provider {entry.name} cannot cancel a payout")
             try:
                 result = await entry.provider.cancel(rec.lookup())
@@ -478,8 +478,8 @@ class PayoutAdmin:
             rec = await books.payouts.get(payout_id)
         if rec is None:
             raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
-        provider = self.registry.get(rec.provider_name).provider
-        if not isinstance(provider, ExternalSigning):
+        provider = self.registry.get(rec.provider_name).rail.external
+        if provider is None:
             raise AdminError(
                 ErrorKind.CONFLICT, "unsupported_operation", "this payout's provider has no transactions to sign"
             )
@@ -521,7 +521,7 @@ class PayoutAdmin:
             )
         except NoRouteError as err:
             raise AdminError(ErrorKind.INVALID, "no_provider", str(err)) from err
-        if not entry.provider.capabilities.supports_quote:
+        if not entry.rail.terms.quotes:
             raise AdminError(ErrorKind.INVALID, "unsupported_operation", f"provider {entry.name} cannot quote")
         try:
             return entry.name, await entry.provider.quote(instruction)

@@ -28,7 +28,6 @@ from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.gate import Candidate, DecisionRecord, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import PayoutValidator
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
@@ -373,8 +372,8 @@ class CreatePayouts:
             entry = self.registry.route(cmd.amount.asset, cmd.destination.type, cmd.provider, cmd.amount.amount)
         except NoRouteError as err:
             return None, PayoutError.of(PayoutErrorCode.NO_PROVIDER_ROUTE, str(err))
-        if isinstance(entry.provider, PayoutValidator):
-            error = entry.provider.validate(
+        if (validator := entry.rail.validator) is not None:
+            error = validator.validate(
                 PayoutInstruction(
                     payout_id=payout_id_for(cmd.idempotency_key),
                     idempotency_key=cmd.idempotency_key,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import STUCK_KINDS, DefersToOperator, ReportsProgress
+from prizeflow_payouts.application.ports import STUCK_KINDS
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_runtime.uow import UnitOfWork
 
@@ -29,7 +29,7 @@ class RefreshPayoutGauges:
     ) -> None:
         """`unconfirmed_after_s`: a payout submitted longer ago is `unconfirmed` (the reconcile interval).
         `operator_after_s`: an outcome unknown this long needs an operator (`unknown_outcome`), unless the rail says
-        otherwise (`DefersToOperator`)."""
+        otherwise (`RailTerms.operator_after_s`)."""
         self.uow = uow
         self.registry = registry
         self.unconfirmed_after_s = unconfirmed_after_s
@@ -75,11 +75,9 @@ class RefreshPayoutGauges:
         return {"queue": queue, "contradictions": sum(contradictions.values()), **totals}
 
     def operator_thresholds(self) -> dict[str, float]:
-        """Each configured provider's operator threshold: its own (`DefersToOperator`), else the worker's."""
+        """Each configured provider's operator threshold: its own (`RailTerms.operator_after_s`), else the worker's."""
         return {
-            e.name: float(e.provider.operator_after_s)
-            if isinstance(e.provider, DefersToOperator)
-            else self.operator_after_s
+            e.name: self.operator_after_s if (after := e.rail.terms.operator_after_s) is None else after
             for e in self.registry
         }
 
@@ -97,10 +95,10 @@ class RefreshPayoutGauges:
         """Each rail's source accounts (sequence, last landing) and its oldest waiting payout, from its books: every
         replica reports the same figures. A rail that cannot answer keeps its last ones."""
         for entry in self.registry:
-            if not isinstance(entry.provider, ReportsProgress):
+            if (rail := entry.rail.progress) is None:
                 continue
             try:
-                progress = await entry.provider.progress()
+                progress = await rail.progress()
             except Exception as err:  # noqa: BLE001 - a gauge refresh never stops the worker
                 log.warning("progress of %s unavailable: %s", entry.name, type(err).__name__)
                 continue

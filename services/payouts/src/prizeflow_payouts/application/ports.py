@@ -2,9 +2,8 @@
 
 `PayoutRepository`, `Disagreements` and `PayoutGauges` are stores of one transaction (SQL in production, in memory
 in unit tests), reached through the unit of work's `Books` (`application/books.py`). `RewardPayoutProvider` itself
-lives in the contracts; the provider Protocols
-here are optional extensions a provider may add and the worker discovers at run time, so a provider that has
-none of them still fits unchanged.
+lives in the contracts; a rail's optional parts are the ports of `application/rail.py`, named when the rail registers
+(`Rail`), never discovered at run time.
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol
 
 from prizeflow_contracts.envelope import Envelope
-from prizeflow_contracts.errors import PayoutError, PayoutProviderError
-from prizeflow_contracts.providers import PayoutInstruction, ProviderPayoutResult, ProviderPayoutStatus
+from prizeflow_contracts.errors import PayoutProviderError
+from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
@@ -222,26 +221,6 @@ class PayoutQueries(PayoutTimelineQueries, Protocol):
     async def get_disagreement(self, disagreement_id: int) -> dict[str, Any] | None: ...
 
 
-@runtime_checkable
-class BatchPayoutProvider(Protocol):
-    """A provider that creates many payouts in one call (a batch API, one Stellar transaction...).
-
-    Same rules as `create_payout`, per instruction: a definitive answer is a result, no definitive answer is a
-    `PayoutProviderError` in that instruction's slot. The answer has one slot per instruction, in order.
-    """
-
-    async def create_payouts(self, instructions: Sequence[PayoutInstruction]) -> Sequence[CreateOutcome]: ...
-
-
-@runtime_checkable
-class ManagedProvider(Protocol):
-    """A provider holding connections: started before the worker runs, closed at shutdown."""
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class SourceProgress:
     """One source account of a rail, named by its configured role (`funding`, `channel-<n>`), never its key."""
@@ -259,58 +238,6 @@ class RailProgress:
     oldest_waiting_s: float  # age of the oldest payout it holds that has not landed (0: none waiting)
 
 
-@runtime_checkable
-class ReportsProgress(Protocol):
-    """A provider that sends from its own source accounts (Stellar): the worker exports its progress as gauges."""
-
-    async def progress(self) -> RailProgress: ...
-
-
-@runtime_checkable
-class FindsPayoutsAtProvider(Protocol):
-    """A rail whose `sync_status` reads the provider's own books (an API lookup by our payout's id or idempotency
-    key), not records of ours: its `payout_not_found` still stands after a point-in-time restore, when our records
-    are older than the provider's (Stripe, gift cards). The other rails answer from payouts' own tables (Stellar,
-    TON, the exchange, Telegram, the sandbox), restored with the rest: in a restore's recovery window their "not
-    found" proves nothing, and a person checks the rail's books instead."""
-
-    @property
-    def finds_payouts_at_provider(self) -> bool: ...
-
-
-@runtime_checkable
-class DefersToOperator(Protocol):
-    """A rail that says how long a payout's outcome may stay unknown before only an operator can decide it (the
-    exchange rail never asks again: past this, it has looked long enough). The others: the worker's default."""
-
-    @property
-    def operator_after_s(self) -> float: ...
-
-
-@runtime_checkable
-class SettlesFailuresOnSync(Protocol):
-    """A provider that must act before a failure is final (Stripe `transfer_and_payout`: reverse the transfer so
-    the money is back before the reservation is voided). A webhook `failed` for a submitted payout then only
-    schedules an immediate status sync; the sync, having acted, answers `failed`."""
-
-    settles_failures_on_sync: bool
-
-
-@runtime_checkable
-class PayoutValidator(Protocol):
-    """A provider that can refuse a payout before anything is created (the API answers problem details)."""
-
-    def validate(self, instruction: PayoutInstruction) -> PayoutError | None: ...
-
-
-@runtime_checkable
-class PaysFixedAmounts(Protocol):
-    """A rail that pays only some amounts (Telegram: the prices of its gifts): rewards refuses a claim of any
-    other amount up front, before money is reserved (`PayoutRoute.amounts`)."""
-
-    def payable_amounts(self, asset: str) -> tuple[int, ...]: ...
-
-
 class SignerResults(Protocol):
     """TransactionSigned / SignatureRefused, applied in the consumer's transaction by the rails that sign through
     the signer service."""
@@ -325,36 +252,19 @@ class ExternalSigningError(UseCaseError):
         super().__init__(kind, code, detail)
 
 
-@runtime_checkable
-class ExternalSigning(Protocol):
-    """A provider whose transactions an operator may sign out of band (signer backend `external`)."""
-
-    async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None: ...
-
-    async def submit_signed(self, payout_id: str, signed_xdr: str) -> Any: ...
-
-
 __all__ = [
     "STUCK_KINDS",
-    "BatchPayoutProvider",
     "CreateOutcome",
-    "DefersToOperator",
     "Disagreements",
-    "ExternalSigning",
     "ExternalSigningError",
     "ListFilter",
-    "ManagedProvider",
     "PayoutGauges",
     "PayoutQueries",
     "PayoutRepository",
     "PayoutTimelineQueries",
     "PayoutTrail",
-    "PayoutValidator",
-    "PaysFixedAmounts",
     "RailProgress",
     "RefusalTrail",
-    "ReportsProgress",
-    "SettlesFailuresOnSync",
     "SignerResults",
     "SourceProgress",
 ]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import ProviderPayoutResult
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import BatchPayoutProvider, CreateOutcome
+from prizeflow_payouts.application.ports import CreateOutcome
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.payout import Payout
 
@@ -51,12 +51,12 @@ class ProviderCalls:
         provider = entry.provider
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        if isinstance(provider, BatchPayoutProvider) and provider.capabilities.supports_batching:
+        if (batch := entry.rail.batch) is not None:
             outcomes: Sequence[CreateOutcome | BaseException]
             try:
                 async with self._sem:
                     outcomes = await asyncio.wait_for(
-                        provider.create_payouts([r.instruction() for r in recs]), self.timeout_s
+                        batch.create_payouts([r.instruction() for r in recs]), self.timeout_s
                     )
             except Exception as err:  # noqa: BLE001 - every failure of the call becomes a stable code below
                 outcomes = [err] * len(recs)

@@ -4,27 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from prizeflow_contracts.providers import DestinationType, ProviderType, RewardPayoutProvider
-from prizeflow_payouts.application.ports import PaysFixedAmounts
+from prizeflow_contracts.providers import DestinationType, ProviderCapabilities, ProviderType, RewardPayoutProvider
+from prizeflow_payouts.application.rail import Rail
 
 
 @dataclass(frozen=True)
 class ProviderEntry:
-    """One configured provider. `public` is what the admin API may show: never a secret, nor its env name."""
+    """One configured rail under its providers-file name. `public` is what the admin API may show: never a
+    secret, nor its env name."""
 
     name: str
-    provider: RewardPayoutProvider
+    rail: Rail
     assets: tuple[str, ...]
     destination_types: tuple[DestinationType, ...]
-    # False: nobody polls it (manual: an operator reports the outcome through the admin API).
-    polls_status: bool = True
     public: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def provider(self) -> RewardPayoutProvider:
+        return self.rail.payouts
+
+    @property
     def type(self) -> ProviderType:
-        return self.provider.provider_type
+        return self.rail.payouts.provider_type
+
+    @property
+    def polls_status(self) -> bool:
+        """False: nobody polls it (manual: an operator reports the outcome through the admin API)."""
+        return self.rail.terms.polls_status
+
+    @cached_property
+    def capabilities(self) -> ProviderCapabilities:
+        """Derived from the rail's parts and terms, for the assets and destinations it is configured for."""
+        return self.rail.capabilities(self.assets, self.destination_types)
+
+    def payable_amounts(self, asset: str) -> tuple[int, ...] | None:
+        """The only amounts it pays of `asset` (a rail with fixed amounts), else None (any amount)."""
+        return self.rail.amounts.payable_amounts(asset) if self.rail.amounts is not None else None
 
     def serves(self, asset: str, destination_type: DestinationType) -> bool:
         return asset in self.assets and destination_type in self.destination_types
@@ -62,11 +80,11 @@ class ProviderRegistry:
 
     def routes(self) -> list[tuple[str, DestinationType, ProviderType, tuple[int, ...] | None]]:
         """`routable()` with the amounts each pays: None (any amount) unless every provider of the route pays
-        fixed amounts (`PaysFixedAmounts`), then the union of theirs."""
+        fixed amounts (`Rail.amounts`), then the union of theirs."""
         amounts: dict[tuple[str, DestinationType, ProviderType], set[int] | None] = {}
         for e in self._order:
             for asset in e.assets:
-                fixed = e.provider.payable_amounts(asset) if isinstance(e.provider, PaysFixedAmounts) else None
+                fixed = e.payable_amounts(asset)
                 for dt in e.destination_types:
                     key = (asset, dt, e.type)
                     if fixed is None:
@@ -107,7 +125,8 @@ class ProviderRegistry:
         candidates = [e for e in [*explicit, *self._order] if fits(e)]
         if amount is not None:
             for entry in candidates:
-                if not isinstance(entry.provider, PaysFixedAmounts) or amount in entry.provider.payable_amounts(asset):
+                fixed = entry.payable_amounts(asset)
+                if fixed is None or amount in fixed:
                     return entry
         if candidates:
             return candidates[0]

@@ -22,7 +22,6 @@ from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEv
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import SettlesFailuresOnSync
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
@@ -91,7 +90,7 @@ class ApplyProviderEvents:
                 f"(ref={ev.provider_payout_ref!r}, recorded {rec.provider_ref!r})",
             )
         entry = self.registry.get(rec.provider_name)
-        if not entry.provider.capabilities.supports_webhooks:
+        if not entry.rail.terms.webhooks:
             if self.metrics is not None:
                 self.metrics.webhooks.labels(provider, "unverified").inc()
             raise EventRefusal(
@@ -109,13 +108,13 @@ class ApplyProviderEvents:
         if ev.status is None:
             outcome = "no_status"
         else:
-            capabilities = entry.provider.capabilities
+            terms = entry.rail.terms
             verdict = judge_report(
                 rec.state,
                 ev.status,
                 failed_for_good=rec.failed_for_good,
-                returns=capabilities.supports_returns,
-                confirm_failures=_settles_failures_on_sync(entry.provider),
+                returns=terms.returns,
+                confirm_failures=terms.settles_failures_on_sync,
             )
             outcome = verdict.reaction.value
             actor = f"webhook:{provider}"
@@ -129,7 +128,7 @@ class ApplyProviderEvents:
                     token=None,
                     polls_status=entry.polls_status,
                     cause=env.id,
-                    returns=capabilities.supports_returns,
+                    returns=terms.returns,
                 )
                 if change is None or change.to is rec.state:  # a failure of unknown outcome: its syncs decide
                     outcome, change = Reaction.STALE.value, None
@@ -231,11 +230,6 @@ def _names_this_payout(ev: ProviderEventReceived, rec: Payout) -> bool:
         # owner made it carry our key) is never this payout, whatever else it names.
         return False
     return ev.provider_payout_ref is None or rec.provider_ref is None or ev.provider_payout_ref == rec.provider_ref
-
-
-def _settles_failures_on_sync(provider: object) -> bool:
-    """The rail must act before a failure is final (port `SettlesFailuresOnSync`): its sync decides a `failed`."""
-    return isinstance(provider, SettlesFailuresOnSync) and provider.settles_failures_on_sync
 
 
 __all__ = ["ApplyProviderEvents"]

@@ -26,7 +26,6 @@ from prizeflow_contracts.policy import Action
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.gate import Candidate, DecisionRecord, Hold, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.ports import FindsPayoutsAtProvider
 from prizeflow_payouts.application.provider_calls import Call, ProviderCalls
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder
@@ -67,7 +66,7 @@ class WorkerConfig:
     concurrency: int = 64
     gauges_interval_s: float = 5.0
     # An outcome unknown this long needs an operator (`unknown_outcome` of the stuck gauge), unless the rail says
-    # otherwise (`DefersToOperator`).
+    # otherwise (`RailTerms.operator_after_s`).
     operator_after_s: float = 1800.0
     # How often a pass reads the provider's current status of the payouts a provider report disagreed with.
     checks_interval_s: float = 2.0
@@ -253,8 +252,8 @@ class PayoutWorker:
         synced = await asyncio.gather(*(self.calls.sync(claimed[n]) for n in sync_idx))
         for n, call in zip(sync_idx, synced, strict=True):
             if call.error is not None and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND:
-                rail = self.registry.get(claimed[n].provider_name).provider
-                if recovering and not isinstance(rail, FindsPayoutsAtProvider):
+                terms = self.registry.get(claimed[n].provider_name).rail.terms
+                if recovering and not terms.finds_payouts_at_provider:
                     # The rail looked in records restored with the rest: the payout may have been sent after the
                     # restore's target. Nothing is sent; it waits, in doubt, for a person who reads the rail's books.
                     call.error = _unverifiable(call.error)
@@ -322,7 +321,7 @@ class PayoutWorker:
                 actor=self.worker_id,
                 token=rec.lease_token,
                 polls_status=entry.polls_status,
-                returns=entry.provider.capabilities.supports_returns,
+                returns=entry.rail.terms.returns,
             )
         assert call.error is not None
         if expected is S.SUBMITTED and call.error.code is not PayoutErrorCode.PAYOUT_NOT_FOUND:

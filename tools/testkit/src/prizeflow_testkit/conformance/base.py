@@ -28,6 +28,7 @@ from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import (
     DestinationType,
+    ProviderCapabilities,
     ProviderPayoutStatus,
     ProviderType,
     RewardPayoutProvider,
@@ -129,6 +130,11 @@ class Kit:
     @property
     def provider(self) -> RewardPayoutProvider:
         return self.parts.config.registry.get(self.harness.name).provider
+
+    @property
+    def capabilities(self) -> ProviderCapabilities:
+        """What the rail can do, derived from the parts it registered with (as the admin API lists it)."""
+        return self.parts.config.registry.get(self.harness.name).capabilities
 
     @property
     def admin(self) -> dict[str, str]:

@@ -151,9 +151,7 @@ class GiftCardHarness(ProviderHarness):
         # The provider's own reading, on a client of this loop (the kit's payouts runs its worker on another).
         provider = kit.provider
         assert isinstance(provider, GiftCardPayoutProvider)
-        reader = GiftCardPayoutProvider(
-            provider.options, api_key=self.api_key, capabilities=provider.capabilities, webhook_keys=(self.webhook_key,)
-        )
+        reader = GiftCardPayoutProvider(provider.options, api_key=self.api_key, webhook_keys=(self.webhook_key,))
         try:
             parsed = await reader.parse_webhook(headers, body)
         finally:

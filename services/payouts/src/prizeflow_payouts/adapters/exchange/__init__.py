@@ -1,6 +1,6 @@
 """The crypto-exchange withdrawal rail (`type: crypto_exchange`), through ccxt: the exchange is configuration."""
 
-from prizeflow_payouts.adapters.exchange.classify import EXCHANGE_CODES, Classified, classify
+from prizeflow_payouts.adapters.exchange.classify import EXCHANGE_CODES, ExchangeErrors
 from prizeflow_payouts.adapters.exchange.factory import build_exchange
 from prizeflow_payouts.adapters.exchange.options import (
     EXCHANGE_DEFAULTS,
@@ -24,8 +24,8 @@ __all__ = [
     "EXCHANGE_DEFAULTS",
     "STATUSES",
     "AssetRoute",
-    "Classified",
     "Credentials",
+    "ExchangeErrors",
     "ExchangeOptions",
     "ExchangeWithdrawalProvider",
     "MemoRule",
@@ -35,7 +35,6 @@ __all__ = [
     "WithdrawalRecord",
     "WithdrawalState",
     "build_exchange",
-    "classify",
     "client_id_for",
     "parse_options",
 ]

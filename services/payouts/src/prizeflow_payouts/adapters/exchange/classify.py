@@ -67,25 +67,30 @@ EXCHANGE_CODES: Final[Mapping[str, Mapping[str, PayoutErrorCode]]] = {
 _CODE_RE: Final = re.compile(r'"code"\s*:\s*"?(-?\d{1,8})"?')
 
 
-@dataclass(frozen=True)
-class Classified:
-    error: PayoutError
-    may_have_landed: bool  # the withdrawal may exist: never ask again, reconcile
+@dataclass(frozen=True, slots=True)
+class ExchangeErrors:
+    """`ClassifiesErrors` of an exchange rail named `provider` on ccxt's `exchange`. A `timeout_unknown_outcome`
+    is a withdrawal that may exist (`may_have_landed`): never asked again, reconciled."""
+
+    exchange: str
+    provider: str
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        """The stable error of an exception raised by a ccxt call (`mutating`: the withdrawal itself)."""
+        return _classify(error, exchange=self.exchange, mutating=mutating, provider=self.provider)
 
 
-def classify(err: BaseException, *, exchange: str, mutating: bool, provider: str) -> Classified:
-    """The stable error of an exception raised by a ccxt call (`mutating`: the withdrawal itself)."""
-    code, reason, landed = _code(err, exchange=exchange, mutating=mutating)
+def _classify(err: BaseException, *, exchange: str, mutating: bool, provider: str) -> PayoutError:
+    # `_code`'s third answer (may it have landed) is exactly `code is timeout_unknown_outcome` once a read's unknown
+    # outcome is made `provider_unavailable` below: callers ask `may_have_landed(error)`.
+    code, reason, _landed = _code(err, exchange=exchange, mutating=mutating)
     if code is C.AUTHENTICATION_FAILED:
         log.error(
             "%s refused our credentials (%s): check the provider's api_key/api_secret and permissions", exchange, reason
         )
     if code is C.TIMEOUT_UNKNOWN_OUTCOME and not mutating:
-        code, landed = C.PROVIDER_UNAVAILABLE, False
-    return Classified(
-        PayoutError.of(code, f"{exchange}: {reason}", provider=provider, provider_code=_provider_code(err, exchange)),
-        may_have_landed=landed and mutating,
-    )
+        code = C.PROVIDER_UNAVAILABLE
+    return PayoutError.of(code, f"{exchange}: {reason}", provider=provider, provider_code=_provider_code(err, exchange))
 
 
 def _exchange_code(err: BaseException) -> str | None:
@@ -138,4 +143,4 @@ def _provider_code(err: BaseException, exchange: str) -> str:
     return (f"{exchange}:{raw}" if raw else f"ccxt:{type(err).__name__}")[:255]
 
 
-__all__ = ["EXCHANGE_CODES", "Classified", "classify"]
+__all__ = ["EXCHANGE_CODES", "ExchangeErrors"]

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,7 +34,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -44,7 +42,8 @@ from prizeflow_contracts.providers import (
     StatementPage,
     WebhookEvent,
 )
-from prizeflow_payouts.adapters.exchange.classify import classify
+from prizeflow_payouts.adapters.exchange.classify import ExchangeErrors
+from prizeflow_payouts.adapters.exchange.client import ccxt_exchange
 from prizeflow_payouts.adapters.exchange.options import AssetRoute, Credentials, ExchangeOptions, MemoRule
 from prizeflow_payouts.adapters.exchange.statement import Cursor, lines_of, windows
 from prizeflow_payouts.adapters.exchange.store import (
@@ -55,7 +54,7 @@ from prizeflow_payouts.adapters.exchange.store import (
     WithdrawalRecord,
     WithdrawalState,
 )
-from prizeflow_payouts.provider_spec import ProviderConfigError
+from prizeflow_payouts.application.rail import may_have_landed
 from prizeflow_reconciliation.statements import ReconError
 from prizeflow_runtime.errors import ErrorKind
 
@@ -90,14 +89,13 @@ class ExchangeWithdrawalProvider:
         options: ExchangeOptions,
         *,
         credentials: Credentials,
-        capabilities: ProviderCapabilities,
         exchange: Any | None = None,
         book: WithdrawalBook | None = None,
         database_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
-        self.capabilities = capabilities
+        self.errors = ExchangeErrors(exchange=options.exchange, provider=options.name)
         self._injected = exchange
         self._credentials = credentials
         # ccxt's async client binds its HTTP session and throttle to the event loop that first uses it: one client
@@ -105,7 +103,7 @@ class ExchangeWithdrawalProvider:
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._loaded: set[int] = set()
         if exchange is None:
-            _ccxt_exchange(options, credentials)  # built once now (no connection yet): start-up fails if it cannot be
+            ccxt_exchange(options, credentials)  # built once now (no connection yet): start-up fails if it cannot be
         self._book = book
         self._pool: AsyncEngine | None = None
         self._owned: AsyncEngine | None = None
@@ -117,15 +115,10 @@ class ExchangeWithdrawalProvider:
     def name(self) -> str:
         return self.options.name
 
-    @property
-    def operator_after_s(self) -> float:
-        """`DefersToOperator`: past this, a withdrawal of unknown outcome is counted as awaiting an operator."""
-        return float(self.options.operator_after_s)
-
     def __repr__(self) -> str:
         return f"ExchangeWithdrawalProvider(name={self.name!r}, exchange={self.options.exchange!r})"
 
-    # -- lifecycle (ManagedProvider, UsesServiceDatabase) -------------------------------------------------------
+    # -- lifecycle (the `engine` and `database` parts) -------------------------------------------------------
     def bind_database(self, engine: AsyncEngine) -> None:
         """The service's pool (bootstrap): used, never disposed, by this provider."""
         self._pool = engine
@@ -149,7 +142,7 @@ class ExchangeWithdrawalProvider:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = _ccxt_exchange(self.options, self._credentials)
+            client = self._clients[loop] = ccxt_exchange(self.options, self._credentials)
         return client
 
     async def close(self) -> None:
@@ -172,7 +165,7 @@ class ExchangeWithdrawalProvider:
             raise PayoutProviderError.of(C.PROVIDER_UNAVAILABLE, "the rail has not started", provider=self.name)
         return self._book
 
-    # -- validation (PayoutValidator) ---------------------------------------------------------------------------
+    # -- validation (the `validator` part) ---------------------------------------------------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:  # noqa: PLR0911 - one check each
         """Refuse what this exchange account could never pay, before anything is recorded or sent."""
         dest = instruction.destination
@@ -272,19 +265,19 @@ class ExchangeWithdrawalProvider:
         try:
             tx = await self._exchange.withdraw(route.currency, amount, record.address, params)
         except Exception as err:  # noqa: BLE001 - every failure becomes a stable code below
-            c = classify(err, exchange=self.options.exchange, mutating=True, provider=self.name)
-            if c.may_have_landed:
+            error = self.errors.classify(err, mutating=True)
+            if may_have_landed(error):
                 log.warning(
                     "%s: withdrawal outcome unknown (%s); it is reconciled, never asked again",
                     self.name,
-                    c.error.code.value,
+                    error.code.value,
                     extra={"payout_id": instruction.payout_id},
                 )
-                raise PayoutProviderError(c.error) from None
+                raise PayoutProviderError(error) from None
             await self._after_withdraw(self.book.mark_not_sent(instruction.payout_id))
-            if c.error.retryable:
-                raise PayoutProviderError(c.error) from None
-            return self._failed(key, None, c.error, "refused")
+            if error.retryable:
+                raise PayoutProviderError(error) from None
+            return self._failed(key, None, error, "refused")
         wid = str(tx.get("id") or "")
         if not wid:
             # Accepted without an id: it exists, but can only be found by reconciliation.
@@ -425,7 +418,7 @@ class ExchangeWithdrawalProvider:
     def _failed(self, key: str, ref: str | None, error: PayoutError, raw: str) -> ProviderPayoutResult:
         return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, provider_ref=ref, error=error, raw_status=raw)
 
-    # -- statement (ListsStatement) -----------------------------------------------------------------------------
+    # -- statement (the `statement` part) -----------------------------------------------------------------------------
     # The exchange takes its fee out of the amount asked for: a FEE line is part of its PAYOUT line's amount, so
     # the balance moved by PAYOUT - REVERSAL (never + FEE); the payout's recorded fee is what books it.
     fees_inside_payout: Final = True
@@ -565,8 +558,7 @@ class ExchangeWithdrawalProvider:
         except PayoutProviderError:
             raise
         except Exception as err:  # noqa: BLE001
-            c = classify(err, exchange=self.options.exchange, mutating=False, provider=self.name)
-            raise PayoutProviderError(c.error) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=False)) from None
 
 
 def _same_address(record: WithdrawalRecord, tx: Mapping[str, Any]) -> bool:
@@ -581,40 +573,6 @@ def _network_fee(fees: Mapping[str, Any], route: AssetRoute) -> Any:
     if network.get("fee") is not None:
         return network["fee"]
     return (entry.get("withdraw") or {}).get("fee")
-
-
-def _ccxt_exchange(options: ExchangeOptions, credentials: Credentials) -> Any:
-    import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]  # ccxt ships no type information
-
-    # ccxt logs requests (headers included: the API key) at DEBUG: never below INFO, whatever the root says.
-    ccxt_logger = logging.getLogger("ccxt")
-    ccxt_logger.setLevel(max(ccxt_logger.getEffectiveLevel(), logging.INFO))
-    config: dict[str, Any] = {
-        "apiKey": credentials.api_key,
-        "secret": credentials.api_secret,
-        "timeout": int(options.timeout_s * 1000),
-        "enableRateLimit": True,
-        "options": dict(options.ccxt_options),
-        "aiohttp_trust_env": True,  # HTTPS_PROXY / NO_PROXY: deploy/k8s sends public egress through its proxy
-    }
-    if credentials.password:
-        config["password"] = credentials.password
-    exchange = getattr(ccxt_async, options.exchange)(config)
-    for needed in ("withdraw", "fetchWithdrawals"):
-        if not exchange.has.get(needed):
-            raise ProviderConfigError(f"provider {options.name!r}: ccxt's {options.exchange} cannot {needed}")
-    if options.api_base is not None:
-        exchange.urls["api"] = _rebased(exchange.urls.get("api"), options.api_base)
-    return exchange
-
-
-def _rebased(urls: Any, base: str) -> Any:
-    """Every API URL with its origin replaced by `base` (the path kept): an emulator answers them all."""
-    if isinstance(urls, str):
-        return base + urlsplit(urls).path
-    if isinstance(urls, dict):
-        return {k: _rebased(v, base) for k, v in urls.items()}
-    return urls
 
 
 __all__ = ["STATUSES", "ExchangeWithdrawalProvider", "client_id_for"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
@@ -42,7 +43,30 @@ STATUS_CODES: Final[Mapping[int, PayoutErrorCode]] = {
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
-def classify_response(status: int, doc: Any, *, mutating: bool, provider: str, rail: str = "gift_card") -> PayoutError:
+class HttpRefusalError(Exception):
+    """A non-2xx answer of the vendor's API: its status and its (redacted) JSON body."""
+
+    def __init__(self, status: int, doc: Any) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.doc = doc
+
+
+@dataclass(frozen=True, slots=True)
+class GiftCardErrors:
+    """`ClassifiesErrors` of a gift-card rail named `provider`: a non-2xx answer (`HttpRefusalError`), or a transport
+    failure (an `httpx.HTTPError`)."""
+
+    provider: str
+    rail: str = "gift_card"
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        if isinstance(error, HttpRefusalError):
+            return _answered(error.status, error.doc, mutating=mutating, provider=self.provider, rail=self.rail)
+        return _unanswered(error, mutating=mutating, provider=self.provider, rail=self.rail)
+
+
+def _answered(status: int, doc: Any, *, mutating: bool, provider: str, rail: str) -> PayoutError:
     """The stable error for a non-2xx answer."""
     unknown = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
     path, messages = _first_field(doc)
@@ -62,7 +86,7 @@ def classify_response(status: int, doc: Any, *, mutating: bool, provider: str, r
     )
 
 
-def classify_transport(err: httpx.HTTPError, *, mutating: bool, provider: str, rail: str = "gift_card") -> PayoutError:
+def _unanswered(err: BaseException, *, mutating: bool, provider: str, rail: str) -> PayoutError:
     if isinstance(err, _NOT_SENT):
         code, reason = C.PROVIDER_UNAVAILABLE, "could not connect"
     elif mutating:
@@ -103,4 +127,4 @@ def _first_field(doc: Any) -> tuple[str | None, str]:
     return ".".join(parts), messages
 
 
-__all__ = ["FIELD_CODES", "STATUS_CODES", "classify_response", "classify_transport"]
+__all__ = ["FIELD_CODES", "STATUS_CODES", "GiftCardErrors", "HttpRefusalError"]

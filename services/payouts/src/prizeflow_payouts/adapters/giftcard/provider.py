@@ -13,7 +13,7 @@ email address, over `httpx` (async: the event loop is never blocked).
   approval. A bounced card is cancelled first (value refunded); a cancel refused for good re-reads the order.
 - cancel: an order awaiting approval is rejected (`POST /order_approvals/{id}/reject`); afterwards the card
   exists and is `not_cancellable`.
-- statement (ListsStatement): `GET /orders` by `created_at`, paged by offset; an order's card, fee and refund are
+- statement (the `statement` part): `GET /orders` by `created_at`, paged by offset; an order's card, fee and refund are
   lines under our payout id (`external_id`) and the order id (`statement.py`).
 - webhooks: the signature is checked first; the event names a resource only, which is fetched back, and its
   status is published only when the resource agrees.
@@ -44,7 +44,6 @@ from prizeflow_contracts.providers import (
     PayoutDestination,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
@@ -52,7 +51,7 @@ from prizeflow_contracts.providers import (
     WebhookEvent,
 )
 from prizeflow_contracts.webhook_signatures import SignatureRefused
-from prizeflow_payouts.adapters.giftcard.classify import classify_response, classify_transport
+from prizeflow_payouts.adapters.giftcard.classify import GiftCardErrors, HttpRefusalError
 from prizeflow_payouts.adapters.giftcard.options import API_PATH, GiftCardOptions
 from prizeflow_payouts.adapters.giftcard.statement import instant, lines_of
 
@@ -93,27 +92,23 @@ def redact(doc: Any) -> Any:
 class GiftCardPayoutProvider:
     """A gift-card rail. Holds the API key and webhook keys; never logs them, the recipient, nor a card."""
 
-    # sync_status reads the vendor's orders (by reference, else our external id): FindsPayoutsAtProvider.
-    finds_payouts_at_provider = True
+    # sync_status reads the vendor's orders (by reference, else our external id): `finds_payouts_at_provider`.
 
     def __init__(
         self,
         options: GiftCardOptions,
         *,
         api_key: str,
-        capabilities: ProviderCapabilities,
         webhook_keys: tuple[str, ...] = (),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options
+        self.errors = GiftCardErrors(options.name)
         self.provider_type = options.provider_type
-        self.capabilities = capabilities
         self._api_key = api_key
-        self._webhook_keys = webhook_keys
+        self.webhook_keys = webhook_keys
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
-        # A webhook `failed` (a bounce) is confirmed by a sync, which gets the card's value refunded first.
-        self.settles_failures_on_sync = True
         self.statement_page_size = STATEMENT_PAGE
 
     @property
@@ -123,7 +118,7 @@ class GiftCardPayoutProvider:
     def __repr__(self) -> str:
         return f"GiftCardPayoutProvider(name={self.name!r}, delivery={self.options.delivery.value!r})"
 
-    # -- lifecycle (ManagedProvider) ----------------------------------------------------------------------------
+    # -- lifecycle (the `engine` part) ----------------------------------------------------------------------------
     async def start(self) -> None:
         """Nothing to open: the client is created on the first call, inside the running loop."""
 
@@ -143,7 +138,7 @@ class GiftCardPayoutProvider:
             )
         return self._http
 
-    # -- validation (PayoutValidator) ---------------------------------------------------------------------------
+    # -- validation (the `validator` part) ---------------------------------------------------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
         """Refuse what could never be a gift card, before anything is created."""
         dest = instruction.destination
@@ -337,7 +332,7 @@ class GiftCardPayoutProvider:
         currency = str((_reward(order).get("value") or {}).get("currency_code") or "")
         return currency if currency in self.options.products else self.options.assets[0]
 
-    # -- statement (ListsStatement) -----------------------------------------------------------------------------
+    # -- statement (the `statement` part) -----------------------------------------------------------------------------
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
         """The orders created in [since, until) as statement lines (see `statement.py`), newest first as the
         provider lists them. `cursor` is the provider's `offset` into that listing. Offsets are stable while no
@@ -371,7 +366,7 @@ class GiftCardPayoutProvider:
         """Verify the signature with the configured webhook key(s), then read the status from the order fetched
         back (the delivery names a resource only, and carries no timestamp: a replay says nothing new)."""
         try:
-            verify_giftcard_signature(headers, body, keys=self._webhook_keys)
+            verify_giftcard_signature(headers, body, keys=self.webhook_keys)
         except SignatureRefused as err:
             raise self._refuse(C.WEBHOOK_SIGNATURE_INVALID, err.reason.value) from None
         try:
@@ -430,15 +425,14 @@ class GiftCardPayoutProvider:
             )
             content = resp.content
         except httpx.HTTPError as err:
-            raise PayoutProviderError(classify_transport(err, mutating=mutating, provider=self.name)) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=mutating)) from None
         try:
             doc = redact(json.loads(content, parse_float=Decimal)) if content else {}
         except ValueError:
             doc = {}
         if resp.status_code >= 300:
-            raise PayoutProviderError(
-                classify_response(resp.status_code, doc, mutating=mutating, provider=self.name)
-            ) from None
+            refusal = HttpRefusalError(resp.status_code, doc)
+            raise PayoutProviderError(self.errors.classify(refusal, mutating=mutating)) from None
         if not isinstance(doc, dict):
             code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
             raise self._refuse(code, "the answer is not a JSON object")

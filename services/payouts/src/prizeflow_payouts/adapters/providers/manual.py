@@ -18,7 +18,6 @@ from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import (
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -28,6 +27,7 @@ from prizeflow_contracts.providers import (
     StatementPage,
     WebhookEvent,
 )
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 if TYPE_CHECKING:
@@ -90,13 +90,11 @@ class ManualPayoutProvider:
 
     def __init__(
         self,
-        capabilities: ProviderCapabilities,
         *,
         name: str = "manual",
         evidence: ManualEvidence | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        self.capabilities = capabilities
         self.name = name
         self._evidence = evidence
         self._page_size = page_size
@@ -214,20 +212,27 @@ def _decode(cursor: str | None, since: datetime) -> tuple[datetime, str]:
     return when, line_id
 
 
-def build_manual(spec: ProviderSpec, context: ProviderContext) -> tuple[ManualPayoutProvider, bool]:
+# Nobody polls it: an operator reports the outcome through the admin API.
+TERMS: Final = RailTerms(cancels=True, quotes=False, webhooks=False, confirms_later=True, polls_status=False)
+
+
+def manual_rail(provider: ManualPayoutProvider) -> Rail:
+    return Rail(payouts=provider, terms=TERMS, statement=provider, database=provider)
+
+
+def build_manual(spec: ProviderSpec, context: ProviderContext) -> Rail:
     if spec.options:
         raise ProviderConfigError(f"provider {spec.name!r}: the manual provider takes no options")
-    caps = ProviderCapabilities(
-        supports_cancel=True,
-        supports_quote=False,
-        supports_webhooks=False,
-        async_confirmation=True,
-        requires_signature=False,
-        supports_batching=False,
-        assets=spec.assets,
-        destination_types=spec.destination_types,
-    )
-    return ManualPayoutProvider(caps, name=spec.name), False
+    return manual_rail(ManualPayoutProvider(name=spec.name))
 
 
-__all__ = ["PAGE_SIZE", "Evidence", "ManualEvidence", "ManualPayoutProvider", "SqlManualEvidence", "build_manual"]
+__all__ = [
+    "PAGE_SIZE",
+    "TERMS",
+    "Evidence",
+    "ManualEvidence",
+    "ManualPayoutProvider",
+    "SqlManualEvidence",
+    "build_manual",
+    "manual_rail",
+]

@@ -34,10 +34,8 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 
@@ -47,7 +45,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -63,8 +60,8 @@ from prizeflow_contracts.webhook_signatures import (
     signature_header,
     verify,
 )
+from prizeflow_payouts.adapters.providers.sandbox_scenarios import Outcome, Scenario
 from prizeflow_payouts.application.ports import CreateOutcome
-from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 NAME: Final = "sandbox"
 REFUSE_PREFIX: Final = "refuse_"
@@ -72,67 +69,6 @@ REFUSE_PREFIX: Final = "refuse_"
 # `t.body`, prizeflow_contracts.webhook_signatures), in the Prizeflow webhook format (services/webhooks README).
 SIGNATURE_HEADER: Final = PRIZEFLOW_SIGNATURE_HEADER
 _SCHEMA_LOCK: Final = 0x5341_4E44_424F_5831  # "SANDBOX1"
-
-
-class Outcome(StrEnum):
-    SUCCESS = "success"
-    PENDING = "pending"
-    FAILURE = "failure"
-    OUTAGE = "outage"
-    TIMEOUT_AFTER_SUCCESS = "timeout_after_success"
-    SLOW = "slow"
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    name: str
-    outcome: Outcome
-    code: PayoutErrorCode | None = None
-    fail_times: int | None = None  # failure with a retryable code: only the first N creates of a key fail
-    polls: int = 2  # pending: pending answers before paid; -1 = forever
-    duration_ms: int = 2000  # outage window
-    latency_ms: int = 500  # slow
-
-
-def builtin_scenarios() -> dict[str, Scenario]:
-    s = {
-        "success": Scenario("success", Outcome.SUCCESS),
-        "pending": Scenario("pending", Outcome.PENDING, polls=2),
-        "pending_forever": Scenario("pending_forever", Outcome.PENDING, polls=-1),
-        "slow": Scenario("slow", Outcome.SLOW, latency_ms=500),
-        "flaky": Scenario("flaky", Outcome.FAILURE, code=PayoutErrorCode.PROVIDER_UNAVAILABLE, fail_times=2),
-        "outage": Scenario("outage", Outcome.OUTAGE, duration_ms=2000),
-        "timeout_after_success": Scenario("timeout_after_success", Outcome.TIMEOUT_AFTER_SUCCESS),
-    }
-    for code in PayoutErrorCode:
-        s[f"fail_{code.value}"] = Scenario(f"fail_{code.value}", Outcome.FAILURE, code=code)
-    return s
-
-
-def parse_scenarios(raw: Mapping[str, Any], provider: str) -> dict[str, Scenario]:
-    scenarios = builtin_scenarios()
-    for name, body in raw.items():
-        if not isinstance(body, dict):
-            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r} must be a mapping")
-        allowed = {"outcome", "code", "fail_times", "polls", "duration_ms", "latency_ms"}
-        if set(body) - allowed:
-            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r}: unknown keys {set(body) - allowed}")
-        try:
-            outcome = Outcome(str(body.get("outcome")))
-            code = PayoutErrorCode(body["code"]) if body.get("code") is not None else None
-        except ValueError as err:
-            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r}: {err}") from None
-        if outcome is Outcome.FAILURE and code is None:
-            raise ProviderConfigError(f"provider {provider!r}: scenario {name!r}: a failure needs a `code`")
-        base = Scenario(str(name), outcome, code)
-        scenarios[str(name)] = replace(
-            base,
-            fail_times=body.get("fail_times"),
-            polls=int(body.get("polls", base.polls)),
-            duration_ms=int(body.get("duration_ms", base.duration_ms)),
-            latency_ms=int(body.get("latency_ms", base.latency_ms)),
-        )
-    return scenarios
 
 
 SCHEMA_DDL: Final = (
@@ -181,7 +117,6 @@ class SandboxPayoutProvider:
         self,
         *,
         dsn: str,
-        capabilities: ProviderCapabilities,
         scenarios: Mapping[str, Scenario],
         default_scenario: str,
         fee_bps: int = 0,
@@ -190,7 +125,6 @@ class SandboxPayoutProvider:
         pool_size: int = 10,
         statement_page_size: int = 500,
     ) -> None:
-        self.capabilities = capabilities
         self._dsn = dsn
         self._scenarios = dict(scenarios)
         self._default = default_scenario
@@ -538,7 +472,7 @@ class SandboxPayoutProvider:
                 PayoutErrorCode.INVALID_REQUEST, f"sandbox: malformed webhook: {type(err).__name__}", provider=NAME
             ) from err
 
-    # -- statement (ListsStatement): the rail's own transfers ----------------------------------------------------
+    # -- statement (the `statement` part): the rail's own transfers ----------------------------------------------------
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
         """One PAYOUT line per money movement the sandbox executed in [since, until) (`sandbox.transfers`): line id
         `sbx-transfer-<id>`, `reference` = our idempotency key, `provider_ref` = the sandbox's payout reference,
@@ -621,48 +555,10 @@ def _dest(instruction: PayoutInstruction) -> str:
     return f"{d.type.value}:{d.address}" + (f":{d.memo}" if d.memo else "")
 
 
-def build_sandbox(spec: ProviderSpec, context: ProviderContext) -> tuple[SandboxPayoutProvider, bool]:
-    from prizeflow_runtime.db import asyncpg_dsn
-
-    opts = dict(spec.options)
-    allowed = {"default_scenario", "scenarios", "fee_bps", "schema", "pool_size", "statement_page_size"}
-    if set(opts) - allowed:
-        raise ProviderConfigError(f"provider {spec.name!r}: unknown sandbox options {sorted(set(opts) - allowed)}")
-    if set(spec.secrets) - {"webhook_secret"}:
-        raise ProviderConfigError(f"provider {spec.name!r}: the sandbox only knows the secret `webhook_secret`")
-    scenarios = parse_scenarios(opts.get("scenarios") or {}, spec.name)
-    default = str(opts.get("default_scenario", "success"))
-    if default not in scenarios:
-        raise ProviderConfigError(f"provider {spec.name!r}: default_scenario {default!r} is not a scenario")
-    schema = str(opts.get("schema", "sandbox"))
-    if not schema.isidentifier():
-        raise ProviderConfigError(f"provider {spec.name!r}: schema {schema!r} is not an identifier")
-    page_size = opts.get("statement_page_size", 500)
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 10_000:
-        raise ProviderConfigError(f"provider {spec.name!r}: statement_page_size is an integer in [1, 10000]")
-    caps = ProviderCapabilities(
-        supports_cancel=True,
-        supports_quote=True,
-        supports_webhooks=True,
-        async_confirmation=True,
-        requires_signature=False,
-        supports_batching=True,
-        assets=spec.assets,
-        destination_types=spec.destination_types,
-    )
-    secret = spec.secrets.get("webhook_secret")
-    provider = SandboxPayoutProvider(
-        dsn=asyncpg_dsn(context.database_url),
-        capabilities=caps,
-        scenarios=scenarios,
-        default_scenario=default,
-        fee_bps=int(opts.get("fee_bps", 0)),
-        webhook_secret=secret.reveal() if secret is not None else None,
-        schema=schema,
-        pool_size=int(opts.get("pool_size", 10)),
-        statement_page_size=page_size,
-    )
-    return provider, True
-
-
-__all__ = ["SIGNATURE_HEADER", "Outcome", "SandboxPayoutProvider", "Scenario", "build_sandbox", "sign_webhook"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "Outcome",
+    "SandboxPayoutProvider",
+    "Scenario",
+    "sign_webhook",
+]

@@ -26,10 +26,11 @@ from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
 from prizeflow_contracts.events.signer import SignatureRequested
 from prizeflow_payouts.adapters.stellar import classify
 from prizeflow_payouts.adapters.stellar import store as q
-from prizeflow_payouts.adapters.stellar.lanes import FeeLevel, LaneMovedError, now
+from prizeflow_payouts.adapters.stellar.lanes import LaneMovedError, now
 from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import RpcUnavailableError, SorobanRpcClient
+from prizeflow_payouts.adapters.stellar.rules import FeeLevel
 from prizeflow_payouts.adapters.stellar.signing import sign_event
 from prizeflow_payouts.adapters.stellar.states import (
     OPEN_TX_STATES,

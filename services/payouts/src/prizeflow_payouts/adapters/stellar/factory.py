@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.provider import StellarPayoutProvider
 from prizeflow_payouts.adapters.stellar.settings import StellarEnv, StellarMode
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 from prizeflow_stellar import is_account_id, supported_asset_codes
 
@@ -27,7 +28,27 @@ OPTIONS: Final = frozenset(
 )
 
 
-def build_stellar(spec: ProviderSpec, context: ProviderContext) -> tuple[StellarPayoutProvider, bool]:
+TERMS: Final = RailTerms(cancels=False, quotes=True, webhooks=False, confirms_later=True)
+
+
+def stellar_rail(provider: StellarPayoutProvider) -> Rail:
+    """Signed by the signer (or an operator, out of band), many payouts a transaction, from its own source
+    accounts: every part but fixed amounts."""
+    return Rail(
+        payouts=provider,
+        terms=TERMS,
+        statement=provider,
+        engine=provider,
+        database=provider,
+        signer_sink=provider,
+        external=provider,
+        validator=provider,
+        batch=provider,
+        progress=provider,
+    )
+
+
+def build_stellar(spec: ProviderSpec, context: ProviderContext) -> Rail:
     name = spec.name
     opts = dict(spec.options)
     if unknown := set(opts) - OPTIONS:
@@ -92,8 +113,8 @@ def build_stellar(spec: ProviderSpec, context: ProviderContext) -> tuple[Stellar
         rpc_timeout_s=number("rpc_timeout_s", min(10.0, context.provider_timeout_s), 0.1, 120),
         source=context.source,
     )
-    # No pool of its own: bootstrap hands it the service's (`bind_database`).
-    return StellarPayoutProvider(options), True
+    # No pool of its own: bootstrap hands it the service's (`database`).
+    return stellar_rail(StellarPayoutProvider(options))
 
 
-__all__ = ["build_stellar"]
+__all__ = ["TERMS", "build_stellar", "stellar_rail"]

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 import prizeflow_stellar as ps
+from prizeflow_payouts.adapters.stellar import rules
 from prizeflow_payouts.adapters.stellar import store as q
 from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
@@ -34,21 +35,8 @@ class LaneMovedError(Exception):
     """A lane's row changed between reading and reserving it (another engine, or a resync)."""
 
 
-class FeeLevel:
-    """The per-operation fee offered: doubled after `tx_insufficient_fee`, halved back after each success."""
-
-    def __init__(self, options: StellarOptions) -> None:
-        self._base = options.base_fee
-        self._max = options.max_fee_stroops
-        self.current = options.base_fee
-
-    def raise_for(self, operations: int) -> None:
-        ops = max(1, operations)
-        self.current = min(self.current * 2, max(self._base, self._max // (ops + 1)))
-
-    def relax(self) -> None:
-        if self.current > self._base:
-            self.current = max(self._base, self.current // 2)
+def fee_level(options: StellarOptions) -> rules.FeeLevel:
+    return rules.FeeLevel(options.base_fee, options.max_fee_stroops)
 
 
 def now() -> float:
@@ -59,7 +47,7 @@ class LaneBuilder:
     """Builds envelopes on free lanes (leader only: every write goes through the leader's session)."""
 
     def __init__(
-        self, options: StellarOptions, rpc: SorobanRpcClient, fees: FeeLevel, leadership: EngineLeadership
+        self, options: StellarOptions, rpc: SorobanRpcClient, fees: rules.FeeLevel, leadership: EngineLeadership
     ) -> None:
         self.o = options
         self.rpc = rpc
@@ -130,17 +118,16 @@ class LaneBuilder:
             ]
             if not rows:
                 return 0
-            if rows[0].isolate:
-                rows = rows[:1]
+            rows = rules.batch(rows)
             tx_id = f"stx-{uuid.uuid4().hex}"
             seq = current + 1
-            valid_until = max(int(now()), self._network_time) + self.o.validity_s
+            valid_until = rules.valid_until(now(), self._network_time, self.o.validity_s)
             try:
                 built = await self._assemble(lane=lane, seq=seq, rows=rows, valid_until=valid_until)
             except (ps.BuildError, ps.AmountError, ps.InvalidAddressError, ValueError) as err:
                 log.error("could not build a transaction: %s", err)
                 ids = [r.payout_id for r in rows]
-                if len(ids) == 1:
+                if rules.on_build_error(len(ids)) is rules.BuildFailure.FAIL:
                     await conn.execute(q.FAIL_QUEUED, {"ids": ids, "detail": str(err)[:1000]})
                 else:  # find the culprit: build them one by one
                     await conn.execute(q.ISOLATE, {"ids": ids})
@@ -216,4 +203,4 @@ class LaneBuilder:
         return ps.build_contract_invoke(**common, simulation=ps.Simulation.from_rpc(sim))
 
 
-__all__ = ["FeeLevel", "LaneBuilder", "LaneMovedError"]
+__all__ = ["LaneBuilder", "LaneMovedError", "fee_level"]

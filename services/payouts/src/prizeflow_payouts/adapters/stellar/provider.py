@@ -26,10 +26,8 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import (
-    DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -41,7 +39,7 @@ from prizeflow_payouts.adapters.stellar import store as q
 from prizeflow_payouts.adapters.stellar.driver import EnvelopeDriver
 from prizeflow_payouts.adapters.stellar.engine import StellarEngine
 from prizeflow_payouts.adapters.stellar.external import ExternalSigning, ExternalSubmission
-from prizeflow_payouts.adapters.stellar.lanes import FeeLevel, LaneBuilder
+from prizeflow_payouts.adapters.stellar.lanes import LaneBuilder, fee_level
 from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import SorobanRpcClient
@@ -61,7 +59,7 @@ _OWN_POOL_SIZE = 5
 
 
 class StellarPayoutProvider:
-    """`RewardPayoutProvider` + `BatchPayoutProvider` + `ManagedProvider` for Stellar/Soroban."""
+    """The Stellar/Soroban rail's parts (`factory.stellar_rail`): payouts, batches, engine, signatures, statement."""
 
     provider_type = ProviderType.STELLAR
 
@@ -69,16 +67,6 @@ class StellarPayoutProvider:
         self, options: StellarOptions, *, engine: AsyncEngine | None = None, database_url: str | None = None
     ) -> None:
         self.o = options
-        self.capabilities = ProviderCapabilities(
-            supports_cancel=False,
-            supports_quote=True,
-            supports_webhooks=False,
-            async_confirmation=True,
-            requires_signature=True,
-            supports_batching=True,
-            assets=options.assets,
-            destination_types=(DestinationType.STELLAR_ACCOUNT,),
-        )
         self._pool = engine
         self._database_url = database_url
         self._owned: AsyncEngine | None = None
@@ -86,7 +74,7 @@ class StellarPayoutProvider:
         self._start_lock = asyncio.Lock()
         self.rpc = SorobanRpcClient(options.rpc_url, timeout_s=options.rpc_timeout_s)
         self.wake = asyncio.Event()
-        self.fees = FeeLevel(options)
+        self.fees = fee_level(options)
         self.leadership = EngineLeadership(options.name)
         self.driver = EnvelopeDriver(options, self.rpc, self.fees, self.leadership)
         self.builder = LaneBuilder(options, self.rpc, self.fees, self.leadership)
@@ -333,7 +321,7 @@ class StellarPayoutProvider:
             C.UNSUPPORTED_OPERATION, "the Stellar provider has no webhooks", provider=self.o.name
         )
 
-    # -- ReportsProgress (the worker's gauges; any replica, read from the books) ------------------------------
+    # -- progress (the `progress` part; the worker's gauges; any replica, read from the books) -------------------------
     async def progress(self) -> RailProgress:
         names = self.o.lane_names
         db = await self._database()

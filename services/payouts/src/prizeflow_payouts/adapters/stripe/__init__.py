@@ -1,6 +1,6 @@
 """The Stripe payout rail (`type: stripe`, or `type: fiat_provider` with `options.rail: stripe`)."""
 
-from prizeflow_payouts.adapters.stripe.classify import PAYOUT_FAILURE_CODES, REQUEST_CODES, classify, payout_failure
+from prizeflow_payouts.adapters.stripe.classify import PAYOUT_FAILURE_CODES, REQUEST_CODES, StripeErrors, payout_failure
 from prizeflow_payouts.adapters.stripe.events import StripePayoutEvent, normalize_event
 from prizeflow_payouts.adapters.stripe.factory import build_stripe
 from prizeflow_payouts.adapters.stripe.options import StripeMode, StripeOptions, parse_options
@@ -10,12 +10,12 @@ __all__ = [
     "ACCOUNT_RE",
     "PAYOUT_FAILURE_CODES",
     "REQUEST_CODES",
+    "StripeErrors",
     "StripeMode",
     "StripeOptions",
     "StripePayoutEvent",
     "StripePayoutProvider",
     "build_stripe",
-    "classify",
     "derived_key",
     "normalize_event",
     "parse_options",

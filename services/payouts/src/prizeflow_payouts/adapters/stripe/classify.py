@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
@@ -87,8 +88,21 @@ _NOT_FOUND: Final = 404
 _NOT_SENT: Final = (aiohttp.ClientConnectorError,)
 
 
-def classify(err: stripe.StripeError, *, mutating: bool, provider: str) -> PayoutError:
-    """The stable error for a Stripe exception raised by a call (`mutating`: a POST that may move money)."""
+@dataclass(frozen=True, slots=True)
+class StripeErrors:
+    """`ClassifiesErrors` of a Stripe rail named `provider`."""
+
+    provider: str
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        """The stable error for what a Stripe call raised (`mutating`: a POST that may move money)."""
+        if not isinstance(error, stripe.StripeError):
+            code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
+            return PayoutError.of(code, f"stripe: unexpected {type(error).__name__}", provider=self.provider)
+        return _classify(error, mutating=mutating, provider=self.provider)
+
+
+def _classify(err: stripe.StripeError, *, mutating: bool, provider: str) -> PayoutError:
     code, reason = _code(err, mutating=mutating)
     if code is C.AUTHENTICATION_FAILED:
         # Loud: every payout fails until an operator fixes the key or its permissions. Never the key itself.
@@ -159,4 +173,4 @@ def payout_failure(failure_code: str | None, provider: str) -> PayoutError:
     )
 
 
-__all__ = ["CARD_CODES", "PAYOUT_FAILURE_CODES", "REQUEST_CODES", "classify", "is_missing", "payout_failure"]
+__all__ = ["CARD_CODES", "PAYOUT_FAILURE_CODES", "REQUEST_CODES", "StripeErrors", "is_missing", "payout_failure"]

@@ -40,7 +40,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
@@ -48,7 +47,7 @@ from prizeflow_contracts.providers import (
     WebhookEvent,
 )
 from prizeflow_contracts.webhook_signatures import STRIPE_SIGNATURE_HEADER, SignatureRefused, verify
-from prizeflow_payouts.adapters.stripe.classify import classify, is_missing, payout_failure
+from prizeflow_payouts.adapters.stripe.classify import StripeErrors, is_missing, payout_failure
 from prizeflow_payouts.adapters.stripe.events import MODE_KEY, PAYOUT_STATUSES, fully_reversed, normalize_event
 from prizeflow_payouts.adapters.stripe.options import StripeMode, StripeOptions
 from prizeflow_payouts.adapters.stripe.statement import EXPAND, lines_of, window
@@ -84,24 +83,22 @@ def derived_key(key: str, suffix: str | None = None) -> str:
 class StripePayoutProvider:
     """A Stripe Connect payout rail. Holds the API key; never logs it, nor a full destination account."""
 
-    # sync_status reads Stripe's books (transfers by transfer_group, the account's payouts): FindsPayoutsAtProvider.
-    finds_payouts_at_provider = True
+    # sync_status reads Stripe's books (transfers by transfer_group, the account's payouts): the rail's terms say
+    # `finds_payouts_at_provider`.
 
     def __init__(
         self,
         options: StripeOptions,
         *,
         api_key: str,
-        capabilities: ProviderCapabilities,
         http_client: stripe.HTTPClient | None = None,
         webhook_secrets: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
+        self.errors = StripeErrors(options.name)
         self.provider_type = options.provider_type
-        self.capabilities = capabilities
         # A webhook `failed` is confirmed by a sync, which pulls the money back first (transfer_and_payout).
-        self.settles_failures_on_sync = options.mode is StripeMode.TRANSFER_AND_PAYOUT
         # No client telemetry to Stripe (request timings, the host's platform string): it is process-wide in the
         # library, and nothing of ours needs it.
         stripe.enable_telemetry = False
@@ -125,14 +122,14 @@ class StripePayoutProvider:
     def __repr__(self) -> str:
         return f"StripePayoutProvider(name={self.name!r}, mode={self.options.mode.value!r})"
 
-    # -- lifecycle (ManagedProvider) ----------------------------------------------------------------------------
+    # -- lifecycle (the `engine` part) ----------------------------------------------------------------------------
     async def start(self) -> None:
         """Nothing to open: the HTTP session is created on the first call, inside the running loop."""
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in stripe 16.1
 
-    # -- validation (PayoutValidator) ---------------------------------------------------------------------------
+    # -- validation (the `validator` part) ---------------------------------------------------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
         """Refuse what Stripe could never pay, before anything is created."""
         dest = instruction.destination
@@ -382,7 +379,7 @@ class StripePayoutProvider:
             raise self._refuse(C.NOT_CANCELLABLE, f"the payout is {result.status.value}")
         return result
 
-    # -- statement (ListsStatement) -----------------------------------------------------------------------------
+    # -- statement (the `statement` part) -----------------------------------------------------------------------------
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
         """The platform balance's movements created in [since, until), newest first as Stripe lists them (see
         `statement.py` for why balance transactions). `cursor` is Stripe's `starting_after`: the last balance
@@ -448,7 +445,7 @@ class StripePayoutProvider:
         except stripe.StripeError as err:
             if missing_ok and is_missing(err):
                 raise _MissingError from None
-            raise PayoutProviderError(classify(err, mutating=mutating, provider=self.name)) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=mutating)) from None
         except (aiohttp.ClientError, TimeoutError) as err:  # the body failed after the headers arrived
             code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
             raise self._refuse(code, f"connection lost reading the answer ({type(err).__name__})") from None

@@ -34,24 +34,31 @@ _TAG_RE: Final = re.compile(r"[A-Z][A-Z0-9_]{2,63}")
 _NOT_CONNECTED: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-@dataclass(frozen=True)
-class Failure:
-    error: PayoutError
-    carried_out_maybe: bool  # True: Telegram may have done it (settle from its transactions, never resend)
-
-
 def tag(err: tg.TelegramError) -> str | None:
     """The upper-case error tag in Telegram's answer (BALANCE_TOO_LOW...), if any."""
     found = _TAG_RE.search(err.message.upper().replace(" ", "_"))
     return found.group(0) if found else None
 
 
-def classify(err: tg.TelegramError, *, mutating: bool, provider: str) -> Failure:  # noqa: PLR0911 - one exit per failure class, read top to bottom
-    def of(code: PayoutErrorCode, message: str, *, maybe: bool = False) -> Failure:
+@dataclass(frozen=True, slots=True)
+class TelegramErrors:
+    """`ClassifiesErrors` of a Telegram rail named `provider`. A `timeout_unknown_outcome` is one Telegram may
+    have carried out (`may_have_landed`): settled from its transactions, never resent."""
+
+    provider: str
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        if not isinstance(error, tg.TelegramError):
+            code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
+            return PayoutError.of(code, f"telegram: unexpected {type(error).__name__}", provider=self.provider)
+        return _classify(error, mutating=mutating, provider=self.provider)
+
+
+def _classify(err: tg.TelegramError, *, mutating: bool, provider: str) -> PayoutError:  # noqa: PLR0911 - one exit per failure class, read top to bottom
+    def of(code: PayoutErrorCode, message: str, *, maybe: bool = False) -> PayoutError:
+        del maybe  # said by the code: only `timeout_unknown_outcome` may have been carried out
         provider_code = tag(err) if isinstance(err, tg.BadRequest) else type(err).__name__
-        return Failure(
-            PayoutError.of(code, f"telegram: {message}", provider=provider, provider_code=provider_code), maybe
-        )
+        return PayoutError.of(code, f"telegram: {message}", provider=provider, provider_code=provider_code)
 
     if isinstance(err, tg.RetryAfter):
         return of(C.RATE_LIMITED, "flood control (429): retry later")
@@ -83,4 +90,4 @@ def classify(err: tg.TelegramError, *, mutating: bool, provider: str) -> Failure
     return of(C.PROVIDER_UNAVAILABLE, f"unexpected answer ({type(err).__name__})")
 
 
-__all__ = ["BAD_REQUEST_CODES", "Failure", "classify", "tag"]
+__all__ = ["BAD_REQUEST_CODES", "TelegramErrors", "tag"]

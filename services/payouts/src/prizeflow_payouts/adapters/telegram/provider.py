@@ -37,7 +37,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -48,7 +47,7 @@ from prizeflow_contracts.providers import (
     WebhookEvent,
 )
 from prizeflow_payouts.adapters.telegram import journal as q
-from prizeflow_payouts.adapters.telegram.classify import classify
+from prizeflow_payouts.adapters.telegram.classify import TelegramErrors
 from prizeflow_payouts.adapters.telegram.options import ASSET, TelegramOptions
 from prizeflow_payouts.adapters.telegram.statement import (
     ATTRIBUTION_WINDOW_S,
@@ -57,6 +56,7 @@ from prizeflow_payouts.adapters.telegram.statement import (
     attribute,
     lines_in,
 )
+from prizeflow_payouts.application.rail import may_have_landed
 from telegram import error as tg
 from telegram.request import HTTPXRequest
 
@@ -121,7 +121,7 @@ class _Tx:
 
 
 class TelegramGiftProvider:
-    """`RewardPayoutProvider` + `PayoutValidator` + `PaysFixedAmounts` + `ManagedProvider` for Telegram gifts.
+    """The Telegram gifts rail's parts (`factory.telegram_rail`): payouts, validator, fixed amounts, engine.
     Holds the bot token; never logs it, nor a player's Telegram id."""
 
     provider_type = ProviderType.TELEGRAM_IF_SUPPORTED
@@ -134,19 +134,7 @@ class TelegramGiftProvider:
         request: HTTPXRequest | None = None,
     ) -> None:
         self.options = options
-        self.capabilities = ProviderCapabilities(
-            supports_cancel=False,  # a sent gift cannot be taken back
-            supports_quote=False,  # the player receives a gift, not Stars: there is no receive amount to quote
-            supports_webhooks=False,  # Telegram reports nothing about a bot's own gifts
-            # Paid once the gift is matched to the bot's Star transaction: at once, or by a later sync when
-            # Telegram's answer was lost or its transactions lag behind it (`submitted` meanwhile).
-            async_confirmation=True,
-            requires_signature=False,
-            supports_batching=False,
-            supports_returns=False,
-            assets=(ASSET,),
-            destination_types=(DestinationType.TELEGRAM_USER,),
-        )
+        self.errors = TelegramErrors(options.name)
         for name in _URL_LOGGERS:  # before the Bot exists: it logs its URL when built
             logger = logging.getLogger(name)
             if not any(isinstance(f, _RedactToken) and f.token == token for f in logger.filters):
@@ -186,7 +174,7 @@ class TelegramGiftProvider:
             raise RuntimeError(f"telegram provider {self.name!r} has no database: bootstrap binds one")
         return self._db
 
-    # -- validation (PayoutValidator): before anything is reserved or created -----------------------------------
+    # -- validation (the `validator` part): before anything is reserved or created -----------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
         dest, amount = instruction.destination, instruction.amount
         if dest.type is not DestinationType.TELEGRAM_USER or not USER_ID_RE.fullmatch(dest.address):
@@ -205,7 +193,7 @@ class TelegramGiftProvider:
         return None
 
     def payable_amounts(self, asset: str) -> tuple[int, ...]:
-        """`PaysFixedAmounts`: the gifts' prices, announced to rewards (a claim of another amount is refused there,
+        """The `amounts` part: the gifts' prices, announced to rewards (a claim of another amount is refused there,
         before anything is reserved)."""
         return tuple(sorted(self.options.prices)) if asset == ASSET else ()
 
@@ -242,10 +230,10 @@ class TelegramGiftProvider:
         try:
             await self._bot.send_gift(gift_id=gift_id, user_id=user_id, text=self.options.text)
         except tg.TelegramError as err:
-            failure = classify(err, mutating=True, provider=self.name)
-            if not failure.carried_out_maybe:
-                await self._exec(q.REFUSED, payout_id=instruction.payout_id, code=failure.error.code.value)
-            raise PayoutProviderError(failure.error) from None
+            error = self.errors.classify(err, mutating=True)
+            if not may_have_landed(error):
+                await self._exec(q.REFUSED, payout_id=instruction.payout_id, code=error.code.value)
+            raise PayoutProviderError(error) from None
         await self._exec(q.ANSWERED, payout_id=instruction.payout_id)
         row = await self._get(instruction.payout_id)
         assert row is not None
@@ -263,7 +251,7 @@ class TelegramGiftProvider:
         try:
             catalogue = await self._bot.get_available_gifts()
         except tg.TelegramError as err:
-            raise PayoutProviderError(classify(err, mutating=False, provider=self.name).error) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=False)) from None
         gift = next((g for g in catalogue.gifts if g.id == gift_id), None)
         if gift is not None and int(gift.star_count) == stars:
             return None
@@ -308,7 +296,7 @@ class TelegramGiftProvider:
             # From the FIRST call: a late transaction of an earlier call (before a send again) is this payout's.
             txs, refunded = await self._outgoing(since=row.first_started_at - _CLOCK_SKEW_S)
         except tg.TelegramError as err:
-            raise PayoutProviderError(classify(err, mutating=False, provider=self.name).error) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=False)) from None
         if row.state == "sent":
             return self._paid(row, str(row.transaction_id), refunded=str(row.transaction_id) in refunded)
         mine = [t for t in txs if t.user_id == row.user_id and t.amount == row.star_count]
@@ -392,7 +380,7 @@ class TelegramGiftProvider:
             offset += _PAGE
         return out, refunded
 
-    # -- statement (ListsStatement) ---------------------------------------------------------------------------------
+    # -- statement (the `statement` part) ------------------------------------------------------------------------------
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
         """The bot's Star transactions dated in [since, until), one `getStarTransactions` page per call (statement.py
         says what each becomes). The list is chronological: the first call finds the window's first offset by a
@@ -407,7 +395,7 @@ class TelegramGiftProvider:
                 raise self._refuse(C.INVALID_REQUEST, "not a cursor of this rail's statement")
             page = (await self._bot.get_star_transactions(offset=offset, limit=size)).transactions
         except tg.TelegramError as err:
-            raise PayoutProviderError(classify(err, mutating=False, provider=self.name).error) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=False)) from None
         lines, ended = lines_in(page, since=since, until=until, asset=ASSET)
         lines = await self._named(lines)
         following = None if ended or len(page) < size else str(offset + len(page))

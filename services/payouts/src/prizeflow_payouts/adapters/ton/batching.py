@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -46,115 +45,29 @@ from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTransferIntent
 from prizeflow_payouts.adapters.ton import batch_store as b_q
+from prizeflow_payouts.adapters.ton import rules
 from prizeflow_payouts.adapters.ton import store as q
 from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
 from prizeflow_payouts.adapters.ton.jetton import REFUSED_DETAIL, Hop, destination_hop
 from prizeflow_payouts.adapters.ton.options import TonOptions
+from prizeflow_payouts.adapters.ton.pager import Pass
 from prizeflow_payouts.adapters.ton.statement import shares_of
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
 from prizeflow_runtime.outbox import add_events
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
-from prizeflow_ton.highload import EXIT_ALREADY_EXECUTED, HighloadBatch, QueryId, inner, signed_inner_hash
+from prizeflow_ton.highload import EXIT_ALREADY_EXECUTED, HighloadBatch, QueryId, inner
 from prizeflow_ton.messages import (
-    MalformedMessageError,
-    Transfer,
     TransferKind,
-    from_b64,
-    parse_jetton_transfer_body,
     to_b64,
 )
 
 log = logging.getLogger(__name__)
 C = PayoutErrorCode
-_PAGE: Final = 100  # toncenter's getTransactions page limit
-_MAX_PAGES: Final = 20  # per address and pass; past this without reaching a batch's build time: inconclusive
-_SLACK_S: Final = 120  # clock skew allowed between us and the chain's utime when deciding "older than the message"
 ALREADY_EXECUTED: Final = "already_executed"  # a sendBoc of this batch answered exit code 36
 
 
 def _row(mapping: Any) -> dict[str, Any]:
     return dict(mapping) if mapping is not None else {}
-
-
-@dataclass
-class _Pager:
-    """One address's transactions, newest first, read page by page at most once per pass: every batch of the
-    pass searches the same pages."""
-
-    client: ToncenterClient
-    address: str
-    txs: list[ChainTx] = field(default_factory=list)
-    exhausted: bool = False
-    pages: int = 0
-
-    async def find(self, match: Callable[[ChainTx], bool], *, since: float) -> ChainTx | None:
-        """The newest transaction matching, paged back until one older than `since` (minus slack); not found in
-        `_MAX_PAGES` pages: a TonApiError (the caller concludes nothing)."""
-        i = 0
-        while True:
-            for t in self.txs[i:]:
-                if match(t):
-                    return t
-            i = len(self.txs)
-            if self.exhausted or (self.txs and self.txs[-1].utime < since - _SLACK_S):
-                return None
-            if self.pages >= _MAX_PAGES:
-                raise TonApiError(
-                    C.PROVIDER_UNAVAILABLE, f"{_MAX_PAGES * _PAGE} transactions read, not back far enough"
-                )
-            await self._more()
-
-    async def _more(self) -> None:
-        if not self.txs:
-            page = await self.client.transactions(self.address, limit=_PAGE)
-        else:
-            last = self.txs[-1]
-            page = await self.client.transactions(self.address, limit=_PAGE, lt=last.lt, tx_hash=last.hash)
-            page = [t for t in page if t.lt < last.lt]  # the page starts at the cursor (inclusive)
-        self.pages += 1
-        if not page:
-            self.exhausted = True
-        self.txs.extend(page)
-
-
-@dataclass
-class _Pass:
-    client: ToncenterClient
-    pagers: dict[str, _Pager] = field(default_factory=dict)
-    node_time: int | None = None  # the node's latest masterchain block time, read before any page of the pass
-
-    def of(self, address: str) -> _Pager:
-        if address not in self.pagers:
-            self.pagers[address] = _Pager(self.client, address)
-        return self.pagers[address]
-
-
-def _in_hash(h: str) -> Callable[[ChainTx], bool]:
-    return lambda t: t.in_msg is not None and t.in_msg.hash == h
-
-
-def _carries_inner(inner_hash: str) -> Callable[[ChainTx], bool]:
-    """A transaction whose external in-message is a highload message of this signed hash, whoever signed it."""
-
-    def match(t: ChainTx) -> bool:
-        if t.in_msg is None or not t.in_msg.body:
-            return False
-        try:
-            return signed_inner_hash(from_b64(t.in_msg.body)) == inner_hash
-        except MalformedMessageError:
-            return False
-
-    return match
-
-
-@dataclass(frozen=True, slots=True)
-class _Out:
-    """One out-message of the batch transaction, read: its raw destination and, sent to one of our jetton
-    wallets, its jetton transfer body."""
-
-    message: ChainMessage
-    destination: str
-    jetton: Any = None  # JettonTransferBody
 
 
 class TonBatchDriver:
@@ -188,7 +101,7 @@ class TonBatchDriver:
                     extra={"provider": self.name},
                 )
                 return False
-            run = _Pass(self.client)
+            run = Pass(self.client)
             changed = False
             driven = [_row(b) for b in (await conn.execute(b_q.DRIVEN, {"provider": self.name})).mappings().all()]
             if any(b["state"] != "landed" and self.clock() > self._deadline(b) for b in driven):
@@ -209,48 +122,10 @@ class TonBatchDriver:
 
     # -- building --------------------------------------------------------------------------------------------
 
-    def _group(self, rows: Sequence[Any]) -> list[Mapping[str, Any]]:
-        """The next batch: in queue order, one payout per destination and asset; a `solo` payout goes alone."""
-        group: list[Mapping[str, Any]] = []
-        seen: set[tuple[str, str]] = set()
-        for r in rows:
-            if r["solo"]:
-                if not group:
-                    return [r]
-                continue
-            if (r["asset"], r["destination"]) in seen:
-                continue
-            group.append(r)
-            seen.add((r["asset"], r["destination"]))
-            if len(group) >= self.o.batch_size:
-                break
-        return group
-
-    def _transfer(self, row: Mapping[str, Any], query: QueryId, position: int) -> Transfer:
-        asset = self.o.assets[row["asset"]]
-        if asset.is_jetton:
-            return Transfer(
-                kind=TransferKind.JETTON,
-                destination=row["destination"],
-                amount=int(row["amount"]),
-                bounce=True,
-                jetton_wallet=asset.jetton_wallet,
-                attached_nanotons=asset.attach_nanotons,
-                forward_nanotons=1,
-                response_destination=self.o.wallet,
-                query_id=(query.value << 8) | position,  # this payout's own: its out-message is read back by it
-            )
-        return Transfer(
-            kind=TransferKind.TON,
-            destination=row["destination"],
-            amount=int(row["amount"]),
-            bounce=bool(row["bounce"]),
-        )
-
     async def _build(self, conn: AsyncConnection) -> bool:
         limit = min(4 * self.o.batch_size, 1000)
-        rows = (await conn.execute(b_q.QUEUED, {"provider": self.name, "limit": limit})).mappings().all()
-        group = self._group(rows)
+        rows = [_row(r) for r in (await conn.execute(b_q.QUEUED, {"provider": self.name, "limit": limit})).mappings()]
+        group = rules.group(rows, self.o.batch_size)
         if not group:
             return False
         full = len(group) >= self.o.batch_size or bool(group[0]["solo"])
@@ -270,7 +145,10 @@ class TonBatchDriver:
                 extra={"provider": self.name, "query_id": query.value, "free_at": int(busy)},
             )
             return False
-        transfers = tuple(self._transfer(r, query, n) for n, r in enumerate(group))
+        transfers = tuple(
+            rules.transfer(self.o.assets[r["asset"]], r, wallet=self.o.wallet, query_id=(query.value << 8) | n)
+            for n, r in enumerate(group)
+        )
         batch = HighloadBatch(
             wallet=self.o.wallet,
             subwallet_id=self.o.subwallet_id,
@@ -355,7 +233,7 @@ class TonBatchDriver:
 
     # -- driving ---------------------------------------------------------------------------------------------
 
-    async def _drive(self, conn: AsyncConnection, run: _Pass, b: dict[str, Any]) -> bool:
+    async def _drive(self, conn: AsyncConnection, run: Pass, b: dict[str, Any]) -> bool:
         if b["state"] == "landed":
             return await self._resolve(conn, run, b, None)
         if b["state"] in ("awaiting_signature", "external"):
@@ -366,7 +244,7 @@ class TonBatchDriver:
         """created_at + timeout + margin: past it, a batch not seen landed may be declared dead."""
         return int(b["created_at_chain"]) + int(b["timeout_s"]) + self.o.expiry_margin_s
 
-    async def _drive_unsigned(self, conn: AsyncConnection, run: _Pass, b: dict[str, Any]) -> bool:
+    async def _drive_unsigned(self, conn: AsyncConnection, run: Pass, b: dict[str, Any]) -> bool:
         now = self.clock()
         if now > self._deadline(b):
             return await self._expire_unsent(conn, run, b, f"not signed before it expired ({b['state']})")
@@ -376,10 +254,10 @@ class TonBatchDriver:
             await add_events(conn, [self._request_event(request, int(n or 1))])
         return False
 
-    async def _drive_signed(self, conn: AsyncConnection, run: _Pass, b: dict[str, Any]) -> bool:
+    async def _drive_signed(self, conn: AsyncConnection, run: Pass, b: dict[str, Any]) -> bool:
         now = self.clock()
         expires_at = int(b["created_at_chain"]) + int(b["timeout_s"])
-        tx = await run.of(self.o.wallet).find(_in_hash(b["message_hash"]), since=b["created_at"].timestamp())
+        tx = await run.of(self.o.wallet).find(rules.in_hash(b["message_hash"]), since=b["created_at"].timestamp())
         if tx is not None:
             await conn.execute(b_q.BATCH_LANDED, {"id": b["request_id"], "external_tx": tx.hash, "fee": tx.fee})
             b.update(state="landed", external_tx_hash=tx.hash, external_fee=tx.fee)
@@ -401,7 +279,7 @@ class TonBatchDriver:
             return await self._expire_if_dead(conn, run, b)
         return False
 
-    async def _expire_if_dead(self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any]) -> bool:
+    async def _expire_if_dead(self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any]) -> bool:
         """Past created_at + timeout (+ margin) and not among the wallet's transactions since it was built: dead
         only if no sendBoc answered "already executed", its query id is not in the wallet's processed sets, and
         the node's view is from past that deadline (the pass's node time, the `processed?` answer's block)."""
@@ -424,11 +302,12 @@ class TonBatchDriver:
             return False
         return await self._expire(conn, b, "not included before created_at + timeout")
 
-    async def _expire_unsent(self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any], why: str) -> bool:
+    async def _expire_unsent(self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any], why: str) -> bool:
         """An unsigned or out-of-band batch past its time: an operator's tool may have broadcast it, so it is dead
         only if no wallet transaction carries its signed hash, its query id is not processed, and the node's view
         is from past its deadline."""
-        landed = await run.of(self.o.wallet).find(_carries_inner(b["inner_hash"]), since=b["created_at"].timestamp())
+        since = b["created_at"].timestamp()
+        landed = await run.of(self.o.wallet).find(rules.carries_inner(b["inner_hash"]), since=since)
         read = await self.client.processed_at(self.o.wallet, int(b["query_id"])) if landed is None else None
         if landed is not None or (read is not None and read.value):
             log.error(
@@ -472,7 +351,7 @@ class TonBatchDriver:
         except InvalidTonAddressError as err:
             raise TonApiError(C.PROVIDER_UNAVAILABLE, f"unreadable address in a transaction: {err}") from None
 
-    async def _resolve(self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any], tx: ChainTx | None) -> bool:
+    async def _resolve(self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any], tx: ChainTx | None) -> bool:
         """The payouts of a landed batch, from the wallet's second transaction (the internal transfer's)."""
         items = [_row(i) for i in (await conn.execute(b_q.ITEMS, {"id": b["request_id"]})).mappings().all()]
         if not any(i["state"] == "in_flight" for i in items):
@@ -500,7 +379,7 @@ class TonBatchDriver:
             )
         return await self._settle(conn, run, b, items, second)
 
-    async def _internal_transaction(self, run: _Pass, b: Mapping[str, Any], tx: ChainTx) -> ChainTx | None:
+    async def _internal_transaction(self, run: Pass, b: Mapping[str, Any], tx: ChainTx) -> ChainTx | None:
         """The wallet's transaction of the internal transfer the external one sent itself (None: not yet)."""
         to_self = [m for m in tx.out_msgs if self._raw(m.destination) == self.o.wallet]
         if len(tx.out_msgs) != 1 or not to_self:
@@ -509,7 +388,7 @@ class TonBatchDriver:
                 extra={"provider": self.name, "request_id": b["request_id"]},
             )
             return None
-        second = await run.of(self.o.wallet).find(_in_hash(to_self[0].hash), since=tx.utime)
+        second = await run.of(self.o.wallet).find(rules.in_hash(to_self[0].hash), since=tx.utime)
         if second is None:
             late = self.clock() - tx.utime > self.o.expiry_margin_s + 60
             (log.error if late else log.info)(
@@ -518,48 +397,14 @@ class TonBatchDriver:
             )
         return second
 
-    def _read_outs(self, tx: ChainTx) -> tuple[list[_Out], int]:
-        """The batch transaction's out-messages as ours can be recognised, and how many could not be read."""
-        outs: list[_Out] = []
-        unreadable = 0
-        for m in tx.out_msgs:
-            try:
-                dest = canonical(m.destination)
-            except InvalidTonAddressError:
-                unreadable += 1
-                continue
-            if dest in self._jetton_wallets:
-                try:
-                    outs.append(_Out(m, dest, parse_jetton_transfer_body(from_b64(m.body))))
-                except MalformedMessageError:
-                    unreadable += 1
-                continue
-            outs.append(_Out(m, dest))
-        return outs, unreadable
-
-    def _matches(self, item: Mapping[str, Any], out: _Out) -> bool:
-        asset = self.o.assets[item["asset"]]
-        if asset.is_jetton:
-            body = out.jetton
-            return bool(
-                out.destination == asset.jetton_wallet
-                and body is not None
-                and body.query_id == item["jetton_query_id"]
-                and body.amount == int(item["amount"])
-                and body.destination == item["destination"]
-            )
-        return (
-            out.jetton is None and out.destination == item["destination"] and out.message.value == int(item["amount"])
-        )
-
     async def _settle(
-        self, conn: AsyncConnection, run: _Pass, b: Mapping[str, Any], items: list[dict[str, Any]], tx: ChainTx
+        self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any], items: list[dict[str, Any]], tx: ChainTx
     ) -> bool:
-        outs, unreadable = self._read_outs(tx)
-        claimed: dict[int, _Out] = {}
+        outs, unreadable = rules.read_outs(tx, self._jetton_wallets)
+        claimed: dict[int, rules.Out] = {}
         free = list(outs)
         for item in items:  # every item, settled ones too: each out-message is accounted for once
-            found = next((o for o in free if self._matches(item, o)), None)
+            found = next((o for o in free if rules.matches(self.o.assets[item["asset"]], item, o)), None)
             if found is not None:
                 claimed[int(item["position"])] = found
                 free.remove(found)
@@ -587,7 +432,7 @@ class TonBatchDriver:
                 changed |= await self._item_paid(conn, b, item, out.message, tx, fees.get(int(item["position"])))
                 continue
             assert asset.jetton_wallet is not None
-            jtx = await run.of(asset.jetton_wallet).find(_in_hash(out.message.hash), since=tx.utime)
+            jtx = await run.of(asset.jetton_wallet).find(rules.in_hash(out.message.hash), since=tx.utime)
             if jtx is None:
                 late = self.clock() - tx.utime > self.o.expiry_margin_s + 60
                 (log.error if late else log.info)(

@@ -9,23 +9,24 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.signer import TonSignatureRequested, TonTransferIntent
-from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton import rules
+from prizeflow_payouts.adapters.ton.books import Row, TonBooks, sql_books
 from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
 from prizeflow_payouts.adapters.ton.jetton import REFUSED_DETAIL, Hop, destination_hop
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
-from prizeflow_runtime.outbox import add_events
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
-from prizeflow_ton.messages import Transfer, TransferKind, WalletMessage, to_b64, unsigned_body
+from prizeflow_ton.messages import WalletMessage, to_b64, unsigned_body
 
 log = logging.getLogger(__name__)
 C = PayoutErrorCode
@@ -46,10 +47,6 @@ class Landing:
     pending: bool = False
 
 
-def _row(mapping: Any) -> dict[str, Any]:
-    return dict(mapping) if mapping is not None else {}
-
-
 class TonDriver:
     def __init__(
         self,
@@ -58,11 +55,12 @@ class TonDriver:
         *,
         db: Callable[[], AsyncEngine],
         clock: Callable[[], float],
+        books: Callable[[], AbstractAsyncContextManager[TonBooks]] | None = None,
     ) -> None:
         self.o = options
         self.name = options.name
         self.client = client
-        self._db = db
+        self._books = books or sql_books(db, options.name)
         self.clock = clock
         self.freshness = NodeFreshness(self.name, client, clock)
 
@@ -71,13 +69,13 @@ class TonDriver:
 
     async def tick(self) -> bool:
         """One pass; True if it changed something (the loop goes again at once)."""
-        async with self._db().begin() as conn:
-            if not (await conn.execute(q.DRIVER_LOCK, {"provider": self.name})).scalar():
+        async with self._books() as books:
+            if not await books.lead():
                 return False  # another replica drives this wallet
-            message = (await conn.execute(q.IN_FLIGHT, {"provider": self.name})).mappings().first()
+            message = await books.in_flight()
             if message is not None:
-                return await self._drive(conn, _row(message))
-            return await self._build_next(conn)
+                return await self._drive(books, message)
+            return await self._build_next(books)
 
     def _request_event(self, request: TonSignatureRequested, n: int) -> Envelope[TonSignatureRequested]:
         return new_event(
@@ -88,8 +86,8 @@ class TonDriver:
             event_id=event_id_for("ton-sign-request", request.request_id, n),
         )
 
-    async def _build_next(self, conn: AsyncConnection) -> bool:
-        payout = (await conn.execute(q.NEXT_QUEUED, {"provider": self.name})).mappings().first()
+    async def _build_next(self, books: TonBooks) -> bool:
+        payout = await books.next_queued()
         if payout is None:
             return False
         try:
@@ -97,40 +95,22 @@ class TonDriver:
         except TonApiError as err:
             log.warning("ton seqno unavailable", extra={"provider": self.name, "code": err.code.value})
             return False
-        last = (await conn.execute(q.LAST_LANDED_SEQNO, {"wallet": self.o.wallet})).scalar()
-        if last is not None and seqno <= int(last):
+        last = await books.last_landed_seqno(self.o.wallet)
+        if last is not None and seqno <= last:
             return False  # the API has not caught up with our last landed message yet
-        latest = (await conn.execute(q.LAST_MESSAGE, {"provider": self.name})).mappings().first()
+        latest = await books.last_message()
         if (
             latest is not None
             and latest["state"] != "landed"
             and seqno > int(latest["seqno"])
-            and (last is None or int(latest["seqno"]) > int(last))
+            and (last is None or int(latest["seqno"]) > last)
         ):
             # Only our messages move this wallet's seqno, and none of ours landed at that one: one we expired
             # consumed it after all (the API lagged past its valid_until + margin), or another sender did. Never
             # build on top of that.
-            return await self._seqno_moved_past(conn, _row(latest))
+            return await self._seqno_moved_past(books, latest)
         asset = self.o.assets[payout["asset"]]
-        transfer = (
-            Transfer(
-                kind=TransferKind.JETTON,
-                destination=payout["destination"],
-                amount=int(payout["amount"]),
-                bounce=True,
-                jetton_wallet=asset.jetton_wallet,
-                attached_nanotons=asset.attach_nanotons,
-                forward_nanotons=1,
-                response_destination=self.o.wallet,
-            )
-            if asset.is_jetton
-            else Transfer(
-                kind=TransferKind.TON,
-                destination=payout["destination"],
-                amount=int(payout["amount"]),
-                bounce=bool(payout["bounce"]),
-            )
-        )
+        transfer = rules.transfer(asset, payout, wallet=self.o.wallet)  # a batch of one: the lane's own rule
         message = WalletMessage(
             wallet=self.o.wallet,
             subwallet_id=self.o.subwallet_id,
@@ -139,8 +119,7 @@ class TonDriver:
             transfer=transfer,
         )
         # Never reuse a number for a payout (REQUEUE_FAILED resets `messages`, the per-cycle count): the rows kept.
-        built = await conn.execute(q.MESSAGES_BUILT, {"provider": self.name, "key": payout["idempotency_key"]})
-        n = int(built.scalar() or 0) + 1
+        n = await books.messages_built(payout["idempotency_key"]) + 1
         digest = hashlib.sha256(f"{self.name}/{payout['idempotency_key']}/{n}/{seqno}".encode()).hexdigest()
         request = TonSignatureRequested(
             request_id=f"ton-{digest[:40]}",
@@ -159,44 +138,39 @@ class TonDriver:
                 jetton_wallet=asset.jetton_wallet,
             ),
         )
-        params = {"provider": self.name, "key": payout["idempotency_key"]}
-        await conn.execute(
-            q.INSERT_MESSAGE,
-            {
-                **params,
-                "request_id": request.request_id,
-                "payout_id": payout["payout_id"],
-                "wallet": self.o.wallet,
-                "seqno": seqno,
-                "valid_until": message.valid_until,
-                "request": request.model_dump_json(),
-            },
+        await books.add_message(
+            request_id=request.request_id,
+            key=payout["idempotency_key"],
+            payout_id=payout["payout_id"],
+            wallet=self.o.wallet,
+            seqno=seqno,
+            valid_until=message.valid_until,
+            request=request.model_dump_json(),
         )
-        await conn.execute(q.PAYOUT_SENDING, params)
-        await add_events(conn, [self._request_event(request, 1)])
+        await books.stage([self._request_event(request, 1)])
         log.info("ton message built", extra={"provider": self.name, "request_id": request.request_id, "seqno": seqno})
         return True
 
-    async def _drive(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+    async def _drive(self, books: TonBooks, message: Row) -> bool:
         if message["state"] == "awaiting_signature":
-            return await self._drive_unsigned(conn, message)
+            return await self._drive_unsigned(books, message)
         if message["state"] == "external":
             if self.clock() > int(message["valid_until"]) + self.o.expiry_margin_s:
-                return await self._expire_unsent(conn, message, "not signed out of band before valid_until")
+                return await self._expire_unsent(books, message, "not signed out of band before valid_until")
             return False
-        return await self._drive_signed(conn, message)
+        return await self._drive_signed(books, message)
 
-    async def _drive_unsigned(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+    async def _drive_unsigned(self, books: TonBooks, message: Row) -> bool:
         now = self.clock()
         if now > int(message["valid_until"]) + self.o.expiry_margin_s:
-            return await self._expire_unsent(conn, message, "never signed before valid_until")
+            return await self._expire_unsent(books, message, "never signed before valid_until")
         if now - message["updated_at"].timestamp() >= self.o.resign_after_s:
-            n = (await conn.execute(q.MESSAGE_SIGN_AGAIN, {"id": message["request_id"]})).scalar()
+            n = await books.sign_again(message["request_id"])
             request = TonSignatureRequested.model_validate_json(message["request"])
-            await add_events(conn, [self._request_event(request, int(n or 1))])
+            await books.stage([self._request_event(request, n)])
         return False
 
-    async def _drive_signed(self, conn: AsyncConnection, message: dict[str, Any]) -> bool:
+    async def _drive_signed(self, books: TonBooks, message: Row) -> bool:
         now = self.clock()
         valid_until = int(message["valid_until"])
         deadline = valid_until + self.o.expiry_margin_s
@@ -208,30 +182,27 @@ class TonDriver:
             log.warning("ton transactions unavailable", extra={"provider": self.name, "code": err.code.value})
             return False
         if landing is not None:
-            return await self._landed_or_wait(conn, message, landing)
+            return await self._landed_or_wait(books, message, landing)
         if now <= valid_until:
+            moved = None
             try:
                 await self.client.send_boc(message["signed_boc"])
             except TonApiError as err:  # a refusal (seqno moved: maybe ours landed) is read from the chain next
                 log.info("ton message send refused", extra={"provider": self.name, "code": err.code.value})
                 if err.code is C.TX_BAD_SEQ:  # evidence it may have landed: this message is never expired now
-                    await conn.execute(q.MESSAGE_SEQNO_MOVED, {"id": message["request_id"], "code": _SEQNO_MOVED})
-            await conn.execute(q.MESSAGE_SENT, {"id": message["request_id"]})
+                    moved = _SEQNO_MOVED
+            await books.sent(message["request_id"], seqno_moved=moved)
             return False
         if now > deadline:
-            return await self._expire_if_unconsumed(conn, message, node_time)
+            return await self._expire_if_unconsumed(books, message, node_time)
         return False
 
-    async def _consumed_by_an_earlier_message(self, conn: AsyncConnection, message: Mapping[str, Any]) -> bool:
+    async def _consumed_by_an_earlier_message(self, books: TonBooks, message: Row) -> bool:
         """The in-flight message's seqno moved without it: an earlier message of ours at that seqno, expired on a
         lagging node's word, may have consumed it. If its transaction is found, the in-flight message can never
         land: it is closed (its payout queued again), then the earlier one recorded as landed late."""
         earlier = [
-            _row(m)
-            for m in (await conn.execute(q.EXPIRED_AT_SEQNO, {"provider": self.name, "seqno": message["seqno"]}))
-            .mappings()
-            .all()
-            if m["request_id"] != message["request_id"]
+            m for m in await books.expired_at_seqno(int(message["seqno"])) if m["request_id"] != message["request_id"]
         ]
         for candidate in earlier:
             try:
@@ -240,62 +211,37 @@ class TonDriver:
                 log.warning("ton transactions unavailable", extra={"provider": self.name, "code": err.code.value})
                 return False
             if landing is not None and not landing.pending:
-                await self._expire(conn, message, "its seqno was consumed by an earlier message of ours")
-                return await self._landed_late(conn, candidate, landing.tx, landing.error)
+                await self._expire(books, message, "its seqno was consumed by an earlier message of ours")
+                return await self._landed_late(books, candidate, landing.tx, landing.error)
         return False
 
-    async def _seqno_moved_past(self, conn: AsyncConnection, latest: Mapping[str, Any]) -> bool:
+    async def _seqno_moved_past(self, books: TonBooks, latest: Row) -> bool:
         """The wallet's seqno is past our last message, which is not landed: look for its transaction (and of any
         message of ours expired at that seqno). Found: it landed late, recorded now (its payout paid, or failed if
         it paid nothing). Not found: nothing is built until it is (the index lags) or an operator resolves it."""
-        expired = (
-            (await conn.execute(q.EXPIRED_AT_SEQNO, {"provider": self.name, "seqno": latest["seqno"]})).mappings().all()
-        )
-        for found in expired:
-            message = _row(found)
+        for message in await books.expired_at_seqno(int(latest["seqno"])):
             try:
                 landing = await self._landing(message)
             except TonApiError as err:
                 log.warning("ton transactions unavailable", extra={"provider": self.name, "code": err.code.value})
                 return False
             if landing is not None and not landing.pending:
-                return await self._landed_late(conn, message, landing.tx, landing.error)
+                return await self._landed_late(books, message, landing.tx, landing.error)
         log.error(
             "ton wallet seqno moved past our last message without its transaction found: not building",
             extra={"provider": self.name, "request_id": latest["request_id"], "seqno": latest["seqno"]},
         )
         return False
 
-    async def _landed_late(
-        self, conn: AsyncConnection, message: Mapping[str, Any], tx: ChainTx, error: PayoutError | None
-    ) -> bool:
-        params = {"provider": self.name, "key": message["idempotency_key"]}
-        await conn.execute(
-            q.MESSAGE_LANDED_LATE,
-            {
-                "id": message["request_id"],
-                "code": error.code.value if error else None,
-                "detail": error.message if error else None,
-            },
-        )
-        if error is None:
-            await conn.execute(
-                q.PAYOUT_PAID_LATE, {**params, "hash": message["message_hash"], "tx_hash": tx.hash, "fee": tx.fee}
-            )
-        else:
-            await conn.execute(
-                q.PAYOUT_FAILED,
-                {**params, "code": error.code.value, "retryable": error.retryable, "detail": error.message},
-            )
+    async def _landed_late(self, books: TonBooks, message: Row, tx: ChainTx, error: PayoutError | None) -> bool:
+        await books.landed_late(message, (tx.hash, tx.fee), error)
         log.error(
             "ton message landed after it was expired (the API lagged): recorded, nothing sent again",
             extra={"provider": self.name, "payout_id": message["payout_id"], "paid": error is None},
         )
         return True
 
-    async def _expire_if_unconsumed(
-        self, conn: AsyncConnection, message: dict[str, Any], node_time: int | None
-    ) -> bool:
+    async def _expire_if_unconsumed(self, books: TonBooks, message: Row, node_time: int | None) -> bool:
         """Past valid_until and not found among the wallet's transactions since it was built: dead only if the
         wallet's seqno is still the message's (nothing consumed it), no sendBoc answered "seqno moved", and the
         node's view is from past valid_until + margin (`node_time`, read before those reads, and the seqno
@@ -306,11 +252,11 @@ class TonDriver:
                 deadline = int(message["valid_until"]) + self.o.expiry_margin_s
                 if not self.freshness.fresh(message["request_id"], deadline, node_time, read.block_time):
                     return False  # the node may not show a landing yet: wait
-                return await self._expire(conn, message, "not included before valid_until")
+                return await self._expire(books, message, "not included before valid_until")
         except TonApiError as err:
             log.warning("ton expiry check unavailable", extra={"provider": self.name, "code": err.code.value})
             return False
-        if await self._consumed_by_an_earlier_message(conn, message):
+        if await self._consumed_by_an_earlier_message(books, message):
             return True
         log.error(
             "ton message seqno consumed but its transaction not found: not rebuilding",
@@ -375,9 +321,9 @@ class TonDriver:
             return Landing(tx, pending=True)  # landed in the wallet; the jetton wallet's part not seen yet
         return await self._jetton_landing(tx, jetton_wallet, jtx)
 
-    async def _landed_or_wait(self, conn: AsyncConnection, message: Mapping[str, Any], landing: Landing) -> bool:
+    async def _landed_or_wait(self, books: TonBooks, message: Row, landing: Landing) -> bool:
         if not landing.pending:
-            return await self._landed(conn, message, landing.tx, landing.error)
+            return await self._landed(books, message, landing.tx, landing.error)
         late = self.clock() - landing.tx.utime > self.o.validity_s + self.o.expiry_margin_s
         (log.error if late else log.info)(
             "ton jetton transfer landed in our wallet; its jetton wallets' transactions not all seen yet: waiting",
@@ -385,7 +331,7 @@ class TonDriver:
         )
         return False
 
-    async def _expire_unsent(self, conn: AsyncConnection, message: Mapping[str, Any], why: str) -> bool:
+    async def _expire_unsent(self, books: TonBooks, message: Row, why: str) -> bool:
         """An unsigned or out-of-band message past valid_until: an operator's tool may have broadcast it, so it
         is dead only if the wallet's seqno did not move on a node whose view is from past valid_until + margin;
         else never rebuild (an operator resolves it)."""
@@ -400,8 +346,8 @@ class TonDriver:
             deadline = int(message["valid_until"]) + self.o.expiry_margin_s
             if not self.freshness.fresh(message["request_id"], deadline, node_time, read.block_time):
                 return False
-            return await self._expire(conn, message, why)
-        if await self._consumed_by_an_earlier_message(conn, message):
+            return await self._expire(books, message, why)
+        if await self._consumed_by_an_earlier_message(books, message):
             return True
         log.error(
             "ton message seqno consumed while it was not signed here: not rebuilding",
@@ -409,47 +355,19 @@ class TonDriver:
         )
         return False
 
-    async def _landed(
-        self, conn: AsyncConnection, message: Mapping[str, Any], tx: ChainTx, error: PayoutError | None
-    ) -> bool:
-        params = {"provider": self.name, "key": message["idempotency_key"]}
-        await conn.execute(
-            q.MESSAGE_CLOSED,
-            {
-                "id": message["request_id"],
-                "state": "landed",
-                "code": error.code.value if error else None,
-                "detail": error.message if error else None,
-            },
-        )
+    async def _landed(self, books: TonBooks, message: Row, tx: ChainTx, error: PayoutError | None) -> bool:
+        # The message's one transaction's fee is the payout's (the statement's FEE line of that transaction).
+        await books.landed(message, (tx.hash, tx.fee), error)
         if error is None:
-            # The message's one transaction's fee is the payout's (the statement's FEE line of that transaction).
-            await conn.execute(
-                q.PAYOUT_PAID, {**params, "hash": message["message_hash"], "tx_hash": tx.hash, "fee": tx.fee}
-            )
             log.info("ton payout landed", extra={"provider": self.name, "payout_id": message["payout_id"]})
         else:
-            await conn.execute(
-                q.PAYOUT_FAILED,
-                {**params, "code": error.code.value, "retryable": error.retryable, "detail": error.message},
-            )
             log.warning("ton payout landed without paying", extra={"provider": self.name, "code": error.code.value})
         return True
 
-    async def _expire(self, conn: AsyncConnection, message: Mapping[str, Any], why: str) -> bool:
-        params = {"provider": self.name, "key": message["idempotency_key"]}
-        await conn.execute(
-            q.MESSAGE_CLOSED,
-            {"id": message["request_id"], "state": "expired", "code": C.TX_EXPIRED.value, "detail": why},
+    async def _expire(self, books: TonBooks, message: Row, why: str) -> bool:
+        await books.expire(
+            message, why, code=C.TX_EXPIRED.value, max_messages=self.o.max_messages, now=datetime.now(UTC)
         )
-        payout = (await conn.execute(q.PAYOUT_FOR_UPDATE, params)).mappings().first()
-        if payout is not None and int(payout["messages"]) >= self.o.max_messages:
-            detail = f"{payout['messages']} messages expired without landing"
-            await conn.execute(
-                q.PAYOUT_FAILED, {**params, "code": C.TX_EXPIRED.value, "retryable": True, "detail": detail}
-            )
-        else:
-            await conn.execute(q.PAYOUT_REQUEUE, {**params, "not_before": datetime.now(UTC)})
         log.info("ton message expired", extra={"provider": self.name, "request_id": message["request_id"]})
         return True
 

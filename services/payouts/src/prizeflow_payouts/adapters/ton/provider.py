@@ -43,7 +43,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
@@ -53,11 +52,10 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.adapters.ton import batch_store as b_q
 from prizeflow_payouts.adapters.ton import store as q
-from prizeflow_payouts.adapters.ton.batch_signing import TonBatchSignatures
 from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
 from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.options import TonOptions
-from prizeflow_payouts.adapters.ton.signing import TonSignatures, TonSubmission
+from prizeflow_payouts.adapters.ton.signatures import BATCHES, MESSAGES, TonSignatures, TonSubmission
 from prizeflow_payouts.adapters.ton.statement import TonStatement
 from prizeflow_payouts.adapters.ton.toncenter import ToncenterClient
 from prizeflow_payouts.application.ports import RailProgress, SourceProgress
@@ -96,13 +94,11 @@ class TonWalletProvider:
         self,
         options: TonOptions,
         *,
-        capabilities: ProviderCapabilities,
         client: ToncenterClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.o = options
         self.name = options.name
-        self.capabilities = capabilities
         self.client = client or ToncenterClient(options.api_url, api_key=options.api_key, timeout_s=options.timeout_s)
         self.clock = clock
         self._pool: AsyncEngine | None = None
@@ -114,8 +110,9 @@ class TonWalletProvider:
             if options.highload
             else TonDriver(options, self.client, db=lambda: self.db, clock=clock)
         )
-        self.signatures = TonSignatures(options, db=lambda: self.db, wake=self.wake, clock=clock)
-        self.batch_signatures = TonBatchSignatures(options, db=lambda: self.db, wake=self.wake, clock=clock)
+        # One signature pipeline, once per message format: a v4r2 message is a batch of one.
+        self.signatures = TonSignatures(options, MESSAGES, db=lambda: self.db, wake=self.wake, clock=clock)
+        self.batch_signatures = TonSignatures(options, BATCHES, db=lambda: self.db, wake=self.wake, clock=clock)
         self.statements = TonStatement(options, self.client, lambda: self.db)
 
     @property
@@ -306,7 +303,7 @@ class TonWalletProvider:
             return await self.batch_signatures.submit_signed(payout_id, signed_xdr)
         return await self.signatures.submit_signed(payout_id, signed_xdr)
 
-    # -- ReportsProgress (the worker's gauges: the "source stuck" alert reads them) -----------------------------
+    # -- progress (the `progress` part; the worker's gauges: the "source stuck" alert reads them) ----------------------
 
     async def progress(self) -> RailProgress:
         """v4r2: the last seqno a message of ours consumed; highload: the last batch's query sequence number."""

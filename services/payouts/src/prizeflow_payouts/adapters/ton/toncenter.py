@@ -57,7 +57,7 @@ class TonApiError(Exception):
         self.exit_code = exit_code
 
 
-def classify(status: int, error: str) -> TonApiError:
+def api_error(status: int, error: str) -> TonApiError:
     """The stable code of a toncenter error answer."""
     if status == 429:
         return TonApiError(C.RATE_LIMITED, "rate limited", status=status)
@@ -251,7 +251,7 @@ class ToncenterClient:
                     and absent.search(error)
                 ):
                     return None
-                err = classify(resp.status, error)
+                err = api_error(resp.status, error)
                 if unknown_outcome and resp.status in (502, 504):
                     raise TonApiError(C.TIMEOUT_UNKNOWN_OUTCOME, f"TON API {resp.status} after sending", status=502)
                 raise err
@@ -346,8 +346,8 @@ __all__ = [
     "StateRead",
     "TonApiError",
     "ToncenterClient",
+    "api_error",
     "block_ref",
-    "classify",
     "gen_utime",
     "get_method_stack",
     "last_block",

@@ -1,32 +1,41 @@
 """`build_upi`: the factory of `type: upi` entries (RazorpayX Payouts: UPI to a VPA, IMPS / NEFT to a bank
-account)."""
+account), registered once as a `Rail` of the parts it has."""
 
 from __future__ import annotations
 
 import httpx
 
-from prizeflow_contracts.providers import ProviderCapabilities
 from prizeflow_payouts.adapters.upi.options import parse_options
 from prizeflow_payouts.adapters.upi.provider import UpiPayoutProvider
+from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderSpec
+
+UPI_TERMS = RailTerms(
+    cancels=True,  # a queued payout (low balance, the partner bank down)
+    quotes=True,
+    webhooks=True,
+    confirms_later=True,  # processing until the bank's word, by webhook or sync
+    returns=True,  # processed, then reversed by the bank hours later
+    finds_payouts_at_provider=True,  # sync looks the payout up at RazorpayX by its reference
+)
+
+
+def upi_rail(provider: UpiPayoutProvider) -> Rail:
+    return Rail(
+        payouts=provider,
+        terms=UPI_TERMS,
+        statement=provider,
+        engine=provider,
+        database=provider,  # its fund accounts (`upi_fund_accounts`)
+        validator=provider,
+    )
 
 
 def build_upi(
     spec: ProviderSpec, context: ProviderContext, *, transport: httpx.AsyncBaseTransport | None = None
-) -> tuple[UpiPayoutProvider, bool]:
+) -> Rail:
     options, keys = parse_options(spec, context)
-    caps = ProviderCapabilities(
-        supports_cancel=True,  # a queued payout (low balance, the partner bank down)
-        supports_quote=True,
-        supports_webhooks=True,
-        async_confirmation=True,  # processing until the bank's word, by webhook or sync
-        requires_signature=False,
-        supports_batching=False,
-        supports_returns=True,  # processed, then reversed by the bank hours later
-        assets=spec.assets,
-        destination_types=spec.destination_types,
-    )
-    return UpiPayoutProvider(options, keys=keys, capabilities=caps, transport=transport), True
+    return upi_rail(UpiPayoutProvider(options, keys=keys, transport=transport))
 
 
-__all__ = ["build_upi"]
+__all__ = ["UPI_TERMS", "build_upi", "upi_rail"]

@@ -37,7 +37,6 @@ from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
     PayoutLookup,
-    ProviderCapabilities,
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
@@ -88,26 +87,20 @@ def reference_of(payout_id: str) -> str:
 class UpiPayoutProvider:
     """A RazorpayX payout rail. Holds the key and the webhook secret; never logs them, nor a destination."""
 
-    # sync_status reads RazorpayX's payouts (by id, else our reference_id): FindsPayoutsAtProvider.
-    finds_payouts_at_provider = True
-
     def __init__(
         self,
         options: UpiOptions,
         *,
         keys: UpiKeys,
-        capabilities: ProviderCapabilities,
         book: FundAccountBook | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options
         self.provider_type = options.provider_type
-        self.capabilities = capabilities
         self._keys = keys
         self._book = book
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
-        self.settles_failures_on_sync = False
         self.statement_page_size = STATEMENT_PAGE
 
     @property
