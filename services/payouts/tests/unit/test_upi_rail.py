@@ -207,8 +207,10 @@ def context() -> ProviderContext:
 
 def test_a_well_formed_entry_builds_the_rail() -> None:
     config = parse_config(entry(limits={"UPI": 1_000_000}), context(), env=ENV)
-    provider = config.registry.get("upi").provider
-    assert provider.capabilities.supports_returns
+    upi = config.registry.get("upi")
+    caps = upi.capabilities
+    assert caps.supports_returns and caps.supports_cancel and caps.async_confirmation and not caps.requires_signature
+    assert upi.rail.validator is not None and upi.rail.statement is not None and upi.rail.database is not None
     assert config.registry.route("INR", DestinationType.UPI).name == "upi"
 
 
