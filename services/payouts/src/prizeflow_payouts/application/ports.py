@@ -266,6 +266,23 @@ class ReportsProgress(Protocol):
     async def progress(self) -> RailProgress: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderBalance:
+    """A rail's balance in its account at the provider, in one currency, in integer minor units (paise for INR),
+    and the operator's low-balance threshold for it (None: none set, no alert)."""
+
+    currency: str
+    available: int
+    low_below: int | None = None
+
+
+@runtime_checkable
+class ReportsBalance(Protocol):
+    """A rail that pays from an account it holds at the provider (RazorpayX): the worker exports its balance."""
+
+    async def balances(self) -> tuple[ProviderBalance, ...]: ...
+
+
 @runtime_checkable
 class FindsPayoutsAtProvider(Protocol):
     """A rail whose `sync_status` reads the provider's own books (an API lookup by our payout's id or idempotency
@@ -351,8 +368,10 @@ __all__ = [
     "PayoutTrail",
     "PayoutValidator",
     "PaysFixedAmounts",
+    "ProviderBalance",
     "RailProgress",
     "RefusalTrail",
+    "ReportsBalance",
     "ReportsProgress",
     "SettlesFailuresOnSync",
     "SignerResults",
