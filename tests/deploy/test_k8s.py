@@ -579,6 +579,7 @@ _PLACEHOLDERS = {
     "DATABASE_URL": "postgresql://u:p@db:5432/d",
     "CONSOLE_SESSION_SECRET": "placeholder-session-secret-of-at-least-32-bytes",
     "TELEGRAM_BOT_TOKEN": "123456789:placeholder-placeholder-placeholder",  # a bot token's shape
+    "UPI_KEY_ID": "rzp_test_placeholder",  # a RazorpayX key id's shape
 }
 
 
@@ -598,7 +599,7 @@ def _settings_env_names(cls: type[Any]) -> set[str]:
 
 
 def _providers_env(doc: Any) -> set[str]:
-    """Environment variables a providers file (or part) names (secrets, confirm.api_key, *_env options)."""
+    """Environment variables a providers file (or part) names (secrets, confirm.api_key / api_key_id, *_env options)."""
     names: set[str] = set()
 
     def walk(node: Any, key: str = "") -> None:
@@ -608,7 +609,7 @@ def _providers_env(doc: Any) -> set[str]:
         elif isinstance(node, list):
             for v in node:
                 walk(v, key)
-        elif isinstance(node, str) and (key in {"secrets", "api_key"} or key.endswith("_env")):
+        elif isinstance(node, str) and (key in {"secrets", "api_key", "api_key_id"} or key.endswith("_env")):
             names.add(node)
         if key == "secrets" and isinstance(node, dict):
             names.update(v for v in node.values() if isinstance(v, str))
@@ -794,6 +795,14 @@ RAILS = {
         {"payouts-secrets": frozenset({"TELEGRAM_BOT_TOKEN"})},
         frozenset({"api.telegram.org"}),
     ),
+    "upi": Rail(
+        frozenset({"payouts", "webhooks"}),
+        {
+            "payouts-secrets": frozenset({"UPI_KEY_ID", "UPI_KEY_SECRET", "UPI_WEBHOOK_SECRET"}),
+            "webhooks-secrets": frozenset({"UPI_KEY_ID", "UPI_KEY_SECRET", "UPI_WEBHOOK_SECRET"}),
+        },
+        frozenset({"api.razorpay.com"}),
+    ),
 }
 
 
@@ -857,7 +866,7 @@ def test_every_rail_has_a_component_and_all_rails_enables_each() -> None:
     types = {p["type"] for part in _parts_of(docs, "payouts").values() for p in part.get("providers", [])}
     assert types == {"stellar", "stripe", "manual", *RAILS}
     hooks = {p["type"] for part in _parts_of(docs, "webhooks").values() for p in part["providers"]}
-    assert hooks == {"stripe", "gift_card"}
+    assert hooks == {"stripe", "gift_card", "upi"}
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -880,7 +889,7 @@ def test_a_rail_component_adds_its_part_secrets_and_egress(overlay: str, rail: s
         before, after = _parts_of(base, service), _parts_of(docs, service)
         added = set(after) - set(before)
         assert {k: v for k, v in after.items() if k in before} == before, "the other parts are untouched"
-        if service == "payouts" or rail == "gift_card":
+        if service == "payouts" or "webhooks" in spec.callers:  # a rail whose provider's webhooks it confirms
             assert added == {f"rail-{rail}.yaml"}, service
             assert {p["type"] for p in after[f"rail-{rail}.yaml"]["providers"]} == {rail}
         else:
@@ -1008,6 +1017,7 @@ def test_all_rails_gives_payouts_and_the_signer_one_ton_wallet_and_one_gift_card
         "giftcards",
         "exchange",
         "telegram",
+        "upi",
     }
     assert set(config.approvals.rules) >= {"XTR", "TON", "USDT"}
 

@@ -237,3 +237,48 @@ async def test_a_validation_finding_no_account_fails_and_one_unanswered_holds(
     assert books == {"invalid": "invalid", "unreachable": "failed"}
     # Nothing was sent for either.
     assert await admin.requests(method="POST", path="/v1/payouts") == []
+
+
+def samples(exposition: str) -> dict[str, float]:
+    """`series{labels}` → value, of a Prometheus text exposition."""
+    out: dict[str, float] = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
+
+
+async def test_the_balance_at_razorpayx_is_exported_and_kept_through_an_outage(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, emulator: UpiEmulator, admin: UpiAdmin
+) -> None:
+    """What PrizeflowProviderBalanceLow reads: the account's balance at the emulator (`GET /v1/banking_balances`)
+    and the operator's threshold, refreshed by the gauges job; an outage keeps the last figure, never 0."""
+    s = settings(db, kafka_bootstrap, topic_suffix, tmp_path, emulator.url, low_balance_below=2_000_000_000)
+    series = '{currency="INR",provider="upi"}'
+    balance, threshold = (
+        f"prizeflow_payouts_provider_balance{series}",
+        f"prizeflow_payouts_provider_balance_low_threshold{series}",
+    )
+    opening = await admin.balance()
+    async with running(s) as (_parts, client):
+
+        async def scraped() -> dict[str, float]:
+            return samples((await client.get("/metrics")).text)
+
+        got = await eventually(scraped, lambda m: m.get(balance) == opening, timeout=30)
+        assert got[threshold] == 2_000_000_000
+        await admin.top_up(2_500_000)
+        await eventually(scraped, lambda m: m.get(balance) == opening + 2_500_000, timeout=30)
+
+        await admin.fault("outage", path_prefix="/v1/banking_balances", count=100_000)
+        await admin.top_up(100)
+
+        async def asked_during_outage() -> list[dict[str, Any]]:
+            return await admin.requests(method="GET", path="/v1/banking_balances")
+
+        before = len(await asked_during_outage())
+        await eventually(asked_during_outage, lambda r: len(r) >= before + 2, timeout=30)
+        assert (await scraped())[balance] == opening + 2_500_000  # unreadable: the last figure stays
+        await admin.clear_faults()
+        await eventually(scraped, lambda m: m.get(balance) == opening + 2_500_100, timeout=30)

@@ -1,19 +1,22 @@
 """The upi rail's pure parts: the destination's strict reading (VPA, IFSC + account), the routing over the
 operator's limits (fail closed), RazorpayX's statuses and errors mapped to ours, the options refused at start-up,
-the statement's lines."""
+the statement's lines, the balance read at RazorpayX (and refused when it is not a clear figure)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
-from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode
+from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import (
     DestinationType,
     PayoutDestination,
+    ProviderCapabilities,
     ProviderPayoutStatus,
+    ProviderType,
     StatementLineKind,
 )
 from prizeflow_contracts.upi import (
@@ -24,7 +27,10 @@ from prizeflow_contracts.upi import (
     read_payout_event,
 )
 from prizeflow_payouts.adapters.upi import Mode, choose_mode, classify_response, payout_key, reference_of
+from prizeflow_payouts.adapters.upi.options import Purpose, UpiKeys, UpiOptions
+from prizeflow_payouts.adapters.upi.provider import UpiPayoutProvider
 from prizeflow_payouts.adapters.upi.statement import lines_of
+from prizeflow_payouts.application.ports import ProviderBalance
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext
 
@@ -209,8 +215,14 @@ def test_a_well_formed_entry_builds_the_rail() -> None:
     config = parse_config(entry(limits={"UPI": 1_000_000}), context(), env=ENV)
     upi = config.registry.get("upi")
     caps = upi.capabilities
-    assert caps.supports_returns and caps.supports_cancel and caps.async_confirmation and not caps.requires_signature
-    assert upi.rail.validator is not None and upi.rail.statement is not None and upi.rail.database is not None
+    assert caps.supports_returns
+    assert caps.supports_cancel
+    assert caps.async_confirmation
+    assert not caps.requires_signature
+    assert upi.rail.validator is not None
+    assert upi.rail.statement is not None
+    assert upi.rail.database is not None
+    assert upi.rail.balance is not None
     assert config.registry.route("INR", DestinationType.UPI).name == "upi"
 
 
@@ -261,3 +273,95 @@ def test_a_stray_payouts_fee_is_no_second_finding() -> None:
     source = {"id": "pout_9", "entity": "payout", "amount": 50000, "fees": 590, "reference_id": None}
     stray = {"id": "txn_3", "created_at": 1_750_000_000, "debit": 50590, "source": source}
     assert [x.kind for x in lines_of(stray, {})] == [StatementLineKind.PAYOUT, StatementLineKind.OTHER]
+
+
+# -- the balance at RazorpayX ---------------------------------------------------------------------------------------
+ACCOUNT = "7878780080316316"
+
+
+def balance_rail(answer: httpx.Response | Exception, *, low_below: int | None = 5_000_000) -> UpiPayoutProvider:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert (request.method, request.url.path) == ("GET", "/v1/banking_balances")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    options = UpiOptions(
+        name="upi",
+        provider_type=ProviderType.UPI,
+        api_base="http://razorpayx.test",
+        account_number=ACCOUNT,
+        limits=LIMITS,
+        queue_if_low_balance=True,
+        purpose=Purpose.PAYOUT,
+        contact_name="Prizeflow player",
+        narration=None,
+        timeout_s=1.0,
+        validate_accounts=True,
+        low_balance_below=low_below,
+    )
+    caps = ProviderCapabilities(
+        supports_cancel=True,
+        supports_quote=True,
+        supports_webhooks=True,
+        async_confirmation=True,
+        requires_signature=False,
+        supports_batching=False,
+        supports_returns=True,
+        assets=("INR",),
+        destination_types=(DestinationType.UPI,),
+    )
+    keys = UpiKeys(key_id="rzp_test_abc", key_secret="secret-value-0123456789", webhook_secrets=())
+    return UpiPayoutProvider(options, keys=keys, capabilities=caps, transport=httpx.MockTransport(handler))
+
+
+def balances_doc(*items: dict[str, Any]) -> httpx.Response:
+    return httpx.Response(200, json={"entity": "collection", "count": len(items), "items": list(items)})
+
+
+def balance_item(account: str = ACCOUNT, available: Any = 12_345_600, currency: str = "INR") -> dict[str, Any]:
+    return {
+        "entity": "banking_balance",
+        "currency": currency,
+        "account_number": account,
+        "amount": 99_999_999,
+        "available_amount": available,
+    }
+
+
+async def test_the_balance_is_our_account_s_available_amount_in_paise_with_the_operator_s_threshold() -> None:
+    rail = balance_rail(balances_doc(balance_item("2323230041626905", 1), balance_item()))
+    assert await rail.balances() == (ProviderBalance(currency="INR", available=12_345_600, low_below=5_000_000),)
+    rail = balance_rail(balances_doc(balance_item()), low_below=None)
+    assert (await rail.balances())[0].low_below is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        balances_doc(),  # our account not listed
+        balances_doc(balance_item("2323230041626905")),  # another account only
+        balances_doc(balance_item(), balance_item()),  # twice: which one?
+        balances_doc(balance_item(available="12345600")),  # a string, not an integer of paise
+        balances_doc(balance_item(available=123.4)),
+        balances_doc(balance_item(available=True)),
+        balances_doc(balance_item(available=-1)),
+        balances_doc(balance_item(currency="USD")),
+        httpx.Response(200, json={"entity": "collection", "items": "none"}),
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(401, json={"error": {"code": "BAD_REQUEST_ERROR", "description": "auth"}}),
+        httpx.ConnectError("refused"),
+    ],
+)
+async def test_a_balance_razorpayx_cannot_give_is_an_error_never_a_figure(answer: httpx.Response | Exception) -> None:
+    with pytest.raises(PayoutProviderError):
+        await balance_rail(answer).balances()
+
+
+def test_the_low_balance_threshold_is_an_option_in_paise() -> None:
+    config = parse_config(entry(limits={"UPI": 1_000_000}, low_balance_below=2_500_000), context(), env=ENV)
+    provider = config.registry.get("upi").provider
+    assert isinstance(provider, UpiPayoutProvider)
+    assert provider.options.low_balance_below == 2_500_000
+    with pytest.raises(ProviderConfigError, match="low_balance_below"):
+        parse_config(entry(limits={"UPI": 1_000_000}, low_balance_below=-1), context(), env=ENV)

@@ -48,6 +48,7 @@ from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import (
     ExternalSigningError,
+    ProviderBalance,
     RailProgress,
     SignerResults,
     SourceProgress,
@@ -1005,6 +1006,37 @@ async def test_the_worker_exports_each_source_account_s_progress_and_the_oldest_
     rail.answer = ConnectionRefusedError("books unreachable")
     await s.gauges.refresh()  # no exception: the worker goes on, the gauges keep their last values
     assert gauge(registry, "source_sequence", provider="scripted", account="channel-0") == 41
+
+
+class RailWithBalance(ScriptedProvider):
+    """A rail paying from an account at its provider: it reports the balance there, or fails to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer: tuple[ProviderBalance, ...] | Exception = (ProviderBalance("INR", 12_345_600, 5_000_000),)
+
+    async def balances(self) -> tuple[ProviderBalance, ...]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_the_worker_exports_a_rail_s_balance_at_the_provider_and_keeps_it_when_unreadable() -> None:
+    rail = RailWithBalance()
+    s = service(rail)
+    registry = CollectorRegistry()
+    s.gauges.metrics = PayoutMetrics.create(registry, providers=["scripted"])
+    await s.gauges.refresh()
+    assert gauge(registry, "provider_balance", provider="scripted", currency="INR") == 12_345_600
+    assert gauge(registry, "provider_balance_low_threshold", provider="scripted", currency="INR") == 5_000_000
+
+    rail.answer = (ProviderBalance("INR", 4_000_000, 5_000_000),)
+    await s.gauges.refresh()
+    assert gauge(registry, "provider_balance", provider="scripted", currency="INR") == 4_000_000
+
+    rail.answer = ConnectionRefusedError("razorpayx unreachable")
+    await s.gauges.refresh()  # no exception: the worker goes on, the balance is never guessed (0) nor dropped
+    assert gauge(registry, "provider_balance", provider="scripted", currency="INR") == 4_000_000
 
 
 class PatientRail(ScriptedProvider):

@@ -17,11 +17,12 @@ from prizeflow_webhooks.adapters.books import bind
 from prizeflow_webhooks.adapters.config import WebhooksConfig, load_config
 from prizeflow_webhooks.adapters.giftcard_api import GiftCardOrderFetcher
 from prizeflow_webhooks.adapters.queries_pg import SqlDeliveryQueries
+from prizeflow_webhooks.adapters.razorpayx_api import RazorpayxPayoutFetcher
 from prizeflow_webhooks.adapters.stripe_api import StripeEventConfirmer
 from prizeflow_webhooks.application.books import Books
 from prizeflow_webhooks.application.intake import DeliveryIntake
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
-from prizeflow_webhooks.application.ports import EventConfirmer, OrderFetcher
+from prizeflow_webhooks.application.ports import EventConfirmer, OrderFetcher, PayoutFetcher
 from prizeflow_webhooks.application.receive import ReceiveWebhook
 from prizeflow_webhooks.application.republish import RepublishDelivery
 from prizeflow_webhooks.application.retention import PruneDeliveries
@@ -38,6 +39,7 @@ def build(
     env: Mapping[str, str] | None = None,
     confirmers: Mapping[str, EventConfirmer] | None = None,
     order_fetchers: Mapping[str, OrderFetcher] | None = None,
+    payout_fetchers: Mapping[str, PayoutFetcher] | None = None,
 ) -> WebhookIngress:
     """The ingress in front of the service's Litestar app. `env` (secrets) defaults to the process environment;
     `confirmers` default to the Stripe API for every provider configured with `confirm`."""
@@ -56,12 +58,20 @@ def build(
         metrics=metrics,
     )
     gift_cards = {n for n, p in config.providers.items() if p.type is ProviderType.GIFT_CARD}
+    upis = {n for n, p in config.providers.items() if p.type is ProviderType.UPI}
     if confirmers is None:
-        confirmers = {name: StripeEventConfirmer(c) for name, c in config.confirm.items() if name not in gift_cards}
-    owned: dict[str, GiftCardOrderFetcher] = {}
+        confirmers = {
+            name: StripeEventConfirmer(c) for name, c in config.confirm.items() if name not in gift_cards | upis
+        }
+    owned: dict[str, GiftCardOrderFetcher | RazorpayxPayoutFetcher] = {}
     if order_fetchers is None:
-        owned = {name: GiftCardOrderFetcher(c) for name, c in config.confirm.items() if name in gift_cards}
-        order_fetchers = owned
+        orders = {name: GiftCardOrderFetcher(c) for name, c in config.confirm.items() if name in gift_cards}
+        owned.update(orders)
+        order_fetchers = orders
+    if payout_fetchers is None:
+        payouts = {name: RazorpayxPayoutFetcher(c) for name, c in config.confirm.items() if name in upis}
+        owned.update(payouts)
+        payout_fetchers = payouts
     receive = ReceiveWebhook(
         providers=config.providers,
         writer=intake,
@@ -69,6 +79,7 @@ def build(
         source=settings.source,
         confirmers=confirmers,
         order_fetchers=order_fetchers,
+        payout_fetchers=payout_fetchers,
     )
     republish = RepublishDelivery(uow=uow, source=settings.source, service=settings.service_name, metrics=metrics)
     prune = PruneDeliveries(uow, retention=timedelta(days=settings.webhooks_delivery_retention_days))

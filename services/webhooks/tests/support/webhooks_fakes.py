@@ -244,3 +244,18 @@ def metric(m: WebhooksMetrics, name: str, **labels: str) -> float:
     counter = {"refused": m.refused, "deliveries": m.deliveries, "confirmations": m.confirmations,
                "correlation_generated": m.correlation_generated}[name]  # fmt: skip
     return float(counter.labels(**labels)._value.get())
+
+
+@dataclass
+class FakePayoutFetcher:
+    """RazorpayX's `GET /v1/payouts/{id}`, scripted: the payouts it holds, or an outage."""
+
+    payouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    down: bool = False
+    asked: list[str] = field(default_factory=list)
+
+    async def fetch_payout(self, payout_id: str) -> Mapping[str, Any] | None:
+        self.asked.append(payout_id)
+        if self.down:
+            raise ProviderUnavailableError("RazorpayX unreachable (ConnectError)")
+        return self.payouts.get(payout_id)

@@ -1,23 +1,29 @@
 """The RazorpayX (upi rail) source, `POST /providers/razorpayx/events`, on fakes: the signature is checked before
 anything reads the body; unsigned, forged and malformed deliveries are refused and store nothing; the event id is
-`X-Razorpay-Event-Id`, so a replay is a duplicate; the payout's own status is what is published."""
+`X-Razorpay-Event-Id`, so a replay is a duplicate; the payout's own status is what is published. With `confirm`, the
+payout is fetched back from RazorpayX (`GET /v1/payouts/{id}`) first: one it does not hold, or holds as another, is
+refused, validly signed or not; its current status is the one published."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any, cast
 
+import httpx
 import pytest
 from litestar.types import Receive, Scope, Send
-from webhooks_fakes import NOW, FakeWriter, metric, metrics
+from webhooks_fakes import NOW, FakePayoutFetcher, FakeWriter, metric, metrics
 
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.upi import razorpay_signature
-from prizeflow_webhooks.adapters.config import ProvidersConfigError, parse_config
+from prizeflow_webhooks.adapters.config import ConfirmConfig, ProvidersConfigError, parse_config
+from prizeflow_webhooks.adapters.razorpayx_api import RazorpayxPayoutFetcher
+from prizeflow_webhooks.application.ports import ProviderUnavailableError
 from prizeflow_webhooks.application.receive import ReceiveWebhook, WebhookRefusedError
 from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason, Scheme
 from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
@@ -217,3 +223,158 @@ def test_config_pairs_the_upi_type_with_the_razorpay_scheme() -> None:
     }
     with pytest.raises(ProvidersConfigError):
         parse_config(bad, dev=False, env=env)
+
+
+# -- confirmed by fetching the payout back (`confirm`): a valid signature is not enough ------------------------------
+CONFIRMING = IngressProvider("razorpayx", ProviderType.UPI, Scheme.RAZORPAY_SIGNATURE, (SECRET,), confirms=True)
+
+
+def confirming(fetcher: FakePayoutFetcher) -> tuple[ReceiveWebhook, FakeWriter, Any]:
+    writer = FakeWriter()
+    m = metrics(("razorpayx",))
+    uc = ReceiveWebhook(
+        providers={"razorpayx": CONFIRMING},
+        writer=writer,
+        metrics=m,
+        source="/prizeflow/webhooks",
+        payout_fetchers={"razorpayx": fetcher},
+        clock=lambda: NOW,
+    )
+    return uc, writer, m
+
+
+def payout_at_razorpayx(body: bytes, **changes: Any) -> dict[str, Any]:
+    entity: dict[str, Any] = json.loads(body)["payload"]["payout"]["entity"]
+    return {**entity, **changes}
+
+
+def test_a_confirming_provider_without_its_fetcher_refuses_start_up() -> None:
+    with pytest.raises(ValueError, match="no confirmer"):
+        ReceiveWebhook(
+            providers={"razorpayx": CONFIRMING}, writer=FakeWriter(), metrics=metrics(("razorpayx",)), source="/x"
+        )
+
+
+async def test_a_confirmed_event_publishes_the_payout_as_razorpayx_holds_it_now() -> None:
+    body = event("payout.processed", "processed")
+    # Out of order: by the time this delivery arrives the bank has returned the payout.
+    fetcher = FakePayoutFetcher({"pout_1": payout_at_razorpayx(body, status="reversed")})
+    uc, writer, m = confirming(fetcher)
+    receipt = await uc(CONFIRMING, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    assert receipt.outcome is DeliveryOutcome.ACCEPTED
+    assert fetcher.asked == ["pout_1"]
+    ev = decode(writer.outbox[0].payload).data
+    assert isinstance(ev, ProviderEventReceived)
+    assert ev.status is ProviderPayoutStatus.FAILED  # the provider's word, not the body's
+    assert metric(m, "confirmations", provider="razorpayx", outcome="confirmed") == 1
+
+
+@pytest.mark.parametrize(
+    ("held", "why"),
+    [
+        ({}, "not_found"),  # RazorpayX has no such payout: forged with a leaked secret, or another account's
+        ({"pout_1": {"reference_id": "po-other"}}, "mismatch"),  # a payout of ours passed off as another
+    ],
+)
+async def test_a_validly_signed_event_razorpayx_does_not_confirm_is_refused_and_stores_nothing(
+    held: dict[str, dict[str, Any]], why: str
+) -> None:
+    body = event("payout.processed", "processed")
+    payouts = {k: payout_at_razorpayx(body, **v) for k, v in held.items()}
+    uc, writer, m = confirming(FakePayoutFetcher(payouts))
+    with pytest.raises(WebhookRefusedError) as refused:
+        await uc(CONFIRMING, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    assert refused.value.reason is RefusalReason.EVENT_NOT_CONFIRMED
+    assert writer.outbox == []
+    assert writer.deliveries == {}
+    assert metric(m, "confirmations", provider="razorpayx", outcome=why) == 1
+    assert metric(m, "refused", provider="razorpayx", reason="event_not_confirmed") == 1
+
+
+async def test_razorpayx_unreachable_is_a_retry_later_never_a_publish() -> None:
+    body = event()
+    uc, writer, _ = confirming(FakePayoutFetcher(down=True))
+    with pytest.raises(WebhookRefusedError) as refused:
+        await uc(CONFIRMING, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    assert refused.value.reason is RefusalReason.PROVIDER_UNAVAILABLE
+    assert writer.outbox == []
+
+
+async def test_a_replay_of_a_confirmed_event_is_a_duplicate_without_asking_again() -> None:
+    body = event()
+    fetcher = FakePayoutFetcher({"pout_1": payout_at_razorpayx(body)})
+    uc, writer, _ = confirming(fetcher)
+    signature = razorpay_signature(SECRET, body)
+    await uc(CONFIRMING, signature, body, event_id="evt_1")
+    again = await uc(CONFIRMING, signature, body, event_id="evt_1")
+    assert again.outcome is DeliveryOutcome.DUPLICATE
+    assert fetcher.asked == ["pout_1"]
+    assert len(writer.outbox) == 1
+
+
+# -- the adapter: GET /v1/payouts/{id} with the key id and secret ----------------------------------------------------
+def fetcher_answering(resp: httpx.Response | Exception, seen: list[httpx.Request]) -> RazorpayxPayoutFetcher:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if isinstance(resp, Exception):
+            raise resp
+        return resp
+
+    config = ConfirmConfig(
+        api_base="http://razorpayx.test", api_key="key-secret-0123456789", timeout_s=1.0, api_key_id="rzp_test_a"
+    )
+    return RazorpayxPayoutFetcher(config, transport=httpx.MockTransport(handler))
+
+
+async def test_the_fetcher_reads_the_payout_with_basic_auth() -> None:
+    seen: list[httpx.Request] = []
+    fetcher = fetcher_answering(httpx.Response(200, json={"id": "pout_1", "entity": "payout"}), seen)
+    assert await fetcher.fetch_payout("pout_1") == {"id": "pout_1", "entity": "payout"}
+    [request] = seen
+    assert (request.method, request.url.path) == ("GET", "/v1/payouts/pout_1")
+    assert request.headers["Authorization"].startswith("Basic ")
+    assert await fetcher.fetch_payout("../admin") is None  # never a path of our making
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "resp",
+    [
+        httpx.Response(404, json={}),
+        httpx.Response(
+            400, json={"error": {"code": "BAD_REQUEST_ERROR", "description": "The id provided does not exist"}}
+        ),
+    ],
+)
+async def test_the_fetcher_reads_an_unknown_payout_as_none(resp: httpx.Response) -> None:
+    assert await fetcher_answering(resp, []).fetch_payout("pout_9") is None
+
+
+@pytest.mark.parametrize(
+    "resp",
+    [
+        httpx.Response(401, json={"error": {"code": "BAD_REQUEST_ERROR", "description": "auth"}}),
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(200, json={"entity": "collection"}),
+        httpx.ConnectError("refused"),
+    ],
+)
+async def test_the_fetcher_raises_unavailable_when_razorpayx_cannot_answer(resp: httpx.Response | Exception) -> None:
+    with pytest.raises(ProviderUnavailableError):
+        await fetcher_answering(resp, []).fetch_payout("pout_1")
+
+
+def test_a_confirming_razorpayx_entry_needs_its_key_id() -> None:
+    env = {"UPI_WEBHOOK_SECRET": SECRET, "UPI_KEY_ID": "rzp_test_abc", "UPI_KEY_SECRET": "key-secret-0123456789"}
+    entry = {
+        "name": "razorpayx",
+        "type": "upi",
+        "scheme": "razorpay_signature",
+        "secrets": ["UPI_WEBHOOK_SECRET"],
+        "confirm": {"api_base": "https://api.razorpay.com", "api_key": "UPI_KEY_SECRET", "api_key_id": "UPI_KEY_ID"},
+    }
+    config = parse_config({"providers": [entry]}, dev=False, env=env)
+    assert config.providers["razorpayx"].confirms
+    assert config.confirm["razorpayx"].api_key_id == "rzp_test_abc"
+    with pytest.raises(ValueError, match="api_key_id"):
+        RazorpayxPayoutFetcher(dataclasses.replace(config.confirm["razorpayx"], api_key_id=None))

@@ -67,6 +67,7 @@ class RefreshPayoutGauges:
                 self.metrics.contradictions_open.labels(name).set(contradictions.get(name, 0))
             self._stuck_gauges(self.metrics, stuck)
             await self._progress_gauges(self.metrics)
+            await self._balance_gauges(self.metrics)
         if any(totals.values()):
             log.warning(
                 "reconciler: payouts waiting on recovery or an operator (docs/runbooks/payouts-awaiting-operator.md)",
@@ -106,6 +107,22 @@ class RefreshPayoutGauges:
                 metrics.source_sequence.labels(entry.name, source.account).set(source.sequence)
                 metrics.source_advanced.labels(entry.name, source.account).set(source.advanced_at)
             metrics.oldest_waiting.labels(entry.name).set(progress.oldest_waiting_s)
+
+    async def _balance_gauges(self, metrics: PayoutMetrics) -> None:
+        """Each rail's balance at the provider (and the operator's threshold for it). A rail that cannot answer
+        keeps its last figures: an outage shows in the provider error alerts, not as a balance of 0."""
+        for entry in self.registry:
+            if (rail := entry.rail.balance) is None:
+                continue
+            try:
+                balances = await rail.balances()
+            except Exception as err:  # noqa: BLE001 - a gauge refresh never stops the worker
+                log.warning("balance of %s unavailable: %s", entry.name, type(err).__name__)
+                continue
+            for balance in balances:
+                metrics.provider_balance.labels(entry.name, balance.currency).set(balance.available)
+                if balance.low_below is not None:
+                    metrics.provider_balance_low.labels(entry.name, balance.currency).set(balance.low_below)
 
 
 __all__ = ["RefreshPayoutGauges"]

@@ -49,6 +49,8 @@ class PayoutMetrics:
     source_sequence: Gauge
     source_advanced: Gauge
     oldest_waiting: Gauge
+    provider_balance: Gauge
+    provider_balance_low: Gauge
     contradictions: Counter
     contradictions_open: Gauge
     disagreement_checks: Counter
@@ -138,6 +140,18 @@ class PayoutMetrics:
                 n("oldest_waiting_seconds"),
                 "Age of the oldest payout a rail holds that has not landed yet (0: none waiting)",
                 ["provider"],
+                registry=registry,
+            ),
+            provider_balance=Gauge(
+                n("provider_balance"),
+                "A rail's available balance in its account at the provider, in minor units (paise for INR)",
+                ["provider", "currency"],
+                registry=registry,
+            ),
+            provider_balance_low=Gauge(
+                n("provider_balance_low_threshold"),
+                "The operator's low-balance threshold for a rail's account at the provider, in minor units",
+                ["provider", "currency"],
                 registry=registry,
             ),
             contradictions=Counter(

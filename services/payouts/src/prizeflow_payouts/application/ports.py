@@ -238,6 +238,16 @@ class RailProgress:
     oldest_waiting_s: float  # age of the oldest payout it holds that has not landed (0: none waiting)
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderBalance:
+    """A rail's balance in its account at the provider, in one currency, in integer minor units (paise for INR),
+    and the operator's low-balance threshold for it (None: none set, no alert)."""
+
+    currency: str
+    available: int
+    low_below: int | None = None
+
+
 class SignerResults(Protocol):
     """TransactionSigned / SignatureRefused, applied in the consumer's transaction by the rails that sign through
     the signer service."""
@@ -263,6 +273,7 @@ __all__ = [
     "PayoutRepository",
     "PayoutTimelineQueries",
     "PayoutTrail",
+    "ProviderBalance",
     "RailProgress",
     "RefusalTrail",
     "SignerResults",

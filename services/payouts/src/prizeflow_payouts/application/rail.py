@@ -15,6 +15,7 @@ cannot do that thing, and nobody asks (no `isinstance` discovery, no flag saying
 | `validator` | it refuses a payout before anything is created (the API answers problem details) |
 | `batch` | it creates many payouts in one call (`supports_batching`) |
 | `progress` | it sends from its own source accounts: the worker exports their progress as gauges |
+| `balance` | it pays from an account it holds at the provider: the gauges export its balance (low-balance alert) |
 | `amounts` | it pays only some amounts (Telegram's gift prices): rewards refuses other amounts up front |
 
 What no part can show (does the provider cancel, quote, send webhooks, confirm later...) is said once, in
@@ -35,7 +36,7 @@ from prizeflow_contracts.providers import (
     ProviderCapabilities,
     RewardPayoutProvider,
 )
-from prizeflow_payouts.application.ports import CreateOutcome, RailProgress
+from prizeflow_payouts.application.ports import CreateOutcome, ProviderBalance, RailProgress
 from prizeflow_reconciliation.statements import SettlesUnknownOutcome, StatementReader
 
 
@@ -81,6 +82,12 @@ class ExternalSigning(Protocol):
     async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None: ...
 
     async def submit_signed(self, payout_id: str, signed_xdr: str) -> Any: ...
+
+
+class ReportsBalance(Protocol):
+    """A rail that pays from an account it holds at the provider (RazorpayX): the gauges export its balance."""
+
+    async def balances(self) -> tuple[ProviderBalance, ...]: ...
 
 
 class ReportsProgress(Protocol):
@@ -149,6 +156,7 @@ class Rail:
     validator: PayoutValidator | None = None
     batch: BatchPayouts | None = None
     progress: ReportsProgress | None = None
+    balance: ReportsBalance | None = None
     amounts: FixedAmounts | None = None
 
     def capabilities(self, assets: Sequence[str], destination_types: Sequence[DestinationType]) -> ProviderCapabilities:
@@ -177,6 +185,7 @@ __all__ = [
     "Rail",
     "RailEngine",
     "RailTerms",
+    "ReportsBalance",
     "ReportsProgress",
     "SignerSink",
     "StatementReader",

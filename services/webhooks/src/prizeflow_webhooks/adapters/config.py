@@ -31,6 +31,10 @@ providers:
     type: upi
     scheme: razorpay_signature      # X-Razorpay-Signature: <HMAC of the body>, no timestamp; X-Razorpay-Event-Id
     secrets: [UPI_WEBHOOK_SECRET]
+    confirm:                        # the payout fetched back (GET /v1/payouts/{id}) before an event is published
+      api_base_env: UPI_API_URL            # https://api.razorpay.com in production
+      api_key_id: UPI_KEY_ID               # basic auth: the key id ...
+      api_key: UPI_KEY_SECRET              # ... and its secret
 ```
 """
 
@@ -88,12 +92,16 @@ class ConfirmModel(_Model):
     api_base: str | None = None
     api_base_env: EnvName | None = None
     api_key: EnvName
+    # RazorpayX: the key id (basic auth with the key secret in `api_key`)
+    api_key_id: EnvName | None = None
     timeout_s: float = Field(default=5.0, gt=0, le=30)
 
-    @field_validator("api_key", "api_base_env", mode="before")
+    @field_validator("api_key", "api_base_env", "api_key_id", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
-        return None if value is None else _env_name(value, "confirm.api_key / confirm.api_base_env")
+        return (
+            None if value is None else _env_name(value, "confirm.api_key / confirm.api_base_env / confirm.api_key_id")
+        )
 
     @model_validator(mode="after")
     def _one_base(self) -> ConfirmModel:
@@ -140,8 +148,14 @@ class ProviderModel(_Model):
         if self.type is ProviderType.GIFT_CARD and self.confirm is None:
             # Its events carry no status and no timestamp: the order fetched back is the only truth, in every profile.
             raise ValueError("a gift_card provider needs `confirm` (its events are read from the order fetched back)")
-        if self.confirm is not None and self.type not in (ProviderType.STRIPE, ProviderType.GIFT_CARD):
-            raise ValueError("confirm is implemented for gift_card and stripe providers only")
+        if self.confirm is not None and self.type not in (
+            ProviderType.STRIPE,
+            ProviderType.GIFT_CARD,
+            ProviderType.UPI,
+        ):
+            raise ValueError("confirm is implemented for gift_card, upi and stripe providers only")
+        if self.confirm is not None and (self.type is ProviderType.UPI) != (self.confirm.api_key_id is not None):
+            raise ValueError("confirm.api_key_id (RazorpayX's key id) is for a upi provider, and a upi one needs it")
         if len(set(self.secrets)) != len(self.secrets):
             raise ValueError("`secrets` names a variable twice")
         return self
@@ -164,6 +178,7 @@ class ConfirmConfig:
     api_base: str
     api_key: str = field(repr=False)
     timeout_s: float
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,7 +299,15 @@ def _confirm(provider: str, model: ConfirmModel, env: Mapping[str, str], *, dev:
             f"provider {provider!r}: the confirmation API base must start with {' or '.join(schemes)}"
         )
     key = _secret(env, model.api_key, f"provider {provider!r}: confirm.api_key")
-    return ConfirmConfig(api_base=base.rstrip("/"), api_key=key, timeout_s=model.timeout_s)
+    key_id = None
+    if model.api_key_id is not None:
+        key_id = env.get(model.api_key_id)
+        if not key_id:
+            raise ProvidersConfigError(
+                f"provider {provider!r}: confirm.api_key_id needs environment variable {model.api_key_id}, "
+                "which is not set"
+            )
+    return ConfirmConfig(api_base=base.rstrip("/"), api_key=key, timeout_s=model.timeout_s, api_key_id=key_id)
 
 
 __all__ = [

@@ -77,6 +77,15 @@ class OrderFetcher(Protocol):
         ...
 
 
+class PayoutFetcher(Protocol):
+    """Fetches a payout back from the provider (RazorpayX: `GET /v1/payouts/{id}`), to confirm a signed event."""
+
+    async def fetch_payout(self, payout_id: str) -> Mapping[str, Any] | None:
+        """The payout as the provider holds it now, or None if it has no such payout. Raises
+        ProviderUnavailableError."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDelivery:
     id: int
@@ -171,6 +180,7 @@ __all__ = [
     "NewDelivery",
     "OrderFetcher",
     "Outbox",
+    "PayoutFetcher",
     "ProviderUnavailableError",
     "StoredDelivery",
 ]

@@ -33,6 +33,7 @@ from prizeflow_webhooks.application.ports import (
     EventConfirmer,
     NewDelivery,
     OrderFetcher,
+    PayoutFetcher,
     ProviderUnavailableError,
 )
 from prizeflow_webhooks.domain import giftcard_events, kyc_events, prizeflow_events, razorpayx_events, stripe_events
@@ -86,6 +87,7 @@ class ReceiveWebhook:
         source: str,
         confirmers: Mapping[str, EventConfirmer] | None = None,
         order_fetchers: Mapping[str, OrderFetcher] | None = None,
+        payout_fetchers: Mapping[str, PayoutFetcher] | None = None,
         clock: Callable[[], float] = time.time,
         correlation_ids: Callable[[], str] = new_correlation_id,
     ) -> None:
@@ -95,20 +97,23 @@ class ReceiveWebhook:
         self.source = source
         self.confirmers = confirmers or {}
         self.order_fetchers = order_fetchers or {}
+        self.payout_fetchers = payout_fetchers or {}
         self.clock = clock
         self.correlation_ids = correlation_ids
         # The labelled counters of the hot path, looked up once (`labels()` costs more than verifying a MAC).
         self._outcomes = {
             (p.name, o): metrics.deliveries.labels(p.name, o.value) for p in providers.values() for o in DeliveryOutcome
         }
-        missing = [
-            p.name
-            for p in providers.values()
-            if p.confirms
-            and p.name not in (self.order_fetchers if p.type is ProviderType.GIFT_CARD else self.confirmers)
-        ]
+        missing = [p.name for p in providers.values() if p.confirms and p.name not in self._fetchers_of(p)]
         if missing:
             raise ValueError(f"providers {missing} confirm events but have no confirmer")
+
+    def _fetchers_of(self, provider: IngressProvider) -> Mapping[str, object]:
+        if provider.type is ProviderType.GIFT_CARD:
+            return self.order_fetchers
+        if provider.type is ProviderType.UPI:
+            return self.payout_fetchers
+        return self.confirmers
 
     def provider(self, name: str) -> IngressProvider:
         """The configured provider called `name`, else refused (`unknown_provider`, label `unknown`)."""
@@ -302,6 +307,13 @@ class ReceiveWebhook:
         rail = provider.type
         if not isinstance(rail, ProviderType):  # pragma: no cover - the config pairs razorpay_signature with upi
             raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, "this provider's scheme reads no such event")
+        confirmed = False
+        fetcher = self.payout_fetchers.get(provider.name)
+        if fetcher is not None:
+            if await self.writer.seen(provider.name, ref):
+                return self._count(provider, Receipt(DeliveryOutcome.DUPLICATE, ref, None))
+            doc = await self._confirm_payout(provider, fetcher, doc)
+            confirmed = True
         digest = hashlib.sha256(body).hexdigest()
         received_at = datetime.fromtimestamp(now, UTC)
         try:
@@ -315,8 +327,36 @@ class ReceiveWebhook:
             digest=digest,
             timestamp=int(now),  # the scheme has none: the time it was verified
             received_at=received_at,
-            confirmed=False,
+            confirmed=confirmed,
         )
+
+    async def _confirm_payout(
+        self, provider: IngressProvider, fetcher: PayoutFetcher, doc: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The event with its payout as RazorpayX holds it now (`GET /v1/payouts/{id}`): the status published is the
+        provider's, never only the body's. A payout the provider does not know, or knows under another reference,
+        is refused (`event_not_confirmed`); a provider that cannot answer is a 503 (it delivers again)."""
+        try:
+            entity = doc["payload"]["payout"]["entity"]
+            payout_id = entity["id"]
+            if not isinstance(payout_id, str):
+                raise TypeError("payout id")
+        except (KeyError, TypeError) as err:
+            raise self.refuse(
+                provider, RefusalReason.INVALID_PAYLOAD, f"not a RazorpayX payout event ({type(err).__name__})"
+            ) from None
+        fetched = await self._ask(provider, fetcher.fetch_payout(payout_id))
+        if fetched is None:
+            self.metrics.confirmations.labels(provider.name, "not_found").inc()
+            raise self.refuse(provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider has no such payout")
+        if fetched.get("id") != payout_id or fetched.get("reference_id") != entity.get("reference_id"):
+            self.metrics.confirmations.labels(provider.name, "mismatch").inc()
+            raise self.refuse(provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider's payout is another one")
+        self.metrics.confirmations.labels(provider.name, "confirmed").inc()
+        # The payout moved on since this event (out of order): its current status, under `payout.updated` (a kind
+        # that claims no status of its own), never the stale one the kind names.
+        kind = doc.get("event") if fetched.get("status") == entity.get("status") else "payout.updated"
+        return {**doc, "event": kind, "payload": {**doc["payload"], "payout": {"entity": dict(fetched)}}}
 
     async def _confirm_stripe(
         self, provider: IngressProvider, confirmer: EventConfirmer, doc: dict[str, Any]

@@ -921,6 +921,28 @@ def payout_rails() -> Dashboard:
             ),
         ),
     )
+    balances = Row(
+        "Balances at the providers",
+        (
+            Panel(
+                "Balance at the provider",
+                "Available balance of each rail's account at its provider, in minor units (paise for INR), read by "
+                "payouts' gauges job (the upi rail: RazorpayX's banking balance), and the operator's threshold "
+                "(`low_balance_below`). Alert PrizeflowProviderBalanceLow: under the threshold for 5 minutes "
+                "(docs/runbooks/provider-balance-low.md).",
+                (
+                    _gauge("prizeflow_payouts_provider_balance", "provider, currency"),
+                    _gauge(
+                        "prizeflow_payouts_provider_balance_low_threshold",
+                        "provider, currency",
+                        legend="threshold {{provider}} {{currency}}",
+                    ),
+                ),
+                unit="none",
+                width=24,
+            ),
+        ),
+    )
     reconciliation = Row(
         "Reconciliation with the providers' books",
         (
@@ -1069,7 +1091,7 @@ def payout_rails() -> Dashboard:
         "Payouts waiting on an operator, payouts by provider and state, provider error codes, the Stellar rail and "
         "the signer's decisions, reconciliation with the providers' books, compliance (verification, screening, "
         "the payout gate).",
-        (Row("Drill down", (_drill_down(),)), waiting, rails, stellar, progress, reconciliation, compliance),
+        (Row("Drill down", (_drill_down(),)), waiting, rails, stellar, progress, balances, reconciliation, compliance),
         tags=("payouts",),
         links=_links(),
     )

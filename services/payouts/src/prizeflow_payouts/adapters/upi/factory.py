@@ -28,6 +28,7 @@ def upi_rail(provider: UpiPayoutProvider) -> Rail:
         engine=provider,
         database=provider,  # its fund accounts (`upi_fund_accounts`)
         validator=provider,
+        balance=provider,  # its RazorpayX account's balance (`GET /v1/banking_balances`)
     )
 
 

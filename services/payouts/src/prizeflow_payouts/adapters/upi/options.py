@@ -67,6 +67,8 @@ class _Options(BaseModel):
     narration: str | None = Field(default="Prizeflow prize", max_length=30, pattern=r"^[A-Za-z0-9 ]+$")
     timeout_s: float = Field(default=8.0, gt=0, le=60)
     validate_accounts: bool = True  # fund-account validation before a first payout to a new VPA or account
+    # paise: below this balance at RazorpayX, PrizeflowProviderBalanceLow fires (None: no threshold, no alert)
+    low_balance_below: int | None = Field(default=None, ge=0, le=10**15)
 
     @field_validator("api_base")
     @classmethod
@@ -101,6 +103,7 @@ class UpiOptions:
     narration: str | None
     timeout_s: float
     validate_accounts: bool
+    low_balance_below: int | None = None
     assets: tuple[str, ...] = (ASSET,)
 
 
@@ -134,6 +137,7 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[UpiOpti
             narration=opts.narration,
             timeout_s=opts.timeout_s,
             validate_accounts=opts.validate_accounts,
+            low_balance_below=opts.low_balance_below,
         ),
         keys,
     )

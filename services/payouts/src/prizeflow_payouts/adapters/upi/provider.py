@@ -14,6 +14,8 @@
 - cancel: a `queued` payout (`POST /v1/payouts/{id}/cancel`); anything else is `not_cancellable`.
 - statement (ListsStatement): `GET /v1/transactions` of our account, paged by `skip` (`statement.py`).
 - webhooks: `X-Razorpay-Signature` checked first, `X-Razorpay-Event-Id` the event's id.
+- balance (its Rail's `balance` part): `GET /v1/banking_balances`, our account's `available_amount`, with the operator's
+  `low_balance_below`: the worker exports both as gauges (alert PrizeflowProviderBalanceLow).
 
 Never logged: the key, the webhook secret, a destination.
 """
@@ -60,6 +62,7 @@ from prizeflow_payouts.adapters.upi.classify import classify_response, classify_
 from prizeflow_payouts.adapters.upi.options import ASSET, MIN_AMOUNT, UpiKeys, UpiOptions
 from prizeflow_payouts.adapters.upi.routing import ceiling, choose_mode
 from prizeflow_payouts.adapters.upi.statement import fund_account_ids, lines_of
+from prizeflow_payouts.application.ports import ProviderBalance
 
 log = logging.getLogger(__name__)
 P = ProviderPayoutStatus
@@ -432,6 +435,26 @@ class UpiPayoutProvider:
                 bank = fa.get("bank_account") or {}
                 found[fid] = f"{bank.get('ifsc')}/{bank.get('account_number')}"
         return found
+
+    # -- balance (its Rail's `balance` part) ---------------------------------------------------------------------------------
+    async def balances(self) -> tuple[ProviderBalance, ...]:
+        """The available balance of our account (`account_number`) from `GET /v1/banking_balances`, in paise, with
+        the operator's threshold. Raises `PayoutProviderError` when RazorpayX cannot answer or its answer does not
+        name our account with an integer amount: the caller keeps its last figure, never a guessed one."""
+        doc = await self._call("GET", "banking_balances", mutating=False)
+        items = doc.get("items")
+        listed = items if isinstance(items, list) else []
+        ours = [
+            i
+            for i in listed
+            if isinstance(i, dict) and str(i.get("account_number") or "") == self.options.account_number
+        ]
+        if len(ours) != 1:
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, "the balances do not list our account once")
+        amount, currency = ours[0].get("available_amount"), ours[0].get("currency", ASSET)
+        if type(amount) is not int or amount < 0 or currency != ASSET:
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, "malformed balance")
+        return (ProviderBalance(currency=ASSET, available=amount, low_below=self.options.low_balance_below),)
 
     # -- webhooks -----------------------------------------------------------------------------------------------
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
