@@ -436,7 +436,7 @@ class UpiPayoutProvider:
                 found[fid] = f"{bank.get('ifsc')}/{bank.get('account_number')}"
         return found
 
-    # -- balance (its Rail's `balance` part) ---------------------------------------------------------------------------------
+    # -- balance (the Rail's `balance` part) ------------------------------------------------------------------
     async def balances(self) -> tuple[ProviderBalance, ...]:
         """The available balance of our account (`account_number`) from `GET /v1/banking_balances`, in paise, with
         the operator's threshold. Raises `PayoutProviderError` when RazorpayX cannot answer or its answer does not
