@@ -21,6 +21,7 @@ ENV = {
     "GIFTCARD_API_KEY": "TEST_giftcard_0123456789",
     "GIFTCARD_API_URL": "http://127.0.0.1:12112",
     "SUMSUB_WEBHOOK_SECRET": "sumsub-webhook-secret-0123456789",
+    "RAZORPAYX_WEBHOOK_SECRET": "razorpayx-webhook-secret-0123456789",
 }
 
 
@@ -42,7 +43,7 @@ def test_the_app_builds_and_documents_the_operators_api() -> None:
         "/admin/deliveries/{delivery_id}",
         "/admin/deliveries/{delivery_id}/republish",
     } <= paths
-    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe", "giftcard", "sumsub"}
+    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"}
     assert set(ingress.receive_webhook.confirmers) == {"stripe"}
     assert set(ingress.receive_webhook.order_fetchers) == {"giftcard"}
 
