@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, OutOfOrderSequenceNumber, ProducerFenced
 
 from prizeflow_runtime.db import OUTBOX_CHANNEL
+from prizeflow_runtime.jobs import Retry, Scheduled, Scheduler, Tick
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outbox_kafka import _RELAY_SESSION, KafkaStalledError, _OutboxPublishing
 from prizeflow_runtime.retry import Backoff
@@ -125,9 +126,14 @@ class OutboxRelay(_OutboxPublishing):
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._conn: asyncpg.Connection | None = None
-        self._wakeup = asyncio.Event()
+        # The relay is a job on a scheduler of its own (it starts with the Kafka clients, before the service's jobs).
+        self._jobs = Scheduler()
+        self._job: Scheduled | None = None
+        self._backoff = Backoff(base=0.1, cap=5.0, jitter=False)
+        self._failures = 0  # publish failures in a row (see `REPLACE_PRODUCER_AFTER_FAILURES`)
+        self._idle = 0  # polls in a row that found nothing, as leader
         self._leader = False
-        self._stopping = asyncio.Event()
+        self._stop_requested = False
         self._stopped = asyncio.Event()
         self._running = False
         self._watermark_sql: str | None = None
@@ -166,12 +172,12 @@ class OutboxRelay(_OutboxPublishing):
             if self._sweep_due is None:
                 self._sweep_due = time.monotonic() + self._sweep_after
             return
-        self._wakeup.set()
+        self._wake()
 
     def request_sweep(self) -> None:
         """Sweep everything now, young rows too (a publisher in this process left rows behind)."""
         self._sweep_requested = True
-        self._wakeup.set()
+        self._wake()
 
     async def _ensure_leader(self, conn: asyncpg.Connection) -> bool:
         if not self._leader:
@@ -253,70 +259,75 @@ class OutboxRelay(_OutboxPublishing):
         return watermark
 
     async def run(self) -> None:
-        """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""
+        """Relay until `stop()`: one job on the relay's own scheduler (`tick`), woken by NOTIFY. A relay stopped
+        before it ran does not start."""
+        if self._stop_requested:
+            await self._close_conn()
+            return
         self._running = True
         try:
-            await self._loop(Backoff(base=0.1, cap=5.0, jitter=False))
+            if self._job is None:
+                # No grace: a stop waits for the batch in flight, however long (its own ack timeout bounds it).
+                self._job = self._jobs.every(self._poll_interval, self, name="outbox-relay", stop_grace_s=None)
+            await self._jobs.start()
+            await self._job.finished()
         finally:
+            await self._jobs.stop()  # a cancelled run: the job's loop was cancelled with it
             self._running = False
             await self._close_conn()
             self._stopped.set()
 
-    async def _loop(self, backoff: Backoff) -> None:
-        # A leader with nothing to publish polls less and less often (doubling up to IDLE_POLL_MAX_S). Publishing
-        # everything itself, each commit that stages events NOTIFYs and wakes it at once, so the poll only sweeps
-        # what a lost notification left. Sweeping behind publishers (`sweep_after` > 0), only a publisher that left
-        # rows behind wakes it; rows too young to sweep bring it back once they are old enough.
-        idle = failures = 0
-        while not self._stopping.is_set():
-            self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
-            sweep_all, self._sweep_requested = self._sweep_requested, False
-            if self._sweep_due is not None and time.monotonic() >= self._sweep_due:
-                self._sweep_due = None
+    async def tick(self) -> Tick:
+        """One pass: publish one batch, and say when the next pass is due.
+
+        A full batch: at once. A leader with nothing to publish polls less and less often (doubling up to
+        IDLE_POLL_MAX_S). Publishing everything itself, each commit that stages events NOTIFYs and wakes it at once,
+        so the poll only sweeps what a lost notification left. Sweeping behind publishers (`sweep_after` > 0), only a
+        publisher that left rows behind wakes it; rows too young to sweep bring it back once they are old enough. A
+        failure: a back-off (`Retry`) that no NOTIFY shortens."""
+        sweep_all, self._sweep_requested = self._sweep_requested, False
+        if self._sweep_due is not None and time.monotonic() >= self._sweep_due:
+            self._sweep_due = None
+        try:
             try:
-                try:
-                    result = await self.publish_once(ripe_only=self._sweep_after > 0 and not sweep_all)
-                except BaseException:
-                    self._sweep_requested = self._sweep_requested or sweep_all  # asked for: still owed after a retry
-                    raise
-                backoff.reset()
-                failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-                log.warning("outbox relay: database unavailable, retrying", extra={"error": str(err)})
-                await self._close_conn()
-                await self._sleep(backoff.next())
-                continue
-            except KafkaStalledError as err:
-                log.error("outbox relay: Kafka stalled; replacing the producer", extra={"error": str(err)})
-                await self._close_conn()  # leadership goes to whichever relay asks next, perhaps a healthy replica's
+                result = await self.publish_once(ripe_only=self._sweep_after > 0 and not sweep_all)
+            except BaseException:
+                self._sweep_requested = self._sweep_requested or sweep_all  # asked for: still owed after a retry
+                raise
+            self._backoff.reset()
+            self._failures = 0
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            log.warning("outbox relay: database unavailable, retrying", extra={"error": str(err)})
+            await self._close_conn()
+            return Retry(self._backoff.next())
+        except KafkaStalledError as err:
+            log.error("outbox relay: Kafka stalled; replacing the producer", extra={"error": str(err)})
+            await self._close_conn()  # leadership goes to whichever relay asks next, perhaps a healthy replica's
+            await self._replace_producer()
+            return Retry(self._backoff.next())
+        except Exception as err:
+            self._failures += 1
+            log.exception("outbox relay: publish failed, retrying the batch")
+            if isinstance(err, _PRODUCER_BROKEN) or self._failures >= REPLACE_PRODUCER_AFTER_FAILURES:
+                log.error(
+                    "outbox relay: the producer cannot publish; replacing it",
+                    extra={"error": type(err).__name__, "failures": self._failures},
+                )
                 await self._replace_producer()
-                await self._sleep(backoff.next())
-                continue
-            except Exception as err:
-                failures += 1
-                log.exception("outbox relay: publish failed, retrying the batch")
-                if isinstance(err, _PRODUCER_BROKEN) or failures >= REPLACE_PRODUCER_AFTER_FAILURES:
-                    log.error(
-                        "outbox relay: the producer cannot publish; replacing it",
-                        extra={"error": type(err).__name__, "failures": failures},
-                    )
-                    await self._replace_producer()
-                    failures = 0
-                await self._sleep(backoff.next())
-                continue
-            if result.published >= self._batch_size:
-                self._sweep_requested = self._sweep_requested or sweep_all  # the rest of what was asked for
-                continue
-            idle = idle + 1 if result.leader and result.published == 0 else 0
-            if not result.leader:
-                wait = self._poll_interval * 4
-            else:
-                wait = min(self._poll_interval * 2 ** min(idle, 8), max(self._poll_interval, IDLE_POLL_MAX_S))
-                if result.waiting:
-                    wait = min(wait, self._sweep_after)
-                if self._sweep_due is not None:
-                    wait = min(wait, max(0.0, self._sweep_due - time.monotonic()))
-            await self._sleep(wait, wake=True)
+                self._failures = 0
+            return Retry(self._backoff.next())
+        if result.published >= self._batch_size:
+            self._sweep_requested = self._sweep_requested or sweep_all  # the rest of what was asked for
+            return 0.0
+        self._idle = self._idle + 1 if result.leader and result.published == 0 else 0
+        if not result.leader:
+            return self._poll_interval * 4
+        wait: float = min(self._poll_interval * 2 ** min(self._idle, 8), max(self._poll_interval, IDLE_POLL_MAX_S))
+        if result.waiting:
+            wait = min(wait, self._sweep_after)
+        if self._sweep_due is not None:
+            wait = min(wait, max(0.0, self._sweep_due - time.monotonic()))
+        return wait
 
     async def _replace_producer(self) -> None:
         if self._renew_producer is None:
@@ -327,21 +338,15 @@ class OutboxRelay(_OutboxPublishing):
         except Exception:
             log.exception("outbox relay: could not start a new producer; retrying with the old one")
 
-    async def _sleep(self, seconds: float, *, wake: bool = False) -> None:
-        waiters = [asyncio.ensure_future(self._stopping.wait())]
-        if wake:
-            waiters.append(asyncio.ensure_future(self._wakeup.wait()))
-        _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        for task in waiters:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def _wake(self) -> None:
+        if self._job is not None:
+            self._job.wake()
 
     async def stop(self) -> None:
         """Stop after the batch in flight (never mid-statement), then release the connection and the lock."""
-        self._stopping.set()
+        self._stop_requested = True
         if self._running:
+            await self._jobs.stop()
             await self._stopped.wait()
         else:
             await self._close_conn()
