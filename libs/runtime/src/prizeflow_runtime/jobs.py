@@ -11,7 +11,10 @@ the loop, the pace, the wake-ups, the leadership and the shutdown:
 What a tick returns sets the pace of the next one:
 - `True` (it found work): again after `interval_s`;
 - `False` (nothing to do): the wait doubles from `interval_s` up to `idle_max_s` (an idle process costs nothing);
-- a number: again after exactly that many seconds (0: at once, e.g. a full batch; 2: a list still missing).
+- a number: again after exactly that many seconds (0: at once, e.g. a full batch; 2: a list still missing);
+- `Retry(seconds)`: the job's own back-off after a failure it handled: again after exactly that long, and no
+  wake-up shortens it (one that arrives during the pass or the wait is dropped: work being announced does not bring
+  a broken dependency back); only a stop ends it early.
 `wake()` ends the current wait at once and restarts the idle doubling from `interval_s` (work is expected), and a
 wake-up that arrives during a tick is kept for the next wait (never lost). A tick that raises is logged with its
 traceback and the next one waits at least a second, growing with further failures (`Backoff`), so a broken
@@ -38,7 +41,15 @@ from prizeflow_runtime.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-Tick = bool | float
+
+@dataclass(frozen=True)
+class Retry:
+    """What a tick returns after a failure it handled itself: wait `after_s`, deaf to wake-ups (see the module)."""
+
+    after_s: float
+
+
+Tick = bool | float | Retry
 
 
 class Job(Protocol):
@@ -69,11 +80,12 @@ class Scheduled:
     leader: Leadership | None = None
     standby_s: float = 1.0
     cancel_on_stop: bool = False
-    # How long a stop waits for a tick in progress before cancelling it all the same.
-    stop_grace_s: float = 30.0
+    # How long a stop waits for a tick in progress before cancelling it all the same (None: as long as it takes).
+    stop_grace_s: float | None = 30.0
     ticks: int = field(default=0, init=False)
     _woken: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
+    _deaf: bool = field(default=False, init=False)  # the coming wait is a `Retry`: wake-ups do not end it
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def wake(self) -> None:
@@ -83,6 +95,11 @@ class Scheduled:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    async def finished(self) -> None:
+        """Return once the job's loop has ended (a stop); cancelling the caller cancels the job's loop too."""
+        if self._task is not None:
+            await self._task
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -132,6 +149,9 @@ class Scheduled:
         finally:
             self.ticks += 1
         failures.reset()
+        if isinstance(outcome, Retry):
+            self._deaf = True
+            return max(0.0, outcome.after_s), idle
         if outcome is True:
             return self.interval_s, self.interval_s
         if outcome is False:
@@ -139,11 +159,26 @@ class Scheduled:
         return max(0.0, float(outcome)), self.interval_s
 
     async def _sleep(self, seconds: float) -> None:
+        if self._deaf:
+            self._deaf = False
+            await self._hold(seconds)
+            return
         if self._stopping or self._woken.is_set() or seconds <= 0:
             await asyncio.sleep(0)  # a full batch or a wake-up: let the others run once, then go on
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._woken.wait(), timeout=seconds)
+
+    async def _hold(self, seconds: float) -> None:
+        """Wait `seconds` whatever wakes the job (a `Retry`); a stop ends the wait. Wake-ups meanwhile are dropped."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0 and not self._stopping:
+            self._woken.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), timeout=left)
+        if not self._stopping:
+            self._woken.clear()
 
 
 class Scheduler:
@@ -163,6 +198,7 @@ class Scheduler:
         leader: Leadership | None = None,
         standby_s: float = 1.0,
         cancel_on_stop: bool = False,
+        stop_grace_s: float | None = 30.0,
     ) -> Scheduled:
         """Register `job` to tick every `interval_s` (backing off to `idle_max_s` while it finds nothing to do).
         Registered after `start()`, it starts at once."""
@@ -178,6 +214,7 @@ class Scheduler:
             leader=leader,
             standby_s=standby_s,
             cancel_on_stop=cancel_on_stop,
+            stop_grace_s=stop_grace_s,
         )
         self.jobs.append(scheduled)
         if self.started:
@@ -196,4 +233,4 @@ class Scheduler:
             await scheduled.stop()
 
 
-__all__ = ["Job", "Leadership", "Scheduled", "Scheduler", "Tick", "Wake"]
+__all__ = ["Job", "Leadership", "Retry", "Scheduled", "Scheduler", "Tick", "Wake"]

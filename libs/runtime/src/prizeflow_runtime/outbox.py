@@ -18,45 +18,34 @@ minute for autovacuum while the walk grows longer.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
-import logging
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-import asyncpg
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, OutOfOrderSequenceNumber, ProducerFenced
-from aiokafka.partitioner import DefaultPartitioner
-from pydantic_core import from_json
 from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from prizeflow_contracts.envelope import Envelope, StagedEvent
-from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.admin_audit import admin_audit_rows, record_admin_audit
-from prizeflow_runtime.db import OUTBOX_CHANNEL, asyncpg_dsn, driver_connection
-from prizeflow_runtime.kafka_security import kafka_client_options
-from prizeflow_runtime.metrics import RuntimeMetrics
-from prizeflow_runtime.retry import Backoff
-from prizeflow_runtime.settings import DatabaseTimeouts, KafkaSecurity
-
-log = logging.getLogger(__name__)
-
-# A publisher that left rows behind (a failed publish, a key with an earlier row still waiting) asks the leader relay,
-# wherever it runs, to sweep now.
-OUTBOX_SWEEP_CHANNEL = "prizeflow_outbox_sweep"
-RELAY_LOCK_KEY = 0x5052_4F55_5442_4F58  # "PROUTBOX": one relay leader per database
-_PARTITIONER = DefaultPartitioner()  # what `idempotent_producer` uses: murmur2 of the key, as the Java client
-# Keys (correlation ids) recur within a flow's few seconds, so a small LRU keeps nearly every hit; 200,000 entries
-# had cost ~47 MB per service and read as a leak in the soak (RSS rising ~57 MB/h until the cache was cleared).
-_PARTITION_CACHE_SIZE = 8_192
+from prizeflow_runtime.db import driver_connection
+from prizeflow_runtime.outbox_kafka import (
+    _PARTITION_CACHE_SIZE,
+    _RELAY_SESSION,
+    KafkaStalledError,
+    abandon_producer,
+    idempotent_producer,
+    physical_topic,
+)
+from prizeflow_runtime.outbox_relay import (
+    _WATERMARK,
+    IDLE_POLL_MAX_S,
+    OUTBOX_SWEEP_CHANNEL,
+    RELAY_LOCK_KEY,
+    REPLACE_PRODUCER_AFTER_FAILURES,
+    OutboxRelay,
+    RelayResult,
+)
 
 
 async def add_event(
@@ -153,60 +142,6 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "headers", "payload", "event_type")
 
 
-class KafkaStalledError(Exception):
-    """Kafka left some of a batch's records unacknowledged past the relay's ack timeout."""
-
-
-async def abandon_producer(producer: AIOKafkaProducer, *, grace: float = 5.0) -> None:
-    """Close `producer` without waiting for the batches it still holds.
-
-    An idempotent aiokafka producer never expires a batch: it retries a retriable error forever (`Sender._can_retry`),
-    so after a broker restart that left it with stale state its futures may never resolve, and `stop()` waits for them.
-    The records stay in the outbox (a relay deletes only what Kafka acknowledged), so whatever this producer might
-    still deliver later is a duplicate that consumers drop by event id."""
-    try:
-        await asyncio.wait_for(producer.stop(), timeout=grace)
-    except Exception:  # noqa: BLE001 - a timeout or a broken client: tear the rest down by hand below
-        log.warning("outbox relay: the stalled producer did not stop in %.0fs; closing its connections", grace)
-    sender = getattr(producer, "_sender", None)  # no public way to stop the sender without flushing
-    if sender is not None:
-        with contextlib.suppress(Exception):
-            await sender.close()
-    with contextlib.suppress(Exception):
-        await producer.client.close()
-
-
-def physical_topic(name: str, suffix: str) -> str:
-    """The deployment's name of a contract topic: the suffix goes after the topic, before a DLQ's `.dlq`
-    (the DLQ of a physical topic T is T + `.dlq`, as `ensure_topics` creates it)."""
-    if suffix and name.endswith(DLQ_SUFFIX):
-        return name.removesuffix(DLQ_SUFFIX) + suffix + DLQ_SUFFIX
-    return name + suffix
-
-
-def idempotent_producer(
-    bootstrap_servers: str,
-    *,
-    client_id: str | None = None,
-    security: KafkaSecurity | None = None,
-    **overrides: Any,
-) -> AIOKafkaProducer:
-    """The producer every Prizeflow publisher uses: idempotent, acks from all in-sync replicas, connected as
-    `security` says (`KafkaSecurity()`: the environment's `KAFKA_*` settings)."""
-    config: dict[str, Any] = {
-        **kafka_client_options(security if security is not None else KafkaSecurity()),
-        "bootstrap_servers": bootstrap_servers,
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 2,
-        "max_batch_size": 256 * 1024,
-        "request_timeout_ms": 30_000,
-        "client_id": client_id or "prizeflow-relay",
-    }
-    config.update(overrides)
-    return AIOKafkaProducer(**config)
-
-
 _OLDEST_PENDING_AGE = text(
     "SELECT coalesce(extract(epoch FROM clock_timestamp() - created_at), 0) FROM outbox ORDER BY seq LIMIT 1"
 )
@@ -219,461 +154,23 @@ async def oldest_pending_age(conn: AsyncConnection) -> float:
     return max(0.0, float(age)) if age is not None else 0.0
 
 
-@dataclass(frozen=True)
-class RelayResult:
-    published: int
-    leader: bool
-    waiting: bool = False  # rows are in the outbox, too young to sweep yet (their writer may still publish them)
-
-
-_SELECT_BATCH = (
-    "SELECT seq, topic, key, headers, payload, created_at <= clock_timestamp() - make_interval(secs => $3) AS ripe "
-    "FROM outbox WHERE seq <= $2 ORDER BY seq LIMIT $1"
-)
-# A sweep publishes rows in seq order up to the first one younger than `sweep_after` (its writer is probably
-# publishing it right now): never a later row of a key before an earlier one. The probe: is anything there, and is
-# the oldest row old enough to sweep? One index probe, the relay's whole idle poll when writers publish themselves.
-_OLDEST_ROW = "SELECT created_at <= clock_timestamp() - make_interval(secs => $1) FROM outbox ORDER BY seq LIMIT 1"
-# Sequence numbers are handed out at INSERT, and transactions commit in any order: a row committed with seq 8
-# may sit above a row with seq 7 whose transaction is still open. Publishing 8 first would break the outbox's
-# order (and per-key order with it). So the relay first takes a watermark (the last seq handed out), then waits
-# until every transaction that was writing to the outbox at that moment has ended: every seq up to the
-# watermark is then final (committed or gone), and only those rows are published, in order. A transaction that
-# writes later gets a seq above the watermark. Writers are found by the lock every INSERT/COPY takes on the table
-# (in this database: pg_locks is the server's, and a database copied from a template has the same relation OIDs).
-_WATERMARK = "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence}"
-_OUTBOX_WRITERS = """
-    SELECT coalesce(array_agg(DISTINCT virtualtransaction), '{}') FROM pg_locks
-    WHERE locktype = 'relation' AND relation = 'outbox'::regclass AND mode = 'RowExclusiveLock'
-      AND granted AND pid <> pg_backend_pid()
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-"""
-_WRITERS_STILL_OPEN = """
-    SELECT count(*) FROM pg_locks
-    WHERE locktype = 'relation' AND relation = 'outbox'::regclass AND mode = 'RowExclusiveLock'
-      AND virtualtransaction = ANY($1::text[])
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-"""
-_DELETE_BATCH = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
-# The relay's session: walk the primary key in order (a queue table's statistics are always stale, and a
-# sequential or bitmap scan + sort over a backlog costs hundreds of milliseconds), and do not wait for the
-# WAL flush when deleting published rows: a delete lost in a crash only means the batch goes out again,
-# which consumers dedup by event id.
-# Without JIT: with sequential scans priced out, reading the seq's sequence (a relation only a sequential scan
-# reads) is planned at ~1e10, far past `jit_above_cost`, and every poll JIT-compiled it: ~15 ms of server CPU for
-# a 0.04 ms read, twice a second per relay when idle (measured: 3% of a core per idle relay, most of an idle
-# platform's database CPU). None of the relay's statements gains from JIT.
-# (SET after connecting rather than startup parameters: connection poolers refuse unknown startup parameters.)
-_RELAY_SESSION = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET synchronous_commit = off; SET jit = off"
-
-
-# A relay taking the lead sweeps rows at least this old at once (see `OutboxRelay._ensure_leader`).
-_TAKEOVER_MIN_AGE_S = 0.5
-# The longest an idle leader waits between polls when no NOTIFY wakes it (see `OutboxRelay._loop`).
-IDLE_POLL_MAX_S = 4.0
-# Publish failures after which an idempotent producer never succeeds again: the broker no longer knows its producer
-# id or sequence numbers (a restarted broker answered OutOfOrderSequenceNumber to every batch, 5 s apart, for the
-# 300 s of a fault test's drain), or its epoch was fenced. Only a new producer (a new id) publishes again; the rows
-# are resent through it in `seq` order, and consumers drop the copies they already have by event id.
-_PRODUCER_BROKEN = (OutOfOrderSequenceNumber, InvalidProducerEpoch, InvalidProducerIdMapping, ProducerFenced)
-# Any other publish failure this many times in a row gets a new producer too: no producer state the relay did not
-# foresee may stop the outbox for good.
-REPLACE_PRODUCER_AFTER_FAILURES = 3
-
-
-class _OutboxPublishing:
-    """What the relay and the publisher after commit share: records go out in order, one record batch per partition,
-    every acknowledgement awaited; published rows are deleted, and the outbox vacuumed every `vacuum_every`."""
-
-    def __init__(
-        self,
-        *,
-        database_url: str,
-        producer: AIOKafkaProducer,
-        topic_suffix: str,
-        ack_timeout: float,
-        vacuum_every: int,
-        timeouts: DatabaseTimeouts | None,
-    ) -> None:
-        self._dsn = asyncpg_dsn(database_url)
-        # The connection (autocommit statements that each take milliseconds) has the service's limits; the VACUUM
-        # has none but the lock wait (autovacuum may hold it).
-        limits = timeouts if timeouts is not None else DatabaseTimeouts.defaults()
-        self._server_settings = limits.server_settings()
-        self._vacuum_server_settings = limits.server_settings(statement_timeout=False)
-        self._producer = producer
-        self._ack_timeout = ack_timeout
-        self._topic_suffix = topic_suffix
-        self._vacuum_every = vacuum_every
-        self._deleted_since_vacuum = 0
-        self._vacuum_conn: asyncpg.Connection | None = None
-        self._vacuuming: asyncio.Task[None] | None = None
-        self._partitions: OrderedDict[tuple[str, bytes], tuple[int, int]] = OrderedDict()
-
-    @property
-    def producer(self) -> AIOKafkaProducer:
-        """The producer publishing now (a stalled one is replaced: see `OutboxRelay`'s `renew_producer`)."""
-        return self._producer
-
-    async def _partition_for(self, topic: str, key: bytes) -> int:
-        """The partition the producer's default partitioner picks for `key` (murmur2, as the Java client),
-        remembered per key: every event of a flow shares its key (the correlation id)."""
-        partitions = self._producer.client.cluster.partitions_for_topic(topic)
-        if not partitions:
-            partitions = await self._producer.partitions_for(topic)  # waits for the topic's metadata
-        cache = self._partitions
-        cached = cache.get((topic, key))
-        if cached is not None and cached[0] == len(partitions):
-            cache.move_to_end((topic, key))
-            return cached[1]
-        ordered = sorted(partitions)
-        chosen: int = _PARTITIONER(key, ordered, ordered)
-        cache[(topic, key)] = (len(partitions), chosen)
-        cache.move_to_end((topic, key))
-        if len(cache) > _PARTITION_CACHE_SIZE:
-            cache.popitem(last=False)  # the least recently used key
-        return chosen
-
-    async def _send(self, records: Iterable[tuple[str, bytes, Any, bytes]]) -> None:
-        """Publish the records (topic, key, headers, payload) and wait until the broker acknowledged every one.
-
-        Rows are appended, in `seq` order, to one record batch per partition and each batch is submitted
-        whole (`send_batch`): a few microseconds per record instead of a `send()` each. The idempotent
-        producer delivers a partition's batches in submission order, so per-key order is kept.
-        """
-        producer = self._producer
-        builders: dict[tuple[str, int], Any] = {}
-        futures: list[asyncio.Future[Any]] = []
-        for contract_topic, key, headers_json, payload in records:
-            topic = physical_topic(contract_topic, self._topic_suffix)
-            partition = await self._partition_for(topic, key)
-            headers = [(k, v.encode()) for k, v in _json(headers_json).items()]
-            builder = builders.get((topic, partition))
-            if builder is None:
-                builder = builders[(topic, partition)] = producer.create_batch()
-            if builder.append(timestamp=None, key=key, value=payload, headers=headers) is None:
-                # The batch is full: submit it and start the next one for this partition.
-                futures.append(await producer.send_batch(builder, topic, partition=partition))
-                builder = builders[(topic, partition)] = producer.create_batch()
-                if builder.append(timestamp=None, key=key, value=payload, headers=headers) is None:
-                    raise ValueError(f"an outbox event of {len(payload)} bytes is larger than a record batch may be")
-        for (topic, partition), builder in builders.items():
-            futures.append(await producer.send_batch(builder, topic, partition=partition))
-        # Not `wait_for(gather(...))`: cancelling the batches' futures would not stop the producer retrying them.
-        done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
-        if pending:
-            raise KafkaStalledError(
-                f"{len(pending)} of {len(futures)} record batches unacknowledged after {self._ack_timeout:.0f}s"
-            )
-        for future in done:
-            future.result()  # the first failure, as gather would raise it
-
-    def _deleted(self, n: int) -> None:
-        """Count rows deleted; every `vacuum_every` of them, VACUUM the outbox on a connection of its own."""
-        self._deleted_since_vacuum += n
-        if self._deleted_since_vacuum >= self._vacuum_every and (self._vacuuming is None or self._vacuuming.done()):
-            self._deleted_since_vacuum = 0
-            self._vacuuming = asyncio.create_task(self._vacuum(), name="outbox-vacuum")
-
-    async def _vacuum(self) -> None:
-        """VACUUM the outbox: drop the dead rows and index entries every poll would otherwise step over."""
-        try:
-            if self._vacuum_conn is None or self._vacuum_conn.is_closed():
-                self._vacuum_conn = await asyncpg.connect(self._dsn, server_settings=self._vacuum_server_settings)
-            started = time.perf_counter()
-            await self._vacuum_conn.execute("VACUUM outbox")
-            log.debug("outbox vacuumed", extra={"seconds": round(time.perf_counter() - started, 3)})
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            # Not fatal: autovacuum does the same later. (Also the answer when the role does not own the table.)
-            log.warning("outbox relay: VACUUM outbox failed", extra={"error": str(err)})
-
-    async def _close_vacuum(self) -> None:
-        task, self._vacuuming = self._vacuuming, None
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
-        if self._vacuum_conn is not None and not self._vacuum_conn.is_closed():
-            with contextlib.suppress(Exception):
-                await self._vacuum_conn.close()
-        self._vacuum_conn = None
-
-
-class OutboxRelay(_OutboxPublishing):
-    """Publishes committed outbox rows to Kafka, in order, in batches."""
-
-    def __init__(
-        self,
-        *,
-        database_url: str,
-        producer: AIOKafkaProducer,
-        metrics: RuntimeMetrics | None = None,
-        batch_size: int = 500,
-        poll_interval: float = 0.5,
-        topic_suffix: str = "",
-        vacuum_every: int = 20_000,
-        ack_timeout: float = 60.0,
-        renew_producer: Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]] | None = None,
-        timeouts: DatabaseTimeouts | None = None,
-        sweep_after: float = 0.0,
-    ) -> None:
-        super().__init__(
-            database_url=database_url,
-            producer=producer,
-            topic_suffix=topic_suffix,
-            ack_timeout=ack_timeout,
-            vacuum_every=vacuum_every,
-            timeouts=timeouts,
-        )
-        # `sweep_after` > 0: the process that commits events publishes them itself (`OutboxPublisher`), and the relay
-        # only sweeps what a crash or a failed publish left: rows older than this many seconds, or everything when a
-        # publisher asks for a sweep (it left rows behind). 0: the relay publishes every row as soon as it commits.
-        self._sweep_after = sweep_after
-        self._sweep_requested = False
-        self._took_over = False
-        self._sweep_due: float | None = None  # when a commit's events are old enough to sweep (monotonic)
-        self.swept = 0  # observable: events this relay published
-        # A batch Kafka has not acknowledged after `ack_timeout` seconds (twice the producer's request timeout by
-        # default) is a stalled producer, not a slow broker: `renew_producer(old)` abandons it and returns a started
-        # replacement, and the relay gives up leadership for a moment so a healthy replica may take over. A producer
-        # that fails in a way only a new one recovers from (`_PRODUCER_BROKEN`, or any failure
-        # `REPLACE_PRODUCER_AFTER_FAILURES` times in a row) is renewed the same way.
-        self._renew_producer = renew_producer
-        self._metrics = metrics
-        self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._conn: asyncpg.Connection | None = None
-        self._wakeup = asyncio.Event()
-        self._leader = False
-        self._stopping = asyncio.Event()
-        self._stopped = asyncio.Event()
-        self._running = False
-        self._watermark_sql: str | None = None
-        # Every seq up to this one was published by this relay while it held the lock (None: not known). While
-        # the sequence stays there, no row can be waiting: an idle poll is one sequence read, not a pg_locks scan.
-        self._drained_to: int | None = None
-        self._slow_writer_warning_s = 5.0
-        self.waiting_for_writers = False  # observable: the relay waits for an open transaction's seq to settle
-
-    def _lead(self, *, leader: bool) -> None:
-        """Remember whether this relay holds the lock, and say so in `*_outbox_relay_leader`."""
-        self._leader = leader
-        self._drained_to = None  # another relay may have published (and deleted) meanwhile
-        if self._metrics is not None:
-            self._metrics.outbox_relay_leader.set(1 if leader else 0)
-
-    @property
-    def leader(self) -> bool:
-        return self._leader
-
-    async def _connect(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            self._lead(leader=False)
-            self._conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
-            await self._conn.execute(_RELAY_SESSION)
-            await self._conn.add_listener(OUTBOX_SWEEP_CHANNEL, self._on_notify)
-            await self._conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
-        return self._conn
-
-    def _on_notify(self, _conn: object, _pid: object, channel: str, _payload: object) -> None:
-        if channel == OUTBOX_SWEEP_CHANNEL:
-            self._sweep_requested = True
-        elif self._sweep_after > 0:
-            # A commit staged events. Its writer publishes them; if it has no publisher (a bare connection, a tool),
-            # they are swept once old enough: look again then, not before.
-            if self._sweep_due is None:
-                self._sweep_due = time.monotonic() + self._sweep_after
-            return
-        self._wakeup.set()
-
-    def request_sweep(self) -> None:
-        """Sweep everything now, young rows too (a publisher in this process left rows behind)."""
-        self._sweep_requested = True
-        self._wakeup.set()
-
-    async def _ensure_leader(self, conn: asyncpg.Connection) -> bool:
-        if not self._leader:
-            self._lead(leader=bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY)))
-            # A relay that takes the lead (at start, or from a leader that died) sweeps once without waiting the whole
-            # `sweep_after`: what a dead process left is not waited for. Rows younger than a couple of poll intervals
-            # are left to their writers, which are publishing them (no second copy of a live process's events).
-            self._took_over = self._leader
-        return self._leader
-
-    async def publish_once(self, *, ripe_only: bool = False) -> RelayResult:
-        """Publish one batch if this relay is the leader. Returns how many events went out. `ripe_only`: a sweep,
-        in order, of the rows older than `sweep_after` only (see `_OLDEST_ROW`)."""
-        conn = await self._connect()
-        if not await self._ensure_leader(conn):
-            return RelayResult(0, leader=False)
-        min_age = self._sweep_after if ripe_only else 0.0
-        if self._took_over:
-            self._took_over = False
-            min_age = min(min_age, max(_TAKEOVER_MIN_AGE_S, 2 * self._poll_interval))
-            ripe_only = min_age > 0
-        if ripe_only:
-            ripe = await conn.fetchval(_OLDEST_ROW, min_age)
-            if ripe is None or not ripe:
-                return RelayResult(0, leader=True, waiting=ripe is not None)
-        last = await self._last_seq(conn)
-        if last == self._drained_to:
-            return RelayResult(0, leader=True)  # nothing handed out since all was published: no pg_locks scan
-        watermark = await self._watermark(conn, last)
-        fetched = await conn.fetch(_SELECT_BATCH, self._batch_size, watermark, min_age)
-        rows = list(itertools.takewhile(lambda row: row["ripe"], fetched))
-        waiting = len(rows) < len(fetched)
-        if self._metrics is not None:
-            self._metrics.outbox_pending.set(len(fetched))
-        if not rows:
-            if not waiting:
-                self._drained_to = watermark
-            return RelayResult(0, leader=True, waiting=waiting)
-        started = time.perf_counter()
-        await self._send((row["topic"], row["key"], row["headers"], row["payload"]) for row in rows)
-        # Only rows Kafka acknowledged are deleted; if this fails they go out again (deduplicated downstream).
-        await conn.execute(_DELETE_BATCH, [row["seq"] for row in rows])
-        self._deleted(len(rows))
-        self.swept += len(rows)
-        if self._metrics is not None:
-            self._metrics.outbox_publish_seconds.observe(time.perf_counter() - started)
-            per_topic: dict[str, int] = {}
-            for row in rows:
-                per_topic[row["topic"]] = per_topic.get(row["topic"], 0) + 1
-            for topic, n in per_topic.items():
-                self._metrics.outbox_published.labels(topic).inc(n)  # unsuffixed: bounded labels
-        if len(fetched) < self._batch_size and not waiting:
-            self._drained_to = watermark  # every row up to the watermark was in this batch
-        return RelayResult(len(rows), leader=True, waiting=waiting)
-
-    async def _last_seq(self, conn: asyncpg.Connection) -> int:
-        """The last seq handed out (see `_WATERMARK`)."""
-        if self._watermark_sql is None:
-            sequence = await conn.fetchval("SELECT pg_get_serial_sequence('outbox', 'seq')")
-            self._watermark_sql = _WATERMARK.format(sequence=sequence)
-        return int(await conn.fetchval(self._watermark_sql))
-
-    async def _watermark(self, conn: asyncpg.Connection, watermark: int) -> int:
-        """`watermark` (the last seq handed out, read before) once its fate is decided: every transaction that
-        could still commit a row at or below it has ended (see `_WATERMARK`)."""
-        writers = await conn.fetchval(_OUTBOX_WRITERS)
-        waited, delay = 0.0, 0.001
-        try:
-            while writers and await conn.fetchval(_WRITERS_STILL_OPEN, writers):
-                self.waiting_for_writers = True
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 0.05)
-                if waited > self._slow_writer_warning_s:
-                    log.warning("outbox relay: waiting for transactions still writing to the outbox")
-                    self._slow_writer_warning_s *= 2
-        finally:
-            self.waiting_for_writers = False
-        return watermark
-
-    async def run(self) -> None:
-        """Relay until `stop()`: publish while there is work, else wait for NOTIFY or the poll interval."""
-        self._running = True
-        try:
-            await self._loop(Backoff(base=0.1, cap=5.0, jitter=False))
-        finally:
-            self._running = False
-            await self._close_conn()
-            self._stopped.set()
-
-    async def _loop(self, backoff: Backoff) -> None:
-        # A leader with nothing to publish polls less and less often (doubling up to IDLE_POLL_MAX_S). Publishing
-        # everything itself, each commit that stages events NOTIFYs and wakes it at once, so the poll only sweeps
-        # what a lost notification left. Sweeping behind publishers (`sweep_after` > 0), only a publisher that left
-        # rows behind wakes it; rows too young to sweep bring it back once they are old enough.
-        idle = failures = 0
-        while not self._stopping.is_set():
-            self._wakeup.clear()  # a NOTIFY arriving while we publish wakes the next wait at once
-            sweep_all, self._sweep_requested = self._sweep_requested, False
-            if self._sweep_due is not None and time.monotonic() >= self._sweep_due:
-                self._sweep_due = None
-            try:
-                try:
-                    result = await self.publish_once(ripe_only=self._sweep_after > 0 and not sweep_all)
-                except BaseException:
-                    self._sweep_requested = self._sweep_requested or sweep_all  # asked for: still owed after a retry
-                    raise
-                backoff.reset()
-                failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-                log.warning("outbox relay: database unavailable, retrying", extra={"error": str(err)})
-                await self._close_conn()
-                await self._sleep(backoff.next())
-                continue
-            except KafkaStalledError as err:
-                log.error("outbox relay: Kafka stalled; replacing the producer", extra={"error": str(err)})
-                await self._close_conn()  # leadership goes to whichever relay asks next, perhaps a healthy replica's
-                await self._replace_producer()
-                await self._sleep(backoff.next())
-                continue
-            except Exception as err:
-                failures += 1
-                log.exception("outbox relay: publish failed, retrying the batch")
-                if isinstance(err, _PRODUCER_BROKEN) or failures >= REPLACE_PRODUCER_AFTER_FAILURES:
-                    log.error(
-                        "outbox relay: the producer cannot publish; replacing it",
-                        extra={"error": type(err).__name__, "failures": failures},
-                    )
-                    await self._replace_producer()
-                    failures = 0
-                await self._sleep(backoff.next())
-                continue
-            if result.published >= self._batch_size:
-                self._sweep_requested = self._sweep_requested or sweep_all  # the rest of what was asked for
-                continue
-            idle = idle + 1 if result.leader and result.published == 0 else 0
-            if not result.leader:
-                wait = self._poll_interval * 4
-            else:
-                wait = min(self._poll_interval * 2 ** min(idle, 8), max(self._poll_interval, IDLE_POLL_MAX_S))
-                if result.waiting:
-                    wait = min(wait, self._sweep_after)
-                if self._sweep_due is not None:
-                    wait = min(wait, max(0.0, self._sweep_due - time.monotonic()))
-            await self._sleep(wait, wake=True)
-
-    async def _replace_producer(self) -> None:
-        if self._renew_producer is None:
-            return  # the caller owns the producer: retrying resends the batch through it
-        try:
-            self._producer = await self._renew_producer(self._producer)
-            self._partitions.clear()
-        except Exception:
-            log.exception("outbox relay: could not start a new producer; retrying with the old one")
-
-    async def _sleep(self, seconds: float, *, wake: bool = False) -> None:
-        waiters = [asyncio.ensure_future(self._stopping.wait())]
-        if wake:
-            waiters.append(asyncio.ensure_future(self._wakeup.wait()))
-        _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        for task in waiters:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def stop(self) -> None:
-        """Stop after the batch in flight (never mid-statement), then release the connection and the lock."""
-        self._stopping.set()
-        if self._running:
-            await self._stopped.wait()
-        else:
-            await self._close_conn()
-
-    async def _close_conn(self) -> None:
-        await self._close_vacuum()
-        if self._conn is not None and not self._conn.is_closed():
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-        self._conn = None
-        self._lead(leader=False)
-
-
-def _json(value: Any) -> dict[str, str]:
-    if isinstance(value, str):
-        loaded: dict[str, str] = from_json(value)
-        return loaded
-    return dict(value)
+__all__ = [
+    "IDLE_POLL_MAX_S",
+    "OUTBOX_SWEEP_CHANNEL",
+    "RELAY_LOCK_KEY",
+    "REPLACE_PRODUCER_AFTER_FAILURES",
+    "_PARTITION_CACHE_SIZE",
+    "_RELAY_SESSION",
+    "_WATERMARK",
+    "CommitPublisher",
+    "KafkaStalledError",
+    "OutboxRelay",
+    "RelayResult",
+    "abandon_producer",
+    "add_event",
+    "add_events",
+    "idempotent_producer",
+    "oldest_pending_age",
+    "physical_topic",
+    "publish_after_commit",
+]

@@ -33,7 +33,8 @@ from aiokafka import AIOKafkaProducer
 
 from prizeflow_contracts.envelope import StagedEvent
 from prizeflow_runtime.metrics import RuntimeMetrics
-from prizeflow_runtime.outbox import _RELAY_SESSION, OUTBOX_SWEEP_CHANNEL, _OutboxPublishing
+from prizeflow_runtime.outbox_kafka import _RELAY_SESSION, _OutboxPublishing
+from prizeflow_runtime.outbox_relay import OUTBOX_SWEEP_CHANNEL
 from prizeflow_runtime.settings import DatabaseTimeouts
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,22 +32,19 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from litestar import Litestar
-from litestar.di import Provide
-from litestar.types import ASGIApp, ControllerRouterHandler
+from litestar.types import ControllerRouterHandler
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from prizeflow_contracts.topics import AUDIT, DLQ_SUFFIX
-from prizeflow_runtime.admin_audit import RuntimeTimeline
-from prizeflow_runtime.admin_http import DeadLettersController, TimelineController
+from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.auth import TokenVerifier, token_verifier
 from prizeflow_runtime.broker import attach_consumer, create_broker
 from prizeflow_runtime.consumer import BatchHandler, EventHandler, ReliableConsumer, unbound
 from prizeflow_runtime.db import create_engine, read_schema_state, session_factory
 from prizeflow_runtime.dead_letters import DeadLetterAdmin, RefusalHook
 from prizeflow_runtime.gauges import LagReader, LagSource, RuntimeGauges
-from prizeflow_runtime.http import NotReady, ReadinessCheck, create_app, readiness_failures
+from prizeflow_runtime.http import NotReady, ReadinessCheck, readiness_failures
 from prizeflow_runtime.inbox_retention import InboxHorizonError, InboxRetention, horizon_problems, maintain_inbox
 from prizeflow_runtime.jobs import Scheduler
 from prizeflow_runtime.kafka_security import KafkaAuthenticationError, KafkaSecurityError, authentication_problem
@@ -64,36 +60,18 @@ from prizeflow_runtime.outbox import (
 from prizeflow_runtime.outbox_publisher import OutboxPublisher
 from prizeflow_runtime.retry import backoff_delay
 from prizeflow_runtime.schema_compat import ExpectedSchema, SchemaMismatchError, check_compatible
+from prizeflow_runtime.serving import GC_THRESHOLDS, serve, service_app, tune_gc
 from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.sql_uow import SqlUnitOfWork
-from prizeflow_runtime.timeline import Timeline, TimelineSource
+from prizeflow_runtime.timeline import TimelineSource
 from prizeflow_runtime.topics import TopicsNotReadyError, check_topics, required_topics, topic_retention_ms
 
 log = logging.getLogger(__name__)
 
 
-# A poll of thousands of events allocates millions of short-lived objects, most of them still referenced
-# until the poll's transaction commits. With CPython's default thresholds (700, 10, 10) that triggers
-# hundreds of collections per poll, the full ones scanning every long-lived object in the process: about
-# a third of the consumer's CPU time in the settlement benchmark. Larger thresholds plus freezing what
-# start-up allocated keep the collector (cycles are still collected) off the hot path.
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-_gc_tuned = False
 StartupHook = Callable[[], Awaitable[None]]
 _FIRST_RETRY_S = 0.2
 _PUBLISHER_DRAIN_S = 5.0
-
-
-def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
-    """Move start-up objects to the permanent generation (once per process), raise the thresholds."""
-    global _gc_tuned  # noqa: PLW0603 - a process-wide setting, applied once
-    if not _gc_tuned:
-        _gc_tuned = True
-        gc.collect()
-        gc.freeze()
-    gc.set_threshold(*thresholds)
 
 
 @dataclass(frozen=True)
@@ -578,33 +556,14 @@ class ServiceRuntime:
         dead_letter_routes: bool = True,
         timeline: Sequence[TimelineSource] = (),
     ) -> Litestar:
-        """The service's app; a service with consumers also serves `/admin/dead-letters` unless it has no inbound
-        API by design (the signer: its dead letters are decided in its database, by its operators). A service
-        that verifies tokens serves `/admin/timeline/{correlation_id}`: its admin audit and dead letters, plus
-        the entries of its own `timeline` sources."""
-        handlers = list(route_handlers)
-        deps = dict(dependencies or {})
-        if self.auth is not None:
-            name = self.settings.service_name
-            flow = Timeline(name, [RuntimeTimeline(self.engine, name), *timeline])
-            handlers.append(TimelineController)
-            deps["timeline"] = Provide(lambda: flow, sync_to_thread=False)
-        if self._consumer_specs and dead_letter_routes:
-            admin = self.dead_letter_admin()
-            handlers.append(DeadLettersController)
-            deps["dead_letters"] = Provide(lambda: admin, sync_to_thread=False)
-            self.produces([AUDIT.name])  # a redrive or a discard is audited
-        return create_app(
-            service_name=self.settings.service_name,
-            route_handlers=handlers,
-            registry=self.registry,
-            readiness=self.readiness_checks(),
-            auth=self.auth,
-            dependencies=deps,
-            on_startup=[self.start_in_background],
-            on_shutdown=[self.stop],
-            refusal=self._serving_refused,
+        """The service's app (`prizeflow_runtime.serving.service_app`): its routes, health, metrics and admin."""
+        return service_app(
+            self, route_handlers, dependencies=dependencies, dead_letter_routes=dead_letter_routes, timeline=timeline
         )
+
+    @property
+    def has_consumers(self) -> bool:
+        return bool(self._consumer_specs)
 
     def _serving_refused(self) -> str | None:
         """Why the API must not serve now (a schema this build cannot run against), or None."""
@@ -617,17 +576,4 @@ def _relay_ended(task: asyncio.Task[None]) -> None:
         log.critical("outbox relay died; this process publishes nothing until restarted", exc_info=err)
 
 
-def serve(app: Litestar | ASGIApp, settings: ServiceSettings) -> None:
-    """Run the service's HTTP app (and with it, its consumers and relay) until SIGTERM/SIGINT. `app` is the
-    Litestar app, or an ASGI app in front of it (the webhook ingress)."""
-    import uvicorn
-
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-    )
+__all__ = ["GC_THRESHOLDS", "KafkaUsage", "ServiceRuntime", "StartupHook", "serve", "tune_gc"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from prizeflow_runtime.jobs import Scheduled, Scheduler, Tick
+from prizeflow_runtime.jobs import Retry, Scheduled, Scheduler, Tick
 
 
 @dataclass
@@ -176,6 +176,72 @@ async def test_stop_lets_a_pass_finish_unless_the_job_is_resumable() -> None:
     gate.set()
     await stopping
     assert order[-1] == "worker finished"
+
+
+async def test_a_retry_waits_its_whole_time_whatever_wakes_the_job() -> None:
+    jobs = Scheduler()
+    gate = asyncio.Event()
+    job = Recorded(lambda n: Retry(0.3) if n == 1 else 60.0, gate=gate)
+    scheduled = jobs.every(0.01, job, name="relay")
+    await jobs.start()
+    await until(lambda: len(job.at) == 1)
+    scheduled.wake()  # during the failing pass: dropped, as those during its back-off
+    gate.set()
+    for _ in range(20):
+        await asyncio.sleep(0.005)
+        scheduled.wake()
+    await until(lambda: len(job.at) == 2)
+    assert job.at[1] - job.at[0] >= 0.3  # no wake-up shortened the back-off
+    woken = asyncio.get_running_loop().time()
+    scheduled.wake()  # after a pass that did not fail, a wake-up ends the wait (60 s) as before
+    await until(lambda: len(job.at) == 3, timeout=2.0)
+    assert job.at[2] - woken < 60.0
+    await jobs.stop()
+
+
+async def test_a_stop_ends_a_retry_at_once() -> None:
+    jobs = Scheduler()
+    job = Recorded(lambda n: Retry(60.0))
+    scheduled = jobs.every(0.01, job, name="relay")
+    await jobs.start()
+    await until(lambda: len(job.at) == 1)
+    ended = asyncio.create_task(scheduled.finished())
+    async with asyncio.timeout(5.0):  # not the 60 s of the back-off
+        await jobs.stop()
+        await ended
+    assert len(job.at) == 1
+
+
+async def test_a_stop_waits_its_grace_then_cancels_and_without_grace_waits_for_the_pass() -> None:
+    jobs = Scheduler()
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @dataclass
+    class Pass:
+        name: str
+
+        async def tick(self) -> Tick:
+            order.append(f"{self.name} started")
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                order.append(f"{self.name} cancelled")
+                raise
+            order.append(f"{self.name} finished")
+            return False
+
+    jobs.every(60.0, Pass("relay"), name="relay", stop_grace_s=None)
+    jobs.every(60.0, Pass("short"), name="short", stop_grace_s=0.05)
+    await jobs.start()
+    await until(lambda: len(order) == 2)
+    stopping = asyncio.create_task(jobs.stop())
+    await until(lambda: "short cancelled" in order)  # past its grace
+    assert "relay finished" not in order
+    assert "relay cancelled" not in order
+    gate.set()
+    await stopping
+    assert order[-1] == "relay finished"
 
 
 def test_a_name_is_scheduled_once_and_the_pace_is_sane() -> None:

@@ -31,6 +31,7 @@ from prizeflow_payouts.adapters.stellar.states import (
     require_transition,
     sources_of,
 )
+from prizeflow_runtime.jobs import Scheduled
 
 T = TxState
 P = PayoutState
@@ -240,7 +241,7 @@ def _engine(leadership: FakeLeadership, work: Counting) -> StellarEngine:
     async def no_db() -> AsyncEngine:
         return None  # type: ignore[return-value] # the fake leadership never uses it
 
-    return StellarEngine(options, leadership=leadership, driver=work, builder=work, db=no_db, wake=asyncio.Event())
+    return StellarEngine(options, leadership=leadership, driver=work, builder=work, db=no_db)
 
 
 async def test_a_leader_rechecks_its_lock_before_every_tick() -> None:
@@ -296,17 +297,20 @@ async def test_an_idle_leader_backs_off_to_its_maximum_and_a_wake_or_work_restar
     work = Scripted([False] * 6 + [True] + [False] * 3)
     engine = _engine(leadership, work)
     pauses: list[float] = []
-    woken_at = {7}
+    woken_at = {8}
+    scheduled = Scheduled(engine.passes, "stellar-engine", engine.o.tick_s, engine.o.idle_max_s)
 
-    async def pause(seconds: float) -> bool:
+    async def sleep(seconds: float) -> None:
         pauses.append(seconds)
-        if len(pauses) >= 11:
-            engine._stop.set()
-        return len(pauses) - 1 in woken_at
+        if len(pauses) >= 12:
+            scheduled._stopping = True  # the script is over: no pass after this wait
+        if len(pauses) - 1 in woken_at:
+            engine.wake()
 
-    engine._pause = pause  # type: ignore[method-assign]
-    await engine.run()
+    scheduled._sleep = sleep  # type: ignore[method-assign]
+    engine._scheduled = scheduled  # the engine's job, run here by hand
+    await scheduled._run()
     tick, top = engine.o.tick_s, engine.o.idle_max_s
     # six idle ticks double to the maximum; a tick with work pauses not at all; idle again from tick_s; the
-    # wake after the 8th pause (a payout created here) restarts the doubling
-    assert pauses == [tick, 2 * tick, 4 * tick, 8 * tick, 16 * tick, top, tick, 2 * tick, tick, 2 * tick, 4 * tick]
+    # wake after the 8th pause (a payout created here) restarts the doubling (the tick with work waits 0: not a pause)
+    assert pauses == [tick, 2 * tick, 4 * tick, 8 * tick, 16 * tick, top, 0, tick, 2 * tick, tick, 2 * tick, 4 * tick]

@@ -1,13 +1,14 @@
-"""The engine loop: stand for election, and while leading, tick: drive open envelopes, then build new ones.
+"""The engine: stand for election, and while leading, tick: drive open envelopes, then build new ones.
 
 Leadership is re-checked before every tick on the session that holds the lock; a leader that lost it stops at
-once and, before standing again, leaves the others `stand_down_s` to take over.
+once and, before standing again, leaves the others `stand_down_s` to take over. The passes run as a job of the
+engine's own scheduler (`prizeflow_runtime.jobs`, as the TON driver): `EnginePasses.tick` is one pass and the pace
+it asks for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -15,6 +16,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
+from prizeflow_runtime.jobs import Scheduled, Scheduler, Tick
 
 log = logging.getLogger(__name__)
 
@@ -51,61 +53,35 @@ class StellarEngine:
         driver: Work,
         builder: Builder,
         db: Callable[[], Awaitable[AsyncEngine]],
-        wake: asyncio.Event,
     ) -> None:
         self.o = options
         self.leadership = leadership
         self.driver = driver
         self.builder = builder
         self._db = db
-        self.wake = wake
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._stand_down_until = 0.0
+        self.passes = EnginePasses(self)
+        self._jobs = Scheduler()
+        self._scheduled: Scheduled | None = None
 
     def start(self) -> None:
-        self._stop.clear()
-        self._task = asyncio.create_task(self.run(), name=f"stellar-engine-{self.o.name}")
+        if self._scheduled is None:
+            # Cancelled at stop, mid-pass if need be: what a pass did is in the database, and the next leader resumes.
+            self._scheduled = self._jobs.every(
+                self.o.tick_s, self.passes, name=f"stellar-engine-{self.o.name}", cancel_on_stop=True
+            )
+        self.passes.restart()
+        self._scheduled.start()
+
+    def wake(self) -> None:
+        """Work arrived (a payout created, a signature back): end any pause and restart the doubling."""
+        self.passes.woken = True
+        if self._scheduled is not None:
+            self._scheduled.wake()
 
     async def stop(self) -> None:
-        self._stop.set()
-        self.wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._jobs.stop()
         await self.leadership.drop()
-
-    async def run(self) -> None:
-        """Tick while there is work; once ticks find none, pause `tick_s`, doubling up to `idle_max_s` (an idle
-        leader costs a few queries a second, not sixty). A `wake` (a payout created, a signature back) ends any
-        pause and restarts the doubling."""
-        loop = asyncio.get_running_loop()
-        pause = self.o.tick_s
-        while not self._stop.is_set():
-            busy = False
-            try:
-                if await self.lead(loop.time()):
-                    busy = await self.tick()
-            except Exception:
-                log.exception("stellar engine pass failed; retrying")
-                await self.leadership.drop()
-                await asyncio.sleep(RETRY_S)
-            if busy:
-                pause = self.o.tick_s
-                continue
-            woken = await self._pause(pause if self.leadership.leads else STANDBY_S)
-            pause = self.o.tick_s if woken else min(pause * 2, max(self.o.idle_max_s, self.o.tick_s))
-
-    async def _pause(self, seconds: float) -> bool:
-        """Wait up to `seconds`; True when `wake` ended the wait."""
-        woken = False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
-            woken = True
-        self.wake.clear()
-        return woken
 
     async def lead(self, now: float) -> bool:
         """True if this process leads now: held and re-checked, or just taken."""
@@ -124,4 +100,41 @@ class StellarEngine:
         return await self.builder.build() or driven
 
 
-__all__ = ["STANDBY_S", "STAND_DOWN_S", "StellarEngine"]
+class EnginePasses:
+    """The engine's job. While ticks find work it ticks again at once; once they find none, it pauses `tick_s`,
+    doubling up to `idle_max_s` (an idle leader costs a few queries a second, not sixty); a follower asks again
+    every `STANDBY_S`. A wake ends any pause and restarts the doubling. A failed pass drops leadership and waits
+    `RETRY_S` before standing by."""
+
+    def __init__(self, engine: StellarEngine) -> None:
+        self.engine = engine
+        self.woken = False  # a wake since the last pass began
+        self.pause = engine.o.tick_s
+        self._paused = False  # the last pass found nothing: the wait since then was a pause
+
+    def restart(self) -> None:
+        """As a fresh start: the pause from `tick_s`."""
+        self.woken, self._paused, self.pause = False, False, self.engine.o.tick_s
+
+    async def tick(self) -> Tick:
+        engine, o = self.engine, self.engine.o
+        woken, self.woken = self.woken, False
+        if self._paused:
+            self._paused = False
+            self.pause = o.tick_s if woken else min(self.pause * 2, max(o.idle_max_s, o.tick_s))
+        busy = False
+        try:
+            if await engine.lead(asyncio.get_running_loop().time()):
+                busy = await engine.tick()
+        except Exception:
+            log.exception("stellar engine pass failed; retrying")
+            await engine.leadership.drop()
+            await asyncio.sleep(RETRY_S)
+        if busy:
+            self.pause = o.tick_s
+            return 0.0
+        self._paused = True
+        return self.pause if engine.leadership.leads else STANDBY_S
+
+
+__all__ = ["RETRY_S", "STANDBY_S", "STAND_DOWN_S", "EnginePasses", "StellarEngine"]

@@ -73,7 +73,6 @@ class StellarPayoutProvider:
         self._started = False
         self._start_lock = asyncio.Lock()
         self.rpc = SorobanRpcClient(options.rpc_url, timeout_s=options.rpc_timeout_s)
-        self.wake = asyncio.Event()
         self.fees = fee_level(options)
         self.leadership = EngineLeadership(options.name)
         self.driver = EnvelopeDriver(options, self.rpc, self.fees, self.leadership)
@@ -84,7 +83,6 @@ class StellarPayoutProvider:
             driver=self.driver,
             builder=self.builder,
             db=self._database,
-            wake=self.wake,
         )
         self.signer_results = SignerResultsSink(options)
         self.external = ExternalSigning(options, self.rpc, self._database)
@@ -225,7 +223,7 @@ class StellarPayoutProvider:
                     )
                 else:
                     results[n] = self._result(row)
-            self.wake.set()
+            self.engine.wake()
         return [r for r in results if r is not None]
 
     def _result(self, row: PayoutRow) -> ProviderPayoutResult:
@@ -347,7 +345,7 @@ class StellarPayoutProvider:
     # -- SignerResultsSink (consumer `payouts-signer-results`, inside the runtime's inbox transaction) ---------
     async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
         await self.signer_results.apply(session, envelopes)
-        self.wake.set()
+        self.engine.wake()
 
     # -- ExternalSigning (admin API) -------------------------------------------------------------------------
     async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
@@ -355,7 +353,7 @@ class StellarPayoutProvider:
 
     async def submit_signed(self, payout_id: str, signed_xdr: str) -> ExternalSubmission:
         done = await self.external.submit_signed(payout_id, signed_xdr)
-        self.wake.set()
+        self.engine.wake()
         return done
 
     # -- settlement rules, reachable for direct tests on a transaction of the caller's ----------------------
