@@ -83,6 +83,10 @@ async def add_events(
     await record_admin_audit(raw, admin_audit_rows(staged))
     if _PUBLISHERS and isinstance(session, AsyncSession):
         _stage_for_publisher(session.sync_session, staged)
+    elif _PUBLISHERS and isinstance(session, AsyncConnection) and session.sync_engine in _PUBLISHERS:
+        # A bare connection tells no listener after its commit, so no publisher will take these: ask the relay to
+        # sweep at once. NOTIFY is transactional: it reaches the relay when (and only if) this transaction commits.
+        await raw.execute(_ASK_RELAY_TO_SWEEP, OUTBOX_SWEEP_CHANNEL)
 
 
 class CommitPublisher(Protocol):
@@ -93,6 +97,8 @@ class CommitPublisher(Protocol):
         ...
 
 
+_ASK_RELAY_TO_SWEEP = "SELECT pg_notify($1, '')"
+
 # The publisher of each engine's commits (`publish_after_commit`). Keyed by the sync engine a session is bound to.
 _PUBLISHERS: WeakKeyDictionary[Engine, CommitPublisher] = WeakKeyDictionary()
 _STAGED = "prizeflow_outbox_staged"  # Session.info key: (publisher, events staged in the open transaction)
@@ -102,7 +108,8 @@ _hooks_installed = False
 def publish_after_commit(engine: AsyncEngine, publisher: CommitPublisher | None) -> None:
     """From now on, a transaction of a session bound to `engine` that staged events hands them to `publisher` right
     after it commits (None: no longer; the relay sweeps them). Events staged on a bare connection are not handed
-    over (SQLAlchemy tells a connection's listeners before its commit, not after): the relay sweeps those."""
+    over (SQLAlchemy tells a connection's listeners before its commit, not after): their transaction asks the relay
+    to sweep at once (a NOTIFY on `OUTBOX_SWEEP_CHANNEL`, delivered at its commit)."""
     global _hooks_installed  # noqa: PLW0603 - process-wide session hooks, installed once
     if not _hooks_installed:
         event.listen(Session, "after_commit", _after_commit)

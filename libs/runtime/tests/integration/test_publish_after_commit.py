@@ -4,6 +4,7 @@ what a crash or a failed publish left, and a key's events still reach Kafka in c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections import defaultdict
@@ -228,3 +229,26 @@ async def test_events_rolled_back_with_a_savepoint_are_not_published_and_the_res
     await eventually(published, lambda n: n == 1, timeout=60)
     assert await _by_key(kafka_bootstrap, topic) == {"key-s": ["kept"]}
     assert running.relay.swept == 0
+
+
+async def test_events_staged_on_a_bare_connection_are_swept_at_their_commit_not_left_for_the_sweep_delay(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str, publishing: Callable[..., Any]
+) -> None:
+    """No publisher hears a bare connection's commit (the TON and Stellar drivers stage there): its transaction asks
+    the relay to sweep, and the relay (whose own sweep delay here is an hour) publishes them at once — a rollback
+    asks nothing."""
+    topic = "prizeflow.publish-bare" + topic_suffix
+    await ensure_topics(kafka_bootstrap, [topic], with_dlq=False)
+    running = await publishing()
+    with contextlib.suppress(RuntimeError):
+        async with engine.begin() as conn:
+            await add_events(conn, [thing("undone", correlation_id="key-b")], topic=topic)
+            raise RuntimeError("rolled back")
+    async with engine.begin() as conn:
+        await add_events(
+            conn, [thing("bare-1", correlation_id="key-b"), thing("bare-2", correlation_id="key-b")], topic=topic
+        )
+    await eventually(lambda: _outbox_rows(engine), lambda n: n == 0, timeout=60)
+    assert _first_seen((await _by_key(kafka_bootstrap, topic))["key-b"]) == ["bare-1", "bare-2"]
+    assert running.relay.swept >= 2
+    assert running.publisher.published == 0

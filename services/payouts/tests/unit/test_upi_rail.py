@@ -14,7 +14,6 @@ from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode, 
 from prizeflow_contracts.providers import (
     DestinationType,
     PayoutDestination,
-    ProviderCapabilities,
     ProviderPayoutStatus,
     ProviderType,
     StatementLineKind,
@@ -300,19 +299,8 @@ def balance_rail(answer: httpx.Response | Exception, *, low_below: int | None = 
         validate_accounts=True,
         low_balance_below=low_below,
     )
-    caps = ProviderCapabilities(
-        supports_cancel=True,
-        supports_quote=True,
-        supports_webhooks=True,
-        async_confirmation=True,
-        requires_signature=False,
-        supports_batching=False,
-        supports_returns=True,
-        assets=("INR",),
-        destination_types=(DestinationType.UPI,),
-    )
     keys = UpiKeys(key_id="rzp_test_abc", key_secret="secret-value-0123456789", webhook_secrets=())
-    return UpiPayoutProvider(options, keys=keys, capabilities=caps, transport=httpx.MockTransport(handler))
+    return UpiPayoutProvider(options, keys=keys, transport=httpx.MockTransport(handler))
 
 
 def balances_doc(*items: dict[str, Any]) -> httpx.Response:
