@@ -387,8 +387,12 @@ async def test_a_disputed_manual_payout_is_traced_then_marked_paid_or_cancelled(
 async def test_a_relay_lock_held_by_a_session_that_does_not_publish_is_found_and_the_backlog_drains_once_it_ends(
     ops_platform: Platform, api: Api
 ) -> None:
-    """Last in the module: it restarts rewards."""
+    """Last in the module: it restarts rewards. A process publishes its own commits' events (publish after commit);
+    only what publishers left behind (a crash between commit and publish, a failed publish, a bare connection's
+    events) waits for the relay. The restarted rewards runs without its publisher, so its events wait for the relay
+    as a crashed writer's would."""
     rewards_db = asyncpg_dsn(db(ops_platform, "rewards"))
+    ops_platform.service_env.setdefault("rewards", {})["OUTBOX_PUBLISH_AFTER_COMMIT"] = "false"
     # The situation: rewards' leader dies; a session that will never publish (a wedged process) takes the lock
     # before the new rewards process starts, whose relay then cannot lead.
     ops_platform.kill("rewards")

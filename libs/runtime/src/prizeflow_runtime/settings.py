@@ -350,8 +350,10 @@ class ServiceSettings(BaseSettings):
         description="a batch Kafka has not acknowledged by then means a stalled producer: the relay replaces it",
     )
     outbox_publish_after_commit: bool = Field(
-        default=True,
-        description="The process publishes a transaction's events right after it commits; the relay only sweeps",
+        default=False,
+        description="The process publishes a transaction's events right after it commits; the relay only sweeps. Off "
+        "by default: events staged on a bare connection (payouts' TON and Stellar drivers) reach no publisher, and "
+        "the sweep they ask for races a publisher into duplicate records (consumers drop them by event id)",
     )
     outbox_sweep_after_ms: int = Field(
         default=2_000,

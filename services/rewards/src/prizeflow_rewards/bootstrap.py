@@ -115,6 +115,11 @@ def build(settings: RewardsSettings) -> Litestar:
         settings, schema=EXPECTED_SCHEMA, bind=functools.partial(bind, strict=settings.rewards_ledger_strict_locks)
     )
     metrics = RewardsMetrics.create(rt.registry, settings.service_name)
+    for pair in settings.rewards_fx_pairs:  # each enabled pair's series from start-up (0 until a quote, a posting)
+        metrics.fx_quotes.labels(pair)
+        for asset in pair.split("/"):
+            metrics.fx_position.labels(asset)
+            metrics.fx_position_difference.labels(asset)
     rt.uow.on_retry = lambda outcome: metrics.transaction_retries.labels(outcome).inc()
     uow: UnitOfWork[Books] = rt.uow
     source = settings.source
