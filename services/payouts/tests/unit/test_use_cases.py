@@ -1015,6 +1015,9 @@ class RailWithBalance(ScriptedProvider):
         super().__init__()
         self.answer: tuple[ProviderBalance, ...] | Exception = (ProviderBalance("INR", 12_345_600, 5_000_000),)
 
+    def rail(self) -> Rail:
+        return replace(super().rail(), balance=self)
+
     async def balances(self) -> tuple[ProviderBalance, ...]:
         if isinstance(self.answer, Exception):
             raise self.answer
