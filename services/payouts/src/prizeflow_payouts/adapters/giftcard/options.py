@@ -23,17 +23,17 @@ from enum import StrEnum
 from typing import Final
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prizeflow_contracts.money import ASSETS, AssetKind
 from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_payouts.adapters.http_options import validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 PRODUCTION_API: Final = "https://api.tremendous.com"
 SANDBOX_API: Final = "https://testflight.tremendous.com"
 API_PATH: Final = "/api/v2"  # appended to api_base: the host (a local stack gives its emulator's as GIFTCARD_API_URL)
 _PRODUCTION_PREFIX: Final = "PROD_"
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _SECRETS: Final = frozenset({"api_key", "webhook_key", "webhook_key_next"})
 
 
@@ -132,34 +132,7 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[GiftCar
 
 
 def _validated(spec: ProviderSpec, context: ProviderContext, where: str) -> _Options:
-    try:
-        opts = _Options.model_validate(dict(spec.options))
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: "
-            + ("unknown option" if e["type"] == "extra_forbidden" else e["msg"])
-            for e in err.errors()
-        )
-        raise ProviderConfigError(f"{where}: gift_card options: {problems}") from None
-    if opts.timeout_s >= context.provider_timeout_s:
-        raise ProviderConfigError(
-            f"{where}: timeout_s ({opts.timeout_s}) must be below PAYOUTS_PROVIDER_TIMEOUT_MS "
-            f"({context.provider_timeout_s}s): a call the worker gave up on would still be running"
-        )
-    if opts.api_base_env is not None:
-        if "api_base" in spec.options:
-            raise ProviderConfigError(f"{where}: give api_base or api_base_env, not both")
-        value = context.env.get(opts.api_base_env)
-        if not value:
-            raise ProviderConfigError(f"{where}: api_base_env names {opts.api_base_env}, which is not set")
-        try:
-            opts = opts.model_copy(update={"api_base": _Options._api_base(value)})
-        except ValueError as err:
-            raise ProviderConfigError(f"{where}: {opts.api_base_env}: {err}") from None
-    parts = urlsplit(opts.api_base)
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK and "." in (parts.hostname or ""):
-        raise ProviderConfigError(f"{where}: api_base must use https outside loopback or a local service name")
-    return opts
+    return validated_http_options(_Options, spec, context, where, "gift_card")
 
 
 def _secrets(spec: ProviderSpec, opts: _Options, context: ProviderContext, where: str) -> GiftCardSecrets:
