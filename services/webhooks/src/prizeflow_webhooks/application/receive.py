@@ -219,21 +219,14 @@ class ReceiveWebhook:
             raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body is not a JSON document") from None
         if not isinstance(doc, dict):
             raise self.refuse(provider, RefusalReason.MALFORMED_JSON, "the body must be a JSON object")
-        body_digest = hashlib.sha256(body).hexdigest()
-        received_at = datetime.fromtimestamp(now, UTC)
-        try:
-            normalized = kyc_events.normalize(
-                doc, provider=vendor, provider_name=provider.name, digest=body_digest, received_at=received_at
-            )
-        except NormalizationError as err:
-            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
-        return await self._store(
+        return await self._store_untimed(
             provider,
-            normalized,
-            body=kyc_events.kept_body(doc),  # never the vendor's free text (a name, a date of birth)
-            digest=body_digest,
-            timestamp=int(now),  # the scheme has none: the time it was verified
-            received_at=received_at,
+            body,
+            now,
+            lambda digest, at: kyc_events.normalize(
+                doc, provider=vendor, provider_name=provider.name, digest=digest, received_at=at
+            ),
+            kept=kyc_events.kept_body(doc),  # never the vendor's free text (a name, a date of birth)
             confirmed=False,
         )
 
@@ -267,19 +260,11 @@ class ReceiveWebhook:
             self.metrics.confirmations.labels(provider.name, "not_found").inc()
             raise self.refuse(provider, RefusalReason.EVENT_NOT_CONFIRMED, "the provider has no such order or reward")
         self.metrics.confirmations.labels(provider.name, "confirmed").inc()
-        digest = hashlib.sha256(body).hexdigest()
-        received_at = datetime.fromtimestamp(now, UTC)
-        try:
-            normalized = giftcard_events.normalize(ref, order, provider=rail, digest=digest, received_at=received_at)
-        except NormalizationError as err:
-            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
-        return await self._store(
+        return await self._store_untimed(
             provider,
-            normalized,
-            body=body,
-            digest=digest,
-            timestamp=int(now),  # the scheme has none: the time it was verified
-            received_at=received_at,
+            body,
+            now,
+            lambda digest, at: giftcard_events.normalize(ref, order, provider=rail, digest=digest, received_at=at),
             confirmed=True,
         )
 
@@ -314,19 +299,11 @@ class ReceiveWebhook:
                 return self._count(provider, Receipt(DeliveryOutcome.DUPLICATE, ref, None))
             doc = await self._confirm_payout(provider, fetcher, doc)
             confirmed = True
-        digest = hashlib.sha256(body).hexdigest()
-        received_at = datetime.fromtimestamp(now, UTC)
-        try:
-            normalized = razorpayx_events.normalize(doc, ref, provider=rail, digest=digest, received_at=received_at)
-        except NormalizationError as err:
-            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
-        return await self._store(
+        return await self._store_untimed(
             provider,
-            normalized,
-            body=body,
-            digest=digest,
-            timestamp=int(now),  # the scheme has none: the time it was verified
-            received_at=received_at,
+            body,
+            now,
+            lambda digest, at: razorpayx_events.normalize(doc, ref, provider=rail, digest=digest, received_at=at),
             confirmed=confirmed,
         )
 
@@ -405,6 +382,35 @@ class ReceiveWebhook:
                 provider, RefusalReason.PROVIDER_UNAVAILABLE, "the provider could not confirm the event; retry later"
             ) from None
         return result
+
+    async def _store_untimed(
+        self,
+        provider: IngressProvider,
+        body: bytes,
+        now: float,
+        normalize: Callable[[str, datetime], Normalized],
+        *,
+        kept: bytes | None = None,
+        confirmed: bool,
+    ) -> Receipt:
+        """A verified delivery of a scheme with no timestamp of its own (the time it was verified stands in): the
+        body's digest, `normalize(digest, received_at)` (a refusal names the payload), stored (`kept`: what of the
+        body is kept, else all of it)."""
+        digest = hashlib.sha256(body).hexdigest()
+        received_at = datetime.fromtimestamp(now, UTC)
+        try:
+            normalized = normalize(digest, received_at)
+        except NormalizationError as err:
+            raise self.refuse(provider, RefusalReason.INVALID_PAYLOAD, str(err)) from None
+        return await self._store(
+            provider,
+            normalized,
+            body=body if kept is None else kept,
+            digest=digest,
+            timestamp=int(now),
+            received_at=received_at,
+            confirmed=confirmed,
+        )
 
     async def _store(
         self,
