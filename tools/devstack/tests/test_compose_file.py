@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -129,3 +130,25 @@ def test_a_root_run_gives_each_mounted_secret_to_its_containers_user_alone(tmp_p
     assert chowned["hot-signer.seed"] == secrets_module.IMAGE_UID
     assert chowned["grafana-admin-password"] == secrets_module.GRAFANA_UID
     assert stat.S_IMODE((out / "hot-signer.seed").stat().st_mode) == 0o400
+
+
+def test_a_stack_that_fails_says_when_the_hosts_firewall_drops_its_internal_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bridge_nf = tmp_path / "bridge-nf-call-iptables"
+    bridge_nf.write_text("1\n", encoding="ascii")
+    policy = {"rules": "-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n"}
+
+    def iptables(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        assert argv[1:] == ["-S", "FORWARD"]
+        return subprocess.CompletedProcess(argv, 0, stdout=policy["rules"], stderr="")
+
+    monkeypatch.setattr(secrets_module.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(secrets_module.subprocess, "run", iptables)
+    assert "FORWARD policy is DROP" in secrets_module.firewall_note(bridge_nf)
+    policy["rules"] = "-P FORWARD ACCEPT\n"
+    assert secrets_module.firewall_note(bridge_nf) == ""
+    bridge_nf.write_text("0\n", encoding="ascii")
+    policy["rules"] = "-P FORWARD DROP\n"
+    assert secrets_module.firewall_note(bridge_nf) == "", "bridged packets that skip iptables are not dropped by it"
+    assert secrets_module.firewall_note(tmp_path / "absent") == ""

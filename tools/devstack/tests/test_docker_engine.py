@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prizeflow_devstack import docker_engine
 
 
@@ -27,3 +29,18 @@ def test_podmans_docker_api_is_not_taken_for_dockers_engine() -> None:
     assert docker_engine._is_docker({"Version": "20.10.24+dfsg1", "Components": [{"Name": "Engine"}]})
     assert not docker_engine._is_docker({"Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]})
     assert docker_engine._is_docker({})
+
+
+def test_forwarding_is_switched_on_before_dockerd_so_docker_leaves_the_forward_policy(tmp_path: Path) -> None:
+    """Docker 20.10 sets iptables' FORWARD policy to DROP when it finds forwarding off and switches it on; with
+    br_netfilter that dropped every packet on podman's internal networks in the tier after Docker's."""
+    switch = tmp_path / "ip_forward"
+    switch.write_text("0\n", encoding="ascii")
+    assert docker_engine.keep_forward_policy(switch) is True
+    assert switch.read_text(encoding="ascii") == "1\n"
+    assert docker_engine.keep_forward_policy(switch) is False  # already on: nothing written
+
+
+def test_forwarding_that_cannot_be_switched_on_stops_the_engine_start(tmp_path: Path) -> None:
+    with pytest.raises(docker_engine.EngineError, match="cannot switch IPv4 forwarding on"):
+        docker_engine.keep_forward_policy(tmp_path / "absent" / "ip_forward")

@@ -180,6 +180,31 @@ class ComposeError(RuntimeError):
     """The compose stack did not come up or go down as it should; the message carries what podman said."""
 
 
+BRIDGE_NF_CALL_IPTABLES = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+
+
+def firewall_note(bridge_nf: Path = BRIDGE_NF_CALL_IPTABLES) -> str:
+    """Why containers on one of the stack's internal networks may not reach each other, when that is the host's
+    firewall: bridged packets pass iptables' FORWARD chain (br_netfilter, which Docker loads) and its policy is
+    DROP (which Docker sets when it switches IP forwarding on); podman 4.3's netavark accepts forwarded traffic for
+    its routed networks only, not for `internal: true` ones (`signer-db`). Empty when that is not the case."""
+    try:
+        bridged = bridge_nf.read_text(encoding="ascii").strip() == "1"
+    except OSError:
+        return ""
+    iptables = shutil.which("iptables")
+    if not bridged or iptables is None:
+        return ""
+    rules = subprocess.run([iptables, "-S", "FORWARD"], capture_output=True, text=True, check=False, timeout=30)
+    if "-P FORWARD DROP" not in rules.stdout.splitlines():
+        return ""
+    return (
+        "\nthe host's iptables FORWARD policy is DROP and bridged traffic passes iptables (br_netfilter): podman "
+        "drops every packet on the stack's internal networks (signer-db). A dockerd that switched IP forwarding on "
+        "set that policy; `iptables -P FORWARD ACCEPT`, or a rule accepting the podman bridges, restores them"
+    )
+
+
 @dataclass
 class ComposeStack:
     """`docker-compose.yml` under podman-compose, as one project with its own published ports."""
@@ -260,13 +285,13 @@ class ComposeStack:
                 if code == 0:
                     return
                 if code is not None:
-                    raise ComposeError(f"one-shot {service} exited {code}:\n{self.logs(service)}")
+                    raise ComposeError(f"one-shot {service} exited {code}:\n{self.logs(service)}{firewall_note()}")
             elif code is not None:
                 raise ComposeError(f"{service} exited {code} before it was {condition}:\n{self.logs(service)}")
             elif condition == "service_started" or self._healthy(service):
                 return
             if time.monotonic() > deadline:
-                raise ComposeError(f"{service} not {condition} in time:\n{self.logs(service)}")
+                raise ComposeError(f"{service} not {condition} in time:\n{self.logs(service)}{firewall_note()}")
             time.sleep(1)  # polling the container's own state
 
     def _healthy(self, service: str) -> bool:

@@ -6,7 +6,11 @@
   data-root, exec-root, pidfile, socket and daemon.json under `.devstack/docker/` (socket and exec-root under /run
   when the checkout's path is too long for unix sockets), the default bridge on `BRIDGE_IP` and compose networks
   from `ADDRESS_POOL` (podman's are 10.88.0.0/16 and 10.89.0.0/16). `stop_engine` stops the project's dockerd and
-  leaves an engine that was not the project's alone (`prizeflow-dev down` stops one a killed run left). The socket
+  leaves an engine that was not the project's alone (`prizeflow-dev down` stops one a killed run left). IPv4
+  forwarding is switched on before dockerd starts (`keep_forward_policy`): Docker 20.10 sets the host's iptables
+  FORWARD policy to DROP when it is the one that switches forwarding on, and with br_netfilter loaded (Docker loads
+  it) that drops every packet on podman's internal networks (the compose stack's `signer-db`: its migrations job
+  timed out reaching PostgreSQL in the tier after this one). The socket
   is private: nothing else on the machine takes it for "the" Docker engine (the devstack uses testcontainers only
   when asked to: `PRIZEFLOW_DEVSTACK_INFRA=docker`).
 - `ensure_images`: each image the compose file names but does not build (and the base images its builds start
@@ -150,6 +154,22 @@ def _foreign_dockerd(base: Path) -> list[str]:
     return found
 
 
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def keep_forward_policy(ip_forward: Path = IP_FORWARD) -> bool:
+    """Switch IPv4 forwarding on unless it is on already, so that the dockerd started next finds it on and leaves the
+    FORWARD chain's policy alone (Docker sets it to DROP only when it switches forwarding on itself). Podman switches
+    it on for its own networks all the same. True when this call switched it on."""
+    try:
+        if ip_forward.read_text(encoding="ascii").strip() == "1":
+            return False
+        ip_forward.write_text("1\n", encoding="ascii")
+    except OSError as err:
+        raise EngineError(f"cannot switch IPv4 forwarding on ({ip_forward}): {err}") from err
+    return True
+
+
 def ensure_engine(root: Path) -> Engine:
     """The Docker engine that answers, else the project's own dockerd (started, and ready when this returns)."""
     server = _server(dict(os.environ))
@@ -176,6 +196,7 @@ def ensure_engine(root: Path) -> Engine:
             + "; ".join(foreign)
             + " — stop it, or point DOCKER_HOST at it"
         )
+    keep_forward_policy()
     (base / "data").mkdir(parents=True, exist_ok=True)
     (sockets / "run").mkdir(parents=True, exist_ok=True)
     config = base / "daemon.json"  # ours alone: /etc/docker/daemon.json is the machine's, not read
