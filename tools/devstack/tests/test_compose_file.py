@@ -143,8 +143,8 @@ def test_a_stack_that_fails_says_when_the_hosts_firewall_drops_its_internal_netw
         assert argv[1:] == ["-S", "FORWARD"]
         return subprocess.CompletedProcess(argv, 0, stdout=policy["rules"], stderr="")
 
-    monkeypatch.setattr(secrets_module.shutil, "which", lambda name: f"/usr/sbin/{name}")
-    monkeypatch.setattr(secrets_module.subprocess, "run", iptables)
+    monkeypatch.setattr("prizeflow_devstack.compose.shutil.which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr("prizeflow_devstack.compose.subprocess.run", iptables)
     assert "FORWARD policy is DROP" in secrets_module.firewall_note(bridge_nf)
     policy["rules"] = "-P FORWARD ACCEPT\n"
     assert secrets_module.firewall_note(bridge_nf) == ""

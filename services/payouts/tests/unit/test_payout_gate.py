@@ -160,6 +160,42 @@ async def test_a_batch_cannot_split_an_amount_past_a_limit() -> None:
     assert facts.asked == [["p1", "p2"]]
 
 
+def test_a_batchs_running_sums_are_what_a_rescan_of_the_earlier_requests_gives() -> None:
+    """Per player and asset, per player, per destination and asset, and first use by this player: each request sees
+    exactly the earlier ones of its batch (running sums, not a rescan per request)."""
+    import random
+
+    from prizeflow_payouts.application.gate import _Siblings
+
+    rng = random.Random(46)
+    windows = (3600, DAY)
+    base = WindowFacts(player_totals={DAY: 7}, player_counts={3600: 1}, destination_totals={DAY: 5})
+    siblings = _Siblings()
+    before: list[tuple[Payout, str]] = []
+    for n in range(300):
+        rec = replace(
+            payout(n, player=f"p{rng.randrange(5)}", amount=rng.randrange(1, 500)), asset=rng.choice(["USDC", "XLM"])
+        )
+        key = f"d{rng.randrange(7)}"
+        got = siblings.add(rec, key, base, windows, NOW)
+        if not before:
+            assert got is base
+        else:
+            same_asset = [p for p, _ in before if p.player_id == rec.player_id and p.asset == rec.asset]
+            same_dest = [p for p, k in before if k == key and p.asset == rec.asset]
+            count = len([p for p, _ in before if p.player_id == rec.player_id])
+            used = any(p.player_id == rec.player_id and k == key for p, k in before)
+            assert got.player_totals == {
+                w: base.player_totals.get(w, 0) + sum(p.amount for p in same_asset) for w in windows
+            }
+            assert got.player_counts == {w: base.player_counts.get(w, 0) + count for w in windows}
+            assert got.destination_totals == {
+                w: base.destination_totals.get(w, 0) + sum(p.amount for p in same_dest) for w in windows
+            }
+            assert got.first_used_at == (NOW if used else None)
+        before.append((rec, key))
+
+
 async def test_stored_totals_count_and_the_send_stage_does_not_lock() -> None:
     policy = RiskPolicy(version=2, rules=[PolicyRule(velocity=CountInWindow(count=2, window_s=3600))])
     gate, facts = gate_with(policy)

@@ -170,6 +170,7 @@ class PayoutWorker:
             return []
         due = await books.holds.lock_due_for_submit(limit=self.config.batch_size)
         fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
+        fresh_ids = {p.id for p in fresh}
         # A payout tried before (a retry, a lease run out) may be at its provider: it is never held (its earlier
         # attempt's answer must be asked first), but it is screened again. Once the provider says it holds nothing
         # (`_submit_calls`, step 2), a match found since ends it (never sent, never held), and a screening that
@@ -218,7 +219,7 @@ class PayoutWorker:
             [
                 DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, d, now)
                 for p, d in zip([*fresh, *retried], judged, strict=True)
-                if p in fresh or p.id in self._screened_out or p.id in self._awaiting_screening
+                if p.id in fresh_ids or p.id in self._screened_out or p.id in self._awaiting_screening
             ]
         )
         gate.count(Stage.SEND, decisions)
