@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.policy import Action
@@ -19,29 +19,57 @@ from prizeflow_payouts.domain.payout import Payout
 # Payouts that ended without paying count for nothing in a window.
 _COUNTS = "NOT (p.state IN ('cancelled', 'rejected') OR (p.state = 'failed' AND p.finished_at IS NOT NULL))"
 
-_GATE_FACTS = text(
+
+def _gate_facts(windows: int) -> TextClause:
+    """The window facts of a batch for `windows` windows (their lengths in `:windows`, longest last or not): three
+    index scans per payout, whatever the number of windows — the player's payouts (any asset) over the longest
+    window, the destination's (this asset) over the longest, and the player's first use of the destination — each
+    summed per window with FILTER, instead of one scan per window and sum (ten for the three windows of a day, an
+    hour and thirty days)."""
+    since = [
+        f"CAST(:now AS timestamptz) - make_interval(secs => (CAST(:windows AS int[]))[{n}])"
+        for n in range(1, windows + 1)
+    ]
+    player = ", ".join(
+        f"coalesce(sum(p.amount) FILTER (WHERE p.asset = r.asset AND p.created_at > {t}), 0)" for t in since
+    )
+    counts = ", ".join(f"count(*) FILTER (WHERE p.created_at > {t})" for t in since)
+    destination = ", ".join(f"coalesce(sum(p.amount) FILTER (WHERE p.created_at > {t}), 0)" for t in since)
+    return text(
+        f"""
+        WITH r AS (
+            SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:players AS text[]), CAST(:keys AS text[]),
+                                 CAST(:assets AS text[])) AS r(id, player_id, dkey, asset)
+        ), m AS (
+            SELECT CAST(:now AS timestamptz) - make_interval(secs => coalesce(max(s), 0)) AS since
+            FROM unnest(CAST(:windows AS int[])) AS w(s)
+        )
+        SELECT r.id, pl.totals AS player_totals, pl.counts AS player_counts, de.totals AS destination_totals,
+            (SELECT min(p.created_at) FROM payouts p
+              WHERE p.player_id = r.player_id AND p.destination_key = r.dkey AND p.id <> r.id AND {_COUNTS})
+                AS first_used_at
+        FROM r CROSS JOIN m
+        CROSS JOIN LATERAL (
+            SELECT ARRAY[{player}] AS totals, ARRAY[{counts}] AS counts FROM payouts p
+            WHERE p.player_id = r.player_id AND p.id <> r.id AND {_COUNTS} AND p.created_at > m.since
+        ) pl
+        CROSS JOIN LATERAL (
+            SELECT ARRAY[{destination}] AS totals FROM payouts p
+            WHERE p.destination_key = r.dkey AND p.asset = r.asset AND p.id <> r.id AND {_COUNTS}
+              AND p.created_at > m.since
+        ) de
+        """  # noqa: S608 - fixed fragments, no input
+    )
+
+
+# By number of windows: a policy has one to a few distinct window lengths.
+_FACTS: dict[int, TextClause] = {}
+_FIRST_USES = text(
     f"""
-    WITH r AS (
-        SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:players AS text[]), CAST(:keys AS text[]),
-                             CAST(:assets AS text[])) AS r(id, player_id, dkey, asset)
-    ), w AS (SELECT unnest(CAST(:windows AS int[])) AS s)
-    SELECT r.id, w.s,
-        (SELECT coalesce(sum(p.amount), 0) FROM payouts p
-          WHERE p.player_id = r.player_id AND p.asset = r.asset AND p.id <> r.id AND {_COUNTS}
-            AND p.created_at > CAST(:now AS timestamptz) - make_interval(secs => w.s)) AS player_total,
-        (SELECT count(*) FROM payouts p
-          WHERE p.player_id = r.player_id AND p.id <> r.id AND {_COUNTS}
-            AND p.created_at > CAST(:now AS timestamptz) - make_interval(secs => w.s)) AS player_count,
-        (SELECT coalesce(sum(p.amount), 0) FROM payouts p
-          WHERE p.destination_key = r.dkey AND p.asset = r.asset AND p.id <> r.id AND {_COUNTS}
-            AND p.created_at > CAST(:now AS timestamptz) - make_interval(secs => w.s)) AS destination_total,
-        NULL::timestamptz AS first_used_at
-    FROM r CROSS JOIN w
-    UNION ALL
-    SELECT r.id, NULL, NULL, NULL, NULL,
-        (SELECT min(p.created_at) FROM payouts p
-          WHERE p.player_id = r.player_id AND p.destination_key = r.dkey AND p.id <> r.id AND {_COUNTS})
-    FROM r
+    SELECT r.id, (SELECT min(p.created_at) FROM payouts p
+                  WHERE p.player_id = r.player_id AND p.destination_key = r.dkey AND p.id <> r.id AND {_COUNTS})
+                  AS first_used_at
+    FROM unnest(CAST(:ids AS text[]), CAST(:players AS text[]), CAST(:keys AS text[])) AS r(id, player_id, dkey)
     """  # noqa: S608 - a fixed fragment, no input
 )
 
@@ -126,34 +154,42 @@ class SqlHoldStore:
             return {}
         if lock_players:
             await self.session.execute(_LOCK_PLAYERS, {"players": [q.player_id for q in queries]})
-        rows = await self.session.execute(
-            _GATE_FACTS,
-            {
-                "ids": [q.payout_id for q in queries],
-                "players": [q.player_id for q in queries],
-                "keys": [q.destination_key for q in queries],
-                "assets": [q.asset for q in queries],
-                "windows": list(windows),
-                "now": now,
-            },
-        )
-        totals: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
-        counts: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
-        dest: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
-        first: dict[str, datetime | None] = {}
-        for r in rows:
-            if r.s is None:
-                first[r.id] = r.first_used_at
-                continue
-            totals[r.id][int(r.s)] = int(r.player_total)
-            counts[r.id][int(r.s)] = int(r.player_count)
-            dest[r.id][int(r.s)] = int(r.destination_total)
-        return {
-            q.payout_id: WindowFacts(
-                totals[q.payout_id], counts[q.payout_id], dest[q.payout_id], first.get(q.payout_id)
+        if not windows:
+            firsts = await self.session.execute(
+                _FIRST_USES,
+                {
+                    "ids": [q.payout_id for q in queries],
+                    "players": [q.player_id for q in queries],
+                    "keys": [q.destination_key for q in queries],
+                },
             )
-            for q in queries
-        }
+            first = {r.id: r.first_used_at for r in firsts}
+            return {q.payout_id: WindowFacts(first_used_at=first.get(q.payout_id)) for q in queries}
+        statement = _FACTS.get(len(windows))
+        if statement is None:
+            statement = _FACTS.setdefault(len(windows), _gate_facts(len(windows)))
+        rows = list(
+            await self.session.execute(
+                statement,
+                {
+                    "ids": [q.payout_id for q in queries],
+                    "players": [q.player_id for q in queries],
+                    "keys": [q.destination_key for q in queries],
+                    "assets": [q.asset for q in queries],
+                    "windows": list(windows),
+                    "now": now,
+                },
+            )
+        )
+        out: dict[str, WindowFacts] = {}
+        for r in rows:
+            out[r.id] = WindowFacts(
+                dict(zip(windows, map(int, r.player_totals), strict=True)),
+                dict(zip(windows, map(int, r.player_counts), strict=True)),
+                dict(zip(windows, map(int, r.destination_totals), strict=True)),
+                r.first_used_at,
+            )
+        return {q.payout_id: out.get(q.payout_id, WindowFacts()) for q in queries}
 
     async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]:
         if not subjects:

@@ -1,0 +1,128 @@
+"""The gate's window facts in SQL (`SqlHoldStore.gate_facts`): one scan per subject summed per window with FILTER
+gives, on random payouts, exactly what one scan per window and sum gave (the statement it replaced, kept here as the
+reference), for every window set a policy can have (none, one, three)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from prizeflow_payouts.adapters.holds_pg import SqlHoldStore
+from prizeflow_payouts.application.gate import FactsQuery, WindowFacts
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+_COUNTS = "NOT (p.state IN ('cancelled', 'rejected') OR (p.state = 'failed' AND p.finished_at IS NOT NULL))"
+# The statement before issue 46 (one correlated scan per window and per sum): the reference.
+_REFERENCE = f"""
+    WITH r AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r(id, player_id, dkey, asset)
+    ), w AS (SELECT unnest($5::int[]) AS s)
+    SELECT r.id, w.s,
+        (SELECT coalesce(sum(p.amount), 0) FROM payouts p
+          WHERE p.player_id = r.player_id AND p.asset = r.asset AND p.id <> r.id AND {_COUNTS}
+            AND p.created_at > $6::timestamptz - make_interval(secs => w.s)) AS player_total,
+        (SELECT count(*) FROM payouts p
+          WHERE p.player_id = r.player_id AND p.id <> r.id AND {_COUNTS}
+            AND p.created_at > $6::timestamptz - make_interval(secs => w.s)) AS player_count,
+        (SELECT coalesce(sum(p.amount), 0) FROM payouts p
+          WHERE p.destination_key = r.dkey AND p.asset = r.asset AND p.id <> r.id AND {_COUNTS}
+            AND p.created_at > $6::timestamptz - make_interval(secs => w.s)) AS destination_total,
+        NULL::timestamptz AS first_used_at
+    FROM r CROSS JOIN w
+    UNION ALL
+    SELECT r.id, NULL, NULL, NULL, NULL,
+        (SELECT min(p.created_at) FROM payouts p
+          WHERE p.player_id = r.player_id AND p.destination_key = r.dkey AND p.id <> r.id AND {_COUNTS})
+    FROM r
+"""
+_INSERT = (
+    "INSERT INTO payouts (id, payout_request_id, idempotency_key, request_hash, claim_id, player_id, requested_by, "
+    "asset, amount, destination_type, destination_address, provider_type, provider_name, state, "
+    "approval_policy, correlation_id, attempts, max_attempts, created_at, updated_at) "
+    "VALUES ($1, $1, $1, 'h', $1, $2, $2, $3, $4, 'sandbox', $5, 'sandbox', 'sandbox', $6, 'auto', "
+    "$1, 0, 3, $7, $7)"
+)
+
+
+def _pg(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _reference(conn: asyncpg.Connection, queries: list[FactsQuery], windows: list[int]) -> dict[str, WindowFacts]:
+    rows = await conn.fetch(
+        _REFERENCE,
+        [q.payout_id for q in queries],
+        [q.player_id for q in queries],
+        [q.destination_key for q in queries],
+        [q.asset for q in queries],
+        windows,
+        NOW,
+    )
+    totals: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
+    counts: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
+    dest: dict[str, dict[int, int]] = {q.payout_id: {} for q in queries}
+    first: dict[str, datetime | None] = {}
+    for r in rows:
+        if r["s"] is None:
+            first[r["id"]] = r["first_used_at"]
+            continue
+        totals[r["id"]][int(r["s"])] = int(r["player_total"])
+        counts[r["id"]][int(r["s"])] = int(r["player_count"])
+        dest[r["id"]][int(r["s"])] = int(r["destination_total"])
+    return {
+        q.payout_id: WindowFacts(totals[q.payout_id], counts[q.payout_id], dest[q.payout_id], first.get(q.payout_id))
+        for q in queries
+    }
+
+
+async def test_one_scan_per_subject_gives_what_one_scan_per_window_gave(db: str) -> None:
+    rng = random.Random(46)
+    players = [f"p{n}" for n in range(5)]
+    addresses = [f"success:d{n}" for n in range(4)]
+    states = ["approved", "pending_approval", "cancelled", "rejected", "approved", "approved"]
+    conn = await asyncpg.connect(_pg(db))
+    try:
+        for n in range(240):
+            await conn.execute(
+                _INSERT,
+                f"po-{n}",
+                rng.choice(players),
+                rng.choice(["USDC", "XLM"]),
+                rng.randrange(1, 10_000),
+                rng.choice(addresses),
+                rng.choice(states),
+                NOW - timedelta(seconds=rng.randrange(0, 40 * 86_400)),
+            )
+        keys = {
+            r["destination_address"]: r["destination_key"]
+            for r in await conn.fetch("SELECT DISTINCT destination_address, destination_key FROM payouts")
+        }
+        assert len(keys) == len(addresses)
+        queries = [
+            FactsQuery(
+                f"po-{n}" if n % 2 else f"new-{n}",  # stored ones leave themselves out of their sums
+                rng.choice(players),
+                keys[rng.choice(addresses)],
+                rng.choice(["USDC", "XLM"]),
+            )
+            for n in range(40)
+        ]
+        engine = create_async_engine(db)
+        try:
+            for windows in ([3600, 86_400, 30 * 86_400], [86_400], [30 * 86_400, 3600], []):
+                expected = await _reference(conn, queries, windows)
+                async with engine.connect() as session_conn, AsyncSession(bind=session_conn) as session:
+                    got = await SqlHoldStore(session).gate_facts(queries, windows, now=NOW, lock_players=False)
+                assert got == expected, windows
+                if windows:
+                    assert any(f.player_totals[max(windows)] for f in got.values()), "the sample sums something"
+        finally:
+            await engine.dispose()
+    finally:
+        await conn.close()
