@@ -371,6 +371,27 @@ def test_a_listed_ton_address_in_another_form_is_met_whatever_the_destination_ty
             assert [m.entry_uid for m in hit.matches] == ["4"], (kind, spelling)
 
 
+def test_a_destination_screened_before_a_list_changed_is_screened_again_against_the_new_one() -> None:
+    """Screened destinations are remembered for the loaded lists only: the list that names the wallet, swapped
+    in after the wallet was screened clear, is the one the next screening reads; and a remembered result still
+    carries the versions it was made with."""
+    screen = ListsScreen(["ofac_sdn"], threshold=920)
+    destination = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KNOWN_STELLAR)
+    now = datetime.now(UTC)
+    clean = [e for e in ENTRIES if e.uid != "2"]
+    first = ListVersion("ofac_sdn", list_version(now, "a" * 64), now, now, "a" * 64, len(clean))
+    screen.install(first, ListIndex.build(clean), at=now)
+    assert not screen.screen_destination(destination).matches
+    again = screen.screen_destination(destination)
+    assert (again.matches, again.versions) == ((), {"ofac_sdn": first.version})
+    later = now.replace(year=now.year + 1)
+    second = ListVersion("ofac_sdn", list_version(later, "b" * 64), later, later, "b" * 64, len(ENTRIES))
+    screen.install(second, ListIndex.build(ENTRIES), at=later)
+    hit = screen.screen_destination(destination)
+    assert [m.entry_uid for m in hit.matches] == ["2"]
+    assert hit.versions == {"ofac_sdn": second.version}
+
+
 class PrunedStore(MemoryStore):
     """A version whose entries another replica pruned (or never fully wrote) between reading the newest version and
     reading its entries."""

@@ -113,6 +113,10 @@ class LoadedList:
     index: ListIndex
 
 
+# How many screened destinations a process remembers for the loaded lists (then it starts again: a bound, not an LRU).
+SCREENED_DESTINATIONS_KEPT = 100_000
+
+
 class ListsScreen:
     """The `SanctionsScreen`: every configured source's newest loaded list, in memory. Swapping a list in is one
     assignment of a new mapping, so a screening in progress sees one consistent set of versions."""
@@ -127,6 +131,11 @@ class ListsScreen:
         self.threshold = threshold
         self._metrics = metrics
         self._lists: Mapping[str, LoadedList] = {}
+        # Destinations already screened against the lists in `_screened_against` (the very mapping: a list swapped
+        # in is a new one, which empties this): a destination is screened once per set of list versions, not at
+        # request and again at send and at every payout of a player who uses it again.
+        self._screened: dict[tuple[str, str, str | None], tuple[ScreeningMatch, ...]] = {}
+        self._screened_against: Mapping[str, LoadedList] | None = None
         self._waiting: list[asyncio.Future[None]] = []  # `wait_ready` callers, answered once every list is loaded
 
     # -- state -------------------------------------------------------------------------------------------------
@@ -178,12 +187,17 @@ class ListsScreen:
         """The destination's address and, where its rail reads the memo, every address the memo carries
         (`screen_destination_in`), against every loaded list."""
         lists = self._current()
-        matches = [
-            _match(source, hit)
-            for source, loaded in lists.items()
-            for hit in screen_destination_in(loaded.index, destination)
-        ]
-        return self._result("destination", lists, matches)
+        if self._screened_against is not lists or len(self._screened) >= SCREENED_DESTINATIONS_KEPT:
+            self._screened, self._screened_against = {}, lists
+        key = (destination.type.value, destination.address, destination.memo)
+        found = self._screened.get(key)
+        if found is None:
+            found = self._screened[key] = tuple(
+                _match(source, hit)
+                for source, loaded in lists.items()
+                for hit in screen_destination_in(loaded.index, destination)
+            )
+        return self._result("destination", lists, list(found))
 
     def screen_person(self, identity: Identity) -> ScreeningResult:
         lists = self._current()

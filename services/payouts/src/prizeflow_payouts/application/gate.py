@@ -234,7 +234,8 @@ class PayoutGate:
         compliance = books.compliance.facts
         policy = await compliance.active_policy()
         players = await compliance.players(sorted({c.payout.player_id for c in candidates}))
-        keys = [destination_key(c.destination) for c in candidates]
+        destinations = [c.destination for c in candidates]  # a model built from the row's columns: once each
+        keys = [destination_key(d) for d in destinations]
         windows = sorted(policy.windows())
         facts: Mapping[str, WindowFacts] = {}
         if reads_history(policy):
@@ -260,7 +261,7 @@ class PayoutGate:
         current = self.current_versions(versions)
         siblings = _Siblings()
         out: list[GateDecision] = []
-        for cand, key in zip(candidates, keys, strict=True):
+        for cand, key, destination in zip(candidates, keys, destinations, strict=True):
             rec = cand.payout
             player = players.get(rec.player_id) or PlayerCompliance(rec.player_id, VerificationStatus.NOT_STARTED)
             window = facts.get(rec.id, WindowFacts())
@@ -276,7 +277,7 @@ class PayoutGate:
                     player_screening_stale=player.screening_stale(current),
                     destination_key=key,
                     verdict=verdict,
-                    screening=self._screen(rec.destination),
+                    screening=self._screen(destination),
                     cleared=cleared,
                     missing_lists=missing,
                     released=cand.released,
