@@ -6,7 +6,8 @@
   runs the payout is pending; `invalid` fails it (`invalid_destination`); a validation that `failed` (the bank did
   not answer) holds it: nothing is sent until a person cancels it.
 - create: `POST /v1/payouts` with `X-Payout-Idempotency` derived from our payout id (RazorpayX answers the same key
-  and body with the first payout, refuses another body) and `reference_id` = our payout id; the mode is chosen by
+  and body with the first payout, refuses another body: a payout is there, an unknown outcome its sync settles) and
+  `reference_id` = our payout id; the mode is chosen by
   the operator's limits (`routing.py`); `queue_if_low_balance` queues it on a low balance until a top-up.
 - status: by RazorpayX's payout id once known, else `GET /v1/payouts?reference_id=<payout id>`;
   `payout_not_found` only when it has none. `reversed` after `processed` (a bank return, hours later) is reported
@@ -204,13 +205,20 @@ class UpiPayoutProvider:
         }
         if self.options.narration:
             body["narration"] = self.options.narration
-        doc = await self._call(
-            "POST",
-            "payouts",
-            body=body,
-            mutating=True,
-            headers={"X-Payout-Idempotency": payout_key(instruction.payout_id)},
-        )
+        try:
+            doc = await self._call(
+                "POST",
+                "payouts",
+                body=body,
+                mutating=True,
+                headers={"X-Payout-Idempotency": payout_key(instruction.payout_id)},
+            )
+        except PayoutProviderError as err:
+            if err.code is not C.DUPLICATE_REQUEST:
+                raise
+            # Our key (one per payout) refused for another body: an earlier attempt made a payout under it before an
+            # option in the body changed. It is at RazorpayX: its sync reads it; a final failure would pay twice.
+            raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "a payout exists under this payout's key") from None
         if doc.get("entity") != "payout" or not doc.get("id"):
             raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the answer carries no payout; the sync reads it")
         return self._result(key, doc)
