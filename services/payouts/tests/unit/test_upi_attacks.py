@@ -63,6 +63,13 @@ class RazorpayX:
         self.payouts: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # key -> (body, payout)
         self.listed = True
         self.lose_answer = False
+        self.validations: list[str] = []  # each validation's status, by its number
+        self.next_validation = "completed"
+
+    def validation(self, n: int) -> dict[str, Any]:
+        status = self.validations[n - 1]
+        results = {"account_status": "active"} if status == "completed" else {}
+        return {"id": f"fav_{n}", "entity": "fund_account.validation", "status": status, "results": results}
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if (request.method, request.url.path) == ("POST", "/v1/payouts"):
@@ -83,6 +90,11 @@ class RazorpayX:
                 self.lose_answer = False
                 raise httpx.ReadTimeout("the answer was lost", request=request)
             return httpx.Response(200, json=payout)
+        if (request.method, request.url.path) == ("POST", "/v1/fund_accounts/validations"):
+            self.validations.append(self.next_validation)
+            return httpx.Response(200, json=self.validation(len(self.validations)))
+        if request.method == "GET" and request.url.path.startswith("/v1/fund_accounts/validations/"):
+            return httpx.Response(200, json=self.validation(int(request.url.path.rsplit("_", 1)[1])))
         if (request.method, request.url.path) == ("GET", "/v1/payouts"):
             reference = request.url.params["reference_id"]
             items = [p for _, p in self.payouts.values() if p["reference_id"] == reference] if self.listed else []
@@ -151,3 +163,25 @@ async def test_a_reused_key_refused_for_another_body_is_a_payout_at_razorpayx_ne
     assert err.code is C.TIMEOUT_UNKNOWN_OUTCOME
     razorpayx.listed = True  # once listed, its sync reads attempt 1's payout
     assert (await changed.sync_status(lookup())).provider_ref == "pout_1"
+
+
+async def test_a_validation_the_bank_did_not_answer_does_not_hold_every_later_payout_to_the_destination() -> None:
+    """The bank did not answer a destination's validation (`failed`): its payout is held until a person cancels it,
+    and the runbook tells them to, the player "may claim again" (docs/runbooks/upi-payouts.md). The next payout to
+    the destination read the same failed validation again and was held too: the player could never be paid there.
+    A new payout asks for a new validation; the held payout's syncs keep reading the old one (no penny drop a poll)."""
+    razorpayx, book = RazorpayX(), MemoryBook()
+    razorpayx.validations = ["failed"]
+    book.accounts[("upi", VPA)] = replace(
+        book.accounts[("upi", VPA)], validation=Validation.FAILED, validation_id="fav_1"
+    )
+    upi = rail(razorpayx, book)
+    held = await upi.sync_status(lookup())  # the held payout's sync: the old validation, read again
+    assert held.raw_status == "validation:failed"
+    assert razorpayx.validations == ["failed"]
+    later = instruction().model_copy(
+        update={"payout_id": "po-fedcba9876543210fedcba9876543210", "idempotency_key": "claim-2:payout:1"}
+    )
+    sent = await upi.create_payout(later)  # the bank answers now
+    assert razorpayx.validations == ["failed", "completed"]
+    assert (sent.raw_status, sent.provider_ref) == ("processing", "pout_1")
