@@ -141,10 +141,13 @@ async def test_a_bank_return_after_processed_returns_the_payout_once_whatever_th
     assert names.count("PayoutPaid") == 1
     history = await fetch(
         db,
-        "SELECT to_state FROM payout_history h JOIN payouts p ON p.id = h.payout_id WHERE p.idempotency_key = $1",
+        "SELECT from_state, to_state FROM payout_history h JOIN payouts p ON p.id = h.payout_id "
+        "WHERE p.idempotency_key = $1",
         key,
     )
-    assert [h["to_state"] for h in history].count("returned") == 1
+    # Transitions into returned: the stale `processed`, consumed after the return (the three events are on
+    # partitions of their own, in any order), adds a note returned -> returned (a disagreement checked), no move.
+    assert [h["to_state"] for h in history if h["from_state"] != h["to_state"]].count("returned") == 1
     assert (await admin.payouts(reference_id=payout_id_for(key)))[0]["status"] == "reversed"
 
 
