@@ -169,6 +169,13 @@ class PayoutAdmin:
         async with self.uow() as books:
             rec = await self._locked(books, payout_id, state=S.PENDING_APPROVAL)
             kind = payout_hold(rec.hold_code)
+            if rec.hold_code is not None and kind is None:
+                # A kind a newer release added (a rolling deploy, a rollback): who may release it, and what its gate
+                # checks, this build does not know. Fail closed: a pod that knows it decides; it may be rejected.
+                self._refused("unknown_hold")
+                raise AdminError(
+                    ErrorKind.CONFLICT, "unknown_hold", f"held as {rec.hold_code!r}, a kind this build does not know"
+                )
             if kind is not None and kind.refused_with is not None:
                 # A hold people may not release (the player's verification, the re-screen): its kind says why.
                 self._refused(kind.refused_with)
