@@ -169,7 +169,7 @@ async def test_a_validation_the_bank_did_not_answer_does_not_hold_every_later_pa
     """The bank did not answer a destination's validation (`failed`): its payout is held until a person cancels it,
     and the runbook tells them to, the player "may claim again" (docs/runbooks/upi-payouts.md). The next payout to
     the destination read the same failed validation again and was held too: the player could never be paid there.
-    A new payout asks for a new validation; the held payout's syncs keep reading the old one (no penny drop a poll)."""
+    A new payout asks for a new validation; a held payout's syncs never ask (no penny drop a poll)."""
     razorpayx, book = RazorpayX(), MemoryBook()
     razorpayx.validations = ["failed"]
     book.accounts[("upi", VPA)] = replace(
@@ -185,3 +185,6 @@ async def test_a_validation_the_bank_did_not_answer_does_not_hold_every_later_pa
     sent = await upi.create_payout(later)  # the bank answers now
     assert razorpayx.validations == ["failed", "completed"]
     assert (sent.raw_status, sent.provider_ref) == ("processing", "pout_1")
+    resumed = await upi.sync_status(lookup())  # the held payout, not cancelled meanwhile: the account exists
+    assert (resumed.raw_status, resumed.provider_ref) == ("processing", "pout_2")
+    assert razorpayx.validations == ["failed", "completed"]

@@ -256,7 +256,8 @@ class UpiPayoutProvider:
     async def _validated(self, key: str, account: FundAccount, *, anew: bool = False) -> ProviderPayoutResult | None:
         """None when payouts may go to the account; else the payout's result meanwhile (pending while the
         validation runs or after it failed, failed when the account does not exist). `anew`: a new payout, which
-        asks again after a validation the bank did not answer (the held payout's syncs read the old one)."""
+        asks again after a validation the bank did not answer (a held payout's syncs never ask: they read the
+        destination's latest validation, so one a later payout started that finds the account releases it too)."""
         if not self.options.validate_accounts or account.validation is Validation.ACTIVE:
             return None
         if account.validation is Validation.INVALID:
