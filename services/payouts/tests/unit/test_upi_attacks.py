@@ -185,6 +185,11 @@ async def test_a_validation_the_bank_did_not_answer_does_not_hold_every_later_pa
     sent = await upi.create_payout(later)  # the bank answers now
     assert razorpayx.validations == ["failed", "completed"]
     assert (sent.raw_status, sent.provider_ref) == ("processing", "pout_1")
-    resumed = await upi.sync_status(lookup())  # the held payout, not cancelled meanwhile: the account exists
+    # The held payout, not cancelled meanwhile: the account exists, nothing is at RazorpayX under its reference, so
+    # the worker creates it (a retry, asking the provider first), under its own key.
+    with pytest.raises(PayoutProviderError) as free:
+        await upi.sync_status(lookup())
+    assert free.value.code is C.PAYOUT_NOT_FOUND
+    resumed = await upi.create_payout(instruction())
     assert (resumed.raw_status, resumed.provider_ref) == ("processing", "pout_2")
     assert razorpayx.validations == ["failed", "completed"]
