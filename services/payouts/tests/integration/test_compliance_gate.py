@@ -253,6 +253,37 @@ async def test_a_listed_destination_is_held_replays_change_nothing_and_two_appro
         assert await wait_state(db, env2.data.idempotency_key, "paid") == "paid"
 
 
+async def test_a_hold_of_a_kind_this_build_does_not_know_is_never_released_by_people(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """A newer release added a hold kind (its reference row, migration-style: an expand step stays on a rollback) and
+    held a payout with it; the approval lands on a pod of the previous release (a rolling deploy, a rollback). That
+    build cannot know whether people may release the kind (`refused_with`) nor evaluate it: fail closed."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.screen.entries[LISTED] = ["SDN-1"]
+        env = request(address=LISTED, player_id="player-n", requested_by="player-n")
+        key = env.data.idempotency_key
+        await rig.publish(env)
+        assert await wait_state(db, key, "pending_approval") == "pending_approval"
+        pid = (await _row(db, key))["id"]
+        conn = await asyncpg.connect(asyncpg_dsn(db))
+        try:
+            await conn.execute("INSERT INTO payout_hold_kinds (code) VALUES ('newer_review') ON CONFLICT DO NOTHING")
+            await conn.execute("UPDATE payouts SET hold_code = 'newer_review' WHERE id = $1", pid)
+        finally:
+            await conn.close()
+        rig.screen.entries.clear()  # what this build's gate can see allows it
+        for who in ("bob", "carol"):
+            answer = await rig.client.post(
+                f"/payouts/{pid}/approve", json={"reason": "looks fine"}, headers=token(settings, who, "approver")
+            )
+            assert (answer.status_code, answer.json()["code"]) == (409, "unknown_hold"), answer.text
+        await rig.send()
+        assert (await _row(db, key))["state"] == "pending_approval"
+        assert (await books(db, key))["create_calls"] == 0
+
+
 async def test_a_list_refreshed_between_request_and_send_holds_at_send(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:

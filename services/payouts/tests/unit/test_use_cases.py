@@ -3,6 +3,7 @@ the worker's transitions and retries. No database, broker, socket or process."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import uuid
@@ -252,7 +253,8 @@ class _MemoryRepository:
             due = p.state is S.SUBMITTED and r.next_sync_at is not None and r.next_sync_at <= now
             if due and p.provider_name in providers and len(claimed) < limit:
                 r.lease_token, r.next_sync_at = uuid.uuid4(), now + timedelta(seconds=lease_s)
-                claimed.append(replace(p, lease_token=r.lease_token))
+                r.payout = replace(p, lease_token=r.lease_token)  # as the SQL's row: `get` reads the lease
+                claimed.append(r.payout)
         return claimed
 
     async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
@@ -890,6 +892,89 @@ async def test_a_cancel_whose_provider_report_arrived_first_is_answered_done_and
     assert s.store.state(pid) is S.CANCELLED
     assert len(s.store.books.events) == events + 1  # the person's request, audited; no second PayoutCancelled
     assert len(s.store.events_of(PayoutCancelled)) == 0
+
+
+class SendsOnSync(ScriptedProvider):
+    """A rail whose status sync may itself send the payout: the upi rail creates a payout that waited for its
+    destination's fund-account validation in the sync that finds the validation active
+    (`adapters/upi/provider.py`, `sync_status`). Its create sends nothing (pending); its first sync sends, once
+    `release` is set; its cancel finds nothing before that (RazorpayX has no payout under the reference yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending, self.release = asyncio.Event(), asyncio.Event()
+        self.sent: set[str] = set()
+
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        self.calls.append(("create", instruction.idempotency_key))
+        return ProviderPayoutResult(status=ProviderPayoutStatus.PENDING, idempotency_key=instruction.idempotency_key)
+
+    async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        key = lookup.idempotency_key
+        self.calls.append(("sync", key))
+        if key not in self.sent:
+            self.sending.set()
+            await self.release.wait()
+            self.sent.add(key)
+        return ProviderPayoutResult(status=ProviderPayoutStatus.SUBMITTED, idempotency_key=key, provider_ref="ref-1")
+
+    async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        if lookup.idempotency_key in self.sent:
+            raise PayoutProviderError.of(PayoutErrorCode.NOT_CANCELLABLE, "processing", provider="scripted")
+        raise PayoutProviderError.of(PayoutErrorCode.PAYOUT_NOT_FOUND, "no payout yet", provider="scripted")
+
+
+async def _submitted_awaiting_its_sync(provider: SendsOnSync) -> tuple[Service, str]:
+    s = service(provider)
+    (created,) = await s.request(command())
+    await s.worker.submit_due()  # pending at the provider: submitted, its sync due later
+    assert s.store.state(created.payout_id) is S.SUBMITTED
+    s.store.skew = timedelta(minutes=5)  # the sync is due
+    return s, created.payout_id
+
+
+async def test_a_cancel_while_a_status_sync_is_sending_the_payout_is_refused() -> None:
+    """A status sync holds the payout's lease and is sending it (the upi rail's sync creates a payout once its
+    destination is validated). A cancel then finds nothing at the provider yet; cancelling locally would void the
+    reservation (the money back in the wallet) while the provider pays the payout: paid twice."""
+    provider = SendsOnSync()
+    s, pid = await _submitted_awaiting_its_sync(provider)
+    syncing = asyncio.create_task(s.worker.sync_submitted())
+    await provider.sending.wait()
+    try:
+        with pytest.raises(AdminError) as refused:
+            await s.admin.cancel(pid, Actor("ada", frozenset({"admin"}), "c"), "stop")
+        assert (refused.value.kind, refused.value.code) == (ErrorKind.CONFLICT, "in_flight")
+    finally:
+        provider.release.set()
+        await syncing
+    assert "claim-1:payout:1" in provider.sent
+    assert s.store.state(pid) is S.SUBMITTED
+    assert s.store.events_of(PayoutCancelled) == []
+
+
+async def test_a_cancel_refuses_when_a_status_sync_sent_the_payout_while_it_asked_the_provider() -> None:
+    """The cancel asked the provider (nothing there yet); before it took its lock, a status sync claimed the payout,
+    sent it and recorded the provider's answer (still submitted: same state, attempts and error as before).
+    Cancelling locally would void the reservation while the provider pays the payout."""
+    provider = SendsOnSync()
+    provider.release.set()
+    s, pid = await _submitted_awaiting_its_sync(provider)
+    asked = provider.cancel
+
+    async def synced_meanwhile(lookup: PayoutLookup) -> ProviderPayoutResult:
+        try:
+            return await asked(lookup)
+        finally:
+            await s.worker.sync_submitted()  # claims, sends, records "submitted"
+
+    provider.cancel = synced_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(AdminError) as moved:
+        await s.admin.cancel(pid, Actor("ada", frozenset({"admin"}), "c"), "stop")
+    assert (moved.value.kind, moved.value.code) == (ErrorKind.CONFLICT, "concurrent_change")
+    assert "claim-1:payout:1" in provider.sent
+    assert s.store.state(pid) is S.SUBMITTED
+    assert s.store.events_of(PayoutCancelled) == []
 
 
 async def test_a_payout_a_crashed_worker_left_submitting_is_synced_not_created_again() -> None:

@@ -169,6 +169,13 @@ class PayoutAdmin:
         async with self.uow() as books:
             rec = await self._locked(books, payout_id, state=S.PENDING_APPROVAL)
             kind = payout_hold(rec.hold_code)
+            if rec.hold_code is not None and kind is None:
+                # A kind a newer release added (a rolling deploy, a rollback): who may release it, and what its gate
+                # checks, this build does not know. Fail closed: a pod that knows it decides; it may be rejected.
+                self._refused("unknown_hold")
+                raise AdminError(
+                    ErrorKind.CONFLICT, "unknown_hold", f"held as {rec.hold_code!r}, a kind this build does not know"
+                )
             if kind is not None and kind.refused_with is not None:
                 # A hold people may not release (the player's verification, the re-screen): its kind says why.
                 self._refused(kind.refused_with)
@@ -286,7 +293,9 @@ class PayoutAdmin:
         ask_provider = rec.state is S.SUBMITTED or (
             rec.state is S.FAILED and rec.last_error_code in {c.value for c in UNKNOWN_OUTCOME_CODES}
         )
-        if rec.state is S.SUBMITTING:
+        # A submitted payout under a lease is being synced, and a sync may send it (the upi rail creates a payout
+        # that waited for its destination's validation): the provider's "nothing here" would not hold.
+        if rec.state is S.SUBMITTING or (rec.state is S.SUBMITTED and rec.lease_token is not None):
             raise AdminError(
                 ErrorKind.CONFLICT, "in_flight", "a worker is talking to the provider right now; try again shortly"
             )
@@ -322,11 +331,16 @@ class PayoutAdmin:
                 return S.CANCELLED.value
             # The same state is not enough: a retry that ran (and failed again) while we asked the provider left the
             # state as it was but made a new attempt the provider may still pay. Nothing may have happened since.
-            if (current.state, current.attempts, current.last_error_code) != (
-                rec.state,
-                rec.attempts,
-                rec.last_error_code,
-            ):
+            # Nor is it enough without the syncs: one that claimed the payout meanwhile (its lease) or sent it and
+            # recorded the answer (its polls, its reference) may have left it submitted, and at the provider.
+            if (
+                current.state,
+                current.attempts,
+                current.last_error_code,
+                current.lease_token,
+                current.sync_polls,
+                current.provider_ref,
+            ) != (rec.state, rec.attempts, rec.last_error_code, rec.lease_token, rec.sync_polls, rec.provider_ref):
                 raise AdminError(
                     ErrorKind.CONFLICT, "concurrent_change", f"payout moved to {current.state.value}; try again"
                 )

@@ -19,7 +19,16 @@ from typing import Any
 from prizeflow_rewards.application.books import Books
 from prizeflow_rewards.application.common import Clock, utcnow
 from prizeflow_rewards.application.ports import FxPosition, MarketRate, RatesProvider, RatesUnavailableError
-from prizeflow_rewards.domain.fx import Pair, Quote, QuoteRefusal, convert, quote_id_for, rate_code, stale
+from prizeflow_rewards.domain.fx import (
+    ConversionOutOfRangeError,
+    Pair,
+    Quote,
+    QuoteRefusal,
+    convert,
+    quote_id_for,
+    rate_code,
+    stale,
+)
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_runtime.principal import Principal
@@ -90,6 +99,8 @@ class IssueQuote:
         market = await market_rate(self.rates, pair, self.desk, self.clock(), self.metrics)
         try:
             terms = convert(pair, amount, market.rate, self.desk.spreads[pair])
+        except ConversionOutOfRangeError as err:
+            raise field_error(ErrorKind.INVALID, "amount_out_of_range", str(err), "amount") from err
         except ValueError as err:
             raise field_error(ErrorKind.INVALID, "amount_too_small", str(err), "amount") from err
         now = self.clock()

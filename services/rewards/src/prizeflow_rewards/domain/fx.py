@@ -22,7 +22,7 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 from typing import Final
 
-from prizeflow_contracts.money import ASSETS, BPS_WHOLE
+from prizeflow_contracts.money import ASSETS, BPS_WHOLE, INT64_MAX
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import AccountKind, AccountRef, Transfer, TransferKind
 
@@ -72,6 +72,10 @@ class QuoteRefusal(StrEnum):
     QUOTE_MISMATCH = "quote_mismatch"
 
 
+class ConversionOutOfRangeError(ValueError):
+    """A conversion paying more than an amount holds (int64 minor units: the ledger's, a payout's, `fx_quotes`')."""
+
+
 @dataclass(frozen=True, slots=True)
 class Terms:
     """A conversion of `source_amount` at `rate` less `spread` (see the module's rule)."""
@@ -103,6 +107,10 @@ def convert(pair: Pair, source_amount: int, rate: Decimal, spread_bps: int) -> T
         target = int(exact.to_integral_value(rounding=ROUND_FLOOR))
     if target <= 0:
         raise ValueError(f"{source_amount} {pair.source} converts to nothing in {pair.target}")
+    if target > INT64_MAX:
+        raise ConversionOutOfRangeError(
+            f"{source_amount} {pair.source} converts to more than an amount of {pair.target}"
+        )
     return Terms(pair, source_amount, rate, spread_bps, spread, net, target)
 
 
@@ -295,6 +303,7 @@ __all__ = [
     "FX_DESK",
     "RATE_CODE",
     "Conversion",
+    "ConversionOutOfRangeError",
     "Pair",
     "Quote",
     "QuoteRefusal",

@@ -4,9 +4,10 @@
 - destination: a contact and a fund account (`vpa` or `bank_account`) made once per destination and remembered
   (`upi_fund_accounts`); before a first payout to it, a fund-account validation must find it `active`. While it
   runs the payout is pending; `invalid` fails it (`invalid_destination`); a validation that `failed` (the bank did
-  not answer) holds it: nothing is sent until a person cancels it.
+  not answer) holds it: nothing is sent until a person cancels it, and the next payout to it asks again.
 - create: `POST /v1/payouts` with `X-Payout-Idempotency` derived from our payout id (RazorpayX answers the same key
-  and body with the first payout, refuses another body) and `reference_id` = our payout id; the mode is chosen by
+  and body with the first payout, refuses another body: a payout is there, an unknown outcome its sync settles) and
+  `reference_id` = our payout id; the mode is chosen by
   the operator's limits (`routing.py`); `queue_if_low_balance` queues it on a low balance until a top-up.
 - status: by RazorpayX's payout id once known, else `GET /v1/payouts?reference_id=<payout id>`;
   `payout_not_found` only when it has none. `reversed` after `processed` (a bank return, hours later) is reported
@@ -188,7 +189,7 @@ class UpiPayoutProvider:
         mode = choose_mode(address.kind, instruction.amount.amount, self.options.limits)
         assert mode is not None  # validate() said so
         account = await self._fund_account(address)
-        held = await self._validated(key, account)
+        held = await self._validated(key, account, anew=True)
         if held is not None:
             return held
         body: dict[str, Any] = {
@@ -204,13 +205,20 @@ class UpiPayoutProvider:
         }
         if self.options.narration:
             body["narration"] = self.options.narration
-        doc = await self._call(
-            "POST",
-            "payouts",
-            body=body,
-            mutating=True,
-            headers={"X-Payout-Idempotency": payout_key(instruction.payout_id)},
-        )
+        try:
+            doc = await self._call(
+                "POST",
+                "payouts",
+                body=body,
+                mutating=True,
+                headers={"X-Payout-Idempotency": payout_key(instruction.payout_id)},
+            )
+        except PayoutProviderError as err:
+            if err.code is not C.DUPLICATE_REQUEST:
+                raise
+            # Our key (one per payout) refused for another body: an earlier attempt made a payout under it before an
+            # option in the body changed. It is at RazorpayX: its sync reads it; a final failure would pay twice.
+            raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "a payout exists under this payout's key") from None
         if doc.get("entity") != "payout" or not doc.get("id"):
             raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the answer carries no payout; the sync reads it")
         return self._result(key, doc)
@@ -245,14 +253,16 @@ class UpiPayoutProvider:
             FundAccount(self.name, address.spelling, str(contact["id"]), str(fund_account["id"]))
         )
 
-    async def _validated(self, key: str, account: FundAccount) -> ProviderPayoutResult | None:
+    async def _validated(self, key: str, account: FundAccount, *, anew: bool = False) -> ProviderPayoutResult | None:
         """None when payouts may go to the account; else the payout's result meanwhile (pending while the
-        validation runs or after it failed, failed when the account does not exist)."""
+        validation runs or after it failed, failed when the account does not exist). `anew`: a new payout, which
+        asks again after a validation the bank did not answer (a held payout's syncs never ask: they read the
+        destination's latest validation, so one a later payout started that finds the account releases it too)."""
         if not self.options.validate_accounts or account.validation is Validation.ACTIVE:
             return None
         if account.validation is Validation.INVALID:
             return self._invalid(key)
-        if account.validation_id is None:
+        if account.validation_id is None or (anew and account.validation is Validation.FAILED):
             body: dict[str, Any] = {
                 "account_number": self.options.account_number,
                 "fund_account": {"id": account.fund_account_id},
