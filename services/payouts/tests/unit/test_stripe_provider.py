@@ -505,7 +505,9 @@ ERRORS: list[tuple[str, stripe.StripeError, bool, PayoutErrorCode]] = [
     ("409 in progress", stripe.APIError("in use", http_status=409), True, C.TIMEOUT_UNKNOWN_OUTCOME),
     ("401", stripe.AuthenticationError("bad key sk_test_x", http_status=401), True, C.AUTHENTICATION_FAILED),
     ("403", stripe.PermissionError("no perm", http_status=403), True, C.AUTHENTICATION_FAILED),
-    ("idem reuse", stripe.IdempotencyError("reused", http_status=400), True, C.DUPLICATE_REQUEST),
+    # A create refused for another body under our key: an earlier attempt's transfer may exist (never final).
+    ("idem reuse", stripe.IdempotencyError("reused", http_status=400), True, C.TIMEOUT_UNKNOWN_OUTCOME),
+    ("idem reuse read", stripe.IdempotencyError("reused", http_status=400), False, C.DUPLICATE_REQUEST),
     ("card", stripe.CardError("declined", None, "card_declined", http_status=402), True, C.DESTINATION_BLOCKED),
     ("card ?", stripe.CardError("odd", None, "weird", http_status=402), True, C.DESTINATION_BLOCKED),
     ("expired card", stripe.CardError("x", None, "expired_card", http_status=402), True, C.INVALID_DESTINATION),
@@ -534,7 +536,7 @@ def test_stripe_errors_map_to_stable_codes(
 
 def test_the_retryable_families_are_the_brief() -> None:
     retryable = {"429", "429 read", "timeout write", "timeout read", "refused write", "500 write", "503 read"}
-    retryable |= {"409 in progress", "rate_limit 400"}
+    retryable |= {"409 in progress", "rate_limit 400", "idem reuse"}
     for case, err, mutating, _ in ERRORS:
         if case in retryable:
             assert StripeErrors("stripe").classify(err, mutating=mutating).retryable, case

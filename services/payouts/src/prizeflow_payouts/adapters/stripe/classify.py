@@ -1,9 +1,10 @@
 """Stripe's errors and payout failure codes mapped to the stable `PayoutErrorCode`s (one table each).
 
 Retryable: rate limits, connection problems, Stripe's 5xx and a concurrent use of an idempotency key. A mutating
-call that may have landed (a timeout or a dropped connection after the request was sent, a 5xx, a 409 on its key)
-is `timeout_unknown_outcome`: the worker syncs with the same key first and never creates a second transfer.
-Terminal: the destination account, the amount, the currency, a reused key, and our own credentials (logged
+call that may have landed (a timeout or a dropped connection after the request was sent, a 5xx, a 409 on its key,
+the key refused for another body: an earlier attempt's request landed under it) is `timeout_unknown_outcome`: the
+worker syncs with the same key first and never creates a second transfer.
+Terminal: the destination account, the amount, the currency, and our own credentials (logged
 loudly: an operator must fix the configuration). Messages never carry the API key nor the destination account.
 """
 
@@ -125,6 +126,11 @@ def _code(err: stripe.StripeError, *, mutating: bool) -> tuple[PayoutErrorCode, 
             err, stripe.AuthenticationError
         ) else "permission denied"
     if isinstance(err, stripe.IdempotencyError):
+        # Our key (one per payout) refused for another body: an earlier attempt's request landed under it before a
+        # part of the body changed (the mode, the currency from the options). A transfer may exist: a final failure
+        # would give the reservation back while Stripe pays it. Its sync reads it.
+        if mutating:
+            return C.TIMEOUT_UNKNOWN_OUTCOME, "idempotency key reused for a different request (an earlier one landed)"
         return C.DUPLICATE_REQUEST, "idempotency key reused for a different request"
     if isinstance(err, stripe.CardError):
         return CARD_CODES.get(err.code or "", C.DESTINATION_BLOCKED), f"card error {err.code or 'unknown'}"
