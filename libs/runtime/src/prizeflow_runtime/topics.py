@@ -38,6 +38,9 @@ from prizeflow_runtime.settings import KafkaSecurity, TopicSettings, settings_or
 
 _TOPIC_ALREADY_EXISTS = 36
 _ADMIN_TIMEOUT_MS = 10_000
+# How long a just-created or grown topic may take to appear in the metadata a broker serves: it lags the controller,
+# by seconds on a loaded broker (a CI lane creating topics beside another that grows hundreds failed at 10 s).
+_METADATA_WAIT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +170,7 @@ async def _described(
     """Partitions of topics just created or grown (or created concurrently), once the metadata the broker serves
     lists them with at least `at_least` partitions: it lags the controller by a moment."""
     want = at_least or {}
-    deadline = asyncio.get_running_loop().time() + _ADMIN_TIMEOUT_MS / 1000
+    deadline = asyncio.get_running_loop().time() + _METADATA_WAIT_S
     while True:
         counts = await _partition_counts(admin, names) if names else {}
         lagging = sorted(n for n in names if counts.get(n, 0) < want.get(n, 1))
