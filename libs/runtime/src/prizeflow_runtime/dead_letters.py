@@ -34,8 +34,8 @@ from prizeflow_runtime.inbox import REFUSED, Delivery, claim_many
 from prizeflow_runtime.outbox import add_events
 
 if TYPE_CHECKING:
+    from prizeflow_contracts.envelope import Envelope
     from prizeflow_runtime.auth import Principal
-    from prizeflow_runtime.consumer import ReliableConsumer
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,13 @@ def _summary(row: Any) -> dict[str, Any]:
     return out
 
 
+class Redrives(Protocol):
+    """A consumer as the dead letters' admin sees it (`prizeflow_runtime.consumer.ReliableConsumer`): it applies a
+    stored record an operator redrives, in the caller's transaction."""
+
+    async def apply_redrive(self, session: AsyncSession, envelope: Envelope[Any], delivery: Delivery) -> None: ...
+
+
 class DeadLetterAdmin:
     """List, inspect, redrive and discard dead letters of this service's consumers (ops and admins)."""
 
@@ -194,7 +201,7 @@ class DeadLetterAdmin:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        consumers: Callable[[], Mapping[str, ReliableConsumer]],
+        consumers: Callable[[], Mapping[str, Redrives]],
         service: str,
         source: str,
     ) -> None:

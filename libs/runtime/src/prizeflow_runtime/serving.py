@@ -1,11 +1,12 @@
-"""Serving a `ServiceRuntime`: its HTTP app (routes, health, metrics, admin), the process's garbage-collector
-tuning and `serve()` (uvicorn until SIGTERM/SIGINT). The runtime's lifecycle is `prizeflow_runtime.service`."""
+"""Serving a service runtime (`prizeflow_runtime.service.ServiceRuntime`, as `Served` sees it): its HTTP app
+(routes, health, metrics, admin), the process's garbage-collector tuning and `serve()` (uvicorn until SIGTERM/SIGINT).
+The runtime's lifecycle is `prizeflow_runtime.service`."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -19,7 +20,38 @@ from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.timeline import Timeline, TimelineSource
 
 if TYPE_CHECKING:
-    from prizeflow_runtime.service import ServiceRuntime
+    from prometheus_client import CollectorRegistry
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from prizeflow_runtime.auth import TokenVerifier
+    from prizeflow_runtime.dead_letters import DeadLetterAdmin
+    from prizeflow_runtime.http import ReadinessCheck
+
+
+class Served(Protocol):
+    """What the app serves of a service runtime (`prizeflow_runtime.service.ServiceRuntime`): its settings, metrics,
+    database, token verifier, readiness, dead letters and lifecycle."""
+
+    settings: ServiceSettings
+    registry: CollectorRegistry
+    engine: AsyncEngine
+    auth: TokenVerifier | None
+
+    @property
+    def has_consumers(self) -> bool: ...
+
+    def dead_letter_admin(self) -> DeadLetterAdmin: ...
+
+    def produces(self, topics: Sequence[str]) -> None: ...
+
+    def readiness_checks(self) -> list[ReadinessCheck]: ...
+
+    async def start_in_background(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def _serving_refused(self) -> str | None: ...
+
 
 # A poll of thousands of events allocates millions of short-lived objects, most of them still referenced
 # until the poll's transaction commits. With CPython's default thresholds (700, 10, 10) that triggers
@@ -43,7 +75,7 @@ def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
 
 
 def service_app(
-    runtime: ServiceRuntime,
+    runtime: Served,
     route_handlers: Sequence[ControllerRouterHandler] = (),
     *,
     dependencies: dict[str, Any] | None = None,

@@ -15,8 +15,7 @@ from prizeflow_compliance.application.policy import (
     PublishActivePolicy,
     RejectPolicy,
 )
-from prizeflow_compliance.application.ports import KycProvider, SanctionsScreen
-from prizeflow_compliance.application.records import VerificationChanged
+from prizeflow_compliance.application.ports import KycProvider, SanctionsScreen, VerificationChanged
 from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
 from prizeflow_compliance.application.verification import (
     ApplyVerificationEvent,

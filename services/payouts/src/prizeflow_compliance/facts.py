@@ -16,14 +16,16 @@ Everything else in `prizeflow_compliance` (its `application`, its `adapters`) is
 from __future__ import annotations
 
 from prizeflow_compliance.application.ports import (
+    ComplianceBooks,
     ComplianceFacts,
+    ComplianceStores,
     PlayerCompliance,
     SanctionsScreen,
     ScreeningMatch,
     ScreeningResult,
     ScreeningUnavailable,
+    VerificationChanged,
 )
-from prizeflow_compliance.application.records import ComplianceBooks, ComplianceStores, VerificationChanged
 
 __all__ = [
     "ComplianceBooks",

@@ -24,6 +24,7 @@ from prizeflow_compliance.application.policy import (
     RejectPolicy,
 )
 from prizeflow_compliance.application.ports import (
+    ComplianceStores,
     Identity,
     KycProviderError,
     KycReview,
@@ -33,7 +34,6 @@ from prizeflow_compliance.application.ports import (
     ScreeningMatch,
     ScreeningResult,
 )
-from prizeflow_compliance.application.records import ComplianceStores
 from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
 from prizeflow_compliance.application.verification import (
     ApplyVerificationEvent,

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from prizeflow_compliance.application.ports import (
+    ComplianceStores,
     Identity,
     PlayerCompliance,
     ScreeningMatch,
     ScreeningResult,
 )
-from prizeflow_compliance.application.records import ComplianceStores
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.policy import (

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from prizeflow_compliance.application.records import ComplianceStores
+from prizeflow_compliance.application.ports import ComplianceStores
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.audit import AdminActionRecorded

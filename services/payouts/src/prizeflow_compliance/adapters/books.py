@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_compliance.adapters.records_pg import SqlComplianceFacts, SqlRescreenStore
-from prizeflow_compliance.application.records import ComplianceStores
+from prizeflow_compliance.application.ports import ComplianceStores
 
 
 def bind(session: AsyncSession) -> ComplianceStores:

@@ -18,7 +18,8 @@ from typing import Any, Final, Protocol
 from pydantic import ValidationError
 
 from prizeflow_compliance.application.errors import ComplianceError
-from prizeflow_compliance.application.records import ComplianceBooks, ComplianceStore
+from prizeflow_compliance.application.ports import ComplianceBooks
+from prizeflow_compliance.application.records import ComplianceStore
 from prizeflow_compliance.domain.policy import (
     PolicyProposal,
     PolicyRefusedError,

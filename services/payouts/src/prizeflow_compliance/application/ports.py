@@ -7,10 +7,10 @@ of the verified identity (the policy's `allowed_countries` needs it) and the scr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from prizeflow_compliance.application.records import ComplianceStore
 from prizeflow_compliance.domain.verification import Screening, ScreeningOutcome
@@ -211,3 +211,31 @@ class ComplianceQueries(Protocol):
     async def player(
         self, player_id: str, *, history_limit: int = 200, decisions_limit: int = 100
     ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceStores:
+    """Compliance's stores on the deployable's one transaction (`adapters.compliance_books.bind_compliance`): the
+    payout gate reads `facts` in the payout's own transaction (docs/adr/0012)."""
+
+    records: ComplianceStore
+    rescreen: RescreenStore
+    facts: ComplianceFacts
+
+
+class ComplianceBooks(Protocol):
+    """Any unit of work's books that carry compliance's stores (the deployable's `Books`)."""
+
+    @property
+    def compliance(self) -> ComplianceStores: ...
+
+
+B_contra = TypeVar("B_contra", bound=ComplianceBooks, contravariant=True)
+
+
+class VerificationChanged(Protocol[B_contra]):
+    """Called in the transaction that records players' new verification status, with its books (the payout gate's
+    `ResumeVerifiedPayouts.on_verification_changed`: a player's `kyc_required` holds move on with it, or not at
+    all)."""
+
+    async def __call__(self, books: B_contra, player_ids: Sequence[str], /) -> int: ...

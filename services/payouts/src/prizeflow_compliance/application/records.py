@@ -1,22 +1,19 @@
 """The compliance records' ports (verification records and the risk policy's versions), next to their use cases.
 
 `ComplianceStore` is one transaction's view (SQL in production, in memory in unit tests): what is read, written and
-staged (outbox events, admin audit) through it commits together. The unit of work opens one (`ComplianceBooks`).
+staged (outbox events, admin audit) through it commits together. The unit of work opens one (`ComplianceBooks`, in
+`ports`, with the other stores it carries).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from prizeflow_compliance.domain.policy import PolicyProposal, ProposalStatus
 from prizeflow_compliance.domain.verification import VerificationRecord
 from prizeflow_contracts.envelope import Envelope
-
-if TYPE_CHECKING:
-    from prizeflow_compliance.application.ports import ComplianceFacts, RescreenStore
 
 
 class ComplianceStore(Protocol):
@@ -61,32 +58,4 @@ class ComplianceStore(Protocol):
     async def record_policy_announcement(self, version: int, at: datetime) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ComplianceStores:
-    """Compliance's stores on the deployable's one transaction (`adapters.compliance_books.bind_compliance`): the
-    payout gate reads `facts` in the payout's own transaction (docs/adr/0012)."""
-
-    records: ComplianceStore
-    rescreen: RescreenStore
-    facts: ComplianceFacts
-
-
-class ComplianceBooks(Protocol):
-    """Any unit of work's books that carry compliance's stores (the deployable's `Books`)."""
-
-    @property
-    def compliance(self) -> ComplianceStores: ...
-
-
-B_contra = TypeVar("B_contra", bound=ComplianceBooks, contravariant=True)
-
-
-class VerificationChanged(Protocol[B_contra]):
-    """Called in the transaction that records players' new verification status, with its books (the payout gate's
-    `ResumeVerifiedPayouts.on_verification_changed`: a player's `kyc_required` holds move on with it, or not at
-    all)."""
-
-    async def __call__(self, books: B_contra, player_ids: Sequence[str], /) -> int: ...
-
-
-__all__ = ["ComplianceBooks", "ComplianceStore", "ComplianceStores", "VerificationChanged"]
+__all__ = ["ComplianceStore"]

@@ -23,13 +23,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Generic, TypeVar
 
 from prizeflow_compliance.application.ports import (
+    ComplianceBooks,
     KycProvider,
     KycProviderError,
     RescreenClaim,
     SanctionsScreen,
     ScreeningUnavailable,
+    VerificationChanged,
 )
-from prizeflow_compliance.application.records import ComplianceBooks, VerificationChanged
 from prizeflow_compliance.application.verification import VendorCalls, screening_of
 from prizeflow_compliance.domain.verification import Screening, ScreeningOutcome
 from prizeflow_compliance.metrics import ComplianceMetrics

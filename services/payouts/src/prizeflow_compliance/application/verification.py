@@ -17,14 +17,15 @@ from typing import Any, Final, Generic, TypeVar
 
 from prizeflow_compliance.application.errors import ComplianceError
 from prizeflow_compliance.application.ports import (
+    ComplianceBooks,
     KycProvider,
     KycProviderError,
     KycReview,
     KycSession,
     SanctionsScreen,
     ScreeningResult,
+    VerificationChanged,
 )
-from prizeflow_compliance.application.records import ComplianceBooks, VerificationChanged
 from prizeflow_compliance.domain.verification import (
     Reaction,
     Screening,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from prizeflow_compliance.application.records import ComplianceBooks
+from prizeflow_compliance.application.ports import ComplianceBooks
 from prizeflow_compliance.application.verification import ApplyVerificationEvent
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
