@@ -301,6 +301,7 @@ class PayoutAdmin:
             )
         if not ask_provider and rec.state not in CANCELLABLE_LOCALLY and rec.state is not S.FAILED:
             raise AdminError(ErrorKind.CONFLICT, "not_cancellable", f"payout {rec.id} is {rec.state.value}")
+        confirmed = False  # the provider itself says it cancelled the payout: nothing of it can be paid any more
         if ask_provider:
             entry = self.registry.get(rec.provider_name)
             if not entry.rail.terms.cancels:
@@ -316,6 +317,7 @@ class PayoutAdmin:
                     raise AdminError(
                         ErrorKind.CONFLICT, "not_cancellable", f"the provider says the payout is {result.status.value}"
                     )
+                confirmed = True
         now = self.clock()
         async with self.uow() as books:
             current = await self._locked(books, payout_id)
@@ -333,14 +335,14 @@ class PayoutAdmin:
             # state as it was but made a new attempt the provider may still pay. Nothing may have happened since.
             # Nor is it enough without the syncs: one that claimed the payout meanwhile (its lease) or sent it and
             # recorded the answer (its polls, its reference) may have left it submitted, and at the provider.
-            if (
-                current.state,
-                current.attempts,
-                current.last_error_code,
-                current.lease_token,
-                current.sync_polls,
-                current.provider_ref,
-            ) != (rec.state, rec.attempts, rec.last_error_code, rec.lease_token, rec.sync_polls, rec.provider_ref):
+            # A cancel the provider confirmed stands whatever a sync recorded meanwhile: only "nothing here" can be
+            # outdated by a sync that sent the payout.
+            seen: tuple[object, ...] = (current.state, current.attempts, current.last_error_code)
+            was: tuple[object, ...] = (rec.state, rec.attempts, rec.last_error_code)
+            if not confirmed:
+                seen += (current.lease_token, current.sync_polls, current.provider_ref)
+                was += (rec.lease_token, rec.sync_polls, rec.provider_ref)
+            if seen != was:
                 raise AdminError(
                     ErrorKind.CONFLICT, "concurrent_change", f"payout moved to {current.state.value}; try again"
                 )
