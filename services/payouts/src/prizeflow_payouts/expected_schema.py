@@ -39,6 +39,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0025",
         "0026",
         "0027",
+        "0028",
     ),
 )
 

@@ -330,6 +330,7 @@ async def test_two_workers_racing_never_send_a_held_payout(
             assert await wait_state(db, e.data.idempotency_key, "approved") == "approved"
         for n in range(20):
             rig.screen.entries[f"success:race-{n}"] = [f"SDN-R{n}"]
+        rig.screen.loaded["ofac_sdn"] = "2026-11-25"  # the list refresh that names them (a new version)
         other = PayoutWorker(
             uow=rig.local.uow,
             registry=rig.local.config.registry,
@@ -411,6 +412,53 @@ async def test_a_policy_tightened_between_request_and_send_is_honoured_at_send(
         assert ok.json()["state"] == "approved"
         await rig.send()
         assert await wait_state(db, key, "paid") == "paid"
+
+
+async def test_an_allow_stands_at_send_until_the_players_facts_change(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Issue 46: an allow at request is recorded again at send (`request_decision_stands`) while the policy version,
+    the lists and the player's facts are what it was made with, and the payout is paid; the same player's next
+    payout, whose verification failed between its request and its send, is decided again at send and held."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.facts.policy = RiskPolicy(version=6, rules=[PolicyRule(kyc_above=AmountInWindow(amount=1, window_s=3600))])
+        screened = dict(rig.screen.loaded)  # screened against the loaded lists (not stale)
+        rig.facts.players_["player-st"] = PlayerCompliance(
+            "player-st", VerificationStatus.VERIFIED, "GB", screening_versions=screened
+        )
+        first = request(address="success:stands-1", player_id="player-st", requested_by="player-st")
+        await rig.publish(first)
+        assert await wait_state(db, first.data.idempotency_key, "approved") == "approved"
+        row = await _row(db, first.data.idempotency_key)
+        [stamped] = await fetch(db, "SELECT gate_stamp FROM payouts WHERE id = $1", row["id"])
+        assert stamped["gate_stamp"].startswith("v6:")
+        await rig.send()
+        assert await state_of(db, first.data.idempotency_key) == "paid"
+        found = await fetch(
+            db,
+            "SELECT stage, action, policy_version, reasons -> 0 ->> 'finding' AS finding FROM compliance_decisions "
+            "WHERE payout_id = $1 ORDER BY id",
+            row["id"],
+        )
+        assert [tuple(f) for f in found] == [
+            ("request", "allow", 6, None),
+            ("send", "allow", 6, "request_decision_stands"),
+        ]
+
+        second = request(address="success:stands-2", player_id="player-st", requested_by="player-st")
+        await rig.publish(second)
+        assert await wait_state(db, second.data.idempotency_key, "approved") == "approved"
+        rig.facts.players_["player-st"] = PlayerCompliance(
+            "player-st", VerificationStatus.FAILED, "GB", screening_versions=screened
+        )
+        await rig.send()
+        row = await _row(db, second.data.idempotency_key)
+        assert (row["state"], row["hold_code"]) == ("pending_approval", "policy")
+        assert [d[:2] for d in await _decisions(db, row["id"])] == [("request", "allow"), ("send", "hold")]
+        [cleared] = await fetch(db, "SELECT gate_stamp FROM payouts WHERE id = $1", row["id"])
+        assert cleared["gate_stamp"] is None  # held: a release is decided again at the next send
+        assert await books(db, second.data.idempotency_key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
 
 
 async def test_held_for_verification_resumes_once_verified_and_is_rejected_when_it_fails(

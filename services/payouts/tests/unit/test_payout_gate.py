@@ -205,6 +205,55 @@ async def test_stored_totals_count_and_the_send_stage_does_not_lock() -> None:
     assert store.calls[0] == ("gate_facts", (1, (3600,), False))
 
 
+async def test_an_allow_stands_at_send_while_nothing_it_was_made_with_changed() -> None:
+    """An allow at request carries its stamp; at send, with the same policy version, lists and player facts, it
+    stands with two reads for the batch (policy, players) and no window sum, clearance or screening; a new policy
+    version, list version, or any change of the player's verification or screening decides it again."""
+    policy = RiskPolicy(version=4, rules=[PolicyRule(player_limit=AmountInWindow(amount=250, window_s=DAY))])
+    verified = PlayerCompliance("p1", VerificationStatus.VERIFIED, "GB", screening_versions=SCREENED)
+    screen = Screen()
+    gate, facts = gate_with(policy, screen, p1=verified)
+    store = Store()
+    allowed, held = await gate.decide(
+        on(store, facts), [Candidate(payout(1, amount=200)), Candidate(payout(2, amount=100))], Stage.REQUEST
+    )
+    assert (allowed.action, held.action) == (Action.ALLOW, Action.HOLD)
+    assert allowed.stamp is not None
+    assert allowed.stamp.startswith("v4:")
+    assert held.stamp is None  # only an allow is stamped
+    approved = replace(payout(1, amount=200), state=PayoutState.APPROVED, gate_stamp=allowed.stamp)
+    unstamped = replace(payout(3), state=PayoutState.APPROVED)
+
+    store.calls.clear()
+    stood = await gate.standing(on(store, facts), [approved, unstamped])
+    assert list(stood) == ["po-1"]
+    assert (stood["po-1"].action, stood["po-1"].policy_version, dict(stood["po-1"].list_versions)) == (
+        Action.ALLOW,
+        4,
+        {"un": "v9"},
+    )
+    assert stood["po-1"].reasons[0]["finding"] == "request_decision_stands"
+    assert store.calls == []  # no window facts, no clearances
+
+    changed_player = [
+        replace(verified, verification=VerificationStatus.FAILED),
+        replace(verified, country="FR"),
+        replace(verified, screening_versions={"un": "v8"}),
+        replace(verified, screening_matches=(ScreeningMatch("un", "UN-7", "Listed", "name", 950),)),
+    ]
+    for player in changed_player:
+        facts.players_["p1"] = player
+        assert await gate.standing(on(store, facts), [approved]) == {}, player
+    facts.players_["p1"] = verified
+    facts.policy = policy.model_copy(update={"version": 5})
+    assert await gate.standing(on(store, facts), [approved]) == {}
+    facts.policy = policy
+    screen.fail = True  # the list not loaded: decided again (and held by `decide`)
+    assert await gate.standing(on(store, facts), [approved]) == {}
+    screen.fail = False
+    assert list(await gate.standing(on(store, facts), [approved])) == ["po-1"]
+
+
 async def test_a_new_destination_is_held_unless_used_before() -> None:
     policy = RiskPolicy(version=3, rules=[PolicyRule(new_destination_cooldown_s=3600)])
     gate, facts = gate_with(policy)

@@ -21,19 +21,20 @@ def _pauses(processed: list[int], woken_at: set[int], config: WorkerConfig) -> l
         scheduled = Scheduled(worker, "payout-worker", config.interval_s, max(config.idle_max_s, config.interval_s))
         results: Iterator[int] = iter(processed)
 
-        async def run_once() -> WorkerResult:
+        async def run_pass() -> tuple[WorkerResult, bool]:
             try:
-                return WorkerResult(processed=next(results))
+                n = next(results)
+                return WorkerResult(processed=n), n >= config.batch_size
             except StopIteration:
                 scheduled._stopping = True  # the script is over: this pass is the last
-                return WorkerResult()
+                return WorkerResult(), False
 
         async def sleep(seconds: float) -> None:
             pauses.append(seconds)
             if len(pauses) - 1 in woken_at:
                 scheduled.wake()
 
-        worker.run_once = run_once  # type: ignore[method-assign]
+        worker.run_pass = run_pass  # type: ignore[method-assign]
         scheduled._sleep = sleep  # type: ignore[method-assign]
         await scheduled._run()
 

@@ -95,8 +95,10 @@ _LOCK_DUE = text(
 _CLAIM_LOCKED = text(
     f"""
     WITH due AS (
-        SELECT id, state AS previous_state FROM payouts
-        WHERE id = ANY(CAST(:ids AS text[])) AND ({_DUE_WHERE})
+        -- joined to the ids (a filter `id = ANY(array)` over the due rows costs rows x ids)
+        SELECT payouts.id, payouts.state AS previous_state
+        FROM payouts JOIN unnest(CAST(:ids AS text[])) AS u(id) ON payouts.id = u.id
+        WHERE ({_DUE_WHERE})
     )
     UPDATE payouts p SET
         state = 'submitting',
@@ -130,7 +132,7 @@ _HOLD = text(
     """
     UPDATE payouts p SET hold_code = u.code, hold_detail = u.detail, held_at = CAST(:at AS timestamptz),
         approval_policy = u.policy, hold_policy_version = u.version, hold_findings = CAST(u.findings AS jsonb),
-        updated_at = now()
+        gate_stamp = NULL, updated_at = now()
     FROM unnest(CAST(:ids AS text[]), CAST(:codes AS text[]), CAST(:details AS text[]), CAST(:policies AS text[]),
                 CAST(:versions AS bigint[]), CAST(:findings AS text[]))
         AS u(id, code, detail, policy, version, findings)

@@ -300,7 +300,7 @@ class CreatePayouts:
                     )
                 )
             else:
-                kept.append(rec)
+                kept.append(replace(rec, gate_stamp=d.stamp) if d.stamp else rec)
         return kept, refused
 
     async def _record(self, books: Books, decided: Sequence[tuple[Payout, GateDecision]], now: datetime) -> None:

@@ -9,16 +9,18 @@ memory; every decision recorded (`compliance_decisions`) with the policy and lis
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from prizeflow_compliance.facts import ComplianceStores, PlayerCompliance, SanctionsScreen
 from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
-from prizeflow_contracts.policy import PolicyFacts, RiskPolicy, VerificationStatus, evaluate
+from prizeflow_contracts.policy import Action, PolicyFacts, RiskPolicy, VerificationStatus, evaluate
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType, destination_key
 from prizeflow_payouts.domain.gate import (
     Clearance,
@@ -283,7 +285,37 @@ class PayoutGate:
                     released=cand.released,
                 )
             )
+            if stage is Stage.REQUEST and decision.action is Action.ALLOW:
+                decision = replace(decision, stamp=stamp(policy.version, current, player))
             out.append(decision)
+        return out
+
+    async def standing(self, books: GateBooks, payouts: Sequence[Payout]) -> dict[str, GateDecision]:
+        """The send stage's short way: of these approved payouts no provider has seen, those whose request-time
+        allow still stands — the same active policy version, the same loaded list versions and the same stored
+        verification and screening of the player as when it was made (`gate_stamp`) — each with its allow to record
+        again at send (`STANDS`). Two reads for the batch (the policy, the players); no window sum is recomputed
+        (the request counted this payout with every one before it, and later requests counted it in theirs), no
+        clearance read (they only ever add), the destination not screened again (same lists, same answer). Any
+        other payout (held or released since, a version or a player's facts changed, a list not loaded) is left
+        for `decide`."""
+        stamped = [p for p in payouts if p.gate_stamp]
+        if not stamped or not self.screen_ready:
+            return {}
+        versions = self._versions()
+        if any(s not in versions for s in self.sources):
+            return {}  # a list not loaded: `decide` holds (screening unavailable)
+        current = self.current_versions(versions)
+        compliance = books.compliance.facts
+        policy = await compliance.active_policy()
+        players = await compliance.players(sorted({p.player_id for p in stamped}))
+        out: dict[str, GateDecision] = {}
+        for p in stamped:
+            player = players.get(p.player_id) or PlayerCompliance(p.player_id, VerificationStatus.NOT_STARTED)
+            if p.gate_stamp == stamp(policy.version, current, player):
+                out[p.id] = GateDecision(
+                    Action.ALLOW, reasons=(STANDS,), list_versions=dict(current), policy_version=policy.version
+                )
         return out
 
     def count(self, stage: Stage, decisions: Sequence[GateDecision]) -> None:
@@ -326,6 +358,29 @@ class PayoutGate:
         if self.metrics is not None:
             self.metrics.screenings.labels("destination", "hit" if result.hit else "clear").inc()
         return Screening(tuple(result.matches), dict(result.versions))
+
+
+# The reason a send-stage decision records when the request's allow stood (`PayoutGate.standing`).
+STANDS: Mapping[str, object] = {
+    "finding": "request_decision_stands",
+    "detail": "the request's allow, made with this policy version, these lists and the player's facts as they are now",
+}
+
+
+def stamp(policy_version: int, lists: Mapping[str, str], player: PlayerCompliance) -> str:
+    """What an allow was made with: the policy version, the loaded lists' versions and the player's stored facts
+    (verification, country, screening versions and matched entries), as one string (`payouts.gate_stamp`)."""
+    screened = None if player.screening_versions is None else sorted(player.screening_versions.items())
+    facts = [
+        sorted(lists.items()),
+        player.player_id,
+        player.verification.value,
+        player.country,
+        screened,
+        sorted((m.source, m.entry_uid, m.kind, m.score) for m in player.screening_matches),
+    ]
+    digest = hashlib.sha256(json.dumps(facts, separators=(",", ":")).encode()).hexdigest()[:40]
+    return f"v{policy_version}:{digest}"
 
 
 def reads_history(policy: RiskPolicy) -> bool:
@@ -386,6 +441,7 @@ class _Siblings:
 
 
 __all__ = [
+    "STANDS",
     "Candidate",
     "DecisionRecord",
     "FactsQuery",
@@ -394,4 +450,5 @@ __all__ = [
     "Hold",
     "PayoutGate",
     "WindowFacts",
+    "stamp",
 ]

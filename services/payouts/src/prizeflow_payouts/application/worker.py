@@ -18,7 +18,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
@@ -56,6 +56,18 @@ class WorkerResult:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A batch claimed for sending (committed `submitting` under this worker's lease), with what its claim's
+    screening found for its retries: `screened_out`, a match blocks them (never sent); `awaiting_screening`, their
+    screening cannot answer yet (not created now). `full`: as many were due as a batch takes (more may be)."""
+
+    payouts: list[Payout] = field(default_factory=list)
+    screened_out: dict[str, str] = field(default_factory=dict)
+    awaiting_screening: set[str] = field(default_factory=set)
+    full: bool = False
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     batch_size: int = 500
@@ -70,6 +82,9 @@ class WorkerConfig:
     operator_after_s: float = 1800.0
     # How often a pass reads the provider's current status of the payouts a provider report disagreed with.
     checks_interval_s: float = 2.0
+    # A job's pass claims the next batch while the last one is at its providers (two stages: claim ∥ send), for as
+    # long as full batches are due, up to this many batches; then it returns and runs again at once.
+    batches_per_pass: int = 8
     # A restore's recovery window (PAYOUTS_SYNC_FIRST_UNTIL, docs/runbooks/restore.md): until then every payout
     # asks its provider before it is sent, however it got here (created from a replayed request, approved again,
     # approved before the target and never picked up), and a rail that cannot look at the provider's own books
@@ -92,8 +107,6 @@ class PayoutWorker:
     ) -> None:
         self.uow = uow
         self.deny = deny
-        self._screened_out: dict[str, str] = {}  # retried payouts a screening match blocks (see `_gated_claim`)
-        self._awaiting_screening: set[str] = set()  # retried payouts whose screening cannot answer yet (same)
         # The compliance gate, again in the claim's transaction: an approved payout no provider has seen that fails
         # it now (a list refreshed, a policy tightened, a new hit) goes back to pending_approval, never out.
         self.gate = gate
@@ -119,31 +132,70 @@ class PayoutWorker:
         if not self._started:
             self._started = True
             log.info("payout worker started", extra={"worker": self.worker_id})
-        result = await self.run_once()
-        if result.processed >= self.config.batch_size:
+        result, more = await self.run_pass()
+        if more:
             return 0.0  # more is due: no pause
         return result.processed > 0
+
+    async def run_pass(self) -> tuple[WorkerResult, bool]:
+        """The job's pass: due payouts in pipelined batches (`submit_pipelined`), then a sync of submitted ones;
+        whether more is due beside the result."""
+        submitted, more = await self.submit_pipelined()
+        return submitted + await self.sync_submitted(), more
 
     async def run_once(self) -> WorkerResult:
         return await self.submit_due() + await self.sync_submitted()
 
     # -- submission -------------------------------------------------------------------------------------------
     async def submit_due(self) -> WorkerResult:
+        """One batch: claimed (committed), sent to its providers, their answers recorded."""
+        return await self._send(await self._claim_due())
+
+    async def submit_pipelined(self) -> tuple[WorkerResult, bool]:
+        """Batches while full ones are due (at most `batches_per_pass`), the next one claimed while the last is at
+        its providers: the claim's transaction overlaps the calls and the recording of the batch before it, never
+        the same rows (the batch sent is `submitting` under its lease, so no claim finds it). Every batch claimed
+        here is sent here; whether more is due (the last batch was full) is returned beside the result."""
+        total = WorkerResult()
+        batch = await self._claim_due()
+        for n in range(1, self.config.batches_per_pass + 1):
+            if not batch.payouts:
+                return total, batch.full
+            sending = asyncio.create_task(self._send(batch))
+            go_on = batch.full and n < self.config.batches_per_pass
+            try:
+                following = await self._claim_due() if go_on else _Claimed()
+            except BaseException:
+                await asyncio.gather(sending, return_exceptions=True)  # the batch at its providers is recorded first
+                raise
+            total += await sending
+            if not go_on:
+                return total, batch.full
+            batch = following
+        return total, batch.full
+
+    async def _claim_due(self) -> _Claimed:
         if self.gate is not None:
             await self.gate.catch_up()  # the newest stored lists first (one query, at most once a second)
         now = _now()
         async with self.uow() as books:
-            self._screened_out, self._awaiting_screening = {}, set()
             if self.gate is None:
                 claimed = await books.payouts.claim_for_submit(
                     owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
                 )
+                batch = _Claimed(claimed, full=len(claimed) >= self.config.batch_size)
             else:
-                claimed = await self._gated_claim(books, self.gate, now)
-            await books.payouts.add_history([(rec.id, h) for rec in claimed for h in self._claim_history(rec)], at=now)
+                batch = await self._gated_claim(books, self.gate, now)
+            await books.payouts.add_history(
+                [(rec.id, h) for rec in batch.payouts for h in self._claim_history(rec)], at=now
+            )
+        return batch
+
+    async def _send(self, batch: _Claimed) -> WorkerResult:
+        claimed = batch.payouts
         if not claimed:
             return WorkerResult()
-        calls = await self._submit_calls(claimed)
+        calls = await self._submit_calls(batch)
         done = _now()
         changes = []
         for rec, call in zip(claimed, calls, strict=True):
@@ -160,14 +212,14 @@ class PayoutWorker:
             applied = await books.payouts.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
 
-    async def _gated_claim(self, books: Books, gate: PayoutGate, now: datetime) -> list[Payout]:
+    async def _gated_claim(self, books: Books, gate: PayoutGate, now: datetime) -> _Claimed:
         """Lock what is due, gate the approved payouts never attempted at a provider (one batch), hold those that
         fail it (approved → pending_approval), claim the rest: all in this transaction, under the rows' locks, so a
         held payout is never claimed by anyone."""
         if not gate.screen_ready:
             # Lists still loading in this process (it just started): nothing is sent unscreened, and nothing is
             # held for people only because of that; the next pass looks again.
-            return []
+            return _Claimed()
         due = await books.holds.lock_due_for_submit(limit=self.config.batch_size)
         fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
         fresh_ids = {p.id for p in fresh}
@@ -178,17 +230,22 @@ class PayoutWorker:
         # as a retryable failure, after the retries' backoff, for the re-screen (`_deferred`). Its backoff keeps it
         # from being due every pass, so waiting payouts never fill the batches of the others.
         retried = [p for p in due if not (p.state is S.APPROVED and p.attempts == 0)]
-        judged = await gate.decide(
-            books,
-            [Candidate.stored(p) for p in [*fresh, *retried]],
-            Stage.SEND,
+        # A fresh payout whose request-time allow still stands (nothing it was made with has changed) is not
+        # decided again (`PayoutGate.standing`): its allow is recorded again at send. The rest are decided.
+        stood = await gate.standing(books, fresh)
+        judge = [p for p in fresh if p.id not in stood] + retried
+        by_id = dict(
+            zip(
+                [p.id for p in judge],
+                await gate.decide(books, [Candidate.stored(p) for p in judge], Stage.SEND),
+                strict=True,
+            )
         )
-        decisions = judged[: len(fresh)]
-        again = list(zip(retried, judged[len(fresh) :], strict=True))
-        self._screened_out = {p.id: d.detail for p, d in again if d.matches or d.player_hit}
-        self._awaiting_screening = {
-            p.id for p, d in again if p.id not in self._screened_out and d.hold in _SCREENING_HOLDS
-        }
+        by_id.update(stood)
+        decisions = [by_id[p.id] for p in fresh]
+        again = [(p, by_id[p.id]) for p in retried]
+        screened_out = {p.id: d.detail for p, d in again if d.matches or d.player_hit}
+        awaiting = {p.id for p, d in again if p.id not in screened_out and d.hold in _SCREENING_HOLDS}
         held = [(p, d) for p, d in zip(fresh, decisions, strict=True) if d.action is not Action.ALLOW]
         applied = await books.payouts.apply(
             [
@@ -217,18 +274,19 @@ class PayoutWorker:
         )
         await books.holds.record_decisions(
             [
-                DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, d, now)
-                for p, d in zip([*fresh, *retried], judged, strict=True)
-                if p.id in fresh_ids or p.id in self._screened_out or p.id in self._awaiting_screening
+                DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, by_id[p.id], now)
+                for p in [*fresh, *retried]
+                if p.id in fresh_ids or p.id in screened_out or p.id in awaiting
             ]
         )
         gate.count(Stage.SEND, decisions)
         if held:
             log.warning("%d payouts held by the compliance gate before sending", len(held))
         stopped = {p.id for p, _ in held}
-        return await books.holds.claim_locked(
+        claimed = await books.holds.claim_locked(
             [p.id for p in due if p.id not in stopped], owner=self.worker_id, lease_s=self.config.lease_s
         )
+        return _Claimed(claimed, screened_out, awaiting, full=len(due) >= self.config.batch_size)
 
     def _claim_history(self, rec: Payout) -> list[HistoryEntry]:
         actor, attempt, prev = self.worker_id, rec.attempts, rec.previous_state
@@ -245,7 +303,8 @@ class PayoutWorker:
             )
         return entries
 
-    async def _submit_calls(self, claimed: Sequence[Payout]) -> list[Call]:
+    async def _submit_calls(self, batch: _Claimed) -> list[Call]:
+        claimed = batch.payouts
         calls: list[Call | None] = [None] * len(claimed)
         # 1. Anything that may already be at the provider is asked first, with the same idempotency key.
         recovering = self.recovering()
@@ -278,7 +337,7 @@ class PayoutWorker:
                 denied = PayoutError.of(PayoutErrorCode.DESTINATION_BLOCKED, DENIED_DETAIL)
                 calls[n] = Call("create", now, now, error=denied)
                 log.warning("payout to a denied destination not sent", extra={"payout_id": rec.id})
-            elif calls[n] is None and rec.id in self._screened_out:
+            elif calls[n] is None and rec.id in batch.screened_out:
                 # Screened again before this attempt (`_gated_claim`): listed since the first one. Nothing is at the
                 # provider, so it ends here, for good: its reservation goes back, a person sees the decision.
                 now = _now()
@@ -287,7 +346,7 @@ class PayoutWorker:
                 )
                 calls[n] = Call("create", now, now, error=blocked)
                 log.warning("payout retry to a listed destination not sent", extra={"payout_id": rec.id})
-            elif calls[n] is None and rec.id in self._awaiting_screening:
+            elif calls[n] is None and rec.id in batch.awaiting_screening:
                 # Screened again before this attempt: the screening cannot answer until the player's re-screen (or
                 # the missing list). Nothing is at the provider (asked above): it is not created now.
                 now = _now()

@@ -168,6 +168,8 @@ class GateDecision:
     list_versions: Mapping[str, str] = field(default_factory=dict)
     policy_version: int = 0
     findings: tuple[str, ...] = ()  # `policy_findings` of the verdict: what a `policy` hold shows its approvers
+    # An allow at request time: what it was made with (`PayoutGate.stamp`), stored with the payout (`gate_stamp`).
+    stamp: str | None = None
 
     @property
     def player_message(self) -> str | None:

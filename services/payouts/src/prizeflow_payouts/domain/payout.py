@@ -63,6 +63,9 @@ class Payout:
     held_at: datetime | None = None
     hold_policy_version: int | None = None
     hold_findings: tuple[str, ...] | None = None
+    # The gate's allow at request time, stamped with what it was made with (migration 0028): the send stage lets it
+    # stand while the policy version, the lists' versions and the player's facts are the same (`PayoutGate.standing`).
+    gate_stamp: str | None = None
 
     @property
     def failed_for_good(self) -> bool:
