@@ -1297,3 +1297,46 @@ async def test_a_refused_envelope_is_on_record_as_an_attempt() -> None:
         await s.admin.submit_signed(created.payout_id, "BBBB", Actor("ada", frozenset({"admin"}), "c"))
     audits = [a for a in s.store.events_of(AdminActionRecorded) if a.action == "payout.submit_signed"]
     assert [a.actor_user_id for a in audits] == ["ada"]
+
+
+class WaitsForTheNextClaim(ScriptedProvider):
+    """Holds the first batch's calls until the worker has claimed the next batch (`submitting` rows beyond it)."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__()
+        self.store, self.batch = MemoryPayouts(), batch
+        self.overlapped = False
+
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        if len(self.calls) < self.batch:  # the first batch
+
+            async def next_claimed() -> None:
+                while sum(r.payout.state is S.SUBMITTING for r in self.store.books.rows.values()) <= self.batch:
+                    await asyncio.sleep(0.001)
+
+            await asyncio.wait_for(next_claimed(), timeout=5)
+            self.overlapped = True
+        return await super().create_payout(instruction)
+
+
+async def test_a_pass_claims_the_next_batch_while_the_last_is_at_its_provider_and_sends_all_it_claimed() -> None:
+    """Issue 46: the worker's job claims batch n+1 while batch n is at its provider (the provider of the first batch
+    answers only once the second is claimed), sends every batch it claimed within the pass, and stops after
+    `batches_per_pass`, saying whether more is due; nothing is left claimed and unsent."""
+    provider = WaitsForTheNextClaim(batch=5)
+    s = service(provider)
+    provider.store = s.store
+    s.worker.config = replace(s.worker.config, batch_size=5, batches_per_pass=2)
+    created = await s.request(*(command(n) for n in range(1, 13)))
+    result, more = await s.worker.submit_pipelined()
+    assert provider.overlapped
+    assert (result.processed, result.confirmed, more) == (10, 10, True)
+    states = [s.store.state(c.payout_id) for c in created]
+    assert states.count(S.PAID) == 10
+    assert states.count(S.APPROVED) == 2  # not claimed: no lease left waiting to expire
+    result, more = await s.worker.submit_pipelined()
+    assert (result.processed, more) == (2, False)
+    assert {s.store.state(c.payout_id) for c in created} == {S.PAID}
+    assert sorted(k for kind, k in provider.calls if kind == "create") == sorted(
+        f"claim-{n}:payout:1" for n in range(1, 13)
+    )
