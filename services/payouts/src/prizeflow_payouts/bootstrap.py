@@ -416,7 +416,15 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     p = parts or compose(settings)
     rt = p.runtime
     requests = PayoutRequestsHandler(p.create, on_due=p.wake_worker)
-    rt.add_consumer(REQUESTS_CONSUMER, [PAYOUT_REQUESTS.name], batch_handler=requests, on_refusal=requests.on_refusal)
+    # Partition lanes (`CONSUMER_LANES`): a request's aggregates are its claim's (keyed like the topic); what two
+    # lanes share, a player's window sums, is serialised by the gate's per-player lock at request time.
+    rt.add_consumer(
+        REQUESTS_CONSUMER,
+        [PAYOUT_REQUESTS.name],
+        batch_handler=requests,
+        on_refusal=requests.on_refusal,
+        partition_lanes=True,
+    )
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
     if p.records is not None:
         rt.add_consumer(

@@ -24,6 +24,17 @@ DEFAULT_PROVIDERS_FILE = Path(__file__).resolve().parents[2] / "providers.yaml"
 
 class PayoutsSettings(ServiceSettings):
     service_name: str = "payouts"
+    consumer_batch_size: int = Field(
+        default=1000, ge=1, description="Records a poll takes at most (dealt into `consumer_lanes` transactions)"
+    )
+    consumer_lanes: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Concurrent transactions a poll of payout requests is split into, by partition (a request is "
+        "keyed by its claim's correlation id; one player's requests in two lanes are ordered by the gate's "
+        "per-player lock)",
+    )
     payouts_max_attempts: int = Field(default=5, ge=1, le=1000, description="Provider attempts before a final failure")
     payouts_live_execution: bool = Field(
         default=False,

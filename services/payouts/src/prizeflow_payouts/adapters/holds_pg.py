@@ -4,8 +4,9 @@ window facts. A store of the payouts' `Books`, on the payouts transaction. Batch
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,6 +142,14 @@ _HOLD = text(
 )
 
 
+def _reasons_json(reasons: Any) -> str:
+    return json.dumps(list(reasons), default=str)
+
+
+def _versions_json(versions: Any) -> str:
+    return json.dumps(dict(versions))
+
+
 class SqlHoldStore:
     """`GateStore` in the transaction of `session`."""
 
@@ -233,6 +242,14 @@ class SqlHoldStore:
     async def record_decisions(self, records: Sequence[DecisionRecord]) -> None:
         if not records:
             return
+        dumped: dict[int, str] = {}  # one encoding per object: a batch's decisions share their reasons and versions
+
+        def dump(value: Any, encode: Callable[[Any], str]) -> str:
+            key = id(value)
+            if key not in dumped:
+                dumped[key] = encode(value)
+            return dumped[key]
+
         await self.session.execute(
             _RECORD,
             {
@@ -242,9 +259,9 @@ class SqlHoldStore:
                 "stages": [r.stage.value for r in records],
                 "actions": [r.decision.action.value for r in records],
                 "hold_codes": [r.decision.hold.value if r.decision.hold else None for r in records],
-                "reasons": [json.dumps(list(r.decision.reasons), default=str) for r in records],
+                "reasons": [dump(r.decision.reasons, _reasons_json) for r in records],
                 "policy_versions": [r.decision.policy_version for r in records],
-                "versions": [json.dumps(dict(r.decision.list_versions)) for r in records],
+                "versions": [dump(r.decision.list_versions, _versions_json) for r in records],
                 "decided_ats": [r.decided_at for r in records],
             },
         )

@@ -262,6 +262,7 @@ class PayoutGate:
         missing = tuple(s for s in self.sources if s not in versions)
         current = self.current_versions(versions)
         siblings = _Siblings()
+        stamps: dict[str, str] = {}  # per player: what an allow at request is made with
         out: list[GateDecision] = []
         for cand, key, destination in zip(candidates, keys, destinations, strict=True):
             rec = cand.payout
@@ -286,7 +287,9 @@ class PayoutGate:
                 )
             )
             if stage is Stage.REQUEST and decision.action is Action.ALLOW:
-                decision = replace(decision, stamp=stamp(policy.version, current, player))
+                if rec.player_id not in stamps:
+                    stamps[rec.player_id] = stamp(policy.version, current, player)
+                decision = replace(decision, stamp=stamps[rec.player_id])
             out.append(decision)
         return out
 
@@ -309,14 +312,13 @@ class PayoutGate:
         compliance = books.compliance.facts
         policy = await compliance.active_policy()
         players = await compliance.players(sorted({p.player_id for p in stamped}))
-        out: dict[str, GateDecision] = {}
-        for p in stamped:
-            player = players.get(p.player_id) or PlayerCompliance(p.player_id, VerificationStatus.NOT_STARTED)
-            if p.gate_stamp == stamp(policy.version, current, player):
-                out[p.id] = GateDecision(
-                    Action.ALLOW, reasons=(STANDS,), list_versions=dict(current), policy_version=policy.version
-                )
-        return out
+        unknown = VerificationStatus.NOT_STARTED
+        stamps = {
+            pid: stamp(policy.version, current, players.get(pid) or PlayerCompliance(pid, unknown))
+            for pid in {p.player_id for p in stamped}
+        }
+        stands = GateDecision(Action.ALLOW, reasons=(STANDS,), list_versions=current, policy_version=policy.version)
+        return {p.id: stands for p in stamped if p.gate_stamp == stamps[p.player_id]}
 
     def count(self, stage: Stage, decisions: Sequence[GateDecision]) -> None:
         if self.metrics is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -82,9 +83,10 @@ class WorkerConfig:
     operator_after_s: float = 1800.0
     # How often a pass reads the provider's current status of the payouts a provider report disagreed with.
     checks_interval_s: float = 2.0
-    # A job's pass claims the next batch while the last one is at its providers (two stages: claim ∥ send), for as
-    # long as full batches are due, up to this many batches; then it returns and runs again at once.
+    # A job's pass claims the next batch while the last ones are at their providers (claim ∥ send), for as long as
+    # full batches are due, up to this many batches; then it returns and runs again at once.
     batches_per_pass: int = 8
+    sends_in_flight: int = 2  # batches at their providers (or being recorded) while the next one is claimed
     # A restore's recovery window (PAYOUTS_SYNC_FIRST_UNTIL, docs/runbooks/restore.md): until then every payout
     # asks its provider before it is sent, however it got here (created from a replayed request, approved again,
     # approved before the target and never picked up), and a rail that cannot look at the provider's own books
@@ -152,27 +154,32 @@ class PayoutWorker:
         return await self._send(await self._claim_due())
 
     async def submit_pipelined(self) -> tuple[WorkerResult, bool]:
-        """Batches while full ones are due (at most `batches_per_pass`), the next one claimed while the last is at
-        its providers: the claim's transaction overlaps the calls and the recording of the batch before it, never
-        the same rows (the batch sent is `submitting` under its lease, so no claim finds it). Every batch claimed
-        here is sent here; whether more is due (the last batch was full) is returned beside the result."""
-        total = WorkerResult()
-        batch = await self._claim_due()
-        for n in range(1, self.config.batches_per_pass + 1):
-            if not batch.payouts:
-                return total, batch.full
-            sending = asyncio.create_task(self._send(batch))
-            go_on = batch.full and n < self.config.batches_per_pass
-            try:
-                following = await self._claim_due() if go_on else _Claimed()
-            except BaseException:
-                await asyncio.gather(sending, return_exceptions=True)  # the batch at its providers is recorded first
-                raise
-            total += await sending
-            if not go_on:
-                return total, batch.full
-            batch = following
-        return total, batch.full
+        """Batches while full ones are due (at most `batches_per_pass`), each claimed while the batches before it
+        are at their providers (at most `sends_in_flight` of them): a claim's transaction overlaps the calls and the
+        recording of earlier batches, never their rows (a batch sent is `submitting` under its lease, so no claim
+        finds it), and one claim runs at a time (claims never scan rows another claim holds). Every batch claimed
+        here is sent and recorded here, whatever fails; whether more is due (the last batch was full) is returned
+        beside the result."""
+        total, more = WorkerResult(), False
+        sending: deque[asyncio.Task[WorkerResult]] = deque()
+        try:
+            for _ in range(self.config.batches_per_pass):
+                batch = await self._claim_due()
+                more = batch.full
+                if batch.payouts:
+                    sending.append(asyncio.create_task(self._send(batch)))
+                if not batch.full:
+                    break
+                while len(sending) >= self.config.sends_in_flight:
+                    total += await sending.popleft()
+        except BaseException:
+            await asyncio.gather(*sending, return_exceptions=True)  # the batches at their providers are recorded
+            raise
+        for outcome in await asyncio.gather(*sending, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            total += outcome
+        return total, more
 
     async def _claim_due(self) -> _Claimed:
         if self.gate is not None:
