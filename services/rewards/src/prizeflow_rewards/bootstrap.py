@@ -210,6 +210,7 @@ def rates_provider(settings: RewardsSettings) -> RatesProvider | None:
         base_url=settings.rates_base_url,
         app_id=settings.rates_app_id.get_secret_value(),
         timeout_s=settings.rates_timeout_s,
+        cache_s=settings.rates_cache_s,
     )
 
 

@@ -101,6 +101,13 @@ class RewardsSettings(ServiceSettings):
     )
     rates_app_id: SecretStr | None = Field(default=None, description="The rates provider's App ID")
     rates_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    rates_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How long a rate read is kept per pair (and shared by callers asking meanwhile); 0: every quote "
+        "and converted claim reads the provider",
+    )
 
     @model_validator(mode="after")
     def _conversion(self) -> RewardsSettings:

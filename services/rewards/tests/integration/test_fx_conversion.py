@@ -255,6 +255,7 @@ async def test_a_player_claims_rupees_at_a_quote_from_the_rates_provider_over_ht
         rewards_fx_pairs={"USD/INR": 150},
         rates_api_url=emulator.url,
         rates_app_id=emulator.app_id,
+        rates_cache_s=0,  # the market moves below: every read asks the emulator
         rewards_min_claim={"USD": 1},
         rewards_new_destination_cooldown_s=0,
     )

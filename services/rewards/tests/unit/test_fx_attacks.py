@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,18 +13,12 @@ from rewards_fakes import Fakes
 from prizeflow_contracts.money import INT64_MAX
 from prizeflow_rewards.adapters.rates_oxr import OxrRatesProvider
 from prizeflow_rewards.application.fx import FxDesk, FxError, IssueQuote
-from prizeflow_rewards.application.ports import MarketRate
+from prizeflow_rewards.application.ports import MarketRate, RatesUnavailableError
 from prizeflow_rewards.domain.fx import Pair, convert
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import ErrorKind
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: every POST /fx/quotes (and every claim naming a quote) calls OXR once, uncached "
-    "(adapters/rates_oxr.py:29, application/fx.py:112 market_rate): one player spamming quotes spends the App ID's "
-    "monthly quota, then OXR refuses and every quote and converted claim is 503 rates_unavailable for all players",
-)
 async def test_quotes_in_a_burst_read_the_rate_from_the_provider_once() -> None:
     calls: list[httpx.Request] = []
 
@@ -39,6 +34,39 @@ async def test_quotes_in_a_burst_read_the_rate_from_the_provider_once() -> None:
     finally:
         await rates.aclose()
     assert len(calls) == 1, f"{len(calls)} calls to OXR"
+
+
+async def test_a_burst_asking_at_once_shares_one_read_a_failure_is_not_kept_and_a_kept_rate_expires() -> None:
+    """Callers asking while a read is in flight share it; a failed read is asked again by the next caller; a rate is
+    kept `cache_s` seconds, then read again (a move at the provider shows up)."""
+    calls: list[httpx.Request] = []
+    answers = [httpx.Response(503, json={"message": "busy"})]
+    release = asyncio.Event()
+
+    async def oxr(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        await release.wait()
+        if answers:
+            return answers.pop(0)
+        return httpx.Response(200, json={"timestamp": 1_750_000_000, "base": "USD", "rates": {"INR": 83.4125}})
+
+    rates = OxrRatesProvider(base_url="http://oxr.test", app_id="app-id", cache_s=0.2)
+    rates._client._transport = httpx.MockTransport(oxr)
+    try:
+        burst = [asyncio.ensure_future(rates.latest("USD", "INR")) for _ in range(20)]
+        await asyncio.sleep(0.05)
+        release.set()
+        outcomes = await asyncio.gather(*burst, return_exceptions=True)
+        assert len(calls) == 1
+        assert all(isinstance(o, RatesUnavailableError) for o in outcomes)  # one failure, shared, not kept
+        assert (await rates.latest("USD", "INR")).rate == Decimal("83.4125")
+        assert (await rates.latest("USD", "INR")).rate == Decimal("83.4125")
+        assert len(calls) == 2
+        await asyncio.sleep(0.25)
+        await rates.latest("USD", "INR")
+        assert len(calls) == 3
+    finally:
+        await rates.aclose()
 
 
 class _Rates:
