@@ -36,7 +36,7 @@ import re
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -112,6 +112,10 @@ class ReliableConsumer:
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     # Transactions a poll is split into, by partition, applied concurrently (see the module docstring).
     lanes: int = 1
+    # What a lane keeps together instead of a partition: the key two transactions of this consumer would wait on
+    # each other for (payouts' requests: the player, whose requests the gate serialises). Every event of one topic
+    # key must have one lane key, so per-key order holds within its lane.
+    lane_key: Callable[[Envelope[EventPayload]], Hashable] | None = None
     # The deployment's topic suffix: DLQ copies are staged under the contract's topic name, as every event is.
     topic_suffix: str = ""
     dead_letters: DeadLetterStore = field(default_factory=SqlDeadLetters)
@@ -157,13 +161,20 @@ class ReliableConsumer:
         return next_offsets(records)
 
     def _deal(self, items: list[_Item]) -> list[list[_Item]]:
-        """Partitions dealt into at most `lanes` lanes, largest first onto the lightest lane; poll order is
-        kept within a partition."""
+        """Partitions (or `lane_key`s) dealt into at most `lanes` lanes, largest first onto the lightest lane; poll
+        order is kept within a partition (a lane key)."""
         if self.lanes == 1 or len(items) < 2:
             return [items]
-        by_partition: dict[tuple[str, int], list[_Item]] = {}
+        by_partition: dict[Hashable, list[_Item]] = {}
+        key = self.lane_key
         for item in items:
-            by_partition.setdefault((item.record.topic, item.record.partition), []).append(item)
+            envelope = item.envelope
+            at: Hashable = (
+                (item.record.topic, item.record.partition)
+                if key is None or envelope is None
+                else ("key", key(envelope))
+            )
+            by_partition.setdefault(at, []).append(item)
         if len(by_partition) == 1:
             return [items]
         lanes: list[list[_Item]] = [[] for _ in range(min(self.lanes, len(by_partition)))]

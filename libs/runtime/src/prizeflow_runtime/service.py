@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from prizeflow_contracts.envelope import Envelope, EventPayload
 from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.auth import TokenVerifier, token_verifier
 from prizeflow_runtime.broker import attach_consumer, create_broker
@@ -101,6 +102,7 @@ class _ConsumerSpec:
     batch_handler: BatchHandler | None
     partition_lanes: bool
     on_refusal: RefusalHook | None
+    lane_key: Callable[[Envelope[EventPayload]], Hashable] | None = None
 
 
 class ServiceRuntime:
@@ -172,17 +174,20 @@ class ServiceRuntime:
         batch_handler: BatchHandler | None = None,
         partition_lanes: bool = False,
         on_refusal: RefusalHook | None = None,
+        lane_key: Callable[[Envelope[EventPayload]], Hashable] | None = None,
     ) -> None:
         """Declare a consumer; it is built and subscribed in `start()`. Name = inbox key and group id.
 
         `partition_lanes`: the handler's aggregates are keyed like the topic (no two partitions touch the
         same rows), so a poll may be applied as `CONSUMER_LANES` concurrent transactions, one per lane of
-        partitions. `on_refusal` runs in the transaction that records a new dead letter.
+        partitions. `lane_key`: lanes keep the events of one such key together instead (the key concurrent
+        transactions would wait on each other for; one per topic key). `on_refusal` runs in the transaction that
+        records a new dead letter.
         """
         if (handler is None) == (batch_handler is None):
             raise ValueError(f"consumer {name}: give exactly one of handler or batch_handler")
         self._consumer_specs.append(
-            _ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes, on_refusal)
+            _ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes, on_refusal, lane_key)
         )
         self.metrics.declare_consumer(name, [self.topic(t) for t in topics])
 
@@ -385,6 +390,7 @@ class ServiceRuntime:
                 retry=s.consumer_retry,
                 metrics=self.metrics,
                 lanes=s.consumer_lanes if spec.partition_lanes else 1,
+                lane_key=spec.lane_key,
                 topic_suffix=suffix,
                 on_refusal=spec.on_refusal,
                 retention=self.inbox_retention,

@@ -175,6 +175,38 @@ def test_lanes_deal_whole_partitions_and_keep_their_order() -> None:
     assert c._deal(items) == [items]
 
 
+def test_a_lane_key_keeps_its_events_together_across_partitions_in_poll_order() -> None:
+    """`lane_key` (payouts' requests: the player) deals by that key instead of the partition: one key's events in
+    one lane whatever their partitions, in poll order; an event without an envelope goes by its partition."""
+    from prizeflow_contracts.envelope import new_event
+    from prizeflow_runtime.consumer import _Item
+    from prizeflow_testkit.events import all_examples
+
+    payload = all_examples()[0]
+    c = consumer(RecordingDeadLetters(), [])
+    c.lanes = 2
+    c.lane_key = lambda env: env.correlationid.split("-")[1]  # the "player"
+    items = [
+        _Item(
+            record(b"{}", n, partition=n % 3),
+            b"",
+            envelope=new_event(payload, source="/t", correlation_id=f"c-p{n % 4}-{n}"),
+        )
+        for n in range(24)
+    ]
+    lanes = c._deal(items)
+    assert len(lanes) == 2
+    lane_of: dict[str, int] = {}
+    for n, lane in enumerate(lanes):
+        for item in lane:
+            assert item.envelope is not None
+            assert lane_of.setdefault(item.envelope.correlationid.split("-")[1], n) == n  # a player in one lane
+        for player in {i.envelope.correlationid.split("-")[1] for i in lane if i.envelope is not None}:
+            mine = [i.record.offset for i in lane if i.envelope and i.envelope.correlationid.split("-")[1] == player]
+            assert mine == sorted(mine)  # poll order within a key
+    assert sorted(len(lane) for lane in lanes) == [12, 12]
+
+
 def test_a_dlq_copy_goes_to_the_physical_topics_own_dlq() -> None:
     from prizeflow_runtime.dead_letters import dlq_topic_for
     from prizeflow_runtime.outbox import physical_topic

@@ -75,6 +75,7 @@ from prizeflow_payouts.entrypoints.kafka import (
     PayoutRequestsHandler,
     ProviderEventsHandler,
     SignerResultsHandler,
+    request_lane,
 )
 from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
@@ -416,14 +417,15 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     p = parts or compose(settings)
     rt = p.runtime
     requests = PayoutRequestsHandler(p.create, on_due=p.wake_worker)
-    # Partition lanes (`CONSUMER_LANES`): a request's aggregates are its claim's (keyed like the topic); what two
-    # lanes share, a player's window sums, is serialised by the gate's per-player lock at request time.
+    # Lanes (`CONSUMER_LANES`) by player (`request_lane`): a request's rows are its claim's and its player's window
+    # sums, which the gate serialises per player; two lanes never hold one player's requests, so they never wait.
     rt.add_consumer(
         REQUESTS_CONSUMER,
         [PAYOUT_REQUESTS.name],
         batch_handler=requests,
         on_refusal=requests.on_refusal,
         partition_lanes=True,
+        lane_key=request_lane,
     )
     rt.add_consumer(WEBHOOKS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=ProviderEventsHandler(p.webhooks))
     if p.records is not None:

@@ -4,7 +4,7 @@ inbox rows already claimed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final
 
 from prizeflow_contracts.envelope import Envelope
@@ -18,6 +18,17 @@ from prizeflow_runtime.dead_letters import DeadLetter
 
 # Who may tell payouts what the ledger booked: the rewards service (its CloudEvents source).
 LEDGER_SOURCES: Final = frozenset({"/prizeflow/rewards"})
+
+
+def request_lane(env: Envelope[Any]) -> Hashable:
+    """The lane a payout request goes to when a poll is split (`CONSUMER_LANES`): its player's. The gate serialises
+    one player's requests with a per-player lock, so two lanes holding requests of one player would wait on each
+    other; a claim's requests are one player's, so per-key order holds. A `LedgerPosted` (rows of its own, no
+    payout's) goes by its key."""
+    data = env.data
+    if isinstance(data, PayoutRequested):
+        return ("player", data.player_id)
+    return ("key", env.correlationid)
 
 
 class PayoutRequestsHandler:
@@ -102,4 +113,5 @@ __all__ = [
     "PayoutRequestsHandler",
     "ProviderEventsHandler",
     "SignerResultsHandler",
+    "request_lane",
 ]
