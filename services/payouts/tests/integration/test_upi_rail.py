@@ -293,6 +293,17 @@ async def test_the_balance_at_razorpayx_is_exported_and_kept_through_an_outage(
 
         got = await eventually(scraped, lambda m: m.get(balance) == opening, timeout=30)
         assert got[threshold] == 2_000_000_000
+        ops = token(s, "ops-1", "ops")
+
+        async def shown() -> dict[str, Any]:
+            listed = (await client.get("/providers", headers=ops)).json()["providers"]
+            upi: dict[str, Any] = next(p for p in listed if p["name"] == "upi")["balance"]
+            return upi
+
+        # What people see (GET /providers, the console's FX desk): the balance read now, with the threshold.
+        assert (await shown())["balances"] == [
+            {"currency": "INR", "available": opening, "low_below": 2_000_000_000, "low": opening < 2_000_000_000}
+        ]
         await admin.top_up(2_500_000)
         await eventually(scraped, lambda m: m.get(balance) == opening + 2_500_000, timeout=30)
 
@@ -305,5 +316,8 @@ async def test_the_balance_at_razorpayx_is_exported_and_kept_through_an_outage(
         before = len(await asked_during_outage())
         await eventually(asked_during_outage, lambda r: len(r) >= before + 2, timeout=30)
         assert (await scraped())[balance] == opening + 2_500_000  # unreadable: the last figure stays
+        unreadable = await shown()
+        assert "balances" not in unreadable
+        assert unreadable["unavailable"]  # why (the error's type), never a made-up figure
         await admin.clear_faults()
         await eventually(scraped, lambda m: m.get(balance) == opening + 2_500_100, timeout=30)

@@ -21,6 +21,7 @@ from prizeflow_contracts.ids import ProviderRef, Reason, XdrBase64, is_identifie
 from prizeflow_contracts.money import Money, PayableMoney
 from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
+from prizeflow_payouts.application.balances import read_balances
 from prizeflow_payouts.application.create import new_correlation_id
 from prizeflow_payouts.application.ports import ListFilter, PayoutQueries
 from prizeflow_payouts.application.registry import ProviderRegistry
@@ -255,8 +256,15 @@ class ProvidersController(Controller):
 
     @get("/", guards=[require_roles(Role.ADMIN, Role.OPS)])
     async def list_providers(self, registry: Registry) -> dict[str, Any]:
-        """Configured providers and capabilities; secrets (and the names of their env vars) never appear."""
-        return {"providers": [dict(e.public) for e in registry]}
+        """Configured providers and capabilities; secrets (and the names of their env vars) never appear. A rail
+        that pays from an account at its provider also shows that account's balance, read now (`balance`: its
+        balances per currency with the operator's low threshold, or why it could not be read)."""
+        balances = await read_balances(registry)
+        return {
+            "providers": [
+                {**e.public, **({"balance": balances[e.name].public()} if e.name in balances else {})} for e in registry
+            ]
+        }
 
 
 __all__ = ["DisagreementsController", "PayoutsController", "ProvidersController"]

@@ -1,7 +1,9 @@
 """The FX desk (currency conversion, ADR 0015): each FX account's position, what its transfers add up to, the
-difference the daily reconciliation found, and what converted claims not yet paid will move; reconcile now.
+difference the daily reconciliation found, and what converted claims not yet paid will move; reconcile now; and
+the balance of each rail that pays from an account at its provider (the upi rail's at RazorpayX), read now.
 
-Staff only (ops, admin), as the rewards service's guards say (`GET /admin/fx/positions`, `POST /admin/fx/reconcile`)."""
+Staff only (ops, admin), as the services' guards say (rewards' `GET /admin/fx/positions`, `POST
+/admin/fx/reconcile`; payouts' `GET /providers`)."""
 
 from __future__ import annotations
 
@@ -36,8 +38,9 @@ class FxController(Controller):
             answer = got if isinstance(got, dict) else {}
         positions = [p for p in answer.get("positions", []) if isinstance(p, dict)]
         runs = [r for r in answer.get("reconciliations", []) if isinstance(r, dict)]
+        rails, rails_problem = await _rail_balances(request, session.token)
         return page(request, "fx.html", session=session, current_page=Page.FX, positions=positions, runs=runs,
-                    problem=problem, days=RECONCILIATION_DAYS,
+                    problem=problem, days=RECONCILIATION_DAYS, rails=rails, rails_problem=rails_problem,
                     reconciles=session.viewer.may(Action.RECONCILE_FX))  # fmt: skip
 
     @post("/reconcile")
@@ -49,6 +52,16 @@ class FxController(Controller):
             done="Reconciled the FX accounts: today's row per asset is below.",
             to="/fx",
         )
+
+
+async def _rail_balances(request: Request[Any, Any, Any], token: str) -> tuple[list[dict[str, Any]], ApiProblem | None]:
+    """The rails that report a balance at their provider, as payouts read them now (`balance` of `GET /providers`)."""
+    try:
+        got = await apis(request).get("payouts", "/providers", token=token)
+    except ApiProblem as err:
+        return [], err
+    listed = got.get("providers", []) if isinstance(got, dict) else []
+    return [p for p in listed if isinstance(p, dict) and isinstance(p.get("balance"), dict)], None
 
 
 __all__ = ["FxController"]
