@@ -1340,3 +1340,30 @@ async def test_a_pass_claims_the_next_batch_while_the_last_is_at_its_provider_an
     assert sorted(k for kind, k in provider.calls if kind == "create") == sorted(
         f"claim-{n}:payout:1" for n in range(1, 13)
     )
+
+
+async def test_a_claim_that_fails_while_a_batch_is_at_its_provider_still_records_that_batch() -> None:
+    """The pass's next claim fails (the database went away) while the batch before it is at its provider: that batch's
+    answers are recorded before the failure reaches the scheduler; nothing is left `submitting` to wait for its
+    lease."""
+    s = service()
+    s.worker.config = replace(s.worker.config, batch_size=5)
+    created = await s.request(*(command(n) for n in range(1, 9)))
+    claim = s.worker._claim_due
+    claims = 0
+
+    async def second_fails() -> Any:
+        nonlocal claims
+        claims += 1
+        if claims == 2:
+            await asyncio.sleep(0.01)
+            raise ConnectionResetError("the database went away")
+        return await claim()
+
+    s.worker._claim_due = second_fails  # type: ignore[method-assign]
+    with pytest.raises(ConnectionResetError):
+        await s.worker.submit_pipelined()
+    states = [s.store.state(c.payout_id) for c in created]
+    assert states.count(S.PAID) == 5
+    assert states.count(S.APPROVED) == 3
+    assert S.SUBMITTING not in states
