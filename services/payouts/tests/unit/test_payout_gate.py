@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from prizeflow_compliance.application.ports import (
@@ -364,3 +364,51 @@ def test_a_retry_waiting_for_its_screening_never_ends_for_good() -> None:
         assert change.next_attempt_at is not None
         assert change.next_attempt_at > NOW
         assert not change.outcome_unknown
+
+
+async def test_two_players_allowed_at_once_past_a_destination_limit_are_decided_again_at_send() -> None:
+    """Two players' requests to one destination are decided in two transactions at once (the request locks players,
+    never destinations), so neither counted the other: each is allowed and stamped. At send both are stored, and
+    the destination's sum breaks its limit: the send stage decides them again (the stamp names nothing of the other
+    player's payouts), rather than letting both allows stand and paying past the limit."""
+    policy = RiskPolicy(version=7, rules=[PolicyRule(destination_limit=AmountInWindow(amount=150, window_s=DAY))])
+    gate, facts = gate_with(policy)
+    a, b = payout(1, player="p1", address="success:shared"), payout(2, player="p2", address="success:shared")
+    [allow_a] = await gate.decide(on(Store(), facts), [Candidate(a)], Stage.REQUEST)  # neither sees the other
+    [allow_b] = await gate.decide(on(Store(), facts), [Candidate(b)], Stage.REQUEST)
+    assert (allow_a.action, allow_b.action) == (Action.ALLOW, Action.ALLOW)
+    stored = [
+        replace(a, state=PayoutState.APPROVED, gate_stamp=allow_a.stamp),
+        replace(b, state=PayoutState.APPROVED, gate_stamp=allow_b.stamp),
+    ]
+    store = Store(facts={p.id: WindowFacts(destination_totals={DAY: 100}) for p in stored})  # each sees the other
+    books = on(store, facts)
+    stood = await gate.standing(books, stored)
+    judge = [p for p in stored if p.id not in stood]
+    decided = dict(
+        zip(
+            [p.id for p in judge],
+            await gate.decide(books, [Candidate.stored(p) for p in judge], Stage.SEND),
+            strict=True,
+        )
+    )
+    decided.update(stood)
+    assert [decided[p.id].action for p in stored] == [Action.HOLD, Action.HOLD]
+
+
+async def test_a_destinations_first_use_that_ended_unpaid_is_decided_again_at_send() -> None:
+    """A request to a destination first used (by an earlier payout of this player) longer ago than the cooldown is
+    allowed and stamped; that earlier payout is then rejected (it counts for nothing: the destination was never
+    paid). At send the destination is new again: the send stage decides it again and holds it, rather than letting
+    the request's allow stand on a first use that no longer exists."""
+    policy = RiskPolicy(version=8, rules=[PolicyRule(new_destination_cooldown_s=3600)])
+    gate, facts = gate_with(policy)
+    later = payout(2)
+    used = Store(facts={later.id: WindowFacts(first_used_at=NOW - timedelta(hours=2))})
+    [allowed] = await gate.decide(on(used, facts), [Candidate(later)], Stage.REQUEST)
+    assert allowed.action is Action.ALLOW
+    approved = replace(later, state=PayoutState.APPROVED, gate_stamp=allowed.stamp)
+    books = on(Store(), facts)  # the earlier payout rejected: no first use counts any more
+    stood = await gate.standing(books, [approved])
+    [decided] = [stood[approved.id]] if stood else await gate.decide(books, [Candidate.stored(approved)], Stage.SEND)
+    assert (decided.action, decided.hold) == (Action.HOLD, HoldCode.POLICY)

@@ -300,8 +300,9 @@ class PayoutGate:
         again at send (`STANDS`). Two reads for the batch (the policy, the players); no window sum is recomputed
         (the request counted this payout with every one before it, and later requests counted it in theirs), no
         clearance read (they only ever add), the destination not screened again (same lists, same answer). Any
-        other payout (held or released since, a version or a player's facts changed, a list not loaded) is left
-        for `decide`."""
+        other payout (held or released since, a version or a player's facts changed, a list not loaded), and every
+        payout under a policy reading other players' payouts or an earlier payout's fate (`settled_by_stamp`), is
+        left for `decide`."""
         stamped = [p for p in payouts if p.gate_stamp]
         if not stamped or not self.screen_ready:
             return {}
@@ -311,6 +312,8 @@ class PayoutGate:
         current = self.current_versions(versions)
         compliance = books.compliance.facts
         policy = await compliance.active_policy()
+        if not settled_by_stamp(policy):
+            return {}  # a fact of other payouts that can turn against this one since its request: `decide`
         players = await compliance.players(sorted({p.player_id for p in stamped}))
         unknown = VerificationStatus.NOT_STARTED
         stamps = {
@@ -383,6 +386,16 @@ def stamp(policy_version: int, lists: Mapping[str, str], player: PlayerComplianc
     ]
     digest = hashlib.sha256(json.dumps(facts, separators=(",", ":")).encode()).hexdigest()[:40]
     return f"v{policy_version}:{digest}"
+
+
+def settled_by_stamp(policy: RiskPolicy) -> bool:
+    """Whether a request's allow under `policy` can stand at send on its stamp alone. Not when a rule reads a fact
+    of other payouts that can turn against this one after its request, which the stamp cannot name: a destination's
+    sum over every player (two players' requests are decided at once, neither counting the other: only the player is
+    locked) or a destination's first use (the earlier payout that made it old may end unpaid since, counting for
+    nothing: the destination is new again). A player's own sums and counts only grow by later requests that counted
+    this payout (serialised per player)."""
+    return not any(r.destination_limit is not None or r.new_destination_cooldown_s for r in policy.rules)
 
 
 def reads_history(policy: RiskPolicy) -> bool:
