@@ -461,6 +461,43 @@ async def test_an_allow_stands_at_send_until_the_players_facts_change(
         assert await books(db, second.data.idempotency_key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
 
 
+async def test_a_destination_made_old_by_a_payout_rejected_since_is_held_at_send_as_new(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Issue 46's standing allow, attacked: a request to a destination the player first used (a payout still waiting
+    for people) longer ago than the cooldown is allowed and stamped; people then reject that first payout, which now
+    counts for nothing: the destination was never paid and is new again. The send stage decides the stamped payout
+    again and holds it (new destination), as it did before issue 46; it is never sent."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    async with gated(settings) as rig:
+        rig.facts.policy = RiskPolicy(version=9, rules=[PolicyRule(new_destination_cooldown_s=3600)])
+        first = request(address="success:cool", player_id="player-cool", requested_by="player-cool")
+        await rig.publish(first)
+        assert await wait_state(db, first.data.idempotency_key, "pending_approval") == "pending_approval"
+        held = await _row(db, first.data.idempotency_key)
+        conn = await asyncpg.connect(asyncpg_dsn(db))
+        try:  # the first use two hours ago (the cooldown is one)
+            await conn.execute("UPDATE payouts SET created_at = now() - interval '2 hours' WHERE id = $1", held["id"])
+        finally:
+            await conn.close()
+        second = request(address="success:cool", player_id="player-cool", requested_by="player-cool")
+        await rig.publish(second)
+        assert await wait_state(db, second.data.idempotency_key, "approved") == "approved"
+        [stamped] = await fetch(
+            db, "SELECT gate_stamp FROM payouts WHERE idempotency_key = $1", second.data.idempotency_key
+        )
+        assert stamped["gate_stamp"] is not None
+        no = await rig.client.post(
+            f"/payouts/{held['id']}/reject", json={"reason": "not theirs"}, headers=token(settings, "bob", "approver")
+        )
+        assert no.json()["state"] == "rejected", no.text
+        await rig.send()
+        row = await _row(db, second.data.idempotency_key)
+        assert (row["state"], row["hold_code"]) == ("pending_approval", "policy")
+        assert "new_destination" in row["hold_detail"]
+        assert await books(db, second.data.idempotency_key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+
 async def test_held_for_verification_resumes_once_verified_and_is_rejected_when_it_fails(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
