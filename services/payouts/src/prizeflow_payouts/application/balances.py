@@ -1,9 +1,9 @@
-"""Each rail's balance at its provider, read now, for people (`GET /providers`, the console's FX desk page).
+"""Each rail's balance at its provider, read now: for people (`GET /providers`, the console's FX desk page) and for
+the gauges job (`application/gauges.py`, which keeps a rail's last figures when it cannot answer).
 
 Only rails that pay from an account they hold at the provider report one (`Rail.balance`: RazorpayX for the upi
 rail). The rails are read concurrently, each within `timeout_s`; a rail that cannot answer says why (its error's
-type, never its message: a provider's message may carry an account detail), and the others still answer. The
-gauges job reads the same figures for Prometheus (`application/gauges.py`).
+type, never its message: a provider's message may carry an account detail), and the others still answer.
 """
 
 from __future__ import annotations
@@ -46,14 +46,15 @@ class RailBalance:
         }
 
 
-async def read_balances(registry: ProviderRegistry, *, timeout_s: float = 3.0) -> dict[str, RailBalance]:
-    """Every rail that reports a balance, by provider name, read concurrently."""
+async def read_balances(registry: ProviderRegistry, *, timeout_s: float | None = 3.0) -> dict[str, RailBalance]:
+    """Every rail that reports a balance, by provider name, read concurrently (`timeout_s` None: each as long as
+    its own client allows, what the gauges job waits)."""
     entries = [e for e in registry if e.rail.balance is not None]
     answers = await asyncio.gather(*(_read(e, timeout_s) for e in entries))
     return {a.provider: a for a in answers}
 
 
-async def _read(entry: ProviderEntry, timeout_s: float) -> RailBalance:
+async def _read(entry: ProviderEntry, timeout_s: float | None) -> RailBalance:
     rail = entry.rail.balance
     assert rail is not None
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from prizeflow_payouts.application.balances import read_balances
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
@@ -111,18 +112,11 @@ class RefreshPayoutGauges:
     async def _balance_gauges(self, metrics: PayoutMetrics) -> None:
         """Each rail's balance at the provider (and the operator's threshold for it). A rail that cannot answer
         keeps its last figures: an outage shows in the provider error alerts, not as a balance of 0."""
-        for entry in self.registry:
-            if (rail := entry.rail.balance) is None:
-                continue
-            try:
-                balances = await rail.balances()
-            except Exception as err:  # noqa: BLE001 - a gauge refresh never stops the worker
-                log.warning("balance of %s unavailable: %s", entry.name, type(err).__name__)
-                continue
-            for balance in balances:
-                metrics.provider_balance.labels(entry.name, balance.currency).set(balance.available)
+        for name, read in (await read_balances(self.registry, timeout_s=None)).items():
+            for balance in read.balances:  # none when unreadable: the last figures stay
+                metrics.provider_balance.labels(name, balance.currency).set(balance.available)
                 if balance.low_below is not None:
-                    metrics.provider_balance_low.labels(entry.name, balance.currency).set(balance.low_below)
+                    metrics.provider_balance_low.labels(name, balance.currency).set(balance.low_below)
 
 
 __all__ = ["RefreshPayoutGauges"]
