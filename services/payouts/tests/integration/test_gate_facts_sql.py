@@ -4,11 +4,13 @@ reference), for every window set a policy can have (none, one, three)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from prizeflow_payouts.adapters.holds_pg import SqlHoldStore
@@ -47,6 +49,17 @@ _INSERT = (
     "approval_policy, correlation_id, attempts, max_attempts, created_at, updated_at) "
     "VALUES ($1, $1, $1, 'h', $1, $2, $2, $3, $4, 'sandbox', $5, 'sandbox', 'sandbox', $6, 'auto', "
     "$1, 0, 3, $7, $7)"
+)
+
+# A's payout, inserted in A's transaction (the session the lock was taken on).
+_NAMED_INSERT = (
+    _INSERT.replace("$1", ":id")
+    .replace("$2", ":player")
+    .replace("$3", "'USDC'")
+    .replace("$4", ":amount")
+    .replace("$5", ":address")
+    .replace("$6", "'approved'")
+    .replace("$7", ":at")
 )
 
 
@@ -118,11 +131,50 @@ async def test_one_scan_per_subject_gives_what_one_scan_per_window_gave(db: str)
             for windows in ([3600, 86_400, 30 * 86_400], [86_400], [30 * 86_400, 3600], []):
                 expected = await _reference(conn, queries, windows)
                 async with engine.connect() as session_conn, AsyncSession(bind=session_conn) as session:
-                    got = await SqlHoldStore(session).gate_facts(queries, windows, now=NOW, lock_players=False)
+                    got = await SqlHoldStore(session).gate_facts(queries, windows, now=NOW, lock=False)
                 assert got == expected, windows
                 if windows:
                     assert any(f.player_totals[max(windows)] for f in got.values()), "the sample sums something"
         finally:
             await engine.dispose()
     finally:
+        await conn.close()
+
+
+async def test_a_request_to_a_destination_another_players_request_holds_waits_and_counts_it(db: str) -> None:
+    """The request's lock covers destinations as well as players: player B's request to the destination of player
+    A's request, while A's transaction is still open, waits for A's commit and then counts A's payout in the
+    destination's sum — two players cannot both pass a destination limit the sum of their payouts breaks, which is
+    what lets an allow under a destination limit stand at send."""
+    conn = await asyncpg.connect(_pg(db))
+    engine = create_async_engine(db)
+    try:
+        await conn.execute(_INSERT, "seed", "p0", "USDC", 7, "success:shared", "approved", NOW - timedelta(hours=1))
+        key = await conn.fetchval("SELECT destination_key FROM payouts WHERE id = 'seed'")
+        async with engine.connect() as ca, engine.connect() as cb:
+            first, second = AsyncSession(bind=ca), AsyncSession(bind=cb)
+            facts = await SqlHoldStore(first).gate_facts(
+                [FactsQuery("po-a", "pa", key, "USDC")], [86_400], now=NOW, lock=True
+            )
+            assert facts["po-a"].destination_totals == {86_400: 7}
+            await first.execute(
+                text(_NAMED_INSERT),
+                {"id": "po-a", "player": "pa", "amount": 500, "address": "success:shared", "at": NOW},
+            )
+            waiting = asyncio.create_task(
+                SqlHoldStore(second).gate_facts([FactsQuery("po-b", "pb", key, "USDC")], [86_400], now=NOW, lock=True)
+            )
+            for _ in range(200):
+                if await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the second request never waited on the first's lock")
+            assert not waiting.done()
+            await first.commit()
+            got = await asyncio.wait_for(waiting, 10)
+            await second.rollback()
+        assert got["po-b"].destination_totals == {86_400: 7 + 500}
+    finally:
+        await engine.dispose()
         await conn.close()

@@ -82,9 +82,9 @@ class Store:
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     async def gate_facts(
-        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
+        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock: bool
     ) -> dict[str, WindowFacts]:
-        self.calls.append(("gate_facts", (len(queries), tuple(windows), lock_players)))
+        self.calls.append(("gate_facts", (len(queries), tuple(windows), lock)))
         return {q.payout_id: self.facts.get(q.payout_id, WindowFacts()) for q in queries}
 
     async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]:
@@ -366,34 +366,25 @@ def test_a_retry_waiting_for_its_screening_never_ends_for_good() -> None:
         assert not change.outcome_unknown
 
 
-async def test_two_players_allowed_at_once_past_a_destination_limit_are_decided_again_at_send() -> None:
-    """Two players' requests to one destination are decided in two transactions at once (the request locks players,
-    never destinations), so neither counted the other: each is allowed and stamped. At send both are stored, and
-    the destination's sum breaks its limit: the send stage decides them again (the stamp names nothing of the other
-    player's payouts), rather than letting both allows stand and paying past the limit."""
+async def test_under_a_destination_limit_the_request_locks_its_destinations_and_the_allow_stands_at_send() -> None:
+    """Two players' requests to one destination are serialised at request (the lock covers destinations as well as
+    players, `test_gate_facts_sql.py` proves it on PostgreSQL), so the later one counted the earlier: an allow under
+    a destination limit was made with every payout before it to that destination, and later ones counted it in
+    theirs. It stands at send, with no window sum read again."""
     policy = RiskPolicy(version=7, rules=[PolicyRule(destination_limit=AmountInWindow(amount=150, window_s=DAY))])
     gate, facts = gate_with(policy)
     a, b = payout(1, player="p1", address="success:shared"), payout(2, player="p2", address="success:shared")
-    [allow_a] = await gate.decide(on(Store(), facts), [Candidate(a)], Stage.REQUEST)  # neither sees the other
-    [allow_b] = await gate.decide(on(Store(), facts), [Candidate(b)], Stage.REQUEST)
-    assert (allow_a.action, allow_b.action) == (Action.ALLOW, Action.ALLOW)
-    stored = [
-        replace(a, state=PayoutState.APPROVED, gate_stamp=allow_a.stamp),
-        replace(b, state=PayoutState.APPROVED, gate_stamp=allow_b.stamp),
-    ]
-    store = Store(facts={p.id: WindowFacts(destination_totals={DAY: 100}) for p in stored})  # each sees the other
-    books = on(store, facts)
-    stood = await gate.standing(books, stored)
-    judge = [p for p in stored if p.id not in stood]
-    decided = dict(
-        zip(
-            [p.id for p in judge],
-            await gate.decide(books, [Candidate.stored(p) for p in judge], Stage.SEND),
-            strict=True,
-        )
-    )
-    decided.update(stood)
-    assert [decided[p.id].action for p in stored] == [Action.HOLD, Action.HOLD]
+    store = Store()
+    [allow_a] = await gate.decide(on(store, facts), [Candidate(a)], Stage.REQUEST)
+    assert store.calls[0] == ("gate_facts", (1, (DAY,), True))  # the request locks (players and destinations)
+    counted = Store(facts={b.id: WindowFacts(destination_totals={DAY: 100})})  # b waited for a, and counts it
+    [held_b] = await gate.decide(on(counted, facts), [Candidate(b)], Stage.REQUEST)
+    assert (allow_a.action, held_b.action, held_b.hold) == (Action.ALLOW, Action.HOLD, HoldCode.POLICY)
+    approved = replace(a, state=PayoutState.APPROVED, gate_stamp=allow_a.stamp)
+    store.calls.clear()
+    stood = await gate.standing(on(store, facts), [approved])
+    assert stood[a.id].reasons[0]["finding"] == "request_decision_stands"
+    assert store.calls == []
 
 
 async def test_a_destinations_first_use_that_ended_unpaid_is_decided_again_at_send() -> None:

@@ -74,9 +74,14 @@ _FIRST_USES = text(
     """  # noqa: S608 - a fixed fragment, no input
 )
 
-_LOCK_PLAYERS = text(
-    "SELECT count(pg_advisory_xact_lock(hashtextextended('payout-gate:' || u.p, 0))) "
-    "FROM (SELECT DISTINCT p FROM unnest(CAST(:players AS text[])) AS t(p) ORDER BY p) AS u"
+# The request's locks: each player of the batch and each destination, in one sorted order whoever takes them (so two
+# batches wait, never deadlock). A player's requests, and any players' requests to one destination, are decided one
+# transaction after another, each counting the ones before it.
+_LOCK_SUBJECTS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(u.k, 0))) FROM ("
+    "SELECT DISTINCT k FROM (SELECT 'payout-gate:' || p FROM unnest(CAST(:players AS text[])) AS t(p) "
+    "UNION ALL SELECT 'payout-gate-destination:' || d FROM unnest(CAST(:keys AS text[])) AS t(d)) AS s(k) "
+    "ORDER BY k) AS u"
 )
 
 _DUE_WHERE = """
@@ -159,12 +164,15 @@ class SqlHoldStore:
         self.session = session
 
     async def gate_facts(
-        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
+        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock: bool
     ) -> dict[str, WindowFacts]:
         if not queries:
             return {}
-        if lock_players:
-            await self.session.execute(_LOCK_PLAYERS, {"players": [q.player_id for q in queries]})
+        if lock:
+            await self.session.execute(
+                _LOCK_SUBJECTS,
+                {"players": [q.player_id for q in queries], "keys": [q.destination_key for q in queries]},
+            )
         if not windows:
             firsts = await self.session.execute(
                 _FIRST_USES,

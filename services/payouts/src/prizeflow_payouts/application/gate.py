@@ -97,10 +97,11 @@ class GateStore(Protocol):
     """What the gate reads and writes in the payouts transaction (`books.holds`, `adapters.holds_pg.SqlHoldStore`)."""
 
     async def gate_facts(
-        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock_players: bool
+        self, queries: Sequence[FactsQuery], windows: Sequence[int], *, now: datetime, lock: bool
     ) -> dict[str, WindowFacts]:
-        """One query for the batch. `lock_players`: serialise concurrent requests of one player (transaction-scoped
-        advisory locks) so two of them cannot both pass a limit the sum of them breaks."""
+        """One query for the batch. `lock`: serialise concurrent requests of one player, and of any players to one
+        destination (transaction-scoped advisory locks, taken in one order), so two of them cannot both pass a limit
+        the sum of them breaks: each is decided counting the ones before it."""
         ...
 
     async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]: ...
@@ -242,8 +243,8 @@ class PayoutGate:
         facts: Mapping[str, WindowFacts] = {}
         if reads_history(policy):
             # Only a rule that sums a window or asks a destination's first use reads the payouts before this one
-            # (and only then do concurrent requests of one player need ordering): a policy with neither costs no
-            # statement here.
+            # (and only then do concurrent requests of one player, or to one destination, need ordering): a policy
+            # with neither costs no statement here.
             facts = await books.holds.gate_facts(
                 [
                     FactsQuery(c.payout.id, c.payout.player_id, k, c.payout.asset)
@@ -251,7 +252,7 @@ class PayoutGate:
                 ],
                 windows,
                 now=now,
-                lock_players=stage is Stage.REQUEST,
+                lock=stage is Stage.REQUEST,
             )
         subjects: list[tuple[SubjectKind, str]] = sorted(
             {(SubjectKind.DESTINATION, k) for k in keys}
@@ -298,11 +299,11 @@ class PayoutGate:
         allow still stands — the same active policy version, the same loaded list versions and the same stored
         verification and screening of the player as when it was made (`gate_stamp`) — each with its allow to record
         again at send (`STANDS`). Two reads for the batch (the policy, the players); no window sum is recomputed
-        (the request counted this payout with every one before it, and later requests counted it in theirs), no
+        (the request counted this payout with every one before it of its player and of its destination, and later
+        requests counted it in theirs: requests are serialised per player and per destination), no
         clearance read (they only ever add), the destination not screened again (same lists, same answer). Any
         other payout (held or released since, a version or a player's facts changed, a list not loaded), and every
-        payout under a policy reading other players' payouts or an earlier payout's fate (`settled_by_stamp`), is
-        left for `decide`."""
+        payout under a policy reading an earlier payout's fate (`settled_by_stamp`), is left for `decide`."""
         stamped = [p for p in payouts if p.gate_stamp]
         if not stamped or not self.screen_ready:
             return {}
@@ -391,11 +392,11 @@ def stamp(policy_version: int, lists: Mapping[str, str], player: PlayerComplianc
 def settled_by_stamp(policy: RiskPolicy) -> bool:
     """Whether a request's allow under `policy` can stand at send on its stamp alone. Not when a rule reads a fact
     of other payouts that can turn against this one after its request, which the stamp cannot name: a destination's
-    sum over every player (two players' requests are decided at once, neither counting the other: only the player is
-    locked) or a destination's first use (the earlier payout that made it old may end unpaid since, counting for
-    nothing: the destination is new again). A player's own sums and counts only grow by later requests that counted
-    this payout (serialised per player)."""
-    return not any(r.destination_limit is not None or r.new_destination_cooldown_s for r in policy.rules)
+    first use (the earlier payout that made it old may end unpaid since, counting for nothing: the destination is new
+    again). A player's sums and counts, and a destination's sum over every player, only grow by later requests that
+    counted this payout (requests are serialised per player and per destination: `GateStore.gate_facts`'s lock),
+    and only shrink as payouts end unpaid or leave the window."""
+    return not any(r.new_destination_cooldown_s for r in policy.rules)
 
 
 def reads_history(policy: RiskPolicy) -> bool:
