@@ -346,7 +346,8 @@ class Phases:
 
     `services()` gives the current process-group leaders (they change when a service restarts); `load` names
     processes measured alone and apart from the platform (the load generator: the bench's own process);
-    `prizeflow` the services whose CPU is Prizeflow's (the others are providers' emulators)."""
+    `prizeflow` the services whose CPU is Prizeflow's (the others are providers' emulators); `before` runs before each
+    phase's first snapshot."""
 
     def __init__(
         self,
@@ -360,8 +361,10 @@ class Phases:
         profile_to: Path | None = None,
         load: Mapping[str, int] | None = None,
         prizeflow: Collection[str] | None = None,
+        before: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.meter, self.services, self.suffix, self.platform_dbs = meter, services, suffix, dict(platform_dbs)
+        self.before = before
         self.settle_s, self.quiesce, self.profile_to = settle_s, quiesce, profile_to
         self.load = dict(load or {})
         self.prizeflow = None if prizeflow is None else frozenset(prizeflow)
@@ -390,7 +393,11 @@ class Phases:
         }
 
     async def begin(self, name: str) -> Snapshot:
-        """Phase `name` begins (profiled with py-spy into `profile_to/<name>/` when given)."""
+        """Phase `name` begins (profiled with py-spy into `profile_to/<name>/` when given), after `before()` (the
+        bench's: the earlier phases' tables vacuumed and a checkpoint, so that no phase pays for the maintenance the
+        ones before it left)."""
+        if self.before is not None:
+            await self.before()
         if self.profile_to is not None:
             self._profiler = Profiler(self.profile_to / name)
             self._profiler.start(self.services(), alone=self.load)
