@@ -1342,6 +1342,46 @@ async def test_a_pass_claims_the_next_batch_while_the_last_is_at_its_provider_an
     )
 
 
+class PaysThenHangs(ScriptedProvider):
+    """Pays each payout, then never answers (a connection lost after the provider acted); `called` is set then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.called, self.hang = asyncio.Event(), True
+
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        answer = await super().create_payout(instruction)
+        if self.hang:
+            self.called.set()
+            await asyncio.Event().wait()
+        return answer
+
+
+async def test_a_pass_cancelled_while_its_batch_is_at_the_provider_never_pays_that_batch_twice() -> None:
+    """A stop that outlasts its grace cancels the worker's pass while a batch is at its provider, which has paid it
+    but not answered: the batch stays `submitting` under its lease (nothing recorded as failed or unpaid); once the
+    lease expires the next pass asks the provider first (`sync_first`) and records it paid, with no second send."""
+    provider = PaysThenHangs()
+    s = service(provider)
+    s.worker.config = replace(s.worker.config, batch_size=5)
+    created = await s.request(*(command(n) for n in range(1, 4)))
+    pass_ = asyncio.create_task(s.worker.submit_pipelined())
+    await asyncio.wait_for(provider.called.wait(), timeout=5)
+    pass_.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(pass_, timeout=5)
+    assert {s.store.state(c.payout_id) for c in created} == {S.SUBMITTING}
+    provider.hang = False
+    result, _ = await s.worker.submit_pipelined()
+    assert result.processed == 0  # leased: not due again before the lease expires
+    s.store.skew = timedelta(seconds=s.worker.config.lease_s + 1)
+    await s.worker.submit_pipelined()
+    assert {s.store.state(c.payout_id) for c in created} == {S.PAID}
+    creates = [k for kind, k in provider.calls if kind == "create"]
+    assert len(creates) == len(set(creates)) == 3  # each sent once
+    assert sorted(k for kind, k in provider.calls if kind == "sync") == sorted(creates)
+
+
 async def test_a_claim_that_fails_while_a_batch_is_at_its_provider_still_records_that_batch() -> None:
     """The pass's next claim fails (the database went away) while the batch before it is at its provider: that batch's
     answers are recorded before the failure reaches the scheduler; nothing is left `submitting` to wait for its

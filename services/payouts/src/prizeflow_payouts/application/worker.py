@@ -158,8 +158,10 @@ class PayoutWorker:
         are at their providers (at most `sends_in_flight` of them): a claim's transaction overlaps the calls and the
         recording of earlier batches, never their rows (a batch sent is `submitting` under its lease, so no claim
         finds it), and one claim runs at a time (claims never scan rows another claim holds). Every batch claimed
-        here is sent and recorded here, whatever fails; whether more is due (the last batch was full) is returned
-        beside the result."""
+        here is sent and recorded here, whatever fails, but for a cancellation (a stop that outlasts its grace): it
+        cancels the sends in flight too, whose payouts stay `submitting` under their lease until a later pass asks
+        their provider first (`sync_first`). Whether more is due (the last batch was full) is returned beside the
+        result."""
         total, more = WorkerResult(), False
         sending: deque[asyncio.Task[WorkerResult]] = deque()
         try:
@@ -173,7 +175,8 @@ class PayoutWorker:
                 while len(sending) >= self.config.sends_in_flight:
                     total += await sending.popleft()
         except BaseException:
-            await asyncio.gather(*sending, return_exceptions=True)  # the batches at their providers are recorded
+            # The batches at their providers are recorded (on a cancellation, cancelled with this pass).
+            await asyncio.gather(*sending, return_exceptions=True)
             raise
         for outcome in await asyncio.gather(*sending, return_exceptions=True):
             if isinstance(outcome, BaseException):
