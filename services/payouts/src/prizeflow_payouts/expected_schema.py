@@ -40,6 +40,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0026",
         "0027",
         "0028",
+        "0029",
     ),
 )
 

@@ -394,8 +394,7 @@ class Phases:
 
     async def begin(self, name: str) -> Snapshot:
         """Phase `name` begins (profiled with py-spy into `profile_to/<name>/` when given), after `before()` (the
-        bench's: the earlier phases' tables vacuumed and a checkpoint, so that no phase pays for the maintenance the
-        ones before it left)."""
+        bench's: a checkpoint, so that no phase pays for the checkpoints the WAL of the ones before it would start)."""
         if self.before is not None:
             await self.before()
         if self.profile_to is not None:
