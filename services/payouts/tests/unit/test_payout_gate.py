@@ -3,6 +3,8 @@ other), the screen failing closed, and the one read per batch."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -400,6 +402,25 @@ async def test_a_send_stage_decision_waits_for_the_requests_in_flight_it_would_n
     unstamped = replace(payout(2, player="p2", address="success:shared"), state=PayoutState.APPROVED)
     await gate.decide(on(store, facts), [Candidate.stored(unstamped)], Stage.SEND)
     assert store.calls[0] == ("gate_facts", (1, (DAY,), True))
+
+
+async def test_an_allow_stamped_before_requests_locked_destinations_is_decided_again_at_send() -> None:
+    """An allow stamped by a build whose requests locked players only (before 0522c5a: a pod of it during a rolling
+    deploy, or a payout it allowed that still waits for approvers) was made without counting another player's
+    request to its destination decided at the same time. Its stamp names the same policy version, lists and player
+    facts as one made now: it would stand under a destination limit, and both payouts be paid past it. A stamp
+    names the form it was made in; one of the earlier form is decided again at send."""
+    policy = RiskPolicy(version=7, rules=[PolicyRule(destination_limit=AmountInWindow(amount=150, window_s=DAY))])
+    gate, facts = gate_with(policy)
+    lists = [["un", "v9"]]
+    player: list[object] = ["p1", VerificationStatus.NOT_STARTED.value, None, None, []]  # id, verification, ...
+    earlier = "v7:" + hashlib.sha256(json.dumps([lists, *player], separators=(",", ":")).encode()).hexdigest()[:40]
+    [allowed] = await gate.decide(on(Store(), facts), [Candidate(payout(1, address="success:shared"))], Stage.REQUEST)
+    assert allowed.stamp is not None
+    assert allowed.stamp.startswith("v7:")
+    old = replace(payout(1, address="success:shared"), state=PayoutState.APPROVED, gate_stamp=earlier)
+    new = replace(payout(2, address="success:shared"), state=PayoutState.APPROVED, gate_stamp=allowed.stamp)
+    assert list(await gate.standing(on(Store(), facts), [old, new])) == [new.id]
 
 
 async def test_a_destinations_first_use_that_ended_unpaid_is_decided_again_at_send() -> None:

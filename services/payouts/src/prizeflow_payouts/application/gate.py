@@ -377,11 +377,19 @@ STANDS: Mapping[str, object] = {
 }
 
 
+# How a request that stamps its allow was decided: 2, under locks on its players and its destinations (0522c5a).
+# A stamp of an earlier form (players locked only: another player's request to the destination may have been decided
+# at the same time, neither counting the other) never equals one computed now, so it never stands at send.
+STAMP_FORM = 2
+
+
 def stamp(policy_version: int, lists: Mapping[str, str], player: PlayerCompliance) -> str:
     """What an allow was made with: the policy version, the loaded lists' versions and the player's stored facts
-    (verification, country, screening versions and matched entries), as one string (`payouts.gate_stamp`)."""
+    (verification, country, screening versions and matched entries), and how the request was decided
+    (`STAMP_FORM`), as one string (`payouts.gate_stamp`)."""
     screened = None if player.screening_versions is None else sorted(player.screening_versions.items())
     facts = [
+        STAMP_FORM,
         sorted(lists.items()),
         player.player_id,
         player.verification.value,
