@@ -418,7 +418,8 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     rt = p.runtime
     requests = PayoutRequestsHandler(p.create, on_due=p.wake_worker)
     # Lanes (`CONSUMER_LANES`) by player (`request_lane`): a request's rows are its claim's and its player's window
-    # sums, which the gate serialises per player; two lanes never hold one player's requests, so they never wait.
+    # sums, which the gate serialises per player; two lanes never hold one player's requests, so they wait on each
+    # other only for a destination both lanes' requests name (the gate serialises destinations too).
     rt.add_consumer(
         REQUESTS_CONSUMER,
         [PAYOUT_REQUESTS.name],

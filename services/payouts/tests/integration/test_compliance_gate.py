@@ -44,6 +44,7 @@ from prizeflow_contracts.policy import (
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.worker import PayoutWorker
@@ -496,6 +497,82 @@ async def test_a_destination_made_old_by_a_payout_rejected_since_is_held_at_send
         assert (row["state"], row["hold_code"]) == ("pending_approval", "policy")
         assert "new_destination" in row["hold_detail"]
         assert await books(db, second.data.idempotency_key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+
+
+def _command(env: Any) -> CreatePayoutCommand:
+    """The command the requests consumer builds from a PayoutRequested."""
+    d = env.data
+    return CreatePayoutCommand(
+        payout_request_id=d.payout_request_id,
+        claim_id=d.claim_id,
+        player_id=d.player_id,
+        amount=d.amount,
+        destination=d.destination,
+        idempotency_key=d.idempotency_key,
+        requested_by=d.requested_by,
+        provider=d.provider,
+        correlation_id=env.correlationid,
+        cause_event_id=str(env.id),
+    )
+
+
+async def test_a_payout_decided_again_at_send_waits_for_a_request_to_its_destination_still_open(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Review of the destination lock (0522c5a), attacked: player A's request under a destination limit locks its
+    player and destination, reads the destination's sum and is allowed, its transaction still open. Player B's
+    request to that destination, decided under the policy before (the empty one, which reads no history and locks
+    nothing: the first policy with a limit is being activated), is stored after A's facts were read, so A never
+    counts it. B's stamp names the old version: the send stage decides B again. Deciding it while A is still
+    uncommitted, without A's locks, it would count nothing of A, allow B and pay it; A's allow then stands at send
+    on its stamp and is paid too, past the limit a send-stage recomputation of either holds. The send stage waits
+    for A's commit instead, counts A and holds B; A is paid alone."""
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
+    limited = RiskPolicy(
+        version=11, rules=[PolicyRule(destination_limit=AmountInWindow(amount=100 * 10**7, window_s=86_400))]
+    )
+    async with gated(settings) as rig:
+        a = request(address="success:one-wallet", player_id="player-da", requested_by="player-da", amount=60 * 10**7)
+        b = request(address="success:one-wallet", player_id="player-db", requested_by="player-db", amount=60 * 10**7)
+        rig.facts.policy = limited
+        decided, commit = asyncio.Event(), asyncio.Event()
+
+        async def request_a() -> None:
+            async with rig.local.runtime.uow() as open_books:
+                await rig.local.create.execute(open_books, [_command(a)])
+                decided.set()
+                await commit.wait()
+
+        a_task = asyncio.create_task(request_a())
+        try:
+            await asyncio.wait_for(decided.wait(), 30)
+            rig.facts.policy = EMPTY_POLICY  # what B's request read (before the limit was active)
+            async with rig.local.runtime.uow() as b_books:
+                await rig.local.create.execute(b_books, [_command(b)])
+            assert await state_of(db, b.data.idempotency_key) == "approved"
+            rig.facts.policy = limited
+            send = asyncio.create_task(rig.send())
+
+            async def settled() -> bool:
+                waits = await fetch(db, "SELECT count(*) AS n FROM pg_locks WHERE locktype='advisory' AND NOT granted")
+                return send.done() or waits[0]["n"] > 0  # the send stage waits for A (or, unfixed, paid B already)
+
+            assert await eventually(settled, bool, timeout=30, interval=0.05)
+            commit.set()
+            await asyncio.wait_for(a_task, 30)
+            await asyncio.wait_for(send, 30)
+        finally:
+            commit.set()
+            await asyncio.gather(a_task, return_exceptions=True)
+        held = await _row(db, b.data.idempotency_key)
+        assert (held["state"], held["hold_code"]) == ("pending_approval", "policy"), held
+        assert "to this destination" in held["hold_detail"]
+        assert await books(db, b.data.idempotency_key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
+        assert await state_of(db, a.data.idempotency_key) == "approved"
+        await rig.send()
+        assert await wait_state(db, a.data.idempotency_key, "paid") == "paid"
+        row = await _row(db, a.data.idempotency_key)
+        assert [d[:2] for d in await _decisions(db, row["id"])] == [("request", "allow"), ("send", "allow")]
 
 
 async def test_held_for_verification_resumes_once_verified_and_is_rejected_when_it_fails(

@@ -3,6 +3,8 @@ other), the screen failing closed, and the one read per batch."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -196,13 +198,13 @@ def test_a_batchs_running_sums_are_what_a_rescan_of_the_earlier_requests_gives()
         before.append((rec, key))
 
 
-async def test_stored_totals_count_and_the_send_stage_does_not_lock() -> None:
+async def test_stored_totals_count_at_send_under_the_requests_locks() -> None:
     policy = RiskPolicy(version=2, rules=[PolicyRule(velocity=CountInWindow(count=2, window_s=3600))])
     gate, facts = gate_with(policy)
     store = Store(facts={"po-1": WindowFacts(player_counts={3600: 2})})
     [d] = await gate.decide(on(store, facts), [Candidate(replace(payout(1), state=PayoutState.APPROVED))], Stage.SEND)
     assert (d.action, d.hold, d.policy_version) == (Action.HOLD, HoldCode.POLICY, 2)
-    assert store.calls[0] == ("gate_facts", (1, (3600,), False))
+    assert store.calls[0] == ("gate_facts", (1, (3600,), True))  # a request's locks (`..._requests_in_flight_...`)
 
 
 async def test_an_allow_stands_at_send_while_nothing_it_was_made_with_changed() -> None:
@@ -385,6 +387,40 @@ async def test_under_a_destination_limit_the_request_locks_its_destinations_and_
     stood = await gate.standing(on(store, facts), [approved])
     assert stood[a.id].reasons[0]["finding"] == "request_decision_stands"
     assert store.calls == []
+
+
+async def test_a_send_stage_decision_waits_for_the_requests_in_flight_it_would_not_see() -> None:
+    """A payout decided again at send (held and released, or requested under another policy version: the empty
+    policy before the first one with a destination limit, which locks nothing) takes the request's locks before it
+    sums its windows. Otherwise, with a request of another player to its destination still open (locked, its
+    facts read before this payout was stored, so not counting it), the send stage counts nothing of that request and
+    allows this payout; the request's allow then stands at send on its stamp, and both are paid past the limit a
+    send-stage recomputation of either would hold."""
+    policy = RiskPolicy(version=9, rules=[PolicyRule(destination_limit=AmountInWindow(amount=150, window_s=DAY))])
+    gate, facts = gate_with(policy)
+    store = Store()
+    unstamped = replace(payout(2, player="p2", address="success:shared"), state=PayoutState.APPROVED)
+    await gate.decide(on(store, facts), [Candidate.stored(unstamped)], Stage.SEND)
+    assert store.calls[0] == ("gate_facts", (1, (DAY,), True))
+
+
+async def test_an_allow_stamped_before_requests_locked_destinations_is_decided_again_at_send() -> None:
+    """An allow stamped by a build whose requests locked players only (before 0522c5a: a pod of it during a rolling
+    deploy, or a payout it allowed that still waits for approvers) was made without counting another player's
+    request to its destination decided at the same time. Its stamp names the same policy version, lists and player
+    facts as one made now: it would stand under a destination limit, and both payouts be paid past it. A stamp
+    names the form it was made in; one of the earlier form is decided again at send."""
+    policy = RiskPolicy(version=7, rules=[PolicyRule(destination_limit=AmountInWindow(amount=150, window_s=DAY))])
+    gate, facts = gate_with(policy)
+    lists = [["un", "v9"]]
+    player: list[object] = ["p1", VerificationStatus.NOT_STARTED.value, None, None, []]  # id, verification, ...
+    earlier = "v7:" + hashlib.sha256(json.dumps([lists, *player], separators=(",", ":")).encode()).hexdigest()[:40]
+    [allowed] = await gate.decide(on(Store(), facts), [Candidate(payout(1, address="success:shared"))], Stage.REQUEST)
+    assert allowed.stamp is not None
+    assert allowed.stamp.startswith("v7:")
+    old = replace(payout(1, address="success:shared"), state=PayoutState.APPROVED, gate_stamp=earlier)
+    new = replace(payout(2, address="success:shared"), state=PayoutState.APPROVED, gate_stamp=allowed.stamp)
+    assert list(await gate.standing(on(Store(), facts), [old, new])) == [new.id]
 
 
 async def test_a_destinations_first_use_that_ended_unpaid_is_decided_again_at_send() -> None:

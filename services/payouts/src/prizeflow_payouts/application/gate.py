@@ -101,7 +101,8 @@ class GateStore(Protocol):
     ) -> dict[str, WindowFacts]:
         """One query for the batch. `lock`: serialise concurrent requests of one player, and of any players to one
         destination (transaction-scoped advisory locks, taken in one order), so two of them cannot both pass a limit
-        the sum of them breaks: each is decided counting the ones before it."""
+        the sum of them breaks: each is decided counting the ones before it. The send stage's decisions take them
+        too (`PayoutGate.decide`)."""
         ...
 
     async def clearances(self, subjects: Sequence[tuple[SubjectKind, str]]) -> list[Clearance]: ...
@@ -244,7 +245,10 @@ class PayoutGate:
         if reads_history(policy):
             # Only a rule that sums a window or asks a destination's first use reads the payouts before this one
             # (and only then do concurrent requests of one player, or to one destination, need ordering): a policy
-            # with neither costs no statement here.
+            # with neither costs no statement here. The send stage takes the same locks: a payout it decides again
+            # (held and released, or requested under a policy that locked nothing) may have been stored after an
+            # open request to its player or destination read its facts; waiting for that request's commit, it counts
+            # it, where that request's allow will stand at send without counting this one (`standing`).
             facts = await books.holds.gate_facts(
                 [
                     FactsQuery(c.payout.id, c.payout.player_id, k, c.payout.asset)
@@ -252,7 +256,7 @@ class PayoutGate:
                 ],
                 windows,
                 now=now,
-                lock=stage is Stage.REQUEST,
+                lock=stage in (Stage.REQUEST, Stage.SEND),
             )
         subjects: list[tuple[SubjectKind, str]] = sorted(
             {(SubjectKind.DESTINATION, k) for k in keys}
@@ -373,11 +377,19 @@ STANDS: Mapping[str, object] = {
 }
 
 
+# How a request that stamps its allow was decided: 2, under locks on its players and its destinations (0522c5a).
+# A stamp of an earlier form (players locked only: another player's request to the destination may have been decided
+# at the same time, neither counting the other) never equals one computed now, so it never stands at send.
+STAMP_FORM = 2
+
+
 def stamp(policy_version: int, lists: Mapping[str, str], player: PlayerCompliance) -> str:
     """What an allow was made with: the policy version, the loaded lists' versions and the player's stored facts
-    (verification, country, screening versions and matched entries), as one string (`payouts.gate_stamp`)."""
+    (verification, country, screening versions and matched entries), and how the request was decided
+    (`STAMP_FORM`), as one string (`payouts.gate_stamp`)."""
     screened = None if player.screening_versions is None else sorted(player.screening_versions.items())
     facts = [
+        STAMP_FORM,
         sorted(lists.items()),
         player.player_id,
         player.verification.value,
