@@ -135,6 +135,16 @@ class _Index:
             if p.provider_ref:
                 self.by_ref[p.provider_ref] = p
 
+    def learn(self, lines: Iterable[StatementLine]) -> None:
+        """The provider's references our payouts never stored, from the lines that carry ours beside theirs: a
+        payout that failed at the provider before we kept its reference (a UPI payout debited, then failed) has its
+        reversal listed under the provider's reference only, and is found by it."""
+        for line in lines:
+            if line.provider_ref is None or line.provider_ref in self.by_ref or line.reference is None:
+                continue
+            if (p := self.by_key.get(line.reference)) is not None and p.provider_ref is None:
+                self.by_ref[line.provider_ref] = p
+
     def find(self, line: StatementLine) -> OurPayout | None:
         if line.reference is not None and (p := self.by_key.get(line.reference)) is not None:
             return p
@@ -152,7 +162,9 @@ def stray_subjects(
 ) -> list[str]:
     """What `reconcile` names the window's lines that belong to no payout of ours (their chains are read with the
     payouts')."""
+    lines = list(lines)
     index = _Index(payouts)
+    index.learn(lines)
     return sorted(
         f"line:{line.line_id}"
         for line in lines
@@ -188,6 +200,7 @@ def reconcile(
     out.totals = defaultdict(lambda: Totals(fees_inside=fees_inside))
     ours = list(payouts)
     index = _Index(ours)
+    index.learn(lines)
     by_payout: dict[str, dict[LineKind, list[StatementLine]]] = defaultdict(lambda: defaultdict(list))
     for line in lines:
         payout = index.find(line)

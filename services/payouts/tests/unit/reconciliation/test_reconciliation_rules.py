@@ -22,6 +22,7 @@ from prizeflow_reconciliation.domain import (
     OurPayout,
     Severity,
     reconcile,
+    stray_subjects,
 )
 
 K = ExceptionKind
@@ -240,6 +241,26 @@ def test_a_payout_that_left_and_came_back_in_full_is_no_difference() -> None:
     ]
     out = reconcile(lines, ours, since=SINCE, until=UNTIL)
     assert [(f.kind, f.subject, f.amount) for f in out.findings] == [(K.PAID_NOT_RECORDED, "payout:po-2", 600)]
+
+
+def test_a_failed_payout_whose_provider_reference_we_never_kept_is_found_by_its_reversal_too() -> None:
+    """A UPI payout debited, then failed at RazorpayX before we kept its payout id: its payout line carries our
+    reference and the provider's, its reversal only the provider's. The reversal is the payout's (the money came
+    back): nothing is out, no difference (it was `paid_not_recorded`, found by the conformance kit's reconciliation
+    when the failure scenario's lines fell in its window). Only a line carrying our reference teaches the index:
+    another payout's provider reference is never taken over."""
+    ours = [payout(1, state="failed", provider_ref=None), payout(2, state="failed", provider_ref="pout_2")]
+    lines = [
+        line("l-1", ref="po-1", provider_ref="pout_1", dest="acct_1"),
+        line("rev-1", provider_ref="pout_1", kind=StatementLineKind.REVERSAL, at=IN + timedelta(seconds=5)),
+        line("l-2", ref="po-2", provider_ref="pout_2", dest="acct_2"),
+        line("rev-2", provider_ref="pout_2", kind=StatementLineKind.REVERSAL, amount=400),
+    ]
+    out = reconcile(lines, ours, since=SINCE, until=UNTIL)
+    assert [(f.kind, f.subject, f.amount) for f in out.findings] == [(K.PAID_NOT_RECORDED, "payout:po-2", 600)]
+    assert stray_subjects(lines, ours, since=SINCE, until=UNTIL) == []
+    without = reconcile([lines[0]], ours, since=SINCE, until=UNTIL)  # the reversal not listed (yet): money is out
+    assert [(f.kind, f.subject) for f in without.findings] == [(K.PAID_NOT_RECORDED, "payout:po-1")]
 
 
 def test_a_duplicate_carries_the_fees_of_its_extra_payments() -> None:
