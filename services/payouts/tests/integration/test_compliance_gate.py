@@ -44,12 +44,12 @@ from prizeflow_contracts.policy import (
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.create import CreatePayoutCommand
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.worker import PayoutWorker
 from prizeflow_payouts.bootstrap import Payouts, bind_books, build, compose
 from prizeflow_payouts.domain.gate import policy_findings
+from prizeflow_payouts.entrypoints.kafka import request_command
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.db import asyncpg_dsn, create_engine, session_factory
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
@@ -499,23 +499,6 @@ async def test_a_destination_made_old_by_a_payout_rejected_since_is_held_at_send
         assert await books(db, second.data.idempotency_key) == {"transfers": 0, "create_calls": 0, "sync_calls": 0}
 
 
-def _command(env: Any) -> CreatePayoutCommand:
-    """The command the requests consumer builds from a PayoutRequested."""
-    d = env.data
-    return CreatePayoutCommand(
-        payout_request_id=d.payout_request_id,
-        claim_id=d.claim_id,
-        player_id=d.player_id,
-        amount=d.amount,
-        destination=d.destination,
-        idempotency_key=d.idempotency_key,
-        requested_by=d.requested_by,
-        provider=d.provider,
-        correlation_id=env.correlationid,
-        cause_event_id=str(env.id),
-    )
-
-
 async def test_a_payout_decided_again_at_send_waits_for_a_request_to_its_destination_still_open(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
@@ -539,7 +522,7 @@ async def test_a_payout_decided_again_at_send_waits_for_a_request_to_its_destina
 
         async def request_a() -> None:
             async with rig.local.runtime.uow() as open_books:
-                await rig.local.create.execute(open_books, [_command(a)])
+                await rig.local.create.execute(open_books, [request_command(a)])
                 decided.set()
                 await commit.wait()
 
@@ -548,7 +531,7 @@ async def test_a_payout_decided_again_at_send_waits_for_a_request_to_its_destina
             await asyncio.wait_for(decided.wait(), 30)
             rig.facts.policy = EMPTY_POLICY  # what B's request read (before the limit was active)
             async with rig.local.runtime.uow() as b_books:
-                await rig.local.create.execute(b_books, [_command(b)])
+                await rig.local.create.execute(b_books, [request_command(b)])
             assert await state_of(db, b.data.idempotency_key) == "approved"
             rig.facts.policy = limited
             send = asyncio.create_task(rig.send())

@@ -31,6 +31,23 @@ def request_lane(env: Envelope[Any]) -> Hashable:
     return ("key", env.correlationid)
 
 
+def request_command(env: Envelope[PayoutRequested]) -> CreatePayoutCommand:
+    """The payout a `PayoutRequested` asks for, under the event's correlation id, caused by the event."""
+    data = env.data
+    return CreatePayoutCommand(
+        payout_request_id=data.payout_request_id,
+        claim_id=data.claim_id,
+        player_id=data.player_id,
+        amount=data.amount,
+        destination=data.destination,
+        idempotency_key=data.idempotency_key,
+        requested_by=data.requested_by,
+        provider=data.provider,
+        correlation_id=env.correlationid,
+        cause_event_id=str(env.id),
+    )
+
+
 class PayoutRequestsHandler:
     """Rewards' channel to payouts: payout requests, and what the ledger booked on the rails' accounts
     (`LedgerPosted`, kept for reconciliation), each poll in its one transaction."""
@@ -61,20 +78,7 @@ class PayoutRequestsHandler:
                 continue
             if not isinstance(data, PayoutRequested):
                 raise EventRefusal("unknown_event_type", f"payouts does not handle {env.type} on the requests topic")
-            commands.append(
-                CreatePayoutCommand(
-                    payout_request_id=data.payout_request_id,
-                    claim_id=data.claim_id,
-                    player_id=data.player_id,
-                    amount=data.amount,
-                    destination=data.destination,
-                    idempotency_key=data.idempotency_key,
-                    requested_by=data.requested_by,
-                    provider=data.provider,
-                    correlation_id=env.correlationid,
-                    cause_event_id=str(env.id),
-                )
-            )
+            commands.append(request_command(env))
         await books.postings.record(postings)
         if not commands:
             return
