@@ -883,7 +883,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 for conn in conns:
                     await conn.close()
 
-        async def clean_start() -> None:
+        async def checkpoint() -> None:
             """A checkpoint before each phase: the phases share one PostgreSQL, and the WAL of the ones before would
             otherwise trigger checkpoints inside the next (their dirty pages written, and every page's first change
             after them logged whole, in the next phase's figures). A phase's own WAL still checkpoints within it
@@ -906,7 +906,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             profile_to=out_dir / "profile" if args.profile else None,
             load={"load-generator": os.getpid()},
             prizeflow=PRIZEFLOW,
-            before=clean_start,
+            before=checkpoint,
         )
         version = await activate_policy(platform, BENCH_POLICY, "bench: every window rule, limits not reached")
         doc["policy"] = {"version": version, "rules": BENCH_POLICY}
