@@ -142,8 +142,9 @@ class GateStore(Protocol):
         """The payouts `claim_for_submit` would claim, locked (skip locked), not yet claimed."""
         ...
 
-    async def claim_locked(self, payout_ids: Sequence[str], *, owner: str, lease_s: float) -> list[Payout]:
-        """Claim these locked payouts as `claim_for_submit` does (each knows its `previous_state`)."""
+    async def claim_locked(self, locked: Sequence[Payout], *, owner: str, lease_s: float) -> list[Payout]:
+        """Claim these payouts, as `lock_due_for_submit` returned them in this transaction, as `claim_for_submit`
+        does (each knows its `previous_state`); one this transaction has moved since (a hold) is not claimed."""
         ...
 
 

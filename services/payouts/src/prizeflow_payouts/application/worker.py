@@ -294,7 +294,7 @@ class PayoutWorker:
             log.warning("%d payouts held by the compliance gate before sending", len(held))
         stopped = {p.id for p, _ in held}
         claimed = await books.holds.claim_locked(
-            [p.id for p in due if p.id not in stopped], owner=self.worker_id, lease_s=self.config.lease_s
+            [p for p in due if p.id not in stopped], owner=self.worker_id, lease_s=self.config.lease_s
         )
         return _Claimed(claimed, screened_out, awaiting, full=len(due) >= self.config.batch_size)
 
