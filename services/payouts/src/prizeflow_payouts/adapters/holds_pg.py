@@ -126,6 +126,16 @@ _CLAIM_LOCKED = text(
     """
 )
 
+# Driven by the ids (primary key). The state test is a CASE so that it is no index condition and proves no partial
+# index: written `state = 'pending_approval'`, a plan PostgreSQL chose when its statistics were taken with no payout
+# held (a quiet spell, then a burst of holds) scanned every held payout for the state and compared each with every
+# id (`id = ANY(...)` as a filter) — 117 ms for 500 ids among 20,000 held payouts instead of under a millisecond.
+_RELEASE_HOLDS = text(
+    "UPDATE payouts SET hold_code = NULL, hold_detail = NULL, held_at = NULL, hold_policy_version = NULL, "
+    "hold_findings = NULL, updated_at = now() "
+    "WHERE id = ANY(CAST(:ids AS text[])) AND CASE WHEN state = 'pending_approval' THEN true ELSE false END"
+)
+
 _RECORD = text(
     """
     INSERT INTO compliance_decisions
@@ -326,14 +336,7 @@ class SqlHoldStore:
     async def release_holds(self, payout_ids: Sequence[str]) -> None:
         if not payout_ids:
             return
-        await self.session.execute(
-            text(
-                "UPDATE payouts SET hold_code = NULL, hold_detail = NULL, held_at = NULL, hold_policy_version = NULL, "
-                "hold_findings = NULL, updated_at = now() "
-                "WHERE id = ANY(CAST(:ids AS text[])) AND state = 'pending_approval'"
-            ),
-            {"ids": list(payout_ids)},
-        )
+        await self.session.execute(_RELEASE_HOLDS, {"ids": list(payout_ids)})
 
     async def approvals_of(self, payout_ids: Sequence[str]) -> dict[str, list[str]]:
         if not payout_ids:
