@@ -83,3 +83,23 @@ async def test_a_transaction_takes_its_payouts_from_a_burst_by_their_ids(db: str
     finally:
         await engine.dispose()
         await conn.close()
+
+
+async def test_a_build_that_cannot_be_made_fails_its_payouts_by_their_ids(db: str) -> None:
+    conn = await asyncpg.connect(_pg(db))
+    engine = create_async_engine(db)
+    try:
+        await _quiet_then_burst(conn)
+        ids = [f"q-{n}" for n in range(1, 101)]
+        doc = await _generic_plan(conn, q.FAIL_QUEUED, {"detail": "'bad'", "ids": "'{" + ",".join(ids) + "}'"})
+        assert _rows_compared_and_removed(doc[0]["Plan"]) == 0
+
+        async with engine.begin() as c:
+            await c.execute(q.FAIL_QUEUED, {"ids": [*ids[:3], "paid-1"], "detail": "cannot be built"})
+        failed = await conn.fetch("SELECT payout_id, error_code FROM stellar_payouts WHERE state = 'failed'")
+        assert sorted(r["payout_id"] for r in failed) == sorted(ids[:3])
+        assert {r["error_code"] for r in failed} == {"invalid_request"}
+        assert await conn.fetchval("SELECT state FROM stellar_payouts WHERE payout_id = 'paid-1'") == "paid"
+    finally:
+        await engine.dispose()
+        await conn.close()

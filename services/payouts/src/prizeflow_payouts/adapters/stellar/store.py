@@ -205,9 +205,9 @@ FAIL = text(
 )
 
 FAIL_QUEUED = text(
-    """UPDATE stellar_payouts SET state = 'failed', error_code = 'invalid_request', error_detail = :detail,
+    f"""UPDATE stellar_payouts SET state = 'failed', error_code = 'invalid_request', error_detail = :detail,
               updated_at = now()
-       WHERE payout_id = ANY(:ids) AND state = 'queued'"""
+       WHERE payout_id = ANY(:ids) AND {_STILL_QUEUED}"""
 )
 
 ISOLATE = text("UPDATE stellar_payouts SET isolate = true WHERE payout_id = ANY(:ids) AND state = 'queued'")
