@@ -103,3 +103,21 @@ async def test_a_build_that_cannot_be_made_fails_its_payouts_by_their_ids(db: st
     finally:
         await engine.dispose()
         await conn.close()
+
+
+async def test_a_build_to_isolate_marks_its_payouts_by_their_ids(db: str) -> None:
+    conn = await asyncpg.connect(_pg(db))
+    engine = create_async_engine(db)
+    try:
+        await _quiet_then_burst(conn)
+        ids = [f"q-{n}" for n in range(1, 101)]
+        doc = await _generic_plan(conn, q.ISOLATE, {"ids": "'{" + ",".join(ids) + "}'"})
+        assert _rows_compared_and_removed(doc[0]["Plan"]) == 0
+
+        async with engine.begin() as c:
+            await c.execute(q.ISOLATE, {"ids": [*ids[:3], "paid-1"]})
+        isolated = await conn.fetch("SELECT payout_id FROM stellar_payouts WHERE isolate")
+        assert sorted(r["payout_id"] for r in isolated) == sorted(ids[:3])
+    finally:
+        await engine.dispose()
+        await conn.close()

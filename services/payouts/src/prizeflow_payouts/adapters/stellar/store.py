@@ -210,7 +210,7 @@ FAIL_QUEUED = text(
        WHERE payout_id = ANY(:ids) AND {_STILL_QUEUED}"""
 )
 
-ISOLATE = text("UPDATE stellar_payouts SET isolate = true WHERE payout_id = ANY(:ids) AND state = 'queued'")
+ISOLATE = text(f"UPDATE stellar_payouts SET isolate = true WHERE payout_id = ANY(:ids) AND {_STILL_QUEUED}")
 
 PAYOUT_ATTEMPTS = text("SELECT payout_id, attempts FROM stellar_payouts WHERE tx_id = :tx AND state = 'in_tx'")
 
