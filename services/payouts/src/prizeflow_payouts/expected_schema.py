@@ -41,6 +41,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0027",
         "0028",
         "0029",
+        "0030",
     ),
 )
 

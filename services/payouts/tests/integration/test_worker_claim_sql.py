@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from prizeflow_payouts.adapters.holds_pg import _CLAIM_LOCKED, SqlHoldStore
+from prizeflow_payouts.adapters.holds_pg import _CLAIM_LOCKED, _LOCK_DUE, SqlHoldStore
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
 
@@ -127,6 +127,40 @@ async def test_a_locked_payout_this_transaction_moved_is_not_claimed(db: str) ->
             "due-3": "submitting",
             "later-1": "approved",
         }
+    finally:
+        await engine.dispose()
+        await conn.close()
+
+
+def _most_rows_read(node: dict[str, Any], relation: str) -> int:
+    own = int(node.get("Actual Rows", 0)) if node.get("Relation Name") == relation else 0
+    return max([own, *(_most_rows_read(child, relation) for child in node.get("Plans", []))])
+
+
+async def test_a_pass_reads_a_batch_of_the_backlog_in_order_not_the_whole_backlog(db: str) -> None:
+    """The due payouts are taken in their order (`coalesce(lease_until, next_attempt_at, available_at)`) a batch at
+    a time: the pass reads them in that order from `payouts_due_order` and stops at the batch, with statistics from
+    before the burst. Before migration 0030 it found every due payout and sorted them all: 6,000 rows read for a
+    batch of 500 (104 to 121 ms a pass with 100,000 due)."""
+    conn = await asyncpg.connect(_pg(db))
+    engine = create_async_engine(db)
+    try:
+        await conn.execute(_PAID, 3000)
+        await conn.execute("ANALYZE payouts")
+        await conn.execute(_INSERT, "due-", datetime.now(UTC) - timedelta(seconds=1), 6000)
+        async with engine.connect() as c:
+            session = AsyncSession(bind=c)
+            raw = await session.connection()
+            await raw.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            await raw.exec_driver_sql(f"PREPARE lock_due AS {_LOCK_DUE.text.replace(':limit', '$1')}")
+            plan = (await raw.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE lock_due(500)")).scalar()
+            doc = plan if isinstance(plan, list) else json.loads(str(plan))
+            assert _most_rows_read(doc[0]["Plan"], "payouts") <= 2 * 500
+            await session.rollback()
+            locked = await SqlHoldStore(session).lock_due_for_submit(limit=500)
+            assert len(locked) == 500
+            assert all(p.id.startswith("due-") for p in locked)
+            await session.rollback()
     finally:
         await engine.dispose()
         await conn.close()
