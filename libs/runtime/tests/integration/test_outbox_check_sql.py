@@ -5,15 +5,17 @@ and `<> ALL($1)`, a filter comparing every row with every key: 167 ms for a batc
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox_publisher import _CHECK
+from prizeflow_testkit.plans import array_literal, generic_plan
 
 pytestmark = pytest.mark.integration
 
@@ -24,11 +26,7 @@ _ROWS = (
 )
 
 
-def _pg(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-def _compared_by_array_filters(node: dict[str, Any]) -> int:
+def _compared_by_array_filters(node: Mapping[str, Any]) -> int:
     """Rows a scan tested against an array filter (`= ANY(...)`, `<> ALL(...)`: each row compared with every
     element), over all its loops."""
     own = 0
@@ -42,7 +40,7 @@ def _compared_by_array_filters(node: dict[str, Any]) -> int:
 async def test_a_batch_behind_a_backlog_is_checked_without_comparing_every_row_with_every_key(
     engine: AsyncEngine, fresh_database: str
 ) -> None:
-    conn = await asyncpg.connect(_pg(fresh_database))
+    conn = await asyncpg.connect(asyncpg_dsn(fresh_database))
     try:
         await conn.execute("ANALYZE outbox")  # statistics of an empty outbox: a quiet spell
         backlog = [uuid.uuid4() for _ in range(18_000)]
@@ -56,16 +54,9 @@ async def test_a_batch_behind_a_backlog_is_checked_without_comparing_every_row_w
         )
 
         # The plan the plan cache settles on after a prepared statement's fifth run, explained generic.
-        sql = _CHECK
-        literal = "'{" + ",".join(str(e) for e in batch) + "}'"
-        async with conn.transaction():
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            await conn.execute(f"PREPARE outbox_check AS {sql}")
-            plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE outbox_check({literal}, 100000)")
-            await conn.execute("DEALLOCATE outbox_check")
-        doc = json.loads(plan) if isinstance(plan, str) else plan
+        plan = await generic_plan(conn, _CHECK, [array_literal(batch), "100000"])
         # No row below the batch is compared with every key and id of the batch (the old check compared 20,001).
-        assert _compared_by_array_filters(doc[0]["Plan"]) <= len(batch)
+        assert _compared_by_array_filters(plan) <= len(batch)
 
         # Behaviour: every event of the batch is present, and every key of theirs has an earlier event waiting.
         row = await conn.fetchrow(_CHECK, batch, 100_000)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from prizeflow_payouts.adapters.holds_pg import SqlHoldStore
 from prizeflow_payouts.application.gate import FactsQuery, WindowFacts
+from prizeflow_runtime.db import asyncpg_dsn
 
 pytestmark = pytest.mark.integration
 
@@ -63,10 +64,6 @@ _NAMED_INSERT = (
 )
 
 
-def _pg(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def _reference(conn: asyncpg.Connection, queries: list[FactsQuery], windows: list[int]) -> dict[str, WindowFacts]:
     rows = await conn.fetch(
         _REFERENCE,
@@ -99,7 +96,7 @@ async def test_one_scan_per_subject_gives_what_one_scan_per_window_gave(db: str)
     players = [f"p{n}" for n in range(5)]
     addresses = [f"success:d{n}" for n in range(4)]
     states = ["approved", "pending_approval", "cancelled", "rejected", "approved", "approved"]
-    conn = await asyncpg.connect(_pg(db))
+    conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
         for n in range(240):
             await conn.execute(
@@ -146,7 +143,7 @@ async def test_a_request_to_a_destination_another_players_request_holds_waits_an
     A's request, while A's transaction is still open, waits for A's commit and then counts A's payout in the
     destination's sum — two players cannot both pass a destination limit the sum of their payouts breaks, which is
     what lets an allow under a destination limit stand at send."""
-    conn = await asyncpg.connect(_pg(db))
+    conn = await asyncpg.connect(asyncpg_dsn(db))
     engine = create_async_engine(db)
     try:
         await conn.execute(_INSERT, "seed", "p0", "USDC", 7, "success:shared", "approved", NOW - timedelta(hours=1))

@@ -217,6 +217,23 @@ async def books(database_url: str, key: str) -> dict[str, int]:
     return {k: int(v) for k, v in dict(rows[0]).items()}
 
 
+def seed_payouts(state: str, *, attempts: int = 0, **columns: str) -> str:
+    """An INSERT of `$2` sandbox payouts of 100 USDC in `state`, ids `$1` || 1..`$2` (the same string as request,
+    idempotency key, claim and correlation), spread over 97 players each with their own destination, in one
+    statement: a table at scale for a SQL test. `columns`: more columns, each a SQL expression (`g` is the row's
+    number, `$3` onwards are the caller's)."""
+    names = "".join(f", {c}" for c in columns)
+    values = "".join(f", {v}" for v in columns.values())
+    return (  # a test's own fixed fragments, no input
+        "INSERT INTO payouts (id, payout_request_id, idempotency_key, request_hash, claim_id, player_id, requested_by, "  # noqa: S608
+        "asset, amount, destination_type, destination_address, provider_type, provider_name, state, approval_policy, "
+        f"correlation_id, attempts, max_attempts, created_at, updated_at{names}) "
+        "SELECT s.id, s.id, s.id, 'h', s.id, 'p' || (g % 97), 'p', 'USDC', 100, 'sandbox', 'success:p' || (g % 97), "
+        f"'sandbox', 'sandbox', '{state}', 'auto', s.id, {attempts}, 3, now(), now(){values} "
+        "FROM generate_series(1, $2::int) g, LATERAL (SELECT $1::text || g) AS s(id)"
+    )
+
+
 async def payout_events(
     kafka: str, settings: PayoutsSettings, key: str, *, expect: int, last: str | None = None, timeout: float = 30.0
 ) -> list[str]:
@@ -255,6 +272,7 @@ __all__ = [
     "request",
     "request_payout",
     "running",
+    "seed_payouts",
     "settings_for",
     "state_of",
     "token",
