@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.providers import ProviderPayoutStatus
-from prizeflow_payouts.adapters.payout_rows import payout_from_row
+from prizeflow_payouts.adapters.payout_rows import payouts_from
 from prizeflow_payouts.domain.disagreement import Conclusion, Disagreement
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
@@ -100,7 +100,7 @@ class SqlDisagreements:
         found = await self.session.execute(
             text("SELECT * FROM payouts WHERE id = ANY(CAST(:ids AS text[]))"), {"ids": [r.payout_id for r in rows]}
         )
-        payouts = {p.id: p for p in (payout_from_row(r) for r in found.mappings())}
+        payouts = {p.id: p for p in payouts_from(found)}
         return [
             Disagreement(
                 id=int(r.id),

@@ -12,7 +12,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.policy import Action
-from prizeflow_payouts.adapters.payout_rows import payout_from_row
+from prizeflow_payouts.adapters.payout_rows import payouts_from
 from prizeflow_payouts.application.gate import DecisionRecord, FactsQuery, Hold, WindowFacts
 from prizeflow_payouts.domain.gate import Clearance, GateDecision, HoldCode, Stage, SubjectKind
 from prizeflow_payouts.domain.payout import Payout
@@ -362,7 +362,7 @@ class SqlHoldStore:
             ),
             {"code": code.value, "players": list(player_ids), "limit": limit},
         )
-        return [payout_from_row(r) for r in rows.mappings()]
+        return payouts_from(rows)
 
     async def players_with_holds(self, code: HoldCode, *, limit: int) -> list[str]:
         rows = await self.session.execute(
@@ -385,7 +385,7 @@ class SqlHoldStore:
 
     async def lock_due_for_submit(self, *, limit: int) -> list[Payout]:
         rows = await self.session.execute(_LOCK_DUE, {"limit": limit})
-        return [payout_from_row(r) for r in rows.mappings()]
+        return payouts_from(rows)
 
     async def claim_locked(self, locked: Sequence[Payout], *, owner: str, lease_s: float) -> list[Payout]:
         if not locked:
@@ -399,7 +399,7 @@ class SqlHoldStore:
                 "lease_s": lease_s,
             },
         )
-        return [payout_from_row(r) for r in rows.mappings()]
+        return payouts_from(rows)
 
 
 __all__ = ["SqlHoldStore"]

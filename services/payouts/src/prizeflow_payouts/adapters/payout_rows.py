@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Result, text
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.providers import destination_key
@@ -31,6 +31,14 @@ INSERT_PAYOUTS = text(
     f"SELECT * FROM unnest({', '.join(f'CAST(:a_{c} AS {t}[])' for c, t in PAYOUT_COLUMNS)}) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
+
+
+def payouts_from(result: Result[Any]) -> list[Payout]:
+    """Every row of `result` as a payout, each read as a plain dict (the result's keys taken once): SQLAlchemy's row
+    mappings cost a keyed lookup through the result's metadata for each of the ~40 columns, more than the rest of
+    building the payout."""
+    keys = tuple(result.keys())
+    return [payout_from_row(dict(zip(keys, row, strict=True))) for row in result]
 
 
 def payout_from_row(row: Mapping[Any, Any]) -> Payout:
@@ -102,4 +110,4 @@ def insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
     return cols
 
 
-__all__ = ["INSERT_PAYOUTS", "PAYOUT_COLUMNS", "insert_columns", "payout_from_row", "stored_findings"]
+__all__ = ["INSERT_PAYOUTS", "PAYOUT_COLUMNS", "insert_columns", "payout_from_row", "payouts_from", "stored_findings"]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_payouts.adapters import tables
-from prizeflow_payouts.adapters.payout_rows import INSERT_PAYOUTS, insert_columns, payout_from_row
+from prizeflow_payouts.adapters.payout_rows import INSERT_PAYOUTS, insert_columns, payout_from_row, payouts_from
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
 from prizeflow_runtime.outbox import add_events
 
@@ -156,7 +156,7 @@ class SqlPayoutRepository:
             ),
             {"keys": list(keys), "rids": list(request_ids), "claims": list(claim_ids)},
         )
-        return [payout_from_row(r) for r in rows.mappings()]
+        return payouts_from(rows)
 
     async def find_refusals(self, claim_ids: Sequence[str]) -> dict[str, RequestRefusal]:
         rows = await self.session.execute(
@@ -227,13 +227,13 @@ class SqlPayoutRepository:
 
     async def claim_for_submit(self, *, owner: str, limit: int, lease_s: float) -> list[Payout]:
         result = await self.session.execute(_CLAIM_SUBMIT, {"owner": owner, "limit": limit, "lease_s": lease_s})
-        return [payout_from_row(r) for r in result.mappings()]
+        return payouts_from(result)
 
     async def claim_for_sync(self, *, owner: str, providers: Sequence[str], limit: int, lease_s: float) -> list[Payout]:
         result = await self.session.execute(
             _CLAIM_SYNC, {"owner": owner, "limit": limit, "lease_s": lease_s, "providers": list(providers)}
         )
-        return [payout_from_row(r) for r in result.mappings()]
+        return payouts_from(result)
 
     async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
         if not changes:
@@ -346,7 +346,7 @@ class SqlPayoutRepository:
             text("SELECT * FROM payouts WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"),
             {"ids": list(payout_ids)},
         )
-        return {p.id: p for p in (payout_from_row(r) for r in found.mappings())}
+        return {p.id: p for p in payouts_from(found)}
 
 
 __all__ = ["SqlPayoutRepository"]

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -266,8 +267,8 @@ class CreatePayouts:
             created = [ch.record for ch in changes]
             await self._record(books, [(rec, decisions[rec.id]) for rec in created if rec.id in decisions], now)
         if self.metrics is not None:
-            for ch in changes:
-                self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
+            for (to, provider), n in Counter((ch.to.value, ch.record.provider_name) for ch in changes).items():
+                self.metrics.transitions.labels(to, provider).inc(n)
         return refused
 
     async def _gate(

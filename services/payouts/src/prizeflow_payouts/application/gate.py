@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -332,8 +333,11 @@ class PayoutGate:
     def count(self, stage: Stage, decisions: Sequence[GateDecision]) -> None:
         if self.metrics is None:
             return
+        # One labelled child lookup per label set of the batch, not one per decision.
+        actions = Counter(d.action.value for d in decisions)
+        for action, n in actions.items():
+            self.metrics.gate_decisions.labels(stage.value, action).inc(n)
         for d in decisions:
-            self.metrics.gate_decisions.labels(stage.value, d.action.value).inc()
             if d.hold is HoldCode.SCREENING_HIT and (d.matches or d.player_hit):
                 for subject in ("destination",) * bool(d.matches) + ("player",) * d.player_hit:
                     self.metrics.screening_hits.labels(subject).inc()

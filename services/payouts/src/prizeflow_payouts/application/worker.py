@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -442,18 +442,32 @@ class PayoutWorker:
                 result.confirmed += 1
             elif ch.to is S.FAILED:
                 result.failed += 1
-            if self.metrics is not None and ch.to is not ch.expected:
-                self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
-                if ch.to is S.PAID:
-                    self.metrics.confirm_seconds.labels(ch.record.provider_name).observe(
-                        max(0.0, (_now() - ch.record.created_at).total_seconds())
-                    )
+        if self.metrics is not None:
+            self._count_moves(self.metrics, applied)
         if lost:
             log.info("%d results dropped: their payouts moved on meanwhile (webhook or reclaim)", lost)
         if self.metrics is not None:
             for key in ("processed", "submitted", "confirmed", "failed"):
                 self.metrics.worker_runs.labels(key).inc(getattr(result, key))
         return result
+
+    @staticmethod
+    def _count_moves(metrics: PayoutMetrics, applied: Sequence[Change]) -> None:
+        """Transitions and confirmation times of a batch: one labelled child lookup per label set, not per payout."""
+        moved = Counter((ch.to.value, ch.record.provider_name) for ch in applied if ch.to is not ch.expected)
+        for (to, provider), n in moved.items():
+            metrics.transitions.labels(to, provider).inc(n)
+        paid_now = _now()
+        waited: dict[str, list[float]] = {}
+        for ch in applied:
+            if ch.to is S.PAID and ch.expected is not S.PAID:
+                waited.setdefault(ch.record.provider_name, []).append(
+                    max(0.0, (paid_now - ch.record.created_at).total_seconds())
+                )
+        for name, seconds in waited.items():
+            child = metrics.confirm_seconds.labels(name)
+            for value in seconds:
+                child.observe(value)
 
     # -- status sync of submitted payouts (confirm-later providers) ---------------------------------------------
     async def sync_submitted(self) -> WorkerResult:
