@@ -129,6 +129,9 @@ class Payouts:
         self.sending = jobs.every(
             config.interval_s, self.worker, name="payout-worker", idle_max_s=max(config.idle_max_s, config.interval_s)
         )
+        if self.settings.payouts_direct_sends:
+            self.create.direct = self.worker
+            self.worker.on_handoff = self.wake_worker
         jobs.every(config.checks_interval_s, self.disagreements, name="payout-disagreements")
         if self.metrics is not None:
             jobs.every(config.gauges_interval_s, self.gauges, name="payout-gauges")

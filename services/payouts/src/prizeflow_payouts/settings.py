@@ -59,6 +59,12 @@ class PayoutsSettings(ServiceSettings):
         "approval in this process wakes the worker at once",
     )
     payouts_worker_concurrency: int = Field(default=64, ge=1, description="Provider calls in flight per worker")
+    payouts_direct_sends: bool = Field(
+        default=True,
+        description="Where the worker runs in the process that consumes requests: an auto-approved payout whose "
+        "allow already stands at send is stored claimed for that worker and handed to it on commit, instead of "
+        "waiting for a pass to find, lock and claim it",
+    )
     payouts_recon_enabled: bool = Field(
         default=True, description="Run the scheduled reconciliation with the providers' statements in this process"
     )

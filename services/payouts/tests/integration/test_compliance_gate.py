@@ -1284,3 +1284,112 @@ async def test_the_upgrade_records_what_the_open_policy_holds_showed(db: str) ->
         assert [c["column_name"] for c in columns] == ["hold_code", "hold_detail"]
     finally:
         await conn.close()
+
+
+@dataclass
+class LostHandover:
+    """A process that claimed payouts at their creation (`DirectSends`) and stopped before sending them."""
+
+    owner: str = "worker-gone"
+    lease_s: float = 4.0
+    taken: list[Any] = field(default_factory=list)
+
+    def room(self) -> int:
+        return 10
+
+    def accept(self, payouts: Any) -> None:
+        self.taken.extend(payouts)
+
+
+async def _history(db: str, payout_id: str) -> list[dict[str, Any]]:
+    rows = await fetch(
+        db,
+        "SELECT from_state, to_state, actor, reason, at FROM payout_history WHERE payout_id = $1 ORDER BY id",
+        payout_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def test_an_allowed_payout_goes_straight_to_its_worker_and_a_lost_handover_waits_for_its_lease(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
+) -> None:
+    """Direct sends (`CreatePayouts.direct`): a payout whose request-time allow stands at send is stored claimed for
+    the worker of the process that created it, with its send-stage decision, in the creation's transaction, and is
+    handed over only once that transaction commits: sent once, with no claim of a worker pass. One the process
+    never sent (it stopped) waits for its lease to end and is then claimed again, asking its provider first, and
+    paid once. A held payout, and a transaction that rolls back, hand nothing over."""
+    settings = settings_for(
+        db,
+        kafka_bootstrap,
+        providers_file(tmp_path),
+        topic_suffix=topic_suffix,
+        payouts_worker_enabled=False,
+        payouts_lease_seconds=4.0,
+    )
+    async with gated(settings) as rig:
+        local = rig.local
+        local.create.direct = local.worker
+        env = request(player_id="player-d", requested_by="player-d")
+        key = env.data.idempotency_key
+        async with local.uow() as tx:
+            await local.create.execute(tx, [request_command(env)])
+            # Not handed over before the commit: a worker pass now would send a payout that may never be stored.
+            assert local.worker.room() == 2 * local.worker.config.sends_in_flight * local.worker.config.batch_size
+        row = await fetch(db, "SELECT id, state, lease_owner, attempts FROM payouts WHERE idempotency_key = $1", key)
+        pid = row[0]["id"]
+        assert (row[0]["state"], row[0]["lease_owner"], row[0]["attempts"]) == (
+            "submitting",
+            local.worker.worker_id,
+            1,
+        )
+        await local.worker.run_pass()
+        assert await wait_state(db, key, "paid") == "paid"
+        assert (await books(db, key))["create_calls"] == 1
+        history = await _history(db, pid)
+        assert [(h["from_state"], h["to_state"]) for h in history[:2]] == [
+            ("requested", "approved"),
+            ("approved", "submitting"),
+        ]
+        assert history[1]["actor"] == local.worker.worker_id
+        assert history[1]["at"] == history[0]["at"]  # claimed by its creation, not by a later pass
+        assert sum(h["to_state"] == "submitting" for h in history) == 1
+        assert await _decisions(db, pid) == [("request", "allow", None), ("send", "allow", None)]
+
+        # The process that claimed it stops before sending: the payout waits out the lease, then a pass claims it
+        # again, asks the provider first, and pays it once.
+        gone = LostHandover()
+        local.create.direct = gone
+        env2 = request(player_id="player-e", requested_by="player-e")
+        key2 = env2.data.idempotency_key
+        async with local.uow() as tx:
+            await local.create.execute(tx, [request_command(env2)])
+        assert [p.idempotency_key for p in gone.taken] == [key2]
+        await local.worker.run_pass()
+        assert await state_of(db, key2) == "submitting"
+        assert (await books(db, key2))["create_calls"] == 0
+
+        async def paid_after_lease() -> str | None:
+            await local.worker.run_pass()
+            return await state_of(db, key2)
+
+        assert await eventually(paid_after_lease, lambda s: s == "paid", timeout=30, interval=0.5) == "paid"
+        counts = await books(db, key2)
+        assert (counts["create_calls"], counts["sync_calls"], counts["transfers"]) == (1, 1, 1)
+        pid2 = (await fetch(db, "SELECT id FROM payouts WHERE idempotency_key = $1", key2))[0]["id"]
+        resumed = [h for h in await _history(db, pid2) if h["from_state"] == h["to_state"] == "submitting"]
+        assert [h["reason"] for h in resumed] == ["lease expired: resumed, sync first"]
+
+        # A held payout is not claimed, and a transaction that rolls back hands nothing over.
+        gone.taken.clear()
+        rig.screen.entries[LISTED] = ["SDN-9"]
+        held = request(address=LISTED, player_id="player-f", requested_by="player-f")
+        async with local.uow() as tx:
+            await local.create.execute(tx, [request_command(held)])
+        assert await state_of(db, held.data.idempotency_key) == "pending_approval"
+        rolled = request(player_id="player-g", requested_by="player-g")
+        with pytest.raises(RuntimeError):
+            async with local.uow() as tx:
+                await local.create.execute(tx, [request_command(rolled)])
+                raise RuntimeError("the transaction fails after the insert")
+        assert gone.taken == []
+        assert await fetch(db, "SELECT id FROM payouts WHERE idempotency_key = $1", rolled.data.idempotency_key) == []

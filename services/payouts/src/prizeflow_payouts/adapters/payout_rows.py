@@ -24,7 +24,7 @@ PAYOUT_COLUMNS = (
     ("available_at", "timestamptz"), ("sync_first", "boolean"), ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"), ("hold_code", "text"), ("hold_detail", "text"), ("held_at", "timestamptz"),
     ("destination_key", "text"), ("hold_policy_version", "bigint"), ("hold_findings", "jsonb"),
-    ("gate_stamp", "text"),
+    ("gate_stamp", "text"), ("lease_owner", "text"), ("lease_token", "uuid"), ("lease_until", "timestamptz"),
 )  # fmt: skip
 INSERT_PAYOUTS = text(
     f"INSERT INTO payouts ({', '.join(c for c, _ in PAYOUT_COLUMNS)}) "  # noqa: S608 - fixed column list
@@ -81,6 +81,8 @@ def payout_from_row(row: Mapping[Any, Any]) -> Payout:
         hold_policy_version=row.get("hold_policy_version"),
         hold_findings=stored_findings(row.get("hold_findings")),
         gate_stamp=row.get("gate_stamp"),
+        lease_owner=row.get("lease_owner"),
+        lease_until=row.get("lease_until"),
     )
 
 

@@ -6,12 +6,12 @@ the outbox), batched wherever a worker or consumer handles many payouts at once 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -197,6 +197,9 @@ class SqlPayoutRepository:
 
     async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
         await add_events(self.session, events)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        event.listen(self.session.sync_session, "after_commit", lambda _session: callback(), once=True)
 
     async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None:
         sql = (

@@ -13,9 +13,10 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from prizeflow_contracts.envelope import event_id_for, new_event
@@ -29,6 +30,7 @@ from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.gate import Candidate, DecisionRecord, PayoutGate
 from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.ports import DirectSends
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
@@ -125,6 +127,9 @@ class CreatePayouts:
         self.source = source
         self.metrics = metrics
         self.clock = clock
+        # The worker of this process, when it runs here (`Payouts.schedule_worker`): auto-approved payouts whose
+        # allow already stands at send are stored claimed for it and handed over once this transaction commits.
+        self.direct: DirectSends | None = None
 
     async def execute(
         self, books: Books, commands: Sequence[CreatePayoutCommand], *, channel: str = "kafka"
@@ -249,6 +254,9 @@ class CreatePayouts:
         if self.gate is not None and payouts:
             payouts, gated_out = await self._gate(books, payouts, decisions, now)
             refused.extend(Refusal(by_key[rec.idempotency_key], err, gate=d) for rec, err, d in gated_out)
+        sends: dict[str, GateDecision | None] = {}
+        if self.direct is not None and payouts:
+            payouts, sends = await self._straight_to_worker(self.direct, books, payouts, decisions, now)
         inserted = await books.payouts.insert_new(payouts) if payouts else set()
         for rec in payouts:
             cmd = by_key[rec.idempotency_key]
@@ -263,13 +271,69 @@ class CreatePayouts:
             changes.append(self._created_change(rec, now))
             outcome[cmd.idempotency_key] = Created(rec.id, created=True)
         await books.payouts.stage(changes, at=now)
+        created = [ch.record for ch in changes]
         if self.gate is not None and decisions:
-            created = [ch.record for ch in changes]
             await self._record(books, [(rec, decisions[rec.id]) for rec in created if rec.id in decisions], now)
+            at_send = [(rec, d) for rec in created if (d := sends.get(rec.id)) is not None]
+            if at_send:
+                await books.holds.record_decisions(
+                    [DecisionRecord(rec.id, rec.claim_id, rec.player_id, Stage.SEND, d, now) for rec, d in at_send]
+                )
+                self.gate.count(Stage.SEND, [d for _, d in at_send])
+        claimed = [rec for rec in created if rec.state is PayoutState.SUBMITTING]
+        if claimed and self.direct is not None:
+            books.payouts.after_commit(partial(self.direct.accept, claimed))
         if self.metrics is not None:
-            for (to, provider), n in Counter((ch.to.value, ch.record.provider_name) for ch in changes).items():
+            # A payout sent straight to the worker was approved here (its claim, as a worker pass's, is not counted).
+            approved = PayoutState.APPROVED
+            moves = Counter(
+                (approved.value if ch.to is PayoutState.SUBMITTING else ch.to.value, ch.record.provider_name)
+                for ch in changes
+            )
+            for (to, provider), n in moves.items():
                 self.metrics.transitions.labels(to, provider).inc(n)
         return refused
+
+    async def _straight_to_worker(
+        self,
+        direct: DirectSends,
+        books: Books,
+        payouts: list[Payout],
+        decisions: Mapping[str, GateDecision],
+        now: datetime,
+    ) -> tuple[list[Payout], dict[str, GateDecision | None]]:
+        """Auto-approved payouts stored claimed for this process's worker (`submitting` under its lease, the claim a
+        worker pass would make: attempt 1), as many as it has room for, each with its send-stage allow (None without
+        a gate): those whose request-time allow already stands at send (`PayoutGate.standing_at_once`). The rest
+        stay `approved`, for a worker pass to find."""
+        room = direct.room()
+        ready = [p for p in payouts if p.state is PayoutState.APPROVED]
+        if room <= 0 or not ready:
+            return payouts, {}
+        stands: dict[str, GateDecision] = {}
+        if self.gate is not None:
+            made = {p.id: decisions[p.id] for p in ready if p.id in decisions}
+            stands = await self.gate.standing_at_once(books, made)
+            ready = [p for p in ready if p.id in stands]
+        chosen = {p.id for p in ready[:room]}
+        if not chosen:
+            return payouts, {}
+        until = now + timedelta(seconds=direct.lease_s)
+        claimed = [
+            replace(
+                p,
+                state=PayoutState.SUBMITTING,
+                previous_state=PayoutState.APPROVED,
+                attempts=1,
+                lease_owner=direct.owner,
+                lease_token=uuid.uuid4(),
+                lease_until=until,
+            )
+            if p.id in chosen
+            else p
+            for p in payouts
+        ]
+        return claimed, {pid: stands.get(pid) for pid in chosen}
 
     async def _gate(
         self, books: Books, payouts: list[Payout], decisions: dict[str, GateDecision], now: datetime
@@ -511,20 +575,22 @@ class CreatePayouts:
         )
 
     def _created_change(self, rec: Payout, now: datetime) -> Change:
-        change = Change(
-            record=rec,
-            expected=PayoutState.REQUESTED,
-            to=rec.state,
-            history=[
-                HistoryEntry(
-                    PayoutState.REQUESTED,
-                    rec.state,
-                    "system",
-                    reason=f"policy {rec.approval_policy}"
-                    + (f"; compliance hold {rec.hold_code}" if rec.hold_code else ""),
-                )
-            ],
-        )
+        sent = rec.state is PayoutState.SUBMITTING  # approved, and claimed for this process's worker at once
+        history = [
+            HistoryEntry(
+                PayoutState.REQUESTED,
+                PayoutState.APPROVED if sent else rec.state,
+                "system",
+                reason=f"policy {rec.approval_policy}"
+                + (f"; compliance hold {rec.hold_code}" if rec.hold_code else ""),
+            )
+        ]
+        if sent:
+            assert rec.lease_owner is not None
+            history.append(
+                HistoryEntry(PayoutState.APPROVED, PayoutState.SUBMITTING, rec.lease_owner, attempt=rec.attempts)
+            )
+        change = Change(record=rec, expected=PayoutState.REQUESTED, to=rec.state, history=history)
         change.events.append(
             payout_event(
                 rec,
@@ -535,7 +601,7 @@ class CreatePayouts:
                 created_at=now,
             )
         )
-        if rec.state is PayoutState.APPROVED:
+        if rec.state in (PayoutState.APPROVED, PayoutState.SUBMITTING):
             change.events.append(
                 payout_event(
                     rec,

@@ -330,6 +330,30 @@ class PayoutGate:
         stands = GateDecision(Action.ALLOW, reasons=(STANDS,), list_versions=current, policy_version=policy.version)
         return {p.id: stands for p in stamped if p.gate_stamp == stamps[p.player_id]}
 
+    async def standing_at_once(
+        self, books: GateBooks, decisions: Mapping[str, GateDecision]
+    ) -> dict[str, GateDecision]:
+        """Of request-time decisions this transaction has just made (by payout id), those that already stand at send,
+        each with the send-stage allow `standing` would record at the payout's first pass (`STANDS`): an allow with
+        its stamp, under the policy still active and the lists still loaded that it was made with, when that policy's
+        allows stand on their stamp (`settled_by_stamp`). Such a payout can go straight to its worker. One read (the
+        active policy)."""
+        allowed = {pid: d for pid, d in decisions.items() if d.action is Action.ALLOW and d.stamp}
+        if not allowed or not self.screen_ready:
+            return {}
+        versions = self._versions()
+        if any(s not in versions for s in self.sources):
+            return {}
+        current = self.current_versions(versions)
+        policy = await books.compliance.facts.active_policy()
+        if not settled_by_stamp(policy):
+            return {}
+        return {
+            pid: GateDecision(Action.ALLOW, reasons=(STANDS,), list_versions=current, policy_version=policy.version)
+            for pid, d in allowed.items()
+            if d.policy_version == policy.version and dict(d.list_versions) == current
+        }
+
     def count(self, stage: Stage, decisions: Sequence[GateDecision]) -> None:
         if self.metrics is None:
             return

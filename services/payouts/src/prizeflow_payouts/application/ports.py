@@ -8,7 +8,7 @@ lives in the contracts; a rail's optional parts are the ports of `application/ra
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -51,6 +51,11 @@ class PayoutRepository(Protocol):
 
     async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
         """Stage events in the outbox of this transaction."""
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back). It runs inside the commit:
+        it must not block or raise (hand something over, wake a job)."""
         ...
 
     async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None: ...
@@ -104,6 +109,27 @@ class PayoutRepository(Protocol):
 
     async def next_route_announcement(self, digest: str, at: datetime) -> int | None:
         """The sequence number for announcing routes with `digest`, or None if they were the last announced."""
+        ...
+
+
+class DirectSends(Protocol):
+    """The worker of this process, taking auto-approved payouts straight from the transaction that created them
+    (`CreatePayouts`): they are stored `submitting` under its lease, so no worker pass has to find, lock and claim
+    them, and handed to it once that transaction commits. Those it never sends (the process stops first, or they
+    waited past half their lease) are claimed again when the lease ends, asking their provider first."""
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def lease_s(self) -> float: ...
+
+    def room(self) -> int:
+        """How many more payouts it takes now (it holds at most a few batches: the rest are claimed as before)."""
+        ...
+
+    def accept(self, payouts: Sequence[Payout]) -> None:
+        """Payouts claimed for it by a transaction that has committed: sent in its next pass."""
         ...
 
 

@@ -18,9 +18,9 @@ import asyncio
 import logging
 import uuid
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.policy import Action
@@ -121,6 +121,48 @@ class PayoutWorker:
         self.calls = ProviderCalls(
             registry, timeout_s=config.provider_timeout_s, concurrency=config.concurrency, metrics=metrics
         )
+        # Payouts claimed for this worker by the transactions that created them (`DirectSends`), once committed.
+        self._handed: deque[list[Payout]] = deque()
+        self._handed_count = 0
+        self.on_handoff: Callable[[], None] | None = None  # wakes the worker's job (set where it is scheduled)
+
+    # -- direct sends (`DirectSends`: payouts claimed at creation, handed over after their commit) ------------------
+    @property
+    def owner(self) -> str:
+        return self.worker_id
+
+    @property
+    def lease_s(self) -> float:
+        return self.config.lease_s
+
+    def room(self) -> int:
+        """At most as many payouts waiting here as the batches a pass keeps at its providers, twice over: they are
+        sent within a pass or two, well inside their lease; past that, new payouts are left `approved` for a pass to
+        claim."""
+        return max(0, 2 * self.config.sends_in_flight * self.config.batch_size - self._handed_count)
+
+    def accept(self, payouts: Sequence[Payout]) -> None:
+        if payouts:
+            self._handed.append(list(payouts))
+            self._handed_count += len(payouts)
+            if self.on_handoff is not None:
+                self.on_handoff()
+
+    def _take_handed(self) -> list[Payout]:
+        """The next batch handed over, without the payouts that waited past half their lease (left to its end: a pass
+        claims them then, asking their provider first)."""
+        if not self._handed:
+            return []
+        batch = self._handed.popleft()
+        self._handed_count -= len(batch)
+        fresh_until = _now() + timedelta(seconds=self.config.lease_s / 2)
+        keep = [p for p in batch if p.lease_until is not None and p.lease_until > fresh_until]
+        if len(keep) < len(batch):
+            log.warning(
+                "%d payouts handed over waited past half their lease: claimed again when it ends",
+                len(batch) - len(keep),
+            )
+        return keep
 
     def recovering(self) -> bool:
         until = self.config.sync_first_until
@@ -164,13 +206,21 @@ class PayoutWorker:
         result."""
         total, more = WorkerResult(), False
         sending: deque[asyncio.Task[WorkerResult]] = deque()
+        due = True  # a claim may find more due
         try:
             for _ in range(self.config.batches_per_pass):
-                batch = await self._claim_due()
-                more = batch.full
-                if batch.payouts:
-                    sending.append(asyncio.create_task(self._send(batch)))
-                if not batch.full:
+                # Payouts handed over by their creation's transaction first (already claimed), then a claim of what
+                # is due, side by side, so that neither waits for the other to run dry.
+                handed = self._take_handed()
+                if handed:
+                    sending.append(asyncio.create_task(self._send(_Claimed(handed))))
+                if due:
+                    batch = await self._claim_due()
+                    due = batch.full
+                    if batch.payouts:
+                        sending.append(asyncio.create_task(self._send(batch)))
+                more = due or bool(self._handed)
+                if not more:
                     break
                 while len(sending) >= self.config.sends_in_flight:
                     total += await sending.popleft()

@@ -66,6 +66,10 @@ class Payout:
     # The gate's allow at request time, stamped with what it was made with (migration 0028): the send stage lets it
     # stand while the policy version, the lists' versions and the player's facts are the same (`PayoutGate.standing`).
     gate_stamp: str | None = None
+    # Who holds its claim while `submitting`, and until when (set by a claim, or at creation when the request sends
+    # it straight to its worker: `CreatePayouts` with direct sends).
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
     @property
     def failed_for_good(self) -> bool:
