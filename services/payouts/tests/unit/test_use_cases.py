@@ -105,6 +105,7 @@ class MemoryPayouts:
     def __init__(self) -> None:
         self.books = Books()
         self.skew = timedelta(0)  # moves this repository's "now" (due dates, leases) forward
+        self.on_commit: list[Callable[[], None]] = []  # the open transaction's after-commit callbacks
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.skew
@@ -147,11 +148,16 @@ class _MemoryUnitOfWork:
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[PayoutBooks]:
         before = copy.deepcopy(self.store.books)
+        self.store.on_commit = []
         try:
             yield self.store.books_now()
         except BaseException:
             self.store.books = before
+            self.store.on_commit = []
             raise
+        callbacks, self.store.on_commit = self.store.on_commit, []
+        for callback in callbacks:
+            callback()
 
     async def run(self, work: Callable[[PayoutBooks], Awaitable[T]]) -> T:
         async with self() as books:
@@ -205,6 +211,9 @@ class _MemoryRepository:
 
     async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
         self.b.events.extend(events)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.store.on_commit.append(callback)
 
     async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None:
         row = self.b.rows.get(payout_id)
