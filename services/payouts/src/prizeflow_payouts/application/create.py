@@ -256,7 +256,9 @@ class CreatePayouts:
             refused.extend(Refusal(by_key[rec.idempotency_key], err, gate=d) for rec, err, d in gated_out)
         sends: dict[str, GateDecision | None] = {}
         if self.direct is not None and payouts:
-            payouts, sends = await self._straight_to_worker(self.direct, books, payouts, decisions, now)
+            sends = await self._straight_to_worker(self.direct, books, payouts, decisions)
+        if sends or decisions:
+            payouts = self._as_stored(payouts, decisions, sends, now)
         inserted = await books.payouts.insert_new(payouts) if payouts else set()
         for rec in payouts:
             cmd = by_key[rec.idempotency_key]
@@ -295,45 +297,51 @@ class CreatePayouts:
         return refused
 
     async def _straight_to_worker(
-        self,
-        direct: DirectSends,
-        books: Books,
-        payouts: list[Payout],
-        decisions: Mapping[str, GateDecision],
-        now: datetime,
-    ) -> tuple[list[Payout], dict[str, GateDecision | None]]:
-        """Auto-approved payouts stored claimed for this process's worker (`submitting` under its lease, the claim a
-        worker pass would make: attempt 1), as many as it has room for, each with its send-stage allow (None without
-        a gate): those whose request-time allow already stands at send (`PayoutGate.standing_at_once`). The rest
-        stay `approved`, for a worker pass to find."""
+        self, direct: DirectSends, books: Books, payouts: list[Payout], decisions: Mapping[str, GateDecision]
+    ) -> dict[str, GateDecision | None]:
+        """The auto-approved payouts to store claimed for this process's worker, each with its send-stage allow (None
+        without a gate): as many as it has room for of those whose request-time allow already stands at send
+        (`PayoutGate.standing_at_once`). The rest stay `approved`, for a worker pass to find."""
         room = direct.room()
         ready = [p for p in payouts if p.state is PayoutState.APPROVED]
         if room <= 0 or not ready:
-            return payouts, {}
+            return {}
         stands: dict[str, GateDecision] = {}
         if self.gate is not None:
             made = {p.id: decisions[p.id] for p in ready if p.id in decisions}
             stands = await self.gate.standing_at_once(books, made)
             ready = [p for p in ready if p.id in stands]
-        chosen = {p.id for p in ready[:room]}
-        if not chosen:
-            return payouts, {}
-        until = now + timedelta(seconds=direct.lease_s)
-        claimed = [
-            replace(
-                p,
-                state=PayoutState.SUBMITTING,
-                previous_state=PayoutState.APPROVED,
-                attempts=1,
-                lease_owner=direct.owner,
-                lease_token=uuid.uuid4(),
-                lease_until=until,
-            )
-            if p.id in chosen
-            else p
-            for p in payouts
-        ]
-        return claimed, {pid: stands.get(pid) for pid in chosen}
+        return {p.id: stands.get(p.id) for p in ready[:room]}
+
+    def _as_stored(
+        self,
+        payouts: list[Payout],
+        decisions: Mapping[str, GateDecision],
+        sends: Mapping[str, GateDecision | None],
+        now: datetime,
+    ) -> list[Payout]:
+        """Each payout with its request-time allow's stamp, and, sent straight to the worker, the claim a worker
+        pass would make (`submitting` under its lease, attempt 1): one copy of each."""
+        direct = self.direct
+        out = []
+        for p in payouts:
+            decided = decisions.get(p.id)
+            stamp = decided.stamp if decided is not None else None
+            if p.id in sends and direct is not None:
+                stored = replace(
+                    p,
+                    gate_stamp=stamp,
+                    state=PayoutState.SUBMITTING,
+                    previous_state=PayoutState.APPROVED,
+                    attempts=1,
+                    lease_owner=direct.owner,
+                    lease_token=uuid.uuid4(),
+                    lease_until=now + timedelta(seconds=direct.lease_s),
+                )
+            else:
+                stored = replace(p, gate_stamp=stamp) if stamp else p
+            out.append(stored)
+        return out
 
     async def _gate(
         self, books: Books, payouts: list[Payout], decisions: dict[str, GateDecision], now: datetime
@@ -365,7 +373,7 @@ class CreatePayouts:
                     )
                 )
             else:
-                kept.append(replace(rec, gate_stamp=d.stamp) if d.stamp else rec)
+                kept.append(rec)  # its stamp (`d.stamp`) is set with the rest of what it is stored with (`_create`)
         return kept, refused
 
     async def _record(self, books: Books, decided: Sequence[tuple[Payout, GateDecision]], now: datetime) -> None:
