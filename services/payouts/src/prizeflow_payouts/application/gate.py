@@ -351,8 +351,9 @@ class PayoutGate:
         policy = await books.compliance.facts.active_policy()
         if not settled_by_stamp(policy):
             return {}
+        stands = GateDecision(Action.ALLOW, reasons=(STANDS,), list_versions=current, policy_version=policy.version)
         return {
-            pid: GateDecision(Action.ALLOW, reasons=(STANDS,), list_versions=current, policy_version=policy.version)
+            pid: stands
             for pid, d in allowed.items()
             if d.policy_version == policy.version and dict(d.list_versions) == current
         }
