@@ -208,13 +208,14 @@ class PayoutWorker:
         sending: deque[asyncio.Task[WorkerResult]] = deque()
         due = True  # a claim may find more due
         try:
-            for _ in range(self.config.batches_per_pass):
-                # Payouts handed over by their creation's transaction first (already claimed), then a claim of what
-                # is due, side by side, so that neither waits for the other to run dry.
+            for n in range(self.config.batches_per_pass):
+                # Payouts handed over by their creation's transaction first: already claimed, they cost a pass
+                # nothing but the sending. What is due is claimed at each pass's first batch and whenever nothing
+                # handed over waits, so neither starves the other.
                 handed = self._take_handed()
                 if handed:
                     sending.append(asyncio.create_task(self._send(_Claimed(handed))))
-                if due:
+                if due and (n == 0 or not handed):
                     batch = await self._claim_due()
                     due = batch.full
                     if batch.payouts:
