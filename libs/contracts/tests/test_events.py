@@ -44,6 +44,7 @@ def test_envelope_round_trip(event_type: str, cls: type[EventPayload]) -> None:
     env = new_event(payload, source="test", correlation_id="flow-1", subject="s-1", time=AT)
     decoded = decode(env.encode())
     assert decoded == env
+    assert env.staged().payload == env.encode()  # the outbox's document is the envelope's, byte for byte
     assert decoded.type == event_type
     assert type(decoded.data) is cls
     assert decoded.data == payload
@@ -72,6 +73,7 @@ def test_stage_event_is_new_event_encoded(
     env = new_event(payload, causation_id=cause, event_id=event_id_for("x"), time=at, **args)
     assert decode(staged.payload) == env
     assert staged == env.staged()  # byte for byte
+    assert staged.payload == env.encode()
     assert (staged.id, staged.type, staged.topic, staged.key) == (env.id, event_type, cls.TOPIC.name, b"flow-1")
     assert json.loads(staged.headers_json) == {k: v.decode() for k, v in env.headers()}
 
@@ -88,7 +90,9 @@ def test_stage_event_writes_any_source_subject_and_cause_as_the_envelope_does(
     payload = example_payload(ev.RoundStateChanged)
     args: dict[str, Any] = {"source": source, "correlation_id": "flow-1", "subject": subject, "causation_id": cause}
     staged = stage_event(payload, event_id=event_id_for("y"), time=AT, **args)
-    assert staged == new_event(payload, event_id=event_id_for("y"), time=AT, **args).staged()
+    env = new_event(payload, event_id=event_id_for("y"), time=AT, **args)
+    assert staged == env.staged()
+    assert staged.payload == env.encode()
 
 
 def test_stage_events_shares_the_envelope_and_keeps_each_payload_its_own() -> None:
