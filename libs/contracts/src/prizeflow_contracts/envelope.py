@@ -141,6 +141,8 @@ class Envelope(BaseModel, Generic[P]):
         """This envelope as the outbox row it becomes. The document is `encode()`'s, byte for byte (a test holds it
         to that for every event type), formatted around the payload's own JSON as `stage_events` does: the envelope's
         fields are validated already, and serializing the whole model costs twice as much."""
+        if not is_identifier(self.correlationid):  # written as is (an envelope built unvalidated could carry anything)
+            raise ValueError(f"invalid correlation id {self.correlationid!r}")
         id_text = str(self.id)
         subject = "null" if self.subject is None else _json_str(self.subject, "subject", 255)
         causation = "null" if self.causationid is None else _json_str(self.causationid, "causationid", 128)

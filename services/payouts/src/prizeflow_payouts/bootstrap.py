@@ -480,7 +480,9 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     # Shutdown, in one place: the jobs first (a pass in progress ends), then the providers (they use the runtime's
     # pool), then the runtime (consumers, relay, pool), then the KYC vendor's connections.
     app.on_shutdown.insert(0, p.close_providers)
+    app.on_shutdown.insert(0, p.worker.release_handed)  # after the jobs: what the worker was handed and never sent
     app.on_shutdown.insert(0, rt.jobs.stop)
+    app.on_shutdown.insert(0, p.worker.stop_taking)  # first: new payouts are stored approved, for any worker
     if p.records is not None:
         app.on_shutdown.append(p.records.close)  # last: after the runtime stopped the consumers that call the vendor
     app.state.payouts = p

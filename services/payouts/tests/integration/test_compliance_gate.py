@@ -44,6 +44,7 @@ from prizeflow_contracts.policy import (
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.worker import PayoutWorker
@@ -1390,6 +1391,28 @@ async def test_an_allowed_payout_goes_straight_to_its_worker_and_a_lost_handover
         with pytest.raises(RuntimeError):
             async with local.uow() as tx:
                 await local.create.execute(tx, [request_command(rolled)])
+                inside = await tx.payouts.get(payout_id_for(rolled.data.idempotency_key))
+                assert inside is not None
+                assert inside.state.value == "submitting"  # claimed for the worker, had it committed
                 raise RuntimeError("the transaction fails after the insert")
         assert gone.taken == []
         assert await fetch(db, "SELECT id FROM payouts WHERE idempotency_key = $1", rolled.data.idempotency_key) == []
+
+        # A worker stopping with payouts handed over and not sent takes no more, and ends their leases: a pass
+        # claims them at once, asks the provider first, and pays them once.
+        local.create.direct = local.worker
+        env3 = request(player_id="player-h", requested_by="player-h")
+        key3 = env3.data.idempotency_key
+        async with local.uow() as tx:
+            await local.create.execute(tx, [request_command(env3)])
+        local.worker.stop_taking()
+        assert local.worker.room() == 0
+        assert await local.worker.release_handed() == 1
+        await local.worker.run_pass()
+        assert await wait_state(db, key3, "paid") == "paid"
+        counts = await books(db, key3)
+        assert (counts["create_calls"], counts["sync_calls"], counts["transfers"]) == (1, 1, 1)
+        after = request(player_id="player-i", requested_by="player-i")
+        async with local.uow() as tx:
+            await local.create.execute(tx, [request_command(after)])
+        assert await state_of(db, after.data.idempotency_key) == "approved"  # stored for any worker's pass

@@ -215,6 +215,9 @@ class _MemoryRepository:
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.store.on_commit.append(callback)
 
+    async def end_leases(self, leases: Sequence[tuple[str, uuid.UUID]]) -> int:
+        return 0
+
     async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None:
         row = self.b.rows.get(payout_id)
         return row.payout if row else None

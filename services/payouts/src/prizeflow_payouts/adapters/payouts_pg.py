@@ -6,6 +6,8 @@ the outbox), batched wherever a worker or consumer handles many payouts at once 
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -132,6 +134,20 @@ _APPLY = text(
 )
 
 
+# A stopping worker's unsent payouts (handed over at their creation): each lease ended if it is still the one it was
+# given (driven by the ids, the token beside each).
+log = logging.getLogger(__name__)
+
+_END_LEASES = text(
+    """
+    UPDATE payouts p SET lease_until = now(), updated_at = now()
+    FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS uuid[])) AS u(id, token)
+    WHERE p.id = u.id AND p.lease_token = u.token AND p.state = 'submitting'
+    RETURNING p.id
+    """
+)
+
+
 class SqlPayoutRepository:
     """`PayoutRepository` in the transaction of `session` (the unit of work begins and commits it)."""
 
@@ -198,8 +214,24 @@ class SqlPayoutRepository:
     async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
         await add_events(self.session, events)
 
+    async def end_leases(self, leases: Sequence[tuple[str, uuid.UUID]]) -> int:
+        if not leases:
+            return 0
+        result = await self.session.execute(
+            _END_LEASES, {"ids": [i for i, _ in leases], "tokens": [t for _, t in leases]}
+        )
+        return len(result.all())
+
     def after_commit(self, callback: Callable[[], None]) -> None:
-        event.listen(self.session.sync_session, "after_commit", lambda _session: callback(), once=True)
+        def run(_session: object) -> None:
+            # Inside SQLAlchemy's commit, once the transaction has committed: an error here would surface from
+            # `commit()` as if the transaction had failed.
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback failed (the transaction is committed)")
+
+        event.listen(self.session.sync_session, "after_commit", run, once=True)
 
     async def get(self, payout_id: str, *, for_update: bool = False) -> Payout | None:
         sql = (

@@ -341,9 +341,9 @@ class PayoutGate:
         allowed = {pid: d for pid, d in decisions.items() if d.action is Action.ALLOW and d.stamp}
         if not allowed or not self.screen_ready:
             return {}
-        # As a worker's pass does before its send stage: a newer stored version of a list (loaded by another
-        # replica) is loaded first, and then these allows, made against the older one, do not stand.
-        await self.catch_up()
+        # The lists this process has loaded: they catch up with a newer stored version at each worker pass (at most
+        # once a second, `catch_up`, outside any transaction) and at their refresh; not here, where a load would hold
+        # the request's locks.
         versions = self._versions()
         if any(s not in versions for s in self.sources):
             return {}

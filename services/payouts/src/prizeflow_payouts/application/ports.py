@@ -8,6 +8,7 @@ lives in the contracts; a rail's optional parts are the ports of `application/ra
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,11 @@ class PayoutRepository(Protocol):
 
     async def add_events(self, events: Sequence[Envelope[Any]]) -> None:
         """Stage events in the outbox of this transaction."""
+        ...
+
+    async def end_leases(self, leases: Sequence[tuple[str, uuid.UUID]]) -> int:
+        """End these `submitting` payouts' leases now (each only while it still carries that lease token): a worker
+        stopping with payouts it never sent. How many were ended."""
         ...
 
     def after_commit(self, callback: Callable[[], None]) -> None:

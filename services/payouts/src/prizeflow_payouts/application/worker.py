@@ -124,6 +124,7 @@ class PayoutWorker:
         # Payouts claimed for this worker by the transactions that created them (`DirectSends`), once committed.
         self._handed: deque[list[Payout]] = deque()
         self._handed_count = 0
+        self._closed = False
         self.on_handoff: Callable[[], None] | None = None  # wakes the worker's job (set where it is scheduled)
 
     # -- direct sends (`DirectSends`: payouts claimed at creation, handed over after their commit) ------------------
@@ -138,31 +139,57 @@ class PayoutWorker:
     def room(self) -> int:
         """At most as many payouts waiting here as the batches a pass keeps at its providers, twice over: they are
         sent within a pass or two, well inside their lease; past that, new payouts are left `approved` for a pass to
-        claim."""
+        claim. None once the worker is stopping (`stop_taking`). Read before the creating transaction commits and not
+        reserved: concurrent consumer lanes can each fill it, so it is exceeded by at most a poll per lane."""
+        if self._closed:
+            return 0
         return max(0, 2 * self.config.sends_in_flight * self.config.batch_size - self._handed_count)
 
     def accept(self, payouts: Sequence[Payout]) -> None:
-        if payouts:
-            self._handed.append(list(payouts))
-            self._handed_count += len(payouts)
-            if self.on_handoff is not None:
-                self.on_handoff()
+        # Runs inside the creating transaction's commit: a batch at most `batch_size` long, so that a send of a
+        # handed batch takes no longer than a claimed one's.
+        size = self.config.batch_size
+        for start in range(0, len(payouts), size):
+            self._handed.append(list(payouts[start : start + size]))
+        self._handed_count += len(payouts)
+        if payouts and self.on_handoff is not None:
+            self.on_handoff()
 
     def _take_handed(self) -> list[Payout]:
-        """The next batch handed over, without the payouts that waited past half their lease (left to its end: a pass
-        claims them then, asking their provider first)."""
+        """The next batch handed over, without the payouts whose lease has less left than a send may need (the longer
+        of half the lease and the lease less a provider call's timeout): left to its end, when a pass claims them
+        again, asking their provider first."""
         if not self._handed:
             return []
         batch = self._handed.popleft()
         self._handed_count -= len(batch)
-        fresh_until = _now() + timedelta(seconds=self.config.lease_s / 2)
+        config = self.config
+        need = max(config.lease_s / 2, config.lease_s - config.provider_timeout_s)
+        fresh_until = _now() + timedelta(seconds=need)
         keep = [p for p in batch if p.lease_until is not None and p.lease_until > fresh_until]
         if len(keep) < len(batch):
             log.warning(
-                "%d payouts handed over waited past half their lease: claimed again when it ends",
+                "%d payouts handed over waited too long for their lease: claimed again when it ends",
                 len(batch) - len(keep),
             )
         return keep
+
+    def stop_taking(self) -> None:
+        """No more payouts handed over (the process is stopping): new ones are stored `approved`, for any pass."""
+        self._closed = True
+
+    async def release_handed(self) -> int:
+        """Once the worker's job has stopped: the payouts still waiting here end their lease now, so that another
+        replica's pass claims them at once (asking their provider first) instead of a lease later."""
+        waiting = [p for batch in self._handed for p in batch]
+        self._handed.clear()
+        self._handed_count = 0
+        if not waiting:
+            return 0
+        async with self.uow() as books:
+            released = await books.payouts.end_leases([(p.id, p.lease_token) for p in waiting if p.lease_token])
+        log.info("%d payouts handed over and not sent: their leases ended for another worker", released)
+        return released
 
     def recovering(self) -> bool:
         until = self.config.sync_first_until
