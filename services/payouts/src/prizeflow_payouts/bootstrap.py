@@ -130,8 +130,8 @@ class Payouts:
             config.interval_s, self.worker, name="payout-worker", idle_max_s=max(config.idle_max_s, config.interval_s)
         )
         if self.settings.payouts_direct_sends:
-            self.create.direct = self.worker
-            self.worker.on_handoff = self.wake_worker
+            self.create.direct = self.worker.handed
+            self.worker.handed.on_handoff = self.wake_worker
         jobs.every(config.checks_interval_s, self.disagreements, name="payout-disagreements")
         if self.metrics is not None:
             jobs.every(config.gauges_interval_s, self.gauges, name="payout-gauges")
@@ -482,7 +482,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     app.on_shutdown.insert(0, p.close_providers)
     app.on_shutdown.insert(0, p.worker.release_handed)  # after the jobs: what the worker was handed and never sent
     app.on_shutdown.insert(0, rt.jobs.stop)
-    app.on_shutdown.insert(0, p.worker.stop_taking)  # first: new payouts are stored approved, for any worker
+    app.on_shutdown.insert(0, p.worker.handed.stop_taking)  # first: new payouts are stored approved, for any worker
     if p.records is not None:
         app.on_shutdown.append(p.records.close)  # last: after the runtime stopped the consumers that call the vendor
     app.state.payouts = p

@@ -1329,13 +1329,15 @@ async def test_an_allowed_payout_goes_straight_to_its_worker_and_a_lost_handover
     )
     async with gated(settings) as rig:
         local = rig.local
-        local.create.direct = local.worker
+        local.create.direct = local.worker.handed
         env = request(player_id="player-d", requested_by="player-d")
         key = env.data.idempotency_key
         async with local.uow() as tx:
             await local.create.execute(tx, [request_command(env)])
             # Not handed over before the commit: a worker pass now would send a payout that may never be stored.
-            assert local.worker.room() == 2 * local.worker.config.sends_in_flight * local.worker.config.batch_size
+            assert (
+                local.worker.handed.room() == 2 * local.worker.config.sends_in_flight * local.worker.config.batch_size
+            )
         row = await fetch(db, "SELECT id, state, lease_owner, attempts FROM payouts WHERE idempotency_key = $1", key)
         pid = row[0]["id"]
         assert (row[0]["state"], row[0]["lease_owner"], row[0]["attempts"]) == (
@@ -1400,13 +1402,13 @@ async def test_an_allowed_payout_goes_straight_to_its_worker_and_a_lost_handover
 
         # A worker stopping with payouts handed over and not sent takes no more, and ends their leases: a pass
         # claims them at once, asks the provider first, and pays them once.
-        local.create.direct = local.worker
+        local.create.direct = local.worker.handed
         env3 = request(player_id="player-h", requested_by="player-h")
         key3 = env3.data.idempotency_key
         async with local.uow() as tx:
             await local.create.execute(tx, [request_command(env3)])
-        local.worker.stop_taking()
-        assert local.worker.room() == 0
+        local.worker.handed.stop_taking()
+        assert local.worker.handed.room() == 0
         assert await local.worker.release_handed() == 1
         await local.worker.run_pass()
         assert await wait_state(db, key3, "paid") == "paid"

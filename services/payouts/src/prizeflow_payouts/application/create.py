@@ -13,10 +13,9 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 from typing import Any
 
 from prizeflow_contracts.envelope import event_id_for, new_event
@@ -29,6 +28,7 @@ from prizeflow_contracts.providers import DestinationType, PayoutDestination, Pa
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.gate import Candidate, DecisionRecord, PayoutGate
+from prizeflow_payouts.application.handoff import as_stored, hand_over, record_sends, straight_to_worker
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import DirectSends
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
@@ -256,9 +256,9 @@ class CreatePayouts:
             refused.extend(Refusal(by_key[rec.idempotency_key], err, gate=d) for rec, err, d in gated_out)
         sends: dict[str, GateDecision | None] = {}
         if self.direct is not None and payouts:
-            sends = await self._straight_to_worker(self.direct, books, payouts, decisions)
+            sends = await straight_to_worker(self.direct, self.gate, books, payouts, decisions)
         if sends or decisions:
-            payouts = self._as_stored(payouts, decisions, sends, now)
+            payouts = as_stored(self.direct, payouts, decisions, sends, now)
         inserted = await books.payouts.insert_new(payouts) if payouts else set()
         for rec in payouts:
             cmd = by_key[rec.idempotency_key]
@@ -276,15 +276,9 @@ class CreatePayouts:
         created = [ch.record for ch in changes]
         if self.gate is not None and decisions:
             await self._record(books, [(rec, decisions[rec.id]) for rec in created if rec.id in decisions], now)
-            at_send = [(rec, d) for rec in created if (d := sends.get(rec.id)) is not None]
-            if at_send:
-                await books.holds.record_decisions(
-                    [DecisionRecord(rec.id, rec.claim_id, rec.player_id, Stage.SEND, d, now) for rec, d in at_send]
-                )
-                self.gate.count(Stage.SEND, [d for _, d in at_send])
-        claimed = [rec for rec in created if rec.state is PayoutState.SUBMITTING]
-        if claimed and self.direct is not None:
-            books.payouts.after_commit(partial(self.direct.accept, claimed))
+            await record_sends(self.gate, books, created, sends, now)
+        if self.direct is not None:
+            hand_over(self.direct, books, created)
         if self.metrics is not None:
             # A payout sent straight to the worker was approved here (its claim, as a worker pass's, is not counted).
             approved = PayoutState.APPROVED
@@ -295,53 +289,6 @@ class CreatePayouts:
             for (to, provider), n in moves.items():
                 self.metrics.transitions.labels(to, provider).inc(n)
         return refused
-
-    async def _straight_to_worker(
-        self, direct: DirectSends, books: Books, payouts: list[Payout], decisions: Mapping[str, GateDecision]
-    ) -> dict[str, GateDecision | None]:
-        """The auto-approved payouts to store claimed for this process's worker, each with its send-stage allow (None
-        without a gate): as many as it has room for of those whose request-time allow already stands at send
-        (`PayoutGate.standing_at_once`). The rest stay `approved`, for a worker pass to find."""
-        room = direct.room()
-        ready = [p for p in payouts if p.state is PayoutState.APPROVED]
-        if room <= 0 or not ready:
-            return {}
-        stands: dict[str, GateDecision] = {}
-        if self.gate is not None:
-            made = {p.id: decisions[p.id] for p in ready if p.id in decisions}
-            stands = await self.gate.standing_at_once(books, made)
-            ready = [p for p in ready if p.id in stands]
-        return {p.id: stands.get(p.id) for p in ready[:room]}
-
-    def _as_stored(
-        self,
-        payouts: list[Payout],
-        decisions: Mapping[str, GateDecision],
-        sends: Mapping[str, GateDecision | None],
-        now: datetime,
-    ) -> list[Payout]:
-        """Each payout with its request-time allow's stamp, and, sent straight to the worker, the claim a worker
-        pass would make (`submitting` under its lease, attempt 1): one copy of each."""
-        direct = self.direct
-        out = []
-        for p in payouts:
-            decided = decisions.get(p.id)
-            stamp = decided.stamp if decided is not None else None
-            if p.id in sends and direct is not None:
-                stored = replace(
-                    p,
-                    gate_stamp=stamp,
-                    state=PayoutState.SUBMITTING,
-                    previous_state=PayoutState.APPROVED,
-                    attempts=1,
-                    lease_owner=direct.owner,
-                    lease_token=uuid.uuid4(),
-                    lease_until=now + timedelta(seconds=direct.lease_s),
-                )
-            else:
-                stored = replace(p, gate_stamp=stamp) if stamp else p
-            out.append(stored)
-        return out
 
     async def _gate(
         self, books: Books, payouts: list[Payout], decisions: dict[str, GateDecision], now: datetime

@@ -18,14 +18,15 @@ import asyncio
 import logging
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.policy import Action
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.gate import Candidate, DecisionRecord, Hold, PayoutGate
+from prizeflow_payouts.application.handoff import Handed
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.provider_calls import Call, ProviderCalls
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
@@ -121,69 +122,13 @@ class PayoutWorker:
         self.calls = ProviderCalls(
             registry, timeout_s=config.provider_timeout_s, concurrency=config.concurrency, metrics=metrics
         )
-        # Payouts claimed for this worker by the transactions that created them (`DirectSends`), once committed.
-        self._handed: deque[list[Payout]] = deque()
-        self._handed_count = 0
-        self._closed = False
-        self.on_handoff: Callable[[], None] | None = None  # wakes the worker's job (set where it is scheduled)
-
-    # -- direct sends (`DirectSends`: payouts claimed at creation, handed over after their commit) ------------------
-    @property
-    def owner(self) -> str:
-        return self.worker_id
-
-    @property
-    def lease_s(self) -> float:
-        return self.config.lease_s
-
-    def room(self) -> int:
-        """At most as many payouts waiting here as the batches a pass keeps at its providers, twice over: they are
-        sent within a pass or two, well inside their lease; past that, new payouts are left `approved` for a pass to
-        claim. None once the worker is stopping (`stop_taking`). Read before the creating transaction commits and not
-        reserved: concurrent consumer lanes can each fill it, so it is exceeded by at most a poll per lane."""
-        if self._closed:
-            return 0
-        return max(0, 2 * self.config.sends_in_flight * self.config.batch_size - self._handed_count)
-
-    def accept(self, payouts: Sequence[Payout]) -> None:
-        # Runs inside the creating transaction's commit: a batch at most `batch_size` long, so that a send of a
-        # handed batch takes no longer than a claimed one's.
-        size = self.config.batch_size
-        for start in range(0, len(payouts), size):
-            self._handed.append(list(payouts[start : start + size]))
-        self._handed_count += len(payouts)
-        if payouts and self.on_handoff is not None:
-            self.on_handoff()
-
-    def _take_handed(self) -> list[Payout]:
-        """The next batch handed over, without the payouts whose lease has less left than a send may need (the longer
-        of half the lease and the lease less a provider call's timeout): left to its end, when a pass claims them
-        again, asking their provider first."""
-        if not self._handed:
-            return []
-        batch = self._handed.popleft()
-        self._handed_count -= len(batch)
-        config = self.config
-        need = max(config.lease_s / 2, config.lease_s - config.provider_timeout_s)
-        fresh_until = _now() + timedelta(seconds=need)
-        keep = [p for p in batch if p.lease_until is not None and p.lease_until > fresh_until]
-        if len(keep) < len(batch):
-            log.warning(
-                "%d payouts handed over waited too long for their lease: claimed again when it ends",
-                len(batch) - len(keep),
-            )
-        return keep
-
-    def stop_taking(self) -> None:
-        """No more payouts handed over (the process is stopping): new ones are stored `approved`, for any pass."""
-        self._closed = True
+        # Payouts claimed for this worker by the transactions that created them, once committed (`DirectSends`).
+        self.handed = Handed(self.worker_id, config.lease_s, config.batch_size, config.sends_in_flight)
 
     async def release_handed(self) -> int:
         """Once the worker's job has stopped: the payouts still waiting here end their lease now, so that another
         replica's pass claims them at once (asking their provider first) instead of a lease later."""
-        waiting = [p for batch in self._handed for p in batch]
-        self._handed.clear()
-        self._handed_count = 0
+        waiting = self.handed.drain()
         if not waiting:
             return 0
         async with self.uow() as books:
@@ -239,7 +184,9 @@ class PayoutWorker:
                 # Payouts handed over by their creation's transaction first: already claimed, they cost a pass
                 # nothing but the sending. What is due is claimed at each pass's first batch and whenever nothing
                 # handed over waits, so neither starves the other.
-                handed = self._take_handed()
+                handed = self.handed.take(
+                    need_s=max(self.config.lease_s / 2, self.config.lease_s - self.config.provider_timeout_s)
+                )
                 if handed:
                     sending.append(asyncio.create_task(self._send(_Claimed(handed))))
                 if due and (n == 0 or not handed):
@@ -247,7 +194,7 @@ class PayoutWorker:
                     due = batch.full
                     if batch.payouts:
                         sending.append(asyncio.create_task(self._send(batch)))
-                more = due or bool(self._handed)
+                more = due or self.handed.waiting
                 if not more:
                     break
                 while len(sending) >= self.config.sends_in_flight:
