@@ -180,8 +180,10 @@ async def _value(metric: Any) -> float:
     return float(metric._value.get())
 
 
-def _settings(db: str, kafka: str, tmp_path: Path, topic_suffix: str) -> PayoutsSettings:
-    return settings_for(db, kafka, providers_file(tmp_path), topic_suffix=topic_suffix, payouts_worker_enabled=False)
+def _settings(db: str, kafka: str, tmp_path: Path, topic_suffix: str, **overrides: Any) -> PayoutsSettings:
+    return settings_for(
+        db, kafka, providers_file(tmp_path), topic_suffix=topic_suffix, payouts_worker_enabled=False, **overrides
+    )
 
 
 async def _row(db: str, key: str) -> dict[str, Any]:
@@ -1319,14 +1321,7 @@ async def test_an_allowed_payout_goes_straight_to_its_worker_and_a_lost_handover
     handed over only once that transaction commits: sent once, with no claim of a worker pass. One the process
     never sent (it stopped) waits for its lease to end and is then claimed again, asking its provider first, and
     paid once. A held payout, and a transaction that rolls back, hand nothing over."""
-    settings = settings_for(
-        db,
-        kafka_bootstrap,
-        providers_file(tmp_path),
-        topic_suffix=topic_suffix,
-        payouts_worker_enabled=False,
-        payouts_lease_seconds=4.0,
-    )
+    settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix, payouts_lease_seconds=4.0)
     async with gated(settings) as rig:
         local = rig.local
         local.create.direct = local.worker.handed

@@ -134,10 +134,10 @@ _APPLY = text(
 )
 
 
-# A stopping worker's unsent payouts (handed over at their creation): each lease ended if it is still the one it was
-# given (driven by the ids, the token beside each).
 log = logging.getLogger(__name__)
 
+# A stopping worker's unsent payouts (handed over at their creation): each lease ended if it is still the one it was
+# given (driven by the ids, the token beside each).
 _END_LEASES = text(
     """
     UPDATE payouts p SET lease_until = now(), updated_at = now()

@@ -1,8 +1,8 @@
 """Direct sends (ADR 0016): a payout claimed for this process's worker by the transaction that creates it, and
 handed to the worker once that transaction commits.
 
-`straight_to_worker` and `as_stored` are the creating side (`CreatePayouts`); `Handed` is the worker's side, the
-`DirectSends` the creating side is given: what waits to be sent, bounded, in batches.
+`straight_to_worker`, `as_stored`, `record_sends` and `hand_over` are the creating side (`CreatePayouts`); `Handed` is
+the worker's side, the `DirectSends` the creating side is given: what waits to be sent, bounded, in batches.
 """
 
 from __future__ import annotations
@@ -98,9 +98,13 @@ def hand_over(direct: DirectSends, books: Books, created: Sequence[Payout]) -> N
 class Handed:
     """The payouts handed to one worker (`DirectSends`), waiting for its next pass."""
 
-    def __init__(self, owner: str, lease_s: float, batch_size: int, sends_in_flight: int) -> None:
+    def __init__(
+        self, owner: str, lease_s: float, batch_size: int, sends_in_flight: int, provider_timeout_s: float
+    ) -> None:
         self._owner, self._lease_s, self._batch_size = owner, lease_s, batch_size
         self._capacity = 2 * sends_in_flight * batch_size
+        # What a send may need of a payout's lease: the longer of half the lease and the lease less a provider call.
+        self._need_s = max(lease_s / 2, lease_s - provider_timeout_s)
         self._batches: deque[list[Payout]] = deque()
         self._count = 0
         self._closed = False
@@ -134,14 +138,14 @@ class Handed:
         if payouts and self.on_handoff is not None:
             self.on_handoff()
 
-    def take(self, *, need_s: float) -> list[Payout]:
-        """The next batch, without the payouts whose lease has less than `need_s` left (what a send may need): left
-        to its end, when a pass claims them again, asking their provider first."""
+    def take(self) -> list[Payout]:
+        """The next batch, without the payouts whose lease has less left than a send may need: left to its end, when
+        a pass claims them again, asking their provider first."""
         if not self._batches:
             return []
         batch = self._batches.popleft()
         self._count -= len(batch)
-        fresh_until = datetime.now(UTC) + timedelta(seconds=need_s)
+        fresh_until = datetime.now(UTC) + timedelta(seconds=self._need_s)
         keep = [p for p in batch if p.lease_until is not None and p.lease_until > fresh_until]
         if len(keep) < len(batch):
             log.warning(

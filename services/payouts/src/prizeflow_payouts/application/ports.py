@@ -121,8 +121,8 @@ class PayoutRepository(Protocol):
 class DirectSends(Protocol):
     """The worker of this process, taking auto-approved payouts straight from the transaction that created them
     (`CreatePayouts`): they are stored `submitting` under its lease, so no worker pass has to find, lock and claim
-    them, and handed to it once that transaction commits. Those it never sends (the process stops first, or they
-    waited past half their lease) are claimed again when the lease ends, asking their provider first."""
+    them, and handed to it once that transaction commits. Those it never sends (the process dies first, or they waited
+    longer than a send may take of their lease) are claimed again when the lease ends, asking their provider first."""
 
     @property
     def owner(self) -> str: ...

@@ -123,7 +123,9 @@ class PayoutWorker:
             registry, timeout_s=config.provider_timeout_s, concurrency=config.concurrency, metrics=metrics
         )
         # Payouts claimed for this worker by the transactions that created them, once committed (`DirectSends`).
-        self.handed = Handed(self.worker_id, config.lease_s, config.batch_size, config.sends_in_flight)
+        self.handed = Handed(
+            self.worker_id, config.lease_s, config.batch_size, config.sends_in_flight, config.provider_timeout_s
+        )
 
     async def release_handed(self) -> int:
         """Once the worker's job has stopped: the payouts still waiting here end their lease now, so that another
@@ -184,9 +186,7 @@ class PayoutWorker:
                 # Payouts handed over by their creation's transaction first: already claimed, they cost a pass
                 # nothing but the sending. What is due is claimed at each pass's first batch and whenever nothing
                 # handed over waits, so neither starves the other.
-                handed = self.handed.take(
-                    need_s=max(self.config.lease_s / 2, self.config.lease_s - self.config.provider_timeout_s)
-                )
+                handed = self.handed.take()
                 if handed:
                     sending.append(asyncio.create_task(self._send(_Claimed(handed))))
                 if due and (n == 0 or not handed):
