@@ -42,6 +42,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0028",
         "0029",
         "0030",
+        "0031",
     ),
 )
 

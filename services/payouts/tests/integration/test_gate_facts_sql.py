@@ -1,6 +1,8 @@
 """The gate's window facts in SQL (`SqlHoldStore.gate_facts`): one scan per subject summed per window with FILTER
 gives, on random payouts, exactly what one scan per window and sum gave (the statement it replaced, kept here as the
-reference), for every window set a policy can have (none, one, three)."""
+reference), for every window set a policy can have (none, one, three). Five players share four destinations: a
+destination's sums are the player's own rows (from the player's scan) and the other players' (two ranges of
+`payouts_destination_players`, migration 0031), and both must count."""
 
 from __future__ import annotations
 

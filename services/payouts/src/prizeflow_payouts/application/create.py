@@ -21,7 +21,7 @@ from typing import Any
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutCreated, PayoutRequestRefused
-from prizeflow_contracts.ids import IDEMPOTENCY_KEY_PATTERN, IDENTIFIER_PATTERN
+from prizeflow_contracts.ids import IDEMPOTENCY_KEY_PATTERN, is_identifier
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.policy import Action
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
@@ -358,7 +358,7 @@ class CreatePayouts:
         if not isinstance(data, dict):
             return
         claim_id, request_id = data.get("claim_id"), data.get("payout_request_id")
-        if not (_is_identifier(claim_id) and _is_identifier(request_id)):
+        if not (is_identifier(claim_id) and is_identifier(request_id)):
             return
         assert isinstance(claim_id, str)
         assert isinstance(request_id, str)
@@ -551,6 +551,7 @@ class CreatePayouts:
                 rec,
                 PayoutCreated,
                 source=self.source,
+                time=now,  # the creation's clock: one object for the batch's events (formatted once)
                 destination=rec.destination,
                 approval_policy=rec.approval_policy,
                 created_at=now,
@@ -562,6 +563,7 @@ class CreatePayouts:
                     rec,
                     PayoutApproved,
                     source=self.source,
+                    time=now,
                     approval_policy=rec.approval_policy,
                     approved_by=[],
                     approved_at=now,
@@ -571,12 +573,7 @@ class CreatePayouts:
 
 
 _KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
-_ID_RE = re.compile(IDENTIFIER_PATTERN)
 _UNREAD_DESTINATION = PayoutDestination(type=DestinationType.MANUAL, address="unread")
-
-
-def _is_identifier(value: object) -> bool:
-    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def refusal_event_id(claim_id: str) -> Any:

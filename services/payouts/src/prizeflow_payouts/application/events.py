@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, TypeVar
 
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
@@ -19,9 +20,13 @@ def payout_event(
     source: str,
     key: tuple[object, ...] = (),
     causation_id: str | uuid.UUID | None = None,
+    time: datetime | None = None,
     **fields: Any,
 ) -> Envelope[E]:
-    """An event about `record` on the payout's own flow: its correlation id (so one partition keeps the order)."""
+    """An event about `record` on the payout's own flow: its correlation id (so one partition keeps the order).
+
+    `time`: when it happened (the step's own clock reading; one object for a batch's events, which the outbox then
+    formats once); None: now."""
     payload = cls(
         payout_id=record.id,
         payout_request_id=record.payout_request_id,
@@ -39,6 +44,7 @@ def payout_event(
         causation_id=causation_id if causation_id is not None else record.cause_event_id,
         subject=record.id,
         event_id=event_id_for("payout", record.id, cls.EVENT_NAME, *key),
+        time=time,
     )
 
 
