@@ -16,6 +16,7 @@ from prizeflow_payouts.adapters.payout_rows import payouts_from
 from prizeflow_payouts.application.gate import DecisionRecord, FactsQuery, Hold, WindowFacts
 from prizeflow_payouts.domain.gate import Clearance, GateDecision, HoldCode, Stage, SubjectKind
 from prizeflow_payouts.domain.payout import Payout
+from prizeflow_runtime.db import driver_connection
 
 # Payouts that ended without paying count for nothing in a window.
 _COUNTS = "NOT (p.state IN ('cancelled', 'rejected') OR (p.state = 'failed' AND p.finished_at IS NOT NULL))"
@@ -151,19 +152,11 @@ _RELEASE_HOLDS = text(
     "WHERE id = ANY(CAST(:ids AS text[])) AND CASE WHEN state = 'pending_approval' THEN true ELSE false END"
 )
 
-_RECORD = text(
-    """
-    INSERT INTO compliance_decisions
-        (payout_id, claim_id, player_id, stage, action, hold_code, reasons, policy_version, list_versions, decided_at)
-    SELECT u.payout_id, u.claim_id, u.player_id, u.stage, u.action, u.hold_code, CAST(u.reasons AS jsonb),
-           u.policy_version, CAST(u.versions AS jsonb), u.decided_at
-    FROM unnest(CAST(:payout_ids AS text[]), CAST(:claim_ids AS text[]), CAST(:player_ids AS text[]),
-                CAST(:stages AS text[]), CAST(:actions AS text[]), CAST(:hold_codes AS text[]),
-                CAST(:reasons AS text[]), CAST(:policy_versions AS bigint[]), CAST(:versions AS text[]),
-                CAST(:decided_ats AS timestamptz[]))
-        AS u(payout_id, claim_id, player_id, stage, action, hold_code, reasons, policy_version, versions, decided_at)
-    """
-)
+# Decisions are appended by COPY (no conflict to skip, nothing to return): rows sent as they are.
+_DECISION_COLUMNS = (
+    "payout_id", "claim_id", "player_id", "stage", "action", "hold_code", "reasons", "policy_version",
+    "list_versions", "decided_at",
+)  # fmt: skip
 
 _HOLD = text(
     """
@@ -289,20 +282,25 @@ class SqlHoldStore:
                 dumped[key] = encode(value)
             return dumped[key]
 
-        await self.session.execute(
-            _RECORD,
-            {
-                "payout_ids": [r.payout_id for r in records],
-                "claim_ids": [r.claim_id for r in records],
-                "player_ids": [r.player_id for r in records],
-                "stages": [r.stage.value for r in records],
-                "actions": [r.decision.action.value for r in records],
-                "hold_codes": [r.decision.hold.value if r.decision.hold else None for r in records],
-                "reasons": [dump(r.decision.reasons, _reasons_json) for r in records],
-                "policy_versions": [r.decision.policy_version for r in records],
-                "versions": [dump(r.decision.list_versions, _versions_json) for r in records],
-                "decided_ats": [r.decided_at for r in records],
-            },
+        raw = await driver_connection(self.session)
+        await raw.copy_records_to_table(
+            "compliance_decisions",
+            records=[
+                (
+                    r.payout_id,
+                    r.claim_id,
+                    r.player_id,
+                    r.stage.value,
+                    r.decision.action.value,
+                    r.decision.hold.value if r.decision.hold else None,
+                    dump(r.decision.reasons, _reasons_json),
+                    r.decision.policy_version,
+                    dump(r.decision.list_versions, _versions_json),
+                    r.decided_at,
+                )
+                for r in records
+            ],
+            columns=_DECISION_COLUMNS,
         )
 
     async def hold(self, holds: Sequence[Hold], *, at: datetime) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Result, text
 
 from prizeflow_contracts.events.payouts import ApprovalPolicy
-from prizeflow_contracts.providers import destination_key
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_key
 from prizeflow_payouts.domain.payout import Payout
 from prizeflow_payouts.domain.state import PayoutState
 
@@ -94,22 +96,28 @@ def stored_findings(stored: Any) -> tuple[str, ...] | None:
 
 
 def insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
-    """The INSERT's arrays, one per column. A new payout is available, and last updated, when created."""
-    cols: dict[str, list[Any]] = {f"a_{c}": [] for c, _ in PAYOUT_COLUMNS}
-    for p in payouts:
-        for col, _ in PAYOUT_COLUMNS:
-            if col in {"available_at", "updated_at"}:
-                value: Any = p.created_at
-            elif col in {"state", "approval_policy"}:
-                value = getattr(p, col).value
-            elif col == "destination_key":
-                value = destination_key(p.destination)
-            elif col == "hold_findings":
-                value = None if p.hold_findings is None else json.dumps(list(p.hold_findings))
-            else:
-                value = getattr(p, col)
-            cols[f"a_{col}"].append(value)
+    """The INSERT's arrays, one per column (each built in one pass over the batch). A new payout is available, and
+    last updated, when created."""
+    cols: dict[str, list[Any]] = {}
+    for col, _ in PAYOUT_COLUMNS:
+        if col in {"available_at", "updated_at"}:
+            values = [p.created_at for p in payouts]
+        elif col in {"state", "approval_policy"}:
+            values = [getattr(p, col).value for p in payouts]
+        elif col == "destination_key":  # the trigger stores the database's own (payouts_destination_key): the same
+            values = [_destination_key(p.destination_type, p.destination_address, p.destination_memo) for p in payouts]
+        elif col == "hold_findings":
+            values = [None if p.hold_findings is None else json.dumps(list(p.hold_findings)) for p in payouts]
+        else:
+            values = list(map(attrgetter(col), payouts))
+        cols[f"a_{col}"] = values
     return cols
+
+
+@functools.lru_cache(maxsize=4096)
+def _destination_key(type_: str, address: str, memo: str | None) -> str:
+    """A destination's key, remembered: a player's payouts go to the same few destinations."""
+    return destination_key(PayoutDestination(type=DestinationType(type_), address=address, memo=memo))
 
 
 __all__ = ["INSERT_PAYOUTS", "PAYOUT_COLUMNS", "insert_columns", "payout_from_row", "payouts_from", "stored_findings"]

@@ -21,6 +21,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_payouts.adapters import tables
 from prizeflow_payouts.adapters.payout_rows import INSERT_PAYOUTS, insert_columns, payout_from_row, payouts_from
 from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
+from prizeflow_runtime.db import driver_connection
 from prizeflow_runtime.outbox import add_events
 
 _CLAIM_SUBMIT = text(
@@ -69,25 +70,12 @@ _CLAIM_SYNC = text(
     """
 )
 
-_INSERT_HISTORY = text(
-    """
-    INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason, error_code, attempt)
-    SELECT u.id, u.f, u.t, :at, u.actor, u.reason, u.code, u.attempt FROM unnest(
-        CAST(:ids AS text[]), CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:actors AS text[]),
-        CAST(:reasons AS text[]), CAST(:codes AS text[]), CAST(:attempts AS int[])
-    ) AS u(id, f, t, actor, reason, code, attempt)
-    """
-)
-_INSERT_ATTEMPTS = text(
-    """
-    INSERT INTO payout_attempts (payout_id, attempt, kind, worker, started_at, finished_at, outcome, error_code, detail)
-    SELECT * FROM unnest(
-        CAST(:ids AS text[]), CAST(:attempts AS int[]), CAST(:kinds AS text[]), CAST(:workers AS text[]),
-        CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]), CAST(:outcomes AS text[]),
-        CAST(:codes AS text[]), CAST(:details AS text[])
-    )
-    """
-)
+# History and attempts are appended by COPY, in order (no conflict to skip, nothing to return): the rows are sent as
+# they are, where an INSERT over arrays had every element checked and encoded as an array's, then unnested.
+_HISTORY_COLUMNS = ("payout_id", "from_state", "to_state", "at", "actor", "reason", "error_code", "attempt")
+_ATTEMPT_COLUMNS = (
+    "payout_id", "attempt", "kind", "worker", "started_at", "finished_at", "outcome", "error_code", "detail"
+)  # fmt: skip
 
 _APPLY = text(
     """
@@ -304,40 +292,29 @@ class SqlPayoutRepository:
 
     async def stage(self, changes: Sequence[Change], *, at: datetime) -> None:
         await self.add_history([(x.record.id, h) for x in changes for h in x.history], at=at)
-        logs = [(x.record.id, a) for x in changes if (a := x.attempt_log) is not None]
+        logs = [
+            (x.record.id, a.attempt, a.kind, a.worker, a.started_at, a.finished_at, a.outcome, a.error_code, a.detail)
+            for x in changes
+            if (a := x.attempt_log) is not None
+        ]
         if logs:
-            await self.session.execute(
-                _INSERT_ATTEMPTS,
-                {
-                    "ids": [i for i, _ in logs],
-                    "attempts": [a.attempt for _, a in logs],
-                    "kinds": [a.kind for _, a in logs],
-                    "workers": [a.worker for _, a in logs],
-                    "starts": [a.started_at for _, a in logs],
-                    "ends": [a.finished_at for _, a in logs],
-                    "outcomes": [a.outcome for _, a in logs],
-                    "codes": [a.error_code for _, a in logs],
-                    "details": [a.detail for _, a in logs],
-                },
-            )
+            raw = await driver_connection(self.session)
+            await raw.copy_records_to_table("payout_attempts", records=logs, columns=_ATTEMPT_COLUMNS)
         await add_events(self.session, [e for x in changes for e in x.events])
 
     async def add_history(self, entries: Sequence[tuple[str, HistoryEntry]], *, at: datetime) -> None:
         if not entries:
             return
-        await self.session.execute(
-            _INSERT_HISTORY,
-            {
-                "ids": [i for i, _ in entries],
-                "froms": [h.from_state.value if h.from_state else None for _, h in entries],
-                "tos": [h.to_state.value for _, h in entries],
-                "at": at,
-                "actors": [h.actor for _, h in entries],
-                "reasons": [h.reason for _, h in entries],
-                "codes": [h.error_code for _, h in entries],
-                "attempts": [h.attempt for _, h in entries],
-            },
-        )
+        raw = await driver_connection(self.session)
+        await raw.copy_records_to_table(
+            "payout_history",
+            records=[
+                (i, None if h.from_state is None else h.from_state.value, h.to_state.value, at, h.actor, h.reason,
+                 h.error_code, h.attempt)
+                for i, h in entries
+            ],
+            columns=_HISTORY_COLUMNS,
+        )  # fmt: skip
 
     async def approvers(self, payout_id: str) -> list[str]:
         rows = await self.session.execute(
