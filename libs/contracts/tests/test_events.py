@@ -19,6 +19,7 @@ from prizeflow_contracts.envelope import (
     HEADER_TYPE,
     EventPayload,
     decode,
+    draft_event,
     event_id_for,
     event_types,
     follow,
@@ -76,6 +77,55 @@ def test_stage_event_is_new_event_encoded(
     assert staged.payload == env.encode()
     assert (staged.id, staged.type, staged.topic, staged.key) == (env.id, event_type, cls.TOPIC.name, b"flow-1")
     assert json.loads(staged.headers_json) == {k: v.decode() for k, v in env.headers()}
+
+
+@pytest.mark.parametrize(("event_type", "cls"), ALL_TYPES, ids=[t for t, _ in ALL_TYPES])
+@pytest.mark.parametrize("subject", [None, "s-1"])
+@pytest.mark.parametrize("at", [AT, AT.astimezone(timezone(timedelta(hours=5, minutes=30)))])
+def test_an_event_draft_is_the_envelope_new_event_makes(
+    event_type: str, cls: type[EventPayload], subject: str | None, at: Any
+) -> None:
+    """A draft reads as the envelope, stages as its bytes, and becomes it: only its validation waits."""
+    payload = example_payload(cls)
+    args: dict[str, Any] = {"source": "/prizeflow/t", "correlation_id": "flow-1", "subject": subject}
+    draft = draft_event(payload, causation_id=uuid.UUID(int=7), event_id=event_id_for("d"), time=at, **args)
+    env = new_event(payload, causation_id=uuid.UUID(int=7), event_id=event_id_for("d"), time=at, **args)
+    assert draft.envelope() == env
+    assert draft.staged() == env.staged()  # byte for byte
+    assert draft.encode() == env.encode()
+    assert (draft.id, draft.type, draft.data, draft.key, draft.schemaversion) == (
+        env.id,
+        event_type,
+        env.data,
+        env.key,
+        env.schemaversion,
+    )
+    assert (draft.source, draft.correlationid, draft.causationid, draft.subject, draft.time) == (
+        env.source,
+        env.correlationid,
+        env.causationid,
+        env.subject,
+        env.time,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("correlation_id", "flow 1\n"),
+        ("subject", ""),
+        ("source", ""),
+        ("causation_id", "c" * 129),
+        ("time", AT.replace(tzinfo=None)),
+    ],
+)
+def test_an_event_draft_an_envelope_would_refuse_is_refused_when_staged(field: str, value: Any) -> None:
+    args: dict[str, Any] = {"source": "/prizeflow/t", "correlation_id": "flow-1", "subject": "s-1", "time": AT}
+    draft = draft_event(example_payload(ev.RoundStateChanged), **{**args, field: value})
+    with pytest.raises(ValueError):
+        draft.staged()
+    with pytest.raises(ValueError):
+        draft.envelope()
 
 
 @given(

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from prizeflow_contracts.envelope import Envelope, StagedEvent
+from prizeflow_contracts.envelope import Envelope, EventDraft, StagedEvent
 from prizeflow_runtime.admin_audit import admin_audit_rows, record_admin_audit
 from prizeflow_runtime.db import driver_connection
 from prizeflow_runtime.outbox_kafka import (
@@ -57,14 +57,14 @@ async def add_event(
 
 async def add_events(
     session: AsyncSession | AsyncConnection,
-    events: Sequence[Envelope[Any] | StagedEvent],
+    events: Sequence[Envelope[Any] | EventDraft[Any] | StagedEvent],
     *,
     topic: str | None = None,
 ) -> None:
     """Stage many events with ONE statement (arrays unnested server-side), keeping their order in `seq`.
 
-    Takes envelopes, or `StagedEvent`s already encoded by `stage_event` (the hot paths' cheaper form). An
-    `AdminActionRecorded` among them is also kept in `admin_audit`, in the same transaction
+    Takes envelopes, `EventDraft`s, or `StagedEvent`s already encoded by `stage_event` (the hot paths' cheaper
+    forms). An `AdminActionRecorded` among them is also kept in `admin_audit`, in the same transaction
     (`prizeflow_runtime.admin_audit`): every service's audit goes through here.
     """
     if not events:

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from prizeflow_compliance.application.ports import ComplianceStores
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import Envelope, OutgoingEvent
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import (
@@ -93,7 +93,7 @@ class Books:
     history: list[tuple[str, HistoryEntry]] = field(default_factory=list)
     approvals: dict[str, list[str]] = field(default_factory=dict)
     provider_events: set[tuple[str, str]] = field(default_factory=set)
-    events: list[Envelope[Any]] = field(default_factory=list)
+    events: list[OutgoingEvent] = field(default_factory=list)
     route_digest: tuple[int, str] | None = None
     disagreements: dict[int, dict[str, Any]] = field(default_factory=dict)
 

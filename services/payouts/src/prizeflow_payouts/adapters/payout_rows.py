@@ -100,6 +100,7 @@ def insert_columns(payouts: Sequence[Payout]) -> dict[str, list[Any]]:
     last updated, when created."""
     cols: dict[str, list[Any]] = {}
     for col, _ in PAYOUT_COLUMNS:
+        values: list[Any]
         if col in {"available_at", "updated_at"}:
             values = [p.created_at for p in payouts]
         elif col in {"state", "approval_policy"}:

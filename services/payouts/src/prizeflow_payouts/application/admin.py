@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import Envelope, OutgoingEvent
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import (
@@ -145,7 +145,7 @@ class PayoutAdmin:
         now: datetime,
         after: dict[str, str] | None = None,
         history_reason: str | None = None,
-        follow: Callable[[Envelope[AdminActionRecorded]], list[Envelope[Any]]] | None = None,
+        follow: Callable[[Envelope[AdminActionRecorded]], list[OutgoingEvent]] | None = None,
         **fields: Any,
     ) -> None:
         """An operator's decision on a locked payout: its audit record, the events it causes (`follow`) and the
@@ -209,7 +209,7 @@ class PayoutAdmin:
                     progress = f"released by {len(approved_by)}, held again: {hold_code(still).value}"
             target = S.APPROVED if complete else S.PENDING_APPROVAL
 
-            def approved(audit: Envelope[AdminActionRecorded]) -> list[Envelope[Any]]:
+            def approved(audit: Envelope[AdminActionRecorded]) -> list[OutgoingEvent]:
                 if not complete:
                     return []
                 return [

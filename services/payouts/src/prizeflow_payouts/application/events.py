@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
-from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
+from prizeflow_contracts.envelope import EventDraft, draft_event, event_id_for
 from prizeflow_contracts.events.payouts import _PayoutEvent
 from prizeflow_payouts.domain.payout import Payout
 
@@ -22,8 +22,9 @@ def payout_event(
     causation_id: str | uuid.UUID | None = None,
     time: datetime | None = None,
     **fields: Any,
-) -> Envelope[E]:
-    """An event about `record` on the payout's own flow: its correlation id (so one partition keeps the order).
+) -> EventDraft[E]:
+    """An event about `record` on the payout's own flow: its correlation id (so one partition keeps the order). A
+    draft (`EventDraft`): checked and formatted when the outbox stages it, never validated as an `Envelope` first.
 
     `time`: when it happened (the step's own clock reading; one object for a batch's events, which the outbox then
     formats once); None: now."""
@@ -37,7 +38,7 @@ def payout_event(
         idempotency_key=record.idempotency_key,
         **fields,
     )
-    return new_event(
+    return draft_event(
         payload,
         source=source,
         correlation_id=record.correlation_id,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import OutgoingEvent
 from prizeflow_contracts.events.payouts import REQUIRED_APPROVERS, PayoutApproved, PayoutRejected
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS, ReleasedBy, payout_hold
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, VerificationStatus
@@ -108,7 +108,7 @@ class ResumeVerifiedPayouts:
                 # payout for approvers, no longer a hold.
                 released.append(rec.id)
             elif d.action is Action.ALLOW:
-                events: list[Envelope[Any]] = [
+                events: list[OutgoingEvent] = [
                     payout_event(
                         rec,
                         PayoutApproved,

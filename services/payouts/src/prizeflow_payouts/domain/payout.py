@@ -6,9 +6,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from prizeflow_contracts.envelope import Envelope
+from prizeflow_contracts.envelope import OutgoingEvent
 from prizeflow_contracts.events.payouts import ApprovalPolicy
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import (
@@ -176,7 +175,7 @@ class Change:
     # a known error ended the doubt; None: as it was. A settled payout's doubt is cleared whatever this says.
     outcome_unknown: bool | None = None
     history: list[HistoryEntry] = field(default_factory=list)
-    events: list[Envelope[Any]] = field(default_factory=list)
+    events: list[OutgoingEvent] = field(default_factory=list)
     attempt_log: AttemptLog | None = None
 
 
