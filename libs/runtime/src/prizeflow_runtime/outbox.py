@@ -61,7 +61,7 @@ async def add_events(
     *,
     topic: str | None = None,
 ) -> None:
-    """Stage many events with ONE statement (arrays unnested server-side), keeping their order in `seq`.
+    """Stage many events with ONE statement (a COPY), keeping their order in `seq`.
 
     Takes envelopes, `EventDraft`s, or `StagedEvent`s already encoded by `stage_event` (the hot paths' cheaper
     forms). An `AdminActionRecorded` among them is also kept in `admin_audit`, in the same transaction

@@ -1,12 +1,12 @@
-"""Four indexes of `payouts` fewer, one more: a payout's insert and each of its updates write two index entries fewer.
+"""Three indexes of `payouts` fewer, one more: a payout's insert and its paid update each write one index entry fewer.
 
-- `payouts_destination_players` (destination, player, time) replaces `payouts_destination_window` (destination,
-  time) and `payouts_player_destination` (player, destination, time). The gate's window facts
-  (`SqlHoldStore.gate_facts`) read the player's payouts over the longest window once, and take the destination's sums
-  over the player's own rows from that scan; the other players' rows to the destination are two ranges of this index
-  (`player_id` below and above the player's), so a destination only one player uses costs two index descents and no
-  heap visit, where the destination's scan visited every row of it again. The player's first use of a destination
-  (destination and player equal, oldest first) is read by the same index.
+- `payouts_destination_players` (destination, time, player) replaces `payouts_destination_window` (destination,
+  time). The gate's window facts (`SqlHoldStore.gate_facts`) read the player's payouts over the longest window once,
+  and take the destination's sums over the player's own rows from that scan; the other players' rows to the
+  destination are read through this index, bounded by the window as before, with `player_id` below or above the
+  player's tested on the index entries: the player's own rows are skipped without a visit to the table, where the
+  destination's scan visited every row of the window again. The player's first use of a destination keeps
+  `payouts_player_destination` (player, destination, time): its oldest row is the first entry it reads.
 - `payouts_leases` (lease end of `submitting` rows) goes: since 0030 the worker finds expired leases through
   `payouts_due_order`, and nothing else orders or selects leases by it (the stuck-lease gauge counts the few
   `submitting` rows by `payouts_state_created`).
@@ -14,8 +14,9 @@
   by a provider's reference (a provider event's payout, reconciliation's matches), the type a filter on its rows.
 
 An expand step: dropping an index relaxes nothing the previous release's code meets (its statements keep their
-meaning; the plans of its facts statement use the new index). Built with a plain CREATE INDEX, like every index of
-this chain: it holds writes to `payouts` for the time of one scan of the table.
+meaning, and its destination scan reads the new index by its first two columns, bounded by the window as before).
+Built with a plain CREATE INDEX, like every index of this chain: it holds writes to `payouts` for the time of one
+scan of the table.
 
 Revision ID: 0031
 Revises: 0030
@@ -34,11 +35,10 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute(
-        "CREATE INDEX payouts_destination_players ON payouts (destination_key, player_id, created_at) "
+        "CREATE INDEX payouts_destination_players ON payouts (destination_key, created_at, player_id) "
         "WHERE destination_key IS NOT NULL"
     )
     op.execute("DROP INDEX payouts_destination_window")
-    op.execute("DROP INDEX payouts_player_destination")
     op.execute("DROP INDEX payouts_leases")
     op.execute("DROP INDEX payouts_provider_ref")
 
@@ -48,10 +48,6 @@ def downgrade() -> None:
         "CREATE INDEX payouts_provider_ref ON payouts (provider_type, provider_ref) WHERE provider_ref IS NOT NULL"
     )
     op.execute("CREATE INDEX payouts_leases ON payouts (lease_until) WHERE state = 'submitting'")
-    op.execute(
-        "CREATE INDEX payouts_player_destination ON payouts (player_id, destination_key, created_at) "
-        "WHERE destination_key IS NOT NULL"
-    )
     op.execute(
         "CREATE INDEX payouts_destination_window ON payouts (destination_key, created_at) "
         "WHERE destination_key IS NOT NULL"

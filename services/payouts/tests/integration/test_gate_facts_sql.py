@@ -1,8 +1,8 @@
 """The gate's window facts in SQL (`SqlHoldStore.gate_facts`): one scan per subject summed per window with FILTER
 gives, on random payouts, exactly what one scan per window and sum gave (the statement it replaced, kept here as the
 reference), for every window set a policy can have (none, one, three). Five players share four destinations: a
-destination's sums are the player's own rows (from the player's scan) and the other players' (two ranges of
-`payouts_destination_players`, migration 0031), and both must count."""
+destination's sums are the player's own rows (from the player's scan) and the other players' (`player_id` below and
+above the player's, by `payouts_destination_players`, migration 0031), and both must count."""
 
 from __future__ import annotations
 
@@ -176,4 +176,43 @@ async def test_a_request_to_a_destination_another_players_request_holds_waits_an
         assert got["po-b"].destination_totals == {86_400: 7 + 500}
     finally:
         await engine.dispose()
+        await conn.close()
+
+
+async def test_a_shared_destinations_history_before_the_window_is_not_read(db: str) -> None:
+    """The other players' rows to a destination are read by (destination, time, player): bounded by the window, the
+    player tested on the index entries. Keyed (destination, player, time) instead, each request to an exchange's
+    deposit address many players share would read that address's whole history, under its lock (a review finding
+    on the first form of 0031). The sums count the window only."""
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    try:
+        columns = await conn.fetchval(
+            "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i "
+            "JOIN unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            "WHERE i.indexrelid = 'payouts_destination_players'::regclass"
+        )
+        assert columns == ["destination_key", "created_at", "player_id"]
+        for n in range(30):  # long ago, outside the longest window
+            await conn.execute(
+                _INSERT, f"old-{n}", f"p{n}", "USDC", 1_000, "success:exchange", "approved", NOW - timedelta(days=90)
+            )
+        await conn.execute(
+            _INSERT, "recent", "p7", "USDC", 40, "success:exchange", "approved", NOW - timedelta(hours=2)
+        )
+        await conn.execute(_INSERT, "mine", "p3", "USDC", 2, "success:exchange", "approved", NOW - timedelta(hours=1))
+        key = await conn.fetchval("SELECT destination_key FROM payouts WHERE id = 'recent'")
+        engine = create_async_engine(db)
+        try:
+            async with engine.connect() as session_conn, AsyncSession(bind=session_conn) as session:
+                got = await SqlHoldStore(session).gate_facts(
+                    [FactsQuery("new-1", "p3", key, "USDC")], [3600 * 3, 30 * 86_400], now=NOW, lock=False
+                )
+        finally:
+            await engine.dispose()
+        facts = got["new-1"]
+        assert facts.destination_totals == {3600 * 3: 42, 30 * 86_400: 42}  # the player's own and p7's, not the old
+        assert facts.player_totals == {3600 * 3: 2, 30 * 86_400: 2}
+        assert facts.first_used_at == NOW - timedelta(days=90)  # p3's first use is its own old payout
+    finally:
         await conn.close()

@@ -29,11 +29,11 @@ def _gate_facts(windows: int) -> TextClause:
 
     - The player's payouts (any asset) over the longest window, one scan (`payouts_player`): the player's sums and
       counts, and the destination's sums over the player's own rows (this destination, this asset).
-    - The other players' payouts to the destination (this asset), by `payouts_destination_players` (destination,
-      player, time): `player_id` below and above the player's are two ranges of it, so a destination no other
-      player uses costs two index descents and no heap visit (migration 0031). The destination's sums are the two
-      parts added.
-    - The player's first use of the destination (any time), the oldest counted row by the same index."""
+    - The other players' payouts to the destination (this asset) over the longest window, by
+      `payouts_destination_players` (destination, time, player; migration 0031): `player_id` below and above the
+      player's are tested on its entries, so the player's own rows in the window are skipped without a heap visit
+      (a destination no other player uses costs no row read). The destination's sums are the two parts added.
+    - The player's first use of the destination (any time): the oldest counted row, by `payouts_player_destination`."""
     since = [
         f"CAST(:now AS timestamptz) - make_interval(secs => (CAST(:windows AS int[]))[{n}])"
         for n in range(1, windows + 1)
@@ -57,7 +57,7 @@ def _gate_facts(windows: int) -> TextClause:
         )
         SELECT r.id, pl.totals AS player_totals, pl.counts AS player_counts, ARRAY[{destination}] AS destination_totals,
             (SELECT min(p.created_at) FROM payouts p
-              WHERE p.destination_key = r.dkey AND p.player_id = r.player_id AND p.id <> r.id AND {_COUNTS})
+              WHERE p.player_id = r.player_id AND p.destination_key = r.dkey AND p.id <> r.id AND {_COUNTS})
                 AS first_used_at
         FROM r CROSS JOIN m
         CROSS JOIN LATERAL (
@@ -67,12 +67,12 @@ def _gate_facts(windows: int) -> TextClause:
         CROSS JOIN LATERAL (
             SELECT ARRAY[{others}] AS totals FROM (
                 SELECT p.amount, p.created_at FROM payouts p
-                WHERE p.destination_key = r.dkey AND p.player_id < r.player_id AND p.asset = r.asset AND {_COUNTS}
-                  AND p.created_at > m.since
+                WHERE p.destination_key = r.dkey AND p.player_id < r.player_id AND p.asset = r.asset AND p.id <> r.id
+                  AND {_COUNTS} AND p.created_at > m.since
                 UNION ALL
                 SELECT p.amount, p.created_at FROM payouts p
-                WHERE p.destination_key = r.dkey AND p.player_id > r.player_id AND p.asset = r.asset AND {_COUNTS}
-                  AND p.created_at > m.since
+                WHERE p.destination_key = r.dkey AND p.player_id > r.player_id AND p.asset = r.asset AND p.id <> r.id
+                  AND {_COUNTS} AND p.created_at > m.since
             ) o
         ) de
         """  # noqa: S608 - fixed fragments, no input
@@ -84,7 +84,7 @@ _FACTS: dict[int, TextClause] = {}
 _FIRST_USES = text(
     f"""
     SELECT r.id, (SELECT min(p.created_at) FROM payouts p
-                  WHERE p.destination_key = r.dkey AND p.player_id = r.player_id AND p.id <> r.id AND {_COUNTS})
+                  WHERE p.player_id = r.player_id AND p.destination_key = r.dkey AND p.id <> r.id AND {_COUNTS})
                   AS first_used_at
     FROM unnest(CAST(:ids AS text[]), CAST(:players AS text[]), CAST(:keys AS text[])) AS r(id, player_id, dkey)
     """  # noqa: S608 - a fixed fragment, no input
