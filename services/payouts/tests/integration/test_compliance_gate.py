@@ -962,7 +962,11 @@ async def test_two_claimers_never_claim_one_player(
         await eventually(lambda: _fetched(vendor), lambda n: n == 2, timeout=30)
         slow.set()
         reports = await runs
-        assert sorted(r.claimed for r in reports) == [4, 8]
+        # How the twelve split is timing: 8 + 4 when one claim commits before the other starts, any split of at most
+        # 8 each when the two statements overlap (each skips the rows the other has locked). Never a player twice:
+        claimed = [r.claimed for r in reports]
+        assert sum(claimed) == len(players), claimed
+        assert max(claimed) <= 8, claimed
         assert sorted(vendor.fetched) == sorted(f"app-{p}" for p in players)
         left = await fetch(
             db, "SELECT count(*) AS n FROM kyc_verifications WHERE screening_versions ->> 'ofac_sdn' <> '2026-11-27'"
