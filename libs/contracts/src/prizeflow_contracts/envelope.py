@@ -192,17 +192,15 @@ def new_event(
 ) -> Envelope[P]:
     """Wrap a payload. Pass a deterministic `event_id` (see `event_id_for`) when a retry must not mint
     a new one."""
-    return _GENERIC_ENVELOPE(  # type: ignore[no-any-return]
-        id=event_id or uuid.uuid4(),
-        type=payload.event_type(),
+    return draft_event(
+        payload,
         source=source,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
         subject=subject,
-        time=time or datetime.now(UTC),
-        correlationid=correlation_id,
-        causationid=str(causation_id) if causation_id is not None else None,
-        schemaversion=payload.SCHEMA_VERSION,
-        data=payload,
-    )
+        event_id=event_id,
+        time=time,
+    ).envelope()
 
 
 _UTC_SUFFIX: Final = "+00:00"
@@ -355,14 +353,16 @@ class EventDraft(NamedTuple, Generic[P]):
         return self.staged().payload
 
     def envelope(self) -> Envelope[P]:
-        return new_event(
-            self.data,
+        return _GENERIC_ENVELOPE(  # type: ignore[no-any-return]
+            id=self.id,
+            type=self.type,
             source=self.source,
-            correlation_id=self.correlationid,
-            causation_id=self.causationid,
             subject=self.subject,
-            event_id=self.id,
             time=self.time,
+            correlationid=self.correlationid,
+            causationid=self.causationid,
+            schemaversion=self.schemaversion,
+            data=self.data,
         )
 
 
@@ -380,7 +380,8 @@ def draft_event(
     event_id: uuid.UUID | None = None,
     time: datetime | None = None,
 ) -> EventDraft[P]:
-    """`new_event`'s event as an `EventDraft`: nothing validated until it is staged."""
+    """The event `new_event` wraps, as an `EventDraft` (its defaults: a random id, now): nothing validated until it
+    is staged or made an `Envelope`."""
     return EventDraft(
         event_id or uuid.uuid4(),
         payload,
