@@ -67,6 +67,7 @@ from prizeflow_devstack.infra import Infra, ensure_infra
 from prizeflow_devstack.kafka import ensure_jars, java_bin, kafka_version
 from prizeflow_devstack.paths import find_root
 from prizeflow_devstack.platform import RAIL_EMULATORS, Platform
+from prizeflow_devstack.topics import delete_suffixed
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_testkit import fetch
@@ -145,6 +146,15 @@ def kafka_perf(infra: Infra, records: int) -> dict[str, Any]:
     """The broker's own ceiling with the perf tools of the same Kafka release (acks=all, 500-byte records)."""
     classpath = f"{ensure_jars()}/*"
     topic = f"bench.kafka-perf-{uuid.uuid4().hex[:6]}"
+    try:
+        return _kafka_perf(infra, classpath, topic, records)
+    finally:
+        # Every run's 100 MB of perf records would otherwise stay on the broker's disk for its retention (a week):
+        # run after run, they filled this machine's disk and the broker stopped mid-bench.
+        delete_suffixed(infra.kafka_bootstrap, topic)
+
+
+def _kafka_perf(infra: Infra, classpath: str, topic: str, records: int) -> dict[str, Any]:
     producer = subprocess.run(
         [
             java_bin(),
