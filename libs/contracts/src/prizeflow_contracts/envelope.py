@@ -141,24 +141,16 @@ class Envelope(BaseModel, Generic[P]):
         """This envelope as the outbox row it becomes. The document is `encode()`'s, byte for byte (a test holds it
         to that for every event type), formatted around the payload's own JSON as `stage_events` does: the envelope's
         fields are validated already, and serializing the whole model costs twice as much."""
-        if not is_identifier(self.correlationid):  # written as is (an envelope built unvalidated could carry anything)
-            raise ValueError(f"invalid correlation id {self.correlationid!r}")
+        # Checked as `stage_events` checks them: an envelope built unvalidated could carry anything.
+        shared = _shared_attributes(self.source, self.subject, self.time, self.correlationid, self.causationid)
         id_text = str(self.id)
-        subject = "null" if self.subject is None else _json_str(self.subject, "subject", 255)
-        causation = "null" if self.causationid is None else _json_str(self.causationid, "causationid", 128)
-        body = (
-            f'{{"specversion":"1.0","id":"{id_text}","type":"{self.type}","source":{_json_source(self.source)},'
-            f'"subject":{subject},"time":"{_json_time(self.time)}","datacontenttype":"application/json",'
-            f'"correlationid":"{self.correlationid}","causationid":{causation},"schemaversion":{self.schemaversion},'
-            f'"data":{self.data.model_dump_json()}}}'
-        )
         return StagedEvent(
             self.id,
             self.type,
             self.data.TOPIC.name,
             self.key,
             _headers_json(self.type, id_text, self.correlationid),
-            body.encode(),
+            _document(id_text, self.type, shared, self.schemaversion, self.data.model_dump_json()),
         )
 
 
@@ -279,25 +271,13 @@ def stage_events(
     """`stage_event` for events that share their envelope (one cause, one subject, one time: what one
     command emits): the shared attributes are checked and formatted once. Each payload comes with its
     event id (None: a random one)."""
-    if not is_identifier(correlation_id):  # written into the JSON as is: a newline would corrupt it
-        raise ValueError(f"invalid correlation id {correlation_id!r}")
-    causation = "null" if causation_id is None else _json_str(str(causation_id), "causationid", 128)
-    shared = (
-        f'"source":{_json_source(source)},'
-        f'"subject":{"null" if subject is None else _json_str(subject, "subject", 255)},'
-        f'"time":"{_json_time(time or datetime.now(UTC))}","datacontenttype":"application/json",'
-        f'"correlationid":"{correlation_id}","causationid":{causation},"schemaversion":'
-    )
+    shared = _shared_attributes(source, subject, time or datetime.now(UTC), correlation_id, causation_id)
     key = correlation_id.encode()
     staged: list[StagedEvent] = []
     for payload, given_id in payloads:
         event_id = given_id or uuid.uuid4()
         id_text = str(event_id)
         event_type = payload.event_type()
-        body = (
-            f'{{"specversion":"1.0","id":"{id_text}","type":"{event_type}",{shared}'
-            f'{payload.SCHEMA_VERSION},"data":{payload.model_dump_json()}}}'
-        )
         staged.append(
             StagedEvent(
                 event_id,
@@ -305,10 +285,33 @@ def stage_events(
                 payload.TOPIC.name,
                 key,
                 _headers_json(event_type, id_text, correlation_id),
-                body.encode(),
+                _document(id_text, event_type, shared, payload.SCHEMA_VERSION, payload.model_dump_json()),
             )
         )
     return staged
+
+
+def _shared_attributes(
+    source: str, subject: str | None, time: datetime, correlation_id: str, causation_id: str | uuid.UUID | None
+) -> str:
+    """The envelope attributes between `type` and `schemaversion`, checked and formatted once for every event that
+    shares them (the correlation id is written into the JSON as is: a newline would corrupt it)."""
+    if not is_identifier(correlation_id):
+        raise ValueError(f"invalid correlation id {correlation_id!r}")
+    causation = "null" if causation_id is None else _json_str(str(causation_id), "causationid", 128)
+    return (
+        f'"source":{_json_source(source)},'
+        f'"subject":{"null" if subject is None else _json_str(subject, "subject", 255)},'
+        f'"time":"{_json_time(time)}","datacontenttype":"application/json",'
+        f'"correlationid":"{correlation_id}","causationid":{causation},"schemaversion":'
+    )
+
+
+def _document(id_text: str, event_type: str, shared: str, schema_version: int, data_json: str) -> bytes:
+    """The envelope's JSON, byte for byte what `Envelope.encode()` gives (a test holds it for every event type)."""
+    return (
+        f'{{"specversion":"1.0","id":"{id_text}","type":"{event_type}",{shared}{schema_version},"data":{data_json}}}'
+    ).encode()
 
 
 class EventDraft(NamedTuple, Generic[P]):
