@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import httpx
 
 from prizeflow_ops import commands as c
-from prizeflow_ops import compliance, exports, recon
+from prizeflow_ops import compliance, exports, preflight, recon
 from prizeflow_ops.client import ExitCode, OpsClient
 from prizeflow_ops.config import DEAD_LETTER_SERVICES, PAYOUTS, REWARDS, SERVICES, SETTLEMENT, ConfigError, load_config
 from prizeflow_ops.output import Output
@@ -236,6 +236,7 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
     recon.register(group, leaf)
     exports.register(group, leaf)
     compliance.register(group, leaf)
+    preflight.register(groups)
     return parser
 
 
@@ -254,6 +255,9 @@ def run(
         args = build_parser(stdout, stderr).parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2): argparse has said what
         return ExitCode.USAGE if stop.code else ExitCode.OK
+    if standalone := getattr(args, "standalone", None):  # a command that talks to no service (preflight)
+        code: int = standalone(args, env, stdout, stderr)
+        return code
     out = Output(stdout, stderr, json_mode=getattr(args, "json", False))
     services = args.services(args) if callable(args.services) else args.services
     try:
