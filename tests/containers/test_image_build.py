@@ -114,7 +114,7 @@ def source_built(repo_root: Path, built_images: dict[str, images.Built], tmp_pat
     # needs its own package's and the runtime's (its dependency layer) only.
     args = {
         "BASE_IMAGE": images.PYTHON_BASE, "UV_IMAGE": images.UV_IMAGE, "WHEELS": "source",
-        "FIND_LINKS": "/find-links", "PACKAGES": f"{images.IMAGES['ops'].package} {spec.package}",
+        "FIND_LINKS": "/find-links", "PACKAGES": f"{images.RUNTIME_LAYER.package} {spec.package}",
         **images.build_args(spec, "runtime"),
     }  # fmt: skip
     argv = ["build", "--quiet", "--format", "docker", "--target", images.build_target(spec), "--no-cache"]

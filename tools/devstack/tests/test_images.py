@@ -87,3 +87,14 @@ def test_workspace_members_are_read_from_the_exports_editable_lines() -> None:
         "prizeflow-payouts": "services/payouts",
     }
     assert images.workspace_members(listing, dirs) == ["prizeflow-console", "prizeflow-contracts", "prizeflow-runtime"]
+
+
+def test_the_ops_image_carries_prizeflow_ops_and_the_runtime() -> None:
+    """The bundle's preflight Job runs `prizeflow-ops preflight` in the ops image, whose topics check and outbox relay
+    are the runtime's: the image's package is prizeflow-ops, whose closure holds the runtime; the shared dependency
+    layer stays the runtime's own."""
+    spec = images.IMAGES["ops"]
+    assert (spec.package, images.build_target(spec)) == ("prizeflow-ops", "ops")
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "tools" / "ops" / "pyproject.toml").read_text())
+    assert "prizeflow-runtime" in pyproject["project"]["dependencies"]
+    assert images.RUNTIME_LAYER.package == "prizeflow-runtime"

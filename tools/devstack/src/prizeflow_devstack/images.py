@@ -78,12 +78,16 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("webhooks", "prizeflow-webhooks", "prizeflow-webhooks", "services/webhooks"),
         # The web console: its sessions' database (migrations), on the runtime's dependency layer.
         ImageSpec("console", "prizeflow-console", "prizeflow-console", "services/console"),
-        # Topic provisioning (`python -m prizeflow_runtime.topics`) and the external outbox relay: the runtime only.
-        ImageSpec("ops", "prizeflow-runtime", None),
+        # The operators' tools in the cluster: topic provisioning (`python -m prizeflow_runtime.topics`), the external
+        # outbox relay, and `prizeflow-ops` (the preflight Job runs `prizeflow-ops preflight`): its closure holds the
+        # runtime's.
+        ImageSpec("ops", "prizeflow-ops", None),
         ImageSpec("soroban-rpc", "prizeflow-soroban-emulator", "prizeflow-soroban-emulator"),
         ImageSpec("simulator", "prizeflow-simulator", "prizeflow-sim"),
     )
 }
+# The shared dependency layer (the Containerfile's DEPS=runtime): the runtime's locked closure, in every wheelhouse.
+RUNTIME_LAYER = ImageSpec("runtime-layer", "prizeflow-runtime", None)
 SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks", "console")
 
 
@@ -401,8 +405,8 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     specs = [IMAGES[n] for n in (names or list(IMAGES))]
     ensure_official(root, PYTHON_BASE)
     started = time.monotonic()
-    # The shared dependency layer is the ops image's closure (the runtime's): its requirements must be in the house.
-    house = build_wheelhouse(root, sorted({*specs, IMAGES["ops"]}, key=lambda s: s.name))
+    # The shared dependency layer is the runtime's closure: its requirements must be in the house.
+    house = build_wheelhouse(root, sorted({*specs, RUNTIME_LAYER}, key=lambda s: s.name))
     workspace = {s.name: (house / "requirements" / f"{s.package}.workspace").read_text().split() for s in specs}
     say(f"wheelhouse ready in {time.monotonic() - started:.0f} s")
     built = []
