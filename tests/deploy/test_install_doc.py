@@ -61,7 +61,10 @@ def stage_of(doc: Doc) -> str | None:
 def test_the_three_stages_apply_the_whole_bundle_once() -> None:
     """`kubectl apply -k ... -l prizeflow.io/stage=<stage>` skips an object without the label: every object of the
     production bundle (and of each component) is in exactly one of the three stages."""
-    for docs in (H.rendered("prod"), *(H.rendered_with("prod", c) for c in ("kyc/sumsub", *H.RAILS))):
+    for docs in (
+        H.rendered("prod"),
+        *(H.rendered_with("prod", c) for c in ("kyc/sumsub", "fx/openexchangerates", *H.RAILS)),
+    ):
         unstaged = [f"{d['kind']}/{d['metadata']['name']}" for d in docs if stage_of(d) not in STAGES]
         assert not unstaged, f"applied by no stage: {unstaged}"
 

@@ -8,6 +8,7 @@ is a call that fails in production and nowhere else: the sanctions lists were on
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from k8s_helpers import k8s_helpers
+
+from prizeflow_rewards.settings import RATES_DEFAULT_BASE_URL
 
 H = k8s_helpers()
 Doc = dict[str, Any]
@@ -34,8 +37,8 @@ NOT_CALLED: Mapping[str, str] = {
 }
 # Settings naming hosts, not URLs: where a call may be redirected.
 HOST_SETTINGS = {"PAYOUTS_SANCTIONS_REDIRECT_HOSTS"}
-# The components an overlay may list that call out (each rail; the identity-verification vendor).
-COMPONENTS = (*H.RAILS, "kyc/sumsub")
+# The components an overlay may list that call out (each rail; the identity-verification vendor; the FX rates).
+COMPONENTS = (*H.RAILS, "kyc/sumsub", "fx/openexchangerates")
 
 
 def _implied_hosts(provider_type: str, options: Mapping[str, Any]) -> set[str]:
@@ -100,6 +103,8 @@ def called_hosts(docs: tuple[Doc, ...]) -> dict[str, set[str]]:
                     hosts |= _implied_hosts(provider["type"], provider.get("options", {}))
         if env.get("REWARDS_TOPUP_PROVIDER") == "stripe":
             hosts |= _implied_hosts("stripe", {})
+        if json.loads(env.get("REWARDS_FX_PAIRS") or "{}"):  # conversion enabled: the rates provider, by default OXR
+            hosts |= {str(urlsplit(env.get("RATES_API_URL") or RATES_DEFAULT_BASE_URL).hostname)}
         out[name] = {h for h in hosts if not h.endswith(internal) and h not in {"localhost", "127.0.0.1"}}
     return out
 
@@ -134,9 +139,15 @@ def test_every_host_a_service_is_configured_to_call_is_on_the_allow_list(
 
 
 def test_the_sanctions_lists_and_the_kyc_vendor_are_among_what_is_read() -> None:
-    """Not vacuous: the lists payouts must load before it sends anything, every host of each, and the vendor."""
+    """Not vacuous: the lists payouts must load before it sends anything, every host of each (and the host OFAC's
+    exports redirect to), the vendor, the rates provider."""
     prod = called_hosts(H.rendered("prod"))
-    assert {"sanctionslistservice.ofac.treas.gov", "scsanctions.un.org"} <= prod["payouts"]
+    assert {
+        "sanctionslistservice.ofac.treas.gov",
+        "scsanctions.un.org",
+        "wc2h-sls-prod-public-published.s3.us-gov-west-1.amazonaws.com",
+    } <= prod["payouts"]
+    assert "openexchangerates.org" in called_hosts(H.rendered_with("prod", "fx/openexchangerates"))["rewards"]
     assert "api.stripe.com" in prod["payouts"] & prod["rewards"] & prod["webhooks"]
     assert urlsplit(H.SITE["identity-jwks-url"]).hostname in prod["settlement"]
     assert "api.sumsub.com" in called_hosts(H.rendered_with("prod", "kyc/sumsub"))["payouts"]
@@ -146,12 +157,13 @@ def test_the_sanctions_lists_and_the_kyc_vendor_are_among_what_is_read() -> None
 
 def test_a_host_missing_from_the_allow_list_is_caught() -> None:
     """What main shipped (the sanctions lists' hosts on no list), a redirect host an overlay adds without its list
-    entry, a vendor's URL: each found, named with its Deployment."""
+    entry, a vendor's URL, the rates provider conversion calls by default: each found, named with its Deployment."""
     docs = H.rendered("prod")
     without_lists = tuple(_without_part(d, "sanctions.conf") for d in docs)
     assert unreachable(without_lists) == [
         "payouts: sanctionslistservice.ofac.treas.gov",
         "payouts: scsanctions.un.org",
+        "payouts: wc2h-sls-prod-public-published.s3.us-gov-west-1.amazonaws.com",
     ]
     redirected = tuple(
         _with_setting(d, "payouts-config", "PAYOUTS_SANCTIONS_REDIRECT_HOSTS", "files.lists.test") for d in docs
@@ -159,6 +171,9 @@ def test_a_host_missing_from_the_allow_list_is_caught() -> None:
     assert unreachable(redirected) == ["payouts: files.lists.test"]
     vendor = tuple(_with_setting(d, "payouts-config", "PAYOUTS_KYC_BASE_URL", "https://kyc.vendor.test") for d in docs)
     assert unreachable(vendor) == ["payouts: kyc.vendor.test"]
+    # Conversion enabled without RATES_API_URL: rewards calls its default provider, which no setting names.
+    fx = tuple(_with_setting(d, "rewards-config", "REWARDS_FX_PAIRS", '{"USD/INR": 150}') for d in docs)
+    assert unreachable(fx) == ["rewards: openexchangerates.org"]
     assert allowed("a.b.test", frozenset({".b.test"}))
     assert allowed("b.test", frozenset({".b.test"}))
     assert not allowed("ab.test", frozenset({".b.test", "a.b.test"}))
@@ -199,6 +214,35 @@ def test_the_kyc_component_adds_its_settings_secrets_callbacks_and_egress(overla
         settings = H._load(docs, "payouts", tmp_path / "payouts")
         assert settings.registry is not None
         assert "sumsub" in H._load(docs, "webhooks", tmp_path / "webhooks").providers
+    for doc in docs:
+        if doc not in base:
+            H.validate(doc)
+            assert "prizeflow.io/stage" in doc["metadata"].get("labels", {}), doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_fx_component_adds_its_pairs_key_and_egress(overlay: str, tmp_path: Any) -> None:
+    """Like a rail (components/rails/upi): rewards gets its pairs and the rates provider's key (in prod from the
+    ExternalSecret rewards-secrets, store path prizeflow/rewards), the proxy the provider's host; rewards' settings
+    load with it in the production profile (outside dev they refuse pairs without the key). Without it no manifest
+    enables conversion."""
+    base, docs = H.rendered(overlay), H.rendered_with(overlay, "fx/openexchangerates")
+    rewards = H._container(H.named(docs, "Deployment", "rewards"))
+    env = H._config(docs, rewards)
+    assert json.loads(env["REWARDS_FX_PAIRS"])
+    assert "REWARDS_FX_PAIRS" not in H._config(base, H._container(H.named(base, "Deployment", "rewards")))
+    assert H._secret_refs(rewards)["RATES_APP_ID"] == ("rewards-secrets", "RATES_APP_ID")
+    assert set(H._allowlist(docs)) - set(H._allowlist(base)) == {"fx-openexchangerates.conf"}
+    assert H._acl_hosts(H._allowlist(docs)["fx-openexchangerates.conf"]) == {
+        "providers": frozenset({str(urlsplit(RATES_DEFAULT_BASE_URL).hostname)})
+    }
+    assert not unreachable(docs)
+    assert not H._unknown_env(docs)
+    settings = H._load(docs, "rewards", tmp_path)
+    assert settings.rewards_fx_pairs
+    assert settings.rates_base_url == RATES_DEFAULT_BASE_URL
+    if overlay == "prod":
+        assert H._external_keys(docs, "rewards-secrets")["RATES_APP_ID"] == "prizeflow/rewards"
     for doc in docs:
         if doc not in base:
             H.validate(doc)

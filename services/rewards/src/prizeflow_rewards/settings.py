@@ -11,6 +11,8 @@ from prizeflow_runtime.settings import Profile, ServiceSettings
 
 # Stripe secret (`sk_`) or restricted (`rk_`) keys only: a publishable key (`pk_`) cannot create sessions.
 _STRIPE_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
+# The rates provider without RATES_API_URL: Open Exchange Rates (deploy/k8s/components/fx allow-lists its host).
+RATES_DEFAULT_BASE_URL = "https://openexchangerates.org"
 
 
 class RewardsSettings(ServiceSettings):
@@ -127,7 +129,7 @@ class RewardsSettings(ServiceSettings):
 
     @property
     def rates_base_url(self) -> str:
-        return self.rates_api_url or "https://openexchangerates.org"
+        return self.rates_api_url or RATES_DEFAULT_BASE_URL
 
     @model_validator(mode="after")
     def _top_ups(self) -> RewardsSettings:
