@@ -7,12 +7,12 @@ every object once; each `wait` waits for objects that stage created; the names, 
 from __future__ import annotations
 
 import re
-import shlex
 from functools import cache
 from typing import Any
 
 import pytest
 from k8s_helpers import k8s_helpers
+from k8s_procedures import commands as procedure_commands
 from runbook_docs import ROOT, parse
 
 from prizeflow_devstack import k8s
@@ -25,9 +25,13 @@ STAGES = ("platform", "migrate", "apps")
 KINDS = {
     "kafka": "Kafka",
     "kafkauser": "KafkaUser",
+    "kafkatopic": "KafkaTopic",
+    "externalsecret": "ExternalSecret",
     "cluster.postgresql.cnpg.io": "Cluster",
     "job": "Job",
     "backups.postgresql.cnpg.io": "Backup",
+    "deployment": "Deployment",
+    "pod": "Pod",
 }
 
 pytestmark = pytest.mark.k8s
@@ -35,14 +39,10 @@ pytestmark = pytest.mark.k8s
 
 @cache
 def commands(step: str) -> tuple[tuple[str, ...], ...]:
-    found = []
-    for block in parse(DOC).blocks:
-        if re.search(rf"\bk8s:{step}\b", block.info):
-            for line in block.command_lines():
-                words = shlex.split(line)
-                found.append(tuple(words[: words.index("|")] if "|" in words else words))
+    """The step's commands as the shell runs them (a one-line loop unrolled), words up to a pipe."""
+    found = tuple(c.argv for c in procedure_commands(DOC, step, H.checkout()))
     assert found, f"docs/deploy.md has no k8s:{step} block"
-    return tuple(found)
+    return found
 
 
 def option(argv: tuple[str, ...], name: str) -> str | None:
@@ -73,8 +73,19 @@ def test_every_install_command_applies_its_stage_and_waits_for_what_it_created()
     docs = H.rendered("prod")
     applied: list[str] = []
     created: set[str] = set()
+    jobs_deleted = False
     for argv in commands("install"):
-        if argv[:2] == ("kubectl", "apply"):
+        if argv[3:5] == ("rollout", "status"):  # a Deployment of a stage applied before
+            kind_word, _, name = argv[5].partition("/")
+            assert KINDS[kind_word] in created, argv
+            assert name in {d["metadata"]["name"] for d in docs if d["kind"] == KINDS[kind_word]}, argv
+        elif argv[3] == "logs":  # the preflight's redirect chains, once its stage ran
+            assert argv[4] == "job/payouts-preflight", argv
+            assert applied[-1] == "migrate", "the preflight's log once it ran"
+        elif argv[3] == "wait" and option(argv, "--for") == "delete":  # the previous run's pods gone
+            assert argv[5] == "pod", argv
+            assert jobs_deleted, "the pods of the Jobs the step deleted"
+        elif argv[:2] == ("kubectl", "apply"):
             assert option(argv, "-k") == "overlays/prod", argv
             selector = str(option(argv, "-l"))
             stage = selector.removeprefix("prizeflow.io/stage=")
@@ -106,6 +117,7 @@ def test_every_install_command_applies_its_stage_and_waits_for_what_it_created()
                 assert "--all" in argv, argv
         elif argv[3] == "delete":
             assert option(argv, "-l") == "prizeflow.io/stage=migrate"
+            jobs_deleted = True
     assert applied == list(STAGES), "platform, then migrations, then the apps"
 
 

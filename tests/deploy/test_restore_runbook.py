@@ -22,6 +22,7 @@ import shlex
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,17 +40,25 @@ Doc = dict[str, Any]
 
 pytestmark = pytest.mark.k8s
 
-SERVICE, CLUSTER, NEW_CLUSTER = "settlement", "settlement-db", "settlement-db-r1"
+SERVICE, CLUSTER, NEW_CLUSTER, RETRY_CLUSTER = "settlement", "settlement-db", "settlement-db-r1", "settlement-db-r2"
+# The recovery windows restore.md opens in the overlay (step 1) and closes (step 6).
+WINDOWS = ("PAYOUTS_SYNC_FIRST_UNTIL=", "REWARDS_CLAIMS_REVIEW_UNTIL=")
 BARMAN = "barman-cloud.cloudnative-pg.io"
 VALUES = {
     "service": SERVICE,
     "cluster": CLUSTER,
     "new_cluster": NEW_CLUSTER,
+    "retry_cluster": RETRY_CLUSTER,
     "rewind_to": "2026-11-25T13:53:41.000",
     "database": "prizeflow_settlement",
 }
-# The documents whose Kubernetes commands must each say what checks them (a comment line above each command).
-DOCS_WITH_COMMANDS = (ROOT / "docs" / "runbooks" / "restore.md", ROOT / "docs" / "deploy.md")
+# The documents whose Kubernetes commands must each say what checks them (a comment line above each command): every one
+# with a k8s: block.
+DOCS_WITH_COMMANDS = tuple(
+    path
+    for path in (*sorted((ROOT / "docs").rglob("*.md")), ROOT / "deploy" / "k8s" / "README.md")
+    if re.search(r"^\s*```\w* k8s:", path.read_text(encoding="utf-8"), re.MULTILINE)
+)
 NEEDS_A_CLUSTER = "needs a real cluster"
 
 
@@ -164,6 +173,32 @@ def restored_checkout() -> Path:
     return copy
 
 
+def _retry_change() -> dict[str, str]:
+    """The databases.env lines restore.md's "Try again with an earlier target" names, the earlier target an hour
+    before the first one."""
+    text = load("restore").text
+    paragraph = text[text.index("**Try again with an earlier target.**") :].split("```", 1)[0]
+    lines = dict(re.findall(r"`(settlement(?:-restore-from|-restore-target-time)?)=([^`]+)`", paragraph))
+    first = _databases_change()[f"{SERVICE}-restore-target-time"]
+    earlier = (datetime.fromisoformat(first.replace(" ", "T")) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert lines.get(f"{SERVICE}-restore-target-time") == "<earlier target>", lines
+    return lines | {f"{SERVICE}-restore-target-time": earlier + "+00"}
+
+
+@cache
+def retried_checkout() -> Path:
+    """restored_checkout() after a failed recovery, tried again as restore.md says: another new cluster, the same
+    origin, an earlier target."""
+    copy: Path = H.checkout().parent / "retried"
+    if copy.exists():
+        return copy
+    shutil.copytree(restored_checkout(), copy)
+    overlay = copy / "overlays" / "prod"
+    databases = read_env(overlay / "databases.env") | _retry_change()
+    (overlay / "databases.env").write_text("".join(f"{k}={v}\n" for k, v in databases.items()))
+    return copy
+
+
 def before(path: str = "overlays/prod") -> list[Doc]:
     return list(H.build(H.checkout() / path))
 
@@ -200,7 +235,17 @@ def test_every_kubernetes_command_names_its_test_or_needs_a_real_cluster(path: P
 
 
 def test_the_runbook_has_every_kubernetes_step() -> None:
-    assert {c.step for c in runbook()} == {"inspect", "stop", "backup", "restore", "rewind", "start", "retire"}
+    assert {c.step for c in runbook()} == {
+        "inspect",
+        "stop",
+        "backup",
+        "restore",
+        "retry",
+        "rewind",
+        "start",
+        "close",
+        "retire",
+    }
 
 
 # -- stop --------------------------------------------------------------------------------------------------------------
@@ -350,7 +395,7 @@ def test_the_restored_cluster_is_backed_up_from_its_first_minute() -> None:
 def test_the_migrations_run_on_the_restored_cluster() -> None:
     """The migrations Job logged in with the OLD cluster's owner Secret: "run the migrations first" migrated the
     damaged database. After the change its Job reads the new cluster's `<cluster>-app`; the others are unchanged."""
-    [delete, apply, wait] = [c for c in step("start") if "migrate" in c.line]
+    [delete, pods_gone, apply, wait] = [c for c in step("start") if "migrate" in c.line]
     path, stage = _apply_k(apply)
     jobs = {d["metadata"]["name"]: d for d in selected(after(path), str(stage)) if d["kind"] == "Job"}
     assert {f"{s}-migrate" for s in k8s.DATABASES} <= set(jobs)
@@ -361,6 +406,9 @@ def test_the_migrations_run_on_the_restored_cluster() -> None:
     assert all(jobs[n] == old_jobs[n] for n in jobs if not n.startswith(SERVICE) and not _preflight(jobs[n]))
     for command in (delete, wait):
         assert names(selected(after(), str(option(command.argv, "-l"))), "Job") == set(jobs)
+    assert (pods_gone.argv[3], option(pods_gone.argv, "--for"), pods_gone.argv[5]) == ("wait", "delete", "pod")
+    jobs_pods = [d for d in after() if d["kind"] == "Job"]
+    assert names(selected(jobs_pods, str(option(pods_gone.argv, "-l")), _pod_labels), "Job") == set(jobs)
 
 
 # -- start -------------------------------------------------------------------------------------------------------------
@@ -507,3 +555,90 @@ def test_retiring_the_old_cluster_touches_nothing_the_services_use() -> None:
         assert name in names(old, kind), command.line
         assert name not in names(new, kind), command.line
     assert _references(new, CLUSTER) == [f"Cluster/{NEW_CLUSTER}"]
+
+
+# -- a failed restore tried again -------------------------------------------------------------------------------------
+
+
+def test_a_failed_restore_is_tried_again_into_a_cluster_of_another_name() -> None:
+    """CloudNativePG reads `bootstrap` once: a new target for the failed cluster does nothing. The retry names another
+    new cluster (the checker passes it), recovering from the same origin's backups to the earlier target; it deletes
+    what was made for the failed one and nothing else (each exists after the failed attempt and is gone from the
+    render); afterwards nothing names the failed cluster, and the runtime Secret's host is the retry's."""
+    failed, again = after(), list(H.build(retried_checkout() / "overlays" / "prod"))
+    overlay = retried_checkout() / "overlays" / "prod"
+    assert check_databases(overlay, k8s.DATABASES) == []
+    [phase, check, *deletes, apply, ready, backed_up] = step("retry")
+    assert phase.argv[3:6] == ("get", "cluster", NEW_CLUSTER)
+    assert check.line == "uv run --frozen prizeflow-k8s --check-overlay overlays/prod"
+    kinds = {"scheduledbackup": "ScheduledBackup", "networkpolicy": "NetworkPolicy", "cluster": "Cluster"}
+    for command in deletes:
+        assert command.argv[3] == "delete"
+        if command.argv[4] == "backups.postgresql.cnpg.io":
+            assert option(command.argv, "-l") == f"cnpg.io/cluster={NEW_CLUSTER}"
+            continue
+        kind, name = kinds[command.argv[4]], command.argv[5]
+        assert name in names(failed, kind), command.line
+        assert name not in names(again, kind), command.line
+    assert {kinds.get(c.argv[4]) for c in deletes} >= {"ScheduledBackup", "NetworkPolicy", "Cluster"}
+    assert _apply_k(apply) == ("overlays/prod", "prizeflow.io/stage=platform")
+    [cluster] = [d for d in again if d["kind"] == "Cluster" and d["metadata"]["name"] == RETRY_CLUSTER]
+    origin = cluster["spec"]["externalClusters"][0]["plugin"]["parameters"]["serverName"]
+    assert origin == CLUSTER, "the origin's backups, never the failed attempt's"
+    target = cluster["spec"]["bootstrap"]["recovery"]["recoveryTarget"]["targetTime"]
+    assert target < _databases_change()[f"{SERVICE}-restore-target-time"]
+    assert _references(again, NEW_CLUSTER) == []
+    runtime = next(
+        d for d in again if d["kind"] == "ExternalSecret" and d["metadata"]["name"] == f"{SERVICE}-db-runtime"
+    )
+    assert f"@{RETRY_CLUSTER}-rw:5432/" in runtime["spec"]["target"]["template"]["data"]["uri"]
+    assert ready.argv[-2] == f"cluster/{RETRY_CLUSTER}"
+    assert f"cnpg.io/cluster={RETRY_CLUSTER}" in str(option(backed_up.argv, "-l"))
+
+
+# -- closing the recovery windows -------------------------------------------------------------------------------------
+
+
+def test_closing_the_recovery_windows_reaches_the_running_pods() -> None:
+    """The windows live in payouts' and rewards' hash-named ConfigMaps: removing them renders ConfigMaps of other
+    names, which only the apps stage points the Deployments at (a `rollout restart` would keep the ones with the
+    windows). The step's last command prints the names the Deployments read, to compare with the render."""
+    opened = after()
+    closing = [c for c in step("close") if "-k" in c.argv]
+    assert [option(c.argv, "-l") for c in closing] == [
+        f"prizeflow.io/stage={s}" for s in ("platform", "migrate", "apps")
+    ]
+    for service in ("payouts", "rewards"):
+        [ref] = H._container(H.named(tuple(opened), "Deployment", service))["envFrom"][1:]
+        data = H.named(tuple(opened), "ConfigMap", ref["configMapRef"]["name"])["data"]
+        assert any(w.rstrip("=") in data for w in WINDOWS)
+    [show] = [c for c in step("close") if "get" in c.argv]
+    assert show.argv[3:7] == ("get", "deployment", "payouts", "rewards")
+    assert "envFrom" in show.line
+
+
+# -- GitOps pruning ----------------------------------------------------------------------------------------------------
+
+
+NO_PRUNE = {"argocd.argoproj.io/sync-options": "Prune=false", "kustomize.toolkit.fluxcd.io/prune": "disabled"}
+
+
+def test_what_a_restore_keeps_no_pruning_tool_deletes() -> None:
+    """Everything the runbook keeps after git names another cluster (and retires later by hand: k8s:retire, k8s:retry)
+    carries Argo CD's and Flux's no-prune annotations, in every overlay and on the restored cluster too."""
+    old = before()
+    kinds = {"scheduledbackup": "ScheduledBackup", "networkpolicy": "NetworkPolicy", "cluster": "Cluster"}
+    kept = [
+        (kinds[c.argv[4]], c.argv[5].replace(NEW_CLUSTER, CLUSTER))
+        for c in [*step("retire"), *step("retry")]
+        if c.argv[3] == "delete" and c.argv[4] in kinds
+    ]
+    assert {k for k, _ in kept} == {"ScheduledBackup", "NetworkPolicy", "Cluster"}
+    for kind, name in kept:
+        doc = next(d for d in old if (d["kind"], d["metadata"]["name"]) == (kind, name))
+        assert NO_PRUNE.items() <= (doc["metadata"].get("annotations") or {}).items(), f"{kind}/{name}"
+    for docs in (*(H.rendered(o) for o in H.OVERLAYS), tuple(after())):
+        labelled = [d for d in docs if "prizeflow.io/database-of" in (d["metadata"].get("labels") or {})]
+        assert labelled
+        for doc in labelled:
+            assert NO_PRUNE.items() <= (doc["metadata"].get("annotations") or {}).items(), doc["metadata"]["name"]

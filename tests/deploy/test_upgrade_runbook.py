@@ -1,15 +1,15 @@
-"""docs/runbooks/upgrade.md against deploy/k8s: every `kubectl apply -k`, `kubectl diff -k` and `kustomize build` it
-gives is rendered with the pinned kustomize, and its label selector picks exactly the stage the step says (the
-migrations Jobs; the services' Deployments and nothing of the platform); every object another command names (a
-Deployment to wait for, a Job's log, a CloudNativePG cluster to back up, the Jobs and pods a selector lists)
-exists in the overlay. A runbook step that would apply nothing, or the wrong stage, fails here.
+"""docs/runbooks/upgrade.md against deploy/k8s: every `kubectl apply -k` and `kubectl diff -k` it gives is rendered
+with the pinned kustomize and its label selector picks one stage, exactly (the platform's ConfigMaps, users and
+secrets; the migrations Jobs; the services' Deployments); the upgrade applies the three stages in order (whether
+every workload finds what it reads: tests/deploy/test_procedures.py plays it across a release); every object another
+command names (a Deployment to wait for, a Job's log, a CloudNativePG cluster to back up, the pods a selector lists)
+exists in the overlay; the backups it takes are the clusters the services use, through the plugin, and it waits for
+those and no other.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,152 +17,104 @@ from typing import Any
 import pytest
 import yaml
 from k8s_helpers import k8s_helpers
-from runbook_docs import parse
+from k8s_procedures import Command, expand, option, pod_labels, selects, steps
+from k8s_procedures import commands as step_commands
+from runbook_docs import fill, parse
 
 from prizeflow_devstack.k8s_site import read_env
 
 pytestmark = pytest.mark.k8s
 
+H = k8s_helpers()
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 RUNBOOK = ROOT / "docs" / "runbooks" / "upgrade.md"
 WITH_MIGRATIONS = sorted(p.parent.name for p in ROOT.glob("services/*/alembic.ini"))
 APPS = WITH_MIGRATIONS  # each service with migrations is one Deployment of the apps stage
+RELEASE = "v1-5-0"
+STAGES = ("platform", "migrate", "apps")
+PROD = "overlays/prod"
 
 Doc = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Command:
-    line: str
-    argv: tuple[str, ...]
-    language: str
-
-
-def _expand_loops(text: str) -> list[str]:
-    """The block's commands, `for x in a b; do … done` unrolled (`$x` and `"$x"` substituted), continuations joined."""
-    joined = re.sub(r"\\\n\s*", " ", text)
-    lines = [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        loop = re.fullmatch(r"for (\w+) in ([^;]+); do", lines[i])
-        if loop is None:
-            out.append(lines[i])
-            i += 1
-            continue
-        end = lines.index("done", i)
-        for value in loop.group(2).split():
-            out += [re.sub(rf"\$\{{?{loop.group(1)}\}}?", value, body) for body in lines[i + 1 : end]]
-        i = end + 1
-    return out
-
-
-# `db="$(sed -n "s/^<service>=//p" overlays/prod/databases.env)"`: the cluster a service uses, read from the overlay.
-_CLUSTER_OF = re.compile(r'(?P<var>\w+)="\$\(sed -n "s/\^(?P<key>[\w-]+)=//p" (?P<file>[\w/.-]+)\)"')
-
-
 @cache
 def commands(checkout: Path | None = None) -> tuple[Command, ...]:
-    """The runbook's shell commands, loops unrolled and each `db=$(sed ... databases.env)` evaluated against the
-    overlay of `checkout` (an operator's, by default) and substituted where `$db` is used."""
-    root = checkout or k8s_helpers().checkout()
+    """The runbook's commands: its k8s:<step> blocks (the upgrade itself, run from the new release's checkout) and
+    its other shell blocks (diagnosis), each line as the shell runs it (a one-line loop unrolled, `db=$(sed ...)`
+    read from the overlay of `checkout`, an operator's by default)."""
+    root = checkout or H.checkout()
     found: list[Command] = []
+    for step in steps(RUNBOOK):
+        found += step_commands(RUNBOOK, step, root, {"release": RELEASE})
     for block in parse(RUNBOOK).blocks:
-        if block.language not in {"bash", "sh"}:
-            continue
-        variables: dict[str, str] = {}
-        for line in _expand_loops(block.text):
-            assignment = _CLUSTER_OF.fullmatch(line)
-            if assignment:
-                variables[assignment.group("var")] = read_env(root / assignment.group("file"))[assignment.group("key")]
-                continue
-            filled = line
-            for name, value in variables.items():
-                filled = re.sub(rf"\$\{{?{name}\}}?", value, filled)
-            argv = tuple(shlex.split(filled.split(" # ")[0]))
-            found.append(Command(filled, argv, block.language))
+        if block.language in {"bash", "sh"} and "k8s:" not in block.info:
+            for line in block.command_lines():
+                for command in expand(line, root):
+                    words = shlex.split(fill(command, {"current": "0001"}))
+                    argv = tuple(words[: words.index("|")] if "|" in words else words)
+                    found.append(Command("diagnosis", line, argv, ""))
     return tuple(found)
 
 
 @cache
 def rendered(path: str) -> tuple[Doc, ...]:
     """`kustomize build deploy/k8s/<path>`, with the pinned kustomize, in an operator's checkout (site values set)."""
-    return tuple(k8s_helpers().build(k8s_helpers().checkout() / path))
+    return tuple(H.build(H.checkout() / path))
 
 
 def _labels(doc: Doc) -> dict[str, str]:
     return dict(doc.get("metadata", {}).get("labels") or {})
 
 
-def selected(docs: tuple[Doc, ...], selector: str | None, labels_of: Any = _labels) -> list[Doc]:
-    """The objects a `-l` selector picks (equality terms, comma-separated: what `kubectl -l` accepts here)."""
-    if selector is None:
-        return list(docs)
-    terms = []
-    for term in selector.split(","):
-        match = re.fullmatch(r"\s*([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)\s*", term)
-        assert match, f"selector {selector!r}: only key=value and key!=value terms are checked here"
-        terms.append((match.group(1), match.group(2) != "!=", match.group(3)))
-    return [d for d in docs if all((labels_of(d).get(k) == v) is equal for k, equal, v in terms)]
-
-
-def _option(argv: tuple[str, ...], *names: str) -> str | None:
-    for i, word in enumerate(argv):
-        if word in names and i + 1 < len(argv):
-            return argv[i + 1]
-        for name in names:
-            if name.startswith("--") and word.startswith(name + "="):
-                return word.split("=", 1)[1]
-    return None
-
-
-def names(docs: list[Doc], kind: str) -> set[str]:
+def names(docs: list[Doc] | tuple[Doc, ...], kind: str) -> set[str]:
     return {d["metadata"]["name"] for d in docs if d["kind"] == kind}
 
 
 def kustomize_commands() -> list[Command]:
-    return [
-        c
-        for c in commands()
-        if c.argv[:1] == ("kustomize",) or (c.argv[:1] == ("kubectl",) and ("-k" in c.argv or "--kustomize" in c.argv))
+    return [c for c in commands() if c.argv[:1] == ("kubectl",) and ("-k" in c.argv or "--kustomize" in c.argv)]
+
+
+def test_the_upgrade_applies_the_three_stages_in_order() -> None:
+    """Platform (what the workloads read), then the migrations, then the apps: in the order of its steps."""
+    applied = [
+        str(option(c.argv, "-l")).removeprefix("prizeflow.io/stage=")
+        for c in kustomize_commands()
+        if c.argv[1] == "apply" and c.step != "rollback"
     ]
+    assert applied == list(STAGES)
+    rollback = [option(c.argv, "-l") for c in kustomize_commands() if c.step == "rollback"]
+    assert rollback == ["prizeflow.io/stage=apps"], "a rollback rolls the apps only (the runbook says why)"
 
 
-def test_the_runbook_gives_the_stages_commands() -> None:
-    rendered_steps = [(c.argv[1], _option(c.argv, "-l", "--selector")) for c in kustomize_commands()]
-    assert ("apply", "prizeflow.io/stage=migrate") in rendered_steps
-    assert ("apply", "prizeflow.io/stage=apps") in rendered_steps
-
-
-def _expect_stage(selector: str | None, picked: list[Doc], line: str) -> None:
-    if selector == "prizeflow.io/stage=migrate":
-        assert {d["kind"] for d in picked} == {"Job"}, f"{line}: selects {sorted({d['kind'] for d in picked})}"
+def expect_stage(selector: str | None, picked: list[Doc], line: str) -> None:
+    """A stage selector picks objects of that stage only, and what the step needs of it."""
+    stage = str(selector).removeprefix("prizeflow.io/stage=")
+    assert stage in STAGES, f"{line}: applies by stage (-l prizeflow.io/stage=<stage>), not {selector!r}"
+    assert picked, f"{line}: selects nothing"
+    assert all(_labels(d).get("prizeflow.io/stage") == stage for d in picked), line
+    kinds = {d["kind"] for d in picked}
+    if stage == "platform":
+        assert {"ConfigMap", "KafkaUser", "KafkaTopic", "ExternalSecret", "Cluster"} <= kinds, f"{line}: {kinds}"
+        assert names(picked, "Deployment") == {"egress-proxy"}, f"{line}: only the proxy of the Deployments"
+    elif stage == "migrate":
+        assert kinds == {"Job"}, f"{line}: selects {sorted(kinds)}"
         assert names(picked, "Job") >= {f"{s}-migrate" for s in WITH_MIGRATIONS}, f"{line}: {names(picked, 'Job')}"
-    elif selector == "prizeflow.io/stage=apps":
-        kinds = {d["kind"] for d in picked}
-        assert names(picked, "Deployment") >= set(APPS), f"{line}: Deployments {names(picked, 'Deployment')}"
-        platform = kinds & {"Job", "Cluster", "Backup", "ScheduledBackup", "Namespace", "Kafka", "KafkaTopic"}
-        assert not platform, f"{line}: the apps stage would also apply {sorted(platform)}"
     else:
-        pytest.fail(f"{line}: an upgrade applies one stage at a time (-l prizeflow.io/stage=migrate or =apps)")
+        assert names(picked, "Deployment") >= set(APPS), f"{line}: Deployments {names(picked, 'Deployment')}"
+        assert not kinds & {"Job", "Cluster", "ConfigMap", "KafkaUser", "ExternalSecret"}, f"{line}: {sorted(kinds)}"
 
 
 @pytest.mark.parametrize("command", kustomize_commands(), ids=lambda c: c.line)
 def test_every_kustomize_command_renders_and_selects_the_stage_it_says(command: Command) -> None:
-    argv = command.argv
-    path = argv[2] if argv[:2] == ("kustomize", "build") else _option(argv, "-k", "--kustomize")
+    path = option(command.argv, "-k", "--kustomize")
     assert path is not None, command.line
     assert not Path(path).is_absolute(), f"{command.line}: paths are relative to deploy/k8s"
-    selector = _option(argv, "-l", "--selector")
-    picked = selected(rendered(path), selector)
-    assert picked, f"{command.line}: selects nothing in {path}"
-    _expect_stage(selector, picked, command.line)
+    selector = option(command.argv, "-l", "--selector")
+    expect_stage(selector, [d for d in rendered(path) if selects(selector, _labels(d))], command.line)
 
 
 # -- the other commands name objects that exist -----------------------------------------------------------------------
-
-PROD = "overlays/prod"
 
 
 def _kubectl_targets() -> list[tuple[Command, str, str]]:
@@ -184,31 +136,38 @@ def _kubectl_targets() -> list[tuple[Command, str, str]]:
 
 @pytest.mark.parametrize(("command", "kind", "name"), _kubectl_targets(), ids=lambda v: getattr(v, "line", v))
 def test_every_object_a_command_names_exists_in_the_overlay(command: Command, kind: str, name: str) -> None:
-    assert name in names(list(rendered(PROD)), kind), f"{command.line}: no {kind} {name} in {PROD}"
+    assert name in names(rendered(PROD), kind), f"{command.line}: no {kind} {name} in {PROD}"
 
 
 def _selector_commands() -> list[Command]:
     return [
         c
         for c in commands()
-        if c.argv[:1] == ("kubectl",) and _option(c.argv, "-l", "--selector") and c not in kustomize_commands()
+        if c.argv[:1] == ("kubectl",) and option(c.argv, "-l", "--selector") and c not in kustomize_commands()
     ]
-
-
-def _pod_labels(doc: Doc) -> dict[str, str]:
-    return dict(doc.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {})
 
 
 @pytest.mark.parametrize("command", _selector_commands(), ids=lambda c: c.line)
 def test_every_selector_a_command_uses_lists_what_the_step_means(command: Command) -> None:
-    selector = _option(command.argv, "-l", "--selector")
+    """Pods (a log, a wait for their deletion) are selected by the labels of the pods a template makes; the rest by
+    the objects' own labels."""
+    selector = option(command.argv, "-l", "--selector")
     docs = rendered(PROD)
-    if "pods" in command.argv:  # pods: those of the Deployments whose template carries the labels
-        picked = selected(tuple(d for d in docs if d["kind"] == "Deployment"), selector, _pod_labels)
-        assert names(picked, "Deployment") >= set(APPS), f"{command.line}: {names(picked, 'Deployment')}"
+    argv = command.argv
+    if "logs" in argv or "pod" in argv or "pods" in argv:
+        templates = [d for d in docs if d["kind"] in {"Deployment", "Job"}]
+        picked = [d for d in templates if selects(selector, pod_labels(d))]
+        if "logs" in argv:  # every replica of the one service the step reads
+            assert {d["metadata"]["name"] for d in picked} == {"settlement"}, command.line
+            assert "--prefix" in argv
+            assert option(argv, "--tail") == "-1", "a selector's logs stop at 10 lines unless told"
+        elif "delete" in str(option(argv, "--for")):
+            assert names(picked, "Job") >= {f"{s}-migrate" for s in WITH_MIGRATIONS}, command.line
+        else:
+            assert names(picked, "Deployment") >= set(APPS), f"{command.line}: {names(picked, 'Deployment')}"
         return
-    kind = next((k for w, k in (("job", "Job"), ("jobs", "Job"), ("deployments", "Deployment")) if w in command.argv))
-    picked = [d for d in selected(docs, selector) if d["kind"] == kind]
+    kind = next(k for w, k in (("job", "Job"), ("jobs", "Job"), ("deployments", "Deployment")) if w in argv)
+    picked = [d for d in docs if d["kind"] == kind and selects(selector, _labels(d))]
     if kind == "Job":
         assert names(picked, "Job") >= {f"{s}-migrate" for s in WITH_MIGRATIONS}, f"{command.line}: {picked}"
         assert all(_labels(d).get("prizeflow.io/stage") == "migrate" for d in picked), command.line
@@ -216,11 +175,14 @@ def test_every_selector_a_command_uses_lists_what_the_step_means(command: Comman
         assert names(picked, "Deployment") == set(APPS), f"{command.line}: {names(picked, 'Deployment')}"
 
 
+# -- the backups ------------------------------------------------------------------------------------------------------
+
+
 def test_the_backup_resource_names_a_cluster_that_exists() -> None:
     blocks = [b for b in parse(RUNBOOK).blocks if b.language == "yaml"]
     backups = [d for b in blocks for d in yaml.safe_load_all(b.text) if d and d.get("kind") == "Backup"]
     assert backups, "the runbook gives a Backup resource"
-    clusters = names(list(rendered(PROD)), "Cluster")
+    clusters = names(rendered(PROD), "Cluster")
     # deploy/k8s's own on-demand Backup (validated with the manifests): the same method, plugin and target.
     reference = yaml.safe_load((K8S / "backup" / "on-demand.yaml").read_text())
     for backup in backups:
@@ -237,8 +199,8 @@ def test_the_backup_commands_use_the_plugin_the_clusters_back_up_with() -> None:
     backups = [c for c in commands() if c.argv[:3] == ("kubectl", "cnpg", "backup")]
     assert len(backups) == len(WITH_MIGRATIONS), [c.line for c in backups]
     for command in backups:
-        assert _option(command.argv, "--method") == "plugin", command.line
-        assert _option(command.argv, "--plugin-name") == "barman-cloud.cloudnative-pg.io", command.line
+        assert option(command.argv, "--method") == "plugin", command.line
+        assert option(command.argv, "--plugin-name") == "barman-cloud.cloudnative-pg.io", command.line
 
 
 def test_the_backups_before_an_upgrade_follow_the_cluster_each_service_uses(tmp_path: Path) -> None:
@@ -246,21 +208,44 @@ def test_the_backups_before_an_upgrade_follow_the_cluster_each_service_uses(tmp_
     backs up that cluster, not the `<service>-db` it was restored from."""
     overlay = tmp_path / "overlays" / "prod"
     overlay.mkdir(parents=True)
-    values = read_env(k8s_helpers().checkout() / "overlays" / "prod" / "databases.env") | {"payouts": "payouts-db-r2"}
+    values = read_env(H.checkout() / "overlays" / "prod" / "databases.env") | {"payouts": "payouts-db-r2"}
     (overlay / "databases.env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     backed_up = {c.argv[3] for c in commands(tmp_path) if c.argv[:3] == ("kubectl", "cnpg", "backup")}
     assert "payouts-db-r2" in backed_up
     assert "payouts-db" not in backed_up
 
 
-def test_a_wrong_stage_or_a_missing_object_is_caught() -> None:
-    """The checks above can fail: a selector that picks nothing, the platform stage in an upgrade step, a Deployment
-    that does not exist."""
+def _backup_waits(found: tuple[Command, ...]) -> list[Command]:
+    return [c for c in found if c.argv[3:4] == ("wait",) and any("backups.postgresql.cnpg.io" in w for w in c.argv)]
+
+
+def test_the_upgrade_waits_for_its_own_backups_only() -> None:
+    """`--all` (or a selector every old Backup matches) waits on an old failed Backup too: the upgrade would hang an
+    hour on someone else's failure. It waits for the Backups its step took, by name, each once."""
+    taken = {str(option(c.argv, "--backup-name")) for c in commands() if c.argv[:3] == ("kubectl", "cnpg", "backup")}
+    waits = _backup_waits(commands())
+    assert waits
+    waited = set()
+    for command in waits:
+        assert "--all" not in command.argv, command.line
+        assert option(command.argv, "-l", "--selector") is None, command.line
+        [target] = [w for w in command.argv if w.startswith("backups.postgresql.cnpg.io/")]
+        waited.add(target.partition("/")[2])
+    assert waited == taken
+    assert all(RELEASE in name for name in taken), "named after this release: a retry of another is another Backup"
+
+
+def test_a_wrong_stage_a_missing_object_or_an_unscoped_wait_is_caught() -> None:
+    """The checks above can fail: a selector that picks nothing, a stage selector that picks another stage's objects,
+    a Deployment that does not exist, a wait on every Backup."""
     docs = rendered(PROD)
-    assert selected(docs, "prizeflow.io/stage=upgrade") == []
-    with pytest.raises(AssertionError, match="would also apply"):
-        _expect_stage("prizeflow.io/stage=apps", selected(docs, None), "kubectl apply -k overlays/prod")
-    with pytest.raises(pytest.fail.Exception):
-        _expect_stage("prizeflow.io/stage=platform", selected(docs, "prizeflow.io/stage=platform"), "platform")
-    assert "ledger" not in names(list(docs), "Deployment")
-    assert _expand_loops('for a in x y; do\n  echo "$a-db" ${a}\ndone\n') == ['echo "x-db" x', 'echo "y-db" y']
+    with pytest.raises(AssertionError, match="selects nothing"):
+        expect_stage("prizeflow.io/stage=apps", [], "kubectl apply -k overlays/prod -l prizeflow.io/stage=apps")
+    with pytest.raises(AssertionError):
+        expect_stage("prizeflow.io/stage=apps", list(docs), "kubectl apply -k overlays/prod")
+    with pytest.raises(AssertionError, match="applies by stage"):
+        expect_stage("app=x", list(docs), "kubectl apply -k overlays/prod -l app=x")
+    assert "ledger" not in names(docs, "Deployment")
+    line = "kubectl -n prizeflow wait --for=jsonpath='{.status.phase}'=completed backups.postgresql.cnpg.io --all"
+    [old] = _backup_waits((Command("old", line, tuple(shlex.split(line)), ""),))
+    assert "--all" in old.argv
