@@ -17,6 +17,7 @@ Every podman call gets `CONTAINERS_CONF=deploy/podman/containers.conf` (the runc
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -89,6 +90,16 @@ IMAGES: dict[str, ImageSpec] = {
 # The shared dependency layer (the Containerfile's DEPS=runtime): the runtime's locked closure, in every wheelhouse.
 RUNTIME_LAYER = ImageSpec("runtime-layer", "prizeflow-runtime", None)
 SERVICES = ("settlement", "rewards", "payouts", "signer", "webhooks", "console")
+# Built only for the rehearsal cluster (tests/k8s), from the same Containerfile: the Strimzi stand-in and the
+# emulators of the providers the rehearsal's simulated internet serves.
+CLUSTER_IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("strimzi-standin", "prizeflow-strimzi-standin", "prizeflow-strimzi-standin"),
+        ImageSpec("sanctions-lists", "prizeflow-sanctions-emulator", "prizeflow-sanctions-emulator"),
+        ImageSpec("dev-idp", "prizeflow-dev-idp", "prizeflow-dev-idp"),
+    )
+}
 
 
 def build_args(spec: ImageSpec, deps: str) -> dict[str, str]:
@@ -145,6 +156,8 @@ def say(message: str) -> None:
 ROOTFS_PACKAGES: dict[str, tuple[str, ...]] = {
     "python": ("python3", "ca-certificates"),
     "infra": ("postgresql-15", "openjdk-17-jre-headless", "prometheus", "ca-certificates"),
+    # The cluster's egress proxy and the rehearsal's simulated internet (prizeflow_devstack.cluster.images).
+    "edge": ("squid", "nginx-light", "ca-certificates"),
 }
 
 
@@ -194,6 +207,15 @@ def _debootstrap(root: Path, kind: str) -> str:
             raise ImageError(f"podman import of the {kind} root filesystem failed:\n{imported.stderr[-2000:]}")
     say(f"{ref} built in {time.monotonic() - started:.0f} s")
     return ref
+
+
+def debian_base(root: Path, kind: str) -> str:
+    """The debootstrap image of `kind` (ROOTFS_PACKAGES), built once and cached by its package set."""
+    return _debootstrap(root, kind)
+
+
+def uv_binary() -> str:
+    return _uv()
 
 
 def _pull(root: Path, ref: str) -> bool:
@@ -402,7 +424,18 @@ def export_sbom(root: Path, ref: str, out: Path) -> Path:
 def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     """Build the platform's images from the `Containerfile` (base image: the official Python slim, present, pulled
     or stood in; wheels: the host-built wheelhouse). Returns each image with its size, digest and exported SBOM."""
-    specs = [IMAGES[n] for n in (names or list(IMAGES))]
+    known = {**IMAGES, **CLUSTER_IMAGES}
+    specs = [known[n] for n in (names or list(IMAGES))]
+    # One build at a time on a machine: the container tier and the cluster's rehearsal both build, into one
+    # wheelhouse and one podman storage.
+    lock_path = root / ".build" / "images.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_images(root, specs)
+
+
+def _build_images(root: Path, specs: list[ImageSpec]) -> list[Built]:
     ensure_official(root, PYTHON_BASE)
     started = time.monotonic()
     # The shared dependency layer is the runtime's closure: its requirements must be in the house.

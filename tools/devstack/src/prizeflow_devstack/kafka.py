@@ -58,10 +58,11 @@ def java_bin() -> str:
     return found
 
 
-def ensure_jars() -> Path:
-    """Resolve the broker jars once into the cache; a marker file tells a finished download from a torn."""
+def ensure_jars(version: str | None = None) -> Path:
+    """Resolve the broker jars once into the cache; a marker file tells a finished download from a torn. `version`:
+    another Kafka than the pom's (the cluster's brokers run the version the bundle's `Kafka` asks for)."""
     pom = pom_path()
-    version = kafka_version(pom)
+    version = version or kafka_version(pom)
     home = cache_dir() / f"kafka-{version}"
     libs = home / "libs"
     if (libs / _COMPLETE_MARKER).is_file():
@@ -80,7 +81,7 @@ def ensure_jars() -> Path:
         result = subprocess.run(
             [
                 mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                f"-DoutputDirectory={scratch}", "-DincludeScope=runtime",
+                f"-DoutputDirectory={scratch}", "-DincludeScope=runtime", f"-Dkafka.version={version}",
             ],
             capture_output=True, text=True, check=False, timeout=900,
         )  # fmt: skip
