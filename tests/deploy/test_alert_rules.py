@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from prizeflow_compliance.metrics import ComplianceMetrics
 from prizeflow_contracts.holds import PAYOUT_HOLD_KINDS
 from prizeflow_contracts.reconciliation import RECON_KINDS, Severity
+from prizeflow_ops.apiprobe import ApiProbeMetrics
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_reconciliation.metrics import ReconMetrics
 from prizeflow_rewards.metrics import RewardsMetrics
@@ -132,6 +133,7 @@ PLATFORM_METRICS = {
     "cnpg_pg_replication_in_recovery": f"{_CNPG_QUERIES} pg_replication",
     "cnpg_pg_replication_streaming_replicas": f"{_CNPG_QUERIES} pg_replication",
     "cnpg_collector_sync_replicas": f"{_CNPG} SyncReplicas (value observed: synchronous_standby_names' number)",
+    "cnpg_collector_pg_wal_archive_status": f"{_CNPG} PgWALArchiveStatus (value ready: segments left to archive)",
     "barman_cloud_cloudnative_pg_io_last_available_backup_timestamp": _PLUGIN,
     "barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp": _PLUGIN,
     "kubelet_volume_stats_available_bytes": _KUBELET,
@@ -196,6 +198,11 @@ def exported() -> frozenset[str]:
     ComplianceMetrics.create(registries["payouts"])
     SignerMetrics.create(registries["signer"])
     WebhooksMetrics.create(registries["webhooks"])
+    # The Kubernetes API probe (`prizeflow-ops api-probe`, the bundle's kubernetes-api-probe): not a service, its
+    # own series.
+    probe = CollectorRegistry()
+    ApiProbeMetrics.create(probe)
+    registries["kubernetes-api-probe"] = probe
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     return frozenset(
         family.name + suffix

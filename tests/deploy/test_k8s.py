@@ -48,6 +48,9 @@ KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())  # the ol
 BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "policy/v1", "networking.k8s.io/v1", "autoscaling/v2"}
 SERVICES = k8s.SERVICES  # on Kafka and PostgreSQL
 DEPLOYMENTS = k8s.DEPLOYMENTS  # those and the console
+# The platform's own Deployments beside them: the egress proxy (Squid) and the Kubernetes API probe (the ops image's
+# `prizeflow-ops api-probe`); neither calls a provider nor reads a service's settings.
+PLATFORM_DEPLOYMENTS = ("egress-proxy", "kubernetes-api-probe")
 
 Doc = dict[str, Any]
 
@@ -67,7 +70,6 @@ SITE = {
     "hsm-client-image": "registry.prizeflow.test/hsm/luna-client:10.7@sha256:" + "2" * 64,
     "hsm-address": "10.40.0.12/32",
     "hsm-port": "1792",
-    "kubernetes-api-cidr": "172.20.0.10/32",
     "identity-issuer": "https://login.prizeflow.test/",
     "identity-jwks-url": "https://login.prizeflow.test/oauth/keys",
     "identity-discovery-url": "https://login.prizeflow.test/.well-known/openid-configuration",
@@ -83,14 +85,34 @@ def site_env(values: Mapping[str, str]) -> str:
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
+# The site values that are lists (overlays/prod/site-lists.yaml): the API server's addresses as seen from the pods, one
+# per control-plane node.
+SITE_LISTS: dict[str, Any] = {
+    "kubernetes-api": [{"ipBlock": {"cidr": f"172.20.0.{n}/32"}} for n in (10, 11, 12)],
+}
+
+
+def site_lists(values: Mapping[str, Any]) -> str:
+    """overlays/prod/site-lists.yaml holding `values`."""
+    doc = {
+        "apiVersion": "prizeflow.io/v1",
+        "kind": "SiteValues",
+        "metadata": {"name": "prizeflow-site-lists", "annotations": {"config.kubernetes.io/local-config": "true"}},
+        "spec": dict(values),
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 @cache
 def checkout() -> Path:
-    """A copy of deploy/k8s as an operator holds it: overlays/prod/site.env filled in with SITE."""
+    """A copy of deploy/k8s as an operator holds it: overlays/prod/site.env filled in with SITE, site-lists.yaml
+    with SITE_LISTS."""
     scratch = Path(tempfile.mkdtemp(prefix="prizeflow-k8s-"))
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     copy = scratch / "k8s"
     shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("schemas"))
     (copy / "overlays" / "prod" / "site.env").write_text(site_env(SITE))
+    (copy / "overlays" / "prod" / "site-lists.yaml").write_text(site_lists(SITE_LISTS))
     return copy
 
 

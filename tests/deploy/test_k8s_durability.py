@@ -612,20 +612,60 @@ def _private_reach(docs: tuple[Doc, ...]) -> dict[str, set[str]]:
     return out
 
 
-def test_in_production_the_databases_and_kafka_reach_the_api_server_and_no_other_private_address() -> None:
-    """The base opens the private ranges on 443/6443 to every CloudNativePG and Kafka pod (any cluster's API server
-    is in them); production narrows both policies to the API server's range (site.env kubernetes-api-cidr), and the
-    HSM's address is the signer's alone."""
-    reach = _private_reach(rendered("prod"))
-    api = H.SITE["kubernetes-api-cidr"]
-    assert reach == {
-        "postgres-to-kubernetes-api-and-backups": {api},
-        "kafka-cluster": {api},
-        "signer-to-hsm": {H.SITE["hsm-address"]},
-    }
-    assert ipaddress.ip_network(api).num_addresses < ipaddress.ip_network("10.0.0.0/8").num_addresses
-    dev = _private_reach(rendered("dev"))
-    assert dev["postgres-to-kubernetes-api-and-backups"] == {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+# The pods that need the Kubernetes API, by the labels their operators give them (CloudNativePG 1.30: its instances
+# and the Jobs it runs for a cluster; Strimzi 1.2: the brokers, the controllers, the entity operator); and the probe.
+API_CLIENTS: dict[str, dict[str, str]] = {
+    "a CloudNativePG instance": {"cnpg.io/cluster": "payouts-db", "cnpg.io/podRole": "instance"},
+    "a CloudNativePG recovery Job": {"cnpg.io/cluster": "payouts-db-r1", "cnpg.io/jobRole": "full-recovery"},
+    "a broker": {"strimzi.io/cluster": "prizeflow", "strimzi.io/kind": "Kafka", "strimzi.io/broker-role": "true"},
+    "a controller": {
+        "strimzi.io/cluster": "prizeflow",
+        "strimzi.io/kind": "Kafka",
+        "strimzi.io/controller-role": "true",
+    },
+    "the entity operator": {
+        "strimzi.io/cluster": "prizeflow",
+        "strimzi.io/kind": "Kafka",
+        "strimzi.io/name": "prizeflow-entity-operator",
+    },
+}
+
+
+def _api_egress(docs: tuple[Doc, ...], labels: dict[str, str]) -> set[str]:
+    """The ranges these pods may reach on the API server's ports (443 and 6443, both)."""
+    reached: set[str] = set()
+    for policy in _policies_of(docs, labels):
+        for rule in policy["spec"].get("egress", []):
+            ports = {p.get("port") for p in rule.get("ports", [])}
+            if {443, 6443} <= ports:
+                reached |= {p["ipBlock"]["cidr"] for p in rule.get("to", []) if "ipBlock" in p}
+    return reached
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_that_needs_the_api_reaches_every_address_of_it_and_the_probe_goes_the_same_way(overlay: str) -> None:
+    """A standby takes the primary lease through the API before it promotes; one address of the API server missing
+    from its egress is a failover that fails when that address answers. Every pod that needs the API (and the probe
+    that alerts when it is unreachable) reaches the same ranges: in prod every range of the site's list, and no other
+    private address (the HSM's is the signer's alone); elsewhere the private ranges."""
+    docs = rendered(overlay)
+    probe = _pod_labels(docs, "kubernetes-api-probe")
+    expected = (
+        {b["ipBlock"]["cidr"] for b in H.SITE_LISTS["kubernetes-api"]}
+        if overlay == "prod"
+        else {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+    )
+    for who, labels in {**API_CLIENTS, "the API probe": probe}.items():
+        assert _api_egress(docs, labels) == expected, who
+    if overlay == "prod":
+        api = set(expected)
+        assert _private_reach(docs) == {
+            "postgres-to-kubernetes-api-and-backups": api,
+            "kafka-cluster": api,
+            "kubernetes-api-probe": api,
+            "signer-to-hsm": {H.SITE["hsm-address"]},
+        }
+        assert len(api) > 1, "a list, one range per control-plane address"
 
 
 def test_the_public_egress_check_can_fail() -> None:
@@ -774,5 +814,9 @@ def test_the_converter_closes_objects_but_not_free_form_ones() -> None:
 
 
 def test_every_deployment_is_named_in_the_tests() -> None:
-    """The egress proxy is the one Deployment beside the services (it runs no Prizeflow code)."""
-    assert {d["metadata"]["name"] for d in of_kind(rendered("prod"), "Deployment")} == {*DEPLOYMENTS, "egress-proxy"}
+    """The egress proxy and the Kubernetes API probe are the Deployments beside the services (neither runs a
+    service)."""
+    assert {d["metadata"]["name"] for d in of_kind(rendered("prod"), "Deployment")} == {
+        *DEPLOYMENTS,
+        *H.PLATFORM_DEPLOYMENTS,
+    }

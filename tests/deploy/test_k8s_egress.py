@@ -79,7 +79,7 @@ def called_hosts(docs: tuple[Doc, ...]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for deployment in H.of_kind(docs, "Deployment"):
         name = deployment["metadata"]["name"]
-        if name == "egress-proxy":
+        if name in H.PLATFORM_DEPLOYMENTS:  # the proxy itself; the API probe (the Kubernetes API only)
             continue
         container = H._container(deployment)
         env = H._config(docs, container)

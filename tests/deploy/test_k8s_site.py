@@ -19,7 +19,14 @@ import pytest
 from k8s_helpers import k8s_helpers
 
 from prizeflow_devstack import k8s
-from prizeflow_devstack.k8s_site import check_databases, check_site, read_env, required_site_keys
+from prizeflow_devstack.k8s_site import (
+    check_databases,
+    check_site,
+    read_env,
+    read_site_lists,
+    required_site_keys,
+    required_site_lists,
+)
 
 H = k8s_helpers()
 Doc = dict[str, Any]
@@ -62,13 +69,29 @@ def test_each_site_value_is_required(key: str, tmp_path: Path) -> None:
 
 
 def test_the_site_values_are_the_ones_the_overlay_reads() -> None:
-    """site.env documents every key site.yaml reads, the checker knows each, and the tests give each a value."""
+    """site.env and site-lists.yaml document every key site.yaml reads, the checker knows each, and the tests give
+    each a value."""
+    from prizeflow_devstack.k8s_site import LIST_RULES, SITE_RULES
+
     required = required_site_keys(PROD)
     documented = set(re.findall(r"^#([a-z-]+)=$", (PROD / "site.env").read_text(), re.MULTILINE))
     assert required == documented == set(H.SITE)
-    from prizeflow_devstack.k8s_site import SITE_RULES
-
     assert set(SITE_RULES) == required
+    lists = required_site_lists(PROD)
+    documented_lists = set(re.findall(r"^#  ([a-z-]+):$", (PROD / "site-lists.yaml").read_text(), re.MULTILINE))
+    assert lists == documented_lists == set(H.SITE_LISTS) == set(LIST_RULES)
+    assert read_site_lists(PROD) == {}, "site-lists.yaml in git holds no installation's values"
+
+
+@pytest.mark.parametrize("key", sorted(H.SITE_LISTS))
+def test_each_site_list_is_required(key: str, tmp_path: Path) -> None:
+    copy = tmp_path / "k8s"
+    shutil.copytree(H.checkout(), copy)
+    lists = {k: v for k, v in H.SITE_LISTS.items() if k != key}
+    (copy / "overlays" / "prod" / "site-lists.yaml").write_text(H.site_lists(lists))
+    out = _render(copy / "overlays" / "prod")
+    assert out.returncode != 0
+    assert f"fieldPath `spec.{key}` is missing for replacement source SiteValues" in out.stderr
 
 
 def test_once_set_every_value_is_where_it_belongs_and_no_placeholder_is_left() -> None:
@@ -132,7 +155,6 @@ def test_the_checker_passes_the_operators_values_and_names_each_placeholder(tmp_
             "postgres-image": "ghcr.io/cloudnative-pg/postgresql:16.4",
             "hsm-client-image": "hsm-vendor.example.com/pkcs11-client@" + ZERO_DIGEST,
             "hsm-address": "10.0.0.0/8",
-            "kubernetes-api-cidr": "192.0.2.10/32",
             "identity-jwks-url": "http://login.prizeflow.test/keys",
         },
     )
@@ -140,7 +162,7 @@ def test_the_checker_passes_the_operators_values_and_names_each_placeholder(tmp_
     shutil.copytree(overlay, copy)
     (copy / "site.env").write_text(H.site_env(bad))
     problems = check_site(copy)
-    for key in ("object-store-host", "postgres-image", "hsm-client-image", "hsm-address", "kubernetes-api-cidr"):
+    for key in ("object-store-host", "postgres-image", "hsm-client-image", "hsm-address"):
         assert any(p.startswith(f"site.env: {key}:") for p in problems), (key, problems)
     assert any("identity-jwks-url" in p and "https://" in p for p in problems)
     pg15 = "ghcr.io/cloudnative-pg/postgresql@sha256:" + "a" * 64
@@ -151,6 +173,29 @@ def test_the_checker_passes_the_operators_values_and_names_each_placeholder(tmp_
     ]
     (copy / "site.env").write_text(H.site_env({k: v for k, v in H.SITE.items() if k != "hsm-port"}))
     assert check_site(copy) == ["site.env: hsm-port is not set"]
+
+
+def test_the_checker_refuses_an_api_server_list_that_is_a_placeholder_too_wide_or_not_a_list(tmp_path: Path) -> None:
+    overlay = tmp_path / "prod"
+    shutil.copytree(H.checkout() / "overlays" / "prod", overlay)
+
+    def problems(entries: object) -> list[str]:
+        (overlay / "site-lists.yaml").write_text(H.site_lists({"kubernetes-api": entries}))
+        return check_site(overlay)
+
+    block = {"ipBlock": {"cidr": "172.20.0.10/32"}}
+    assert problems([block, {"ipBlock": {"cidr": "172.20.1.0/24"}}]) == []
+    assert problems([{"ipBlock": {"cidr": "192.0.2.10/32"}}]) == [
+        "site-lists.yaml: kubernetes-api: 192.0.2.10/32 is a documentation range (RFC 5737), a placeholder"
+    ]
+    assert problems([{"ipBlock": {"cidr": "10.0.0.0/8"}}]) == [
+        "site-lists.yaml: kubernetes-api: 10.0.0.0/8 is wider than a /16: name the address itself"
+    ]
+    assert "no `except`" in " ".join(problems([{"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.1.0/24"]}}]))
+    assert "names a range twice" in " ".join(problems([block, block]))
+    assert "is not a list" in " ".join(problems("172.20.0.10/32"))
+    (overlay / "site-lists.yaml").write_text(H.site_lists({}))
+    assert check_site(overlay) == ["site-lists.yaml: kubernetes-api is not set"]
 
 
 def test_the_checker_runs_as_the_command_the_docs_give() -> None:

@@ -278,7 +278,7 @@ def test_stopping_the_world_stops_the_apps_and_nothing_else() -> None:
 def test_the_stop_selector_would_have_caught_scale_all() -> None:
     docs = before()
     assert "egress-proxy" in names([d for d in docs if d["kind"] == "Deployment"], "Deployment")
-    assert names(selected(docs, "prizeflow.io/stage=platform"), "Deployment") == {"egress-proxy"}
+    assert names(selected(docs, "prizeflow.io/stage=platform"), "Deployment") == set(H.PLATFORM_DEPLOYMENTS)
 
 
 # -- backup ------------------------------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def expect_stage(selector: str | None, picked: list[Doc], line: str) -> None:
     kinds = {d["kind"] for d in picked}
     if stage == "platform":
         assert {"ConfigMap", "KafkaUser", "KafkaTopic", "ExternalSecret", "Cluster"} <= kinds, f"{line}: {kinds}"
-        assert names(picked, "Deployment") == {"egress-proxy"}, f"{line}: only the proxy of the Deployments"
+        assert names(picked, "Deployment") == set(H.PLATFORM_DEPLOYMENTS), f"{line}: only the platform's Deployments"
     elif stage == "migrate":
         assert kinds == {"Job"}, f"{line}: selects {sorted(kinds)}"
         assert names(picked, "Job") >= {f"{s}-migrate" for s in WITH_MIGRATIONS}, f"{line}: {names(picked, 'Job')}"

@@ -147,8 +147,10 @@ def test_a_command_that_does_not_exist_is_caught() -> None:
 
 
 def _known_metric_names() -> set[str]:
-    """Every series name the services export: the runtime's per service, and each service's own."""
+    """Every series name the services export: the runtime's per service, and each service's own; and the bundle's
+    Kubernetes API probe's (`prizeflow-ops api-probe`)."""
     from prizeflow_compliance.metrics import ComplianceMetrics
+    from prizeflow_ops.apiprobe import ApiProbeMetrics
     from prizeflow_payouts.application.metrics import PayoutMetrics
     from prizeflow_reconciliation.metrics import ReconMetrics
     from prizeflow_rewards.metrics import RewardsMetrics
@@ -167,6 +169,7 @@ def _known_metric_names() -> set[str]:
     ComplianceMetrics.create(registry)
     SignerMetrics.create(registry)
     WebhooksMetrics.create(registry)
+    ApiProbeMetrics.create(registry)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}
     names: set[str] = set()
     for family in registry.collect():

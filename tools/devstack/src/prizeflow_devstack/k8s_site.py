@@ -1,10 +1,10 @@
 """`prizeflow-k8s --check-overlay <overlay>`: the values an operator gives an overlay, checked before anything renders.
 
 Kustomize refuses an overlay whose site value is missing (overlays/prod/site.yaml reads each one), but it copies any
-value it is given. This reads the overlay's site.env and databases.env as kustomize does and refuses what would
-render and still be wrong: a placeholder (an example or reserved host, a documentation address, the zero digest), an
-image by tag only or a PostgreSQL of another major, an address range wider than the API server's, a restore into the
-cluster it restores from. Each problem names the file and the key.
+value it is given. This reads the overlay's site.env, site-lists.yaml and databases.env as kustomize does and refuses
+what would render and still be wrong: a placeholder (an example or reserved host, a documentation address, the zero
+digest), an image by tag only or a PostgreSQL of another major, an address range wider than the API server's, a
+restore into the cluster it restores from. Each problem names the file and the key.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -97,7 +98,6 @@ SITE_RULES: Mapping[str, Callable[[str], str | None]] = {
     "hsm-client-image": _image,
     "hsm-address": lambda v: _network(v, widest=24),
     "hsm-port": _port,
-    "kubernetes-api-cidr": lambda v: _network(v, widest=16),
     "identity-issuer": _url,
     "identity-jwks-url": _url,
     "identity-discovery-url": _url,
@@ -109,17 +109,60 @@ SITE_RULES: Mapping[str, Callable[[str], str | None]] = {
 }
 
 
-def required_site_keys(overlay: Path) -> set[str]:
-    """The keys the overlay's site.yaml replacements read (what kustomize refuses to render without)."""
+def _replacement_sources(overlay: Path) -> list[dict[str, str]]:
     path = overlay / "site.yaml"
     if not path.is_file():
-        return set()
-    return {r["source"]["fieldPath"].removeprefix("data.") for r in yaml.safe_load(path.read_text(encoding="utf-8"))}
+        return []
+    return [r["source"] for r in yaml.safe_load(path.read_text(encoding="utf-8"))]
+
+
+def required_site_keys(overlay: Path) -> set[str]:
+    """The site.env keys the overlay's site.yaml replacements read (what kustomize refuses to render without)."""
+    return {s["fieldPath"].removeprefix("data.") for s in _replacement_sources(overlay) if s["kind"] == "ConfigMap"}
+
+
+def required_site_lists(overlay: Path) -> set[str]:
+    """The site-lists.yaml keys (`spec.<key>`) the overlay's site.yaml replacements read."""
+    return {s["fieldPath"].removeprefix("spec.") for s in _replacement_sources(overlay) if s["kind"] == "SiteValues"}
+
+
+def read_site_lists(overlay: Path) -> dict[str, Any]:
+    """site-lists.yaml's `spec`: each list site value by its key ({} when the file or the spec is missing)."""
+    path = overlay / "site-lists.yaml"
+    if not path.is_file():
+        return {}
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return dict(doc.get("spec") or {})
+
+
+def _ip_blocks(value: Any, *, widest: int) -> list[str]:
+    """A list of NetworkPolicy peers, each exactly `{ipBlock: {cidr: <range>}}` of a narrow, real range."""
+    if not isinstance(value, list) or not value:
+        return ["is not a list of `- ipBlock: {cidr: <range>}` entries"]
+    problems = []
+    for entry in value:
+        block = entry.get("ipBlock") if isinstance(entry, dict) and set(entry) == {"ipBlock"} else None
+        if not isinstance(block, dict) or set(block) != {"cidr"}:
+            problems.append(f"{entry!r} is not `ipBlock: {{cidr: <range>}}` (no `except`, no other peer)")
+            continue
+        if problem := _network(str(block["cidr"]), widest=widest):
+            problems.append(problem)
+    cidrs = [str(e.get("ipBlock", {}).get("cidr")) for e in value if isinstance(e, dict)]
+    if len(set(cidrs)) != len(cidrs):
+        problems.append("names a range twice")
+    return problems
+
+
+# site-lists.yaml key → its check (each problem a sentence).
+LIST_RULES: Mapping[str, Callable[[Any], list[str]]] = {
+    "kubernetes-api": lambda v: _ip_blocks(v, widest=16),
+}
 
 
 def check_site(overlay: Path) -> list[str]:
     required = required_site_keys(overlay)
-    if not required:
+    lists = required_site_lists(overlay)
+    if not required and not lists:
         return []
     path = overlay / "site.env"
     values = read_env(path) if path.is_file() else {}
@@ -131,6 +174,11 @@ def check_site(overlay: Path) -> list[str]:
             problem = f"{value} is a placeholder"
         if problem:
             problems.append(f"site.env: {key}: {problem}")
+    given = read_site_lists(overlay)
+    problems += [f"site-lists.yaml: {key} is not set" for key in sorted(lists - set(given))]
+    for key, value in given.items():
+        list_rule = LIST_RULES.get(key)
+        problems += [f"site-lists.yaml: {key}: {p}" for p in (list_rule(value) if list_rule else [])]
     return problems
 
 
@@ -182,4 +230,12 @@ def check_databases(overlay: Path, services: tuple[str, ...]) -> list[str]:
     return problems
 
 
-__all__ = ["POSTGRES_MAJOR", "check_databases", "check_site", "read_env", "required_site_keys"]
+__all__ = [
+    "POSTGRES_MAJOR",
+    "check_databases",
+    "check_site",
+    "read_env",
+    "read_site_lists",
+    "required_site_keys",
+    "required_site_lists",
+]

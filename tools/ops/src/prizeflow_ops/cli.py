@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from prizeflow_ops import apiprobe, compliance, exports, preflight, recon
 from prizeflow_ops import commands as c
-from prizeflow_ops import compliance, exports, preflight, recon
 from prizeflow_ops.client import ExitCode, OpsClient
 from prizeflow_ops.config import DEAD_LETTER_SERVICES, PAYOUTS, REWARDS, SERVICES, SETTLEMENT, ConfigError, load_config
 from prizeflow_ops.output import Output
@@ -237,6 +237,7 @@ def build_parser(stdout: TextIO | None = None, stderr: TextIO | None = None) -> 
     exports.register(group, leaf)
     compliance.register(group, leaf)
     preflight.register(groups)
+    apiprobe.register(groups)
     return parser
 
 

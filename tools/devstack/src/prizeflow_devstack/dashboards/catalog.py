@@ -1176,13 +1176,17 @@ DATABASE_METRICS = (
     "cnpg_pg_replication_in_recovery",
     "cnpg_pg_replication_streaming_replicas",
     "cnpg_collector_sync_replicas",
+    "cnpg_collector_pg_wal_archive_status",
     "barman_cloud_cloudnative_pg_io_last_available_backup_timestamp",
     "barman_cloud_cloudnative_pg_io_last_failed_backup_timestamp",
     "barman_cloud_cloudnative_pg_io_first_recoverability_point",
 )
 VOLUME_METRICS = ("kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes")
-# Every series of the platform around the services (Kafka, PostgreSQL, the volumes) the rules and dashboards read.
-PLATFORM_METRICS = (*KAFKA_BROKER_METRICS, *DATABASE_METRICS, *VOLUME_METRICS)
+# The bundle's Kubernetes API probe (prizeflow_ops.apiprobe, deploy/k8s kubernetes-api-probe): only on a cluster.
+KUBERNETES_API_METRICS = ("prizeflow_kubernetes_api_up", "prizeflow_kubernetes_api_probes_total")
+# Every series of the platform around the services (Kafka, PostgreSQL, the volumes, the Kubernetes API) the rules and
+# dashboards read.
+PLATFORM_METRICS = (*KAFKA_BROKER_METRICS, *DATABASE_METRICS, *VOLUME_METRICS, *KUBERNETES_API_METRICS)
 _PRIMARY = "and on (namespace, pod) cnpg_pg_replication_in_recovery == 0"
 
 
@@ -1211,6 +1215,13 @@ def databases_and_volumes() -> Dashboard:
                 ),
                 unit="s",
                 red_above=0,
+            ),
+            Panel(
+                "Segments waiting to be archived, by cluster",
+                "Completed WAL segments the archiver has not sent yet (`.ready` in pg_wal/archive_status): a few while "
+                "it works, growing when it is stuck. With nothing archived for an hour, alert "
+                "PrizeflowDatabaseRecoverabilityStalled; an idle database has none, and does not page.",
+                (Query('max by (cluster) (cnpg_collector_pg_wal_archive_status{value="ready"})', "{{cluster}}"),),
             ),
         ),
     )
@@ -1282,6 +1293,30 @@ def databases_and_volumes() -> Dashboard:
             ),
         ),
     )
+    kubernetes_api = Row(
+        "The Kubernetes API from the database and Kafka pods",
+        (
+            Panel(
+                "API answered (the probe under their egress rule)",
+                "1: the probe kubernetes-api-probe, which goes out under the same NetworkPolicy rule as the database "
+                "instances and the Kafka pods, got an answer from the `kubernetes` Service; 0: none (a standby could "
+                "not take the primary lease; alert PrizeflowKubernetesApiUnreachable after 5 minutes).",
+                (Query("min by (namespace) (prizeflow_kubernetes_api_up)", "{{namespace}}"),),
+            ),
+            Panel(
+                "Probes, by outcome",
+                "Probes of the Kubernetes API answered and unreachable: some of each is one address of the API server "
+                "missing from the site's list (the Service sends each connection to one endpoint).",
+                (
+                    Query(
+                        "sum by (outcome) (increase(prizeflow_kubernetes_api_probes_total[$__rate_interval]))",
+                        "{{outcome}}",
+                    ),
+                ),
+                width=16,
+            ),
+        ),
+    )
     volumes = Row(
         "Volumes: PostgreSQL instances and Kafka nodes",
         (
@@ -1307,7 +1342,7 @@ def databases_and_volumes() -> Dashboard:
         "Whether every database can be restored and keeps its commits: the WAL archive and base backups (the "
         "barman-cloud plugin's series), primaries and synchronous standbys (CloudNativePG's), and the space left "
         "on every volume of the namespace (the kubelet's).",
-        (Row("Drill down", (_drill_down(),)), archive, backups, replication, volumes),
+        (Row("Drill down", (_drill_down(),)), archive, backups, replication, kubernetes_api, volumes),
         tags=("databases",),
         links=_links(),
     )
