@@ -229,7 +229,12 @@ class Reconciler:
         spec: dict[str, Any] = {
             "hostname": pod_name,
             "subdomain": model.brokers_service(cluster),
-            "securityContext": {"fsGroup": 1001, "runAsUser": 1001, "runAsNonRoot": True},
+            "securityContext": {
+                "fsGroup": 1001,
+                "runAsUser": 1001,
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "terminationGracePeriodSeconds": 60,
             "containers": [
                 {

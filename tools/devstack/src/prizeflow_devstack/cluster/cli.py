@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from prizeflow_devstack import images as project_images
 from prizeflow_devstack.cluster import build, images, node, operators, strimzi
 from prizeflow_devstack.cluster.paths import ClusterPaths
 from prizeflow_devstack.paths import find_root
@@ -34,6 +35,8 @@ def up(root: Path) -> float:
     refs = images.push_go_images(root, state.registry_port, say=_say)
     if not all(name in refs for name in ("postgresql", "plugin-barman-cloud-sidecar", "kafka", "squid", "edge")):
         refs = images.build_debian_images(root, state.registry_port, say=_say)
+    if not all(name in refs for name in project_images.CLUSTER_IMAGES):
+        refs = images.push_tool_images(root, state.registry_port, say=_say)
     node.wait_ready(root)
     operators.install_all(root, refs, crds, say=_say)
     seconds = time.monotonic() - started

@@ -210,6 +210,22 @@ def build_debian_images(root: Path, registry_port: int, *, say: Callable[[str], 
     return refs
 
 
+def push_tool_images(root: Path, registry_port: int, *, say: Callable[[str], None] = print) -> dict[str, str]:
+    """The Python images the cluster runs from the project's Containerfile (the Strimzi stand-in, the emulators of
+    the rehearsal's simulated internet): built as `prizeflow-dev images` builds the platform's, and pushed."""
+    refs = load_refs(root)
+    names = list(project_images.CLUSTER_IMAGES)
+    project_images.build_images(root, names)
+    for name in names:
+        spec = project_images.CLUSTER_IMAGES[name]
+        repository = f"prizeflow-cluster/{name}"
+        digest = _podman_push(root, spec.ref, registry_port, repository, "dev")
+        refs[name] = f"{REGISTRY_HOST}/{repository}:dev@{digest}"
+        say(f"cluster: pushed {repository}:dev ({digest[:19]})")
+    _save_refs(root, refs)
+    return refs
+
+
 def _sidecar_context(root: Path, paths: ClusterPaths, context: Path) -> None:
     """The plugin's Go binary and barman-cloud's wheels (the plugin's own pinned, hashed requirements), downloaded on
     the host: no index is reachable from inside a build here. One substitution: `psycopg2` is published as a source
@@ -253,4 +269,12 @@ def _kafka_context(root: Path, context: Path) -> None:
     shutil.copytree(ensure_jars(v.KAFKA), context / "libs", ignore=shutil.ignore_patterns(".*"))
 
 
-__all__ = ["GO_IMAGES", "REGISTRY_HOST", "build_debian_images", "ensure_pause_image", "load_refs", "push_go_images"]
+__all__ = [
+    "GO_IMAGES",
+    "REGISTRY_HOST",
+    "build_debian_images",
+    "ensure_pause_image",
+    "load_refs",
+    "push_go_images",
+    "push_tool_images",
+]

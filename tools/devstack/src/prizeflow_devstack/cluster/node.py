@@ -65,6 +65,7 @@ class ProcessState:
     pid: int
     ticks: int | None
     log: str
+    argv: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -94,14 +95,33 @@ def save_state(paths: ClusterPaths, state: NodeState) -> None:
 def _start(
     paths: ClusterPaths, state: NodeState, name: str, argv: Sequence[str], env: dict[str, str] | None = None
 ) -> None:
+    """Start `name` unless it runs already with the same command line (a changed one restarts it)."""
     current = state.processes.get(name)
     if current is not None and pid_alive(current.pid, current.ticks):
-        return
+        if current.argv == list(argv):
+            return
+        _restart(paths, state, name)
     paths.logs.mkdir(parents=True, exist_ok=True)
     log = paths.logs / f"{name}.log"
     with log.open("ab") as out:
         pid = spawn_detached(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-    state.processes[name] = ProcessState(pid=pid, ticks=start_ticks(pid), log=str(log))
+    state.processes[name] = ProcessState(pid=pid, ticks=start_ticks(pid), log=str(log), argv=list(argv))
+    save_state(paths, state)
+
+
+def _write(path: Path, content: str) -> bool:
+    """Write `content` unless the file holds it already; whether it changed (kube-proxy exits when its
+    configuration file changes under it, and a changed file means a process must restart to read it)."""
+    if path.exists() and path.read_text() == content:
+        return False
+    path.write_text(content)
+    return True
+
+
+def _restart(paths: ClusterPaths, state: NodeState, name: str) -> None:
+    proc = state.processes.pop(name, None)
+    if proc is not None and pid_alive(proc.pid, proc.ticks):
+        _stop_pids([proc.pid], 10)
     save_state(paths, state)
 
 
@@ -157,7 +177,8 @@ def start(root: Path, *, say: Callable[[str], None] = print) -> NodeState:
     # The image registry (Debian's docker-registry), plain HTTP on loopback; containerd maps REGISTRY_HOST onto it.
     if state.registry_port is None:
         state.registry_port = _free_port()
-    (paths.base / "registry.json").write_text(registry_config(paths, state.registry_port))
+    if _write(paths.base / "registry.json", registry_config(paths, state.registry_port)):
+        _restart(paths, state, "registry")
     _start(paths, state, "registry", ["docker-registry", "serve", str(paths.base / "registry.json")])
     _wait(
         "the image registry", lambda: _tcp_open("127.0.0.1", state.registry_port or 0), 20, paths.logs / "registry.log"
@@ -260,16 +281,18 @@ def start(root: Path, *, say: Callable[[str], None] = print) -> NodeState:
 
     # containerd, its registry mapping, the CNI network, the pause image.
     (paths.containerd / "certs.d" / REGISTRY_HOST).mkdir(parents=True, exist_ok=True)
-    (paths.containerd / "certs.d" / REGISTRY_HOST / "hosts.toml").write_text(hosts_toml(state.registry_port))
-    (paths.containerd / "config.toml").write_text(containerd_config(paths))
-    (paths.cni / "10-prizeflow.conflist").write_text(cni_config(paths))
+    _write(paths.containerd / "certs.d" / REGISTRY_HOST / "hosts.toml", hosts_toml(state.registry_port))
+    if _write(paths.containerd / "config.toml", containerd_config(paths)):
+        _restart(paths, state, "containerd")
+    _write(paths.cni / "10-prizeflow.conflist", cni_config(paths))
     _start(paths, state, "containerd", ["containerd", "--config", str(paths.containerd / "config.toml")])
     _wait("containerd", paths.containerd_socket.exists, 30, paths.logs / "containerd.log")
     from prizeflow_devstack.cluster.images import ensure_pause_image
 
     ensure_pause_image(root)
 
-    (paths.base / "kubelet.json").write_text(kubelet_config(paths))
+    if _write(paths.base / "kubelet.json", kubelet_config(paths)):
+        _restart(paths, state, "kubelet")
     _start(
         paths,
         state,
@@ -281,10 +304,14 @@ def start(root: Path, *, say: Callable[[str], None] = print) -> NodeState:
             f"--root-dir={paths.kubelet}",
             f"--node-ip={v.NODE_IP}",
             f"--hostname-override={v.NODE_NAME}",
+            # A zone, as a cloud node has: the bundle spreads Kafka's pools across zones (DoNotSchedule), which
+            # a node without the label can never satisfy.
+            f"--node-labels=topology.kubernetes.io/region={v.NODE_REGION},topology.kubernetes.io/zone={v.NODE_ZONE}",
             "--v=1",
         ],
     )
-    (paths.base / "kube-proxy.json").write_text(kube_proxy_config(paths))
+    if _write(paths.base / "kube-proxy.json", kube_proxy_config(paths)):
+        _restart(paths, state, "kube-proxy")
     _start(
         paths,
         state,

@@ -97,6 +97,8 @@ def install_local_path(kube: Kube, root: Path, refs: Mapping[str, str]) -> None:
             doc["data"]["config.json"] = json.dumps(config, indent=2)
             helper = yaml.safe_load(doc["data"]["helperPod.yaml"])
             helper["spec"]["containers"][0]["image"] = refs["edge"]
+            # It makes and removes the volumes' directories on the node: root, as busybox's default user is.
+            helper["spec"]["containers"][0]["securityContext"] = {"runAsUser": 0}
             doc["data"]["helperPod.yaml"] = yaml.safe_dump(helper, sort_keys=False)
         if doc["kind"] == "StorageClass":
             doc["metadata"].setdefault("annotations", {})["storageclass.kubernetes.io/is-default-class"] = "true"
@@ -258,6 +260,19 @@ def install_strimzi_crds(kube: Kube, root: Path, crds: Path) -> None:
     kube.apply(d for name in sorted(crds.glob("*.yaml")) for d in load_docs(name))
 
 
+def install_strimzi_standin(kube: Kube, root: Path, refs: Mapping[str, str]) -> None:
+    docs = set_images(
+        load_docs(manifests_dir(root) / "strimzi-standin.yaml"), {"prizeflow-strimzi-standin": refs["strimzi-standin"]}
+    )
+    for doc in docs:
+        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            for env in container.get("env", []):
+                if env["name"] == "STRIMZI_KAFKA_IMAGES":
+                    env["value"] = f"{v.KAFKA}={refs['kafka']}"
+    kube.apply(docs)
+    kube.wait_rollout("strimzi", "deployment/strimzi-cluster-operator")
+
+
 def install_all(root: Path, refs: Mapping[str, str], strimzi_crds: Path, *, say: Say = print) -> None:
     kube = Kube(root)
     steps: list[tuple[str, Callable[[], None]]] = [
@@ -266,6 +281,7 @@ def install_all(root: Path, refs: Mapping[str, str], strimzi_crds: Path, *, say:
         ("local-path-provisioner", lambda: install_local_path(kube, root, refs)),
         ("prometheus-operator's CRDs", lambda: install_prometheus_crds(kube, root)),
         ("Strimzi's CRDs", lambda: install_strimzi_crds(kube, root, strimzi_crds)),
+        ("the Strimzi stand-in", lambda: install_strimzi_standin(kube, root, refs)),
         ("CloudNativePG", lambda: install_cloudnative_pg(kube, root, refs)),
         ("the barman-cloud plugin", lambda: install_barman_cloud_plugin(kube, root, refs)),
         ("external-secrets", lambda: install_external_secrets(kube, root, refs)),

@@ -41,6 +41,8 @@ DNS_SERVICE_IP = "10.96.0.10"
 NODE_IP = "10.250.0.1"
 NODE_BRIDGE = "pfnode0"
 NODE_NAME = "prizeflow-node"
+NODE_REGION = "rehearsal"
+NODE_ZONE = "rehearsal-a"
 CLUSTER_DOMAIN = "cluster.local"
 
 
