@@ -239,3 +239,89 @@ def test_the_checker_refuses_a_restore_that_would_restore_nothing_or_into_its_or
     assert "set settlement-restore-from" in " ".join(problems({"settlement": "settlement-db-r1"}))
     assert "is not `settlement-db`" in " ".join(problems({"settlement": "settlement-app-db"}, listed=False))
     assert "is not `settlement-db`" in " ".join(problems({"settlement": "settlement-db-rw"}, listed=False))
+
+
+def _base_values() -> dict[str, str]:
+    """What the bundle holds where each site value goes: the first target of each of site.yaml's replacements, in a
+    render of the operator's overlay without them (a delimited target's part, as the replacement would write it)."""
+    copy = H.checkout().parent / "without-site-values"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(H.checkout(), copy)
+    overlay = copy / "overlays" / "prod"
+    kustomization = H.yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    kustomization.pop("replacements")
+    (overlay / "kustomization.yaml").write_text(H.yaml.safe_dump(kustomization))
+    docs = H.build(overlay)
+    values = {}
+    for replacement in H.yaml.safe_load((PROD / "site.yaml").read_text()):
+        source = replacement["source"]
+        key = source["fieldPath"].removeprefix("data.")
+        if source["kind"] != "ConfigMap" or key in values or source.get("options"):
+            continue  # a list (site-lists.yaml), or a part of a value its first replacement writes whole
+        target = replacement["targets"][0]
+        select = target["select"]
+        [doc] = [
+            d for d in docs if d["kind"] == select["kind"] and d["metadata"]["name"].startswith(select.get("name", ""))
+        ][:1]
+        node: Any = doc
+        for part in re.split(r"(?<!\\)\.", target["fieldPaths"][0]):
+            named = re.fullmatch(r"\[name=(.+)\]", part)
+            if named:
+                node = next(x for x in node if x["name"] == named.group(1))
+            else:
+                node = node[int(part)] if isinstance(node, list) else node[part.replace("\\.", ".")]
+        value = str(node)
+        if options := target.get("options"):
+            value = value.split(options["delimiter"])[options["index"]]
+        values[key] = value
+    return values
+
+
+def test_a_site_value_left_as_the_bundle_holds_it_is_refused(tmp_path: Path) -> None:
+    """Each site value replaces something in the bundle: the bundle's own value there (a placeholder, or the base's
+    development setting: port 1 for the HSM, Stellar's testnet RPC under prod's public network) given back as the
+    site value renders and must still be refused."""
+    from prizeflow_devstack.k8s_site import BASE_PLACEHOLDERS
+
+    base = _base_values()
+    assert base == dict(BASE_PLACEHOLDERS), "k8s_site.BASE_PLACEHOLDERS is what the bundle holds"
+    overlay = tmp_path / "prod"
+    shutil.copytree(H.checkout() / "overlays" / "prod", overlay)
+    for key, value in base.items():
+        (overlay / "site.env").write_text(H.site_env(H.SITE | {key: value}))
+        problems = check_site(overlay)
+        assert [p for p in problems if p.startswith(f"site.env: {key}: ")], (key, value, problems)
+
+
+def test_the_checker_refuses_the_example_registry_and_the_development_digests(tmp_path: Path) -> None:
+    """overlays/prod pins the Prizeflow images of a development build in registry.example.com until a release pins
+    its own: every one is refused, naming the image; a release's (its registry, its digests) passes. The set of
+    development digests is what is committed."""
+    from prizeflow_devstack.k8s_site import DEVELOPMENT_DIGESTS, check_images
+
+    committed = H.yaml.safe_load((PROD / "kustomization.yaml").read_text())["images"]
+    prizeflow = [i for i in committed if i["name"].startswith("prizeflow/")]
+    assert {i["digest"] for i in prizeflow} == DEVELOPMENT_DIGESTS
+    problems = check_images(PROD)
+    for image in prizeflow:
+        assert any(f"images: {image['name']}: registry.example.com/" in p for p in problems), image
+        assert any(f"images: {image['name']}: {image['digest']} is a development build's" in p for p in problems)
+    assert not [p for p in problems if "docker.io/ubuntu/squid" in p], "a public image pinned by its digest"
+    overlay = tmp_path / "prod"
+    shutil.copytree(PROD, overlay)
+    released = [
+        i | {"newName": f"registry.prizeflow.test/prizeflow/{i['name'].split('/')[1]}", "digest": "sha256:" + "3" * 64}
+        if i["name"].startswith("prizeflow/")
+        else i
+        for i in committed
+    ]
+    kustomization = H.yaml.safe_load((PROD / "kustomization.yaml").read_text()) | {"images": released}
+    (overlay / "kustomization.yaml").write_text(H.yaml.safe_dump(kustomization))
+    assert check_images(overlay) == []
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "prizeflow-k8s"), "--check-overlay", str(PROD)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "images: prizeflow/payouts: registry.example.com/prizeflow/payouts is in registry.example.com" in out.stderr

@@ -37,7 +37,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from prizeflow_contracts.topics import topic_named
-from prizeflow_devstack.k8s_site import check_databases, check_site
+from prizeflow_devstack.k8s_site import check_databases, check_images, check_site
 from prizeflow_devstack.paths import resolve_root
 from prizeflow_runtime.service import KafkaUsage, ServiceRuntime
 from prizeflow_runtime.settings import ServiceSettings, TopicSettings
@@ -454,11 +454,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--check-overlay",
         type=Path,
         metavar="OVERLAY",
-        help="check an overlay's site.env and databases.env (placeholders, digests, ranges, restores); write nothing",
+        help="check an overlay's site values, databases.env and images (placeholders, digests, ranges, restores, "
+        "the example registry); write nothing",
     )
     args = parser.parse_args(argv)
     if args.check_overlay is not None:
-        problems = check_site(args.check_overlay) + check_databases(args.check_overlay, DATABASES)
+        overlay = args.check_overlay
+        problems = check_site(overlay) + check_databases(overlay, DATABASES) + check_images(overlay)
         for problem in problems:
             print(f"{args.check_overlay}: {problem}", file=sys.stderr)
         raise SystemExit(1 if problems else 0)

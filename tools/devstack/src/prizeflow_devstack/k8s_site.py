@@ -116,6 +116,27 @@ def _replacement_sources(overlay: Path) -> list[dict[str, str]]:
     return [r["source"] for r in yaml.safe_load(path.read_text(encoding="utf-8"))]
 
 
+# What the bundle itself holds where each site value goes (a render of the overlay without site.yaml's replacements,
+# a delimited target's part): a site value equal to it was left as the bundle's placeholder, or the development
+# setting the base runs with (Stellar's testnet RPC, under prod's public network). tests/deploy/test_k8s_site.py
+# holds this table to the bundle.
+BASE_PLACEHOLDERS: Mapping[str, str] = {
+    "object-store-host": "object-store.invalid",
+    "postgres-image": "ghcr.io/cloudnative-pg/postgresql:15.18-standard-bookworm",
+    "hsm-client-image": "set-by-site-env/hsm-client-image",
+    "hsm-address": "192.0.2.1/32",
+    "hsm-port": "1",
+    "identity-issuer": "https://id.example.com/",
+    "identity-jwks-url": "https://id.example.com/.well-known/jwks.json",
+    "identity-discovery-url": "https://id.example.com/.well-known/openid-configuration",
+    "console-host": "console.example.com",
+    "webhooks-host": "hooks.example.com",
+    "topup-success-url": "https://play.example.com/top-up/success?session_id={CHECKOUT_SESSION_ID}",
+    "topup-cancel-url": "https://play.example.com/top-up/cancelled",
+    "soroban-rpc-url": "https://soroban-testnet.stellar.org",
+}
+
+
 def required_site_keys(overlay: Path) -> set[str]:
     """The site.env keys the overlay's site.yaml replacements read (what kustomize refuses to render without)."""
     return {s["fieldPath"].removeprefix("data.") for s in _replacement_sources(overlay) if s["kind"] == "ConfigMap"}
@@ -170,6 +191,8 @@ def check_site(overlay: Path) -> list[str]:
     for key, value in values.items():
         rule = SITE_RULES.get(key)
         problem = rule(value) if rule else None
+        if problem is None and value == BASE_PLACEHOLDERS.get(key):
+            problem = f"{value} is what the bundle holds there until a site value replaces it: set this installation's"
         if problem is None and PLACEHOLDER_HOST.search(value.split("//")[-1].split("/")[0]):
             problem = f"{value} is a placeholder"
         if problem:
@@ -179,6 +202,47 @@ def check_site(overlay: Path) -> list[str]:
     for key, value in given.items():
         list_rule = LIST_RULES.get(key)
         problems += [f"site-lists.yaml: {key}: {p}" for p in (list_rule(value) if list_rule else [])]
+    return problems
+
+
+# The digests of the Prizeflow images built on the development machine and pinned in overlays/prod (docs/deploy.md
+# "Images": registry.example.com holds nothing): never a release's. The release step (`prizeflow-dev images --push
+# <registry>/prizeflow --tag <version> --pin overlays/prod`) replaces them with its own; tests/deploy/test_k8s_site.py
+# holds this set to what is committed.
+DEVELOPMENT_DIGESTS = frozenset(
+    {
+        "sha256:1a50e9b83f1dcf31760bffe2fb0cd9ca120b8c9218044afa23eb54f9a3f4f314",
+        "sha256:55a669a90889978bd17a5a81570ca98d378b814464900c1b363d64cd37978aa9",
+        "sha256:58a65abce7547b3c777e9439cf86ff822c63aca90d4ca2a6041bff634b52992c",
+        "sha256:692e1ae8488ad43ca202528f061ad80ab94b7f49477c1ccdba8a677974f45e56",
+        "sha256:85d0423ad8447776e4f05e8da1deeacbd43020a05a03c1a053e0d51ce14ecd3f",
+        "sha256:b9203d1512d99d483b2a1d93f34091cd9b414647dd9d46c6b7e60930246388a9",
+        "sha256:f64091472fe313d67e3ca2f1d1992230b7269f32a5cc487c3bab2fe78a8d51cb",
+    }
+)
+
+
+def check_images(overlay: Path) -> list[str]:
+    """kustomization.yaml's `images:`: every one pinned by digest, none from a registry reserved for examples, none a
+    development build's (the committed digests until a release pins its own)."""
+    path = overlay / "kustomization.yaml"
+    if not path.is_file():
+        return []
+    problems = []
+    for entry in yaml.safe_load(path.read_text(encoding="utf-8")).get("images") or []:
+        name, image = entry["name"], entry.get("newName", entry["name"])
+        registry = image.split("/", 1)[0].split(":", 1)[0]
+        digest = entry.get("digest")
+        if "." in registry and PLACEHOLDER_HOST.search(registry):
+            problems.append(
+                f"kustomization.yaml: images: {name}: {image} is in {registry}, a registry reserved for examples: "
+                "push and pin this release (`prizeflow-dev images --push <registry>/prizeflow --tag <version> --pin "
+                'deploy/k8s/overlays/prod`, docs/deploy.md "Images")'
+            )
+        if digest is None:
+            problems.append(f"kustomization.yaml: images: {name} is not pinned by digest")
+        elif digest in DEVELOPMENT_DIGESTS:
+            problems.append(f"kustomization.yaml: images: {name}: {digest} is a development build's, not a release's")
     return problems
 
 
@@ -231,8 +295,11 @@ def check_databases(overlay: Path, services: tuple[str, ...]) -> list[str]:
 
 
 __all__ = [
+    "BASE_PLACEHOLDERS",
+    "DEVELOPMENT_DIGESTS",
     "POSTGRES_MAJOR",
     "check_databases",
+    "check_images",
     "check_site",
     "read_env",
     "read_site_lists",
