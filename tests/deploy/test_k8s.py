@@ -17,6 +17,7 @@ import atexit
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -27,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -592,6 +593,53 @@ def test_databases_are_the_services_own_and_feed_database_url() -> None:
         assert runtime_secret["data"]["uri"].startswith(f"postgresql://{role['name']}:")
         assert job["command"] == ["alembic", "-c", "/app/alembic.ini", "upgrade", "head"]
         assert job["workingDir"] == "/app"
+
+
+# external-secrets' template engine v2 (pkg/template/v2/template.go): Go's text/template, its builtins and sprig's
+# text functions. The ones the runtime URI templates use, as each defines it.
+_TEMPLATE_FUNCTIONS: Mapping[str, Any] = {
+    "urlquery": lambda value: quote_plus(value, safe=""),  # text/template: url.QueryEscape (a space as `+`)
+    "replace": lambda old, new, value: value.replace(old, new),  # sprig: strings.Replace(src, old, new, -1)
+}
+
+
+def render_template(template: str, data: Mapping[str, str]) -> str:
+    """`{{ .key | fn args | ... }}` as text/template pipes it (the last argument is the piped value)."""
+
+    def action(found: re.Match[str]) -> str:
+        first, *stages = (part.strip() for part in found.group(1).split("|"))
+        value = data[first.removeprefix(".")]
+        for stage in stages:
+            name, *args = shlex.split(stage)
+            value = _TEMPLATE_FUNCTIONS[name](*args, value)
+        return value
+
+    return re.sub(r"\{\{(.*?)\}\}", action, template)
+
+
+@pytest.mark.parametrize("password", ["plain-Pa55word", "p@ss:w/rd", "100%+sure", "a b?c#d", "é&=;[]"])
+def test_the_runtime_uri_carries_any_password_intact(password: str) -> None:
+    """The runtime Secret's `uri` (each service's DATABASE_URL) is made from the stored password by the
+    ExternalSecret's template: a password with a character a URL reads as a delimiter, put in raw, would be cut or
+    misread; escaped, SQLAlchemy (the services' engine) reads back exactly the password CloudNativePG sets."""
+    from sqlalchemy.engine import make_url
+
+    docs = rendered("prod")
+    for service in (*SERVICES, "console"):
+        template = named(docs, "ExternalSecret", f"{service}-db-runtime")["spec"]["target"]["template"]["data"]
+        assert template["password"] == "{{ .password }}", "CloudNativePG's copy: as stored"
+        url = make_url(render_template(template["uri"], {"password": password}))
+        assert (url.password, url.username, url.host) == (password, template["username"], f"{service}-db-rw")
+
+
+def test_a_raw_password_in_the_uri_is_caught() -> None:
+    """What the templates did before: the password as it is, a `%` decoded, a `/` ending the host part."""
+    from sqlalchemy.engine import make_url
+
+    raw = "postgresql://prizeflow_payouts_app:{{ .password }}@payouts-db-rw:5432/prizeflow_payouts"
+    assert make_url(render_template(raw, {"password": "a%41b"})).password == "aAb", "a `%41` read as an escape"
+    with pytest.raises(ValueError, match="invalid literal"):  # `p@ss:w/rd`: the port read as `w`
+        make_url(render_template(raw, {"password": "p@ss:w/rd"}))
 
 
 # --- settings --------------------------------------------------------------------------------------------------
