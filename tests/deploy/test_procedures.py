@@ -136,6 +136,21 @@ def windows_closed() -> Path:
     return copy
 
 
+@cache
+def live() -> Path:
+    """docs/deploy.md's go-live change: PAYOUTS_LIVE_EXECUTION=true among payouts-config's literals of the overlay."""
+    copy = _copy(H.checkout(), "live")
+    overlay = copy / "overlays" / "prod"
+    kustomization = _kustomization(overlay)
+    [payouts] = [g for g in kustomization["configMapGenerator"] if g["name"] == "payouts-config"]
+    payouts["literals"].append(GO_LIVE)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return copy
+
+
+GO_LIVE = "PAYOUTS_LIVE_EXECUTION=true"
+
+
 CHECKOUTS: dict[str, Callable[[], Path]] = {
     "operator": H.checkout,
     "next": next_release,
@@ -143,6 +158,7 @@ CHECKOUTS: dict[str, Callable[[], Path]] = {
     "restored": restored,
     "retried": retried,
     "closed": windows_closed,
+    "live": live,
 }
 
 
@@ -167,6 +183,7 @@ class Procedure:
 PROCEDURES = {
     "install": Procedure((), ((DEPLOY_MD, "install", "operator"),)),
     "install, as the README gives it": Procedure((), ((README, "install", "operator"),)),
+    "going live": Procedure(("operator",), ((DEPLOY_MD, "go-live", "live"),)),
     # Another namespace's bundle (game-servers/): nothing of overlays/prod changes.
     "game servers let in": Procedure(("operator",), ((DEPLOY_MD, "game-servers", "operator"),), ends_at=()),
     "upgrade": Procedure(
@@ -318,3 +335,86 @@ def test_a_platform_only_change_is_caught_leaving_the_pods_on_their_old_configur
         "old",
     )
     assert "Deployment/payouts" in _not_at_render(cluster, render("redirect", "overlays/prod"), STAGES)
+
+
+# -- logs ----------------------------------------------------------------------------------------------------------
+
+_LOGS = re.compile(r"kubectl[^`\n|]*? logs [^`\n|]*")
+
+
+def _log_commands() -> list[tuple[str, str]]:
+    """(document, command) of every `kubectl ... logs ...` the documentation gives, in a block or inline."""
+    found = []
+    for path in (*sorted((ROOT / "docs").rglob("*.md")), README):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            found += [(path.name, m.group(0).strip()) for m in _LOGS.finditer(line)]
+    return found
+
+
+def one_replica_of_many(command: str) -> str | None:
+    """Why a log command would read one pod of several (or cut a selector's logs to 10 lines each), or None."""
+    words = command.replace("\\", " ").split()
+    namespace = words[words.index("-n") + 1] if "-n" in words else "prizeflow"
+    selector = "-l" in words or any(w.startswith("--selector") for w in words)
+    if selector:
+        if not any(w.startswith("--tail") for w in words):
+            return "a selector's logs stop at 10 lines a pod unless --tail says otherwise"
+        if "--prefix" not in words and "instanceRole=primary" not in command:
+            return "several pods' lines, unprefixed: say which pod each comes from (--prefix)"
+        return None
+    target = words[words.index("logs") + 1]
+    if namespace != "prizeflow" or target.startswith("job/") or re.fullmatch(r"<\w+>", target):
+        return None  # another namespace's operator; a Job's pod; the one pod a step named
+    if target.startswith(("deploy/", "deployment/")):
+        name = target.split("/", 1)[1]
+        docs = H.rendered("prod")
+        deployments = [
+            d
+            for d in docs
+            if d["kind"] == "Deployment" and re.fullmatch(name.replace("<service>", ".+"), d["metadata"]["name"])
+        ]
+        scaled = {
+            d["spec"]["scaleTargetRef"]["name"]
+            for d in docs
+            if d["kind"] in {"ScaledObject", "HorizontalPodAutoscaler"}
+        }
+        if any(d["spec"].get("replicas", 2) > 1 or d["metadata"]["name"] in scaled for d in deployments):
+            return f"{target} is one pod of several replicas: select them all (-l ... --prefix --tail=-1)"
+        return None
+    return f"{target} is one pod of a set (an instance that may not be the primary, one broker of three)"
+
+
+def test_no_log_command_reads_one_replica_of_many() -> None:
+    wrong = [f"{doc}: `{command}`: {why}" for doc, command in _log_commands() if (why := one_replica_of_many(command))]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_log_rule_catches_what_the_runbooks_read_before() -> None:
+    for old in (
+        "kubectl -n prizeflow logs deploy/egress-proxy --since=1h",
+        "kubectl -n prizeflow logs <cluster>-1 -c plugin-barman-cloud --since=30m",
+        "kubectl -n prizeflow logs deploy/settlement --since=15m",
+        "kubectl -n prizeflow logs -l cnpg.io/cluster=<new_cluster>",
+    ):
+        assert one_replica_of_many(old), old
+    assert one_replica_of_many("kubectl -n prizeflow logs job/payouts-preflight") is None
+
+
+def test_going_live_turns_live_execution_on_after_the_preflight() -> None:
+    """The bundle installs with live execution off; the go-live step waits for the preflight and reads its chains
+    before it applies anything, and the change it names turns it on in payouts' environment (and nowhere else)."""
+    assert f"`{GO_LIVE}`" in DEPLOY_MD.read_text()
+    steps_ = commands(DEPLOY_MD, "go-live", live())
+    first_apply = next(i for i, c in enumerate(steps_) if c.argv[1:2] == ("apply",))
+    before = [c.argv for c in steps_[:first_apply]]
+    assert before[0][:6] == ("kubectl", "-n", "prizeflow", "wait", "--for=condition=complete", "job/payouts-preflight")
+    assert ("kubectl", "-n", "prizeflow", "logs", "job/payouts-preflight") in before
+
+    def payouts_env(checkout: str) -> dict[str, str]:
+        docs = render(checkout, "overlays/prod")
+        return dict(H._config(docs, H._container(H.named(docs, "Deployment", "payouts"))))
+
+    assert (payouts_env("operator")["PAYOUTS_LIVE_EXECUTION"], payouts_env("live")["PAYOUTS_LIVE_EXECUTION"]) == (
+        "false",
+        "true",
+    )
