@@ -45,6 +45,7 @@ README = ROOT / "deploy" / "k8s" / "README.md"
 UPGRADE = ROOT / "docs" / "runbooks" / "upgrade.md"
 SANCTIONS = ROOT / "docs" / "runbooks" / "sanctions-list-stale.md"
 RESTORE_MD = ROOT / "docs" / "runbooks" / "restore.md"
+FX_MD = ROOT / "docs" / "runbooks" / "fx-rates-outage.md"
 RETRY_CLUSTER = "settlement-db-r2"
 VALUES = {
     "release": "v1-5-0",
@@ -151,6 +152,17 @@ def live() -> Path:
 GO_LIVE = "PAYOUTS_LIVE_EXECUTION=true"
 
 
+@cache
+def with_conversion() -> Path:
+    """The operator's checkout with currency conversion enabled (components/fx/openexchangerates)."""
+    copy = _copy(H.checkout(), "with-conversion")
+    overlay = copy / "overlays" / "prod"
+    kustomization = _kustomization(overlay)
+    kustomization["components"].append("../../components/fx/openexchangerates")
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return copy
+
+
 CHECKOUTS: dict[str, Callable[[], Path]] = {
     "operator": H.checkout,
     "next": next_release,
@@ -159,6 +171,7 @@ CHECKOUTS: dict[str, Callable[[], Path]] = {
     "retried": retried,
     "closed": windows_closed,
     "live": live,
+    "fx": with_conversion,
 }
 
 
@@ -184,6 +197,7 @@ PROCEDURES = {
     "install": Procedure((), ((DEPLOY_MD, "install", "operator"),)),
     "install, as the README gives it": Procedure((), ((README, "install", "operator"),)),
     "going live": Procedure(("operator",), ((DEPLOY_MD, "go-live", "live"),)),
+    "the rates provider's key rotated": Procedure(("fx",), ((FX_MD, "fx-key", "fx"),)),
     # Another namespace's bundle (game-servers/): nothing of overlays/prod changes.
     "game servers let in": Procedure(("operator",), ((DEPLOY_MD, "game-servers", "operator"),), ends_at=()),
     "upgrade": Procedure(
