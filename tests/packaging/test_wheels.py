@@ -170,8 +170,9 @@ def test_the_wheel_carries_every_data_file_of_its_package(project: Path, wheels:
 
 def test_the_console_images_requirements_are_its_locked_closure_over_the_runtimes() -> None:
     """The wheelhouse's export for the console image (images.export_requirements, `uv export --frozen`): its
-    workspace wheels, its own dependencies pinned with hashes, and every pin of the shared runtime layer (ops.txt,
-    installed first: DEPS=runtime) at the same version, so the console's install only adds to that layer."""
+    workspace wheels, its own dependencies pinned with hashes, and every pin of the shared runtime layer
+    (prizeflow-runtime.txt, installed first: DEPS=runtime) at the same version, so the console's install only adds to
+    that layer."""
     from prizeflow_devstack import images
 
     locked, members = images.export_requirements(ROOT, images.IMAGES["console"])
@@ -180,7 +181,7 @@ def test_the_console_images_requirements_are_its_locked_closure_over_the_runtime
     assert {"litestar", "jinja2", "httpx", "pyjwt", "cryptography", "uvicorn", "uvloop"} <= set(pins)
     assert "--hash=sha256:" in locked
     assert not [line for line in locked.splitlines() if line.startswith("-e ")], "workspace packages come as wheels"
-    runtime_layer = _pins(images.export_requirements(ROOT, images.IMAGES["ops"])[0])
+    runtime_layer = _pins(images.export_requirements(ROOT, images.RUNTIME_LAYER)[0])
     assert {name: pins.get(name) for name in runtime_layer} == runtime_layer
 
 
