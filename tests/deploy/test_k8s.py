@@ -457,7 +457,7 @@ PROXY = {
 # Read by the processes' HTTP clients (httpx, and what is built on it), not by their settings: the egress proxy.
 PROXY_ENV = {"HTTPS_PROXY", "NO_PROXY"}
 # Read by the HSM vendor's PKCS#11 library inside the signer, not by its settings: where the client's configuration
-# is (overlays/prod/signer-pkcs11-module.yaml; Thales Luna's variable).
+# is (components/signer-hsm/signer-pkcs11-module.yaml; Thales Luna's variable).
 HSM_CLIENT_ENV = {"ChrystokiConfigurationPath"}
 CALLERS = (*APIS, "console")  # the Deployments that call out through the proxy
 

@@ -251,9 +251,18 @@ def _base_values() -> dict[str, str]:
     kustomization = H.yaml.safe_load((overlay / "kustomization.yaml").read_text())
     kustomization.pop("replacements")
     (overlay / "kustomization.yaml").write_text(H.yaml.safe_dump(kustomization))
+    replacements = H.yaml.safe_load((PROD / "site.yaml").read_text())
+    for component in kustomization.get("components", []):  # a component that reads a site value (signer-hsm)
+        path = (overlay / component / "kustomization.yaml").resolve()
+        declared = H.yaml.safe_load(path.read_text())
+        site = [r for r in declared.get("replacements", []) if r.get("source", {}).get("name") == "prizeflow-site"]
+        if site:
+            replacements += site
+            declared["replacements"] = [r for r in declared["replacements"] if r not in site]
+            path.write_text(H.yaml.safe_dump(declared))
     docs = H.build(overlay)
     values = {}
-    for replacement in H.yaml.safe_load((PROD / "site.yaml").read_text()):
+    for replacement in replacements:
         source = replacement["source"]
         key = source["fieldPath"].removeprefix("data.")
         if source["kind"] != "ConfigMap" or key in values or source.get("options"):

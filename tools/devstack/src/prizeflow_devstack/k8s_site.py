@@ -110,10 +110,20 @@ SITE_RULES: Mapping[str, Callable[[str], str | None]] = {
 
 
 def _replacement_sources(overlay: Path) -> list[dict[str, str]]:
+    """The sources of the overlay's site.yaml replacements and of the replacements its components declare (the HSM
+    client's image is read by components/signer-hsm, where the container it names is)."""
+    sources: list[dict[str, str]] = []
     path = overlay / "site.yaml"
-    if not path.is_file():
-        return []
-    return [r["source"] for r in yaml.safe_load(path.read_text(encoding="utf-8"))]
+    if path.is_file():
+        sources += [r["source"] for r in yaml.safe_load(path.read_text(encoding="utf-8"))]
+    kustomization = overlay / "kustomization.yaml"
+    if kustomization.is_file():
+        for component in yaml.safe_load(kustomization.read_text(encoding="utf-8")).get("components") or []:
+            listed = (overlay / component / "kustomization.yaml").resolve()
+            if listed.is_file():
+                declared = yaml.safe_load(listed.read_text(encoding="utf-8")).get("replacements") or []
+                sources += [r["source"] for r in declared if "source" in r]
+    return sources
 
 
 # What the bundle itself holds where each site value goes (a render of the overlay without site.yaml's replacements,
@@ -139,7 +149,12 @@ BASE_PLACEHOLDERS: Mapping[str, str] = {
 
 def required_site_keys(overlay: Path) -> set[str]:
     """The site.env keys the overlay's site.yaml replacements read (what kustomize refuses to render without)."""
-    return {s["fieldPath"].removeprefix("data.") for s in _replacement_sources(overlay) if s["kind"] == "ConfigMap"}
+    sources = _replacement_sources(overlay)
+    return {
+        s["fieldPath"].removeprefix("data.")
+        for s in sources
+        if s["kind"] == "ConfigMap" and s["name"] == "prizeflow-site"
+    }
 
 
 def required_site_lists(overlay: Path) -> set[str]:
