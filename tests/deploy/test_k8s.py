@@ -293,7 +293,7 @@ def _acls(docs: tuple[Doc, ...], user: str) -> set[tuple[str, str, tuple[str, ..
 
 def test_the_signer_reads_only_signer_requests_and_writes_only_signer_results_and_its_dlq() -> None:
     assert _acls(rendered("prod"), "signer") == {
-        ("topic", "prizeflow.signer.requests.v1", ("Read", "Describe")),
+        ("topic", "prizeflow.signer.requests.v1", ("Read", "Describe", "DescribeConfigs")),
         ("group", "signer", ("Read",)),
         ("topic", "prizeflow.signer.results.v1", ("Write", "Describe")),
         ("topic", "prizeflow.signer.requests.v1.dlq", ("Write", "Describe")),
@@ -301,11 +301,14 @@ def test_the_signer_reads_only_signer_requests_and_writes_only_signer_results_an
 
 
 def test_each_service_user_has_exactly_the_topics_and_groups_its_code_uses() -> None:
+    """Read, Describe and DescribeConfigs on what it consumes (start-up reads each consumed topic's retention to hold
+    it within the inbox's dedup horizon, ADR 0008: without DescribeConfigs no service ever became ready on the first
+    real cluster, tests/k8s), Write and Describe on what it produces, Read on its groups."""
     docs = rendered("prod")
     for service in SERVICES:
         usage = k8s.kafka_usage(service, ROOT)
         acls = _acls(docs, service)
-        assert {n for t, n, ops in acls if ops == ("Read", "Describe")} == set(usage.reads)
+        assert {n for t, n, ops in acls if ops == ("Read", "Describe", "DescribeConfigs")} == set(usage.reads)
         assert {n for t, n, ops in acls if ops == ("Write", "Describe")} == set(usage.writes)
         assert {n for t, n, ops in acls if t == "group"} == set(usage.consumes)
         every = [a for d in of_kind(docs, "KafkaUser") for a in d["spec"]["authorization"]["acls"]]

@@ -8,8 +8,10 @@ import io
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from prizeflow_ops import ExitCode, run
+from prizeflow_ops import preflight as preflight_module
 from prizeflow_ops.preflight import Expect, Target, check, probe, provider_api, targets
 
 
@@ -41,6 +43,41 @@ def test_a_refusing_proxy_fails_naming_the_target() -> None:
         outcome = probe(client, Target("rail upi (upi)", "https://api.razorpay.com", Expect.API))
     assert outcome.problem == "GET https://api.razorpay.com: ProxyError: 403 Forbidden"
     assert outcome.chain == ["GET https://api.razorpay.com -> no answer"]
+
+
+def test_a_connection_refused_at_first_is_tried_again_and_an_answer_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new pod's first connections can be refused until its network policy is programmed: the preflight tries a
+    refused connection again (and reports the target reached once it answers); a refusal by the proxy is an answer."""
+    monkeypatch.setattr(preflight_module, "CONNECT_RETRIES_S", (0.0, 0.0))
+    calls: list[str] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        if len(calls) < 3:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        return httpx.Response(200)
+
+    with httpx.Client(transport=httpx.MockTransport(flaky)) as client:
+        outcome = probe(client, Target("identity provider JWKS", "https://id.test/jwks.json", Expect.FILE))
+    assert (outcome.reached, len(calls)) == (True, 3)
+
+    calls.clear()
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with httpx.Client(transport=httpx.MockTransport(refused)) as client:
+        outcome = probe(client, Target("identity provider JWKS", "https://id.test/jwks.json", Expect.FILE))
+    assert outcome.problem == "GET https://id.test/jwks.json: ConnectError: refused"
+
+    def squid(request: httpx.Request) -> httpx.Response:
+        calls.append("proxy")
+        raise httpx.ProxyError("403 Forbidden", request=request)
+
+    calls.clear()
+    with httpx.Client(transport=httpx.MockTransport(squid)) as client:
+        probe(client, Target("rail upi (upi)", "https://api.razorpay.com", Expect.API))
+    assert calls == ["proxy"], "a proxy's refusal is an answer: never tried again"
 
 
 def test_each_provider_type_has_an_api_or_calls_nothing() -> None:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from prizeflow_runtime.settings import DEV_ISSUER, DatabaseTimeouts, Profile
+from prizeflow_runtime.settings import DEV_ISSUER, DatabaseTimeouts, Profile, async_database_url
 
 DEV_CLIENT_ID: Final = "prizeflow-console"
 MIN_SECRET_BYTES: Final = 32
@@ -63,6 +63,13 @@ class ConsoleSettings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         """`VAR=""` (a template or a secret that rendered empty) is a missing setting, named as one."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        """A plain `postgresql://` URI (what the Kubernetes bundle's runtime Secret holds, as every service's) on the
+        asyncpg driver the console runs, as the services' settings read it."""
+        return async_database_url(url) if url is not None else None
 
     @property
     def dev(self) -> bool:

@@ -30,6 +30,15 @@ def test_production_starts_with_every_setting() -> None:
     assert settings.service_urls["payouts"] == "http://payouts"
 
 
+def test_a_plain_postgresql_uri_runs_on_asyncpg() -> None:
+    """The Kubernetes bundle's runtime Secret holds `postgresql://...` (as every service's): the console must open it
+    with asyncpg, its one driver; SQLAlchemy's default for that scheme is psycopg, which the image does not carry
+    (the console crash-looped on its first real cluster: tests/k8s)."""
+    plain = PRODUCTION | {"database_url": "postgresql://console:p%40ss@console-db-rw:5432/prizeflow_console"}
+    settings = ConsoleSettings(_env_file=None, **plain)
+    assert settings.database_url == "postgresql+asyncpg://console:p%40ss@console-db-rw:5432/prizeflow_console"
+
+
 @pytest.mark.parametrize("missing", sorted(k for k in PRODUCTION if k != "prizeflow_profile"))
 def test_production_names_a_missing_setting(missing: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(missing.upper(), raising=False)

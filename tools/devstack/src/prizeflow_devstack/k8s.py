@@ -164,9 +164,11 @@ def _acl(kind: str, name: str, operations: Sequence[str]) -> dict[str, Any]:
 
 
 def service_acls(usage: KafkaUsage) -> list[dict[str, Any]]:
-    """Exactly what the service does: Read+Describe on what it consumes, Read on its groups, Write+Describe
-    on what it produces (outbox topics and the DLQs of what it consumes). Nothing by prefix, no cluster ACL."""
-    acls = [_acl("topic", t, ["Read", "Describe"]) for t in usage.reads]
+    """Exactly what the service does: Read+Describe on what it consumes and DescribeConfigs (its start-up and its
+    periodic check that a consumed topic's retention stays within the inbox's dedup horizon read the topic's
+    `retention.ms`: ADR 0008), Read on its groups, Write+Describe on what it produces (outbox topics and the DLQs of
+    what it consumes). Nothing by prefix, no cluster ACL."""
+    acls = [_acl("topic", t, ["Read", "Describe", "DescribeConfigs"]) for t in usage.reads]
     acls += [_acl("group", group, ["Read"]) for group in sorted(usage.consumes)]
     acls += [_acl("topic", t, ["Write", "Describe"]) for t in usage.writes]
     return acls

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import string
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -257,15 +258,31 @@ def shown(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
 
 
+# A connection refused or not made is tried again, briefly: a pod's network policy is programmed by the CNI after
+# the pod starts (the first connections of a new pod can be refused for a second or two), and a proxy replica may be
+# rolling. An answer, whatever it says (a proxy's refusal included), is never tried again.
+CONNECT_RETRIES_S = (0.5, 1.0, 2.0, 4.0)
+
+
+def _get(client: httpx.Client, url: str) -> tuple[int, str]:
+    for pause in (*CONNECT_RETRIES_S, None):
+        try:
+            with client.stream("GET", url) as response:
+                return response.status_code, response.headers.get("location", "")
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            if pause is None:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
 def probe(client: httpx.Client, target: Target) -> Outcome:
     """Fetch `target` as its client would; stop at the first answer that settles it."""
     outcome = Outcome(target)
     url = target.url
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            with client.stream("GET", url) as response:
-                status = response.status_code
-                location = response.headers.get("location", "")
+            status, location = _get(client, url)
         except httpx.HTTPError as err:
             outcome.chain.append(f"GET {shown(url)} -> no answer")
             outcome.problem = f"GET {shown(url)}: {type(err).__name__}: {err}"
