@@ -1,0 +1,305 @@
+"""The rehearsal's operator: a checkout of the release as an operator holds it (deploy/k8s with its site values), the
+release step that pushes and pins its images, the secret store its ExternalSecrets read, and the documentation's
+`k8s:<step>` blocks run line by line as written, in bash, from the checkout's deploy/k8s (placeholders filled, nothing
+else changed).
+
+The site values are the rehearsal's: its simulated internet's names (internet.py), the node's registry, the
+Kubernetes API's address, and the overlay swapped for one node (components/one-node, components/signer-hot-key,
+components/private-ca: what docs/deploy.md "The rehearsal" says is not rehearsed).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from runbook_docs import fill, parse
+
+from prizeflow_devstack.cluster import versions as cluster_versions
+from prizeflow_devstack.cluster.images import REGISTRY_HOST
+from prizeflow_devstack.cluster.kube import Kube
+from prizeflow_devstack.cluster.paths import ClusterPaths
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "prizeflow"
+UV_SHIM = """#!/bin/sh
+# The docs say `uv run --frozen <tool>` (a checkout's environment); the rehearsal runs inside it already.
+[ "$1" = run ] || { echo "rehearsal: only 'uv run' is available here, not 'uv $1'" >&2; exit 2; }
+shift
+[ "$1" = --frozen ] && shift
+exec "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Ran:
+    line: str
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class StepFailed(AssertionError):
+    """A documented command failed on the cluster: the doc, the step, the line and what it printed."""
+
+
+@dataclass
+class Operator:
+    """Runs the documentation's commands against the cluster, from a checkout's deploy/k8s."""
+
+    kube: Kube
+    workdir: Path
+    log: list[Ran] = field(default_factory=list)
+
+    def env(self, checkout: Path) -> dict[str, str]:
+        paths = self.kube.paths
+        shim = self.workdir / "bin"
+        shim.mkdir(parents=True, exist_ok=True)
+        (shim / "uv").write_text(UV_SHIM)
+        (shim / "uv").chmod(0o755)
+        tools = [shim, paths.bin / "kubernetes", paths.bin / "cloudnative-pg", Path(sys.executable).parent]
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PRIZEFLOW_", "KUBECONFIG"))},
+            "KUBECONFIG": str(paths.admin_kubeconfig),
+            "PATH": os.pathsep.join([*map(str, tools), os.environ.get("PATH", "")]),
+            "PRIZEFLOW_ROOT": str(ROOT),
+            "NO_COLOR": "1",
+            "HOME": os.environ.get("HOME", "/root"),
+            "RELEASE_CHECKOUT": str(checkout),
+        }
+
+    def sh(self, line: str, checkout: Path, *, timeout: float = 3900, extra_env: Mapping[str, str] = {}) -> Ran:  # noqa: B006 - read only
+        started = time.monotonic()
+        proc = subprocess.run(
+            ["bash", "-c", f"set -euo pipefail\n{line}"],
+            cwd=checkout / "deploy" / "k8s",
+            env={**self.env(checkout), **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        ran = Ran(line, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        self.log.append(ran)
+        return ran
+
+    def step(
+        self,
+        doc: str,
+        step: str,
+        checkout: Path,
+        values: Mapping[str, str] = {},  # noqa: B006 - read only
+        *,
+        extra_env: Mapping[str, str] = {},  # noqa: B006 - read only
+    ) -> list[Ran]:
+        """Every command of the doc's ```bash k8s:<step>``` block, in order; the first that fails raises."""
+        block = k8s_block(ROOT / doc, step)
+        done = []
+        for line in block:
+            ran = self.sh(fill(line, values), checkout, extra_env=extra_env)
+            done.append(ran)
+            if ran.returncode != 0:
+                raise StepFailed(
+                    f"{doc} k8s:{step}: `{ran.line}` exited {ran.returncode} after {ran.seconds:.0f} s\n"
+                    f"--- stdout ---\n{ran.stdout[-4000:]}\n--- stderr ---\n{ran.stderr[-4000:]}\n"
+                    f"--- the cluster ---\n{self.diagnose()}"
+                )
+        return done
+
+    def diagnose(self) -> str:
+        """What an operator looks at when a step fails: pods not ready and their last events."""
+        pods = self.kube.run("get", "pods", "-A", "-o", "wide", check=False)
+        events = self.kube.run("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp", check=False)
+        return f"{pods}\n{events[-3000:]}"
+
+
+def k8s_block(doc: Path, step: str) -> list[str]:
+    """The command lines of the one ```bash k8s:<step>``` block of `doc`."""
+    runbook = parse(doc) if doc.suffix == ".md" else None
+    assert runbook is not None
+    found = [b for b in runbook.blocks if re.search(rf"\bk8s:{re.escape(step)}\b", b.info)]
+    assert len(found) == 1, f"{doc.name}: {len(found)} blocks tagged k8s:{step}"
+    return found[0].command_lines()
+
+
+# ---- the release: a checkout as the operator holds it --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """The rehearsal's site values (overlays/prod/site.env and site-lists.yaml)."""
+
+    values: Mapping[str, str]
+    api_addresses: tuple[str, ...]
+    source_account: str
+    hot_key_seed: str
+
+
+def site_env(values: Mapping[str, str]) -> str:
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+def checkout(workdir: Path, name: str) -> Path:
+    """A copy of the repository's deploy/k8s (as committed or not: what this run tests) under `workdir/name`."""
+    target = workdir / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(ROOT / "deploy" / "k8s", target / "deploy" / "k8s", ignore=shutil.ignore_patterns("schemas"))
+    return target
+
+
+def make_site(release: Path, site: Site) -> None:
+    """The operator's own changes to overlays/prod: the site values, and one node's components in place of the
+    production sizing and the HSM (a change an operator would commit in their copy)."""
+    prod = release / "deploy" / "k8s" / "overlays" / "prod"
+    (prod / "site.env").write_text(site_env(site.values))
+    lists = yaml.safe_load((prod / "site-lists.yaml").read_text()) or {}
+    lists["spec"] = {"kubernetes-api": [{"ipBlock": {"cidr": a}} for a in site.api_addresses]}
+    (prod / "site-lists.yaml").write_text(yaml.safe_dump(lists, sort_keys=False))
+    kustomization = prod / "kustomization.yaml"
+    text = kustomization.read_text()
+    for old, new in (
+        ("  - ../../components/production-size\n", "  - ../../components/one-node\n"),
+        ("  - ../../components/signer-hsm\n", "  - ../../components/signer-hot-key\n  - ../../components/private-ca\n"),
+    ):
+        assert old in text, f"overlays/prod lists no {old.strip()}"
+        text = text.replace(old, new)
+    kustomization.write_text(text)
+    edit_kustomization(
+        release,
+        config={
+            "payouts-config": {"PAYOUT_SOURCE_ACCOUNT": site.source_account},
+            "signer-config": {"PAYOUT_SOURCE_ACCOUNT": site.source_account},
+        },
+    )
+
+
+def edit_kustomization(
+    release: Path,
+    *,
+    config: Mapping[str, Mapping[str, str]] = {},  # noqa: B006 - read only
+    images: Mapping[str, str] | None = None,
+) -> None:
+    """Literals merged into overlays/prod's ConfigMap generators (`configMapGenerator` entries with `behavior: merge`),
+    and image references, as an operator edits the file."""
+    path = release / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml"
+    doc = yaml.safe_load(path.read_text())
+    generators = doc.setdefault("configMapGenerator", [])
+    for name, literals in config.items():
+        entry = next((g for g in generators if g["name"] == name), None)
+        if entry is None:
+            entry = {"name": name, "behavior": "merge", "literals": []}
+            generators.append(entry)
+        kept = [x for x in entry.get("literals", []) if x.split("=", 1)[0] not in literals]
+        entry["literals"] = kept + [f"{k}={v}" for k, v in literals.items()]
+    for name, ref in (images or {}).items():
+        image, digest = ref.split("@", 1)
+        new_name = image.rsplit(":", 1)[0]
+        entries = [i for i in doc.get("images", []) if i["name"] != name]
+        doc["images"] = [*entries, {"name": name, "newName": new_name, "digest": digest}]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=200))
+
+
+def release_images(root: Path, release: Path, registry_port: int, tag: str) -> str:
+    """The release step as docs/deploy.md "Images" gives it: build, push, pin overlays/prod by digest (pushed through
+    this machine's address of the registry, pinned under the name the cluster pulls by). Its output."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "prizeflow-dev"), "images",
+            "--push", f"127.0.0.1:{registry_port}/prizeflow",
+            "--insecure", "--tag", tag, "--pin", str(release / "deploy" / "k8s" / "overlays" / "prod"),
+            "--pin-repository", f"{REGISTRY_HOST}/prizeflow",
+        ],
+        cwd=root, capture_output=True, text=True, check=False, timeout=3600,
+    )  # fmt: skip
+    assert result.returncode == 0, f"the release step failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert "pinned" in result.stdout, f"the release step pinned nothing:\n{result.stdout[-3000:]}"
+    return result.stdout
+
+
+def secret_store(kube: Kube, values: Mapping[str, Mapping[str, str]]) -> None:
+    """The site's secret store the ExternalSecrets read: external-secrets' Fake provider holding each key's JSON
+    document (`prizeflow/payouts` → {"STRIPE_API_KEY": ...}); a property is a field of it."""
+    data = [{"key": key, "value": json.dumps(fields)} for key, fields in values.items()]
+    kube.apply(
+        [
+            {
+                "apiVersion": "external-secrets.io/v1",
+                "kind": "ClusterSecretStore",
+                "metadata": {"name": "prizeflow"},
+                "spec": {"provider": {"fake": {"data": data}}},
+            }
+        ]
+    )
+
+
+def store_values(rendered: list[dict[str, Any]], known: Mapping[tuple[str, str], str]) -> dict[str, dict[str, str]]:
+    """A value for every (key, property) the rendered ExternalSecrets read: `known` ones as given, the rest random
+    (passwords, keys of rails that are not called)."""
+    out: dict[str, dict[str, str]] = {}
+    for doc in rendered:
+        if doc["kind"] != "ExternalSecret":
+            continue
+        for item in doc["spec"].get("data", []):
+            ref = item["remoteRef"]
+            key, prop = ref["key"], ref["property"]
+            default = secrets.token_urlsafe(24)
+            if prop.startswith("STRIPE_API_KEY"):
+                default = "sk_test_" + secrets.token_hex(16)
+            elif prop.startswith("STRIPE_WEBHOOK_SECRET"):
+                default = "whsec_" + secrets.token_hex(16)
+            out.setdefault(key, {})[prop] = known.get((key, prop), default)
+    return out
+
+
+def render(release: Path) -> list[dict[str, Any]]:
+    kustomize = ROOT / ".devstack" / "tools" / "go" / "bin" / "kustomize"
+    out = subprocess.run(
+        [str(kustomize), "build", str(release / "deploy" / "k8s" / "overlays" / "prod")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def b64(text: str | bytes) -> str:
+    return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+
+def node_api_addresses() -> tuple[str, ...]:
+    return (f"{cluster_versions.NODE_IP}/32",)
+
+
+def paths(root: Path) -> ClusterPaths:
+    return ClusterPaths(root)
+
+
+__all__ = [
+    "Operator",
+    "Ran",
+    "Site",
+    "StepFailed",
+    "b64",
+    "checkout",
+    "edit_kustomization",
+    "k8s_block",
+    "make_site",
+    "node_api_addresses",
+    "release_images",
+    "render",
+    "secret_store",
+    "store_values",
+]
