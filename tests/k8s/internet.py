@@ -39,7 +39,9 @@ OFAC = "sanctionslistservice.ofac.treas.gov"
 OFAC_BUCKET = "wc2h-sls-prod-public-published.s3.us-gov-west-1.amazonaws.com"
 UN = "scsanctions.un.org"
 STRIPE = "api.stripe.com"
-NAMES = (IDENTITY, SOROBAN, OBJECTS, OFAC, OFAC_BUCKET, UN, STRIPE)
+RAZORPAY = "api.razorpay.com"
+NAMES = (IDENTITY, SOROBAN, OBJECTS, OFAC, OFAC_BUCKET, UN, STRIPE, RAZORPAY)
+UPI_KEY = ("rzp_test_rehearsal", "rehearsal-upi-secret")  # what the site's store gives UPI_KEY_ID, UPI_KEY_SECRET
 STRIPE_KEY = "sk_test_rehearsal0000000000000000"  # what the site's store gives every STRIPE_API_KEY
 BUCKET = "prizeflow-backups"
 STELLAR_MAINNET = "Public Global Stellar Network ; September 2015"
@@ -57,16 +59,16 @@ class Internet:
         return f"https://{IDENTITY}/"
 
 
-def _ca_and_certificate() -> tuple[bytes, bytes, bytes]:
-    """(CA cert, edge cert, edge key): one certificate for every public name, signed by the rehearsal's CA."""
+def _ca() -> tuple[bytes, bytes]:
+    """The rehearsal's public CA (certificate, key), made once per run: the site's bundle trusts it."""
     now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Prizeflow rehearsal public CA")])
-    ca = (
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Prizeflow rehearsal public CA")])
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=30))
@@ -85,13 +87,26 @@ def _ca_and_certificate() -> tuple[bytes, bytes, bytes]:
             ),
             critical=True,
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
+    pem = serialization.Encoding.PEM
+    return cert.public_bytes(pem), key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _edge_certificate(ca_pem: bytes, ca_key_pem: bytes) -> tuple[bytes, bytes]:
+    """One certificate for every public name the edge serves, signed by the CA (issued again on every deploy, so a
+    name added to NAMES is served)."""
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, IDENTITY)]))
-        .issuer_name(ca_name)
+        .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
@@ -101,8 +116,9 @@ def _ca_and_certificate() -> tuple[bytes, bytes, bytes]:
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
+    return cert.public_bytes(pem), key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _nginx_conf() -> str:
@@ -128,6 +144,7 @@ def _nginx_conf() -> str:
         ),
         UN: f"location / {{ proxy_pass {upstream.format('sanctions-lists')}/un/; }}",
         STRIPE: f"location / {{ proxy_pass {upstream.format('stripe-api')}; }}",
+        RAZORPAY: f"location / {{ proxy_pass {upstream.format('upi-api')}; }}",
     }
     blocks = "\n".join(
         f"  server {{ listen {ADDRESS}:443 ssl; server_name {name}; "
@@ -135,8 +152,9 @@ def _nginx_conf() -> str:
         f"proxy_set_header Host $host; {body} }}"
         for name, body in servers.items()
     )
-    return textwrap.dedent(
-        """\
+    return (
+        textwrap.dedent(
+            """\
         worker_processes 1;
         pid /tmp/nginx.pid;
         error_log stderr warn;
@@ -149,7 +167,10 @@ def _nginx_conf() -> str:
           resolver 10.96.0.10 valid=10s;
           server_names_hash_bucket_size 128;
         """
-    ) + blocks + "\n}\n"
+        )
+        + blocks
+        + "\n}\n"
+    )
 
 
 def _b64(data: bytes | str) -> str:
@@ -188,13 +209,14 @@ def _deployment(name: str, image: str, env: dict[str, str], port: int, **extra: 
 
 def deploy(kube: Kube, refs: dict[str, str], *, source_account: str, workdir: Path) -> Internet:
     """Everything above, applied and ready; returns what the site and the tests need of it."""
-    tls = workdir / "internet-tls.json"
-    if not tls.exists():  # kept: the site's bundle trusts this CA from the first deploy on
-        tls.write_text(json.dumps([part.decode() for part in _ca_and_certificate()]))
-    ca, cert, key = (part.encode() for part in json.loads(tls.read_text()))
+    kept = workdir / "internet-ca.json"
+    if not kept.exists():  # kept: the site's bundle trusts this CA from the first deploy on
+        kept.write_text(json.dumps([part.decode() for part in _ca()]))
+    ca, ca_key = (part.encode() for part in json.loads(kept.read_text()))
+    cert, key = _edge_certificate(ca, ca_key)
     identity = DevIdentity.ensure(workdir / "identity")
     assert identity.directory is not None
-    access, secret = "rehearsal-backups", base64.b32encode(key[-20:]).decode().lower()
+    access, secret = "rehearsal-backups", base64.b32encode(ca_key[-20:]).decode().lower()
     accounts = json.dumps({source_account: {"XLM": "100000000", "USDC": "100000000"}})
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
@@ -235,7 +257,7 @@ def deploy(kube: Kube, refs: dict[str, str], *, source_account: str, workdir: Pa
                 "PRIZEFLOW_PROFILE": "dev",
                 "JWT_JWKS_URL": f"file:///etc/identity/{JWKS_FILE}",
                 "JWT_ISSUER": f"https://{IDENTITY}/",
-                "DEV_IDP_HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
+                "DEV_IDP_HOST": "0.0.0.0",
                 "DEV_IDP_PORT": "8080",
                 "DEV_IDP_URL": f"https://{IDENTITY}",
                 "CONSOLE_URL": "https://console.rehearsal.internal",
@@ -248,7 +270,7 @@ def deploy(kube: Kube, refs: dict[str, str], *, source_account: str, workdir: Pa
             "soroban-rpc",
             refs["soroban-rpc"],
             {
-                "SOROBAN_RPC_HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
+                "SOROBAN_RPC_HOST": "0.0.0.0",
                 "SOROBAN_RPC_PORT": "8080",
                 "SOROBAN_EMULATOR_LEDGER_MS": "1000",
                 "STELLAR_NETWORK_PASSPHRASE": STELLAR_MAINNET,
@@ -259,17 +281,27 @@ def deploy(kube: Kube, refs: dict[str, str], *, source_account: str, workdir: Pa
         *_deployment(
             "sanctions-lists",
             refs["sanctions-lists"],
-            {"SANCTIONS_EMULATOR_HOST": "0.0.0.0", "SANCTIONS_EMULATOR_PORT": "8080"},  # noqa: S104
+            {"SANCTIONS_EMULATOR_HOST": "0.0.0.0", "SANCTIONS_EMULATOR_PORT": "8080"},
             8080,
         ),
         *_deployment(
             "stripe-api",
             refs["stripe-api"],
             {
-                "STRIPE_EMULATOR_HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
+                "STRIPE_EMULATOR_HOST": "0.0.0.0",
                 "STRIPE_EMULATOR_PORT": "8080",
                 "STRIPE_EMULATOR_API_KEYS": STRIPE_KEY,
                 "STRIPE_EMULATOR_PUBLIC_URL": f"https://{STRIPE}",
+            },
+            8080,
+        ),
+        *_deployment(
+            "upi-api",
+            refs["upi-api"],
+            {
+                "UPI_EMULATOR_HOST": "0.0.0.0",
+                "UPI_EMULATOR_PORT": "8080",
+                "UPI_EMULATOR_KEYS": ":".join(UPI_KEY),
             },
             8080,
         ),
@@ -296,7 +328,7 @@ def deploy(kube: Kube, refs: dict[str, str], *, source_account: str, workdir: Pa
         ),
     ]
     kube.apply(docs)
-    for name in ("edge", "dev-idp", "soroban-rpc", "sanctions-lists", "stripe-api", "versitygw"):
+    for name in ("edge", "dev-idp", "soroban-rpc", "sanctions-lists", "stripe-api", "upi-api", "versitygw"):
         kube.wait_rollout(NAMESPACE, f"deployment/{name}", 300)
     hosts = "".join(f"{ADDRESS} {name}\n" for name in NAMES)
     kube.apply(
@@ -312,4 +344,15 @@ def deploy(kube: Kube, refs: dict[str, str], *, source_account: str, workdir: Pa
     return Internet(ca_pem=ca, identity=identity, s3_access_key=access, s3_secret_key=secret)
 
 
-__all__ = ["ADDRESS", "BUCKET", "IDENTITY", "NAMESPACE", "OBJECTS", "SOROBAN", "STRIPE_KEY", "Internet", "deploy"]
+__all__ = [
+    "ADDRESS",
+    "BUCKET",
+    "IDENTITY",
+    "NAMESPACE",
+    "OBJECTS",
+    "SOROBAN",
+    "STRIPE_KEY",
+    "UPI_KEY",
+    "Internet",
+    "deploy",
+]

@@ -81,7 +81,7 @@ class Operator:
             "RELEASE_CHECKOUT": str(checkout),
         }
 
-    def sh(self, line: str, checkout: Path, *, timeout: float = 3900, extra_env: Mapping[str, str] = {}) -> Ran:  # noqa: B006 - read only
+    def sh(self, line: str, checkout: Path, *, timeout: float = 3900, extra_env: Mapping[str, str] = {}) -> Ran:
         started = time.monotonic()
         proc = subprocess.run(
             ["bash", "-c", f"set -euo pipefail\n{line}"],
@@ -101,9 +101,9 @@ class Operator:
         doc: str,
         step: str,
         checkout: Path,
-        values: Mapping[str, str] = {},  # noqa: B006 - read only
+        values: Mapping[str, str] = {},
         *,
-        extra_env: Mapping[str, str] = {},  # noqa: B006 - read only
+        extra_env: Mapping[str, str] = {},
     ) -> list[Ran]:
         """Every command of the doc's ```bash k8s:<step>``` block, in order; the first that fails raises."""
         block = k8s_block(ROOT / doc, step)
@@ -189,7 +189,7 @@ def make_site(release: Path, site: Site) -> None:
 def edit_kustomization(
     release: Path,
     *,
-    config: Mapping[str, Mapping[str, str]] = {},  # noqa: B006 - read only
+    config: Mapping[str, Mapping[str, str]] = {},
     images: Mapping[str, str] | None = None,
 ) -> None:
     """Literals merged into overlays/prod's ConfigMap generators (`configMapGenerator` entries with `behavior: merge`),
@@ -303,3 +303,29 @@ __all__ = [
     "secret_store",
     "store_values",
 ]
+
+
+def the_next_release(release: Path) -> list[str]:
+    """Release B: release A and one commit that changes, as releases do, what the platform stage applies and the apps
+    read: a line of payouts' ConfigMap (hash-named: a new ConfigMap), a rail enabled (the UPI component: new
+    Secret keys written by the ExternalSecrets from the store, a providers part, an egress allow-list part), and
+    an ACL (payouts' KafkaUser may now describe its own groups). What it changed, as the commit's message would."""
+    k8s = release / "deploy" / "k8s"
+    payouts_env = k8s / "base" / "platform" / "config" / "payouts.env"
+    payouts_env.write_text(payouts_env.read_text() + "PAYOUTS_MAX_ATTEMPTS=6\n")
+    kustomization = k8s / "overlays" / "prod" / "kustomization.yaml"
+    doc = yaml.safe_load(kustomization.read_text())
+    doc["components"].append("../../components/rails/upi")
+    kustomization.write_text(yaml.safe_dump(doc, sort_keys=False, width=200))
+    users = k8s / "base" / "platform" / "kafka-users.yaml"
+    docs = [d for d in yaml.safe_load_all(users.read_text()) if d]
+    [payouts] = [d for d in docs if d["kind"] == "KafkaUser" and d["metadata"]["name"] == "payouts"]
+    for acl in payouts["spec"]["authorization"]["acls"]:
+        if acl["resource"]["type"] == "group":
+            acl["operations"] = [*acl["operations"], "Describe"]
+    users.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return [
+        "payouts.env: PAYOUTS_MAX_ATTEMPTS=6",
+        "components/rails/upi enabled",
+        "KafkaUser payouts: Describe on its groups",
+    ]

@@ -124,7 +124,8 @@ async def main():
     producer = AIOKafkaProducer(
         bootstrap_servers="prizeflow-kafka-bootstrap.prizeflow.svc:9094", security_protocol="SASL_SSL",
         sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="game-servers",
-        sasl_plain_password=open("/kafka/password").read().strip(), ssl_context=ctx, enable_idempotence=True, acks="all")
+        sasl_plain_password=open("/kafka/password").read().strip(), ssl_context=ctx,
+        enable_idempotence=True, acks="all")
     for attempt in range(30):
         try:
             await producer.start()
@@ -159,7 +160,11 @@ def publish_round(kube: Kube, ops_image: str, records: list[dict[str, str]], nam
                 "metadata": {"name": name, "namespace": GAME_NAMESPACE},
                 "spec": {
                     "restartPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [
                         {
                             "name": "game-server",
@@ -219,12 +224,20 @@ async def a_round_is_paid(kube: Kube, identity: DevIdentity, issuer: str, ops_im
             campaign, round_id = uid("camp"), uid("round")
             winner, second, third = uid("p"), uid("p"), uid("p")
             await api.funded_campaign(campaign, 1_000 * USDC)
-            log = publish_round(kube, ops_image, round_events(round_id, [winner, second, third], campaign=campaign, prize=400 * USDC), round_id)
+            log = publish_round(
+                kube,
+                ops_image,
+                round_events(round_id, [winner, second, third], campaign=campaign, prize=400 * USDC),
+                round_id,
+            )
             assert "published" in log, log
             assert await wait_for(lambda: api.available(winner), lambda v: v == 200 * USDC, timeout=180) == 200 * USDC
             claim = await api.ok(
                 "POST", "rewards", "/claims/", user=winner, roles=["player"],
-                json={"asset": "USDC", "amount": 150 * USDC, "destination": {"type": "stellar_account", "address": destination}},
+                json={
+                    "asset": "USDC", "amount": 150 * USDC,
+                    "destination": {"type": "stellar_account", "address": destination},
+                },
                 headers={"X-Correlation-Id": round_id},
             )  # fmt: skip
             assert claim["hold_code"] == "new_destination", claim
@@ -241,7 +254,8 @@ async def a_round_is_paid(kube: Kube, identity: DevIdentity, issuer: str, ops_im
                 json={"reason": "rehearsal"},
             )  # fmt: skip
             paid = await wait_for(payout, lambda p: p is not None and p["state"] == "paid", timeout=240)
-            assert paid is not None and paid["amount"] == 150 * USDC
+            assert paid is not None
+            assert paid["amount"] == 150 * USDC
             payments = SorobanAdmin(soroban).payments(destination=destination)
             assert len(payments) == 1, payments
             await wait_for(lambda: api.available(winner), lambda v: v == 50 * USDC, timeout=120)

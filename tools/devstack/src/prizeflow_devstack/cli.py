@@ -298,7 +298,8 @@ def cmd_images(root: Path, only: list[str] | None, args: argparse.Namespace) -> 
             if missing:
                 err_console.print(f"--pin: {kustomization} names {missing}, which were not built: build them too")
                 return 2
-            pinned = images.pin_overlay(kustomization, {n: named[n] for n in wanted}, repository=args.push)
+            repository = args.pin_repository or args.push
+            pinned = images.pin_overlay(kustomization, {n: named[n] for n in wanted}, repository=repository)
             sys.stdout.write(f"pinned {', '.join(pinned)} in {kustomization}\n")
     except images.ImageError as err:
         err_console.print(f"[bold red]prizeflow-dev images failed:[/bold red] {err}", markup=True)
@@ -350,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--push", metavar="REPOSITORY", help="push each to REPOSITORY/<name>:TAG (a release)")
     images.add_argument("--tag", default="dev", help="the tag --push pushes under (default: dev)")
     images.add_argument("--insecure", action="store_true", help="--push over plain HTTP / unverified TLS")
+    images.add_argument(
+        "--pin-repository",
+        metavar="REPOSITORY",
+        help="the repository --pin names (default: --push's): where the cluster pulls from, when this machine "
+        "pushes to the same registry under another address",
+    )
     images.add_argument(
         "--pin", metavar="OVERLAY", help="write the digests into OVERLAY/kustomization.yaml's `images:` (after --push)"
     )

@@ -98,6 +98,9 @@ CLUSTER_IMAGES: dict[str, ImageSpec] = {
         ImageSpec("strimzi-standin", "prizeflow-strimzi-standin", "prizeflow-strimzi-standin"),
         ImageSpec("sanctions-lists", "prizeflow-sanctions-emulator", "prizeflow-sanctions-emulator"),
         ImageSpec("dev-idp", "prizeflow-dev-idp", "prizeflow-dev-idp"),
+        ImageSpec("stripe-api", "prizeflow-stripe-emulator", "prizeflow-stripe-emulator"),
+        ImageSpec("upi-api", "prizeflow-upi-emulator", "prizeflow-upi-emulator"),
+        IMAGES["soroban-rpc"],
     )
 }
 

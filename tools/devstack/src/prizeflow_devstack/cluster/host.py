@@ -48,11 +48,12 @@ def prepare_host() -> None:
             "(make k8s-cluster does)"
         )
     run(["mount", "--make-rshared", "/"])
-    if run(["ip", "link", "show", v.NODE_BRIDGE], check=False).returncode != 0:
-        run(["ip", "link", "add", v.NODE_BRIDGE, "type", "bridge"])
-    if v.NODE_IP not in run(["ip", "-4", "addr", "show", v.NODE_BRIDGE]).stdout:
-        run(["ip", "addr", "add", f"{v.NODE_IP}/32", "dev", v.NODE_BRIDGE])
-    run(["ip", "link", "set", v.NODE_BRIDGE, "up"])
+    for bridge, address in ((v.NODE_BRIDGE, v.NODE_IP), (v.INTERNET_BRIDGE, v.INTERNET_ADDRESS)):
+        if run(["ip", "link", "show", bridge], check=False).returncode != 0:
+            run(["ip", "link", "add", bridge, "type", "bridge"])
+        if address not in run(["ip", "-4", "addr", "show", bridge]).stdout:
+            run(["ip", "addr", "add", f"{address}/32", "dev", bridge])
+        run(["ip", "link", "set", bridge, "up"])
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
     Path("/var/run/netns").mkdir(parents=True, exist_ok=True)
     for rule in _FORWARD_RULES:
@@ -82,7 +83,7 @@ def restore_host() -> None:
     for name in run(["ipset", "list", "-n"], check=False).stdout.split():
         if name.startswith(("KUBE-", "kube-router")):
             run(["ipset", "destroy", name], check=False)
-    for link in ("cni0", v.NODE_BRIDGE, "kube-ipvs0"):
+    for link in ("cni0", v.NODE_BRIDGE, v.INTERNET_BRIDGE, "kube-ipvs0"):
         run(["ip", "link", "del", link], check=False)
 
 

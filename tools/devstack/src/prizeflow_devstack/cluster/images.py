@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prizeflow_devstack import images as project_images
@@ -41,6 +41,7 @@ class GoImage:
     files: Mapping[str, str]  # image path → binary of the component
     entrypoint: tuple[str, ...]
     user: str = "65532:65532"
+    symlinks: Mapping[str, str] = field(default_factory=dict)
 
 
 GO_IMAGES: tuple[GoImage, ...] = (
@@ -53,8 +54,15 @@ GO_IMAGES: tuple[GoImage, ...] = (
         ("/usr/bin/local-path-provisioner",),
         user="0:0",
     ),
+    # As CloudNativePG's own image lays it out: the operator finds the architectures it can give instances by
+    # listing operator/manager_* (it refuses to report a cluster's status without one); /manager links to this one.
     GoImage(
-        "cloudnative-pg", v.CLOUDNATIVE_PG, "cloudnative-pg", {"/manager": "manager"}, ("/manager",), "10001:10001"
+        "cloudnative-pg",
+        v.CLOUDNATIVE_PG,
+        "cloudnative-pg",
+        {"/operator/manager_amd64": "manager"},
+        ("/manager",),
+        symlinks={"/manager": "operator/manager_amd64"},
     ),
     GoImage(
         "plugin-barman-cloud", v.PLUGIN_BARMAN_CLOUD, "plugin-barman-cloud", {"/manager": "manager"}, ("/manager",)
@@ -135,7 +143,9 @@ def push_go_images(root: Path, registry_port: int, *, say: Callable[[str], None]
     refs = load_refs(root)
     for image in GO_IMAGES:
         files = {path: (paths.binary(image.component, binary), 0o755) for path, binary in image.files.items()}
-        built = oci.build(oci.ScratchImage(files, entrypoint=image.entrypoint, user=image.user))
+        built = oci.build(
+            oci.ScratchImage(files, entrypoint=image.entrypoint, user=image.user, symlinks=image.symlinks)
+        )
         repository = f"prizeflow-cluster/{image.name}"
         ref = f"{REGISTRY_HOST}/{repository}:{image.tag}@{built.digest}"
         if refs.get(image.name) != ref:

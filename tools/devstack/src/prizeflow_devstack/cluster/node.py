@@ -240,6 +240,11 @@ def start(root: Path, *, say: Callable[[str], None] = print) -> NodeState:
         ],
     )
     _wait("the API server", lambda: _api_ready(paths), 90, paths.logs / "kube-apiserver.log")
+    # kube-router's firewall lists pods and policies as its own identity: its permissions before it starts (it
+    # gives up when its caches do not sync within a minute).
+    rbac = root / "tools" / "devstack" / "cluster" / "manifests" / "kube-router-rbac.yaml"
+    kubectl = [str(paths.binary("kubernetes", "kubectl")), f"--kubeconfig={paths.admin_kubeconfig}"]
+    run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(rbac)])
 
     _start(
         paths,

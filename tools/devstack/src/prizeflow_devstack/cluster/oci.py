@@ -35,6 +35,7 @@ class ScratchImage:
     user: str = "65532:65532"
     env: Sequence[str] = ("PATH=/usr/local/bin:/usr/bin:/bin",)
     labels: Mapping[str, str] = field(default_factory=dict)
+    symlinks: Mapping[str, str] = field(default_factory=dict)  # image path → its target
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _layer(image: ScratchImage) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         directories = {"tmp"}
-        for path in files:
+        for path in (*files, *image.symlinks):
             parts = path.strip("/").split("/")
             directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
         for directory in sorted(directories):
@@ -85,6 +86,10 @@ def _layer(image: ScratchImage) -> bytes:
             info = tarfile.TarInfo(path.strip("/"))
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
+        for path, target in sorted(image.symlinks.items()):
+            link = tarfile.TarInfo(path.strip("/"))
+            link.type, link.linkname, link.mode = tarfile.SYMTYPE, target, 0o777
+            tar.addfile(link)
     return buf.getvalue()
 
 

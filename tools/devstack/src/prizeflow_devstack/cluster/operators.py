@@ -76,10 +76,6 @@ def install_coredns(kube: Kube, root: Path, refs: Mapping[str, str]) -> None:
     kube.wait_rollout("kube-system", "deployment/coredns")
 
 
-def install_kube_router_rbac(kube: Kube, root: Path) -> None:
-    kube.apply(load_docs(manifests_dir(root) / "kube-router-rbac.yaml"))
-
-
 def install_local_path(kube: Kube, root: Path, refs: Mapping[str, str]) -> None:
     source = module_dir(
         root, "local-path-provisioner", f"github.com/rancher/local-path-provisioner@{v.LOCAL_PATH_PROVISIONER}"
@@ -276,7 +272,6 @@ def install_strimzi_standin(kube: Kube, root: Path, refs: Mapping[str, str]) -> 
 def install_all(root: Path, refs: Mapping[str, str], strimzi_crds: Path, *, say: Say = print) -> None:
     kube = Kube(root)
     steps: list[tuple[str, Callable[[], None]]] = [
-        ("kube-router's identity", lambda: install_kube_router_rbac(kube, root)),
         ("CoreDNS", lambda: install_coredns(kube, root, refs)),
         ("local-path-provisioner", lambda: install_local_path(kube, root, refs)),
         ("prometheus-operator's CRDs", lambda: install_prometheus_crds(kube, root)),
