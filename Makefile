@@ -17,7 +17,7 @@ CONSOLE_ASSETS_STAMP := $(CONSOLE_FRONTEND)/node_modules/.installed
 # The browser tests drive Debian's /usr/bin/chromium (ensure-chromium.sh): no tool may download a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench bench-check soak down status asyncapi sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools k8s-validate
+.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench bench-check soak down status asyncapi sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools k8s-validate cluster-deps test-cluster
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
@@ -75,6 +75,18 @@ k8s-tools:
 k8s-validate: sync k8s-tools
 	$(RUN) pytest tests/deploy -m k8s $(PYTEST_ARGS)
 
+# The one-node Kubernetes of the rehearsal: Debian's containerd, runc, CNI plugins and registry, then every other
+# component built from the Go module proxy and Maven Central into .devstack/cluster (cached; docs/deploy.md
+# "The rehearsal" gives the cold cost).
+cluster-deps: k8s-tools
+	bash tools/devstack/scripts/ensure-cluster-deps.sh
+	$(RUN) prizeflow-cluster build
+
+# The rehearsal (tests/k8s, marker `cluster`): the production bundle installed, upgraded and restored on that cluster
+# by the runbooks' own commands, a round paid before and after each. `make test` runs it after the other tiers.
+test-cluster: sync system-deps cluster-deps
+	$(RUN) pytest -m cluster tests/k8s --durations=10 $(PYTEST_ARGS)
+
 run: sync system-deps
 	$(RUN) prizeflow-dev run
 
@@ -107,9 +119,9 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	@mkdir -p .results
 	@$(RUN) prizeflow-dev env > /dev/null
 	@$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra" --durations=15 $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra" --durations=15 $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra" --durations=25 $(foreach d,$(PAYOUTS_LANE) $(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); main=$$?; \
+	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
+	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
+	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=25 $(foreach d,$(PAYOUTS_LANE) $(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); main=$$?; \
 	wait $$payouts; lane=$$?; [ $$lane -eq 5 ] && lane=0; \
 	echo "--- payouts integration lane (beside the main lane; full log: .results/lane-payouts.log) ---"; \
 	if [ $$lane -ne 0 ]; then cat .results/lane-payouts.log; else tail -5 .results/lane-payouts.log; fi; \
@@ -117,7 +129,7 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	echo "--- platform lane (beside the main lane; full log: .results/lane-platform.log) ---"; \
 	if [ $$plane -ne 0 ]; then cat .results/lane-platform.log; else tail -5 .results/lane-platform.log; fi; \
 	echo "--- tests that restart the devstack's PostgreSQL or Kafka (alone, last) ---"; \
-	$(RUN) pytest -m "restarts_infra and not containers" $(RESTARTS_INFRA) $(PYTEST_ARGS); restarts=$$?; [ $$restarts -eq 5 ] && restarts=0; \
+	$(RUN) pytest -m "restarts_infra and not containers and not cluster" $(RESTARTS_INFRA) $(PYTEST_ARGS); restarts=$$?; [ $$restarts -eq 5 ] && restarts=0; \
 	wait $$tier; containers=$$?; \
 	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) ---"; \
 	if [ $$containers -ne 0 ]; then cat .results/containers-tier.log; else grep -v "systemd connection" .results/containers-tier.log | tail -40; fi; \
@@ -125,7 +137,7 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	[ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ]
 
 test-unit: sync
-	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser" $(PYTEST_ARGS)
+	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser and not cluster" $(PYTEST_ARGS)
 
 # The images (offline, podman), docker-compose.yml under podman-compose and under `docker compose up --build` (Docker's
 # own engine), a sponsored round paid through each, and everything torn down. `make test` runs it too (marker

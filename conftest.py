@@ -22,7 +22,7 @@ import urllib3  # noqa: F401
 
 # `browser`: Playwright drives Chromium as a process, over a pipe, and the page loads over HTTP.
 RESTARTS_INFRA_FILES = ("tests/faults/", "tools/devstack/tests/test_integration.py")
-OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults", "containers", "k8s", "browser")
+OUTSIDE_THE_UNIT_TIER = ("integration", "e2e", "faults", "containers", "k8s", "browser", "cluster")
 
 
 @pytest.hookimpl(tryfirst=True)

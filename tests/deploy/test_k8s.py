@@ -167,6 +167,14 @@ def validate(doc: Doc) -> None:
     jsonschema.Draft202012Validator(json.loads(path.read_text())).validate(doc)
 
 
+def _migrations_env_names() -> set[str]:
+    """What the migrations (prizeflow_runtime.migrations, every service's env.py) read from their environment."""
+    import prizeflow_runtime.migrations as migrations
+
+    source = Path(migrations.__file__).read_text()
+    return {"DATABASE_URL"} | set(re.findall(r"\"(MIGRATIONS_[A-Z_]+)\"", source))
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_object_validates_strictly(overlay: str) -> None:
     problems = []
@@ -715,7 +723,7 @@ def _workloads(docs: tuple[Doc, ...]) -> Iterator[tuple[str, Doc, set[str]]]:
         yield service, _container(named(docs, "Deployment", service)), names
         if service in SERVICES:
             job = _container(named(docs, "Job", f"{service}-migrate"))
-            yield f"{service}-migrate", job, {"DATABASE_URL", "MIGRATIONS_RUNTIME_ROLE"}
+            yield f"{service}-migrate", job, _migrations_env_names()
     yield "topics-check", _container(named(docs, "Job", "topics-check")), _settings_env_names(ProvisionSettings)
 
 

@@ -63,6 +63,7 @@ class Operator:
     kube: Kube
     workdir: Path
     log: list[Ran] = field(default_factory=list)
+    steps: list[tuple[str, str]] = field(default_factory=list)  # (doc, step) of every block run to its end
 
     def env(self, checkout: Path) -> dict[str, str]:
         paths = self.kube.paths
@@ -117,6 +118,7 @@ class Operator:
                     f"--- stdout ---\n{ran.stdout[-4000:]}\n--- stderr ---\n{ran.stderr[-4000:]}\n"
                     f"--- the cluster ---\n{self.diagnose()}"
                 )
+        self.steps.append((doc, step))
         return done
 
     def diagnose(self) -> str:
@@ -124,6 +126,20 @@ class Operator:
         pods = self.kube.run("get", "pods", "-A", "-o", "wide", check=False)
         events = self.kube.run("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp", check=False)
         return f"{pods}\n{events[-3000:]}"
+
+
+def k8s_blocks() -> list[tuple[str, str]]:
+    """(doc, step) of every `k8s:<step>` block of the documentation (docs/ and deploy/k8s/README.md)."""
+    found = []
+    for path in (*sorted((ROOT / "docs").rglob("*.md")), ROOT / "deploy" / "k8s" / "README.md"):
+        if "k8s:" not in path.read_text(encoding="utf-8"):
+            continue
+        runbook = parse(path)
+        for block in runbook.blocks:
+            step = re.search(r"\bk8s:(?P<name>[a-z-]+)", block.info)
+            if step:
+                found.append((str(path.relative_to(ROOT)), step.group("name")))
+    return found
 
 
 def k8s_block(doc: Path, step: str) -> list[str]:
@@ -287,24 +303,6 @@ def paths(root: Path) -> ClusterPaths:
     return ClusterPaths(root)
 
 
-__all__ = [
-    "Operator",
-    "Ran",
-    "Site",
-    "StepFailed",
-    "b64",
-    "checkout",
-    "edit_kustomization",
-    "k8s_block",
-    "make_site",
-    "node_api_addresses",
-    "release_images",
-    "render",
-    "secret_store",
-    "store_values",
-]
-
-
 def the_next_release(release: Path) -> list[str]:
     """Release B: release A and one commit that changes, as releases do, what the platform stage applies and the apps
     read: a line of payouts' ConfigMap (hash-named: a new ConfigMap), a rail enabled (the UPI component: new
@@ -329,3 +327,148 @@ def the_next_release(release: Path) -> list[str]:
         "components/rails/upi enabled",
         "KafkaUser payouts: Describe on its groups",
     ]
+
+
+# ---- the rehearsal's state: one cluster, two releases, the store, what each step left for the next ------------------
+
+
+@dataclass
+class Rehearsal:
+    """What the steps hand each other (tests/k8s/test_rehearsal.py runs them in order)."""
+
+    root: Path
+    workdir: Path
+    kube: Kube
+    operator: Operator
+    registry_port: int
+    failed: str | None = None
+    refs: dict[str, str] = field(default_factory=dict)  # the cluster's images (tools, operators, PostgreSQL)
+    internet: Any = None  # internet.Internet
+    source_seed: str = ""
+    releases: dict[str, Path] = field(default_factory=dict)
+    store: dict[str, dict[str, str]] = field(default_factory=dict)
+    rounds: list[Any] = field(default_factory=list)  # round.PaidRound / round.Round, in the order they were played
+    timings: dict[str, float] = field(default_factory=dict)
+    old_upgrade: str = ""  # how the upgrade runbook of before 89543cd4 stalled on release B
+
+    def ops_image(self, release: str) -> str:
+        return pinned(self.releases[release], "prizeflow/ops")
+
+    def write_log(self) -> None:
+        """Every documented command run, with its exit code and time (.results/k8s-rehearsal.log)."""
+        out = self.root / ".results" / "k8s-rehearsal.log"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{r.seconds:7.1f} s  rc={r.returncode}  {r.line}" for r in self.operator.log]
+        lines += [f"{name}: {seconds:.0f} s" for name, seconds in self.timings.items()]
+        if self.old_upgrade:
+            lines += ["the upgrade runbook of before 89543cd4, on release B:", self.old_upgrade]
+        out.write_text("\n".join(lines) + "\n")
+
+
+def start(workdir: Path) -> Rehearsal:
+    """The node (built, started, operators installed) with none of the platform's objects: `prizeflow-cluster wipe`
+    then `up`, as a fresh cluster is."""
+    from prizeflow_devstack.cluster import node
+
+    started = time.monotonic()
+    cli = str(Path(sys.executable).parent / "prizeflow-cluster")
+    for command in ("wipe", "up"):
+        done = subprocess.run([cli, command], cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
+        assert done.returncode == 0, (
+            f"prizeflow-cluster {command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+        )
+    state = node.load_state(ClusterPaths(ROOT))
+    assert state.registry_port is not None
+    kube = Kube(ROOT)
+    from prizeflow_devstack.cluster.images import load_refs
+
+    rehearsal = Rehearsal(
+        root=ROOT,
+        workdir=workdir,
+        kube=kube,
+        operator=Operator(kube, workdir),
+        registry_port=state.registry_port,
+        refs=load_refs(ROOT),
+    )
+    rehearsal.timings["cluster up (wipe, up)"] = time.monotonic() - started
+    return rehearsal
+
+
+def pinned(release: Path, name: str) -> str:
+    """The reference overlays/prod pins for image `name` (`newName@digest`)."""
+    doc = yaml.safe_load((release / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml").read_text())
+    [entry] = [i for i in doc["images"] if i["name"] == name]
+    return f"{entry['newName']}@{entry['digest']}"
+
+
+def ca_bundle(extra_pem: bytes) -> bytes:
+    """The site's CA bundle as components/private-ca asks: the public CAs (Debian's), then the site's own."""
+    public = Path("/etc/ssl/certs/ca-certificates.crt")
+    return (public.read_bytes() if public.exists() else b"") + extra_pem
+
+
+def database_now(kube: Kube, cluster: str, database: str) -> str:
+    """The database's clock (`2026-11-25 14:53:41.190312+00`): a restore target on the clock the WAL carries."""
+    pod = kube.run(
+        "-n", NAMESPACE, "get", "pod", "-l", f"cnpg.io/cluster={cluster},cnpg.io/instanceRole=primary",
+        "-o", "jsonpath={.items[0].metadata.name}",
+    )  # fmt: skip
+    return kube.run(
+        "-n", NAMESPACE, "exec", pod, "-c", "postgres", "--", "psql", "-d", database, "-tAc", "SELECT now()"
+    ).strip()
+
+
+def set_literals(release: Path, generator: str, literals: Mapping[str, str | None]) -> None:
+    """Add, change (a value) or remove (None) literals of overlays/prod's `generator`, as an operator edits the file."""
+    path = release / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml"
+    doc = yaml.safe_load(path.read_text())
+    generators = doc.setdefault("configMapGenerator", [])
+    entry = next((g for g in generators if g["name"] == generator), None)
+    if entry is None:
+        entry = {"name": generator, "behavior": "merge", "literals": []}
+        generators.append(entry)
+    kept = [x for x in entry.get("literals", []) if x.split("=", 1)[0] not in literals]
+    entry["literals"] = kept + [f"{k}={v}" for k, v in literals.items() if v is not None]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=200))
+
+
+def restore_change(release: Path, service: str, new_cluster: str, origin: str, target: str) -> None:
+    """docs/runbooks/restore.md Mitigation step 1's change in git: databases.env's line, the restore component after
+    the databases component."""
+    prod = release / "deploy" / "k8s" / "overlays" / "prod"
+    env = prod / "databases.env"
+    lines = [x for x in env.read_text().splitlines() if not x.startswith(f"{service}=")]
+    lines += [f"{service}={new_cluster}", f"{service}-restore-from={origin}", f"{service}-restore-target-time={target}"]
+    env.write_text("\n".join(lines) + "\n")
+    kustomization = prod / "kustomization.yaml"
+    doc = yaml.safe_load(kustomization.read_text())
+    components = doc["components"]
+    components.insert(components.index("../../components/databases") + 1, f"../../components/restore/{service}")
+    kustomization.write_text(yaml.safe_dump(doc, sort_keys=False, width=200))
+
+
+__all__ = [
+    "Operator",
+    "Ran",
+    "Rehearsal",
+    "Site",
+    "StepFailed",
+    "b64",
+    "ca_bundle",
+    "checkout",
+    "database_now",
+    "edit_kustomization",
+    "k8s_block",
+    "k8s_blocks",
+    "make_site",
+    "node_api_addresses",
+    "pinned",
+    "release_images",
+    "render",
+    "restore_change",
+    "secret_store",
+    "set_literals",
+    "start",
+    "store_values",
+    "the_next_release",
+]

@@ -12,8 +12,8 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +60,9 @@ def port_forward(kube: Kube, namespace: str, target: str, port: int) -> Iterator
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @dataclass
@@ -197,17 +200,16 @@ def publish_round(kube: Kube, ops_image: str, records: list[dict[str, str]], nam
 
 
 @dataclass(frozen=True)
-class PaidRound:
-    round_id: str
-    winner: str
-    destination: str
-    payout: dict[str, Any]
-    seconds: float
+class Reached:
+    """The platform's APIs as an operator reaches them (port-forwards), and the simulated Stellar network's."""
+
+    api: Api
+    soroban: str
 
 
-async def a_round_is_paid(kube: Kube, identity: DevIdentity, issuer: str, ops_image: str) -> PaidRound:
-    """Round → allocation → claim → hold released → approved → paid on the Stellar emulator, on the cluster."""
-    started = time.monotonic()
+@asynccontextmanager
+async def reach(kube: Kube, identity: DevIdentity, issuer: str) -> AsyncIterator[Reached]:
+    """docs/ops-cli.md `k8s:reach`'s port-forwards, for as long as the block runs (tokens of `issuer`)."""
     identity = dataclasses.replace(identity, issuer=issuer)
     services = ("settlement", "rewards", "payouts", "webhooks")
     with (
@@ -219,49 +221,118 @@ async def a_round_is_paid(kube: Kube, identity: DevIdentity, issuer: str, ops_im
     ):
         api = Api(Forwarded(dict(zip(services, (settlement, rewards, payouts, webhooks), strict=True)), identity))  # type: ignore[arg-type]
         try:
-            destination = Keypair.random().public_key
-            SorobanAdmin(soroban).create_account(destination, balances={"XLM": "1", "USDC": "0"})
-            campaign, round_id = uid("camp"), uid("round")
-            winner, second, third = uid("p"), uid("p"), uid("p")
-            await api.funded_campaign(campaign, 1_000 * USDC)
-            log = publish_round(
-                kube,
-                ops_image,
-                round_events(round_id, [winner, second, third], campaign=campaign, prize=400 * USDC),
-                round_id,
-            )
-            assert "published" in log, log
-            assert await wait_for(lambda: api.available(winner), lambda v: v == 200 * USDC, timeout=180) == 200 * USDC
-            claim = await api.ok(
-                "POST", "rewards", "/claims/", user=winner, roles=["player"],
-                json={
-                    "asset": "USDC", "amount": 150 * USDC,
-                    "destination": {"type": "stellar_account", "address": destination},
-                },
-                headers={"X-Correlation-Id": round_id},
-            )  # fmt: skip
-            assert claim["hold_code"] == "new_destination", claim
-            await api.ok("POST", "rewards", f"/holds/{claim['claim_id']}/release", user="ops-1", roles=["ops"], json={})
-
-            async def payout() -> dict[str, Any] | None:
-                doc = await api.ok("GET", "payouts", f"/payouts/?player_id={winner}", user="ops-1", roles=["ops"])
-                return doc["items"][0] if doc["items"] else None
-
-            pending = await wait_for(payout, lambda p: p is not None and p["state"] == "pending_approval", timeout=180)
-            assert pending is not None
-            await api.ok(
-                "POST", "payouts", f"/payouts/{pending['id']}/approve", user="approver-1", roles=["approver"],
-                json={"reason": "rehearsal"},
-            )  # fmt: skip
-            paid = await wait_for(payout, lambda p: p is not None and p["state"] == "paid", timeout=240)
-            assert paid is not None
-            assert paid["amount"] == 150 * USDC
-            payments = SorobanAdmin(soroban).payments(destination=destination)
-            assert len(payments) == 1, payments
-            await wait_for(lambda: api.available(winner), lambda v: v == 50 * USDC, timeout=120)
-            return PaidRound(round_id, winner, destination, paid, time.monotonic() - started)
+            yield Reached(api, soroban)
         finally:
             await api.close()
 
 
-__all__ = ["GAME_NAMESPACE", "PaidRound", "a_round_is_paid", "port_forward", "publish_round", "round_events"]
+@dataclass(frozen=True)
+class Round:
+    round_id: str
+    campaign: str
+    players: tuple[str, str, str]  # winner (200 USDC of 400), second (120), third (80)
+
+
+async def a_funded_round(reached: Reached) -> Round:
+    """A campaign funded over HTTP for a round of three new players (not yet published)."""
+    campaign, round_id = uid("camp"), uid("round")
+    await reached.api.funded_campaign(campaign, 1_000 * USDC)
+    return Round(round_id, campaign, (uid("p"), uid("p"), uid("p")))
+
+
+async def a_round_is_settled(reached: Reached, kube: Kube, ops_image: str, played: Round) -> None:
+    """The game server publishes the round; its winner's wallet is credited (events only: Kafka can replay it)."""
+    log = publish_round(
+        kube,
+        ops_image,
+        round_events(played.round_id, list(played.players), campaign=played.campaign, prize=400 * USDC),
+        played.round_id,
+    )
+    assert "published" in log, log
+    winner = played.players[0]
+    credited = await wait_for(lambda: reached.api.available(winner), lambda v: v == 200 * USDC, timeout=180)
+    assert credited == 200 * USDC
+
+
+@dataclass(frozen=True)
+class PaidRound:
+    played: Round
+    destination: str
+    payout: dict[str, Any]
+    seconds: float
+
+
+async def a_round_is_paid(reached: Reached, kube: Kube, ops_image: str) -> PaidRound:
+    """Round → allocation → claim → hold released → approved → paid on the Stellar emulator, on the cluster."""
+    started = time.monotonic()
+    api = reached.api
+    destination = Keypair.random().public_key
+    SorobanAdmin(reached.soroban).create_account(destination, balances={"XLM": "1", "USDC": "0"})
+    played = await a_funded_round(reached)
+    await a_round_is_settled(reached, kube, ops_image, played)
+    winner = played.players[0]
+    claim = await api.ok(
+        "POST", "rewards", "/claims/", user=winner, roles=["player"],
+        json={
+            "asset": "USDC", "amount": 150 * USDC,
+            "destination": {"type": "stellar_account", "address": destination},
+        },
+        headers={"X-Correlation-Id": played.round_id},
+    )  # fmt: skip
+    assert claim["hold_code"] == "new_destination", claim
+    await api.ok("POST", "rewards", f"/holds/{claim['claim_id']}/release", user="ops-1", roles=["ops"], json={})
+
+    async def payout() -> dict[str, Any] | None:
+        doc = await api.ok("GET", "payouts", f"/payouts/?player_id={winner}", user="ops-1", roles=["ops"])
+        return doc["items"][0] if doc["items"] else None
+
+    pending = await wait_for(payout, lambda p: p is not None and p["state"] == "pending_approval", timeout=180)
+    assert pending is not None
+    await api.ok(
+        "POST", "payouts", f"/payouts/{pending['id']}/approve", user="approver-1", roles=["approver"],
+        json={"reason": "rehearsal"},
+    )  # fmt: skip
+    paid = await wait_for(payout, lambda p: p is not None and p["state"] == "paid", timeout=240)
+    assert paid is not None
+    assert paid["amount"] == 150 * USDC
+    payments = SorobanAdmin(reached.soroban).payments(destination=destination)
+    assert len(payments) == 1, payments
+    await wait_for(lambda: api.available(winner), lambda v: v == 50 * USDC, timeout=120)
+    return PaidRound(played, destination, paid, time.monotonic() - started)
+
+
+async def books(reached: Reached, players: Sequence[str], destinations: Sequence[str]) -> dict[str, Any]:
+    """What the money invariants compare: each player's balances, claims and payouts (ids, states, amounts) and the
+    payments the Stellar network holds for each destination."""
+    api = reached.api
+    out: dict[str, Any] = {}
+    for player in players:
+        wallet = await api.ok("GET", "rewards", f"/wallets/{player}", user=player, roles=["player"])
+        claims = await api.ok("GET", "rewards", f"/wallets/{player}/claims", user=player, roles=["player"])
+        payouts = await api.ok("GET", "payouts", f"/payouts/?player_id={player}", user="ops-1", roles=["ops"])
+        out[player] = {
+            "balances": sorted(
+                (b["asset"], int(b["balance"]), int(b["reserved"]), int(b["available"])) for b in wallet["balances"]
+            ),
+            "claims": sorted((c["claim_id"], c["status"], int(c["amount"]), c["payout_id"]) for c in claims["items"]),
+            "payouts": sorted((p["id"], p["state"], int(p["amount"])) for p in payouts["items"]),
+        }
+    for destination in destinations:
+        out[destination] = len(SorobanAdmin(reached.soroban).payments(destination=destination))
+    return out
+
+
+__all__ = [
+    "GAME_NAMESPACE",
+    "PaidRound",
+    "Reached",
+    "Round",
+    "a_funded_round",
+    "a_round_is_paid",
+    "a_round_is_settled",
+    "books",
+    "port_forward",
+    "publish_round",
+    "reach",
+    "round_events",
+]

@@ -109,6 +109,27 @@ def _start(
     save_state(paths, state)
 
 
+def _start_until_it_stays(
+    paths: ClusterPaths,
+    state: NodeState,
+    name: str,
+    argv: Sequence[str],
+    *,
+    settle_s: float = 5,
+    deadline_s: float = 90,
+) -> None:
+    """`_start`, then again each time the process exits within `settle_s`, until `deadline_s`."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        _start(paths, state, name, argv)
+        time.sleep(settle_s)
+        proc = state.processes[name]
+        if pid_alive(proc.pid, proc.ticks):
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{name} keeps exiting:\n{_tail(proc.log)}")
+
+
 def _write(path: Path, content: str) -> bool:
     """Write `content` unless the file holds it already; whether it changed (kube-proxy exits when its
     configuration file changes under it, and a changed file means a process must restart to read it)."""
@@ -130,6 +151,17 @@ def _tail(path: str | Path, lines: int = 30) -> str:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def _answers(socket_path: Path) -> bool:
+    """A unix socket that accepts a connection (a file left by a process that died does not)."""
+    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
 
 
 def _wait(what: str, check: Callable[[], bool], deadline_s: float, log: str | Path | None = None) -> None:
@@ -291,14 +323,16 @@ def start(root: Path, *, say: Callable[[str], None] = print) -> NodeState:
         _restart(paths, state, "containerd")
     _write(paths.cni / "10-prizeflow.conflist", cni_config(paths))
     _start(paths, state, "containerd", ["containerd", "--config", str(paths.containerd / "config.toml")])
-    _wait("containerd", paths.containerd_socket.exists, 30, paths.logs / "containerd.log")
+    _wait("containerd", lambda: _answers(paths.containerd_socket), 30, paths.logs / "containerd.log")
     from prizeflow_devstack.cluster.images import ensure_pause_image
 
     ensure_pause_image(root)
 
     if _write(paths.base / "kubelet.json", kubelet_config(paths)):
         _restart(paths, state, "kubelet")
-    _start(
+    # The kubelet exits when containerd's CRI service is not initialized yet ("server is not initialized yet"), which
+    # it is a few seconds after its socket answers on a fresh root: started again until it stays up.
+    _start_until_it_stays(
         paths,
         state,
         "kubelet",

@@ -1,0 +1,44 @@
+"""The rehearsal (marker `cluster`): one cluster per session, its steps in order, each refusing to run once an earlier
+one failed (it names that step: a later step on a half-installed cluster proves nothing)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the rehearsal's parts: rehearsal.py, internet.py, round.py
+
+from rehearsal import Rehearsal, start
+
+
+@pytest.fixture(scope="session")
+def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
+    state = start(tmp_path_factory.mktemp("rehearsal"))
+    yield state
+    state.write_log()
+
+
+@pytest.fixture(autouse=True)
+def _in_order(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A step runs only when every step before it passed; its failure stops the ones after it."""
+    if "rehearsal" not in request.fixturenames:
+        yield
+        return
+    state: Rehearsal = request.getfixturevalue("rehearsal")
+    if state.failed is not None:
+        pytest.fail(f"the rehearsal stopped at {state.failed}: this step needs it", pytrace=False)
+    yield
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if call.when == "call" and report.failed and "rehearsal" in getattr(item, "fixturenames", ()):
+        state: Rehearsal = item.funcargs["rehearsal"]  # type: ignore[attr-defined]
+        state.failed = item.name
+    return report
