@@ -17,7 +17,7 @@ CONSOLE_ASSETS_STAMP := $(CONSOLE_FRONTEND)/node_modules/.installed
 # The browser tests drive Debian's /usr/bin/chromium (ensure-chromium.sh): no tool may download a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench bench-check soak down status asyncapi sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools k8s-validate cluster-deps test-cluster
+.PHONY: help run test deploy-test images test-unit test-integration lint fmt bench bench-check soak down status asyncapi sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools k8s-validate cluster-deps cluster-build test-cluster
 
 help:
 	@echo "make run    - Kafka + PostgreSQL + every service + the demo, live in the terminal (Ctrl-C stops all)"
@@ -80,11 +80,14 @@ k8s-validate: sync k8s-tools
 # "The rehearsal" gives the cold cost).
 cluster-deps: k8s-tools
 	bash tools/devstack/scripts/ensure-cluster-deps.sh
+
+cluster-build: sync cluster-deps
 	$(RUN) prizeflow-cluster build
 
 # The rehearsal (tests/k8s, marker `cluster`): the production bundle installed, upgraded and restored on that cluster
-# by the runbooks' own commands, a round paid before and after each. `make test` runs it after the other tiers.
-test-cluster: sync system-deps cluster-deps
+# by the runbooks' own commands, a round paid before and after each. `make test` builds the cluster beside its
+# other tiers (niced: it takes what they leave idle) and runs the rehearsal after them.
+test-cluster: sync system-deps cluster-build
 	$(RUN) pytest -m cluster tests/k8s --durations=10 $(PYTEST_ARGS)
 
 run: sync system-deps
@@ -114,11 +117,12 @@ PLATFORM_LANE := tests/e2e tests/adversarial tests/runbooks tests/console tests/
 # Where the `restarts_infra` tests live (conftest.py refuses one marked elsewhere): collecting only these is seconds.
 RESTARTS_INFRA := tests/faults tools/devstack/tests/test_integration.py
 
-test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
+test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools cluster-deps
 	@$(MAKE) --no-print-directory lint
 	@mkdir -p .results
 	@$(RUN) prizeflow-dev env > /dev/null
-	@$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
+	@nice -n 15 $(RUN) prizeflow-cluster build > .results/cluster-build.log 2>&1 & build=$$!; \
+	$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=25 $(foreach d,$(PAYOUTS_LANE) $(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); main=$$?; \
@@ -134,7 +138,11 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools
 	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) ---"; \
 	if [ $$containers -ne 0 ]; then cat .results/containers-tier.log; else grep -v "systemd connection" .results/containers-tier.log | tail -40; fi; \
 	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-dev down > /dev/null; fi; \
-	[ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ]
+	echo "--- the rehearsal on the one-node Kubernetes (alone, last; every command it ran: .results/k8s-rehearsal.log) ---"; \
+	wait $$build || { cat .results/cluster-build.log; exit 1; }; tail -3 .results/cluster-build.log; \
+	$(RUN) pytest -m cluster tests/k8s --durations=10 $(PYTEST_ARGS); cluster=$$?; \
+	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-cluster down > /dev/null; fi; \
+	[ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ] && [ $$cluster -eq 0 ]
 
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser and not cluster" $(PYTEST_ARGS)

@@ -79,6 +79,7 @@ SITE = {
     "topup-success-url": "https://play.prizeflow.test/top-up/success?session_id={CHECKOUT_SESSION_ID}",
     "topup-cancel-url": "https://play.prizeflow.test/top-up/cancelled",
     "soroban-rpc-url": "https://soroban.prizeflow.test",
+    "payout-source-account": "GDVEU3DD4KOFECV66VIHWEZOYX4ZKR3WV27L464SIIPOU2IUI3JCZA57",
 }
 
 

@@ -122,6 +122,8 @@ def test_once_set_every_value_is_where_it_belongs_and_no_placeholder_is_left() -
     )
     assert console["CONSOLE_PUBLIC_URL"] == f"https://{site['console-host']}"
     assert payouts["SOROBAN_RPC_URL"] == site["soroban-rpc-url"]
+    signer = H._config(docs, H._container(H.named(docs, "Deployment", "signer")))
+    assert payouts["PAYOUT_SOURCE_ACCOUNT"] == signer["PAYOUT_SOURCE_ACCOUNT"] == site["payout-source-account"]
     assert (rewards["REWARDS_TOPUP_SUCCESS_URL"], rewards["REWARDS_TOPUP_CANCEL_URL"]) == (
         site["topup-success-url"],
         site["topup-cancel-url"],

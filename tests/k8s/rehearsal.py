@@ -193,13 +193,6 @@ def make_site(release: Path, site: Site) -> None:
         assert old in text, f"overlays/prod lists no {old.strip()}"
         text = text.replace(old, new)
     kustomization.write_text(text)
-    edit_kustomization(
-        release,
-        config={
-            "payouts-config": {"PAYOUT_SOURCE_ACCOUNT": site.source_account},
-            "signer-config": {"PAYOUT_SOURCE_ACCOUNT": site.source_account},
-        },
-    )
 
 
 def edit_kustomization(

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import shutil
 import time
+from functools import partial
 from typing import Any
 
 import internet
@@ -86,6 +88,7 @@ def _site(rehearsal: Rehearsal, source_account: str) -> Site:
         "topup-success-url": f"https://{names['console']}/top-ups/done?session={{CHECKOUT_SESSION_ID}}",
         "topup-cancel-url": f"https://{names['console']}/top-ups/cancelled",
         "soroban-rpc-url": f"https://{internet.SOROBAN}",
+        "payout-source-account": source_account,
     }
     return Site(values, node_api_addresses(), source_account, rehearsal.source_seed)
 
@@ -203,13 +206,16 @@ def test_an_upgrade_across_a_commit_that_changes_a_configmap_an_acl_and_a_secret
     with pytest.raises(StepFailed) as stalled:
         op.step(OLD_UPGRADE, "migrate", release)
     rehearsal.timings["the old upgrade runbook, until it stalled"] = time.monotonic() - started
-    waiting = kube.run(
-        "-n", NAMESPACE, "get", "pods", "-l", "prizeflow.io/stage=migrate",
-        "-o", "jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[0].state.waiting.reason} "
-        "{.status.containerStatuses[0].state.waiting.message}{'\\n'}{end}",
-    )  # fmt: skip
-    assert "CreateContainerConfigError" in waiting, f"{stalled.value}\n{waiting}"
-    rehearsal.old_upgrade = f"{str(stalled.value).splitlines()[0]}\n{waiting.strip()}"
+    events = kube.get("-n", NAMESPACE, "events", "--field-selector", "involvedObject.kind=Pod")["items"]
+    missing = sorted(
+        {
+            f"{e['involvedObject']['name']}: {e['message']}"
+            for e in events
+            if re.search(r'(configmap|secret) "[^"]+" not found', e.get("message", ""))
+        }
+    )
+    assert missing, f"the old upgrade stalled, but on nothing missing:\n{stalled.value}"
+    rehearsal.old_upgrade = "\n".join([str(stalled.value).splitlines()[0], *missing])
     values = {"release": "b"}
     for step in ("backup", "platform", "migrate", "check", "apps"):
         op.step(UPGRADE, step, release, values)
@@ -287,6 +293,13 @@ def test_the_rewards_database_restored_to_a_point_in_time_and_rewound(rehearsal:
     assert ledger.strip() == "t", f"the restored ledger holds a transfer after the target {target}"
     op.step(RESTORE, "rewind", release, values)
     op.step(RESTORE, "start", release, values)
+
+    # k8s:start waits for nothing (KEDA brings the Deployments back from zero after it): as an operator watches them.
+    def serving(app: str) -> bool:
+        return int(kube.get("-n", NAMESPACE, "deployment", app)["status"].get("readyReplicas", 0)) >= 1
+
+    for app in ("settlement", "rewards", "payouts", "signer", "webhooks", "console"):
+        kube.wait_for(f"deployment/{app} back after the restore", partial(serving, app), timeout_s=600, every_s=3)
     _timed(rehearsal, "docs/runbooks/restore.md (stop → start)", started)
 
     async def after_the_restore() -> Any:
@@ -294,7 +307,8 @@ def test_the_rewards_database_restored_to_a_point_in_time_and_rewound(rehearsal:
             # the round settled after the target comes back from Kafka
             await wait_for(lambda: reached.api.available(winner_after_target), lambda v: v == 200 * USDC, timeout=300)
             players = [p for r in paid for p in r.played.players] + list(later.players)
-            return await books(reached, players, [r.destination for r in paid])
+            destinations = [r.destination for r in paid]
+            return await wait_for(lambda: books(reached, players, destinations), lambda b: b == before, timeout=120)
 
     after = asyncio.run(after_the_restore())
     assert after == before, json.dumps({"before": before, "after": after}, indent=1)

@@ -9,6 +9,7 @@ restore into the cluster it restores from. Each problem names the file and the k
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -87,6 +88,30 @@ def _network(value: str, *, widest: int) -> str | None:
     return None
 
 
+def _crc16_xmodem(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc
+
+
+def _stellar_account(value: str) -> str | None:
+    """A Stellar account's public key (SEP-23 strkey: `G`, 56 characters, its CRC16 checksum right)."""
+    problem = f"{value!r} is not a Stellar account (G..., 56 characters)"
+    if len(value) != 56 or not value.startswith("G"):
+        return problem
+    try:
+        raw = base64.b32decode(value)
+    except ValueError:
+        return problem
+    body, checksum = raw[:-2], raw[-2:]
+    if body[0] != 6 << 3 or checksum != _crc16_xmodem(body).to_bytes(2, "little"):
+        return f"{value!r}: its checksum is wrong (a typo)"
+    return None
+
+
 def _port(value: str) -> str | None:
     return None if value.isdigit() and 0 < int(value) < 65536 else f"{value!r} is not a port"
 
@@ -106,6 +131,7 @@ SITE_RULES: Mapping[str, Callable[[str], str | None]] = {
     "topup-success-url": _url,
     "topup-cancel-url": _url,
     "soroban-rpc-url": _url,
+    "payout-source-account": _stellar_account,
 }
 
 
@@ -144,6 +170,7 @@ BASE_PLACEHOLDERS: Mapping[str, str] = {
     "topup-success-url": "https://play.example.com/top-up/success?session_id={CHECKOUT_SESSION_ID}",
     "topup-cancel-url": "https://play.example.com/top-up/cancelled",
     "soroban-rpc-url": "https://soroban-testnet.stellar.org",
+    "payout-source-account": "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7",
 }
 
 
