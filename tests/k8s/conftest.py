@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # the rehearsal's parts: rehearsal.py, internet.py, round.py
+sys.path.insert(0, str(Path(__file__).parent / "support"))  # the rehearsal's parts: rehearsal, internet, round
 
 from rehearsal import Rehearsal, start
 

@@ -32,7 +32,7 @@ from prizeflow_devstack.cluster.images import REGISTRY_HOST
 from prizeflow_devstack.cluster.kube import Kube
 from prizeflow_devstack.cluster.paths import ClusterPaths
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NAMESPACE = "prizeflow"
 UV_SHIM = """#!/bin/sh
 # The docs say `uv run --frozen <tool>` (a checkout's environment); the rehearsal runs inside it already.
