@@ -41,8 +41,9 @@ DNS_SERVICE_IP = "10.96.0.10"
 NODE_IP = "10.250.0.1"
 NODE_BRIDGE = "pfnode0"
 NODE_NAME = "prizeflow-node"
-# Where the rehearsal's simulated internet answers (tests/k8s/support/internet.py): an address outside every private range
-# (RFC 2544's benchmarking block), on a bridge of its own, since the bundle's egress proxy may only reach public ones.
+# Where the rehearsal's simulated internet answers (tests/k8s/support/internet.py): an address outside every private
+# range (RFC 2544's benchmarking block), on a bridge of its own, since the bundle's egress proxy may only reach public
+# ones.
 INTERNET_ADDRESS = "198.18.0.1"
 INTERNET_BRIDGE = "pfnet0"
 NODE_REGION = "rehearsal"
