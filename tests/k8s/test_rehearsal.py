@@ -179,18 +179,24 @@ def _payouts_config(rehearsal: Rehearsal) -> dict[str, str]:
     return data
 
 
+def _pay_a_round(rehearsal: Rehearsal, release: str) -> None:
+    """round.a_round_is_paid through the APIs as an operator reaches them, the game server on `release`'s image."""
+
+    async def run() -> Any:
+        async with reach(rehearsal.kube, rehearsal.internet.identity, rehearsal.internet.issuer) as reached:
+            return await a_round_is_paid(reached, rehearsal.kube, rehearsal.ops_image(release))
+
+    paid = asyncio.run(run())
+    rehearsal.rounds.append(paid)
+    rehearsal.timings[f"a round paid (release {release.upper()})"] = paid.seconds
+
+
 def test_a_round_is_paid_through_the_egress_proxy(rehearsal: Rehearsal) -> None:
     """A game server in its namespace publishes a round; the winner claims to a Stellar account; ops release the
     hold, an approver approves; the signer signs with the hot key and payouts submits through the egress proxy to
     the simulated Soroban RPC: one payment, the wallet debited."""
 
-    async def run() -> Any:
-        async with reach(rehearsal.kube, rehearsal.internet.identity, rehearsal.internet.issuer) as reached:
-            return await a_round_is_paid(reached, rehearsal.kube, rehearsal.ops_image("a"))
-
-    paid = asyncio.run(run())
-    rehearsal.rounds.append(paid)
-    rehearsal.timings["a round paid (release A)"] = paid.seconds
+    _pay_a_round(rehearsal, "a")
 
 
 def test_an_upgrade_across_a_commit_that_changes_a_configmap_an_acl_and_a_secret(rehearsal: Rehearsal) -> None:
@@ -240,13 +246,7 @@ def test_an_upgrade_across_a_commit_that_changes_a_configmap_an_acl_and_a_secret
         status = kube.get("-n", NAMESPACE, "deployment", app)["status"]
         assert status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas"), (app, status)
 
-    async def run() -> Any:
-        async with reach(rehearsal.kube, rehearsal.internet.identity, rehearsal.internet.issuer) as reached:
-            return await a_round_is_paid(reached, rehearsal.kube, rehearsal.ops_image("b"))
-
-    paid = asyncio.run(run())
-    rehearsal.rounds.append(paid)
-    rehearsal.timings["a round paid (release B)"] = paid.seconds
+    _pay_a_round(rehearsal, "b")
 
 
 def test_the_rewards_database_restored_to_a_point_in_time_and_rewound(rehearsal: Rehearsal) -> None:

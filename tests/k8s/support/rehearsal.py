@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 from runbook_docs import fill, parse
+from runbook_shell import UV_SHIM  # `uv run [--frozen]` steps aside: the checkout's environment is this one
 
 from prizeflow_devstack.cluster import versions as cluster_versions
 from prizeflow_devstack.cluster.images import REGISTRY_HOST
@@ -34,13 +35,6 @@ from prizeflow_devstack.cluster.paths import ClusterPaths
 
 ROOT = Path(__file__).resolve().parents[3]
 NAMESPACE = "prizeflow"
-UV_SHIM = """#!/bin/sh
-# The docs say `uv run --frozen <tool>` (a checkout's environment); the rehearsal runs inside it already.
-[ "$1" = run ] || { echo "rehearsal: only 'uv run' is available here, not 'uv $1'" >&2; exit 2; }
-shift
-[ "$1" = --frozen ] && shift
-exec "$@"
-"""
 
 
 @dataclass(frozen=True)
@@ -195,25 +189,11 @@ def make_site(release: Path, site: Site) -> None:
     kustomization.write_text(text)
 
 
-def edit_kustomization(
-    release: Path,
-    *,
-    config: Mapping[str, Mapping[str, str]] = {},
-    images: Mapping[str, str] | None = None,
-) -> None:
-    """Literals merged into overlays/prod's ConfigMap generators (`configMapGenerator` entries with `behavior: merge`),
-    and image references, as an operator edits the file."""
+def edit_kustomization(release: Path, *, images: Mapping[str, str]) -> None:
+    """Image references of overlays/prod (`images:`), as an operator edits the file (literals: set_literals)."""
     path = release / "deploy" / "k8s" / "overlays" / "prod" / "kustomization.yaml"
     doc = yaml.safe_load(path.read_text())
-    generators = doc.setdefault("configMapGenerator", [])
-    for name, literals in config.items():
-        entry = next((g for g in generators if g["name"] == name), None)
-        if entry is None:
-            entry = {"name": name, "behavior": "merge", "literals": []}
-            generators.append(entry)
-        kept = [x for x in entry.get("literals", []) if x.split("=", 1)[0] not in literals]
-        entry["literals"] = kept + [f"{k}={v}" for k, v in literals.items()]
-    for name, ref in (images or {}).items():
+    for name, ref in images.items():
         image, digest = ref.split("@", 1)
         new_name = image.rsplit(":", 1)[0]
         entries = [i for i in doc.get("images", []) if i["name"] != name]
