@@ -38,7 +38,10 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
-    if call.when == "call" and report.failed and "rehearsal" in getattr(item, "fixturenames", ()):
-        state: Rehearsal = item.funcargs["rehearsal"]  # type: ignore[attr-defined]
+    state: Rehearsal | None = getattr(item, "funcargs", {}).get("rehearsal")
+    if call.when == "call" and report.failed and state is not None:
         state.failed = item.name
+        # however it failed (a step, an assertion, pytest-timeout), CI's output shows the cluster as it was then
+        report.sections.append(("the cluster when the step failed", state.operator.diagnose()))
+        report.sections.append(("the last documented lines run", state.operator.last_lines()))
     return report

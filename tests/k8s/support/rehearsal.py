@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ from prizeflow_devstack.cluster.paths import ClusterPaths
 
 ROOT = Path(__file__).resolve().parents[3]
 NAMESPACE = "prizeflow"
+LINE_DEFAULT_S = 600.0
+LINE_CAP_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -76,18 +79,29 @@ class Operator:
             "RELEASE_CHECKOUT": str(checkout),
         }
 
-    def sh(self, line: str, checkout: Path, *, timeout: float = 3900, extra_env: Mapping[str, str] = {}) -> Ran:
+    def sh(self, line: str, checkout: Path, *, timeout: float | None = None, extra_env: Mapping[str, str] = {}) -> Ran:
+        """One line in bash; a line that outlives its bound (line_bound) is killed with its children, and fails as
+        exit 124 with what it printed so far (a hang reports itself, never the test's own timeout)."""
+        bound = line_bound(line) if timeout is None else timeout
         started = time.monotonic()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             ["bash", "-c", f"set -euo pipefail\n{line}"],
             cwd=checkout / "deploy" / "k8s",
             env={**self.env(checkout), **extra_env},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
+            start_new_session=True,
         )
-        ran = Ran(line, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        try:
+            stdout, stderr = proc.communicate(timeout=bound)
+            returncode = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            stderr += f"\n(the rehearsal killed this line after {bound:.0f} s: its bound, see line_bound)"
+            returncode = 124
+        ran = Ran(line, returncode, stdout, stderr, time.monotonic() - started)
         self.log.append(ran)
         return ran
 
@@ -116,10 +130,39 @@ class Operator:
         return done
 
     def diagnose(self) -> str:
-        """What an operator looks at when a step fails: pods not ready and their last events."""
+        """What an operator looks at when a step fails: pods, the operators' objects and their conditions, backups
+        that failed and why, the namespace's last events."""
+        kinds = ",".join(
+            [
+                *("kafka", "kafkanodepool", "kafkauser", "kafkatopic", "externalsecret", "jobs"),
+                *("cluster.postgresql.cnpg.io", "backups.postgresql.cnpg.io"),
+            ]
+        )
         pods = self.kube.run("get", "pods", "-A", "-o", "wide", check=False)
+        objects = self.kube.run("-n", NAMESPACE, "get", kinds, "-o", "wide", check=False)
+        conditions = self.kube.run(
+            "-n", NAMESPACE, "get", kinds, "-o",
+            "jsonpath={range .items[*]}{.kind}/{.metadata.name}: {.status.phase} {.status.error} "
+            "{range .status.conditions[?(@.status!='True')]}[{.type}={.status} {.reason}: {.message}] {end}\n{end}",
+            check=False,
+        )  # fmt: skip
         events = self.kube.run("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp", check=False)
-        return f"{pods}\n{events[-3000:]}"
+        return f"{pods}\n{objects}\n{conditions}\n{events[-4000:]}"
+
+    def last_lines(self, count: int = 25) -> str:
+        """The last documented lines run, with exit codes and times (all of them: .results/k8s-rehearsal.log)."""
+        return "\n".join(f"{r.seconds:7.1f} s  rc={r.returncode}  {r.line}" for r in self.log[-count:])
+
+
+def line_bound(line: str) -> float:
+    """How long the rehearsal lets one documented line run: its own longest `--timeout=` and a minute, at most
+    LINE_CAP_S (a 60-minute backup wait that hangs on a failed backup must fail the rehearsal with the cluster's
+    state, inside CI's time), LINE_DEFAULT_S for a line that bounds nothing itself."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    own = [float(n) * units[u] for n, u in re.findall(r"--timeout[= ](\d+)([smh])\b", line)]
+    if not own:
+        return LINE_DEFAULT_S
+    return min(LINE_CAP_S, max(own) + 60)
 
 
 def k8s_blocks() -> list[tuple[str, str]]:
@@ -433,6 +476,7 @@ __all__ = [
     "edit_kustomization",
     "k8s_block",
     "k8s_blocks",
+    "line_bound",
     "make_site",
     "node_api_addresses",
     "pinned",
