@@ -273,3 +273,17 @@ def test_restarting_kafka_where_this_devstack_runs_none_refuses_instead_of_start
     with pytest.raises(InfraError, match="nothing to restart"):
         restart_kafka(tmp_path)
     assert load_state(Paths(tmp_path)).kafka.pid is None
+
+
+def test_a_path_matches_a_process_only_where_a_path_begins() -> None:
+    """Another checkout whose path ends with this one's is neither taken for this one's broker nor stopped with it
+    (a clone at /check/work/main beside /work/main: the devstack of /work/main waited 90 s on the clone's Kafka)."""
+    from prizeflow_devstack.procs import occurs
+
+    config = "/work/main/.devstack/kafka/server.properties"
+    assert occurs(config, f"java -Xmx1g kafka.Kafka {config}")
+    assert occurs(config, f"java -Dconfig={config}")
+    assert not occurs(config, "java kafka.Kafka /check/work/main/.devstack/kafka/server.properties")
+    assert occurs("/work/main/.devstack/cluster", "/work/main/.devstack/cluster/bin/kubelet --config x")
+    assert not occurs("/work/main/.devstack/cluster", "/check/work/main/.devstack/cluster/bin/kubelet")
+    assert occurs("dockerd", "/usr/sbin/dockerd -H unix:///x")

@@ -15,13 +15,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from typing import Final
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
 
 from prizeflow_contracts.errors import PayoutErrorCode
+from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.providers import ProviderPayoutStatus
 from prizeflow_contracts.webhook_signatures import SignatureFailure, SignatureRefused
 
 GIFTCARD_SIGNATURE_HEADER: Final = "tremendous-webhook-signature"
+DEFAULT_SCALE: Final = 2  # a currency Prizeflow has no asset for: the provider's amounts have at most 2 decimals
 _PREFIX: Final = "sha256="
 P = ProviderPayoutStatus
 
@@ -87,6 +90,28 @@ def failure_code(order_status: str) -> PayoutErrorCode:
     return PayoutErrorCode.TX_FAILED if order_status == "FAILED" else PayoutErrorCode.INVALID_DESTINATION
 
 
+def minor_units(value: Any, currency: str) -> int:
+    """A decimal amount of `currency` in minor units, exactly (never rounded: a fraction of a cent is refused)."""
+    scale = ASSETS[currency].scale if currency in ASSETS else DEFAULT_SCALE
+    try:
+        minor = Decimal(str(value)).scaleb(scale)
+    except InvalidOperation as err:
+        raise ValueError("not a decimal amount") from err
+    if minor != minor.to_integral_value() or minor < 0:
+        raise ValueError("an amount with more decimals than its currency has, or negative")
+    return int(minor)
+
+
+def order_fees(order: Mapping[str, Any], currency: str) -> int:
+    """The fee the provider charged the funding source on an order (`payment.fees.value`), in minor units of
+    `currency`: 0 when it names none. The rail's status, its statement and the webhook ingress all read it here,
+    so a payout paid by any of them records the same fee."""
+    payment = order.get("payment")
+    fees = payment.get("fees") if isinstance(payment, Mapping) else None
+    value = fees.get("value") if isinstance(fees, Mapping) else None
+    return minor_units(value or 0, currency)
+
+
 def event_status(kind: str, fetched: ProviderPayoutStatus | None) -> ProviderPayoutStatus | None:
     """The status an event publishes: what its kind claims, when the resource fetched back says the same; None
     otherwise (an older event delivered late, or a kind that moves nothing: the status sync stays the judge)."""
@@ -95,6 +120,7 @@ def event_status(kind: str, fetched: ProviderPayoutStatus | None) -> ProviderPay
 
 
 __all__ = [
+    "DEFAULT_SCALE",
     "DELIVERY_STATUSES",
     "EVENT_CLAIMS",
     "GIFTCARD_SIGNATURE_HEADER",
@@ -102,6 +128,8 @@ __all__ = [
     "event_status",
     "failure_code",
     "giftcard_signature",
+    "minor_units",
+    "order_fees",
     "order_status",
     "verify_giftcard_signature",
 ]

@@ -299,6 +299,7 @@ class WebhookEvent(_Model):
     status: ProviderPayoutStatus | None = Field(default=None, description="None: the event says nothing new")
     error: PayoutError | None = None
     occurred_at: AwareDatetime | None = None
+    fee: Money | None = Field(default=None, description="What the provider charged, when the event carries it")
     payload_digest: Sha256Hex
 
 

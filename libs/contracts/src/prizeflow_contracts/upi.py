@@ -33,6 +33,7 @@ from prizeflow_contracts.upi_address import (
 )
 from prizeflow_contracts.webhook_signatures import SignatureFailure, SignatureRefused
 
+ASSET: Final = "INR"  # RazorpayX pays, and charges its fees, in rupees only
 RAZORPAY_SIGNATURE_HEADER: Final = "x-razorpay-signature"
 RAZORPAY_EVENT_ID_HEADER: Final = "x-razorpay-event-id"
 # The payout's `notes` key carrying our idempotency key: every event about the payout then names it, even before
@@ -109,6 +110,21 @@ def payout_status(status: str) -> ProviderPayoutStatus | None:
     return PAYOUT_STATUSES.get(status)
 
 
+def payout_fees(payout: Mapping[str, Any]) -> int | None:
+    """What RazorpayX charged for a processed payout (`fees`, paise, its GST `tax` included), as its status, its
+    `payout.processed` event and its statement all carry it; None before it is processed (nothing is charged
+    yet). The rail's status and the webhook ingress both read it here, so a payout records the same fee whichever
+    answer pays it. ValueError when `fees` is not a non-negative whole number of paise."""
+    if payout.get("status") != "processed":
+        return None
+    raw = payout.get("fees")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise ValueError("fees must be a non-negative whole number of paise")
+    return raw
+
+
 def failure_code(status: str, reason: str | None) -> PayoutErrorCode:
     """Why a payout ended `failed`, `rejected` or `reversed`, as a stable (terminal) code."""
     if status == "rejected":
@@ -129,6 +145,7 @@ class PayoutEvent:
     status: ProviderPayoutStatus | None
     error_code: PayoutErrorCode | None
     occurred_at: datetime | None
+    fees: int | None = None  # paise charged, GST included (payout_fees): on a processed payout only
 
 
 def read_payout_event(doc: Mapping[str, Any]) -> PayoutEvent:
@@ -162,11 +179,13 @@ def read_payout_event(doc: Mapping[str, Any]) -> PayoutEvent:
         status=status,
         error_code=failure_code(raw, reason) if status is P.FAILED else None,
         occurred_at=datetime.fromtimestamp(int(created), UTC) if created is not None else None,
+        fees=payout_fees(payout) if status is P.PAID else None,
     )
 
 
 __all__ = [
     "ACCOUNT_NUMBER_RE",
+    "ASSET",
     "EVENT_STATUSES",
     "FAILURE_REASONS",
     "IFSC_RE",
@@ -180,6 +199,7 @@ __all__ = [
     "UpiAddressKind",
     "failure_code",
     "parse_upi_address",
+    "payout_fees",
     "payout_status",
     "razorpay_signature",
     "read_payout_event",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,16 @@ from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit.db import fetch
-from prizeflow_testkit.payouts import payout_events, publish, request, running, settings_for, token, wait_state
+from prizeflow_testkit.payouts import (
+    RECON_SLACK_S,
+    payout_events,
+    publish,
+    request,
+    running,
+    settings_for,
+    token,
+    wait_state,
+)
 from prizeflow_testkit.upi import UpiAdmin, UpiEmulator, upi_emulator
 from prizeflow_testkit.upi_payouts import upi_provider_doc
 from prizeflow_testkit.waits import eventually
@@ -114,6 +124,76 @@ async def test_a_new_vpa_is_validated_then_paid_once_and_its_fund_account_rememb
     [made] = await admin.payouts(reference_id=payout_id_for(first.data.idempotency_key))
     assert made["idempotency_key"] == payout_id_for(first.data.idempotency_key)
     assert made["mode"] == "UPI"
+
+
+async def test_paid_by_its_webhook_first_or_by_its_status_first_a_payout_records_the_fee_and_a_window_is_clean(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, emulator: UpiEmulator, admin: UpiAdmin
+) -> None:
+    """Issue 56: a payout paid by its `processed` webhook before payouts polls its status records the fee RazorpayX
+    charged (590 paise: ₹5 + 18 % GST), as one paid by the poll does; one paid by an answer that names no fee records
+    the fee from the statement, the first answer that carries it; the window over the three raises nothing."""
+    polled = settings(db, kafka_bootstrap, topic_suffix, tmp_path, emulator.url)
+    # The rail makes the payout at RazorpayX on a status sync (after its validation); the next one is 8 s later,
+    # long after the test delivers `processed` (settled in 0.3 s): the webhook pays it, as the history shows.
+    hooked = polled.model_copy(update={"payouts_confirm_poll_ms": 8_000})
+    by_webhook, feeless, by_poll = pay(vpa(), 32_100), pay(vpa(), 43_200), pay(vpa(), 65_400)
+    keys = [e.data.idempotency_key for e in (by_webhook, feeless, by_poll)]
+    t0 = datetime.now(UTC)
+    async with running(hooked):
+        await publish(kafka_bootstrap, REQUESTS + topic_suffix, [by_webhook, feeless])
+        for key, drop_fee in ((keys[0], False), (keys[1], True)):
+            [made] = await eventually(partial(admin.payouts, reference_id=payout_id_for(key)), _processed, timeout=60)
+            [paid] = await admin.events("payout.processed", made["id"])
+            if drop_fee:  # an answer that names no fee (as a rail's webhook may not)
+                del paid["body"]["payload"]["payout"]["entity"]["fees"]
+            await publish(kafka_bootstrap, PROVIDER_EVENTS + topic_suffix, [delivered(paid)])
+        for key in keys[:2]:
+            assert await wait_state(db, key, "paid") == "paid"
+        moved = await fetch(
+            db,
+            "SELECT h.actor FROM payout_history h JOIN payouts p ON p.id = h.payout_id "
+            "WHERE p.idempotency_key = ANY($1) AND h.to_state = 'paid' AND h.from_state <> 'paid'",
+            keys[:2],
+        )
+        assert [m["actor"] for m in moved] == ["webhook:upi", "webhook:upi"], moved
+    async with running(polled) as (_parts, client):
+        await publish(kafka_bootstrap, REQUESTS + topic_suffix, [by_poll])
+        assert await wait_state(db, keys[2], "paid") == "paid"
+        assert await _fees(db, keys) == [("INR", 590), (None, None), ("INR", 590)]
+        until = datetime.now(UTC)  # the window is run once it ended the slack ago
+        await eventually(_now, lambda now: now > until + timedelta(seconds=RECON_SLACK_S + 0.2), timeout=15)
+        ops = token(polled, "olga", "ops")
+        window = {"provider": "upi", "since": t0.isoformat(), "until": until.isoformat()}
+        answer = await client.post("/reconciliation/runs", json=window, headers=ops)
+        assert answer.status_code == 200, answer.text
+        run = answer.json()
+        assert (run["state"], run["exceptions"]) == ("completed", 0), run
+        listed = await client.get("/reconciliation/exceptions", headers=ops)
+        assert listed.json()["exceptions"] == [], listed.text
+    assert await _fees(db, keys) == [("INR", 590)] * 3  # the statement's fee, recorded with the payout
+    [noted] = await fetch(
+        db,
+        "SELECT h.actor, h.from_state, h.to_state FROM payout_history h JOIN payouts p ON p.id = h.payout_id "
+        "WHERE p.idempotency_key = $1 AND h.reason LIKE 'fee 590 INR:%'",
+        keys[1],
+    )
+    assert (noted["actor"], noted["from_state"], noted["to_state"]) == ("reconciliation", "paid", "paid")
+
+
+async def _fees(db: str, keys: list[str]) -> list[tuple[str | None, int | None]]:
+    rows = await fetch(
+        db, "SELECT idempotency_key, fee_asset, fee_amount FROM payouts WHERE idempotency_key = ANY($1)", keys
+    )
+    by_key = {r["idempotency_key"]: (r["fee_asset"], r["fee_amount"]) for r in rows}
+    return [by_key[k] for k in keys]
+
+
+async def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _processed(found: list[dict[str, Any]]) -> bool:
+    return len(found) == 1 and found[0]["status"] == "processed"
 
 
 async def test_a_bank_return_after_processed_returns_the_payout_once_whatever_the_deliveries(

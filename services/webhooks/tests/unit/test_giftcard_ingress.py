@@ -15,6 +15,7 @@ from webhooks_fakes import NOW, FakeWriter, metric, metrics
 
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.giftcard import giftcard_signature
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_giftcard_emulator.server import json_default
@@ -107,6 +108,20 @@ async def test_a_delivered_card_is_published_paid_from_the_order_fetched_back() 
     link = fetcher.store.orders[order_id].reward.link
     assert link not in stored.body.decode() + staged.payload.decode()
     assert metric(m, "confirmations", provider="giftcard", outcome="confirmed") == 1
+
+
+async def test_a_delivered_card_carries_the_fee_the_order_was_charged() -> None:
+    """Issue 56: the order's `payment.fees` travels with the paid event (as the rail's status and statement read
+    it), so the payout records the same fee whichever answer pays it."""
+    uc, writer, fetcher, _ = setup()
+    order_id = order(fetcher.store, method="LINK")
+    fetcher.store.orders[order_id].fees = Decimal("1.25")
+    signature, body = delivery(fetcher.store, "REWARDS.DELIVERY.SUCCEEDED")
+    await uc(GIFTCARD, signature, body)
+    [staged] = writer.outbox
+    ev = decode(staged.payload).data
+    assert isinstance(ev, ProviderEventReceived)
+    assert (ev.status, ev.fee) == (ProviderPayoutStatus.PAID, Money(asset="USD", amount=125))
 
 
 async def test_a_duplicate_is_recognised_before_the_provider_is_asked_again() -> None:

@@ -19,6 +19,7 @@ from webhooks_fakes import NOW, FakePayoutFetcher, FakeWriter, metric, metrics
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.upi import razorpay_signature
 from prizeflow_webhooks.adapters.config import ConfirmConfig, ProvidersConfigError, parse_config
@@ -105,6 +106,26 @@ async def test_a_signed_event_is_published_with_the_payouts_own_status() -> None
     assert ev.idempotency_key == "claim-key-1"
     assert ev.status is ProviderPayoutStatus.PAID
     assert metric(m, "deliveries", provider="razorpayx", outcome="accepted") == 1
+
+
+async def test_a_processed_payout_is_published_with_the_fee_razorpayx_charged_for_it() -> None:
+    """Issue 56: the fee (`fees`, GST included) travels with `processed`, so a payout paid by its webhook records
+    what its status would; any other status carries none, and a fee that is not whole paise is refused."""
+    uc, writer, _ = setup()
+    paid = event(fees=590, tax=90)
+    await uc(RAZORPAYX, razorpay_signature(SECRET, paid), paid, event_id="evt_fee")
+    failed = event("payout.failed", "failed", fees=590)
+    await uc(RAZORPAYX, razorpay_signature(SECRET, failed), failed, event_id="evt_nofee")
+    events = [decode(staged.payload).data for staged in writer.outbox]
+    assert [(e.status, e.fee) for e in events] == [
+        (ProviderPayoutStatus.PAID, Money(asset="INR", amount=590)),
+        (ProviderPayoutStatus.FAILED, None),
+    ]
+    for bad in (5.9, "590", -1, True):
+        body = event(fees=bad)
+        with pytest.raises(WebhookRefusedError):
+            await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id=f"evt_bad_{bad}")
+    assert len(writer.outbox) == 2
 
 
 async def test_a_reversal_is_a_failure_with_its_reason() -> None:

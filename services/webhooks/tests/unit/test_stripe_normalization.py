@@ -55,6 +55,19 @@ def test_payout_events_carry_the_object_its_key_and_the_status_stripe_gives(
     assert got.correlation_id == "c-claim-1"
 
 
+def test_a_paid_payout_carries_no_fee_as_the_rails_status_records_it() -> None:
+    """Issue 56: Stripe charges the platform nothing for a connected account's payout; the paid event says 0 in its
+    asset, as the status sync would, so either answer leaves the same books. A currency not ours says nothing."""
+    obj = {"id": "po_1", "metadata": META, "amount": 700, "currency": "usd"}
+    paid = normalize(stripe_event("evt_1", "payout.paid", obj, account="acct_1")).event
+    assert isinstance(paid, ProviderEventReceived)
+    assert paid.fee is not None
+    assert (paid.fee.amount, paid.fee.asset) == (0, "USD")
+    other = normalize(stripe_event("evt_2", "payout.paid", obj | {"currency": "xxx"}, account="acct_1")).event
+    assert isinstance(other, ProviderEventReceived)
+    assert other.fee is None
+
+
 @pytest.mark.parametrize(
     ("failure_code", "code"),
     [

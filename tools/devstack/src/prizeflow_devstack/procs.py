@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -74,10 +75,19 @@ def cmdline(pid: int) -> str:
 
 
 def pids_matching(fragment: str) -> list[int]:
-    """Pids whose command line contains `fragment` (a path unique to this repo's devstack)."""
+    """Pids whose command line contains `fragment` (a path unique to this repo's devstack). An absolute path matches
+    only where a path begins (the line's start, after a space, `=`, `:` or a quote): another checkout whose path ends
+    with this one's (`/check/work/main` holds `/work/main`) is never taken for this one, nor stopped with it."""
     me = os.getpid()
     pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    return [pid for pid in pids if pid != me and fragment in cmdline(pid)]
+    return [pid for pid in pids if pid != me and occurs(fragment, cmdline(pid))]
+
+
+def occurs(fragment: str, line: str) -> bool:
+    """Whether `fragment` is in the command line `line`, an absolute path only where a path begins."""
+    if not fragment.startswith("/"):
+        return fragment in line
+    return re.search(r"(?:^|[\s=:'\"])" + re.escape(fragment), line) is not None
 
 
 def wait_dead(pids: list[int], timeout: float) -> bool:

@@ -18,7 +18,7 @@ from prizeflow_contracts.envelope import EventPayload
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.ids import IdempotencyKey, Identifier, ProviderRef, Sha256Hex
 from prizeflow_contracts.kyc import VerificationVendor
-from prizeflow_contracts.money import PositiveMoney
+from prizeflow_contracts.money import Money, PositiveMoney
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.topics import WEBHOOK_PROVIDER_EVENTS, Topic
 
@@ -43,6 +43,11 @@ class ProviderEventReceived(EventPayload):
     verified: bool
     status: ProviderPayoutStatus | None = Field(default=None, description="Normalized status, if the event has one")
     error_code: PayoutErrorCode | None = None
+    fee: Money | None = Field(
+        default=None,
+        description="What the provider charged the platform for the payout, when the event's object carries it "
+        "(a paid status only): recorded with the payout as its status would record it",
+    )
     payload_digest: Sha256Hex = Field(description="SHA-256 of the raw request body")
 
     @model_validator(mode="after")
@@ -51,6 +56,8 @@ class ProviderEventReceived(EventPayload):
             raise ValueError("a provider event must name its payout: provider_payout_ref or idempotency_key")
         if self.error_code is not None and self.status is not ProviderPayoutStatus.FAILED:
             raise ValueError("error_code is only set on a failed status")
+        if self.fee is not None and self.status is not ProviderPayoutStatus.PAID:
+            raise ValueError("fee is only set on a paid status")
         return self
 
 

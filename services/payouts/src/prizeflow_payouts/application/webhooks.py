@@ -6,7 +6,9 @@ Only events the webhook ingress verified are acted on, and only from the ingress
 (`unverified_provider_event`) before its provider event id is recorded, so it can neither move a payout nor
 take the dedup key a later genuine delivery of that event needs. An event only ever moves a payout of its own
 provider type, never one of a provider without webhooks (nothing can have verified those), and never one whose
-recorded provider object differs from the event's (`conflicting_event`, before its id is recorded).
+recorded provider object differs from the event's (`conflicting_event`, before its id is recorded). A paid event
+that carries the provider's fee records it with the payout, as the status sync would have (issue 56: a UPI payout
+paid by its `processed` webhook had dropped it, and every reconciliation window raised it as unbooked).
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ def _result(rec: Payout, ev: ProviderEventReceived, provider: str) -> ProviderPa
         idempotency_key=rec.idempotency_key,
         provider_ref=ev.provider_payout_ref or rec.provider_ref,
         error=error,
+        fee=ev.fee if ev.status is ProviderPayoutStatus.PAID else None,  # the provider's answer, as its status's
         raw_status=ev.kind[:128],
     )
 

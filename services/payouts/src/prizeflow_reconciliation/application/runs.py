@@ -199,6 +199,7 @@ class ReconcileWindows:
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await store.open_exceptions(run.run_id, run.provider, outcome.findings, now)
             await store.answer(run.run_id, run.provider, outcome.answered, now)
+            await store.record_fees(run.run_id, run.provider, outcome.fees_learned, now)
         return outcome, opened
 
     async def _failed(self, run_id: str, provider: str, error: str, started: datetime) -> None:

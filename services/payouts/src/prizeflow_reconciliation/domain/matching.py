@@ -121,6 +121,9 @@ class Outcome:
     # Differences the statement now answers: payouts found missing that the provider lists after all (their open
     # `missing` exceptions are closed by the run: the payment is there, whatever else is found about it).
     answered: list[tuple[ExceptionKind, str]] = field(default_factory=list)
+    # Fees the statement is the first of the provider's answers to carry (a payout paid by an answer that named no
+    # fee): (payout id, asset, amount), recorded with the payout as its status would have, never raised.
+    fees_learned: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 class _Index:
@@ -347,6 +350,7 @@ def _check(
     elif p.state in PAID_STATES:
         # Over the payout's whole remembered history, by whichever run reads it: the run of the window it was paid
         # in finds it missing and holds it to the ledger; any run finds what its lines show that no exception holds.
+        p = _learn_fee(p, paid_lines, lines.get(LineKind.FEE, []), out)
         _paid(p, paid_lines, lines, chains, finding, missing=paid_here)
         if paid_here:
             _ledger(p, finding)
@@ -407,6 +411,24 @@ def _paid(
         )
     if len(paid_lines) <= 1:
         _fees(p, fees, finding)
+
+
+def _learn_fee(
+    p: OurPayout, paid_lines: Sequence[StatementLine], fees: Sequence[StatementLine], out: Outcome
+) -> OurPayout:
+    """A payout whose fee no answer of the provider carried yet (paid by a webhook that names none), paid once, its
+    fee lines in one asset: the statement is the provider's first answer with the fee, and the payout records it
+    (`out.fees_learned`) as its status would have; matched as recorded, so nothing is raised for it. A payout that
+    recorded a fee (0 included) is held to it: anything beyond is an unbooked fee."""
+    if p.fee_amount is not None or p.fee_asset is not None or len(paid_lines) > 1 or not fees:
+        return p
+    assets = {line.asset for line in fees}
+    if len(assets) != 1:
+        return p
+    [asset] = assets
+    amount = sum(line.amount for line in fees)
+    out.fees_learned.append((p.payout_id, asset, amount))
+    return replace(p, fee_asset=asset, fee_amount=amount)
 
 
 def _again_or_back(  # noqa: PLR0917 - the payout's history and what was found about it

@@ -461,6 +461,9 @@ class _RunStore:
     async def answer(self, *_: Any) -> int:
         return 0
 
+    async def record_fees(self, *_: Any) -> int:
+        return 0
+
     async def finish_run(self, run_id: str, *_: Any, **__: Any) -> bool:
         self.runs[run_id] = replace(self.runs[run_id], state="completed")
         return True

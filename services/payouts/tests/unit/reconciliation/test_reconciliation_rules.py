@@ -103,7 +103,7 @@ def test_each_kind_of_difference_is_found_once_and_classified() -> None:
         payout(4),  # another destination
         payout(5),  # reversed at the provider
         payout(6, state="failed"),  # paid at the provider all the same
-        payout(7),  # a fee nobody booked
+        payout(7, fee_asset="USD", fee_amount=0),  # paid with no fee, charged one since: nobody booked it
         payout(8, state="submitting", unknown_outcome=True, paid_at=None),  # the rail cannot tell
     ]
     lines = [
@@ -151,6 +151,29 @@ def test_a_returned_payout_with_its_reversal_and_a_recorded_fee_are_matched() ->
     out = reconcile(lines, ours, since=SINCE, until=UNTIL)
     assert out.findings == []
     assert out.totals["USD"].provider_movement == 2_000 + 30 - 1_000
+
+
+def test_a_fee_no_answer_carried_is_recorded_from_the_statement_and_raises_nothing() -> None:
+    """Issue 56: a payout paid by an answer that named no fee (a webhook without one) records the fee its statement
+    is the first to carry, once; a payout that recorded a fee is held to it; fees in two assets are not guessed."""
+    ours = [payout(1), payout(2, fee_asset="USD", fee_amount=30), payout(3), payout(4)]
+    lines = [
+        paid_line(1),
+        line("fee-1", ref="key-1", kind=StatementLineKind.FEE, amount=30),
+        paid_line(2),
+        line("fee-2", ref="key-2", kind=StatementLineKind.FEE, amount=45),  # 15 beyond what it recorded
+        paid_line(3),  # no fee line: nothing to learn
+        paid_line(4),
+        line("fee-4a", ref="key-4", kind=StatementLineKind.FEE, amount=30),
+        line("fee-4b", ref="key-4", kind=StatementLineKind.FEE, amount=2, asset="XLM"),
+    ]
+    out = reconcile(lines, ours, since=SINCE, until=UNTIL)
+    assert out.fees_learned == [("po-1", "USD", 30)]
+    assert sorted((f.kind, f.subject, f.amount) for f in out.findings) == [
+        (K.UNBOOKED_FEE, "payout:po-2:USD", 15),
+        (K.UNBOOKED_FEE, "payout:po-4:USD", 30),
+        (K.UNBOOKED_FEE, "payout:po-4:XLM", 2),
+    ]
 
 
 def test_the_window_edges() -> None:

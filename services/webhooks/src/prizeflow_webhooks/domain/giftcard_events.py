@@ -8,7 +8,8 @@ A delivery names a resource only and carries no timestamp:
 so the ingress fetches the order back (a reward's through its `order_id`) and publishes the status the *order*
 says, and only when it is what the event's kind claims (`prizeflow_contracts.giftcard.event_status`): a delivery
 replayed or arriving late says nothing new. Only orders Prizeflow placed (`external_id` a payout id) are
-published; any other order on the account is stored and ignored.
+published; any other order on the account is stored and ignored. A delivered card's event carries the order's fee
+(`payment.fees`, prizeflow_contracts.giftcard.order_fees), as the rail's status records it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
-from prizeflow_contracts.giftcard import event_status, failure_code, order_status
+from prizeflow_contracts.giftcard import event_status, failure_code, order_fees, order_status
 from prizeflow_contracts.ids import PROVIDER_REF_PATTERN
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
 
@@ -74,6 +76,16 @@ def normalize(
     delivery = delivery if isinstance(delivery, Mapping) else {}
     raw_order = str(order.get("status") or "")
     status = event_status(ref.kind, order_status(raw_order, delivery.get("status")))
+    fee = None
+    if status is ProviderPayoutStatus.PAID:
+        value = reward.get("value")
+        currency = value.get("currency_code") if isinstance(value, Mapping) else None
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+            raise NormalizationError("the fetched order's reward has no currency")
+        try:
+            fee = Money(asset=currency, amount=order_fees(order, currency))
+        except ValueError as err:
+            raise NormalizationError(f"the fetched order's fee: {err}") from None
     try:
         event = ProviderEventReceived(
             provider=provider,
@@ -84,6 +96,7 @@ def normalize(
             verified=True,
             status=status,
             error_code=failure_code(raw_order) if status is ProviderPayoutStatus.FAILED else None,
+            fee=fee,
             payload_digest=digest,
         )
     except ValidationError as err:

@@ -6,7 +6,9 @@
 The event's id is not in the body: RazorpayX sends it as `X-Razorpay-Event-Id` (the same on every delivery of one
 event), which is the dedup key. The status published is the payout's own in the body, read by the same code as the
 rail's `parse_webhook` (prizeflow_contracts.upi.read_payout_event); a body whose kind and status disagree says
-nothing. Only payouts Prizeflow made (`reference_id` a payout id) are published; any other is stored and ignored.
+nothing. A `processed` payout carries what RazorpayX charged for it (`fees`, GST included), published as the event's
+fee: payouts records it as its status would (prizeflow_contracts.upi.payout_fees). Only payouts Prizeflow made
+(`reference_id` a payout id) are published; any other is stored and ignored.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pydantic import ValidationError
 
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.ids import PROVIDER_REF_PATTERN
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_contracts.upi import read_payout_event
+from prizeflow_contracts.upi import ASSET, read_payout_event
 from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
 
 _REF_RE: Final = re.compile(PROVIDER_REF_PATTERN)
@@ -60,6 +63,7 @@ def normalize(
             verified=True,
             status=ev.status,
             error_code=ev.error_code,
+            fee=Money(asset=ASSET, amount=ev.fees) if ev.fees is not None else None,
             payload_digest=digest,
         )
     except ValidationError as err:

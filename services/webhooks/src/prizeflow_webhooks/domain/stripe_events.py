@@ -196,9 +196,19 @@ def _payout(
         verified=True,
         status=status,
         error_code=error_code,
+        fee=_no_fee(obj) if status is ProviderPayoutStatus.PAID else None,
         payload_digest=digest,
     )
     return Normalized(ref.event_id, ref.kind, _correlation(obj), payload)
+
+
+def _no_fee(obj: Mapping[str, Any]) -> Money | None:
+    """Stripe charges the platform nothing for a transfer, nor for the bank payout a player's connected account
+    makes (its fee is the connected account's): 0 in the payout's asset, as the rail's status records it. None when
+    the currency is not one of ours (the status sync then records it)."""
+    currency = obj.get("currency")
+    asset = CURRENCIES.get(currency.lower()) if isinstance(currency, str) else None
+    return Money(asset=asset, amount=0) if asset is not None else None
 
 
 def _session(

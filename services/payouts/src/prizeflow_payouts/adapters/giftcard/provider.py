@@ -37,7 +37,13 @@ from typing import Any, Final
 import httpx
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
-from prizeflow_contracts.giftcard import event_status, failure_code, order_status, verify_giftcard_signature
+from prizeflow_contracts.giftcard import (
+    event_status,
+    failure_code,
+    order_fees,
+    order_status,
+    verify_giftcard_signature,
+)
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import (
     DestinationType,
@@ -290,8 +296,9 @@ class GiftCardPayoutProvider:
         if raw_order == "EXECUTED" and (delivery == "SUCCEEDED" or _redeemed(order)):
             # Redelivered or redeemed meanwhile: the card is in someone's hands the payout sent it to.
             raw = f"{raw_order}/{delivery or '-'}{'/redeemed' if _redeemed(order) else ''}"[:128]
-            fee = Money(asset=self._asset(order), amount=0)
-            return ProviderPayoutResult(status=P.PAID, idempotency_key=key, provider_ref=ref, fee=fee, raw_status=raw)
+            return ProviderPayoutResult(
+                status=P.PAID, idempotency_key=key, provider_ref=ref, fee=self._fee(order), raw_status=raw
+            )
         if raw_order == "CANCELED" or delivery == "CANCELED":
             return self._result(key, before)  # the bounced card's value is back: the payout failed
         log.error(
@@ -313,8 +320,17 @@ class GiftCardPayoutProvider:
         if status is P.FAILED:
             code = failure_code(raw_order)
             return self._failed(key, ref, self._error(code, f"order {raw}"), raw)
-        fee = Money(asset=self._asset(order), amount=0) if status is P.PAID else None
+        fee = self._fee(order) if status is P.PAID else None
         return ProviderPayoutResult(status=status, idempotency_key=key, provider_ref=ref, fee=fee, raw_status=raw)
+
+    def _fee(self, order: Mapping[str, Any]) -> Money:
+        """What the provider charged on the order (`payment.fees`, billed to the funding source), as its statement
+        lists it and the webhook ingress reads it (prizeflow_contracts.giftcard.order_fees)."""
+        asset = self._asset(order)
+        try:
+            return Money(asset=asset, amount=order_fees(order, asset))
+        except ValueError:
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, "the order's fee is not an amount of its currency") from None
 
     def _conflict(self, key: str, order: Mapping[str, Any]) -> ProviderPayoutResult:
         """`duplicate_request` for another order under our external id. Its id is not made the payout's reference

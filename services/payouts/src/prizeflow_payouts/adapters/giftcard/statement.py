@@ -12,16 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from prizeflow_contracts.money import ASSETS
+from prizeflow_contracts.giftcard import minor_units, order_fees
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
 
 K = StatementLineKind
 
 CHARGED: Final = frozenset({"EXECUTED"})  # the order statuses whose card was paid for by the funding source
-DEFAULT_SCALE: Final = 2  # a currency Prizeflow has no asset for: the provider's amounts have at most 2 decimals
 
 
 def instant(value: datetime) -> str:
@@ -32,18 +30,6 @@ def instant(value: datetime) -> str:
 def parse_instant(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def minor_units(value: Any, currency: str) -> int:
-    """A decimal amount of `currency` in minor units, exactly (never rounded: a fraction of a cent is refused)."""
-    scale = ASSETS[currency].scale if currency in ASSETS else DEFAULT_SCALE
-    try:
-        minor = Decimal(str(value)).scaleb(scale)
-    except InvalidOperation as err:
-        raise ValueError("not a decimal amount") from err
-    if minor != minor.to_integral_value() or minor < 0:
-        raise ValueError("an amount with more decimals than its currency has, or negative")
-    return int(minor)
 
 
 def lines_of(order: Mapping[str, Any], since: datetime, until: datetime) -> list[StatementLine]:
@@ -78,7 +64,7 @@ def lines_of(order: Mapping[str, Any], since: datetime, until: datetime) -> list
             **common,
         )
     ]
-    fees = minor_units((payment.get("fees") or {}).get("value") or 0, asset)
+    fees = order_fees(order, asset)
     if fees > 0:
         lines.append(StatementLine(line_id=f"{oid}:fee", kind=K.FEE, amount=fees, raw_type="order:fees", **common))
     refunded = minor_units((payment.get("refund") or {}).get("total") or 0, asset)

@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.upi import ASSET
 from prizeflow_payouts.adapters.http_options import validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 RAZORPAY_API: Final = "https://api.razorpay.com"
-ASSET: Final = "INR"
 _LIVE_PREFIX: Final = "rzp_live_"
 _KEY_PREFIXES: Final = ("rzp_test_", _LIVE_PREFIX)
 MIN_AMOUNT: Final = 100  # paise: RazorpayX refuses a payout under ₹1

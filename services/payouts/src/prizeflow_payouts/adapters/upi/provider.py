@@ -53,6 +53,7 @@ from prizeflow_contracts.upi import (
     UpiAddressKind,
     failure_code,
     parse_upi_address,
+    payout_fees,
     payout_status,
     read_payout_event,
     verify_razorpay_signature,
@@ -398,7 +399,11 @@ class UpiPayoutProvider:
         if status is P.FAILED:
             code = failure_code(raw, reason)
             return self._failed(key, ref, self._error(code, f"payout {raw_status}"), raw_status)
-        fee = Money(asset=ASSET, amount=int(payout.get("fees") or 0)) if status is P.PAID else None
+        try:
+            fees = payout_fees(payout) if status is P.PAID else None
+        except ValueError:
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, "the payout's fees are not whole paise") from None
+        fee = Money(asset=ASSET, amount=fees) if fees is not None else None
         return ProviderPayoutResult(
             status=status, idempotency_key=key, provider_ref=ref, fee=fee, raw_status=raw_status
         )
@@ -489,6 +494,7 @@ class UpiPayoutProvider:
                 status=ev.status,
                 error=self._error(ev.error_code, f"payout {ev.raw_status}") if ev.error_code is not None else None,
                 occurred_at=ev.occurred_at,
+                fee=Money(asset=ASSET, amount=ev.fees) if ev.fees is not None else None,
                 payload_digest=hashlib.sha256(body).hexdigest(),
             )
         except (KeyError, TypeError, ValueError) as err:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
+from prizeflow_contracts.upi import ASSET
 
 K = StatementLineKind
-ASSET: Final = "INR"
 
 
 def when(value: Any) -> datetime:
