@@ -7,8 +7,18 @@ Every revision declares its `phase` ("expand" or "contract", `prizeflow_runtime.
 records it in `prizeflow_schema_phases` as the revision is applied, in the same transaction, which is how a running
 service learns the phases of revisions newer than itself. A migration runs with its own session limits: a short
 `lock_timeout` (MIGRATIONS_LOCK_TIMEOUT_MS) so that it never queues behind a long transaction while every query on
-the table queues behind it, a long `statement_timeout` (MIGRATIONS_STATEMENT_TIMEOUT_MS); an upgrade that lost its
-lock wait is rolled back whole and tried again, MIGRATIONS_LOCK_RETRIES times."""
+the table queues behind it, a long `statement_timeout` (MIGRATIONS_STATEMENT_TIMEOUT_MS). Each revision commits on its
+own (with its phase), so no lock one takes is held while the next runs; a revision that lost its lock wait is
+rolled back and the upgrade tried again from it, MIGRATIONS_LOCK_RETRIES times.
+
+Online steps (issue 56: the money path's writes never wait on an upgrade; frozen in
+`prizeflow_runtime.schema_history.online_0001`): a revision that indexes a table the services write builds it with
+`create_index_concurrently` (CREATE INDEX CONCURRENTLY, outside the revision's
+transaction, a leftover invalid build dropped first, so a retry finishes it), drops one with
+`drop_index_concurrently`, and adds a CHECK or FOREIGN KEY as `NOT VALID` in its transaction and proves the rows
+with `validate_constraint` after it (a SHARE UPDATE EXCLUSIVE scan, which writes do not wait on).
+tests/migrations/test_online_migrations.py holds every revision after the baseline release to that, and an upgrade
+over a table seeded at scale to never make a write wait longer than its lock timeout."""
 
 from __future__ import annotations
 
@@ -70,7 +80,12 @@ def run_alembic_env(target_metadata: Any = None) -> None:
     runtime_role = os.environ.get("MIGRATIONS_RUNTIME_ROLE", "").strip()
 
     def run(connection: Any) -> None:
-        context.configure(connection=connection, target_metadata=target_metadata, on_version_apply=record_phase)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            on_version_apply=record_phase,
+            transaction_per_migration=True,  # no lock a revision takes outlives it (the module's docstring)
+        )
         with context.begin_transaction():
             context.execute(PHASES_DDL)
             context.run_migrations()

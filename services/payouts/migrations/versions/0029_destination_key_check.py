@@ -8,9 +8,11 @@ form; docs/capacity.md).
 The new form, `length(destination_key) = 64 AND destination_key !~ '[^0-9a-f]'`, accepts exactly the same values
 (64 characters, none outside 0-9a-f).
 
-The new constraint is added NOT VALID and validated (a scan under SHARE UPDATE EXCLUSIVE: writes go on), then the
-old one dropped: no moment without the rule. Dropping a constraint relaxes nothing here (the new one holds the same
-rule), so this is an expand step.
+The new constraint is added NOT VALID (enforced on every write from then on), committed, and validated in a
+transaction of its own (a scan under SHARE UPDATE EXCLUSIVE: writes go on; until issue 56 the scan ran in the
+revision's transaction, under the ADD's ACCESS EXCLUSIVE lock, and every write to `payouts` waited on it), then the
+old one dropped: no moment without the rule. Each step may run again (a retry after a lost lock wait). Dropping a
+constraint relaxes nothing here (the new one holds the same rule), so this is an expand step.
 
 Downgrade: the regular expression again, the same way.
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0001 import validate_constraint
+
 revision = "0029"
 down_revision = "0028"
 phase = "expand"
@@ -31,11 +35,10 @@ depends_on = None
 _RULE = "length(destination_key) = 64 AND destination_key !~ '[^0-9a-f]'"
 _REGEX = "destination_key ~ '^[0-9a-f]{64}$'"
 
-_UP = [
-    f"ALTER TABLE payouts ADD CONSTRAINT payouts_destination_key_hex CHECK ({_RULE}) NOT VALID",
-    "ALTER TABLE payouts VALIDATE CONSTRAINT payouts_destination_key_hex",
-    "ALTER TABLE payouts DROP CONSTRAINT payouts_destination_key_check",
-]
+_ADD = (
+    "ALTER TABLE payouts DROP CONSTRAINT IF EXISTS payouts_destination_key_hex, "
+    f"ADD CONSTRAINT payouts_destination_key_hex CHECK ({_RULE}) NOT VALID"
+)
 _DOWN = [
     f"ALTER TABLE payouts ADD CONSTRAINT payouts_destination_key_check CHECK ({_REGEX}) NOT VALID",
     "ALTER TABLE payouts VALIDATE CONSTRAINT payouts_destination_key_check",
@@ -44,8 +47,9 @@ _DOWN = [
 
 
 def upgrade() -> None:
-    for statement in _UP:
-        op.execute(statement)
+    op.execute(_ADD)
+    validate_constraint("payouts", "payouts_destination_key_hex")
+    op.execute("ALTER TABLE payouts DROP CONSTRAINT IF EXISTS payouts_destination_key_check")
 
 
 def downgrade() -> None:

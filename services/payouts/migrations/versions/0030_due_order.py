@@ -12,8 +12,8 @@ Its predicate is implied by each arm of the due test (`state = 'approved'` by `s
 `next_attempt_at <= now()` by `next_attempt_at IS NOT NULL`), so the planner may use it for that statement; failed
 payouts that will never be tried again (no next attempt) stay out of it.
 
-An expand step (one more index). Built with a plain CREATE INDEX, like every index of this chain: it holds writes to
-`payouts` for the time of one scan of the table.
+An expand step (one more index), built CONCURRENTLY outside the revision's transaction (issue 56): writes to
+`payouts` never wait on it.
 
 Revision ID: 0030
 Revises: 0029
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0001 import create_index_concurrently
+
 revision = "0030"
 down_revision = "0029"
 phase = "expand"
@@ -31,9 +33,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "CREATE INDEX payouts_due_order ON payouts ((coalesce(lease_until, next_attempt_at, available_at))) "
-        "WHERE state IN ('approved', 'submitting') OR (state = 'failed' AND next_attempt_at IS NOT NULL)"
+    create_index_concurrently(
+        "payouts_due_order",
+        "ON payouts ((coalesce(lease_until, next_attempt_at, available_at))) "
+        "WHERE state IN ('approved', 'submitting') OR (state = 'failed' AND next_attempt_at IS NOT NULL)",
     )
 
 

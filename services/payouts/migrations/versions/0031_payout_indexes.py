@@ -15,8 +15,8 @@
 
 An expand step: dropping an index relaxes nothing the previous release's code meets (its statements keep their
 meaning, and its destination scan reads the new index by its first two columns, bounded by the window as before).
-Built with a plain CREATE INDEX, like every index of this chain: it holds writes to `payouts` for the time of one
-scan of the table.
+Online (issue 56): the index is built CONCURRENTLY and the three are dropped CONCURRENTLY, outside the revision's
+transaction (`prizeflow_runtime.migrations`): writes to `payouts` never wait on the upgrade, whatever the table's size.
 
 Revision ID: 0031
 Revises: 0030
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0001 import create_index_concurrently, drop_index_concurrently
+
 revision = "0031"
 down_revision = "0030"
 phase = "expand"
@@ -34,13 +36,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "CREATE INDEX payouts_destination_players ON payouts (destination_key, created_at, player_id) "
-        "WHERE destination_key IS NOT NULL"
+    create_index_concurrently(
+        "payouts_destination_players",
+        "ON payouts (destination_key, created_at, player_id) WHERE destination_key IS NOT NULL",
     )
-    op.execute("DROP INDEX payouts_destination_window")
-    op.execute("DROP INDEX payouts_leases")
-    op.execute("DROP INDEX payouts_provider_ref")
+    for name in ("payouts_destination_window", "payouts_leases", "payouts_provider_ref"):
+        drop_index_concurrently(name)
 
 
 def downgrade() -> None:

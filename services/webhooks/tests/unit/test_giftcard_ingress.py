@@ -15,8 +15,8 @@ from webhooks_fakes import NOW, FakeWriter, metric, metrics
 
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
-from prizeflow_contracts.money import Money
 from prizeflow_contracts.giftcard import giftcard_signature
+from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_giftcard_emulator.server import json_default
 from prizeflow_giftcard_emulator.state import Outcome, Store

@@ -117,7 +117,8 @@ async def test_a_processed_payout_is_published_with_the_fee_razorpayx_charged_fo
     failed = event("payout.failed", "failed", fees=590)
     await uc(RAZORPAYX, razorpay_signature(SECRET, failed), failed, event_id="evt_nofee")
     events = [decode(staged.payload).data for staged in writer.outbox]
-    assert [(e.status, e.fee) for e in events] == [
+    assert all(isinstance(e, ProviderEventReceived) for e in events)
+    assert [(e.status, e.fee) for e in events if isinstance(e, ProviderEventReceived)] == [
         (ProviderPayoutStatus.PAID, Money(asset="INR", amount=590)),
         (ProviderPayoutStatus.FAILED, None),
     ]
