@@ -86,6 +86,8 @@ def run_alembic_env(target_metadata: Any = None) -> None:
             on_version_apply=record_phase,
             transaction_per_migration=True,  # no lock a revision takes outlives it (the module's docstring)
         )
+        if runtime_role:  # before any revision: a wrong role changes nothing
+            check_runtime_role(connection, runtime_role)
         with context.begin_transaction():
             context.execute(PHASES_DDL)
             context.run_migrations()
@@ -193,16 +195,9 @@ _MAINTENANCE_TABLES = """
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_$]{0,62}")
 
 
-def grant_runtime_role(connection: Any, role: str) -> None:
-    """Let `role` (the running service's login, not the owner) use the data the migrations made, and nothing more.
-
-    CONNECT on the database; in every non-system schema the migrating role owns: USAGE, SELECT/INSERT/UPDATE/DELETE
-    on its tables and USAGE/SELECT on its sequences; the same by default on what the migrating role creates later
-    there (a schema the runtime role owns, like the dev sandbox rail's, is left alone). No CREATE,
-    no TRUNCATE, no ownership: the runtime role cannot disable a trigger, drop a constraint or a table, so the
-    append-only and state-machine triggers hold against a compromised service. `connection` is a SQLAlchemy
-    connection inside the migrations' transaction (the grants commit or roll back with them); idempotent.
-    """
+def check_runtime_role(connection: Any, role: str) -> None:
+    """MIGRATIONS_RUNTIME_ROLE is a plain role name, exists, and does not act as the owner (not the owner, not a
+    member of it, not a superuser). Checked before any revision runs: a wrong role changes nothing."""
     from sqlalchemy import text
 
     if not _ROLE_NAME.fullmatch(role):
@@ -216,6 +211,22 @@ def grant_runtime_role(connection: Any, role: str) -> None:
     )
     if connection.execute(acts_as_owner, {"r": role}).scalar():
         raise RuntimeError(f"MIGRATIONS_RUNTIME_ROLE {role!r} is (or acts as) the owner or a superuser")
+
+
+def grant_runtime_role(connection: Any, role: str) -> None:
+    """Let `role` (the running service's login, not the owner) use the data the migrations made, and nothing more.
+
+    CONNECT on the database; in every non-system schema the migrating role owns: USAGE, SELECT/INSERT/UPDATE/DELETE
+    on its tables and USAGE/SELECT on its sequences; the same by default on what the migrating role creates later
+    there (a schema the runtime role owns, like the dev sandbox rail's, is left alone). No CREATE,
+    no TRUNCATE, no ownership: the runtime role cannot disable a trigger, drop a constraint or a table, so the
+    append-only and state-machine triggers hold against a compromised service. `connection` is a SQLAlchemy
+    connection, after the revisions (each committed on its own): the grants commit together; idempotent, so a Job
+    run again grants what a failed one did not.
+    """
+    from sqlalchemy import text
+
+    check_runtime_role(connection, role)
     who = f'"{role}"'
     database = connection.execute(text("SELECT current_database()")).scalar_one()
     statements = ['GRANT CONNECT ON DATABASE "' + database.replace('"', '""') + f'" TO {who}']
