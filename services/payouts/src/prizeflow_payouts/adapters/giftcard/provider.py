@@ -37,13 +37,7 @@ from typing import Any, Final
 import httpx
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
-from prizeflow_contracts.giftcard import (
-    event_status,
-    failure_code,
-    order_fees,
-    order_status,
-    verify_giftcard_signature,
-)
+from prizeflow_contracts.giftcard import event_status, failure_code, order_fees, order_status, verify_giftcard_signature
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import (
     DestinationType,
