@@ -199,7 +199,16 @@ class ReconcileWindows:
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await store.open_exceptions(run.run_id, run.provider, outcome.findings, now)
             await store.answer(run.run_id, run.provider, outcome.answered, now)
-            await store.record_fees(run.run_id, run.provider, outcome.fees_learned, now)
+            recorded = await store.record_fees(run.run_id, run.provider, outcome.fees_learned, now)
+            if recorded != len(outcome.fees_learned):
+                # Another run recorded a fee of one of these payouts after this one read them: what this run matched
+                # against its own learned fee may hide the rest. Rolled back whole; the window runs again.
+                raise ReconError(
+                    ErrorKind.CONFLICT,
+                    "fees_recorded_meanwhile",
+                    f"run {run.run_id}: {len(outcome.fees_learned) - recorded} payouts' fees were recorded by another "
+                    "run meanwhile; run the window again",
+                )
         return outcome, opened
 
     async def _failed(self, run_id: str, provider: str, error: str, started: datetime) -> None:

@@ -350,7 +350,7 @@ def _check(
     elif p.state in PAID_STATES:
         # Over the payout's whole remembered history, by whichever run reads it: the run of the window it was paid
         # in finds it missing and holds it to the ledger; any run finds what its lines show that no exception holds.
-        p = _learn_fee(p, paid_lines, lines.get(LineKind.FEE, []), out)
+        p = _learn_fee(p, paid_lines, lines.get(LineKind.FEE, []), chains, out)
         _paid(p, paid_lines, lines, chains, finding, missing=paid_here)
         if paid_here:
             _ledger(p, finding)
@@ -414,18 +414,25 @@ def _paid(
 
 
 def _learn_fee(
-    p: OurPayout, paid_lines: Sequence[StatementLine], fees: Sequence[StatementLine], out: Outcome
+    p: OurPayout,
+    paid_lines: Sequence[StatementLine],
+    fees: Sequence[StatementLine],
+    chains: Chains,
+    out: Outcome,
 ) -> OurPayout:
     """A payout whose fee no answer of the provider carried yet (paid by a webhook that names none), paid once, its
-    fee lines in one asset: the statement is the provider's first answer with the fee, and the payout records it
-    (`out.fees_learned`) as its status would have; matched as recorded, so nothing is raised for it. A payout that
-    recorded a fee (0 included) is held to it: anything beyond is an unbooked fee."""
+    fee lines all in the payout's own asset: the statement is the provider's first answer with the fee, and the
+    payout records it (`out.fees_learned`) as its status would have; matched as recorded, so nothing is raised for
+    it. Never where an exception was already found about its fee (booked by two people, or open: recording it too
+    would count it twice), nor in another asset (a chain's network fee is a finding). A payout that recorded a fee
+    (0 included) is held to it: anything beyond is an unbooked fee."""
     if p.fee_amount is not None or p.fee_asset is not None or len(paid_lines) > 1 or not fees:
         return p
-    assets = {line.asset for line in fees}
-    if len(assets) != 1:
+    if {line.asset for line in fees} != {p.asset}:
         return p
-    [asset] = assets
+    asset = p.asset
+    if (ExceptionKind.UNBOOKED_FEE, f"payout:{p.payout_id}:{asset}") in chains:
+        return p
     amount = sum(line.amount for line in fees)
     out.fees_learned.append((p.payout_id, asset, amount))
     return replace(p, fee_asset=asset, fee_amount=amount)

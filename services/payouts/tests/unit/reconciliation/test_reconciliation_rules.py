@@ -17,6 +17,7 @@ from prizeflow_reconciliation.domain import (
     TRANSITIONS,
     UNMATCHED_DEBITS,
     Action,
+    Chain,
     ExceptionKind,
     ExceptionState,
     OurPayout,
@@ -174,6 +175,11 @@ def test_a_fee_no_answer_carried_is_recorded_from_the_statement_and_raises_nothi
         (K.UNBOOKED_FEE, "payout:po-4:USD", 30),
         (K.UNBOOKED_FEE, "payout:po-4:XLM", 2),
     ]
+    # A fee an exception was found about before (booked by two people, or still open) is never recorded as well:
+    # the books would hold it twice. Its chain claims it, so nothing new is raised either.
+    found_before = {(K.UNBOOKED_FEE, "payout:po-1:USD"): Chain(1, 30)}
+    again = reconcile(lines[:2], ours[:1], since=SINCE, until=UNTIL, chains=found_before)
+    assert (again.fees_learned, again.findings) == ([], [])
 
 
 def test_the_window_edges() -> None:
