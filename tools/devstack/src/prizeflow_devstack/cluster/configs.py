@@ -166,8 +166,11 @@ def kubelet_config(paths: ClusterPaths) -> str:
             "resolvConf": "/etc/resolv.conf",
             "podLogsDir": str(paths.pod_logs),
             "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%", "imagefs.available": "2%"},
-            "imageGCHighThresholdPercent": 98,
-            "imageGCLowThresholdPercent": 95,
+            # Images are collected only on a full disk: containerd 1.6 does not pin the sandbox image, and the
+            # kubelet collected `pause` on a shared 252 GB disk at 98 % (a second checkout's cluster beside this one):
+            # every new pod then failed to start, and an upgrade's rollout stalled. The images are this node's own.
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
             "serializeImagePulls": False,
             "maxPods": 150,
             "healthzBindAddress": "127.0.0.1",
