@@ -48,8 +48,8 @@ def run_alembic_env(target_metadata: Any = None) -> None:
 
     Offline mode (SQL script output) is supported too, for DBAs who review DDL before it runs (the phases are
     recorded in the script as well). With MIGRATIONS_RUNTIME_ROLE set, the role the service runs as is granted the
-    use of the data after the upgrade, in its transaction (`grant_runtime_role`): the owner migrates, the service
-    only reads and writes rows.
+    use of the data after the revisions (`grant_runtime_role`; the role is checked before the first one): the owner
+    migrates, the service only reads and writes rows.
     """
     import asyncio
     import os

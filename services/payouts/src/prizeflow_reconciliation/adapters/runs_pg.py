@@ -86,12 +86,24 @@ _OPEN_EXCEPTIONS = text(
     """
 )
 
-# A fee is recorded once: only on a payout of this provider that has none yet (the first answer carrying it wins).
+# A fee is recorded once: only on a payout of this provider that has none yet (the first answer carrying it wins),
+# with its history entry, in one statement.
 _RECORD_FEES = text(
-    "UPDATE payouts p SET fee_asset = u.asset, fee_amount = u.amount "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:assets AS text[]), CAST(:amounts AS bigint[])) AS u(id, asset, amount) "
-    "WHERE p.id = u.id AND p.provider_name = :provider AND p.fee_asset IS NULL AND p.fee_amount IS NULL "
-    "RETURNING p.id, p.state, p.fee_asset, p.fee_amount"
+    """
+    WITH recorded AS (
+        UPDATE payouts p SET fee_asset = u.asset, fee_amount = u.amount
+        FROM unnest(CAST(:ids AS text[]), CAST(:assets AS text[]), CAST(:amounts AS bigint[])) AS u(id, asset, amount)
+        WHERE p.id = u.id AND p.provider_name = :provider AND p.fee_asset IS NULL AND p.fee_amount IS NULL
+        RETURNING p.id, p.state, p.fee_asset, p.fee_amount
+    ), noted AS (
+        INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason)
+        SELECT id, state, state, :at, 'reconciliation',
+            'fee ' || fee_amount || ' ' || fee_asset
+            || ': the provider''s statement is its first answer that carries it (run ' || CAST(:run AS text) || ')'
+        FROM recorded
+    )
+    SELECT count(*) FROM recorded
+    """
 )
 _ANSWER = text(
     """
@@ -382,36 +394,18 @@ class SqlRunStore:
     ) -> int:
         if not learned:
             return 0
-        rows = await self.session.execute(
+        recorded = await self.session.execute(
             _RECORD_FEES,
             {
                 "provider": provider,
+                "at": at,
+                "run": run_id,
                 "ids": [payout_id for payout_id, _, _ in learned],
                 "assets": [asset for _, asset, _ in learned],
                 "amounts": [amount for _, _, amount in learned],
             },
         )
-        recorded = [(r.id, r.state, r.fee_asset, r.fee_amount) for r in rows]
-        if recorded:
-            await self.session.execute(
-                text(
-                    "INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason) "
-                    "SELECT u.id, u.state, u.state, :at, 'reconciliation', "
-                    "'fee ' || u.amount || ' ' || u.asset || ': the provider''s statement is its first answer that "
-                    "carries it (run ' || CAST(:run AS text) || ')' "
-                    "FROM unnest(CAST(:ids AS text[]), CAST(:states AS text[]), CAST(:assets AS text[]), "
-                    "CAST(:amounts AS bigint[])) AS u(id, state, asset, amount)"
-                ),
-                {
-                    "at": at,
-                    "run": run_id,
-                    "ids": [r[0] for r in recorded],
-                    "states": [r[1] for r in recorded],
-                    "assets": [r[2] for r in recorded],
-                    "amounts": [r[3] for r in recorded],
-                },
-            )
-        return len(recorded)
+        return int(recorded.scalar_one())
 
     async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime, *, owner: str) -> bool:
         totals = [
