@@ -65,6 +65,9 @@ SERVER = "prizeflow"  # the cluster's name in the archive
 RESTORED_SERVER = "prizeflow-restored"
 PRIZE = 30 * USD
 CLAIM = 20 * USD  # below USD's auto-approval threshold (deploy/local/providers.yaml): no approver needed
+# How long what the services do after a step may take to show: a bound, not a speed (CI runs this lane beside three
+# others and the cluster's build on two cores, where the restarted services replay their topics slowly).
+AFTER_S = 180.0
 # The Kafka CLI the runbook names, from the devstack's own Kafka jars.
 KAFKA_CLI = """#!/bin/sh
 exec "{java}" -Dlog4j2.level=warn -cp "{libs}/*" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@"
@@ -204,7 +207,7 @@ class Flows:
         await self.api.ok("POST", "rewards", f"/holds/{claim_id}/release", user="ops-1", roles=["ops"], json={})
 
     async def paid(self, player: str, claim_id: str) -> None:
-        await wait_for(lambda: claim_status(self.api, player, claim_id), lambda s: s == "paid", timeout=90)
+        await wait_for(lambda: claim_status(self.api, player, claim_id), lambda s: s == "paid", timeout=AFTER_S)
 
     async def stripe_books(self, player: str) -> tuple[int, int]:
         """What Stripe did for the player's account: transfers to it and bank payouts from it, each request
@@ -361,8 +364,8 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
 
         # -- what happened after the target comes back, once ------------------------------------------------
         await flows.paid(inflight, inflight_claim)
-        await wait_for(lambda: api.available(d1, "USD"), lambda v: v == PRIZE)
-        await wait_for(lambda: api.available(inflight, "USD"), lambda v: v == PRIZE - CLAIM)
+        await wait_for(lambda: api.available(d1, "USD"), lambda v: v == PRIZE, timeout=AFTER_S)
+        await wait_for(lambda: api.available(inflight, "USD"), lambda v: v == PRIZE - CLAIM, timeout=AFTER_S)
 
         async def lost_outcomes() -> set[str]:
             letters = await fetch(
@@ -370,15 +373,15 @@ async def test_a_point_in_time_restore_keeps_everything_before_the_target_and_pa
             )
             return {c for c in after_target.values() for letter in letters if c in letter["detail"]}
 
-        assert await wait_for(lost_outcomes, lambda found: found == set(after_target.values()), timeout=90)
-        # Their payouts came back from Kafka and were found at Stripe, not made again.
-        for player, claim_id in after_target.items():
-            paid_again = await fetch(payouts_db, "SELECT state FROM payouts WHERE claim_id = $1", claim_id)
-            assert [r["state"] for r in paid_again] in ([], ["paid"]), (player, paid_again)
+        assert await wait_for(lost_outcomes, lambda found: found == set(after_target.values()), timeout=AFTER_S)
+        # Their payouts came back from Kafka and were found at Stripe, not made again: one payout each, paid (the
+        # Stripe calls below hold "found, not made"). Only the end state is asserted: until the worker's sync has
+        # answered, a payout that came back is `pending` or `submitting`, for as long as a loaded machine makes it.
         await wait_for(
             lambda: fetch(payouts_db, "SELECT state FROM payouts WHERE claim_id = ANY($1::text[])",
                           list(after_target.values())),
             lambda rows: [r["state"] for r in rows] == ["paid", "paid"],
+            timeout=AFTER_S,
         )  # fmt: skip
 
         # The claim waiting for a person at the target still waits; released, it is paid once.

@@ -147,7 +147,16 @@ class Operator:
             check=False,
         )  # fmt: skip
         events = self.kube.run("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp", check=False)
-        return f"{pods}\n{objects}\n{conditions}\n{events[-4000:]}"
+        # last, where a cut report still shows it: the node (a taint keeps every pod off it) and the disk under it
+        node = self.kube.run(
+            "get", "nodes", "-o",
+            "jsonpath={range .items[*]}node {.metadata.name}: taints [{range .spec.taints[*]}{.key}:{.effect} {end}] "
+            "{range .status.conditions[*]}{.type}={.status} {end}\n{end}",
+            check=False,
+        )  # fmt: skip
+        usage = shutil.disk_usage(ROOT)
+        disk = f"disk of {ROOT}: {usage.free / 1e9:.1f} GB free of {usage.total / 1e9:.0f} GB"
+        return f"{pods}\n{objects}\n{conditions}\n{events[-4000:]}\n{node}\n{disk}"
 
     def last_lines(self, count: int = 25) -> str:
         """The last documented lines run, with exit codes and times (all of them: .results/k8s-rehearsal.log)."""

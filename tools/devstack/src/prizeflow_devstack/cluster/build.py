@@ -2,8 +2,9 @@
 
 A component is rebuilt only when what it is built from changed: its `go.mod` and `go.sum`, its packages, its flags
 and the Go toolchain (a stamp beside the binaries records their hash). Static binaries (CGO_ENABLED=0, as the
-projects' own release builds are), `-trimpath`, symbols stripped. Go's build cache (GOCACHE) is shared with every
-other Go build of the machine, so the components' common dependencies (client-go, apimachinery, ...) compile once.
+projects' own release builds are), `-trimpath`, symbols stripped. The components share one Go build cache
+(`.devstack/cluster/gocache`), so their common dependencies (client-go, apimachinery, ...) compile once, and it is
+deleted once every component is built: it grows to ~14 GB of the disk the node's images and volumes then need.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def ensure_built(
     """Every component's binaries under `out/<component>/`, built when missing or stale."""
     go = go_binary()
     version = _go_version(go)
+    cache = out.parent / "gocache"
     done: list[Built] = []
     for component in components:
         target = out / component.name
@@ -77,7 +79,7 @@ def ensure_built(
         stamp_file.unlink(missing_ok=True)
         say(f"cluster: building {component.name} ({', '.join(component.outputs())}) from the Go module proxy")
         started = time.monotonic()
-        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly", "GOWORK": "off"}
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly", "GOWORK": "off", "GOCACHE": str(cache)}
         ldflags = " ".join(("-s", "-w", *component.ldflags))
         result = subprocess.run(
             [go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", f"{target}/", *component.packages],
@@ -96,6 +98,7 @@ def ensure_built(
         seconds = time.monotonic() - started
         say(f"cluster: built {component.name} in {seconds:.0f} s")
         done.append(Built(component.name, seconds, binaries))
+    shutil.rmtree(cache, ignore_errors=True)
     return done
 
 

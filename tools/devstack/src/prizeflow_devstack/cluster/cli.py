@@ -32,6 +32,7 @@ def up(root: Path) -> float:
     crds = strimzi.ensure_crds(root)
     state = node.start(root, say=_say)
     assert state.registry_port is not None
+    images.forget_missing(root, state.registry_port, say=_say)
     refs = images.push_go_images(root, state.registry_port, say=_say)
     if not all(name in refs for name in ("postgresql", "plugin-barman-cloud-sidecar", "kafka", "squid", "edge")):
         refs = images.build_debian_images(root, state.registry_port, say=_say)

@@ -165,7 +165,10 @@ def kubelet_config(paths: ClusterPaths) -> str:
             "failSwapOn": False,
             "resolvConf": "/etc/resolv.conf",
             "podLogsDir": str(paths.pod_logs),
-            "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%", "imagefs.available": "2%"},
+            # The node's disk is the host's, shared with its build caches and checkouts: a percentage of a 252 GB
+            # disk (2 % = 5 GB) tainted the node `disk-pressure` for what the host keeps, and nothing scheduled. The
+            # kubelet steps in only when the disk is nearly full; `up` refuses to start without room (node.py).
+            "evictionHard": {"memory.available": "200Mi", "nodefs.available": "1Gi", "imagefs.available": "1Gi"},
             # Images are collected only on a full disk: containerd 1.6 does not pin the sandbox image, and the
             # kubelet collected `pause` on a shared 252 GB disk at 98 % (a second checkout's cluster beside this one):
             # every new pod then failed to start, and an upgrade's rollout stalled. The images are this node's own.

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from prizeflow_devstack import images as project_images
 from prizeflow_devstack.cluster import oci
 from prizeflow_devstack.cluster import versions as v
@@ -136,6 +138,27 @@ def load_refs(root: Path) -> dict[str, str]:
 def _save_refs(root: Path, refs: Mapping[str, str]) -> None:
     path = _record(ClusterPaths(root))
     path.write_text(json.dumps(dict(sorted(refs.items())), indent=2) + "\n")
+
+
+def forget_missing(root: Path, registry_port: int, *, say: Callable[[str], None] = print) -> dict[str, str]:
+    """The recorded refs the registry still holds: one it lost (its storage deleted or collected) is forgotten, so
+    `up` builds and pushes it again instead of installing a pod that can never pull it."""
+    refs = load_refs(root)
+    kept: dict[str, str] = {}
+    with httpx.Client(timeout=10) as client:
+        for name, ref in refs.items():
+            repository, digest = ref.removeprefix(f"{REGISTRY_HOST}/").split(":", 1)[0], ref.rsplit("@", 1)[-1]
+            answer = client.head(
+                f"http://127.0.0.1:{registry_port}/v2/{repository}/manifests/{digest}",
+                headers={"Accept": f"{oci.MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"},
+            )
+            if answer.status_code == 200:
+                kept[name] = ref
+            else:
+                say(f"cluster: the registry lost {repository}@{digest[:19]}: it is pushed again")
+    if kept != refs:
+        _save_refs(root, kept)
+    return kept
 
 
 def push_go_images(root: Path, registry_port: int, *, say: Callable[[str], None] = print) -> dict[str, str]:

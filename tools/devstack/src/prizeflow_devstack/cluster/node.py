@@ -54,6 +54,9 @@ from prizeflow_devstack.procs import pid_alive, pids_matching, spawn_detached, s
 REGISTRY_HOST = "registry.prizeflow.internal"
 ETCD_CLIENT_PORT = 12379
 ETCD_PEER_PORT = 12380
+# What the node's images (containerd and the registry each hold a copy), volumes and logs take during the rehearsal,
+# with room to spare: `up` refuses to start with less free on the disk `.devstack/cluster` is on.
+NEEDS_FREE_GB = 12
 
 
 class ClusterError(RuntimeError):
@@ -196,6 +199,13 @@ def _free_port() -> int:
 def start(root: Path, *, say: Callable[[str], None] = print) -> NodeState:
     """Start (or keep) every node process and wait until the node is Ready; idempotent."""
     paths = ClusterPaths(root)
+    paths.base.mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(paths.base).free / 1e9
+    if free_gb < NEEDS_FREE_GB:
+        raise ClusterError(
+            f"{free_gb:.1f} GB free on the disk of {paths.base}: the node needs {NEEDS_FREE_GB} GB for its images, "
+            "volumes and logs (free some: `podman image prune`, Go's build cache `go clean -cache`, a stale checkout)"
+        )
     prepare_host()
     ensure_pki(paths.pki, IDENTITIES)
     write_kubeconfigs(paths)
@@ -386,20 +396,29 @@ def wait_ready(root: Path, deadline_s: float = 120) -> None:
     paths = ClusterPaths(root)
     kubectl = [str(paths.binary("kubernetes", "kubectl")), f"--kubeconfig={paths.admin_kubeconfig}"]
 
+    seen = {"node": "not registered"}
+
     def ready() -> bool:
-        out = run(
-            [*kubectl, "get", "node", v.NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
-            check=False,
-        )
-        return out.stdout.strip() == "True"
+        """Ready, and no taint: a taint (not-ready, disk-pressure, ...) keeps every pod of the rehearsal off it."""
+        out = run([*kubectl, "get", "node", v.NODE_NAME, "-o", "json"], check=False)
+        if out.returncode != 0:
+            return False
+        found = json.loads(out.stdout)
+        conditions = {c["type"]: c["status"] for c in found.get("status", {}).get("conditions", [])}
+        taints = [f"{t['key']}:{t['effect']}" for t in found.get("spec", {}).get("taints") or []]
+        seen["node"] = f"conditions {conditions}, taints {taints or 'none'}"
+        return conditions.get("Ready") == "True" and not taints
 
     state = load_state(paths)
-    _wait(
-        f"node {v.NODE_NAME}",
-        ready,
-        deadline_s,
-        state.processes["kubelet"].log if "kubelet" in state.processes else None,
-    )
+    try:
+        _wait(
+            f"node {v.NODE_NAME}",
+            ready,
+            deadline_s,
+            state.processes["kubelet"].log if "kubelet" in state.processes else None,
+        )
+    except ClusterError as error:
+        raise ClusterError(f"{error}\n--- the node: {seen['node']}") from None
 
 
 def running(root: Path) -> dict[str, bool]:
