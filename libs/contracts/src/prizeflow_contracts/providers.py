@@ -309,10 +309,17 @@ class StatementLineKind(StrEnum):
     PAYOUT = "payout"  # money left our account for a destination (a transfer, a withdrawal, an order, a payment)
     FEE = "fee"  # the provider charged us (a network fee, a withdrawal fee, a card order fee)
     REVERSAL = "reversal"  # money came back (a bank return, a reversed transfer, a refunded order)
-    OTHER = "other"  # anything else that moved our balance there (a float top-up, an adjustment)
+    # Anything else, by its direction: each is matched to a payout of ours or is a finding (nothing moves unseen).
+    CREDIT = "credit"  # money in that no payout gave back (a float top-up, an adjustment or a fee refunded to us)
+    DEBIT = "debit"  # money out to no player and not a fee (a bank payout of the balance, an adjustment, a dispute)
+    # Written by builds before CREDIT and DEBIT, with no direction: still read (a line staged or remembered then),
+    # never written; a stray one is placed by a person as a debit would be.
+    OTHER = "other"
 
 
-DEBIT_KINDS: Final = frozenset({StatementLineKind.PAYOUT, StatementLineKind.FEE})
+DEBIT_KINDS: Final = frozenset(
+    {StatementLineKind.PAYOUT, StatementLineKind.FEE, StatementLineKind.DEBIT, StatementLineKind.OTHER}
+)
 
 StatementText = Annotated[str, Field(min_length=1, max_length=256)]
 

@@ -23,7 +23,8 @@ class ExceptionKind(StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"  # less than our payout, or another asset
     MISSING = "missing"  # paid here, nothing at the provider
     UNRECORDED_REVERSAL = "unrecorded_reversal"  # the provider gave it back, we still hold it paid
-    UNMATCHED_CREDIT = "unmatched_credit"  # money came back for no payout of ours
+    UNMATCHED_CREDIT = "unmatched_credit"  # money came back for no payout of ours, or came in (a top-up)
+    UNEXPLAINED_DEBIT = "unexplained_debit"  # money left the balance to no player and as no fee (a bank payout of it)
     UNBOOKED_FEE = "unbooked_fee"  # a fee the provider charged that nobody booked
     UNKNOWN_OUTCOME = "unknown_outcome"  # a rail cannot tell whether it paid: a person settles it
     LEDGER_MISMATCH = "ledger_mismatch"  # the ledger booked another amount for the payout than it paid, or none
@@ -144,7 +145,15 @@ RECON_KINDS: Final[Mapping[ExceptionKind, ReconKind]] = {
             ExceptionKind.UNMATCHED_CREDIT,
             Severity.MEDIUM,
             (_ACK,),
-            "Money came back from the provider for no payout of ours",
+            "Money came into the provider balance for no payout of ours (a return, a top-up, an adjustment)",
+        ),
+        # A bank payout of the platform's balance (to the account on file, or one an attacker set), an adjustment,
+        # a refund or a dispute: a person names what it was (a treasury sweep is acknowledged with its record).
+        ReconKind(
+            ExceptionKind.UNEXPLAINED_DEBIT,
+            Severity.CRITICAL,
+            (_ACK, _WRITE_OFF),
+            "Money left the provider balance to no player and as no fee",
         ),
         ReconKind(
             ExceptionKind.UNBOOKED_FEE,

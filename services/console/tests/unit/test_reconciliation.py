@@ -264,7 +264,9 @@ def test_a_filter_payouts_could_not_match_is_refused_here(query: str) -> None:
 
 @pytest.mark.parametrize(("kind", "words"), [
     ("overpaid", "The provider paid more than our payout: the excess left without Prizeflow sending it."),
-    ("unmatched_credit", "Money came back from the provider for no payout of ours."),
+    ("unmatched_credit",
+     "Money came into the provider balance for no payout of ours (a return, a top-up, an adjustment)."),
+    ("unexplained_debit", "Money left the provider balance to no player and as no fee."),
 ])  # fmt: skip
 def test_every_kind_payouts_opens_can_be_filtered_on_and_reads_in_words(kind: str, words: str) -> None:
     apis = FakeApis()

@@ -83,14 +83,14 @@ def window() -> tuple[datetime, datetime]:
 
 
 async def statement(rail: StripePayoutProvider) -> list[StatementLine]:
-    """Every line of the window, page after page, without the emulator's funding adjustments (OTHER)."""
+    """Every line of the window, page after page, without the emulator's funding adjustments (CREDIT)."""
     since, until = window()
     page = await rail.statement(since, until)
     out = list(page.lines)
     while page.next_cursor is not None:
         page = await rail.statement(since, until, page.next_cursor)
         out.extend(page.lines)
-    return [line for line in out if line.kind is not K.OTHER]
+    return [line for line in out if line.kind is not K.CREDIT]
 
 
 def of(lines: list[StatementLine], reference: str | None, kind: StatementLineKind = K.PAYOUT) -> list[StatementLine]:

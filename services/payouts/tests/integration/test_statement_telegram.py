@@ -125,7 +125,7 @@ async def test_a_clean_window_lists_each_gift_by_its_transaction_id_across_pages
     assert [(x.line_id, x.provider_ref, x.reference, x.destination, x.asset, x.amount) for x in payouts] == [
         (ref, ref, i.idempotency_key, i.destination.address, "XTR", STARS) for ref, i in zip(refs, paid, strict=True)
     ]
-    [other] = [x for x in lines if x.kind is K.OTHER]
+    [other] = [x for x in lines if x.kind is K.CREDIT]
     assert (other.line_id, other.amount) == (f"{charge}:in", 40)
     assert all(since <= x.occurred_at < until for x in lines)
     later, _ = await read(rail, until, until + timedelta(hours=1))

@@ -30,6 +30,7 @@ A, B, OTHER = (Keypair.random().public_key for _ in range(3))
 USDC = ps.stellar_asset("USDC")
 T0 = 1_700_000_000
 PAYOUT, FEE, REVERSAL = StatementLineKind.PAYOUT, StatementLineKind.FEE, StatementLineKind.REVERSAL
+CREDIT = StatementLineKind.CREDIT
 
 
 def batch(fee_per_op: int = 101) -> ListedTx:
@@ -96,7 +97,7 @@ def test_links_by_memo_unknown_payments_and_what_is_left_out() -> None:
     again = other_tx(OTHER, [(FUNDING, A, Asset.native(), 50_000_000)], HashMemo(memo))  # a re-sent payout
     refund = other_tx(B, [(B, FUNDING, USDC, 30)], ReturnHashMemo(memo))  # B returns part of its payout
     stray = other_tx(OTHER, [(FUNDING, OTHER, Asset.native(), 9)])  # nobody asked for it
-    topup = other_tx(OTHER, [(OTHER, FUNDING, Asset.native(), 1_000)])  # a float top-up: not payout business
+    topup = other_tx(OTHER, [(OTHER, FUNDING, Asset.native(), 1_000)])  # a float top-up: money in, no payout's
     internal = other_tx(FUNDING, [(FUNDING, CHANNEL, Asset.native(), 5)])  # between our own accounts
     failed = other_tx(CHANNEL, [(FUNDING, A, Asset.native(), 1)], fee=300, ok=False)
     lines = lines_of([again, refund, stray, topup, internal, failed], books, accounts=ACCOUNTS, contract_asset="XLM")
@@ -105,6 +106,7 @@ def test_links_by_memo_unknown_payments_and_what_is_left_out() -> None:
         (f"{again.tx_hash}:0", PAYOUT, "po-a", 50_000_000),
         (f"{refund.tx_hash}:0", REVERSAL, "po-b", 30),
         (f"{stray.tx_hash}:0", PAYOUT, None, 9),
+        (f"{topup.tx_hash}:0", CREDIT, None, 1_000),
         (f"{internal.tx_hash}:fee", FEE, None, 100),  # our account paid it, for no payout
         (f"{failed.tx_hash}:fee", FEE, None, 300),  # a failed transaction moves nothing but its fee
     ]

@@ -131,7 +131,7 @@ async def everything(
 
 def ours(pages: list[StatementPage]) -> list[StatementLine]:
     """The lines of the pages, without the emulator's funding adjustments."""
-    return [line for page in pages for line in page.lines if line.kind is not K.OTHER]
+    return [line for page in pages for line in page.lines if line.kind is not K.CREDIT]
 
 
 async def test_a_transfer_is_a_payout_line_carrying_our_key_its_transfer_and_the_account(
@@ -182,15 +182,17 @@ async def test_a_fee_on_a_transfer_is_its_own_line_and_a_dashboard_reversal_stil
 
 def test_other_movements_keep_their_word_and_an_unknown_currency_is_never_called_ours() -> None:
     currencies = {"USD": "usd", "INR": "inr"}
-    topup = {"id": "txn_1", "type": "adjustment", "amount": -700, "currency": "eur", "created": T0, "source": None}
-    (line,) = lines_of(topup, currencies)
+    withdrawn = {"id": "txn_1", "type": "adjustment", "amount": -700, "currency": "eur", "created": T0, "source": None}
+    (line,) = lines_of(withdrawn, currencies)
     assert (line.kind, line.amount, line.asset, line.raw_type, line.reference) == (
-        K.OTHER,
+        K.DEBIT,
         700,
         "EUR",
         "adjustment",
         None,
     )
+    topup = {**withdrawn, "type": "topup", "amount": 700}
+    assert [(x.kind, x.amount) for x in lines_of(topup, currencies)] == [(K.CREDIT, 700)]
     assert asset_of("INR", currencies) == "INR"
     assert asset_of("usd", currencies) == "USD"
     stripe_fee = {"id": "txn_2", "type": "stripe_fee", "amount": -99, "currency": "usd", "created": T0, "source": None}

@@ -126,8 +126,8 @@ async def test_each_transaction_becomes_one_line() -> None:
         ("g1", K.PAYOUT, 15, None, "g1", "42"),
         ("g1:refund", K.REVERSAL, 15, None, "g1", "42"),
         ("api1", K.FEE, 3, None, None, None),
-        ("c1:in", K.OTHER, 40, None, "c1", None),
-        ("c1:out", K.OTHER, 40, None, "c1", "7"),
+        ("c1:in", K.CREDIT, 40, None, "c1", None),
+        ("c1:out", K.DEBIT, 40, None, "c1", "7"),
     ]
     assert {x.asset for x in lines} == {"XTR"}
     assert lines[0].occurred_at == T0

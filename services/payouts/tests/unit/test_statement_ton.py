@@ -28,6 +28,7 @@ from prizeflow_ton.addresses import TonAddress
 from prizeflow_ton.messages import Transfer, TransferKind, jetton_transfer_body, to_b64
 
 PAYOUT, FEE, REVERSAL = StatementLineKind.PAYOUT, StatementLineKind.FEE, StatementLineKind.REVERSAL
+CREDIT = StatementLineKind.CREDIT
 T0 = 1_700_000_000
 
 
@@ -130,12 +131,13 @@ def test_refunds_strays_and_what_is_left_out() -> None:
     ext = msg("", WALLET, 0)
     books = Books(by_message={ext.hash: "po-a"}, shown={"po-a": friendly(A)})
     refund = tx(msg(A, WALLET, 4, comment=ext.hash), [], fee=0)
-    topup = tx(msg(STRANGER, WALLET, 10**12), [], fee=0)  # no comment naming a payout: not payout business
+    topup = tx(msg(STRANGER, WALLET, 10**12), [], fee=0)  # no comment naming a payout: money in, no payout's
     stray = tx(msg("", WALLET, 0), [msg(WALLET, STRANGER, 9)], fee=0)
     moved = tx(ext, [msg(WALLET, STRANGER, 5)], fee=0)  # our payout's message, paid elsewhere
     lines = lines_of([refund, topup, stray, moved], books, OPTIONS)
     assert [(x.kind, x.reference, x.amount, x.destination) for x in lines] == [
         (REVERSAL, "po-a", 4, friendly(A)),
+        (CREDIT, None, 10**12, None),
         (PAYOUT, None, 9, STRANGER),
         (PAYOUT, "po-a", 5, STRANGER),  # not the payout's account: the raw form, never the payout's
     ]

@@ -264,14 +264,14 @@ def test_a_payout_is_a_payout_and_a_fee_line_a_reversal_a_reversal_line() -> Non
     back = lines_of(reversal, {})
     assert [(x.kind, x.amount, x.provider_ref) for x in back] == [
         (StatementLineKind.REVERSAL, 50000, "pout_1"),
-        (StatementLineKind.OTHER, 590, "pout_1"),
+        (StatementLineKind.CREDIT, 590, "pout_1"),
     ]
 
 
 def test_a_stray_payouts_fee_is_no_second_finding() -> None:
     source = {"id": "pout_9", "entity": "payout", "amount": 50000, "fees": 590, "reference_id": None}
     stray = {"id": "txn_3", "created_at": 1_750_000_000, "debit": 50590, "source": source}
-    assert [x.kind for x in lines_of(stray, {})] == [StatementLineKind.PAYOUT, StatementLineKind.OTHER]
+    assert [x.kind for x in lines_of(stray, {})] == [StatementLineKind.PAYOUT, StatementLineKind.FEE]
 
 
 # -- the balance at RazorpayX ---------------------------------------------------------------------------------------

@@ -415,7 +415,8 @@ class SqlRunStore:
                 "theirs_paid": t.theirs_paid,
                 "fees": t.fees,
                 "reversals": t.reversals,
-                "other": t.other,
+                "debits": t.debits,
+                "credits": t.credits,
                 "provider_movement": t.provider_movement,
                 "ledger_movement": t.ledger,
             }

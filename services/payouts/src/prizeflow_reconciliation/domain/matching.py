@@ -93,20 +93,22 @@ Chains = Mapping[tuple[ExceptionKind, str], Chain]
 @dataclass(slots=True)
 class Totals:
     """One asset's money over the window, in minor units: ours paid, theirs paid out, their fees and reversals,
-    and the provider balance's net movement (out: payouts + fees + other, less reversals)."""
+    other money out and in, and the provider balance's net movement (out: payouts + fees + debits, less reversals
+    and credits)."""
 
     ours_paid: int = 0
     ledger: int | None = None  # what the ledger booked for our payouts of the window and its adjustments
     theirs_paid: int = 0
     fees: int = 0
     reversals: int = 0
-    other: int = 0
+    debits: int = 0  # out to no player and as no fee (and the lines of older builds, which have no direction)
+    credits: int = 0  # in, and no payout's reversal
     fees_inside: bool = False  # the rail's payout lines already hold its fees (the exchange's gross withdrawals)
 
     @property
     def provider_movement(self) -> int:
         fees = 0 if self.fees_inside else self.fees
-        return self.theirs_paid + fees + self.other - self.reversals
+        return self.theirs_paid + fees + self.debits - self.reversals - self.credits
 
 
 @dataclass(slots=True)
@@ -169,9 +171,7 @@ def stray_subjects(
     index = _Index(payouts)
     index.learn(lines)
     return sorted(
-        f"line:{line.line_id}"
-        for line in lines
-        if index.find(line) is None and _within(line.occurred_at, since, until) and line.kind is not LineKind.OTHER
+        f"line:{line.line_id}" for line in lines if index.find(line) is None and _within(line.occurred_at, since, until)
     )
 
 
@@ -205,6 +205,7 @@ def reconcile(
     index = _Index(ours)
     index.learn(lines)
     by_payout: dict[str, dict[LineKind, list[StatementLine]]] = defaultdict(lambda: defaultdict(list))
+    strays: list[StatementLine] = []
     for line in lines:
         payout = index.find(line)
         if payout is not None:
@@ -212,7 +213,8 @@ def reconcile(
             out.named.append((payout.payout_id, line))
         elif _within(line.occurred_at, since, until):
             _counted(out, line)
-            _stray(out, line, chains)
+            strays.append(line)
+    _strays(out, strays, chains)
     if adjustments is not None:
         for asset, amount in adjustments.items():
             out.totals[asset].ledger = amount
@@ -246,50 +248,55 @@ def _count(totals: Totals, line: StatementLine) -> None:
         totals.fees += line.amount
     elif line.kind is LineKind.REVERSAL:
         totals.reversals += line.amount
+    elif line.kind is LineKind.CREDIT:
+        totals.credits += line.amount
     else:
-        totals.other += line.amount
+        totals.debits += line.amount
 
 
-def _stray(out: Outcome, line: StatementLine, chains: Chains) -> None:
-    """A line inside the window that names no payout of ours."""
-    subject = f"line:{line.line_id}"
+# What a stray line is, by its kind: one finding each (a fee or a debit of an unrequested payout is in its finding).
+_STRAY: Final[Mapping[LineKind, tuple[ExceptionKind, str]]] = {
+    LineKind.PAYOUT: (ExceptionKind.UNREQUESTED, "the provider paid money out that matches no payout of ours"),
+    LineKind.FEE: (ExceptionKind.UNBOOKED_FEE, "the provider charged a fee that belongs to no payout of ours"),
+    LineKind.REVERSAL: (ExceptionKind.UNMATCHED_CREDIT, "money came back at the provider for no payout of ours"),
+    LineKind.CREDIT: (
+        ExceptionKind.UNMATCHED_CREDIT,
+        "money came into the provider balance for no payout of ours (a top-up, an adjustment in our favour)",
+    ),
+    LineKind.DEBIT: (
+        ExceptionKind.UNEXPLAINED_DEBIT,
+        "money left the provider balance to no player and as no fee (a bank payout of the balance, an adjustment, "
+        "a refund, a dispute)",
+    ),
+    LineKind.OTHER: (
+        ExceptionKind.UNEXPLAINED_DEBIT,
+        "money moved at the provider for no payout of ours, listed before lines had a direction: a person places it",
+    ),
+}
+
+
+def _strays(out: Outcome, strays: Sequence[StatementLine], chains: Chains) -> None:
+    """The lines inside the window that name no payout of ours: each one finding, except the fees and debits the
+    provider lists in its asset under the reference of a payout nobody of ours asked for, which are that payout's
+    money out (one `unrequested` finding of both: the money at stake is all that left)."""
+    unrequested = {
+        (line.provider_ref, line.asset) for line in strays if line.kind is LineKind.PAYOUT and line.provider_ref
+    }
+    riders: dict[tuple[str | None, str], list[StatementLine]] = defaultdict(list)
+    for line in strays:
+        if line.kind in (LineKind.FEE, LineKind.DEBIT) and (line.provider_ref, line.asset) in unrequested:
+            riders[(line.provider_ref, line.asset)].append(line)
+    riding = {id(line) for group in riders.values() for line in group}
     found: list[Finding] = []
-    if line.kind is LineKind.PAYOUT:
-        found.append(
-            Finding(
-                ExceptionKind.UNREQUESTED,
-                subject,
-                line.asset,
-                line.amount,
-                None,
-                (line,),
-                "the provider paid money out that matches no payout of ours",
-            )
-        )
-    elif line.kind is LineKind.FEE:
-        found.append(
-            Finding(
-                ExceptionKind.UNBOOKED_FEE,
-                subject,
-                line.asset,
-                line.amount,
-                None,
-                (line,),
-                "the provider charged a fee that belongs to no payout of ours",
-            )
-        )
-    elif line.kind is LineKind.REVERSAL:
-        found.append(
-            Finding(
-                ExceptionKind.UNMATCHED_CREDIT,
-                subject,
-                line.asset,
-                line.amount,
-                None,
-                (line,),
-                "money came back at the provider for no payout of ours",
-            )
-        )
+    for line in strays:
+        if id(line) in riding or (line.amount == 0 and line.kind in (LineKind.CREDIT, LineKind.DEBIT)):
+            continue  # in its payout's finding; or moved nothing
+        kind, detail = _STRAY[line.kind]
+        theirs = (line, *riders.get((line.provider_ref, line.asset), ())) if line.kind is LineKind.PAYOUT else (line,)
+        amount = sum(t.amount for t in theirs)
+        if amount > line.amount:
+            detail = f"{detail}, and {amount - line.amount} {line.asset} more it cost"
+        found.append(Finding(kind, f"line:{line.line_id}", line.asset, amount, None, theirs, detail))
     out.findings.extend(_beyond(found, chains))
 
 

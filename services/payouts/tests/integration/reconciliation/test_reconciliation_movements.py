@@ -294,3 +294,38 @@ async def test_a_payment_listed_late_is_the_payout_s_payment_not_a_second_one(
 
 async def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def test_money_that_leaves_or_enters_the_stripe_balance_outside_a_payout_is_found_with_its_sign(
+    db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path, emulator: StripeEmulator, admin: StripeAdmin
+) -> None:
+    """Beside an ordinary payout, a bank payout of the platform's balance (to an account an attacker set, or the
+    treasury's own sweep) and a float top-up move the Stripe balance: the run raises the payout of the balance as a
+    critical `unexplained_debit` (it pages) and the top-up as `unmatched_credit`, and its totals take each by its
+    sign. Before issue 56 both were `other` lines: nothing was raised, and the top-up counted as money out."""
+    settings = _stripe(db, kafka_bootstrap, topic_suffix, tmp_path, emulator)
+    async with running(settings) as (_parts, client):
+        queue = _Queue(settings, client, "stripe")
+        # Stripe dates a line in whole seconds (floored): a window starting on one holds all that happens after it
+        t0 = datetime.now(UTC).replace(microsecond=0)
+        await _paid_at_stripe(settings, admin, db)
+        bank = emulator.client().v1.payouts.create({"amount": 2_500_00, "currency": "usd"})  # no Stripe-Account
+        await admin.fund("usd", 7_000_00)
+        t1 = await _closed()
+        run = await queue.run(t0, t1)
+        found = {e["kind"]: e for e in await queue.exceptions()}
+        assert sorted(found) == ["unexplained_debit", "unmatched_credit"], found
+        debit, credit = found["unexplained_debit"], found["unmatched_credit"]
+        assert (debit["amount"], debit["asset"], debit["severity"], debit["payout_id"]) == (
+            2_500_00, "USD", "critical", None
+        )  # fmt: skip
+        assert [line["provider_ref"] for line in debit["theirs"]] == [bank.id]
+        assert (credit["amount"], credit["asset"], credit["severity"]) == (7_000_00, "USD", "medium")
+        (usd,) = [t for t in run["totals"] if t["asset"] == "USD"]
+        # out: the transfer and the bank payout; in: the top-up
+        assert (usd["debits"], usd["credits"]) == (2_500_00, 7_000_00)
+        assert usd["provider_movement"] == usd["theirs_paid"] + usd["fees"] + 2_500_00 - 7_000_00 - usd["reversals"]
+        open_critical = await fetch(
+            db, "SELECT count(*) AS n FROM recon_exceptions WHERE severity = 'critical' AND state <> 'resolved'"
+        )
+        assert open_critical[0]["n"] == 1

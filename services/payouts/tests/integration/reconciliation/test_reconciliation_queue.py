@@ -71,7 +71,8 @@ async def test_a_difference_is_found_once_and_resolved_by_two_people(
                 "theirs_paid": 3 * AMOUNT,
                 "fees": 0,
                 "reversals": 0,
-                "other": 0,
+                "debits": 0,
+                "credits": 0,
                 "provider_movement": 3 * AMOUNT,
                 "ledger_movement": None,
             }

@@ -390,29 +390,52 @@ def test_a_payout_held_returned_that_the_provider_paid_and_kept_is_found() -> No
 
 
 # -- Stripe: money that left the platform balance as anything but a transfer -----------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: Stripe balance transactions other than transfers, reversals and fees become OTHER lines "
-    "(stripe/statement.py:67-69), and a stray OTHER line is no finding (reconciliation domain/matching.py `_stray`): a "
-    "platform `payout` to a (changed) bank account, an `adjustment` or a `refund` takes money from the balance "
-    "with no exception and no page; OTHER has no sign, so a top-up is also counted as money out in the totals",
+def _stripe_bt(type_: str, amount: int, at: datetime, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": f"txn_{type_}_{amount}", "type": type_, "currency": "usd", "created": int(at.timestamp()),
+            "amount": amount, "fee": 0, "source": source}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("type_", "amount", "kind", "finding"),
+    [
+        ("payout", -5_000_000, StatementLineKind.DEBIT, ExceptionKind.UNEXPLAINED_DEBIT),  # to a (changed) bank account
+        ("adjustment", -12_345, StatementLineKind.DEBIT, ExceptionKind.UNEXPLAINED_DEBIT),  # a dispute withdrawn
+        ("refund", -700, StatementLineKind.DEBIT, ExceptionKind.UNEXPLAINED_DEBIT),
+        ("topup", 2_000_000, StatementLineKind.CREDIT, ExceptionKind.UNMATCHED_CREDIT),
+        ("stripe_fee", 300, StatementLineKind.CREDIT, ExceptionKind.UNMATCHED_CREDIT),  # a fee Stripe refunded
+    ],
 )
-def test_money_leaving_the_stripe_balance_as_a_bank_payout_is_a_difference() -> None:
+def test_every_movement_of_the_stripe_balance_is_a_finding_with_its_sign(
+    type_: str, amount: int, kind: StatementLineKind, finding: ExceptionKind
+) -> None:
     from prizeflow_payouts.adapters.stripe.statement import lines_of as stripe_lines
 
     at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
-    bt = {
-        "id": "txn_1",
-        "type": "payout",
-        "currency": "usd",
-        "created": int(at.timestamp()),
-        "amount": -5_000_000,
-        "fee": 0,
-        "source": {"id": "po_attacker", "object": "payout"},
-    }
-    lines = stripe_lines(bt, {"USD": "usd"})
+    lines = stripe_lines(_stripe_bt(type_, amount, at, {"id": "po_attacker", "object": type_}), {"USD": "usd"})
+    assert [(line.kind, line.amount) for line in lines] == [(kind, abs(amount))]
     out = reconcile(lines, [], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
-    assert out.findings, "50 000 USD left the platform balance and reconciliation found nothing"
+    assert [(f.kind, f.amount, f.asset) for f in out.findings] == [(finding, abs(amount), "USD")]
+    # the provider balance moved by the line's own sign: out is positive, in negative
+    assert out.totals["USD"].provider_movement == -amount
+
+
+def test_a_fee_of_a_payout_nobody_asked_for_is_in_its_finding_and_in_no_second_one() -> None:
+    """RazorpayX lists an unrequested payout's fee under its payout id: one `unrequested` finding of both."""
+    from prizeflow_payouts.adapters.upi.statement import lines_of as upi_lines
+
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    source = {"entity": "payout", "id": "pout_x", "amount": 32_100, "fees": 590, "fund_account_id": "fa_1"}
+    txn = {"id": "txn_1", "created_at": int(at.timestamp()), "source": source}
+    out = reconcile(upi_lines(txn, {}), [], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert [(f.kind, f.amount) for f in out.findings] == [(ExceptionKind.UNREQUESTED, 32_690)]
+    assert out.totals["INR"].provider_movement == 32_690
+
+
+def test_a_line_in_no_direction_stored_by_an_older_build_is_placed_by_a_person() -> None:
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    old = StatementLine(line_id="t-1", kind=StatementLineKind.OTHER, occurred_at=at, asset="USD", amount=9)
+    out = reconcile([old], [], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert [f.kind for f in out.findings] == [ExceptionKind.UNEXPLAINED_DEBIT]
 
 
 # -- a window whose run failed is never run again ---------------------------------------------------------------------

@@ -205,12 +205,25 @@ def test_stray_fees_and_credits_are_their_own_kinds() -> None:
         line("f", kind=StatementLineKind.FEE, amount=5),
         line("c", kind=StatementLineKind.REVERSAL, amount=9),
         line("o", kind=StatementLineKind.OTHER, amount=50),
+        line("in", kind=StatementLineKind.CREDIT, amount=70),
+        line("out", kind=StatementLineKind.DEBIT, amount=80),
+        line("none", kind=StatementLineKind.DEBIT, amount=0),
     ]
-    assert kinds(lines, []) == [(K.UNBOOKED_FEE, "line:f"), (K.UNMATCHED_CREDIT, "line:c")]
+    assert sorted(kinds(lines, [])) == sorted(
+        [
+            (K.UNBOOKED_FEE, "line:f"),
+            (K.UNMATCHED_CREDIT, "line:c"),
+            (K.UNEXPLAINED_DEBIT, "line:o"),
+            (K.UNMATCHED_CREDIT, "line:in"),
+            (K.UNEXPLAINED_DEBIT, "line:out"),
+        ]
+    )
 
 
 def test_the_queue_s_rules() -> None:
-    assert {K.UNREQUESTED, K.DUPLICATE, K.DESTINATION_MISMATCH, K.PAID_NOT_RECORDED, K.OVERPAID} == UNMATCHED_DEBITS
+    assert {
+        K.UNREQUESTED, K.DUPLICATE, K.DESTINATION_MISMATCH, K.PAID_NOT_RECORDED, K.OVERPAID, K.UNEXPLAINED_DEBIT
+    } == UNMATCHED_DEBITS  # fmt: skip
     assert all(SEVERITY[k] is Severity.CRITICAL for k in UNMATCHED_DEBITS)
     assert set(ACTIONS) == set(ExceptionKind) == set(SEVERITY)
     assert Action.ACKNOWLEDGE not in MONEY_ACTIONS

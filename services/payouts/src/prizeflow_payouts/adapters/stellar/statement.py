@@ -11,8 +11,8 @@ when it names one of ours: MEMO_RETURN (a refund, Stellar's own convention) or M
 Lines: PAYOUT for each payment (or contract winner) out of our accounts to another account; FEE for the fee a
 transaction whose source is one of our accounts was charged (XLM, stroops), split over its payouts the way
 `fee_share` books it on the payout (a charge above the envelope's fee on the first payout); REVERSAL for a payment
-into our accounts that names one of our transactions. Payments between our own accounts and other incoming
-payments (a float top-up) are not payout business: left out.
+into our accounts that names one of our transactions; CREDIT for any other payment into them from outside (a float
+top-up: money in, a finding unless a person places it). Payments between our own accounts move nothing: left out.
 """
 
 from __future__ import annotations
@@ -189,8 +189,10 @@ def lines_of(
                     else:
                         ref = books.linked(memo_hash, m.destination, m.asset)
                     lines.append(_line(t, m, StatementLineKind.PAYOUT, ref, m.destination))
-                elif into and not out and (ref := books.linked(memo_hash, m.spender, m.asset)) is not None:
-                    lines.append(_line(t, m, StatementLineKind.REVERSAL, ref, m.spender))
+                elif into and not out:
+                    ref = books.linked(memo_hash, m.spender, m.asset)
+                    kind = StatementLineKind.REVERSAL if ref is not None else StatementLineKind.CREDIT
+                    lines.append(_line(t, m, kind, ref, m.spender))
         if _g(t.tx.source_account) in accounts and t.fee_charged > 0:
             payouts = ours or ()
             if not payouts:
@@ -216,7 +218,9 @@ def _line(t: ListedTx, m: _Move, kind: StatementLineKind, ref: str | None, desti
         reference=ref,
         provider_ref=f"stellar:{ref}" if ref is not None else None,
         destination=destination,
-        raw_type=m.raw_type if kind is StatementLineKind.PAYOUT else f"{m.raw_type} (memo return)",
+        raw_type={StatementLineKind.PAYOUT: m.raw_type, StatementLineKind.REVERSAL: f"{m.raw_type} (memo return)"}.get(
+            kind, f"{m.raw_type} (incoming)"
+        ),
     )
 
 

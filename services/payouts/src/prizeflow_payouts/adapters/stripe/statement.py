@@ -45,8 +45,10 @@ def asset_of(currency: str, currencies: Mapping[str, str]) -> str:
 
 def lines_of(bt: Mapping[str, Any], currencies: Mapping[str, str]) -> list[StatementLine]:
     """The statement lines of one balance transaction: a transfer is a PAYOUT line (plus a FEE line when Stripe
-    charged a fee on it), a reversal or a failed/cancelled transfer a REVERSAL line, a Stripe fee a FEE line, and
-    anything else one OTHER line. Amounts are positive; the kind says the direction."""
+    charged a fee on it), a reversal or a failed/cancelled transfer a REVERSAL line, a Stripe fee a FEE line (a fee
+    Stripe refunded a CREDIT line), and anything else a DEBIT line when it took money from the balance (a bank payout
+    of it, a refund, an adjustment, a dispute), else a CREDIT line (a top-up). Amounts are positive; the kind says
+    the direction."""
     bid, type_ = str(bt["id"]), str(bt.get("type") or "")
     asset = asset_of(str(bt.get("currency") or ""), currencies)
     occurred = datetime.fromtimestamp(int(bt["created"]), UTC)
@@ -62,11 +64,11 @@ def lines_of(bt: Mapping[str, Any], currencies: Mapping[str, str]) -> list[State
         kind, line_amount, extra = K.PAYOUT, -amount, {**ours, "destination": destination}
     elif type_ in RETURN_TYPES:
         kind, line_amount, extra = K.REVERSAL, abs(amount), {**ours, "destination": destination}
-    elif type_ in FEE_TYPES:
-        kind, line_amount, extra = K.FEE, abs(amount), {}
+    elif type_ in FEE_TYPES and amount <= 0:
+        kind, line_amount, extra = K.FEE, -amount, {}
     else:
-        # No sign on OTHER (the contract has none): `raw_type` and the balance say which way it went.
-        kind, line_amount, extra = K.OTHER, abs(amount), {"provider_ref": _id(source)}
+        kind = K.DEBIT if amount < 0 else K.CREDIT
+        line_amount, extra = abs(amount), {"provider_ref": _id(source)}
     out = [
         StatementLine(
             line_id=bid, kind=kind, occurred_at=occurred, asset=asset, amount=line_amount, raw_type=type_, **extra

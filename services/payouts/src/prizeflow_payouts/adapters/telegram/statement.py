@@ -13,7 +13,8 @@ second gift of that payout); else None. `destination` is the receiver's user id 
 | outgoing, receiver a user, `gift_purchase` | PAYOUT `<id>`: the gift's Stars to that user |
 | incoming, source a user, `gift_purchase` | REVERSAL `<id>:refund`: Telegram refunded that purchase (same id) |
 | outgoing, receiver `TransactionPartnerTelegramApi` | FEE `<id>`: Telegram's charge to the bot; it names no gift |
-| anything else (a player's Star payment, its refund, a withdrawal to Fragment, ads...) | OTHER `<id>:in`/`<id>:out` |
+| anything else incoming (a player's Star payment...) | CREDIT `<id>:in` |
+| anything else outgoing (a refund of a payment, a withdrawal to Fragment, ads...) | DEBIT `<id>:out` |
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def line_of(t: telegram.StarTransaction, asset: str) -> StatementLine:
     user = getattr(partner, "user", None)
     return StatementLine(
         line_id=f"{t.id}:{'in' if source is not None else 'out'}",
-        kind=K.OTHER,
+        kind=K.CREDIT if source is not None else K.DEBIT,
         provider_ref=t.id,
         destination=str(user.id) if user is not None and receiver is not None else None,
         raw_type=f"{what} {kind_of}" if kind_of else str(what),

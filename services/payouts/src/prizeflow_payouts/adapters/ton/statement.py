@@ -17,8 +17,9 @@ provider reference), a highload batch's transfer is the out-message the driver r
   recorded before those shares: its paid items), a fee above what the driver recorded for the transaction on
   the first of them (one difference, one finding); none of ours: no reference;
 - REVERSAL for an incoming transfer whose text comment is the hash of one of our payouts (a refund naming what
-  it refunds). Other incoming transfers (a top-up) are not payout business: left out. Not read: our jetton
-  wallet's own transactions (a jetton transfer it bounced shows here as sent).
+  it refunds); CREDIT for any other incoming transfer from outside our wallets (a top-up: money in, a finding
+  unless a person places it). Not read: our jetton wallet's own transactions (a jetton transfer it bounced shows
+  here as sent, a jetton top-up not at all).
 """
 
 from __future__ import annotations
@@ -170,8 +171,8 @@ def lines_of(txs: Sequence[ChainTx], books: Books, options: TonOptions) -> list[
             )
         m = tx.in_msg
         sender = _raw(m.source) if m is not None and m.source else None
-        if m is not None and sender is not None and sender not in ours and m.comment:
-            ref = books.named(m.comment)
+        if m is not None and sender is not None and sender not in ours:
+            ref = books.named(m.comment) if m.comment else None
             if ref is not None:
                 lines.append(
                     StatementLine(
@@ -184,6 +185,17 @@ def lines_of(txs: Sequence[ChainTx], books: Books, options: TonOptions) -> list[
                         provider_ref=books.refs.get(ref),
                         destination=books.destination(ref, sender),
                         raw_type="incoming transfer (refund comment)",
+                    )
+                )
+            elif m.value > 0:
+                lines.append(
+                    StatementLine(
+                        line_id=m.hash,
+                        kind=StatementLineKind.CREDIT,
+                        occurred_at=at,
+                        asset=native,
+                        amount=m.value,
+                        raw_type="incoming transfer",
                     )
                 )
         if tx.fee > 0:

@@ -2,12 +2,13 @@
 
 - a `payout` transaction (its `source` the payout) is a PAYOUT line of the payout's amount under our reference
   (`reference_id`, the payout id we sent) and RazorpayX's payout id, to the fund account's destination; when the
-  payout carries fees (GST included), a FEE line `<txn id>:fee` of them (OTHER for a payout without our reference:
-  the unrequested payout is the finding, its fee moves with it);
+  payout carries fees (GST included), a FEE line `<txn id>:fee` of them (for a payout without our reference too:
+  under RazorpayX's payout id, it is in the unrequested payout's finding);
 - a `reversal` transaction (money back: a failure after processing, or a bank return after processed) is a
-  REVERSAL line of the payout's amount under RazorpayX's payout id, and an OTHER line `<txn id>:fee` for the fees
+  REVERSAL line of the payout's amount under RazorpayX's payout id, and a CREDIT line `<txn id>:fee` for the fees
   it gives back;
-- anything else (a top-up, a validation's penny drop) is an OTHER line: our balance, no payout's.
+- anything else is our balance's, no payout's: a CREDIT line for money in (a top-up), a DEBIT line for money out
+  (a validation's penny drop, an adjustment).
 """
 
 from __future__ import annotations
@@ -53,10 +54,9 @@ def lines_of(txn: Mapping[str, Any], destinations: Mapping[str, str]) -> list[St
         ]
         fees = int(source.get("fees") or 0)
         if fees > 0:
-            # A payout nobody of ours asked for (no reference) is one finding, `unrequested`: its fee is the
-            # account's money moving with it (OTHER), not a second finding of a fee charged for nothing.
-            kind = K.FEE if reference else K.OTHER
-            lines.append(StatementLine(line_id=f"{tid}:fee", kind=kind, amount=fees, raw_type="payout:fees", **common))
+            # A payout nobody of ours asked for (no reference) is one finding, `unrequested`, with its fee in it
+            # (reconciliation rides it on the payout line by RazorpayX's payout id), not a second one.
+            lines.append(StatementLine(line_id=f"{tid}:fee", kind=K.FEE, amount=fees, raw_type="payout:fees", **common))
         return lines
     if entity == "reversal":
         payout_ref = str(source["payout_id"])
@@ -76,7 +76,7 @@ def lines_of(txn: Mapping[str, Any], destinations: Mapping[str, str]) -> list[St
             lines.append(
                 StatementLine(
                     line_id=f"{tid}:fee",
-                    kind=K.OTHER,
+                    kind=K.CREDIT,
                     occurred_at=occurred,
                     asset=ASSET,
                     amount=fees,
@@ -85,10 +85,15 @@ def lines_of(txn: Mapping[str, Any], destinations: Mapping[str, str]) -> list[St
                 )
             )
         return lines
-    amount = int(txn.get("credit") or 0) or int(txn.get("debit") or 0)
+    credit, debit = int(txn.get("credit") or 0), int(txn.get("debit") or 0)
     return [
         StatementLine(
-            line_id=tid, kind=K.OTHER, occurred_at=occurred, asset=ASSET, amount=amount, raw_type=entity[:128] or None
+            line_id=tid,
+            kind=K.CREDIT if credit > debit else K.DEBIT,
+            occurred_at=occurred,
+            asset=ASSET,
+            amount=abs(credit - debit),
+            raw_type=entity[:128] or None,
         )
     ]
 
