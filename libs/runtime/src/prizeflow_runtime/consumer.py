@@ -311,7 +311,7 @@ class ReliableConsumer:
         env = item.envelope
         with log_context(correlation_id=env.correlationid, event_id=str(env.id)):
             attempt = 0
-            outage = Backoff(base=0.4, cap=5.0, jitter=False)  # 0.4 s doubling to 5 s while the database is down
+            outage = Backoff(base=0.4, cap=5.0)  # 0.4 s doubling to 5 s (jittered) while the database is down
             while attempt < self.retry.max_attempts:
                 attempt += 1
                 try:
@@ -359,7 +359,7 @@ class ReliableConsumer:
         (the partition waits: a refusal is never dropped)."""
         letter = self._letter(item, reason, err, attempts)
         dlq_topic = dlq_topic_for(item.record.topic, self.topic_suffix)
-        backoff, failures, hook = Backoff(base=0.2, cap=10.0, jitter=False), 0, self.on_refusal
+        backoff, failures, hook = Backoff(base=0.2, cap=10.0), 0, self.on_refusal
         while True:
             try:
                 async with self.session_factory() as session, session.begin():

@@ -1,11 +1,15 @@
-"""JSON logging with the correlation id and event id taken from context variables."""
+"""JSON logging with the correlation id and event id taken from context variables, and identical lines
+rate-limited with a count (`RepeatFilter`): a failure that repeats at full speed (a broker whose disk failed, every
+client reconnecting) must not grow into a full disk."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -58,11 +62,51 @@ class RedactingFormatter(logging.Formatter):
     """The plain-text format, with statement values cut out of messages and tracebacks."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        line = redact(super().format(record))
+        dropped = getattr(record, "suppressed", 0)
+        return f"{line} ({dropped} identical lines suppressed before this one)" if dropped else line
+
+
+class RepeatFilter(logging.Filter):
+    """Identical lines (logger, level, message, extra fields and exception) pass `burst` times per `window_s`; the
+    rest are dropped and counted, and the next one that passes carries `suppressed`: how many were dropped before it.
+    Lines that differ in anything (a payout id in `extra`) are never held back by each other. At most `keys` distinct
+    lines are tracked; past that the oldest window is forgotten."""
+
+    def __init__(
+        self, *, burst: int = 5, window_s: float = 10.0, keys: int = 2048, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.burst, self.window_s, self.keys, self.clock = burst, window_s, keys, clock
+        self._seen: dict[tuple[Any, ...], list[float | int]] = {}  # key -> [window start, passed, dropped]
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        extra = tuple(sorted((k, repr(v)) for k, v in record.__dict__.items() if k not in _RESERVED))
+        error = repr(record.exc_info[1]) if record.exc_info and record.exc_info[1] is not None else None
+        key = (record.name, record.levelno, record.getMessage(), extra, error)
+        now = self.clock()
+        with self._lock:
+            state = self._seen.get(key)
+            if state is None or now - state[0] >= self.window_s:
+                dropped = int(state[2]) if state is not None else 0
+                if state is None and len(self._seen) >= self.keys:
+                    del self._seen[next(iter(self._seen))]
+                self._seen.pop(key, None)
+                self._seen[key] = [now, 1, 0]
+                if dropped:
+                    record.suppressed = dropped
+                return True
+            if state[1] < self.burst:
+                state[1] = int(state[1]) + 1
+                return True
+            state[2] = int(state[2]) + 1
+            return False
 
 
 def configure_logging(service: str, *, level: str = "INFO", json_output: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatFilter())
     if json_output:
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -129,7 +129,7 @@ class OutboxRelay(_OutboxPublishing):
         # The relay is a job on a scheduler of its own (it starts with the Kafka clients, before the service's jobs).
         self._jobs = Scheduler()
         self._job: Scheduled | None = None
-        self._backoff = Backoff(base=0.1, cap=5.0, jitter=False)
+        self._backoff = Backoff(base=0.1, cap=5.0)
         self._failures = 0  # publish failures in a row (see `REPLACE_PRODUCER_AFTER_FAILURES`)
         self._idle = 0  # polls in a row that found nothing, as leader
         self._leader = False

@@ -57,7 +57,7 @@ async def run_relay(settings: ServiceSettings, *, metrics: RuntimeMetrics | None
 async def _started_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     """The relay's producer once Kafka answers: while it does not, the process waits (with backoff) instead of
     exiting, as a service does."""
-    backoff = Backoff(base=0.2, cap=settings.startup_retry_max_ms / 1000, jitter=False)
+    backoff = Backoff(base=0.2, cap=settings.startup_retry_max_ms / 1000)
     while True:
         producer = idempotent_producer(
             settings.kafka_bootstrap_servers,

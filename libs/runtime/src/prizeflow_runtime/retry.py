@@ -7,7 +7,8 @@ caller's: pass milliseconds, get milliseconds.
 The ceiling of attempt `n` (1-based) is `min(cap, base * 2**(n-1))`. With jitter the delay is a uniform draw in
 `[ceiling/2, ceiling]`: half the ceiling is kept so a retry is never immediate, the other half spreads a herd
 of failures (replicas that lost the same deadlock, services waiting for the same broker) apart. Without jitter
-it is the ceiling itself (a lone loop whose pace is part of what tests expect).
+it is the ceiling itself (a pure schedule, `next_attempt_at`). Every reconnect loop jitters: replicas that lost the
+same broker or database come back spread out, not in step.
 """
 
 from __future__ import annotations

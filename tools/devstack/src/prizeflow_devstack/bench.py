@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prizeflow_devstack.devenv import identity_env
-from prizeflow_devstack.infra import ensure_infra
+from prizeflow_devstack.infra import ensure_infra, sweep_orphans
 from prizeflow_devstack.paths import Paths
 
 BENCH_GLOBS = (
@@ -135,6 +135,7 @@ def bench_env(root: Path) -> dict[str, str]:
     """Benchmarks start services: they run in the dev profile on the checkout's dev identity (unless the
     environment names another), like `make run`, on the devstack's infrastructure (started if need be)."""
     infra = ensure_infra(root)
+    sweep_orphans(infra, root)  # what a killed bench left
     identity = {k: v for k, v in identity_env(Paths(root).base / "secrets").items() if k not in os.environ}
     return {**os.environ, **identity, **infra.env(), "PYTHONUNBUFFERED": "1"}
 

@@ -252,6 +252,23 @@ async def drop_database(infra: Infra, name: str) -> None:
         await conn.close()
 
 
+def sweep_orphans(infra: Infra, root: Path | None = None) -> list[str]:
+    """Drop the databases and topics a killed test session or bench left (`owners`); only on the devstack's own
+    servers (a server from the environment is someone else's). What was cleaned."""
+    from prizeflow_devstack import owners
+    from prizeflow_runtime.topics import delete_topics_with_suffix
+
+    if not infra.managed:
+        return []
+    return run_sync(
+        lambda: owners.sweep(
+            drop_database=lambda name: drop_database(infra, name),
+            delete_topics=lambda suffix: delete_topics_with_suffix(infra.kafka_bootstrap, suffix),
+            root=root,
+        )
+    )
+
+
 def stop_infra(root: Path | None = None) -> list[str]:
     """Stop services, Prometheus, then Kafka, then PostgreSQL. Ports and data are kept. Returns what was stopped."""
     from prizeflow_devstack.supervisor import stop_services

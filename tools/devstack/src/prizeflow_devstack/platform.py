@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prizeflow_devstack import owners
 from prizeflow_devstack.devenv import IDENTITY_ENV, generate_dev_env
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_devstack.paths import resolve_root
@@ -152,6 +153,7 @@ class Platform:
         with ThreadPoolExecutor(max_workers=max(1, len(migrating))) as pool:
             for done in [pool.submit(migrate, p.spec, self._env(p), p.log) for p in migrating]:
                 done.result()
+        owners.claim("topics", self.suffix)
         provision_or_fail(self.infra.kafka_bootstrap, self.suffix)  # services verify topics; they never create them
         for proc in self.procs.values():
             self._spawn(proc)
@@ -179,11 +181,13 @@ class Platform:
 
     def _create_database(self, service: str) -> str:
         name = self.database_name(service)
+        owners.claim("database", name)  # its caller killed, the next session or bench drops it
         return run_sync(lambda: create_database(self.infra, name))
 
     def _drop_database(self, service: str) -> None:
         name = self.database_name(service)
         run_sync(lambda: drop_database(self.infra, name))
+        owners.release("database", name)
 
     def _env(self, proc: Proc) -> dict[str, str]:
         env = dict(self._base_env)
@@ -297,6 +301,7 @@ class Platform:
                     self._drop_database(name)
             # A long-lived dev broker would otherwise collect thousands of topics (and their open files).
             delete_suffixed(self.infra.kafka_bootstrap, self.suffix)
+            owners.release("topics", self.suffix)
 
     def logs(self, name: str, lines: int = 60) -> str:
         return tail(self.procs[name].log, lines)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from prizeflow_devstack import owners
 from prizeflow_devstack.devenv import IDENTITY_ENV
-from prizeflow_devstack.infra import Infra, create_database, drop_database, ensure_infra, stop_infra
+from prizeflow_devstack.infra import Infra, create_database, drop_database, ensure_infra, stop_infra, sweep_orphans
 from prizeflow_devstack.procs import run_sync
 from prizeflow_devstack.topics import delete_suffixed
 from prizeflow_runtime.dev_identity import DevIdentity
@@ -68,6 +69,7 @@ def infra() -> Iterator[Infra]:
     this session started them: a session nested in another (a test that runs pytest) or next to a developer's
     running stack never stops infrastructure someone else is using."""
     provisioned = ensure_infra()
+    sweep_orphans(provisioned)  # what a killed session or bench left
     saved = {key: os.environ.get(key) for key in provisioned.env()}
     os.environ.update(provisioned.env())  # subprocesses started by tests inherit them
     yield provisioned
@@ -97,14 +99,17 @@ class MigrationTemplates:
         template = self.templates.get(key)
         if template is None:
             template = f"tmpl_{uuid.uuid4().hex[:16]}"
+            owners.claim("database", template)
             url = await create_database(self.infra, template)
             await upgrade_to_head(key, url)
             self.templates[key] = template
+        owners.claim("database", name)
         return await create_database(self.infra, name, template=template)
 
     def drop_all(self) -> None:
         for template in self.templates.values():
             run_sync(lambda t=template: drop_database(self.infra, t))  # type: ignore[misc]
+            owners.release("database", template)
 
 
 @pytest.fixture(scope="session")
@@ -129,15 +134,18 @@ def migrated_database(infra: Infra, migration_templates: MigrationTemplates) -> 
     yield make
     for name in made:
         run_sync(lambda n=name: drop_database(infra, n))  # type: ignore[misc]
+        owners.release("database", name)
 
 
 @pytest.fixture
 def fresh_database(infra: Infra) -> Iterator[str]:
     """asyncpg URL of a new uniquely named database, dropped WITH (FORCE) after the test."""
     name = f"test_{uuid.uuid4().hex[:16]}"
+    owners.claim("database", name)
     url = run_sync(lambda: create_database(infra, name))
     yield url
     run_sync(lambda: drop_database(infra, name))
+    owners.release("database", name)
 
 
 @pytest.fixture(scope="session")
@@ -151,5 +159,7 @@ def topic_suffix(infra: Infra) -> Iterator[str]:
     afterwards every `*<suffix>` and `*<suffix>.dlq` topic is deleted, so a run leaves no topics behind (a
     broker that kept them all ran out of open files after a few runs)."""
     suffix = f".t{uuid.uuid4().hex[:12]}"
+    owners.claim("topics", suffix)
     yield suffix
     delete_suffixed(infra.kafka_bootstrap, suffix)
+    owners.release("topics", suffix)

@@ -26,6 +26,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from prizeflow_contracts.envelope import HEADER_ID, HEADER_TYPE, Envelope, EventPayload
+from prizeflow_devstack import owners
 from prizeflow_devstack.infra import Infra, create_database, drop_database
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.migrations import upgrade_to_head
@@ -105,6 +106,7 @@ async def bench_database(infra: Infra, prefix: str, alembic_ini: str | Path | No
     """A fresh database `<prefix>_<random>` on the devstack's PostgreSQL (migrated to head with `alembic_ini`),
     dropped afterwards; yields its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    owners.claim("database", name)  # killed, the next session or bench drops it
     url = await create_database(infra, name)
     try:
         if alembic_ini is not None:
@@ -112,6 +114,7 @@ async def bench_database(infra: Infra, prefix: str, alembic_ini: str | Path | No
         yield url
     finally:
         await drop_database(infra, name)
+        owners.release("database", name)
 
 
 @asynccontextmanager
@@ -119,11 +122,13 @@ async def bench_topics(bootstrap: str) -> AsyncIterator[str]:
     """Every contract topic under a fresh suffix, as the provisioning Job creates them (services only verify);
     deleted afterwards. Yields the suffix."""
     suffix = f".bench-{uuid.uuid4().hex[:8]}"
+    owners.claim("topics", suffix)
     try:
         await provision_test_topics(bootstrap, suffix)
         yield suffix
     finally:
         await delete_topics_with_suffix(bootstrap, suffix)
+        owners.release("topics", suffix)
 
 
 # --- load ----------------------------------------------------------------------------------------------------
