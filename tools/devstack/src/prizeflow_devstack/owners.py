@@ -48,7 +48,10 @@ def claim(kind: Kind, name: str, *, root: Path | None = None) -> None:
     path = _file(root, kind, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     pid = os.getpid()
-    path.write_text(json.dumps({"pid": pid, "ticks": start_ticks(pid), "boot": _boot_id()}), encoding="utf-8")
+    # written whole or not at all: a sweep beside it must never read a live owner's half-written file
+    staged = path.with_name(f".{path.name}.{pid}")
+    staged.write_text(json.dumps({"pid": pid, "ticks": start_ticks(pid), "boot": _boot_id()}), encoding="utf-8")
+    staged.replace(path)
 
 
 def release(kind: Kind, name: str, *, root: Path | None = None) -> None:
