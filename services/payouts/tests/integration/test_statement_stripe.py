@@ -90,7 +90,7 @@ async def statement(rail: StripePayoutProvider) -> list[StatementLine]:
     while page.next_cursor is not None:
         page = await rail.statement(since, until, page.next_cursor)
         out.extend(page.lines)
-    return [line for line in out if line.kind is not K.CREDIT]
+    return [line for line in out if (line.kind, line.raw_type) != (K.CREDIT, "adjustment")]
 
 
 def of(lines: list[StatementLine], reference: str | None, kind: StatementLineKind = K.PAYOUT) -> list[StatementLine]:

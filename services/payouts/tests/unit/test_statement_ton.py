@@ -132,9 +132,10 @@ def test_refunds_strays_and_what_is_left_out() -> None:
     books = Books(by_message={ext.hash: "po-a"}, shown={"po-a": friendly(A)})
     refund = tx(msg(A, WALLET, 4, comment=ext.hash), [], fee=0)
     topup = tx(msg(STRANGER, WALLET, 10**12), [], fee=0)  # no comment naming a payout: money in, no payout's
+    excess = tx(msg(STRANGER, WALLET, 40_000_000, body="te6cckEBAQEADgAAGNUydtsAAAAAAAAAAPfBmNw="), [], fee=0)
     stray = tx(msg("", WALLET, 0), [msg(WALLET, STRANGER, 9)], fee=0)
     moved = tx(ext, [msg(WALLET, STRANGER, 5)], fee=0)  # our payout's message, paid elsewhere
-    lines = lines_of([refund, topup, stray, moved], books, OPTIONS)
+    lines = lines_of([refund, topup, excess, stray, moved], books, OPTIONS)  # a jetton excess: machinery, no line
     assert [(x.kind, x.reference, x.amount, x.destination) for x in lines] == [
         (REVERSAL, "po-a", 4, friendly(A)),
         (CREDIT, None, 10**12, None),

@@ -233,7 +233,37 @@ def reconcile(
             if adjustments is not None:
                 totals.ledger = (totals.ledger or 0) + (payout.ledger or 0)
         _check(out, payout, mine, chains, since=since, until=until)
+        _named_debits(out, payout, mine, chains, since=since, until=until)
     return out
+
+
+def _named_debits(
+    out: Outcome,
+    p: OurPayout,
+    lines: Mapping[LineKind, list[StatementLine]],
+    chains: Chains,
+    *,
+    since: datetime,
+    until: datetime,
+) -> None:
+    """Money that left under one of our payouts' names but as neither its payment nor its fee (a debit, or a line
+    of an older build with no direction): each line inside the window is a finding, with the payout beside it."""
+    found = [
+        Finding(
+            ExceptionKind.UNEXPLAINED_DEBIT,
+            f"line:{line.line_id}",
+            line.asset,
+            line.amount,
+            p,
+            (line,),
+            f"money left the provider balance under payout {p.payout_id}'s reference, as neither its payment nor "
+            "its fee",
+        )
+        for kind in (LineKind.DEBIT, LineKind.OTHER)
+        for line in lines.get(kind, [])
+        if line.amount > 0 and _within(line.occurred_at, since, until)
+    ]
+    out.findings.extend(_beyond(found, chains))
 
 
 def _counted(out: Outcome, line: StatementLine) -> None:
@@ -292,7 +322,8 @@ def _strays(out: Outcome, strays: Sequence[StatementLine], chains: Chains) -> No
         if id(line) in riding or (line.amount == 0 and line.kind in (LineKind.CREDIT, LineKind.DEBIT)):
             continue  # in its payout's finding; or moved nothing
         kind, detail = _STRAY[line.kind]
-        theirs = (line, *riders.get((line.provider_ref, line.asset), ())) if line.kind is LineKind.PAYOUT else (line,)
+        # the riders go with the first payout line of their reference only: two of them are not charged twice
+        theirs = (line, *riders.pop((line.provider_ref, line.asset), ())) if line.kind is LineKind.PAYOUT else (line,)
         amount = sum(t.amount for t in theirs)
         if amount > line.amount:
             detail = f"{detail}, and {amount - line.amount} {line.asset} more it cost"

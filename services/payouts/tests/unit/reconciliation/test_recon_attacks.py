@@ -431,6 +431,53 @@ def test_a_fee_of_a_payout_nobody_asked_for_is_in_its_finding_and_in_no_second_o
     assert out.totals["INR"].provider_movement == 32_690
 
 
+def test_two_payouts_nobody_asked_for_under_one_reference_carry_its_fee_once() -> None:
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    common = {"occurred_at": at, "asset": "USD", "provider_ref": "X"}
+    lines = [
+        StatementLine(line_id="p1", kind=StatementLineKind.PAYOUT, amount=100, **common),
+        StatementLine(line_id="p2", kind=StatementLineKind.PAYOUT, amount=100, **common),
+        StatementLine(line_id="f", kind=StatementLineKind.FEE, amount=5, **common),
+    ]
+    out = reconcile(lines, [], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert sorted((f.kind, f.amount) for f in out.findings) == [
+        (ExceptionKind.UNREQUESTED, 100),
+        (ExceptionKind.UNREQUESTED, 105),
+    ]  # 205 left: written off twice, the fee is booked once
+
+
+def test_money_out_under_a_payout_s_name_that_is_neither_its_payment_nor_its_fee_pages() -> None:
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    ours = OurPayout("pay-1", "key-1", "tr_1", "paid", "USD", 1_000, "acct_1", paid_at=at)
+    paid = StatementLine(line_id="t", kind=StatementLineKind.PAYOUT, occurred_at=at, asset="USD", amount=1_000,
+                         reference="key-1", provider_ref="tr_1", destination="acct_1")  # fmt: skip
+    taken = StatementLine(line_id="d", kind=StatementLineKind.DEBIT, occurred_at=at, asset="USD", amount=400,
+                          provider_ref="tr_1")  # fmt: skip
+    out = reconcile([paid, taken], [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert [(f.kind, f.amount, f.payout_id) for f in out.findings] == [(ExceptionKind.UNEXPLAINED_DEBIT, 400, "pay-1")]
+
+
+@pytest.mark.parametrize(
+    ("type_", "amount", "kind"),
+    [
+        ("transfer", 2_500, StatementLineKind.CREDIT),  # a transfer that added to the balance: no negative line
+        ("transfer_refund", -300, StatementLineKind.DEBIT),  # a "return" that took money out
+        ("stripe_fee", 0, StatementLineKind.CREDIT),  # moved nothing: no finding
+    ],
+)
+def test_a_stripe_line_with_the_other_sign_than_its_type_is_money_moving_that_way(
+    type_: str, amount: int, kind: StatementLineKind
+) -> None:
+    from prizeflow_payouts.adapters.stripe.statement import lines_of as stripe_lines
+
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    (line,) = stripe_lines(_stripe_bt(type_, amount, at), {"USD": "usd"})
+    assert (line.kind, line.amount) == (kind, abs(amount))
+    out = reconcile([line], [], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert out.totals["USD"].provider_movement == -amount
+    assert [f.amount for f in out.findings] == ([abs(amount)] if amount else [])
+
+
 def test_a_line_in_no_direction_stored_by_an_older_build_is_placed_by_a_person() -> None:
     at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
     old = StatementLine(line_id="t-1", kind=StatementLineKind.OTHER, occurred_at=at, asset="USD", amount=9)

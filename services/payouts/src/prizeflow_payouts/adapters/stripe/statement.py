@@ -60,11 +60,13 @@ def lines_of(bt: Mapping[str, Any], currencies: Mapping[str, str]) -> list[State
     provider_ref = str(transfer["id"]) if transfer is not None else None
     destination = str(transfer["destination"]) if transfer is not None and transfer.get("destination") else None
     ours: dict[str, Any] = {"reference": reference, "provider_ref": provider_ref}
-    if type_ == "transfer":
+    # Each kind only with the sign it has: a transfer that added to the balance, a "return" that took from it or a
+    # "fee" that paid us is money moving the other way, a CREDIT or DEBIT by its sign, never a negative line.
+    if type_ == "transfer" and amount < 0:
         kind, line_amount, extra = K.PAYOUT, -amount, {**ours, "destination": destination}
-    elif type_ in RETURN_TYPES:
-        kind, line_amount, extra = K.REVERSAL, abs(amount), {**ours, "destination": destination}
-    elif type_ in FEE_TYPES and amount <= 0:
+    elif type_ in RETURN_TYPES and amount > 0:
+        kind, line_amount, extra = K.REVERSAL, amount, {**ours, "destination": destination}
+    elif type_ in FEE_TYPES and amount < 0:
         kind, line_amount, extra = K.FEE, -amount, {}
     else:
         kind = K.DEBIT if amount < 0 else K.CREDIT

@@ -17,9 +17,10 @@ provider reference), a highload batch's transfer is the out-message the driver r
   recorded before those shares: its paid items), a fee above what the driver recorded for the transaction on
   the first of them (one difference, one finding); none of ours: no reference;
 - REVERSAL for an incoming transfer whose text comment is the hash of one of our payouts (a refund naming what
-  it refunds); CREDIT for any other incoming transfer from outside our wallets (a top-up: money in, a finding
-  unless a person places it). Not read: our jetton wallet's own transactions (a jetton transfer it bounced shows
-  here as sent, a jetton top-up not at all).
+  it refunds); CREDIT for any other plain incoming transfer (no body, or a text comment) from outside our wallets
+  (a top-up: money in, a finding unless a person places it); a message whose body is no text (a jetton wallet's
+  excess returned after each jetton payout, a bounce) is left out. Not read: our jetton wallet's own transactions
+  (a jetton transfer it bounced shows here as sent, a jetton top-up not at all).
 """
 
 from __future__ import annotations
@@ -187,7 +188,9 @@ def lines_of(txs: Sequence[ChainTx], books: Books, options: TonOptions) -> list[
                         raw_type="incoming transfer (refund comment)",
                     )
                 )
-            elif m.value > 0:
+            elif m.value > 0 and (m.comment or not m.body):
+                # a plain transfer (a top-up); a message with a body that is no text (a jetton wallet's excess
+                # returned after a payout, a bounce) is the chain's machinery, not money anyone sent us
                 lines.append(
                     StatementLine(
                         line_id=m.hash,
