@@ -8,27 +8,23 @@ The routes come from the documents, not a list here: a route added tomorrow is a
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any, get_args
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
 from litestar import Router
 from pydantic.fields import FieldInfo
 from support import Api
+from walk import APIS, ROLES, changed, fill, quiet_counts, row_counts, segment, send_all, variants
 
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN, PROVIDER_REF_PATTERN, ProviderRef
 from prizeflow_devstack.platform import Platform
-from prizeflow_testkit.db import fetch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-APIS = ("settlement", "rewards", "payouts", "webhooks", "signer")
-DATABASES = ("settlement", "rewards", "payouts", "signer", "webhooks", "console")
-ROLES = ("admin", "ops", "approver", "player")
 ACTOR = "hostile-actor"
 # One of each class: what a spreadsheet evaluates, what a log or a header splits on, what no column holds, what
 # looks like an id to a person and is not one (a Cyrillic letter, fullwidth digits), and a segment that climbs a path.
@@ -56,23 +52,8 @@ HOSTILE_SERIAL = {**HOSTILE, "plus_sign": "+1", "underscore": "1_0", "past_int64
 HOSTILE_PROVIDER_REF = {k: v for k, v in HOSTILE.items() if not re.fullmatch(PROVIDER_REF_PATTERN, v)}
 PROVIDER_REF_DESCRIPTION = next(m.description for m in get_args(ProviderRef)[1:] if isinstance(m, FieldInfo))
 PROVIDER_REFS_UNDESCRIBED = {"withdrawal_id"}
-SAFE = {"string": "x-1", "integer": "1"}
 ID_FIELD_SUFFIXES = ("_id", "_ref", "_account")
 ID_FIELDS = {"id", "reference", "provider"}
-POOL = 4
-
-
-def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        schema = doc["components"]["schemas"][name]
-    return schema
-
-
-def _variants(doc: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
-    schema = _resolve(doc, schema)
-    inner = schema.get("anyOf") or schema.get("oneOf")
-    return [v for s in inner for v in _variants(doc, s)] if inner else [schema]
 
 
 def _is_id_shaped(name: str, schemas: list[dict[str, Any]]) -> bool:
@@ -90,9 +71,9 @@ def _id_fields(doc: dict[str, Any], schema: dict[str, Any], depth: int = 0) -> I
     it; objects and arrays in."""
     if depth > 4:
         return
-    for variant in _variants(doc, schema):
+    for variant in variants(doc, schema):
         for name, sub in (variant.get("properties") or {}).items():
-            subs = _variants(doc, sub)
+            subs = variants(doc, sub)
             if _is_id_shaped(name, subs):
                 described = any(s.get("description") == PROVIDER_REF_DESCRIPTION for s in [sub, *subs])
                 ref = described or name in PROVIDER_REFS_UNDESCRIBED
@@ -115,19 +96,6 @@ def _body(where: list[str | int], value: str) -> Any:
     return [inner] if isinstance(head, int) else {head: inner}
 
 
-def _segment(value: str) -> str:
-    """`value` as one path segment, dots too: a client would resolve a bare `..` into another route."""
-    return quote(value, safe="").replace(".", "%2E")
-
-
-def _fill(path: str, params: list[dict[str, Any]], hostile: tuple[str, str] | None = None) -> str:
-    for p in params:
-        kind = "integer" if p.get("schema", {}).get("type") == "integer" else "string"
-        value = hostile[1] if hostile and hostile[0] == p["name"] else SAFE[kind]
-        path = path.replace("{" + p["name"] + "}", _segment(value))
-    return path
-
-
 def _cases(service: str, doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """(method, path, json body, the name the refusal must give) for every hostile id the document admits."""
     for template, item in doc.get("paths", {}).items():
@@ -139,7 +107,7 @@ def _cases(service: str, doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
             for p in params:
                 serial = p.get("schema", {}).get("type") == "integer"
                 for label, value in (HOSTILE_SERIAL if serial else HOSTILE).items():
-                    path = _fill(template, params, (p["name"], value))
+                    path = fill(template, params, (p["name"], value))
                     yield {"service": service, "method": method.upper(), "path": path, "json": body,
                            "field": p["name"], "label": label}  # fmt: skip
             content = (op.get("requestBody") or {}).get("content", {}).get("application/json")
@@ -147,43 +115,8 @@ def _cases(service: str, doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 continue
             for where, leaf, hostile in _id_fields(doc, content["schema"]):
                 for label, value in hostile.items():
-                    yield {"service": service, "method": method.upper(), "path": _fill(template, params),
+                    yield {"service": service, "method": method.upper(), "path": fill(template, params),
                            "json": _body(where, value), "field": leaf, "label": label}  # fmt: skip
-
-
-async def _row_counts(platform: Platform) -> dict[str, int]:
-    """Every table's exact row count, in every service's database (one query each)."""
-    counts: dict[str, int] = {}
-    for service in DATABASES:
-        rows = await fetch(
-            platform.procs[service].database_url or "",
-            """SELECT table_schema || '.' || table_name AS name,
-                      (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I',
-                       table_schema, table_name), false, true, '')))[1]::text::bigint AS n
-                 FROM information_schema.tables
-                WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')""",
-        )
-        counts.update({f"{service}:{r['name']}": int(r["n"]) for r in rows})
-    return counts
-
-
-async def _quiet_counts(platform: Platform, deadline_s: float = 60.0) -> dict[str, int]:
-    """The counts once two readings a second apart agree (what earlier tests set moving has settled)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    last = await _row_counts(platform)
-    while True:
-        await asyncio.sleep(1.0)  # the interval between two readings, not a wait for an effect
-        now = await _row_counts(platform)
-        if now == last or loop.time() > end:
-            return now
-        last = now
-
-
-def _changed(before: dict[str, int], after: dict[str, int]) -> dict[str, tuple[int, int]]:
-    """Tables whose rows changed (a partition created meanwhile, still empty, is no change)."""
-    names = set(before) | set(after)
-    return {n: (before.get(n, 0), after.get(n, 0)) for n in names if before.get(n, 0) != after.get(n, 0)}
 
 
 def _names(answer: httpx.Response) -> list[str]:
@@ -202,19 +135,6 @@ def _judge_api(case: dict[str, Any], answer: httpx.Response) -> str | None:
     if case["field"] not in _names(answer):
         return f"{answer.status_code} does not name {case['field']}: {answer.text[:200]!r}"
     return None
-
-
-async def _send_all(cases: list[dict[str, Any]], send: Any) -> list[str]:
-    gate = asyncio.Semaphore(POOL)
-
-    async def one(case: dict[str, Any]) -> str | None:
-        async with gate:
-            wrong = await send(case)
-        if wrong is None:
-            return None
-        return f"{case['service']} {case['method']} {case['path'][:80]} {case['field']}={case['label']}: {wrong}"
-
-    return [w for w in await asyncio.gather(*(one(c) for c in cases)) if w is not None]
 
 
 async def test_every_api_refuses_hostile_ids_in_paths_and_bodies_and_writes_nothing(
@@ -237,18 +157,18 @@ async def test_every_api_refuses_hostile_ids_in_paths_and_bodies_and_writes_noth
         )  # fmt: skip
         return _judge_api(case, answer)
 
-    before = await _quiet_counts(platform)
-    wrong = await _send_all(cases, send)
+    before = await quiet_counts(platform)
+    wrong = await send_all(cases, send)
     # The provider's segment of the webhook ingress (ADR 0006): no such provider, refused, nothing stored.
     for label, value in HOSTILE.items():
         answer = await api.http.post(
-            f"{platform.url('webhooks')}/providers/{_segment(value)}/events", json={"id": "evt-1"}
+            f"{platform.url('webhooks')}/providers/{segment(value)}/events", json={"id": "evt-1"}
         )
         if not (answer.status_code in (400, 404) and answer.headers["content-type"].startswith("application/problem")):
             wrong.append(f"webhooks ingress provider={label}: {answer.status_code} {answer.text[:160]!r}")
-    after = await _row_counts(platform)
+    after = await row_counts(platform)
     assert wrong == [], f"{len(wrong)} of {len(cases)} not refused as they should be:\n" + "\n".join(wrong[:200])
-    assert _changed(before, after) == {}
+    assert changed(before, after) == {}
 
 
 # Writes with a body the route takes, so that only the id in the path is wrong: the walk above sends `{}`, which a
@@ -270,7 +190,7 @@ async def test_a_write_to_a_hostile_id_with_a_good_body_is_refused_naming_it_and
 ) -> None:
     """`POST /wallets/=1+2/top-ups` by an admin answered 500: the audit event refused the id after the handler ran."""
     cases = [
-        {"service": service, "method": method, "path": template.format(_segment(value)), "json": body,
+        {"service": service, "method": method, "path": template.format(segment(value)), "json": body,
          "field": field, "label": label}
         for service, method, template, field, body in WRITES
         for label, value in HOSTILE.items()
@@ -284,11 +204,11 @@ async def test_a_write_to_a_hostile_id_with_a_good_body_is_refused_naming_it_and
         )  # fmt: skip
         return _judge_api(case, answer)
 
-    before = await _quiet_counts(platform)
-    wrong = await _send_all(cases, send)
-    after = await _row_counts(platform)
+    before = await quiet_counts(platform)
+    wrong = await send_all(cases, send)
+    after = await row_counts(platform)
     assert wrong == [], f"{len(wrong)} of {len(cases)} not refused as they should be:\n" + "\n".join(wrong[:200])
-    assert _changed(before, after) == {}
+    assert changed(before, after) == {}
 
 
 async def _console_session(platform: Platform) -> httpx.AsyncClient:
@@ -324,7 +244,7 @@ async def test_the_console_refuses_hostile_ids_in_its_pages_and_calls_nothing(pl
             for p in params:
                 for label, value in HOSTILE.items():
                     cases.append({"service": "console", "method": method, "field": p["name"], "label": label,
-                                  "path": _fill(template, params, (p["name"], value))})  # fmt: skip
+                                  "path": fill(template, params, (p["name"], value))})  # fmt: skip
     assert len({c["field"] for c in cases}) >= 8, cases[:3]
     client = await _console_session(platform)
     try:
@@ -339,10 +259,10 @@ async def test_the_console_refuses_hostile_ids_in_its_pages_and_calls_nothing(pl
                 return f"{answer.status_code} page does not name {case['field']}"
             return None
 
-        before = await _quiet_counts(platform)
-        wrong = await _send_all(cases, send)
-        after = await _row_counts(platform)
+        before = await quiet_counts(platform)
+        wrong = await send_all(cases, send)
+        after = await row_counts(platform)
     finally:
         await client.aclose()
     assert wrong == [], f"{len(wrong)} of {len(cases)} not refused as they should be:\n" + "\n".join(wrong[:200])
-    assert _changed(before, after) == {}
+    assert changed(before, after) == {}
