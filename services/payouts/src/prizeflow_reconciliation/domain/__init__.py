@@ -1,4 +1,5 @@
-"""Reconciliation's rules: the kinds as rows (`kinds.py`) and one pure `reconcile` (`matching.py`)."""
+"""Reconciliation's rules: the kinds as rows (`kinds.py`), what is found as values (`findings.py`), the lines no payout
+explains (`strays.py`) and one pure `reconcile` (`matching.py`)."""
 
 from prizeflow_reconciliation.domain.kinds import (
     ACTIONS,

@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Final, Protocol
 
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
-from prizeflow_reconciliation.domain.kinds import SEVERITY, ExceptionKind, Severity
+from prizeflow_reconciliation.domain.findings import Chain, Chains, Finding, OurPayout, beyond, within
+from prizeflow_reconciliation.domain.kinds import ExceptionKind
+from prizeflow_reconciliation.domain.strays import named_debits, strays
 
 LineKind = StatementLineKind
 
@@ -26,68 +28,6 @@ LineKind = StatementLineKind
 # States of a payout as reconciliation reads them.
 PAID_STATES: Final = frozenset({"paid", "returned"})
 NEVER_PAID_STATES: Final = frozenset({"failed", "cancelled", "rejected"})
-
-
-@dataclass(frozen=True, slots=True)
-class OurPayout:
-    """A payout of ours as reconciliation compares it (`returned_at` only for a returned one)."""
-
-    payout_id: str
-    idempotency_key: str
-    provider_ref: str | None
-    state: str
-    asset: str
-    amount: int
-    destination: str
-    fee_asset: str | None = None
-    fee_amount: int | None = None
-    paid_at: datetime | None = None
-    unknown_outcome: bool = False  # a person must settle whether the provider made it
-    # What the ledger booked for it on the rail's account (paid less returned); None: unchecked, or nothing yet.
-    ledger: int | None = None
-    unknown_since: datetime | None = None  # when its outcome became unknown (one exception per time it does)
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One difference, or what it grew by. `subject` is what it is about (`payout:<id>` or `line:<line id>`); the
-    exceptions of one (kind, subject) are a chain: `link` is this one's place in it, `absorbed` what the links
-    before it claim (its `amount` is beyond that), and `key` its natural key."""
-
-    kind: ExceptionKind
-    subject: str
-    asset: str | None
-    amount: int | None  # the money at stake, in minor units (positive)
-    ours: OurPayout | None
-    theirs: tuple[StatementLine, ...]
-    detail: str
-    link: int = 0
-    absorbed: int = 0
-
-    @property
-    def payout_id(self) -> str | None:
-        return self.ours.payout_id if self.ours is not None else None
-
-    @property
-    def severity(self) -> Severity:
-        return SEVERITY[self.kind]
-
-    @property
-    def key(self) -> str:
-        """Unique per kind: the subject itself for a difference's first exception, `<subject>#<link>` after."""
-        return self.subject if self.link == 0 else f"{self.subject}#{self.link}"
-
-
-@dataclass(frozen=True, slots=True)
-class Chain:
-    """The exceptions already found about one difference (kind, subject), whatever became of them: how many, and
-    the money they claim together (a resolved one is never claimed again, an open one not twice)."""
-
-    links: int
-    amount: int
-
-
-Chains = Mapping[tuple[ExceptionKind, str], Chain]
 
 
 @dataclass(slots=True)
@@ -158,10 +98,6 @@ class _Index:
         return None
 
 
-def _within(at: datetime | None, since: datetime, until: datetime) -> bool:
-    return at is not None and since <= at < until
-
-
 def stray_subjects(
     lines: Iterable[StatementLine], payouts: Iterable[OurPayout], *, since: datetime, until: datetime
 ) -> list[str]:
@@ -171,7 +107,7 @@ def stray_subjects(
     index = _Index(payouts)
     index.learn(lines)
     return sorted(
-        f"line:{line.line_id}" for line in lines if index.find(line) is None and _within(line.occurred_at, since, until)
+        f"line:{line.line_id}" for line in lines if index.find(line) is None and within(line.occurred_at, since, until)
     )
 
 
@@ -205,27 +141,27 @@ def reconcile(
     index = _Index(ours)
     index.learn(lines)
     by_payout: dict[str, dict[LineKind, list[StatementLine]]] = defaultdict(lambda: defaultdict(list))
-    strays: list[StatementLine] = []
+    stray_lines: list[StatementLine] = []
     for line in lines:
         payout = index.find(line)
         if payout is not None:
             by_payout[payout.payout_id][line.kind].append(line)
             out.named.append((payout.payout_id, line))
-        elif _within(line.occurred_at, since, until):
+        elif within(line.occurred_at, since, until):
             _counted(out, line)
-            strays.append(line)
-    _strays(out, strays, chains)
+            stray_lines.append(line)
+    out.findings.extend(strays(stray_lines, chains))
     if adjustments is not None:
         for asset, amount in adjustments.items():
             out.totals[asset].ledger = amount
     for payout in sorted(ours, key=lambda p: p.payout_id):
         mine = by_payout.get(payout.payout_id, {})
-        paid_here = _within(payout.paid_at, since, until) and payout.state in PAID_STATES
+        paid_here = within(payout.paid_at, since, until) and payout.state in PAID_STATES
         # A payout's lines count in the window it was paid in, wherever the provider dates them (a transfer made at
         # 10:59:58 and paid at 11:00:01 is the 11:00 window's on both sides); a payout not paid, by their own dates.
         for kind_lines in mine.values():
             for line in kind_lines:
-                if paid_here or (payout.paid_at is None and _within(line.occurred_at, since, until)):
+                if paid_here or (payout.paid_at is None and within(line.occurred_at, since, until)):
                     _counted(out, line)
         if paid_here:
             totals = out.totals[payout.asset]
@@ -233,37 +169,8 @@ def reconcile(
             if adjustments is not None:
                 totals.ledger = (totals.ledger or 0) + (payout.ledger or 0)
         _check(out, payout, mine, chains, since=since, until=until)
-        _named_debits(out, payout, mine, chains, since=since, until=until)
+        out.findings.extend(named_debits(payout, mine, chains, since=since, until=until))
     return out
-
-
-def _named_debits(
-    out: Outcome,
-    p: OurPayout,
-    lines: Mapping[LineKind, list[StatementLine]],
-    chains: Chains,
-    *,
-    since: datetime,
-    until: datetime,
-) -> None:
-    """Money that left under one of our payouts' names but as neither its payment nor its fee (a debit, or a line
-    of an older build with no direction): each line inside the window is a finding, with the payout beside it."""
-    found = [
-        Finding(
-            ExceptionKind.UNEXPLAINED_DEBIT,
-            f"line:{line.line_id}",
-            line.asset,
-            line.amount,
-            p,
-            (line,),
-            f"money left the provider balance under payout {p.payout_id}'s reference, as neither its payment nor "
-            "its fee",
-        )
-        for kind in (LineKind.DEBIT, LineKind.OTHER)
-        for line in lines.get(kind, [])
-        if line.amount > 0 and _within(line.occurred_at, since, until)
-    ]
-    out.findings.extend(_beyond(found, chains))
 
 
 def _counted(out: Outcome, line: StatementLine) -> None:
@@ -284,70 +191,9 @@ def _count(totals: Totals, line: StatementLine) -> None:
         totals.debits += line.amount
 
 
-# What a stray line is, by its kind: one finding each (a fee or a debit of an unrequested payout is in its finding).
-_STRAY: Final[Mapping[LineKind, tuple[ExceptionKind, str]]] = {
-    LineKind.PAYOUT: (ExceptionKind.UNREQUESTED, "the provider paid money out that matches no payout of ours"),
-    LineKind.FEE: (ExceptionKind.UNBOOKED_FEE, "the provider charged a fee that belongs to no payout of ours"),
-    LineKind.REVERSAL: (ExceptionKind.UNMATCHED_CREDIT, "money came back at the provider for no payout of ours"),
-    LineKind.CREDIT: (
-        ExceptionKind.UNMATCHED_CREDIT,
-        "money came into the provider balance for no payout of ours (a top-up, an adjustment in our favour)",
-    ),
-    LineKind.DEBIT: (
-        ExceptionKind.UNEXPLAINED_DEBIT,
-        "money left the provider balance to no player and as no fee (a bank payout of the balance, an adjustment, "
-        "a refund, a dispute)",
-    ),
-    LineKind.OTHER: (
-        ExceptionKind.UNEXPLAINED_DEBIT,
-        "money moved at the provider for no payout of ours, listed before lines had a direction: a person places it",
-    ),
-}
-
-
-def _strays(out: Outcome, strays: Sequence[StatementLine], chains: Chains) -> None:
-    """The lines inside the window that name no payout of ours: each one finding, except the fees and debits the
-    provider lists in its asset under the reference of a payout nobody of ours asked for, which are that payout's
-    money out (one `unrequested` finding of both: the money at stake is all that left)."""
-    unrequested = {
-        (line.provider_ref, line.asset) for line in strays if line.kind is LineKind.PAYOUT and line.provider_ref
-    }
-    riders: dict[tuple[str | None, str], list[StatementLine]] = defaultdict(list)
-    for line in strays:
-        if line.kind in (LineKind.FEE, LineKind.DEBIT) and (line.provider_ref, line.asset) in unrequested:
-            riders[(line.provider_ref, line.asset)].append(line)
-    riding = {id(line) for group in riders.values() for line in group}
-    found: list[Finding] = []
-    for line in strays:
-        if id(line) in riding or (line.amount == 0 and line.kind in (LineKind.CREDIT, LineKind.DEBIT)):
-            continue  # in its payout's finding; or moved nothing
-        kind, detail = _STRAY[line.kind]
-        # the riders go with the first payout line of their reference only: two of them are not charged twice
-        theirs = (line, *riders.pop((line.provider_ref, line.asset), ())) if line.kind is LineKind.PAYOUT else (line,)
-        amount = sum(t.amount for t in theirs)
-        if amount > line.amount:
-            detail = f"{detail}, and {amount - line.amount} {line.asset} more it cost"
-        found.append(Finding(kind, f"line:{line.line_id}", line.asset, amount, None, theirs, detail))
-    out.findings.extend(_beyond(found, chains))
-
-
 def _raised(chains: Chains, kind: ExceptionKind, subject: str) -> int:
     chain = chains.get((kind, subject))
     return chain.amount if chain is not None else 0
-
-
-def _beyond(found: Iterable[Finding], chains: Chains) -> list[Finding]:
-    """What each finding adds to its difference's chain: the whole finding where nothing was found about it yet,
-    else the money beyond what the chain claims (nothing where it claims it all), as the chain's next link."""
-    out = []
-    for f in found:
-        chain = chains.get((f.kind, f.subject))
-        if chain is None:
-            out.append(f)
-        elif (more := (f.amount or 0) - chain.amount) > 0:
-            detail = f"{f.detail}; {chain.amount} {f.asset} of it was found before: this is the rest"
-            out.append(replace(f, amount=more, detail=detail, link=chain.links, absorbed=chain.amount))
-    return out
 
 
 def _check(
@@ -374,7 +220,7 @@ def _check(
     ) -> None:
         found.append(Finding(kind, about, asset, amount, p, tuple(theirs), detail))
 
-    paid_here = p.state in PAID_STATES and _within(p.paid_at, since, until)
+    paid_here = p.state in PAID_STATES and within(p.paid_at, since, until)
     if p.unknown_outcome:
         finding(
             ExceptionKind.UNKNOWN_OUTCOME,
@@ -408,7 +254,7 @@ def _check(
                 f"the provider paid a payout we hold as {p.state}",
             )
     if found:
-        out.findings.extend(_beyond(found, chains))
+        out.findings.extend(beyond(found, chains))
     elif paid_here and paid_lines:
         out.matched += 1
 
