@@ -143,6 +143,25 @@ def transfers(tx: ChainTx, options: TonOptions) -> list[_Transfer]:
     return out
 
 
+def _incoming(m: ChainMessage, sender: str, at: datetime, asset: str, books: Books) -> list[StatementLine]:
+    """A transfer into the wallet from outside our wallets: a REVERSAL when its comment names one of our payouts, a
+    CREDIT when it is plain (no body, or a text comment: a top-up), else nothing (a body that is no text: a jetton
+    wallet's excess returned after a payout, a bounce, is the chain's machinery, not money anyone sent us)."""
+    ref = books.named(m.comment) if m.comment else None
+    if ref is not None:
+        kind, raw_type = StatementLineKind.REVERSAL, "incoming transfer (refund comment)"
+        named = {"reference": ref, "provider_ref": books.refs.get(ref), "destination": books.destination(ref, sender)}
+    elif m.value > 0 and (m.comment or not m.body):
+        kind, raw_type, named = StatementLineKind.CREDIT, "incoming transfer", {}
+    else:
+        return []
+    return [
+        StatementLine(
+            line_id=m.hash, kind=kind, occurred_at=at, asset=asset, amount=m.value, raw_type=raw_type, **named
+        )
+    ]
+
+
 def lines_of(txs: Sequence[ChainTx], books: Books, options: TonOptions) -> list[StatementLine]:
     """The statement lines of the wallet's transactions (already cut to the window), in listing order."""
     native = next((a.code for a in options.assets.values() if not a.is_jetton), "TON")
@@ -173,34 +192,7 @@ def lines_of(txs: Sequence[ChainTx], books: Books, options: TonOptions) -> list[
         m = tx.in_msg
         sender = _raw(m.source) if m is not None and m.source else None
         if m is not None and sender is not None and sender not in ours:
-            ref = books.named(m.comment) if m.comment else None
-            if ref is not None:
-                lines.append(
-                    StatementLine(
-                        line_id=m.hash,
-                        kind=StatementLineKind.REVERSAL,
-                        occurred_at=at,
-                        asset=native,
-                        amount=m.value,
-                        reference=ref,
-                        provider_ref=books.refs.get(ref),
-                        destination=books.destination(ref, sender),
-                        raw_type="incoming transfer (refund comment)",
-                    )
-                )
-            elif m.value > 0 and (m.comment or not m.body):
-                # a plain transfer (a top-up); a message with a body that is no text (a jetton wallet's excess
-                # returned after a payout, a bounce) is the chain's machinery, not money anyone sent us
-                lines.append(
-                    StatementLine(
-                        line_id=m.hash,
-                        kind=StatementLineKind.CREDIT,
-                        occurred_at=at,
-                        asset=native,
-                        amount=m.value,
-                        raw_type="incoming transfer",
-                    )
-                )
+            lines.extend(_incoming(m, sender, at, native, books))
         if tx.fee > 0:
             # A v4r2 message that landed without paying still cost its payout the fee.
             payouts = list(books.by_tx.get(tx.hash, ())) or carried or ([sent] if sent is not None else [])
