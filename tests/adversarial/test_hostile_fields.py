@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from support import Api
-from walk import APIS, ROLES, changed, fill, quiet_counts, resolve, row_counts, send_all, variants
+from walk import APIS, ROLES, changed, fill, properties, quiet_counts, row_counts, send_all, variants
 
 from prizeflow_devstack.platform import Platform
 
@@ -68,25 +68,13 @@ def _type(doc: dict[str, Any], schema: dict[str, Any]) -> str | None:
 Field = tuple[list[str | int], str, str]
 
 
-def _fields(doc: dict[str, Any], schema: dict[str, Any], depth: int = 0) -> Iterator[Field]:
-    """Every scalar field of a body schema: where it sits, its name and its JSON type; objects and arrays in."""
-    if depth > 4:
-        return
-    for variant in variants(doc, schema):
-        for name, sub in (variant.get("properties") or {}).items():
-            kind = _type(doc, sub)
-            if kind in BY_TYPE:
-                yield [name], name, kind
-            for s in variants(doc, sub):
-                if s.get("type") == "object":
-                    for where, leaf, k in _fields(doc, s, depth + 1):
-                        yield [name, *where], leaf, k
-                elif s.get("type") == "array" and isinstance(s.get("items"), dict):
-                    items = resolve(doc, s["items"])
-                    if items.get("type") in BY_TYPE:
-                        yield [name, 0], name, str(items["type"])
-                    for where, leaf, k in _fields(doc, items, depth + 1):
-                        yield [name, 0, *where], leaf, k
+def _fields(doc: dict[str, Any], schema: dict[str, Any]) -> Iterator[Field]:
+    """Every scalar field of a body schema (an array's scalar items too): where it sits, its name and its JSON type;
+    objects and arrays in."""
+    for where, name, sub in properties(doc, schema, items=True):
+        kind = _type(doc, sub)
+        if kind in BY_TYPE:
+            yield where, name, kind
 
 
 def _body(where: list[str | int], value: Any) -> Any:

@@ -18,7 +18,7 @@ import pytest
 from litestar import Router
 from pydantic.fields import FieldInfo
 from support import Api
-from walk import APIS, ROLES, changed, fill, quiet_counts, row_counts, segment, send_all, variants
+from walk import APIS, ROLES, changed, fill, properties, quiet_counts, row_counts, segment, send_all, variants
 
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN, PROVIDER_REF_PATTERN, ProviderRef
 from prizeflow_devstack.platform import Platform
@@ -66,25 +66,15 @@ def _is_id_shaped(name: str, schemas: list[dict[str, Any]]) -> bool:
 Field = tuple[list[str | int], str, dict[str, str]]
 
 
-def _id_fields(doc: dict[str, Any], schema: dict[str, Any], depth: int = 0) -> Iterator[Field]:
+def _id_fields(doc: dict[str, Any], schema: dict[str, Any]) -> Iterator[Field]:
     """Each id-shaped string field of a body schema: where it sits in the body, its name, and the values hostile to
     it; objects and arrays in."""
-    if depth > 4:
-        return
-    for variant in variants(doc, schema):
-        for name, sub in (variant.get("properties") or {}).items():
-            subs = variants(doc, sub)
-            if _is_id_shaped(name, subs):
-                described = any(s.get("description") == PROVIDER_REF_DESCRIPTION for s in [sub, *subs])
-                ref = described or name in PROVIDER_REFS_UNDESCRIBED
-                yield [name], name, HOSTILE_PROVIDER_REF if ref else HOSTILE
-            for s in subs:
-                if s.get("type") == "object":
-                    for where, leaf, hostile in _id_fields(doc, s, depth + 1):
-                        yield [name, *where], leaf, hostile
-                elif s.get("type") == "array" and isinstance(s.get("items"), dict):
-                    for where, leaf, hostile in _id_fields(doc, s["items"], depth + 1):
-                        yield [name, 0, *where], leaf, hostile
+    for where, name, sub in properties(doc, schema):
+        subs = variants(doc, sub)
+        if _is_id_shaped(name, subs):
+            described = any(s.get("description") == PROVIDER_REF_DESCRIPTION for s in [sub, *subs])
+            ref = described or name in PROVIDER_REFS_UNDESCRIBED
+            yield where, name, HOSTILE_PROVIDER_REF if ref else HOSTILE
 
 
 def _body(where: list[str | int], value: str) -> Any:

@@ -4,7 +4,7 @@ schemas, paths filled, requests sent a few at a time, and every table's row coun
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +29,30 @@ def variants(doc: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]
     schema = resolve(doc, schema)
     inner = schema.get("anyOf") or schema.get("oneOf")
     return [v for s in inner for v in variants(doc, s)] if inner else [schema]
+
+
+Property = tuple[list[str | int], str, dict[str, Any]]
+
+
+def properties(
+    doc: dict[str, Any], schema: dict[str, Any], *, items: bool = False, depth: int = 0
+) -> Iterator[Property]:
+    """Every property of a body schema, objects and arrays in: where it sits in a body, its name and its schema
+    (with `items`, each array's items too, at `[name, 0]` under the array's name)."""
+    if depth > 4:
+        return
+    for variant in variants(doc, schema):
+        for name, sub in (variant.get("properties") or {}).items():
+            yield [name], name, sub
+            for s in variants(doc, sub):
+                if s.get("type") == "object":
+                    for where, leaf, inner in properties(doc, s, items=items, depth=depth + 1):
+                        yield [name, *where], leaf, inner
+                elif s.get("type") == "array" and isinstance(s.get("items"), dict):
+                    if items:
+                        yield [name, 0], name, s["items"]
+                    for where, leaf, inner in properties(doc, s["items"], items=items, depth=depth + 1):
+                        yield [name, 0, *where], leaf, inner
 
 
 def segment(value: str) -> str:
@@ -93,6 +117,6 @@ async def send_all(cases: list[dict[str, Any]], send: Callable[[dict[str, Any]],
 
 
 __all__ = [
-    "APIS", "DATABASES", "POOL", "ROLES", "SAFE", "changed", "fill", "quiet_counts", "resolve", "row_counts",
-    "segment", "send_all", "variants",
+    "APIS", "DATABASES", "POOL", "ROLES", "SAFE", "Property", "changed", "fill", "properties", "quiet_counts",
+    "resolve", "row_counts", "segment", "send_all", "variants",
 ]  # fmt: skip
