@@ -14,9 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 IDENTIFIER_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9:_.\-]{0,127}$"
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9:_\-]{1,255}$"
@@ -77,6 +77,16 @@ ProviderRef = Annotated[
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 digest, lowercase hex")]
 TxHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Stellar transaction hash, lowercase hex")]
 Reason = Annotated[str, Field(min_length=1, max_length=1000, description="Human-readable reason (1-1000 chars)")]
+
+
+def _iso_text(value: Any) -> Any:
+    if not isinstance(value, str):  # pydantic's lax mode would read 1 as 1970-01-01T00:00:01Z
+        raise ValueError("an ISO 8601 instant with its offset, as a string (e.g. 2026-01-01T00:00:00Z)")
+    return value
+
+
+# An instant a client writes: ISO 8601 text with an offset, never a number of seconds.
+IsoInstant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 ServiceName = Annotated[
     str, Field(pattern=r"^[a-z][a-z0-9\-]{0,63}$", description="A Prizeflow service or source name")
 ]

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from prizeflow_runtime.auth import BearerJwtAuth, TokenVerifier
 from prizeflow_runtime.errors import UseCaseError
+from prizeflow_runtime.input_guard import guard_query, refuse_hostile_body
 from prizeflow_runtime.outages import exc_sqlstate, is_database_timeout, is_outage
 from prizeflow_runtime.params import TYPE_DECODERS
 
@@ -157,6 +158,7 @@ def _is_model_class(value: Any) -> bool:
 
 
 def _validate_model(model: type[BaseModel], value: Any) -> BaseModel:
+    refuse_hostile_body(model.__name__, value)  # every string of every body, whatever its model says of it
     return model.model_validate(value)
 
 
@@ -293,12 +295,15 @@ def create_app(
     """The HTTP face of a service. Every route but health, metrics and the schema needs a bearer token, checked
     by `auth`; without a verifier the app may serve those public routes only (it refuses to be built otherwise).
     While `refusal` names a reason (a database schema this build cannot run against), every route but the public
-    ones answers 503 `schema_incompatible` with it."""
+    ones answers 503 `schema_incompatible` with it. Every query parameter and every string of a JSON body passes
+    `prizeflow_runtime.input_guard` before a handler runs."""
 
-    async def refuse_while_incompatible(request: Request[Any, Any, Any]) -> None:
+    async def before_request(request: Request[Any, Any, Any]) -> None:
         reason = refusal() if refusal is not None else None
         if reason is not None and not request.route_handler.opt.get(PUBLIC_KEY):
             raise ProblemError(HTTP_503_SERVICE_UNAVAILABLE, "schema_incompatible", reason)
+        if request.scope["query_string"]:
+            guard_query(request.route_handler, request.query_params.dict(), request.method, request.url.path)
 
     @get("/health/live", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False, opt=PUBLIC)
     def live() -> dict[str, str]:
@@ -329,7 +334,7 @@ def create_app(
         dependencies=dependencies,
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
-        before_request=refuse_while_incompatible if refusal is not None else None,
+        before_request=before_request,
         debug=False,
         logging_config=None,  # the service configured JSON logging already; Litestar must not replace it
     )

@@ -47,7 +47,9 @@ class PolicyDocument(_Body):
     """The rules of a version; its number is the next one, given by the service."""
 
     rules: Annotated[list[dict[str, Any]], Field(max_length=200)] = Field(default_factory=list)
-    note: str = ""
+    note: Annotated[
+        str, Field(max_length=1000, description="What changed and why, for the approver (≤ 1000 chars)")
+    ] = ""
 
 
 class ProposalBody(_Body):

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter, SkipValidation
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
-from prizeflow_contracts.ids import Identifier, ProviderRef, Reason, is_identifier
+from prizeflow_contracts.ids import Identifier, IsoInstant, ProviderRef, Reason, is_identifier
 from prizeflow_reconciliation.application.ports import Actor
 from prizeflow_reconciliation.application.ports import ReconQueries as ReconQueriesPort
 from prizeflow_reconciliation.application.queue import ExceptionQueue
@@ -55,8 +55,8 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
 
 class RunBody(_Body):
     provider: Identifier
-    since: AwareDatetime
-    until: AwareDatetime
+    since: IsoInstant
+    until: IsoInstant
 
 
 class TakeBody(_Body):

@@ -28,7 +28,7 @@ class TopUpIn(Body):
 
 
 class RiskFlagIn(Body):
-    flagged: bool
+    flagged: Annotated[bool, Field(strict=True)]  # true or false, never "true" or 1
     reason: Reason | None = None
 
 
