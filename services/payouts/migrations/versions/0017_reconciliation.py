@@ -7,11 +7,15 @@
   never changes, a resolved one never moves again and needs a resolution; a money action, or closing a critical
   one, needs two different people (CHECK).
 - `recon_exception_history`: append-only, who did what and why.
-- Indexes on `payouts` by provider and paid time (a run's window) and by creation (the finance export).
+- Indexes on `payouts` by provider and paid time (a run's window), by creation (the finance export) and by the
+  provider's reference.
 - `recon_payout_lines`: every statement line that named a payout of ours, kept per provider and line id, so a later
   run sees a payout's whole history at its provider (paid again in the next window, paid while in flight).
 - `ledger_postings`: what the ledger booked on a rail's external account (`LedgerPosted` from rewards), once per
   ledger transfer, append-only: a run compares it with each payout.
+
+Online since issue 56: the indexes on `payouts` are built CONCURRENTLY first, outside the revision's transaction
+(writes to `payouts` never wait on them); the new tables follow in one transaction with the revision's stamp.
 
 Revision ID: 0017
 Revises: 0016
@@ -20,6 +24,8 @@ Revises: 0016
 from __future__ import annotations
 
 from alembic import op
+
+from prizeflow_runtime.schema_history.online_0001 import create_index_concurrently
 
 revision = "0017"
 down_revision = "0016"
@@ -182,12 +188,6 @@ _UP = [
     )
     """,
     "CREATE INDEX ledger_postings_payout ON ledger_postings (payout_id) WHERE payout_id IS NOT NULL",
-    # A run reads a provider's payouts paid in its window; the finance export reads payouts by creation.
-    "CREATE INDEX payouts_paid_in ON payouts (provider_name, paid_at) WHERE paid_at IS NOT NULL",
-    "CREATE INDEX payouts_created ON payouts (created_at, id)",
-    # A run looks payouts up by the provider's reference its lines carry (the (provider_type, provider_ref) index
-    # cannot serve that): without it the lookup reads the whole table, growing with it (docs/capacity.md).
-    "CREATE INDEX payouts_by_provider_ref ON payouts (provider_ref) WHERE provider_ref IS NOT NULL",
     "CREATE INDEX ledger_postings_adjustment ON ledger_postings (adjustment_id) WHERE adjustment_id IS NOT NULL",
     """
     CREATE FUNCTION ledger_postings_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -201,6 +201,15 @@ _UP = [
     FOR EACH ROW EXECUTE FUNCTION ledger_postings_append_only()
     """,
 ]
+
+_PAYOUTS_INDEXES = {
+    # A run reads a provider's payouts paid in its window; the finance export reads payouts by creation.
+    "payouts_paid_in": "ON payouts (provider_name, paid_at) WHERE paid_at IS NOT NULL",
+    "payouts_created": "ON payouts (created_at, id)",
+    # A run looks payouts up by the provider's reference its lines carry (the (provider_type, provider_ref) index
+    # cannot serve that): without it the lookup reads the whole table, growing with it (docs/capacity.md).
+    "payouts_by_provider_ref": "ON payouts (provider_ref) WHERE provider_ref IS NOT NULL",
+}
 
 _DOWN = [
     "DROP TABLE recon_payout_lines",
@@ -219,6 +228,9 @@ _DOWN = [
 
 
 def upgrade() -> None:
+    # First: nothing precedes them, so a retry after a failed build has nothing to run again but them.
+    for name, definition in _PAYOUTS_INDEXES.items():
+        create_index_concurrently(name, definition)
     for ddl in _UP:
         op.execute(ddl)
 

@@ -9,6 +9,9 @@
 
 NULL: not known (a payout paid before this revision, or not paid); the provider then reports no fee.
 
+Online since issue 56: each column is added plain and its CHECK `NOT VALID`, validated after a commit (the rail's
+writes never wait on a scan); what precedes the validations may run again.
+
 Revision ID: 0018
 Revises: 0017
 """
@@ -17,18 +20,26 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0001 import validate_constraint
+
 revision = "0018"
 down_revision = "0017"
 phase = "expand"
 branch_labels = None
 depends_on = None
 
+# (table, column, its CHECK's name): the names the inline CHECKs had, so the schema is the one they made.
+_FEES = (
+    ("ton_payouts", "fee", "ton_payouts_fee_nonnegative"),
+    ("ton_batch_items", "fee", "ton_batch_items_fee_nonnegative"),
+    ("ton_batches", "external_fee", "ton_batches_external_fee_nonnegative"),
+    ("ton_batches", "internal_fee", "ton_batches_internal_fee_nonnegative"),
+)
+
 _UP = [
-    "ALTER TABLE ton_payouts ADD COLUMN fee bigint CONSTRAINT ton_payouts_fee_nonnegative CHECK (fee >= 0)",
-    "ALTER TABLE ton_batch_items ADD COLUMN fee bigint CONSTRAINT ton_batch_items_fee_nonnegative CHECK (fee >= 0)",
-    """ALTER TABLE ton_batches
-         ADD COLUMN external_fee bigint CONSTRAINT ton_batches_external_fee_nonnegative CHECK (external_fee >= 0),
-         ADD COLUMN internal_fee bigint CONSTRAINT ton_batches_internal_fee_nonnegative CHECK (internal_fee >= 0)""",
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} bigint, DROP CONSTRAINT IF EXISTS {name}, "
+    f"ADD CONSTRAINT {name} CHECK ({column} >= 0) NOT VALID"
+    for table, column, name in _FEES
 ]
 
 _DOWN = [
@@ -41,6 +52,8 @@ _DOWN = [
 def upgrade() -> None:
     for ddl in _UP:
         op.execute(ddl)
+    for table, _column, name in _FEES:
+        validate_constraint(table, name)
 
 
 def downgrade() -> None:

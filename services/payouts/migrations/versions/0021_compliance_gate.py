@@ -10,6 +10,10 @@
   false positive does not hold the same subject again.
 - The transition trigger gains `approved → pending_approval` (the send-time gate holds a payout no provider saw).
 
+Online since issue 56: the columns are added plain, their CHECKs `NOT VALID` and validated after a commit, the
+backfill runs after that commit (row locks only) and the indexes are built CONCURRENTLY: writes to `payouts` never
+wait on a scan. What precedes the last index build may run again (a retry runs the revision from its start).
+
 Revision ID: 0021
 Revises: 0020
 """
@@ -17,6 +21,8 @@ Revises: 0020
 from __future__ import annotations
 
 from alembic import op
+
+from prizeflow_runtime.schema_history.online_0001 import create_index_concurrently, validate_constraint
 
 revision = "0021"
 down_revision = "0020"
@@ -75,33 +81,50 @@ def _transition_function(pairs: tuple[tuple[str, str], ...]) -> str:
     """
 
 
-_UP = [
+# The CHECKs under the names PostgreSQL gave them when they were inline (<table>_<column>_check), which 0022, 0026
+# and 0029 drop by.
+_CHECKS = {
+    "payouts_hold_code_check": "hold_code IN ('kyc_required', 'screening_hit', 'policy')",
+    "payouts_hold_detail_check": "length(hold_detail) <= 2000",
+    "payouts_destination_key_check": "destination_key ~ '^[0-9a-f]{64}$'",
+    "payouts_hold_has_detail": "(hold_code IS NULL) = (hold_detail IS NULL)",
+    "payouts_hold_has_time": "hold_code IS NULL OR held_at IS NOT NULL",
+}
+
+_PAYOUTS = [
     _transition_function(ALLOWED),
     """
     ALTER TABLE payouts
-        ADD COLUMN hold_code text CHECK (hold_code IN ('kyc_required', 'screening_hit', 'policy')),
-        ADD COLUMN hold_detail text CHECK (length(hold_detail) <= 2000),
-        ADD COLUMN held_at timestamptz,
-        ADD COLUMN destination_key text CHECK (destination_key ~ '^[0-9a-f]{64}$'),
-        ADD CONSTRAINT payouts_hold_has_detail CHECK ((hold_code IS NULL) = (hold_detail IS NULL)),
-        ADD CONSTRAINT payouts_hold_has_time CHECK (hold_code IS NULL OR held_at IS NOT NULL)
+        ADD COLUMN IF NOT EXISTS hold_code text,
+        ADD COLUMN IF NOT EXISTS hold_detail text,
+        ADD COLUMN IF NOT EXISTS held_at timestamptz,
+        ADD COLUMN IF NOT EXISTS destination_key text
     """,
-    # The key of the payouts of the longest window a policy may read (`MAX_WINDOW_S`), as the code computes it
-    # (`domain.compliance.gate.destination_key`): first use and per-destination sums know them from the start.
-    """
+    *(
+        f"ALTER TABLE payouts DROP CONSTRAINT IF EXISTS {name}, ADD CONSTRAINT {name} CHECK ({rule}) NOT VALID"
+        for name, rule in _CHECKS.items()
+    ),
+]
+
+# After the ALTER's commit (row locks, not its table lock), and may run again (only what is still NULL).
+# The key of the payouts of the longest window a policy may read (`MAX_WINDOW_S`), as the code computes it
+# (`domain.compliance.gate.destination_key`): first use and per-destination sums know them from the start.
+_BACKFILL = """
     UPDATE payouts SET destination_key = encode(sha256(convert_to(
         destination_type || '|' || destination_address || '|' || coalesce(destination_memo, ''), 'UTF8')), 'hex')
     WHERE destination_key IS NULL AND created_at > now() - interval '366 days'
-    """,
-    """
-    CREATE INDEX payouts_player_destination ON payouts (player_id, destination_key, created_at)
-        WHERE destination_key IS NOT NULL
-    """,
-    """
-    CREATE INDEX payouts_destination_window ON payouts (destination_key, created_at)
-        WHERE destination_key IS NOT NULL
-    """,
-    "CREATE INDEX payouts_held ON payouts (hold_code, player_id) WHERE state = 'pending_approval'",
+"""
+
+_PAYOUTS_INDEXES = {
+    "payouts_player_destination": (
+        "ON payouts (player_id, destination_key, created_at) WHERE destination_key IS NOT NULL"
+    ),
+    "payouts_destination_window": "ON payouts (destination_key, created_at) WHERE destination_key IS NOT NULL",
+    "payouts_held": "ON payouts (hold_code, player_id) WHERE state = 'pending_approval'",
+}
+
+# The new tables, after the last commit: one transaction with the revision's stamp.
+_UP = [
     """
     CREATE TABLE compliance_decisions (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -168,6 +191,13 @@ _DOWN = [
 
 
 def upgrade() -> None:
+    for statement in _PAYOUTS:
+        op.execute(statement)
+    for name in _CHECKS:
+        validate_constraint("payouts", name)
+    op.execute(_BACKFILL)
+    for name, definition in _PAYOUTS_INDEXES.items():
+        create_index_concurrently(name, definition)
     for statement in _UP:
         op.execute(statement)
 

@@ -22,6 +22,9 @@ claims only money the links before it did not:
 Expand: columns with defaults or nullable, an index, a constraint and a trigger the previous release honours (it
 inserts first links only, which the trigger completes).
 
+Online since issue 56: the CHECK is added `NOT VALID` and validated after a commit, the unique index built
+CONCURRENTLY, both before the trigger: writes to `recon_exceptions` never wait on a scan.
+
 Downgrade: the trigger, the constraints and the columns go (the previous release's `(provider, kind, subject)` key
 still holds every row), and `recon_exception_moves()` is 0017's again.
 
@@ -32,6 +35,8 @@ Revises: 0023
 from __future__ import annotations
 
 from alembic import op
+
+from prizeflow_runtime.schema_history.online_0001 import create_index_concurrently, validate_constraint
 
 revision = "0024"
 down_revision = "0023"
@@ -61,18 +66,23 @@ _MOVES = """
     END $$
 """
 
-_UP = [
+# Before the first commit, so they may run again: the columns, and the CHECK NOT VALID.
+_COLUMNS = [
     """
     ALTER TABLE recon_exceptions
-        ADD COLUMN about text,
-        ADD COLUMN link integer NOT NULL DEFAULT 0,
-        ADD COLUMN absorbed bigint NOT NULL DEFAULT 0
+        ADD COLUMN IF NOT EXISTS about text,
+        ADD COLUMN IF NOT EXISTS link integer NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS absorbed bigint NOT NULL DEFAULT 0
     """,
     """
-    ALTER TABLE recon_exceptions
+    ALTER TABLE recon_exceptions DROP CONSTRAINT IF EXISTS recon_exceptions_chain_money,
         ADD CONSTRAINT recon_exceptions_chain_money CHECK (link >= 0 AND absorbed >= 0 AND (link = 0 OR amount > 0))
+        NOT VALID
     """,
-    "CREATE UNIQUE INDEX recon_exceptions_link ON recon_exceptions (provider, kind, about, link)",
+]
+
+# After the last commit, with the revision's stamp.
+_UP = [
     """
     CREATE FUNCTION recon_exception_chain() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
@@ -120,6 +130,10 @@ _DOWN = [
 
 
 def upgrade() -> None:
+    for ddl in _COLUMNS:
+        op.execute(ddl)
+    validate_constraint("recon_exceptions", "recon_exceptions_chain_money")
+    create_index_concurrently("recon_exceptions_link", "UNIQUE ON recon_exceptions (provider, kind, about, link)")
     for ddl in _UP:
         op.execute(ddl)
 

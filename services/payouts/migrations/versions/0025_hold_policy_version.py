@@ -13,6 +13,9 @@ it again for people (docs/adr/0012-pay-only-whom-you-may.md, item 7).
   such decision, or written by the previous release during the rollout) releases nothing: the gate asks people
   again (fail closed).
 
+Online since issue 56: the columns are added plain, their CHECKs `NOT VALID` and validated after a commit, and the
+backfill runs after that commit (row locks only): writes to `payouts` never wait on a scan.
+
 Downgrade: the columns go (the code before this step never reads them).
 
 Revision ID: 0025
@@ -23,19 +26,36 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0001 import validate_constraint
+
 revision = "0025"
 down_revision = "0024"
 phase = "expand"
 branch_labels = None
 depends_on = None
 
-_UP = [
+# The CHECKs under the names PostgreSQL gave them when they were inline (<table>_<column>_check).
+_CHECKS = {
+    "payouts_hold_policy_version_check": "hold_policy_version >= 0",
+    "payouts_hold_findings_check": "jsonb_typeof(hold_findings) = 'array'",
+    "payouts_hold_policy_whole": "(hold_policy_version IS NULL) = (hold_findings IS NULL)",
+}
+
+# Before the first commit, so they may run again.
+_COLUMNS = [
     """
     ALTER TABLE payouts
-        ADD COLUMN hold_policy_version bigint CHECK (hold_policy_version >= 0),
-        ADD COLUMN hold_findings jsonb CHECK (jsonb_typeof(hold_findings) = 'array'),
-        ADD CONSTRAINT payouts_hold_policy_whole CHECK ((hold_policy_version IS NULL) = (hold_findings IS NULL))
+        ADD COLUMN IF NOT EXISTS hold_policy_version bigint,
+        ADD COLUMN IF NOT EXISTS hold_findings jsonb
     """,
+    *(
+        f"ALTER TABLE payouts DROP CONSTRAINT IF EXISTS {name}, ADD CONSTRAINT {name} CHECK ({rule}) NOT VALID"
+        for name, rule in _CHECKS.items()
+    ),
+]
+
+# After the last commit, with the revision's stamp (row locks, not the ALTER's table lock).
+_UP = [
     # `policy_findings` as of this revision, from a decision's recorded reasons (`Verdict.reasons()`: one per hit
     # with its rule; one `undecided` whose detail joins the deferred rules with "; ").
     """
@@ -67,6 +87,10 @@ _DOWN = [
 
 
 def upgrade() -> None:
+    for statement in _COLUMNS:
+        op.execute(statement)
+    for name in _CHECKS:
+        validate_constraint("payouts", name)
     for statement in _UP:
         op.execute(statement)
 

@@ -10,6 +10,9 @@ changed recomputes the whole decision as before.
   written with a payout the gate allowed at request; NULL for every other payout (held, created with the gate off,
   created before this step: they are all recomputed at send). A hold clears it (a released payout is recomputed).
 
+Online since issue 56: the column is added plain and its CHECK `NOT VALID`, validated after a commit: writes to
+`payouts` never wait on a scan.
+
 Downgrade: the column goes (the code before this step never reads it, and recomputes every send).
 
 Revision ID: 0028
@@ -20,19 +23,26 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0001 import validate_constraint
+
 revision = "0028"
 down_revision = "0027"
 phase = "expand"
 branch_labels = None
 depends_on = None
 
-_UP = ["ALTER TABLE payouts ADD COLUMN gate_stamp text CHECK (length(gate_stamp) BETWEEN 1 AND 128)"]
+# Before the commit, so it may run again; the CHECK under the name PostgreSQL gave it when it was inline.
+_UP = [
+    "ALTER TABLE payouts ADD COLUMN IF NOT EXISTS gate_stamp text, DROP CONSTRAINT IF EXISTS payouts_gate_stamp_check, "
+    "ADD CONSTRAINT payouts_gate_stamp_check CHECK (length(gate_stamp) BETWEEN 1 AND 128) NOT VALID"
+]
 _DOWN = ["ALTER TABLE payouts DROP COLUMN IF EXISTS gate_stamp"]
 
 
 def upgrade() -> None:
     for statement in _UP:
         op.execute(statement)
+    validate_constraint("payouts", "payouts_gate_stamp_check")
 
 
 def downgrade() -> None:

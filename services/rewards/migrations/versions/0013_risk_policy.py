@@ -10,6 +10,9 @@
 - The indexes the policy's window sums read: a player's claims in an asset over time, a destination's claims over
   time (across players), and the claims waiting for a player's verification.
 
+Online since issue 56: `claims.policy_version` is added plain and its CHECK `NOT VALID`, validated after a commit,
+and the indexes on `claims` are built CONCURRENTLY: writes to `claims` never wait on a scan.
+
 Revision ID: 0013
 Revises: 0012
 """
@@ -18,12 +21,28 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0001 import create_index_concurrently, validate_constraint
+
 revision = "0013"
 down_revision = "0012"
 phase = "expand"
 branch_labels = None
 depends_on = None
 
+# Before the first commit, so it may run again.
+_CLAIMS_COLUMN = (
+    "ALTER TABLE claims ADD COLUMN IF NOT EXISTS policy_version bigint, "
+    "DROP CONSTRAINT IF EXISTS claims_policy_version_known, "
+    "ADD CONSTRAINT claims_policy_version_known CHECK (policy_version >= 0) NOT VALID"
+)
+
+_CLAIMS_INDEXES = {
+    "claims_player_asset_time": "ON claims (player_id, asset, created_at) INCLUDE (amount, status)",
+    "claims_destination_time": "ON claims (destination_key, created_at) INCLUDE (asset, amount, status)",
+    "claims_waiting_verification": "ON claims (player_id, id) WHERE status = 'held' AND hold_code = 'kyc_required'",
+}
+
+# The new tables, after the last commit: one transaction with the revision's stamp.
 _UP = [
     """
     CREATE TABLE risk_policy (
@@ -71,12 +90,6 @@ _UP = [
     """,
     "CREATE TRIGGER player_verification_forward BEFORE UPDATE ON player_verifications "
     "FOR EACH ROW EXECUTE FUNCTION player_verification_forward()",
-    "ALTER TABLE claims ADD COLUMN policy_version bigint CONSTRAINT claims_policy_version_known "
-    "CHECK (policy_version >= 0)",
-    "CREATE INDEX claims_player_asset_time ON claims (player_id, asset, created_at) INCLUDE (amount, status)",
-    "CREATE INDEX claims_destination_time ON claims (destination_key, created_at) INCLUDE (asset, amount, status)",
-    "CREATE INDEX claims_waiting_verification ON claims (player_id, id) "
-    "WHERE status = 'held' AND hold_code = 'kyc_required'",
 ]
 
 _DOWN = [
@@ -92,6 +105,10 @@ _DOWN = [
 
 
 def upgrade() -> None:
+    op.execute(_CLAIMS_COLUMN)
+    validate_constraint("claims", "claims_policy_version_known")
+    for name, definition in _CLAIMS_INDEXES.items():
+        create_index_concurrently(name, definition)
     for ddl in _UP:
         op.execute(ddl)
 

@@ -12,6 +12,10 @@
 
 Expand: old code writes claims without the new columns (all NULL: an unconverted claim).
 
+Online since issue 56: the claims' columns are added plain and every constraint on `claims` and `ledger_accounts`
+`NOT VALID`, validated after a commit (the new kinds' CHECK then takes the old one's name), and the quote's unique
+index is built CONCURRENTLY before it becomes the constraint: writes to either table never wait on a scan.
+
 Revision ID: 0015
 Revises: 0014
 """
@@ -19,6 +23,8 @@ Revises: 0014
 from __future__ import annotations
 
 from alembic import op
+
+from prizeflow_runtime.schema_history.online_0001 import create_index_concurrently, validate_constraint
 
 revision = "0015"
 down_revision = "0014"
@@ -33,11 +39,25 @@ _KINDS_BEFORE = (
 _KINDS = _KINDS_BEFORE + ", 'fx_position'"
 _CODE = "'^[A-Z]{2,5}$'"
 
+# The CHECKs of the claims' new columns, under the names they had inline.
+_CLAIMS_CHECKS = {
+    "claims_payout_asset_code": f"payout_asset ~ {_CODE}",
+    "claims_payout_amount_positive": "payout_amount > 0",
+    "claims_fx_spread": "fx_spread >= 0 AND fx_spread < amount",
+    "claims_fx_rate_positive": "fx_rate > 0",
+    "claims_conversion_whole": """
+        (quote_id IS NULL AND payout_asset IS NULL AND payout_amount IS NULL AND fx_spread IS NULL
+         AND fx_rate IS NULL)
+        OR (quote_id IS NOT NULL AND payout_asset IS NOT NULL AND payout_amount IS NOT NULL
+            AND fx_spread IS NOT NULL AND fx_rate IS NOT NULL AND payout_asset <> asset)""",
+}
+
+# Before the first commit, so they may run again. The inline REFERENCES was named claims_quote_id_fkey.
 _UP = [
-    "ALTER TABLE ledger_accounts DROP CONSTRAINT ledger_accounts_kind_check",
-    f"ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check CHECK (kind IN ({_KINDS}))",
+    "ALTER TABLE ledger_accounts DROP CONSTRAINT IF EXISTS ledger_accounts_kind_check_new, "
+    f"ADD CONSTRAINT ledger_accounts_kind_check_new CHECK (kind IN ({_KINDS})) NOT VALID",
     f"""
-    CREATE TABLE fx_quotes (
+    CREATE TABLE IF NOT EXISTS fx_quotes (
         id text PRIMARY KEY,
         player_id text NOT NULL,
         source_asset text NOT NULL CONSTRAINT fx_quotes_source_code CHECK (source_asset ~ {_CODE}),
@@ -59,9 +79,9 @@ _UP = [
         CONSTRAINT fx_quotes_lock_whole CHECK ((claim_id IS NULL) = (locked_at IS NULL))
     )
     """,
-    "CREATE INDEX fx_quotes_player ON fx_quotes (player_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS fx_quotes_player ON fx_quotes (player_id, created_at)",
     """
-    CREATE FUNCTION fx_quotes_locked_once() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION fx_quotes_locked_once() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF OLD.claim_id IS NOT NULL AND NEW.claim_id IS DISTINCT FROM OLD.claim_id THEN
             RAISE EXCEPTION 'fx quote % is locked by claim %', OLD.id, OLD.claim_id USING ERRCODE = 'check_violation';
@@ -77,31 +97,44 @@ _UP = [
     END $$
     """,
     """
-    CREATE TRIGGER fx_quotes_locked_once BEFORE UPDATE ON fx_quotes
+    CREATE OR REPLACE TRIGGER fx_quotes_locked_once BEFORE UPDATE ON fx_quotes
     FOR EACH ROW EXECUTE FUNCTION fx_quotes_locked_once()
     """,
     """
-    CREATE FUNCTION fx_quotes_locked_once_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION fx_quotes_locked_once_delete() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         RAISE EXCEPTION 'fx quote % is locked by claim %: it stays', OLD.id, OLD.claim_id
             USING ERRCODE = 'restrict_violation';
     END $$
     """,
-    "CREATE TRIGGER fx_quotes_no_delete BEFORE DELETE ON fx_quotes FOR EACH ROW "
+    "CREATE OR REPLACE TRIGGER fx_quotes_no_delete BEFORE DELETE ON fx_quotes FOR EACH ROW "
     "WHEN (OLD.claim_id IS NOT NULL) EXECUTE FUNCTION fx_quotes_locked_once_delete()",
-    f"""
+    """
     ALTER TABLE claims
-        ADD COLUMN quote_id text CONSTRAINT claims_one_per_quote UNIQUE REFERENCES fx_quotes (id),
-        ADD COLUMN payout_asset text CONSTRAINT claims_payout_asset_code CHECK (payout_asset ~ {_CODE}),
-        ADD COLUMN payout_amount bigint CONSTRAINT claims_payout_amount_positive CHECK (payout_amount > 0),
-        ADD COLUMN fx_spread bigint CONSTRAINT claims_fx_spread CHECK (fx_spread >= 0 AND fx_spread < amount),
-        ADD COLUMN fx_rate numeric CONSTRAINT claims_fx_rate_positive CHECK (fx_rate > 0),
-        ADD CONSTRAINT claims_conversion_whole CHECK (
-            (quote_id IS NULL AND payout_asset IS NULL AND payout_amount IS NULL AND fx_spread IS NULL
-             AND fx_rate IS NULL)
-            OR (quote_id IS NOT NULL AND payout_asset IS NOT NULL AND payout_amount IS NOT NULL
-                AND fx_spread IS NOT NULL AND fx_rate IS NOT NULL AND payout_asset <> asset))
+        ADD COLUMN IF NOT EXISTS quote_id text,
+        ADD COLUMN IF NOT EXISTS payout_asset text,
+        ADD COLUMN IF NOT EXISTS payout_amount bigint,
+        ADD COLUMN IF NOT EXISTS fx_spread bigint,
+        ADD COLUMN IF NOT EXISTS fx_rate numeric
     """,
+    *(
+        f"ALTER TABLE claims DROP CONSTRAINT IF EXISTS {name}, ADD CONSTRAINT {name} CHECK ({rule}) NOT VALID"
+        for name, rule in _CLAIMS_CHECKS.items()
+    ),
+    "ALTER TABLE claims DROP CONSTRAINT IF EXISTS claims_quote_id_fkey, "
+    "ADD CONSTRAINT claims_quote_id_fkey FOREIGN KEY (quote_id) REFERENCES fx_quotes (id) NOT VALID",
+]
+_VALIDATED = (
+    ("ledger_accounts", "ledger_accounts_kind_check_new"),
+    *(("claims", name) for name in _CLAIMS_CHECKS),
+    ("claims", "claims_quote_id_fkey"),
+)
+
+# After the last commit, with the revision's stamp: brief locks, no scan (the unique index is built by then).
+_FINALLY = [
+    "ALTER TABLE claims ADD CONSTRAINT claims_one_per_quote UNIQUE USING INDEX claims_one_per_quote",
+    "ALTER TABLE ledger_accounts DROP CONSTRAINT ledger_accounts_kind_check",
+    "ALTER TABLE ledger_accounts RENAME CONSTRAINT ledger_accounts_kind_check_new TO ledger_accounts_kind_check",
     """
     CREATE TABLE fx_reconciliations (
         day date NOT NULL,
@@ -130,6 +163,11 @@ _DOWN = [
 
 def upgrade() -> None:
     for ddl in _UP:
+        op.execute(ddl)
+    for table, name in _VALIDATED:
+        validate_constraint(table, name)
+    create_index_concurrently("claims_one_per_quote", "UNIQUE ON claims (quote_id)")
+    for ddl in _FINALLY:
         op.execute(ddl)
 
 
