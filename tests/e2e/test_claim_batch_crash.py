@@ -5,10 +5,11 @@ every answer not yet sent, never a reservation that was answered and never one t
 the same Idempotency-Key, against the restarted process, each end with one claim, the one the first answer named
 when there was one; each wallet is down by exactly its claim and the ledger still balances.
 
-The kill is made to land mid-batch, not by timing: the test holds the row lock of the clearing account every
-claim's reservation credits, so the batch in flight waits inside its transaction (seen in pg_stat_activity) with
-every claim sent after it queued for the next, when rewards is killed. (A held wallet no longer does: a batch
-waits for no row only one player's claims need; that player's claims wait in a lane of their own.)
+The kill is made to land mid-batch, not by timing: the test inserts, and keeps uncommitted, the first use of the
+held player's destination, which that player's claim writes too, so the batch in flight waits inside its
+transaction (seen in pg_stat_activity) with every claim sent after it queued for the next, when rewards is killed.
+(A held wallet or clearing account no longer does: a batch waits for no account; it takes the wallets and one
+clearing shard that no other transaction holds.)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 import pytest
 from support import USDC, Api, claim, ledger_invariants, top_up, uid, wait_for
 
+from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_devstack.platform import Platform
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_testkit import fetch
@@ -78,7 +80,7 @@ async def test_a_crash_mid_batch_loses_no_answered_claim_and_the_retries_make_no
         rows = await fetch(
             db,
             "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND state = 'active' AND query ILIKE '%ledger_accounts%'",
+            "AND wait_event_type = 'Lock' AND state = 'active' AND query ILIKE '%payout_destinations%'",
         )
         return int(rows[0]["n"])
 
@@ -88,7 +90,9 @@ async def test_a_crash_mid_batch_loses_no_answered_claim_and_the_retries_make_no
         await holding.start()
         try:
             await blocker.execute(
-                "SELECT 1 FROM ledger_accounts WHERE kind = 'payout_clearing' AND asset = $1 FOR UPDATE", "USDC"
+                "INSERT INTO payout_destinations (player_id, destination_key, first_seen_at) VALUES ($1, $2, now())",
+                held,
+                destination_key(PayoutDestination.model_validate(destination(held))),
             )
             sent = [asyncio.create_task(first_try(held))]
             await wait_for(lock_waits, lambda n: n >= 1, timeout=30)  # its batch waits inside its transaction

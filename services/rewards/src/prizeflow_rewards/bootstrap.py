@@ -79,6 +79,7 @@ def claim_policy(settings: RewardsSettings) -> ClaimPolicy:
         rejection_rate_window_s=settings.rewards_rejection_rate_window_s,
         review_all_until=settings.rewards_claims_review_until,
         fx_max_move_bps=settings.rewards_fx_max_move_bps,
+        clearing_shards=settings.rewards_clearing_shards,
     )
 
 

@@ -27,6 +27,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0013",
         "0014",
         "0015",
+        "0016",
     ),
 )
 

@@ -47,6 +47,14 @@ class RewardsSettings(ServiceSettings):
         "claim the rules would approve waits for a person (`manual_review`). A restored ledger has forgotten the "
         "claims paid after its target: a player's wallet shows that money again until a person has booked it",
     )
+    rewards_clearing_shards: int = Field(
+        default=8,
+        ge=1,
+        le=8,
+        description="How many of an asset's payout clearing accounts claims reserve on (ADR 0017): a claim batch "
+        "takes the first one no other transaction holds. 1 while a release before rewards migration 0016 still runs "
+        "beside this one (docs/runbooks/upgrade.md): it settles every claim on shard 0",
+    )
     rewards_pool_low_bps: int = Field(
         default=1_000, ge=1, le=10_000, description="PoolLow when remaining <= this share of funded (no own threshold)"
     )

@@ -10,8 +10,10 @@ and Kafka, through the HTTP API:
   the claims it wrote), one lost before the server saw it by 503 (nothing was written).
 
 The service runs as processes (the in-process test client serves one request at a time). Batches are formed on
-purpose: a test connection holds the clearing account, so the batch in flight waits on it while the requests that
-follow queue for the next one (`prizeflow_rewards_claim_intake_waiting` says when they have).
+purpose: a test connection inserts, and keeps uncommitted, the first use of a destination that a blocker's claim
+uses for the first time, so the batch in flight waits on it (a batch waits for no account: it takes its clearing
+shard and wallets without waiting) while the requests that follow queue for the next one
+(`prizeflow_rewards_claim_intake_waiting` says when they have).
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ from typing import Any
 
 import httpx
 import pytest
+from stellar_sdk import Keypair
 
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, destination_key
 from prizeflow_rewards.application.claims import claim_id_for
-from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.ledger import AccountRef
 from prizeflow_testkit import eventually, fetch
 from prizeflow_testkit.db import holding, lock_waits
 from prizeflow_testkit.pg_proxy import pg_proxy
@@ -40,26 +41,36 @@ pytestmark = pytest.mark.integration
 
 DEST = {"type": "stellar_account", "address": STELLAR_KEY}
 DEST_KEY = destination_key(PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY))
+# A blocker's destination, used for the first time by its claim.
+BLOCKER_ADDRESS = Keypair.from_raw_ed25519_seed(bytes([7]) * 32).public_key
+BLOCKER_DEST = {"type": "stellar_account", "address": BLOCKER_ADDRESS}
+BLOCKER_KEY = destination_key(PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=BLOCKER_ADDRESS))
 INT64_MAX = 2**63 - 1
 # What names ledger internals: a transfer's business key, a claim or transfer id.
 INTERNAL = re.compile(r"claim_reserve|cl-[0-9a-f-]{8}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def hold_account(database_url: str, ref: AccountRef) -> AbstractAsyncContextManager[None]:
-    """The account's row locked by a transaction of the test's own until the block ends."""
-    return holding(database_url, "SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", ref.id)
+def hold_first_use(database_url: str, player: str, key: str = BLOCKER_KEY) -> AbstractAsyncContextManager[None]:
+    """The player's first use of a destination inserted by a transaction of the test's own, uncommitted until the
+    block ends: a batch writing that first use waits for it (`payout_destinations`)."""
+    return holding(
+        database_url,
+        "INSERT INTO payout_destinations (player_id, destination_key, first_seen_at) VALUES ($1, $2, now())",
+        player,
+        key,
+    )
 
 
-async def until_waiting(database_url: str, like: str) -> None:
-    await eventually(lambda: lock_waits(database_url, like), lambda n: n >= 1, timeout=30, interval=0.05)
+async def until_waiting(database_url: str, like: str, n: int = 1) -> None:
+    await eventually(lambda: lock_waits(database_url, like), lambda w: w >= n, timeout=30, interval=0.05)
 
 
 def later(call: Awaitable[httpx.Response]) -> asyncio.Task[httpx.Response]:
     return asyncio.ensure_future(call)
 
 
-def claim(amount: int, asset: str = "USDC") -> dict[str, Any]:
-    return {"asset": asset, "amount": amount, "destination": DEST}
+def claim(amount: int, asset: str = "USDC", destination: dict[str, str] = DEST) -> dict[str, Any]:
+    return {"asset": asset, "amount": amount, "destination": destination}
 
 
 # --- one key, two replicas, two assets ------------------------------------------------------------------------
@@ -75,10 +86,15 @@ OPEN_CLAIMS = {
 
 
 def ask(
-    replica: RewardsReplica, player: str, key: str, amount: int, asset: str = "USDC"
+    replica: RewardsReplica,
+    player: str,
+    key: str,
+    amount: int,
+    asset: str = "USDC",
+    destination: dict[str, str] = DEST,
 ) -> asyncio.Task[httpx.Response]:
     headers = {**replica.player(player), "Idempotency-Key": key}
-    return later(replica.client.post("/claims/", json=claim(amount, asset), headers=headers))
+    return later(replica.client.post("/claims/", json=claim(amount, asset, destination), headers=headers))
 
 
 async def queued(replica: RewardsReplica, n: int) -> None:
@@ -104,21 +120,17 @@ async def test_one_key_raced_on_two_replicas_in_two_assets_is_one_claim_and_ever
         assert first.status_code == 201, first.text
         claim_id = claim_id_for("p", "K")
 
-        # B's batch in flight waits on the XLM clearing account (held here), so B's two requests under K queue and
-        # form the next batch together. A's USDC request under K writes its reservation and its claim, then waits
-        # (before its COMMIT) on a destination row this test inserted and has not committed.
-        async with holding(
-            database_url,
-            "INSERT INTO payout_destinations (player_id, destination_key, first_seen_at) VALUES ('p', $1, now())",
-            DEST_KEY,
-        ):
-            async with hold_account(database_url, accounts.clearing("XLM")):
-                blocker = ask(b, "q", "q-1", 100, "XLM")
-                await until_waiting(database_url, "ledger_accounts")
+        # B's batch in flight waits on q's first use of another destination (held here), so B's two requests under
+        # K queue and form the next batch together. A's USDC request under K writes its reservation and its claim,
+        # then waits (before its COMMIT) on a destination row this test inserted and has not committed.
+        async with hold_first_use(database_url, "p", DEST_KEY):
+            async with hold_first_use(database_url, "q"):
+                blocker = ask(b, "q", "q-1", 100, "XLM", BLOCKER_DEST)
+                await until_waiting(database_url, "payout_destinations")
                 xlm = [ask(b, "p", "K", 1_000, "XLM") for _ in range(2)]
                 await queued(b, 2)
                 usdc = ask(a, "p", "K", 1_000)
-                await until_waiting(database_url, "payout_destinations")
+                await until_waiting(database_url, "payout_destinations", 2)
             # B's batch of two decides K is new (A has not committed) and waits on A's reservation; then A commits.
             assert (await blocker).status_code == 201
             await until_waiting(database_url, "ledger_transfers")
@@ -164,9 +176,9 @@ async def test_a_batch_taking_the_clearing_counter_past_int64_refuses_the_claim_
         for player, provider in (("p1", "stripe"), ("p2", "bank"), ("p0", "cash")):
             await app.top_up(player, "USDC", INT64_MAX, provider=provider)
         assert (await ask(app, "p0", "k0", 10)).status_code == 201  # the clearing account exists from here
-        async with hold_account(database_url, accounts.clearing("USDC")):
-            blocker = ask(app, "p0", "k0b", 10)
-            await until_waiting(database_url, "ledger_accounts")
+        async with hold_first_use(database_url, "p0"):
+            blocker = ask(app, "p0", "k0b", 10, destination=BLOCKER_DEST)
+            await until_waiting(database_url, "payout_destinations")
             # Queued in this order (the batch decides in arrival order): p1's claim first, then p2's and its repeat.
             batch = [ask(app, "p1", "k1", huge)]
             await queued(app, 1)
@@ -210,15 +222,16 @@ async def test_a_commit_whose_connection_is_lost_is_answered_by_what_the_databas
         for p in players:
             await app.top_up(p, "USDC", 10_000)
         assert (await ask(app, "a0", "first", 1_000)).status_code == 201  # the clearing account exists from here
-        # The batch of four loses its connection once the server has committed it. A refused request (no wallet:
-        # it writes no claim) is the batch in flight that the four queue behind.
-        proxy.drop_commit("INSERT INTO claims", after=True)
-        async with hold_account(database_url, accounts.clearing("USDC")):
-            blocker = ask(app, "nobody", "z", 1_000)
-            await until_waiting(database_url, "ledger_accounts")
+        # The batch of four loses its connection once the server has committed it. a0's claim to a destination it
+        # uses for the first time is the batch in flight that the four queue behind (it wrote its claim before it
+        # waits: the drop is armed after, so it is the next batch's).
+        async with hold_first_use(database_url, "a0"):
+            blocker = ask(app, "a0", "z", 1_000, destination=BLOCKER_DEST)
+            await until_waiting(database_url, "payout_destinations")
+            proxy.drop_commit("INSERT INTO claims", after=True)
             batch = [ask(app, p, f"k-{p}", 1_000) for p in players[1:]]
             await queued(app, 4)
-        assert (await blocker).status_code == 422
+        assert (await blocker).status_code == 201
         committed = [await t for t in batch]
         assert proxy.dropped.is_set()
         shown = [
@@ -240,4 +253,4 @@ async def test_a_commit_whose_connection_is_lost_is_answered_by_what_the_databas
     assert retried.status_code == 201, retried.text
     assert retried.json()["created"] is True
     rows = await fetch(database_url, "SELECT player_id FROM claims ORDER BY player_id, created_at")
-    assert [r["player_id"] for r in rows] == ["a0", "a0", "a1", "a2", "a3", "a4"]
+    assert [r["player_id"] for r in rows] == ["a0", "a0", "a0", "a1", "a2", "a3", "a4"]  # a0: first, the blocker, lost

@@ -572,7 +572,7 @@ async def test_replicas_move_money_concurrently_without_a_single_deadlock(
     )
     progress(summary)
     assert found == 0, f"{summary}\n{logs}"
-    assert errors == 0, summary
+    assert errors == 0, "\n".join([summary, *storm.failures[:20]])
     assert not storm.failures, "\n".join(storm.failures[:20])
     assert fell_back == 0, logs
 

@@ -114,7 +114,11 @@ class FakeLedger(Shared):
         return {r: replace(self.balance[r.id]) for r in refs}
 
     async def lock_unless_busy(
-        self, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
+        self,
+        refs: Iterable[AccountRef],
+        *,
+        unless_busy: Iterable[AccountRef],
+        one_free_of: Sequence[Sequence[AccountRef]] = (),
     ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
         """As the database does it; `busy` (accounts another transaction holds) is the test's to set."""
         balances = await self.lock(refs)
@@ -125,8 +129,19 @@ class FakeLedger(Shared):
             elif r not in balances:
                 known = self.balance.get(r.id)
                 balances[r] = replace(known) if known is not None else Balance(flags=int(r.flags))
+        balances |= await self.take_one_free(one_free_of)
         self.declared.append(set(balances))
         return balances, busy
+
+    async def take_one_free(self, groups: Sequence[Sequence[AccountRef]]) -> dict[AccountRef, Balance]:
+        balances = {}
+        for group in groups:
+            free = [r for r in group if r not in self.busy]
+            existing = [r for r in free if r.id in self.balance]
+            missing = [r for r in free if r.id not in self.balance]
+            if chosen := (existing or missing)[:1]:
+                balances[chosen[0]] = replace(self._open(chosen[0]))
+        return balances
 
     async def wait_free(self, refs: Iterable[AccountRef]) -> None:
         self.waited.append(set(refs))

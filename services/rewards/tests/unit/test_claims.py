@@ -15,6 +15,8 @@ from prizeflow_contracts.events.payouts import PayoutPaid, PayoutRequested, Payo
 from prizeflow_contracts.events.rewards import ClaimApproved, ClaimHeld, ClaimRejected
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_rewards.application.claims import Claim, ClaimError, ClaimPolicy, ReviewHold, SettlePayout, SubmitClaim
+from prizeflow_rewards.application.claims.batch import ClaimRequest
+from prizeflow_rewards.application.claims.submit import Deferred
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import ClaimStatus
 from prizeflow_rewards.domain.ledger import Transfer, TransferKind
@@ -254,6 +256,39 @@ async def test_a_paid_claim_is_posted_once_and_a_return_credits_the_wallet_back(
     await w.settle.handle(w.f.books, returned)
     assert w.wallet() == (10_000, 0)
     assert (await w.f.claims.get(claim.id)).status is ClaimStatus.RETURNED  # type: ignore[union-attr]
+
+
+async def test_a_claim_reserves_on_a_clearing_shard_no_one_holds_and_its_outcome_settles_that_one() -> None:
+    """Issue 56: the asset's clearing account held elsewhere (a poll, an operator) no longer holds up the claim."""
+    w = World()
+    await w.top_up(10_000)
+    first, second = accounts.clearing("USDC"), accounts.clearing("USDC", 1)
+    w.f.ledger.busy = {first}
+    claim = await w.claim(1_000)
+    assert (claim.clearing_shard, claim.clearing, claim.pending.credit) == (1, second, second)
+    assert (w.f.ledger.of(first).credits_pending, w.f.ledger.of(second).credits_pending) == (0, 1_000)
+    w.f.ledger.busy = set()
+    paid = outcome(PayoutPaid, claim, paid_at=AT)
+    await w.settle.prepare(w.f.books, [paid])
+    await w.settle.handle(w.f.books, paid)
+    after = w.f.ledger.of(second)
+    assert (after.credits_pending, after.credits_posted, after.debits_posted) == (0, 1_000, 1_000)
+    assert w.f.ledger.of(first).credits_posted == 0
+    assert w.wallet() == (9_000, 0)
+
+
+async def test_with_one_clearing_shard_configured_a_held_clearing_account_sets_the_claim_aside() -> None:
+    """`REWARDS_CLEARING_SHARDS=1` (a rollout from a release before shards): shard 0 only, never another."""
+    w = World(clearing_shards=1)
+    await w.top_up(10_000)
+    assert w.submit.policy.shards("USDC") == [accounts.clearing("USDC")]
+    assert (await w.claim(500)).clearing_shard == 0
+    w.f.ledger.busy = {accounts.clearing("USDC")}
+    [outcome_] = await w.submit.decide(
+        w.f.books,
+        [ClaimRequest(PLAYER, "p-1", "USDC", 500, DEST, "k-2")],
+    )
+    assert isinstance(outcome_, Deferred)
 
 
 @pytest.mark.parametrize("roles", [{Role.OPS}, {Role.ADMIN}])

@@ -129,7 +129,10 @@ def test_every_conversion_balances_per_currency_with_the_spread_where_the_rule_p
 
     conversion = Conversion("fxq-1", pair.source, pair.target, terms.target_amount, terms.spread, rate)
     pending = reservation("cl-1", "p-1", pair.source, amount)
-    paid = [post_of(pending), *paid_legs("cl-1", amount, conversion, "sandbox", correlation_id=None)]
+    paid = [
+        post_of(pending),
+        *paid_legs("cl-1", amount, conversion, "sandbox", correlation_id=None, clearing=pending.credit),
+    ]
     assert set(per_asset([pending, *paid]).values()) == {0}
     wallet, rail = accounts.wallet("p-1", pair.source), accounts.external("sandbox", pair.target)
     assert moved(paid) == {

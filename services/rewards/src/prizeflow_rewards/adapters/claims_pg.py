@@ -21,7 +21,7 @@ Conn = AsyncSession | AsyncConnection
 _SELECT_CLAIM = (
     "SELECT id, player_id, asset, amount, destination, status, hold_code, hold_detail, rejection_code, "
     "payout_request_id, correlation_id, created_at, destination_key, payout_id, policy_version, "
-    "quote_id, payout_asset, payout_amount, fx_spread, fx_rate FROM claims "
+    "quote_id, payout_asset, payout_amount, fx_spread, fx_rate, clearing_shard FROM claims "
 )
 _GET = text(_SELECT_CLAIM + "WHERE id = :id")
 _FIND = text(_SELECT_CLAIM + "WHERE id = ANY(CAST(:ids AS text[]))")
@@ -50,7 +50,7 @@ _REHOLD = text(
 _INTAKE_FACTS = """
     SELECT q.i, c.id, c.player_id, c.asset, c.amount, c.destination, c.status, c.hold_code, c.hold_detail,
            c.rejection_code, c.payout_request_id, c.correlation_id, c.created_at, c.destination_key, c.payout_id,
-           c.policy_version, c.quote_id, c.payout_asset, c.payout_amount, c.fx_spread, c.fx_rate,
+           c.policy_version, c.quote_id, c.payout_asset, c.payout_amount, c.fx_spread, c.fx_rate, c.clearing_shard,
            h.claimed_today, h.recent, h.decided, h.failed, d.first_seen_at, coalesce(f.flagged, false) AS flagged,
            EXISTS (SELECT 1 FROM payout_routes r WHERE r.asset = q.passet AND r.destination_type = q.dtype
                    AND (r.amounts IS NULL OR q.pamount = ANY(r.amounts))) AS routable,
@@ -93,11 +93,11 @@ _INTAKE_FACTS = """
 _INSERT_MANY = """
     INSERT INTO claims (id, player_id, asset, amount, destination, destination_key, status, hold_code, hold_detail,
                         pending_transfer_id, payout_request_id, correlation_id, created_at, decided_at,
-                        policy_version, quote_id, payout_asset, payout_amount, fx_spread, fx_rate)
+                        policy_version, quote_id, payout_asset, payout_amount, fx_spread, fx_rate, clearing_shard)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], $13::timestamptz[],
                          $14::timestamptz[], $15::bigint[], $16::text[], $17::text[], $18::bigint[], $19::bigint[],
-                         $20::numeric[])
+                         $20::numeric[], $21::smallint[])
 """
 _REMEMBER_MANY = """
     INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
@@ -142,6 +142,7 @@ def _claim_of_record(r: Any) -> Claim:
         r["payout_id"],
         r["policy_version"],
         _conversion(r["quote_id"], r["asset"], r["payout_asset"], r["payout_amount"], r["fx_spread"], r["fx_rate"]),
+        r["clearing_shard"],
     )
 
 
@@ -163,6 +164,7 @@ def _claim(row: Any) -> Claim:
         row.payout_id,
         row.policy_version,
         _conversion(row.quote_id, row.asset, row.payout_asset, row.payout_amount, row.fx_spread, row.fx_rate),
+        row.clearing_shard,
     )
 
 
@@ -282,6 +284,7 @@ class SqlClaimRepository:
                 [c.conversion.target_amount if c.conversion else None for c in claims],
                 [c.conversion.spread if c.conversion else None for c in claims],
                 [c.conversion.rate if c.conversion else None for c in claims],
+                [c.clearing_shard for c in claims],
             )
         if destinations:
             await raw.execute(

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from prizeflow_rewards.adapters.ledger_sql import (
     ACQUIRE,
     EXISTING,
+    EXISTING_ACCOUNTS,
     ID_INT,
     INSERT_NEW,
     INSERT_OR_SKIP,
@@ -53,6 +54,7 @@ from prizeflow_rewards.adapters.ledger_sql import (
     READ,
     RECORDED,
     RESOLVED_BY,
+    TAKE_ONE_FREE,
     TAKE_UNLESS_BUSY,
     WAIT_FREE,
     NotAllNewError,
@@ -289,14 +291,68 @@ class SqlLedger:
         return {r: rows[r.id] for r in refs}
 
     async def lock_unless_busy(
-        self, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
+        self,
+        refs: Iterable[AccountRef],
+        *,
+        unless_busy: Iterable[AccountRef],
+        one_free_of: Sequence[Sequence[AccountRef]] = (),
     ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
         """`declare(refs)`, then the accounts of `unless_busy` no other transaction holds, without waiting, with
         every balance in one statement: the balances of `refs` and of each of `unless_busy` taken or missing (not
-        created: zero, not held), and the busy ones."""
+        created: zero, not held), and the busy ones. Then one account of each group of `one_free_of`, taken without
+        waiting (`_one_free_of`): the first in the group's order that no other transaction holds."""
         needed = list(refs)
         await self.declare(needed)
         held = await self._held()
+        balances, busy = await self._unless_busy(needed, unless_busy, held)
+        if one_free_of:
+            balances |= await self._one_free_of(one_free_of, held)
+        return balances, busy
+
+    async def take_one_free(self, groups: Sequence[Sequence[AccountRef]]) -> dict[AccountRef, Balance]:
+        return await self._one_free_of(groups, await self._held())
+
+    async def _one_free_of(self, groups: Sequence[Sequence[AccountRef]], held: _Held) -> dict[AccountRef, Balance]:
+        """Of each group, the first account in its order that exists and no other transaction holds (one statement
+        for all groups, SKIP LOCKED: it never waits); for a group with none free, the first of its accounts that
+        does not exist yet, created (nobody can hold a row that is not there: only another transaction creating
+        it at the same moment is waited for, until it commits). A group whose accounts all exist and are held
+        elsewhere gets none: its absence from the balances says so."""
+        ids, group_of, rank = [], [], []
+        by_id: dict[int, AccountRef] = {}
+        for g, group in enumerate(groups):
+            for r, ref in enumerate(group):
+                if ref.id.int in held.ids:  # this transaction holds it already: it is free for this transaction
+                    continue
+                ids.append(ref.id)
+                group_of.append(g)
+                rank.append(r)
+                by_id[ref.id.int] = ref
+        raw = await driver_connection(self.session)
+        rows = await raw.fetch(TAKE_ONE_FREE, ids, group_of, rank) if ids else []
+        balances = {by_id[row[1].int]: Balance(row[2], row[3], row[4], row[5], row[6]) for row in rows}
+        self._hold(held, sorted(balances, key=ID_INT))
+        chosen = {row[0] for row in rows}
+        open_groups = [g for g in range(len(groups)) if g not in chosen]
+        for g in list(open_groups):
+            mine = [ref for ref in groups[g] if ref.id.int in held.ids]
+            if mine:  # held by this transaction before: that one
+                balances |= await self.balances(mine[:1])
+                open_groups.remove(g)
+        if not open_groups:
+            return balances
+        candidates = [ref for g in open_groups for ref in groups[g]]
+        existing = {row[0].int for row in await raw.fetch(EXISTING_ACCOUNTS, [r.id for r in candidates])}
+        for g in open_groups:
+            missing = [ref for ref in groups[g] if ref.id.int not in existing]
+            if missing:
+                await self._take([missing[0]], held)
+                balances[missing[0]] = Balance(flags=int(missing[0].flags))
+        return balances
+
+    async def _unless_busy(
+        self, needed: list[AccountRef], unless_busy: Iterable[AccountRef], held: _Held
+    ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
         wanted = {r.id.int: r for r in unless_busy if r not in needed}
         fresh = [r for k, r in sorted(wanted.items()) if k not in held.ids]
         known = {r.id.int: r for r in needed} | {k: r for k, r in wanted.items() if k in held.ids}

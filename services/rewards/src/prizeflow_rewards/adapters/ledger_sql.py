@@ -111,6 +111,19 @@ TAKE_UNLESS_BUSY = """
     SELECT id, debits_posted, credits_posted, debits_pending, credits_pending, flags, 2 FROM ledger_accounts
     WHERE id = ANY($2::uuid[])
 """
+# Of each group of interchangeable accounts ($1: ids, $2: their group, $3: their rank in it), the first by rank
+# that exists and no other transaction holds, taken without waiting (LIMIT 1 above the lock: one row locked per
+# group); a group with none (all held elsewhere, or none created yet) returns no row.
+TAKE_ONE_FREE = """
+    SELECT g.g, t.id, t.debits_posted, t.credits_posted, t.debits_pending, t.credits_pending, t.flags
+    FROM (SELECT DISTINCT g FROM unnest($2::int[]) AS x(g)) AS g
+    CROSS JOIN LATERAL (
+        SELECT a.id, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending, a.flags
+        FROM ledger_accounts a JOIN unnest($1::uuid[], $2::int[], $3::int[]) AS c(id, g, r) ON a.id = c.id
+        WHERE c.g = g.g ORDER BY c.r LIMIT 1 FOR NO KEY UPDATE OF a SKIP LOCKED
+    ) AS t
+"""
+EXISTING_ACCOUNTS = "SELECT id FROM ledger_accounts WHERE id = ANY($1::uuid[])"
 WAIT_FREE = text(
     "SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) "
     "ORDER BY id FOR NO KEY UPDATE) AS waited"

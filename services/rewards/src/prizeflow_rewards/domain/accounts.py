@@ -22,8 +22,30 @@ def treasury(asset: str) -> AccountRef:
     return AccountRef(AccountKind.TREASURY, PLATFORM, asset)
 
 
-def clearing(asset: str) -> AccountRef:
-    return AccountRef(AccountKind.PAYOUT_CLEARING, PLATFORM, asset)
+# How many payout clearing accounts each asset has. A claim batch credits whichever one no other transaction holds
+# (the poll of payout outcomes, an operator's session): one held account no longer holds up every claim in the asset.
+# A claim records its shard (`claims.clearing_shard`); its outcome moves money on that one. Raising it is safe (a
+# claim keeps the shard it recorded); lowering it leaves the higher shards' reservations to settle where they are.
+CLEARING_SHARDS: Final = 8
+
+
+def clearing(asset: str, shard: int = 0) -> AccountRef:
+    """The asset's payout clearing account `shard` (0: `platform`, the one account there was before shards)."""
+    if not 0 <= shard < CLEARING_SHARDS:
+        raise ValueError(f"no clearing shard {shard}: 0..{CLEARING_SHARDS - 1}")
+    return AccountRef(AccountKind.PAYOUT_CLEARING, PLATFORM if shard == 0 else f"{PLATFORM}.{shard}", asset)
+
+
+def shard_of(ref: AccountRef) -> int:
+    """Which shard of its asset's clearing account `ref` is."""
+    if ref.kind is not AccountKind.PAYOUT_CLEARING:
+        raise ValueError(f"{ref.kind.value} is not a payout clearing account")
+    return 0 if ref.owner == PLATFORM else int(ref.owner.removeprefix(f"{PLATFORM}."))
+
+
+def clearing_shards(asset: str) -> list[AccountRef]:
+    """Every payout clearing account of the asset, shard 0 first."""
+    return [clearing(asset, k) for k in range(CLEARING_SHARDS)]
 
 
 def external(provider: str, asset: str) -> AccountRef:

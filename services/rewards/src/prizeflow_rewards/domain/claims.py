@@ -14,7 +14,7 @@ from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, Finding, Verdict
 from prizeflow_contracts.transitions import Transitions
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.fx import Conversion
-from prizeflow_rewards.domain.ledger import COUNTER_MAX, Transfer, TransferFlags, TransferKind
+from prizeflow_rewards.domain.ledger import COUNTER_MAX, AccountRef, Transfer, TransferFlags, TransferKind
 
 
 class ClaimStatus(StrEnum):
@@ -280,6 +280,7 @@ class Claim:
     payout_id: str | None = None
     policy_version: int | None = None  # the risk policy version it was decided with (None: before there was one)
     conversion: Conversion | None = None  # the quote it locked: its payout pays another asset (ADR 0015)
+    clearing_shard: int = 0  # which of the asset's clearing accounts its reservation credits (`accounts.clearing`)
 
     @property
     def payout_asset(self) -> str:
@@ -345,17 +346,36 @@ class Claim:
         }
 
     @property
+    def clearing(self) -> AccountRef:
+        """The clearing account its reservation credits, which its payout's outcome posts, voids or settles."""
+        return accounts.clearing(self.asset, self.clearing_shard)
+
+    @property
     def pending(self) -> Transfer:
-        return reservation(self.id, self.player_id, self.asset, self.amount, correlation_id=self.correlation_id)
+        return reservation(
+            self.id,
+            self.player_id,
+            self.asset,
+            self.amount,
+            correlation_id=self.correlation_id,
+            shard=self.clearing_shard,
+        )
 
 
 def reservation(
-    claim_id: str, player_id: str, asset: str, amount: int, *, correlation_id: str | None = None
+    claim_id: str,
+    player_id: str,
+    asset: str,
+    amount: int,
+    *,
+    correlation_id: str | None = None,
+    shard: int = 0,
 ) -> Transfer:
-    """What an approved or held claim reserves: a pending transfer wallet → clearing, posted or voided later."""
+    """What an approved or held claim reserves: a pending transfer wallet → clearing (its shard), posted or voided
+    later."""
     return Transfer.of(
         accounts.wallet(player_id, asset),
-        accounts.clearing(asset),
+        accounts.clearing(asset, shard),
         amount,
         TransferKind.CLAIM_RESERVE,
         claim_id,

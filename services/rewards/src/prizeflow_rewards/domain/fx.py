@@ -207,15 +207,22 @@ class Conversion:
 
 
 def paid_legs(
-    claim_id: str, source_amount: int, conversion: Conversion, provider: str, *, correlation_id: str | None
+    claim_id: str,
+    source_amount: int,
+    conversion: Conversion,
+    provider: str,
+    *,
+    correlation_id: str | None,
+    clearing: AccountRef,
 ) -> list[Transfer]:
-    """A converted claim paid: the source leg out of the payout clearing account (net to the FX desk, the spread to
-    revenue), the target leg from the FX desk to the rail. Its reservation is posted beside these."""
+    """A converted claim paid: the source leg out of the payout clearing account its reservation credited
+    (`clearing`; net to the FX desk, the spread to revenue), the target leg from the FX desk to the rail. Its
+    reservation is posted beside these."""
     c = conversion
     net = source_amount - c.spread
     legs = [
         Transfer.of(
-            accounts.clearing(c.source_asset),
+            clearing,
             fx_account(c.source_asset),
             net,
             TransferKind.FX_SOURCE,
@@ -226,7 +233,7 @@ def paid_legs(
     if c.spread:
         legs.append(
             Transfer.of(
-                accounts.clearing(c.source_asset),
+                clearing,
                 spread_revenue(c.source_asset),
                 c.spread,
                 TransferKind.FX_SPREAD,

@@ -50,12 +50,12 @@ _CLAIM_EVENTS = (
 
 
 def settlement_accounts(
-    data: EventPayload, player_id: str, asset: str, conversion: Conversion | None = None
+    data: EventPayload, player_id: str, asset: str, conversion: Conversion | None = None, *, clearing_shard: int = 0
 ) -> list[AccountRef]:
-    """The accounts a payout outcome moves money between, for a claim of `player_id` in `asset` (converted by
-    `conversion`, if it is: through the FX desk, ADR 0015) (what `SettlePayout.handle` would apply; nothing for
-    events that move no money)."""
-    wallet, clearing = accounts.wallet(player_id, asset), accounts.clearing(asset)
+    """The accounts a payout outcome moves money between, for a claim of `player_id` in `asset` reserved on clearing
+    shard `clearing_shard` (converted by `conversion`, if it is: through the FX desk, ADR 0015) (what
+    `SettlePayout.handle` would apply; nothing for events that move no money)."""
+    wallet, clearing = accounts.wallet(player_id, asset), accounts.clearing(asset, clearing_shard)
     if isinstance(data, PayoutPaid | PayoutReturned) and conversion is not None:
         target = conversion.target_asset
         desk = [fx.fx_account(asset), fx.fx_account(target), fx.spread_revenue(asset)]
@@ -131,7 +131,11 @@ class SettlePayout:
             poll.claims = await books.claims.lock_many(sorted(ids))
             for d in outcomes:
                 if (claim := poll.claims.get(d.claim_id)) is not None:
-                    refs.update(settlement_accounts(d, claim.player_id, claim.asset, claim.conversion))
+                    refs.update(
+                        settlement_accounts(
+                            d, claim.player_id, claim.asset, claim.conversion, clearing_shard=claim.clearing_shard
+                        )
+                    )
         if outcomes or refs:
             await books.ledger.declare(refs)
         return poll
@@ -269,12 +273,17 @@ class SettlePayout:
             raise EventRefusal("illegal_transition", f"claim {claim.id} is {claim.status.value}: cannot be paid")
         if claim.conversion is not None:  # through the FX desk: the last leg is the one on the rail's account
             legs = fx.paid_legs(
-                claim.id, claim.amount, claim.conversion, data.provider.value, correlation_id=claim.correlation_id
+                claim.id,
+                claim.amount,
+                claim.conversion,
+                data.provider.value,
+                correlation_id=claim.correlation_id,
+                clearing=claim.clearing,
             )
             settle = legs[-1]
         else:
             settle = Transfer.of(
-                accounts.clearing(claim.asset),
+                claim.clearing,
                 accounts.external(data.provider.value, claim.asset),
                 claim.amount,
                 TransferKind.PAYOUT_SETTLE,

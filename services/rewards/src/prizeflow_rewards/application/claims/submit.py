@@ -1,9 +1,11 @@
 """SubmitClaim: players claim redeemable balances to payout destinations, a batch of requests at a time.
 
 Claims are checked under their wallets' row locks (concurrent claims on one wallet queue, none overdraws it),
-taken with the clearing accounts their reservations credit. The batch waits only for what all of it needs (the
-clearing accounts); a player whose wallet or verification lock another transaction holds is not waited for:
-their requests are deferred, to be decided in a transaction of their own that waits for those rows (`wait=True`).
+taken with the clearing accounts their reservations credit. The batch waits for no row: a player whose wallet or
+verification lock another transaction holds is not waited for, and each asset's reservations credit whichever of
+its clearing shards (`accounts.CLEARING_SHARDS`) no other transaction holds (the poll of payout outcomes, an
+operator's session hold one at a time, never the asset's claims). Requests it cannot take a row for are deferred,
+to be decided in a transaction of their own that waits for their wallets (`wait=True`).
 The operators' risk policy (`prizeflow_contracts.policy.evaluate`, the version payouts last published) is
 applied with the settings' limits, which stay a floor. An approved or held claim reserves its amount with a pending
 transfer wallet → clearing; approval emits ClaimApproved + PayoutRequested, a hold ClaimHeld.
@@ -14,13 +16,14 @@ is answered once the batch knows whether that claim is written (`_answers`), nev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Final, cast
 
 from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.policy import RiskPolicy, VerificationStatus, evaluate
@@ -52,12 +55,14 @@ from prizeflow_rewards.domain.claims import (
     assess,
 )
 from prizeflow_rewards.domain.fx import Conversion, QuoteRefusal, check
-from prizeflow_rewards.domain.ledger import LedgerError, pending_room
+from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError, pending_room
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
 from prizeflow_runtime.principal import Principal
 
 log = logging.getLogger(__name__)
+# How long a deferred request's transaction tries again for a clearing shard when every shard of its asset is held.
+SHARD_WAIT_S: Final = 2.0
 
 
 @dataclass
@@ -75,6 +80,12 @@ class ClaimPolicy:
     review_all_until: datetime | None = None
     # A claim's quote whose rate the market left by more than this is moved (ADR 0015).
     fx_max_move_bps: int = 50
+    # How many of an asset's clearing shards claims reserve on (ADR 0017; 1 during a rollout from before them).
+    clearing_shards: int = accounts.CLEARING_SHARDS
+
+    def shards(self, asset: str) -> list[AccountRef]:
+        """The clearing accounts a batch may credit for the asset, in the order it tries them."""
+        return accounts.clearing_shards(asset)[: max(1, self.clearing_shards)]
 
     def limits(self, asset: str) -> ClaimLimits:
         big = 2**63 - 1
@@ -167,31 +178,42 @@ class SubmitClaim:
     async def _decide(self, books: Books, asked: list[Asked], *, wait: bool) -> dict[int, ClaimOutcome]:
         # First the players' verification locks (shared: a verification change waits for this batch, or the batch
         # for it, so a claim never waits for a verification that already happened), with the policy and their
-        # statuses. Then the clearing accounts the reservations credit, which the whole batch needs, and the
-        # wallets, which serialize each player's claims in each asset: the facts read below cannot go stale. A
-        # batch waits for neither lock of a player that another transaction holds: that player's requests are
-        # deferred. Deferred requests (`wait`) wait for their players' rows: the wallets first without holding any
-        # account (so a stuck wallet never holds up the clearing account, and every batch with it), then all of
-        # their accounts in the one order, as any transaction does (their wallets' other claimants queue in turn).
+        # statuses. Then the wallets, which serialize each player's claims in each asset (the facts read below
+        # cannot go stale), and one free clearing shard of each asset. A batch waits for neither lock of a player
+        # that another transaction holds, nor for a clearing shard: that player's requests, or the asset's when all
+        # of its shards are held, are deferred. Deferred requests (`wait`) wait for their wallets (first without
+        # holding any account, then in the one order) and take a free shard as the batch does; if every shard of
+        # the asset is held still, they go round their lane again.
         players = sorted({a.request.player_id for a in asked})
         wallets = {accounts.wallet(a.request.player_id, a.request.asset) for a in asked}
         busy: set[str] = set()
         if wait:
             policy, verification = await books.compliance.intake(players)
             await books.ledger.wait_free(wallets)
-            balances = await books.ledger.lock([*wallets, *{accounts.clearing(w.asset) for w in wallets}])
+            assets = sorted({a.request.asset for a in asked})
+            balances, _ = await books.ledger.lock_unless_busy(
+                wallets, unless_busy=(), one_free_of=[self.policy.shards(x) for x in assets]
+            )
+            balances |= await self._any_shard(books, assets, balances)
         else:
             policy, verification, busy = await books.compliance.intake_unless_busy(players)
             free = [a for a in asked if a.request.player_id not in busy]
+            assets = sorted({a.request.asset for a in free})
             balances, held = await books.ledger.lock_unless_busy(
-                {accounts.clearing(a.request.asset) for a in free},
+                (),
                 unless_busy={accounts.wallet(a.request.player_id, a.request.asset) for a in free},
+                one_free_of=[self.policy.shards(x) for x in assets],
             )
             busy |= {wallet.owner for wallet in held}  # every request of the player: theirs stay in arrival order
+        # The clearing account each asset's reservations credit in this batch: the first of its shards no other
+        # transaction held. An asset whose shards were all held has none: its requests wait in their lanes.
+        clearing = {x: next((c for c in self.policy.shards(x) if c in balances), None) for x in assets}
         outcomes: dict[int, ClaimOutcome] = {
-            a.index: Deferred(a.request.player_id) for a in asked if a.request.player_id in busy
+            a.index: Deferred(a.request.player_id)
+            for a in asked
+            if a.request.player_id in busy or clearing.get(a.request.asset) is None
         }
-        ready = [a for a in asked if a.request.player_id not in busy]
+        ready = [a for a in asked if a.index not in outcomes]
         if not ready:
             return outcomes
         now = self.clock()
@@ -221,7 +243,9 @@ class SubmitClaim:
         batch = IntakeBatch(balances, quotes=quotes)
         for a, known in zip(ready, facts, strict=True):
             status = verification.get(a.request.player_id, VerificationStatus.NOT_STARTED)
-            outcomes[a.index] = self._one(a, known, batch, now, policy, status)
+            shard = clearing[a.request.asset]
+            assert shard is not None
+            outcomes[a.index] = self._one(a, known, batch, now, policy, status, shard)
         if batch.claims:
             await self._reserve(books, batch)
         if batch.claims:
@@ -233,6 +257,25 @@ class SubmitClaim:
         self._answers(batch, outcomes)
         return outcomes
 
+    async def _any_shard(
+        self, books: Books, assets: list[str], balances: dict[AccountRef, Balance]
+    ) -> dict[AccountRef, Balance]:
+        """For the assets none of whose clearing shards was free: wait until one is, by trying again (never by
+        waiting on one: the wallets are held, and a lock wait there could close a cycle with a poll of outcomes),
+        for up to `SHARD_WAIT_S`; a poll holding every shard of an asset holds them for milliseconds. What is still
+        missing then is deferred again (the lane's next round)."""
+        taken: dict[AccountRef, Balance] = {}
+        delay, waited = 0.005, 0.0
+        while waited < SHARD_WAIT_S:
+            short = [x for x in assets if not any(c in balances or c in taken for c in self.policy.shards(x))]
+            if not short:
+                break
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.2)
+            taken |= await books.ledger.take_one_free([self.policy.shards(x) for x in short])
+        return taken
+
     def _one(  # noqa: PLR0917 - the request, what is known of it, and the policy it meets
         self,
         a: Asked,
@@ -241,8 +284,10 @@ class SubmitClaim:
         now: datetime,
         policy: RiskPolicy,
         verification: VerificationStatus,
+        clearing: AccountRef,
     ) -> ClaimOutcome:
-        """One request, decided in memory against the store's facts and the batch's requests before it."""
+        """One request, decided in memory against the store's facts and the batch's requests before it; an approved
+        or held claim reserves on `clearing` (the shard of its asset's clearing account the batch holds)."""
         r = a.request
         if a.claim_id in batch.made:  # the same key earlier in this batch: answered once the batch knows its fate
             batch.repeats.append(a)
@@ -256,7 +301,6 @@ class SubmitClaim:
                 return quote_refusal(refusal)
             conversion = Conversion.of(batch.quotes[r.quote_id])
         wallet = accounts.wallet(r.player_id, r.asset)
-        clearing = accounts.clearing(r.asset)
         history = known.history
         seen = known.destination_first_seen or batch.first_seen.get((r.player_id, a.destination_key))
         facts = ClaimFacts(
@@ -312,6 +356,7 @@ class SubmitClaim:
             destination_key=a.destination_key,
             policy_version=verdict.policy_version,
             conversion=conversion,
+            clearing_shard=accounts.shard_of(clearing),
         )
         batch.add(claim, wallet, decision, requested_by=r.actor.user_id, source=self.source, now=now)
         batch.maker[claim.id] = a

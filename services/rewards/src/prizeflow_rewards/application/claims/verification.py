@@ -89,7 +89,7 @@ class ApplyComplianceEvents:
             return Waiting()
         await books.compliance.lock_players(players)
         waiting = await books.claims.waiting_for_verification(players)
-        refs = {ref for c in waiting for ref in (accounts.wallet(c.player_id, c.asset), accounts.clearing(c.asset))}
+        refs = {ref for c in waiting for ref in (accounts.wallet(c.player_id, c.asset), c.clearing)}
         return Waiting(tuple(c.id for c in waiting), frozenset(refs))
 
     async def apply(self, books: Books, envs: Sequence[Envelope[EventPayload]], waiting: Waiting) -> None:

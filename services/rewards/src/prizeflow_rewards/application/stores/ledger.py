@@ -29,12 +29,24 @@ class Ledger(Protocol):
         ...
 
     async def lock_unless_busy(
-        self, refs: Iterable[AccountRef], *, unless_busy: Iterable[AccountRef]
+        self,
+        refs: Iterable[AccountRef],
+        *,
+        unless_busy: Iterable[AccountRef],
+        one_free_of: Sequence[Sequence[AccountRef]] = (),
     ) -> tuple[dict[AccountRef, Balance], set[AccountRef]]:
         """`lock` of `refs` (waiting for them), then each account of `unless_busy` that no other transaction holds,
         without waiting for any: the balances of all taken (an account of `unless_busy` that does not exist yet is
         not created, and its balance is zero), and the busy accounts (held elsewhere: not taken, no balance).
-        Called first in the transaction."""
+        Then, of each group of `one_free_of` (interchangeable accounts: an asset's clearing shards), one account
+        taken without waiting: the first in the group's order that exists and no other transaction holds, else the
+        first that does not exist yet (created); its balance is among the balances. A group all of whose accounts
+        are held elsewhere has none there. Called first in the transaction."""
+        ...
+
+    async def take_one_free(self, groups: Sequence[Sequence[AccountRef]]) -> dict[AccountRef, Balance]:
+        """Of each group, one account taken without waiting, as `lock_unless_busy`'s `one_free_of` does; any time
+        in the transaction (it never waits, so it closes no cycle)."""
         ...
 
     async def wait_free(self, refs: Iterable[AccountRef]) -> None:
