@@ -21,9 +21,12 @@ lane's), then `SetAside` is its answer. Without a `wait`, `SetAside` is the requ
 If `commit` itself raises, the batch failed as a whole: an outage (`is_outage`: the database or a dependency is
 down), a statement or lock timeout (a row wanted by the whole batch, or waited for by a lane, was held past its
 limit: halving would only wait the full timeout again in each half) or the given `shared` exceptions (contention
-that outlasted its retries) go to every request of the batch; anything else may be one request's fault, so the
-batch is halved and each half committed again, until the request that fails is alone with its error. That is
-log2(n) more commits for one poisoned request, never one transaction per request.
+that outlasted its retries) go to every request of the batch. A failure `commit` can pin on requests it raises as
+`Culprits` (their positions in the batch, each with its error): those requests get their errors and the rest of
+the batch is committed again at once, one more commit whatever the batch's size (issue 56). Anything else may be
+one request's fault without saying whose, so the batch is halved and each half committed again, until the request
+that fails is alone with its error: log2(n) more commits for one poisoned request, never one transaction per
+request.
 """
 
 from __future__ import annotations
@@ -52,6 +55,16 @@ class SetAside(Exception):  # noqa: N818 - an outcome that says what happens nex
     def __init__(self, key: Hashable) -> None:
         super().__init__("the request waits for a row another transaction holds")
         self.key = key
+
+
+class Culprits(Exception):  # noqa: N818 - names the requests a failure is theirs, not a failure of its own
+    """Raised by `commit` when it failed because of some of its requests and knows which: `failed` maps each one's
+    position in the batch to the error it gets; nothing of the batch was committed. The others are committed again,
+    in one more commit."""
+
+    def __init__(self, failed: dict[int, BaseException]) -> None:
+        super().__init__(f"{len(failed)} request(s) broke the batch")
+        self.failed = failed
 
 
 @dataclass(slots=True)
@@ -140,18 +153,7 @@ class GroupCommit(Generic[Req, Res]):
         try:
             outcomes = await commit([w.request for w in batch])
         except Exception as err:  # noqa: BLE001 - whatever failed is handed to the requests waiting on it
-            if len(batch) > 1 and not self._whole_batch(err):
-                half = len(batch) // 2
-                log.warning(
-                    "%s: a group commit of %d failed (%s); committing each half again",
-                    self.name,
-                    len(batch),
-                    type(err).__name__,
-                )
-                await self._commit_or_halve(batch[:half], commit, observe=observe)
-                await self._commit_or_halve(batch[half:], commit, observe=observe)
-                return
-            _fail(batch, err)
+            await self._failed(batch, commit, err, observe=observe)
             return
         if len(outcomes) != len(batch):
             # Committed, but not one answer per request: a bug in `commit`. Never halved (committing again would
@@ -173,6 +175,32 @@ class GroupCommit(Generic[Req, Res]):
                 waiter.future.set_exception(outcome)
             else:
                 waiter.future.set_result(outcome)
+
+    async def _failed(
+        self, batch: list[_Waiter[Req, Res]], commit: Commit[Req, Res], err: Exception, *, observe: bool
+    ) -> None:
+        """A commit of `batch` raised `err`: its culprits answered and the rest committed again (`Culprits`), or the
+        batch halved, or every request answered with it (module docstring)."""
+        named = {i: e for i, e in err.failed.items() if 0 <= i < len(batch)} if isinstance(err, Culprits) else {}
+        if named:
+            log.warning("%s: %d of a group commit of %d broke it; the rest again", self.name, len(named), len(batch))
+            for i, e in named.items():
+                _fail([batch[i]], e)
+            if rest := [w for i, w in enumerate(batch) if i not in named]:
+                await self._commit_or_halve(rest, commit, observe=observe)
+            return
+        if len(batch) > 1 and not self._whole_batch(err):
+            half = len(batch) // 2
+            log.warning(
+                "%s: a group commit of %d failed (%s); committing each half again",
+                self.name,
+                len(batch),
+                type(err).__name__,
+            )
+            await self._commit_or_halve(batch[:half], commit, observe=observe)
+            await self._commit_or_halve(batch[half:], commit, observe=observe)
+            return
+        _fail(batch, err)
 
     def _whole_batch(self, err: Exception) -> bool:
         """A failure that is no one request's fault, so halving would not isolate it (module docstring)."""
@@ -224,4 +252,4 @@ def _fail(batch: Sequence[_Waiter[Any, Any]], err: BaseException) -> None:
             waiter.future.set_exception(err)
 
 
-__all__ = ["GroupCommit", "SetAside"]
+__all__ = ["Culprits", "GroupCommit", "SetAside"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from prizeflow_runtime.group_commit import GroupCommit, SetAside
+from prizeflow_runtime.group_commit import Culprits, GroupCommit, SetAside
 
 
 class Refused(Exception):
@@ -84,6 +84,36 @@ async def test_a_request_that_breaks_its_batch_is_isolated_by_halving_not_one_co
     assert len(store.batches) <= 1 + 2 * 9
     committed = [n for b in store.batches if 137 not in b for n in b]
     assert sorted(committed) == [n for n in range(500) if n != 137]  # every other request committed exactly once
+
+
+async def test_a_request_its_commit_names_as_the_culprit_is_isolated_in_one_step() -> None:
+    """Issue 56: a commit that knows which requests broke it says so (`Culprits`); they get their errors, and the
+    rest of the batch is committed again at once: two commits for any batch size, never halving."""
+    store = Store()
+    poisoned = {137, 401}
+
+    async def commit(batch: Sequence[int]) -> list[int | BaseException]:
+        store.batches.append(list(batch))
+        if found := {i: Poisoned(str(n)) for i, n in enumerate(batch) if n in poisoned}:
+            raise Culprits(dict(found))
+        return [n * 10 for n in batch]
+
+    group = GroupCommit(commit, name="t", max_batch=500)
+    results = await asyncio.gather(*(group.submit(n) for n in range(500)), return_exceptions=True)
+    assert [str(results[n]) for n in sorted(poisoned)] == ["137", "401"]
+    assert all(isinstance(results[n], Poisoned) for n in poisoned)
+    assert [r for i, r in enumerate(results) if i not in poisoned] == [n * 10 for n in range(500) if n not in poisoned]
+    # One batch of all, then its rest once more: two commits (halving took 1 + 2 * log2(500)).
+    assert [len(b) for b in store.batches] == [500, 498]
+
+
+async def test_a_commit_naming_every_request_answers_each_with_its_own_error() -> None:
+    async def commit(batch: Sequence[int]) -> list[int | BaseException]:
+        raise Culprits({i: Poisoned(str(n)) for i, n in enumerate(batch)})
+
+    group = GroupCommit(commit, name="t")
+    results = await asyncio.gather(*(group.submit(n) for n in range(3)), return_exceptions=True)
+    assert [str(r) for r in results] == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize("error", [ConnectionRefusedError("database down"), Contended("lost 4 times")])

@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_rewards.adapters.backend_pg import SqlLostCommits
 from prizeflow_rewards.adapters.routes_pg import publish_routes
-from prizeflow_rewards.application.claims import ClaimIntake, SubmitClaim
+from prizeflow_rewards.application.books import Books
+from prizeflow_rewards.application.claims import ClaimIntake, SubmitClaim, claim_id_for
 from prizeflow_rewards.application.claims.submit import ClaimOutcome, ClaimRequest, Deferred
 from prizeflow_rewards.domain import accounts
-from prizeflow_rewards.domain.ledger import Transfer, TransferKind
+from prizeflow_rewards.domain.claims import reservation
+from prizeflow_rewards.domain.ledger import LedgerError, Transfer, TransferKind
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import session_factory
@@ -192,3 +194,44 @@ async def test_concurrent_requests_share_intake_transactions_and_keep_their_own_
     count = next(s.value for m in metrics.claim_batch.collect() for s in m.samples if s.name.endswith("_count"))
     assert count < 20  # 200 requests, a handful of transactions
     assert await scalar(engine, "SELECT count(*) FROM claims") == 199
+
+
+async def test_a_request_that_breaks_its_batch_is_answered_alone_and_the_rest_committed_in_one_more_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """Issue 56: a request whose reservation the ledger refuses with a fault (not a refusal of the claim: here a
+    reservation under its claim's id exists with another body and no claim) broke its whole batch, which was then
+    halved log2(n) times to find it. The batch names it (`Culprits`): it gets its error, and the other requests
+    are decided again together, in one more transaction."""
+    players = [f"k{i:03}" for i in range(120)]
+    await fund(engine, dict.fromkeys(players, 1_000))
+    poisoned = players[57]
+    async with sql_uow(engine)() as books:  # a reservation of the poisoned request's claim, with another amount
+        await books.ledger.apply([reservation(claim_id_for(poisoned, f"claim-{poisoned}"), poisoned, "USDC", 1)])
+    submit = SubmitClaim(OPEN_CLAIM_POLICY, "/test")
+    decided: list[int] = []
+    original = submit.decide
+
+    async def counting(books: Books, requests: Sequence[ClaimRequest], *, wait: bool = False) -> list[ClaimOutcome]:
+        decided.append(len(requests))
+        return await original(books, requests, wait=wait)
+
+    submit.decide = counting  # type: ignore[method-assign]
+    intake = ClaimIntake(sql_uow(engine), submit, SqlLostCommits(session_factory(engine)))
+
+    async def claim(p: str) -> str:
+        try:
+            c, _ = await intake.submit(ask(p, 500, f"claim-{p}"))
+        except LedgerError as err:
+            return err.code
+        return c.status.value
+
+    first = await claim(players[0])  # alone: the others arrive while it commits and share the next batch
+    rest = await asyncio.gather(*(claim(p) for p in players[1:]))
+    answers = [first, *rest]
+    assert answers[57] == "transfer_conflict"
+    assert [a for i, a in enumerate(answers) if i != 57] == ["approved"] * 119
+    # The lone first; then one batch of the others and its rest once more (halving took 1 + 2 * log2(119) ≈ 15).
+    assert len(decided) == 3, decided
+    assert decided[2] == decided[1] - 1, decided
+    assert await scalar(engine, "SELECT count(*) FROM claims") == 119

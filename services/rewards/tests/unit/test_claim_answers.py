@@ -21,6 +21,7 @@ from prizeflow_rewards.domain.claims import Claim, ClaimStatus
 from prizeflow_rewards.domain.ledger import COUNTER_MAX, BatchResult, LedgerError, Transfer, TransferKind
 from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.group_commit import Culprits
 
 KEY = "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7"
 DEST = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KEY)
@@ -172,13 +173,16 @@ async def test_a_reservation_the_ledger_refuses_answers_its_request_and_repeats_
     assert [said(o)[1:] for o in again] == [("USDC", True), ("USDC", True)]
 
 
-async def test_a_ledger_error_that_is_no_refusal_of_the_claim_fails_the_batch() -> None:
+async def test_a_ledger_error_that_is_no_refusal_of_the_claim_fails_the_batch_naming_its_request() -> None:
     w = World()
     await w.fund("p", 1_000)
-    first = ask("p", 800, "a")
-    w.ledger.refuse[w.made(first).pending.id] = LedgerError("asset_mismatch", "a bug, not the player's")
-    with pytest.raises(LedgerError):
-        await w.decide([first])
+    await w.fund("q", 1_000)
+    first, second = ask("q", 100, "ok"), ask("p", 800, "a")
+    fault = LedgerError("asset_mismatch", "a bug, not the player's")
+    w.ledger.refuse[w.made(second).pending.id] = fault
+    with pytest.raises(Culprits) as err:
+        await w.decide([first, second])
+    assert err.value.failed == {1: fault}  # its position in the batch: the group commit answers it, the rest again
 
 
 async def test_a_player_whose_wallet_or_verification_another_transaction_holds_is_deferred_then_decided() -> None:

@@ -58,6 +58,7 @@ from prizeflow_rewards.domain.fx import Conversion, QuoteRefusal, check
 from prizeflow_rewards.domain.ledger import AccountRef, Balance, LedgerError, pending_room
 from prizeflow_rewards.metrics import RewardsMetrics
 from prizeflow_runtime.errors import ErrorKind, UseCaseError
+from prizeflow_runtime.group_commit import Culprits
 from prizeflow_runtime.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,11 @@ class SubmitClaim:
             actor, player_id, asset, amount, destination, idempotency_key, correlation_id, quote_id, market
         )
         with ledger_refusals():
-            [outcome] = await self.decide(books, [request], wait=True)
+            try:
+                [outcome] = await self.decide(books, [request], wait=True)
+            except Culprits as err:  # alone in its batch: its own error
+                [fault] = err.failed.values()
+                raise fault from None
         if isinstance(outcome, Deferred):  # it counted on a claim of its batch that could not be written
             raise ClaimError(ErrorKind.UNAVAILABLE, "transaction_contended", "retry shortly; nothing was written")
         if isinstance(outcome, UseCaseError):
@@ -241,11 +246,17 @@ class SubmitClaim:
             windows=sorted(policy.windows()),
         )
         batch = IntakeBatch(balances, quotes=quotes)
+        culprits: dict[int, BaseException] = {}
         for a, known in zip(ready, facts, strict=True):
             status = verification.get(a.request.player_id, VerificationStatus.NOT_STARTED)
             shard = clearing[a.request.asset]
             assert shard is not None
-            outcomes[a.index] = self._one(a, known, batch, now, policy, status, shard)
+            try:
+                outcomes[a.index] = self._one(a, known, batch, now, policy, status, shard)
+            except Exception as err:  # noqa: BLE001 - this request's fault: the batch is decided again without it
+                culprits[a.index] = err
+        if culprits:  # nothing is written: the group commit answers these and commits the rest again, once
+            raise Culprits(culprits)
         if batch.claims:
             await self._reserve(books, batch)
         if batch.claims:
@@ -413,6 +424,7 @@ class SubmitClaim:
             batch.committed_elsewhere(committed)
             if not batch.claims:
                 return
+        culprits: dict[int, BaseException] = {}
         for claim in list(batch.claims):
             try:
                 count_transfers(self.metrics, await books.ledger.apply([claim.pending]))
@@ -420,12 +432,18 @@ class SubmitClaim:
                 if err.code == "transfer_conflict" and (found := await books.claims.find([claim.id])):
                     batch.committed_elsewhere(found)
                     continue
-                batch.refuse(claim.id, self._ledger_refusal(err))
+                try:
+                    batch.refuse(claim.id, self._ledger_refusal(err))
+                except LedgerError as fault:  # no refusal of the claim: a fault its request alone brings
+                    culprits[batch.maker[claim.id].index] = fault
+        if culprits:
+            raise Culprits(culprits)
         batch.count(self.metrics)
 
     def _ledger_refusal(self, err: LedgerError) -> ClaimError:
         """A reservation the ledger refused, as the claim's refusal with the code the README names for its cause;
-        anything else is no refusal of the claim but a fault (it fails the batch, and halving finds its request)."""
+        anything else is no refusal of the claim but a fault (raised: `_reserve` names its request as the batch's
+        culprit, answered with it while the rest is committed again)."""
         if err.code == "exceeds_credits":
             return self._refuse(RefusalCode.INSUFFICIENT_BALANCE, "the balance does not cover this claim")
         if err.code == "amount_out_of_range":
