@@ -10,8 +10,13 @@ write is online.
   56, to the same end schema: none is exempt now. One that could not be would be a strict xfail in `STILL_BLOCKING`,
   naming what blocks.
 - Dynamic, on a real PostgreSQL: `payouts` seeded at scale at revision 0028 and upgraded to head (0029's validation,
-  0030's and 0031's index builds) while writers insert and update payouts with a short lock_timeout: no write waits
-  that long. A plain CREATE INDEX there (0031 before this issue) holds every write for the length of a scan.
+  0030's and 0031's index builds), and at 0022 upgraded across 0023 (a trigger, and every payout's destination key
+  rewritten), while writers insert and update payouts with a short lock_timeout: no write waits that long. A plain
+  CREATE INDEX there (0031 before this issue) holds every write for the length of a scan; 0023's rewrite in the
+  trigger's transaction (before) held them for the whole rewrite.
+- A trigger created on a table the services write locks out its writers until the revision commits: no rewrite of
+  that table's rows may follow it in the same transaction (payouts 0023 and rewards 0014 commit it, then rewrite in
+  ranges of ids, each range its own transaction).
 """
 
 from __future__ import annotations
@@ -42,10 +47,20 @@ def online_problems(sql: str) -> list[str]:
     """What in a rendered step makes writes to a table the step did not create wait on it (the module's rules)."""
     created: set[str] = set()
     added_in_transaction: set[str] = set()
+    triggered: set[str] = set()  # tables a trigger was created on in the transaction: writes wait until it commits
     problems = []
     for s in statements(sql):
         if s.upper() == "COMMIT":
             added_in_transaction.clear()
+            triggered.clear()
+            continue
+        if m := re.match(rf"CREATE (?:OR REPLACE )?(?:CONSTRAINT )?TRIGGER \S+ .*? ON ({_NAME})", s, re.I | re.S):
+            if _bare(m.group(1)) not in created:
+                triggered.add(_bare(m.group(1)))
+            continue
+        rewrite = re.match(rf"(?:UPDATE|DELETE FROM|INSERT INTO) ({_NAME})", s, re.I)
+        if rewrite and _bare(rewrite.group(1)) in triggered:
+            problems.append(f"rows of {_bare(rewrite.group(1))} rewritten under a new trigger's lock: {s[:140]}")
             continue
         if m := re.match(rf"CREATE (?:UNLOGGED |TEMP |TEMPORARY )?TABLE (?:IF NOT EXISTS )?({_NAME})", s, re.I):
             created.add(_bare(m.group(1)))
@@ -110,6 +125,10 @@ def test_a_revision_after_the_baseline_never_makes_writes_wait(service: str, rev
             "validated in the transaction that added it",
         ),
         ("ALTER TABLE payouts ADD COLUMN b int CHECK (b > 0)", "inline constraint"),
+        (
+            "CREATE TRIGGER t BEFORE INSERT ON payouts FOR EACH ROW EXECUTE FUNCTION f(); UPDATE payouts SET a = a",
+            "rewritten under a new trigger's lock",
+        ),
     ],
 )
 def test_what_makes_writes_wait_is_found(sql: str, problem: str) -> None:
@@ -125,6 +144,7 @@ def test_what_makes_writes_wait_is_found(sql: str, problem: str) -> None:
         "ALTER TABLE payouts ADD CONSTRAINT c CHECK (a > 0) NOT VALID; COMMIT; "
         "ALTER TABLE payouts VALIDATE CONSTRAINT c",
         "ALTER TABLE payouts ADD COLUMN b int, DROP CONSTRAINT IF EXISTS d",
+        "CREATE TRIGGER t BEFORE INSERT ON payouts FOR EACH ROW EXECUTE FUNCTION f(); COMMIT; UPDATE payouts SET a = a",
     ],
 )
 def test_what_is_online_is_not_flagged(sql: str) -> None:
@@ -154,7 +174,9 @@ VALUES ($1, $1, $1, 'h', $1, 'player-w', 'player-w', 'USDC', 100, 'sandbox', 'de
 """
 
 
-async def _writer(dsn: str, n: int, done: asyncio.Event, waits: list[float], refused: list[str]) -> int:
+async def _writer(
+    dsn: str, n: int, done: asyncio.Event, waits: list[float], refused: list[str], rows: int
+) -> int:
     """The money path's writes: a payout inserted, another's row updated, in autocommit, until the upgrade is done."""
     conn = await asyncpg.connect(dsn, server_settings={"lock_timeout": WRITE_LOCK_TIMEOUT})
     written = 0
@@ -164,7 +186,7 @@ async def _writer(dsn: str, n: int, done: asyncio.Event, waits: list[float], ref
             try:
                 await conn.execute(_INSERT, f"po-w{n}-{written}")
                 await conn.execute(
-                    "UPDATE payouts SET updated_at = now() WHERE id = $1", f"po-seed-{1 + (written * 7919) % SEED_ROWS}"
+                    "UPDATE payouts SET updated_at = now() WHERE id = $1", f"po-seed-{1 + (written * 7919) % rows}"
                 )
             except asyncpg.LockNotAvailableError as err:
                 refused.append(str(err))
@@ -177,16 +199,28 @@ async def _writer(dsn: str, n: int, done: asyncio.Event, waits: list[float], ref
 
 
 @pytest.mark.integration
-async def test_payouts_at_scale_upgrade_to_head_while_its_writes_go_on(fresh_database: str) -> None:
+@pytest.mark.parametrize(
+    ("start", "target", "rows"),
+    [
+        # 0029's validation, 0030's and 0031's index builds.
+        pytest.param("0028", None, SEED_ROWS, id="0028-head"),
+        # 0023's trigger and its rewrite of every payout's destination key (the seed's keys are not v2: each row is
+        # rewritten), in ranges committed one at a time.
+        pytest.param("0022", "0023", SEED_ROWS // 4, id="0022-0023"),
+    ],
+)
+async def test_payouts_at_scale_upgrade_while_its_writes_go_on(
+    fresh_database: str, start: str, target: str | None, rows: int
+) -> None:
     ini = str(ROOT / "services" / "payouts" / "alembic.ini")
-    await migrate(ini, fresh_database, "0028")
+    await migrate(ini, fresh_database, start)
     dsn = asyncpg_dsn(fresh_database)
     conn = await asyncpg.connect(dsn)
     try:
         # The rows as the service wrote them, without its per-row triggers (one lock each: 400,000 of them in one
         # statement exhaust the lock table); the writes beside the upgrade go through them all.
         await conn.execute("SET session_replication_role = replica")
-        await conn.execute(_SEED)
+        await conn.execute(_SEED.replace(str(SEED_ROWS), str(rows)))
         await conn.execute("SET session_replication_role = DEFAULT")
         await conn.execute("ANALYZE payouts")
     finally:
@@ -194,11 +228,14 @@ async def test_payouts_at_scale_upgrade_to_head_while_its_writes_go_on(fresh_dat
     done = asyncio.Event()
     waits: list[float] = []
     refused: list[str] = []
-    writers = [asyncio.create_task(_writer(dsn, n, done, waits, refused)) for n in range(2)]
+    writers = [asyncio.create_task(_writer(dsn, n, done, waits, refused, rows)) for n in range(2)]
     await asyncio.sleep(0.3)  # the writes are under way before the upgrade starts
     started = time.monotonic()
     try:
-        await upgrade_to_head(ini, fresh_database)
+        if target is None:
+            await upgrade_to_head(ini, fresh_database)
+        else:
+            await migrate(ini, fresh_database, target)
     finally:
         done.set()
         written = sum(await asyncio.gather(*writers))

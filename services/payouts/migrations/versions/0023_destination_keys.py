@@ -17,6 +17,11 @@ destination for a limit, first use and a clearance). Here, in SQL:
   rows under the old keys stay, and no v2 key can equal them (another hash input).
 - `compliance_decisions` hold no destination key (their reasons name list entries): nothing to do.
 
+Online since issue 56: the functions, the clearances' copies and the trigger commit first (the trigger's lock on
+`payouts` held for that commit only); the keys are then rewritten a range of 5,000 ids at a time, each range its own
+transaction, so the money path's writes never wait for the rewrite. Each step may run again (CREATE OR REPLACE, the
+copies ON CONFLICT DO NOTHING, rows already right not written).
+
 Downgrade: the trigger is dropped first (it would turn them back into v2), then the v1 keys are recomputed from the
 payouts' columns (the v1 formula is `type|address|memo` as stored);
 clearances keep both rows, so nothing is lost either way, but a clearance recorded after the upgrade under a v2 key
@@ -58,7 +63,7 @@ _WHITESPACE = r"E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f'"
 _MEMO_TYPES = "'crypto_address'"  # `MEMO_TYPES`: the types whose rails read a memo (the exchange's tag)
 _FUNCTIONS = [
     rf"""
-    CREATE FUNCTION prizeflow_destination_spelling(address text) RETURNS text
+    CREATE OR REPLACE FUNCTION prizeflow_destination_spelling(address text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
     DECLARE
         compact text := translate(address, {_WHITESPACE}, '');
@@ -89,7 +94,7 @@ _FUNCTIONS = [
     END $$
     """,
     rf"""
-    CREATE FUNCTION prizeflow_destination_key(type text, address text, memo text) RETURNS text
+    CREATE OR REPLACE FUNCTION prizeflow_destination_key(type text, address text, memo text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
     DECLARE
         spelling text := prizeflow_destination_spelling(address);
@@ -109,23 +114,24 @@ _DROP_FUNCTIONS = [
 ]
 # The v1 formula, only while a step rewrites keys (created and dropped in it).
 _V1 = """
-    CREATE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
+    CREATE OR REPLACE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
         SELECT encode(sha256(convert_to(type || '|' || address || '|' || coalesce(memo, ''), 'UTF8')), 'hex')
     $$
     """
-_DROP_V1 = "DROP FUNCTION prizeflow_destination_key_v1(text, text, text)"
+_DROP_V1 = "DROP FUNCTION IF EXISTS prizeflow_destination_key_v1(text, text, text)"
 # The database owns the key: whatever a writer computed (a pod of the previous release, during a rolling deploy,
 # still writes v1 keys), a payout stores the key of its own destination columns.
 _TRIGGER = [
     """
-    CREATE FUNCTION payout_destination_key() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION payout_destination_key() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         NEW.destination_key := prizeflow_destination_key(
             NEW.destination_type, NEW.destination_address, NEW.destination_memo);
         RETURN NEW;
     END $$
     """,
+    "DROP TRIGGER IF EXISTS payouts_destination_key ON payouts",
     """
     CREATE TRIGGER payouts_destination_key
     BEFORE INSERT OR UPDATE OF destination_type, destination_address, destination_memo, destination_key ON payouts
@@ -141,7 +147,7 @@ _DROP_TRIGGER = [
 _UP = [
     *_FUNCTIONS,
     _V1,
-    # Old key -> new key of every destination a clearance names, read before the payouts' keys change.
+    # Old key -> new key of every destination a clearance names, read before any payout's key changes.
     """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
     SELECT DISTINCT c.subject_key AS old_key,
@@ -150,14 +156,6 @@ _UP = [
     JOIN payouts p ON p.id = c.payout_id OR p.destination_key = c.subject_key
     WHERE c.subject_kind = 'destination'
         AND prizeflow_destination_key_v1(p.destination_type, p.destination_address, p.destination_memo) = c.subject_key
-    """,
-    # The trigger first: it locks out writers until this step commits, so no payout escapes the rewrite below.
-    *_TRIGGER,
-    # The trigger sets the key (the same formula); rows already right are not written.
-    """
-    UPDATE payouts SET destination_key = destination_key
-    WHERE destination_key IS NOT NULL
-        AND destination_key <> prizeflow_destination_key(destination_type, destination_address, destination_memo)
     """,
     """
     INSERT INTO screening_clearances (subject_kind, subject_key, source, entry_uid, cleared_by, payout_id, cleared_at)
@@ -169,8 +167,19 @@ _UP = [
     ON CONFLICT (subject_kind, subject_key, source, entry_uid) DO NOTHING
     """,
     "DROP TABLE destination_key_moves",
-    _DROP_V1,
+    # Last in the transaction: creating the trigger locks out writers of `payouts` until this commits, at once.
+    *_TRIGGER,
 ]
+# Every payout's key through the trigger (the same formula), a range of ids at a time, each range committed on its
+# own: row locks on one range for one statement, never the table's writes for the whole rewrite. Rows already right
+# are not written; a payout written since the trigger's commit has its v2 key already.
+_REKEY_RANGE = """
+    UPDATE payouts SET destination_key = destination_key
+    WHERE id > :after AND id <= :upto AND destination_key IS NOT NULL
+        AND destination_key <> prizeflow_destination_key(destination_type, destination_address, destination_memo)
+"""
+_NEXT_RANGE = "SELECT max(id) FROM (SELECT id FROM payouts WHERE id > :after ORDER BY id LIMIT :n) AS r"
+_RANGE = 5_000
 
 _DOWN = [
     *_DROP_TRIGGER,  # first: it would rewrite the v1 keys below to v2
@@ -188,6 +197,24 @@ _DOWN = [
 def upgrade() -> None:
     for statement in _UP:
         op.execute(statement)
+    with op.get_context().autocommit_block():
+        _rekey()
+    op.execute(_DROP_V1)
+
+
+def _rekey() -> None:
+    """`_REKEY_RANGE` over the table's ids, one range per statement, each its own transaction (autocommit); offline,
+    the whole table in one statement (an SQL script is read, not run at scale)."""
+    from sqlalchemy import text
+
+    if op.get_context().as_sql:
+        op.execute(_REKEY_RANGE.replace(":after", "''").replace("AND id <= :upto ", ""))
+        return
+    bind = op.get_bind()
+    after = ""
+    while (upto := bind.execute(text(_NEXT_RANGE), {"after": after, "n": _RANGE}).scalar()) is not None:
+        bind.execute(text(_REKEY_RANGE), {"after": after, "upto": upto})
+        after = upto
 
 
 def downgrade() -> None:

@@ -18,6 +18,11 @@ use and a retried claim's idempotency carry over:
   can re-key a first use written later by an old pod (it stores no address): it only makes that destination look new
   once more (its cooldown applies again: stricter).
 
+Online since issue 56: the functions, the first-use rows' moves and the trigger commit first (the trigger's lock on
+`claims` held for that commit only); the claims' keys are then rewritten a range of 5,000 ids at a time, each range
+its own transaction, so claims never wait for the rewrite. Each step may run again (CREATE OR REPLACE, the moves
+ON CONFLICT, claims already right not written).
+
 Downgrade: the trigger is dropped first (it would turn them back into v2), then the v1 keys are recomputed from the
 claims' `destination` (`type|address|memo` as stored), and each player's merged first-use row is split back per old
 key, first seen at the later of the merged row's time and the player's first claim to that spelling (never earlier
@@ -59,7 +64,7 @@ _WHITESPACE = r"E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f'"
 _MEMO_TYPES = "'crypto_address'"  # `MEMO_TYPES`: the types whose rails read a memo (the exchange's tag)
 _FUNCTIONS = [
     rf"""
-    CREATE FUNCTION prizeflow_destination_spelling(address text) RETURNS text
+    CREATE OR REPLACE FUNCTION prizeflow_destination_spelling(address text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
     DECLARE
         compact text := translate(address, {_WHITESPACE}, '');
@@ -90,7 +95,7 @@ _FUNCTIONS = [
     END $$
     """,
     rf"""
-    CREATE FUNCTION prizeflow_destination_key(type text, address text, memo text) RETURNS text
+    CREATE OR REPLACE FUNCTION prizeflow_destination_key(type text, address text, memo text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
     DECLARE
         spelling text := prizeflow_destination_spelling(address);
@@ -112,39 +117,40 @@ _DROP_FUNCTIONS = [
 # over it, only while a step rewrites keys (created and dropped in it).
 _HELPERS = [
     """
-    CREATE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
+    CREATE OR REPLACE FUNCTION prizeflow_destination_key_v1(type text, address text, memo text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
         SELECT encode(sha256(convert_to(type || '|' || address || '|' || coalesce(memo, ''), 'UTF8')), 'hex')
     $$
     """,
     """
-    CREATE FUNCTION prizeflow_claim_key_v1(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    CREATE OR REPLACE FUNCTION prizeflow_claim_key_v1(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
         SELECT prizeflow_destination_key_v1(destination->>'type', destination->>'address', destination->>'memo')
     $$
     """,
     """
-    CREATE FUNCTION prizeflow_claim_key_v2(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    CREATE OR REPLACE FUNCTION prizeflow_claim_key_v2(destination jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
         SELECT prizeflow_destination_key(destination->>'type', destination->>'address', destination->>'memo')
     $$
     """,
 ]
 _DROP_HELPERS = [
-    "DROP FUNCTION prizeflow_claim_key_v2(jsonb)",
-    "DROP FUNCTION prizeflow_claim_key_v1(jsonb)",
-    "DROP FUNCTION prizeflow_destination_key_v1(text, text, text)",
+    "DROP FUNCTION IF EXISTS prizeflow_claim_key_v2(jsonb)",
+    "DROP FUNCTION IF EXISTS prizeflow_claim_key_v1(jsonb)",
+    "DROP FUNCTION IF EXISTS prizeflow_destination_key_v1(text, text, text)",
 ]
 # The database owns the key: whatever a writer computed (a pod of the previous release, during a rolling deploy,
 # still writes v1 keys), a claim with a destination stores the key of that destination. So windows count its
 # amount, and a claim stored by an old pod and retried on a new one compares v2 with v2 (idempotency).
 _TRIGGER = [
     """
-    CREATE FUNCTION claim_destination_key() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION claim_destination_key() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         NEW.destination_key := prizeflow_destination_key(
             NEW.destination->>'type', NEW.destination->>'address', NEW.destination->>'memo');
         RETURN NEW;
     END $$
     """,
+    "DROP TRIGGER IF EXISTS claims_destination_key ON claims",
     """
     CREATE TRIGGER claims_destination_key BEFORE INSERT OR UPDATE OF destination, destination_key ON claims
     FOR EACH ROW WHEN (NEW.destination->>'address' IS NOT NULL) EXECUTE FUNCTION claim_destination_key()
@@ -159,7 +165,8 @@ _DROP_TRIGGER = [
 _UP = [
     *_FUNCTIONS,
     *_HELPERS,
-    # Each player's old key -> new key, from their claims (every first-use row was written with a claim).
+    # Each player's old key -> new key, from their claims (every first-use row was written with a claim), read
+    # before any claim's key changes.
     """
     CREATE TEMPORARY TABLE destination_key_moves ON COMMIT DROP AS
     SELECT DISTINCT c.player_id, c.destination_key AS old_key, prizeflow_claim_key_v2(c.destination) AS new_key
@@ -167,13 +174,6 @@ _UP = [
     """,
     "CREATE INDEX ON destination_key_moves (player_id, old_key)",
     "ANALYZE destination_key_moves",
-    # The trigger before the rewrite: it locks out writers of claims until this step commits, so none escapes it.
-    *_TRIGGER,
-    # The trigger sets the key (the same formula); claims already right are not written.
-    """
-    UPDATE claims SET destination_key = destination_key
-    WHERE destination->>'address' IS NOT NULL AND destination_key <> prizeflow_claim_key_v2(destination)
-    """,
     """
     INSERT INTO payout_destinations (player_id, destination_key, first_seen_at)
     SELECT d.player_id, m.new_key, min(d.first_seen_at)
@@ -189,8 +189,19 @@ _UP = [
     WHERE d.player_id = m.player_id AND d.destination_key = m.old_key AND m.new_key <> m.old_key
     """,
     "DROP TABLE destination_key_moves",
-    *_DROP_HELPERS,
+    # Last in the transaction: creating the trigger locks out writers of claims until this commits, at once.
+    *_TRIGGER,
 ]
+# Every claim's key through the trigger (the same formula), a range of ids at a time, each range committed on its
+# own: row locks on one range for one statement, never the table's writes for the whole rewrite. Claims already
+# right are not written; one written since the trigger's commit has its v2 key already.
+_REKEY_RANGE = """
+    UPDATE claims SET destination_key = destination_key
+    WHERE id > :after AND id <= :upto AND destination->>'address' IS NOT NULL
+        AND destination_key <> prizeflow_claim_key_v2(destination)
+"""
+_NEXT_RANGE = "SELECT max(id) FROM (SELECT id FROM claims WHERE id > :after ORDER BY id LIMIT :n) AS r"
+_RANGE = 5_000
 
 _DOWN = [
     *_DROP_TRIGGER,  # first: it would rewrite the v1 keys below to v2
@@ -227,6 +238,25 @@ _DOWN = [
 def upgrade() -> None:
     for statement in _UP:
         op.execute(statement)
+    with op.get_context().autocommit_block():
+        _rekey()
+    for statement in _DROP_HELPERS:
+        op.execute(statement)
+
+
+def _rekey() -> None:
+    """`_REKEY_RANGE` over the table's ids, one range per statement, each its own transaction (autocommit); offline,
+    the whole table in one statement (an SQL script is read, not run at scale)."""
+    from sqlalchemy import text
+
+    if op.get_context().as_sql:
+        op.execute(_REKEY_RANGE.replace(":after", "''").replace("AND id <= :upto ", ""))
+        return
+    bind = op.get_bind()
+    after = ""
+    while (upto := bind.execute(text(_NEXT_RANGE), {"after": after, "n": _RANGE}).scalar()) is not None:
+        bind.execute(text(_REKEY_RANGE), {"after": after, "upto": upto})
+        after = upto
 
 
 def downgrade() -> None:
