@@ -28,6 +28,7 @@ class ExceptionKind(StrEnum):
     UNBOOKED_FEE = "unbooked_fee"  # a fee the provider charged that nobody booked
     UNKNOWN_OUTCOME = "unknown_outcome"  # a rail cannot tell whether it paid: a person settles it
     LEDGER_MISMATCH = "ledger_mismatch"  # the ledger booked another amount for the payout than it paid, or none
+    WITHDRAWN_LINE = "withdrawn_line"  # a line the provider listed for a payout of ours and lists no more
 
 
 class Severity(StrEnum):
@@ -174,6 +175,14 @@ RECON_KINDS: Final[Mapping[ExceptionKind, ReconKind]] = {
             Severity.HIGH,
             (_ACK,),
             "The ledger's postings for the rail disagree with the payouts or the provider",
+        ),
+        # Evidence changed under us: what was matched, booked or found on that line stands on nothing the provider
+        # shows now. A person finds out why (a correction at the provider, an attempt to hide money) and records it.
+        ReconKind(
+            ExceptionKind.WITHDRAWN_LINE,
+            Severity.HIGH,
+            (_ACK,),
+            "The provider no longer lists a line it listed before for a payout of ours",
         ),
     )
 }

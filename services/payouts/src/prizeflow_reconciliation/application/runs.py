@@ -173,16 +173,21 @@ class ReconcileWindows:
             # (a line it listed once and lists no more is gone).
             seen = {line.line_id for line in lines}
             read_from, read_to = run.since - self.slack, run.until + self.slack
-            lines += [
+            remembered = [
                 line
                 for line in await store.remembered(run.provider, [p.payout_id for p in ours])
-                if line.line_id not in seen and not read_from <= line.occurred_at < read_to
+                if line.line_id not in seen
             ]
+            withdrawn = [line for line in remembered if read_from <= line.occurred_at < read_to]
+            lines += [line for line in remembered if not read_from <= line.occurred_at < read_to]
             adjustments = await store.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
             chains = await store.chains(
                 run.provider,
                 [p.payout_id for p in ours],
-                stray_subjects(lines, ours, since=run.since, until=run.until),
+                [
+                    *stray_subjects(lines, ours, since=run.since, until=run.until),
+                    *(f"line:{w.line_id}" for w in withdrawn),
+                ],
             )
             outcome = reconcile(
                 lines,
@@ -192,9 +197,11 @@ class ReconcileWindows:
                 adjustments=adjustments,
                 fees_inside=rail.fees_inside,
                 chains=chains,
+                withdrawn=withdrawn,
             )
             now = self.clock()
             await store.remember(run.provider, outcome.named)
+            await store.forget(run.provider, outcome.forgotten)
             if not await store.finish_run(run.run_id, outcome, 0, now, owner=self.owner):
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await store.open_exceptions(run.run_id, run.provider, outcome.findings, now)

@@ -66,6 +66,8 @@ class Outcome:
     # Fees the statement is the first of the provider's answers to carry (a payout paid by an answer that named no
     # fee): (payout id, asset, amount), recorded with the payout as its status would have, never raised.
     fees_learned: list[tuple[str, str, int]] = field(default_factory=list)
+    # Lines earlier runs remembered that the provider no longer lists: forgotten with the run.
+    forgotten: list[str] = field(default_factory=list)
 
 
 class _Index:
@@ -120,6 +122,7 @@ def reconcile(
     adjustments: Mapping[str, int] | None = None,
     fees_inside: bool = False,
     chains: Chains | None = None,
+    withdrawn: Sequence[StatementLine] = (),
 ) -> Outcome:
     """Match a statement to our payouts for the window [since, until).
 
@@ -131,6 +134,8 @@ def reconcile(
     the window (None: the ledger is not compared). `fees_inside`: the rail's payout lines hold its fees (the fee
     lines say what part of them the provider kept), so they are not money out a second time. `chains`: the exceptions
     already found about these payouts and lines (`Chain`); a finding is only what they do not claim yet.
+    `withdrawn`: lines earlier runs saw name a payout of ours that the provider no longer lists where this run read
+    (each a `withdrawn_line` finding, and forgotten: `Outcome.forgotten`, so no later run counts it again).
 
     A payout held paid is checked over its whole remembered history by every run that reads it: a later window's run
     finds what happened to it since (paid again, given back, charged more), never its first payment listed late."""
@@ -151,6 +156,8 @@ def reconcile(
             _counted(out, line)
             stray_lines.append(line)
     out.findings.extend(strays(stray_lines, chains))
+    out.findings.extend(beyond([_withdrawn(line, index.find(line)) for line in withdrawn], chains))
+    out.forgotten = [line.line_id for line in withdrawn]
     if adjustments is not None:
         for asset, amount in adjustments.items():
             out.totals[asset].ledger = amount
@@ -171,6 +178,21 @@ def reconcile(
         _check(out, payout, mine, chains, since=since, until=until)
         out.findings.extend(named_debits(payout, mine, chains, since=since, until=until))
     return out
+
+
+def _withdrawn(line: StatementLine, payout: OurPayout | None) -> Finding:
+    """A line an earlier run saw name our payout, which the provider's statement no longer lists where this run read
+    it: what was matched or found on it stands on nothing the provider shows now."""
+    return Finding(
+        ExceptionKind.WITHDRAWN_LINE,
+        f"line:{line.line_id}",
+        line.asset,
+        line.amount,
+        payout,
+        (line,),
+        f"the provider listed a {line.kind.value} line of {line.amount} {line.asset} on "
+        f"{line.occurred_at.isoformat()} for this payout and lists it no more",
+    )
 
 
 def _counted(out: Outcome, line: StatementLine) -> None:
@@ -295,6 +317,10 @@ def _paid(
         )
     if len(paid_lines) <= 1:
         _fees(p, fees, finding)
+    else:
+        # Paid more than once: the fees in the payout's asset are in the duplicate's amount (`_again_or_back`); those
+        # in another (a chain's network fee) are fees no book holds, each asset's its own finding.
+        _fees(p, [line for line in fees if line.asset != p.asset], finding)
 
 
 def _learn_fee(

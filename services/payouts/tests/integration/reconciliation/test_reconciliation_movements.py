@@ -10,6 +10,7 @@ absorbed; a payout's only payment listed late, far from the window it was paid i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -306,8 +307,10 @@ async def test_money_that_leaves_or_enters_the_stripe_balance_outside_a_payout_i
     settings = _stripe(db, kafka_bootstrap, topic_suffix, tmp_path, emulator)
     async with running(settings) as (_parts, client):
         queue = _Queue(settings, client, "stripe")
-        # Stripe dates a line in whole seconds (floored): a window starting on one holds all that happens after it
-        t0 = datetime.now(UTC).replace(microsecond=0)
+        # Stripe dates a line in whole seconds (floored): a window starting on the next whole second holds all that
+        # happens after it, and nothing from before (the emulator's seed funding at its reset, dated this second).
+        t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        await asyncio.sleep((t0 - datetime.now(UTC)).total_seconds())
         await _paid_at_stripe(settings, admin, db)
         bank = emulator.client().v1.payouts.create({"amount": 2_500_00, "currency": "usd"})  # no Stripe-Account
         await admin.fund("usd", 7_000_00)

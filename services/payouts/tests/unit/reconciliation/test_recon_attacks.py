@@ -522,6 +522,9 @@ class _RunStore:
     async def remember(self, *_: Any) -> None:
         return None
 
+    async def forget(self, *_: Any) -> None:
+        return None
+
     async def chains(self, *_: Any) -> dict[Any, Any]:
         return {}
 
@@ -610,3 +613,25 @@ def test_an_overpayment_pages_as_money_that_left_without_us() -> None:
     over = _line("wd-a", at).model_copy(update={"amount": 1_000_000})
     out = reconcile([over], [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
     assert [f.kind in UNMATCHED_DEBITS for f in out.findings] == [True]
+
+
+def test_a_duplicate_payment_s_network_fee_in_another_asset_is_an_unbooked_fee() -> None:
+    """Issue 56: a USDC payout on a chain paid twice, each payment charged its network fee in XLM. The first fee is
+    the payout's recorded one; the second payment's is money out no book holds: an unbooked fee in XLM, beside the
+    duplicate (fees in the payout's own asset are in the duplicate's amount)."""
+    at = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    ours = OurPayout(
+        "pay-1", "key-1", None, "paid", "USDC", 1_000, "GDEST", fee_asset="XLM", fee_amount=100, paid_at=at
+    )
+
+    def fee(line_id: str) -> StatementLine:
+        return _line(line_id, at).model_copy(update={"kind": StatementLineKind.FEE, "asset": "XLM", "amount": 100})
+
+    lines = [_line("wd-a", at), fee("wd-a:fee"), _line("wd-b", at), fee("wd-b:fee")]
+    out = reconcile(lines, [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert sorted((f.kind, f.subject, f.asset, f.amount) for f in out.findings) == [
+        (ExceptionKind.DUPLICATE, "payout:pay-1", "USDC", 1_000),
+        (ExceptionKind.UNBOOKED_FEE, "payout:pay-1:XLM", "XLM", 100),
+    ]
+    once = reconcile(lines[:2], [ours], since=at.replace(minute=0), until=at.replace(hour=11, minute=0))
+    assert once.findings == []  # paid once: its recorded fee, nothing found
