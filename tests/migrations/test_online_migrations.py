@@ -174,9 +174,7 @@ VALUES ($1, $1, $1, 'h', $1, 'player-w', 'player-w', 'USDC', 100, 'sandbox', 'de
 """
 
 
-async def _writer(
-    dsn: str, n: int, done: asyncio.Event, waits: list[float], refused: list[str], rows: int
-) -> int:
+async def _writer(dsn: str, n: int, done: asyncio.Event, waits: list[float], refused: list[str], rows: int) -> int:
     """The money path's writes: a payout inserted, another's row updated, in autocommit, until the upgrade is done."""
     conn = await asyncpg.connect(dsn, server_settings={"lock_timeout": WRITE_LOCK_TIMEOUT})
     written = 0
