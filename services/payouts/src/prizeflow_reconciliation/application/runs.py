@@ -1,7 +1,9 @@
 """Reconciliation runs: a provider's window matched to our payouts (docs/adr/0011-reconciliation.md).
 
 A run costs, per provider and window: one transaction to claim it, one per statement page (its lines staged with
-the next cursor, so a run that stops resumes where it stopped), and one to match: our payouts for the window are
+the next cursor, so a run that stops resumes where it stopped), one to find the hours of the remembered history of
+the payouts its statement names outside its range (read again from the provider, as it stands now: `_history`;
+none for most windows), and one to match: our payouts for the window are
 read with one statement, and what earlier exceptions already claim about them with another (under the provider's
 lock: two runs never claim the same money), the findings written as exceptions (each the next link of its
 difference's chain: a second run finds none again, money that moved since is a new one for exactly that), the run's
@@ -20,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from prizeflow_contracts.envelope import event_id_for
 from prizeflow_contracts.errors import PayoutProviderError
+from prizeflow_contracts.providers import StatementLine
 from prizeflow_reconciliation.application.books import ReconciliationUnitOfWork
 from prizeflow_reconciliation.application.ports import ReconMetricsPort, Run
 from prizeflow_reconciliation.domain import Outcome, reconcile, stray_subjects
@@ -29,7 +32,17 @@ from prizeflow_runtime.errors import ErrorKind
 log = logging.getLogger(__name__)
 
 MAX_WINDOW = timedelta(days=1)
+HISTORY_HOURS = 48  # at most the latest this many hours of the named payouts' history are read again by a run
 CATCH_UP = 24  # the schedule runs the last this many windows: one whose run failed is run again
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    since: datetime
+    until: datetime
+
+    def holds(self, at: datetime) -> bool:
+        return self.since <= at < self.until
 
 
 def run_id_of(provider: str, since: datetime, until: datetime) -> str:
@@ -156,9 +169,41 @@ class ReconcileWindows:
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             cursor, fetched = got.next_cursor, got.next_cursor is None
 
+    async def _history(self, reader: StatementReader, run: Run) -> tuple[list[_Range], list[StatementLine]]:
+        """The provider's lines as they stand now over the hours of the remembered history of the payouts this run's
+        statement names (one transaction to find those hours, then the provider read outside it): a line changed
+        since an earlier run remembered it (a fee raised on the same balance transaction) is judged as it is now, and
+        one no longer listed is withdrawn. Most windows name no payout with history elsewhere: no read at all."""
+        read_from, read_to = run.since - self.slack, run.until + self.slack
+        async with self.uow() as books:
+            store = books.runs
+            staged = await store.staged_lines(run.run_id)
+            keys = sorted({line.reference for line in staged if line.reference})
+            refs = sorted({line.provider_ref for line in staged if line.provider_ref})
+            ours = await store.our_payouts(run.provider, run.since, run.until, keys, refs, with_ledger=False)
+            remembered = await store.remembered(run.provider, [p.payout_id for p in ours])
+        hours = sorted(
+            {
+                line.occurred_at.replace(minute=0, second=0, microsecond=0)
+                for line in remembered
+                if not read_from <= line.occurred_at < read_to
+            }
+        )[-HISTORY_HOURS:]
+        ranges = [_Range(h, h + timedelta(hours=1)) for h in hours]
+        lines: list[StatementLine] = []
+        for r in ranges:
+            cursor: str | None = None
+            while True:
+                got = await reader.statement(r.since, r.until, cursor)
+                lines += got.lines
+                if (cursor := got.next_cursor) is None:
+                    break
+        return ranges, lines
+
     async def _fetch_and_match(self, rail: RailStatement, reader: StatementReader, run: Run) -> tuple[Outcome, int]:
-        """Stage the statement, then match it in one transaction."""
+        """Stage the statement and read its payouts' history again, then match it in one transaction."""
         await self._stage(reader, run)
+        reread, history = await self._history(reader, run)
         async with self.uow() as books:
             store = books.runs
             lines = await store.staged_lines(run.run_id)
@@ -172,14 +217,23 @@ class ReconcileWindows:
             # provider, whichever window. Inside the range read, the provider's statement as it stands now is the truth
             # (a line it listed once and lists no more is gone).
             seen = {line.line_id for line in lines}
-            read_from, read_to = run.since - self.slack, run.until + self.slack
+            read = [_Range(run.since - self.slack, run.until + self.slack), *reread]
             remembered = [
                 line
                 for line in await store.remembered(run.provider, [p.payout_id for p in ours])
                 if line.line_id not in seen
             ]
-            withdrawn = [line for line in remembered if read_from <= line.occurred_at < read_to]
-            lines += [line for line in remembered if not read_from <= line.occurred_at < read_to]
+            # The history read again (`_history`): a remembered line's current version, the ones it no longer lists
+            # withdrawn; the rest of what was remembered as it was seen.
+            current = {line.line_id: line for line in history if line.line_id not in seen}
+            withdrawn = [
+                line
+                for line in remembered
+                if line.line_id not in current and any(r.holds(line.occurred_at) for r in read)
+            ]
+            lines += [current.get(line.line_id, line) for line in remembered if line not in withdrawn]
+            known = seen | {line.line_id for line in remembered}
+            lines += [line for line in history if line.line_id not in known]  # listed since, dated back there
             adjustments = await store.ledger_adjustments(run.provider, run.since, run.until) if self.ledger else None
             chains = await store.chains(
                 run.provider,

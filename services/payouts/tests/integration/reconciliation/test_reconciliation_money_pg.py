@@ -215,8 +215,9 @@ class _World:
         elif step == "late" and not any(line.kind is L.PAYOUT for line in self.provider.lines):
             self.add(L.PAYOUT, AMOUNT)
         if step in {"rerun", "fee_same_line"}:
-            # An overlapping window from the payout's own on. A fee raised on a line already listed is seen only by
-            # a run that reads the line's date again (the strict xfail below).
+            # An overlapping window from the payout's own on. A fee raised on a line already listed is seen by a run
+            # that reads the payout (its statement names it: its history is read again, the test below) or the
+            # line's date; a window's run that names nothing of it does not look at the payout at all.
             await self.run(T0, T0 + (self.window + 1) * HOUR, by="olga")
         else:
             await self.run(T0 + self.window * HOUR, T0 + (self.window + 1) * HOUR)
@@ -275,27 +276,18 @@ async def test_provider_money_is_the_books_plus_what_is_open_after_every_step_on
 
 
 # -- where PostgreSQL and the model in memory part ---------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "issue 56: a run reads the provider's lines only over its window and slack; a payout's lines dated outside "
-        "it are judged by the copy recon_payout_lines kept when a run last read them (SqlRunStore.remembered, "
-        "ReconcileWindows._fetch_and_match). A line the provider changed since (Stripe's fee on the same balance "
-        "transaction, `<bt>:fee`, raised) is not seen by a later window's run, even one that reads the payout: "
-        "only a run over the line's date again finds the rise, and the schedule never runs a completed window again"
-    ),
-)
 async def test_a_fee_raised_on_a_line_already_listed_is_found_by_the_next_run_that_reads_its_payout(db: str) -> None:
     """25 charged with the payment in window 0 (recorded with the payout); the provider then shows 26 on the same
-    line, and gives 1 USD back in window 1. Window 1's run reads the payout (the refund names it) and finds the
-    refund, not the 1 more in fees: the provider's money is 1 more than the books' and the queue's."""
+    line, and gives 1 USD back in window 1. Window 1's run reads the payout (the refund names it), and with it the
+    payout's history at the provider as it stands now: the refund and the 1 more in fees (before issue 56's fix it
+    judged the fee line by the copy remembered in window 0: the provider's money was 1 more than the books' and the
+    queue's)."""
     async with _paid(db, late=False, fee=25) as world:
         fee = world.provider.lines[-1]
         world.provider.lines[-1] = fee.model_copy(update={"amount": 26})
         world.window = 1
         world.add(L.REVERSAL, 100)
         await world.run(T0 + HOUR, T0 + 2 * HOUR)
-        found = await world.conn.fetch("SELECT kind, amount FROM recon_exceptions WHERE state = 'open'")
-        assert [tuple(r) for r in found] == [("unrecorded_reversal", 100)]  # the run read the payout's lines
+        found = await world.conn.fetch("SELECT kind, amount FROM recon_exceptions WHERE state = 'open' ORDER BY kind")
+        assert [tuple(r) for r in found] == [("unbooked_fee", 1), ("unrecorded_reversal", 100)]
         await world.check()
