@@ -5,8 +5,10 @@ A string is refused, with a 400 problem naming its field (`errors: [{key, messag
 - a control character: C0 (NUL, ESC, ...) and DEL and C1, what a terminal, a log line or PostgreSQL takes as an
   order or refuses (a NUL reached PostgreSQL from a free-text filter: a 500). A body's free text may hold a tab or a
   line break (a note has lines); a query parameter holds none;
-- a bidirectional control (U+061C, U+200E/U+200F, U+202A-U+202E, U+2066-U+2069): it reorders what a person reads
-  (an id or an amount shown backwards in the console, in a CSV opened in a spreadsheet);
+- a bidirectional embedding, override or isolate (U+202A-U+202E, U+2066-U+2069): it reorders what a person reads
+  (an id or an amount shown backwards in the console, in a CSV opened in a spreadsheet). The implicit marks
+  (U+200E, U+200F, U+061C), which a phone's keyboard writes into right-to-left text, reorder nothing around them
+  and pass;
 - a lone surrogate (`"\\ud800"` is valid JSON, and no UTF-8 can store it; msgspec refuses the body whole first);
 - more than `MAX_QUERY_CHARS` characters, in a query parameter (a body's fields have their own limits).
 
@@ -33,11 +35,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from prizeflow_contracts.money import INT64_MAX
 
 MAX_QUERY_CHARS: Final = 512
-# C0 but tab, line feed and carriage return; DEL; C1; the bidirectional controls; lone surrogates.
-_BODY_FORBIDDEN: Final = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
-)
-_QUERY_FORBIDDEN: Final = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# C0 but tab, line feed and carriage return; DEL; C1; bidirectional embeddings, overrides, isolates; lone surrogates.
+_BODY_FORBIDDEN: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_QUERY_FORBIDDEN: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _INTEGER: Final = re.compile(r"-?[0-9]{1,19}")
 
 
@@ -47,7 +47,7 @@ def _forbidden(value: str, pattern: re.Pattern[str]) -> str | None:
     if found is None:
         return None
     char = found.group()
-    kind = "a bidirectional control" if char in "\u061c\u200e\u200f" or "\u202a" <= char <= "\u2069" else None
+    kind = "a bidirectional control" if "\u202a" <= char <= "\u2069" else None
     if kind is None:
         kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
     return f"holds {kind} (U+{ord(char):04X}) at position {found.start()}"

@@ -63,8 +63,7 @@ HOSTILE = {
     "c1": "a\x85b",
     "rtl_override": "a\u202eb",
     "isolate": "a\u2066b",
-    "rlm": "a\u200fb",
-    "arabic_mark": "a\u061cb",
+    "embedding": "a\u202bb",
 }
 
 
@@ -133,8 +132,10 @@ def test_a_body_hostile_in_one_field_and_missing_another_names_the_hostile_one(c
 
 
 def test_free_text_keeps_its_lines_tabs_and_every_script(client: TestClient[Any]) -> None:
+    # The implicit direction marks a phone's keyboard writes into right-to-left text (RLM, LRM, ALM) pass.
     text = (
-        "line one\r\n\tline two \u2014 \u0928\u092e\u0938\u094d\u0924\u0947 \u0645\u0631\u062d\u0628\u0627 \U0001f600"
+        "line one\r\n\tline two \u2014 \u0928\u092e\u0938\u094d\u0924\u0947 \u0645\u0631\u062d\u0628\u0627\u200f "
+        "\u200e\u061c\U0001f600"
     )
     assert client.post("/items/i-1/notes", content=json.dumps({"reason": text})).json()["reason"] == text
 

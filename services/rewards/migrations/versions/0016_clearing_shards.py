@@ -11,6 +11,9 @@ always credited), and what the previous release's pods write during a rolling de
 shard 0 and settles there). A constant default adds the column without rewriting the table (PostgreSQL ≥ 11); its
 CHECK is added NOT VALID and validated after a commit, so writes to `claims` never wait on a scan.
 
+Downgrade: refused while a claim is approved or held on a shard past 0 (it could be settled by nothing then);
+once none is, the column goes.
+
 Revision ID: 0016
 Revises: 0015
 """
@@ -37,5 +40,19 @@ def upgrade() -> None:
     validate_constraint("claims", "claims_clearing_shard_check")
 
 
+# A claim still reserved on a shard past 0 could no longer be posted or voided once the column is gone (its pending
+# transfer credits that shard; the code before this revision rebuilds it on shard 0): refused, saying what to do.
+_REFUSE_WHILE_RESERVED = """
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM claims WHERE clearing_shard <> 0 AND status IN ('approved', 'held')) THEN
+            RAISE EXCEPTION 'claims are reserved on clearing shards past 0: set REWARDS_CLEARING_SHARDS=1 and '
+                'downgrade once none is approved or held there (docs/runbooks/upgrade.md)';
+        END IF;
+    END $$
+"""
+
+
 def downgrade() -> None:
+    op.execute(_REFUSE_WHILE_RESERVED)
     op.execute("ALTER TABLE claims DROP COLUMN clearing_shard")

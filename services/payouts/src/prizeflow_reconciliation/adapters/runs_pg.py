@@ -305,15 +305,6 @@ class SqlRunStore:
             },
         )
 
-    async def forget(self, provider: str, line_ids: Sequence[str]) -> None:
-        if line_ids:
-            await self.session.execute(
-                text(
-                    "DELETE FROM recon_payout_lines WHERE provider = :provider AND line_id = ANY(CAST(:ids AS text[]))"
-                ),
-                {"provider": provider, "ids": list(line_ids)},
-            )
-
     async def ledger_adjustments(self, provider: str, since: datetime, until: datetime) -> dict[str, int]:
         rows = await self.session.execute(
             text(

@@ -125,10 +125,6 @@ class RunStore(Protocol):
         """Keep the lines that name payouts of ours (each once), for later runs."""
         ...
 
-    async def forget(self, provider: str, line_ids: Sequence[str]) -> None:
-        """Drop remembered lines the provider no longer lists (found as `withdrawn_line` by the run)."""
-        ...
-
     async def chains(
         self, provider: str, payout_ids: Sequence[str], subjects: Sequence[str]
     ) -> dict[tuple[ExceptionKind, str], Chain]:

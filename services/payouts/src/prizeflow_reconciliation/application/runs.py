@@ -224,7 +224,8 @@ class ReconcileWindows:
                 if line.line_id not in seen
             ]
             # The history read again (`_history`): a remembered line's current version, the ones it no longer lists
-            # withdrawn; the rest of what was remembered as it was seen.
+            # withdrawn (found, not matched here; kept remembered: the evidence is not ours to delete, and a line the
+            # provider re-dated elsewhere is still money that moved); the rest of what was remembered as it was seen.
             current = {line.line_id: line for line in history if line.line_id not in seen}
             withdrawn = [
                 line
@@ -255,7 +256,6 @@ class ReconcileWindows:
             )
             now = self.clock()
             await store.remember(run.provider, outcome.named)
-            await store.forget(run.provider, outcome.forgotten)
             if not await store.finish_run(run.run_id, outcome, 0, now, owner=self.owner):
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await store.open_exceptions(run.run_id, run.provider, outcome.findings, now)

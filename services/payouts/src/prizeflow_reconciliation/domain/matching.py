@@ -66,8 +66,6 @@ class Outcome:
     # Fees the statement is the first of the provider's answers to carry (a payout paid by an answer that named no
     # fee): (payout id, asset, amount), recorded with the payout as its status would have, never raised.
     fees_learned: list[tuple[str, str, int]] = field(default_factory=list)
-    # Lines earlier runs remembered that the provider no longer lists: forgotten with the run.
-    forgotten: list[str] = field(default_factory=list)
 
 
 class _Index:
@@ -135,7 +133,7 @@ def reconcile(
     lines say what part of them the provider kept), so they are not money out a second time. `chains`: the exceptions
     already found about these payouts and lines (`Chain`); a finding is only what they do not claim yet.
     `withdrawn`: lines earlier runs saw name a payout of ours that the provider no longer lists where this run read
-    (each a `withdrawn_line` finding, and forgotten: `Outcome.forgotten`, so no later run counts it again).
+    (each a `withdrawn_line` finding, once; not matched by this run).
 
     A payout held paid is checked over its whole remembered history by every run that reads it: a later window's run
     finds what happened to it since (paid again, given back, charged more), never its first payment listed late."""
@@ -157,7 +155,6 @@ def reconcile(
             stray_lines.append(line)
     out.findings.extend(strays(stray_lines, chains))
     out.findings.extend(beyond([_withdrawn(line, index.find(line)) for line in withdrawn], chains))
-    out.forgotten = [line.line_id for line in withdrawn]
     if adjustments is not None:
         for asset, amount in adjustments.items():
             out.totals[asset].ledger = amount

@@ -159,11 +159,14 @@ async def test_marked_paid_here_long_after_the_provider_paid_is_not_missing(db: 
     assert await found(db) == []
 
 
-async def test_a_line_the_provider_stops_listing_is_found_and_never_counted_again(db: str, sessions: object) -> None:
+async def test_a_line_the_provider_stops_listing_is_found_and_not_counted_where_it_is_read_again(
+    db: str, sessions: object
+) -> None:
     """Issue 56: the provider listed the payout's payment (matched, remembered), then its statement no longer lists it
     (a correction, or money hidden after the fact). The run that reads its range again finds the line withdrawn (and
-    the payout missing: nothing shows it paid), and forgets it: a later window's run does not count it again, so the
-    payout's payment there is its first, not a duplicate."""
+    the payout missing: nothing shows it paid). The line stays remembered (evidence is not the run's to delete), and
+    a later window's run that names the payout reads its history again: the withdrawn line is not counted there, so
+    the payout's payment listed later is its first, not a duplicate; it is found once, whatever runs again."""
     paid_at = A + 30 * timedelta(minutes=1)
     rail = _Rail(lines=[payout_line("tr-1", paid_at)])
     await fetch(db, _INSERT, "po-1", "paid", paid_at, paid_at)
@@ -176,7 +179,7 @@ async def test_a_line_the_provider_stops_listing_is_found_and_never_counted_agai
         db, "SELECT payout_id, asset, amount, severity FROM recon_exceptions WHERE kind = 'withdrawn_line'"
     )
     assert [tuple(r) for r in rows] == [("po-1", "USDC", 1000, "high")]
-    assert await fetch(db, "SELECT line_id FROM recon_payout_lines") == []
+    assert [r["line_id"] for r in await fetch(db, "SELECT line_id FROM recon_payout_lines")] == ["tr-1"]
     # Listed again later (the provider's correction undone, dated in window B): its payment, once; and the
     # withdrawn line is found once, whatever runs again.
     rail.lines.append(payout_line("tr-1b", B + 10 * timedelta(minutes=1)))

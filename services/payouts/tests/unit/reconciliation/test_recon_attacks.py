@@ -522,9 +522,6 @@ class _RunStore:
     async def remember(self, *_: Any) -> None:
         return None
 
-    async def forget(self, *_: Any) -> None:
-        return None
-
     async def chains(self, *_: Any) -> dict[Any, Any]:
         return {}
 
