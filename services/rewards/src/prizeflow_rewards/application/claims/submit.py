@@ -39,6 +39,7 @@ from prizeflow_rewards.application.claims.batch import (
     claim_body,
     same_key,
 )
+from prizeflow_rewards.application.claims.policy import ClaimPolicy
 from prizeflow_rewards.application.claims.shared import ClaimError, policy_facts
 from prizeflow_rewards.application.common import Clock, count_transfers, ledger_refusals, utcnow
 from prizeflow_rewards.application.fx import quote_refusal
@@ -47,7 +48,6 @@ from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.claims import (
     Claim,
     ClaimFacts,
-    ClaimLimits,
     ClaimStatus,
     Hold,
     RefusalCode,
@@ -64,41 +64,6 @@ from prizeflow_runtime.principal import Principal
 log = logging.getLogger(__name__)
 # How long a deferred request's transaction tries again for a clearing shard when every shard of its asset is held.
 SHARD_WAIT_S: Final = 2.0
-
-
-@dataclass
-class ClaimPolicy:
-    min_claim: dict[str, int]
-    daily_limit: dict[str, int]
-    review_threshold: dict[str, int]
-    velocity_max_claims: int = 5
-    velocity_window_s: int = 3600
-    new_destination_cooldown_s: int = 86_400
-    rejection_rate_bps: int = 5_000
-    rejection_rate_min_claims: int = 4
-    rejection_rate_window_s: int = 7 * 86_400
-    # A restore's review window: until then every claim the rules would approve waits for a person.
-    review_all_until: datetime | None = None
-    # A claim's quote whose rate the market left by more than this is moved (ADR 0015).
-    fx_max_move_bps: int = 50
-    # How many of an asset's clearing shards claims reserve on (ADR 0017; 1 during a rollout from before them).
-    clearing_shards: int = accounts.CLEARING_SHARDS
-
-    def shards(self, asset: str) -> list[AccountRef]:
-        """The clearing accounts a batch may credit for the asset, in the order it tries them."""
-        return accounts.clearing_shards(asset)[: max(1, self.clearing_shards)]
-
-    def limits(self, asset: str) -> ClaimLimits:
-        big = 2**63 - 1
-        return ClaimLimits(
-            min_claim=self.min_claim.get(asset, 1),
-            daily_limit=self.daily_limit.get(asset, big),
-            review_threshold=self.review_threshold.get(asset, big),
-            velocity_max_claims=self.velocity_max_claims,
-            new_destination_cooldown_s=self.new_destination_cooldown_s,
-            rejection_rate_bps=self.rejection_rate_bps,
-            rejection_rate_min_claims=self.rejection_rate_min_claims,
-        )
 
 
 def claim_id_for(player_id: str, idempotency_key: str | None) -> str:
