@@ -12,28 +12,38 @@ transaction holds (SKIP LOCKED), and the claim records it, so that its payout's 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from rewards_sql import sql_uow
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.events.payouts import PayoutPaid
+from prizeflow_contracts.providers import DestinationType, PayoutDestination
 from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS
 from prizeflow_rewards.adapters.ledger_pg import SqlLedger
+from prizeflow_rewards.adapters.routes_pg import publish_routes
+from prizeflow_rewards.application.claims import SubmitClaim
+from prizeflow_rewards.application.claims.batch import ClaimRequest
 from prizeflow_rewards.domain import accounts
 from prizeflow_rewards.domain.ledger import Transfer, TransferFlags, TransferKind
+from prizeflow_runtime.auth import Principal, Role
 from prizeflow_runtime.db import asyncpg_dsn
+from prizeflow_runtime.migrations import migrate
 from prizeflow_testkit import eventually, fetch
 from prizeflow_testkit.db import holding
 from prizeflow_testkit.events import AT, example_payload
-from prizeflow_testkit.rewards import STELLAR_KEY, running_app, settings_for
+from prizeflow_testkit.rewards import OPEN_CLAIM_POLICY, STELLAR_KEY, routes_event, running_app, settings_for
 
 pytestmark = pytest.mark.integration
 
 DEST = {"type": "stellar_account", "address": STELLAR_KEY}
+DESTINATION = PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=STELLAR_KEY)
+ALEMBIC_INI = str(Path(__file__).resolve().parents[2] / "alembic.ini")
 
 
 async def _shards(database_url: str, asset: str) -> dict[int, tuple[int, int, int, int]]:
@@ -167,3 +177,40 @@ async def test_one_free_of_takes_the_first_free_shard_creates_a_missing_one_and_
                 assert await asyncio.wait_for(SqlLedger(conn).take_one_free([shards]), timeout=2) == {}
     finally:
         await holder.close()
+
+
+async def test_rewards_0016_downgrade_is_refused_while_a_claim_is_reserved_past_shard_0(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """The release before 0016 rebuilds every reservation on shard 0: a claim approved on shard 1 could be posted or
+    voided by nothing once the column is gone. The downgrade says so and changes nothing; once the claim is final, it
+    goes through."""
+    async with engine.begin() as conn:
+        wallet = accounts.wallet("p", "USDC")
+        top_up = Transfer.of(accounts.external("stripe", "USDC"), wallet, 1_000, TransferKind.TOP_UP, "p")
+        await SqlLedger(conn).apply([top_up])
+        await publish_routes(conn, routes_event().data)
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with holder.transaction():
+            async with engine.begin() as conn:
+                await SqlLedger(conn).declare([accounts.clearing("USDC")])
+            await holder.execute("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", accounts.clearing("USDC").id)
+            async with sql_uow(engine)() as books:
+                request = ClaimRequest(Principal("p", frozenset({Role.PLAYER})), "p", "USDC", 100, DESTINATION, "k")
+                [outcome] = await SubmitClaim(OPEN_CLAIM_POLICY, "/test").decide(books, [request])
+    finally:
+        await holder.close()
+    assert isinstance(outcome, tuple), outcome
+    assert outcome[0].clearing_shard == 1
+    with pytest.raises(Exception, match="reserved on clearing shards past 0"):
+        await migrate(ALEMBIC_INI, database_url, "0015", downgrade=True)
+    assert [r["clearing_shard"] for r in await fetch(database_url, "SELECT clearing_shard FROM claims")] == [1]
+    await fetch(database_url, "UPDATE claims SET status = 'voided'")
+    await migrate(ALEMBIC_INI, database_url, "0015", downgrade=True)
+    assert (
+        await fetch(
+            database_url, "SELECT column_name FROM information_schema.columns WHERE column_name = 'clearing_shard'"
+        )
+        == []
+    )
