@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from prizeflow_runtime.schema_history.online_0002 import update_in_id_ranges
+
 revision = "0023"
 down_revision = "0022"
 phase = "expand"
@@ -173,13 +175,10 @@ _UP = [
 # Every payout's key through the trigger (the same formula), a range of ids at a time, each range committed on its
 # own: row locks on one range for one statement, never the table's writes for the whole rewrite. Rows already right
 # are not written; a payout written since the trigger's commit has its v2 key already.
-_REKEY_RANGE = """
-    UPDATE payouts SET destination_key = destination_key
-    WHERE id > :after AND id <= :upto AND destination_key IS NOT NULL
-        AND destination_key <> prizeflow_destination_key(destination_type, destination_address, destination_memo)
-"""
-_NEXT_RANGE = "SELECT max(id) FROM (SELECT id FROM payouts WHERE id > :after ORDER BY id LIMIT :n) AS r"
-_RANGE = 5_000
+_NOT_REKEYED = (
+    "destination_key IS NOT NULL "
+    "AND destination_key <> prizeflow_destination_key(destination_type, destination_address, destination_memo)"
+)
 
 _DOWN = [
     *_DROP_TRIGGER,  # first: it would rewrite the v1 keys below to v2
@@ -197,24 +196,8 @@ _DOWN = [
 def upgrade() -> None:
     for statement in _UP:
         op.execute(statement)
-    with op.get_context().autocommit_block():
-        _rekey()
+    update_in_id_ranges("payouts", "destination_key = destination_key", _NOT_REKEYED)
     op.execute(_DROP_V1)
-
-
-def _rekey() -> None:
-    """`_REKEY_RANGE` over the table's ids, one range per statement, each its own transaction (autocommit); offline,
-    the whole table in one statement (an SQL script is read, not run at scale)."""
-    from sqlalchemy import text
-
-    if op.get_context().as_sql:
-        op.execute(_REKEY_RANGE.replace(":after", "''").replace("AND id <= :upto ", ""))
-        return
-    bind = op.get_bind()
-    after = ""
-    while (upto := bind.execute(text(_NEXT_RANGE), {"after": after, "n": _RANGE}).scalar()) is not None:
-        bind.execute(text(_REKEY_RANGE), {"after": after, "upto": upto})
-        after = upto
 
 
 def downgrade() -> None:
