@@ -25,6 +25,7 @@ PINNED = {
     "messaging_0004_admin_audit.py": "3adf819dbd2dbf5de91ef2287147be5a5ba601cf12878216dea29dd40b4f0468",
     "messaging_0005_inbox_partitions.py": "5d7263f770d029637d02e3cc6acced96c5297475615970999ae78e0c0212321d",
     "online_0001.py": "3dcef108da6d63ce96f6a761c62a8c0c57a2cbba295042d1b8080028fc9685b5",
+    "online_0002.py": "7187c8f0dc5cd7008b15c8c48970341d785fa3f3789ebe6a1ef742dfc0c9d444",
 }
 
 # What a revision or a frozen step may import: libraries whose behaviour is versioned by the lock file, and

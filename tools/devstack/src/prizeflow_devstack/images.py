@@ -11,6 +11,7 @@ for official images when no registry answers.
   its digest (`.results/images.json`).
 - `pin_overlay`: a Kustomize overlay's `images:` rewritten to refer to each image by digest (the release step, after
   `push`).
+- `prune_replaced`: after a build, the untagged images earlier builds left are removed, so storage stays bounded.
 
 Every podman call gets `CONTAINERS_CONF=deploy/podman/containers.conf` (the runc runtime, no default ulimits).
 """
@@ -435,7 +436,18 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_images(root, specs)
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        built = _build_images(root, specs)
+        prune_replaced(root, before=started)
+        return built
+
+
+def prune_replaced(root: Path, *, before: str) -> None:
+    """Remove the untagged images made before `before` (an RFC 3339 UTC instant): the images a build's tags moved
+    off and the intermediate stages of earlier builds. Every build leaves about twenty; left, they filled the disk
+    of a machine that runs the suite often (a CI run on such a machine died with "no space left on device").
+    This build's own stages stay as the next build's cache."""
+    podman(root, "image", "prune", "--force", "--filter", f"until={before}", timeout=900, check=False)
 
 
 def _build_images(root: Path, specs: list[ImageSpec]) -> list[Built]:

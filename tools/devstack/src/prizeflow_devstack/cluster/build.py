@@ -55,6 +55,10 @@ def _stamp(root: Path, component: GoComponent, go_version: str) -> str:
     return digest.hexdigest()
 
 
+# Go's build cache for the largest component (Kubernetes, External Secrets with its providers) peaks near 8 GB.
+BUILD_NEEDS_FREE_GB = 10
+
+
 def ensure_built(
     root: Path,
     out: Path,
@@ -75,6 +79,12 @@ def ensure_built(
         if all(b.exists() for b in binaries) and stamp_file.exists() and stamp_file.read_text() == stamp:
             done.append(Built(component.name, 0.0, binaries))
             continue
+        free_gb = shutil.disk_usage(out.parent if out.parent.exists() else root).free / 1e9
+        if free_gb < BUILD_NEEDS_FREE_GB:
+            raise BuildError(
+                f"{free_gb:.1f} GB free: building {component.name} needs {BUILD_NEEDS_FREE_GB} GB for Go's build cache "
+                "(free some: `podman image prune`, a stale checkout's `.devstack/`)"
+            )
         target.mkdir(parents=True, exist_ok=True)
         stamp_file.unlink(missing_ok=True)
         say(f"cluster: building {component.name} ({', '.join(component.outputs())}) from the Go module proxy")
@@ -102,4 +112,4 @@ def ensure_built(
     return done
 
 
-__all__ = ["BuildError", "Built", "ensure_built", "go_binary", "source_dir"]
+__all__ = ["BUILD_NEEDS_FREE_GB", "BuildError", "Built", "ensure_built", "go_binary", "source_dir"]
