@@ -153,6 +153,13 @@ class Payouts:
             if self.sanctions is not None:
                 self.sanctions.refresh.on_loaded = rescreen.wake
 
+    def schedule_rails(self) -> None:
+        """Each rail's own passes, on the process's one scheduler: started once the process is up (after
+        `start_providers`, a start-up hook), stopped with every other job, before `close_providers`."""
+        for entry in self.config.registry:
+            if (passes := entry.rail.passes) is not None:
+                passes.schedule(self.runtime.jobs)
+
     async def start_providers(self) -> None:
         for entry in self.config.registry:
             if (engine := entry.rail.engine) is not None:
@@ -466,6 +473,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
     )
     # Each needs PostgreSQL: run (and retried) once the runtime is up, before the service reports ready.
     rt.after_start(p.start_providers)
+    p.schedule_rails()
     rt.after_start(p.publish_routes)
     if p.records is not None:
         rt.after_start(p.records.publish_policy)
@@ -493,6 +501,7 @@ async def run_worker(settings: PayoutsSettings, stop: asyncio.Event, *, worker_i
     """The worker as its own process: the worker's jobs + outbox relay, no HTTP, no consumers."""
     p = compose(settings, worker_id=worker_id)
     p.runtime.after_start(p.start_providers)
+    p.schedule_rails()
     if p.sanctions is not None:  # the worker's gate screens with this process's own loaded lists
         p.sanctions.schedule(p.runtime.jobs)
     p.schedule_worker()

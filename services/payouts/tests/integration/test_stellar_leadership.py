@@ -20,6 +20,7 @@ from prizeflow_payouts.adapters.stellar import StellarOptions, StellarPayoutProv
 from prizeflow_payouts.adapters.stellar.leader import ENGINE_LOCK_SPACE, EngineLeadership
 from prizeflow_payouts.adapters.stellar.settings import StellarMode
 from prizeflow_runtime.db import create_engine
+from prizeflow_runtime.jobs import Scheduler
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
 from prizeflow_testkit.payouts import ALEMBIC_INI
 from prizeflow_testkit.waits import eventually
@@ -147,10 +148,16 @@ async def test_a_leader_whose_backend_is_terminated_stops_and_another_takes_over
     b = StellarPayoutProvider(options(), database_url=db)
     record_actions(a, actions, "a")
     record_actions(b, actions, "b")
+    # Two processes: each runs its rail's passes on its own scheduler, as the bootstrap does.
+    a_jobs, b_jobs = Scheduler(), Scheduler()
+    a.schedule(a_jobs)
+    b.schedule(b_jobs)
     try:
         await a.start()
+        await a_jobs.start()
         await eventually(lambda: _value(a.leadership.leads), lambda leads: leads, timeout=10, interval=0.02)
         await b.start()
+        await b_jobs.start()
         await eventually(lambda: _value(len([w for _, w in actions if w == "a"])), lambda n: n >= 5, timeout=10)
         assert not b.leadership.leads
         assert a.leadership.key is not None
@@ -180,6 +187,8 @@ async def test_a_leader_whose_backend_is_terminated_stops_and_another_takes_over
         assert min(b_times) > killed_at - 0.1
         assert not a.leadership.leads
     finally:
+        await a_jobs.stop()
+        await b_jobs.stop()
         await a.close()
         await b.close()
 

@@ -20,6 +20,7 @@ import yaml
 from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.rails.razorpayx_events import normalize
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit.db import fetch
@@ -36,7 +37,6 @@ from prizeflow_testkit.payouts import (
 from prizeflow_testkit.upi import UpiAdmin, UpiEmulator, upi_emulator
 from prizeflow_testkit.upi_payouts import upi_provider_doc
 from prizeflow_testkit.waits import eventually
-from prizeflow_webhooks.domain.razorpayx_events import normalize
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import prizeflow_stellar as ps
 from prizeflow_contracts.transitions import IllegalTransition
 from prizeflow_payouts.adapters.stellar import store as q
-from prizeflow_payouts.adapters.stellar.engine import STAND_DOWN_S, StellarEngine
+from prizeflow_payouts.adapters.stellar.engine import STAND_DOWN_S, STANDBY_S, StellarEngine
 from prizeflow_payouts.adapters.stellar.leader import ENGINE_LOCK_SPACE, INT4_MAX, lock_key
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.settings import StellarMode
@@ -31,7 +31,7 @@ from prizeflow_payouts.adapters.stellar.states import (
     require_transition,
     sources_of,
 )
-from prizeflow_runtime.jobs import Scheduled
+from prizeflow_runtime.jobs import Scheduled, Scheduler
 
 T = TxState
 P = PayoutState
@@ -271,10 +271,14 @@ async def test_a_leader_that_lost_its_lock_stops_at_once_and_stands_down() -> No
 async def test_a_follower_never_ticks() -> None:
     leadership, work = FakeLeadership(grant=False), Counting()
     engine = _engine(leadership, work)
+    jobs = Scheduler()
+    engine.schedule(jobs)
     engine.start()
+    await jobs.start()
     try:
         await asyncio.sleep(0.05)
     finally:
+        await jobs.stop()
         await engine.stop()
     assert leadership.attempts >= 1
     assert work.calls == 0
@@ -309,8 +313,24 @@ async def test_an_idle_leader_backs_off_to_its_maximum_and_a_wake_or_work_restar
 
     scheduled._sleep = sleep  # type: ignore[method-assign]
     engine._scheduled = scheduled  # the engine's job, run here by hand
+    engine.running = True  # started (the provider's start), without scheduling the wake-up it asks for
     await scheduled._run()
     tick, top = engine.o.tick_s, engine.o.idle_max_s
     # six idle ticks double to the maximum; a tick with work pauses not at all; idle again from tick_s; the
     # wake after the 8th pause (a payout created here) restarts the doubling (the tick with work waits 0: not a pause)
     assert pauses == [tick, 2 * tick, 4 * tick, 8 * tick, 16 * tick, top, 0, tick, 2 * tick, tick, 2 * tick, 4 * tick]
+
+
+async def test_the_passes_stand_by_until_the_engine_starts_and_again_once_it_stopped() -> None:
+    """On the process's scheduler the passes run from the process's start, before the rail's own start-up (a
+    start-up hook) has made its books ready: until then, and after a stop, a pass neither leads nor works."""
+    leadership, work = FakeLeadership(), Counting()
+    engine = _engine(leadership, work)
+    assert await engine.passes.tick() == STANDBY_S
+    assert (leadership.attempts, work.calls) == (0, 0)
+    engine.start()
+    await engine.passes.tick()  # stood for election, won, and looked for work
+    assert (leadership.attempts, work.calls) == (1, 1)
+    await engine.stop()
+    assert await engine.passes.tick() == STANDBY_S
+    assert work.calls == 1

@@ -8,7 +8,8 @@ cannot do that thing, and nobody asks (no `isinstance` discovery, no flag saying
 | `payouts` | the contract's `RewardPayoutProvider`: create, sync, cancel, quote, parse webhooks (always there) |
 | `statement` | reconciliation can read what the provider did with our money (reconciliation's `StatementReader`) |
 | `settler` | a person settles its unknown outcomes from the provider's history (`SettlesUnknownOutcome`) |
-| `engine` | it runs beside the calls: started before the worker, closed at shutdown |
+| `engine` | it holds connections: started before the worker, closed at shutdown (after the jobs stopped) |
+| `passes` | it works between calls (a chain's lanes, a wallet's driver): its jobs join the process's one scheduler |
 | `database` | it keeps books in the service's database: bootstrap hands it the runtime's pool |
 | `signer_sink` | its transactions are signed by the signer service: it takes the signer's results |
 | `external` | an operator may sign its transactions out of band (signer backend `external`) |
@@ -38,6 +39,7 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.application.ports import CreateOutcome, ProviderBalance, RailProgress
 from prizeflow_reconciliation.statements import SettlesUnknownOutcome, StatementReader
+from prizeflow_runtime.jobs import Scheduler
 
 
 class RailEngine(Protocol):
@@ -46,6 +48,14 @@ class RailEngine(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class RunsPasses(Protocol):
+    """A rail with work of its own between the calls: it registers its jobs on the process's one scheduler, which
+    starts them once the process is up and stops them before any engine closes. A rail never keeps a scheduler of
+    its own (ADR 0018)."""
+
+    def schedule(self, jobs: Scheduler) -> None: ...
 
 
 class KeepsBooks(Protocol):
@@ -150,6 +160,7 @@ class Rail:
     statement: StatementReader | None = None
     settler: SettlesUnknownOutcome | None = None
     engine: RailEngine | None = None
+    passes: RunsPasses | None = None
     database: KeepsBooks | None = None
     signer_sink: SignerSink | None = None
     external: ExternalSigning | None = None
@@ -187,6 +198,7 @@ __all__ = [
     "RailTerms",
     "ReportsBalance",
     "ReportsProgress",
+    "RunsPasses",
     "SignerSink",
     "StatementReader",
     "may_have_landed",

@@ -1,9 +1,9 @@
 """The engine: stand for election, and while leading, tick: drive open envelopes, then build new ones.
 
 Leadership is re-checked before every tick on the session that holds the lock; a leader that lost it stops at
-once and, before standing again, leaves the others `stand_down_s` to take over. The passes run as a job of the
-engine's own scheduler (`prizeflow_runtime.jobs`, as the TON driver): `EnginePasses.tick` is one pass and the pace
-it asks for.
+once and, before standing again, leaves the others `stand_down_s` to take over. The passes are a job on the
+process's one scheduler (`schedule(jobs)`, called by the bootstrap as for every rail): `EnginePasses.tick` is one
+pass and the pace it asks for; it stands by until the provider has started, and again once it stopped.
 """
 
 from __future__ import annotations
@@ -61,17 +61,21 @@ class StellarEngine:
         self._db = db
         self._stand_down_until = 0.0
         self.passes = EnginePasses(self)
-        self._jobs = Scheduler()
         self._scheduled: Scheduled | None = None
+        self.running = False  # between `start()` and `stop()`: the passes stand by otherwise
 
-    def start(self) -> None:
+    def schedule(self, jobs: Scheduler) -> None:
+        """The engine's passes on the process's scheduler. Cancelled at its stop, mid-pass if need be: what a pass
+        did is in the database, and the next leader resumes."""
         if self._scheduled is None:
-            # Cancelled at stop, mid-pass if need be: what a pass did is in the database, and the next leader resumes.
-            self._scheduled = self._jobs.every(
+            self._scheduled = jobs.every(
                 self.o.tick_s, self.passes, name=f"stellar-engine-{self.o.name}", cancel_on_stop=True
             )
+
+    def start(self) -> None:
         self.passes.restart()
-        self._scheduled.start()
+        self.running = True
+        self.wake()
 
     def wake(self) -> None:
         """Work arrived (a payout created, a signature back): end any pause and restart the doubling."""
@@ -80,7 +84,8 @@ class StellarEngine:
             self._scheduled.wake()
 
     async def stop(self) -> None:
-        await self._jobs.stop()
+        """After the scheduler stopped the passes (the bootstrap's shutdown order): leadership given up."""
+        self.running = False
         await self.leadership.drop()
 
     async def lead(self, now: float) -> bool:
@@ -122,6 +127,8 @@ class EnginePasses:
         if self._paused:
             self._paused = False
             self.pause = o.tick_s if woken else min(self.pause * 2, max(o.idle_max_s, o.tick_s))
+        if not engine.running:
+            return STANDBY_S
         busy = False
         try:
             if await engine.lead(asyncio.get_running_loop().time()):

@@ -39,6 +39,7 @@ def stellar_rail(provider: StellarPayoutProvider) -> Rail:
         terms=TERMS,
         statement=provider,
         engine=provider,
+        passes=provider,
         database=provider,
         signer_sink=provider,
         external=provider,

@@ -53,6 +53,7 @@ from prizeflow_payouts.application.ports import (
     RailProgress,
     SourceProgress,
 )
+from prizeflow_runtime.jobs import Scheduler
 
 C = PayoutErrorCode
 _OWN_POOL_SIZE = 5
@@ -129,6 +130,10 @@ class StellarPayoutProvider:
             self._pool = db
             self._started = True
             self.engine.start()
+
+    def schedule(self, jobs: Scheduler) -> None:
+        """The engine's passes on the process's scheduler (the bootstrap's, as for every rail)."""
+        self.engine.schedule(jobs)
 
     async def close(self) -> None:
         await self.engine.stop()

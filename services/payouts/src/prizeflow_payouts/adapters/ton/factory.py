@@ -20,6 +20,7 @@ def ton_rail(provider: TonWalletProvider) -> Rail:
         terms=TERMS,
         statement=provider,
         engine=provider,
+        passes=provider,
         database=provider,
         signer_sink=provider,
         external=provider,

@@ -79,6 +79,8 @@ class _DriverPass:
         self.provider = provider
 
     async def tick(self) -> Tick:
+        if not self.provider.running:
+            return self.provider.o.poll_s
         try:
             if await self.provider.tick():
                 return True
@@ -102,9 +104,9 @@ class TonWalletProvider:
         self.client = client or ToncenterClient(options.api_url, api_key=options.api_key, timeout_s=options.timeout_s)
         self.clock = clock
         self._pool: AsyncEngine | None = None
-        # The driver's passes, a job of this provider's own scheduler (started and stopped with the provider).
-        self._jobs = Scheduler()
+        # The driver's passes, a job on the process's scheduler (`schedule`); they stand by while not `running`.
         self._driving: Scheduled | None = None
+        self.running = False
         self.driver: TonDriver | TonBatchDriver = (
             TonBatchDriver(options, self.client, db=lambda: self.db, clock=clock)
             if options.highload
@@ -131,16 +133,19 @@ class TonWalletProvider:
             raise RuntimeError(f"ton provider {self.name!r} has no database: bootstrap binds one")
         return self._pool
 
+    def schedule(self, jobs: Scheduler) -> None:
+        """The driver's passes on the process's scheduler (the bootstrap's, as for every rail)."""
+        if self._driving is None:
+            self._driving = jobs.every(0.0, _DriverPass(self), name=f"ton-driver-{self.name}", cancel_on_stop=True)
+
     async def start(self) -> None:
         await self.client.start()
-        if self._driving is None:
-            self._driving = self._jobs.every(
-                0.0, _DriverPass(self), name=f"ton-driver-{self.name}", cancel_on_stop=True
-            )
-        await self._jobs.start()
+        self.running = True
+        self.wake()
 
     async def close(self) -> None:
-        await self._jobs.stop()
+        """After the scheduler stopped the passes (the bootstrap's shutdown order)."""
+        self.running = False
         await self.client.close()
 
     def wake(self) -> None:
