@@ -17,22 +17,23 @@ from prometheus_client import CollectorRegistry
 from prizeflow_contracts.envelope import StagedEvent, stage_event
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_contracts.webhook_signatures import signature_header
 from prizeflow_testkit.events import example_payload
 from prizeflow_testkit.uow import FakeUnitOfWork
 from prizeflow_webhooks.application.books import Books
 from prizeflow_webhooks.application.metrics import WebhooksMetrics
-from prizeflow_webhooks.application.ports import NewDelivery, ProviderUnavailableError, StoredDelivery
+from prizeflow_webhooks.application.ports import NewDelivery, StoredDelivery
 from prizeflow_webhooks.application.receive import ReceiveWebhook
-from prizeflow_webhooks.domain.deliveries import IngressProvider, Scheme
+from prizeflow_webhooks.domain.deliveries import IngressProvider
 
 NOW = 1_750_000_000.0
 SANDBOX_SECRET = "sandbox-secret-0123456789"
 STRIPE_SECRET = "whsec_test_0123456789abcdef"
 
-SANDBOX = IngressProvider("sandbox", ProviderType.SANDBOX, Scheme.PRIZEFLOW_SIGNATURE, (SANDBOX_SECRET,))
-STRIPE = IngressProvider("stripe", ProviderType.STRIPE, Scheme.STRIPE_SIGNATURE, (STRIPE_SECRET,), confirms=True)
-STRIPE_UNCONFIRMED = IngressProvider("stripe_dev", ProviderType.STRIPE, Scheme.STRIPE_SIGNATURE, (STRIPE_SECRET,))
+SANDBOX = IngressProvider("sandbox", ProviderType.SANDBOX, "prizeflow_signature", (SANDBOX_SECRET,))
+STRIPE = IngressProvider("stripe", ProviderType.STRIPE, "stripe_signature", (STRIPE_SECRET,), confirms=True)
+STRIPE_UNCONFIRMED = IngressProvider("stripe_dev", ProviderType.STRIPE, "stripe_signature", (STRIPE_SECRET,))
 
 
 @dataclass
@@ -199,7 +200,7 @@ def ingress(
         writer=writer,
         metrics=m,
         source="/prizeflow/webhooks",
-        confirmers={"stripe": confirmer},
+        apis={"stripe": confirmer},
         clock=lambda: now,
     )
     return uc, writer, confirmer, m

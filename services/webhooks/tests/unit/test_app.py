@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 
+from prizeflow_contracts.rails.registry import WEBHOOK_READERS
 from prizeflow_webhooks.adapters.config import ProvidersConfigError
+from prizeflow_webhooks.adapters.confirm_apis import CONFIRM_CLIENTS
 from prizeflow_webhooks.bootstrap import build
 from prizeflow_webhooks.settings import WebhooksSettings
 
@@ -44,8 +46,17 @@ def test_the_app_builds_and_documents_the_operators_api() -> None:
         "/admin/deliveries/{delivery_id}/republish",
     } <= paths
     assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"}
-    assert set(ingress.receive_webhook.confirmers) == {"stripe"}
-    assert set(ingress.receive_webhook.order_fetchers) == {"giftcard"}
+    # Each provider configured with `confirm` gets its scheme's client; the others none.
+    apis = ingress.receive_webhook.apis
+    assert {name: type(api).__name__ for name, api in apis.items()} == {
+        "stripe": "StripeEventConfirmer",
+        "giftcard": "GiftCardOrderFetcher",
+    }
+
+
+def test_every_scheme_a_rail_confirms_has_a_client_and_every_client_a_confirming_scheme() -> None:
+    confirming = {s for s, reader in WEBHOOK_READERS.items() if reader.terms.confirm != "never"}
+    assert confirming == set(CONFIRM_CLIENTS)
 
 
 def test_a_missing_secret_stops_the_build_naming_the_variable() -> None:

@@ -18,8 +18,9 @@ from webhooks_fakes import STRIPE, STRIPE_SECRET, ingress, signed, stripe_event
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import ProviderPayoutStatus
+from prizeflow_contracts.rails.reading import IgnoredReason
 from prizeflow_webhooks.application.receive import WebhookRefusedError
-from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IgnoredReason
+from prizeflow_webhooks.domain.deliveries import DeliveryOutcome
 
 ATTACKER = "acct_1AttackerStandard"
 # A checkout the attacker ran on their own account (paying themselves), naming their open Prizeflow top-up.

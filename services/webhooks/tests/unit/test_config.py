@@ -10,7 +10,6 @@ import yaml
 
 from prizeflow_contracts.providers import ProviderType
 from prizeflow_webhooks.adapters.config import ProvidersConfigError, load_config, parse_config, read_parts
-from prizeflow_webhooks.domain.deliveries import Scheme
 
 ENV = {
     "WEBHOOK_SECRET_SANDBOX": "sandbox-secret-0123456789",
@@ -42,7 +41,7 @@ def test_a_valid_file_builds_providers_with_their_secrets_and_confirmation() -> 
     config = parse(SANDBOX, STRIPE)
     sandbox, stripe = config.providers["sandbox"], config.providers["stripe"]
     assert sandbox.type is ProviderType.SANDBOX
-    assert sandbox.scheme is Scheme.PRIZEFLOW_SIGNATURE
+    assert sandbox.scheme == "prizeflow_signature"
     assert (sandbox.tolerance_s, sandbox.max_body_bytes, sandbox.confirms) == (300, 65_536, False)
     assert stripe.secrets == (ENV["STRIPE_WEBHOOK_SECRET"], ENV["STRIPE_WEBHOOK_SECRET_NEXT"])
     assert stripe.confirms
@@ -76,9 +75,14 @@ def test_the_api_base_may_come_from_a_variable_in_the_dev_profile() -> None:
         ({**SANDBOX, "type": "carrier_pigeon"}, False, ENV, "type"),
         ({**SANDBOX, "name": "Bad-Name"}, False, ENV, "name"),
         ({**SANDBOX, "surprise": 1}, False, ENV, "surprise"),
-        ({**SANDBOX, "scheme": "stripe_signature"}, False, ENV, "only a stripe provider"),
+        (
+            {**SANDBOX, "scheme": "stripe_signature"},
+            False,
+            ENV,
+            "a sandbox provider signs with scheme prizeflow_signature",
+        ),
         ({**STRIPE, "scheme": "prizeflow_signature"}, False, ENV, "stripe_signature"),
-        ({**SANDBOX, "confirm": STRIPE["confirm"]}, False, ENV, "stripe providers only"),
+        ({**SANDBOX, "confirm": STRIPE["confirm"]}, False, ENV, "confirms no event"),
         ({k: v for k, v in STRIPE.items() if k != "confirm"}, False, ENV, "outside the dev profile"),
         ({**STRIPE, "confirm": {**STRIPE["confirm"], "api_base": "http://api.stripe.com"}}, False, ENV, "https://"),
         ({**STRIPE, "confirm": {**STRIPE["confirm"], "api_key": "NO_KEY"}}, False, ENV, "NO_KEY, which is not set"),

@@ -18,15 +18,15 @@ from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.giftcard import giftcard_signature
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_giftcard_emulator.server import json_default
 from prizeflow_giftcard_emulator.state import Outcome, Store
 from prizeflow_webhooks.adapters.config import ProvidersConfigError, parse_config
-from prizeflow_webhooks.application.ports import ProviderUnavailableError
 from prizeflow_webhooks.application.receive import ReceiveWebhook, WebhookRefusedError
-from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason, Scheme
+from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason
 
 KEY = "giftcard-webhook-private-key"
-GIFTCARD = IngressProvider("giftcard", ProviderType.GIFT_CARD, Scheme.GIFTCARD_SIGNATURE, (KEY,), confirms=True)
+GIFTCARD = IngressProvider("giftcard", ProviderType.GIFT_CARD, "giftcard_signature", (KEY,), confirms=True)
 
 
 @dataclass
@@ -62,7 +62,7 @@ def setup() -> tuple[ReceiveWebhook, FakeWriter, StoreFetcher, Any]:
         writer=writer,
         metrics=m,
         source="/prizeflow/webhooks",
-        order_fetchers={"giftcard": fetcher},
+        apis={"giftcard": fetcher},
         clock=lambda: NOW,
     )
     return uc, writer, fetcher, m

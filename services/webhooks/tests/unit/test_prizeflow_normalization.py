@@ -12,8 +12,8 @@ from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEventStatus, ProviderEventReceived
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
-from prizeflow_webhooks.domain import prizeflow_events
-from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
+from prizeflow_contracts.rails import prizeflow_events
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 

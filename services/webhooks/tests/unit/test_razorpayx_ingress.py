@@ -21,16 +21,16 @@ from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_contracts.upi import razorpay_signature
 from prizeflow_webhooks.adapters.config import ConfirmConfig, ProvidersConfigError, parse_config
 from prizeflow_webhooks.adapters.razorpayx_api import RazorpayxPayoutFetcher
-from prizeflow_webhooks.application.ports import ProviderUnavailableError
 from prizeflow_webhooks.application.receive import ReceiveWebhook, WebhookRefusedError
-from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason, Scheme
+from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason
 from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
 
 SECRET = "razorpayx-webhook-secret-0123456789"
-RAZORPAYX = IngressProvider("razorpayx", ProviderType.UPI, Scheme.RAZORPAY_SIGNATURE, (SECRET,))
+RAZORPAYX = IngressProvider("razorpayx", ProviderType.UPI, "razorpay_signature", (SECRET,))
 
 
 async def behind(scope: Any, receive: Any, send: Any) -> None:
@@ -97,7 +97,7 @@ def event(
 async def test_a_signed_event_is_published_with_the_payouts_own_status() -> None:
     uc, writer, m = setup()
     body = event()
-    receipt = await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    receipt = await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, headers={"x-razorpay-event-id": "evt_1"})
     assert receipt.outcome is DeliveryOutcome.ACCEPTED
     [staged] = writer.outbox
     ev = decode(staged.payload).data
@@ -113,9 +113,9 @@ async def test_a_processed_payout_is_published_with_the_fee_razorpayx_charged_fo
     what its status would; any other status carries none, and a fee that is not whole paise is refused."""
     uc, writer, _ = setup()
     paid = event(fees=590, tax=90)
-    await uc(RAZORPAYX, razorpay_signature(SECRET, paid), paid, event_id="evt_fee")
+    await uc(RAZORPAYX, razorpay_signature(SECRET, paid), paid, headers={"x-razorpay-event-id": "evt_fee"})
     failed = event("payout.failed", "failed", fees=590)
-    await uc(RAZORPAYX, razorpay_signature(SECRET, failed), failed, event_id="evt_nofee")
+    await uc(RAZORPAYX, razorpay_signature(SECRET, failed), failed, headers={"x-razorpay-event-id": "evt_nofee"})
     events = [decode(staged.payload).data for staged in writer.outbox]
     assert all(isinstance(e, ProviderEventReceived) for e in events)
     assert [(e.status, e.fee) for e in events if isinstance(e, ProviderEventReceived)] == [
@@ -125,7 +125,9 @@ async def test_a_processed_payout_is_published_with_the_fee_razorpayx_charged_fo
     for bad in (5.9, "590", -1, True):
         body = event(fees=bad)
         with pytest.raises(WebhookRefusedError):
-            await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id=f"evt_bad_{bad}")
+            await uc(
+                RAZORPAYX, razorpay_signature(SECRET, body), body, headers={"x-razorpay-event-id": f"evt_bad_{bad}"}
+            )
     assert len(writer.outbox) == 2
 
 
@@ -133,7 +135,7 @@ async def test_a_reversal_is_a_failure_with_its_reason() -> None:
     uc, writer, _ = setup()
     details = {"reason": "beneficiary_bank_rejected", "source": "beneficiary_bank", "description": "x"}
     body = event("payout.reversed", "reversed", status_details=details)
-    await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id="evt_2")
+    await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, headers={"x-razorpay-event-id": "evt_2"})
     ev = decode(writer.outbox[0].payload).data
     assert isinstance(ev, ProviderEventReceived)
     assert ev.status is ProviderPayoutStatus.FAILED
@@ -144,8 +146,8 @@ async def test_a_replayed_delivery_is_a_duplicate_and_publishes_nothing_new() ->
     uc, writer, m = setup()
     body = event()
     signature = razorpay_signature(SECRET, body)
-    first = await uc(RAZORPAYX, signature, body, event_id="evt_1")
-    again = await uc(RAZORPAYX, signature, body, event_id="evt_1")
+    first = await uc(RAZORPAYX, signature, body, headers={"x-razorpay-event-id": "evt_1"})
+    again = await uc(RAZORPAYX, signature, body, headers={"x-razorpay-event-id": "evt_1"})
     assert (first.outcome, again.outcome) == (DeliveryOutcome.ACCEPTED, DeliveryOutcome.DUPLICATE)
     assert len(writer.outbox) == 1
     assert metric(m, "deliveries", provider="razorpayx", outcome="duplicate") == 1
@@ -165,7 +167,7 @@ async def test_unsigned_or_forged_deliveries_are_refused_and_store_nothing(
 ) -> None:
     uc, writer, m = setup()
     with pytest.raises(WebhookRefusedError) as err:
-        await uc(RAZORPAYX, signature, event(), event_id="evt_1")
+        await uc(RAZORPAYX, signature, event(), headers={"x-razorpay-event-id": "evt_1"})
     assert err.value.reason is reason
     assert writer.deliveries == {}
     assert writer.outbox == []
@@ -176,7 +178,7 @@ async def test_a_body_changed_after_signing_is_refused() -> None:
     uc, writer, _ = setup()
     signature = razorpay_signature(SECRET, event())
     with pytest.raises(WebhookRefusedError) as err:
-        await uc(RAZORPAYX, signature, event(amount=99_999_999), event_id="evt_1")
+        await uc(RAZORPAYX, signature, event(amount=99_999_999), headers={"x-razorpay-event-id": "evt_1"})
     assert err.value.reason is RefusalReason.SIGNATURE_MISMATCH
     assert writer.deliveries == {}
 
@@ -185,7 +187,7 @@ async def test_a_delivery_without_its_event_id_is_refused() -> None:
     uc, writer, _ = setup()
     body = event()
     with pytest.raises(WebhookRefusedError) as err:
-        await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id=None)
+        await uc(RAZORPAYX, razorpay_signature(SECRET, body), body)
     assert err.value.reason is RefusalReason.INVALID_PAYLOAD
     assert writer.deliveries == {}
 
@@ -195,14 +197,16 @@ async def test_a_payout_not_ours_and_other_kinds_are_stored_and_ignored() -> Non
     body = event(reference="someone-elses")
     other = json.dumps({"entity": "event", "event": "fund_account.validation.completed", "payload": {}}).encode()
     for eid, b in (("evt_1", body), ("evt_2", other)):
-        assert (await uc(RAZORPAYX, razorpay_signature(SECRET, b), b, event_id=eid)).outcome is DeliveryOutcome.IGNORED
+        assert (
+            await uc(RAZORPAYX, razorpay_signature(SECRET, b), b, headers={"x-razorpay-event-id": eid})
+        ).outcome is DeliveryOutcome.IGNORED
     assert writer.outbox == []
 
 
 async def test_a_body_whose_kind_and_status_disagree_moves_nothing() -> None:
     uc, writer, _ = setup()
     body = event("payout.processed", "processing")
-    await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    await uc(RAZORPAYX, razorpay_signature(SECRET, body), body, headers={"x-razorpay-event-id": "evt_1"})
     ev = decode(writer.outbox[0].payload).data
     assert isinstance(ev, ProviderEventReceived)
     assert ev.status is None
@@ -237,7 +241,7 @@ def test_config_pairs_the_upi_type_with_the_razorpay_scheme() -> None:
             {"name": "razorpayx", "type": "upi", "scheme": "razorpay_signature", "secrets": ["UPI_WEBHOOK_SECRET"]}
         ]
     }
-    assert parse_config(ok, dev=False, env=env).providers["razorpayx"].scheme is Scheme.RAZORPAY_SIGNATURE
+    assert parse_config(ok, dev=False, env=env).providers["razorpayx"].scheme == "razorpay_signature"
     bad = {
         "providers": [
             {"name": "razorpayx", "type": "upi", "scheme": "prizeflow_signature", "secrets": ["UPI_WEBHOOK_SECRET"]}
@@ -248,7 +252,7 @@ def test_config_pairs_the_upi_type_with_the_razorpay_scheme() -> None:
 
 
 # -- confirmed by fetching the payout back (`confirm`): a valid signature is not enough ------------------------------
-CONFIRMING = IngressProvider("razorpayx", ProviderType.UPI, Scheme.RAZORPAY_SIGNATURE, (SECRET,), confirms=True)
+CONFIRMING = IngressProvider("razorpayx", ProviderType.UPI, "razorpay_signature", (SECRET,), confirms=True)
 
 
 def confirming(fetcher: FakePayoutFetcher) -> tuple[ReceiveWebhook, FakeWriter, Any]:
@@ -259,7 +263,7 @@ def confirming(fetcher: FakePayoutFetcher) -> tuple[ReceiveWebhook, FakeWriter, 
         writer=writer,
         metrics=m,
         source="/prizeflow/webhooks",
-        payout_fetchers={"razorpayx": fetcher},
+        apis={"razorpayx": fetcher},
         clock=lambda: NOW,
     )
     return uc, writer, m
@@ -282,7 +286,7 @@ async def test_a_confirmed_event_publishes_the_payout_as_razorpayx_holds_it_now(
     # Out of order: by the time this delivery arrives the bank has returned the payout.
     fetcher = FakePayoutFetcher({"pout_1": payout_at_razorpayx(body, status="reversed")})
     uc, writer, m = confirming(fetcher)
-    receipt = await uc(CONFIRMING, razorpay_signature(SECRET, body), body, event_id="evt_1")
+    receipt = await uc(CONFIRMING, razorpay_signature(SECRET, body), body, headers={"x-razorpay-event-id": "evt_1"})
     assert receipt.outcome is DeliveryOutcome.ACCEPTED
     assert fetcher.asked == ["pout_1"]
     ev = decode(writer.outbox[0].payload).data
@@ -305,7 +309,7 @@ async def test_a_validly_signed_event_razorpayx_does_not_confirm_is_refused_and_
     payouts = {k: payout_at_razorpayx(body, **v) for k, v in held.items()}
     uc, writer, m = confirming(FakePayoutFetcher(payouts))
     with pytest.raises(WebhookRefusedError) as refused:
-        await uc(CONFIRMING, razorpay_signature(SECRET, body), body, event_id="evt_1")
+        await uc(CONFIRMING, razorpay_signature(SECRET, body), body, headers={"x-razorpay-event-id": "evt_1"})
     assert refused.value.reason is RefusalReason.EVENT_NOT_CONFIRMED
     assert writer.outbox == []
     assert writer.deliveries == {}
@@ -317,7 +321,7 @@ async def test_razorpayx_unreachable_is_a_retry_later_never_a_publish() -> None:
     body = event()
     uc, writer, _ = confirming(FakePayoutFetcher(down=True))
     with pytest.raises(WebhookRefusedError) as refused:
-        await uc(CONFIRMING, razorpay_signature(SECRET, body), body, event_id="evt_1")
+        await uc(CONFIRMING, razorpay_signature(SECRET, body), body, headers={"x-razorpay-event-id": "evt_1"})
     assert refused.value.reason is RefusalReason.PROVIDER_UNAVAILABLE
     assert writer.outbox == []
 
@@ -327,8 +331,8 @@ async def test_a_replay_of_a_confirmed_event_is_a_duplicate_without_asking_again
     fetcher = FakePayoutFetcher({"pout_1": payout_at_razorpayx(body)})
     uc, writer, _ = confirming(fetcher)
     signature = razorpay_signature(SECRET, body)
-    await uc(CONFIRMING, signature, body, event_id="evt_1")
-    again = await uc(CONFIRMING, signature, body, event_id="evt_1")
+    await uc(CONFIRMING, signature, body, headers={"x-razorpay-event-id": "evt_1"})
+    again = await uc(CONFIRMING, signature, body, headers={"x-razorpay-event-id": "evt_1"})
     assert again.outcome is DeliveryOutcome.DUPLICATE
     assert fetcher.asked == ["pout_1"]
     assert len(writer.outbox) == 1

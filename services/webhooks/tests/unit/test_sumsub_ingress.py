@@ -17,15 +17,16 @@ from webhooks_fakes import NOW, FakeWriter, metric, metrics
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_contracts.kyc import VerificationVendor
+from prizeflow_contracts.rails.reading import IgnoredReason
 from prizeflow_kyc_emulator.signing import payload_digest
 from prizeflow_kyc_emulator.state import AutoReview, Event, Info, Store
 from prizeflow_webhooks.adapters.config import ProvidersConfigError, parse_config
 from prizeflow_webhooks.application.receive import ReceiveWebhook, WebhookRefusedError
-from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IgnoredReason, IngressProvider, RefusalReason, Scheme
+from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason
 from prizeflow_webhooks.entrypoints.ingress import WebhookIngress
 
 SECRET = "sumsub-webhook-secret-0123456789"
-SUMSUB = IngressProvider("sumsub", VerificationVendor.SUMSUB, Scheme.SUMSUB_DIGEST, (SECRET,))
+SUMSUB = IngressProvider("sumsub", VerificationVendor.SUMSUB, "sumsub_digest", (SECRET,))
 
 
 def setup() -> tuple[ReceiveWebhook, FakeWriter, Any]:
@@ -55,7 +56,7 @@ async def test_a_reviewed_applicant_is_published_without_its_answer() -> None:
     uc, writer, m = setup()
     _, event = reviewed(answer="RED")
     body = body_of(event)
-    receipt = await uc(SUMSUB, payload_digest(SECRET, body), body, digest_alg="HMAC_SHA256_HEX")
+    receipt = await uc(SUMSUB, payload_digest(SECRET, body), body, headers={"x-payload-digest-alg": "HMAC_SHA256_HEX"})
     assert receipt.outcome is DeliveryOutcome.ACCEPTED
     [staged] = writer.outbox
     ev = decode(staged.payload).data
@@ -84,7 +85,7 @@ async def test_a_redelivery_is_a_duplicate() -> None:
     _, event = reviewed()
     body = body_of(event)
     await uc(SUMSUB, payload_digest(SECRET, body), body)
-    again = await uc(SUMSUB, payload_digest(SECRET, body), body, digest_alg="HMAC_SHA256_HEX")
+    again = await uc(SUMSUB, payload_digest(SECRET, body), body, headers={"x-payload-digest-alg": "HMAC_SHA256_HEX"})
     assert again.outcome is DeliveryOutcome.DUPLICATE
     assert len(writer.outbox) == 1
 
@@ -94,7 +95,7 @@ async def test_sha512_digests_are_accepted() -> None:
     _, event = reviewed()
     body = body_of(event)
     digest = hmac.new(SECRET.encode(), body, hashlib.sha512).hexdigest()
-    receipt = await uc(SUMSUB, digest, body, digest_alg="HMAC_SHA512_HEX")
+    receipt = await uc(SUMSUB, digest, body, headers={"x-payload-digest-alg": "HMAC_SHA512_HEX"})
     assert receipt.outcome is DeliveryOutcome.ACCEPTED
 
 
@@ -123,7 +124,7 @@ async def test_unsigned_or_mismatched_deliveries_are_refused_and_nothing_is_stor
         "good": payload_digest(SECRET, body),
     }.get(digest or "", digest)
     with pytest.raises(WebhookRefusedError) as err:
-        await uc(SUMSUB, value, body, digest_alg=alg)
+        await uc(SUMSUB, value, body, headers={"x-payload-digest-alg": alg} if alg is not None else None)
     assert err.value.reason is reason
     assert not writer.deliveries
     assert not writer.outbox
@@ -231,7 +232,7 @@ async def test_the_stored_delivery_keeps_no_free_text_of_the_vendor() -> None:
     }
     doc["info"] = {"firstName": "Ann", "lastName": "Lee"}
     body = json.dumps(doc).encode()
-    receipt = await uc(SUMSUB, payload_digest(SECRET, body), body, digest_alg="HMAC_SHA256_HEX")
+    receipt = await uc(SUMSUB, payload_digest(SECRET, body), body, headers={"x-payload-digest-alg": "HMAC_SHA256_HEX"})
     assert receipt.outcome is DeliveryOutcome.ACCEPTED
     stored = writer.deliveries[("sumsub", receipt.provider_event_id)]
     kept = stored.body.decode()

@@ -27,7 +27,7 @@ from prizeflow_contracts.giftcard import event_status, failure_code, order_fees,
 from prizeflow_contracts.ids import PROVIDER_REF_PATTERN
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
-from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized
 
 _REF_RE: Final = re.compile(PROVIDER_REF_PATTERN)
 _KIND_RE: Final = re.compile(r"^[A-Za-z0-9._:/\-]{1,128}$")

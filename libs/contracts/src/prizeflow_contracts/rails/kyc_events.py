@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_contracts.ids import IDENTIFIER_PATTERN
 from prizeflow_contracts.kyc import VerificationVendor
-from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized
 
 _APPLICANT_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KIND_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")

@@ -25,7 +25,7 @@ from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
 from prizeflow_contracts.ids import is_identifier, is_provider_ref
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized
 
 _KIND_RE: Final = re.compile(r"^[A-Za-z0-9._:/\-]{1,128}$")
 PAYOUT_FIELDS: Final = ("status", "idempotency_key", "error_code")

@@ -24,8 +24,8 @@ from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.ids import PROVIDER_REF_PATTERN
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized
 from prizeflow_contracts.upi import ASSET, read_payout_event
-from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized
 
 _REF_RE: Final = re.compile(PROVIDER_REF_PATTERN)
 PAYOUT_ID_PREFIX: Final = "po-"  # what payouts' ids start with (prizeflow_payouts.application.create)

@@ -52,7 +52,7 @@ from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEve
 from prizeflow_contracts.ids import is_identifier
 from prizeflow_contracts.money import ASSETS, Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
-from prizeflow_webhooks.domain.deliveries import IgnoredReason, NormalizationError, Normalized, NormalizedEvent
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized, NormalizedEvent
 
 PAYOUT_KINDS: Final[Mapping[str, ProviderPayoutStatus | None]] = {
     "transfer.created": None,

@@ -52,7 +52,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prizeflow_contracts.kyc import VerificationVendor
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_webhooks.domain.deliveries import IngressProvider, Scheme
+from prizeflow_contracts.rails.registry import WEBHOOK_READERS
+from prizeflow_webhooks.domain.deliveries import IngressProvider
 
 NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ENV_RE: Final = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -113,7 +114,7 @@ class ConfirmModel(_Model):
 class ProviderModel(_Model):
     name: str
     type: ProviderType | VerificationVendor
-    scheme: Scheme
+    scheme: str  # the name a rail's reader is registered under (`prizeflow_contracts.rails.registry`)
     secrets: list[EnvName] = Field(min_length=1, max_length=4)
     tolerance_s: int = Field(default=300, ge=1, le=MAX_TOLERANCE_S)
     max_body_bytes: int = Field(default=65_536, ge=1024, le=MAX_BODY_BYTES)
@@ -135,27 +136,27 @@ class ProviderModel(_Model):
 
     @model_validator(mode="after")
     def _coherent(self) -> ProviderModel:
-        if self.type is ProviderType.STRIPE and self.scheme is not Scheme.STRIPE_SIGNATURE:
-            raise ValueError("a stripe provider signs with scheme stripe_signature")
-        if self.type is not ProviderType.STRIPE and self.scheme is Scheme.STRIPE_SIGNATURE:
-            raise ValueError("only a stripe provider uses scheme stripe_signature (others: prizeflow_signature)")
-        if (self.type is ProviderType.GIFT_CARD) != (self.scheme is Scheme.GIFTCARD_SIGNATURE):
-            raise ValueError("a gift_card provider, and only one, signs with scheme giftcard_signature")
-        if (self.type is VerificationVendor.SUMSUB) != (self.scheme is Scheme.SUMSUB_DIGEST):
-            raise ValueError("a sumsub provider, and only one, signs with scheme sumsub_digest")
-        if (self.type is ProviderType.UPI) != (self.scheme is Scheme.RAZORPAY_SIGNATURE):
-            raise ValueError("a upi provider, and only one, signs with scheme razorpay_signature")
-        if self.type is ProviderType.GIFT_CARD and self.confirm is None:
-            # Its events carry no status and no timestamp: the order fetched back is the only truth, in every profile.
-            raise ValueError("a gift_card provider needs `confirm` (its events are read from the order fetched back)")
-        if self.confirm is not None and self.type not in (
-            ProviderType.STRIPE,
-            ProviderType.GIFT_CARD,
-            ProviderType.UPI,
-        ):
-            raise ValueError("confirm is implemented for gift_card, upi and stripe providers only")
-        if self.confirm is not None and (self.type is ProviderType.UPI) != (self.confirm.api_key_id is not None):
-            raise ValueError("confirm.api_key_id (RazorpayX's key id) is for a upi provider, and a upi one needs it")
+        """The provider's scheme is a registered reader's, and what that reader says of the scheme holds: the types
+        it serves, whether it is confirmed, and how its confirmation authenticates. No rail is named here."""
+        reader = WEBHOOK_READERS.get(self.scheme)
+        if reader is None:
+            raise ValueError(f"scheme must be one of {sorted(WEBHOOK_READERS)}")
+        terms = reader.terms
+        if self.type not in terms.serves:
+            own = sorted(r.terms.scheme for r in WEBHOOK_READERS.values() if self.type in r.terms.serves)
+            raise ValueError(f"a {self.type.value} provider signs with scheme {' or '.join(own)}, not {self.scheme}")
+        if terms.confirm == "required" and self.confirm is None:
+            # Its events carry no status of their own: what is fetched back is the only truth, in every profile.
+            raise ValueError(
+                f"a {self.type.value} provider needs `confirm` (its events are read from what is fetched back)"
+            )
+        if terms.confirm == "never" and self.confirm is not None:
+            raise ValueError(f"scheme {self.scheme} confirms no event: remove `confirm`")
+        if self.confirm is not None and terms.key_id != (self.confirm.api_key_id is not None):
+            raise ValueError(
+                f"confirm.api_key_id (a key id beside the key) is {'required' if terms.key_id else 'not used'} by "
+                f"scheme {self.scheme}"
+            )
         if len(set(self.secrets)) != len(self.secrets):
             raise ValueError("`secrets` names a variable twice")
         return self
@@ -254,10 +255,10 @@ def parse_config(doc: Any, *, dev: bool, env: Mapping[str, str], source: str = "
     confirm: dict[str, ConfirmConfig] = {}
     for p in parsed.providers:
         secrets = tuple(_secret(env, name, f"provider {p.name!r}: secret") for name in p.secrets)
-        if p.type is ProviderType.STRIPE and p.confirm is None and not dev:
+        if WEBHOOK_READERS[p.scheme].terms.confirm_outside_dev and p.confirm is None and not dev:
             raise ProvidersConfigError(
-                f"provider {p.name!r}: stripe events must be confirmed with the provider outside the dev profile "
-                "(add `confirm`)"
+                f"provider {p.name!r}: {p.type.value} events must be confirmed with the provider outside the dev "
+                "profile (add `confirm`)"
             )
         if p.confirm is not None:
             confirm[p.name] = _confirm(p.name, p.confirm, env, dev=dev)

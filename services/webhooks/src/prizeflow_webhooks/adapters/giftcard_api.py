@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
+from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_webhooks.adapters.config import ConfirmConfig
-from prizeflow_webhooks.application.ports import ProviderUnavailableError
 
 _NOT_FOUND = 404
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what goes into a URL path

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
+from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_webhooks.adapters.config import ConfirmConfig
-from prizeflow_webhooks.application.ports import ProviderUnavailableError
 
 _ID_RE = re.compile(r"pout_[A-Za-z0-9]{1,32}")  # what goes into a URL path
 _OK, _BAD_REQUEST, _NOT_FOUND = 200, 400, 404

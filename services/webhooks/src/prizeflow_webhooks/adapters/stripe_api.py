@@ -12,8 +12,8 @@ from typing import Any
 
 import stripe
 
+from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_webhooks.adapters.config import ConfirmConfig
-from prizeflow_webhooks.application.ports import ProviderUnavailableError
 
 # Stripe's answers that mean "ask again later"; anything else but a 404 is a refusal worth the same 503, since
 # the event cannot be believed without the answer (a bad API key is an outage of ours, not the event's fault).
@@ -22,12 +22,16 @@ _NOT_FOUND = 404
 
 class StripeEventConfirmer:
     def __init__(self, config: ConfirmConfig, *, http_client: stripe.HTTPClient | None = None) -> None:
+        self._http = http_client or stripe.HTTPXClient(timeout=config.timeout_s)
         self.client = stripe.StripeClient(
             config.api_key,
             base_addresses={"api": config.api_base},
-            http_client=http_client or stripe.HTTPXClient(timeout=config.timeout_s),
+            http_client=self._http,
             max_network_retries=0,
         )
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call] # the library leaves it untyped
 
     async def fetch_event(self, event_id: str, *, account: str | None) -> Mapping[str, Any] | None:
         try:

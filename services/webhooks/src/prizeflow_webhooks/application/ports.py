@@ -1,5 +1,5 @@
-"""Ports the use cases need; adapters implement them (PostgreSQL and the Stripe API in production, in-memory
-fakes in unit tests).
+"""Ports the use cases need; adapters implement them (PostgreSQL in production, in-memory fakes in unit tests).
+The ports a rail's reader asks its provider back through are the rail's (`prizeflow_contracts.rails.<rail>`).
 
 The stores (`Deliveries`, `Outbox`) are bound to one transaction and reached through `Books`
 (`application/books.py`); the read side (`DeliveryQueries`) opens its own reads."""
@@ -7,7 +7,7 @@ The stores (`Deliveries`, `Outbox`) are bound to one transaction and reached thr
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -48,41 +48,6 @@ class DeliveryWriter(Protocol):
 
     async def seen(self, provider: str, provider_event_id: str) -> bool:
         """Whether that delivery is stored already (a cheap check before asking the provider about it)."""
-        ...
-
-
-class ProviderUnavailableError(Exception):
-    """The provider could not be asked (network, timeout, 5xx, rate limit): the caller answers 503 and the
-    provider delivers again later. Carries no response text (it may hold provider data)."""
-
-
-class EventConfirmer(Protocol):
-    """Asks the provider itself about an event it says it sent (a leaked webhook secret alone cannot forge one)."""
-
-    async def fetch_event(self, event_id: str, *, account: str | None) -> Mapping[str, Any] | None:
-        """The provider's event, or None if it has no such event. Raises ProviderUnavailableError."""
-        ...
-
-    async def fetch_payment_intent(self, payment_intent_id: str, *, account: str | None) -> Mapping[str, Any] | None:
-        """A payment intent (for its metadata), or None if it has none by that id. Raises ProviderUnavailableError."""
-        ...
-
-
-class OrderFetcher(Protocol):
-    """Fetches a gift-card order back from the provider (its events name a resource only, with no status)."""
-
-    async def fetch_order(self, resource_type: str, resource_id: str) -> Mapping[str, Any] | None:
-        """The order (a reward's through its `order_id`) without any card link, or None if the provider has no
-        such resource. Raises ProviderUnavailableError."""
-        ...
-
-
-class PayoutFetcher(Protocol):
-    """Fetches a payout back from the provider (RazorpayX: `GET /v1/payouts/{id}`), to confirm a signed event."""
-
-    async def fetch_payout(self, payout_id: str) -> Mapping[str, Any] | None:
-        """The payout as the provider holds it now, or None if it has no such payout. Raises
-        ProviderUnavailableError."""
         ...
 
 
@@ -176,11 +141,7 @@ __all__ = [
     "DeliveryTimelineQueries",
     "DeliveryTrail",
     "DeliveryWriter",
-    "EventConfirmer",
     "NewDelivery",
-    "OrderFetcher",
     "Outbox",
-    "PayoutFetcher",
-    "ProviderUnavailableError",
     "StoredDelivery",
 ]

@@ -1,22 +1,6 @@
-"""The ingress's rules, without I/O: providers and their schemes, refusal reasons, and how each provider's
-callbacks become Prizeflow events (normalization)."""
+"""The ingress's rules, without I/O: providers, refusal reasons and outcomes. How each rail's callbacks are verified
+and read lives with the rail (`prizeflow_contracts.rails`)."""
 
-from prizeflow_webhooks.domain.deliveries import (
-    DeliveryOutcome,
-    IgnoredReason,
-    IngressProvider,
-    NormalizationError,
-    Normalized,
-    RefusalReason,
-    Scheme,
-)
+from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason
 
-__all__ = [
-    "DeliveryOutcome",
-    "IgnoredReason",
-    "IngressProvider",
-    "NormalizationError",
-    "Normalized",
-    "RefusalReason",
-    "Scheme",
-]
+__all__ = ["DeliveryOutcome", "IngressProvider", "RefusalReason"]

@@ -16,13 +16,11 @@ from typing import Any, Final
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from prizeflow_contracts.kyc import SUMSUB_DIGEST_ALG_HEADER
-from prizeflow_contracts.upi import RAZORPAY_EVENT_ID_HEADER
 from prizeflow_runtime.errors import UseCaseError
 from prizeflow_runtime.http import PROBLEM_JSON, RETRY_AFTER_S
 from prizeflow_runtime.outages import is_outage
 from prizeflow_webhooks.application.receive import ReceiveWebhook
-from prizeflow_webhooks.domain.deliveries import RefusalReason, Scheme
+from prizeflow_webhooks.domain.deliveries import RefusalReason
 
 log = logging.getLogger(__name__)
 
@@ -85,40 +83,21 @@ class WebhookIngress:
                 log.error("webhook ingress: unexpected error", exc_info=err)
                 await _problem(send, path, 500, "internal_error", "an unexpected error occurred; it has been logged")
 
-    async def _handle(  # noqa: PLR0912 - one branch per header it reads
-        self, name: str, path: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _handle(self, name: str, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         uc = self.receive_webhook
         provider = uc.provider(name)
-        wanted = provider.scheme.header.encode()
-        # The KYC vendor names its digest's algorithm in a second header.
-        wanted_alg = SUMSUB_DIGEST_ALG_HEADER.encode() if provider.scheme is Scheme.SUMSUB_DIGEST else None
-        # RazorpayX names its event in a second header (the body carries no id).
-        wanted_id = RAZORPAY_EVENT_ID_HEADER.encode() if provider.scheme is Scheme.RAZORPAY_SIGNATURE else None
-        event_id: str | None = None
-        signature: str | None = None
-        digest_alg: str | None = None
+        # The headers the provider's scheme reads (its signature's first), each at most once: which of two counts is
+        # ambiguous (a proxy may read the other), so none does.
+        wanted = {h.encode(): h for h in uc.reader(provider).terms.headers}
+        signature_header = next(iter(wanted.values()))
+        read: dict[str, str] = {}
         length: int | None = None
         media: list[bytes] = []
         for key, value in scope["headers"]:
-            if key == wanted:
-                if signature is not None:  # which one counts is ambiguous (a proxy may read the other): none does
-                    raise uc.refuse(
-                        provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {provider.scheme.header} header"
-                    )
-                signature = value.decode("latin-1")
-            elif wanted_alg is not None and key == wanted_alg:
-                if digest_alg is not None:
-                    raise uc.refuse(
-                        provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {SUMSUB_DIGEST_ALG_HEADER} header"
-                    )
-                digest_alg = value.decode("latin-1")
-            elif wanted_id is not None and key == wanted_id:
-                if event_id is not None:
-                    raise uc.refuse(
-                        provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {RAZORPAY_EVENT_ID_HEADER} header"
-                    )
-                event_id = value.decode("latin-1")
+            if (header := wanted.get(key)) is not None:
+                if header in read:
+                    raise uc.refuse(provider, RefusalReason.SIGNATURE_MALFORMED, f"more than one {header} header")
+                read[header] = value.decode("latin-1")
             elif key == b"content-length":
                 length = int(value) if value.isdigit() else None
             elif key == b"content-type":
@@ -133,7 +112,8 @@ class WebhookIngress:
         body = await _read_body(receive, limit)
         if body is None:
             raise uc.refuse(provider, RefusalReason.BODY_TOO_LARGE, f"the body exceeds {limit} bytes")
-        receipt = await uc(provider, signature, body, digest_alg=digest_alg, event_id=event_id)
+        signature = read.pop(signature_header, None)
+        receipt = await uc(provider, signature, body, headers=read)
         answer: dict[str, Any] = {"outcome": receipt.outcome.value, "provider_event_id": receipt.provider_event_id}
         if receipt.event_id is not None:
             answer["event_id"] = str(receipt.event_id)

@@ -26,6 +26,7 @@ from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.giftcard import GIFTCARD_SIGNATURE_HEADER, giftcard_signature
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.rails.giftcard_events import event_ref, normalize
 from prizeflow_payouts.adapters.giftcard import GiftCardPayoutProvider
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_testkit.conformance.base import (
@@ -41,7 +42,6 @@ from prizeflow_testkit.giftcard_payouts import giftcard_provider_doc
 from prizeflow_testkit.payouts import running, settings_for
 from prizeflow_webhooks.adapters.config import ConfirmConfig
 from prizeflow_webhooks.adapters.giftcard_api import GiftCardOrderFetcher
-from prizeflow_webhooks.domain.giftcard_events import event_ref, normalize
 
 API_KEY_ENV: Final = "PAYOUTS_KIT_GIFTCARD_API_KEY"
 WEBHOOK_KEY_ENV: Final = "PAYOUTS_KIT_GIFTCARD_WEBHOOK_KEY"

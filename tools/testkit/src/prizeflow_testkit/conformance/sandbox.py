@@ -19,6 +19,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.rails.prizeflow_events import normalize
 from prizeflow_payouts.adapters.providers.sandbox import SIGNATURE_HEADER, sign_webhook
 from prizeflow_testkit.conformance.base import (
     DISCREPANCIES,
@@ -34,7 +35,6 @@ from prizeflow_testkit.conformance.base import (
 )
 from prizeflow_testkit.db import fetch
 from prizeflow_testkit.payouts import running, settings_for
-from prizeflow_webhooks.domain.prizeflow_events import normalize
 
 SECRET_ENV: Final = "PAYOUTS_KIT_SANDBOX_WEBHOOK_SECRET"  # noqa: S105 - the NAME of a variable
 OUTAGE_SCENARIO: Final = "kit_outage"

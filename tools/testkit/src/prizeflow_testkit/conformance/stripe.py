@@ -25,6 +25,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.rails.stripe_events import normalize
 from prizeflow_contracts.webhook_signatures import STRIPE_SIGNATURE_HEADER, signature_header
 from prizeflow_payouts.adapters.stripe.classify import PAYOUT_FAILURE_CODES
 from prizeflow_testkit.conformance.base import (
@@ -39,7 +40,6 @@ from prizeflow_testkit.conformance.base import (
 from prizeflow_testkit.payouts import running, settings_for
 from prizeflow_testkit.stripe import StripeAdmin, stripe_emulator
 from prizeflow_testkit.stripe_payouts import stripe_provider_doc
-from prizeflow_webhooks.domain.stripe_events import normalize
 
 API_KEY_ENV: Final = "PAYOUTS_KIT_STRIPE_API_KEY"
 WEBHOOK_SECRET_ENV: Final = "PAYOUTS_KIT_STRIPE_WEBHOOK_SECRET"  # noqa: S105 - the NAME of a variable

@@ -24,6 +24,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
+from prizeflow_contracts.rails.razorpayx_events import normalize
 from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_testkit.conformance.base import (
     Behaviour,
@@ -37,7 +38,6 @@ from prizeflow_testkit.payouts import running, settings_for
 from prizeflow_testkit.upi import UpiAdmin, upi_emulator
 from prizeflow_testkit.upi_payouts import signed_delivery, upi_provider_doc
 from prizeflow_testkit.waits import eventually
-from prizeflow_webhooks.domain.razorpayx_events import normalize
 
 KEY_ID_ENV: Final = "PAYOUTS_KIT_UPI_KEY_ID"
 KEY_SECRET_ENV: Final = "PAYOUTS_KIT_UPI_KEY_SECRET"  # noqa: S105 - a variable name
