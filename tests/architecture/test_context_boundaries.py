@@ -3,8 +3,9 @@
 One deployable (`services/payouts`) holds the payout lifecycle (`prizeflow_payouts`), compliance
 (`prizeflow_compliance`) and reconciliation (`prizeflow_reconciliation`, once it is a package of its own). A module of
 one context may import another context's published interface module (`prizeflow_compliance.facts`,
-`prizeflow_reconciliation.statements`), its `domain/` and its `metrics`, but never its `application/` or `adapters/`:
-those are the context's own, and a context reaching into them is one context again. The composition root of the
+`prizeflow_reconciliation.statements`), its `domain/` and its `metrics`, but never its `application/`, `adapters/`
+or `entrypoints/`, and never a private name (`_actor`): those are the context's own, and a context reaching into
+them is one context again (an admin route's actor and body are the runtime's, `prizeflow_runtime.operators`). The composition root of the
 deployable (`prizeflow_payouts/bootstrap.py`, `__main__.py`, the contexts' own `bootstrap.py` parts) wires them all
 and is exempt.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "services" / "payouts" / "src"
 CONTEXTS = ("prizeflow_payouts", "prizeflow_compliance", "prizeflow_reconciliation")
-PRIVATE_LAYERS = ("application", "adapters")
+PRIVATE_LAYERS = ("application", "adapters", "entrypoints")
 # The composition root sees every context (it builds them); nothing else does.
 COMPOSITION_ROOT = frozenset({"bootstrap", "__main__"})
 
@@ -65,7 +66,8 @@ def crossings(src: Path, contexts: tuple[str, ...] = CONTEXTS) -> list[Crossing]
             for line, module in _imports(tree):
                 parts = module.split(".")
                 crosses = parts[0] in contexts and parts[0] != context and len(parts) > 1
-                if crosses and parts[1] in PRIVATE_LAYERS and line not in seen:
+                private = crosses and (parts[1] in PRIVATE_LAYERS or any(p.startswith("_") for p in parts[1:]))
+                if private and line not in seen:
                     seen.add(line)  # one crossing per import statement (`from m import a, b` names m once)
                     found.append(Crossing(path, line, module))
     return found
@@ -97,6 +99,9 @@ def test_the_checker_names_a_context_reaching_into_another_s_layers(tmp_path: Pa
             "application/records.py": "from prizeflow_payouts.application.admin import Actor\n",  # crossing
             "adapters/__init__.py": "",
             "adapters/pg.py": "def f():\n    import prizeflow_payouts.adapters.payouts_pg\n",  # crossing, in a function
+            "entrypoints/__init__.py": "",
+            "entrypoints/http.py": "from prizeflow_payouts.entrypoints.http import READERS\n",  # crossing
+            "entrypoints/views.py": "from prizeflow_payouts.metrics import _labels\n",  # a private name: crossing
         },
     )
     _context(
@@ -116,5 +121,7 @@ def test_the_checker_names_a_context_reaching_into_another_s_layers(tmp_path: Pa
     assert found == [
         ("prizeflow_compliance/adapters/pg.py", "prizeflow_payouts.adapters.payouts_pg"),
         ("prizeflow_compliance/application/records.py", "prizeflow_payouts.application.admin"),
+        ("prizeflow_compliance/entrypoints/http.py", "prizeflow_payouts.entrypoints.http"),
+        ("prizeflow_compliance/entrypoints/views.py", "prizeflow_payouts.metrics._labels"),
         ("prizeflow_payouts/application/sweep.py", "prizeflow_compliance.adapters"),
     ]

@@ -43,6 +43,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0029",
         "0030",
         "0031",
+        "0032",
     ),
 )
 

@@ -108,7 +108,9 @@ class ReturnOutcome(StrEnum):
 
 
 class PayoutReturns(Protocol):
-    """The payout lifecycle's side of a `mark_returned` resolution, bound to reconciliation's transaction."""
+    """The payout lifecycle's side of what reconciliation decides, bound to reconciliation's transaction: a
+    `mark_returned` resolution, and the fees a statement was the first to carry. The lifecycle writes its own
+    tables; reconciliation never names them (tests/architecture/test_context_data.py)."""
 
     async def locked(self, payout_id: str) -> HeldPayout | None:
         """The payout, locked for update; None: no such payout."""
@@ -116,6 +118,14 @@ class PayoutReturns(Protocol):
 
     async def mark_returned(self, payout_id: str, *, actor: str, at: datetime) -> ReturnOutcome:
         """paid → returned, as for a provider's own return (its events staged in this transaction)."""
+        ...
+
+    async def record_fees(
+        self, provider: str, learned: Sequence[tuple[str, str, int]], *, run_id: str, at: datetime
+    ) -> int:
+        """Record on each payout of `provider` (id, asset, amount) the fee its statement was the first answer to
+        carry, only where none is recorded yet (a fee once recorded is never rewritten), on record in its history
+        (run `run_id`); how many."""
         ...
 
 

@@ -96,6 +96,7 @@ class Books:
     events: list[OutgoingEvent] = field(default_factory=list)
     route_digest: tuple[int, str] | None = None
     disagreements: dict[int, dict[str, Any]] = field(default_factory=dict)
+    statement_fees: dict[str, tuple[str, int]] = field(default_factory=dict)  # recorded from statements only
 
 
 class MemoryPayouts:
@@ -334,6 +335,20 @@ class _MemoryRepository:
         sequence = 1 if last is None else last[0] + 1
         self.b.route_digest = (sequence, digest)
         return sequence
+
+    async def record_statement_fees(
+        self, provider: str, learned: Sequence[tuple[str, str, int]], *, run_id: str, at: datetime
+    ) -> int:
+        recorded = 0
+        for payout_id, asset, amount in learned:
+            row = self.b.rows.get(payout_id)
+            if row is None or row.payout.provider_name != provider or payout_id in self.b.statement_fees:
+                continue
+            self.b.statement_fees[payout_id] = (asset, amount)
+            state = row.payout.state
+            self.b.history.append((payout_id, HistoryEntry(state, state, "reconciliation", f"fee (run {run_id})")))
+            recorded += 1
+        return recorded
 
     async def add_disagreement(
         self, payout: Payout, *, provider: str, reported: ProviderPayoutStatus, source_ref: str | None, at: datetime

@@ -246,7 +246,7 @@ _CLAIM_STALE = text(
         SELECT k.player_id FROM kyc_verifications k
         WHERE {_STALE} AND (k.rescreen_lease_until IS NULL OR k.rescreen_lease_until <= :now)
         ORDER BY k.player_id IN (
-                SELECT p.player_id FROM payouts p
+                SELECT p.player_id FROM payout_facts p
                 WHERE (p.state = 'pending_approval' AND p.hold_code = 'screening_pending')
                    OR (p.state = 'failed' AND p.next_attempt_at IS NOT NULL)
                    OR (p.state IN ('approved', 'submitting') AND p.attempts > 0)
@@ -504,15 +504,12 @@ class SqlComplianceQueries:
 
 
 async def _decisions(session: AsyncSession, player_id: str, limit: int) -> list[dict[str, Any]]:
-    """The gate's decisions on the player's payouts (`compliance_decisions`, migration 0021), when that table exists:
-    [] on a schema without it."""
-    exists = await session.scalar(text("SELECT to_regclass('compliance_decisions') IS NOT NULL"))
-    if not exists:
-        return []
+    """The gate's decisions on the player's payouts, as the payout lifecycle publishes them (`payout_gate_decisions`,
+    a view of its `compliance_decisions`, migration 0032)."""
     rows = await session.execute(
         text(
             "SELECT payout_id, stage, action, reasons, policy_version, list_versions, decided_at AS at "
-            "FROM compliance_decisions WHERE player_id = :p ORDER BY decided_at DESC, id DESC LIMIT :n"
+            "FROM payout_gate_decisions WHERE player_id = :p ORDER BY decided_at DESC, id DESC LIMIT :n"
         ),
         {"p": player_id, "n": limit},
     )

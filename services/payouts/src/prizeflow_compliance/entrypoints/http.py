@@ -27,8 +27,8 @@ from prizeflow_compliance.application.verification import (
 )
 from prizeflow_compliance.application.views import proposal_view
 from prizeflow_contracts.ids import Reason
-from prizeflow_payouts.entrypoints.http import READERS, _actor, _Body
 from prizeflow_runtime.auth import Principal, Role, require_roles
+from prizeflow_runtime.operators import StrictBody, request_actor
 from prizeflow_runtime.params import IdentifierPath, SerialPath
 
 ComplianceQueries = NamedDependency[SkipValidation[ComplianceQueriesPort]]  # a Protocol: nothing to check at run time
@@ -41,9 +41,10 @@ Reject = NamedDependency[SkipValidation[RejectPolicy]]
 PLAYERS = require_roles(Role.PLAYER)
 ADMINS = require_roles(Role.ADMIN)
 STAFF = require_roles(Role.ADMIN, Role.APPROVER)
+READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)  # as the payout admin API's readers
 
 
-class PolicyDocument(_Body):
+class PolicyDocument(StrictBody):
     """The rules of a version; its number is the next one, given by the service."""
 
     rules: Annotated[list[dict[str, Any]], Field(max_length=200)] = Field(default_factory=list)
@@ -52,12 +53,12 @@ class PolicyDocument(_Body):
     ] = ""
 
 
-class ProposalBody(_Body):
+class ProposalBody(StrictBody):
     policy: PolicyDocument
     reason: Reason
 
 
-class DecisionBody(_Body):
+class DecisionBody(StrictBody):
     reason: Reason | None = None
 
 
@@ -102,7 +103,7 @@ class CompliancePolicyController(Controller):
     ) -> dict[str, Any]:
         """A new version (the next number), proposed against the version active now; 422 naming each field of a
         policy that is not valid."""
-        proposal = await propose_policy.execute(_actor(request), data.policy.model_dump(), data.reason)
+        proposal = await propose_policy.execute(request_actor(request), data.policy.model_dump(), data.reason)
         return proposal_view(proposal)
 
     @post("/policy/proposals/{proposal_id:str}/approve", guards=[ADMINS], status_code=200)
@@ -114,7 +115,7 @@ class CompliancePolicyController(Controller):
         approve_policy: Approve,
     ) -> dict[str, Any]:
         """Activates the version (a second admin; 409 `stale_policy` if another version became active since)."""
-        return proposal_view(await approve_policy.execute(_actor(request), proposal_id, data.reason))
+        return proposal_view(await approve_policy.execute(request_actor(request), proposal_id, data.reason))
 
     @post("/policy/proposals/{proposal_id:str}/reject", guards=[ADMINS], status_code=200)
     async def reject(
@@ -124,7 +125,7 @@ class CompliancePolicyController(Controller):
         data: JSONBody[DecisionBody],
         reject_policy: Reject,
     ) -> dict[str, Any]:
-        return proposal_view(await reject_policy.execute(_actor(request), proposal_id, data.reason))
+        return proposal_view(await reject_policy.execute(request_actor(request), proposal_id, data.reason))
 
     @get("/players/{player_id:str}", guards=[STAFF])
     async def player(self, player_id: IdentifierPath, compliance_queries: ComplianceQueries) -> dict[str, Any]:

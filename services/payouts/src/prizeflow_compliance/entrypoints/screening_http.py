@@ -12,8 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from prizeflow_compliance.application.sanctions import ListsScreen, RefreshSanctionsLists
-from prizeflow_payouts.entrypoints.http import READERS, _actor
+from prizeflow_compliance.entrypoints.http import READERS
 from prizeflow_runtime.auth import Role, require_roles
+from prizeflow_runtime.operators import request_actor
 
 Screen = NamedDependency[SkipValidation[ListsScreen]]
 Refresh = NamedDependency[SkipValidation[RefreshSanctionsLists]]
@@ -66,7 +67,7 @@ class ComplianceScreeningController(Controller):
     ) -> list[dict[str, Any]]:
         """Fetch every configured list now (a file refused leaves the loaded version in place), then answer what
         is loaded."""
-        actor = _actor(request)
+        actor = request_actor(request)
         service, source = sanctions_service
         await sanctions_refresh.refresh_now(
             actor_user_id=actor.user_id,

@@ -136,6 +136,27 @@ _END_LEASES = text(
 )
 
 
+# A fee is recorded once: only on a payout of this provider that has none yet (the first answer carrying it wins),
+# with its history entry, in one statement.
+_RECORD_FEES = text(
+    """
+    WITH recorded AS (
+        UPDATE payouts p SET fee_asset = u.asset, fee_amount = u.amount
+        FROM unnest(CAST(:ids AS text[]), CAST(:assets AS text[]), CAST(:amounts AS bigint[])) AS u(id, asset, amount)
+        WHERE p.id = u.id AND p.provider_name = :provider AND p.fee_asset IS NULL AND p.fee_amount IS NULL
+        RETURNING p.id, p.state, p.fee_asset, p.fee_amount
+    ), noted AS (
+        INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason)
+        SELECT id, state, state, :at, 'reconciliation',
+            'fee ' || fee_amount || ' ' || fee_asset
+            || ': the provider''s statement is its first answer that carries it (run ' || CAST(:run AS text) || ')'
+        FROM recorded
+    )
+    SELECT count(*) FROM recorded
+    """
+)
+
+
 class SqlPayoutRepository:
     """`PayoutRepository` in the transaction of `session` (the unit of work begins and commits it)."""
 
@@ -359,6 +380,24 @@ class SqlPayoutRepository:
             {"ids": list(payout_ids)},
         )
         return {p.id: p for p in payouts_from(found)}
+
+    async def record_statement_fees(
+        self, provider: str, learned: Sequence[tuple[str, str, int]], *, run_id: str, at: datetime
+    ) -> int:
+        if not learned:
+            return 0
+        recorded = await self.session.execute(
+            _RECORD_FEES,
+            {
+                "provider": provider,
+                "at": at,
+                "run": run_id,
+                "ids": [payout_id for payout_id, _, _ in learned],
+                "assets": [asset for _, asset, _ in learned],
+                "amounts": [amount for _, _, amount in learned],
+            },
+        )
+        return int(recorded.scalar_one())
 
 
 __all__ = ["SqlPayoutRepository"]

@@ -117,6 +117,13 @@ class PayoutRepository(Protocol):
         """The sequence number for announcing routes with `digest`, or None if they were the last announced."""
         ...
 
+    async def record_statement_fees(
+        self, provider: str, learned: Sequence[tuple[str, str, int]], *, run_id: str, at: datetime
+    ) -> int:
+        """Record on each payout of `provider` (id, asset, amount) the fee a statement was the first answer to carry,
+        only where none is recorded yet, with a history entry naming reconciliation's run; how many."""
+        ...
+
 
 class DirectSends(Protocol):
     """The worker of this process, taking auto-approved payouts straight from the transaction that created them

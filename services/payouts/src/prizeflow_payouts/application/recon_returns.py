@@ -1,9 +1,11 @@
-"""The lifecycle's side of a payout returned by reconciliation (`prizeflow_reconciliation.statements.PayoutReturns`):
-two people decided the payout never reached the player, so paid → returned by the lifecycle's own transitions, in
-reconciliation's transaction (the wallet is credited back by rewards on `PayoutReturned`)."""
+"""The lifecycle's side of what reconciliation decides (`prizeflow_reconciliation.statements.PayoutReturns`), in
+reconciliation's transaction: a payout two people decided never reached the player goes paid → returned by the
+lifecycle's own transitions (the wallet is credited back by rewards on `PayoutReturned`); a fee a statement was the
+first to carry is recorded on the payout, on record in its history."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from prizeflow_contracts.providers import ProviderPayoutResult, ProviderPayoutStatus
@@ -42,6 +44,13 @@ class ReturnPaidPayouts:
         if not await self.repo.apply([change], at=at):
             return ReturnOutcome.CHANGED
         return ReturnOutcome.RETURNED
+
+    async def record_fees(
+        self, provider: str, learned: Sequence[tuple[str, str, int]], *, run_id: str, at: datetime
+    ) -> int:
+        if not learned:
+            return 0
+        return await self.repo.record_statement_fees(provider, learned, run_id=run_id, at=at)
 
 
 __all__ = ["ReturnPaidPayouts"]

@@ -18,7 +18,7 @@ _EXCEPTION = text(
     """
     SELECT e.id, e.provider, e.kind, e.state, e.owner, e.payout_id, e.asset, e.amount, e.proposal, e.correlation_id,
            p.player_id, CAST(e.theirs -> 0 ->> 'amount' AS bigint) < CAST(e.ours ->> 'amount' AS bigint) AS underpaid
-    FROM recon_exceptions e LEFT JOIN payouts p ON p.id = e.payout_id
+    FROM recon_exceptions e LEFT JOIN payout_facts p ON p.id = e.payout_id
     WHERE e.id = :id
     """
 )

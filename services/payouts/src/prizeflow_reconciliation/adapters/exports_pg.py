@@ -18,7 +18,7 @@ from prizeflow_runtime.snapshot_cursor import read_in_chunks
 _SELECT = """
     SELECT id, created_at, state, provider_name, provider_type, asset, amount, fee_asset, fee_amount,
            destination_type, paid_at, provider_ref, idempotency_key, claim_id, player_id, correlation_id
-    FROM payouts
+    FROM payout_facts
     WHERE created_at >= :since AND created_at < :until
       AND (CAST(:provider AS text) IS NULL OR provider_name = CAST(:provider AS text))
       AND (CAST(:asset AS text) IS NULL OR asset = CAST(:asset AS text))

@@ -39,7 +39,7 @@ _OUR_PAYOUTS = text(
            p.outcome_unknown_since,
            (SELECT CAST(sum(CASE l.kind WHEN 'payout' THEN l.amount WHEN 'return' THEN -l.amount ELSE 0 END) AS bigint)
             FROM ledger_postings l WHERE l.payout_id = p.id AND l.kind <> 'adjustment') AS ledger
-    FROM payouts p
+    FROM payout_facts p
     WHERE provider_name = :provider AND (
         (state IN ('paid', 'returned') AND paid_at >= :since AND paid_at < :until)
         OR idempotency_key = ANY(CAST(:keys AS text[]))
@@ -75,7 +75,7 @@ _OPEN_EXCEPTIONS = text(
                                   amount, detail, ours, theirs, correlation_id, opened_at, updated_at)
     SELECT :provider, f.kind, f.subject, f.about, f.link, f.absorbed, f.severity, :run_id, f.payout_id, f.asset,
            f.amount, f.detail, CAST(f.ours AS jsonb), CAST(f.theirs AS jsonb),
-           coalesce((SELECT correlation_id FROM payouts WHERE id = f.payout_id), 'recon-' || :run_id), :at, :at
+           coalesce((SELECT correlation_id FROM payout_facts WHERE id = f.payout_id), 'recon-' || :run_id), :at, :at
     FROM unnest(CAST(:kind AS text[]), CAST(:subject AS text[]), CAST(:about AS text[]), CAST(:link AS integer[]),
                 CAST(:absorbed AS bigint[]), CAST(:severity AS text[]), CAST(:payout_id AS text[]),
                 CAST(:asset AS text[]), CAST(:amount AS bigint[]), CAST(:detail AS text[]), CAST(:ours AS text[]),
@@ -86,25 +86,6 @@ _OPEN_EXCEPTIONS = text(
     """
 )
 
-# A fee is recorded once: only on a payout of this provider that has none yet (the first answer carrying it wins),
-# with its history entry, in one statement.
-_RECORD_FEES = text(
-    """
-    WITH recorded AS (
-        UPDATE payouts p SET fee_asset = u.asset, fee_amount = u.amount
-        FROM unnest(CAST(:ids AS text[]), CAST(:assets AS text[]), CAST(:amounts AS bigint[])) AS u(id, asset, amount)
-        WHERE p.id = u.id AND p.provider_name = :provider AND p.fee_asset IS NULL AND p.fee_amount IS NULL
-        RETURNING p.id, p.state, p.fee_asset, p.fee_amount
-    ), noted AS (
-        INSERT INTO payout_history (payout_id, from_state, to_state, at, actor, reason)
-        SELECT id, state, state, :at, 'reconciliation',
-            'fee ' || fee_amount || ' ' || fee_asset
-            || ': the provider''s statement is its first answer that carries it (run ' || CAST(:run AS text) || ')'
-        FROM recorded
-    )
-    SELECT count(*) FROM recorded
-    """
-)
 _ANSWER = text(
     """
     UPDATE recon_exceptions SET state = 'resolved', resolution = 'acknowledge', resolution_reason = :reason,
@@ -388,24 +369,6 @@ class SqlRunStore:
                 {"ids": ids, "at": at, "reason": f"the provider lists it: matched by run {run_id}"},
             )
         return len(ids)
-
-    async def record_fees(
-        self, run_id: str, provider: str, learned: Sequence[tuple[str, str, int]], at: datetime
-    ) -> int:
-        if not learned:
-            return 0
-        recorded = await self.session.execute(
-            _RECORD_FEES,
-            {
-                "provider": provider,
-                "at": at,
-                "run": run_id,
-                "ids": [payout_id for payout_id, _, _ in learned],
-                "assets": [asset for _, asset, _ in learned],
-                "amounts": [amount for _, _, amount in learned],
-            },
-        )
-        return int(recorded.scalar_one())
 
     async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime, *, owner: str) -> bool:
         totals = [

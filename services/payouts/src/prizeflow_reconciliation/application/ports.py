@@ -145,13 +145,6 @@ class RunStore(Protocol):
         run, on record); how many."""
         ...
 
-    async def record_fees(
-        self, run_id: str, provider: str, learned: Sequence[tuple[str, str, int]], at: datetime
-    ) -> int:
-        """Record on each payout (id, asset, amount) the fee its statement was the first answer to carry, only where
-        none is recorded yet (a fee once recorded is never rewritten), on record in its history; how many."""
-        ...
-
     async def finish_run(self, run_id: str, outcome: Outcome, opened: int, at: datetime, *, owner: str) -> bool:
         """The run's outcome, if `owner` still holds it (False: another replica took it over; write nothing)."""
         ...

@@ -260,7 +260,7 @@ class ReconcileWindows:
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             opened = await store.open_exceptions(run.run_id, run.provider, outcome.findings, now)
             await store.answer(run.run_id, run.provider, outcome.answered, now)
-            recorded = await store.record_fees(run.run_id, run.provider, outcome.fees_learned, now)
+            recorded = await books.payouts.record_fees(run.provider, outcome.fees_learned, run_id=run.run_id, at=now)
             if recorded != len(outcome.fees_learned):
                 # Another run recorded a fee of one of these payouts after this one read them: what this run matched
                 # against its own learned fee may hide the rest. Rolled back whole; the window runs again.
