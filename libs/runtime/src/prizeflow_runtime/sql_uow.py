@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from prizeflow_runtime.uow import ContentionRetry, run_contended
 
@@ -47,4 +47,10 @@ class SqlUnitOfWork(Generic[B]):
         return await run_contended(attempt, policy=self.retry, on_retry=self.on_retry)
 
 
-__all__ = ["Bind", "SqlUnitOfWork"]
+def unit_of_work(engine: AsyncEngine, bind: Callable[[AsyncSession], B]) -> SqlUnitOfWork[B]:
+    """A unit of work on `engine` for stores other than the service's `Books`: a rail's own tables (its books, bound
+    by its own `bind`), on the pool the bootstrap hands it. The same transactions, retries and outages as `rt.uow`."""
+    return SqlUnitOfWork(async_sessionmaker(engine, expire_on_commit=False), bind)
+
+
+__all__ = ["Bind", "SqlUnitOfWork", "unit_of_work"]

@@ -5,8 +5,9 @@ exist."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import traceback
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -35,6 +36,7 @@ from prizeflow_payouts.adapters.exchange import (
     build_exchange,
     client_id_for,
 )
+from prizeflow_payouts.adapters.exchange.store import SqlWithdrawals
 from prizeflow_payouts.application.rail import may_have_landed
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 from prizeflow_reconciliation.statements import ReconError
@@ -350,36 +352,23 @@ async def test_an_amount_the_exchange_would_round_is_never_sent(caplog: pytest.L
     assert "USDC" in logged[0].getMessage()
 
 
-class BrokenEngine:
-    """An engine whose every statement fails the way SQLAlchemy does: its error quotes the parameters."""
+class BrokenSession:
+    """A session whose every statement fails the way SQLAlchemy does: its error quotes the parameters."""
 
-    def __init__(self) -> None:
-        self.fail_from = 0
-        self.calls = 0
+    async def execute(self, statement: Any, params: dict[str, Any] | None = None) -> Any:
+        orig = Exception("connection lost")
+        orig.sqlstate = "08006"  # type: ignore[attr-defined]
+        raise sqlalchemy.exc.OperationalError(str(statement), params, orig)
 
-    def _conn(self) -> Any:
-        engine = self
 
-        class Conn:
-            async def __aenter__(self) -> Any:
-                return self
-
-            async def __aexit__(self, *exc: object) -> None:
-                return None
-
-            async def execute(self, statement: Any, params: dict[str, Any]) -> Any:
-                engine.calls += 1
-                orig = Exception("connection lost")
-                orig.sqlstate = "08006"  # type: ignore[attr-defined]
-                raise sqlalchemy.exc.OperationalError(str(statement), params, orig)
-
-        return Conn()
-
-    connect = begin = _conn
+@contextlib.asynccontextmanager
+async def broken_unit_of_work() -> AsyncIterator[SqlWithdrawals]:
+    yield SqlWithdrawals(BrokenSession())  # type: ignore[arg-type]
 
 
 async def test_a_database_error_of_the_book_never_carries_its_parameters() -> None:
-    book = SqlWithdrawalBook(BrokenEngine())  # type: ignore[arg-type]
+    book = SqlWithdrawalBook.__new__(SqlWithdrawalBook)
+    book._uow = broken_unit_of_work  # type: ignore[assignment] # the rail's unit of work, on a broken session
     record = WithdrawalRecord(
         payout_id="pay-1", provider="exchange", idempotency_key="key-1", client_id="pf1",
         state=WithdrawalState.SUBMITTING, asset="USDC", amount=1, currency="USDC", network="XLM",

@@ -4,6 +4,8 @@ Bot API JSON): what each transaction becomes, the window found by a binary searc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,7 @@ import telegram
 
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import ListsStatement, StatementLine, StatementLineKind
-from prizeflow_payouts.adapters.telegram import TelegramGiftProvider, journal
+from prizeflow_payouts.adapters.telegram import TelegramGiftProvider
 from prizeflow_payouts.adapters.telegram.statement import Sent
 from prizeflow_payouts.bootstrap import parse_config
 from prizeflow_payouts.provider_spec import ProviderContext
@@ -58,28 +60,21 @@ class Books:
         self.claimed = claimed or {}
         self.sent = sent or []
 
-    def connect(self) -> Any:
-        books = self
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Any]:  # the rail's unit of work, yielding these books
+        yield self
 
-        class Conn:
-            async def __aenter__(self) -> Any:
-                return self
+    async def keys_of(self, provider: str, transaction_ids: Sequence[str]) -> dict[str, str]:
+        assert provider == "telegram"
+        return {t: k for t, k in self.claimed.items() if t in transaction_ids}
 
-            async def __aexit__(self, *exc: object) -> None:
-                return None
-
-            async def execute(self, statement: Any, params: dict[str, Any]) -> Any:
-                assert params["provider"] == "telegram"
-                if statement is journal.KEYS_OF:
-                    return [(t, k) for t, k in books.claimed.items() if t in params["ids"]]
-                assert statement is journal.SENT_TO
-                return [
-                    (s.user_id, s.stars, s.idempotency_key, s.first_started_at)
-                    for s in books.sent
-                    if s.user_id in params["users"] and params["earliest"] <= s.first_started_at <= params["latest"]
-                ]
-
-        return Conn()
+    async def sent_to(self, provider: str, users: Sequence[int], earliest: float, latest: float) -> list[Any]:
+        assert provider == "telegram"
+        return [
+            (s.user_id, s.stars, s.idempotency_key, s.first_started_at)
+            for s in self.sent
+            if s.user_id in users and earliest <= s.first_started_at <= latest
+        ]
 
 
 def rail(rows: list[dict[str, Any]], page: int = 100, books: Books | None = None) -> tuple[TelegramGiftProvider, Bot]:
@@ -91,7 +86,7 @@ def rail(rows: list[dict[str, Any]], page: int = 100, books: Books | None = None
     assert isinstance(p, TelegramGiftProvider)
     bot = Bot(rows)
     p._bot = bot  # type: ignore[assignment]
-    p.bind_database(books or Books())  # type: ignore[arg-type]
+    p._uow = books or Books()  # type: ignore[assignment]
     return p, bot
 
 

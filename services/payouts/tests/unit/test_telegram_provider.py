@@ -4,6 +4,8 @@ the emulator and PostgreSQL are in the conformance kit (tests/conformance -k tel
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -242,31 +244,25 @@ def test_the_routes_announced_to_rewards_carry_the_gifts_prices() -> None:
 
 
 class _ScanBooks:
-    """The rail's scan-floor row, in memory (the statements are told apart by identity)."""
+    """The rail's scan-floor row, in memory: its unit of work and its books at once (the statements are told apart
+    by identity)."""
 
     def __init__(self) -> None:
         self.floor: int | None = None
 
-    def begin(self) -> Any:
-        books = self
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Any]:
+        yield self
 
-        class Conn:
-            async def __aenter__(self) -> Any:
-                return self
+    async def scan_floor(self, provider: str) -> int | None:
+        return self.floor
 
-            async def __aexit__(self, *exc: object) -> None:
-                return None
+    async def change(self, statement: Any, params: Mapping[str, Any]) -> int:
+        from prizeflow_payouts.adapters.telegram import journal
 
-            async def execute(self, statement: Any, params: dict[str, Any]) -> Any:
-                from prizeflow_payouts.adapters.telegram import journal
-
-                if statement is journal.ADVANCE_FLOOR:
-                    books.floor = max(books.floor or 0, int(params["floor"]))
-                    return SimpleNamespace(rowcount=1)
-                assert statement is journal.SCAN_FLOOR
-                return SimpleNamespace(scalar_one_or_none=lambda: books.floor)
-
-        return Conn()
+        assert statement is journal.ADVANCE_FLOOR
+        self.floor = max(self.floor or 0, int(params["floor"]))
+        return 1
 
 
 class _LongHistoryBot:
@@ -289,13 +285,13 @@ class _LongHistoryBot:
 async def test_the_transactions_scan_keeps_its_progress_page_by_page_across_timeouts_and_restarts() -> None:
     books = _ScanBooks()
     first = rail()
-    first.bind_database(books)  # type: ignore[arg-type]
+    first._uow = books  # type: ignore[assignment]
     first._bot = _LongHistoryBot(old=350, fail_after=2)  # type: ignore[assignment]
     with pytest.raises(TimeoutError):
         await first._outgoing(since=0)  # cut off on its third page
     assert books.floor == 200  # the two pages read are kept
     restarted = rail()  # a new process: nothing in memory
-    restarted.bind_database(books)  # type: ignore[arg-type]
+    restarted._uow = books  # type: ignore[assignment]
     bot = _LongHistoryBot(old=350, fail_after=None)
     restarted._bot = bot  # type: ignore[assignment]
     assert await restarted._outgoing(since=0) == ([], set())
@@ -344,26 +340,22 @@ def test_two_telegram_providers_on_one_bot_are_refused(env: dict[str, str]) -> N
 
 
 class _SendBooks:
-    """telegram_gift_sends in memory for one create: no row yet, every statement recorded."""
+    """telegram_gift_sends in memory for one create, as its unit of work and its books: no row yet, every change
+    recorded."""
 
     def __init__(self) -> None:
         self.statements: list[Any] = []
 
-    def begin(self) -> Any:
-        books = self
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Any]:
+        yield self
 
-        class Conn:
-            async def __aenter__(self) -> Any:
-                return self
+    async def get(self, payout_id: str) -> dict[str, Any] | None:
+        return None
 
-            async def __aexit__(self, *exc: object) -> None:
-                return None
-
-            async def execute(self, statement: Any, params: dict[str, Any]) -> Any:
-                books.statements.append(statement)
-                return SimpleNamespace(rowcount=1, mappings=lambda: SimpleNamespace(first=lambda: None))
-
-        return Conn()
+    async def change(self, statement: Any, params: Mapping[str, Any]) -> int:
+        self.statements.append(statement)
+        return 1
 
 
 class _RepricedBot:
@@ -388,7 +380,7 @@ async def test_a_gift_whose_price_is_no_longer_the_amount_is_never_sent(price_no
     another amount, would never settle the payout. It is refused before anything is recorded or sent."""
     p = rail()
     books = _SendBooks()
-    p.bind_database(books)  # type: ignore[arg-type]
+    p._uow = books  # type: ignore[assignment]
     gift_id = p.options.prices[15]
     bot = _RepricedBot(gift_id, price_now)
     p._bot = bot  # type: ignore[assignment]

@@ -16,9 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_runtime.sql_uow import unit_of_work
 
 
 class WithdrawalState(StrEnum):
@@ -169,16 +170,44 @@ def _record(row: Any) -> WithdrawalRecord:
     return WithdrawalRecord(**{**dict(m), "state": WithdrawalState(m["state"])})
 
 
-class SqlWithdrawalBook:
-    """`WithdrawalBook` on the payouts database; each call its own short transaction."""
+class SqlWithdrawals:
+    """The rail's table in one transaction (`bind`: a unit of work's session)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def get(self, payout_id: str) -> WithdrawalRecord | None:
-        async with _guarded("get"), self._engine.connect() as conn:
-            row = (await conn.execute(_GET, {"payout_id": payout_id})).first()
+        row = (await self.session.execute(_GET, {"payout_id": payout_id})).first()
         return _record(row) if row is not None else None
+
+    async def begin_request(self, params: dict[str, Any]) -> tuple[WithdrawalRecord, bool]:
+        row = (await self.session.execute(_BEGIN, params)).first()
+        if row is not None:
+            return _record(row), True
+        existing = (await self.session.execute(_GET, {"payout_id": params["payout_id"]})).first()
+        assert existing is not None
+        return _record(existing), False
+
+    async def execute(self, statement: Any, params: dict[str, Any]) -> None:
+        await self.session.execute(statement, params)
+
+    async def pairs(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        return list((await self.session.execute(statement, params)).all())
+
+    async def count(self, statement: Any, params: dict[str, Any]) -> int:
+        return int((await self.session.execute(statement, params)).scalar_one())
+
+
+class SqlWithdrawalBook:
+    """`WithdrawalBook` on the payouts database: each call one short unit of work (the runtime's) on the service's
+    pool; the row is committed before the exchange is called, never held across the call."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._uow = unit_of_work(engine, SqlWithdrawals)
+
+    async def get(self, payout_id: str) -> WithdrawalRecord | None:
+        async with _guarded("get"), self._uow() as book:
+            return await book.get(payout_id)
 
     async def begin_request(self, record: WithdrawalRecord) -> tuple[WithdrawalRecord, bool]:
         params = {
@@ -194,37 +223,32 @@ class SqlWithdrawalBook:
             "memo": record.memo,
             "submitted_at": record.submitted_at,
         }
-        async with _guarded("begin_request"), self._engine.begin() as conn:
-            row = (await conn.execute(_BEGIN, params)).first()
-            if row is not None:
-                return _record(row), True
-            existing = (await conn.execute(_GET, {"payout_id": record.payout_id})).first()
-        assert existing is not None
-        return _record(existing), False
+        async with _guarded("begin_request"), self._uow() as book:
+            return await book.begin_request(params)
 
     async def mark_sent(self, payout_id: str, withdrawal_id: str) -> bool:
         async with _guarded("mark_sent"):
             try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(_SENT, {"payout_id": payout_id, "withdrawal_id": withdrawal_id})
+                async with self._uow() as book:
+                    await book.execute(_SENT, {"payout_id": payout_id, "withdrawal_id": withdrawal_id})
             except IntegrityError:
                 return False  # exchange_withdrawals_one_owner: another payout holds this withdrawal
         return True
 
     async def mark_not_sent(self, payout_id: str, *, resolved_by: str | None = None) -> None:
-        async with _guarded("mark_not_sent"), self._engine.begin() as conn:
-            await conn.execute(_NOT_SENT, {"payout_id": payout_id, "resolved_by": resolved_by})
+        async with _guarded("mark_not_sent"), self._uow() as book:
+            await book.execute(_NOT_SENT, {"payout_id": payout_id, "resolved_by": resolved_by})
 
     async def settle(self, payout_id: str, withdrawal_id: str | None, *, resolved_by: str) -> WithdrawalRecord | None:
         """Two people's decision on a withdrawal of unknown outcome: made (under `withdrawal_id`) or never made.
         Only from `submitting` (compare-and-set): the record as it stands afterwards, whoever settled it."""
         async with _guarded("settle"):
             try:
-                async with self._engine.begin() as conn:
+                async with self._uow() as book:
                     if withdrawal_id is None:
-                        await conn.execute(_NOT_SENT, {"payout_id": payout_id, "resolved_by": resolved_by})
+                        await book.execute(_NOT_SENT, {"payout_id": payout_id, "resolved_by": resolved_by})
                     else:
-                        await conn.execute(
+                        await book.execute(
                             _SETTLED_SENT,
                             {"payout_id": payout_id, "withdrawal_id": withdrawal_id, "resolved_by": resolved_by},
                         )
@@ -235,16 +259,16 @@ class SqlWithdrawalBook:
     async def owned(self, provider: str, withdrawal_ids: list[str]) -> dict[str, str]:
         if not withdrawal_ids:
             return {}
-        async with _guarded("owned"), self._engine.connect() as conn:
-            rows = (await conn.execute(_OWNED, {"provider": provider, "ids": withdrawal_ids})).all()
+        async with _guarded("owned"), self._uow() as book:
+            rows = await book.pairs(_OWNED, {"provider": provider, "ids": withdrawal_ids})
         return {r.withdrawal_id: r.payout_id for r in rows}
 
     async def keys_of(self, provider: str, client_ids: list[str]) -> dict[str, str]:
         """`KnowsClientIds`: our idempotency key of each client id this rail sent (client id -> key)."""
         if not client_ids:
             return {}
-        async with _guarded("keys_of"), self._engine.connect() as conn:
-            rows = (await conn.execute(_KEYS, {"provider": provider, "ids": client_ids})).all()
+        async with _guarded("keys_of"), self._uow() as book:
+            rows = await book.pairs(_KEYS, {"provider": provider, "ids": client_ids})
         return {r.client_id: r.idempotency_key for r in rows}
 
     async def alike_in_flight(self, record: WithdrawalRecord, within_s: float, amounts: Sequence[int]) -> int:
@@ -259,13 +283,14 @@ class SqlWithdrawalBook:
             "earliest": record.submitted_at - timedelta(seconds=within_s),
             "latest": record.submitted_at + timedelta(seconds=within_s),
         }
-        async with _guarded("alike_in_flight"), self._engine.connect() as conn:
-            return int((await conn.execute(_ALIKE, params)).scalar_one())
+        async with _guarded("alike_in_flight"), self._uow() as book:
+            return await book.count(_ALIKE, params)
 
 
 __all__ = [
     "KnowsClientIds",
     "SqlWithdrawalBook",
+    "SqlWithdrawals",
     "WithdrawalBook",
     "WithdrawalBookError",
     "WithdrawalRecord",

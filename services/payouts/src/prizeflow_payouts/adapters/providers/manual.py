@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Any, Final, Protocol
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import (
@@ -29,9 +30,7 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+from prizeflow_runtime.sql_uow import unit_of_work
 
 PAGE_SIZE: Final = 500
 
@@ -157,19 +156,30 @@ class ManualPayoutProvider:
         )
 
 
+class _EvidenceRows:
+    """The evidence query in one transaction (`bind`: a unit of work's session)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def read(self, params: dict[str, Any]) -> Sequence[Any]:
+        return (await self.session.execute(_EVIDENCE, params)).mappings().all()
+
+
 class SqlManualEvidence:
-    """`ManualEvidence` on the payouts database (the service's pool: read-only here)."""
+    """`ManualEvidence` on the payouts database (the service's pool, through the runtime's unit of work: read-only
+    here)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._uow = unit_of_work(engine, _EvidenceRows)
 
     async def recorded(
         self, provider: str, since: datetime, until: datetime, after: tuple[datetime, str], limit: int
     ) -> Sequence[Evidence]:
         params = {"provider": provider, "since": since, "until": until, "after_at": after[0], "after_id": after[1],
                   "limit": limit}  # fmt: skip
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(_EVIDENCE, params)).mappings().all()
+        async with self._uow() as evidence:
+            rows = await evidence.read(params)
         return [
             Evidence(
                 payout_id=r["payout_id"],

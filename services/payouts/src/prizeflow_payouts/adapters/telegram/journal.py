@@ -3,7 +3,11 @@ it expects (compare-and-set), so a late or concurrent actor changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 GET = text(
     """SELECT payout_id, idempotency_key, user_id, gift_id, star_count, state, answered, transaction_id,
@@ -66,6 +70,39 @@ ADVANCE_FLOOR = text(
               updated_at = now()"""
 )
 
+
+class TelegramBooks:
+    """The rail's books in one transaction (`bind`: a unit of work's session; the provider opens one per step, as a
+    use case does, and commits between its calls to Telegram)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, payout_id: str) -> dict[str, Any] | None:
+        found = (await self.session.execute(GET, {"payout_id": payout_id})).mappings().first()
+        return None if found is None else dict(found)
+
+    async def claimed(self, transaction_ids: Sequence[str]) -> set[str]:
+        return {r[0] for r in await self.session.execute(CLAIMED, {"ids": list(transaction_ids)})}
+
+    async def scan_floor(self, provider: str) -> int | None:
+        floor = (await self.session.execute(SCAN_FLOOR, {"provider": provider})).scalar_one_or_none()
+        return None if floor is None else int(floor)
+
+    async def keys_of(self, provider: str, transaction_ids: Sequence[str]) -> dict[str, str]:
+        rows = await self.session.execute(KEYS_OF, {"provider": provider, "ids": list(transaction_ids)})
+        return {r[0]: r[1] for r in rows}
+
+    async def sent_to(self, provider: str, users: Sequence[int], earliest: float, latest: float) -> list[Any]:
+        params = {"provider": provider, "users": list(users), "earliest": earliest, "latest": latest}
+        return list(await self.session.execute(SENT_TO, params))
+
+    async def change(self, statement: Any, params: Mapping[str, Any]) -> int:
+        """One guarded change of the books (a statement of this module); the rows it changed."""
+        result = await self.session.execute(statement, dict(params))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 __all__ = [
     "ADVANCE_FLOOR",
     "ANSWERED",
@@ -78,4 +115,5 @@ __all__ = [
     "RESEND",
     "SCAN_FLOOR",
     "SENT_TO",
+    "TelegramBooks",
 ]

@@ -57,6 +57,7 @@ from prizeflow_payouts.adapters.telegram.statement import (
     lines_in,
 )
 from prizeflow_payouts.application.rail import may_have_landed
+from prizeflow_runtime.sql_uow import SqlUnitOfWork, unit_of_work
 from telegram import error as tg
 from telegram.request import HTTPXRequest
 
@@ -148,7 +149,7 @@ class TelegramGiftProvider:
             pool_timeout=1.0,
         )
         self._bot = telegram.Bot(token, base_url=f"{options.api_base}/bot", request=self._request)
-        self._db: AsyncEngine | None = None
+        self._uow: SqlUnitOfWork[q.TelegramBooks] | None = None
         self._floor = 0  # an offset of getStarTransactions below which every transaction is old
 
     @property
@@ -160,8 +161,9 @@ class TelegramGiftProvider:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def bind_database(self, engine: AsyncEngine) -> None:
-        """The service's pool (bootstrap): the rail's books live in the payouts database."""
-        self._db = engine
+        """The service's pool (bootstrap): the rail's books live in the payouts database, each step of the rail one
+        unit of work (the runtime's) on them."""
+        self._uow = unit_of_work(engine, q.TelegramBooks)
 
     async def start(self) -> None:
         await self._request.initialize()
@@ -169,10 +171,10 @@ class TelegramGiftProvider:
     async def close(self) -> None:
         await self._request.shutdown()
 
-    def _engine(self) -> AsyncEngine:
-        if self._db is None:
+    def _books(self) -> SqlUnitOfWork[q.TelegramBooks]:
+        if self._uow is None:
             raise RuntimeError(f"telegram provider {self.name!r} has no database: bootstrap binds one")
-        return self._db
+        return self._uow
 
     # -- validation (the `validator` part): before anything is reserved or created -----------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
@@ -300,8 +302,8 @@ class TelegramGiftProvider:
         if row.state == "sent":
             return self._paid(row, str(row.transaction_id), refunded=str(row.transaction_id) in refunded)
         mine = [t for t in txs if t.user_id == row.user_id and t.amount == row.star_count]
-        async with self._engine().begin() as conn:
-            claimed = {r[0] for r in await conn.execute(q.CLAIMED, {"ids": [t.id for t in mine]})}
+        async with self._books()() as books:
+            claimed = await books.claimed([t.id for t in mine])
         unclaimed = [t for t in mine if t.id not in claimed]
         for tx in unclaimed:
             try:
@@ -353,8 +355,8 @@ class TelegramGiftProvider:
         it was; a refund is newer than its purchase, so it is always above the floor."""
         out: list[_Tx] = []
         refunded: set[str] = set()
-        async with self._engine().begin() as conn:
-            stored = (await conn.execute(q.SCAN_FLOOR, {"provider": self.name})).scalar_one_or_none()
+        async with self._books()() as books:
+            stored = await books.scan_floor(self.name)
         self._floor = max(self._floor, int(stored or 0))
         offset, floor, old = self._floor, self._floor, time.time() - _FLOOR_AGE_S
         while True:
@@ -407,20 +409,17 @@ class TelegramGiftProvider:
         if not ids:
             return lines
         stray = [x for x in lines if x.kind is StatementLineKind.PAYOUT and x.destination and x.destination.isdigit()]
-        async with self._engine().connect() as conn:
-            claimed = {r[0]: r[1] for r in await conn.execute(q.KEYS_OF, {"provider": self.name, "ids": ids})}
+        async with self._books()() as books:
+            claimed = await books.keys_of(self.name, ids)
             stray = [x for x in stray if x.provider_ref not in claimed]
             sent: list[Sent] = []
             if stray:
                 dates = [x.occurred_at.timestamp() for x in stray]
-                found = await conn.execute(
-                    q.SENT_TO,
-                    {
-                        "provider": self.name,
-                        "users": sorted({int(str(x.destination)) for x in stray}),
-                        "earliest": min(dates) - ATTRIBUTION_WINDOW_S,
-                        "latest": max(dates) + CLOCK_SKEW_S,
-                    },
+                found = await books.sent_to(
+                    self.name,
+                    sorted({int(str(x.destination)) for x in stray}),
+                    min(dates) - ATTRIBUTION_WINDOW_S,
+                    max(dates) + CLOCK_SKEW_S,
                 )
                 sent = [Sent(int(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in found]
         return attribute(lines, claimed, sent)
@@ -446,8 +445,8 @@ class TelegramGiftProvider:
 
     # -- books ----------------------------------------------------------------------------------------------------
     async def _get(self, payout_id: str) -> _Row | None:
-        async with self._engine().begin() as conn:
-            found = (await conn.execute(q.GET, {"payout_id": payout_id})).mappings().first()
+        async with self._books()() as books:
+            found = await books.get(payout_id)
         if found is None:
             return None
         r: dict[str, Any] = dict(found)
@@ -466,9 +465,8 @@ class TelegramGiftProvider:
         )
 
     async def _exec(self, statement: Any, **params: Any) -> int:
-        async with self._engine().begin() as conn:
-            result = await conn.execute(statement, params)
-        return int(getattr(result, "rowcount", 0) or 0)
+        async with self._books()() as books:
+            return await books.change(statement, params)
 
 
 __all__ = ["GIFT_PURCHASE", "USER_ID_RE", "TelegramGiftProvider"]

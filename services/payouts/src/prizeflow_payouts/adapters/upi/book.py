@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_runtime.sql_uow import unit_of_work
 
 
 class Validation(StrEnum):
@@ -88,15 +89,14 @@ def _account(row: Any) -> FundAccount:
     return FundAccount(**{**dict(m), "validation": Validation(m["validation"])})
 
 
-class SqlFundAccountBook:
-    """`FundAccountBook` on the payouts database; each call its own short transaction."""
+class SqlFundAccounts:
+    """The rail's table in one transaction (`bind`: a unit of work's session)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def get(self, provider: str, destination: str) -> FundAccount | None:
-        async with _guarded("get"), self._engine.connect() as conn:
-            row = (await conn.execute(_GET, {"provider": provider, "destination": destination})).first()
+        row = (await self.session.execute(_GET, {"provider": provider, "destination": destination})).first()
         return _account(row) if row is not None else None
 
     async def remember(self, account: FundAccount) -> FundAccount:
@@ -106,9 +106,7 @@ class SqlFundAccountBook:
             "contact_id": account.contact_id,
             "fund_account_id": account.fund_account_id,
         }
-        async with _guarded("remember"), self._engine.begin() as conn:
-            row = (await conn.execute(_REMEMBER, params)).one()
-        return _account(row)
+        return _account((await self.session.execute(_REMEMBER, params)).one())
 
     async def validated(self, account: FundAccount, validation: Validation, validation_id: str) -> FundAccount:
         params = {
@@ -117,16 +115,46 @@ class SqlFundAccountBook:
             "validation": validation.value,
             "validation_id": validation_id,
         }
-        async with _guarded("validated"), self._engine.begin() as conn:
-            row = (await conn.execute(_VALIDATED, params)).one()
-        return _account(row)
+        return _account((await self.session.execute(_VALIDATED, params)).one())
 
     async def destinations(self, provider: str, fund_account_ids: list[str]) -> dict[str, str]:
         if not fund_account_ids:
             return {}
-        async with _guarded("destinations"), self._engine.connect() as conn:
-            rows = (await conn.execute(_DESTINATIONS, {"provider": provider, "ids": fund_account_ids})).all()
+        rows = (await self.session.execute(_DESTINATIONS, {"provider": provider, "ids": fund_account_ids})).all()
         return {str(r[0]): str(r[1]) for r in rows}
 
 
-__all__ = ["FundAccount", "FundAccountBook", "FundAccountBookError", "SqlFundAccountBook", "Validation"]
+class SqlFundAccountBook:
+    """`FundAccountBook` on the payouts database: each call one short unit of work (the runtime's) on the service's
+    pool; the rail commits between its provider calls, never holding a row across one."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._uow = unit_of_work(engine, SqlFundAccounts)
+
+    async def get(self, provider: str, destination: str) -> FundAccount | None:
+        async with _guarded("get"), self._uow() as accounts:
+            return await accounts.get(provider, destination)
+
+    async def remember(self, account: FundAccount) -> FundAccount:
+        async with _guarded("remember"), self._uow() as accounts:
+            return await accounts.remember(account)
+
+    async def validated(self, account: FundAccount, validation: Validation, validation_id: str) -> FundAccount:
+        async with _guarded("validated"), self._uow() as accounts:
+            return await accounts.validated(account, validation, validation_id)
+
+    async def destinations(self, provider: str, fund_account_ids: list[str]) -> dict[str, str]:
+        if not fund_account_ids:
+            return {}
+        async with _guarded("destinations"), self._uow() as accounts:
+            return await accounts.destinations(provider, fund_account_ids)
+
+
+__all__ = [
+    "FundAccount",
+    "FundAccountBook",
+    "FundAccountBookError",
+    "SqlFundAccountBook",
+    "SqlFundAccounts",
+    "Validation",
+]
