@@ -5,9 +5,9 @@ One deployable (`services/payouts`) holds the payout lifecycle (`prizeflow_payou
 one context may import another context's published interface module (`prizeflow_compliance.facts`,
 `prizeflow_reconciliation.statements`), its `domain/` and its `metrics`, but never its `application/`, `adapters/`
 or `entrypoints/`, and never a private name (`_actor`): those are the context's own, and a context reaching into
-them is one context again (an admin route's actor and body are the runtime's, `prizeflow_runtime.operators`). The composition root of the
-deployable (`prizeflow_payouts/bootstrap.py`, `__main__.py`, the contexts' own `bootstrap.py` parts) wires them all
-and is exempt.
+them is one context again (an admin route's actor and body are the runtime's, `prizeflow_runtime.operators`). The
+composition root of the deployable (`prizeflow_payouts/bootstrap.py`, `__main__.py`, the contexts' own
+`bootstrap.py` parts) wires them all and is exempt.
 
 Every module is parsed, not imported: an import at module level, in a function or under `TYPE_CHECKING` counts.
 The checker is shown to fail on a planted violation first, so a checker that stopped seeing imports fails too.
