@@ -241,7 +241,11 @@ def test_config_pairs_the_upi_type_with_the_razorpay_scheme() -> None:
             {"name": "razorpayx", "type": "upi", "scheme": "razorpay_signature", "secrets": ["UPI_WEBHOOK_SECRET"]}
         ]
     }
-    assert parse_config(ok, dev=False, env=env).providers["razorpayx"].scheme == "razorpay_signature"
+    assert parse_config(ok, dev=True, env=env).providers["razorpayx"].scheme == "razorpay_signature"
+    # The event id, the dedup key, is an unsigned header: a captured body replayed under a new id is a new delivery.
+    # Outside the dev profile the payout is fetched back, so a replay publishes only the status RazorpayX holds now.
+    with pytest.raises(ProvidersConfigError, match="must be confirmed with the provider outside the dev profile"):
+        parse_config(ok, dev=False, env=env)
     bad = {
         "providers": [
             {"name": "razorpayx", "type": "upi", "scheme": "prizeflow_signature", "secrets": ["UPI_WEBHOOK_SECRET"]}

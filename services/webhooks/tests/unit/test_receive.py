@@ -13,9 +13,11 @@ from webhooks_fakes import (
     STRIPE,
     STRIPE_SECRET,
     STRIPE_UNCONFIRMED,
+    FakeConfirmer,
     FakeWriter,
     ingress,
     metric,
+    metrics,
     sandbox_payout,
     signed,
     stripe_event,
@@ -23,10 +25,10 @@ from webhooks_fakes import (
 
 from prizeflow_contracts.envelope import decode
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
-from prizeflow_contracts.providers import ProviderPayoutStatus
+from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.webhook_signatures import compute_signature
 from prizeflow_runtime.errors import ErrorKind
-from prizeflow_webhooks.application.receive import WebhookRefusedError
+from prizeflow_webhooks.application.receive import ReceiveWebhook, WebhookRefusedError
 from prizeflow_webhooks.domain.deliveries import DeliveryOutcome, IngressProvider, RefusalReason
 
 
@@ -300,3 +302,33 @@ async def test_a_stripe_signature_is_not_a_prizeflow_signature() -> None:
     with pytest.raises(WebhookRefusedError) as refused:
         await uc(STRIPE, header, body)
     assert refused.value.reason is RefusalReason.SIGNATURE_MISMATCH
+
+
+def test_a_provider_built_in_code_is_held_to_the_providers_files_rules() -> None:
+    """The use case asks the readers' terms as the providers file does: a provider never reads another rail's
+    events, and has a confirmation client exactly when it confirms (else it would ask a provider, or fail, at
+    the first delivery instead of at start-up)."""
+    bad = [
+        IngressProvider("stripe_as_ours", ProviderType.STRIPE, "prizeflow_signature", (SANDBOX_SECRET,)),
+        IngressProvider("sandbox_as_stripe", ProviderType.SANDBOX, "stripe_signature", (STRIPE_SECRET,)),
+        IngressProvider(
+            "sandbox_confirming", ProviderType.SANDBOX, "prizeflow_signature", (SANDBOX_SECRET,), confirms=True
+        ),
+    ]
+    for provider in bad:
+        with pytest.raises(ValueError, match=provider.name):
+            ReceiveWebhook(
+                providers={provider.name: provider},
+                writer=FakeWriter(),
+                metrics=metrics(),
+                source="/x",
+                apis={provider.name: FakeConfirmer()},
+            )
+    with pytest.raises(ValueError, match="an api exactly when it confirms"):
+        ReceiveWebhook(
+            providers={"stripe_dev": STRIPE_UNCONFIRMED},
+            writer=FakeWriter(),
+            metrics=metrics(),
+            source="/x",
+            apis={"stripe_dev": FakeConfirmer()},
+        )

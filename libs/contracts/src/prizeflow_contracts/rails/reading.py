@@ -128,6 +128,24 @@ class ReaderTerms:
     key_id: bool = False
 
 
+def incoherence(
+    terms: ReaderTerms, provider_type: ProviderType | VerificationVendor, *, confirms: bool, key_id: bool
+) -> str | None:
+    """Why a provider of `provider_type` may not sign with the scheme of `terms`, confirmed (`confirms`, with a key
+    id or not) or not; None: it may. The providers file and the ingress's use case both ask (a provider built in
+    code is held to the same rules as one read from the file)."""
+    if provider_type not in terms.serves:
+        return f"a {provider_type.value} provider does not sign with scheme {terms.scheme}"
+    if terms.confirm == "required" and not confirms:
+        return f"a {provider_type.value} provider needs `confirm` (its events are read from what is fetched back)"
+    if terms.confirm == "never" and confirms:
+        return f"scheme {terms.scheme} confirms no event: remove `confirm`"
+    if confirms and terms.key_id != key_id:
+        need = "required" if terms.key_id else "not used"
+        return f"confirm.api_key_id (a key id beside the key) is {need} by scheme {terms.scheme}"
+    return None
+
+
 class WebhookReader(Protocol):
     """One signing scheme's callbacks, read (see the module's table). `api` is the port the rail declares for
     asking its provider back; `headers` hold the reader's own headers only, keyed lower-case."""
@@ -166,4 +184,5 @@ __all__ = [
     "ProviderUnavailableError",
     "ReaderTerms",
     "WebhookReader",
+    "incoherence",
 ]

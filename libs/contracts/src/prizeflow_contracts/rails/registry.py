@@ -22,4 +22,12 @@ _READERS: Final[tuple[WebhookReader, ...]] = (
 )
 WEBHOOK_READERS: Final[Mapping[str, WebhookReader]] = {r.terms.scheme: r for r in _READERS}
 
+# What the ingress relies on, held at import: one reader a scheme, and each names its signature header first, in
+# lower case (how ASGI gives header names; a name in another case would never match and refuse every delivery).
+if len(WEBHOOK_READERS) != len(_READERS):
+    raise RuntimeError("two webhook readers claim one scheme")
+for _reader in _READERS:
+    if not _reader.terms.headers or any(h != h.lower() for h in _reader.terms.headers):
+        raise RuntimeError(f"reader {_reader.terms.scheme}: headers must be named, lower case, the signature's first")
+
 __all__ = ["WEBHOOK_READERS"]

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prizeflow_contracts.kyc import VerificationVendor
 from prizeflow_contracts.providers import ProviderType
+from prizeflow_contracts.rails.reading import incoherence
 from prizeflow_contracts.rails.registry import WEBHOOK_READERS
 from prizeflow_webhooks.domain.deliveries import IngressProvider
 
@@ -141,22 +142,12 @@ class ProviderModel(_Model):
         reader = WEBHOOK_READERS.get(self.scheme)
         if reader is None:
             raise ValueError(f"scheme must be one of {sorted(WEBHOOK_READERS)}")
-        terms = reader.terms
-        if self.type not in terms.serves:
+        if self.type not in reader.terms.serves:
             own = sorted(r.terms.scheme for r in WEBHOOK_READERS.values() if self.type in r.terms.serves)
             raise ValueError(f"a {self.type.value} provider signs with scheme {' or '.join(own)}, not {self.scheme}")
-        if terms.confirm == "required" and self.confirm is None:
-            # Its events carry no status of their own: what is fetched back is the only truth, in every profile.
-            raise ValueError(
-                f"a {self.type.value} provider needs `confirm` (its events are read from what is fetched back)"
-            )
-        if terms.confirm == "never" and self.confirm is not None:
-            raise ValueError(f"scheme {self.scheme} confirms no event: remove `confirm`")
-        if self.confirm is not None and terms.key_id != (self.confirm.api_key_id is not None):
-            raise ValueError(
-                f"confirm.api_key_id (a key id beside the key) is {'required' if terms.key_id else 'not used'} by "
-                f"scheme {self.scheme}"
-            )
+        confirms, key_id = self.confirm is not None, self.confirm is not None and self.confirm.api_key_id is not None
+        if (why := incoherence(reader.terms, self.type, confirms=confirms, key_id=key_id)) is not None:
+            raise ValueError(why)
         if len(set(self.secrets)) != len(self.secrets):
             raise ValueError("`secrets` names a variable twice")
         return self

@@ -29,6 +29,7 @@ from prizeflow_contracts.rails.reading import (
     NotConfirmed,
     ProviderUnavailableError,
     WebhookReader,
+    incoherence,
 )
 from prizeflow_contracts.rails.registry import WEBHOOK_READERS
 from prizeflow_contracts.webhook_signatures import SignatureRefused
@@ -105,6 +106,13 @@ class ReceiveWebhook:
         missing = sorted(p.name for p in providers.values() if p.confirms and p.name not in self.apis)
         if missing:
             raise ValueError(f"providers {missing} confirm events but have no confirmer")
+        for p in providers.values():
+            # The providers file's rules, held here too: a provider built in code never reads another rail's events.
+            # (The key id is the confirmation client's business, checked where the file is read.)
+            terms = readers[p.scheme].terms
+            why = incoherence(terms, p.type, confirms=p.name in self.apis, key_id=terms.key_id)
+            if why is not None or p.confirms != (p.name in self.apis):
+                raise ValueError(f"provider {p.name}: {why or 'an api exactly when it confirms'}")
 
     def provider(self, name: str) -> IngressProvider:
         """The configured provider called `name`, else refused (`unknown_provider`, label `unknown`)."""
