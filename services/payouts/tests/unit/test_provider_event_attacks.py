@@ -24,7 +24,7 @@ from prizeflow_contracts.events.webhooks import PaymentEventReceived, PaymentEve
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.rail import Rail, RailTerms
+from prizeflow_payouts.application.rail import Rail, RailTerms, StableErrors
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
@@ -123,7 +123,7 @@ def webhook(
 
 
 def use_case() -> ApplyProviderEvents:
-    rail = Rail(payouts=StripeLike(), terms=STRIPE_LIKE_TERMS)  # type: ignore[arg-type]
+    rail = Rail(payouts=StripeLike(), terms=STRIPE_LIKE_TERMS, errors=StableErrors("stripe"))  # type: ignore[arg-type]
     registry = ProviderRegistry([ProviderEntry("stripe", rail, ("USD",), (DestinationType.STRIPE_ACCOUNT,))])
     return ApplyProviderEvents(
         registry=registry, builder=ChangeBuilder(source="/prizeflow/payouts", policy=RetryPolicy())

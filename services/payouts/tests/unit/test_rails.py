@@ -16,7 +16,8 @@ from prizeflow_payouts.adapters.exchange.classify import ExchangeErrors
 from prizeflow_payouts.adapters.giftcard.classify import GiftCardErrors
 from prizeflow_payouts.adapters.stripe.classify import StripeErrors
 from prizeflow_payouts.adapters.telegram.classify import TelegramErrors
-from prizeflow_payouts.application.rail import ClassifiesErrors, Rail, RailTerms, may_have_landed
+from prizeflow_payouts.adapters.upi.classify import UpiErrors
+from prizeflow_payouts.application.rail import ClassifiesErrors, Rail, RailTerms, StableErrors, may_have_landed
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.bootstrap import rail_statements
 
@@ -27,6 +28,8 @@ CLASSIFIERS: dict[str, ClassifiesErrors] = {
     "telegram": TelegramErrors("telegram"),
     "exchange": ExchangeErrors(exchange="binance", provider="exchange"),
     "gift_card": GiftCardErrors("giftcards"),
+    "upi": UpiErrors("upi"),
+    "ton": StableErrors("ton"),
 }
 
 
@@ -35,7 +38,7 @@ class Payouts:
 
 
 def entry(**parts: Any) -> ProviderEntry:
-    rail = Rail(payouts=Payouts(), terms=TERMS, **parts)  # type: ignore[arg-type]
+    rail = Rail(payouts=Payouts(), terms=TERMS, errors=StableErrors("rail"), **parts)  # type: ignore[arg-type]
     return ProviderEntry("rail", rail, ("USDC",), (DestinationType.SANDBOX,))
 
 
@@ -109,10 +112,11 @@ def test_reconciliation_registers_each_rail_from_its_parts_not_by_asking_the_pro
             raise AssertionError("not settled here")
 
     reader, settler = Lists(), Lists()
-    bare = Rail(payouts=reader, terms=TERMS)  # type: ignore[arg-type]
+    bare = Rail(payouts=reader, terms=TERMS, errors=StableErrors("bare"))  # type: ignore[arg-type]
     named = Rail(
         payouts=Payouts(),  # type: ignore[arg-type]
         terms=replace(TERMS, statement_fees_inside=True),
+        errors=StableErrors("named"),
         statement=reader,
         settler=settler,
     )
@@ -135,8 +139,71 @@ def test_reconciliation_registers_each_rail_from_its_parts_not_by_asking_the_pro
 def test_the_exchange_rail_names_its_statement_settler_and_fees_inside() -> None:
     from prizeflow_payouts.adapters.exchange.factory import exchange_rail
 
-    provider: Any = type("P", (), {"options": type("O", (), {"operator_after_s": 60})()})()
+    provider: Any = type("P", (), {"options": type("O", (), {"operator_after_s": 60})(), "errors": None})()
     rail = exchange_rail(provider)
     assert rail.statement is provider
     assert rail.settler is provider
     assert rail.terms.statement_fees_inside is True
+
+
+class _Recording:
+    """A rail's classifier that says what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, bool]] = []
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        self.asked.append((type(error).__name__, mutating))
+        return PayoutError.of(C.RATE_LIMITED, "read by the rail", provider="rail")
+
+
+class _Raising:
+    provider_type = "sandbox"
+
+    async def create_payout(self, instruction: Any) -> Any:
+        raise KeyError("a client's own error")
+
+    async def sync_status(self, lookup: Any) -> Any:
+        raise KeyError("a client's own error")
+
+
+class _Rec:
+    provider_name = "rail"
+
+    def instruction(self) -> Any:
+        return object()
+
+    def lookup(self) -> Any:
+        return object()
+
+
+async def test_what_a_rails_client_raised_is_read_by_the_rails_own_classifier() -> None:
+    """`ProviderCalls` asks the rail's `errors` part (required of every rail) about anything but the contract's
+    errors, telling it whether the call may have moved money."""
+    from prizeflow_payouts.application.provider_calls import ProviderCalls
+
+    classifier = _Recording()
+    rail = Rail(payouts=_Raising(), terms=TERMS, errors=classifier)  # type: ignore[arg-type]
+    entry = ProviderEntry("rail", rail, ("USDC",), (DestinationType.SANDBOX,))
+    calls = ProviderCalls(ProviderRegistry([entry]), timeout_s=5.0, concurrency=2)
+    created = await calls.create(entry, [_Rec()])  # type: ignore[list-item]
+    synced = await calls.sync(_Rec())  # type: ignore[arg-type]
+    assert classifier.asked == [("KeyError", True), ("KeyError", False)]
+    assert created[0].error is not None
+    assert created[0].error.code is C.RATE_LIMITED
+    assert synced.error is not None
+    assert synced.error.code is C.RATE_LIMITED
+
+
+async def test_a_create_a_rail_reads_as_not_found_stays_of_unknown_outcome() -> None:
+    class NotFound(_Recording):
+        def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+            return PayoutError.of(C.PAYOUT_NOT_FOUND, "wrongly read", provider="rail")
+
+    from prizeflow_payouts.application.provider_calls import ProviderCalls
+
+    rail = Rail(payouts=_Raising(), terms=TERMS, errors=NotFound())  # type: ignore[arg-type]
+    entry = ProviderEntry("rail", rail, ("USDC",), (DestinationType.SANDBOX,))
+    created = await ProviderCalls(ProviderRegistry([entry]), timeout_s=5.0, concurrency=2).create(entry, [_Rec()])  # type: ignore[list-item]
+    assert created[0].error is not None
+    assert created[0].error.code is C.TIMEOUT_UNKNOWN_OUTCOME

@@ -25,7 +25,7 @@ from prizeflow_contracts.upi import (
     parse_upi_address,
     read_payout_event,
 )
-from prizeflow_payouts.adapters.upi import Mode, choose_mode, classify_response, payout_key, reference_of
+from prizeflow_payouts.adapters.upi import Mode, UpiErrors, UpiRefusalError, choose_mode, payout_key, reference_of
 from prizeflow_payouts.adapters.upi.options import Purpose, UpiKeys, UpiOptions
 from prizeflow_payouts.adapters.upi.provider import UpiPayoutProvider
 from prizeflow_payouts.adapters.upi.statement import lines_of
@@ -154,15 +154,14 @@ def test_every_failure_reason_is_terminal() -> None:
     ],
 )
 def test_classify(status: int, doc: dict[str, Any], mutating: bool, code: PayoutErrorCode) -> None:
-    assert classify_response(status, doc, mutating=mutating, provider="upi").code is code
+    assert UpiErrors("upi").classify(UpiRefusalError(status, doc), mutating=mutating).code is code
 
 
 def test_outages_are_retryable_and_a_reused_key_is_not() -> None:
     for status in (429, 500, 502, 503, 504):
-        assert classify_response(status, {}, mutating=True, provider="upi").retryable
-    assert not classify_response(
-        400, {"error": {"field": "X-Payout-Idempotency"}}, mutating=True, provider="upi"
-    ).retryable
+        assert UpiErrors("upi").classify(UpiRefusalError(status, {}), mutating=True).retryable
+    reused = UpiRefusalError(400, {"error": {"field": "X-Payout-Idempotency"}})
+    assert not UpiErrors("upi").classify(reused, mutating=True).retryable
 
 
 def test_the_idempotency_key_and_reference_derive_from_the_payout_id() -> None:

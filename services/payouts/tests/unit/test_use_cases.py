@@ -54,7 +54,7 @@ from prizeflow_payouts.application.ports import (
     SignerResults,
     SourceProgress,
 )
-from prizeflow_payouts.application.rail import Rail, RailTerms
+from prizeflow_payouts.application.rail import Rail, RailTerms, StableErrors
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
 from prizeflow_payouts.application.transitions import ChangeBuilder, RetryPolicy
 from prizeflow_payouts.application.worker import PayoutWorker, WorkerConfig
@@ -456,7 +456,7 @@ class ScriptedProvider:
 
     def rail(self) -> Rail:
         """How it registers: the parts it has (subclasses add theirs)."""
-        return Rail(payouts=self, terms=self.terms)
+        return Rail(payouts=self, terms=self.terms, errors=StableErrors("scripted"))
 
     def __init__(self, creates: Mapping[str, list[ProviderPayoutStatus | PayoutErrorCode]] | None = None) -> None:
         self.creates = {k: list(v) for k, v in (creates or {}).items()}

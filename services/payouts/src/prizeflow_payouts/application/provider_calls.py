@@ -62,7 +62,7 @@ class ProviderCalls:
                 outcomes = [err] * len(recs)
             if self.metrics is not None:
                 self.metrics.submit_seconds.labels(entry.name).observe(time.perf_counter() - t0)
-            return [self._call("create", started, o, entry.name) for o in outcomes]
+            return [self._call("create", started, o, entry) for o in outcomes]
 
         async def one(rec: Payout) -> Call:
             t1 = time.perf_counter()
@@ -76,7 +76,7 @@ class ProviderCalls:
                 out = err
             if self.metrics is not None:
                 self.metrics.submit_seconds.labels(entry.name).observe(time.perf_counter() - t1)
-            return self._call("create", begun, out, entry.name)
+            return self._call("create", begun, out, entry)
 
         return list(await asyncio.gather(*(one(r) for r in recs)))
 
@@ -90,10 +90,11 @@ class ProviderCalls:
                 )
         except Exception as err:  # noqa: BLE001
             out = err
-        return self._call("sync", started, out, entry.name)
+        return self._call("sync", started, out, entry)
 
-    def _call(self, kind: str, started: datetime, out: CreateOutcome | BaseException, provider: str) -> Call:
+    def _call(self, kind: str, started: datetime, out: CreateOutcome | BaseException, entry: ProviderEntry) -> Call:
         call = Call(kind, started, datetime.now(UTC))
+        provider = entry.name
         if isinstance(out, ProviderPayoutResult):
             call.result = out
         elif isinstance(out, PayoutProviderError):
@@ -105,12 +106,15 @@ class ProviderCalls:
                 provider=provider,
             )
         else:
-            log.error("provider %s raised an unexpected error", provider, exc_info=out)
-            call.error = PayoutError.of(
-                PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
-                f"unexpected provider error (outcome unknown): {type(out).__name__}",
-                provider=provider,
-            )
+            # The rail's one reading of what its client raised (`Rail.errors`); a create it cannot read stays unknown.
+            log.error("provider %s raised an error of its client", provider, exc_info=out)
+            call.error = entry.rail.errors.classify(out, mutating=kind == "create")
+            if kind == "create" and call.error.code is PayoutErrorCode.PAYOUT_NOT_FOUND:
+                call.error = PayoutError.of(
+                    PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME,
+                    f"unexpected provider error (outcome unknown): {type(out).__name__}",
+                    provider=provider,
+                )
         if self.metrics is not None:
             outcome = call.result.status.value if call.result else "error"
             self.metrics.attempts.labels(provider, kind, outcome).inc()

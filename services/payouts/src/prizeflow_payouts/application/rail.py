@@ -6,6 +6,7 @@ cannot do that thing, and nobody asks (no `isinstance` discovery, no flag saying
 | part | what having it means |
 |---|---|
 | `payouts` | the contract's `RewardPayoutProvider`: create, sync, cancel, quote, parse webhooks (always there) |
+| `errors` | its one reading of what its provider's client raised, `classify(error, *, mutating)` (always there) |
 | `statement` | reconciliation can read what the provider did with our money (reconciliation's `StatementReader`) |
 | `settler` | a person settles its unknown outcomes from the provider's history (`SettlesUnknownOutcome`) |
 | `engine` | it holds connections: started before the worker, closed at shutdown (after the jobs stopped) |
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prizeflow_contracts.envelope import Envelope
-from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import (
     DestinationType,
     PayoutInstruction,
@@ -120,6 +121,21 @@ class ClassifiesErrors(Protocol):
     def classify(self, error: BaseException, *, mutating: bool) -> PayoutError: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StableErrors:
+    """`ClassifiesErrors` of a rail whose calls raise the contract's own errors (manual, sandbox; the chains, whose
+    provider calls only write their books and whose drivers classify the chain's answers themselves): a
+    `PayoutProviderError` is its error; anything else may have landed when `mutating`, else it is retryable."""
+
+    provider: str
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        if isinstance(error, PayoutProviderError):
+            return error.error
+        code = PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME if mutating else PayoutErrorCode.PROVIDER_UNAVAILABLE
+        return PayoutError.of(code, f"{self.provider}: {type(error).__name__}", provider=self.provider)
+
+
 def may_have_landed(error: PayoutError) -> bool:
     """The call may have been carried out: settle it from the provider's books, never send it again."""
     return error.code is PayoutErrorCode.TIMEOUT_UNKNOWN_OUTCOME
@@ -157,6 +173,7 @@ class Rail:
 
     payouts: RewardPayoutProvider
     terms: RailTerms
+    errors: ClassifiesErrors
     statement: StatementReader | None = None
     settler: SettlesUnknownOutcome | None = None
     engine: RailEngine | None = None
@@ -200,6 +217,7 @@ __all__ = [
     "ReportsProgress",
     "RunsPasses",
     "SignerSink",
+    "StableErrors",
     "StatementReader",
     "may_have_landed",
 ]

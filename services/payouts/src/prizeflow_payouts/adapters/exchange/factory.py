@@ -27,6 +27,7 @@ def exchange_rail(provider: ExchangeWithdrawalProvider) -> Rail:
     return Rail(
         payouts=provider,
         terms=exchange_terms(float(provider.options.operator_after_s)),
+        errors=provider.errors,
         statement=provider,
         settler=provider,  # a person settles a withdrawal of unknown outcome from the exchange's history
         engine=provider,

@@ -26,6 +26,7 @@ def giftcard_rail(provider: GiftCardPayoutProvider) -> Rail:
     return Rail(
         payouts=provider,
         terms=giftcard_terms(webhooks=bool(provider.webhook_keys)),
+        errors=provider.errors,
         statement=provider,
         engine=provider,
         validator=provider,

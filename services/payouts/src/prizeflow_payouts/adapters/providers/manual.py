@@ -28,7 +28,7 @@ from prizeflow_contracts.providers import (
     StatementPage,
     WebhookEvent,
 )
-from prizeflow_payouts.application.rail import Rail, RailTerms
+from prizeflow_payouts.application.rail import Rail, RailTerms, StableErrors
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 from prizeflow_runtime.sql_uow import unit_of_work
 
@@ -227,7 +227,9 @@ TERMS: Final = RailTerms(cancels=True, quotes=False, webhooks=False, confirms_la
 
 
 def manual_rail(provider: ManualPayoutProvider) -> Rail:
-    return Rail(payouts=provider, terms=TERMS, statement=provider, database=provider)
+    return Rail(
+        payouts=provider, terms=TERMS, errors=StableErrors(provider.name), statement=provider, database=provider
+    )
 
 
 def build_manual(spec: ProviderSpec, context: ProviderContext) -> Rail:

@@ -6,14 +6,22 @@ from typing import Final
 
 from prizeflow_payouts.adapters.providers.sandbox import SandboxPayoutProvider
 from prizeflow_payouts.adapters.providers.sandbox_scenarios import parse_scenarios
-from prizeflow_payouts.application.rail import Rail, RailTerms
+from prizeflow_payouts.application.rail import Rail, RailTerms, StableErrors
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 TERMS: Final = RailTerms(cancels=True, quotes=True, webhooks=True, confirms_later=True)
 
 
 def sandbox_rail(provider: SandboxPayoutProvider) -> Rail:
-    return Rail(payouts=provider, terms=TERMS, statement=provider, engine=provider, validator=provider, batch=provider)
+    return Rail(
+        payouts=provider,
+        terms=TERMS,
+        errors=StableErrors("sandbox"),
+        statement=provider,
+        engine=provider,
+        validator=provider,
+        batch=provider,
+    )
 
 
 def build_sandbox(spec: ProviderSpec, context: ProviderContext) -> Rail:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.provider import StellarPayoutProvider
 from prizeflow_payouts.adapters.stellar.settings import StellarEnv, StellarMode
-from prizeflow_payouts.application.rail import Rail, RailTerms
+from prizeflow_payouts.application.rail import Rail, RailTerms, StableErrors
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 from prizeflow_stellar import is_account_id, supported_asset_codes
 
@@ -37,6 +37,7 @@ def stellar_rail(provider: StellarPayoutProvider) -> Rail:
     return Rail(
         payouts=provider,
         terms=TERMS,
+        errors=StableErrors(provider.o.name),  # its provider calls write its books; the driver reads the chain
         statement=provider,
         engine=provider,
         passes=provider,

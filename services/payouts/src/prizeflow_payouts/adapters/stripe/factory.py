@@ -28,6 +28,7 @@ def stripe_rail(provider: StripePayoutProvider) -> Rail:
     return Rail(
         payouts=provider,
         terms=stripe_terms(provider.options.mode),
+        errors=provider.errors,
         statement=provider,
         engine=provider,
         validator=provider,

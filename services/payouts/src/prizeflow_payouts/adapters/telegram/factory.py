@@ -24,6 +24,7 @@ def telegram_rail(provider: TelegramGiftProvider) -> Rail:
     return Rail(
         payouts=provider,
         terms=TERMS,
+        errors=provider.errors,
         statement=provider,
         engine=provider,
         database=provider,

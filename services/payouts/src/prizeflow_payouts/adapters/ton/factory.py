@@ -6,7 +6,7 @@ from typing import Final
 
 from prizeflow_payouts.adapters.ton.options import parse_options
 from prizeflow_payouts.adapters.ton.provider import TonWalletProvider
-from prizeflow_payouts.application.rail import Rail, RailTerms
+from prizeflow_payouts.application.rail import Rail, RailTerms, StableErrors
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderSpec
 
 TERMS: Final = RailTerms(cancels=False, quotes=True, webhooks=False, confirms_later=True)
@@ -18,6 +18,7 @@ def ton_rail(provider: TonWalletProvider) -> Rail:
     return Rail(
         payouts=provider,
         terms=TERMS,
+        errors=StableErrors(provider.name),  # its provider calls write its books; the driver reads the chain
         statement=provider,
         engine=provider,
         passes=provider,

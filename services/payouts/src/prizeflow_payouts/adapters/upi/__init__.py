@@ -1,7 +1,7 @@
 """The UPI / IMPS / NEFT payout rail (`type: upi`, RazorpayX Payouts-shaped; tools/upi-emulator in tests)."""
 
 from prizeflow_payouts.adapters.upi.book import FundAccount, FundAccountBook, SqlFundAccountBook, Validation
-from prizeflow_payouts.adapters.upi.classify import classify_response, classify_transport
+from prizeflow_payouts.adapters.upi.classify import UpiErrors, UpiRefusalError
 from prizeflow_payouts.adapters.upi.factory import build_upi
 from prizeflow_payouts.adapters.upi.options import Mode, UpiKeys, UpiOptions, parse_options
 from prizeflow_payouts.adapters.upi.provider import UpiPayoutProvider, payout_key, reference_of
@@ -12,14 +12,14 @@ __all__ = [
     "FundAccountBook",
     "Mode",
     "SqlFundAccountBook",
+    "UpiErrors",
     "UpiKeys",
     "UpiOptions",
     "UpiPayoutProvider",
+    "UpiRefusalError",
     "Validation",
     "build_upi",
     "choose_mode",
-    "classify_response",
-    "classify_transport",
     "parse_options",
     "payout_key",
     "reference_of",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
-from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 
 log = logging.getLogger(__name__)
 C = PayoutErrorCode
@@ -41,6 +42,33 @@ _SERVER_ERROR: Final = 500
 _CLIENT_ERROR: Final = 400
 # Transport failures that prove the request never left: nothing can have landed.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+class UpiRefusalError(Exception):
+    """A non-2xx answer of RazorpayX: its status and its JSON body ({} when it was not JSON)."""
+
+    def __init__(self, status: int, doc: Any) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.doc = doc
+
+
+@dataclass(frozen=True, slots=True)
+class UpiErrors:
+    """`ClassifiesErrors` of a upi rail named `provider`: a refusal (`UpiRefusalError`) by its reason and field, a
+    transport failure by whether the request may have left."""
+
+    provider: str
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        if isinstance(error, UpiRefusalError):
+            return classify_response(error.status, error.doc, mutating=mutating, provider=self.provider)
+        if isinstance(error, httpx.HTTPError):
+            return classify_transport(error, mutating=mutating, provider=self.provider)
+        if isinstance(error, PayoutProviderError):
+            return error.error
+        code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
+        return PayoutError.of(code, f"upi: {type(error).__name__}", provider=self.provider)
 
 
 def classify_transport(err: httpx.HTTPError, *, mutating: bool, provider: str) -> PayoutError:
@@ -83,4 +111,4 @@ def _code(status: int, reason: str, field: str, *, mutating: bool) -> PayoutErro
     return C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
 
 
-__all__ = ["FIELD_CODES", "REASON_CODES", "classify_response", "classify_transport"]
+__all__ = ["FIELD_CODES", "REASON_CODES", "UpiErrors", "UpiRefusalError", "classify_response", "classify_transport"]

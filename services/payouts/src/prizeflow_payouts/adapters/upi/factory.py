@@ -24,6 +24,7 @@ def upi_rail(provider: UpiPayoutProvider) -> Rail:
     return Rail(
         payouts=provider,
         terms=UPI_TERMS,
+        errors=provider.errors,
         statement=provider,
         engine=provider,
         database=provider,  # its fund accounts (`upi_fund_accounts`)

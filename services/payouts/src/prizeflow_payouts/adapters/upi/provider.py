@@ -60,7 +60,7 @@ from prizeflow_contracts.upi import (
 )
 from prizeflow_contracts.webhook_signatures import SignatureRefused
 from prizeflow_payouts.adapters.upi.book import FundAccount, FundAccountBook, SqlFundAccountBook, Validation
-from prizeflow_payouts.adapters.upi.classify import classify_response, classify_transport
+from prizeflow_payouts.adapters.upi.classify import UpiErrors, UpiRefusalError
 from prizeflow_payouts.adapters.upi.options import ASSET, MIN_AMOUNT, UpiKeys, UpiOptions
 from prizeflow_payouts.adapters.upi.routing import ceiling, choose_mode
 from prizeflow_payouts.adapters.upi.statement import fund_account_ids, lines_of
@@ -102,6 +102,7 @@ class UpiPayoutProvider:
     ) -> None:
         self.options = options
         self.provider_type = options.provider_type
+        self.errors = UpiErrors(options.name)
         self._keys = keys
         self._book = book
         self._transport = transport
@@ -527,7 +528,7 @@ class UpiPayoutProvider:
             )
             content = resp.content
         except httpx.HTTPError as err:
-            raise PayoutProviderError(classify_transport(err, mutating=mutating, provider=self.name)) from None
+            raise PayoutProviderError(self.errors.classify(err, mutating=mutating)) from None
         try:
             doc = json.loads(content) if content else {}
         except ValueError:
@@ -535,7 +536,8 @@ class UpiPayoutProvider:
         if resp.status_code >= 300:
             if missing_ok and resp.status_code == 400 and _no_such_id(doc):
                 return {}
-            raise PayoutProviderError(classify_response(resp.status_code, doc, mutating=mutating, provider=self.name))
+            refusal = UpiRefusalError(resp.status_code, doc)
+            raise PayoutProviderError(self.errors.classify(refusal, mutating=mutating))
         if not isinstance(doc, dict):
             code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
             raise self._refuse(code, "the answer is not a JSON object")
