@@ -13,7 +13,7 @@ from prizeflow_signer.adapters.backends import build_backend
 from prizeflow_signer.adapters.books import bind
 from prizeflow_signer.application.ports import SignatureBackend
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest
-from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme, TonWalletScheme
+from prizeflow_signer.application.schemes import HIGHLOAD, V4R2, StellarScheme, TonScheme
 from prizeflow_signer.application.sign_pipeline import SignPipeline
 from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
 from prizeflow_signer.domain.ton import TonJetton, TonPolicy
@@ -125,8 +125,8 @@ def build(settings: SignerSettings, *, backend: SignatureBackend | None = None) 
     sign = SignPipeline(
         schemes=[
             StellarScheme(check_policy(settings)),
-            TonWalletScheme(ton_policy(settings)),
-            TonHighloadScheme(ton_highload_policy(settings)),
+            TonScheme(V4R2, ton_policy(settings)),
+            TonScheme(HIGHLOAD, ton_highload_policy(settings)),
         ],
         backend=backend,
         spending=spending_policy(settings),

@@ -19,7 +19,7 @@ from prizeflow_contracts.envelope import Envelope, EventPayload, decode, new_eve
 from prizeflow_contracts.events.signer import SignatureRefused, TonBatchSignatureRequested, TonBatchSigned
 from prizeflow_signer.adapters.backends import ExternalBackend, HotKeyBackend, Pkcs11Backend
 from prizeflow_signer.application.ports import SignatureBackend
-from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme
+from prizeflow_signer.application.schemes import HIGHLOAD, StellarScheme, TonScheme
 from prizeflow_signer.application.sign_pipeline import SignPipeline
 from prizeflow_signer.domain.policy import OneLiveSignature, SpendingPolicy
 from prizeflow_signer.domain.ton import TonJetton
@@ -92,7 +92,7 @@ def make_world(backend: SignatureBackend) -> World:
         contract_asset="XLM", max_validity_seconds=60,
     )  # fmt: skip
     signer = SignPipeline(
-        schemes=[StellarScheme(stellar), TonHighloadScheme(policy)], backend=backend, spending=spending,
+        schemes=[StellarScheme(stellar), TonScheme(HIGHLOAD, policy)], backend=backend, spending=spending,
         source="/prizeflow/signer", clock=clock, live=live,
     )  # fmt: skip
     return World(signer, fakes, clock)

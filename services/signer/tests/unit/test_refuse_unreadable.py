@@ -13,7 +13,7 @@ from signer_pipelines import STELLAR, pipeline
 from prizeflow_contracts.envelope import decode, new_event
 from prizeflow_contracts.events.signer import SignatureRefused, TonMessageSigned, TransactionSigned
 from prizeflow_signer.application.refuse_unreadable import RefuseUnreadableRequest, UnreadableRequest
-from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme, TonWalletScheme
+from prizeflow_signer.application.schemes import HIGHLOAD, V4R2, StellarScheme, TonScheme
 from prizeflow_signer.application.sign_pipeline import result_event_id
 
 DIGEST = b"\x01" * 32
@@ -85,7 +85,7 @@ def test_records_naming_no_request_or_not_a_request_are_only_dead_lettered(doc: 
 
 def refuser() -> RefuseUnreadableRequest:
     """As bootstrap builds it: a replay's audit repeats what the stored answer's own scheme says."""
-    schemes = [StellarScheme(STELLAR), TonWalletScheme(None), TonHighloadScheme(None)]
+    schemes = [StellarScheme(STELLAR), TonScheme(V4R2, None), TonScheme(HIGHLOAD, None)]
     return RefuseUnreadableRequest(
         backend_kind="hot_key", source="/prizeflow/signer", replayed=pipeline(*schemes).replayed
     )

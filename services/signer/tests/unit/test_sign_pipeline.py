@@ -19,7 +19,7 @@ from prizeflow_contracts.events.signer import (
     TransactionSigned,
 )
 from prizeflow_signer.application.ports import AuditRecord
-from prizeflow_signer.application.schemes import StellarScheme, TonHighloadScheme, TonWalletScheme, wallet_label
+from prizeflow_signer.application.schemes import HIGHLOAD, V4R2, StellarScheme, TonScheme, wallet_label
 from prizeflow_signer.application.sign_pipeline import result_event_id
 from prizeflow_testkit.events import example_payload
 
@@ -40,13 +40,13 @@ async def test_a_request_type_without_its_scheme_is_refused_as_unknown(request_t
 
 def test_one_scheme_per_request_type() -> None:
     with pytest.raises(ValueError, match="one signing scheme per request type"):
-        pipeline(TonWalletScheme(None), TonWalletScheme(None))
+        pipeline(TonScheme(V4R2, None), TonScheme(V4R2, None))
 
 
 async def test_a_ton_request_with_no_wallet_configured_is_refused_wrong_source_and_audited_under_the_wallet() -> None:
     fakes = SignerFakes()
     request = example_payload(TonBatchSignatureRequested)
-    await pipeline(TonWalletScheme(None), TonHighloadScheme(None))(fakes.books, envelope(request))
+    await pipeline(TonScheme(V4R2, None), TonScheme(HIGHLOAD, None))(fakes.books, envelope(request))
     (answer,) = fakes.outbox.emitted
     assert answer.id == result_event_id(request.request_id)
     assert getattr(answer.data, "code", None) == "wrong_source"
@@ -62,7 +62,7 @@ async def replayed(request: SignatureRequested | TonSignatureRequested, answer: 
     fakes = SignerFakes()
     stored = new_event(answer, source="/prizeflow/signer", correlation_id="flow-1")
     fakes.results.saved[request.request_id] = stored.model_dump_json()
-    await pipeline(StellarScheme(STELLAR), TonWalletScheme(None))(fakes.books, envelope(request))
+    await pipeline(StellarScheme(STELLAR), TonScheme(V4R2, None))(fakes.books, envelope(request))
     assert [e.id for e in fakes.outbox.emitted] == [stored.id]
     (audit,) = fakes.audit.records
     assert (audit.decision, audit.detail) == ("replayed", f"result {stored.id} re-emitted")

@@ -4,17 +4,18 @@ the backends, audit, the answer's event id — is the pipeline's, the same for a
 
 - `StellarScheme` (`SignatureRequested`): a Stellar transaction envelope, checked by `prizeflow_stellar.checks`; the
   answer is the received envelope plus the signature (`TransactionSigned`).
-- `TonWalletScheme` (`TonSignatureRequested`): a TON wallet v4r2 message paying one payout, a batch of one
-  (`domain/ton.py`); the answer is the external message (`TonMessageSigned`), live until its `valid_until`.
-- `TonHighloadScheme` (`TonBatchSignatureRequested`): a highload wallet v3 message paying up to 254 payouts
-  (`domain/ton_highload.py`); the answer is the external message (`TonBatchSigned`), live until
-  `created_at + timeout`.
+- `TonScheme`: one scheme for TON's two wallets, each a `TonWallet` of what differs. `V4R2`
+  (`TonSignatureRequested`): a wallet v4r2 message paying one payout, a batch of one (`domain/ton.py`), answered
+  `TonMessageSigned`, live until its `valid_until`. `HIGHLOAD` (`TonBatchSignatureRequested`): a highload wallet v3
+  message paying up to 254 payouts (`domain/ton_highload.py`), answered `TonBatchSigned`, live until
+  `created_at + timeout`. The answer is the external message either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from pytoniq_core.boc.cell import Cell
 from stellar_sdk import Keypair
@@ -30,8 +31,8 @@ from prizeflow_contracts.events.signer import (
     TransactionSigned,
 )
 from prizeflow_signer.application.sign_pipeline import Signable
-from prizeflow_signer.domain.ton import TonPolicy, check_ton_request
-from prizeflow_signer.domain.ton_highload import TonHighloadPolicy, check_ton_batch_request
+from prizeflow_signer.domain.ton import CheckedTonMessage, TonPolicy, check_ton_request
+from prizeflow_signer.domain.ton_highload import CheckedTonBatch, TonHighloadPolicy, check_ton_batch_request
 from prizeflow_stellar.checks import CheckPolicy, IntentViolation, decode_and_check
 from prizeflow_ton import highload
 from prizeflow_ton import messages as ton_messages
@@ -119,64 +120,99 @@ def _ton_signable(
     )
 
 
+class _CheckedTon(Protocol):
+    """A TON message checked against its intents (`CheckedTonMessage`, `CheckedTonBatch`)."""
+
+    @property
+    def signing_hash(self) -> bytes: ...
+
+    @property
+    def amounts(self) -> Mapping[str, int]: ...
+
+    @property
+    def destinations(self) -> tuple[str, ...]: ...
+
+    @property
+    def live_until(self) -> int: ...
+
+
+Req = TypeVar("Req", TonSignatureRequested, TonBatchSignatureRequested)
+Pol = TypeVar("Pol", TonPolicy, TonHighloadPolicy)
+Chk = TypeVar("Chk", bound=_CheckedTon)
+
+
 @dataclass(frozen=True)
-class TonWalletScheme:
-    policy: TonPolicy | None  # None: this signer signs no TON message (every request is refused, wrong_source)
-    request_type = TonSignatureRequested
-    answer = TonMessageSigned
-    name = "ton_wallet"
+class TonWallet(Generic[Req, Pol, Chk]):
+    """What one kind of TON wallet brings to the one TON scheme: its request and answer, how its message is checked
+    and how the signed external message is made. A v4r2 message is a batch of one; a highload v3 one pays many."""
+
+    name: str
+    what: str  # the wallet, as a refusal names it
+    request_type: type[Req]
+    answer: type[TonMessageSigned | TonBatchSigned]
+    checks: Callable[[Req, Pol, int], Chk]
+    external: Callable[[Chk, bytes], Cell]
+
+
+V4R2: TonWallet[TonSignatureRequested, TonPolicy, CheckedTonMessage] = TonWallet(
+    name="ton_wallet",
+    what="TON wallet",
+    request_type=TonSignatureRequested,
+    answer=TonMessageSigned,
+    checks=lambda request, policy, now: check_ton_request(request, policy, now=now),
+    external=lambda checked, signature: ton_messages.external_message(checked.message, signature),
+)
+HIGHLOAD: TonWallet[TonBatchSignatureRequested, TonHighloadPolicy, CheckedTonBatch] = TonWallet(
+    name="ton_highload",
+    what="highload TON wallet",
+    request_type=TonBatchSignatureRequested,
+    answer=TonBatchSigned,
+    checks=lambda request, policy, now: check_ton_batch_request(request, policy, now=now),
+    external=lambda checked, signature: highload.external_message(checked.batch, signature),
+)
+
+
+@dataclass(frozen=True)
+class TonScheme(Generic[Req, Pol, Chk]):
+    """A TON wallet's messages (`V4R2`, `HIGHLOAD`), signed under its policy. `policy` None: this signer signs for no
+    such wallet (every request is refused, wrong_source)."""
+
+    wallet: TonWallet[Req, Pol, Chk]
+    policy: Pol | None
     amount_unit = ""
     signs = "message"
 
-    def source_account(self, request: TonSignatureRequested) -> str:
+    @property
+    def name(self) -> str:
+        return self.wallet.name
+
+    @property
+    def request_type(self) -> type[Req]:
+        return self.wallet.request_type
+
+    @property
+    def answer(self) -> type[TonMessageSigned | TonBatchSigned]:
+        return self.wallet.answer
+
+    def source_account(self, request: Req) -> str:
         return wallet_label(request.wallet)
 
-    def check(self, request: TonSignatureRequested, *, now: int) -> Signable:
+    def check(self, request: Req, *, now: int) -> Signable:
         if self.policy is None:
-            raise IntentViolation(Code.WRONG_SOURCE, "this signer is configured for no TON wallet")
-        checked = check_ton_request(request, self.policy, now=now)
+            raise IntentViolation(Code.WRONG_SOURCE, f"this signer is configured for no {self.wallet.what}")
+        checked = self.wallet.checks(request, self.policy, now)
         return _ton_signable(
             request,
             signing_hash=checked.signing_hash,
             live_until=checked.live_until,
             amounts=checked.amounts,
             destinations=checked.destinations,
-            external=lambda signature: ton_messages.external_message(checked.message, signature),
-            answer=TonMessageSigned,
+            external=lambda signature: self.wallet.external(checked, signature),
+            answer=self.wallet.answer,
         )
 
     def replayed(self, previous: EventPayload) -> dict[str, str | None]:
         return {}
 
 
-@dataclass(frozen=True)
-class TonHighloadScheme:
-    policy: TonHighloadPolicy | None  # None: no highload wallet configured (every request refused, wrong_source)
-    request_type = TonBatchSignatureRequested
-    answer = TonBatchSigned
-    name = "ton_highload"
-    amount_unit = ""
-    signs = "message"
-
-    def source_account(self, request: TonBatchSignatureRequested) -> str:
-        return wallet_label(request.wallet)
-
-    def check(self, request: TonBatchSignatureRequested, *, now: int) -> Signable:
-        if self.policy is None:
-            raise IntentViolation(Code.WRONG_SOURCE, "this signer is configured for no highload TON wallet")
-        checked = check_ton_batch_request(request, self.policy, now=now)
-        return _ton_signable(
-            request,
-            signing_hash=checked.signing_hash,
-            live_until=checked.live_until,
-            amounts=checked.amounts,
-            destinations=checked.destinations,
-            external=lambda signature: highload.external_message(checked.batch, signature),
-            answer=TonBatchSigned,
-        )
-
-    def replayed(self, previous: EventPayload) -> dict[str, str | None]:
-        return {}
-
-
-__all__ = ["StellarScheme", "TonHighloadScheme", "TonWalletScheme", "wallet_label"]
+__all__ = ["HIGHLOAD", "V4R2", "StellarScheme", "TonScheme", "TonWallet", "wallet_label"]
