@@ -1,32 +1,46 @@
-"""A providers-file entry's options for a rail spoken to over HTTP(S) (gift cards, UPI): the one validation they share.
+"""A providers-file entry's options for a rail spoken to over HTTP(S) (Stripe, gift cards, UPI, PayPal): the fields
+they share and the one validation of them.
 
-The options model names `api_base` (or `api_base_env`, the NAME of a variable holding it: a local stack or test gives
-its emulator's address there), `timeout_s`, and a classmethod `_api_base(value)` normalising an address."""
+A rail's options model subclasses `HttpRailOptions` (`api_base`, its default the provider's production API;
+`api_base_env`, the NAME of a variable holding it: a local stack or test gives its emulator's address there;
+`timeout_s`) and adds its own; `validated_http_options` reads and checks it."""
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol, TypeVar
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-class HttpOptions(Protocol):
+class HttpRailOptions(BaseModel):
+    """The options every HTTP rail has; unknown keys are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     api_base: str
-    api_base_env: str | None
-    timeout_s: float
+    api_base_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
+    timeout_s: float = Field(default=8.0, gt=0, le=60)
 
+    @field_validator("api_base")
     @classmethod
-    def _api_base(cls, value: str) -> str: ...
+    def _api_base(cls, value: str) -> str:
+        return api_base(value)
 
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any: ...
+
+def api_base(value: str) -> str:
+    """An API's address, normalised (no trailing slash); ValueError for anything but an http(s) URL."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("api_base must be an http(s) URL without query or fragment")
+    return value.rstrip("/")
 
 
-OptionsT = TypeVar("OptionsT", bound=BaseModel)
+OptionsT = TypeVar("OptionsT", bound=HttpRailOptions)
 
 
 def validated_http_options(
@@ -44,27 +58,25 @@ def validated_http_options(
             for e in err.errors()
         )
         raise ProviderConfigError(f"{where}: {label} options: {problems}") from None
-    http: HttpOptions = opts  # type: ignore[assignment]  # the fields the module's docstring names
-    if http.timeout_s >= context.provider_timeout_s:
+    if opts.timeout_s >= context.provider_timeout_s:
         raise ProviderConfigError(
-            f"{where}: timeout_s ({http.timeout_s}) must be below PAYOUTS_PROVIDER_TIMEOUT_MS "
+            f"{where}: timeout_s ({opts.timeout_s}) must be below PAYOUTS_PROVIDER_TIMEOUT_MS "
             f"({context.provider_timeout_s}s): a call the worker gave up on would still be running"
         )
-    if http.api_base_env is not None:
+    if opts.api_base_env is not None:
         if "api_base" in spec.options:
             raise ProviderConfigError(f"{where}: give api_base or api_base_env, not both")
-        value = context.env.get(http.api_base_env)
+        value = context.env.get(opts.api_base_env)
         if not value:
-            raise ProviderConfigError(f"{where}: api_base_env names {http.api_base_env}, which is not set")
+            raise ProviderConfigError(f"{where}: api_base_env names {opts.api_base_env}, which is not set")
         try:
-            opts = opts.model_copy(update={"api_base": http._api_base(value)})
+            opts = opts.model_copy(update={"api_base": api_base(value)})
         except ValueError as err:
-            raise ProviderConfigError(f"{where}: {http.api_base_env}: {err}") from None
-        http = opts  # type: ignore[assignment]
-    parts = urlsplit(http.api_base)
+            raise ProviderConfigError(f"{where}: {opts.api_base_env}: {err}") from None
+    parts = urlsplit(opts.api_base)
     if parts.scheme == "http" and parts.hostname not in LOOPBACK and "." in (parts.hostname or ""):
         raise ProviderConfigError(f"{where}: api_base must use https outside loopback or a local service name")
     return opts
 
 
-__all__ = ["LOOPBACK", "HttpOptions", "validated_http_options"]
+__all__ = ["LOOPBACK", "HttpRailOptions", "api_base", "validated_http_options"]

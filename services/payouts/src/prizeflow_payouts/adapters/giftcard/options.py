@@ -21,13 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from prizeflow_contracts.money import ASSETS, AssetKind
 from prizeflow_contracts.providers import DestinationType, ProviderType
-from prizeflow_payouts.adapters.http_options import validated_http_options
+from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 PRODUCTION_API: Final = "https://api.tremendous.com"
@@ -48,25 +47,12 @@ class Delivery(StrEnum):
         return self.value.upper()
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class _Options(HttpRailOptions):
     api_base: str = SANDBOX_API
-    # The NAME of a variable holding api_base: a local stack or test gives its emulator's address there.
-    api_base_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
     funding_source_id: str = Field(default="balance", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     delivery: Delivery = Delivery.EMAIL
     products: dict[str, list[str]] = Field(min_length=1)
     recipient_name: str = Field(default="Prizeflow player", min_length=1, max_length=100)
-    timeout_s: float = Field(default=8.0, gt=0, le=60)
-
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError("api_base must be an http(s) URL without query or fragment")
-        return value.rstrip("/")
 
     @field_validator("products")
     @classmethod

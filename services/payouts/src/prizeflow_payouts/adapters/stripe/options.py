@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
 from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 STRIPE_API: Final = "https://api.stripe.com"
@@ -28,25 +28,12 @@ class StripeMode(StrEnum):
     TRANSFER_AND_PAYOUT = "transfer_and_payout"  # then a payout of the connected account: paid when it is paid
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class _Options(HttpRailOptions):
     rail: str | None = None  # only with `type: fiat_provider`; checked by the factory
     mode: StripeMode = StripeMode.TRANSFER
     api_base: str = STRIPE_API
-    # The NAME of a variable holding api_base: a local stack or test gives its Stripe emulator's address there.
-    api_base_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
-    timeout_s: float = Field(default=8.0, gt=0, le=60)
     max_network_retries: int = Field(default=2, ge=0, le=5)
     statement_descriptor: str | None = Field(default=None, min_length=1, max_length=22, pattern=r"^[A-Za-z0-9 .\-]+$")
-
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError("api_base must be an http(s) URL without query or fragment")
-        return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -93,39 +80,13 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[StripeO
 
 
 def _validated(spec: ProviderSpec, context: ProviderContext, where: str) -> _Options:
-    try:
-        opts = _Options.model_validate(dict(spec.options))
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: "
-            + ("unknown option" if e["type"] == "extra_forbidden" else e["msg"])
-            for e in err.errors()
-        )
-        raise ProviderConfigError(f"{where}: stripe options: {problems}") from None
+    opts = validated_http_options(_Options, spec, context, where, "stripe")
     if spec.type is ProviderType.FIAT_PROVIDER and opts.rail != RAIL:
         raise ProviderConfigError(f"{where}: fiat_provider rail {opts.rail!r} is not implemented (implemented: stripe)")
     if spec.type is ProviderType.STRIPE and opts.rail not in (None, RAIL):
         raise ProviderConfigError(f"{where}: a stripe provider's rail can only be stripe, not {opts.rail!r}")
     if opts.statement_descriptor is not None and opts.mode is not StripeMode.TRANSFER_AND_PAYOUT:
         raise ProviderConfigError(f"{where}: statement_descriptor applies to payouts (mode transfer_and_payout) only")
-    if opts.timeout_s >= context.provider_timeout_s:
-        raise ProviderConfigError(
-            f"{where}: timeout_s ({opts.timeout_s}) must be below PAYOUTS_PROVIDER_TIMEOUT_MS "
-            f"({context.provider_timeout_s}s): a call the worker gave up on would still be running"
-        )
-    if opts.api_base_env is not None:
-        if "api_base" in spec.options:
-            raise ProviderConfigError(f"{where}: give api_base or api_base_env, not both")
-        value = context.env.get(opts.api_base_env)
-        if not value:
-            raise ProviderConfigError(f"{where}: api_base_env names {opts.api_base_env}, which is not set")
-        try:
-            opts = opts.model_copy(update={"api_base": _Options._api_base(value)})
-        except ValueError as err:
-            raise ProviderConfigError(f"{where}: {opts.api_base_env}: {err}") from None
-    parts = urlsplit(opts.api_base)
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK and "." in (parts.hostname or ""):
-        raise ProviderConfigError(f"{where}: api_base must use https outside loopback or a local service name")
     return opts
 
 

@@ -19,13 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_contracts.upi import ASSET
-from prizeflow_payouts.adapters.http_options import validated_http_options
+from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 RAZORPAY_API: Final = "https://api.razorpay.com"
@@ -53,30 +52,17 @@ class Purpose(StrEnum):
     REFUND = "refund"
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class _Options(HttpRailOptions):
     api_base: str = RAZORPAY_API
-    # The NAME of a variable holding api_base: a local stack or test gives its emulator's address there.
-    api_base_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")
     account_number: str = Field(pattern=r"^[0-9]{6,20}$")
     limits: dict[Mode, int] = Field(min_length=1)
     queue_if_low_balance: bool = True
     purpose: Purpose = Purpose.PAYOUT
     contact_name: str = Field(default="Prizeflow player", min_length=3, max_length=50, pattern=r"^[A-Za-z0-9 .'-]+$")
     narration: str | None = Field(default="Prizeflow prize", max_length=30, pattern=r"^[A-Za-z0-9 ]+$")
-    timeout_s: float = Field(default=8.0, gt=0, le=60)
     validate_accounts: bool = True  # fund-account validation before a first payout to a new VPA or account
     # paise: below this balance at RazorpayX, PrizeflowProviderBalanceLow fires (None: no threshold, no alert)
     low_balance_below: int | None = Field(default=None, ge=0, le=10**15)
-
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError("api_base must be an http(s) URL without query or fragment")
-        return value.rstrip("/")
 
     @field_validator("limits")
     @classmethod
