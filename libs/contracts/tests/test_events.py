@@ -377,7 +377,7 @@ def test_upcaster_rewrites_an_old_type() -> None:
             {"provider_payout_ref": None, "idempotency_key": None},
             "must name its payout",
         ),
-        (ev.ProviderEventReceived, {"provider": "paypal"}, "Input should be"),
+        (ev.ProviderEventReceived, {"provider": "wise"}, "Input should be"),
         (ev.AdminActionRecorded, {"actor_roles": []}, "at least 1"),
         (ev.AdminActionRecorded, {"action": "approve"}, "should match pattern"),
         (ev.AdminActionRecorded, {"after": {"Bad Key": "x"}}, "should match pattern"),

@@ -49,6 +49,7 @@ class ProviderType(StrEnum):
     FIAT_PROVIDER = "fiat_provider"
     TELEGRAM_IF_SUPPORTED = "telegram_if_supported"
     UPI = "upi"
+    PAYPAL = "paypal"
     SANDBOX = "sandbox"
 
 
@@ -62,6 +63,8 @@ class DestinationType(StrEnum):
     TELEGRAM_USER = "telegram_user"
     # A VPA (`handle@psp`) or an Indian bank account (`IFSC/account number`): prizeflow_contracts.upi.
     UPI = "upi"
+    # A PayPal account, by its email address, its phone number (E.164) or its PayPal payer id.
+    PAYPAL = "paypal"
     MANUAL = "manual"
     SANDBOX = "sandbox"
 

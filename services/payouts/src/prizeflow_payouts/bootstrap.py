@@ -45,6 +45,7 @@ from prizeflow_payouts.adapters.books import bind
 from prizeflow_payouts.adapters.config import PayoutsConfig
 from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
+from prizeflow_payouts.adapters.paypal import build_paypal
 from prizeflow_payouts.adapters.providers.manual import build_manual
 from prizeflow_payouts.adapters.providers.sandbox_factory import build_sandbox
 from prizeflow_payouts.adapters.queries_pg import SqlPayoutQueries
@@ -212,6 +213,7 @@ def rail_statements(registry: ProviderRegistry) -> Statements:
             reader=entry.rail.statement,
             fees_inside=entry.rail.terms.statement_fees_inside,
             settler=entry.rail.settler,
+            lists_within=timedelta(seconds=entry.rail.terms.statement_lag_s),
         )
         for entry in registry
     )
@@ -234,6 +236,8 @@ def provider_factories() -> dict[ProviderType, ProviderFactory]:
         ProviderType.TON_WALLET: build_ton_wallet,
         # UPI to a VPA, IMPS / NEFT to a bank account (RazorpayX Payouts; issue 47).
         ProviderType.UPI: build_upi,
+        # Batches to PayPal accounts by email, phone or PayPal id (PayPal Payouts; issue 58).
+        ProviderType.PAYPAL: build_paypal,
     }
 
 

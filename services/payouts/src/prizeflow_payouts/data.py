@@ -23,6 +23,8 @@ OWNS: Final = frozenset(
         "screening_clearances",
         # the rails' books
         "exchange_withdrawals",
+        "paypal_batches",
+        "paypal_items",
         "stellar_engine_locks",
         "stellar_lanes",
         "stellar_payouts",

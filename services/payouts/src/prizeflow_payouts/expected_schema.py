@@ -44,6 +44,7 @@ EXPECTED_SCHEMA = ExpectedSchema(
         "0030",
         "0031",
         "0032",
+        "0033",
     ),
 )
 

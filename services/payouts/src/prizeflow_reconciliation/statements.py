@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -48,13 +48,15 @@ class SettlesUnknownOutcome(Protocol):
 @dataclass(frozen=True, slots=True)
 class RailStatement:
     """One configured provider as reconciliation knows it. `reader` None: it lists nothing (its runs are refused
-    `no_statement`); `fees_inside`: its payout lines hold their fees (the exchange's gross withdrawals)."""
+    `no_statement`); `fees_inside`: its payout lines hold their fees (the exchange's gross withdrawals);
+    `lists_within`: how late its statement may list a movement (a window is run once that long has passed too)."""
 
     provider: str  # the provider's configured name
     provider_type: ProviderType
     reader: StatementReader | None = None
     fees_inside: bool = False
     settler: SettlesUnknownOutcome | None = None
+    lists_within: timedelta = timedelta(0)
 
 
 class Statements:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from prizeflow_testkit.payouts import ALEMBIC_INI, WEBHOOK_SECRET_ENV
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # `paypal_fakes`: the stores' contract tests
 
 pytestmark = pytest.mark.integration
 

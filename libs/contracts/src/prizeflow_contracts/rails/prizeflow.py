@@ -14,7 +14,7 @@ from prizeflow_contracts.rails.reading import Caller, Confirmed, NormalizationEr
 from prizeflow_contracts.webhook_signatures import PRIZEFLOW_SIGNATURE_HEADER, verify
 
 # Every rail whose own scheme is not listed in the registry under another name.
-_OWN_SCHEMES: Final = frozenset({ProviderType.STRIPE, ProviderType.GIFT_CARD, ProviderType.UPI})
+_OWN_SCHEMES: Final = frozenset({ProviderType.STRIPE, ProviderType.GIFT_CARD, ProviderType.UPI, ProviderType.PAYPAL})
 
 
 def timed_verify(header: str, caller: Caller, headers: Mapping[str, str], body: bytes, now: float) -> int:

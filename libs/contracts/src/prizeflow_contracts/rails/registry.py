@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from prizeflow_contracts.rails.giftcard import GiftCardReader
+from prizeflow_contracts.rails.paypal import PayPalReader
 from prizeflow_contracts.rails.prizeflow import PrizeflowSignatureReader
 from prizeflow_contracts.rails.razorpayx import RazorpayxReader
 from prizeflow_contracts.rails.reading import WebhookReader
@@ -19,6 +20,7 @@ _READERS: Final[tuple[WebhookReader, ...]] = (
     GiftCardReader(),
     SumsubReader(),
     RazorpayxReader(),
+    PayPalReader(),
 )
 WEBHOOK_READERS: Final[Mapping[str, WebhookReader]] = {r.terms.scheme: r for r in _READERS}
 

@@ -153,7 +153,9 @@ class RailTerms:
     `operator_after_s`: how long an outcome may stay unknown before only an operator can decide it (None: the
     worker's default).
     `statement_fees_inside`: its statement's payout lines already hold their fees (the exchange's gross
-    withdrawals), as reconciliation's `RailStatement.fees_inside`."""
+    withdrawals), as reconciliation's `RailStatement.fees_inside`.
+    `statement_lag_s`: how late its statement may list a movement (PayPal's Transaction Search: up to three hours);
+    reconciliation runs its windows that much later, as `RailStatement.lists_within`."""
 
     cancels: bool
     quotes: bool
@@ -165,6 +167,7 @@ class RailTerms:
     settles_failures_on_sync: bool = False
     operator_after_s: float | None = None
     statement_fees_inside: bool = False
+    statement_lag_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

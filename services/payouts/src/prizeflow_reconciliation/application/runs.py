@@ -96,6 +96,11 @@ class ReconcileWindows:
     def providers(self) -> list[str]:
         return self.statements.listed()
 
+    def slack_of(self, rail: RailStatement) -> timedelta:
+        """How long after a window ends its statement is complete: the schedule's slack, or longer for a rail that
+        lists a movement late (PayPal's Transaction Search: up to three hours)."""
+        return max(self.slack, rail.lists_within)
+
     async def run(self, provider: str, since: datetime, until: datetime, *, requested_by: str) -> str:
         """Reconcile one provider's window to completion; the run's id. The same window again is the same run:
         a completed one is not run again, a stopped one resumes from its last staged page. The gauges are read
@@ -114,14 +119,16 @@ class ReconcileWindows:
                 "window_too_long",
                 f"a run covers at most {MAX_WINDOW}; run a longer period in parts",
             )
-        if until + self.slack > self.clock():
+        rail, reader = self.rail_of(provider)
+        slack = self.slack_of(rail)
+        if until + slack > self.clock():
             # A window run before its late lines can be listed would be completed for good without them.
             raise ReconError(
                 ErrorKind.BAD_REQUEST,
                 "window_not_closed",
-                f"a window is reconciled once it ended {int(self.slack.total_seconds())} s ago (its late lines listed)",
+                f"a window of {provider} is reconciled once it ended {int(slack.total_seconds())} s ago "
+                "(its late lines listed)",
             )
-        rail, reader = self.rail_of(provider)
         run_id = run_id_of(provider, since, until)
         started = self.clock()
         async with self.uow() as books:
@@ -149,11 +156,11 @@ class ReconcileWindows:
         self._observe(provider, "completed", started)
         return run_id
 
-    async def _stage(self, reader: StatementReader, run: Run) -> None:
+    async def _stage(self, reader: StatementReader, run: Run, slack: timedelta) -> None:
         """The statement, page by page, from where a stopped run left it."""
         cursor, page, fetched = run.cursor, run.pages, run.fetched
         while not fetched:
-            got = await reader.statement(run.since - self.slack, run.until + self.slack, cursor)
+            got = await reader.statement(run.since - slack, run.until + slack, cursor)
             page += 1
             async with self.uow() as books:
                 held = await books.runs.stage_page(
@@ -169,12 +176,14 @@ class ReconcileWindows:
                 raise ReconError(ErrorKind.CONFLICT, "run_in_progress", f"another replica took run {run.run_id} over")
             cursor, fetched = got.next_cursor, got.next_cursor is None
 
-    async def _history(self, reader: StatementReader, run: Run) -> tuple[list[_Range], list[StatementLine]]:
+    async def _history(
+        self, reader: StatementReader, run: Run, slack: timedelta
+    ) -> tuple[list[_Range], list[StatementLine]]:
         """The provider's lines as they stand now over the hours of the remembered history of the payouts this run's
         statement names (one transaction to find those hours, then the provider read outside it): a line changed
         since an earlier run remembered it (a fee raised on the same balance transaction) is judged as it is now, and
         one no longer listed is withdrawn. Most windows name no payout with history elsewhere: no read at all."""
-        read_from, read_to = run.since - self.slack, run.until + self.slack
+        read_from, read_to = run.since - slack, run.until + slack
         async with self.uow() as books:
             store = books.runs
             staged = await store.staged_lines(run.run_id)
@@ -202,8 +211,9 @@ class ReconcileWindows:
 
     async def _fetch_and_match(self, rail: RailStatement, reader: StatementReader, run: Run) -> tuple[Outcome, int]:
         """Stage the statement and read its payouts' history again, then match it in one transaction."""
-        await self._stage(reader, run)
-        reread, history = await self._history(reader, run)
+        slack = self.slack_of(rail)
+        await self._stage(reader, run, slack)
+        reread, history = await self._history(reader, run, slack)
         async with self.uow() as books:
             store = books.runs
             lines = await store.staged_lines(run.run_id)
@@ -217,7 +227,7 @@ class ReconcileWindows:
             # provider, whichever window. Inside the range read, the provider's statement as it stands now is the truth
             # (a line it listed once and lists no more is gone).
             seen = {line.line_id for line in lines}
-            read = [_Range(run.since - self.slack, run.until + self.slack), *reread]
+            read = [_Range(run.since - slack, run.until + slack), *reread]
             remembered = [
                 line
                 for line in await store.remembered(run.provider, [p.payout_id for p in ours])
@@ -283,20 +293,20 @@ class ReconcileWindows:
         now = self.clock()
         self.metrics.run_finished(provider, outcome, (now - started).total_seconds(), now)
 
-    def due_window(self) -> tuple[datetime, datetime]:
-        """The last window that has ended at least `slack` ago (its late lines are listed by then)."""
+    def due_window(self, slack: timedelta | None = None) -> tuple[datetime, datetime]:
+        """The last window that has ended at least `slack` ago (the schedule's; its late lines are listed by then)."""
         step = self.window.total_seconds()
-        edge = (self.clock() - self.slack).timestamp()
+        edge = (self.clock() - (self.slack if slack is None else slack)).timestamp()
         until = datetime.fromtimestamp(edge - edge % step, UTC)
         return until - self.window, until
 
     async def run_due(self, windows: int = CATCH_UP) -> None:
         """Every provider with a statement, over the last `windows` due windows, oldest first (what the schedule
         runs): a completed window costs one query, one whose run failed or never ran is run again."""
-        last_since, _ = self.due_window()
+        last = {p: self.due_window(self.slack_of(self.statements.get(p)))[0] for p in self.providers()}
         for back in range(windows - 1, -1, -1):
-            since = last_since - back * self.window
-            for provider in self.providers():
+            for provider, last_since in last.items():
+                since = last_since - back * self.window
                 try:
                     # The gauges are read once per pass, by the schedule, not after each of its runs.
                     await self._run(provider, since, since + self.window, requested_by="schedule")

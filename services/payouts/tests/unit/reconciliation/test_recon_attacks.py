@@ -243,6 +243,28 @@ async def test_a_window_is_not_reconciled_before_its_late_lines_are_listed() -> 
     assert refused.value.code == "window_not_closed"
 
 
+async def test_a_rail_that_lists_late_is_reconciled_that_much_later() -> None:
+    """PayPal's Transaction Search lists a movement up to three hours late: its windows wait that long, the others'
+    the schedule's slack (a window completed without its late lines would open findings for payouts it paid)."""
+    late = RailStatement("paypal", ProviderType.PAYPAL, reader=_Exchange(), lists_within=timedelta(hours=3))
+    prompt = RailStatement("exchange", ProviderType.CRYPTO_EXCHANGE, reader=_Exchange())
+
+    class Gauges:
+        async def refresh(self) -> None:
+            return None
+
+    none: Any = None
+    runs = ReconcileWindows(none, Statements([late, prompt]), Gauges(), clock=lambda: NOW)  # type: ignore[arg-type]
+    until = NOW - timedelta(hours=1)  # long past the 15 minutes' slack, not past PayPal's three hours
+    with pytest.raises(ReconError) as refused:
+        await runs.run("paypal", until - timedelta(hours=1), until, requested_by="schedule")
+    assert refused.value.code == "window_not_closed"
+    assert runs.slack_of(late) == timedelta(hours=3)
+    assert runs.slack_of(prompt) == timedelta(minutes=15)
+    assert runs.due_window(runs.slack_of(late))[1] <= NOW - timedelta(hours=3)
+    assert runs.due_window(runs.slack_of(prompt))[1] >= NOW - timedelta(hours=1)
+
+
 # -- a second payment of a payout listed in a later window --------------------------------------------------------
 def _line(line_id: str, at: datetime) -> StatementLine:
     return StatementLine(

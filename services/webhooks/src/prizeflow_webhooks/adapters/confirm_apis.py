@@ -9,6 +9,7 @@ from typing import Final, Protocol
 
 from prizeflow_webhooks.adapters.config import ConfirmConfig
 from prizeflow_webhooks.adapters.giftcard_api import GiftCardOrderFetcher
+from prizeflow_webhooks.adapters.paypal_api import PayPalItemFetcher
 from prizeflow_webhooks.adapters.razorpayx_api import RazorpayxPayoutFetcher
 from prizeflow_webhooks.adapters.stripe_api import StripeEventConfirmer
 
@@ -23,6 +24,7 @@ CONFIRM_CLIENTS: Final[Mapping[str, Callable[[ConfirmConfig], ConfirmClient]]] =
     "stripe_signature": StripeEventConfirmer,
     "giftcard_signature": GiftCardOrderFetcher,
     "razorpay_signature": RazorpayxPayoutFetcher,
+    "paypal": PayPalItemFetcher,
 }
 
 

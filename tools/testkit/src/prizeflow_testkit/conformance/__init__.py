@@ -27,6 +27,7 @@ from prizeflow_testkit.conformance.base import (
 from prizeflow_testkit.conformance.exchange import ExchangeHarness
 from prizeflow_testkit.conformance.giftcard import GiftCardHarness
 from prizeflow_testkit.conformance.manual import ManualHarness
+from prizeflow_testkit.conformance.paypal import PayPalHarness
 from prizeflow_testkit.conformance.sandbox import SandboxHarness
 from prizeflow_testkit.conformance.stellar import StellarHarness
 from prizeflow_testkit.conformance.stripe import StripeHarness, StripeTransferHarness
@@ -48,6 +49,7 @@ HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
         TonHarness,
         TonHighloadHarness,
         UpiHarness,
+        PayPalHarness,
     )
 }
 

@@ -1,0 +1,119 @@
+"""What one `type: paypal` providers-file entry resolves to: its options validated (unknown keys refused), its REST
+app's credentials, and the guards that keep live credentials on PayPal's own API and off a build-only deployment.
+
+    - name: paypal
+      type: paypal
+      assets: [USD, EUR]
+      destination_types: [paypal]
+      secrets: {client_id: PAYPAL_CLIENT_ID, client_secret: PAYPAL_CLIENT_SECRET,
+                webhook_id: PAYPAL_WEBHOOK_ID, webhook_cert: PAYPAL_WEBHOOK_CERT}   # the webhook's, as the ingress
+      options:
+        live: false                      # the sandbox's API unless true (then only api-m.paypal.com)
+        email_subject: "You have a prize from Prizeflow"
+        note: "Your prize"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from pydantic import Field
+
+from prizeflow_contracts.money import ASSETS
+from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.rails.paypal import pinned
+from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
+from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
+
+LIVE_API: Final = "https://api-m.paypal.com"
+SANDBOX_API: Final = "https://api-m.sandbox.paypal.com"
+# What PayPal Payouts pays in (the currencies a business account can send); checked against our asset table too.
+CURRENCIES: Final = frozenset({"USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF", "SEK", "NOK", "DKK", "PLN", "BRL"})
+
+
+class _Options(HttpRailOptions):
+    live: bool = False
+    api_base: str = SANDBOX_API
+    email_subject: str = Field(default="You have a prize payout", min_length=1, max_length=255)
+    note: str | None = Field(default="Your prize", max_length=4000)
+    # Where webhook certificate URLs may point besides PayPal's hosts (an emulator's origin); PayPal's own if none.
+    webhook_cert_origins: tuple[str, ...] = ()
+    # How late Transaction Search lists a movement (PayPal: up to three hours); reconciliation waits that long.
+    statement_lag_s: float = Field(default=3 * 3600, ge=0, le=24 * 3600)
+
+
+@dataclass(frozen=True)
+class PayPalOptions:
+    name: str
+    provider_type: ProviderType
+    api_base: str
+    assets: tuple[str, ...]
+    email_subject: str
+    note: str | None
+    timeout_s: float
+    statement_lag_s: float = 3 * 3600
+
+
+@dataclass(frozen=True)
+class PayPalKeys:
+    client_id: str
+    client_secret: str
+    # What the webhook's signature is checked under (`prizeflow_contracts.rails.paypal.pinned`): its id, the pinned
+    # certificate (PEM), and where certificate URLs may point when not PayPal's hosts. Empty: no webhooks read here.
+    webhook: tuple[str, ...] = ()
+
+
+def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[PayPalOptions, PayPalKeys]:
+    """The options and credentials of a paypal entry; raises `ProviderConfigError` naming what is wrong."""
+    where = f"provider {spec.name!r}"
+    for asset in spec.assets:
+        if asset not in CURRENCIES or asset not in ASSETS:
+            raise ProviderConfigError(f"{where}: paypal pays {sorted(CURRENCIES)}, not {asset}")
+    for dt in spec.destination_types:
+        if dt is not DestinationType.PAYPAL:
+            raise ProviderConfigError(f"{where}: paypal pays paypal destinations only, not {dt.value}")
+    opts = validated_http_options(_Options, spec, context, where, "paypal")
+    if opts.live and "api_base" not in spec.options and opts.api_base_env is None:
+        opts = opts.model_copy(update={"api_base": LIVE_API})
+    if opts.live and opts.api_base != LIVE_API:
+        raise ProviderConfigError(f"{where}: live credentials are only ever sent to {LIVE_API}")
+    if opts.live and not context.live_execution:
+        raise ProviderConfigError(f"{where}: live is true but PAYOUTS_LIVE_EXECUTION is false (build-only deployment)")
+    if not opts.live and opts.api_base == LIVE_API:
+        raise ProviderConfigError(f"{where}: {LIVE_API} is PayPal's live API: set live: true to pay real money")
+    options = PayPalOptions(
+        name=spec.name,
+        provider_type=spec.type,
+        api_base=opts.api_base,
+        assets=tuple(spec.assets),
+        email_subject=opts.email_subject,
+        note=opts.note,
+        timeout_s=opts.timeout_s,
+        statement_lag_s=opts.statement_lag_s,
+    )
+    return options, _keys(spec, opts, where)
+
+
+def _keys(spec: ProviderSpec, opts: _Options, where: str) -> PayPalKeys:
+    known = {"client_id", "client_secret", "webhook_id", "webhook_cert"}
+    if unknown := set(spec.secrets) - known:
+        raise ProviderConfigError(f"{where}: paypal knows the secrets {sorted(known)}, not {sorted(unknown)}")
+    client_id, client_secret = spec.secrets.get("client_id"), spec.secrets.get("client_secret")
+    if client_id is None or client_secret is None:
+        raise ProviderConfigError(
+            f"{where}: paypal needs `secrets: {{client_id: <ENV VAR>, client_secret: <ENV VAR>}}`"
+        )
+    webhook = tuple(spec.secrets[k].reveal() for k in ("webhook_id", "webhook_cert") if k in spec.secrets)
+    if len(webhook) == 1:
+        raise ProviderConfigError(f"{where}: paypal's webhook_id and webhook_cert go together")
+    pins = (*webhook, *opts.webhook_cert_origins) if webhook else ()
+    if pins:
+        try:
+            pinned(pins)
+        except ValueError as err:
+            raise ProviderConfigError(f"{where}: paypal webhook: {err}") from None
+    return PayPalKeys(client_id.reveal(), client_secret.reveal(), pins)
+
+
+__all__ = ["LIVE_API", "SANDBOX_API", "PayPalKeys", "PayPalOptions", "parse_options"]

@@ -1,0 +1,623 @@
+"""`PayPalPayoutProvider`: pays PayPal accounts (by email, phone or PayPal id) through PayPal Payouts, in batches.
+
+- create: the instructions the worker hands over go in one batch (`sender_batch_header` + items, each item's
+  `sender_item_id` our idempotency key). The batch is written to the rail's books and committed first
+  (`book.py`): a payout is in one batch only, and the request is kept as sent. Then `POST /v1/payments/payouts`
+  under `PayPal-Request-Id` = the batch's id. An answer that never came (a timeout, a 5xx) leaves the batch
+  unanswered: the sync sends the very request again under the same id, and PayPal answers the first batch (a
+  reused `sender_batch_id` is refused by PayPal besides: nothing is ever paid twice). A refusal (4xx) proves
+  nothing was made: the batch is forgotten and the payouts may be created again.
+- status: the payout's item in its batch (`GET /v1/payments/payouts/{payout_batch_id}`, by our key), then by
+  PayPal's item id once known (`GET /v1/payments/payouts-item/{id}`); checked against the payout (currency,
+  amount), so another item is never taken for it. PayPal's item states read as `prizeflow_contracts.rails.paypal`
+  says (paid, pending, returned after it was paid, failed with why).
+- cancel: an UNCLAIMED item only (`POST .../payouts-item/{id}/cancel`: the money comes back); else `not_cancellable`.
+- statement: PayPal's Transaction Search (`GET /v1/reporting/transactions`), a page per cursor; each line named by
+  our key when it is one of our items (by its transaction id, or the one a return refers to).
+- webhooks come through the ingress (`prizeflow_contracts.rails.paypal`'s reader): `parse_webhook` is not used.
+
+Credentials are a REST app's client id and secret, traded for an OAuth2 token (`POST /v1/oauth2/token`) kept until
+it expires. Neither, nor a receiver, is ever logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.events.webhooks import ProviderEventReceived
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutInstruction,
+    PayoutLookup,
+    ProviderPayoutResult,
+    ProviderPayoutStatus,
+    Quote,
+    StatementLine,
+    StatementPage,
+    WebhookEvent,
+)
+from prizeflow_contracts.rails import paypal_events as wire
+from prizeflow_contracts.rails.paypal import verify_paypal_signature
+from prizeflow_contracts.rails.reading import NormalizationError
+from prizeflow_contracts.webhook_signatures import SignatureRefused
+from prizeflow_payouts.adapters.paypal.book import Item, PayPalBooks, SqlPayPalBooks
+from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
+from prizeflow_payouts.adapters.paypal.statement import statement_lines, transactions
+from prizeflow_payouts.application.ports import CreateOutcome
+
+log = logging.getLogger(__name__)
+P = ProviderPayoutStatus
+C = PayoutErrorCode
+
+WEBHOOK_TOLERANCE_S: Final = 300  # a transmission time further than this from ours is refused (stale or future)
+_TOKEN_MARGIN_S: Final = 60.0  # a token is traded again this long before PayPal says it expires
+_ITEM_PAGE: Final = 1000  # items per page of a batch (PayPal's maximum)
+# A payment Transaction Search lists that the books do not name is looked for in our batches made from this long
+# before the window (an item is debited when its batch is processed, minutes after it was made; a return 30 days
+# later refers to a payment named by then).
+BATCH_SCAN: Final = timedelta(hours=6)
+PAYMENTS: Final = frozenset({"T0001"})  # PayPal's MassPay payment (`statement.CODES`)
+STATEMENT_PAGE: Final = 500  # transactions per page of Transaction Search (PayPal's maximum)
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout)  # the request never left: nothing can have landed
+# A replayed batch PayPal refuses for its ids: the batch exists there, but its first answer is no longer kept.
+_ALREADY_USED: Final = frozenset({"SENDER_BATCH_ID_ALREADY_USED", "DUPLICATE_REQUEST_ID"})
+UNCLAIMED: Final = "UNCLAIMED"
+CANCELLED_STATES: Final = frozenset({"RETURNED", "CANCELED"})  # an unclaimed item cancelled, as PayPal answers it
+
+
+class PayPalRefusalError(Exception):
+    """A non-2xx answer of PayPal's API: its status and its error document (`{name, message, details}`)."""
+
+    def __init__(self, status: int, doc: Mapping[str, Any]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.doc = doc
+
+    @property
+    def name(self) -> str:
+        """PayPal's error name; a reused `sender_batch_id` (400 USER_BUSINESS_ERROR on the field SENDER_BATCH_ID)
+        read as SENDER_BATCH_ID_ALREADY_USED."""
+        error = wire.read_error(self.doc)
+        if error is None:
+            return str(self.doc.get("error") or "")
+        if error.name == "USER_BUSINESS_ERROR" and any(f.upper() == "SENDER_BATCH_ID" for f, _ in error.details):
+            return "SENDER_BATCH_ID_ALREADY_USED"
+        return error.name
+
+
+class PayPalPayoutProvider:
+    """A PayPal Payouts rail. Holds the REST app's credentials; never logs them nor a receiver."""
+
+    def __init__(
+        self,
+        options: PayPalOptions,
+        *,
+        keys: PayPalKeys,
+        books: PayPalBooks | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.options = options
+        self.provider_type = options.provider_type
+        self._keys = keys
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
+        self._books = books
+        self.statement_page_size = STATEMENT_PAGE
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+    @property
+    def webhook_keys(self) -> tuple[str, ...]:
+        return self._keys.webhook
+
+    def __repr__(self) -> str:
+        return f"PayPalPayoutProvider(name={self.name!r}, api_base={self.options.api_base!r})"
+
+    # -- lifecycle (the `engine` and `database` parts) -------------------------------------------------------------
+    def bind_database(self, engine: AsyncEngine) -> None:
+        if self._books is None:
+            self._books = SqlPayPalBooks(engine)
+
+    @property
+    def books(self) -> PayPalBooks:
+        if self._books is None:
+            raise RuntimeError(f"paypal provider {self.name!r} has no database: bootstrap binds one")
+        return self._books
+
+    async def start(self) -> None:
+        """Nothing to open: the client is created on the first call, inside the running loop."""
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.options.api_base,
+                headers={"Accept": "application/json"},
+                timeout=self.options.timeout_s,
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._http
+
+    # -- errors (the `classify` part) ------------------------------------------------------------------------------
+    def _error(self, code: PayoutErrorCode, message: str, **kw: Any) -> PayoutError:
+        return PayoutError.of(code, f"paypal: {message}", provider=self.name, **kw)
+
+    def _refuse(self, code: PayoutErrorCode, message: str) -> PayoutProviderError:
+        return PayoutProviderError(self._error(code, message))
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        """What PayPal's client raised, as our code: a refusal by its error name and status; a transport failure by
+        whether the request may have left (then, when `mutating`, `timeout_unknown_outcome`)."""
+        if isinstance(error, PayPalRefusalError):
+            code = refusal_code(error.status, error.name, mutating=mutating)
+            if code is C.AUTHENTICATION_FAILED:
+                log.error(
+                    "paypal: PayPal refused our credentials (HTTP %d): check client_id and client_secret", error.status
+                )
+            what = error.name or "not JSON"
+            return self._error(code, f"HTTP {error.status} ({what[:64]})", provider_code=f"{error.status}:{what}"[:255])
+        if isinstance(error, _NOT_SENT):
+            return self._error(C.PROVIDER_UNAVAILABLE, "could not connect")
+        if isinstance(error, PayoutProviderError):
+            return error.error
+        code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
+        return self._error(code, f"no readable answer ({type(error).__name__})")
+
+    # -- HTTP -------------------------------------------------------------------------------------------------------
+    async def _bearer(self) -> str:
+        if self._token is not None and time.monotonic() < self._token[1]:
+            return self._token[0]
+        response = await self._client().post(
+            "/v1/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(self._keys.client_id, self._keys.client_secret),
+        )
+        doc = _json(response)
+        if response.status_code != httpx.codes.OK or not isinstance(doc.get("access_token"), str):
+            raise PayPalRefusalError(response.status_code, doc)
+        ttl = float(doc.get("expires_in") or 0)
+        self._token = (doc["access_token"], time.monotonic() + max(0.0, ttl - _TOKEN_MARGIN_S))
+        return self._token[0]
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        mutating: bool,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One call; a failure raised as `PayoutProviderError` of its classified code (a 401 trades the token again
+        once: PayPal may end one before its time)."""
+        try:
+            for attempt in (1, 2):
+                headers = {"Authorization": f"Bearer {await self._bearer()}"}
+                if request_id is not None:
+                    headers["PayPal-Request-Id"] = request_id
+                response = await self._client().request(method, path, json=body, params=params, headers=headers)
+                if response.status_code == httpx.codes.UNAUTHORIZED and attempt == 1:
+                    self._token = None
+                    continue
+                doc = _json(response)
+                if not response.is_success:
+                    raise PayPalRefusalError(response.status_code, doc)
+                return doc
+        except (PayPalRefusalError, httpx.HTTPError, ValueError) as err:
+            raise PayoutProviderError(self.classify(err, mutating=mutating)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- validation (the `validator` part) ---------------------------------------------------------------------------
+    def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
+        """Refuse what PayPal could never pay, before anything is created."""
+        dest = instruction.destination
+        if dest.type is not DestinationType.PAYPAL:
+            return self._error(C.INVALID_DESTINATION, f"pays paypal destinations only, not {dest.type.value}")
+        if recipient_of(dest.address) is None:
+            return self._error(C.INVALID_DESTINATION, "not an email address, an E.164 phone number nor a PayPal id")
+        if instruction.amount.asset not in self.options.assets:
+            return self._error(C.UNSUPPORTED_ASSET, f"provider {self.name} does not pay {instruction.amount.asset}")
+        if len(instruction.idempotency_key) > wire.SENDER_ITEM_ID_MAX:
+            return self._error(C.INVALID_REQUEST, "the idempotency key is longer than PayPal's sender_item_id (63)")
+        return None
+
+    async def quote(self, instruction: PayoutInstruction) -> Quote:
+        """The player receives the amount; PayPal's fee is charged to our balance, beside it."""
+        if (error := self.validate(instruction)) is not None:
+            raise PayoutProviderError(error)
+        amount = instruction.amount
+        return Quote(amount=amount, fee=Money(asset=amount.asset, amount=0), receive_amount=amount)
+
+    # -- create (one call, or a batch: the `batch` part) -----------------------------------------------------------
+    async def create_payout(self, instruction: PayoutInstruction) -> ProviderPayoutResult:
+        outcome = (await self.create_payouts([instruction]))[0]
+        if isinstance(outcome, PayoutProviderError):
+            raise outcome
+        return outcome
+
+    async def create_payouts(self, instructions: Sequence[PayoutInstruction]) -> Sequence[CreateOutcome]:
+        slots: list[CreateOutcome | None] = [None] * len(instructions)
+        items: list[Item] = []
+        by_key: dict[str, PayoutInstruction] = {}
+        batch = f"pf-{uuid.uuid4().hex}"
+        for i, instruction in enumerate(instructions):
+            if (error := self.validate(instruction)) is not None:
+                slots[i] = ProviderPayoutResult(
+                    status=P.FAILED, idempotency_key=instruction.idempotency_key, error=error, raw_status="refused"
+                )
+            elif instruction.idempotency_key not in by_key:
+                by_key[instruction.idempotency_key] = instruction
+                items.append(
+                    Item(
+                        instruction.idempotency_key,
+                        instruction.payout_id,
+                        instruction.amount.asset,
+                        instruction.amount.amount,
+                        batch,
+                    )
+                )
+        if items:
+            async with self.books("enter") as book:
+                entered = set(await book.enter(self.name, batch, items, lambda keys: self._body(batch, by_key, keys)))
+            sent = await self._send(batch, self._body(batch, by_key, sorted(entered))) if entered else None
+            for i, instruction in enumerate(instructions):
+                key = instruction.idempotency_key
+                if slots[i] is not None or key not in by_key:
+                    continue
+                slots[i] = sent.get(key) if sent is not None and key in entered else None
+                if slots[i] is None:  # in an earlier batch (a create again): what became of it
+                    slots[i] = await self._outcome(self._lookup(instruction))
+        return [s if s is not None else self._refuse(C.INTERNAL_ERROR, "no answer") for s in slots]
+
+    def _body(self, batch: str, by_key: Mapping[str, PayoutInstruction], keys: Sequence[str]) -> dict[str, Any]:
+        items = []
+        for key in sorted(keys):
+            amount, address = by_key[key].amount, by_key[key].destination.address
+            recipient = recipient_of(address)
+            assert recipient is not None  # validated
+            items.append(wire.ItemSpec(recipient, address, amount.amount, amount.asset, key, self.options.note))
+        return wire.payout_request(batch, self.options.email_subject, items)
+
+    async def _send(self, batch: str, body: Mapping[str, Any]) -> dict[str, CreateOutcome]:
+        """The batch sent under its request id: each item's outcome, by key. Answered: pending (the items' ids come
+        with the sync). Refused: nothing was made, the batch is forgotten. No answer: unknown, the sync asks again."""
+        keys = [str(i["sender_item_id"]) for i in body["items"]]
+        try:
+            doc = await self._call("POST", "/v1/payments/payouts", body=body, request_id=batch, mutating=True)
+        except PayoutProviderError as err:
+            if err.code is not C.TIMEOUT_UNKNOWN_OUTCOME:
+                async with self.books("forget") as book:
+                    await book.refused(self.name, batch)
+                if not err.retryable:
+                    return {
+                        k: ProviderPayoutResult(
+                            status=P.FAILED, idempotency_key=k, error=err.error, raw_status="refused"
+                        )
+                        for k in keys
+                    }
+            return dict.fromkeys(keys, err)
+        try:
+            answered = wire.read_batch(doc)
+        except ValueError:
+            return dict.fromkeys(keys, self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the answer names no batch"))
+        async with self.books("answered") as book:
+            await book.answered(self.name, batch, answered.payout_batch_id)
+        raw = answered.batch_status
+        return {k: ProviderPayoutResult(status=P.PENDING, idempotency_key=k, raw_status=raw) for k in keys}
+
+    def _lookup(self, instruction: PayoutInstruction) -> PayoutLookup:
+        return PayoutLookup(
+            payout_id=instruction.payout_id,
+            idempotency_key=instruction.idempotency_key,
+            amount=instruction.amount,
+            destination=instruction.destination,
+        )
+
+    async def _outcome(self, lookup: PayoutLookup) -> CreateOutcome:
+        try:
+            return await self.sync_status(lookup)
+        except PayoutProviderError as err:
+            return err
+
+    # -- sync -------------------------------------------------------------------------------------------------------
+    async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        item = await self._item(lookup)
+        return await self._read(item, await self._paypal_item(item))
+
+    async def _item(self, lookup: PayoutLookup) -> Item:
+        async with self.books("item") as book:
+            item = (await book.items(self.name, [lookup.idempotency_key])).get(lookup.idempotency_key)
+        if item is None:
+            raise self._refuse(C.PAYOUT_NOT_FOUND, "no batch ever carried this payout (creating it is safe)")
+        if item.payout_id != lookup.payout_id or (
+            lookup.amount is not None and (lookup.amount.asset, lookup.amount.amount) != (item.asset, item.amount)
+        ):
+            raise self._refuse(C.DUPLICATE_REQUEST, "this idempotency key was sent for another payout")
+        return item
+
+    async def _paypal_item(self, item: Item) -> Mapping[str, Any]:
+        """PayPal's item of our payout: by its id once known, else found in its batch (asked again if never
+        answered)."""
+        if item.payout_item_id is not None:
+            return await self._call("GET", f"/v1/payments/payouts-item/{item.payout_item_id}", mutating=False)
+        payout_batch_id = await self._batch_id(item)
+        for page in range(1, 1_000):
+            params = {"page": page, "page_size": _ITEM_PAGE, "total_required": "true"}
+            doc = await self._call("GET", f"/v1/payments/payouts/{payout_batch_id}", params=params, mutating=False)
+            for found in doc.get("items") or []:
+                inner = found.get("payout_item") if isinstance(found, dict) else None
+                if isinstance(inner, dict) and inner.get("sender_item_id") == item.idempotency_key:
+                    return dict(found)
+            if page >= int(doc.get("total_pages") or doc.get("total_page") or 1):
+                break
+        raise self._refuse(C.PROVIDER_UNAVAILABLE, "PayPal's batch does not list this payout's item (yet)")
+
+    async def _batch_id(self, item: Item) -> str:
+        async with self.books("batch") as book:
+            batch = await book.batch(self.name, item.sender_batch_id)
+        if batch is None:
+            raise self._refuse(C.PAYOUT_NOT_FOUND, "no batch ever carried this payout (creating it is safe)")
+        if batch.payout_batch_id is not None:
+            return batch.payout_batch_id
+        try:  # sent without an answer (or never): the very request again, under its id
+            doc = await self._call(
+                "POST", "/v1/payments/payouts", body=dict(batch.body), request_id=batch.sender_batch_id, mutating=True
+            )
+        except PayoutProviderError as err:
+            name = (err.error.provider_code or "").partition(":")[2]
+            if err.code is C.TIMEOUT_UNKNOWN_OUTCOME or name in _ALREADY_USED or err.retryable:
+                if name in _ALREADY_USED:
+                    log.error(
+                        "paypal: a batch exists at PayPal whose answer was lost and is no longer replayed; "
+                        "an operator settles its payouts from PayPal's records"
+                    )
+                    raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the batch's answer is lost at PayPal") from None
+                raise
+            async with self.books("forget") as book:
+                await book.refused(self.name, batch.sender_batch_id)
+            raise self._refuse(C.PAYOUT_NOT_FOUND, f"PayPal refused the batch ({err.code.value})") from None
+        try:
+            payout_batch_id = wire.read_batch(doc).payout_batch_id
+        except ValueError:
+            raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the answer names no batch") from None
+        async with self.books("answered") as book:
+            await book.answered(self.name, batch.sender_batch_id, payout_batch_id)
+        return payout_batch_id
+
+    async def _read(self, item: Item, found: Mapping[str, Any]) -> ProviderPayoutResult:
+        """The payout's result from PayPal's item; its ids kept in the books the first time (the statement's lines
+        and the next sync name them)."""
+        read = self._item_of(item, found)
+        if item.payout_item_id is None:
+            async with self.books("seen") as book:
+                await book.seen(self.name, item.idempotency_key, read.payout_item_id, read.transaction_id)
+        return self._result(item, read)
+
+    def _item_of(self, item: Item, found: Mapping[str, Any]) -> wire.PayoutItem:
+        try:
+            read = wire.read_item(found)
+        except (KeyError, TypeError, ValueError):
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, "PayPal's item could not be read") from None
+        if read.sender_item_id != item.idempotency_key:
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, "PayPal answered another item")
+        return read
+
+    def _result(self, item: Item, read: wire.PayoutItem) -> ProviderPayoutResult:
+        key, ref, raw = item.idempotency_key, read.payout_item_id, read.state
+        if (read.currency, read.amount) != (item.asset, item.amount):
+            log.error("paypal: the item under a payout's key pays another amount; it is never taken for the payout")
+            error = self._error(C.DUPLICATE_REQUEST, "PayPal's item under this key pays another amount")
+            return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, error=error, raw_status=raw)
+        status = read.status
+        if status is None:
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, f"an item state this rail does not know ({read.state})")
+        if status is P.FAILED:
+            why = f"item {read.state}" + (f" ({read.error_name})" if read.error_name else "")
+            error = self._error(wire.failure_code(read.state, read.error_name), why)
+            return ProviderPayoutResult(
+                status=P.FAILED, idempotency_key=key, provider_ref=ref, error=error, raw_status=raw
+            )
+        fee = None
+        if status is P.PAID and read.fee and read.fee_currency is not None:
+            fee = Money(asset=read.fee_currency, amount=read.fee)
+        return ProviderPayoutResult(status=status, idempotency_key=key, provider_ref=ref, fee=fee, raw_status=raw)
+
+    # -- cancel -----------------------------------------------------------------------------------------------------
+    async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
+        """An unclaimed item only: PayPal gives the money back (the item is then RETURNED)."""
+        item = await self._item(lookup)
+        found = self._item_of(item, await self._paypal_item(item))
+        if found.state != UNCLAIMED:
+            raise self._refuse(C.NOT_CANCELLABLE, f"only an unclaimed item is cancelled, not {found.state}")
+        path = f"/v1/payments/payouts-item/{found.payout_item_id}/cancel"
+        after = self._item_of(item, await self._call("POST", path, mutating=True))
+        if after.state not in CANCELLED_STATES:
+            raise self._refuse(C.NOT_CANCELLABLE, f"the item is {after.state}")
+        return ProviderPayoutResult(
+            status=P.CANCELLED,
+            idempotency_key=item.idempotency_key,
+            provider_ref=found.payout_item_id,
+            raw_status=after.state,
+        )
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """PayPal's signature checked offline under the pinned certificate and webhook id (`prizeflow_contracts.rails.
+        paypal`, as the ingress checks it), then the event read as the ingress reads it (unconfirmed: the ingress
+        fetches the item back before it publishes; this reading serves the provider's own checks)."""
+        if not self._keys.webhook:
+            raise self._refuse(C.WEBHOOK_SIGNATURE_INVALID, "no webhook id and certificate are configured")
+        now = time.time()
+        try:
+            verify_paypal_signature(headers, body, secrets=self._keys.webhook, now=now, tolerance_s=WEBHOOK_TOLERANCE_S)
+        except SignatureRefused as err:
+            raise self._refuse(C.WEBHOOK_SIGNATURE_INVALID, err.reason.value) from None
+        digest = hashlib.sha256(body).hexdigest()
+        try:
+            read = wire.normalize(
+                json.loads(body),
+                provider=self.provider_type,
+                digest=digest,
+                received_at=datetime.fromtimestamp(now, UTC),
+            )
+        except (NormalizationError, ValueError, TypeError) as err:
+            raise self._refuse(C.INVALID_REQUEST, f"malformed event ({type(err).__name__})") from None
+        event = read.event
+        if not isinstance(event, ProviderEventReceived):
+            return WebhookEvent(
+                provider=self.provider_type,
+                provider_event_id=read.provider_event_id,
+                kind=read.kind,
+                verified=True,
+                payload_digest=digest,
+            )
+        return WebhookEvent(
+            provider=self.provider_type,
+            provider_event_id=event.provider_event_id,
+            kind=event.kind,
+            verified=True,
+            provider_payout_ref=event.provider_payout_ref,
+            idempotency_key=event.idempotency_key,
+            status=event.status,
+            error=self._error(event.error_code, event.kind) if event.error_code is not None else None,
+            fee=event.fee,
+            payload_digest=digest,
+        )
+
+    # -- statement (the `statement` part) ---------------------------------------------------------------------------
+    async def _items_of(self, payout_batch_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Every item of these batches of ours: its transaction id -> (its `sender_item_id`, its item id)."""
+        found: dict[str, tuple[str, str]] = {}
+        for batch_id in payout_batch_ids:
+            for page in range(1, 1_000):
+                params = {"page": page, "page_size": _ITEM_PAGE, "total_required": "true"}
+                try:
+                    doc = await self._call("GET", f"/v1/payments/payouts/{batch_id}", params=params, mutating=False)
+                except PayoutProviderError as err:
+                    if (err.error.provider_code or "").startswith("404:"):
+                        break  # PayPal no longer shows the batch: its payments are found without it
+                    raise
+                for raw in doc.get("items") or []:
+                    try:
+                        item = wire.read_item(raw)
+                    except (KeyError, TypeError, ValueError):
+                        continue
+                    if item.transaction_id is not None and item.sender_item_id is not None:
+                        found[item.transaction_id] = (item.sender_item_id, item.payout_item_id)
+                if page >= int(doc.get("total_pages") or 1):
+                    break
+        return found
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """What PayPal's Transaction Search lists in [since, until), a page per cursor (the page's number)."""
+        page = int(cursor) if cursor is not None and cursor.isdigit() and 0 < len(cursor) < 7 else 1
+        params = {
+            "start_date": _iso(since),
+            "end_date": _iso(until - timedelta(seconds=1) if until > since else until),
+            "fields": "all",
+            "page_size": self.statement_page_size,
+            "page": page,
+        }
+        doc = await self._call("GET", "/v1/reporting/transactions", params=params, mutating=False)
+        try:
+            infos = transactions(doc)
+        except (KeyError, TypeError, ValueError):
+            raise self._refuse(C.PROVIDER_UNAVAILABLE, "PayPal's transactions could not be read") from None
+        refs = sorted({r for t in infos for r in (t.transaction_id, t.reference_id) if r is not None})
+        async with self.books("statement") as book:
+            ours = await book.keys_of(self.name, refs) if refs else {}
+            unknown = [t for t in infos if t.event_code in PAYMENTS and t.transaction_id not in ours]
+            scanned = await book.answered_between(self.name, since - BATCH_SCAN, until) if unknown else []
+        if scanned:  # payments the books do not name yet (paid by webhook, or a second item): our batches say whose
+            by_tx = await self._items_of(scanned)
+            learned = {t.transaction_id: by_tx[t.transaction_id] for t in unknown if t.transaction_id in by_tx}
+            async with self.books("learned") as book:  # kept: a later window (a return 30 days on) names them
+                for tx, (key, item) in learned.items():
+                    await book.seen(self.name, key, item, tx)
+            ours |= learned
+        lines: list[StatementLine] = []
+        for t in infos:
+            if since <= t.occurred_at < until:
+                found = ours.get(t.transaction_id) or (ours.get(t.reference_id) if t.reference_id else None)
+                lines.extend(statement_lines(t, found))
+        more = page < int(doc.get("total_pages") or 1)
+        return StatementPage(lines=tuple(lines), next_cursor=str(page + 1) if more else None)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        doc = response.json()
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def recipient_of(address: str) -> wire.RecipientType | None:
+    """How PayPal is told the destination's address: an email, a phone number (E.164, `+` first) or a payer id."""
+    kind = (
+        wire.RecipientType.EMAIL
+        if "@" in address
+        else wire.RecipientType.PHONE
+        if address.startswith("+")
+        else wire.RecipientType.PAYPAL_ID
+    )
+    try:
+        wire.check_receiver(kind, address)
+    except ValueError:
+        return None
+    return kind
+
+
+# PayPal's error `name` of a refused call -> our code (before its status decides).
+REFUSALS: Final = {
+    **wire.ITEM_ERRORS,  # a batch refused for one of its items' reasons
+    "INSUFFICIENT_FUNDS": C.INSUFFICIENT_PROVIDER_FUNDS,
+    "VALIDATION_ERROR": C.INVALID_REQUEST,
+    "SENDER_BATCH_ID_ALREADY_USED": C.DUPLICATE_REQUEST,
+    "DUPLICATE_REQUEST_ID": C.DUPLICATE_REQUEST,
+    "RATE_LIMIT_REACHED": C.RATE_LIMITED,
+    "AUTHENTICATION_FAILURE": C.AUTHENTICATION_FAILED,
+    "invalid_client": C.AUTHENTICATION_FAILED,
+    "invalid_token": C.AUTHENTICATION_FAILED,
+}
+
+
+def refusal_code(status: int, name: str, *, mutating: bool) -> PayoutErrorCode:
+    """A non-2xx answer as our code. A 5xx of a call that may have moved money is `timeout_unknown_outcome`; any
+    4xx proves PayPal made nothing."""
+    if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+        return C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
+    if name in REFUSALS:
+        return REFUSALS[name]
+    if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        return C.AUTHENTICATION_FAILED
+    if status == httpx.codes.TOO_MANY_REQUESTS:
+        return C.RATE_LIMITED
+    return C.INVALID_REQUEST
+
+
+__all__ = ["REFUSALS", "STATEMENT_PAGE", "PayPalPayoutProvider", "PayPalRefusalError", "recipient_of", "refusal_code"]

@@ -1,0 +1,403 @@
+"""The PayPal rail on a scripted PayPal (an httpx transport answering as PayPal's API does) and its books in memory
+(`tests/support/paypal_fakes.py`, held to PostgreSQL by tests/integration/test_paypal_books.py). The rail against
+the PayPal emulator is tests in tools/testkit's conformance kit and services/payouts/tests/integration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from paypal_fakes import MemoryPayPalBooks
+
+from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutDestination,
+    PayoutInstruction,
+    PayoutLookup,
+    ProviderPayoutResult,
+    ProviderPayoutStatus,
+    ProviderType,
+    StatementLineKind,
+)
+from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
+from prizeflow_payouts.adapters.paypal.provider import PayPalPayoutProvider, recipient_of
+
+C, S = PayoutErrorCode, ProviderPayoutStatus
+OPTIONS = PayPalOptions(
+    name="paypal",
+    provider_type=ProviderType.PAYPAL,
+    api_base="https://paypal.test",
+    assets=("USD",),
+    email_subject="You have a prize",
+    note="Your prize",
+    timeout_s=2.0,
+)
+
+
+class FakePayPal:
+    """PayPal's Payouts API as far as the rail uses it: batches under `PayPal-Request-Id` (the same id answers the
+    first batch), items whose state a test sets, Transaction Search, and faults a test arms."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, dict[str, Any]] = {}  # payout_batch_id -> {request_id, items}
+        self.by_request: dict[str, str] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.tokens = 0
+        self.fail_next: list[httpx.Response | Exception] = []
+        self.lose_answer = False  # the next POST is carried out and its answer lost
+        self.transactions: list[dict[str, Any]] = []
+
+    def item(self, key: str) -> dict[str, Any]:
+        return next(i for b in self.batches.values() for i in b["items"] if i["payout_item"]["sender_item_id"] == key)
+
+    def set_state(self, key: str, state: str, **extra: Any) -> None:
+        self.item(key).update(transaction_status=state, **extra)
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        if path == "/v1/oauth2/token":
+            self.tokens += 1
+            return httpx.Response(200, json={"access_token": f"T{self.tokens}", "expires_in": 32400})
+        assert request.headers["Authorization"].startswith("Bearer T")
+        if self.fail_next:
+            fault = self.fail_next.pop(0)
+            if isinstance(fault, Exception):
+                raise fault
+            return fault
+        if request.method == "POST" and path == "/v1/payments/payouts":
+            return self._create(request)
+        if request.method == "GET" and path.startswith("/v1/payments/payouts/"):
+            batch_id = path.rsplit("/", 1)[1]
+            b = self.batches[batch_id]
+            header = {"payout_batch_id": batch_id, "batch_status": "SUCCESS"}
+            return httpx.Response(200, json={"batch_header": header, "items": b["items"], "total_page": 1})
+        if request.method == "GET" and path.startswith("/v1/payments/payouts-item/"):
+            item_id = path.rsplit("/", 1)[1]
+            return httpx.Response(200, json=self._item_by_id(item_id))
+        if request.method == "POST" and path.endswith("/cancel"):
+            item = self._item_by_id(path.split("/")[-2])
+            if item["transaction_status"] != "UNCLAIMED":
+                return httpx.Response(422, json={"name": "ITEM_CANCELLATION_FAILED"})
+            item["transaction_status"] = "RETURNED"
+            return httpx.Response(200, json=item)
+        if path == "/v1/reporting/transactions":
+            details = [{"transaction_info": t} for t in self.transactions]
+            return httpx.Response(200, json={"transaction_details": details, "page": 1, "total_pages": 1})
+        return httpx.Response(404, json={"name": "RESOURCE_NOT_FOUND"})
+
+    def _item_by_id(self, item_id: str) -> dict[str, Any]:
+        return next(i for b in self.batches.values() for i in b["items"] if i["payout_item_id"] == item_id)
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        request_id = request.headers["PayPal-Request-Id"]
+        body = json.loads(request.content)
+        if request_id not in self.by_request:
+            batch_id = f"PB{len(self.batches) + 1}"
+            self.by_request[request_id] = batch_id
+            items = [
+                {
+                    "payout_item_id": f"{batch_id}I{n}",
+                    "transaction_id": f"{batch_id}T{n}",
+                    "transaction_status": "PENDING",
+                    "payout_batch_id": batch_id,
+                    "payout_item_fee": {"currency": "USD", "value": "0.25"},
+                    "payout_item": {k: v for k, v in i.items() if k != "note"},
+                }
+                for n, i in enumerate(body["items"])
+            ]
+            self.batches[batch_id] = {"request_id": request_id, "items": items}
+        batch_id = self.by_request[request_id]
+        if self.lose_answer:
+            self.lose_answer = False
+            raise httpx.ReadTimeout("the answer was lost")
+        header = {
+            "payout_batch_id": batch_id,
+            "batch_status": "PENDING",
+            "sender_batch_header": body["sender_batch_header"],
+        }
+        return httpx.Response(201, json={"batch_header": header})
+
+
+@pytest.fixture
+def paypal() -> FakePayPal:
+    return FakePayPal()
+
+
+@pytest.fixture
+def books() -> MemoryPayPalBooks:
+    return MemoryPayPalBooks()
+
+
+@pytest.fixture
+def rail(paypal: FakePayPal, books: MemoryPayPalBooks) -> PayPalPayoutProvider:
+    return PayPalPayoutProvider(
+        OPTIONS, keys=PayPalKeys("client", "secret"), books=books, transport=httpx.MockTransport(paypal.handler)
+    )
+
+
+def pay(key: str, amount: int = 1_250, to: str = "player@example.com") -> PayoutInstruction:
+    return PayoutInstruction(
+        payout_id=f"po-{key}",
+        idempotency_key=key,
+        amount=Money(asset="USD", amount=amount),
+        destination=PayoutDestination(type=DestinationType.PAYPAL, address=to),
+    )
+
+
+def lookup(key: str, amount: int = 1_250) -> PayoutLookup:
+    return PayoutLookup(payout_id=f"po-{key}", idempotency_key=key, amount=Money(asset="USD", amount=amount))
+
+
+def result(outcome: Any) -> ProviderPayoutResult:
+    assert isinstance(outcome, ProviderPayoutResult), outcome
+    return outcome
+
+
+async def test_a_batch_is_one_request_of_every_payout_under_its_own_request_id(
+    rail: PayPalPayoutProvider, paypal: FakePayPal, books: MemoryPayPalBooks
+) -> None:
+    out = await rail.create_payouts([pay("k1"), pay("k2", 99, "+14155550100")])
+    assert [result(o).status for o in out] == [S.PENDING, S.PENDING]
+    assert [c for c in paypal.calls if c[1] == "/v1/payments/payouts"] == [("POST", "/v1/payments/payouts")]
+    (batch,) = paypal.batches.values()
+    sent = [i["payout_item"] for i in batch["items"]]
+    assert [(i["sender_item_id"], i["amount"], i["recipient_type"]) for i in sent] == [
+        ("k1", {"value": "12.50", "currency": "USD"}, "EMAIL"),
+        ("k2", {"value": "0.99", "currency": "USD"}, "PHONE"),
+    ]
+    assert books.units[0] == "enter"  # written, and committed, before it was sent
+    (ours,) = books.state.batches.values()
+    assert ours.sender_batch_id == batch["request_id"]
+    assert ours.payout_batch_id == "PB1"
+
+
+async def test_a_payout_created_again_is_never_sent_again(rail: PayPalPayoutProvider, paypal: FakePayPal) -> None:
+    await rail.create_payouts([pay("k1")])
+    paypal.set_state("k1", "SUCCESS")
+    again = result(await rail.create_payout(pay("k1")))
+    assert again.status is S.PAID
+    assert len(paypal.batches) == 1
+    assert sum(1 for c in paypal.calls if c == ("POST", "/v1/payments/payouts")) == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "status", "code"),
+    [
+        ("SUCCESS", None, S.PAID, None),
+        ("PENDING", None, S.PENDING, None),
+        ("UNCLAIMED", None, S.PENDING, None),
+        ("ONHOLD", None, S.PENDING, None),
+        ("RETURNED", None, S.FAILED, C.DESTINATION_NOT_FOUND),
+        ("BLOCKED", None, S.FAILED, C.DESTINATION_BLOCKED),
+        ("FAILED", "RECEIVER_ACCOUNT_LOCKED", S.FAILED, C.DESTINATION_BLOCKED),
+        ("DENIED", None, S.FAILED, C.COMPLIANCE_REJECTED),
+        ("REFUNDED", None, S.RETURNED, None),
+        ("REVERSED", None, S.RETURNED, None),
+    ],
+)
+async def test_an_items_state_is_the_payouts_status(
+    rail: PayPalPayoutProvider,
+    paypal: FakePayPal,
+    state: str,
+    error: str | None,
+    status: ProviderPayoutStatus,
+    code: PayoutErrorCode | None,
+) -> None:
+    await rail.create_payouts([pay("k1")])
+    paypal.set_state("k1", state, **({"errors": {"name": error}} if error else {}))
+    synced = await rail.sync_status(lookup("k1"))
+    assert synced.status is status
+    assert synced.provider_ref == "PB1I0"
+    assert (synced.error.code if synced.error else None) is code
+    assert synced.fee == (Money(asset="USD", amount=25) if status is S.PAID else None)
+
+
+async def test_a_lost_answer_is_asked_again_with_the_very_request_and_paid_once(
+    rail: PayPalPayoutProvider, paypal: FakePayPal, books: MemoryPayPalBooks
+) -> None:
+    paypal.lose_answer = True
+    (lost,) = await rail.create_payouts([pay("k1"), pay("k2")][:1])
+    assert isinstance(lost, PayoutProviderError)
+    assert lost.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    (ours,) = books.state.batches.values()
+    assert ours.payout_batch_id is None
+    paypal.set_state("k1", "SUCCESS")
+    synced = await rail.sync_status(lookup("k1"))
+    assert synced.status is S.PAID
+    posts = [c for c in paypal.calls if c == ("POST", "/v1/payments/payouts")]
+    assert len(posts) == 2  # the first, and the same request again under its id
+    assert len(paypal.batches) == 1  # PayPal made one batch
+    assert books.state.batches[("paypal", ours.sender_batch_id)].payout_batch_id == "PB1"
+
+
+async def test_a_refused_batch_made_nothing_and_its_payouts_may_be_created_again(
+    rail: PayPalPayoutProvider, paypal: FakePayPal, books: MemoryPayPalBooks
+) -> None:
+    paypal.fail_next.append(httpx.Response(422, json={"name": "INSUFFICIENT_FUNDS", "message": "top up"}))
+    (refused,) = await rail.create_payouts([pay("k1")])
+    assert isinstance(refused, PayoutProviderError)
+    assert refused.code is C.INSUFFICIENT_PROVIDER_FUNDS
+    assert refused.retryable
+    assert books.state.batches == {}
+    assert books.state.items == {}
+    with pytest.raises(PayoutProviderError) as not_found:
+        await rail.sync_status(lookup("k1"))
+    assert not_found.value.code is C.PAYOUT_NOT_FOUND
+    assert result(await rail.create_payout(pay("k1"))).status is S.PENDING
+    assert len(paypal.batches) == 1
+
+
+async def test_a_batch_refused_for_good_fails_its_payouts(rail: PayPalPayoutProvider, paypal: FakePayPal) -> None:
+    details = [{"field": "items[0].receiver", "issue": "INVALID"}]
+    paypal.fail_next.append(httpx.Response(400, json={"name": "VALIDATION_ERROR", "details": details}))
+    (failed,) = await rail.create_payouts([pay("k1")])
+    assert result(failed).status is S.FAILED
+    assert result(failed).error is not None
+    assert not result(failed).error.retryable  # type: ignore[union-attr]
+
+
+async def test_an_outage_of_a_create_is_unknown_and_of_a_read_is_not(
+    rail: PayPalPayoutProvider, paypal: FakePayPal
+) -> None:
+    paypal.fail_next.append(httpx.Response(503, json={"name": "INTERNAL_SERVICE_ERROR"}))
+    (unknown,) = await rail.create_payouts([pay("k1")])
+    assert isinstance(unknown, PayoutProviderError)
+    assert unknown.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    paypal.fail_next.append(httpx.Response(503, json={"name": "INTERNAL_SERVICE_ERROR"}))
+    with pytest.raises(PayoutProviderError) as again:  # its sync sends the very request again: still unknown
+        await rail.sync_status(lookup("k1"))
+    assert again.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    await rail.create_payouts([pay("k2")])
+    paypal.fail_next.append(httpx.Response(503, json={"name": "INTERNAL_SERVICE_ERROR"}))
+    with pytest.raises(PayoutProviderError) as read:  # an answered batch is only read
+        await rail.sync_status(lookup("k2"))
+    assert read.value.code is C.PROVIDER_UNAVAILABLE
+
+
+async def test_a_replayed_batch_paypal_no_longer_answers_stays_unknown_for_a_person(
+    rail: PayPalPayoutProvider, paypal: FakePayPal
+) -> None:
+    """PayPal refuses a reused `sender_batch_id` (400 USER_BUSINESS_ERROR on SENDER_BATCH_ID) once it no longer
+    answers the request id again: the batch exists, its answer is lost; nothing is forgotten or sent again."""
+    paypal.lose_answer = True
+    await rail.create_payouts([pay("k1")])
+    details = [{"field": "SENDER_BATCH_ID", "issue": "Batch with given sender_batch_id already exists"}]
+    paypal.fail_next.append(httpx.Response(400, json={"name": "USER_BUSINESS_ERROR", "details": details}))
+    with pytest.raises(PayoutProviderError) as lost:
+        await rail.sync_status(lookup("k1"))
+    assert lost.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    paypal.fail_next.append(httpx.Response(400, json={"name": "USER_BUSINESS_ERROR", "details": details}))
+    with pytest.raises(PayoutProviderError) as again:
+        await rail.create_payout(pay("k1"))  # created again: the same batch asked about, never a second one
+    assert again.value.code is C.TIMEOUT_UNKNOWN_OUTCOME
+    assert len(paypal.batches) == 1
+
+
+async def test_a_payout_no_batch_carried_is_not_found_and_another_payouts_key_is_refused(
+    rail: PayPalPayoutProvider,
+) -> None:
+    with pytest.raises(PayoutProviderError) as missing:
+        await rail.sync_status(lookup("nobody"))
+    assert missing.value.code is C.PAYOUT_NOT_FOUND
+    await rail.create_payouts([pay("k1")])
+    with pytest.raises(PayoutProviderError) as other:
+        await rail.sync_status(lookup("k1", amount=999))
+    assert other.value.code is C.DUPLICATE_REQUEST
+
+
+async def test_only_an_unclaimed_item_is_cancelled(rail: PayPalPayoutProvider, paypal: FakePayPal) -> None:
+    await rail.create_payouts([pay("k1"), pay("k2")])
+    paypal.set_state("k1", "UNCLAIMED")
+    paypal.set_state("k2", "SUCCESS")
+    cancelled = await rail.cancel(lookup("k1"))
+    assert (cancelled.status, cancelled.raw_status) == (S.CANCELLED, "RETURNED")
+    with pytest.raises(PayoutProviderError) as late:
+        await rail.cancel(lookup("k2"))
+    assert late.value.code is C.NOT_CANCELLABLE
+
+
+async def test_a_token_is_traded_once_and_again_when_paypal_ends_it(
+    rail: PayPalPayoutProvider, paypal: FakePayPal
+) -> None:
+    await rail.create_payouts([pay("k1")])
+    await rail.sync_status(lookup("k1"))
+    assert paypal.tokens == 1
+    paypal.fail_next.append(httpx.Response(401, json={"error": "invalid_token"}))
+    await rail.sync_status(lookup("k1"))
+    assert paypal.tokens == 2
+
+
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [
+        ("player@example.com", True),
+        ("+14155550100", True),
+        ("ABCDEFGHJKLMN", True),
+        ("not-an-address", False),
+        ("+12", False),
+        ("abcdefghjklmn", False),
+    ],
+)
+def test_a_destination_is_an_email_a_phone_or_a_paypal_id(rail: PayPalPayoutProvider, address: str, ok: bool) -> None:
+    assert (recipient_of(address) is not None) is ok
+    error = rail.validate(pay("k1", to=address))
+    assert (error is None) is ok
+
+
+def test_a_key_longer_than_paypals_item_id_is_refused_before_anything_is_made(rail: PayPalPayoutProvider) -> None:
+    error = rail.validate(pay("k" * 64))
+    assert error is not None
+    assert error.code is C.INVALID_REQUEST
+
+
+async def test_the_statement_names_our_payouts_by_key_and_keeps_the_rest_for_a_person(
+    rail: PayPalPayoutProvider, paypal: FakePayPal
+) -> None:
+    await rail.create_payouts([pay("k1")])
+    paypal.set_state("k1", "SUCCESS")
+    await rail.sync_status(lookup("k1"))  # the item's ids are learned here
+    at = "2026-11-28T10:00:00+0000"
+
+    def tx(tid: str, value: str, fee: str | None = None, ref: str | None = None, code: str = "T0001") -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "transaction_id": tid,
+            "transaction_event_code": code,
+            "transaction_initiation_date": at,
+            "transaction_amount": {"currency_code": "USD", "value": value},
+            "transaction_status": "S",
+        }
+        if fee is not None:
+            doc["fee_amount"] = {"currency_code": "USD", "value": fee}
+        if ref is not None:
+            doc["paypal_reference_id"] = ref
+        return doc
+
+    paypal.transactions = [
+        tx("PB1T0", "-12.50", "-0.25"),  # a fee folded into the movement
+        tx("F1", "-0.25", ref="PB1T0", code="T0104"),  # a fee of its own (the emulator's, PayPal's T0104)
+        tx("R1", "12.50", ref="PB1T0", code="T1114"),
+        tx("FB1", "0.25", ref="PB1T0", code="T1108"),
+        tx("X1", "-3.00", code="T0400"),
+        tx("D1", "-1.00", ref="PB1T0", code="T0001") | {"transaction_status": "D"},
+    ]
+    since = datetime(2026, 11, 28, 9, tzinfo=UTC)
+    page = await rail.statement(since, since + timedelta(hours=2))
+    got = [(line.line_id, line.kind, line.amount, line.reference, line.provider_ref) for line in page.lines]
+    assert got == [
+        ("PB1T0", StatementLineKind.PAYOUT, 1250, "k1", "PB1I0"),
+        ("PB1T0:fee", StatementLineKind.FEE, 25, "k1", "PB1I0"),
+        ("F1", StatementLineKind.FEE, 25, "k1", "PB1I0"),
+        ("R1", StatementLineKind.REVERSAL, 1250, "k1", "PB1I0"),
+        ("FB1", StatementLineKind.CREDIT, 25, "k1", "PB1I0"),
+        ("X1", StatementLineKind.DEBIT, 300, None, "X1"),
+    ]
+    assert page.next_cursor is None
+    outside: Callable[[], Any] = lambda: rail.statement(since + timedelta(hours=2), since + timedelta(hours=3))  # noqa: E731
+    assert (await outside()).lines == ()
