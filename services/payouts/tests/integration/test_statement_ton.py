@@ -17,6 +17,7 @@ import pytest
 from prizeflow_contracts.providers import ListsStatement, StatementLine, StatementLineKind
 from prizeflow_devstack.infra import Infra
 from prizeflow_payouts.adapters.ton import TonWalletProvider
+from prizeflow_payouts.adapters.ton.books import ton_books
 from prizeflow_payouts.adapters.ton.statement import TonStatement
 from prizeflow_payouts.adapters.ton.toncenter import ToncenterClient
 from prizeflow_runtime.db import create_engine
@@ -75,7 +76,7 @@ async def test_statement_lists_transfers_fees_and_each_injected_discrepancy(
         # The service runs on its own event loop: the test reads through a statement of its own on the same books.
         client = ToncenterClient(served.o.api_url, api_key=served.o.api_key, timeout_s=5)
         engine = create_engine(db, pool_size=2)
-        provider = TonStatement(served.o, client, lambda: engine, page_limit=2)  # several pages
+        provider = TonStatement(served.o, client, ton_books(engine, served.o.name), page_limit=2)  # several pages
         try:
             await _check(s, provider, db, since, keys)
         finally:
@@ -212,7 +213,7 @@ async def test_a_highload_batch_is_one_line_per_item_and_its_fees_split(
         assert isinstance(served, TonWalletProvider)
         client = ToncenterClient(served.o.api_url, api_key=served.o.api_key, timeout_s=5)
         engine = create_engine(db, pool_size=2)
-        provider = TonStatement(served.o, client, lambda: engine, page_limit=2)
+        provider = TonStatement(served.o, client, ton_books(engine, served.o.name), page_limit=2)
         try:
             ours = {
                 r["id"]: r

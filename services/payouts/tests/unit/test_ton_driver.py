@@ -200,10 +200,6 @@ class Books:
         self.staged.extend(events)
 
 
-def no_database() -> Any:
-    raise AssertionError("the driver reads and writes its books only through TonBooks")
-
-
 def block_doc(utime: int) -> dict[str, Any]:
     """A masterchain `ton.blockIdExt` (its seqno stands for its time here)."""
     return {"@type": "ton.blockIdExt", "workchain": -1, "shard": "-9223372036854775808", "seqno": utime,
@@ -328,7 +324,7 @@ class Rig:
             source="payouts",
         )  # fmt: skip
         api: Any = self.api  # toncenter's client in the shape the driver reads
-        self.driver = TonDriver(options, api, db=no_database, clock=lambda: self.now, books=self.books.begin)
+        self.driver = TonDriver(options, api, uow=self.books.begin, clock=lambda: self.now)
 
     async def build(self, key: str) -> dict[str, Any]:
         assert await self.driver.tick()

@@ -3,7 +3,8 @@
 Queued payouts of the wallet are grouped into batches of up to `batch_size` (one payout per destination and asset
 in a batch; a payout requeued after the signer refused its batch goes alone), one highload message and ONE
 signature request per batch (`payout_ids` lists all of them). Several batches are in flight at once (no seqno),
-at most `max_batches_in_flight`. Each pass, in one transaction under the provider's advisory lock:
+at most `max_batches_in_flight`. Each pass, in one unit of work of the rail's books (books.py) under the
+provider's advisory lock taken in it:
 
 1. every live batch is driven: unsigned ones are asked again (`resign_after_s`); a signed one is looked for among
    the wallet's transactions (its external message's hash) and, not found, sent again (the SAME message) while
@@ -29,6 +30,23 @@ at most `max_batches_in_flight`. Each pass, in one transaction under the provide
 
 Unsigned or out-of-band batches past their time expire only if no wallet transaction carries their signed hash
 (any signature) and the query id is not processed; else the lane logs and waits for an operator.
+
+Why a pass stays ONE unit of work across its toncenter calls (steps 1-3 read the chain between locking the batches
+and writing what it showed; step 4 calls no provider):
+
+- its exclusivity is `pg_try_advisory_xact_lock`, transaction-scoped: a commit between the read and the write
+  releases it, and another replica may judge the same batch from its own reads (landed on one node, expired on a
+  lagging one) and write its verdict too;
+- each write is guarded by the state it names, but a verdict moves several rows whose guards do not see each
+  other (expiry: batch, items, then payouts back to `queued`; landing: item, then payout from `sending`). A stale
+  expiry written after a newer pass rebuilt those payouts into another batch finds them `sending` again and
+  queues them twice (paid twice); a stale landing marks a payout of the newer batch paid. Splitting needs every
+  write to re-lock the batch, compare it with what was read and drop a stale verdict, and each transition to
+  check its row count before the next: not done here;
+- building takes the next query sequence number as `max + 1`: safe only while one pass builds at a time.
+
+So the live batches (`FOR UPDATE`) and the payouts a pass moves stay locked across its toncenter calls, each
+bounded by the client's `timeout_s`: a signer answer for one of them waits for the pass.
 """
 
 from __future__ import annotations
@@ -36,38 +54,28 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
-
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.signer import TonBatchSignatureRequested, TonTransferIntent
-from prizeflow_payouts.adapters.ton import batch_store as b_q
 from prizeflow_payouts.adapters.ton import rules
-from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.books import Row, SqlTonBooks
 from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
 from prizeflow_payouts.adapters.ton.jetton import REFUSED_DETAIL, Hop, destination_hop
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.pager import Pass
 from prizeflow_payouts.adapters.ton.statement import shares_of
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError, ToncenterClient
-from prizeflow_runtime.outbox import add_events
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
 from prizeflow_ton.highload import EXIT_ALREADY_EXECUTED, HighloadBatch, QueryId, inner
-from prizeflow_ton.messages import (
-    TransferKind,
-    to_b64,
-)
+from prizeflow_ton.messages import TransferKind, to_b64
 
 log = logging.getLogger(__name__)
 C = PayoutErrorCode
 ALREADY_EXECUTED: Final = "already_executed"  # a sendBoc of this batch answered exit code 36
-
-
-def _row(mapping: Any) -> dict[str, Any]:
-    return dict(mapping) if mapping is not None else {}
 
 
 class TonBatchDriver:
@@ -76,13 +84,13 @@ class TonBatchDriver:
         options: TonOptions,
         client: ToncenterClient,
         *,
-        db: Callable[[], AsyncEngine],
+        uow: Callable[[], AbstractAsyncContextManager[SqlTonBooks]],
         clock: Callable[[], float],
     ) -> None:
         self.o = options
         self.name = options.name
         self.client = client
-        self._db = db
+        self.uow = uow  # one pass's unit of work (books.py)
         self.clock = clock
         self.freshness = NodeFreshness(self.name, client, clock)
         self._jetton_wallets = {a.jetton_wallet: a for a in options.assets.values() if a.jetton_wallet}
@@ -92,10 +100,10 @@ class TonBatchDriver:
 
     async def tick(self) -> bool:
         """One pass; True if it changed something (the loop goes again at once)."""
-        async with self._db().begin() as conn:
-            if not (await conn.execute(q.DRIVER_LOCK, {"provider": self.name})).scalar():
+        async with self.uow() as books:
+            if not await books.lead():
                 return False  # another replica drives this wallet
-            if (await conn.execute(b_q.OPEN_V4R2_MESSAGES, {"provider": self.name})).scalar():
+            if await books.batches.v4r2_messages_live():
                 log.error(
                     "ton provider switched to highload_v3 with wallet v4r2 messages still live: not batching",
                     extra={"provider": self.name},
@@ -103,46 +111,41 @@ class TonBatchDriver:
                 return False
             run = Pass(self.client)
             changed = False
-            driven = [_row(b) for b in (await conn.execute(b_q.DRIVEN, {"provider": self.name})).mappings().all()]
+            driven = await books.batches.driven()
             if any(b["state"] != "landed" and self.clock() > self._deadline(b) for b in driven):
                 run.node_time = await self.freshness.node_time()  # before any read a verdict rests on
             for batch in driven:
                 try:
-                    changed |= await self._drive(conn, run, batch)
+                    changed |= await self._drive(books, run, batch)
                 except TonApiError as err:
                     log.warning(
                         "ton batch check unavailable",
                         extra={"provider": self.name, "request_id": batch["request_id"], "code": err.code.value},
                     )
-            live = int((await conn.execute(b_q.LIVE_COUNT, {"provider": self.name})).scalar() or 0)
-            while live < self.o.max_batches_in_flight and await self._build(conn):
+            live = await books.batches.live()
+            while live < self.o.max_batches_in_flight and await self._build(books):
                 live += 1
                 changed = True
             return changed
 
     # -- building --------------------------------------------------------------------------------------------
 
-    async def _build(self, conn: AsyncConnection) -> bool:
-        limit = min(4 * self.o.batch_size, 1000)
-        rows = [_row(r) for r in (await conn.execute(b_q.QUEUED, {"provider": self.name, "limit": limit})).mappings()]
+    async def _build(self, books: SqlTonBooks) -> bool:
+        rows = await books.batches.due_payouts(min(4 * self.o.batch_size, 1000))
         group = rules.group(rows, self.o.batch_size)
         if not group:
             return False
         full = len(group) >= self.o.batch_size or bool(group[0]["solo"])
         if not full and float(rows[0]["waited_s"] or 0) < self.o.batch_linger_s:
             return False  # a partial batch waits a moment for company
-        seqno = int((await conn.execute(b_q.NEXT_QUERY_SEQNO, {"wallet": self.o.wallet})).scalar() or 0)
+        seqno = await books.batches.next_query_seqno(self.o.wallet)
         query = QueryId.from_sequence(seqno)
         created_at = int(self.clock()) - self.o.created_at_lag_s
-        busy = (
-            await conn.execute(
-                b_q.QUERY_ID_BUSY_UNTIL, {"wallet": self.o.wallet, "query_id": query.value, "created_at": created_at}
-            )
-        ).scalar()
+        busy = await books.batches.query_id_busy_until(self.o.wallet, query.value, created_at)
         if busy is not None:
             log.error(
                 "ton highload query id still in use: not building",
-                extra={"provider": self.name, "query_id": query.value, "free_at": int(busy)},
+                extra={"provider": self.name, "query_id": query.value, "free_at": busy},
             )
             return False
         transfers = tuple(
@@ -182,12 +185,10 @@ class TonBatchDriver:
             ],
         )
         for r in group:
-            await conn.execute(q.PAYOUT_SENDING, {"provider": self.name, "key": r["idempotency_key"]})
-        await conn.execute(
-            b_q.INSERT_BATCH,
+            await books.payouts.sending(r["idempotency_key"])
+        await books.batches.add(
             {
                 "request_id": request.request_id,
-                "provider": self.name,
                 "wallet": self.o.wallet,
                 "query_seqno": seqno,
                 "query_id": query.value,
@@ -197,14 +198,9 @@ class TonBatchDriver:
                 "inner_hash": bytes(cell.hash).hex(),
                 "request": request.model_dump_json(),
             },
-        )
-        await conn.execute(
-            b_q.INSERT_ITEM,
             [
                 {
-                    "request_id": request.request_id,
                     "position": n,
-                    "provider": self.name,
                     "key": r["idempotency_key"],
                     "payout_id": r["payout_id"],
                     "asset": r["asset"],
@@ -215,7 +211,7 @@ class TonBatchDriver:
                 for n, (r, t) in enumerate(zip(group, transfers, strict=True))
             ],
         )
-        await add_events(conn, [self._request_event(request, 1)])
+        await books.stage([self._request_event(request, 1)])
         log.info(
             "ton batch built",
             extra={"provider": self.name, "request_id": request.request_id, "payouts": len(group), "seqno": seqno},
@@ -233,35 +229,35 @@ class TonBatchDriver:
 
     # -- driving ---------------------------------------------------------------------------------------------
 
-    async def _drive(self, conn: AsyncConnection, run: Pass, b: dict[str, Any]) -> bool:
+    async def _drive(self, books: SqlTonBooks, run: Pass, b: dict[str, Any]) -> bool:
         if b["state"] == "landed":
-            return await self._resolve(conn, run, b, None)
+            return await self._resolve(books, run, b, None)
         if b["state"] in ("awaiting_signature", "external"):
-            return await self._drive_unsigned(conn, run, b)
-        return await self._drive_signed(conn, run, b)
+            return await self._drive_unsigned(books, run, b)
+        return await self._drive_signed(books, run, b)
 
     def _deadline(self, b: Mapping[str, Any]) -> int:
         """created_at + timeout + margin: past it, a batch not seen landed may be declared dead."""
         return int(b["created_at_chain"]) + int(b["timeout_s"]) + self.o.expiry_margin_s
 
-    async def _drive_unsigned(self, conn: AsyncConnection, run: Pass, b: dict[str, Any]) -> bool:
+    async def _drive_unsigned(self, books: SqlTonBooks, run: Pass, b: dict[str, Any]) -> bool:
         now = self.clock()
         if now > self._deadline(b):
-            return await self._expire_unsent(conn, run, b, f"not signed before it expired ({b['state']})")
+            return await self._expire_unsent(books, run, b, f"not signed before it expired ({b['state']})")
         if b["state"] == "awaiting_signature" and now - b["updated_at"].timestamp() >= self.o.resign_after_s:
-            n = (await conn.execute(b_q.BATCH_SIGN_AGAIN, {"id": b["request_id"]})).scalar()
+            n = await books.batches.sign_again(b["request_id"])
             request = TonBatchSignatureRequested.model_validate_json(b["request"])
-            await add_events(conn, [self._request_event(request, int(n or 1))])
+            await books.stage([self._request_event(request, n)])
         return False
 
-    async def _drive_signed(self, conn: AsyncConnection, run: Pass, b: dict[str, Any]) -> bool:
+    async def _drive_signed(self, books: SqlTonBooks, run: Pass, b: dict[str, Any]) -> bool:
         now = self.clock()
         expires_at = int(b["created_at_chain"]) + int(b["timeout_s"])
         tx = await run.of(self.o.wallet).find(rules.in_hash(b["message_hash"]), since=b["created_at"].timestamp())
         if tx is not None:
-            await conn.execute(b_q.BATCH_LANDED, {"id": b["request_id"], "external_tx": tx.hash, "fee": tx.fee})
+            await books.batches.landed(b["request_id"], tx.hash, tx.fee)
             b.update(state="landed", external_tx_hash=tx.hash, external_fee=tx.fee)
-            await self._resolve(conn, run, b, tx)
+            await self._resolve(books, run, b, tx)
             return True
         if now < expires_at:
             try:
@@ -270,16 +266,14 @@ class TonBatchDriver:
                 log.info("ton batch send refused", extra={"provider": self.name, "code": err.code.value})
                 if err.exit_code == EXIT_ALREADY_EXECUTED:
                     detail = "a sendBoc answered exit code 36: its query id is processed (it may have landed)"
-                    await conn.execute(
-                        b_q.BATCH_EVIDENCE, {"id": b["request_id"], "code": ALREADY_EXECUTED, "detail": detail}
-                    )
-            await conn.execute(b_q.BATCH_SENT, {"id": b["request_id"]})
+                    await books.batches.already_executed(b["request_id"], ALREADY_EXECUTED, detail)
+            await books.batches.sent(b["request_id"])
             return False
         if now > self._deadline(b):
-            return await self._expire_if_dead(conn, run, b)
+            return await self._expire_if_dead(books, run, b)
         return False
 
-    async def _expire_if_dead(self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any]) -> bool:
+    async def _expire_if_dead(self, books: SqlTonBooks, run: Pass, b: Mapping[str, Any]) -> bool:
         """Past created_at + timeout (+ margin) and not among the wallet's transactions since it was built: dead
         only if no sendBoc answered "already executed", its query id is not in the wallet's processed sets, and
         the node's view is from past that deadline (the pass's node time, the `processed?` answer's block)."""
@@ -300,9 +294,9 @@ class TonBatchDriver:
             return False
         if not self.freshness.fresh(b["request_id"], self._deadline(b), run.node_time, read.block_time):
             return False
-        return await self._expire(conn, b, "not included before created_at + timeout")
+        return await self._expire(books, b, "not included before created_at + timeout")
 
-    async def _expire_unsent(self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any], why: str) -> bool:
+    async def _expire_unsent(self, books: SqlTonBooks, run: Pass, b: Mapping[str, Any], why: str) -> bool:
         """An unsigned or out-of-band batch past its time: an operator's tool may have broadcast it, so it is dead
         only if no wallet transaction carries its signed hash, its query id is not processed, and the node's view
         is from past its deadline."""
@@ -318,28 +312,15 @@ class TonBatchDriver:
         assert read is not None
         if not self.freshness.fresh(b["request_id"], self._deadline(b), run.node_time, read.block_time):
             return False  # the node may not show a landing yet: wait
-        return await self._expire(conn, b, why)
+        return await self._expire(books, b, why)
 
-    async def _expire(self, conn: AsyncConnection, b: Mapping[str, Any], why: str) -> bool:
-        items = (await conn.execute(b_q.ITEMS, {"id": b["request_id"]})).mappings().all()
-        await conn.execute(
-            b_q.BATCH_CLOSED, {"id": b["request_id"], "state": "expired", "code": C.TX_EXPIRED.value, "detail": why}
-        )
-        await conn.execute(
-            b_q.ITEMS_CLOSED, {"id": b["request_id"], "state": "expired", "code": C.TX_EXPIRED.value, "detail": why}
-        )
-        for item in items:
-            if item["state"] != "in_flight":
-                continue
-            params = {"provider": self.name, "key": item["idempotency_key"]}
-            payout = (await conn.execute(q.PAYOUT_FOR_UPDATE, params)).mappings().first()
-            if payout is not None and int(payout["messages"]) >= self.o.max_messages:
-                detail = f"{payout['messages']} messages expired without landing"
-                await conn.execute(
-                    q.PAYOUT_FAILED, {**params, "code": C.TX_EXPIRED.value, "retryable": True, "detail": detail}
-                )
-            else:
-                await conn.execute(q.PAYOUT_REQUEUE, {**params, "not_before": datetime.now(UTC)})
+    async def _expire(self, books: SqlTonBooks, b: Mapping[str, Any], why: str) -> bool:
+        items = await books.batches.items(b["request_id"])
+        await books.batches.closed(b["request_id"], "expired", C.TX_EXPIRED.value, why)
+        for key in (i["idempotency_key"] for i in items if i["state"] == "in_flight"):
+            await books.payouts.expired(
+                key, code=C.TX_EXPIRED.value, max_messages=self.o.max_messages, now=datetime.now(UTC)
+            )
         log.info("ton batch expired", extra={"provider": self.name, "request_id": b["request_id"]})
         return True
 
@@ -351,9 +332,9 @@ class TonBatchDriver:
         except InvalidTonAddressError as err:
             raise TonApiError(C.PROVIDER_UNAVAILABLE, f"unreadable address in a transaction: {err}") from None
 
-    async def _resolve(self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any], tx: ChainTx | None) -> bool:
+    async def _resolve(self, books: SqlTonBooks, run: Pass, b: Mapping[str, Any], tx: ChainTx | None) -> bool:
         """The payouts of a landed batch, from the wallet's second transaction (the internal transfer's)."""
-        items = [_row(i) for i in (await conn.execute(b_q.ITEMS, {"id": b["request_id"]})).mappings().all()]
+        items = await books.batches.items(b["request_id"])
         if not any(i["state"] == "in_flight" for i in items):
             return False
         wallet = run.of(self.o.wallet)
@@ -361,7 +342,7 @@ class TonBatchDriver:
         if tx is None and b.get("internal_tx_hash") is not None:
             known = await wallet.find(lambda t: t.hash == b["internal_tx_hash"], since=since)
             if known is not None:
-                return await self._settle(conn, run, b, items, known)
+                return await self._settle(books, run, b, items, known)
         if tx is None:
             tx = await wallet.find(lambda t: t.hash == b["external_tx_hash"], since=since)
             if tx is None:
@@ -369,15 +350,13 @@ class TonBatchDriver:
                 return False
         if not tx.out_msgs:  # the query id is consumed; the wallet could not even pay its internal transfer
             error = self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "landed, but the wallet could not pay its own gas")
-            return await self._fail_rest(conn, b, items, error, None)
+            return await self._fail_rest(books, b, items, error)
         second = await self._internal_transaction(run, b, tx)
         if second is None:
             return False
         if b.get("internal_tx_hash") is None:
-            await conn.execute(
-                b_q.BATCH_INTERNAL_TX, {"id": b["request_id"], "internal_tx": second.hash, "fee": second.fee}
-            )
-        return await self._settle(conn, run, b, items, second)
+            await books.batches.internal_landed(b["request_id"], second.hash, second.fee)
+        return await self._settle(books, run, b, items, second)
 
     async def _internal_transaction(self, run: Pass, b: Mapping[str, Any], tx: ChainTx) -> ChainTx | None:
         """The wallet's transaction of the internal transfer the external one sent itself (None: not yet)."""
@@ -398,7 +377,7 @@ class TonBatchDriver:
         return second
 
     async def _settle(
-        self, conn: AsyncConnection, run: Pass, b: Mapping[str, Any], items: list[dict[str, Any]], tx: ChainTx
+        self, books: SqlTonBooks, run: Pass, b: Mapping[str, Any], items: list[dict[str, Any]], tx: ChainTx
     ) -> bool:
         outs, unreadable = rules.read_outs(tx, self._jetton_wallets)
         claimed: dict[int, rules.Out] = {}
@@ -409,7 +388,7 @@ class TonBatchDriver:
                 claimed[int(item["position"])] = found
                 free.remove(found)
         unaccounted = unreadable + len(free)
-        fees = await self._item_fees(conn, b, items, sorted(claimed), tx)
+        fees = await self._item_fees(books, b, items, sorted(claimed), tx)
         changed = False
         for item in items:
             if item["state"] != "in_flight":
@@ -425,11 +404,11 @@ class TonBatchDriver:
                 error = self._error(
                     C.INSUFFICIENT_PROVIDER_FUNDS, "the wallet skipped this transfer (balance short): nothing moved"
                 )
-                changed |= await self._item_failed(conn, b, item, error, None)
+                changed |= await self._item_failed(books, b, item, error, None)
                 continue
             asset = self.o.assets[item["asset"]]
             if not asset.is_jetton:
-                changed |= await self._item_paid(conn, b, item, out.message, tx, fees.get(int(item["position"])))
+                changed |= await self._item_paid(books, b, item, out.message, tx, fees.get(int(item["position"])))
                 continue
             assert asset.jetton_wallet is not None
             jtx = await run.of(asset.jetton_wallet).find(rules.in_hash(out.message.hash), since=tx.utime)
@@ -443,7 +422,7 @@ class TonBatchDriver:
             onward = [m for m in jtx.out_msgs if self._raw(m.destination) != self.o.wallet]
             if not onward:  # only a bounce back to our wallet, or nothing (toncenter v2 has no `aborted`)
                 error = self._error(C.INSUFFICIENT_PROVIDER_FUNDS, "our jetton wallet bounced the transfer")
-                changed |= await self._item_failed(conn, b, item, error, out.message.hash)
+                changed |= await self._item_failed(books, b, item, error, out.message.hash)
                 continue
             hop = await destination_hop(self.client, asset.jetton_wallet, onward)
             if hop is Hop.PENDING:
@@ -455,18 +434,17 @@ class TonBatchDriver:
                 )
             elif hop is Hop.REFUSED:
                 error = self._error(C.DESTINATION_BLOCKED, REFUSED_DETAIL)
-                changed |= await self._item_failed(conn, b, item, error, out.message.hash)
+                changed |= await self._item_failed(books, b, item, error, out.message.hash)
             else:
-                changed |= await self._item_paid(conn, b, item, out.message, tx, fees.get(int(item["position"])))
+                changed |= await self._item_paid(books, b, item, out.message, tx, fees.get(int(item["position"])))
         return changed
 
     async def _item_fees(
-        self, conn: AsyncConnection, b: Mapping[str, Any], items: list[dict[str, Any]], carried: list[int], tx: ChainTx
+        self, books: SqlTonBooks, b: Mapping[str, Any], items: list[dict[str, Any]], carried: list[int], tx: ChainTx
     ) -> dict[int, int]:
-        """Each carried item's share of the batch's transaction fees (external + internal, in nanotons), split
-        over the items whose out-message the internal transaction `tx` carried, in position order, as the
-        statement splits them (`shares_of`). Recorded once (the first read); an item's recorded share stands.
-        The external transaction's fee unknown (a batch landed before migration 0018): none."""
+        """Each carried item's share of the batch's transaction fees (external + internal, in nanotons), over the
+        items whose out-message `tx` carried, in position order, as the statement splits them (`shares_of`).
+        Recorded once (the first read). The external fee unknown (landed before migration 0018): none."""
         recorded = {int(i["position"]): int(i["fee"]) for i in items if i.get("fee") is not None}
         external = b.get("external_fee")
         if external is None or not carried:
@@ -477,60 +455,30 @@ class TonBatchDriver:
             if position in recorded:
                 fees[position] = recorded[position]
                 continue
-            await conn.execute(b_q.ITEM_FEE, {"id": b["request_id"], "position": position, "fee": share})
+            await books.batches.item_fee(b["request_id"], position, share)
             fees[position] = share
         return fees
 
     async def _item_paid(  # noqa: PLR0917 - the item, what paid it and its fee
         self,
-        conn: AsyncConnection,
+        books: SqlTonBooks,
         b: Mapping[str, Any],
         item: Mapping[str, Any],
         out: ChainMessage,
         tx: ChainTx,
         fee: int | None,
     ) -> bool:
-        await conn.execute(b_q.ITEM_PAID, {"id": b["request_id"], "position": item["position"], "out_msg": out.hash})
-        await conn.execute(
-            q.PAYOUT_PAID,
-            {
-                "provider": self.name,
-                "key": item["idempotency_key"],
-                "hash": b["message_hash"],
-                "tx_hash": tx.hash,
-                "fee": fee,
-            },
-        )
+        await books.batches.item_paid(b["request_id"], int(item["position"]), out.hash)
+        await books.payouts.paid(item["idempotency_key"], message_hash=b["message_hash"], tx_hash=tx.hash, fee=fee)
         log.info("ton batch payout landed", extra={"provider": self.name, "payout_id": item["payout_id"]})
         return True
 
     async def _item_failed(
-        self,
-        conn: AsyncConnection,
-        b: Mapping[str, Any],
-        item: Mapping[str, Any],
-        error: PayoutError,
-        out_msg: str | None,
+        self, books: SqlTonBooks, b: Mapping[str, Any], item: Mapping[str, Any], error: PayoutError, out_msg: str | None
     ) -> bool:
-        await conn.execute(
-            b_q.ITEM_FAILED,
-            {
-                "id": b["request_id"],
-                "position": item["position"],
-                "out_msg": out_msg,
-                "code": error.code.value,
-                "detail": error.message,
-            },
-        )
-        await conn.execute(
-            q.PAYOUT_FAILED,
-            {
-                "provider": self.name,
-                "key": item["idempotency_key"],
-                "code": error.code.value,
-                "retryable": error.retryable,
-                "detail": error.message,
-            },
+        await books.batches.item_failed(b["request_id"], int(item["position"]), out_msg, error)
+        await books.payouts.failed(
+            item["idempotency_key"], code=error.code.value, retryable=error.retryable, detail=error.message
         )
         log.warning(
             "ton batch payout landed without paying",
@@ -538,18 +486,11 @@ class TonBatchDriver:
         )
         return True
 
-    async def _fail_rest(
-        self,
-        conn: AsyncConnection,
-        b: Mapping[str, Any],
-        items: list[dict[str, Any]],
-        error: PayoutError,
-        out_msg: str | None,
-    ) -> bool:
+    async def _fail_rest(self, books: SqlTonBooks, b: Mapping[str, Any], items: list[Row], error: PayoutError) -> bool:
         changed = False
         for item in items:
             if item["state"] == "in_flight":
-                changed |= await self._item_failed(conn, b, item, error, out_msg)
+                changed |= await self._item_failed(books, b, item, error, None)
         return changed
 
 

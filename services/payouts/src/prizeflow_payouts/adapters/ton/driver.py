@@ -1,7 +1,7 @@
 """`TonDriver`: the one loop that moves a `ton_wallet` provider's payouts (one message in flight per wallet).
 
-See the provider's docstring for the rules; every pass runs in one transaction under an advisory lock, so one
-replica drives a wallet at a time.
+See the provider's docstring for the rules; every pass runs in one unit of work (`uow`: the rail's, books.py)
+under an advisory lock taken in it, so one replica drives a wallet at a time.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from prizeflow_contracts.envelope import Envelope, event_id_for, new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
 from prizeflow_contracts.events.signer import TonSignatureRequested, TonTransferIntent
 from prizeflow_payouts.adapters.ton import rules
-from prizeflow_payouts.adapters.ton.books import Row, TonBooks, sql_books
+from prizeflow_payouts.adapters.ton.books import Row, TonBooks
 from prizeflow_payouts.adapters.ton.freshness import NodeFreshness
 from prizeflow_payouts.adapters.ton.jetton import REFUSED_DETAIL, Hop, destination_hop
 from prizeflow_payouts.adapters.ton.options import TonOptions
@@ -53,14 +51,13 @@ class TonDriver:
         options: TonOptions,
         client: ToncenterClient,
         *,
-        db: Callable[[], AsyncEngine],
+        uow: Callable[[], AbstractAsyncContextManager[TonBooks]],
         clock: Callable[[], float],
-        books: Callable[[], AbstractAsyncContextManager[TonBooks]] | None = None,
     ) -> None:
         self.o = options
         self.name = options.name
         self.client = client
-        self._books = books or sql_books(db, options.name)
+        self.uow = uow  # one pass's unit of work (books.py)
         self.clock = clock
         self.freshness = NodeFreshness(self.name, client, clock)
 
@@ -69,7 +66,7 @@ class TonDriver:
 
     async def tick(self) -> bool:
         """One pass; True if it changed something (the loop goes again at once)."""
-        async with self._books() as books:
+        async with self.uow() as books:
             if not await books.lead():
                 return False  # another replica drives this wallet
             message = await books.in_flight()

@@ -24,6 +24,10 @@ the landed transaction: a v4r2 message's whole fee, a batch item's share of its 
 the statement splits them), so payouts books it and reconciliation matches the statement's FEE lines.
 A retryable failure is reported once as `failed`; afterwards `sync_status` answers `payout_not_found` (nothing
 moved, creating again with the same key is safe) and `create_payout` queues it again.
+
+The provider's tables are its books (books.py), bound like every other store: the bootstrap hands the rail the
+service's pool (`bind_database`), and every part of the rail goes through the one unit of work built on it
+(`uow`: `async with self.uow() as books:`); the signer's answers are applied on the inbox's own session.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -50,9 +55,8 @@ from prizeflow_contracts.providers import (
     StatementPage,
     WebhookEvent,
 )
-from prizeflow_payouts.adapters.ton import batch_store as b_q
-from prizeflow_payouts.adapters.ton import store as q
 from prizeflow_payouts.adapters.ton.batching import TonBatchDriver
+from prizeflow_payouts.adapters.ton.books import SqlTonBooks, ton_books
 from prizeflow_payouts.adapters.ton.driver import TonDriver
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.signatures import BATCHES, MESSAGES, TonSignatures, TonSubmission
@@ -60,6 +64,7 @@ from prizeflow_payouts.adapters.ton.statement import TonStatement
 from prizeflow_payouts.adapters.ton.toncenter import ToncenterClient
 from prizeflow_payouts.application.ports import RailProgress, SourceProgress
 from prizeflow_runtime.jobs import Scheduled, Scheduler, Tick
+from prizeflow_runtime.sql_uow import SqlUnitOfWork
 from prizeflow_ton.addresses import InvalidTonAddressError, parse_address
 
 log = logging.getLogger(__name__)
@@ -103,19 +108,19 @@ class TonWalletProvider:
         self.name = options.name
         self.client = client or ToncenterClient(options.api_url, api_key=options.api_key, timeout_s=options.timeout_s)
         self.clock = clock
-        self._pool: AsyncEngine | None = None
+        self._uow: SqlUnitOfWork[SqlTonBooks] | None = None
         # The driver's passes, a job on the process's scheduler (`schedule`); they stand by while not `running`.
         self._driving: Scheduled | None = None
         self.running = False
         self.driver: TonDriver | TonBatchDriver = (
-            TonBatchDriver(options, self.client, db=lambda: self.db, clock=clock)
+            TonBatchDriver(options, self.client, uow=self._books, clock=clock)
             if options.highload
-            else TonDriver(options, self.client, db=lambda: self.db, clock=clock)
+            else TonDriver(options, self.client, uow=self._books, clock=clock)
         )
         # One signature pipeline, once per message format: a v4r2 message is a batch of one.
-        self.signatures = TonSignatures(options, MESSAGES, db=lambda: self.db, wake=self.wake, clock=clock)
-        self.batch_signatures = TonSignatures(options, BATCHES, db=lambda: self.db, wake=self.wake, clock=clock)
-        self.statements = TonStatement(options, self.client, lambda: self.db)
+        self.signatures = TonSignatures(options, MESSAGES, uow=self._books, wake=self.wake, clock=clock)
+        self.batch_signatures = TonSignatures(options, BATCHES, uow=self._books, wake=self.wake, clock=clock)
+        self.statements = TonStatement(options, self.client, self._books)
 
     @property
     def native(self) -> str:
@@ -125,13 +130,18 @@ class TonWalletProvider:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     def bind_database(self, engine: AsyncEngine) -> None:
-        self._pool = engine
+        self._uow = ton_books(engine, self.name)
 
     @property
-    def db(self) -> AsyncEngine:
-        if self._pool is None:
+    def uow(self) -> SqlUnitOfWork[SqlTonBooks]:
+        """The rail's unit of work (books.py): each use begins a session and commits it when the block ends."""
+        if self._uow is None:
             raise RuntimeError(f"ton provider {self.name!r} has no database: bootstrap binds one")
-        return self._pool
+        return self._uow
+
+    def _books(self) -> AbstractAsyncContextManager[SqlTonBooks]:
+        """One unit of work, on the pool bound by then (the parts are built before the bootstrap binds it)."""
+        return self.uow()
 
     def schedule(self, jobs: Scheduler) -> None:
         """The driver's passes on the process's scheduler (the bootstrap's, as for every rail)."""
@@ -196,22 +206,17 @@ class TonWalletProvider:
         if err is not None:
             return ProviderPayoutResult(status=P.FAILED, idempotency_key=instruction.idempotency_key, error=err)
         address = parse_address(instruction.destination.address)
-        params = {"provider": self.name, "key": instruction.idempotency_key}
-        async with self.db.begin() as conn:
-            await conn.execute(
-                q.INSERT_PAYOUT,
-                {
-                    **params,
-                    "payout_id": instruction.payout_id,
-                    "asset": instruction.amount.asset,
-                    "amount": instruction.amount.amount,
-                    "destination": address.raw,
-                    # Never bounceable: a bounce returns the money after the message landed, which reading the
-                    # wallet's transactions cannot tell from a payment. Either form of the address is accepted.
-                    "bounce": False,
-                },
+        key = instruction.idempotency_key
+        async with self.uow() as books:
+            # Either form of the address is accepted; the books hold the raw one (and never bounce: store.py).
+            queued = await books.payouts.queue(
+                key,
+                payout_id=instruction.payout_id,
+                asset=instruction.amount.asset,
+                amount=instruction.amount.amount,
+                destination=address.raw,
             )
-            row = _row((await conn.execute(q.PAYOUT_FOR_UPDATE, params)).mappings().first())
+            row = _row(queued)
             same = (row["payout_id"], row["asset"], row["amount"], row["destination"]) == (
                 instruction.payout_id,
                 instruction.amount.asset,
@@ -222,7 +227,7 @@ class TonWalletProvider:
                 error = self._error(C.DUPLICATE_REQUEST, "this idempotency key names another payout")
                 return ProviderPayoutResult(status=P.FAILED, idempotency_key=instruction.idempotency_key, error=error)
             if row["state"] == "failed" and row["retryable"]:
-                row = _row((await conn.execute(q.REQUEUE_FAILED, params)).mappings().first())
+                row = _row(await books.payouts.requeue_failed(key))
         self.wake()
         return self._result(row)
 
@@ -260,9 +265,8 @@ class TonWalletProvider:
         return Money(asset=self.native, amount=int(fee))
 
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
-        params = {"provider": self.name, "key": lookup.idempotency_key}
-        async with self.db.begin() as conn:
-            row = (await conn.execute(q.PAYOUT, params)).mappings().first()
+        async with self.uow() as books:
+            row = await books.payouts.get(lookup.idempotency_key)
             if row is None:
                 raise PayoutProviderError.of(C.PAYOUT_NOT_FOUND, "no such payout in the TON books", provider=self.name)
             if row["state"] == "failed" and row["retryable"]:
@@ -272,8 +276,8 @@ class TonWalletProvider:
                         f"the last attempt failed ({row['error_code']}) and moved nothing: create again",
                         provider=self.name,
                     )
-                await conn.execute(q.MARK_REPORTED, params)
-        return self._result(_row(row))
+                await books.payouts.reported(lookup.idempotency_key)
+        return self._result(row)
 
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
         raise PayoutProviderError.of(
@@ -312,14 +316,11 @@ class TonWalletProvider:
 
     async def progress(self) -> RailProgress:
         """v4r2: the last seqno a message of ours consumed; highload: the last batch's query sequence number."""
-        progress = b_q.LANE_PROGRESS if self.o.highload else q.WALLET_PROGRESS
-        async with self.db.connect() as conn:
-            landed = (await conn.execute(progress, {"provider": self.name})).first()
-            waiting = await conn.scalar(q.OLDEST_WAITING, {"provider": self.name})
-        seqno, at = (int(landed[0]) + 1, float(landed[1])) if landed is not None else (0, 0.0)
-        return RailProgress(
-            sources=(SourceProgress("wallet", seqno, at),), oldest_waiting_s=max(0.0, float(waiting or 0))
-        )
+        async with self.uow() as books:
+            landed = await (books.batches.progress() if self.o.highload else books.wallet_progress())
+            waiting = await books.payouts.oldest_waiting_s()
+        seqno, at = (landed[0] + 1, landed[1]) if landed is not None else (0, 0.0)
+        return RailProgress(sources=(SourceProgress("wallet", seqno, at),), oldest_waiting_s=waiting)
 
 
 __all__ = ["TonWalletProvider"]

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pytoniq_core.crypto.signature import verify_sign
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode
@@ -37,8 +38,7 @@ from prizeflow_contracts.events.signer import (
     TonMessageSigned,
     TonSignatureRequested,
 )
-from prizeflow_payouts.adapters.ton import batch_store as b_q
-from prizeflow_payouts.adapters.ton import store as q
+from prizeflow_payouts.adapters.ton.books import SqlTonBooks
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.application.ports import ExternalSigningError
 from prizeflow_runtime.errors import ErrorKind
@@ -50,13 +50,6 @@ log = logging.getLogger(__name__)
 C = PayoutErrorCode
 SIGNED_MESSAGE_MISMATCH: Final = "signed_message_mismatch"
 Row = dict[str, Any]
-
-
-class Executes(Protocol):
-    """Where the statements run: the inbox's `AsyncSession` (signer answers) or the admin API's `AsyncConnection`
-    (out-of-band signatures)."""
-
-    async def execute(self, statement: Any, parameters: Any = None, /) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +74,29 @@ class MessageFormat:
 
     noun: str
     signed: type[TonMessageSigned] | type[TonBatchSigned]
-    for_update: Any
-    external: Any
-    of_payout: Any
     expired: str
 
-    async def keys(self, tx: Executes, row: Row) -> list[str]:
+    async def locked(self, books: SqlTonBooks, request_id: str) -> Row | None:
+        """The message of this request id, locked (None: not one of this provider's)."""
+        raise NotImplementedError
+
+    async def of_payout(self, books: SqlTonBooks, payout_id: str) -> Row | None:
+        """The payout's live message, locked."""
+        raise NotImplementedError
+
+    async def external(self, books: SqlTonBooks, row: Row) -> None:
+        """Left to an operator to sign out of band."""
+        raise NotImplementedError
+
+    async def keys(self, books: SqlTonBooks, row: Row) -> list[str]:
         """The idempotency keys of the payouts the message pays (still in it)."""
         raise NotImplementedError
 
-    async def close(self, tx: Executes, row: Row, code: str, detail: str) -> None:
+    async def close(self, books: SqlTonBooks, row: Row, code: str, detail: str) -> None:
         raise NotImplementedError
 
-    async def take(self, tx: Executes, row: Row, keys: Sequence[str], boc: str, message_hash: str) -> None:
+    async def take(self, books: SqlTonBooks, row: Row, keys: Sequence[str], boc: str, message_hash: str) -> None:
+        """The signature taken: the message signed, its payouts' provider reference its hash."""
         raise NotImplementedError
 
     def mismatch(self, row: Row, data: Any, public_key: str | None) -> str | None:
@@ -126,9 +129,6 @@ class _Messages(MessageFormat):
 
     noun = "message"
     signed = TonMessageSigned
-    for_update = q.MESSAGE_FOR_UPDATE
-    external = q.MESSAGE_EXTERNAL
-    of_payout = q.OPEN_MESSAGE_OF_PAYOUT
     expired = "the message's valid_until has passed"
 
     @staticmethod
@@ -136,18 +136,25 @@ class _Messages(MessageFormat):
         request = TonSignatureRequested.model_validate_json(row["request"])
         return request, v4r2.parse_unsigned(from_b64(request.unsigned_body_boc), wallet=request.wallet)
 
-    async def keys(self, tx: Executes, row: Row) -> list[str]:
+    async def locked(self, books: SqlTonBooks, request_id: str) -> Row | None:
+        return await books.message_locked(request_id)
+
+    async def of_payout(self, books: SqlTonBooks, payout_id: str) -> Row | None:
+        return await books.message_of_payout(payout_id)
+
+    async def external(self, books: SqlTonBooks, row: Row) -> None:
+        await books.message_external(row["request_id"])
+
+    async def keys(self, books: SqlTonBooks, row: Row) -> list[str]:
         return [str(row["idempotency_key"])]
 
-    async def close(self, tx: Executes, row: Row, code: str, detail: str) -> None:
-        await tx.execute(
-            q.MESSAGE_CLOSED, {"id": row["request_id"], "state": "refused", "code": code, "detail": detail}
-        )
+    async def close(self, books: SqlTonBooks, row: Row, code: str, detail: str) -> None:
+        await books.message_refused(row["request_id"], code, detail)
 
-    async def take(self, tx: Executes, row: Row, keys: Sequence[str], boc: str, message_hash: str) -> None:
-        await tx.execute(q.MESSAGE_SIGNED, {"id": row["request_id"], "boc": boc, "hash": message_hash})
+    async def take(self, books: SqlTonBooks, row: Row, keys: Sequence[str], boc: str, message_hash: str) -> None:
+        await books.message_signed(row["request_id"], boc, message_hash)
         for key in keys:
-            await tx.execute(q.PAYOUT_MESSAGE_HASH, {"provider": row["provider"], "key": key, "hash": message_hash})
+            await books.payouts.signed(key, message_hash)
 
     def mismatch(self, row: Row, data: Any, public_key: str | None) -> str | None:
         try:
@@ -203,9 +210,6 @@ class _Batches(MessageFormat):
 
     noun = "batch"
     signed = TonBatchSigned
-    for_update = b_q.BATCH_FOR_UPDATE
-    external = b_q.BATCH_EXTERNAL
-    of_payout = b_q.OPEN_BATCH_OF_PAYOUT
     expired = "the message's created_at + timeout passed"
 
     @staticmethod
@@ -213,19 +217,26 @@ class _Batches(MessageFormat):
         request = TonBatchSignatureRequested.model_validate_json(row["request"])
         return request, highload.parse_inner(from_b64(request.unsigned_inner_boc), wallet=request.wallet)
 
-    async def keys(self, tx: Executes, row: Row) -> list[str]:
-        items = (await tx.execute(b_q.ITEMS, {"id": row["request_id"]})).mappings().all()
+    async def locked(self, books: SqlTonBooks, request_id: str) -> Row | None:
+        return await books.batches.locked(request_id)
+
+    async def of_payout(self, books: SqlTonBooks, payout_id: str) -> Row | None:
+        return await books.batches.of_payout(payout_id)
+
+    async def external(self, books: SqlTonBooks, row: Row) -> None:
+        await books.batches.external(row["request_id"])
+
+    async def keys(self, books: SqlTonBooks, row: Row) -> list[str]:
+        items = await books.batches.items(row["request_id"])
         return [str(i["idempotency_key"]) for i in items if i["state"] == "in_flight"]
 
-    async def close(self, tx: Executes, row: Row, code: str, detail: str) -> None:
-        closed = {"id": row["request_id"], "state": "refused", "code": code, "detail": detail}
-        await tx.execute(b_q.BATCH_CLOSED, closed)
-        await tx.execute(b_q.ITEMS_CLOSED, closed)
+    async def close(self, books: SqlTonBooks, row: Row, code: str, detail: str) -> None:
+        await books.batches.closed(row["request_id"], "refused", code, detail)
 
-    async def take(self, tx: Executes, row: Row, keys: Sequence[str], boc: str, message_hash: str) -> None:
-        await tx.execute(b_q.BATCH_SIGNED, {"id": row["request_id"], "boc": boc, "hash": message_hash})
+    async def take(self, books: SqlTonBooks, row: Row, keys: Sequence[str], boc: str, message_hash: str) -> None:
+        await books.batches.signed(row["request_id"], boc, message_hash)
         for key in keys:
-            await tx.execute(q.PAYOUT_MESSAGE_HASH, {"provider": row["provider"], "key": key, "hash": message_hash})
+            await books.payouts.signed(key, message_hash)
 
     def mismatch(self, row: Row, data: Any, public_key: str | None) -> str | None:  # noqa: PLR0911 - one per check
         try:
@@ -287,84 +298,75 @@ BATCHES: Final[MessageFormat] = _Batches()
 
 
 class TonSignatures:
-    """The pipeline, for messages of one `MessageFormat`."""
+    """The pipeline, for messages of one `MessageFormat`. The signer's answers are applied on the inbox's session
+    (the books bound on it: they commit with the inbox); an operator's signature in a unit of work of its own."""
 
     def __init__(
         self,
         options: TonOptions,
         fmt: MessageFormat,
         *,
-        db: Callable[[], AsyncEngine],
+        uow: Callable[[], AbstractAsyncContextManager[SqlTonBooks]],
         wake: Callable[[], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.o = options
         self.name = options.name
         self.fmt = fmt
-        self._db = db
+        self.uow = uow
         self._wake = wake
         self.clock = clock
 
-    async def on_signer_results(self, session: Executes, envelopes: Sequence[Envelope[Any]]) -> None:
+    async def on_signer_results(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
         """Each answer about a message of this format still awaiting its signature; others are not ours."""
+        books = SqlTonBooks(session, self.name)
         touched = False
         for env in envelopes:
             data = env.data
             if not isinstance(data, self.fmt.signed | SignatureRefused):
                 continue
-            found = (
-                (await session.execute(self.fmt.for_update, {"id": data.request_id, "provider": self.name}))
-                .mappings()
-                .first()
-            )
+            found = await self.fmt.locked(books, data.request_id)
             if found is None or found["state"] != "awaiting_signature":
                 continue  # not ours, or decided meanwhile (a duplicate or late answer)
             row = {**found, "provider": self.name}
             if isinstance(data, SignatureRefused):
-                await self._refused(session, row, data)
+                await self._refused(books, row, data)
             else:
-                await self._signed(session, row, data)
+                await self._signed(books, row, data)
             touched = True
         if touched:
             self._wake()
 
-    async def _fail(self, tx: Executes, keys: Sequence[str], detail: str) -> None:
+    async def _fail(self, books: SqlTonBooks, keys: Sequence[str], detail: str) -> None:
         for key in keys:
-            await tx.execute(
-                q.PAYOUT_FAILED,
-                {"provider": self.name, "key": key, "code": C.SIGNATURE_REFUSED.value, "retryable": False,
-                 "detail": detail},
-            )  # fmt: skip
+            await books.payouts.failed(key, code=C.SIGNATURE_REFUSED.value, retryable=False, detail=detail)
 
-    async def _signed(self, tx: Executes, row: Row, data: TonMessageSigned | TonBatchSigned) -> None:
-        keys = await self.fmt.keys(tx, row)
+    async def _signed(self, books: SqlTonBooks, row: Row, data: TonMessageSigned | TonBatchSigned) -> None:
+        keys = await self.fmt.keys(books, row)
         why = self.fmt.mismatch(row, data, self.o.public_key)
         if why is not None:
             log.error("signed TON %s refused", self.fmt.noun, extra={"request_id": data.request_id, "reason": why})
             detail = f"signed message refused, never sent: {why}"
-            await self.fmt.close(tx, row, SIGNED_MESSAGE_MISMATCH, detail)
-            await self._fail(tx, keys, detail)
+            await self.fmt.close(books, row, SIGNED_MESSAGE_MISMATCH, detail)
+            await self._fail(books, keys, detail)
             return
-        await self.fmt.take(tx, row, keys, data.signed_boc, data.message_hash)
+        await self.fmt.take(books, row, keys, data.signed_boc, data.message_hash)
 
-    async def _refused(self, tx: Executes, row: Row, data: SignatureRefused) -> None:
+    async def _refused(self, books: SqlTonBooks, row: Row, data: SignatureRefused) -> None:
         if data.code is SignatureRefusalCode.BACKEND_UNAVAILABLE:
             return  # not a verdict: the driver asks again after resign_after_s
         if data.code is SignatureRefusalCode.EXTERNAL_SIGNING_REQUIRED:
             # The checks passed; an operator signs it out of band (admin API) before it expires.
-            await tx.execute(self.fmt.external, {"id": row["request_id"]})
+            await self.fmt.external(books, row)
             return
         detail = f"signer refused: {data.code.value}: {data.detail}"[:1000]
-        keys = await self.fmt.keys(tx, row)
-        await self.fmt.close(tx, row, data.code.value, detail)
+        keys = await self.fmt.keys(books, row)
+        await self.fmt.close(books, row, data.code.value, detail)
         if data.code is SignatureRefusalCode.LIVE_SIGNATURE_EXISTS:
             # An earlier message for these payouts may still land: never fail them now; build again after.
             until = data.live_until if data.live_until is not None else int(self.clock()) + self.fmt.live_s(self.o)
             for key in keys:
-                await tx.execute(
-                    q.PAYOUT_REQUEUE,
-                    {"provider": self.name, "key": key, "not_before": datetime.fromtimestamp(until + 1, UTC)},
-                )
+                await books.payouts.requeue(key, datetime.fromtimestamp(until + 1, UTC))
             return
         if len(keys) > 1:
             # Which payout the verdict is about is not said: each goes again alone, the others get paid.
@@ -373,25 +375,21 @@ class TonSignatures:
                 extra={"request_id": row["request_id"], "code": data.code.value, "payouts": len(keys)},
             )
             for key in keys:
-                await tx.execute(
-                    b_q.PAYOUT_REQUEUE_SOLO, {"provider": self.name, "key": key, "not_before": datetime.now(UTC)}
-                )
+                await books.payouts.requeue(key, datetime.now(UTC), alone=True)
             return
-        await self._fail(tx, keys, detail)
+        await self._fail(books, keys, detail)
 
     # -- external signing (signer backend `external`, admin API) -----------------------------------------------
 
-    async def _of_payout(self, conn: AsyncConnection, payout_id: str) -> Row | None:
-        found = (
-            (await conn.execute(self.fmt.of_payout, {"provider": self.name, "payout_id": payout_id})).mappings().first()
-        )
+    async def _of_payout(self, books: SqlTonBooks, payout_id: str) -> Row | None:
+        found = await self.fmt.of_payout(books, payout_id)
         return {**found, "provider": self.name} if found is not None else None
 
     async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
         """The message of this payout waiting for an out-of-band signature: what is signed (its hash) and what
         it pays."""
-        async with self._db().begin() as conn:
-            row = await self._of_payout(conn, payout_id)
+        async with self.uow() as books:
+            row = await self._of_payout(books, payout_id)
         return self.fmt.describe(row, payout_id) if row is not None else None
 
     async def submit_signed(self, payout_id: str, signed_xdr: str) -> TonSubmission:
@@ -401,8 +399,8 @@ class TonSignatures:
             raise ExternalSigningError(
                 ErrorKind.CONFLICT, "public_key_unknown", "set the provider's public_key to accept external signatures"
             )
-        async with self._db().begin() as conn:
-            row = await self._of_payout(conn, payout_id)
+        async with self.uow() as books:
+            row = await self._of_payout(books, payout_id)
             if row is None or row["state"] != "external":
                 raise ExternalSigningError(
                     ErrorKind.CONFLICT,
@@ -412,8 +410,8 @@ class TonSignatures:
             checked = self.fmt.check_external(row, signed_xdr, self.o.public_key)
             if self.clock() >= checked.expires_at:
                 raise ExternalSigningError(ErrorKind.CONFLICT, "expired", self.fmt.expired)
-            keys = await self.fmt.keys(conn, row)
-            await self.fmt.take(conn, row, keys, signed_xdr, checked.message_hash)
+            keys = await self.fmt.keys(books, row)
+            await self.fmt.take(books, row, keys, signed_xdr, checked.message_hash)
         self._wake()
         return TonSubmission(tx_hash=checked.message_hash, payout_ids=self.fmt.pays(row, payout_id))
 

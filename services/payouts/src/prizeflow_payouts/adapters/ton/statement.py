@@ -26,15 +26,14 @@ provider reference), a highload batch's transfer is the out-message the driver r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import StatementLine, StatementLineKind, StatementPage
+from prizeflow_payouts.adapters.ton.books import SqlTonBooks
 from prizeflow_payouts.adapters.ton.options import TonOptions
 from prizeflow_payouts.adapters.ton.toncenter import ChainMessage, ChainTx, TonApiError
 from prizeflow_ton.addresses import InvalidTonAddressError, canonical
@@ -42,26 +41,6 @@ from prizeflow_ton.messages import MalformedMessageError, from_b64, parse_jetton
 
 C = PayoutErrorCode
 PAGE_LIMIT: Final = 100  # toncenter v2's largest getTransactions page
-
-MESSAGES_BY_HASH = text(
-    "SELECT message_hash, payout_id FROM ton_messages WHERE provider = :provider AND message_hash = ANY(:hashes)"
-)
-ITEMS_BY_OUT_HASH = text(
-    "SELECT out_msg_hash, payout_id FROM ton_batch_items WHERE provider = :provider AND out_msg_hash = ANY(:hashes)"
-)
-BATCH_PAYOUTS_BY_TX = text(
-    """SELECT b.request_id, b.external_tx_hash, b.internal_tx_hash, b.external_fee, b.internal_fee, i.payout_id,
-              i.state, i.fee
-       FROM ton_batches b JOIN ton_batch_items i ON i.request_id = b.request_id
-       WHERE b.provider = :provider AND (i.state = 'paid' OR i.fee IS NOT NULL)
-         AND (b.external_tx_hash = ANY(:hashes) OR b.internal_tx_hash = ANY(:hashes))
-       ORDER BY b.request_id, i.position"""
-)
-PAYOUT_REFS = text(
-    """SELECT t.payout_id, t.message_hash, p.destination_address
-       FROM ton_payouts t LEFT JOIN payouts p ON p.id = t.payout_id
-       WHERE t.provider = :provider AND t.payout_id = ANY(:ids)"""
-)
 
 
 def fee_share(fee: int, payouts: int, place: int) -> int:
@@ -226,11 +205,16 @@ class TonStatement:
     """`statement(since, until, cursor)` of one TON provider: its wallet, its TON API, its books."""
 
     def __init__(
-        self, options: TonOptions, client: Any, db: Callable[[], AsyncEngine], *, page_limit: int = PAGE_LIMIT
+        self,
+        options: TonOptions,
+        client: Any,
+        uow: Callable[[], AbstractAsyncContextManager[SqlTonBooks]],
+        *,
+        page_limit: int = PAGE_LIMIT,
     ) -> None:
         self.o = options
         self.client = client  # ToncenterClient
-        self._db = db
+        self.uow = uow  # the rail's unit of work (books.py): the page's names read in one
         self.page_limit = page_limit
 
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
@@ -270,24 +254,15 @@ class TonStatement:
         tx_hashes = sorted({tx.hash for tx in txs})
         if not messages and not tx_hashes:
             return Books()
-        params = {"provider": self.o.name}
         try:
-            async with self._db().connect() as conn:
-                by_message = {
-                    str(r.message_hash): str(r.payout_id)
-                    for r in await conn.execute(MESSAGES_BY_HASH, {**params, "hashes": messages})
-                }
-                by_out = {
-                    str(r.out_msg_hash): str(r.payout_id)
-                    for r in await conn.execute(ITEMS_BY_OUT_HASH, {**params, "hashes": messages})
-                }
-                by_tx, tx_fees = _batch_books(
-                    list(await conn.execute(BATCH_PAYOUTS_BY_TX, {**params, "hashes": tx_hashes})), tx_hashes
-                )
+            async with self.uow() as books:
+                by_message = await books.names.payouts_by_message(messages)
+                by_out = await books.names.payouts_by_out_message(messages)
+                by_tx, tx_fees = _batch_books(await books.names.batch_items_of(tx_hashes), tx_hashes)
                 ids = sorted({*by_message.values(), *by_out.values(), *(p for ps in by_tx.values() for p in ps)})
                 refs: dict[str, str | None] = {}
                 shown: dict[str, str] = {}
-                for r in await conn.execute(PAYOUT_REFS, {**params, "ids": ids}):
+                for r in await books.names.references(ids):
                     refs[str(r.payout_id)] = None if r.message_hash is None else str(r.message_hash)
                     if r.destination_address is not None:
                         shown[str(r.payout_id)] = str(r.destination_address)
