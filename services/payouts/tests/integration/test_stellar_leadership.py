@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 from stellar_sdk import Keypair
 
 import prizeflow_stellar as ps
 from prizeflow_payouts.adapters.stellar import StellarOptions, StellarPayoutProvider
+from prizeflow_payouts.adapters.stellar.books import StellarBooks, bind
 from prizeflow_payouts.adapters.stellar.leader import ENGINE_LOCK_SPACE, EngineLeadership
 from prizeflow_payouts.adapters.stellar.settings import StellarMode
 from prizeflow_runtime.db import create_engine
 from prizeflow_runtime.jobs import Scheduler
 from prizeflow_runtime.migrations import migrate, upgrade_to_head
+from prizeflow_runtime.sql_uow import unit_of_work
 from prizeflow_testkit.payouts import ALEMBIC_INI
 from prizeflow_testkit.waits import eventually
 
@@ -66,8 +67,8 @@ async def test_provider_names_get_distinct_lock_keys_idempotently(db: str) -> No
     try:
         keys: dict[str, tuple[int, int]] = {}
         for name in (first, second, first, "stellar", second):  # again: the same row, the same key
-            async with engine.begin() as conn:
-                key = await EngineLeadership(name).ensure_key(conn)
+            async with unit_of_work(engine, bind)() as books:
+                key = await EngineLeadership(name).ensure_key(books)
             assert keys.setdefault(name, key) == key
         assert len(set(keys.values())) == 3
         assert {space for space, _ in keys.values()} == {ENGINE_LOCK_SPACE}
@@ -113,15 +114,15 @@ async def test_migration_0006_downgrades_and_upgrades_again(db: str) -> None:
 def record_actions(provider: StellarPayoutProvider, log: list[tuple[float, str]], who: str) -> None:
     """Note every transaction the provider's engine commits on its leader session, and when."""
     leadership = provider.leadership
-    original: Callable[[], Any] = leadership.transaction
+    original: Callable[[], Any] = leadership.uow
 
     @contextlib.asynccontextmanager
-    async def transaction() -> AsyncIterator[AsyncConnection]:
-        async with original() as conn:
-            yield conn
+    async def uow() -> AsyncIterator[StellarBooks]:
+        async with original() as books:
+            yield books
         log.append((time.monotonic(), who))
 
-    leadership.transaction = transaction  # type: ignore[method-assign]
+    leadership.uow = uow  # type: ignore[method-assign]
 
 
 async def lock_holders(db: str, key: tuple[int, int]) -> list[int]:

@@ -35,9 +35,11 @@ from prizeflow_contracts.events.signer import SignatureRefusalCode, SignatureRef
 from prizeflow_devstack.infra import Infra
 from prizeflow_payouts.adapters.stellar import StellarPayoutProvider
 from prizeflow_payouts.adapters.stellar import store as q
+from prizeflow_payouts.adapters.stellar.books import bind
 from prizeflow_payouts.adapters.stellar.provider import StellarOptions
 from prizeflow_payouts.adapters.stellar.settings import StellarMode
 from prizeflow_runtime.db import create_engine
+from prizeflow_runtime.sql_uow import unit_of_work
 from prizeflow_stellar.envelopes import network_id
 from prizeflow_testkit import eventually
 from prizeflow_testkit.payouts import fetch
@@ -292,8 +294,8 @@ async def test_payouts_of_a_failed_batch_wait_out_its_time_bound_before_they_are
     so the innocent payouts are rebuilt only after its upper time bound (plus the clock margin)."""
     b = await built_tx(engine, payouts=2)
     tx = {"id": b.tx_id, "kind": "payments", "payout_ids": b.payout_ids, "max_time": b.tx.max_time}
-    async with engine.begin() as conn:
-        await provider._after_failed_tx(conn, tx, "tx_failed", ["payment_success", "payment_no_trust"])
+    async with unit_of_work(engine, bind)() as books:
+        await provider._after_failed_tx(books, tx, "tx_failed", ["payment_success", "payment_no_trust"])
     payouts = await payout_rows(engine, b.payout_ids)
     innocent, culprit = payouts[b.payout_ids[0]], payouts[b.payout_ids[1]]
     assert culprit["state"] == "failed"
@@ -309,8 +311,8 @@ async def test_payouts_of_an_envelope_dead_by_a_consumed_sequence_wait_out_its_t
 
     b = await built_tx(engine, payouts=2)
     tx = {"id": b.tx_id, "tx_hash": b.tx.tx_hash, "max_time": b.tx.max_time}
-    async with engine.begin() as conn:
-        await provider._requeue_or_fail(conn, tx, PayoutErrorCode.TX_BAD_SEQ)
+    async with unit_of_work(engine, bind)() as books:
+        await provider._requeue_or_fail(books, tx, PayoutErrorCode.TX_BAD_SEQ)
     payouts = await payout_rows(engine, b.payout_ids)
     assert {p["state"] for p in payouts.values()} == {"queued"}
     assert {int(p["not_before"]) for p in payouts.values()} == {b.tx.max_time + ps.TIME_BOUND_MARGIN_S + 1}

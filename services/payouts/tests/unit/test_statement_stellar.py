@@ -3,6 +3,7 @@ books, and paging over a getTransactions fake (start ledger found by binary sear
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from stellar_sdk.memo import HashMemo, ReturnHashMemo
 
 import prizeflow_stellar as ps
 from prizeflow_contracts.providers import StatementLineKind
+from prizeflow_payouts.adapters.stellar.books import StellarBooks
 from prizeflow_payouts.adapters.stellar.statement import (
     BookedPayout,
     Books,
@@ -175,6 +177,10 @@ class BooksOf(StellarStatement):
         return Books({}, {})
 
 
+def no_books() -> AbstractAsyncContextManager[StellarBooks]:
+    raise AssertionError("the books are not read here")
+
+
 def payment_entry(ledger: int, at: int, amount: int) -> dict[str, Any]:
     t = other_tx(OTHER, [(FUNDING, A, Asset.native(), amount)])
     result = xdr.TransactionResult(
@@ -199,7 +205,7 @@ async def test_pages_from_the_first_ledger_of_the_window_to_its_end() -> None:
     # Ledger n closes at T0 + 5n; one payment of n stroops in every third ledger.
     rows = [(n, T0 + 5 * n, payment_entry(n, T0 + 5 * n, n)) for n in range(1, 200) if n % 3 == 0]
     rpc = FakeRpc(rows, latest=200)
-    statement = BooksOf(name="stellar", accounts=ACCOUNTS, contract_asset="XLM", rpc=rpc, books=None, page_limit=4)
+    statement = BooksOf(name="stellar", accounts=ACCOUNTS, contract_asset="XLM", rpc=rpc, uow=no_books, page_limit=4)
     since, until = datetime.fromtimestamp(T0 + 100, UTC), datetime.fromtimestamp(T0 + 400, UTC)
     assert await statement.start_ledger(since) == 19  # ledger 20 closes at T0 + 100: the first at or after
     amounts: list[int] = []

@@ -19,13 +19,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 import prizeflow_stellar as ps
 from prizeflow_contracts.errors import PayoutErrorCode, is_retryable
 from prizeflow_contracts.events.signer import SignatureRequested
 from prizeflow_payouts.adapters.stellar import classify
-from prizeflow_payouts.adapters.stellar import store as q
+from prizeflow_payouts.adapters.stellar.books import StellarBooks
 from prizeflow_payouts.adapters.stellar.lanes import LaneMovedError, now
 from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
@@ -40,7 +38,6 @@ from prizeflow_payouts.adapters.stellar.states import (
     live_until,
     require_transition,
 )
-from prizeflow_runtime.outbox import add_events
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +51,7 @@ def attempts_exhausted(attempts: int, limit: int) -> bool:
 
 
 class EnvelopeDriver:
-    """One pass over the envelopes due (leader only: every write goes through the leader's session)."""
+    """One pass over the envelopes due (leader only: every write goes through the leader's `uow()`)."""
 
     def __init__(
         self, options: StellarOptions, rpc: SorobanRpcClient, fees: FeeLevel, leadership: EngineLeadership
@@ -65,11 +62,11 @@ class EnvelopeDriver:
         self.leadership = leadership
 
     async def drive_open(self) -> bool:
-        async with self.leadership.transaction() as conn:
-            due = (await conn.execute(q.DUE_TXS, {"provider": self.o.name, "limit": _DUE_LIMIT})).mappings().all()
+        async with self.leadership.uow() as books:
+            due = await books.envelopes.due(self.o.name, _DUE_LIMIT)
         if not due:
             return False
-        await asyncio.gather(*(self.drive_one(TxRow.from_row(tx)) for tx in due))
+        await asyncio.gather(*(self.drive_one(tx) for tx in due))
         return True
 
     async def drive_one(self, tx: TxRow) -> None:
@@ -90,22 +87,8 @@ class EnvelopeDriver:
 
     async def _mark(self, tx: TxRow, state: TxState, *, check_in_s: float, **kw: Any) -> bool:
         require_transition(tx.state, state)
-        async with self.leadership.transaction() as conn:
-            res = await conn.execute(
-                q.MARK_TX,
-                {
-                    "id": tx.id,
-                    "expected": tx.state.value,
-                    "state": state.value,
-                    "check_in_s": check_in_s,
-                    "error_code": kw.get("error_code"),
-                    "detail": kw.get("detail"),
-                    "last_status": kw.get("last_status"),
-                    "submitted": kw.get("submitted", 0),
-                    "polled": kw.get("polled", 0),
-                },
-            )
-        return bool(res.rowcount == 1)
+        async with self.leadership.uow() as books:
+            return await books.envelopes.mark(tx.id, expected=tx.state, state=state, check_in_s=check_in_s, **kw)
 
     def _poll_delay(self, polls: int) -> float:
         return (self.o.poll_ms if polls < self.o.max_polls else self.o.reconcile_ms) / 1000
@@ -123,12 +106,11 @@ class EnvelopeDriver:
         )
         n = tx.sign_requests + 1
         require_transition(tx.state, T.SIGNING)
-        async with self.leadership.transaction() as conn:
-            res = await conn.execute(
-                q.RESEND_SIGN, {"id": tx.id, "seen": tx.sign_requests, "check_in_s": self.o.resign_after_s}
-            )
-            if res.rowcount == 1:
-                await add_events(conn, [sign_event(self.o.source, tx.id, request, n)])
+        async with self.leadership.uow() as books:
+            if await books.envelopes.ask_signature_again(
+                tx.id, seen=tx.sign_requests, check_in_s=self.o.resign_after_s
+            ):
+                await books.envelopes.request_signatures([sign_event(self.o.source, tx.id, request, n)])
                 log.info("signature requested again", extra={"tx_id": tx.id, "request": n})
 
     async def _submit(self, tx: TxRow) -> None:
@@ -232,28 +214,25 @@ class EnvelopeDriver:
         op_codes = ps.operation_result_codes(result_xdr) if result_xdr and not ok else []
         ledger = int(got.get("ledger") or 0) or None
         end = require_transition(tx.state, T.SUCCESS if ok else T.FAILED)
-        async with self.leadership.transaction() as conn:
-            res = await conn.execute(
-                q.FINISH_TX,
-                {
-                    "id": tx.id,
-                    "expected": [s.value for s in OPEN_TX_STATES],
-                    "state": end.value,
-                    "ledger": ledger,
-                    "result_code": result_code,
-                    "op_codes": op_codes or None,
-                    "error_code": None if ok else C.TX_FAILED.value,
-                },
+        async with self.leadership.uow() as books:
+            finished = await books.envelopes.finish(
+                tx.id,
+                expected=OPEN_TX_STATES,
+                state=end,
+                ledger=ledger,
+                result_code=result_code,
+                op_codes=op_codes,
+                error_code=None if ok else C.TX_FAILED.value,
             )
-            if res.rowcount != 1:
+            if not finished:
                 return
-            await conn.execute(q.RELEASE_LANE_CONSUMED, {"lane": tx.lane, "tx": tx.id, "seq": tx.sequence})
+            await books.lanes.release_consumed(tx.lane, tx.id, tx.sequence)
             if ok:
-                await conn.execute(q.PAID, {"tx": tx.id, "tx_hash": tx.tx_hash, "ledger": ledger})
+                await books.payouts.paid(tx.id, tx_hash=tx.tx_hash, ledger=ledger)
                 self.fees.relax()
             else:
                 await self.after_failed_tx(
-                    conn,
+                    books,
                     tx_id=tx.id,
                     kind=tx.kind,
                     payout_ids=tx.payout_ids,
@@ -265,7 +244,7 @@ class EnvelopeDriver:
 
     async def after_failed_tx(
         self,
-        conn: AsyncConnection,
+        books: StellarBooks,
         *,
         tx_id: str,
         kind: TxKind,
@@ -276,7 +255,7 @@ class EnvelopeDriver:
     ) -> None:
         """Nothing moved. The payouts whose operation failed get its code; the others are queued again."""
         payout_ids = list(payout_ids)
-        attempts: dict[str, int] = dict((await conn.execute(q.PAYOUT_ATTEMPTS, {"tx": tx_id})).all())
+        attempts = await books.payouts.attempts(tx_id)
         culprits: dict[str, PayoutErrorCode] = {}
         if kind is TxKind.PAYMENTS and len(op_codes) == len(payout_ids):
             for pid, op in zip(payout_ids, op_codes, strict=True):
@@ -290,93 +269,76 @@ class EnvelopeDriver:
         innocent = [p for p in payout_ids if p not in culprits]
         if innocent:
             isolate = not culprits  # we could not tell who failed it: one by one from now on
-            await conn.execute(
-                q.REQUEUE,
-                {
-                    "tx": tx_id,
-                    "payout_ids": innocent,
-                    "isolate": isolate,
-                    "refund": 1,
-                    "delay_s": 0,
-                    "live_until": live_until(max_time),
-                    "error_code": None,
-                    "detail": f"batch failed ({result_code}) because of another payout",
-                },
+            await books.payouts.requeue(
+                tx_id,
+                innocent,
+                isolate=isolate,
+                refund=1,
+                delay_s=0,
+                live_until=live_until(max_time),
+                error_code=None,
+                detail=f"batch failed ({result_code}) because of another payout",
             )
         for pid, code in culprits.items():
             detail = f"{result_code}: {code.value}"
             if is_retryable(code) and not attempts_exhausted(attempts.get(pid, 1), self.o.max_tx_attempts):
-                await conn.execute(
-                    q.REQUEUE,
-                    {
-                        "tx": tx_id,
-                        "payout_ids": [pid],
-                        "isolate": True,
-                        "refund": 0,
-                        "delay_s": min(60.0, 2.0 * attempts.get(pid, 1)),
-                        "live_until": live_until(max_time),
-                        "error_code": code.value,
-                        "detail": detail,
-                    },
+                await books.payouts.requeue(
+                    tx_id,
+                    [pid],
+                    isolate=True,
+                    refund=0,
+                    delay_s=min(60.0, 2.0 * attempts.get(pid, 1)),
+                    live_until=live_until(max_time),
+                    error_code=code.value,
+                    detail=detail,
                 )
             else:
-                await conn.execute(
-                    q.FAIL, {"tx": tx_id, "payout_ids": [pid], "error_code": code.value, "detail": detail}
-                )
+                await books.payouts.fail(tx_id, [pid], error_code=code.value, detail=detail)
 
     async def _dead(self, tx: TxRow, code: PayoutErrorCode, *, lane_sequence: int | None = None) -> None:
         """The envelope never landed and never will: its payouts go back to the queue (or fail when exhausted)."""
         require_transition(tx.state, T.DEAD)
-        async with self.leadership.transaction() as conn:
-            res = await conn.execute(
-                q.FINISH_TX,
-                {
-                    "id": tx.id,
-                    "expected": [tx.state.value],
-                    "state": T.DEAD.value,
-                    "ledger": None,
-                    "result_code": None,
-                    "op_codes": None,
-                    "error_code": code.value,
-                },
+        async with self.leadership.uow() as books:
+            died = await books.envelopes.finish(
+                tx.id,
+                expected=[tx.state],
+                state=T.DEAD,
+                ledger=None,
+                result_code=None,
+                op_codes=None,
+                error_code=code.value,
             )
-            if res.rowcount != 1:
+            if not died:
                 return
-            await conn.execute(q.RELEASE_LANE_RESYNC, {"lane": tx.lane, "tx": tx.id, "sequence": lane_sequence})
-            await self.requeue_or_fail(conn, tx_id=tx.id, tx_hash=tx.tx_hash, max_time=tx.max_time, code=code)
+            await books.lanes.release_to_resync(tx.lane, tx.id, lane_sequence)
+            await self.requeue_or_fail(books, tx_id=tx.id, tx_hash=tx.tx_hash, max_time=tx.max_time, code=code)
         if code is C.TX_INSUFFICIENT_FEE:
             self.fees.raise_for(len(tx.payout_ids))
         log.warning("stellar transaction dead", extra={"tx_id": tx.id, "code": code.value})
 
     async def requeue_or_fail(
-        self, conn: AsyncConnection, *, tx_id: str, tx_hash: str, max_time: int, code: PayoutErrorCode
+        self, books: StellarBooks, *, tx_id: str, tx_hash: str, max_time: int, code: PayoutErrorCode
     ) -> None:
-        attempts: dict[str, int] = dict((await conn.execute(q.PAYOUT_ATTEMPTS, {"tx": tx_id})).all())
+        attempts = await books.payouts.attempts(tx_id)
         retry = [p for p, n in attempts.items() if is_retryable(code) and n < self.o.max_tx_attempts]
         give_up = [p for p in attempts if p not in retry]
         if retry:
-            await conn.execute(
-                q.REQUEUE,
-                {
-                    "tx": tx_id,
-                    "payout_ids": retry,
-                    "isolate": False,
-                    "refund": 0,
-                    "delay_s": 0,
-                    "live_until": live_until(max_time),
-                    "error_code": code.value,
-                    "detail": f"envelope {tx_hash} never landed ({code.value})",
-                },
+            await books.payouts.requeue(
+                tx_id,
+                retry,
+                isolate=False,
+                refund=0,
+                delay_s=0,
+                live_until=live_until(max_time),
+                error_code=code.value,
+                detail=f"envelope {tx_hash} never landed ({code.value})",
             )
         if give_up:
-            await conn.execute(
-                q.FAIL,
-                {
-                    "tx": tx_id,
-                    "payout_ids": give_up,
-                    "error_code": code.value,
-                    "detail": f"envelope {tx_hash} never landed ({code.value}); attempts exhausted",
-                },
+            await books.payouts.fail(
+                tx_id,
+                give_up,
+                error_code=code.value,
+                detail=f"envelope {tx_hash} never landed ({code.value}); attempts exhausted",
             )
 
 

@@ -8,20 +8,20 @@ threshold of every spending account (read from RPC), before its time bound; exac
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from stellar_sdk import Keypair
 from stellar_sdk.exceptions import BadSignatureError
 
 import prizeflow_stellar as ps
-from prizeflow_payouts.adapters.stellar import store as q
+from prizeflow_payouts.adapters.stellar.books import StellarBooks
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import RpcUnavailableError, SorobanRpcClient
-from prizeflow_payouts.adapters.stellar.states import StoredTx, TxState, require_transition
+from prizeflow_payouts.adapters.stellar.states import TxState, require_transition
 from prizeflow_payouts.application.ports import ExternalSigningError
 from prizeflow_runtime.errors import ErrorKind
 
@@ -41,28 +41,27 @@ class ExternalSigning:
     """`GET /payouts/{id}/unsigned-xdr` and `POST /payouts/{id}/submit-signed` for one provider."""
 
     def __init__(
-        self, options: StellarOptions, rpc: SorobanRpcClient, db: Callable[[], Awaitable[AsyncEngine]]
+        self,
+        options: StellarOptions,
+        rpc: SorobanRpcClient,
+        uow: Callable[[], AbstractAsyncContextManager[StellarBooks]],
     ) -> None:
         self.o = options
         self.rpc = rpc
-        self._db = db
+        self.uow = uow  # the provider's: one unit of work on the rail's books
 
     async def unsigned_transaction(self, payout_id: str) -> dict[str, Any] | None:
-        db = await self._db()
-        async with db.connect() as conn:
-            p = (await conn.execute(q.PAYOUT_BY_ID, {"id": payout_id})).mappings().first()
-            if p is None or p["provider"] != self.o.name:
+        async with self.uow() as books:
+            p = await books.payouts.by_id(payout_id)
+            if p is None or p.provider != self.o.name:
                 return None
-            txs = (await conn.execute(q.TXS_OF_PAYOUT, {"payout_id": payout_id})).mappings().all()
-            current = None
-            if p["tx_id"] is not None:
-                row = (await conn.execute(q.TX_BY_ID, {"id": p["tx_id"]})).mappings().first()
-                current = StoredTx.from_row(row) if row is not None else None
+            txs = await books.envelopes.attempts_of(payout_id)
+            current = await books.envelopes.by_id(p.tx_id) if p.tx_id is not None else None
         out: dict[str, Any] = {
             "payout_id": payout_id,
-            "provider_state": p["state"],
+            "provider_state": p.state.value,
             "network_passphrase": self.o.network_passphrase,
-            "attempts": [{k: _jsonable(v) for k, v in dict(t).items()} for t in txs],
+            "attempts": [{k: _jsonable(v) for k, v in t.items()} for t in txs],
             "transaction": None,
         }
         if current is not None:
@@ -81,19 +80,13 @@ class ExternalSigning:
         return out
 
     async def submit_signed(self, payout_id: str, signed_xdr: str) -> ExternalSubmission:
-        db = await self._db()
-        async with db.connect() as conn:
-            p = (await conn.execute(q.PAYOUT_BY_ID, {"id": payout_id})).mappings().first()
-            row = (
-                (await conn.execute(q.TX_BY_ID, {"id": p["tx_id"]})).mappings().first()
-                if p is not None and p["tx_id"] is not None
-                else None
-            )
-        if p is None or p["provider"] != self.o.name:
+        async with self.uow() as books:
+            p = await books.payouts.by_id(payout_id)
+            tx = await books.envelopes.by_id(p.tx_id) if p is not None and p.tx_id is not None else None
+        if p is None or p.provider != self.o.name:
             raise ExternalSigningError(ErrorKind.NOT_FOUND, "payout_not_found", f"no Stellar payout {payout_id}")
-        tx = StoredTx.from_row(row) if row is not None else None
         if tx is None or not tx.awaiting_signature:
-            state = tx.state.value if tx is not None else p["state"]
+            state = tx.state.value if tx is not None else p.state.value
             raise ExternalSigningError(
                 ErrorKind.CONFLICT, "not_awaiting_signature", f"no transaction awaits a signature ({state})"
             )
@@ -120,18 +113,12 @@ class ExternalSigning:
             )
         await self._verify_signatures(signed)
         require_transition(tx.state, TxState.SIGNED)
-        async with db.begin() as conn:
-            res = await conn.execute(
-                q.SIGNED,
-                {
-                    "id": tx.id,
-                    "provider": self.o.name,
-                    "tx_hash": tx.tx_hash,
-                    "signed_xdr": signed_xdr,  # exactly the bytes verified (canonical: nothing re-encoded)
-                    "signed_by": "external",
-                },
+        async with self.uow() as books:
+            # Exactly the bytes verified (canonical: nothing re-encoded).
+            kept = await books.envelopes.signed(
+                tx.id, self.o.name, tx_hash=tx.tx_hash, signed_xdr=signed_xdr, signed_by="external"
             )
-        if res.rowcount != 1:
+        if not kept:
             raise ExternalSigningError(
                 ErrorKind.CONFLICT, "not_awaiting_signature", "the transaction moved on meanwhile"
             )

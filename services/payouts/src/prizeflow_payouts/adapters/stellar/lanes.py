@@ -13,18 +13,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import text
-
 import prizeflow_stellar as ps
 from prizeflow_payouts.adapters.stellar import rules
-from prizeflow_payouts.adapters.stellar import store as q
 from prizeflow_payouts.adapters.stellar.leader import EngineLeadership
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.rpc import RpcUnavailableError, SorobanRpcClient
 from prizeflow_payouts.adapters.stellar.settings import StellarMode
 from prizeflow_payouts.adapters.stellar.signing import sign_event
-from prizeflow_payouts.adapters.stellar.states import Lane, QueuedPayout, TxKind, TxState
-from prizeflow_runtime.outbox import add_events
+from prizeflow_payouts.adapters.stellar.states import Lane, NewEnvelope, QueuedPayout, TxKind, TxState
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +40,7 @@ def now() -> float:
 
 
 class LaneBuilder:
-    """Builds envelopes on free lanes (leader only: every write goes through the leader's session)."""
+    """Builds envelopes on free lanes (leader only: every write goes through the leader's `uow()`)."""
 
     def __init__(
         self, options: StellarOptions, rpc: SorobanRpcClient, fees: rules.FeeLevel, leadership: EngineLeadership
@@ -79,17 +75,10 @@ class LaneBuilder:
         return built > 0
 
     async def _lanes(self) -> list[Lane]:
-        async with self.leadership.transaction() as conn:
+        async with self.leadership.uow() as books:
             if self.o.live_execution:
-                rows = (await conn.execute(q.FREE_LANES, {"lanes": list(self.o.lanes)})).all()
-            else:
-                rows = (
-                    await conn.execute(
-                        text("SELECT account, sequence FROM stellar_lanes WHERE account = ANY(:l)"),
-                        {"l": list(self.o.lanes)},
-                    )
-                ).all()
-        return [Lane(account, None if seq is None else int(seq)) for account, seq in rows]
+                return await books.lanes.free(self.o.lanes)
+            return await books.lanes.every(self.o.lanes)
 
     async def resync(self, lane: str, old: int | None) -> int | None:
         """Read the lane's sequence from the network and store it if nobody changed the lane (compare-and-set)."""
@@ -101,21 +90,16 @@ class LaneBuilder:
         if info is None:
             log.error("source account %s does not exist on the network", lane)
             return None
-        async with self.leadership.transaction() as conn:
-            res = await conn.execute(q.SET_LANE_SEQUENCE, {"lane": lane, "old": old, "new": info.sequence})
-        return info.sequence if res.rowcount == 1 else None
+        async with self.leadership.uow() as books:
+            taken = await books.lanes.resync(lane, old=old, new=info.sequence)
+        return info.sequence if taken else None
 
     async def _build_on(self, lane: str, current: int) -> int:
         limit = self.o.max_ops_per_tx
         assets = [self.o.contract_asset] if self.o.mode is StellarMode.CONTRACT else list(self.o.assets)
         live = self.o.live_execution
-        async with self.leadership.transaction() as conn:
-            rows = [
-                QueuedPayout.from_row(r)
-                for r in (
-                    await conn.execute(q.QUEUED, {"provider": self.o.name, "limit": limit, "assets": assets})
-                ).mappings()
-            ]
+        async with self.leadership.uow() as books:
+            rows = await books.payouts.take_queued(self.o.name, limit=limit, assets=assets)
             if not rows:
                 return 0
             rows = rules.batch(rows)
@@ -128,42 +112,43 @@ class LaneBuilder:
                 log.error("could not build a transaction: %s", err)
                 ids = [r.payout_id for r in rows]
                 if rules.on_build_error(len(ids)) is rules.BuildFailure.FAIL:
-                    await conn.execute(q.FAIL_QUEUED, {"ids": ids, "detail": str(err)[:1000]})
+                    await books.payouts.fail_unbuildable(ids, str(err)[:1000])
                 else:  # find the culprit: build them one by one
-                    await conn.execute(q.ISOLATE, {"ids": ids})
+                    await books.payouts.isolate(ids)
                 return 1
             except RpcUnavailableError as err:
                 log.warning("simulation unavailable: %s", err)
                 return 0
-            reserve = q.RESERVE_LANE if live else q.RESERVE_SEQUENCE
-            res = await conn.execute(reserve, {"lane": lane, "seq": seq, "old": current, "tx": tx_id})
-            if res.rowcount != 1:
+            if live:
+                reserved = await books.lanes.reserve(lane, seq=seq, old=current, tx_id=tx_id)
+            else:
+                reserved = await books.lanes.reserve_sequence(lane, seq=seq, old=current)
+            if not reserved:
                 raise LaneMovedError(lane)
             request = built.signature_request(
                 request_id=tx_id, network_passphrase=self.o.network_passphrase, max_fee_stroops=self.o.max_fee_stroops
             )
-            await conn.execute(
-                q.INSERT_TX,
-                {
-                    "id": tx_id,
-                    "provider": self.o.name,
-                    "lane": lane,
-                    "sequence": seq,
-                    "kind": (TxKind.CONTRACT if self.o.mode is StellarMode.CONTRACT else TxKind.PAYMENTS).value,
-                    "payout_ids": list(built.payout_ids),
-                    "state": (TxState.SIGNING if live else TxState.BUILT).value,
-                    "unsigned_xdr": built.envelope_xdr,
-                    "sign_request": request.model_dump_json(),
-                    "tx_hash": built.tx_hash,
-                    "fee": built.fee,
-                    "max_time": built.max_time,
-                    "sign_requests": 1 if live else 0,
-                    "check_in_s": self.o.resign_after_s if live else _BUILT_ONLY_CHECK_IN_S,
-                },
+            await books.envelopes.record(
+                NewEnvelope(
+                    id=tx_id,
+                    provider=self.o.name,
+                    lane=lane,
+                    sequence=seq,
+                    kind=TxKind.CONTRACT if self.o.mode is StellarMode.CONTRACT else TxKind.PAYMENTS,
+                    payout_ids=tuple(built.payout_ids),
+                    state=TxState.SIGNING if live else TxState.BUILT,
+                    unsigned_xdr=built.envelope_xdr,
+                    sign_request=request.model_dump_json(),
+                    tx_hash=built.tx_hash,
+                    fee=built.fee,
+                    max_time=built.max_time,
+                    sign_requests=1 if live else 0,
+                    check_in_s=self.o.resign_after_s if live else _BUILT_ONLY_CHECK_IN_S,
+                )
             )
-            await conn.execute(q.ASSIGN_PAYOUTS, {"tx": tx_id, "payout_ids": list(built.payout_ids)})
+            await books.payouts.assign(tx_id, built.payout_ids)
             if live:
-                await add_events(conn, [sign_event(self.o.source, tx_id, request, 1)])
+                await books.envelopes.request_signatures([sign_event(self.o.source, tx_id, request, 1)])
         log.info(
             "stellar transaction built",
             extra={"tx_id": tx_id, "lane": lane, "sequence": seq, "payouts": len(rows), "live": live},

@@ -5,23 +5,30 @@ keeps apart from single-bigint keys (the outbox relay's, the claim locks' `hasht
 in the database can take it. `lock_id` is the provider's row in `stellar_engine_locks` (migration 0006): a
 unique identity per provider name, never reused, so two provider names never share a lock.
 
-The leader does all its engine work on the session that holds the lock (`transaction()`), and re-checks the lock
-there at every tick (`still_leads()`). A leader whose session was terminated can therefore write nothing more
-(its connection is gone, and with it any transaction in flight) before another session can take the lock:
-two engines never act at once.
+The leader does all its engine work on the session that holds the lock (`uow()`: the stores of `books` on that
+session's transactions), and re-checks the lock there at every tick (`still_leads()`). A leader whose session was
+terminated can therefore write nothing more (its connection is gone, and with it any transaction in flight) before
+another session can take the lock: two engines never act at once, and a lost connection is lost leadership.
+
+Why no unit of work of the pool here: a session-level lock needs one long-lived connection, which no unit of work
+is. The runtime's `prizeflow_runtime.session_lock.SessionLock` takes it, checks it and runs the leader's
+transactions on it; this module only names the lock and keeps it, and opens no transaction itself. A lease row in
+`stellar_engine_locks` renewed by short units of work was the other way: a leader cut off from the database would
+keep its lease until it expired (no takeover for that long), and every engine write would need a fencing check;
+the lock ends with its connection and fences each write by running it there.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Final
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prizeflow_payouts.adapters.stellar import store as q
+from prizeflow_payouts.adapters.stellar.books import StellarBooks, bind
+from prizeflow_runtime.session_lock import SessionLock
 
 log = logging.getLogger(__name__)
 
@@ -42,83 +49,58 @@ class NotLeaderError(Exception):
 
 
 class EngineLeadership:
-    """Election, the per-tick check and the leader's session. Not shared across event loops."""
+    """Election, the per-tick check and the leader's transactions. Not shared across event loops."""
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self.key: tuple[int, int] | None = None
-        self._conn: AsyncConnection | None = None
-        self._use = asyncio.Lock()  # one statement at a time on the leader's session
+        self._lock: SessionLock[StellarBooks] | None = None
 
     @property
     def leads(self) -> bool:
-        return self._conn is not None
+        return self._lock is not None and self._lock.held
 
-    async def ensure_key(self, conn: AsyncConnection) -> tuple[int, int]:
-        """Create the provider's lock row if needed (idempotent, race-free: insert on conflict) and read its key."""
-        await conn.execute(q.ENSURE_ENGINE_LOCK, {"provider": self.provider})
-        lock_id = (await conn.execute(q.ENGINE_LOCK_ID, {"provider": self.provider})).scalar_one()
-        self.key = lock_key(int(lock_id))
+    async def ensure_key(self, books: StellarBooks) -> tuple[int, int]:
+        """The provider's lock key, its `stellar_engine_locks` row made first if need be."""
+        self.key = lock_key(await books.engine_locks.lock_id(self.provider))
         return self.key
-
-    def _params(self) -> dict[str, int]:
-        if self.key is None:
-            raise NotLeaderError(f"no lock key for provider {self.provider!r}: start the provider first")
-        space, lock_id = self.key
-        return {"space": space, "lock_id": lock_id}
 
     async def try_lead(self, db: AsyncEngine) -> bool:
         """Take the lock if it is free; keep the session that holds it."""
-        if self._conn is not None:
+        if self.leads:
             return True
-        conn = await db.connect()
-        try:
-            got = bool((await conn.execute(q.TRY_LEAD, self._params())).scalar())
-            await conn.commit()
-        except BaseException:
-            # The lock may be held by the session although the commit failed: never give it back to the pool.
-            await conn.invalidate()
-            await conn.close()
-            raise
-        if not got:
-            await conn.close()
+        if self.key is None:
+            raise NotLeaderError(f"no lock key for provider {self.provider!r}: start the provider first")
+        lock = SessionLock(db, self.key, bind)
+        if not await lock.try_take():
             return False
-        self._conn = conn
-        log.info("stellar engine leads", extra={"provider": self.provider, "lock_key": list(self.key or ())})
+        self._lock = lock
+        log.info("stellar engine leads", extra={"provider": self.provider, "lock_key": list(self.key)})
         return True
 
     async def still_leads(self) -> bool:
         """At every tick: the leader's session is alive and still holds the lock; otherwise stand down now."""
-        if self._conn is None:
-            return False
-        try:
-            async with self.transaction() as conn:
-                held = bool((await conn.execute(q.STILL_LEADS, self._params())).scalar())
-        except Exception as err:  # noqa: BLE001 - a dead session is the answer, not an error
-            log.warning("stellar engine lost its session", extra={"provider": self.provider, "error": repr(err)})
-            held = False
-        if not held:
+        lock = self._lock
+        held = lock is not None and await lock.still_held()
+        if not held and lock is not None:
             log.warning("stellar engine no longer leads", extra={"provider": self.provider})
             await self.drop()
         return held
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction on the leader's session: it commits only while this process holds the lock."""
-        async with self._use:
-            conn = self._conn
-            if conn is None:
-                raise NotLeaderError(f"stellar engine {self.provider!r} does not lead")
-            async with conn.begin():
-                yield conn
+    async def uow(self) -> AsyncIterator[StellarBooks]:
+        """One transaction on the leader's session, the rail's stores bound: it commits only while this process
+        holds the lock."""
+        lock = self._lock
+        if lock is None or not lock.held:
+            raise NotLeaderError(f"stellar engine {self.provider!r} does not lead")
+        async with lock() as books:
+            yield books
 
     async def drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                # A live session gives the lock back at once; a dead one is invalidated, never reused.
-                await conn.invalidate()
-                await conn.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            await lock.release()
 
 
 __all__ = ["ENGINE_LOCK_SPACE", "EngineLeadership", "NotLeaderError", "lock_key"]

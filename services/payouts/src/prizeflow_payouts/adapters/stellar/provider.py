@@ -10,17 +10,20 @@ it, one job per module:
 - `signing`: the signer's answers; `external`: operators' signatures through the admin API.
 
 The database pool is the service's own, handed over by bootstrap (`bind_database`); a provider built with a
-`database_url` (a standalone process, tests) opens and owns one instead.
+`database_url` (a standalone process, tests) opens and owns one instead. The rail's tables are its named stores
+(`books.StellarBooks`): each step here, in `external` and in `statement` is one unit of work of the runtime on that
+pool (`uow()`); the engine's run on the leader's session (`leader`); the signer's answers on the consumer's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
@@ -35,7 +38,7 @@ from prizeflow_contracts.providers import (
     StatementPage,
     WebhookEvent,
 )
-from prizeflow_payouts.adapters.stellar import store as q
+from prizeflow_payouts.adapters.stellar.books import StellarBooks, bind
 from prizeflow_payouts.adapters.stellar.driver import EnvelopeDriver
 from prizeflow_payouts.adapters.stellar.engine import StellarEngine
 from prizeflow_payouts.adapters.stellar.external import ExternalSigning, ExternalSubmission
@@ -54,6 +57,7 @@ from prizeflow_payouts.application.ports import (
     SourceProgress,
 )
 from prizeflow_runtime.jobs import Scheduler
+from prizeflow_runtime.sql_uow import SqlUnitOfWork, unit_of_work
 
 C = PayoutErrorCode
 _OWN_POOL_SIZE = 5
@@ -71,6 +75,7 @@ class StellarPayoutProvider:
         self._pool = engine
         self._database_url = database_url
         self._owned: AsyncEngine | None = None
+        self._books: SqlUnitOfWork[StellarBooks] | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
         self.rpc = SorobanRpcClient(options.rpc_url, timeout_s=options.rpc_timeout_s)
@@ -86,13 +91,13 @@ class StellarPayoutProvider:
             db=self._database,
         )
         self.signer_results = SignerResultsSink(options)
-        self.external = ExternalSigning(options, self.rpc, self._database)
+        self.external = ExternalSigning(options, self.rpc, self.uow)
         self.statements = StellarStatement(
             name=options.name,
             accounts=frozenset((options.funding_account, *options.channel_accounts)),
             contract_asset=options.contract_asset,
             rpc=self.rpc,
-            books=self._database,
+            uow=self.uow,
         )
         self._sync_waiters: list[tuple[str, asyncio.Future[PayoutRow | None]]] = []
         self._sync_flush: asyncio.Task[None] | None = None
@@ -116,18 +121,18 @@ class StellarPayoutProvider:
                 from prizeflow_runtime.db import create_engine
 
                 db = self._owned = create_engine(self._database_url, pool_size=_OWN_POOL_SIZE)
+            uow = unit_of_work(db, bind)
             try:
                 await self.rpc.start()
-                async with db.begin() as conn:
-                    for lane in self.o.lanes:
-                        await conn.execute(q.ENSURE_LANE, {"account": lane, "role": self.o.lane_role})
-                    await self.leadership.ensure_key(conn)
+                async with uow() as books:
+                    await books.lanes.ensure(self.o.lanes, self.o.lane_role)
+                    await self.leadership.ensure_key(books)
             except BaseException:
                 if self._owned is not None:
                     await self._owned.dispose()
                     self._owned = None
                 raise
-            self._pool = db
+            self._pool, self._books = db, uow
             self._started = True
             self.engine.start()
 
@@ -143,12 +148,22 @@ class StellarPayoutProvider:
             await self._owned.dispose()
             self._owned = None
             self._pool = None
+            self._books = None
 
     async def _database(self) -> AsyncEngine:
+        """The pool, once the provider started (the engine's leader holds its lock on one of its connections)."""
         if not self._started:
             await self.start()
         assert self._pool is not None
         return self._pool
+
+    @asynccontextmanager
+    async def uow(self) -> AsyncIterator[StellarBooks]:
+        """One unit of work of the runtime on the rail's books; the provider starts first if need be."""
+        await self._database()
+        assert self._books is not None
+        async with self._books() as books:
+            yield books
 
     # -- validation (before anything is built) --------------------------------------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
@@ -185,30 +200,16 @@ class StellarPayoutProvider:
             else:
                 valid.append((n, instr))
         if valid:
-            db = await self._database()
+            await self._database()  # a provider that cannot start says so as such, not as an unknown outcome
             try:
-                async with db.begin() as conn:
-                    await conn.execute(
-                        q.INSERT_PAYOUTS,
-                        {
-                            "provider": self.o.name,
-                            "keys": [i.idempotency_key for _, i in valid],
-                            "ids": [i.payout_id for _, i in valid],
-                            "assets": [i.amount.asset for _, i in valid],
-                            "amounts": [i.amount.amount for _, i in valid],
-                            "dests": [i.destination.address for _, i in valid],
-                        },
-                    )
-                    rows = (
-                        (await conn.execute(q.PAYOUTS_BY_KEY, {"keys": [i.idempotency_key for _, i in valid]}))
-                        .mappings()
-                        .all()
-                    )
+                async with self.uow() as books:
+                    await books.payouts.record(self.o.name, [i for _, i in valid])
+                    rows = await books.payouts.by_keys([i.idempotency_key for _, i in valid])
             except Exception as err:  # the books are unreachable: nothing recorded, or we do not know
                 raise PayoutProviderError.of(
                     C.TIMEOUT_UNKNOWN_OUTCOME, f"stellar books unavailable: {type(err).__name__}", provider=self.o.name
                 ) from err
-            by_key = {r["idempotency_key"]: PayoutRow.from_row(r) for r in rows}
+            by_key = {r.idempotency_key: r for r in rows}
             for n, instr in valid:
                 row = by_key.get(instr.idempotency_key)
                 if row is None:
@@ -299,9 +300,8 @@ class StellarPayoutProvider:
         if not waiters:
             return
         try:
-            db = await self._database()
-            async with db.connect() as conn:
-                rows = (await conn.execute(q.PAYOUTS_BY_KEY, {"keys": list({k for k, _ in waiters})})).mappings().all()
+            async with self.uow() as books:
+                rows = await books.payouts.by_keys(list({k for k, _ in waiters}))
         except Exception as err:  # noqa: BLE001 - handed to every waiter
             for _, fut in waiters:
                 if not fut.done():
@@ -309,7 +309,7 @@ class StellarPayoutProvider:
                         PayoutProviderError.of(C.PROVIDER_UNAVAILABLE, f"stellar books: {err}", provider=self.o.name)
                     )
             return
-        by_key = {r["idempotency_key"]: PayoutRow.from_row(r) for r in rows}
+        by_key = {r.idempotency_key: r for r in rows}
         for key, fut in waiters:
             if not fut.done():
                 fut.set_result(by_key.get(key))
@@ -327,15 +327,14 @@ class StellarPayoutProvider:
     # -- progress (the `progress` part; the worker's gauges; any replica, read from the books) -------------------------
     async def progress(self) -> RailProgress:
         names = self.o.lane_names
-        db = await self._database()
-        async with db.connect() as conn:
-            rows = (await conn.execute(q.SOURCE_PROGRESS, {"lanes": list(names)})).all()
-            waiting = await conn.scalar(q.OLDEST_WAITING, {"provider": self.o.name})
+        async with self.uow() as books:
+            rows = await books.lanes.progress(list(names))
+            waiting = await books.payouts.oldest_waiting_s(self.o.name)
         sources = tuple(
-            SourceProgress(names[account], int(sequence), float(advanced_at))
+            SourceProgress(names[account], sequence, advanced_at)
             for account, sequence, advanced_at in sorted(rows, key=lambda r: names[r[0]])
         )
-        return RailProgress(sources=sources, oldest_waiting_s=max(0.0, float(waiting or 0)))
+        return RailProgress(sources=sources, oldest_waiting_s=max(0.0, waiting))
 
     # -- ListsStatement (reconciliation) ----------------------------------------------------------------------
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
@@ -361,12 +360,12 @@ class StellarPayoutProvider:
         self.engine.wake()
         return done
 
-    # -- settlement rules, reachable for direct tests on a transaction of the caller's ----------------------
+    # -- settlement rules, reachable for direct tests on books of the caller's transaction ------------------
     async def _after_failed_tx(
-        self, conn: AsyncConnection, tx: Mapping[str, Any], result_code: str, op_codes: Sequence[str]
+        self, books: StellarBooks, tx: Mapping[str, Any], result_code: str, op_codes: Sequence[str]
     ) -> None:
         await self.driver.after_failed_tx(
-            conn,
+            books,
             tx_id=tx["id"],
             kind=TxKind(tx["kind"]),
             payout_ids=list(tx["payout_ids"]),
@@ -375,9 +374,9 @@ class StellarPayoutProvider:
             op_codes=op_codes,
         )
 
-    async def _requeue_or_fail(self, conn: AsyncConnection, tx: Mapping[str, Any], code: PayoutErrorCode) -> None:
+    async def _requeue_or_fail(self, books: StellarBooks, tx: Mapping[str, Any], code: PayoutErrorCode) -> None:
         await self.driver.requeue_or_fail(
-            conn, tx_id=tx["id"], tx_hash=tx["tx_hash"], max_time=int(tx["max_time"]), code=code
+            books, tx_id=tx["id"], tx_hash=tx["tx_hash"], max_time=int(tx["max_time"]), code=code
         )
 
 

@@ -24,7 +24,7 @@ from prizeflow_contracts.events.signer import (
     SignatureRequested,
     TransactionSigned,
 )
-from prizeflow_payouts.adapters.stellar import store as q
+from prizeflow_payouts.adapters.stellar.books import StellarBooks, bind
 from prizeflow_payouts.adapters.stellar.options import StellarOptions
 from prizeflow_payouts.adapters.stellar.states import StoredTx, TxState, require_transition
 
@@ -65,26 +65,26 @@ def not_the_transaction_built(data: TransactionSigned, tx: StoredTx, network_pas
 
 
 class SignerResultsSink:
-    """TransactionSigned / SignatureRefused for this provider's envelopes, applied in the caller's transaction."""
+    """TransactionSigned / SignatureRefused for this provider's envelopes, applied in the caller's transaction (the
+    rail's stores bound on the session it is handed)."""
 
     def __init__(self, options: StellarOptions) -> None:
         self.o = options
 
     async def apply(self, session: AsyncSession, envelopes: Sequence[Envelope[Any]]) -> None:
+        books = bind(session)  # the consumer's inbox transaction: the rail's stores join it
         for env in envelopes:
             data = env.data
             if isinstance(data, TransactionSigned):
-                await self._signed(session, data)
+                await self._signed(books, data)
             elif isinstance(data, SignatureRefused):
-                await self._refused(session, data)
+                await self._refused(books, data)
 
-    async def _signed(self, session: AsyncSession, data: TransactionSigned) -> None:
+    async def _signed(self, books: StellarBooks, data: TransactionSigned) -> None:
         """Accept the envelope only if it is exactly the transaction built here, validly signed by `signed_by`."""
-        params = {"id": data.request_id, "provider": self.o.name}
-        row = (await session.execute(q.TX_FOR_SIGNATURE, params)).mappings().first()
-        if row is None:
+        tx = await books.envelopes.for_signature(data.request_id, self.o.name)
+        if tx is None:
             return  # not ours
-        tx = StoredTx.from_row(row)
         if not tx.awaiting_signature:
             return  # decided meanwhile (a duplicate or late answer)
         why = not_the_transaction_built(data, tx, self.o.network_passphrase)
@@ -94,77 +94,59 @@ class SignerResultsSink:
                 extra={"request_id": data.request_id, "code": SIGNED_ENVELOPE_MISMATCH, "reason": why},
             )
             detail = f"signed envelope refused, never submitted: {why}"
-            await session.execute(
-                q.SIGNED_REFUSED, {**params, "error_code": SIGNED_ENVELOPE_MISMATCH, "detail": detail[:1000]}
+            await books.envelopes.reject_signed(
+                data.request_id, self.o.name, error_code=SIGNED_ENVELOPE_MISMATCH, detail=detail[:1000]
             )
             return
         require_transition(tx.state, TxState.SIGNED)
-        await session.execute(
-            q.SIGNED,
-            {**params, "tx_hash": tx.tx_hash, "signed_xdr": data.signed_xdr, "signed_by": data.signed_by},
+        await books.envelopes.signed(
+            data.request_id, self.o.name, tx_hash=tx.tx_hash, signed_xdr=data.signed_xdr, signed_by=data.signed_by
         )
 
-    async def _refused(self, session: AsyncSession, data: SignatureRefused) -> None:
-        params = {"id": data.request_id, "provider": self.o.name, "detail": data.detail[:1000]}
+    async def _refused(self, books: StellarBooks, data: SignatureRefused) -> None:
+        tx_id, provider, detail = data.request_id, self.o.name, data.detail[:1000]
+        envelopes = books.envelopes
         if data.code is SignatureRefusalCode.BACKEND_UNAVAILABLE:
-            await session.execute(
-                q.SIGNER_RETRY_LATER,
-                {**params, "error_code": C.SIGNER_UNAVAILABLE.value, "check_in_s": self.o.resign_after_s},
+            await envelopes.ask_signer_later(
+                tx_id,
+                provider,
+                error_code=C.SIGNER_UNAVAILABLE.value,
+                detail=detail,
+                check_in_s=self.o.resign_after_s,
             )
             return
         if data.code is SignatureRefusalCode.EXTERNAL_SIGNING_REQUIRED:
-            await session.execute(q.EXTERNAL, params)
+            await envelopes.await_operator(tx_id, provider, detail=detail)
             return
-        row = (
-            await session.execute(q.REFUSED, {**params, "error_code": f"signature_refused:{data.code.value}"})
-        ).first()
-        if row is None:
+        refused = await envelopes.refuse(
+            tx_id, provider, error_code=f"signature_refused:{data.code.value}", detail=detail
+        )
+        if refused is None:
             return
-        lane, seq, payout_ids = row
-        await session.execute(q.RELEASE_LANE_RESYNC, {"lane": lane, "tx": data.request_id, "sequence": int(seq) - 1})
-        detail = f"signer refused: {data.code.value}: {data.detail}"[:1000]
+        await books.lanes.release_to_resync(refused.lane, tx_id, refused.sequence - 1)
+        why = f"signer refused: {data.code.value}: {data.detail}"[:1000]
+        payout_ids = refused.payout_ids
         if data.code is SignatureRefusalCode.LIVE_SIGNATURE_EXISTS:
             # Not a verdict on the payouts: an earlier transaction signed for them may still land. Never fail
             # them now (it could pay them); rebuild once the signer says it can no longer land.
             until = data.live_until if data.live_until is not None else int(time.time()) + self.o.validity_s
-            await session.execute(
-                q.REQUEUE,
-                {
-                    "tx": data.request_id,
-                    "payout_ids": list(payout_ids),
-                    "isolate": False,
-                    "refund": 1,
-                    "delay_s": 0,
-                    "live_until": until + 1,
-                    "error_code": None,
-                    "detail": detail,
-                },
+            await books.payouts.requeue(
+                tx_id,
+                payout_ids,
+                isolate=False,
+                refund=1,
+                delay_s=0,
+                live_until=until + 1,
+                error_code=None,
+                detail=why,
             )
             return
         if data.code in (SignatureRefusalCode.OVER_TX_CAP,) and len(payout_ids) > 1:
-            await session.execute(
-                q.REQUEUE,
-                {
-                    "tx": data.request_id,
-                    "payout_ids": list(payout_ids),
-                    "isolate": True,
-                    "refund": 1,
-                    "delay_s": 0,
-                    "live_until": 0,
-                    "error_code": None,
-                    "detail": detail,
-                },
+            await books.payouts.requeue(
+                tx_id, payout_ids, isolate=True, refund=1, delay_s=0, live_until=0, error_code=None, detail=why
             )
             return
-        await session.execute(
-            q.FAIL,
-            {
-                "tx": data.request_id,
-                "payout_ids": list(payout_ids),
-                "error_code": C.SIGNATURE_REFUSED.value,
-                "detail": detail,
-            },
-        )
+        await books.payouts.fail(tx_id, payout_ids, error_code=C.SIGNATURE_REFUSED.value, detail=why)
 
 
 __all__ = ["SIGNED_ENVELOPE_MISMATCH", "SignerResultsSink", "not_the_transaction_built", "sign_event"]

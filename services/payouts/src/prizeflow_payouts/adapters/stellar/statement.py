@@ -17,29 +17,24 @@ top-up: money in, a finding unless a person places it). Payments between our own
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from stellar_sdk import Asset as SdkAsset
 from stellar_sdk import MuxedAccount, scval, xdr
 
 from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import StatementLine, StatementLineKind, StatementPage
+from prizeflow_payouts.adapters.stellar.books import StellarBooks
+from prizeflow_payouts.adapters.stellar.states import BookedPayout
 from prizeflow_stellar.assets import canonical, registry_code_of
 
 C = PayoutErrorCode
 PAGE_LIMIT: Final = 200  # Stellar RPC's largest getTransactions page
 FEE_ASSET: Final = "XLM"
-
-TXS_BY_HASH = text("SELECT tx_hash, payout_ids FROM stellar_txs WHERE provider = :provider AND tx_hash = ANY(:hashes)")
-PAYOUTS_BY_ID = text(
-    "SELECT payout_id, destination, asset, amount FROM stellar_payouts WHERE provider = :provider "
-    "AND payout_id = ANY(:ids)"
-)
 
 
 def fee_share(fee: int, payouts: int, place: int) -> int:
@@ -84,14 +79,6 @@ class ListedTx:
         raw = memo.ret_hash if memo.type == xdr.MemoType.MEMO_RETURN else None
         raw = memo.hash if memo.type == xdr.MemoType.MEMO_HASH else raw
         return raw.hash.hex() if raw is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class BookedPayout:
-    payout_id: str
-    destination: str
-    asset: str
-    amount: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,14 +234,14 @@ class StellarStatement:
         accounts: frozenset[str],
         contract_asset: str,
         rpc: Any,
-        books: Any,
+        uow: Callable[[], AbstractAsyncContextManager[StellarBooks]],
         page_limit: int = PAGE_LIMIT,
     ) -> None:
         self.name = name
         self.accounts = accounts
         self.contract_asset = contract_asset
         self.rpc = rpc
-        self._books = books  # async () -> AsyncEngine
+        self.uow = uow  # the provider's: one unit of work on the rail's books
         self.page_limit = page_limit
 
     def _unavailable(self, what: str, err: Exception) -> PayoutProviderError:
@@ -345,17 +332,10 @@ class StellarStatement:
         if not hashes:
             return Books({}, {})
         try:
-            engine: AsyncEngine = await self._books()
-            async with engine.connect() as conn:
-                txs = {
-                    str(r.tx_hash): tuple(r.payout_ids)
-                    for r in await conn.execute(TXS_BY_HASH, {"provider": self.name, "hashes": hashes})
-                }
+            async with self.uow() as books:
+                txs = await books.envelopes.by_hashes(self.name, hashes)
                 linked = sorted({p for t in listed if t.tx_hash not in txs for p in txs.get(t.memo_hash() or "", ())})
-                payouts = {
-                    str(r.payout_id): BookedPayout(str(r.payout_id), str(r.destination), str(r.asset), int(r.amount))
-                    for r in await conn.execute(PAYOUTS_BY_ID, {"provider": self.name, "ids": linked})
-                }
+                payouts = await books.payouts.booked(self.name, linked)
         except Exception as err:
             raise self._unavailable("the provider's books", err) from err
         return Books(txs, payouts)

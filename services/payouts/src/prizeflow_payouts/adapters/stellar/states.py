@@ -252,6 +252,52 @@ class QueuedPayout:
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutRef:
+    """Whose a payout is, where it stands, and its current envelope (`store.PAYOUT_BY_ID`)."""
+
+    payout_id: str
+    provider: str
+    state: PayoutState
+    tx_id: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> PayoutRef:
+        return cls(
+            payout_id=row["payout_id"], provider=row["provider"], state=PayoutState(row["state"]), tx_id=row["tx_id"]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BookedPayout:
+    """A payout as the statement links a line to it (`store.PAYOUTS_BY_ID`)."""
+
+    payout_id: str
+    destination: str
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEnvelope:
+    """An envelope as a lane builds it (`store.INSERT_TX`), checked again `check_in_s` later."""
+
+    id: str
+    provider: str
+    lane: str
+    sequence: int
+    kind: TxKind
+    payout_ids: tuple[str, ...]
+    state: TxState
+    unsigned_xdr: str
+    sign_request: str  # the SignatureRequested, as JSON
+    tx_hash: str
+    fee: int
+    max_time: int
+    sign_requests: int
+    check_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Lane:
     """A source account and the last sequence number used or reserved on it (None: read it from the network)."""
 
@@ -267,8 +313,11 @@ __all__ = [
     "PAYOUT_TRANSITIONS",
     "TX_MACHINE",
     "TX_TRANSITIONS",
+    "BookedPayout",
     "IllegalTransition",
     "Lane",
+    "NewEnvelope",
+    "PayoutRef",
     "PayoutRow",
     "PayoutState",
     "QueuedPayout",

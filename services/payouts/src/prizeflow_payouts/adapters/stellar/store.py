@@ -1,5 +1,5 @@
-"""SQL of the Stellar provider's books (tables of migration 0002). Every state change is guarded by the state it
-expects (compare-and-set), so a late or duplicate actor changes nothing."""
+"""SQL of the Stellar provider's books (tables of migrations 0002 and 0006), run only by the stores of `books`. Every
+state change is guarded by the state it expects (compare-and-set), so a late or duplicate actor changes nothing."""
 
 # ruff: noqa: S608 - only constant fragments are interpolated; values are bound
 from __future__ import annotations
@@ -28,6 +28,9 @@ FREE_LANES = text(
 )
 
 LANE = text("SELECT account, sequence, busy_tx FROM stellar_lanes WHERE account = :lane")
+
+# Build-only: every lane, held or not (a build-only envelope never holds its lane).
+ALL_LANES = text("SELECT account, sequence FROM stellar_lanes WHERE account = ANY(:lanes)")
 
 # Resync: take the network's sequence only if nobody changed the lane since we looked.
 SET_LANE_SEQUENCE = text(
@@ -147,15 +150,6 @@ ENSURE_ENGINE_LOCK = text(
 
 ENGINE_LOCK_ID = text("SELECT lock_id FROM stellar_engine_locks WHERE provider = :provider")
 
-TRY_LEAD = text("SELECT pg_try_advisory_lock(:space, :lock_id)")
-
-# Still ours: this session holds the two-key advisory lock (pg_locks shows a two-key lock with objsubid 2).
-STILL_LEADS = text(
-    """SELECT EXISTS (SELECT 1 FROM pg_locks
-                      WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 2
-                        AND classid = CAST(:space AS oid) AND objid = CAST(:lock_id AS oid))"""
-)
-
 # A signed envelope that is not exactly the transaction built: never submitted. The envelope waits for its own
 # time bound (nothing new is built for its payouts while something signed for them might be live), then dies.
 SIGNED_REFUSED = text(
@@ -228,6 +222,13 @@ PAYOUTS_BY_KEY = text(
               t.payout_ids AS tx_payout_ids
        FROM stellar_payouts p LEFT JOIN stellar_txs t ON t.id = p.tx_id
        WHERE p.idempotency_key = ANY(:keys)"""
+)
+
+# The statement's links: our transactions by hash, and the payouts a memo names.
+TXS_BY_HASH = text("SELECT tx_hash, payout_ids FROM stellar_txs WHERE provider = :provider AND tx_hash = ANY(:hashes)")
+PAYOUTS_BY_ID = text(
+    "SELECT payout_id, destination, asset, amount FROM stellar_payouts WHERE provider = :provider "
+    "AND payout_id = ANY(:ids)"
 )
 
 PAYOUT_BY_ID = text(
