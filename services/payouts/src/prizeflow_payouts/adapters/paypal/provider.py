@@ -12,12 +12,14 @@
   amount), so another item is never taken for it. PayPal's item states read as `prizeflow_contracts.rails.paypal`
   says (paid, pending, returned after it was paid, failed with why).
 - cancel: an UNCLAIMED item only (`POST .../payouts-item/{id}/cancel`: the money comes back); else `not_cancellable`.
-- statement: PayPal's Transaction Search (`GET /v1/reporting/transactions`), a page per cursor; each line named by
-  our key when it is one of our items (by its transaction id, or the one a return refers to).
-- webhooks come through the ingress (`prizeflow_contracts.rails.paypal`'s reader): `parse_webhook` is not used.
+- statement: PayPal's Transaction Search (`GET /v1/reporting/transactions`), a page per cursor (`statement.py`);
+  each line named by our key when it is one of our items (by its transaction id, or the one a return refers to); a
+  payment the books do not name yet is looked for in our batches of the hours before (and then kept).
+- webhooks: the ingress publishes them (`prizeflow_contracts.rails.paypal`'s reader, confirmed by fetching the item
+  back); `parse_webhook` checks the same signature under the same pinned certificate and reads the same event.
 
-Credentials are a REST app's client id and secret, traded for an OAuth2 token (`POST /v1/oauth2/token`) kept until
-it expires. Neither, nor a receiver, is ever logged.
+Credentials are a REST app's client id and secret, traded for an OAuth2 token (`client.py`). Neither, nor a
+receiver, is ever logged.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from prizeflow_contracts.rails.paypal import verify_paypal_signature
 from prizeflow_contracts.rails.reading import NormalizationError
 from prizeflow_contracts.webhook_signatures import SignatureRefused
 from prizeflow_payouts.adapters.paypal.book import Item, PayPalBooks, SqlPayPalBooks
+from prizeflow_payouts.adapters.paypal.client import PayPalClient
 from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
 from prizeflow_payouts.adapters.paypal.statement import statement_lines, transactions
 from prizeflow_payouts.application.ports import CreateOutcome
@@ -62,7 +65,6 @@ P = ProviderPayoutStatus
 C = PayoutErrorCode
 
 WEBHOOK_TOLERANCE_S: Final = 300  # a transmission time further than this from ours is refused (stale or future)
-_TOKEN_MARGIN_S: Final = 60.0  # a token is traded again this long before PayPal says it expires
 _ITEM_PAGE: Final = 1000  # items per page of a batch (PayPal's maximum)
 # A payment Transaction Search lists that the books do not name is looked for in our batches made from this long
 # before the window (an item is debited when its batch is processed, minutes after it was made; a return 30 days
@@ -70,31 +72,10 @@ _ITEM_PAGE: Final = 1000  # items per page of a batch (PayPal's maximum)
 BATCH_SCAN: Final = timedelta(hours=6)
 PAYMENTS: Final = frozenset({"T0001"})  # PayPal's MassPay payment (`statement.CODES`)
 STATEMENT_PAGE: Final = 500  # transactions per page of Transaction Search (PayPal's maximum)
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout)  # the request never left: nothing can have landed
 # A replayed batch PayPal refuses for its ids: the batch exists there, but its first answer is no longer kept.
 _ALREADY_USED: Final = frozenset({"SENDER_BATCH_ID_ALREADY_USED", "DUPLICATE_REQUEST_ID"})
 UNCLAIMED: Final = "UNCLAIMED"
 CANCELLED_STATES: Final = frozenset({"RETURNED", "CANCELED"})  # an unclaimed item cancelled, as PayPal answers it
-
-
-class PayPalRefusalError(Exception):
-    """A non-2xx answer of PayPal's API: its status and its error document (`{name, message, details}`)."""
-
-    def __init__(self, status: int, doc: Mapping[str, Any]) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.doc = doc
-
-    @property
-    def name(self) -> str:
-        """PayPal's error name; a reused `sender_batch_id` (400 USER_BUSINESS_ERROR on the field SENDER_BATCH_ID)
-        read as SENDER_BATCH_ID_ALREADY_USED."""
-        error = wire.read_error(self.doc)
-        if error is None:
-            return str(self.doc.get("error") or "")
-        if error.name == "USER_BUSINESS_ERROR" and any(f.upper() == "SENDER_BATCH_ID" for f, _ in error.details):
-            return "SENDER_BATCH_ID_ALREADY_USED"
-        return error.name
 
 
 class PayPalPayoutProvider:
@@ -111,9 +92,7 @@ class PayPalPayoutProvider:
         self.options = options
         self.provider_type = options.provider_type
         self._keys = keys
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
-        self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
+        self.http = PayPalClient(options, keys, transport=transport)
         self._books = books
         self.statement_page_size = STATEMENT_PAGE
 
@@ -143,90 +122,17 @@ class PayPalPayoutProvider:
         """Nothing to open: the client is created on the first call, inside the running loop."""
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self.options.api_base,
-                headers={"Accept": "application/json"},
-                timeout=self.options.timeout_s,
-                transport=self._transport,
-                follow_redirects=False,
-            )
-        return self._http
+        await self.http.close()
 
     # -- errors (the `classify` part) ------------------------------------------------------------------------------
     def _error(self, code: PayoutErrorCode, message: str, **kw: Any) -> PayoutError:
-        return PayoutError.of(code, f"paypal: {message}", provider=self.name, **kw)
+        return self.http.errors.error(code, message, **kw)
 
     def _refuse(self, code: PayoutErrorCode, message: str) -> PayoutProviderError:
         return PayoutProviderError(self._error(code, message))
 
     def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
-        """What PayPal's client raised, as our code: a refusal by its error name and status; a transport failure by
-        whether the request may have left (then, when `mutating`, `timeout_unknown_outcome`)."""
-        if isinstance(error, PayPalRefusalError):
-            code = refusal_code(error.status, error.name, mutating=mutating)
-            if code is C.AUTHENTICATION_FAILED:
-                log.error(
-                    "paypal: PayPal refused our credentials (HTTP %d): check client_id and client_secret", error.status
-                )
-            what = error.name or "not JSON"
-            return self._error(code, f"HTTP {error.status} ({what[:64]})", provider_code=f"{error.status}:{what}"[:255])
-        if isinstance(error, _NOT_SENT):
-            return self._error(C.PROVIDER_UNAVAILABLE, "could not connect")
-        if isinstance(error, PayoutProviderError):
-            return error.error
-        code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
-        return self._error(code, f"no readable answer ({type(error).__name__})")
-
-    # -- HTTP -------------------------------------------------------------------------------------------------------
-    async def _bearer(self) -> str:
-        if self._token is not None and time.monotonic() < self._token[1]:
-            return self._token[0]
-        response = await self._client().post(
-            "/v1/oauth2/token",
-            data={"grant_type": "client_credentials"},
-            auth=(self._keys.client_id, self._keys.client_secret),
-        )
-        doc = _json(response)
-        if response.status_code != httpx.codes.OK or not isinstance(doc.get("access_token"), str):
-            raise PayPalRefusalError(response.status_code, doc)
-        ttl = float(doc.get("expires_in") or 0)
-        self._token = (doc["access_token"], time.monotonic() + max(0.0, ttl - _TOKEN_MARGIN_S))
-        return self._token[0]
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        mutating: bool,
-        body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """One call; a failure raised as `PayoutProviderError` of its classified code (a 401 trades the token again
-        once: PayPal may end one before its time)."""
-        try:
-            for attempt in (1, 2):
-                headers = {"Authorization": f"Bearer {await self._bearer()}"}
-                if request_id is not None:
-                    headers["PayPal-Request-Id"] = request_id
-                response = await self._client().request(method, path, json=body, params=params, headers=headers)
-                if response.status_code == httpx.codes.UNAUTHORIZED and attempt == 1:
-                    self._token = None
-                    continue
-                doc = _json(response)
-                if not response.is_success:
-                    raise PayPalRefusalError(response.status_code, doc)
-                return doc
-        except (PayPalRefusalError, httpx.HTTPError, ValueError) as err:
-            raise PayoutProviderError(self.classify(err, mutating=mutating)) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self.http.errors.classify(error, mutating=mutating)
 
     # -- validation (the `validator` part) ---------------------------------------------------------------------------
     def validate(self, instruction: PayoutInstruction) -> PayoutError | None:
@@ -304,7 +210,7 @@ class PayPalPayoutProvider:
         with the sync). Refused: nothing was made, the batch is forgotten. No answer: unknown, the sync asks again."""
         keys = [str(i["sender_item_id"]) for i in body["items"]]
         try:
-            doc = await self._call("POST", "/v1/payments/payouts", body=body, request_id=batch, mutating=True)
+            doc = await self.http.call("POST", "/v1/payments/payouts", body=body, request_id=batch, mutating=True)
         except PayoutProviderError as err:
             if err.code is not C.TIMEOUT_UNKNOWN_OUTCOME:
                 async with self.books("forget") as book:
@@ -360,11 +266,11 @@ class PayPalPayoutProvider:
         """PayPal's item of our payout: by its id once known, else found in its batch (asked again if never
         answered)."""
         if item.payout_item_id is not None:
-            return await self._call("GET", f"/v1/payments/payouts-item/{item.payout_item_id}", mutating=False)
+            return await self.http.call("GET", f"/v1/payments/payouts-item/{item.payout_item_id}", mutating=False)
         payout_batch_id = await self._batch_id(item)
         for page in range(1, 1_000):
             params = {"page": page, "page_size": _ITEM_PAGE, "total_required": "true"}
-            doc = await self._call("GET", f"/v1/payments/payouts/{payout_batch_id}", params=params, mutating=False)
+            doc = await self.http.call("GET", f"/v1/payments/payouts/{payout_batch_id}", params=params, mutating=False)
             for found in doc.get("items") or []:
                 inner = found.get("payout_item") if isinstance(found, dict) else None
                 if isinstance(inner, dict) and inner.get("sender_item_id") == item.idempotency_key:
@@ -381,7 +287,7 @@ class PayPalPayoutProvider:
         if batch.payout_batch_id is not None:
             return batch.payout_batch_id
         try:  # sent without an answer (or never): the very request again, under its id
-            doc = await self._call(
+            doc = await self.http.call(
                 "POST", "/v1/payments/payouts", body=dict(batch.body), request_id=batch.sender_batch_id, mutating=True
             )
         except PayoutProviderError as err:
@@ -451,7 +357,7 @@ class PayPalPayoutProvider:
         if found.state != UNCLAIMED:
             raise self._refuse(C.NOT_CANCELLABLE, f"only an unclaimed item is cancelled, not {found.state}")
         path = f"/v1/payments/payouts-item/{found.payout_item_id}/cancel"
-        after = self._item_of(item, await self._call("POST", path, mutating=True))
+        after = self._item_of(item, await self.http.call("POST", path, mutating=True))
         if after.state not in CANCELLED_STATES:
             raise self._refuse(C.NOT_CANCELLABLE, f"the item is {after.state}")
         return ProviderPayoutResult(
@@ -512,7 +418,7 @@ class PayPalPayoutProvider:
             for page in range(1, 1_000):
                 params = {"page": page, "page_size": _ITEM_PAGE, "total_required": "true"}
                 try:
-                    doc = await self._call("GET", f"/v1/payments/payouts/{batch_id}", params=params, mutating=False)
+                    doc = await self.http.call("GET", f"/v1/payments/payouts/{batch_id}", params=params, mutating=False)
                 except PayoutProviderError as err:
                     if (err.error.provider_code or "").startswith("404:"):
                         break  # PayPal no longer shows the batch: its payments are found without it
@@ -538,7 +444,7 @@ class PayPalPayoutProvider:
             "page_size": self.statement_page_size,
             "page": page,
         }
-        doc = await self._call("GET", "/v1/reporting/transactions", params=params, mutating=False)
+        doc = await self.http.call("GET", "/v1/reporting/transactions", params=params, mutating=False)
         try:
             infos = transactions(doc)
         except (KeyError, TypeError, ValueError):
@@ -564,14 +470,6 @@ class PayPalPayoutProvider:
         return StatementPage(lines=tuple(lines), next_cursor=str(page + 1) if more else None)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        doc = response.json()
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -592,32 +490,4 @@ def recipient_of(address: str) -> wire.RecipientType | None:
     return kind
 
 
-# PayPal's error `name` of a refused call -> our code (before its status decides).
-REFUSALS: Final = {
-    **wire.ITEM_ERRORS,  # a batch refused for one of its items' reasons
-    "INSUFFICIENT_FUNDS": C.INSUFFICIENT_PROVIDER_FUNDS,
-    "VALIDATION_ERROR": C.INVALID_REQUEST,
-    "SENDER_BATCH_ID_ALREADY_USED": C.DUPLICATE_REQUEST,
-    "DUPLICATE_REQUEST_ID": C.DUPLICATE_REQUEST,
-    "RATE_LIMIT_REACHED": C.RATE_LIMITED,
-    "AUTHENTICATION_FAILURE": C.AUTHENTICATION_FAILED,
-    "invalid_client": C.AUTHENTICATION_FAILED,
-    "invalid_token": C.AUTHENTICATION_FAILED,
-}
-
-
-def refusal_code(status: int, name: str, *, mutating: bool) -> PayoutErrorCode:
-    """A non-2xx answer as our code. A 5xx of a call that may have moved money is `timeout_unknown_outcome`; any
-    4xx proves PayPal made nothing."""
-    if status >= httpx.codes.INTERNAL_SERVER_ERROR:
-        return C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
-    if name in REFUSALS:
-        return REFUSALS[name]
-    if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
-        return C.AUTHENTICATION_FAILED
-    if status == httpx.codes.TOO_MANY_REQUESTS:
-        return C.RATE_LIMITED
-    return C.INVALID_REQUEST
-
-
-__all__ = ["REFUSALS", "STATEMENT_PAGE", "PayPalPayoutProvider", "PayPalRefusalError", "recipient_of", "refusal_code"]
+__all__ = ["STATEMENT_PAGE", "PayPalPayoutProvider", "recipient_of"]

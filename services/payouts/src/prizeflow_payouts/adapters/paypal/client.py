@@ -1,0 +1,184 @@
+"""PayPal's REST API as the rail calls it: the REST app's OAuth2 token (client credentials, kept until a minute before
+it expires, traded again once on a 401), one `call` per request, and what a failure means (`PayPalErrors`, the rail's
+`classify`). Neither the credentials nor a token are ever logged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.rails import paypal_events as wire
+from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
+
+log = logging.getLogger(__name__)
+C = PayoutErrorCode
+
+_TOKEN_MARGIN_S: Final = 60.0  # a token is traded again this long before PayPal says it expires
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout)  # the request never left: nothing can have landed
+
+
+class PayPalRefusalError(Exception):
+    """A non-2xx answer of PayPal's API: its status and its error document (`{name, message, details}`)."""
+
+    def __init__(self, status: int, doc: Mapping[str, Any]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.doc = doc
+
+    @property
+    def name(self) -> str:
+        """PayPal's error name; a reused `sender_batch_id` (400 USER_BUSINESS_ERROR on the field SENDER_BATCH_ID)
+        read as SENDER_BATCH_ID_ALREADY_USED."""
+        error = wire.read_error(self.doc)
+        if error is None:
+            return str(self.doc.get("error") or "")
+        if error.name == "USER_BUSINESS_ERROR" and any(f.upper() == "SENDER_BATCH_ID" for f, _ in error.details):
+            return "SENDER_BATCH_ID_ALREADY_USED"
+        return error.name
+
+
+@dataclass(frozen=True, slots=True)
+class PayPalErrors:
+    """`ClassifiesErrors` of a PayPal rail named `provider`."""
+
+    provider: str
+
+    def error(self, code: PayoutErrorCode, message: str, **kw: Any) -> PayoutError:
+        return PayoutError.of(code, f"paypal: {message}", provider=self.provider, **kw)
+
+    def classify(self, error: BaseException, *, mutating: bool) -> PayoutError:
+        """What PayPal's client raised, as our code: a refusal by its error name and status; a transport failure by
+        whether the request may have left (then, when `mutating`, `timeout_unknown_outcome`)."""
+        if isinstance(error, PayPalRefusalError):
+            code = refusal_code(error.status, error.name, mutating=mutating)
+            if code is C.AUTHENTICATION_FAILED:
+                log.error(
+                    "paypal: PayPal refused our credentials (HTTP %d): check client_id and client_secret", error.status
+                )
+            what = error.name or "not JSON"
+            return self.error(code, f"HTTP {error.status} ({what[:64]})", provider_code=f"{error.status}:{what}"[:255])
+        if isinstance(error, _NOT_SENT):
+            return self.error(C.PROVIDER_UNAVAILABLE, "could not connect")
+        if isinstance(error, PayoutProviderError):
+            return error.error
+        code = C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
+        return self.error(code, f"no readable answer ({type(error).__name__})")
+
+
+class PayPalClient:
+    """One REST app's calls to PayPal's API (`api_base`), on one `httpx` client made inside the running loop."""
+
+    def __init__(
+        self, options: PayPalOptions, keys: PayPalKeys, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.options = options
+        self.errors = PayPalErrors(options.name)
+        self._keys = keys
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.options.api_base,
+                headers={"Accept": "application/json"},
+                timeout=self.options.timeout_s,
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._http
+
+    async def _bearer(self) -> str:
+        if self._token is not None and time.monotonic() < self._token[1]:
+            return self._token[0]
+        response = await self._client().post(
+            "/v1/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(self._keys.client_id, self._keys.client_secret),
+        )
+        doc = _json(response)
+        if response.status_code != httpx.codes.OK or not isinstance(doc.get("access_token"), str):
+            raise PayPalRefusalError(response.status_code, doc)
+        ttl = float(doc.get("expires_in") or 0)
+        self._token = (doc["access_token"], time.monotonic() + max(0.0, ttl - _TOKEN_MARGIN_S))
+        return self._token[0]
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        mutating: bool,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One call; a failure raised as `PayoutProviderError` of its classified code (a 401 trades the token again
+        once: PayPal may end one before its time)."""
+        try:
+            for attempt in (1, 2):
+                headers = {"Authorization": f"Bearer {await self._bearer()}"}
+                if request_id is not None:
+                    headers["PayPal-Request-Id"] = request_id
+                response = await self._client().request(method, path, json=body, params=params, headers=headers)
+                if response.status_code == httpx.codes.UNAUTHORIZED and attempt == 1:
+                    self._token = None
+                    continue
+                doc = _json(response)
+                if not response.is_success:
+                    raise PayPalRefusalError(response.status_code, doc)
+                return doc
+        except (PayPalRefusalError, httpx.HTTPError, ValueError) as err:
+            raise PayoutProviderError(self.errors.classify(err, mutating=mutating)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        doc = response.json()
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+# PayPal's error `name` of a refused call -> our code (before its status decides).
+REFUSALS: Final = {
+    **wire.ITEM_ERRORS,  # a batch refused for one of its items' reasons
+    "INSUFFICIENT_FUNDS": C.INSUFFICIENT_PROVIDER_FUNDS,
+    "VALIDATION_ERROR": C.INVALID_REQUEST,
+    "SENDER_BATCH_ID_ALREADY_USED": C.DUPLICATE_REQUEST,
+    "DUPLICATE_REQUEST_ID": C.DUPLICATE_REQUEST,
+    "RATE_LIMIT_REACHED": C.RATE_LIMITED,
+    "AUTHENTICATION_FAILURE": C.AUTHENTICATION_FAILED,
+    "invalid_client": C.AUTHENTICATION_FAILED,
+    "invalid_token": C.AUTHENTICATION_FAILED,
+}
+
+
+def refusal_code(status: int, name: str, *, mutating: bool) -> PayoutErrorCode:
+    """A non-2xx answer as our code. A 5xx of a call that may have moved money is `timeout_unknown_outcome`; any
+    4xx proves PayPal made nothing."""
+    if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+        return C.TIMEOUT_UNKNOWN_OUTCOME if mutating else C.PROVIDER_UNAVAILABLE
+    if name in REFUSALS:
+        return REFUSALS[name]
+    if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        return C.AUTHENTICATION_FAILED
+    if status == httpx.codes.TOO_MANY_REQUESTS:
+        return C.RATE_LIMITED
+    return C.INVALID_REQUEST
+
+
+__all__ = ["REFUSALS", "PayPalClient", "PayPalErrors", "PayPalRefusalError", "refusal_code"]
