@@ -86,6 +86,7 @@ def test_every_platform_service_is_scraped_under_the_job_name_the_compose_stack_
         "kyc-api",
         "sanctions-lists",
         "upi-api",
+        "paypal-api",
         "rates-api",
     }  # stand-ins: no /metrics
     compose = yaml.safe_load((root / "deploy" / "compose" / "prometheus.yml").read_text())

@@ -15,7 +15,14 @@ import contextlib
 import json
 import os
 import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from prizeflow_devstack.paths import Paths
 from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
@@ -57,6 +64,7 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         **exchange_env(),
         **kyc_env(),
         **upi_env(),
+        **paypal_env(),
         **rates_env(),
         **ton_env(source),
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
@@ -183,6 +191,45 @@ def upi_env() -> dict[str, str]:
     }
 
 
+def paypal_env() -> dict[str, str]:
+    """The PayPal rail's provider on the local stack: the PayPal Payouts emulator (service `paypal-api`, found as
+    PAYPAL_API_URL) with a random REST app (client id and secret), the webhook's id, and a fresh RSA key and
+    self-signed certificate it signs its `PAYMENT.PAYOUTS-ITEM.*` events with, posted to the ingress's `paypal`
+    provider. Payouts and the ingress pin that certificate (PAYPAL_WEBHOOK_CERT)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "messageverificationcerts.paypal-emulator.local")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    client_id, secret = "AZdev" + secrets.token_hex(20), secrets.token_hex(24)
+    webhook_id = "WH" + secrets.token_hex(11).upper()
+    return {
+        "PAYPAL_CLIENT_ID": client_id,
+        "PAYPAL_CLIENT_SECRET": secret,
+        "PAYPAL_WEBHOOK_ID": webhook_id,
+        "PAYPAL_WEBHOOK_CERT": cert_pem,
+        "PAYPAL_EMULATOR_CLIENTS": f"{client_id}:{secret}",
+        "PAYPAL_EMULATOR_SIGNING_KEY": key_pem,
+        "PAYPAL_EMULATOR_SIGNING_CERT": cert_pem,
+        "PAYPAL_EMULATOR_WEBHOOK_URL": "${WEBHOOKS_URL}/providers/paypal/events",
+        "PAYPAL_EMULATOR_WEBHOOK_ID": webhook_id,
+        "PAYPAL_EMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
+        "PAYPAL_EMULATOR_PROCESS_MS": "1500",
+    }
+
+
 def rates_env() -> dict[str, str]:
     """Claim-time conversion's rates provider on the local stack: the Open Exchange Rates-shaped emulator (service
     `rates-api`, found as RATES_API_URL) with a random App ID, publishing every minute with a small random walk, and the
@@ -265,6 +312,19 @@ def identity_env(secret_dir: Path) -> dict[str, str]:
     return {"PRIZEFLOW_PROFILE": "dev", "JWT_JWKS_URL": identity.jwks_url}
 
 
+# What a checkout's settings gained later, each known by one of its variables: the exchange rail, identity
+# verification, the UPI rail's emulator, the PayPal rail, the rates provider's emulator, the chaos bursts (which
+# replaced a steady malformed rate).
+ADDED_LATER: tuple[tuple[str, Callable[[], dict[str, str]]], ...] = (
+    ("EXCHANGE_API_KEY", exchange_env),
+    ("PAYOUTS_KYC_PROVIDER", kyc_env),
+    ("UPI_EMULATOR_KEYS", upi_env),
+    ("PAYPAL_EMULATOR_CLIENTS", paypal_env),
+    ("RATES_EMULATOR_APP_IDS", rates_env),
+    ("SIM_CHAOS_BURST", chaos_env),
+)
+
+
 def dev_env(paths: Paths) -> dict[str, str]:
     """The local settings, generated on first use; values already in the environment win. A checkout whose
     settings predate the dev identity (a shared HS256 `JWT_SECRET`) gets the identity instead, and one whose settings
@@ -284,18 +344,10 @@ def dev_env(paths: Paths) -> dict[str, str]:
                 values.setdefault("STRIPE_EMULATOR_API_KEYS", values["STRIPE_API_KEY"])
             values.update(missing)
             changed = True
-        if "EXCHANGE_API_KEY" not in values:  # settings from before the exchange rail
-            values.update(exchange_env())
-            changed = True
-        if "PAYOUTS_KYC_PROVIDER" not in values:  # settings from before identity verification
-            values.update(kyc_env())
-            changed = True
-        if "UPI_EMULATOR_KEYS" not in values:  # settings from before the UPI rail's emulator
-            values.update(upi_env())
-            changed = True
-        if "RATES_EMULATOR_APP_IDS" not in values:  # settings from before the rates provider's emulator
-            values.update(rates_env())
-            changed = True
+        for marker, settings in ADDED_LATER:
+            if marker not in values:  # settings from before what `settings` configures
+                values.update(settings())
+                changed = True
         if "TON_WALLET_ADDRESS" not in values or "TON_HIGHLOAD_WALLET_ADDRESS" not in values:
             # Settings from before the TON rail or its highload wallet: both wallets are the same key's.
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail
@@ -304,9 +356,6 @@ def dev_env(paths: Paths) -> dict[str, str]:
         added = {k: v for k, v in inr_players_env().items() if k not in values}  # from before the INR players
         values |= added
         changed = changed or bool(added)
-        if "SIM_CHAOS_BURST" not in values:  # settings from before the chaos bursts (a steady malformed rate)
-            values.update(chaos_env())
-            changed = True
         if changed:
             write_private_file(file, json.dumps(values, indent=2).encode(), replace=True)
     else:

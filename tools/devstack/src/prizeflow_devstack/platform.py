@@ -87,6 +87,7 @@ class Proc:
 # nothing, which only the dev profile allows).
 RAIL_EMULATORS: tuple[str, ...] = (
     "stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api", "kyc-api", "sanctions-lists", "upi-api",
+    "paypal-api",
 )  # fmt: skip
 
 

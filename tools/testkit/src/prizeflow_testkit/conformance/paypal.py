@@ -92,7 +92,6 @@ class PayPalHarness(ProviderHarness):
                 webhook_id_env=WEBHOOK_ID_ENV,
                 webhook_cert_env=WEBHOOK_CERT_ENV,
                 api_base=emulator.url,
-                webhook_cert_origins=[emulator.url],
                 timeout_s=1.0,  # a batch answered later than this is a lost answer (timeout after success)
             )
             doc = {"approvals": {self.asset: {"auto_below": "1000000"}}, "providers": [entry]}

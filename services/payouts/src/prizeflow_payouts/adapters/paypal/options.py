@@ -3,7 +3,7 @@ app's credentials, and the guards that keep live credentials on PayPal's own API
 
     - name: paypal
       type: paypal
-      assets: [USD, EUR]
+      assets: [USD]
       destination_types: [paypal]
       secrets: {client_id: PAYPAL_CLIENT_ID, client_secret: PAYPAL_CLIENT_SECRET,
                 webhook_id: PAYPAL_WEBHOOK_ID, webhook_cert: PAYPAL_WEBHOOK_CERT}   # the webhook's, as the ingress
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from prizeflow_contracts.money import ASSETS
 from prizeflow_contracts.providers import DestinationType, ProviderType
-from prizeflow_contracts.rails.paypal import pinned
+from prizeflow_contracts.rails.paypal import CERT_HOSTS, pinned
 from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
@@ -37,8 +38,6 @@ class _Options(HttpRailOptions):
     api_base: str = SANDBOX_API
     email_subject: str = Field(default="You have a prize payout", min_length=1, max_length=255)
     note: str | None = Field(default="Your prize", max_length=4000)
-    # Where webhook certificate URLs may point besides PayPal's hosts (an emulator's origin); PayPal's own if none.
-    webhook_cert_origins: tuple[str, ...] = ()
     # How late Transaction Search lists a movement (PayPal: up to three hours); reconciliation waits that long.
     statement_lag_s: float = Field(default=3 * 3600, ge=0, le=24 * 3600)
 
@@ -107,7 +106,11 @@ def _keys(spec: ProviderSpec, opts: _Options, where: str) -> PayPalKeys:
     webhook = tuple(spec.secrets[k].reveal() for k in ("webhook_id", "webhook_cert") if k in spec.secrets)
     if len(webhook) == 1:
         raise ProviderConfigError(f"{where}: paypal's webhook_id and webhook_cert go together")
-    pins = (*webhook, *opts.webhook_cert_origins) if webhook else ()
+    # Certificate URLs point at PayPal's hosts (`CERT_HOSTS`), or at the API the rail is given when it is not PayPal's
+    # (an emulator's): its origin is pinned beside the certificate and the webhook id.
+    parts = urlsplit(opts.api_base)
+    own = () if parts.hostname in CERT_HOSTS else (f"{parts.scheme}://{parts.netloc}",)
+    pins = (*webhook, *own) if webhook else ()
     if pins:
         try:
             pinned(pins)
