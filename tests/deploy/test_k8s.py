@@ -37,6 +37,7 @@ import yaml
 
 from prizeflow_contracts.topics import topic_named
 from prizeflow_devstack import k8s
+from prizeflow_paypal_emulator.signing import generate
 from prizeflow_runtime.topics import ProvisionSettings, topic_plan
 
 pytestmark = pytest.mark.k8s
@@ -662,6 +663,7 @@ _PLACEHOLDERS = {
     "CONSOLE_SESSION_SECRET": "placeholder-session-secret-of-at-least-32-bytes",
     "TELEGRAM_BOT_TOKEN": "123456789:placeholder-placeholder-placeholder",  # a bot token's shape
     "UPI_KEY_ID": "rzp_test_placeholder",  # a RazorpayX key id's shape
+    "PAYPAL_WEBHOOK_CERT": generate().cert_pem.decode(),  # a certificate the rail and the ingress can pin
 }
 
 
@@ -885,6 +887,18 @@ RAILS = {
         },
         frozenset({"api.razorpay.com"}),
     ),
+    "paypal": Rail(
+        frozenset({"payouts", "webhooks"}),
+        {
+            "payouts-secrets": frozenset(
+                {"PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID", "PAYPAL_WEBHOOK_CERT"}
+            ),
+            "webhooks-secrets": frozenset(
+                {"PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID", "PAYPAL_WEBHOOK_CERT"}
+            ),
+        },
+        frozenset({"api-m.paypal.com", "api-m.sandbox.paypal.com"}),
+    ),
 }
 
 
@@ -948,7 +962,7 @@ def test_every_rail_has_a_component_and_all_rails_enables_each() -> None:
     types = {p["type"] for part in _parts_of(docs, "payouts").values() for p in part.get("providers", [])}
     assert types == {"stellar", "stripe", "manual", *RAILS}
     hooks = {p["type"] for part in _parts_of(docs, "webhooks").values() for p in part["providers"]}
-    assert hooks == {"stripe", "gift_card", "upi"}
+    assert hooks == {"stripe", "gift_card", "upi", "paypal"}
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -1100,6 +1114,7 @@ def test_all_rails_gives_payouts_and_the_signer_one_ton_wallet_and_one_gift_card
         "exchange",
         "telegram",
         "upi",
+        "paypal",
     }
     assert set(config.approvals.rules) >= {"XTR", "TON", "USDT"}
 

@@ -401,3 +401,63 @@ async def test_the_statement_names_our_payouts_by_key_and_keeps_the_rest_for_a_p
     assert page.next_cursor is None
     outside: Callable[[], Any] = lambda: rail.statement(since + timedelta(hours=2), since + timedelta(hours=3))  # noqa: E731
     assert (await outside()).lines == ()
+
+
+def _spec(secrets: dict[str, str], **options: Any) -> Any:
+    from prizeflow_payouts.provider_spec import ProviderSpec
+
+    env = {"ID": "client", "SECRET": "secret", "WHID": "WH1234567890ABCDEF", "CERT": _cert_pem()}
+    entry = {
+        "name": "paypal",
+        "type": "paypal",
+        "assets": ["USD"],
+        "destination_types": ["paypal"],
+        "secrets": secrets,
+        "options": options,
+    }
+    return ProviderSpec.model_validate(entry, context={"env": env})
+
+
+def _cert_pem() -> str:
+    from prizeflow_paypal_emulator.signing import generate
+
+    return generate().cert_pem.decode()
+
+
+def _context(*, live: bool) -> Any:
+    from prizeflow_payouts.provider_spec import ProviderContext
+
+    return ProviderContext(
+        live_execution=live, database_url="postgresql+asyncpg://x@127.0.0.1:1/x", provider_timeout_s=10
+    )
+
+
+def test_the_live_api_is_refused_to_a_build_only_deployment_and_the_sandbox_is_the_default() -> None:
+    from prizeflow_payouts.adapters.paypal.options import SANDBOX_API, parse_options
+    from prizeflow_payouts.provider_spec import ProviderConfigError
+
+    keys = {"client_id": "ID", "client_secret": "SECRET"}
+    options, _ = parse_options(_spec(keys), _context(live=False))
+    assert options.api_base == SANDBOX_API
+    with pytest.raises(ProviderConfigError, match="PAYOUTS_LIVE_EXECUTION"):
+        parse_options(_spec(keys, api_base="https://api-m.paypal.com"), _context(live=False))
+    assert parse_options(_spec(keys, api_base="https://api-m.paypal.com"), _context(live=True))[1].webhook == ()
+
+
+def test_the_webhook_is_pinned_whole_or_not_at_all() -> None:
+    from prizeflow_payouts.adapters.paypal.options import parse_options
+    from prizeflow_payouts.provider_spec import ProviderConfigError
+
+    keys = {"client_id": "ID", "client_secret": "SECRET"}
+    with pytest.raises(ProviderConfigError, match="go together"):
+        parse_options(_spec(keys | {"webhook_id": "WHID"}), _context(live=False))
+    with pytest.raises(ProviderConfigError, match="webhook"):
+        parse_options(_spec(keys | {"webhook_id": "WHID", "webhook_cert": "SECRET"}), _context(live=False))
+    _, pinned = parse_options(_spec(keys | {"webhook_id": "WHID", "webhook_cert": "CERT"}), _context(live=False))
+    assert pinned.webhook[0] == "WH1234567890ABCDEF"  # PayPal's own certificate hosts: no origin pinned besides
+    assert len(pinned.webhook) == 2
+    _, local = parse_options(
+        _spec(keys | {"webhook_id": "WHID", "webhook_cert": "CERT"}, api_base="http://paypal-api:8080"),
+        _context(live=False),
+    )
+    assert local.webhook[2] == "http://paypal-api:8080"  # an emulator's certificate URLs are on its own origin

@@ -52,6 +52,7 @@ PROVIDER_APIS: Final[Mapping[str, str]] = {
     "stripe": "https://api.stripe.com",
     "gift_card": "https://testflight.tremendous.com",
     "upi": "https://api.razorpay.com",
+    "paypal": "https://api-m.sandbox.paypal.com",
     "telegram_if_supported": "https://api.telegram.org",
 }
 TON_APIS: Final[Mapping[str, str]] = {"mainnet": "https://toncenter.com", "testnet": "https://testnet.toncenter.com"}

@@ -1,5 +1,5 @@
 """What one `type: paypal` providers-file entry resolves to: its options validated (unknown keys refused), its REST
-app's credentials, and the guards that keep live credentials on PayPal's own API and off a build-only deployment.
+app's credentials, the webhook's pins, and the guard that keeps PayPal's live API off a build-only deployment.
 
     - name: paypal
       type: paypal
@@ -8,7 +8,7 @@ app's credentials, and the guards that keep live credentials on PayPal's own API
       secrets: {client_id: PAYPAL_CLIENT_ID, client_secret: PAYPAL_CLIENT_SECRET,
                 webhook_id: PAYPAL_WEBHOOK_ID, webhook_cert: PAYPAL_WEBHOOK_CERT}   # the webhook's, as the ingress
       options:
-        live: false                      # the sandbox's API unless true (then only api-m.paypal.com)
+        api_base: https://api-m.paypal.com   # live (only with PAYOUTS_LIVE_EXECUTION=true); the sandbox by default
         email_subject: "You have a prize from Prizeflow"
         note: "Your prize"
 """
@@ -28,13 +28,13 @@ from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_h
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 LIVE_API: Final = "https://api-m.paypal.com"
+LIVE_HOSTS: Final = frozenset({"api-m.paypal.com", "api.paypal.com"})  # real money: PAYOUTS_LIVE_EXECUTION only
 SANDBOX_API: Final = "https://api-m.sandbox.paypal.com"
 # What PayPal Payouts pays in (the currencies a business account can send); checked against our asset table too.
 CURRENCIES: Final = frozenset({"USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF", "SEK", "NOK", "DKK", "PLN", "BRL"})
 
 
 class _Options(HttpRailOptions):
-    live: bool = False
     api_base: str = SANDBOX_API
     email_subject: str = Field(default="You have a prize payout", min_length=1, max_length=255)
     note: str | None = Field(default="Your prize", max_length=4000)
@@ -73,14 +73,13 @@ def parse_options(spec: ProviderSpec, context: ProviderContext) -> tuple[PayPalO
         if dt is not DestinationType.PAYPAL:
             raise ProviderConfigError(f"{where}: paypal pays paypal destinations only, not {dt.value}")
     opts = validated_http_options(_Options, spec, context, where, "paypal")
-    if opts.live and "api_base" not in spec.options and opts.api_base_env is None:
-        opts = opts.model_copy(update={"api_base": LIVE_API})
-    if opts.live and opts.api_base != LIVE_API:
-        raise ProviderConfigError(f"{where}: live credentials are only ever sent to {LIVE_API}")
-    if opts.live and not context.live_execution:
-        raise ProviderConfigError(f"{where}: live is true but PAYOUTS_LIVE_EXECUTION is false (build-only deployment)")
-    if not opts.live and opts.api_base == LIVE_API:
-        raise ProviderConfigError(f"{where}: {LIVE_API} is PayPal's live API: set live: true to pay real money")
+    host = urlsplit(opts.api_base).hostname
+    if host in LIVE_HOSTS and not opts.api_base.startswith("https://"):
+        raise ProviderConfigError(f"{where}: PayPal's live API is only ever called over https")
+    if host in LIVE_HOSTS and not context.live_execution:
+        raise ProviderConfigError(
+            f"{where}: {opts.api_base} is PayPal's live API but PAYOUTS_LIVE_EXECUTION is false (build-only deployment)"
+        )
     options = PayPalOptions(
         name=spec.name,
         provider_type=spec.type,
