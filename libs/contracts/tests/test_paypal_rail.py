@@ -21,7 +21,8 @@ from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
-from prizeflow_contracts.rails import paypal_events as wire
+from prizeflow_contracts.rails import paypal_events as events
+from prizeflow_contracts.rails import paypal_wire as wire
 from prizeflow_contracts.rails.paypal import (
     PayPalReader,
     paypal_signature,
@@ -119,7 +120,7 @@ def event(kind: str = "PAYMENT.PAYOUTS-ITEM.SUCCEEDED", resource: Mapping[str, A
 
 
 def normalize(doc: Mapping[str, Any]) -> Any:
-    return wire.normalize(
+    return events.normalize(
         doc, provider=ProviderType.PAYPAL, digest=DIGEST, received_at=datetime.fromtimestamp(NOW, UTC)
     )
 
@@ -541,7 +542,7 @@ async def test_confirming_reads_the_item_as_paypal_holds_it_now() -> None:
     with pytest.raises(NotConfirmed) as missing:
         await reader.confirm_with(items, event(), {})
     assert missing.value.outcome == "not_found"
-    items.items["8AELMXH8UB2P8"] = wire.redact_item(item())
+    items.items["8AELMXH8UB2P8"] = events.redact_item(item())
     confirmed = await reader.confirm_with(items, event(), {})
     assert confirmed.doc["event_type"] == "PAYMENT.PAYOUTS-ITEM.SUCCEEDED"
     assert "receiver" not in confirmed.doc["resource"]["payout_item"]

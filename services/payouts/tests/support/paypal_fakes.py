@@ -1,16 +1,30 @@
-"""The PayPal rail's books in memory (`PayPalBooks`), for its unit tests; held to `SqlPayPalBooks` by
-tests/integration/test_paypal_books.py (the same cases on both). A unit of work that raises leaves nothing."""
+"""The PayPal rail's ports in memory, for its unit tests: its books (`MemoryPayPalBooks`, held to `SqlPayPalBooks`
+by tests/integration/test_paypal_books.py, the same cases on both; a unit of work that raises leaves nothing) and
+PayPal's API as far as the rail uses it (`FakePayPal`, an httpx transport's handler answering as PayPal does)."""
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
+from prizeflow_contracts.money import Money
+from prizeflow_contracts.providers import (
+    DestinationType,
+    PayoutDestination,
+    PayoutInstruction,
+    PayoutLookup,
+    ProviderPayoutResult,
+    ProviderType,
+)
 from prizeflow_payouts.adapters.paypal.book import Batch, Item, PayPalItems
+from prizeflow_payouts.adapters.paypal.options import PayPalOptions
 
 
 @dataclass
@@ -110,4 +124,118 @@ class MemoryPayPalBooks:
         self.state = work
 
 
-__all__ = ["MemoryPayPalBooks", "MemoryPayPalItems"]
+OPTIONS = PayPalOptions(
+    name="paypal",
+    provider_type=ProviderType.PAYPAL,
+    api_base="https://paypal.test",
+    assets=("USD",),
+    email_subject="You have a prize",
+    note="Your prize",
+    timeout_s=2.0,
+)
+
+
+class FakePayPal:
+    """PayPal's Payouts API as far as the rail uses it: batches under `PayPal-Request-Id` (the same id answers the
+    first batch), items whose state a test sets, Transaction Search, and faults a test arms."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, dict[str, Any]] = {}  # payout_batch_id -> {request_id, items}
+        self.by_request: dict[str, str] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.tokens = 0
+        self.fail_next: list[httpx.Response | Exception] = []
+        self.lose_answer = False  # the next POST is carried out and its answer lost
+        self.transactions: list[dict[str, Any]] = []
+
+    def item(self, key: str) -> dict[str, Any]:
+        return next(i for b in self.batches.values() for i in b["items"] if i["payout_item"]["sender_item_id"] == key)
+
+    def set_state(self, key: str, state: str, **extra: Any) -> None:
+        self.item(key).update(transaction_status=state, **extra)
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        if path == "/v1/oauth2/token":
+            self.tokens += 1
+            return httpx.Response(200, json={"access_token": f"T{self.tokens}", "expires_in": 32400})
+        assert request.headers["Authorization"].startswith("Bearer T")
+        if self.fail_next:
+            fault = self.fail_next.pop(0)
+            if isinstance(fault, Exception):
+                raise fault
+            return fault
+        if request.method == "POST" and path == "/v1/payments/payouts":
+            return self._create(request)
+        if request.method == "GET" and path.startswith("/v1/payments/payouts/"):
+            batch_id = path.rsplit("/", 1)[1]
+            b = self.batches[batch_id]
+            header = {"payout_batch_id": batch_id, "batch_status": "SUCCESS"}
+            return httpx.Response(200, json={"batch_header": header, "items": b["items"], "total_page": 1})
+        if request.method == "GET" and path.startswith("/v1/payments/payouts-item/"):
+            item_id = path.rsplit("/", 1)[1]
+            return httpx.Response(200, json=self._item_by_id(item_id))
+        if request.method == "POST" and path.endswith("/cancel"):
+            item = self._item_by_id(path.split("/")[-2])
+            if item["transaction_status"] != "UNCLAIMED":
+                return httpx.Response(422, json={"name": "ITEM_CANCELLATION_FAILED"})
+            item["transaction_status"] = "RETURNED"
+            return httpx.Response(200, json=item)
+        if path == "/v1/reporting/transactions":
+            details = [{"transaction_info": t} for t in self.transactions]
+            return httpx.Response(200, json={"transaction_details": details, "page": 1, "total_pages": 1})
+        return httpx.Response(404, json={"name": "RESOURCE_NOT_FOUND"})
+
+    def _item_by_id(self, item_id: str) -> dict[str, Any]:
+        return next(i for b in self.batches.values() for i in b["items"] if i["payout_item_id"] == item_id)
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        request_id = request.headers["PayPal-Request-Id"]
+        body = json.loads(request.content)
+        if request_id not in self.by_request:
+            batch_id = f"PB{len(self.batches) + 1}"
+            self.by_request[request_id] = batch_id
+            items = [
+                {
+                    "payout_item_id": f"{batch_id}I{n}",
+                    "transaction_id": f"{batch_id}T{n}",
+                    "transaction_status": "PENDING",
+                    "payout_batch_id": batch_id,
+                    "payout_item_fee": {"currency": "USD", "value": "0.25"},
+                    "payout_item": {k: v for k, v in i.items() if k != "note"},
+                }
+                for n, i in enumerate(body["items"])
+            ]
+            self.batches[batch_id] = {"request_id": request_id, "items": items}
+        batch_id = self.by_request[request_id]
+        if self.lose_answer:
+            self.lose_answer = False
+            raise httpx.ReadTimeout("the answer was lost")
+        header = {
+            "payout_batch_id": batch_id,
+            "batch_status": "PENDING",
+            "sender_batch_header": body["sender_batch_header"],
+        }
+        return httpx.Response(201, json={"batch_header": header})
+
+
+def pay(key: str, amount: int = 1_250, to: str = "player@example.com") -> PayoutInstruction:
+    return PayoutInstruction(
+        payout_id=f"po-{key}",
+        idempotency_key=key,
+        amount=Money(asset="USD", amount=amount),
+        destination=PayoutDestination(type=DestinationType.PAYPAL, address=to),
+    )
+
+
+def lookup(key: str, amount: int = 1_250) -> PayoutLookup:
+    return PayoutLookup(payout_id=f"po-{key}", idempotency_key=key, amount=Money(asset="USD", amount=amount))
+
+
+def result(outcome: Any) -> ProviderPayoutResult:
+    assert isinstance(outcome, ProviderPayoutResult), outcome
+    return outcome
+
+
+__all__ = ["OPTIONS", "FakePayPal", "MemoryPayPalBooks", "MemoryPayPalItems", "lookup", "pay", "result"]

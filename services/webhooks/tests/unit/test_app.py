@@ -8,6 +8,7 @@ import pytest
 from litestar import Litestar
 
 from prizeflow_contracts.rails.registry import WEBHOOK_READERS
+from prizeflow_paypal_emulator.signing import generate
 from prizeflow_webhooks.adapters.config import ProvidersConfigError
 from prizeflow_webhooks.adapters.confirm_apis import CONFIRM_CLIENTS
 from prizeflow_webhooks.bootstrap import build
@@ -24,6 +25,12 @@ ENV = {
     "GIFTCARD_API_URL": "http://127.0.0.1:12112",
     "SUMSUB_WEBHOOK_SECRET": "sumsub-webhook-secret-0123456789",
     "RAZORPAYX_WEBHOOK_SECRET": "razorpayx-webhook-secret-0123456789",
+    # The PayPal rail's (deploy/local/webhooks.yaml): its webhook's id and pinned certificate, the emulator's origin.
+    "PAYPAL_WEBHOOK_ID": "WH0123456789ABCDEFGHIJ",
+    "PAYPAL_WEBHOOK_CERT": generate().cert_pem.decode(),
+    "PAYPAL_API_URL": "http://127.0.0.1:12117",
+    "PAYPAL_CLIENT_ID": "AZ-paypal-client-0123456789",
+    "PAYPAL_CLIENT_SECRET": "paypal-client-secret-0123456789",
 }
 
 
@@ -45,12 +52,13 @@ def test_the_app_builds_and_documents_the_operators_api() -> None:
         "/admin/deliveries/{delivery_id}",
         "/admin/deliveries/{delivery_id}/republish",
     } <= paths
-    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"}
+    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx", "paypal"}
     # Each provider configured with `confirm` gets its scheme's client; the others none.
     apis = ingress.receive_webhook.apis
     assert {name: type(api).__name__ for name, api in apis.items()} == {
         "stripe": "StripeEventConfirmer",
         "giftcard": "GiftCardOrderFetcher",
+        "paypal": "PayPalItemFetcher",
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from prizeflow_contracts.providers import ProviderType
+from prizeflow_paypal_emulator.signing import generate
 from prizeflow_webhooks.adapters.config import ProvidersConfigError, load_config, parse_config, read_parts
 
 ENV = {
@@ -22,6 +23,12 @@ ENV = {
     "GIFTCARD_API_URL": "http://127.0.0.1:12112",
     "SUMSUB_WEBHOOK_SECRET": "sumsub-webhook-secret-0123456789",
     "RAZORPAYX_WEBHOOK_SECRET": "razorpayx-webhook-secret-0123456789",
+    # The PayPal rail's (deploy/local/webhooks.yaml): its webhook's id and pinned certificate, the emulator's origin.
+    "PAYPAL_WEBHOOK_ID": "WH0123456789ABCDEFGHIJ",
+    "PAYPAL_WEBHOOK_CERT": generate().cert_pem.decode(),
+    "PAYPAL_API_URL": "http://127.0.0.1:12117",
+    "PAYPAL_CLIENT_ID": "AZ-paypal-client-0123456789",
+    "PAYPAL_CLIENT_SECRET": "paypal-client-secret-0123456789",
 }
 SANDBOX = {"name": "sandbox", "type": "sandbox", "scheme": "prizeflow_signature", "secrets": ["WEBHOOK_SECRET_SANDBOX"]}
 STRIPE: dict[str, Any] = {
@@ -120,7 +127,7 @@ def test_names_must_be_unique_and_the_file_must_exist(tmp_path: Path) -> None:
 def test_the_local_stacks_file_is_valid_with_the_devstack_variables() -> None:
     local = Path(__file__).parents[4] / "deploy" / "local" / "webhooks.yaml"
     config = load_config(local, dev=True, env=ENV)
-    assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"} <= set(config.providers)
+    assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx", "paypal"} <= set(config.providers)
 
 
 # --- a directory of parts (WEBHOOKS_PROVIDERS_FILE naming a directory, e.g. a mounted ConfigMap) -------------------

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_contracts.rails import paypal_events
+from prizeflow_contracts.rails import paypal_events, paypal_wire
 from prizeflow_contracts.rails.prizeflow import rail_of
 from prizeflow_contracts.rails.reading import (
     Caller,
@@ -227,14 +227,14 @@ class PayPalReader:
         if fetched is None:
             raise NotConfirmed("not_found", "PayPal has no such payout item")
         try:
-            was, now = paypal_events.read_item(sent), paypal_events.read_item(fetched)
+            was, now = paypal_wire.read_item(sent), paypal_wire.read_item(fetched)
         except (KeyError, TypeError, ValueError) as err:
             raise NormalizationError(f"resource: not a PayPal payout item ({err})") from None
         if (now.payout_item_id, now.sender_item_id) != (was.payout_item_id, was.sender_item_id) or (
             was.payout_batch_id is not None and now.payout_batch_id != was.payout_batch_id
         ):
             raise NotConfirmed("mismatch", "PayPal's payout item is another one")
-        kind = ref.kind if now.state == was.state else paypal_events.MOVED_ON_KIND
+        kind = ref.kind if now.state == was.state else paypal_wire.MOVED_ON_KIND
         return Confirmed({**doc, "event_type": kind, "resource": dict(fetched)})
 
     def normalize(

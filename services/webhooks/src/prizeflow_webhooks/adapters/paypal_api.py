@@ -18,7 +18,8 @@ from typing import Any, Final
 
 import httpx
 
-from prizeflow_contracts.rails.paypal_events import ITEM_ID_RE, redact_item
+from prizeflow_contracts.rails.paypal_events import redact_item
+from prizeflow_contracts.rails.paypal_wire import ITEM_ID_RE
 from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_webhooks.adapters.config import ConfirmConfig
 

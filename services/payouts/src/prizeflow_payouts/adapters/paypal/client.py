@@ -5,6 +5,7 @@ it expires, traded again once on a 401), one `call` per request, and what a fail
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from typing import Any, Final
 import httpx
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
-from prizeflow_contracts.rails import paypal_events as wire
+from prizeflow_contracts.rails import paypal_wire as wire
 from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
 
 log = logging.getLogger(__name__)
 C = PayoutErrorCode
 
+ITEM_PAGE: Final = 1000  # items per page of a batch (PayPal's maximum)
 _TOKEN_MARGIN_S: Final = 60.0  # a token is traded again this long before PayPal says it expires
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout)  # the request never left: nothing can have landed
 
@@ -41,6 +43,25 @@ class PayPalRefusalError(Exception):
         if error.name == "USER_BUSINESS_ERROR" and any(f.upper() == "SENDER_BATCH_ID" for f, _ in error.details):
             return "SENDER_BATCH_ID_ALREADY_USED"
         return error.name
+
+
+class PayPalCallError(PayoutProviderError):
+    """A call's failure, classified. `items`: the batch items PayPal's refusal names (`details[].field`
+    `items[<n>]...`, in the order they were sent); none when it names none."""
+
+    def __init__(self, error: PayoutError, items: tuple[int, ...] = ()) -> None:
+        super().__init__(error)
+        self.items = items
+
+
+_ITEM_FIELD: Final = re.compile(r"items\[([0-9]{1,5})\]")
+
+
+def named_items(doc: Mapping[str, Any]) -> tuple[int, ...]:
+    """The batch items a refusal names, in order, each once."""
+    error = wire.read_error(doc)
+    found = (_ITEM_FIELD.match(field) for field, _ in (error.details if error is not None else ()))
+    return tuple(sorted({int(m.group(1)) for m in found if m is not None}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +161,10 @@ class PayPalClient:
                 if not response.is_success:
                     raise PayPalRefusalError(response.status_code, doc)
                 return doc
-        except (PayPalRefusalError, httpx.HTTPError, ValueError) as err:
-            raise PayoutProviderError(self.errors.classify(err, mutating=mutating)) from None
+        except PayPalRefusalError as err:
+            raise PayPalCallError(self.errors.classify(err, mutating=mutating), named_items(err.doc)) from None
+        except (httpx.HTTPError, ValueError) as err:
+            raise PayPalCallError(self.errors.classify(err, mutating=mutating)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -181,4 +204,12 @@ def refusal_code(status: int, name: str, *, mutating: bool) -> PayoutErrorCode:
     return C.INVALID_REQUEST
 
 
-__all__ = ["REFUSALS", "PayPalClient", "PayPalErrors", "PayPalRefusalError", "refusal_code"]
+__all__ = [
+    "REFUSALS",
+    "PayPalCallError",
+    "PayPalClient",
+    "PayPalErrors",
+    "PayPalRefusalError",
+    "named_items",
+    "refusal_code",
+]

@@ -37,7 +37,7 @@ CURRENCIES: Final = frozenset({"USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF", 
 class _Options(HttpRailOptions):
     api_base: str = SANDBOX_API
     email_subject: str = Field(default="You have a prize payout", min_length=1, max_length=255)
-    note: str | None = Field(default="Your prize", max_length=4000)
+    note: str | None = Field(default="Your prize", min_length=1, max_length=4000)
     # How late Transaction Search lists a movement (PayPal: up to three hours); reconciliation waits that long.
     statement_lag_s: float = Field(default=3 * 3600, ge=0, le=24 * 3600)
 

@@ -30,7 +30,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
@@ -46,18 +46,18 @@ from prizeflow_contracts.providers import (
     ProviderPayoutResult,
     ProviderPayoutStatus,
     Quote,
-    StatementLine,
     StatementPage,
     WebhookEvent,
 )
-from prizeflow_contracts.rails import paypal_events as wire
+from prizeflow_contracts.rails import paypal_events
+from prizeflow_contracts.rails import paypal_wire as wire
 from prizeflow_contracts.rails.paypal import verify_paypal_signature
 from prizeflow_contracts.rails.reading import NormalizationError
 from prizeflow_contracts.webhook_signatures import SignatureRefused
 from prizeflow_payouts.adapters.paypal.book import Item, PayPalBooks, SqlPayPalBooks
-from prizeflow_payouts.adapters.paypal.client import PayPalClient
+from prizeflow_payouts.adapters.paypal.client import ITEM_PAGE, PayPalCallError, PayPalClient
 from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
-from prizeflow_payouts.adapters.paypal.statement import statement_lines, transactions
+from prizeflow_payouts.adapters.paypal.reporting import PayPalStatement
 from prizeflow_payouts.application.ports import CreateOutcome
 
 log = logging.getLogger(__name__)
@@ -65,15 +65,10 @@ P = ProviderPayoutStatus
 C = PayoutErrorCode
 
 WEBHOOK_TOLERANCE_S: Final = 300  # a transmission time further than this from ours is refused (stale or future)
-_ITEM_PAGE: Final = 1000  # items per page of a batch (PayPal's maximum)
-# A payment Transaction Search lists that the books do not name is looked for in our batches made from this long
-# before the window (an item is debited when its batch is processed, minutes after it was made; a return 30 days
-# later refers to a payment named by then).
-BATCH_SCAN: Final = timedelta(hours=6)
-PAYMENTS: Final = frozenset({"T0001"})  # PayPal's MassPay payment (`statement.CODES`)
-STATEMENT_PAGE: Final = 500  # transactions per page of Transaction Search (PayPal's maximum)
 # A replayed batch PayPal refuses for its ids: the batch exists there, but its first answer is no longer kept.
 _ALREADY_USED: Final = frozenset({"SENDER_BATCH_ID_ALREADY_USED", "DUPLICATE_REQUEST_ID"})
+# PayPal read a re-sent request's body and refused it: it did (or would have) the first time, so nothing was made.
+BODY_REFUSED: Final = frozenset({"VALIDATION_ERROR", "MALFORMED_REQUEST"})
 UNCLAIMED: Final = "UNCLAIMED"
 CANCELLED_STATES: Final = frozenset({"RETURNED", "CANCELED"})  # an unclaimed item cancelled, as PayPal answers it
 
@@ -94,7 +89,7 @@ class PayPalPayoutProvider:
         self._keys = keys
         self.http = PayPalClient(options, keys, transport=transport)
         self._books = books
-        self.statement_page_size = STATEMENT_PAGE
+        self.statements = PayPalStatement(options.name, self.http, lambda: self.books)
 
     @property
     def name(self) -> str:
@@ -184,8 +179,17 @@ class PayPalPayoutProvider:
                     )
                 )
         if items:
-            async with self.books("enter") as book:
-                entered = set(await book.enter(self.name, batch, items, lambda keys: self._body(batch, by_key, keys)))
+            try:
+                async with self.books("enter") as book:
+                    entered = set(
+                        await book.enter(self.name, batch, items, lambda keys: self._body(batch, by_key, keys))
+                    )
+            except ValueError as err:  # a request PayPal would refuse (the options): nothing was entered nor sent
+                error = self._error(C.INVALID_REQUEST, f"the batch could not be made ({err})")
+                return [
+                    s if s is not None else self._failed(i.idempotency_key, error)
+                    for s, i in zip(slots, instructions, strict=True)
+                ]
             sent = await self._send(batch, self._body(batch, by_key, sorted(entered))) if entered else None
             for i, instruction in enumerate(instructions):
                 key = instruction.idempotency_key
@@ -212,25 +216,37 @@ class PayPalPayoutProvider:
         try:
             doc = await self.http.call("POST", "/v1/payments/payouts", body=body, request_id=batch, mutating=True)
         except PayoutProviderError as err:
-            if err.code is not C.TIMEOUT_UNKNOWN_OUTCOME:
-                async with self.books("forget") as book:
-                    await book.refused(self.name, batch)
-                if not err.retryable:
-                    return {
-                        k: ProviderPayoutResult(
-                            status=P.FAILED, idempotency_key=k, error=err.error, raw_status="refused"
-                        )
-                        for k in keys
-                    }
-            return dict.fromkeys(keys, err)
+            return await self._refused(batch, keys, err)
         try:
             answered = wire.read_batch(doc)
         except ValueError:
             return dict.fromkeys(keys, self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the answer names no batch"))
         async with self.books("answered") as book:
-            await book.answered(self.name, batch, answered.payout_batch_id)
+            kept = await book.answered(self.name, batch, answered.payout_batch_id)
+        if not kept:
+            log.error("paypal: a batch of ours was answered with another PayPal batch than the one recorded")
+            return dict.fromkeys(keys, self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "PayPal answered another batch"))
         raw = answered.batch_status
         return {k: ProviderPayoutResult(status=P.PENDING, idempotency_key=k, raw_status=raw) for k in keys}
+
+    async def _refused(self, batch: str, keys: Sequence[str], err: PayoutProviderError) -> dict[str, CreateOutcome]:
+        """A fresh send that failed: unknown if it may have landed (the batch kept: the sync asks again); else
+        nothing was made, the batch is forgotten, and its payouts are retried, or fail: those PayPal's refusal names
+        when it names some (the others go again without them), all of them when it names none."""
+        if err.code is C.TIMEOUT_UNKNOWN_OUTCOME:
+            return dict.fromkeys(keys, err)
+        async with self.books("forget") as book:
+            await book.refused(self.name, batch)
+        if err.retryable:
+            return dict.fromkeys(keys, err)
+        named = {keys[n] for n in (err.items if isinstance(err, PayPalCallError) else ()) if n < len(keys)}
+        if not named:
+            return {k: self._failed(k, err.error) for k in keys}
+        again = self._refuse(C.PROVIDER_UNAVAILABLE, "the batch was refused for another of its items")
+        return {k: self._failed(k, err.error) if k in named else again for k in keys}
+
+    def _failed(self, key: str, error: PayoutError) -> ProviderPayoutResult:
+        return ProviderPayoutResult(status=P.FAILED, idempotency_key=key, error=error, raw_status="refused")
 
     def _lookup(self, instruction: PayoutInstruction) -> PayoutLookup:
         return PayoutLookup(
@@ -269,7 +285,7 @@ class PayPalPayoutProvider:
             return await self.http.call("GET", f"/v1/payments/payouts-item/{item.payout_item_id}", mutating=False)
         payout_batch_id = await self._batch_id(item)
         for page in range(1, 1_000):
-            params = {"page": page, "page_size": _ITEM_PAGE, "total_required": "true"}
+            params = {"page": page, "page_size": ITEM_PAGE, "total_required": "true"}
             doc = await self.http.call("GET", f"/v1/payments/payouts/{payout_batch_id}", params=params, mutating=False)
             for found in doc.get("items") or []:
                 inner = found.get("payout_item") if isinstance(found, dict) else None
@@ -291,31 +307,42 @@ class PayPalPayoutProvider:
                 "POST", "/v1/payments/payouts", body=dict(batch.body), request_id=batch.sender_batch_id, mutating=True
             )
         except PayoutProviderError as err:
+            # Asked again, an answer speaks of this request only, never of the first send, which may have made the
+            # batch: only PayPal reading the very body and refusing it (as it did, or would have, the first time)
+            # lets the batch be forgotten. Anything else (an outage, our credentials, a redirect, funds, a 404)
+            # leaves the outcome unknown.
             name = (err.error.provider_code or "").partition(":")[2]
-            if err.code is C.TIMEOUT_UNKNOWN_OUTCOME or name in _ALREADY_USED or err.retryable:
-                if name in _ALREADY_USED:
-                    log.error(
-                        "paypal: a batch exists at PayPal whose answer was lost and is no longer replayed; "
-                        "an operator settles its payouts from PayPal's records"
-                    )
-                    raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the batch's answer is lost at PayPal") from None
+            if name in BODY_REFUSED:
+                async with self.books("forget") as book:
+                    await book.refused(self.name, batch.sender_batch_id)
+                raise self._refuse(C.PAYOUT_NOT_FOUND, f"PayPal refused the batch as sent ({name})") from None
+            if name in _ALREADY_USED:
+                log.error(
+                    "paypal: a batch exists at PayPal whose answer was lost and is no longer replayed; "
+                    "an operator settles its payouts from PayPal's records"
+                )
+                raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the batch's answer is lost at PayPal") from None
+            if err.retryable:
                 raise
-            async with self.books("forget") as book:
-                await book.refused(self.name, batch.sender_batch_id)
-            raise self._refuse(C.PAYOUT_NOT_FOUND, f"PayPal refused the batch ({err.code.value})") from None
+            raise self._refuse(
+                C.TIMEOUT_UNKNOWN_OUTCOME, f"the batch may exist; asking PayPal again failed ({err.code.value})"
+            ) from None
         try:
             payout_batch_id = wire.read_batch(doc).payout_batch_id
         except ValueError:
             raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "the answer names no batch") from None
         async with self.books("answered") as book:
-            await book.answered(self.name, batch.sender_batch_id, payout_batch_id)
+            kept = await book.answered(self.name, batch.sender_batch_id, payout_batch_id)
+        if not kept:
+            log.error("paypal: a batch of ours was answered with another PayPal batch than the one recorded")
+            raise self._refuse(C.TIMEOUT_UNKNOWN_OUTCOME, "PayPal answered another batch")
         return payout_batch_id
 
     async def _read(self, item: Item, found: Mapping[str, Any]) -> ProviderPayoutResult:
         """The payout's result from PayPal's item; its ids kept in the books the first time (the statement's lines
         and the next sync name them)."""
         read = self._item_of(item, found)
-        if item.payout_item_id is None:
+        if item.payout_item_id is None or (item.transaction_id is None and read.transaction_id is not None):
             async with self.books("seen") as book:
                 await book.seen(self.name, item.idempotency_key, read.payout_item_id, read.transaction_id)
         return self._result(item, read)
@@ -380,7 +407,7 @@ class PayPalPayoutProvider:
             raise self._refuse(C.WEBHOOK_SIGNATURE_INVALID, err.reason.value) from None
         digest = hashlib.sha256(body).hexdigest()
         try:
-            read = wire.normalize(
+            read = paypal_events.normalize(
                 json.loads(body),
                 provider=self.provider_type,
                 digest=digest,
@@ -411,67 +438,9 @@ class PayPalPayoutProvider:
         )
 
     # -- statement (the `statement` part) ---------------------------------------------------------------------------
-    async def _items_of(self, payout_batch_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """Every item of these batches of ours: its transaction id -> (its `sender_item_id`, its item id)."""
-        found: dict[str, tuple[str, str]] = {}
-        for batch_id in payout_batch_ids:
-            for page in range(1, 1_000):
-                params = {"page": page, "page_size": _ITEM_PAGE, "total_required": "true"}
-                try:
-                    doc = await self.http.call("GET", f"/v1/payments/payouts/{batch_id}", params=params, mutating=False)
-                except PayoutProviderError as err:
-                    if (err.error.provider_code or "").startswith("404:"):
-                        break  # PayPal no longer shows the batch: its payments are found without it
-                    raise
-                for raw in doc.get("items") or []:
-                    try:
-                        item = wire.read_item(raw)
-                    except (KeyError, TypeError, ValueError):
-                        continue
-                    if item.transaction_id is not None and item.sender_item_id is not None:
-                        found[item.transaction_id] = (item.sender_item_id, item.payout_item_id)
-                if page >= int(doc.get("total_pages") or 1):
-                    break
-        return found
-
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
-        """What PayPal's Transaction Search lists in [since, until), a page per cursor (the page's number)."""
-        page = int(cursor) if cursor is not None and cursor.isdigit() and 0 < len(cursor) < 7 else 1
-        params = {
-            "start_date": _iso(since),
-            "end_date": _iso(until - timedelta(seconds=1) if until > since else until),
-            "fields": "all",
-            "page_size": self.statement_page_size,
-            "page": page,
-        }
-        doc = await self.http.call("GET", "/v1/reporting/transactions", params=params, mutating=False)
-        try:
-            infos = transactions(doc)
-        except (KeyError, TypeError, ValueError):
-            raise self._refuse(C.PROVIDER_UNAVAILABLE, "PayPal's transactions could not be read") from None
-        refs = sorted({r for t in infos for r in (t.transaction_id, t.reference_id) if r is not None})
-        async with self.books("statement") as book:
-            ours = await book.keys_of(self.name, refs) if refs else {}
-            unknown = [t for t in infos if t.event_code in PAYMENTS and t.transaction_id not in ours]
-            scanned = await book.answered_between(self.name, since - BATCH_SCAN, until) if unknown else []
-        if scanned:  # payments the books do not name yet (paid by webhook, or a second item): our batches say whose
-            by_tx = await self._items_of(scanned)
-            learned = {t.transaction_id: by_tx[t.transaction_id] for t in unknown if t.transaction_id in by_tx}
-            async with self.books("learned") as book:  # kept: a later window (a return 30 days on) names them
-                for tx, (key, item) in learned.items():
-                    await book.seen(self.name, key, item, tx)
-            ours |= learned
-        lines: list[StatementLine] = []
-        for t in infos:
-            if since <= t.occurred_at < until:
-                found = ours.get(t.transaction_id) or (ours.get(t.reference_id) if t.reference_id else None)
-                lines.extend(statement_lines(t, found))
-        more = page < int(doc.get("total_pages") or 1)
-        return StatementPage(lines=tuple(lines), next_cursor=str(page + 1) if more else None)
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """What PayPal's Transaction Search lists in [since, until), a page per cursor (`reporting.py`)."""
+        return await self.statements.statement(since, until, cursor)
 
 
 def recipient_of(address: str) -> wire.RecipientType | None:
@@ -490,4 +459,4 @@ def recipient_of(address: str) -> wire.RecipientType | None:
     return kind
 
 
-__all__ = ["STATEMENT_PAGE", "PayPalPayoutProvider", "recipient_of"]
+__all__ = ["PayPalPayoutProvider", "recipient_of"]

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
-from prizeflow_contracts.rails.paypal_events import minor_units
+from prizeflow_contracts.rails.paypal_wire import minor_units
 
 K = StatementLineKind
 DENIED: Final = "D"
@@ -78,9 +78,10 @@ def _payee(payer: Any) -> str | None:
     if not isinstance(payer, Mapping):
         return None
     phone = payer.get("phone_number")
-    national = phone.get("national_number") if isinstance(phone, Mapping) else None
-    if isinstance(national, str):
-        return "+" + national.lstrip("+")
+    if isinstance(phone, Mapping) and isinstance(phone.get("national_number"), str):
+        country = phone.get("country_code")  # PayPal's `{country_code, national_number}`: E.164 is both
+        digits = (str(country) if isinstance(country, (str, int)) else "") + str(phone["national_number"])
+        return "+" + digits.lstrip("+")
     found = payer.get("email_address") or payer.get("account_id")
     return found if isinstance(found, str) and found else None
 
