@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -104,6 +104,17 @@ class PayPalClient:
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._token: tuple[str, float] | None = None  # (token, monotonic expiry)
+
+    async def batch_items(self, payout_batch_id: str) -> AsyncIterator[dict[str, Any]]:
+        """A batch's items as PayPal lists them (`GET /v1/payments/payouts/{id}`), page by page."""
+        for page in range(1, 1_000):
+            params = {"page": page, "page_size": ITEM_PAGE, "total_required": "true"}
+            doc = await self.call("GET", f"/v1/payments/payouts/{payout_batch_id}", params=params, mutating=False)
+            for found in doc.get("items") or []:
+                if isinstance(found, dict):
+                    yield found
+            if page >= int(doc.get("total_pages") or doc.get("total_page") or 1):
+                return
 
     async def close(self) -> None:
         if self._http is not None:

@@ -55,7 +55,7 @@ from prizeflow_contracts.rails.paypal import verify_paypal_signature
 from prizeflow_contracts.rails.reading import NormalizationError
 from prizeflow_contracts.webhook_signatures import SignatureRefused
 from prizeflow_payouts.adapters.paypal.book import Item, PayPalBooks, SqlPayPalBooks
-from prizeflow_payouts.adapters.paypal.client import ITEM_PAGE, PayPalCallError, PayPalClient
+from prizeflow_payouts.adapters.paypal.client import PayPalCallError, PayPalClient
 from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
 from prizeflow_payouts.adapters.paypal.reporting import PayPalStatement
 from prizeflow_payouts.application.ports import CreateOutcome
@@ -283,16 +283,10 @@ class PayPalPayoutProvider:
         answered)."""
         if item.payout_item_id is not None:
             return await self.http.call("GET", f"/v1/payments/payouts-item/{item.payout_item_id}", mutating=False)
-        payout_batch_id = await self._batch_id(item)
-        for page in range(1, 1_000):
-            params = {"page": page, "page_size": ITEM_PAGE, "total_required": "true"}
-            doc = await self.http.call("GET", f"/v1/payments/payouts/{payout_batch_id}", params=params, mutating=False)
-            for found in doc.get("items") or []:
-                inner = found.get("payout_item") if isinstance(found, dict) else None
-                if isinstance(inner, dict) and inner.get("sender_item_id") == item.idempotency_key:
-                    return dict(found)
-            if page >= int(doc.get("total_pages") or doc.get("total_page") or 1):
-                break
+        async for found in self.http.batch_items(await self._batch_id(item)):
+            inner = found.get("payout_item")
+            if isinstance(inner, dict) and inner.get("sender_item_id") == item.idempotency_key:
+                return found
         raise self._refuse(C.PROVIDER_UNAVAILABLE, "PayPal's batch does not list this payout's item (yet)")
 
     async def _batch_id(self, item: Item) -> str:

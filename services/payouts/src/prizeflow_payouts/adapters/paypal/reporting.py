@@ -14,7 +14,7 @@ from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.providers import StatementLine, StatementPage
 from prizeflow_contracts.rails import paypal_wire as wire
 from prizeflow_payouts.adapters.paypal.book import PayPalBooks
-from prizeflow_payouts.adapters.paypal.client import ITEM_PAGE, PayPalClient
+from prizeflow_payouts.adapters.paypal.client import PayPalClient
 from prizeflow_payouts.adapters.paypal.statement import statement_lines, transactions
 
 C = PayoutErrorCode
@@ -37,23 +37,17 @@ class PayPalStatement:
         """Every item of these batches of ours: its transaction id -> (its `sender_item_id`, its item id)."""
         found: dict[str, tuple[str, str]] = {}
         for batch_id in payout_batch_ids:
-            for page in range(1, 1_000):
-                params = {"page": page, "page_size": ITEM_PAGE, "total_required": "true"}
-                try:
-                    doc = await self.http.call("GET", f"/v1/payments/payouts/{batch_id}", params=params, mutating=False)
-                except PayoutProviderError as err:
-                    if (err.error.provider_code or "").startswith("404:"):
-                        break  # PayPal no longer shows the batch: its payments are found without it
-                    raise
-                for raw in doc.get("items") or []:
+            try:
+                async for raw in self.http.batch_items(batch_id):
                     try:
                         item = wire.read_item(raw)
                     except (KeyError, TypeError, ValueError):
                         continue
                     if item.transaction_id is not None and item.sender_item_id is not None:
                         found[item.transaction_id] = (item.sender_item_id, item.payout_item_id)
-                if page >= int(doc.get("total_pages") or 1):
-                    break
+            except PayoutProviderError as err:
+                if not (err.error.provider_code or "").startswith("404:"):
+                    raise  # a 404: PayPal no longer shows the batch; its payments are found without it
         return found
 
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
