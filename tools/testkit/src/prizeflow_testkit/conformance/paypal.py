@@ -124,6 +124,14 @@ class PayPalHarness(ProviderHarness):
             )
         return f"{user}@example.com"
 
+    async def after_request(
+        self, kit: Kit, key: str, behaviour: Behaviour, code: PayoutErrorCode | None = None
+    ) -> None:
+        """A payout held pending is held by PayPal: its item processed (UNCLAIMED), not merely accepted (PENDING,
+        which no one can cancel), before the scenario goes on."""
+        if behaviour is Behaviour.STAY_PENDING:
+            await self._item(key)
+
     async def _item(self, key: str, *, processed: bool = True) -> dict[str, Any]:
         """PayPal's item of our payout once the rail sent it (and PayPal processed it)."""
 
