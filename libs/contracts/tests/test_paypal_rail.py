@@ -1,4 +1,4 @@
-"""The PayPal Payouts rail's wire rules and webhook reader (`prizeflow_contracts.rails.paypal`, `paypal_events`):
+"""The PayPal Payouts rail's wire rules and webhook reader (`prizeflow_contracts.rails.paypal`):
 amounts exact in minor units, receivers checked, every item state read, PayPal's signature checked offline against a
 pinned certificate (a fresh RSA key and self-signed certificate here), every callback normalized or ignored, and no
 receiver or note kept."""
@@ -21,7 +21,7 @@ from prizeflow_contracts.errors import PAYOUT_ERROR_RETRYABLE, PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
-from prizeflow_contracts.rails import paypal_events as events
+from prizeflow_contracts.rails import paypal as events
 from prizeflow_contracts.rails import paypal_wire as wire
 from prizeflow_contracts.rails.paypal import (
     PayPalReader,

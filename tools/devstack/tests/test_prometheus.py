@@ -75,20 +75,11 @@ def test_every_platform_service_is_scraped_under_the_job_name_the_compose_stack_
     specs = discover_services(root)
     scraped = {s.name for s in specs if s.metrics and s.http_port_env}
     assert PLATFORM | {"simulator"} <= scraped
-    assert {s.name for s in specs if not s.metrics} == {
-        "soroban-rpc",
-        "stripe-api",
-        "telegram-api",
-        "dev-idp",
-        "exchange-api",
-        "giftcard-api",
-        "ton-api",
-        "kyc-api",
-        "sanctions-lists",
-        "upi-api",
-        "paypal-api",
-        "rates-api",
-    }  # stand-ins: no /metrics
+    # The stand-ins serve no /metrics: every one payouts needs (`payouts_needs`), Stellar's, the identity provider's
+    # and the rates provider's; and nothing else goes unscraped.
+    stand_ins = {s.name for s in specs if s.payouts_needs}
+    assert {"stripe-api", "kyc-api", "sanctions-lists", "upi-api"} <= stand_ins
+    assert {s.name for s in specs if not s.metrics} == stand_ins | {"soroban-rpc", "dev-idp", "rates-api"}
     compose = yaml.safe_load((root / "deploy" / "compose" / "prometheus.yml").read_text())
     compose_jobs = {job["job_name"] for job in compose["scrape_configs"]}
     assert compose_jobs >= PLATFORM
@@ -187,4 +178,10 @@ def test_a_service_declares_whether_it_serves_metrics(tmp_path: Path) -> None:
     assert not spec.metrics
     pyproject.write_text('[tool.prizeflow.service]\nname = "emu"\ncommand = ["x"]\nmetrics = "no"\n')
     with pytest.raises(ServiceSpecError, match="`metrics` must be true or false"):
+        parse_service_spec(pyproject)
+    pyproject.write_text('[tool.prizeflow.service]\nname = "emu"\ncommand = ["x"]\npayouts_needs = 1\n')
+    with pytest.raises(ServiceSpecError, match="`payouts_needs` must be true or false"):
+        parse_service_spec(pyproject)
+    pyproject.write_text('[tool.prizeflow.service]\nname = "emu"\ncommand = ["x"]\nlocal_env = "emu.local"\n')
+    with pytest.raises(ServiceSpecError, match="`local_env` must be `module:function`"):
         parse_service_spec(pyproject)

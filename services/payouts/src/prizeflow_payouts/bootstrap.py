@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import importlib
 import json
 import logging
+import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,20 +42,12 @@ from prizeflow_contracts.topics import (
     SIGNER_RESULTS,
     WEBHOOK_PROVIDER_EVENTS,
 )
+from prizeflow_payouts import adapters
 from prizeflow_payouts.adapters import config as provider_config
 from prizeflow_payouts.adapters.books import bind
 from prizeflow_payouts.adapters.config import PayoutsConfig
-from prizeflow_payouts.adapters.giftcard import build_giftcard
 from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
-from prizeflow_payouts.adapters.paypal import build_paypal
-from prizeflow_payouts.adapters.providers.manual import build_manual
-from prizeflow_payouts.adapters.providers.sandbox_factory import build_sandbox
 from prizeflow_payouts.adapters.queries_pg import SqlPayoutQueries
-from prizeflow_payouts.adapters.stellar import build_stellar
-from prizeflow_payouts.adapters.stripe import build_stripe
-from prizeflow_payouts.adapters.telegram import build_telegram
-from prizeflow_payouts.adapters.ton import build_ton_wallet
-from prizeflow_payouts.adapters.upi import build_upi
 from prizeflow_payouts.application.admin import PayoutAdmin
 from prizeflow_payouts.application.books import Books
 from prizeflow_payouts.application.create import CreatePayouts
@@ -62,7 +56,7 @@ from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.ports import PayoutQueries
-from prizeflow_payouts.application.rail import Rail, SignerSink
+from prizeflow_payouts.application.rail import SignerSink
 from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
@@ -79,7 +73,7 @@ from prizeflow_payouts.entrypoints.kafka import (
     request_lane,
 )
 from prizeflow_payouts.expected_schema import EXPECTED_SCHEMA
-from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory, ProviderSpec
+from prizeflow_payouts.provider_spec import ProviderContext, ProviderFactory
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_reconciliation.bootstrap import Reconciliation, compose_reconciliation, ledger_postings
 from prizeflow_reconciliation.statements import RailStatement, Statements
@@ -195,14 +189,6 @@ class Payouts:
         log.info("payout routes published", extra={"routes": len(routes), "sequence": sequence})
 
 
-def _build_exchange(spec: ProviderSpec, context: ProviderContext) -> Rail:
-    """The crypto_exchange rail, imported only when a providers file names one: ccxt loads every exchange it
-    knows (~4 s of CPU), which a payouts process without that rail should not pay at every start."""
-    from prizeflow_payouts.adapters.exchange import build_exchange  # deliberately lazy
-
-    return build_exchange(spec, context)
-
-
 def rail_statements(registry: ProviderRegistry) -> Statements:
     """What each configured rail registers with reconciliation: the statement and settler parts of its `Rail`
     (reconciliation's published `StatementReader` and `SettlesUnknownOutcome`), as it named them."""
@@ -220,25 +206,21 @@ def rail_statements(registry: ProviderRegistry) -> Statements:
 
 
 def provider_factories() -> dict[ProviderType, ProviderFactory]:
-    """The provider types this build implements, each with its factory. A type of the contract missing here
-    is refused at start-up, naming the provider."""
-    return {
-        ProviderType.MANUAL: build_manual,
-        ProviderType.SANDBOX: build_sandbox,
-        ProviderType.STELLAR: build_stellar,
-        ProviderType.STRIPE: build_stripe,
-        # The rail (`options.rail`) decides the implementation; the factory refuses any rail but stripe.
-        ProviderType.FIAT_PROVIDER: build_stripe,
-        # Telegram Stars as gifts of a configured price; what the Bot API cannot do is refused (docs/adr/0009).
-        ProviderType.TELEGRAM_IF_SUPPORTED: build_telegram,
-        ProviderType.CRYPTO_EXCHANGE: _build_exchange,
-        ProviderType.GIFT_CARD: build_giftcard,
-        ProviderType.TON_WALLET: build_ton_wallet,
-        # UPI to a VPA, IMPS / NEFT to a bank account (RazorpayX Payouts; issue 47).
-        ProviderType.UPI: build_upi,
-        # Batches to PayPal accounts by email, phone or PayPal id (PayPal Payouts; issue 58).
-        ProviderType.PAYPAL: build_paypal,
-    }
+    """The provider types this build implements, each with its factory: every package under `adapters/` that
+    declares `RAILS` (its types, each with its factory) is a rail, found by that name; no list of rails is kept. A
+    type of the contract no package implements is refused at start-up, naming the provider."""
+    found: dict[ProviderType, ProviderFactory] = {}
+    for info in sorted(pkgutil.iter_modules(adapters.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        rails: Mapping[ProviderType, ProviderFactory] = getattr(
+            importlib.import_module(f"{adapters.__name__}.{info.name}"), "RAILS", {}
+        )
+        for provider_type, factory in rails.items():
+            if provider_type in found:
+                raise RuntimeError(f"two adapter packages implement provider type {provider_type}")
+            found[provider_type] = factory
+    return found
 
 
 def load_config(path: Path, context: ProviderContext, *, env: Mapping[str, str] | None = None) -> PayoutsConfig:

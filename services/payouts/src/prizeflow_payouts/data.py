@@ -1,7 +1,8 @@
-"""The tables the payout lifecycle owns (its rails' books among them), and the views it publishes to the
-deployable's other contexts (migration 0032). No other context names these tables; what they read of a payout they
-read from the views, and what they change goes through the lifecycle's ports
-(`tests/architecture/test_context_data.py`)."""
+"""The tables the payout lifecycle owns, and the views it publishes to the deployable's other contexts (migration
+0032). Its rails' books are its own too, named after their rail: every table `<rail>_...` of a rail's package
+`adapters/<rail>/` (one that declares `RAILS`), so a new rail's tables need no entry here. No other context names
+these tables; what they read of a payout they read from the views, and what they change goes through the lifecycle's
+ports (`tests/architecture/test_context_data.py`)."""
 
 from __future__ import annotations
 
@@ -21,21 +22,6 @@ OWNS: Final = frozenset(
         # the gate's rows (holds_pg): its decisions and the two-person clearances of a screening hit
         "compliance_decisions",
         "screening_clearances",
-        # the rails' books
-        "exchange_withdrawals",
-        "paypal_batches",
-        "paypal_items",
-        "stellar_engine_locks",
-        "stellar_lanes",
-        "stellar_payouts",
-        "stellar_txs",
-        "telegram_gift_sends",
-        "telegram_star_scans",
-        "ton_batch_items",
-        "ton_batches",
-        "ton_messages",
-        "ton_payouts",
-        "upi_fund_accounts",
     }
 )
 PUBLISHES: Final = frozenset({"payout_facts", "payout_gate_decisions"})

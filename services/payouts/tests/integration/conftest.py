@@ -8,7 +8,7 @@ import pytest
 
 from prizeflow_testkit.payouts import ALEMBIC_INI, WEBHOOK_SECRET_ENV
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # `paypal_fakes`: the stores' contract tests
+sys.path.insert(0, str(Path(__file__).parents[1] / "support"))  # the fakes of tests/support: the stores' contract tests
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from prizeflow_contracts.providers import (
     ProviderType,
 )
 from prizeflow_payouts.adapters.paypal.book import Batch, Item, PayPalItems
-from prizeflow_payouts.adapters.paypal.options import PayPalOptions
+from prizeflow_payouts.adapters.paypal.client import PayPalOptions
 
 
 @dataclass

@@ -110,7 +110,7 @@ def test_a_fiat_provider_with_the_stripe_rail_is_built_by_the_stripe_factory() -
     [
         (stripe_provider_doc(ptype="fiat_provider", rail="wise"), None, CTX, "fiat_provider rail 'wise' is not impl"),
         ({**stripe_provider_doc(ptype="fiat_provider"), "options": {}}, None, CTX, "fiat_provider rail None"),
-        (stripe_provider_doc(rail="paypal"), None, CTX, "rail can only be stripe"),
+        (stripe_provider_doc(rail="adyen"), None, CTX, "rail can only be stripe"),
         (stripe_provider_doc(colour="blue"), None, CTX, "colour: unknown option"),
         (stripe_provider_doc(mode="instant"), None, CTX, "mode"),
         (stripe_provider_doc(max_network_retries=9), None, CTX, "max_network_retries"),

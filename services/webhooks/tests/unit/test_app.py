@@ -5,17 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from litestar import Litestar
 
 from prizeflow_contracts.rails.registry import WEBHOOK_READERS
-from prizeflow_paypal_emulator.signing import generate
+from prizeflow_devstack.devenv import stand_in_env
+from prizeflow_devstack.platform import RAIL_EMULATORS
 from prizeflow_webhooks.adapters.config import ProvidersConfigError
 from prizeflow_webhooks.adapters.confirm_apis import CONFIRM_CLIENTS
 from prizeflow_webhooks.bootstrap import build
 from prizeflow_webhooks.settings import WebhooksSettings
 
-LOCAL = Path(__file__).parents[4] / "deploy" / "local" / "webhooks.yaml"
+ROOT = Path(__file__).parents[4]
+LOCAL = ROOT / "deploy" / "local" / "webhooks.yaml"
 ENV = {
+    # What the stand-ins bring for themselves and their clients (a rail's webhook id and pinned certificate...), and
+    # where the local stack finds each (`<SERVICE>_URL`), as the devstack gives them.
+    **stand_in_env(ROOT),
+    **{f"{name.upper().replace('-', '_')}_URL": "http://127.0.0.1:12117" for name in RAIL_EMULATORS},
     "WEBHOOK_SECRET_SANDBOX": "sandbox-secret-0123456789",
     "STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
     "STRIPE_API_KEY": "sk_test_0123456789abcdef",
@@ -25,12 +32,6 @@ ENV = {
     "GIFTCARD_API_URL": "http://127.0.0.1:12112",
     "SUMSUB_WEBHOOK_SECRET": "sumsub-webhook-secret-0123456789",
     "RAZORPAYX_WEBHOOK_SECRET": "razorpayx-webhook-secret-0123456789",
-    # The PayPal rail's (deploy/local/webhooks.yaml): its webhook's id and pinned certificate, the emulator's origin.
-    "PAYPAL_WEBHOOK_ID": "WH0123456789ABCDEFGHIJ",
-    "PAYPAL_WEBHOOK_CERT": generate().cert_pem.decode(),
-    "PAYPAL_API_URL": "http://127.0.0.1:12117",
-    "PAYPAL_CLIENT_ID": "AZ-paypal-client-0123456789",
-    "PAYPAL_CLIENT_SECRET": "paypal-client-secret-0123456789",
 }
 
 
@@ -52,14 +53,17 @@ def test_the_app_builds_and_documents_the_operators_api() -> None:
         "/admin/deliveries/{delivery_id}",
         "/admin/deliveries/{delivery_id}/republish",
     } <= paths
-    assert set(ingress.receive_webhook.providers) == {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx", "paypal"}
+    local = yaml.safe_load(LOCAL.read_text())["providers"]
+    assert set(ingress.receive_webhook.providers) == {p["name"] for p in local}
+    assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"} <= set(ingress.receive_webhook.providers)
     # Each provider configured with `confirm` gets its scheme's client; the others none.
     apis = ingress.receive_webhook.apis
-    assert {name: type(api).__name__ for name, api in apis.items()} == {
-        "stripe": "StripeEventConfirmer",
-        "giftcard": "GiftCardOrderFetcher",
-        "paypal": "PayPalItemFetcher",
+    assert {name: type(api) for name, api in apis.items()} == {
+        p["name"]: CONFIRM_CLIENTS[p["scheme"]] for p in local if "confirm" in p
     }
+    assert {"stripe": "StripeEventConfirmer", "giftcard": "GiftCardOrderFetcher"}.items() <= {
+        name: type(api).__name__ for name, api in apis.items()
+    }.items()
 
 
 def test_every_scheme_a_rail_confirms_has_a_client_and_every_client_a_confirming_scheme() -> None:

@@ -9,10 +9,16 @@ import pytest
 import yaml
 
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_paypal_emulator.signing import generate
+from prizeflow_devstack.devenv import stand_in_env
+from prizeflow_devstack.platform import RAIL_EMULATORS
 from prizeflow_webhooks.adapters.config import ProvidersConfigError, load_config, parse_config, read_parts
 
+ROOT = Path(__file__).parents[4]
 ENV = {
+    # What the stand-ins bring for themselves and their clients (a rail's webhook id and pinned certificate...), and
+    # where the local stack finds each (`<SERVICE>_URL`), as the devstack gives them.
+    **stand_in_env(ROOT),
+    **{f"{name.upper().replace('-', '_')}_URL": "http://127.0.0.1:12117" for name in RAIL_EMULATORS},
     "WEBHOOK_SECRET_SANDBOX": "sandbox-secret-0123456789",
     "STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
     "STRIPE_WEBHOOK_SECRET_NEXT": "whsec_next_0123456789ab",
@@ -23,12 +29,6 @@ ENV = {
     "GIFTCARD_API_URL": "http://127.0.0.1:12112",
     "SUMSUB_WEBHOOK_SECRET": "sumsub-webhook-secret-0123456789",
     "RAZORPAYX_WEBHOOK_SECRET": "razorpayx-webhook-secret-0123456789",
-    # The PayPal rail's (deploy/local/webhooks.yaml): its webhook's id and pinned certificate, the emulator's origin.
-    "PAYPAL_WEBHOOK_ID": "WH0123456789ABCDEFGHIJ",
-    "PAYPAL_WEBHOOK_CERT": generate().cert_pem.decode(),
-    "PAYPAL_API_URL": "http://127.0.0.1:12117",
-    "PAYPAL_CLIENT_ID": "AZ-paypal-client-0123456789",
-    "PAYPAL_CLIENT_SECRET": "paypal-client-secret-0123456789",
 }
 SANDBOX = {"name": "sandbox", "type": "sandbox", "scheme": "prizeflow_signature", "secrets": ["WEBHOOK_SECRET_SANDBOX"]}
 STRIPE: dict[str, Any] = {
@@ -125,9 +125,9 @@ def test_names_must_be_unique_and_the_file_must_exist(tmp_path: Path) -> None:
 
 
 def test_the_local_stacks_file_is_valid_with_the_devstack_variables() -> None:
-    local = Path(__file__).parents[4] / "deploy" / "local" / "webhooks.yaml"
+    local = ROOT / "deploy" / "local" / "webhooks.yaml"
     config = load_config(local, dev=True, env=ENV)
-    assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx", "paypal"} <= set(config.providers)
+    assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"} <= set(config.providers)
 
 
 # --- a directory of parts (WEBHOOKS_PROVIDERS_FILE naming a directory, e.g. a mounted ConfigMap) -------------------

@@ -12,17 +12,12 @@ docs/signing-modes.md and docs/adr/0005-identity.md.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from prizeflow_devstack.paths import Paths
 from prizeflow_runtime.dev_identity import DevIdentity, write_private_file
@@ -64,7 +59,7 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         **exchange_env(),
         **kyc_env(),
         **upi_env(),
-        **paypal_env(),
+        **stand_in_env(root),
         **rates_env(),
         **ton_env(source),
         # The demo shows the safety nets at work: a few duplicate deliveries, and chaos bursts.
@@ -191,43 +186,18 @@ def upi_env() -> dict[str, str]:
     }
 
 
-def paypal_env() -> dict[str, str]:
-    """The PayPal rail's provider on the local stack: the PayPal Payouts emulator (service `paypal-api`, found as
-    PAYPAL_API_URL) with a random REST app (client id and secret), the webhook's id, and a fresh RSA key and
-    self-signed certificate it signs its `PAYMENT.PAYOUTS-ITEM.*` events with, posted to the ingress's `paypal`
-    provider. Payouts and the ingress pin that certificate (PAYPAL_WEBHOOK_CERT)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "messageverificationcerts.paypal-emulator.local")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    client_id, secret = "AZdev" + secrets.token_hex(20), secrets.token_hex(24)
-    webhook_id = "WH" + secrets.token_hex(11).upper()
-    return {
-        "PAYPAL_CLIENT_ID": client_id,
-        "PAYPAL_CLIENT_SECRET": secret,
-        "PAYPAL_WEBHOOK_ID": webhook_id,
-        "PAYPAL_WEBHOOK_CERT": cert_pem,
-        "PAYPAL_EMULATOR_CLIENTS": f"{client_id}:{secret}",
-        "PAYPAL_EMULATOR_SIGNING_KEY": key_pem,
-        "PAYPAL_EMULATOR_SIGNING_CERT": cert_pem,
-        "PAYPAL_EMULATOR_WEBHOOK_URL": "${WEBHOOKS_URL}/providers/paypal/events",
-        "PAYPAL_EMULATOR_WEBHOOK_ID": webhook_id,
-        "PAYPAL_EMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
-        "PAYPAL_EMULATOR_PROCESS_MS": "1500",
-    }
+def stand_in_env(root: Path) -> dict[str, str]:
+    """The settings of each stand-in that brings its own (`local_env` in its `[tool.prizeflow.service]`: a
+    `module:function` of its package), for itself and its clients, generated now."""
+    from prizeflow_devstack.supervisor import discover_services  # supervisor imports this module
+
+    env: dict[str, str] = {}
+    for spec in discover_services(root):
+        if spec.local_env is not None:
+            module, function = spec.local_env.split(":", 1)
+            made: dict[str, str] = getattr(importlib.import_module(module), function)()
+            env.update(made)
+    return env
 
 
 def rates_env() -> dict[str, str]:
@@ -313,13 +283,12 @@ def identity_env(secret_dir: Path) -> dict[str, str]:
 
 
 # What a checkout's settings gained later, each known by one of its variables: the exchange rail, identity
-# verification, the UPI rail's emulator, the PayPal rail, the rates provider's emulator, the chaos bursts (which
+# verification, the UPI rail's emulator, the rates provider's emulator, the chaos bursts (which
 # replaced a steady malformed rate).
 ADDED_LATER: tuple[tuple[str, Callable[[], dict[str, str]]], ...] = (
     ("EXCHANGE_API_KEY", exchange_env),
     ("PAYOUTS_KYC_PROVIDER", kyc_env),
     ("UPI_EMULATOR_KEYS", upi_env),
-    ("PAYPAL_EMULATOR_CLIENTS", paypal_env),
     ("RATES_EMULATOR_APP_IDS", rates_env),
     ("SIM_CHAOS_BURST", chaos_env),
 )
@@ -348,6 +317,10 @@ def dev_env(paths: Paths) -> dict[str, str]:
             if marker not in values:  # settings from before what `settings` configures
                 values.update(settings())
                 changed = True
+        brought = stand_in_env(paths.root)  # a stand-in's settings, all of them added when none is there yet
+        if not brought.keys() & values.keys():
+            values.update(brought)
+            changed = bool(brought) or changed
         if "TON_WALLET_ADDRESS" not in values or "TON_HIGHLOAD_WALLET_ADDRESS" not in values:
             # Settings from before the TON rail or its highload wallet: both wallets are the same key's.
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail

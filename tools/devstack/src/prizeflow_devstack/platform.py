@@ -80,15 +80,13 @@ class Proc:
         return self.peak_rss_kb
 
 
-# The providers' emulators of the payout rails deploy/local/providers.yaml names: payouts on that file refuses to
-# start without each one's URL, so every platform that runs payouts runs these too (Stellar's is `soroban-rpc`);
-# the identity-verification vendor's (`kyc-api`): the dev settings name it payouts' KYC vendor; and the sanctions
-# lists' publisher (`sanctions-lists`): payouts screens every payout against them (a platform without it screens
-# nothing, which only the dev profile allows).
-RAIL_EMULATORS: tuple[str, ...] = (
-    "stripe-api", "telegram-api", "exchange-api", "giftcard-api", "ton-api", "kyc-api", "sanctions-lists", "upi-api",
-    "paypal-api",
-)  # fmt: skip
+# The stand-ins payouts' local settings name (`payouts_needs` in their `[tool.prizeflow.service]`): the providers'
+# emulators of the payout rails deploy/local/providers.yaml names (payouts on that file refuses to start without
+# each one's URL; Stellar's is `soroban-rpc`, run on its own), the identity-verification vendor's (`kyc-api`: the dev
+# settings name it payouts' KYC vendor) and the sanctions lists' publisher (`sanctions-lists`: payouts screens every
+# payout against them; a platform without it screens nothing, which only the dev profile allows). Every platform
+# that runs payouts runs these too; a new rail's emulator joins by declaring it, not by an entry here.
+RAIL_EMULATORS: tuple[str, ...] = tuple(s.name for s in discover_services() if s.payouts_needs)
 
 
 @dataclass

@@ -42,6 +42,12 @@ class ServiceSpec:
     database: str | None = None
     migrations: Path | None = None
     metrics: bool = True  # serves Prometheus /metrics on its HTTP port (the emulators of third parties do not)
+    # A stand-in payouts' local settings name (a rail's provider, the KYC vendor, the sanctions lists): every
+    # platform that runs payouts runs it.
+    payouts_needs: bool = False
+    # `module:function` giving the local stack's settings for this stand-in and its clients, generated once
+    # (`devenv.dev_env`): what a new emulator brings without an entry in the devstack.
+    local_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,14 +83,17 @@ def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
     if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
         raise ServiceSpecError(f"{where}: `command` must be a non-empty list of strings")
     optional: dict[str, str | None] = {}
-    for key in ("http_port_env", "database", "migrations"):
+    for key in ("http_port_env", "database", "migrations", "local_env"):
         value = table.get(key)
         if value is not None and not isinstance(value, str):
             raise ServiceSpecError(f"{where}: `{key}` must be a string")
         optional[key] = value
-    metrics = table.get("metrics", True)
-    if not isinstance(metrics, bool):
-        raise ServiceSpecError(f"{where}: `metrics` must be true or false")
+    metrics, payouts_needs = table.get("metrics", True), table.get("payouts_needs", False)
+    for key, flag in (("metrics", metrics), ("payouts_needs", payouts_needs)):
+        if not isinstance(flag, bool):
+            raise ServiceSpecError(f"{where}: `{key}` must be true or false")
+    if optional["local_env"] is not None and ":" not in optional["local_env"]:
+        raise ServiceSpecError(f"{where}: `local_env` must be `module:function`")
     directory = pyproject.parent
     migrations = directory / optional["migrations"] if optional["migrations"] else None
     return ServiceSpec(
@@ -95,6 +104,8 @@ def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
         database=optional["database"],
         migrations=migrations,
         metrics=metrics,
+        payouts_needs=payouts_needs,
+        local_env=optional["local_env"],
     )
 
 

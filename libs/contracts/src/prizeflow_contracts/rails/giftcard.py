@@ -67,4 +67,7 @@ class GiftCardReader:
         return None
 
 
-__all__ = ["GiftCardReader", "OrderFetcher"]
+# This rail's webhook face, found by the registry under this name.
+READER: Final = GiftCardReader()
+
+__all__ = ["READER", "GiftCardReader", "OrderFetcher"]

@@ -10,7 +10,7 @@ An item is a payout: `sender_item_id` is our idempotency key (payouts' `paypal_i
 reference. Its `transaction_status` says what became of it (`ITEM_STATES`): paid (SUCCESS), pending (PENDING,
 UNCLAIMED, ONHOLD, NEW), not paid and the money back with us (RETURNED, BLOCKED, FAILED, CANCELED, DENIED), or paid
 then taken back (REFUNDED, REVERSED). Answers (an item, a batch, an error) are read by `read_item`, `read_batch` and
-`read_error`. Its callbacks are read by `paypal_events`.
+`read_error`. Its callbacks are read by `paypal` (the webhook face).
 """
 
 from __future__ import annotations

@@ -13,9 +13,6 @@ from prizeflow_contracts.rails import prizeflow_events
 from prizeflow_contracts.rails.reading import Caller, Confirmed, NormalizationError, Normalized, ReaderTerms
 from prizeflow_contracts.webhook_signatures import PRIZEFLOW_SIGNATURE_HEADER, verify
 
-# Every rail whose own scheme is not listed in the registry under another name.
-_OWN_SCHEMES: Final = frozenset({ProviderType.STRIPE, ProviderType.GIFT_CARD, ProviderType.UPI, ProviderType.PAYPAL})
-
 
 def timed_verify(header: str, caller: Caller, headers: Mapping[str, str], body: bytes, now: float) -> int:
     """`t=<unix>,v1=<hex>` under one of the caller's secrets, within its tolerance: the signature's timestamp."""
@@ -30,11 +27,15 @@ def rail_of(caller: Caller) -> ProviderType:
 
 
 class PrizeflowSignatureReader:
-    terms: Final = ReaderTerms(
-        scheme="prizeflow_signature",
-        headers=(PRIZEFLOW_SIGNATURE_HEADER,),
-        serves=frozenset(t for t in ProviderType if t not in _OWN_SCHEMES),
-    )
+    """The scheme of every rail that has none of its own: `own` is what the rails' own readers serve (the registry
+    gives it), so a new rail with its own scheme is taken out of this one's without naming it here."""
+
+    def __init__(self, own: frozenset[object] = frozenset()) -> None:
+        self.terms: Final = ReaderTerms(
+            scheme="prizeflow_signature",
+            headers=(PRIZEFLOW_SIGNATURE_HEADER,),
+            serves=frozenset(t for t in ProviderType if t not in own),
+        )
 
     def verify(self, caller: Caller, headers: Mapping[str, str], body: bytes, *, now: float) -> int | None:
         return timed_verify(PRIZEFLOW_SIGNATURE_HEADER, caller, headers, body, now)

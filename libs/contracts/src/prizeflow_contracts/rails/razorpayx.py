@@ -84,4 +84,7 @@ class RazorpayxReader:
         return None
 
 
-__all__ = ["PayoutFetcher", "RazorpayxReader"]
+# This rail's webhook face, found by the registry under this name.
+READER: Final = RazorpayxReader()
+
+__all__ = ["READER", "PayoutFetcher", "RazorpayxReader"]

@@ -91,4 +91,7 @@ class StripeReader:
         return None
 
 
-__all__ = ["EventConfirmer", "StripeReader"]
+# This rail's webhook face, found by the registry under this name.
+READER: Final = StripeReader()
+
+__all__ = ["READER", "EventConfirmer", "StripeReader"]

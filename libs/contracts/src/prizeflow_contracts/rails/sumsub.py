@@ -53,4 +53,7 @@ class SumsubReader:
         return kyc_events.kept_body(doc)  # never the vendor's free text (a name, a date of birth)
 
 
-__all__ = ["SumsubReader"]
+# This rail's webhook face, found by the registry under this name.
+READER: Final = SumsubReader()
+
+__all__ = ["READER", "SumsubReader"]

@@ -1,4 +1,4 @@
-"""A providers-file entry's options for a rail spoken to over HTTP(S) (Stripe, gift cards, UPI, PayPal): the fields
+"""A providers-file entry's options for a rail spoken to over HTTP(S) (Stripe, gift cards, UPI and the like): the fields
 they share and the one validation of them.
 
 A rail's options model subclasses `HttpRailOptions` (`api_base`, its default the provider's production API;

@@ -154,7 +154,7 @@ class RailTerms:
     worker's default).
     `statement_fees_inside`: its statement's payout lines already hold their fees (the exchange's gross
     withdrawals), as reconciliation's `RailStatement.fees_inside`.
-    `statement_lag_s`: how late its statement may list a movement (PayPal's Transaction Search: up to three hours);
+    `statement_lag_s`: how late its statement may list a movement (a provider's reporting API that lists hours late);
     reconciliation runs its windows that much later, as `RailStatement.lists_within`."""
 
     cancels: bool

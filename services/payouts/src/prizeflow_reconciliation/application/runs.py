@@ -98,7 +98,7 @@ class ReconcileWindows:
 
     def slack_of(self, rail: RailStatement) -> timedelta:
         """How long after a window ends its statement is complete: the schedule's slack, or longer for a rail that
-        lists a movement late (PayPal's Transaction Search: up to three hours)."""
+        lists a movement late (`RailStatement.lists_within`)."""
         return max(self.slack, rail.lists_within)
 
     async def run(self, provider: str, since: datetime, until: datetime, *, requested_by: str) -> str:

@@ -244,9 +244,9 @@ async def test_a_window_is_not_reconciled_before_its_late_lines_are_listed() -> 
 
 
 async def test_a_rail_that_lists_late_is_reconciled_that_much_later() -> None:
-    """PayPal's Transaction Search lists a movement up to three hours late: its windows wait that long, the others'
+    """A rail whose statement lists a movement up to three hours late: its windows wait that long, the others'
     the schedule's slack (a window completed without its late lines would open findings for payouts it paid)."""
-    late = RailStatement("paypal", ProviderType.PAYPAL, reader=_Exchange(), lists_within=timedelta(hours=3))
+    late = RailStatement("late", ProviderType.FIAT_PROVIDER, reader=_Exchange(), lists_within=timedelta(hours=3))
     prompt = RailStatement("exchange", ProviderType.CRYPTO_EXCHANGE, reader=_Exchange())
 
     class Gauges:
@@ -255,9 +255,9 @@ async def test_a_rail_that_lists_late_is_reconciled_that_much_later() -> None:
 
     none: Any = None
     runs = ReconcileWindows(none, Statements([late, prompt]), Gauges(), clock=lambda: NOW)  # type: ignore[arg-type]
-    until = NOW - timedelta(hours=1)  # long past the 15 minutes' slack, not past PayPal's three hours
+    until = NOW - timedelta(hours=1)  # long past the 15 minutes' slack, not past its three hours
     with pytest.raises(ReconError) as refused:
-        await runs.run("paypal", until - timedelta(hours=1), until, requested_by="schedule")
+        await runs.run("late", until - timedelta(hours=1), until, requested_by="schedule")
     assert refused.value.code == "window_not_closed"
     assert runs.slack_of(late) == timedelta(hours=3)
     assert runs.slack_of(prompt) == timedelta(minutes=15)

@@ -35,15 +35,6 @@ providers:
       api_base_env: UPI_API_URL            # https://api.razorpay.com in production
       api_key_id: UPI_KEY_ID               # basic auth: the key id ...
       api_key: UPI_KEY_SECRET              # ... and its secret
-  - name: paypal                    # PayPal Payouts: POST /providers/paypal/events
-    type: paypal
-    scheme: paypal                  # PAYPAL-TRANSMISSION-SIG: RSA over id|time|webhook id|crc32(body)
-    secrets: [PAYPAL_WEBHOOK_ID, PAYPAL_WEBHOOK_CERT]   # the webhook id and the pinned certificate (PEM); a
-                                    # rotation adds the next certificate, an emulator its origin (http://host:port)
-    confirm:                        # the item fetched back (GET /v1/payments/payouts-item/{id}); required outside dev
-      api_base_env: PAYPAL_API_URL         # https://api-m.paypal.com in production
-      api_key_id: PAYPAL_CLIENT_ID         # OAuth2 client credentials: the REST app's client id ...
-      api_key: PAYPAL_CLIENT_SECRET        # ... and its secret
 ```
 """
 
@@ -103,7 +94,7 @@ class ConfirmModel(_Model):
     api_base: str | None = None
     api_base_env: EnvName | None = None
     api_key: EnvName
-    # RazorpayX: the key id (basic auth with the key secret in `api_key`); PayPal: the REST app's client id
+    # the key id or client id that goes with `api_key` (RazorpayX's basic auth, an OAuth2 client's credentials)
     api_key_id: EnvName | None = None
     timeout_s: float = Field(default=5.0, gt=0, le=30)
 

@@ -1,17 +1,17 @@
 """The clients a rail's reader asks its provider back through, by the reader's scheme: each implements the port
-its rail declares (`prizeflow_contracts.rails.<rail>`). A provider configured with `confirm` gets one, built from
-its `ConfirmConfig`; a scheme that confirms has a client here (`test_app` holds the two lists together)."""
+its rail declares (`prizeflow_contracts.rails.<rail>`). A module of this package named `<rail>_api` declares the
+scheme it confirms (`CONFIRMS`) and its client (`CLIENT`, built from the provider's `ConfirmConfig`) and is found here
+by those names; no list of rails is kept (`test_app` holds the schemes that confirm and the clients together)."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
+from prizeflow_webhooks import adapters
 from prizeflow_webhooks.adapters.config import ConfirmConfig
-from prizeflow_webhooks.adapters.giftcard_api import GiftCardOrderFetcher
-from prizeflow_webhooks.adapters.paypal_api import PayPalItemFetcher
-from prizeflow_webhooks.adapters.razorpayx_api import RazorpayxPayoutFetcher
-from prizeflow_webhooks.adapters.stripe_api import StripeEventConfirmer
 
 
 class ConfirmClient(Protocol):
@@ -20,12 +20,20 @@ class ConfirmClient(Protocol):
     async def close(self) -> None: ...
 
 
-CONFIRM_CLIENTS: Final[Mapping[str, Callable[[ConfirmConfig], ConfirmClient]]] = {
-    "stripe_signature": StripeEventConfirmer,
-    "giftcard_signature": GiftCardOrderFetcher,
-    "razorpay_signature": RazorpayxPayoutFetcher,
-    "paypal": PayPalItemFetcher,
-}
+def _declared() -> dict[str, Callable[[ConfirmConfig], ConfirmClient]]:
+    found: dict[str, Callable[[ConfirmConfig], ConfirmClient]] = {}
+    for info in sorted(pkgutil.iter_modules(adapters.__path__), key=lambda i: i.name):
+        if not info.name.endswith("_api"):
+            continue
+        module = importlib.import_module(f"{adapters.__name__}.{info.name}")
+        scheme: str = module.CONFIRMS
+        if scheme in found:
+            raise RuntimeError(f"two confirmation clients for scheme {scheme}")
+        found[scheme] = module.CLIENT
+    return found
+
+
+CONFIRM_CLIENTS: Final[Mapping[str, Callable[[ConfirmConfig], ConfirmClient]]] = _declared()
 
 
 def confirm_client(scheme: str, config: ConfirmConfig) -> ConfirmClient:

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -84,4 +84,8 @@ class GiftCardOrderFetcher:
         return obj
 
 
-__all__ = ["GiftCardOrderFetcher"]
+# The scheme whose provider this client asks back (`confirm_apis` finds it by this name).
+CONFIRMS: Final = "giftcard_signature"
+CLIENT: Final = GiftCardOrderFetcher
+
+__all__ = ["CLIENT", "CONFIRMS", "GiftCardOrderFetcher"]

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import httpx
 
-from prizeflow_contracts.rails.paypal_events import redact_item
+from prizeflow_contracts.rails.paypal import redact_item
 from prizeflow_contracts.rails.paypal_wire import ITEM_ID_RE
 from prizeflow_contracts.rails.reading import ProviderUnavailableError
 from prizeflow_webhooks.adapters.config import ConfirmConfig
@@ -118,4 +118,8 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-__all__ = ["PayPalItemFetcher"]
+# The scheme whose provider this client asks back (`confirm_apis` finds it by this name).
+CONFIRMS: Final = "paypal"
+CLIENT: Final = PayPalItemFetcher
+
+__all__ = ["CLIENT", "CONFIRMS", "PayPalItemFetcher"]

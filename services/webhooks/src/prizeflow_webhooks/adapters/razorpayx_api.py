@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -72,4 +72,8 @@ def _no_such_id(doc: Any) -> bool:
     return isinstance(error, dict) and "does not exist" in str(error.get("description") or "")
 
 
-__all__ = ["RazorpayxPayoutFetcher"]
+# The scheme whose provider this client asks back (`confirm_apis` finds it by this name).
+CONFIRMS: Final = "razorpay_signature"
+CLIENT: Final = RazorpayxPayoutFetcher
+
+__all__ = ["CLIENT", "CONFIRMS", "RazorpayxPayoutFetcher"]

@@ -8,7 +8,7 @@ answer is a 503 to Stripe, which delivers again later (with backoff, for days).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import stripe
 
@@ -66,4 +66,8 @@ def _plain(obj: stripe.StripeObject) -> dict[str, Any]:
     return plain
 
 
-__all__ = ["StripeEventConfirmer"]
+# The scheme whose provider this client asks back (`confirm_apis` finds it by this name).
+CONFIRMS: Final = "stripe_signature"
+CLIENT: Final = StripeEventConfirmer
+
+__all__ = ["CLIENT", "CONFIRMS", "StripeEventConfirmer"]

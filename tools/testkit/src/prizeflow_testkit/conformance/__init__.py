@@ -1,13 +1,17 @@
 """The provider conformance kit: every payout rail passes the same suite (`tests/conformance`), through the
 payouts service, on real PostgreSQL and Kafka.
 
-Adding a provider means adding it here: a `ProviderHarness` subclass in its own module (how to build the rail,
-steer its next payout, complete it, produce its webhooks, count what it really paid, what it cannot do), and
-its entry in `HARNESSES`. Then `pytest tests/conformance -k <name>`.
+Adding a provider means adding a module here with its `ProviderHarness` subclass (how to build the rail, steer
+its next payout, complete it, produce its webhooks, count what it really paid, what it cannot do): every concrete
+harness a module of this package defines is in `HARNESSES`, found, not listed. Then `pytest tests/conformance -k
+<name>`.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from typing import Final
 
 from prizeflow_testkit.conformance.base import (
@@ -24,34 +28,27 @@ from prizeflow_testkit.conformance.base import (
     provider_event,
     rendered,
 )
-from prizeflow_testkit.conformance.exchange import ExchangeHarness
-from prizeflow_testkit.conformance.giftcard import GiftCardHarness
-from prizeflow_testkit.conformance.manual import ManualHarness
-from prizeflow_testkit.conformance.paypal import PayPalHarness
-from prizeflow_testkit.conformance.sandbox import SandboxHarness
-from prizeflow_testkit.conformance.stellar import StellarHarness
-from prizeflow_testkit.conformance.stripe import StripeHarness, StripeTransferHarness
-from prizeflow_testkit.conformance.telegram import TelegramHarness
-from prizeflow_testkit.conformance.ton import TonHarness, TonHighloadHarness
-from prizeflow_testkit.conformance.upi import UpiHarness
 
-HARNESSES: Final[dict[str, type[ProviderHarness]]] = {
-    h.name: h
-    for h in (
-        ManualHarness,
-        SandboxHarness,
-        StellarHarness,
-        StripeHarness,
-        StripeTransferHarness,
-        TelegramHarness,
-        ExchangeHarness,
-        GiftCardHarness,
-        TonHarness,
-        TonHighloadHarness,
-        UpiHarness,
-        PayPalHarness,
-    )
-}
+
+def _defined() -> dict[str, type[ProviderHarness]]:
+    """Each concrete `ProviderHarness` a module of this package defines, by its name, in module order."""
+    found: dict[str, type[ProviderHarness]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for harness in vars(module).values():
+            if (
+                inspect.isclass(harness)
+                and issubclass(harness, ProviderHarness)
+                and harness.__module__ == module.__name__
+                and not inspect.isabstract(harness)
+            ):
+                if harness.name in found:
+                    raise RuntimeError(f"two conformance harnesses are named {harness.name}")
+                found[harness.name] = harness
+    return found
+
+
+HARNESSES: Final[dict[str, type[ProviderHarness]]] = _defined()
 
 __all__ = [
     "DISCREPANCIES",
@@ -60,22 +57,11 @@ __all__ = [
     "WEBHOOK_SOURCE",
     "Behaviour",
     "Claims",
-    "ExchangeHarness",
-    "GiftCardHarness",
     "Kit",
     "KitEnv",
     "LogCapture",
-    "ManualHarness",
     "ProviderHarness",
-    "SandboxHarness",
     "Scenario",
-    "StellarHarness",
-    "StripeHarness",
-    "StripeTransferHarness",
-    "TelegramHarness",
-    "TonHarness",
-    "TonHighloadHarness",
-    "UpiHarness",
     "provider_event",
     "rendered",
 ]

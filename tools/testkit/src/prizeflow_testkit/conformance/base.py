@@ -326,7 +326,7 @@ def terminal(codes: Sequence[PayoutErrorCode]) -> tuple[PayoutErrorCode, ...]:
 
 class ProviderHarness(ABC):
     """How the kit builds, steers and observes one payout rail. One subclass per provider, in its own module of
-    `prizeflow_testkit.conformance`, registered in `HARNESSES`: adding a provider means adding it here."""
+    `prizeflow_testkit.conformance`, found for `HARNESSES` where it is defined: a new provider adds one."""
 
     name: ClassVar[str]  # the provider's name in the providers file, and the test id prefix
     provider_type: ClassVar[ProviderType]

@@ -25,7 +25,7 @@ from prizeflow_contracts.envelope import Envelope
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
-from prizeflow_contracts.rails.paypal_events import normalize
+from prizeflow_contracts.rails.paypal import normalize
 from prizeflow_testkit.conformance.base import (
     Behaviour,
     Claims,

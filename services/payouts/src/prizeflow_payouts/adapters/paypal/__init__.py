@@ -6,10 +6,12 @@ Its wire rules and its webhook reader are `prizeflow_contracts.rails.paypal`; it
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Final
 
 import httpx
 
-from prizeflow_payouts.adapters.paypal.options import parse_options
+from prizeflow_contracts.providers import ProviderType
+from prizeflow_payouts.adapters.paypal.client import parse_options
 from prizeflow_payouts.adapters.paypal.provider import PayPalPayoutProvider
 from prizeflow_payouts.application.rail import Rail, RailTerms
 from prizeflow_payouts.provider_spec import ProviderContext, ProviderSpec
@@ -45,4 +47,7 @@ def build_paypal(
     return paypal_rail(PayPalPayoutProvider(options, keys=keys, transport=transport))
 
 
-__all__ = ["PAYPAL_TERMS", "PayPalPayoutProvider", "build_paypal", "paypal_rail"]
+# The provider types this package implements (the bootstrap finds every adapter package's `RAILS`).
+RAILS: Final = {ProviderType.PAYPAL: build_paypal}
+
+__all__ = ["PAYPAL_TERMS", "RAILS", "PayPalPayoutProvider", "build_paypal", "paypal_rail"]

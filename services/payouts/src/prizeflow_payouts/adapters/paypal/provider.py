@@ -49,15 +49,13 @@ from prizeflow_contracts.providers import (
     StatementPage,
     WebhookEvent,
 )
-from prizeflow_contracts.rails import paypal_events
 from prizeflow_contracts.rails import paypal_wire as wire
-from prizeflow_contracts.rails.paypal import verify_paypal_signature
+from prizeflow_contracts.rails.paypal import normalize, verify_paypal_signature
 from prizeflow_contracts.rails.reading import NormalizationError
 from prizeflow_contracts.webhook_signatures import SignatureRefused
 from prizeflow_payouts.adapters.paypal.book import Item, PayPalBooks, SqlPayPalBooks
-from prizeflow_payouts.adapters.paypal.client import PayPalCallError, PayPalClient
-from prizeflow_payouts.adapters.paypal.options import PayPalKeys, PayPalOptions
-from prizeflow_payouts.adapters.paypal.reporting import PayPalStatement
+from prizeflow_payouts.adapters.paypal.client import PayPalCallError, PayPalClient, PayPalKeys, PayPalOptions
+from prizeflow_payouts.adapters.paypal.statement import PayPalStatement
 from prizeflow_payouts.application.ports import CreateOutcome
 
 log = logging.getLogger(__name__)
@@ -401,7 +399,7 @@ class PayPalPayoutProvider:
             raise self._refuse(C.WEBHOOK_SIGNATURE_INVALID, err.reason.value) from None
         digest = hashlib.sha256(body).hexdigest()
         try:
-            read = paypal_events.normalize(
+            read = normalize(
                 json.loads(body),
                 provider=self.provider_type,
                 digest=digest,
@@ -433,7 +431,7 @@ class PayPalPayoutProvider:
 
     # -- statement (the `statement` part) ---------------------------------------------------------------------------
     async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
-        """What PayPal's Transaction Search lists in [since, until), a page per cursor (`reporting.py`)."""
+        """What PayPal's Transaction Search lists in [since, until), a page per cursor (`statement.py`)."""
         return await self.statements.statement(since, until, cursor)
 
 

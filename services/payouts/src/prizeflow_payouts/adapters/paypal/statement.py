@@ -1,4 +1,4 @@
-"""PayPal's Transaction Search (`GET /v1/reporting/transactions?fields=all`) read as statement lines. Pure: no I/O.
+"""PayPal's Transaction Search (`GET /v1/reporting/transactions?fields=all`) read as statement lines.
 
 Each `transaction_details[]` is one movement of our balance: its `transaction_info` (a signed `transaction_amount`,
 PayPal's event code, and a `fee_amount` when PayPal folds a fee into the movement) and, for a payment, `payer_info`
@@ -17,20 +17,34 @@ fee, return, refund or reversal), is a payout item the books know: it carries ou
 movement of no payout of ours carries no key and, as its reference, the PayPal payment it belongs to (its fee rides
 on it), for reconciliation to find.
 A denied transaction (`transaction_status` D) moved nothing and is not listed.
+
+`PayPalStatement` is the rail's `statement` part: a page per cursor (the page's number), read as lines by the pure
+`statement_lines`. A line is named by our key when its transaction, or the one it refers to, is an item the rail's
+books know; a payment the books do not name yet (paid by webhook before any sync read it, or a second item under one
+of our keys) is looked for in our batches made in the hours before the window, and what is found is kept in the books
+(a return 30 days on then names it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from prizeflow_contracts.providers import StatementLine, StatementLineKind
+from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.providers import StatementLine, StatementLineKind, StatementPage
+from prizeflow_contracts.rails import paypal_wire as wire
 from prizeflow_contracts.rails.paypal_wire import minor_units
+from prizeflow_payouts.adapters.paypal.book import PayPalBooks
+from prizeflow_payouts.adapters.paypal.client import PayPalClient
 
 K = StatementLineKind
+
+
 DENIED: Final = "D"
+
+
 # PayPal's event code -> the line, when its sign is the line's (money out for a payout or a fee).
 CODES: Final[Mapping[str, StatementLineKind]] = {
     "T0001": K.PAYOUT,
@@ -39,6 +53,8 @@ CODES: Final[Mapping[str, StatementLineKind]] = {
     "T1115": K.REVERSAL,
     "T1108": K.CREDIT,
 }
+
+
 _OUT: Final = frozenset({K.PAYOUT, K.FEE, K.DEBIT})
 
 
@@ -143,4 +159,86 @@ def statement_lines(t: Transaction, ours: tuple[str, str] | None) -> list[Statem
     return lines
 
 
-__all__ = ["CODES", "Transaction", "statement_lines", "transactions"]
+# -- the rail's statement part ---------------------------------------------------------------------------------------
+C = PayoutErrorCode
+
+
+# A payment the books do not name is looked for in our batches made from this long before the window (an item is
+# debited when its batch is processed, minutes after it was made; a return 30 days later refers to a payment named
+# by then).
+BATCH_SCAN: Final = timedelta(hours=6)
+
+
+PAYMENTS: Final = frozenset({"T0001"})  # PayPal's MassPay payment (`statement.CODES`)
+
+
+STATEMENT_PAGE: Final = 500  # transactions per page of Transaction Search (PayPal's maximum)
+
+
+class PayPalStatement:
+    def __init__(self, provider: str, http: PayPalClient, books: Callable[[], PayPalBooks]) -> None:
+        self.provider = provider
+        self.http = http
+        self.books = books
+        self.page_size = STATEMENT_PAGE
+
+    async def _items_of(self, payout_batch_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Every item of these batches of ours: its transaction id -> (its `sender_item_id`, its item id)."""
+        found: dict[str, tuple[str, str]] = {}
+        for batch_id in payout_batch_ids:
+            try:
+                async for raw in self.http.batch_items(batch_id):
+                    try:
+                        item = wire.read_item(raw)
+                    except (KeyError, TypeError, ValueError):
+                        continue
+                    if item.transaction_id is not None and item.sender_item_id is not None:
+                        found[item.transaction_id] = (item.sender_item_id, item.payout_item_id)
+            except PayoutProviderError as err:
+                if not (err.error.provider_code or "").startswith("404:"):
+                    raise  # a 404: PayPal no longer shows the batch; its payments are found without it
+        return found
+
+    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
+        """What PayPal's Transaction Search lists in [since, until), a page per cursor (the page's number)."""
+        page = int(cursor) if cursor is not None and cursor.isdigit() and 0 < len(cursor) < 7 else 1
+        params = {
+            "start_date": _iso(since),
+            "end_date": _iso(until - timedelta(seconds=1) if until > since else until),
+            "fields": "all",
+            "page_size": self.page_size,
+            "page": page,
+        }
+        doc = await self.http.call("GET", "/v1/reporting/transactions", params=params, mutating=False)
+        try:
+            infos = transactions(doc)
+        except (KeyError, TypeError, ValueError):
+            raise PayoutProviderError(
+                self.http.errors.error(C.PROVIDER_UNAVAILABLE, "PayPal's transactions could not be read")
+            ) from None
+        refs = sorted({r for t in infos for r in (t.transaction_id, t.reference_id) if r is not None})
+        async with self.books()("statement") as book:
+            ours = await book.keys_of(self.provider, refs) if refs else {}
+            unknown = [t for t in infos if t.event_code in PAYMENTS and t.transaction_id not in ours]
+            scanned = await book.answered_between(self.provider, since - BATCH_SCAN, until) if unknown else []
+        if scanned:  # payments the books do not name yet (paid by webhook, or a second item): our batches say whose
+            by_tx = await self._items_of(scanned)
+            learned = {t.transaction_id: by_tx[t.transaction_id] for t in unknown if t.transaction_id in by_tx}
+            async with self.books()("learned") as book:  # kept: a later window (a return 30 days on) names them
+                for tx, (key, item) in learned.items():
+                    await book.seen(self.provider, key, item, tx)
+            ours |= learned
+        lines: list[StatementLine] = []
+        for t in infos:
+            if since <= t.occurred_at < until:
+                found = ours.get(t.transaction_id) or (ours.get(t.reference_id) if t.reference_id else None)
+                lines.extend(statement_lines(t, found))
+        more = page < int(doc.get("total_pages") or 1)
+        return StatementPage(lines=tuple(lines), next_cursor=str(page + 1) if more else None)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = ["BATCH_SCAN", "CODES", "STATEMENT_PAGE", "PayPalStatement", "Transaction", "statement_lines", "transactions"]
