@@ -125,7 +125,7 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools cluster-
 	$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
-	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=25 $(foreach d,$(PAYOUTS_LANE) $(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); main=$$?; \
+	{ $(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=25 $(foreach d,$(PAYOUTS_LANE) $(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); echo $$? > .results/lane-main.rc; } 2>&1 | tee .results/lane-main.log; main=$$(cat .results/lane-main.rc); \
 	wait $$payouts; lane=$$?; [ $$lane -eq 5 ] && lane=0; \
 	echo "--- payouts integration lane (beside the main lane; full log: .results/lane-payouts.log) ---"; \
 	if [ $$lane -ne 0 ]; then cat .results/lane-payouts.log; else tail -5 .results/lane-payouts.log; fi; \
@@ -142,7 +142,12 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools cluster-
 	wait $$build || { cat .results/cluster-build.log; exit 1; }; tail -3 .results/cluster-build.log; \
 	$(RUN) pytest -m cluster tests/k8s --durations=10 $(PYTEST_ARGS); cluster=$$?; \
 	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-cluster down > /dev/null; fi; \
-	[ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ] && [ $$cluster -eq 0 ]
+	ok=1; [ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ] && [ $$cluster -eq 0 ] || ok=0; \
+	if [ $$ok -eq 0 ]; then \
+	  echo "--- what failed, in every lane (its assertion lines; the whole logs are in .results/) ---"; \
+	  grep -hE "^(FAILED|ERROR) |^E  " .results/lane-*.log .results/containers-tier.log 2>/dev/null | cut -c1-300 | head -80; \
+	fi; \
+	[ $$ok -eq 1 ]
 
 test-unit: sync
 	$(RUN) pytest -m "not integration and not e2e and not faults and not containers and not k8s and not browser and not cluster" $(PYTEST_ARGS)
