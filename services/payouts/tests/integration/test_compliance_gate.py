@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from compliance_fakes import FakeScreen
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,8 +28,6 @@ from prizeflow_compliance.adapters.sanctions import SqlSanctionsLists
 from prizeflow_compliance.application.ports import (
     Identity,
     PlayerCompliance,
-    ScreeningMatch,
-    ScreeningResult,
 )
 from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
 from prizeflow_compliance.application.sanctions import ListsScreen, RefreshSanctionsLists
@@ -75,32 +74,6 @@ pytestmark = pytest.mark.integration
 
 REQUESTS = "prizeflow.payouts.requests.v1"
 LISTED = "success:listed-wallet"
-
-
-@dataclass
-class FakeScreen:
-    """A sanctions screen over an in-memory list: address → entries."""
-
-    entries: dict[str, list[str]] = field(default_factory=dict)
-    loaded: dict[str, str] = field(default_factory=lambda: {"ofac_sdn": "2026-11-20"})
-    persons: dict[str, list[str]] = field(default_factory=dict)  # full name → entries naming that person
-
-    def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
-        matches = tuple(
-            ScreeningMatch("ofac_sdn", uid, f"Listed {uid}", "address", 1000)
-            for uid in self.entries.get(destination.address, [])
-        )
-        return ScreeningResult(matches, dict(self.loaded), 900)
-
-    def screen_person(self, identity: Identity) -> ScreeningResult:
-        matches = tuple(
-            ScreeningMatch("ofac_sdn", uid, f"Listed {uid}", "name", 950)
-            for uid in self.persons.get(identity.full_name, [])
-        )
-        return ScreeningResult(matches, dict(self.loaded), 900)
-
-    def versions(self) -> Mapping[str, str]:
-        return dict(self.loaded)
 
 
 @dataclass
@@ -208,7 +181,7 @@ async def test_a_listed_destination_is_held_replays_change_nothing_and_two_appro
 ) -> None:
     settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
     async with gated(settings) as rig:
-        rig.screen.entries[LISTED] = ["SDN-1"]
+        rig.screen.addresses[LISTED] = ["SDN-1"]
         env = request(address=LISTED, player_id="player-s", requested_by="player-s")
         key = env.data.idempotency_key
         await rig.publish(env)
@@ -265,7 +238,7 @@ async def test_a_hold_of_a_kind_this_build_does_not_know_is_never_released_by_pe
     build cannot know whether people may release the kind (`refused_with`) nor evaluate it: fail closed."""
     settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
     async with gated(settings) as rig:
-        rig.screen.entries[LISTED] = ["SDN-1"]
+        rig.screen.addresses[LISTED] = ["SDN-1"]
         env = request(address=LISTED, player_id="player-n", requested_by="player-n")
         key = env.data.idempotency_key
         await rig.publish(env)
@@ -277,7 +250,7 @@ async def test_a_hold_of_a_kind_this_build_does_not_know_is_never_released_by_pe
             await conn.execute("UPDATE payouts SET hold_code = 'newer_review' WHERE id = $1", pid)
         finally:
             await conn.close()
-        rig.screen.entries.clear()  # what this build's gate can see allows it
+        rig.screen.addresses.clear()  # what this build's gate can see allows it
         for who in ("bob", "carol"):
             answer = await rig.client.post(
                 f"/payouts/{pid}/approve", json={"reason": "looks fine"}, headers=token(settings, who, "approver")
@@ -297,7 +270,7 @@ async def test_a_list_refreshed_between_request_and_send_holds_at_send(
         key = env.data.idempotency_key
         await rig.publish(env)
         assert await wait_state(db, key, "approved") == "approved"
-        rig.screen.entries["success:late-listed"] = ["SDN-7"]  # the list refresh
+        rig.screen.addresses["success:late-listed"] = ["SDN-7"]  # the list refresh
         rig.screen.loaded["ofac_sdn"] = "2026-11-25"
         await rig.send()
         row = await _row(db, key)
@@ -333,7 +306,7 @@ async def test_two_workers_racing_never_send_a_held_payout(
         for e in envs:
             assert await wait_state(db, e.data.idempotency_key, "approved") == "approved"
         for n in range(20):
-            rig.screen.entries[f"success:race-{n}"] = [f"SDN-R{n}"]
+            rig.screen.addresses[f"success:race-{n}"] = [f"SDN-R{n}"]
         rig.screen.loaded["ofac_sdn"] = "2026-11-25"  # the list refresh that names them (a new version)
         other = PayoutWorker(
             uow=rig.local.uow,
@@ -368,7 +341,7 @@ async def test_an_approval_racing_a_new_hit_still_holds(
 ) -> None:
     settings = _settings(db, kafka_bootstrap, tmp_path, topic_suffix)
     async with gated(settings) as rig:
-        rig.screen.entries["success:twice"] = ["SDN-A"]
+        rig.screen.addresses["success:twice"] = ["SDN-A"]
         env = request(address="success:twice", player_id="player-t", requested_by="player-t")
         key = env.data.idempotency_key
         await rig.publish(env)
@@ -376,7 +349,7 @@ async def test_an_approval_racing_a_new_hit_still_holds(
         pid = (await _row(db, key))["id"]
         ok = await rig.client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, "bob", "approver"))
         assert ok.status_code == 200
-        rig.screen.entries["success:twice"] = ["SDN-A", "SDN-B"]  # a new entry lands between the two approvals
+        rig.screen.addresses["success:twice"] = ["SDN-A", "SDN-B"]  # a new entry lands between the two approvals
         last = await rig.client.post(f"/payouts/{pid}/approve", json={}, headers=token(settings, "carol", "approver"))
         assert last.status_code == 200, last.text
         assert last.json()["state"] == "pending_approval"
@@ -711,7 +684,7 @@ async def test_releasing_a_screening_hit_does_not_waive_the_policy(
             version=5, rules=[PolicyRule(player_limit=AmountInWindow(amount=10 * 10**7, window_s=86_400))]
         )
         rig.facts.policy = limit
-        rig.screen.entries["success:both"] = ["SDN-9"]
+        rig.screen.addresses["success:both"] = ["SDN-9"]
         env = request(address="success:both", player_id="player-b", requested_by="player-b", amount=50 * 10**7)
         key = env.data.idempotency_key
         await rig.publish(env)
@@ -733,7 +706,7 @@ async def test_releasing_a_screening_hit_does_not_waive_the_policy(
         # Released from a screening hold with nothing else against it, then the policy tightens before send: the
         # send-time gate honours it (the approvers never decided it).
         rig.facts.policy = EMPTY_POLICY
-        rig.screen.entries["success:later"] = ["SDN-10"]
+        rig.screen.addresses["success:later"] = ["SDN-10"]
         env2 = request(address="success:later", player_id="player-c", requested_by="player-c", amount=5 * 10**7)
         key2 = env2.data.idempotency_key
         await rig.publish(env2)
@@ -763,7 +736,7 @@ async def test_a_destination_listed_between_two_attempts_is_not_paid_by_the_retr
         assert await wait_state(db, key, "approved") == "approved"
         await rig.send()
         assert await state_of(db, key) == "failed"  # retryable: the worker tries again after its backoff
-        rig.screen.entries[address] = ["SDN-LATE"]  # the list refresh lands between the attempts
+        rig.screen.addresses[address] = ["SDN-LATE"]  # the list refresh lands between the attempts
         rig.screen.loaded["ofac_sdn"] = "2026-11-26"
         for _ in range(3):  # the retries, due at once (a payout failed for good has no next attempt)
             await fetch(
@@ -1383,7 +1356,7 @@ async def test_an_allowed_payout_goes_straight_to_its_worker_and_a_lost_handover
 
         # A held payout is not claimed, and a transaction that rolls back hands nothing over.
         gone.taken.clear()
-        rig.screen.entries[LISTED] = ["SDN-9"]
+        rig.screen.addresses[LISTED] = ["SDN-9"]
         held = request(address=LISTED, player_id="player-f", requested_by="player-f")
         async with local.uow() as tx:
             await local.create.execute(tx, [request_command(held)])

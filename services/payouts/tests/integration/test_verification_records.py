@@ -7,24 +7,20 @@ The vendor and the sanctions screen are in-process fakes (the Sumsub adapter and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from compliance_fakes import SECRET_NAME, FakeKyc, FakeScreen
 from litestar.testing import AsyncTestClient
 
 from prizeflow_compliance.application.ports import (
-    Identity,
     KycProviderError,
     KycReview,
-    KycSession,
-    ScreeningMatch,
-    ScreeningResult,
 )
 from prizeflow_compliance.bootstrap import VERIFICATIONS_CONSUMER, compose_compliance_records
 from prizeflow_contracts.envelope import Envelope, decode, new_event
@@ -32,7 +28,6 @@ from prizeflow_contracts.events.payouts import PlayerVerificationChanged
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_contracts.kyc import VerificationVendor
 from prizeflow_contracts.policy import VerificationStatus
-from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_payouts.bootstrap import Payouts, build, compose
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit import eventually, provision_test_topics, read_topic, wait_ready
@@ -43,47 +38,9 @@ from prizeflow_testkit.payouts import providers_file, publish, running, settings
 pytestmark = pytest.mark.integration
 
 V = VerificationStatus
-SECRET_NAME = "Zelda Quixotic Testperson"
 WEBHOOKS_TOPIC = "prizeflow.webhooks.provider-events.v1"
 PAYOUTS_TOPIC = "prizeflow.payouts.events.v1"
-
-
-@dataclass
-class FakeKyc:
-    name: str = "sumsub"
-    reviews: dict[str, KycReview] = field(default_factory=dict)
-    outage: bool = False
-    review_calls: int = 0
-
-    async def start(self, player_id: str) -> KycSession:
-        return KycSession(
-            f"app-{player_id}", f"https://kyc.test/flow/app-{player_id}", datetime.now(UTC) + timedelta(1)
-        )
-
-    async def review(self, reference: str) -> KycReview:
-        self.review_calls += 1
-        if self.outage:
-            raise KycProviderError("unavailable", "the vendor answered 503", retryable=True)
-        return self.reviews.get(reference, KycReview(reference, V.PENDING, None, "init"))
-
-    async def identity(self, reference: str) -> Identity:
-        return Identity(full_name=SECRET_NAME, country="FR")
-
-
-@dataclass
-class FakeScreen:
-    hit_names: frozenset[str] = frozenset()
-
-    def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
-        return ScreeningResult(matches=(), versions=self.versions(), threshold=900)
-
-    def screen_person(self, identity: Identity) -> ScreeningResult:
-        hit = identity.full_name in self.hit_names
-        matches = (ScreeningMatch("un", "UN-QDi.1", "LISTED ENTRY", "name", 1000),) if hit else ()
-        return ScreeningResult(matches=matches, versions=self.versions(), threshold=900)
-
-    def versions(self) -> Mapping[str, str]:
-        return {"un": "2026-11-20T00:00:00Z"}
+UN = {"un": "2026-11-20T00:00:00Z"}  # the list the screen has loaded
 
 
 @asynccontextmanager
@@ -177,7 +134,7 @@ async def test_webhook_event_fetches_the_review_and_records_it_once(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
     settings = _settings(db, kafka_bootstrap, topic_suffix, tmp_path)
-    kyc, screen = FakeKyc(), FakeScreen()
+    kyc, screen = FakeKyc(), FakeScreen(loaded=dict(UN))
     player = unique("pl")
     webhooks = WEBHOOKS_TOPIC + topic_suffix
     async with running_with(settings, kyc, screen) as (_, client):
@@ -219,12 +176,12 @@ async def test_webhook_event_fetches_the_review_and_records_it_once(
         ]
 
         # The same event again (a redelivery) and a new event with the same answer: nothing changes.
-        calls = kyc.review_calls
+        calls = kyc.calls.count("review")
         await publish(kafka_bootstrap, webhooks, [first])
         second = _event(player, f"app-{player}", 2)
         await publish(kafka_bootstrap, webhooks, [second])
         assert await _seen(db, second) == "applied"
-        assert kyc.review_calls == calls + 1  # the redelivery never reached the use case (inbox)
+        assert kyc.calls.count("review") == calls + 1  # the redelivery never reached the use case (inbox)
         assert await _record(db, player) == record
         assert len(await fetch(db, "SELECT 1 FROM kyc_verification_history WHERE player_id = $1", player)) == 2
 
@@ -254,7 +211,7 @@ async def test_retry_then_failed_and_a_screening_hit(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
     settings = _settings(db, kafka_bootstrap, topic_suffix, tmp_path)
-    kyc, screen = FakeKyc(), FakeScreen(hit_names=frozenset({SECRET_NAME}))
+    kyc, screen = FakeKyc(), FakeScreen(persons={SECRET_NAME: ["UN-QDi.1"]}, loaded=dict(UN))
     player, listed = unique("pl"), unique("pl")
     webhooks = WEBHOOKS_TOPIC + topic_suffix
     async with running_with(settings, kyc, screen) as (parts, client):
@@ -298,9 +255,9 @@ async def test_a_vendor_outage_is_retried_then_dead_lettered_never_dropped(
     db: str, kafka_bootstrap: str, topic_suffix: str, tmp_path: Path
 ) -> None:
     settings = _settings(db, kafka_bootstrap, topic_suffix, tmp_path)
-    kyc = FakeKyc(outage=True)
+    kyc = FakeKyc(fail=KycProviderError("unavailable", "the vendor answered 503", retryable=True))
     player = unique("pl")
-    async with running_with(settings, kyc, FakeScreen()) as (parts, client):
+    async with running_with(settings, kyc, FakeScreen(loaded=dict(UN))) as (parts, client):
         assert (await client.post("/v1/me/verification", headers=token(settings, player, "player"))).status_code == 200
         kyc.reviews[f"app-{player}"] = KycReview(f"app-{player}", V.VERIFIED, "FR", "GREEN")
         event = _event(player, f"app-{player}", 1)
@@ -308,7 +265,7 @@ async def test_a_vendor_outage_is_retried_then_dead_lettered_never_dropped(
         assert await _seen(db, event) == "refused"
         letters = await fetch(db, "SELECT reason, consumer FROM dead_letters WHERE event_id = $1", event.id)
         assert [r["reason"] for r in letters] == ["handler_failed"]
-        assert kyc.review_calls >= 3  # every attempt asked the vendor
+        assert kyc.calls.count("review") >= 3  # every attempt asked the vendor
         record = await _record(db, player)
         assert record is not None
         assert record["status"] == "pending"
@@ -391,7 +348,7 @@ async def test_with_the_kyc_emulator(db: str, kafka_bootstrap: str, topic_suffix
             payouts_kyc_level=em.level,
         )
         player = unique("pl")
-        async with running_with(settings, None, FakeScreen()) as (parts, client), em.admin() as admin:
+        async with running_with(settings, None, FakeScreen(loaded=dict(UN))) as (parts, client), em.admin() as admin:
             assert parts.records is not None
             assert parts.records.kyc is not None
             assert parts.records.kyc.name == "sumsub"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
+from compliance_fakes import SECRET_NAME, FakeKyc, FakeScreen
 from prometheus_client import CollectorRegistry
 
 from prizeflow_compliance.application.errors import ComplianceError
@@ -28,11 +29,9 @@ from prizeflow_compliance.application.ports import (
     Identity,
     KycProviderError,
     KycReview,
-    KycSession,
     PlayerCompliance,
     RescreenClaim,
     ScreeningMatch,
-    ScreeningResult,
 )
 from prizeflow_compliance.application.rescreen import RescreenVerifiedPlayers
 from prizeflow_compliance.application.verification import (
@@ -66,7 +65,6 @@ from prizeflow_contracts.events.payouts import ApprovalPolicy, PlayerVerificatio
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_contracts.kyc import VerificationVendor
 from prizeflow_contracts.policy import PLAYER_MESSAGE, Action, RiskPolicy, Verdict, VerificationStatus
-from prizeflow_contracts.providers import PayoutDestination
 from prizeflow_contracts.transitions import IllegalTransition
 from prizeflow_payouts.application.admin import Actor
 from prizeflow_payouts.domain.gate import (
@@ -85,7 +83,6 @@ from prizeflow_runtime.errors import ErrorKind
 V = VerificationStatus
 T = TypeVar("T")
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SECRET_NAME = "Ivan Sanctionedovich Testperson"
 
 LEGAL = {
     (V.NOT_STARTED, V.PENDING),
@@ -362,52 +359,9 @@ class MemoryTransactions:
         return tx()
 
 
-@dataclass
-class FakeKyc:
-    """A vendor: one applicant per player, a scripted review per applicant, an identity per applicant."""
-
-    name: str = "sumsub"
-    reviews: dict[str, KycReview] = field(default_factory=dict)
-    fail: KycProviderError | None = None
-    identity_fail: KycProviderError | None = None
-    calls: list[str] = field(default_factory=list)
-
-    async def start(self, player_id: str) -> KycSession:
-        self.calls.append("start")
-        if self.fail is not None:
-            raise self.fail
-        return KycSession(f"app-{player_id}", f"https://kyc.test/flow/app-{player_id}", NOW + timedelta(hours=1))
-
-    async def review(self, reference: str) -> KycReview:
-        self.calls.append("review")
-        if self.fail is not None:
-            raise self.fail
-        return self.reviews.get(reference, KycReview(reference, V.PENDING, None, "init"))
-
-    async def identity(self, reference: str) -> Identity:
-        self.calls.append("identity")
-        if self.identity_fail is not None:
-            raise self.identity_fail
-        return Identity(full_name=SECRET_NAME, birth_date=datetime(1970, 1, 2, tzinfo=UTC).date(), country="DE")
-
-
-@dataclass
-class FakeScreen:
-    hits: bool = False
-    screened: list[Identity] = field(default_factory=list)
-    version: str = "2026-11-24"
-    entries: tuple[str, ...] = ("sdn-42",)  # what a hit matches
-
-    def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
-        raise AssertionError("not a destination")
-
-    def screen_person(self, identity: Identity) -> ScreeningResult:
-        self.screened.append(identity)
-        matches = tuple(ScreeningMatch("ofac_sdn", uid, "LISTED PERSON", "name", 930) for uid in self.entries)
-        return ScreeningResult(matches=matches if self.hits else (), versions=self.versions(), threshold=900)
-
-    def versions(self) -> Mapping[str, str]:
-        return {"ofac_sdn": self.version}
+def lists(*, version: str = "2026-11-24", hits: tuple[str, ...] = ()) -> FakeScreen:
+    """The screen on OFAC's list at `version`, naming the vendor's applicant under the entries `hits`."""
+    return FakeScreen(loaded={"ofac_sdn": version}, persons={SECRET_NAME: list(hits)} if hits else {})
 
 
 def _record(*, status: VerificationStatus = V.PENDING, player: str = "p-1") -> VerificationRecord:
@@ -507,7 +461,7 @@ async def test_verified_and_clear(metrics: ComplianceMetrics, caplog: pytest.Log
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    screen = FakeScreen()
+    screen = lists()
     use: Apply = ApplyVerificationEvent(kyc=kyc, screen=screen, source="/prizeflow/payouts", metrics=metrics)
     assert await _apply(tx, use, _event()) == ["applied"]
     record = tx.books.records["p-1"]
@@ -534,13 +488,13 @@ async def test_a_hit_is_recorded_with_the_lists_entries_only(metrics: Compliance
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(hits=True), source="/s", metrics=metrics)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=lists(hits=("sdn-42",)), source="/s", metrics=metrics)
     await _apply(tx, use, _event())
     record = tx.books.records["p-1"]
     assert record.status is V.VERIFIED
     assert record.screening_hit
     assert list(record.screening.matches) == [
-        {"source": "ofac_sdn", "entry_uid": "sdn-42", "entry_name": "LISTED PERSON", "kind": "name", "score": 930}
+        {"source": "ofac_sdn", "entry_uid": "sdn-42", "entry_name": "Listed sdn-42", "kind": "name", "score": 950}
     ]
     assert SECRET_NAME not in repr(record)
     assert _value(metrics.screening_hits, "player") == 1
@@ -550,7 +504,7 @@ async def test_replays_and_stale_reviews_change_nothing(metrics: ComplianceMetri
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", metrics=metrics)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=lists(), source="/s", metrics=metrics)
     await _apply(tx, use, _event())
     before = (dict(tx.books.records), len(tx.books.history), len(tx.books.events))
     assert await _apply(tx, use, _event(), _event()) == ["duplicate", "duplicate"]
@@ -566,7 +520,7 @@ async def test_retry_then_failed() -> None:
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.RETRY, None, "RED/RETRY")})
-    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=lists(), source="/s")
     await _apply(tx, use, _event())
     kyc.reviews["app-p-1"] = KycReview("app-p-1", V.FAILED, None, "RED/FINAL")
     await _apply(tx, use, _event())
@@ -579,7 +533,7 @@ async def test_a_vendor_outage_raises_for_the_consumer_to_retry(metrics: Complia
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(fail=KycProviderError("unavailable", "503 from vendor", retryable=True))
-    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", metrics=metrics)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=lists(), source="/s", metrics=metrics)
     with pytest.raises(KycProviderError):
         await _apply(tx, use, _event())
     kyc.fail = KycProviderError("not_found", "no applicant", retryable=False)
@@ -602,7 +556,7 @@ async def test_no_screen_no_verification() -> None:
 async def test_refusals_forged_foreign_and_vendorless() -> None:
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
-    use: Apply = ApplyVerificationEvent(kyc=FakeKyc(), screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=FakeKyc(), screen=lists(), source="/s")
     with pytest.raises(EventRefusal) as forged:
         await _apply(tx, use, _event(source="/somebody"))
     assert forged.value.reason == "unverified_provider_event"
@@ -610,14 +564,14 @@ async def test_refusals_forged_foreign_and_vendorless() -> None:
         await _apply(tx, use, _event(applicant="app-someone-else"))
     assert foreign.value.reason == "conflicting_event"
     with pytest.raises(EventRefusal) as vendorless:
-        await _apply(tx, ApplyVerificationEvent(kyc=None, screen=FakeScreen(), source="/s"), _event())
+        await _apply(tx, ApplyVerificationEvent(kyc=None, screen=lists(), source="/s"), _event())
     assert vendorless.value.reason == "handler_failed"
     assert "kyc_unavailable" in vendorless.value.detail
 
 
 async def test_an_event_before_the_start_commits_creates_the_record() -> None:
     tx = MemoryTransactions()
-    use: Apply = ApplyVerificationEvent(kyc=FakeKyc(), screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=FakeKyc(), screen=lists(), source="/s")
     assert await _apply(tx, use, _event("p-9")) == ["applied"]
     record = tx.books.records["p-9"]
     assert (record.status, record.sequence, record.vendor_ref) == (V.PENDING, 2, "app-p-9")
@@ -727,7 +681,7 @@ async def test_the_gate_hook_runs_in_the_transaction_of_each_change() -> None:
         return 0
 
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s", on_changed=hook)
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=lists(), source="/s", on_changed=hook)
     await _apply(tx, use, _event(), _event())
     assert seen == [(V.VERIFIED, ["p-1"])]  # the change it sees is the one being committed; a duplicate calls nothing
 
@@ -739,7 +693,7 @@ async def test_a_review_of_an_applicant_that_belongs_to_another_player_is_refuse
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN", subject="p-2")})
-    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=FakeScreen(), source="/s")
+    use: Apply = ApplyVerificationEvent(kyc=kyc, screen=lists(), source="/s")
     with pytest.raises(EventRefusal) as refused:
         await _apply(tx, use, _event())
     assert refused.value.reason == "conflicting_event"
@@ -813,7 +767,7 @@ def _screened_record(
     player: str = "p-1", *, version: str = "2026-11-24", hit_entries: tuple[str, ...] = ()
 ) -> VerificationRecord:
     matches = tuple(
-        {"source": "ofac_sdn", "entry_uid": uid, "entry_name": "LISTED PERSON", "kind": "name", "score": 930}
+        {"source": "ofac_sdn", "entry_uid": uid, "entry_name": f"Listed {uid}", "kind": "name", "score": 950}
         for uid in hit_entries
     )
     return replace(
@@ -854,11 +808,14 @@ async def test_a_verified_player_listed_later_is_held(metrics: ComplianceMetrics
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _record()
     kyc = FakeKyc(reviews={"app-p-1": KycReview("app-p-1", V.VERIFIED, "DE", "GREEN")})
-    screen = FakeScreen()
+    screen = lists()
     probe = GateProbe(screen)
     assert await _apply(tx, ApplyVerificationEvent(kyc=kyc, screen=screen, source="/s"), _event()) == ["applied"]
     assert probe.decide(tx.books.records["p-1"]).action is Action.ALLOW
-    screen.hits, screen.version = True, "2026-11-25"  # a new list version names the player
+    screen.persons[SECRET_NAME], screen.loaded["ofac_sdn"] = (
+        ["sdn-42"],
+        "2026-11-25",
+    )  # a new list version names the player
     waiting = probe.decide(tx.books.records["p-1"])
     assert (waiting.hold, waiting.approval_policy, waiting.player_message) == (HoldCode.SCREENING_PENDING, None, None)
     report = await _rescreen(tx, kyc, screen, probe, metrics).execute()
@@ -887,7 +844,7 @@ async def test_a_clear_rescreen_updates_the_versions_and_releases_the_wait(
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _screened_record()
     tx.books.records["p-2"] = _record(player="p-2")  # not verified: nothing to re-screen
-    kyc, screen = FakeKyc(), FakeScreen(version="2026-11-25")
+    kyc, screen = FakeKyc(), lists(version="2026-11-25")
     probe = GateProbe(screen)
     assert probe.decide(tx.books.records["p-1"]).hold is HoldCode.SCREENING_PENDING
     report = await _rescreen(tx, kyc, screen, probe, metrics).execute()
@@ -910,7 +867,7 @@ async def test_a_refused_identity_keeps_the_player_stale_and_held(
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _screened_record()
     kyc = FakeKyc(identity_fail=KycProviderError("applicant_deleted", "gone", retryable=False))
-    screen = FakeScreen(version="2026-11-25")
+    screen = lists(version="2026-11-25")
     probe = GateProbe(screen)
     clock = [NOW]
     job = _rescreen(tx, kyc, screen, probe, metrics, clock)
@@ -937,7 +894,7 @@ async def test_a_vendor_outage_leaves_the_lease_to_lapse_and_a_later_run_retries
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _screened_record()
     kyc = FakeKyc(identity_fail=KycProviderError("timeout", "vendor timed out", retryable=True))
-    screen = FakeScreen(version="2026-11-25")
+    screen = lists(version="2026-11-25")
     clock = [NOW]
     job = _rescreen(tx, kyc, screen, GateProbe(screen), metrics, clock)
     assert (await job.execute()).errors == 1
@@ -951,7 +908,7 @@ async def test_a_vendor_outage_leaves_the_lease_to_lapse_and_a_later_run_retries
 async def test_a_record_changed_during_the_vendor_call_is_not_overwritten() -> None:
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _screened_record()
-    screen = FakeScreen(version="2026-11-25")
+    screen = lists(version="2026-11-25")
 
     class RevokingKyc(FakeKyc):
         async def identity(self, reference: str) -> Identity:
@@ -974,7 +931,7 @@ async def test_no_rescreen_against_lists_older_than_the_newest_stored() -> None:
     tx.books.records["p-1"] = _screened_record(version="2026-11-26")
     tx.books.newest = {"ofac_sdn": "2026-11-26"}
     kyc = FakeKyc()
-    report = await _rescreen(tx, kyc, FakeScreen(version="2026-11-25")).execute()
+    report = await _rescreen(tx, kyc, lists(version="2026-11-25")).execute()
     assert (report.claimed, report.stale, kyc.calls) == (0, 1, [])
     assert report.reason == "newer lists stored than loaded here"
 
@@ -984,7 +941,7 @@ async def test_a_player_clearance_is_per_entry_a_new_entry_holds_again() -> None
     old clearance does not clear it."""
     tx = MemoryTransactions()
     tx.books.records["p-1"] = _screened_record(hit_entries=("sdn-42",))
-    screen = FakeScreen(version="2026-11-24", hits=True, entries=("sdn-42",))
+    screen = lists(hits=("sdn-42",))
     probe = GateProbe(screen)
     first = probe.decide(tx.books.records["p-1"])
     assert first.hold is HoldCode.SCREENING_HIT
@@ -994,7 +951,7 @@ async def test_a_player_clearance_is_per_entry_a_new_entry_holds_again() -> None
     # The legacy wholesale clearance ("identity") never clears an entry.
     legacy = GateProbe(screen, cleared=[Clearance(SubjectKind.PLAYER, "p-1", "player_screening", "identity")])
     assert legacy.decide(tx.books.records["p-1"]).hold is HoldCode.SCREENING_HIT
-    screen.version, screen.entries = "2026-11-25", ("sdn-42", "sdn-77")
+    screen.loaded["ofac_sdn"], screen.persons[SECRET_NAME] = "2026-11-25", ["sdn-42", "sdn-77"]
     report = await _rescreen(tx, FakeKyc(), screen, probe).execute()
     assert (report.hit, report.changed) == (1, 1)
     again = probe.decisions["p-1"]

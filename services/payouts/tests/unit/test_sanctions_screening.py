@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
+from compliance_fakes import MemorySanctionsLists
 
 from prizeflow_compliance.application.ports import Identity, ScreeningUnavailable
 from prizeflow_compliance.application.sanctions import (
@@ -257,30 +257,6 @@ def test_default_threshold_false_positives_stay_bounded(bench: ModuleType) -> No
 # -- the schedule ----------------------------------------------------------------------------------------------
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self.versions: list[ListVersion] = []
-        self.rows: dict[tuple[str, str], tuple[ListEntry, ...]] = {}
-
-    async def is_newest(self, source: str, sha256: str) -> bool:
-        mine = [v for v in self.versions if v.source == source]
-        return bool(mine) and mine[-1].sha256 == sha256
-
-    async def save(self, version: ListVersion, entries: Sequence[ListEntry], *, keep: int) -> bool:
-        self.versions.append(version)
-        self.rows[version.source, version.version] = tuple(entries)
-        return True
-
-    async def latest(self) -> list[ListVersion]:
-        return list({v.source: v for v in self.versions}.values())
-
-    async def entries(self, source: str, version: str) -> Sequence[ListEntry]:
-        return self.rows[source, version]
-
-    async def add_events(self, events: Sequence[Any]) -> None:
-        return None
-
-
 class FlakyPublishers:
     """The UN's server is down for its first two requests; every request is counted."""
 
@@ -299,7 +275,7 @@ async def test_the_schedule_asks_again_soon_only_for_lists_never_loaded() -> Non
     urls = {s: f"https://lists.test/{s}" for s in ("ofac_sdn", "un")}
     screen = ListsScreen(list(urls), threshold=920)
     publishers = FlakyPublishers()
-    refresh = RefreshSanctionsLists(urls=urls, source=publishers, store=MemoryStore(), screen=screen)
+    refresh = RefreshSanctionsLists(urls=urls, source=publishers, store=MemorySanctionsLists(), screen=screen)
     jobs = Scheduler()
     jobs.every(3600, ScheduledRefresh(refresh, every_s=3600, retry_s=0.01), name="sanctions-refresh")
     await jobs.start()
@@ -330,7 +306,7 @@ async def test_a_file_older_than_the_stored_one_never_replaces_it() -> None:
     urls = {"ofac_sdn": "https://lists.test/ofac_sdn"}
     screen = ListsScreen(list(urls), threshold=920)
     publisher = Publisher(current)
-    store = MemoryStore()
+    store = MemorySanctionsLists()
     refresh = RefreshSanctionsLists(urls=urls, source=publisher, store=store, screen=screen)
     [loaded] = await refresh.run()
     assert loaded.outcome == "loaded"
@@ -340,7 +316,7 @@ async def test_a_file_older_than_the_stored_one_never_replaces_it() -> None:
     assert stale.outcome == "error"
     assert "older" in stale.detail
     assert screen.versions()["ofac_sdn"] == newest
-    assert [v.version for v in store.versions] == [newest]
+    assert [v.version for v in store.versions.values()] == [newest]
     # A later file of the same source is still taken.
     publisher.data = current.replace(b"11/21/2026", b"11/22/2026")
     [later] = await refresh.run()
@@ -392,7 +368,7 @@ def test_a_destination_screened_before_a_list_changed_is_screened_again_against_
     assert hit.versions == {"ofac_sdn": second.version}
 
 
-class PrunedStore(MemoryStore):
+class PrunedStore(MemorySanctionsLists):
     """A version whose entries another replica pruned (or never fully wrote) between reading the newest version and
     reading its entries."""
 
@@ -414,7 +390,7 @@ async def test_a_version_read_back_without_its_entries_is_never_loaded() -> None
         screen.screen_destination(PayoutDestination(type=DestinationType.STELLAR_ACCOUNT, address=KNOWN_STELLAR))
 
 
-class CountingStore(MemoryStore):
+class CountingStore(MemorySanctionsLists):
     def __init__(self) -> None:
         super().__init__()
         self.looks = 0
