@@ -55,6 +55,7 @@ from prizeflow_payouts.application.disagreements import CheckDisagreements
 from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.out_of_band import SettleOutOfBand
 from prizeflow_payouts.application.ports import PayoutQueries
 from prizeflow_payouts.application.rail import SignerSink
 from prizeflow_payouts.application.recon_returns import ReturnPaidPayouts
@@ -102,6 +103,7 @@ class Payouts:
     builder: ChangeBuilder
     create: CreatePayouts
     admin: PayoutAdmin
+    outcomes: SettleOutOfBand  # what a person settles outside the rails
     webhooks: ApplyProviderEvents
     worker: PayoutWorker
     gauges: RefreshPayoutGauges
@@ -336,15 +338,16 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         metrics=metrics,
     )
     due = _WakeWorker()
-    admin = PayoutAdmin(
-        uow=uow,
-        registry=config.registry,
-        builder=builder,
-        service=settings.service_name,
-        metrics=metrics,
-        on_due=due,
-        gate=gate,
-    )
+    decisions: dict[str, Any] = {
+        "uow": uow,
+        "registry": config.registry,
+        "builder": builder,
+        "service": settings.service_name,
+        "metrics": metrics,
+        "on_due": due,
+    }
+    admin = PayoutAdmin(**decisions, gate=gate)
+    outcomes = SettleOutOfBand(**decisions)
     webhooks = ApplyProviderEvents(
         registry=config.registry,
         builder=builder,
@@ -384,6 +387,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         builder,
         create,
         admin,
+        outcomes,
         webhooks,
         worker,
         gauges,
@@ -450,6 +454,7 @@ def build(settings: PayoutsSettings, *, parts: Payouts | None = None) -> Litesta
         dependencies={
             "queries": const(p.queries),
             "admin": const(p.admin),
+            "outcomes": const(p.outcomes),
             "registry": const(p.config.registry),
             **{name: const(value) for name, value in p.reconciliation.dependencies().items()},
             **{name: const(value) for name, value in (p.records.dependencies() if p.records else {}).items()},

@@ -47,6 +47,7 @@ from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayo
 from prizeflow_payouts.application.gate import GateStore
 from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.out_of_band import SettleOutOfBand
 from prizeflow_payouts.application.ports import (
     ExternalSigningError,
     ProviderBalance,
@@ -502,6 +503,7 @@ class Service:
     admin: PayoutAdmin
     worker: PayoutWorker
     gauges: RefreshPayoutGauges
+    outcomes: SettleOutOfBand
 
     async def request(self, *commands: CreatePayoutCommand) -> list[Any]:
         async with self.store.uow()() as books:
@@ -541,6 +543,7 @@ def service(
         RefreshPayoutGauges(
             uow=uow, registry=registry, unconfirmed_after_s=builder.policy.reconcile_interval_ms / 1000
         ),
+        SettleOutOfBand(uow=uow, registry=registry, builder=builder, service="payouts"),
     )
 
 
@@ -1278,8 +1281,8 @@ async def test_nobody_reports_the_outcome_of_a_manual_payout_that_pays_them(outc
     async def report(user: str) -> str:
         actor = Actor(user, frozenset({"ops"}), "c")
         if outcome == "mark_paid":
-            return await s.admin.mark_paid(pid, actor, "bank-1", None)
-        return await s.admin.mark_failed(pid, actor, "account closed", PayoutErrorCode.ACCOUNT_CLOSED)
+            return await s.outcomes.mark_paid(pid, actor, "bank-1", None)
+        return await s.outcomes.mark_failed(pid, actor, "account closed", PayoutErrorCode.ACCOUNT_CLOSED)
 
     with pytest.raises(AdminError) as refused:
         await report("olga")
@@ -1306,7 +1309,7 @@ async def test_an_envelope_handed_in_after_signing_out_of_band_is_audited() -> N
     s = service(SignedOutOfBand())
     (created,) = await s.request(command())
     ada = Actor("ada", frozenset({"admin"}), "c")
-    await s.admin.submit_signed(created.payout_id, "AAAA", ada)
+    await s.outcomes.submit_signed(created.payout_id, "AAAA", ada)
     audits = [a for a in s.store.events_of(AdminActionRecorded) if a.action == "payout.submit_signed"]
     assert [(a.actor_user_id, a.target_id) for a in audits] == [("ada", created.payout_id)]
     assert audits[0].after == {"envelope_sha256": hashlib.sha256(b"AAAA").hexdigest()}  # never the envelope
@@ -1321,7 +1324,7 @@ async def test_a_refused_envelope_is_on_record_as_an_attempt() -> None:
     s = service(RefusesEnvelopes())
     (created,) = await s.request(command())
     with pytest.raises(ExternalSigningError):
-        await s.admin.submit_signed(created.payout_id, "BBBB", Actor("ada", frozenset({"admin"}), "c"))
+        await s.outcomes.submit_signed(created.payout_id, "BBBB", Actor("ada", frozenset({"admin"}), "c"))
     audits = [a for a in s.store.events_of(AdminActionRecorded) if a.action == "payout.submit_signed"]
     assert [a.actor_user_id for a in audits] == ["ada"]
 

@@ -1,19 +1,15 @@
-"""Admin use cases: approve, reject, cancel, retry, mark a manual payout paid or failed, quote, sign out of band.
+"""Admin use cases on a payout's way: approve, reject, cancel, retry, and quote a payout before it is asked for.
 
 Refusals are `AdminError`s (a `UseCaseError`: stable code, `ErrorKind`), rendered once by the HTTP app.
 Each decision is audited (AdminActionRecorded: who, roles, why, correlation id, before/after) in the same
-transaction as the change and its payout events.
+transaction as the change and its payout events (`OperatorDecisions`). What a person settles outside the rails
+(a manual payout's outcome, a contradiction, an envelope signed out of band) is `SettleOutOfBand`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
-
 from prizeflow_contracts.envelope import Envelope, OutgoingEvent
-from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
+from prizeflow_contracts.errors import PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.events.audit import AdminActionRecorded
 from prizeflow_contracts.events.payouts import (
     REQUIRED_APPROVERS,
@@ -24,30 +20,23 @@ from prizeflow_contracts.events.payouts import (
 from prizeflow_contracts.holds import payout_hold
 from prizeflow_contracts.providers import (
     PayoutInstruction,
-    ProviderPayoutResult,
     ProviderPayoutStatus,
     ProviderType,
     Quote,
 )
 from prizeflow_payouts.application.actors import Actor, AdminError
-from prizeflow_payouts.application.books import Books
+from prizeflow_payouts.application.decisions import OperatorDecisions
 from prizeflow_payouts.application.events import payout_event
-from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.holds import hold_code, release_hold
-from prizeflow_payouts.application.metrics import PayoutMetrics
-from prizeflow_payouts.application.rail import ExternalSigning
-from prizeflow_payouts.application.registry import NoRouteError, ProviderRegistry
-from prizeflow_payouts.application.transitions import ChangeBuilder
+from prizeflow_payouts.application.registry import NoRouteError
 from prizeflow_payouts.domain.approval import ApprovalRefusedError, check_decider, record_approval
 from prizeflow_payouts.domain.gate import (
     GateDecision,
 )
-from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout
+from prizeflow_payouts.domain.payout import Change, Payout
 from prizeflow_payouts.domain.retry import UNKNOWN_OUTCOME_CODES
 from prizeflow_payouts.domain.state import CANCELLABLE_LOCALLY, PayoutState
-from prizeflow_runtime.audit import admin_action
 from prizeflow_runtime.errors import ErrorKind
-from prizeflow_runtime.uow import UnitOfWork
 
 S = PayoutState
 
@@ -55,112 +44,7 @@ S = PayoutState
 _REFUSAL_KIND = {"approver_role_required": ErrorKind.FORBIDDEN, "self_approval": ErrorKind.FORBIDDEN}
 
 
-class PayoutAdmin:
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWork[Books],
-        registry: ProviderRegistry,
-        builder: ChangeBuilder,
-        service: str,
-        metrics: PayoutMetrics | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_due: Callable[[], None] | None = None,
-        gate: PayoutGate | None = None,
-    ) -> None:
-        self.uow = uow
-        # The compliance gate: the approval that releases a hold runs it again (cleared matches excluded).
-        self.gate = gate
-        self.on_due = on_due  # tells this process's worker a payout became due (approved) without waiting its pause
-        self.registry = registry
-        self.builder = builder
-        self.service = service
-        self.metrics = metrics
-        self.clock = clock
-
-    @property
-    def source(self) -> str:
-        return self.builder.source
-
-    # -- helpers ----------------------------------------------------------------------------------------------
-    async def _locked(self, books: Books, payout_id: str, *, state: S | None = None) -> Payout:
-        """The payout, locked until the transaction ends; in `state`, or refused `not_<state>`."""
-        rec = await books.payouts.get(payout_id, for_update=True)
-        if rec is None:
-            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
-        if state is not None and rec.state is not state:
-            raise AdminError(ErrorKind.CONFLICT, f"not_{state.value}", f"payout {rec.id} is {rec.state.value}")
-        return rec
-
-    def _audit(
-        self,
-        actor: Actor,
-        action: str,
-        rec: Payout,
-        *,
-        reason: str | None,
-        after: dict[str, str],
-        now: datetime,
-    ) -> Envelope[AdminActionRecorded]:
-        return admin_action(
-            actor_user_id=actor.user_id,
-            actor_roles=actor.roles,  # what the actor holds: none is refused by the contract, never assumed
-            action=action,
-            target_type="payout",
-            target_id=rec.id,
-            reason=reason,
-            before={"state": rec.state.value},
-            after=after,
-            service=self.service,
-            source=self.source,
-            # The payout's own flow, so its audit joins the round → claim → payout trail (`prizeflow-ops trace`);
-            # the operator's request id stays in the access log.
-            correlation_id=rec.correlation_id,
-            occurred_at=now,
-        )
-
-    async def _commit(self, books: Books, change: Change, now: datetime) -> None:
-        if change.to is change.expected:
-            await books.payouts.stage([change], at=now)
-            return
-        applied = await books.payouts.apply([change], at=now)
-        if not applied:
-            raise AdminError(
-                ErrorKind.CONFLICT, "concurrent_change", f"payout {change.record.id} changed meanwhile; try again"
-            )
-        if self.metrics is not None:
-            self.metrics.transitions.labels(change.to.value, change.record.provider_name).inc()
-        if change.to is S.APPROVED and self.on_due is not None:
-            self.on_due()  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
-
-    async def _decide(
-        self,
-        books: Books,
-        rec: Payout,
-        actor: Actor,
-        action: str,
-        *,
-        to: S,
-        reason: str | None,
-        now: datetime,
-        after: dict[str, str] | None = None,
-        history_reason: str | None = None,
-        follow: Callable[[Envelope[AdminActionRecorded]], list[OutgoingEvent]] | None = None,
-        **fields: Any,
-    ) -> None:
-        """An operator's decision on a locked payout: its audit record, the events it causes (`follow`) and the
-        move from its current state to `to`, committed together (or refused whole: `concurrent_change`)."""
-        audit = self._audit(actor, action, rec, reason=reason, after=after or {"state": to.value}, now=now)
-        change = Change(
-            record=rec,
-            expected=rec.state,
-            to=to,
-            history=[HistoryEntry(rec.state, to, actor.user_id, reason=history_reason or reason)],
-            events=[audit, *(follow(audit) if follow else [])],
-            **fields,
-        )
-        await self._commit(books, change, now)
-
+class PayoutAdmin(OperatorDecisions):
     # -- approvals --------------------------------------------------------------------------------------------
     async def approve(self, payout_id: str, actor: Actor, reason: str | None) -> str:
         if self.gate is not None:
@@ -391,143 +275,6 @@ class PayoutAdmin:
                 max_attempts=max(rec.max_attempts, rec.attempts + 1),
             )
         return S.APPROVED.value
-
-    # -- manual provider outcomes -----------------------------------------------------------------------------
-    async def _manual(self, books: Books, payout_id: str, actor: Actor) -> Payout:
-        rec = await self._locked(books, payout_id)
-        if self.registry.get(rec.provider_name).type is not ProviderType.MANUAL:
-            raise AdminError(
-                ErrorKind.CONFLICT, "not_manual", f"payout {rec.id} is paid by {rec.provider_name}, not by hand"
-            )
-        if actor.user_id == rec.player_id:  # paid by hand, then marked failed: the wallet would get it back too
-            raise AdminError(
-                ErrorKind.FORBIDDEN, "self_review", "nobody reports the outcome of a payout that pays them"
-            )
-        if rec.state is not S.SUBMITTED:
-            raise AdminError(ErrorKind.CONFLICT, "not_submitted", f"payout {rec.id} is {rec.state.value}")
-        return rec
-
-    async def mark_paid(self, payout_id: str, actor: Actor, reference: str, reason: str | None) -> str:
-        now = self.clock()
-        async with self.uow() as books:
-            rec = await self._manual(books, payout_id, actor)
-            audit = self._audit(
-                actor, "payout.mark_paid", rec, reason=reason, after={"state": "paid", "reference": reference}, now=now
-            )
-            result = ProviderPayoutResult(
-                status=ProviderPayoutStatus.PAID, idempotency_key=rec.idempotency_key, provider_ref=reference
-            )
-            change = self.builder.from_result(
-                rec,
-                S.SUBMITTED,
-                result,
-                now=now,
-                actor=actor.user_id,
-                token=None,
-                polls_status=False,
-                cause=audit.id,
-            )
-            assert change is not None
-            change.events.insert(0, audit)
-            await self._commit(books, change, now)
-        return S.PAID.value
-
-    async def mark_failed(self, payout_id: str, actor: Actor, reason: str, code: PayoutErrorCode) -> str:
-        now = self.clock()
-        async with self.uow() as books:
-            rec = await self._manual(books, payout_id, actor)
-            error = PayoutError.of(code, reason, provider=rec.provider_name)
-            change = self.builder.from_error(rec, S.SUBMITTED, error, now=now, actor=actor.user_id, token=None)
-            audit = self._audit(
-                actor, "payout.mark_failed", rec, reason=reason, after={"state": change.to.value}, now=now
-            )
-            change.events.insert(0, audit)
-            await self._commit(books, change, now)
-        return change.to.value
-
-    # -- a provider that contradicts a payout's final state ---------------------------------------------------
-    async def acknowledge_contradiction(self, disagreement_id: int, actor: Actor, reason: str) -> dict[str, Any]:
-        """A person's decision on a contradiction between a provider and a payout's final state, on record (audited
-        with the reason: what was found and done). It moves no money and no payout: correcting the books is a
-        transfer of its own (docs/runbooks/final-state-contradicted.md)."""
-        now = self.clock()
-        async with self.uow() as books:
-            row = await books.disagreements.acknowledge_disagreement(
-                disagreement_id, by=actor.user_id, reason=reason, at=now
-            )
-            if row is None:
-                raise AdminError(
-                    ErrorKind.CONFLICT,
-                    "not_a_contradiction",
-                    f"disagreement {disagreement_id} is not a contradiction waiting for a person",
-                )
-            rec = await self._locked(books, row["payout_id"])
-            if actor.user_id == rec.player_id:
-                raise AdminError(ErrorKind.FORBIDDEN, "self_review", "nobody decides on a payout that pays them")
-            audit = admin_action(
-                actor_user_id=actor.user_id,
-                actor_roles=actor.roles,
-                action="payout.contradiction_acknowledged",
-                target_type="payout",
-                target_id=rec.id,
-                reason=reason,
-                before={
-                    "state": rec.state.value,
-                    "disagreement": str(disagreement_id),
-                    "reported": row["reported"],
-                    "provider_status_now": str(row["provider_status_now"]),
-                },
-                after={"disagreement": "acknowledged"},
-                service=self.service,
-                source=self.source,
-                correlation_id=rec.correlation_id,
-                occurred_at=now,
-            )
-            history = HistoryEntry(rec.state, rec.state, actor.user_id, reason=f"contradiction acknowledged: {reason}")
-            await books.payouts.add_history([(rec.id, history)], at=now)
-            await books.payouts.add_events([audit])
-        return {"id": disagreement_id, "payout_id": rec.id, "status": "acknowledged"}
-
-    # -- out-of-band signing (build-only and external signing) -----------------------------------------------
-    async def _external_signing(self, payout_id: str) -> ExternalSigning:
-        async with self.uow() as books:
-            rec = await books.payouts.get(payout_id)
-        if rec is None:
-            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"no payout {payout_id}")
-        provider = self.registry.get(rec.provider_name).rail.external
-        if provider is None:
-            raise AdminError(
-                ErrorKind.CONFLICT, "unsupported_operation", "this payout's provider has no transactions to sign"
-            )
-        return provider
-
-    async def unsigned_transaction(self, payout_id: str) -> dict[str, Any]:
-        """The envelope built for this payout, to be signed out of band."""
-        out = await (await self._external_signing(payout_id)).unsigned_transaction(payout_id)
-        if out is None:
-            raise AdminError(ErrorKind.NOT_FOUND, "payout_not_found", f"the provider holds no payout {payout_id}")
-        return out
-
-    async def submit_signed(self, payout_id: str, signed_xdr: str, actor: Actor) -> Any:
-        """Hand an externally signed envelope to the provider; it raises `ExternalSigningError` (a
-        `UseCaseError`) when it refuses it.
-
-        The hand-in is audited first, in a transaction of its own (the rails mark the envelope signed in theirs):
-        no signature reaches the network without a record of who handed it in, and a refused one is on record as
-        an attempt. The audit names the envelope by its SHA-256, never the envelope itself."""
-        signing = await self._external_signing(payout_id)
-        now = self.clock()
-        async with self.uow() as books:
-            rec = await self._locked(books, payout_id)
-            envelope = hashlib.sha256(signed_xdr.encode()).hexdigest()
-            await books.payouts.add_events(
-                [
-                    self._audit(
-                        actor, "payout.submit_signed", rec, reason=None, after={"envelope_sha256": envelope}, now=now
-                    )
-                ]
-            )
-        return await signing.submit_signed(payout_id, signed_xdr)
 
     # -- quote ------------------------------------------------------------------------------------------------
     async def quote(self, instruction: PayoutInstruction, preferred: ProviderType | None) -> tuple[str, Quote]:

@@ -23,6 +23,7 @@ from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, 
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
 from prizeflow_payouts.application.balances import read_balances
 from prizeflow_payouts.application.create import new_correlation_id
+from prizeflow_payouts.application.out_of_band import SettleOutOfBand
 from prizeflow_payouts.application.ports import ListFilter, PayoutQueries
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.domain.state import PayoutState
@@ -35,6 +36,7 @@ READERS = require_roles(Role.ADMIN, Role.APPROVER, Role.OPS)
 
 Queries = NamedDependency[SkipValidation[PayoutQueries]]  # a Protocol: nothing to check at run time
 Admin = NamedDependency[PayoutAdmin]
+Outcomes = NamedDependency[SettleOutOfBand]
 Registry = NamedDependency[ProviderRegistry]
 
 
@@ -184,22 +186,30 @@ class PayoutsController(Controller):
 
     @post("/{payout_id:str}/mark-paid", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_paid(
-        self, request: Request[Any, Any, Any], payout_id: IdentifierPath, data: JSONBody[MarkPaidBody], admin: Admin
+        self,
+        request: Request[Any, Any, Any],
+        payout_id: IdentifierPath,
+        data: JSONBody[MarkPaidBody],
+        outcomes: Outcomes,
     ) -> dict[str, str]:
-        state = await admin.mark_paid(payout_id, _actor(request), data.reference, data.reason)
+        state = await outcomes.mark_paid(payout_id, _actor(request), data.reference, data.reason)
         return {"payout_id": payout_id, "state": state}
 
     @post("/{payout_id:str}/mark-failed", guards=[require_roles(Role.OPS, Role.ADMIN)], status_code=200)
     async def mark_failed(
-        self, request: Request[Any, Any, Any], payout_id: IdentifierPath, data: JSONBody[MarkFailedBody], admin: Admin
+        self,
+        request: Request[Any, Any, Any],
+        payout_id: IdentifierPath,
+        data: JSONBody[MarkFailedBody],
+        outcomes: Outcomes,
     ) -> dict[str, str]:
-        state = await admin.mark_failed(payout_id, _actor(request), data.reason, data.code)
+        state = await outcomes.mark_failed(payout_id, _actor(request), data.reason, data.code)
         return {"payout_id": payout_id, "state": state}
 
     @get("/{payout_id:str}/unsigned-xdr", guards=[READERS])
-    async def unsigned_xdr(self, payout_id: IdentifierPath, admin: Admin) -> dict[str, Any]:
+    async def unsigned_xdr(self, payout_id: IdentifierPath, outcomes: Outcomes) -> dict[str, Any]:
         """The envelope built for this payout (build-only and external signing): sign it out of band."""
-        return await admin.unsigned_transaction(payout_id)
+        return await outcomes.unsigned_transaction(payout_id)
 
     @post("/{payout_id:str}/submit-signed", guards=[require_roles(Role.ADMIN)], status_code=202)
     async def submit_signed(
@@ -207,10 +217,10 @@ class PayoutsController(Controller):
         request: Request[Any, Any, Any],
         payout_id: IdentifierPath,
         data: JSONBody[SignedXdrBody],
-        admin: Admin,
+        outcomes: Outcomes,
     ) -> dict[str, Any]:
         """Verify an externally signed envelope (same transaction hash, valid signature) and queue its submission."""
-        done = await admin.submit_signed(payout_id, data.signed_xdr, _actor(request))
+        done = await outcomes.submit_signed(payout_id, data.signed_xdr, _actor(request))
         return {"payout_id": payout_id, "queued": True, "tx_hash": done.tx_hash, "payout_ids": list(done.payout_ids)}
 
 
@@ -244,10 +254,10 @@ class DisagreementsController(Controller):
         request: Request[Any, Any, Any],
         disagreement_id: SerialPath,
         data: JSONBody[ReasonBody],
-        admin: Admin,
+        outcomes: Outcomes,
     ) -> dict[str, Any]:
         """A person's decision on a contradiction, on record (audited). It moves no money and no payout."""
-        return await admin.acknowledge_contradiction(disagreement_id, _actor(request), data.reason)
+        return await outcomes.acknowledge_contradiction(disagreement_id, _actor(request), data.reason)
 
 
 class ProvidersController(Controller):
