@@ -31,7 +31,7 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     RewardPayoutProvider,
 )
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_runtime.dead_letters import DLQ_REASON
 from prizeflow_testkit import eventually, header, read_topic
 from prizeflow_testkit.conformance import (

@@ -43,8 +43,8 @@ from prizeflow_contracts.policy import (
 )
 from prizeflow_contracts.providers import PayoutDestination, destination_key
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.create import payout_id_for
 from prizeflow_payouts.application.gate import PayoutGate
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_payouts.application.resume import ResumeVerifiedPayouts
 from prizeflow_payouts.application.worker import PayoutWorker
 from prizeflow_payouts.bootstrap import Payouts, bind_books, build, compose

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from prizeflow_contracts.providers import DestinationType
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_testkit import read_topic
 from prizeflow_testkit.conformance import LogCapture, rendered
 from prizeflow_testkit.db import fetch

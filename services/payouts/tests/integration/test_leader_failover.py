@@ -34,7 +34,7 @@ from prizeflow_devstack.infra import Infra, drop_database
 from prizeflow_devstack.topics import delete_suffixed
 from prizeflow_payouts.adapters.stellar.engine import STANDBY_S
 from prizeflow_payouts.adapters.stellar.leader import ENGINE_LOCK_SPACE
-from prizeflow_payouts.application.create import CreatePayoutCommand
+from prizeflow_payouts.application.payout_requests import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.outbox import RELAY_LOCK_KEY

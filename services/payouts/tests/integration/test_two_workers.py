@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from prizeflow_payouts.application.create import CreatePayoutCommand
+from prizeflow_payouts.application.payout_requests import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_runtime.db import asyncpg_dsn

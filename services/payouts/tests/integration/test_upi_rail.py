@@ -21,7 +21,7 @@ from prizeflow_contracts.envelope import Envelope, new_event
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderType
 from prizeflow_contracts.rails.razorpayx_events import normalize
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit.db import fetch
 from prizeflow_testkit.payouts import (

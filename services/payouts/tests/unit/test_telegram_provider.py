@@ -25,7 +25,8 @@ from prizeflow_contracts.providers import (
     ProviderType,
 )
 from prizeflow_payouts.adapters.telegram import TelegramErrors, TelegramGiftProvider
-from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts
+from prizeflow_payouts.application.create import CreatePayouts
+from prizeflow_payouts.application.payout_requests import CreatePayoutCommand
 from prizeflow_payouts.application.rail import may_have_landed
 from prizeflow_payouts.bootstrap import parse_config, provider_factories
 from prizeflow_payouts.domain.approval import ApprovalBook

@@ -43,11 +43,12 @@ from prizeflow_contracts.providers import (
 )
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
 from prizeflow_payouts.application.books import Books as PayoutBooks
-from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
+from prizeflow_payouts.application.create import CreatePayouts
 from prizeflow_payouts.application.gate import GateStore
 from prizeflow_payouts.application.gauges import RefreshPayoutGauges
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.out_of_band import SettleOutOfBand
+from prizeflow_payouts.application.payout_requests import CreatePayoutCommand, PayoutConflictError
 from prizeflow_payouts.application.ports import (
     ExternalSigningError,
     ProviderBalance,

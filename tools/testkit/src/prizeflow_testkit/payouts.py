@@ -19,7 +19,7 @@ from prizeflow_contracts.envelope import Envelope, decode, new_event
 from prizeflow_contracts.events.payouts import PayoutRequested
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import DestinationType, PayoutDestination
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_payouts.bootstrap import Payouts, build, compose
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit import dev_bearer, eventually, provision_test_topics, read_topic, wait_ready

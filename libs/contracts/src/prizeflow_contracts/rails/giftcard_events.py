@@ -34,7 +34,7 @@ _KIND_RE: Final = re.compile(r"^[A-Za-z0-9._:/\-]{1,128}$")
 RESOURCE_TYPES: Final = ("orders", "rewards")
 # A resource id goes into the provider's URL: letters, digits, `_` and `-` only (no `/`, `?`, `#`, `..`).
 RESOURCE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-PAYOUT_ID_PREFIX: Final = "po-"  # what payouts' ids start with (prizeflow_payouts.application.create)
+PAYOUT_ID_PREFIX: Final = "po-"  # what payouts' ids start with (prizeflow_payouts.application.payout_requests)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError,
 from prizeflow_contracts.upi import ASSET, read_payout_event
 
 _REF_RE: Final = re.compile(PROVIDER_REF_PATTERN)
-PAYOUT_ID_PREFIX: Final = "po-"  # what payouts' ids start with (prizeflow_payouts.application.create)
+PAYOUT_ID_PREFIX: Final = "po-"  # what payouts' ids start with (prizeflow_payouts.application.payout_requests)
 
 
 def event_id_of(header: str | None) -> str:

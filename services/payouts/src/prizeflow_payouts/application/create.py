@@ -8,100 +8,41 @@ claim's existing payout (a dead letter: the existing payout settles the reservat
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
-from prizeflow_contracts.envelope import event_id_for, new_event
+from prizeflow_contracts.envelope import new_event
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
-from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutApproved, PayoutCreated, PayoutRequestRefused
+from prizeflow_contracts.events.payouts import ApprovalPolicy, PayoutRequestRefused
 from prizeflow_contracts.ids import IDEMPOTENCY_KEY_PATTERN, is_identifier
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.policy import Action
-from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction, ProviderType
+from prizeflow_contracts.providers import DestinationType, PayoutDestination, PayoutInstruction
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.events import payout_event
 from prizeflow_payouts.application.gate import Candidate, DecisionRecord, PayoutGate
 from prizeflow_payouts.application.handoff import as_stored, hand_over, record_sends, straight_to_worker
 from prizeflow_payouts.application.metrics import PayoutMetrics
+from prizeflow_payouts.application.payout_requests import (
+    Created,
+    CreatePayoutCommand,
+    PayoutConflictError,
+    Refusal,
+    created_change,
+    new_payout,
+    payout_id_for,
+    refusal_event_id,
+)
 from prizeflow_payouts.application.ports import DirectSends
 from prizeflow_payouts.application.registry import NoRouteError, ProviderEntry, ProviderRegistry
 from prizeflow_payouts.domain.approval import ApprovalBook
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
 from prizeflow_payouts.domain.gate import GateDecision, Stage, stricter
-from prizeflow_payouts.domain.payout import Change, HistoryEntry, Payout, RequestRefusal
+from prizeflow_payouts.domain.payout import Change, Payout, RequestRefusal
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.dead_letter import DeadLetter
-from prizeflow_runtime.errors import ErrorKind, UseCaseError
-
-
-@dataclass(frozen=True, slots=True)
-class CreatePayoutCommand:
-    payout_request_id: str
-    claim_id: str
-    player_id: str
-    amount: Money
-    destination: PayoutDestination
-    idempotency_key: str
-    requested_by: str
-    provider: ProviderType | None
-    correlation_id: str
-    cause_event_id: str | None = None
-
-    def body_hash(self) -> str:
-        """What makes two requests "the same": every business field, not the envelope around them."""
-        doc = {
-            "payout_request_id": self.payout_request_id,
-            "claim_id": self.claim_id,
-            "player_id": self.player_id,
-            "amount": self.amount.model_dump(mode="json"),
-            "destination": self.destination.model_dump(mode="json"),
-            "idempotency_key": self.idempotency_key,
-            "requested_by": self.requested_by,
-            "provider": self.provider.value if self.provider else None,
-        }
-        return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-class PayoutConflictError(UseCaseError):
-    """The idempotency key, request id or claim already names a payout (or refusal) with a different body."""
-
-    def __init__(self, key: str, existing_id: str, detail: str) -> None:
-        super().__init__(ErrorKind.CONFLICT, "conflicting_event", detail)
-        self.key = key
-        self.existing_id = existing_id
-
-
-@dataclass(frozen=True, slots=True)
-class Created:
-    payout_id: str | None  # None: the request was refused (see `refused`)
-    created: bool  # False: the request named an existing payout or refusal (same body), which is returned
-    refused: PayoutError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request payouts will never pay, and why (stored; announced once as PayoutRequestRefused)."""
-
-    command: CreatePayoutCommand
-    error: PayoutError
-    request_hash: str | None = None  # None: the command's body hash
-    gate: GateDecision | None = None  # the compliance gate refused it (recorded with the refusal)
-
-    @property
-    def body_hash(self) -> str:
-        return self.request_hash or self.command.body_hash()
-
-
-def payout_id_for(idempotency_key: str) -> str:
-    """Deterministic: racing creators of one key compute the same id, and the same id every retry."""
-    return "po-" + event_id_for("payout-id", idempotency_key).hex
 
 
 class CreatePayouts:
@@ -239,13 +180,14 @@ class CreatePayouts:
             policy = self.approvals.policy_for(cmd.amount.asset, cmd.amount.amount)
             state = PayoutState.APPROVED if policy is ApprovalPolicy.AUTO else PayoutState.PENDING_APPROVAL
             payouts.append(
-                self._new_payout(
+                new_payout(
                     cmd,
                     hashes[id(cmd)],
                     provider_name=entry.name,
                     provider_type=entry.type,
                     policy=policy,
                     state=state,
+                    max_attempts=self.max_attempts,
                     now=now,
                 )
             )
@@ -270,7 +212,7 @@ class CreatePayouts:
                 assert match is not None
                 outcome[cmd.idempotency_key] = match
                 continue
-            changes.append(self._created_change(rec, now))
+            changes.append(created_change(rec, source=self.source, now=now))
             outcome[cmd.idempotency_key] = Created(rec.id, created=True)
         await books.payouts.stage(changes, at=now)
         created = [ch.record for ch in changes]
@@ -489,109 +431,9 @@ class CreatePayouts:
         if self.metrics is not None:
             self.metrics.duplicates_refused.labels(channel).inc()
 
-    def _new_payout(
-        self,
-        cmd: CreatePayoutCommand,
-        body_hash: str,
-        *,
-        provider_name: str,
-        provider_type: ProviderType,
-        policy: ApprovalPolicy,
-        state: PayoutState,
-        now: datetime,
-    ) -> Payout:
-        return Payout(
-            id=payout_id_for(cmd.idempotency_key),
-            payout_request_id=cmd.payout_request_id,
-            idempotency_key=cmd.idempotency_key,
-            request_hash=body_hash,
-            claim_id=cmd.claim_id,
-            player_id=cmd.player_id,
-            requested_by=cmd.requested_by,
-            asset=cmd.amount.asset,
-            amount=cmd.amount.amount,
-            destination_type=cmd.destination.type.value,
-            destination_address=cmd.destination.address,
-            destination_memo=cmd.destination.memo,
-            provider_type=provider_type.value,
-            provider_name=provider_name,
-            state=state,
-            approval_policy=policy,
-            correlation_id=cmd.correlation_id,
-            cause_event_id=cmd.cause_event_id,
-            attempts=0,
-            max_attempts=self.max_attempts,
-            sync_first=False,
-            sync_polls=0,
-            provider_ref=None,
-            tx_hash=None,
-            last_error_code=None,
-            created_at=now,
-        )
-
-    def _created_change(self, rec: Payout, now: datetime) -> Change:
-        sent = rec.state is PayoutState.SUBMITTING  # approved, and claimed for this process's worker at once
-        history = [
-            HistoryEntry(
-                PayoutState.REQUESTED,
-                PayoutState.APPROVED if sent else rec.state,
-                "system",
-                reason=f"policy {rec.approval_policy}"
-                + (f"; compliance hold {rec.hold_code}" if rec.hold_code else ""),
-            )
-        ]
-        if sent:
-            assert rec.lease_owner is not None
-            history.append(
-                HistoryEntry(PayoutState.APPROVED, PayoutState.SUBMITTING, rec.lease_owner, attempt=rec.attempts)
-            )
-        change = Change(record=rec, expected=PayoutState.REQUESTED, to=rec.state, history=history)
-        change.events.append(
-            payout_event(
-                rec,
-                PayoutCreated,
-                source=self.source,
-                time=now,  # the creation's clock: one object for the batch's events (formatted once)
-                destination=rec.destination,
-                approval_policy=rec.approval_policy,
-                created_at=now,
-            )
-        )
-        if rec.state in (PayoutState.APPROVED, PayoutState.SUBMITTING):
-            change.events.append(
-                payout_event(
-                    rec,
-                    PayoutApproved,
-                    source=self.source,
-                    time=now,
-                    approval_policy=rec.approval_policy,
-                    approved_by=[],
-                    approved_at=now,
-                )
-            )
-        return change
-
 
 _KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _UNREAD_DESTINATION = PayoutDestination(type=DestinationType.MANUAL, address="unread")
 
 
-def refusal_event_id(claim_id: str) -> Any:
-    """One refusal per claim, whoever stages it (a request, or a request that could not be read)."""
-    return event_id_for("payout-request-refused", claim_id)
-
-
-def new_correlation_id(prefix: str = "admin") -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
-
-
-__all__ = [
-    "CreatePayoutCommand",
-    "CreatePayouts",
-    "Created",
-    "PayoutConflictError",
-    "Refusal",
-    "new_correlation_id",
-    "payout_id_for",
-    "refusal_event_id",
-]
+__all__ = ["CreatePayouts"]

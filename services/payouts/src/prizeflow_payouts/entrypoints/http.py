@@ -22,8 +22,8 @@ from prizeflow_contracts.money import Money, PayableMoney
 from prizeflow_contracts.providers import PayoutDestination, PayoutInstruction, ProviderType
 from prizeflow_payouts.application.admin import Actor, AdminError, PayoutAdmin
 from prizeflow_payouts.application.balances import read_balances
-from prizeflow_payouts.application.create import new_correlation_id
 from prizeflow_payouts.application.out_of_band import SettleOutOfBand
+from prizeflow_payouts.application.payout_requests import new_correlation_id
 from prizeflow_payouts.application.ports import ListFilter, PayoutQueries
 from prizeflow_payouts.application.registry import ProviderRegistry
 from prizeflow_payouts.domain.state import PayoutState

@@ -12,7 +12,8 @@ from prizeflow_contracts.errors import EventRefusal
 from prizeflow_contracts.events.payouts import LedgerPosted, PayoutRequested
 from prizeflow_contracts.events.webhooks import VerificationEventReceived
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.create import CreatePayoutCommand, CreatePayouts, PayoutConflictError
+from prizeflow_payouts.application.create import CreatePayouts
+from prizeflow_payouts.application.payout_requests import CreatePayoutCommand, PayoutConflictError
 from prizeflow_payouts.application.webhooks import ApplyProviderEvents
 from prizeflow_runtime.dead_letters import DeadLetter
 

@@ -34,7 +34,7 @@ from prizeflow_contracts.providers import (
     RewardPayoutProvider,
     WebhookEvent,
 )
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_payouts.bootstrap import Payouts
 from prizeflow_payouts.settings import PayoutsSettings
 from prizeflow_testkit.db import fetch

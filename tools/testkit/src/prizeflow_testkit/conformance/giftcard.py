@@ -28,7 +28,7 @@ from prizeflow_contracts.giftcard import GIFTCARD_SIGNATURE_HEADER, giftcard_sig
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.rails.giftcard_events import event_ref, normalize
 from prizeflow_payouts.adapters.giftcard import GiftCardPayoutProvider
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_testkit.conformance.base import (
     Behaviour,
     Claims,

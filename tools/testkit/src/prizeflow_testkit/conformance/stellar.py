@@ -20,7 +20,7 @@ from stellar_sdk import Keypair
 
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.providers import DestinationType, ProviderType
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_testkit.conformance.base import Behaviour, Claims, Kit, KitEnv, ProviderHarness, Scenario
 from prizeflow_testkit.db import fetch
 from prizeflow_testkit.stellar import Stack, destinations, stellar_stack

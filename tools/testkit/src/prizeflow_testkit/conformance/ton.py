@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Final
 
 from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.providers import DestinationType, ProviderType
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_testkit.conformance.base import Behaviour, Claims, Kit, KitEnv, ProviderHarness, Scenario
 from prizeflow_testkit.db import fetch
 from prizeflow_testkit.ton import TonStack, random_address, ton_stack

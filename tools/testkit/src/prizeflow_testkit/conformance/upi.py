@@ -25,7 +25,7 @@ from prizeflow_contracts.errors import PayoutErrorCode
 from prizeflow_contracts.events.webhooks import ProviderEventReceived
 from prizeflow_contracts.providers import DestinationType, ProviderPayoutStatus, ProviderType
 from prizeflow_contracts.rails.razorpayx_events import normalize
-from prizeflow_payouts.application.create import payout_id_for
+from prizeflow_payouts.application.payout_requests import payout_id_for
 from prizeflow_testkit.conformance.base import (
     Behaviour,
     Claims,
