@@ -119,7 +119,7 @@ RESTARTS_INFRA := tests/faults tools/devstack/tests/test_integration.py
 
 test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools cluster-deps
 	@$(MAKE) --no-print-directory lint
-	@mkdir -p .results
+	@mkdir -p .results && rm -f .results/lane-main.rc
 	@$(RUN) prizeflow-dev env > /dev/null
 	@nice -n 15 $(RUN) prizeflow-cluster build > .results/cluster-build.log 2>&1 & build=$$!; \
 	$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \

@@ -299,3 +299,23 @@ def test_asyncapi_check_flag(tmp_path: Path) -> None:
 def test_public_api_is_exported() -> None:
     for name in prizeflow_contracts.__all__:
         assert hasattr(prizeflow_contracts, name), name
+
+
+def test_each_provider_type_is_read_by_one_scheme_and_the_shared_one_serves_only_the_rails_without_their_own() -> None:
+    """The readers are found by name (`rails/registry.py`), and the Prizeflow signature serves whatever no other
+    reader does: a rail's reader module that went missing would silently move its provider type under the shared
+    HMAC scheme. Pinned here: what signs as Prizeflow does, and one scheme for every type."""
+    from prizeflow_contracts.kyc import VerificationVendor
+    from prizeflow_contracts.rails.registry import WEBHOOK_READERS
+
+    assert WEBHOOK_READERS["prizeflow_signature"].terms.serves == {
+        ProviderType.MANUAL,
+        ProviderType.SANDBOX,
+        ProviderType.STELLAR,
+        ProviderType.CRYPTO_EXCHANGE,
+        ProviderType.FIAT_PROVIDER,
+        ProviderType.TELEGRAM_IF_SUPPORTED,
+        ProviderType.TON_WALLET,
+    }
+    served = [t for reader in WEBHOOK_READERS.values() for t in reader.terms.serves]
+    assert sorted(map(str, served)) == sorted(map(str, [*ProviderType, *VerificationVendor]))

@@ -73,5 +73,5 @@ def test_the_dev_identity_provider_is_a_service_of_both_stacks() -> None:
     idp = specs["dev-idp"]
     assert idp.http_port_env == "DEV_IDP_PORT"
     assert not idp.metrics
-    default = next(f.default for f in fields(Platform) if f.name == "services")
-    assert "dev-idp" in default  # type: ignore[operator]
+    make = next(f.default_factory for f in fields(Platform) if f.name == "services")
+    assert "dev-idp" in make()  # type: ignore[operator]

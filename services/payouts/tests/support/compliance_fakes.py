@@ -73,12 +73,15 @@ class FakeScreen:
     persons: dict[str, list[str]] = field(default_factory=dict)
     loaded: dict[str, str] = field(default_factory=lambda: {"ofac_sdn": "2026-11-20"})
     screened: list[Identity] = field(default_factory=list)
+    destinations: bool = True  # False: a destination screened is a test failure (a use case that screens persons only)
 
     @property
     def source(self) -> str:
         return next(iter(self.loaded), "ofac_sdn")
 
     def screen_destination(self, destination: PayoutDestination) -> ScreeningResult:
+        if not self.destinations:
+            raise AssertionError("not a destination")
         matches = tuple(
             ScreeningMatch(self.source, uid, f"Listed {uid}", "address", 1000)
             for uid in self.addresses.get(destination.address, [])

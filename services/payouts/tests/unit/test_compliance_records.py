@@ -361,7 +361,9 @@ class MemoryTransactions:
 
 def lists(*, version: str = "2026-11-24", hits: tuple[str, ...] = ()) -> FakeScreen:
     """The screen on OFAC's list at `version`, naming the vendor's applicant under the entries `hits`."""
-    return FakeScreen(loaded={"ofac_sdn": version}, persons={SECRET_NAME: list(hits)} if hits else {})
+    return FakeScreen(
+        loaded={"ofac_sdn": version}, persons={SECRET_NAME: list(hits)} if hits else {}, destinations=False
+    )
 
 
 def _record(*, status: VerificationStatus = V.PENDING, player: str = "p-1") -> VerificationRecord:

@@ -186,18 +186,22 @@ def upi_env() -> dict[str, str]:
     }
 
 
-def stand_in_env(root: Path) -> dict[str, str]:
+def stand_ins_env(root: Path) -> list[dict[str, str]]:
     """The settings of each stand-in that brings its own (`local_env` in its `[tool.prizeflow.service]`: a
-    `module:function` of its package), for itself and its clients, generated now."""
+    `module:function` of its package), for itself and its clients, generated now: one dict per stand-in."""
     from prizeflow_devstack.supervisor import discover_services  # supervisor imports this module
 
-    env: dict[str, str] = {}
+    made: list[dict[str, str]] = []
     for spec in discover_services(root):
         if spec.local_env is not None:
             module, function = spec.local_env.split(":", 1)
-            made: dict[str, str] = getattr(importlib.import_module(module), function)()
-            env.update(made)
-    return env
+            made.append(getattr(importlib.import_module(module), function)())
+    return made
+
+
+def stand_in_env(root: Path) -> dict[str, str]:
+    """Every stand-in's settings (`stand_ins_env`), together."""
+    return {key: value for env in stand_ins_env(root) for key, value in env.items()}
 
 
 def rates_env() -> dict[str, str]:
@@ -317,10 +321,10 @@ def dev_env(paths: Paths) -> dict[str, str]:
             if marker not in values:  # settings from before what `settings` configures
                 values.update(settings())
                 changed = True
-        brought = stand_in_env(paths.root)  # a stand-in's settings, all of them added when none is there yet
-        if not brought.keys() & values.keys():
-            values.update(brought)
-            changed = bool(brought) or changed
+        for brought in stand_ins_env(paths.root):  # a stand-in's settings, all added when none of them is there yet
+            if brought and not brought.keys() & values.keys():
+                values.update(brought)
+                changed = True
         if "TON_WALLET_ADDRESS" not in values or "TON_HIGHLOAD_WALLET_ADDRESS" not in values:
             # Settings from before the TON rail or its highload wallet: both wallets are the same key's.
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail

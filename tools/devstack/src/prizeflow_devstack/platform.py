@@ -14,6 +14,7 @@ rebalances the group), `kill` SIGKILLs any one of them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from prizeflow_devstack import owners
 from prizeflow_devstack.devenv import IDENTITY_ENV, generate_dev_env
@@ -86,7 +88,20 @@ class Proc:
 # settings name it payouts' KYC vendor) and the sanctions lists' publisher (`sanctions-lists`: payouts screens every
 # payout against them; a platform without it screens nothing, which only the dev profile allows). Every platform
 # that runs payouts runs these too; a new rail's emulator joins by declaring it, not by an entry here.
-RAIL_EMULATORS: tuple[str, ...] = tuple(s.name for s in discover_services() if s.payouts_needs)
+if TYPE_CHECKING:
+    RAIL_EMULATORS: tuple[str, ...]
+
+
+@functools.cache
+def rail_emulators() -> tuple[str, ...]:
+    return tuple(s.name for s in discover_services() if s.payouts_needs)
+
+
+def __getattr__(name: str) -> Any:
+    """`RAIL_EMULATORS`, found on first use (the checkout's services read then, not at import)."""
+    if name == "RAIL_EMULATORS":
+        return rail_emulators()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -96,9 +111,11 @@ class Platform:
     # Every port is assigned before any process spawns, so the order does not matter: each finds the others
     # (`<NAME>_URL`) whether they are up yet or not. `rates-api` is the rates provider rewards quotes conversions from
     # (RATES_API_URL; without it a dev platform quotes nothing).
-    services: tuple[str, ...] = (
-        "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "dev-idp", "console", "rates-api",
-        *RAIL_EMULATORS,
+    services: tuple[str, ...] = field(
+        default_factory=lambda: (
+            "settlement", "rewards", "payouts", "signer", "soroban-rpc", "webhooks", "dev-idp", "console", "rates-api",
+            *rail_emulators(),
+        )
     )  # fmt: skip
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every process
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service

@@ -30,7 +30,7 @@ class PrizeflowSignatureReader:
     """The scheme of every rail that has none of its own: `own` is what the rails' own readers serve (the registry
     gives it), so a new rail with its own scheme is taken out of this one's without naming it here."""
 
-    def __init__(self, own: frozenset[object] = frozenset()) -> None:
+    def __init__(self, *, own: frozenset[object]) -> None:
         self.terms: Final = ReaderTerms(
             scheme="prizeflow_signature",
             headers=(PRIZEFLOW_SIGNATURE_HEADER,),
