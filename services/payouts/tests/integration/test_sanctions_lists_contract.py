@@ -3,6 +3,7 @@ and on `SqlSanctionsLists` on a migrated database (migration 0020). A fake that 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +35,8 @@ async def store(request: pytest.FixtureRequest, db: str) -> AsyncIterator[Sancti
 def version(name: str, *, fetched: int, source: str = "ofac_sdn", sha: str | None = None) -> ListVersion:
     """A version fetched `fetched` hours after T0."""
     at = T0 + timedelta(hours=fetched)
-    return ListVersion(source, name, at - timedelta(hours=1), at, sha or f"sha-{source}-{name}", 2)
+    digest = hashlib.sha256((sha or f"{source}/{name}").encode()).hexdigest()
+    return ListVersion(source, name, at - timedelta(hours=1), at, digest, 2)
 
 
 def entries(*uids: str) -> list[ListEntry]:
@@ -48,7 +50,7 @@ async def test_a_saved_version_is_the_newest_and_its_entries_come_back_by_uid(st
     v1 = version("2026-11-20", fetched=0)
     assert await store.save(v1, entries("sdn-2", "sdn-1"), keep=3)
     assert await store.is_newest("ofac_sdn", v1.sha256)
-    assert not await store.is_newest("ofac_sdn", "another file")
+    assert not await store.is_newest("ofac_sdn", "0" * 64)
     assert not await store.is_newest("un", v1.sha256)  # a source never stored has no newest
     assert list(await store.latest()) == [v1]
     assert list(await store.entries("ofac_sdn", "2026-11-20")) == entries("sdn-1", "sdn-2")
@@ -84,3 +86,10 @@ async def test_each_save_keeps_the_sources_newest_versions_only(store: Sanctions
     assert list(await store.entries("ofac_sdn", "2026-11-21")) == entries("sdn-1")
     assert list(await store.entries("ofac_sdn", "2026-11-22")) == entries("sdn-2")
     assert list(await store.entries("un", "2026-11-01")) == entries("un-1")  # another source's untouched
+
+
+async def test_one_file_is_stored_as_one_version_only(store: SanctionsListStore) -> None:
+    assert await store.save(version("2026-11-20", fetched=0, sha="the file"), entries("sdn-1"), keep=3)
+    with pytest.raises(Exception):  # noqa: B017  # UNIQUE (source, sha256): IntegrityError or ValueError
+        await store.save(version("2026-11-21", fetched=1, sha="the file"), entries("sdn-1"), keep=3)
+    assert [v.version for v in await store.latest()] == ["2026-11-20"]

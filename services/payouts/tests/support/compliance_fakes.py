@@ -5,6 +5,7 @@ same cases on both)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +24,7 @@ from prizeflow_compliance.domain.sanctions import ListEntry
 from prizeflow_contracts.policy import VerificationStatus
 from prizeflow_contracts.providers import PayoutDestination
 
+LIST_SOURCES = frozenset({"ofac_sdn", "ofac_consolidated", "eu", "un"})  # what the lists' tables take
 # The name the vendor gives for every applicant: personal data, which no log, event or row may hold.
 SECRET_NAME = "Ivan Sanctionedovich Testperson"
 
@@ -118,7 +120,14 @@ class MemorySanctionsLists:
         return bool(mine) and mine[-1].sha256 == sha256
 
     async def save(self, version: ListVersion, entries: Sequence[ListEntry], *, keep: int) -> bool:
+        # What the table's constraints refuse (migration 0020), refused here too.
+        if version.source not in LIST_SOURCES or not re.fullmatch(r"[0-9a-f]{64}", version.sha256):
+            raise ValueError(f"not a stored list version: {version.source} {version.sha256}")
+        if version.entries <= 0:
+            raise ValueError("a stored list version has entries")
         key = (version.source, version.version)
+        if any(v.sha256 == version.sha256 and (v.source, v.version) != key for v in self.versions.values()):
+            raise ValueError(f"{version.source}: this file is stored as another version")  # UNIQUE (source, sha256)
         inserted = key not in self.versions
         if inserted:
             self.versions[key] = version
