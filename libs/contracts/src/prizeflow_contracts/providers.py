@@ -53,6 +53,18 @@ class ProviderType(StrEnum):
     SANDBOX = "sandbox"
 
 
+# The API each HTTP rail calls when its providers entry names no other (`api_base`), the provider's sandbox where it
+# has one: kept here once, for payouts' rail options and the ops preflight (`prizeflow_ops.preflight`) alike. The
+# exchange's is its library's; the TON wallet's is its network's; manual and Stellar call no API of their own.
+DEFAULT_APIS: Final[Mapping[ProviderType, str]] = {
+    ProviderType.STRIPE: "https://api.stripe.com",
+    ProviderType.GIFT_CARD: "https://testflight.tremendous.com",
+    ProviderType.UPI: "https://api.razorpay.com",
+    ProviderType.PAYPAL: "https://api-m.sandbox.paypal.com",
+    ProviderType.TELEGRAM_IF_SUPPORTED: "https://api.telegram.org",
+}
+
+
 class DestinationType(StrEnum):
     STELLAR_ACCOUNT = "stellar_account"
     TON_WALLET = "ton_wallet"
@@ -396,6 +408,7 @@ class RewardPayoutProvider(Protocol):
 
 __all__ = [
     "DEBIT_KINDS",
+    "DEFAULT_APIS",
     "DESTINATION_KEY_VERSION",
     "FINAL_PROVIDER_STATUSES",
     "MEMO_TYPES",

@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-import importlib
 import json
 import logging
-import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +29,7 @@ from prizeflow_compliance.entrypoints.http import CompliancePolicyController, Ve
 from prizeflow_compliance.entrypoints.kafka import VerificationEventsHandler
 from prizeflow_compliance.entrypoints.screening_http import ComplianceScreeningController
 from prizeflow_compliance.metrics import ComplianceMetrics
+from prizeflow_contracts.discovery import declared
 from prizeflow_contracts.envelope import event_id_for, new_event
 from prizeflow_contracts.events.payouts import PayoutRoute, PayoutRoutesPublished
 from prizeflow_contracts.providers import ProviderType
@@ -212,12 +211,8 @@ def provider_factories() -> dict[ProviderType, ProviderFactory]:
     declares `RAILS` (its types, each with its factory) is a rail, found by that name; no list of rails is kept. A
     type of the contract no package implements is refused at start-up, naming the provider."""
     found: dict[ProviderType, ProviderFactory] = {}
-    for info in sorted(pkgutil.iter_modules(adapters.__path__), key=lambda i: i.name):
-        if not info.ispkg:
-            continue
-        rails: Mapping[ProviderType, ProviderFactory] = getattr(
-            importlib.import_module(f"{adapters.__name__}.{info.name}"), "RAILS", {}
-        )
+    rails: Mapping[ProviderType, ProviderFactory]
+    for rails in declared(adapters, "RAILS", packages=True):
         for provider_type, factory in rails.items():
             if provider_type in found:
                 raise RuntimeError(f"two adapter packages implement provider type {provider_type}")

@@ -35,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import yaml
 
+from prizeflow_contracts.providers import DEFAULT_APIS
 from prizeflow_ops.client import USER_AGENT, ExitCode
 
 MAX_REDIRECTS: Final = 5  # as the sanctions lists' client
@@ -44,17 +45,11 @@ PROVIDERS_ENV: Final = "PAYOUTS_PROVIDERS_FILE"
 # Open Exchange Rates, rewards' rates provider when RATES_API_URL is not set (prizeflow_rewards.settings).
 RATES_DEFAULT_BASE: Final = "https://openexchangerates.org"
 RATES_PATH: Final = "/api/latest.json"
-# The API a provider type calls when its part names none (`api_base` / `api_base_env`): each adapter's default
-# (services/payouts/src/prizeflow_payouts/adapters/<type>/options.py; the exchange's is ccxt's, the TON wallet's
-# toncenter's by network). tests/deploy/test_preflight.py holds them to the hosts the egress test derives from the
+# The API a provider type calls when its part names none (`api_base` / `api_base_env`): the contract's
+# `DEFAULT_APIS`, which payouts' rail options read too (the exchange's is ccxt's, the TON wallet's toncenter's by
+# network). tests/deploy/test_preflight.py holds them to the hosts the egress test derives from the
 # libraries.
-PROVIDER_APIS: Final[Mapping[str, str]] = {
-    "stripe": "https://api.stripe.com",
-    "gift_card": "https://testflight.tremendous.com",
-    "upi": "https://api.razorpay.com",
-    "paypal": "https://api-m.sandbox.paypal.com",
-    "telegram_if_supported": "https://api.telegram.org",
-}
+PROVIDER_APIS: Final[Mapping[str, str]] = {str(kind): api for kind, api in DEFAULT_APIS.items()}
 TON_APIS: Final[Mapping[str, str]] = {"mainnet": "https://toncenter.com", "testnet": "https://testnet.toncenter.com"}
 EXCHANGE_APIS: Final[Mapping[str, str]] = {"binance": "https://api.binance.com"}
 # Provider types that call nothing of their own (the manual rail) or whose endpoint is a setting (Stellar: the

@@ -5,27 +5,16 @@ by that name; no list of rails is kept. The rails without a scheme of their own 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from typing import Final
 
 from prizeflow_contracts import rails
+from prizeflow_contracts.discovery import declared
 from prizeflow_contracts.rails.prizeflow import PrizeflowSignatureReader
 from prizeflow_contracts.rails.reading import WebhookReader
 
-
-def _declared() -> tuple[WebhookReader, ...]:
-    """The `READER` of each module of this package, in module order."""
-    found: list[WebhookReader] = []
-    for info in sorted(pkgutil.iter_modules(rails.__path__), key=lambda i: i.name):
-        reader = getattr(importlib.import_module(f"{rails.__name__}.{info.name}"), "READER", None)
-        if reader is not None:
-            found.append(reader)
-    return tuple(found)
-
-
-_OWN: Final = _declared()
+# The `READER` of each module of this package, in module order.
+_OWN: Final[tuple[WebhookReader, ...]] = tuple(declared(rails, "READER"))
 _READERS: Final[tuple[WebhookReader, ...]] = (
     *_OWN,
     PrizeflowSignatureReader(own=frozenset().union(*(r.terms.serves for r in _OWN))),

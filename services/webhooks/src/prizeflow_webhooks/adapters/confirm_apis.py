@@ -5,11 +5,10 @@ by those names; no list of rails is kept (`test_app` holds the schemes that conf
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
+from prizeflow_contracts.discovery import modules
 from prizeflow_webhooks import adapters
 from prizeflow_webhooks.adapters.config import ConfirmConfig
 
@@ -22,10 +21,7 @@ class ConfirmClient(Protocol):
 
 def _declared() -> dict[str, Callable[[ConfirmConfig], ConfirmClient]]:
     found: dict[str, Callable[[ConfirmConfig], ConfirmClient]] = {}
-    for info in sorted(pkgutil.iter_modules(adapters.__path__), key=lambda i: i.name):
-        if not info.name.endswith("_api"):
-            continue
-        module = importlib.import_module(f"{adapters.__name__}.{info.name}")
+    for module in modules(adapters, suffix="_api"):
         scheme: str = module.CONFIRMS
         if scheme in found:
             raise RuntimeError(f"two confirmation clients for scheme {scheme}")

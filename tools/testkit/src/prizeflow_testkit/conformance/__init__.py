@@ -9,11 +9,11 @@ harness a module of this package defines is in `HARNESSES`, found, not listed. T
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
+import sys
 from typing import Final
 
+from prizeflow_contracts.discovery import modules
 from prizeflow_testkit.conformance.base import (
     DISCREPANCIES,
     FINAL_STATES,
@@ -33,8 +33,7 @@ from prizeflow_testkit.conformance.base import (
 def _defined() -> dict[str, type[ProviderHarness]]:
     """Each concrete `ProviderHarness` a module of this package defines, by its name, in module order."""
     found: dict[str, type[ProviderHarness]] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for module in modules(sys.modules[__name__]):
         for harness in vars(module).values():
             if (
                 inspect.isclass(harness)

@@ -25,12 +25,12 @@ from typing import Final
 from pydantic import Field, field_validator
 
 from prizeflow_contracts.money import ASSETS, AssetKind
-from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.providers import DEFAULT_APIS, DestinationType, ProviderType
 from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
 PRODUCTION_API: Final = "https://api.tremendous.com"
-SANDBOX_API: Final = "https://testflight.tremendous.com"
+SANDBOX_API: Final = DEFAULT_APIS[ProviderType.GIFT_CARD]
 API_PATH: Final = "/api/v2"  # appended to api_base: the host (a local stack gives its emulator's as GIFTCARD_API_URL)
 _PRODUCTION_PREFIX: Final = "PROD_"
 _SECRETS: Final = frozenset({"api_key", "webhook_key", "webhook_key_next"})

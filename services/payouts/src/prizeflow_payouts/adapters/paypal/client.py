@@ -33,7 +33,7 @@ from pydantic import Field
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode, PayoutProviderError
 from prizeflow_contracts.money import ASSETS
-from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.providers import DEFAULT_APIS, DestinationType, ProviderType
 from prizeflow_contracts.rails import paypal_wire as wire
 from prizeflow_contracts.rails.paypal import CERT_HOSTS, pinned
 from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
@@ -251,7 +251,7 @@ LIVE_API: Final = "https://api-m.paypal.com"
 LIVE_HOSTS: Final = frozenset({"api-m.paypal.com", "api.paypal.com"})  # real money: PAYOUTS_LIVE_EXECUTION only
 
 
-SANDBOX_API: Final = "https://api-m.sandbox.paypal.com"
+SANDBOX_API: Final = DEFAULT_APIS[ProviderType.PAYPAL]
 
 
 # What PayPal Payouts pays in (the currencies a business account can send); checked against our asset table too.

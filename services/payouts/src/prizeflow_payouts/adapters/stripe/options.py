@@ -11,11 +11,11 @@ from typing import Final
 from pydantic import Field
 
 from prizeflow_contracts.money import ASSETS
-from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.providers import DEFAULT_APIS, DestinationType, ProviderType
 from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
-STRIPE_API: Final = "https://api.stripe.com"
+STRIPE_API: Final = DEFAULT_APIS[ProviderType.STRIPE]
 RAIL: Final = "stripe"
 # Keys that move real money. Test keys (`sk_test_`, `rk_test_`) move none, whichever host they reach.
 _LIVE_PREFIXES: Final = ("sk_live_", "rk_live_")

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prizeflow_contracts.providers import DestinationType
+from prizeflow_contracts.providers import DEFAULT_APIS, DestinationType, ProviderType
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
-TELEGRAM_API: Final = "https://api.telegram.org"
+TELEGRAM_API: Final = DEFAULT_APIS[ProviderType.TELEGRAM_IF_SUPPORTED]
 ASSET: Final = "XTR"
 TOKEN_RE: Final = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{30,64}$")
 GIFT_TEXT_MAX: Final = 128

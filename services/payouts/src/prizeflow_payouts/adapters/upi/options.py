@@ -22,12 +22,12 @@ from typing import Final
 
 from pydantic import Field, field_validator
 
-from prizeflow_contracts.providers import DestinationType, ProviderType
+from prizeflow_contracts.providers import DEFAULT_APIS, DestinationType, ProviderType
 from prizeflow_contracts.upi import ASSET
 from prizeflow_payouts.adapters.http_options import HttpRailOptions, validated_http_options
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
-RAZORPAY_API: Final = "https://api.razorpay.com"
+RAZORPAY_API: Final = DEFAULT_APIS[ProviderType.UPI]
 _LIVE_PREFIX: Final = "rzp_live_"
 _KEY_PREFIXES: Final = ("rzp_test_", _LIVE_PREFIX)
 MIN_AMOUNT: Final = 100  # paise: RazorpayX refuses a payout under ₹1
