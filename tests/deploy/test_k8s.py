@@ -24,6 +24,7 @@ import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,6 @@ import yaml
 
 from prizeflow_contracts.topics import topic_named
 from prizeflow_devstack import k8s
-from prizeflow_paypal_emulator.signing import generate
 from prizeflow_runtime.topics import ProvisionSettings, topic_plan
 
 pytestmark = pytest.mark.k8s
@@ -661,10 +661,14 @@ _PLACEHOLDERS = {
     "STRIPE_API_KEY": "sk_test_placeholderplaceholder",
     "DATABASE_URL": "postgresql://u:p@db:5432/d",
     "CONSOLE_SESSION_SECRET": "placeholder-session-secret-of-at-least-32-bytes",
-    "TELEGRAM_BOT_TOKEN": "123456789:placeholder-placeholder-placeholder",  # a bot token's shape
-    "UPI_KEY_ID": "rzp_test_placeholder",  # a RazorpayX key id's shape
-    "PAYPAL_WEBHOOK_CERT": generate().cert_pem.decode(),  # a certificate the rail and the ingress can pin
 }
+
+
+@cache
+def _placeholders() -> dict[str, str]:
+    """A value of the shape each setting checks: the base's, and those each rail's `rail.yaml` asks for."""
+    rails = {key: _placeholder(shape) for rail in RAILS.values() for key, shape in rail.placeholders.items()}
+    return _PLACEHOLDERS | rails
 
 
 def _settings_env_names(cls: type[Any]) -> set[str]:
@@ -752,7 +756,8 @@ def _env(docs: tuple[Doc, ...], service: str) -> dict[str, str]:
     """The environment the manifests give a service's container, secrets standing in as placeholders."""
     container = _container(named(docs, "Deployment", service))
     env = _config(docs, container)
-    return env | {name: _PLACEHOLDERS.get(name, "placeholder-secret-0123456789") for name in _secret_refs(container)}
+    given = _placeholders()
+    return env | {name: given.get(name, "placeholder-secret-0123456789") for name in _secret_refs(container)}
 
 
 def _load(docs: tuple[Doc, ...], service: str, tmp: Path, **override: str) -> Any:
@@ -853,53 +858,49 @@ class Rail:
     callers: frozenset[str]  # the Deployments that call the provider (through the egress proxy)
     secrets: Mapping[str, frozenset[str]]  # Secret name -> the keys it must hold (each read as the env var of its name)
     hosts: frozenset[str]  # its API's hosts: its part of the egress proxy's allow-list
+    placeholders: Mapping[str, str]  # key -> a value of the shape its settings check (`x509`: a certificate)
 
 
-RAILS = {
-    "ton_wallet": Rail(
-        frozenset({"payouts"}),
-        {"payouts-secrets": frozenset({"TONCENTER_API_KEY"})},
-        frozenset({"toncenter.com", "testnet.toncenter.com"}),
-    ),
-    "gift_card": Rail(
-        frozenset({"payouts", "webhooks"}),
-        {
-            "payouts-secrets": frozenset({"GIFTCARD_API_KEY", "GIFTCARD_WEBHOOK_KEY"}),
-            "webhooks-secrets": frozenset({"GIFTCARD_API_KEY", "GIFTCARD_WEBHOOK_KEY"}),
-        },
-        frozenset({"api.tremendous.com", "testflight.tremendous.com"}),
-    ),
-    "crypto_exchange": Rail(
-        frozenset({"payouts"}),
-        {"payouts-secrets": frozenset({"EXCHANGE_API_KEY", "EXCHANGE_API_SECRET"})},
-        frozenset({"api.binance.com", "fapi.binance.com", "dapi.binance.com"}),
-    ),
-    "telegram_if_supported": Rail(
-        frozenset({"payouts"}),
-        {"payouts-secrets": frozenset({"TELEGRAM_BOT_TOKEN"})},
-        frozenset({"api.telegram.org"}),
-    ),
-    "upi": Rail(
-        frozenset({"payouts", "webhooks"}),
-        {
-            "payouts-secrets": frozenset({"UPI_KEY_ID", "UPI_KEY_SECRET", "UPI_WEBHOOK_SECRET"}),
-            "webhooks-secrets": frozenset({"UPI_KEY_ID", "UPI_KEY_SECRET", "UPI_WEBHOOK_SECRET"}),
-        },
-        frozenset({"api.razorpay.com"}),
-    ),
-    "paypal": Rail(
-        frozenset({"payouts", "webhooks"}),
-        {
-            "payouts-secrets": frozenset(
-                {"PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID", "PAYPAL_WEBHOOK_CERT"}
-            ),
-            "webhooks-secrets": frozenset(
-                {"PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID", "PAYPAL_WEBHOOK_CERT"}
-            ),
-        },
-        frozenset({"api-m.paypal.com", "api-m.sandbox.paypal.com"}),
-    ),
-}
+def _rails() -> dict[str, Rail]:
+    """Each component under components/rails, by its directory's name (the provider type it enables), with what its
+    `rail.yaml` says enabling it adds: no list of rails is kept here."""
+    found = {}
+    for path in sorted(p for p in RAILS_DIR.iterdir() if p.is_dir()):
+        doc = yaml.safe_load((path / "rail.yaml").read_text())
+        found[path.name] = Rail(
+            frozenset(doc["callers"]),
+            {secret: frozenset(keys) for secret, keys in doc["secrets"].items()},
+            frozenset(doc["hosts"]),
+            doc.get("placeholders", {}),
+        )
+    return found
+
+
+def _placeholder(shape: str) -> str:
+    """A value of `shape` for a rail's key that needs one (`x509`: a self-signed certificate), else `shape` itself."""
+    if shape != "x509":
+        return shape
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "placeholder")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+RAILS = _rails()
 
 
 @cache
@@ -957,12 +958,14 @@ def _external_keys(docs: tuple[Doc, ...], secret: str) -> dict[str, str]:
 def test_every_rail_has_a_component_and_all_rails_enables_each() -> None:
     assert {p.name for p in RAILS_DIR.iterdir() if p.is_dir()} == set(RAILS)
     components = yaml.safe_load((K8S / "overlays" / "all-rails" / "kustomization.yaml").read_text())["components"]
-    assert [c for c in components if "components/rails/" in c] == [f"../../components/rails/{r}" for r in RAILS]
+    rails = [c for c in components if "components/rails/" in c]
+    assert sorted(rails) == [f"../../components/rails/{r}" for r in RAILS]
+    assert components.index("rail-settings") > max(components.index(r) for r in rails), "its values merge last"
     docs = rendered("all-rails")
     types = {p["type"] for part in _parts_of(docs, "payouts").values() for p in part.get("providers", [])}
     assert types == {"stellar", "stripe", "manual", *RAILS}
     hooks = {p["type"] for part in _parts_of(docs, "webhooks").values() for p in part["providers"]}
-    assert hooks == {"stripe", "gift_card", "upi", "paypal"}
+    assert hooks == {"stripe"} | {name for name, rail in RAILS.items() if "webhooks" in rail.callers}
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -1105,17 +1108,13 @@ def test_all_rails_gives_payouts_and_the_signer_one_ton_wallet_and_one_gift_card
     assert policy is not None
     assert policy.wallet == canonical(payouts["TON_WALLET_ADDRESS"])
     config = _load(docs, "payouts", tmp_path)
-    assert {e.name for e in config.registry} == {
-        "stellar",
-        "stripe",
-        "manual",
-        "ton",
-        "giftcards",
-        "exchange",
-        "telegram",
-        "upi",
-        "paypal",
+    each_rails = {
+        provider["name"]
+        for rail in RAILS
+        for provider in yaml.safe_load((RAILS_DIR / rail / "payouts-provider.yaml").read_text())["providers"]
     }
+    assert {e.name for e in config.registry} == {"stellar", "stripe", "manual", *each_rails}
+    assert len(each_rails) == len(RAILS)
     assert set(config.approvals.rules) >= {"XTR", "TON", "USDT"}
 
 
