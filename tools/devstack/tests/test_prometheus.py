@@ -11,7 +11,14 @@ import pytest
 import yaml
 from rich.console import Console
 
-from prizeflow_devstack.devenv import DEV_ENV_FILE, chaos_env, dev_env, generate_dev_env
+from prizeflow_devstack.devenv import (
+    DEV_ENV_FILE,
+    chaos_env,
+    dev_env,
+    generate_dev_env,
+    stand_in_env,
+    stand_ins_env,
+)
 from prizeflow_devstack.live import alerts_table
 from prizeflow_devstack.paths import Paths, find_root
 from prizeflow_devstack.prometheus import (
@@ -185,3 +192,16 @@ def test_a_service_declares_whether_it_serves_metrics(tmp_path: Path) -> None:
     pyproject.write_text('[tool.prizeflow.service]\nname = "emu"\ncommand = ["x"]\nlocal_env = "emu.local"\n')
     with pytest.raises(ServiceSpecError, match="`local_env` must be `module:function`"):
         parse_service_spec(pyproject)
+    pyproject.write_text('[tool.prizeflow.service]\nname = "emu"\ncommand = ["x"]\nlocal_env = "emu.local:env"\n')
+    with pytest.raises(ServiceSpecError, match="`local_env` and `local_env_marker` come together"):
+        parse_service_spec(pyproject)
+
+
+def test_a_stand_ins_settings_are_made_only_for_a_checkout_without_its_marker() -> None:
+    """PayPal's hook makes an RSA key and a certificate: a checkout whose settings hold its marker does not pay it."""
+    root = find_root()
+    made = stand_in_env(root)
+    assert {"PAYPAL_CLIENT_ID", "PAYPAL_WEBHOOK_CERT"} <= made.keys()
+    assert not {"PAYPAL_CLIENT_ID", "PAYPAL_WEBHOOK_CERT"} & {
+        key for env in stand_ins_env(root, present={"PAYPAL_CLIENT_ID"}) for key in env
+    }

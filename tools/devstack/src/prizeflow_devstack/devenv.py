@@ -16,7 +16,7 @@ import importlib
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from prizeflow_devstack.paths import Paths
@@ -186,14 +186,15 @@ def upi_env() -> dict[str, str]:
     }
 
 
-def stand_ins_env(root: Path) -> list[dict[str, str]]:
+def stand_ins_env(root: Path, *, present: Collection[str] = ()) -> list[dict[str, str]]:
     """The settings of each stand-in that brings its own (`local_env` in its `[tool.prizeflow.service]`: a
-    `module:function` of its package), for itself and its clients, generated now: one dict per stand-in."""
+    `module:function` of its package), for itself and its clients, generated now: one dict per stand-in whose
+    `local_env_marker` is not among the keys `present` (a checkout's settings already holding them)."""
     from prizeflow_devstack.supervisor import discover_services  # supervisor imports this module
 
     made: list[dict[str, str]] = []
     for spec in discover_services(root):
-        if spec.local_env is not None:
+        if spec.local_env is not None and spec.local_env_marker not in present:
             module, function = spec.local_env.split(":", 1)
             made.append(getattr(importlib.import_module(module), function)())
     return made
@@ -321,7 +322,7 @@ def dev_env(paths: Paths) -> dict[str, str]:
             if marker not in values:  # settings from before what `settings` configures
                 values.update(settings())
                 changed = True
-        for brought in stand_ins_env(paths.root):  # a stand-in's settings, all added when none of them is there yet
+        for brought in stand_ins_env(paths.root, present=values.keys()):  # a stand-in's, when its marker is missing
             if brought and not brought.keys() & values.keys():
                 values.update(brought)
                 changed = True

@@ -48,6 +48,9 @@ class ServiceSpec:
     # `module:function` giving the local stack's settings for this stand-in and its clients, generated once
     # (`devenv.dev_env`): what a new emulator brings without an entry in the devstack.
     local_env: str | None = None
+    # The key of `local_env`'s settings whose presence says a checkout's settings already hold them (required with
+    # it): the hook runs only for a checkout without it.
+    local_env_marker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
     if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
         raise ServiceSpecError(f"{where}: `command` must be a non-empty list of strings")
     optional: dict[str, str | None] = {}
-    for key in ("http_port_env", "database", "migrations", "local_env"):
+    for key in ("http_port_env", "database", "migrations", "local_env", "local_env_marker"):
         value = table.get(key)
         if value is not None and not isinstance(value, str):
             raise ServiceSpecError(f"{where}: `{key}` must be a string")
@@ -94,6 +97,8 @@ def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
             raise ServiceSpecError(f"{where}: `{key}` must be true or false")
     if optional["local_env"] is not None and ":" not in optional["local_env"]:
         raise ServiceSpecError(f"{where}: `local_env` must be `module:function`")
+    if (optional["local_env"] is None) != (optional["local_env_marker"] is None):
+        raise ServiceSpecError(f"{where}: `local_env` and `local_env_marker` come together")
     directory = pyproject.parent
     migrations = directory / optional["migrations"] if optional["migrations"] else None
     return ServiceSpec(
@@ -106,6 +111,7 @@ def parse_service_spec(pyproject: Path) -> ServiceSpec | None:
         metrics=metrics,
         payouts_needs=payouts_needs,
         local_env=optional["local_env"],
+        local_env_marker=optional["local_env_marker"],
     )
 
 

@@ -27,10 +27,9 @@ from prizeflow_contracts.giftcard import event_status, failure_code, order_fees,
 from prizeflow_contracts.ids import PROVIDER_REF_PATTERN
 from prizeflow_contracts.money import Money
 from prizeflow_contracts.providers import ProviderPayoutStatus, ProviderType
-from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized, event_identity
 
 _REF_RE: Final = re.compile(PROVIDER_REF_PATTERN)
-_KIND_RE: Final = re.compile(r"^[A-Za-z0-9._:/\-]{1,128}$")
 RESOURCE_TYPES: Final = ("orders", "rewards")
 # A resource id goes into the provider's URL: letters, digits, `_` and `-` only (no `/`, `?`, `#`, `..`).
 RESOURCE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -47,11 +46,7 @@ class GiftCardRef:
 
 def event_ref(doc: Mapping[str, Any]) -> GiftCardRef:
     """The event's id, kind and resource; NormalizationError for anything else."""
-    event_id, kind = doc.get("uuid"), doc.get("event")
-    if not isinstance(event_id, str) or not _REF_RE.fullmatch(event_id):
-        raise NormalizationError("uuid: 1-255 printable ASCII characters, no spaces")
-    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
-        raise NormalizationError("event: 1-128 characters of [A-Za-z0-9._:/-]")
+    event_id, kind = event_identity(doc, "uuid", "event")
     payload = doc.get("payload")
     resource = payload.get("resource") if isinstance(payload, Mapping) else None
     rid = resource.get("id") if isinstance(resource, Mapping) else None

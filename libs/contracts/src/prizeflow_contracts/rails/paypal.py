@@ -47,7 +47,6 @@ from prizeflow_contracts.rails.paypal_wire import (
     EVENT_CLAIMS,
     ITEM_EVENT_PREFIX,
     ITEM_ID_RE,
-    REF_RE,
     SENDER_ID_RE,
     SENDER_ITEM_ID_MAX,
     failure_code,
@@ -62,6 +61,7 @@ from prizeflow_contracts.rails.reading import (
     Normalized,
     NotConfirmed,
     ReaderTerms,
+    event_identity,
 )
 from prizeflow_contracts.webhook_signatures import SignatureFailure, SignatureRefused
 
@@ -300,9 +300,6 @@ READER: Final = PayPalReader()
 P = ProviderPayoutStatus
 
 
-_KIND_RE: Final = re.compile(r"[A-Za-z0-9._:/\-]{1,128}")
-
-
 @dataclass(frozen=True, slots=True)
 class EventRef:
     event_id: str
@@ -312,11 +309,7 @@ class EventRef:
 
 def event_ref(doc: Mapping[str, Any]) -> EventRef:
     """The callback's id, type and item; NormalizationError for anything else."""
-    event_id, kind = doc.get("id"), doc.get("event_type")
-    if not isinstance(event_id, str) or not REF_RE.fullmatch(event_id):
-        raise NormalizationError("id: 1-255 printable ASCII characters, no spaces")
-    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
-        raise NormalizationError("event_type: 1-128 characters of [A-Za-z0-9._:/-]")
+    event_id, kind = event_identity(doc, "id", "event_type")
     if not kind.startswith(ITEM_EVENT_PREFIX):
         return EventRef(event_id, kind, None)
     resource = doc.get("resource")

@@ -14,7 +14,6 @@ ignored. The README documents the fields.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -23,21 +22,16 @@ from pydantic import ValidationError
 
 from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived
-from prizeflow_contracts.ids import is_identifier, is_provider_ref
+from prizeflow_contracts.ids import is_identifier
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized
+from prizeflow_contracts.rails.reading import IgnoredReason, NormalizationError, Normalized, event_identity
 
-_KIND_RE: Final = re.compile(r"^[A-Za-z0-9._:/\-]{1,128}$")
 PAYOUT_FIELDS: Final = ("status", "idempotency_key", "error_code")
 PAYMENT_FIELDS: Final = ("status", "top_up_id", "session_ref", "payment_ref", "adjustment_ref", "amount")
 
 
 def normalize(doc: Mapping[str, Any], *, provider: ProviderType, digest: str, received_at: datetime) -> Normalized:
-    event_id, kind = doc.get("event_id"), doc.get("kind")
-    if not isinstance(event_id, str) or not is_provider_ref(event_id):
-        raise NormalizationError("event_id: 1-255 printable ASCII characters, no spaces")
-    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
-        raise NormalizationError("kind: 1-128 characters of [A-Za-z0-9._:/-]")
+    event_id, kind = event_identity(doc, "event_id", "kind")
     correlation = doc.get("correlation_id")
     if correlation is not None and not is_identifier(correlation):
         raise NormalizationError(f"correlation_id must match {CORRELATION_ID_PATTERN}")

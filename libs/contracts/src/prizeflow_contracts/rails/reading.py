@@ -21,13 +21,15 @@ through the port its rail declares (an adapter of the ingress implements it). Wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from prizeflow_contracts.events.webhooks import PaymentEventReceived, ProviderEventReceived, VerificationEventReceived
+from prizeflow_contracts.ids import is_provider_ref
 from prizeflow_contracts.kyc import VerificationVendor
 from prizeflow_contracts.providers import ProviderType
 
@@ -71,6 +73,20 @@ class Normalized:
 class NormalizationError(ValueError):
     """The callback is well signed but cannot be read as the provider's event (a bug on either side): refused
     with `invalid_payload`, never stored, so a corrected delivery can still take its dedup key."""
+
+
+_KIND_RE: Final = re.compile(r"[A-Za-z0-9._:/\-]{1,128}")
+
+
+def event_identity(doc: Mapping[str, Any], id_field: str, kind_field: str) -> tuple[str, str]:
+    """A callback's id (a provider reference) and kind (1-128 of `[A-Za-z0-9._:/-]`) under the provider's own field
+    names; NormalizationError naming the field otherwise."""
+    event_id, kind = doc.get(id_field), doc.get(kind_field)
+    if not isinstance(event_id, str) or not is_provider_ref(event_id):
+        raise NormalizationError(f"{id_field}: 1-255 printable ASCII characters, no spaces")
+    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
+        raise NormalizationError(f"{kind_field}: 1-128 characters of [A-Za-z0-9._:/-]")
+    return event_id, kind
 
 
 class ProviderUnavailableError(Exception):
@@ -184,5 +200,6 @@ __all__ = [
     "ProviderUnavailableError",
     "ReaderTerms",
     "WebhookReader",
+    "event_identity",
     "incoherence",
 ]
