@@ -91,7 +91,7 @@ def item(state: str = "SUCCESS", **over: Any) -> dict[str, Any]:
         "transaction_status": state,
         "payout_item_fee": {"currency": "USD", "value": "0.25"},
         "payout_batch_id": "Q8KVJG9TZTNN4",
-        "sender_batch_id": "batch-1",
+        "sender_batch_id": "pf-batch-1",
         "payout_item": {
             "recipient_type": "EMAIL",
             "amount": {"currency": "USD", "value": "12.50"},
@@ -464,6 +464,10 @@ def test_an_item_prizeflow_did_not_send_is_ignored_and_a_malformed_one_refused()
     assert normalize(event(resource=theirs)).ignored is IgnoredReason.NOT_A_PAYOUT
     anonymous = item(payout_item={k: v for k, v in item()["payout_item"].items() if k != "sender_item_id"})
     assert normalize(event(resource=anonymous)).ignored is IgnoredReason.NOT_A_PAYOUT
+    # Another user of the account paying under a key of our shape: its batch is not one Prizeflow sends.
+    assert normalize(event(resource=item(sender_batch_id="Payouts_1753867886"))).ignored is IgnoredReason.NOT_A_PAYOUT
+    assert normalize(event(resource=item(sender_batch_id="pf-0af3"))).event is not None
+    assert normalize(event(resource={k: v for k, v in item().items() if k != "sender_batch_id"})).event is not None
     for bad in (
         {**event(), "id": ""},
         {**event(), "event_type": "PAYMENT PAYOUTS"},

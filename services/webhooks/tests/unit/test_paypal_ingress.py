@@ -221,7 +221,7 @@ async def test_a_batch_event_is_stored_and_ignored_without_asking_paypal(kind: s
         "batch_header": {
             "payout_batch_id": "Q8KVJG9TZTNN4",
             "batch_status": "SUCCESS",
-            "sender_batch_header": {"sender_batch_id": "b-1", "email_subject": "Hi Ann"},
+            "sender_batch_header": {"sender_batch_id": "pf-1", "email_subject": "Hi Ann"},
         }
     }
     receipt = await deliver(uc, event(kind, batch, event_id="WH-B"))

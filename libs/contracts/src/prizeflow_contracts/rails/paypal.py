@@ -47,6 +47,7 @@ from prizeflow_contracts.rails.paypal_wire import (
     EVENT_CLAIMS,
     ITEM_EVENT_PREFIX,
     ITEM_ID_RE,
+    OUR_BATCH_PREFIX,
     SENDER_ID_RE,
     SENDER_ITEM_ID_MAX,
     failure_code,
@@ -332,6 +333,8 @@ def normalize(doc: Mapping[str, Any], *, provider: ProviderType, digest: str, re
     key = item.sender_item_id
     if key is None or len(key) > SENDER_ITEM_ID_MAX or not SENDER_ID_RE.fullmatch(key):
         return Normalized(ref.event_id, ref.kind, None, None, IgnoredReason.NOT_A_PAYOUT)
+    if item.sender_batch_id is not None and not item.sender_batch_id.startswith(OUR_BATCH_PREFIX):
+        return Normalized(ref.event_id, ref.kind, None, None, IgnoredReason.NOT_A_PAYOUT)  # another sender's item
     claim = EVENT_CLAIMS.get(ref.kind)
     status = item.status if claim is None or claim == item.state else None  # a body at odds with its type: nothing
     try:

@@ -137,6 +137,9 @@ EMAIL_SUBJECT_MAX: Final = 255
 NOTE_MAX: Final = 4000
 ITEMS_MAX: Final = 15_000
 SENDER_ID_RE: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
+# Every `sender_batch_id` Prizeflow sends starts with it: an item of a batch that does not was paid by another user
+# of the PayPal account (its callbacks are ignored, not dead-lettered as a payout Prizeflow does not know).
+OUR_BATCH_PREFIX: Final = "pf-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +306,7 @@ class PayoutItem:
     state: str  # `transaction_status`, as PayPal spells it
     payout_batch_id: str | None
     sender_item_id: str | None
+    sender_batch_id: str | None  # shown when the item is fetched on its own (a confirmed callback's resource)
     currency: str
     amount: int
     fee: int | None  # `payout_item_fee`, in `fee_currency`
@@ -354,6 +358,7 @@ def read_item(doc: Mapping[str, Any]) -> PayoutItem:
         state=state,
         payout_batch_id=_ref(doc.get("payout_batch_id"), "payout_batch_id"),
         sender_item_id=inner.get("sender_item_id") if isinstance(inner.get("sender_item_id"), str) else None,
+        sender_batch_id=_ref(doc.get("sender_batch_id"), "sender_batch_id"),
         currency=currency,
         amount=amount,
         fee=fee,
@@ -426,6 +431,7 @@ __all__ = [
     "ITEM_ID_RE",
     "ITEM_STATES",
     "MOVED_ON_KIND",
+    "OUR_BATCH_PREFIX",
     "REF_RE",
     "SENDER_ID_RE",
     "SENDER_ITEM_ID_MAX",

@@ -159,7 +159,7 @@ class PayPalPayoutProvider:
         slots: list[CreateOutcome | None] = [None] * len(instructions)
         items: list[Item] = []
         by_key: dict[str, PayoutInstruction] = {}
-        batch = f"pf-{uuid.uuid4().hex}"
+        batch = f"{wire.OUR_BATCH_PREFIX}{uuid.uuid4().hex}"
         for i, instruction in enumerate(instructions):
             if (error := self.validate(instruction)) is not None:
                 slots[i] = ProviderPayoutResult(
