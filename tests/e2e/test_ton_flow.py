@@ -89,7 +89,8 @@ async def test_claims_paid_in_ton_and_usdt_on_the_ton_emulator(platform: Platfor
 @pytest.fixture
 def highload_payouts(platform: Platform, tmp_path: Path) -> Iterator[None]:
     """Payouts restarted with the `ton` provider on the stack's highload wallet v3; restored afterwards."""
-    doc = yaml.safe_load(Path(platform._base_env["PAYOUTS_PROVIDERS_FILE"]).read_text())
+    base = Path(platform._base_env["PAYOUTS_PROVIDERS_FILE"])  # a directory of parts: deploy/local's and the stand-ins'
+    doc = yaml.safe_load((base / "local.yaml").read_text())
     (ton,) = [p for p in doc["providers"] if p["type"] == "ton_wallet"]
     ton["options"].update(
         wallet_env="TON_HIGHLOAD_WALLET_ADDRESS",
@@ -99,8 +100,11 @@ def highload_payouts(platform: Platform, tmp_path: Path) -> Iterator[None]:
         batch_linger_s=30.0,
     )
     ton["options"]["assets"]["USDT"]["jetton_wallet_env"] = "TON_HIGHLOAD_USDT_JETTON_WALLET"
-    path = tmp_path / "providers-highload.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path = tmp_path / "providers-highload"
+    path.mkdir()
+    for part in base.glob("*.yaml"):
+        (path / part.name).write_text(part.read_text())
+    (path / "local.yaml").write_text(yaml.safe_dump(doc))
     platform.service_env.setdefault("payouts", {})["PAYOUTS_PROVIDERS_FILE"] = str(path)
     platform.restart("payouts")
     try:

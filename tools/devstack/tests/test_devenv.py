@@ -64,7 +64,9 @@ def test_the_webhook_ingress_gets_its_providers_file_and_random_secrets_also_on_
     tmp_path: Path,
 ) -> None:
     env = generate_dev_env(tmp_path / "secrets", root=tmp_path)
-    assert env["WEBHOOKS_PROVIDERS_FILE"] == str(tmp_path / "deploy" / "local" / "webhooks.yaml")
+    parts = tmp_path / "providers" / "webhooks"  # beside the secrets: a directory of parts, deploy/local's linked in it
+    assert env["WEBHOOKS_PROVIDERS_FILE"] == str(parts)
+    assert (parts / "local.yaml").readlink() == tmp_path / "deploy" / "local" / "webhooks.yaml"
     assert env["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
     assert env["STRIPE_API_KEY"] == env["STRIPE_EMULATOR_API_KEYS"]  # the emulator accepts the ingress's key
     assert len(env["WEBHOOK_SECRET_SANDBOX"]) >= 32
@@ -160,3 +162,28 @@ def test_make_runs_simulator_has_inr_players_whose_pair_rewards_converts_also_on
 
     (paths.base / DEV_ENV_FILE).write_text(json.dumps({**added, "SIM_INR_SHARE": "0"}))  # turned off: stays off
     assert dev_env(paths)["SIM_INR_SHARE"] == "0"
+
+
+def test_a_checkout_whose_settings_named_the_providers_files_gets_the_directories_of_parts(tmp_path: Path) -> None:
+    paths = Paths(tmp_path)
+    paths.base.mkdir(parents=True)
+    older = {
+        "PAYOUT_SOURCE_ACCOUNT": "GA",
+        "PAYOUTS_PROVIDERS_FILE": str(tmp_path / "deploy" / "local" / "providers.yaml"),
+        "WEBHOOKS_PROVIDERS_FILE": str(tmp_path / "deploy" / "local" / "webhooks.yaml"),
+    }
+    (paths.base / DEV_ENV_FILE).write_text(json.dumps(older))
+    env = dev_env(paths)
+    for variable, service, file in (
+        ("PAYOUTS_PROVIDERS_FILE", "payouts", "providers.yaml"),
+        ("WEBHOOKS_PROVIDERS_FILE", "webhooks", "webhooks.yaml"),
+    ):
+        parts = paths.base / "providers" / service
+        assert env[variable] == str(parts)
+        assert (parts / "local.yaml").readlink() == tmp_path / "deploy" / "local" / file
+    assert (
+        json.loads((paths.base / DEV_ENV_FILE).read_text())["PAYOUTS_PROVIDERS_FILE"] == env["PAYOUTS_PROVIDERS_FILE"]
+    )
+    (paths.base / "providers" / "payouts" / "rail-gone.yaml").symlink_to(tmp_path / "gone.yaml")
+    assert dev_env(paths) == env  # stable from then on
+    assert not (paths.base / "providers" / "payouts" / "rail-gone.yaml").is_symlink(), "a stand-in removed: unlinked"

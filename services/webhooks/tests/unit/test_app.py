@@ -9,7 +9,7 @@ import yaml
 from litestar import Litestar
 
 from prizeflow_contracts.rails.registry import WEBHOOK_READERS
-from prizeflow_devstack.devenv import stand_in_env
+from prizeflow_devstack.devenv import local_providers, stand_in_env
 from prizeflow_devstack.platform import RAIL_EMULATORS
 from prizeflow_webhooks.adapters.config import ProvidersConfigError
 from prizeflow_webhooks.adapters.confirm_apis import CONFIRM_CLIENTS
@@ -17,7 +17,6 @@ from prizeflow_webhooks.bootstrap import build
 from prizeflow_webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).parents[4]
-LOCAL = ROOT / "deploy" / "local" / "webhooks.yaml"
 ENV = {
     # What the stand-ins bring for themselves and their clients (a rail's webhook id and pinned certificate...), and
     # where the local stack finds each (`<SERVICE>_URL`), as the devstack gives them.
@@ -44,8 +43,14 @@ def settings(path: Path) -> WebhooksSettings:
     )
 
 
-def test_the_app_builds_and_documents_the_operators_api() -> None:
-    ingress = build(settings(LOCAL), env=ENV)
+def local_parts(tmp_path: Path) -> Path:
+    """The local stack's providers directory as the devstack links it: deploy/local's part and each stand-in's."""
+    return Path(local_providers(ROOT, tmp_path)["WEBHOOKS_PROVIDERS_FILE"])
+
+
+def test_the_app_builds_and_documents_the_operators_api(tmp_path: Path) -> None:
+    parts = local_parts(tmp_path)
+    ingress = build(settings(parts), env=ENV)
     assert isinstance(ingress.app, Litestar)
     paths = set(ingress.app.openapi_schema.paths or {})
     assert {
@@ -53,7 +58,7 @@ def test_the_app_builds_and_documents_the_operators_api() -> None:
         "/admin/deliveries/{delivery_id}",
         "/admin/deliveries/{delivery_id}/republish",
     } <= paths
-    local = yaml.safe_load(LOCAL.read_text())["providers"]
+    local = [p for part in sorted(parts.glob("*.yaml")) for p in yaml.safe_load(part.read_text())["providers"]]
     assert set(ingress.receive_webhook.providers) == {p["name"] for p in local}
     assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"} <= set(ingress.receive_webhook.providers)
     # Each provider configured with `confirm` gets its scheme's client; the others none.
@@ -71,9 +76,9 @@ def test_every_scheme_a_rail_confirms_has_a_client_and_every_client_a_confirming
     assert confirming == set(CONFIRM_CLIENTS)
 
 
-def test_a_missing_secret_stops_the_build_naming_the_variable() -> None:
+def test_a_missing_secret_stops_the_build_naming_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ProvidersConfigError, match="STRIPE_WEBHOOK_SECRET"):
-        build(settings(LOCAL), env={k: v for k, v in ENV.items() if k != "STRIPE_WEBHOOK_SECRET"})
+        build(settings(local_parts(tmp_path)), env={k: v for k, v in ENV.items() if k != "STRIPE_WEBHOOK_SECRET"})
 
 
 def test_the_providers_file_setting_is_required() -> None:

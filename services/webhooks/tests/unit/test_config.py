@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from prizeflow_contracts.providers import ProviderType
-from prizeflow_devstack.devenv import stand_in_env
+from prizeflow_devstack.devenv import local_providers, stand_in_env
 from prizeflow_devstack.platform import RAIL_EMULATORS
 from prizeflow_webhooks.adapters.config import ProvidersConfigError, load_config, parse_config, read_parts
 
@@ -124,9 +124,11 @@ def test_names_must_be_unique_and_the_file_must_exist(tmp_path: Path) -> None:
         parse_config([], dev=False, env=ENV)
 
 
-def test_the_local_stacks_file_is_valid_with_the_devstack_variables() -> None:
-    local = ROOT / "deploy" / "local" / "webhooks.yaml"
-    config = load_config(local, dev=True, env=ENV)
+def test_the_local_stacks_parts_are_valid_with_the_devstack_variables(tmp_path: Path) -> None:
+    """deploy/local's part and each stand-in's, linked as the devstack links them."""
+    parts = Path(local_providers(ROOT, tmp_path)["WEBHOOKS_PROVIDERS_FILE"])
+    assert len(list(parts.glob("rail-*.yaml"))) >= 1  # a stand-in brings its own part
+    config = load_config(parts, dev=True, env=ENV)
     assert {"sandbox", "stripe", "giftcard", "sumsub", "razorpayx"} <= set(config.providers)
 
 

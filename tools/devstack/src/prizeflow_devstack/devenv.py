@@ -52,7 +52,7 @@ def generate_dev_env(secret_dir: Path, *, root: Path) -> dict[str, str]:
         "SOROBAN_EMULATOR_ACCOUNTS": json.dumps({source: {"XLM": "100000000", "USDC": "100000000"}}),
         "SOROBAN_EMULATOR_LEDGER_MS": "1000",
         "STELLAR_NETWORK_PASSPHRASE": "Test SDF Network ; September 2015",
-        "PAYOUTS_PROVIDERS_FILE": str(root / "deploy" / "local" / "providers.yaml"),
+        **local_providers(root, secret_dir.parent / "providers"),
         # The emulators list a payment the moment it is made: a window is reconciled 5 s after it ends, not 15 min.
         "PAYOUTS_RECON_SLACK_S": "5",
         **webhook_env(root),
@@ -97,7 +97,6 @@ def webhook_env(root: Path) -> dict[str, str]:
     telegram_token = f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(30)[:35]}"
     gift_card_key = "TEST_" + secrets.token_hex(16)
     return {
-        "WEBHOOKS_PROVIDERS_FILE": str(root / "deploy" / "local" / "webhooks.yaml"),
         "WEBHOOK_SECRET_SANDBOX": secrets.token_hex(24),
         "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
         "STRIPE_API_KEY": api_key,
@@ -184,6 +183,47 @@ def upi_env() -> dict[str, str]:
         "UPI_EMULATOR_WEBHOOK_RETRY_BASE_MS": "200",
         "UPI_EMULATOR_SETTLE_MS": "UPI:1500,IMPS:1500,NEFT:5000,RTGS:5000",
     }
+
+
+# Each service's providers on the local stack: the variable naming them, and the checkout's own part
+# (deploy/local/<file>).
+LOCAL_PROVIDERS: dict[str, tuple[str, str]] = {
+    "PAYOUTS_PROVIDERS_FILE": ("payouts", "providers.yaml"),
+    "WEBHOOKS_PROVIDERS_FILE": ("webhooks", "webhooks.yaml"),
+}
+
+
+def local_providers(root: Path, directory: Path) -> dict[str, str]:
+    """The local stack's providers, per service a directory of parts as the k8s bundle mounts them (the services
+    merge its `*.yaml` in name order and refuse a provider given twice): the checkout's own (`deploy/local/<file>`,
+    linked as `local.yaml`) and each stand-in's (`local/<service>-providers.yaml` in its directory, linked as
+    `rail-<name>.yaml`): a new rail's emulator brings its providers, as its deploy component does in the bundle.
+    Linked under `directory` on each call, link by link, so a process starting beside sees the old set or the new,
+    never an empty directory."""
+    from prizeflow_devstack.supervisor import discover_services  # supervisor imports this module
+
+    specs = discover_services(root)
+    env: dict[str, str] = {}
+    for variable, (service, file) in LOCAL_PROVIDERS.items():
+        parts = directory / service
+        parts.mkdir(parents=True, exist_ok=True)
+        wanted = {"local.yaml": root / "deploy" / "local" / file}
+        for spec in specs:
+            if (part := spec.directory / "local" / f"{service}-providers.yaml").is_file():
+                wanted[f"rail-{spec.name}.yaml"] = part
+        for name, source in wanted.items():
+            link = parts / name
+            if link.is_symlink() and Path(os.readlink(link)) == source:
+                continue
+            staged = parts / f".{name}.{os.getpid()}"
+            staged.unlink(missing_ok=True)
+            staged.symlink_to(source)
+            staged.replace(link)
+        for stale in parts.glob("*.yaml"):
+            if stale.name not in wanted:
+                stale.unlink(missing_ok=True)
+        env[variable] = str(parts)
+    return env
 
 
 def stand_ins_env(root: Path, *, present: Collection[str] = ()) -> list[dict[str, str]]:
@@ -331,6 +371,11 @@ def dev_env(paths: Paths) -> dict[str, str]:
             with contextlib.suppress(KeyError, ValueError):  # no usable source account: the stack has no TON rail
                 values.update(ton_env(values["PAYOUT_SOURCE_ACCOUNT"]))
                 changed = True
+        # The providers' parts linked afresh (a stand-in added since); settings from before them named the files.
+        linked = local_providers(paths.root, paths.base / "providers")
+        if any(values.get(k) != v for k, v in linked.items()):
+            values |= linked
+            changed = True
         added = {k: v for k, v in inr_players_env().items() if k not in values}  # from before the INR players
         values |= added
         changed = changed or bool(added)

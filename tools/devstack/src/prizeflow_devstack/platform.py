@@ -83,7 +83,7 @@ class Proc:
 
 
 # The stand-ins payouts' local settings name (`payouts_needs` in their `[tool.prizeflow.service]`): the providers'
-# emulators of the payout rails deploy/local/providers.yaml names (payouts on that file refuses to start without
+# emulators of the payout rails the local providers parts name (payouts on those parts refuses to start without
 # each one's URL; Stellar's is `soroban-rpc`, run on its own), the identity-verification vendor's (`kyc-api`: the dev
 # settings name it payouts' KYC vendor) and the sanctions lists' publisher (`sanctions-lists`: payouts screens every
 # payout against them; a platform without it screens nothing, which only the dev profile allows). Every platform
