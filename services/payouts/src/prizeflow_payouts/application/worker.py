@@ -1,5 +1,6 @@
-"""The payout worker: claim due payouts in batches, call their providers, record what they answered (a job on the
-runtime's scheduler; the gauges and the disagreement checks are jobs of their own: `gauges.py`, `disagreements.py`).
+"""The payout worker: claim due payouts in batches (`send_claims.py`, through the compliance gate), call their
+providers, record what they answered (a job on the runtime's scheduler; the gauges and the disagreement checks are
+jobs of their own: `gauges.py`, `disagreements.py`).
 
 Never twice at the provider:
 - a claim is `FOR UPDATE SKIP LOCKED` and moves the rows to `submitting` with a lease (token + deadline) and
@@ -19,21 +20,20 @@ import logging
 import uuid
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from prizeflow_contracts.errors import PayoutError, PayoutErrorCode
-from prizeflow_contracts.policy import Action
 from prizeflow_payouts.application.books import Books
-from prizeflow_payouts.application.gate import Candidate, DecisionRecord, Hold, PayoutGate
+from prizeflow_payouts.application.gate import PayoutGate
 from prizeflow_payouts.application.handoff import Handed
 from prizeflow_payouts.application.metrics import PayoutMetrics
 from prizeflow_payouts.application.provider_calls import Call, ProviderCalls
 from prizeflow_payouts.application.registry import ProviderEntry, ProviderRegistry
+from prizeflow_payouts.application.send_claims import Claimed, claim_due
 from prizeflow_payouts.application.transitions import ChangeBuilder
 from prizeflow_payouts.domain.deny import DENIED_DETAIL, NOTHING_DENIED, DenyList
-from prizeflow_payouts.domain.gate import GateDecision, HoldCode, Stage, stricter
-from prizeflow_payouts.domain.payout import AttemptLog, Change, HistoryEntry, Payout
+from prizeflow_payouts.domain.payout import AttemptLog, Change, Payout
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.jobs import Tick
 from prizeflow_runtime.uow import UnitOfWork
@@ -56,18 +56,6 @@ class WorkerResult:
             self.confirmed + other.confirmed,
             self.failed + other.failed,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Claimed:
-    """A batch claimed for sending (committed `submitting` under this worker's lease), with what its claim's
-    screening found for its retries: `screened_out`, a match blocks them (never sent); `awaiting_screening`, their
-    screening cannot answer yet (not created now). `full`: as many were due as a batch takes (more may be)."""
-
-    payouts: list[Payout] = field(default_factory=list)
-    screened_out: dict[str, str] = field(default_factory=dict)
-    awaiting_screening: set[str] = field(default_factory=set)
-    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,7 +176,7 @@ class PayoutWorker:
                 # handed over waits, so neither starves the other.
                 handed = self.handed.take()
                 if handed:
-                    sending.append(asyncio.create_task(self._send(_Claimed(handed))))
+                    sending.append(asyncio.create_task(self._send(Claimed(handed))))
                 if due and (n == 0 or not handed):
                     batch = await self._claim_due()
                     due = batch.full
@@ -209,24 +197,20 @@ class PayoutWorker:
             total += outcome
         return total, more
 
-    async def _claim_due(self) -> _Claimed:
+    async def _claim_due(self) -> Claimed:
         if self.gate is not None:
             await self.gate.catch_up()  # the newest stored lists first (one query, at most once a second)
-        now = _now()
         async with self.uow() as books:
-            if self.gate is None:
-                claimed = await books.payouts.claim_for_submit(
-                    owner=self.worker_id, limit=self.config.batch_size, lease_s=self.config.lease_s
-                )
-                batch = _Claimed(claimed, full=len(claimed) >= self.config.batch_size)
-            else:
-                batch = await self._gated_claim(books, self.gate, now)
-            await books.payouts.add_history(
-                [(rec.id, h) for rec in batch.payouts for h in self._claim_history(rec)], at=now
+            return await claim_due(
+                books,
+                self.gate,
+                owner=self.worker_id,
+                batch_size=self.config.batch_size,
+                lease_s=self.config.lease_s,
+                now=_now(),
             )
-        return batch
 
-    async def _send(self, batch: _Claimed) -> WorkerResult:
+    async def _send(self, batch: Claimed) -> WorkerResult:
         claimed = batch.payouts
         if not claimed:
             return WorkerResult()
@@ -247,98 +231,7 @@ class PayoutWorker:
             applied = await books.payouts.apply(changes, at=done)
         return self._account(claimed, applied, lost=len(changes) - len(applied))
 
-    async def _gated_claim(self, books: Books, gate: PayoutGate, now: datetime) -> _Claimed:
-        """Lock what is due, gate the approved payouts never attempted at a provider (one batch), hold those that
-        fail it (approved → pending_approval), claim the rest: all in this transaction, under the rows' locks, so a
-        held payout is never claimed by anyone."""
-        if not gate.screen_ready:
-            # Lists still loading in this process (it just started): nothing is sent unscreened, and nothing is
-            # held for people only because of that; the next pass looks again.
-            return _Claimed()
-        due = await books.holds.lock_due_for_submit(limit=self.config.batch_size)
-        fresh = [p for p in due if p.state is S.APPROVED and p.attempts == 0]
-        fresh_ids = {p.id for p in fresh}
-        # A payout tried before (a retry, a lease run out) may be at its provider: it is never held (its earlier
-        # attempt's answer must be asked first), but it is screened again. Once the provider says it holds nothing
-        # (`_submit_calls`, step 2), a match found since ends it (never sent, never held), and a screening that
-        # cannot answer yet (the player's is stale: `screening_pending`; a list not loaded) sends nothing: it waits
-        # as a retryable failure, after the retries' backoff, for the re-screen (`_deferred`). Its backoff keeps it
-        # from being due every pass, so waiting payouts never fill the batches of the others.
-        retried = [p for p in due if not (p.state is S.APPROVED and p.attempts == 0)]
-        # A fresh payout whose request-time allow still stands (nothing it was made with has changed) is not
-        # decided again (`PayoutGate.standing`): its allow is recorded again at send. The rest are decided.
-        stood = await gate.standing(books, fresh)
-        judge = [p for p in fresh if p.id not in stood] + retried
-        by_id = dict(
-            zip(
-                [p.id for p in judge],
-                await gate.decide(books, [Candidate.stored(p) for p in judge], Stage.SEND),
-                strict=True,
-            )
-        )
-        by_id.update(stood)
-        decisions = [by_id[p.id] for p in fresh]
-        again = [(p, by_id[p.id]) for p in retried]
-        screened_out = {p.id: d.detail for p, d in again if d.matches or d.player_hit}
-        awaiting = {p.id for p, d in again if p.id not in screened_out and d.hold in _SCREENING_HOLDS}
-        held = [(p, d) for p, d in zip(fresh, decisions, strict=True) if d.action is not Action.ALLOW]
-        applied = await books.payouts.apply(
-            [
-                Change(
-                    record=p,
-                    expected=S.APPROVED,
-                    to=S.PENDING_APPROVAL,
-                    history=[
-                        HistoryEntry(
-                            S.APPROVED, S.PENDING_APPROVAL, self.worker_id, reason=f"compliance hold: {_code(d)}"
-                        )
-                    ],
-                )
-                for p, d in held
-            ],
-            at=now,
-        )
-        moved = {ch.record.id for ch in applied}
-        await books.holds.hold(
-            [
-                Hold.of(p.id, _code(d), d, stricter(p.approval_policy, d.approval_policy or p.approval_policy).value)
-                for p, d in held
-                if p.id in moved
-            ],
-            at=now,
-        )
-        await books.holds.record_decisions(
-            [
-                DecisionRecord(p.id, p.claim_id, p.player_id, Stage.SEND, by_id[p.id], now)
-                for p in [*fresh, *retried]
-                if p.id in fresh_ids or p.id in screened_out or p.id in awaiting
-            ]
-        )
-        gate.count(Stage.SEND, decisions)
-        if held:
-            log.warning("%d payouts held by the compliance gate before sending", len(held))
-        stopped = {p.id for p, _ in held}
-        claimed = await books.holds.claim_locked(
-            [p for p in due if p.id not in stopped], owner=self.worker_id, lease_s=self.config.lease_s
-        )
-        return _Claimed(claimed, screened_out, awaiting, full=len(due) >= self.config.batch_size)
-
-    def _claim_history(self, rec: Payout) -> list[HistoryEntry]:
-        actor, attempt, prev = self.worker_id, rec.attempts, rec.previous_state
-        entries: list[HistoryEntry] = []
-        if prev is S.FAILED:
-            entries.append(HistoryEntry(S.FAILED, S.APPROVED, actor, reason="retry after backoff", attempt=attempt))
-        if prev in (S.FAILED, S.APPROVED):
-            entries.append(HistoryEntry(S.APPROVED, S.SUBMITTING, actor, attempt=attempt))
-        if prev is S.SUBMITTING:
-            entries.append(
-                HistoryEntry(
-                    S.SUBMITTING, S.SUBMITTING, actor, reason="lease expired: resumed, sync first", attempt=attempt
-                )
-            )
-        return entries
-
-    async def _submit_calls(self, batch: _Claimed) -> list[Call]:
+    async def _submit_calls(self, batch: Claimed) -> list[Call]:
         claimed = batch.payouts
         calls: list[Call | None] = [None] * len(claimed)
         # 1. Anything that may already be at the provider is asked first, with the same idempotency key.
@@ -373,7 +266,7 @@ class PayoutWorker:
                 calls[n] = Call("create", now, now, error=denied)
                 log.warning("payout to a denied destination not sent", extra={"payout_id": rec.id})
             elif calls[n] is None and rec.id in batch.screened_out:
-                # Screened again before this attempt (`_gated_claim`): listed since the first one. Nothing is at the
+                # Screened again before this attempt (`send_claims`): listed since the first one. Nothing is at the
                 # provider, so it ends here, for good: its reservation goes back, a person sees the decision.
                 now = _now()
                 blocked = PayoutError.of(
@@ -526,17 +419,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# A retried payout's decision with one of these holds and no match: its screening cannot answer yet (stale player,
-# a list not loaded). It is not created until it can (`_deferred`).
-_SCREENING_HOLDS = frozenset({HoldCode.SCREENING_PENDING, HoldCode.SCREENING_HIT})
 AWAITING_SCREENING_DETAIL = (
     "not created: its screening waits (the player's re-screen against the loaded lists, or a list not loaded); "
     "asked again after the backoff"
 )
-
-
-def _code(d: GateDecision) -> HoldCode:
-    return d.hold or HoldCode.POLICY
 
 
 def _unverifiable(error: PayoutError) -> PayoutError:
