@@ -12,6 +12,7 @@ import pytest
 from prizeflow_contracts.providers import StatementLine, StatementLineKind
 from prizeflow_payouts.adapters.providers.manual import ManualPayoutProvider, SqlManualEvidence
 from prizeflow_payouts.adapters.providers.sandbox import SandboxPayoutProvider
+from prizeflow_payouts.adapters.providers.sandbox_statement import SandboxStatement
 from prizeflow_runtime.db import asyncpg_dsn, create_engine
 from prizeflow_testkit.payouts import (
     fetch,
@@ -29,7 +30,7 @@ K = StatementLineKind
 
 
 async def read_all(
-    p: ManualPayoutProvider | SandboxPayoutProvider, since: datetime, until: datetime
+    p: ManualPayoutProvider | SandboxStatement, since: datetime, until: datetime
 ) -> tuple[list[StatementLine], int]:
     lines: list[StatementLine] = []
     cursor, pages = None, 0
@@ -114,7 +115,7 @@ async def test_manual_and_sandbox_statements_from_real_payouts(
             statement_page_size=2,
         )
         try:
-            lines, pages = await read_all(sbx, since, until)
+            lines, pages = await read_all(SandboxStatement(sbx), since, until)
         finally:
             await sbx.close()
         assert pages == 3

@@ -16,7 +16,7 @@ from prizeflow_contracts.providers import (
     StatementLineKind,
 )
 from prizeflow_payouts.adapters.providers.manual import Evidence, ManualPayoutProvider
-from prizeflow_payouts.adapters.providers.sandbox import _address
+from prizeflow_payouts.adapters.providers.sandbox_statement import _address
 
 K = StatementLineKind
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -8,6 +8,8 @@ reached over its own connection pool, never inside the payouts service's transac
 - `sandbox.transfers`: one row per money movement it executed; tests count these to prove "paid once";
 - `sandbox.calls`: how many times each key was created / synced / cancelled (proves "synced, not re-created").
 
+Its statement (the money movements it executed, for reconciliation) is `sandbox_statement.SandboxStatement`.
+
 Scenario per payout: a `sandbox` destination whose address starts with `<scenario>:` uses that scenario, any
 other destination the configured `default_scenario`. Built-in scenarios (configuration may add or override):
 
@@ -49,9 +51,6 @@ from prizeflow_contracts.providers import (
     ProviderPayoutStatus,
     ProviderType,
     Quote,
-    StatementLine,
-    StatementLineKind,
-    StatementPage,
     WebhookEvent,
 )
 from prizeflow_contracts.webhook_signatures import (
@@ -132,7 +131,7 @@ class SandboxPayoutProvider:
         self._webhook_secret = webhook_secret
         self._schema = schema
         self._pool_size = pool_size
-        self._statement_page_size = statement_page_size
+        self.statement_page_size = statement_page_size
         self._pool: asyncpg.Pool | None = None
         self._start_lock = asyncio.Lock()
 
@@ -160,13 +159,13 @@ class SandboxPayoutProvider:
             await self._pool.close()
             self._pool = None
 
-    async def _db(self) -> asyncpg.Pool:
+    async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             await self.start()
         assert self._pool is not None
         return self._pool
 
-    def _t(self, table: str) -> str:
+    def table(self, table: str) -> str:
         return f"{self._schema}.{table}"
 
     def scenario_for(self, instruction: PayoutInstruction) -> Scenario:
@@ -216,12 +215,12 @@ class SandboxPayoutProvider:
         latency = max((s.latency_ms for s in scenarios if s.outcome is Outcome.SLOW), default=0)
         if latency:
             await asyncio.sleep(latency / 1000)
-        pool = await self._db()
+        pool = await self.pool()
         keys = [i.idempotency_key for i in instructions]
         async with pool.acquire() as conn, conn.transaction():
             counts = dict(
                 await conn.fetch(
-                    f"""INSERT INTO {self._t("calls")} AS c (idempotency_key, create_calls)
+                    f"""INSERT INTO {self.table("calls")} AS c (idempotency_key, create_calls)
                         SELECT k, count(*) FROM unnest($1::text[]) AS k GROUP BY k
                         ON CONFLICT (idempotency_key)
                         DO UPDATE SET create_calls = c.create_calls + EXCLUDED.create_calls
@@ -294,7 +293,7 @@ class SandboxPayoutProvider:
         open_now = set()
         for s in scenarios:
             started = await conn.fetchval(
-                f"""INSERT INTO {self._t("windows")} (scenario, started_at) VALUES ($1, clock_timestamp())
+                f"""INSERT INTO {self.table("windows")} (scenario, started_at) VALUES ($1, clock_timestamp())
                     ON CONFLICT (scenario) DO UPDATE SET scenario = EXCLUDED.scenario RETURNING started_at""",
                 s.name,
             )
@@ -307,7 +306,7 @@ class SandboxPayoutProvider:
             # A join, not `= ANY(array)`: with the table's statistics behind its growth the planner scans it, and
             # an array filter over a scan costs rows x keys (72 ms a batch at 20k rows); a join is linear either way.
             f"""SELECT p.idempotency_key, p.provider_ref, p.asset, p.amount, p.destination, p.status, p.error_code
-                FROM {self._t("payouts")} p JOIN unnest($1::text[]) AS k(key) ON p.idempotency_key = k.key""",
+                FROM {self.table("payouts")} p JOIN unnest($1::text[]) AS k(key) ON p.idempotency_key = k.key""",
             list(keys),
         )
         return {r["idempotency_key"]: r for r in rows}
@@ -316,7 +315,7 @@ class SandboxPayoutProvider:
         self, conn: asyncpg.Connection, rows: Sequence[tuple[int, PayoutInstruction, Scenario, str, str | None, int]]
     ) -> dict[str, str]:
         inserted = await conn.fetch(
-            f"""INSERT INTO {self._t("payouts")}
+            f"""INSERT INTO {self.table("payouts")}
                   (idempotency_key, payout_id, provider_ref, asset, amount, destination, scenario, status,
                    error_code, polls_left)
                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
@@ -342,7 +341,7 @@ class SandboxPayoutProvider:
     async def _transfer(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
         """The money movement itself: exactly one row per executed payout (what "paid once" is checked on)."""
         await conn.execute(
-            f"""INSERT INTO {self._t("transfers")} (idempotency_key, asset, amount)
+            f"""INSERT INTO {self.table("transfers")} (idempotency_key, asset, amount)
                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])""",
             [r["idempotency_key"] for r in rows],
             [r["asset"] for r in rows],
@@ -380,13 +379,13 @@ class SandboxPayoutProvider:
         )
 
     async def sync_status(self, lookup: PayoutLookup) -> ProviderPayoutResult:
-        pool = await self._db()
+        pool = await self.pool()
         async with pool.acquire() as conn:
             await self._count(conn, lookup.idempotency_key, "sync_calls")  # counted even when the answer is an error
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"""SELECT idempotency_key, provider_ref, asset, amount, status, error_code, polls_left
-                    FROM {self._t("payouts")} WHERE idempotency_key = $1 FOR UPDATE""",
+                    FROM {self.table("payouts")} WHERE idempotency_key = $1 FOR UPDATE""",
                 lookup.idempotency_key,
             )
             if row is None:
@@ -396,7 +395,7 @@ class SandboxPayoutProvider:
             status = row["status"]
             if status == "pending" and row["polls_left"] == 0:
                 await conn.execute(
-                    f"UPDATE {self._t('payouts')} SET status = 'paid', updated_at = clock_timestamp() "
+                    f"UPDATE {self.table('payouts')} SET status = 'paid', updated_at = clock_timestamp() "
                     "WHERE idempotency_key = $1",
                     lookup.idempotency_key,
                 )
@@ -404,18 +403,18 @@ class SandboxPayoutProvider:
                 status = "paid"
             elif status == "pending" and row["polls_left"] > 0:
                 await conn.execute(
-                    f"UPDATE {self._t('payouts')} SET polls_left = polls_left - 1 WHERE idempotency_key = $1",
+                    f"UPDATE {self.table('payouts')} SET polls_left = polls_left - 1 WHERE idempotency_key = $1",
                     lookup.idempotency_key,
                 )
         return self._result(lookup.idempotency_key, row["provider_ref"], status, row["error_code"])
 
     async def cancel(self, lookup: PayoutLookup) -> ProviderPayoutResult:
-        pool = await self._db()
+        pool = await self.pool()
         async with pool.acquire() as conn:
             await self._count(conn, lookup.idempotency_key, "cancel_calls")  # counted even when the answer is an error
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"SELECT provider_ref, status FROM {self._t('payouts')} WHERE idempotency_key = $1 FOR UPDATE",
+                f"SELECT provider_ref, status FROM {self.table('payouts')} WHERE idempotency_key = $1 FOR UPDATE",
                 lookup.idempotency_key,
             )
             if row is None:
@@ -427,7 +426,7 @@ class SandboxPayoutProvider:
                     PayoutErrorCode.NOT_CANCELLABLE, f"sandbox: payout is {row['status']}", provider=NAME
                 )
             await conn.execute(
-                f"UPDATE {self._t('payouts')} SET status = 'cancelled', updated_at = clock_timestamp() "
+                f"UPDATE {self.table('payouts')} SET status = 'cancelled', updated_at = clock_timestamp() "
                 "WHERE idempotency_key = $1",
                 lookup.idempotency_key,
             )
@@ -435,7 +434,7 @@ class SandboxPayoutProvider:
 
     async def _count(self, conn: asyncpg.Connection, key: str, column: str) -> None:
         await conn.execute(
-            f"""INSERT INTO {self._t("calls")} AS c (idempotency_key, {column}) VALUES ($1, 1)
+            f"""INSERT INTO {self.table("calls")} AS c (idempotency_key, {column}) VALUES ($1, 1)
                 ON CONFLICT (idempotency_key) DO UPDATE SET {column} = c.{column} + 1""",
             key,
         )
@@ -473,83 +472,6 @@ class SandboxPayoutProvider:
             raise PayoutProviderError.of(
                 PayoutErrorCode.INVALID_REQUEST, f"sandbox: malformed webhook: {type(err).__name__}", provider=NAME
             ) from err
-
-    # -- statement (the `statement` part): the rail's own transfers ----------------------------------------------------
-    async def statement(self, since: datetime, until: datetime, cursor: str | None = None) -> StatementPage:
-        """One PAYOUT line per money movement the sandbox executed in [since, until) (`sandbox.transfers`): line id
-        `sbx-transfer-<id>`, `reference` = our idempotency key, `provider_ref` = the sandbox's payout reference,
-        `destination` = the payout's address. No fees (the sandbox charges none on a payout) and no reversals (it
-        never reverses one). Keyset-paged by (executed_at, id)."""
-        try:
-            after = _decode(cursor, since)
-        except ValueError:
-            raise PayoutProviderError.of(
-                PayoutErrorCode.INVALID_REQUEST, "sandbox: not a cursor of this statement", provider=NAME
-            ) from None
-        pool = await self._db()
-        async with pool.acquire() as conn:
-            rows = await conn.fetch(
-                f"""SELECT t.id, t.asset, t.amount, t.executed_at, t.idempotency_key, p.provider_ref, p.destination
-                    FROM {self._t("transfers")} t JOIN {self._t("payouts")} p USING (idempotency_key)
-                    WHERE t.executed_at >= $1 AND t.executed_at < $2 AND (t.executed_at, t.id) > ($3, $4)
-                    ORDER BY t.executed_at, t.id
-                    LIMIT $5""",
-                since,
-                until,
-                after[0],
-                after[1],
-                self._statement_page_size,
-            )
-        lines = tuple(
-            StatementLine(
-                line_id=f"sbx-transfer-{r['id']}",
-                kind=StatementLineKind.PAYOUT,
-                occurred_at=r["executed_at"],
-                asset=r["asset"],
-                amount=int(r["amount"]),
-                reference=r["idempotency_key"],
-                provider_ref=r["provider_ref"],
-                destination=_address(r["destination"]),
-                raw_type="transfer",
-            )
-            for r in rows
-        )
-        last = rows[-1] if len(rows) >= self._statement_page_size else None
-        return StatementPage(
-            lines=lines, next_cursor=f"{last['executed_at'].isoformat()}|{last['id']}" if last is not None else None
-        )
-
-    # -- for tests and demos: what the rail itself recorded ---------------------------------------------------
-    async def books(self, key: str) -> dict[str, int]:
-        pool = await self._db()
-        async with pool.acquire() as conn:
-            transfers = await conn.fetchval(
-                f"SELECT count(*) FROM {self._t('transfers')} WHERE idempotency_key = $1", key
-            )
-            calls = await conn.fetchrow(
-                f"SELECT create_calls, sync_calls, cancel_calls FROM {self._t('calls')} WHERE idempotency_key = $1", key
-            )
-        out = {"transfers": int(transfers)}
-        out.update({k: int(v) for k, v in (dict(calls) if calls else {}).items()})
-        return out
-
-
-def _address(stored: str) -> str:
-    """The payout's destination address out of the sandbox's `<type>:<address>[:<memo>]`. A `sandbox` address may
-    hold colons itself (`<scenario>:...`): it is kept whole (a memo on one would stay in it); any other type's
-    address has none, so what follows one is the memo."""
-    kind, _, rest = stored.partition(":")
-    return rest if kind == DestinationType.SANDBOX.value else rest.partition(":")[0]
-
-
-def _decode(cursor: str | None, since: datetime) -> tuple[datetime, int]:
-    if cursor is None:
-        return since, 0
-    at, sep, last = cursor.partition("|")
-    when = datetime.fromisoformat(at)
-    if not sep or not last.isdigit() or when.tzinfo is None:
-        raise ValueError(cursor)
-    return when, int(last)
 
 
 def _dest(instruction: PayoutInstruction) -> str:

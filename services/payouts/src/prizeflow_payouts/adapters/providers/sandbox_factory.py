@@ -6,6 +6,7 @@ from typing import Final
 
 from prizeflow_payouts.adapters.providers.sandbox import SandboxPayoutProvider
 from prizeflow_payouts.adapters.providers.sandbox_scenarios import parse_scenarios
+from prizeflow_payouts.adapters.providers.sandbox_statement import SandboxStatement
 from prizeflow_payouts.application.rail import Rail, RailTerms, StableErrors
 from prizeflow_payouts.provider_spec import ProviderConfigError, ProviderContext, ProviderSpec
 
@@ -17,7 +18,7 @@ def sandbox_rail(provider: SandboxPayoutProvider) -> Rail:
         payouts=provider,
         terms=TERMS,
         errors=StableErrors("sandbox"),
-        statement=provider,
+        statement=SandboxStatement(provider),
         engine=provider,
         validator=provider,
         batch=provider,
