@@ -466,6 +466,8 @@ def test_an_item_prizeflow_did_not_send_is_ignored_and_a_malformed_one_refused()
     assert normalize(event(resource=anonymous)).ignored is IgnoredReason.NOT_A_PAYOUT
     # Another user of the account paying under a key of our shape: its batch is not one Prizeflow sends.
     assert normalize(event(resource=item(sender_batch_id="Payouts_1753867886"))).ignored is IgnoredReason.NOT_A_PAYOUT
+    for foreign in ("Payouts 2026-11-28", "x" * 256, "", "Auszahlung-März"):  # whatever PayPal accepts from them
+        assert normalize(event(resource=item(sender_batch_id=foreign))).ignored is IgnoredReason.NOT_A_PAYOUT
     assert normalize(event(resource=item(sender_batch_id="pf-0af3"))).event is not None
     assert normalize(event(resource={k: v for k, v in item().items() if k != "sender_batch_id"})).event is not None
     for bad in (

@@ -358,7 +358,9 @@ def read_item(doc: Mapping[str, Any]) -> PayoutItem:
         state=state,
         payout_batch_id=_ref(doc.get("payout_batch_id"), "payout_batch_id"),
         sender_item_id=inner.get("sender_item_id") if isinstance(inner.get("sender_item_id"), str) else None,
-        sender_batch_id=_ref(doc.get("sender_batch_id"), "sender_batch_id"),
+        # Read as it comes: another sender's batch id may be anything PayPal accepts (spaces, 256 characters); only
+        # whether it is one of ours matters, and an unreadable one must not refuse the callback.
+        sender_batch_id=doc.get("sender_batch_id") if isinstance(doc.get("sender_batch_id"), str) else None,
         currency=currency,
         amount=amount,
         fee=fee,
