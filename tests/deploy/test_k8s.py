@@ -24,7 +24,6 @@ import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ import yaml
 
 from prizeflow_contracts.topics import topic_named
 from prizeflow_devstack import k8s
+from prizeflow_devstack.devenv import stand_in_env
 from prizeflow_runtime.topics import ProvisionSettings, topic_plan
 
 pytestmark = pytest.mark.k8s
@@ -667,7 +667,12 @@ _PLACEHOLDERS = {
 @cache
 def _placeholders() -> dict[str, str]:
     """A value of the shape each setting checks: the base's, and those each rail's `rail.yaml` asks for."""
-    rails = {key: _placeholder(shape) for rail in RAILS.values() for key, shape in rail.placeholders.items()}
+    made = stand_in_env(ROOT)  # what the emulators make for the local stack (a certificate to pin, ...)
+    rails = {
+        key: made[key] if shape == "stand-in" else shape
+        for rail in RAILS.values()
+        for key, shape in rail.placeholders.items()
+    }
     return _PLACEHOLDERS | rails
 
 
@@ -858,7 +863,7 @@ class Rail:
     callers: frozenset[str]  # the Deployments that call the provider (through the egress proxy)
     secrets: Mapping[str, frozenset[str]]  # Secret name -> the keys it must hold (each read as the env var of its name)
     hosts: frozenset[str]  # its API's hosts: its part of the egress proxy's allow-list
-    placeholders: Mapping[str, str]  # key -> a value of the shape its settings check (`x509`: a certificate)
+    placeholders: Mapping[str, str]  # key -> a value of the shape its settings check (`stand-in`: its emulator's)
     provider: str  # its payouts provider's name: a persistent key (payouts rows, the rail's books)
 
 
@@ -876,30 +881,6 @@ def _rails() -> dict[str, Rail]:
             doc["provider"],
         )
     return found
-
-
-def _placeholder(shape: str) -> str:
-    """A value of `shape` for a rail's key that needs one (`x509`: a self-signed certificate), else `shape` itself."""
-    if shape != "x509":
-        return shape
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "placeholder")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 RAILS = _rails()
