@@ -24,7 +24,7 @@ help:
 	@echo "make test   - make lint, then every test (unit, integration, e2e, faults) on real Kafka and PostgreSQL"
 	@echo "make lint   - ruff, ruff format --check, mypy --strict, AsyncAPI, dashboards and vendored htmx staleness + the official AsyncAPI parser"
 	@echo "make bench  - every benchmark; JSON under .results/"
-	@echo "make bench-check - the short benches against docs/capacity.md's figures (fails >20% below)"
+	@echo "make bench-check - the short e2e bench of this checkout beside the reference commit docs/capacity.md names (fails >20% below it)"
 	@echo "make soak   - the whole platform under a steady load for 30 min (SOAK_MINUTES), judged for leaks; .results/soak/"
 	@echo "make deploy-test - images + docker-compose.yml under podman-compose and docker compose up --build + a smoke scenario through each"
 	@echo "make down   - stop everything make run / make test started"
@@ -183,8 +183,9 @@ fmt: sync
 bench: sync system-deps
 	$(RUN) prizeflow-dev bench
 
-# Not part of `make test`: the short e2e bench against the figures docs/capacity.md commits, as ratios to the
-# same run's pgbench; fails when one is more than 20 % below (tools/devstack/src/prizeflow_devstack/bench_check.py).
+# Not part of `make test`: the short e2e bench of this checkout beside the reference commit docs/capacity.md names,
+# same machine, same sitting; fails when a figure is more than 20 % below the reference's
+# (tools/devstack/src/prizeflow_devstack/bench_check.py).
 bench-check: sync system-deps
 	$(RUN) prizeflow-dev bench-check
 

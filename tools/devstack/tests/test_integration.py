@@ -60,3 +60,15 @@ async def test_real_postgres_and_kafka(
     await asyncio.to_thread(restart_kafka)
     assert infra.kafka_bootstrap == kafka_bootstrap  # same port after the restart
     assert await _roundtrip(kafka_bootstrap, topic, b"after-restart") == b"after-restart"
+
+
+def test_the_bench_check_reference_is_a_commit_of_this_repository() -> None:
+    """`make bench-check` checks the reference out beside this checkout: docs/capacity.md must name a real commit."""
+    import subprocess
+
+    from prizeflow_devstack.bench_check import CAPACITY, committed
+    from prizeflow_devstack.paths import find_root
+
+    root = find_root()
+    reference = committed((root / CAPACITY).read_text())["reference"]
+    subprocess.run(["git", "cat-file", "-e", f"{reference}^{{commit}}"], cwd=root, check=True)

@@ -1,32 +1,43 @@
 """`prizeflow-dev bench-check` (make bench-check): the regression guard on the figures `docs/capacity.md` commits.
 
-It runs the end-to-end bench with short sustained phases (every service its own process, the compliance gate on,
-the same run's pgbench beside it) and compares each guarded figure with the one committed in `docs/capacity.md`,
-both as a ratio to their own run's pgbench TPS, so a slower or busier machine does not read as a regression and a
-faster one does not hide one. Guarded: claims answered and paid per second, payouts per second with the gate on
-(a run whose payouts the gate did not decide fails), settlement's round results and allocations per second.
+It measures this checkout and a reference commit side by side, on the same machine, the same PostgreSQL and the
+same Kafka, minutes apart, and judges each guarded figure of this checkout against the reference's figure of the
+same sitting. A figure more than `TOLERANCE` below the reference's fails the check (exit 1); a guarded figure
+missing from either run fails it too; a figure the run has and the block does not is reported "not yet committed"
+(no verdict). Guarded: claims answered and paid per second, payouts per second with the compliance gate on (a run
+whose payouts the gate did not decide fails), settlement's round results and allocations per second.
 
-A figure more than `TOLERANCE` below its committed ratio fails the check (exit 1); a committed figure missing from
-the run fails it too; a figure the run has and the block does not is reported "not yet committed" (no verdict).
-Not part of `make test`: it needs a quiet machine and a few minutes.
+Why a reference build and not a ratio to pgbench: the platform's cost is mostly Python on one core per process, and
+pgbench's (TPC-B at 8 clients) mostly commits and disk; on one machine the two moved apart (pgbench 3,325 → 3,984
+while payouts held; a day later the same code paid half as fast at the same pgbench). The reference is the one
+baseline that costs exactly what the platform costs: the platform itself, at the commit the figures were committed
+at. Each run is the end-to-end bench with short sustained phases (every service its own process, the gate on);
+when a figure fails, a second pair is run (the reference first this time) and each side keeps its better run, so
+one noisy minute does not fail the check and a real regression fails it twice. Not part of `make test`: it needs a
+quiet machine and 12-25 minutes.
 
 The committed figures are the fenced block tagged `bench-check` in docs/capacity.md:
 
     ```json bench-check
-    {"pgbench_tps": 1514, "figures": {"claims_paid_per_s": 180, ...}}
+    {"reference": "77681f49", "pgbench_tps": 2553, "figures": {"claims_paid_per_s": 418, ...}}
     ```
 
-`figures` maps each guarded figure to its value in the run that committed it; `pgbench_tps` is that run's
-baseline. `bench-check --update` writes the block from a run (after a change that moves a figure on purpose): it
-prints each figure before and after, and refuses to lower one (a lower ratio, or a figure the run lacks) unless
-`--allow-lower` says so.
+`reference` is the commit measured beside this checkout (checked out under `.devstack/bench-reference/<commit>`, a
+git worktree with its own virtualenv, synced from the uv cache, and this checkout's downloaded tools); `figures`
+are the reference's figures on the machine that committed them, with that run's pgbench: a record, not judged.
+`bench-check --update` makes this checkout's commit the reference (a clean tree only): it prints each figure
+beside the reference's of the same sitting, and refuses when one is lower (or missing) unless `--allow-lower`
+says so, so the reference only moves up.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +46,17 @@ from rich.console import Console
 from rich.table import Table
 
 from prizeflow_devstack.bench import bench_env, last_json_document, run_child
+from prizeflow_devstack.infra import ensure_infra
+from prizeflow_devstack.paths import Paths
 
 TOLERANCE = 0.20
 CAPACITY = Path("docs") / "capacity.md"
 E2E = Path("tests") / "bench" / "bench_e2e.py"
-# The run the committed figures are measured at (docs/capacity.md): the guarded phases at the goals' rates (above
-# what this machine does: each measures the platform saturated, behind a bounded backlog) for 15 s instead of the
-# bench's 60; not the latency phases (claims at half the rate, paced rounds). A few minutes.
+REFERENCES = Path(".devstack") / "bench-reference"
+# The run the figures are measured at: the guarded phases at the goals' rates (above what this machine does: each
+# measures the platform saturated, behind a bounded backlog) for 15 s instead of the bench's 60; not the latency
+# phases (claims at half the rate, paced rounds). About six minutes a run. The reference runs its own bench_e2e.py
+# with these arguments, so a reference commit must take them (every commit since 27f6005d does).
 SHORT_E2E = (
     "--seconds", "15", "--baseline-seconds", "5", "--kafka-records", "50000", "--idle-seconds", "5",
     "--phases", "allocations,claims,settlement,payouts",
@@ -57,39 +72,72 @@ FIGURES: dict[str, tuple[str, ...]] = {
 # A figure measured with the compliance gate off is not the figure guarded: where the run says whether it was on.
 GATED: dict[str, tuple[str, ...]] = {"payouts_per_s": ("payouts", "gate", "on")}
 _BLOCK = re.compile(r"```json bench-check\n(?P<body>.*?)\n```", re.DOTALL)
+# Run by the reference's own interpreter in its checkout: its bench, on the infrastructure the environment names.
+_REFERENCE_RUN = """
+import sys
+from pathlib import Path
+from prizeflow_devstack.bench import bench_env, run_child
+root = Path.cwd()
+code, out, err = run_child(
+    [sys.executable, str(root / "tests" / "bench" / "bench_e2e.py"), *sys.argv[1:]],
+    cwd=root, env=bench_env(root), capture=True,
+)
+sys.stdout.write(out)
+sys.stderr.write(err[-3000:])
+sys.exit(code)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One e2e bench run's guarded figures, with its pgbench (reported, not judged)."""
+
+    pgbench_tps: float
+    figures: dict[str, float]
+
+    def best(self, other: Run) -> Run:
+        """Each figure at its better of two runs of the same code (a noisy minute costs only itself)."""
+        names = self.figures.keys() | other.figures.keys()
+        return Run(
+            max(self.pgbench_tps, other.pgbench_tps),
+            {n: max(v for v in (self.figures.get(n), other.figures.get(n)) if v is not None) for n in names},
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     figure: str
-    committed: float | None  # None: not yet committed (a figure the block does not have)
-    measured: float | None
-    committed_ratio: float | None
-    measured_ratio: float | None
-
-    @property
-    def ok(self) -> bool:
-        if self.committed_ratio is None:
-            return True  # nothing to fall below yet
-        return self.measured_ratio is not None and self.measured_ratio >= (1 - TOLERANCE) * self.committed_ratio
+    committed: float | None  # the block's record; None: not yet committed (a figure the block does not have)
+    reference: float | None  # the reference commit's figure in this sitting
+    measured: float | None  # this checkout's figure in this sitting
 
     @property
     def uncommitted(self) -> bool:
-        return self.committed_ratio is None
+        return self.committed is None
+
+    @property
+    def ok(self) -> bool:
+        if self.uncommitted:
+            return True  # nothing to fall below yet
+        return (
+            self.measured is not None
+            and self.reference is not None
+            and self.measured >= (1 - TOLERANCE) * self.reference
+        )
 
     @property
     def change(self) -> float | None:
-        """The measured ratio against the committed one, -0.25 for 25 % below."""
-        if self.measured_ratio is None or not self.committed_ratio:
+        """This checkout's figure against the reference's, -0.25 for 25 % below."""
+        if self.measured is None or not self.reference:
             return None
-        return self.measured_ratio / self.committed_ratio - 1
+        return self.measured / self.reference - 1
 
     @property
     def lowers(self) -> bool:
-        """Writing the run's figure would lower the committed one (or drop it)."""
-        if self.committed_ratio is None:
+        """Making this checkout the reference would lower the figure (or drop it)."""
+        if self.uncommitted:
             return False
-        return self.measured_ratio is None or self.measured_ratio < self.committed_ratio
+        return self.measured is None or self.reference is None or self.measured < self.reference
 
 
 def committed(text: str) -> dict[str, Any]:
@@ -98,8 +146,8 @@ def committed(text: str) -> dict[str, Any]:
     if match is None:
         raise ValueError("docs/capacity.md has no ```json bench-check block")
     doc = json.loads(match.group("body"))
-    if not isinstance(doc, dict) or not isinstance(doc.get("figures"), dict) or not doc.get("pgbench_tps"):
-        raise ValueError("the bench-check block needs pgbench_tps and figures")
+    if not isinstance(doc, dict) or not isinstance(doc.get("figures"), dict) or not doc.get("reference"):
+        raise ValueError("the bench-check block needs reference and figures")
     return doc
 
 
@@ -110,10 +158,9 @@ def _at(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-def measured(e2e: dict[str, Any]) -> tuple[float, dict[str, float]]:
-    """(pgbench TPS, every guarded figure present) of an e2e bench document. A figure whose run says the
-    compliance gate was not on is left out (as missing: a committed one then fails the check)."""
-    tps = float(e2e["baseline_pgbench"]["tps"])
+def measured(e2e: dict[str, Any]) -> Run:
+    """Every guarded figure an e2e bench document has. A figure whose run says the compliance gate was not on is
+    left out (as missing: a committed one then fails the check)."""
     figures: dict[str, float] = {}
     for name, path in FIGURES.items():
         node = _at(e2e, path)
@@ -121,62 +168,153 @@ def measured(e2e: dict[str, Any]) -> tuple[float, dict[str, float]]:
             continue
         if isinstance(node, int | float):
             figures[name] = float(node)
-    return tps, figures
+    return Run(float(_at(e2e, ("baseline_pgbench", "tps")) or 0), figures)
 
 
-def judge(block: dict[str, Any], tps: float, figures: dict[str, float]) -> list[Verdict]:
+def judge(block: dict[str, Any], reference: Run, head: Run) -> list[Verdict]:
     """A verdict for every committed figure, then one ("not yet committed") for each figure only the run has."""
-    base = float(block["pgbench_tps"])
-    verdicts = []
-    for name, value in block["figures"].items():
-        got = figures.get(name)
-        verdicts.append(
-            Verdict(
-                figure=name,
-                committed=float(value),
-                measured=got,
-                committed_ratio=float(value) / base,
-                measured_ratio=got / tps if got is not None and tps > 0 else None,
-            )
-        )
-    for name, got in figures.items():
-        if name not in block["figures"]:
-            verdicts.append(Verdict(name, None, got, None, got / tps if tps > 0 else None))
+    verdicts = [
+        Verdict(name, float(value), reference.figures.get(name), head.figures.get(name))
+        for name, value in block["figures"].items()
+    ]
+    verdicts += [
+        Verdict(name, None, reference.figures.get(name), got)
+        for name, got in head.figures.items()
+        if name not in block["figures"]
+    ]
     return verdicts
 
 
-def block_for(tps: float, figures: dict[str, float]) -> str:
-    body = json.dumps({"pgbench_tps": round(tps), "figures": {k: round(v) for k, v in figures.items()}})
+def block_for(commit: str, run: Run) -> str:
+    body = json.dumps(
+        {
+            "reference": commit,
+            "pgbench_tps": round(run.pgbench_tps),
+            "figures": {k: round(v) for k, v in sorted(run.figures.items())},
+        }
+    )
     return f"```json bench-check\n{body}\n```"
 
 
-def update(text: str, tps: float, figures: dict[str, float]) -> str:
+def update(text: str, commit: str, run: Run) -> str:
     if _BLOCK.search(text) is None:
         raise ValueError("docs/capacity.md has no ```json bench-check block to update")
-    return _BLOCK.sub(lambda _: block_for(tps, figures), text, count=1)
+    return _BLOCK.sub(lambda _: block_for(commit, run), text, count=1)
 
 
-def verdict_table(block: dict[str, Any], tps: float, verdicts: list[Verdict], *, title: str) -> Table:
-    table = Table(title=f"{title}: ratios to pgbench (committed {block['pgbench_tps']} tps, this run {tps:.0f})")
-    for column in ("figure", "committed", "measured", "committed/tps", "measured/tps", "change", "verdict"):
-        table.add_column(column)
+def verdict_table(block: dict[str, Any], reference: Run, head: Run, verdicts: list[Verdict], *, title: str) -> Table:
+    table = Table(
+        title=f"{title}: this checkout beside {block['reference']} "
+        f"(pgbench {head.pgbench_tps:.0f} and {reference.pgbench_tps:.0f} tps, reported only)"
+    )
+    for column in ("figure", "committed", f"{block['reference']} now", "this checkout", "change", "verdict"):
+        table.add_column(column, no_wrap=column == "figure")
     for v in verdicts:
         if v.uncommitted:
             verdict = "not yet committed"
-        elif v.measured is None:
-            verdict = "[red]missing from the run[/red]"
+        elif v.measured is None or v.reference is None:
+            verdict = "[red]missing from a run[/red]"
         else:
             verdict = "ok" if v.ok else f"[red]more than {TOLERANCE:.0%} below[/red]"
         table.add_row(
             v.figure,
             "-" if v.committed is None else f"{v.committed:.0f}",
+            "-" if v.reference is None else f"{v.reference:.0f}",
             "-" if v.measured is None else f"{v.measured:.0f}",
-            "-" if v.committed_ratio is None else f"{v.committed_ratio:.4f}",
-            "-" if v.measured_ratio is None else f"{v.measured_ratio:.4f}",
             "-" if v.change is None else f"{v.change:+.0%}",
             verdict,
         )
+    table.caption = f"committed: the reference's figures on the machine that committed them ({CAPACITY})"
     return table
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def head_commit(root: Path) -> tuple[str, bool]:
+    """(this checkout's commit, whether its tree is clean but for the capacity document)."""
+    dirty = [line for line in _git(root, "status", "--porcelain").splitlines() if line[3:] != str(CAPACITY)]
+    return _git(root, "rev-parse", "HEAD"), not dirty
+
+
+def reference_checkout(root: Path, commit: str, console: Console) -> Path:
+    """The reference commit checked out beside this one, with its own virtualenv (synced from the uv cache) and
+    this checkout's downloaded tools (Kafka's, uv)."""
+    full = _git(root, "rev-parse", "--verify", f"{commit}^{{commit}}")
+    path = root / REFERENCES / full[:12]
+    if not (path / ".git").exists():
+        console.print(f"[bold]▶ the reference {commit}[/bold] [dim]git worktree at {path}[/dim]")
+        _git(root, "worktree", "prune")
+        _git(root, "worktree", "add", "--detach", "--force", str(path), full)
+    tools = Paths(path).base / "tools"
+    if not tools.exists():
+        tools.parent.mkdir(parents=True, exist_ok=True)
+        tools.symlink_to(Paths(root).base / "tools", target_is_directory=True)
+    uv = os.environ.get("UV") or str(Paths(root).base / "tools" / "bin" / "uv")
+    subprocess.run([uv, "sync", "--frozen", "--all-packages", "--quiet"], cwd=path, check=True, env=_own_env(path))
+    return path
+
+
+def _own_env(path: Path) -> dict[str, str]:
+    """The environment for a program of the checkout at `path`: no other checkout's virtualenv or root."""
+    ours = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PRIZEFLOW_ROOT", "PYTHONPATH"}}
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv:
+        ours["PATH"] = os.pathsep.join(p for p in ours.get("PATH", "").split(os.pathsep) if not p.startswith(venv))
+    return {**ours, "PRIZEFLOW_ROOT": str(path)}
+
+
+def run_head(root: Path, console: Console) -> dict[str, Any] | None:
+    console.print(f"[bold]▶ e2e (short), this checkout[/bold] [dim]{E2E} {' '.join(SHORT_E2E)}[/dim]")
+    cmd = [sys.executable, str(root / E2E), *SHORT_E2E]
+    return _document(run_child(cmd, cwd=root, env=bench_env(root), capture=True), console)
+
+
+def run_reference(root: Path, commit: str, console: Console) -> dict[str, Any] | None:
+    path = reference_checkout(root, commit, console)
+    infra = ensure_infra(root)  # the same PostgreSQL and Kafka as this checkout's run
+    console.print(f"[bold]▶ e2e (short), the reference {commit}[/bold] [dim]{path}[/dim]")
+    cmd = [str(path / ".venv" / "bin" / "python"), "-c", _REFERENCE_RUN, *SHORT_E2E]
+    return _document(run_child(cmd, cwd=path, env={**_own_env(path), **infra.env()}, capture=True), console)
+
+
+def _document(result: tuple[int, str, str], console: Console) -> dict[str, Any] | None:
+    code, stdout, stderr = result
+    found = last_json_document(stdout)
+    if code != 0 or found is None:
+        console.print(f"[red]✗ the e2e bench failed (exit {code})[/red]\n{stderr[-3000:]}")
+        return None
+    return found
+
+
+Measure = Callable[[], dict[str, Any] | None]
+
+
+def _measure(doc: dict[str, Any] | None, console: Console) -> Run | None:
+    if doc is None:
+        return None
+    for name, path in GATED.items():
+        if _at(doc, path) is False:
+            console.print(f"[red]{name}: the run's compliance gate was not on ({'.'.join(path)}): not judged[/red]")
+    return measured(doc)
+
+
+def sitting(block: dict[str, Any], head: Measure, reference: Measure, console: Console) -> tuple[Run, Run] | None:
+    """This checkout's run and the reference's, then, if a figure fails, a second pair (the reference first) with
+    each side at its better run."""
+    head_run, ref_run = _measure(head(), console), _measure(reference(), console)
+    if head_run is None or ref_run is None:
+        return None
+    verdicts = judge(block, ref_run, head_run)
+    if all(v.ok for v in verdicts):
+        return ref_run, head_run
+    console.print(verdict_table(block, ref_run, head_run, verdicts, title="the first pair"))
+    console.print(f"[yellow]a figure is more than {TOLERANCE:.0%} below: a second pair, the reference first[/yellow]")
+    ref_again, head_again = _measure(reference(), console), _measure(head(), console)
+    if head_again is None or ref_again is None:
+        return None
+    return ref_run.best(ref_again), head_run.best(head_again)
 
 
 def run_check(
@@ -185,43 +323,68 @@ def run_check(
     write: bool = False,
     allow_lower: bool = False,
     e2e_json: Path | None = None,
+    reference_json: Path | None = None,
     console: Console | None = None,
+    identify: Callable[[Path], tuple[str, bool]] = head_commit,
 ) -> int:
+    """Measure (or read, `e2e_json` beside `reference_json`) this checkout and the reference; judge, or `write`
+    this checkout as the new reference. `identify` says which commit this checkout is and whether its tree is clean
+    (git's answer)."""
     console = console or Console()
     capacity = root / CAPACITY
     text = capacity.read_text()
     block = committed(text)
+    commit, clean = identify(root) if e2e_json is None or write else ("", True)
+    if write and not clean:
+        console.print("[red]not written: the reference is a commit, and this tree has changes beyond the block[/red]")
+        return 1
     if e2e_json is not None:
-        doc = json.loads(e2e_json.read_text())
+        if reference_json is None:
+            raise ValueError("a saved result is judged beside a saved reference result (--reference-json)")
+        ref_run = _measure(json.loads(reference_json.read_text()), console)
+        head_run = _measure(json.loads(e2e_json.read_text()), console)
+        pair = (ref_run, head_run) if ref_run is not None and head_run is not None else None
+    elif clean and commit.startswith(str(block["reference"])):
+        console.print(f"this checkout is the reference {block['reference']}: one run, judged against itself")
+        run = _measure(run_head(root, console), console)
+        pair = None if run is None else (run, run)
     else:
-        console.print(f"[bold]▶ e2e (short)[/bold] [dim]{E2E} {' '.join(SHORT_E2E)}[/dim]")
-        code, stdout, stderr = run_child(
-            [sys.executable, str(root / E2E), *SHORT_E2E], cwd=root, env=bench_env(root), capture=True
+        pair = sitting(
+            block,
+            lambda: run_head(root, console),
+            lambda: run_reference(root, str(block["reference"]), console),
+            console,
         )
-        found = last_json_document(stdout)
-        if code != 0 or found is None:
-            console.print(f"[red]✗ the e2e bench failed (exit {code})[/red]\n{stderr[-3000:]}")
-            return 1
-        doc = found
-    tps, figures = measured(doc)
-    for name, path in GATED.items():
-        if _at(doc, path) is False:
-            console.print(f"[red]{name}: the run's compliance gate was not on ({'.'.join(path)}): not judged[/red]")
-    verdicts = judge(block, tps, figures)
+    if pair is None:
+        return 1
+    reference, head = pair
+    verdicts = judge(block, reference, head)
     if write:
-        console.print(verdict_table(block, tps, verdicts, title="bench-check --update, before and after"))
+        console.print(verdict_table(block, reference, head, verdicts, title="bench-check --update"))
         lowered = [v.figure for v in verdicts if v.lowers]
         if lowered and not allow_lower:
             console.print(
-                f"[red]not written: this run would lower {', '.join(lowered)} (as ratios to pgbench); "
+                f"[red]not written: this checkout is below the reference in {', '.join(lowered)}; "
                 "--allow-lower writes it anyway[/red]"
             )
             return 1
-        capacity.write_text(update(text, tps, figures))
-        console.print(f"committed to {CAPACITY}: pgbench {tps:.0f} tps, {figures}")
+        capacity.write_text(update(text, commit[:8], head))
+        console.print(f"committed to {CAPACITY}: the reference is now {commit[:8]}, {head.figures}")
         return 0
-    console.print(verdict_table(block, tps, verdicts, title="bench-check"))
+    console.print(verdict_table(block, reference, head, verdicts, title="bench-check"))
     return 0 if all(v.ok for v in verdicts) else 1
 
 
-__all__ = ["FIGURES", "GATED", "TOLERANCE", "Verdict", "committed", "judge", "measured", "run_check", "update"]
+__all__ = [
+    "FIGURES",
+    "GATED",
+    "TOLERANCE",
+    "Run",
+    "Verdict",
+    "committed",
+    "judge",
+    "measured",
+    "run_check",
+    "sitting",
+    "update",
+]

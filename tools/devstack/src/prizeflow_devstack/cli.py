@@ -372,15 +372,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("only", nargs="*", help="benchmark names (bench_<name>.py) to run; all by default")
     check = sub.add_parser(
         "bench-check",
-        help="the short e2e bench against the figures docs/capacity.md commits (ratios to pgbench); fails >20 %% below",
+        help="the short e2e bench of this checkout beside the reference commit docs/capacity.md names; "
+        "fails >20 %% below",
     )
-    check.add_argument("--update", action="store_true", help="commit this run's figures to docs/capacity.md instead")
+    check.add_argument(
+        "--update", action="store_true", help="make this checkout's commit the reference in docs/capacity.md instead"
+    )
     check.add_argument(
         "--allow-lower",
         action="store_true",
-        help="with --update: write even figures lower than the committed ones (as ratios to pgbench)",
+        help="with --update: write even when a figure is below the reference's of the same sitting",
     )
     check.add_argument("--from-json", type=Path, default=None, help="judge this e2e result instead of running one")
+    check.add_argument(
+        "--reference-json", type=Path, default=None, help="with --from-json: the reference's e2e result beside it"
+    )
     sub.add_parser(
         "soak",
         help="the whole platform under a steady load, sampled, judged for leaks (tests/bench/soak.py; its options "
@@ -412,7 +418,12 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
                 from prizeflow_devstack.bench_check import run_check
 
                 code = run_check(
-                    root, write=args.update, allow_lower=args.allow_lower, e2e_json=args.from_json, console=console
+                    root,
+                    write=args.update,
+                    allow_lower=args.allow_lower,
+                    e2e_json=args.from_json,
+                    reference_json=args.reference_json,
+                    console=console,
                 )
             case "soak":
                 from prizeflow_devstack.bench import run_soak
