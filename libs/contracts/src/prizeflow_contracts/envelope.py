@@ -89,6 +89,12 @@ def register_upcaster(old_type: str, upcaster: Upcaster) -> None:
     _UPCASTERS[old_type] = upcaster
 
 
+def is_known_type(event_type: str) -> bool:
+    """Whether this process has a payload class for the event type as it is (not an old version an upcaster
+    reads, not a version newer than this code)."""
+    return event_type in _REGISTRY
+
+
 def event_types(*, include_local: bool = False) -> dict[str, type[EventPayload]]:
     """Every event type of the contract (import `prizeflow_contracts.events` first to load them all).
 

@@ -25,6 +25,14 @@ With `lanes` > 1 the poll's partitions are dealt into that many lanes, each appl
 on its own connection, concurrently: while one lane's statements run in PostgreSQL the process computes
 the next lane. Per-key order holds (a key lives in one partition, a partition in one lane); the offsets are
 still committed only once every lane has settled. For consumers whose aggregates are keyed like the topic.
+
+A consumer that names the event types it `acts_on` skips the records of the other types this process knows,
+before decoding them and before the inbox: a record whose `ce_type` header (written by every producer from the
+envelope's own type) names a known type the handler would do nothing with costs no validation, no inbox row and
+no transaction, and its offset passes with the poll's, as an ignored event's always did. Everything else is
+decoded and judged as before: a record without the header, a type this code does not know (a newer version: it
+is refused and dead-lettered, never dropped unseen) and an old version an upcaster reads. The handler's set must
+be whole: a type it acts on and leaves out would be skipped (each service's tests hold its handlers to theirs).
 """
 
 from __future__ import annotations
@@ -46,7 +54,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.envelope import CORRELATION_ID_PATTERN, Envelope, EventPayload, decode
+from prizeflow_contracts.envelope import (
+    CORRELATION_ID_PATTERN,
+    HEADER_TYPE,
+    Envelope,
+    EventPayload,
+    decode,
+    is_known_type,
+)
 from prizeflow_contracts.errors import EventRefusal, refusing
 from prizeflow_runtime.dead_letters import (
     DeadLetter,
@@ -130,6 +145,9 @@ class ReliableConsumer:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # The service's stores on the poll's session: what the handlers and the refusal hook receive.
     bind: Callable[[AsyncSession], Any] = unbound
+    # The event types (`EventPayload.event_type()`) the handler does anything with; a record whose type header names
+    # another known type is skipped before decoding and before the inbox. None: every record is decoded.
+    acts_on: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
@@ -140,7 +158,7 @@ class ReliableConsumer:
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
         """Settle every record of a poll; returns the offsets to commit (next offset per partition)."""
         started = time.perf_counter()
-        items = [self._decode(r) for r in records]
+        items = [self._decode(r) for r in self._acted_on(records)]
         now = self.clock()
         for item in items:
             if item.envelope is not None and item.refusal is None:
@@ -209,6 +227,25 @@ class ReliableConsumer:
         else:
             await self._apply_with_retry(items[at])
         await self._settle(items[at + 1 :])
+
+    def _acted_on(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Sequence[ConsumerRecord[bytes, bytes]]:
+        """The records to decode: all but those whose header names a known type the handler does not act on (those
+        are counted `skipped`)."""
+        acts_on = self.acts_on
+        if acts_on is None:
+            return records
+        kept: list[ConsumerRecord[bytes, bytes]] = []
+        skipped: dict[tuple[str, str], int] = {}
+        for record in records:
+            kind = _type_header(record)
+            if kind is None or kind in acts_on or not is_known_type(kind):
+                kept.append(record)
+            else:
+                skipped[record.topic, kind] = skipped.get((record.topic, kind), 0) + 1
+        if self.metrics is not None:
+            for (topic, _kind), n in skipped.items():
+                self.metrics.consumed.labels(self.name, topic, "skipped").inc(n)
+        return kept
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
         value = record.value or b""
@@ -477,6 +514,17 @@ class ReliableConsumer:
         for topic, n in duplicate.items():
             self.metrics.duplicates.labels(self.name, topic).inc(n)
             self.metrics.consumed.labels(self.name, topic, "duplicate").inc(n)
+
+
+def _type_header(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """The event type the record's `ce_type` header names, None without one (or one that is not text)."""
+    for key, value in record.headers or ():
+        if key == HEADER_TYPE:
+            try:
+                return bytes(value).decode()
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None, datetime | None]:

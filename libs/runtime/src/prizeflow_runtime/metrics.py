@@ -118,7 +118,7 @@ class RuntimeMetrics:
             self.consumer_lag_records.labels(consumer, topic).set(0)
             self.duplicates.labels(consumer, topic)
             self.handler_retries.labels(consumer, topic)
-            for outcome in ("applied", "duplicate", "dead_lettered"):
+            for outcome in ("applied", "duplicate", "dead_lettered", "skipped"):
                 self.consumed.labels(consumer, topic, outcome)
             for reason in REFUSAL_REASONS:
                 self.dead_lettered.labels(consumer, topic, reason)

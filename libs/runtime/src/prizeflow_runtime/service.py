@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +103,7 @@ class _ConsumerSpec:
     partition_lanes: bool
     on_refusal: RefusalHook | None
     lane_key: Callable[[Envelope[EventPayload]], Hashable] | None = None
+    acts_on: frozenset[str] | None = None
 
 
 class ServiceRuntime:
@@ -175,6 +176,7 @@ class ServiceRuntime:
         partition_lanes: bool = False,
         on_refusal: RefusalHook | None = None,
         lane_key: Callable[[Envelope[EventPayload]], Hashable] | None = None,
+        acts_on: Collection[str] | None = None,
     ) -> None:
         """Declare a consumer; it is built and subscribed in `start()`. Name = inbox key and group id.
 
@@ -182,12 +184,22 @@ class ServiceRuntime:
         same rows), so a poll may be applied as `CONSUMER_LANES` concurrent transactions, one per lane of
         partitions. `lane_key`: lanes keep the events of one such key together instead (the key concurrent
         transactions would wait on each other for; one per topic key). `on_refusal` runs in the transaction that
-        records a new dead letter.
+        records a new dead letter. `acts_on`: the event types the handler does anything with; a record whose type
+        header names another is skipped before decoding and before the inbox (`ReliableConsumer.acts_on`).
         """
         if (handler is None) == (batch_handler is None):
             raise ValueError(f"consumer {name}: give exactly one of handler or batch_handler")
         self._consumer_specs.append(
-            _ConsumerSpec(name, tuple(topics), handler, batch_handler, partition_lanes, on_refusal, lane_key)
+            _ConsumerSpec(
+                name,
+                tuple(topics),
+                handler,
+                batch_handler,
+                partition_lanes,
+                on_refusal,
+                lane_key,
+                frozenset(acts_on) if acts_on is not None else None,
+            )
         )
         self.metrics.declare_consumer(name, [self.topic(t) for t in topics])
 
@@ -395,6 +407,7 @@ class ServiceRuntime:
                 on_refusal=spec.on_refusal,
                 retention=self.inbox_retention,
                 bind=self.bind or unbound,
+                acts_on=spec.acts_on,
             )
             self._subscribers[spec.name] = attach_consumer(
                 self.broker, consumer, max_records=s.consumer_batch_size, group_id=spec.name + suffix

@@ -289,3 +289,52 @@ async def test_clients_are_configured_for_effectively_once(kafka_bootstrap: str,
         assert live._auto_offset_reset == "earliest"
     finally:
         await broker.stop()
+
+
+async def test_a_consumer_skips_the_types_it_does_not_act_on_before_decoding_and_before_the_inbox(
+    engine: AsyncEngine, kafka_bootstrap: str, topic_suffix: str
+) -> None:
+    """`acts_on`: a record whose type header names another type costs no decode, no inbox row, no transaction, and
+    its offset passes with the poll's; a record without the header is decoded and handled as before."""
+    topic = "prizeflow.skip" + topic_suffix
+    await ensure_topics(kafka_bootstrap, [topic])
+    group = unique("skip-consumer")
+    registry = CollectorRegistry()
+    consumer = ReliableConsumer(
+        name=group,
+        topics=[topic],
+        session_factory=session_factory(engine),
+        handler=apply_thing,
+        retry=FAST_RETRY,
+        metrics=RuntimeMetrics.create("test", registry),
+        acts_on=frozenset({"SomethingElseHappened"}),
+    )
+    skipped = [thing(unique("skipped"), 5) for _ in range(4)]
+    bare = thing(unique("bare"), 3)
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        await publish(producer, topic, skipped)
+        await producer.send_and_wait(topic, bare.encode(), key=bare.key)  # no type header: decoded, handled
+        async with running_consumer(kafka_bootstrap, consumer):
+            await wait_caught_up(kafka_bootstrap, group, topic)
+    finally:
+        await producer.stop()
+
+    async with engine.connect() as conn:
+        inboxed = set(await conn.scalars(text("SELECT event_id FROM inbox WHERE consumer = :c"), {"c": group}))
+        effects = set(
+            await conn.scalars(
+                text("SELECT event_id FROM effects WHERE event_id = ANY(:ids)"),
+                {"ids": [e.id for e in [*skipped, bare]]},
+            )
+        )
+    assert inboxed == {bare.id}
+    assert effects == {bare.id}
+    outcomes = {
+        outcome: registry.get_sample_value(
+            "prizeflow_test_events_consumed_total", {"consumer": group, "topic": topic, "outcome": outcome}
+        )
+        for outcome in ("skipped", "applied")
+    }
+    assert outcomes == {"skipped": 4, "applied": 1}

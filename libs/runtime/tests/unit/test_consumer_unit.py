@@ -298,3 +298,33 @@ def test_deadlocks_and_serialization_failures_are_told_apart_from_other_errors()
     assert not is_transient_conflict(IntegrityError("INSERT", {}, UniqueViolation("duplicate key")))
     assert not is_transient_conflict(DBAPIError("SELECT 1", {}, AdminShutdown("terminating connection")))
     assert not is_transient_conflict(ValueError("bad amount"))
+
+
+async def test_only_a_known_type_the_handler_does_not_act_on_is_skipped_unread() -> None:
+    """`acts_on`: a record whose header names a type this code knows and the handler ignores is never decoded (its
+    bad body is not even refused); a newer version this code does not know, a record without the header and one of
+    an acted type are decoded and judged as before (refused here: their bodies are not events)."""
+    import prizeflow_contracts.events  # noqa: F401 - every contract type known, as in a service
+
+    store = RecordingDeadLetters()
+    c = consumer(store, [])
+    c.acts_on = frozenset({"prizeflow.payouts.PayoutPaid.v1"})
+
+    def typed(value: bytes, offset: int, kind: str) -> ConsumerRecord[bytes, bytes]:
+        r = record(value, offset)
+        return ConsumerRecord(r.topic, 0, offset, 0, 0, b"k", value, None, len(value), 1, [("ce_type", kind.encode())])
+
+    offsets = await c.process(
+        [
+            typed(b"{oops", 1, "prizeflow.payouts.PayoutSubmitted.v1"),  # known, ignored: skipped
+            typed(b'{"type": "prizeflow.payouts.PayoutPaid.v9"}', 2, "prizeflow.payouts.PayoutPaid.v9"),  # newer
+            record(b"{oops", 3),  # no header
+            typed(b"{oops!", 4, "prizeflow.payouts.PayoutPaid.v1"),  # acted on
+        ]
+    )
+    assert [(letter.offset, letter.reason) for letter, _ in store.recorded] == [
+        (2, "unknown_event_type"),
+        (3, "malformed_json"),
+        (4, "malformed_json"),
+    ]
+    assert offsets == {TopicPartition("prizeflow.t.v1", 0): 5}

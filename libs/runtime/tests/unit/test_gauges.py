@@ -158,7 +158,7 @@ def test_a_declared_consumer_exports_its_lag_outcomes_and_dead_letters_at_zero_f
     registry = CollectorRegistry()
     RuntimeMetrics.create("svc", registry).declare_consumer("svc-rounds", [ROUNDS])
     assert sample(registry, "consumer_lag_records", consumer="svc-rounds", topic=ROUNDS) == 0
-    for outcome in ("applied", "duplicate", "dead_lettered"):
+    for outcome in ("applied", "duplicate", "dead_lettered", "skipped"):
         assert sample(registry, "events_consumed_total", consumer="svc-rounds", topic=ROUNDS, outcome=outcome) == 0
     for reason in REFUSAL_REASONS:
         labels = {"consumer": "svc-rounds", "topic": ROUNDS, "reason": reason}

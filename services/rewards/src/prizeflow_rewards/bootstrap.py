@@ -131,7 +131,7 @@ def build(settings: RewardsSettings) -> Litestar:
     payouts = PayoutEventsHandler(
         SettlePayout(metrics, source=source), compliance=ApplyComplianceEvents(source, metrics)
     )
-    rt.add_consumer(PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=payouts)
+    rt.add_consumer(PAYOUTS_CONSUMER, [PAYOUT_EVENTS.name], batch_handler=payouts, acts_on=payouts.acts_on)
     money = TopUpMoney(source, metrics)
     payments = PaymentEventsHandler(ApplyPaymentEvents(money, metrics))
     rt.add_consumer(PAYMENTS_CONSUMER, [WEBHOOK_PROVIDER_EVENTS.name], batch_handler=payments)

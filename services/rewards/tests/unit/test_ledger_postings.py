@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rewards_fakes import Fakes
 
-from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, new_event
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode, event_id_for, event_types, new_event
 from prizeflow_contracts.events.payouts import (
     LedgerPosted,
     LedgerPostingKind,
@@ -24,8 +24,8 @@ from prizeflow_contracts.events.payouts import (
     ReconciliationAdjusted,
 )
 from prizeflow_contracts.providers import DestinationType, PayoutDestination, ProviderType
-from prizeflow_contracts.topics import PAYOUT_REQUESTS
-from prizeflow_rewards.application.claims import Claim, ClaimPolicy, SettlePayout, SubmitClaim
+from prizeflow_contracts.topics import PAYOUT_EVENTS, PAYOUT_REQUESTS
+from prizeflow_rewards.application.claims import ApplyComplianceEvents, Claim, ClaimPolicy, SettlePayout, SubmitClaim
 from prizeflow_rewards.application.ledger_postings import Posting
 from prizeflow_rewards.application.reconciliation import PostReconciliationAdjustments
 from prizeflow_rewards.domain import accounts
@@ -315,3 +315,40 @@ def test_a_posting_names_a_transfer_on_a_rails_external_account() -> None:
     )
     with pytest.raises(ValueError, match="external"):
         Posting(wallet_to_clearing, LedgerPostingKind.PAYOUT, ProviderType.STELLAR, adjusted(), AT, payout_id="po-1")
+
+
+def _state(f: Fakes) -> str:
+    """Everything the payouts consumer could have changed, as text: ledger, claims, routes, players, compliance,
+    contradictions, the outbox."""
+    stores = (f.ledger, f.claims, f.routes, f.players, f.compliance, f.contradictions, f.outbox)
+    return repr([sorted(vars(s).items(), key=lambda kv: kv[0]) for s in stores])
+
+
+async def test_the_payout_events_the_consumer_skips_are_exactly_those_its_use_cases_do_nothing_with() -> None:
+    """`PayoutEventsHandler.acts_on` is what the consumer decodes and inboxes (the rest is skipped unread): every
+    other type of the topic, told of a live claim, changes nothing. A type the use cases act on and the set leaves
+    out changes something here, and fails."""
+    w = await World().funded()
+    handler = PayoutEventsHandler(w.settle, compliance=ApplyComplianceEvents(SOURCE))
+    on_topic = {t: cls for t, cls in event_types().items() if cls.TOPIC is PAYOUT_EVENTS}
+    assert handler.acts_on <= on_topic.keys()  # full CloudEvents types, as the records' headers name them
+    assert {PayoutPaid.event_type(), ReconciliationAdjusted.event_type()} <= handler.acts_on
+    claim = await w.claim()
+    await handler(w.f.books, [outcome(PayoutCreated, claim)])
+    skipped = sorted(on_topic.keys() - handler.acts_on)
+    assert skipped == ["prizeflow.payouts.PayoutApproved.v1", "prizeflow.payouts.PayoutSubmitted.v1"]
+    for name in skipped:
+        cls = on_topic[name]
+        fields = {
+            "payout_id": f"po-{claim.id}",
+            "payout_request_id": claim.payout_request_id,
+            "claim_id": claim.id,
+            "player_id": claim.player_id,
+            "amount": {"asset": claim.asset, "amount": claim.amount},
+            "provider": "stellar",
+            "idempotency_key": f"{claim.id}:payout",
+        }
+        payload = example_payload(cls, **{k: v for k, v in fields.items() if k in cls.model_fields})
+        before = _state(w.f)
+        await handler(w.f.books, [new_event(payload, source="/prizeflow/payouts", correlation_id="skip")])
+        assert _state(w.f) == before, name

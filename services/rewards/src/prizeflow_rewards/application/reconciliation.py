@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import ClassVar, Final
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent
 from prizeflow_contracts.errors import EventRefusal
@@ -70,6 +70,7 @@ class PostReconciliationAdjustments:
 
     metrics: RewardsMetrics | None = None
     source: str = field(default=REWARDS_SOURCE, kw_only=True)
+    ACTS_ON: ClassVar[frozenset[str]] = frozenset({ReconciliationAdjusted.event_type()})
 
     @staticmethod
     def accounts(envs: Sequence[Envelope[EventPayload]]) -> set[AccountRef]:

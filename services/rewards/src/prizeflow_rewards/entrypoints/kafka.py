@@ -111,6 +111,13 @@ class PayoutEventsHandler:
     def __post_init__(self) -> None:
         self._adjust = self.adjust or PostReconciliationAdjustments(self.settle.metrics, source=self.settle.source)
 
+    @property
+    def acts_on(self) -> frozenset[str]:
+        """The event types a poll's use cases do anything with: the consumer skips the others (PayoutApproved,
+        PayoutSubmitted: a third of a payout's events) before decoding them and before the inbox."""
+        compliance = self.compliance.ACTS_ON if self.compliance is not None else frozenset()
+        return self.settle.ACTS_ON | self._adjust.ACTS_ON | compliance
+
     async def __call__(self, books: Books, envelopes: Sequence[Envelope[EventPayload]]) -> None:
         waiting = await self.compliance.prepare(books, envelopes) if self.compliance is not None else Waiting()
         postings = await self.settle.settle_poll(

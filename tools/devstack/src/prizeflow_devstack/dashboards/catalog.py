@@ -385,7 +385,8 @@ def _consumer_traffic(s: str) -> tuple[Panel, ...]:
     return (
         Panel(
             "Events handled",
-            "Events per second settled by each consumer: applied, duplicate (skipped by the inbox), dead-lettered.",
+            "Events per second settled by each consumer: applied, duplicate (absorbed by the inbox), dead-lettered, "
+            "skipped (a type the consumer does not act on, passed unread).",
             (_rate(f"{m}_events_consumed_total", "consumer, outcome"),),
             unit="reqps",
             stack=True,
@@ -393,7 +394,11 @@ def _consumer_traffic(s: str) -> tuple[Panel, ...]:
         Panel(
             "Events not applied",
             "Errors: events per second a consumer did not apply (dead-lettered, or duplicate deliveries).",
-            (_rate(f"{m}_events_consumed_total", "consumer, outcome", selector='{outcome!="applied"}'),),
+            (
+                _rate(
+                    f"{m}_events_consumed_total", "consumer, outcome", selector='{outcome=~"dead_lettered|duplicate"}'
+                ),
+            ),
             unit="reqps",
         ),
         Panel(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, StagedEvent
 from prizeflow_contracts.errors import EventRefusal, refusing
@@ -99,6 +100,9 @@ class SettlePayout:
     transfer goes to the ledger as one batch and the claims' payouts and statuses are written with one statement
     each, whatever the poll's size. The transfers it wrote on a rail's external account (paid, returned) are told
     to payouts as `LedgerPosted`, staged with one outbox write for the poll."""
+
+    # The payout events it does anything with (the consumer skips the rest before decoding: `acts_on`).
+    ACTS_ON: ClassVar[frozenset[str]] = frozenset(e.event_type() for e in (*_CLAIM_EVENTS, PayoutRoutesPublished))
 
     metrics: RewardsMetrics | None = None
     source: str = field(default=REWARDS_SOURCE, kw_only=True)

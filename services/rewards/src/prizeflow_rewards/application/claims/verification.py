@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from prizeflow_contracts.envelope import Envelope, EventPayload, event_id_for, new_event
 from prizeflow_contracts.errors import EventRefusal, refusing
@@ -61,6 +61,9 @@ class ApplyComplianceEvents:
     metrics: RewardsMetrics | None = None
     clock: Clock = utcnow
     trusted_sources: frozenset[str] = frozenset({PAYOUTS_SOURCE})
+    ACTS_ON: ClassVar[frozenset[str]] = frozenset(
+        {PlayerVerificationChanged.event_type(), RiskPolicyActivated.event_type()}
+    )
 
     def _ours(self, envs: Sequence[Envelope[EventPayload]]) -> list[Envelope[Any]]:
         """The poll's policy and verification events; one published by anyone but payouts is refused."""
