@@ -107,7 +107,7 @@ async def test_the_platforms_own_checkout_is_still_published() -> None:
 async def test_a_transfer_reversal_is_a_return_only_in_full_in_mode_transfer(
     transfer: dict[str, Any], why: str
 ) -> None:
-    """payouts' README: `transfer.reversed` in full → returned (mode transfer). A return credits the whole payout
+    """docs/rails/stripe.md: `transfer.reversed` in full → returned (mode transfer). A return credits the whole payout
     back to the player's wallet (PayoutReturned.returned_amount is the payout's amount), so a `returned` for a
     partial reversal pays the player twice."""
     uc, writer, stripe, _ = ingress()
