@@ -91,8 +91,8 @@ def register_upcaster(old_type: str, upcaster: Upcaster) -> None:
 
 def is_known_type(event_type: str) -> bool:
     """Whether this process has a payload class for the event type as it is (not an old version an upcaster
-    reads, not a version newer than this code)."""
-    return event_type in _REGISTRY
+    reads, not a version newer than this code). A registered type an upcaster rewrites is not "as it is"."""
+    return event_type in _REGISTRY and event_type not in _UPCASTERS
 
 
 def event_types(*, include_local: bool = False) -> dict[str, type[EventPayload]]:

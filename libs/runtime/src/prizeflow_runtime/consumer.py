@@ -158,7 +158,8 @@ class ReliableConsumer:
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
         """Settle every record of a poll; returns the offsets to commit (next offset per partition)."""
         started = time.perf_counter()
-        items = [self._decode(r) for r in self._acted_on(records)]
+        acted_on, skipped = self._acted_on(records)
+        items = [self._decode(r) for r in acted_on]
         now = self.clock()
         for item in items:
             if item.envelope is not None and item.refusal is None:
@@ -175,6 +176,9 @@ class ReliableConsumer:
         for item in later:
             await self._apply_with_retry(item)
         if self.metrics is not None:
+            # Per delivery, like `applied`'s neighbours: a redelivered poll counts its skipped records again.
+            for topic, n in skipped.items():
+                self.metrics.consumed.labels(self.name, topic, "skipped").inc(n)
             self.metrics.handle_seconds.labels(self.name).observe(time.perf_counter() - started)
         return next_offsets(records)
 
@@ -228,24 +232,23 @@ class ReliableConsumer:
             await self._apply_with_retry(items[at])
         await self._settle(items[at + 1 :])
 
-    def _acted_on(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> Sequence[ConsumerRecord[bytes, bytes]]:
-        """The records to decode: all but those whose header names a known type the handler does not act on (those
-        are counted `skipped`)."""
+    def _acted_on(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[Sequence[ConsumerRecord[bytes, bytes]], dict[str, int]]:
+        """The records to decode: all but those whose header names a known type the handler does not act on; and
+        how many of those there were, by topic (counted `skipped` once the poll is settled)."""
         acts_on = self.acts_on
         if acts_on is None:
-            return records
+            return records, {}
         kept: list[ConsumerRecord[bytes, bytes]] = []
-        skipped: dict[tuple[str, str], int] = {}
+        skipped: dict[str, int] = {}
         for record in records:
             kind = _type_header(record)
             if kind is None or kind in acts_on or not is_known_type(kind):
                 kept.append(record)
             else:
-                skipped[record.topic, kind] = skipped.get((record.topic, kind), 0) + 1
-        if self.metrics is not None:
-            for (topic, _kind), n in skipped.items():
-                self.metrics.consumed.labels(self.name, topic, "skipped").inc(n)
-        return kept
+                skipped[record.topic] = skipped.get(record.topic, 0) + 1
+        return kept, skipped
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
         value = record.value or b""
@@ -445,7 +448,7 @@ class ReliableConsumer:
             offset=record.offset,
             key=record.key,
             value=record.value or b"",
-            headers=tuple((k, bytes(v)) for k, v in (record.headers or ())),
+            headers=tuple((k, bytes(v) if v is not None else b"") for k, v in (record.headers or ())),
             reason=reason,
             detail=detail,
             error_type=type(err).__name__,
@@ -520,9 +523,11 @@ def _type_header(record: ConsumerRecord[bytes, bytes]) -> str | None:
     """The event type the record's `ce_type` header names, None without one (or one that is not text)."""
     for key, value in record.headers or ():
         if key == HEADER_TYPE:
+            if value is None:  # a null header value: decoded and judged by its body
+                return None
             try:
                 return bytes(value).decode()
-            except UnicodeDecodeError:
+            except (TypeError, UnicodeDecodeError):
                 return None
     return None
 

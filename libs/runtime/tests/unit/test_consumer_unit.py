@@ -320,11 +320,26 @@ async def test_only_a_known_type_the_handler_does_not_act_on_is_skipped_unread()
             typed(b'{"type": "prizeflow.payouts.PayoutPaid.v9"}', 2, "prizeflow.payouts.PayoutPaid.v9"),  # newer
             record(b"{oops", 3),  # no header
             typed(b"{oops!", 4, "prizeflow.payouts.PayoutPaid.v1"),  # acted on
+            ConsumerRecord("prizeflow.t.v1", 0, 5, 0, 0, b"k", b"{oops?", None, 6, 1, [("ce_type", None)]),  # null
         ]
     )
     assert [(letter.offset, letter.reason) for letter, _ in store.recorded] == [
         (2, "unknown_event_type"),
         (3, "malformed_json"),
         (4, "malformed_json"),
+        (5, "malformed_json"),
     ]
-    assert offsets == {TopicPartition("prizeflow.t.v1", 0): 5}
+    assert offsets == {TopicPartition("prizeflow.t.v1", 0): 6}
+
+
+def test_a_known_type_an_upcaster_rewrites_is_never_skipped_unread() -> None:
+    import prizeflow_contracts.events  # noqa: F401 - every contract type known, as in a service
+    from prizeflow_contracts import envelope
+
+    submitted = "prizeflow.payouts.PayoutSubmitted.v1"
+    assert envelope.is_known_type(submitted)
+    envelope.register_upcaster(submitted, lambda data: (submitted, data))
+    try:
+        assert not envelope.is_known_type(submitted)  # decoded, so the upcaster's answer is what is judged
+    finally:
+        envelope._UPCASTERS.pop(submitted)
