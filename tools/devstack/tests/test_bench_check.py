@@ -97,75 +97,103 @@ def test_payouts_measured_with_the_gate_off_are_not_the_figure_guarded(tmp_path:
     assert "gate was not on" in console.export_text()
 
 
-def test_a_failing_first_pair_is_run_again_and_each_side_keeps_its_better_run() -> None:
-    block = committed(DOC)
-    heads = iter([e2e(300, 800), e2e(480, 700)])  # a noisy first minute for claims, then for payouts
-    refs = iter([e2e(500, 800), e2e(510, 790)])
-    console = Console(width=200, record=True)
-    pair = sitting(block, lambda: next(heads), lambda: next(refs), console)
+def test_a_sitting_is_two_pairs_in_mirrored_order_each_side_at_its_better_run() -> None:
+    order: list[str] = []
+
+    def runs(side: str, docs: list[dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        it = iter(docs)
+
+        def run() -> dict[str, Any]:
+            order.append(side)
+            return next(it)
+
+        return run
+
+    # A noisy minute for claims in this checkout's first run, for payouts in its second.
+    head = runs("head", [e2e(300, 800), e2e(480, 700)])
+    reference = runs("reference", [e2e(500, 800), e2e(510, 790)])
+    pair = sitting(head, reference, Console(record=True))
+    assert order == ["head", "reference", "reference", "head"]  # neither side always first
     assert pair is not None
-    assert "the first pair" in console.export_text()  # what failed first is shown, not only the pair that passed
-    reference, head = pair
-    assert head.figures == {"claims_paid_per_s": 480, "payouts_per_s": 800}
-    assert reference.figures == {"claims_paid_per_s": 510, "payouts_per_s": 800}
-    assert all(v.ok for v in judge(block, reference, head))
-    # A real regression fails both pairs.
-    heads, refs = iter([e2e(300, 800), e2e(310, 800)]), iter([e2e(500, 800), e2e(500, 800)])
-    pair = sitting(block, lambda: next(heads), lambda: next(refs), Console(record=True))
+    ref_run, head_run = pair
+    assert head_run.figures == {"claims_paid_per_s": 480, "payouts_per_s": 800}
+    assert ref_run.figures == {"claims_paid_per_s": 510, "payouts_per_s": 800}
+    assert all(v.ok for v in judge(committed(DOC), ref_run, head_run))
+    # A real regression reads in both of this checkout's runs.
+    head, reference = runs("head", [e2e(300, 800), e2e(310, 800)]), runs("reference", [e2e(500, 800)] * 2)
+    pair = sitting(head, reference, Console(record=True))
     assert pair is not None
-    assert not all(v.ok for v in judge(block, *pair))
-    # A first pair that passes is not run again.
-    heads, refs = iter([e2e(500, 800)]), iter([e2e(500, 800)])
-    assert sitting(block, lambda: next(heads), lambda: next(refs), Console(record=True)) is not None
+    assert not all(v.ok for v in judge(committed(DOC), *pair))
 
 
 def test_a_run_that_failed_fails_the_sitting() -> None:
-    assert sitting(committed(DOC), lambda: None, lambda: e2e(500, 800), Console(record=True)) is None
+    assert sitting(lambda: None, lambda: e2e(500, 800), Console(record=True)) is None
+
+
+def sat(head: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """A sitting whose runs read `head` and `reference` each time (this checkout is at HEAD, its tree clean)."""
+    return {"head": lambda: head, "reference": lambda: reference, "identify": at()}
 
 
 def test_update_makes_this_commit_the_reference_and_never_lowers_a_figure_unless_told_to(tmp_path: Path) -> None:
-    root = checkout(tmp_path / "repo")
+    root = checkout(tmp_path)
     doc = root / "docs" / "capacity.md"
-    ref = saved(tmp_path, "ref", e2e(500, 800, settlement=2900))
+    ref = e2e(500, 800, settlement=2900)
     # Payouts 10 % below the reference of the sitting (within the check's tolerance, but lower); claims higher.
-    lower = saved(tmp_path, "lower", e2e(550, 720, settlement=3000))
+    lower = e2e(550, 720, settlement=3000)
     console = Console(width=200, record=True)
-    assert run_check(root, write=True, e2e_json=lower, reference_json=ref, console=console, identify=at()) == 1
+    assert run_check(root, write=True, console=console, **sat(lower, ref)) == 1
     assert doc.read_text() == DOC
     said = console.export_text()
     assert "payouts_per_s" in said
     assert "--allow-lower" in said
     assert "-10%" in said
     # Told to: written, this commit the reference, the new figure with it.
-    told = {"allow_lower": True, "console": console, "identify": at()}
-    assert run_check(root, write=True, e2e_json=lower, reference_json=ref, **told) == 0  # type: ignore[arg-type]
+    assert run_check(root, write=True, allow_lower=True, console=console, **sat(lower, ref)) == 0
     block = committed(doc.read_text())
     assert block["reference"] == HEAD[:8]
     assert block["figures"] == {"claims_paid_per_s": 550, "payouts_per_s": 720, "settlement_round_results_per_s": 3000}
-    # Every figure at least the reference's: written without being told (a figure the run lacks would lower).
-    assert (
-        run_check(root, write=True, e2e_json=saved(tmp_path, "lacks", e2e(560, 810)), reference_json=ref, identify=at())
-        == 1
-    )
-    higher = saved(tmp_path, "higher", e2e(560, 810, settlement=2950))
-    assert run_check(root, write=True, e2e_json=higher, reference_json=ref, console=console, identify=at()) == 0
+    # A figure the run lacks would lower; every figure at least the reference's is written without being told.
+    assert run_check(root, write=True, **sat(e2e(560, 810), ref)) == 1
+    assert run_check(root, write=True, console=console, **sat(e2e(560, 810, settlement=2950), ref)) == 0
 
 
-def test_update_refuses_a_tree_with_changes_the_reference_commit_would_not_have(tmp_path: Path) -> None:
+def test_update_never_moves_the_reference_past_a_regression_even_when_told_to(tmp_path: Path) -> None:
+    root = checkout(tmp_path)
+    console = Console(width=200, record=True)
+    assert run_check(root, write=True, allow_lower=True, console=console, **sat(e2e(300, 800), e2e(500, 800))) == 1
+    assert "never moved past a regression" in console.export_text()
+    assert committed((root / "docs" / "capacity.md").read_text()) == committed(DOC)
+
+
+def test_update_refuses_saved_results_and_a_tree_with_changes_the_reference_commit_would_not_have(
+    tmp_path: Path,
+) -> None:
     root = checkout(tmp_path)
     run = saved(tmp_path, "run", e2e(600, 900))
     console = Console(width=200, record=True)
-    dirty = at(clean=False)
-    assert run_check(root, write=True, e2e_json=run, reference_json=run, console=console, identify=dirty) == 1
+    assert run_check(root, write=True, e2e_json=run, reference_json=run, console=console, identify=at()) == 1
+    assert "names no commit" in console.export_text()
+    dirty = {**sat(e2e(600, 900), e2e(500, 800)), "identify": at(clean=False)}
+    assert run_check(root, write=True, console=console, **dirty) == 1
     assert "changes beyond the block" in console.export_text()
     assert committed((root / "docs" / "capacity.md").read_text()) == committed(DOC)
 
 
-def test_update_refuses_to_drop_a_committed_figure_the_run_does_not_have(tmp_path: Path) -> None:
+def test_this_checkout_at_the_reference_commit_runs_once(tmp_path: Path) -> None:
     root = checkout(tmp_path)
-    head, ref = saved(tmp_path, "h", e2e(None, 900)), saved(tmp_path, "r", e2e(500, 800))
-    assert run_check(root, write=True, e2e_json=head, reference_json=ref, identify=at()) == 1
-    assert committed((root / "docs" / "capacity.md").read_text()) == committed(DOC)
+    runs: list[str] = []
+
+    def head() -> dict[str, Any]:
+        runs.append("head")
+        return e2e(500, 800)
+
+    def reference() -> dict[str, Any]:
+        raise AssertionError("the reference is this checkout")
+
+    identify = at("abc12345" + "0" * 32)
+    assert run_check(root, head=head, reference=reference, identify=identify, console=Console(record=True)) == 0
+    assert runs == ["head"]
 
 
 def test_update_rewrites_only_the_block() -> None:

@@ -12,9 +12,9 @@ pgbench's (TPC-B at 8 clients) mostly commits and disk; on one machine the two m
 while payouts held; a day later the same code paid half as fast at the same pgbench). The reference is the one
 baseline that costs exactly what the platform costs: the platform itself, at the commit the figures were committed
 at. Each run is the end-to-end bench with short sustained phases (every service its own process, the gate on);
-when a figure fails, a second pair is run (the reference first this time) and each side keeps its better run, so
-one noisy minute does not fail the check and a real regression fails it twice. Not part of `make test`: it needs a
-quiet machine and 12-25 minutes.
+a sitting is two pairs in mirrored order (this checkout, the reference, the reference, this checkout), each side
+at its better run of each figure, so neither side always goes first and one noisy minute costs only its own run.
+Not part of `make test`: it needs a quiet machine and about 25 minutes.
 
 The committed figures are the fenced block tagged `bench-check` in docs/capacity.md:
 
@@ -25,9 +25,10 @@ The committed figures are the fenced block tagged `bench-check` in docs/capacity
 `reference` is the commit measured beside this checkout (checked out under `.devstack/bench-reference/<commit>`, a
 git worktree with its own virtualenv, synced from the uv cache, and this checkout's downloaded tools); `figures`
 are the reference's figures on the machine that committed them, with that run's pgbench: a record, not judged.
-`bench-check --update` makes this checkout's commit the reference (a clean tree only): it prints each figure
-beside the reference's of the same sitting, and refuses when one is lower (or missing) unless `--allow-lower`
-says so, so the reference only moves up.
+`bench-check --update` makes this checkout's commit the reference (a clean tree, from a sitting, never from saved
+results): it prints each figure beside the reference's of the same sitting, refuses when the check fails, and
+refuses when a figure is lower (or missing) unless `--allow-lower` says so, so the reference moves down by no more
+than the tolerance, and only when told.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ TOLERANCE = 0.20
 CAPACITY = Path("docs") / "capacity.md"
 E2E = Path("tests") / "bench" / "bench_e2e.py"
 REFERENCES = Path(".devstack") / "bench-reference"
+# What measures rather than what is measured: a difference here from the reference is printed beside the verdict.
+HARNESS = ("tests/bench", "tools/testkit", "tools/devstack/src/prizeflow_devstack/platform.py")
 # The run the figures are measured at: the guarded phases at the goals' rates (above what this machine does: each
 # measures the platform saturated, behind a bounded backlog) for 15 s instead of the bench's 60; not the latency
 # phases (claims at half the rate, paced rounds). About six minutes a run. The reference runs its own bench_e2e.py
@@ -247,8 +250,14 @@ def reference_checkout(root: Path, commit: str, console: Console) -> Path:
         console.print(f"[bold]▶ the reference {commit}[/bold] [dim]git worktree at {path}[/dim]")
         _git(root, "worktree", "prune")
         _git(root, "worktree", "add", "--detach", "--force", str(path), full)
+    if _git(path, "rev-parse", "HEAD") != full or _git(path, "status", "--porcelain", "--untracked-files=no"):
+        console.print(f"[yellow]the reference's checkout was moved or edited: back to {full[:12]}[/yellow]")
+        _git(path, "checkout", "--force", "--detach", full)
+    changed = _git(root, "diff", "--name-only", full, "HEAD", "--", *HARNESS)
+    if changed:
+        console.print(f"[yellow]the bench itself differs from the reference's (each side runs its own): {changed}")
     tools = Paths(path).base / "tools"
-    if not tools.exists():
+    if not tools.is_symlink() and not tools.exists():
         tools.parent.mkdir(parents=True, exist_ok=True)
         tools.symlink_to(Paths(root).base / "tools", target_is_directory=True)
     uv = os.environ.get("UV") or str(Paths(root).base / "tools" / "bin" / "uv")
@@ -258,7 +267,8 @@ def reference_checkout(root: Path, commit: str, console: Console) -> Path:
 
 def _own_env(path: Path) -> dict[str, str]:
     """The environment for a program of the checkout at `path`: no other checkout's virtualenv or root."""
-    ours = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PRIZEFLOW_ROOT", "PYTHONPATH"}}
+    other = {"VIRTUAL_ENV", "PRIZEFLOW_ROOT", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT"}
+    ours = {k: v for k, v in os.environ.items() if k not in other}
     venv = os.environ.get("VIRTUAL_ENV")
     if venv:
         ours["PATH"] = os.pathsep.join(p for p in ours.get("PATH", "").split(os.pathsep) if not p.startswith(venv))
@@ -300,21 +310,37 @@ def _measure(doc: dict[str, Any] | None, console: Console) -> Run | None:
     return measured(doc)
 
 
-def sitting(block: dict[str, Any], head: Measure, reference: Measure, console: Console) -> tuple[Run, Run] | None:
-    """This checkout's run and the reference's, then, if a figure fails, a second pair (the reference first) with
-    each side at its better run."""
-    head_run, ref_run = _measure(head(), console), _measure(reference(), console)
-    if head_run is None or ref_run is None:
-        return None
-    verdicts = judge(block, ref_run, head_run)
-    if all(v.ok for v in verdicts):
-        return ref_run, head_run
-    console.print(verdict_table(block, ref_run, head_run, verdicts, title="the first pair"))
-    console.print(f"[yellow]a figure is more than {TOLERANCE:.0%} below: a second pair, the reference first[/yellow]")
-    ref_again, head_again = _measure(reference(), console), _measure(head(), console)
-    if head_again is None or ref_again is None:
-        return None
-    return ref_run.best(ref_again), head_run.best(head_again)
+def sitting(head: Measure, reference: Measure, console: Console) -> tuple[Run, Run] | None:
+    """Two pairs in mirrored order (this checkout, the reference, the reference, this checkout), each side at its
+    better run of each figure: neither side always runs first, and a noisy minute on either side costs only
+    itself."""
+    runs: dict[str, list[Run]] = {"head": [], "reference": []}
+    for side, measure in (("head", head), ("reference", reference), ("reference", reference), ("head", head)):
+        run = _measure(measure(), console)
+        if run is None:
+            return None
+        runs[side].append(run)
+    (head_1, head_2), (ref_1, ref_2) = runs["head"], runs["reference"]
+    return ref_1.best(ref_2), head_1.best(head_2)
+
+
+def _write(
+    capacity: Path, text: str, commit: str, head: Run, verdicts: list[Verdict], *, allow_lower: bool, console: Console
+) -> int:
+    """This checkout as the new reference: never past a regression, and lower only when told."""
+    if not all(v.ok for v in verdicts):
+        console.print("[red]not written: the check fails; a reference is never moved past a regression[/red]")
+        return 1
+    lowered = [v.figure for v in verdicts if v.lowers]
+    if lowered and not allow_lower:
+        console.print(
+            f"[red]not written: this checkout is below the reference in {', '.join(lowered)}; "
+            "--allow-lower writes it anyway (within the tolerance only)[/red]"
+        )
+        return 1
+    capacity.write_text(update(text, commit[:8], head))
+    console.print(f"committed to {CAPACITY}: the reference is now {commit[:8]}, {head.figures}")
+    return 0
 
 
 def run_check(
@@ -326,15 +352,21 @@ def run_check(
     reference_json: Path | None = None,
     console: Console | None = None,
     identify: Callable[[Path], tuple[str, bool]] = head_commit,
+    head: Measure | None = None,
+    reference: Measure | None = None,
 ) -> int:
-    """Measure (or read, `e2e_json` beside `reference_json`) this checkout and the reference; judge, or `write`
-    this checkout as the new reference. `identify` says which commit this checkout is and whether its tree is clean
-    (git's answer)."""
+    """Measure (or read, `e2e_json` beside `reference_json`: judged, never written) this checkout and the
+    reference; judge, or `write` this checkout as the new reference. `identify` says which commit this checkout is
+    and whether its tree is clean (git's answer); `head` and `reference` run one e2e bench each (the real runs by
+    default)."""
     console = console or Console()
     capacity = root / CAPACITY
     text = capacity.read_text()
     block = committed(text)
-    commit, clean = identify(root) if e2e_json is None or write else ("", True)
+    if write and e2e_json is not None:
+        console.print("[red]not written: a saved result names no commit; the reference is written from a sitting[/red]")
+        return 1
+    commit, clean = identify(root) if e2e_json is None else ("", True)
     if write and not clean:
         console.print("[red]not written: the reference is a commit, and this tree has changes beyond the block[/red]")
         return 1
@@ -346,32 +378,22 @@ def run_check(
         pair = (ref_run, head_run) if ref_run is not None and head_run is not None else None
     elif clean and commit.startswith(str(block["reference"])):
         console.print(f"this checkout is the reference {block['reference']}: one run, judged against itself")
-        run = _measure(run_head(root, console), console)
+        run = _measure((head or (lambda: run_head(root, console)))(), console)
         pair = None if run is None else (run, run)
     else:
         pair = sitting(
-            block,
-            lambda: run_head(root, console),
-            lambda: run_reference(root, str(block["reference"]), console),
+            head or (lambda: run_head(root, console)),
+            reference or (lambda: run_reference(root, str(block["reference"]), console)),
             console,
         )
     if pair is None:
         return 1
-    reference, head = pair
-    verdicts = judge(block, reference, head)
+    ref_run, head_run = pair
+    verdicts = judge(block, ref_run, head_run)
     if write:
-        console.print(verdict_table(block, reference, head, verdicts, title="bench-check --update"))
-        lowered = [v.figure for v in verdicts if v.lowers]
-        if lowered and not allow_lower:
-            console.print(
-                f"[red]not written: this checkout is below the reference in {', '.join(lowered)}; "
-                "--allow-lower writes it anyway[/red]"
-            )
-            return 1
-        capacity.write_text(update(text, commit[:8], head))
-        console.print(f"committed to {CAPACITY}: the reference is now {commit[:8]}, {head.figures}")
-        return 0
-    console.print(verdict_table(block, reference, head, verdicts, title="bench-check"))
+        console.print(verdict_table(block, ref_run, head_run, verdicts, title="bench-check --update"))
+        return _write(capacity, text, commit, head_run, verdicts, allow_lower=allow_lower, console=console)
+    console.print(verdict_table(block, ref_run, head_run, verdicts, title="bench-check"))
     return 0 if all(v.ok for v in verdicts) else 1
 
 

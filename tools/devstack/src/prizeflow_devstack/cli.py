@@ -403,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> None:  # noqa: PLR0912 - one case
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "bench-check" and args.allow_lower and not args.update:
         parser.error("--allow-lower goes with --update")
+    if args.command == "bench-check" and (args.reference_json is None) != (args.from_json is None):
+        parser.error("--from-json and --reference-json go together")
     try:
         root = args.root.resolve() if args.root else find_root()
         if args.root:
