@@ -33,6 +33,7 @@ than the tolerance, and only when told.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -281,8 +282,8 @@ def run_head(root: Path, console: Console) -> dict[str, Any] | None:
     return _document(run_child(cmd, cwd=root, env=bench_env(root), capture=True), console)
 
 
-def run_reference(root: Path, commit: str, console: Console) -> dict[str, Any] | None:
-    path = reference_checkout(root, commit, console)
+def run_reference(root: Path, path: Path, commit: str, console: Console) -> dict[str, Any] | None:
+    """One run of the reference checked out at `path` (`reference_checkout`)."""
     infra = ensure_infra(root)  # the same PostgreSQL and Kafka as this checkout's run
     console.print(f"[bold]▶ e2e (short), the reference {commit}[/bold] [dim]{path}[/dim]")
     cmd = [str(path / ".venv" / "bin" / "python"), "-c", _REFERENCE_RUN, *SHORT_E2E]
@@ -381,9 +382,11 @@ def run_check(
         run = _measure((head or (lambda: run_head(root, console)))(), console)
         pair = None if run is None else (run, run)
     else:
+        ref = str(block["reference"])
+        checkout = functools.cache(lambda: reference_checkout(root, ref, console))  # once a sitting, not once a run
         pair = sitting(
             head or (lambda: run_head(root, console)),
-            reference or (lambda: run_reference(root, str(block["reference"]), console)),
+            reference or (lambda: run_reference(root, checkout(), ref, console)),
             console,
         )
     if pair is None:
