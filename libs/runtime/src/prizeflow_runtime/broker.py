@@ -54,6 +54,7 @@ def attach_consumer(
     max_records: int = 500,
     long_poll_ms: int = 1_000,
     fetch_max_wait_ms: int = 5_000,
+    consumer_timeout_ms: int = 2_000,
     auto_offset_reset: Literal["earliest", "latest", "none"] = "earliest",
     group_id: str | None = None,
 ) -> Any:
@@ -73,6 +74,10 @@ def attach_consumer(
         # costs no latency): aiokafka's 500 ms default made every idle consumer send and decode two fetches a
         # second, most of an idle service's CPU.
         fetch_max_wait_ms=fetch_max_wait_ms,
+        # How often aiokafka's fetch routine wakes with nothing to do (its `fetcher_timeout`). It wakes at once for
+        # what it waits on: a fetch answered, records taken, a seek, a pause lifted, an assignment revoked. The 200 ms
+        # default woke each idle consumer five times a second to walk its partitions and find a fetch in flight.
+        consumer_timeout_ms=consumer_timeout_ms,
         # `ReliableConsumer` decodes each record itself (to an Envelope, or a DLQ refusal): FastStream's own
         # decoding would json-parse every record a second time, for a body nobody reads.
         decoder=_raw_records,

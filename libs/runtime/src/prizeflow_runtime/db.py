@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -18,10 +19,12 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    event,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -293,21 +296,62 @@ OUTBOX_NOTIFY_DDL = (
 )
 
 
+# A pooled connection that sat unused this long is pinged before it is lent out; one in use more recently is not.
+PING_AFTER_IDLE_S = 5.0
+
+
 def create_engine(
-    url: str, *, pool_size: int = 10, echo: bool = False, timeouts: DatabaseTimeouts | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    timeouts: DatabaseTimeouts | None = None,
+    ping_after_idle_s: float = PING_AFTER_IDLE_S,
 ) -> AsyncEngine:
     """`hide_parameters`: a statement's values (player ids, destinations) never appear in an error's text. Every
-    connection carries `timeouts` (the settings' DATABASE_*_TIMEOUT_MS; their defaults when not given)."""
+    connection carries `timeouts` (the settings' DATABASE_*_TIMEOUT_MS; their defaults when not given). Stale
+    connections: see `ping_when_idle`."""
     limits = timeouts if timeouts is not None else DatabaseTimeouts.defaults()
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         echo=echo,
         hide_parameters=True,
         connect_args={"server_settings": limits.server_settings()},
     )
+    ping_when_idle(engine, after_s=ping_after_idle_s)
+    return engine
+
+
+def ping_when_idle(engine: AsyncEngine, *, after_s: float) -> None:
+    """Ping a pooled connection before lending it only when it sat unused `after_s` or longer.
+
+    SQLAlchemy's `pool_pre_ping` pings at every checkout. With asyncpg that is three round trips (BEGIN, an empty
+    statement, ROLLBACK) before every transaction: on a busy pool most of the statements PostgreSQL sees, and on an
+    idle service half of its transactions. A connection that answered a moment ago is used as it is.
+
+    What goes stale is what sat idle: a server restarted or failed over, an idle session timeout, a proxy or NAT
+    that drops quiet connections. Those are pinged, and a dead one is replaced before the caller sees it (the pool
+    retries the checkout on `DisconnectionError`). A connection that broke within `after_s` of its last use fails
+    its statement; SQLAlchemy recognises the disconnect and invalidates every connection the pool then held. The
+    transaction fails whole and its caller retries, as for any transient failure: a consumer's poll is redelivered
+    and an API request answers 503. `pool_pre_ping` has the same window for a connection that breaks while lent out.
+    """
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _idle_from(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _ping_if_idle(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < after_s:
+            return  # new, or used a moment ago
+        try:
+            dbapi.ping()
+        except Exception as err:
+            raise DisconnectionError("a pooled connection failed its ping") from err
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -114,14 +114,6 @@ def service_app(
 def serve(app: Litestar | ASGIApp, settings: ServiceSettings) -> None:
     """Run the service's HTTP app (and with it, its consumers and relay) until SIGTERM/SIGINT. `app` is the
     Litestar app, or an ASGI app in front of it (the webhook ingress)."""
-    import uvicorn
+    from prizeflow_runtime.http_server import run
 
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-    )
+    run(app, host=settings.http_host, port=settings.http_port)

@@ -10,14 +10,10 @@ from prizeflow_runtime.settings import settings_or_exit
 def main() -> None:
     settings = settings_or_exit(ConsoleSettings, "prizeflow-console")
     configure_logging(settings.service_name, level=settings.log_level, json_output=settings.log_json)
-    import uvicorn
-
     from prizeflow_console.bootstrap import build
+    from prizeflow_runtime.http_server import run
 
-    uvicorn.run(
-        build(settings), host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
-        log_config=None, access_log=False,
-    )  # fmt: skip
+    run(build(settings), host=settings.http_host, port=settings.http_port)
 
 
 if __name__ == "__main__":

@@ -323,6 +323,7 @@ def compose(settings: PayoutsSettings, *, worker_id: str | None = None) -> Payou
         operator_after_s=worker_config.operator_after_s,
         metrics=metrics,
         gate=gate,
+        balances_every_s=settings.payouts_balances_interval_s,
     )
     disagreements = CheckDisagreements(
         uow=uow,

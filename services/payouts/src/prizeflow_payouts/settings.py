@@ -53,10 +53,10 @@ class PayoutsSettings(ServiceSettings):
     payouts_worker_batch_size: int = Field(default=500, ge=1, le=5000)
     payouts_worker_interval_ms: int = Field(default=100, ge=1, description="Pause after a pass that found work")
     payouts_worker_idle_max_ms: int = Field(
-        default=1000,
+        default=5000,
         ge=1,
-        description="Longest pause once passes find nothing (doubling from the interval); a new request or an "
-        "approval in this process wakes the worker at once",
+        description="Longest pause once a pass finds nothing: the worker sleeps until the next payout is due by "
+        "the books, at most this long; a new request, an approval or a release in this process wakes it at once",
     )
     payouts_worker_concurrency: int = Field(default=64, ge=1, description="Provider calls in flight per worker")
     payouts_direct_sends: bool = Field(
@@ -85,6 +85,12 @@ class PayoutsSettings(ServiceSettings):
     )
     payouts_recon_tick_s: float = Field(
         default=300.0, gt=0, description="How often the schedule looks for a due window (a completed one is skipped)"
+    )
+    payouts_balances_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often each rail's balance is read at its provider for the balance gauges (GET /providers "
+        "reads it when asked)",
     )
     payouts_lease_seconds: float = Field(default=60.0, gt=0, description="How long a claim holds a payout")
     payouts_provider_timeout_ms: int = Field(default=10_000, ge=1)

@@ -15,7 +15,7 @@ from prizeflow_payouts.adapters.payout_rows import payout_from_row
 from prizeflow_payouts.adapters.stellar import StellarPayoutProvider
 from prizeflow_testkit import eventually
 from prizeflow_testkit.payouts import fetch
-from prizeflow_testkit.stellar import NETWORK, destinations, stellar_stack
+from prizeflow_testkit.stellar import NETWORK, Stack, destinations, stellar_stack
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,14 @@ async def test_payouts_are_paid_once_on_the_ledger(
     async with stellar_stack(
         infra=infra, db=db, kafka=kafka_bootstrap, tmp=tmp_path, monkeypatch=monkeypatch, topic_suffix=topic_suffix
     ) as s:
+        # An idle engine asks the network nothing: while it leads and nothing is queued, its passes read the queue
+        # and stop there (no `getLatestLedger` every pass).
+        provider = s.parts.config.registry.get("stellar").provider
+        assert isinstance(provider, StellarPayoutProvider)
+        await eventually(lambda: _now(provider.engine.leadership.leads), bool, timeout=10, interval=0.05)
+        before = _asked(s, "getLatestLedger")
+        await asyncio.sleep(2.5)  # idle passes, their pauses doubling from `tick_s`
+        assert _asked(s, "getLatestLedger") == before
         dests = destinations(s.rpc, 5)
         keys = []
         for n, d in enumerate(dests):
@@ -52,6 +60,16 @@ async def test_payouts_are_paid_once_on_the_ledger(
         got = await eventually(scraped, lambda m: m.get(f"prizeflow_payouts_source_sequence{funding}") == last)
         assert abs(got[f"prizeflow_payouts_source_advanced_timestamp_seconds{funding}"] - time.time()) < 120
         assert got['prizeflow_payouts_oldest_waiting_seconds{provider="stellar"}'] == 0
+        assert _asked(s, "getLatestLedger") > before  # once there was work, it did
+
+
+async def _now(value: bool) -> bool:
+    return value
+
+
+def _asked(s: Stack, method: str) -> int:
+    """How many times the emulated network was asked `method`."""
+    return int(s.rpc.admin.stats()["counters"].get(f"rpc_{method}", 0))
 
 
 def samples(exposition: str) -> dict[str, float]:

@@ -68,7 +68,7 @@ def settings(db: str, kafka: str, suffix: str, tmp_path: Path, api_base: str, **
     )
     path = tmp_path / "providers.yaml"
     path.write_text(yaml.safe_dump({"approvals": {"INR": {"auto_below": "1000000"}}, "providers": [entry]}))
-    return settings_for(db, kafka, path, topic_suffix=suffix, payouts_max_attempts=20)
+    return settings_for(db, kafka, path, topic_suffix=suffix, payouts_max_attempts=20, payouts_balances_interval_s=1)
 
 
 def vpa(kind: str = "") -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from prizeflow_payouts.adapters.holds_pg import _CLAIM_LOCKED, _LOCK_DUE, SqlHoldStore
+from prizeflow_payouts.adapters.payouts_pg import SqlPayoutRepository
 from prizeflow_payouts.domain.state import PayoutState
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_testkit.payouts import seed_payouts
@@ -118,6 +119,50 @@ async def test_a_pass_reads_a_batch_of_the_backlog_in_order_not_the_whole_backlo
             assert len(locked) == 500
             assert all(p.id.startswith("due-") for p in locked)
             await session.rollback()
+    finally:
+        await engine.dispose()
+        await conn.close()
+
+
+async def test_the_next_due_time_is_the_earliest_moment_a_claim_finds_something(db: str) -> None:
+    """What an idle worker sleeps until (`SqlPayoutRepository.next_due_in`): the earliest of an approved payout's
+    availability, a retry, a lease's end and a status sync of the rails it polls; nothing waiting: None; something
+    due now: zero or less. Paid payouts and syncs of rails it does not poll count for nothing."""
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    engine = create_async_engine(db)
+
+    async def due_in(providers: list[str]) -> float | None:
+        async with engine.connect() as c:
+            return await SqlPayoutRepository(AsyncSession(bind=c)).next_due_in(providers=providers)
+
+    try:
+        assert await due_in(["sandbox"]) is None
+        await conn.execute(_PAID, "paid-", 5)
+        assert await due_in(["sandbox"]) is None
+        await conn.execute(seed_payouts("approved", available_at="now() + interval '40 seconds'"), "approved-", 3)
+        assert 38 < (await due_in(["sandbox"]) or 0) <= 40
+        failed = seed_payouts(
+            "failed", attempts=1, next_attempt_at="now() + interval '30 seconds'", last_error_code="'provider_error'"
+        )
+        await conn.execute(failed, "retry-", 2)
+        assert 28 < (await due_in(["sandbox"]) or 0) <= 30
+        leased = seed_payouts(
+            "submitting",
+            attempts=1,
+            lease_owner="'w1'",
+            lease_token="gen_random_uuid()",
+            lease_until="now() + interval '20 seconds'",
+        )
+        await conn.execute(leased, "leased-", 2)
+        assert 18 < (await due_in(["sandbox"]) or 0) <= 20
+        synced = seed_payouts(
+            "submitted", attempts=1, provider_ref="'ref-' || g", next_sync_at="now() + interval '10 seconds'"
+        )
+        await conn.execute(synced, "synced-", 2)
+        assert 8 < (await due_in(["sandbox"]) or 0) <= 10
+        assert 18 < (await due_in(["stripe"]) or 0) <= 20  # a rail it does not poll: its syncs are not its work
+        await conn.execute("UPDATE payouts SET available_at = now() - interval '1 second' WHERE id = 'approved-1'")
+        assert (await due_in(["sandbox"]) or 1) <= 0
     finally:
         await engine.dispose()
         await conn.close()

@@ -213,10 +213,14 @@ class FakeLeadership:
 class Counting:
     def __init__(self) -> None:
         self.calls = 0
+        self.due_in: float | None = None  # the books' next timed work (None: none)
 
     async def drive_open(self) -> bool:
         self.calls += 1
         return False
+
+    async def next_due_in(self) -> float | None:
+        return self.due_in
 
     async def build(self) -> bool:
         return False
@@ -298,15 +302,15 @@ class Scripted(Counting):
 
 async def test_an_idle_leader_backs_off_to_its_maximum_and_a_wake_or_work_restarts_the_interval() -> None:
     leadership = FakeLeadership()
-    work = Scripted([False] * 6 + [True] + [False] * 3)
+    work = Scripted([False] * 8 + [True] + [False] * 4)
     engine = _engine(leadership, work)
     pauses: list[float] = []
-    woken_at = {8}
+    woken_at = {11}
     scheduled = Scheduled(engine.passes, "stellar-engine", engine.o.tick_s, engine.o.idle_max_s)
 
     async def sleep(seconds: float) -> None:
         pauses.append(seconds)
-        if len(pauses) >= 12:
+        if len(pauses) >= 15:
             scheduled._stopping = True  # the script is over: no pass after this wait
         if len(pauses) - 1 in woken_at:
             engine.wake()
@@ -316,9 +320,28 @@ async def test_an_idle_leader_backs_off_to_its_maximum_and_a_wake_or_work_restar
     engine.running = True  # started (the provider's start), without scheduling the wake-up it asks for
     await scheduled._run()
     tick, top = engine.o.tick_s, engine.o.idle_max_s
-    # six idle ticks double to the maximum; a tick with work pauses not at all; idle again from tick_s; the
-    # wake after the 8th pause (a payout created here) restarts the doubling (the tick with work waits 0: not a pause)
-    assert pauses == [tick, 2 * tick, 4 * tick, 8 * tick, 16 * tick, top, 0, tick, 2 * tick, tick, 2 * tick, 4 * tick]
+    doubled = [tick * 2**n for n in range(7)]  # 0.05 .. 3.2, then the maximum (5 s)
+    assert doubled[-1] < top < doubled[-1] * 2
+    # eight idle ticks double to the maximum; a tick with work pauses not at all; idle again from tick_s; the
+    # wake after the 12th pause (a payout created here) restarts the doubling (the tick with work waits 0: not a pause)
+    assert pauses == [*doubled, top, 0, tick, 2 * tick, 4 * tick, tick, 2 * tick, 4 * tick]
+
+
+async def test_an_idle_leader_never_pauses_past_its_next_timed_work() -> None:
+    """An open envelope's check (or a queued payout's wait) due in 0.3 s bounds the pause, whatever the doubling
+    reached; due already (work a busy lane holds back) leaves the doubling as it is; nothing timed: the doubling."""
+    leadership, work = FakeLeadership(), Counting()
+    engine = _engine(leadership, work)
+    engine.start()
+    tick = engine.o.tick_s
+    assert await engine.passes.tick() == tick  # nothing timed: the doubling's first pause
+    engine.passes.pause = engine.o.idle_max_s
+    work.due_in = 0.3
+    assert await engine.passes.tick() == 0.3
+    work.due_in = -1.0
+    assert await engine.passes.tick() == tick  # not a spin: at least tick_s
+    work.due_in = 60.0
+    assert await engine.passes.tick() == engine.o.idle_max_s
 
 
 async def test_the_passes_stand_by_until_the_engine_starts_and_again_once_it_stopped() -> None:

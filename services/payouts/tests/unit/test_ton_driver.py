@@ -666,3 +666,27 @@ async def test_a_jetton_bounced_by_the_destinations_jetton_wallet_is_never_recor
     assert (message["state"], message["error_code"]) == ("landed", PayoutErrorCode.DESTINATION_BLOCKED.value)
     assert len(rig.books.messages) == 1
     assert DEST_JETTON_WALLET not in rig.api.read  # located, never paged
+
+
+async def test_the_driver_says_whether_its_next_pass_is_a_poll_or_an_idle_pause() -> None:
+    """`waiting` after a pass: a message in flight (awaiting its signature, or sent and not yet seen landed) is polled
+    every `poll_s`; with nothing in flight and nothing queued the pass is idle (the scheduler's pause doubles)."""
+    rig = Rig()
+    assert not await rig.driver.tick()
+    assert not _waiting(rig)  # nothing queued, nothing in flight
+    rig.books.queue("a")
+    message = await rig.build("a")
+    assert _waiting(rig)
+    assert not await rig.driver.tick()  # awaiting its signature: nothing changed, but something to watch
+    assert _waiting(rig)
+    rig.books.sign(message["request_id"])
+    rig.land(message)
+    rig.now += 1
+    while await rig.driver.tick():  # sent, then seen landed
+        pass
+    assert rig.books.payouts["a"]["state"] == "paid"
+    assert not _waiting(rig)
+
+
+def _waiting(rig: Rig) -> bool:
+    return rig.driver.waiting

@@ -272,6 +272,20 @@ class _MemoryRepository:
                 claimed.append(r.payout)
         return claimed
 
+    async def next_due_in(self, *, providers: Sequence[str]) -> float | None:
+        times = []
+        for r in self.b.rows.values():
+            p = r.payout
+            if p.state is S.APPROVED:
+                times.append(r.available_at)
+            elif p.state is S.FAILED and r.next_attempt_at is not None:
+                times.append(r.next_attempt_at)
+            elif p.state is S.SUBMITTING and r.lease_until is not None:
+                times.append(r.lease_until)
+            elif p.state is S.SUBMITTED and r.next_sync_at is not None and p.provider_name in providers:
+                times.append(r.next_sync_at)
+        return (min(times) - self.store.now()).total_seconds() if times else None
+
     async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
         applied = []
         for c in changes:
@@ -542,7 +556,10 @@ def service(
             deny=deny,
         ),
         RefreshPayoutGauges(
-            uow=uow, registry=registry, unconfirmed_after_s=builder.policy.reconcile_interval_ms / 1000
+            uow=uow,
+            registry=registry,
+            unconfirmed_after_s=builder.policy.reconcile_interval_ms / 1000,
+            balances_every_s=0.0,
         ),
         SettleOutOfBand(uow=uow, registry=registry, builder=builder, service="payouts"),
     )
@@ -1155,6 +1172,25 @@ async def test_the_worker_exports_a_rail_s_balance_at_the_provider_and_keeps_it_
 
     rail.answer = ConnectionRefusedError("razorpayx unreachable")
     await s.gauges.refresh()  # no exception: the worker goes on, the balance is never guessed (0) nor dropped
+    assert gauge(registry, "provider_balance", provider="scripted", currency="INR") == 4_000_000
+
+
+async def test_the_balances_are_read_at_the_provider_at_most_every_balances_every_s() -> None:
+    """The gauges job runs every few seconds; each balance is an HTTP call to a rate-limited provider API, and the
+    low-balance alert waits five minutes: the balances are read at the first refresh, then once the interval passed."""
+    rail = RailWithBalance()
+    s = service(rail)
+    now = [1000.0]
+    s.gauges.balances_every_s, s.gauges._clock = 60.0, lambda: now[0]
+    registry = CollectorRegistry()
+    s.gauges.metrics = PayoutMetrics.create(registry, providers=["scripted"])
+    await s.gauges.refresh()
+    rail.answer = (ProviderBalance("INR", 4_000_000, 5_000_000),)
+    now[0] += 59
+    await s.gauges.refresh()
+    assert gauge(registry, "provider_balance", provider="scripted", currency="INR") == 12_345_600  # not asked
+    now[0] += 1
+    await s.gauges.refresh()
     assert gauge(registry, "provider_balance", provider="scripted", currency="INR") == 4_000_000
 
 

@@ -196,6 +196,7 @@ class Emulator:
             return _error(rid, -32601, f"method not found: {method}")
         if not isinstance(params, dict):
             return _error(rid, -32602, "params must be an object")
+        self.ledger._count(f"rpc_{method}")  # what a client asked, by method (`GET /_emulator/stats`)
         faults = self.ledger.faults
         try:
             result = await handler(params)

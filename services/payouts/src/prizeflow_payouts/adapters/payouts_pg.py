@@ -70,6 +70,19 @@ _CLAIM_SYNC = text(
     """
 )
 
+# The earliest moment either claim finds something, each term the first row of its claim's partial index.
+_NEXT_DUE_IN = text(
+    """
+    SELECT extract(epoch FROM least(
+        (SELECT min(available_at) FROM payouts WHERE state = 'approved'),
+        (SELECT min(next_attempt_at) FROM payouts WHERE state = 'failed' AND next_attempt_at IS NOT NULL),
+        (SELECT min(lease_until) FROM payouts WHERE state = 'submitting'),
+        (SELECT min(next_sync_at) FROM payouts
+          WHERE state = 'submitted' AND provider_name = ANY(CAST(:providers AS text[])))
+    ) - now())
+    """
+)
+
 # History and attempts are appended by COPY, in order (no conflict to skip, nothing to return): the rows are sent as
 # they are, where an INSERT over arrays had every element checked and encoded as an array's, then unnested.
 _HISTORY_COLUMNS = ("payout_id", "from_state", "to_state", "at", "actor", "reason", "error_code", "attempt")
@@ -278,6 +291,10 @@ class SqlPayoutRepository:
             _CLAIM_SYNC, {"owner": owner, "limit": limit, "lease_s": lease_s, "providers": list(providers)}
         )
         return payouts_from(result)
+
+    async def next_due_in(self, *, providers: Sequence[str]) -> float | None:
+        seconds = (await self.session.execute(_NEXT_DUE_IN, {"providers": list(providers)})).scalar_one()
+        return None if seconds is None else float(seconds)
 
     async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
         if not changes:

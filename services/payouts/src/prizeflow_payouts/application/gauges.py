@@ -1,10 +1,12 @@
 """`RefreshPayoutGauges`: the payout gauges read from the database (every replica exports the same figures) and
-the rails' progress: a job on the runtime's scheduler (every `gauges_interval_s`)."""
+the rails' progress: a job on the runtime's scheduler (every `gauges_interval_s`); the rails' balances at their
+providers, an HTTP call each, at most every `balances_every_s`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from prizeflow_payouts.application.balances import read_balances
 from prizeflow_payouts.application.books import Books
@@ -27,10 +29,13 @@ class RefreshPayoutGauges:
         operator_after_s: float = 1800.0,
         metrics: PayoutMetrics | None = None,
         gate: PayoutGate | None = None,
+        balances_every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`unconfirmed_after_s`: a payout submitted longer ago is `unconfirmed` (the reconcile interval).
         `operator_after_s`: an outcome unknown this long needs an operator (`unknown_outcome`), unless the rail says
-        otherwise (`RailTerms.operator_after_s`)."""
+        otherwise (`RailTerms.operator_after_s`). `balances_every_s`: how often the providers are asked their
+        balances (the low-balance alert waits 5 minutes; a provider's balance API is rate-limited)."""
         self.uow = uow
         self.registry = registry
         self.unconfirmed_after_s = unconfirmed_after_s
@@ -38,6 +43,9 @@ class RefreshPayoutGauges:
         self.metrics = metrics
         self.gate = gate
         self._stuck_seen: set[tuple[str, str]] = set()
+        self.balances_every_s = balances_every_s
+        self._clock = clock
+        self._balances_read_at: float | None = None
 
     async def tick(self) -> bool:
         await self.refresh()
@@ -68,7 +76,10 @@ class RefreshPayoutGauges:
                 self.metrics.contradictions_open.labels(name).set(contradictions.get(name, 0))
             self._stuck_gauges(self.metrics, stuck)
             await self._progress_gauges(self.metrics)
-            await self._balance_gauges(self.metrics)
+            now = self._clock()
+            if self._balances_read_at is None or now - self._balances_read_at >= self.balances_every_s:
+                self._balances_read_at = now
+                await self._balance_gauges(self.metrics)
         if any(totals.values()):
             log.warning(
                 "reconciler: payouts waiting on recovery or an operator (docs/runbooks/payouts-awaiting-operator.md)",

@@ -80,6 +80,11 @@ class PayoutRepository(Protocol):
         """Submitted payouts due for a status sync, leased to `owner`."""
         ...
 
+    async def next_due_in(self, *, providers: Sequence[str]) -> float | None:
+        """Seconds until the worker's next claim finds something (an approved payout available, a retry, a lease
+        ending, a status sync of `providers`): 0 or less if one is due now, None if nothing waits for a pass."""
+        ...
+
     async def apply(self, changes: Sequence[Change], *, at: datetime) -> list[Change]:
         """Apply guarded changes (still in `expected`, and still leased by `token` when set); stage history,
         attempts and events of those that applied. Returns them."""

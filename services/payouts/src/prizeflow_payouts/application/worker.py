@@ -62,7 +62,7 @@ class WorkerResult:
 class WorkerConfig:
     batch_size: int = 500
     interval_s: float = 0.1
-    idle_max_s: float = 1.0  # idle passes back off, doubling from interval_s up to this
+    idle_max_s: float = 5.0  # the longest sleep after a pass that found nothing (until the next due, at most this)
     lease_s: float = 60.0
     provider_timeout_s: float = 10.0
     concurrency: int = 64
@@ -141,7 +141,24 @@ class PayoutWorker:
         result, more = await self.run_pass()
         if more:
             return 0.0  # more is due: no pause
-        return result.processed > 0
+        if result.processed > 0:
+            return True
+        return await self._until_due()
+
+    async def _until_due(self) -> Tick:
+        """After a pass that found nothing: sleep until the books say the next payout is due, at most `idle_max_s`
+        (work another replica creates is that replica's worker's; the cap bounds what no wake announces). Something
+        due now that the pass did not get (another replica's claim held it) falls back to the idle doubling."""
+        async with self.uow() as books:
+            due_in = await books.payouts.next_due_in(providers=self._pollable())
+        if due_in is None:
+            return self.config.idle_max_s
+        if due_in <= 0:
+            return False
+        return min(max(due_in, self.config.interval_s), self.config.idle_max_s)
+
+    def _pollable(self) -> list[str]:
+        return [e.name for e in self.registry if e.polls_status]
 
     async def run_pass(self) -> tuple[WorkerResult, bool]:
         """The job's pass: due payouts in pipelined batches (`submit_pipelined`), then a sync of submitted ones;
@@ -389,7 +406,7 @@ class PayoutWorker:
 
     # -- status sync of submitted payouts (confirm-later providers) ---------------------------------------------
     async def sync_submitted(self) -> WorkerResult:
-        pollable = [e.name for e in self.registry if e.polls_status]
+        pollable = self._pollable()
         if not pollable:
             return WorkerResult()
         async with self.uow() as books:

@@ -110,6 +110,11 @@ class SqlStellarEnvelopes:
         rows = await self.session.execute(sql.DUE_TXS, {"provider": provider, "limit": limit})
         return [TxRow.from_row(r) for r in rows.mappings()]
 
+    async def next_due_in(self, provider: str) -> float | None:
+        """Seconds until an open envelope is due for a check or a queued payout's wait ends; None if neither."""
+        seconds = (await self.session.execute(sql.NEXT_DUE_IN, {"provider": provider})).scalar_one()
+        return None if seconds is None else float(seconds)
+
     async def record(self, envelope: NewEnvelope) -> None:
         params = {
             "id": envelope.id,
@@ -269,6 +274,11 @@ class SqlStellarPayouts:
             str(r.payout_id): BookedPayout(str(r.payout_id), str(r.destination), str(r.asset), int(r.amount))
             for r in rows
         }
+
+    async def any_due(self, provider: str, *, assets: Sequence[str]) -> bool:
+        """Whether a queued payout is due (nothing locked, nothing read but the queue's index)."""
+        params = {"provider": provider, "assets": list(assets)}
+        return bool((await self.session.execute(sql.ANY_DUE, params)).scalar_one())
 
     async def take_queued(self, provider: str, *, limit: int, assets: Sequence[str]) -> list[QueuedPayout]:
         """The next queued payouts due, locked for this transaction (others' locked ones skipped)."""

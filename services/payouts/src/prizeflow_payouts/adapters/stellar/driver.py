@@ -69,6 +69,11 @@ class EnvelopeDriver:
         await asyncio.gather(*(self.drive_one(tx) for tx in due))
         return True
 
+    async def next_due_in(self) -> float | None:
+        """Seconds until the engine has timed work (`SqlStellarEnvelopes.next_due_in`)."""
+        async with self.leadership.uow() as books:
+            return await books.envelopes.next_due_in(self.o.name)
+
     async def drive_one(self, tx: TxRow) -> None:
         try:
             if tx.state is T.SIGNING:

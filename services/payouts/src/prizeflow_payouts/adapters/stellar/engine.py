@@ -39,6 +39,8 @@ class Leadership(Protocol):
 class Work(Protocol):
     async def drive_open(self) -> bool: ...
 
+    async def next_due_in(self) -> float | None: ...
+
 
 class Builder(Protocol):
     async def build(self) -> bool: ...
@@ -107,8 +109,10 @@ class StellarEngine:
 
 class EnginePasses:
     """The engine's job. While ticks find work it ticks again at once; once they find none, it pauses `tick_s`,
-    doubling up to `idle_max_s` (an idle leader costs a few queries a second, not sixty); a follower asks again
-    every `STANDBY_S`. A wake ends any pause and restarts the doubling. A failed pass drops leadership and waits
+    doubling up to `idle_max_s`, and never past its next timed work (an open envelope's check, a queued payout's
+    wait): an idle leader costs a few queries every `idle_max_s`. A follower asks again every `STANDBY_S`. A wake
+    (a payout queued or a signature back in this process) ends any pause and restarts the doubling; `idle_max_s`
+    bounds what no wake announces (a payout queued on another replica). A failed pass drops leadership and waits
     `RETRY_S` before standing by."""
 
     def __init__(self, engine: StellarEngine) -> None:
@@ -141,7 +145,14 @@ class EnginePasses:
             self.pause = o.tick_s
             return 0.0
         self._paused = True
-        return self.pause if engine.leadership.leads else STANDBY_S
+        if not engine.leadership.leads:
+            return STANDBY_S
+        try:
+            due_in = await engine.driver.next_due_in()
+        except Exception:
+            log.warning("stellar engine: the next due time is unknown; pausing as idle", exc_info=True)
+            due_in = None
+        return self.pause if due_in is None else min(self.pause, max(due_in, o.tick_s))
 
 
 __all__ = ["RETRY_S", "STANDBY_S", "STAND_DOWN_S", "EnginePasses", "StellarEngine"]

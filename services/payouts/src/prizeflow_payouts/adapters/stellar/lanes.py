@@ -75,10 +75,16 @@ class LaneBuilder:
         return built > 0
 
     async def _lanes(self) -> list[Lane]:
+        """The lanes to build on: none while no queued payout is due, so an idle pass asks the network nothing."""
         async with self.leadership.uow() as books:
+            if not await books.payouts.any_due(self.o.name, assets=self._assets()):
+                return []
             if self.o.live_execution:
                 return await books.lanes.free(self.o.lanes)
             return await books.lanes.every(self.o.lanes)
+
+    def _assets(self) -> list[str]:
+        return [self.o.contract_asset] if self.o.mode is StellarMode.CONTRACT else list(self.o.assets)
 
     async def resync(self, lane: str, old: int | None) -> int | None:
         """Read the lane's sequence from the network and store it if nobody changed the lane (compare-and-set)."""
@@ -96,7 +102,7 @@ class LaneBuilder:
 
     async def _build_on(self, lane: str, current: int) -> int:
         limit = self.o.max_ops_per_tx
-        assets = [self.o.contract_asset] if self.o.mode is StellarMode.CONTRACT else list(self.o.assets)
+        assets = self._assets()
         live = self.o.live_execution
         async with self.leadership.uow() as books:
             rows = await books.payouts.take_queued(self.o.name, limit=limit, assets=assets)

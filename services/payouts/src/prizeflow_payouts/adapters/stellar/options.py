@@ -34,7 +34,7 @@ class StellarOptions:
     reconcile_ms: int = 60_000
     resign_after_s: float = 5.0
     tick_s: float = 0.05  # the engine's pause after a tick with work
-    idle_max_s: float = 1.0  # its longest pause while ticks find nothing (doubling from tick_s)
+    idle_max_s: float = 5.0  # its longest pause while ticks find nothing (doubling from tick_s, never past due work)
     source: str = "/prizeflow/payouts"
     rpc_timeout_s: float = 10.0
 

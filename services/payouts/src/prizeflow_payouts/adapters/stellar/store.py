@@ -70,6 +70,22 @@ QUEUED = text(
        LIMIT :limit FOR UPDATE SKIP LOCKED"""
 )
 
+ANY_DUE = text(
+    """SELECT EXISTS (SELECT 1 FROM stellar_payouts
+       WHERE provider = :provider AND state = 'queued' AND not_before <= now() AND asset = ANY(:assets))"""
+)
+
+# When the engine next has timed work: an open envelope's check, or a queued payout's `not_before` still ahead (one
+# due now is built at the next pass a wake or a freed lane brings). Each term is the first row of a partial index.
+NEXT_DUE_IN = text(
+    """SELECT extract(epoch FROM least(
+         (SELECT min(next_check_at) FROM stellar_txs
+           WHERE provider = :provider AND state IN ('signing', 'signed', 'external', 'submitted')),
+         (SELECT min(not_before) FROM stellar_payouts
+           WHERE provider = :provider AND state = 'queued' AND not_before > now())
+       ) - now())"""
+)
+
 INSERT_TX = text(
     """INSERT INTO stellar_txs (id, provider, lane, sequence, kind, payout_ids, state, unsigned_xdr, sign_request,
                                 tx_hash, fee, max_time, sign_requests, sign_requested_at, next_check_at)

@@ -92,6 +92,8 @@ class TonBatchDriver:
         self.client = client
         self.uow = uow  # one pass's unit of work (books.py)
         self.clock = clock
+        # The last pass found a batch in flight or payouts due: the next pass is `poll_s` away, not an idle pause.
+        self.waiting = False
         self.freshness = NodeFreshness(self.name, client, clock)
         self._jetton_wallets = {a.jetton_wallet: a for a in options.assets.values() if a.jetton_wallet}
 
@@ -100,6 +102,7 @@ class TonBatchDriver:
 
     async def tick(self) -> bool:
         """One pass; True if it changed something (the loop goes again at once)."""
+        self.waiting = False
         async with self.uow() as books:
             if not await books.lead():
                 return False  # another replica drives this wallet
@@ -112,6 +115,7 @@ class TonBatchDriver:
             run = Pass(self.client)
             changed = False
             driven = await books.batches.driven()
+            self.waiting = bool(driven)
             if any(b["state"] != "landed" and self.clock() > self._deadline(b) for b in driven):
                 run.node_time = await self.freshness.node_time()  # before any read a verdict rests on
             for batch in driven:
@@ -132,6 +136,7 @@ class TonBatchDriver:
 
     async def _build(self, books: SqlTonBooks) -> bool:
         rows = await books.batches.due_payouts(min(4 * self.o.batch_size, 1000))
+        self.waiting = self.waiting or bool(rows)
         group = rules.group(rows, self.o.batch_size)
         if not group:
             return False

@@ -60,17 +60,21 @@ class TonDriver:
         self.uow = uow  # one pass's unit of work (books.py)
         self.clock = clock
         self.freshness = NodeFreshness(self.name, client, clock)
+        # The last pass found a message in flight or a payout due: the next pass is `poll_s` away, not an idle pause.
+        self.waiting = False
 
     def _error(self, code: PayoutErrorCode, message: str) -> PayoutError:
         return PayoutError.of(code, message, provider=self.name)
 
     async def tick(self) -> bool:
         """One pass; True if it changed something (the loop goes again at once)."""
+        self.waiting = False
         async with self.uow() as books:
             if not await books.lead():
                 return False  # another replica drives this wallet
             message = await books.in_flight()
             if message is not None:
+                self.waiting = True
                 return await self._drive(books, message)
             return await self._build_next(books)
 
@@ -87,6 +91,7 @@ class TonDriver:
         payout = await books.next_queued()
         if payout is None:
             return False
+        self.waiting = True
         try:
             seqno = await self.client.seqno(self.o.wallet)
         except TonApiError as err:

@@ -70,6 +70,8 @@ from prizeflow_ton.addresses import InvalidTonAddressError, parse_address
 log = logging.getLogger(__name__)
 C = PayoutErrorCode
 P = ProviderPayoutStatus
+# The driver's longest pause while passes find nothing in flight and nothing due; a payout queued here wakes it.
+IDLE_MAX_S = 5.0
 
 
 def _row(mapping: Any) -> dict[str, Any]:
@@ -77,8 +79,9 @@ def _row(mapping: Any) -> dict[str, Any]:
 
 
 class _DriverPass:
-    """One pass of the driver: at once again while it found work, else after `poll_s` (or a wake). A pass that
-    fails is logged and the next one waits `poll_s`, as a pass with nothing to do."""
+    """One pass of the driver: at once again while it changes something; `poll_s` later while something is in
+    flight or due; otherwise an idle pause, doubling from `poll_s` up to `IDLE_MAX_S` (a wake, a payout queued or a
+    signature back in this process, ends it). A pass that fails is logged and the next one waits `poll_s`."""
 
     def __init__(self, provider: TonWalletProvider) -> None:
         self.provider = provider
@@ -88,10 +91,11 @@ class _DriverPass:
             return self.provider.o.poll_s
         try:
             if await self.provider.tick():
-                return True
+                return 0.0
         except Exception:
             log.exception("ton driver pass failed; retrying", extra={"provider": self.provider.name})
-        return self.provider.o.poll_s
+            return self.provider.o.poll_s
+        return self.provider.o.poll_s if self.provider.driver.waiting else False
 
 
 class TonWalletProvider:
@@ -146,7 +150,13 @@ class TonWalletProvider:
     def schedule(self, jobs: Scheduler) -> None:
         """The driver's passes on the process's scheduler (the bootstrap's, as for every rail)."""
         if self._driving is None:
-            self._driving = jobs.every(0.0, _DriverPass(self), name=f"ton-driver-{self.name}", cancel_on_stop=True)
+            self._driving = jobs.every(
+                self.o.poll_s,
+                _DriverPass(self),
+                name=f"ton-driver-{self.name}",
+                idle_max_s=max(IDLE_MAX_S, self.o.poll_s),
+                cancel_on_stop=True,
+            )
 
     async def start(self) -> None:
         await self.client.start()

@@ -1,0 +1,98 @@
+"""Pooled connections are pinged only after sitting idle (`ping_when_idle`, real PostgreSQL): a connection used a
+moment ago is lent as it is (no BEGIN, empty statement and ROLLBACK before every transaction); a stale one is pinged
+and replaced before its caller sees it; one killed within the window fails one transaction, and the pool is whole
+again for the next."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prizeflow_runtime.db import asyncpg_dsn, create_engine
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One item for every ping of a pooled connection."""
+    seen: list[int] = []
+    ping: Callable[[AsyncAdapt_asyncpg_connection], None] = AsyncAdapt_asyncpg_connection.ping
+
+    def counted(self: AsyncAdapt_asyncpg_connection) -> None:
+        seen.append(1)
+        ping(self)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counted)
+    return seen
+
+
+@pytest.fixture
+async def engines(fresh_database: str) -> AsyncIterator[dict[str, AsyncEngine]]:
+    made = {
+        "patient": create_engine(fresh_database, pool_size=1, ping_after_idle_s=60),
+        "eager": create_engine(fresh_database, pool_size=1, ping_after_idle_s=0.2),
+    }
+    yield made
+    for engine in made.values():
+        await engine.dispose()
+
+
+async def backend(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def terminate(database: str, pid: int) -> None:
+    admin = await asyncpg.connect(asyncpg_dsn(database))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+
+
+async def test_a_connection_used_a_moment_ago_is_lent_without_a_ping(
+    engines: dict[str, AsyncEngine], pings: list[int]
+) -> None:
+    engine = engines["patient"]
+    first = await backend(engine)
+    used = [await backend(engine) for _ in range(5)]
+    assert used == [first] * 5  # the pool's one connection, five times
+    assert pings == []
+
+
+async def test_a_connection_idle_past_the_window_is_pinged_and_a_dead_one_replaced_unseen(
+    engines: dict[str, AsyncEngine], pings: list[int], fresh_database: str
+) -> None:
+    engine = engines["eager"]
+    first = await backend(engine)
+    await asyncio.sleep(0.3)
+    assert await backend(engine) == first  # pinged, alive, lent
+    assert len(pings) == 1
+    await terminate(fresh_database, first)
+    await asyncio.sleep(0.3)
+    replaced = await backend(engine)  # the ping failed: a new connection, and the caller saw nothing
+    assert replaced != first
+    assert len(pings) == 2
+
+
+async def test_one_killed_within_the_window_fails_one_transaction_and_the_next_has_a_new_connection(
+    engines: dict[str, AsyncEngine], pings: list[int], fresh_database: str
+) -> None:
+    engine = engines["patient"]
+    first = await backend(engine)
+    await terminate(fresh_database, first)
+    with pytest.raises(DBAPIError) as failed:
+        await backend(engine)
+    assert failed.value.connection_invalidated  # recognised as a disconnect: the pool drops what it held
+    assert await backend(engine) not in (first, None)
+    assert pings == []
