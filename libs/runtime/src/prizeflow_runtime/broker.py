@@ -19,7 +19,7 @@ from faststream.middlewares import AckPolicy
 
 from prizeflow_runtime.consumer import ReliableConsumer
 from prizeflow_runtime.kafka_security import faststream_security
-from prizeflow_runtime.settings import KafkaSecurity
+from prizeflow_runtime.kafka_settings import KafkaSecurity
 from prizeflow_runtime.topics import ensure_topics
 
 __all__ = ["attach_consumer", "commit_offsets", "create_broker", "ensure_topics"]

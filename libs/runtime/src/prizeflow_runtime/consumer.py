@@ -38,12 +38,8 @@ be whole: a type it acts on and leaves out would be skipped (each service's test
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
-import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,14 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prizeflow_contracts.envelope import (
-    CORRELATION_ID_PATTERN,
-    HEADER_TYPE,
-    Envelope,
-    EventPayload,
-    decode,
-    is_known_type,
-)
+from prizeflow_contracts.envelope import Envelope, EventPayload, decode
 from prizeflow_contracts.errors import EventRefusal, refusing
 from prizeflow_runtime.dead_letters import (
     DeadLetter,
@@ -75,12 +64,11 @@ from prizeflow_runtime.inbox_retention import BEYOND_CLOCK_SKEW, BEYOND_DEDUP_HO
 from prizeflow_runtime.logging import log_context
 from prizeflow_runtime.metrics import RuntimeMetrics
 from prizeflow_runtime.outages import is_infrastructure_outage, is_transient_conflict
-from prizeflow_runtime.redaction import redact
+from prizeflow_runtime.records import dead_letter_of, next_offsets, to_read
 from prizeflow_runtime.retry import Backoff, backoff_delay
 from prizeflow_runtime.settings import RetrySettings
 
 log = logging.getLogger(__name__)
-_CORRELATION_ID_RE = re.compile(CORRELATION_ID_PATTERN)
 
 # A handler receives the service's `books` (`prizeflow_runtime.uow`): its stores bound to the poll's transaction, the
 # inbox rows already claimed. `bind(session)` builds them; a consumer without one hands the session itself.
@@ -158,7 +146,7 @@ class ReliableConsumer:
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
         """Settle every record of a poll; returns the offsets to commit (next offset per partition)."""
         started = time.perf_counter()
-        acted_on, skipped = self._acted_on(records)
+        acted_on, skipped = to_read(records, self.acts_on)
         items = [self._decode(r) for r in acted_on]
         now = self.clock()
         for item in items:
@@ -231,24 +219,6 @@ class ReliableConsumer:
         else:
             await self._apply_with_retry(items[at])
         await self._settle(items[at + 1 :])
-
-    def _acted_on(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]]
-    ) -> tuple[Sequence[ConsumerRecord[bytes, bytes]], dict[str, int]]:
-        """The records to decode: all but those whose header names a known type the handler does not act on; and
-        how many of those there were, by topic (counted `skipped` once the poll is settled)."""
-        acts_on = self.acts_on
-        if acts_on is None:
-            return records, {}
-        kept: list[ConsumerRecord[bytes, bytes]] = []
-        skipped: dict[str, int] = {}
-        for record in records:
-            kind = _type_header(record)
-            if kind is None or kind in acts_on or not is_known_type(kind):
-                kept.append(record)
-            else:
-                skipped[record.topic] = skipped.get(record.topic, 0) + 1
-        return kept, skipped
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> _Item:
         value = record.value or b""
@@ -428,35 +398,21 @@ class ReliableConsumer:
             self.metrics.consumed.labels(self.name, item.record.topic, "dead_lettered").inc()
 
     def _letter(self, item: _Item, reason: str, err: BaseException, attempts: int) -> DeadLetter:
-        record, env = item.record, item.envelope
-        detail = (
-            err.detail
-            if isinstance(err, EventRefusal)
-            else redact("".join(traceback.format_exception_only(err)).strip())
-        )
-        event_id, event_type, correlation_id, occurred_at = (
-            (env.id, env.type, env.correlationid, env.time) if env is not None else _readable_ids(record.value or b"")
-        )
         outside = reason in (BEYOND_DEDUP_HORIZON, BEYOND_CLOCK_SKEW)
-        if occurred_at is not None and (outside or self.retention.refusal(occurred_at, self.clock()) is not None):
-            occurred_at = None  # outside the horizon: its partition may be gone, the inbox cannot remember it
-        return DeadLetter(
+
+        def remembered(at: datetime) -> bool:
+            """Outside the dedup horizon the event's inbox partition may be gone: its letter keeps no time."""
+            return not outside and self.retention.refusal(at, self.clock()) is None
+
+        return dead_letter_of(
+            item.record,
+            item.envelope,
             consumer=self.name,
             digest=item.digest,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value or b"",
-            headers=tuple((k, bytes(v) if v is not None else b"") for k, v in (record.headers or ())),
             reason=reason,
-            detail=detail,
-            error_type=type(err).__name__,
+            err=err,
             attempts=attempts,
-            event_id=event_id,
-            event_type=event_type,
-            correlation_id=correlation_id,
-            occurred_at=occurred_at,
+            remembered=remembered,
         )
 
     async def apply_redrive(self, session: AsyncSession, envelope: Envelope[EventPayload], delivery: Delivery) -> None:
@@ -519,43 +475,6 @@ class ReliableConsumer:
             self.metrics.consumed.labels(self.name, topic, "duplicate").inc(n)
 
 
-def _type_header(record: ConsumerRecord[bytes, bytes]) -> str | None:
-    """The event type the record's `ce_type` header names, None without one (or one that is not text)."""
-    for key, value in record.headers or ():
-        if key == HEADER_TYPE:
-            if value is None:  # a null header value: decoded and judged by its body
-                return None
-            try:
-                return bytes(value).decode()
-            except (TypeError, UnicodeDecodeError):
-                return None
-    return None
-
-
-def _readable_ids(value: bytes) -> tuple[uuid.UUID | None, str | None, str | None, datetime | None]:
-    """Best effort on a record that did not decode: its event id, type, correlation id and time, if it names them."""
-    try:
-        doc = json.loads(value)
-    except (UnicodeDecodeError, ValueError):
-        return None, None, None, None
-    if not isinstance(doc, dict):
-        return None, None, None, None
-    try:
-        event_id = uuid.UUID(str(doc.get("id")))
-    except ValueError:
-        event_id = None
-    event_type = doc.get("type") if isinstance(doc.get("type"), str) else None
-    correlation = doc.get("correlationid")
-    valid = isinstance(correlation, str) and _CORRELATION_ID_RE.fullmatch(correlation) is not None
-    try:
-        occurred_at: datetime | None = datetime.fromisoformat(str(doc.get("time")))
-    except ValueError:
-        occurred_at = None
-    if occurred_at is not None and occurred_at.tzinfo is None:
-        occurred_at = None
-    return event_id, (event_type or "")[:255] or None, correlation if valid else None, occurred_at
-
-
 def _no_inbox_partition(err: BaseException) -> bool:
     """PostgreSQL may have found no inbox partition for a claimed row's hour (SQLSTATE 23514 from tuple routing).
     Told by the SQLSTATE alone, never the message (its language is the server's `lc_messages`): another check
@@ -572,11 +491,3 @@ def _named(items: Sequence[_Item], failure: Exception) -> int | None:
     return next(
         (i for i, item in enumerate(items) if item.envelope is not None and item.envelope.id == failure.event_id), None
     )
-
-
-def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
-    for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-    return offsets

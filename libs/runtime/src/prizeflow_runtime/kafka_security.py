@@ -25,7 +25,7 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from prizeflow_runtime.settings import KafkaSaslMechanism, KafkaSecurity, KafkaSecurityProtocol
+from prizeflow_runtime.kafka_settings import KafkaSaslMechanism, KafkaSecurity, KafkaSecurityProtocol
 
 __all__ = [
     "KafkaAuthenticationError",

@@ -22,7 +22,8 @@ from pydantic_core import from_json
 from prizeflow_contracts.topics import DLQ_SUFFIX
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_runtime.kafka_security import kafka_client_options
-from prizeflow_runtime.settings import DatabaseTimeouts, KafkaSecurity
+from prizeflow_runtime.kafka_settings import KafkaSecurity
+from prizeflow_runtime.settings import DatabaseTimeouts
 
 log = logging.getLogger(__name__)
 

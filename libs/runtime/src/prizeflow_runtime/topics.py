@@ -33,8 +33,9 @@ from prizeflow_runtime.kafka_security import (
     authentication_problem,
     kafka_client_options,
 )
+from prizeflow_runtime.kafka_settings import KafkaSecurity
 from prizeflow_runtime.outbox import physical_topic
-from prizeflow_runtime.settings import KafkaSecurity, TopicSettings, settings_or_exit
+from prizeflow_runtime.settings import TopicSettings, settings_or_exit
 
 _TOPIC_ALREADY_EXISTS = 36
 _ADMIN_TIMEOUT_MS = 10_000

@@ -22,9 +22,10 @@ from prizeflow_devstack.kafka_sasl import Acl, SaslKafka, create_acls, sasl_kafk
 from prizeflow_runtime.broker import create_broker
 from prizeflow_runtime.http import NotReady
 from prizeflow_runtime.kafka_security import KafkaAuthenticationError, authentication_problem
+from prizeflow_runtime.kafka_settings import KafkaSecurity
 from prizeflow_runtime.outbox import idempotent_producer
 from prizeflow_runtime.service import ServiceRuntime
-from prizeflow_runtime.settings import KafkaSecurity, ServiceSettings
+from prizeflow_runtime.settings import ServiceSettings
 from prizeflow_runtime.topics import TopicSpec, check_topics, provision_topics
 from prizeflow_testkit.waits import eventually
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
-from prizeflow_runtime.consumer import ReliableConsumer, next_offsets
+from prizeflow_runtime.consumer import ReliableConsumer
 from prizeflow_runtime.dead_letters import DeadLetter
+from prizeflow_runtime.records import next_offsets
 from prizeflow_runtime.settings import RetrySettings
 
 

@@ -20,8 +20,9 @@ from pydantic import ValidationError
 
 from prizeflow_runtime.broker import create_broker
 from prizeflow_runtime.kafka_security import KafkaSecurityError, faststream_security, kafka_client_options
+from prizeflow_runtime.kafka_settings import KafkaSecurity
 from prizeflow_runtime.outbox import idempotent_producer
-from prizeflow_runtime.settings import KafkaSecurity, ServiceSettings, settings_or_exit
+from prizeflow_runtime.settings import ServiceSettings, settings_or_exit
 from prizeflow_runtime.topics import ProvisionSettings
 from prizeflow_runtime.topics import _admin as topics_admin
 from prizeflow_testkit.production import PRODUCTION_DATABASE_URL

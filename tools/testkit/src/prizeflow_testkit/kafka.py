@@ -12,7 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from prizeflow_runtime.settings import KafkaSecurity, TopicSettings
+from prizeflow_runtime.kafka_settings import KafkaSecurity
+from prizeflow_runtime.settings import TopicSettings
 from prizeflow_runtime.topics import provision_topics, topic_plan
 from prizeflow_testkit.waits import eventually
 
