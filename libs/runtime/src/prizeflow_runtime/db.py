@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -325,18 +325,18 @@ def create_engine(
 
 
 def ping_when_idle(engine: AsyncEngine, *, after_s: float) -> None:
-    """Ping a pooled connection before lending it only when it sat unused `after_s` or longer.
+    """Lend a pooled connection without a ping unless it sat unused `after_s` or longer, or its socket is closed.
 
     SQLAlchemy's `pool_pre_ping` pings at every checkout. With asyncpg that is three round trips (BEGIN, an empty
     statement, ROLLBACK) before every transaction: on a busy pool most of the statements PostgreSQL sees, and on an
-    idle service half of its transactions. A connection that answered a moment ago is used as it is.
-
-    What goes stale is what sat idle: a server restarted or failed over, an idle session timeout, a proxy or NAT
-    that drops quiet connections. Those are pinged, and a dead one is replaced before the caller sees it (the pool
-    retries the checkout on `DisconnectionError`). A connection that broke within `after_s` of its last use fails
-    its statement; SQLAlchemy recognises the disconnect and invalidates every connection the pool then held. The
-    transaction fails whole and its caller retries, as for any transient failure: a consumer's poll is redelivered
-    and an API request answers 503. `pool_pre_ping` has the same window for a connection that breaks while lent out.
+    idle service half of its transactions. Here a checkout costs no round trip:
+    - a connection whose socket the server closed (a restart, a failover, a terminated backend: asyncpg saw the
+      close) is never lent; the whole pool is recycled, as a failed pre-ping did, and the caller gets a new one;
+    - a connection unused for `after_s` is pinged first (what goes stale silently sits idle: a dead peer behind a
+      proxy or a NAT that drops quiet connections); one that fails its ping recycles the pool the same way;
+    - any other is lent as it is. One whose peer vanished without closing it (no FIN reached us) and that was used
+      within `after_s` fails its statement: SQLAlchemy recognises the disconnect and invalidates the pool, the
+      transaction fails whole and its caller retries, as with a connection that breaks while lent out.
     """
 
     @event.listens_for(engine.sync_engine.pool, "checkin")
@@ -345,13 +345,16 @@ def ping_when_idle(engine: AsyncEngine, *, after_s: float) -> None:
 
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def _ping_if_idle(dbapi: Any, record: Any, _proxy: Any) -> None:
+        raw = getattr(dbapi, "_connection", None)  # the asyncpg connection the adapter wraps
+        if raw is not None and raw.is_closed():
+            raise InvalidatePoolError("a pooled connection was closed by the server")
         since = record.info.get("idle_since")
         if since is None or time.monotonic() - since < after_s:
             return  # new, or used a moment ago
         try:
             dbapi.ping()
         except Exception as err:
-            raise DisconnectionError("a pooled connection failed its ping") from err
+            raise InvalidatePoolError("a pooled connection failed its ping") from err
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

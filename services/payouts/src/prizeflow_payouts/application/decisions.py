@@ -103,7 +103,7 @@ class OperatorDecisions:
         if self.metrics is not None:
             self.metrics.transitions.labels(change.to.value, change.record.provider_name).inc()
         if change.to is S.APPROVED and self.on_due is not None:
-            self.on_due()  # the worker looks again (it tolerates seeing nothing yet: commit is a moment away)
+            books.payouts.after_commit(self.on_due)  # the worker looks once the approval is there to see
 
     async def _decide(
         self,

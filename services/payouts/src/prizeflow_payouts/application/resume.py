@@ -159,7 +159,7 @@ class ResumeVerifiedPayouts:
             for ch in applied:
                 self.metrics.transitions.labels(ch.to.value, ch.record.provider_name).inc()
         if any(ch.to is S.APPROVED for ch in applied) and self.on_due is not None:
-            self.on_due()
+            books.payouts.after_commit(self.on_due)  # the worker looks once they are there to see
         return len(applied) + len(holds) + len(released)
 
     async def tick(self) -> bool:

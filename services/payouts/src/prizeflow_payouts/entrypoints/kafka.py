@@ -89,7 +89,7 @@ class PayoutRequestsHandler:
             # The claim already has a payout (or a refusal): that one settles its reservation; nothing is voided.
             raise EventRefusal(err.code, err.detail) from err
         if self.on_due is not None:
-            self.on_due()
+            books.payouts.after_commit(self.on_due)  # the worker looks once the poll's payouts are there to see
 
     async def on_refusal(self, books: Books, letter: DeadLetter) -> None:
         """A request dead-lettered unread: refused for good when it names its claim (see `refuse_unreadable`)."""
