@@ -330,8 +330,9 @@ def ping_when_idle(engine: AsyncEngine, *, after_s: float) -> None:
     SQLAlchemy's `pool_pre_ping` pings at every checkout. With asyncpg that is three round trips (BEGIN, an empty
     statement, ROLLBACK) before every transaction: on a busy pool most of the statements PostgreSQL sees, and on an
     idle service half of its transactions. Here a checkout costs no round trip:
-    - a connection whose socket the server closed (a restart, a failover, a terminated backend: asyncpg saw the
-      close) is never lent; the whole pool is recycled, as a failed pre-ping did, and the caller gets a new one;
+    - a connection whose socket the server closed (a restart, a failover, a terminated backend), once asyncpg has
+      read the close, is never lent; the whole pool is recycled, as a failed pre-ping did, and the caller gets a
+      new one (in the moment before asyncpg reads it, the connection is as one whose peer vanished, below);
     - a connection unused for `after_s` is pinged first (what goes stale silently sits idle: a dead peer behind a
       proxy or a NAT that drops quiet connections); one that fails its ping recycles the pool the same way;
     - any other is lent as it is. One whose peer vanished without closing it (no FIN reached us) and that was used
