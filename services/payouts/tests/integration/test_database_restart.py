@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from prizeflow_payouts.application.payout_requests import CreatePayoutCommand
 from prizeflow_payouts.bootstrap import compose
+from prizeflow_payouts.entrypoints.kafka import request_command
 from prizeflow_runtime.db import asyncpg_dsn
 from prizeflow_testkit.payouts import WEBHOOK_SECRET_ENV, fetch, providers_file, request, settings_for
 
@@ -39,18 +39,7 @@ async def test_a_restart_while_a_batch_is_at_its_provider_costs_it_nothing(
     monkeypatch.setenv(WEBHOOK_SECRET_ENV, "test-webhook-secret")
     parts = compose(settings_for(db, kafka_bootstrap, providers_file(tmp_path), topic_suffix=topic_suffix))
     try:
-        d = request(address="success:p1").data
-        command = CreatePayoutCommand(
-            payout_request_id=d.payout_request_id,
-            claim_id=d.claim_id,
-            player_id=d.player_id,
-            amount=d.amount,
-            destination=d.destination,
-            idempotency_key=d.idempotency_key,
-            requested_by=d.requested_by,
-            provider=None,
-            correlation_id="corr-restart",
-        )
+        command = request_command(request(address="success:p1"))  # as the requests consumer builds it
         async with parts.uow() as books:
             await parts.create.execute(books, [command])
         create = parts.worker.calls.create
@@ -62,7 +51,7 @@ async def test_a_restart_while_a_batch_is_at_its_provider_costs_it_nothing(
 
         monkeypatch.setattr(parts.worker.calls, "create", answered_then_restart)
         await parts.worker.run_pass()  # raised InterfaceError (connection is closed) when the pool lent the dead one
-        rows = await fetch(db, "SELECT state FROM payouts WHERE idempotency_key = $1", d.idempotency_key)
+        rows = await fetch(db, "SELECT state FROM payouts WHERE idempotency_key = $1", command.idempotency_key)
         assert [r["state"] for r in rows] == ["paid"]  # not `submitting` until its lease ends
     finally:
         await parts.runtime.engine.dispose()
