@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prizeflow_devstack import kafka
+from prizeflow_devstack import kafka, ports
 from prizeflow_devstack.infra import Infra, _own_url, asyncpg_dsn, to_asyncpg_url
 from prizeflow_devstack.paths import Paths, RootNotFoundError, find_root
 from prizeflow_devstack.ports import pick_free_port, port_is_free, remembered_or_free
@@ -37,6 +37,30 @@ def test_picked_ports_stay_out_of_the_range_outgoing_connections_draw_from() -> 
     picked = {pick_free_port() for _ in range(50)}
     assert all(not low <= port <= high for port in picked), sorted(picked)
     assert len(picked) > 40  # spread out, so two lanes picking at once rarely choose the same one
+
+
+@pytest.mark.integration  # binds ports or starts processes
+def test_a_port_promised_to_a_live_process_is_picked_by_no_other_until_it_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port a process picked stays its own while nothing listens on it (a service it stopped and will start
+    again on the same address): no other lane picks it; a dead process's promise is taken over."""
+    monkeypatch.setenv("PRIZEFLOW_PORTS_DIR", str(tmp_path))
+    held = next(p for p in range(15100, 16000) if port_is_free(p) and port_is_free(p + 1))
+    free = held + 1
+    monkeypatch.setattr(ports, "_outside_ephemeral", lambda: range(held, free + 1))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ticks = (Path(f"/proc/{other.pid}/stat").read_text().rsplit(")", 1)[1].split())[19]
+        (tmp_path / str(held)).write_text(f"{other.pid} {ticks}")
+        assert pick_free_port() == free
+        again = pick_free_port()  # free is now this process's: handed out once
+        assert again not in (held, free)
+    finally:
+        other.kill()
+        other.wait()
+    assert pick_free_port() == held
+    assert (tmp_path / str(held)).read_text().split()[0] == str(os.getpid())
 
 
 @pytest.mark.integration  # binds ports or starts processes

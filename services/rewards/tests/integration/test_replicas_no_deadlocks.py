@@ -89,6 +89,17 @@ class Replica:
         )
 
 
+def _errors_logged(replicas: list[Replica]) -> str:
+    """Every ERROR record the replicas logged (a 5xx's traceback is there, not in its answer)."""
+    lines = [
+        f"--- replica {r.index}: {line}"
+        for r in replicas
+        for line in r.log.read_text().splitlines()
+        if '"level": "ERROR"' in line
+    ]
+    return "\n".join(lines[-20:])
+
+
 @dataclass
 class Storm:
     """What the test did and saw: every HTTP status, and the money it expects in each wallet."""
@@ -572,7 +583,7 @@ async def test_replicas_move_money_concurrently_without_a_single_deadlock(
     )
     progress(summary)
     assert found == 0, f"{summary}\n{logs}"
-    assert errors == 0, "\n".join([summary, *storm.failures[:20]])
+    assert errors == 0, "\n".join([summary, *storm.failures[:20], _errors_logged(replicas)])
     assert not storm.failures, "\n".join(storm.failures[:20])
     assert fell_back == 0, logs
 

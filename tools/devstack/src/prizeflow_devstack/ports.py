@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
+import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from prizeflow_devstack.procs import pid_alive, start_ticks
 
 HOST = "127.0.0.1"
 
@@ -29,14 +34,19 @@ def pick_free_port(exclude: Iterable[int] = (), host: str = HOST) -> int:
     machine also draws from: between the pick and the listener's bind (a compose tier starting a minute later) a
     client of another test lane can take it as its local port, and the listener fails with "address already in
     use". A port below (or above) that range is only ever taken by an explicit bind, so it stays free until a
-    deliberate listener, which the free-check catches, claims it."""
+    deliberate listener, which the free-check catches, claims it.
+
+    A picked port is also promised, machine-wide, to the process that picked it for as long as that process lives
+    (`promised_dir()`): no other process picks it, even while nothing listens on it (a listener not bound yet, or a
+    service the process stopped and will start again on the same address: a restore drill stops its services for a
+    minute, and a port another lane picked in that minute failed the restart with "address already in use")."""
     excluded = set(exclude)
     candidates = _outside_ephemeral()
     if candidates:
         rng = random.SystemRandom()
         for _ in range(200):
             port = rng.choice(candidates)
-            if port not in excluded and port_is_free(port, host):
+            if port not in excluded and port_is_free(port, host) and _promise(port):
                 return port
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -45,6 +55,47 @@ def pick_free_port(exclude: Iterable[int] = (), host: str = HOST) -> int:
         if port not in excluded:
             return port
     raise RuntimeError("could not find a free TCP port after 100 attempts")
+
+
+def promised_dir() -> Path:
+    """Where picked ports are promised: one file per port holding its process's pid and start time. Ports are the
+    machine's, so this is too (not a checkout's): every checkout and lane on the machine reads the same promises."""
+    return Path(os.environ.get("PRIZEFLOW_PORTS_DIR") or Path(tempfile.gettempdir()) / "prizeflow-ports")
+
+
+def _promise(port: int) -> bool:
+    """Promise `port` to this process unless another promise stands: its process alive (a file being written is a
+    promise too). A promise of a process that died is taken over. This process's own earlier promise stands as
+    well: a port is handed out once."""
+    directory = promised_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / str(port)
+    pid = os.getpid()
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if _promise_stands(path):
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f"{pid} {start_ticks(pid)}")
+        return True
+    return False
+
+
+def _promise_stands(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return False
+    try:
+        pid, ticks = text.split()
+        return pid_alive(int(pid), None if ticks == "None" else int(ticks))
+    except ValueError:
+        return age < 10  # being written
 
 
 _LOWEST = 15000  # below: registered services' well-known ports (PostgreSQL 5432, Kafka 9092, Prometheus 9090, ...)
