@@ -7,7 +7,9 @@ start from are podman's (pulled, or the local stand-ins under the same names), s
 platform's images are built by Compose from the repository (`WHEELS=source`, the Containerfile's default), with the
 host's wheelhouse offered as the package mirror (`PRIZEFLOW_FIND_LINKS`: no package index is reachable from inside a
 build). Then the scenario every engine plays (tests/support/compose_scenario.py): a sponsored round paid on the
-sandbox, and Prometheus scraping every service. Everything is torn down after (the fixture asserts nothing is left).
+sandbox, and Prometheus scraping every service; and what Compose built from the repository installs the same
+distributions as podman's image from the host's wheelhouse (the tier builds each image once per engine). Everything
+is torn down after (the fixture asserts nothing is left).
 
 Also here, because it needs an engine that answers: the devstack keeps its local PostgreSQL and Kafka binaries while
 a Docker engine runs, unless `PRIZEFLOW_DEVSTACK_INFRA=docker` asks for testcontainers."""
@@ -28,6 +30,7 @@ from compose_scenario import a_sponsored_round_is_paid, prometheus_scrapes_every
 from prizeflow_devstack import docker_engine, docker_infra, images, infra
 from prizeflow_devstack.compose import NOT_RUNNABLE_HERE, PORT_ENV, DockerComposeStack, ensure_compose_secrets
 from prizeflow_devstack.ports import pick_free_port
+from prizeflow_devstack.sbom import SBOM_PATH
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]  # its fixture installs, loads and builds first
 
@@ -100,9 +103,14 @@ def test_the_devstack_keeps_its_local_binaries_while_a_docker_engine_answers(
 
 @pytest.fixture(scope="module")
 def docker_stack(
-    repo_root: Path, engine: docker_engine.Engine, podman_ready: None, tmp_path_factory: pytest.TempPathFactory
+    repo_root: Path,
+    engine: docker_engine.Engine,
+    built_images: dict[str, images.Built],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[DockerComposeStack]:
-    """`docker compose --profile demo up --detach --build --wait` (every service but Grafana); torn down after."""
+    """`docker compose --profile demo up --detach --build --wait` (every service but Grafana); torn down after.
+    podman's images from the host's wheelhouse are built first (`built_images`): the tests below hold what Compose
+    built from the repository to them."""
     started = time.monotonic()
     # podman's images of the same names first, as its tier makes them (the two Debian root filesystems behind the
     # stand-ins concurrently): what the engine lacks is copied from there.
@@ -167,3 +175,29 @@ def test_every_platform_container_runs_an_image_this_compose_project_built(docke
         inspect = docker_stack.engine.docker("image", "inspect", ref, "--format", "{{json .Config.Labels}}")
         labels = json.loads(inspect.stdout)
         assert labels.get("com.docker.compose.project") == docker_stack.project, (service, ref, labels)
+
+
+def _pypi_versions(sbom_json: str) -> dict[str, str]:
+    sbom = json.loads(sbom_json)
+    return {c["name"]: c["version"] for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")}
+
+
+def test_what_compose_built_from_the_repository_installs_what_the_wheelhouse_image_does(
+    docker_stack: DockerComposeStack, repo_root: Path
+) -> None:
+    """The `wheels-source` stage (the Containerfile's default; Compose built every image with it above, from the
+    repository and uv.lock alone, the host's downloaded wheels offered only as a plain package mirror) installs the
+    same distributions at the same versions as the image `prizeflow-dev images` builds from the host's wheelhouse,
+    with its own SBOM; its packages import on a read-only root with no network; the same user and entrypoint."""
+    engine = docker_stack.engine
+    ref = images.IMAGES["settlement"].ref
+    cat = ("run", "--rm", "--network=none", "--entrypoint", "cat", ref, SBOM_PATH)
+    from_source = _pypi_versions(engine.docker(*cat).stdout)
+    from_house = _pypi_versions(images.podman(repo_root, *cat).stdout)
+    assert from_source == from_house
+    assert len(from_source) > 20, sorted(from_source)  # the whole closure, not an empty SBOM read twice
+    probe = "import prizeflow_settlement.bootstrap, prizeflow_runtime, alembic"
+    engine.docker("run", "--rm", "--read-only", "--network=none", ref, "python", "-c", probe)
+    config = json.loads(engine.docker("image", "inspect", ref, "--format", "{{json .Config}}").stdout)
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["/usr/local/bin/tini", "--"]

@@ -1,10 +1,6 @@
-"""How images are built and what they declare, with podman:
+"""How images are built and what they declare, with podman (the `wheels-source` stage, what `docker compose up --build`
+runs, is held to the same distributions by test_compose_docker.py, on the images Compose built there):
 
-- the `wheels-source` stage (what `docker compose up --build` runs on a machine with network access) builds an image
-  from the repository and uv.lock alone under podman too (test_compose_docker.py builds every image with it under
-  Docker), without the host's prebuilt wheelhouse — here with the host's downloaded wheels offered as a plain
-  `--find-links` directory (FIND_LINKS), because no package index is reachable from inside a build on this
-  machine, and with a local stand-in of ghcr.io/astral-sh/uv holding the host's uv;
 - every image carries a CycloneDX SBOM listing exactly the distributions installed in it at the versions uv.lock pins
   (and the wheel hashes uv.lock records), exported by `prizeflow-dev images` beside the image's digest;
 - a file secret made by a non-root user is readable by the image's user (compose bind-mounts it as it is on the host);
@@ -101,55 +97,6 @@ def test_images_json_gives_each_image_its_digest_and_sbom(
         assert entry["digest"].startswith("sha256:"), entry
         assert entry["id"].startswith("sha256:"), entry
         assert (repo_root / entry["sbom"]).is_file(), entry
-
-
-@pytest.fixture
-def source_built(repo_root: Path, built_images: dict[str, images.Built], tmp_path: Path) -> Iterator[str]:
-    """The settlement image built with WHEELS=source (the compose file's build), removed afterwards."""
-    images.ensure_official(repo_root, images.UV_IMAGE)
-    links = images.wheel_mirror(repo_root, tmp_path / "find-links")
-    spec = images.IMAGES["settlement"]
-    ref = "localhost/prizeflow-settlement:from-source"
-    # The stage builds every image's wheelhouse by default (test_compose_docker.py builds them all so); this one image
-    # needs its own package's and the runtime's (its dependency layer) only.
-    args = {
-        "BASE_IMAGE": images.PYTHON_BASE, "UV_IMAGE": images.UV_IMAGE, "WHEELS": "source",
-        "FIND_LINKS": "/find-links", "PACKAGES": f"{images.RUNTIME_LAYER.package} {spec.package}",
-        **images.build_args(spec, "runtime"),
-    }  # fmt: skip
-    argv = ["build", "--quiet", "--format", "docker", "--target", images.build_target(spec), "--no-cache"]
-    for key, value in args.items():
-        argv += ["--build-arg", f"{key}={value}"]
-    started = time.monotonic()
-    images.podman(
-        repo_root, *argv, "-v", f"{links}:/find-links:ro", "-t", ref, "-f", str(repo_root / "Containerfile"),
-        str(repo_root),
-    )  # fmt: skip
-    print(f"\n[containers] settlement built from the repository (WHEELS=source) in {time.monotonic() - started:.0f} s")
-    try:
-        yield ref
-    finally:
-        images.podman(repo_root, "rmi", "-f", ref, check=False)
-
-
-def test_the_wheels_stage_builds_an_image_from_the_repository_and_the_lock_alone(
-    repo_root: Path, built_images: dict[str, images.Built], source_built: str
-) -> None:
-    """Same distributions at the same versions as the image built from the host's wheelhouse, its own SBOM, and
-    every module of its workspace packages imports on a read-only root."""
-    prebuilt = images.IMAGES["settlement"].ref
-    from_source = _run_json(repo_root, source_built, "cat", SBOM_PATH)
-    from_house = _run_json(repo_root, prebuilt, "cat", SBOM_PATH)
-    assert {n: c["version"] for n, c in _python_components(from_source).items()} == {
-        n: c["version"] for n, c in _python_components(from_house).items()
-    }
-    probe = "import prizeflow_settlement.bootstrap, prizeflow_runtime, alembic; print('{}')"
-    images.podman(repo_root, "run", "--rm", "--read-only", "--network=none", source_built, "python", "-c", probe)
-    config = json.loads(
-        images.podman(repo_root, "image", "inspect", source_built, "--format", "{{json .Config}}").stdout
-    )
-    assert config["User"] == "10001:10001"
-    assert config["Entrypoint"] == ["/usr/local/bin/tini", "--"]
 
 
 def test_a_secret_written_by_a_non_root_user_is_readable_by_the_images_user(
