@@ -98,3 +98,27 @@ def test_the_ops_image_carries_prizeflow_ops_and_the_runtime() -> None:
     pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "tools" / "ops" / "pyproject.toml").read_text())
     assert "prizeflow-runtime" in pyproject["project"]["dependencies"]
     assert images.RUNTIME_LAYER.package == "prizeflow-runtime"
+
+
+def test_a_wheelhouse_file_is_rewritten_only_when_it_changed_and_then_whole(tmp_path: Path) -> None:
+    """A build copying the wheelhouse as its context beside a rebuild of it reads each file old or new, never half:
+    an unchanged file keeps its inode, a changed one is a new file renamed over the old (an open reader keeps the
+    old inode whole)."""
+    path = tmp_path / "uv"
+    images._write_if_changed(path, b"one", mode=0o755)
+    inode = path.stat().st_ino
+    images._write_if_changed(path, b"one", mode=0o755)
+    assert path.stat().st_ino == inode
+    with path.open("rb") as reader:
+        images._write_if_changed(path, b"two!", mode=0o755)
+        assert reader.read() == b"one"
+    assert path.read_bytes() == b"two!"
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uv"]
+
+
+def test_the_wheelhouse_is_held_by_one_process_at_a_time_and_again_by_its_holder(tmp_path: Path) -> None:
+    with images.wheelhouse_held(tmp_path), images.wheelhouse_held(tmp_path):  # re-entrant: build_images → wheelhouse
+        assert (tmp_path / ".build" / "images.lock").is_file()
+    with images.wheelhouse_held(tmp_path):
+        pass

@@ -18,6 +18,7 @@ Every podman call gets `CONTAINERS_CONF=deploy/podman/containers.conf` (the runc
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,7 +333,13 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     `<package>.workspace` (the workspace wheels it installs), `wheels/`, `bin/uv`, `bin/tini` — the layout the
     Containerfile's `wheels-source` stage builds too. Built on the host: TLS from inside a container to the package
     registries fails here, and a build that needs no network is reproducible."""
+    with wheelhouse_held(root):
+        return _build_wheelhouse(root, specs)
+
+
+def _build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     house = root / ".build" / "wheelhouse"
+
     wheels, reqs, bins = house / "wheels", house / "requirements", house / "bin"
     for d in (wheels, reqs, bins):
         d.mkdir(parents=True, exist_ok=True)
@@ -341,15 +349,15 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     for spec in specs:
         locked, members = export_requirements(root, spec)
         needed_workspace.update(members)
-        (reqs / f"{spec.package}.txt").write_text(locked, encoding="utf-8")
-        (reqs / f"{spec.package}.workspace").write_text("\n".join(members) + "\n", encoding="utf-8")
+        _write_if_changed(reqs / f"{spec.package}.txt", locked.encode())
+        _write_if_changed(reqs / f"{spec.package}.workspace", ("\n".join(members) + "\n").encode())
     # Every image's pins in one export: uv.lock pins one version of each package for the whole workspace.
     packages = [arg for package in sorted({s.package for s in specs}) for arg in ("--package", package)]
     all_reqs = house / "all-requirements.txt"
     export = [uv, "export", "--frozen", "--no-dev", *packages, "--no-emit-workspace", "--no-header"]
-    all_reqs.write_text(
-        _run([*export, "--format", "requirements-txt"], cwd=root, what="uv export of every image's pins"),
-        encoding="utf-8",
+    _write_if_changed(
+        all_reqs,
+        _run([*export, "--format", "requirements-txt"], cwd=root, what="uv export of every image's pins").encode(),
     )
     _run(
         [
@@ -359,17 +367,34 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
         ],
         cwd=root, what="pip download of the locked wheels", timeout=1800,
     )  # fmt: skip
-    for old in wheels.glob("prizeflow_*.whl"):
-        old.unlink()
-    for name in sorted(needed_workspace):
-        _run([uv, "build", "--wheel", "--quiet", "--out-dir", str(wheels), dirs[name]], cwd=root, what=f"build {name}")
-    shutil.copy2(uv, bins / "uv")
+    with tempfile.TemporaryDirectory(prefix="workspace-wheels-", dir=house.parent) as fresh:
+        for name in sorted(needed_workspace):
+            _run([uv, "build", "--wheel", "--quiet", "--out-dir", fresh, dirs[name]], cwd=root, what=f"build {name}")
+        built = {w.name: w for w in Path(fresh).glob("*.whl")}
+        for old in wheels.glob("prizeflow_*.whl"):
+            if old.name not in built:
+                old.unlink()
+        for name, wheel in built.items():
+            _write_if_changed(wheels / name, wheel.read_bytes())  # hatchling's wheels are reproducible
+    _write_if_changed(bins / "uv", Path(uv).read_bytes(), mode=0o755)
     tini = Path("/usr/bin/tini-static")
     if not tini.is_file():
         raise ImageError("/usr/bin/tini-static is missing (Debian package tini; ensure-podman.sh installs it)")
-    shutil.copy2(tini, bins / "tini")
-    shutil.copy2(Path(__file__).with_name("sbom.py"), bins / "sbom.py")  # the Containerfile's SBOM generator
+    _write_if_changed(bins / "tini", tini.read_bytes(), mode=0o755)
+    # the Containerfile's SBOM generator
+    _write_if_changed(bins / "sbom.py", Path(__file__).with_name("sbom.py").read_bytes(), mode=0o644)
     return house
+
+
+def _write_if_changed(path: Path, content: bytes, *, mode: int = 0o644) -> None:
+    """`path` holds `content` afterwards; rewritten only when it differed, and then whole (a new file renamed over
+    it): a reader (a build copying the wheelhouse as its context) sees the old file or the new, never a half."""
+    if path.is_file() and path.stat().st_size == len(content) and path.read_bytes() == content:
+        return
+    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    staged.write_bytes(content)
+    staged.chmod(mode)
+    os.replace(staged, path)
 
 
 def wheel_mirror(root: Path, dest: Path) -> Path:
@@ -430,16 +455,41 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
     or stood in; wheels: the host-built wheelhouse). Returns each image with its size, digest and exported SBOM."""
     known = {**IMAGES, **CLUSTER_IMAGES}
     specs = [known[n] for n in (names or list(IMAGES))]
-    # One build at a time on a machine: the container tier and the cluster's rehearsal both build, into one
-    # wheelhouse and one podman storage.
-    lock_path = root / ".build" / "images.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with wheelhouse_held(root):
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         built = _build_images(root, specs)
         prune_replaced(root, before=started)
         return built
+
+
+_held: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def wheelhouse_held(root: Path) -> Iterator[None]:
+    """The checkout's wheelhouse and builds to itself, machine-wide, while inside (re-entrant in one process).
+
+    The container tier and the cluster's rehearsal run side by side in `make test` and both build: one image build
+    reads `.build/wheelhouse` as its context while another process rebuilds it in place would copy a file being
+    rewritten (the rehearsal's build failed so: "incorrect size" of `bin/uv`). Every writer of the wheelhouse, and
+    every build that reads it, holds this."""
+    key = root.resolve()
+    if _held.get(key):
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    lock_path = key / ".build" / "images.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _held[key] = 1
+        try:
+            yield
+        finally:
+            _held[key] = 0
 
 
 def prune_replaced(root: Path, *, before: str) -> None:
