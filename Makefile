@@ -106,9 +106,6 @@ run: sync system-deps
 #   sooner than one on two cores;
 # - the main lane: everything else but the tests that restart the devstack's PostgreSQL or Kafka (marker
 #   `restarts_infra`), which run last and alone, once every other lane is done.
-# - the rehearsal on the one-node Kubernetes (tests/k8s, marker `cluster`) shares nothing with the devstack either:
-#   once the cluster's build (niced; seconds when cached) is done, beside everything (.results/lane-k8s.log). It waits
-#   on operators, rollouts and backups far more than it computes: run last and alone it was 17 of 46 minutes.
 # Any lane failing fails `make test`. CI stops the infrastructure at the end.
 # Beside them, the Kafka topic provisioning tests (minutes of the broker creating and growing every topic, little
 # of our CPU), one file in each side lane, and two suites of the main lane's heaviest (the Soroban emulator's,
@@ -122,10 +119,9 @@ RESTARTS_INFRA := tests/faults tools/devstack/tests/test_integration.py
 
 test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools cluster-deps
 	@$(MAKE) --no-print-directory lint
-	@mkdir -p .results && rm -f .results/lane-main.rc .results/lane-k8s.rc
+	@mkdir -p .results && rm -f .results/lane-main.rc
 	@$(RUN) prizeflow-dev env > /dev/null
-	@{ nice -n 15 $(RUN) prizeflow-cluster build > .results/cluster-build.log 2>&1 || { echo 3 > .results/lane-k8s.rc; exit 3; }; \
-	  $(RUN) pytest -m cluster tests/k8s --durations=10 $(PYTEST_ARGS) > .results/lane-k8s.log 2>&1; echo $$? > .results/lane-k8s.rc; } & k8s=$$!; \
+	@nice -n 15 $(RUN) prizeflow-cluster build > .results/cluster-build.log 2>&1 & build=$$!; \
 	$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
@@ -136,15 +132,15 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools cluster-
 	wait $$platform; plane=$$?; [ $$plane -eq 5 ] && plane=0; \
 	echo "--- platform lane (beside the main lane; full log: .results/lane-platform.log) ---"; \
 	if [ $$plane -ne 0 ]; then cat .results/lane-platform.log; else tail -5 .results/lane-platform.log; fi; \
-	echo "--- tests that restart the devstack's PostgreSQL or Kafka (once the other devstack lanes are done) ---"; \
+	echo "--- tests that restart the devstack's PostgreSQL or Kafka (alone, last) ---"; \
 	$(RUN) pytest -m "restarts_infra and not containers and not cluster" $(RESTARTS_INFRA) $(PYTEST_ARGS); restarts=$$?; [ $$restarts -eq 5 ] && restarts=0; \
 	wait $$tier; containers=$$?; \
 	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) ---"; \
 	if [ $$containers -ne 0 ]; then cat .results/containers-tier.log; else grep -v "systemd connection" .results/containers-tier.log | tail -40; fi; \
 	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-dev down > /dev/null; fi; \
-	wait $$k8s; cluster=$$(cat .results/lane-k8s.rc 2>/dev/null || echo 1); \
-	echo "--- the rehearsal on the one-node Kubernetes (beside the lanes; .results/lane-k8s.log, every command it ran: .results/k8s-rehearsal.log) ---"; \
-	if [ $$cluster -eq 3 ]; then cat .results/cluster-build.log; elif [ $$cluster -ne 0 ]; then cat .results/lane-k8s.log; else tail -3 .results/cluster-build.log; tail -12 .results/lane-k8s.log; fi; \
+	echo "--- the rehearsal on the one-node Kubernetes (alone, last; every command it ran: .results/k8s-rehearsal.log) ---"; \
+	wait $$build || { cat .results/cluster-build.log; exit 1; }; tail -3 .results/cluster-build.log; \
+	$(RUN) pytest -m cluster tests/k8s --durations=10 $(PYTEST_ARGS); cluster=$$?; \
 	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-cluster down > /dev/null; fi; \
 	ok=1; [ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ] && [ $$cluster -eq 0 ] || ok=0; \
 	if [ $$ok -eq 0 ]; then \
