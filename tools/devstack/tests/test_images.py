@@ -4,6 +4,8 @@ console script its package declares, and each is built from the right Containerf
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -117,8 +119,18 @@ def test_a_wheelhouse_file_is_rewritten_only_when_it_changed_and_then_whole(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["uv"]
 
 
-def test_the_wheelhouse_is_held_by_one_process_at_a_time_and_again_by_its_holder(tmp_path: Path) -> None:
-    with images.wheelhouse_held(tmp_path), images.wheelhouse_held(tmp_path):  # re-entrant: build_images → wheelhouse
-        assert (tmp_path / ".build" / "images.lock").is_file()
-    with images.wheelhouse_held(tmp_path):
-        pass
+@pytest.mark.integration  # starts a process
+def test_the_wheelhouse_is_held_by_one_process_at_a_time(tmp_path: Path) -> None:
+    """A second holder (another process: a rehearsal's build beside the container tier) gets the wheelhouse only
+    once the first has let it go."""
+    holder = (
+        "import sys, time; from pathlib import Path; from prizeflow_devstack import images\n"
+        "root = Path(sys.argv[1])\n"
+        "with images.wheelhouse_held(root):\n"
+        "    print('held', flush=True); time.sleep(1); (root / 'released').write_text('')\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", holder, str(tmp_path)], stdout=subprocess.PIPE, text=True) as first:
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "held"
+        with images.wheelhouse_held(tmp_path):
+            assert (tmp_path / "released").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prizeflow_devstack import kafka, ports
+from prizeflow_devstack import kafka, owners, ports
 from prizeflow_devstack.infra import Infra, _own_url, asyncpg_dsn, to_asyncpg_url
 from prizeflow_devstack.paths import Paths, RootNotFoundError, find_root
 from prizeflow_devstack.ports import pick_free_port, port_is_free, remembered_or_free
@@ -51,8 +51,7 @@ def test_a_port_promised_to_a_live_process_is_picked_by_no_other_until_it_dies(
     monkeypatch.setattr(ports, "_outside_ephemeral", lambda: range(held, free + 1))
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        ticks = (Path(f"/proc/{other.pid}/stat").read_text().rsplit(")", 1)[1].split())[19]
-        (tmp_path / str(held)).write_text(f"{other.pid} {ticks}")
+        (tmp_path / str(held)).write_text(owners.record_of(other.pid))
         assert pick_free_port() == free
         again = pick_free_port()  # free is now this process's: handed out once
         assert again not in (held, free)
@@ -60,7 +59,7 @@ def test_a_port_promised_to_a_live_process_is_picked_by_no_other_until_it_dies(
         other.kill()
         other.wait()
     assert pick_free_port() == held
-    assert (tmp_path / str(held)).read_text().split()[0] == str(os.getpid())
+    assert json.loads((tmp_path / str(held)).read_text())["pid"] == os.getpid()
 
 
 @pytest.mark.integration  # binds ports or starts processes

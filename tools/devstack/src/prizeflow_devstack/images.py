@@ -339,7 +339,6 @@ def build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
 
 def _build_wheelhouse(root: Path, specs: list[ImageSpec]) -> Path:
     house = root / ".build" / "wheelhouse"
-
     wheels, reqs, bins = house / "wheels", house / "requirements", house / "bin"
     for d in (wheels, reqs, bins):
         d.mkdir(parents=True, exist_ok=True)
@@ -462,34 +461,19 @@ def build_images(root: Path, names: list[str] | None = None) -> list[Built]:
         return built
 
 
-_held: dict[Path, int] = {}
-
-
 @contextlib.contextmanager
 def wheelhouse_held(root: Path) -> Iterator[None]:
-    """The checkout's wheelhouse and builds to itself, machine-wide, while inside (re-entrant in one process).
+    """The checkout's wheelhouse and image builds to this holder, machine-wide, while inside.
 
-    The container tier and the cluster's rehearsal run side by side in `make test` and both build: one image build
-    reads `.build/wheelhouse` as its context while another process rebuilds it in place would copy a file being
-    rewritten (the rehearsal's build failed so: "incorrect size" of `bin/uv`). Every writer of the wheelhouse, and
-    every build that reads it, holds this."""
-    key = root.resolve()
-    if _held.get(key):
-        _held[key] += 1
-        try:
-            yield
-        finally:
-            _held[key] -= 1
-        return
-    lock_path = key / ".build" / "images.lock"
+    The container tier, the cluster's rehearsal and `prizeflow-dev images` each build, and may run side by side: an
+    image build reading `.build/wheelhouse` as its context while another process rebuilt it in place copied a file
+    being rewritten (a rehearsal's build beside the tier failed so: "incorrect size" of `bin/uv`). Every writer of
+    the wheelhouse, and every build that reads it, holds this."""
+    lock_path = root / ".build" / "images.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _held[key] = 1
-        try:
-            yield
-        finally:
-            _held[key] = 0
+        yield
 
 
 def prune_replaced(root: Path, *, before: str) -> None:
@@ -504,7 +488,7 @@ def _build_images(root: Path, specs: list[ImageSpec]) -> list[Built]:
     ensure_official(root, PYTHON_BASE)
     started = time.monotonic()
     # The shared dependency layer is the runtime's closure: its requirements must be in the house.
-    house = build_wheelhouse(root, sorted({*specs, RUNTIME_LAYER}, key=lambda s: s.name))
+    house = _build_wheelhouse(root, sorted({*specs, RUNTIME_LAYER}, key=lambda s: s.name))  # held by build_images
     workspace = {s.name: (house / "requirements" / f"{s.package}.workspace").read_text().split() for s in specs}
     say(f"wheelhouse ready in {time.monotonic() - started:.0f} s")
     built = []

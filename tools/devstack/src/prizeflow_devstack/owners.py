@@ -50,8 +50,23 @@ def claim(kind: Kind, name: str, *, root: Path | None = None) -> None:
     pid = os.getpid()
     # written whole or not at all: a sweep beside it must never read a live owner's half-written file
     staged = path.with_name(f".{path.name}.{pid}")
-    staged.write_text(json.dumps({"pid": pid, "ticks": start_ticks(pid), "boot": _boot_id()}), encoding="utf-8")
+    staged.write_text(record_of(pid), encoding="utf-8")
     staged.replace(path)
+
+
+def record_of(pid: int) -> str:
+    """What names process `pid` as an owner: its pid, its start time and the machine's boot."""
+    return json.dumps({"pid": pid, "ticks": start_ticks(pid), "boot": _boot_id()})
+
+
+def runs(record: str) -> bool:
+    """Whether the owner `record` names still runs (another boot's pid is nobody's; an unreadable record was written
+    by a process killed mid-write)."""
+    try:
+        owner = json.loads(record)
+        return bool(owner.get("boot") == _boot_id() and pid_alive(int(owner["pid"]), owner.get("ticks")))
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def release(kind: Kind, name: str, *, root: Path | None = None) -> None:
@@ -68,15 +83,13 @@ class Orphan:
 def orphans(*, root: Path | None = None) -> list[Orphan]:
     """What owners that no longer run claimed (another boot's pid is nobody's)."""
     found: list[Orphan] = []
-    boot = _boot_id()
     directory = _dir(root)
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         kind, _, name = path.stem.partition("-")
         try:
-            owner = json.loads(path.read_text(encoding="utf-8"))
-            alive = owner.get("boot") == boot and pid_alive(int(owner["pid"]), owner.get("ticks"))
-        except (OSError, ValueError, KeyError, TypeError):
-            alive = False  # unreadable: written by a process killed mid-write
+            alive = runs(path.read_text(encoding="utf-8"))
+        except OSError:
+            alive = False
         if not alive and kind in ("database", "topics") and _NAME.match(name):
             found.append(Orphan(kind, name, path))  # type: ignore[arg-type]
     return found
@@ -100,4 +113,4 @@ async def sweep(
     return cleaned
 
 
-__all__ = ["Orphan", "claim", "orphans", "release", "sweep"]
+__all__ = ["Orphan", "claim", "orphans", "record_of", "release", "runs", "sweep"]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from prizeflow_devstack.procs import pid_alive, start_ticks
+from prizeflow_devstack import owners
 
 HOST = "127.0.0.1"
 
@@ -58,8 +58,9 @@ def pick_free_port(exclude: Iterable[int] = (), host: str = HOST) -> int:
 
 
 def promised_dir() -> Path:
-    """Where picked ports are promised: one file per port holding its process's pid and start time. Ports are the
-    machine's, so this is too (not a checkout's): every checkout and lane on the machine reads the same promises."""
+    """Where picked ports are promised: one file per port holding its process's owner record (`owners.record_of`).
+    Ports are the machine's, so this is too (not a checkout's): every checkout and lane on the machine reads the same
+    promises."""
     return Path(os.environ.get("PRIZEFLOW_PORTS_DIR") or Path(tempfile.gettempdir()) / "prizeflow-ports")
 
 
@@ -80,22 +81,18 @@ def _promise(port: int) -> bool:
             path.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(f"{pid} {start_ticks(pid)}")
+            out.write(owners.record_of(pid))
         return True
     return False
 
 
 def _promise_stands(path: Path) -> bool:
     try:
-        text = path.read_text(encoding="utf-8")
+        record = path.read_text(encoding="utf-8")
         age = time.time() - path.stat().st_mtime
     except OSError:
         return False
-    try:
-        pid, ticks = text.split()
-        return pid_alive(int(pid), None if ticks == "None" else int(ticks))
-    except ValueError:
-        return age < 10  # being written
+    return owners.runs(record) or (not record and age < 10)  # empty and young: being written
 
 
 _LOWEST = 15000  # below: registered services' well-known ports (PostgreSQL 5432, Kafka 9092, Prometheus 9090, ...)
