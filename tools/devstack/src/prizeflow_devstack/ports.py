@@ -60,8 +60,9 @@ def pick_free_port(exclude: Iterable[int] = (), host: str = HOST) -> int:
 def promised_dir() -> Path:
     """Where picked ports are promised: one file per port holding its process's owner record (`owners.record_of`).
     Ports are the machine's, so this is too (not a checkout's): every checkout and lane on the machine reads the same
-    promises."""
-    return Path(os.environ.get("PRIZEFLOW_PORTS_DIR") or Path(tempfile.gettempdir()) / "prizeflow-ports")
+    promises. One directory per user: another user's directory is not ours to write, nor its dead promises to remove."""
+    default = Path(tempfile.gettempdir()) / f"prizeflow-ports-{os.getuid()}"
+    return Path(os.environ.get("PRIZEFLOW_PORTS_DIR") or default)
 
 
 def _promise(port: int) -> bool:
