@@ -121,27 +121,29 @@ test: sync system-deps asyncapi-lint-deps console-assets-deps k8s-tools cluster-
 	@$(MAKE) --no-print-directory lint
 	@mkdir -p .results && rm -f .results/lane-main.rc
 	@$(RUN) prizeflow-dev env > /dev/null
-	@nice -n 15 $(RUN) prizeflow-cluster build > .results/cluster-build.log 2>&1 & build=$$!; \
+	@start=$$(date +%s); at() { echo "(+$$(( $$(date +%s) - start )) s)"; }; \
+	nice -n 15 $(RUN) prizeflow-cluster build > .results/cluster-build.log 2>&1 & build=$$!; \
 	$(RUN) pytest -s -m containers tests/containers $(PYTEST_ARGS) > .results/containers-tier.log 2>&1 & tier=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PAYOUTS_LANE) $(PYTEST_ARGS) > .results/lane-payouts.log 2>&1 & payouts=$$!; \
 	$(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=15 $(PLATFORM_LANE) $(PYTEST_ARGS) > .results/lane-platform.log 2>&1 & platform=$$!; \
 	{ $(RUN) pytest -m "not containers and not restarts_infra and not cluster" --durations=25 $(foreach d,$(PAYOUTS_LANE) $(PLATFORM_LANE),--ignore=$(d)) $(PYTEST_ARGS); echo $$? > .results/lane-main.rc; } 2>&1 | tee .results/lane-main.log; main=$$(cat .results/lane-main.rc); \
 	wait $$payouts; lane=$$?; [ $$lane -eq 5 ] && lane=0; \
-	echo "--- payouts integration lane (beside the main lane; full log: .results/lane-payouts.log) ---"; \
+	echo "--- payouts integration lane (beside the main lane; full log: .results/lane-payouts.log) --- $$(at)"; \
 	if [ $$lane -ne 0 ]; then cat .results/lane-payouts.log; else tail -5 .results/lane-payouts.log; fi; \
 	wait $$platform; plane=$$?; [ $$plane -eq 5 ] && plane=0; \
-	echo "--- platform lane (beside the main lane; full log: .results/lane-platform.log) ---"; \
+	echo "--- platform lane (beside the main lane; full log: .results/lane-platform.log) --- $$(at)"; \
 	if [ $$plane -ne 0 ]; then cat .results/lane-platform.log; else tail -5 .results/lane-platform.log; fi; \
-	echo "--- tests that restart the devstack's PostgreSQL or Kafka (alone, last) ---"; \
-	$(RUN) pytest -m "restarts_infra and not containers and not cluster" $(RESTARTS_INFRA) $(PYTEST_ARGS); restarts=$$?; [ $$restarts -eq 5 ] && restarts=0; \
+	echo "--- tests that restart the devstack's PostgreSQL or Kafka (alone, last) --- $$(at)"; \
+	$(RUN) pytest -m "restarts_infra and not containers and not cluster" --durations=5 $(RESTARTS_INFRA) $(PYTEST_ARGS); restarts=$$?; [ $$restarts -eq 5 ] && restarts=0; \
 	wait $$tier; containers=$$?; \
-	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) ---"; \
+	echo "--- container tier (tests/containers, beside the suite; full log: .results/containers-tier.log) --- $$(at)"; \
 	if [ $$containers -ne 0 ]; then cat .results/containers-tier.log; else grep -v "systemd connection" .results/containers-tier.log | tail -40; fi; \
 	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-dev down > /dev/null; fi; \
-	echo "--- the rehearsal on the one-node Kubernetes (alone, last; every command it ran: .results/k8s-rehearsal.log) ---"; \
-	wait $$build || { cat .results/cluster-build.log; exit 1; }; tail -3 .results/cluster-build.log; \
+	echo "--- the rehearsal on the one-node Kubernetes (alone, last; every command it ran: .results/k8s-rehearsal.log) --- $$(at)"; \
+	wait $$build || { cat .results/cluster-build.log; exit 1; }; tail -3 .results/cluster-build.log; echo "the cluster's components built $$(at)"; \
 	$(RUN) pytest -m cluster tests/k8s --durations=10 $(PYTEST_ARGS); cluster=$$?; \
 	if [ "$${CI:-}" = "true" ] || [ "$${CI:-}" = "1" ]; then $(RUN) prizeflow-cluster down > /dev/null; fi; \
+	echo "--- the rehearsal ended $$(at) ---"; \
 	ok=1; [ $$main -eq 0 ] && [ $$lane -eq 0 ] && [ $$plane -eq 0 ] && [ $$restarts -eq 0 ] && [ $$containers -eq 0 ] && [ $$cluster -eq 0 ] || ok=0; \
 	if [ $$ok -eq 0 ]; then \
 	  echo "--- what failed, in every lane (its assertion lines; the whole logs are in .results/) ---"; \
