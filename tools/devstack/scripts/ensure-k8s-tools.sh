@@ -39,7 +39,8 @@ for entry in "${TOOLS[@]}"; do
         continue
     fi
     echo "ensure-k8s-tools: installing $name $version (found: ${have:-none})"
-    GOBIN="$BIN" GOFLAGS=-mod=mod "$GO" install "$package@$version"
+    # Stripped, so the compiler writes no DWARF either (a quarter less CPU on a new machine).
+    GOBIN="$BIN" GOFLAGS=-mod=mod "$GO" install -trimpath -gcflags=all=-dwarf=false -ldflags="-s -w" "$package@$version"
     have="$(installed_version "$BIN/$name" "$module")"
     if [[ "$have" != "$version" ]]; then
         echo "ensure-k8s-tools: $BIN/$name reports ${have:-no version} after installing $version" >&2

@@ -29,7 +29,9 @@ fi
 mkdir -p "$BIN_DIR"
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
-if ! GOBIN="$STAGE" GOFLAGS=-mod=mod "$GO" install "github.com/stripe/stripe-mock@$VERSION" >"$STAGE/install.log" 2>&1; then
+# Stripped, so the compiler writes no DWARF either (a quarter less CPU on a new machine).
+if ! GOBIN="$STAGE" GOFLAGS=-mod=mod "$GO" install -trimpath -gcflags=all=-dwarf=false -ldflags="-s -w" \
+    "github.com/stripe/stripe-mock@$VERSION" >"$STAGE/install.log" 2>&1; then
     echo "ensure-stripe-mock: cannot install stripe-mock $VERSION: go install failed:" >&2
     tail -5 "$STAGE/install.log" >&2
     exit 3

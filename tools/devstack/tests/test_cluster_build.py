@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +89,49 @@ def test_a_component_built_from_the_same_inputs_is_not_built_again_even_on_a_sho
     again = build.ensure_built(root, out, _COMPONENTS, say=lambda _: None, free_disk_gb=lambda _: 1.0)
 
     assert [b.seconds for b in again] == [0.0, 0.0]
+
+
+def test_sigterm_stops_the_go_build_it_waits_on(root: Path) -> None:
+    """A build stopped with SIGTERM (a job killed, CI timing out) leaves no Go build running on, orphaned."""
+    pid_file = root / "go.pid"
+    go = root / "fakebin" / "go"
+    go.write_text(
+        '#!/bin/sh\nif [ "$1" = version ]; then echo "go version go0.0 stand-in"; exit 0; fi\n'
+        f'echo $$ > "{pid_file}"\nexec sleep 60\n'
+    )
+    script = textwrap.dedent(
+        f"""\
+        from pathlib import Path
+        from prizeflow_devstack.cluster import build, cli
+        from prizeflow_devstack.cluster.versions import GoComponent
+
+        cli.exit_on_sigterm()
+        build.ensure_built(
+            Path({str(root)!r}), Path({str(root / "out")!r}), (GoComponent("first", ("example.test/cmd/one",)),),
+            free_disk_gb=lambda _: 100.0,
+        )
+        """
+    )
+    builder = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the stand-in go never started"
+        assert builder.poll() is None, "the build ended before go started"
+        time.sleep(0.05)
+    go_pid = int(pid_file.read_text())
+
+    builder.send_signal(signal.SIGTERM)
+
+    assert builder.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while _alive(go_pid):
+        assert time.monotonic() < deadline, "the go build outlived the build command"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"

@@ -10,9 +10,11 @@ prizeflow-cluster env       `export KUBECONFIG=...` and the kubectl on PATH
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from prizeflow_devstack import images as project_images
 from prizeflow_devstack.cluster import build, images, node, operators, strimzi
@@ -45,7 +47,18 @@ def up(root: Path) -> float:
     return seconds
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM exits as Ctrl-C does, through the running call: a `go build` it waits on is killed, not orphaned
+    (`subprocess.run` kills its child on the way out), where the default action would leave it building on."""
+
+    def _exit(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="prizeflow-cluster", description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "wipe", "status", "env", "build"):
