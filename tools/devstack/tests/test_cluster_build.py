@@ -15,6 +15,7 @@ import pytest
 
 from prizeflow_devstack.cluster import build
 from prizeflow_devstack.cluster.versions import GoComponent
+from prizeflow_devstack.procs import pid_alive
 
 pytestmark = pytest.mark.integration  # runs a process (the stand-in go)
 
@@ -124,14 +125,6 @@ def test_sigterm_stops_the_go_build_it_waits_on(root: Path) -> None:
 
     assert builder.wait(timeout=30) == 128 + signal.SIGTERM
     deadline = time.monotonic() + 10
-    while _alive(go_pid):
+    while pid_alive(go_pid):
         assert time.monotonic() < deadline, "the go build outlived the build command"
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
